@@ -1,0 +1,80 @@
+/*
+ * buf.h - growable byte buffer and bounds-checked reader for our codecs.
+ *
+ * All integers are encoded big-endian (keys must sort bytewise; records use
+ * the same helpers for one convention).  A writer that fails to grow latches
+ * b->err = -ENOMEM and ignores further puts, so encoders check once at the
+ * end.  A reader that runs past its end latches r->err = QFS_ECORRUPT and
+ * returns zeros, so decoders check once at the end.
+ */
+#ifndef QFS_COMMON_BUF_H
+#define QFS_COMMON_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct qfs_buf {
+	uint8_t *data; /* heap, owned; NULL when empty */
+	size_t len;    /* bytes used */
+	size_t cap;    /* bytes allocated */
+	int err;       /* 0 or -ENOMEM after a failed growth */
+};
+
+void qfs_buf_init(struct qfs_buf *b);
+void qfs_buf_close(struct qfs_buf *b);              /* frees data */
+void qfs_buf_reset(struct qfs_buf *b);              /* len = 0, keeps memory, clears err */
+int qfs_buf_reserve(struct qfs_buf *b, size_t more); /* 0 or -ENOMEM (latched) */
+void qfs_buf_put(struct qfs_buf *b, const void *p, size_t n);
+void qfs_buf_put_u8(struct qfs_buf *b, uint8_t v);
+void qfs_buf_put_u16(struct qfs_buf *b, uint16_t v);
+void qfs_buf_put_u32(struct qfs_buf *b, uint32_t v);
+void qfs_buf_put_u64(struct qfs_buf *b, uint64_t v);
+/* u32 length followed by the bytes */
+void qfs_buf_put_bytes(struct qfs_buf *b, const void *p, size_t n);
+/* Take ownership of the data: returns it (may be NULL if len 0) and resets b. */
+uint8_t *qfs_buf_steal(struct qfs_buf *b, size_t *len);
+
+struct qfs_rd {
+	const uint8_t *p;   /* next byte */
+	const uint8_t *end; /* one past the last byte */
+	int err;            /* 0 or QFS_ECORRUPT after an overrun */
+};
+
+void qfs_rd_init(struct qfs_rd *r, const void *p, size_t len);
+uint8_t qfs_rd_u8(struct qfs_rd *r);
+uint16_t qfs_rd_u16(struct qfs_rd *r);
+uint32_t qfs_rd_u32(struct qfs_rd *r);
+uint64_t qfs_rd_u64(struct qfs_rd *r);
+/* Returns a pointer into the input of n bytes, or NULL (and err) on overrun. */
+const uint8_t *qfs_rd_raw(struct qfs_rd *r, size_t n);
+/* Reads a u32 length then that many bytes; *n gets the length. */
+const uint8_t *qfs_rd_bytes(struct qfs_rd *r, size_t *n);
+static inline size_t qfs_rd_left(const struct qfs_rd *r) { return (size_t)(r->end - r->p); }
+
+static inline void qfs_be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+static inline uint64_t qfs_be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline void qfs_be32_put(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline uint32_t qfs_be32_get(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+#endif

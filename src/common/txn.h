@@ -1,0 +1,96 @@
+/*
+ * txn.h - a transaction on the items of one partition: the unit that is
+ * logged, replicated and applied (see doc/format-txn.md).
+ *
+ * A txn is a list of ops applied in order, all or nothing, like DynamoDB's
+ * TransactWriteItems.  Condition ops and patch ops may fail; the first
+ * failure aborts the txn and its result is that op's error.  Application is
+ * deterministic given the partition state, so every replica computes the
+ * same result.  The store implements the semantics (src/store/apply.c).
+ *
+ *   PUT        key, value               write the value
+ *   DEL        key                      delete (no error if absent)
+ *   DEL_RANGE  key, key2                delete keys in [key, key2)
+ *   EXPECT_ABSENT  key, err             fail with err if key exists
+ *   EXPECT_PRESENT key, err             fail with err if key is absent
+ *   EXPECT_VALUE   key, value, err      fail with err unless stored value == value
+ *   EXPECT_EMPTY   key, key2, err       fail with err if any key in [key, key2)
+ *   SETATTR    key(inode), attr, mask   set the masked attributes; -ENOENT if absent
+ *   NLINK      key(inode), delta        add delta to nlink; -ENOENT if absent
+ *   SETDATA    key(inode), value        replace inline data; -ENOENT if absent
+ *   XSET       key(inode), name, value, flags  set an xattr (errors of
+ *                                       qfs_inode_xattr_set); -ENOENT if absent
+ *   XDEL       key(inode), name         remove an xattr; -ENODATA if absent
+ *
+ * Ops borrow their key/value pointers from the caller until encoded; a
+ * decoded txn points into the encoded buffer.
+ */
+#ifndef QFS_COMMON_TXN_H
+#define QFS_COMMON_TXN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/item.h"
+
+#define QFS_TXN_VERSION 1
+
+enum qfs_op_kind {
+	QFS_OP_PUT = 1,
+	QFS_OP_DEL,
+	QFS_OP_DEL_RANGE,
+	QFS_OP_EXPECT_ABSENT,
+	QFS_OP_EXPECT_PRESENT,
+	QFS_OP_EXPECT_VALUE,
+	QFS_OP_EXPECT_EMPTY,
+	QFS_OP_SETATTR,
+	QFS_OP_NLINK,
+	QFS_OP_SETDATA,
+	QFS_OP_XSET,
+	QFS_OP_XDEL,
+};
+
+/* SETATTR mask bits */
+#define QFS_SET_MODE 0x001u   /* permission bits only; the type is kept */
+#define QFS_SET_UID 0x002u
+#define QFS_SET_GID 0x004u
+#define QFS_SET_SIZE 0x008u
+#define QFS_SET_ATIME 0x010u
+#define QFS_SET_MTIME 0x020u
+#define QFS_SET_CTIME 0x040u
+#define QFS_SET_FLAGS 0x080u
+#define QFS_SET_RDEV 0x100u
+
+struct qfs_op {
+	enum qfs_op_kind kind;
+	int32_t err;             /* condition ops: the error to fail with (< 0) */
+	const uint8_t *key;
+	uint32_t key_len;
+	const uint8_t *key2;     /* DEL_RANGE, EXPECT_EMPTY: end of the range */
+	uint32_t key2_len;
+	const uint8_t *val;      /* PUT, EXPECT_VALUE, SETDATA, XSET value */
+	uint32_t val_len;
+	const char *name;        /* XSET, XDEL: NUL-terminated xattr name */
+	uint32_t mask;           /* SETATTR: QFS_SET_* */
+	int32_t delta;           /* NLINK */
+	int32_t flags;           /* XSET: XATTR_CREATE / XATTR_REPLACE */
+	struct qfs_attr attr;    /* SETATTR: the new values for masked fields */
+};
+
+struct qfs_txn {
+	struct qfs_op *ops;      /* heap array, owned by the txn */
+	uint32_t nops;
+	uint32_t cap;
+};
+
+void qfs_txn_init(struct qfs_txn *t);
+void qfs_txn_close(struct qfs_txn *t);
+/* Append a zeroed op of kind and return it, or NULL on -ENOMEM. */
+struct qfs_op *qfs_txn_add(struct qfs_txn *t, enum qfs_op_kind kind);
+void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out);
+/* Decode into t (initialised and empty); ops point into p, which must outlive
+ * t.  Returns 0, -ENOMEM, QFS_ECORRUPT or QFS_EFORMAT. */
+int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * store.h - the node's RocksDB: items of every group it hosts, plus each
+ * group's applied LSN (layout: doc/format-store.md).
+ *
+ * Keys in RocksDB:  'd' be64(group) itemkey  -> item value
+ *                   'a' be64(group)          -> be64(applied LSN)
+ * A committed log entry is applied in one WriteBatch together with the new
+ * applied LSN, so after a crash the store is exactly "all entries up to
+ * applied"; the node replays the WAL from applied+1.  RocksDB's own WAL is on
+ * but not synced: our WAL is the durability source.
+ *
+ * Thread-safety: reads (get, scan, applied) may run on any thread at any
+ * time; apply and drop are called only by the node's I/O thread.
+ */
+#ifndef QFS_STORE_STORE_H
+#define QFS_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/qfs.h"
+
+struct qfs_store;
+
+/* Called per item in key order; return nonzero to stop (returned as is). */
+typedef int (*qfs_store_scan_cb)(const uint8_t *key, size_t key_len, const uint8_t *val,
+				 size_t val_len, void *arg);
+
+/* Open or create the RocksDB in dir.  *out set only on success.
+ * Errors: -EIO (with a log line quoting RocksDB's message), -ENOMEM. */
+int qfs_store_open(const char *dir, struct qfs_store **out);
+void qfs_store_close(struct qfs_store *s); /* NULL: nothing */
+
+/* Applied LSN of group (0 if nothing applied). 0 or -EIO. */
+int qfs_store_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *out);
+
+/* Apply the encoded txn (common/txn.h) at lsn.  lsn must be applied+1
+ * (-EINVAL otherwise, nothing done).  *result gets the txn's own result: 0
+ * or the failing op's negative error, in which case no item changed but the
+ * applied LSN still advanced (a failed condition is a committed outcome).
+ * Returns 0, QFS_ECORRUPT (payload does not decode; nothing done), -ENOMEM,
+ * or -EIO when RocksDB fails (nothing done). */
+int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
+		    size_t len, int *result);
+
+/* Advance the applied LSN to lsn without changing items (no-op entries). */
+int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
+
+/* Point read.  *val is malloc'd (caller frees), set only on success.
+ * 0, -ENOENT, -ENOMEM, -EIO. */
+int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		  void **val, size_t *val_len);
+
+/* Items of group with lo <= key < hi in order; hi NULL = to the group's end.
+ * Reads one consistent snapshot.  Returns 0, cb's nonzero value, or -EIO. */
+int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+
+/* Delete every item of group and its applied LSN.  0 or -EIO. */
+int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group);
+
+/* Approximate bytes and keys of group (RocksDB estimates). */
+int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes);
+
+#endif
