@@ -1,0 +1,144 @@
+/*
+ * ctl.c - the read-only control tree at MOUNTPOINT/.quorumfs (like /proc):
+ * plain text, one fact per line, made for grep and awk.  Inode numbers
+ * 2..1023 are reserved for it; it is not listed in the root directory (so
+ * backups of the mount do not copy it) but can be looked up by name.
+ *
+ *   .quorumfs/status   version, uptime, tables, node and group health
+ *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "fs/fs_int.h"
+
+struct ctl_file {
+	qfs_ino_t ino;
+	const char *name;
+};
+
+static const struct ctl_file files[] = {
+	{ 3, "status" },
+	{ 4, "stats" },
+};
+#define NFILES (sizeof(files) / sizeof(files[0]))
+
+static const char *fop_names[FOP_NOPS] = {
+	"lookup", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink", "rmdir", "symlink",
+	"rename", "link", "open", "read", "write", "flush", "release", "fsync", "opendir", "readdir",
+	"statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create", "fallocate",
+};
+
+static void fill(qfs_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	if (ino == QFS_CTL_DIR_INO) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+	}
+	st->st_blksize = 4096;
+}
+
+int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st)
+{
+	if (parent == FUSE_ROOT_ID) {
+		if (strcmp(name, ".quorumfs"))
+			return -ENOENT;
+		fill(QFS_CTL_DIR_INO, st);
+		return 0;
+	}
+	if (parent != QFS_CTL_DIR_INO)
+		return -ENOTDIR;
+	for (size_t i = 0; i < NFILES; i++) {
+		if (strcmp(files[i].name, name) == 0) {
+			fill(files[i].ino, st);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st)
+{
+	if (ino == QFS_CTL_DIR_INO) {
+		fill(ino, st);
+		return 0;
+	}
+	for (size_t i = 0; i < NFILES; i++) {
+		if (files[i].ino == ino) {
+			fill(ino, st);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len)
+{
+	struct qfs_buf b;
+
+	qfs_buf_init(&b);
+	if (ino == 3) {
+		qfs_buf_printf(&b, "version %s\n", PACKAGE_VERSION);
+		qfs_buf_printf(&b, "uptime_s %llu\n",
+			       (unsigned long long)((qfs_clock_mono_ms() - fs->started_ms) / 1000));
+		qfs_buf_printf(&b, "data_dir %s\n", fs->o->data_dir ? fs->o->data_dir : "-");
+		qfs_buf_printf(&b, "mountpoint %s\n", fs->o->mountpoint);
+		qfs_buf_printf(&b, "replicas 1\n");
+		qfs_router_status(fs->r, &b);
+	} else if (ino == 4) {
+		for (int i = 0; i < FOP_NOPS; i++) {
+			qfs_buf_printf(&b, "op %s", fop_names[i]);
+			qfs_hist_format(&fs->ops[i], &b);
+			qfs_buf_put_u8(&b, '\n');
+		}
+		qfs_router_stats(fs->r, &b);
+	} else if (ino == QFS_CTL_DIR_INO) {
+		return -EISDIR;
+	} else {
+		return -ENOENT;
+	}
+	if (b.err) {
+		int err = b.err;
+		qfs_buf_close(&b);
+		return err;
+	}
+	*text = (char *)qfs_buf_steal(&b, len);
+	return 0;
+}
+
+size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)
+{
+	size_t pos = 0;
+	struct stat st;
+
+	for (off_t i = off; i < (off_t)(2 + NFILES); i++) {
+		const char *name;
+		qfs_ino_t ino;
+		if (i == 0) {
+			name = ".";
+			ino = QFS_CTL_DIR_INO;
+		} else if (i == 1) {
+			name = "..";
+			ino = FUSE_ROOT_ID;
+		} else {
+			name = files[i - 2].name;
+			ino = files[i - 2].ino;
+		}
+		fill(ino, &st);
+		size_t n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		if (n > size - pos)
+			break;
+		pos += n;
+	}
+	return pos;
+}

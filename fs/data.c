@@ -1,0 +1,509 @@
+/*
+ * data.c - file bytes: write buffering, reads that overlay buffered chunks on
+ * stored ones, truncation, and the flush that turns buffered state into one
+ * transaction.
+ *
+ * A file of at most QFS_INLINE_MAX bytes keeps its bytes in the inode item
+ * (QFS_ATTR_INLINE); a larger one in chunk items of QFS_CHUNK_SIZE bytes,
+ * each stored trimmed to the file size; an all-zero chunk is not stored
+ * (holes read as zeros).  Writes are buffered per inode as whole chunks and
+ * written back on close (FUSE flush), fsync, setattr, or when more than
+ * QFS_FS_DIRTY_MAX bytes are buffered.  One flush = one txn = one log entry,
+ * so a file never shows a half-applied write-back after a crash.
+ *
+ * Every function here is called with in->mu held.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "common/key.h"
+#include "common/log.h"
+#include "fs/fs_int.h"
+
+static struct qfs_dchunk *chunk_find(struct qfs_fs_inode *in, uint64_t no)
+{
+	for (struct qfs_dchunk *c = in->chunks; c; c = c->next)
+		if (c->no == no)
+			return c;
+	return NULL;
+}
+
+void qfs_fs_drop_buffers(struct qfs_fs_inode *in)
+{
+	struct qfs_dchunk *c = in->chunks, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		free(c->data);
+		free(c);
+	}
+	in->chunks = NULL;
+	in->dirty_bytes = 0;
+}
+
+int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	struct qfs_attr a;
+	int rc;
+
+	if (in->loaded)
+		return 0;
+	rc = qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	if (rc)
+		return rc;
+	in->attr = a;
+	in->stored_size = a.size;
+	in->valid_size = a.size;
+	in->stored_flags = a.flags;
+	in->attr_dirty = 0;
+	in->loaded = true;
+	return 0;
+}
+
+/* Stored bytes of chunk no into dst (QFS_CHUNK_SIZE bytes), zeros where the
+ * store has none or beyond valid (bytes truncated away in memory). */
+static int read_stored_chunk(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t valid, uint32_t flags,
+			     uint64_t no, uint8_t *dst)
+{
+	uint64_t start = no * QFS_CHUNK_SIZE;
+	size_t want;
+	int rc;
+
+	memset(dst, 0, QFS_CHUNK_SIZE);
+	if (start >= valid)
+		return 0;
+	want = valid - start < QFS_CHUNK_SIZE ? (size_t)(valid - start) : QFS_CHUNK_SIZE;
+	if (flags & QFS_ATTR_INLINE) {
+		struct qfs_inode inode;
+		if (no != 0)
+			return 0;
+		qfs_inode_init(&inode);
+		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+		if (rc == 0) {
+			size_t n = inode.data_len < want ? inode.data_len : want;
+			if (n)
+				memcpy(dst, inode.data, n);
+		}
+		qfs_inode_close(&inode);
+		return rc;
+	}
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_chunk(key, in->ino, no), vlen;
+	void *val;
+	rc = qfs_router_get(fs->r, in->group, key, klen, &val, &vlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	memcpy(dst, val, vlen < want ? vlen : want);
+	free(val);
+	return 0;
+}
+
+/* The buffered chunk no, created (with its stored bytes unless the caller
+ * overwrites all of them) if absent.  NULL + *err on failure. */
+static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t no, int need_old,
+				    int *err)
+{
+	struct qfs_dchunk *c = chunk_find(in, no);
+
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->data = malloc(QFS_CHUNK_SIZE))) {
+		free(c);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	c->no = no;
+	if (need_old) {
+		*err = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, no, c->data);
+		if (*err) {
+			free(c->data);
+			free(c);
+			return NULL;
+		}
+	} else {
+		memset(c->data, 0, QFS_CHUNK_SIZE);
+	}
+	c->next = in->chunks;
+	in->chunks = c;
+	in->dirty_bytes += QFS_CHUNK_SIZE;
+	return c;
+}
+
+int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off)
+{
+	uint64_t pos = (uint64_t)off, end = pos + size;
+	int rc;
+
+	if (off < 0)
+		return -EINVAL;
+	if (end > QFS_FS_FILE_MAX || end < pos)
+		return -EFBIG;
+	rc = qfs_fs_load(fs, in);
+	if (rc)
+		return rc;
+	while (pos < end) {
+		uint64_t no = pos / QFS_CHUNK_SIZE, cstart = no * QFS_CHUNK_SIZE;
+		size_t inoff = (size_t)(pos - cstart);
+		size_t n = QFS_CHUNK_SIZE - inoff;
+		if (n > end - pos)
+			n = (size_t)(end - pos);
+		/* old bytes are needed unless this write covers every stored byte of the chunk */
+		uint64_t old_end = in->valid_size < cstart + QFS_CHUNK_SIZE ? in->valid_size : cstart + QFS_CHUNK_SIZE;
+		int need_old = old_end > cstart && !(inoff == 0 && cstart + n >= old_end);
+		struct qfs_dchunk *c = chunk_get(fs, in, no, need_old, &rc);
+		if (!c)
+			return rc;
+		memcpy(c->data + inoff, buf, n);
+		buf += n;
+		pos += n;
+	}
+	if (end > in->attr.size)
+		in->attr.size = end;
+	qfs_clock_now(&in->attr.mtime);
+	in->attr.ctime = in->attr.mtime;
+	in->attr_dirty |= QFS_SET_SIZE | QFS_SET_MTIME | QFS_SET_CTIME;
+	if (in->dirty_bytes >= QFS_FS_DIRTY_MAX)
+		return qfs_fs_flush_locked(fs, in);
+	return 0;
+}
+
+int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got)
+{
+	uint64_t fsize, valid;
+	uint32_t flags;
+	struct qfs_inode inode;
+	uint8_t *tmp = NULL;
+	int rc = 0, have_inode = 0;
+
+	qfs_inode_init(&inode);
+	if (in->loaded) {
+		fsize = in->attr.size;
+		valid = in->valid_size;
+		flags = in->stored_flags;
+	} else {
+		/* clean file: one read of the inode gives size and, if inline, the bytes */
+		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+		if (rc)
+			return rc;
+		have_inode = 1;
+		fsize = valid = inode.a.size;
+		flags = inode.a.flags;
+	}
+	if (off < 0 || (uint64_t)off >= fsize) {
+		*got = 0;
+		goto out;
+	}
+	uint64_t pos = (uint64_t)off, end = pos + size;
+	if (end > fsize || end < pos)
+		end = fsize;
+	*got = (size_t)(end - pos);
+	if (have_inode && (flags & QFS_ATTR_INLINE)) {
+		memset(buf, 0, *got);
+		if (pos < inode.data_len) {
+			size_t n = inode.data_len - pos < end - pos ? inode.data_len - (size_t)pos : (size_t)(end - pos);
+			memcpy(buf, inode.data + pos, n);
+		}
+		goto out;
+	}
+	while (pos < end) {
+		uint64_t no = pos / QFS_CHUNK_SIZE;
+		size_t inoff = (size_t)(pos - no * QFS_CHUNK_SIZE);
+		size_t n = QFS_CHUNK_SIZE - inoff;
+		if (n > end - pos)
+			n = (size_t)(end - pos);
+		struct qfs_dchunk *c = in->loaded ? chunk_find(in, no) : NULL;
+		const uint8_t *src;
+		if (c) {
+			src = c->data;
+		} else {
+			if (!tmp && !(tmp = malloc(QFS_CHUNK_SIZE))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			rc = read_stored_chunk(fs, in, valid, flags, no, tmp);
+			if (rc)
+				goto out;
+			src = tmp;
+		}
+		memcpy(buf, src + inoff, n);
+		buf += n;
+		pos += n;
+	}
+out:
+	free(tmp);
+	qfs_inode_close(&inode);
+	return rc;
+}
+
+int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size)
+{
+	int rc;
+
+	if (size > QFS_FS_FILE_MAX)
+		return -EFBIG;
+	rc = qfs_fs_load(fs, in);
+	if (rc)
+		return rc;
+	if (size < in->attr.size) {
+		struct qfs_dchunk **pp = &in->chunks;
+		while (*pp) {
+			struct qfs_dchunk *c = *pp;
+			if (c->no * QFS_CHUNK_SIZE >= size) {
+				*pp = c->next;
+				in->dirty_bytes -= QFS_CHUNK_SIZE;
+				free(c->data);
+				free(c);
+			} else {
+				pp = &c->next;
+			}
+		}
+		size_t tail = (size_t)(size % QFS_CHUNK_SIZE);
+		if (tail) {
+			uint64_t no = size / QFS_CHUNK_SIZE;
+			struct qfs_dchunk *c = chunk_find(in, no);
+			if (!c && no * QFS_CHUNK_SIZE < in->valid_size)
+				c = chunk_get(fs, in, no, 1, &rc);
+			if (!c && rc)
+				return rc;
+			if (c)
+				memset(c->data + tail, 0, QFS_CHUNK_SIZE - tail);
+		}
+		if (size < in->valid_size)
+			in->valid_size = size;
+	}
+	in->attr.size = size;
+	qfs_clock_now(&in->attr.mtime);
+	in->attr.ctime = in->attr.mtime;
+	in->attr_dirty |= QFS_SET_SIZE | QFS_SET_MTIME | QFS_SET_CTIME;
+	return 0;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t zero[4096];
+
+	while (n) {
+		size_t k = n < sizeof(zero) ? n : sizeof(zero);
+		if (memcmp(p, zero, k))
+			return 0;
+		p += k;
+		n -= k;
+	}
+	return 1;
+}
+
+/* Keys live until the txn is proposed: one arena for all of them. */
+struct keys {
+	uint8_t (*k)[QFS_KEY_MAX];
+	size_t n, cap;
+};
+
+/* Next slot of an arena sized up front (asserted). */
+static uint8_t *key_slot(struct keys *ks)
+{
+	assert(ks->n < ks->cap);
+	return ks->k[ks->n++];
+}
+
+static struct qfs_op *add_keyed(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen)
+{
+	struct qfs_op *op = qfs_txn_add(t, kind);
+
+	if (op) {
+		op->key = key;
+		op->key_len = (uint32_t)klen;
+	}
+	return op;
+}
+
+int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	struct qfs_txn t;
+	struct keys ks = { 0 };
+	uint8_t ikey[QFS_KEY_MAX], *inl = NULL;
+	size_t ilen;
+	struct qfs_op *op;
+	int rc = -ENOMEM, res = 0;
+	int is_file = S_ISREG(in->attr.mode);
+	uint32_t flags;
+
+	if (!in->loaded) {
+		rc = in->wb_err;
+		in->wb_err = 0;
+		return rc;
+	}
+	if (in->attr_dirty == 0 && !in->chunks) {
+		in->loaded = false;
+		rc = in->wb_err;
+		in->wb_err = 0;
+		return rc;
+	}
+	qfs_txn_init(&t);
+	/* one key slot per buffered chunk (+1 for chunk 0 loaded below) and two
+	 * for a range: the arena never moves while ops point into it */
+	ks.cap = 3;
+	for (struct qfs_dchunk *c = in->chunks; c; c = c->next)
+		ks.cap++;
+	ks.k = malloc(ks.cap * sizeof(*ks.k));
+	if (!ks.k)
+		goto out;
+	ilen = qfs_key_inode(ikey, in->ino);
+	flags = in->stored_flags;
+	uint64_t size = in->attr.size;
+	int data_changed = is_file && (in->chunks || (in->attr_dirty & QFS_SET_SIZE));
+
+	if (data_changed && size <= QFS_INLINE_MAX) {
+		inl = malloc(size ? size : 1);
+		if (!inl)
+			goto out;
+		if (size) {
+			struct qfs_dchunk *c = chunk_find(in, 0);
+			if (c) {
+				memcpy(inl, c->data, size);
+			} else {
+				uint8_t *tmp = malloc(QFS_CHUNK_SIZE);
+				if (!tmp)
+					goto out;
+				rc = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, 0, tmp);
+				memcpy(inl, tmp, size);
+				free(tmp);
+				if (rc)
+					goto out;
+				rc = -ENOMEM;
+			}
+		}
+		if (!(in->stored_flags & QFS_ATTR_INLINE) && in->stored_size > 0) {
+			size_t lol, hil;
+			uint8_t *lo = key_slot(&ks), *hi = key_slot(&ks);
+			qfs_key_chunk_range(lo, &lol, hi, &hil, in->ino, 0, UINT64_MAX);
+			op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol);
+			if (!op)
+				goto out;
+			op->key2 = hi;
+			op->key2_len = (uint32_t)hil;
+		}
+		op = add_keyed(&t, QFS_OP_SETDATA, ikey, ilen);
+		if (!op)
+			goto out;
+		op->val = inl;
+		op->val_len = (uint32_t)size;
+		flags |= QFS_ATTR_INLINE;
+	} else if (data_changed) {
+		if ((in->stored_flags & QFS_ATTR_INLINE) && in->valid_size > 0 && !chunk_find(in, 0)) {
+			if (!chunk_get(fs, in, 0, 1, &rc))
+				goto out;
+			rc = -ENOMEM;
+		}
+		if (in->stored_flags & QFS_ATTR_INLINE) {
+			op = add_keyed(&t, QFS_OP_SETDATA, ikey, ilen);
+			if (!op)
+				goto out;
+			op->val = (const uint8_t *)"";
+			op->val_len = 0;
+		} else if (in->valid_size < in->stored_size) {
+			uint64_t from = (in->valid_size + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE;
+			size_t lol, hil;
+			uint8_t *lo = key_slot(&ks), *hi = key_slot(&ks);
+			qfs_key_chunk_range(lo, &lol, hi, &hil, in->ino, from, UINT64_MAX);
+			op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol);
+			if (!op)
+				goto out;
+			op->key2 = hi;
+			op->key2_len = (uint32_t)hil;
+		}
+		for (struct qfs_dchunk *c = in->chunks; c; c = c->next) {
+			uint64_t start = c->no * QFS_CHUNK_SIZE;
+			if (start >= size)
+				continue;
+			size_t len = size - start < QFS_CHUNK_SIZE ? (size_t)(size - start) : QFS_CHUNK_SIZE;
+			uint8_t *k = key_slot(&ks);
+			size_t klen = qfs_key_chunk(k, in->ino, c->no);
+			if (all_zero(c->data, len)) {
+				op = add_keyed(&t, QFS_OP_DEL, k, klen);
+			} else {
+				op = add_keyed(&t, QFS_OP_PUT, k, klen);
+				if (op) {
+					op->val = c->data;
+					op->val_len = (uint32_t)len;
+				}
+			}
+			if (!op)
+				goto out;
+		}
+		flags &= ~QFS_ATTR_INLINE;
+	}
+	op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen);
+	if (!op)
+		goto out;
+	op->mask = in->attr_dirty;
+	if (data_changed)
+		op->mask |= QFS_SET_SIZE | QFS_SET_FLAGS;
+	op->attr = in->attr;
+	op->attr.flags = flags;
+	rc = qfs_router_txn(fs->r, in->group, &t, &res);
+	if (rc == 0)
+		rc = res;
+	if (rc == 0) {
+		in->stored_size = size;
+		in->valid_size = size;
+		in->stored_flags = flags;
+	} else {
+		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu group=%016llx size=%llu err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->group, (unsigned long long)size,
+			qfs_strerror(rc));
+	}
+out:
+	if (rc == -ENOMEM)
+		QFS_LOG(QFS_LOG_ERR, "write-back out of memory ino=%llu", (unsigned long long)in->ino);
+	/* success or failure, the buffered state is gone: the store is the truth */
+	qfs_fs_drop_buffers(in);
+	in->attr_dirty = 0;
+	in->loaded = false;
+	if (rc == 0) {
+		rc = in->wb_err;
+		in->wb_err = 0;
+	}
+	qfs_txn_close(&t);
+	free(ks.k);
+	free(inl);
+	return rc;
+}
+
+int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino)
+{
+	uint8_t ikey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], okey[QFS_KEY_MAX];
+	char oname[32];
+	size_t ilen = qfs_key_inode(ikey, ino), lol, hil, olen;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int rc = -ENOMEM, res = 0;
+
+	qfs_key_chunk_range(lo, &lol, hi, &hil, ino, 0, UINT64_MAX);
+	snprintf(oname, sizeof(oname), "%016llx", (unsigned long long)ino);
+	olen = qfs_key_dentry(okey, QFS_FS_ORPHAN_DIR, oname, strlen(oname));
+	qfs_txn_init(&t);
+	if (!(op = add_keyed(&t, QFS_OP_DEL, ikey, ilen)))
+		goto out;
+	if (!(op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol)))
+		goto out;
+	op->key2 = hi;
+	op->key2_len = (uint32_t)hil;
+	if (!(op = add_keyed(&t, QFS_OP_DEL, okey, olen)))
+		goto out;
+	rc = qfs_router_txn(fs->r, group, &t, &res);
+	if (rc == 0)
+		rc = res;
+out:
+	qfs_txn_close(&t);
+	return rc;
+}

@@ -1,0 +1,118 @@
+/*
+ * fs_int.h - internals of the FUSE frontend shared by the fs/ sources.
+ *
+ * Inode table (inode.c): every inode the kernel knows is an entry keyed by
+ * its number (the FUSE nodeid is our inode number).  nlookup follows the
+ * kernel's lookup count exactly: +1 per reply that hands out an entry,
+ * -n per forget; the entry is freed when nlookup and refs are both 0.
+ * refs counts our own temporary references (an operation in flight, an open
+ * handle), so forget never frees an inode under a running handler.
+ *
+ * Lock order: fs->itab_mu (the table) may be taken while holding no inode
+ * lock or while holding one; inode locks (in->mu) are taken in increasing
+ * inode number when an operation needs two.  No lock is held across
+ * qfs_router_* calls except an inode's own mu around its data flush (which
+ * is what serialises writers of one file).
+ */
+#ifndef QFS_FS_FS_INT_H
+#define QFS_FS_FS_INT_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/item.h"
+#include "fs/fs.h"
+#include "router/metrics.h"
+
+#define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
+#define QFS_FS_TIMEOUT 1.0             /* kernel attr/entry cache, seconds */
+#define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
+#define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
+
+/* One buffered chunk of a regular file: the whole chunk's bytes. */
+struct qfs_dchunk {
+	uint64_t no;                 /* chunk number */
+	uint8_t *data;               /* QFS_CHUNK_SIZE bytes */
+	struct qfs_dchunk *next;     /* list; protected by the inode's mu */
+};
+
+struct qfs_fs_inode {
+	qfs_ino_t ino;
+	qfs_group_t group;           /* group holding the inode item (meta group for root) */
+	uint32_t type;               /* S_IFMT bits */
+	qfs_ino_t parent;            /* directories: parent as last seen (for ".."); itab_mu */
+	uint64_t nlookup;            /* kernel references; protected by fs->itab_mu */
+	uint64_t refs;               /* our references; protected by fs->itab_mu */
+	struct qfs_fs_inode *hnext;  /* hash chain; protected by fs->itab_mu */
+
+	pthread_mutex_t mu;          /* protects everything below */
+	uint32_t nopen;              /* open file handles */
+	bool unlinked;               /* last name removed while open: delete at last close */
+	bool loaded;                 /* attr below is authoritative (file has buffered state) */
+	struct qfs_attr attr;        /* valid when loaded */
+	uint32_t attr_dirty;         /* QFS_SET_* fields changed in memory, not yet stored */
+	uint64_t stored_size;        /* size in the store when loaded */
+	uint64_t valid_size;         /* stored bytes below this are still file data (truncates) */
+	uint32_t stored_flags;       /* flags in the store when loaded */
+	struct qfs_dchunk *chunks;   /* buffered chunks */
+	uint64_t dirty_bytes;        /* bytes of buffered chunks */
+	int wb_err;                  /* write-back error to report at the next flush/fsync */
+};
+
+enum qfs_fs_op {
+	FOP_LOOKUP, FOP_GETATTR, FOP_SETATTR, FOP_READLINK, FOP_MKNOD, FOP_MKDIR, FOP_UNLINK,
+	FOP_RMDIR, FOP_SYMLINK, FOP_RENAME, FOP_LINK, FOP_OPEN, FOP_READ, FOP_WRITE, FOP_FLUSH,
+	FOP_RELEASE, FOP_FSYNC, FOP_OPENDIR, FOP_READDIR, FOP_STATFS, FOP_SETXATTR, FOP_GETXATTR,
+	FOP_LISTXATTR, FOP_REMOVEXATTR, FOP_CREATE, FOP_FALLOCATE, FOP_NOPS
+};
+
+struct qfs_fs {
+	struct qfs_router *r;
+	const struct qfs_fs_opts *o;
+	pthread_mutex_t itab_mu;
+	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
+	size_t itab_size;             /* buckets */
+	uint64_t ninodes;             /* protected by itab_mu */
+	uint64_t started_ms;
+	struct qfs_hist ops[FOP_NOPS];
+};
+
+/* inode.c */
+int qfs_fs_itab_init(struct qfs_fs *fs);
+void qfs_fs_itab_close(struct qfs_fs *fs);
+/* Find or add ino with +1 ref (and +1 nlookup if kernel != 0).  NULL on ENOMEM. */
+struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type,
+				 int kernel);
+/* Find ino with +1 ref, NULL if the kernel never looked it up. */
+struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino);
+void qfs_fs_iput(struct qfs_fs *fs, struct qfs_fs_inode *in);
+void qfs_fs_forget(struct qfs_fs *fs, qfs_ino_t ino, uint64_t n);
+void qfs_fs_ipin(struct qfs_fs *fs, struct qfs_fs_inode *in); /* +1 ref */
+
+/* data.c: regular-file data; all called with in->mu held. */
+int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
+int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
+int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
+int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size);
+int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in);
+void qfs_fs_drop_buffers(struct qfs_fs_inode *in);
+/* Delete an inode item and its chunks (last link gone, not open). */
+int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
+
+/* ctl.c: the read-only .quorumfs control tree (inodes 2..1023). */
+#define QFS_CTL_DIR_INO 2
+int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st);
+int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st);
+int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len);
+/* Fill a readdir buffer for the control dir; see ops.c for the contract. */
+size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off);
+static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops qfs_fs_ops;
+void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st);
+
+#endif

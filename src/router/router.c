@@ -1,0 +1,821 @@
+/*
+ * router.c - item API over the node: tables in the meta group, inode
+ * allocation, transactions and reads with client-side metrics.  Layout of the
+ * meta group and the locking rules are in router.h.
+ *
+ * Lock order: r->tables_lock (rwlock) before r->alloc_mu and r->metrics_mu;
+ * the node's own locks are taken inside qfs_node_* calls, after ours.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "common/key.h"
+#include "common/log.h"
+#include "router/metrics.h"
+#include "router/router.h"
+
+#define ALLOC_BLOCK 65536      /* inode numbers reserved per allocator txn */
+#define METRICS_BUCKETS 256
+
+struct table_metrics {
+	qfs_group_t group;
+	struct qfs_hist op[QFS_ROUTER_NOPS];
+	struct table_metrics *next;  /* hash chain; protected by metrics_mu */
+};
+
+struct qfs_router {
+	struct qfs_node *node;
+	pthread_rwlock_t tables_lock;   /* shared by item txns, exclusive for table delete/rename */
+	pthread_mutex_t alloc_mu;
+	qfs_ino_t next_ino;             /* next free inode; protected by alloc_mu */
+	qfs_ino_t limit_ino;            /* end of the reserved block; protected by alloc_mu */
+	pthread_mutex_t metrics_mu;
+	struct table_metrics *metrics[METRICS_BUCKETS]; /* protected by metrics_mu (entries never freed before router) */
+	uint64_t ntables;               /* atomic */
+	uint64_t started_ms;
+};
+
+static const char *op_names[QFS_ROUTER_NOPS] = { "get", "txn", "scan" };
+
+static struct table_metrics *metrics_for(struct qfs_router *r, qfs_group_t group)
+{
+	unsigned b = (unsigned)(group % METRICS_BUCKETS);
+	struct table_metrics *m;
+
+	pthread_mutex_lock(&r->metrics_mu);
+	for (m = r->metrics[b]; m; m = m->next)
+		if (m->group == group)
+			break;
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (m) {
+			m->group = group;
+			m->next = r->metrics[b];
+			r->metrics[b] = m;
+		}
+	}
+	pthread_mutex_unlock(&r->metrics_mu);
+	return m;
+}
+
+static void record(struct qfs_router *r, qfs_group_t group, enum qfs_router_op op, uint64_t t0, int failed)
+{
+	struct table_metrics *m = metrics_for(r, group);
+
+	if (m)
+		qfs_hist_record(&m->op[op], qfs_clock_mono_ns() - t0, failed);
+}
+
+/* Propose without metrics or table locking. */
+static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
+{
+	struct qfs_buf b;
+	int rc;
+
+	qfs_buf_init(&b);
+	qfs_txn_encode(txn, &b);
+	if (b.err) {
+		qfs_buf_close(&b);
+		return b.err;
+	}
+	rc = qfs_node_propose(r->node, group, b.data, b.len, result);
+	qfs_buf_close(&b);
+	return rc;
+}
+
+int qfs_router_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
+{
+	uint64_t t0 = qfs_clock_mono_ns();
+	int res = 0;
+
+	pthread_rwlock_rdlock(&r->tables_lock);
+	int rc = propose(r, group, txn, &res);
+	pthread_rwlock_unlock(&r->tables_lock);
+	record(r, group, QFS_ROUTER_TXN, t0, rc != 0);
+	if (rc == 0)
+		*result = res;
+	return rc;
+}
+
+int qfs_router_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, size_t key_len,
+		   void **val, size_t *val_len)
+{
+	uint64_t t0 = qfs_clock_mono_ns();
+	int rc = qfs_node_get(r->node, group, key, key_len, val, val_len);
+
+	record(r, group, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
+	return rc;
+}
+
+int qfs_router_get_inode(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_inode *out)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_inode(key, ino), vlen;
+	void *val;
+	int rc = qfs_router_get(r, group, key, klen, &val, &vlen);
+
+	if (rc)
+		return rc;
+	rc = qfs_inode_decode(val, vlen, out);
+	free(val);
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "undecodable inode group=%016llx ino=%llu err=%s",
+			(unsigned long long)group, (unsigned long long)ino, qfs_strerror(rc));
+	return rc;
+}
+
+int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_attr *out)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_inode(key, ino), vlen;
+	void *val;
+	struct qfs_attr a;
+	int rc = qfs_router_get(r, group, key, klen, &val, &vlen);
+
+	if (rc)
+		return rc;
+	rc = qfs_inode_decode_attr(val, vlen, &a);
+	free(val);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "undecodable inode group=%016llx ino=%llu err=%s",
+			(unsigned long long)group, (unsigned long long)ino, qfs_strerror(rc));
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	uint64_t t0 = qfs_clock_mono_ns();
+	int rc = qfs_node_scan(r->node, group, lo, lo_len, hi, hi_len, cb, arg);
+
+	record(r, group, QFS_ROUTER_SCAN, t0, rc < 0);
+	return rc;
+}
+
+/* ---- inode allocator ---- */
+
+static int alloc_block(struct qfs_router *r)
+{
+	uint8_t key[QFS_KEY_MAX], oldv[8], newv[8];
+	size_t klen = qfs_key_chunk(key, 0, 0), vlen = 0;
+	void *val = NULL;
+	qfs_ino_t next = QFS_FIRST_INO;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int rc, res = 0;
+
+	rc = qfs_node_get(r->node, QFS_META_GROUP, key, klen, &val, &vlen);
+	if (rc == 0) {
+		if (vlen != 8) {
+			free(val);
+			QFS_LOG(QFS_LOG_ERR, "inode allocator record has %zu bytes, want 8", vlen);
+			return QFS_ECORRUPT;
+		}
+		memcpy(oldv, val, 8);
+		next = qfs_be64_get(oldv);
+		free(val);
+	} else if (rc != -ENOENT) {
+		return rc;
+	}
+	qfs_be64_put(newv, next + ALLOC_BLOCK);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, rc == 0 ? QFS_OP_EXPECT_VALUE : QFS_OP_EXPECT_ABSENT);
+	if (!op)
+		goto nomem;
+	op->key = key;
+	op->key_len = (uint32_t)klen;
+	op->err = QFS_ECONFLICT;
+	if (rc == 0) {
+		op->val = oldv;
+		op->val_len = 8;
+	}
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	if (!op)
+		goto nomem;
+	op->key = key;
+	op->key_len = (uint32_t)klen;
+	op->val = newv;
+	op->val_len = 8;
+	rc = propose(r, QFS_META_GROUP, &t, &res);
+	qfs_txn_close(&t);
+	if (rc)
+		return rc;
+	if (res)
+		return res;
+	r->next_ino = next;
+	r->limit_ino = next + ALLOC_BLOCK;
+	return 0;
+nomem:
+	qfs_txn_close(&t);
+	return -ENOMEM;
+}
+
+int qfs_router_alloc_ino(struct qfs_router *r, qfs_ino_t *out)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->alloc_mu);
+	if (r->next_ino >= r->limit_ino)
+		rc = alloc_block(r);
+	if (rc == 0)
+		*out = r->next_ino++;
+	pthread_mutex_unlock(&r->alloc_mu);
+	return rc;
+}
+
+/* ---- tables ---- */
+
+struct scan_one {
+	int found;
+};
+
+static int scan_one_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	((struct scan_one *)arg)->found = 1;
+	return 1;
+}
+
+/* 1 if group has any dentry under pk dir, 0 if not, <0 on error. */
+static int dir_has_entries(struct qfs_router *r, qfs_group_t group, qfs_ino_t dir)
+{
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	struct scan_one s = { 0 };
+
+	qfs_key_dentry_range(lo, &lol, hi, &hil, dir);
+	int rc = qfs_node_scan(r->node, group, lo, lol, hi, hil, scan_one_cb, &s);
+	if (rc < 0)
+		return rc;
+	return s.found;
+}
+
+static int read_table(struct qfs_router *r, const char *name, struct qfs_table *out, void **raw,
+		      size_t *raw_len)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, QFS_ROOT_INO, name, strlen(name)), vlen;
+	struct qfs_dentry d;
+	void *val;
+	int rc = qfs_router_get(r, QFS_META_GROUP, key, klen, &val, &vlen);
+
+	if (rc)
+		return rc;
+	rc = qfs_dentry_decode(val, vlen, &d);
+	if (rc) {
+		free(val);
+		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", name, qfs_strerror(rc));
+		return rc;
+	}
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->ino = d.ino;
+	out->group = d.group;
+	if (raw) {
+		*raw = val;
+		*raw_len = vlen;
+	} else {
+		free(val);
+	}
+	return 0;
+}
+
+int qfs_router_table_lookup(struct qfs_router *r, const char *name, struct qfs_table *out)
+{
+	return read_table(r, name, out, NULL, NULL);
+}
+
+/* Add the ops that touch the root inode when a table appears (+1) or goes (-1). */
+static int root_touch(struct qfs_txn *t, uint8_t *rootkey, size_t rootlen, int nlink_delta)
+{
+	struct qfs_op *op = qfs_txn_add(t, QFS_OP_SETATTR);
+
+	if (!op)
+		return -ENOMEM;
+	op->key = rootkey;
+	op->key_len = (uint32_t)rootlen;
+	op->mask = QFS_SET_MTIME | QFS_SET_CTIME;
+	qfs_clock_now(&op->attr.mtime);
+	op->attr.ctime = op->attr.mtime;
+	if (nlink_delta) {
+		op = qfs_txn_add(t, QFS_OP_NLINK);
+		if (!op)
+			return -ENOMEM;
+		op->key = rootkey;
+		op->key_len = (uint32_t)rootlen;
+		op->delta = nlink_delta;
+	}
+	return 0;
+}
+
+int qfs_router_table_create(struct qfs_router *r, const char *name, const struct qfs_attr *a,
+			    struct qfs_table *out)
+{
+	uint8_t ikey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], rkey[QFS_KEY_MAX];
+	size_t ilen, dlen, rlen;
+	struct qfs_inode in;
+	struct qfs_dentry d;
+	struct qfs_buf ib, db;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	qfs_ino_t ino;
+	int rc, res = 0;
+
+	rc = qfs_router_alloc_ino(r, &ino);
+	if (rc)
+		return rc;
+	rc = qfs_node_group_create(r->node, ino);
+	if (rc)
+		return rc;
+
+	qfs_inode_init(&in);
+	in.a = *a;
+	in.a.ino = ino;
+	in.a.mode = S_IFDIR | (a->mode & 07777);
+	in.a.nlink = 2;
+	in.a.size = 0;
+	qfs_buf_init(&ib);
+	qfs_buf_init(&db);
+	qfs_txn_init(&t);
+	qfs_inode_encode(&in, &ib);
+	d.ino = ino;
+	d.type = S_IFDIR;
+	d.group = ino;
+	qfs_dentry_encode(&d, &db);
+	rc = ib.err ? ib.err : db.err;
+	if (rc)
+		goto err_drop_group;
+
+	ilen = qfs_key_inode(ikey, ino);
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	if (!op) {
+		rc = -ENOMEM;
+		goto err_drop_group;
+	}
+	op->key = ikey;
+	op->key_len = (uint32_t)ilen;
+	op->val = ib.data;
+	op->val_len = (uint32_t)ib.len;
+	rc = propose(r, ino, &t, &res);
+	if (rc == 0)
+		rc = res;
+	if (rc)
+		goto err_drop_group;
+
+	qfs_txn_close(&t);
+	qfs_txn_init(&t);
+	dlen = qfs_key_dentry(dkey, QFS_ROOT_INO, name, strlen(name));
+	rlen = qfs_key_inode(rkey, QFS_ROOT_INO);
+	op = qfs_txn_add(&t, QFS_OP_EXPECT_ABSENT);
+	if (!op) {
+		rc = -ENOMEM;
+		goto err_drop_group;
+	}
+	op->key = dkey;
+	op->key_len = (uint32_t)dlen;
+	op->err = -EEXIST;
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	if (!op) {
+		rc = -ENOMEM;
+		goto err_drop_group;
+	}
+	op->key = dkey;
+	op->key_len = (uint32_t)dlen;
+	op->val = db.data;
+	op->val_len = (uint32_t)db.len;
+	rc = root_touch(&t, rkey, rlen, 1);
+	if (rc)
+		goto err_drop_group;
+	pthread_rwlock_rdlock(&r->tables_lock);
+	rc = propose(r, QFS_META_GROUP, &t, &res);
+	pthread_rwlock_unlock(&r->tables_lock);
+	if (rc == 0)
+		rc = res;
+	if (rc)
+		goto err_drop_group;
+
+	__atomic_fetch_add(&r->ntables, 1, __ATOMIC_RELAXED);
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->ino = ino;
+	out->group = ino;
+	QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", name, (unsigned long long)ino);
+	qfs_txn_close(&t);
+	qfs_buf_close(&ib);
+	qfs_buf_close(&db);
+	qfs_inode_close(&in);
+	return 0;
+
+err_drop_group:
+	qfs_node_group_drop(r->node, ino);
+	qfs_txn_close(&t);
+	qfs_buf_close(&ib);
+	qfs_buf_close(&db);
+	qfs_inode_close(&in);
+	return rc;
+}
+
+/* With tables_lock held exclusively: remove the dentry of name (whose stored
+ * value is raw) from the meta group, optionally putting it under newname. */
+static int meta_move(struct qfs_router *r, const char *name, const void *raw, size_t raw_len,
+		     const char *newname, const void *newraw, size_t newraw_len, int *result)
+{
+	uint8_t okey[QFS_KEY_MAX], nkey[QFS_KEY_MAX], rkey[QFS_KEY_MAX];
+	size_t olen = qfs_key_dentry(okey, QFS_ROOT_INO, name, strlen(name));
+	size_t rlen = qfs_key_inode(rkey, QFS_ROOT_INO), nlen;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int rc = -ENOMEM;
+
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_EXPECT_VALUE);
+	if (!op)
+		goto out;
+	op->key = okey;
+	op->key_len = (uint32_t)olen;
+	op->val = raw;
+	op->val_len = (uint32_t)raw_len;
+	op->err = QFS_ECONFLICT;
+	if (newname) {
+		nlen = qfs_key_dentry(nkey, QFS_ROOT_INO, newname, strlen(newname));
+		op = qfs_txn_add(&t, newraw ? QFS_OP_EXPECT_VALUE : QFS_OP_EXPECT_ABSENT);
+		if (!op)
+			goto out;
+		op->key = nkey;
+		op->key_len = (uint32_t)nlen;
+		op->val = newraw;
+		op->val_len = (uint32_t)newraw_len;
+		op->err = QFS_ECONFLICT;
+	}
+	op = qfs_txn_add(&t, QFS_OP_DEL);
+	if (!op)
+		goto out;
+	op->key = okey;
+	op->key_len = (uint32_t)olen;
+	if (newname) {
+		op = qfs_txn_add(&t, QFS_OP_PUT);
+		if (!op)
+			goto out;
+		op->key = nkey;
+		op->key_len = (uint32_t)nlen;
+		op->val = raw;
+		op->val_len = (uint32_t)raw_len;
+	}
+	rc = root_touch(&t, rkey, rlen, newname && !newraw ? 0 : -1);
+	if (rc)
+		goto out;
+	rc = propose(r, QFS_META_GROUP, &t, result);
+out:
+	qfs_txn_close(&t);
+	return rc;
+}
+
+int qfs_router_table_delete(struct qfs_router *r, const char *name)
+{
+	struct qfs_table tb;
+	void *raw = NULL;
+	size_t raw_len;
+	int rc, res = 0;
+
+	pthread_rwlock_wrlock(&r->tables_lock);
+	rc = read_table(r, name, &tb, &raw, &raw_len);
+	if (rc)
+		goto out;
+	rc = dir_has_entries(r, tb.group, tb.ino);
+	if (rc > 0)
+		rc = -ENOTEMPTY;
+	if (rc)
+		goto out;
+	rc = meta_move(r, name, raw, raw_len, NULL, NULL, 0, &res);
+	if (rc == 0)
+		rc = res;
+	if (rc)
+		goto out;
+	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
+	rc = qfs_node_group_drop(r->node, tb.group);
+	if (rc) /* the table is gone; the next start drops the orphan group */
+		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
+			name, (unsigned long long)tb.group, qfs_strerror(rc));
+	rc = 0;
+	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)tb.group);
+out:
+	pthread_rwlock_unlock(&r->tables_lock);
+	free(raw);
+	return rc;
+}
+
+int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const char *newname, int noreplace)
+{
+	struct qfs_table src, dst;
+	void *raw = NULL, *dstraw = NULL;
+	size_t raw_len, dstraw_len = 0;
+	int rc, res = 0, have_dst;
+
+	if (strcmp(oldname, newname) == 0)
+		return qfs_router_table_lookup(r, oldname, &src);
+	pthread_rwlock_wrlock(&r->tables_lock);
+	rc = read_table(r, oldname, &src, &raw, &raw_len);
+	if (rc)
+		goto out;
+	rc = read_table(r, newname, &dst, &dstraw, &dstraw_len);
+	if (rc && rc != -ENOENT)
+		goto out;
+	have_dst = rc == 0;
+	if (have_dst && noreplace) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (have_dst) {
+		rc = dir_has_entries(r, dst.group, dst.ino);
+		if (rc > 0)
+			rc = -ENOTEMPTY;
+		if (rc)
+			goto out;
+	}
+	rc = meta_move(r, oldname, raw, raw_len, newname, have_dst ? dstraw : NULL, dstraw_len, &res);
+	if (rc == 0)
+		rc = res;
+	if (rc)
+		goto out;
+	if (have_dst) {
+		__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
+		int drc = qfs_node_group_drop(r->node, dst.group);
+		if (drc)
+			QFS_LOG(QFS_LOG_WARN, "replaced table's group not dropped group=%016llx err=%s",
+				(unsigned long long)dst.group, qfs_strerror(drc));
+	}
+	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", oldname, newname);
+out:
+	pthread_rwlock_unlock(&r->tables_lock);
+	free(raw);
+	free(dstraw);
+	return rc;
+}
+
+struct list_ctx {
+	int (*cb)(const struct qfs_table *t, void *arg);
+	void *arg;
+	int err;
+};
+
+static int list_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct list_ctx *c = arg;
+	struct qfs_key key;
+	struct qfs_dentry d;
+	struct qfs_table t;
+	int rc;
+
+	rc = qfs_key_parse(k, kl, &key);
+	if (rc == 0 && key.kind != QFS_KEY_DENTRY)
+		return 0;
+	if (rc == 0)
+		rc = qfs_dentry_decode(v, vl, &d);
+	if (rc) {
+		c->err = rc;
+		return 1;
+	}
+	memcpy(t.name, key.name, key.name_len);
+	t.name[key.name_len] = '\0';
+	t.ino = d.ino;
+	t.group = d.group;
+	return c->cb(&t, c->arg);
+}
+
+int qfs_router_table_list(struct qfs_router *r, const char *after,
+			  int (*cb)(const struct qfs_table *t, void *arg), void *arg)
+{
+	uint8_t lo[QFS_KEY_MAX + 1], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	struct list_ctx c = { cb, arg, 0 };
+	int rc;
+
+	qfs_key_dentry_range(lo, &lol, hi, &hil, QFS_ROOT_INO);
+	if (after && after[0]) {
+		lol = qfs_key_dentry(lo, QFS_ROOT_INO, after, strlen(after));
+		lo[lol++] = 0; /* first key after 'after' */
+	}
+	rc = qfs_router_scan(r, QFS_META_GROUP, lo, lol, hi, hil, list_cb, &c);
+	if (c.err)
+		return c.err;
+	return rc;
+}
+
+uint64_t qfs_router_table_count(struct qfs_router *r)
+{
+	return __atomic_load_n(&r->ntables, __ATOMIC_RELAXED);
+}
+
+/* ---- startup ---- */
+
+static int create_root(struct qfs_router *r, uint32_t uid, uint32_t gid)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_inode(key, QFS_ROOT_INO);
+	struct qfs_inode in;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int rc, res = 0;
+
+	qfs_inode_init(&in);
+	in.a.ino = QFS_ROOT_INO;
+	in.a.mode = S_IFDIR | 0755;
+	in.a.uid = uid;
+	in.a.gid = gid;
+	in.a.nlink = 2;
+	qfs_clock_now(&in.a.mtime);
+	in.a.atime = in.a.ctime = in.a.btime = in.a.mtime;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	rc = b.err;
+	if (rc)
+		goto out;
+	op = qfs_txn_add(&t, QFS_OP_EXPECT_ABSENT);
+	if (!op) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	op->key = key;
+	op->key_len = (uint32_t)klen;
+	op->err = -EEXIST;
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	if (!op) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	op->key = key;
+	op->key_len = (uint32_t)klen;
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	rc = propose(r, QFS_META_GROUP, &t, &res);
+	if (rc == 0 && res != -EEXIST)
+		rc = res;
+out:
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+	return rc;
+}
+
+struct gc_ctx {
+	qfs_group_t *groups;
+	size_t n, cap;
+};
+
+static void collect_group(qfs_group_t g, void *arg)
+{
+	struct gc_ctx *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		qfs_group_t *ng = realloc(c->groups, cap * sizeof(*ng));
+		if (!ng)
+			return;
+		c->groups = ng;
+		c->cap = cap;
+	}
+	c->groups[c->n++] = g;
+}
+
+struct ref_ctx {
+	struct gc_ctx *gc;
+	uint64_t count;
+};
+
+static int mark_table(const struct qfs_table *t, void *arg)
+{
+	struct ref_ctx *c = arg;
+
+	c->count++;
+	for (size_t i = 0; i < c->gc->n; i++)
+		if (c->gc->groups[i] == t->group)
+			c->gc->groups[i] = 0;
+	return 0;
+}
+
+/* Drop groups that no table refers to: a crash during mkdir or rmdir. */
+static int collect_garbage(struct qfs_router *r)
+{
+	struct gc_ctx gc = { 0 };
+	struct ref_ctx rc_ctx = { &gc, 0 };
+	int rc;
+
+	qfs_node_groups(r->node, collect_group, &gc);
+	rc = qfs_router_table_list(r, "", mark_table, &rc_ctx);
+	if (rc == 0) {
+		r->ntables = rc_ctx.count;
+		for (size_t i = 0; i < gc.n; i++) {
+			if (gc.groups[i] == 0 || gc.groups[i] == QFS_META_GROUP)
+				continue;
+			QFS_LOG(QFS_LOG_WARN, "dropping group that no table refers to group=%016llx",
+				(unsigned long long)gc.groups[i]);
+			qfs_node_group_drop(r->node, gc.groups[i]);
+		}
+	}
+	free(gc.groups);
+	return rc;
+}
+
+int qfs_router_new(struct qfs_node *node, uint32_t uid, uint32_t gid, struct qfs_router **out)
+{
+	struct qfs_router *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->node = node;
+	pthread_rwlock_init(&r->tables_lock, NULL);
+	pthread_mutex_init(&r->alloc_mu, NULL);
+	pthread_mutex_init(&r->metrics_mu, NULL);
+	r->started_ms = qfs_clock_mono_ms();
+	if (!qfs_node_group_exists(node, QFS_META_GROUP)) {
+		rc = qfs_node_group_create(node, QFS_META_GROUP);
+		if (rc)
+			goto err_free;
+	}
+	rc = create_root(r, uid, gid);
+	if (rc)
+		goto err_free;
+	rc = collect_garbage(r);
+	if (rc)
+		goto err_free;
+	*out = r;
+	return 0;
+err_free:
+	qfs_router_free(r);
+	return rc;
+}
+
+void qfs_router_free(struct qfs_router *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
+		struct table_metrics *m = r->metrics[i], *next;
+		for (; m; m = next) {
+			next = m->next;
+			free(m);
+		}
+	}
+	pthread_rwlock_destroy(&r->tables_lock);
+	pthread_mutex_destroy(&r->alloc_mu);
+	pthread_mutex_destroy(&r->metrics_mu);
+	free(r);
+}
+
+/* ---- status ---- */
+
+static int status_table(const struct qfs_table *t, void *arg)
+{
+	qfs_buf_printf(arg, "table %s group %016llx ino %llu\n", t->name, (unsigned long long)t->group,
+		       (unsigned long long)t->ino);
+	return 0;
+}
+
+void qfs_router_status(struct qfs_router *r, struct qfs_buf *out)
+{
+	qfs_buf_printf(out, "tables %llu\n", (unsigned long long)qfs_router_table_count(r));
+	qfs_router_table_list(r, "", status_table, out);
+	qfs_node_status(r->node, out);
+}
+
+struct stats_ctx {
+	struct qfs_router *r;
+	struct qfs_buf *out;
+};
+
+static int stats_table(const struct qfs_table *t, void *arg)
+{
+	struct stats_ctx *c = arg;
+	struct table_metrics *m = metrics_for(c->r, t->group);
+
+	if (!m)
+		return 0;
+	for (int i = 0; i < QFS_ROUTER_NOPS; i++) {
+		qfs_buf_printf(c->out, "table %s op %s", t->name, op_names[i]);
+		qfs_hist_format(&m->op[i], c->out);
+		qfs_buf_put_u8(c->out, '\n');
+	}
+	return 0;
+}
+
+void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
+{
+	struct stats_ctx c = { r, out };
+	struct qfs_node_stat ns;
+
+	qfs_router_table_list(r, "", stats_table, &c);
+	qfs_node_stat(r->node, &ns);
+	qfs_buf_printf(out, "node proposals %llu commits %llu fsyncs %llu bytes_logged %llu\n",
+		       (unsigned long long)ns.proposals, (unsigned long long)ns.commits,
+		       (unsigned long long)ns.fsyncs, (unsigned long long)ns.bytes_logged);
+}

@@ -1,0 +1,94 @@
+/*
+ * router.h - the item API that fs/ speaks (DESIGN.md section 3).
+ *
+ * The router finds the group (partition) of a table, proposes transactions to
+ * the node that leads it, reads items back, and records client-side metrics
+ * per table and operation.  It also owns the metadata of the mount, kept in
+ * the meta group (QFS_META_GROUP) exactly like a directory:
+ *
+ *   meta group:  inode(1)            the root directory's attributes
+ *                dentry(1, name)     a table: ino T, type S_IFDIR, group T
+ *                chunk(0, 0)         be64 next free inode number (allocator)
+ *   group T:     inode(T)            the table directory's attributes
+ *                everything below the table (dentries, inodes, chunks)
+ *
+ * A table's group id is its directory's inode number.  Partition splits will
+ * map one table to several groups through the meta group; until then a table
+ * is one partition.
+ *
+ * Thread-safety: every function may be called from any thread.  Table
+ * creation, deletion and rename are serialised with item transactions of the
+ * affected table by a per-router rwlock (item txns share it, table deletion
+ * takes it exclusively), so a table is never dropped under a write.
+ */
+#ifndef QFS_ROUTER_ROUTER_H
+#define QFS_ROUTER_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/item.h"
+#include "common/txn.h"
+#include "node/node.h"
+
+struct qfs_router;
+
+struct qfs_table {
+	char name[QFS_NAME_MAX + 1];
+	qfs_ino_t ino;       /* the table directory's inode */
+	qfs_group_t group;   /* its partition's group */
+};
+
+enum qfs_router_op { QFS_ROUTER_GET = 0, QFS_ROUTER_TXN, QFS_ROUTER_SCAN, QFS_ROUTER_NOPS };
+
+/* Open the router over node: create the meta group and the root inode on a
+ * new node (root owned by uid/gid with mode 0755), load the inode allocator,
+ * and drop groups no table refers to (left by a crash during mkdir/rmdir).
+ * *out set only on success.  Errors: those of qfs_node_*, -ENOMEM. */
+int qfs_router_new(struct qfs_node *node, uint32_t uid, uint32_t gid, struct qfs_router **out);
+void qfs_router_free(struct qfs_router *r); /* NULL: nothing */
+
+/* Allocate a fresh inode number (never reused).  0, or a propose error. */
+int qfs_router_alloc_ino(struct qfs_router *r, qfs_ino_t *out);
+
+/* Tables. name is 1..QFS_NAME_MAX bytes (callers check). */
+int qfs_router_table_lookup(struct qfs_router *r, const char *name, struct qfs_table *out); /* -ENOENT */
+/* Create a table whose directory gets attributes a (ino, nlink, type set
+ * here).  -EEXIST, or propose errors; nothing is left behind on error. */
+int qfs_router_table_create(struct qfs_router *r, const char *name, const struct qfs_attr *a,
+			    struct qfs_table *out);
+/* Delete an empty table: -ENOENT, -ENOTEMPTY. */
+int qfs_router_table_delete(struct qfs_router *r, const char *name);
+/* Rename a table at the root.  noreplace: -EEXIST if newname exists;
+ * otherwise an existing empty target table is replaced (-ENOTEMPTY if not
+ * empty).  -ENOENT if oldname is missing. */
+int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const char *newname,
+			    int noreplace);
+/* Tables in name order after 'after' ("" for the first); cb returns nonzero
+ * to stop.  Returns 0, cb's value, or a read error. */
+int qfs_router_table_list(struct qfs_router *r, const char *after,
+			  int (*cb)(const struct qfs_table *t, void *arg), void *arg);
+/* Number of tables. */
+uint64_t qfs_router_table_count(struct qfs_router *r);
+
+/* Items.  Run txn on group and return its result in *result (0 or the
+ * failing op's error).  Returns 0 or a propose error (QFS_ESTOPPED, -EIO,
+ * -ENOSPC, QFS_ENOGROUP, -ENOMEM). */
+int qfs_router_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result);
+/* Point read; *val malloc'd.  0, -ENOENT, read errors. */
+int qfs_router_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, size_t key_len,
+		   void **val, size_t *val_len);
+/* Convenience: read and decode inode ino of group.  out initialised by the
+ * caller; 0, -ENOENT, QFS_ECORRUPT, read errors. */
+int qfs_router_get_inode(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_inode *out);
+int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_attr *out);
+/* Range scan, see qfs_store_scan. */
+int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+
+/* Status and metrics text (one fact per line) appended to out. */
+void qfs_router_status(struct qfs_router *r, struct qfs_buf *out);
+void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out);
+
+#endif

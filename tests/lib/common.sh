@@ -1,0 +1,87 @@
+# tests/lib/common.sh - shared helpers for tests/integration/*.sh.
+#
+# Source it first thing:   . "$QFS_SRCDIR/tests/lib/common.sh"
+# Then call qfs_setup, which makes a private temp dir ($T), a data dir
+# ($DATA) and a mountpoint ($MNT), installs an EXIT trap that unmounts with
+# fusermount3 -u and removes $T, and mounts quorumfs there ($QFS_PID is the
+# daemon).  Exit 77 means "skipped" (automake), always with the reason.
+# Failures: call fail "why" (prints, exits 1).
+
+set -u
+
+: "${QFS_BIN:?QFS_BIN must point at the quorumfs binary (make check sets it)}"
+: "${QFS_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+
+skip() { echo "SKIP: $*" >&2; exit 77; }
+fail() { echo "FAIL: $*" >&2; [ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2; exit 1; }
+note() { echo "# $*"; }
+
+qfs_require() {
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+	done
+}
+
+qfs_cleanup() {
+	local rc=$?
+	if [ -n "${MNT:-}" ] && mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "${QFS_PID:-}" ]; then
+		# the daemon exits by itself after the unmount; wait for it briefly
+		for _ in $(seq 50); do kill -0 "$QFS_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$QFS_PID" 2>/dev/null || true
+	fi
+	for m in ${QFS_EXTRA_UMOUNTS:-}; do umount "$m" 2>/dev/null || true; done
+	[ -n "${T:-}" ] && rm -rf "$T"
+	exit $rc
+}
+
+# qfs_mount [extra args...]: mount $DATA on $MNT in the foreground process
+# group (run in background with -f so we know the PID), wait until mounted.
+qfs_mount() {
+	"$QFS_BIN" mount -f "$@" "$DATA" "$MNT" >>"$T/daemon.out" 2>&1 &
+	QFS_PID=$!
+	for _ in $(seq 200); do
+		if mountpoint -q "$MNT" 2>/dev/null && [ -e "$MNT/.quorumfs/status" ]; then
+			return 0
+		fi
+		kill -0 "$QFS_PID" 2>/dev/null || { cat "$T/daemon.out" >&2; fail "quorumfs exited during mount"; }
+		sleep 0.05
+	done
+	cat "$T/daemon.out" >&2
+	fail "mount did not appear within 10 s"
+}
+
+# qfs_umount: clean unmount, wait for the daemon to exit 0.
+qfs_umount() {
+	fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
+	wait "$QFS_PID"; local rc=$?
+	QFS_PID=
+	[ $rc -eq 0 ] || fail "quorumfs exited with $rc after unmount"
+}
+
+# qfs_kill9: power-off the daemon; lazy-unmount the dead mount.
+qfs_kill9() {
+	kill -9 "$QFS_PID" 2>/dev/null
+	wait "$QFS_PID" 2>/dev/null
+	QFS_PID=
+	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+}
+
+qfs_setup() {
+	[ "$(id -u)" -eq 0 ] || skip "integration tests need root (FUSE allow_other, chown)"
+	[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+	qfs_require fusermount3 mountpoint
+	T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-test.XXXXXX")
+	chmod 755 "$T"
+	DATA=$T/data
+	MNT=$T/mnt
+	mkdir -p "$DATA" "$MNT"
+	trap qfs_cleanup EXIT
+	trap 'exit 1' INT TERM
+	qfs_mount "$@"
+}
+
+# expect_errno ERRNAME cmd...: run a python one-liner style check.  Most
+# errno checks live in tests/integration/*.py driven by python3.
