@@ -67,8 +67,9 @@ fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, .
 	int level = QFS_LOG_INFO;
 	char why[512] = "";
 
-	if (e == ENOENT || e == EEXIST || e == ENOTEMPTY || e == ENODATA || e == ERANGE || e == EAGAIN)
-		level = QFS_LOG_DEBUG;
+	if (e == ENOENT || e == EEXIST || e == ENOTEMPTY || e == ENODATA || e == ERANGE || e == EAGAIN ||
+	    e == EOPNOTSUPP)
+		level = QFS_LOG_DEBUG; /* everyday outcomes (cp -a probes ACLs on every file) */
 	else if (e == EIO || e == ENOMEM || e == ENOSPC)
 		level = QFS_LOG_ERR;
 	if (level <= qfs_log_level) {
