@@ -33,15 +33,16 @@ uint64_t qfs_hist_pct(const struct qfs_hist *h, double pct)
 		total += __atomic_load_n(&h->bucket[i], __ATOMIC_RELAXED);
 	if (total == 0)
 		return 0;
+	uint64_t max = __atomic_load_n(&h->max_us, __ATOMIC_RELAXED);
 	uint64_t want = (uint64_t)((double)total * pct / 100.0 + 0.5);
 	if (want == 0)
 		want = 1;
 	for (unsigned i = 0; i < QFS_HIST_BUCKETS; i++) {
 		seen += __atomic_load_n(&h->bucket[i], __ATOMIC_RELAXED);
 		if (seen >= want)
-			return 1ull << i;
+			return (1ull << i) < max ? (1ull << i) : max; /* a bucket bound, never above the max */
 	}
-	return 1ull << (QFS_HIST_BUCKETS - 1);
+	return max;
 }
 
 void qfs_hist_format(const struct qfs_hist *h, struct qfs_buf *out)

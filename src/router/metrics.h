@@ -26,7 +26,8 @@ struct qfs_hist {
 /* Record one operation that took ns nanoseconds; failed != 0 counts an error. */
 void qfs_hist_record(struct qfs_hist *h, uint64_t ns, int failed);
 
-/* Latency at percentile pct (0 < pct <= 100), in microseconds; 0 if empty. */
+/* Latency at percentile pct (0 < pct <= 100), in microseconds: the upper
+ * bound of its bucket, capped at the maximum seen; 0 if empty. */
 uint64_t qfs_hist_pct(const struct qfs_hist *h, double pct);
 
 /* Append " count N errors N p50_us N p99_us N max_us N" to out. */
