@@ -39,7 +39,7 @@ size_t qfs_key_prefix(uint8_t *out, uint64_t pk);
 size_t qfs_key_dentry(uint8_t *out, uint64_t parent, const char *name, size_t name_len);
 size_t qfs_key_inode(uint8_t *out, uint64_t ino);
 size_t qfs_key_chunk(uint8_t *out, uint64_t ino, uint64_t chunk);
-/* Bounds of all dentries of dir: [lo, hi).  Returns lengths via *lo_len/*hi_len. */
+/* Bounds of all dentries of dir: [lo, hi).  Returns lengths via *lo_len, *hi_len. */
 void qfs_key_dentry_range(uint8_t *lo, size_t *lo_len, uint8_t *hi, size_t *hi_len, uint64_t dir);
 /* Bounds of chunks [from, to) of ino (to = UINT64_MAX for all from 'from'). */
 void qfs_key_chunk_range(uint8_t *lo, size_t *lo_len, uint8_t *hi, size_t *hi_len,

@@ -31,15 +31,17 @@ typedef int (*qfs_store_scan_cb)(const uint8_t *key, size_t key_len, const uint8
 int qfs_store_open(const char *dir, struct qfs_store **out);
 void qfs_store_close(struct qfs_store *s); /* NULL: nothing */
 
-/* Applied LSN of group (0 if nothing applied). 0 or -EIO. */
+/* Applied LSN of group (0 if nothing applied). 0, -EIO, or QFS_ECORRUPT if
+ * the stored LSN is not 8 bytes. */
 int qfs_store_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *out);
 
 /* Apply the encoded txn (common/txn.h) at lsn.  lsn must be applied+1
  * (-EINVAL otherwise, nothing done).  *result gets the txn's own result: 0
  * or the failing op's negative error, in which case no item changed but the
  * applied LSN still advanced (a failed condition is a committed outcome).
- * Returns 0, QFS_ECORRUPT (payload does not decode; nothing done), -ENOMEM,
- * or -EIO when RocksDB fails (nothing done). */
+ * Returns 0, QFS_ECORRUPT (payload does not decode; nothing done),
+ * QFS_EFORMAT (payload of an unknown txn format version; nothing done),
+ * -ENOMEM, or -EIO when RocksDB fails (nothing done). */
 int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
 		    size_t len, int *result);
 
@@ -58,6 +60,10 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 
 /* Delete every item of group and its applied LSN.  0 or -EIO. */
 int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group);
+
+/* Make everything applied so far survive a crash (syncs RocksDB's WAL).
+ * Call before deleting WAL segments below the applied LSN.  0 or -EIO. */
+int qfs_store_sync(struct qfs_store *s);
 
 /* Approximate bytes and keys of group (RocksDB estimates). */
 int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes);

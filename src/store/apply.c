@@ -1,0 +1,498 @@
+/*
+ * apply.c - the semantics of a txn (common/txn.h, doc/format-txn.md) on the
+ * items of one group.
+ *
+ * Ops run in order against a view made of an in-memory overlay (every key the
+ * txn wrote so far: a value or a tombstone, sorted by key) over RocksDB, so
+ * later ops see earlier writes.  Point reads consult the overlay first; range
+ * ops (DEL_RANGE, EXPECT_EMPTY) merge a bounded RocksDB iterator with the
+ * overlay.  Nothing reaches RocksDB until every op succeeded: then the
+ * overlay becomes puts and deletes in the caller's WriteBatch, which also
+ * carries the new applied LSN.  The first failing op ends the txn and its
+ * error is the result; the overlay is dropped, so a failed txn changes no
+ * item.  The outcome depends only on the group's items and the txn, so every
+ * replica computes the same one.
+ *
+ * Errors of two kinds: an op's own failure (a condition, -ENOENT for a patch
+ * on an absent inode, xattr errors, a stored inode that does not decode) is
+ * the txn's result and a committed outcome; -ENOMEM and -EIO are this
+ * replica's trouble, abort the apply and leave the applied LSN where it was.
+ *
+ * Runs only on the node's I/O thread (the only writer), so the items it reads
+ * cannot change under it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/item.h"
+#include "common/log.h"
+#include "store/store_int.h"
+
+/* One key written by the txn: a value, or a tombstone when del. */
+struct ov_ent {
+	uint8_t *key;     /* heap, owned */
+	size_t key_len;
+	uint8_t *val;     /* heap, owned; NULL for a tombstone or an empty value */
+	size_t val_len;
+	int del;
+};
+
+struct applier {
+	struct qfs_store *s;
+	qfs_group_t group;
+	struct ov_ent *ov; /* sorted by key, no duplicates */
+	size_t nov;
+	size_t cap;
+};
+
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+/* Index of the first overlay entry with key >= k. */
+static size_t ov_lower(const struct applier *a, const uint8_t *k, size_t kl)
+{
+	size_t lo = 0, hi = a->nov;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(a->ov[mid].key, a->ov[mid].key_len, k, kl) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct ov_ent *ov_find(struct applier *a, const uint8_t *k, size_t kl)
+{
+	size_t i = ov_lower(a, k, kl);
+	if (i < a->nov && key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0)
+		return &a->ov[i];
+	return NULL;
+}
+
+/* Record key -> val (ownership of val passes to the overlay, also on error)
+ * or a tombstone (del).  0 or -ENOMEM. */
+static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del)
+{
+	size_t i = ov_lower(a, k, kl);
+	if (i < a->nov && key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0) {
+		free(a->ov[i].val);
+		a->ov[i].val = val;
+		a->ov[i].val_len = vl;
+		a->ov[i].del = del;
+		return 0;
+	}
+	uint8_t *kc = malloc(kl ? kl : 1);
+	if (!kc)
+		goto err_free_val;
+	if (kl)
+		memcpy(kc, k, kl);
+	if (a->nov == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		struct ov_ent *ov = realloc(a->ov, cap * sizeof(*ov));
+		if (!ov)
+			goto err_free_key;
+		a->ov = ov;
+		a->cap = cap;
+	}
+	memmove(&a->ov[i + 1], &a->ov[i], (a->nov - i) * sizeof(*a->ov));
+	a->ov[i] = (struct ov_ent){ .key = kc, .key_len = kl, .val = val, .val_len = vl, .del = del };
+	a->nov++;
+	return 0;
+
+err_free_key:
+	free(kc);
+err_free_val:
+	free(val);
+	return -ENOMEM;
+}
+
+static void ov_free(struct applier *a)
+{
+	for (size_t i = 0; i < a->nov; i++) {
+		free(a->ov[i].key);
+		free(a->ov[i].val);
+	}
+	free(a->ov);
+	a->ov = NULL;
+	a->nov = a->cap = 0;
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n)
+{
+	uint8_t *c = malloc(n ? n : 1);
+	if (c && n)
+		memcpy(c, p, n);
+	return c;
+}
+
+/* Read key through the overlay.  *found = 0 when absent; else *val is a heap
+ * copy (caller frees) of *vl bytes.  0, -ENOMEM or -EIO. */
+static int view_get(struct applier *a, const uint8_t *k, size_t kl, uint8_t **val, size_t *vl,
+		    int *found)
+{
+	const struct ov_ent *e = ov_find(a, k, kl);
+	if (e) {
+		*found = !e->del;
+		if (e->del)
+			return 0;
+		*val = dup_bytes(e->val, e->val_len);
+		if (!*val)
+			return -ENOMEM;
+		*vl = e->val_len;
+		return 0;
+	}
+	void *v;
+	int rc = qfs_store_get(a->s, a->group, k, kl, &v, vl);
+	if (rc == -ENOENT) {
+		*found = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	*val = v;
+	*found = 1;
+	return 0;
+}
+
+static int view_exists(struct applier *a, const uint8_t *k, size_t kl, int *found)
+{
+	uint8_t *v = NULL;
+	size_t vl;
+	int rc = view_get(a, k, kl, &v, &vl, found);
+	free(v);
+	return rc;
+}
+
+typedef int (*walk_fn)(const uint8_t *k, size_t kl, void *arg);
+
+/* Call fn for every live key in [lo, hi) of the view, in key order: RocksDB
+ * keys not shadowed by the overlay, and overlay values.  Returns 0, fn's
+ * first nonzero value, -ENOMEM or -EIO. */
+static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const uint8_t *hi,
+		     size_t hi_len, walk_fn fn, void *arg)
+{
+	uint8_t lob[STORE_DBKEY_MAX], hib[STORE_DBKEY_MAX];
+	uint8_t *lok, *hik;
+	size_t lok_len, hik_len;
+	char *err = NULL;
+	int rc = 0;
+
+	if (key_cmp(lo, lo_len, hi, hi_len) >= 0)
+		return 0;
+	lok = store_item_key(lob, sizeof(lob), a->group, lo, lo_len, &lok_len);
+	if (!lok)
+		return -ENOMEM;
+	hik = store_item_key(hib, sizeof(hib), a->group, hi, hi_len, &hik_len);
+	if (!hik) {
+		rc = -ENOMEM;
+		goto err_free_lo;
+	}
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hik, hik_len);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(a->s->db, ro);
+	rocksdb_iter_seek(it, (const char *)lok, lok_len);
+	size_t oi = ov_lower(a, lo, lo_len);
+
+	for (;;) {
+		int have_db = rocksdb_iter_valid(it);
+		int have_ov = oi < a->nov && key_cmp(a->ov[oi].key, a->ov[oi].key_len, hi, hi_len) < 0;
+		const uint8_t *dk = NULL;
+		size_t dkl = 0;
+		int c;
+
+		if (!have_db && !have_ov)
+			break;
+		if (have_db) {
+			dk = (const uint8_t *)rocksdb_iter_key(it, &dkl) + STORE_GROUP_PREFIX_LEN;
+			dkl -= STORE_GROUP_PREFIX_LEN;
+		}
+		if (!have_db)
+			c = 1;
+		else if (!have_ov)
+			c = -1;
+		else
+			c = key_cmp(dk, dkl, a->ov[oi].key, a->ov[oi].key_len);
+		if (c < 0) {
+			rc = fn(dk, dkl, arg);
+			rocksdb_iter_next(it);
+		} else {
+			const struct ov_ent *e = &a->ov[oi++];
+			if (c == 0)
+				rocksdb_iter_next(it);
+			if (!e->del)
+				rc = fn(e->key, e->key_len, arg);
+		}
+		if (rc)
+			break;
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		if (err)
+			rc = store_rocks_err(a->s, "range read", err);
+	}
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	if (hik != hib)
+		free(hik);
+err_free_lo:
+	if (lok != lob)
+		free(lok);
+	return rc;
+}
+
+static int walk_found(const uint8_t *k, size_t kl, void *arg)
+{
+	(void)k;
+	(void)kl;
+	(void)arg;
+	return 1;
+}
+
+/* Keys collected by a DEL_RANGE walk, laid end to end. */
+struct keylist {
+	struct qfs_buf keys; /* u32 length + bytes, per key */
+	size_t n;
+};
+
+static int walk_collect(const uint8_t *k, size_t kl, void *arg)
+{
+	struct keylist *l = arg;
+	qfs_buf_put_bytes(&l->keys, k, kl);
+	l->n++;
+	return l->keys.err;
+}
+
+static int op_del_range(struct applier *a, const struct qfs_op *op)
+{
+	struct keylist l = { .n = 0 };
+	struct qfs_rd r;
+	int rc;
+
+	qfs_buf_init(&l.keys);
+	rc = view_walk(a, op->key, op->key_len, op->key2, op->key2_len, walk_collect, &l);
+	if (rc)
+		goto out;
+	qfs_rd_init(&r, l.keys.data, l.keys.len);
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		size_t kl;
+		const uint8_t *k = qfs_rd_bytes(&r, &kl);
+		rc = ov_set(a, k, kl, NULL, 0, 1);
+	}
+out:
+	qfs_buf_close(&l.keys);
+	return rc;
+}
+
+/* Load the inode at op->key for a patch op.  *fail gets -EINVAL (not an
+ * inode key), -ENOENT (absent) or the decode error; returns 0, -ENOMEM or
+ * -EIO. */
+static int inode_load(struct applier *a, const struct qfs_op *op, struct qfs_inode *in, int *fail)
+{
+	struct qfs_key k;
+	uint8_t *v = NULL;
+	size_t vl;
+	int found, rc;
+
+	if (qfs_key_parse(op->key, op->key_len, &k) != 0 || k.kind != QFS_KEY_INODE) {
+		*fail = -EINVAL;
+		return 0;
+	}
+	rc = view_get(a, op->key, op->key_len, &v, &vl, &found);
+	if (rc)
+		return rc;
+	if (!found) {
+		*fail = -ENOENT;
+		return 0;
+	}
+	rc = qfs_inode_decode(v, vl, in);
+	free(v);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "store inode undecodable dir=%s group=%llu ino=%llu err=%s",
+			a->s->dir, (unsigned long long)a->group, (unsigned long long)k.pk,
+			qfs_strerror(rc));
+		*fail = rc;
+	}
+	return 0;
+}
+
+static int inode_store(struct applier *a, const struct qfs_op *op, const struct qfs_inode *in)
+{
+	struct qfs_buf b;
+	size_t len;
+	qfs_buf_init(&b);
+	qfs_inode_encode(in, &b);
+	if (b.err) {
+		qfs_buf_close(&b);
+		return -ENOMEM;
+	}
+	uint8_t *v = qfs_buf_steal(&b, &len);
+	return ov_set(a, op->key, op->key_len, v, len, 0);
+}
+
+static void setattr(struct qfs_attr *d, const struct qfs_attr *s, uint32_t mask)
+{
+	if (mask & QFS_SET_MODE)
+		d->mode = (d->mode & S_IFMT) | (s->mode & 07777);
+	if (mask & QFS_SET_UID)
+		d->uid = s->uid;
+	if (mask & QFS_SET_GID)
+		d->gid = s->gid;
+	if (mask & QFS_SET_SIZE)
+		d->size = s->size;
+	if (mask & QFS_SET_ATIME)
+		d->atime = s->atime;
+	if (mask & QFS_SET_MTIME)
+		d->mtime = s->mtime;
+	if (mask & QFS_SET_CTIME)
+		d->ctime = s->ctime;
+	if (mask & QFS_SET_FLAGS)
+		d->flags = s->flags;
+	if (mask & QFS_SET_RDEV)
+		d->rdev = s->rdev;
+}
+
+/* SETATTR, NLINK, SETDATA, XSET, XDEL: read-modify-write of an inode. */
+static int op_patch(struct applier *a, const struct qfs_op *op, int *fail)
+{
+	struct qfs_inode in;
+	int rc = 0, f = 0;
+
+	qfs_inode_init(&in);
+	rc = inode_load(a, op, &in, &f);
+	if (rc || f)
+		goto out;
+	switch (op->kind) {
+	case QFS_OP_SETATTR:
+		setattr(&in.a, &op->attr, op->mask);
+		break;
+	case QFS_OP_NLINK: {
+		int64_t n = (int64_t)in.a.nlink + op->delta;
+		if (n < 0)
+			f = -EINVAL;
+		else if (n > UINT32_MAX)
+			f = -EMLINK;
+		else
+			in.a.nlink = (uint32_t)n;
+		break;
+	}
+	case QFS_OP_SETDATA:
+		rc = qfs_inode_set_data(&in, op->val, op->val_len);
+		break;
+	case QFS_OP_XSET:
+		f = qfs_inode_xattr_set(&in, op->name, op->val, op->val_len, op->flags);
+		if (f == -ENOMEM) {
+			rc = f;
+			f = 0;
+		}
+		break;
+	case QFS_OP_XDEL:
+		f = qfs_inode_xattr_del(&in, op->name);
+		break;
+	default:
+		break;
+	}
+	if (!rc && !f)
+		rc = inode_store(a, op, &in);
+out:
+	qfs_inode_close(&in);
+	if (f)
+		*fail = f;
+	return rc;
+}
+
+/* Run one op.  *fail gets the op's own failure; returns 0, -ENOMEM or -EIO. */
+static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
+{
+	uint8_t *v = NULL;
+	size_t vl = 0;
+	int found = 0, rc = 0;
+
+	switch (op->kind) {
+	case QFS_OP_PUT:
+		v = dup_bytes(op->val, op->val_len);
+		if (!v)
+			return -ENOMEM;
+		return ov_set(a, op->key, op->key_len, v, op->val_len, 0);
+	case QFS_OP_DEL:
+		return ov_set(a, op->key, op->key_len, NULL, 0, 1);
+	case QFS_OP_DEL_RANGE:
+		return op_del_range(a, op);
+	case QFS_OP_EXPECT_ABSENT:
+	case QFS_OP_EXPECT_PRESENT:
+		rc = view_exists(a, op->key, op->key_len, &found);
+		if (!rc && found == (op->kind == QFS_OP_EXPECT_ABSENT))
+			*fail = op->err;
+		return rc;
+	case QFS_OP_EXPECT_VALUE:
+		rc = view_get(a, op->key, op->key_len, &v, &vl, &found);
+		if (!rc && (!found || vl != op->val_len || (vl && memcmp(v, op->val, vl) != 0)))
+			*fail = op->err;
+		free(v);
+		return rc;
+	case QFS_OP_EXPECT_EMPTY:
+		rc = view_walk(a, op->key, op->key_len, op->key2, op->key2_len, walk_found, NULL);
+		if (rc == 1) {
+			*fail = op->err;
+			rc = 0;
+		}
+		return rc;
+	case QFS_OP_SETATTR:
+	case QFS_OP_NLINK:
+	case QFS_OP_SETDATA:
+	case QFS_OP_XSET:
+	case QFS_OP_XDEL:
+		return op_patch(a, op, fail);
+	}
+	*fail = -EINVAL; /* unreachable: the decoder refuses unknown kinds */
+	return 0;
+}
+
+/* Emit the overlay into wb as puts and deletes of group's items. */
+static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
+{
+	uint8_t kb[STORE_DBKEY_MAX];
+	for (size_t i = 0; i < a->nov; i++) {
+		const struct ov_ent *e = &a->ov[i];
+		size_t kl;
+		uint8_t *k = store_item_key(kb, sizeof(kb), a->group, e->key, e->key_len, &kl);
+		if (!k)
+			return -ENOMEM;
+		if (e->del)
+			rocksdb_writebatch_delete(wb, (const char *)k, kl);
+		else
+			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
+		if (k != kb)
+			free(k);
+	}
+	return 0;
+}
+
+int store_apply_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		    rocksdb_writebatch_t *wb, int *result)
+{
+	struct applier a = { .s = s, .group = group };
+	int rc = 0, fail = 0;
+
+	for (uint32_t i = 0; i < t->nops && !rc && !fail; i++)
+		rc = op_run(&a, &t->ops[i], &fail);
+	if (!rc && !fail)
+		rc = ov_emit(&a, wb);
+	ov_free(&a);
+	if (rc)
+		return rc;
+	*result = fail;
+	return 0;
+}

@@ -1,0 +1,447 @@
+/*
+ * store.c - the node's RocksDB: open/close, applied LSNs, point reads,
+ * scans, group drop and size (contract in store.h, layout in
+ * doc/format-store.md).  Txn semantics live in apply.c.
+ *
+ * One RocksDB per node holds every group it hosts.  An entry is applied in
+ * one WriteBatch with the group's new applied LSN, written with RocksDB's WAL
+ * on and sync off: after a crash RocksDB recovers to a prefix of its batches,
+ * so the store is exactly "all entries up to applied" and the node replays
+ * its own (fsync'd) WAL from applied + 1.
+ *
+ * Threads: RocksDB is thread-safe; s's fields are immutable after open, so
+ * reads may run anywhere.  apply/drop run only on the node's I/O thread, which
+ * is what makes the read-check-write of apply safe without a lock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "store/store_int.h"
+
+#define BLOCK_CACHE_BYTES (64u << 20)
+#define BLOOM_BITS_PER_KEY 10.0
+
+uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const uint8_t *key,
+			size_t key_len, size_t *out_len)
+{
+	size_t n = STORE_GROUP_PREFIX_LEN + key_len;
+	uint8_t *p = buf;
+	if (n > buf_len) {
+		p = malloc(n);
+		if (!p)
+			return NULL;
+	}
+	store_group_prefix(p, group);
+	if (key_len)
+		memcpy(p + STORE_GROUP_PREFIX_LEN, key, key_len);
+	*out_len = n;
+	return p;
+}
+
+void store_applied_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
+{
+	out[0] = STORE_APPLIED_PREFIX;
+	qfs_be64_put(out + 1, group);
+}
+
+void store_group_prefix(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
+{
+	out[0] = STORE_ITEM_PREFIX;
+	qfs_be64_put(out + 1, group);
+}
+
+size_t store_group_end(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
+{
+	if (group == UINT64_MAX) {
+		out[0] = STORE_ITEM_PREFIX + 1;
+		return 1;
+	}
+	store_group_prefix(out, group + 1);
+	return STORE_GROUP_PREFIX_LEN;
+}
+
+int store_rocks_err(const struct qfs_store *s, const char *what, char *errstr)
+{
+	QFS_LOG(QFS_LOG_ERR, "store %s failed dir=%s err=\"%s\"", what, s && s->dir ? s->dir : "?",
+		errstr ? errstr : "unknown");
+	rocksdb_free(errstr);
+	return -EIO;
+}
+
+static void store_free_handles(struct qfs_store *s)
+{
+	if (s->db)
+		rocksdb_close(s->db);
+	if (s->ro)
+		rocksdb_readoptions_destroy(s->ro);
+	if (s->wo)
+		rocksdb_writeoptions_destroy(s->wo);
+	if (s->opts)
+		rocksdb_options_destroy(s->opts);
+	if (s->bbto)
+		rocksdb_block_based_options_destroy(s->bbto);
+	if (s->cache)
+		rocksdb_cache_destroy(s->cache);
+	free(s->dir);
+	free(s);
+}
+
+/* Open (creating if missing) the RocksDB in dir.  Options: LZ4 compression
+ * (Snappy, then none, if this RocksDB lacks it), a 64 MiB LRU block cache,
+ * 10-bit bloom filters, background jobs sized for a small machine.  *out is
+ * set only on success; errors -ENOMEM, -EIO (logged with RocksDB's message). */
+int qfs_store_open(const char *dir, struct qfs_store **out)
+{
+	static const int compressions[] = { rocksdb_lz4_compression, rocksdb_snappy_compression,
+					    rocksdb_no_compression };
+	struct qfs_store *s = calloc(1, sizeof(*s));
+	char *err = NULL;
+
+	if (!s)
+		return -ENOMEM;
+	s->dir = strdup(dir);
+	s->opts = rocksdb_options_create();
+	s->bbto = rocksdb_block_based_options_create();
+	s->cache = rocksdb_cache_create_lru(BLOCK_CACHE_BYTES);
+	s->wo = rocksdb_writeoptions_create();
+	s->ro = rocksdb_readoptions_create();
+	if (!s->dir || !s->opts || !s->bbto || !s->cache || !s->wo || !s->ro) {
+		store_free_handles(s);
+		return -ENOMEM;
+	}
+	rocksdb_block_based_options_set_block_cache(s->bbto, s->cache);
+	/* the table options take ownership of the filter policy */
+	rocksdb_block_based_options_set_filter_policy(s->bbto,
+						      rocksdb_filterpolicy_create_bloom_full(BLOOM_BITS_PER_KEY));
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(s->bbto, 1);
+	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(s->bbto, 1);
+	rocksdb_block_based_options_set_format_version(s->bbto, 5);
+	rocksdb_options_set_block_based_table_factory(s->opts, s->bbto);
+	rocksdb_options_set_create_if_missing(s->opts, 1);
+	rocksdb_options_set_max_background_jobs(s->opts, 2);
+	rocksdb_options_set_bytes_per_sync(s->opts, 1 << 20);
+	rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opts, 1);
+	rocksdb_writeoptions_set_sync(s->wo, 0);
+
+	for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
+		rocksdb_options_set_compression(s->opts, compressions[i]);
+		rocksdb_free(err);
+		err = NULL;
+		s->db = rocksdb_open(s->opts, dir, &err);
+		if (!err)
+			break;
+		/* only a missing compression library is worth another try */
+		if (!strstr(err, "ompression") && !strstr(err, "not supported"))
+			break;
+	}
+	if (err) {
+		int rc = store_rocks_err(s, "open", err);
+		s->db = NULL;
+		store_free_handles(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Close the RocksDB (flushing nothing extra: its WAL has every batch) and
+ * free s.  NULL does nothing.  No other call on s may be running. */
+void qfs_store_close(struct qfs_store *s)
+{
+	if (s)
+		store_free_handles(s);
+}
+
+/* Read group's applied LSN into *lsn (0 when absent).  0, -EIO, or
+ * QFS_ECORRUPT for a value that is not 8 bytes. */
+static int applied_read(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn)
+{
+	uint8_t k[STORE_GROUP_PREFIX_LEN];
+	char *err = NULL;
+	size_t vlen;
+
+	store_applied_key(k, group);
+	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, sizeof(k), &err);
+	if (err)
+		return store_rocks_err(s, "get applied", err);
+	if (!v) {
+		*lsn = 0;
+		return 0;
+	}
+	const char *p = rocksdb_pinnableslice_value(v, &vlen);
+	int rc = 0;
+	if (vlen != 8) {
+		QFS_LOG(QFS_LOG_ERR, "store applied lsn corrupt dir=%s group=%llu len=%zu", s->dir,
+			(unsigned long long)group, vlen);
+		rc = QFS_ECORRUPT;
+	} else {
+		*lsn = qfs_be64_get((const uint8_t *)p);
+	}
+	rocksdb_pinnableslice_destroy(v);
+	return rc;
+}
+
+/* Applied LSN of group, 0 if nothing applied.  0, -EIO or QFS_ECORRUPT;
+ * *out set only on success.  Any thread. */
+int qfs_store_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *out)
+{
+	qfs_lsn_t lsn;
+	int rc = applied_read(s, group, &lsn);
+	if (rc)
+		return rc;
+	*out = lsn;
+	return 0;
+}
+
+/* Check that lsn is group's applied + 1: 0, -EINVAL (logged) or a read error. */
+static int check_next_lsn(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
+{
+	qfs_lsn_t applied;
+	int rc = applied_read(s, group, &applied);
+	if (rc)
+		return rc;
+	if (applied == UINT64_MAX || lsn != applied + 1) {
+		QFS_LOG(QFS_LOG_ERR, "store apply out of order dir=%s group=%llu lsn=%llu applied=%llu",
+			s->dir, (unsigned long long)group, (unsigned long long)lsn,
+			(unsigned long long)applied);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void batch_put_applied(rocksdb_writebatch_t *wb, qfs_group_t group, qfs_lsn_t lsn)
+{
+	uint8_t k[STORE_GROUP_PREFIX_LEN], v[8];
+	store_applied_key(k, group);
+	qfs_be64_put(v, lsn);
+	rocksdb_writebatch_put(wb, (const char *)k, sizeof(k), (const char *)v, sizeof(v));
+}
+
+static int batch_write(struct qfs_store *s, rocksdb_writebatch_t *wb, const char *what)
+{
+	char *err = NULL;
+	rocksdb_write(s->db, s->wo, wb, &err);
+	if (err)
+		return store_rocks_err(s, what, err);
+	return 0;
+}
+
+/* Apply the encoded txn at lsn (= applied + 1) in one WriteBatch with the new
+ * applied LSN.  *result: 0 or the first failing op's error (then no item
+ * changed, but the applied LSN advanced).  Returns 0; -EINVAL (wrong lsn),
+ * QFS_ECORRUPT or QFS_EFORMAT (payload does not decode), -ENOMEM, -EIO: in
+ * all these cases nothing is written and *result is untouched.  I/O thread. */
+int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
+		    size_t len, int *result)
+{
+	struct qfs_txn t;
+	rocksdb_writebatch_t *wb;
+	int rc, res = 0;
+
+	rc = check_next_lsn(s, group, lsn);
+	if (rc)
+		return rc;
+	qfs_txn_init(&t);
+	rc = qfs_txn_decode(txn, len, &t);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "store txn undecodable dir=%s group=%llu lsn=%llu len=%zu err=%s",
+			s->dir, (unsigned long long)group, (unsigned long long)lsn, len,
+			qfs_strerror(rc));
+		return rc;
+	}
+	wb = rocksdb_writebatch_create();
+	if (!wb) {
+		rc = -ENOMEM;
+		goto err_close_txn;
+	}
+	rc = store_apply_ops(s, group, &t, wb, &res);
+	if (rc)
+		goto err_destroy_batch;
+	if (res)
+		rocksdb_writebatch_clear(wb); /* defensive: a failed txn leaves no item effect */
+	batch_put_applied(wb, group, lsn);
+	rc = batch_write(s, wb, "apply");
+	if (rc)
+		goto err_destroy_batch;
+	rocksdb_writebatch_destroy(wb);
+	qfs_txn_close(&t);
+	*result = res;
+	return 0;
+
+err_destroy_batch:
+	rocksdb_writebatch_destroy(wb);
+err_close_txn:
+	qfs_txn_close(&t);
+	return rc;
+}
+
+/* Advance group's applied LSN to lsn (= applied + 1) without touching items.
+ * 0, -EINVAL (wrong lsn), -ENOMEM, -EIO (nothing written).  I/O thread. */
+int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
+{
+	int rc = check_next_lsn(s, group, lsn);
+	if (rc)
+		return rc;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	if (!wb)
+		return -ENOMEM;
+	batch_put_applied(wb, group, lsn);
+	rc = batch_write(s, wb, "apply noop");
+	rocksdb_writebatch_destroy(wb);
+	return rc;
+}
+
+/* Point read of key in group.  *val (malloc'd, caller frees; never NULL on
+ * success, even for an empty value) and *val_len set only on success.
+ * 0, -ENOENT, -ENOMEM, -EIO.  Any thread. */
+int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		  void **val, size_t *val_len)
+{
+	uint8_t kb[STORE_DBKEY_MAX];
+	size_t klen, vlen;
+	char *err = NULL;
+	int rc = 0;
+
+	uint8_t *k = store_item_key(kb, sizeof(kb), group, key, key_len, &klen);
+	if (!k)
+		return -ENOMEM;
+	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
+	if (k != kb)
+		free(k);
+	if (err)
+		return store_rocks_err(s, "get", err);
+	if (!v)
+		return -ENOENT;
+	const char *p = rocksdb_pinnableslice_value(v, &vlen);
+	void *copy = malloc(vlen ? vlen : 1);
+	if (!copy) {
+		rc = -ENOMEM;
+	} else {
+		if (vlen)
+			memcpy(copy, p, vlen);
+		*val = copy;
+		*val_len = vlen;
+	}
+	rocksdb_pinnableslice_destroy(v);
+	return rc;
+}
+
+/* Call cb for each item of group with lo <= key < hi (hi NULL: to the end of
+ * the group) in key order, from one snapshot.  Keys and values passed to cb
+ * are valid only during the call.  Returns 0, cb's first nonzero value, -ENOMEM
+ * or -EIO.  Any thread. */
+int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	uint8_t lob[STORE_DBKEY_MAX], hib[STORE_DBKEY_MAX];
+	uint8_t *lok, *hik;
+	size_t lok_len, hik_len;
+	char *err = NULL;
+	int rc = 0;
+
+	lok = store_item_key(lob, sizeof(lob), group, lo, lo ? lo_len : 0, &lok_len);
+	if (!lok)
+		return -ENOMEM;
+	if (hi) {
+		hik = store_item_key(hib, sizeof(hib), group, hi, hi_len, &hik_len);
+		if (!hik) {
+			rc = -ENOMEM;
+			goto err_free_lo;
+		}
+	} else {
+		hik = hib;
+		hik_len = store_group_end(hib, group);
+	}
+
+	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_snapshot(ro, snap);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hik, hik_len);
+	rocksdb_readoptions_set_fill_cache(ro, 1);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+
+	for (rocksdb_iter_seek(it, (const char *)lok, lok_len); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		const char *v = rocksdb_iter_value(it, &vl);
+		rc = cb((const uint8_t *)k + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN,
+			(const uint8_t *)v, vl, arg);
+		if (rc)
+			break;
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		if (err)
+			rc = store_rocks_err(s, "scan", err);
+	}
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_release_snapshot(s->db, snap);
+	if (hik != hib)
+		free(hik);
+err_free_lo:
+	if (lok != lob)
+		free(lok);
+	return rc;
+}
+
+/* Delete every item of group (one range tombstone) and its applied LSN, in
+ * one batch.  0, -ENOMEM or -EIO (nothing changed).  I/O thread. */
+int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
+{
+	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN], ak[STORE_GROUP_PREFIX_LEN];
+	size_t hi_len;
+	int rc;
+
+	store_group_prefix(lo, group);
+	hi_len = store_group_end(hi, group);
+	store_applied_key(ak, group);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	if (!wb)
+		return -ENOMEM;
+	rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, hi_len);
+	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
+	rc = batch_write(s, wb, "drop group");
+	rocksdb_writebatch_destroy(wb);
+	if (!rc)
+		QFS_LOG(QFS_LOG_INFO, "store group dropped dir=%s group=%llu", s->dir,
+			(unsigned long long)group);
+	return rc;
+}
+
+/* Sync RocksDB's WAL: every batch written before the call survives a crash
+ * afterwards.  0 or -EIO (logged).  Any thread; it may block on I/O. */
+int qfs_store_sync(struct qfs_store *s)
+{
+	char *err = NULL;
+	rocksdb_flush_wal(s->db, 1, &err);
+	if (err)
+		return store_rocks_err(s, "sync", err);
+	return 0;
+}
+
+/* RocksDB's estimate of the bytes group's items take in SST files (data
+ * still only in the memtable is not counted).  0 or -EIO; *bytes set only on
+ * success.  Any thread. */
+int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes)
+{
+	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN];
+	const char *starts[1] = { (const char *)lo }, *limits[1] = { (const char *)hi };
+	size_t start_lens[1] = { sizeof(lo) }, limit_lens[1];
+	uint64_t sizes[1] = { 0 };
+	char *err = NULL;
+
+	store_group_prefix(lo, group);
+	limit_lens[0] = store_group_end(hi, group);
+	rocksdb_approximate_sizes(s->db, 1, starts, start_lens, limits, limit_lens, sizes, &err);
+	if (err)
+		return store_rocks_err(s, "approximate sizes", err);
+	*bytes = sizes[0];
+	return 0;
+}

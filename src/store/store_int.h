@@ -1,0 +1,59 @@
+/*
+ * store_int.h - internals shared by store.c (RocksDB handle, reads, writes)
+ * and apply.c (txn semantics).  Layout of RocksDB keys: doc/format-store.md.
+ *
+ *   'd' be64(group) itemkey  -> item value      (STORE_ITEM_PREFIX)
+ *   'a' be64(group)          -> be64(applied)   (STORE_APPLIED_PREFIX)
+ */
+#ifndef QFS_STORE_STORE_INT_H
+#define QFS_STORE_STORE_INT_H
+
+#include <rocksdb/c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/key.h"
+#include "common/txn.h"
+#include "store/store.h"
+
+#define STORE_ITEM_PREFIX 'd'
+#define STORE_APPLIED_PREFIX 'a'
+#define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
+#define STORE_DBKEY_MAX (STORE_GROUP_PREFIX_LEN + QFS_KEY_MAX)
+
+struct qfs_store {
+	rocksdb_t *db;
+	rocksdb_options_t *opts;
+	rocksdb_block_based_table_options_t *bbto;
+	rocksdb_cache_t *cache;           /* block cache shared with bbto's table factory */
+	rocksdb_writeoptions_t *wo;       /* sync = false: our WAL is the durability source */
+	rocksdb_readoptions_t *ro;        /* plain point reads; immutable after open */
+	char *dir;                        /* path of the RocksDB, for log lines */
+};
+
+/* RocksDB key for an item of group: 'd' be64(group) key, built in buf
+ * (buf_len bytes) when it fits, else in a heap block the caller frees (when
+ * the result != buf).  NULL on -ENOMEM. */
+uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const uint8_t *key,
+			size_t key_len, size_t *out_len);
+/* 'a' be64(group) into out (9 bytes). */
+void store_applied_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
+/* 'd' be64(group) into out (9 bytes); the end of the group's items is
+ * store_group_end(). */
+void store_group_prefix(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
+/* First key after every item of group: 'd' be64(group + 1), or "e" for the
+ * last group.  Returns its length. */
+size_t store_group_end(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
+
+/* Turn a RocksDB error string into -EIO with one log line naming what and
+ * the store; frees errstr. */
+int store_rocks_err(const struct qfs_store *s, const char *what, char *errstr);
+
+/* Run the ops of t against group's items (plus the txn's own writes) and, if
+ * all succeed, append their effect to wb.  *result gets 0 or the first
+ * failing op's error; on failure nothing is appended.  Returns 0, -ENOMEM or
+ * -EIO (hard errors: wb may hold partial output and must be discarded). */
+int store_apply_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		    rocksdb_writebatch_t *wb, int *result);
+
+#endif

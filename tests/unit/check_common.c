@@ -1,0 +1,1015 @@
+/*
+ * check_common.c - unit tests of src/common (Check suite "common"): error
+ * codes, logging, buffers, key ordering and parsing, item and txn codecs
+ * (round trips, every truncated prefix, version bumps) and xattr semantics.
+ * crc32c has its own tests elsewhere.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/item.h"
+#include "common/key.h"
+#include "common/log.h"
+#include "common/qfs.h"
+#include "common/txn.h"
+
+/* ---- qfs.c ---- */
+
+START_TEST(test_strerror)
+{
+	const int codes[] = { QFS_ECORRUPT, QFS_ESTOPPED, QFS_ENOGROUP,
+			      QFS_ECONFLICT, QFS_EFORMAT, QFS_ETORN };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		const char *m = qfs_strerror(codes[i]);
+		ck_assert_ptr_nonnull(m);
+		ck_assert_str_ne(m, "Unknown error");
+		for (size_t j = 0; j < i; j++)
+			ck_assert_str_ne(m, qfs_strerror(codes[j]));
+	}
+	ck_assert_str_eq(qfs_strerror(-ENOENT), strerror(ENOENT));
+	ck_assert_str_eq(qfs_strerror(-QFS_ERR_BASE - 99), "Unknown error");
+	ck_assert_ptr_nonnull(qfs_strerror(12345));
+}
+END_TEST
+
+START_TEST(test_err_to_errno)
+{
+	ck_assert_int_eq(qfs_err_to_errno(-ENOENT), ENOENT);
+	ck_assert_int_eq(qfs_err_to_errno(-ENOSPC), ENOSPC);
+	ck_assert_int_eq(qfs_err_to_errno(QFS_ECORRUPT), EIO);
+	ck_assert_int_eq(qfs_err_to_errno(QFS_ESTOPPED), EIO);
+	ck_assert_int_eq(qfs_err_to_errno(QFS_ECONFLICT), EAGAIN);
+	ck_assert_int_eq(qfs_err_to_errno(-QFS_ERR_BASE - 77), EIO);
+}
+END_TEST
+
+/* ---- log.c ---- */
+
+START_TEST(test_log_level_parse)
+{
+	int saved = qfs_log_level;
+	ck_assert_int_eq(saved, QFS_LOG_INFO);
+	ck_assert_int_eq(qfs_log_set_level("debug"), 0);
+	ck_assert_int_eq(qfs_log_level, QFS_LOG_DEBUG);
+	ck_assert_int_eq(qfs_log_set_level("ERR"), 0);
+	ck_assert_int_eq(qfs_log_level, QFS_LOG_ERR);
+	ck_assert_int_eq(qfs_log_set_level("warn"), 0);
+	ck_assert_int_eq(qfs_log_level, QFS_LOG_WARN);
+	ck_assert_int_eq(qfs_log_set_level("loud"), -EINVAL);
+	ck_assert_int_eq(qfs_log_level, QFS_LOG_WARN);
+	qfs_log_level = saved;
+}
+END_TEST
+
+/* Lines go to stderr with an ISO-8601 UTC timestamp and the level; lines
+ * above the level are dropped. */
+START_TEST(test_log_line)
+{
+	char path[] = "/tmp/qfs-log-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	int saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+	QFS_LOG(QFS_LOG_WARN, "hello group=%d err=%s", 7, "x");
+	QFS_LOG(QFS_LOG_DEBUG, "dropped");
+	qfs_log_write(QFS_LOG_DEBUG, "dropped too");
+	QFS_LOG(QFS_LOG_INFO, "second");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	char buf[512] = { 0 };
+	ck_assert_int_gt(pread(fd, buf, sizeof(buf) - 1, 0), 0);
+	close(fd);
+	unlink(path);
+	regex_t re;
+	ck_assert_int_eq(regcomp(&re,
+				 "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z "
+				 "WARN hello group=7 err=x\n"
+				 "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z INFO second\n$",
+				 REG_EXTENDED),
+			 0);
+	ck_assert_msg(regexec(&re, buf, 0, NULL, 0) == 0, "log output: %s", buf);
+	regfree(&re);
+}
+END_TEST
+
+/* ---- buf.c ---- */
+
+START_TEST(test_buf_roundtrip)
+{
+	struct qfs_buf b;
+	struct qfs_rd r;
+	size_t n;
+
+	qfs_buf_init(&b);
+	qfs_buf_put_u8(&b, 0xab);
+	qfs_buf_put_u16(&b, 0x1234);
+	qfs_buf_put_u32(&b, 0xdeadbeef);
+	qfs_buf_put_u64(&b, 0x0102030405060708ull);
+	qfs_buf_put_bytes(&b, "xyz", 3);
+	qfs_buf_put_bytes(&b, NULL, 0);
+	for (int i = 0; i < 1000; i++)
+		qfs_buf_put_u32(&b, (uint32_t)i);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(b.len, 1 + 2 + 4 + 8 + 7 + 4 + 4000);
+	ck_assert_uint_eq(b.data[1], 0x12); /* big-endian */
+
+	qfs_rd_init(&r, b.data, b.len);
+	ck_assert_uint_eq(qfs_rd_u8(&r), 0xab);
+	ck_assert_uint_eq(qfs_rd_u16(&r), 0x1234);
+	ck_assert_uint_eq(qfs_rd_u32(&r), 0xdeadbeef);
+	ck_assert_uint_eq(qfs_rd_u64(&r), 0x0102030405060708ull);
+	const uint8_t *p = qfs_rd_bytes(&r, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_mem_eq(p, "xyz", 3);
+	qfs_rd_bytes(&r, &n);
+	ck_assert_uint_eq(n, 0);
+	for (int i = 0; i < 1000; i++)
+		ck_assert_uint_eq(qfs_rd_u32(&r), (uint32_t)i);
+	ck_assert_int_eq(r.err, 0);
+	ck_assert_uint_eq(qfs_rd_left(&r), 0);
+	/* overrun latches and returns zeros */
+	ck_assert_uint_eq(qfs_rd_u64(&r), 0);
+	ck_assert_int_eq(r.err, QFS_ECORRUPT);
+	ck_assert_ptr_null(qfs_rd_raw(&r, 0));
+
+	uint8_t *d = qfs_buf_steal(&b, &n);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(n, 4026);
+	ck_assert_ptr_null(b.data);
+	ck_assert_uint_eq(b.len, 0);
+	free(d);
+	qfs_buf_put_u8(&b, 1);
+	qfs_buf_reset(&b);
+	ck_assert_uint_eq(b.len, 0);
+	qfs_buf_close(&b);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+START_TEST(test_rd_bytes_overrun)
+{
+	const uint8_t enc[] = { 0, 0, 0, 9, 'a', 'b' }; /* says 9, has 2 */
+	struct qfs_rd r;
+	size_t n = 5;
+	qfs_rd_init(&r, enc, sizeof(enc));
+	ck_assert_ptr_null(qfs_rd_bytes(&r, &n));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(r.err, QFS_ECORRUPT);
+}
+END_TEST
+
+/* ---- key.c ---- */
+
+struct tkey {
+	uint8_t k[QFS_KEY_MAX];
+	size_t len;
+	enum qfs_key_kind kind;
+	uint64_t pk;
+	const char *name;
+	size_t name_len;
+	uint64_t chunk;
+};
+
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+static int tkey_qsort_cmp(const void *a, const void *b)
+{
+	const struct tkey *x = a, *y = b;
+	return key_cmp(x->k, x->len, y->k, y->len);
+}
+
+static const uint64_t test_pks[] = { 1, 2, 3, 1024, 1025, 0xffffffffull, UINT64_MAX - 1, UINT64_MAX };
+static const char *const test_names[] = { "\x01", "a", "ab", "abc", "b", "B", ".", "..",
+					  "\xff", "\xff\xff", "z\x01", "zz" };
+static const uint64_t test_chunks[] = { 0, 1, 2, 255, 256, 65536, 1ull << 40, UINT64_MAX - 1,
+					UINT64_MAX };
+
+#define NPKS (sizeof(test_pks) / sizeof(test_pks[0]))
+#define NNAMES (sizeof(test_names) / sizeof(test_names[0]))
+#define NCHUNKS (sizeof(test_chunks) / sizeof(test_chunks[0]))
+#define NTKEYS (NPKS * (1 + NNAMES + NCHUNKS))
+
+static struct tkey *make_keys(void)
+{
+	struct tkey *ks = calloc(NTKEYS, sizeof(*ks));
+	size_t n = 0;
+	ck_assert_ptr_nonnull(ks);
+	for (size_t p = 0; p < NPKS; p++) {
+		ks[n].kind = QFS_KEY_INODE;
+		ks[n].pk = test_pks[p];
+		ks[n].len = qfs_key_inode(ks[n].k, test_pks[p]);
+		n++;
+		for (size_t i = 0; i < NNAMES; i++) {
+			ks[n].kind = QFS_KEY_DENTRY;
+			ks[n].pk = test_pks[p];
+			ks[n].name = test_names[i];
+			ks[n].name_len = strlen(test_names[i]);
+			ks[n].len = qfs_key_dentry(ks[n].k, test_pks[p], test_names[i], ks[n].name_len);
+			n++;
+		}
+		for (size_t i = 0; i < NCHUNKS; i++) {
+			ks[n].kind = QFS_KEY_CHUNK;
+			ks[n].pk = test_pks[p];
+			ks[n].chunk = test_chunks[i];
+			ks[n].len = qfs_key_chunk(ks[n].k, test_pks[p], test_chunks[i]);
+			n++;
+		}
+	}
+	ck_assert_uint_eq(n, NTKEYS);
+	return ks;
+}
+
+/* "\0c" < "\0i" < names: chunks, then the inode, then dentries. */
+static int kind_rank(enum qfs_key_kind k)
+{
+	return k == QFS_KEY_CHUNK ? 0 : k == QFS_KEY_INODE ? 1 : 2;
+}
+
+START_TEST(test_key_layout)
+{
+	uint8_t k[QFS_KEY_MAX];
+	ck_assert_uint_eq(qfs_key_prefix(k, 42), QFS_KEY_PREFIX_LEN);
+	ck_assert_uint_eq(qfs_be64_get(k + 8), 42);
+	ck_assert_uint_eq(qfs_key_inode(k, 42), 18);
+	ck_assert_uint_eq(k[16], 0);
+	ck_assert_uint_eq(k[17], 'i');
+	ck_assert_uint_eq(qfs_key_chunk(k, 42, 7), 26);
+	ck_assert_uint_eq(k[17], 'c');
+	ck_assert_uint_eq(qfs_be64_get(k + 18), 7);
+	char name[QFS_NAME_MAX];
+	memset(name, 'n', sizeof(name));
+	ck_assert_uint_eq(qfs_key_dentry(k, 42, name, QFS_NAME_MAX), 16 + QFS_NAME_MAX);
+	/* different pks spread: hashes differ */
+	uint8_t k2[QFS_KEY_MAX];
+	qfs_key_prefix(k, 1024);
+	qfs_key_prefix(k2, 1025);
+	ck_assert(memcmp(k, k2, 8) != 0);
+}
+END_TEST
+
+/* Sorted bytewise, every pk's keys are contiguous: chunks by number, the
+ * inode, then dentries by name bytewise. */
+START_TEST(test_key_order)
+{
+	struct tkey *ks = make_keys();
+	qsort(ks, NTKEYS, sizeof(*ks), tkey_qsort_cmp);
+	for (size_t i = 1; i < NTKEYS; i++) {
+		const struct tkey *a = &ks[i - 1], *b = &ks[i];
+		ck_assert_int_lt(key_cmp(a->k, a->len, b->k, b->len), 0); /* all distinct */
+		if (a->pk != b->pk) {
+			/* a pk is never seen again once left: contiguous */
+			for (size_t j = i; j < NTKEYS; j++)
+				ck_assert_uint_ne(ks[j].pk, a->pk);
+			continue;
+		}
+		ck_assert_int_le(kind_rank(a->kind), kind_rank(b->kind));
+		if (a->kind == QFS_KEY_CHUNK && b->kind == QFS_KEY_CHUNK)
+			ck_assert_uint_lt(a->chunk, b->chunk);
+		if (a->kind == QFS_KEY_DENTRY && b->kind == QFS_KEY_DENTRY)
+			ck_assert_int_lt(key_cmp((const uint8_t *)a->name, a->name_len,
+						 (const uint8_t *)b->name, b->name_len),
+					 0);
+	}
+	free(ks);
+}
+END_TEST
+
+static int in_range(const struct tkey *k, const uint8_t *lo, size_t lo_len, const uint8_t *hi,
+		    size_t hi_len)
+{
+	return key_cmp(lo, lo_len, k->k, k->len) <= 0 && key_cmp(k->k, k->len, hi, hi_len) < 0;
+}
+
+START_TEST(test_key_dentry_range)
+{
+	struct tkey *ks = make_keys();
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lo_len, hi_len;
+	for (size_t p = 0; p < NPKS; p++) {
+		qfs_key_dentry_range(lo, &lo_len, hi, &hi_len, test_pks[p]);
+		ck_assert_uint_le(lo_len, QFS_KEY_MAX);
+		ck_assert_uint_le(hi_len, QFS_KEY_MAX);
+		for (size_t i = 0; i < NTKEYS; i++) {
+			int want = ks[i].pk == test_pks[p] && ks[i].kind == QFS_KEY_DENTRY;
+			ck_assert_msg(in_range(&ks[i], lo, lo_len, hi, hi_len) == want,
+				      "pk %zu key %zu", p, i);
+		}
+		/* the longest name of all 0xff bytes is inside too */
+		struct tkey big;
+		char name[QFS_NAME_MAX];
+		memset(name, 0xff, sizeof(name));
+		big.len = qfs_key_dentry(big.k, test_pks[p], name, sizeof(name));
+		ck_assert(in_range(&big, lo, lo_len, hi, hi_len));
+	}
+	free(ks);
+}
+END_TEST
+
+START_TEST(test_key_chunk_range)
+{
+	struct tkey *ks = make_keys();
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lo_len, hi_len;
+	const uint64_t bounds[][2] = { { 0, UINT64_MAX }, { 0, 1 }, { 1, 256 }, { 2, 2 },
+				       { 255, UINT64_MAX }, { UINT64_MAX - 1, UINT64_MAX },
+				       { 0, UINT64_MAX - 1 } };
+	for (size_t p = 0; p < NPKS; p++) {
+		for (size_t b = 0; b < sizeof(bounds) / sizeof(bounds[0]); b++) {
+			uint64_t from = bounds[b][0], to = bounds[b][1];
+			qfs_key_chunk_range(lo, &lo_len, hi, &hi_len, test_pks[p], from, to);
+			for (size_t i = 0; i < NTKEYS; i++) {
+				int want = ks[i].pk == test_pks[p] && ks[i].kind == QFS_KEY_CHUNK &&
+					   ks[i].chunk >= from &&
+					   (to == UINT64_MAX || ks[i].chunk < to);
+				ck_assert_msg(in_range(&ks[i], lo, lo_len, hi, hi_len) == want,
+					      "pk %zu bounds %zu key %zu", p, b, i);
+			}
+		}
+	}
+	free(ks);
+}
+END_TEST
+
+START_TEST(test_key_parse_roundtrip)
+{
+	struct tkey *ks = make_keys();
+	for (size_t i = 0; i < NTKEYS; i++) {
+		struct qfs_key k;
+		ck_assert_int_eq(qfs_key_parse(ks[i].k, ks[i].len, &k), 0);
+		ck_assert_int_eq(k.kind, ks[i].kind);
+		ck_assert_uint_eq(k.pk, ks[i].pk);
+		if (k.kind == QFS_KEY_DENTRY) {
+			ck_assert_uint_eq(k.name_len, ks[i].name_len);
+			ck_assert_mem_eq(k.name, ks[i].name, k.name_len);
+			ck_assert_ptr_eq(k.name, ks[i].k + QFS_KEY_PREFIX_LEN);
+		}
+		if (k.kind == QFS_KEY_CHUNK)
+			ck_assert_uint_eq(k.chunk, ks[i].chunk);
+	}
+	free(ks);
+}
+END_TEST
+
+START_TEST(test_key_parse_rejects)
+{
+	uint8_t k[QFS_KEY_MAX + 8];
+	struct qfs_key out = { .kind = 99 };
+	size_t n;
+
+	/* too short: a bare prefix, empty, partial prefix */
+	n = qfs_key_prefix(k, 5);
+	ck_assert_int_eq(qfs_key_parse(k, n, &out), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_key_parse(k, 0, &out), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_key_parse(k, 9, &out), QFS_ECORRUPT);
+	/* bad hash */
+	n = qfs_key_dentry(k, 5, "x", 1);
+	k[3] ^= 1;
+	ck_assert_int_eq(qfs_key_parse(k, n, &out), QFS_ECORRUPT);
+	/* pk changed under the same hash */
+	n = qfs_key_dentry(k, 5, "x", 1);
+	k[15] ^= 1;
+	ck_assert_int_eq(qfs_key_parse(k, n, &out), QFS_ECORRUPT);
+	/* unknown "\0" sort keys */
+	n = qfs_key_inode(k, 5);
+	k[17] = 'x';
+	ck_assert_int_eq(qfs_key_parse(k, n, &out), QFS_ECORRUPT);
+	n = qfs_key_inode(k, 5);
+	ck_assert_int_eq(qfs_key_parse(k, n - 1, &out), QFS_ECORRUPT); /* lone "\0" */
+	k[n] = 'z';
+	ck_assert_int_eq(qfs_key_parse(k, n + 1, &out), QFS_ECORRUPT); /* "\0iz" */
+	n = qfs_key_chunk(k, 5, 3);
+	ck_assert_int_eq(qfs_key_parse(k, n - 1, &out), QFS_ECORRUPT);
+	k[n] = 0;
+	ck_assert_int_eq(qfs_key_parse(k, n + 1, &out), QFS_ECORRUPT);
+	/* a name with a NUL inside, a name too long */
+	n = qfs_key_dentry(k, 5, "ab", 2);
+	k[n - 1] = 0;
+	ck_assert_int_eq(qfs_key_parse(k, n, &out), QFS_ECORRUPT);
+	char name[QFS_NAME_MAX];
+	memset(name, 'q', sizeof(name));
+	n = qfs_key_dentry(k, 5, name, sizeof(name));
+	k[n] = 'q';
+	ck_assert_int_eq(qfs_key_parse(k, n + 1, &out), QFS_ECORRUPT);
+	ck_assert_int_eq(out.kind, 99); /* untouched on error */
+
+	/* random garbage never parses (hash mismatch) */
+	unsigned seed = 12345;
+	for (int i = 0; i < 2000; i++) {
+		size_t len = (size_t)rand_r(&seed) % (QFS_KEY_MAX + 1);
+		for (size_t j = 0; j < len; j++)
+			k[j] = (uint8_t)rand_r(&seed);
+		ck_assert_int_eq(qfs_key_parse(k, len, &out), QFS_ECORRUPT);
+	}
+}
+END_TEST
+
+/* ---- item.c ---- */
+
+static void sample_inode(struct qfs_inode *in)
+{
+	qfs_inode_init(in);
+	in->a.ino = 4242;
+	in->a.mode = S_IFREG | 0640;
+	in->a.uid = 1000;
+	in->a.gid = 100;
+	in->a.nlink = 1;
+	in->a.flags = QFS_ATTR_INLINE;
+	in->a.size = 11;
+	in->a.rdev = 0;
+	in->a.atime = (struct qfs_ts){ 1700000000, 1 };
+	in->a.mtime = (struct qfs_ts){ -5, 999999999 };
+	in->a.ctime = (struct qfs_ts){ 1700000002, 3 };
+	in->a.btime = (struct qfs_ts){ 1, 0 };
+	ck_assert_int_eq(qfs_inode_set_data(in, "hello world", 11), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(in, "user.z", "zz", 2, 0), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(in, "user.a", "", 0, 0), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(in, "user.color", "red", 3, XATTR_CREATE), 0);
+}
+
+static void assert_attr_eq(const struct qfs_attr *a, const struct qfs_attr *b)
+{
+	ck_assert_uint_eq(a->ino, b->ino);
+	ck_assert_uint_eq(a->mode, b->mode);
+	ck_assert_uint_eq(a->uid, b->uid);
+	ck_assert_uint_eq(a->gid, b->gid);
+	ck_assert_uint_eq(a->nlink, b->nlink);
+	ck_assert_uint_eq(a->flags, b->flags);
+	ck_assert_uint_eq(a->size, b->size);
+	ck_assert_uint_eq(a->rdev, b->rdev);
+	const struct qfs_ts *ta[] = { &a->atime, &a->mtime, &a->ctime, &a->btime };
+	const struct qfs_ts *tb[] = { &b->atime, &b->mtime, &b->ctime, &b->btime };
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(ta[i]->sec, tb[i]->sec);
+		ck_assert_uint_eq(ta[i]->nsec, tb[i]->nsec);
+	}
+}
+
+START_TEST(test_dentry_roundtrip)
+{
+	struct qfs_dentry d = { .ino = 0x1122334455667788ull, .type = S_IFDIR, .group = 9 }, e;
+	struct qfs_buf b;
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(b.data[0], QFS_ITEM_VERSION);
+	ck_assert_int_eq(qfs_dentry_decode(b.data, b.len, &e), 0);
+	ck_assert_uint_eq(e.ino, d.ino);
+	ck_assert_uint_eq(e.type, d.type);
+	ck_assert_uint_eq(e.group, d.group);
+	/* trailing garbage */
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_int_eq(qfs_dentry_decode(b.data, b.len, &e), QFS_ECORRUPT);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+START_TEST(test_inode_roundtrip)
+{
+	struct qfs_inode in, out;
+	struct qfs_attr a;
+	struct qfs_buf b;
+
+	sample_inode(&in);
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(b.err, 0);
+
+	qfs_inode_init(&out);
+	ck_assert_int_eq(qfs_inode_set_data(&out, "old", 3), 0); /* freed by decode */
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), 0);
+	assert_attr_eq(&out.a, &in.a);
+	ck_assert_uint_eq(out.data_len, 11);
+	ck_assert_mem_eq(out.data, "hello world", 11);
+	ck_assert_uint_eq(out.nxattrs, 3);
+	ck_assert_str_eq(out.xattrs[0].name, "user.a");
+	ck_assert_uint_eq(out.xattrs[0].len, 0);
+	ck_assert_str_eq(out.xattrs[1].name, "user.color");
+	ck_assert_uint_eq(out.xattrs[1].len, 3);
+	ck_assert_mem_eq(out.xattrs[1].value, "red", 3);
+	ck_assert_str_eq(out.xattrs[2].name, "user.z");
+
+	ck_assert_int_eq(qfs_inode_decode_attr(b.data, b.len, &a), 0);
+	assert_attr_eq(&a, &in.a);
+
+	/* re-encoding the decoded inode gives the same bytes */
+	struct qfs_buf b2;
+	qfs_buf_init(&b2);
+	qfs_inode_encode(&out, &b2);
+	ck_assert_uint_eq(b2.len, b.len);
+	ck_assert_mem_eq(b2.data, b.data, b.len);
+
+	/* an empty inode round-trips too */
+	qfs_inode_close(&in);
+	qfs_buf_reset(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), 0);
+	ck_assert_ptr_null(out.data);
+	ck_assert_uint_eq(out.nxattrs, 0);
+
+	qfs_buf_close(&b2);
+	qfs_buf_close(&b);
+	qfs_inode_close(&out);
+	qfs_inode_close(&out);
+}
+END_TEST
+
+/* Encoded samples for the truncation and version tests. */
+enum { SAMPLE_DENTRY, SAMPLE_INODE, SAMPLE_TXN, SAMPLE_N };
+
+static void sample_txn_encode(struct qfs_buf *b);
+
+static void sample_encode(int which, struct qfs_buf *b)
+{
+	qfs_buf_init(b);
+	if (which == SAMPLE_DENTRY) {
+		struct qfs_dentry d = { .ino = 5, .type = S_IFREG, .group = 0 };
+		qfs_dentry_encode(&d, b);
+	} else if (which == SAMPLE_INODE) {
+		struct qfs_inode in;
+		sample_inode(&in);
+		qfs_inode_encode(&in, b);
+		qfs_inode_close(&in);
+	} else {
+		sample_txn_encode(b);
+	}
+	ck_assert_int_eq(b->err, 0);
+}
+
+/* Decode with the decoder for which; returns its result. */
+static int sample_decode(int which, const uint8_t *p, size_t len)
+{
+	int rc;
+	if (which == SAMPLE_DENTRY) {
+		struct qfs_dentry d;
+		rc = qfs_dentry_decode(p, len, &d);
+	} else if (which == SAMPLE_INODE) {
+		struct qfs_inode in;
+		struct qfs_attr a;
+		qfs_inode_init(&in);
+		rc = qfs_inode_decode(p, len, &in);
+		if (rc)
+			ck_assert_ptr_null(in.data); /* untouched on error */
+		qfs_inode_close(&in);
+		int rc2 = qfs_inode_decode_attr(p, len, &a);
+		ck_assert_int_eq(rc, rc2);
+	} else {
+		struct qfs_txn t;
+		qfs_txn_init(&t);
+		rc = qfs_txn_decode(p, len, &t);
+		if (rc)
+			ck_assert_uint_eq(t.nops, 0);
+		qfs_txn_close(&t);
+	}
+	return rc;
+}
+
+/* Loop test: _i = sample * 1000 + prefix length.  Each strict prefix is
+ * copied to its own heap block, so ASan catches any read past it. */
+START_TEST(test_truncated_prefix)
+{
+	int which = _i / 1000;
+	size_t plen = (size_t)(_i % 1000);
+	struct qfs_buf b;
+	sample_encode(which, &b);
+	if (plen < b.len) {
+		uint8_t *copy = malloc(plen ? plen : 1);
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, b.data, plen);
+		ck_assert_int_eq(sample_decode(which, copy, plen), QFS_ECORRUPT);
+		free(copy);
+	} else if (plen == b.len) {
+		ck_assert_int_eq(sample_decode(which, b.data, b.len), 0);
+	}
+	qfs_buf_close(&b);
+}
+END_TEST
+
+START_TEST(test_sample_sizes)
+{
+	/* the loop test above covers every prefix only if samples are < 1000 bytes */
+	for (int w = 0; w < SAMPLE_N; w++) {
+		struct qfs_buf b;
+		sample_encode(w, &b);
+		ck_assert_uint_lt(b.len, 1000);
+		qfs_buf_close(&b);
+	}
+}
+END_TEST
+
+START_TEST(test_version_bump)
+{
+	for (int w = 0; w < SAMPLE_N; w++) {
+		struct qfs_buf b;
+		sample_encode(w, &b);
+		b.data[0]++;
+		ck_assert_int_eq(sample_decode(w, b.data, b.len), QFS_EFORMAT);
+		b.data[0] = 0;
+		ck_assert_int_eq(sample_decode(w, b.data, b.len), QFS_EFORMAT);
+		qfs_buf_close(&b);
+	}
+}
+END_TEST
+
+START_TEST(test_inode_decode_rejects)
+{
+	struct qfs_inode in;
+	struct qfs_buf b;
+	struct qfs_attr a;
+
+	/* nanoseconds out of range */
+	qfs_inode_init(&in);
+	in.a.mtime.nsec = 1000000000u;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(qfs_inode_decode_attr(b.data, b.len, &a), QFS_ECORRUPT);
+
+	/* unsorted xattrs (built by hand) */
+	qfs_inode_init(&in);
+	struct qfs_xattr xs[2] = { { "user.b", (uint8_t *)"1", 1 }, { "user.a", (uint8_t *)"2", 1 } };
+	in.xattrs = xs;
+	in.nxattrs = 2;
+	qfs_buf_reset(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(qfs_inode_decode_attr(b.data, b.len, &a), QFS_ECORRUPT);
+	/* duplicate names */
+	xs[1].name = "user.b";
+	qfs_buf_reset(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(qfs_inode_decode_attr(b.data, b.len, &a), QFS_ECORRUPT);
+	/* a huge xattr count cannot make it allocate */
+	qfs_inode_init(&in);
+	qfs_buf_reset(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_be32_put(b.data + b.len - 4, 0xffffffffu);
+	qfs_inode_init(&in);
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &in), QFS_ECORRUPT);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* ---- xattrs ---- */
+
+START_TEST(test_xattr_semantics)
+{
+	struct qfs_inode in;
+	const struct qfs_xattr *x;
+	qfs_inode_init(&in);
+
+	ck_assert_ptr_null(qfs_inode_xattr_find(&in, "user.a"));
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", "1", 1, XATTR_REPLACE), -ENODATA);
+	ck_assert_uint_eq(in.nxattrs, 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", "1", 1, XATTR_CREATE), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", "2", 1, XATTR_CREATE), -EEXIST);
+	x = qfs_inode_xattr_find(&in, "user.a");
+	ck_assert_ptr_nonnull(x);
+	ck_assert_mem_eq(x->value, "1", 1);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", "22", 2, XATTR_REPLACE), 0);
+	x = qfs_inode_xattr_find(&in, "user.a");
+	ck_assert_uint_eq(x->len, 2);
+	ck_assert_mem_eq(x->value, "22", 2);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", "333", 3, 0), 0);
+	ck_assert_uint_eq(in.nxattrs, 1);
+
+	/* inserts at front, middle, end stay sorted */
+	const char *names[] = { "user.m", "trusted.x", "user.zz", "security.s", "user.b", "user.\xff" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ck_assert_int_eq(qfs_inode_xattr_set(&in, names[i], "v", 1, 0), 0);
+	ck_assert_uint_eq(in.nxattrs, 7);
+	for (uint32_t i = 1; i < in.nxattrs; i++)
+		ck_assert_int_lt(strcmp(in.xattrs[i - 1].name, in.xattrs[i].name), 0);
+
+	ck_assert_int_eq(qfs_inode_xattr_del(&in, "user.m"), 0);
+	ck_assert_int_eq(qfs_inode_xattr_del(&in, "user.m"), -ENODATA);
+	ck_assert_ptr_null(qfs_inode_xattr_find(&in, "user.m"));
+	ck_assert_uint_eq(in.nxattrs, 6);
+	for (uint32_t i = 1; i < in.nxattrs; i++)
+		ck_assert_int_lt(strcmp(in.xattrs[i - 1].name, in.xattrs[i].name), 0);
+	while (in.nxattrs)
+		ck_assert_int_eq(qfs_inode_xattr_del(&in, in.xattrs[0].name), 0);
+	ck_assert_ptr_null(in.xattrs);
+
+	/* bad arguments */
+	char longname[QFS_XATTR_NAME_MAX + 2];
+	memset(longname, 'n', sizeof(longname));
+	longname[QFS_XATTR_NAME_MAX + 1] = '\0';
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, longname, "v", 1, 0), -ERANGE);
+	longname[QFS_XATTR_NAME_MAX] = '\0';
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, longname, "v", 1, 0), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "", "v", 1, 0), -ERANGE);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.q", "v", 1, 0x40), -EINVAL);
+	qfs_inode_close(&in);
+}
+END_TEST
+
+START_TEST(test_xattr_limits)
+{
+	struct qfs_inode in;
+	uint8_t *big = calloc(1, QFS_XATTR_VALUE_MAX + 1);
+	ck_assert_ptr_nonnull(big);
+	qfs_inode_init(&in);
+
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", big, QFS_XATTR_VALUE_MAX + 1, 0), -E2BIG);
+	/* "user.a" (6) + value fills the total exactly */
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", big, QFS_XATTR_TOTAL_MAX - 6, 0), 0);
+	/* any other xattr, even empty, goes over: -ENOSPC and nothing changes */
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.b", "", 0, 0), -ENOSPC);
+	ck_assert_uint_eq(in.nxattrs, 1);
+	/* replacing counts the new value instead of the old one */
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", big, QFS_XATTR_TOTAL_MAX - 5, 0), -ENOSPC);
+	ck_assert_uint_eq(in.xattrs[0].len, QFS_XATTR_TOTAL_MAX - 6);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.a", big, 100, XATTR_REPLACE), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.b", big, QFS_XATTR_TOTAL_MAX - 112, 0), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.c", "", 0, 0), -ENOSPC);
+	ck_assert_int_eq(qfs_inode_xattr_del(&in, "user.b"), 0);
+	ck_assert_int_eq(qfs_inode_xattr_set(&in, "user.c", "", 0, 0), 0);
+
+	/* a full inode still encodes and decodes */
+	struct qfs_buf b;
+	struct qfs_inode out;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_inode_init(&out);
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), 0);
+	ck_assert_uint_eq(out.nxattrs, 2);
+	qfs_inode_close(&out);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_set_data)
+{
+	struct qfs_inode in;
+	qfs_inode_init(&in);
+	ck_assert_int_eq(qfs_inode_set_data(&in, "abc", 3), 0);
+	ck_assert_uint_eq(in.data_len, 3);
+	ck_assert_int_eq(qfs_inode_set_data(&in, NULL, 0), 0);
+	ck_assert_ptr_null(in.data);
+	ck_assert_uint_eq(in.data_len, 0);
+	qfs_inode_close(&in);
+}
+END_TEST
+
+/* ---- txn.c ---- */
+
+static const uint8_t K1[] = "key-one", K2[] = "key-two";
+
+static void build_sample_txn(struct qfs_txn *t)
+{
+	struct qfs_op *op;
+	qfs_txn_init(t);
+	op = qfs_txn_add(t, QFS_OP_PUT);
+	op->key = K1, op->key_len = 7, op->val = (const uint8_t *)"value", op->val_len = 5;
+	op = qfs_txn_add(t, QFS_OP_DEL);
+	op->key = K2, op->key_len = 7;
+	op = qfs_txn_add(t, QFS_OP_DEL_RANGE);
+	op->key = K1, op->key_len = 7, op->key2 = K2, op->key2_len = 7;
+	op = qfs_txn_add(t, QFS_OP_EXPECT_ABSENT);
+	op->key = K1, op->key_len = 7, op->err = -EEXIST;
+	op = qfs_txn_add(t, QFS_OP_EXPECT_PRESENT);
+	op->key = K2, op->key_len = 7, op->err = -ENOENT;
+	op = qfs_txn_add(t, QFS_OP_EXPECT_VALUE);
+	op->key = K1, op->key_len = 7, op->val = (const uint8_t *)"v", op->val_len = 1;
+	op->err = QFS_ECONFLICT;
+	op = qfs_txn_add(t, QFS_OP_EXPECT_EMPTY);
+	op->key = K1, op->key_len = 7, op->key2 = K2, op->key2_len = 7, op->err = -ENOTEMPTY;
+	op = qfs_txn_add(t, QFS_OP_SETATTR);
+	op->key = K1, op->key_len = 7, op->mask = QFS_SET_MODE | QFS_SET_MTIME;
+	op->attr.mode = 0755, op->attr.mtime = (struct qfs_ts){ 123, 456 }, op->attr.size = 99;
+	op = qfs_txn_add(t, QFS_OP_NLINK);
+	op->key = K1, op->key_len = 7, op->delta = -1;
+	op = qfs_txn_add(t, QFS_OP_SETDATA);
+	op->key = K1, op->key_len = 7, op->val = NULL, op->val_len = 0;
+	op = qfs_txn_add(t, QFS_OP_XSET);
+	op->key = K1, op->key_len = 7, op->name = "user.color", op->val = (const uint8_t *)"red";
+	op->val_len = 3, op->flags = XATTR_CREATE;
+	op = qfs_txn_add(t, QFS_OP_XDEL);
+	op->key = K1, op->key_len = 7, op->name = "user.gone";
+}
+
+static void sample_txn_encode(struct qfs_buf *b)
+{
+	struct qfs_txn t;
+	build_sample_txn(&t);
+	qfs_txn_encode(&t, b);
+	qfs_txn_close(&t);
+}
+
+static void assert_bytes(const uint8_t *p, uint32_t n, const void *want, uint32_t wn)
+{
+	ck_assert_uint_eq(n, wn);
+	if (n)
+		ck_assert_mem_eq(p, want, n);
+}
+
+START_TEST(test_txn_roundtrip)
+{
+	struct qfs_txn t, d;
+	struct qfs_buf b;
+	build_sample_txn(&t);
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_int_eq(b.err, 0);
+	qfs_txn_init(&d);
+	ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), 0);
+	ck_assert_uint_eq(d.nops, t.nops);
+	for (uint32_t i = 0; i < t.nops; i++) {
+		const struct qfs_op *x = &t.ops[i], *y = &d.ops[i];
+		ck_assert_int_eq(x->kind, y->kind);
+		ck_assert_int_eq(x->err, y->err);
+		assert_bytes(y->key, y->key_len, x->key, x->key_len);
+		assert_bytes(y->key2, y->key2_len, x->key2, x->key2_len);
+		assert_bytes(y->val, y->val_len, x->val, x->val_len);
+		/* decoded pointers are into the buffer */
+		ck_assert(y->key >= b.data && y->key + y->key_len <= b.data + b.len);
+		if (x->name) {
+			ck_assert_str_eq(y->name, x->name);
+			ck_assert((const uint8_t *)y->name >= b.data &&
+				  (const uint8_t *)y->name < b.data + b.len);
+		} else {
+			ck_assert_ptr_null(y->name);
+		}
+		ck_assert_uint_eq(x->mask, y->mask);
+		ck_assert_int_eq(x->delta, y->delta);
+		ck_assert_int_eq(x->flags, y->flags);
+		if (x->kind == QFS_OP_SETATTR)
+			assert_attr_eq(&x->attr, &y->attr);
+	}
+	qfs_txn_close(&d);
+
+	/* empty txn */
+	qfs_txn_close(&t);
+	qfs_buf_reset(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), 0);
+	ck_assert_uint_eq(d.nops, 0);
+	qfs_buf_close(&b);
+	qfs_txn_close(&d);
+}
+END_TEST
+
+START_TEST(test_txn_many_ops)
+{
+	struct qfs_txn t, d;
+	struct qfs_buf b;
+	qfs_txn_init(&t);
+	for (int i = 0; i < 1000; i++) {
+		struct qfs_op *op = qfs_txn_add(&t, QFS_OP_NLINK);
+		ck_assert_ptr_nonnull(op);
+		op->key = K1, op->key_len = 7, op->delta = i;
+	}
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	qfs_txn_init(&d);
+	ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), 0);
+	ck_assert_uint_eq(d.nops, 1000);
+	ck_assert_int_eq(d.ops[999].delta, 999);
+	qfs_txn_close(&d);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* Encode one op by hand-crafted fields and return the decode result. */
+static int decode_one(struct qfs_op *proto, size_t patch_at, uint8_t patch_val, int append)
+{
+	struct qfs_txn t, d;
+	struct qfs_buf b;
+	qfs_txn_init(&t);
+	struct qfs_op *op = qfs_txn_add(&t, proto->kind);
+	*op = *proto;
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	if (patch_at)
+		b.data[patch_at] = patch_val;
+	if (append)
+		qfs_buf_put_u8(&b, 0);
+	qfs_txn_init(&d);
+	int rc = qfs_txn_decode(b.data, b.len, &d);
+	qfs_txn_close(&d);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	return rc;
+}
+
+START_TEST(test_txn_decode_rejects)
+{
+	struct qfs_op op = { .kind = QFS_OP_EXPECT_ABSENT, .key = K1, .key_len = 7, .err = -EEXIST };
+	ck_assert_int_eq(decode_one(&op, 0, 0, 0), 0);
+	ck_assert_int_eq(decode_one(&op, 0, 0, 1), QFS_ECORRUPT); /* trailing byte */
+	/* version 1, nops 4 bytes, kind at 5, key len 6..9, key 10..16, err 17..20 */
+	ck_assert_int_eq(decode_one(&op, 17, 0x00, 0), QFS_ECORRUPT); /* err >= 0 */
+	ck_assert_int_eq(decode_one(&op, 5, 0, 0), QFS_ECORRUPT);       /* kind 0 */
+	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_XDEL + 1, 0), QFS_ECORRUPT);
+	ck_assert_int_eq(decode_one(&op, 4, 200, 0), QFS_ECORRUPT);     /* too many ops */
+
+	struct qfs_op x = { .kind = QFS_OP_XDEL, .key = K1, .key_len = 7, .name = "user.x" };
+	ck_assert_int_eq(decode_one(&x, 0, 0, 0), 0);
+	/* name bytes at 21..27 ("user.x\0"): lose the NUL, or put one inside */
+	ck_assert_int_eq(decode_one(&x, 27, 'y', 0), QFS_ECORRUPT);
+	ck_assert_int_eq(decode_one(&x, 23, 0, 0), QFS_ECORRUPT);
+	/* SETATTR with nanoseconds out of range */
+	struct qfs_op s = { .kind = QFS_OP_SETATTR, .key = K1, .key_len = 7 };
+	s.attr.ctime.nsec = 1000000000u;
+	ck_assert_int_eq(decode_one(&s, 0, 0, 0), QFS_ECORRUPT);
+}
+END_TEST
+
+/* ---- clock.c ---- */
+
+START_TEST(test_clock)
+{
+	struct qfs_ts ts;
+	qfs_clock_now(&ts);
+	ck_assert_int_gt(ts.sec, 1600000000);
+	ck_assert_uint_lt(ts.nsec, 1000000000u);
+	uint64_t a = qfs_clock_mono_ns();
+	uint64_t b = qfs_clock_mono_ns();
+	ck_assert_uint_ge(b, a);
+	ck_assert_uint_le(qfs_clock_mono_ms(), qfs_clock_mono_ns() / 1000000u);
+}
+END_TEST
+
+static Suite *common_suite(void)
+{
+	Suite *s = suite_create("common");
+	TCase *tc;
+
+	tc = tcase_create("errors");
+	tcase_add_test(tc, test_strerror);
+	tcase_add_test(tc, test_err_to_errno);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("log");
+	tcase_add_test(tc, test_log_level_parse);
+	tcase_add_test(tc, test_log_line);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("buf");
+	tcase_add_test(tc, test_buf_roundtrip);
+	tcase_add_test(tc, test_rd_bytes_overrun);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("key");
+	tcase_add_test(tc, test_key_layout);
+	tcase_add_test(tc, test_key_order);
+	tcase_add_test(tc, test_key_dentry_range);
+	tcase_add_test(tc, test_key_chunk_range);
+	tcase_add_test(tc, test_key_parse_roundtrip);
+	tcase_add_test(tc, test_key_parse_rejects);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("item");
+	tcase_add_test(tc, test_dentry_roundtrip);
+	tcase_add_test(tc, test_inode_roundtrip);
+	tcase_add_test(tc, test_inode_decode_rejects);
+	tcase_add_test(tc, test_xattr_semantics);
+	tcase_add_test(tc, test_xattr_limits);
+	tcase_add_test(tc, test_set_data);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("codec");
+	tcase_add_test(tc, test_sample_sizes);
+	tcase_add_loop_test(tc, test_truncated_prefix, 0, SAMPLE_N * 1000);
+	tcase_add_test(tc, test_version_bump);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("txn");
+	tcase_add_test(tc, test_txn_roundtrip);
+	tcase_add_test(tc, test_txn_many_ops);
+	tcase_add_test(tc, test_txn_decode_rejects);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("clock");
+	tcase_add_test(tc, test_clock);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(common_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

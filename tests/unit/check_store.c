@@ -1,0 +1,1202 @@
+/*
+ * check_store.c - unit tests of src/store (Check suite "store") against a
+ * real RocksDB in a fresh mkdtemp directory per test: every op kind's success
+ * and failure paths, atomicity, read-your-writes inside a txn, applied LSN
+ * rules and persistence, scans, group drop, undecodable payloads.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "common/buf.h"
+#include "common/item.h"
+#include "common/key.h"
+#include "common/log.h"
+#include "common/txn.h"
+#include "store/store.h"
+
+#define G1 7
+#define G2 8
+#define DIR_INO 1024
+#define FILE_INO 2000
+
+static char dir[64];
+static const uint8_t *kp; /* last key from a helper, so its length is read after */
+static struct qfs_store *st;
+
+/* Keys used by a test live here so that ops can borrow them. */
+static uint8_t kpool[128][QFS_KEY_MAX];
+static size_t knext;
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void setup(void)
+{
+	strcpy(dir, "/tmp/qfs-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
+	knext = 0;
+}
+
+static void teardown(void)
+{
+	qfs_store_close(st);
+	st = NULL;
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void reopen(void)
+{
+	qfs_store_close(st);
+	st = NULL;
+	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
+}
+
+/* ---- key helpers: return a pooled key; length in *len ---- */
+
+static const uint8_t *kdent(uint64_t parent, const char *name, uint32_t *len)
+{
+	ck_assert_uint_lt(knext, 128);
+	uint8_t *k = kpool[knext++];
+	*len = (uint32_t)qfs_key_dentry(k, parent, name, strlen(name));
+	return k;
+}
+
+static const uint8_t *kino(uint64_t ino, uint32_t *len)
+{
+	ck_assert_uint_lt(knext, 128);
+	uint8_t *k = kpool[knext++];
+	*len = (uint32_t)qfs_key_inode(k, ino);
+	return k;
+}
+
+static const uint8_t *kchunk(uint64_t ino, uint64_t c, uint32_t *len)
+{
+	ck_assert_uint_lt(knext, 128);
+	uint8_t *k = kpool[knext++];
+	*len = (uint32_t)qfs_key_chunk(k, ino, c);
+	return k;
+}
+
+/* ---- txn helpers ---- */
+
+static struct qfs_op *add(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *k, uint32_t kl)
+{
+	struct qfs_op *op = qfs_txn_add(t, kind);
+	ck_assert_ptr_nonnull(op);
+	op->key = k;
+	op->key_len = kl;
+	return op;
+}
+
+static void add_put(struct qfs_txn *t, const uint8_t *k, uint32_t kl, const char *v)
+{
+	struct qfs_op *op = add(t, QFS_OP_PUT, k, kl);
+	op->val = (const uint8_t *)v;
+	op->val_len = (uint32_t)strlen(v);
+}
+
+static void add_put_bytes(struct qfs_txn *t, const uint8_t *k, uint32_t kl, const uint8_t *v,
+			  size_t vl)
+{
+	struct qfs_op *op = add(t, QFS_OP_PUT, k, kl);
+	op->val = v;
+	op->val_len = (uint32_t)vl;
+}
+
+static void add_expect(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *k, uint32_t kl,
+		       int err)
+{
+	struct qfs_op *op = add(t, kind, k, kl);
+	op->err = err;
+}
+
+static void add_range(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *lo, uint32_t lol,
+		      const uint8_t *hi, uint32_t hil, int err)
+{
+	struct qfs_op *op = add(t, kind, lo, lol);
+	op->key2 = hi;
+	op->key2_len = hil;
+	op->err = err;
+}
+
+/* Apply t to group at applied + 1; assert the call succeeded, close t and
+ * return the txn's result. */
+static int apply_txn(qfs_group_t g, struct qfs_txn *t)
+{
+	struct qfs_buf b;
+	qfs_lsn_t applied, after;
+	int res = 12345;
+
+	qfs_buf_init(&b);
+	qfs_txn_encode(t, &b);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_int_eq(qfs_store_applied(st, g, &applied), 0);
+	ck_assert_int_eq(qfs_store_apply(st, g, applied + 1, b.data, b.len, &res), 0);
+	ck_assert_int_ne(res, 12345);
+	ck_assert_int_eq(qfs_store_applied(st, g, &after), 0);
+	ck_assert_uint_eq(after, applied + 1); /* advances even when res != 0 */
+	qfs_buf_close(&b);
+	qfs_txn_close(t);
+	return res;
+}
+
+/* Apply a single-op txn built by the caller in t (convenience alias). */
+#define APPLY(g, t) apply_txn((g), (t))
+
+/* Value at key in g as a NUL-terminated heap string, or NULL if absent. */
+static char *get_str(qfs_group_t g, const uint8_t *k, uint32_t kl)
+{
+	void *v;
+	size_t vl;
+	int rc = qfs_store_get(st, g, k, kl, &v, &vl);
+	if (rc == -ENOENT)
+		return NULL;
+	ck_assert_int_eq(rc, 0);
+	char *s = malloc(vl + 1);
+	ck_assert_ptr_nonnull(s);
+	memcpy(s, v, vl);
+	s[vl] = '\0';
+	free(v);
+	return s;
+}
+
+static int present(qfs_group_t g, const uint8_t *k, uint32_t kl)
+{
+	char *s = get_str(g, k, kl);
+	free(s);
+	return s != NULL;
+}
+
+static void assert_val(qfs_group_t g, const uint8_t *k, uint32_t kl, const char *want)
+{
+	char *s = get_str(g, k, kl);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, want);
+	free(s);
+}
+
+/* Store an inode for ino in g with a known attribute set. */
+static void put_inode(qfs_group_t g, uint64_t ino, uint32_t mode)
+{
+	struct qfs_inode in;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	uint32_t kl;
+	const uint8_t *k = kino(ino, &kl);
+
+	qfs_inode_init(&in);
+	in.a.ino = ino;
+	in.a.mode = mode;
+	in.a.uid = 1;
+	in.a.gid = 2;
+	in.a.nlink = 1;
+	in.a.size = 3;
+	in.a.rdev = 4;
+	in.a.flags = QFS_ATTR_INLINE;
+	in.a.atime = (struct qfs_ts){ 10, 1 };
+	in.a.mtime = (struct qfs_ts){ 20, 2 };
+	in.a.ctime = (struct qfs_ts){ 30, 3 };
+	in.a.btime = (struct qfs_ts){ 40, 4 };
+	ck_assert_int_eq(qfs_inode_set_data(&in, "abc", 3), 0);
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	ck_assert_int_eq(APPLY(g, &t), 0);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+}
+
+/* Read and decode the inode of ino in g (asserts presence). */
+static void get_inode(qfs_group_t g, uint64_t ino, struct qfs_inode *in)
+{
+	uint32_t kl;
+	const uint8_t *k = kino(ino, &kl);
+	void *v;
+	size_t vl;
+	ck_assert_int_eq(qfs_store_get(st, g, k, kl, &v, &vl), 0);
+	qfs_inode_init(in);
+	ck_assert_int_eq(qfs_inode_decode(v, vl, in), 0);
+	free(v);
+}
+
+static qfs_lsn_t applied(qfs_group_t g)
+{
+	qfs_lsn_t l = 999;
+	ck_assert_int_eq(qfs_store_applied(st, g, &l), 0);
+	return l;
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_open_empty)
+{
+	uint32_t kl;
+	const uint8_t *k = kino(5, &kl);
+	void *v = NULL;
+	size_t vl;
+	uint64_t bytes = 77;
+	ck_assert_uint_eq(applied(G1), 0);
+	ck_assert_int_eq(qfs_store_get(st, G1, k, kl, &v, &vl), -ENOENT);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(qfs_store_group_size(st, G1, &bytes), 0);
+	ck_assert_uint_eq(bytes, 0);
+	qfs_store_close(NULL);
+}
+END_TEST
+
+START_TEST(test_open_fails)
+{
+	struct qfs_store *s2 = (struct qfs_store *)0x1;
+	/* a regular file where the directory should be */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/file", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/file/db", dir);
+	ck_assert_int_eq(qfs_store_open(path, &s2), -EIO);
+	ck_assert_ptr_eq(s2, (struct qfs_store *)0x1);
+	/* the same RocksDB opened twice: the lock refuses */
+	ck_assert_int_eq(qfs_store_open(dir, &s2), -EIO);
+}
+END_TEST
+
+START_TEST(test_put_get_del)
+{
+	struct qfs_txn t;
+	uint32_t ka, kb;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka), *b = kdent(DIR_INO, "b", &kb);
+
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "one");
+	add_put(&t, b, kb, "");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, a, ka, "one");
+	assert_val(G1, b, kb, "");
+	ck_assert(!present(G2, a, ka)); /* groups are separate */
+
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "two");
+	add(&t, QFS_OP_DEL, b, kb);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, a, ka, "two");
+	ck_assert(!present(G1, b, kb));
+
+	/* deleting an absent key is not an error */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, b, kb);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(applied(G1), 3);
+}
+END_TEST
+
+START_TEST(test_expect_absent_present)
+{
+	struct qfs_txn t;
+	uint32_t ka, kb, kc;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka), *b = kdent(DIR_INO, "b", &kb);
+	const uint8_t *c = kdent(DIR_INO, "c", &kc);
+
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, a, ka, -EEXIST);
+	add_put(&t, a, ka, "x");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	qfs_txn_init(&t);
+	add_put(&t, b, kb, "y");
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, a, ka, -EEXIST);
+	ck_assert_int_eq(APPLY(G1, &t), -EEXIST);
+	ck_assert(!present(G1, b, kb));
+
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, a, ka, -ENOENT);
+	add_put(&t, c, kc, "z");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, c, kc, "z");
+
+	qfs_txn_init(&t);
+	add_put(&t, c, kc, "changed");
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, b, kb, QFS_ECONFLICT);
+	ck_assert_int_eq(APPLY(G1, &t), QFS_ECONFLICT);
+	assert_val(G1, c, kc, "z");
+}
+END_TEST
+
+START_TEST(test_expect_value)
+{
+	struct qfs_txn t;
+	struct qfs_op *op;
+	uint32_t ka, kb;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka), *b = kdent(DIR_INO, "b", &kb);
+
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "v1");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	const struct {
+		const char *want;
+		int ok;
+	} cases[] = { { "v1", 1 }, { "v2", 0 }, { "v", 0 }, { "v11", 0 }, { "", 0 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		qfs_txn_init(&t);
+		op = add(&t, QFS_OP_EXPECT_VALUE, a, ka);
+		op->val = (const uint8_t *)cases[i].want;
+		op->val_len = (uint32_t)strlen(cases[i].want);
+		op->err = QFS_ECONFLICT;
+		add_put(&t, b, kb, cases[i].want);
+		ck_assert_int_eq(APPLY(G1, &t), cases[i].ok ? 0 : QFS_ECONFLICT);
+		ck_assert_int_eq(present(G1, b, kb), cases[i].ok);
+		qfs_txn_init(&t);
+		add(&t, QFS_OP_DEL, b, kb);
+		APPLY(G1, &t);
+	}
+	/* absent key: even an empty expected value fails */
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_EXPECT_VALUE, b, kb);
+	op->val = (const uint8_t *)"";
+	op->err = -ESTALE;
+	ck_assert_int_eq(APPLY(G1, &t), -ESTALE);
+}
+END_TEST
+
+START_TEST(test_expect_empty)
+{
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t ka, kino_l, kother;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka);
+	const uint8_t *ik = kino(DIR_INO, &kino_l);
+	const uint8_t *other = kdent(DIR_INO + 1, "a", &kother);
+	qfs_key_dentry_range(lo, &lol, hi, &hil, DIR_INO);
+
+	/* the directory's own inode and other directories do not count */
+	qfs_txn_init(&t);
+	add_put(&t, ik, kino_l, "inode");
+	add_put(&t, other, kother, "x");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, lo, (uint32_t)lol, hi, (uint32_t)hil, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	/* a stored entry */
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "x");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, ik, kino_l);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, lo, (uint32_t)lol, hi, (uint32_t)hil, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOTEMPTY);
+	ck_assert(present(G1, ik, kino_l));
+
+	/* deleted earlier in the same txn: empty */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, a, ka);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, lo, (uint32_t)lol, hi, (uint32_t)hil, -ENOTEMPTY);
+	add(&t, QFS_OP_DEL, ik, kino_l);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, ik, kino_l));
+
+	/* written earlier in the same txn: not empty */
+	uint32_t kb;
+	const uint8_t *b = kdent(DIR_INO, "b", &kb);
+	qfs_txn_init(&t);
+	add_put(&t, b, kb, "new");
+	add_range(&t, QFS_OP_EXPECT_EMPTY, lo, (uint32_t)lol, hi, (uint32_t)hil, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOTEMPTY);
+	ck_assert(!present(G1, b, kb));
+
+	/* half-open: a key equal to the upper bound is outside */
+	qfs_txn_init(&t);
+	add_put(&t, b, kb, "b");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, a, ka, b, kb, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	/* an inverted or empty range is empty */
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, b, kb, a, ka, -ENOTEMPTY);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, b, kb, b, kb, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+}
+END_TEST
+
+START_TEST(test_del_range)
+{
+	struct qfs_txn t;
+	const char *names[] = { "a", "b", "c", "d", "e" };
+	const uint8_t *k[5];
+	uint32_t kl[5];
+	for (int i = 0; i < 5; i++)
+		k[i] = kdent(DIR_INO, names[i], &kl[i]);
+	uint32_t kbb, kcc;
+	const uint8_t *bb = kdent(DIR_INO, "bb", &kbb), *cc = kdent(DIR_INO, "cc", &kcc);
+
+	qfs_txn_init(&t);
+	for (int i = 0; i < 5; i++)
+		add_put(&t, k[i], kl[i], names[i]);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	/* [b, d): DB keys b, c and the overlay key bb go; a written after the
+	 * range survives; a, d, e untouched */
+	qfs_txn_init(&t);
+	add_put(&t, bb, kbb, "bb");
+	add_range(&t, QFS_OP_DEL_RANGE, k[1], kl[1], k[3], kl[3], 0);
+	add_put(&t, cc, kcc, "cc");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, k[0], kl[0], "a");
+	ck_assert(!present(G1, k[1], kl[1]));
+	ck_assert(!present(G1, bb, kbb));
+	ck_assert(!present(G1, k[2], kl[2]));
+	assert_val(G1, cc, kcc, "cc");
+	assert_val(G1, k[3], kl[3], "d");
+	assert_val(G1, k[4], kl[4], "e");
+
+	/* after a DEL_RANGE, the range reads empty in the same txn */
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, k[0], kl[0], k[4], kl[4], 0);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, k[0], kl[0], k[4], kl[4], -ENOTEMPTY);
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, k[3], kl[3], -EEXIST);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, k[4], kl[4], -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, k[0], kl[0]));
+	ck_assert(!present(G1, cc, kcc));
+	ck_assert(!present(G1, k[3], kl[3]));
+	assert_val(G1, k[4], kl[4], "e");
+
+	/* a failing txn undoes its DEL_RANGE */
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, k[0], kl[0], bb, kbb, 0); /* nothing there */
+	add_range(&t, QFS_OP_DEL_RANGE, k[4], kl[4], kpool[0], 0, 0); /* inverted: no-op */
+	kp = kdent(DIR_INO, "f", &kl[0]);
+	add_range(&t, QFS_OP_DEL_RANGE, k[3], kl[3], kp, kl[0], 0);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, k[4], kl[4], -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	assert_val(G1, k[4], kl[4], "e");
+}
+END_TEST
+
+/* DEL_RANGE over chunk keys, the way truncate uses it. */
+START_TEST(test_del_range_chunks)
+{
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t kl;
+	qfs_txn_init(&t);
+	for (uint64_t c = 0; c < 10; c++) {
+		kp = kchunk(FILE_INO, c, &kl);
+		add_put(&t, kp, kl, "chunk");
+	}
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 4, UINT64_MAX);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	for (uint64_t c = 0; c < 10; c++) {
+		const uint8_t *k = kchunk(FILE_INO, c, &kl);
+		ck_assert_int_eq(present(G1, k, kl), c < 4);
+	}
+}
+END_TEST
+
+START_TEST(test_setattr)
+{
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_inode in;
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+
+	/* mode: the type is kept, the permission bits (with suid/sgid/sticky) replaced */
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_MODE;
+	op->attr.mode = S_IFDIR | 04755;
+	op->attr.uid = 999; /* not in the mask: ignored */
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.mode, S_IFREG | 04755);
+	ck_assert_uint_eq(in.a.uid, 1);
+	ck_assert_uint_eq(in.data_len, 3); /* data and other fields kept */
+	qfs_inode_close(&in);
+
+	/* every other mask bit */
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_UID | QFS_SET_GID | QFS_SET_SIZE | QFS_SET_ATIME | QFS_SET_MTIME |
+		   QFS_SET_CTIME | QFS_SET_FLAGS | QFS_SET_RDEV;
+	op->attr = (struct qfs_attr){ .ino = 1, .mode = 0, .uid = 11, .gid = 12, .nlink = 50,
+				      .flags = 0, .size = 13, .rdev = 14,
+				      .atime = { 100, 1 }, .mtime = { 200, 2 },
+				      .ctime = { 300, 3 }, .btime = { 400, 4 } };
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.ino, FILE_INO);
+	ck_assert_uint_eq(in.a.mode, S_IFREG | 04755);
+	ck_assert_uint_eq(in.a.uid, 11);
+	ck_assert_uint_eq(in.a.gid, 12);
+	ck_assert_uint_eq(in.a.nlink, 1);
+	ck_assert_uint_eq(in.a.flags, 0);
+	ck_assert_uint_eq(in.a.size, 13);
+	ck_assert_uint_eq(in.a.rdev, 14);
+	ck_assert_int_eq(in.a.atime.sec, 100);
+	ck_assert_int_eq(in.a.mtime.sec, 200);
+	ck_assert_uint_eq(in.a.mtime.nsec, 2);
+	ck_assert_int_eq(in.a.ctime.sec, 300);
+	ck_assert_int_eq(in.a.btime.sec, 40); /* no mask bit for btime */
+	qfs_inode_close(&in);
+
+	/* one field at a time leaves the others */
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_GID;
+	op->attr.gid = 77;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.gid, 77);
+	ck_assert_uint_eq(in.a.uid, 11);
+	ck_assert_uint_eq(in.a.size, 13);
+	qfs_inode_close(&in);
+
+	/* absent inode, and a key that is not an inode key */
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 1, &kl);
+	op = add(&t, QFS_OP_SETATTR, kp, kl);
+	op->mask = QFS_SET_UID;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	qfs_txn_init(&t);
+	kp = kdent(DIR_INO, "x", &kl);
+	op = add(&t, QFS_OP_SETATTR, kp, kl);
+	op->mask = QFS_SET_UID;
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_nlink)
+{
+	struct qfs_txn t;
+	struct qfs_inode in;
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	put_inode(G1, FILE_INO, S_IFDIR | 0755);
+
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 2;
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.nlink, 4);
+	qfs_inode_close(&in);
+
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = -4;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.nlink, 0);
+	qfs_inode_close(&in);
+
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = -1;
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 5, &kl);
+	add(&t, QFS_OP_NLINK, kp, kl)->delta = 1;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_setdata)
+{
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_inode in;
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_SETDATA, k, kl);
+	op->val = (const uint8_t *)"hello world";
+	op->val_len = 11;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.data_len, 11);
+	ck_assert_mem_eq(in.data, "hello world", 11);
+	ck_assert_uint_eq(in.a.size, 3); /* SETDATA does not touch attributes */
+	qfs_inode_close(&in);
+
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_SETDATA, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.data_len, 0);
+	qfs_inode_close(&in);
+
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 1, &kl);
+	op = add(&t, QFS_OP_SETDATA, kp, kl);
+	op->val = (const uint8_t *)"x";
+	op->val_len = 1;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+}
+END_TEST
+
+static void add_xset(struct qfs_txn *t, const uint8_t *k, uint32_t kl, const char *name,
+		     const void *v, uint32_t vl, int flags)
+{
+	struct qfs_op *op = add(t, QFS_OP_XSET, k, kl);
+	op->name = name;
+	op->val = v;
+	op->val_len = vl;
+	op->flags = flags;
+}
+
+START_TEST(test_xattrs)
+{
+	struct qfs_txn t;
+	struct qfs_inode in;
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+
+	qfs_txn_init(&t);
+	add_xset(&t, k, kl, "user.b", "2", 1, XATTR_CREATE);
+	add_xset(&t, k, kl, "user.a", "1", 1, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	qfs_txn_init(&t);
+	add_xset(&t, k, kl, "user.a", "x", 1, XATTR_CREATE);
+	ck_assert_int_eq(APPLY(G1, &t), -EEXIST);
+	qfs_txn_init(&t);
+	add_xset(&t, k, kl, "user.c", "x", 1, XATTR_REPLACE);
+	ck_assert_int_eq(APPLY(G1, &t), -ENODATA);
+	qfs_txn_init(&t);
+	add_xset(&t, k, kl, "user.a", "11", 2, XATTR_REPLACE);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.nxattrs, 2);
+	ck_assert_str_eq(in.xattrs[0].name, "user.a");
+	ck_assert_uint_eq(in.xattrs[0].len, 2);
+	ck_assert_mem_eq(in.xattrs[0].value, "11", 2);
+	ck_assert_str_eq(in.xattrs[1].name, "user.b");
+	ck_assert_uint_eq(in.data_len, 3);
+	qfs_inode_close(&in);
+
+	/* limits: total over QFS_XATTR_TOTAL_MAX -> -ENOSPC, nothing applied */
+	uint8_t *big = calloc(1, QFS_XATTR_TOTAL_MAX);
+	ck_assert_ptr_nonnull(big);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_XDEL, k, kl)->name = "user.b";
+	add_xset(&t, k, kl, "user.big", big, QFS_XATTR_TOTAL_MAX - 8 - 8 + 1, 0);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOSPC); /* user.a (6+2) + user.big (8) */
+	qfs_txn_init(&t);
+	add_xset(&t, k, kl, "user.big", big, QFS_XATTR_VALUE_MAX + 1 > QFS_XATTR_TOTAL_MAX ?
+						     QFS_XATTR_TOTAL_MAX : QFS_XATTR_VALUE_MAX + 1, 0);
+	ck_assert_int_lt(APPLY(G1, &t), 0);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.nxattrs, 2);
+	qfs_inode_close(&in);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_XDEL, k, kl)->name = "user.b";
+	add_xset(&t, k, kl, "user.big", big, QFS_XATTR_TOTAL_MAX - 8 - 8, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	free(big);
+
+	/* XDEL */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_XDEL, k, kl)->name = "user.a";
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_XDEL, k, kl)->name = "user.a";
+	ck_assert_int_eq(APPLY(G1, &t), -ENODATA);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.nxattrs, 1);
+	ck_assert_str_eq(in.xattrs[0].name, "user.big");
+	qfs_inode_close(&in);
+
+	/* absent inode */
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 1, &kl);
+	add_xset(&t, kp, kl, "user.a", "1", 1, 0);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 1, &kl);
+	add(&t, QFS_OP_XDEL, kp, kl)->name = "user.a";
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+}
+END_TEST
+
+/* A txn that writes, then patches what it wrote, then checks it. */
+START_TEST(test_read_your_writes)
+{
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_inode in;
+	struct qfs_buf b;
+	uint32_t kl, dl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	const uint8_t *d = kdent(DIR_INO, "f", &dl);
+
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0600;
+	in.a.nlink = 1;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, d, dl, -EEXIST);
+	add_put(&t, d, dl, "dentry");
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, d, dl, -EEXIST - 1000); /* must fail now */
+	ck_assert_int_eq(APPLY(G1, &t), -EEXIST - 1000);
+	ck_assert(!present(G1, d, dl));
+
+	qfs_txn_init(&t);
+	add_put(&t, d, dl, "dentry");
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	op = add(&t, QFS_OP_EXPECT_VALUE, d, dl);
+	op->val = (const uint8_t *)"dentry";
+	op->val_len = 6;
+	op->err = QFS_ECONFLICT;
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	add_xset(&t, k, kl, "user.x", "v", 1, XATTR_CREATE);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_SIZE;
+	op->attr.size = 5;
+	op = add(&t, QFS_OP_SETDATA, k, kl);
+	op->val = (const uint8_t *)"hello";
+	op->val_len = 5;
+	add_xset(&t, k, kl, "user.x", "w", 1, XATTR_CREATE); /* sees the first XSET */
+	ck_assert_int_eq(APPLY(G1, &t), -EEXIST);
+	ck_assert(!present(G1, k, kl));
+
+	qfs_txn_init(&t);
+	add_put(&t, d, dl, "dentry");
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	add_xset(&t, k, kl, "user.x", "v", 1, XATTR_CREATE);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_SIZE;
+	op->attr.size = 5;
+	op = add(&t, QFS_OP_SETDATA, k, kl);
+	op->val = (const uint8_t *)"hello";
+	op->val_len = 5;
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, k, kl, -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_inode_close(&in);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.nlink, 2);
+	ck_assert_uint_eq(in.a.size, 5);
+	ck_assert_uint_eq(in.data_len, 5);
+	ck_assert_uint_eq(in.nxattrs, 1);
+	qfs_inode_close(&in);
+
+	/* delete then patch in the same txn: the patch sees the delete */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, k, kl);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	ck_assert(present(G1, k, kl));
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* Loop test: a txn of 6 writes where op _i is replaced by a failing
+ * condition; nothing of it may show, its error is the result, and the
+ * applied LSN advances. */
+START_TEST(test_atomic_loop)
+{
+	struct qfs_txn t;
+	const uint8_t *k[6];
+	uint32_t kl[6];
+	char name[8];
+	uint32_t ml;
+	const uint8_t *missing = kdent(DIR_INO, "missing", &ml);
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		k[i] = kdent(DIR_INO, name, &kl[i]);
+	}
+	uint32_t ikl;
+	const uint8_t *ik = kino(FILE_INO, &ikl);
+	qfs_lsn_t before = applied(G1);
+
+	qfs_txn_init(&t);
+	for (int i = 0; i < 6; i++) {
+		if (i == _i) {
+			add_expect(&t, QFS_OP_EXPECT_PRESENT, missing, ml, -100 - i);
+		} else if (i == 2) {
+			add(&t, QFS_OP_NLINK, ik, ikl)->delta = 5;
+		} else {
+			add_put(&t, k[i], kl[i], "v");
+		}
+	}
+	ck_assert_int_eq(APPLY(G1, &t), -100 - _i);
+	ck_assert_uint_eq(applied(G1), before + 1);
+	for (int i = 0; i < 6; i++)
+		ck_assert(!present(G1, k[i], kl[i]));
+	struct qfs_inode in;
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.nlink, 1);
+	qfs_inode_close(&in);
+}
+END_TEST
+
+START_TEST(test_lsn_rules)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	uint32_t kl;
+	const uint8_t *k = kdent(DIR_INO, "a", &kl);
+	int res = 4242;
+
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "v");
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	qfs_txn_close(&t);
+
+	ck_assert_int_eq(qfs_store_apply(st, G1, 0, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 2, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(res, 4242);
+	ck_assert(!present(G1, k, kl));
+	ck_assert_uint_eq(applied(G1), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), 0);
+	ck_assert_int_eq(res, 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), -EINVAL); /* replay */
+	ck_assert_int_eq(qfs_store_apply_noop(st, G1, 1), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply_noop(st, G1, 3), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply_noop(st, G1, 2), 0);
+	ck_assert_uint_eq(applied(G1), 2);
+	ck_assert_uint_eq(applied(G2), 0); /* per group */
+	ck_assert_int_eq(qfs_store_apply(st, G2, 1, b.data, b.len, &res), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 3, b.data, b.len, &res), 0);
+
+	/* persistence across close/reopen */
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	ck_assert_uint_eq(applied(G1), 3);
+	ck_assert_uint_eq(applied(G2), 1);
+	assert_val(G1, k, kl, "v");
+	assert_val(G2, k, kl, "v");
+	ck_assert_int_eq(qfs_store_apply(st, G1, 3, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 4, b.data, b.len, &res), 0);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+START_TEST(test_undecodable)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	uint32_t kl;
+	const uint8_t *k = kdent(DIR_INO, "a", &kl);
+	int res = 4242;
+
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "v");
+	kp = kdent(DIR_INO, "b", &kl);
+	add_put(&t, kp, kl, "w");
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	qfs_txn_close(&t);
+
+	int saved = qfs_log_level;
+	qfs_log_level = -1; /* one ERR line per attempt otherwise */
+	for (size_t n = 0; n < b.len; n++)
+		ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, n, &res), QFS_ECORRUPT);
+	qfs_log_level = saved;
+	const uint8_t garbage[] = { 1, 0xff, 0xff, 0xff, 0xff, 9, 9 };
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, garbage, sizeof(garbage), &res), QFS_ECORRUPT);
+	b.data[0]++;
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), QFS_EFORMAT);
+	b.data[0]--;
+	ck_assert_int_eq(res, 4242);
+	ck_assert_uint_eq(applied(G1), 0);
+	ck_assert(!present(G1, k, 16 + 1));
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* A patch op on a stored inode value that does not decode fails the txn
+ * with the decoder's error as its (committed) result. */
+START_TEST(test_patch_corrupt_inode)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "\001 not an inode");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	ck_assert_int_eq(APPLY(G1, &t), QFS_ECORRUPT);
+	assert_val(G1, k, kl, "\001 not an inode");
+	/* a newer format version is QFS_EFORMAT */
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "\002 from the future");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_XDEL, k, kl)->name = "user.a";
+	ck_assert_int_eq(APPLY(G1, &t), QFS_EFORMAT);
+}
+END_TEST
+
+struct scan_acc {
+	char names[64][16];
+	int n;
+	int stop_at; /* return 99 after this many; -1 never */
+};
+
+static int scan_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+		   void *arg)
+{
+	struct scan_acc *acc = arg;
+	struct qfs_key k;
+	ck_assert_int_eq(qfs_key_parse(key, key_len, &k), 0);
+	ck_assert_int_lt(acc->n, 64);
+	if (k.kind == QFS_KEY_DENTRY) {
+		ck_assert_uint_lt(k.name_len, 16);
+		memcpy(acc->names[acc->n], k.name, k.name_len);
+		acc->names[acc->n][k.name_len] = '\0';
+		ck_assert_uint_eq(val_len, k.name_len); /* values are the names */
+		ck_assert_mem_eq(val, k.name, val_len);
+	} else {
+		snprintf(acc->names[acc->n], 16, "#%d/%llu", k.kind, (unsigned long long)k.pk);
+	}
+	acc->n++;
+	return acc->stop_at >= 0 && acc->n >= acc->stop_at ? 99 : 0;
+}
+
+START_TEST(test_scan)
+{
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t kl;
+	const char *names[] = { "m", "b", "zz", "a", "ab", "\x01x", "\xff", "q" };
+	const char *sorted[] = { "\x01x", "a", "ab", "b", "m", "q", "zz", "\xff" };
+	struct scan_acc acc = { .n = 0, .stop_at = -1 };
+
+	qfs_txn_init(&t);
+	for (size_t i = 0; i < 8; i++) {
+		kp = kdent(DIR_INO, names[i], &kl);
+		add_put(&t, kp, kl, names[i]);
+	}
+	kp = kino(DIR_INO, &kl);
+	add_put(&t, kp, kl, "inode");
+	kp = kdent(DIR_INO + 1, "other", &kl);
+	add_put(&t, kp, kl, "other");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	kp = kdent(DIR_INO, "g2", &kl);
+	add_put(&t, kp, kl, "g2");
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+
+	/* exactly the directory's entries, sorted */
+	qfs_key_dentry_range(lo, &lol, hi, &hil, DIR_INO);
+	ck_assert_int_eq(qfs_store_scan(st, G1, lo, lol, hi, hil, scan_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 8);
+	for (int i = 0; i < 8; i++)
+		ck_assert_str_eq(acc.names[i], sorted[i]);
+
+	/* lower bound inclusive, upper exclusive */
+	acc.n = 0;
+	uint32_t al, ql;
+	const uint8_t *a = kdent(DIR_INO, "a", &al), *q = kdent(DIR_INO, "q", &ql);
+	ck_assert_int_eq(qfs_store_scan(st, G1, a, al, q, ql, scan_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 4);
+	ck_assert_str_eq(acc.names[0], "a");
+	ck_assert_str_eq(acc.names[3], "m");
+
+	/* hi NULL: to the end of the group, never into the next group */
+	acc.n = 0;
+	ck_assert_int_eq(qfs_store_scan(st, G1, NULL, 0, NULL, 0, scan_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 10);
+	acc.n = 0;
+	ck_assert_int_eq(qfs_store_scan(st, G2, NULL, 0, NULL, 0, scan_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 1);
+	ck_assert_str_eq(acc.names[0], "g2");
+
+	/* early stop returns the callback's value */
+	acc.n = 0;
+	acc.stop_at = 3;
+	ck_assert_int_eq(qfs_store_scan(st, G1, lo, lol, hi, hil, scan_cb, &acc), 99);
+	ck_assert_int_eq(acc.n, 3);
+
+	/* empty range */
+	acc.n = 0;
+	acc.stop_at = -1;
+	qfs_key_dentry_range(lo, &lol, hi, &hil, DIR_INO + 7);
+	ck_assert_int_eq(qfs_store_scan(st, G1, lo, lol, hi, hil, scan_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 0);
+}
+END_TEST
+
+/* The scan reads one snapshot: writes made from inside the callback are not
+ * seen by the running scan. */
+struct snap_arg {
+	int n;
+	int wrote;
+};
+
+static int snap_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+		   void *arg)
+{
+	struct snap_arg *s = arg;
+	(void)key;
+	(void)key_len;
+	(void)val;
+	(void)val_len;
+	if (!s->wrote) {
+		struct qfs_txn t;
+		uint32_t kl;
+		s->wrote = 1;
+		qfs_txn_init(&t);
+		kp = kdent(DIR_INO, "zzz-late", &kl);
+		add_put(&t, kp, kl, "late");
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	s->n++;
+	return 0;
+}
+
+START_TEST(test_scan_snapshot)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	struct snap_arg s = { 0, 0 };
+	qfs_txn_init(&t);
+	kp = kdent(DIR_INO, "a", &kl);
+	add_put(&t, kp, kl, "a");
+	kp = kdent(DIR_INO, "b", &kl);
+	add_put(&t, kp, kl, "b");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_scan(st, G1, NULL, 0, NULL, 0, snap_cb, &s), 0);
+	ck_assert_int_eq(s.n, 2);
+}
+END_TEST
+
+START_TEST(test_drop_group)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	struct scan_acc acc = { .n = 0, .stop_at = -1 };
+	const uint8_t *k = kdent(DIR_INO, "a", &kl);
+
+	for (qfs_group_t g = G1; g <= G2; g++) {
+		for (int i = 0; i < 3; i++) {
+			qfs_txn_init(&t);
+			add_put(&t, k, kl, "a");
+			ck_assert_int_eq(APPLY(g, &t), 0);
+		}
+	}
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_uint_eq(applied(G1), 0);
+	ck_assert(!present(G1, k, kl));
+	ck_assert_int_eq(qfs_store_scan(st, G1, NULL, 0, NULL, 0, scan_cb, &acc), 0);
+	ck_assert_int_eq(acc.n, 0);
+	ck_assert_uint_eq(applied(G2), 3);
+	assert_val(G2, k, kl, "a");
+
+	/* the group starts over at lsn 1; the drop survives a reopen */
+	reopen();
+	ck_assert_uint_eq(applied(G1), 0);
+	ck_assert(!present(G1, k, kl));
+	assert_val(G2, k, kl, "a");
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "b");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, k, kl, "b");
+	ck_assert_int_eq(qfs_store_drop_group(st, UINT64_MAX), 0); /* edge: last group id */
+	ck_assert_int_eq(qfs_store_drop_group(st, 12345), 0);       /* nothing there */
+	assert_val(G1, k, kl, "b");
+}
+END_TEST
+
+START_TEST(test_group_size)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	uint64_t b1 = 1, b2 = 1;
+	static uint8_t val[4096];
+	char name[16];
+	memset(val, 'x', sizeof(val));
+	for (int r = 0; r < 4; r++) {
+		qfs_txn_init(&t);
+		knext = 0;
+		for (int i = 0; i < 100; i++) {
+			snprintf(name, sizeof(name), "f%d-%d", r, i);
+			kp = kdent(DIR_INO, name, &kl);
+			add_put_bytes(&t, kp, kl, val, sizeof(val));
+		}
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	ck_assert_int_eq(qfs_store_group_size(st, G1, &b1), 0);
+	ck_assert_int_eq(qfs_store_group_size(st, G2, &b2), 0);
+	ck_assert_uint_eq(b2, 0);
+	ck_assert_uint_ge(b1, b2);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_open_empty);
+	tcase_add_test(tc, test_open_fails);
+	tcase_add_test(tc, test_put_get_del);
+	tcase_add_test(tc, test_expect_absent_present);
+	tcase_add_test(tc, test_expect_value);
+	tcase_add_test(tc, test_expect_empty);
+	tcase_add_test(tc, test_del_range);
+	tcase_add_test(tc, test_del_range_chunks);
+	tcase_add_test(tc, test_setattr);
+	tcase_add_test(tc, test_nlink);
+	tcase_add_test(tc, test_setdata);
+	tcase_add_test(tc, test_xattrs);
+	tcase_add_test(tc, test_read_your_writes);
+	tcase_add_loop_test(tc, test_atomic_loop, 0, 6);
+	tcase_add_test(tc, test_lsn_rules);
+	tcase_add_test(tc, test_undecodable);
+	tcase_add_test(tc, test_patch_corrupt_inode);
+	tcase_add_test(tc, test_scan);
+	tcase_add_test(tc, test_scan_snapshot);
+	tcase_add_test(tc, test_drop_group);
+	tcase_add_test(tc, test_group_size);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
