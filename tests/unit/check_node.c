@@ -249,7 +249,7 @@ START_TEST(test_propose_read)
 	ck_assert_uint_eq(status_field(N, G1, "wal_segments"), 1);
 	ck_assert_uint_eq(status_field(N, G2, "last"), 0);
 	s = status(N);
-	ck_assert_msg(strncmp(s, "node 1 az a dir ", 16) == 0, "%s", s);
+	ck_assert_msg(strncmp(s, "node 1 az a state ok dir ", 25) == 0, "%s", s);
 	ck_assert_ptr_nonnull(strstr(s, "group 0000000000000400 state ok leader 1 ballot 1 last 3 "));
 	free(s);
 

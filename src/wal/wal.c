@@ -1,0 +1,961 @@
+/*
+ * wal.c - segmented write-ahead log: appends, group commit, reads, seal and
+ * truncation (contract in wal.h, on-disk format in doc/format-wal.md,
+ * internals in wal_int.h, recovery at open in recover.c).
+ *
+ * Group commit: qfs_wal_append() only encodes the record (header + CRC32C +
+ * memcpy) into one pending buffer; qfs_wal_sync() issues one pwrite and one
+ * fdatasync per segment touched (normally one), plus an fsync of the
+ * directory when a segment file was created.  A segment is sealed when it
+ * reaches opts->segment_bytes (the next append rolls to a new file) or by
+ * qfs_wal_seal(); only the last file of the directory ever grows.
+ *
+ * Ordering rules that keep the directory recoverable after a crash:
+ *  - a new segment file is created only after the previous segment's data
+ *    was written and fdatasync'd, so only the last file can be torn;
+ *  - files are deleted one at a time with an fsync of the directory after
+ *    each (newest first in truncate_after, oldest first in truncate_before),
+ *    so a crash never leaves a hole in the LSN sequence.
+ *
+ * Not thread-safe: the owner serialises every call (wal.h).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "wal/wal_int.h"
+
+#define RD_WINDOW (256u << 10)   /* bytes read ahead when scanning a segment */
+#define PEND_KEEP (16u << 20)    /* pending buffer kept across syncs up to this */
+
+int qfs_wal_fault_write_after = -1;
+int qfs_wal_fault_write_errno = ENOSPC;
+int qfs_wal_fault_sync_after = -1;
+int qfs_wal_fault_sync_errno = EIO;
+
+/* ---- helpers shared with recover.c (contracts in wal_int.h) ---- */
+
+int qfs_wal_pwrite_all(int fd, const void *p, size_t len, uint64_t off)
+{
+	const uint8_t *b = p;
+
+	if (qfs_wal_fault_write_after >= 0 && qfs_wal_fault_write_after-- == 0) {
+		ssize_t r = len / 2 ? pwrite(fd, b, len / 2, (off_t)off) : 0;
+
+		(void)r;
+		return -qfs_wal_fault_write_errno;
+	}
+	while (len > 0) {
+		ssize_t n = pwrite(fd, b, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		b += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int qfs_wal_fdatasync(int fd)
+{
+	if (qfs_wal_fault_sync_after >= 0 && qfs_wal_fault_sync_after-- == 0)
+		return -qfs_wal_fault_sync_errno;
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+int qfs_wal_fsync_dir(int dfd)
+{
+	if (qfs_wal_fault_sync_after >= 0 && qfs_wal_fault_sync_after-- == 0)
+		return -qfs_wal_fault_sync_errno;
+	return fsync(dfd) < 0 ? -errno : 0;
+}
+
+void qfs_wal_seg_header(uint8_t *p, qfs_lsn_t first)
+{
+	qfs_wal_put32(p, QFS_WAL_SEG_MAGIC);
+	qfs_wal_put32(p + 4, QFS_WAL_FORMAT_VERSION);
+	qfs_wal_put64(p + 8, first);
+	qfs_wal_put32(p + 16, 0); /* flags */
+	qfs_wal_put32(p + 20, qfs_crc32c(0, p, 20));
+}
+
+void qfs_wal_rec_header(uint8_t *hdr, qfs_lsn_t lsn, const void *p, size_t len)
+{
+	qfs_wal_put32(hdr + 4, (uint32_t)len);
+	qfs_wal_put64(hdr + 8, lsn);
+	qfs_wal_put32(hdr, qfs_crc32c(qfs_crc32c(0, hdr + 4, 12), p, len));
+}
+
+int qfs_wal_rec_ok(const uint8_t *rec, size_t len)
+{
+	return qfs_crc32c(0, rec + 4, 12 + len) == qfs_wal_get32(rec);
+}
+
+void qfs_wal_seg_name(char *name, qfs_lsn_t first)
+{
+	snprintf(name, QFS_WAL_NAME_LEN + 1, "%016llx.wal", (unsigned long long)first);
+}
+
+int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t **p)
+{
+	size_t want = n > RD_WINDOW ? n : RD_WINDOW, got = 0;
+
+	if (off >= r->off && off + n <= r->off + r->len) {
+		*p = *r->buf + (off - r->off);
+		return 0;
+	}
+	if (*r->cap < want) {
+		uint8_t *nb = realloc(*r->buf, want);
+
+		if (!nb)
+			return -ENOMEM;
+		*r->buf = nb;
+		*r->cap = want;
+	}
+	r->len = 0;
+	while (got < want) {
+		ssize_t k = pread(r->fd, *r->buf + got, want - got, (off_t)(off + got));
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	r->off = off;
+	r->len = got;
+	if (got < n)
+		return 1;
+	*p = *r->buf;
+	return 0;
+}
+
+int qfs_wal_seg_reserve(struct qfs_wal *w)
+{
+	if (w->nseg == w->segcap) {
+		size_t ncap = w->segcap ? w->segcap * 2 : 8;
+		struct qfs_wal_seg *ns = realloc(w->segs, ncap * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		w->segs = ns;
+		w->segcap = ncap;
+	}
+	return 0;
+}
+
+int qfs_wal_seg_push(struct qfs_wal *w, const struct qfs_wal_seg *s)
+{
+	int rc = qfs_wal_seg_reserve(w);
+
+	if (rc < 0)
+		return rc;
+	w->segs[w->nseg++] = *s;
+	return 0;
+}
+
+/* ---- file-static helpers ---- */
+
+static struct qfs_wal_seg *tail(struct qfs_wal *w)
+{
+	return w->nseg ? &w->segs[w->nseg - 1] : NULL;
+}
+
+static int has_records(const struct qfs_wal_seg *s)
+{
+	return s->last >= s->first;
+}
+
+/* The tail's fd, opened read-write on demand. */
+static int tail_fd(struct qfs_wal *w, struct qfs_wal_seg *s)
+{
+	char name[QFS_WAL_NAME_LEN + 1];
+
+	if (s->fd >= 0)
+		return s->fd;
+	qfs_wal_seg_name(name, s->first);
+	s->fd = openat(w->dfd, name, O_RDWR | O_CLOEXEC);
+	return s->fd < 0 ? -errno : s->fd;
+}
+
+/* Close the fds of every segment but the tail. */
+static void close_sealed(struct qfs_wal *w)
+{
+	for (size_t i = 0; i + 1 < w->nseg; i++) {
+		if (w->segs[i].fd >= 0) {
+			close(w->segs[i].fd);
+			w->segs[i].fd = -1;
+		}
+	}
+}
+
+static int set_sticky(struct qfs_wal *w, qfs_lsn_t first, const char *what, int err)
+{
+	QFS_LOG(QFS_LOG_ERR, "wal %s failed, log refuses writes from now on dir=%s seg=%016llx err=\"%s\"", what,
+		w->dir, (unsigned long long)first, qfs_strerror(err));
+	w->err = -EIO;
+	return -EIO;
+}
+
+static int pend_reserve(struct qfs_wal *w, size_t more)
+{
+	size_t need = w->pend_len + more, ncap;
+	uint8_t *np;
+
+	if (need <= w->pend_cap)
+		return 0;
+	ncap = w->pend_cap ? w->pend_cap : 64u << 10;
+	while (ncap < need)
+		ncap *= 2;
+	np = realloc(w->pend, ncap);
+	if (!np)
+		return -ENOMEM;
+	w->pend = np;
+	w->pend_cap = ncap;
+	return 0;
+}
+
+static void pend_reset(struct qfs_wal *w)
+{
+	w->pend_len = 0;
+	if (w->pend_cap > PEND_KEEP) {
+		free(w->pend);
+		w->pend = NULL;
+		w->pend_cap = 0;
+	}
+}
+
+static void hint_clear(struct qfs_wal *w)
+{
+	w->hint_first = w->hint_lsn = 0;
+	w->hint_off = 0;
+}
+
+/* Index of the segment holding lsn (the last one whose first <= lsn; 0 if
+ * lsn precedes them all).  w->nseg > 0. */
+static size_t seg_find(const struct qfs_wal *w, qfs_lsn_t lsn)
+{
+	size_t lo = 0, hi = w->nseg;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (w->segs[mid].first <= lsn)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ---- open / close ---- */
+
+/* fsync the directory that contains path (after creating or removing it). */
+static int fsync_parent(const char *path)
+{
+	char *copy = strdup(path), *slash;
+	int fd, rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	slash = strrchr(copy, '/');
+	if (!slash)
+		strcpy(copy, ".");
+	else if (slash == copy)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+	} else {
+		if (fsync(fd) < 0)
+			rc = -errno;
+		close(fd);
+	}
+	free(copy);
+	return rc;
+}
+
+static void wal_free(struct qfs_wal *w)
+{
+	for (size_t i = 0; i < w->nseg; i++)
+		if (w->segs[i].fd >= 0)
+			close(w->segs[i].fd);
+	if (w->dfd >= 0)
+		close(w->dfd);
+	free(w->segs);
+	free(w->pend);
+	free(w->rbuf);
+	free(w->dir);
+	free(w);
+}
+
+/*
+ * Open the log in dir (created, with its parent fsync'd, if absent) and
+ * recover it: see wal.h and recover.c.  opts may be NULL.  *out is set only
+ * on success; the caller owns the log and frees it with qfs_wal_close().
+ * Errors: -errno from the filesystem, -ENOMEM, QFS_ECORRUPT, QFS_EFORMAT.
+ * On error nothing is allocated; a torn tail may already have been trimmed.
+ */
+int qfs_wal_open(const char *dir, const struct qfs_wal_opts *opts, struct qfs_wal **out)
+{
+	struct qfs_wal *w;
+	int rc;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->dfd = -1;
+	w->segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : QFS_WAL_SEGMENT_DEFAULT;
+	w->dir = strdup(dir);
+	if (!w->dir) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	if (mkdir(dir, 0755) == 0) {
+		rc = fsync_parent(dir);
+		if (rc < 0)
+			goto err_free;
+	} else if (errno != EEXIST) {
+		rc = -errno;
+		goto err_free;
+	}
+	w->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dfd < 0) {
+		rc = -errno;
+		goto err_free;
+	}
+	rc = qfs_wal_recover(w);
+	if (rc < 0)
+		goto err_free;
+	QFS_LOG(QFS_LOG_DEBUG, "wal open dir=%s segments=%zu first=%llu last=%llu", w->dir, w->nseg,
+		(unsigned long long)qfs_wal_first(w), (unsigned long long)w->last);
+	*out = w;
+	return 0;
+
+err_free:
+	QFS_LOG(QFS_LOG_WARN, "wal open failed dir=%s err=\"%s\"", dir, qfs_strerror(rc));
+	wal_free(w);
+	return rc;
+}
+
+/* Close the log and free it; buffered (unsynced) records are discarded.
+ * qfs_wal_close(NULL) does nothing. */
+void qfs_wal_close(struct qfs_wal *w)
+{
+	if (w)
+		wal_free(w);
+}
+
+/* ---- append / sync ---- */
+
+/*
+ * Append one record (see wal.h): encoded into the pending buffer, starting a
+ * new segment when the tail reached the seal size.  No I/O.  p is copied.
+ * Errors: -EIO (sticky), -EINVAL (lsn != last+1, lsn 0, len too large),
+ * -ENOMEM; on error the log is unchanged.
+ */
+int qfs_wal_append(struct qfs_wal *w, qfs_lsn_t lsn, const void *p, size_t len)
+{
+	struct qfs_wal_seg *t = tail(w);
+	int roll, rc;
+
+	if (w->err)
+		return w->err;
+	if (lsn == 0 || len > QFS_WAL_RECORD_MAX || (w->last && lsn != w->last + 1))
+		return -EINVAL;
+	assert(w->last || !t); /* an empty log holds no segment */
+	roll = !t || (has_records(t) && t->size + t->pend_len >= w->segment_bytes);
+	rc = pend_reserve(w, QFS_WAL_REC_HDR + len + (roll ? QFS_WAL_SEG_HDR : 0));
+	if (rc < 0)
+		return rc;
+	if (roll) {
+		struct qfs_wal_seg s = {
+			.first = lsn, .last = lsn - 1, .durable_last = lsn - 1,
+			.pend_off = w->pend_len, .fd = -1,
+		};
+
+		rc = qfs_wal_seg_push(w, &s);
+		if (rc < 0)
+			return rc;
+		t = tail(w);
+		qfs_wal_seg_header(w->pend + w->pend_len, lsn);
+		w->pend_len += QFS_WAL_SEG_HDR;
+		t->pend_len = QFS_WAL_SEG_HDR;
+	} else if (t->pend_len == 0) {
+		t->pend_off = w->pend_len;
+	}
+	memcpy(w->pend + w->pend_len + QFS_WAL_REC_HDR, p, len);
+	qfs_wal_rec_header(w->pend + w->pend_len, lsn, p, len);
+	w->pend_len += QFS_WAL_REC_HDR + len;
+	t->pend_len += QFS_WAL_REC_HDR + len;
+	t->last = lsn;
+	w->last = lsn;
+	return 0;
+}
+
+/* Write and fdatasync one segment's pending bytes (s->size is left for the
+ * caller to advance once the whole sync succeeded).  Returns 0, -errno of
+ * the open or write (not sticky), or -EIO after setting the sticky error. */
+static int seg_flush(struct qfs_wal *w, struct qfs_wal_seg *s, int *dirchange)
+{
+	int rc;
+
+	if (s->fd < 0) {
+		char name[QFS_WAL_NAME_LEN + 1];
+
+		qfs_wal_seg_name(name, s->first);
+		s->fd = openat(w->dfd, name, O_RDWR | O_CLOEXEC | (s->exists ? 0 : O_CREAT | O_TRUNC), 0644);
+		if (s->fd < 0)
+			return -errno;
+		if (!s->exists) {
+			s->exists = 1;
+			*dirchange = 1;
+		}
+	}
+	rc = qfs_wal_pwrite_all(s->fd, w->pend + s->pend_off, s->pend_len, s->size);
+	if (rc < 0)
+		return rc;
+	rc = qfs_wal_fdatasync(s->fd);
+	if (rc < 0)
+		return set_sticky(w, s->first, "fdatasync", rc);
+	return 0;
+}
+
+/*
+ * A write failed during a sync whose first segment is index from: drop every
+ * record appended since the last successful sync, even those already written
+ * and fdatasync'd by this sync (a sync is all or nothing).  Segments that
+ * were never durable are removed (their file unlinked), the first one is cut
+ * back to its durable length.  Returns err, or -EIO if cutting back failed
+ * (then sticky: stale bytes might survive past the durable end).
+ */
+static int drop_pending(struct qfs_wal *w, size_t from, int err, int *dirchange)
+{
+	QFS_LOG(QFS_LOG_WARN, "wal write failed, unsynced records dropped dir=%s lsn=%llu-%llu err=\"%s\"", w->dir,
+		(unsigned long long)w->durable + 1, (unsigned long long)w->last, qfs_strerror(err));
+	hint_clear(w);
+	while (w->nseg > from) {
+		struct qfs_wal_seg *s = tail(w);
+
+		if (s->size == 0) {
+			if (s->fd >= 0)
+				close(s->fd);
+			if (s->exists) {
+				char name[QFS_WAL_NAME_LEN + 1];
+
+				qfs_wal_seg_name(name, s->first);
+				/* A stale file past the tail would break the
+				 * next recovery: refuse to go on without it. */
+				if (unlinkat(w->dfd, name, 0) < 0)
+					set_sticky(w, s->first, "unlink after a failed write", -errno);
+				*dirchange = 1;
+			}
+			w->nseg--;
+			continue;
+		}
+		if (s->fd >= 0 && s->pend_len > 0) {
+			int rc = ftruncate(s->fd, (off_t)s->size) < 0 ? -errno : 0;
+
+			if (rc == 0)
+				rc = qfs_wal_fdatasync(s->fd);
+			if (rc < 0)
+				set_sticky(w, s->first, "cutting back after a failed write", rc);
+		}
+		s->pend_len = 0;
+		s->last = s->durable_last;
+		break;
+	}
+	w->last = w->nseg ? w->durable : 0;
+	pend_reset(w);
+	return w->err ? w->err : err;
+}
+
+/*
+ * Make every appended record durable (see wal.h): per segment with pending
+ * bytes, in order, one pwrite + one fdatasync; then an fsync of the directory
+ * if a file was created or removed.  All or nothing: returns 0 (every
+ * appended record durable), -EIO (sticky; nothing more is accepted), or the
+ * -errno of a failed open/write: then every record appended since the last
+ * successful sync is dropped, on disk too, and qfs_wal_last() ==
+ * qfs_wal_durable() == their value before this call.
+ */
+int qfs_wal_sync(struct qfs_wal *w)
+{
+	size_t i0 = w->nseg;
+	int dirchange = 0, rc = 0;
+
+	if (w->err)
+		return w->err;
+	if (w->pend_len == 0)
+		return 0;
+	while (i0 > 0 && w->segs[i0 - 1].pend_len > 0)
+		i0--;
+	for (size_t i = i0; i < w->nseg && rc == 0; i++)
+		rc = seg_flush(w, &w->segs[i], &dirchange);
+	if (w->err)
+		return w->err;
+	if (rc < 0)
+		rc = drop_pending(w, i0, rc, &dirchange);
+	if (dirchange && !w->err) {
+		int r2 = qfs_wal_fsync_dir(w->dfd);
+
+		if (r2 < 0)
+			return set_sticky(w, tail(w) ? tail(w)->first : 0, "directory fsync", r2);
+	}
+	if (rc == 0) {
+		for (size_t i = i0; i < w->nseg; i++) {
+			struct qfs_wal_seg *s = &w->segs[i];
+
+			s->size += s->pend_len;
+			s->pend_len = 0;
+			s->durable_last = s->last;
+		}
+		w->durable = w->last;
+		pend_reset(w);
+	}
+	close_sealed(w);
+	return rc;
+}
+
+/* ---- reads ---- */
+
+static int read_corrupt(struct qfs_wal *w, const struct qfs_wal_seg *s, uint64_t off, qfs_lsn_t lsn, const char *why)
+{
+	QFS_LOG(QFS_LOG_ERR, "wal corrupt on read dir=%s file=%016llx.wal off=%llu lsn=%llu reason=\"%s\"", w->dir,
+		(unsigned long long)s->first, (unsigned long long)off, (unsigned long long)lsn, why);
+	return QFS_ECORRUPT;
+}
+
+/* Deliver the durable records of s in [from, to], starting from the read
+ * hint when it points into s before from; leaves the hint after the last
+ * record looked at. */
+static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb,
+		     void *arg)
+{
+	struct qfs_wal_rd rd = { .fd = s->fd, .buf = &w->rbuf, .cap = &w->rcap };
+	qfs_lsn_t lsn = s->first, end_lsn = to < s->durable_last ? to : s->durable_last;
+	uint64_t off = QFS_WAL_SEG_HDR;
+	int own = 0, rc = 0;
+
+	if (w->hint_first == s->first && w->hint_lsn > s->first && w->hint_lsn <= from &&
+	    w->hint_lsn <= s->durable_last && w->hint_off < s->size) {
+		lsn = w->hint_lsn;
+		off = w->hint_off;
+	}
+	if (rd.fd < 0) {
+		char name[QFS_WAL_NAME_LEN + 1];
+
+		qfs_wal_seg_name(name, s->first);
+		rd.fd = openat(w->dfd, name, O_RDONLY | O_CLOEXEC);
+		if (rd.fd < 0)
+			return -errno;
+		own = 1;
+	}
+	while (lsn <= end_lsn) {
+		const uint8_t *h;
+		uint32_t len;
+
+		rc = off + QFS_WAL_REC_HDR > s->size ? 1 : qfs_wal_rd_get(&rd, off, QFS_WAL_REC_HDR, &h);
+		if (rc < 0)
+			break;
+		if (rc > 0) {
+			rc = read_corrupt(w, s, off, lsn, "segment shorter than its records");
+			break;
+		}
+		len = qfs_wal_get32(h + 4);
+		if (qfs_wal_get64(h + 8) != lsn || len > QFS_WAL_RECORD_MAX ||
+		    off + QFS_WAL_REC_HDR + len > s->size) {
+			rc = read_corrupt(w, s, off, lsn, "bad record header");
+			break;
+		}
+		rc = qfs_wal_rd_get(&rd, off, QFS_WAL_REC_HDR + len, &h);
+		if (rc < 0)
+			break;
+		if (rc > 0 || !qfs_wal_rec_ok(h, len)) {
+			rc = read_corrupt(w, s, off, lsn, "record CRC mismatch");
+			break;
+		}
+		off += QFS_WAL_REC_HDR + len;
+		lsn++;
+		if (lsn - 1 >= from) {
+			rc = cb(lsn - 1, h + QFS_WAL_REC_HDR, len, arg);
+			if (rc)
+				break;
+		}
+	}
+	/* (lsn, off) always names a record boundary that was checked. */
+	w->hint_first = s->first;
+	w->hint_lsn = lsn;
+	w->hint_off = off;
+	if (own)
+		close(rd.fd);
+	return rc;
+}
+
+/* Deliver the buffered records of s in [from, to] from memory. */
+static int read_pend(struct qfs_wal_seg *s, const uint8_t *pend, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb,
+		     void *arg)
+{
+	const uint8_t *p = pend + s->pend_off, *end = p + s->pend_len;
+	qfs_lsn_t lsn = s->durable_last + 1;
+
+	if (s->size == 0)
+		p += QFS_WAL_SEG_HDR;
+	for (; p < end && lsn <= to; lsn++) {
+		uint32_t len = qfs_wal_get32(p + 4);
+
+		if (lsn >= from) {
+			int rc = cb(lsn, p + QFS_WAL_REC_HDR, len, arg);
+
+			if (rc)
+				return rc;
+		}
+		p += QFS_WAL_REC_HDR + len;
+	}
+	return 0;
+}
+
+/*
+ * Call cb for each record with from <= lsn <= to, durable or buffered, in LSN
+ * order (see wal.h).  The payload pointer is valid only during the call; cb
+ * must not call into the log.  Returns 0, cb's nonzero value, -errno,
+ * -ENOMEM, or QFS_ECORRUPT (logged with file and offset).
+ */
+int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+{
+	if (w->last == 0 || from > to || from > w->last)
+		return 0;
+	if (to > w->last)
+		to = w->last;
+	for (size_t i = seg_find(w, from); i < w->nseg && w->segs[i].first <= to; i++) {
+		struct qfs_wal_seg *s = &w->segs[i];
+		int rc;
+
+		if (!has_records(s))
+			continue;
+		if (s->durable_last >= from && s->durable_last >= s->first) {
+			rc = read_disk(w, s, from, to, cb, arg);
+			if (rc)
+				return rc;
+		}
+		if (s->last > s->durable_last && s->last >= from && s->durable_last < to) {
+			rc = read_pend(s, w->pend, from, to, cb, arg);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- truncation and sealing ---- */
+
+/* Byte offset just after record lsn of segment s (first <= lsn <= durable_last). */
+static int seg_offset_after(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t lsn, uint64_t *out)
+{
+	struct qfs_wal_rd rd = { .fd = s->fd, .buf = &w->rbuf, .cap = &w->rcap };
+	uint64_t off = QFS_WAL_SEG_HDR;
+	int rc = 0;
+
+	assert(s->fd >= 0);
+	for (qfs_lsn_t l = s->first; l <= lsn; l++) {
+		const uint8_t *h;
+		uint32_t len;
+
+		rc = qfs_wal_rd_get(&rd, off, QFS_WAL_REC_HDR, &h);
+		if (rc < 0)
+			return rc;
+		if (rc > 0 || qfs_wal_get64(h + 8) != l)
+			return read_corrupt(w, s, off, l, "bad record header while truncating");
+		len = qfs_wal_get32(h + 4);
+		if (len > QFS_WAL_RECORD_MAX || off + QFS_WAL_REC_HDR + len > s->size)
+			return read_corrupt(w, s, off, l, "bad record length while truncating");
+		off += QFS_WAL_REC_HDR + len;
+	}
+	*out = off;
+	return 0;
+}
+
+/* Drop buffered records with LSN > lsn (lsn >= w->durable); no I/O. */
+static void trim_pend(struct qfs_wal *w, qfs_lsn_t lsn)
+{
+	struct qfs_wal_seg *t;
+
+	while ((t = tail(w)) && t->size == 0 && t->first > lsn) {
+		assert(!t->exists && t->fd < 0);
+		w->pend_len = t->pend_off;
+		w->nseg--;
+	}
+	if (!t) {
+		w->last = 0;
+		w->pend_len = 0;
+		return;
+	}
+	if (t->last > lsn) {
+		const uint8_t *p = w->pend + t->pend_off;
+
+		if (t->size == 0)
+			p += QFS_WAL_SEG_HDR;
+		for (qfs_lsn_t l = t->durable_last + 1; l <= lsn; l++)
+			p += QFS_WAL_REC_HDR + qfs_wal_get32(p + 4);
+		t->pend_len = (size_t)(p - (w->pend + t->pend_off));
+		w->pend_len = t->pend_off + t->pend_len;
+		t->last = lsn;
+	}
+	w->last = lsn;
+}
+
+static int unlink_seg(struct qfs_wal *w, struct qfs_wal_seg *s)
+{
+	char name[QFS_WAL_NAME_LEN + 1];
+	int rc;
+
+	qfs_wal_seg_name(name, s->first);
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (unlinkat(w->dfd, name, 0) < 0)
+		return -errno;
+	rc = qfs_wal_fsync_dir(w->dfd);
+	if (rc < 0)
+		return set_sticky(w, s->first, "directory fsync", rc);
+	return 0;
+}
+
+/*
+ * Remove every record with LSN > lsn (see wal.h).  Buffered records are
+ * dropped in memory; durable ones by deleting whole segments (newest first,
+ * directory fsync'd after each) and cutting the segment holding lsn with
+ * ftruncate + fdatasync.  If lsn precedes the log, it becomes empty.  The cut
+ * segment becomes the tail again even if it had been sealed.  Errors: -EIO
+ * (sticky), -errno of unlink/ftruncate (the log then still ends at a record
+ * boundary: qfs_wal_last() says where), QFS_ECORRUPT.
+ */
+int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn)
+{
+	struct qfs_wal_seg *t;
+	int rc;
+
+	if (w->err)
+		return w->err;
+	if (lsn >= w->last)
+		return 0;
+	if (lsn >= w->durable) {
+		trim_pend(w, lsn);
+		return 0;
+	}
+	trim_pend(w, w->durable);
+	hint_clear(w);
+	while ((t = tail(w)) && t->first > lsn) {
+		rc = unlink_seg(w, t);
+		if (rc < 0)
+			return rc;
+		w->nseg--;
+		w->last = w->durable = w->nseg ? tail(w)->last : 0;
+	}
+	if (!t)
+		return 0;
+	if (t->last > lsn) {
+		uint64_t off;
+		int fd = tail_fd(w, t);
+
+		if (fd < 0)
+			return fd;
+		rc = seg_offset_after(w, t, lsn, &off);
+		if (rc < 0)
+			return rc;
+		if (ftruncate(fd, (off_t)off) < 0)
+			return -errno;
+		rc = qfs_wal_fdatasync(fd);
+		if (rc < 0)
+			return set_sticky(w, t->first, "fdatasync after truncation", rc);
+		t->size = off;
+		t->last = t->durable_last = lsn;
+	}
+	w->last = w->durable = t->last;
+	return 0;
+}
+
+/*
+ * Delete the oldest segments whose records all have LSN < lsn (see wal.h),
+ * oldest first with a directory fsync after each.  Never deletes the tail,
+ * a segment with unsynced bytes, or the last segment holding durable records
+ * (so the log always remembers its last durable LSN).
+ * Returns 0, -errno of unlink (that segment is kept), or -EIO (sticky) if
+ * the directory fsync failed.
+ */
+int qfs_wal_truncate_before(struct qfs_wal *w, qfs_lsn_t lsn)
+{
+	while (w->nseg > 1) {
+		struct qfs_wal_seg *s = &w->segs[0], *next = &w->segs[1];
+		int rc;
+
+		if (next->first > lsn || s->pend_len > 0 || next->durable_last < next->first)
+			break;
+		rc = unlink_seg(w, s);
+		if (rc < 0 && rc != -EIO)
+			return rc;
+		memmove(&w->segs[0], &w->segs[1], (w->nseg - 1) * sizeof(*w->segs));
+		w->nseg--;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Seal the current segment (see wal.h): sync, then create the next segment
+ * file (header only, fdatasync'd, directory fsync'd) so that every file but
+ * the last one in the directory is sealed and immutable.  Does nothing on an
+ * empty log or when the tail holds no record yet.  Errors: those of
+ * qfs_wal_sync(), -errno of creating the file (nothing changed), -ENOMEM,
+ * -EIO (sticky).
+ */
+int qfs_wal_seal(struct qfs_wal *w)
+{
+	char name[QFS_WAL_NAME_LEN + 1];
+	uint8_t hdr[QFS_WAL_SEG_HDR];
+	struct qfs_wal_seg s = { .fd = -1, .exists = 1, .size = QFS_WAL_SEG_HDR };
+	int rc;
+
+	if (w->err)
+		return w->err;
+	if (w->last == 0 || !has_records(tail(w)))
+		return 0;
+	rc = qfs_wal_sync(w);
+	if (rc < 0)
+		return rc;
+	rc = qfs_wal_seg_reserve(w);
+	if (rc < 0)
+		return rc;
+	s.first = w->last + 1;
+	s.last = s.durable_last = w->last;
+	qfs_wal_seg_name(name, s.first);
+	qfs_wal_seg_header(hdr, s.first);
+	s.fd = openat(w->dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (s.fd < 0)
+		return -errno;
+	rc = qfs_wal_pwrite_all(s.fd, hdr, sizeof(hdr), 0);
+	if (rc < 0)
+		goto err_unlink;
+	rc = qfs_wal_fdatasync(s.fd);
+	if (rc < 0) {
+		close(s.fd);
+		return set_sticky(w, s.first, "fdatasync of a new segment", rc);
+	}
+	rc = qfs_wal_fsync_dir(w->dfd);
+	if (rc < 0) {
+		close(s.fd);
+		return set_sticky(w, s.first, "directory fsync", rc);
+	}
+	rc = qfs_wal_seg_push(w, &s); /* cannot fail: reserved above */
+	assert(rc == 0);
+	close_sealed(w);
+	return 0;
+
+err_unlink:
+	close(s.fd);
+	unlinkat(w->dfd, name, 0);
+	return rc;
+}
+
+/* ---- accessors ---- */
+
+/* First LSN held, 0 when the log is empty. */
+qfs_lsn_t qfs_wal_first(const struct qfs_wal *w)
+{
+	return w->last ? w->segs[0].first : 0;
+}
+
+/* Last LSN held, buffered records included; 0 when empty. */
+qfs_lsn_t qfs_wal_last(const struct qfs_wal *w)
+{
+	return w->last;
+}
+
+/* Last LSN known to be fsync'd; 0 when none. */
+qfs_lsn_t qfs_wal_durable(const struct qfs_wal *w)
+{
+	return w->last ? w->durable : 0;
+}
+
+/* Fill *out: segment files on disk, their durable bytes, the sticky error. */
+void qfs_wal_stat(const struct qfs_wal *w, struct qfs_wal_stat *out)
+{
+	struct qfs_wal_stat st = { .err = w->err };
+
+	for (size_t i = 0; i < w->nseg; i++) {
+		if (w->segs[i].exists) {
+			st.segments++;
+			st.bytes += w->segs[i].size;
+		}
+	}
+	*out = st;
+}
+
+/*
+ * Delete the log directory dir and every file in it, then fsync its parent.
+ * The log must not be open.  Returns 0 (also when dir does not exist) or
+ * -errno (e.g. -ENOTEMPTY if dir holds a subdirectory); on error some files
+ * may already be gone.
+ */
+int qfs_wal_destroy(const char *dir)
+{
+	struct dirent *de;
+	DIR *d;
+	int dfd, rc = 0;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		rc = -errno;
+		close(dfd);
+		return rc;
+	}
+	for (int removed = 1; removed && rc == 0;) {
+		/* Rescan until a pass removes nothing: readdir need not return
+		 * every entry while the directory changes under it. */
+		removed = 0;
+		rewinddir(d);
+		while ((errno = 0, de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if (unlinkat(dfd, de->d_name, 0) < 0) {
+				rc = -errno;
+				break;
+			}
+			removed = 1;
+		}
+		if (rc == 0 && errno != 0)
+			rc = -errno;
+	}
+	closedir(d);
+	if (rc < 0)
+		return rc;
+	if (rmdir(dir) < 0)
+		return -errno;
+	return fsync_parent(dir);
+}

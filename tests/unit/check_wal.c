@@ -1,0 +1,1336 @@
+/*
+ * check_wal.c - unit tests of the write-ahead log (src/wal) and of CRC-32C.
+ *
+ * Round trips across segments (buffered and durable reads, reopen), every
+ * form of torn tail we can make (cut at each byte of the last record,
+ * garbage or zeros after it, a torn segment header), corruption before the
+ * tail and LSN gaps (QFS_ECORRUPT with a log line), truncation both ways,
+ * seal, and fault injection through the hooks of wal_int.h: the i-th write
+ * fails (non-sticky, records reported durable survive) or the i-th fsync
+ * fails (sticky -EIO).  A crash simulation in SQLite's spirit cuts the files
+ * at a random point inside the bytes of a sync that never returned and
+ * checks that recovery yields exactly a prefix of complete records that
+ * contains every synced one.  Set QFS_SEED to change the crash seeds.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "wal/wal.h"
+#include "wal/wal_int.h"
+
+static char base[1024];     /* private temp dir of one test */
+static char dir[1100];      /* the log directory inside it */
+static struct qfs_wal *W;
+static const struct qfs_wal_opts small = { .segment_bytes = 4096 };
+
+/* ---- fixtures and helpers ---- */
+
+static void setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(base, sizeof(base), "%s/check_wal.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/log", base);
+	W = NULL;
+	qfs_wal_fault_write_after = -1;
+	qfs_wal_fault_sync_after = -1;
+	qfs_wal_fault_write_errno = ENOSPC;
+	qfs_wal_fault_sync_errno = EIO;
+	/* torn tails and failures are expected here by the thousand */
+	qfs_log_level = getenv("QFS_TEST_LOG") ? QFS_LOG_DEBUG : -1;
+}
+
+static void teardown(void)
+{
+	qfs_wal_close(W);
+	W = NULL;
+	qfs_wal_fault_write_after = -1;
+	qfs_wal_fault_sync_after = -1;
+	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
+	rmdir(base);
+}
+
+static size_t plen(qfs_lsn_t l)
+{
+	return (size_t)((l * 2654435761u) % 200) + (l % 17 == 0 ? 3000 : 0);
+}
+
+static void pfill(uint8_t *b, qfs_lsn_t l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(l * 131 + i * 7 + 1);
+}
+
+static int append_one(struct qfs_wal *w, qfs_lsn_t l)
+{
+	uint8_t b[4096];
+	size_t n = plen(l);
+
+	pfill(b, l, n);
+	return qfs_wal_append(w, l, b, n);
+}
+
+static void append_range(struct qfs_wal *w, qfs_lsn_t a, qfs_lsn_t b)
+{
+	for (qfs_lsn_t l = a; l <= b; l++)
+		ck_assert_int_eq(append_one(w, l), 0);
+}
+
+struct walk {
+	qfs_lsn_t next; /* expected next LSN */
+	qfs_lsn_t stop; /* return 77 after this LSN (0 = never) */
+	size_t n;
+};
+
+static int check_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct walk *k = arg;
+	uint8_t b[4096];
+
+	ck_assert_uint_eq(lsn, k->next);
+	ck_assert_uint_eq(len, plen(lsn));
+	pfill(b, lsn, len);
+	ck_assert_msg(memcmp(p, b, len) == 0, "payload of lsn %llu differs", (unsigned long long)lsn);
+	k->next++;
+	k->n++;
+	return k->stop && lsn == k->stop ? 77 : 0;
+}
+
+/* Assert that exactly the records a..b are returned for a read of a..b. */
+static void check_range(struct qfs_wal *w, qfs_lsn_t a, qfs_lsn_t b)
+{
+	struct walk k = { .next = a };
+
+	ck_assert_int_eq(qfs_wal_read(w, a, b, check_cb, &k), 0);
+	ck_assert_msg(k.n == (b >= a ? b - a + 1 : 0), "read %llu..%llu returned %zu records", (unsigned long long)a,
+		      (unsigned long long)b, k.n);
+}
+
+static void reopen(const struct qfs_wal_opts *o)
+{
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_open(dir, o, &W), 0);
+}
+
+/* Sorted segment file names of dir; returns the count. */
+static int seg_files(char names[][QFS_WAL_NAME_LEN + 1], int max)
+{
+	struct dirent **ents;
+	int n = scandir(dir, &ents, NULL, alphasort), k = 0;
+
+	ck_assert_int_ge(n, 0);
+	for (int i = 0; i < n; i++) {
+		if (strlen(ents[i]->d_name) == QFS_WAL_NAME_LEN && k < max)
+			snprintf(names[k++], QFS_WAL_NAME_LEN + 1, "%s", ents[i]->d_name);
+		free(ents[i]);
+	}
+	free(ents);
+	return k;
+}
+
+static void seg_path(char *out, const char *name)
+{
+	snprintf(out, PATH_MAX, "%s/%s", dir, name);
+}
+
+static void last_seg_path(char *out)
+{
+	char names[256][QFS_WAL_NAME_LEN + 1];
+	int n = seg_files(names, 256);
+
+	ck_assert_int_gt(n, 0);
+	seg_path(out, names[n - 1]);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	uint8_t *b;
+	int fd = open(path, O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	b = malloc((size_t)st.st_size + 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}
+
+static void spit(const char *path, const void *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, b, len), (ssize_t)len);
+	close(fd);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Offset of record lsn inside the segment image b (first record first). */
+static size_t rec_offset(const uint8_t *b, size_t len, qfs_lsn_t lsn)
+{
+	size_t off = QFS_WAL_SEG_HDR;
+
+	while (off + QFS_WAL_REC_HDR <= len) {
+		if (qfs_wal_get64(b + off + 8) == lsn)
+			return off;
+		off += QFS_WAL_REC_HDR + qfs_wal_get32(b + off + 4);
+	}
+	ck_abort_msg("lsn %llu not in segment", (unsigned long long)lsn);
+	return 0;
+}
+
+/* Sum of the sizes of the segment files, to compare with qfs_wal_stat. */
+static uint64_t dir_bytes(int *nfiles)
+{
+	char names[256][QFS_WAL_NAME_LEN + 1], p[PATH_MAX];
+	int n = seg_files(names, 256);
+	uint64_t sum = 0;
+
+	for (int i = 0; i < n; i++) {
+		seg_path(p, names[i]);
+		sum += (uint64_t)file_size(p);
+	}
+	*nfiles = n;
+	return sum;
+}
+
+static void check_stat_matches_disk(struct qfs_wal *w)
+{
+	struct qfs_wal_stat st;
+	int n;
+	uint64_t bytes = dir_bytes(&n);
+
+	qfs_wal_stat(w, &st);
+	ck_assert_uint_eq(st.segments, (unsigned)n);
+	ck_assert_uint_eq(st.bytes, bytes);
+}
+
+/* ---- CRC-32C ---- */
+
+static uint32_t crc_bitwise(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+	}
+	return ~crc;
+}
+
+START_TEST(test_crc32c_vectors)
+{
+	uint8_t b[32];
+
+	ck_assert_uint_eq(qfs_crc32c(0, "123456789", 9), 0xe3069283u);
+	ck_assert_uint_eq(qfs_crc32c(0, NULL, 0), 0);
+	memset(b, 0, sizeof(b));
+	ck_assert_uint_eq(qfs_crc32c(0, b, 32), 0x8a9136aau); /* RFC 3720 B.4 */
+	memset(b, 0xff, sizeof(b));
+	ck_assert_uint_eq(qfs_crc32c(0, b, 32), 0x62a8ab43u);
+	for (int i = 0; i < 32; i++)
+		b[i] = (uint8_t)i;
+	ck_assert_uint_eq(qfs_crc32c(0, b, 32), 0x46dd794eu);
+	for (int i = 0; i < 32; i++)
+		b[i] = (uint8_t)(31 - i);
+	ck_assert_uint_eq(qfs_crc32c(0, b, 32), 0x113fdb5cu);
+}
+END_TEST
+
+START_TEST(test_crc32c_extend)
+{
+	uint8_t b[1000];
+	uint32_t seed = 12345;
+
+	for (size_t i = 0; i < sizeof(b); i++) {
+		seed = seed * 1103515245u + 12345u;
+		b[i] = (uint8_t)(seed >> 16);
+	}
+	/* every alignment and length, in one go or in two pieces */
+	for (size_t start = 0; start < 9; start++) {
+		for (size_t len = 0; len + start <= 200; len++) {
+			uint32_t ref = crc_bitwise(0, b + start, len);
+			size_t cut = len / 3;
+
+			ck_assert_uint_eq(qfs_crc32c(0, b + start, len), ref);
+			ck_assert_uint_eq(qfs_crc32c(qfs_crc32c(0, b + start, cut), b + start + cut, len - cut), ref);
+		}
+	}
+	ck_assert_uint_eq(qfs_crc32c(0, b, sizeof(b)), crc_bitwise(0, b, sizeof(b)));
+}
+END_TEST
+
+/* ---- round trips ---- */
+
+START_TEST(test_empty)
+{
+	struct qfs_wal_stat st;
+	struct walk k = { .next = 1 };
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 0);
+	ck_assert_uint_eq(qfs_wal_durable(W), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	ck_assert_int_eq(qfs_wal_read(W, 1, 100, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 0);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 0), 0);
+	ck_assert_int_eq(qfs_wal_truncate_before(W, 10), 0);
+	qfs_wal_stat(W, &st);
+	ck_assert_uint_eq(st.segments, 0);
+	ck_assert_uint_eq(st.bytes, 0);
+	ck_assert_int_eq(st.err, 0);
+	reopen(NULL);
+	ck_assert_uint_eq(qfs_wal_last(W), 0);
+}
+END_TEST
+
+START_TEST(test_append_errors)
+{
+	uint8_t b[8] = { 0 };
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	ck_assert_int_eq(qfs_wal_append(W, 0, b, 1), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append(W, 1, b, (size_t)QFS_WAL_RECORD_MAX + 1), -EINVAL);
+	/* an empty log starts anywhere */
+	ck_assert_int_eq(qfs_wal_append(W, 100, b, 8), 0);
+	ck_assert_int_eq(qfs_wal_append(W, 100, b, 8), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append(W, 102, b, 8), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append(W, 99, b, 8), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append(W, 101, b, 0), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), 100);
+	ck_assert_uint_eq(qfs_wal_last(W), 101);
+	ck_assert_uint_eq(qfs_wal_durable(W), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(qfs_wal_durable(W), 101);
+	reopen(NULL);
+	ck_assert_uint_eq(qfs_wal_first(W), 100);
+	ck_assert_uint_eq(qfs_wal_last(W), 101);
+	ck_assert_int_eq(qfs_wal_append(W, 103, b, 8), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append(W, 102, b, 8), 0);
+}
+END_TEST
+
+START_TEST(test_roundtrip_segments)
+{
+	struct qfs_wal_stat st;
+	struct walk k;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	/* buffered records across several (not yet created) segments */
+	append_range(W, 1, 60);
+	check_range(W, 1, 60);
+	check_range(W, 17, 45);
+	qfs_wal_stat(W, &st);
+	ck_assert_uint_eq(st.segments, 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_stat(W, &st);
+	ck_assert_uint_ge(st.segments, 3);
+	check_stat_matches_disk(W);
+	/* mixed durable and buffered */
+	for (qfs_lsn_t l = 61; l <= 400; l++) {
+		ck_assert_int_eq(append_one(W, l), 0);
+		if (l % 7 == 0)
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+	}
+	ck_assert_uint_eq(qfs_wal_durable(W), 399);
+	ck_assert_uint_eq(qfs_wal_last(W), 400);
+	check_range(W, 1, 400);
+	check_range(W, 390, 400);
+	check_range(W, 399, 400);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	check_stat_matches_disk(W);
+
+	/* sequential windows (read hint), backwards, out of range, early stop */
+	for (qfs_lsn_t a = 1; a <= 400; a += 13)
+		check_range(W, a, a + 12 > 400 ? 400 : a + 12);
+	for (int a = 390; a >= 10; a -= 37)
+		check_range(W, (qfs_lsn_t)a, (qfs_lsn_t)a + 3);
+	k = (struct walk){ .next = 395 };
+	ck_assert_int_eq(qfs_wal_read(W, 395, 1000, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 6);
+	k = (struct walk){ .next = 1 };
+	ck_assert_int_eq(qfs_wal_read(W, 0, 5, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 5);
+	k = (struct walk){ .next = 50, .stop = 60 };
+	ck_assert_int_eq(qfs_wal_read(W, 50, 100, check_cb, &k), 77);
+	ck_assert_uint_eq(k.n, 11);
+	k = (struct walk){ .next = 1 };
+	ck_assert_int_eq(qfs_wal_read(W, 401, 500, check_cb, &k), 0);
+	ck_assert_int_eq(qfs_wal_read(W, 10, 9, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 0);
+
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_first(W), 1);
+	ck_assert_uint_eq(qfs_wal_last(W), 400);
+	ck_assert_uint_eq(qfs_wal_durable(W), 400);
+	check_range(W, 1, 400);
+	check_stat_matches_disk(W);
+	append_range(W, 401, 450);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(NULL); /* a different seal size on reopen is fine */
+	check_range(W, 1, 450);
+}
+END_TEST
+
+START_TEST(test_close_discards_unsynced)
+{
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 11, 80);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), 10);
+	check_range(W, 1, 10);
+	check_stat_matches_disk(W);
+	append_range(W, 11, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	check_range(W, 1, 20);
+}
+END_TEST
+
+START_TEST(test_large_record)
+{
+	size_t n = 3u << 20;
+	uint8_t *b = malloc(n);
+	struct walk k = { .next = 2 };
+
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 13);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	ck_assert_int_eq(append_one(W, 1), 0);
+	ck_assert_int_eq(qfs_wal_append(W, 2, b, n), 0);
+	ck_assert_int_eq(append_one(W, 3), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), 3);
+	k.next = 1;
+	ck_assert_int_eq(qfs_wal_read(W, 1, 1, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 1);
+	check_range(W, 3, 3);
+	free(b);
+}
+END_TEST
+
+/* ---- torn tails ---- */
+
+/* Build records 1..n (synced) with small segments; return the image of the
+ * last segment and the offset of record n in it. */
+static uint8_t *build_log(qfs_lsn_t n, char *path, size_t *len, size_t *last_off)
+{
+	uint8_t *img;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	for (qfs_lsn_t l = 1; l <= n; l++) {
+		ck_assert_int_eq(append_one(W, l), 0);
+		if (l % 5 == 0 || l == n)
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+	}
+	qfs_wal_close(W);
+	W = NULL;
+	last_seg_path(path);
+	img = slurp(path, len);
+	*last_off = rec_offset(img, *len, n);
+	return img;
+}
+
+START_TEST(test_torn_every_offset)
+{
+	char path[PATH_MAX];
+	size_t len, off;
+	qfs_lsn_t n = 51; /* plen(51) is large: 51 % 17 == 0 */
+	uint8_t *img = build_log(n, path, &len, &off);
+
+	for (size_t cut = off; cut < len; cut++) {
+		spit(path, img, cut);
+		ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+		ck_assert_uint_eq(qfs_wal_last(W), n - 1);
+		ck_assert_uint_eq(qfs_wal_durable(W), n - 1);
+		ck_assert_int_eq(file_size(path), (off_t)off);
+		if (cut % 97 == 0 || cut == off || cut + 1 == len)
+			check_range(W, 1, n - 1);
+		else
+			check_range(W, n - 3, n - 1);
+		ck_assert_int_eq(append_one(W, n), 0);
+		ck_assert_int_eq(qfs_wal_sync(W), 0);
+		qfs_wal_close(W);
+		W = NULL;
+	}
+	/* the re-appended record is byte-identical to the original */
+	{
+		size_t l2;
+		uint8_t *again = slurp(path, &l2);
+
+		ck_assert_uint_eq(l2, len);
+		ck_assert_int_eq(memcmp(again, img, len), 0);
+		free(again);
+	}
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	check_range(W, 1, n);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_torn_garbage_after)
+{
+	static const size_t sizes[] = { 1, 15, 16, 17, 100, 4095, 9000 };
+	char path[PATH_MAX];
+	size_t len, off;
+	uint8_t *img = build_log(40, path, &len, &off);
+	uint8_t *buf = malloc(len + 9000);
+	uint32_t seed = 7;
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		for (int zero = 0; zero < 2; zero++) {
+			memcpy(buf, img, len);
+			for (size_t i = 0; i < sizes[s]; i++) {
+				seed = seed * 1103515245u + 12345u;
+				buf[len + i] = zero ? 0 : (uint8_t)(seed >> 16);
+			}
+			spit(path, buf, len + sizes[s]);
+			ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+			ck_assert_uint_eq(qfs_wal_last(W), 40);
+			ck_assert_int_eq(file_size(path), (off_t)len);
+			check_range(W, 1, 40);
+			qfs_wal_close(W);
+			W = NULL;
+		}
+	}
+	/* the last record's payload zeroed (its page never reached the disk) */
+	memcpy(buf, img, len);
+	memset(buf + off + QFS_WAL_REC_HDR, 0, len - off - QFS_WAL_REC_HDR);
+	spit(path, buf, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 39);
+	append_range(W, 40, 45);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	check_range(W, 1, 45);
+	free(buf);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_torn_segment_header)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	uint8_t hdr[QFS_WAL_SEG_HDR];
+	qfs_lsn_t prev_last;
+	int n;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 30);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 30);
+	qfs_wal_close(W);
+	W = NULL;
+	n = seg_files(names, 64);
+	ck_assert_int_ge(n, 2);
+	seg_path(path, names[n - 1]);
+	ck_assert_int_eq(file_size(path), QFS_WAL_SEG_HDR); /* the sealed-to segment */
+	prev_last = 30;
+
+	/* a header cut anywhere (or zeroed) is a torn creation: file removed */
+	for (size_t cut = 0; cut <= QFS_WAL_SEG_HDR; cut++) {
+		qfs_wal_seg_header(hdr, prev_last + 1);
+		if (cut == QFS_WAL_SEG_HDR)
+			memset(hdr, 0, sizeof(hdr));
+		spit(path, hdr, cut == QFS_WAL_SEG_HDR ? sizeof(hdr) : cut);
+		ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+		ck_assert_uint_eq(qfs_wal_last(W), 30);
+		ck_assert_int_eq(access(path, F_OK), -1);
+		check_stat_matches_disk(W);
+		qfs_wal_close(W);
+		W = NULL;
+	}
+	/* the empty sealed-to segment survives a reopen and takes appends */
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	reopen(&small);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 30);
+	append_range(W, 31, 33);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(seg_files(names, 64), n);
+	reopen(&small);
+	check_range(W, 1, 33);
+}
+END_TEST
+
+START_TEST(test_only_segment_empty)
+{
+	char path[PATH_MAX];
+	uint8_t hdr[QFS_WAL_SEG_HDR];
+
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	seg_path(path, "0000000000000005.wal");
+	qfs_wal_seg_header(hdr, 5);
+	spit(path, hdr, sizeof(hdr));
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_int_eq(append_one(W, 9), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(NULL);
+	check_range(W, 9, 9);
+	ck_assert_uint_eq(qfs_wal_first(W), 9);
+}
+END_TEST
+
+/* ---- corruption ---- */
+
+static void flip(const char *path, size_t off)
+{
+	size_t len;
+	uint8_t *b = slurp(path, &len);
+
+	ck_assert_uint_lt(off, len);
+	b[off] ^= 0x40;
+	spit(path, b, len);
+	free(b);
+}
+
+START_TEST(test_corrupt_before_tail)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	size_t len, off;
+	uint8_t *img = build_log(60, path, &len, &off);
+	uint8_t *orig;
+	size_t olen, mid;
+	int n = seg_files(names, 64);
+
+	ck_assert_int_ge(n, 3);
+	/* in the last segment, a record followed by valid ones: each header
+	 * byte and some payload bytes */
+	mid = rec_offset(img, len, qfs_wal_get64(img + QFS_WAL_SEG_HDR + 8));
+	ck_assert_uint_lt(mid, off); /* valid records follow the damaged one */
+	for (size_t i = 0; i < QFS_WAL_REC_HDR + 3; i++) {
+		spit(path, img, len);
+		flip(path, mid + i);
+		ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+		ck_assert_ptr_null(W);
+	}
+	/* the last record of the last segment: torn, by contract */
+	spit(path, img, len);
+	flip(path, off + QFS_WAL_REC_HDR);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 59);
+	qfs_wal_close(W);
+	W = NULL;
+	spit(path, img, len);
+
+	/* a sealed segment: its header, its first and its last record */
+	seg_path(path, names[1]);
+	orig = slurp(path, &olen);
+	{
+		size_t offs[] = { 0, 9, 20, QFS_WAL_SEG_HDR + 2, olen - 1 };
+
+		for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+			spit(path, orig, olen);
+			flip(path, offs[i]);
+			ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+		}
+		/* a sealed segment cut short */
+		spit(path, orig, olen - 1);
+		ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+	}
+	spit(path, orig, olen);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	check_range(W, 1, 60);
+	free(orig);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_corrupt_logged)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX], logpath[PATH_MAX];
+	size_t len, off, loglen;
+	uint8_t *img = build_log(60, path, &len, &off), *log;
+	int saved, fd;
+
+	seg_files(names, 64);
+	seg_path(path, names[0]);
+	flip(path, QFS_WAL_SEG_HDR + QFS_WAL_REC_HDR + 1);
+	snprintf(logpath, sizeof(logpath), "%s/stderr", base);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_int_ge(fd, 0);
+	saved = dup(2);
+	dup2(fd, 2);
+	qfs_log_level = QFS_LOG_ERR;
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	log = slurp(logpath, &loglen);
+	log[loglen] = 0;
+	ck_assert_msg(strstr((char *)log, names[0]) != NULL, "log names the file: %s", log);
+	ck_assert_msg(strstr((char *)log, "off=24 ") != NULL, "log names the offset: %s", log);
+	unlink(logpath);
+	free(log);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_lsn_gap)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	size_t len, off, olen;
+	uint8_t *img = build_log(60, path, &len, &off), *orig, *b;
+	int n = seg_files(names, 64);
+
+	/* a missing middle segment */
+	ck_assert_int_ge(n, 3);
+	seg_path(path, names[1]);
+	orig = slurp(path, &olen);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+	spit(path, orig, olen);
+
+	/* a record with a valid CRC but the wrong LSN, in a sealed segment
+	 * and in the last record of the last segment */
+	b = malloc(olen);
+	memcpy(b, orig, olen);
+	{
+		size_t r = QFS_WAL_SEG_HDR;
+		qfs_lsn_t l = qfs_wal_get64(b + r + 8);
+		uint32_t plen2 = qfs_wal_get32(b + r + 4);
+
+		qfs_wal_rec_header(b + r, l + 1, b + r + QFS_WAL_REC_HDR, plen2);
+	}
+	spit(path, b, olen);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+	spit(path, orig, olen);
+
+	last_seg_path(path);
+	memcpy(b = realloc(b, len), img, len);
+	qfs_wal_rec_header(b + off, 62, b + off + QFS_WAL_REC_HDR, qfs_wal_get32(b + off + 4));
+	spit(path, b, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+
+	/* a segment whose header LSN does not follow the previous one */
+	spit(path, img, len);
+	{
+		char p2[PATH_MAX], name[QFS_WAL_NAME_LEN + 1];
+		qfs_lsn_t first = qfs_wal_get64(img + 8);
+
+		qfs_wal_seg_name(name, first + 1);
+		seg_path(p2, name);
+		memcpy(b, img, len);
+		qfs_wal_seg_header(b, first + 1);
+		ck_assert_int_eq(rename(path, p2), 0);
+		spit(p2, b, len);
+		ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+		ck_assert_int_eq(rename(p2, path), 0);
+	}
+	spit(path, img, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	check_range(W, 1, 60);
+	free(b);
+	free(orig);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_bad_headers)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX], p2[PATH_MAX];
+	size_t len, off;
+	uint8_t *img = build_log(60, path, &len, &off);
+	qfs_lsn_t first = qfs_wal_get64(img + 8);
+	int n = seg_files(names, 64);
+
+	/* a segment whose name does not match its header */
+	seg_path(p2, "00000000000000ff.wal");
+	ck_assert_int_eq(rename(path, p2), 0);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+	ck_assert_int_eq(rename(p2, path), 0);
+	/* the last segment's header damaged while its records are intact:
+	 * not a torn creation (a torn creation has no valid record after) */
+	flip(path, 3);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_ECORRUPT);
+	spit(path, img, len);
+	/* files that are not segments are left alone */
+	seg_path(p2, "notes.txt");
+	spit(p2, "x", 1);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 60);
+	ck_assert_uint_gt(first, 1);
+	ck_assert_int_ge(n, 2);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_format_version)
+{
+	char path[PATH_MAX];
+	size_t len, off;
+	uint8_t *img = build_log(10, path, &len, &off);
+
+	qfs_wal_put32(img + 4, QFS_WAL_FORMAT_VERSION + 1);
+	qfs_wal_put32(img + 20, qfs_crc32c(0, img, 20));
+	spit(path, img, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), QFS_EFORMAT);
+	free(img);
+}
+END_TEST
+
+START_TEST(test_corrupt_on_read)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	struct walk k = { .next = 1 };
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 60);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	seg_files(names, 64);
+	seg_path(path, names[0]);
+	flip(path, QFS_WAL_SEG_HDR + QFS_WAL_REC_HDR + 2);
+	ck_assert_int_eq(qfs_wal_read(W, 1, 60, check_cb, &k), QFS_ECORRUPT);
+	ck_assert_uint_eq(k.n, 0);
+}
+END_TEST
+
+/* ---- truncation and seal ---- */
+
+START_TEST(test_truncate_after)
+{
+	struct qfs_wal_stat st0, st1;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 100);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_stat(W, &st0);
+
+	/* buffered only, across buffered segments */
+	append_range(W, 101, 160);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 130), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 130);
+	check_range(W, 95, 130);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 100), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 100);
+	append_range(W, 101, 105);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	check_range(W, 1, 105);
+
+	/* into durable records of the tail, with buffered ones dropped */
+	append_range(W, 106, 110);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 103), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 103);
+	ck_assert_uint_eq(qfs_wal_durable(W), 103);
+	check_stat_matches_disk(W);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), 103);
+
+	/* across segments */
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 20), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 20);
+	qfs_wal_stat(W, &st1);
+	ck_assert_uint_lt(st1.segments, st0.segments);
+	check_stat_matches_disk(W);
+	check_range(W, 1, 20);
+	append_range(W, 21, 120);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	check_range(W, 1, 120);
+
+	/* at a segment boundary, then before the first record: empty */
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	append_range(W, 121, 125);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 120), 0);
+	check_stat_matches_disk(W);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), 120);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 0), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), 0);
+	qfs_wal_stat(W, &st1);
+	ck_assert_uint_eq(st1.segments, 0);
+	append_range(W, 7, 9);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_first(W), 7);
+	check_range(W, 7, 9);
+}
+END_TEST
+
+START_TEST(test_truncate_before)
+{
+	char names[256][QFS_WAL_NAME_LEN + 1];
+	qfs_lsn_t firsts[256];
+	int n;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 300);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	n = seg_files(names, 256);
+	ck_assert_int_ge(n, 5);
+	for (int i = 0; i < n; i++)
+		firsts[i] = strtoull(names[i], NULL, 16);
+
+	/* nothing whole below the second segment's first LSN */
+	ck_assert_int_eq(qfs_wal_truncate_before(W, firsts[1] - 1), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), 1);
+	/* exactly the first segment */
+	ck_assert_int_eq(qfs_wal_truncate_before(W, firsts[1]), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), firsts[1]);
+	/* in the middle of segment 3: segments 1 and 2 go, 3 stays */
+	ck_assert_int_eq(qfs_wal_truncate_before(W, firsts[3] + 2), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), firsts[3]);
+	check_range(W, firsts[3], 300);
+	check_stat_matches_disk(W);
+	ck_assert_int_eq(seg_files(names, 256), n - 3);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_first(W), firsts[3]);
+	check_range(W, firsts[3], 300);
+
+	/* far beyond: the tail stays, the log is never emptied */
+	append_range(W, 301, 302); /* unsynced bytes in the tail */
+	ck_assert_int_eq(qfs_wal_truncate_before(W, 1000), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), firsts[n - 1]);
+	ck_assert_int_eq(seg_files(names, 256), 1);
+	check_range(W, firsts[n - 1], 302);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	/* after a seal the empty new tail does not count as holding records */
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	ck_assert_int_eq(qfs_wal_truncate_before(W, 1000), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), firsts[n - 1]);
+	ck_assert_uint_eq(qfs_wal_last(W), 302);
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), 302);
+	check_range(W, firsts[n - 1], 302);
+}
+END_TEST
+
+START_TEST(test_seal)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1];
+	struct qfs_wal_stat st;
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_seal(W), 0); /* syncs first */
+	ck_assert_uint_eq(qfs_wal_durable(W), 10);
+	ck_assert_int_eq(qfs_wal_seal(W), 0); /* no-op: new tail is empty */
+	qfs_wal_stat(W, &st);
+	ck_assert_uint_eq(st.segments, 2);
+	ck_assert_int_eq(seg_files(names, 64), 2);
+	ck_assert_str_eq(names[1], "000000000000000b.wal");
+	append_range(W, 11, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	append_range(W, 21, 25);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(seg_files(names, 64), 3);
+	ck_assert_str_eq(names[2], "0000000000000015.wal");
+	check_stat_matches_disk(W);
+	reopen(NULL);
+	check_range(W, 1, 25);
+	append_range(W, 26, 30);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(seg_files(names, 64), 3);
+}
+END_TEST
+
+START_TEST(test_destroy)
+{
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 50);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
+	ck_assert_int_eq(access(dir, F_OK), -1);
+	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
+}
+END_TEST
+
+/* ---- fault injection ---- */
+
+START_TEST(test_write_fault_not_sticky)
+{
+	struct qfs_wal_stat st;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 11, 20);
+	qfs_wal_fault_write_after = 0;
+	ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
+	ck_assert_uint_eq(qfs_wal_last(W), 10);
+	ck_assert_uint_eq(qfs_wal_durable(W), 10);
+	qfs_wal_stat(W, &st);
+	ck_assert_int_eq(st.err, 0);
+	check_stat_matches_disk(W); /* cut back to the durable length */
+	check_range(W, 1, 10);
+	append_range(W, 11, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+
+	/* a failure in the second or third segment of one sync: all or nothing,
+	 * the first segment's new records go too, the new files are removed */
+	for (int nth = 1; nth <= 2; nth++) {
+		struct qfs_wal_stat st0;
+
+		qfs_wal_stat(W, &st0);
+		append_range(W, 21, 80);
+		qfs_wal_fault_write_after = nth;
+		ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
+		ck_assert_int_eq(qfs_wal_fault_write_after, -1);
+		ck_assert_uint_eq(qfs_wal_durable(W), 20);
+		ck_assert_uint_eq(qfs_wal_last(W), 20);
+		qfs_wal_stat(W, &st);
+		ck_assert_uint_eq(st.segments, st0.segments);
+		ck_assert_uint_eq(st.bytes, st0.bytes);
+		check_stat_matches_disk(W);
+		check_range(W, 1, 20);
+	}
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), 20);
+	check_range(W, 1, 20);
+	append_range(W, 21, 70);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	check_range(W, 1, 70);
+}
+END_TEST
+
+START_TEST(test_sync_fault_sticky)
+{
+	struct qfs_wal_stat st;
+	uint8_t b[4] = { 0 };
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 11, 20);
+	qfs_wal_fault_sync_after = 0;
+	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
+	ck_assert_int_eq(qfs_wal_append(W, 21, b, 4), -EIO);
+	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 5), -EIO);
+	ck_assert_int_eq(qfs_wal_seal(W), -EIO);
+	ck_assert_uint_eq(qfs_wal_durable(W), 10);
+	qfs_wal_stat(W, &st);
+	ck_assert_int_eq(st.err, -EIO);
+	check_range(W, 1, 10); /* reads still work */
+	/* after a restart: the synced records, maybe the unsynced ones too */
+	reopen(&small);
+	ck_assert_uint_ge(qfs_wal_last(W), 10);
+	check_range(W, 1, qfs_wal_last(W));
+}
+END_TEST
+
+START_TEST(test_dir_fsync_fault_sticky)
+{
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 3);
+	/* fdatasync of the new segment passes, the directory fsync fails */
+	qfs_wal_fault_sync_after = 1;
+	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
+	ck_assert_int_eq(append_one(W, 4), -EIO);
+}
+END_TEST
+
+/* A scripted workload: appends in batches, syncs, a seal now and then.
+ * Returns the number of write faults seen; keeps every invariant. */
+static int workload(qfs_lsn_t *durable_out)
+{
+	qfs_lsn_t next = 1, durable = 0;
+	int faults = 0;
+
+	for (int round = 0; round < 40; round++) {
+		int batch = 1 + (round * 7) % 9, rc;
+
+		for (int j = 0; j < batch; j++)
+			ck_assert_int_eq(append_one(W, next++), 0);
+		rc = (round % 11 == 10) ? qfs_wal_seal(W) : qfs_wal_sync(W);
+		if (rc == 0) {
+			ck_assert_uint_eq(qfs_wal_durable(W), next - 1);
+		} else {
+			ck_assert_int_eq(rc, -ENOSPC);
+			faults++;
+			/* a sync is all or nothing (a seal may have synced first) */
+			if (round % 11 != 10)
+				ck_assert_uint_eq(qfs_wal_durable(W), durable);
+			ck_assert_uint_eq(qfs_wal_last(W), qfs_wal_durable(W));
+			check_stat_matches_disk(W);
+			next = qfs_wal_last(W) + 1;
+		}
+		durable = qfs_wal_durable(W);
+		ck_assert_uint_eq(qfs_wal_last(W), next - 1);
+		if (round % 13 == 0)
+			check_range(W, 1, next - 1);
+	}
+	*durable_out = durable;
+	return faults;
+}
+
+START_TEST(test_write_fault_loop)
+{
+	qfs_lsn_t durable;
+	int faults;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	qfs_wal_fault_write_after = _i;
+	faults = workload(&durable);
+	ck_assert_int_le(faults, 1);
+	ck_assert_int_eq(faults, qfs_wal_fault_write_after == -1 ? 1 : 0);
+	qfs_wal_fault_write_after = -1;
+	reopen(&small);
+	ck_assert_uint_eq(qfs_wal_last(W), durable);
+	check_range(W, 1, durable);
+	check_stat_matches_disk(W);
+	append_range(W, durable + 1, durable + 5);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+}
+END_TEST
+
+START_TEST(test_sync_fault_loop)
+{
+	qfs_lsn_t next = 1, durable = 0, last_ok = 0;
+	int failed = 0;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	qfs_wal_fault_sync_after = _i;
+	for (int round = 0; round < 30; round++) {
+		int batch = 1 + (round * 5) % 8, rc = 0;
+
+		for (int j = 0; j < batch && rc == 0; j++) {
+			rc = append_one(W, next);
+			if (rc == 0)
+				next++;
+		}
+		if (rc == 0)
+			rc = (round % 7 == 6) ? qfs_wal_seal(W) : qfs_wal_sync(W);
+		if (rc == 0) {
+			ck_assert(!failed);
+			durable = qfs_wal_durable(W);
+			last_ok = next - 1;
+			ck_assert_uint_eq(durable, last_ok);
+		} else {
+			ck_assert_int_eq(rc, -EIO);
+			failed = 1;
+		}
+	}
+	qfs_wal_fault_sync_after = -1;
+	reopen(&small);
+	/* every record acknowledged is there, complete, and nothing invented */
+	ck_assert_uint_ge(qfs_wal_last(W), durable);
+	ck_assert_uint_le(qfs_wal_last(W), next - 1);
+	check_range(W, 1, qfs_wal_last(W));
+}
+END_TEST
+
+/* ---- crash simulation ---- */
+
+static uint32_t rnd(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(*s >> 33);
+}
+
+struct snap {
+	int n;
+	char names[256][QFS_WAL_NAME_LEN + 1];
+	off_t size[256];
+};
+
+static void take_snap(struct snap *s)
+{
+	char p[PATH_MAX];
+
+	s->n = seg_files(s->names, 256);
+	for (int i = 0; i < s->n; i++) {
+		seg_path(p, s->names[i]);
+		s->size[i] = file_size(p);
+	}
+}
+
+static off_t snap_size(const struct snap *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return s->size[i];
+	return -1;
+}
+
+/*
+ * Synced records 1..N, then a batch that reaches the files but whose sync
+ * "never returned": the power fails with only a prefix of the batch's bytes
+ * on disk (segments are written in order, each fdatasync'd before the next
+ * file is created, so everything after the cut is lost; files created after
+ * it disappear or stay empty; optionally the last file keeps its full size
+ * with zeros where the data never landed).  Recovery must give a prefix of
+ * complete records containing 1..N.
+ */
+START_TEST(test_crash_torn_sync)
+{
+	uint64_t seed = (uint64_t)_i * 7919 + 1;
+	const char *env = getenv("QFS_SEED");
+	struct snap before, after;
+	qfs_lsn_t synced, total;
+	uint64_t unsynced = 0, cut;
+	int zero_fill, keep_empty;
+
+	if (env)
+		seed += strtoull(env, NULL, 0);
+	synced = 1 + rnd(&seed) % 60;
+	total = synced + 1 + rnd(&seed) % 40;
+	zero_fill = rnd(&seed) % 3 == 0;
+	keep_empty = rnd(&seed) % 2;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	for (qfs_lsn_t l = 1; l <= synced; l++) {
+		ck_assert_int_eq(append_one(W, l), 0);
+		if (rnd(&seed) % 4 == 0)
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+	}
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	take_snap(&before);
+	append_range(W, synced + 1, total);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_close(W);
+	W = NULL;
+	take_snap(&after);
+
+	for (int i = 0; i < after.n; i++) {
+		off_t b = snap_size(&before, after.names[i]);
+
+		unsynced += (uint64_t)(after.size[i] - (b < 0 ? 0 : b));
+	}
+	ck_assert_uint_gt(unsynced, 0);
+	cut = rnd(&seed) % unsynced;
+	for (int i = 0, done = 0; i < after.n; i++) {
+		char p[PATH_MAX];
+		off_t b = snap_size(&before, after.names[i]), start = b < 0 ? 0 : b;
+		uint64_t mine = (uint64_t)(after.size[i] - start);
+
+		seg_path(p, after.names[i]);
+		if (done) {
+			/* created only after the torn one was fdatasync'd: gone */
+			ck_assert_int_lt(b, 0);
+			ck_assert_int_eq(unlink(p), 0);
+			continue;
+		}
+		if (cut >= mine) {
+			cut -= mine;
+			continue;
+		}
+		done = 1;
+		if (b < 0 && cut == 0 && !keep_empty) {
+			ck_assert_int_eq(unlink(p), 0);
+		} else {
+			ck_assert_int_eq(truncate(p, start + (off_t)cut), 0);
+			if (zero_fill)
+				ck_assert_int_eq(truncate(p, after.size[i]), 0);
+		}
+	}
+
+	ck_assert_msg(qfs_wal_open(dir, &small, &W) == 0, "recovery failed, seed %d", _i);
+	ck_assert_uint_ge(qfs_wal_last(W), synced);
+	ck_assert_uint_le(qfs_wal_last(W), total);
+	check_range(W, 1, qfs_wal_last(W));
+	check_stat_matches_disk(W);
+	/* appends continue after the recovered prefix */
+	append_range(W, qfs_wal_last(W) + 1, total + 3);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	reopen(&small);
+	check_range(W, 1, total + 3);
+}
+END_TEST
+
+static Suite *wal_suite(void)
+{
+	Suite *s = suite_create("wal");
+	TCase *tc;
+
+	tc = tcase_create("crc32c");
+	tcase_add_test(tc, test_crc32c_vectors);
+	tcase_add_test(tc, test_crc32c_extend);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("roundtrip");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_empty);
+	tcase_add_test(tc, test_append_errors);
+	tcase_add_test(tc, test_roundtrip_segments);
+	tcase_add_test(tc, test_close_discards_unsynced);
+	tcase_add_test(tc, test_large_record);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("recovery");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_torn_every_offset);
+	tcase_add_test(tc, test_torn_garbage_after);
+	tcase_add_test(tc, test_torn_segment_header);
+	tcase_add_test(tc, test_only_segment_empty);
+	tcase_add_test(tc, test_corrupt_before_tail);
+	tcase_add_test(tc, test_corrupt_logged);
+	tcase_add_test(tc, test_lsn_gap);
+	tcase_add_test(tc, test_bad_headers);
+	tcase_add_test(tc, test_format_version);
+	tcase_add_test(tc, test_corrupt_on_read);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("truncate");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_truncate_after);
+	tcase_add_test(tc, test_truncate_before);
+	tcase_add_test(tc, test_seal);
+	tcase_add_test(tc, test_destroy);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("faults");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_write_fault_not_sticky);
+	tcase_add_test(tc, test_sync_fault_sticky);
+	tcase_add_test(tc, test_dir_fsync_fault_sticky);
+	tcase_add_loop_test(tc, test_write_fault_loop, 0, 60);
+	tcase_add_loop_test(tc, test_sync_fault_loop, 0, 60);
+	tcase_add_loop_test(tc, test_crash_torn_sync, 0, 300);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(wal_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
