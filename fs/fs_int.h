@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "common/item.h"
+#include "common/txn.h"
 #include "fs/fs.h"
 #include "router/metrics.h"
 
@@ -111,8 +112,35 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off);
 static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }
 
-/* ops.c */
+/* ops.c: replies and helpers shared by the handlers (ops.c, dir.c, xattr.c).
+ * Every handler ends in exactly one reply: qfs_fs_fail (logs why, records the
+ * error, replies the errno of err), qfs_fs_ok (replies 0) or a
+ * fuse_reply_* preceded by qfs_fs_done. */
 extern const struct fuse_lowlevel_ops qfs_fs_ops;
+struct qfs_fs *qfs_fs_of(fuse_req_t req);
 void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st);
+void qfs_fs_done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed);
+void qfs_fs_fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+void qfs_fs_ok(fuse_req_t req, enum qfs_fs_op op, uint64_t t0);
+/* The inode the kernel calls ino, with a reference (qfs_fs_iput); NULL if unknown. */
+struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);
+/* Append an op of kind on key to t; NULL on -ENOMEM. */
+struct qfs_op *qfs_fs_add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen);
+/* Run t on group: the propose error, else the txn's result. */
+int qfs_fs_run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t);
+
+/* dir.c */
+void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* xattr.c */
+void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+			int flags);
+void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

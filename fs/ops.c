@@ -38,7 +38,6 @@
 #endif
 
 #define CONFLICT_RETRIES 16
-#define DIR_PAGE 1024
 
 static const char *fop_name[FOP_NOPS] = {
 	"lookup", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink", "rmdir", "symlink",
@@ -46,22 +45,21 @@ static const char *fop_name[FOP_NOPS] = {
 	"statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create", "fallocate",
 };
 
-static struct qfs_fs *FS(fuse_req_t req)
+struct qfs_fs *qfs_fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
 
 /* ---- replies with metrics ---- */
 
-static void done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed)
+void qfs_fs_done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed)
 {
-	qfs_hist_record(&FS(req)->ops[op], qfs_clock_mono_ns() - t0, failed);
+	qfs_hist_record(&qfs_fs_of(req)->ops[op], qfs_clock_mono_ns() - t0, failed);
 }
 
 /* Reply err (< 0, any qfs code) after logging why.  Everyday outcomes log at
  * DEBUG; internal failures at ERR. */
-static void __attribute__((format(printf, 5, 6)))
-fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, ...)
+void qfs_fs_fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, ...)
 {
 	int e = qfs_err_to_errno(err);
 	int level = QFS_LOG_INFO;
@@ -82,13 +80,13 @@ fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, .
 		qfs_log_write(level, "fs op=%s errno=%s err=\"%s\" %s", fop_name[op], strerrorname_np(e) ? strerrorname_np(e) : "?",
 			      qfs_strerror(err), why);
 	}
-	done(req, op, t0, 1);
+	qfs_fs_done(req, op, t0, 1);
 	fuse_reply_err(req, e);
 }
 
-static void ok0(fuse_req_t req, enum qfs_fs_op op, uint64_t t0)
+void qfs_fs_ok(fuse_req_t req, enum qfs_fs_op op, uint64_t t0)
 {
-	done(req, op, t0, 0);
+	qfs_fs_done(req, op, t0, 0);
 	fuse_reply_err(req, 0);
 }
 
@@ -148,7 +146,7 @@ static int inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
 }
 
 /* The inode the kernel calls ino, pinned; NULL if unknown. */
-static struct qfs_fs_inode *get_inode(struct qfs_fs *fs, fuse_ino_t ino)
+struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino)
 {
 	return qfs_fs_ifind(fs, ino);
 }
@@ -178,7 +176,7 @@ static int read_dentry(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t parent, c
 	return 0;
 }
 
-static struct qfs_op *add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen)
+struct qfs_op *qfs_fs_add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen)
 {
 	struct qfs_op *op = qfs_txn_add(t, kind);
 
@@ -192,7 +190,7 @@ static struct qfs_op *add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uin
 /* Add "directory dir changed now" (mtime+ctime) and an nlink delta. */
 static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const struct qfs_ts *now, int nlink)
 {
-	struct qfs_op *op = add_op(t, QFS_OP_SETATTR, key, klen);
+	struct qfs_op *op = qfs_fs_add_op(t, QFS_OP_SETATTR, key, klen);
 
 	if (!op)
 		return -ENOMEM;
@@ -200,7 +198,7 @@ static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const s
 	op->attr.mtime = *now;
 	op->attr.ctime = *now;
 	if (nlink) {
-		op = add_op(t, QFS_OP_NLINK, key, klen);
+		op = qfs_fs_add_op(t, QFS_OP_NLINK, key, klen);
 		if (!op)
 			return -ENOMEM;
 		op->delta = nlink;
@@ -208,7 +206,7 @@ static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const s
 	return 0;
 }
 
-static int run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t)
+int qfs_fs_run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t)
 {
 	int res = 0;
 	int rc = qfs_router_txn(fs->r, group, t, &res);
@@ -220,7 +218,7 @@ static int run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct fuse_entry_param e;
 	struct qfs_attr a;
@@ -229,15 +227,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	if ((rc = check_name(name)))
-		return fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name_len=%zu", parent, strlen(name));
+		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name_len=%zu", parent, strlen(name));
 	if (qfs_fs_is_ctl(parent) || (parent == FUSE_ROOT_ID && strcmp(name, ".quorumfs") == 0)) {
 		memset(&e, 0, sizeof(e));
 		rc = qfs_fs_ctl_lookup(parent, name, &e.attr);
 		if (rc)
-			return fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", name);
+			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", name);
 		e.ino = e.attr.st_ino;
 		e.attr_timeout = e.entry_timeout = 0;
-		done(req, FOP_LOOKUP, t0, 0);
+		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -250,9 +248,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			d.type = S_IFDIR;
 		}
 	} else {
-		struct qfs_fs_inode *p = get_inode(fs, parent);
+		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 		if (!p)
-			return fail(req, FOP_LOOKUP, t0, -ESTALE, "unknown parent=%lu", parent);
+			return qfs_fs_fail(req, FOP_LOOKUP, t0, -ESTALE, "unknown parent=%lu", parent);
 		group = p->group;
 		qfs_fs_iput(fs, p);
 		rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
@@ -261,19 +259,19 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* negative entry: the kernel may cache it; every create goes through it */
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = QFS_FS_TIMEOUT;
-		done(req, FOP_LOOKUP, t0, 0);
+		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
 	}
 	if (rc)
-		return fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, name);
+		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, name);
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
 	if (!in)
-		return fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
+		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
 	rc = inode_attr(fs, in, &a);
 	if (rc) {
 		qfs_fs_iput(fs, in);
-		return fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
+		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
 			    "entry names a missing inode parent=%lu name=%s ino=%llu", parent, name,
 			    (unsigned long long)d.ino);
 	}
@@ -284,14 +282,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
 	fill_entry(&e, &a);
-	done(req, FOP_LOOKUP, t0, 0);
+	qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 	fuse_reply_entry(req, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	if (!qfs_fs_is_ctl(ino))
-		qfs_fs_forget(FS(req), ino, nlookup);
+		qfs_fs_forget(qfs_fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -299,13 +297,13 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 {
 	for (size_t i = 0; i < count; i++)
 		if (!qfs_fs_is_ctl(forgets[i].ino))
-			qfs_fs_forget(FS(req), forgets[i].ino, forgets[i].nlookup);
+			qfs_fs_forget(qfs_fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct stat st;
 	struct qfs_attr a;
@@ -314,20 +312,20 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (qfs_fs_is_ctl(ino)) {
 		rc = qfs_fs_ctl_getattr(ino, &st);
 		if (rc)
-			return fail(req, FOP_GETATTR, t0, rc, "control ino=%lu", ino);
-		done(req, FOP_GETATTR, t0, 0);
+			return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "control ino=%lu", ino);
+		qfs_fs_done(req, FOP_GETATTR, t0, 0);
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
-	struct qfs_fs_inode *in = get_inode(fs, ino);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
-		return fail(req, FOP_GETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_GETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	rc = inode_attr(fs, in, &a);
 	qfs_fs_iput(fs, in);
 	if (rc)
-		return fail(req, FOP_GETATTR, t0, rc, "ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "ino=%lu", ino);
 	qfs_fs_attr_to_stat(&a, &st);
-	done(req, FOP_GETATTR, t0, 0);
+	qfs_fs_done(req, FOP_GETATTR, t0, 0);
 	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
 }
 
@@ -341,7 +339,7 @@ static void set_ts(struct qfs_ts *dst, const struct timespec *src)
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct qfs_ts now;
 	struct qfs_attr a;
@@ -349,10 +347,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
-		return fail(req, FOP_SETATTR, t0, -EROFS, "control tree is read-only");
-	struct qfs_fs_inode *in = get_inode(fs, ino);
+		return qfs_fs_fail(req, FOP_SETATTR, t0, -EROFS, "control tree is read-only");
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
-		return fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	qfs_clock_now(&now);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_load(fs, in);
@@ -412,24 +410,24 @@ out:
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
 	if (rc)
-		return fail(req, FOP_SETATTR, t0, rc, "ino=%lu to_set=0x%x", ino, to_set);
+		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "ino=%lu to_set=0x%x", ino, to_set);
 	qfs_fs_attr_to_stat(&a, &st);
-	done(req, FOP_SETATTR, t0, 0);
+	qfs_fs_done(req, FOP_SETATTR, t0, 0);
 	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct qfs_inode inode;
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
-		return fail(req, FOP_READLINK, t0, -EINVAL, "control tree has no symlinks");
-	struct qfs_fs_inode *in = get_inode(fs, ino);
+		return qfs_fs_fail(req, FOP_READLINK, t0, -EINVAL, "control tree has no symlinks");
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
-		return fail(req, FOP_READLINK, t0, -ESTALE, "unknown ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_READLINK, t0, -ESTALE, "unknown ino=%lu", ino);
 	qfs_inode_init(&inode);
 	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
 	qfs_fs_iput(fs, in);
@@ -437,18 +435,18 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		rc = -EINVAL;
 	if (rc) {
 		qfs_inode_close(&inode);
-		return fail(req, FOP_READLINK, t0, rc, "ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_READLINK, t0, rc, "ino=%lu", ino);
 	}
 	char *target = malloc(inode.data_len + 1);
 	if (!target) {
 		qfs_inode_close(&inode);
-		return fail(req, FOP_READLINK, t0, -ENOMEM, "ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_READLINK, t0, -ENOMEM, "ino=%lu", ino);
 	}
 	if (inode.data_len)
 		memcpy(target, inode.data, inode.data_len);
 	target[inode.data_len] = '\0';
 	qfs_inode_close(&inode);
-	done(req, FOP_READLINK, t0, 0);
+	qfs_fs_done(req, FOP_READLINK, t0, 0);
 	fuse_reply_readlink(req, target);
 	free(target);
 }
@@ -505,7 +503,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		*out = pa;
 		return 0;
 	}
-	struct qfs_fs_inode *p = get_inode(fs, parent);
+	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
 		return -ESTALE;
 	qfs_group_t group = p->group;
@@ -558,23 +556,23 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	ilen = qfs_key_inode(ikey, ino);
 	plen = qfs_key_inode(pkey, parent);
 	rc = -ENOMEM;
-	if (!(op = add_op(&t, QFS_OP_EXPECT_PRESENT, pkey, plen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey, plen)))
 		goto out;
 	op->err = -ENOENT; /* the parent was removed meanwhile */
-	if (!(op = add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
 		goto out;
 	op->err = -EEXIST;
-	if (!(op = add_op(&t, QFS_OP_PUT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
 		goto out;
 	op->val = db.data;
 	op->val_len = (uint32_t)db.len;
-	if (!(op = add_op(&t, QFS_OP_PUT, ikey, ilen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, ikey, ilen)))
 		goto out;
 	op->val = ib.data;
 	op->val_len = (uint32_t)ib.len;
 	if ((rc = touch_dir(&t, pkey, plen, &in.a.mtime, S_ISDIR(nn->mode) ? 1 : 0)))
 		goto out;
-	rc = run_txn(fs, group, &t);
+	rc = qfs_fs_run_txn(fs, group, &t);
 	if (rc)
 		goto out;
 	struct qfs_fs_inode *nin = qfs_fs_iget(fs, ino, group, d.type, 1);
@@ -601,11 +599,11 @@ static void reply_made(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int rc, c
 
 	if (rc) {
 		if (rc == -EPERM)
-			return fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
-		return fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
+			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
+		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
 	}
 	fill_entry(&e, a);
-	done(req, op, t0, 0);
+	qfs_fs_done(req, op, t0, 0);
 	fuse_reply_entry(req, &e);
 }
 
@@ -617,8 +615,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	int rc;
 
 	if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISCHR(mode) && !S_ISBLK(mode) && !S_ISSOCK(mode))
-		return fail(req, FOP_MKNOD, t0, -EINVAL, "mknod of type 0%o", mode & S_IFMT);
-	rc = make_node(FS(req), req, parent, name, &nn, &a);
+		return qfs_fs_fail(req, FOP_MKNOD, t0, -EINVAL, "mknod of type 0%o", mode & S_IFMT);
+	rc = make_node(qfs_fs_of(req), req, parent, name, &nn, &a);
 	reply_made(req, FOP_MKNOD, t0, rc, &a, parent, name);
 }
 
@@ -627,7 +625,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct newnode nn = { S_IFDIR | (mode & 07777), 0, NULL };
 	struct qfs_attr a;
-	int rc = make_node(FS(req), req, parent, name, &nn, &a);
+	int rc = make_node(qfs_fs_of(req), req, parent, name, &nn, &a);
 
 	reply_made(req, FOP_MKDIR, t0, rc, &a, parent, name);
 }
@@ -637,14 +635,14 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct newnode nn = { S_IFLNK | 0777, 0, link };
 	struct qfs_attr a;
-	int rc = make_node(FS(req), req, parent, name, &nn, &a);
+	int rc = make_node(qfs_fs_of(req), req, parent, name, &nn, &a);
 
 	reply_made(req, FOP_SYMLINK, t0, rc, &a, parent, name);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	fail(req, FOP_LINK, qfs_clock_mono_ns(), -EPERM,
+	qfs_fs_fail(req, FOP_LINK, qfs_clock_mono_ns(), -EPERM,
 	     "hard links are not supported in this version ino=%lu name=%.64s", ino, newname);
 }
 
@@ -661,10 +659,10 @@ static int drop_link(struct qfs_txn *t, struct qfs_fs_inode *vin, qfs_ino_t vict
 	if (vin && vin->nopen > 0) {
 		char oname[32];
 		struct qfs_dentry od = { victim, S_IFREG, 0 };
-		if (!(op = add_op(t, QFS_OP_NLINK, vkey, vlen)))
+		if (!(op = qfs_fs_add_op(t, QFS_OP_NLINK, vkey, vlen)))
 			return -ENOMEM;
 		op->delta = -1;
-		if (!(op = add_op(t, QFS_OP_SETATTR, vkey, vlen)))
+		if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey, vlen)))
 			return -ENOMEM;
 		op->mask = QFS_SET_CTIME;
 		op->attr.ctime = *now;
@@ -673,16 +671,16 @@ static int drop_link(struct qfs_txn *t, struct qfs_fs_inode *vin, qfs_ino_t vict
 		qfs_dentry_encode(&od, oval);
 		if (oval->err)
 			return oval->err;
-		if (!(op = add_op(t, QFS_OP_PUT, okey, olen)))
+		if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, okey, olen)))
 			return -ENOMEM;
 		op->val = oval->data;
 		op->val_len = (uint32_t)oval->len;
 		return 0;
 	}
-	if (!add_op(t, QFS_OP_DEL, vkey, vlen))
+	if (!qfs_fs_add_op(t, QFS_OP_DEL, vkey, vlen))
 		return -ENOMEM;
 	qfs_key_chunk_range(lo, &lol, hi, &hil, victim, 0, UINT64_MAX);
-	if (!(op = add_op(t, QFS_OP_DEL_RANGE, lo, lol)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_DEL_RANGE, lo, lol)))
 		return -ENOMEM;
 	op->key2 = hi;
 	op->key2_len = (uint32_t)hil;
@@ -691,19 +689,19 @@ static int drop_link(struct qfs_txn *t, struct qfs_fs_inode *vin, qfs_ino_t vict
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if ((rc = check_name(name)))
-		return fail(req, FOP_UNLINK, t0, rc, "name_len=%zu", strlen(name));
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "name_len=%zu", strlen(name));
 	if (qfs_fs_is_ctl(parent) || (parent == FUSE_ROOT_ID && strcmp(name, ".quorumfs") == 0))
-		return fail(req, FOP_UNLINK, t0, -EROFS, "control tree is read-only");
+		return qfs_fs_fail(req, FOP_UNLINK, t0, -EROFS, "control tree is read-only");
 	if (parent == FUSE_ROOT_ID)
-		return fail(req, FOP_UNLINK, t0, -EISDIR, "tables are removed with rmdir name=%.64s", name);
-	struct qfs_fs_inode *p = get_inode(fs, parent);
+		return qfs_fs_fail(req, FOP_UNLINK, t0, -EISDIR, "tables are removed with rmdir name=%.64s", name);
+	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
-		return fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
+		return qfs_fs_fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
 
@@ -736,15 +734,15 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		qfs_txn_init(&t);
 		qfs_buf_init(&oval);
 		rc = -ENOMEM;
-		if ((op = add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen))) {
 			op->val = raw;
 			op->val_len = (uint32_t)raw_len;
 			op->err = QFS_ECONFLICT;
-			if (add_op(&t, QFS_OP_DEL, dkey, dlen) && touch_dir(&t, pkey, plen, &now, 0) == 0)
+			if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey, dlen) && touch_dir(&t, pkey, plen, &now, 0) == 0)
 				rc = drop_link(&t, vin, d.ino, vkey, vlen, lo, hi, okey, &oval, &now);
 		}
 		if (rc == 0)
-			rc = run_txn(fs, group, &t);
+			rc = qfs_fs_run_txn(fs, group, &t);
 		if (rc == 0 && vin && vin->nopen > 0) {
 			vin->unlinked = true;
 			if (vin->loaded)
@@ -761,29 +759,29 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 	}
 	if (rc)
-		return fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, name);
-	ok0(req, FOP_UNLINK, t0);
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, name);
+	qfs_fs_ok(req, FOP_UNLINK, t0);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if ((rc = check_name(name)))
-		return fail(req, FOP_RMDIR, t0, rc, "name_len=%zu", strlen(name));
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "name_len=%zu", strlen(name));
 	if (qfs_fs_is_ctl(parent) || (parent == FUSE_ROOT_ID && strcmp(name, ".quorumfs") == 0))
-		return fail(req, FOP_RMDIR, t0, -EROFS, "control tree is read-only");
+		return qfs_fs_fail(req, FOP_RMDIR, t0, -EROFS, "control tree is read-only");
 	if (parent == FUSE_ROOT_ID) {
 		rc = qfs_router_table_delete(fs->r, name);
 		if (rc)
-			return fail(req, FOP_RMDIR, t0, rc, "table=%.64s", name);
-		return ok0(req, FOP_RMDIR, t0);
+			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "table=%.64s", name);
+		return qfs_fs_ok(req, FOP_RMDIR, t0);
 	}
-	struct qfs_fs_inode *p = get_inode(fs, parent);
+	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
-		return fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
+		return qfs_fs_fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
@@ -811,28 +809,28 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		qfs_key_dentry_range(lo, &lol, hi, &hil, d.ino);
 		qfs_txn_init(&t);
 		rc = -ENOMEM;
-		if ((op = add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen))) {
 			op->val = raw;
 			op->val_len = (uint32_t)raw_len;
 			op->err = QFS_ECONFLICT;
-			if ((op = add_op(&t, QFS_OP_EXPECT_EMPTY, lo, lol))) {
+			if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_EMPTY, lo, lol))) {
 				op->key2 = hi;
 				op->key2_len = (uint32_t)hil;
 				op->err = -ENOTEMPTY;
-				if (add_op(&t, QFS_OP_DEL, dkey, dlen) && add_op(&t, QFS_OP_DEL, vkey, vlen))
+				if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey, dlen) && qfs_fs_add_op(&t, QFS_OP_DEL, vkey, vlen))
 					rc = touch_dir(&t, pkey, plen, &now, -1);
 			}
 		}
 		if (rc == 0)
-			rc = run_txn(fs, group, &t);
+			rc = qfs_fs_run_txn(fs, group, &t);
 		qfs_txn_close(&t);
 		free(raw);
 		if (rc != QFS_ECONFLICT)
 			break;
 	}
 	if (rc)
-		return fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, name);
-	ok0(req, FOP_RMDIR, t0);
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, name);
+	qfs_fs_ok(req, FOP_RMDIR, t0);
 }
 
 /* ---- rename ---- */
@@ -891,37 +889,37 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 	p2len = qfs_key_inode(p2key, p2);
 	xlen = qfs_key_inode(xkey, x.ino);
 	rc = -ENOMEM;
-	if (!(op = add_op(&t, QFS_OP_EXPECT_VALUE, skey, slen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey, slen)))
 		goto out;
 	op->val = xraw;
 	op->val_len = (uint32_t)xraw_len;
 	op->err = QFS_ECONFLICT;
 	if (have_y) {
-		if (!(op = add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen)))
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen)))
 			goto out;
 		op->val = yraw;
 		op->val_len = (uint32_t)yraw_len;
 		op->err = QFS_ECONFLICT;
 		if (S_ISDIR(y.type)) {
 			qfs_key_dentry_range(lo, &lol, hi, &hil, y.ino);
-			if (!(op = add_op(&t, QFS_OP_EXPECT_EMPTY, lo, lol)))
+			if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_EMPTY, lo, lol)))
 				goto out;
 			op->key2 = hi;
 			op->key2_len = (uint32_t)hil;
 			op->err = -ENOTEMPTY;
 		}
 	} else {
-		if (!(op = add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
 			goto out;
 		op->err = (flags & RENAME_NOREPLACE) ? -EEXIST : QFS_ECONFLICT;
 	}
-	if (!add_op(&t, QFS_OP_DEL, skey, slen))
+	if (!qfs_fs_add_op(&t, QFS_OP_DEL, skey, slen))
 		goto out;
-	if (!(op = add_op(&t, QFS_OP_PUT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
 		goto out;
 	op->val = xraw;
 	op->val_len = (uint32_t)xraw_len;
-	if (!(op = add_op(&t, QFS_OP_SETATTR, xkey, xlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey, xlen)))
 		goto out;
 	op->mask = QFS_SET_CTIME;
 	op->attr.ctime = now;
@@ -938,13 +936,13 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 	if (have_y) {
 		ylen = qfs_key_inode(ykey, y.ino);
 		if (y_dir) {
-			if (!add_op(&t, QFS_OP_DEL, ykey, ylen))
+			if (!qfs_fs_add_op(&t, QFS_OP_DEL, ykey, ylen))
 				goto out;
 		} else if (drop_link(&t, yin, y.ino, ykey, ylen, lo, hi, okey, &oval, &now)) {
 			goto out;
 		}
 	}
-	rc = run_txn(fs, group, &t);
+	rc = qfs_fs_run_txn(fs, group, &t);
 	if (rc == 0 && yin && yin->nopen > 0) {
 		yin->unlinked = true;
 		if (yin->loaded)
@@ -969,39 +967,39 @@ out:
 static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t p2, const char *n2,
 		      unsigned int flags)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if ((rc = check_name(n1)) || (rc = check_name(n2)))
-		return fail(req, FOP_RENAME, t0, rc, "name too long");
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "name too long");
 	if (flags & RENAME_EXCHANGE)
-		return fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE is not supported in this version");
+		return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE is not supported in this version");
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
-		return fail(req, FOP_RENAME, t0, -EINVAL, "unsupported rename flags 0x%x", flags);
+		return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "unsupported rename flags 0x%x", flags);
 	if (qfs_fs_is_ctl(p1) || qfs_fs_is_ctl(p2) ||
 	    (p1 == FUSE_ROOT_ID && strcmp(n1, ".quorumfs") == 0) ||
 	    (p2 == FUSE_ROOT_ID && strcmp(n2, ".quorumfs") == 0))
-		return fail(req, FOP_RENAME, t0, -EROFS, "control tree is read-only");
+		return qfs_fs_fail(req, FOP_RENAME, t0, -EROFS, "control tree is read-only");
 	if (p1 == FUSE_ROOT_ID && p2 == FUSE_ROOT_ID) {
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
-			return fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
-		return ok0(req, FOP_RENAME, t0);
+			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
+		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
 	if (p1 == FUSE_ROOT_ID || p2 == FUSE_ROOT_ID)
-		return fail(req, FOP_RENAME, t0, -EXDEV, "moving between the root and a table %.64s -> %.64s", n1, n2);
-	struct qfs_fs_inode *a = get_inode(fs, p1), *b = get_inode(fs, p2);
+		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "moving between the root and a table %.64s -> %.64s", n1, n2);
+	struct qfs_fs_inode *a = qfs_fs_get_inode(fs, p1), *b = qfs_fs_get_inode(fs, p2);
 	if (!a || !b) {
 		qfs_fs_iput(fs, a);
 		qfs_fs_iput(fs, b);
-		return fail(req, FOP_RENAME, t0, -ESTALE, "unknown parent");
+		return qfs_fs_fail(req, FOP_RENAME, t0, -ESTALE, "unknown parent");
 	}
 	qfs_group_t g1 = a->group, g2 = b->group;
 	qfs_fs_iput(fs, a);
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
-		return fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
@@ -1010,7 +1008,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 			break;
 	}
 	if (rc)
-		return fail(req, FOP_RENAME, t0, rc, "%lu/%.64s -> %lu/%.64s", p1, n1, p2, n2);
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "%lu/%.64s -> %lu/%.64s", p1, n1, p2, n2);
 	if (moved && moved_dir) {
 		struct qfs_fs_inode *m = qfs_fs_ifind(fs, moved);
 		if (m) {
@@ -1020,7 +1018,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 			qfs_fs_iput(fs, m);
 		}
 	}
-	ok0(req, FOP_RENAME, t0);
+	qfs_fs_ok(req, FOP_RENAME, t0);
 }
 
 /* ---- files ---- */
@@ -1032,47 +1030,47 @@ struct ctl_handle {
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if (qfs_fs_is_ctl(ino)) {
 		struct ctl_handle *h;
 		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-			return fail(req, FOP_OPEN, t0, -EROFS, "control tree is read-only");
+			return qfs_fs_fail(req, FOP_OPEN, t0, -EROFS, "control tree is read-only");
 		h = calloc(1, sizeof(*h));
 		if (!h)
-			return fail(req, FOP_OPEN, t0, -ENOMEM, "control handle");
+			return qfs_fs_fail(req, FOP_OPEN, t0, -ENOMEM, "control handle");
 		rc = qfs_fs_ctl_read_file(fs, ino, &h->text, &h->len);
 		if (rc) {
 			free(h);
-			return fail(req, FOP_OPEN, t0, rc, "control ino=%lu", ino);
+			return qfs_fs_fail(req, FOP_OPEN, t0, rc, "control ino=%lu", ino);
 		}
 		fi->fh = (uintptr_t)h;
 		fi->direct_io = 1;
-		done(req, FOP_OPEN, t0, 0);
+		qfs_fs_done(req, FOP_OPEN, t0, 0);
 		fuse_reply_open(req, fi);
 		return;
 	}
-	struct qfs_fs_inode *in = get_inode(fs, ino);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
-		return fail(req, FOP_OPEN, t0, -ESTALE, "unknown ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_OPEN, t0, -ESTALE, "unknown ino=%lu", ino);
 	if (!S_ISREG(in->type)) {
 		qfs_fs_iput(fs, in);
-		return fail(req, FOP_OPEN, t0, S_ISDIR(in->type) ? -EISDIR : -ENXIO, "open of a non-file ino=%lu", ino);
+		return qfs_fs_fail(req, FOP_OPEN, t0, S_ISDIR(in->type) ? -EISDIR : -ENXIO, "open of a non-file ino=%lu", ino);
 	}
 	pthread_mutex_lock(&in->mu);
 	in->nopen++;
 	pthread_mutex_unlock(&in->mu);
 	fi->fh = (uintptr_t)in; /* the ref taken above belongs to the handle now */
 	fi->keep_cache = 1;
-	done(req, FOP_OPEN, t0, 0);
+	qfs_fs_done(req, FOP_OPEN, t0, 0);
 	fuse_reply_open(req, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
 	struct fuse_entry_param e;
@@ -1083,7 +1081,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	if (rc == -EEXIST && !(fi->flags & O_EXCL) && parent != FUSE_ROOT_ID && !qfs_fs_is_ctl(parent)) {
 		/* lost a race with another creator: open the file that is there */
-		struct qfs_fs_inode *p = get_inode(fs, parent);
+		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 		if (p) {
 			group = p->group;
 			qfs_fs_iput(fs, p);
@@ -1101,25 +1099,25 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	if (rc) {
 		if (rc == -EPERM)
-			return fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
-		return fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
+			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
 	}
 	struct qfs_fs_inode *in = qfs_fs_ifind(fs, a.ino);
 	if (!in)
-		return fail(req, FOP_CREATE, t0, -ENOMEM, "created inode vanished ino=%llu", (unsigned long long)a.ino);
+		return qfs_fs_fail(req, FOP_CREATE, t0, -ENOMEM, "created inode vanished ino=%llu", (unsigned long long)a.ino);
 	pthread_mutex_lock(&in->mu);
 	in->nopen++;
 	pthread_mutex_unlock(&in->mu);
 	fi->fh = (uintptr_t)in;
 	fi->keep_cache = 1;
 	fill_entry(&e, &a);
-	done(req, FOP_CREATE, t0, 0);
+	qfs_fs_done(req, FOP_CREATE, t0, 0);
 	fuse_reply_create(req, &e, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	size_t got = 0;
 	int rc;
@@ -1130,22 +1128,22 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			got = 0;
 		else
 			got = h->len - (size_t)off < size ? h->len - (size_t)off : size;
-		done(req, FOP_READ, t0, 0);
+		qfs_fs_done(req, FOP_READ, t0, 0);
 		fuse_reply_buf(req, got ? h->text + off : NULL, got);
 		return;
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
 	char *buf = malloc(size ? size : 1);
 	if (!buf)
-		return fail(req, FOP_READ, t0, -ENOMEM, "read buffer size=%zu", size);
+		return qfs_fs_fail(req, FOP_READ, t0, -ENOMEM, "read buffer size=%zu", size);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_data_read(fs, in, buf, size, off, &got);
 	pthread_mutex_unlock(&in->mu);
 	if (rc) {
 		free(buf);
-		return fail(req, FOP_READ, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
+		return qfs_fs_fail(req, FOP_READ, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
 	}
-	done(req, FOP_READ, t0, 0);
+	qfs_fs_done(req, FOP_READ, t0, 0);
 	fuse_reply_buf(req, buf, got);
 	free(buf);
 }
@@ -1153,59 +1151,59 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
-		return fail(req, FOP_WRITE, t0, -EROFS, "control tree is read-only");
+		return qfs_fs_fail(req, FOP_WRITE, t0, -EROFS, "control tree is read-only");
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_data_write(fs, in, buf, size, off);
 	pthread_mutex_unlock(&in->mu);
 	if (rc)
-		return fail(req, FOP_WRITE, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
-	done(req, FOP_WRITE, t0, 0);
+		return qfs_fs_fail(req, FOP_WRITE, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
+	qfs_fs_done(req, FOP_WRITE, t0, 0);
 	fuse_reply_write(req, size);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
-		return ok0(req, FOP_FLUSH, t0);
+		return qfs_fs_ok(req, FOP_FLUSH, t0);
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
 	if (rc)
-		return fail(req, FOP_FLUSH, t0, rc, "close could not write back ino=%lu", ino);
-	ok0(req, FOP_FLUSH, t0);
+		return qfs_fs_fail(req, FOP_FLUSH, t0, rc, "close could not write back ino=%lu", ino);
+	qfs_fs_ok(req, FOP_FLUSH, t0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
-		return ok0(req, FOP_FSYNC, t0);
+		return qfs_fs_ok(req, FOP_FSYNC, t0);
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
 	if (rc)
-		return fail(req, FOP_FSYNC, t0, rc, "ino=%lu", ino);
-	ok0(req, FOP_FSYNC, t0);
+		return qfs_fs_fail(req, FOP_FSYNC, t0, rc, "ino=%lu", ino);
+	qfs_fs_ok(req, FOP_FSYNC, t0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int rc, last;
 
@@ -1213,7 +1211,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		struct ctl_handle *h = (struct ctl_handle *)(uintptr_t)fi->fh;
 		free(h->text);
 		free(h);
-		return ok0(req, FOP_RELEASE, t0);
+		return qfs_fs_ok(req, FOP_RELEASE, t0);
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
 	pthread_mutex_lock(&in->mu);
@@ -1231,432 +1229,26 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	qfs_fs_iput(fs, in);
 	if (rc)
 		QFS_LOG(QFS_LOG_ERR, "fs op=release write-back failed ino=%lu err=%s", ino, qfs_strerror(rc));
-	done(req, FOP_RELEASE, t0, rc != 0);
-	fuse_reply_err(req, 0);
-}
-
-/* ---- directories ---- */
-
-struct dirent_rec {
-	char *name;
-	qfs_ino_t ino;
-	uint32_t type;
-};
-
-struct dir_handle {
-	qfs_ino_t ino;
-	qfs_group_t group;
-	qfs_ino_t parent;
-	struct dirent_rec *ents;  /* entries read so far, in name order */
-	size_t n, cap;
-	int eof;                  /* no more entries after ents[n-1] */
-	pthread_mutex_t mu;       /* readdir calls on one handle may overlap */
-};
-
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct qfs_fs *fs = FS(req);
-	uint64_t t0 = qfs_clock_mono_ns();
-	struct dir_handle *h;
-
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return fail(req, FOP_OPENDIR, t0, -ENOMEM, "dir handle");
-	h->ino = ino;
-	pthread_mutex_init(&h->mu, NULL);
-	if (!qfs_fs_is_ctl(ino)) {
-		struct qfs_fs_inode *in = get_inode(fs, ino);
-		if (!in) {
-			free(h);
-			return fail(req, FOP_OPENDIR, t0, -ESTALE, "unknown ino=%lu", ino);
-		}
-		h->group = in->group;
-		pthread_mutex_lock(&fs->itab_mu);
-		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
-		pthread_mutex_unlock(&fs->itab_mu);
-		qfs_fs_iput(fs, in);
-	}
-	fi->fh = (uintptr_t)h;
-	done(req, FOP_OPENDIR, t0, 0);
-	fuse_reply_open(req, fi);
-}
-
-static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t ino, uint32_t type)
-{
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct dirent_rec *ne = realloc(h->ents, cap * sizeof(*ne));
-		if (!ne)
-			return -ENOMEM;
-		h->ents = ne;
-		h->cap = cap;
-	}
-	char *s = malloc(len + 1);
-	if (!s)
-		return -ENOMEM;
-	memcpy(s, name, len);
-	s[len] = '\0';
-	h->ents[h->n].name = s;
-	h->ents[h->n].ino = ino;
-	h->ents[h->n].type = type;
-	h->n++;
-	return 0;
-}
-
-struct page_ctx {
-	struct dir_handle *h;
-	size_t got;
-	int err;
-};
-
-static int page_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
-{
-	struct page_ctx *c = arg;
-	struct qfs_key key;
-	struct qfs_dentry d;
-	int rc = qfs_key_parse(k, kl, &key);
-
-	if (rc == 0)
-		rc = qfs_dentry_decode(v, vl, &d);
-	if (rc == 0)
-		rc = dir_add(c->h, (const char *)key.name, key.name_len, d.ino, d.type);
-	if (rc) {
-		c->err = rc;
-		return 1;
-	}
-	return ++c->got >= DIR_PAGE;
-}
-
-static int table_page_cb(const struct qfs_table *t, void *arg)
-{
-	struct page_ctx *c = arg;
-	int rc = dir_add(c->h, t->name, strlen(t->name), t->ino, S_IFDIR);
-
-	if (rc) {
-		c->err = rc;
-		return 1;
-	}
-	return ++c->got >= DIR_PAGE;
-}
-
-/* Read the next page of entries after the last one held. */
-static int dir_load_page(struct qfs_fs *fs, struct dir_handle *h)
-{
-	struct page_ctx c = { h, 0, 0 };
-	const char *after = h->n ? h->ents[h->n - 1].name : "";
-	int rc;
-
-	if (h->ino == FUSE_ROOT_ID) {
-		rc = qfs_router_table_list(fs->r, after, table_page_cb, &c);
-	} else {
-		uint8_t lo[QFS_KEY_MAX + 1], hi[QFS_KEY_MAX];
-		size_t lol, hil;
-		qfs_key_dentry_range(lo, &lol, hi, &hil, h->ino);
-		if (h->n) {
-			lol = qfs_key_dentry(lo, h->ino, after, strlen(after));
-			lo[lol++] = 0; /* first key after the last name held */
-		}
-		rc = qfs_router_scan(fs->r, h->group, lo, lol, hi, hil, page_cb, &c);
-	}
-	if (c.err)
-		return c.err;
-	if (rc < 0)
-		return rc;
-	if (c.got < DIR_PAGE)
-		h->eof = 1;
-	return 0;
-}
-
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct qfs_fs *fs = FS(req);
-	uint64_t t0 = qfs_clock_mono_ns();
-	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-	char *buf;
-	size_t pos = 0;
-	int rc = 0;
-
-	buf = malloc(size);
-	if (!buf)
-		return fail(req, FOP_READDIR, t0, -ENOMEM, "readdir buffer");
-	if (qfs_fs_is_ctl(ino)) {
-		pos = qfs_fs_ctl_readdir(req, buf, size, off);
-		done(req, FOP_READDIR, t0, 0);
-		fuse_reply_buf(req, buf, pos);
-		free(buf);
-		return;
-	}
-	pthread_mutex_lock(&h->mu);
-	if (off == 0 && h->n) {
-		/* rewinddir: start a fresh listing */
-		for (size_t i = 0; i < h->n; i++)
-			free(h->ents[i].name);
-		h->n = 0;
-		h->eof = 0;
-	}
-	for (off_t i = off < 0 ? 0 : off;; i++) {
-		struct stat st;
-		const char *name;
-		memset(&st, 0, sizeof(st));
-		if (i == 0) {
-			name = ".";
-			st.st_ino = ino;
-			st.st_mode = S_IFDIR;
-		} else if (i == 1) {
-			name = "..";
-			st.st_ino = h->parent ? h->parent : FUSE_ROOT_ID;
-			st.st_mode = S_IFDIR;
-		} else {
-			size_t idx = (size_t)(i - 2);
-			while (idx >= h->n && !h->eof) {
-				rc = dir_load_page(fs, h);
-				if (rc)
-					break;
-			}
-			if (rc || idx >= h->n)
-				break;
-			name = h->ents[idx].name;
-			st.st_ino = h->ents[idx].ino;
-			st.st_mode = h->ents[idx].type;
-		}
-		size_t n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
-		if (n > size - pos)
-			break;
-		pos += n;
-	}
-	pthread_mutex_unlock(&h->mu);
-	if (rc && pos == 0) {
-		free(buf);
-		return fail(req, FOP_READDIR, t0, rc, "ino=%lu off=%lld", ino, (long long)off);
-	}
-	done(req, FOP_READDIR, t0, 0);
-	fuse_reply_buf(req, buf, pos);
-	free(buf);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-
-	for (size_t i = 0; i < h->n; i++)
-		free(h->ents[i].name);
-	free(h->ents);
-	pthread_mutex_destroy(&h->mu);
-	free(h);
-	fuse_reply_err(req, 0);
-}
-
-static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
-{
-	/* directory changes are durable when their operation returns */
+	qfs_fs_done(req, FOP_RELEASE, t0, rc != 0);
 	fuse_reply_err(req, 0);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct qfs_fs *fs = FS(req);
+	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct statvfs sv;
 
 	if (statvfs(fs->o->data_dir, &sv) != 0)
-		return fail(req, FOP_STATFS, t0, -errno, "statvfs of data dir %s", fs->o->data_dir);
+		return qfs_fs_fail(req, FOP_STATFS, t0, -errno, "statvfs of data dir %s", fs->o->data_dir);
 	sv.f_namemax = QFS_NAME_MAX;
 	sv.f_files = UINT32_MAX;
 	sv.f_ffree = UINT32_MAX - 1024;
 	sv.f_favail = sv.f_ffree;
 	sv.f_fsid = 0x71667331;
 	sv.f_flag = 0;
-	done(req, FOP_STATFS, t0, 0);
+	qfs_fs_done(req, FOP_STATFS, t0, 0);
 	fuse_reply_statfs(req, &sv);
-}
-
-/* ---- xattrs ---- */
-
-static int xattr_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0)
-		return -EINVAL;
-	if (n > QFS_XATTR_NAME_MAX)
-		return -ERANGE;
-	if (strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0 ||
-	    strncmp(name, "security.", 9) == 0)
-		return n > 5 ? 0 : -EINVAL;
-	return -EOPNOTSUPP;
-}
-
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
-{
-	struct qfs_fs *fs = FS(req);
-	uint64_t t0 = qfs_clock_mono_ns();
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
-	struct qfs_op *op;
-	struct qfs_ts now;
-	int rc;
-
-	if (qfs_fs_is_ctl(ino))
-		return fail(req, FOP_SETXATTR, t0, -EROFS, "control tree is read-only");
-	if ((rc = xattr_name_ok(name)))
-		return fail(req, FOP_SETXATTR, t0, rc, "xattr name=%.64s (namespaces: user. trusted. security.)", name);
-	if (size > QFS_XATTR_VALUE_MAX)
-		return fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
-	struct qfs_fs_inode *in = get_inode(fs, ino);
-	if (!in)
-		return fail(req, FOP_SETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	size_t klen = qfs_key_inode(key, ino);
-	qfs_clock_now(&now);
-	qfs_txn_init(&t);
-	rc = -ENOMEM;
-	if ((op = add_op(&t, QFS_OP_XSET, key, klen))) {
-		op->name = name;
-		op->val = (const uint8_t *)value;
-		op->val_len = (uint32_t)size;
-		op->flags = flags;
-		if ((op = add_op(&t, QFS_OP_SETATTR, key, klen))) {
-			op->mask = QFS_SET_CTIME;
-			op->attr.ctime = now;
-			rc = run_txn(fs, in->group, &t);
-		}
-	}
-	qfs_txn_close(&t);
-	if (rc == 0) {
-		pthread_mutex_lock(&in->mu);
-		if (in->loaded)
-			in->attr.ctime = now;
-		pthread_mutex_unlock(&in->mu);
-	}
-	qfs_fs_iput(fs, in);
-	if (rc == -ENOSPC)
-		return fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
-	if (rc)
-		return fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
-	ok0(req, FOP_SETXATTR, t0);
-}
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	struct qfs_fs *fs = FS(req);
-	uint64_t t0 = qfs_clock_mono_ns();
-	struct qfs_inode inode;
-	int rc;
-
-	if (qfs_fs_is_ctl(ino))
-		return fail(req, FOP_GETXATTR, t0, -ENODATA, "control tree has no xattrs");
-	if ((rc = xattr_name_ok(name)))
-		return fail(req, FOP_GETXATTR, t0, rc, "xattr name=%.64s", name);
-	struct qfs_fs_inode *in = get_inode(fs, ino);
-	if (!in)
-		return fail(req, FOP_GETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
-	qfs_fs_iput(fs, in);
-	if (rc) {
-		qfs_inode_close(&inode);
-		return fail(req, FOP_GETXATTR, t0, rc, "ino=%lu", ino);
-	}
-	const struct qfs_xattr *x = qfs_inode_xattr_find(&inode, name);
-	if (!x) {
-		qfs_inode_close(&inode);
-		return fail(req, FOP_GETXATTR, t0, -ENODATA, "ino=%lu name=%.64s", ino, name);
-	}
-	if (size == 0) {
-		done(req, FOP_GETXATTR, t0, 0);
-		fuse_reply_xattr(req, x->len);
-	} else if (size < x->len) {
-		uint32_t need = x->len;
-		qfs_inode_close(&inode);
-		return fail(req, FOP_GETXATTR, t0, -ERANGE, "buffer %zu < value %u", size, need);
-	} else {
-		done(req, FOP_GETXATTR, t0, 0);
-		fuse_reply_buf(req, (const char *)x->value, x->len);
-	}
-	qfs_inode_close(&inode);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	struct qfs_fs *fs = FS(req);
-	uint64_t t0 = qfs_clock_mono_ns();
-	struct qfs_inode inode;
-	struct qfs_buf b;
-	int rc;
-
-	if (qfs_fs_is_ctl(ino)) {
-		done(req, FOP_LISTXATTR, t0, 0);
-		if (size == 0)
-			fuse_reply_xattr(req, 0);
-		else
-			fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	struct qfs_fs_inode *in = get_inode(fs, ino);
-	if (!in)
-		return fail(req, FOP_LISTXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
-	qfs_fs_iput(fs, in);
-	if (rc) {
-		qfs_inode_close(&inode);
-		return fail(req, FOP_LISTXATTR, t0, rc, "ino=%lu", ino);
-	}
-	qfs_buf_init(&b);
-	for (uint32_t i = 0; i < inode.nxattrs; i++)
-		qfs_buf_put(&b, inode.xattrs[i].name, strlen(inode.xattrs[i].name) + 1);
-	qfs_inode_close(&inode);
-	if (b.err) {
-		qfs_buf_close(&b);
-		return fail(req, FOP_LISTXATTR, t0, -ENOMEM, "ino=%lu", ino);
-	}
-	if (size == 0) {
-		done(req, FOP_LISTXATTR, t0, 0);
-		fuse_reply_xattr(req, b.len);
-	} else if (size < b.len) {
-		size_t need = b.len;
-		qfs_buf_close(&b);
-		return fail(req, FOP_LISTXATTR, t0, -ERANGE, "buffer %zu < list %zu", size, need);
-	} else {
-		done(req, FOP_LISTXATTR, t0, 0);
-		fuse_reply_buf(req, (const char *)b.data, b.len);
-	}
-	qfs_buf_close(&b);
-}
-
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	struct qfs_fs *fs = FS(req);
-	uint64_t t0 = qfs_clock_mono_ns();
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
-	struct qfs_op *op;
-	struct qfs_ts now;
-	int rc;
-
-	if (qfs_fs_is_ctl(ino))
-		return fail(req, FOP_REMOVEXATTR, t0, -EROFS, "control tree is read-only");
-	if ((rc = xattr_name_ok(name)))
-		return fail(req, FOP_REMOVEXATTR, t0, rc, "xattr name=%.64s", name);
-	struct qfs_fs_inode *in = get_inode(fs, ino);
-	if (!in)
-		return fail(req, FOP_REMOVEXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	size_t klen = qfs_key_inode(key, ino);
-	qfs_clock_now(&now);
-	qfs_txn_init(&t);
-	rc = -ENOMEM;
-	if ((op = add_op(&t, QFS_OP_XDEL, key, klen))) {
-		op->name = name;
-		if ((op = add_op(&t, QFS_OP_SETATTR, key, klen))) {
-			op->mask = QFS_SET_CTIME;
-			op->attr.ctime = now;
-			rc = run_txn(fs, in->group, &t);
-		}
-	}
-	qfs_txn_close(&t);
-	qfs_fs_iput(fs, in);
-	if (rc)
-		return fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
-	ok0(req, FOP_REMOVEXATTR, t0);
 }
 
 /* ---- session ---- */
@@ -1692,14 +1284,14 @@ const struct fuse_lowlevel_ops qfs_fs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
+	.opendir = qfs_fs_op_opendir,
+	.readdir = qfs_fs_op_readdir,
+	.releasedir = qfs_fs_op_releasedir,
+	.fsyncdir = qfs_fs_op_fsyncdir,
 	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
+	.setxattr = qfs_fs_op_setxattr,
+	.getxattr = qfs_fs_op_getxattr,
+	.listxattr = qfs_fs_op_listxattr,
+	.removexattr = qfs_fs_op_removexattr,
 	.create = op_create,
 };

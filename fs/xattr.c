@@ -1,0 +1,205 @@
+/*
+ * xattr.c - extended attributes, kept in the inode item.  Namespaces user.,
+ * trusted. and security. are stored; others (system.*, POSIX ACLs) answer
+ * EOPNOTSUPP.  Limits: name 255 bytes (ERANGE), value 64 KiB (E2BIG), 64 KiB
+ * of names and values per inode (ENOSPC, enforced where the txn applies).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "common/key.h"
+#include "common/log.h"
+#include "fs/fs_int.h"
+
+static int xattr_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0)
+		return -EINVAL;
+	if (n > QFS_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0 ||
+	    strncmp(name, "security.", 9) == 0)
+		return n > 5 ? 0 : -EINVAL;
+	return -EOPNOTSUPP;
+}
+
+void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EROFS, "control tree is read-only");
+	if ((rc = xattr_name_ok(name)))
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattr name=%.64s (namespaces: user. trusted. security.)", name);
+	if (size > QFS_XATTR_VALUE_MAX)
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	if (!in)
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	size_t klen = qfs_key_inode(key, ino);
+	qfs_clock_now(&now);
+	qfs_txn_init(&t);
+	rc = -ENOMEM;
+	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen))) {
+		op->name = name;
+		op->val = (const uint8_t *)value;
+		op->val_len = (uint32_t)size;
+		op->flags = flags;
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+			op->mask = QFS_SET_CTIME;
+			op->attr.ctime = now;
+			rc = qfs_fs_run_txn(fs, in->group, &t);
+		}
+	}
+	qfs_txn_close(&t);
+	if (rc == 0) {
+		pthread_mutex_lock(&in->mu);
+		if (in->loaded)
+			in->attr.ctime = now;
+		pthread_mutex_unlock(&in->mu);
+	}
+	qfs_fs_iput(fs, in);
+	if (rc == -ENOSPC)
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
+	if (rc)
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
+	qfs_fs_ok(req, FOP_SETXATTR, t0);
+}
+
+void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	struct qfs_inode inode;
+	int rc;
+
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "control tree has no xattrs");
+	if ((rc = xattr_name_ok(name)))
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, rc, "xattr name=%.64s", name);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	if (!in)
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	qfs_inode_init(&inode);
+	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	qfs_fs_iput(fs, in);
+	if (rc) {
+		qfs_inode_close(&inode);
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, rc, "ino=%lu", ino);
+	}
+	const struct qfs_xattr *x = qfs_inode_xattr_find(&inode, name);
+	if (!x) {
+		qfs_inode_close(&inode);
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "ino=%lu name=%.64s", ino, name);
+	}
+	if (size == 0) {
+		qfs_fs_done(req, FOP_GETXATTR, t0, 0);
+		fuse_reply_xattr(req, x->len);
+	} else if (size < x->len) {
+		uint32_t need = x->len;
+		qfs_inode_close(&inode);
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ERANGE, "buffer %zu < value %u", size, need);
+	} else {
+		qfs_fs_done(req, FOP_GETXATTR, t0, 0);
+		fuse_reply_buf(req, (const char *)x->value, x->len);
+	}
+	qfs_inode_close(&inode);
+}
+
+void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	struct qfs_inode inode;
+	struct qfs_buf b;
+	int rc;
+
+	if (qfs_fs_is_ctl(ino)) {
+		qfs_fs_done(req, FOP_LISTXATTR, t0, 0);
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	if (!in)
+		return qfs_fs_fail(req, FOP_LISTXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	qfs_inode_init(&inode);
+	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	qfs_fs_iput(fs, in);
+	if (rc) {
+		qfs_inode_close(&inode);
+		return qfs_fs_fail(req, FOP_LISTXATTR, t0, rc, "ino=%lu", ino);
+	}
+	qfs_buf_init(&b);
+	for (uint32_t i = 0; i < inode.nxattrs; i++)
+		qfs_buf_put(&b, inode.xattrs[i].name, strlen(inode.xattrs[i].name) + 1);
+	qfs_inode_close(&inode);
+	if (b.err) {
+		qfs_buf_close(&b);
+		return qfs_fs_fail(req, FOP_LISTXATTR, t0, -ENOMEM, "ino=%lu", ino);
+	}
+	if (size == 0) {
+		qfs_fs_done(req, FOP_LISTXATTR, t0, 0);
+		fuse_reply_xattr(req, b.len);
+	} else if (size < b.len) {
+		size_t need = b.len;
+		qfs_buf_close(&b);
+		return qfs_fs_fail(req, FOP_LISTXATTR, t0, -ERANGE, "buffer %zu < list %zu", size, need);
+	} else {
+		qfs_fs_done(req, FOP_LISTXATTR, t0, 0);
+		fuse_reply_buf(req, (const char *)b.data, b.len);
+	}
+	qfs_buf_close(&b);
+}
+
+void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -EROFS, "control tree is read-only");
+	if ((rc = xattr_name_ok(name)))
+		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "xattr name=%.64s", name);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	if (!in)
+		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	size_t klen = qfs_key_inode(key, ino);
+	qfs_clock_now(&now);
+	qfs_txn_init(&t);
+	rc = -ENOMEM;
+	if ((op = qfs_fs_add_op(&t, QFS_OP_XDEL, key, klen))) {
+		op->name = name;
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+			op->mask = QFS_SET_CTIME;
+			op->attr.ctime = now;
+			rc = qfs_fs_run_txn(fs, in->group, &t);
+		}
+	}
+	qfs_txn_close(&t);
+	qfs_fs_iput(fs, in);
+	if (rc)
+		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
+	qfs_fs_ok(req, FOP_REMOVEXATTR, t0);
+}
+
