@@ -55,6 +55,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/txn.h"
 #include "node/node.h"
@@ -628,12 +629,16 @@ static int commit_batch(struct qfs_node *n, struct group *g, struct proposal **p
 	int err = 0, synced = 0, applying_failed = 0, rc;
 
 	/* 1. Assign LSNs and append (buffered in the WAL). */
+	struct qfs_ts now;
+	qfs_clock_now(&now);
+	uint64_t now_ns = (uint64_t)now.sec * 1000000000ull + now.nsec;
 	for (i = 0; i < k; i++) {
 		struct proposal *p = ps[i];
 
 		memset(&ev, 0, sizeof(ev));
 		ev.type = QFS_REPL_EV_PROPOSE;
 		ev.entry.type = QFS_REPL_ENTRY_TXN;
+		ev.entry.time_ns = now_ns;
 		ev.entry.data = p->rec + QFS_REPL_ENTRY_HDR;
 		ev.entry.len = p->len;
 		if ((err = qfs_repl_step(&g->repl, &ev, &up)) != 0)

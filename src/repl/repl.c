@@ -84,6 +84,7 @@ static int step_propose(struct qfs_repl *r, const struct qfs_repl_entry *in,
 	e->lsn = ++r->st.last;
 	e->ballot = r->st.ballot;
 	e->type = in->type;
+	e->time_ns = in->time_ns;
 	e->data = in->data;
 	e->len = in->len;
 
@@ -165,6 +166,7 @@ size_t qfs_repl_entry_encode_hdr(uint8_t hdr[QFS_REPL_ENTRY_HDR], const struct q
 {
 	hdr[0] = e->type;
 	qfs_be64_put(hdr + 1, e->ballot);
+	qfs_be64_put(hdr + 9, e->time_ns);
 	return QFS_REPL_ENTRY_HDR;
 }
 
@@ -181,6 +183,7 @@ int qfs_repl_entry_decode(qfs_lsn_t lsn, const void *p, size_t len, struct qfs_r
 	out->lsn = lsn;
 	out->type = b[0];
 	out->ballot = qfs_be64_get(b + 1);
+	out->time_ns = qfs_be64_get(b + 9);
 	out->data = b + QFS_REPL_ENTRY_HDR;
 	out->len = len - QFS_REPL_ENTRY_HDR;
 	return 0;

@@ -36,13 +36,14 @@ enum qfs_repl_entry_type {
 struct qfs_repl_entry {
 	qfs_lsn_t lsn;
 	uint64_t ballot;
+	uint64_t time_ns;      /* proposer's wall clock (ns since the epoch): point-in-time restore */
 	uint8_t type;          /* enum qfs_repl_entry_type */
 	const uint8_t *data;
 	size_t len;
 };
 
 enum qfs_repl_event_type {
-	QFS_REPL_EV_PROPOSE = 1, /* ev.entry: type/data/len; lsn and ballot assigned */
+	QFS_REPL_EV_PROPOSE = 1, /* ev.entry: type/time_ns/data/len; lsn and ballot assigned */
 	QFS_REPL_EV_PERSISTED,   /* ev.lsn: everything up to it is durable locally */
 	QFS_REPL_EV_APPLIED,     /* ev.lsn: the driver applied up to it */
 	QFS_REPL_EV_TICK,        /* ev.now_ms: current time */
@@ -92,8 +93,8 @@ int qfs_repl_step(struct qfs_repl *r, const struct qfs_repl_event *ev, struct qf
 /* Snapshot of the state for status output. */
 void qfs_repl_state(const struct qfs_repl *r, struct qfs_repl_state *out);
 
-/* Entry framing inside a WAL record: u8 type | be64 ballot | data. */
-#define QFS_REPL_ENTRY_HDR 9
+/* Entry framing inside a WAL record: u8 type | be64 ballot | be64 time_ns | data. */
+#define QFS_REPL_ENTRY_HDR 17
 size_t qfs_repl_entry_encode_hdr(uint8_t hdr[QFS_REPL_ENTRY_HDR], const struct qfs_repl_entry *e);
 int qfs_repl_entry_decode(qfs_lsn_t lsn, const void *p, size_t len, struct qfs_repl_entry *out);
 

@@ -214,7 +214,7 @@ START_TEST(test_entry_framing)
 {
 	uint8_t rec[QFS_REPL_ENTRY_HDR + 3];
 	struct qfs_repl_entry e = { .lsn = 5, .ballot = 0x0102030405060708ull,
-				    .type = QFS_REPL_ENTRY_TXN };
+				    .time_ns = 0x1112131415161718ull, .type = QFS_REPL_ENTRY_TXN };
 	struct qfs_repl_entry d;
 
 	ck_assert_uint_eq(qfs_repl_entry_encode_hdr(rec, &e), QFS_REPL_ENTRY_HDR);
@@ -226,6 +226,8 @@ START_TEST(test_entry_framing)
 	ck_assert_int_eq(qfs_repl_entry_decode(9, rec, sizeof(rec), &d), 0);
 	ck_assert_uint_eq(d.lsn, 9);
 	ck_assert_uint_eq(d.ballot, e.ballot);
+	ck_assert_uint_eq(d.time_ns, e.time_ns);
+	ck_assert_uint_eq(rec[9], 0x11);
 	ck_assert_uint_eq(d.type, QFS_REPL_ENTRY_TXN);
 	ck_assert_uint_eq(d.len, 3);
 	ck_assert_ptr_eq(d.data, rec + QFS_REPL_ENTRY_HDR);
