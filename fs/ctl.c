@@ -6,6 +6,7 @@
  *
  *   .quorumfs/status   version, uptime, tables, node and group health
  *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
+ *   .quorumfs/archive  WAL archiving per partition (src/archive, doc/archive.md)
  */
 #include "config.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "archive/archive.h"
 #include "common/clock.h"
 #include "fs/fs_int.h"
 
@@ -25,6 +27,7 @@ struct ctl_file {
 static const struct ctl_file files[] = {
 	{ 3, "status" },
 	{ 4, "stats" },
+	{ 5, "archive" },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
@@ -95,6 +98,15 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 		qfs_buf_printf(&b, "mountpoint %s\n", fs->o->mountpoint);
 		qfs_buf_printf(&b, "replicas 1\n");
 		qfs_router_status(fs->r, &b);
+		if (fs->o->archive)
+			qfs_archive_summary(fs->o->archive, &b);
+		else
+			qfs_buf_printf(&b, "archive off\n");
+	} else if (ino == 5) {
+		if (fs->o->archive)
+			qfs_archive_status(fs->o->archive, &b);
+		else
+			qfs_buf_printf(&b, "archive off\n");
 	} else if (ino == 4) {
 		for (int i = 0; i < FOP_NOPS; i++) {
 			qfs_buf_printf(&b, "op %s", fop_names[i]);

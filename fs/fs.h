@@ -9,6 +9,8 @@
 
 #include "router/router.h"
 
+struct qfs_archive;
+
 struct qfs_fs_opts {
 	const char *mountpoint;
 	const char *data_dir;      /* shown in status */
@@ -17,6 +19,7 @@ struct qfs_fs_opts {
 	int single_thread;         /* run the session loop on one thread */
 	int (*ready)(void *arg);   /* called once mounted, before serving (daemonize here) */
 	void *ready_arg;
+	struct qfs_archive *archive; /* WAL archiver for .quorumfs/archive; NULL: archiving off */
 };
 
 /* Mount and serve until unmounted or signalled.  Returns 0 after a clean

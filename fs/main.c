@@ -1,11 +1,14 @@
 /*
- * main.c - the quorumfs program: `mount`, `status`, `--help`, `--version`.
+ * main.c - the quorumfs program: `mount`, `status`, `restore`, `--help`,
+ * `--version`.
  *
  * `quorumfs mount DATA_DIR MOUNTPOINT` runs the embedded default: the
  * storage node(s), the router and the FUSE frontend in one process.  Without
  * -f it forks before any thread exists, and the parent returns only once the
  * child reports the filesystem mounted (or why it could not), so the command
- * ends with a usable mount.  See doc/quorumfs.8.
+ * ends with a usable mount.  The archiver (src/archive) runs in the same
+ * process, by default into DATA_DIR/archive; `quorumfs restore` rebuilds a
+ * table from an archive (doc/archive.md).  See doc/quorumfs.8.
  */
 #include "config.h"
 
@@ -20,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
 #include "common/log.h"
 #include "fs/fs.h"
 #include "node/node.h"
@@ -32,6 +36,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: quorumfs mount [-f] [-d] [-o OPTIONS] DATA_DIR MOUNTPOINT\n"
 		"       quorumfs status MOUNTPOINT\n"
+		"       quorumfs restore [-o ARCHIVE_OPTIONS] [--data DATA_DIR] --table NAME\n"
+		"                [--path PATH] [--time T] --to DIR\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -42,9 +48,154 @@ static void usage(FILE *f)
 		"  -s          serve requests on a single thread\n"
 		"  -o log=FILE log file when in the background (default DATA_DIR/quorumfs.log)\n"
 		"  -o loglevel=err|warn|info|debug\n"
+		"  -o seal_size=BYTES    seal WAL segments at this size (default 64M)\n"
+		"  -o seal_age=SECONDS   seal WAL segments holding older records (default 60;\n"
+		"                        also 500ms, 2s, 1m)\n"
+		"archive options (mount and restore):\n"
+		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
+		"                        (default file://DATA_DIR/archive)\n"
+		"  -o s3_endpoint=URL,s3_region=REGION,s3_path_style=0|1,s3_credentials=FILE,s3_ca=FILE\n"
+		"  -o s3_retries=N,s3_timeout=SECONDS\n"
+		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
+		"restore rebuild table NAME (or PATH in it) as of T (RFC 3339 UTC such as\n"
+		"        2026-11-25T12:34:56.123Z, @EPOCH_SECONDS, or latest) from the archive\n"
+		"        alone, into DIR (new or empty; may be MOUNTPOINT/newtable)\n"
 		"\n"
 		"See quorumfs(8).\n");
+}
+
+/* Archive and sealing settings shared by mount and restore. */
+struct arch_cfg {
+	const char *url;         /* NULL: file://DATA_DIR/archive; "off": none */
+	struct qfs_objstore_cfg os;
+	uint64_t seal_bytes;     /* 0: WAL default */
+	uint64_t seal_age_ms;    /* 0: node default */
+	uint64_t interval_ms;
+	uint64_t snap_segments;
+	uint64_t snap_bytes;
+};
+
+/* "123", "64K", "64M", "1G" (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *e;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &e, 10);
+	if (errno || e == s || *s == '-')
+		return -1;
+	switch (*e) {
+	case 'k': case 'K': v <<= 10; e++; break;
+	case 'm': case 'M': v <<= 20; e++; break;
+	case 'g': case 'G': v <<= 30; e++; break;
+	default: break;
+	}
+	if (*e == 'i' && e[1] == 'B')
+		e += 2;
+	else if (*e == 'B')
+		e++;
+	if (*e)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* "2" (seconds), "0.5", "500ms", "2s", "1m". */
+static int parse_ms(const char *s, uint64_t *out)
+{
+	char *e;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &e);
+	if (errno || e == s || v <= 0)
+		return -1;
+	if (!strcmp(e, "ms"))
+		;
+	else if (!*e || !strcmp(e, "s"))
+		v *= 1000;
+	else if (!strcmp(e, "m"))
+		v *= 60000;
+	else
+		return -1;
+	if (v < 1 || v > 1e12)
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+/* Handle one -o token if it is an archive/seal option: 1 handled, 0 not
+ * ours, -1 bad value (message printed).  Strings point into tok (kept). */
+static int arch_opt(struct arch_cfg *c, char *tok)
+{
+	char *v = strchr(tok, '=');
+	uint64_t n;
+	int bad = 0;
+
+	if (!v)
+		return 0;
+	*v++ = '\0';
+	if (!strcmp(tok, "archive"))
+		c->url = v;
+	else if (!strcmp(tok, "s3_endpoint"))
+		c->os.endpoint = v;
+	else if (!strcmp(tok, "s3_region"))
+		c->os.region = v;
+	else if (!strcmp(tok, "s3_credentials"))
+		c->os.credentials = v;
+	else if (!strcmp(tok, "s3_ca"))
+		c->os.ca_file = v;
+	else if (!strcmp(tok, "s3_retries"))
+		bad = parse_size(v, &n) || n > 100 || ((c->os.max_retries = n ? (int)n : -1), 0);
+	else if (!strcmp(tok, "s3_timeout"))
+		bad = parse_ms(v, &n) || n > 3600000 || ((c->os.timeout_ms = (uint32_t)n), 0);
+	else if (!strcmp(tok, "s3_path_style"))
+		bad = parse_size(v, &n) || n > 1 || ((c->os.path_style = (int)n), 0);
+	else if (!strcmp(tok, "seal_size"))
+		bad = parse_size(v, &c->seal_bytes) || c->seal_bytes < 4096;
+	else if (!strcmp(tok, "seal_age"))
+		bad = parse_ms(v, &c->seal_age_ms);
+	else if (!strcmp(tok, "archive_interval"))
+		bad = parse_ms(v, &c->interval_ms) || c->interval_ms > 3600000;
+	else if (!strcmp(tok, "snapshot_segments"))
+		bad = parse_size(v, &c->snap_segments) || c->snap_segments == 0 || c->snap_segments > 1000000;
+	else if (!strcmp(tok, "snapshot_bytes"))
+		bad = parse_size(v, &c->snap_bytes) || c->snap_bytes == 0;
+	else {
+		v[-1] = '=';
+		return 0;
+	}
+	if (bad) {
+		fprintf(stderr, "quorumfs: bad value '%s' for option %s\n", v, tok);
+		return -1;
+	}
+	return 1;
+}
+
+/* -o strings that arch_cfg points into, kept reachable until exit. */
+static char *kept_opts[64];
+static size_t nkept;
+
+static char *keep_opt(const char *s)
+{
+	char *o = strdup(s);
+
+	if (o && nkept < sizeof(kept_opts) / sizeof(kept_opts[0]))
+		kept_opts[nkept++] = o;
+	return o;
+}
+
+/* Fill the object store URL: the default archive under data, unless set. */
+static const char *arch_url(struct arch_cfg *c, const char *data, char *buf, size_t len)
+{
+	if (c->url)
+		return c->url;
+	if (!data)
+		return NULL;
+	snprintf(buf, len, "file://%s/archive", data);
+	return buf;
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -145,8 +296,12 @@ static int cmd_mount(int argc, char **argv)
 	int foreground = 0, debug = 0, single = 0, opt;
 	const char *logfile = NULL;
 	char logpath[PATH_MAX], data[PATH_MAX], mnt[PATH_MAX], nodedir[PATH_MAX], lockpath[PATH_MAX];
-	char msg[512];
+	char msg[512], urlbuf[PATH_MAX + 16];
 	struct ready_ctx ready = { -1, NULL };
+	struct arch_cfg ac;
+	int arc;
+
+	memset(&ac, 0, sizeof(ac));
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {
@@ -161,8 +316,12 @@ static int cmd_mount(int argc, char **argv)
 			single = 1;
 			break;
 		case 'o': {
-			char *o = strdup(optarg), *save = NULL;
+			char *o = keep_opt(optarg), *save = NULL; /* arch_opt points into it */
 			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if ((arc = arch_opt(&ac, tok)) < 0)
+					return 2;
+				if (arc > 0)
+					continue;
 				if (strncmp(tok, "log=", 4) == 0) {
 					logfile = strdup(tok + 4);
 				} else if (strncmp(tok, "loglevel=", 9) == 0) {
@@ -175,7 +334,6 @@ static int cmd_mount(int argc, char **argv)
 					return 2;
 				}
 			}
-			free(o);
 			break;
 		}
 		case 'h':
@@ -274,7 +432,8 @@ static int cmd_mount(int argc, char **argv)
 	}
 	snprintf(nodedir, sizeof(nodedir), "%s/nodes/n1", data);
 	rc = mkdir_p(nodedir, 0700);
-	struct qfs_node_opts no = { .dir = nodedir, .id = 1, .az = "a" };
+	struct qfs_node_opts no = { .dir = nodedir, .id = 1, .az = "a", .wal_segment_bytes = ac.seal_bytes,
+				    .wal_seal_age_ms = ac.seal_age_ms };
 	struct qfs_node *node = NULL;
 	if (rc == 0)
 		rc = qfs_node_open(&no, &node);
@@ -295,6 +454,34 @@ static int cmd_mount(int argc, char **argv)
 		qfs_node_close(node);
 		return 1;
 	}
+	struct qfs_archive *archive = NULL;
+	const char *url = arch_url(&ac, data, urlbuf, sizeof(urlbuf));
+	if (strcmp(url, "off") != 0) {
+		struct qfs_archive_opts ao = {
+			.store = ac.os,
+			.interval_ms = (uint32_t)ac.interval_ms,
+			.snap_segments = (uint32_t)ac.snap_segments,
+			.snap_bytes = ac.snap_bytes,
+		};
+		ao.store.url = url;
+		if (!ac.url) {
+			char adir[PATH_MAX];
+			snprintf(adir, sizeof(adir), "%s/archive", data);
+			if (mkdir(adir, 0700) != 0 && errno != EEXIST)
+				QFS_LOG(QFS_LOG_WARN, "cannot create the default archive dir=%s err=%s", adir,
+					strerror(errno));
+		}
+		rc = qfs_archive_start(node, &ao, &archive);
+		if (rc) {
+			snprintf(msg, sizeof(msg), "cannot start the archiver for %s: %s", url, qfs_strerror(rc));
+			QFS_LOG(QFS_LOG_ERR, "%s", msg);
+			fprintf(stderr, "quorumfs: %s\n", msg);
+			report_failure(&ready, msg);
+			qfs_router_free(router);
+			qfs_node_close(node);
+			return 1;
+		}
+	}
 	struct qfs_fs_opts fo = {
 		.mountpoint = mnt,
 		.data_dir = data,
@@ -303,10 +490,12 @@ static int cmd_mount(int argc, char **argv)
 		.single_thread = single,
 		.ready = on_ready,
 		.ready_arg = &ready,
+		.archive = archive,
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc)
 		report_failure(&ready, "mount failed; see the log");
+	qfs_archive_stop(archive);
 	qfs_router_free(router);
 	qfs_node_close(node);
 	close(lockfd);
@@ -334,6 +523,80 @@ static int cmd_status(int argc, char **argv)
 	return n < 0 ? 1 : 0;
 }
 
+static int cmd_restore(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "data", required_argument, NULL, 'D' }, { "table", required_argument, NULL, 't' },
+		{ "path", required_argument, NULL, 'p' }, { "time", required_argument, NULL, 'T' },
+		{ "to", required_argument, NULL, 'O' },   { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
+	};
+	struct qfs_restore_opts ro;
+	struct arch_cfg ac;
+	char urlbuf[PATH_MAX + 16], data[PATH_MAX], err[1024];
+	const char *data_arg = NULL, *time_arg = "latest";
+	int opt, rc;
+
+	memset(&ro, 0, sizeof(ro));
+	memset(&ac, 0, sizeof(ac));
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "o:vh", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': {
+			char *o = keep_opt(optarg), *save = NULL;
+			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				rc = arch_opt(&ac, tok);
+				if (rc < 0)
+					return 2;
+				if (rc == 0 && strncmp(tok, "loglevel=", 9) == 0 && qfs_log_set_level(tok + 9) == 0)
+					continue;
+				if (rc == 0) {
+					fprintf(stderr, "quorumfs: unknown restore option '%s'\n", tok);
+					return 2;
+				}
+			}
+			break;
+		}
+		case 'D': data_arg = optarg; break;
+		case 't': ro.table = optarg; break;
+		case 'p': ro.path = optarg; break;
+		case 'T': time_arg = optarg; break;
+		case 'O': ro.to = optarg; break;
+		case 'v': ro.verbose = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || !ro.table || !ro.to) {
+		fprintf(stderr, "quorumfs: restore needs --table NAME and --to DIR\n");
+		usage(stderr);
+		return 2;
+	}
+	if (data_arg && !realpath(data_arg, data)) {
+		fprintf(stderr, "quorumfs: %s: %s\n", data_arg, strerror(errno));
+		return 1;
+	}
+	ro.store = ac.os;
+	ro.store.url = arch_url(&ac, data_arg ? data : NULL, urlbuf, sizeof(urlbuf));
+	if (!ro.store.url || !strcmp(ro.store.url, "off")) {
+		fprintf(stderr, "quorumfs: restore needs an archive: -o archive=URL or --data DATA_DIR\n");
+		return 2;
+	}
+	if (qfs_archive_parse_time(time_arg, &ro.time_ns) != 0) {
+		fprintf(stderr, "quorumfs: bad --time '%s' (want 2026-11-25T12:34:56.123Z, @EPOCH_SECONDS or latest)\n",
+			time_arg);
+		return 2;
+	}
+	if (qfs_log_level > QFS_LOG_WARN)
+		qfs_log_level = QFS_LOG_WARN;
+	rc = qfs_restore_run(&ro, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "quorumfs: restore failed: %s\n", err[0] ? err : qfs_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -352,6 +615,8 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
 	fprintf(stderr, "quorumfs: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

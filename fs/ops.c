@@ -1023,10 +1023,30 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 
 /* ---- files ---- */
 
+/* An open control file: its text as generated at open.  Handles live on a
+ * list under ctl_mu and a read copies its slice under that lock, so a READ
+ * handled on one thread can never touch a handle that a RELEASE handled on
+ * another thread has freed (seen under ASan with async direct I/O). */
 struct ctl_handle {
 	char *text;
 	size_t len;
+	struct ctl_handle *next;  /* protected by ctl_mu */
 };
+
+static pthread_mutex_t ctl_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ctl_handle *ctl_open_list; /* protected by ctl_mu */
+
+/* Unlink h from the open list; 1 if it was there.  ctl_mu held. */
+static int ctl_unlink_locked(struct ctl_handle *h)
+{
+	for (struct ctl_handle **pp = &ctl_open_list; *pp; pp = &(*pp)->next) {
+		if (*pp == h) {
+			*pp = h->next;
+			return 1;
+		}
+	}
+	return 0;
+}
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -1046,6 +1066,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			free(h);
 			return qfs_fs_fail(req, FOP_OPEN, t0, rc, "control ino=%lu", ino);
 		}
+		pthread_mutex_lock(&ctl_mu);
+		h->next = ctl_open_list;
+		ctl_open_list = h;
+		pthread_mutex_unlock(&ctl_mu);
 		fi->fh = (uintptr_t)h;
 		fi->direct_io = 1;
 		qfs_fs_done(req, FOP_OPEN, t0, 0);
@@ -1123,13 +1147,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	int rc;
 
 	if (qfs_fs_is_ctl(ino)) {
-		struct ctl_handle *h = (struct ctl_handle *)(uintptr_t)fi->fh;
-		if (off < 0 || (size_t)off >= h->len)
-			got = 0;
-		else
+		struct ctl_handle *h = (struct ctl_handle *)(uintptr_t)fi->fh, *x;
+		char *copy = NULL;
+		pthread_mutex_lock(&ctl_mu);
+		for (x = ctl_open_list; x && x != h; x = x->next)
+			;
+		if (x && off >= 0 && (size_t)off < h->len) {
 			got = h->len - (size_t)off < size ? h->len - (size_t)off : size;
+			copy = malloc(got);
+			if (copy)
+				memcpy(copy, h->text + off, got);
+		}
+		pthread_mutex_unlock(&ctl_mu);
+		if (!x)
+			return qfs_fs_fail(req, FOP_READ, t0, -EBADF, "control handle already released");
+		if (got && !copy)
+			return qfs_fs_fail(req, FOP_READ, t0, -ENOMEM, "control read of %zu bytes", got);
 		qfs_fs_done(req, FOP_READ, t0, 0);
-		fuse_reply_buf(req, got ? h->text + off : NULL, got);
+		fuse_reply_buf(req, copy, copy ? got : 0);
+		free(copy);
 		return;
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
@@ -1209,8 +1245,13 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (qfs_fs_is_ctl(ino)) {
 		struct ctl_handle *h = (struct ctl_handle *)(uintptr_t)fi->fh;
-		free(h->text);
-		free(h);
+		pthread_mutex_lock(&ctl_mu);
+		int mine = ctl_unlink_locked(h);
+		pthread_mutex_unlock(&ctl_mu);
+		if (mine) {
+			free(h->text);
+			free(h);
+		}
 		return qfs_fs_ok(req, FOP_RELEASE, t0);
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;

@@ -33,6 +33,12 @@
  * its error string shows in status and every later call on it fails with
  * QFS_ESTOPPED until the node is reopened (which replays the WAL).
  *
+ * Sealing by age.  Besides the WAL's own size seal, the I/O thread seals a
+ * group's open segment once it holds records older than wal_seal_age_ms, so
+ * the archiver (which uploads only sealed segments) lags by a bounded time.
+ * It waits on work_cv with a timeout for that; g->unsealed_ms is the
+ * monotonic time of the first record logged since the last age seal.
+ *
  * Lock order (acquire left before right; never the reverse):
  *     n->glock  ->  g->mu
  *     n->glock  ->  n->mu
@@ -53,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -89,6 +96,8 @@ struct group {
 	char err[NODE_ERR_MAX];        /* why it stopped; no '"' or newline */
 	struct qfs_repl_state snap;    /* state after the last round, for status */
 	struct qfs_wal_stat wst;       /* WAL stat after the last round */
+	uint64_t unsealed_ms;  /* mono ms of the first record since the last age
+	                          seal, 0: none; I/O thread (or open) only */
 };
 
 struct qfs_node {
@@ -97,6 +106,10 @@ struct qfs_node {
 	char *az;
 	uint32_t id;
 	struct qfs_wal_opts wopts;
+	uint64_t seal_age_ms;    /* see "Sealing by age"; UINT64_MAX: never */
+	uint64_t next_seal_check_ms; /* mono ms; I/O thread only */
+	void (*seal_hook)(qfs_group_t group, void *arg); /* set before use */
+	void *seal_hook_arg;
 	struct qfs_store *store;
 
 	pthread_rwlock_t glock;  /* protects the group map below */
@@ -512,6 +525,8 @@ static int group_recover(struct qfs_node *n, qfs_group_t id, struct group **out)
 			(unsigned long long)rp.applied);
 	applied = rp.applied;
 	qfs_repl_init(&g->repl, n->id, rp.ballot, last, applied);
+	if (last)
+		g->unsealed_ms = qfs_clock_mono_ms(); /* the tail may hold records */
 	group_snapshot(g);
 	*out = g;
 	return 0;
@@ -758,6 +773,8 @@ static int commit_group(struct qfs_node *n, qfs_group_t id, struct proposal *lis
 				ps[i]->rc = fail;
 		} else {
 			synced |= commit_batch(n, g, ps, k);
+			if (!g->unsealed_ms)
+				g->unsealed_ms = qfs_clock_mono_ms();
 			group_snapshot(g);
 		}
 		publish(n, ps, k);
@@ -794,6 +811,53 @@ static void io_round(struct qfs_node *n, struct proposal *list)
 		stat_add(&n->st_commits, 1);
 }
 
+/* How often the I/O thread looks for segments to seal: a tenth of the age,
+ * between 10 ms and 1 s. */
+static uint64_t seal_check_period(const struct qfs_node *n)
+{
+	uint64_t p = n->seal_age_ms / 10;
+
+	return p < 10 ? 10 : p > 1000 ? 1000 : p;
+}
+
+/* Seal the open segment of every group whose oldest unsealed record is
+ * older than the seal age.  I/O thread, between rounds. */
+static void seal_old(struct qfs_node *n)
+{
+	uint64_t now = qfs_clock_mono_ms();
+	void (*hook)(qfs_group_t group, void *arg);
+	void *hook_arg;
+
+	if (n->seal_age_ms == UINT64_MAX || now < n->next_seal_check_ms)
+		return;
+	pthread_mutex_lock(&n->mu);
+	hook = n->seal_hook;
+	hook_arg = n->seal_hook_arg;
+	pthread_mutex_unlock(&n->mu);
+	n->next_seal_check_ms = now + seal_check_period(n);
+	pthread_rwlock_rdlock(&n->glock);
+	for (size_t i = 0; i < n->ngroups; i++) {
+		struct group *g = n->groups[i];
+		int rc;
+
+		if (!g->unsealed_ms || now - g->unsealed_ms < n->seal_age_ms || !g->wal ||
+		    group_stopped(g))
+			continue;
+		rc = qfs_wal_seal(g->wal);
+		if (rc) {
+			QFS_LOG(QFS_LOG_WARN, "wal seal failed group=%016llx err=%s",
+				(unsigned long long)g->id, qfs_strerror(rc));
+			g->unsealed_ms = now; /* try again one age later */
+			continue;
+		}
+		g->unsealed_ms = 0;
+		group_snapshot(g);
+		if (hook)
+			hook(g->id, hook_arg);
+	}
+	pthread_rwlock_unlock(&n->glock);
+}
+
 static void *io_main(void *arg)
 {
 	struct qfs_node *n = arg;
@@ -802,14 +866,34 @@ static void *io_main(void *arg)
 	for (;;) {
 		struct proposal *list;
 
-		while (!n->qhead && !n->closing)
-			pthread_cond_wait(&n->work_cv, &n->mu);
+		while (!n->qhead && !n->closing) {
+			struct timespec ts;
+			uint64_t wait_ms = seal_check_period(n);
+
+			if (n->seal_age_ms == UINT64_MAX) {
+				pthread_cond_wait(&n->work_cv, &n->mu);
+				continue;
+			}
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(wait_ms / 1000);
+			ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&n->work_cv, &n->mu, &ts) == ETIMEDOUT) {
+				pthread_mutex_unlock(&n->mu);
+				seal_old(n);
+				pthread_mutex_lock(&n->mu);
+			}
+		}
 		if (!n->qhead)
 			break; /* closing and drained */
 		list = n->qhead;
 		n->qhead = n->qtail = NULL;
 		pthread_mutex_unlock(&n->mu);
 		io_round(n, list);
+		seal_old(n);
 		pthread_mutex_lock(&n->mu);
 	}
 	pthread_mutex_unlock(&n->mu);
@@ -847,6 +931,7 @@ int qfs_node_open(const struct qfs_node_opts *o, struct qfs_node **out)
 		return -ENOMEM;
 	n->id = o->id;
 	n->wopts.segment_bytes = o->wal_segment_bytes;
+	n->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_NODE_SEAL_AGE_DEFAULT_MS;
 	n->dir = strdup(o->dir);
 	n->az = strdup(o->az && *o->az ? o->az : "-");
 	if (!n->dir || !n->az) {
@@ -880,7 +965,11 @@ int qfs_node_open(const struct qfs_node_opts *o, struct qfs_node **out)
 	pthread_rwlock_init(&n->glock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&n->mu, NULL);
-	pthread_cond_init(&n->work_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&n->done_cv, NULL);
 	rc = -pthread_create(&n->io, NULL, io_main, n);
 	if (rc)
@@ -1186,4 +1275,79 @@ void qfs_node_stat(struct qfs_node *n, struct qfs_node_stat *out)
 	out->commits = __atomic_load_n(&n->st_commits, __ATOMIC_RELAXED);
 	out->fsyncs = __atomic_load_n(&n->st_fsyncs, __ATOMIC_RELAXED);
 	out->bytes_logged = __atomic_load_n(&n->st_bytes, __ATOMIC_RELAXED);
+}
+
+/* See node.h.  Takes glock shared for the lookup. */
+int qfs_node_wal_info(struct qfs_node *n, qfs_group_t group, char *dir, size_t dir_len,
+		      qfs_lsn_t *applied)
+{
+	char path[PATH_MAX];
+	qfs_lsn_t a;
+	int rc = group_check(n, group);
+
+	if (rc)
+		return rc;
+	if ((rc = group_path(n, group, "", path)))
+		return rc;
+	if (strlen(path) >= dir_len)
+		return -ENAMETOOLONG;
+	if ((rc = qfs_store_applied(n->store, group, &a)))
+		return rc;
+	memcpy(dir, path, strlen(path) + 1);
+	*applied = a;
+	return 0;
+}
+
+/* See node.h.  The applied LSN is read before the store sync, so every record
+ * whose segment is deleted is in the synced store.  glock exclusive around
+ * the WAL call: the I/O thread owns g->wal between rounds. */
+int qfs_node_wal_release(struct qfs_node *n, qfs_group_t group, qfs_lsn_t lsn)
+{
+	struct group *g;
+	qfs_lsn_t applied;
+	int rc = group_check(n, group);
+
+	if (rc)
+		return rc;
+	if ((rc = qfs_store_applied(n->store, group, &applied)))
+		return rc;
+	if (lsn > applied + 1)
+		lsn = applied + 1;
+	if ((rc = qfs_store_sync(n->store)))
+		return rc;
+	pthread_rwlock_wrlock(&n->glock);
+	g = group_find(n, group);
+	if (!g)
+		rc = QFS_ENOGROUP;
+	else if (group_stopped(g) || !g->wal)
+		rc = QFS_ESTOPPED;
+	else
+		rc = qfs_wal_truncate_before(g->wal, lsn);
+	if (g && g->wal)
+		group_snapshot(g);
+	pthread_rwlock_unlock(&n->glock);
+	if (rc == 0)
+		QFS_LOG(QFS_LOG_DEBUG, "wal released group=%016llx below=%llu", (unsigned long long)group,
+			(unsigned long long)lsn);
+	return rc;
+}
+
+/* See node.h.  cb runs with no node lock held. */
+int qfs_node_snapshot_scan(struct qfs_node *n, qfs_group_t group, qfs_lsn_t *applied,
+			   qfs_store_scan_cb cb, void *arg)
+{
+	int rc = group_check(n, group);
+
+	if (rc)
+		return rc;
+	return qfs_store_snapshot_scan(n->store, group, applied, cb, arg);
+}
+
+/* See node.h.  Stored under n->mu so the I/O thread sees it at its next wait. */
+void qfs_node_set_seal_hook(struct qfs_node *n, void (*cb)(qfs_group_t group, void *arg), void *arg)
+{
+	pthread_mutex_lock(&n->mu);
+	n->seal_hook = cb;
+	n->seal_hook_arg = arg;
+	pthread_mutex_unlock(&n->mu);
 }

@@ -35,7 +35,12 @@ struct qfs_node_opts {
 	uint32_t id;            /* node id, >= 1 */
 	const char *az;         /* availability-zone label, e.g. "a" */
 	uint64_t wal_segment_bytes; /* 0: default */
+	uint64_t wal_seal_age_ms;   /* seal a group's open segment once its oldest
+	                               record is this old (archive lag bound);
+	                               0: QFS_NODE_SEAL_AGE_DEFAULT_MS, UINT64_MAX: never */
 };
+
+#define QFS_NODE_SEAL_AGE_DEFAULT_MS 60000ull
 
 struct qfs_node;
 
@@ -79,6 +84,33 @@ int qfs_node_scan(struct qfs_node *n, qfs_group_t group, const uint8_t *lo, size
  *   group 0000000000000401 state stopped err "corrupt record in 0000000000000001.wal at 4096" ...
  */
 void qfs_node_status(struct qfs_node *n, struct qfs_buf *out);
+
+/* WAL archiving hooks (src/archive).
+ *
+ * qfs_node_wal_info: the directory of group's WAL (segment files as in
+ * doc/format-wal.md: every file but the highest-named one is sealed and
+ * immutable) and the group's applied LSN.  0, QFS_ENOGROUP, QFS_ESTOPPED,
+ * -ENAMETOOLONG, store read errors; outputs set only on 0.
+ *
+ * qfs_node_wal_release: the caller has archived every record below lsn.
+ * Makes the store durable (qfs_store_sync), then deletes the WAL's sealed
+ * segments whose records are all below min(lsn, applied + 1) (the WAL always
+ * keeps its newest durable segment).  Runs with the group map locked
+ * exclusively for the unlinks (the I/O thread waits).  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED, -EIO, -errno of unlink.
+ *
+ * qfs_node_snapshot_scan: qfs_store_snapshot_scan of group (items and the
+ * applied LSN of one RocksDB snapshot), plus QFS_ENOGROUP, QFS_ESTOPPED.
+ *
+ * qfs_node_set_seal_hook: cb(group, arg) is called on the I/O thread after
+ * every age seal (keep it short: it may only signal).  NULL clears it; set
+ * it before writes start or after they stop. */
+int qfs_node_wal_info(struct qfs_node *n, qfs_group_t group, char *dir, size_t dir_len,
+		      qfs_lsn_t *applied);
+int qfs_node_wal_release(struct qfs_node *n, qfs_group_t group, qfs_lsn_t lsn);
+int qfs_node_snapshot_scan(struct qfs_node *n, qfs_group_t group, qfs_lsn_t *applied,
+			   qfs_store_scan_cb cb, void *arg);
+void qfs_node_set_seal_hook(struct qfs_node *n, void (*cb)(qfs_group_t group, void *arg), void *arg);
 
 struct qfs_node_stat {
 	uint64_t proposals;     /* proposals accepted */

@@ -51,8 +51,13 @@ struct qfs_objstore_cfg {
 	const char *ca_file;        /* extra CA bundle; TLS verification is always on */
 	uint64_t multipart_threshold; /* bytes; larger uploads are multipart; 0: 16 MiB */
 	uint64_t part_size;         /* bytes per part; 0: 8 MiB (S3 minimum 5 MiB) */
-	int max_retries;            /* 0: 5 */
+	int max_retries;            /* retries after the first try; 0: 5, < 0: none */
 	uint32_t timeout_ms;        /* per request; 0: 30000 */
+	/* Added after the first version (zero keeps the defaults): */
+	uint32_t backoff_ms;        /* first retry waits up to this (full jitter),
+	                               doubling per retry up to 10 s; 0: 100 */
+	uint32_t list_max_keys;     /* S3 max-keys per list page; 0: 1000 (tests
+	                               lower it to exercise pagination) */
 };
 
 struct qfs_objstore;

@@ -126,7 +126,13 @@ int qfs_store_open(const char *dir, struct qfs_store **out)
 	rocksdb_options_set_max_background_jobs(s->opts, 2);
 	rocksdb_options_set_bytes_per_sync(s->opts, 1 << 20);
 	rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opts, 1);
+	/* Our WAL is the durability source and the node replays it from the
+	 * applied LSN, so RocksDB's own WAL is off: no double logging, and no
+	 * RocksDB log write that can fail on a full disk (its WAL writer asserts
+	 * on such failures in Debian's build).  What is only in the memtable at
+	 * a crash is replayed from our WAL. */
 	rocksdb_writeoptions_set_sync(s->wo, 0);
+	rocksdb_writeoptions_disable_WAL(s->wo, 1);
 
 	for (size_t i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++) {
 		rocksdb_options_set_compression(s->opts, compressions[i]);
@@ -391,6 +397,102 @@ err_free_lo:
 	return rc;
 }
 
+/* See store.h.  One RocksDB snapshot serves the applied-LSN read and the
+ * iterator, so a concurrent apply is either wholly in or wholly out. */
+int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *applied,
+			    qfs_store_scan_cb cb, void *arg)
+{
+	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN], ak[STORE_GROUP_PREFIX_LEN];
+	size_t hi_len, vlen;
+	qfs_lsn_t lsn = 0;
+	char *err = NULL;
+	int rc = 0;
+
+	store_group_prefix(lo, group);
+	hi_len = store_group_end(hi, group);
+	store_applied_key(ak, group);
+	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	if (!ro) {
+		rocksdb_release_snapshot(s->db, snap);
+		return -ENOMEM;
+	}
+	rocksdb_readoptions_set_snapshot(ro, snap);
+	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(s->db, ro, (const char *)ak, sizeof(ak), &err);
+	if (err) {
+		rc = store_rocks_err(s, "snapshot applied", err);
+		goto out_ro;
+	}
+	if (v) {
+		const char *p = rocksdb_pinnableslice_value(v, &vlen);
+		if (vlen == 8)
+			lsn = qfs_be64_get((const uint8_t *)p);
+		else
+			rc = QFS_ECORRUPT;
+		rocksdb_pinnableslice_destroy(v);
+		if (rc)
+			goto out_ro;
+	}
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hi_len);
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		const char *val = rocksdb_iter_value(it, &vl);
+		rc = cb((const uint8_t *)k + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN,
+			(const uint8_t *)val, vl, arg);
+		if (rc)
+			break;
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		if (err)
+			rc = store_rocks_err(s, "snapshot scan", err);
+	}
+	rocksdb_iter_destroy(it);
+out_ro:
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_release_snapshot(s->db, snap);
+	if (rc == 0)
+		*applied = lsn;
+	return rc;
+}
+
+/* See store.h.  Plain puts with RocksDB's WAL unsynced. */
+int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+			const uint8_t *val, size_t val_len)
+{
+	uint8_t kb[STORE_DBKEY_MAX];
+	size_t klen;
+	char *err = NULL;
+	uint8_t *k = store_item_key(kb, sizeof(kb), group, key, key_len, &klen);
+
+	if (!k)
+		return -ENOMEM;
+	rocksdb_put(s->db, s->wo, (const char *)k, klen, (const char *)val, val_len, &err);
+	if (k != kb)
+		free(k);
+	if (err)
+		return store_rocks_err(s, "load item", err);
+	return 0;
+}
+
+/* See store.h. */
+int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	int rc;
+
+	if (!wb)
+		return -ENOMEM;
+	batch_put_applied(wb, group, lsn);
+	rc = batch_write(s, wb, "load applied");
+	rocksdb_writebatch_destroy(wb);
+	return rc;
+}
+
 /* Delete every item of group (one range tombstone) and its applied LSN, in
  * one batch.  0, -ENOMEM or -EIO (nothing changed).  I/O thread. */
 int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
@@ -409,6 +511,8 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	rc = batch_write(s, wb, "drop group");
 	rocksdb_writebatch_destroy(wb);
+	if (!rc) /* the group's WAL is gone: make the drop durable now */
+		rc = qfs_store_sync(s);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "store group dropped dir=%s group=%llu", s->dir,
 			(unsigned long long)group);
@@ -420,9 +524,15 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 int qfs_store_sync(struct qfs_store *s)
 {
 	char *err = NULL;
-	rocksdb_flush_wal(s->db, 1, &err);
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+
+	if (!fo)
+		return -ENOMEM;
+	rocksdb_flushoptions_set_wait(fo, 1);
+	rocksdb_flush(s->db, fo, &err);
+	rocksdb_flushoptions_destroy(fo);
 	if (err)
-		return store_rocks_err(s, "sync", err);
+		return store_rocks_err(s, "flush", err);
 	return 0;
 }
 

@@ -6,8 +6,8 @@
  *                   'a' be64(group)          -> be64(applied LSN)
  * A committed log entry is applied in one WriteBatch together with the new
  * applied LSN, so after a crash the store is exactly "all entries up to
- * applied"; the node replays the WAL from applied+1.  RocksDB's own WAL is on
- * but not synced: our WAL is the durability source.
+ * applied"; the node replays the WAL from applied+1.  RocksDB's own WAL is
+ * off: our WAL is the durability source (qfs_store_sync flushes).
  *
  * Thread-safety: reads (get, scan, applied) may run on any thread at any
  * time; apply and drop are called only by the node's I/O thread.
@@ -61,9 +61,26 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 /* Delete every item of group and its applied LSN.  0 or -EIO. */
 int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group);
 
-/* Make everything applied so far survive a crash (syncs RocksDB's WAL).
- * Call before deleting WAL segments below the applied LSN.  0 or -EIO. */
+/* Make everything applied so far survive a crash (flushes RocksDB's
+ * memtables to SST files and waits).  Call before deleting WAL segments
+ * below the applied LSN.  0, -ENOMEM or -EIO. */
 int qfs_store_sync(struct qfs_store *s);
+
+/* Consistent snapshot of a whole group, for archive snapshots: calls cb for
+ * every item of group in key order, all read from one RocksDB snapshot, and
+ * on success stores in *applied the group's applied LSN read from that same
+ * snapshot (so the items are exactly the state after applying 1..*applied).
+ * Returns 0, cb's nonzero value, -ENOMEM, -EIO or QFS_ECORRUPT (applied LSN
+ * not 8 bytes); *applied set only on 0.  Any thread. */
+int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *applied,
+			    qfs_store_scan_cb cb, void *arg);
+
+/* Restore path (src/archive/restore.c) on a private store: write one item of
+ * group as is, or set the group's applied LSN, without txn semantics.
+ * 0, -ENOMEM or -EIO.  Not for a live node's store. */
+int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+			const uint8_t *val, size_t val_len);
+int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
 
 /* Approximate bytes and keys of group (RocksDB estimates). */
 int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes);

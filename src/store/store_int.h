@@ -26,7 +26,7 @@ struct qfs_store {
 	rocksdb_options_t *opts;
 	rocksdb_block_based_table_options_t *bbto;
 	rocksdb_cache_t *cache;           /* block cache shared with bbto's table factory */
-	rocksdb_writeoptions_t *wo;       /* sync = false: our WAL is the durability source */
+	rocksdb_writeoptions_t *wo;       /* RocksDB WAL off: our WAL is the durability source */
 	rocksdb_readoptions_t *ro;        /* plain point reads; immutable after open */
 	char *dir;                        /* path of the RocksDB, for log lines */
 };

@@ -24,8 +24,14 @@ qfs_require() {
 
 qfs_cleanup() {
 	local rc=$?
-	if [ -n "${MNT:-}" ] && mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
+		echo "--- daemon output ($T/daemon.out, last 40 lines)" >&2
+		tail -n 40 "$T/daemon.out" >&2
+	fi
+	if [ -n "${MNT:-}" ]; then
+		# also a dead mount (crashed daemon), which mountpoint -q does not see
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null ||
+			umount -l "$MNT" 2>/dev/null || true
 	fi
 	if [ -n "${QFS_PID:-}" ]; then
 		# the daemon exits by itself after the unmount; wait for it briefly

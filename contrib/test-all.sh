@@ -1,0 +1,109 @@
+#!/bin/bash
+# contrib/test-all.sh - build and test quorumfs twice, the way CI does.
+#
+# Usage: contrib/test-all.sh          (from anywhere; works on the tree it is in)
+#
+# 1. autoreconf -fi in the source tree;
+# 2. build/:     ../configure && make -j2 && make -j2 check
+# 3. build-san/: ../configure --enable-sanitizers && make -j2 && make -j2 check
+#    with ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 and
+#    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 (set for both builds).
+# Both builds always run (a failure in the first does not hide the second).
+# For every test whose .trs says FAIL, ERROR or XPASS the test's .log is
+# printed.  The last line is exactly
+#     N passed, N failed[, N skipped]
+# summed over both builds' .trs files (PASS and XFAIL count as passed; FAIL,
+# ERROR and XPASS as failed; a configure/make failure or a make check that
+# times out counts as one failed).  Exit status 0 only if nothing failed.
+# Environment: JOBS (default 2), QFS_CHECK_TIMEOUT (seconds per make check,
+# default 1800), CONFIGURE_FLAGS (extra flags for both configures).
+# Integration tests need root and /dev/fuse; without them they skip.
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+JOBS=${JOBS:-2}
+CHECK_TIMEOUT=${QFS_CHECK_TIMEOUT:-1800}
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+passed=0
+failed=0
+skipped=0
+
+banner() { printf '\n===== %s\n' "$*"; }
+
+# count_results DIR: add DIR's .trs results to the totals; print failed logs.
+count_results() {
+	local dir=$1 trs res log
+	while IFS= read -r -d '' trs; do
+		while read -r _ res; do
+			case $res in
+			PASS | XFAIL) passed=$((passed + 1)) ;;
+			SKIP) skipped=$((skipped + 1)) ;;
+			FAIL | ERROR | XPASS)
+				failed=$((failed + 1))
+				log=${trs%.trs}.log
+				banner "$res: ${log#./} ($dir)"
+				if [ -f "$log" ]; then cat "$log"; else echo "(no $log)"; fi
+				;;
+			esac
+		done < <(grep '^:test-result:' "$trs")
+	done < <(find "$dir" -name '*.trs' -print0 | sort -z)
+}
+
+# build_and_check DIR CONFIGURE_ARGS...
+build_and_check() {
+	local dir=$1 t0=$SECONDS rc
+	shift
+	banner "$dir: ../configure $*"
+	mkdir -p "$dir" || { failed=$((failed + 1)); return; }
+	# results of an earlier run must not be counted again
+	find "$dir" \( -name '*.trs' -o -name '*.log' \) -path '*tests/*' -delete 2>/dev/null
+	rm -f "$dir/test-suite.log"
+	if ! (cd "$dir" && ../configure ${CONFIGURE_FLAGS:-} "$@") >"$dir/configure.out" 2>&1; then
+		cat "$dir/configure.out"
+		[ -f "$dir/config.log" ] && tail -n 40 "$dir/config.log"
+		banner "FAIL: configure in $dir"
+		failed=$((failed + 1))
+		return
+	fi
+	if ! make -C "$dir" -j"$JOBS"; then
+		banner "FAIL: make in $dir"
+		failed=$((failed + 1))
+		return
+	fi
+	banner "$dir: make check"
+	timeout -k 60 "$CHECK_TIMEOUT" make -C "$dir" -j"$JOBS" check
+	rc=$?
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		banner "FAIL: make check in $dir timed out after $CHECK_TIMEOUT s; tests still running:"
+		find "$dir" -path '*tests/*' -name '*.log' | while read -r log; do
+			[ -f "${log%.log}.trs" ] || { echo "--- $log"; cat "$log"; }
+		done
+		failed=$((failed + 1))
+	elif [ $rc -ne 0 ] && ! grep -qs '^:test-result: \(FAIL\|ERROR\|XPASS\)' /dev/null $(find "$dir" -name '*.trs'); then
+		# make check failed without a failed test (e.g. a check program did not build)
+		banner "FAIL: make check in $dir exited $rc"
+		failed=$((failed + 1))
+	fi
+	count_results "$dir"
+	banner "$dir: done in $((SECONDS - t0)) s"
+}
+
+banner "autoreconf -fi"
+if ! autoreconf -fi; then
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+build_and_check build
+# Under ASan everything is 2-3x slower: the sanitizer build writes a 1 GiB
+# big file instead of 3 GiB (the normal build covers several GiB).
+export QFS_BIG_MB=${QFS_SAN_BIG_MB:-1024}
+build_and_check build-san --enable-sanitizers
+
+summary="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo
+echo "$summary"
+[ "$failed" -eq 0 ]

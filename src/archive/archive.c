@@ -1,0 +1,937 @@
+/*
+ * archive.c - the archiver thread (contract: archive.h; formats and keys:
+ * doc/format-archive.md; operations: doc/archive.md).
+ *
+ * One pass visits every group the node hosts (struct part per group):
+ *   1. the first time, load the group's manifest from the object store (an
+ *      absent manifest is an empty archive) and check that the local WAL's
+ *      sealed segments already listed in it have the same LSN ranges and
+ *      sizes (another data directory's archive is refused, never trimmed);
+ *   2. list the WAL directory: every file but the highest-named is sealed
+ *      (doc/format-wal.md); upload, in LSN order, each sealed segment whose
+ *      records are all applied and above the archived LSN, after checking
+ *      every record's CRC; the object is the segment file as is;
+ *   3. rewrite the manifest (only after the segments are stored);
+ *   4. once the manifest is stored, ask the node to delete the local
+ *      segments below the archived LSN (it syncs the store first);
+ *   5. every snap_segments segments / snap_bytes bytes, stage a consistent
+ *      snapshot of the group in tmp_dir, upload it, list it in the manifest;
+ *   6. publish status (lag in bytes and age of the oldest unarchived record).
+ * A failure stops that group's pass; the next pass retries (backoff 1..8 s).
+ * Leader rule: a replica uploads only groups it leads (every group today).
+ *
+ * Threads and locks: the archiver thread alone touches the object store,
+ * the manifests and a part's private fields.  a->mu protects the part list
+ * and the published status fields (marked "mu"), the kick flag and stop.
+ * Status readers take a->mu only.  Node calls are made with no lock held.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+#include "archive/archive_int.h"
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "wal/wal_int.h"
+
+#define ERR_MAX 256
+#define PASS_MAX_SEGMENTS 16   /* uploads per group per pass, so others get a turn */
+#define BACKOFF_MIN_MS 1000u
+#define BACKOFF_MAX_MS 8000u
+#define SNAP_FLUSH (1u << 20)
+
+struct part {
+	qfs_group_t group;
+	/* archiver thread only: */
+	int loaded;                    /* manifest read (or found absent) */
+	int verified;                  /* local WAL checked against the manifest */
+	int dirty;                     /* manifest has entries not yet stored */
+	struct qfs_arch_manifest man;
+	qfs_lsn_t stored;              /* last LSN listed in the stored manifest */
+	qfs_lsn_t released;            /* local WAL released below stored + 1 */
+	uint32_t since_snap_segs;      /* segments archived since the last snapshot */
+	uint64_t since_snap_bytes;
+	int seen;                      /* hosted in the current pass */
+	/* published; protected by a->mu: */
+	qfs_lsn_t st_archived, st_applied, st_snap;
+	uint64_t st_lag_bytes, st_lag_ns;
+	uint32_t st_pending;
+	int st_err;                    /* last error code, 0 if the last pass was clean */
+	char st_errmsg[ERR_MAX];       /* last error, kept after recovery ("-" if none ever) */
+};
+
+struct qfs_archive {
+	struct qfs_node *n;
+	struct qfs_objstore *os;
+	char *url;                     /* for status */
+	char *tmp_dir;
+	uint32_t interval_ms, snap_segments;
+	uint64_t snap_bytes;
+	uint32_t backoff_ms;           /* archiver thread only */
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;             /* kick or stop; CLOCK_MONOTONIC */
+	int kicked, stop;              /* mu */
+	struct part **parts;           /* mu; sorted by group; freed by the thread only */
+	size_t nparts;                 /* mu */
+	char alarm[ERR_MAX];           /* mu; "" when no alarm */
+	uint64_t up_segs, up_bytes, up_snaps; /* mu */
+	uint64_t passes;               /* mu */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t wall_ns(void)
+{
+	struct qfs_ts t;
+
+	qfs_clock_now(&t);
+	return (uint64_t)t.sec * 1000000000ull + t.nsec;
+}
+
+static void clean(char *s)
+{
+	for (; *s; s++)
+		if (*s == '"' || *s == '\n' || *s == '\r')
+			*s = '\'';
+}
+
+/* Record err for pt (and the auth alarm) with a description; logs when the
+ * message changes.  Archiver thread. */
+static void part_fail(struct qfs_archive *a, struct part *pt, int err, const char *what, const char *key)
+{
+	char msg[ERR_MAX];
+	const char *detail = a->os ? qfs_objstore_last_error(a->os) : "";
+	int changed;
+
+	snprintf(msg, sizeof(msg), "%s%s%s: %s%s%s", what, key ? " " : "", key ? key : "",
+		 qfs_strerror(err), detail && *detail ? ": " : "", detail ? detail : "");
+	clean(msg);
+	pthread_mutex_lock(&a->mu);
+	changed = strcmp(msg, pt->st_errmsg) != 0 || pt->st_err != err;
+	pt->st_err = err;
+	memcpy(pt->st_errmsg, msg, sizeof(msg));
+	if (err == -EACCES)
+		snprintf(a->alarm, sizeof(a->alarm), "authentication refused by %s: %s",
+			 qfs_objstore_describe(a->os), msg);
+	pthread_mutex_unlock(&a->mu);
+	if (changed)
+		QFS_LOG(err == -EACCES ? QFS_LOG_ERR : QFS_LOG_WARN,
+			"archive failed group=%016llx err=\"%s\"", (unsigned long long)pt->group, msg);
+}
+
+static void part_ok(struct qfs_archive *a, struct part *pt)
+{
+	pthread_mutex_lock(&a->mu);
+	if (pt->st_err)
+		QFS_LOG(QFS_LOG_INFO, "archive recovered group=%016llx", (unsigned long long)pt->group);
+	pt->st_err = 0;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Read the whole file at path.  *data malloc'd.  0 or -errno. */
+static int slurp(const char *path, uint8_t **data, size_t *len)
+{
+	struct stat st;
+	uint8_t *p;
+	size_t off = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	p = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!p) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			free(p);
+			goto out_close;
+		}
+		off += (size_t)n;
+	}
+	*data = p;
+	*len = off;
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- local WAL */
+
+struct lseg {
+	qfs_lsn_t first;
+	uint64_t size;
+};
+
+static int lseg_cmp(const void *x, const void *y)
+{
+	const struct lseg *a = x, *b = y;
+
+	return a->first < b->first ? -1 : a->first > b->first;
+}
+
+/* Segment files of dir, ascending.  *out malloc'd.  0 or -errno. */
+static int list_wal(const char *dir, struct lseg **out, size_t *count)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct lseg *v = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX], *e;
+		struct stat st;
+		unsigned long long first;
+
+		if (strlen(de->d_name) != QFS_WAL_NAME_LEN || strcmp(de->d_name + 16, ".wal"))
+			continue;
+		errno = 0;
+		first = strtoull(de->d_name, &e, 16);
+		if (errno || e != de->d_name + 16)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) < 0)
+			continue; /* released meanwhile */
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct lseg *nv = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].first = first;
+		v[n].size = (uint64_t)st.st_size;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof(*v), lseg_cmp);
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+/* time_ns of the first record of a segment file, 0 if none or unreadable. */
+static uint64_t first_record_time(const char *dir, qfs_lsn_t first)
+{
+	uint8_t b[QFS_WAL_REC_HDR + 17];
+	char path[PATH_MAX];
+	uint64_t t = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, b, sizeof(b), QFS_WAL_SEG_HDR) == (ssize_t)sizeof(b))
+		t = qfs_be64_get(b + QFS_WAL_REC_HDR + 9);
+	close(fd);
+	return t;
+}
+
+/* ---------------------------------------------------------------- manifest */
+
+static int manifest_load(struct qfs_archive *a, struct part *pt)
+{
+	char key[QFS_ARCH_KEY_MAX];
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	qfs_arch_key_manifest(key, pt->group);
+	rc = qfs_objstore_get(a->os, key, 0, 0, &data, &len);
+	if (rc == -ENOENT) {
+		qfs_arch_manifest_close(&pt->man);
+		pt->loaded = 1;
+		return 0;
+	}
+	if (rc) {
+		part_fail(a, pt, rc, "manifest get", key);
+		return rc;
+	}
+	rc = qfs_arch_manifest_decode(data, len, pt->group, &pt->man);
+	free(data);
+	if (rc) {
+		part_fail(a, pt, rc, "manifest unreadable", key);
+		return rc;
+	}
+	pt->loaded = 1;
+	pt->stored = qfs_arch_manifest_last(&pt->man);
+	pt->released = 0;
+	return 0;
+}
+
+static int manifest_store(struct qfs_archive *a, struct part *pt)
+{
+	char key[QFS_ARCH_KEY_MAX];
+	struct qfs_buf b;
+	int rc;
+
+	qfs_arch_key_manifest(key, pt->group);
+	qfs_buf_init(&b);
+	qfs_arch_manifest_encode(&pt->man, &b);
+	rc = b.err ? b.err : qfs_objstore_put(a->os, key, b.data, b.len);
+	qfs_buf_close(&b);
+	if (rc) {
+		part_fail(a, pt, rc, "manifest put", key);
+		return rc;
+	}
+	pt->dirty = 0;
+	pt->stored = qfs_arch_manifest_last(&pt->man);
+	return 0;
+}
+
+/* Sealed local segments already listed must match the manifest exactly. */
+static int verify_local(struct qfs_archive *a, struct part *pt, const struct lseg *ls, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		qfs_lsn_t first = ls[i].first, last = ls[i + 1].first - 1;
+
+		if (last > pt->stored)
+			break;
+		while (j < pt->man.nsegs && pt->man.segs[j].last < last)
+			j++;
+		if (j == pt->man.nsegs || pt->man.segs[j].first != first || pt->man.segs[j].last != last ||
+		    pt->man.segs[j].size != ls[i].size) {
+			char what[160];
+			snprintf(what, sizeof(what),
+				 "local segment %016llx-%016llx differs from the archive's manifest "
+				 "(archive of another data directory?)",
+				 (unsigned long long)first, (unsigned long long)last);
+			part_fail(a, pt, QFS_ECORRUPT, what, NULL);
+			return QFS_ECORRUPT;
+		}
+	}
+	pt->verified = 1;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- upload */
+
+static int upload_segment(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t first,
+			  qfs_lsn_t last)
+{
+	char path[PATH_MAX], key[QFS_ARCH_KEY_MAX];
+	struct qfs_arch_seg s;
+	const char *why = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t t0 = qfs_clock_mono_ms();
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
+	rc = slurp(path, &data, &len);
+	if (rc) {
+		part_fail(a, pt, rc, "read local segment", path);
+		return rc;
+	}
+	rc = qfs_arch_seg_walk(data, len, NULL, NULL, &s, &why);
+	if (rc == 0 && (s.first != first || s.last != last)) {
+		rc = QFS_ECORRUPT;
+		why = "LSN range differs from the file names";
+	}
+	if (rc) {
+		char what[PATH_MAX + 64];
+		snprintf(what, sizeof(what), "local segment %s: %s", path, why ? why : "unreadable");
+		part_fail(a, pt, rc, what, NULL);
+		free(data);
+		return rc;
+	}
+	qfs_arch_key_seg(key, pt->group, first, last);
+	rc = qfs_objstore_put(a->os, key, data, len);
+	free(data);
+	if (rc) {
+		part_fail(a, pt, rc, "segment put", key);
+		return rc;
+	}
+	rc = qfs_arch_manifest_add_seg(&pt->man, &s);
+	if (rc) {
+		part_fail(a, pt, rc, "manifest append", key);
+		return rc;
+	}
+	pt->dirty = 1;
+	pt->since_snap_segs++;
+	pt->since_snap_bytes += len;
+	pthread_mutex_lock(&a->mu);
+	a->up_segs++;
+	a->up_bytes += len;
+	a->alarm[0] = '\0';
+	pthread_mutex_unlock(&a->mu);
+	QFS_LOG(QFS_LOG_INFO, "archive segment uploaded group=%016llx first=%llu last=%llu bytes=%zu ms=%llu",
+		(unsigned long long)pt->group, (unsigned long long)first, (unsigned long long)last, len,
+		(unsigned long long)(qfs_clock_mono_ms() - t0));
+	return 0;
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+struct snap_writer {
+	int fd;
+	struct qfs_buf b;
+	uint64_t off;        /* file bytes written */
+	uint64_t items;
+	uint32_t crc;        /* CRC-32C of the records */
+	int err;
+};
+
+static int snap_flush(struct snap_writer *w)
+{
+	size_t done = 0;
+
+	if (w->b.err)
+		return w->err = w->b.err;
+	while (done < w->b.len) {
+		ssize_t n = pwrite(w->fd, w->b.data + done, w->b.len - done, (off_t)(w->off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return w->err = n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	w->off += done;
+	qfs_buf_reset(&w->b);
+	return 0;
+}
+
+static int snap_item(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct snap_writer *w = arg;
+	uint8_t h[QFS_ARCH_SNAP_REC_HDR];
+
+	qfs_arch_snap_rec_header(h, (uint32_t)kl, (uint32_t)vl);
+	w->crc = qfs_crc32c(w->crc, h, sizeof(h));
+	w->crc = qfs_crc32c(w->crc, k, kl);
+	w->crc = qfs_crc32c(w->crc, v, vl);
+	qfs_buf_put(&w->b, h, sizeof(h));
+	qfs_buf_put(&w->b, k, kl);
+	qfs_buf_put(&w->b, v, vl);
+	w->items++;
+	if (w->b.len >= SNAP_FLUSH || w->b.err)
+		return snap_flush(w) ? 1 : 0;
+	return 0;
+}
+
+/* CRC-32C of the whole file (the header is written last, so re-read). */
+static int file_crc(int fd, uint64_t len, uint32_t *out)
+{
+	uint8_t buf[65536];
+	uint32_t crc = 0;
+	uint64_t off = 0;
+
+	while (off < len) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		crc = qfs_crc32c(crc, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	*out = crc;
+	return 0;
+}
+
+static int take_snapshot(struct qfs_archive *a, struct part *pt)
+{
+	char path[PATH_MAX], key[QFS_ARCH_KEY_MAX];
+	uint8_t hdr[QFS_ARCH_SNAP_HDR], tr[QFS_ARCH_SNAP_TRAILER];
+	struct snap_writer w;
+	struct qfs_arch_snap s;
+	qfs_lsn_t lsn = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/qfs-snap-%016llx-%ld.tmp", a->tmp_dir,
+		 (unsigned long long)pt->group, (long)getpid());
+	memset(&w, 0, sizeof(w));
+	qfs_buf_init(&w.b);
+	w.fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.fd < 0) {
+		rc = -errno;
+		part_fail(a, pt, rc, "snapshot staging file", path);
+		qfs_buf_close(&w.b);
+		return rc;
+	}
+	w.off = QFS_ARCH_SNAP_HDR; /* the header goes in last */
+	rc = qfs_node_snapshot_scan(a->n, pt->group, &lsn, snap_item, &w);
+	if (rc == 1)
+		rc = w.err;
+	if (!rc)
+		rc = snap_flush(&w);
+	if (rc) {
+		part_fail(a, pt, rc, "snapshot scan", NULL);
+		goto out;
+	}
+	if (lsn == 0 || (pt->man.nsnaps && pt->man.snaps[pt->man.nsnaps - 1].lsn >= lsn))
+		goto out; /* nothing new since the last snapshot */
+	memset(&s, 0, sizeof(s));
+	s.lsn = lsn;
+	s.time_ns = wall_ns(); /* after the scan: later than every entry in it */
+	s.items = w.items;
+	qfs_arch_snap_trailer(tr, w.items, w.crc);
+	qfs_buf_put(&w.b, tr, sizeof(tr));
+	if ((rc = snap_flush(&w)) != 0) {
+		part_fail(a, pt, rc, "snapshot staging write", path);
+		goto out;
+	}
+	qfs_arch_snap_header(hdr, pt->group, lsn, s.time_ns);
+	if (pwrite(w.fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+		rc = errno ? -errno : -EIO;
+		part_fail(a, pt, rc, "snapshot staging write", path);
+		goto out;
+	}
+	s.size = w.off;
+	if ((rc = file_crc(w.fd, s.size, &s.crc)) != 0) {
+		part_fail(a, pt, rc, "snapshot staging read", path);
+		goto out;
+	}
+	qfs_arch_key_snap(key, pt->group, lsn);
+	rc = qfs_objstore_put_file(a->os, key, path);
+	if (rc) {
+		part_fail(a, pt, rc, "snapshot put", key);
+		goto out;
+	}
+	if ((rc = qfs_arch_manifest_add_snap(&pt->man, &s)) != 0) {
+		part_fail(a, pt, rc, "manifest append", key);
+		goto out;
+	}
+	pt->dirty = 1;
+	pt->since_snap_segs = 0;
+	pt->since_snap_bytes = 0;
+	pthread_mutex_lock(&a->mu);
+	a->up_snaps++;
+	pthread_mutex_unlock(&a->mu);
+	QFS_LOG(QFS_LOG_INFO, "archive snapshot uploaded group=%016llx lsn=%llu items=%llu bytes=%llu",
+		(unsigned long long)pt->group, (unsigned long long)lsn, (unsigned long long)w.items,
+		(unsigned long long)s.size);
+out:
+	close(w.fd);
+	unlink(path);
+	qfs_buf_close(&w.b);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- pass */
+
+/* Publish lag figures from a fresh listing of the WAL directory. */
+static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t applied)
+{
+	struct lseg *ls = NULL;
+	size_t n = 0, i;
+	uint64_t lag_bytes = 0, lag_ns = 0;
+	uint32_t pending = 0;
+
+	if (list_wal(dir, &ls, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			int tail = i + 1 == n;
+			qfs_lsn_t last = tail ? 0 : ls[i + 1].first - 1;
+
+			if (tail ? ls[i].size <= QFS_WAL_SEG_HDR : last <= pt->stored)
+				continue;
+			if (pending++ == 0) {
+				uint64_t t = first_record_time(dir, ls[i].first), now = wall_ns();
+				lag_ns = t && now > t ? now - t : 0;
+			}
+			lag_bytes += ls[i].size - QFS_WAL_SEG_HDR;
+		}
+	}
+	free(ls);
+	pthread_mutex_lock(&a->mu);
+	pt->st_archived = pt->stored;
+	pt->st_applied = applied;
+	pt->st_snap = pt->man.nsnaps ? pt->man.snaps[pt->man.nsnaps - 1].lsn : 0;
+	pt->st_lag_bytes = lag_bytes;
+	pt->st_lag_ns = lag_ns;
+	pt->st_pending = pending;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* One pass over one group.  Returns 0, or the error that stopped it. */
+static int part_pass(struct qfs_archive *a, struct part *pt)
+{
+	char dir[PATH_MAX];
+	struct lseg *ls = NULL;
+	size_t n = 0, uploads = 0;
+	qfs_lsn_t applied;
+	int rc;
+
+	rc = qfs_node_wal_info(a->n, pt->group, dir, sizeof(dir), &applied);
+	if (rc == QFS_ENOGROUP)
+		return 0; /* dropped meanwhile */
+	if (rc) {
+		part_fail(a, pt, rc, "group not readable", NULL);
+		return rc;
+	}
+	if (!pt->loaded && (rc = manifest_load(a, pt)) != 0)
+		goto out_publish;
+	if ((rc = list_wal(dir, &ls, &n)) != 0) {
+		part_fail(a, pt, rc, "list local WAL", dir);
+		goto out_publish;
+	}
+	if (!pt->verified && (rc = verify_local(a, pt, ls, n)) != 0)
+		goto out_publish;
+
+	for (size_t i = 0; i + 1 < n && uploads < PASS_MAX_SEGMENTS; i++) {
+		qfs_lsn_t first = ls[i].first, last = ls[i + 1].first - 1, have;
+
+		have = qfs_arch_manifest_last(&pt->man);
+		if (last <= have)
+			continue;
+		if (last > applied)
+			break; /* not all applied (committed) yet */
+		if (have && first != have + 1) {
+			char what[160];
+			snprintf(what, sizeof(what),
+				 "local WAL segment %016llx does not continue the archive (last archived %llu)",
+				 (unsigned long long)first, (unsigned long long)have);
+			rc = QFS_ECORRUPT;
+			part_fail(a, pt, rc, what, NULL);
+			break;
+		}
+		if ((rc = upload_segment(a, pt, dir, first, last)) != 0)
+			break;
+		uploads++;
+	}
+	if (pt->dirty) {
+		int mrc = manifest_store(a, pt);
+		if (!rc)
+			rc = mrc;
+	}
+	if (!pt->dirty && pt->stored > pt->released) {
+		int rrc = qfs_node_wal_release(a->n, pt->group, pt->stored + 1);
+		if (rrc && rrc != QFS_ENOGROUP) {
+			part_fail(a, pt, rrc, "local WAL release", NULL);
+			if (!rc)
+				rc = rrc;
+		} else if (!rrc) {
+			pt->released = pt->stored;
+		}
+	}
+	if (!rc && (pt->since_snap_segs >= a->snap_segments || pt->since_snap_bytes >= a->snap_bytes)) {
+		rc = take_snapshot(a, pt);
+		if (!rc && pt->dirty)
+			rc = manifest_store(a, pt);
+	}
+	if (!rc)
+		part_ok(a, pt);
+out_publish:
+	free(ls);
+	part_publish(a, pt, dir, applied);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- thread */
+
+struct ids {
+	qfs_group_t *v;
+	size_t n, cap;
+	int err;
+};
+
+static void collect(qfs_group_t g, void *arg)
+{
+	struct ids *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		qfs_group_t *nv = realloc(c->v, cap * sizeof(*nv));
+		if (!nv) {
+			c->err = -ENOMEM;
+			return;
+		}
+		c->v = nv;
+		c->cap = cap;
+	}
+	c->v[c->n++] = g;
+}
+
+static void part_free(struct part *pt)
+{
+	if (!pt)
+		return;
+	qfs_arch_manifest_close(&pt->man);
+	free(pt);
+}
+
+/* Bring the part list in line with the node's groups (ascending). */
+static int sync_parts(struct qfs_archive *a)
+{
+	struct ids c = { 0 };
+	struct part **np, **old;
+	size_t nold, i, j = 0, got = 0;
+
+	qfs_node_groups(a->n, collect, &c);
+	if (c.err || !(np = calloc(c.n ? c.n : 1, sizeof(*np)))) {
+		free(c.v);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&a->mu);
+	old = a->parts;
+	nold = a->nparts;
+	for (i = 0; i < c.n; i++) {
+		struct part *pt;
+
+		while (j < nold && old[j]->group < c.v[i])
+			part_free(old[j++]);
+		if (j < nold && old[j]->group == c.v[i]) {
+			np[got++] = old[j++];
+			continue;
+		}
+		pt = calloc(1, sizeof(*pt));
+		if (!pt)
+			continue; /* picked up again at the next pass */
+		pt->group = c.v[i];
+		qfs_arch_manifest_init(&pt->man, c.v[i]);
+		snprintf(pt->st_errmsg, ERR_MAX, "-");
+		np[got++] = pt;
+	}
+	for (; j < nold; j++)
+		part_free(old[j]);
+	a->parts = np;
+	a->nparts = got;
+	pthread_mutex_unlock(&a->mu);
+	free(old);
+	free(c.v);
+	return got < c.n ? -ENOMEM : 0;
+}
+
+static void *archive_main(void *arg)
+{
+	struct qfs_archive *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->stop) {
+		struct timespec ts;
+		uint32_t wait = a->backoff_ms > a->interval_ms ? a->backoff_ms : a->interval_ms;
+		int failed = 0;
+
+		pthread_mutex_unlock(&a->mu);
+		sync_parts(a);
+		for (size_t i = 0;; i++) {
+			struct part *pt;
+			int rc;
+
+			pthread_mutex_lock(&a->mu);
+			if (a->stop || i >= a->nparts) {
+				pthread_mutex_unlock(&a->mu);
+				break;
+			}
+			pt = a->parts[i]; /* only this thread frees parts */
+			pthread_mutex_unlock(&a->mu);
+			rc = part_pass(a, pt);
+			if (rc)
+				failed = 1;
+		}
+		a->backoff_ms = failed ? (a->backoff_ms ? a->backoff_ms * 2 : BACKOFF_MIN_MS) : 0;
+		if (a->backoff_ms > BACKOFF_MAX_MS)
+			a->backoff_ms = BACKOFF_MAX_MS;
+		wait = a->backoff_ms > a->interval_ms ? a->backoff_ms : a->interval_ms;
+
+		pthread_mutex_lock(&a->mu);
+		a->passes++;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!a->stop && !(a->kicked && !a->backoff_ms)) {
+			if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		a->kicked = 0;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+static void seal_hook(qfs_group_t group, void *arg)
+{
+	(void)group;
+	qfs_archive_kick(arg);
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void archive_free(struct qfs_archive *a)
+{
+	for (size_t i = 0; i < a->nparts; i++)
+		part_free(a->parts[i]);
+	free(a->parts);
+	qfs_objstore_close(a->os);
+	free(a->url);
+	free(a->tmp_dir);
+	free(a);
+}
+
+/* See archive.h.  Runs on the caller's thread. */
+int qfs_archive_start(struct qfs_node *n, const struct qfs_archive_opts *o, struct qfs_archive **out)
+{
+	struct qfs_archive *a = calloc(1, sizeof(*a));
+	pthread_condattr_t ca;
+	const char *tmp = o->tmp_dir ? o->tmp_dir : getenv("TMPDIR");
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	a->n = n;
+	a->interval_ms = o->interval_ms ? o->interval_ms : QFS_ARCHIVE_INTERVAL_DEFAULT_MS;
+	a->snap_segments = o->snap_segments ? o->snap_segments : QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT;
+	a->snap_bytes = o->snap_bytes ? o->snap_bytes : QFS_ARCHIVE_SNAP_BYTES_DEFAULT;
+	a->url = strdup(o->store.url ? o->store.url : "");
+	a->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
+	if (!a->url || !a->tmp_dir) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	rc = qfs_objstore_open(&o->store, &a->os);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "archive store open failed url=%s err=%s", a->url, qfs_strerror(rc));
+		goto err_free;
+	}
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = -pthread_create(&a->th, NULL, archive_main, a);
+	if (rc) {
+		pthread_cond_destroy(&a->cv);
+		pthread_mutex_destroy(&a->mu);
+		goto err_free;
+	}
+	qfs_node_set_seal_hook(n, seal_hook, a);
+	QFS_LOG(QFS_LOG_INFO, "archive started store=\"%s\" interval_ms=%u snap_segments=%u snap_bytes=%llu",
+		qfs_objstore_describe(a->os), a->interval_ms, a->snap_segments,
+		(unsigned long long)a->snap_bytes);
+	*out = a;
+	return 0;
+
+err_free:
+	archive_free(a);
+	return rc;
+}
+
+/* See archive.h. */
+void qfs_archive_stop(struct qfs_archive *a)
+{
+	if (!a)
+		return;
+	qfs_node_set_seal_hook(a->n, NULL, NULL);
+	pthread_mutex_lock(&a->mu);
+	a->stop = 1;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->th, NULL);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	QFS_LOG(QFS_LOG_INFO, "archive stopped segments=%llu bytes=%llu snapshots=%llu",
+		(unsigned long long)a->up_segs, (unsigned long long)a->up_bytes,
+		(unsigned long long)a->up_snaps);
+	archive_free(a);
+}
+
+/* See archive.h.  Takes a->mu. */
+void qfs_archive_kick(struct qfs_archive *a)
+{
+	pthread_mutex_lock(&a->mu);
+	a->kicked = 1;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* See archive.h.  Takes a->mu. */
+void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
+{
+	char line[ERR_MAX + 512];
+	int n;
+
+	pthread_mutex_lock(&a->mu);
+	n = snprintf(line, sizeof(line),
+		     "archive store \"%s\" passes %llu segments_uploaded %llu bytes_uploaded %llu "
+		     "snapshots_uploaded %llu\n",
+		     qfs_objstore_describe(a->os), (unsigned long long)a->passes,
+		     (unsigned long long)a->up_segs, (unsigned long long)a->up_bytes,
+		     (unsigned long long)a->up_snaps);
+	qfs_buf_put(out, line, (size_t)n);
+	if (a->alarm[0]) {
+		n = snprintf(line, sizeof(line), "alarm auth \"%s\"\n", a->alarm);
+		qfs_buf_put(out, line, (size_t)n);
+	}
+	for (size_t i = 0; i < a->nparts; i++) {
+		struct part *pt = a->parts[i];
+
+		n = snprintf(line, sizeof(line),
+			     "partition %016llx archived_lsn %llu applied_lsn %llu lag_bytes %llu lag_s %.3f "
+			     "pending_segments %u snapshot_lsn %llu state %s last_error \"%s\"\n",
+			     (unsigned long long)pt->group, (unsigned long long)pt->st_archived,
+			     (unsigned long long)pt->st_applied, (unsigned long long)pt->st_lag_bytes,
+			     (double)pt->st_lag_ns / 1e9, pt->st_pending, (unsigned long long)pt->st_snap,
+			     pt->st_err ? "error" : "ok", pt->st_errmsg);
+		qfs_buf_put(out, line, (size_t)n);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* See archive.h.  Takes a->mu. */
+void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
+{
+	uint64_t lag_bytes = 0, lag_ns = 0;
+	uint32_t pending = 0, errors = 0;
+	char line[512];
+	int n;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->nparts; i++) {
+		struct part *pt = a->parts[i];
+
+		lag_bytes += pt->st_lag_bytes;
+		if (pt->st_lag_ns > lag_ns)
+			lag_ns = pt->st_lag_ns;
+		pending += pt->st_pending;
+		errors += pt->st_err != 0;
+	}
+	n = snprintf(line, sizeof(line),
+		     "archive store \"%s\" partitions %zu lag_bytes %llu lag_s %.3f pending_segments %u "
+		     "errors %u alarm %s\n",
+		     qfs_objstore_describe(a->os), a->nparts, (unsigned long long)lag_bytes,
+		     (double)lag_ns / 1e9, pending, errors, a->alarm[0] ? "auth" : "none");
+	pthread_mutex_unlock(&a->mu);
+	qfs_buf_put(out, line, (size_t)n);
+}
+
+/* See archive.h. */
+int qfs_archive_parse_time(const char *s, uint64_t *out_ns)
+{
+	return qfs_arch_parse_time(s, out_ns);
+}

@@ -1,0 +1,93 @@
+/*
+ * archive.h - WAL archiving to an object store, and point-in-time restore
+ * from it (DESIGN.md section 5; formats and keys: doc/format-archive.md;
+ * operations: doc/archive.md).
+ *
+ * The archiver is one background thread per node.  Every interval (and when
+ * the node seals a segment by age) it visits each group the node hosts:
+ * uploads the sealed WAL segments whose records are all applied and not yet
+ * archived, under deterministic keys (a retry rewrites the same object),
+ * then rewrites the group's manifest, and only after the manifest is stored
+ * asks the node to delete the local segments below the archived LSN.  Every
+ * snap_segments segments or snap_bytes bytes it also uploads a consistent
+ * snapshot of the group's items, listed in the manifest, to bound restore
+ * time.  One replica uploads each segment: the group's leader (today every
+ * group has one replica, which leads).
+ *
+ * Failures never stop the mount: a group whose upload fails keeps its local
+ * segments, its error is kept for status, and the thread retries with
+ * backoff (1 s doubling to 8 s).  An authentication failure (-EACCES) also
+ * raises an alarm shown in status until an upload succeeds again.
+ *
+ * Thread-safety: start/stop from one thread; status/summary/kick from any
+ * thread while it runs.
+ */
+#ifndef QFS_ARCHIVE_ARCHIVE_H
+#define QFS_ARCHIVE_ARCHIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "node/node.h"
+#include "objstore/objstore.h"
+
+#define QFS_ARCHIVE_INTERVAL_DEFAULT_MS 1000u
+#define QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT 16u
+#define QFS_ARCHIVE_SNAP_BYTES_DEFAULT (1ull << 30)
+
+struct qfs_archive_opts {
+	struct qfs_objstore_cfg store; /* where to archive (copied at start) */
+	uint32_t interval_ms;          /* pass period; 0: default */
+	uint32_t snap_segments;        /* snapshot after this many archived segments; 0: default */
+	uint64_t snap_bytes;           /* ... or this many archived bytes; 0: default */
+	const char *tmp_dir;           /* where snapshots are staged; NULL: $TMPDIR or /tmp */
+};
+
+struct qfs_archive;
+
+/* Open the object store client and start the archiver thread over node n
+ * (which must outlive it).  Does not touch the network.  *out set only on
+ * success.  Errors: those of qfs_objstore_open (-EINVAL bad URL, -EACCES
+ * credentials file readable by others or missing credentials), -ENOMEM,
+ * -errno of pthread_create. */
+int qfs_archive_start(struct qfs_node *n, const struct qfs_archive_opts *o, struct qfs_archive **out);
+
+/* Stop the thread (an upload in progress finishes first), close the client
+ * and free a.  Local segments not yet archived stay for the next start.
+ * NULL does nothing. */
+void qfs_archive_stop(struct qfs_archive *a);
+
+/* Wake the thread for a pass now (e.g. a segment was sealed). */
+void qfs_archive_kick(struct qfs_archive *a);
+
+/* Append the text of .quorumfs/archive (see doc/archive.md): one header
+ * line, an alarm line while authentication fails, one line per partition. */
+void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out);
+/* Append the one "archive ..." summary line of .quorumfs/status. */
+void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out);
+
+/* Restore (restore.c): rebuild a table, or one path in it, as of time_ns,
+ * from the archive alone, into the directory to (created; must not exist or
+ * be empty).  See doc/archive.md for what is restored.  Runs on the
+ * caller's thread, prints progress to stderr when verbose.  Returns 0, or a
+ * negative error with a one-line reason in err: -ENOENT (no such table or
+ * path at that time), -ENODATA (the archive does not cover that time),
+ * QFS_ECORRUPT (an archived object fails its checksum: named in err),
+ * errors of the object store and of the destination filesystem. */
+struct qfs_restore_opts {
+	struct qfs_objstore_cfg store;
+	const char *table;             /* table name */
+	const char *path;              /* path inside the table, NULL or "" or "/": all of it */
+	uint64_t time_ns;              /* wall-clock ns since the epoch; UINT64_MAX: latest */
+	const char *to;                /* destination directory */
+	const char *tmp_dir;           /* scratch RocksDB and downloads; NULL: $TMPDIR or /tmp */
+	int verbose;
+};
+int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len);
+
+/* Parse a restore time (see archive_int.h qfs_arch_parse_time): "latest",
+ * "@EPOCH[.frac]" or RFC 3339 UTC.  0 or -EINVAL. */
+int qfs_archive_parse_time(const char *s, uint64_t *out_ns);
+
+#endif

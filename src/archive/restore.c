@@ -1,0 +1,701 @@
+/*
+ * restore.c - `quorumfs restore`: rebuild a table (or one path in it) as of
+ * a point in time from the archive alone (contract: archive.h; formats and
+ * the point-in-time rule: doc/format-archive.md; usage: doc/archive.md).
+ *
+ * 1. Rebuild the meta group at time T in a scratch RocksDB: load the newest
+ *    snapshot taken at or before T, then replay archived segments, entry by
+ *    entry, through src/store's own apply (the live path's semantics), up to
+ *    the first entry stamped later than T.
+ * 2. Find the table's group in the rebuilt meta group; rebuild that group
+ *    the same way.
+ * 3. Walk the items from the table directory (or from the path) and write
+ *    the tree out: directories, files (inline data or chunks, holes kept),
+ *    symlinks, fifos and device nodes, then xattrs, owners (when root),
+ *    modes and nanosecond times (directories after their children).
+ * Every object is checked: the store's CRC-32C on download, the manifest's
+ * size and CRC, and each WAL record's CRC; any mismatch stops the restore
+ * with an error naming the object.  The scratch directory is removed.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+#include "archive/archive_int.h"
+#include "common/crc32c.h"
+#include "common/item.h"
+#include "common/key.h"
+#include "common/log.h"
+#include "repl/repl.h"
+#include "store/store.h"
+
+#define REPLAY_STOP 1 /* walk callback: the cut is reached */
+
+struct rctx {
+	const struct qfs_restore_opts *o;
+	struct qfs_objstore *os;
+	struct qfs_store *st;
+	char scratch[PATH_MAX];
+	char *err;
+	size_t err_len;
+	int is_root;
+	uint64_t files, dirs, bytes;
+};
+
+static int failf(struct rctx *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int failf(struct rctx *c, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, c->err_len, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int store_fail(struct rctx *c, int rc, const char *what, const char *key)
+{
+	const char *d = qfs_objstore_last_error(c->os);
+
+	return failf(c, rc, "%s %s: %s%s%s%s", what, key,
+		     rc == -ENXIO ? "the archive's bucket (or directory) does not exist: " : "",
+		     qfs_strerror(rc), d && *d ? " (" : "", d && *d ? d : "");
+}
+
+/* ---------------------------------------------------------------- rebuild */
+
+struct replay {
+	struct rctx *c;
+	qfs_group_t group;
+	qfs_lsn_t applied;
+	uint64_t t_ns;
+	int rc;       /* store error */
+	int gap;      /* LSN did not follow */
+};
+
+static int replay_rec(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8_t *data, size_t len,
+		      void *arg)
+{
+	struct replay *r = arg;
+	int res, rc;
+
+	if (lsn <= r->applied)
+		return 0;
+	if (lsn != r->applied + 1) {
+		r->gap = 1;
+		return -ENODATA;
+	}
+	if (time_ns > r->t_ns)
+		return REPLAY_STOP;
+	if (type == QFS_REPL_ENTRY_NOOP)
+		rc = qfs_store_apply_noop(r->c->st, r->group, lsn);
+	else
+		rc = qfs_store_apply(r->c->st, r->group, lsn, data, len, &res);
+	if (rc) {
+		r->rc = rc;
+		return rc;
+	}
+	r->applied = lsn;
+	return 0;
+}
+
+static int load_item(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct replay *r = arg;
+	int rc = qfs_store_load_item(r->c->st, r->group, k, kl, v, vl);
+
+	if (rc)
+		r->rc = rc;
+	return rc;
+}
+
+static int load_snapshot(struct rctx *c, struct replay *r, const struct qfs_arch_snap *sn)
+{
+	char key[QFS_ARCH_KEY_MAX], path[PATH_MAX];
+	const char *why = "";
+	qfs_group_t g;
+	qfs_lsn_t lsn;
+	uint64_t t, items;
+	struct stat st;
+	void *map;
+	int fd, rc;
+
+	qfs_arch_key_snap(key, r->group, sn->lsn);
+	snprintf(path, sizeof(path), "%s/snapshot", c->scratch);
+	rc = qfs_objstore_get_file(c->os, key, path);
+	if (rc == QFS_ECORRUPT)
+		return failf(c, rc, "archived object %s is corrupt (checksum mismatch); refusing to restore",
+			     key);
+	if (rc)
+		return store_fail(c, rc, "cannot download", key);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return failf(c, rc, "%s: %s", path, strerror(-rc));
+	}
+	if ((uint64_t)st.st_size != sn->size) {
+		close(fd);
+		return failf(c, QFS_ECORRUPT, "archived object %s is corrupt: %llu bytes, manifest says %llu",
+			     key, (unsigned long long)st.st_size, (unsigned long long)sn->size);
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return failf(c, -errno, "mmap %s: %s", path, strerror(errno));
+	if (qfs_crc32c(0, map, (size_t)st.st_size) != sn->crc) {
+		rc = failf(c, QFS_ECORRUPT, "archived object %s is corrupt: CRC-32C differs from the manifest",
+			   key);
+		goto out;
+	}
+	rc = qfs_arch_snap_walk(map, (size_t)st.st_size, load_item, r, &g, &lsn, &t, &items, &why);
+	if (rc == 0 && (g != r->group || lsn != sn->lsn)) {
+		rc = QFS_ECORRUPT;
+		why = "header names another group or LSN";
+	}
+	if (rc && r->rc)
+		rc = failf(c, r->rc, "scratch store: %s", qfs_strerror(r->rc));
+	else if (rc)
+		rc = failf(c, rc, "archived object %s is corrupt: %s", key, why);
+	else if ((rc = qfs_store_load_applied(c->st, r->group, lsn)) != 0)
+		rc = failf(c, rc, "scratch store: %s", qfs_strerror(rc));
+	else
+		r->applied = lsn;
+out:
+	munmap(map, (size_t)st.st_size);
+	unlink(path);
+	return rc;
+}
+
+/* Rebuild group as of c->o->time_ns into the scratch store.  *applied: the
+ * last LSN applied. */
+static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_t *applied)
+{
+	char key[QFS_ARCH_KEY_MAX];
+	struct qfs_arch_manifest m;
+	struct qfs_arch_plan pl;
+	struct replay r = { .c = c, .group = group, .t_ns = c->o->time_ns };
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	qfs_arch_key_manifest(key, group);
+	rc = qfs_objstore_get(c->os, key, 0, 0, &data, &len);
+	if (rc == -ENOENT)
+		return failf(c, -ENODATA, "no archive of %s at %s (object %s missing)", what,
+			     qfs_objstore_describe(c->os), key);
+	if (rc == QFS_ECORRUPT)
+		return failf(c, rc, "archived object %s is corrupt (checksum mismatch); refusing to restore",
+			     key);
+	if (rc)
+		return store_fail(c, rc, "cannot read", key);
+	qfs_arch_manifest_init(&m, group);
+	rc = qfs_arch_manifest_decode(data, len, group, &m);
+	free(data);
+	if (rc) {
+		qfs_arch_manifest_close(&m);
+		return failf(c, rc, "archived manifest %s is unreadable: %s", key, qfs_strerror(rc));
+	}
+	rc = qfs_arch_plan(&m, c->o->time_ns, &pl);
+	if (rc) {
+		failf(c, rc, "the archive of %s does not reach back to the requested time (first archived LSN %llu, no usable snapshot)",
+		      what, m.nsegs ? (unsigned long long)m.segs[0].first : 0ull);
+		goto out;
+	}
+	if (pl.snap >= 0 && (rc = load_snapshot(c, &r, &m.snaps[pl.snap])) != 0)
+		goto out;
+	if (c->o->verbose)
+		fprintf(stderr, "quorumfs restore: %s: group %016llx snapshot lsn %llu, %zu segment(s) to replay\n",
+			what, (unsigned long long)group, (unsigned long long)r.applied, pl.seg_hi - pl.seg_lo);
+	for (size_t i = pl.seg_lo; i < pl.seg_hi; i++) {
+		const struct qfs_arch_seg *s = &m.segs[i];
+		struct qfs_arch_seg got;
+		const char *why = "";
+
+		qfs_arch_key_seg(key, group, s->first, s->last);
+		rc = qfs_objstore_get(c->os, key, 0, 0, &data, &len);
+		if (rc == QFS_ECORRUPT) {
+			failf(c, rc, "archived object %s is corrupt (checksum mismatch); refusing to restore", key);
+			goto out;
+		}
+		if (rc) {
+			store_fail(c, rc, "cannot download", key);
+			goto out;
+		}
+		if (len != s->size || qfs_crc32c(0, data, len) != s->crc) {
+			free(data);
+			rc = failf(c, QFS_ECORRUPT,
+				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
+			goto out;
+		}
+		/* check every record before applying any of them */
+		rc = qfs_arch_seg_walk(data, len, NULL, NULL, &got, &why);
+		if (rc == 0 && (got.first != s->first || got.last != s->last)) {
+			rc = QFS_ECORRUPT;
+			why = "LSN range differs from the manifest";
+		}
+		if (rc) {
+			free(data);
+			failf(c, rc, "archived object %s is corrupt: %s", key, why);
+			goto out;
+		}
+		rc = qfs_arch_seg_walk(data, len, replay_rec, &r, &got, &why);
+		free(data);
+		if (rc == REPLAY_STOP) {
+			rc = 0;
+			break;
+		}
+		if (rc && r.gap) {
+			failf(c, -ENODATA, "archive of %s has a hole before LSN %llu (%s)", what,
+			      (unsigned long long)r.applied + 1, key);
+			goto out;
+		}
+		if (rc) {
+			failf(c, rc, "replay of %s failed: %s", key, qfs_strerror(rc));
+			goto out;
+		}
+	}
+	*applied = r.applied;
+out:
+	qfs_arch_manifest_close(&m);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- tree */
+
+struct dent {
+	char name[QFS_NAME_MAX + 1];
+	qfs_ino_t ino;
+};
+
+struct dlist {
+	struct dent *v;
+	size_t n, cap;
+	int err;
+};
+
+static int dent_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct dlist *l = arg;
+	struct qfs_key key;
+	struct qfs_dentry d;
+
+	if (qfs_key_parse(k, kl, &key) != 0 || key.kind != QFS_KEY_DENTRY ||
+	    qfs_dentry_decode(v, vl, &d) != 0) {
+		l->err = QFS_ECORRUPT;
+		return 1;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct dent *nv = realloc(l->v, cap * sizeof(*nv));
+		if (!nv) {
+			l->err = -ENOMEM;
+			return 1;
+		}
+		l->v = nv;
+		l->cap = cap;
+	}
+	memcpy(l->v[l->n].name, key.name, key.name_len);
+	l->v[l->n].name[key.name_len] = '\0';
+	l->v[l->n].ino = d.ino;
+	l->n++;
+	return 0;
+}
+
+struct chunk_ctx {
+	int fd;
+	uint64_t size;
+	int err;
+	uint64_t bytes;
+};
+
+static int chunk_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct chunk_ctx *cc = arg;
+	struct qfs_key key;
+	uint64_t off;
+	size_t n, done = 0;
+
+	if (qfs_key_parse(k, kl, &key) != 0 || key.kind != QFS_KEY_CHUNK) {
+		cc->err = QFS_ECORRUPT;
+		return 1;
+	}
+	off = key.chunk * QFS_CHUNK_SIZE;
+	if (off >= cc->size)
+		return 0;
+	n = vl;
+	if (n > cc->size - off)
+		n = (size_t)(cc->size - off);
+	while (done < n) {
+		ssize_t w = pwrite(cc->fd, v + done, n - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			cc->err = w < 0 ? -errno : -EIO;
+			return 1;
+		}
+		done += (size_t)w;
+	}
+	cc->bytes += n;
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int get_inode(struct rctx *c, qfs_group_t group, qfs_ino_t ino, struct qfs_inode *in)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_inode(key, ino), vlen;
+	void *val;
+	int rc = qfs_store_get(c->st, group, key, klen, &val, &vlen);
+
+	if (rc)
+		return rc;
+	rc = qfs_inode_decode(val, vlen, in);
+	free(val);
+	return rc;
+}
+
+/* xattrs, owner, mode, times of dst from in. */
+static int set_meta(struct rctx *c, const char *dst, const struct qfs_inode *in)
+{
+	uint32_t type = in->a.mode & S_IFMT;
+	struct timespec ts[2];
+
+	for (uint32_t i = 0; i < in->nxattrs; i++) {
+		const struct qfs_xattr *x = &in->xattrs[i];
+		if (lsetxattr(dst, x->name, x->value, x->len, 0) != 0) {
+			if (type == S_IFLNK && (errno == EPERM || errno == ENOTSUP))
+				continue; /* Linux keeps no user.* xattrs on symlinks */
+			return failf(c, -errno, "setxattr %s on %s: %s", x->name, dst, strerror(errno));
+		}
+	}
+	if (c->is_root && lchown(dst, in->a.uid, in->a.gid) != 0)
+		return failf(c, -errno, "chown %s: %s", dst, strerror(errno));
+	if (type != S_IFLNK && chmod(dst, in->a.mode & 07777) != 0)
+		return failf(c, -errno, "chmod %s: %s", dst, strerror(errno));
+	ts[0].tv_sec = (time_t)in->a.atime.sec;
+	ts[0].tv_nsec = in->a.atime.nsec;
+	ts[1].tv_sec = (time_t)in->a.mtime.sec;
+	ts[1].tv_nsec = in->a.mtime.nsec;
+	if (utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0)
+		return failf(c, -errno, "utimensat %s: %s", dst, strerror(errno));
+	return 0;
+}
+
+/* Write inode ino of group at dst (which must not exist, except an empty
+ * directory when top is set and ino is a directory). */
+static int write_tree(struct rctx *c, qfs_group_t group, qfs_ino_t ino, const char *dst, int top)
+{
+	struct qfs_inode in;
+	uint32_t type;
+	int rc;
+
+	qfs_inode_init(&in);
+	rc = get_inode(c, group, ino, &in);
+	if (rc) {
+		qfs_inode_close(&in);
+		return failf(c, rc == -ENOENT ? QFS_ECORRUPT : rc,
+			     "inode %llu (for %s) missing or unreadable in the rebuilt partition: %s",
+			     (unsigned long long)ino, dst, qfs_strerror(rc));
+	}
+	type = in.a.mode & S_IFMT;
+	switch (type) {
+	case S_IFDIR: {
+		struct dlist l = { 0 };
+		uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+		size_t lol, hil;
+
+		if (mkdir(dst, 0700) != 0 && !(top && errno == EEXIST)) {
+			rc = failf(c, -errno, "mkdir %s: %s", dst, strerror(errno));
+			break;
+		}
+		qfs_key_dentry_range(lo, &lol, hi, &hil, ino);
+		rc = qfs_store_scan(c->st, group, lo, lol, hi, hil, dent_cb, &l);
+		if (rc == 1)
+			rc = failf(c, l.err, "directory %s: %s", dst, qfs_strerror(l.err));
+		else if (rc)
+			rc = failf(c, rc, "scratch store scan: %s", qfs_strerror(rc));
+		for (size_t i = 0; !rc && i < l.n; i++) {
+			char child[PATH_MAX];
+
+			if (snprintf(child, sizeof(child), "%s/%s", dst, l.v[i].name) >= (int)sizeof(child)) {
+				rc = failf(c, -ENAMETOOLONG, "path too long under %s", dst);
+				break;
+			}
+			rc = write_tree(c, group, l.v[i].ino, child, 0);
+		}
+		free(l.v);
+		c->dirs++;
+		break;
+	}
+	case S_IFREG: {
+		int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		if (fd < 0) {
+			rc = failf(c, -errno, "create %s: %s", dst, strerror(errno));
+			break;
+		}
+		if (in.a.flags & QFS_ATTR_INLINE) {
+			size_t n = in.data_len < in.a.size ? in.data_len : (size_t)in.a.size;
+			rc = write_all(fd, in.data, n);
+			c->bytes += n;
+		} else {
+			struct chunk_ctx cc = { .fd = fd, .size = in.a.size };
+			uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+			size_t lol, hil;
+
+			qfs_key_chunk_range(lo, &lol, hi, &hil, ino, 0, UINT64_MAX);
+			rc = qfs_store_scan(c->st, group, lo, lol, hi, hil, chunk_cb, &cc);
+			if (rc == 1)
+				rc = cc.err;
+			c->bytes += cc.bytes;
+		}
+		if (!rc && ftruncate(fd, (off_t)in.a.size) != 0)
+			rc = -errno;
+		if (close(fd) != 0 && !rc)
+			rc = -errno;
+		if (rc)
+			rc = failf(c, rc, "write %s: %s", dst, qfs_strerror(rc));
+		c->files++;
+		break;
+	}
+	case S_IFLNK: {
+		char target[QFS_SYMLINK_MAX + 1];
+		size_t n = in.data_len < QFS_SYMLINK_MAX ? in.data_len : QFS_SYMLINK_MAX;
+
+		memcpy(target, in.data ? (const char *)in.data : "", n);
+		target[n] = '\0';
+		if (symlink(target, dst) != 0)
+			rc = failf(c, -errno, "symlink %s: %s", dst, strerror(errno));
+		c->files++;
+		break;
+	}
+	case S_IFIFO:
+		if (mkfifo(dst, 0600) != 0)
+			rc = failf(c, -errno, "mkfifo %s: %s", dst, strerror(errno));
+		c->files++;
+		break;
+	case S_IFCHR:
+	case S_IFBLK:
+	case S_IFSOCK:
+		if (mknod(dst, type | 0600, (dev_t)in.a.rdev) != 0)
+			rc = failf(c, -errno, "mknod %s: %s", dst, strerror(errno));
+		c->files++;
+		break;
+	default:
+		rc = failf(c, QFS_ECORRUPT, "inode %llu has an unknown type %o", (unsigned long long)ino, type);
+	}
+	if (!rc)
+		rc = set_meta(c, dst, &in);
+	qfs_inode_close(&in);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- lookup */
+
+static int lookup(struct rctx *c, qfs_group_t group, qfs_ino_t dir, const char *name, size_t len,
+		  struct qfs_dentry *out)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen, vlen;
+	void *val;
+	int rc;
+
+	if (len == 0 || len > QFS_NAME_MAX)
+		return -ENOENT;
+	klen = qfs_key_dentry(key, dir, name, len);
+	rc = qfs_store_get(c->st, group, key, klen, &val, &vlen);
+	if (rc)
+		return rc;
+	rc = qfs_dentry_decode(val, vlen, out);
+	free(val);
+	return rc;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static int dest_ready(struct rctx *c, const char *to)
+{
+	struct stat st;
+
+	if (lstat(to, &st) != 0) {
+		if (errno != ENOENT)
+			return failf(c, -errno, "%s: %s", to, strerror(errno));
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return failf(c, -EEXIST, "destination %s exists and is not a directory", to);
+	return 1; /* exists: a directory */
+}
+
+static int dir_empty(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* See archive.h. */
+int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
+{
+	struct rctx c;
+	struct qfs_dentry td, d;
+	qfs_lsn_t meta_lsn = 0, lsn = 0;
+	qfs_ino_t ino;
+	const char *tmp = o->tmp_dir ? o->tmp_dir : getenv("TMPDIR");
+	char dbdir[PATH_MAX], what[QFS_NAME_MAX + 16], dst[PATH_MAX];
+	int rc, exists;
+
+	memset(&c, 0, sizeof(c));
+	c.o = o;
+	c.err = err;
+	c.err_len = err_len;
+	c.is_root = geteuid() == 0;
+	err[0] = '\0';
+	if (!o->table || !*o->table || strlen(o->table) > QFS_NAME_MAX || strchr(o->table, '/'))
+		return failf(&c, -EINVAL, "bad table name");
+	if (!o->to || !*o->to)
+		return failf(&c, -EINVAL, "no destination (--to)");
+	rc = qfs_objstore_open(&o->store, &c.os);
+	if (rc)
+		return failf(&c, rc, "cannot open the archive %s: %s", o->store.url ? o->store.url : "-",
+			     qfs_strerror(rc));
+	snprintf(c.scratch, sizeof(c.scratch), "%s/qfs-restore.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c.scratch)) {
+		rc = failf(&c, -errno, "scratch directory %s: %s", c.scratch, strerror(errno));
+		goto out_close_os;
+	}
+	snprintf(dbdir, sizeof(dbdir), "%s/db", c.scratch);
+	if ((rc = qfs_store_open(dbdir, &c.st)) != 0) {
+		failf(&c, rc, "scratch store %s: %s", dbdir, qfs_strerror(rc));
+		goto out_rm;
+	}
+
+	if ((rc = rebuild(&c, QFS_META_GROUP, "the table list (meta group)", &meta_lsn)) != 0)
+		goto out_store;
+	rc = lookup(&c, QFS_META_GROUP, QFS_ROOT_INO, o->table, strlen(o->table), &td);
+	if (rc == -ENOENT) {
+		rc = failf(&c, -ENOENT, "no table named '%s' at that time", o->table);
+		goto out_store;
+	}
+	if (rc) {
+		failf(&c, rc, "table list: %s", qfs_strerror(rc));
+		goto out_store;
+	}
+	snprintf(what, sizeof(what), "table '%s'", o->table);
+	if ((rc = rebuild(&c, td.group, what, &lsn)) != 0)
+		goto out_store;
+
+	/* Resolve the path inside the table. */
+	ino = td.ino;
+	const char *p = o->path ? o->path : "", *base = NULL;
+	size_t base_len = 0;
+	while (*p) {
+		const char *e;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		e = strchr(p, '/');
+		if (!e)
+			e = p + strlen(p);
+		rc = lookup(&c, td.group, ino, p, (size_t)(e - p), &d);
+		if (rc) {
+			rc = failf(&c, rc == -ENOENT ? -ENOENT : rc, "no path '%s' in table '%s' at that time",
+				   o->path, o->table);
+			goto out_store;
+		}
+		ino = d.ino;
+		base = p;
+		base_len = (size_t)(e - p);
+		p = e;
+	}
+
+	exists = dest_ready(&c, o->to);
+	if (exists < 0) {
+		rc = exists;
+		goto out_store;
+	}
+	if (!base) {
+		if (exists && !dir_empty(o->to)) {
+			rc = failf(&c, -ENOTEMPTY, "destination %s is not empty", o->to);
+			goto out_store;
+		}
+		rc = write_tree(&c, td.group, ino, o->to, 1);
+	} else {
+		if (!exists && mkdir(o->to, 0755) != 0) {
+			rc = failf(&c, -errno, "mkdir %s: %s", o->to, strerror(errno));
+			goto out_store;
+		}
+		snprintf(dst, sizeof(dst), "%s/%.*s", o->to, (int)base_len, base);
+		rc = write_tree(&c, td.group, ino, dst, 0);
+	}
+	if (!rc && o->verbose)
+		fprintf(stderr,
+			"quorumfs restore: table '%s' (meta lsn %llu, table lsn %llu): %llu files, %llu directories, %llu bytes into %s\n",
+			o->table, (unsigned long long)meta_lsn, (unsigned long long)lsn,
+			(unsigned long long)c.files, (unsigned long long)c.dirs, (unsigned long long)c.bytes,
+			o->to);
+	if (!rc)
+		QFS_LOG(QFS_LOG_INFO, "restore done table=%s path=%s meta_lsn=%llu lsn=%llu files=%llu bytes=%llu to=%s",
+			o->table, o->path && *o->path ? o->path : "/", (unsigned long long)meta_lsn,
+			(unsigned long long)lsn, (unsigned long long)c.files, (unsigned long long)c.bytes, o->to);
+out_store:
+	qfs_store_close(c.st);
+out_rm:
+	nftw(c.scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+out_close_os:
+	qfs_objstore_close(c.os);
+	return rc;
+}

@@ -1,0 +1,270 @@
+#!/bin/bash
+# tests/integration/readdir.sh - a directory of 100,000 entries.
+#
+# Creates QFS_READDIR_N (default 100000) entries in creation order unrelated
+# to name order, with names of varied lengths and bytes (UTF-8, upper/lower
+# case, leading '.' and '-', 255 bytes), then checks:
+# - `ls -f | wc -l` is N + 2, and `ls -f` (readdir order) is ".", "..", then
+#   the names sorted bytewise;
+# - os.listdir / os.scandir: complete, in that order, no duplicates;
+# - a raw getdents64 loop with a 512-byte buffer (a few entries per call, so
+#   tens of thousands of resumes from a d_off): every entry exactly once, in
+#   order, d_off values distinct, and lseek to an entry's d_off resumes
+#   right after it (stable offsets);
+# - deleting entries while iterating (behind and ahead of the cursor): no
+#   duplicates, every entry not deleted is returned, order kept;
+# - the same after a remount.
+# Spec: /tmp/spec.md, "readdir".
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
+		local at
+		at=$(grep -n -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:|Assertion .* failed' "$T/daemon.out" | cut -d: -f1)
+		if [ -n "$at" ]; then
+			echo "--- the daemon's output from its first sanitizer/assertion report" >&2
+			tail -n +"$at" "$T/daemon.out" | head -n 80 >&2
+		else
+			echo "--- tail of the daemon's output" >&2
+			tail -n 40 "$T/daemon.out" >&2
+		fi
+	fi
+	[ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2
+	# a crashed daemon leaves a dead mount that mountpoint(1) does not
+	# recognise, so the cleanup would not unmount it: detach it here
+	if [ -n "${QFS_PID:-}" ] && ! kill -0 "$QFS_PID" 2>/dev/null; then
+		fusermount3 -uz "$MNT" 2>/dev/null
+	fi
+	exit 1
+}
+
+# watchdog SECONDS: turn a hang into a failure (see roundtrip.sh).
+watchdog() {
+	local limit=$1 parent=$$
+	(
+		for _ in $(seq "$limit"); do
+			sleep 1
+			kill -0 "$parent" 2>/dev/null || exit 0
+		done
+		echo "FAIL: watchdog: test still running after $limit s, killing the daemon" >&2
+		[ -f "$T/daemon.pid" ] && kill -9 "$(cat "$T/daemon.pid")" 2>/dev/null
+		kill -TERM "$parent" 2>/dev/null
+	) &
+}
+
+N=${QFS_READDIR_N:-100000}
+qfs_require python3 ls wc
+set -o pipefail
+qfs_setup
+echo "$QFS_PID" >"$T/daemon.pid"
+watchdog "${QFS_READDIR_TIMEOUT:-600}"
+export LC_ALL=C
+
+cat >"$T/rd.py" <<'EOF'
+# helpers for readdir.sh: python3 rd.py CMD DIR N
+import ctypes, os, random, struct, sys, threading
+
+def die(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+def names(n):
+    """n distinct names (bytes); creation order is not name order."""
+    special = [b"." + b"h" * 10, b"-dash", b"Zupper", b"a b c", "\u00e9t\u00e9".encode(),
+               "\u65e5\u672c".encode(), b"x" * 255, b"\x7f\x01ctl", b"~tilde", b"0"]
+    out = special[:min(n, len(special))]
+    i = 0
+    while len(out) < n:
+        h = (i * 2654435761) & 0xffffffff
+        style = i % 5
+        if style == 0:
+            nm = b"%08x" % h
+        elif style == 1:
+            nm = b"F%d" % i
+        elif style == 2:
+            nm = b"f-%x-%s" % (h, b"y" * (h % 40))
+        elif style == 3:
+            nm = ("\u00fc" + str(i)).encode()
+        else:
+            nm = b"%d.txt" % h
+        out.append(nm + b"_%d" % i)
+        i += 1
+    return out
+
+def create(d, n):
+    """Create n empty files with O_CREAT|O_EXCL from 16 threads."""
+    nm = names(n)
+    d = os.fsencode(d)
+    errs = []
+    def work(k):
+        try:
+            for x in nm[k::16]:
+                os.close(os.open(os.path.join(d, x), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except Exception as e:
+            errs.append(e)
+    th = [threading.Thread(target=work, args=(k,)) for k in range(16)]
+    for t in th: t.start()
+    for t in th: t.join()
+    if errs:
+        die(f"create: {errs[0]!r} ({len(errs)} threads failed)")
+
+def getdents(d, bufsize, on_batch=None):
+    """Raw getdents64 loop; returns [(name, d_off)] in order."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_getdents64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61}.get(os.uname().machine, 217)
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    buf = ctypes.create_string_buffer(bufsize)
+    out = []
+    calls = 0
+    while True:
+        n = libc.syscall(SYS_getdents64, fd, buf, bufsize)
+        if n < 0:
+            e = ctypes.get_errno()
+            die(f"getdents64({bufsize}) failed after {len(out)} entries: {os.strerror(e)}")
+        if n == 0:
+            break
+        calls += 1
+        raw = buf.raw[:n]
+        pos = 0
+        batch = []
+        while pos < n:
+            ino, off, reclen, typ = struct.unpack_from("<QqHB", raw, pos)
+            name = raw[pos + 19:pos + reclen].split(b"\0", 1)[0]
+            batch.append((name, off))
+            pos += reclen
+        out += batch
+        if on_batch:
+            on_batch(batch)
+    os.close(fd)
+    return out, calls
+
+def check_order(got, expect, what):
+    if len(got) != len(set(got)):
+        seen = set()
+        dup = next(x for x in got if x in seen or seen.add(x))
+        die(f"{what}: duplicate entry {dup!r} ({len(got)} entries, {len(set(got))} distinct)")
+    if set(got) != set(expect):
+        missing = sorted(set(expect) - set(got))
+        extra = sorted(set(got) - set(expect))
+        die(f"{what}: {len(missing)} missing (e.g. {missing[:3]}), {len(extra)} unexpected (e.g. {extra[:3]})")
+    if got != expect:
+        i = next(i for i in range(len(got)) if got[i] != expect[i])
+        die(f"{what}: not in bytewise name order at index {i}: {got[i-1:i+2]!r}")
+
+def verify(d, n):
+    """listdir, scandir, getdents(512)."""
+    expect = sorted(names(n))
+    db = os.fsencode(d)
+    check_order(os.listdir(db), expect, "os.listdir")
+    with os.scandir(db) as it:
+        check_order([e.name for e in it], expect, "os.scandir")
+    ents, calls = getdents(db, 512)
+    got = [x for x, _ in ents]
+    if got[:2] != [b".", b".."]:
+        die(f"getdents64: first entries are {got[:2]!r}, want '.', '..'")
+    check_order(got[2:], expect, "getdents64 with a 512-byte buffer")
+    offs = [o for _, o in ents]
+    if len(set(offs)) != len(offs):
+        die(f"getdents64: {len(offs) - len(set(offs))} duplicate d_off values")
+    # offsets are stable: lseek to entry k's d_off resumes at entry k+1
+    rnd = random.Random(5)
+    libc = ctypes.CDLL(None, use_errno=True)
+    for k in [0, 1, 2, len(ents) - 2] + [rnd.randrange(len(ents) - 1) for _ in range(20)]:
+        fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        os.lseek(fd, offs[k], os.SEEK_SET)
+        buf = ctypes.create_string_buffer(512)
+        SYS_getdents64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61}.get(os.uname().machine, 217)
+        r = libc.syscall(SYS_getdents64, fd, buf, 512)
+        os.close(fd)
+        if r <= 0:
+            die(f"getdents64 after lseek to d_off of entry {k} returned {r}")
+        name = buf.raw[19:struct.unpack_from("<QqH", buf.raw, 0)[2]].split(b"\0", 1)[0]
+        if name != ents[k + 1][0]:
+            die(f"lseek(d_off of entry {k} = {ents[k][0]!r}) resumed at {name!r}, want {ents[k + 1][0]!r}")
+    print(f"# getdents64(512): {len(ents)} entries in {calls} calls")
+
+def delete_while_iterating(d, n, out):
+    """Delete ~2% of entries (random, ahead of and behind the cursor) while a
+    512-byte getdents loop runs; write the deleted names to out."""
+    rnd = random.Random(99)
+    allnames = sorted(names(n))
+    alive = set(allnames)
+    deleted = set()
+    db = os.fsencode(d)
+    def on_batch(batch):
+        if rnd.random() < 0.3:
+            for _ in range(3):
+                x = rnd.choice(allnames)
+                if x in alive:
+                    os.unlink(os.path.join(db, x))
+                    alive.discard(x)
+                    deleted.add(x)
+    ents, calls = getdents(db, 512, on_batch)
+    got = [x for x, _ in ents if x not in (b".", b"..")]
+    if len(got) != len(set(got)):
+        seen = set()
+        dup = next(x for x in got if x in seen or seen.add(x))
+        die(f"delete while iterating: duplicate entry {dup!r}")
+    missing = alive - set(got)
+    if missing:
+        die(f"delete while iterating: {len(missing)} entries never deleted were skipped, e.g. {sorted(missing)[:3]}")
+    extra = set(got) - set(allnames)
+    if extra:
+        die(f"delete while iterating: unknown entries {sorted(extra)[:3]}")
+    if got != sorted(got):
+        die("delete while iterating: entries not in name order")
+    with open(out, "wb") as f:
+        f.write(b"".join(x + b"\n" for x in sorted(deleted)))
+    print(f"# deleted {len(deleted)} entries during {calls} getdents64 calls")
+    check_order(sorted(os.listdir(db)), sorted(alive), "listdir after deleting while iterating")
+    check_order(os.listdir(db), sorted(alive), "listdir order after deleting while iterating")
+
+if __name__ == "__main__":
+    cmd, d, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if cmd == "create":
+        create(d, n)
+    elif cmd == "verify":
+        verify(d, n)
+    elif cmd == "delete":
+        delete_while_iterating(d, n, sys.argv[4])
+    elif cmd == "names":
+        sys.stdout.buffer.write(b"".join(x + b"\n" for x in sorted(names(n))))
+EOF
+py() { python3 "$T/rd.py" "$@" || fail "python check '$1' failed (see above)"; }
+
+mkdir "$MNT/rd" "$MNT/rd/big" || fail "mkdir"
+D=$MNT/rd/big
+
+t0=$SECONDS
+py create "$D" "$N"
+note "created $N entries in $((SECONDS - t0)) s"
+
+cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed"
+[ "$cnt" -eq $((N + 2)) ] || fail "ls -f | wc -l = $cnt, want $((N + 2))"
+{ printf '.\n..\n'; python3 "$T/rd.py" names "$D" "$N"; } >"$T/want.ls" || fail "names"
+ls -f "$D" >"$T/got.ls" || fail "ls -f failed"
+cmp -s "$T/want.ls" "$T/got.ls" ||
+	{ diff "$T/want.ls" "$T/got.ls" | head -n 10 >&2; fail "ls -f order is not '.', '..', then names sorted bytewise"; }
+[ "$(stat -c %h "$D")" = 2 ] || fail "st_nlink of a dir with no subdirs is $(stat -c %h "$D"), want 2"
+
+t0=$SECONDS
+py verify "$D" "$N"
+note "listdir/scandir/getdents checks in $((SECONDS - t0)) s"
+
+qfs_umount
+qfs_mount
+echo "$QFS_PID" >"$T/daemon.pid"
+py verify "$D" "$N"
+cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed after remount"
+[ "$cnt" -eq $((N + 2)) ] || fail "after remount, ls -f | wc -l = $cnt, want $((N + 2))"
+
+py delete "$D" "$N" "$T/deleted"
+ndel=$(wc -l <"$T/deleted")
+cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed"
+[ "$cnt" -eq $((N + 2 - ndel)) ] || fail "after deleting $ndel entries, ls -f | wc -l = $cnt, want $((N + 2 - ndel))"
+
+qfs_umount
+note "PASS ($SECONDS s)"
+exit 0

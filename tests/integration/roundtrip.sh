@@ -1,0 +1,146 @@
+#!/bin/bash
+# tests/integration/roundtrip.sh - a real source tree in and out of quorumfs.
+#
+# Copies /usr/include (a few thousand files, symlinks, nested directories;
+# override with QFS_RT_SRC) into a table with cp -a and checks it byte for
+# byte (diff -r, sha256 of every file) and attribute for attribute (mode,
+# owner, group, mtime in nanoseconds, size of files; mode/owner of dirs;
+# symlink targets).  Then rsync -aX into a second table and check that a
+# second rsync dry run has nothing to do; unmount, remount, check again;
+# finally tar (pax format, which keeps nanosecond mtimes) out of the mount
+# into a third table and compare that copy with the source too.
+# Skips (77) when the source tree is missing.  Spec: /tmp/spec.md, "Inside a
+# table" and "Durability".
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+
+# fail() from common.sh, plus the daemon's stderr (where -f sends its log and
+# where sanitizer reports land): $T is removed on exit, so show it now.
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
+		local at
+		at=$(grep -n -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:|Assertion .* failed' "$T/daemon.out" | cut -d: -f1)
+		if [ -n "$at" ]; then
+			echo "--- the daemon's output from its first sanitizer/assertion report" >&2
+			tail -n +"$at" "$T/daemon.out" | head -n 80 >&2
+		else
+			echo "--- tail of the daemon's output" >&2
+			tail -n 40 "$T/daemon.out" >&2
+		fi
+	fi
+	[ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2
+	# a crashed daemon leaves a dead mount that mountpoint(1) does not
+	# recognise, so the cleanup would not unmount it: detach it here
+	if [ -n "${QFS_PID:-}" ] && ! kill -0 "$QFS_PID" 2>/dev/null; then
+		fusermount3 -uz "$MNT" 2>/dev/null
+	fi
+	exit 1
+}
+
+# watchdog SECONDS: a hung FUSE request would hang make check forever; past
+# the limit, kill -9 the daemon (pending requests then fail with ENOTCONN)
+# and TERM this script, so a hang becomes a failure with a reason.
+watchdog() {
+	local limit=$1 parent=$$
+	(
+		for _ in $(seq "$limit"); do
+			sleep 1
+			kill -0 "$parent" 2>/dev/null || exit 0
+		done
+		echo "FAIL: watchdog: test still running after $limit s, killing the daemon" >&2
+		[ -f "$T/daemon.pid" ] && kill -9 "$(cat "$T/daemon.pid")" 2>/dev/null
+		kill -TERM "$parent" 2>/dev/null
+	) &
+}
+
+remount() {
+	qfs_mount "$@"
+	echo "$QFS_PID" >"$T/daemon.pid"
+}
+
+SRC=${QFS_RT_SRC:-/usr/include}
+[ -d "$SRC" ] || skip "$SRC is missing (install libc6-dev or set QFS_RT_SRC)"
+qfs_require rsync tar sha256sum diff find sort xargs python3
+nfiles=$(find "$SRC" -type f | wc -l)
+[ "$nfiles" -ge 100 ] || skip "$SRC has only $nfiles files"
+
+set -o pipefail
+qfs_setup
+echo "$QFS_PID" >"$T/daemon.pid"
+watchdog "${QFS_RT_TIMEOUT:-600}"
+export LC_ALL=C
+
+# manifest DIR OUT: everything we compare besides contents, one line per
+# object, paths relative to DIR, sorted.
+manifest() {
+	(cd "$1" && {
+		find . -type f -printf 'f %p %m %u %g %T@ %s\n'
+		find . -type d -printf 'd %p %m %u %g\n'
+		find . -type l -printf 'l %p %u %g -> %l\n'
+	}) | sort >"$2" || fail "manifest of $1"
+}
+
+# sums DIR OUT: sha256 of every regular file.
+sums() {
+	(cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) >"$2" ||
+		fail "sha256sum of the files under $1 failed"
+}
+
+# same_as_src DIR WHAT: DIR must equal $SRC in content and attributes.
+same_as_src() {
+	local d=$1 what=$2
+	diff -r --no-dereference "$SRC" "$d" >"$T/diff.out" 2>&1 ||
+		{ head -n 20 "$T/diff.out" >&2; fail "$what: diff -r differs from $SRC"; }
+	sums "$d" "$T/sums.cmp"
+	cmp -s "$T/sums.src" "$T/sums.cmp" ||
+		{ diff "$T/sums.src" "$T/sums.cmp" | head -n 20 >&2; fail "$what: sha256 of files differ"; }
+	manifest "$d" "$T/man.cmp"
+	cmp -s "$T/man.src" "$T/man.cmp" ||
+		{ diff "$T/man.src" "$T/man.cmp" | head -n 20 >&2; fail "$what: modes/owners/mtimes/sizes differ"; }
+}
+
+# no_rsync_work FROM TO WHAT: an rsync -aX dry run from FROM to TO lists nothing.
+no_rsync_work() {
+	rsync -aXi --dry-run "$1/" "$2/" >"$T/rsync.out" 2>&1 ||
+		{ head -n 20 "$T/rsync.out" >&2; fail "$3: rsync dry run failed"; }
+	[ ! -s "$T/rsync.out" ] ||
+		{ head -n 20 "$T/rsync.out" >&2; fail "$3: rsync -aXi --dry-run lists $(wc -l <"$T/rsync.out") differences"; }
+}
+
+base=$(basename "$SRC")
+sums "$SRC" "$T/sums.src"
+manifest "$SRC" "$T/man.src"
+note "source $SRC: $nfiles files, $(du -sh "$SRC" | cut -f1)"
+
+mkdir "$MNT/rt1" "$MNT/rt2" "$MNT/rt3" || fail "mkdir tables"
+
+t0=$SECONDS
+cp -a "$SRC" "$MNT/rt1/" || fail "cp -a $SRC into the mount"
+note "cp -a: $((SECONDS - t0)) s"
+same_as_src "$MNT/rt1/$base" "cp -a copy"
+no_rsync_work "$SRC" "$MNT/rt1/$base" "cp -a copy vs source"
+
+t0=$SECONDS
+rsync -aX "$MNT/rt1/$base/" "$MNT/rt2/$base/" || fail "rsync -aX between two tables"
+note "rsync -aX table to table: $((SECONDS - t0)) s"
+no_rsync_work "$MNT/rt1/$base" "$MNT/rt2/$base" "rsync copy"
+same_as_src "$MNT/rt2/$base" "rsync copy"
+
+qfs_umount
+remount
+no_rsync_work "$MNT/rt1/$base" "$MNT/rt2/$base" "after remount, rsync copy"
+no_rsync_work "$SRC" "$MNT/rt1/$base" "after remount, cp -a copy vs source"
+same_as_src "$MNT/rt1/$base" "after remount, cp -a copy"
+same_as_src "$MNT/rt2/$base" "after remount, rsync copy"
+
+t0=$SECONDS
+tar -C "$MNT/rt1" --format=posix -cf - "$base" | tar -C "$MNT/rt3" -xpf - ||
+	fail "tar c out of the mount | tar x into another table"
+note "tar c | tar x: $((SECONDS - t0)) s"
+same_as_src "$MNT/rt3/$base" "tar copy"
+no_rsync_work "$SRC" "$MNT/rt3/$base" "tar copy vs source"
+
+qfs_umount
+note "PASS ($SECONDS s)"
+exit 0
