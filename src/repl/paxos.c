@@ -1,0 +1,899 @@
+/*
+ * paxos.c - Multi-Paxos of one replication group as a pure state machine
+ * (contract: paxos.h; protocol, safety argument and driver contract:
+ * doc/paxos.md; wire format: paxos_msg.c).
+ *
+ * Every replica is an acceptor; one of them, elected by phase 1, is the
+ * leader (distinguished proposer) of a ballot.  The log is contiguous and
+ * its ballots never decrease with the LSN, so the core keeps only the ballot
+ * changes ("runs") above the commit point instead of the entries: entry data
+ * lives in the driver's WAL, and the leader asks the driver to read ranges
+ * back when a follower must catch up.
+ *
+ * Invariants (asserted after every step by state_ok()):
+ *   applied <= commit <= last, persisted <= last, applied <= persisted
+ *   runs[] ascending, cover [runs[0].first, last], runs[0].first <= max(commit, 1)
+ *   when commit >= 1 and the log is not empty, last_ballot = ballot of last
+ *   leader: ballot == promised, barrier <= last
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "repl/paxos.h"
+
+/* ---- small helpers ---- */
+
+static void trace(struct qfs_paxos *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void trace(struct qfs_paxos *p, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (!p->prm.tracer)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	p->prm.tracer(p->prm.tracer_arg, p->self, line);
+}
+
+/* xorshift64*: deterministic, state in the struct. */
+static uint64_t rnd(struct qfs_paxos *p)
+{
+	uint64_t x = p->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	p->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static struct qfs_paxos_peer *peer_find(struct qfs_paxos *p, uint32_t id)
+{
+	for (uint32_t i = 0; i < p->npeers; i++)
+		if (p->peers[i].id == id)
+			return &p->peers[i];
+	return NULL;
+}
+
+/* Ballot of entry lsn of the log, 0 if unknown (at or below the commit point). */
+static qfs_ballot_t ballot_at(const struct qfs_paxos *p, qfs_lsn_t lsn)
+{
+	if (lsn == 0 || lsn > p->last)
+		return 0;
+	if (lsn == p->last)
+		return p->last_ballot;
+	for (uint32_t i = p->nruns; i-- > 0;)
+		if (p->runs[i].first <= lsn)
+			return p->runs[i].ballot;
+	return 0;
+}
+
+/* Does our log hold the leader's entry (lsn, ballot)?  Committed entries are
+ * identical on every replica that has them, whatever their ballot. */
+static int log_match(const struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot)
+{
+	if (lsn == 0)
+		return 1;
+	if (lsn > p->last)
+		return 0;
+	if (lsn <= p->commit)
+		return 1;
+	return ballot_at(p, lsn) == ballot;
+}
+
+/* Forget runs wholly below the commit point (keep the one holding commit). */
+static void runs_compact(struct qfs_paxos *p)
+{
+	uint32_t k = 0;
+
+	while (k + 1 < p->nruns && p->runs[k + 1].first <= p->commit)
+		k++;
+	if (k) {
+		memmove(p->runs, p->runs + k, (p->nruns - k) * sizeof(p->runs[0]));
+		p->nruns -= k;
+	}
+}
+
+static void log_truncate(struct qfs_paxos *p, qfs_lsn_t after)
+{
+	assert(after >= p->commit && after < p->last);
+	p->last_ballot = ballot_at(p, after);
+	while (p->nruns && p->runs[p->nruns - 1].first > after)
+		p->nruns--;
+	p->last = after;
+	if (p->persisted > after)
+		p->persisted = after;
+	p->truncate = 1;
+	p->truncate_after = after;
+}
+
+/* Runs needed to append n entries of ballots b[] after truncating to after. */
+static uint32_t runs_after_append(const struct qfs_paxos *p, qfs_lsn_t after,
+				  const struct qfs_repl_entry *e, uint32_t n)
+{
+	uint32_t nr = p->nruns;
+	qfs_ballot_t lastb;
+
+	while (nr && p->runs[nr - 1].first > after)
+		nr--;
+	lastb = nr ? p->runs[nr - 1].ballot : 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].ballot != lastb) {
+			nr++;
+			lastb = e[i].ballot;
+		}
+	return nr;
+}
+
+/* Append one entry (lsn already last + 1) to the log and the persist list. */
+static void log_append(struct qfs_paxos *p, const struct qfs_repl_entry *e)
+{
+	assert(e->lsn == p->last + 1 && p->npersist <= QFS_PAXOS_MAX_BATCH);
+	if (!p->nruns || p->runs[p->nruns - 1].ballot != e->ballot) {
+		assert(p->nruns < QFS_PAXOS_MAX_RUNS);
+		p->runs[p->nruns].first = e->lsn;
+		p->runs[p->nruns].ballot = e->ballot;
+		p->nruns++;
+	}
+	p->last = e->lsn;
+	p->last_ballot = e->ballot;
+	p->persist[p->npersist++] = *e;
+}
+
+static struct qfs_paxos_msg *msg_new(struct qfs_paxos *p, uint8_t type, uint32_t to)
+{
+	struct qfs_paxos_msg *m;
+
+	if (p->nmsgs == QFS_PAXOS_MAX_MSGS) {
+		trace(p, "event=msg_dropped reason=full type=%u to=%u", type, to);
+		return NULL;
+	}
+	m = &p->msgs[p->nmsgs++];
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->from = p->self;
+	m->to = to;
+	m->group = p->group;
+	m->promised = p->promised;
+	m->last_lsn = p->last;
+	return m;
+}
+
+static void set_promised(struct qfs_paxos *p, qfs_ballot_t b)
+{
+	if (b > p->promised) {
+		p->promised = b;
+		p->save_promise = 1;
+	}
+}
+
+static void election_reset(struct qfs_paxos *p)
+{
+	uint64_t span = p->prm.election_max_ms - p->prm.election_min_ms;
+
+	p->election_at = p->now + p->prm.election_min_ms + (span ? rnd(p) % span : 0);
+}
+
+static void become_follower(struct qfs_paxos *p, qfs_ballot_t ballot, uint32_t leader)
+{
+	if (p->role != QFS_PAXOS_FOLLOWER || p->leader != leader || p->ballot != ballot)
+		trace(p, "event=follow ballot=%llu.%u leader=%u was=%d",
+		      (unsigned long long)qfs_paxos_ballot_round(ballot),
+		      qfs_paxos_ballot_node(ballot), leader, (int)p->role);
+	p->role = QFS_PAXOS_FOLLOWER;
+	p->ballot = ballot;
+	p->leader = leader;
+	p->lease_until = 0;
+	p->barrier = 0;
+	election_reset(p);
+}
+
+/* ---- leader: replication to peers ---- */
+
+static void lease_update(struct qfs_paxos *p)
+{
+	uint32_t need = qfs_paxos_quorum(&p->cfg) - 1;
+	uint64_t len = p->prm.lease_ms - (uint64_t)p->prm.lease_ms * p->prm.drift_pct / 100;
+	uint64_t best = 0;
+
+	if (need == 0) {
+		p->lease_until = p->now + len;
+		return;
+	}
+	/* The newest send time t such that need peers granted at or after t:
+	 * with us, a quorum promised nobody else until t + lease_ms. */
+	for (uint32_t i = 0; i < p->npeers; i++) {
+		uint64_t c = p->peers[i].lease_sent_ms;
+		uint32_t ge = 0;
+
+		if (!c || c <= best)
+			continue;
+		for (uint32_t j = 0; j < p->npeers; j++)
+			if (p->peers[j].lease_sent_ms >= c)
+				ge++;
+		if (ge >= need)
+			best = c;
+	}
+	if (best)
+		p->lease_until = max64(p->lease_until, best + len);
+}
+
+/* Leader commit: the highest LSN of its own ballot durable on a quorum.
+ * Entries of earlier ballots commit with it (they precede it in the log). */
+static void leader_commit(struct qfs_paxos *p)
+{
+	uint32_t q = qfs_paxos_quorum(&p->cfg);
+	qfs_lsn_t best = p->commit;
+
+	for (uint32_t i = 0; i < p->npeers + 1; i++) {
+		qfs_lsn_t c = i == p->npeers ? p->persisted : p->peers[i].match;
+		uint32_t ge = p->persisted >= c ? 1 : 0;
+
+		if (c <= best)
+			continue;
+		for (uint32_t j = 0; j < p->npeers; j++)
+			if (p->peers[j].match >= c)
+				ge++;
+		if (ge >= q && ballot_at(p, c) == p->ballot)
+			best = c;
+	}
+	if (best > p->commit) {
+		p->commit = best;
+		runs_compact(p);
+		trace(p, "event=commit lsn=%llu", (unsigned long long)best);
+	}
+}
+
+static void send_entries(struct qfs_paxos *p, struct qfs_paxos_peer *pe, qfs_lsn_t prev,
+			 qfs_ballot_t prev_ballot, const struct qfs_repl_entry *e, uint32_t n)
+{
+	struct qfs_paxos_msg *m = msg_new(p, QFS_PAXOS_ACCEPT, pe->id);
+
+	if (!m)
+		return;
+	m->ballot = p->ballot;
+	m->prev_lsn = prev;
+	m->prev_ballot = prev_ballot;
+	m->commit = p->commit;
+	m->time_ms = p->now;
+	m->n = n;
+	m->entries = n ? e : NULL;
+	pe->next = prev + n + 1;
+}
+
+/* Ask the driver for the entries pe lacks, or for a snapshot. */
+static void request_read(struct qfs_paxos *p, struct qfs_paxos_peer *pe)
+{
+	struct qfs_paxos_read *r;
+
+	if (pe->read_pending || pe->next > p->last)
+		return;
+	if (pe->next < p->first_retained) {
+		if (p->snapshot_to)
+			return;
+		p->snapshot_to = pe->id;
+		pe->read_pending = 1;
+		trace(p, "event=snapshot to=%u next=%llu first_retained=%llu", pe->id,
+		      (unsigned long long)pe->next, (unsigned long long)p->first_retained);
+		return;
+	}
+	assert(p->nreads < QFS_PAXOS_MAX_NODES);
+	r = &p->reads[p->nreads++];
+	r->peer = pe->id;
+	r->from = pe->next;
+	r->to = min64(p->last, pe->next + QFS_PAXOS_MAX_BATCH - 1);
+	pe->read_pending = 1;
+}
+
+static void become_leader(struct qfs_paxos *p)
+{
+	struct qfs_repl_entry noop;
+	qfs_lsn_t prev = p->last;
+	qfs_ballot_t prevb = p->last_ballot;
+
+	p->role = QFS_PAXOS_LEADER;
+	p->leader = p->self;
+	p->lease_until = 0;
+	p->lead_since = p->now;
+	for (uint32_t i = 0; i < p->npeers; i++) {
+		struct qfs_paxos_peer *pe = &p->peers[i];
+
+		pe->next = p->last + 1;
+		pe->match = 0;
+		pe->lease_sent_ms = 0;
+		pe->progress_ms = p->now;
+		pe->read_pending = 0;
+	}
+	/* The barrier: once it commits, every entry before it is chosen. */
+	memset(&noop, 0, sizeof(noop));
+	noop.lsn = p->last + 1;
+	noop.ballot = p->ballot;
+	noop.type = QFS_REPL_ENTRY_NOOP;
+	log_append(p, &noop);
+	p->barrier = noop.lsn;
+	trace(p, "event=leader ballot=%llu.%u barrier=%llu commit=%llu",
+	      (unsigned long long)qfs_paxos_ballot_round(p->ballot), p->self,
+	      (unsigned long long)p->barrier, (unsigned long long)p->commit);
+	for (uint32_t i = 0; i < p->npeers; i++)
+		send_entries(p, &p->peers[i], prev, prevb, &p->persist[p->npersist - 1], 1);
+	p->heartbeat_at = p->now + p->prm.heartbeat_ms;
+	if (p->cfg.n == 1)
+		leader_commit(p);
+}
+
+static void campaign(struct qfs_paxos *p)
+{
+	uint64_t round = max64(qfs_paxos_ballot_round(p->promised), p->max_round) + 1;
+
+	p->max_round = round;
+	p->role = QFS_PAXOS_CANDIDATE;
+	p->ballot = QFS_PAXOS_BALLOT(round, p->self);
+	p->leader = 0;
+	set_promised(p, p->ballot);
+	election_reset(p);
+	trace(p, "event=campaign ballot=%llu.%u last=%llu commit=%llu",
+	      (unsigned long long)round, p->self, (unsigned long long)p->last,
+	      (unsigned long long)p->commit);
+	for (uint32_t i = 0; i < p->npeers; i++) {
+		struct qfs_paxos_msg *m = msg_new(p, QFS_PAXOS_PREPARE, p->peers[i].id);
+
+		p->peers[i].voted = 0;
+		if (!m)
+			continue;
+		m->ballot = p->ballot;
+		m->last_ballot = p->last_ballot;
+		m->commit = p->commit;
+	}
+	if (qfs_paxos_quorum(&p->cfg) == 1)
+		become_leader(p);
+}
+
+/* ---- message handlers ---- */
+
+static void on_prepare(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	struct qfs_paxos_msg *m;
+	int ok = 0;
+	const char *why = "granted";
+
+	if (in->ballot < p->promised) {
+		why = "stale";
+	} else if (in->ballot == p->promised) {
+		ok = p->role != QFS_PAXOS_LEADER; /* a re-sent prepare of the same candidate */
+		why = ok ? "again" : "mine";
+	} else if (p->now < p->lease_grant_until && p->lease_grant_ballot != in->ballot) {
+		why = "lease";
+	} else if (p->role == QFS_PAXOS_LEADER && p->now < p->lease_until) {
+		why = "leader_lease";
+	} else if (in->last_ballot < p->last_ballot ||
+		   (in->last_ballot == p->last_ballot && in->last_lsn < p->last)) {
+		why = "log_behind";
+	} else {
+		ok = 1;
+		set_promised(p, in->ballot);
+		become_follower(p, in->ballot, 0);
+	}
+	trace(p, "event=prepare from=%u ballot=%llu.%u ok=%d why=%s", in->from,
+	      (unsigned long long)qfs_paxos_ballot_round(in->ballot),
+	      qfs_paxos_ballot_node(in->ballot), ok, why);
+	m = msg_new(p, QFS_PAXOS_PROMISE, in->from);
+	if (!m)
+		return;
+	m->ok = (uint8_t)ok;
+	m->ballot = in->ballot;
+	m->last_ballot = p->last_ballot;
+	m->commit = p->commit;
+}
+
+static void on_promise(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	struct qfs_paxos_peer *pe = peer_find(p, in->from);
+	uint32_t votes = 1;
+
+	if (p->role != QFS_PAXOS_CANDIDATE || in->ballot != p->ballot || !pe)
+		return;
+	if (!in->ok)
+		return; /* max_round already noted; the next campaign goes higher */
+	pe->voted = 1;
+	for (uint32_t i = 0; i < p->npeers; i++)
+		votes += p->peers[i].voted ? 1 : 0;
+	if (votes >= qfs_paxos_quorum(&p->cfg))
+		become_leader(p);
+}
+
+static void reply_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in, int ok,
+			   qfs_lsn_t match)
+{
+	struct qfs_paxos_msg *m = msg_new(p, QFS_PAXOS_ACCEPTED, in->from);
+
+	if (!m)
+		return;
+	m->ok = (uint8_t)ok;
+	m->ballot = in->ballot;
+	m->match = match;
+	m->time_ms = in->time_ms;
+}
+
+static void on_accept(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	qfs_lsn_t lsn;
+	uint32_t i;
+
+	if (in->ballot < p->promised) {
+		reply_accepted(p, in, 0, 0);
+		return;
+	}
+	set_promised(p, in->ballot);
+	if (p->role != QFS_PAXOS_FOLLOWER || p->leader != in->from || p->ballot != in->ballot)
+		become_follower(p, in->ballot, in->from);
+	else
+		election_reset(p);
+	/* The lease we grant: no promise to another ballot for lease_ms of our clock. */
+	p->lease_grant_until = p->now + p->prm.lease_ms;
+	p->lease_grant_ballot = in->ballot;
+
+	if (in->n == 0) {
+		/* Heartbeat: in->commit is at most what we acknowledged in this ballot. */
+		if (min64(in->commit, p->last) > p->commit) {
+			p->commit = min64(in->commit, p->last);
+			runs_compact(p);
+		}
+		/* Our log up to commit is the chosen prefix, which the leader's log
+		 * holds too, and everything we hold is durable when this is sent. */
+		reply_accepted(p, in, 1, p->commit);
+		return;
+	}
+	if (in->prev_lsn > p->last) {
+		reply_accepted(p, in, 0, p->last);
+		return;
+	}
+	if (!log_match(p, in->prev_lsn, in->prev_ballot)) {
+		qfs_lsn_t hint = in->prev_lsn - 1;
+
+		for (uint32_t k = p->nruns; k-- > 0;)
+			if (p->runs[k].first <= in->prev_lsn) {
+				hint = p->runs[k].first - 1;
+				break;
+			}
+		reply_accepted(p, in, 0, max64(hint, p->commit));
+		return;
+	}
+	/* Skip what we already hold; the first conflict truncates our suffix. */
+	for (i = 0, lsn = in->prev_lsn + 1; i < in->n && lsn <= p->last; i++, lsn++)
+		if (lsn > p->commit && ballot_at(p, lsn) != in->entries[i].ballot)
+			break;
+	if (i < in->n) {
+		if (runs_after_append(p, lsn - 1, in->entries + i, in->n - i) > QFS_PAXOS_MAX_RUNS) {
+			trace(p, "event=accept_refused reason=runs lsn=%llu", (unsigned long long)lsn);
+			reply_accepted(p, in, 0, p->commit);
+			return;
+		}
+		if (lsn <= p->last) {
+			trace(p, "event=truncate after=%llu last=%llu", (unsigned long long)(lsn - 1),
+			      (unsigned long long)p->last);
+			log_truncate(p, lsn - 1);
+		}
+		for (; i < in->n; i++) {
+			struct qfs_repl_entry e = in->entries[i];
+
+			e.lsn = p->last + 1;
+			log_append(p, &e);
+		}
+	}
+	if (min64(in->commit, in->prev_lsn + in->n) > p->commit) {
+		p->commit = min64(in->commit, in->prev_lsn + in->n);
+		runs_compact(p);
+	}
+	reply_accepted(p, in, 1, in->prev_lsn + in->n);
+}
+
+static void step_down(struct qfs_paxos *p, qfs_ballot_t seen)
+{
+	trace(p, "event=step_down ballot=%llu.%u seen=%llu.%u",
+	      (unsigned long long)qfs_paxos_ballot_round(p->ballot), qfs_paxos_ballot_node(p->ballot),
+	      (unsigned long long)qfs_paxos_ballot_round(seen), qfs_paxos_ballot_node(seen));
+	become_follower(p, p->ballot, 0);
+}
+
+static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	struct qfs_paxos_peer *pe = peer_find(p, in->from);
+
+	if (p->role != QFS_PAXOS_LEADER || in->ballot != p->ballot || !pe)
+		return;
+	if (in->promised > p->ballot) {
+		step_down(p, in->promised);
+		return;
+	}
+	if (in->time_ms > pe->lease_sent_ms && in->time_ms <= p->now) {
+		pe->lease_sent_ms = in->time_ms;
+		lease_update(p);
+	}
+	if (in->ok) {
+		if (in->match > pe->match && in->match <= p->last) {
+			pe->match = in->match;
+			pe->progress_ms = p->now;
+			if (pe->next <= pe->match)
+				pe->next = pe->match + 1;
+			leader_commit(p);
+		}
+	} else {
+		qfs_lsn_t next = min64(pe->next, in->match + 1);
+
+		pe->next = max64(next, pe->match + 1);
+	}
+	request_read(p, pe);
+}
+
+static void on_receive(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	if (in->to != p->self || in->from == p->self || in->group != p->group ||
+	    !peer_find(p, in->from)) {
+		trace(p, "event=msg_ignored reason=address from=%u to=%u", in->from, in->to);
+		return;
+	}
+	p->max_round = max64(p->max_round, qfs_paxos_ballot_round(in->ballot));
+	p->max_round = max64(p->max_round, qfs_paxos_ballot_round(in->promised));
+	switch (in->type) {
+	case QFS_PAXOS_PREPARE:
+		on_prepare(p, in);
+		break;
+	case QFS_PAXOS_PROMISE:
+		on_promise(p, in);
+		break;
+	case QFS_PAXOS_ACCEPT:
+		on_accept(p, in);
+		break;
+	case QFS_PAXOS_ACCEPTED:
+		on_accepted(p, in);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- other events ---- */
+
+static int on_propose(struct qfs_paxos *p, const struct qfs_repl_entry *in, uint32_t n)
+{
+	qfs_lsn_t prev = p->last;
+	qfs_ballot_t prevb = p->last_ballot;
+	uint32_t first = p->npersist;
+
+	if (p->role != QFS_PAXOS_LEADER)
+		return -EREMOTE;
+	if (n > QFS_PAXOS_MAX_BATCH || p->last + n - p->commit > QFS_PAXOS_WINDOW)
+		return -EAGAIN;
+	if (p->last > UINT64_MAX - n || (n && !in))
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		if ((in[i].type != QFS_REPL_ENTRY_TXN && in[i].type != QFS_REPL_ENTRY_NOOP) ||
+		    (!in[i].data && in[i].len))
+			return -EINVAL;
+	if (p->nruns == QFS_PAXOS_MAX_RUNS && p->last_ballot != p->ballot)
+		return -EAGAIN; /* cannot happen for a leader: its ballot's run exists */
+	for (uint32_t i = 0; i < n; i++) {
+		struct qfs_repl_entry e = in[i];
+
+		e.lsn = p->last + 1;
+		e.ballot = p->ballot;
+		log_append(p, &e);
+	}
+	for (uint32_t i = 0; i < p->npeers; i++)
+		if (p->peers[i].next == prev + 1 && !p->peers[i].read_pending)
+			send_entries(p, &p->peers[i], prev, prevb, &p->persist[first], n);
+	return 0;
+}
+
+static int on_log_entries(struct qfs_paxos *p, const struct qfs_paxos_event *ev)
+{
+	struct qfs_paxos_peer *pe = peer_find(p, ev->peer);
+
+	if (ev->n > QFS_PAXOS_MAX_BATCH || (ev->n && !ev->entries))
+		return -EINVAL;
+	if (p->role != QFS_PAXOS_LEADER || !pe)
+		return 0;
+	pe->read_pending = 0;
+	if (ev->lsn + 1 != pe->next || ev->n == 0) {
+		request_read(p, pe);
+		return 0;
+	}
+	for (uint32_t i = 0; i < ev->n; i++) {
+		const struct qfs_repl_entry *e = &ev->entries[i];
+
+		if (e->lsn != ev->lsn + 1 + i || !log_match(p, e->lsn, e->ballot) ||
+		    (e->type != QFS_REPL_ENTRY_TXN && e->type != QFS_REPL_ENTRY_NOOP)) {
+			trace(p, "event=log_entries_ignored peer=%u lsn=%llu", pe->id,
+			      (unsigned long long)e->lsn);
+			return 0;
+		}
+	}
+	/* One batch per answer: the next read waits for its acknowledgement, so
+	 * catch-up is paced by the follower and a refusal cannot multiply. */
+	send_entries(p, pe, ev->lsn, ev->ballot, ev->entries, ev->n);
+	return 0;
+}
+
+static void on_snapshot(struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot)
+{
+	struct qfs_paxos_msg *m;
+
+	if (lsn <= p->commit)
+		return;
+	/* A snapshot comes from a leader: if we thought we led, we do not. */
+	if (p->role != QFS_PAXOS_FOLLOWER)
+		become_follower(p, p->ballot, 0);
+	if (lsn < p->last && ballot_at(p, lsn) == ballot) {
+		/* Our log holds the snapshot's last entry, hence everything before
+		 * it: keep the entries after it (we may have acknowledged them). */
+		p->commit = p->applied = lsn;
+		p->persisted = max64(p->persisted, lsn);
+		runs_compact(p);
+	} else {
+		if (p->last > lsn) {
+			p->truncate = 1; /* a suffix that follows a different entry */
+			p->truncate_after = lsn;
+		}
+		p->last = p->persisted = p->commit = p->applied = lsn;
+		p->last_ballot = ballot;
+		p->runs[0].first = lsn;
+		p->runs[0].ballot = ballot;
+		p->nruns = 1;
+	}
+	p->first_retained = lsn + 1;
+	trace(p, "event=snapshot_installed lsn=%llu", (unsigned long long)lsn);
+	if (p->role == QFS_PAXOS_FOLLOWER && p->leader) {
+		m = msg_new(p, QFS_PAXOS_ACCEPTED, p->leader);
+		if (m) {
+			m->ok = 1;
+			m->ballot = p->ballot;
+			m->match = lsn;
+		}
+	}
+}
+
+static void timers(struct qfs_paxos *p)
+{
+	if (p->role != QFS_PAXOS_LEADER) {
+		if (p->now >= p->election_at && p->now >= p->lease_grant_until)
+			campaign(p);
+		return;
+	}
+	if (p->now >= p->heartbeat_at) {
+		p->heartbeat_at = p->now + p->prm.heartbeat_ms;
+		for (uint32_t i = 0; i < p->npeers; i++) {
+			struct qfs_paxos_peer *pe = &p->peers[i];
+			struct qfs_paxos_msg *m;
+
+			if (pe->match < p->last && p->now - pe->progress_ms >= p->prm.retry_ms) {
+				/* No progress: go back to what it acknowledged. */
+				pe->next = pe->match + 1;
+				pe->read_pending = 0;
+				pe->progress_ms = p->now;
+			}
+			request_read(p, pe);
+			m = msg_new(p, QFS_PAXOS_ACCEPT, pe->id);
+			if (!m)
+				continue;
+			m->ballot = p->ballot;
+			m->commit = min64(p->commit, pe->match);
+			m->time_ms = p->now;
+		}
+		/* Check quorum: a leader nobody answers gives up, so that clients
+		 * are redirected instead of waiting on it. */
+		if (p->cfg.n > 1 && p->now > max64(p->lease_until, p->lead_since) +
+						     p->prm.election_max_ms)
+			step_down(p, p->ballot);
+	}
+}
+
+static uint64_t next_tick(const struct qfs_paxos *p)
+{
+	if (p->role == QFS_PAXOS_LEADER)
+		return p->heartbeat_at;
+	return max64(p->election_at, p->lease_grant_until);
+}
+
+/* ---- public ---- */
+
+/* See paxos.h. */
+void qfs_paxos_params_default(struct qfs_paxos_params *prm)
+{
+	memset(prm, 0, sizeof(*prm));
+	prm->lease_ms = 2000;
+	prm->drift_pct = 10;
+	prm->election_min_ms = 1000;
+	prm->election_max_ms = 2000;
+	prm->heartbeat_ms = 200;
+	prm->retry_ms = 500;
+	prm->seed = 1;
+}
+
+static int state_ok(const struct qfs_paxos *p)
+{
+	if (!(p->applied <= p->commit && p->commit <= p->last && p->persisted <= p->last &&
+	      p->applied <= p->persisted))
+		return 0;
+	for (uint32_t i = 1; i < p->nruns; i++)
+		if (p->runs[i].first <= p->runs[i - 1].first ||
+		    p->runs[i].ballot <= p->runs[i - 1].ballot)
+			return 0;
+	if (p->nruns && (p->runs[p->nruns - 1].first > p->last ||
+			 p->runs[p->nruns - 1].ballot != p->last_ballot))
+		return 0;
+	if (p->last > p->commit && (!p->nruns || p->runs[0].first > p->commit + 1))
+		return 0;
+	if (p->last && p->commit && (!p->nruns || p->runs[0].first > p->commit))
+		return 0;
+	if (p->role == QFS_PAXOS_LEADER && (p->ballot != p->promised || p->barrier > p->last))
+		return 0;
+	return 1;
+}
+
+/* See paxos.h. */
+int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_config *cfg,
+		   uint32_t self, const struct qfs_paxos_params *prm,
+		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
+		   uint32_t nruns, uint64_t now_ms)
+{
+	int found = 0;
+
+	if (!cfg->n || cfg->n > QFS_PAXOS_MAX_NODES || !self || self > 0xffff)
+		return -EINVAL;
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		if (!cfg->ids[i] || cfg->ids[i] > 0xffff)
+			return -EINVAL;
+		for (uint32_t j = 0; j < i; j++)
+			if (cfg->ids[j] == cfg->ids[i])
+				return -EINVAL;
+		found |= cfg->ids[i] == self;
+	}
+	if (!found || prm->election_max_ms < prm->election_min_ms || !prm->heartbeat_ms ||
+	    prm->drift_pct >= 100 || hs->applied > hs->last || nruns > QFS_PAXOS_MAX_RUNS)
+		return -EINVAL;
+	if (hs->last > hs->applied && (!nruns || runs[0].first > max64(hs->applied, 1) ||
+				       runs[nruns - 1].first > hs->last ||
+				       runs[nruns - 1].ballot != hs->last_ballot))
+		return -EINVAL;
+	for (uint32_t i = 1; i < nruns; i++)
+		if (runs[i].first <= runs[i - 1].first || runs[i].ballot <= runs[i - 1].ballot)
+			return -EINVAL;
+
+	memset(p, 0, sizeof(*p));
+	p->self = self;
+	p->group = group;
+	p->cfg = *cfg;
+	p->prm = *prm;
+	p->rng = prm->seed ? prm->seed : 0x9E3779B97F4A7C15ULL;
+	p->role = QFS_PAXOS_FOLLOWER;
+	p->promised = hs->promised;
+	p->max_round = qfs_paxos_ballot_round(hs->promised);
+	p->last = hs->last;
+	p->last_ballot = hs->last_ballot;
+	p->persisted = hs->last;
+	p->commit = p->applied = hs->applied;
+	p->first_retained = hs->first_retained ? hs->first_retained : 1;
+	if (hs->last > hs->applied) {
+		memcpy(p->runs, runs, nruns * sizeof(runs[0]));
+		p->nruns = nruns;
+	} else if (hs->last) {
+		p->runs[0].first = hs->last;
+		p->runs[0].ballot = hs->last_ballot;
+		p->nruns = 1;
+	}
+	runs_compact(p);
+	for (uint32_t i = 0; i < cfg->n; i++)
+		if (cfg->ids[i] != self)
+			p->peers[p->npeers++].id = cfg->ids[i];
+	p->now = now_ms;
+	/* We may have granted a lease just before a crash: honour it. */
+	p->lease_grant_until = now_ms + prm->lease_ms;
+	election_reset(p);
+	return state_ok(p) ? 0 : -EINVAL;
+}
+
+static void fill(const struct qfs_paxos *p, struct qfs_paxos_update *up)
+{
+	memset(up, 0, sizeof(*up));
+	up->truncate = p->truncate;
+	up->truncate_after = p->truncate_after;
+	up->persist = p->npersist ? p->persist : NULL;
+	up->npersist = p->npersist;
+	up->save_promise = p->save_promise;
+	up->promised = p->promised;
+	up->msgs = p->nmsgs ? p->msgs : NULL;
+	up->nmsgs = p->nmsgs;
+	up->reads = p->nreads ? p->reads : NULL;
+	up->nreads = p->nreads;
+	up->snapshot_to = p->snapshot_to;
+	up->commit = min64(p->commit, p->persisted);
+	up->leader = p->leader;
+	up->ballot = p->leader ? p->ballot : 0;
+	up->is_leader = p->role == QFS_PAXOS_LEADER;
+	up->lease_until_ms = up->is_leader ? p->lease_until : 0;
+	up->next_tick_ms = next_tick(p);
+}
+
+/* See paxos.h.  Checks every input before it changes anything. */
+int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
+		   struct qfs_paxos_update *up)
+{
+	int rc = 0;
+
+	if (ev->now_ms < p->now)
+		rc = -EINVAL;
+	else if (ev->type == QFS_PAXOS_EV_APPLIED &&
+		 (ev->lsn < p->applied || ev->lsn > min64(p->commit, p->persisted)))
+		rc = -EINVAL;
+	else if (ev->type == QFS_PAXOS_EV_RECEIVE && !ev->msg)
+		rc = -EINVAL;
+	else if (ev->type < QFS_PAXOS_EV_PROPOSE || ev->type > QFS_PAXOS_EV_COMPACTED)
+		rc = -EINVAL;
+	if (rc) {
+		p->npersist = p->nmsgs = p->nreads = 0;
+		p->truncate = p->save_promise = 0;
+		p->snapshot_to = 0;
+		fill(p, up);
+		return rc;
+	}
+
+	p->npersist = p->nmsgs = p->nreads = 0;
+	p->truncate = p->save_promise = 0;
+	p->snapshot_to = 0;
+	p->now = ev->now_ms;
+
+	switch (ev->type) {
+	case QFS_PAXOS_EV_PROPOSE:
+		rc = on_propose(p, ev->entries, ev->n);
+		break;
+	case QFS_PAXOS_EV_RECEIVE:
+		on_receive(p, ev->msg);
+		break;
+	case QFS_PAXOS_EV_PERSISTED:
+		if (ev->lsn > p->persisted && ev->lsn <= p->last &&
+		    (ev->lsn <= p->commit || ballot_at(p, ev->lsn) == ev->ballot)) {
+			p->persisted = ev->lsn;
+			if (p->role == QFS_PAXOS_LEADER)
+				leader_commit(p);
+		}
+		break;
+	case QFS_PAXOS_EV_APPLIED:
+		p->applied = ev->lsn;
+		break;
+	case QFS_PAXOS_EV_TICK:
+		break;
+	case QFS_PAXOS_EV_LOG_ENTRIES:
+		rc = on_log_entries(p, ev);
+		break;
+	case QFS_PAXOS_EV_SNAPSHOT_INSTALLED:
+		on_snapshot(p, ev->lsn, ev->ballot);
+		break;
+	case QFS_PAXOS_EV_COMPACTED:
+		if (ev->lsn > p->first_retained && ev->lsn <= p->applied + 1)
+			p->first_retained = ev->lsn;
+		break;
+	}
+	if (rc == 0)
+		timers(p);
+	assert(state_ok(p));
+	fill(p, up);
+	return rc;
+}
+
+/* See paxos.h.  Pure; the driver serialises calls with qfs_paxos_step(). */
+int qfs_paxos_can_read_local(const struct qfs_paxos *p, uint64_t now_ms)
+{
+	return p->role == QFS_PAXOS_LEADER && now_ms < p->lease_until &&
+	       p->commit >= p->barrier && p->applied >= p->commit;
+}

@@ -1,0 +1,290 @@
+/*
+ * paxos.h - Multi-Paxos for one replication group as a pure state machine
+ * (protocol, wire format, driver contract and safety argument: doc/paxos.md).
+ *
+ * The driver feeds events (a proposal, a received message, "persisted up to
+ * LSN", "applied up to LSN", log entries it read on request, a snapshot it
+ * installed, a tick) to qfs_paxos_step() together with its clock, and gets an
+ * update: a truncation point and entries to append to the log, a promised
+ * ballot to make durable, messages to send once all of that is durable, log
+ * ranges to read and feed back, a snapshot to send, the LSN up to which
+ * entries may be applied, the leader and its lease, and when to tick next.
+ *
+ * No I/O, no clock, no threads, no allocation, no globals: everything lives
+ * in struct qfs_paxos, which the driver embeds; its PRNG (election timeouts)
+ * is seeded by the driver.  The update points into that struct and into the
+ * event's buffers: handle it before the next step and before releasing the
+ * event's data.  Decisions are reported through an optional tracer callback;
+ * the core never logs.
+ *
+ * Entries reuse struct qfs_repl_entry and its WAL framing (repl/repl.h).
+ */
+#ifndef QFS_REPL_PAXOS_H
+#define QFS_REPL_PAXOS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/qfs.h"
+#include "repl/repl.h"
+
+#define QFS_PAXOS_MAX_NODES 5   /* members of one configuration (3 today) */
+#define QFS_PAXOS_MAX_BATCH 64  /* entries in one PROPOSE, accept or persist list */
+#define QFS_PAXOS_MAX_MSGS 16   /* messages in one update */
+#define QFS_PAXOS_MAX_RUNS 32   /* ballot changes kept above the commit point */
+#define QFS_PAXOS_WINDOW 1024   /* leader: at most this many entries above commit */
+
+/* A ballot is (round, node id), totally ordered as round first, then id. */
+typedef uint64_t qfs_ballot_t;
+#define QFS_PAXOS_BALLOT(round, node) (((uint64_t)(round) << 16) | ((node) & 0xffffu))
+static inline uint64_t qfs_paxos_ballot_round(qfs_ballot_t b) { return b >> 16; }
+static inline uint32_t qfs_paxos_ballot_node(qfs_ballot_t b) { return (uint32_t)(b & 0xffffu); }
+
+/* The group's voting members, an explicit list so that a configuration
+ * entry in the log can replace it later.  Node ids are 1..65535, distinct. */
+struct qfs_paxos_config {
+	uint32_t n;                          /* members, 1..QFS_PAXOS_MAX_NODES */
+	uint32_t ids[QFS_PAXOS_MAX_NODES];
+};
+
+/* Tracer: one line of key=value fields per decision; may be NULL. */
+typedef void (*qfs_paxos_tracer_fn)(void *arg, uint32_t self, const char *line);
+
+struct qfs_paxos_params {
+	uint32_t lease_ms;          /* lease length granted by a follower; 2000 */
+	uint32_t drift_pct;         /* leader shortens its lease by this %; 10 => clock
+				     * rates must stay within +-5% (doc/paxos.md) */
+	uint32_t election_min_ms;   /* election timeout drawn in [min, max); 1000 */
+	uint32_t election_max_ms;   /* 2000 */
+	uint32_t heartbeat_ms;      /* leader heartbeat period; 200 */
+	uint32_t retry_ms;          /* resend to a follower that made no progress; 500 */
+	uint64_t seed;              /* PRNG seed (e.g. node id ^ boot time) */
+	qfs_paxos_tracer_fn tracer;
+	void *tracer_arg;
+};
+
+/* Fill p with the defaults named above (seed 1, no tracer). */
+void qfs_paxos_params_default(struct qfs_paxos_params *p);
+
+/* ---- messages ---- */
+
+enum qfs_paxos_msg_type {
+	QFS_PAXOS_PREPARE = 1,  /* phase 1a: ballot, last_lsn/last_ballot, commit */
+	QFS_PAXOS_PROMISE = 2,  /* phase 1b: ok, promised, last_lsn/last_ballot, commit */
+	QFS_PAXOS_ACCEPT = 3,   /* phase 2a: prev_lsn/prev_ballot, entries, commit, time_ms;
+				 * no entries: heartbeat */
+	QFS_PAXOS_ACCEPTED = 4, /* phase 2b: ok, promised, match, last_lsn, time_ms */
+};
+
+/* One message.  All fields are carried for every type (unused ones 0). */
+struct qfs_paxos_msg {
+	uint8_t type;               /* enum qfs_paxos_msg_type */
+	uint8_t ok;                 /* PROMISE/ACCEPTED: 1 granted, 0 refused */
+	uint32_t from, to;          /* node ids */
+	uint64_t group;             /* replication group (copied from struct qfs_paxos) */
+	qfs_ballot_t ballot;        /* the ballot this message is about */
+	qfs_ballot_t promised;      /* replies: the sender's promised ballot */
+	qfs_lsn_t last_lsn;         /* PREPARE/PROMISE/ACCEPTED: sender's last LSN */
+	qfs_ballot_t last_ballot;   /* PREPARE/PROMISE: ballot of that entry */
+	qfs_lsn_t prev_lsn;         /* ACCEPT: entry before entries[0] (0: none) */
+	qfs_ballot_t prev_ballot;   /* ACCEPT: its ballot */
+	qfs_lsn_t commit;           /* ACCEPT: leader commit usable by this follower */
+	qfs_lsn_t match;            /* ACCEPTED ok: highest LSN durable and matching in
+				     * this ballot (0: no news); refused: hint, the
+				     * follower's log matches at most up to here */
+	uint64_t time_ms;           /* ACCEPT: leader clock at send; ACCEPTED: echoed */
+	uint32_t n;                 /* ACCEPT: entries, lsn prev_lsn+1.. */
+	const struct qfs_repl_entry *entries;
+};
+
+/* Wire frame: be32 magic | u8 version | u8 type | be16 0 | be32 body length |
+ * be32 CRC32C of the first 12 header bytes and the body | body. */
+#define QFS_PAXOS_MAGIC 0x51504158u /* "QPAX" */
+#define QFS_PAXOS_VERSION 1
+#define QFS_PAXOS_FRAME_HDR 16
+#define QFS_PAXOS_FRAME_MAX (QFS_PAXOS_FRAME_HDR + 128 + QFS_PAXOS_MAX_BATCH * 32 + (64u << 20))
+
+/* Bytes qfs_paxos_msg_encode() needs for m. */
+size_t qfs_paxos_msg_size(const struct qfs_paxos_msg *m);
+
+/* Encode m into buf[0..cap).  Returns the frame length, or -ENOSPC if cap is
+ * too small, -EINVAL if m has an unknown type, more than QFS_PAXOS_MAX_BATCH
+ * entries or an entry whose data is NULL with a length.  Pure; thread-safe. */
+ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t cap);
+
+/* Decode one frame of exactly len bytes into *out; the entries go to
+ * ents[QFS_PAXOS_MAX_BATCH] (scratch, overwritten even on error) and their
+ * data point into buf (keep buf alive).
+ * Returns 0, QFS_ECORRUPT (short frame, bad magic, length or CRC, malformed
+ * body, unknown type or entry type, too many entries) or QFS_EFORMAT (a
+ * version this code does not speak).  *out is written only on success. */
+int qfs_paxos_msg_decode(const void *buf, size_t len, struct qfs_paxos_msg *out,
+			 struct qfs_repl_entry *ents);
+
+/* ---- events and updates ---- */
+
+enum qfs_paxos_event_type {
+	QFS_PAXOS_EV_PROPOSE = 1,   /* entries[n] (type/time_ns/data/len); leader only */
+	QFS_PAXOS_EV_RECEIVE,       /* msg */
+	QFS_PAXOS_EV_PERSISTED,     /* lsn, ballot: log durable up to lsn (entry of ballot) */
+	QFS_PAXOS_EV_APPLIED,       /* lsn: the driver applied up to here */
+	QFS_PAXOS_EV_TICK,          /* only now_ms */
+	QFS_PAXOS_EV_LOG_ENTRIES,   /* answer to a read: peer, lsn/ballot = prev entry,
+				     * entries[n] with lsn/ballot filled from the log */
+	QFS_PAXOS_EV_SNAPSHOT_INSTALLED, /* lsn, ballot: the state at lsn replaced the log */
+	QFS_PAXOS_EV_COMPACTED,     /* lsn: first LSN still readable from the log */
+};
+
+struct qfs_paxos_event {
+	enum qfs_paxos_event_type type;
+	uint64_t now_ms;            /* driver's monotonic clock, every event */
+	const struct qfs_repl_entry *entries;
+	uint32_t n;
+	const struct qfs_paxos_msg *msg;
+	qfs_lsn_t lsn;
+	qfs_ballot_t ballot;
+	uint32_t peer;
+};
+
+/* "Read entries [from, to] from the log and step LOG_ENTRIES(peer, ...)". */
+struct qfs_paxos_read {
+	uint32_t peer;
+	qfs_lsn_t from, to;
+};
+
+struct qfs_paxos_update {
+	/* 1. Make durable, in this order (then step PERSISTED): */
+	int truncate;                      /* 1: first drop every entry > truncate_after */
+	qfs_lsn_t truncate_after;
+	const struct qfs_repl_entry *persist; /* append these (lsn consecutive) */
+	uint32_t npersist;
+	int save_promise;                  /* 1: persist promised before any message */
+	qfs_ballot_t promised;
+	/* 2. Then send (only once everything persisted so far is durable): */
+	const struct qfs_paxos_msg *msgs;
+	uint32_t nmsgs;
+	/* 3. Requests to the driver: */
+	const struct qfs_paxos_read *reads;
+	uint32_t nreads;
+	uint32_t snapshot_to;              /* != 0: send a snapshot of the applied state */
+	/* 4. State: */
+	qfs_lsn_t commit;                  /* apply entries up to here (<= durable) */
+	uint32_t leader;                   /* known leader, 0 if none */
+	qfs_ballot_t ballot;               /* that leader's ballot */
+	int is_leader;
+	uint64_t lease_until_ms;           /* leader: lease end in its clock, else 0 */
+	uint64_t next_tick_ms;             /* step TICK at this time at the latest */
+};
+
+/* Durable state the driver restores after a restart. */
+struct qfs_paxos_hard {
+	qfs_ballot_t promised;      /* last promised ballot persisted */
+	qfs_lsn_t last;             /* last LSN in the log (0: empty) */
+	qfs_ballot_t last_ballot;   /* ballot of that entry (or of the snapshot) */
+	qfs_lsn_t applied;          /* store's applied LSN (<= last) */
+	qfs_lsn_t first_retained;   /* first LSN readable from the log (>= 1) */
+};
+
+/* A ballot change in the log: entries from first on carry ballot. */
+struct qfs_paxos_run {
+	qfs_lsn_t first;
+	qfs_ballot_t ballot;
+};
+
+enum qfs_paxos_role { QFS_PAXOS_FOLLOWER = 0, QFS_PAXOS_CANDIDATE, QFS_PAXOS_LEADER };
+
+/* Per-peer replication progress, leader only. */
+struct qfs_paxos_peer {
+	uint32_t id;
+	qfs_lsn_t next;             /* next LSN to send */
+	qfs_lsn_t match;            /* highest LSN known durable+matching there */
+	uint64_t lease_sent_ms;     /* leader send time of the newest acked message */
+	uint64_t progress_ms;       /* last time match grew or we resynced */
+	int read_pending;           /* a read for this peer is outstanding */
+	int voted;                  /* candidate: promise received */
+};
+
+/* The state machine.  Fields are private to paxos.c; embedded by the driver. */
+struct qfs_paxos {
+	uint32_t self;
+	uint64_t group;
+	struct qfs_paxos_config cfg;
+	struct qfs_paxos_params prm;
+	uint64_t rng;               /* PRNG state */
+
+	enum qfs_paxos_role role;
+	qfs_ballot_t promised;      /* durable once reported in an update */
+	qfs_ballot_t ballot;        /* ballot of the known leader (or our candidacy) */
+	uint32_t leader;
+	uint64_t max_round;         /* highest round seen */
+
+	qfs_lsn_t last;             /* last LSN in the log */
+	qfs_ballot_t last_ballot;
+	qfs_lsn_t persisted;        /* durable up to */
+	qfs_lsn_t commit;           /* known chosen up to */
+	qfs_lsn_t applied;
+	qfs_lsn_t first_retained;
+	qfs_lsn_t barrier;          /* leader: LSN of its NOOP barrier */
+	struct qfs_paxos_run runs[QFS_PAXOS_MAX_RUNS]; /* cover (commit, last] */
+	uint32_t nruns;
+
+	uint64_t now;               /* clock of the current step */
+	uint64_t election_at;       /* follower/candidate: campaign at */
+	uint64_t lease_grant_until; /* follower: no promise to others before */
+	qfs_ballot_t lease_grant_ballot;
+	uint64_t heartbeat_at;      /* leader: next heartbeat */
+	uint64_t lease_until;       /* leader: lease end (own clock) */
+	uint64_t lead_since;        /* leader: elected at (own clock) */
+	uint32_t npeers;
+	struct qfs_paxos_peer peers[QFS_PAXOS_MAX_NODES];
+
+	/* storage for the update of the current step */
+	struct qfs_repl_entry persist[QFS_PAXOS_MAX_BATCH + 1];
+	uint32_t npersist;
+	struct qfs_paxos_msg msgs[QFS_PAXOS_MAX_MSGS];
+	uint32_t nmsgs;
+	struct qfs_paxos_read reads[QFS_PAXOS_MAX_NODES];
+	uint32_t nreads;
+	int truncate, save_promise;
+	qfs_lsn_t truncate_after;
+	uint32_t snapshot_to;
+};
+
+/* Start a replica from its durable state hs at time now_ms: a follower with
+ * no known leader that refuses to promise for one lease (it may have granted
+ * a lease before it crashed).  runs[nruns] are the ballot changes of the log
+ * entries [max(applied, 1), last], ascending, the first at or below
+ * max(applied, 1), the last of ballot last_ballot (none needed when the log
+ * ends at applied).  cfg must contain self.  Returns 0 or
+ * -EINVAL (bad config or params, applied > last, runs not covering the log);
+ * p is unusable after an error. */
+int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_config *cfg,
+		   uint32_t self, const struct qfs_paxos_params *prm,
+		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
+		   uint32_t nruns, uint64_t now_ms);
+
+/* Step one event and fill *up (see struct qfs_paxos_update for what the driver
+ * must do with it).  Returns 0, or:
+ *   -EREMOTE  PROPOSE on a replica that is not leader (up->leader: hint)
+ *   -EAGAIN   PROPOSE while the leader has QFS_PAXOS_WINDOW entries uncommitted,
+ *             or more than QFS_PAXOS_MAX_BATCH entries in one event
+ *   -EINVAL   a malformed event (unknown type or entry type, n too large,
+ *             APPLIED beyond the durable commit, time going back)
+ * Malformed, stale or duplicated messages are not errors: they are ignored
+ * (and traced).  On error the state is unchanged and *up reports it. */
+int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
+		   struct qfs_paxos_update *up);
+
+/* 1 if this replica is the leader, holds a lease at now_ms (its clock) and
+ * has applied everything it committed since its election, so a read of its
+ * applied state sees every write committed before the read started. */
+int qfs_paxos_can_read_local(const struct qfs_paxos *p, uint64_t now_ms);
+
+/* Quorum size of cfg (a majority). */
+static inline uint32_t qfs_paxos_quorum(const struct qfs_paxos_config *cfg)
+{
+	return cfg->n / 2 + 1;
+}
+
+#endif

@@ -1,0 +1,838 @@
+/*
+ * sim.c - deterministic simulator of a 3-replica Multi-Paxos group running the
+ * real state machine (src/repl/paxos.c; what it checks: doc/paxos.md, section
+ * "Simulator").
+ *
+ * One seed fixes everything: network loss, delay, duplication, reordering and
+ * corruption of frames (encoded with the real codec), partitions, crashes that
+ * lose whatever was not yet synced (log tail, promised ballot, unsent
+ * messages), restarts, clock rates within the drift bound, log compaction and
+ * snapshot transfers, client proposals and lease reads.  Time and storage are
+ * simulated, there are no threads, so a seed replays exactly:
+ *
+ *     tests/sim/sim --seed N --verbose
+ *
+ * After every step the checker verifies: no two different entries committed
+ * at one LSN, a new leader's log holds every entry committed in a lower ballot, applied state
+ * (a hash chain) equal on all replicas at every LSN, a lease read sees every
+ * entry committed before it started.  After the faults stop (network healed,
+ * everyone restarted) the group must make progress within a bounded time.
+ *
+ * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--verbose]
+ * Without arguments (make check): 2000 short schedules (9 s of simulated time
+ * each) and 4 long ones (65 s).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "repl/paxos.h"
+
+#define NN 3
+#define TICK_MS 10
+
+struct ent {
+	qfs_ballot_t ballot;
+	uint8_t type;
+	uint8_t data[8];
+	uint64_t val;
+};
+
+struct frame {
+	uint64_t at; /* delivery time (real ms) */
+	int to;      /* node index */
+	size_t len;
+	uint8_t *buf;
+};
+
+struct node {
+	int up;
+	uint32_t id;
+	struct qfs_paxos px;
+	/* storage: log[1..vlast], durable up to dlast; truncations are durable at once */
+	struct ent *log;
+	qfs_lsn_t cap, vlast, dlast;
+	qfs_ballot_t promised_d, promised_v;
+	qfs_lsn_t first_retained;
+	/* the store: applied state, durable with its LSN */
+	qfs_lsn_t applied;
+	uint64_t hash;
+	/* messages waiting for the next sync */
+	struct frame *outbox;
+	size_t nout, capout;
+	uint64_t sync_at; /* 0: none scheduled */
+	/* clock: local = offset + real * rate_ppm / 1e6 */
+	uint64_t offset;
+	uint64_t rate_ppm;
+	uint64_t restart_at;
+	qfs_ballot_t seen_leader_ballot;
+	qfs_lsn_t checked; /* committed LSNs compared with the global record */
+};
+
+struct chosen {
+	int set;
+	qfs_ballot_t in_ballot; /* ballot of the first replica that saw it committed */
+	qfs_ballot_t ballot;
+	uint8_t type;
+	uint64_t val;
+};
+
+static struct sim {
+	uint64_t seed;
+	uint64_t rng;
+	int verbose;
+	uint64_t now; /* real ms */
+	struct node n[NN];
+	struct frame *net;
+	size_t nnet, capnet;
+	struct chosen *chosen;
+	uint64_t *hash_at;
+	qfs_lsn_t capc, max_chosen;
+	int cut[NN][NN]; /* cut[a][b]: a cannot reach b */
+	/* schedule */
+	uint64_t heal_at, end_at;
+	int loss_pct, dup_pct, corrupt_pct, crash_pct, part_pct, long_delay_pct, leader_bias;
+	uint64_t next_val;
+	uint64_t proposals, commits_at_heal, reads_ok, elections;
+	uint64_t steps;
+} S;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sim: FAIL seed=%" PRIu64 " t=%" PRIu64 "ms: ", S.seed, S.now);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nreplay: tests/sim/sim --seed %" PRIu64 " --verbose\n", S.seed);
+	exit(1);
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!S.verbose)
+		return;
+	printf("t=%" PRIu64 " seed=%" PRIu64 " ", S.now, S.seed);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static uint64_t rnd(void)
+{
+	/* splitmix64 */
+	uint64_t z = (S.rng += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rn(uint64_t n) { return n ? rnd() % n : 0; }
+static int pct(int p) { return (int)rn(100) < p; }
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+
+	if (!q) {
+		fprintf(stderr, "sim: out of memory\n");
+		exit(2);
+	}
+	return q;
+}
+
+static void tracer(void *arg, uint32_t self, const char *line)
+{
+	(void)arg;
+	say("node=%u %s", self, line);
+}
+
+static uint64_t local_now(const struct node *nd)
+{
+	return nd->offset + S.now * nd->rate_ppm / 1000000;
+}
+
+static void grow_log(struct node *nd, qfs_lsn_t lsn)
+{
+	if (lsn < nd->cap)
+		return;
+	while (nd->cap <= lsn)
+		nd->cap = nd->cap ? nd->cap * 2 : 1024;
+	nd->log = xrealloc(nd->log, nd->cap * sizeof(nd->log[0]));
+}
+
+static void grow_global(qfs_lsn_t lsn)
+{
+	qfs_lsn_t old = S.capc;
+
+	if (lsn < S.capc)
+		return;
+	while (S.capc <= lsn)
+		S.capc = S.capc ? S.capc * 2 : 1024;
+	S.chosen = xrealloc(S.chosen, S.capc * sizeof(S.chosen[0]));
+	S.hash_at = xrealloc(S.hash_at, S.capc * sizeof(S.hash_at[0]));
+	memset(S.chosen + old, 0, (S.capc - old) * sizeof(S.chosen[0]));
+	memset(S.hash_at + old, 0, (S.capc - old) * sizeof(S.hash_at[0]));
+}
+
+static void net_push(int to, const uint8_t *buf, size_t len, uint64_t at)
+{
+	struct frame *f;
+
+	if (S.nnet == S.capnet) {
+		S.capnet = S.capnet ? S.capnet * 2 : 256;
+		S.net = xrealloc(S.net, S.capnet * sizeof(S.net[0]));
+	}
+	f = &S.net[S.nnet++];
+	f->at = at;
+	f->to = to;
+	f->len = len;
+	f->buf = xrealloc(NULL, len);
+	memcpy(f->buf, buf, len);
+}
+
+static int idx_of(uint32_t id)
+{
+	for (int i = 0; i < NN; i++)
+		if (S.n[i].id == id)
+			return i;
+	return -1;
+}
+
+/* ---- checks ---- */
+
+static void check_commits(struct node *nd)
+{
+	qfs_lsn_t c = nd->px.commit;
+
+	grow_global(c + 1);
+	for (qfs_lsn_t l = nd->checked + 1; l <= c; l++) {
+		struct ent *e = &nd->log[l];
+		struct chosen *ch = &S.chosen[l];
+
+		if (l < nd->first_retained && l > nd->vlast)
+			continue;
+		if (l > nd->vlast)
+			fail("node %u commit %" PRIu64 " beyond its log %" PRIu64, nd->id, c, nd->vlast);
+		if (!ch->set) {
+			ch->set = 1;
+			ch->in_ballot = nd->px.ballot;
+			ch->ballot = e->ballot;
+			ch->type = e->type;
+			ch->val = e->val;
+			if (l > S.max_chosen)
+				S.max_chosen = l;
+		} else if (ch->ballot != e->ballot || ch->type != e->type || ch->val != e->val) {
+			fail("agreement: lsn %" PRIu64 " committed as %" PRIu64 "/%u/%" PRIu64
+			     " and as %" PRIu64 "/%u/%" PRIu64 " (node %u)",
+			     l, ch->ballot, ch->type, ch->val, e->ballot, e->type, e->val, nd->id);
+		}
+	}
+	if (c > nd->checked)
+		nd->checked = c;
+}
+
+static void check_new_leader(struct node *nd, const struct qfs_paxos_update *up)
+{
+	if (!up->is_leader || nd->seen_leader_ballot == up->ballot)
+		return;
+	nd->seen_leader_ballot = up->ballot;
+	S.elections++;
+	for (qfs_lsn_t l = 1; l <= S.max_chosen; l++) {
+		struct chosen *ch = &S.chosen[l];
+		struct ent *e;
+
+		/* Paxos: a value chosen in ballot b is the value of every higher
+		 * ballot.  (A late leader of a lower ballot may lack it: it cannot
+		 * get anything accepted by a quorum anyway.) */
+		if (!ch->set || ch->in_ballot >= up->ballot)
+			continue;
+		if (l > nd->vlast)
+			fail("leader %u (ballot %" PRIx64 ") lacks committed lsn %" PRIu64, nd->id,
+			     up->ballot, l);
+		e = &nd->log[l];
+		if (e->ballot != ch->ballot || e->type != ch->type || e->val != ch->val)
+			fail("leader %u (ballot %" PRIx64 ") has a different entry at committed lsn %" PRIu64,
+			     nd->id, up->ballot, l);
+	}
+}
+
+static uint64_t hash_step(uint64_t h, qfs_lsn_t lsn, const struct ent *e)
+{
+	h ^= lsn * 0x9E3779B97F4A7C15ULL;
+	h ^= e->val + ((uint64_t)e->type << 56);
+	h *= 0x100000001B3ULL;
+	return h ^ (h >> 29);
+}
+
+/* ---- driving one node ---- */
+
+static void step(struct node *nd, const struct qfs_paxos_event *ev);
+
+static void handle_update(struct node *nd, const struct qfs_paxos_update *up)
+{
+	int dirty = 0;
+
+	/* Messages first: they may point into the log we are about to grow. */
+	for (uint32_t i = 0; i < up->nmsgs; i++) {
+		uint8_t *buf;
+		size_t need = qfs_paxos_msg_size(&up->msgs[i]);
+		ssize_t len;
+		int to = idx_of(up->msgs[i].to);
+
+		if (to < 0)
+			fail("message to unknown node %u", up->msgs[i].to);
+		buf = xrealloc(NULL, need);
+		len = qfs_paxos_msg_encode(&up->msgs[i], buf, need);
+		if (len != (ssize_t)need)
+			fail("encode returned %zd for %zu bytes", len, need);
+		if (nd->nout == nd->capout) {
+			nd->capout = nd->capout ? nd->capout * 2 : 16;
+			nd->outbox = xrealloc(nd->outbox, nd->capout * sizeof(nd->outbox[0]));
+		}
+		nd->outbox[nd->nout].to = to;
+		nd->outbox[nd->nout].buf = buf;
+		nd->outbox[nd->nout].len = (size_t)len;
+		nd->nout++;
+		dirty = 1;
+	}
+	if (up->truncate) {
+		if (up->truncate_after < nd->applied)
+			fail("node %u truncates below applied", nd->id);
+		if (nd->vlast > up->truncate_after)
+			nd->vlast = up->truncate_after;
+		if (nd->dlast > up->truncate_after)
+			nd->dlast = up->truncate_after;
+	}
+	for (uint32_t i = 0; i < up->npersist; i++) {
+		const struct qfs_repl_entry *e = &up->persist[i];
+		struct ent *s;
+
+		if (e->lsn != nd->vlast + 1)
+			fail("node %u persist lsn %" PRIu64 " after %" PRIu64, nd->id, e->lsn, nd->vlast);
+		grow_log(nd, e->lsn);
+		s = &nd->log[e->lsn];
+		s->ballot = e->ballot;
+		s->type = e->type;
+		s->val = e->len == 8 ? qfs_be64_get(e->data) : 0;
+		qfs_be64_put(s->data, s->val);
+		nd->vlast = e->lsn;
+		dirty = 1;
+	}
+	if (up->save_promise) {
+		nd->promised_v = up->promised;
+		dirty = 1;
+	}
+	if (dirty && !nd->sync_at)
+		nd->sync_at = S.now + 1 + rn(4);
+
+	check_commits(nd);
+	check_new_leader(nd, up);
+
+	/* Apply (only durable, committed entries), then tell the core. */
+	if (up->commit > nd->applied) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_APPLIED, .now_ms = local_now(nd) };
+
+		if (up->commit > nd->dlast)
+			fail("node %u asked to apply %" PRIu64 " beyond durable %" PRIu64, nd->id,
+			     up->commit, nd->dlast);
+		grow_global(up->commit + 1);
+		for (qfs_lsn_t l = nd->applied + 1; l <= up->commit; l++) {
+			nd->hash = hash_step(nd->hash, l, &nd->log[l]);
+			if (!S.hash_at[l])
+				S.hash_at[l] = nd->hash;
+			else if (S.hash_at[l] != nd->hash)
+				fail("applied state differs at lsn %" PRIu64 " on node %u", l, nd->id);
+		}
+		nd->applied = up->commit;
+		ev.lsn = up->commit;
+		step(nd, &ev);
+	}
+
+	for (uint32_t i = 0; i < up->nreads; i++) {
+		const struct qfs_paxos_read *r = &up->reads[i];
+		struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_LOG_ENTRIES,
+					      .now_ms = local_now(nd) };
+		uint32_t n = 0;
+
+		if (r->from < nd->first_retained || r->to > nd->vlast || r->from > r->to ||
+		    r->to - r->from >= QFS_PAXOS_MAX_BATCH)
+			fail("node %u bad read [%" PRIu64 ",%" PRIu64 "] log [%" PRIu64 ",%" PRIu64 "]",
+			     nd->id, r->from, r->to, nd->first_retained, nd->vlast);
+		for (qfs_lsn_t l = r->from; l <= r->to; l++, n++) {
+			ents[n].lsn = l;
+			ents[n].ballot = nd->log[l].ballot;
+			ents[n].type = nd->log[l].type;
+			ents[n].time_ns = 0;
+			ents[n].data = nd->log[l].type == QFS_REPL_ENTRY_TXN ? nd->log[l].data : NULL;
+			ents[n].len = nd->log[l].type == QFS_REPL_ENTRY_TXN ? 8 : 0;
+		}
+		ev.peer = r->peer;
+		ev.lsn = r->from - 1;
+		ev.ballot = r->from > 1 ? nd->log[r->from - 1].ballot : 0;
+		ev.entries = ents;
+		ev.n = n;
+		step(nd, &ev);
+	}
+
+	if (up->snapshot_to) {
+		int t = idx_of(up->snapshot_to);
+		struct node *tn = &S.n[t];
+		qfs_lsn_t lsn = nd->applied;
+
+		/* The transfer is one message: subject to partitions and crashes. */
+		if (tn->up && !S.cut[nd - S.n][t] && lsn > tn->px.commit && lsn >= 1) {
+			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_SNAPSHOT_INSTALLED,
+						      .now_ms = local_now(tn) };
+
+			say("node=%u snapshot to=%u lsn=%" PRIu64, nd->id, tn->id, lsn);
+			/* The store takes the snapshot; log entries up to lsn are the
+			 * leader's; the core says (truncate) whether to keep the rest. */
+			grow_log(tn, lsn);
+			memcpy(tn->log + 1, nd->log + 1, lsn * sizeof(nd->log[0]));
+			if (tn->vlast < lsn)
+				tn->vlast = lsn;
+			if (tn->dlast < lsn)
+				tn->dlast = lsn;
+			tn->applied = lsn;
+			tn->hash = S.hash_at[lsn];
+			tn->first_retained = lsn + 1;
+			if (tn->checked > lsn)
+				tn->checked = lsn;
+			ev.lsn = lsn;
+			ev.ballot = nd->log[lsn].ballot;
+			step(tn, &ev);
+		}
+	}
+}
+
+static void step(struct node *nd, const struct qfs_paxos_event *ev)
+{
+	struct qfs_paxos_update up;
+	int rc;
+
+	S.steps++;
+	rc = qfs_paxos_step(&nd->px, ev, &up);
+	if (rc && ev->type != QFS_PAXOS_EV_PROPOSE)
+		fail("node %u step type %d: %d", nd->id, ev->type, rc);
+	handle_update(nd, &up);
+}
+
+static void node_sync(struct node *nd)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PERSISTED, .now_ms = local_now(nd) };
+
+	nd->sync_at = 0;
+	nd->dlast = nd->vlast;
+	nd->promised_d = nd->promised_v;
+	for (size_t i = 0; i < nd->nout; i++) {
+		struct frame *f = &nd->outbox[i];
+		int from = (int)(nd - S.n);
+		int copies = pct(S.dup_pct) ? 2 : 1;
+
+		for (int c = 0; c < copies; c++) {
+			uint64_t delay = 1 + rn(20);
+
+			if (S.cut[from][f->to] || pct(S.loss_pct))
+				continue;
+			if (pct(S.long_delay_pct))
+				delay += rn(300);
+			if (pct(S.corrupt_pct)) {
+				f->buf[rn(f->len)] ^= (uint8_t)(1 + rn(255));
+			}
+			net_push(f->to, f->buf, f->len, S.now + delay);
+		}
+		free(f->buf);
+	}
+	nd->nout = 0;
+	if (nd->dlast) {
+		ev.lsn = nd->dlast;
+		ev.ballot = nd->log[nd->dlast].ballot;
+		step(nd, &ev);
+	}
+}
+
+static void node_start(struct node *nd)
+{
+	struct qfs_paxos_config cfg = { .n = NN };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs;
+	struct qfs_paxos_run runs[QFS_PAXOS_MAX_RUNS];
+	uint32_t nruns = 0;
+	int rc;
+
+	for (int i = 0; i < NN; i++)
+		cfg.ids[i] = S.n[i].id;
+	qfs_paxos_params_default(&prm);
+	prm.lease_ms = 400;
+	prm.election_min_ms = 300;
+	prm.election_max_ms = 600;
+	prm.heartbeat_ms = 50;
+	prm.retry_ms = 150;
+	prm.seed = S.seed * 31 + nd->id + S.now;
+	prm.tracer = S.verbose ? tracer : NULL;
+	memset(&hs, 0, sizeof(hs));
+	hs.promised = nd->promised_d;
+	hs.last = nd->dlast;
+	hs.last_ballot = nd->dlast ? nd->log[nd->dlast].ballot : 0;
+	hs.applied = nd->applied;
+	hs.first_retained = nd->first_retained;
+	for (qfs_lsn_t l = nd->applied ? nd->applied : 1; l <= nd->dlast; l++)
+		if (!nruns || runs[nruns - 1].ballot != nd->log[l].ballot) {
+			if (nruns == QFS_PAXOS_MAX_RUNS)
+				fail("node %u: too many ballot runs to restart", nd->id);
+			runs[nruns].first = l;
+			runs[nruns].ballot = nd->log[l].ballot;
+			nruns++;
+		}
+	rc = qfs_paxos_init(&nd->px, 7, &cfg, nd->id, &prm, &hs, runs, nruns, local_now(nd));
+	if (rc)
+		fail("node %u init: %d", nd->id, rc);
+	nd->up = 1;
+	nd->checked = nd->applied;
+	nd->seen_leader_ballot = 0;
+	say("node=%u start last=%" PRIu64 " applied=%" PRIu64 " promised=%" PRIx64, nd->id,
+	    nd->dlast, nd->applied, nd->promised_d);
+}
+
+static void node_crash(struct node *nd)
+{
+	say("node=%u crash lost_tail=%" PRIu64, nd->id, nd->vlast - nd->dlast);
+	nd->up = 0;
+	nd->vlast = nd->dlast;
+	nd->promised_v = nd->promised_d;
+	for (size_t i = 0; i < nd->nout; i++)
+		free(nd->outbox[i].buf);
+	nd->nout = 0;
+	nd->sync_at = 0;
+	nd->restart_at = S.now + 50 + rn(800);
+}
+
+/* ---- workload and faults ---- */
+
+static void deliver(size_t k)
+{
+	struct frame f = S.net[k];
+	struct node *nd = &S.n[f.to];
+	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	struct qfs_paxos_msg m;
+	int rc;
+
+	S.net[k] = S.net[--S.nnet];
+	rc = qfs_paxos_msg_decode(f.buf, f.len, &m, ents);
+	if (rc == 0 && nd->up) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE, .now_ms = local_now(nd),
+					      .msg = &m };
+
+		step(nd, &ev);
+	}
+	free(f.buf);
+}
+
+static void propose(void)
+{
+	int k = -1;
+	uint32_t n = 1 + (uint32_t)rn(3);
+	uint8_t data[3][8];
+	struct qfs_repl_entry ents[3];
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE };
+
+	for (int i = 0; i < NN; i++)
+		if (S.n[i].up && S.n[i].px.role == QFS_PAXOS_LEADER)
+			k = i;
+	if (k < 0 || pct(10))
+		k = (int)rn(NN);
+	if (!S.n[k].up)
+		return;
+	memset(ents, 0, sizeof(ents));
+	for (uint32_t i = 0; i < n; i++) {
+		qfs_be64_put(data[i], ++S.next_val);
+		ents[i].type = QFS_REPL_ENTRY_TXN;
+		ents[i].data = data[i];
+		ents[i].len = 8;
+	}
+	ev.entries = ents;
+	ev.n = n;
+	ev.now_ms = local_now(&S.n[k]);
+	S.proposals++;
+	step(&S.n[k], &ev);
+}
+
+static void lease_read(void)
+{
+	struct node *nd = &S.n[rn(NN)];
+	qfs_lsn_t committed = 0;
+
+	if (!nd->up || !qfs_paxos_can_read_local(&nd->px, local_now(nd)))
+		return;
+	/* Every entry committed anywhere before the read started must be visible. */
+	for (int i = 0; i < NN; i++)
+		if (S.n[i].up && S.n[i].px.commit > committed)
+			committed = S.n[i].px.commit;
+	if (S.max_chosen > committed)
+		committed = S.max_chosen;
+	if (nd->applied < committed)
+		fail("stale lease read on node %u: applied %" PRIu64 " < committed %" PRIu64, nd->id,
+		     nd->applied, committed);
+	S.reads_ok++;
+}
+
+/* A random node, or with leader_bias most often the one that leads. */
+static int victim(void)
+{
+	if (S.leader_bias && pct(70))
+		for (int i = 0; i < NN; i++)
+			if (S.n[i].up && S.n[i].px.role == QFS_PAXOS_LEADER)
+				return i;
+	return (int)rn(NN);
+}
+
+static void faults(void)
+{
+	if (S.now >= S.heal_at)
+		return;
+	if (pct(S.crash_pct)) {
+		struct node *nd = &S.n[victim()];
+
+		if (nd->up)
+			node_crash(nd);
+	}
+	if (pct(S.part_pct)) {
+		int a = victim(), mode = (int)rn(5);
+
+		memset(S.cut, 0, sizeof(S.cut));
+		for (int b = 0; b < NN; b++) {
+			if (b == a || mode == 3)
+				continue;
+			S.cut[a][b] = mode != 1;       /* 0: isolate, 1: a deaf, 2: a mute */
+			S.cut[b][a] = mode != 2;
+		}
+		if (mode == 4) {
+			/* cut one link only: a and b both still reach the third */
+			int b = (a + 1 + (int)rn(NN - 1)) % NN;
+
+			memset(S.cut, 0, sizeof(S.cut));
+			S.cut[a][b] = S.cut[b][a] = 1;
+		}
+		say("partition node=%u mode=%d", S.n[a].id, mode);
+	}
+	if (pct(3)) {
+		/* compaction: keep a few entries below applied readable */
+		struct node *nd = &S.n[rn(NN)];
+		qfs_lsn_t to = nd->applied > 5 ? nd->applied - rn(5) : 0;
+
+		if (nd->up && to > nd->first_retained) {
+			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED,
+						      .now_ms = local_now(nd), .lsn = to };
+
+			nd->first_retained = to;
+			step(nd, &ev);
+		}
+	}
+}
+
+static void heal(void)
+{
+	memset(S.cut, 0, sizeof(S.cut));
+	S.loss_pct = S.dup_pct = S.corrupt_pct = S.long_delay_pct = 0;
+	for (int i = 0; i < NN; i++)
+		if (!S.n[i].up)
+			node_start(&S.n[i]);
+	S.commits_at_heal = S.max_chosen;
+	say("heal chosen=%" PRIu64, S.max_chosen);
+}
+
+static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
+{
+	uint64_t next_tick = 0, next_prop = 0, next_fault = 0, next_read = 0;
+	int healed = 0;
+
+	memset(&S, 0, sizeof(S));
+	S.seed = seed;
+	S.rng = seed * 0x2545F4914F6CDD1DULL + 1;
+	S.verbose = verbose;
+	S.loss_pct = (int)rn(4) * 7;     /* 0, 7, 14, 21 % */
+	S.dup_pct = (int)rn(3) * 5;
+	S.corrupt_pct = (int)rn(2);
+	S.long_delay_pct = (int)rn(3) * 5;
+	S.crash_pct = (int)rn(4) * 5;    /* per 100 ms */
+	S.part_pct = (int)rn(4) * 10;
+	S.leader_bias = (int)rn(2);      /* crash and isolate the leader more often */
+	S.heal_at = faulty_ms;
+	S.end_at = faulty_ms + 5000;
+	say("schedule loss=%d dup=%d corrupt=%d long_delay=%d crash=%d part=%d heal=%" PRIu64,
+	    S.loss_pct, S.dup_pct, S.corrupt_pct, S.long_delay_pct, S.crash_pct, S.part_pct,
+	    S.heal_at);
+	for (int i = 0; i < NN; i++)
+		S.n[i].id = (uint32_t)i + 1;
+	for (int i = 0; i < NN; i++) {
+		struct node *nd = &S.n[i];
+
+		nd->offset = rn(100000);
+		/* +-5%: the bound of drift_pct = 10; often at the extremes */
+		nd->rate_ppm = pct(50) ? (pct(50) ? 950000 : 1050000) : 950000 + rn(100001);
+		nd->first_retained = 1;
+		grow_log(nd, 1);
+		node_start(nd);
+	}
+
+	while (S.now < S.end_at) {
+		uint64_t t = next_tick;
+		size_t k = SIZE_MAX;
+
+		for (size_t i = 0; i < S.nnet; i++)
+			if (S.net[i].at < t || (S.net[i].at == t && k == SIZE_MAX)) {
+				t = S.net[i].at;
+				k = i;
+			}
+		for (int i = 0; i < NN; i++) {
+			if (S.n[i].up && S.n[i].sync_at && S.n[i].sync_at < t) {
+				t = S.n[i].sync_at;
+				k = SIZE_MAX - 1 - (size_t)i;
+			}
+		}
+		if (t > S.now)
+			S.now = t;
+		if (!healed && S.now >= S.heal_at) {
+			healed = 1;
+			heal();
+		}
+		if (k < S.nnet) {
+			deliver(k);
+			continue;
+		}
+		if (k != SIZE_MAX) {
+			node_sync(&S.n[SIZE_MAX - 1 - k]);
+			continue;
+		}
+		/* tick */
+		next_tick = S.now + TICK_MS;
+		for (int i = 0; i < NN; i++) {
+			struct node *nd = &S.n[i];
+
+			if (!nd->up) {
+				if (S.now >= nd->restart_at && S.now < S.heal_at)
+					node_start(nd);
+				continue;
+			}
+			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = local_now(nd) };
+
+			step(nd, &ev);
+		}
+		if (S.now >= next_prop) {
+			propose();
+			next_prop = S.now + 5 + rn(30);
+		}
+		if (S.now >= next_read) {
+			lease_read();
+			next_read = S.now + rn(20);
+		}
+		if (S.now >= next_fault) {
+			faults();
+			next_fault = S.now + 100;
+		}
+	}
+
+	/* Liveness: after healing, the group committed more and everyone caught up. */
+	if (S.max_chosen <= S.commits_at_heal)
+		fail("no progress after healing: chosen %" PRIu64 " at heal and at end", S.max_chosen);
+	for (int i = 0; i < NN; i++)
+		if (S.n[i].applied < S.commits_at_heal)
+			fail("node %u applied %" PRIu64 " < %" PRIu64 " committed at heal", S.n[i].id,
+			     S.n[i].applied, S.commits_at_heal);
+	if (verbose)
+		printf("seed=%" PRIu64 " ok: chosen=%" PRIu64 " proposals=%" PRIu64 " elections=%" PRIu64
+		       " lease_reads=%" PRIu64 " steps=%" PRIu64 "\n",
+		       seed, S.max_chosen, S.proposals, S.elections, S.reads_ok, S.steps);
+}
+
+/* An assertion in the core aborts: say which seed replays it. */
+static void on_abort(int sig)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "sim: ABORT seed=%" PRIu64 " t=%" PRIu64
+			 "ms\nreplay: tests/sim/sim --seed %" PRIu64 " --verbose\n",
+			 S.seed, S.now, S.seed);
+
+	if (n > 0 && write(2, line, (size_t)n) < 0)
+		_exit(3);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void cleanup(void)
+{
+	for (int i = 0; i < NN; i++) {
+		for (size_t j = 0; j < S.n[i].nout; j++)
+			free(S.n[i].outbox[j].buf);
+		free(S.n[i].outbox);
+		free(S.n[i].log);
+	}
+	for (size_t i = 0; i < S.nnet; i++)
+		free(S.net[i].buf);
+	free(S.net);
+	free(S.chosen);
+	free(S.hash_at);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = 0, seeds = 2000, nlong = 4;
+	int verbose = 0, one = 0;
+	uint64_t total_chosen = 0, total_elections = 0, total_reads = 0;
+
+	signal(SIGABRT, on_abort);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+			seed = strtoull(argv[++i], NULL, 0);
+			one = 1;
+		} else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
+			seeds = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--long") && i + 1 < argc) {
+			nlong = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--verbose")) {
+			verbose = 1;
+		} else {
+			fprintf(stderr, "usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--verbose]\n");
+			return 2;
+		}
+	}
+	if (one) {
+		/* Seeds >= 1000000 are the long schedules. */
+		run(seed, seed >= 1000000 ? 60000 : 4000, verbose);
+		cleanup();
+		return 0;
+	}
+	for (uint64_t s = 1; s <= seeds + nlong; s++) {
+		uint64_t sd = s <= seeds ? s : 1000000 + (s - seeds);
+
+		run(sd, sd >= 1000000 ? 60000 : 4000, verbose);
+		total_chosen += S.max_chosen;
+		total_elections += S.elections;
+		total_reads += S.reads_ok;
+		cleanup();
+	}
+	printf("sim: %" PRIu64 " schedules ok (%" PRIu64 " long): %" PRIu64 " entries committed, %" PRIu64
+	       " elections, %" PRIu64 " lease reads checked\n",
+	       seeds + nlong, nlong, total_chosen, total_elections, total_reads);
+	return 0;
+}

@@ -1,0 +1,55 @@
+#!/bin/sh
+# check.sh - model-check tests/spin/paxos.pml with spin (doc/paxos.md).
+#
+# Generates the verifier (spin -a), compiles pan.c with cc and runs an
+# exhaustive safety search: any assertion violation (two values chosen for
+# one slot) fails the test.  Then checks that the deliberately broken
+# variants (acceptor ignoring the ballot, promise without the up-to-date
+# check) ARE caught, so the model keeps its teeth.  Exit 77 if spin or cc is
+# missing (CI installs the Debian package spin).
+set -u
+
+SRC=${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+MODEL="$SRC/tests/spin/paxos.pml"
+CC=${CC:-cc}
+
+command -v spin >/dev/null 2>&1 || { echo "SKIP: spin not installed (apt-get install spin)"; exit 77; }
+command -v "$CC" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($CC)"; exit 77; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/qfs-spin.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+
+# verify VARIANT_FLAGS: prints pan's report; returns pan's error count (0..)
+verify() {
+	( cd "$WORK" && rm -f pan pan.* ./*.trail &&
+	  cp "$MODEL" paxos.pml &&
+	  spin -a "$@" paxos.pml >spin.out 2>&1 &&
+	  $CC -O2 -w -DSAFETY -DVECTORSZ=2048 -o pan pan.c >cc.out 2>&1 ) || {
+		echo "FAIL: could not build the verifier ($*)"; cat "$WORK/spin.out" "$WORK/cc.out" 2>/dev/null
+		exit 1
+	}
+	( cd "$WORK" && timeout 120 ./pan -m200000 >pan.out 2>&1 )
+	grep -E "errors:|states, stored|assertion violated|depth too small|max search depth" "$WORK/pan.out"
+	errs=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$WORK/pan.out")
+	[ -n "$errs" ] || { echo "FAIL: pan gave no result"; cat "$WORK/pan.out"; exit 1; }
+	if grep -q "max search depth too small" "$WORK/pan.out"; then
+		echo "FAIL: search truncated (raise -m)"; exit 1
+	fi
+	return "$errs"
+}
+
+echo "== model: agreement under leader change and message loss (exhaustive)"
+if ! verify; then
+	echo "FAIL: agreement violated; trail:"
+	( cd "$WORK" && spin -t -p paxos.pml | tail -40 )
+	exit 1
+fi
+
+for v in BROKEN_BALLOT BROKEN_UPTODATE; do
+	echo "== broken variant $v must be caught"
+	if verify "-D$v"; then
+		echo "FAIL: spin did not catch $v: the model lost its teeth"
+		exit 1
+	fi
+done
+echo "OK"

@@ -1,0 +1,624 @@
+/*
+ * check_paxos.c - unit tests of the Multi-Paxos core (src/repl/paxos.c) and
+ * its message codec (src/repl/paxos_msg.c).
+ *
+ * The codec: round trips of every type, every single-byte corruption and
+ * every truncation rejected.  Ballot order and PRNG determinism.  Then small
+ * scripted clusters of three replicas whose driver (below) persists at once
+ * and delivers messages by hand: happy path, leader change with uncommitted
+ * entries, follower catch-up from the log and by snapshot, lease expiry.
+ * The randomised schedules are in tests/sim.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/crc32c.h"
+#include "repl/paxos.h"
+
+/* ---- codec ---- */
+
+static const uint8_t D1[] = "hello";
+static const uint8_t D2[] = "a somewhat longer payload";
+
+static void sample(struct qfs_paxos_msg *m, struct qfs_repl_entry *e, uint8_t type)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->ok = 1;
+	m->from = 1;
+	m->to = 3;
+	m->group = 0x1122334455667788ULL;
+	m->ballot = QFS_PAXOS_BALLOT(5, 1);
+	m->promised = QFS_PAXOS_BALLOT(5, 1);
+	m->last_lsn = 42;
+	m->last_ballot = QFS_PAXOS_BALLOT(4, 2);
+	m->prev_lsn = 40;
+	m->prev_ballot = QFS_PAXOS_BALLOT(4, 2);
+	m->commit = 39;
+	m->match = 41;
+	m->time_ms = 123456789;
+	if (type == QFS_PAXOS_ACCEPT) {
+		memset(e, 0, 2 * sizeof(*e));
+		e[0].lsn = 41;
+		e[0].ballot = QFS_PAXOS_BALLOT(4, 2);
+		e[0].type = QFS_REPL_ENTRY_TXN;
+		e[0].time_ns = 77;
+		e[0].data = D1;
+		e[0].len = sizeof(D1);
+		e[1].lsn = 42;
+		e[1].ballot = QFS_PAXOS_BALLOT(5, 1);
+		e[1].type = QFS_REPL_ENTRY_NOOP;
+		e[1].data = D2;
+		e[1].len = sizeof(D2);
+		m->entries = e;
+		m->n = 2;
+	}
+}
+
+START_TEST(test_codec_roundtrip)
+{
+	uint8_t type = (uint8_t)(QFS_PAXOS_PREPARE + _i);
+	struct qfs_paxos_msg m, out;
+	struct qfs_repl_entry e[2], ents[QFS_PAXOS_MAX_BATCH];
+	uint8_t buf[1024];
+	ssize_t len;
+
+	sample(&m, e, type);
+	len = qfs_paxos_msg_encode(&m, buf, sizeof(buf));
+	ck_assert_int_eq(len, (ssize_t)qfs_paxos_msg_size(&m));
+	ck_assert_int_eq(qfs_paxos_msg_encode(&m, buf, (size_t)len - 1), -ENOSPC);
+	ck_assert_int_eq(qfs_paxos_msg_decode(buf, (size_t)len, &out, ents), 0);
+	ck_assert_uint_eq(out.type, type);
+	ck_assert_uint_eq(out.ok, 1);
+	ck_assert_uint_eq(out.from, 1);
+	ck_assert_uint_eq(out.to, 3);
+	ck_assert_uint_eq(out.group, m.group);
+	ck_assert_uint_eq(out.ballot, m.ballot);
+	ck_assert_uint_eq(out.promised, m.promised);
+	ck_assert_uint_eq(out.last_lsn, 42);
+	ck_assert_uint_eq(out.last_ballot, m.last_ballot);
+	ck_assert_uint_eq(out.prev_lsn, 40);
+	ck_assert_uint_eq(out.prev_ballot, m.prev_ballot);
+	ck_assert_uint_eq(out.commit, 39);
+	ck_assert_uint_eq(out.match, 41);
+	ck_assert_uint_eq(out.time_ms, 123456789);
+	ck_assert_uint_eq(out.n, m.n);
+	for (uint32_t i = 0; i < m.n; i++) {
+		ck_assert_uint_eq(out.entries[i].lsn, e[i].lsn);
+		ck_assert_uint_eq(out.entries[i].ballot, e[i].ballot);
+		ck_assert_uint_eq(out.entries[i].type, e[i].type);
+		ck_assert_uint_eq(out.entries[i].time_ns, e[i].time_ns);
+		ck_assert_uint_eq(out.entries[i].len, e[i].len);
+		ck_assert_mem_eq(out.entries[i].data, e[i].data, e[i].len);
+	}
+}
+END_TEST
+
+START_TEST(test_codec_corruption)
+{
+	struct qfs_paxos_msg m, out, before;
+	struct qfs_repl_entry e[2], ents[QFS_PAXOS_MAX_BATCH];
+	uint8_t buf[1024], bad[1024];
+	ssize_t len;
+
+	sample(&m, e, QFS_PAXOS_ACCEPT);
+	len = qfs_paxos_msg_encode(&m, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+	memset(&before, 0xa5, sizeof(before));
+	/* Every flipped bit of every byte is rejected and *out left alone. */
+	for (ssize_t i = 0; i < len; i++)
+		for (int bit = 0; bit < 8; bit++) {
+			int rc;
+
+			memcpy(bad, buf, (size_t)len);
+			bad[i] ^= (uint8_t)(1u << bit);
+			out = before;
+			rc = qfs_paxos_msg_decode(bad, (size_t)len, &out, ents);
+			ck_assert_msg(rc == QFS_ECORRUPT, "byte %zd bit %d: rc %d", i, bit, rc);
+			ck_assert_mem_eq(&out, &before, sizeof(out));
+		}
+	/* Every truncation and an extra byte. */
+	for (ssize_t n = 0; n < len; n++)
+		ck_assert_int_eq(qfs_paxos_msg_decode(buf, (size_t)n, &out, ents), QFS_ECORRUPT);
+	memcpy(bad, buf, (size_t)len);
+	bad[len] = 0;
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len + 1, &out, ents), QFS_ECORRUPT);
+}
+END_TEST
+
+/* Re-seal a frame after editing it, so only the semantic check can reject. */
+static void reseal(uint8_t *b, size_t len)
+{
+	uint32_t crc = qfs_crc32c(0, b, 12);
+
+	crc = qfs_crc32c(crc, b + QFS_PAXOS_FRAME_HDR, len - QFS_PAXOS_FRAME_HDR);
+	qfs_be32_put(b + 12, crc);
+}
+
+START_TEST(test_codec_semantic)
+{
+	struct qfs_paxos_msg m, out;
+	struct qfs_repl_entry e[2], ents[QFS_PAXOS_MAX_BATCH];
+	uint8_t buf[1024], bad[1024];
+	ssize_t len;
+	size_t body = QFS_PAXOS_FRAME_HDR;
+
+	sample(&m, e, QFS_PAXOS_ACCEPT);
+	len = qfs_paxos_msg_encode(&m, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+
+	memcpy(bad, buf, (size_t)len); /* another version, intact: a format error */
+	bad[4] = 2;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_EFORMAT);
+	memcpy(bad, buf, (size_t)len); /* unknown message type */
+	bad[5] = 9;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_ECORRUPT);
+	memcpy(bad, buf, (size_t)len); /* bad magic */
+	bad[0] ^= 1;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_ECORRUPT);
+	memcpy(bad, buf, (size_t)len); /* entries on a non-ACCEPT */
+	bad[5] = QFS_PAXOS_PROMISE;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_ECORRUPT);
+	memcpy(bad, buf, (size_t)len); /* too many entries */
+	qfs_be32_put(bad + body + 1 + 4 + 4 + 80, QFS_PAXOS_MAX_BATCH + 1);
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_ECORRUPT);
+	memcpy(bad, buf, (size_t)len); /* unknown entry type */
+	bad[body + 1 + 4 + 4 + 80 + 4 + 16] = 7;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_ECORRUPT);
+	memcpy(bad, buf, (size_t)len); /* ok must be 0 or 1 */
+	bad[body] = 2;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_ECORRUPT);
+
+	/* Encoder input checks. */
+	m.type = 0;
+	ck_assert_int_eq(qfs_paxos_msg_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.type = QFS_PAXOS_ACCEPT;
+	m.n = QFS_PAXOS_MAX_BATCH + 1;
+	ck_assert_int_eq(qfs_paxos_msg_encode(&m, buf, sizeof(buf)), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_ballot_order)
+{
+	/* Round first, then node id; (round, node) round-trips. */
+	ck_assert_uint_lt(QFS_PAXOS_BALLOT(1, 3), QFS_PAXOS_BALLOT(2, 1));
+	ck_assert_uint_lt(QFS_PAXOS_BALLOT(2, 1), QFS_PAXOS_BALLOT(2, 2));
+	ck_assert_uint_lt(QFS_PAXOS_BALLOT(0, 65535), QFS_PAXOS_BALLOT(1, 0));
+	ck_assert_uint_eq(qfs_paxos_ballot_round(QFS_PAXOS_BALLOT(77, 3)), 77);
+	ck_assert_uint_eq(qfs_paxos_ballot_node(QFS_PAXOS_BALLOT(77, 3)), 3);
+}
+END_TEST
+
+/* ---- a hand-driven cluster of three ---- */
+
+#define NN 3
+#define MAXLOG 512
+
+struct rep {
+	struct qfs_paxos px;
+	qfs_lsn_t last, applied, first_retained;
+	qfs_ballot_t ballot[MAXLOG];
+	uint8_t data[MAXLOG][8];
+	uint8_t type[MAXLOG];
+	uint64_t now;
+};
+
+static struct rep C[NN];
+/* message queue: frames between steps */
+static struct {
+	uint8_t buf[8192];
+	size_t len;
+	int to;
+} Q[256];
+static int NQ;
+static int DROP_TO; /* 1-based node whose inbound messages are dropped; 0 none */
+
+static void drive(int i, const struct qfs_paxos_event *ev);
+
+static void handle(int i, const struct qfs_paxos_update *up)
+{
+	struct rep *r = &C[i];
+
+	if (up->truncate && r->last > up->truncate_after)
+		r->last = up->truncate_after;
+	for (uint32_t k = 0; k < up->npersist; k++) {
+		const struct qfs_repl_entry *e = &up->persist[k];
+
+		ck_assert_uint_eq(e->lsn, r->last + 1);
+		ck_assert_uint_lt(e->lsn, MAXLOG);
+		r->ballot[e->lsn] = e->ballot;
+		r->type[e->lsn] = e->type;
+		memset(r->data[e->lsn], 0, 8);
+		if (e->len)
+			memcpy(r->data[e->lsn], e->data, e->len > 8 ? 8 : e->len);
+		r->last = e->lsn;
+	}
+	for (uint32_t k = 0; k < up->nmsgs; k++) {
+		ssize_t len;
+
+		ck_assert_int_lt(NQ, 256);
+		len = qfs_paxos_msg_encode(&up->msgs[k], Q[NQ].buf, sizeof(Q[NQ].buf));
+		ck_assert_int_gt(len, 0);
+		Q[NQ].len = (size_t)len;
+		Q[NQ].to = (int)up->msgs[k].to - 1;
+		NQ++;
+	}
+	if (up->npersist || up->truncate) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PERSISTED, .now_ms = r->now,
+					      .lsn = r->last, .ballot = r->ballot[r->last] };
+
+		if (r->last)
+			drive(i, &ev);
+	}
+	if (up->commit > r->applied) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_APPLIED, .now_ms = r->now,
+					      .lsn = up->commit };
+
+		r->applied = up->commit;
+		drive(i, &ev);
+	}
+	for (uint32_t k = 0; k < up->nreads; k++) {
+		struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_LOG_ENTRIES, .now_ms = r->now };
+		const struct qfs_paxos_read *rd = &up->reads[k];
+		uint32_t n = 0;
+
+		ck_assert_uint_ge(rd->from, r->first_retained);
+		for (qfs_lsn_t l = rd->from; l <= rd->to; l++, n++) {
+			memset(&ents[n], 0, sizeof(ents[n]));
+			ents[n].lsn = l;
+			ents[n].ballot = r->ballot[l];
+			ents[n].type = r->type[l];
+			ents[n].data = r->data[l];
+			ents[n].len = 8;
+		}
+		ev.peer = rd->peer;
+		ev.lsn = rd->from - 1;
+		ev.ballot = r->ballot[rd->from - 1];
+		ev.entries = ents;
+		ev.n = n;
+		drive(i, &ev);
+	}
+	if (up->snapshot_to) {
+		int t = (int)up->snapshot_to - 1;
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_SNAPSHOT_INSTALLED,
+					      .now_ms = C[t].now, .lsn = r->applied,
+					      .ballot = r->ballot[r->applied] };
+
+		memcpy(C[t].ballot, r->ballot, sizeof(r->ballot));
+		memcpy(C[t].data, r->data, sizeof(r->data));
+		memcpy(C[t].type, r->type, sizeof(r->type));
+		C[t].last = C[t].applied = r->applied;
+		C[t].first_retained = r->applied + 1;
+		drive(t, &ev);
+	}
+}
+
+static void drive(int i, const struct qfs_paxos_event *ev)
+{
+	struct qfs_paxos_update up;
+
+	ck_assert_int_eq(qfs_paxos_step(&C[i].px, ev, &up), 0);
+	handle(i, &up);
+}
+
+static void tick(int i, uint64_t now)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = now };
+
+	C[i].now = now;
+	drive(i, &ev);
+}
+
+/* Deliver every queued message (and what they cause) until quiet. */
+static void flush(void)
+{
+	while (NQ) {
+		struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+		struct qfs_paxos_msg m;
+		uint8_t buf[8192];
+		size_t len = Q[0].len;
+		int to = Q[0].to;
+
+		memcpy(buf, Q[0].buf, len);
+		memmove(Q, Q + 1, (size_t)(NQ - 1) * sizeof(Q[0]));
+		NQ--;
+		if (DROP_TO == to + 1)
+			continue;
+		ck_assert_int_eq(qfs_paxos_msg_decode(buf, len, &m, ents), 0);
+		{
+			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE,
+						      .now_ms = C[to].now, .msg = &m };
+
+			drive(to, &ev);
+		}
+	}
+}
+
+static int propose(int i, uint64_t v)
+{
+	struct qfs_paxos_update up;
+	uint8_t d[8];
+	struct qfs_repl_entry e = { .type = QFS_REPL_ENTRY_TXN, .data = d, .len = 8 };
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE, .now_ms = C[i].now,
+				      .entries = &e, .n = 1 };
+	int rc;
+
+	qfs_be64_put(d, v);
+	rc = qfs_paxos_step(&C[i].px, &ev, &up);
+	if (rc == 0)
+		handle(i, &up);
+	return rc;
+}
+
+static void cluster_setup(void)
+{
+	struct qfs_paxos_config cfg = { .n = NN, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_hard hs = { .first_retained = 1 };
+
+	memset(C, 0, sizeof(C));
+	NQ = 0;
+	DROP_TO = 0;
+	for (int i = 0; i < NN; i++) {
+		struct qfs_paxos_params prm;
+
+		qfs_paxos_params_default(&prm);
+		prm.seed = 100 + (uint64_t)i;
+		C[i].first_retained = 1;
+		C[i].now = 1000;
+		ck_assert_int_eq(qfs_paxos_init(&C[i].px, 9, &cfg, (uint32_t)i + 1, &prm, &hs, NULL, 0,
+						1000), 0);
+	}
+}
+
+static void cluster_teardown(void)
+{
+}
+
+/* Elect node i: tick it past its timeout while the others stay quiet. */
+static void elect(int i, uint64_t now)
+{
+	for (int k = 0; k < NN; k++)
+		C[k].now = now;
+	tick(i, now);
+	flush();
+	ck_assert_int_eq(C[i].px.role, QFS_PAXOS_LEADER);
+}
+
+START_TEST(test_happy_path)
+{
+	qfs_lsn_t commit;
+
+	/* Nobody campaigns during the restart lease. */
+	tick(0, 1500);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_FOLLOWER);
+	elect(0, 5000);
+	ck_assert_int_eq(propose(1, 1), -EREMOTE);
+	for (uint64_t v = 1; v <= 10; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	/* barrier + 10 entries, committed and applied everywhere after a heartbeat */
+	tick(0, 5300);
+	flush();
+	commit = C[0].applied;
+	ck_assert_uint_eq(commit, 11);
+	for (int i = 0; i < NN; i++) {
+		ck_assert_uint_eq(C[i].last, 11);
+		ck_assert_uint_eq(C[i].applied, 11);
+		ck_assert_uint_eq(qfs_be64_get(C[i].data[11]), 10);
+		ck_assert_uint_eq(C[i].type[1], QFS_REPL_ENTRY_NOOP);
+	}
+	ck_assert(qfs_paxos_can_read_local(&C[0].px, 5300));
+	ck_assert(!qfs_paxos_can_read_local(&C[1].px, 5300));
+}
+END_TEST
+
+START_TEST(test_leader_change_uncommitted)
+{
+	elect(0, 5000);
+	ck_assert_int_eq(propose(0, 1), 0);
+	flush();
+	/* Node 1 accepts three more entries alone: node 2 and 3 do not hear them. */
+	DROP_TO = 2;
+	for (uint64_t v = 2; v <= 4; v++)
+		ck_assert_int_eq(propose(0, v), 0);
+	NQ = 0; /* the accepts to node 3 are lost too */
+	DROP_TO = 0;
+	ck_assert_uint_eq(C[0].last, 5);
+	ck_assert_uint_eq(C[1].last, 2);
+	/* Node 1 dies; node 2 campaigns after its lease grant ran out. */
+	elect(1, 9000);
+	ck_assert_uint_eq(C[1].last, 3); /* its barrier at 3 */
+	ck_assert_int_eq(propose(1, 50), 0);
+	flush();
+	tick(1, 9300);
+	flush();
+	ck_assert_uint_ge(C[1].px.commit, 4);
+	/* Node 1 comes back: its uncommitted 3..5 are replaced by the new log. */
+	C[0].now = 9400;
+	tick(1, 9500);
+	flush();
+	tick(1, 10100); /* retry after no progress */
+	flush();
+	tick(1, 10300);
+	flush();
+	ck_assert_uint_eq(C[0].last, 4);
+	ck_assert_uint_eq(C[0].ballot[3], C[1].ballot[3]);
+	ck_assert_uint_eq(qfs_be64_get(C[0].data[4]), 50);
+	ck_assert_uint_eq(C[0].applied, 4);
+	ck_assert_uint_eq(C[0].px.role, QFS_PAXOS_FOLLOWER);
+}
+END_TEST
+
+START_TEST(test_catch_up_and_snapshot)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED };
+
+	elect(0, 5000);
+	DROP_TO = 3;
+	for (uint64_t v = 1; v <= 150; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	DROP_TO = 0;
+	ck_assert_uint_eq(C[2].last, 1);
+	/* Catch-up from the log, in batches, paced by acknowledgements. */
+	tick(0, 5600);
+	flush();
+	tick(0, 5800);
+	flush();
+	ck_assert_uint_eq(C[2].last, 151);
+	ck_assert_uint_eq(qfs_be64_get(C[2].data[151]), 150);
+
+	/* Now node 3 misses entries the leader compacts away: a snapshot. */
+	DROP_TO = 3;
+	for (uint64_t v = 151; v <= 170; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	DROP_TO = 0;
+	tick(0, 6000);
+	flush();
+	ev.now_ms = 6000;
+	ev.lsn = C[0].applied + 1;
+	C[0].first_retained = ev.lsn;
+	drive(0, &ev);
+	tick(0, 6600);
+	flush();
+	tick(0, 6800);
+	flush();
+	ck_assert_uint_ge(C[2].applied, 171);
+	ck_assert_uint_eq(C[2].last, C[0].last);
+	ck_assert_uint_eq(qfs_be64_get(C[2].data[171]), 170);
+}
+END_TEST
+
+START_TEST(test_lease_expiry)
+{
+	const struct qfs_paxos_params *prm = &C[0].px.prm;
+	uint64_t t = 5000, until;
+
+	elect(0, t);
+	ck_assert(qfs_paxos_can_read_local(&C[0].px, t));
+	until = t + prm->lease_ms - prm->lease_ms * prm->drift_pct / 100;
+	ck_assert(qfs_paxos_can_read_local(&C[0].px, until - 1));
+	ck_assert(!qfs_paxos_can_read_local(&C[0].px, until));
+	/* Isolated leader: its heartbeats go unanswered, the lease runs out. */
+	DROP_TO = 2;
+	C[0].now = t + 200;
+	tick(0, t + 200);
+	NQ = 0;
+	ck_assert(!qfs_paxos_can_read_local(&C[0].px, until));
+	DROP_TO = 0;
+	/* A follower that granted the lease refuses another candidate meanwhile. */
+	C[2].now = t + 1500;
+	C[1].now = t + 1500;
+	tick(1, t + 1500);
+	flush();
+	ck_assert_int_ne(C[1].px.role, QFS_PAXOS_LEADER);
+	/* Once the grant expired in its own clock, it may promise. */
+	for (int k = 0; k < NN; k++)
+		C[k].now = t + 4000;
+	tick(2, t + 4000);
+	tick(1, t + 4000);
+	flush();
+	ck_assert(C[1].px.role == QFS_PAXOS_LEADER || C[2].px.role == QFS_PAXOS_LEADER);
+}
+END_TEST
+
+START_TEST(test_prng_determinism)
+{
+	struct qfs_paxos a, b, c;
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs = { 0 };
+
+	qfs_paxos_params_default(&prm);
+	prm.seed = 42;
+	ck_assert_int_eq(qfs_paxos_init(&a, 1, &cfg, 1, &prm, &hs, NULL, 0, 0), 0);
+	ck_assert_int_eq(qfs_paxos_init(&b, 1, &cfg, 1, &prm, &hs, NULL, 0, 0), 0);
+	prm.seed = 43;
+	ck_assert_int_eq(qfs_paxos_init(&c, 1, &cfg, 1, &prm, &hs, NULL, 0, 0), 0);
+	ck_assert_uint_eq(a.election_at, b.election_at);
+	ck_assert_uint_eq(a.rng, b.rng);
+	ck_assert_uint_ne(a.rng, c.rng);
+	ck_assert_uint_ge(a.election_at, prm.election_min_ms);
+	ck_assert_uint_lt(a.election_at, prm.election_max_ms);
+}
+END_TEST
+
+START_TEST(test_init_errors)
+{
+	struct qfs_paxos px;
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs = { .last = 5, .last_ballot = QFS_PAXOS_BALLOT(1, 1), .applied = 2 };
+	struct qfs_paxos_run runs[] = { { 1, QFS_PAXOS_BALLOT(1, 1) } };
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_APPLIED, .now_ms = 10, .lsn = 3 };
+	struct qfs_paxos_update up;
+
+	qfs_paxos_params_default(&prm);
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 4, &prm, &hs, runs, 1, 0), -EINVAL);
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, NULL, 0, 0), -EINVAL);
+	cfg.ids[2] = 2;
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, runs, 1, 0), -EINVAL);
+	cfg.ids[2] = 3;
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, runs, 1, 0), 0);
+	ck_assert_uint_eq(px.commit, 2);
+	/* APPLIED beyond the commit point, time going back: refused, no change */
+	ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), -EINVAL);
+	ev.type = QFS_PAXOS_EV_TICK;
+	ev.now_ms = 5;
+	ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+	ev.now_ms = 4;
+	ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), -EINVAL);
+	ck_assert_uint_eq(px.applied, 2);
+}
+END_TEST
+
+static Suite *paxos_suite(void)
+{
+	Suite *s = suite_create("paxos");
+	TCase *tc = tcase_create("codec");
+	TCase *tg = tcase_create("group");
+
+	tcase_add_loop_test(tc, test_codec_roundtrip, 0, 4);
+	tcase_add_test(tc, test_codec_corruption);
+	tcase_add_test(tc, test_codec_semantic);
+	tcase_add_test(tc, test_ballot_order);
+	tcase_add_test(tc, test_prng_determinism);
+	tcase_add_test(tc, test_init_errors);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(tg, cluster_setup, cluster_teardown);
+	tcase_add_test(tg, test_happy_path);
+	tcase_add_test(tg, test_leader_change_uncommitted);
+	tcase_add_test(tg, test_catch_up_and_snapshot);
+	tcase_add_test(tg, test_lease_expiry);
+	suite_add_tcase(s, tg);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(paxos_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
