@@ -151,6 +151,17 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		return rc;
+	if (in->dirty_bytes >= QFS_FS_DIRTY_MAX) {
+		/* write back what is buffered before taking more; if that fails,
+		 * this write fails and takes no effect (the buffered, already
+		 * acknowledged writes stay buffered for the next attempt) */
+		rc = qfs_fs_flush_locked(fs, in);
+		if (rc)
+			return rc;
+		rc = qfs_fs_load(fs, in);
+		if (rc)
+			return rc;
+	}
 	while (pos < end) {
 		uint64_t no = pos / QFS_CHUNK_SIZE, cstart = no * QFS_CHUNK_SIZE;
 		size_t inoff = (size_t)(pos - cstart);
@@ -172,8 +183,13 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	qfs_clock_now(&in->attr.mtime);
 	in->attr.ctime = in->attr.mtime;
 	in->attr_dirty |= QFS_SET_SIZE | QFS_SET_MTIME | QFS_SET_CTIME;
-	if (in->dirty_bytes >= QFS_FS_DIRTY_MAX)
-		return qfs_fs_flush_locked(fs, in);
+	if (in->dirty_bytes >= QFS_FS_DIRTY_MAX) {
+		/* the write itself is buffered and acknowledged; a failure here is
+		 * kept and reported by the next flush, fsync or close */
+		rc = qfs_fs_flush_locked(fs, in);
+		if (rc)
+			in->wb_err = rc;
+	}
 	return 0;
 }
 
@@ -255,6 +271,18 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 	if (rc)
 		return rc;
 	if (size < in->attr.size) {
+		/* everything that can fail comes first: the tail chunk */
+		size_t tail = (size_t)(size % QFS_CHUNK_SIZE);
+		struct qfs_dchunk *tc = NULL;
+		if (tail) {
+			uint64_t no = size / QFS_CHUNK_SIZE;
+			tc = chunk_find(in, no);
+			if (!tc && no * QFS_CHUNK_SIZE < in->valid_size) {
+				tc = chunk_get(fs, in, no, 1, &rc);
+				if (!tc)
+					return rc;
+			}
+		}
 		struct qfs_dchunk **pp = &in->chunks;
 		while (*pp) {
 			struct qfs_dchunk *c = *pp;
@@ -267,17 +295,8 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 				pp = &c->next;
 			}
 		}
-		size_t tail = (size_t)(size % QFS_CHUNK_SIZE);
-		if (tail) {
-			uint64_t no = size / QFS_CHUNK_SIZE;
-			struct qfs_dchunk *c = chunk_find(in, no);
-			if (!c && no * QFS_CHUNK_SIZE < in->valid_size)
-				c = chunk_get(fs, in, no, 1, &rc);
-			if (!c && rc)
-				return rc;
-			if (c)
-				memset(c->data + tail, 0, QFS_CHUNK_SIZE - tail);
-		}
+		if (tc)
+			memset(tc->data + tail, 0, QFS_CHUNK_SIZE - tail);
 		if (size < in->valid_size)
 			in->valid_size = size;
 	}
@@ -337,16 +356,10 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	int is_file = S_ISREG(in->attr.mode);
 	uint32_t flags;
 
-	if (!in->loaded) {
-		rc = in->wb_err;
-		in->wb_err = 0;
-		return rc;
-	}
-	if (in->attr_dirty == 0 && !in->chunks) {
+	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks)) {
 		in->loaded = false;
-		rc = in->wb_err;
 		in->wb_err = 0;
-		return rc;
+		return 0;
 	}
 	qfs_txn_init(&t);
 	/* one key slot per buffered chunk (+1 for chunk 0 loaded below) and two
@@ -465,18 +478,38 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 out:
 	if (rc == -ENOMEM)
 		QFS_LOG(QFS_LOG_ERR, "write-back out of memory ino=%llu", (unsigned long long)in->ino);
-	/* success or failure, the buffered state is gone: the store is the truth */
-	qfs_fs_drop_buffers(in);
-	in->attr_dirty = 0;
-	in->loaded = false;
 	if (rc == 0) {
-		rc = in->wb_err;
+		/* stored: the buffers are no longer needed, the store is the truth */
+		qfs_fs_drop_buffers(in);
+		in->attr_dirty = 0;
+		in->loaded = false;
 		in->wb_err = 0;
+	} else {
+		/* keep the buffered state: acknowledged writes are not thrown away,
+		 * and the next flush, fsync or close tries again (the caller may
+		 * give up on it with qfs_fs_discard) */
+		in->wb_err = rc;
 	}
 	qfs_txn_close(&t);
 	free(ks.k);
 	free(inl);
 	return rc;
+}
+
+void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	if (!in->loaded)
+		return;
+	if (in->chunks || in->attr_dirty)
+		QFS_LOG(QFS_LOG_ERR, "buffered writes discarded after a failed write-back ino=%llu bytes=%llu err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->dirty_bytes, qfs_strerror(in->wb_err));
+	qfs_fs_drop_buffers(in);
+	in->attr_dirty = 0;
+	in->loaded = false;
+	in->wb_err = 0;
+	/* the kernel may hold pages that were never stored */
+	if (fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
 }
 
 int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino)

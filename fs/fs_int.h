@@ -60,7 +60,7 @@ struct qfs_fs_inode {
 	uint32_t stored_flags;       /* flags in the store when loaded */
 	struct qfs_dchunk *chunks;   /* buffered chunks */
 	uint64_t dirty_bytes;        /* bytes of buffered chunks */
-	int wb_err;                  /* write-back error to report at the next flush/fsync */
+	int wb_err;                  /* last write-back failure; buffers kept for a retry */
 };
 
 enum qfs_fs_op {
@@ -73,6 +73,7 @@ enum qfs_fs_op {
 struct qfs_fs {
 	struct qfs_router *r;
 	const struct qfs_fs_opts *o;
+	struct fuse_session *se;      /* set once mounted; for cache invalidation */
 	pthread_mutex_t itab_mu;
 	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
 	size_t itab_size;             /* buckets */
@@ -98,7 +99,12 @@ int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
 int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
 int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size);
+/* Write buffered state back as one txn.  On failure the buffered state is
+ * kept (and in->wb_err set) so that a later call can retry it. */
 int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in);
+/* Give up on buffered state after a failed write-back (last close): drop it,
+ * log it, and invalidate the kernel's cached pages of the file. */
+void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_drop_buffers(struct qfs_fs_inode *in);
 /* Delete an inode item and its chunks (last link gone, not open). */
 int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);

@@ -61,7 +61,7 @@ void qfs_fs_done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed)
  * DEBUG; internal failures at ERR. */
 void qfs_fs_fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, ...)
 {
-	int e = qfs_err_to_errno(err);
+	int e = err == QFS_ENOGROUP ? ESTALE : qfs_err_to_errno(err); /* its table was deleted */
 	int level = QFS_LOG_INFO;
 	char why[512] = "";
 
@@ -401,6 +401,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	in->attr_dirty |= QFS_SET_CTIME;
 	a = in->attr;
 	rc = qfs_fs_flush_locked(fs, in);
+	if (rc && in->nopen == 0)
+		qfs_fs_discard(fs, in); /* no handle will retry it: the change did not happen */
 	goto out;
 out_drop:
 	/* nothing was changed in memory except what truncate did: write it back or drop it */
@@ -745,8 +747,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = qfs_fs_run_txn(fs, group, &t);
 		if (rc == 0 && vin && vin->nopen > 0) {
 			vin->unlinked = true;
-			if (vin->loaded)
+			if (vin->loaded) {
 				vin->attr.nlink = 0;
+				vin->attr.ctime = now;
+			}
 		}
 		if (vin) {
 			pthread_mutex_unlock(&vin->mu);
@@ -836,7 +840,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* ---- rename ---- */
 
 static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
-		       const char *n2, unsigned flags, qfs_ino_t *moved, int *moved_dir)
+		       const char *n2, unsigned flags, qfs_ino_t *moved, int *moved_dir, struct qfs_ts *moved_ctime)
 {
 	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
 		ykey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], okey[QFS_KEY_MAX];
@@ -945,12 +949,15 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 	rc = qfs_fs_run_txn(fs, group, &t);
 	if (rc == 0 && yin && yin->nopen > 0) {
 		yin->unlinked = true;
-		if (yin->loaded)
+		if (yin->loaded) {
 			yin->attr.nlink = 0;
+			yin->attr.ctime = now;
+		}
 	}
 	if (rc == 0) {
 		*moved = x.ino;
 		*moved_dir = x_dir;
+		*moved_ctime = now;
 	}
 out:
 	if (yin) {
@@ -1002,19 +1009,26 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
+	struct qfs_ts moved_ctime = { 0, 0 };
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
-		rc = rename_once(fs, g1, p1, n1, p2, n2, flags, &moved, &moved_dir);
+		rc = rename_once(fs, g1, p1, n1, p2, n2, flags, &moved, &moved_dir, &moved_ctime);
 		if (rc != QFS_ECONFLICT)
 			break;
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "%lu/%.64s -> %lu/%.64s", p1, n1, p2, n2);
-	if (moved && moved_dir) {
+	if (moved) {
 		struct qfs_fs_inode *m = qfs_fs_ifind(fs, moved);
 		if (m) {
-			pthread_mutex_lock(&fs->itab_mu);
-			m->parent = p2;
-			pthread_mutex_unlock(&fs->itab_mu);
+			if (moved_dir) {
+				pthread_mutex_lock(&fs->itab_mu);
+				m->parent = p2;
+				pthread_mutex_unlock(&fs->itab_mu);
+			}
+			pthread_mutex_lock(&m->mu);
+			if (m->loaded) /* keep a buffered file's ctime from going back */
+				m->attr.ctime = moved_ctime;
+			pthread_mutex_unlock(&m->mu);
 			qfs_fs_iput(fs, m);
 		}
 	}
@@ -1085,7 +1099,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_lock(&in->mu);
 	in->nopen++;
+	/* unlink decides "delete now" or "keep until last close" under in->mu
+	 * from nopen: if it already deleted the inode, this open must fail */
+	struct qfs_attr a;
+	rc = in->loaded ? 0 : qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	if (rc)
+		in->nopen--;
 	pthread_mutex_unlock(&in->mu);
+	if (rc) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_OPEN, t0, rc, "ino=%lu is gone (unlinked meanwhile)", ino);
+	}
 	fi->fh = (uintptr_t)in; /* the ref taken above belongs to the handle now */
 	fi->keep_cache = 1;
 	qfs_fs_done(req, FOP_OPEN, t0, 0);
@@ -1258,6 +1282,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	in->nopen--;
+	if (rc && in->nopen == 0)
+		qfs_fs_discard(fs, in); /* nobody is left to retry or be told */
 	last = in->nopen == 0 && in->unlinked;
 	if (last) {
 		int drc = qfs_fs_destroy_inode(fs, in->group, in->ino);

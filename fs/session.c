@@ -118,6 +118,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = -EIO;
 		goto err_signals;
 	}
+	fs->se = se;
 	QFS_LOG(QFS_LOG_INFO, "mounted mountpoint=%s data_dir=%s", o->mountpoint, o->data_dir);
 	if (o->ready)
 		o->ready(o->ready_arg);
@@ -137,6 +138,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	}
 	if (rc > 0) /* a signal ended the loop */
 		rc = 0;
+	fs->se = NULL;
 	fuse_session_unmount(se);
 	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s", o->mountpoint);
 err_signals:

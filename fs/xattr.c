@@ -24,9 +24,12 @@ static int xattr_name_ok(const char *name)
 		return -EINVAL;
 	if (n > QFS_XATTR_NAME_MAX)
 		return -ERANGE;
-	if (strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0 ||
-	    strncmp(name, "security.", 9) == 0)
-		return n > 5 ? 0 : -EINVAL;
+	static const char *const ns[] = { "user.", "trusted.", "security." };
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		size_t k = strlen(ns[i]);
+		if (strncmp(name, ns[i], k) == 0)
+			return n > k ? 0 : -EINVAL; /* a namespace with no name in it */
+	}
 	return -EOPNOTSUPP;
 }
 
@@ -197,6 +200,12 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		}
 	}
 	qfs_txn_close(&t);
+	if (rc == 0) {
+		pthread_mutex_lock(&in->mu);
+		if (in->loaded)
+			in->attr.ctime = now;
+		pthread_mutex_unlock(&in->mu);
+	}
 	qfs_fs_iput(fs, in);
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);

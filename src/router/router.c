@@ -259,6 +259,21 @@ static int dir_has_entries(struct qfs_router *r, qfs_group_t group, qfs_ino_t di
 	return s.found;
 }
 
+/* Whether a table can be dropped: 0, -ENOTEMPTY (entries), -EBUSY (files
+ * unlinked while still open live in its orphan list, pk 0), or an error. */
+static int table_droppable(struct qfs_router *r, const struct qfs_table *t)
+{
+	int rc = dir_has_entries(r, t->group, t->ino);
+
+	if (rc > 0)
+		return -ENOTEMPTY;
+	if (rc == 0 && (rc = dir_has_entries(r, t->group, 0)) > 0) {
+		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s", t->name);
+		return -EBUSY;
+	}
+	return rc;
+}
+
 static int read_table(struct qfs_router *r, const char *name, struct qfs_table *out, void **raw,
 		      size_t *raw_len)
 {
@@ -488,9 +503,7 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 	rc = read_table(r, name, &tb, &raw, &raw_len);
 	if (rc)
 		goto out;
-	rc = dir_has_entries(r, tb.group, tb.ino);
-	if (rc > 0)
-		rc = -ENOTEMPTY;
+	rc = table_droppable(r, &tb);
 	if (rc)
 		goto out;
 	rc = meta_move(r, name, raw, raw_len, NULL, NULL, 0, &res);
@@ -533,9 +546,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		goto out;
 	}
 	if (have_dst) {
-		rc = dir_has_entries(r, dst.group, dst.ino);
-		if (rc > 0)
-			rc = -ENOTEMPTY;
+		rc = table_droppable(r, &dst);
 		if (rc)
 			goto out;
 	}

@@ -58,7 +58,8 @@ int qfs_router_table_lookup(struct qfs_router *r, const char *name, struct qfs_t
  * here).  -EEXIST, or propose errors; nothing is left behind on error. */
 int qfs_router_table_create(struct qfs_router *r, const char *name, const struct qfs_attr *a,
 			    struct qfs_table *out);
-/* Delete an empty table: -ENOENT, -ENOTEMPTY. */
+/* Delete an empty table: -ENOENT, -ENOTEMPTY, -EBUSY (a file unlinked in it
+ * is still open). */
 int qfs_router_table_delete(struct qfs_router *r, const char *name);
 /* Rename a table at the root.  noreplace: -EEXIST if newname exists;
  * otherwise an existing empty target table is replaced (-ENOTEMPTY if not

@@ -188,8 +188,52 @@ def write_again(d, acks, tag, seconds):
             sys.exit(1)
         time.sleep(1)
 
+def retry_after_enospc(path, ballast):
+    # Writes acknowledged before a failed write-back must not be lost: fill
+    # the disk, write 1 MiB blocks until one fails with ENOSPC (when the 8 MiB
+    # write-back runs), free the space, retry that write, finish, close, and
+    # read every block back.
+    with open(ballast, "wb") as b:
+        try:
+            while True:
+                b.write(b"\0" * (1 << 20))
+                b.flush()
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                die(f"ballast: {e}")
+        # leave 4 MiB: the 8 MiB write-back cannot fit, smaller writes can
+        b.truncate(max(0, b.tell() - (4 << 20)))
+    blocks = [os.urandom(1 << 20) for _ in range(16)]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    failed_at = None
+    for i, blk in enumerate(blocks):
+        try:
+            os.pwrite(fd, blk, i << 20)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                die(f"block {i}: want ENOSPC, got {errno.errorcode.get(e.errno, e.errno)}")
+            failed_at = i
+            break
+    if failed_at is None:
+        die("no write failed on a full disk")
+    os.unlink(ballast)
+    for i in range(failed_at, len(blocks)):
+        os.pwrite(fd, blocks[i], i << 20)
+    os.close(fd)
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) != len(blocks) << 20:
+        die(f"size {len(data)} after retry, want {len(blocks) << 20}")
+    for i, blk in enumerate(blocks):
+        if data[i << 20:(i + 1) << 20] != blk:
+            die(f"block {i} differs after a write-back failed at block {failed_at} and was retried")
+    print(f"# write-back failed at block {failed_at}; after freeing space all {len(blocks)} blocks are intact")
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
+    if cmd == "retry_after_enospc":
+        retry_after_enospc(sys.argv[2], sys.argv[3])
+        sys.exit(0)
     if cmd == "fill":
         fill(sys.argv[2], sys.argv[3])
     elif cmd == "verify":
@@ -203,6 +247,7 @@ py() { python3 "$T/nospc.py" "$@" || fail "python step '$1' failed (see above)";
 
 ACK=$T/acks
 mkdir "$MNT/full" || fail "mkdir table"
+py retry_after_enospc "$MNT/full/retry" "$SMALL/ballast2"
 log_at=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
 py fill "$MNT/full" "$ACK"
 py verify "$ACK"

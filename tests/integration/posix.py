@@ -266,6 +266,25 @@ def enotempty():
 
 
 @check
+def table_with_open_unlinked_file():
+    # a table whose only file is unlinked but still open cannot be dropped
+    # (EBUSY) until that file is closed; the fd keeps working meanwhile
+    t = os.path.join(MNT, "busy_table")
+    os.mkdir(t)
+    f = os.path.join(t, "held")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"still here")
+        os.unlink(f)
+        expect_err("EBUSY", os.rmdir, t)
+        eq("read through the fd of the unlinked file", os.pread(fd, 100, 0), b"still here")
+    finally:
+        os.close(fd)
+    os.rmdir(t)
+    expect_err("ENOENT", os.stat, t)
+
+
+@check
 def enotdir():
     f = P("nd_file")
     wfile(f, b"file data")
