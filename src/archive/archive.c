@@ -491,8 +491,13 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		part_fail(a, pt, rc, "snapshot scan", NULL);
 		goto out;
 	}
-	if (lsn == 0 || (pt->man.nsnaps && pt->man.snaps[pt->man.nsnaps - 1].lsn >= lsn))
-		goto out; /* nothing new since the last snapshot */
+	if (lsn == 0 || (pt->man.nsnaps && pt->man.snaps[pt->man.nsnaps - 1].lsn >= lsn)) {
+		/* nothing new since the last snapshot: wait for the next
+		 * threshold instead of rescanning the group at every pass */
+		pt->since_snap_segs = 0;
+		pt->since_snap_bytes = 0;
+		goto out;
+	}
 	memset(&s, 0, sizeof(s));
 	s.lsn = lsn;
 	s.time_ns = wall_ns(); /* after the scan: later than every entry in it */

@@ -217,6 +217,26 @@ static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_
 		      what, m.nsegs ? (unsigned long long)m.segs[0].first : 0ull);
 		goto out;
 	}
+	if (c->o->time_ns != UINT64_MAX && pl.seg_hi == m.nsegs) {
+		/* T lies after everything archived for this group: either nothing
+		 * changed since (an idle table) or the archive lags the live log
+		 * (up to seal_age + archive_interval, longer while the store was
+		 * unreachable).  The archive cannot tell which: say so. */
+		uint64_t end = m.nsegs ? m.segs[m.nsegs - 1].t_last : 0;
+		if (pl.snap >= 0 && m.snaps[pl.snap].time_ns > end)
+			end = m.snaps[pl.snap].time_ns;
+		if (end < c->o->time_ns) {
+			time_t sec = (time_t)(end / 1000000000ull);
+			struct tm tm;
+			char when[64] = "the beginning";
+			if (end && gmtime_r(&sec, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			fprintf(stderr,
+				"quorumfs restore: warning: the archive of %s ends at %s, before the requested time; "
+				"changes made after that and not yet archived are not in the result\n",
+				what, when);
+		}
+	}
 	if (pl.snap >= 0 && (rc = load_snapshot(c, &r, &m.snaps[pl.snap])) != 0)
 		goto out;
 	if (c->o->verbose)

@@ -4,10 +4,12 @@
  * doc/format-store.md).  Txn semantics live in apply.c.
  *
  * One RocksDB per node holds every group it hosts.  An entry is applied in
- * one WriteBatch with the group's new applied LSN, written with RocksDB's WAL
- * on and sync off: after a crash RocksDB recovers to a prefix of its batches,
- * so the store is exactly "all entries up to applied" and the node replays
- * its own (fsync'd) WAL from applied + 1.
+ * one WriteBatch with the group's new applied LSN, written with RocksDB's own
+ * WAL disabled: after a crash RocksDB holds what its last memtable flush
+ * wrote, a prefix of the batches, so the store is exactly "all entries up to
+ * applied" and the node replays its own (fsync'd) WAL from applied + 1.
+ * Anything that deletes our WAL below the applied LSN must first make the
+ * memtables durable with qfs_store_sync (a flush), never a RocksDB WAL sync.
  *
  * Threads: RocksDB is thread-safe; s's fields are immutable after open, so
  * reads may run anywhere.  apply/drop run only on the node's I/O thread, which
@@ -155,8 +157,9 @@ int qfs_store_open(const char *dir, struct qfs_store **out)
 	return 0;
 }
 
-/* Close the RocksDB (flushing nothing extra: its WAL has every batch) and
- * free s.  NULL does nothing.  No other call on s may be running. */
+/* Close the RocksDB and free s (what is only in the memtables may be lost:
+ * the node replays it from our WAL at the next open).  NULL does nothing.
+ * No other call on s may be running. */
 void qfs_store_close(struct qfs_store *s)
 {
 	if (s)
@@ -519,8 +522,9 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	return rc;
 }
 
-/* Sync RocksDB's WAL: every batch written before the call survives a crash
- * afterwards.  0 or -EIO (logged).  Any thread; it may block on I/O. */
+/* Flush the memtables to SST files and wait: every batch written before the
+ * call survives a crash afterwards (RocksDB's WAL is off).  0, -ENOMEM or
+ * -EIO (logged).  Any thread; it blocks on I/O. */
 int qfs_store_sync(struct qfs_store *s)
 {
 	char *err = NULL;

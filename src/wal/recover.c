@@ -291,8 +291,15 @@ static int list_segments(struct qfs_wal *w, qfs_lsn_t **out, size_t *n)
 	rewinddir(d);
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (!parse_name(de->d_name, &lsn)) {
-			if (de->d_name[0] != '.')
+			size_t nl = strlen(de->d_name);
+			if (de->d_name[0] == '.' && nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
+				/* a segment whose creation did not finish (qfs_wal_seal) */
+				QFS_LOG(QFS_LOG_INFO, "wal removing unfinished segment dir=%s file=%s", w->dir,
+					de->d_name);
+				unlinkat(w->dfd, de->d_name, 0);
+			} else if (de->d_name[0] != '.') {
 				QFS_LOG(QFS_LOG_DEBUG, "wal ignoring file dir=%s file=%s", w->dir, de->d_name);
+			}
 			continue;
 		}
 		if (lsn == 0) {

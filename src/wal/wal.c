@@ -853,7 +853,14 @@ int qfs_wal_seal(struct qfs_wal *w)
 	s.last = s.durable_last = w->last;
 	qfs_wal_seg_name(name, s.first);
 	qfs_wal_seg_header(hdr, s.first);
-	s.fd = openat(w->dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* The new segment appears under its final name only once its header is
+	 * durable: the archiver treats every segment below the highest-named
+	 * file as sealed, so a half-created next file must never be visible
+	 * (a failed seal would otherwise let it upload a segment that stays
+	 * open).  Recovery deletes leftover ".<name>.tmp" files. */
+	char tmp[QFS_WAL_NAME_LEN + 8];
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	s.fd = openat(w->dfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (s.fd < 0)
 		return -errno;
 	rc = qfs_wal_pwrite_all(s.fd, hdr, sizeof(hdr), 0);
@@ -862,7 +869,12 @@ int qfs_wal_seal(struct qfs_wal *w)
 	rc = qfs_wal_fdatasync(s.fd);
 	if (rc < 0) {
 		close(s.fd);
+		unlinkat(w->dfd, tmp, 0);
 		return set_sticky(w, s.first, "fdatasync of a new segment", rc);
+	}
+	if (renameat(w->dfd, tmp, w->dfd, name) != 0) {
+		rc = -errno;
+		goto err_unlink;
 	}
 	rc = qfs_wal_fsync_dir(w->dfd);
 	if (rc < 0) {
@@ -876,7 +888,7 @@ int qfs_wal_seal(struct qfs_wal *w)
 
 err_unlink:
 	close(s.fd);
-	unlinkat(w->dfd, name, 0);
+	unlinkat(w->dfd, tmp, 0);
 	return rc;
 }
 

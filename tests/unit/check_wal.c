@@ -962,6 +962,40 @@ START_TEST(test_seal)
 }
 END_TEST
 
+/* A seal whose new segment cannot be written leaves no visible next file
+ * (the archiver would take the still-open tail for sealed), and recovery
+ * removes a leftover unfinished segment. */
+START_TEST(test_seal_failure_invisible)
+{
+	char names[64][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	int fd;
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_fault_write_errno = ENOSPC;
+	qfs_wal_fault_write_after = 0; /* the new segment's header write fails */
+	ck_assert_int_eq(qfs_wal_seal(W), -ENOSPC);
+	qfs_wal_fault_write_after = -1;
+	ck_assert_int_eq(seg_files(names, 64), 1);
+	ck_assert_str_eq(names[0], "0000000000000001.wal");
+	append_range(W, 11, 12); /* the tail is still open and takes appends */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(seg_files(names, 64), 1);
+	/* a crash in the middle of a seal leaves a temporary file behind */
+	snprintf(path, sizeof(path), "%s/.000000000000000d.wal.tmp", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	reopen(NULL);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	check_range(W, 1, 12);
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	ck_assert_int_eq(seg_files(names, 64), 2);
+	ck_assert_str_eq(names[1], "000000000000000d.wal");
+}
+END_TEST
+
 START_TEST(test_destroy)
 {
 	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
@@ -1308,6 +1342,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_truncate_after);
 	tcase_add_test(tc, test_truncate_before);
 	tcase_add_test(tc, test_seal);
+	tcase_add_test(tc, test_seal_failure_invisible);
 	tcase_add_test(tc, test_destroy);
 	suite_add_tcase(s, tc);
 
