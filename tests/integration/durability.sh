@@ -19,50 +19,9 @@
 #    shows its group "stopped" with a reason, the log names the problem, and
 #    the other tables (and all their data) keep working.
 # The random kill delays come from QFS_DUR_SEED (printed) for reproduction.
-# Spec: /tmp/spec.md, "Durability"; contract: src/wal/wal.h.
+# Behaviour: quorumfs(8) RECOVERY; contract: src/wal/wal.h.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
-
-fail() {
-	echo "FAIL: $*" >&2
-	if [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
-		local at
-		at=$(grep -n -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:|Assertion .* failed' "$T/daemon.out" | cut -d: -f1)
-		if [ -n "$at" ]; then
-			echo "--- the daemon's output from its first sanitizer/assertion report" >&2
-			tail -n +"$at" "$T/daemon.out" | head -n 80 >&2
-		else
-			echo "--- tail of the daemon's output" >&2
-			tail -n 40 "$T/daemon.out" >&2
-		fi
-	fi
-	[ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2
-	# a crashed daemon leaves a dead mount that mountpoint(1) does not
-	# recognise, so the cleanup would not unmount it: detach it here
-	if [ -n "${QFS_PID:-}" ] && ! kill -0 "$QFS_PID" 2>/dev/null; then
-		fusermount3 -uz "$MNT" 2>/dev/null
-	fi
-	exit 1
-}
-
-# watchdog SECONDS: turn a hang into a failure (see roundtrip.sh).
-watchdog() {
-	local limit=$1 parent=$$
-	(
-		for _ in $(seq "$limit"); do
-			sleep 1
-			kill -0 "$parent" 2>/dev/null || exit 0
-		done
-		echo "FAIL: watchdog: test still running after $limit s, killing the daemon" >&2
-		[ -f "$T/daemon.pid" ] && kill -9 "$(cat "$T/daemon.pid")" 2>/dev/null
-		kill -TERM "$parent" 2>/dev/null
-	) &
-}
-
-mount_again() {
-	qfs_mount "$@"
-	echo "$QFS_PID" >"$T/daemon.pid"
-}
 
 # log_mark: remember how much log there is; log_since: print what came after.
 log_mark() {

@@ -9,50 +9,10 @@
 # second rsync dry run has nothing to do; unmount, remount, check again;
 # finally tar (pax format, which keeps nanosecond mtimes) out of the mount
 # into a third table and compare that copy with the source too.
-# Skips (77) when the source tree is missing.  Spec: /tmp/spec.md, "Inside a
-# table" and "Durability".
+# Skips (77) when the source tree is missing.  Behaviour: doc/fs.md and
+# quorumfs(8).
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
-
-# fail() from common.sh, plus the daemon's stderr (where -f sends its log and
-# where sanitizer reports land): $T is removed on exit, so show it now.
-fail() {
-	echo "FAIL: $*" >&2
-	if [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
-		local at
-		at=$(grep -n -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:|Assertion .* failed' "$T/daemon.out" | cut -d: -f1)
-		if [ -n "$at" ]; then
-			echo "--- the daemon's output from its first sanitizer/assertion report" >&2
-			tail -n +"$at" "$T/daemon.out" | head -n 80 >&2
-		else
-			echo "--- tail of the daemon's output" >&2
-			tail -n 40 "$T/daemon.out" >&2
-		fi
-	fi
-	[ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2
-	# a crashed daemon leaves a dead mount that mountpoint(1) does not
-	# recognise, so the cleanup would not unmount it: detach it here
-	if [ -n "${QFS_PID:-}" ] && ! kill -0 "$QFS_PID" 2>/dev/null; then
-		fusermount3 -uz "$MNT" 2>/dev/null
-	fi
-	exit 1
-}
-
-# watchdog SECONDS: a hung FUSE request would hang make check forever; past
-# the limit, kill -9 the daemon (pending requests then fail with ENOTCONN)
-# and TERM this script, so a hang becomes a failure with a reason.
-watchdog() {
-	local limit=$1 parent=$$
-	(
-		for _ in $(seq "$limit"); do
-			sleep 1
-			kill -0 "$parent" 2>/dev/null || exit 0
-		done
-		echo "FAIL: watchdog: test still running after $limit s, killing the daemon" >&2
-		[ -f "$T/daemon.pid" ] && kill -9 "$(cat "$T/daemon.pid")" 2>/dev/null
-		kill -TERM "$parent" 2>/dev/null
-	) &
-}
 
 remount() {
 	qfs_mount "$@"

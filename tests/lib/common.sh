@@ -13,7 +13,51 @@ set -u
 : "${QFS_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 
 skip() { echo "SKIP: $*" >&2; exit 77; }
-fail() { echo "FAIL: $*" >&2; [ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2; exit 1; }
+# fail WHY: print it with the daemon's output (from its first sanitizer or
+# assertion report, else its tail) and the log, detach a dead mount, exit 1.
+fail() {
+	echo "FAIL: $*" >&2
+	if [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
+		local at
+		at=$(grep -n -m1 -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:|Assertion .* failed' "$T/daemon.out" | cut -d: -f1)
+		if [ -n "$at" ]; then
+			echo "--- the daemon's output from its first sanitizer/assertion report" >&2
+			tail -n +"$at" "$T/daemon.out" | head -n 80 >&2
+		else
+			echo "--- tail of the daemon's output" >&2
+			tail -n 40 "$T/daemon.out" >&2
+		fi
+		: >"$T/daemon.out.shown"
+	fi
+	[ -n "${DATA:-}" ] && [ -f "$DATA/quorumfs.log" ] && tail -n 30 "$DATA/quorumfs.log" >&2
+	# a crashed daemon leaves a dead mount that mountpoint(1) does not
+	# recognise, so the cleanup would not unmount it: detach it here
+	if [ -n "${QFS_PID:-}" ] && ! kill -0 "$QFS_PID" 2>/dev/null; then
+		fusermount3 -uz "$MNT" 2>/dev/null
+	fi
+	exit 1
+}
+
+# watchdog SECONDS: after SECONDS, kill -9 the daemon (its PID in
+# $T/daemon.pid) and TERM this script, so a hang becomes a failure.
+watchdog() {
+	local limit=$1 parent=$$
+	(
+		for _ in $(seq "$limit"); do
+			sleep 1
+			kill -0 "$parent" 2>/dev/null || exit 0
+		done
+		echo "FAIL: watchdog: test still running after $limit s, killing the daemon" >&2
+		[ -f "$T/daemon.pid" ] && kill -9 "$(cat "$T/daemon.pid")" 2>/dev/null
+		kill -TERM "$parent" 2>/dev/null
+	) &
+}
+
+# mount_again [args]: qfs_mount and record the PID for the watchdog.
+mount_again() {
+	qfs_mount "$@"
+	echo "$QFS_PID" >"$T/daemon.pid"
+}
 note() { echo "# $*"; }
 
 qfs_require() {
@@ -24,7 +68,8 @@ qfs_require() {
 
 qfs_cleanup() {
 	local rc=$?
-	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "${T:-}" ] && [ -s "$T/daemon.out" ]; then
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "${T:-}" ] && [ -s "$T/daemon.out" ] &&
+		[ ! -e "$T/daemon.out.shown" ]; then
 		echo "--- daemon output ($T/daemon.out, last 40 lines)" >&2
 		tail -n 40 "$T/daemon.out" >&2
 	fi

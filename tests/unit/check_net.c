@@ -1,0 +1,880 @@
+/*
+ * check_net.c - unit tests of src/net, the transport between storage nodes
+ * (contract: src/net/net.h; format: doc/format-net.md).
+ *
+ * Every transport-independent test runs twice, _i = 0 for the in-process
+ * transport and _i = 1 for TCP on loopback: delivery and FIFO order per
+ * pair, three endpoints sending concurrently from threads, 8 MiB frames,
+ * malformed frames refused at send, drops to unknown and closed peers that
+ * never block, the inbox byte bound, the partition hook and a clean
+ * shutdown with frames still queued.  TCP only: malformed frames and bad
+ * hellos written on a raw socket, a peer of another protocol version, and
+ * reconnection after the peer's endpoint (in another net, as another
+ * process would be) closes and reopens on the same port.
+ *
+ * Frames are real Multi-Paxos messages (repl/paxos.h): an ACCEPT whose
+ * time_ms carries a sequence number and whose one entry carries a payload,
+ * so every received frame is checked end to end by qfs_paxos_msg_decode.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "net/net.h"
+#include "repl/paxos.h"
+
+static enum qfs_net_kind kind_of(int i)
+{
+	return i ? QFS_NET_TCP : QFS_NET_INPROC;
+}
+
+/* Encode an ACCEPT from -> to carrying seq in time_ms and plen payload
+ * bytes derived from seq.  Returns a malloc'd frame and its length. */
+static uint8_t *mkframe(uint32_t from, uint32_t to, uint64_t seq, size_t plen, size_t *len)
+{
+	struct qfs_paxos_msg m;
+	struct qfs_repl_entry e;
+	uint8_t *data = NULL, *buf;
+	ssize_t n;
+
+	memset(&m, 0, sizeof(m));
+	memset(&e, 0, sizeof(e));
+	m.type = QFS_PAXOS_ACCEPT;
+	m.from = from;
+	m.to = to;
+	m.group = 9;
+	m.ballot = QFS_PAXOS_BALLOT(1, from);
+	m.time_ms = seq;
+	if (plen) {
+		data = malloc(plen);
+		ck_assert_ptr_nonnull(data);
+		for (size_t i = 0; i < plen; i++)
+			data[i] = (uint8_t)(seq * 31 + i * 7);
+		e.type = QFS_REPL_ENTRY_TXN;
+		e.data = data;
+		e.len = (uint32_t)plen;
+		m.entries = &e;
+		m.n = 1;
+	}
+	buf = malloc(qfs_paxos_msg_size(&m));
+	ck_assert_ptr_nonnull(buf);
+	n = qfs_paxos_msg_encode(&m, buf, qfs_paxos_msg_size(&m));
+	ck_assert_int_gt(n, 0);
+	free(data);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Decode f and check it is frame seq from -> to; returns seq. */
+static uint64_t chkframe(const struct qfs_net_frame *f, uint32_t from, uint32_t to)
+{
+	static struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	struct qfs_paxos_msg m;
+
+	ck_assert_uint_eq(f->from, from);
+	ck_assert_int_eq(qfs_paxos_msg_decode(f->data, f->len, &m, ents), 0);
+	ck_assert_uint_eq(m.from, from);
+	ck_assert_uint_eq(m.to, to);
+	if (m.n) {
+		for (size_t i = 0; i < m.entries[0].len; i += 4099)
+			ck_assert_uint_eq(m.entries[0].data[i], (uint8_t)(m.time_ms * 31 + i * 7));
+	}
+	return m.time_ms;
+}
+
+static int send_seq(struct qfs_net_ep *ep, uint32_t to, uint64_t seq, size_t plen)
+{
+	size_t len;
+	uint8_t *b = mkframe(qfs_net_endpoint_node(ep), to, seq, plen, &len);
+	int r = qfs_net_send(ep, to, b, len);
+
+	free(b);
+	return r;
+}
+
+static int wakes[8];
+
+static void on_wake(void *arg)
+{
+	__atomic_fetch_add((int *)arg, 1, __ATOMIC_RELAXED);
+}
+
+static struct qfs_net_ep *open_ep(struct qfs_net *net, int tcp, uint32_t node)
+{
+	struct qfs_net_ep *ep = NULL;
+
+	ck_assert_int_eq(qfs_net_endpoint_open(net, node, tcp ? "127.0.0.1:0" : NULL, on_wake,
+					       &wakes[node], &ep), 0);
+	ck_assert_ptr_nonnull(ep);
+	if (tcp)
+		ck_assert_uint_gt(qfs_net_endpoint_port(ep), 0);
+	else
+		ck_assert_uint_eq(qfs_net_endpoint_port(ep), 0);
+	return ep;
+}
+
+static struct qfs_net_stats stats(struct qfs_net_ep *ep, uint32_t peer)
+{
+	struct qfs_net_stats st;
+
+	ck_assert_int_eq(qfs_net_stats(ep, peer, &st), 0);
+	return st;
+}
+
+/* Counters of ep for peer, all 0 if they never exchanged anything. */
+static struct qfs_net_stats stats_or0(struct qfs_net_ep *ep, uint32_t peer)
+{
+	struct qfs_net_stats st;
+
+	if (qfs_net_stats(ep, peer, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	return st;
+}
+
+/* Poll cond every 2 ms for up to ms milliseconds. */
+#define WAIT_UNTIL(cond, ms)                                                           \
+	do {                                                                               \
+		uint64_t dl_ = qfs_clock_mono_ms() + (ms);                                     \
+		while (!(cond) && qfs_clock_mono_ms() < dl_)                                   \
+			usleep(2000);                                                              \
+	} while (0)
+
+/* ---- both transports ---- */
+
+START_TEST(test_fifo)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f;
+	struct qfs_net_stats st;
+
+	memset(wakes, 0, sizeof(wakes));
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	a = open_ep(net, _i, 1);
+	b = open_ep(net, _i, 2);
+	{
+		struct qfs_net_ep *dup = NULL;
+
+		ck_assert_int_eq(qfs_net_endpoint_open(net, 1, _i ? "127.0.0.1:0" : NULL, NULL, NULL,
+						       &dup), -EEXIST);
+		ck_assert_ptr_null(dup);
+	}
+	ck_assert_int_eq(qfs_net_recv(b, &f), -EAGAIN);
+	for (uint64_t s = 0; s < 1000; s++) {
+		ck_assert_int_eq(send_seq(a, 2, s, s % 300), 0);
+		if (s < 500)
+			ck_assert_int_eq(send_seq(b, 1, s, 17), 0);
+	}
+	for (uint64_t s = 0; s < 1000; s++) {
+		ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+		ck_assert_uint_eq(chkframe(f, 1, 2), s);
+		qfs_net_frame_free(f);
+	}
+	for (uint64_t s = 0; s < 500; s++) {
+		ck_assert_int_eq(qfs_net_recv_wait(a, 5000, &f), 0);
+		ck_assert_uint_eq(chkframe(f, 2, 1), s);
+		qfs_net_frame_free(f);
+	}
+	ck_assert_int_eq(qfs_net_recv_wait(b, 20, &f), -ETIMEDOUT);
+	/* tcp: the sender thread counts a frame after writing it. */
+	WAIT_UNTIL(stats(a, 2).sent_frames == 1000 && stats(b, 1).sent_frames == 500, 2000);
+	st = stats(a, 2);
+	ck_assert_uint_eq(st.sent_frames, 1000);
+	ck_assert_uint_eq(st.recv_frames, 500);
+	ck_assert_uint_eq(st.drop_frames, 0);
+	ck_assert_int_eq(st.up, 1);
+	st = stats(b, 1);
+	ck_assert_uint_eq(st.recv_frames, 1000);
+	ck_assert_uint_eq(st.sent_frames, 500);
+	ck_assert_uint_eq(st.recv_bytes, stats(a, 2).sent_bytes);
+	ck_assert_uint_eq(st.connects, _i ? 1 : 0);
+	ck_assert_int_eq(qfs_net_stats(a, 3, &st), -ENOENT);
+	ck_assert_int_gt(__atomic_load_n(&wakes[2], __ATOMIC_RELAXED), 0);
+	ck_assert_int_gt(__atomic_load_n(&wakes[1], __ATOMIC_RELAXED), 0);
+	qfs_net_endpoint_close(a);
+	qfs_net_endpoint_close(b);
+	qfs_net_free(net);
+}
+END_TEST
+
+#define CONC_N 3000
+
+struct conc {
+	struct qfs_net_ep *ep;
+	uint32_t self;
+};
+
+static void *conc_sender(void *arg)
+{
+	struct conc *c = arg;
+
+	for (uint64_t s = 0; s < CONC_N; s++)
+		for (uint32_t to = 1; to <= 3; to++)
+			if (to != c->self && send_seq(c->ep, to, s, (size_t)(s % 97)) != 0)
+				return (void *)1;
+	return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *ep[4];
+	struct conc c[4];
+	pthread_t th[4];
+	uint64_t next[4][4], got = 0;
+	uint64_t dl = qfs_clock_mono_ms() + 60000;
+
+	memset(next, 0, sizeof(next));
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	for (uint32_t n = 1; n <= 3; n++)
+		ep[n] = open_ep(net, _i, n);
+	for (uint32_t n = 1; n <= 3; n++) {
+		c[n].ep = ep[n];
+		c[n].self = n;
+		ck_assert_int_eq(pthread_create(&th[n], NULL, conc_sender, &c[n]), 0);
+	}
+	while (got < 6 * CONC_N && qfs_clock_mono_ms() < dl) {
+		for (uint32_t n = 1; n <= 3; n++) {
+			struct qfs_net_frame *f;
+
+			while (qfs_net_recv_wait(ep[n], 1, &f) == 0) {
+				uint32_t from = f->from;
+
+				ck_assert(from >= 1 && from <= 3 && from != n);
+				ck_assert_uint_eq(chkframe(f, from, n), next[from][n]);
+				next[from][n]++;
+				got++;
+				qfs_net_frame_free(f);
+			}
+		}
+	}
+	for (uint32_t n = 1; n <= 3; n++) {
+		void *rv;
+
+		pthread_join(th[n], &rv);
+		ck_assert_ptr_null(rv);
+	}
+	ck_assert_uint_eq(got, 6 * CONC_N);
+	WAIT_UNTIL(stats(ep[1], 0).sent_frames + stats(ep[2], 0).sent_frames +
+		   stats(ep[3], 0).sent_frames == 6 * CONC_N, 2000);
+	for (uint32_t n = 1; n <= 3; n++) {
+		struct qfs_net_stats st = stats(ep[n], 0);
+
+		ck_assert_uint_eq(st.sent_frames, 2 * CONC_N);
+		ck_assert_uint_eq(st.recv_frames, 2 * CONC_N);
+		ck_assert_uint_eq(st.drop_frames + st.drop_in_frames + st.rejected, 0);
+	}
+	qfs_net_free(net); /* closes the endpoints */
+}
+END_TEST
+
+START_TEST(test_large)
+{
+	const size_t big = 8u << 20;
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f;
+
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	a = open_ep(net, _i, 1);
+	b = open_ep(net, _i, 2);
+	for (uint64_t s = 0; s < 3; s++)
+		ck_assert_int_eq(send_seq(a, 2, s, big + s), 0);
+	ck_assert_int_eq(send_seq(b, 1, 7, big), 0);
+	for (uint64_t s = 0; s < 3; s++) {
+		ck_assert_int_eq(qfs_net_recv_wait(b, 20000, &f), 0);
+		ck_assert_uint_gt(f->len, big + s);
+		ck_assert_uint_eq(chkframe(f, 1, 2), s);
+		qfs_net_frame_free(f);
+	}
+	ck_assert_int_eq(qfs_net_recv_wait(a, 20000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 2, 1), 7);
+	qfs_net_frame_free(f);
+	WAIT_UNTIL(stats(a, 2).sent_frames == 3, 2000);
+	ck_assert_uint_eq(stats(a, 2).sent_frames, 3);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_malformed_send)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f;
+	uint8_t *fr, *bad;
+	size_t len;
+
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	a = open_ep(net, _i, 1);
+	b = open_ep(net, _i, 2);
+	fr = mkframe(1, 2, 5, 40, &len);
+	bad = malloc(len);
+	ck_assert_ptr_nonnull(bad);
+
+	memcpy(bad, fr, len);
+	bad[0] ^= 0xff; /* magic */
+	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
+	memcpy(bad, fr, len);
+	bad[4] = QFS_PAXOS_VERSION + 1; /* version */
+	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
+	ck_assert_int_eq(qfs_net_send(a, 2, fr, len - 1), -EINVAL);  /* length != header */
+	ck_assert_int_eq(qfs_net_send(a, 2, fr, 15), -EINVAL);       /* shorter than a header */
+	memcpy(bad, fr, len);
+	qfs_be32_put(bad + 8, QFS_PAXOS_FRAME_MAX);                   /* over the bound */
+	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
+	ck_assert_uint_eq(stats(a, 2).rejected, 5);
+	ck_assert_uint_eq(stats(a, 2).sent_frames, 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 100, &f), -ETIMEDOUT);
+
+	/* A good frame still goes through. */
+	ck_assert_int_eq(qfs_net_send(a, 2, fr, len), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 1, 2), 5);
+	qfs_net_frame_free(f);
+	free(bad);
+	free(fr);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_drop_down)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_stats st;
+	uint64_t t0;
+	int r;
+
+	qfs_net_params_default(&prm);
+	prm.backoff_min_ms = 20;
+	prm.backoff_max_ms = 100;
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), 0);
+	a = open_ep(net, _i, 1);
+	/* Unknown peer, self, invalid id. */
+	ck_assert_int_eq(send_seq(a, 9, 0, 10), _i ? -EHOSTUNREACH : -ENOTCONN);
+	ck_assert_int_eq(send_seq(a, 1, 0, 10), -EHOSTUNREACH);
+	ck_assert_int_eq(send_seq(a, 0, 0, 10), -EHOSTUNREACH);
+	st = stats(a, 9);
+	ck_assert_uint_ge(st.drop_frames, 1);
+	ck_assert_uint_eq(st.sent_frames, 0);
+	ck_assert_int_eq(st.up, 0);
+
+	/* A peer that was open and closed: drops, never blocks. */
+	b = open_ep(net, _i, 2);
+	qfs_net_endpoint_close(b);
+	t0 = qfs_clock_mono_ms();
+	for (uint64_t s = 0; s < 200; s++) {
+		r = send_seq(a, 2, s, 1000);
+		ck_assert(r == 0 || r == -ENOTCONN);
+		if (!_i)
+			ck_assert_int_eq(r, -ENOTCONN);
+	}
+	ck_assert_uint_lt(qfs_clock_mono_ms() - t0, 1000);
+	WAIT_UNTIL(stats(a, 2).drop_frames == 200, 5000);
+	st = stats(a, 2);
+	ck_assert_uint_eq(st.drop_frames, 200);
+	ck_assert_uint_eq(st.sent_frames, 0);
+	ck_assert_uint_eq(st.queued_bytes, 0);
+	ck_assert_int_eq(st.up, 0);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_inbox_bound)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f;
+	struct qfs_net_stats st;
+	uint64_t n = 0, prev = 0;
+
+	qfs_net_params_default(&prm);
+	prm.inbox_bytes = 16384;
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), 0);
+	a = open_ep(net, _i, 1);
+	b = open_ep(net, _i, 2);
+	for (uint64_t s = 0; s < 100; s++) {
+		int r = send_seq(a, 2, s, 1000);
+
+		ck_assert(r == 0 || (!_i && r == -ENOBUFS));
+	}
+	WAIT_UNTIL(stats_or0(b, 1).recv_frames + stats_or0(b, 1).drop_in_frames == 100, 5000);
+	st = stats(b, 1);
+	ck_assert_uint_eq(st.recv_frames + st.drop_in_frames, 100);
+	ck_assert_uint_gt(st.recv_frames, 5);
+	ck_assert_uint_lt(st.recv_frames, 20);
+	if (!_i)
+		ck_assert_uint_eq(stats(a, 2).drop_frames, st.drop_in_frames);
+	while (qfs_net_recv(b, &f) == 0) {
+		uint64_t s = chkframe(f, 1, 2);
+
+		ck_assert(n == 0 || s > prev);
+		prev = s;
+		n++;
+		qfs_net_frame_free(f);
+	}
+	ck_assert_uint_eq(n, st.recv_frames);
+	/* Room again. */
+	ck_assert_int_eq(send_seq(a, 2, 1000, 1000), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 1, 2), 1000);
+	qfs_net_frame_free(f);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_partition)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *ep[4];
+	struct qfs_net_frame *f;
+
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	for (uint32_t n = 1; n <= 3; n++)
+		ep[n] = open_ep(net, _i, n);
+	ck_assert_int_eq(qfs_net_set_link(net, 1, 2, 0), 0);
+	ck_assert_int_eq(qfs_net_set_link(net, 2, 1, 0), 0);
+	ck_assert_int_eq(qfs_net_set_link(net, 2, 1, 0), 0); /* idempotent */
+	for (uint64_t s = 0; s < 10; s++) {
+		ck_assert_int_eq(send_seq(ep[1], 2, s, 50), 0);
+		ck_assert_int_eq(send_seq(ep[2], 1, s, 50), 0);
+		ck_assert_int_eq(send_seq(ep[1], 3, s, 50), 0);
+	}
+	for (uint64_t s = 0; s < 10; s++) {
+		ck_assert_int_eq(qfs_net_recv_wait(ep[3], 5000, &f), 0);
+		ck_assert_uint_eq(chkframe(f, 1, 3), s);
+		qfs_net_frame_free(f);
+	}
+	ck_assert_int_eq(qfs_net_recv_wait(ep[2], 200, &f), -ETIMEDOUT);
+	ck_assert_int_eq(qfs_net_recv_wait(ep[1], 10, &f), -ETIMEDOUT);
+	ck_assert_uint_eq(stats(ep[1], 2).drop_frames, 10);
+	ck_assert_uint_eq(stats(ep[2], 1).drop_frames, 10);
+
+	/* One way restored: 1 -> 2 flows, 2 -> 1 still cut. */
+	ck_assert_int_eq(qfs_net_set_link(net, 1, 2, 1), 0);
+	for (uint64_t s = 10; s < 20; s++) {
+		ck_assert_int_eq(send_seq(ep[1], 2, s, 50), 0);
+		ck_assert_int_eq(send_seq(ep[2], 1, s, 50), 0);
+	}
+	for (uint64_t s = 10; s < 20; s++) {
+		ck_assert_int_eq(qfs_net_recv_wait(ep[2], 5000, &f), 0);
+		ck_assert_uint_eq(chkframe(f, 1, 2), s);
+		qfs_net_frame_free(f);
+	}
+	ck_assert_int_eq(qfs_net_recv_wait(ep[1], 100, &f), -ETIMEDOUT);
+	ck_assert_int_eq(qfs_net_set_link(net, 2, 1, 1), 0);
+	ck_assert_int_eq(send_seq(ep[2], 1, 20, 50), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(ep[1], 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 2, 1), 20);
+	qfs_net_frame_free(f);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_shutdown_busy)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *net;
+	struct qfs_net_ep *ep[4];
+
+	/* Frames left in inboxes and send queues, a peer that does not exist:
+	 * freeing the net must release everything (ASan checks) and not hang. */
+	qfs_net_params_default(&prm);
+	prm.backoff_min_ms = 1000;
+	prm.backoff_max_ms = 1000;
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), 0);
+	for (uint32_t n = 1; n <= 3; n++)
+		ep[n] = open_ep(net, _i, n);
+	ck_assert_int_eq(qfs_net_set_addr(net, 7, "127.0.0.1:1"), 0);
+	for (uint64_t s = 0; s < 300; s++) {
+		send_seq(ep[1], 2, s, 5000);
+		send_seq(ep[2], 3, s, 5000);
+		send_seq(ep[3], 7, s, 100);
+	}
+	qfs_net_endpoint_close(ep[3]);
+	qfs_net_free(net);
+	qfs_net_free(NULL);
+	qfs_net_endpoint_close(NULL);
+	qfs_net_frame_free(NULL);
+}
+END_TEST
+
+START_TEST(test_api_errors)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *ep = NULL;
+	struct qfs_net_params prm;
+
+	ck_assert_int_eq(qfs_net_new(7, NULL, &net), -EINVAL);
+	qfs_net_params_default(&prm);
+	prm.inbox_bytes = 0;
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), -EINVAL);
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(qfs_net_endpoint_open(net, 0, _i ? "127.0.0.1:0" : NULL, NULL, NULL, &ep), -EINVAL);
+	ck_assert_int_eq(qfs_net_endpoint_open(net, 70000, _i ? "127.0.0.1:0" : NULL, NULL, NULL, &ep), -EINVAL);
+	ck_assert_int_eq(qfs_net_endpoint_open(net, 1, _i ? NULL : "127.0.0.1:0", NULL, NULL, &ep), -EINVAL);
+	if (_i) {
+		ck_assert_int_eq(qfs_net_endpoint_open(net, 1, "localhost:80", NULL, NULL, &ep), -EINVAL);
+		ck_assert_int_eq(qfs_net_endpoint_open(net, 1, "127.0.0.1:99999", NULL, NULL, &ep), -EINVAL);
+		ck_assert_int_eq(qfs_net_endpoint_open(net, 1, "127.0.0.1", NULL, NULL, &ep), -EINVAL);
+	}
+	ck_assert_ptr_null(ep);
+	ck_assert_int_eq(qfs_net_set_addr(net, 3, "127.0.0.1:"), -EINVAL);
+	ck_assert_int_eq(qfs_net_set_addr(net, 3, "127.0.0.1:0"), -EINVAL);
+	ck_assert_int_eq(qfs_net_set_addr(net, 0, "127.0.0.1:80"), -EINVAL);
+	ck_assert_int_eq(qfs_net_set_addr(net, 3, "127.0.0.1:80"), 0);
+	ep = open_ep(net, _i, 1);
+	ck_assert_uint_eq(qfs_net_endpoint_node(ep), 1);
+	if (_i) {
+		/* The same port twice. */
+		char addr[32];
+		struct qfs_net_ep *e2 = NULL;
+
+		snprintf(addr, sizeof(addr), "127.0.0.1:%u", qfs_net_endpoint_port(ep));
+		ck_assert_int_eq(qfs_net_endpoint_open(net, 2, addr, NULL, NULL, &e2), -EADDRINUSE);
+		ck_assert_ptr_null(e2);
+	}
+	qfs_net_free(net);
+}
+END_TEST
+
+/* ---- TCP only ---- */
+
+static void raw_hello(uint8_t *b, uint8_t version, uint32_t from, uint32_t to)
+{
+	uint32_t crc;
+
+	qfs_be32_put(b, QFS_PAXOS_MAGIC);
+	b[4] = version;
+	b[5] = QFS_NET_HELLO;
+	b[6] = b[7] = 0;
+	qfs_be32_put(b + 8, 8);
+	qfs_be32_put(b + 16, from);
+	qfs_be32_put(b + 20, to);
+	crc = qfs_crc32c(0, b, 12);
+	crc = qfs_crc32c(crc, b + 16, 8);
+	qfs_be32_put(b + 12, crc);
+}
+
+static int raw_connect(uint16_t port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Read up to cap bytes until EOF or 5 s; returns bytes read, sets *eof. */
+static size_t raw_read(int fd, uint8_t *buf, size_t cap, int *eof)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+
+	*eof = 0;
+	while (got < cap && poll(&pfd, 1, 5000) > 0) {
+		ssize_t n = recv(fd, buf + got, cap - got, 0);
+
+		if (n <= 0) {
+			*eof = 1;
+			break;
+		}
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static void raw_send(int fd, const void *b, size_t n)
+{
+	ck_assert_int_eq(send(fd, b, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* Open a raw connection that says hello as node `from`; checks the reply. */
+static int raw_identified(uint16_t port, uint32_t from, uint32_t to)
+{
+	uint8_t h[24], r[24];
+	uint32_t crc;
+	int fd = raw_connect(port), eof;
+
+	raw_hello(h, QFS_PAXOS_VERSION, from, to);
+	raw_send(fd, h, sizeof(h));
+	ck_assert_uint_eq(raw_read(fd, r, sizeof(r), &eof), sizeof(r));
+	ck_assert_uint_eq(qfs_be32_get(r), QFS_PAXOS_MAGIC);
+	ck_assert_uint_eq(r[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(r[5], QFS_NET_HELLO);
+	ck_assert_uint_eq(qfs_be32_get(r + 16), to);
+	ck_assert_uint_eq(qfs_be32_get(r + 20), from);
+	crc = qfs_crc32c(qfs_crc32c(0, r, 12), r + 16, 8);
+	ck_assert_uint_eq(crc, qfs_be32_get(r + 12));
+	return fd;
+}
+
+START_TEST(test_tcp_wire_rejects)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *b;
+	struct qfs_net_frame *f;
+	uint8_t buf[64], h[24], *fr;
+	uint16_t port;
+	size_t len;
+	int fd, eof;
+
+	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, NULL, &net), 0);
+	b = open_ep(net, 1, 2);
+	port = qfs_net_endpoint_port(b);
+
+	/* Garbage instead of a hello: closed, counted. */
+	fd = raw_connect(port);
+	memset(buf, 0xab, 16);
+	raw_send(fd, buf, 16);
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	WAIT_UNTIL(stats_or0(b, 0).rejected == 1, 2000);
+	ck_assert_uint_eq(stats(b, 0).rejected, 1);
+
+	/* A hello of another version: answered with ours, then closed. */
+	fd = raw_connect(port);
+	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 2);
+	raw_send(fd, h, sizeof(h));
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 24);
+	ck_assert_int_eq(eof, 1);
+	ck_assert_uint_eq(buf[4], QFS_PAXOS_VERSION);
+	close(fd);
+	ck_assert_uint_eq(stats(b, 0).rejected, 2);
+
+	/* A hello for another node: closed without an answer. */
+	fd = raw_connect(port);
+	raw_hello(h, QFS_PAXOS_VERSION, 5, 3);
+	raw_send(fd, h, sizeof(h));
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	ck_assert_uint_eq(stats(b, 0).rejected, 3);
+
+	/* Identified as node 7: a good frame is delivered (in two pieces),
+	 * then a bad magic closes the connection. */
+	fd = raw_identified(port, 7, 2);
+	fr = mkframe(7, 2, 42, 100, &len);
+	raw_send(fd, fr, 10);
+	usleep(20000);
+	raw_send(fd, fr + 10, len - 10);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 7, 2), 42);
+	qfs_net_frame_free(f);
+	fr[1] ^= 1;
+	raw_send(fd, fr, len);
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	ck_assert_uint_eq(stats(b, 7).rejected, 1);
+	ck_assert_uint_eq(stats(b, 7).recv_frames, 1);
+
+	/* Node 8: a header announcing a body over the bound, then a wrong
+	 * version on an identified connection. */
+	fd = raw_identified(port, 8, 2);
+	memset(buf, 0, 16);
+	qfs_be32_put(buf, QFS_PAXOS_MAGIC);
+	buf[4] = QFS_PAXOS_VERSION;
+	buf[5] = QFS_PAXOS_ACCEPT;
+	qfs_be32_put(buf + 8, QFS_PAXOS_FRAME_MAX);
+	raw_send(fd, buf, 16);
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	fd = raw_identified(port, 8, 2);
+	fr[1] ^= 1;
+	fr[4] = QFS_PAXOS_VERSION + 1;
+	raw_send(fd, fr, len);
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	ck_assert_uint_eq(stats(b, 8).rejected, 2);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 50, &f), -ETIMEDOUT);
+	free(fr);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_tcp_version_refused)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *net;
+	struct qfs_net_ep *a;
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	struct pollfd pfd;
+	uint8_t h[24];
+	char addr[32];
+	uint32_t crc;
+	int lfd, fd, eof;
+
+	/* A fake node 5 that answers the hello with version 2. */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+
+	qfs_net_params_default(&prm);
+	prm.backoff_min_ms = 5000; /* one attempt in this test */
+	prm.backoff_max_ms = 5000;
+	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &net), 0);
+	a = open_ep(net, 1, 1);
+	ck_assert_int_eq(qfs_net_set_addr(net, 5, addr), 0);
+	ck_assert_int_eq(send_seq(a, 5, 0, 10), 0);
+	ck_assert_int_eq(send_seq(a, 5, 1, 10), 0);
+	pfd.fd = lfd;
+	pfd.events = POLLIN;
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	fd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_eq(raw_read(fd, h, sizeof(h), &eof), 24);
+	ck_assert_uint_eq(qfs_be32_get(h), QFS_PAXOS_MAGIC);
+	ck_assert_uint_eq(h[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(h[5], QFS_NET_HELLO);
+	ck_assert_uint_eq(qfs_be32_get(h + 16), 1);
+	ck_assert_uint_eq(qfs_be32_get(h + 20), 5);
+	crc = qfs_crc32c(qfs_crc32c(0, h, 12), h + 16, 8);
+	ck_assert_uint_eq(crc, qfs_be32_get(h + 12));
+	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 1);
+	raw_send(fd, h, sizeof(h));
+	/* The node refuses: both frames dropped, no connection counted, and
+	 * sends during the backoff are dropped at once. */
+	WAIT_UNTIL(stats(a, 5).drop_frames == 2, 5000);
+	ck_assert_uint_eq(stats(a, 5).drop_frames, 2);
+	ck_assert_uint_eq(stats(a, 5).connects, 0);
+	ck_assert_int_eq(send_seq(a, 5, 2, 10), -ENOTCONN);
+	ck_assert_uint_eq(raw_read(fd, h, sizeof(h), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	close(lfd);
+	qfs_net_free(net);
+}
+END_TEST
+
+START_TEST(test_tcp_reconnect)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *na, *nb;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f = NULL;
+	char addr[32];
+	uint64_t s = 1, first, dl;
+	uint16_t port;
+
+	/* Two nets, as two processes would have: a knows b by address only. */
+	qfs_net_params_default(&prm);
+	prm.backoff_min_ms = 10;
+	prm.backoff_max_ms = 80;
+	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &na), 0);
+	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &nb), 0);
+	a = open_ep(na, 1, 1);
+	b = open_ep(nb, 1, 2);
+	port = qfs_net_endpoint_port(b);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	ck_assert_int_eq(qfs_net_set_addr(na, 2, addr), 0);
+	ck_assert_int_eq(send_seq(a, 2, 0, 100), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 1, 2), 0);
+	qfs_net_frame_free(f);
+
+	/* b goes away; a's sends are dropped, never blocked. */
+	qfs_net_endpoint_close(b);
+	for (int k = 0; k < 20; k++, s++) {
+		int r = send_seq(a, 2, s, 100);
+
+		ck_assert(r == 0 || r == -ENOTCONN);
+		usleep(5000);
+	}
+	WAIT_UNTIL(stats(a, 2).up == 0, 2000);
+	ck_assert_int_eq(stats(a, 2).up, 0);
+	ck_assert_uint_gt(stats(a, 2).drop_frames, 0);
+
+	/* b comes back on the same port: a reconnects and delivery resumes. */
+	ck_assert_int_eq(qfs_net_endpoint_open(nb, 2, addr, NULL, NULL, &b), 0);
+	ck_assert_uint_eq(qfs_net_endpoint_port(b), port);
+	dl = qfs_clock_mono_ms() + 5000;
+	f = NULL;
+	while (qfs_clock_mono_ms() < dl) {
+		send_seq(a, 2, s++, 100);
+		if (qfs_net_recv_wait(b, 20, &f) == 0)
+			break;
+	}
+	ck_assert_ptr_nonnull(f);
+	first = chkframe(f, 1, 2);
+	qfs_net_frame_free(f);
+	for (uint64_t k = 0; k < 100; k++)
+		ck_assert_int_eq(send_seq(a, 2, s + k, 100), 0);
+	/* Everything sent after the first delivered frame arrives, in order. */
+	for (uint64_t want = first + 1; want < s + 100; want++) {
+		ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+		ck_assert_uint_eq(chkframe(f, 1, 2), want);
+		qfs_net_frame_free(f);
+	}
+	ck_assert_uint_eq(stats(a, 2).connects, 2);
+	ck_assert_int_eq(stats(a, 2).up, 1);
+	qfs_net_free(na);
+	qfs_net_free(nb);
+}
+END_TEST
+
+static Suite *net_suite(void)
+{
+	Suite *s = suite_create("net");
+	TCase *tc = tcase_create("both");
+	TCase *tt = tcase_create("tcp");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_fifo, 0, 2);
+	tcase_add_loop_test(tc, test_concurrent, 0, 2);
+	tcase_add_loop_test(tc, test_large, 0, 2);
+	tcase_add_loop_test(tc, test_malformed_send, 0, 2);
+	tcase_add_loop_test(tc, test_drop_down, 0, 2);
+	tcase_add_loop_test(tc, test_inbox_bound, 0, 2);
+	tcase_add_loop_test(tc, test_partition, 0, 2);
+	tcase_add_loop_test(tc, test_shutdown_busy, 0, 2);
+	tcase_add_loop_test(tc, test_api_errors, 0, 2);
+	suite_add_tcase(s, tc);
+	tcase_set_timeout(tt, 60);
+	tcase_add_test(tt, test_tcp_wire_rejects);
+	tcase_add_test(tt, test_tcp_version_refused);
+	tcase_add_test(tt, test_tcp_reconnect);
+	suite_add_tcase(s, tt);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(net_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
