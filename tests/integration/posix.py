@@ -17,7 +17,9 @@ import random
 import stat
 import subprocess
 import sys
-import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from qfscheck import Fail, ename, run_checks  # noqa: E402
 
 MNT = sys.argv[1]
 DATA = sys.argv[2] if len(sys.argv) > 2 else None
@@ -28,8 +30,6 @@ CHECKS = []
 RNG = random.Random(20240607)
 
 
-class Fail(Exception):
-    pass
 
 
 def check(fn):
@@ -49,8 +49,6 @@ def rel(x):
     return repr(x)
 
 
-def ename(e):
-    return errno.errorcode.get(e, str(e))
 
 
 def expect_err(name, fn, *args, **kw):
@@ -961,29 +959,7 @@ def main():
     except OSError as e:
         print("FAIL setup: mkdir table %s: %s" % (T, e))
         return 1
-    failed = []
-    for fn in CHECKS:
-        name = fn.__name__
-        try:
-            fn()
-            print("ok   %s" % name)
-        except Fail as e:
-            print("FAIL %s: %s" % (name, e))
-            failed.append(name)
-        except Exception as e:
-            frames = traceback.extract_tb(e.__traceback__)
-            tb = next((f for f in reversed(frames) if f.name == name), frames[-1])
-            if isinstance(e, OSError):
-                msg = "unexpected %s (%s) on %s%s" % (
-                    ename(e.errno), e.strerror, rel(e.filename) if e.filename else "?",
-                    (" -> " + rel(e.filename2)) if e.filename2 else "")
-            else:
-                msg = "unexpected %s: %s" % (type(e).__name__, e)
-            print("FAIL %s: %s at line %d: %s" % (name, msg, tb.lineno, tb.line))
-            failed.append(name)
-    print("# %d checks, %d failed%s" % (len(CHECKS), len(failed),
-                                       (": " + " ".join(failed)) if failed else ""))
-    return 1 if failed else 0
+    return run_checks(CHECKS, rel)
 
 
 if __name__ == "__main__":

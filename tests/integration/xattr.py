@@ -17,7 +17,9 @@ import os
 import stat
 import struct
 import sys
-import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from qfscheck import Fail, ename, run_checks  # noqa: E402
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2] if len(sys.argv) > 2 else "main"
@@ -28,8 +30,6 @@ CHECKS = []
 VERIFY = []
 
 
-class Fail(Exception):
-    pass
 
 
 def check(fn):
@@ -54,8 +54,6 @@ def rel(x):
     return repr(x)
 
 
-def ename(e):
-    return errno.errorcode.get(e, str(e))
 
 
 def expect_err(name, fn, *args, **kw):
@@ -407,40 +405,15 @@ def persisted():
     eq("setxattr works after remount", os.getxattr(f, "user.after"), b"after remount")
 
 
-def run(checks):
-    failed = []
-    for fn in checks:
-        name = fn.__name__
-        try:
-            fn()
-            print("ok   %s" % name)
-        except Fail as e:
-            print("FAIL %s: %s" % (name, e))
-            failed.append(name)
-        except Exception as e:
-            frames = traceback.extract_tb(e.__traceback__)
-            tb = next((f for f in reversed(frames) if f.name == name), frames[-1])
-            if isinstance(e, OSError):
-                msg = "unexpected %s (%s) on %s" % (ename(e.errno), e.strerror,
-                                                    rel(e.filename) if e.filename else "?")
-            else:
-                msg = "unexpected %s: %s" % (type(e).__name__, e)
-            print("FAIL %s: %s at line %d: %s" % (name, msg, tb.lineno, tb.line))
-            failed.append(name)
-    print("# %d checks, %d failed%s" % (len(checks), len(failed),
-                                       (": " + " ".join(failed)) if failed else ""))
-    return 1 if failed else 0
-
-
 def main():
     if PHASE == "verify":
-        return run(VERIFY)
+        return run_checks(VERIFY, rel)
     try:
         os.mkdir(T)
     except OSError as e:
         print("FAIL setup: mkdir table %s: %s" % (T, e))
         return 1
-    return run(CHECKS)
+    return run_checks(CHECKS, rel)
 
 
 if __name__ == "__main__":
