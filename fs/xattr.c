@@ -33,30 +33,24 @@ static int xattr_name_ok(const char *name)
 	return -EOPNOTSUPP;
 }
 
-void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
+/* Set (XSET) or remove (XDEL) xattr name of ino and bump its ctime, as one
+ * txn; a buffered file's in-memory ctime follows.  0 or the txn's error. */
+static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind, const char *name,
+			const char *value, size_t size, int flags)
 {
-	struct qfs_fs *fs = qfs_fs_of(req);
-	uint64_t t0 = qfs_clock_mono_ns();
 	uint8_t key[QFS_KEY_MAX];
 	struct qfs_txn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
-	int rc;
-
-	if (qfs_fs_is_ctl(ino))
-		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EROFS, "control tree is read-only");
-	if ((rc = xattr_name_ok(name)))
-		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattr name=%.64s (namespaces: user. trusted. security.)", name);
-	if (size > QFS_XATTR_VALUE_MAX)
-		return qfs_fs_fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
+	int rc = -ENOMEM;
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+
 	if (!in)
-		return qfs_fs_fail(req, FOP_SETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+		return -ESTALE;
 	size_t klen = qfs_key_inode(key, ino);
 	qfs_clock_now(&now);
 	qfs_txn_init(&t);
-	rc = -ENOMEM;
-	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen))) {
+	if ((op = qfs_fs_add_op(&t, kind, key, klen))) {
 		op->name = name;
 		op->val = (const uint8_t *)value;
 		op->val_len = (uint32_t)size;
@@ -75,6 +69,22 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		pthread_mutex_unlock(&in->mu);
 	}
 	qfs_fs_iput(fs, in);
+	return rc;
+}
+
+void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	int rc;
+
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EROFS, "control tree is read-only");
+	if ((rc = xattr_name_ok(name)))
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattr name=%.64s (namespaces: user. trusted. security.)", name);
+	if (size > QFS_XATTR_VALUE_MAX)
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
+	rc = xattr_change(fs, ino, QFS_OP_XSET, name, value, size, flags);
 	if (rc == -ENOSPC)
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
 	if (rc)
@@ -174,39 +184,13 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
-	struct qfs_op *op;
-	struct qfs_ts now;
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -EROFS, "control tree is read-only");
 	if ((rc = xattr_name_ok(name)))
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "xattr name=%.64s", name);
-	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
-	if (!in)
-		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	size_t klen = qfs_key_inode(key, ino);
-	qfs_clock_now(&now);
-	qfs_txn_init(&t);
-	rc = -ENOMEM;
-	if ((op = qfs_fs_add_op(&t, QFS_OP_XDEL, key, klen))) {
-		op->name = name;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
-			op->mask = QFS_SET_CTIME;
-			op->attr.ctime = now;
-			rc = qfs_fs_run_txn(fs, in->group, &t);
-		}
-	}
-	qfs_txn_close(&t);
-	if (rc == 0) {
-		pthread_mutex_lock(&in->mu);
-		if (in->loaded)
-			in->attr.ctime = now;
-		pthread_mutex_unlock(&in->mu);
-	}
-	qfs_fs_iput(fs, in);
+	rc = xattr_change(fs, ino, QFS_OP_XDEL, name, NULL, 0, 0);
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
 	qfs_fs_ok(req, FOP_REMOVEXATTR, t0);

@@ -89,7 +89,7 @@ static void get_ts(struct qfs_rd *r, struct qfs_ts *t)
 		r->err = QFS_ECORRUPT;
 }
 
-static void put_attr(struct qfs_buf *b, const struct qfs_attr *a)
+void qfs_attr_put(struct qfs_buf *b, const struct qfs_attr *a)
 {
 	qfs_buf_put_u64(b, a->ino);
 	qfs_buf_put_u32(b, a->mode);
@@ -105,7 +105,7 @@ static void put_attr(struct qfs_buf *b, const struct qfs_attr *a)
 	put_ts(b, &a->btime);
 }
 
-static void get_attr(struct qfs_rd *r, struct qfs_attr *a)
+void qfs_attr_get(struct qfs_rd *r, struct qfs_attr *a)
 {
 	a->ino = qfs_rd_u64(r);
 	a->mode = qfs_rd_u32(r);
@@ -126,7 +126,7 @@ static void get_attr(struct qfs_rd *r, struct qfs_attr *a)
 void qfs_inode_encode(const struct qfs_inode *in, struct qfs_buf *out)
 {
 	qfs_buf_put_u8(out, QFS_ITEM_VERSION);
-	put_attr(out, &in->a);
+	qfs_attr_put(out, &in->a);
 	qfs_buf_put_bytes(out, in->data, in->data_len);
 	qfs_buf_put_u32(out, in->nxattrs);
 	for (uint32_t i = 0; i < in->nxattrs; i++) {
@@ -171,7 +171,7 @@ static int inode_parse(const void *p, size_t len, struct qfs_attr *a, const uint
 		return QFS_EFORMAT;
 	qfs_rd_init(&r, p, len);
 	(void)qfs_rd_u8(&r);
-	get_attr(&r, a);
+	qfs_attr_get(&r, a);
 	*data = qfs_rd_bytes(&r, data_len);
 	*nx = qfs_rd_u32(&r);
 	if (r.err)

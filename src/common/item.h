@@ -70,6 +70,12 @@ int qfs_inode_decode(const void *p, size_t len, struct qfs_inode *out);
 /* Only the attributes, without copying data or xattrs. */
 int qfs_inode_decode_attr(const void *p, size_t len, struct qfs_attr *out);
 
+/* The attribute block shared by inode items and SETATTR ops: fixed-width
+ * big-endian fields (doc/format-items.md).  The reader latches QFS_ECORRUPT
+ * in r->err on overrun or a nanosecond field >= 10^9. */
+void qfs_attr_put(struct qfs_buf *b, const struct qfs_attr *a);
+void qfs_attr_get(struct qfs_rd *r, struct qfs_attr *a);
+
 /* xattr helpers on a decoded inode. */
 const struct qfs_xattr *qfs_inode_xattr_find(const struct qfs_inode *in, const char *name);
 /* Set name=value; flags XATTR_CREATE (-EEXIST if present) / XATTR_REPLACE

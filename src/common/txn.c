@@ -55,52 +55,6 @@ struct qfs_op *qfs_txn_add(struct qfs_txn *t, enum qfs_op_kind kind)
 	return op;
 }
 
-static void put_ts(struct qfs_buf *b, const struct qfs_ts *ts)
-{
-	qfs_buf_put_u64(b, (uint64_t)ts->sec);
-	qfs_buf_put_u32(b, ts->nsec);
-}
-
-static void get_ts(struct qfs_rd *r, struct qfs_ts *ts)
-{
-	ts->sec = (int64_t)qfs_rd_u64(r);
-	ts->nsec = qfs_rd_u32(r);
-	if (ts->nsec > 999999999u && !r->err)
-		r->err = QFS_ECORRUPT;
-}
-
-static void put_attr(struct qfs_buf *b, const struct qfs_attr *a)
-{
-	qfs_buf_put_u64(b, a->ino);
-	qfs_buf_put_u32(b, a->mode);
-	qfs_buf_put_u32(b, a->uid);
-	qfs_buf_put_u32(b, a->gid);
-	qfs_buf_put_u32(b, a->nlink);
-	qfs_buf_put_u32(b, a->flags);
-	qfs_buf_put_u64(b, a->size);
-	qfs_buf_put_u64(b, a->rdev);
-	put_ts(b, &a->atime);
-	put_ts(b, &a->mtime);
-	put_ts(b, &a->ctime);
-	put_ts(b, &a->btime);
-}
-
-static void get_attr(struct qfs_rd *r, struct qfs_attr *a)
-{
-	a->ino = qfs_rd_u64(r);
-	a->mode = qfs_rd_u32(r);
-	a->uid = qfs_rd_u32(r);
-	a->gid = qfs_rd_u32(r);
-	a->nlink = qfs_rd_u32(r);
-	a->flags = qfs_rd_u32(r);
-	a->size = qfs_rd_u64(r);
-	a->rdev = qfs_rd_u64(r);
-	get_ts(r, &a->atime);
-	get_ts(r, &a->mtime);
-	get_ts(r, &a->ctime);
-	get_ts(r, &a->btime);
-}
-
 static void put_name(struct qfs_buf *b, const char *name)
 {
 	qfs_buf_put_bytes(b, name, strlen(name) + 1);
@@ -172,7 +126,7 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 			break;
 		case QFS_OP_SETATTR:
 			qfs_buf_put_u32(out, op->mask);
-			put_attr(out, &op->attr);
+			qfs_attr_put(out, &op->attr);
 			break;
 		case QFS_OP_NLINK:
 			qfs_buf_put_u32(out, (uint32_t)op->delta);
@@ -254,7 +208,7 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			break;
 		case QFS_OP_SETATTR:
 			op->mask = qfs_rd_u32(&r);
-			get_attr(&r, &op->attr);
+			qfs_attr_get(&r, &op->attr);
 			break;
 		case QFS_OP_NLINK:
 			op->delta = (int32_t)qfs_rd_u32(&r);
