@@ -653,6 +653,13 @@ START_TEST(test_tcp_wire_rejects)
 	WAIT_UNTIL(stats_or0(b, 0).rejected == 1, 2000);
 	ck_assert_uint_eq(stats(b, 0).rejected, 1);
 
+	/* Silence: closed after connect_timeout_ms (1 s), counted. */
+	fd = raw_connect(port);
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(fd);
+	ck_assert_uint_eq(stats(b, 0).rejected, 2);
+
 	/* A hello of another version: answered with ours, then closed. */
 	fd = raw_connect(port);
 	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 2);
@@ -661,7 +668,7 @@ START_TEST(test_tcp_wire_rejects)
 	ck_assert_int_eq(eof, 1);
 	ck_assert_uint_eq(buf[4], QFS_PAXOS_VERSION);
 	close(fd);
-	ck_assert_uint_eq(stats(b, 0).rejected, 2);
+	ck_assert_uint_eq(stats(b, 0).rejected, 3);
 
 	/* A hello for another node: closed without an answer. */
 	fd = raw_connect(port);
@@ -670,7 +677,7 @@ START_TEST(test_tcp_wire_rejects)
 	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
 	ck_assert_int_eq(eof, 1);
 	close(fd);
-	ck_assert_uint_eq(stats(b, 0).rejected, 3);
+	ck_assert_uint_eq(stats(b, 0).rejected, 4);
 
 	/* Identified as node 7: a good frame is delivered (in two pieces),
 	 * then a bad magic closes the connection. */
