@@ -1,0 +1,1270 @@
+/*
+ * rnode.c - a replicated storage node: drives one Multi-Paxos state machine
+ * (src/repl/paxos.h) and one WAL (src/wal) per group over one shared store
+ * (src/store) and one transport endpoint (src/net).  Contract: rnode.h;
+ * driver, recovery and limits: doc/rnode.md; protocol: doc/paxos.md.
+ *
+ * Driver contract (doc/paxos.md section 4), kept by handle() below, for
+ * every update in the order the steps produce them:
+ *   1. truncate (qfs_wal_truncate_after), append persist[], save the promise
+ *      (temp file + fsync + rename + fsync dir), then qfs_wal_sync: all of
+ *      it is durable before anything else happens;
+ *   2. only then encode and send msgs[] (every earlier update was handled
+ *      the same way, so everything persisted so far is durable);
+ *   3. step PERSISTED(last, its ballot); serve reads[] from the WAL and step
+ *      LOG_ENTRIES; snapshot_to is not implemented (one log line): nothing
+ *      truncates the WAL below what a follower needs yet;
+ *   4. apply entries up to commit in LSN order, read back from the WAL, each
+ *      exactly once (the store writes the applied LSN in the same batch),
+ *      step APPLIED, and answer the proposer whose (lsn, ballot) matches;
+ *      a proposal whose LSN was truncated or holds another ballot's entry
+ *      fails with -EAGAIN (it was never committed).
+ *   5. TICK at next_tick_ms at the latest.
+ *
+ * Threads.  Proposers queue a struct proposal (on their stack) under rn->mu
+ * and sleep on rn->done_cv.  The I/O thread alone touches the WALs, the
+ * paxos machines (stepped under g->mu, so that readers can ask for the
+ * lease), the endpoint and the pending lists.  It waits on rn->work_cv for
+ * proposals, frames (the net's wake callback sets rn->wake) or the next
+ * tick.  It never holds rn->mu while sending: the peer's wake callback
+ * takes the peer's rn->mu, and two nodes sending to each other while each
+ * holds its own would deadlock (net.h's rule).
+ *
+ * Lock order: rn->mu and g->mu are never held together, except g->mu ->
+ * nothing.  The group table grows under rn->mu (entries are never removed
+ * before close); readers find a group under rn->mu and then use it lock-free
+ * (store reads are thread-safe).
+ *
+ * Errors.  A WAL, promise or store failure stops the group (QFS_ESTOPPED
+ * from then on; the failing batch's proposers get the error itself): a
+ * replica that cannot persist must not vote.  Reopening the node recovers.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "node/rnode.h"
+#include "repl/repl.h"
+#include "wal/wal.h"
+
+#define RNODE_FORMAT "quorumfs-rnode 1\n"
+#define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
+#define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
+
+/* One proposal, on the proposer's stack while it waits. */
+struct proposal {
+	struct proposal *next;  /* queue or pending link; rn->mu while queued, I/O thread after */
+	qfs_group_t group;
+	const void *txn;
+	size_t len;
+	uint64_t deadline_ms;   /* monotonic */
+	qfs_lsn_t lsn;          /* (lsn, ballot) assigned by PROPOSE */
+	qfs_ballot_t ballot;
+	int rc;                 /* outcome, written by the I/O thread before done */
+	int result;
+	uint32_t leader;        /* hint for -EREMOTE */
+	int done;               /* protected by rn->mu */
+};
+
+struct group {
+	qfs_group_t id;
+	struct qfs_paxos_config cfg;
+	struct qfs_wal *wal;     /* I/O thread */
+	struct qfs_paxos px;     /* stepped by the I/O thread under mu */
+	pthread_mutex_t mu;      /* protects px reads by other threads and the snapshot */
+	int stopped;             /* protected by mu */
+	int err;                 /* why it stopped */
+	uint32_t leader;         /* from the last update; mu */
+	uint64_t next_tick_ms;   /* I/O thread */
+	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
+	struct proposal *pending; /* I/O thread: proposed, not answered; lsn order */
+	char promise_path[PATH_MAX];
+	char promise_tmp[PATH_MAX];
+	char gdir[PATH_MAX];
+};
+
+struct qfs_rnode {
+	char *dir;
+	char *az;
+	uint32_t id;
+	struct qfs_paxos_params prm;
+	struct qfs_wal_opts wopts;
+	struct qfs_store *store;
+	struct qfs_net_ep *ep;
+
+	pthread_mutex_t mu;      /* protects below */
+	pthread_cond_t work_cv;  /* I/O thread: queue, wake, closing */
+	pthread_cond_t done_cv;  /* proposers */
+	struct proposal *qhead, *qtail;
+	int wake;                /* frames arrived */
+	int closing;
+	struct group *groups[QFS_RNODE_MAX_GROUPS];
+	size_t ngroups;
+	pthread_t io;
+
+	/* I/O thread scratch */
+	struct qfs_buf rec;      /* one WAL record */
+	struct qfs_buf frame;    /* one encoded message */
+
+	uint64_t st_proposals, st_fsyncs, st_in, st_out; /* atomics, relaxed */
+};
+
+static void stat_add(uint64_t *c, uint64_t v)
+{
+	__atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+
+static uint64_t now_ms(void)
+{
+	return qfs_clock_mono_ms();
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int path_fmt(char *out, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int path_fmt(char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(out, size, fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int mkdir_durable(const char *path, const char *parent)
+{
+	if (mkdir(path, 0755) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	return fsync_dir(parent);
+}
+
+/* Write text to path durably: tmp + fsync + rename + fsync of dir. */
+static int file_put(const char *dir, const char *tmp, const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd, rc;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len) {
+		rc = errno ? -errno : -EIO;
+		goto err_close;
+	}
+	if (fsync(fd) < 0) {
+		rc = -errno;
+		goto err_close;
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto err_unlink;
+	}
+	return fsync_dir(dir);
+
+err_close:
+	close(fd);
+err_unlink:
+	unlink(tmp);
+	return rc;
+}
+
+/* Read a small file into buf (NUL-terminated).  0, -ENOENT, -errno. */
+static int file_get(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int format_check(const char *dir)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], got[64];
+	int rc;
+
+	if ((rc = path_fmt(path, sizeof(path), "%s/FORMAT", dir)) ||
+	    (rc = path_fmt(tmp, sizeof(tmp), "%s/FORMAT.tmp", dir)))
+		return rc;
+	rc = file_get(path, got, sizeof(got));
+	if (rc == -ENOENT)
+		return file_put(dir, tmp, path, RNODE_FORMAT);
+	if (rc)
+		return rc;
+	if (strcmp(got, RNODE_FORMAT) != 0) {
+		got[strcspn(got, "\n")] = '\0';
+		QFS_LOG(QFS_LOG_ERR, "rnode format unsupported dir=%s found=\"%s\"", dir, got);
+		return QFS_EFORMAT;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- groups */
+
+static const char *role_name(const struct group *g)
+{
+	if (g->stopped)
+		return "stopped";
+	switch (g->px.role) {
+	case QFS_PAXOS_LEADER:
+		return "leader";
+	case QFS_PAXOS_CANDIDATE:
+		return "candidate";
+	default:
+		return "follower";
+	}
+}
+
+/* Find a group.  Takes rn->mu. */
+static struct group *group_get(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = NULL;
+
+	pthread_mutex_lock(&rn->mu);
+	for (size_t i = 0; i < rn->ngroups; i++)
+		if (rn->groups[i]->id == id) {
+			g = rn->groups[i];
+			break;
+		}
+	pthread_mutex_unlock(&rn->mu);
+	return g;
+}
+
+static void group_free(struct group *g)
+{
+	if (!g)
+		return;
+	qfs_wal_close(g->wal);
+	pthread_mutex_destroy(&g->mu);
+	free(g);
+}
+
+static int group_paths(struct qfs_rnode *rn, struct group *g)
+{
+	int rc;
+
+	if ((rc = path_fmt(g->gdir, sizeof(g->gdir), "%s/groups", rn->dir)) ||
+	    (rc = path_fmt(g->promise_path, sizeof(g->promise_path), "%s/%016" PRIx64 ".promise",
+			   g->gdir, g->id)) ||
+	    (rc = path_fmt(g->promise_tmp, sizeof(g->promise_tmp), "%s/%016" PRIx64 ".promise.tmp",
+			   g->gdir, g->id)))
+		return rc;
+	return 0;
+}
+
+static int cfg_parse(const char *text, struct qfs_paxos_config *cfg)
+{
+	const char *p = text;
+	char *end;
+
+	if (strncmp(p, "members", 7) != 0)
+		return QFS_ECORRUPT;
+	p += 7;
+	memset(cfg, 0, sizeof(*cfg));
+	while (*p == ' ') {
+		unsigned long v = strtoul(p + 1, &end, 10);
+
+		if (end == p + 1 || v == 0 || v > 65535 || cfg->n == QFS_PAXOS_MAX_NODES)
+			return QFS_ECORRUPT;
+		cfg->ids[cfg->n++] = (uint32_t)v;
+		p = end;
+	}
+	return strcmp(p, "\n") == 0 && cfg->n ? 0 : QFS_ECORRUPT;
+}
+
+static int cfg_valid(const struct qfs_paxos_config *cfg, uint32_t self)
+{
+	int found = 0;
+
+	if (!cfg || cfg->n == 0 || cfg->n > QFS_PAXOS_MAX_NODES)
+		return 0;
+	for (uint32_t i = 0; i < cfg->n; i++) {
+		if (cfg->ids[i] == 0 || cfg->ids[i] > 65535)
+			return 0;
+		for (uint32_t j = 0; j < i; j++)
+			if (cfg->ids[j] == cfg->ids[i])
+				return 0;
+		found |= cfg->ids[i] == self;
+	}
+	return found;
+}
+
+/* WAL walk collecting the ballot runs of [from, last]. */
+struct runs_walk {
+	struct qfs_paxos_run runs[QFS_PAXOS_MAX_RUNS];
+	uint32_t n;
+	qfs_ballot_t last_ballot;
+	int overflow;
+};
+
+static int runs_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct runs_walk *w = arg;
+	struct qfs_repl_entry e;
+	int rc = qfs_repl_entry_decode(lsn, p, len, &e);
+
+	if (rc)
+		return rc;
+	if (w->n == 0 || w->runs[w->n - 1].ballot != e.ballot) {
+		if (w->n && e.ballot < w->runs[w->n - 1].ballot)
+			return QFS_ECORRUPT; /* ballots never decrease along the log */
+		if (w->n == QFS_PAXOS_MAX_RUNS) {
+			w->overflow = 1;
+			return QFS_ECORRUPT;
+		}
+		w->runs[w->n].first = lsn;
+		w->runs[w->n].ballot = e.ballot;
+		w->n++;
+	}
+	w->last_ballot = e.ballot;
+	return 0;
+}
+
+/* Open (create when cfg != NULL) the group's WAL and restore its paxos
+ * machine from disk: promised from the promise file, last/last_ballot and
+ * the runs from the WAL, applied from the store.  Nothing is applied. */
+static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_paxos_config *cfg,
+		      struct group **out)
+{
+	char path[PATH_MAX], text[256];
+	struct qfs_paxos_hard hs;
+	struct runs_walk *w = NULL;
+	struct group *g;
+	qfs_lsn_t first;
+	int rc;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->id = id;
+	pthread_mutex_init(&g->mu, NULL);
+	if ((rc = group_paths(rn, g)))
+		goto err_free;
+	if (cfg) {
+		g->cfg = *cfg;
+	} else {
+		if ((rc = path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)) ||
+		    (rc = file_get(path, text, sizeof(text))))
+			goto err_free;
+		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, rn->id)) {
+			rc = QFS_ECORRUPT;
+			QFS_LOG(QFS_LOG_ERR, "rnode members file corrupt path=%s", path);
+			goto err_free;
+		}
+	}
+	memset(&hs, 0, sizeof(hs));
+	rc = file_get(g->promise_path, text, sizeof(text));
+	if (rc == 0) {
+		char *end;
+
+		if (strncmp(text, "promised ", 9) != 0 ||
+		    (hs.promised = strtoull(text + 9, &end, 10), strcmp(end, "\n") != 0)) {
+			QFS_LOG(QFS_LOG_ERR, "rnode promise file corrupt path=%s", g->promise_path);
+			rc = QFS_ECORRUPT;
+			goto err_free;
+		}
+	} else if (rc != -ENOENT) {
+		goto err_free;
+	}
+	if ((rc = path_fmt(path, sizeof(path), "%s/wal/%016" PRIx64, rn->dir, id)))
+		goto err_free;
+	if ((rc = qfs_wal_open(path, &rn->wopts, &g->wal)))
+		goto err_free;
+	if ((rc = qfs_store_applied(rn->store, id, &hs.applied)))
+		goto err_free;
+	hs.last = qfs_wal_last(g->wal);
+	first = qfs_wal_first(g->wal);
+	hs.first_retained = first ? first : hs.applied + 1;
+	if (hs.applied > hs.last || (hs.last && first > hs.applied + 1 && first > 1)) {
+		QFS_LOG(QFS_LOG_ERR, "rnode lost log group=%016" PRIx64 " applied=%" PRIu64
+			" wal_first=%" PRIu64 " wal_last=%" PRIu64, id, hs.applied, first, hs.last);
+		rc = QFS_ECORRUPT;
+		goto err_free;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	if (hs.last) {
+		qfs_lsn_t from = hs.applied > first ? hs.applied : first;
+
+		rc = qfs_wal_read(g->wal, from, hs.last, runs_cb, w);
+		if (rc) {
+			QFS_LOG(QFS_LOG_ERR, "rnode wal read failed group=%016" PRIx64 " err=%s%s", id,
+				qfs_strerror(rc), w->overflow ? " (too many ballot runs)" : "");
+			goto err_free;
+		}
+		hs.last_ballot = w->last_ballot;
+	}
+	g->applied = hs.applied;
+	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &rn->prm, &hs, w->runs, w->n, now_ms());
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "rnode paxos init failed group=%016" PRIx64 " err=%s", id,
+			qfs_strerror(rc));
+		goto err_free;
+	}
+	free(w);
+	QFS_LOG(QFS_LOG_INFO, "rnode group loaded group=%016" PRIx64 " node=%u promised=%" PRIu64
+		" last=%" PRIu64 " applied=%" PRIu64, id, rn->id, hs.promised, hs.last, hs.applied);
+	*out = g;
+	return 0;
+
+err_free:
+	free(w);
+	group_free(g);
+	return rc;
+}
+
+static int load_groups(struct qfs_rnode *rn, const char *gdir)
+{
+	DIR *d = opendir(gdir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		qfs_group_t id = 0;
+		struct group *g;
+		int i;
+
+		for (i = 0; i < 16; i++) {
+			char c = de->d_name[i];
+
+			if (c >= '0' && c <= '9')
+				id = id << 4 | (qfs_group_t)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				id = id << 4 | (qfs_group_t)(c - 'a' + 10);
+			else
+				break;
+		}
+		if (i != 16 || de->d_name[16] != '\0')
+			continue; /* promise files, temp files */
+		if (rn->ngroups == QFS_RNODE_MAX_GROUPS) {
+			rc = -ENOSPC;
+			break;
+		}
+		if ((rc = group_load(rn, id, NULL, &g)))
+			break;
+		rn->groups[rn->ngroups++] = g;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- I/O thread */
+
+/* Answer p (I/O thread).  Takes rn->mu. */
+static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
+{
+	pthread_mutex_lock(&rn->mu);
+	p->rc = rc;
+	p->result = result;
+	p->done = 1;
+	pthread_cond_broadcast(&rn->done_cv);
+	pthread_mutex_unlock(&rn->mu);
+}
+
+static void pending_add(struct group *g, struct proposal *p)
+{
+	struct proposal **pp = &g->pending;
+
+	while (*pp && (*pp)->lsn < p->lsn)
+		pp = &(*pp)->next;
+	p->next = *pp;
+	*pp = p;
+}
+
+/* Fail every pending proposal matching pred (lsn > after, or all). */
+static void pending_fail_after(struct qfs_rnode *rn, struct group *g, qfs_lsn_t after, int rc)
+{
+	struct proposal **pp = &g->pending;
+
+	while (*pp) {
+		struct proposal *p = *pp;
+
+		if (p->lsn > after) {
+			*pp = p->next;
+			answer(rn, p, rc, 0);
+		} else {
+			pp = &p->next;
+		}
+	}
+}
+
+static void group_stop(struct qfs_rnode *rn, struct group *g, int rc, const char *what)
+{
+	pthread_mutex_lock(&g->mu);
+	if (!g->stopped) {
+		g->stopped = 1;
+		g->err = rc;
+		QFS_LOG(QFS_LOG_ERR, "rnode group stopped group=%016" PRIx64 " node=%u what=%s err=%s",
+			g->id, rn->id, what, qfs_strerror(rc));
+	}
+	pthread_mutex_unlock(&g->mu);
+	pending_fail_after(rn, g, 0, rc);
+}
+
+static int step(struct group *g, const struct qfs_paxos_event *ev, struct qfs_paxos_update *up)
+{
+	int rc;
+
+	pthread_mutex_lock(&g->mu);
+	rc = qfs_paxos_step(&g->px, ev, up);
+	g->leader = up->leader;
+	pthread_mutex_unlock(&g->mu);
+	g->next_tick_ms = up->next_tick_ms;
+	return rc;
+}
+
+static void send_msgs(struct qfs_rnode *rn, const struct qfs_paxos_update *up)
+{
+	for (uint32_t i = 0; i < up->nmsgs; i++) {
+		const struct qfs_paxos_msg *m = &up->msgs[i];
+		size_t need = qfs_paxos_msg_size(m);
+		ssize_t len;
+
+		qfs_buf_reset(&rn->frame);
+		if (qfs_buf_reserve(&rn->frame, need))
+			continue; /* lossy network: paxos retransmits */
+		len = qfs_paxos_msg_encode(m, rn->frame.data, rn->frame.cap);
+		if (len < 0) {
+			QFS_LOG(QFS_LOG_WARN, "rnode encode failed node=%u to=%u err=%s", rn->id, m->to,
+				qfs_strerror((int)len));
+			continue;
+		}
+		(void)qfs_net_send(rn->ep, m->to, rn->frame.data, (size_t)len);
+		stat_add(&rn->st_out, 1);
+	}
+}
+
+struct read_walk {
+	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	uint8_t *bufs[QFS_PAXOS_MAX_BATCH];
+	uint32_t n;
+	qfs_lsn_t prev;          /* from - 1 */
+	qfs_ballot_t prev_ballot;
+};
+
+static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct read_walk *w = arg;
+	struct qfs_repl_entry e;
+	int rc = qfs_repl_entry_decode(lsn, p, len, &e);
+
+	if (rc)
+		return rc;
+	if (lsn == w->prev) {
+		w->prev_ballot = e.ballot;
+		return 0;
+	}
+	if (w->n == QFS_PAXOS_MAX_BATCH)
+		return 1;
+	/* The WAL's buffer is only valid during the callback: copy. */
+	w->bufs[w->n] = malloc(e.len ? e.len : 1);
+	if (!w->bufs[w->n])
+		return -ENOMEM;
+	memcpy(w->bufs[w->n], e.data, e.len);
+	e.data = w->bufs[w->n];
+	w->ents[w->n++] = e;
+	return 0;
+}
+
+struct apply_walk {
+	struct qfs_rnode *rn;
+	struct group *g;
+	int store_rc;
+};
+
+static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct apply_walk *w = arg;
+	struct group *g = w->g;
+	struct qfs_repl_entry e;
+	int rc, result = 0;
+
+	if ((rc = qfs_repl_entry_decode(lsn, p, len, &e)))
+		return rc;
+	if (lsn != g->applied + 1)
+		return QFS_ECORRUPT;
+	if (e.type == QFS_REPL_ENTRY_NOOP)
+		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn);
+	else
+		rc = qfs_store_apply(w->rn->store, g->id, lsn, e.data, e.len, &result);
+	if (rc) {
+		w->store_rc = rc;
+		return rc;
+	}
+	g->applied = lsn;
+	while (g->pending && g->pending->lsn <= lsn) {
+		struct proposal *pr = g->pending;
+
+		g->pending = pr->next;
+		if (pr->lsn == lsn && pr->ballot == e.ballot)
+			answer(w->rn, pr, 0, result);
+		else
+			answer(w->rn, pr, -EAGAIN, 0); /* replaced by another leader's entry */
+	}
+	return 0;
+}
+
+static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up,
+		   int depth);
+
+/* Step ev and handle its update. */
+static void step_handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_event *ev,
+			int depth)
+{
+	struct qfs_paxos_update up;
+
+	if (g->stopped)
+		return;
+	if (step(g, ev, &up) == 0)
+		handle(rn, g, &up, depth + 1);
+}
+
+/* Handle up, the update of the last step of g (it points into g->px: what is
+ * needed after the next step is copied first).  Recursion is bounded:
+ * the updates of PERSISTED, APPLIED and LOG_ENTRIES persist nothing new, so
+ * they nest at most a few levels (PERSISTED -> APPLIED). */
+static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up,
+		   int depth)
+{
+	struct qfs_paxos_read reads[QFS_PAXOS_MAX_NODES];
+	struct qfs_paxos_event ev;
+	uint32_t nreads;
+	qfs_lsn_t commit;
+	qfs_lsn_t plsn = 0;
+	qfs_ballot_t pballot = 0;
+	int rc;
+
+	/* Never drop an update: the machine already counts on it. */
+	assert(depth < 64);
+	if (g->stopped)
+		return;
+	/* 1. Persist. */
+	if (up->truncate) {
+		rc = qfs_wal_truncate_after(g->wal, up->truncate_after);
+		if (rc) {
+			group_stop(rn, g, rc, "wal truncate");
+			return;
+		}
+		pending_fail_after(rn, g, up->truncate_after, -EAGAIN);
+	}
+	for (uint32_t i = 0; i < up->npersist; i++) {
+		const struct qfs_repl_entry *e = &up->persist[i];
+		uint8_t hdr[QFS_REPL_ENTRY_HDR];
+		size_t hl = qfs_repl_entry_encode_hdr(hdr, e);
+
+		qfs_buf_reset(&rn->rec);
+		qfs_buf_put(&rn->rec, hdr, hl);
+		qfs_buf_put(&rn->rec, e->data, e->len);
+		rc = rn->rec.err ? rn->rec.err : qfs_wal_append(g->wal, e->lsn, rn->rec.data, rn->rec.len);
+		if (rc) {
+			group_stop(rn, g, rc, "wal append");
+			return;
+		}
+		plsn = e->lsn;
+		pballot = e->ballot;
+	}
+	if (up->npersist) {
+		rc = qfs_wal_sync(g->wal);
+		stat_add(&rn->st_fsyncs, 1);
+		if (rc) {
+			group_stop(rn, g, rc, "wal sync");
+			return;
+		}
+	}
+	if (up->save_promise) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "promised %" PRIu64 "\n", up->promised);
+		rc = file_put(g->gdir, g->promise_tmp, g->promise_path, text);
+		if (rc) {
+			group_stop(rn, g, rc, "promise save");
+			return;
+		}
+	}
+	/* 2. Send: everything persisted so far is durable. */
+	send_msgs(rn, up);
+	if (up->snapshot_to)
+		QFS_LOG(QFS_LOG_WARN, "rnode snapshot not implemented group=%016" PRIx64
+			" node=%u to=%u", g->id, rn->id, up->snapshot_to);
+	nreads = up->nreads;
+	if (nreads)
+		memcpy(reads, up->reads, nreads * sizeof(reads[0]));
+	commit = up->commit;
+
+	/* 3. PERSISTED, then the reads. */
+	memset(&ev, 0, sizeof(ev));
+	if (plsn) {
+		ev.type = QFS_PAXOS_EV_PERSISTED;
+		ev.now_ms = now_ms();
+		ev.lsn = plsn;
+		ev.ballot = pballot;
+		step_handle(rn, g, &ev, depth);
+	}
+	for (uint32_t i = 0; i < nreads && !g->stopped; i++) {
+		struct read_walk *w = calloc(1, sizeof(*w));
+
+		if (!w)
+			continue; /* the leader retries after retry_ms */
+		w->prev = reads[i].from - 1;
+		rc = qfs_wal_read(g->wal, w->prev ? w->prev : 1, reads[i].to, read_cb, w);
+		if (rc >= 0) {
+			memset(&ev, 0, sizeof(ev));
+			ev.type = QFS_PAXOS_EV_LOG_ENTRIES;
+			ev.now_ms = now_ms();
+			ev.peer = reads[i].peer;
+			ev.lsn = w->prev;
+			ev.ballot = w->prev_ballot;
+			ev.entries = w->ents;
+			ev.n = w->n;
+			step_handle(rn, g, &ev, depth);
+		} else {
+			QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=%s", g->id,
+				qfs_strerror(rc));
+		}
+		for (uint32_t j = 0; j < w->n; j++)
+			free(w->bufs[j]);
+		free(w);
+	}
+	/* 4. Apply committed entries (the nested steps applied theirs). */
+	if (!g->stopped && commit > g->applied) {
+		struct apply_walk aw = { .rn = rn, .g = g };
+		qfs_lsn_t from = g->applied + 1;
+
+		rc = qfs_wal_read(g->wal, from, commit, apply_cb, &aw);
+		if (rc) {
+			group_stop(rn, g, aw.store_rc ? aw.store_rc : rc, "apply");
+			return;
+		}
+		memset(&ev, 0, sizeof(ev));
+		ev.type = QFS_PAXOS_EV_APPLIED;
+		ev.now_ms = now_ms();
+		ev.lsn = g->applied;
+		step_handle(rn, g, &ev, depth);
+	}
+}
+
+static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
+{
+	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	struct qfs_paxos_msg m;
+	struct qfs_paxos_event ev;
+	struct group *g;
+
+	if (qfs_paxos_msg_decode(f->data, f->len, &m, ents) != 0)
+		return; /* corrupt: dropped, paxos retransmits */
+	stat_add(&rn->st_in, 1);
+	if (m.to != rn->id || !(g = group_get(rn, m.group)))
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = QFS_PAXOS_EV_RECEIVE;
+	ev.now_ms = now_ms();
+	ev.msg = &m;
+	step_handle(rn, g, &ev, 0);
+}
+
+/* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
+static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal **ps, uint32_t n)
+{
+	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	struct qfs_paxos_update up;
+	struct qfs_paxos_event ev;
+	struct qfs_ts ts;
+	int rc;
+
+	if (g->stopped) {
+		for (uint32_t i = 0; i < n; i++)
+			answer(rn, ps[i], QFS_ESTOPPED, 0);
+		return;
+	}
+	qfs_clock_now(&ts);
+	memset(ents, 0, sizeof(ents));
+	for (uint32_t i = 0; i < n; i++) {
+		ents[i].type = QFS_REPL_ENTRY_TXN;
+		ents[i].time_ns = (uint64_t)ts.sec * 1000000000ull + (uint64_t)ts.nsec;
+		ents[i].data = ps[i]->txn;
+		ents[i].len = ps[i]->len;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = QFS_PAXOS_EV_PROPOSE;
+	ev.now_ms = now_ms();
+	ev.entries = ents;
+	ev.n = n;
+	rc = step(g, &ev, &up);
+	if (rc) {
+		for (uint32_t i = 0; i < n; i++) {
+			ps[i]->leader = up.leader;
+			answer(rn, ps[i], rc, 0);
+		}
+		return;
+	}
+	stat_add(&rn->st_proposals, n);
+	/* PROPOSE appended our entries last in its persist list, in order. */
+	assert(up.npersist >= n);
+	for (uint32_t i = 0; i < n; i++) {
+		ps[i]->lsn = up.persist[up.npersist - n + i].lsn;
+		ps[i]->ballot = up.persist[up.npersist - n + i].ballot;
+		pending_add(g, ps[i]);
+	}
+	handle(rn, g, &up, 0);
+}
+
+static void propose_all(struct qfs_rnode *rn, struct proposal *list)
+{
+	struct proposal *ps[QFS_PAXOS_MAX_BATCH];
+
+	while (list) {
+		qfs_group_t id = list->group;
+		struct proposal **pp = &list;
+		struct group *g = group_get(rn, id);
+		uint32_t n = 0;
+
+		/* Take up to a batch of this group's proposals, keeping order. */
+		while (*pp && n < QFS_PAXOS_MAX_BATCH) {
+			if ((*pp)->group == id) {
+				ps[n++] = *pp;
+				*pp = (*pp)->next;
+			} else {
+				pp = &(*pp)->next;
+			}
+		}
+		if (!g) {
+			for (uint32_t i = 0; i < n; i++)
+				answer(rn, ps[i], QFS_ENOGROUP, 0);
+			continue;
+		}
+		propose_batch(rn, g, ps, n);
+	}
+}
+
+/* Ticks due, deadlines passed; returns the next time to wake. */
+static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng)
+{
+	uint64_t now = now_ms(), next = now + 1000;
+
+	for (size_t i = 0; i < ng; i++) {
+		struct group *g = gs[i];
+
+		if (g->stopped)
+			continue;
+		if (g->next_tick_ms <= now) {
+			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = now };
+
+			step_handle(rn, g, &ev, 0);
+			now = now_ms();
+		}
+		for (struct proposal **pp = &g->pending; *pp;) {
+			struct proposal *p = *pp;
+
+			if (p->deadline_ms <= now) {
+				*pp = p->next;
+				answer(rn, p, -ETIMEDOUT, 0);
+			} else {
+				if (p->deadline_ms < next)
+					next = p->deadline_ms;
+				pp = &p->next;
+			}
+		}
+		if (g->next_tick_ms && g->next_tick_ms < next)
+			next = g->next_tick_ms;
+	}
+	return next;
+}
+
+static void *io_main(void *arg)
+{
+	struct qfs_rnode *rn = arg;
+	struct group *gs[QFS_RNODE_MAX_GROUPS];
+	uint64_t next = 0;
+
+	for (;;) {
+		struct proposal *list;
+		struct qfs_net_frame *f;
+		size_t ng;
+
+		pthread_mutex_lock(&rn->mu);
+		while (!rn->qhead && !rn->wake && !rn->closing && now_ms() < next) {
+			struct timespec ts;
+			uint64_t wait = next - now_ms();
+
+			if (wait > 1000)
+				wait = 1000;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(wait / 1000);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&rn->work_cv, &rn->mu, &ts);
+		}
+		if (rn->closing) {
+			list = rn->qhead;
+			rn->qhead = rn->qtail = NULL;
+			ng = rn->ngroups;
+			memcpy(gs, rn->groups, ng * sizeof(gs[0]));
+			pthread_mutex_unlock(&rn->mu);
+			for (; list; list = list->next)
+				answer(rn, list, QFS_ESTOPPED, 0);
+			for (size_t i = 0; i < ng; i++)
+				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
+			break;
+		}
+		list = rn->qhead;
+		rn->qhead = rn->qtail = NULL;
+		rn->wake = 0;
+		ng = rn->ngroups;
+		memcpy(gs, rn->groups, ng * sizeof(gs[0]));
+		pthread_mutex_unlock(&rn->mu);
+
+		while (qfs_net_recv(rn->ep, &f) == 0) {
+			on_frame(rn, f);
+			qfs_net_frame_free(f);
+		}
+		if (list)
+			propose_all(rn, list);
+		next = timers(rn, gs, ng);
+	}
+	return NULL;
+}
+
+static void on_wake(void *arg)
+{
+	struct qfs_rnode *rn = arg;
+
+	pthread_mutex_lock(&rn->mu);
+	rn->wake = 1;
+	pthread_cond_signal(&rn->work_cv);
+	pthread_mutex_unlock(&rn->mu);
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void rnode_free(struct qfs_rnode *rn)
+{
+	for (size_t i = 0; i < rn->ngroups; i++)
+		group_free(rn->groups[i]);
+	qfs_buf_close(&rn->rec);
+	qfs_buf_close(&rn->frame);
+	if (rn->store) {
+		(void)qfs_store_sync(rn->store);
+		qfs_store_close(rn->store);
+	}
+	free(rn->dir);
+	free(rn->az);
+	free(rn);
+}
+
+/* See rnode.h.  Runs on the caller's thread; the endpoint opens and the I/O
+ * thread starts last, so on error nothing is left running. */
+int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
+{
+	char path[PATH_MAX], sub[PATH_MAX];
+	pthread_condattr_t ca;
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!o || !o->dir || !*o->dir || o->id == 0 || o->id > 65535 || !o->net)
+		return -EINVAL;
+	rn = calloc(1, sizeof(*rn));
+	if (!rn)
+		return -ENOMEM;
+	rn->id = o->id;
+	rn->wopts.segment_bytes = o->wal_segment_bytes;
+	if (o->paxos)
+		rn->prm = *o->paxos;
+	else
+		qfs_paxos_params_default(&rn->prm);
+	rn->prm.seed = (uint64_t)o->id * 0x9E3779B97F4A7C15ull ^ qfs_clock_mono_ns();
+	qfs_buf_init(&rn->rec);
+	qfs_buf_init(&rn->frame);
+	rn->dir = strdup(o->dir);
+	rn->az = strdup(o->az && *o->az ? o->az : "-");
+	if (!rn->dir || !rn->az) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	if (mkdir(o->dir, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+		QFS_LOG(QFS_LOG_ERR, "rnode open failed dir=%s err=%s", o->dir, qfs_strerror(rc));
+		goto err_free;
+	}
+	if ((rc = format_check(o->dir)))
+		goto err_free;
+	if ((rc = path_fmt(sub, sizeof(sub), "%s/wal", o->dir)) || (rc = mkdir_durable(sub, o->dir)))
+		goto err_free;
+	if ((rc = path_fmt(sub, sizeof(sub), "%s/groups", o->dir)) ||
+	    (rc = mkdir_durable(sub, o->dir)))
+		goto err_free;
+	if ((rc = path_fmt(path, sizeof(path), "%s/store", o->dir)))
+		goto err_free;
+	if ((rc = qfs_store_open(path, &rn->store)))
+		goto err_free;
+	if ((rc = load_groups(rn, sub)))
+		goto err_free;
+
+	pthread_mutex_init(&rn->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rn->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&rn->done_cv, NULL);
+	if ((rc = qfs_net_endpoint_open(o->net, o->id, NULL, on_wake, rn, &rn->ep)))
+		goto err_destroy_locks;
+	rc = -pthread_create(&rn->io, NULL, io_main, rn);
+	if (rc)
+		goto err_close_ep;
+	QFS_LOG(QFS_LOG_INFO, "rnode open dir=%s node=%u az=%s groups=%zu", rn->dir, rn->id, rn->az,
+		rn->ngroups);
+	*out = rn;
+	return 0;
+
+err_close_ep:
+	qfs_net_endpoint_close(rn->ep);
+err_destroy_locks:
+	pthread_cond_destroy(&rn->done_cv);
+	pthread_cond_destroy(&rn->work_cv);
+	pthread_mutex_destroy(&rn->mu);
+err_free:
+	rnode_free(rn);
+	return rc;
+}
+
+/* See rnode.h. */
+void qfs_rnode_close(struct qfs_rnode *rn)
+{
+	if (!rn)
+		return;
+	pthread_mutex_lock(&rn->mu);
+	rn->closing = 1;
+	pthread_cond_signal(&rn->work_cv);
+	pthread_mutex_unlock(&rn->mu);
+	pthread_join(rn->io, NULL);
+	qfs_net_endpoint_close(rn->ep);
+	QFS_LOG(QFS_LOG_INFO, "rnode close node=%u", rn->id);
+	pthread_cond_destroy(&rn->done_cv);
+	pthread_cond_destroy(&rn->work_cv);
+	pthread_mutex_destroy(&rn->mu);
+	rnode_free(rn);
+}
+
+/* See rnode.h.  Files are written on the caller's thread; the group becomes
+ * visible to the I/O thread only once complete.  Concurrent creates of one
+ * group are not supported (the router creates each group once): the loser
+ * gets -EEXIST but both wrote the same files. */
+int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
+			   const struct qfs_paxos_config *members)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], text[128];
+	struct group *g;
+	size_t off;
+	int rc;
+
+	if (!cfg_valid(members, rn->id))
+		return -EINVAL;
+	if (group_get(rn, group))
+		return -EEXIST;
+	pthread_mutex_lock(&rn->mu);
+	rc = rn->ngroups == QFS_RNODE_MAX_GROUPS ? -ENOSPC : 0;
+	pthread_mutex_unlock(&rn->mu);
+	if (rc)
+		return rc;
+	off = (size_t)snprintf(text, sizeof(text), "members");
+	for (uint32_t i = 0; i < members->n; i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off, " %u", members->ids[i]);
+	snprintf(text + off, sizeof(text) - off, "\n");
+	if ((rc = path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, group)) ||
+	    (rc = path_fmt(tmp, sizeof(tmp), "%s/groups/%016" PRIx64 ".tmp", rn->dir, group)))
+		return rc;
+	if ((rc = group_load(rn, group, members, &g)))
+		return rc;
+	{
+		char gdir[PATH_MAX];
+
+		if ((rc = path_fmt(gdir, sizeof(gdir), "%s/groups", rn->dir)) ||
+		    (rc = file_put(gdir, tmp, path, text))) {
+			group_free(g);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&rn->mu);
+	for (size_t i = 0; i < rn->ngroups && !rc; i++)
+		rc = rn->groups[i]->id == group ? -EEXIST : 0; /* a racing create won */
+	if (!rc && rn->ngroups == QFS_RNODE_MAX_GROUPS)
+		rc = -ENOSPC;
+	if (!rc) {
+		rn->groups[rn->ngroups++] = g;
+		pthread_cond_signal(&rn->work_cv); /* its first tick */
+	}
+	pthread_mutex_unlock(&rn->mu);
+	if (rc) {
+		group_free(g);
+		return rc;
+	}
+	QFS_LOG(QFS_LOG_INFO, "rnode group create group=%016" PRIx64 " node=%u members=%u", group,
+		rn->id, members->n);
+	return 0;
+}
+
+/* See rnode.h.  The proposal lives on this stack until the I/O thread set
+ * done; the I/O thread enforces the deadline, this thread only waits. */
+int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, size_t len,
+		      uint32_t timeout_ms, int *result, uint32_t *leader)
+{
+	struct proposal p;
+
+	if ((!txn && len) || len > RNODE_PAYLOAD_MAX || !result)
+		return -EINVAL;
+	memset(&p, 0, sizeof(p));
+	p.group = group;
+	p.txn = txn;
+	p.len = len;
+	p.deadline_ms = now_ms() + timeout_ms;
+	pthread_mutex_lock(&rn->mu);
+	if (rn->closing) {
+		pthread_mutex_unlock(&rn->mu);
+		return QFS_ESTOPPED;
+	}
+	if (rn->qtail)
+		rn->qtail->next = &p;
+	else
+		rn->qhead = &p;
+	rn->qtail = &p;
+	pthread_cond_signal(&rn->work_cv);
+	while (!p.done)
+		pthread_cond_wait(&rn->done_cv, &rn->mu);
+	pthread_mutex_unlock(&rn->mu);
+	if (p.rc == -EREMOTE && leader)
+		*leader = p.leader;
+	if (p.rc == 0)
+		*result = p.result;
+	return p.rc;
+}
+
+/* See rnode.h.  Any thread; no node lock held during the store read. */
+int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
+		  void **val, size_t *val_len)
+{
+	if (!group_get(rn, group))
+		return QFS_ENOGROUP;
+	return qfs_store_get(rn->store, group, key, key_len, val, val_len);
+}
+
+/* See rnode.h.  Any thread; one RocksDB snapshot. */
+int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	if (!group_get(rn, group))
+		return QFS_ENOGROUP;
+	return qfs_store_scan(rn->store, group, lo, lo_len, hi, hi_len, cb, arg);
+}
+
+/* See rnode.h.  Asks the machine under g->mu with the monotonic clock. */
+int qfs_rnode_can_read_strong(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct group *g = group_get(rn, group);
+	int ok;
+
+	if (!g)
+		return 0;
+	pthread_mutex_lock(&g->mu);
+	ok = !g->stopped && qfs_paxos_can_read_local(&g->px, now_ms());
+	pthread_mutex_unlock(&g->mu);
+	return ok;
+}
+
+/* See rnode.h.  The leader of the last update (g->mu). */
+uint32_t qfs_rnode_leader(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct group *g = group_get(rn, group);
+	uint32_t l;
+
+	if (!g)
+		return 0;
+	pthread_mutex_lock(&g->mu);
+	l = g->stopped ? 0 : g->leader;
+	pthread_mutex_unlock(&g->mu);
+	return l;
+}
+
+/* See rnode.h.  Reads each machine's fields under g->mu (a consistent
+ * snapshot of one step boundary). */
+void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out)
+{
+	struct group *gs[QFS_RNODE_MAX_GROUPS];
+	size_t ng;
+
+	pthread_mutex_lock(&rn->mu);
+	ng = rn->ngroups;
+	memcpy(gs, rn->groups, ng * sizeof(gs[0]));
+	pthread_mutex_unlock(&rn->mu);
+	for (size_t i = 0; i < ng; i++) {
+		struct group *g = gs[i];
+		char line[512];
+		int len;
+
+		pthread_mutex_lock(&g->mu);
+		len = snprintf(line, sizeof(line),
+			       "group %016" PRIx64 " node %u az %s role %s ballot %" PRIu64
+			       " leader %u last %" PRIu64 " durable %" PRIu64 " commit %" PRIu64
+			       " applied %" PRIu64 "\n",
+			       g->id, rn->id, rn->az, role_name(g), g->px.ballot, g->leader,
+			       g->px.last, g->px.persisted, g->px.commit, g->px.applied);
+		pthread_mutex_unlock(&g->mu);
+		if (len > 0)
+			qfs_buf_put(out, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
+	}
+}
+
+/* See rnode.h.  Relaxed counters; any thread. */
+void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out)
+{
+	out->proposals = __atomic_load_n(&rn->st_proposals, __ATOMIC_RELAXED);
+	out->fsyncs = __atomic_load_n(&rn->st_fsyncs, __ATOMIC_RELAXED);
+	out->frames_in = __atomic_load_n(&rn->st_in, __ATOMIC_RELAXED);
+	out->frames_out = __atomic_load_n(&rn->st_out, __ATOMIC_RELAXED);
+}
