@@ -66,6 +66,7 @@
 #include "common/log.h"
 #include "common/txn.h"
 #include "node/node.h"
+#include "node/node_int.h"
 #include "repl/repl.h"
 #include "wal/wal.h"
 
@@ -134,48 +135,9 @@ static void stat_add(uint64_t *c, uint64_t v)
 
 /* ---------------------------------------------------------------- paths */
 
-static int path_fmt(char *out, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int path_fmt(char *out, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(out, size, fmt, ap);
-	va_end(ap);
-	if (len < 0 || (size_t)len >= size)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 static int group_path(const struct qfs_node *n, qfs_group_t id, const char *suffix, char *out)
 {
-	return path_fmt(out, PATH_MAX, "%s/%016llx%s", n->waldir, (unsigned long long)id, suffix);
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-/* mkdir that accepts an existing directory; fsyncs the parent when it made one. */
-static int mkdir_durable(const char *path, const char *parent)
-{
-	if (mkdir(path, 0755) < 0) {
-		if (errno == EEXIST)
-			return 0;
-		return -errno;
-	}
-	return fsync_dir(parent);
+	return qfs_node_path_fmt(out, PATH_MAX, "%s/%016llx%s", n->waldir, (unsigned long long)id, suffix);
 }
 
 /* Parse "<16 hex>" (or "<16 hex>.drop" when drop is set). */
@@ -203,70 +165,6 @@ static int parse_group_name(const char *name, int drop, qfs_group_t *out)
 }
 
 /* ---------------------------------------------------------------- FORMAT */
-
-static int format_write(const char *dir)
-{
-	char tmp[PATH_MAX], path[PATH_MAX];
-	size_t len = strlen(NODE_FORMAT);
-	int fd, rc;
-
-	if ((rc = path_fmt(tmp, sizeof(tmp), "%s/FORMAT.tmp", dir)) ||
-	    (rc = path_fmt(path, sizeof(path), "%s/FORMAT", dir)))
-		return rc;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, NODE_FORMAT, len) != (ssize_t)len) {
-		rc = errno ? -errno : -EIO;
-		goto err_close;
-	}
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto err_close;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto err_unlink;
-	}
-	return fsync_dir(dir);
-
-err_close:
-	close(fd);
-err_unlink:
-	unlink(tmp);
-	return rc;
-}
-
-/* Create DIR/FORMAT if missing, else check it names our version. */
-static int format_check(const char *dir)
-{
-	char path[PATH_MAX], got[64];
-	ssize_t len;
-	int fd, rc;
-
-	if ((rc = path_fmt(path, sizeof(path), "%s/FORMAT", dir)))
-		return rc;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			return -errno;
-		return format_write(dir);
-	}
-	len = read(fd, got, sizeof(got) - 1);
-	rc = len < 0 ? -errno : 0;
-	close(fd);
-	if (rc)
-		return rc;
-	got[len] = '\0';
-	if (strcmp(got, NODE_FORMAT) != 0) {
-		got[strcspn(got, "\n")] = '\0';
-		QFS_LOG(QFS_LOG_ERR, "node format unsupported dir=%s found=\"%s\" want=\"%.*s\"", dir,
-			got, (int)strlen(NODE_FORMAT) - 1, NODE_FORMAT);
-		return QFS_EFORMAT;
-	}
-	return 0;
-}
 
 /* ---------------------------------------------------------------- groups */
 
@@ -420,7 +318,7 @@ static int group_finish_drop(struct qfs_node *n, qfs_group_t id, const char *tom
 			(unsigned long long)id, tomb, qfs_strerror(rc));
 		return rc;
 	}
-	return fsync_dir(n->waldir);
+	return qfs_node_fsync_dir(n->waldir);
 }
 
 /* ---------------------------------------------------------------- recovery */
@@ -938,7 +836,7 @@ int qfs_node_open(const struct qfs_node_opts *o, struct qfs_node **out)
 		rc = -ENOMEM;
 		goto err_free;
 	}
-	if ((rc = path_fmt(path, sizeof(path), "%s/wal", o->dir)))
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/wal", o->dir)))
 		goto err_free;
 	if (!(n->waldir = strdup(path))) {
 		rc = -ENOMEM;
@@ -949,11 +847,11 @@ int qfs_node_open(const struct qfs_node_opts *o, struct qfs_node **out)
 		QFS_LOG(QFS_LOG_ERR, "node open failed dir=%s err=%s", o->dir, qfs_strerror(rc));
 		goto err_free;
 	}
-	if ((rc = format_check(o->dir)))
+	if ((rc = qfs_node_format_check(o->dir, NODE_FORMAT)))
 		goto err_free;
-	if ((rc = mkdir_durable(n->waldir, o->dir)))
+	if ((rc = qfs_node_mkdir_durable(n->waldir, o->dir)))
 		goto err_free;
-	if ((rc = path_fmt(path, sizeof(path), "%s/store", o->dir)))
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/store", o->dir)))
 		goto err_free;
 	if ((rc = qfs_store_open(path, &n->store)))
 		goto err_free;
@@ -1043,7 +941,7 @@ int qfs_node_group_create(struct qfs_node *n, qfs_group_t group)
 		rc = -errno;
 		goto err_free_group;
 	}
-	if ((rc = fsync_dir(n->waldir)))
+	if ((rc = qfs_node_fsync_dir(n->waldir)))
 		goto err_rmdir;
 	if ((rc = qfs_wal_open(path, &n->wopts, &g->wal)))
 		goto err_rmdir;
@@ -1058,7 +956,7 @@ err_rmdir:
 	qfs_wal_close(g->wal);
 	g->wal = NULL;
 	qfs_wal_destroy(path);
-	fsync_dir(n->waldir);
+	qfs_node_fsync_dir(n->waldir);
 err_free_group:
 	group_free(g);
 out_unlock:
@@ -1093,7 +991,7 @@ int qfs_node_group_drop(struct qfs_node *n, qfs_group_t group)
 		rc = -errno;
 		goto out_unlock;
 	}
-	if ((rc = fsync_dir(n->waldir))) {
+	if ((rc = qfs_node_fsync_dir(n->waldir))) {
 		if (rename(tomb, path) == 0)
 			goto out_unlock;
 		/* cannot undo: go on, the tombstone will be finished later */

@@ -58,6 +58,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "node/node_int.h"
 #include "node/rnode.h"
 #include "repl/repl.h"
 #include "wal/wal.h"
@@ -134,111 +135,6 @@ static uint64_t now_ms(void)
 	return qfs_clock_mono_ms();
 }
 
-/* ---------------------------------------------------------------- files */
-
-static int path_fmt(char *out, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int path_fmt(char *out, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(out, size, fmt, ap);
-	va_end(ap);
-	if (len < 0 || (size_t)len >= size)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static int mkdir_durable(const char *path, const char *parent)
-{
-	if (mkdir(path, 0755) < 0)
-		return errno == EEXIST ? 0 : -errno;
-	return fsync_dir(parent);
-}
-
-/* Write text to path durably: tmp + fsync + rename + fsync of dir. */
-static int file_put(const char *dir, const char *tmp, const char *path, const char *text)
-{
-	size_t len = strlen(text);
-	int fd, rc;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len) {
-		rc = errno ? -errno : -EIO;
-		goto err_close;
-	}
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto err_close;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto err_unlink;
-	}
-	return fsync_dir(dir);
-
-err_close:
-	close(fd);
-err_unlink:
-	unlink(tmp);
-	return rc;
-}
-
-/* Read a small file into buf (NUL-terminated).  0, -ENOENT, -errno. */
-static int file_get(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
-static int format_check(const char *dir)
-{
-	char path[PATH_MAX], tmp[PATH_MAX], got[64];
-	int rc;
-
-	if ((rc = path_fmt(path, sizeof(path), "%s/FORMAT", dir)) ||
-	    (rc = path_fmt(tmp, sizeof(tmp), "%s/FORMAT.tmp", dir)))
-		return rc;
-	rc = file_get(path, got, sizeof(got));
-	if (rc == -ENOENT)
-		return file_put(dir, tmp, path, RNODE_FORMAT);
-	if (rc)
-		return rc;
-	if (strcmp(got, RNODE_FORMAT) != 0) {
-		got[strcspn(got, "\n")] = '\0';
-		QFS_LOG(QFS_LOG_ERR, "rnode format unsupported dir=%s found=\"%s\"", dir, got);
-		return QFS_EFORMAT;
-	}
-	return 0;
-}
-
 /* ---------------------------------------------------------------- groups */
 
 static const char *role_name(const struct group *g)
@@ -283,10 +179,10 @@ static int group_paths(struct qfs_rnode *rn, struct group *g)
 {
 	int rc;
 
-	if ((rc = path_fmt(g->gdir, sizeof(g->gdir), "%s/groups", rn->dir)) ||
-	    (rc = path_fmt(g->promise_path, sizeof(g->promise_path), "%s/%016" PRIx64 ".promise",
+	if ((rc = qfs_node_path_fmt(g->gdir, sizeof(g->gdir), "%s/groups", rn->dir)) ||
+	    (rc = qfs_node_path_fmt(g->promise_path, sizeof(g->promise_path), "%s/%016" PRIx64 ".promise",
 			   g->gdir, g->id)) ||
-	    (rc = path_fmt(g->promise_tmp, sizeof(g->promise_tmp), "%s/%016" PRIx64 ".promise.tmp",
+	    (rc = qfs_node_path_fmt(g->promise_tmp, sizeof(g->promise_tmp), "%s/%016" PRIx64 ".promise.tmp",
 			   g->gdir, g->id)))
 		return rc;
 	return 0;
@@ -383,8 +279,8 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	if (cfg) {
 		g->cfg = *cfg;
 	} else {
-		if ((rc = path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)) ||
-		    (rc = file_get(path, text, sizeof(text))))
+		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)) ||
+		    (rc = qfs_node_file_get(path, text, sizeof(text))))
 			goto err_free;
 		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, rn->id)) {
 			rc = QFS_ECORRUPT;
@@ -393,7 +289,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		}
 	}
 	memset(&hs, 0, sizeof(hs));
-	rc = file_get(g->promise_path, text, sizeof(text));
+	rc = qfs_node_file_get(g->promise_path, text, sizeof(text));
 	if (rc == 0) {
 		char *end;
 
@@ -406,7 +302,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	} else if (rc != -ENOENT) {
 		goto err_free;
 	}
-	if ((rc = path_fmt(path, sizeof(path), "%s/wal/%016" PRIx64, rn->dir, id)))
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/wal/%016" PRIx64, rn->dir, id)))
 		goto err_free;
 	if ((rc = qfs_wal_open(path, &rn->wopts, &g->wal)))
 		goto err_free;
@@ -720,7 +616,7 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 		char text[64];
 
 		snprintf(text, sizeof(text), "promised %" PRIu64 "\n", up->promised);
-		rc = file_put(g->gdir, g->promise_tmp, g->promise_path, text);
+		rc = qfs_node_file_put(g->gdir, g->promise_tmp, g->promise_path, text);
 		if (rc) {
 			group_stop(rn, g, rc, "promise save");
 			return;
@@ -1033,14 +929,14 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		QFS_LOG(QFS_LOG_ERR, "rnode open failed dir=%s err=%s", o->dir, qfs_strerror(rc));
 		goto err_free;
 	}
-	if ((rc = format_check(o->dir)))
+	if ((rc = qfs_node_format_check(o->dir, RNODE_FORMAT)))
 		goto err_free;
-	if ((rc = path_fmt(sub, sizeof(sub), "%s/wal", o->dir)) || (rc = mkdir_durable(sub, o->dir)))
+	if ((rc = qfs_node_path_fmt(sub, sizeof(sub), "%s/wal", o->dir)) || (rc = qfs_node_mkdir_durable(sub, o->dir)))
 		goto err_free;
-	if ((rc = path_fmt(sub, sizeof(sub), "%s/groups", o->dir)) ||
-	    (rc = mkdir_durable(sub, o->dir)))
+	if ((rc = qfs_node_path_fmt(sub, sizeof(sub), "%s/groups", o->dir)) ||
+	    (rc = qfs_node_mkdir_durable(sub, o->dir)))
 		goto err_free;
-	if ((rc = path_fmt(path, sizeof(path), "%s/store", o->dir)))
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/store", o->dir)))
 		goto err_free;
 	if ((rc = qfs_store_open(path, &rn->store)))
 		goto err_free;
@@ -1117,16 +1013,16 @@ int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 	for (uint32_t i = 0; i < members->n; i++)
 		off += (size_t)snprintf(text + off, sizeof(text) - off, " %u", members->ids[i]);
 	snprintf(text + off, sizeof(text) - off, "\n");
-	if ((rc = path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, group)) ||
-	    (rc = path_fmt(tmp, sizeof(tmp), "%s/groups/%016" PRIx64 ".tmp", rn->dir, group)))
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, group)) ||
+	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/groups/%016" PRIx64 ".tmp", rn->dir, group)))
 		return rc;
 	if ((rc = group_load(rn, group, members, &g)))
 		return rc;
 	{
 		char gdir[PATH_MAX];
 
-		if ((rc = path_fmt(gdir, sizeof(gdir), "%s/groups", rn->dir)) ||
-		    (rc = file_put(gdir, tmp, path, text))) {
+		if ((rc = qfs_node_path_fmt(gdir, sizeof(gdir), "%s/groups", rn->dir)) ||
+		    (rc = qfs_node_file_put(gdir, tmp, path, text))) {
 			group_free(g);
 			return rc;
 		}
