@@ -6,7 +6,8 @@
  *
  *   .quorumfs/status   version, uptime, tables, node and group health
  *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
- *   .quorumfs/archive  WAL archiving per partition (src/archive, doc/archive.md)
+ *   .quorumfs/archive  WAL archiving per partition (text from the archiver,
+ *                      doc/archive.md)
  */
 #include "config.h"
 
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "archive/archive.h"
 #include "common/clock.h"
 #include "fs/fs_int.h"
 
@@ -98,13 +98,13 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 		qfs_buf_printf(&b, "mountpoint %s\n", fs->o->mountpoint);
 		qfs_buf_printf(&b, "replicas 1\n");
 		qfs_router_status(fs->r, &b);
-		if (fs->o->archive)
-			qfs_archive_summary(fs->o->archive, &b);
+		if (fs->o->archive_text)
+			fs->o->archive_text(fs->o->archive_arg, &b, 1);
 		else
 			qfs_buf_printf(&b, "archive off\n");
 	} else if (ino == 5) {
-		if (fs->o->archive)
-			qfs_archive_status(fs->o->archive, &b);
+		if (fs->o->archive_text)
+			fs->o->archive_text(fs->o->archive_arg, &b, 0);
 		else
 			qfs_buf_printf(&b, "archive off\n");
 	} else if (ino == 4) {

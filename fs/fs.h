@@ -9,7 +9,6 @@
 
 #include "router/router.h"
 
-struct qfs_archive;
 
 struct qfs_fs_opts {
 	const char *mountpoint;
@@ -19,7 +18,12 @@ struct qfs_fs_opts {
 	int single_thread;         /* run the session loop on one thread */
 	int (*ready)(void *arg);   /* called once mounted, before serving (daemonize here) */
 	void *ready_arg;
-	struct qfs_archive *archive; /* WAL archiver for .quorumfs/archive; NULL: archiving off */
+	/* Text of the archiver (a component beside the router) for the control
+	 * tree, wired by main.c so that fs/ depends on the item API alone:
+	 * summary != 0 appends the one "archive ..." line of .quorumfs/status,
+	 * else the whole .quorumfs/archive.  NULL: archiving is off. */
+	void (*archive_text)(void *arg, struct qfs_buf *out, int summary);
+	void *archive_arg;
 };
 
 /* Mount and serve until unmounted or signalled.  Returns 0 after a clean

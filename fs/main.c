@@ -257,6 +257,15 @@ struct ready_ctx {
 	const char *log;   /* log file for the background */
 };
 
+/* The archiver's control-tree text, handed to fs/ as a callback. */
+static void archive_text(void *arg, struct qfs_buf *out, int summary)
+{
+	if (summary)
+		qfs_archive_summary(arg, out);
+	else
+		qfs_archive_status(arg, out);
+}
+
 static int on_ready(void *arg)
 {
 	struct ready_ctx *c = arg;
@@ -490,7 +499,8 @@ static int cmd_mount(int argc, char **argv)
 		.single_thread = single,
 		.ready = on_ready,
 		.ready_arg = &ready,
-		.archive = archive,
+		.archive_text = archive ? archive_text : NULL,
+		.archive_arg = archive,
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc)
