@@ -11,7 +11,6 @@
 # readdir, since Python has no wrapper for them).
 
 import ctypes
-import errno
 import os
 import random
 import stat
@@ -19,7 +18,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import Fail, ename, run_checks  # noqa: E402
+from qfscheck import expect_err, expect_one_of, eq, true, run_checks, set_rel  # noqa: E402
 
 MNT = sys.argv[1]
 DATA = sys.argv[2] if len(sys.argv) > 2 else None
@@ -28,8 +27,6 @@ Q = os.path.join(MNT, ".quorumfs")
 
 CHECKS = []
 RNG = random.Random(20240607)
-
-
 
 
 def check(fn):
@@ -49,60 +46,7 @@ def rel(x):
     return repr(x)
 
 
-
-
-def expect_err(name, fn, *args, **kw):
-    """Call fn(*args); it must raise OSError with errno.<name>."""
-    want = getattr(errno, name)
-    what = "%s(%s)" % (getattr(fn, "__name__", "call"), ", ".join(rel(a) for a in args))
-    try:
-        r = fn(*args, **kw)
-    except OSError as e:
-        if e.errno != want:
-            raise Fail("%s: expected %s, got %s (%s)" % (what, name, ename(e.errno), e.strerror))
-        return
-    if fn is os.open and isinstance(r, int):
-        os.close(r)
-    raise Fail("%s: expected %s, got success" % (what, name))
-
-
-def expect_one_of(names, fn, *args):
-    wants = [getattr(errno, n) for n in names]
-    what = "%s(%s)" % (getattr(fn, "__name__", "call"), ", ".join(rel(a) for a in args))
-    try:
-        r = fn(*args)
-    except OSError as e:
-        if e.errno not in wants:
-            raise Fail("%s: expected one of %s, got %s" % (what, "/".join(names), ename(e.errno)))
-        return
-    if fn is os.open and isinstance(r, int):
-        os.close(r)
-    raise Fail("%s: expected one of %s, got success" % (what, "/".join(names)))
-
-
-def eq(what, got, want):
-    if got != want:
-        g, w = got, want
-        if isinstance(got, list) and isinstance(want, list):
-            i = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]),
-                     min(len(got), len(want)))
-            raise Fail("%s: lists differ at index %d (lengths %d, %d): got %r, expected %r"
-                       % (what, i, len(got), len(want), got[i:i + 5], want[i:i + 5]))
-        if isinstance(got, bytes) and isinstance(want, bytes):
-            if len(got) != len(want):
-                raise Fail("%s: length %d, expected %d" % (what, len(got), len(want)))
-            i = next(i for i in range(len(got)) if got[i] != want[i])
-            raise Fail("%s: first difference at byte %d: got %r, expected %r"
-                       % (what, i, got[i:i + 8], want[i:i + 8]))
-        g, w = repr(g), repr(w)
-        raise Fail("%s: got %s, expected %s" % (what, g if len(g) < 300 else g[:300] + "...",
-                                                w if len(w) < 300 else w[:300] + "..."))
-
-
-def true(what, cond):
-    if not cond:
-        raise Fail(what)
-
+set_rel(rel)
 
 def wfile(path, data, mode=0o644, flags=os.O_TRUNC):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, mode)

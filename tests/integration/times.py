@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import Fail, run_checks  # noqa: E402
+from qfscheck import eq, true, run_checks, set_rel  # noqa: E402
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2] if len(sys.argv) > 2 else "main"
@@ -28,8 +28,6 @@ NEAR_S = 10                                  # "now" tolerance, seconds
 
 CHECKS = []
 VERIFY = []
-
-
 
 
 def check(fn):
@@ -46,25 +44,13 @@ def P(*parts):
     return os.path.join(T, *parts)
 
 
-
-
 def rel(x):
     if isinstance(x, str) and x.startswith(MNT):
         return "MNT" + x[len(MNT):]
     return repr(x)
 
 
-def eq(what, got, want):
-    if got != want:
-        g, w = repr(got), repr(want)
-        raise Fail("%s: got %s, expected %s" % (what, g if len(g) < 300 else g[:300] + "...",
-                                                w if len(w) < 300 else w[:300] + "..."))
-
-
-def true(what, cond):
-    if not cond:
-        raise Fail(what)
-
+set_rel(rel)
 
 def wfile(path, data=b""):
     with open(path, "wb") as f:

@@ -12,14 +12,13 @@
 # users see them.
 
 import ctypes
-import errno
 import os
 import stat
 import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import Fail, ename, run_checks  # noqa: E402
+from qfscheck import ename, expect_err, eq, true, run_checks, set_rel  # noqa: E402
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2] if len(sys.argv) > 2 else "main"
@@ -28,8 +27,6 @@ LIMIT = 65536          # names + values per file, spec: more -> ENOSPC
 
 CHECKS = []
 VERIFY = []
-
-
 
 
 def check(fn):
@@ -54,35 +51,7 @@ def rel(x):
     return repr(x)
 
 
-
-
-def expect_err(name, fn, *args, **kw):
-    want = getattr(errno, name)
-    what = "%s(%s%s)" % (getattr(fn, "__name__", "call"), ", ".join(rel(a) for a in args),
-                         "".join(", %s=%r" % kv for kv in kw.items()))
-    try:
-        fn(*args, **kw)
-    except OSError as e:
-        if e.errno != want:
-            raise Fail("%s: expected %s, got %s (%s)" % (what, name, ename(e.errno), e.strerror))
-        return
-    raise Fail("%s: expected %s, got success" % (what, name))
-
-
-def eq(what, got, want):
-    if got != want:
-        if isinstance(got, bytes) and isinstance(want, bytes) and len(got) + len(want) > 120:
-            raise Fail("%s: got %d bytes (%r...), expected %d bytes (%r...)"
-                       % (what, len(got), got[:16], len(want), want[:16]))
-        g, w = repr(got), repr(want)
-        raise Fail("%s: got %s, expected %s" % (what, g if len(g) < 300 else g[:300] + "...",
-                                                w if len(w) < 300 else w[:300] + "..."))
-
-
-def true(what, cond):
-    if not cond:
-        raise Fail(what)
-
+set_rel(rel)
 
 def wfile(path, data=b""):
     with open(path, "wb") as f:

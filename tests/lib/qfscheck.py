@@ -7,7 +7,16 @@
 # "# N checks, M failed", and returns the exit status (1 if any failed).
 
 import errno
+import os
 import traceback
+
+_rel = repr  # shortens paths in messages; a test sets its own with set_rel()
+
+
+def set_rel(fn):
+    """Use fn(path) to show paths (e.g. relative to the mount) in messages."""
+    global _rel
+    _rel = fn
 
 
 class Fail(Exception):
@@ -19,8 +28,60 @@ def ename(e):
     return errno.errorcode.get(e, str(e))
 
 
-def run_checks(checks, rel=repr):
+def _what(fn, args, kw):
+    return "%s(%s%s)" % (getattr(fn, "__name__", "call"), ", ".join(_rel(a) for a in args),
+                         "".join(", %s=%r" % kv for kv in kw.items()))
+
+
+def expect_err(name, fn, *args, **kw):
+    """Call fn(*args, **kw); it must raise OSError with errno.<name>."""
+    expect_one_of([name], fn, *args, **kw)
+
+
+def expect_one_of(names, fn, *args, **kw):
+    """Call fn(*args, **kw); it must raise OSError with one of the errnos."""
+    wants = [getattr(errno, n) for n in names]
+    what = _what(fn, args, kw)
+    try:
+        r = fn(*args, **kw)
+    except OSError as e:
+        if e.errno not in wants:
+            raise Fail("%s: expected %s, got %s (%s)" % (what, "/".join(names), ename(e.errno), e.strerror))
+        return
+    if fn is os.open and isinstance(r, int):
+        os.close(r)
+    raise Fail("%s: expected %s, got success" % (what, "/".join(names)))
+
+
+def eq(what, got, want):
+    """got must equal want; the message shows where lists or bytes differ."""
+    if got == want:
+        return
+    if isinstance(got, list) and isinstance(want, list):
+        i = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]),
+                 min(len(got), len(want)))
+        raise Fail("%s: lists differ at index %d (lengths %d, %d): got %r, expected %r"
+                   % (what, i, len(got), len(want), got[i:i + 5], want[i:i + 5]))
+    if isinstance(got, bytes) and isinstance(want, bytes):
+        if len(got) != len(want):
+            raise Fail("%s: length %d, expected %d" % (what, len(got), len(want)))
+        i = next(i for i in range(len(got)) if got[i] != want[i])
+        raise Fail("%s: first difference at byte %d: got %r, expected %r"
+                   % (what, i, got[i:i + 8], want[i:i + 8]))
+    g, w = repr(got), repr(want)
+    raise Fail("%s: got %s, expected %s" % (what, g if len(g) < 300 else g[:300] + "...",
+                                            w if len(w) < 300 else w[:300] + "..."))
+
+
+def true(what, cond):
+    """cond must hold; what says what it means."""
+    if not cond:
+        raise Fail(what)
+
+
+def run_checks(checks, rel=None):
     """Run every check; rel(path) shortens paths in messages."""
+    rel = rel or _rel
     failed = []
     for fn in checks:
         name = fn.__name__
