@@ -1,7 +1,7 @@
 /*
  * paxos.c - Multi-Paxos of one replication group as a pure state machine
  * (contract: paxos.h; protocol, safety argument and driver contract:
- * doc/paxos.md; wire format: paxos_msg.c).
+ * doc/paxos.md; wire format: paxos_msg.c; its driver: src/node/rnode.c).
  *
  * Every replica is an acceptor; one of them, elected by phase 1, is the
  * leader (distinguished proposer) of a ballot.  The log is contiguous and
@@ -797,9 +797,14 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 		if (cfg->ids[i] != self)
 			p->peers[p->npeers++].id = cfg->ids[i];
 	p->now = now_ms;
-	/* We may have granted a lease just before a crash: honour it. */
-	p->lease_grant_until = now_ms + prm->lease_ms;
+	/* We may have granted a lease just before a crash: honour it.  A
+	 * replica that never promised a ballot never granted one. */
+	p->lease_grant_until = hs->promised ? now_ms + prm->lease_ms : now_ms;
 	election_reset(p);
+	/* A new group: its first member campaigns at once, the others wait an
+	 * election timeout as usual (timing only; safety never depends on it). */
+	if (!hs->promised && !hs->last && cfg->ids[0] == self)
+		p->election_at = now_ms;
 	return state_ok(p) ? 0 : -EINVAL;
 }
 
@@ -894,6 +899,7 @@ int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
 /* See paxos.h.  Pure; the driver serialises calls with qfs_paxos_step(). */
 int qfs_paxos_can_read_local(const struct qfs_paxos *p, uint64_t now_ms)
 {
-	return p->role == QFS_PAXOS_LEADER && now_ms < p->lease_until &&
+	/* A single member needs no lease: nobody else can lead. */
+	return p->role == QFS_PAXOS_LEADER && (qfs_paxos_quorum(&p->cfg) == 1 || now_ms < p->lease_until) &&
 	       p->commit >= p->barrier && p->applied >= p->commit;
 }

@@ -18,6 +18,8 @@
  * the core never logs.
  *
  * Entries reuse struct qfs_repl_entry and its WAL framing (repl/repl.h).
+ * The driver is src/node/rnode.c (doc/rnode.md); overview of the layers:
+ * doc/replication.md.
  */
 #ifndef QFS_REPL_PAXOS_H
 #define QFS_REPL_PAXOS_H
@@ -29,7 +31,7 @@
 #include "common/qfs.h"
 #include "repl/repl.h"
 
-#define QFS_PAXOS_MAX_NODES 5   /* members of one configuration (3 today) */
+#define QFS_PAXOS_MAX_NODES 5   /* members of one configuration (the cell uses 3, or 1) */
 #define QFS_PAXOS_MAX_BATCH 64  /* entries in one PROPOSE, accept or persist list */
 #define QFS_PAXOS_MAX_MSGS 16   /* messages in one update */
 #define QFS_PAXOS_MAX_RUNS 32   /* ballot changes kept above the commit point */
@@ -253,7 +255,9 @@ struct qfs_paxos {
 
 /* Start a replica from its durable state hs at time now_ms: a follower with
  * no known leader that refuses to promise for one lease (it may have granted
- * a lease before it crashed).  runs[nruns] are the ballot changes of the log
+ * a lease before it crashed) unless it never promised any ballot; the first
+ * member of cfg of a new group (nothing promised, empty log) campaigns on
+ * its first tick.  runs[nruns] are the ballot changes of the log
  * entries [max(applied, 1), last], ascending, the first at or below
  * max(applied, 1), the last of ballot last_ballot (none needed when the log
  * ends at applied).  cfg must contain self.  Returns 0 or

@@ -366,7 +366,9 @@ static int propose(int i, uint64_t v)
 static void cluster_setup(void)
 {
 	struct qfs_paxos_config cfg = { .n = NN, .ids = { 1, 2, 3 } };
-	struct qfs_paxos_hard hs = { .first_retained = 1 };
+	/* Restarted replicas (something promised once): each honours the
+	 * lease it may have granted, nobody campaigns at once. */
+	struct qfs_paxos_hard hs = { .first_retained = 1, .promised = QFS_PAXOS_BALLOT(0, 1) };
 
 	memset(C, 0, sizeof(C));
 	NQ = 0;
@@ -544,7 +546,7 @@ START_TEST(test_prng_determinism)
 	struct qfs_paxos a, b, c;
 	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
 	struct qfs_paxos_params prm;
-	struct qfs_paxos_hard hs = { 0 };
+	struct qfs_paxos_hard hs = { .promised = QFS_PAXOS_BALLOT(0, 1) };
 
 	qfs_paxos_params_default(&prm);
 	prm.seed = 42;
@@ -557,6 +559,54 @@ START_TEST(test_prng_determinism)
 	ck_assert_uint_ne(a.rng, c.rng);
 	ck_assert_uint_ge(a.election_at, prm.election_min_ms);
 	ck_assert_uint_lt(a.election_at, prm.election_max_ms);
+}
+END_TEST
+
+/* A new group (nothing promised, empty log): its first member campaigns on
+ * its first tick and is elected in one round trip, the others keep their
+ * election timeout; none of them honours a lease it never granted.  A
+ * single-member group reads locally without any lease. */
+START_TEST(test_new_group_fast_election)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } }, one = { .n = 1, .ids = { 7 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs = { 0 };
+	struct qfs_paxos a, b, s;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = 1000 };
+	struct qfs_paxos_update up;
+
+	qfs_paxos_params_default(&prm);
+	ck_assert_int_eq(qfs_paxos_init(&a, 1, &cfg, 1, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_int_eq(qfs_paxos_init(&b, 1, &cfg, 2, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_uint_eq(a.election_at, 1000);
+	ck_assert_uint_eq(a.lease_grant_until, 1000);
+	ck_assert_uint_eq(b.lease_grant_until, 1000);
+	ck_assert_uint_ge(b.election_at, 1000 + prm.election_min_ms);
+	ck_assert_int_eq(qfs_paxos_step(&a, &ev, &up), 0);
+	ck_assert_int_eq(a.role, QFS_PAXOS_CANDIDATE);
+	ck_assert_uint_eq(up.nmsgs, 2); /* PREPARE to 2 and 3 */
+	ck_assert_int_eq(qfs_paxos_step(&b, &ev, &up), 0);
+	ck_assert_int_eq(b.role, QFS_PAXOS_FOLLOWER);
+
+	/* the same replica after a restart (it promised a ballot) waits */
+	hs.promised = QFS_PAXOS_BALLOT(1, 1);
+	ck_assert_int_eq(qfs_paxos_init(&a, 1, &cfg, 1, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_uint_eq(a.lease_grant_until, 1000 + prm.lease_ms);
+	ck_assert_uint_ge(a.election_at, 1000 + prm.election_min_ms);
+
+	hs.promised = 0;
+	ck_assert_int_eq(qfs_paxos_init(&s, 1, &one, 7, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_int_eq(qfs_paxos_step(&s, &ev, &up), 0);
+	ck_assert_int_eq(s.role, QFS_PAXOS_LEADER);
+	ck_assert(!qfs_paxos_can_read_local(&s, 1000)); /* barrier not applied yet */
+	ev.type = QFS_PAXOS_EV_PERSISTED;
+	ev.lsn = 1;
+	ev.ballot = s.ballot;
+	ck_assert_int_eq(qfs_paxos_step(&s, &ev, &up), 0);
+	ck_assert_uint_eq(up.commit, 1);
+	ev.type = QFS_PAXOS_EV_APPLIED;
+	ck_assert_int_eq(qfs_paxos_step(&s, &ev, &up), 0);
+	ck_assert(qfs_paxos_can_read_local(&s, 1000 + 100 * prm.lease_ms));
 }
 END_TEST
 
@@ -601,6 +651,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tc, test_ballot_order);
 	tcase_add_test(tc, test_prng_determinism);
 	tcase_add_test(tc, test_init_errors);
+	tcase_add_test(tc, test_new_group_fast_election);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tg, cluster_setup, cluster_teardown);
