@@ -22,18 +22,41 @@
  *   5. TICK at next_tick_ms at the latest.
  *
  * Threads.  Proposers queue a struct proposal (on their stack) under rn->mu
- * and sleep on rn->done_cv.  The I/O thread alone touches the WALs, the
- * paxos machines (stepped under g->mu, so that readers can ask for the
- * lease), the endpoint and the pending lists.  It waits on rn->work_cv for
- * proposals, frames (the net's wake callback sets rn->wake) or the next
- * tick.  It never holds rn->mu while sending: the peer's wake callback
+ * and sleep on rn->done_cv; group_drop and wal_release queue a struct ioreq
+ * the same way.  The I/O thread alone touches the WALs, the paxos machines
+ * (stepped under g->mu, so that readers can ask for the lease), the
+ * endpoint and the pending lists, and it alone drops groups and releases
+ * WAL segments.  It waits on rn->work_cv for proposals, requests, frames
+ * (the net's wake callback sets rn->wake), the next tick or the next age
+ * seal.  It never holds rn->mu while sending: the peer's wake callback
  * takes the peer's rn->mu, and two nodes sending to each other while each
  * holds its own would deadlock (net.h's rule).
  *
- * Lock order: rn->mu and g->mu are never held together, except g->mu ->
- * nothing.  The group table grows under rn->mu (entries are never removed
- * before close); readers find a group under rn->mu and then use it lock-free
- * (store reads are thread-safe).
+ * Group lifetime.  rn->groups[] holds one reference to each group; every
+ * other user (a reader thread, the I/O thread's round) takes one with
+ * group_get() under rn->mu and gives it back with group_put(); the struct
+ * is freed by the last put.  A drop (I/O thread) unlinks the members file
+ * first (from then on the group does not exist on disk), sets g->dropped
+ * under g->rw exclusive (so no store read of the group is in flight when
+ * its items go), fails its proposals with QFS_ENOGROUP, removes the store
+ * items, the promise file and last the WAL directory, and only then takes
+ * the group out of the table (so a create of the same id cannot race the
+ * unlinks).  A WAL directory without a members file is the leftover of an
+ * interrupted drop (or create): open and create finish it.
+ *
+ * Sealing by age.  The I/O thread seals a group's open segment once its
+ * first record since the last seal (g->unsealed_ms) is wal_seal_age_ms
+ * old, so the archiver, which uploads only sealed segments whose records
+ * are all applied, lags by a bounded time.  A new leader's truncate_after
+ * happens only above the commit point, so it never touches a segment the
+ * archiver may have taken; but it may delete whole newer segments and make
+ * a sealed (maybe archived) segment the open tail again: the driver then
+ * seals it again at once, and open seals every tail that holds records
+ * (a crash between the two), so an archived segment never grows.
+ *
+ * Lock order: g->rw -> g->mu; rn->mu and g->mu are never held together;
+ * rn->mu is never held with g->rw either.  Store reads run under g->rw
+ * shared (a scan callback must not drop the group or propose on the node).
  *
  * Errors.  A WAL, promise or store failure stops the group (QFS_ESTOPPED
  * from then on; the failing batch's proposers get the error itself): a
@@ -84,19 +107,40 @@ struct proposal {
 
 struct group {
 	qfs_group_t id;
+	uint32_t refs;           /* rn->mu: the table's + every group_get's */
 	struct qfs_paxos_config cfg;
 	struct qfs_wal *wal;     /* I/O thread */
 	struct qfs_paxos px;     /* stepped by the I/O thread under mu */
 	pthread_mutex_t mu;      /* protects px reads by other threads and the snapshot */
+	pthread_rwlock_t rw;     /* shared: a store read of the group; exclusive: drop */
+	int dropped;             /* set under rw exclusive and mu (I/O thread) */
 	int stopped;             /* protected by mu */
 	int err;                 /* why it stopped */
+	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not implemented" line */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
+	uint64_t unsealed_ms;    /* I/O thread: mono ms of the first record since
+				    the last seal, 0: none */
+	qfs_lsn_t wal_first;     /* mu: qfs_wal_first after the last WAL change */
+	uint64_t wal_bytes;      /* mu: segment bytes after the last WAL change */
 	struct proposal *pending; /* I/O thread: proposed, not answered; lsn order */
 	char promise_path[PATH_MAX];
 	char promise_tmp[PATH_MAX];
 	char gdir[PATH_MAX];
+	char waldir[PATH_MAX];
+};
+
+/* A request only the I/O thread may carry out, on the caller's stack. */
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE };
+
+struct ioreq {
+	struct ioreq *next;      /* rn->mu while queued */
+	enum ioreq_type type;
+	qfs_group_t group;
+	qfs_lsn_t lsn;           /* RELEASE: delete segments wholly below */
+	int rc;                  /* written by the I/O thread before done */
+	int done;                /* rn->mu */
 };
 
 struct qfs_rnode {
@@ -105,6 +149,7 @@ struct qfs_rnode {
 	uint32_t id;
 	struct qfs_paxos_params prm;
 	struct qfs_wal_opts wopts;
+	uint64_t seal_age_ms;    /* UINT64_MAX: never */
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
@@ -112,6 +157,9 @@ struct qfs_rnode {
 	pthread_cond_t work_cv;  /* I/O thread: queue, wake, closing */
 	pthread_cond_t done_cv;  /* proposers */
 	struct proposal *qhead, *qtail;
+	struct ioreq *rhead, *rtail;
+	void (*seal_hook)(qfs_group_t group, void *arg); /* rn->mu */
+	void *seal_hook_arg;
 	int wake;                /* frames arrived */
 	int closing;
 	struct group *groups[QFS_RNODE_MAX_GROUPS];
@@ -151,7 +199,9 @@ static const char *role_name(const struct group *g)
 	}
 }
 
-/* Find a group.  Takes rn->mu. */
+/* Find a group and take a reference (give it back with group_put).  A
+ * dropped group may still be returned while its drop runs: callers check
+ * g->dropped.  Takes rn->mu. */
 static struct group *group_get(struct qfs_rnode *rn, qfs_group_t id)
 {
 	struct group *g = NULL;
@@ -160,6 +210,7 @@ static struct group *group_get(struct qfs_rnode *rn, qfs_group_t id)
 	for (size_t i = 0; i < rn->ngroups; i++)
 		if (rn->groups[i]->id == id) {
 			g = rn->groups[i];
+			g->refs++;
 			break;
 		}
 	pthread_mutex_unlock(&rn->mu);
@@ -171,8 +222,51 @@ static void group_free(struct group *g)
 	if (!g)
 		return;
 	qfs_wal_close(g->wal);
+	pthread_rwlock_destroy(&g->rw);
 	pthread_mutex_destroy(&g->mu);
 	free(g);
+}
+
+/* Give back a reference; the last one frees the group.  Takes rn->mu. */
+static void group_put(struct qfs_rnode *rn, struct group *g)
+{
+	int last;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&rn->mu);
+	assert(g->refs > 0);
+	last = --g->refs == 0;
+	pthread_mutex_unlock(&rn->mu);
+	if (last)
+		group_free(g);
+}
+
+/* Is g dropped?  Takes g->mu. */
+static int group_dropped(struct group *g)
+{
+	int d;
+
+	pthread_mutex_lock(&g->mu);
+	d = g->dropped;
+	pthread_mutex_unlock(&g->mu);
+	return d;
+}
+
+/* Remember the WAL's first LSN and size for group_info (I/O thread). */
+static void wal_snap(struct group *g)
+{
+	struct qfs_wal_stat st;
+	qfs_lsn_t first;
+
+	if (!g->wal)
+		return;
+	qfs_wal_stat(g->wal, &st);
+	first = qfs_wal_first(g->wal);
+	pthread_mutex_lock(&g->mu);
+	g->wal_first = first;
+	g->wal_bytes = st.bytes;
+	pthread_mutex_unlock(&g->mu);
 }
 
 static int group_paths(struct qfs_rnode *rn, struct group *g)
@@ -183,7 +277,8 @@ static int group_paths(struct qfs_rnode *rn, struct group *g)
 	    (rc = qfs_node_path_fmt(g->promise_path, sizeof(g->promise_path), "%s/%016" PRIx64 ".promise",
 			   g->gdir, g->id)) ||
 	    (rc = qfs_node_path_fmt(g->promise_tmp, sizeof(g->promise_tmp), "%s/%016" PRIx64 ".promise.tmp",
-			   g->gdir, g->id)))
+			   g->gdir, g->id)) ||
+	    (rc = qfs_node_path_fmt(g->waldir, sizeof(g->waldir), "%s/wal/%016" PRIx64, rn->dir, g->id)))
 		return rc;
 	return 0;
 }
@@ -273,7 +368,17 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	if (!g)
 		return -ENOMEM;
 	g->id = id;
+	g->refs = 1;
 	pthread_mutex_init(&g->mu, NULL);
+	{
+		pthread_rwlockattr_t ra;
+
+		/* Writer first: a stream of readers must not starve a drop. */
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&g->rw, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	if ((rc = group_paths(rn, g)))
 		goto err_free;
 	if (cfg) {
@@ -302,10 +407,16 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	} else if (rc != -ENOENT) {
 		goto err_free;
 	}
-	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/wal/%016" PRIx64, rn->dir, id)))
+	if ((rc = qfs_wal_open(g->waldir, &rn->wopts, &g->wal)))
 		goto err_free;
-	if ((rc = qfs_wal_open(path, &rn->wopts, &g->wal)))
+	/* The tail may be a segment sealed (and archived) before a crash that
+	 * came between a truncation and the seal that follows it (see
+	 * "Sealing by age"): never append to it again. */
+	if (!cfg && (rc = qfs_wal_seal(g->wal))) {
+		QFS_LOG(QFS_LOG_ERR, "rnode wal seal failed group=%016" PRIx64 " err=%s", id,
+			qfs_strerror(rc));
 		goto err_free;
+	}
 	if ((rc = qfs_store_applied(rn->store, id, &hs.applied)))
 		goto err_free;
 	hs.last = qfs_wal_last(g->wal);
@@ -341,6 +452,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		goto err_free;
 	}
 	free(w);
+	wal_snap(g);
 	QFS_LOG(QFS_LOG_INFO, "rnode group loaded group=%016" PRIx64 " node=%u promised=%" PRIu64
 		" last=%" PRIu64 " applied=%" PRIu64, id, rn->id, hs.promised, hs.last, hs.applied);
 	*out = g;
@@ -352,6 +464,145 @@ err_free:
 	return rc;
 }
 
+/* The on-disk part of a drop after the members file is gone (doc/rnode.md
+ * section 1): the store's items and applied LSN (durable on return), the
+ * promise file, and last the WAL directory, which marks an unfinished drop
+ * until then.  Caller: the I/O thread (the group is marked dropped), or
+ * open/create for a group that is not in the table. */
+static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
+{
+	char path[PATH_MAX], sub[PATH_MAX];
+	int rc;
+
+	if ((rc = qfs_store_drop_group(rn->store, id))) {
+		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=store err=%s",
+			id, rn->id, qfs_strerror(rc));
+		return rc;
+	}
+	if ((rc = qfs_node_path_fmt(sub, sizeof(sub), "%s/groups", rn->dir)))
+		return rc;
+	for (int i = 0; i < 2; i++) {
+		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 "%s", sub, id,
+					    i ? ".promise.tmp" : ".promise")))
+			return rc;
+		if (unlink(path) < 0 && errno != ENOENT) {
+			rc = -errno;
+			QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64
+				" node=%u step=promise path=%s err=%s", id, rn->id, path, qfs_strerror(rc));
+			return rc;
+		}
+	}
+	if ((rc = qfs_node_fsync_dir(sub)))
+		return rc;
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/wal/%016" PRIx64, rn->dir, id)) ||
+	    (rc = qfs_node_path_fmt(sub, sizeof(sub), "%s/wal", rn->dir)))
+		return rc;
+	rc = qfs_wal_destroy(path);
+	if (rc && rc != -ENOENT) {
+		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=wal dir=%s err=%s",
+			id, rn->id, path, qfs_strerror(rc));
+		return rc;
+	}
+	return qfs_node_fsync_dir(sub);
+}
+
+/* 1 if name is 16 lower-case hex digits (a group id), stored in *id. */
+static int parse_gid(const char *name, qfs_group_t *id)
+{
+	qfs_group_t v = 0;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		char c = name[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (qfs_group_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (qfs_group_t)(c - 'a' + 10);
+		else
+			return 0;
+	}
+	if (name[16] != '\0')
+		return 0;
+	*id = v;
+	return 1;
+}
+
+/* Finish the drops (and clear the creates) a crash interrupted: a WAL
+ * directory whose group has no members file.  At open, before the groups
+ * are loaded. */
+static int finish_leftovers(struct qfs_rnode *rn)
+{
+	char wdir[PATH_MAX], path[PATH_MAX];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int rc;
+
+	if ((rc = qfs_node_path_fmt(wdir, sizeof(wdir), "%s/wal", rn->dir)))
+		return rc;
+	d = opendir(wdir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		qfs_group_t id;
+
+		if (!parse_gid(de->d_name, &id))
+			continue;
+		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, id)))
+			break;
+		if (stat(path, &sb) == 0)
+			continue;
+		if (errno != ENOENT) {
+			rc = -errno;
+			break;
+		}
+		QFS_LOG(QFS_LOG_WARN, "rnode finishing interrupted drop group=%016" PRIx64 " node=%u", id,
+			rn->id);
+		if ((rc = finish_drop(rn, id)))
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* A group whose replica cannot be loaded (err): a table entry that is
+ * stopped from the start, with no WAL and an idle machine.  Every path
+ * checks g->stopped before touching either; drop removes it as usual. */
+static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, struct group **out)
+{
+	char path[PATH_MAX], text[256];
+	struct group *g = calloc(1, sizeof(*g));
+	pthread_rwlockattr_t ra;
+	int rc;
+
+	if (!g)
+		return -ENOMEM;
+	g->id = id;
+	g->refs = 1;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&g->rw, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	if ((rc = group_paths(rn, g))) {
+		group_free(g);
+		return rc;
+	}
+	if (qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id) == 0 &&
+	    qfs_node_file_get(path, text, sizeof(text)) == 0 && cfg_parse(text, &g->cfg) == 0 &&
+	    cfg_valid(&g->cfg, rn->id))
+		;
+	else
+		memset(&g->cfg, 0, sizeof(g->cfg));
+	g->stopped = 1;
+	g->err = err;
+	QFS_LOG(QFS_LOG_ERR, "rnode group stopped at open group=%016" PRIx64 " node=%u err=%s "
+		"(this replica only; see the lines above)", id, rn->id, qfs_strerror(err));
+	*out = g;
+	return 0;
+}
+
 static int load_groups(struct qfs_rnode *rn, const char *gdir)
 {
 	DIR *d = opendir(gdir);
@@ -361,27 +612,24 @@ static int load_groups(struct qfs_rnode *rn, const char *gdir)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		qfs_group_t id = 0;
+		qfs_group_t id;
 		struct group *g;
-		int i;
 
-		for (i = 0; i < 16; i++) {
-			char c = de->d_name[i];
-
-			if (c >= '0' && c <= '9')
-				id = id << 4 | (qfs_group_t)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				id = id << 4 | (qfs_group_t)(c - 'a' + 10);
-			else
-				break;
-		}
-		if (i != 16 || de->d_name[16] != '\0')
+		if (!parse_gid(de->d_name, &id))
 			continue; /* promise files, temp files */
 		if (rn->ngroups == QFS_RNODE_MAX_GROUPS) {
 			rc = -ENOSPC;
 			break;
 		}
-		if ((rc = group_load(rn, id, NULL, &g)))
+		rc = group_load(rn, id, NULL, &g);
+		if (rc == QFS_ECORRUPT || rc == -EIO) {
+			/* Only this replica of this group is lost: keep it in
+			 * the table, stopped (it never votes or acknowledges),
+			 * so the node's other groups serve and the status says
+			 * why; the group's other replicas carry on. */
+			rc = group_stopped_stub(rn, id, rc, &g);
+		}
+		if (rc)
 			break;
 		rn->groups[rn->ngroups++] = g;
 	}
@@ -581,12 +829,26 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 		return;
 	/* 1. Persist. */
 	if (up->truncate) {
+		struct qfs_wal_stat s0, s1;
+
+		qfs_wal_stat(g->wal, &s0);
 		rc = qfs_wal_truncate_after(g->wal, up->truncate_after);
 		if (rc) {
 			group_stop(rn, g, rc, "wal truncate");
 			return;
 		}
 		pending_fail_after(rn, g, up->truncate_after, -EAGAIN);
+		qfs_wal_stat(g->wal, &s1);
+		if (s1.segments < s0.segments && qfs_wal_last(g->wal)) {
+			/* Whole segments went: the tail is a sealed one, maybe
+			 * archived already.  Appends must not go into it. */
+			rc = qfs_wal_seal(g->wal);
+			if (rc) {
+				group_stop(rn, g, rc, "wal reseal");
+				return;
+			}
+			g->unsealed_ms = 0;
+		}
 	}
 	for (uint32_t i = 0; i < up->npersist; i++) {
 		const struct qfs_repl_entry *e = &up->persist[i];
@@ -611,7 +873,11 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 			group_stop(rn, g, rc, "wal sync");
 			return;
 		}
+		if (!g->unsealed_ms)
+			g->unsealed_ms = now_ms();
 	}
+	if (up->npersist || up->truncate)
+		wal_snap(g);
 	if (up->save_promise) {
 		char text[64];
 
@@ -624,9 +890,14 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 	}
 	/* 2. Send: everything persisted so far is durable. */
 	send_msgs(rn, up);
-	if (up->snapshot_to)
+	if (up->snapshot_to && now_ms() - g->snap_warned_ms >= 60000) {
+		/* Once a minute per group: a peer that is down is probed
+		 * from its last acknowledged LSN, which may be released. */
+		g->snap_warned_ms = now_ms();
 		QFS_LOG(QFS_LOG_WARN, "rnode snapshot not implemented group=%016" PRIx64
-			" node=%u to=%u", g->id, rn->id, up->snapshot_to);
+			" node=%u to=%u (a follower behind the released log cannot catch up)", g->id,
+			rn->id, up->snapshot_to);
+	}
 	nreads = up->nreads;
 	if (nreads)
 		memcpy(reads, up->reads, nreads * sizeof(reads[0]));
@@ -701,6 +972,7 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	ev.now_ms = now_ms();
 	ev.msg = &m;
 	step_handle(rn, g, &ev, 0);
+	group_put(rn, g);
 }
 
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
@@ -774,18 +1046,39 @@ static void propose_all(struct qfs_rnode *rn, struct proposal *list)
 			continue;
 		}
 		propose_batch(rn, g, ps, n);
+		group_put(rn, g);
 	}
 }
 
-/* Ticks due, deadlines passed; returns the next time to wake. */
-static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng)
+/* Seal g's open segment by age (see "Sealing by age"), then tell the hook. */
+static void seal_aged(struct qfs_rnode *rn, struct group *g, uint64_t now,
+		      void (*hook)(qfs_group_t group, void *arg), void *hook_arg)
+{
+	int rc = qfs_wal_seal(g->wal);
+
+	if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "rnode wal seal failed group=%016" PRIx64 " node=%u err=%s", g->id,
+			rn->id, qfs_strerror(rc));
+		g->unsealed_ms = now; /* try again one age later */
+		return;
+	}
+	g->unsealed_ms = 0;
+	wal_snap(g);
+	if (hook)
+		hook(g->id, hook_arg);
+}
+
+/* Ticks due, deadlines passed, segments old enough to seal; returns the
+ * next time to wake. */
+static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng,
+		       void (*hook)(qfs_group_t group, void *arg), void *hook_arg)
 {
 	uint64_t now = now_ms(), next = now + 1000;
 
 	for (size_t i = 0; i < ng; i++) {
 		struct group *g = gs[i];
 
-		if (g->stopped)
+		if (g->stopped || g->dropped)
 			continue;
 		if (g->next_tick_ms <= now) {
 			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = now };
@@ -807,8 +1100,138 @@ static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng)
 		}
 		if (g->next_tick_ms && g->next_tick_ms < next)
 			next = g->next_tick_ms;
+		if (!g->stopped && g->unsealed_ms && rn->seal_age_ms != UINT64_MAX) {
+			if (now - g->unsealed_ms >= rn->seal_age_ms)
+				seal_aged(rn, g, now, hook, hook_arg);
+			else if (g->unsealed_ms + rn->seal_age_ms < next)
+				next = g->unsealed_ms + rn->seal_age_ms;
+		}
 	}
 	return next;
+}
+
+/* Drop group id (I/O thread; see "Group lifetime").  0, QFS_ENOGROUP, or
+ * -errno: of the members unlink (nothing done), or of a later step (the
+ * group is gone from the node; open or a create finishes the rest). */
+static int io_drop(struct qfs_rnode *rn, qfs_group_t id)
+{
+	char path[PATH_MAX];
+	struct group *g = group_get(rn, id);
+	int rc, rc2;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	assert(!g->dropped); /* only this thread drops, and it finishes */
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)))
+		goto out_put;
+	if (unlink(path) < 0 && errno != ENOENT) {
+		rc = -errno;
+		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=members err=%s",
+			id, rn->id, qfs_strerror(rc));
+		goto out_put;
+	}
+	/* The members file is gone: from here on there is no way back (a
+	 * failed fsync leaves it unknown whether the group reappears after a
+	 * crash; its replica is then empty or old, and is caught up). */
+	rc = qfs_node_fsync_dir(g->gdir);
+	pthread_rwlock_wrlock(&g->rw);
+	pthread_mutex_lock(&g->mu);
+	g->dropped = 1;
+	pthread_mutex_unlock(&g->mu);
+	pthread_rwlock_unlock(&g->rw);
+	pending_fail_after(rn, g, 0, QFS_ENOGROUP);
+	qfs_wal_close(g->wal);
+	g->wal = NULL;
+	rc2 = finish_drop(rn, id);
+	if (!rc)
+		rc = rc2;
+	pthread_mutex_lock(&rn->mu);
+	for (size_t i = 0; i < rn->ngroups; i++)
+		if (rn->groups[i] == g) {
+			memmove(rn->groups + i, rn->groups + i + 1, (rn->ngroups - i - 1) * sizeof(g));
+			rn->ngroups--;
+			g->refs--; /* the table's; ours is still held */
+			break;
+		}
+	pthread_mutex_unlock(&rn->mu);
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group drop group=%016" PRIx64 " node=%u err=%s",
+		id, rn->id, rc ? qfs_strerror(rc) : "-");
+out_put:
+	group_put(rn, g);
+	return rc;
+}
+
+/* Delete the sealed segments wholly below lsn (already clamped to the
+ * synced store's applied + 1 by the caller, clamped again here) and tell the
+ * machine the new first LSN (I/O thread).  0, QFS_ENOGROUP, QFS_ESTOPPED,
+ * -errno of the WAL. */
+static int io_release(struct qfs_rnode *rn, qfs_group_t id, qfs_lsn_t lsn)
+{
+	struct group *g = group_get(rn, id);
+	struct qfs_paxos_event ev;
+	qfs_lsn_t first;
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->stopped) {
+		rc = QFS_ESTOPPED;
+		goto out_put;
+	}
+	if (lsn > g->applied + 1)
+		lsn = g->applied + 1;
+	rc = qfs_wal_truncate_before(g->wal, lsn);
+	wal_snap(g);
+	if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "rnode wal release failed group=%016" PRIx64 " node=%u below=%" PRIu64
+			" err=%s", id, rn->id, lsn, qfs_strerror(rc));
+		goto out_put;
+	}
+	first = qfs_wal_first(g->wal);
+	if (first > 1) {
+		memset(&ev, 0, sizeof(ev));
+		ev.type = QFS_PAXOS_EV_COMPACTED;
+		ev.now_ms = now_ms();
+		ev.lsn = first;
+		step_handle(rn, g, &ev, 0);
+	}
+	QFS_LOG(QFS_LOG_DEBUG, "rnode wal released group=%016" PRIx64 " node=%u below=%" PRIu64
+		" first=%" PRIu64, id, rn->id, lsn, first);
+out_put:
+	group_put(rn, g);
+	return rc;
+}
+
+static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
+{
+	while (list) {
+		struct ioreq *r = list;
+		int rc;
+
+		list = r->next;
+		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) : io_release(rn, r->group, r->lsn);
+		pthread_mutex_lock(&rn->mu);
+		r->rc = rc;
+		r->done = 1;
+		pthread_cond_broadcast(&rn->done_cv);
+		pthread_mutex_unlock(&rn->mu);
+	}
+}
+
+/* Copy the table taking a reference on each group.  Caller holds rn->mu. */
+static size_t groups_ref(struct qfs_rnode *rn, struct group **gs)
+{
+	for (size_t i = 0; i < rn->ngroups; i++) {
+		gs[i] = rn->groups[i];
+		gs[i]->refs++;
+	}
+	return rn->ngroups;
+}
+
+static void groups_put(struct qfs_rnode *rn, struct group **gs, size_t ng)
+{
+	for (size_t i = 0; i < ng; i++)
+		group_put(rn, gs[i]);
 }
 
 static void *io_main(void *arg)
@@ -818,12 +1241,15 @@ static void *io_main(void *arg)
 	uint64_t next = 0;
 
 	for (;;) {
+		void (*hook)(qfs_group_t group, void *arg);
 		struct proposal *list;
+		struct ioreq *reqs;
 		struct qfs_net_frame *f;
+		void *hook_arg;
 		size_t ng;
 
 		pthread_mutex_lock(&rn->mu);
-		while (!rn->qhead && !rn->wake && !rn->closing && now_ms() < next) {
+		while (!rn->qhead && !rn->rhead && !rn->wake && !rn->closing && now_ms() < next) {
 			struct timespec ts;
 			uint64_t wait = next - now_ms();
 
@@ -838,32 +1264,45 @@ static void *io_main(void *arg)
 			}
 			pthread_cond_timedwait(&rn->work_cv, &rn->mu, &ts);
 		}
+		list = rn->qhead;
+		rn->qhead = rn->qtail = NULL;
+		reqs = rn->rhead;
+		rn->rhead = rn->rtail = NULL;
 		if (rn->closing) {
-			list = rn->qhead;
-			rn->qhead = rn->qtail = NULL;
-			ng = rn->ngroups;
-			memcpy(gs, rn->groups, ng * sizeof(gs[0]));
+			ng = groups_ref(rn, gs);
+			for (struct ioreq *r = reqs; r; r = r->next) {
+				r->rc = QFS_ESTOPPED;
+				r->done = 1;
+			}
+			pthread_cond_broadcast(&rn->done_cv);
 			pthread_mutex_unlock(&rn->mu);
 			for (; list; list = list->next)
 				answer(rn, list, QFS_ESTOPPED, 0);
 			for (size_t i = 0; i < ng; i++)
 				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
+			groups_put(rn, gs, ng);
 			break;
 		}
-		list = rn->qhead;
-		rn->qhead = rn->qtail = NULL;
 		rn->wake = 0;
-		ng = rn->ngroups;
-		memcpy(gs, rn->groups, ng * sizeof(gs[0]));
+		hook = rn->seal_hook;
+		hook_arg = rn->seal_hook_arg;
 		pthread_mutex_unlock(&rn->mu);
 
+		/* Drops first: the proposals and frames of this round then no
+		 * longer find the group. */
+		if (reqs)
+			io_requests(rn, reqs);
+		pthread_mutex_lock(&rn->mu);
+		ng = groups_ref(rn, gs);
+		pthread_mutex_unlock(&rn->mu);
 		while (qfs_net_recv(rn->ep, &f) == 0) {
 			on_frame(rn, f);
 			qfs_net_frame_free(f);
 		}
 		if (list)
 			propose_all(rn, list);
-		next = timers(rn, gs, ng);
+		next = timers(rn, gs, ng, hook, hook_arg);
+		groups_put(rn, gs, ng);
 	}
 	return NULL;
 }
@@ -911,6 +1350,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		return -ENOMEM;
 	rn->id = o->id;
 	rn->wopts.segment_bytes = o->wal_segment_bytes;
+	rn->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_RNODE_SEAL_AGE_DEFAULT_MS;
 	if (o->paxos)
 		rn->prm = *o->paxos;
 	else
@@ -940,7 +1380,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		goto err_free;
 	if ((rc = qfs_store_open(path, &rn->store)))
 		goto err_free;
-	if ((rc = load_groups(rn, sub)))
+	if ((rc = finish_leftovers(rn)) || (rc = load_groups(rn, sub)))
 		goto err_free;
 
 	pthread_mutex_init(&rn->mu, NULL);
@@ -1002,8 +1442,10 @@ int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 
 	if (!cfg_valid(members, rn->id))
 		return -EINVAL;
-	if (group_get(rn, group))
+	if ((g = group_get(rn, group))) {
+		group_put(rn, g);
 		return -EEXIST;
+	}
 	pthread_mutex_lock(&rn->mu);
 	rc = rn->ngroups == QFS_RNODE_MAX_GROUPS ? -ENOSPC : 0;
 	pthread_mutex_unlock(&rn->mu);
@@ -1016,6 +1458,18 @@ int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, group)) ||
 	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/groups/%016" PRIx64 ".tmp", rn->dir, group)))
 		return rc;
+	{
+		/* Leftovers of a drop that failed part-way (or of an earlier
+		 * incarnation): the new replica starts empty. */
+		char wdir[PATH_MAX], prom[PATH_MAX];
+		struct stat sb;
+
+		if ((rc = qfs_node_path_fmt(wdir, sizeof(wdir), "%s/wal/%016" PRIx64, rn->dir, group)) ||
+		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)))
+			return rc;
+		if ((stat(wdir, &sb) == 0 || stat(prom, &sb) == 0) && (rc = finish_drop(rn, group)))
+			return rc;
+	}
 	if ((rc = group_load(rn, group, members, &g)))
 		return rc;
 	{
@@ -1085,18 +1539,34 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
-	if (!group_get(rn, group))
+	struct group *g = group_get(rn, group);
+	int rc;
+
+	if (!g)
 		return QFS_ENOGROUP;
-	return qfs_store_get(rn->store, group, key, key_len, val, val_len);
+	pthread_rwlock_rdlock(&g->rw);
+	rc = g->dropped ? QFS_ENOGROUP : qfs_store_get(rn->store, group, key, key_len, val, val_len);
+	pthread_rwlock_unlock(&g->rw);
+	group_put(rn, g);
+	return rc;
 }
 
-/* See rnode.h.  Any thread; one RocksDB snapshot. */
+/* See rnode.h.  Any thread; one RocksDB snapshot, under g->rw shared (cb
+ * must not drop the group or propose on this node). */
 int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
-	if (!group_get(rn, group))
+	struct group *g = group_get(rn, group);
+	int rc;
+
+	if (!g)
 		return QFS_ENOGROUP;
-	return qfs_store_scan(rn->store, group, lo, lo_len, hi, hi_len, cb, arg);
+	pthread_rwlock_rdlock(&g->rw);
+	rc = g->dropped ? QFS_ENOGROUP
+			: qfs_store_scan(rn->store, group, lo, lo_len, hi, hi_len, cb, arg);
+	pthread_rwlock_unlock(&g->rw);
+	group_put(rn, g);
+	return rc;
 }
 
 /* See rnode.h.  Asks the machine under g->mu with the monotonic clock. */
@@ -1108,8 +1578,9 @@ int qfs_rnode_can_read_strong(struct qfs_rnode *rn, qfs_group_t group)
 	if (!g)
 		return 0;
 	pthread_mutex_lock(&g->mu);
-	ok = !g->stopped && qfs_paxos_can_read_local(&g->px, now_ms());
+	ok = !g->stopped && !g->dropped && qfs_paxos_can_read_local(&g->px, now_ms());
 	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
 	return ok;
 }
 
@@ -1122,8 +1593,9 @@ uint32_t qfs_rnode_leader(struct qfs_rnode *rn, qfs_group_t group)
 	if (!g)
 		return 0;
 	pthread_mutex_lock(&g->mu);
-	l = g->stopped ? 0 : g->leader;
+	l = g->stopped || g->dropped ? 0 : g->leader;
 	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
 	return l;
 }
 
@@ -1135,25 +1607,224 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out)
 	size_t ng;
 
 	pthread_mutex_lock(&rn->mu);
-	ng = rn->ngroups;
-	memcpy(gs, rn->groups, ng * sizeof(gs[0]));
+	ng = groups_ref(rn, gs);
 	pthread_mutex_unlock(&rn->mu);
 	for (size_t i = 0; i < ng; i++) {
 		struct group *g = gs[i];
 		char line[512];
-		int len;
+		int len = 0;
 
 		pthread_mutex_lock(&g->mu);
-		len = snprintf(line, sizeof(line),
-			       "group %016" PRIx64 " node %u az %s role %s ballot %" PRIu64
-			       " leader %u last %" PRIu64 " durable %" PRIu64 " commit %" PRIu64
-			       " applied %" PRIu64 "\n",
-			       g->id, rn->id, rn->az, role_name(g), g->px.ballot, g->leader,
-			       g->px.last, g->px.persisted, g->px.commit, g->px.applied);
+		if (!g->dropped)
+			len = snprintf(line, sizeof(line),
+				       "group %016" PRIx64 " node %u az %s role %s ballot %" PRIu64
+				       " leader %u last %" PRIu64 " durable %" PRIu64 " commit %" PRIu64
+				       " applied %" PRIu64 "\n",
+				       g->id, rn->id, rn->az, role_name(g), g->px.ballot, g->leader,
+				       g->px.last, g->px.persisted, g->px.commit, g->px.applied);
 		pthread_mutex_unlock(&g->mu);
 		if (len > 0)
 			qfs_buf_put(out, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
 	}
+	groups_put(rn, gs, ng);
+}
+
+/* Queue r for the I/O thread and wait for its answer.  QFS_ESTOPPED if
+ * the node is closing. */
+static int io_submit(struct qfs_rnode *rn, struct ioreq *r)
+{
+	pthread_mutex_lock(&rn->mu);
+	if (rn->closing) {
+		pthread_mutex_unlock(&rn->mu);
+		return QFS_ESTOPPED;
+	}
+	if (rn->rtail)
+		rn->rtail->next = r;
+	else
+		rn->rhead = r;
+	rn->rtail = r;
+	pthread_cond_signal(&rn->work_cv);
+	while (!r->done)
+		pthread_cond_wait(&rn->done_cv, &rn->mu);
+	pthread_mutex_unlock(&rn->mu);
+	return r->rc;
+}
+
+/* See rnode.h.  Carried out by the I/O thread (io_drop); the caller blocks
+ * until it is done.  Besides the errors of rnode.h: QFS_ESTOPPED (closing);
+ * -errno of the members unlink leaves the group as it was; -errno or -EIO
+ * of a later step leaves the group gone from the node and its remains on
+ * disk, which the next open or create of that id removes. */
+int qfs_rnode_group_drop(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_DROP, .group = group };
+
+	return io_submit(rn, &r);
+}
+
+/* See rnode.h.  Takes rn->mu and g->mu (not together). */
+int qfs_rnode_group_exists(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct group *g = group_get(rn, group);
+	int found;
+
+	if (!g)
+		return 0;
+	found = !group_dropped(g);
+	group_put(rn, g);
+	return found;
+}
+
+static int gid_cmp(const void *a, const void *b)
+{
+	qfs_group_t x = *(const qfs_group_t *)a, y = *(const qfs_group_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* See rnode.h.  cb runs on a sorted copy of the ids, no lock held (it may
+ * call the node, even drop). */
+void qfs_rnode_groups(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *arg), void *arg)
+{
+	qfs_group_t ids[QFS_RNODE_MAX_GROUPS];
+	size_t n;
+
+	pthread_mutex_lock(&rn->mu);
+	n = rn->ngroups;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = rn->groups[i]->id;
+	pthread_mutex_unlock(&rn->mu);
+	qsort(ids, n, sizeof(ids[0]), gid_cmp);
+	for (size_t i = 0; i < n; i++)
+		cb(ids[i], arg);
+}
+
+/* See rnode.h.  One consistent read under g->mu (px between two steps; the
+ * WAL figures as of the I/O thread's last WAL change). */
+int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_ginfo *out)
+{
+	struct group *g = group_get(rn, group);
+	struct qfs_rnode_ginfo gi;
+	int rc = 0;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	memset(&gi, 0, sizeof(gi));
+	pthread_mutex_lock(&g->mu);
+	if (g->dropped) {
+		rc = QFS_ENOGROUP;
+	} else {
+		gi.stopped = g->stopped;
+		gi.err = g->err;
+		gi.role = g->px.role;
+		gi.leader = g->leader;
+		gi.ballot = g->px.ballot;
+		gi.last = g->px.last;
+		gi.durable = g->px.persisted;
+		gi.commit = g->px.commit;
+		gi.applied = g->px.applied;
+		gi.first = g->wal_first;
+		gi.wal_bytes = g->wal_bytes;
+	}
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	if (!rc)
+		*out = gi;
+	return rc;
+}
+
+/* Check that g may be read for the archive hooks (g->mu). */
+static int group_usable(struct group *g)
+{
+	int rc;
+
+	pthread_mutex_lock(&g->mu);
+	rc = g->dropped ? QFS_ENOGROUP : g->stopped ? QFS_ESTOPPED : 0;
+	pthread_mutex_unlock(&g->mu);
+	return rc;
+}
+
+/* See rnode.h.  The applied LSN is the store's (what survives a crash only
+ * after qfs_store_sync: wal_release syncs before it deletes).  Also store
+ * read errors (-EIO, QFS_ECORRUPT); outputs set only on 0. */
+int qfs_rnode_wal_info(struct qfs_rnode *rn, qfs_group_t group, char *dir, size_t dir_len,
+		       qfs_lsn_t *applied)
+{
+	struct group *g = group_get(rn, group);
+	qfs_lsn_t a = 0;
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_rwlock_rdlock(&g->rw);
+	rc = group_usable(g);
+	if (!rc && strlen(g->waldir) >= dir_len)
+		rc = -ENAMETOOLONG;
+	if (!rc)
+		rc = qfs_store_applied(rn->store, group, &a);
+	if (!rc) {
+		memcpy(dir, g->waldir, strlen(g->waldir) + 1);
+		*applied = a;
+	}
+	pthread_rwlock_unlock(&g->rw);
+	group_put(rn, g);
+	return rc;
+}
+
+/* See rnode.h.  The applied LSN is read before the store sync, so every
+ * record whose segment goes is in the synced store; the deletion and the
+ * COMPACTED step run on the I/O thread (io_release), which owns the WAL and
+ * the machine.  Also QFS_ESTOPPED while closing. */
+int qfs_rnode_wal_release(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn)
+{
+	struct ioreq r = { .type = IOREQ_RELEASE, .group = group };
+	struct group *g = group_get(rn, group);
+	qfs_lsn_t applied = 0;
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_rwlock_rdlock(&g->rw);
+	rc = group_usable(g);
+	if (!rc)
+		rc = qfs_store_applied(rn->store, group, &applied);
+	pthread_rwlock_unlock(&g->rw);
+	group_put(rn, g);
+	if (rc)
+		return rc;
+	if ((rc = qfs_store_sync(rn->store)))
+		return rc;
+	r.lsn = lsn < applied + 1 ? lsn : applied + 1;
+	return io_submit(rn, &r);
+}
+
+/* See rnode.h.  Plus QFS_ENOGROUP, QFS_ESTOPPED; cb runs under g->rw
+ * shared (it must not drop the group or propose on this node). */
+int qfs_rnode_snapshot_scan(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t *applied,
+			    qfs_store_scan_cb cb, void *arg)
+{
+	struct group *g = group_get(rn, group);
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_rwlock_rdlock(&g->rw);
+	rc = group_usable(g);
+	if (!rc)
+		rc = qfs_store_snapshot_scan(rn->store, group, applied, cb, arg);
+	pthread_rwlock_unlock(&g->rw);
+	group_put(rn, g);
+	return rc;
+}
+
+/* See rnode.h.  Stored under rn->mu; the I/O thread reads it each round. */
+void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *arg),
+			     void *arg)
+{
+	pthread_mutex_lock(&rn->mu);
+	rn->seal_hook = cb;
+	rn->seal_hook_arg = arg;
+	pthread_mutex_unlock(&rn->mu);
 }
 
 /* See rnode.h.  Relaxed counters; any thread. */

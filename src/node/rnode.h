@@ -45,16 +45,23 @@ struct qfs_rnode_opts {
 	const struct qfs_paxos_params *paxos; /* NULL: qfs_paxos_params_default();
 					       * the seed is replaced by id ^ boot time */
 	uint64_t wal_segment_bytes; /* 0: default */
+	uint64_t wal_seal_age_ms; /* seal a group's open segment once its oldest
+				     record is this old (archive lag bound); 0:
+				     QFS_RNODE_SEAL_AGE_DEFAULT_MS, UINT64_MAX: never */
 };
+
+#define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull
 
 struct qfs_rnode;
 
 /* Open the directory, recover every group found (see doc/rnode.md:
  * nothing is applied past the store's applied LSN), open the endpoint and
- * start the I/O thread.  *out set only on success.  Errors: -EINVAL (bad
- * opts), QFS_EFORMAT (FORMAT of another kind/version), QFS_ECORRUPT (a
- * group's WAL, member or promise file cannot be trusted), -EEXIST (the
- * node's endpoint is already open in net), -ENOMEM, -errno of the fs. */
+ * start the I/O thread.  A group whose WAL, members or promise file cannot
+ * be trusted (QFS_ECORRUPT, -EIO) is loaded stopped with that error (its
+ * other replicas carry on; status says why); it is not an error here.
+ * *out set only on success.  Errors: -EINVAL (bad opts), QFS_EFORMAT
+ * (FORMAT of another kind/version), -EEXIST (the node's endpoint is already
+ * open in net), -ENOMEM, -errno of the fs. */
 int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out);
 
 /* Stop the I/O thread, fail every waiting proposal with QFS_ESTOPPED, close
@@ -66,6 +73,39 @@ void qfs_rnode_close(struct qfs_rnode *rn);
  * config), -ENOSPC (QFS_RNODE_MAX_GROUPS), -ENOMEM, -errno. */
 int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 			   const struct qfs_paxos_config *members);
+
+/* Delete this replica of group: its queued and pending proposals fail with
+ * QFS_ENOGROUP, then its WAL directory, members and promise files and its
+ * items and applied LSN in the store are removed.  Durable on return.  The
+ * group's struct is freed only once no other thread uses it (readers of
+ * another group are never disturbed; a concurrent read of this group gets
+ * QFS_ENOGROUP or the old data).  Carried out by the I/O thread; the caller
+ * blocks.  The members file goes first (a crash after it: the next open
+ * finishes the drop).  The id may be created again once every member has
+ * dropped it (messages carry no incarnation: a replica of the old group
+ * still running would talk to the new one).  0, QFS_ENOGROUP, QFS_ESTOPPED
+ * (closing), -errno of the members unlink (nothing done), -EIO / -errno of
+ * a later step (the group is gone from the node; its remains on disk are
+ * removed by the next open or create of the id). */
+int qfs_rnode_group_drop(struct qfs_rnode *rn, qfs_group_t group);
+/* 1 if this node hosts a replica of group, 0 if not. */
+int qfs_rnode_group_exists(struct qfs_rnode *rn, qfs_group_t group);
+/* Call cb for each hosted group id, ascending, without node locks held. */
+void qfs_rnode_groups(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *arg), void *arg);
+
+/* One replica's state, read under the group's lock at a step boundary. */
+struct qfs_rnode_ginfo {
+	int stopped;            /* 1: stopped after an error (err says which) */
+	int err;
+	enum qfs_paxos_role role;
+	uint32_t leader;        /* known leader, 0: none */
+	qfs_ballot_t ballot;
+	qfs_lsn_t last, durable, commit, applied;
+	qfs_lsn_t first;        /* first LSN still in the local WAL (0: empty) */
+	uint64_t wal_bytes;     /* bytes of the local WAL's segment files */
+};
+/* 0, QFS_ENOGROUP. */
+int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_ginfo *out);
 
 /* Replicate one encoded txn (common/txn.h) through group's leader, which
  * must be this node.  Blocks until the entry is applied here; *result gets
@@ -84,7 +124,9 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 
 /* Reads of this replica's applied state (possibly stale on a follower or a
  * deposed leader: pair with qfs_rnode_can_read_strong for strong reads).
- * Contracts of qfs_store_get/scan plus QFS_ENOGROUP. */
+ * Contracts of qfs_store_get/scan plus QFS_ENOGROUP.  They hold the group's
+ * read lock: a scan callback must not call this node (a drop waiting for
+ * the lock blocks new readers, and the I/O thread would wait for it). */
 int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len);
 int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, size_t lo_len,
@@ -103,6 +145,36 @@ uint32_t qfs_rnode_leader(struct qfs_rnode *rn, qfs_group_t group);
  *   leader L last N durable N commit N applied N
  */
 void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out);
+
+/* WAL archiving hooks (src/archive), contracts as in node.h:
+ *
+ * qfs_rnode_wal_info: the directory of group's WAL (every segment file but
+ * the highest-named one is sealed and immutable below the commit point) and
+ * the group's applied LSN.  0, QFS_ENOGROUP, QFS_ESTOPPED, -ENAMETOOLONG.
+ *
+ * qfs_rnode_wal_release: every record below lsn is archived AND applied on
+ * every member of the group (the caller knows; e.g. the cell takes the
+ * minimum over the members).  Makes the store durable (qfs_store_sync),
+ * deletes the sealed segments whose records are all below
+ * min(lsn, applied + 1) (the newest segment always stays) and steps
+ * COMPACTED so that the machine never asks the WAL for a released entry
+ * (both on the I/O thread; the caller blocks).  A member that did not apply
+ * up to lsn would need a snapshot, which is not implemented (doc/rnode.md).
+ * 0, QFS_ENOGROUP, QFS_ESTOPPED, -EIO, -errno of unlink.
+ *
+ * qfs_rnode_snapshot_scan: qfs_store_snapshot_scan of group, plus
+ * QFS_ENOGROUP, QFS_ESTOPPED; cb as for qfs_rnode_scan.
+ *
+ * qfs_rnode_set_seal_hook: cb(group, arg) is called on the I/O thread after
+ * every age seal (it may only signal; calling this node from it deadlocks).
+ * NULL clears it. */
+int qfs_rnode_wal_info(struct qfs_rnode *rn, qfs_group_t group, char *dir, size_t dir_len,
+		       qfs_lsn_t *applied);
+int qfs_rnode_wal_release(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn);
+int qfs_rnode_snapshot_scan(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t *applied,
+			    qfs_store_scan_cb cb, void *arg);
+void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *arg),
+			     void *arg);
 
 struct qfs_rnode_stat {
 	uint64_t proposals;   /* proposals handed to paxos */

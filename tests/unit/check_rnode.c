@@ -12,17 +12,24 @@
  * a follower whose store was lost rebuilt from its WAL; argument and open
  * errors (bad config, unknown group, duplicate endpoint,
  * corrupt members file, foreign FORMAT) and the promise file on disk; a
- * full restart of all three.
+ * full restart of all three.  Group drop (with a proposer waiting, after a
+ * crash mid-drop, concurrent with readers of every kind), re-create of a
+ * dropped id, exists/groups/info; the archive hooks: seal by age, wal_info,
+ * snapshot_scan, wal_release (segments gone, catch-up from the retained
+ * log), and the reseal after a truncation that deleted whole segments.
  */
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -38,6 +45,7 @@
 static char tmpdir[256];
 static struct qfs_net *NET;
 static struct qfs_rnode *RN[NN];
+static uint64_t SEAL_MS; /* wal_seal_age_ms of the nodes started next */
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -65,6 +73,7 @@ static void node_start(int i, int create)
 	o.az = az[i];
 	o.net = NET;
 	o.paxos = &prm;
+	o.wal_seal_age_ms = SEAL_MS;
 	ck_assert_ptr_null(RN[i]);
 	ck_assert_int_eq(qfs_rnode_open(&o, &RN[i]), 0);
 	if (create) {
@@ -83,6 +92,7 @@ static void node_stop(int i)
 
 static void setup(void)
 {
+	SEAL_MS = 0;
 	strcpy(tmpdir, "/tmp/check_rnode.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	ck_assert_int_eq(qfs_net_new(QFS_NET_INPROC, NULL, &NET), 0);
@@ -128,44 +138,55 @@ static void txn_put(struct qfs_buf *out, const char *name, const char *val, int 
 	qfs_txn_close(&t);
 }
 
-static int propose(int i, const char *name, const char *val, int expect_absent, uint32_t tmo,
-		   int *result, uint32_t *leader)
+static int propose_g(int i, qfs_group_t g, const char *name, const char *val, int expect_absent,
+		     uint32_t tmo, int *result, uint32_t *leader)
 {
 	struct qfs_buf b;
 	int rc;
 
 	qfs_buf_init(&b);
 	txn_put(&b, name, val, expect_absent);
-	rc = qfs_rnode_propose(RN[i], G, b.data, b.len, tmo, result, leader);
+	rc = qfs_rnode_propose(RN[i], g, b.data, b.len, tmo, result, leader);
 	qfs_buf_close(&b);
 	return rc;
 }
 
-/* Index of a node that believes it leads, waiting up to ms; -1 if none. */
-static int find_leader(uint32_t ms)
+static int propose(int i, const char *name, const char *val, int expect_absent, uint32_t tmo,
+		   int *result, uint32_t *leader)
+{
+	return propose_g(i, G, name, val, expect_absent, tmo, result, leader);
+}
+
+/* Index of a node that believes it leads g, waiting up to ms; -1 if none. */
+static int find_leader_g(qfs_group_t g, uint32_t ms)
 {
 	uint64_t end = qfs_clock_mono_ms() + ms;
 
 	do {
 		for (int i = 0; i < NN; i++)
-			if (RN[i] && qfs_rnode_leader(RN[i], G) == (uint32_t)i + 1)
+			if (RN[i] && qfs_rnode_leader(RN[i], g) == (uint32_t)i + 1)
 				return i;
 		usleep(10000);
 	} while (qfs_clock_mono_ms() < end);
 	return -1;
 }
 
-/* Write name=val through whichever node leads, retrying retryable errors
- * for up to 10 s; fails the test otherwise.  Returns the leader used. */
-static int put_acked(const char *name, const char *val)
+static int find_leader(uint32_t ms)
+{
+	return find_leader_g(G, ms);
+}
+
+/* Write name=val in g through whichever node leads, retrying retryable
+ * errors for up to 10 s; fails the test otherwise.  Returns the leader. */
+static int put_acked_g(qfs_group_t g, const char *name, const char *val)
 {
 	uint64_t end = qfs_clock_mono_ms() + 10000;
 
 	while (qfs_clock_mono_ms() < end) {
-		int l = find_leader(3000), result = 99, rc;
+		int l = find_leader_g(g, 3000), result = 99, rc;
 
 		ck_assert_int_ge(l, 0);
-		rc = propose(l, name, val, 0, 2000, &result, NULL);
+		rc = propose_g(l, g, name, val, 0, 2000, &result, NULL);
 		if (rc == 0) {
 			ck_assert_int_eq(result, 0);
 			return l;
@@ -177,18 +198,28 @@ static int put_acked(const char *name, const char *val)
 	return -1;
 }
 
-static int get_is(int i, const char *name, const char *want)
+static int put_acked(const char *name, const char *val)
+{
+	return put_acked_g(G, name, val);
+}
+
+static int get_is_g(int i, qfs_group_t g, const char *name, const char *want)
 {
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen = qfs_key_dentry(key, DIR_INO, name, strlen(name)), vlen;
 	void *val = NULL;
-	int rc = qfs_rnode_get(RN[i], G, key, klen, &val, &vlen);
+	int rc = qfs_rnode_get(RN[i], g, key, klen, &val, &vlen);
 
 	if (rc)
 		return rc;
 	rc = vlen == strlen(want) && memcmp(val, want, vlen) == 0 ? 0 : -EBADMSG;
 	free(val);
 	return rc;
+}
+
+static int get_is(int i, const char *name, const char *want)
+{
+	return get_is_g(i, G, name, want);
 }
 
 static void wait_key(int i, const char *name, const char *want)
@@ -528,7 +559,9 @@ START_TEST(t_errors)
 	fclose(f);
 	ck_assert_int_eq(sscanf(text, "promised %llu", &promised), 1);
 	ck_assert_uint_eq(qfs_paxos_ballot_node(promised), (uint32_t)l + 1);
-	/* A corrupt members file or a foreign FORMAT refuses to open. */
+	/* A corrupt members file stops that group's replica only (the node
+	 * opens, the group is there, stopped, with the reason); a foreign
+	 * FORMAT refuses to open. */
 	node_stop(l);
 	snprintf(path, sizeof(path), "%s/n%d/groups/0000000000000400", tmpdir, l + 1);
 	f = fopen(path, "w");
@@ -539,7 +572,21 @@ START_TEST(t_errors)
 	o.dir = path;
 	o.id = (uint32_t)l + 1;
 	o.net = NET;
-	ck_assert_int_eq(qfs_rnode_open(&o, &x), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_rnode_open(&o, &x), 0);
+	{
+		struct qfs_rnode_ginfo gi;
+		int res = 0;
+		uint32_t hint = 0;
+
+		ck_assert_int_eq(qfs_rnode_group_exists(x, 0x400), 1);
+		ck_assert_int_eq(qfs_rnode_group_info(x, 0x400, &gi), 0);
+		ck_assert_int_eq(gi.stopped, 1);
+		ck_assert_int_eq(gi.err, QFS_ECORRUPT);
+		ck_assert_int_eq(qfs_rnode_can_read_strong(x, 0x400), 0);
+		ck_assert_int_eq(qfs_rnode_propose(x, 0x400, "", 0, 200, &res, &hint), QFS_ESTOPPED);
+		qfs_rnode_close(x);
+		x = (void *)0x1;
+	}
 	snprintf(path, sizeof(path), "%s/n%d/FORMAT", tmpdir, l + 1);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
@@ -618,6 +665,617 @@ START_TEST(t_full_restart)
 }
 END_TEST
 
+/* ------------------------------------------------ group drop, WAL hooks */
+
+static const struct qfs_paxos_config CFG3 = { .n = 3, .ids = { 1, 2, 3 } };
+
+/* Does node i's DIR/dir/<g 16hex>suffix exist? */
+static int exists_path(int i, const char *dir, qfs_group_t g, const char *suffix)
+{
+	char path[400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/n%d/%s/%016" PRIx64 "%s", tmpdir, i + 1, dir, g, suffix);
+	return stat(path, &sb) == 0;
+}
+
+/* Segment files in node i's WAL of g; -1 if the directory is missing. */
+static int seg_count(int i, qfs_group_t g)
+{
+	char path[400];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/n%d/wal/%016" PRIx64, tmpdir, i + 1, g);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += strlen(de->d_name) == 20 && strcmp(de->d_name + 16, ".wal") == 0;
+	closedir(d);
+	return n;
+}
+
+static int seg_exists(int i, qfs_group_t g, qfs_lsn_t first)
+{
+	char path[400];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/n%d/wal/%016" PRIx64 "/%016" PRIx64 ".wal", tmpdir, i + 1, g,
+		 first);
+	return stat(path, &sb) == 0;
+}
+
+static void restart_all(uint64_t seal_ms)
+{
+	for (int i = 0; i < NN; i++)
+		node_stop(i);
+	SEAL_MS = seal_ms;
+	for (int i = 0; i < NN; i++)
+		node_start(i, 0);
+}
+
+struct waiter {
+	int node;
+	const char *name;
+	uint32_t tmo;
+	int rc, result;
+	uint64_t ms;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	uint64_t t0 = qfs_clock_mono_ms();
+
+	w->result = 99;
+	w->rc = propose(w->node, w->name, "v", 0, w->tmo, &w->result, NULL);
+	w->ms = qfs_clock_mono_ms() - t0;
+	return NULL;
+}
+
+static void cut(int l, int up)
+{
+	for (int i = 0; i < NN; i++)
+		if (i != l) {
+			ck_assert_int_eq(qfs_net_set_link(NET, (uint32_t)l + 1, (uint32_t)i + 1, up), 0);
+			ck_assert_int_eq(qfs_net_set_link(NET, (uint32_t)i + 1, (uint32_t)l + 1, up), 0);
+		}
+}
+
+/* A drop on all three while the leader's proposer waits (its entry cannot
+ * commit: the leader is cut off) fails it with QFS_ENOGROUP at once; every
+ * file of the group goes; the id can be created again, empty, and used. */
+START_TEST(t_drop_waiting)
+{
+	struct qfs_rnode_ginfo gi;
+	struct waiter w;
+	pthread_t th;
+	int l, result = 99;
+
+	for (int k = 0; k < 5; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "d%d", k);
+		put_acked(name, "old");
+	}
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	cut(l, 0);
+	w = (struct waiter){ .node = l, .name = "stuck", .tmo = 20000 };
+	ck_assert_int_eq(pthread_create(&th, NULL, waiter_main, &w), 0);
+	usleep(100000);
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(qfs_rnode_group_drop(RN[(l + i) % NN], G), 0);
+	pthread_join(th, NULL);
+	ck_assert_msg(w.rc == QFS_ENOGROUP, "rc %d", w.rc);
+	ck_assert_int_eq(w.result, 99);
+	ck_assert_msg(w.ms < 3000, "waited %llu ms", (unsigned long long)w.ms);
+	cut(l, 1);
+	for (int i = 0; i < NN; i++) {
+		memset(&gi, 0x5a, sizeof(gi));
+		ck_assert_int_eq(qfs_rnode_group_exists(RN[i], G), 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), QFS_ENOGROUP);
+		ck_assert_uint_eq(gi.last, 0x5a5a5a5a5a5a5a5aull);
+		ck_assert_int_eq(qfs_rnode_group_drop(RN[i], G), QFS_ENOGROUP);
+		ck_assert_int_eq(get_is(i, "d0", "old"), QFS_ENOGROUP);
+		ck_assert_int_eq(propose(i, "x", "v", 0, 500, &result, NULL), QFS_ENOGROUP);
+		ck_assert_int_eq(qfs_rnode_leader(RN[i], G), 0);
+		ck_assert(!exists_path(i, "wal", G, ""));
+		ck_assert(!exists_path(i, "groups", G, ""));
+		ck_assert(!exists_path(i, "groups", G, ".promise"));
+	}
+	/* Frames of the old incarnation still queued are dropped meanwhile. */
+	usleep(100000);
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(qfs_rnode_group_create(RN[i], G, &CFG3), 0);
+	put_acked("new", "v");
+	for (int i = 0; i < NN; i++) {
+		wait_key(i, "new", "v");
+		ck_assert_int_eq(get_is(i, "d0", "old"), -ENOENT);
+		ck_assert_int_eq(get_is(i, "stuck", "v"), -ENOENT);
+	}
+	/* The new incarnation survives a restart; nothing of the old comes back. */
+	restart_all(0);
+	put_acked("new2", "v");
+	for (int i = 0; i < NN; i++) {
+		wait_key(i, "new2", "v");
+		ck_assert_int_eq(get_is(i, "d1", "old"), -ENOENT);
+	}
+	wait_equal(0, 1);
+	wait_equal(0, 2);
+}
+END_TEST
+
+/* A crash right after a drop removed the members file (the first step):
+ * the next open finishes the drop (WAL, promise, store items). */
+START_TEST(t_drop_crash)
+{
+	char path[400];
+	int f;
+
+	put_acked("c0", "old");
+	f = find_leader(3000);
+	ck_assert_int_ge(f, 0);
+	f = (f + 1) % NN;
+	wait_key(f, "c0", "old");
+	for (int i = 0; i < NN; i++)
+		if (i != f)
+			ck_assert_int_eq(qfs_rnode_group_drop(RN[i], G), 0);
+	node_stop(f);
+	snprintf(path, sizeof(path), "%s/n%d/groups/%016" PRIx64, tmpdir, f + 1, (qfs_group_t)G);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert(exists_path(f, "wal", G, ""));
+	node_start(f, 0);
+	ck_assert_int_eq(qfs_rnode_group_exists(RN[f], G), 0);
+	ck_assert(!exists_path(f, "wal", G, ""));
+	ck_assert(!exists_path(f, "groups", G, ".promise"));
+	usleep(100000);
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(qfs_rnode_group_create(RN[i], G, &CFG3), 0);
+	/* Its store items went too: the new incarnation starts empty there. */
+	ck_assert_int_eq(get_is(f, "c0", "old"), -ENOENT);
+	put_acked("c1", "new");
+	for (int i = 0; i < NN; i++) {
+		wait_key(i, "c1", "new");
+		ck_assert_int_eq(get_is(i, "c0", "old"), -ENOENT);
+	}
+}
+END_TEST
+
+#define G2 0x401ull
+
+struct reader {
+	int stop;            /* atomic */
+	uint64_t reads, g2_ok, bad;
+};
+
+static int count_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+		    void *arg)
+{
+	(void)key, (void)key_len, (void)val, (void)val_len;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, "k0", 2);
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		for (int i = 0; i < NN; i++) {
+			struct qfs_rnode_ginfo gi;
+			struct qfs_buf st;
+			char dir[300];
+			qfs_lsn_t a;
+			void *val;
+			size_t vlen;
+			int rc, n = 0;
+
+			rc = qfs_rnode_get(RN[i], G, key, klen, &val, &vlen);
+			if (rc == 0)
+				free(val);
+			r->bad += rc != 0 && rc != -ENOENT && rc != QFS_ENOGROUP;
+			rc = qfs_rnode_scan(RN[i], G, NULL, 0, NULL, 0, count_cb, &n);
+			r->bad += rc != 0 && rc != QFS_ENOGROUP;
+			rc = qfs_rnode_snapshot_scan(RN[i], G, &a, count_cb, &n);
+			r->bad += rc != 0 && rc != QFS_ENOGROUP;
+			rc = qfs_rnode_wal_info(RN[i], G, dir, sizeof(dir), &a);
+			r->bad += rc != 0 && rc != QFS_ENOGROUP;
+			rc = qfs_rnode_group_info(RN[i], G, &gi);
+			r->bad += rc != 0 && rc != QFS_ENOGROUP;
+			(void)qfs_rnode_can_read_strong(RN[i], G);
+			(void)qfs_rnode_leader(RN[i], G);
+			(void)qfs_rnode_group_exists(RN[i], G);
+			qfs_buf_init(&st);
+			qfs_rnode_status(RN[i], &st);
+			qfs_buf_close(&st);
+			/* The other group is never disturbed. */
+			rc = qfs_rnode_scan(RN[i], G2, NULL, 0, NULL, 0, count_cb, &n);
+			r->g2_ok += rc == 0;
+			r->bad += rc != 0;
+			r->reads++;
+		}
+		usleep(500); /* leave the two cores to the I/O threads too */
+	}
+	return NULL;
+}
+
+/* Drops and re-creates of G on all three while two threads read G and G2
+ * on every node (run under ASan: a use after free shows there). */
+START_TEST(t_drop_concurrent)
+{
+	struct reader r[2];
+	pthread_t th[2];
+
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(qfs_rnode_group_create(RN[i], G2, &CFG3), 0);
+	put_acked_g(G2, "g2", "v");
+	put_acked("k0", "v");
+	memset(r, 0, sizeof(r));
+	for (int t = 0; t < 2; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, reader_main, &r[t]), 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < NN; i++)
+			ck_assert_int_eq(qfs_rnode_group_drop(RN[i], G), 0);
+		usleep(50000);
+		for (int i = 0; i < NN; i++)
+			ck_assert_int_eq(qfs_rnode_group_create(RN[i], G, &CFG3), 0);
+		put_acked("k0", "v");
+	}
+	put_acked_g(G2, "g2b", "v");
+	for (int t = 0; t < 2; t++) {
+		__atomic_store_n(&r[t].stop, 1, __ATOMIC_RELAXED);
+		pthread_join(th[t], NULL);
+		ck_assert_uint_eq(r[t].bad, 0);
+		ck_assert_uint_gt(r[t].reads, 10);
+		ck_assert_uint_eq(r[t].g2_ok, r[t].reads);
+	}
+	for (int i = 0; i < NN; i++) {
+		wait_key(i, "k0", "v");
+		ck_assert_int_eq(get_is_g(i, G2, "g2b", "v") == 0 || get_is_g(i, G2, "g2", "v") == 0, 1);
+	}
+	fprintf(stderr, "check_rnode: 3 drop/create rounds during %llu reads\n",
+		(unsigned long long)(r[0].reads + r[1].reads));
+}
+END_TEST
+
+struct idlist {
+	qfs_group_t ids[8];
+	int n;
+};
+
+static void ids_cb(qfs_group_t g, void *arg)
+{
+	struct idlist *l = arg;
+
+	if (l->n < 8)
+		l->ids[l->n++] = g;
+}
+
+/* exists, groups (ascending) and the info fields on leader and followers. */
+START_TEST(t_info)
+{
+	struct qfs_rnode_ginfo gi;
+	struct idlist ids = { .n = 0 };
+	int l, f;
+	uint64_t end;
+
+	/* Created after G but with a lower id: groups() sorts. */
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(qfs_rnode_group_create(RN[i], 0x3ff, &CFG3), 0);
+	for (int k = 0; k < 10; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "i%d", k);
+		l = put_acked(name, "v");
+	}
+	ck_assert_int_eq(qfs_rnode_group_exists(RN[l], G), 1);
+	ck_assert_int_eq(qfs_rnode_group_exists(RN[l], 0x3ff), 1);
+	ck_assert_int_eq(qfs_rnode_group_exists(RN[l], 0x999), 0);
+	qfs_rnode_groups(RN[l], ids_cb, &ids);
+	ck_assert_int_eq(ids.n, 2);
+	ck_assert_uint_eq(ids.ids[0], 0x3ff);
+	ck_assert_uint_eq(ids.ids[1], G);
+	end = qfs_clock_mono_ms() + 3000;
+	for (;;) { /* between two steps commit may be ahead of applied */
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.applied == gi.commit && gi.commit == gi.last)
+			break;
+		ck_assert(qfs_clock_mono_ms() < end);
+		usleep(5000);
+	}
+	ck_assert_int_eq(gi.stopped, 0);
+	ck_assert_int_eq(gi.role, QFS_PAXOS_LEADER);
+	ck_assert_uint_eq(gi.leader, (uint32_t)l + 1);
+	ck_assert_uint_eq(qfs_paxos_ballot_node(gi.ballot), (uint32_t)l + 1);
+	ck_assert_uint_ge(gi.last, 10);
+	ck_assert_uint_eq(gi.durable, gi.last);
+	ck_assert_uint_eq(gi.applied, gi.commit);
+	ck_assert_uint_ge(gi.applied, 10);
+	ck_assert_uint_eq(gi.first, 1);
+	ck_assert_uint_gt(gi.wal_bytes, 10 * 20);
+	f = (l + 1) % NN;
+	end = qfs_clock_mono_ms() + 3000;
+	for (;;) {
+		struct qfs_rnode_ginfo fi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[f], G, &fi), 0);
+		ck_assert_int_eq(fi.role, QFS_PAXOS_FOLLOWER);
+		ck_assert_uint_eq(fi.leader, (uint32_t)l + 1);
+		if (fi.applied == gi.applied && fi.last == gi.last) {
+			ck_assert_uint_eq(fi.ballot, gi.ballot);
+			ck_assert_uint_eq(fi.first, 1);
+			break;
+		}
+		ck_assert(qfs_clock_mono_ms() < end);
+		usleep(10000);
+	}
+}
+END_TEST
+
+static int seals; /* atomic */
+
+static void seal_hook(qfs_group_t g, void *arg)
+{
+	ck_assert_uint_eq(g, G);
+	ck_assert_ptr_eq(arg, &seals);
+	__atomic_fetch_add(&seals, 1, __ATOMIC_RELAXED);
+}
+
+/* With a 100 ms seal age the open segment is sealed after each burst of
+ * writes (the hook runs); with the default age nothing is sealed. */
+START_TEST(t_seal_age)
+{
+	int n0[NN], n1[NN], l;
+
+	l = put_acked("s0", "v");
+	usleep(300000);
+	ck_assert_int_eq(seg_count(l, G), 1); /* default age: 60 s */
+	restart_all(100);
+	for (int i = 0; i < NN; i++) {
+		qfs_rnode_set_seal_hook(RN[i], seal_hook, &seals);
+		n0[i] = seg_count(i, G);
+		ck_assert_int_ge(n0[i], 1);
+	}
+	for (int burst = 0; burst < 3; burst++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%d", burst + 1);
+		put_acked(name, "v");
+		usleep(250000);
+	}
+	for (int i = 0; i < NN; i++) {
+		n1[i] = seg_count(i, G);
+		ck_assert_msg(n1[i] >= n0[i] + 3, "node %d: %d -> %d segments", i + 1, n0[i], n1[i]);
+	}
+	ck_assert_int_ge(__atomic_load_n(&seals, __ATOMIC_RELAXED), 3 * NN);
+	for (int i = 0; i < NN; i++)
+		qfs_rnode_set_seal_hook(RN[i], NULL, NULL);
+	/* Quiet: no records, no more seals. */
+	usleep(300000);
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(seg_count(i, G), n1[i]);
+	fprintf(stderr, "check_rnode: seal age 100 ms: segments %d -> %d on node 1\n", n0[0], n1[0]);
+}
+END_TEST
+
+static int items_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+		    void *arg)
+{
+	(void)key, (void)key_len;
+	ck_assert(val_len == 1 && val[0] == 'v');
+	(*(int *)arg)++;
+	return 0;
+}
+
+struct writer {
+	int from, n;
+	int done; /* atomic */
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	for (int k = w->from; k < w->from + w->n; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "w%02d", k);
+		put_acked(name, "v");
+		usleep(5000);
+	}
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Segments sealed by age and released below the applied point are gone,
+ * the machine still works (a follower down meanwhile catches up from the
+ * retained log), and the hooks report the WAL directory and applied LSN. */
+START_TEST(t_wal_release)
+{
+	struct qfs_rnode_ginfo gi[NN];
+	char dir[400], want[400], name[16];
+	int before[NN], l, f, items = 0;
+	qfs_lsn_t applied, snap_applied, rel;
+
+	restart_all(50);
+	for (int k = 0; k < 30; k++) {
+		snprintf(name, sizeof(name), "w%02d", k);
+		put_acked(name, "v");
+		if (k % 10 == 9)
+			usleep(150000); /* let the segment age out */
+	}
+	for (int i = 0; i < NN; i++)
+		wait_key(i, "w29", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	/* wal_info and snapshot_scan. */
+	ck_assert_int_eq(qfs_rnode_wal_info(RN[l], G, dir, sizeof(dir), &applied), 0);
+	snprintf(want, sizeof(want), "%s/n%d/wal/%016" PRIx64, tmpdir, l + 1, (qfs_group_t)G);
+	ck_assert_str_eq(dir, want);
+	ck_assert_int_eq(qfs_rnode_wal_info(RN[l], G, dir, 5, &applied), -ENAMETOOLONG);
+	ck_assert_int_eq(qfs_rnode_wal_info(RN[l], 0x999, dir, sizeof(dir), &applied), QFS_ENOGROUP);
+	ck_assert_int_eq(qfs_rnode_snapshot_scan(RN[l], G, &snap_applied, items_cb, &items), 0);
+	ck_assert_int_eq(items, 30);
+	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi[l]), 0);
+	ck_assert_uint_eq(snap_applied, gi[l].applied);
+	ck_assert_uint_ge(applied, 30);
+	ck_assert_int_eq(qfs_rnode_wal_release(RN[l], 0x999, 5), QFS_ENOGROUP);
+	/* Release up to what every member applied. */
+	rel = UINT64_MAX;
+	for (int i = 0; i < NN; i++) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi[i]), 0);
+		if (gi[i].applied + 1 < rel)
+			rel = gi[i].applied + 1;
+		before[i] = seg_count(i, G);
+		ck_assert_msg(before[i] >= 4, "node %d has %d segments", i + 1, before[i]);
+		ck_assert_uint_eq(gi[i].first, 1);
+	}
+	for (int i = 0; i < NN; i++) {
+		struct qfs_rnode_ginfo x;
+
+		ck_assert_int_eq(qfs_rnode_wal_release(RN[i], G, rel), 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &x), 0);
+		ck_assert_msg(seg_count(i, G) < before[i], "node %d: %d segments", i + 1, seg_count(i, G));
+		ck_assert_uint_gt(x.first, 1);
+		ck_assert_uint_le(x.first, rel);
+		ck_assert_uint_lt(x.wal_bytes, gi[i].wal_bytes);
+		ck_assert(!seg_exists(i, G, 1));
+		ck_assert(seg_exists(i, G, x.first));
+	}
+	/* A release past the applied point keeps every unapplied record. */
+	ck_assert_int_eq(qfs_rnode_wal_release(RN[l], G, UINT64_MAX), 0);
+	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi[l]), 0);
+	ck_assert_uint_le(gi[l].first, gi[l].applied + 1);
+	/* Releases while the leader writes (and segments keep aging out). */
+	{
+		struct writer wr = { .from = 100, .n = 30 };
+		qfs_lsn_t first0[NN];
+		pthread_t th;
+		int releases = 0;
+
+		for (int i = 0; i < NN; i++) {
+			ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi[i]), 0);
+			first0[i] = gi[i].first;
+		}
+
+		ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &wr), 0);
+		while (!__atomic_load_n(&wr.done, __ATOMIC_ACQUIRE)) {
+			rel = UINT64_MAX;
+			for (int i = 0; i < NN; i++) {
+				ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi[i]), 0);
+				if (gi[i].applied + 1 < rel)
+					rel = gi[i].applied + 1;
+			}
+			for (int i = 0; i < NN; i++)
+				ck_assert_int_eq(qfs_rnode_wal_release(RN[i], G, rel), 0);
+			releases++;
+			usleep(20000);
+		}
+		pthread_join(th, NULL);
+		ck_assert_int_gt(releases, 3);
+		/* One last release once all applied everything. */
+		for (int i = 0; i < NN; i++)
+			wait_key(i, "w129", "v");
+		rel = UINT64_MAX;
+		for (int i = 0; i < NN; i++) {
+			ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi[i]), 0);
+			if (gi[i].applied + 1 < rel)
+				rel = gi[i].applied + 1;
+		}
+		for (int i = 0; i < NN; i++) {
+			ck_assert_int_eq(qfs_rnode_wal_release(RN[i], G, rel), 0);
+			ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi[i]), 0);
+			ck_assert_msg(gi[i].first > first0[i], "node %d first %llu -> %llu", i + 1,
+				      (unsigned long long)first0[i], (unsigned long long)gi[i].first);
+		}
+	}
+	/* A follower down while the leader writes catches up from the log. */
+	f = (l + 1) % NN;
+	node_stop(f);
+	for (int k = 30; k < 40; k++) {
+		snprintf(name, sizeof(name), "w%02d", k);
+		put_acked(name, "v");
+	}
+	node_start(f, 0);
+	for (int k = 0; k < 40; k++) {
+		snprintf(name, sizeof(name), "w%02d", k);
+		wait_key(f, name, "v");
+	}
+	put_acked("w40", "v");
+	for (int i = 0; i < NN; i++) {
+		wait_key(i, "w40", "v");
+		wait_key(i, "w129", "v");
+	}
+	wait_equal(0, 1);
+	wait_equal(0, 2);
+	/* And everyone restarts on the released logs. */
+	restart_all(50);
+	put_acked("w41", "v");
+	for (int i = 0; i < NN; i++)
+		wait_key(i, "w41", "v");
+}
+END_TEST
+
+/* A cut-off leader appends an entry, seals it by age, appends another into
+ * the new segment; the new leader's log replaces both, which deletes that
+ * segment and makes the sealed one the tail again: the driver seals again,
+ * so the new entries start a segment of their own (an archived segment
+ * never grows). */
+START_TEST(t_truncate_sealed)
+{
+	struct qfs_rnode_ginfo gi;
+	struct waiter w1, w2;
+	struct heal_arg h;
+	pthread_t t1, t2, th;
+	qfs_lsn_t c;
+	uint64_t end;
+	int l;
+
+	restart_all(50);
+	put_acked("base", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	end = qfs_clock_mono_ms() + 3000;
+	for (;;) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.applied == gi.last)
+			break;
+		ck_assert(qfs_clock_mono_ms() < end);
+		usleep(5000);
+	}
+	c = gi.last;
+	cut(l, 0);
+	w1 = (struct waiter){ .node = l, .name = "lost1", .tmo = 6000 };
+	w2 = (struct waiter){ .node = l, .name = "lost2", .tmo = 6000 };
+	ck_assert_int_eq(pthread_create(&t1, NULL, waiter_main, &w1), 0);
+	usleep(120000); /* lost1 at c+1 is sealed by age: a segment at c+2 */
+	ck_assert(seg_exists(l, G, c + 2));
+	ck_assert_int_eq(pthread_create(&t2, NULL, waiter_main, &w2), 0);
+	usleep(20000);
+	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+	ck_assert_uint_eq(gi.last, c + 2);
+	h.l = l;
+	ck_assert_int_eq(pthread_create(&th, NULL, heal_main, &h), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_join(th, NULL);
+	ck_assert_msg(w1.rc == -EAGAIN && w2.rc == -EAGAIN, "rc %d %d", w1.rc, w2.rc);
+	put_acked("final", "v");
+	for (int i = 0; i < NN; i++)
+		wait_key(i, "final", "v");
+	ck_assert_int_eq(get_is(l, "lost1", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(l, "lost2", "v"), -ENOENT);
+	/* Truncated back to c, then resealed: the new entries begin at c+1. */
+	ck_assert_msg(seg_exists(l, G, c + 1), "no segment at %llu", (unsigned long long)c + 1);
+	wait_equal(l, (l + 1) % NN);
+}
+END_TEST
+
 static Suite *rnode_suite(void)
 {
 	Suite *s = suite_create("rnode");
@@ -633,6 +1291,13 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_errors);
 	tcase_add_test(tc, t_store_behind);
 	tcase_add_test(tc, t_full_restart);
+	tcase_add_test(tc, t_drop_waiting);
+	tcase_add_test(tc, t_drop_crash);
+	tcase_add_test(tc, t_drop_concurrent);
+	tcase_add_test(tc, t_info);
+	tcase_add_test(tc, t_seal_age);
+	tcase_add_test(tc, t_wal_release);
+	tcase_add_test(tc, t_truncate_sealed);
 	suite_add_tcase(s, tc);
 	return s;
 }
