@@ -1,6 +1,7 @@
 /*
- * ctl.c - the read-only control tree at MOUNTPOINT/.quorumfs (like /proc):
- * plain text, one fact per line, made for grep and awk.  Inode numbers
+ * ctl.c - the control tree at MOUNTPOINT/.quorumfs (like /proc): plain
+ * text, one fact per line, made for grep and awk; read-only but for the
+ * nodes file.  Inode numbers
  * 2..1023 are reserved for it; it is not listed in the root directory (so
  * backups of the mount do not copy it) but can be looked up by name.
  *
@@ -8,10 +9,14 @@
  *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
  *   .quorumfs/archive  WAL archiving per partition (text from the archiver,
  *                      doc/archive.md)
+ *   .quorumfs/nodes    the storage nodes, one line each; root may write
+ *                      "stop N" or "start N" to it: a TEST HOOK that powers a
+ *                      node off or on (fault injection, doc/cell.md)
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +33,7 @@ static const struct ctl_file files[] = {
 	{ 3, "status" },
 	{ 4, "stats" },
 	{ 5, "archive" },
+	{ QFS_CTL_NODES_INO, "nodes" },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
@@ -44,6 +50,9 @@ static void fill(qfs_ino_t ino, struct stat *st)
 	if (ino == QFS_CTL_DIR_INO) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
+	} else if (ino == QFS_CTL_NODES_INO) {
+		st->st_mode = S_IFREG | 0644;
+		st->st_nlink = 1;
 	} else {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
@@ -96,7 +105,7 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 			       (unsigned long long)((qfs_clock_mono_ms() - fs->started_ms) / 1000));
 		qfs_buf_printf(&b, "data_dir %s\n", fs->o->data_dir ? fs->o->data_dir : "-");
 		qfs_buf_printf(&b, "mountpoint %s\n", fs->o->mountpoint);
-		qfs_buf_printf(&b, "replicas 1\n");
+		qfs_buf_printf(&b, "replicas %u\n", fs->o->replicas ? fs->o->replicas : 1);
 		qfs_router_status(fs->r, &b);
 		if (fs->o->archive_text)
 			fs->o->archive_text(fs->o->archive_arg, &b, 1);
@@ -114,6 +123,9 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 			qfs_buf_put_u8(&b, '\n');
 		}
 		qfs_router_stats(fs->r, &b);
+	} else if (ino == QFS_CTL_NODES_INO) {
+		if (fs->o->nodes_text)
+			fs->o->nodes_text(fs->o->nodes_arg, &b);
 	} else if (ino == QFS_CTL_DIR_INO) {
 		return -EISDIR;
 	} else {
@@ -126,6 +138,26 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 	}
 	*text = (char *)qfs_buf_steal(&b, len);
 	return 0;
+}
+
+int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t size)
+{
+	char cmd[64], verb[16], extra[2];
+	unsigned id;
+	int n;
+
+	if (ino != QFS_CTL_NODES_INO)
+		return -EROFS;
+	if (size >= sizeof(cmd))
+		return -EINVAL;
+	memcpy(cmd, buf, size);
+	cmd[size] = '\0';
+	n = sscanf(cmd, "%15s %u %1s", verb, &id, extra);
+	if (n != 2 || (strcmp(verb, "stop") && strcmp(verb, "start")) || id == 0 || id > 65535)
+		return -EINVAL;
+	if (!fs->o->node_ctl)
+		return -EINVAL;
+	return fs->o->node_ctl(fs->o->nodes_arg, verb, id);
 }
 
 size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)

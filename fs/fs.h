@@ -24,6 +24,14 @@ struct qfs_fs_opts {
 	 * else the whole .quorumfs/archive.  NULL: archiving is off. */
 	void (*archive_text)(void *arg, struct qfs_buf *out, int summary);
 	void *archive_arg;
+	/* The storage nodes, for .quorumfs/nodes, wired by main.c the same
+	 * way: nodes_text appends one line per node; node_ctl runs "stop" or
+	 * "start" on node id (a fault-injection test hook) and returns 0 or a
+	 * negative errno.  NULL: the file reads empty and refuses writes. */
+	void (*nodes_text)(void *arg, struct qfs_buf *out);
+	int (*node_ctl)(void *arg, const char *verb, uint32_t id);
+	void *nodes_arg;
+	uint32_t replicas;         /* shown in status */
 };
 
 /* Mount and serve until unmounted or signalled.  Returns 0 after a clean

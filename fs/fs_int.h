@@ -80,6 +80,11 @@ struct qfs_fs {
 	uint64_t ninodes;             /* protected by itab_mu */
 	uint64_t started_ms;
 	struct qfs_hist ops[FOP_NOPS];
+	/* The root's last attributes read, so that the kernel can still walk
+	 * to .quorumfs (to start a node again, say) while no quorum answers. */
+	pthread_mutex_t root_mu;
+	struct qfs_attr root_attr;    /* protected by root_mu */
+	int root_attr_ok;             /* protected by root_mu */
 };
 
 /* inode.c */
@@ -109,11 +114,18 @@ void qfs_fs_drop_buffers(struct qfs_fs_inode *in);
 /* Delete an inode item and its chunks (last link gone, not open). */
 int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
 
-/* ctl.c: the read-only .quorumfs control tree (inodes 2..1023). */
+/* ctl.c: the .quorumfs control tree (inodes 2..1023), read-only but for the
+ * nodes file (QFS_CTL_NODES_INO). */
 #define QFS_CTL_DIR_INO 2
+#define QFS_CTL_NODES_INO 6 /* the one writable control file */
 int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st);
 int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len);
+/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes
+ * (trailing newline allowed).  0, -EROFS (another file), -EINVAL (bad
+ * command or node), or the error of the node_ctl callback (fs.h; the cell's
+ * qfs_cell_node_stop/start: -EALREADY...). */
+int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t size);
 /* Fill a readdir buffer for the control dir; see ops.c for the contract. */
 size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off);
 static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }

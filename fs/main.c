@@ -26,10 +26,11 @@
 #include "archive/archive.h"
 #include "common/log.h"
 #include "fs/fs.h"
-#include "node/node.h"
+#include "node/cell.h"
 #include "router/router.h"
 
-#define DATA_FORMAT "quorumfs-data 1\n"
+#define DATA_FORMAT "quorumfs-data 2\n"
+#define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
 
 static void usage(FILE *f)
 {
@@ -51,6 +52,12 @@ static void usage(FILE *f)
 		"  -o seal_size=BYTES    seal WAL segments at this size (default 64M)\n"
 		"  -o seal_age=SECONDS   seal WAL segments holding older records (default 60;\n"
 		"                        also 500ms, 2s, 1m)\n"
+		"  -o reads=strong|eventual  strong (default): reads at the leader under its\n"
+		"                        lease; eventual: any running replica when the leader cannot\n"
+		"  -o quorum_timeout=SECONDS  how long a call waits for a leader and a quorum\n"
+		"                        before failing with ETIMEDOUT (default 10)\n"
+		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
+		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
@@ -244,6 +251,14 @@ static int check_format(const char *data)
 	if (n < 0)
 		return -EIO;
 	buf[n] = '\0';
+	if (strcmp(buf, DATA_FORMAT_V1) == 0) {
+		QFS_LOG(QFS_LOG_ERR,
+			"data directory %s holds format 1 (one replica per table) of an earlier quorumfs, "
+			"which this version cannot open: mount a new data directory and bring each table "
+			"back with `quorumfs restore --data %s --table NAME --time latest --to MOUNTPOINT/NAME`",
+			data, data);
+		return QFS_EFORMAT;
+	}
 	if (strcmp(buf, DATA_FORMAT) != 0) {
 		QFS_LOG(QFS_LOG_ERR, "data directory has an unknown format file=%s content=\"%.*s\"", path,
 			(int)strcspn(buf, "\n"), buf);
@@ -252,10 +267,72 @@ static int check_format(const char *data)
 	return 0;
 }
 
+/* DATA/REPLICAS holds the replica count chosen when DATA was created
+ * ("3\n"); *n is the -o replicas value (0: not given) and gets the count
+ * to use.  0, or an error with a one-line reason in msg. */
+static int check_replicas(const char *data, uint32_t *n, char *msg, size_t len)
+{
+	char path[PATH_MAX], buf[16];
+	unsigned have;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/REPLICAS", data);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT) {
+		snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	if (fd < 0) {
+		unsigned want = *n ? *n : 3;
+		int wrc;
+
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			snprintf(msg, len, "cannot create %s: %s", path, strerror(errno));
+			return -EIO;
+		}
+		snprintf(buf, sizeof(buf), "%u\n", want);
+		wrc = write(fd, buf, strlen(buf)) == (ssize_t)strlen(buf) && fsync(fd) == 0 ? 0 : -EIO;
+		close(fd);
+		if (wrc) {
+			snprintf(msg, len, "cannot write %s", path);
+			return wrc;
+		}
+		*n = want;
+		return 0;
+	}
+	r = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[r > 0 ? r : 0] = '\0';
+	if (sscanf(buf, "%u", &have) != 1 || (have != 1 && have != 3)) {
+		snprintf(msg, len, "%s is damaged (want \"1\" or \"3\")", path);
+		return QFS_EFORMAT;
+	}
+	if (*n && *n != have) {
+		snprintf(msg, len, "data directory %s was created with replicas=%u; it cannot be mounted with replicas=%u",
+			 data, have, *n);
+		return -EINVAL;
+	}
+	*n = have;
+	return 0;
+}
+
 struct ready_ctx {
 	int fd;            /* pipe to the waiting parent, -1 in the foreground */
 	const char *log;   /* log file for the background */
 };
+
+/* The cell's node lines and the node stop/start test hook, handed to fs/. */
+static void nodes_text(void *arg, struct qfs_buf *out)
+{
+	qfs_cell_nodes(arg, out);
+}
+
+static int node_ctl(void *arg, const char *verb, uint32_t id)
+{
+	return strcmp(verb, "stop") == 0 ? qfs_cell_node_stop(arg, id) : qfs_cell_node_start(arg, id);
+}
 
 /* The archiver's control-tree text, handed to fs/ as a callback. */
 static void archive_text(void *arg, struct qfs_buf *out, int summary)
@@ -308,6 +385,8 @@ static int cmd_mount(int argc, char **argv)
 	char msg[512], urlbuf[PATH_MAX + 16];
 	struct ready_ctx ready = { -1, NULL };
 	struct arch_cfg ac;
+	struct qfs_cell_opts co = { .nodes = 0 };
+	uint64_t v64;
 	int arc;
 
 	memset(&ac, 0, sizeof(ac));
@@ -333,6 +412,18 @@ static int cmd_mount(int argc, char **argv)
 					continue;
 				if (strncmp(tok, "log=", 4) == 0) {
 					logfile = strdup(tok + 4);
+				} else if (strcmp(tok, "reads=strong") == 0) {
+					co.reads = QFS_CELL_READ_STRONG;
+				} else if (strcmp(tok, "reads=eventual") == 0) {
+					co.reads = QFS_CELL_READ_EVENTUAL;
+				} else if (strncmp(tok, "quorum_timeout=", 15) == 0) {
+					if (parse_ms(tok + 15, &v64) || v64 > 3600000) {
+						fprintf(stderr, "quorumfs: bad value '%s' for option quorum_timeout\n", tok + 15);
+						return 2;
+					}
+					co.timeout_ms = (uint32_t)v64;
+				} else if (strcmp(tok, "replicas=3") == 0 || strcmp(tok, "replicas=1") == 0) {
+					co.nodes = (uint32_t)(tok[9] - '0');
 				} else if (strncmp(tok, "loglevel=", 9) == 0) {
 					if (qfs_log_set_level(tok + 9) != 0) {
 						fprintf(stderr, "quorumfs: unknown log level '%s'\n", tok + 9);
@@ -439,28 +530,34 @@ static int cmd_mount(int argc, char **argv)
 		report_failure(&ready, msg);
 		return 1;
 	}
-	snprintf(nodedir, sizeof(nodedir), "%s/nodes/n1", data);
-	rc = mkdir_p(nodedir, 0700);
-	struct qfs_node_opts no = { .dir = nodedir, .id = 1, .az = "a", .wal_segment_bytes = ac.seal_bytes,
-				    .wal_seal_age_ms = ac.seal_age_ms };
-	struct qfs_node *node = NULL;
-	if (rc == 0)
-		rc = qfs_node_open(&no, &node);
+	rc = check_replicas(data, &co.nodes, msg, sizeof(msg));
 	if (rc) {
-		snprintf(msg, sizeof(msg), "cannot open storage node %s: %s", nodedir, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "%s", msg);
+		fprintf(stderr, "quorumfs: %s\n", msg);
+		report_failure(&ready, msg);
+		return 1;
+	}
+	snprintf(nodedir, sizeof(nodedir), "%s/nodes", data);
+	co.dir = nodedir;
+	co.wal_segment_bytes = ac.seal_bytes;
+	co.wal_seal_age_ms = ac.seal_age_ms;
+	struct qfs_cell *cell = NULL;
+	rc = qfs_cell_open(&co, &cell);
+	if (rc) {
+		snprintf(msg, sizeof(msg), "cannot open the storage nodes in %s: %s", nodedir, qfs_strerror(rc));
 		QFS_LOG(QFS_LOG_ERR, "%s", msg);
 		fprintf(stderr, "quorumfs: %s\n", msg);
 		report_failure(&ready, msg);
 		return 1;
 	}
 	struct qfs_router *router = NULL;
-	rc = qfs_router_new(node, getuid(), getgid(), &router);
+	rc = qfs_router_new(cell, getuid(), getgid(), &router);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "cannot start the router: %s", qfs_strerror(rc));
 		QFS_LOG(QFS_LOG_ERR, "%s", msg);
 		fprintf(stderr, "quorumfs: %s\n", msg);
 		report_failure(&ready, msg);
-		qfs_node_close(node);
+		qfs_cell_close(cell);
 		return 1;
 	}
 	struct qfs_archive *archive = NULL;
@@ -480,14 +577,14 @@ static int cmd_mount(int argc, char **argv)
 				QFS_LOG(QFS_LOG_WARN, "cannot create the default archive dir=%s err=%s", adir,
 					strerror(errno));
 		}
-		rc = qfs_archive_start(node, &ao, &archive);
+		rc = qfs_archive_start(cell, &ao, &archive);
 		if (rc) {
 			snprintf(msg, sizeof(msg), "cannot start the archiver for %s: %s", url, qfs_strerror(rc));
 			QFS_LOG(QFS_LOG_ERR, "%s", msg);
 			fprintf(stderr, "quorumfs: %s\n", msg);
 			report_failure(&ready, msg);
 			qfs_router_free(router);
-			qfs_node_close(node);
+			qfs_cell_close(cell);
 			return 1;
 		}
 	}
@@ -501,13 +598,17 @@ static int cmd_mount(int argc, char **argv)
 		.ready_arg = &ready,
 		.archive_text = archive ? archive_text : NULL,
 		.archive_arg = archive,
+		.nodes_text = nodes_text,
+		.node_ctl = node_ctl,
+		.nodes_arg = cell,
+		.replicas = co.nodes,
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc)
 		report_failure(&ready, "mount failed; see the log");
 	qfs_archive_stop(archive);
 	qfs_router_free(router);
-	qfs_node_close(node);
+	qfs_cell_close(cell);
 	close(lockfd);
 	return rc ? 1 : 0;
 }

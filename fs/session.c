@@ -81,6 +81,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	fs->r = r;
 	fs->o = o;
 	fs->started_ms = qfs_clock_mono_ms();
+	pthread_mutex_init(&fs->root_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -150,6 +151,7 @@ err_args:
 err_itab:
 	qfs_fs_itab_close(fs);
 err_free:
+	pthread_mutex_destroy(&fs->root_mu);
 	free(fs);
 	return rc;
 }

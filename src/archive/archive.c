@@ -73,7 +73,7 @@ struct part {
 };
 
 struct qfs_archive {
-	struct qfs_node *n;
+	struct qfs_cell *n;
 	struct qfs_objstore *os;
 	char *url;                     /* for status */
 	char *tmp_dir;
@@ -482,7 +482,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		return rc;
 	}
 	w.off = QFS_ARCH_SNAP_HDR; /* the header goes in last */
-	rc = qfs_node_snapshot_scan(a->n, pt->group, &lsn, snap_item, &w);
+	rc = qfs_cell_snapshot_scan(a->n, pt->group, &lsn, snap_item, &w);
 	if (rc == 1)
 		rc = w.err;
 	if (!rc)
@@ -589,7 +589,7 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	qfs_lsn_t applied;
 	int rc;
 
-	rc = qfs_node_wal_info(a->n, pt->group, dir, sizeof(dir), &applied);
+	rc = qfs_cell_wal_info(a->n, pt->group, dir, sizeof(dir), &applied);
 	if (rc == QFS_ENOGROUP)
 		return 0; /* dropped meanwhile */
 	if (rc) {
@@ -632,7 +632,7 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 			rc = mrc;
 	}
 	if (!pt->dirty && pt->stored > pt->released) {
-		int rrc = qfs_node_wal_release(a->n, pt->group, pt->stored + 1);
+		int rrc = qfs_cell_wal_release(a->n, pt->group, pt->stored + 1);
 		if (rrc && rrc != QFS_ENOGROUP) {
 			part_fail(a, pt, rrc, "local WAL release", NULL);
 			if (!rc)
@@ -694,7 +694,7 @@ static int sync_parts(struct qfs_archive *a)
 	struct part **np, **old;
 	size_t nold, i, j = 0, got = 0;
 
-	qfs_node_groups(a->n, collect, &c);
+	qfs_cell_groups(a->n, collect, &c);
 	if (c.err || !(np = calloc(c.n ? c.n : 1, sizeof(*np)))) {
 		free(c.v);
 		return -ENOMEM;
@@ -800,7 +800,7 @@ static void archive_free(struct qfs_archive *a)
 }
 
 /* See archive.h.  Runs on the caller's thread. */
-int qfs_archive_start(struct qfs_node *n, const struct qfs_archive_opts *o, struct qfs_archive **out)
+int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, struct qfs_archive **out)
 {
 	struct qfs_archive *a = calloc(1, sizeof(*a));
 	pthread_condattr_t ca;
@@ -835,7 +835,7 @@ int qfs_archive_start(struct qfs_node *n, const struct qfs_archive_opts *o, stru
 		pthread_mutex_destroy(&a->mu);
 		goto err_free;
 	}
-	qfs_node_set_seal_hook(n, seal_hook, a);
+	qfs_cell_set_seal_hook(n, seal_hook, a);
 	QFS_LOG(QFS_LOG_INFO, "archive started store=\"%s\" interval_ms=%u snap_segments=%u snap_bytes=%llu",
 		qfs_objstore_describe(a->os), a->interval_ms, a->snap_segments,
 		(unsigned long long)a->snap_bytes);
@@ -852,7 +852,7 @@ void qfs_archive_stop(struct qfs_archive *a)
 {
 	if (!a)
 		return;
-	qfs_node_set_seal_hook(a->n, NULL, NULL);
+	qfs_cell_set_seal_hook(a->n, NULL, NULL);
 	pthread_mutex_lock(&a->mu);
 	a->stop = 1;
 	pthread_cond_signal(&a->cv);

@@ -3,16 +3,18 @@
  * from it (DESIGN.md section 5; formats and keys: doc/format-archive.md;
  * operations: doc/archive.md).
  *
- * The archiver is one background thread per node.  Every interval (and when
- * the node seals a segment by age) it visits each group the node hosts:
+ * The archiver is one background thread per mount.  Every interval (and when
+ * a node seals a segment by age) it visits each group of the cell:
  * uploads the sealed WAL segments whose records are all applied and not yet
  * archived, under deterministic keys (a retry rewrites the same object),
  * then rewrites the group's manifest, and only after the manifest is stored
- * asks the node to delete the local segments below the archived LSN.  Every
+ * asks the cell to delete the local segments below the archived LSN (on
+ * every replica, and never below what every replica applied).  Every
  * snap_segments segments or snap_bytes bytes it also uploads a consistent
  * snapshot of the group's items, listed in the manifest, to bound restore
- * time.  One replica uploads each segment: the group's leader (today every
- * group has one replica, which leads).
+ * time.  The segments of one replica are uploaded, node 1's (archived
+ * segments must continue each other exactly and each replica cuts its own):
+ * while node 1 is down archiving pauses and its lag grows (node/cell.h).
  *
  * Failures never stop the mount: a group whose upload fails keeps its local
  * segments, its error is kept for status, and the thread retries with
@@ -29,7 +31,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
-#include "node/node.h"
+#include "node/cell.h"
 #include "objstore/objstore.h"
 
 #define QFS_ARCHIVE_INTERVAL_DEFAULT_MS 1000u
@@ -46,12 +48,12 @@ struct qfs_archive_opts {
 
 struct qfs_archive;
 
-/* Open the object store client and start the archiver thread over node n
+/* Open the object store client and start the archiver thread over cell n
  * (which must outlive it).  Does not touch the network.  *out set only on
  * success.  Errors: those of qfs_objstore_open (-EINVAL bad URL, -EACCES
  * credentials file readable by others or missing credentials), -ENOMEM,
  * -errno of pthread_create. */
-int qfs_archive_start(struct qfs_node *n, const struct qfs_archive_opts *o, struct qfs_archive **out);
+int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, struct qfs_archive **out);
 
 /* Stop the thread (an upload in progress finishes first), close the client
  * and free a.  Local segments not yet archived stay for the next start.

@@ -1,5 +1,5 @@
 /*
- * files.c - small durable-file helpers of the storage node drivers; see
+ * files.c - small durable-file helpers of src/node (rnode.c, cell.c); see
  * node_int.h.
  */
 #include "config.h"

@@ -1,6 +1,6 @@
 /*
- * node_int.h - file helpers shared by the storage node drivers (node.c, the
- * single-replica driver of the mount, and rnode.c, the replicated one).
+ * node_int.h - file helpers shared by the sources of src/node: the
+ * replicated node (rnode.c) and the cell of nodes of a mount (cell.c).
  * Everything here is durable-on-return where it says so, returns 0 or a
  * negative errno, and is safe from any thread.
  */

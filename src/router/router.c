@@ -1,10 +1,10 @@
 /*
- * router.c - item API over the node: tables in the meta group, inode
+ * router.c - item API over the cell (node/cell.h): tables in the meta group, inode
  * allocation, transactions and reads with client-side metrics.  Layout of the
  * meta group and the locking rules are in router.h.
  *
  * Lock order: r->tables_lock (rwlock) before r->alloc_mu and r->metrics_mu;
- * the node's own locks are taken inside qfs_node_* calls, after ours.
+ * the cell's own locks are taken inside qfs_cell_* calls, after ours.
  */
 #include "config.h"
 
@@ -31,7 +31,7 @@ struct table_metrics {
 };
 
 struct qfs_router {
-	struct qfs_node *node;
+	struct qfs_cell *cell;
 	pthread_rwlock_t tables_lock;   /* shared by item txns, exclusive for table delete/rename */
 	pthread_mutex_t alloc_mu;
 	qfs_ino_t next_ino;             /* next free inode; protected by alloc_mu */
@@ -85,7 +85,7 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 		qfs_buf_close(&b);
 		return b.err;
 	}
-	rc = qfs_node_propose(r->node, group, b.data, b.len, result);
+	rc = qfs_cell_propose(r->cell, group, b.data, b.len, result);
 	qfs_buf_close(&b);
 	return rc;
 }
@@ -108,7 +108,7 @@ int qfs_router_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, 
 		   void **val, size_t *val_len)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = qfs_node_get(r->node, group, key, key_len, val, val_len);
+	int rc = qfs_cell_get(r->cell, group, key, key_len, val, val_len);
 
 	record(r, group, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
 	return rc;
@@ -156,7 +156,7 @@ int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, 
 		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = qfs_node_scan(r->node, group, lo, lo_len, hi, hi_len, cb, arg);
+	int rc = qfs_cell_scan(r->cell, group, lo, lo_len, hi, hi_len, cb, arg);
 
 	record(r, group, QFS_ROUTER_SCAN, t0, rc < 0);
 	return rc;
@@ -174,7 +174,7 @@ static int alloc_block(struct qfs_router *r)
 	struct qfs_op *op;
 	int rc, res = 0;
 
-	rc = qfs_node_get(r->node, QFS_META_GROUP, key, klen, &val, &vlen);
+	rc = qfs_cell_get(r->cell, QFS_META_GROUP, key, klen, &val, &vlen);
 	if (rc == 0) {
 		if (vlen != 8) {
 			free(val);
@@ -253,7 +253,7 @@ static int dir_has_entries(struct qfs_router *r, qfs_group_t group, qfs_ino_t di
 	struct scan_one s = { 0 };
 
 	qfs_key_dentry_range(lo, &lol, hi, &hil, dir);
-	int rc = qfs_node_scan(r->node, group, lo, lol, hi, hil, scan_one_cb, &s);
+	int rc = qfs_cell_scan(r->cell, group, lo, lol, hi, hil, scan_one_cb, &s);
 	if (rc < 0)
 		return rc;
 	return s.found;
@@ -347,7 +347,7 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	rc = qfs_router_alloc_ino(r, &ino);
 	if (rc)
 		return rc;
-	rc = qfs_node_group_create(r->node, ino);
+	rc = qfs_cell_group_create(r->cell, ino);
 	if (rc)
 		return rc;
 
@@ -429,7 +429,7 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	return 0;
 
 err_drop_group:
-	qfs_node_group_drop(r->node, ino);
+	qfs_cell_group_drop(r->cell, ino);
 	qfs_txn_close(&t);
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
@@ -512,7 +512,7 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 	if (rc)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-	rc = qfs_node_group_drop(r->node, tb.group);
+	rc = qfs_cell_group_drop(r->cell, tb.group);
 	if (rc) /* the table is gone; the next start drops the orphan group */
 		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
 			name, (unsigned long long)tb.group, qfs_strerror(rc));
@@ -557,7 +557,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		goto out;
 	if (have_dst) {
 		__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-		int drc = qfs_node_group_drop(r->node, dst.group);
+		int drc = qfs_cell_group_drop(r->cell, dst.group);
 		if (drc)
 			QFS_LOG(QFS_LOG_WARN, "replaced table's group not dropped group=%016llx err=%s",
 				(unsigned long long)dst.group, qfs_strerror(drc));
@@ -720,7 +720,7 @@ static int collect_garbage(struct qfs_router *r)
 	struct ref_ctx rc_ctx = { &gc, 0 };
 	int rc;
 
-	qfs_node_groups(r->node, collect_group, &gc);
+	qfs_cell_groups(r->cell, collect_group, &gc);
 	rc = qfs_router_table_list(r, "", mark_table, &rc_ctx);
 	if (rc == 0) {
 		r->ntables = rc_ctx.count;
@@ -729,27 +729,27 @@ static int collect_garbage(struct qfs_router *r)
 				continue;
 			QFS_LOG(QFS_LOG_WARN, "dropping group that no table refers to group=%016llx",
 				(unsigned long long)gc.groups[i]);
-			qfs_node_group_drop(r->node, gc.groups[i]);
+			qfs_cell_group_drop(r->cell, gc.groups[i]);
 		}
 	}
 	free(gc.groups);
 	return rc;
 }
 
-int qfs_router_new(struct qfs_node *node, uint32_t uid, uint32_t gid, struct qfs_router **out)
+int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs_router **out)
 {
 	struct qfs_router *r = calloc(1, sizeof(*r));
 	int rc;
 
 	if (!r)
 		return -ENOMEM;
-	r->node = node;
+	r->cell = cell;
 	pthread_rwlock_init(&r->tables_lock, NULL);
 	pthread_mutex_init(&r->alloc_mu, NULL);
 	pthread_mutex_init(&r->metrics_mu, NULL);
 	r->started_ms = qfs_clock_mono_ms();
-	if (!qfs_node_group_exists(node, QFS_META_GROUP)) {
-		rc = qfs_node_group_create(node, QFS_META_GROUP);
+	if (!qfs_cell_group_exists(cell, QFS_META_GROUP)) {
+		rc = qfs_cell_group_create(cell, QFS_META_GROUP);
 		if (rc)
 			goto err_free;
 	}
@@ -796,7 +796,7 @@ void qfs_router_status(struct qfs_router *r, struct qfs_buf *out)
 {
 	qfs_buf_printf(out, "tables %llu\n", (unsigned long long)qfs_router_table_count(r));
 	qfs_router_table_list(r, "", status_table, out);
-	qfs_node_status(r->node, out);
+	qfs_cell_status(r->cell, out);
 }
 
 struct stats_ctx {
@@ -822,11 +822,11 @@ static int stats_table(const struct qfs_table *t, void *arg)
 void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
 {
 	struct stats_ctx c = { r, out };
-	struct qfs_node_stat ns;
+	struct qfs_cell_stat cs;
 
 	qfs_router_table_list(r, "", stats_table, &c);
-	qfs_node_stat(r->node, &ns);
-	qfs_buf_printf(out, "node proposals %llu commits %llu fsyncs %llu bytes_logged %llu\n",
-		       (unsigned long long)ns.proposals, (unsigned long long)ns.commits,
-		       (unsigned long long)ns.fsyncs, (unsigned long long)ns.bytes_logged);
+	qfs_cell_stat(r->cell, &cs);
+	qfs_buf_printf(out, "cell proposals %llu fsyncs %llu redirects %llu timeouts %llu\n",
+		       (unsigned long long)cs.proposals, (unsigned long long)cs.fsyncs,
+		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts);
 }

@@ -1,8 +1,9 @@
 /*
  * router.h - the item API that fs/ speaks (DESIGN.md section 3).
  *
- * The router finds the group (partition) of a table, proposes transactions to
- * the node that leads it, reads items back, and records client-side metrics
+ * The router finds the group (partition) of a table, proposes transactions
+ * through the cell (node/cell.h), which sends them to the group's leader and
+ * retries on leader change, reads items back, and records client-side metrics
  * per table and operation.  It also owns the metadata of the mount, kept in
  * the meta group (QFS_META_GROUP) exactly like a directory:
  *
@@ -30,7 +31,7 @@
 #include "common/buf.h"
 #include "common/item.h"
 #include "common/txn.h"
-#include "node/node.h"
+#include "node/cell.h"
 
 struct qfs_router;
 
@@ -42,11 +43,11 @@ struct qfs_table {
 
 enum qfs_router_op { QFS_ROUTER_GET = 0, QFS_ROUTER_TXN, QFS_ROUTER_SCAN, QFS_ROUTER_NOPS };
 
-/* Open the router over node: create the meta group and the root inode on a
- * new node (root owned by uid/gid with mode 0755), load the inode allocator,
+/* Open the router over the cell: create the meta group and the root inode
+ * on a new cell (root owned by uid/gid with mode 0755), load the inode allocator,
  * and drop groups no table refers to (left by a crash during mkdir/rmdir).
- * *out set only on success.  Errors: those of qfs_node_*, -ENOMEM. */
-int qfs_router_new(struct qfs_node *node, uint32_t uid, uint32_t gid, struct qfs_router **out);
+ * *out set only on success.  Errors: those of qfs_cell_*, -ENOMEM. */
+int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs_router **out);
 void qfs_router_free(struct qfs_router *r); /* NULL: nothing */
 
 /* Allocate a fresh inode number (never reused).  0, or a propose error. */
@@ -74,7 +75,7 @@ int qfs_router_table_list(struct qfs_router *r, const char *after,
 uint64_t qfs_router_table_count(struct qfs_router *r);
 
 /* Items.  Run txn on group and return its result in *result (0 or the
- * failing op's error).  Returns 0 or a propose error (QFS_ESTOPPED, -EIO,
+ * failing op's error).  Returns 0 or a propose error (-ETIMEDOUT, QFS_ESTOPPED, -EIO,
  * -ENOSPC, QFS_ENOGROUP, -ENOMEM). */
 int qfs_router_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result);
 /* Point read; *val malloc'd.  0, -ENOENT, read errors. */

@@ -5,7 +5,8 @@
  * A log is a directory of segment files named by the LSN of their first
  * record (16 lower-case hex digits + ".wal").  Records carry CRC32C.  Appends
  * are buffered in memory and become durable together in qfs_wal_sync(), which
- * is how the node does group commit: many appends, one write(2) + fdatasync.
+ * is how the replicated node (src/node/rnode.c) does group commit: many
+ * appends, one write(2) + fdatasync.
  *
  * Failure contract:
  *  - A failed fdatasync is sticky: the log answers -EIO to every later append
@@ -13,14 +14,16 @@
  *  - A failed write(2) (ENOSPC, EDQUOT...) is not sticky: the segment is cut
  *    back to its last durable length, the unsynced records are dropped (last
  *    LSN goes back to the durable one) and the error is returned; the caller
- *    fails the proposals behind them and may append again later.
+ *    may append again later.  (The rnode does not: its Paxos machine already
+ *    counts those entries, so it fails the batch and stops the replica until
+ *    the node is reopened, which the cell's keeper does; doc/rnode.md.)
  *  - Recovery in qfs_wal_open(): a torn last record (short, or failing CRC with
  *    nothing valid after it) is trimmed and logged; a bad record with valid
  *    data after it, or a gap in LSNs, is corruption: open fails with
  *    QFS_ECORRUPT and a log line naming the file and offset, and the group is
  *    not served (no silent skipping).
  *
- * Not thread-safe: the owner (the node's I/O thread) serialises calls.
+ * Not thread-safe: the owner (the rnode's I/O thread) serialises calls.
  */
 #ifndef QFS_WAL_WAL_H
 #define QFS_WAL_WAL_H

@@ -15,9 +15,11 @@
 #    another remount.
 # 3. Corruption: a byte is flipped in the middle of an older record of table
 #    "cx" (found by a marker in the file content written to it) in a segment
-#    that has later records; after remount that table answers EIO, status
-#    shows its group "stopped" with a reason, the log names the problem, and
-#    the other tables (and all their data) keep working.
+#    that has later records, in node 1's replica: after remount the table
+#    still works on the two intact replicas, status shows node 1's replica
+#    "stopped" with a reason and the log names the segment.  Then the same in
+#    node 2's replica: with two of three damaged the table answers EIO at
+#    once, and the other tables (and all their data) keep working.
 # The random kill delays come from QFS_DUR_SEED (printed) for reproduction.
 # Behaviour: quorumfs(8) RECOVERY; contract: src/wal/wal.h.
 
@@ -224,6 +226,14 @@ def flip(waldir, marker_file):
         f.write(bytes([c[0] ^ 0x5a]))
     print(f"{s} {n // 2} {n} nomarker")
 
+def expect_marker(path, marker_file):
+    """The victim file still holds its marker run (read through the mount)."""
+    marker = open(marker_file, "rb").read()
+    body = (marker * (8192 // len(marker) + 1))[:8192]
+    got = open(path, "rb").read()
+    if got != body:
+        die(f"{path}: {len(got)} bytes, not the 8192 marker bytes written")
+
 def expect_eio(mnt):
     """Every operation on table cx fails with EIO."""
     cx = os.path.join(mnt, "cx")
@@ -251,6 +261,8 @@ if __name__ == "__main__":
         verify(sys.argv[2])
     elif cmd == "count":
         print(count(sys.argv[2]))
+    elif cmd == "expect_marker":
+        expect_marker(sys.argv[2], sys.argv[3])
     elif cmd == "corrupt_setup":
         sys.stdout.write(corrupt_setup(sys.argv[2], sys.argv[3]))
     elif cmd == "flip":
@@ -302,8 +314,8 @@ py verify "$ACK"
 log_since >"$T/log.torn"
 grep -qi 'trim' "$T/log.torn" ||
 	{ cat "$T/log.torn" >&2; fail "recovery of a torn tail in $seg did not log a trim"; }
-grep "^group $G1 " "$MNT/.quorumfs/status" | grep -q 'state ok' ||
-	{ cat "$MNT/.quorumfs/status" >&2; fail "group $G1 not ok after trimming a torn tail"; }
+grep "^group $G1 leader " "$MNT/.quorumfs/status" | grep -q ' up 3$' ||
+	{ cat "$MNT/.quorumfs/status" >&2; fail "group $G1: not all 3 replicas up after trimming a torn tail"; }
 # writes after the trim must be readable after the next recovery
 mkdir "$MNT/dur1/after-trim" || fail "mkdir after trim"
 for i in 1 2 3 4 5; do
@@ -313,8 +325,8 @@ done
 qfs_umount
 mount_again
 py verify "$ACK"
-grep "^group $G1 " "$MNT/.quorumfs/status" | grep -q 'state ok' ||
-	{ cat "$MNT/.quorumfs/status" >&2; fail "group $G1 not ok after writing past a trimmed tail"; }
+grep "^group $G1 leader " "$MNT/.quorumfs/status" | grep -q ' up 3$' ||
+	{ cat "$MNT/.quorumfs/status" >&2; fail "group $G1: not all 3 replicas up after writing past a trimmed tail"; }
 note "torn tail trimmed, data intact"
 
 # --- 3. corruption of an older record in table cx
@@ -327,22 +339,35 @@ for t in dur1 dur2 ok; do
 done
 qfs_umount
 where=$(python3 "$T/dur.py" flip "$DATA/nodes/n1/wal/$GX" "$T/marker") || fail "flipping a byte"
-note "flipped a byte in group $GX: segment offset size = $where"
+note "flipped a byte in node 1's replica of group $GX: segment offset size = $where"
 log_mark
 mount_again
-py expect_eio "$MNT"
-grep "^group $GX " "$MNT/.quorumfs/status" >"$T/gx.status" ||
-	{ cat "$MNT/.quorumfs/status" >&2; fail "no 'group $GX' line in .quorumfs/status"; }
-grep -q 'stopped' "$T/gx.status" ||
-	{ cat "$T/gx.status" >&2; fail "group $GX of the corrupt table is not 'stopped' in .quorumfs/status"; }
-# with a reason: the line says "reason ..." or names the corruption
-grep -Eqi 'reason|corrupt' "$T/gx.status" ||
-	{ cat "$T/gx.status" >&2; fail "status line of the stopped group gives no reason (no 'reason' or 'corrupt')"; }
+# One damaged replica of three: the table keeps working on the other two.
+python3 "$T/dur.py" expect_marker "$MNT/cx/victim" "$T/marker" || fail "cx/victim unreadable with one damaged replica"
+echo still >"$MNT/cx/after-damage" && [ "$(cat "$MNT/cx/after-damage")" = still ] ||
+	fail "table cx does not take writes with one damaged replica of three"
+grep "^group $GX replica node 1 " "$MNT/.quorumfs/status" >"$T/gx.status" ||
+	{ cat "$MNT/.quorumfs/status" >&2; fail "no 'group $GX replica node 1' line in .quorumfs/status"; }
+grep -q 'health stopped' "$T/gx.status" ||
+	{ cat "$T/gx.status" >&2; fail "node 1's replica of the corrupt group is not 'health stopped' in status"; }
+grep -Eqi 'corrupt' "$T/gx.status" ||
+	{ cat "$T/gx.status" >&2; fail "status line of the stopped replica gives no reason (no 'corrupt')"; }
+grep "^group $GX leader " "$MNT/.quorumfs/status" | grep -q ' up 2$' ||
+	{ cat "$MNT/.quorumfs/status" >&2; fail "group $GX: want 'up 2' with one damaged replica"; }
 log_since >"$T/log.corrupt"
 grep -qi 'corrupt' "$T/log.corrupt" ||
 	{ cat "$T/log.corrupt" >&2; fail "the log does not say the group's WAL is corrupt"; }
 grep -q "${where%% *}" "$T/log.corrupt" ||
 	{ cat "$T/log.corrupt" >&2; fail "the log does not name the corrupt segment ${where%% *}"; }
+qfs_umount
+# Two damaged replicas of three: no quorum is possible; the table answers
+# EIO at once (no wait), every other table keeps working.
+where2=$(python3 "$T/dur.py" flip "$DATA/nodes/n2/wal/$GX" "$T/marker") || fail "flipping a byte on node 2"
+note "flipped a byte in node 2's replica too: $where2"
+mount_again
+py expect_eio "$MNT"
+grep "^group $GX replica node 2 " "$MNT/.quorumfs/status" | grep -q 'health stopped' ||
+	{ cat "$MNT/.quorumfs/status" >&2; fail "node 2's replica of group $GX is not 'health stopped'"; }
 cat "$T/ok.acks" >>"$ACK"
 py verify "$ACK"
 echo fresh >"$MNT/ok/fresh" && [ "$(cat "$MNT/ok/fresh")" = fresh ] || fail "table ok does not accept writes"

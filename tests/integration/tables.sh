@@ -148,7 +148,11 @@ for f in status.cli status.cat; do
 	grep -qx 'version 0.1.0' "$T/$f" || fail "$f: no 'version 0.1.0' line"
 	grep -Eq '^uptime_s [0-9]+$' "$T/$f" || fail "$f: no 'uptime_s N' line"
 	grep -Eq '^tables [0-9]+$' "$T/$f" || fail "$f: no 'tables N' line"
-	grep -Eq '^node 1 az [^ ]+ state ok' "$T/$f" || fail "$f: no 'node 1 az A state ok' line"
+	for n in 1 2 3; do
+		grep -Eq "^node $n az [abc] state up dir $DATA/nodes/n$n\$" "$T/$f" ||
+			fail "$f: no 'node $n az X state up dir $DATA/nodes/n$n' line"
+	done
+	grep -qx 'replicas 3' "$T/$f" || fail "$f: no 'replicas 3' line"
 done
 diff <(grep -E '^(version|tables|table|node) ' "$T/status.cli") <(grep -E '^(version|tables|table|node) ' "$T/status.cat") >/dev/null ||
 	fail "quorumfs status and cat .quorumfs/status differ"
@@ -161,14 +165,21 @@ for t in orders t2 t3; do
 	g=$(echo "$line" | awk '{ print $4 }')
 	i=$(echo "$line" | awk '{ print $6 }')
 	[ "$i" = "$(stat -c %i "$MNT/$t")" ] || fail "status says table $t ino $i, stat says $(stat -c %i "$MNT/$t")"
-	gl=$(grep "^group $g " "$T/status.cat") || fail "status has no 'group $g' line for table $t"
-	echo "$gl" | grep -Eq "^group $g state ok leader 1 ballot [0-9]+ last [0-9]+ durable [0-9]+ commit [0-9]+ applied [0-9]+ wal_segments [0-9]+ wal_bytes [0-9]+" ||
-		fail "bad group line: '$gl'"
-	set -- $gl
-	last=${10} durable=${12} commit=${14} applied=${16} segs=${18} bytes=${20}
+	gl=$(grep "^group $g leader " "$T/status.cat") || fail "status has no 'group $g leader' line for table $t"
+	echo "$gl" | grep -Eq "^group $g leader [123] ballot [0-9]+ replicas 3 up 3$" ||
+		fail "bad group line: '$gl' (want 'group G leader L ballot B replicas 3 up 3')"
+	leader=$(echo "$gl" | awk '{ print $4 }')
+	[ "$(grep -c "^group $g replica " "$T/status.cat")" = 3 ] || fail "group $g: want 3 replica lines"
+	rl=$(grep "^group $g replica node $leader " "$T/status.cat") || fail "no replica line for the leader $leader"
+	echo "$rl" | grep -Eq "^group $g replica node $leader az [abc] health ok role leader last [0-9]+ durable [0-9]+ commit [0-9]+ applied [0-9]+ wal_bytes [0-9]+$" ||
+		fail "bad replica line: '$rl'"
+	set -- $rl
+	last=${12} durable=${14} commit=${16} applied=${18} bytes=${20} segs=1
 	[ "$applied" -le "$commit" ] && [ "$commit" -le "$last" ] && [ "$durable" -le "$last" ] ||
-		fail "group $g: expected applied <= commit <= last and durable <= last: '$gl'"
-	ls "$DATA/nodes/n1/wal/$g/"*.wal >/dev/null 2>&1 || fail "no $DATA/nodes/n1/wal/$g/*.wal for table $t"
+		fail "group $g: expected applied <= commit <= last and durable <= last: '$rl'"
+	for n in 1 2 3; do
+		ls "$DATA/nodes/n$n/wal/$g/"*.wal >/dev/null 2>&1 || fail "no $DATA/nodes/n$n/wal/$g/*.wal for table $t"
+	done
 	if [ "$t" = orders ]; then
 		[ "$last" -gt 0 ] && [ "$commit" -gt 0 ] && [ "$segs" -gt 0 ] && [ "$bytes" -gt 0 ] ||
 			fail "group of table orders (written to) shows no log activity: '$gl'"

@@ -136,3 +136,58 @@ qfs_setup() {
 
 # expect_errno ERRNAME cmd...: run a python one-liner style check.  Most
 # errno checks live in tests/integration/*.py driven by python3.
+
+# --- replication helpers (tests/integration/replicas.sh, powerfail.sh,
+# tests/bench/repl_bench.sh); status format: doc/cell.md.
+
+# qfs_group_of TABLE: the 16-hex group id of a table (its directory's inode
+# number, %016x); from the "table T group G" status line when there is one.
+qfs_group_of() {
+	local g
+	g=$(awk -v t="$1" '$1 == "table" && $2 == t && $3 == "group" { print $4 }' "$MNT/.quorumfs/status")
+	[ -n "$g" ] || g=$(printf '%016x' "$(stat -c %i "$MNT/$1")") || return 1
+	echo "$g"
+}
+
+# qfs_leader_of GROUP: the leader node id from "group G leader L ..." (0 or
+# empty when there is none).
+qfs_leader_of() {
+	awk -v g="$1" '$1 == "group" && $2 == g && $3 == "leader" { print $4 }' "$MNT/.quorumfs/status"
+}
+
+# qfs_node_state N: up or down, from MNT/.quorumfs/nodes.
+qfs_node_state() {
+	awk -v n="$1" '$1 == "node" && $2 == n { for (i = 3; i < NF; i++) if ($i == "state") print $(i + 1) }' \
+		"$MNT/.quorumfs/nodes"
+}
+
+# qfs_node_ctl "stop N" | "start N": one command to MNT/.quorumfs/nodes;
+# non-zero (with the shell's message) when the write fails.
+qfs_node_ctl() {
+	printf '%s\n' "$1" >"$MNT/.quorumfs/nodes"
+}
+
+# qfs_wait_agree GROUP SECONDS: wait until every replica of GROUP (as many
+# "group G replica" lines as its "replicas R") says health ok with the same
+# applied LSN.  0 when they do; 1 (the group's lines on stderr) at timeout.
+qfs_wait_agree() {
+	local g=$1 end=$((SECONDS + $2))
+	while :; do
+		awk -v g="$g" '
+			$1 == "group" && $2 == g && $3 == "leader" { for (i = 3; i < NF; i++) if ($i == "replicas") want = $(i + 1) }
+			$1 == "group" && $2 == g && $3 == "replica" {
+				n++; h = ""; a = ""
+				for (i = 3; i < NF; i++) { if ($i == "health") h = $(i + 1); if ($i == "applied") a = $(i + 1) }
+				if (h != "ok") bad = 1
+				if (n == 1) first = a; else if (a != first) bad = 1
+			}
+			END { exit !(want > 0 && n == want && !bad && first != "") }
+		' "$MNT/.quorumfs/status" && return 0
+		if [ $SECONDS -ge $end ]; then
+			echo "replicas of group $g do not agree after $2 s:" >&2
+			grep "^group $g " "$MNT/.quorumfs/status" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}

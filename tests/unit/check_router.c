@@ -1,5 +1,5 @@
 /*
- * check_router.c - the router's item API over a real node (RocksDB + WAL in
+ * check_router.c - the router's item API over a real cell of three nodes (RocksDB + WAL in
  * a temporary directory): tables, inode allocation, transactions, reads,
  * crash leftovers and the status/stats text.
  */
@@ -19,21 +19,28 @@
 #include "router/router.h"
 
 static char dir[256];
-static struct qfs_node *node;
+static struct qfs_cell *node;
 static struct qfs_router *r;
 
 static void open_all(void)
 {
-	struct qfs_node_opts o = { .dir = dir, .id = 1, .az = "a" };
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = dir, .nodes = 3, .paxos = &prm };
 
-	ck_assert_int_eq(qfs_node_open(&o, &node), 0);
+	/* fast timers, as check_rnode uses: leaders in well under a second */
+	qfs_paxos_params_default(&prm);
+	prm.election_min_ms = 150;
+	prm.election_max_ms = 300;
+	prm.heartbeat_ms = 30;
+	prm.lease_ms = 200;
+	ck_assert_int_eq(qfs_cell_open(&o, &node), 0);
 	ck_assert_int_eq(qfs_router_new(node, 0, 0, &r), 0);
 }
 
 static void close_all(void)
 {
 	qfs_router_free(r);
-	qfs_node_close(node);
+	qfs_cell_close(node);
 	r = NULL;
 	node = NULL;
 }
@@ -105,7 +112,7 @@ START_TEST(test_table_lifecycle)
 	ck_assert_int_eq(qfs_router_table_rename(r, "nope", "x", 0), -ENOENT);
 	ck_assert_int_eq(qfs_router_table_delete(r, "sales"), 0);
 	ck_assert_int_eq(qfs_router_table_delete(r, "sales"), -ENOENT);
-	ck_assert_int_eq(qfs_node_group_exists(node, t.group), 0);
+	ck_assert_int_eq(qfs_cell_group_exists(node, t.group), 0);
 	ck_assert_uint_eq(qfs_router_table_count(r), 0);
 	ck_assert_int_eq(qfs_router_get_attr(r, QFS_META_GROUP, QFS_ROOT_INO, &got), 0);
 	ck_assert_uint_eq(got.nlink, 2);
@@ -149,7 +156,7 @@ START_TEST(test_nonempty_tables)
 	ck_assert_int_eq(qfs_router_table_rename(r, "b", "a", 0), -ENOTEMPTY);
 	ck_assert_int_eq(qfs_router_table_rename(r, "a", "b", 1), -EEXIST);
 	ck_assert_int_eq(qfs_router_table_rename(r, "a", "b", 0), 0);
-	ck_assert_int_eq(qfs_node_group_exists(node, t2.group), 0);
+	ck_assert_int_eq(qfs_cell_group_exists(node, t2.group), 0);
 	ck_assert_uint_eq(qfs_router_table_count(r), 1);
 	ck_assert_int_eq(qfs_router_table_lookup(r, "b", &t2), 0);
 	ck_assert_uint_eq(t2.ino, t1.ino);
@@ -205,11 +212,11 @@ START_TEST(test_orphan_group_dropped)
 {
 	/* a crash between "group created" and "table entry written" leaves a
 	 * group no table refers to: the next start drops it */
-	ck_assert_int_eq(qfs_node_group_create(node, 777777), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 777777), 0);
 	close_all();
 	open_all();
-	ck_assert_int_eq(qfs_node_group_exists(node, 777777), 0);
-	ck_assert_int_eq(qfs_node_group_exists(node, QFS_META_GROUP), 1);
+	ck_assert_int_eq(qfs_cell_group_exists(node, 777777), 0);
+	ck_assert_int_eq(qfs_cell_group_exists(node, QFS_META_GROUP), 1);
 }
 END_TEST
 
@@ -225,12 +232,12 @@ START_TEST(test_status_and_stats_text)
 	qfs_buf_put_u8(&b, 0);
 	ck_assert_ptr_nonnull(strstr((char *)b.data, "tables 1\n"));
 	ck_assert_ptr_nonnull(strstr((char *)b.data, "table orders group "));
-	ck_assert_ptr_nonnull(strstr((char *)b.data, "state ok"));
+	ck_assert_ptr_nonnull(strstr((char *)b.data, "replicas 3 up 3"));
 	qfs_buf_reset(&b);
 	qfs_router_stats(r, &b);
 	qfs_buf_put_u8(&b, 0);
 	ck_assert_ptr_nonnull(strstr((char *)b.data, "table orders op txn count"));
-	ck_assert_ptr_nonnull(strstr((char *)b.data, "node proposals "));
+	ck_assert_ptr_nonnull(strstr((char *)b.data, "cell proposals "));
 	qfs_buf_close(&b);
 }
 END_TEST

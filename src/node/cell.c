@@ -1,0 +1,1320 @@
+/*
+ * cell.c - the storage nodes of one mount (cell.h): N rnodes on one
+ * in-process transport, leader routing with bounded retries, lease reads,
+ * node stop/start, group reconciliation and a keeper thread that restarts a
+ * node whose replica stopped after an error (a full disk, say) or that
+ * could not be opened.  doc/cell.md describes the rules.
+ *
+ * Locking.  c->mu protects every node's rn pointer, its user count and its
+ * state; a call takes a node with node_get() (users++) and gives it back
+ * with node_put(); stopping a node marks it busy, waits for users to drain
+ * and only then closes it, so no call ever runs inside a closed rnode.
+ * c->op_mu serialises stops, starts and group creation/drop (reconciling a
+ * starting node must not interleave with a group being created).  Lock
+ * order: op_mu -> mu.  op_mu may be held across rnode calls (an rnode calls
+ * back only through the seal hook, which must merely signal); c->mu never
+ * is.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "net/net.h"
+#include "node/cell.h"
+#include "node/node_int.h"
+#include "node/rnode.h"
+
+#define CELL_POLL_MS 2           /* wait step while no leader is known */
+#define CELL_KEEPER_MS 250       /* keeper period */
+#define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
+#define CELL_BACKOFF_MAX_MS 4000
+
+/* A group and its applied LSN, as a stopped node last reported it. */
+struct gseen {
+	qfs_group_t group;
+	qfs_lsn_t applied;
+};
+
+struct cnode {
+	uint32_t id;
+	char az[8];
+	char dir[PATH_MAX];
+	struct qfs_rnode *rn;   /* NULL while down; c->mu */
+	int users;              /* calls inside rn; c->mu */
+	int busy;               /* a stop or start is under way; c->mu */
+	int held_down;          /* stopped by the test hook: the keeper leaves it */
+	int known;              /* seen[] is what it hosted when it stopped */
+	struct gseen *seen;     /* c->mu */
+	size_t nseen;
+	int err;                /* last open error while down (0: none) */
+	uint64_t retry_at_ms;   /* keeper: next restart attempt */
+	uint64_t backoff_ms;
+	uint64_t restarted_ms;  /* keeper: last restart (backoff resets after a quiet minute) */
+};
+
+struct qfs_cell {
+	struct qfs_cell_opts o;
+	char *dir;
+	struct qfs_paxos_params prm;
+	struct qfs_net *net;
+	uint32_t n;
+	struct cnode nodes[QFS_CELL_MAX_NODES];
+
+	pthread_mutex_t op_mu;   /* stop/start/create/drop */
+	pthread_mutex_t mu;      /* see the file comment */
+	pthread_cond_t cv;       /* users drained, keeper wake */
+	int closing;
+	pthread_t keeper;
+	int keeper_started;
+
+	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
+	void *seal_arg;
+
+	uint32_t hint;           /* last leader seen (any group); relaxed atomic */
+	uint64_t st_redirects, st_timeouts; /* relaxed atomics */
+	uint64_t st_proposals_closed, st_fsyncs_closed; /* of nodes since stopped; mu */
+};
+
+static uint64_t now_ms(void)
+{
+	return qfs_clock_mono_ms();
+}
+
+static void sleep_ms(uint32_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static uint32_t majority(const struct qfs_cell *c)
+{
+	return c->n / 2 + 1;
+}
+
+static struct cnode *cnode_of(struct qfs_cell *c, uint32_t id)
+{
+	return id >= 1 && id <= c->n ? &c->nodes[id - 1] : NULL;
+}
+
+/* Take node id for a call: its rnode, or NULL if it is down or changing. */
+static struct qfs_rnode *node_get(struct qfs_cell *c, uint32_t id)
+{
+	struct cnode *cn = cnode_of(c, id);
+	struct qfs_rnode *rn = NULL;
+
+	if (!cn)
+		return NULL;
+	pthread_mutex_lock(&c->mu);
+	if (cn->rn && !cn->busy) {
+		rn = cn->rn;
+		cn->users++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rn;
+}
+
+static void node_put(struct qfs_cell *c, uint32_t id)
+{
+	struct cnode *cn = cnode_of(c, id);
+
+	pthread_mutex_lock(&c->mu);
+	if (--cn->users == 0)
+		pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* --------------------------------------------------------- groups seen */
+
+struct glist {
+	qfs_group_t *v;
+	size_t n, cap;
+	int err;
+};
+
+static void glist_add(qfs_group_t g, void *arg)
+{
+	struct glist *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		qfs_group_t *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v) {
+			l->err = -ENOMEM;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = g;
+}
+
+static int glist_has(const struct glist *l, qfs_group_t g)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] == g)
+			return 1;
+	return 0;
+}
+
+static const struct gseen *seen_find(const struct cnode *cn, qfs_group_t g)
+{
+	for (size_t i = 0; i < cn->nseen; i++)
+		if (cn->seen[i].group == g)
+			return &cn->seen[i];
+	return NULL;
+}
+
+/* Does node cn host g?  1 yes, 0 no, -1 unknown (down, never seen). */
+static int hosts(struct qfs_cell *c, struct cnode *cn, qfs_group_t g)
+{
+	struct qfs_rnode *rn = node_get(c, cn->id);
+	int r;
+
+	if (rn) {
+		r = qfs_rnode_group_exists(rn, g);
+		node_put(c, cn->id);
+		return r;
+	}
+	pthread_mutex_lock(&c->mu);
+	r = cn->known ? seen_find(cn, g) != NULL : -1;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+/* Every group any node hosts (running: asked; down: as last seen). */
+static int all_groups(struct qfs_cell *c, struct glist *out)
+{
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn = node_get(c, cn->id);
+		struct glist l = { 0 };
+
+		if (rn) {
+			qfs_rnode_groups(rn, glist_add, &l);
+			node_put(c, cn->id);
+		} else {
+			pthread_mutex_lock(&c->mu);
+			for (size_t k = 0; k < cn->nseen; k++)
+				glist_add(cn->seen[k].group, &l);
+			pthread_mutex_unlock(&c->mu);
+		}
+		for (size_t k = 0; k < l.n; k++)
+			if (!glist_has(out, l.v[k]))
+				glist_add(l.v[k], out);
+		if (l.err)
+			out->err = l.err;
+		free(l.v);
+	}
+	return out->err;
+}
+
+static void members(const struct qfs_cell *c, struct qfs_paxos_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->n = c->n;
+	for (uint32_t i = 0; i < c->n; i++)
+		cfg->ids[i] = i + 1;
+}
+
+/* Drop from node cn (rn) the groups no other node hosts while a majority of
+ * the other nodes is known not to host them (running without it, or down
+ * with a known list without it): they were dropped while cn was down, or
+ * their create was undone.  The meta group is never dropped here.  Caller
+ * holds op_mu. */
+static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
+{
+	struct glist mine = { 0 };
+
+	qfs_rnode_groups(rn, glist_add, &mine);
+	for (size_t i = 0; i < mine.n; i++) {
+		qfs_group_t g = mine.v[i];
+		uint32_t have = 0, lack = 0;
+
+		if (g == QFS_META_GROUP)
+			continue;
+		for (uint32_t k = 0; k < c->n; k++) {
+			int h;
+
+			if (&c->nodes[k] == cn)
+				continue;
+			h = hosts(c, &c->nodes[k], g);
+			have += h == 1;
+			lack += h == 0;
+		}
+		if (have == 0 && lack >= majority(c)) {
+			int rc = qfs_rnode_group_drop(rn, g);
+
+			QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO,
+				"cell reconcile drop group=%016" PRIx64 " node=%u rc=%s", g, cn->id,
+				rc ? qfs_strerror(rc) : "ok");
+		}
+	}
+	free(mine.v);
+}
+
+/* Bring node cn (rn is ours alone, or published with op_mu held) in line:
+ * create the groups a majority of the other nodes hosts (the new replica
+ * catches up from the leader's log), then drop its orphans.  Caller holds
+ * op_mu. */
+static void reconcile(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
+{
+	struct glist all = { 0 }, mine = { 0 };
+	struct qfs_paxos_config cfg;
+
+	members(c, &cfg);
+	all_groups(c, &all);
+	qfs_rnode_groups(rn, glist_add, &mine);
+	for (size_t i = 0; i < all.n; i++) {
+		qfs_group_t g = all.v[i];
+		uint32_t have = 0;
+		int rc;
+
+		if (glist_has(&mine, g))
+			continue;
+		for (uint32_t k = 0; k < c->n; k++)
+			if (&c->nodes[k] != cn && hosts(c, &c->nodes[k], g) == 1)
+				have++;
+		if (have < majority(c))
+			continue;
+		rc = qfs_rnode_group_create(rn, g, &cfg);
+		QFS_LOG(rc && rc != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
+			"cell reconcile create group=%016" PRIx64 " node=%u rc=%s", g, cn->id,
+			rc ? qfs_strerror(rc) : "ok");
+	}
+	drop_orphans(c, cn, rn);
+	free(all.v);
+	free(mine.v);
+}
+
+/* ------------------------------------------------------------ start/stop */
+
+static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **out)
+{
+	struct qfs_rnode_opts ro = {
+		.dir = cn->dir,
+		.id = cn->id,
+		.az = cn->az,
+		.net = c->net,
+		.paxos = &c->prm,
+		.wal_segment_bytes = c->o.wal_segment_bytes,
+		.wal_seal_age_ms = c->o.wal_seal_age_ms,
+	};
+	int rc = qfs_node_mkdir_durable(cn->dir, c->dir);
+
+	if (rc == 0)
+		rc = qfs_rnode_open(&ro, out);
+	return rc;
+}
+
+/* Start a down node: open, reconcile, publish.  Caller holds op_mu. */
+static int start_locked(struct qfs_cell *c, struct cnode *cn)
+{
+	struct qfs_rnode *rn;
+	int rc = node_open(c, cn, &rn);
+
+	if (rc) {
+		pthread_mutex_lock(&c->mu);
+		cn->err = rc;
+		pthread_mutex_unlock(&c->mu);
+		QFS_LOG(QFS_LOG_ERR, "cell node start failed node=%u az=%s dir=%s err=%s", cn->id, cn->az,
+			cn->dir, qfs_strerror(rc));
+		return rc;
+	}
+	reconcile(c, cn, rn);
+	pthread_mutex_lock(&c->mu);
+	if (c->seal_cb)
+		qfs_rnode_set_seal_hook(rn, c->seal_cb, c->seal_arg);
+	cn->rn = rn;
+	cn->err = 0;
+	cn->known = 0;
+	free(cn->seen);
+	cn->seen = NULL;
+	cn->nseen = 0;
+	pthread_mutex_unlock(&c->mu);
+	QFS_LOG(QFS_LOG_INFO, "cell node up node=%u az=%s dir=%s", cn->id, cn->az, cn->dir);
+	/* What this node hosts may settle another node's orphans. */
+	for (uint32_t k = 0; k < c->n; k++) {
+		struct qfs_rnode *orn;
+
+		if (&c->nodes[k] == cn || !(orn = node_get(c, k + 1)))
+			continue;
+		drop_orphans(c, &c->nodes[k], orn);
+		node_put(c, k + 1);
+	}
+	return 0;
+}
+
+struct seen_walk {
+	struct qfs_rnode *rn;
+	struct gseen *v;
+	size_t n, cap;
+};
+
+static void seen_add(qfs_group_t g, void *arg)
+{
+	struct seen_walk *w = arg;
+	struct qfs_rnode_ginfo gi;
+
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 32;
+		struct gseen *v = realloc(w->v, cap * sizeof(*v));
+
+		if (!v)
+			return; /* then it is not "known": release stays conservative */
+		w->v = v;
+		w->cap = cap;
+	}
+	w->v[w->n].group = g;
+	w->v[w->n].applied = qfs_rnode_group_info(w->rn, g, &gi) == 0 ? gi.applied : 0;
+	w->n++;
+}
+
+/* Stop a running node: drain its users, remember what it hosts, close it.
+ * Caller holds op_mu. */
+static void stop_locked(struct qfs_cell *c, struct cnode *cn, const char *why)
+{
+	struct seen_walk w = { 0 };
+	struct qfs_rnode_stat st;
+	struct qfs_rnode *rn;
+
+	pthread_mutex_lock(&c->mu);
+	cn->busy = 1;
+	while (cn->users)
+		pthread_cond_wait(&c->cv, &c->mu);
+	rn = cn->rn;
+	pthread_mutex_unlock(&c->mu);
+
+	w.rn = rn;
+	qfs_rnode_groups(rn, seen_add, &w);
+	qfs_rnode_stat(rn, &st);
+	qfs_rnode_close(rn);
+
+	pthread_mutex_lock(&c->mu);
+	cn->rn = NULL;
+	cn->busy = 0;
+	cn->seen = w.v;
+	cn->nseen = w.n;
+	cn->known = 1;
+	c->st_proposals_closed += st.proposals;
+	c->st_fsyncs_closed += st.fsyncs;
+	pthread_mutex_unlock(&c->mu);
+	QFS_LOG(c->closing ? QFS_LOG_INFO : QFS_LOG_WARN, "cell node down node=%u az=%s why=%s", cn->id,
+		cn->az, why);
+}
+
+/* See cell.h. */
+int qfs_cell_node_stop(struct qfs_cell *c, uint32_t id)
+{
+	struct cnode *cn = cnode_of(c, id);
+	int rc = 0;
+
+	if (!cn)
+		return -EINVAL;
+	pthread_mutex_lock(&c->op_mu);
+	if (!cn->rn) {
+		rc = -EALREADY;
+	} else {
+		cn->held_down = 1;
+		stop_locked(c, cn, "stopped by the control file (test hook)");
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_node_start(struct qfs_cell *c, uint32_t id)
+{
+	struct cnode *cn = cnode_of(c, id);
+	int rc;
+
+	if (!cn)
+		return -EINVAL;
+	pthread_mutex_lock(&c->op_mu);
+	if (cn->rn) {
+		rc = -EALREADY;
+	} else {
+		rc = start_locked(c, cn);
+		if (rc == 0)
+			cn->held_down = 0;
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- keeper */
+
+/* Does some group of rn sit stopped after an error? */
+static int has_stopped_group(struct qfs_rnode *rn, int *err)
+{
+	struct glist l = { 0 };
+	int found = 0;
+
+	qfs_rnode_groups(rn, glist_add, &l);
+	for (size_t i = 0; i < l.n && !found; i++) {
+		struct qfs_rnode_ginfo gi;
+
+		/* A corrupt log does not heal by a restart: leave it stopped. */
+		if (qfs_rnode_group_info(rn, l.v[i], &gi) == 0 && gi.stopped && gi.err != QFS_ECORRUPT) {
+			found = 1;
+			*err = gi.err;
+		}
+	}
+	free(l.v);
+	return found;
+}
+
+static void backoff_next(struct cnode *cn, uint64_t now)
+{
+	if (!cn->backoff_ms || now - cn->restarted_ms > 60000)
+		cn->backoff_ms = CELL_BACKOFF_MIN_MS;
+	else if (cn->backoff_ms < CELL_BACKOFF_MAX_MS)
+		cn->backoff_ms *= 2;
+	cn->retry_at_ms = now + cn->backoff_ms;
+}
+
+/* Restart nodes with a stopped group, start nodes that are down without
+ * the test hook holding them, each with a backoff. */
+static void keeper_round(struct qfs_cell *c)
+{
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn = node_get(c, cn->id);
+		uint64_t now = now_ms();
+		int err = 0, stopped;
+
+		if (rn) {
+			stopped = has_stopped_group(rn, &err);
+			node_put(c, cn->id);
+			if (!stopped)
+				continue;
+			if (!cn->retry_at_ms) {
+				backoff_next(cn, now);
+				QFS_LOG(QFS_LOG_WARN, "cell node restart scheduled node=%u err=%s in_ms=%" PRIu64,
+					cn->id, qfs_strerror(err), cn->backoff_ms);
+				continue;
+			}
+			if (now < cn->retry_at_ms)
+				continue;
+			pthread_mutex_lock(&c->op_mu);
+			if (cn->rn && !cn->held_down) {
+				stop_locked(c, cn, "a replica stopped after an error: restarting the node");
+				cn->restarted_ms = now;
+				if (start_locked(c, cn) == 0)
+					cn->retry_at_ms = 0;
+				else
+					backoff_next(cn, now);
+			}
+			pthread_mutex_unlock(&c->op_mu);
+			continue;
+		}
+		pthread_mutex_lock(&c->op_mu);
+		/* A directory that cannot be trusted does not heal by itself:
+		 * it stays down (status says why) until the next mount. */
+		if (!cn->rn && !cn->held_down && !c->closing && cn->err != QFS_ECORRUPT &&
+		    cn->err != QFS_EFORMAT) {
+			if (!cn->retry_at_ms) {
+				backoff_next(cn, now);
+			} else if (now >= cn->retry_at_ms) {
+				cn->restarted_ms = now;
+				if (start_locked(c, cn) == 0)
+					cn->retry_at_ms = 0;
+				else
+					backoff_next(cn, now);
+			}
+		}
+		pthread_mutex_unlock(&c->op_mu);
+	}
+}
+
+static void *keeper_main(void *arg)
+{
+	struct qfs_cell *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->closing) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += CELL_KEEPER_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		if (c->closing)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		keeper_round(c);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static void cell_free(struct qfs_cell *c)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		free(c->nodes[i].seen);
+	qfs_net_free(c->net);
+	free(c->dir);
+	free(c);
+}
+
+static int read_node_any(struct qfs_cell *c, qfs_group_t group);
+static int fail_fast(struct qfs_cell *c, qfs_group_t group);
+
+/* After a restart every replica first honours the leases it may have
+ * granted (one lease) and then waits an election timeout: wait, bounded,
+ * until every group has a leader that can serve, so that the mount is
+ * usable when open returns.  Groups still without one are logged. */
+static void wait_leaders(struct qfs_cell *c)
+{
+	uint64_t t0 = now_ms(), deadline = t0 + (c->o.timeout_ms > 15000 ? c->o.timeout_ms : 15000);
+	struct glist all = { 0 };
+	size_t ready = 0;
+
+	all_groups(c, &all);
+	while (ready < all.n && now_ms() < deadline) {
+		if (read_node_any(c, all.v[ready]) || fail_fast(c, all.v[ready]) ||
+		    !qfs_cell_group_exists(c, all.v[ready]))
+			ready++;
+		else
+			sleep_ms(10);
+	}
+	if (ready < all.n)
+		QFS_LOG(QFS_LOG_WARN, "cell open: group=%016" PRIx64 " has no leader after %" PRIu64 " ms",
+			all.v[ready], now_ms() - t0);
+	else
+		QFS_LOG(QFS_LOG_INFO, "cell leaders ready groups=%zu ms=%" PRIu64, all.n, now_ms() - t0);
+	free(all.v);
+}
+
+/* See cell.h. */
+int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
+{
+	pthread_condattr_t ca;
+	struct qfs_cell *c;
+	uint32_t up = 0;
+	int rc, first_err = 0;
+
+	if (!o || !o->dir || !*o->dir || o->nodes > QFS_CELL_MAX_NODES)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->o = *o;
+	c->n = o->nodes ? o->nodes : 3;
+	if (!c->o.timeout_ms)
+		c->o.timeout_ms = QFS_CELL_TIMEOUT_DEFAULT_MS;
+	if (o->paxos)
+		c->prm = *o->paxos;
+	else
+		qfs_paxos_params_default(&c->prm);
+	c->dir = strdup(o->dir);
+	if (!c->dir) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->o.dir = c->dir;
+	c->o.paxos = NULL;
+	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=%s", c->dir, qfs_strerror(rc));
+		cell_free(c);
+		return rc;
+	}
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+
+		cn->id = i + 1;
+		snprintf(cn->az, sizeof(cn->az), "%c", 'a' + (int)i);
+		if ((rc = qfs_node_path_fmt(cn->dir, sizeof(cn->dir), "%s/n%u", c->dir, cn->id))) {
+			cell_free(c);
+			return rc;
+		}
+	}
+	if ((rc = qfs_net_new(QFS_NET_INPROC, NULL, &c->net))) {
+		cell_free(c);
+		return rc;
+	}
+	pthread_mutex_init(&c->op_mu, NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	pthread_mutex_lock(&c->op_mu);
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn;
+
+		rc = node_open(c, cn, &rn);
+		if (rc) {
+			cn->err = rc;
+			if (!first_err)
+				first_err = rc;
+			QFS_LOG(QFS_LOG_ERR, "cell node open failed node=%u az=%s dir=%s err=%s", cn->id,
+				cn->az, cn->dir, qfs_strerror(rc));
+			continue;
+		}
+		cn->rn = rn;
+		up++;
+	}
+	if (up < majority(c)) {
+		pthread_mutex_unlock(&c->op_mu);
+		rc = first_err ? first_err : -EIO;
+		goto err_close;
+	}
+	/* Every node is published; now bring each in line with the others (a
+	 * node's own groups count for its peers, never against itself). */
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+
+		if (cn->rn)
+			reconcile(c, cn, cn->rn);
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	rc = -pthread_create(&c->keeper, NULL, keeper_main, c);
+	if (rc)
+		goto err_close;
+	c->keeper_started = 1;
+	wait_leaders(c);
+	QFS_LOG(QFS_LOG_INFO, "cell open dir=%s nodes=%u up=%u timeout_ms=%u reads=%s", c->dir, c->n, up,
+		c->o.timeout_ms, c->o.reads == QFS_CELL_READ_EVENTUAL ? "eventual" : "strong");
+	*out = c;
+	return 0;
+
+err_close:
+	for (uint32_t i = 0; i < c->n; i++)
+		qfs_rnode_close(c->nodes[i].rn);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->op_mu);
+	cell_free(c);
+	return rc;
+}
+
+/* See cell.h. */
+void qfs_cell_close(struct qfs_cell *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->closing = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	if (c->keeper_started)
+		pthread_join(c->keeper, NULL);
+	pthread_mutex_lock(&c->op_mu);
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->nodes[i].rn)
+			stop_locked(c, &c->nodes[i], "closing");
+	pthread_mutex_unlock(&c->op_mu);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->op_mu);
+	cell_free(c);
+}
+
+/* ---------------------------------------------------------------- groups */
+
+/* See cell.h. */
+int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
+{
+	struct qfs_paxos_config cfg;
+	uint32_t made = 0, had = 0, created[QFS_CELL_MAX_NODES];
+	int rc = 0, err = 0;
+
+	members(c, &cfg);
+	pthread_mutex_lock(&c->op_mu);
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i + 1);
+
+		if (!rn)
+			continue;
+		rc = qfs_rnode_group_create(rn, group, &cfg);
+		node_put(c, i + 1);
+		if (rc == 0)
+			created[made++] = i + 1;
+		else if (rc == -EEXIST)
+			had++;
+		else if (!err)
+			err = rc;
+	}
+	if (had >= majority(c)) {
+		rc = -EEXIST;
+	} else if (made + had >= majority(c)) {
+		rc = 0;
+	} else {
+		rc = err ? err : -ETIMEDOUT;
+		QFS_LOG(QFS_LOG_ERR, "cell group create failed group=%016" PRIx64 " made=%u of %u err=%s",
+			group, made, c->n, qfs_strerror(rc));
+		for (uint32_t k = 0; k < made; k++) {
+			struct qfs_rnode *rn = node_get(c, created[k]);
+
+			if (rn) {
+				(void)qfs_rnode_group_drop(rn, group);
+				node_put(c, created[k]);
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
+{
+	uint32_t dropped = 0;
+	int rc = 0, err = 0;
+
+	pthread_mutex_lock(&c->op_mu);
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn = node_get(c, i + 1);
+
+		if (!rn) {
+			/* Forget it for a stopped node: it is dropped there when
+			 * the node starts (reconcile). */
+			pthread_mutex_lock(&c->mu);
+			for (size_t k = 0; k < cn->nseen; k++)
+				if (cn->seen[k].group == group)
+					cn->seen[k] = cn->seen[--cn->nseen];
+			pthread_mutex_unlock(&c->mu);
+			continue;
+		}
+		rc = qfs_rnode_group_drop(rn, group);
+		node_put(c, i + 1);
+		if (rc == 0)
+			dropped++;
+		else if (rc != QFS_ENOGROUP && !err)
+			err = rc;
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	if (err)
+		return err;
+	return dropped ? 0 : QFS_ENOGROUP;
+}
+
+/* See cell.h. */
+int qfs_cell_group_exists(struct qfs_cell *c, qfs_group_t group)
+{
+	uint32_t have = 0;
+
+	for (uint32_t i = 0; i < c->n; i++)
+		have += hosts(c, &c->nodes[i], group) == 1;
+	return have >= majority(c);
+}
+
+/* See cell.h. */
+void qfs_cell_groups(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg)
+{
+	struct glist l = { 0 };
+
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i + 1);
+		struct glist one = { 0 };
+
+		if (!rn)
+			continue;
+		qfs_rnode_groups(rn, glist_add, &one);
+		node_put(c, i + 1);
+		for (size_t k = 0; k < one.n; k++)
+			if (!glist_has(&l, one.v[k]))
+				glist_add(one.v[k], &l);
+		free(one.v);
+	}
+	for (size_t i = 1; i < l.n; i++) /* ascending (insertion sort: few groups) */
+		for (size_t k = i; k > 0 && l.v[k - 1] > l.v[k]; k--) {
+			qfs_group_t t = l.v[k];
+			l.v[k] = l.v[k - 1];
+			l.v[k - 1] = t;
+		}
+	for (size_t i = 0; i < l.n; i++)
+		cb(l.v[i], arg);
+	free(l.v);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+/* The leader some running node knows for group, if that leader runs. */
+static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group)
+{
+	uint32_t hint = __atomic_load_n(&c->hint, __ATOMIC_RELAXED);
+
+	for (uint32_t k = 0; k <= c->n; k++) {
+		uint32_t id = k == 0 ? hint : k, l;
+		struct qfs_rnode *rn;
+
+		if (!id || !(rn = node_get(c, id)))
+			continue;
+		l = qfs_rnode_leader(rn, group);
+		node_put(c, id);
+		if (l && cnode_of(c, l)) {
+			struct qfs_rnode *lrn = node_get(c, l);
+
+			if (lrn) {
+				node_put(c, l);
+				return l;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Count group's replicas stopped after an error on the running nodes; *why
+ * gets -ENOSPC if one stopped for lack of space, else QFS_ESTOPPED. */
+static uint32_t stopped_count(struct qfs_cell *c, qfs_group_t group, int *why)
+{
+	uint32_t n = 0;
+
+	*why = QFS_ESTOPPED;
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i + 1);
+		struct qfs_rnode_ginfo gi;
+
+		if (!rn)
+			continue;
+		if (qfs_rnode_group_info(rn, group, &gi) == 0 && gi.stopped) {
+			n++;
+			if (gi.err == -ENOSPC)
+				*why = -ENOSPC;
+		}
+		node_put(c, i + 1);
+	}
+	return n;
+}
+
+static int stopped_reason(struct qfs_cell *c, qfs_group_t group)
+{
+	int why;
+
+	(void)stopped_count(c, group, &why);
+	return why;
+}
+
+/* 0, or the error to fail with at once: a majority of group's replicas
+ * stopped after an error, so no leader can be elected until they restart. */
+static int fail_fast(struct qfs_cell *c, qfs_group_t group)
+{
+	int why;
+
+	return stopped_count(c, group, &why) >= majority(c) ? why : 0;
+}
+
+/* See cell.h.  Only outcomes that prove the entry was never accepted
+ * (-EREMOTE, -EAGAIN, QFS_ESTOPPED on arrival) are retried; a timeout is
+ * final because the entry may still commit. */
+int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+		     int *result)
+{
+	uint64_t deadline = now_ms() + c->o.timeout_ms;
+	uint32_t target = 0, stopped_on = 0;
+	int last = -ETIMEDOUT;
+
+	for (;;) {
+		uint64_t now = now_ms();
+		struct qfs_rnode *rn;
+		uint32_t leader = 0;
+		int rc;
+
+		if (now >= deadline)
+			break;
+		if (!target)
+			target = find_leader(c, group);
+		if (!target || (stopped_on & (1u << target)) || !(rn = node_get(c, target))) {
+			target = 0;
+			if (!qfs_cell_group_exists(c, group))
+				return QFS_ENOGROUP;
+			if ((last = fail_fast(c, group)) != 0)
+				return last;
+			last = -ETIMEDOUT;
+			sleep_ms(CELL_POLL_MS);
+			continue;
+		}
+		rc = qfs_rnode_propose(rn, group, txn, len, (uint32_t)(deadline - now), result, &leader);
+		node_put(c, target);
+		switch (rc) {
+		case 0:
+			__atomic_store_n(&c->hint, target, __ATOMIC_RELAXED);
+			return 0;
+		case -EREMOTE:
+			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
+			target = leader && leader != target ? leader : 0;
+			if (!target)
+				sleep_ms(CELL_POLL_MS);
+			continue;
+		case -EAGAIN:
+			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
+			target = 0;
+			sleep_ms(CELL_POLL_MS);
+			continue;
+		case QFS_ESTOPPED:
+			/* The replica there stopped after an error before taking
+			 * the entry: another replica may lead soon. */
+			stopped_on |= 1u << target;
+			last = stopped_reason(c, group);
+			target = 0;
+			if (stopped_on == (((1u << c->n) - 1) << 1))
+				return last;
+			sleep_ms(CELL_POLL_MS);
+			continue;
+		case -ETIMEDOUT:
+			last = stopped_reason(c, group);
+			if (last == QFS_ESTOPPED)
+				last = -ETIMEDOUT;
+			goto timeout;
+		default:
+			return rc;
+		}
+	}
+timeout:
+	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
+	QFS_LOG(QFS_LOG_WARN, "cell propose failed group=%016" PRIx64 " timeout_ms=%u err=%s", group,
+		c->o.timeout_ms, qfs_strerror(last));
+	return last;
+}
+
+/* Pick the replica a read may use now: the leader when its lease lets it
+ * read locally, or (eventual reads) any running replica hosting group.
+ * Returns its id (taken with node_get) or 0. */
+static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **out)
+{
+	uint32_t l = find_leader(c, group);
+	struct qfs_rnode *rn;
+
+	if (l && (rn = node_get(c, l))) {
+		if (qfs_rnode_can_read_strong(rn, group)) {
+			*out = rn;
+			return l;
+		}
+		node_put(c, l);
+	}
+	if (c->o.reads != QFS_CELL_READ_EVENTUAL)
+		return 0;
+	for (uint32_t i = 1; i <= c->n; i++) {
+		if (!(rn = node_get(c, i)))
+			continue;
+		if (qfs_rnode_group_exists(rn, group) == 1) {
+			*out = rn;
+			return i;
+		}
+		node_put(c, i);
+	}
+	return 0;
+}
+
+/* 1 if a strong read of group could be served now. */
+static int read_node_any(struct qfs_cell *c, qfs_group_t group)
+{
+	enum qfs_cell_reads mode = c->o.reads;
+	struct qfs_rnode *rn;
+	uint32_t id;
+
+	c->o.reads = QFS_CELL_READ_STRONG; /* open runs before any reader */
+	id = read_node(c, group, &rn);
+	c->o.reads = mode;
+	if (id)
+		node_put(c, id);
+	return id != 0;
+}
+
+static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **rn, uint32_t *id)
+{
+	uint64_t deadline = now_ms() + c->o.timeout_ms;
+	int rc;
+
+	for (;;) {
+		if ((*id = read_node(c, group, rn)) != 0)
+			return 0;
+		if (!qfs_cell_group_exists(c, group))
+			return QFS_ENOGROUP;
+		if ((rc = fail_fast(c, group)) != 0)
+			return rc;
+		if (now_ms() >= deadline)
+			break;
+		sleep_ms(CELL_POLL_MS);
+	}
+	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
+	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
+		group, c->o.timeout_ms);
+	return -ETIMEDOUT;
+}
+
+/* See cell.h. */
+int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
+		 void **val, size_t *val_len)
+{
+	struct qfs_rnode *rn;
+	uint32_t id;
+	int rc = read_wait(c, group, &rn, &id);
+
+	if (rc)
+		return rc;
+	rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	struct qfs_rnode *rn;
+	uint32_t id;
+	int rc = read_wait(c, group, &rn, &id);
+
+	if (rc)
+		return rc;
+	rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
+	node_put(c, id);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void put_line(struct qfs_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put_line(struct qfs_buf *out, const char *fmt, ...)
+{
+	char line[PATH_MAX + 256];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len > 0)
+		qfs_buf_put(out, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
+}
+
+/* See cell.h. */
+void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
+{
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		int up, held, err;
+
+		pthread_mutex_lock(&c->mu);
+		up = cn->rn != NULL && !cn->busy;
+		held = cn->held_down;
+		err = cn->err;
+		pthread_mutex_unlock(&c->mu);
+		put_line(out, "node %u az %s state %s dir %s%s%s\n", cn->id, cn->az, up ? "up" : "down",
+			 cn->dir, up ? "" : held ? " why stopped-by-control-file" : err ? " why open-failed " : "",
+			 !up && !held && err ? qfs_strerror(err) : "");
+	}
+}
+
+static const char *role_str(enum qfs_paxos_role r)
+{
+	return r == QFS_PAXOS_LEADER ? "leader" : r == QFS_PAXOS_CANDIDATE ? "candidate" : "follower";
+}
+
+/* See cell.h. */
+void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
+{
+	struct glist all = { 0 };
+
+	qfs_cell_nodes(c, out);
+	all_groups(c, &all);
+	for (size_t gi_ = 1; gi_ < all.n; gi_++)
+		for (size_t k = gi_; k > 0 && all.v[k - 1] > all.v[k]; k--) {
+			qfs_group_t t = all.v[k];
+			all.v[k] = all.v[k - 1];
+			all.v[k - 1] = t;
+		}
+	for (size_t i = 0; i < all.n; i++) {
+		qfs_group_t g = all.v[i];
+		struct qfs_rnode_ginfo gi[QFS_CELL_MAX_NODES];
+		int have[QFS_CELL_MAX_NODES];
+		uint32_t leader = 0, up = 0;
+		qfs_ballot_t ballot = 0;
+		qfs_lsn_t max_applied = 0;
+
+		for (uint32_t k = 0; k < c->n; k++) {
+			struct qfs_rnode *rn = node_get(c, k + 1);
+
+			have[k] = 0;
+			if (!rn)
+				continue;
+			have[k] = qfs_rnode_group_info(rn, g, &gi[k]) == 0;
+			node_put(c, k + 1);
+			if (!have[k])
+				continue;
+			if (!gi[k].stopped)
+				up++;
+			if (gi[k].role == QFS_PAXOS_LEADER && !gi[k].stopped) {
+				leader = k + 1;
+				ballot = gi[k].ballot;
+			}
+			if (gi[k].applied > max_applied)
+				max_applied = gi[k].applied;
+		}
+		put_line(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u\n", g,
+			 leader, ballot, c->n, up);
+		for (uint32_t k = 0; k < c->n; k++) {
+			struct cnode *cn = &c->nodes[k];
+
+			if (!have[k]) {
+				const struct gseen *s;
+				qfs_lsn_t applied = 0;
+
+				pthread_mutex_lock(&c->mu);
+				if ((s = seen_find(cn, g)) != NULL)
+					applied = s->applied;
+				pthread_mutex_unlock(&c->mu);
+				put_line(out,
+					 "group %016" PRIx64 " replica node %u az %s health down role - last 0 durable 0 commit 0 applied %" PRIu64 "\n",
+					 g, cn->id, cn->az, applied);
+				continue;
+			}
+			put_line(out,
+				 "group %016" PRIx64 " replica node %u az %s health %s role %s last %" PRIu64
+				 " durable %" PRIu64 " commit %" PRIu64 " applied %" PRIu64 " wal_bytes %" PRIu64 "%s%s\n",
+				 g, cn->id, cn->az,
+				 gi[k].stopped ? "stopped" : gi[k].applied < max_applied ? "behind" : "ok",
+				 gi[k].stopped ? "-" : role_str(gi[k].role), gi[k].last, gi[k].durable,
+				 gi[k].commit, gi[k].applied, gi[k].wal_bytes, gi[k].stopped ? " err " : "",
+				 gi[k].stopped ? qfs_strerror(gi[k].err) : "");
+		}
+	}
+	free(all.v);
+}
+
+/* See cell.h. */
+void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
+{
+	struct qfs_cell_stat s = { 0 };
+
+	pthread_mutex_lock(&c->mu);
+	s.proposals = c->st_proposals_closed;
+	s.fsyncs = c->st_fsyncs_closed;
+	pthread_mutex_unlock(&c->mu);
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i + 1);
+		struct qfs_rnode_stat st;
+
+		if (!rn)
+			continue;
+		qfs_rnode_stat(rn, &st);
+		node_put(c, i + 1);
+		s.proposals += st.proposals;
+		s.fsyncs += st.fsyncs;
+	}
+	s.redirects = __atomic_load_n(&c->st_redirects, __ATOMIC_RELAXED);
+	s.timeouts = __atomic_load_n(&c->st_timeouts, __ATOMIC_RELAXED);
+	*out = s;
+}
+
+/* ---------------------------------------------------------------- archive */
+
+#define ARCHIVE_SOURCE 1 /* the node whose replica the archiver reads */
+
+/* See cell.h. */
+int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
+		      qfs_lsn_t *applied)
+{
+	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_info(rn, group, dir, dir_len, applied);
+	node_put(c, ARCHIVE_SOURCE);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_snapshot_scan(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t *applied,
+			   qfs_store_scan_cb cb, void *arg)
+{
+	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_snapshot_scan(rn, group, applied, cb, arg);
+	node_put(c, ARCHIVE_SOURCE);
+	return rc;
+}
+
+/* See cell.h.  The bound is the lowest applied LSN over every node: a
+ * running node's from its machine, a stopped one's as it last reported (0
+ * when unknown or when it did not host the group: nothing is released). */
+int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn)
+{
+	qfs_lsn_t bound = lsn;
+	int rc = 0, err = 0;
+
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn = node_get(c, i + 1);
+		qfs_lsn_t applied = 0;
+
+		if (rn) {
+			struct qfs_rnode_ginfo gi;
+
+			if (qfs_rnode_group_info(rn, group, &gi) == 0)
+				applied = gi.applied;
+			node_put(c, i + 1);
+		} else {
+			const struct gseen *s;
+
+			pthread_mutex_lock(&c->mu);
+			if (cn->known && (s = seen_find(cn, group)) != NULL)
+				applied = s->applied;
+			pthread_mutex_unlock(&c->mu);
+		}
+		if (applied + 1 < bound)
+			bound = applied + 1;
+	}
+	if (bound <= 1)
+		return 0;
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i + 1);
+
+		if (!rn)
+			continue;
+		rc = qfs_rnode_wal_release(rn, group, bound);
+		node_put(c, i + 1);
+		if (rc && rc != QFS_ENOGROUP && !err)
+			err = rc;
+	}
+	return err;
+}
+
+/* See cell.h. */
+void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg)
+{
+	pthread_mutex_lock(&c->op_mu);
+	pthread_mutex_lock(&c->mu);
+	c->seal_cb = cb;
+	c->seal_arg = arg;
+	pthread_mutex_unlock(&c->mu);
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i + 1);
+
+		if (!rn)
+			continue;
+		qfs_rnode_set_seal_hook(rn, cb, arg);
+		node_put(c, i + 1);
+	}
+	pthread_mutex_unlock(&c->op_mu);
+}

@@ -1,0 +1,134 @@
+/*
+ * cell.h - the storage nodes of one mount: N replicated nodes (rnode.h) on
+ * one in-process transport, each in its own directory and availability
+ * zone, every group replicated on all of them.  The cell is what the router
+ * and the archiver talk to: it creates and drops groups on every member,
+ * sends each proposal to the group's leader (following -EREMOTE hints and
+ * retrying -EAGAIN until a bounded deadline), serves strongly consistent
+ * reads at the leader under its lease (or, as a mount option, eventually
+ * consistent reads from any running replica), and lets a test stop and
+ * restart a node (doc/cell.md).
+ *
+ * Layout: DIR/n<id>/ is node id's directory (rnode.h), id = 1..N, AZ "a",
+ * "b", "c"... in order; DIR/n<id> may be a symlink to another disk.
+ *
+ * Reconciliation.  A node that was stopped (or down) while groups were
+ * created or dropped is brought in line when it (re)starts and at open: a
+ * group a majority of the other nodes hosts but it lacks is created on it
+ * (it then catches up from the leader's log), and a group no other node
+ * hosts while a majority of them is known to lack it is dropped from it
+ * (never the meta group).  A node's start also settles the others'.
+ *
+ * Thread-safety: every function may be called from any thread, except open
+ * and close.  Stopping a node waits for the calls already inside it.
+ */
+#ifndef QFS_NODE_CELL_H
+#define QFS_NODE_CELL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/qfs.h"
+#include "repl/paxos.h"
+#include "store/store.h"
+
+#define QFS_CELL_MAX_NODES 5
+#define QFS_CELL_TIMEOUT_DEFAULT_MS 10000u
+
+enum qfs_cell_reads {
+	QFS_CELL_READ_STRONG = 0,  /* at the leader, under its lease */
+	QFS_CELL_READ_EVENTUAL,    /* from the leader if it can, else any running replica */
+};
+
+struct qfs_cell_opts {
+	const char *dir;             /* parent of the node directories; created if missing */
+	uint32_t nodes;              /* 1..QFS_CELL_MAX_NODES (1 or 3 in practice); 0: 3 */
+	uint64_t wal_segment_bytes;  /* 0: default */
+	uint64_t wal_seal_age_ms;    /* see rnode.h */
+	uint32_t timeout_ms;         /* bound on one call's wait for a leader/quorum;
+				        0: QFS_CELL_TIMEOUT_DEFAULT_MS */
+	enum qfs_cell_reads reads;
+	const struct qfs_paxos_params *paxos; /* NULL: defaults */
+};
+
+struct qfs_cell;
+
+/* Open every node directory (creating missing ones) and reconcile groups.
+ * A node that cannot be opened is logged and left down (status shows it)
+ * as long as a majority opens; otherwise the first node's error is
+ * returned.  *out set only on success.  -EINVAL, -ENOMEM, node open errors. */
+int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out);
+/* Close every running node (each makes its store durable).  NULL: nothing. */
+void qfs_cell_close(struct qfs_cell *c);
+
+/* Create group on every running node (members: all nodes).  Durable on a
+ * majority on return.  -EEXIST (on a majority), -ETIMEDOUT (no majority
+ * running), rnode errors. */
+int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group);
+/* Drop group from every running node (the others drop it when they
+ * restart).  0, QFS_ENOGROUP, rnode errors. */
+int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group);
+/* 1 if a majority of the nodes host group (running nodes are asked,
+ * stopped ones by what they hosted when they stopped), else 0. */
+int qfs_cell_group_exists(struct qfs_cell *c, qfs_group_t group);
+/* cb for each group some running node hosts, ascending, no lock held. */
+void qfs_cell_groups(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg);
+
+/* Replicate one encoded txn through group's leader; blocks until a quorum
+ * made it durable and the leader applied it.  0 and *result (the txn's
+ * result), or: -ETIMEDOUT (no leader or quorum within the timeout; the
+ * entry may still commit later), QFS_ENOGROUP, QFS_ESTOPPED, -ENOSPC, -EIO,
+ * -EINVAL (too large), -ENOMEM. */
+int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+		     int *result);
+
+/* Reads of applied state, consistent as the cell's read mode says: strong
+ * reads wait (bounded) for a leader holding a lease.  Contracts of
+ * qfs_store_get/scan plus QFS_ENOGROUP and -ETIMEDOUT. */
+int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
+		 void **val, size_t *val_len);
+int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+
+/* Test hook (fault injection, documented as such): stop node id (close it
+ * as a crash-free power-off would: no more messages, nothing acknowledged
+ * lost) or start it again.  0, -EINVAL (no such node), -EALREADY (already
+ * in that state), node open errors on start. */
+int qfs_cell_node_stop(struct qfs_cell *c, uint32_t id);
+int qfs_cell_node_start(struct qfs_cell *c, uint32_t id);
+
+/* Status text, one fact per line:
+ *   node 1 az a state up|down dir PATH
+ *   group <16hex> leader L ballot B replicas 3 up 3
+ *   group <16hex> replica node 1 az a health ok|behind|stopped|down role R
+ *         last N durable N commit N applied N            (one line)
+ */
+void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out);
+/* Node lines only ("node 1 az a state up dir PATH"). */
+void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out);
+
+struct qfs_cell_stat {
+	uint64_t proposals;   /* proposals accepted by a leader, all nodes */
+	uint64_t fsyncs;      /* WAL fsyncs, all nodes */
+	uint64_t redirects;   /* proposals re-sent after -EREMOTE/-EAGAIN */
+	uint64_t timeouts;    /* calls that gave up with -ETIMEDOUT */
+};
+void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out);
+
+/* WAL archiving hooks (src/archive).  The archiver reads node 1's replica
+ * (archived segments must continue each other exactly, and each replica
+ * cuts its segments at its own points), so while node 1 is stopped these
+ * return QFS_ESTOPPED and archiving pauses (its lag grows; see
+ * doc/cell.md).  Contracts of rnode.h.  qfs_cell_wal_release releases on
+ * every running node below min(lsn, the lowest applied LSN of all nodes,
+ * the last known one for a stopped node): no member ever needs a released
+ * entry, so no follower ever needs a snapshot to catch up. */
+int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
+		      qfs_lsn_t *applied);
+int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn);
+int qfs_cell_snapshot_scan(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t *applied,
+			   qfs_store_scan_cb cb, void *arg);
+void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg);
+
+#endif
