@@ -174,7 +174,7 @@ for t in orders t2 t3; do
 	echo "$rl" | grep -Eq "^group $g replica node $leader az [abc] health ok role leader last [0-9]+ durable [0-9]+ commit [0-9]+ applied [0-9]+ wal_bytes [0-9]+$" ||
 		fail "bad replica line: '$rl'"
 	set -- $rl
-	last=${12} durable=${14} commit=${16} applied=${18} bytes=${20} segs=1
+	last=${13} durable=${15} commit=${17} applied=${19} bytes=${21} segs=1
 	[ "$applied" -le "$commit" ] && [ "$commit" -le "$last" ] && [ "$durable" -le "$last" ] ||
 		fail "group $g: expected applied <= commit <= last and durable <= last: '$rl'"
 	for n in 1 2 3; do
@@ -205,11 +205,11 @@ grep -Eq '^table orders op (get|txn|scan) count [0-9]+ errors [0-9]+ p50_us [0-9
 	fail "stats has no 'table orders op get|txn|scan ...' line"
 tx=$(awk '$1 == "table" && $2 == "orders" && $4 == "txn" { print $6 }' "$T/stats")
 [ -n "$tx" ] && [ "$tx" -ge 1 ] || fail "stats: 'table orders op txn count' is '$tx', expected >= 1"
-nl=$(grep -E '^node proposals [0-9]+ commits [0-9]+ fsyncs [0-9]+ bytes_logged [0-9]+' "$T/stats") ||
-	fail "stats has no 'node proposals N commits N fsyncs N bytes_logged N' line"
+nl=$(grep -E '^cell proposals [0-9]+ fsyncs [0-9]+ redirects [0-9]+ timeouts [0-9]+$' "$T/stats") ||
+	fail "stats has no 'cell proposals N fsyncs N redirects N timeouts N' line"
 set -- $nl
-[ "$5" -gt 0 ] && [ "$7" -gt 0 ] && [ "$9" -gt 0 ] || fail "node line shows no commits/fsyncs/bytes after writes: '$nl'"
-ok "stats shows op, table and node lines"
+[ "$3" -gt 0 ] && [ "$5" -gt 0 ] || fail "cell line shows no proposals or fsyncs after writes: '$nl'"
+ok "stats shows op, table and cell lines"
 
 # --- the command line
 v=$("$QFS_BIN" --version) || fail "quorumfs --version exited $?"
