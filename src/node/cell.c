@@ -1009,14 +1009,29 @@ static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, struct qfs_rnod
 	}
 	if (c->o.reads != QFS_CELL_READ_EVENTUAL)
 		return 0;
-	for (uint32_t i = 1; i <= c->n; i++) {
-		if (!(rn = node_get(c, i)))
-			continue;
-		if (qfs_rnode_group_exists(rn, group) == 1) {
-			*out = rn;
-			return i;
+	/* The running replica that applied the most: a change this mount
+	 * acknowledged was applied by the leader that acknowledged it, so a
+	 * reader sees its own writes unless that replica stopped since. */
+	{
+		uint32_t best = 0;
+		qfs_lsn_t best_applied = 0;
+
+		for (uint32_t i = 1; i <= c->n; i++) {
+			struct qfs_rnode_ginfo gi;
+
+			if (!(rn = node_get(c, i)))
+				continue;
+			if (qfs_rnode_group_info(rn, group, &gi) == 0 && !gi.stopped &&
+			    (!best || gi.applied > best_applied)) {
+				best = i;
+				best_applied = gi.applied;
+			}
+			node_put(c, i);
 		}
-		node_put(c, i);
+		if (best && (rn = node_get(c, best)) != NULL) {
+			*out = rn;
+			return best;
+		}
 	}
 	return 0;
 }
@@ -1046,7 +1061,9 @@ static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **r
 			return 0;
 		if (!qfs_cell_group_exists(c, group))
 			return QFS_ENOGROUP;
-		if ((rc = fail_fast(c, group)) != 0)
+		/* A replica stopped on a full disk comes back with the keeper's
+		 * restart: reads wait for that (bounded) instead of failing. */
+		if ((rc = fail_fast(c, group)) != 0 && rc != -ENOSPC)
 			return rc;
 		if (now_ms() >= deadline)
 			break;
