@@ -76,6 +76,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,7 @@
 
 #define RNODE_FORMAT "quorumfs-rnode 1\n"
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
+#define RNODE_SPACE_RESERVE (1ull << 20) /* bytes a leader keeps free on its WAL's disk */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
 
 /* One proposal, on the proposer's stack while it waits. */
@@ -116,6 +118,7 @@ struct group {
 	int dropped;             /* set under rw exclusive and mu (I/O thread) */
 	int stopped;             /* protected by mu */
 	int err;                 /* why it stopped */
+	uint64_t nospc_warned_ms; /* I/O thread: last "proposals refused" line */
 	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not implemented" line */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
@@ -988,6 +991,30 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 		for (uint32_t i = 0; i < n; i++)
 			answer(rn, ps[i], QFS_ESTOPPED, 0);
 		return;
+	}
+	/* Admission on a full disk: an entry the machine has taken can only be
+	 * persisted or the replica stopped, so the leader refuses a batch
+	 * that would leave less than the reserve free (the reserve keeps room
+	 * for a new leader's barrier, RocksDB flushes and the followers when
+	 * they share the disk).  Reads go on under the lease meanwhile. */
+	if (g->px.role == QFS_PAXOS_LEADER) {
+		struct statvfs sv;
+		uint64_t need = RNODE_SPACE_RESERVE;
+
+		/* every member may write the batch to this same disk */
+		for (uint32_t i = 0; i < n; i++)
+			need += (ps[i]->len + 64) * g->cfg.n;
+		if (statvfs(g->waldir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need) {
+			if (now_ms() - g->nospc_warned_ms >= 10000) {
+				g->nospc_warned_ms = now_ms();
+				QFS_LOG(QFS_LOG_ERR, "rnode proposals refused group=%016" PRIx64
+					" err=\"No space left on device\" free=%llu need=%" PRIu64 " dir=%s",
+					g->id, (unsigned long long)sv.f_bavail * sv.f_frsize, need, g->waldir);
+			}
+			for (uint32_t i = 0; i < n; i++)
+				answer(rn, ps[i], -ENOSPC, 0);
+			return;
+		}
 	}
 	qfs_clock_now(&ts);
 	memset(ents, 0, sizeof(ents));

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -528,15 +529,42 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 int qfs_store_sync(struct qfs_store *s)
 {
 	char *err = NULL;
-	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_t *fo;
+	int rc;
 
+	/* After a failed flush RocksDB holds a background error: a second
+	 * flush of the same instance fails again at best (and trips an
+	 * assertion in builds that keep them).  Reopening clears it. */
+	if ((rc = __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE)) != 0)
+		return rc;
+	/* Do not start a flush the disk cannot take: RocksDB 7.8 as Debian
+	 * builds it can abort (an assertion) when a flush hits a full disk.
+	 * Nothing is lost by not flushing: the replication WAL is the source
+	 * and is kept until the store is flushed. */
+	{
+		uint64_t mem = 0;
+		struct statvfs sv;
+
+		if (rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem) == 0 &&
+		    statvfs(s->dir, &sv) == 0 &&
+		    (uint64_t)sv.f_bavail * sv.f_frsize < mem + mem / 2 + (4u << 20)) {
+			QFS_LOG(QFS_LOG_WARN, "store flush skipped dir=%s err=\"No space left on device\" "
+				"free=%llu memtables=%llu", s->dir,
+				(unsigned long long)sv.f_bavail * sv.f_frsize, (unsigned long long)mem);
+			return -ENOSPC;
+		}
+	}
+	fo = rocksdb_flushoptions_create();
 	if (!fo)
 		return -ENOMEM;
 	rocksdb_flushoptions_set_wait(fo, 1);
 	rocksdb_flush(s->db, fo, &err);
 	rocksdb_flushoptions_destroy(fo);
-	if (err)
-		return store_rocks_err(s, "flush", err);
+	if (err) {
+		rc = store_rocks_err(s, "flush", err);
+		__atomic_store_n(&s->flush_err, rc, __ATOMIC_RELEASE);
+		return rc;
+	}
 	return 0;
 }
 

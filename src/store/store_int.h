@@ -29,6 +29,9 @@ struct qfs_store {
 	rocksdb_writeoptions_t *wo;       /* RocksDB WAL off: our WAL is the durability source */
 	rocksdb_readoptions_t *ro;        /* plain point reads; immutable after open */
 	char *dir;                        /* path of the RocksDB, for log lines */
+	int flush_err;                    /* sticky: a flush failed (full disk...);
+					     RocksDB must not be asked to flush again
+					     (its debug builds assert); atomic */
 };
 
 /* RocksDB key for an item of group: 'd' be64(group) key, built in buf
