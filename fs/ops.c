@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -805,7 +806,17 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (qfs_fs_is_ctl(parent) || (parent == FUSE_ROOT_ID && strcmp(name, ".quorumfs") == 0))
 		return qfs_fs_fail(req, FOP_RMDIR, t0, -EROFS, "control tree is read-only");
 	if (parent == FUSE_ROOT_ID) {
-		rc = qfs_router_table_delete(fs->r, name);
+		/* EBUSY: a file unlinked in the table is still open.  close()
+		 * returns before the kernel sends RELEASE, so a file closed
+		 * just before this rmdir may still be on its way out: give it
+		 * up to 2 s before answering EBUSY. */
+		for (int i = 0; i < 100; i++) {
+			rc = qfs_router_table_delete(fs->r, name);
+			if (rc != -EBUSY)
+				break;
+			struct timespec ts = { 0, 20 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 		if (rc)
 			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "table=%.64s", name);
 		return qfs_fs_ok(req, FOP_RMDIR, t0);
