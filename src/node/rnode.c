@@ -1189,7 +1189,7 @@ out_put:
 }
 
 /* Delete the sealed segments wholly below lsn (already clamped to the
- * synced store's applied + 1 by the caller, clamped again here) and tell the
+ * synced store's applied LSN by the caller, clamped again here) and tell the
  * machine the new first LSN (I/O thread).  0, QFS_ENOGROUP, QFS_ESTOPPED,
  * -errno of the WAL. */
 static int io_release(struct qfs_rnode *rn, qfs_group_t id, qfs_lsn_t lsn)
@@ -1205,8 +1205,11 @@ static int io_release(struct qfs_rnode *rn, qfs_group_t id, qfs_lsn_t lsn)
 		rc = QFS_ESTOPPED;
 		goto out_put;
 	}
-	if (lsn > g->applied + 1)
-		lsn = g->applied + 1;
+	/* Keep the entry at the applied LSN: a restart after a crash that
+	 * lost the store's memtable reads the ballot of its applied entry from
+	 * the log (qfs_paxos_init needs the runs to cover it). */
+	if (lsn > g->applied)
+		lsn = g->applied;
 	rc = qfs_wal_truncate_before(g->wal, lsn);
 	wal_snap(g);
 	if (rc) {
@@ -1821,7 +1824,7 @@ int qfs_rnode_wal_release(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn
 		return rc;
 	if ((rc = qfs_store_sync(rn->store)))
 		return rc;
-	r.lsn = lsn < applied + 1 ? lsn : applied + 1;
+	r.lsn = lsn < applied ? lsn : applied; /* the applied entry stays (io_release) */
 	return io_submit(rn, &r);
 }
 

@@ -155,8 +155,10 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out);
  * qfs_rnode_wal_release: every record below lsn is archived AND applied on
  * every member of the group (the caller knows; e.g. the cell takes the
  * minimum over the members).  Makes the store durable (qfs_store_sync),
- * deletes the sealed segments whose records are all below
- * min(lsn, applied + 1) (the newest segment always stays) and steps
+ * deletes the sealed segments whose records are all below min(lsn,
+ * applied) (the entry at the applied LSN stays, so that a restart that lost
+ * the store's memtable still knows its ballot; the newest segment always
+ * stays) and steps
  * COMPACTED so that the machine never asks the WAL for a released entry
  * (both on the I/O thread; the caller blocks).  A member that did not apply
  * up to lsn would need a snapshot, which is not implemented (doc/rnode.md).
