@@ -1021,8 +1021,12 @@ static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, struct qfs_rnod
 
 			if (!(rn = node_get(c, i)))
 				continue;
+			/* ties go to the leader: it answered its proposers only
+			 * after applying, even if its machine's applied LSN is
+			 * stepped a moment later */
 			if (qfs_rnode_group_info(rn, group, &gi) == 0 && !gi.stopped &&
-			    (!best || gi.applied > best_applied)) {
+			    (!best || gi.applied > best_applied ||
+			     (gi.applied == best_applied && i == l))) {
 				best = i;
 				best_applied = gi.applied;
 			}
