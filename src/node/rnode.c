@@ -12,8 +12,8 @@
  *   2. only then encode and send msgs[] (every earlier update was handled
  *      the same way, so everything persisted so far is durable);
  *   3. step PERSISTED(last, its ballot); serve reads[] from the WAL and step
- *      LOG_ENTRIES; snapshot_to is not implemented (one log line): nothing
- *      truncates the WAL below what a follower needs yet;
+ *      LOG_ENTRIES; serve snapshot_to by shipping the store's state at its
+ *      applied LSN in "snapshot" frames (snap.h; section "Snapshots" below);
  *   4. apply entries up to commit in LSN order, read back from the WAL, each
  *      exactly once (the store writes the applied LSN in the same batch),
  *      step APPLIED, and answer the proposer whose (lsn, ballot) matches;
@@ -54,6 +54,18 @@
  * seals it again at once, and open seals every tail that holds records
  * (a crash between the two), so an archived segment never grows.
  *
+ * Snapshots (doc/rnode.md section 6).  A leader ships one RocksDB
+ * snapshot of the group (qfs_store_snapshot_scan) in chunks of about
+ * RNODE_SNAP_CHUNK bytes, sent as the scan fills them; the last chunk
+ * carries the applied LSN and the ballot of its entry.  It does so when the
+ * machine asks (snapshot_to) and when a follower reports a position below
+ * the first retained LSN (snap_behind: a wiped replica).  A follower
+ * collects the chunks of one transfer in order into a store install
+ * (one WriteBatch), then: store replaced and flushed, WAL kept (it holds
+ * the snapshot's entry) or emptied, SNAPSHOT_INSTALLED.  The store records
+ * the snapshot point, so open finishes an install cut by a crash after the
+ * flush (snap_recover) and restores last/last_ballot of an emptied log.
+ *
  * Lock order: g->rw -> g->mu; rn->mu and g->mu are never held together;
  * rn->mu is never held with g->rw either.  Store reads run under g->rw
  * shared (a scan callback must not drop the group or propose on the node).
@@ -84,6 +96,7 @@
 #include "common/log.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
+#include "node/snap.h"
 #include "repl/repl.h"
 #include "wal/wal.h"
 
@@ -119,7 +132,10 @@ struct group {
 	int stopped;             /* protected by mu */
 	int err;                 /* why it stopped */
 	uint64_t nospc_warned_ms; /* I/O thread: last "proposals refused" line */
-	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not implemented" line */
+	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not sent" line */
+	struct snap_in *sin;     /* I/O thread: snapshot being received, or NULL */
+	uint64_t snap_sent_ms[QFS_PAXOS_MAX_NODES]; /* I/O thread: last snapshot
+				    sent to cfg.ids[i] (mono ms) */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
@@ -132,6 +148,16 @@ struct group {
 	char promise_tmp[PATH_MAX];
 	char gdir[PATH_MAX];
 	char waldir[PATH_MAX];
+};
+
+/* A snapshot being received (follower; section 6 of doc/rnode.md): the
+ * chunks of one transfer, in order, collected in a store install. */
+struct snap_in {
+	uint32_t from;           /* sender */
+	uint64_t xfer;           /* its transfer id */
+	uint32_t next;           /* next chunk expected */
+	uint64_t items;          /* items collected so far */
+	struct qfs_store_install *inst;
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
@@ -172,6 +198,8 @@ struct qfs_rnode {
 	/* I/O thread scratch */
 	struct qfs_buf rec;      /* one WAL record */
 	struct qfs_buf frame;    /* one encoded message */
+	struct qfs_buf snap;     /* one snapshot chunk being built */
+	uint64_t snap_xfer;      /* last transfer id used */
 
 	uint64_t st_proposals, st_fsyncs, st_in, st_out; /* atomics, relaxed */
 };
@@ -225,6 +253,10 @@ static void group_free(struct group *g)
 	if (!g)
 		return;
 	qfs_wal_close(g->wal);
+	if (g->sin) {
+		qfs_store_install_abort(g->sin->inst);
+		free(g->sin);
+	}
 	pthread_rwlock_destroy(&g->rw);
 	pthread_mutex_destroy(&g->mu);
 	free(g);
@@ -354,6 +386,87 @@ static int runs_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 	return 0;
 }
 
+/* WAL walk: the ballot of one entry. */
+struct ballot_walk {
+	qfs_lsn_t lsn;
+	qfs_ballot_t ballot;
+	int found;
+};
+
+static int ballot_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct ballot_walk *w = arg;
+	struct qfs_repl_entry e;
+	int rc;
+
+	if (lsn != w->lsn)
+		return 0;
+	if ((rc = qfs_repl_entry_decode(lsn, p, len, &e)))
+		return rc;
+	w->ballot = e.ballot;
+	w->found = 1;
+	return 1;
+}
+
+/* Ballot of the entry at lsn in g's WAL: 0, -ENOENT (not held), or the
+ * read's error. */
+static int wal_ballot(struct group *g, qfs_lsn_t lsn, qfs_ballot_t *out)
+{
+	struct ballot_walk w = { .lsn = lsn };
+	int rc = qfs_wal_read(g->wal, lsn, lsn, ballot_cb, &w);
+
+	if (rc < 0)
+		return rc;
+	if (!w.found)
+		return -ENOENT;
+	*out = w.ballot;
+	return 0;
+}
+
+/* Finish a snapshot install that a crash cut between the store and the WAL
+ * (doc/rnode.md section 6).  If the store's last snapshot point is its
+ * applied LSN, the WAL must continue it: be empty, start right after it, or
+ * hold its entry with its ballot.  A WAL that ends before it or holds
+ * another entry there is the old log: reset it (the step the install did
+ * after the store's flush).  *slsn, *sballot: the snapshot point if it is
+ * the applied LSN, else 0.  0 or -errno / QFS_ECORRUPT. */
+static int snap_recover(struct qfs_rnode *rn, struct group *g, qfs_lsn_t applied,
+			qfs_lsn_t *slsn, qfs_ballot_t *sballot)
+{
+	qfs_lsn_t sl, first, last;
+	qfs_ballot_t b = 0;
+	uint64_t sb;
+	int rc, reset;
+
+	if ((rc = qfs_store_snap_point(rn->store, g->id, &sl, &sb)))
+		return rc;
+	if (!sl || sl != applied) {
+		*slsn = 0;
+		*sballot = 0;
+		return 0;
+	}
+	first = qfs_wal_first(g->wal);
+	last = qfs_wal_last(g->wal);
+	if (last >= applied && first <= applied) {
+		rc = wal_ballot(g, applied, &b);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		reset = rc == -ENOENT || b != sb;
+	} else {
+		reset = last && last < applied;
+	}
+	if (reset) {
+		QFS_LOG(QFS_LOG_WARN, "rnode snapshot install finished at open group=%016" PRIx64
+			" node=%u lsn=%" PRIu64 " wal_first=%" PRIu64 " wal_last=%" PRIu64, g->id, rn->id,
+			applied, first, last);
+		if ((rc = qfs_wal_truncate_after(g->wal, 0)))
+			return rc;
+	}
+	*slsn = sl;
+	*sballot = sb;
+	return 0;
+}
+
 /* Open (create when cfg != NULL) the group's WAL and restore its paxos
  * machine from disk: promised from the promise file, last/last_ballot and
  * the runs from the WAL, applied from the store.  Nothing is applied. */
@@ -364,7 +477,8 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	struct qfs_paxos_hard hs;
 	struct runs_walk *w = NULL;
 	struct group *g;
-	qfs_lsn_t first;
+	qfs_lsn_t first, slsn;
+	qfs_ballot_t sballot;
 	int rc;
 
 	g = calloc(1, sizeof(*g));
@@ -420,11 +534,17 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 			qfs_strerror(rc));
 		goto err_free;
 	}
-	if ((rc = qfs_store_applied(rn->store, id, &hs.applied)))
+	if ((rc = qfs_store_applied(rn->store, id, &hs.applied)) ||
+	    (rc = snap_recover(rn, g, hs.applied, &slsn, &sballot)))
 		goto err_free;
 	hs.last = qfs_wal_last(g->wal);
 	first = qfs_wal_first(g->wal);
 	hs.first_retained = first ? first : hs.applied + 1;
+	if (!hs.last && slsn) {
+		/* Reset by a snapshot install: the log starts after it. */
+		hs.last = slsn;
+		hs.last_ballot = sballot;
+	}
 	if (hs.applied > hs.last || (hs.last && first > hs.applied + 1 && first > 1)) {
 		QFS_LOG(QFS_LOG_ERR, "rnode lost log group=%016" PRIx64 " applied=%" PRIu64
 			" wal_first=%" PRIu64 " wal_last=%" PRIu64, id, hs.applied, first, hs.last);
@@ -436,7 +556,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		rc = -ENOMEM;
 		goto err_free;
 	}
-	if (hs.last) {
+	if (qfs_wal_last(g->wal)) {
 		qfs_lsn_t from = hs.applied > first ? hs.applied : first;
 
 		rc = qfs_wal_read(g->wal, from, hs.last, runs_cb, w);
@@ -446,6 +566,18 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 			goto err_free;
 		}
 		hs.last_ballot = w->last_ballot;
+		if (slsn && w->n && w->runs[0].first > slsn) {
+			/* The log starts right after the snapshot: its point
+			 * opens the runs (paxos_init wants one at applied). */
+			if (w->runs[0].ballot == sballot) {
+				w->runs[0].first = slsn;
+			} else if (w->n < QFS_PAXOS_MAX_RUNS && w->runs[0].ballot > sballot) {
+				memmove(w->runs + 1, w->runs, w->n * sizeof(w->runs[0]));
+				w->runs[0].first = slsn;
+				w->runs[0].ballot = sballot;
+				w->n++;
+			}
+		}
 	}
 	g->applied = hs.applied;
 	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &rn->prm, &hs, w->runs, w->n, now_ms());
@@ -798,6 +930,7 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 
 static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up,
 		   int depth);
+static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64_t gap_ms);
 
 /* Step ev and handle its update. */
 static void step_handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_event *ev,
@@ -824,6 +957,7 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 	qfs_lsn_t commit;
 	qfs_lsn_t plsn = 0;
 	qfs_ballot_t pballot = 0;
+	uint32_t snap_to;
 	int rc;
 
 	/* Never drop an update: the machine already counts on it. */
@@ -893,14 +1027,7 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 	}
 	/* 2. Send: everything persisted so far is durable. */
 	send_msgs(rn, up);
-	if (up->snapshot_to && now_ms() - g->snap_warned_ms >= 60000) {
-		/* Once a minute per group: a peer that is down is probed
-		 * from its last acknowledged LSN, which may be released. */
-		g->snap_warned_ms = now_ms();
-		QFS_LOG(QFS_LOG_WARN, "rnode snapshot not implemented group=%016" PRIx64
-			" node=%u to=%u (a follower behind the released log cannot catch up)", g->id,
-			rn->id, up->snapshot_to);
-	}
+	snap_to = up->snapshot_to;
 	nreads = up->nreads;
 	if (nreads)
 		memcpy(reads, up->reads, nreads * sizeof(reads[0]));
@@ -940,6 +1067,8 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 			free(w->bufs[j]);
 		free(w);
 	}
+	if (snap_to && !g->stopped)
+		snap_send(rn, g, snap_to, rn->prm.retry_ms);
 	/* 4. Apply committed entries (the nested steps applied theirs). */
 	if (!g->stopped && commit > g->applied) {
 		struct apply_walk aw = { .rn = rn, .g = g };
@@ -958,6 +1087,294 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 	}
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+#define RNODE_SNAP_CHUNK (256u << 10) /* items per chunk frame: about this many bytes */
+
+/* Scan state of a snapshot being sent (leader). */
+struct snap_out {
+	struct qfs_rnode *rn;
+	struct group *g;
+	struct qfs_snap_chunk c; /* the chunk being built in rn->snap */
+	int err;                 /* first send or encode error */
+};
+
+/* Seal and send the chunk in rn->snap.  0 or the error (the transfer is
+ * abandoned; the leader asks again after retry_ms). */
+static int snap_flush(struct snap_out *so)
+{
+	struct qfs_rnode *rn = so->rn;
+	int rc = qfs_snap_finish(&rn->snap, &so->c);
+
+	if (!rc)
+		rc = qfs_net_send(rn->ep, so->c.to, rn->snap.data, rn->snap.len);
+	if (rc)
+		return rc;
+	stat_add(&rn->st_out, 1);
+	so->c.seq++;
+	so->c.n = 0;
+	qfs_snap_start(&rn->snap);
+	return rn->snap.err;
+}
+
+static int snap_item_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+			void *arg)
+{
+	struct snap_out *so = arg;
+	struct qfs_buf *b = &so->rn->snap;
+
+	if (so->c.n && b->len + 8 + key_len + val_len > RNODE_SNAP_CHUNK) {
+		if ((so->err = snap_flush(so)))
+			return 1;
+	}
+	qfs_snap_add(b, key, key_len, val, val_len);
+	if (b->err) {
+		so->err = b->err;
+		return 1;
+	}
+	so->c.n++;
+	so->c.total++;
+	return 0;
+}
+
+/* Ship the store's state of g at its applied LSN to peer `to` (I/O thread,
+ * the machine's snapshot_to).  Chunks go out as the scan fills them; the
+ * last one carries the applied LSN and the ballot of its entry (from the
+ * WAL, or from the store's snapshot point when the log was reset at it).
+ * Nothing is sent to a peer the transport reports down, nor twice to one
+ * peer within gap_ms.  Errors are logged (at most once a minute per group)
+ * and the transfer is dropped: the machine asks again once retry_ms passed
+ * without progress. */
+static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64_t gap_ms)
+{
+	struct qfs_net_stats ns;
+	struct snap_out so;
+	qfs_lsn_t applied = 0, sl;
+	qfs_ballot_t ballot = 0;
+	uint64_t sb;
+	int rc;
+
+	if (qfs_net_stats(rn->ep, to, &ns) == 0 && !ns.up)
+		return;
+	for (uint32_t i = 0; i < g->cfg.n; i++)
+		if (g->cfg.ids[i] == to) {
+			if (g->snap_sent_ms[i] && now_ms() - g->snap_sent_ms[i] < gap_ms)
+				return;
+			g->snap_sent_ms[i] = now_ms();
+		}
+	memset(&so, 0, sizeof(so));
+	so.rn = rn;
+	so.g = g;
+	so.c.from = rn->id;
+	so.c.to = to;
+	so.c.group = g->id;
+	so.c.xfer = ++rn->snap_xfer;
+	qfs_snap_start(&rn->snap);
+	rc = qfs_store_snapshot_scan(rn->store, g->id, &applied, snap_item_cb, &so);
+	if (rc == 1)
+		rc = so.err;
+	if (!rc && !applied)
+		rc = -ENOENT;
+	if (!rc) {
+		rc = wal_ballot(g, applied, &ballot);
+		if (rc == -ENOENT && !(rc = qfs_store_snap_point(rn->store, g->id, &sl, &sb)))
+			rc = sl == applied ? (ballot = sb, 0) : -ENOENT;
+	}
+	if (!rc) {
+		so.c.last = 1;
+		so.c.lsn = applied;
+		so.c.ballot = ballot;
+		rc = snap_flush(&so);
+	}
+	if (rc) {
+		if (now_ms() - g->snap_warned_ms >= 60000) {
+			g->snap_warned_ms = now_ms();
+			QFS_LOG(QFS_LOG_WARN, "rnode snapshot not sent group=%016" PRIx64 " node=%u to=%u"
+				" applied=%" PRIu64 " chunks=%u err=%s", g->id, rn->id, to, applied,
+				so.c.seq, qfs_strerror(rc));
+		}
+		return;
+	}
+	QFS_LOG(QFS_LOG_INFO, "rnode snapshot sent group=%016" PRIx64 " node=%u to=%u lsn=%" PRIu64
+		" items=%" PRIu64 " chunks=%u", g->id, rn->id, to, applied, so.c.total, so.c.seq);
+}
+
+/* A leader's answer to a follower whose report is below the log: an
+ * ACCEPTED from it whose match (its commit, or a refusal's hint) is below
+ * the first retained LSN - 1 means only a snapshot can catch it up.  The
+ * machine asks for one by itself (snapshot_to) when its own record of the
+ * follower is that low; this covers a follower that lost what it had
+ * acknowledged (a replica wiped and re-created empty), which the machine,
+ * never lowering its record of a follower's match, would retry from the log
+ * forever.  At most one per 4 x retry_ms per follower (I/O thread). */
+static void snap_behind(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_msg *m)
+{
+	qfs_lsn_t first;
+	qfs_ballot_t ballot;
+	int lead;
+
+	pthread_mutex_lock(&g->mu);
+	lead = g->px.role == QFS_PAXOS_LEADER;
+	first = g->px.first_retained;
+	ballot = g->px.ballot;
+	pthread_mutex_unlock(&g->mu);
+	if (!lead || m->ballot != ballot || m->promised > ballot || m->match + 1 >= first)
+		return;
+	for (uint32_t i = 0; i < g->cfg.n; i++)
+		if (g->cfg.ids[i] == m->from && m->from != rn->id) {
+			snap_send(rn, g, m->from, 4ull * rn->prm.retry_ms);
+			break;
+		}
+}
+
+static void snap_in_free(struct group *g)
+{
+	if (g->sin) {
+		qfs_store_install_abort(g->sin->inst);
+		free(g->sin);
+		g->sin = NULL;
+	}
+}
+
+/* Install the snapshot collected in g->sin at (lsn, ballot) (I/O thread):
+ *   1. lsn must be above the commit point (else it is stale: dropped);
+ *   2. the store replaces the group's items and applied LSN in one batch
+ *      and flushes (qfs_store_install_commit): durable;
+ *   3. the WAL is kept if it holds the snapshot's entry (lsn, ballot),
+ *      else emptied (the next append, lsn + 1, starts it again);
+ *   4. step SNAPSHOT_INSTALLED, whose update acknowledges lsn.
+ * A crash between 2 and 3 is finished by snap_recover() at open.  A store
+ * or WAL failure stops the group. */
+static void snap_install(struct qfs_rnode *rn, struct group *g, qfs_lsn_t lsn,
+			 qfs_ballot_t ballot)
+{
+	struct snap_in *si = g->sin;
+	struct qfs_paxos_event ev;
+	struct proposal **pp;
+	qfs_lsn_t commit;
+	qfs_ballot_t b = 0;
+	uint64_t items = si->items;
+	uint32_t from = si->from;
+	int rc, keep;
+
+	pthread_mutex_lock(&g->mu);
+	commit = g->px.commit;
+	pthread_mutex_unlock(&g->mu);
+	if (lsn <= commit || lsn <= g->applied) {
+		QFS_LOG(QFS_LOG_DEBUG, "rnode snapshot stale group=%016" PRIx64 " node=%u lsn=%" PRIu64
+			" commit=%" PRIu64, g->id, rn->id, lsn, commit);
+		snap_in_free(g);
+		return;
+	}
+	rc = qfs_store_install_commit(si->inst, lsn, ballot);
+	si->inst = NULL;
+	snap_in_free(g);
+	if (rc) {
+		group_stop(rn, g, rc, "snapshot install");
+		return;
+	}
+	g->applied = lsn;
+	rc = wal_ballot(g, lsn, &b);
+	if (rc < 0 && rc != -ENOENT) {
+		group_stop(rn, g, rc, "snapshot wal read");
+		return;
+	}
+	keep = rc == 0 && b == ballot;
+	if (!keep) {
+		rc = qfs_wal_truncate_after(g->wal, 0);
+		if (rc) {
+			group_stop(rn, g, rc, "snapshot wal reset");
+			return;
+		}
+		g->unsealed_ms = 0;
+	}
+	wal_snap(g);
+	/* Proposals at or below lsn: their outcome is in the snapshot, which
+	 * does not say (-ETIMEDOUT, "unknown"); above it, a dropped log held
+	 * entries that follow another entry at lsn (-EAGAIN). */
+	pp = &g->pending;
+	while (*pp) {
+		struct proposal *p = *pp;
+
+		if (p->lsn <= lsn || !keep) {
+			*pp = p->next;
+			answer(rn, p, p->lsn <= lsn ? -ETIMEDOUT : -EAGAIN, 0);
+		} else {
+			pp = &p->next;
+		}
+	}
+	QFS_LOG(QFS_LOG_INFO, "rnode snapshot installed group=%016" PRIx64 " node=%u from=%u lsn=%"
+		PRIu64 " ballot=%" PRIu64 " items=%" PRIu64 " log=%s", g->id, rn->id, from, lsn,
+		ballot, items, keep ? "kept" : "reset");
+	memset(&ev, 0, sizeof(ev));
+	ev.type = QFS_PAXOS_EV_SNAPSHOT_INSTALLED;
+	ev.now_ms = now_ms();
+	ev.lsn = lsn;
+	ev.ballot = ballot;
+	step_handle(rn, g, &ev, 0);
+}
+
+/* One snapshot chunk arrived (I/O thread).  Chunks of one transfer must
+ * come in order from seq 0; a chunk 0 starts over (a retry), anything else
+ * out of order abandons the transfer (the leader retries). */
+static void snap_recv(struct qfs_rnode *rn, struct qfs_net_frame *f)
+{
+	struct qfs_snap_chunk c;
+	const uint8_t *k, *v;
+	size_t pos = 0, kl, vl;
+	struct group *g;
+	int member = 0, rc;
+
+	if (qfs_snap_decode(f->data, f->len, &c) != 0)
+		return; /* corrupt: dropped, the leader retries */
+	stat_add(&rn->st_in, 1);
+	if (c.to != rn->id || c.from == rn->id || !(g = group_get(rn, c.group)))
+		return;
+	for (uint32_t i = 0; i < g->cfg.n; i++)
+		member |= g->cfg.ids[i] == c.from;
+	if (!member || g->stopped || group_dropped(g))
+		goto out_put;
+	if (c.seq == 0) {
+		snap_in_free(g);
+		g->sin = calloc(1, sizeof(*g->sin));
+		if (!g->sin)
+			goto out_put;
+		if (qfs_store_install_begin(rn->store, g->id, &g->sin->inst)) {
+			snap_in_free(g);
+			goto out_put;
+		}
+		g->sin->from = c.from;
+		g->sin->xfer = c.xfer;
+	} else if (!g->sin || g->sin->from != c.from || g->sin->xfer != c.xfer ||
+		   g->sin->next != c.seq) {
+		if (g->sin && g->sin->from == c.from)
+			snap_in_free(g); /* a chunk of it was lost */
+		goto out_put;
+	}
+	while (qfs_snap_next(&c, &pos, &k, &kl, &v, &vl)) {
+		if ((rc = qfs_store_install_item(g->sin->inst, k, kl, v, vl))) {
+			QFS_LOG(QFS_LOG_WARN, "rnode snapshot item refused group=%016" PRIx64
+				" node=%u from=%u err=%s", g->id, rn->id, c.from, qfs_strerror(rc));
+			snap_in_free(g);
+			goto out_put;
+		}
+	}
+	g->sin->next++;
+	g->sin->items += c.n;
+	if (c.last) {
+		if (g->sin->items != c.total || !c.lsn) {
+			QFS_LOG(QFS_LOG_WARN, "rnode snapshot incomplete group=%016" PRIx64 " node=%u from=%u"
+				" items=%" PRIu64 " total=%" PRIu64, g->id, rn->id, c.from, g->sin->items,
+				c.total);
+			snap_in_free(g);
+		} else {
+			snap_install(rn, g, c.lsn, c.ballot);
+		}
+	}
+out_put:
+	group_put(rn, g);
+}
+
 static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 {
 	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
@@ -965,6 +1382,10 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	struct qfs_paxos_event ev;
 	struct group *g;
 
+	if (qfs_snap_is_frame(f->data, f->len)) {
+		snap_recv(rn, f);
+		return;
+	}
 	if (qfs_paxos_msg_decode(f->data, f->len, &m, ents) != 0)
 		return; /* corrupt: dropped, paxos retransmits */
 	stat_add(&rn->st_in, 1);
@@ -975,6 +1396,8 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	ev.now_ms = now_ms();
 	ev.msg = &m;
 	step_handle(rn, g, &ev, 0);
+	if (m.type == QFS_PAXOS_ACCEPTED && !g->stopped)
+		snap_behind(rn, g, &m);
 	group_put(rn, g);
 }
 
@@ -1355,6 +1778,7 @@ static void rnode_free(struct qfs_rnode *rn)
 		group_free(rn->groups[i]);
 	qfs_buf_close(&rn->rec);
 	qfs_buf_close(&rn->frame);
+	qfs_buf_close(&rn->snap);
 	if (rn->store) {
 		(void)qfs_store_sync(rn->store);
 		qfs_store_close(rn->store);
@@ -1388,6 +1812,8 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	rn->prm.seed = (uint64_t)o->id * 0x9E3779B97F4A7C15ull ^ qfs_clock_mono_ns();
 	qfs_buf_init(&rn->rec);
 	qfs_buf_init(&rn->frame);
+	qfs_buf_init(&rn->snap);
+	rn->snap_xfer = qfs_clock_mono_ns() << 8;
 	rn->dir = strdup(o->dir);
 	rn->az = strdup(o->az && *o->az ? o->az : "-");
 	if (!rn->dir || !rn->az) {

@@ -161,7 +161,8 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out);
  * stays) and steps
  * COMPACTED so that the machine never asks the WAL for a released entry
  * (both on the I/O thread; the caller blocks).  A member that did not apply
- * up to lsn would need a snapshot, which is not implemented (doc/rnode.md).
+ * up to lsn then catches up from a snapshot of the leader's applied state
+ * (doc/rnode.md section 6), which costs a whole copy of the group.
  * 0, QFS_ENOGROUP, QFS_ESTOPPED, -EIO, -errno of unlink.
  *
  * qfs_rnode_snapshot_scan: qfs_store_snapshot_scan of group, plus

@@ -4,6 +4,8 @@
  *
  * Keys in RocksDB:  'd' be64(group) itemkey  -> item value
  *                   'a' be64(group)          -> be64(applied LSN)
+ *                   's' be64(group)          -> be64(lsn) be64(ballot): the
+ *                                               last snapshot installed
  * A committed log entry is applied in one WriteBatch together with the new
  * applied LSN, so after a crash the store is exactly "all entries up to
  * applied"; the node replays the WAL from applied+1.  RocksDB's own WAL is
@@ -58,7 +60,7 @@ int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, si
 int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
 
-/* Delete every item of group and its applied LSN.  0 or -EIO. */
+/* Delete every item of group, its applied LSN and snapshot point.  0 or -EIO. */
 int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group);
 
 /* Make everything applied so far survive a crash (flushes RocksDB's
@@ -81,6 +83,35 @@ int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *a
 int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 			const uint8_t *val, size_t val_len);
 int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
+
+/* Snapshot install on a live store (the rnode's catch-up, doc/rnode.md
+ * section 6): begin collects items in memory, commit replaces every item of
+ * group and its applied LSN by them in ONE WriteBatch (a range delete of
+ * the group's items, the puts, the applied LSN and the snapshot point
+ * 's' be64(group) -> be64(lsn) be64(ballot)) and then flushes (qfs_store_sync),
+ * so a crash leaves the group wholly old or wholly new, and on return 0 the
+ * new state is durable.  Readers see the batch atomically.  Memory: the
+ * whole snapshot (about its item bytes) until commit or abort.
+ *   begin: 0 or -ENOMEM; *out set only on success.
+ *   item: 0, -EINVAL (key or value too large), -ENOMEM (the install is then
+ *     unusable: abort it).
+ *   commit: frees in in every case; 0, -ENOMEM, -EIO (the batch may or may
+ *     not be durable: the caller must stop using the group until reopen).
+ *   abort: frees in, nothing written; NULL: nothing.
+ * I/O thread only (like apply). */
+struct qfs_store_install;
+int qfs_store_install_begin(struct qfs_store *s, qfs_group_t group,
+			    struct qfs_store_install **out);
+int qfs_store_install_item(struct qfs_store_install *in, const uint8_t *key, size_t key_len,
+			   const uint8_t *val, size_t val_len);
+int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64_t ballot);
+void qfs_store_install_abort(struct qfs_store_install *in);
+
+/* The last snapshot point installed for group ((0, 0) if none): the LSN the
+ * store was replaced at and the ballot of the log entry at that LSN, which
+ * the log may no longer hold.  0, -EIO, QFS_ECORRUPT (not 16 bytes). */
+int qfs_store_snap_point(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn,
+			 uint64_t *ballot);
 
 /* Approximate bytes and keys of group (RocksDB estimates). */
 int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes);

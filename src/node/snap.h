@@ -1,0 +1,72 @@
+/*
+ * snap.h - the rnode's snapshot frames: a leader ships the applied state of
+ * one group to a follower whose next log entry it released (doc/rnode.md
+ * section 6, wire format: doc/format-net.md section 7).
+ *
+ * A snapshot frame uses the transport's frame header (magic "QPAX",
+ * version 1, CRC32C) with the reserved type QFS_SNAP_FRAME_TYPE, never a
+ * Paxos type, so the transport carries it unchanged and the receiver tells
+ * it apart before qfs_paxos_msg_decode().  Its body has its own magic
+ * "QSNP" and version.  A transfer is a sequence of chunks 0, 1, ... of one
+ * transfer id; the last one carries the snapshot point (LSN and ballot of
+ * the last applied entry) and the total item count.
+ *
+ * Pure codec: no I/O, no allocation besides the caller's qfs_buf;
+ * thread-safe.
+ */
+#ifndef QFS_NODE_SNAP_H
+#define QFS_NODE_SNAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/qfs.h"
+
+#define QFS_SNAP_FRAME_TYPE 0xf1u    /* frame header type (0xf0 is net's hello) */
+#define QFS_SNAP_MAGIC 0x51534e50u   /* "QSNP" */
+#define QFS_SNAP_VERSION 1
+#define QFS_SNAP_BODY_FIXED 64       /* body bytes before the items */
+#define QFS_SNAP_LAST 0x01           /* flags: last chunk of the transfer */
+
+/* One chunk.  Items: n x (be32 klen | be32 vlen | key | val) at items. */
+struct qfs_snap_chunk {
+	uint32_t from, to;       /* node ids */
+	uint64_t group;
+	uint64_t xfer;           /* transfer id, chosen by the sender */
+	uint32_t seq;            /* 0, 1, ... within the transfer */
+	uint32_t n;              /* items in this chunk */
+	int last;                /* 1: last chunk; lsn, ballot, total valid */
+	qfs_lsn_t lsn;           /* last: the applied LSN the items are the state of */
+	uint64_t ballot;         /* last: ballot of the log entry at lsn */
+	uint64_t total;          /* last: items in the whole transfer */
+	const uint8_t *items;    /* decode: points into the frame */
+	size_t items_len;
+};
+
+/* 1 if the frame of len bytes has the snapshot frame type (header only). */
+int qfs_snap_is_frame(const void *buf, size_t len);
+
+/* Start a chunk in b (reset first): reserves the header, items follow. */
+void qfs_snap_start(struct qfs_buf *b);
+/* Append one item to the chunk in b (b->err latches -ENOMEM). */
+void qfs_snap_add(struct qfs_buf *b, const uint8_t *key, size_t key_len, const uint8_t *val,
+		  size_t val_len);
+/* Fill header and body fields from c (n, last, lsn... ; items ignored) and
+ * seal the CRC.  Returns 0, or -ENOMEM (b->err) / -EINVAL (frame over
+ * QFS_PAXOS_FRAME_MAX). */
+int qfs_snap_finish(struct qfs_buf *b, const struct qfs_snap_chunk *c);
+
+/* Decode and check one frame of exactly len bytes: header (magic, version,
+ * type, length, CRC), body magic and version, reserved bytes, flags, item
+ * framing (exactly n items filling the body).  *out (items point into buf)
+ * is written only on success.  0, QFS_ECORRUPT, or QFS_EFORMAT (an intact
+ * body of another version). */
+int qfs_snap_decode(const void *buf, size_t len, struct qfs_snap_chunk *out);
+
+/* Iterate the items of a decoded chunk: *pos starts at 0; returns 1 with
+ * the next item, 0 at the end. */
+int qfs_snap_next(const struct qfs_snap_chunk *c, size_t *pos, const uint8_t **key,
+		  size_t *key_len, const uint8_t **val, size_t *val_len);
+
+#endif
