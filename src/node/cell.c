@@ -744,7 +744,9 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 
 	members(c, &cfg);
 	pthread_mutex_lock(&c->op_mu);
-	for (uint32_t i = 0; i < c->n; i++) {
+	/* Last node first: node 1, the first member, campaigns as soon as its
+	 * replica exists, and its PREPAREs must find the others' replicas. */
+	for (uint32_t i = c->n; i-- > 0;) {
 		struct qfs_rnode *rn = node_get(c, i + 1);
 
 		if (!rn)

@@ -123,7 +123,7 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out);
  * doc/cell.md).  Contracts of rnode.h.  qfs_cell_wal_release releases on
  * every running node below min(lsn, the lowest applied LSN of all nodes,
  * the last known one for a stopped node): no member ever needs a released
- * entry, so no follower ever needs a snapshot to catch up. */
+ * entry, so a node that was merely down never needs a snapshot. */
 int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
 		      qfs_lsn_t *applied);
 int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn);
