@@ -422,6 +422,7 @@ static void reply_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in, 
 	m->ok = (uint8_t)ok;
 	m->ballot = in->ballot;
 	m->match = match;
+	m->last_lsn = p->last;
 	m->time_ms = in->time_ms;
 }
 
@@ -520,7 +521,20 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		pe->lease_sent_ms = in->time_ms;
 		lease_update(p);
 	}
-	if (in->ok) {
+	if (in->last_lsn < pe->match && in->time_ms >= pe->lease_sent_ms) {
+		/* A fresh reply (it answers our newest send) from a follower
+		 * whose log is shorter than what it acknowledged in this ballot:
+		 * its log was lost (a wiped disk).  Start it over from the
+		 * beginning of the log, or from a snapshot if that is released;
+		 * commit never goes back, a lower match only makes commits more
+		 * careful. */
+		trace(p, "event=peer_reset peer=%u match=%llu last=%llu", pe->id,
+		      (unsigned long long)pe->match, (unsigned long long)in->last_lsn);
+		pe->match = 0;
+		pe->next = 1;
+		pe->read_pending = 0;
+		pe->progress_ms = p->now;
+	} else if (in->ok) {
 		if (in->match > pe->match && in->match <= p->last) {
 			pe->match = in->match;
 			pe->progress_ms = p->now;
