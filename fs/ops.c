@@ -810,7 +810,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 * returns before the kernel sends RELEASE, so a file closed
 		 * just before this rmdir may still be on its way out: give it
 		 * up to 2 s before answering EBUSY. */
-		for (int i = 0; i < 100; i++) {
+		/* (with -s the RELEASE waits behind this request: no point) */
+		for (int i = 0; i < (fs->o->single_thread ? 1 : 100); i++) {
 			rc = qfs_router_table_delete(fs->r, name);
 			if (rc != -EBUSY)
 				break;

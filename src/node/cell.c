@@ -79,6 +79,7 @@ struct qfs_cell {
 	pthread_t keeper;
 	int keeper_started;
 
+	struct glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
 	void *seal_arg;
 
@@ -230,11 +231,60 @@ static void members(const struct qfs_cell *c, struct qfs_paxos_config *cfg)
 		cfg->ids[i] = i + 1;
 }
 
-/* Drop from node cn (rn) the groups no other node hosts while a majority of
- * the other nodes is known not to host them (running without it, or down
- * with a known list without it): they were dropped while cn was down, or
- * their create was undone.  The meta group is never dropped here.  Caller
- * holds op_mu. */
+/* Tombstones: the ids of dropped groups, one 16-hex line each in
+ * DIR/DROPPED (written durably before any replica is dropped).  Group ids
+ * are never reused, so a replica whose id is there was dropped while its
+ * node was down; nothing is ever dropped merely because other nodes lack
+ * it (two blank nodes must not erase the last good replica). */
+static int tomb_save(struct qfs_cell *c)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	struct qfs_buf b;
+	int rc;
+
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/DROPPED", c->dir)) ||
+	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/DROPPED.tmp", c->dir)))
+		return rc;
+	qfs_buf_init(&b);
+	for (size_t i = 0; i < c->tomb->n; i++) {
+		char line[24];
+		int n = snprintf(line, sizeof(line), "%016" PRIx64 "\n", c->tomb->v[i]);
+
+		qfs_buf_put(&b, line, (size_t)n);
+	}
+	qfs_buf_put_u8(&b, 0);
+	rc = b.err ? b.err : qfs_node_file_put(c->dir, tmp, path, (const char *)b.data);
+	qfs_buf_close(&b);
+	return rc;
+}
+
+static int tomb_load(struct qfs_cell *c)
+{
+	char path[PATH_MAX], line[64];
+	FILE *f;
+	int rc;
+
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/DROPPED", c->dir)))
+		return rc;
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *end;
+		unsigned long long g = strtoull(line, &end, 16);
+
+		if (end != line + 16 || *end != '\n') {
+			QFS_LOG(QFS_LOG_WARN, "cell tombstone line ignored path=%s", path);
+			continue;
+		}
+		glist_add((qfs_group_t)g, c->tomb);
+	}
+	fclose(f);
+	return c->tomb->err;
+}
+
+/* Drop from node cn (rn) the replicas of dropped groups (tombstones).
+ * Caller holds op_mu. */
 static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
 {
 	struct glist mine = { 0 };
@@ -242,20 +292,8 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
 	qfs_rnode_groups(rn, glist_add, &mine);
 	for (size_t i = 0; i < mine.n; i++) {
 		qfs_group_t g = mine.v[i];
-		uint32_t have = 0, lack = 0;
 
-		if (g == QFS_META_GROUP)
-			continue;
-		for (uint32_t k = 0; k < c->n; k++) {
-			int h;
-
-			if (&c->nodes[k] == cn)
-				continue;
-			h = hosts(c, &c->nodes[k], g);
-			have += h == 1;
-			lack += h == 0;
-		}
-		if (have == 0 && lack >= majority(c)) {
+		if (g != QFS_META_GROUP && glist_has(c->tomb, g)) {
 			int rc = qfs_rnode_group_drop(rn, g);
 
 			QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO,
@@ -571,6 +609,9 @@ static void cell_free(struct qfs_cell *c)
 {
 	for (uint32_t i = 0; i < c->n; i++)
 		free(c->nodes[i].seen);
+	if (c->tomb)
+		free(c->tomb->v);
+	free(c->tomb);
 	qfs_net_free(c->net);
 	free(c->dir);
 	free(c);
@@ -636,6 +677,13 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=%s", c->dir, qfs_strerror(rc));
+		cell_free(c);
+		return rc;
+	}
+	c->tomb = calloc(1, sizeof(*c->tomb));
+	if (!c->tomb || (rc = tomb_load(c)) != 0) {
+		rc = c->tomb ? rc : -ENOMEM;
+		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s what=DROPPED err=%s", c->dir, qfs_strerror(rc));
 		cell_free(c);
 		return rc;
 	}
@@ -744,6 +792,15 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 
 	members(c, &cfg);
 	pthread_mutex_lock(&c->op_mu);
+	for (size_t k = 0; k < c->tomb->n; k++)
+		if (c->tomb->v[k] == group) { /* ids are not reused, but be exact */
+			c->tomb->v[k] = c->tomb->v[--c->tomb->n];
+			if ((rc = tomb_save(c)) != 0) {
+				pthread_mutex_unlock(&c->op_mu);
+				return rc;
+			}
+			break;
+		}
 	/* Last node first: node 1, the first member, campaigns as soon as its
 	 * replica exists, and its PREPAREs must find the others' replicas. */
 	for (uint32_t i = c->n; i-- > 0;) {
@@ -788,6 +845,18 @@ int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 	int rc = 0, err = 0;
 
 	pthread_mutex_lock(&c->op_mu);
+	/* The tombstone first: a node down now drops its replica when it
+	 * starts (reconcile), even after a restart of the mount. */
+	if (group != QFS_META_GROUP && !glist_has(c->tomb, group)) {
+		glist_add(group, c->tomb);
+		if ((rc = c->tomb->err ? c->tomb->err : tomb_save(c)) != 0) {
+			c->tomb->n--;
+			pthread_mutex_unlock(&c->op_mu);
+			QFS_LOG(QFS_LOG_ERR, "cell group drop failed group=%016" PRIx64 " what=DROPPED err=%s",
+				group, qfs_strerror(rc));
+			return rc;
+		}
+	}
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cnode *cn = &c->nodes[i];
 		struct qfs_rnode *rn = node_get(c, i + 1);

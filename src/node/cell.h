@@ -15,9 +15,12 @@
  * Reconciliation.  A node that was stopped (or down) while groups were
  * created or dropped is brought in line when it (re)starts and at open: a
  * group a majority of the other nodes hosts but it lacks is created on it
- * (it then catches up from the leader's log), and a group no other node
- * hosts while a majority of them is known to lack it is dropped from it
- * (never the meta group).  A node's start also settles the others'.
+ * (it then catches up from the leader's log or a snapshot), and its
+ * replicas of dropped groups are dropped.  Drops are known from
+ * tombstones (DIR/DROPPED: ids of dropped groups, written durably before
+ * any replica goes; group ids are never reused), never from other nodes
+ * lacking a group: blank nodes must not erase the last good replica.  A
+ * node's start also settles the others'.
  *
  * Thread-safety: every function may be called from any thread, except open
  * and close.  Stopping a node waits for the calls already inside it.

@@ -1290,15 +1290,17 @@ static void snap_install(struct qfs_rnode *rn, struct group *g, qfs_lsn_t lsn,
 	}
 	wal_snap(g);
 	/* Proposals at or below lsn: their outcome is in the snapshot, which
-	 * does not say (-ETIMEDOUT, "unknown"); above it, a dropped log held
-	 * entries that follow another entry at lsn (-EAGAIN). */
+	 * does not say; above it, when the log is reset: a new leader may
+	 * have taken those entries into its log and committed them, so the
+	 * outcome is unknown as well (-ETIMEDOUT, never -EAGAIN, which the
+	 * cell would retry and so apply twice). */
 	pp = &g->pending;
 	while (*pp) {
 		struct proposal *p = *pp;
 
 		if (p->lsn <= lsn || !keep) {
 			*pp = p->next;
-			answer(rn, p, p->lsn <= lsn ? -ETIMEDOUT : -EAGAIN, 0);
+			answer(rn, p, -ETIMEDOUT, 0);
 		} else {
 			pp = &p->next;
 		}

@@ -521,7 +521,9 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		pe->lease_sent_ms = in->time_ms;
 		lease_update(p);
 	}
-	if (in->last_lsn < pe->match && in->time_ms >= pe->lease_sent_ms) {
+	/* (match <= last_lsn: a sender that does not fill last_lsn, an older
+	 * version, always sends 0 there and is never taken for a lost log) */
+	if (in->last_lsn < pe->match && in->match <= in->last_lsn && in->time_ms >= pe->lease_sent_ms) {
 		/* A fresh reply (it answers our newest send) from a follower
 		 * whose log is shorter than what it acknowledged in this ballot:
 		 * its log was lost (a wiped disk).  Start it over from the

@@ -852,9 +852,38 @@ START_TEST(t_drop_then_reopen)
 }
 END_TEST
 
-/* Node 3 stopped, group dropped, node 1 stopped (it no longer hosted the
- * group when it stopped), node 3 started: node 1's known list and node 2
- * make a majority without the group, so node 3 drops its copy. */
+/* Two blank nodes (their disks replaced) next to one good replica: nothing
+ * is dropped for lack of copies elsewhere, only tombstones drop replicas.
+ * The good replica of G stays on node 1 with its items (no quorum can form
+ * for it, so it is read alone, with eventual reads, after the two others
+ * are stopped). */
+START_TEST(t_blank_nodes_keep_last_copy)
+{
+	char path[512];
+
+	cell_open(QFS_CELL_READ_EVENTUAL, 2000, 0);
+	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
+	put_many(G, "b", 0, 5, "v");
+	wait_caught_up(G, 5000);
+	cell_close();
+	for (uint32_t id = 2; id <= 3; id++) {
+		snprintf(path, sizeof(path), "%s/n%u", tmpdir, id);
+		ck_assert_int_eq(nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+	}
+	cell_open(QFS_CELL_READ_EVENTUAL, 2000, 0);
+	ck_assert_msg(on_disk(1, G), "the last good replica of G was dropped from node 1");
+	ck_assert_int_eq(qfs_cell_node_stop(C, 2), 0);
+	ck_assert_int_eq(qfs_cell_node_stop(C, 3), 0);
+	ck_assert_int_eq(item_count(G), 5);
+	get_ok(G, "b00", "v");
+	ck_assert_int_eq(qfs_cell_node_start(C, 2), 0);
+	ck_assert_int_eq(qfs_cell_node_start(C, 3), 0);
+	ck_assert_msg(on_disk(1, G), "the last good replica of G was dropped when the others started");
+}
+END_TEST
+
+/* Node 3 stopped, group dropped, node 1 stopped, node 3 started: the
+ * tombstone of the drop makes node 3 drop its copy. */
 START_TEST(t_drop_then_partial_start)
 {
 	cell_open(QFS_CELL_READ_EVENTUAL, 5000, 0);
@@ -1054,6 +1083,7 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_reconcile_drop);
 	tcase_add_test(tc, t_drop_then_reopen);
 	tcase_add_test(tc, t_drop_then_partial_start);
+	tcase_add_test(tc, t_blank_nodes_keep_last_copy);
 	tcase_add_test(tc, t_wal_release);
 	tcase_add_test(tc, t_close_stopped_reopen);
 	tcase_add_test(tc, t_open_failed_node);
