@@ -681,8 +681,8 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 		return rc;
 	}
 	c->tomb = calloc(1, sizeof(*c->tomb));
-	if (!c->tomb || (rc = tomb_load(c)) != 0) {
-		rc = c->tomb ? rc : -ENOMEM;
+	rc = c->tomb ? tomb_load(c) : -ENOMEM;
+	if (rc) {
 		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s what=DROPPED err=%s", c->dir, qfs_strerror(rc));
 		cell_free(c);
 		return rc;
