@@ -43,6 +43,7 @@
 #include "archive/archive_int.h"
 #include "common/clock.h"
 #include "common/crc32c.h"
+#include "common/glist.h"
 #include "common/log.h"
 #include "wal/wal_int.h"
 
@@ -656,29 +657,6 @@ out_publish:
 
 /* ---------------------------------------------------------------- thread */
 
-struct ids {
-	qfs_group_t *v;
-	size_t n, cap;
-	int err;
-};
-
-static void collect(qfs_group_t g, void *arg)
-{
-	struct ids *c = arg;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		qfs_group_t *nv = realloc(c->v, cap * sizeof(*nv));
-		if (!nv) {
-			c->err = -ENOMEM;
-			return;
-		}
-		c->v = nv;
-		c->cap = cap;
-	}
-	c->v[c->n++] = g;
-}
-
 static void part_free(struct part *pt)
 {
 	if (!pt)
@@ -690,13 +668,13 @@ static void part_free(struct part *pt)
 /* Bring the part list in line with the node's groups (ascending). */
 static int sync_parts(struct qfs_archive *a)
 {
-	struct ids c = { 0 };
+	struct qfs_glist c = { 0 };
 	struct part **np, **old;
 	size_t nold, i, j = 0, got = 0;
 
-	qfs_cell_groups(a->n, collect, &c);
+	qfs_cell_groups(a->n, qfs_glist_add, &c);
 	if (c.err || !(np = calloc(c.n ? c.n : 1, sizeof(*np)))) {
-		free(c.v);
+		qfs_glist_free(&c);
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&a->mu);
@@ -725,7 +703,7 @@ static int sync_parts(struct qfs_archive *a)
 	a->nparts = got;
 	pthread_mutex_unlock(&a->mu);
 	free(old);
-	free(c.v);
+	qfs_glist_free(&c);
 	return got < c.n ? -ENOMEM : 0;
 }
 

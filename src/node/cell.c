@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/glist.h"
 #include "common/log.h"
 #include "net/net.h"
 #include "node/cell.h"
@@ -79,7 +80,7 @@ struct qfs_cell {
 	pthread_t keeper;
 	int keeper_started;
 
-	struct glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
+	struct qfs_glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
 	void *seal_arg;
 
@@ -139,38 +140,6 @@ static void node_put(struct qfs_cell *c, uint32_t id)
 
 /* --------------------------------------------------------- groups seen */
 
-struct glist {
-	qfs_group_t *v;
-	size_t n, cap;
-	int err;
-};
-
-static void glist_add(qfs_group_t g, void *arg)
-{
-	struct glist *l = arg;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-		qfs_group_t *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v) {
-			l->err = -ENOMEM;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = g;
-}
-
-static int glist_has(const struct glist *l, qfs_group_t g)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i] == g)
-			return 1;
-	return 0;
-}
-
 static const struct gseen *seen_find(const struct cnode *cn, qfs_group_t g)
 {
 	for (size_t i = 0; i < cn->nseen; i++)
@@ -196,31 +165,39 @@ static int hosts(struct qfs_cell *c, struct cnode *cn, qfs_group_t g)
 	return r;
 }
 
-/* Every group any node hosts (running: asked; down: as last seen). */
-static int all_groups(struct qfs_cell *c, struct glist *out)
+/* Every group the running nodes host, and with_down: also those the
+ * stopped nodes hosted when they stopped; ascending, without repeats. */
+static int groups_union(struct qfs_cell *c, int with_down, struct qfs_glist *out)
 {
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cnode *cn = &c->nodes[i];
 		struct qfs_rnode *rn = node_get(c, cn->id);
-		struct glist l = { 0 };
+		struct qfs_glist l = { 0 };
 
 		if (rn) {
-			qfs_rnode_groups(rn, glist_add, &l);
+			qfs_rnode_groups(rn, qfs_glist_add, &l);
 			node_put(c, cn->id);
-		} else {
+		} else if (with_down) {
 			pthread_mutex_lock(&c->mu);
 			for (size_t k = 0; k < cn->nseen; k++)
-				glist_add(cn->seen[k].group, &l);
+				qfs_glist_add(cn->seen[k].group, &l);
 			pthread_mutex_unlock(&c->mu);
 		}
 		for (size_t k = 0; k < l.n; k++)
-			if (!glist_has(out, l.v[k]))
-				glist_add(l.v[k], out);
+			if (!qfs_glist_has(out, l.v[k]))
+				qfs_glist_add(l.v[k], out);
 		if (l.err)
 			out->err = l.err;
-		free(l.v);
+		qfs_glist_free(&l);
 	}
+	qfs_glist_sort(out);
 	return out->err;
+}
+
+/* Every group any node hosts (running: asked; down: as last seen). */
+static int all_groups(struct qfs_cell *c, struct qfs_glist *out)
+{
+	return groups_union(c, 1, out);
 }
 
 static void members(const struct qfs_cell *c, struct qfs_paxos_config *cfg)
@@ -277,7 +254,7 @@ static int tomb_load(struct qfs_cell *c)
 			QFS_LOG(QFS_LOG_WARN, "cell tombstone line ignored path=%s", path);
 			continue;
 		}
-		glist_add((qfs_group_t)g, c->tomb);
+		qfs_glist_add((qfs_group_t)g, c->tomb);
 	}
 	fclose(f);
 	return c->tomb->err;
@@ -287,13 +264,13 @@ static int tomb_load(struct qfs_cell *c)
  * Caller holds op_mu. */
 static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
 {
-	struct glist mine = { 0 };
+	struct qfs_glist mine = { 0 };
 
-	qfs_rnode_groups(rn, glist_add, &mine);
+	qfs_rnode_groups(rn, qfs_glist_add, &mine);
 	for (size_t i = 0; i < mine.n; i++) {
 		qfs_group_t g = mine.v[i];
 
-		if (g != QFS_META_GROUP && glist_has(c->tomb, g)) {
+		if (g != QFS_META_GROUP && qfs_glist_has(c->tomb, g)) {
 			int rc = qfs_rnode_group_drop(rn, g);
 
 			QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO,
@@ -301,7 +278,7 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
 				rc ? qfs_strerror(rc) : "ok");
 		}
 	}
-	free(mine.v);
+	qfs_glist_free(&mine);
 }
 
 /* Bring node cn (rn is ours alone, or published with op_mu held) in line:
@@ -310,18 +287,18 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
  * op_mu. */
 static void reconcile(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
 {
-	struct glist all = { 0 }, mine = { 0 };
+	struct qfs_glist all = { 0 }, mine = { 0 };
 	struct qfs_paxos_config cfg;
 
 	members(c, &cfg);
 	all_groups(c, &all);
-	qfs_rnode_groups(rn, glist_add, &mine);
+	qfs_rnode_groups(rn, qfs_glist_add, &mine);
 	for (size_t i = 0; i < all.n; i++) {
 		qfs_group_t g = all.v[i];
 		uint32_t have = 0;
 		int rc;
 
-		if (glist_has(&mine, g))
+		if (qfs_glist_has(&mine, g))
 			continue;
 		for (uint32_t k = 0; k < c->n; k++)
 			if (&c->nodes[k] != cn && hosts(c, &c->nodes[k], g) == 1)
@@ -334,8 +311,8 @@ static void reconcile(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn
 			rc ? qfs_strerror(rc) : "ok");
 	}
 	drop_orphans(c, cn, rn);
-	free(all.v);
-	free(mine.v);
+	qfs_glist_free(&all);
+	qfs_glist_free(&mine);
 }
 
 /* ------------------------------------------------------------ start/stop */
@@ -498,10 +475,10 @@ int qfs_cell_node_start(struct qfs_cell *c, uint32_t id)
 /* Does some group of rn sit stopped after an error? */
 static int has_stopped_group(struct qfs_rnode *rn, int *err)
 {
-	struct glist l = { 0 };
+	struct qfs_glist l = { 0 };
 	int found = 0;
 
-	qfs_rnode_groups(rn, glist_add, &l);
+	qfs_rnode_groups(rn, qfs_glist_add, &l);
 	for (size_t i = 0; i < l.n && !found; i++) {
 		struct qfs_rnode_ginfo gi;
 
@@ -511,7 +488,7 @@ static int has_stopped_group(struct qfs_rnode *rn, int *err)
 			*err = gi.err;
 		}
 	}
-	free(l.v);
+	qfs_glist_free(&l);
 	return found;
 }
 
@@ -610,7 +587,7 @@ static void cell_free(struct qfs_cell *c)
 	for (uint32_t i = 0; i < c->n; i++)
 		free(c->nodes[i].seen);
 	if (c->tomb)
-		free(c->tomb->v);
+		qfs_glist_free(c->tomb);
 	free(c->tomb);
 	qfs_net_free(c->net);
 	free(c->dir);
@@ -627,7 +604,7 @@ static int fail_fast(struct qfs_cell *c, qfs_group_t group);
 static void wait_leaders(struct qfs_cell *c)
 {
 	uint64_t t0 = now_ms(), deadline = t0 + (c->o.timeout_ms > 15000 ? c->o.timeout_ms : 15000);
-	struct glist all = { 0 };
+	struct qfs_glist all = { 0 };
 	size_t ready = 0;
 
 	all_groups(c, &all);
@@ -643,7 +620,7 @@ static void wait_leaders(struct qfs_cell *c)
 			all.v[ready], now_ms() - t0);
 	else
 		QFS_LOG(QFS_LOG_INFO, "cell leaders ready groups=%zu ms=%" PRIu64, all.n, now_ms() - t0);
-	free(all.v);
+	qfs_glist_free(&all);
 }
 
 /* See cell.h. */
@@ -847,8 +824,8 @@ int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 	pthread_mutex_lock(&c->op_mu);
 	/* The tombstone first: a node down now drops its replica when it
 	 * starts (reconcile), even after a restart of the mount. */
-	if (group != QFS_META_GROUP && !glist_has(c->tomb, group)) {
-		glist_add(group, c->tomb);
+	if (group != QFS_META_GROUP && !qfs_glist_has(c->tomb, group)) {
+		qfs_glist_add(group, c->tomb);
 		if ((rc = c->tomb->err ? c->tomb->err : tomb_save(c)) != 0) {
 			c->tomb->n--;
 			pthread_mutex_unlock(&c->op_mu);
@@ -897,30 +874,12 @@ int qfs_cell_group_exists(struct qfs_cell *c, qfs_group_t group)
 /* See cell.h. */
 void qfs_cell_groups(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg)
 {
-	struct glist l = { 0 };
+	struct qfs_glist l = { 0 };
 
-	for (uint32_t i = 0; i < c->n; i++) {
-		struct qfs_rnode *rn = node_get(c, i + 1);
-		struct glist one = { 0 };
-
-		if (!rn)
-			continue;
-		qfs_rnode_groups(rn, glist_add, &one);
-		node_put(c, i + 1);
-		for (size_t k = 0; k < one.n; k++)
-			if (!glist_has(&l, one.v[k]))
-				glist_add(one.v[k], &l);
-		free(one.v);
-	}
-	for (size_t i = 1; i < l.n; i++) /* ascending (insertion sort: few groups) */
-		for (size_t k = i; k > 0 && l.v[k - 1] > l.v[k]; k--) {
-			qfs_group_t t = l.v[k];
-			l.v[k] = l.v[k - 1];
-			l.v[k - 1] = t;
-		}
+	groups_union(c, 0, &l);
 	for (size_t i = 0; i < l.n; i++)
 		cb(l.v[i], arg);
-	free(l.v);
+	qfs_glist_free(&l);
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -1222,16 +1181,10 @@ static const char *role_str(enum qfs_paxos_role r)
 /* See cell.h. */
 void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 {
-	struct glist all = { 0 };
+	struct qfs_glist all = { 0 };
 
 	qfs_cell_nodes(c, out);
 	all_groups(c, &all);
-	for (size_t gi_ = 1; gi_ < all.n; gi_++)
-		for (size_t k = gi_; k > 0 && all.v[k - 1] > all.v[k]; k--) {
-			qfs_group_t t = all.v[k];
-			all.v[k] = all.v[k - 1];
-			all.v[k - 1] = t;
-		}
 	for (size_t i = 0; i < all.n; i++) {
 		qfs_group_t g = all.v[i];
 		struct qfs_rnode_ginfo gi[QFS_CELL_MAX_NODES];
@@ -1287,7 +1240,7 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 				 gi[k].stopped ? qfs_strerror(gi[k].err) : "");
 		}
 	}
-	free(all.v);
+	qfs_glist_free(&all);
 }
 
 /* See cell.h. */

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
+#include "common/glist.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "router/metrics.h"
@@ -677,28 +678,8 @@ out:
 	return rc;
 }
 
-struct gc_ctx {
-	qfs_group_t *groups;
-	size_t n, cap;
-};
-
-static void collect_group(qfs_group_t g, void *arg)
-{
-	struct gc_ctx *c = arg;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		qfs_group_t *ng = realloc(c->groups, cap * sizeof(*ng));
-		if (!ng)
-			return;
-		c->groups = ng;
-		c->cap = cap;
-	}
-	c->groups[c->n++] = g;
-}
-
 struct ref_ctx {
-	struct gc_ctx *gc;
+	struct qfs_glist *gc;
 	uint64_t count;
 };
 
@@ -708,31 +689,31 @@ static int mark_table(const struct qfs_table *t, void *arg)
 
 	c->count++;
 	for (size_t i = 0; i < c->gc->n; i++)
-		if (c->gc->groups[i] == t->group)
-			c->gc->groups[i] = 0;
+		if (c->gc->v[i] == t->group)
+			c->gc->v[i] = 0;
 	return 0;
 }
 
 /* Drop groups that no table refers to: a crash during mkdir or rmdir. */
 static int collect_garbage(struct qfs_router *r)
 {
-	struct gc_ctx gc = { 0 };
+	struct qfs_glist gc = { 0 };
 	struct ref_ctx rc_ctx = { &gc, 0 };
 	int rc;
 
-	qfs_cell_groups(r->cell, collect_group, &gc);
+	qfs_cell_groups(r->cell, qfs_glist_add, &gc);
 	rc = qfs_router_table_list(r, "", mark_table, &rc_ctx);
 	if (rc == 0) {
 		r->ntables = rc_ctx.count;
 		for (size_t i = 0; i < gc.n; i++) {
-			if (gc.groups[i] == 0 || gc.groups[i] == QFS_META_GROUP)
+			if (gc.v[i] == 0 || gc.v[i] == QFS_META_GROUP)
 				continue;
 			QFS_LOG(QFS_LOG_WARN, "dropping group that no table refers to group=%016llx",
-				(unsigned long long)gc.groups[i]);
-			qfs_cell_group_drop(r->cell, gc.groups[i]);
+				(unsigned long long)gc.v[i]);
+			qfs_cell_group_drop(r->cell, gc.v[i]);
 		}
 	}
-	free(gc.groups);
+	qfs_glist_free(&gc);
 	return rc;
 }
 

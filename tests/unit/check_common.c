@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/item.h"
 #include "common/key.h"
+#include "common/glist.h"
 #include "common/log.h"
 #include "common/qfs.h"
 #include "common/txn.h"
@@ -949,6 +950,25 @@ START_TEST(test_clock)
 }
 END_TEST
 
+START_TEST(test_glist)
+{
+	struct qfs_glist l = { 0 };
+
+	for (qfs_group_t g = 100; g > 0; g--)
+		qfs_glist_add(g * 7 % 101, &l);
+	ck_assert_int_eq(l.err, 0);
+	ck_assert_uint_eq(l.n, 100);
+	ck_assert(qfs_glist_has(&l, 7));
+	ck_assert(!qfs_glist_has(&l, 0));
+	qfs_glist_sort(&l);
+	for (size_t i = 1; i < l.n; i++)
+		ck_assert_uint_lt(l.v[i - 1], l.v[i]);
+	qfs_glist_free(&l);
+	ck_assert_uint_eq(l.n, 0);
+	ck_assert(!qfs_glist_has(&l, 7));
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -1001,6 +1021,7 @@ static Suite *common_suite(void)
 
 	tc = tcase_create("clock");
 	tcase_add_test(tc, test_clock);
+	tcase_add_test(tc, test_glist);
 	suite_add_tcase(s, tc);
 	return s;
 }
