@@ -17,6 +17,12 @@ typedef uint64_t qfs_lsn_t;   /* log sequence number within one group, from 1 */
 typedef uint64_t qfs_ino_t;   /* inode number, stable for the life of a file */
 typedef uint64_t qfs_group_t; /* replication group id (= a partition) */
 
+/* Called per item of a range scan, in key order; return nonzero to stop
+ * (the value is returned as is).  Shared by the store, the nodes and the
+ * router's item API, so that fs/ needs no lower layer's header. */
+typedef int (*qfs_scan_cb)(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
+			   void *arg);
+
 #define QFS_VERSION_STRING PACKAGE_VERSION
 
 #define QFS_ERR_BASE 10000

@@ -19,6 +19,7 @@
 #include "common/glist.h"
 #include "common/key.h"
 #include "common/log.h"
+#include "node/cell.h"
 #include "router/metrics.h"
 #include "router/router.h"
 

@@ -31,8 +31,8 @@
 #include "common/buf.h"
 #include "common/item.h"
 #include "common/txn.h"
-#include "node/cell.h"
 
+struct qfs_cell;   /* node/cell.h: the storage nodes (main.c opens them) */
 struct qfs_router;
 
 struct qfs_table {
@@ -87,7 +87,7 @@ int qfs_router_get_inode(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino,
 int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_attr *out);
 /* Range scan, see qfs_store_scan. */
 int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg);
 
 /* Status and metrics text (one fact per line) appended to out. */
 void qfs_router_status(struct qfs_router *r, struct qfs_buf *out);

@@ -25,8 +25,7 @@
 struct qfs_store;
 
 /* Called per item in key order; return nonzero to stop (returned as is). */
-typedef int (*qfs_store_scan_cb)(const uint8_t *key, size_t key_len, const uint8_t *val,
-				 size_t val_len, void *arg);
+typedef qfs_scan_cb qfs_store_scan_cb;
 
 /* Open or create the RocksDB in dir.  *out set only on success.
  * Errors: -EIO (with a log line quoting RocksDB's message), -ENOMEM. */

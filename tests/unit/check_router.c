@@ -15,6 +15,7 @@
 
 #include "common/key.h"
 #include "common/log.h"
+#include "node/cell.h"
 #include "router/metrics.h"
 #include "router/router.h"
 
