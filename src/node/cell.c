@@ -594,7 +594,7 @@ static void cell_free(struct qfs_cell *c)
 	free(c);
 }
 
-static int read_node_any(struct qfs_cell *c, qfs_group_t group);
+static int can_read_strong(struct qfs_cell *c, qfs_group_t group);
 static int fail_fast(struct qfs_cell *c, qfs_group_t group);
 
 /* After a restart every replica first honours the leases it may have
@@ -609,7 +609,7 @@ static void wait_leaders(struct qfs_cell *c)
 
 	all_groups(c, &all);
 	while (ready < all.n && now_ms() < deadline) {
-		if (read_node_any(c, all.v[ready]) || fail_fast(c, all.v[ready]) ||
+		if (can_read_strong(c, all.v[ready]) || fail_fast(c, all.v[ready]) ||
 		    !qfs_cell_group_exists(c, all.v[ready]))
 			ready++;
 		else
@@ -884,8 +884,10 @@ void qfs_cell_groups(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg
 
 /* ---------------------------------------------------------------- routing */
 
-/* The leader some running node knows for group, if that leader runs. */
-static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group)
+/* The leader some running node knows for group, if that leader runs: its
+ * id, with *out taken (node_get; the caller puts it), or 0.  The last
+ * leader seen is asked first, and usually answers for itself. */
+static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **out)
 {
 	uint32_t hint = __atomic_load_n(&c->hint, __ATOMIC_RELAXED);
 
@@ -896,14 +898,14 @@ static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group)
 		if (!id || !(rn = node_get(c, id)))
 			continue;
 		l = qfs_rnode_leader(rn, group);
+		if (l == id) {
+			*out = rn;
+			return l;
+		}
 		node_put(c, id);
-		if (l && cnode_of(c, l)) {
-			struct qfs_rnode *lrn = node_get(c, l);
-
-			if (lrn) {
-				node_put(c, l);
-				return l;
-			}
+		if (l && cnode_of(c, l) && (rn = node_get(c, l)) != NULL) {
+			*out = rn;
+			return l;
 		}
 	}
 	return 0;
@@ -967,10 +969,16 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 
 		if (now >= deadline)
 			break;
+		rn = NULL;
+		if (target && !(rn = node_get(c, target)))
+			target = 0; /* the hinted node stopped meanwhile */
 		if (!target)
-			target = find_leader(c, group);
-		if (!target || (stopped_on & (1u << target)) || !(rn = node_get(c, target))) {
+			target = find_leader(c, group, &rn);
+		if (target && (stopped_on & (1u << target))) {
+			node_put(c, target);
 			target = 0;
+		}
+		if (!target) {
 			if (!qfs_cell_group_exists(c, group))
 				return QFS_ENOGROUP;
 			if ((last = fail_fast(c, group)) != 0)
@@ -1022,22 +1030,23 @@ timeout:
 	return last;
 }
 
-/* Pick the replica a read may use now: the leader when its lease lets it
- * read locally, or (eventual reads) any running replica hosting group.
- * Returns its id (taken with node_get) or 0. */
-static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **out)
+/* Pick the replica a read in mode may use now: the leader when its lease
+ * lets it read locally, or (eventual reads) the running replica that applied
+ * the most.  Returns its id (taken with node_get) or 0. */
+static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, enum qfs_cell_reads mode,
+			  struct qfs_rnode **out)
 {
-	uint32_t l = find_leader(c, group);
 	struct qfs_rnode *rn;
+	uint32_t l = find_leader(c, group, &rn);
 
-	if (l && (rn = node_get(c, l))) {
+	if (l) {
 		if (qfs_rnode_can_read_strong(rn, group)) {
 			*out = rn;
 			return l;
 		}
 		node_put(c, l);
 	}
-	if (c->o.reads != QFS_CELL_READ_EVENTUAL)
+	if (mode != QFS_CELL_READ_EVENTUAL)
 		return 0;
 	/* The running replica that applied the most: a change this mount
 	 * acknowledged was applied by the leader that acknowledged it, so a
@@ -1071,15 +1080,11 @@ static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, struct qfs_rnod
 }
 
 /* 1 if a strong read of group could be served now. */
-static int read_node_any(struct qfs_cell *c, qfs_group_t group)
+static int can_read_strong(struct qfs_cell *c, qfs_group_t group)
 {
-	enum qfs_cell_reads mode = c->o.reads;
 	struct qfs_rnode *rn;
-	uint32_t id;
+	uint32_t id = read_node(c, group, QFS_CELL_READ_STRONG, &rn);
 
-	c->o.reads = QFS_CELL_READ_STRONG; /* open runs before any reader */
-	id = read_node(c, group, &rn);
-	c->o.reads = mode;
 	if (id)
 		node_put(c, id);
 	return id != 0;
@@ -1091,7 +1096,7 @@ static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **r
 	int rc;
 
 	for (;;) {
-		if ((*id = read_node(c, group, rn)) != 0)
+		if ((*id = read_node(c, group, c->o.reads, rn)) != 0)
 			return 0;
 		if (!qfs_cell_group_exists(c, group))
 			return QFS_ENOGROUP;
