@@ -741,13 +741,7 @@ static void *archive_main(void *arg)
 
 		pthread_mutex_lock(&a->mu);
 		a->passes++;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
 		while (!a->stop && !(a->kicked && !a->backoff_ms)) {
 			if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == ETIMEDOUT)
 				break;

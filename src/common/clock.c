@@ -30,3 +30,18 @@ uint64_t qfs_clock_mono_ms(void)
 {
 	return qfs_clock_mono_ns() / 1000000u;
 }
+
+/* See clock.h. */
+void qfs_clock_deadline(clockid_t clk, uint64_t ms, struct timespec *out)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	*out = ts;
+}

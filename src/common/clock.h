@@ -7,6 +7,7 @@
 #define QFS_COMMON_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "common/item.h"
 
@@ -15,5 +16,8 @@ void qfs_clock_now(struct qfs_ts *out);
 /* Monotonic time in nanoseconds / milliseconds (CLOCK_MONOTONIC). */
 uint64_t qfs_clock_mono_ns(void);
 uint64_t qfs_clock_mono_ms(void);
+/* *out = now on clock clk + ms: an absolute deadline for
+ * pthread_cond_timedwait (clk must be the condition variable's clock). */
+void qfs_clock_deadline(clockid_t clk, uint64_t ms, struct timespec *out);
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "net/net_int.h"
 #include "repl/paxos.h"
@@ -484,13 +485,7 @@ int qfs_net_recv_wait(struct qfs_net_ep *ep, uint32_t timeout_ms, struct qfs_net
 
 	pthread_mutex_lock(&ep->mu);
 	if (!ep->head && timeout_ms) {
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
+		qfs_clock_deadline(CLOCK_REALTIME, timeout_ms, &dl);
 		while (!ep->head)
 			if (pthread_cond_timedwait(&ep->cond, &ep->mu, &dl) == ETIMEDOUT)
 				break;

@@ -563,12 +563,7 @@ static void *keeper_main(void *arg)
 	while (!c->closing) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += CELL_KEEPER_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		qfs_clock_deadline(CLOCK_MONOTONIC, CELL_KEEPER_MS, &ts);
 		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 		if (c->closing)
 			break;

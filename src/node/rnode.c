@@ -1710,13 +1710,7 @@ static void *io_main(void *arg)
 
 			if (wait > 1000)
 				wait = 1000;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)(wait / 1000);
-			ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
 			pthread_cond_timedwait(&rn->work_cv, &rn->mu, &ts);
 		}
 		list = rn->qhead;
