@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,4 +186,27 @@ const uint8_t *qfs_rd_bytes(struct qfs_rd *r, size_t *n)
 	const uint8_t *p = qfs_rd_raw(r, l);
 	*n = p ? l : 0;
 	return p;
+}
+
+/* See buf.h. */
+void qfs_buf_printf(struct qfs_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char small[256];
+
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(small)) {
+		qfs_buf_put(b, small, (size_t)n);
+		return;
+	}
+	if (qfs_buf_reserve(b, (size_t)n + 1) != 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }

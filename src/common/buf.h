@@ -25,6 +25,8 @@ void qfs_buf_close(struct qfs_buf *b);              /* frees data */
 void qfs_buf_reset(struct qfs_buf *b);              /* len = 0, keeps memory, clears err */
 int qfs_buf_reserve(struct qfs_buf *b, size_t more); /* 0 or -ENOMEM (latched) */
 void qfs_buf_put(struct qfs_buf *b, const void *p, size_t n);
+/* printf into b (latches -ENOMEM like the other puts). */
+void qfs_buf_printf(struct qfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void qfs_buf_put_u8(struct qfs_buf *b, uint8_t v);
 void qfs_buf_put_u16(struct qfs_buf *b, uint16_t v);
 void qfs_buf_put_u32(struct qfs_buf *b, uint32_t v);

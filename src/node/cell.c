@@ -21,7 +21,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,12 +222,8 @@ static int tomb_save(struct qfs_cell *c)
 	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/DROPPED.tmp", c->dir)))
 		return rc;
 	qfs_buf_init(&b);
-	for (size_t i = 0; i < c->tomb->n; i++) {
-		char line[24];
-		int n = snprintf(line, sizeof(line), "%016" PRIx64 "\n", c->tomb->v[i]);
-
-		qfs_buf_put(&b, line, (size_t)n);
-	}
+	for (size_t i = 0; i < c->tomb->n; i++)
+		qfs_buf_printf(&b, "%016" PRIx64 "\n", c->tomb->v[i]);
 	qfs_buf_put_u8(&b, 0);
 	rc = b.err ? b.err : qfs_node_file_put(c->dir, tmp, path, (const char *)b.data);
 	qfs_buf_close(&b);
@@ -1141,20 +1136,6 @@ int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size
 
 /* ---------------------------------------------------------------- status */
 
-static void put_line(struct qfs_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put_line(struct qfs_buf *out, const char *fmt, ...)
-{
-	char line[PATH_MAX + 256];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (len > 0)
-		qfs_buf_put(out, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
-}
-
 /* See cell.h. */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
 {
@@ -1167,7 +1148,7 @@ void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
 		held = cn->held_down;
 		err = cn->err;
 		pthread_mutex_unlock(&c->mu);
-		put_line(out, "node %u az %s state %s dir %s%s%s\n", cn->id, cn->az, up ? "up" : "down",
+		qfs_buf_printf(out, "node %u az %s state %s dir %s%s%s\n", cn->id, cn->az, up ? "up" : "down",
 			 cn->dir, up ? "" : held ? " why stopped-by-control-file" : err ? " why open-failed " : "",
 			 !up && !held && err ? qfs_strerror(err) : "");
 	}
@@ -1212,7 +1193,7 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 			if (gi[k].applied > max_applied)
 				max_applied = gi[k].applied;
 		}
-		put_line(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u\n", g,
+		qfs_buf_printf(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u\n", g,
 			 leader, ballot, c->n, up);
 		for (uint32_t k = 0; k < c->n; k++) {
 			struct cnode *cn = &c->nodes[k];
@@ -1225,12 +1206,12 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 				if ((s = seen_find(cn, g)) != NULL)
 					applied = s->applied;
 				pthread_mutex_unlock(&c->mu);
-				put_line(out,
+				qfs_buf_printf(out,
 					 "group %016" PRIx64 " replica node %u az %s health down role - last 0 durable 0 commit 0 applied %" PRIu64 "\n",
 					 g, cn->id, cn->az, applied);
 				continue;
 			}
-			put_line(out,
+			qfs_buf_printf(out,
 				 "group %016" PRIx64 " replica node %u az %s health %s role %s last %" PRIu64
 				 " durable %" PRIu64 " commit %" PRIu64 " applied %" PRIu64 " wal_bytes %" PRIu64 "%s%s\n",
 				 g, cn->id, cn->az,

@@ -54,24 +54,3 @@ void qfs_hist_format(const struct qfs_hist *h, struct qfs_buf *out)
 		       (unsigned long long)__atomic_load_n(&h->max_us, __ATOMIC_RELAXED));
 }
 
-void qfs_buf_printf(struct qfs_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char small[256];
-
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(small)) {
-		qfs_buf_put(b, small, (size_t)n);
-		return;
-	}
-	if (qfs_buf_reserve(b, (size_t)n + 1) != 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}

@@ -33,7 +33,5 @@ uint64_t qfs_hist_pct(const struct qfs_hist *h, double pct);
 /* Append " count N errors N p50_us N p99_us N max_us N" to out. */
 void qfs_hist_format(const struct qfs_hist *h, struct qfs_buf *out);
 
-/* printf into a qfs_buf (latches -ENOMEM like the other puts). */
-void qfs_buf_printf(struct qfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
