@@ -148,6 +148,26 @@ struct qfs_op *qfs_fs_add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uin
 /* Run t on group: the propose error, else the txn's result. */
 int qfs_fs_run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t);
 
+/* acl.c: POSIX ACL xattr values (the kernel's layout); see acl.c. */
+#define QFS_ACL_ACCESS "system.posix_acl_access"
+#define QFS_ACL_DEFAULT "system.posix_acl_default"
+/* 0 if value[len] is a well-formed ACL (entries in the kernel's order, one
+ * of each base entry, a mask when named entries exist); -EINVAL if not,
+ * -EOPNOTSUPP for a version other than 2. */
+int qfs_fs_acl_check(const void *value, size_t len);
+/* The permission bits an access ACL gives (*mode's other bits kept): owner,
+ * mask (or group), other.  1 if the ACL says no more than the mode (no named
+ * entries: it need not be stored), else 0.  value must have passed check. */
+int qfs_fs_acl_mode(const void *value, size_t len, uint32_t *mode);
+/* Rewrite an access ACL in place after chmod to mode (posix_acl_chmod):
+ * owner, other, and the mask (or the group entry when there is no mask). */
+void qfs_fs_acl_chmod(void *value, size_t len, uint32_t mode);
+/* Turn a copy of a parent's default ACL, in place, into the access ACL of a
+ * new entry created with *mode (posix_acl_create): entries limited by the
+ * mode, and *mode's permission bits limited by the ACL.  1 if the result
+ * must be stored (named entries or a mask), 0 if the mode says it all. */
+int qfs_fs_acl_create(void *value, size_t len, uint32_t *mode);
+
 /* dir.c */
 void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
@@ -160,5 +180,10 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+/* Before a chmod of in to mode (permission bits) is written back: if in has
+ * an access ACL, rewrite it and store it with the new mode in one txn.
+ * Called with in->mu held.  0 (also when there is no ACL) or the error of
+ * reading the inode or of the txn; nothing changed on error. */
+int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t mode);
 
 #endif

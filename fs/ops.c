@@ -397,6 +397,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			goto out_drop;
 	}
 	if (to_set & FUSE_SET_ATTR_MODE) {
+		if ((rc = qfs_fs_acl_chmod_locked(fs, in, attr->st_mode & 07777))) /* ACL mask follows */
+			goto out_drop;
 		in->attr.mode = (in->attr.mode & S_IFMT) | (attr->st_mode & 07777);
 		in->attr_dirty |= QFS_SET_MODE;
 	}
@@ -489,6 +491,39 @@ struct newnode {
 	const char *target; /* symlink */
 };
 
+/* The mode of a new entry of type|mode in a directory whose inode is pin,
+ * into out->a.mode, with the ACLs it inherits added to out's xattrs
+ * (posix_acl_create): a default ACL of the parent replaces the umask,
+ * limits the mode and becomes the entry's access ACL (and a directory's
+ * default ACL); without one the umask applies.  Symlinks: 0777, no ACL.
+ * 0 or -ENOMEM. */
+static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, struct qfs_inode *out)
+{
+	const struct qfs_xattr *def = qfs_inode_xattr_find(pin, QFS_ACL_DEFAULT);
+	uint32_t m = (uint32_t)mode;
+	int rc = 0;
+
+	if (S_ISLNK(mode)) {
+		out->a.mode = m;
+		return 0;
+	}
+	if (!def || qfs_fs_acl_check(def->value, def->len)) {
+		out->a.mode = m & ~((uint32_t)umask & 0777u);
+		return 0;
+	}
+	uint8_t *acc = malloc(def->len);
+	if (!acc)
+		return -ENOMEM;
+	memcpy(acc, def->value, def->len);
+	if (qfs_fs_acl_create(acc, def->len, &m))
+		rc = qfs_inode_xattr_set(out, QFS_ACL_ACCESS, acc, def->len, 0);
+	if (rc == 0 && S_ISDIR(mode))
+		rc = qfs_inode_xattr_set(out, QFS_ACL_DEFAULT, def->value, def->len, 0);
+	free(acc);
+	out->a.mode = m;
+	return rc;
+}
+
 /* Create name in parent; on success *out holds the new inode's attributes and
  * the kernel reference is taken.  Errors as the syscalls expect. */
 static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -515,7 +550,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		if (!S_ISDIR(nn->mode))
 			return -EPERM; /* only tables (directories) live at the root */
 		memset(&pa, 0, sizeof(pa));
-		pa.mode = S_IFDIR | (nn->mode & 07777);
+		pa.mode = S_IFDIR | (nn->mode & 07777 & ~(ctx->umask & 0777));
 		pa.uid = ctx->uid;
 		pa.gid = ctx->gid;
 		qfs_clock_now(&pa.mtime);
@@ -538,20 +573,25 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		return -ESTALE;
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
-	rc = qfs_router_get_attr(fs->r, group, parent, &pa);
-	if (rc)
-		return rc == -ENOENT ? -ENOENT : rc;
-	if (!S_ISDIR(pa.mode))
-		return -ENOTDIR;
-	if (nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
-		return -ENAMETOOLONG;
-	rc = qfs_router_alloc_ino(fs->r, &ino);
-	if (rc)
-		return rc;
-
+	struct qfs_inode pin;
+	qfs_inode_init(&pin);
+	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
+	pa = pin.a;
+	if (rc == 0 && !S_ISDIR(pa.mode))
+		rc = -ENOTDIR;
+	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
+		rc = -ENAMETOOLONG;
+	if (rc == 0)
+		rc = qfs_router_alloc_ino(fs->r, &ino);
 	qfs_inode_init(&in);
+	if (rc == 0)
+		rc = inherit_acl(&pin, nn->mode, ctx->umask, &in);
+	qfs_inode_close(&pin);
+	if (rc) {
+		qfs_inode_close(&in);
+		return rc;
+	}
 	in.a.ino = ino;
-	in.a.mode = nn->mode;
 	in.a.uid = ctx->uid;
 	in.a.gid = ctx->gid;
 	if (pa.mode & S_ISGID) {
@@ -1383,6 +1423,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* POSIX ACLs (fs/acl.c): the kernel enforces them; we store them, keep
+	 * mode and ACL in step and inherit default ACLs.  DONT_MASK: the kernel
+	 * passes the umask instead of applying it, since a default ACL replaces
+	 * the umask (make_node applies whichever holds). */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 }
 
 const struct fuse_lowlevel_ops qfs_fs_ops = {

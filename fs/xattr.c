@@ -1,8 +1,12 @@
 /*
  * xattr.c - extended attributes, kept in the inode item.  Namespaces user.,
- * trusted. and security. are stored; others (system.*, POSIX ACLs) answer
- * EOPNOTSUPP.  Limits: name 255 bytes (ERANGE), value 64 KiB (E2BIG), 64 KiB
- * of names and values per inode (ENOSPC, enforced where the txn applies).
+ * trusted. and security. are stored, and the two POSIX ACLs of the system.
+ * namespace (system.posix_acl_access, system.posix_acl_default: acl.c);
+ * other system.* names answer EOPNOTSUPP.  As Linux does, trusted.* is for
+ * root only (CAP_SYS_ADMIN; here uid 0): hidden from listxattr, ENODATA on
+ * get, EPERM on set and remove for anyone else.  Limits: name 255 bytes
+ * (ERANGE), value 64 KiB (E2BIG), 64 KiB of names and values per inode
+ * (ENOSPC, enforced where the txn applies).
  */
 #include "config.h"
 
@@ -24,6 +28,8 @@ static int xattr_name_ok(const char *name)
 		return -EINVAL;
 	if (n > QFS_XATTR_NAME_MAX)
 		return -ERANGE;
+	if (strcmp(name, QFS_ACL_ACCESS) == 0 || strcmp(name, QFS_ACL_DEFAULT) == 0)
+		return 0;
 	static const char *const ns[] = { "user.", "trusted.", "security." };
 	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
 		size_t k = strlen(ns[i]);
@@ -31,6 +37,115 @@ static int xattr_name_ok(const char *name)
 			return n > k ? 0 : -EINVAL; /* a namespace with no name in it */
 	}
 	return -EOPNOTSUPP;
+}
+
+static int is_trusted(const char *name)
+{
+	return strncmp(name, "trusted.", 8) == 0;
+}
+
+static int is_acl(const char *name)
+{
+	return strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
+/* Root's requests may use trusted.* (Linux asks for CAP_SYS_ADMIN). */
+static int privileged(fuse_req_t req)
+{
+	return fuse_req_ctx(req)->uid == 0;
+}
+
+/* Set the access ACL of in to value: the mode's permission bits follow it
+ * (posix_acl_update_mode), and an ACL that says no more than the mode is
+ * not kept (as ext4 does), all in one txn.  0 or the txn's error. */
+static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *value, size_t size, int flags)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	struct qfs_attr a;
+	int rc;
+
+	pthread_mutex_lock(&in->mu);
+	if (in->loaded) {
+		a = in->attr;
+		rc = 0;
+	} else {
+		rc = qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	}
+	if (rc)
+		goto out;
+	uint32_t mode = a.mode & 07777u;
+	int equiv = qfs_fs_acl_mode(value, size, &mode);
+	size_t klen = qfs_key_inode(key, in->ino);
+	qfs_clock_now(&now);
+	qfs_txn_init(&t);
+	rc = -ENOMEM;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen)))
+		goto out_txn;
+	op->name = QFS_ACL_ACCESS;
+	op->val = (const uint8_t *)value;
+	op->val_len = (uint32_t)size;
+	op->flags = flags;
+	if (equiv) { /* set (for the flags' checks), then drop: present or not before */
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_XDEL, key, klen)))
+			goto out_txn;
+		op->name = QFS_ACL_ACCESS;
+	}
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen)))
+		goto out_txn;
+	op->mask = QFS_SET_MODE | QFS_SET_CTIME;
+	op->attr.mode = mode;
+	op->attr.ctime = now;
+	rc = qfs_fs_run_txn(fs, in->group, &t);
+	if (rc == 0 && in->loaded) {
+		in->attr.mode = (in->attr.mode & S_IFMT) | mode;
+		in->attr.ctime = now;
+	}
+out_txn:
+	qfs_txn_close(&t);
+out:
+	pthread_mutex_unlock(&in->mu);
+	return rc;
+}
+
+int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t mode)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_inode inode;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	qfs_inode_init(&inode);
+	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	if (rc)
+		goto out;
+	const struct qfs_xattr *x = qfs_inode_xattr_find(&inode, QFS_ACL_ACCESS);
+	if (!x || qfs_fs_acl_check(x->value, x->len))
+		goto out; /* no ACL: the mode is all there is */
+	qfs_fs_acl_chmod(x->value, x->len, mode);
+	size_t klen = qfs_key_inode(key, in->ino);
+	qfs_clock_now(&now);
+	qfs_txn_init(&t);
+	rc = -ENOMEM;
+	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen))) {
+		op->name = QFS_ACL_ACCESS;
+		op->val = x->value;
+		op->val_len = x->len;
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+			op->mask = QFS_SET_MODE | QFS_SET_CTIME;
+			op->attr.mode = mode & 07777u;
+			op->attr.ctime = now;
+			rc = qfs_fs_run_txn(fs, in->group, &t);
+		}
+	}
+	qfs_txn_close(&t);
+out:
+	qfs_inode_close(&inode);
+	return rc;
 }
 
 /* Set (XSET) or remove (XDEL) xattr name of ino and bump its ctime, as one
@@ -84,6 +199,31 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattr name=%.64s (namespaces: user. trusted. security.)", name);
 	if (size > QFS_XATTR_VALUE_MAX)
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
+	if (is_trusted(name) && !privileged(req))
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
+	if (is_acl(name)) {
+		if ((rc = qfs_fs_acl_check(value, size)))
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", name, size);
+		struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+		if (!in)
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+		if (strcmp(name, QFS_ACL_DEFAULT) == 0 && !S_ISDIR(in->type)) {
+			qfs_fs_iput(fs, in);
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, -EACCES, "a default ACL is for directories ino=%lu", ino);
+		}
+		if (S_ISLNK(in->type)) {
+			qfs_fs_iput(fs, in);
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, -EOPNOTSUPP, "symlinks have no ACL ino=%lu", ino);
+		}
+		if (strcmp(name, QFS_ACL_ACCESS) == 0) {
+			rc = acl_set_access(fs, in, value, size, flags);
+			qfs_fs_iput(fs, in);
+			if (rc)
+				return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%s", ino, name);
+			return qfs_fs_ok(req, FOP_SETXATTR, t0);
+		}
+		qfs_fs_iput(fs, in);
+	}
 	rc = xattr_change(fs, ino, QFS_OP_XSET, name, value, size, flags);
 	if (rc == -ENOSPC)
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
@@ -103,6 +243,8 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "control tree has no xattrs");
 	if ((rc = xattr_name_ok(name)))
 		return qfs_fs_fail(req, FOP_GETXATTR, t0, rc, "xattr name=%.64s", name);
+	if (is_trusted(name) && !privileged(req))
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "trusted.* is for root name=%.64s", name);
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
@@ -159,8 +301,10 @@ void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return qfs_fs_fail(req, FOP_LISTXATTR, t0, rc, "ino=%lu", ino);
 	}
 	qfs_buf_init(&b);
+	int root = privileged(req);
 	for (uint32_t i = 0; i < inode.nxattrs; i++)
-		qfs_buf_put(&b, inode.xattrs[i].name, strlen(inode.xattrs[i].name) + 1);
+		if (root || !is_trusted(inode.xattrs[i].name))
+			qfs_buf_put(&b, inode.xattrs[i].name, strlen(inode.xattrs[i].name) + 1);
 	qfs_inode_close(&inode);
 	if (b.err) {
 		qfs_buf_close(&b);
@@ -190,6 +334,8 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -EROFS, "control tree is read-only");
 	if ((rc = xattr_name_ok(name)))
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "xattr name=%.64s", name);
+	if (is_trusted(name) && !privileged(req))
+		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
 	rc = xattr_change(fs, ino, QFS_OP_XDEL, name, NULL, 0, 0);
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
