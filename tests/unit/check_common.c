@@ -532,6 +532,72 @@ START_TEST(test_inode_roundtrip)
 }
 END_TEST
 
+/* Version 2 keeps the counts; version 1 values (no counts) still decode,
+ * with the chunk count unknown for a chunked file and 0 for an inline one,
+ * and st_blocks derived from what is known. */
+START_TEST(test_inode_counts_and_v1)
+{
+	struct qfs_inode in, out;
+	struct qfs_attr a;
+	struct qfs_buf b;
+	const size_t attr_block = 8 + 5 * 4 + 8 + 8 + 4 * 12;
+
+	qfs_inode_init(&in);
+	in.a.ino = 5000;
+	in.a.mode = S_IFREG | 0644;
+	in.a.size = 10 << 20;
+	in.chunk_bytes = 4096 + 1;
+	in.ninodes = 77;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(b.data[0], QFS_INODE_VERSION);
+	qfs_inode_init(&out);
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), 0);
+	ck_assert_uint_eq(out.chunk_bytes, 4097);
+	ck_assert_uint_eq(out.ninodes, 77);
+	ck_assert_uint_eq(out.a.blocks, 9); /* 4097 bytes stored, not 10 MiB */
+	ck_assert_int_eq(qfs_inode_decode_attr(b.data, b.len, &a), 0);
+	ck_assert_uint_eq(a.blocks, 9);
+
+	/* the same value as version 1 wrote it: no counts */
+	struct qfs_buf v1;
+	qfs_buf_init(&v1);
+	qfs_buf_put_u8(&v1, 1);
+	qfs_buf_put(&v1, b.data + 1, attr_block);
+	qfs_buf_put(&v1, b.data + 1 + attr_block + 16, b.len - 1 - attr_block - 16);
+	ck_assert_int_eq(qfs_inode_decode(v1.data, v1.len, &out), 0);
+	ck_assert_uint_eq(out.chunk_bytes, QFS_COUNT_UNKNOWN);
+	ck_assert_uint_eq(out.ninodes, QFS_COUNT_UNKNOWN);
+	ck_assert_uint_eq(out.a.blocks, (10 << 20) / 512); /* from the size, as version 1 did */
+	ck_assert_uint_eq(out.a.size, 10 << 20);
+
+	/* an inline version 1 file: its data is all there is */
+	qfs_buf_reset(&b);
+	in.a.flags = QFS_ATTR_INLINE;
+	in.a.size = 1000;
+	ck_assert_int_eq(qfs_inode_set_data(&in, "xyz", 3), 0);
+	qfs_inode_encode(&in, &b);
+	qfs_buf_reset(&v1);
+	qfs_buf_put_u8(&v1, 1);
+	qfs_buf_put(&v1, b.data + 1, attr_block);
+	qfs_buf_put(&v1, b.data + 1 + attr_block + 16, b.len - 1 - attr_block - 16);
+	ck_assert_int_eq(qfs_inode_decode(v1.data, v1.len, &out), 0);
+	ck_assert_uint_eq(out.chunk_bytes, 0);
+	ck_assert_uint_eq(out.a.blocks, 1);
+	ck_assert_mem_eq(out.data, "xyz", 3);
+
+	/* a version 3 value is refused */
+	b.data[0] = 3;
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), QFS_EFORMAT);
+
+	qfs_buf_close(&v1);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+	qfs_inode_close(&out);
+}
+END_TEST
+
 /* Encoded samples for the truncation and version tests. */
 enum { SAMPLE_DENTRY, SAMPLE_INODE, SAMPLE_TXN, SAMPLE_N };
 
@@ -1001,6 +1067,7 @@ static Suite *common_suite(void)
 	tc = tcase_create("item");
 	tcase_add_test(tc, test_dentry_roundtrip);
 	tcase_add_test(tc, test_inode_roundtrip);
+	tcase_add_test(tc, test_inode_counts_and_v1);
 	tcase_add_test(tc, test_inode_decode_rejects);
 	tcase_add_test(tc, test_xattr_semantics);
 	tcase_add_test(tc, test_xattr_limits);

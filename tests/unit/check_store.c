@@ -956,11 +956,200 @@ START_TEST(test_patch_corrupt_inode)
 	assert_val(G1, k, kl, "\001 not an inode");
 	/* a newer format version is QFS_EFORMAT */
 	qfs_txn_init(&t);
-	add_put(&t, k, kl, "\002 from the future");
+	add_put(&t, k, kl, "\003 from the future");
 	ck_assert_int_eq(APPLY(G1, &t), 0);
 	qfs_txn_init(&t);
 	add(&t, QFS_OP_XDEL, k, kl)->name = "user.a";
 	ck_assert_int_eq(APPLY(G1, &t), QFS_EFORMAT);
+}
+END_TEST
+
+/* ---- counts kept at apply time (doc/format-items.md) ---- */
+
+static uint64_t chunk_bytes_of(qfs_group_t g, uint64_t ino)
+{
+	struct qfs_inode in;
+	get_inode(g, ino, &in);
+	uint64_t n = in.chunk_bytes;
+	qfs_inode_close(&in);
+	return n;
+}
+
+static uint64_t ninodes_of(qfs_group_t g, uint64_t ino)
+{
+	struct qfs_inode in;
+	get_inode(g, ino, &in);
+	uint64_t n = in.ninodes;
+	qfs_inode_close(&in);
+	return n;
+}
+
+/* Chunk PUT/DEL/DEL_RANGE change the inode's chunk_bytes by the change of
+ * the value lengths; a failed txn changes nothing; a PUT of the inode
+ * keeps the count whatever the value says. */
+START_TEST(test_count_chunk_bytes)
+{
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t kl, il;
+	const uint8_t *ik = kino(FILE_INO, &il);
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 0);
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put(&t, kp, kl, "hello");
+	kp = kchunk(FILE_INO, 1, &kl);
+	add_put(&t, kp, kl, "abc");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 8);
+	struct qfs_inode in;
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.blocks, 1); /* 8 chunk bytes + 3 inline */
+	qfs_inode_close(&in);
+
+	/* overwrite shorter, delete one, delete an absent one */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put(&t, kp, kl, "hi");
+	kp = kchunk(FILE_INO, 1, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	kp = kchunk(FILE_INO, 9, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 2);
+
+	/* a range delete counts what it removed, also what the txn wrote */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 3, &kl);
+	add_put(&t, kp, kl, "xxxx");
+	kp = kchunk(FILE_INO, 2, &kl);
+	add_put(&t, kp, kl, "yyyyyyy");
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 3, UINT64_MAX);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9);
+
+	/* a failed txn counts nothing */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 5, &kl);
+	add_put(&t, kp, kl, "zzzzzzzzzz");
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, ik, il, -EEXIST);
+	ck_assert_int_eq(APPLY(G1, &t), -EEXIST);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9);
+
+	/* a PUT of the inode keeps the store's counts, not the writer's */
+	struct qfs_buf b;
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0600;
+	in.chunk_bytes = 999999;
+	in.ninodes = 5;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, ik, il, b.data, b.len);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.mode, S_IFREG | 0600);
+	ck_assert_uint_eq(in.a.blocks, 1);
+	qfs_inode_close(&in);
+
+	/* deleting the inode and its chunks: nothing left to count on */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, ik, il);
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 0, UINT64_MAX);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, ik, il));
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* An inode stored by version 1 has no chunk count: it stays unknown
+ * (st_blocks from the size) until every chunk is deleted at once. */
+START_TEST(test_count_unknown_v1)
+{
+	struct qfs_inode in;
+	struct qfs_buf b, v1;
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t kl, il;
+	const uint8_t *ik = kino(FILE_INO, &il);
+	const size_t attr_block = 8 + 5 * 4 + 8 + 8 + 4 * 12;
+
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0644;
+	in.a.size = 1 << 20;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_buf_init(&v1);
+	qfs_buf_put_u8(&v1, 1);
+	qfs_buf_put(&v1, b.data + 1, attr_block);
+	qfs_buf_put(&v1, b.data + 1 + attr_block + 16, b.len - 1 - attr_block - 16);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, ik, il, v1.data, v1.len), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), QFS_COUNT_UNKNOWN);
+
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put(&t, kp, kl, "data");
+	add(&t, QFS_OP_SETATTR, ik, il)->mask = QFS_SET_UID;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), QFS_COUNT_UNKNOWN);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.blocks, (1 << 20) / 512);
+	qfs_inode_close(&in);
+
+	qfs_txn_init(&t);
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 0, UINT64_MAX);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	kp = kchunk(FILE_INO, 2, &kl);
+	add_put(&t, kp, kl, "abcdef");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 6);
+	qfs_buf_close(&v1);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* The inode whose ino is the group's id counts the inode items of the
+ * group: +1 per inode that appears, -1 per inode that goes. */
+START_TEST(test_count_ninodes)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+
+	put_inode(G2, G2, S_IFDIR | 0755);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 1); /* itself */
+	put_inode(G2, 100, S_IFREG | 0644);
+	put_inode(G2, 101, S_IFREG | 0644);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 3);
+	put_inode(G2, 100, S_IFREG | 0600); /* replaced, not added */
+	ck_assert_uint_eq(ninodes_of(G2, G2), 3);
+	qfs_txn_init(&t);
+	kp = kino(100, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	kp = kino(555, &kl);
+	add(&t, QFS_OP_DEL, kp, kl); /* absent */
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	/* dentries and chunks are not inodes */
+	qfs_txn_init(&t);
+	kp = kdent(G2, "name", &kl);
+	add_put(&t, kp, kl, "d");
+	kp = kchunk(101, 0, &kl);
+	add_put(&t, kp, kl, "c");
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	ck_assert_uint_eq(chunk_bytes_of(G2, 101), 1);
+	/* the same survives a reopen of the store */
+	reopen();
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	ck_assert_uint_eq(chunk_bytes_of(G2, 101), 1);
 }
 END_TEST
 
@@ -1184,6 +1373,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_lsn_rules);
 	tcase_add_test(tc, test_undecodable);
 	tcase_add_test(tc, test_patch_corrupt_inode);
+	tcase_add_test(tc, test_count_chunk_bytes);
+	tcase_add_test(tc, test_count_unknown_v1);
+	tcase_add_test(tc, test_count_ninodes);
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_scan_snapshot);
 	tcase_add_test(tc, test_drop_group);
