@@ -43,10 +43,14 @@ static const char *fop_names[FOP_NOPS] = {
 	"statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create", "fallocate",
 };
 
-static void fill(qfs_ino_t ino, struct stat *st)
+/* Attributes of a control entry: fixed modes, owned by root, and the mount
+ * time as atime, mtime and ctime (the text is made at open, like /proc). */
+static void fill(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
+	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = fs->mounted.sec;
+	st->st_atim.tv_nsec = st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = fs->mounted.nsec;
 	if (ino == QFS_CTL_DIR_INO) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
@@ -60,34 +64,34 @@ static void fill(qfs_ino_t ino, struct stat *st)
 	st->st_blksize = 4096;
 }
 
-int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st)
+int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st)
 {
 	if (parent == FUSE_ROOT_ID) {
 		if (strcmp(name, ".quorumfs"))
 			return -ENOENT;
-		fill(QFS_CTL_DIR_INO, st);
+		fill(fs, QFS_CTL_DIR_INO, st);
 		return 0;
 	}
 	if (parent != QFS_CTL_DIR_INO)
 		return -ENOTDIR;
 	for (size_t i = 0; i < NFILES; i++) {
 		if (strcmp(files[i].name, name) == 0) {
-			fill(files[i].ino, st);
+			fill(fs, files[i].ino, st);
 			return 0;
 		}
 	}
 	return -ENOENT;
 }
 
-int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st)
+int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st)
 {
 	if (ino == QFS_CTL_DIR_INO) {
-		fill(ino, st);
+		fill(fs, ino, st);
 		return 0;
 	}
 	for (size_t i = 0; i < NFILES; i++) {
 		if (files[i].ino == ino) {
-			fill(ino, st);
+			fill(fs, ino, st);
 			return 0;
 		}
 	}
@@ -178,7 +182,7 @@ size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)
 			name = files[i - 2].name;
 			ino = files[i - 2].ino;
 		}
-		fill(ino, &st);
+		fill(qfs_fs_of(req), ino, &st);
 		size_t n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
 		if (n > size - pos)
 			break;

@@ -31,6 +31,8 @@
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
 #define QFS_FS_TIMEOUT 1.0             /* kernel attr/entry cache, seconds */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
+#define QFS_FS_DIR_SIZE 4096          /* st_size of every directory (doc/fs.md) */
+#define QFS_FS_INODES_FREE (1ull << 32) /* statfs f_ffree: no real limit (64-bit inos) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
 
 /* One buffered chunk of a regular file: the whole chunk's bytes. */
@@ -79,6 +81,7 @@ struct qfs_fs {
 	size_t itab_size;             /* buckets */
 	uint64_t ninodes;             /* protected by itab_mu */
 	uint64_t started_ms;
+	struct qfs_ts mounted;        /* wall clock at start: the control tree's times */
 	struct qfs_hist ops[FOP_NOPS];
 	/* The root's last attributes read, so that the kernel can still walk
 	 * to .quorumfs (to start a node again, say) while no quorum answers. */
@@ -104,6 +107,23 @@ int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
 int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
 int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size);
+/* fallocate of [off, off + len) (checked by the caller: off >= 0, len > 0,
+ * off + len <= QFS_FS_FILE_MAX) on a regular file.  Buffered writes are
+ * written back first (their failure is returned and changes nothing
+ * else); then the change is one txn, durable when this returns:
+ *   punch != 0: the bytes of the range below the size read as zeros from
+ *     now on: chunk items wholly inside are deleted, partial ones rewritten
+ *     (deleted if all zeros), inline data zeroed; mtime and ctime.  A range
+ *     at or past the end of the file changes nothing.
+ *   punch == 0: nothing is reserved (there is no preallocation); unless
+ *     keep_size, a range past the end grows the size (mtime too); ctime.
+ * On failure the file is as before.  0, -ENOMEM, or the errors of the
+ * router (-ETIMEDOUT, -ENOSPC, -EIO...). */
+int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch, int keep_size, uint64_t off,
+			  uint64_t len);
+/* st_blocks of in's attributes: as stored when clean; with buffered state
+ * the stored count plus what is buffered, at most the size rounded up. */
+uint64_t qfs_fs_blocks(const struct qfs_fs_inode *in);
 /* Write buffered state back as one txn.  On failure the buffered state is
  * kept (and in->wb_err set) so that a later call can retry it. */
 int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in);
@@ -118,8 +138,9 @@ int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
  * nodes file (QFS_CTL_NODES_INO). */
 #define QFS_CTL_DIR_INO 2
 #define QFS_CTL_NODES_INO 6 /* the one writable control file */
-int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st);
-int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st);
+/* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
+int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
+int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);
 int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len);
 /* A write of buf[size] to control file ino: "stop N" / "start N" to nodes
  * (trailing newline allowed).  0, -EROFS (another file), -EINVAL (bad

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,13 @@ void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st)
 	st->st_rdev = a->rdev;
 	st->st_size = (off_t)a->size;
 	st->st_blksize = 4096;
-	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	st->st_blocks = (blkcnt_t)a->blocks; /* what is stored: holes and trailing zeros of chunks are not */
+	if (S_ISDIR(a->mode)) {
+		/* a directory's entries are items of their own; it shows one
+		 * block, as a small directory does on ext4 (doc/fs.md) */
+		st->st_size = QFS_FS_DIR_SIZE;
+		st->st_blocks = QFS_FS_DIR_SIZE / 512;
+	}
 	st->st_atim.tv_sec = a->atime.sec;
 	st->st_atim.tv_nsec = a->atime.nsec;
 	st->st_mtim.tv_sec = a->mtime.sec;
@@ -138,9 +145,10 @@ static int inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
 	int rc = 0;
 
 	pthread_mutex_lock(&in->mu);
-	if (in->loaded)
+	if (in->loaded) {
 		*out = in->attr;
-	else
+		out->blocks = qfs_fs_blocks(in);
+	} else
 		rc = qfs_router_get_attr(fs->r, in->group, in->ino, out);
 	pthread_mutex_unlock(&in->mu);
 	return rc;
@@ -231,7 +239,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name_len=%zu", parent, strlen(name));
 	if (qfs_fs_is_ctl(parent) || (parent == FUSE_ROOT_ID && strcmp(name, ".quorumfs") == 0)) {
 		memset(&e, 0, sizeof(e));
-		rc = qfs_fs_ctl_lookup(parent, name, &e.attr);
+		rc = qfs_fs_ctl_lookup(fs, parent, name, &e.attr);
 		if (rc)
 			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", name);
 		e.ino = e.attr.st_ino;
@@ -311,7 +319,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc;
 
 	if (qfs_fs_is_ctl(ino)) {
-		rc = qfs_fs_ctl_getattr(ino, &st);
+		rc = qfs_fs_ctl_getattr(fs, ino, &st);
 		if (rc)
 			return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "control ino=%lu", ino);
 		qfs_fs_done(req, FOP_GETATTR, t0, 0);
@@ -368,7 +376,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		/* `echo stop 2 > nodes` truncates first: accept size 0 there. */
 		if (ino == QFS_CTL_NODES_INO && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0 &&
 		    fuse_req_ctx(req)->uid == 0) {
-			qfs_fs_ctl_getattr(ino, &st);
+			qfs_fs_ctl_getattr(fs, ino, &st);
 			qfs_fs_done(req, FOP_SETATTR, t0, 0);
 			fuse_reply_attr(req, &st, 0);
 			return;
@@ -430,6 +438,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in->attr.ctime = now;
 	in->attr_dirty |= QFS_SET_CTIME;
 	a = in->attr;
+	a.blocks = qfs_fs_blocks(in);
 	rc = qfs_fs_flush_locked(fs, in);
 	if (rc && in->nopen == 0)
 		qfs_fs_discard(fs, in); /* no handle will retry it: the change did not happen */
@@ -1356,6 +1365,46 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	qfs_fs_ok(req, FOP_FSYNC, t0);
 }
 
+/* fallocate(2).  The kernel has already checked what it can see: EBADF
+ * for a handle not open for writing, EISDIR/ENODEV/ESPIPE for other types,
+ * EINVAL for off < 0 or len <= 0, EOPNOTSUPP for PUNCH_HOLE without
+ * KEEP_SIZE and for COLLAPSE/INSERT/UNSHARE, EFBIG past RLIMIT_FSIZE; it
+ * sends PUNCH_HOLE, ZERO_RANGE and KEEP_SIZE (and drops its cached pages of
+ * a punched range itself).  Never answer ENOSYS: the kernel would then
+ * refuse fallocate on the whole mount from there on. */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	int punch = (mode & FALLOC_FL_PUNCH_HOLE) != 0, keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+	int rc;
+
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EROFS, "control tree is read-only");
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EOPNOTSUPP,
+				   "fallocate mode 0x%x: only 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE are supported ino=%lu",
+				   mode, ino);
+	if (punch && !keep)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EOPNOTSUPP, "PUNCH_HOLE needs KEEP_SIZE ino=%lu", ino);
+	if (off < 0 || len <= 0)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EINVAL, "off=%lld len=%lld", (long long)off, (long long)len);
+	if ((uint64_t)off + (uint64_t)len > QFS_FS_FILE_MAX)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EFBIG, "off=%lld len=%lld past the largest file size %llu",
+				   (long long)off, (long long)len, (unsigned long long)QFS_FS_FILE_MAX);
+	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	if (!S_ISREG(in->type))
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, S_ISDIR(in->type) ? -EISDIR : -ENODEV, "ino=%lu is not a file",
+				   ino);
+	pthread_mutex_lock(&in->mu);
+	rc = qfs_fs_data_fallocate(fs, in, punch, keep, (uint64_t)off, (uint64_t)len);
+	pthread_mutex_unlock(&in->mu);
+	if (rc)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, rc, "ino=%lu mode=0x%x off=%lld len=%lld", ino, mode,
+				   (long long)off, (long long)len);
+	qfs_fs_ok(req, FOP_FALLOCATE, t0);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
@@ -1395,17 +1444,68 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+struct table_ids {
+	struct qfs_table *v;
+	size_t n, cap;
+};
+
+static int collect_table(const struct qfs_table *t, void *arg)
+{
+	struct table_ids *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct qfs_table *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *t;
+	return 0;
+}
+
+/* Inodes in use: the root plus, per table, the inode items of its group as
+ * the store counts them in the table's directory inode (src/store/apply.c).
+ * A table whose count is unknown (made by version 1) or unreadable now
+ * adds nothing; *partial says so. */
+static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
+{
+	struct table_ids l = { 0 };
+	uint64_t used = 1;
+
+	*partial = 0;
+	if (qfs_router_table_list(fs->r, "", collect_table, &l) != 0)
+		*partial = 1;
+	for (size_t i = 0; i < l.n; i++) {
+		struct qfs_inode in;
+		qfs_inode_init(&in);
+		if (qfs_router_get_inode(fs->r, l.v[i].group, l.v[i].ino, &in) == 0 && in.ninodes != QFS_COUNT_UNKNOWN)
+			used += in.ninodes;
+		else
+			*partial = 1;
+		qfs_inode_close(&in);
+	}
+	free(l.v);
+	return used;
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct statvfs sv;
+	int partial;
 
 	if (statvfs(fs->o->data_dir, &sv) != 0)
 		return qfs_fs_fail(req, FOP_STATFS, t0, -errno, "statvfs of data dir %s", fs->o->data_dir);
 	sv.f_namemax = QFS_NAME_MAX;
-	sv.f_files = UINT32_MAX;
-	sv.f_ffree = UINT32_MAX - 1024;
+	/* inode numbers are 64-bit and items are not preallocated: no real
+	 * limit, so a fixed large number is free beside the ones in use */
+	sv.f_ffree = QFS_FS_INODES_FREE;
+	sv.f_files = inodes_used(fs, &partial) + sv.f_ffree;
+	if (partial)
+		QFS_LOG(QFS_LOG_DEBUG, "statfs: some tables' inode counts are unknown or unreadable; f_files counts the others");
 	sv.f_favail = sv.f_ffree;
 	sv.f_fsid = 0x71667331;
 	sv.f_flag = 0;
@@ -1454,6 +1554,7 @@ const struct fuse_lowlevel_ops qfs_fs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
+	.fallocate = op_fallocate,
 	.opendir = qfs_fs_op_opendir,
 	.readdir = qfs_fs_op_readdir,
 	.releasedir = qfs_fs_op_releasedir,

@@ -81,6 +81,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	fs->r = r;
 	fs->o = o;
 	fs->started_ms = qfs_clock_mono_ms();
+	qfs_clock_now(&fs->mounted);
 	pthread_mutex_init(&fs->root_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
@@ -96,7 +97,9 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		QFS_LOG(QFS_LOG_INFO, "removed files unlinked while open at the last stop count=%llu",
 			(unsigned long long)sw.removed);
 
-	snprintf(opts, sizeof(opts), "%sdefault_permissions,fsname=quorumfs,subtype=quorumfs",
+	/* noatime: reads never update atime (the kernel does not for FUSE
+	 * either), and the mount says so in /proc/mounts; doc/fs.md */
+	snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=quorumfs,subtype=quorumfs",
 		 geteuid() == 0 ? "allow_other," : "");
 	if (fuse_opt_add_arg(&args, "quorumfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
