@@ -32,6 +32,7 @@
 #define QFS_FS_TIMEOUT 1.0             /* kernel attr/entry cache, seconds */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
+#define QFS_FS_LINK_MAX 65000u         /* most hard links of one inode (EMLINK beyond), as ext4 */
 
 /* One buffered chunk of a regular file: the whole chunk's bytes. */
 struct qfs_dchunk {
