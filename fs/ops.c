@@ -926,9 +926,17 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = -EISDIR;
 			break;
 		}
-		struct qfs_fs_inode *vin = qfs_fs_ifind(fs, d.ino);
-		if (vin)
-			pthread_mutex_lock(&vin->mu);
+		/* iget, not ifind: an open of another name of this file (in
+		 * another directory, which the kernel does not serialise with
+		 * this unlink) must wait on the same mutex, so that "open?"
+		 * below and the open agree */
+		struct qfs_fs_inode *vin = qfs_fs_iget(fs, d.ino, group, d.type, 0);
+		if (!vin) {
+			free(raw);
+			rc = -ENOMEM;
+			break;
+		}
+		pthread_mutex_lock(&vin->mu);
 		qfs_clock_now(&now);
 		dlen = qfs_key_dentry(dkey, parent, name, strlen(name));
 		plen = qfs_key_inode(pkey, parent);
@@ -1087,9 +1095,12 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			goto out;
 		}
 		if (!S_ISDIR(y.type)) {
-			yin = qfs_fs_ifind(fs, y.ino);
-			if (yin)
-				pthread_mutex_lock(&yin->mu);
+			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
+			if (!yin) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pthread_mutex_lock(&yin->mu);
 		}
 	}
 	qfs_clock_now(&now);
