@@ -132,13 +132,17 @@ head -c 300000 /dev/urandom >"$X/f2"
 cp "$X/f2" "$T/f2.copy"
 ino1=$(stat -c %i "$X/f1")
 ino2=$(stat -c %i "$X/f2")
-c1=$(stat -c %Z.%z "$X/f1")
+c1=$(stat -c %z "$X/f1")
+c2=$(stat -c %z "$X/f2")
+cx=$(stat -c %y "$X")
 sleep 0.02
 "$R" exchange "$X/f1" "$X/f2" || fail "exchange f1 f2"
 cmp "$X/f1" "$T/f2.copy" || fail "f1 after exchange"
 [ "$(cat "$X/f2")" = one ] || fail "f2 after exchange"
 [ "$(stat -c %i "$X/f1") $(stat -c %i "$X/f2")" = "$ino2 $ino1" ] || fail "st_ino after exchange"
-[ "$(stat -c %Z.%z "$X/f2")" != "$c1" ] || fail "exchange left the ctime of f1's inode"
+[ "$(stat -c %z "$X/f2")" != "$c1" ] || fail "exchange left the ctime of f1's inode"
+[ "$(stat -c %z "$X/f1")" != "$c2" ] || fail "exchange left the ctime of f2's inode"
+[ "$(stat -c %y "$X")" != "$cx" ] || fail "exchange left the mtime of the directory"
 # a directory and a file in one directory
 echo file >"$X/p1/file"
 "$R" exchange "$X/p1/d1" "$X/p1/file" || fail "exchange dir<->file"
