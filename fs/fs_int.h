@@ -34,6 +34,7 @@
 #define QFS_FS_DIR_SIZE 4096          /* st_size of every directory (doc/fs.md) */
 #define QFS_FS_INODES_FREE (1ull << 32) /* statfs f_ffree: no real limit (64-bit inos) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
+#define QFS_FS_LINK_MAX 65000u         /* most hard links of one inode (EMLINK beyond), as ext4 */
 
 /* One buffered chunk of a regular file: the whole chunk's bytes. */
 struct qfs_dchunk {

@@ -719,51 +719,184 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	reply_made(req, FOP_SYMLINK, t0, rc, &a, parent, name);
 }
 
+/* link(2): a new name newparent/newname for the file ino, in the same
+ * table.  One txn: the parent still there, the name absent (EEXIST), the
+ * inode's nlink + 1 (LINK_ADD: EMLINK past QFS_FS_LINK_MAX, ENOENT if its
+ * last name went meanwhile), its ctime, the dentry, the parent's times.
+ * Replies the entry with fresh attributes (the new nlink). */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	qfs_fs_fail(req, FOP_LINK, qfs_clock_mono_ns(), -EPERM,
-	     "hard links are not supported in this version ino=%lu name=%.64s", ino, newname);
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX];
+	size_t dlen, plen, ilen;
+	struct fuse_entry_param e;
+	struct qfs_dentry d;
+	struct qfs_attr a;
+	struct qfs_buf db;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	if ((rc = check_name(newname)))
+		return qfs_fs_fail(req, FOP_LINK, t0, rc, "name_len=%zu", strlen(newname));
+	if (qfs_fs_is_ctl(newparent) || (newparent == FUSE_ROOT_ID && strcmp(newname, ".quorumfs") == 0))
+		return qfs_fs_fail(req, FOP_LINK, t0, -EROFS, "control tree is read-only");
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_LINK, t0, -EXDEV, "control files cannot be linked elsewhere ino=%lu", ino);
+	if (ino == FUSE_ROOT_ID)
+		return qfs_fs_fail(req, FOP_LINK, t0, -EPERM, "link of the root");
+	if (newparent == FUSE_ROOT_ID)
+		return qfs_fs_fail(req, FOP_LINK, t0, -EPERM, "only tables (directories) live at the root name=%.64s",
+				   newname);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino), *p = qfs_fs_get_inode(fs, newparent);
+	if (!in || !p) {
+		qfs_fs_iput(fs, in);
+		qfs_fs_iput(fs, p);
+		return qfs_fs_fail(req, FOP_LINK, t0, -ESTALE, "unknown ino=%lu or parent=%lu", ino, newparent);
+	}
+	qfs_group_t group = p->group;
+	int pdir = S_ISDIR(p->type);
+	qfs_fs_iput(fs, p);
+	if (S_ISDIR(in->type)) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, -EPERM, "hard link to a directory ino=%lu", ino);
+	}
+	if (!pdir) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, -ENOTDIR, "parent=%lu is not a directory", newparent);
+	}
+	if (in->group != group) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, -EXDEV, "hard link between tables ino=%lu name=%.64s", ino,
+				   newname);
+	}
+	d.ino = in->ino;
+	d.type = in->type;
+	d.group = 0;
+	qfs_buf_init(&db);
+	qfs_dentry_encode(&d, &db);
+	qfs_txn_init(&t);
+	qfs_clock_now(&now);
+	dlen = qfs_key_dentry(dkey, newparent, newname, strlen(newname));
+	plen = qfs_key_inode(pkey, newparent);
+	ilen = qfs_key_inode(ikey, in->ino);
+	pthread_mutex_lock(&in->mu);
+	rc = db.err ? db.err : -ENOMEM;
+	if (db.err)
+		goto out;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey, plen)))
+		goto out;
+	op->err = -ENOENT; /* the directory was removed meanwhile */
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+		goto out;
+	op->err = -EEXIST;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_LINK_ADD, ikey, ilen)))
+		goto out;
+	op->limit = QFS_FS_LINK_MAX;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey, ilen)))
+		goto out;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = now;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+		goto out;
+	op->val = db.data;
+	op->val_len = (uint32_t)db.len;
+	if ((rc = touch_dir(&t, pkey, plen, &now, 0)))
+		goto out;
+	rc = qfs_fs_run_txn(fs, group, &t);
+	if (rc)
+		goto out;
+	/* the kernel must see the new nlink: from the store, the rest from
+	 * memory when the file has buffered state */
+	rc = qfs_router_get_attr(fs->r, group, in->ino, &a);
+	if (rc == 0 && in->loaded) {
+		in->attr.nlink = a.nlink;
+		in->attr.ctime = now;
+		a = in->attr;
+	}
+out:
+	pthread_mutex_unlock(&in->mu);
+	qfs_txn_close(&t);
+	qfs_buf_close(&db);
+	if (rc) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, rc, "ino=%lu parent=%lu name=%.64s", ino, newparent, newname);
+	}
+	pthread_mutex_lock(&fs->itab_mu);
+	in->nlookup++; /* the entry we reply is one more kernel reference */
+	pthread_mutex_unlock(&fs->itab_mu);
+	qfs_fs_iput(fs, in);
+	fill_entry(&e, &a);
+	qfs_fs_done(req, FOP_LINK, t0, 0);
+	fuse_reply_entry(req, &e);
 }
 
 /* ---- removing entries ---- */
 
-/* Add the ops that drop one link of victim (a non-directory): delete it, or,
- * if open, keep it as an orphan until its last close. */
+/* Add the ops that drop one name of victim (a non-directory): its ctime,
+ * then LINK_DROP, which decides at apply time from the stored nlink: other
+ * names left, the inode stays; the last name, the inode and its chunks go,
+ * or, if the file is open here (vin->nopen), it is kept in the orphan list
+ * until its last close.  okey and oval hold the orphan entry; vin->mu held. */
 static int drop_link(struct qfs_txn *t, struct qfs_fs_inode *vin, qfs_ino_t victim, uint8_t *vkey, size_t vlen,
-		     uint8_t *lo, uint8_t *hi, uint8_t *okey, struct qfs_buf *oval, const struct qfs_ts *now)
+		     uint8_t *okey, struct qfs_buf *oval, const struct qfs_ts *now)
 {
 	struct qfs_op *op;
-	size_t lol, hil, olen;
+	size_t olen = 0;
 
+	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey, vlen)))
+		return -ENOMEM;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = *now;
 	if (vin && vin->nopen > 0) {
 		char oname[32];
 		struct qfs_dentry od = { victim, S_IFREG, 0 };
-		if (!(op = qfs_fs_add_op(t, QFS_OP_NLINK, vkey, vlen)))
-			return -ENOMEM;
-		op->delta = -1;
-		if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey, vlen)))
-			return -ENOMEM;
-		op->mask = QFS_SET_CTIME;
-		op->attr.ctime = *now;
 		snprintf(oname, sizeof(oname), "%016llx", (unsigned long long)victim);
 		olen = qfs_key_dentry(okey, QFS_FS_ORPHAN_DIR, oname, strlen(oname));
 		qfs_dentry_encode(&od, oval);
 		if (oval->err)
 			return oval->err;
-		if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, okey, olen)))
-			return -ENOMEM;
+	}
+	if (!(op = qfs_fs_add_op(t, QFS_OP_LINK_DROP, vkey, vlen)))
+		return -ENOMEM;
+	if (olen) {
+		op->key2 = okey;
+		op->key2_len = (uint32_t)olen;
 		op->val = oval->data;
 		op->val_len = (uint32_t)oval->len;
-		return 0;
 	}
-	if (!qfs_fs_add_op(t, QFS_OP_DEL, vkey, vlen))
-		return -ENOMEM;
-	qfs_key_chunk_range(lo, &lol, hi, &hil, victim, 0, UINT64_MAX);
-	if (!(op = qfs_fs_add_op(t, QFS_OP_DEL_RANGE, lo, lol)))
-		return -ENOMEM;
-	op->key2 = hi;
-	op->key2_len = (uint32_t)hil;
 	return 0;
+}
+
+/* After a txn with drop_link committed: bring vin (locked, may be NULL) in
+ * step with the store.  A file with buffered state gets the stored nlink and
+ * the new ctime; an open file whose last name went becomes unlinked (its
+ * last close destroys it).  If the store cannot be read, an open file is
+ * not marked: its orphan entry is then removed by the next mount's sweep,
+ * whereas destroying an inode that still has a name would lose it. */
+static void after_drop(struct qfs_fs *fs, struct qfs_fs_inode *vin, const struct qfs_ts *now)
+{
+	struct qfs_attr a;
+	int rc;
+
+	if (!vin || (!vin->loaded && vin->nopen == 0))
+		return;
+	rc = qfs_router_get_attr(fs->r, vin->group, vin->ino, &a);
+	if (rc == -ENOENT) { /* destroyed: it was not open */
+		a.nlink = 0;
+	} else if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "fs link count not re-read after unlink ino=%llu err=%s",
+			(unsigned long long)vin->ino, qfs_strerror(rc));
+		return;
+	}
+	if (vin->loaded) {
+		vin->attr.nlink = a.nlink;
+		vin->attr.ctime = *now;
+	}
+	if (rc == 0 && a.nlink == 0 && vin->nopen > 0)
+		vin->unlinked = true;
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -785,8 +918,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	qfs_fs_iput(fs, p);
 
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
-		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX],
-			okey[QFS_KEY_MAX];
+		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], okey[QFS_KEY_MAX];
 		struct qfs_dentry d;
 		struct qfs_buf oval;
 		struct qfs_txn t;
@@ -803,9 +935,17 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = -EISDIR;
 			break;
 		}
-		struct qfs_fs_inode *vin = qfs_fs_ifind(fs, d.ino);
-		if (vin)
-			pthread_mutex_lock(&vin->mu);
+		/* iget, not ifind: an open of another name of this file (in
+		 * another directory, which the kernel does not serialise with
+		 * this unlink) must wait on the same mutex, so that "open?"
+		 * below and the open agree */
+		struct qfs_fs_inode *vin = qfs_fs_iget(fs, d.ino, group, d.type, 0);
+		if (!vin) {
+			free(raw);
+			rc = -ENOMEM;
+			break;
+		}
+		pthread_mutex_lock(&vin->mu);
 		qfs_clock_now(&now);
 		dlen = qfs_key_dentry(dkey, parent, name, strlen(name));
 		plen = qfs_key_inode(pkey, parent);
@@ -818,17 +958,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			op->val_len = (uint32_t)raw_len;
 			op->err = QFS_ECONFLICT;
 			if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey, dlen) && touch_dir(&t, pkey, plen, &now, 0) == 0)
-				rc = drop_link(&t, vin, d.ino, vkey, vlen, lo, hi, okey, &oval, &now);
+				rc = drop_link(&t, vin, d.ino, vkey, vlen, okey, &oval, &now);
 		}
 		if (rc == 0)
 			rc = qfs_fs_run_txn(fs, group, &t);
-		if (rc == 0 && vin && vin->nopen > 0) {
-			vin->unlinked = true;
-			if (vin->loaded) {
-				vin->attr.nlink = 0;
-				vin->attr.ctime = now;
-			}
-		}
+		if (rc == 0)
+			after_drop(fs, vin, &now);
 		if (vin) {
 			pthread_mutex_unlock(&vin->mu);
 			qfs_fs_iput(fs, vin);
@@ -969,9 +1104,12 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			goto out;
 		}
 		if (!S_ISDIR(y.type)) {
-			yin = qfs_fs_ifind(fs, y.ino);
-			if (yin)
-				pthread_mutex_lock(&yin->mu);
+			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
+			if (!yin) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pthread_mutex_lock(&yin->mu);
 		}
 	}
 	qfs_clock_now(&now);
@@ -1030,18 +1168,13 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 		if (y_dir) {
 			if (!qfs_fs_add_op(&t, QFS_OP_DEL, ykey, ylen))
 				goto out;
-		} else if (drop_link(&t, yin, y.ino, ykey, ylen, lo, hi, okey, &oval, &now)) {
+		} else if (drop_link(&t, yin, y.ino, ykey, ylen, okey, &oval, &now)) {
 			goto out;
 		}
 	}
 	rc = qfs_fs_run_txn(fs, group, &t);
-	if (rc == 0 && yin && yin->nopen > 0) {
-		yin->unlinked = true;
-		if (yin->loaded) {
-			yin->attr.nlink = 0;
-			yin->attr.ctime = now;
-		}
-	}
+	if (rc == 0)
+		after_drop(fs, yin, &now);
 	if (rc == 0) {
 		*moved = x.ino;
 		*moved_dir = x_dir;
@@ -1059,6 +1192,114 @@ out:
 	return rc;
 }
 
+/* renameat2(RENAME_EXCHANGE) inside one table: the two dentries swap the
+ * inodes they name, in one txn conditioned on both being unchanged
+ * (QFS_ECONFLICT: retry).  Both inodes get a new ctime, both parents new
+ * times; when a directory and a non-directory swap parents, the parents'
+ * nlink follow ("..").  The kernel refuses an exchange of a directory with
+ * its own ancestor (EINVAL) before asking us.  On success *xo and *yo are the
+ * dentries found at p1/n1 and p2/n2 (ino 0 when nothing changed: two names
+ * of one inode) and *when the ctime given. */
+static int exchange_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
+			 const char *n2, struct qfs_dentry *xo, struct qfs_dentry *yo, struct qfs_ts *when)
+{
+	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
+		ykey[QFS_KEY_MAX];
+	size_t slen, dlen, p1len, p2len, xlen, ylen;
+	struct qfs_dentry x, y;
+	void *xraw = NULL, *yraw = NULL;
+	size_t xraw_len = 0, yraw_len = 0;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	qfs_txn_init(&t);
+	rc = read_dentry(fs, group, p1, n1, &x, &xraw, &xraw_len);
+	if (rc == 0)
+		rc = read_dentry(fs, group, p2, n2, &y, &yraw, &yraw_len);
+	if (rc)
+		goto out;
+	if (x.ino == y.ino) { /* two names of one file: nothing changes (as Linux) */
+		xo->ino = yo->ino = 0;
+		goto out;
+	}
+	qfs_clock_now(&now);
+	slen = qfs_key_dentry(skey, p1, n1, strlen(n1));
+	dlen = qfs_key_dentry(dkey, p2, n2, strlen(n2));
+	p1len = qfs_key_inode(p1key, p1);
+	p2len = qfs_key_inode(p2key, p2);
+	xlen = qfs_key_inode(xkey, x.ino);
+	ylen = qfs_key_inode(ykey, y.ino);
+	rc = -ENOMEM;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey, slen)))
+		goto out;
+	op->val = xraw;
+	op->val_len = (uint32_t)xraw_len;
+	op->err = QFS_ECONFLICT;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen)))
+		goto out;
+	op->val = yraw;
+	op->val_len = (uint32_t)yraw_len;
+	op->err = QFS_ECONFLICT;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, skey, slen)))
+		goto out;
+	op->val = yraw;
+	op->val_len = (uint32_t)yraw_len;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+		goto out;
+	op->val = xraw;
+	op->val_len = (uint32_t)xraw_len;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey, xlen)))
+		goto out;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = now;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ykey, ylen)))
+		goto out;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = now;
+	int x_dir = S_ISDIR(x.type) ? 1 : 0, y_dir = S_ISDIR(y.type) ? 1 : 0;
+	if (p1 == p2) {
+		if (touch_dir(&t, p1key, p1len, &now, 0))
+			goto out;
+	} else if (touch_dir(&t, p1key, p1len, &now, y_dir - x_dir) ||
+		   touch_dir(&t, p2key, p2len, &now, x_dir - y_dir)) {
+		goto out;
+	}
+	rc = qfs_fs_run_txn(fs, group, &t);
+	if (rc == 0) {
+		*xo = x;
+		*yo = y;
+		*when = now;
+	}
+out:
+	qfs_txn_close(&t);
+	free(xraw);
+	free(yraw);
+	return rc;
+}
+
+/* After a committed exchange or rename: a moved directory's ".." (as
+ * readdir shows it) is its new parent; a file with buffered state keeps the
+ * ctime given, so its write-back does not set an older one. */
+static void moved_to(struct qfs_fs *fs, qfs_ino_t ino, int is_dir, fuse_ino_t parent, const struct qfs_ts *ctime)
+{
+	struct qfs_fs_inode *m = ino ? qfs_fs_ifind(fs, ino) : NULL;
+
+	if (!m)
+		return;
+	if (is_dir) {
+		pthread_mutex_lock(&fs->itab_mu);
+		m->parent = parent;
+		pthread_mutex_unlock(&fs->itab_mu);
+	}
+	pthread_mutex_lock(&m->mu);
+	if (m->loaded)
+		m->attr.ctime = *ctime;
+	pthread_mutex_unlock(&m->mu);
+	qfs_fs_iput(fs, m);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t p2, const char *n2,
 		      unsigned int flags)
 {
@@ -1068,15 +1309,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 
 	if ((rc = check_name(n1)) || (rc = check_name(n2)))
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "name too long");
-	if (flags & RENAME_EXCHANGE)
-		return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE is not supported in this version");
-	if (flags & ~(unsigned)RENAME_NOREPLACE)
+	if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
+	    (flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)) == (RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "unsupported rename flags 0x%x", flags);
 	if (qfs_fs_is_ctl(p1) || qfs_fs_is_ctl(p2) ||
 	    (p1 == FUSE_ROOT_ID && strcmp(n1, ".quorumfs") == 0) ||
 	    (p2 == FUSE_ROOT_ID && strcmp(n2, ".quorumfs") == 0))
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EROFS, "control tree is read-only");
 	if (p1 == FUSE_ROOT_ID && p2 == FUSE_ROOT_ID) {
+		if (flags & RENAME_EXCHANGE)
+			return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE of two tables %.64s <-> %.64s",
+					   n1, n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
@@ -1095,6 +1338,21 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+	if (flags & RENAME_EXCHANGE) {
+		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
+		struct qfs_ts when;
+		for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
+			rc = exchange_once(fs, g1, p1, n1, p2, n2, &xo, &yo, &when);
+			if (rc != QFS_ECONFLICT)
+				break;
+		}
+		if (rc)
+			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "exchange %lu/%.64s <-> %lu/%.64s", p1, n1, p2,
+					   n2);
+		moved_to(fs, xo.ino, S_ISDIR(xo.type), p2, &when);
+		moved_to(fs, yo.ino, S_ISDIR(yo.type), p1, &when);
+		return qfs_fs_ok(req, FOP_RENAME, t0);
+	}
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };
@@ -1105,21 +1363,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "%lu/%.64s -> %lu/%.64s", p1, n1, p2, n2);
-	if (moved) {
-		struct qfs_fs_inode *m = qfs_fs_ifind(fs, moved);
-		if (m) {
-			if (moved_dir) {
-				pthread_mutex_lock(&fs->itab_mu);
-				m->parent = p2;
-				pthread_mutex_unlock(&fs->itab_mu);
-			}
-			pthread_mutex_lock(&m->mu);
-			if (m->loaded) /* keep a buffered file's ctime from going back */
-				m->attr.ctime = moved_ctime;
-			pthread_mutex_unlock(&m->mu);
-			qfs_fs_iput(fs, m);
-		}
-	}
+	if (moved)
+		moved_to(fs, moved, moved_dir, p2, &moved_ctime);
 	qfs_fs_ok(req, FOP_RENAME, t0);
 }
 

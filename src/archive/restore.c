@@ -12,7 +12,10 @@
  * 3. Walk the items from the table directory (or from the path) and write
  *    the tree out: directories, files (inline data or chunks, holes kept),
  *    symlinks, fifos and device nodes, then xattrs, owners (when root),
- *    modes and nanosecond times (directories after their children).
+ *    modes and nanosecond times (directories after their children).  A
+ *    file with several names (nlink > 1) is written at the first name met
+ *    and every later name is a link(2) to it, so hard links come back as
+ *    hard links (within what is restored).
  * Every object is checked: the store's CRC-32C on download, the manifest's
  * size and CRC, and each WAL record's CRC; any mismatch stops the restore
  * with an error naming the object.  The scratch directory is removed.
@@ -53,7 +56,16 @@ struct rctx {
 	char *err;
 	size_t err_len;
 	int is_root;
-	uint64_t files, dirs, bytes;
+	uint64_t files, dirs, bytes, links;
+	struct linked *lk;  /* open-addressed by ino: files with nlink > 1 written so far */
+	size_t lk_cap;      /* slots, a power of two (0: none yet) */
+	size_t lk_n;        /* slots used */
+};
+
+/* A file with several names, as first written: later names link to path. */
+struct linked {
+	qfs_ino_t ino;      /* 0: free slot */
+	char *path;         /* heap */
 };
 
 static int failf(struct rctx *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -296,6 +308,60 @@ out:
 	return rc;
 }
 
+/* ---------------------------------------------------------------- hard links */
+
+static size_t lk_slot(const struct linked *v, size_t cap, qfs_ino_t ino)
+{
+	size_t i = (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+	while (v[i].ino && v[i].ino != ino)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Where the file ino was first written, or NULL. */
+static const char *lk_find(const struct rctx *c, qfs_ino_t ino)
+{
+	if (!c->lk_cap)
+		return NULL;
+	const struct linked *e = &c->lk[lk_slot(c->lk, c->lk_cap, ino)];
+	return e->ino ? e->path : NULL;
+}
+
+/* Remember that ino was written at path.  0 or -ENOMEM. */
+static int lk_add(struct rctx *c, qfs_ino_t ino, const char *path)
+{
+	if ((c->lk_n + 1) * 2 > c->lk_cap) {
+		size_t cap = c->lk_cap ? c->lk_cap * 2 : 64;
+		struct linked *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->lk_cap; i++)
+			if (c->lk[i].ino)
+				v[lk_slot(v, cap, c->lk[i].ino)] = c->lk[i];
+		free(c->lk);
+		c->lk = v;
+		c->lk_cap = cap;
+	}
+	char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	struct linked *e = &c->lk[lk_slot(c->lk, c->lk_cap, ino)];
+	e->ino = ino;
+	e->path = p;
+	c->lk_n++;
+	return 0;
+}
+
+static void lk_free(struct rctx *c)
+{
+	for (size_t i = 0; i < c->lk_cap; i++)
+		free(c->lk[i].path);
+	free(c->lk);
+	c->lk = NULL;
+	c->lk_cap = c->lk_n = 0;
+}
+
+
 /* ---------------------------------------------------------------- tree */
 
 struct dent {
@@ -447,6 +513,16 @@ static int write_tree(struct rctx *c, qfs_group_t group, qfs_ino_t ino, const ch
 			     (unsigned long long)ino, dst, qfs_strerror(rc));
 	}
 	type = in.a.mode & S_IFMT;
+	if (type != S_IFDIR && in.a.nlink > 1) {
+		const char *first = lk_find(c, ino);
+		if (first) { /* another name of a file already written */
+			if (link(first, dst) != 0)
+				rc = failf(c, -errno, "link %s to %s: %s", dst, first, strerror(errno));
+			c->links++;
+			qfs_inode_close(&in);
+			return rc;
+		}
+	}
 	switch (type) {
 	case S_IFDIR: {
 		struct dlist l = { 0 };
@@ -535,6 +611,8 @@ static int write_tree(struct rctx *c, qfs_group_t group, qfs_ino_t ino, const ch
 	}
 	if (!rc)
 		rc = set_meta(c, dst, &in);
+	if (!rc && type != S_IFDIR && in.a.nlink > 1 && (rc = lk_add(c, ino, dst)) != 0)
+		rc = failf(c, rc, "out of memory remembering the names of %s", dst);
 	qfs_inode_close(&in);
 	return rc;
 }
@@ -703,15 +781,16 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 	}
 	if (!rc && o->verbose)
 		fprintf(stderr,
-			"quorumfs restore: table '%s' (meta lsn %llu, table lsn %llu): %llu files, %llu directories, %llu bytes into %s\n",
+			"quorumfs restore: table '%s' (meta lsn %llu, table lsn %llu): %llu files, %llu hard links, %llu directories, %llu bytes into %s\n",
 			o->table, (unsigned long long)meta_lsn, (unsigned long long)lsn,
-			(unsigned long long)c.files, (unsigned long long)c.dirs, (unsigned long long)c.bytes,
-			o->to);
+			(unsigned long long)c.files, (unsigned long long)c.links, (unsigned long long)c.dirs,
+			(unsigned long long)c.bytes, o->to);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "restore done table=%s path=%s meta_lsn=%llu lsn=%llu files=%llu bytes=%llu to=%s",
 			o->table, o->path && *o->path ? o->path : "/", (unsigned long long)meta_lsn,
 			(unsigned long long)lsn, (unsigned long long)c.files, (unsigned long long)c.bytes, o->to);
 out_store:
+	lk_free(&c);
 	qfs_store_close(c.st);
 out_rm:
 	nftw(c.scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);

@@ -498,11 +498,43 @@ static void setattr(struct qfs_attr *d, const struct qfs_attr *s, uint32_t mask)
 		d->rdev = s->rdev;
 }
 
-/* SETATTR, NLINK, SETDATA, XSET, XDEL: read-modify-write of an inode. */
+/* LINK_DROP that took the last link: the orphan entry (key2) of a file still
+ * open, the inode kept with nlink 0; or, without key2, the inode and its
+ * chunk range deleted. */
+static int last_link(struct applier *a, const struct qfs_op *op, int *stored)
+{
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	struct qfs_key k;
+	uint8_t *v;
+	int rc;
+
+	if (op->key2_len) {
+		v = dup_bytes(op->val, op->val_len);
+		if (!v)
+			return -ENOMEM;
+		return ov_set(a, op->key2, op->key2_len, v, op->val_len, 0);
+	}
+	*stored = 1;
+	rc = count_change(a, op->key, op->key_len, 1, 0, 0, 0); /* one inode less */
+	if (rc)
+		return rc;
+	rc = ov_set(a, op->key, op->key_len, NULL, 0, 1);
+	if (rc)
+		return rc;
+	(void)qfs_key_parse(op->key, op->key_len, &k); /* inode_load parsed it */
+	qfs_key_chunk_range(lo, &lol, hi, &hil, k.pk, 0, UINT64_MAX);
+	struct qfs_op range = { .kind = QFS_OP_DEL_RANGE, .key = lo, .key_len = (uint32_t)lol,
+				.key2 = hi, .key2_len = (uint32_t)hil };
+	return op_del_range(a, &range);
+}
+
+/* SETATTR, NLINK, SETDATA, XSET, XDEL, LINK_ADD, LINK_DROP: read-modify-write
+ * of an inode. */
 static int op_patch(struct applier *a, const struct qfs_op *op, int *fail)
 {
 	struct qfs_inode in;
-	int rc = 0, f = 0;
+	int rc = 0, f = 0, stored = 0;
 
 	qfs_inode_init(&in);
 	rc = inode_load(a, op, &in, &f);
@@ -535,10 +567,28 @@ static int op_patch(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_XDEL:
 		f = qfs_inode_xattr_del(&in, op->name);
 		break;
+	case QFS_OP_LINK_ADD:
+		if (S_ISDIR(in.a.mode))
+			f = -EPERM;
+		else if (in.a.nlink == 0)
+			f = -ENOENT; /* no name left (open-unlinked): cannot get one back */
+		else if (in.a.nlink >= op->limit)
+			f = -EMLINK;
+		else
+			in.a.nlink++;
+		break;
+	case QFS_OP_LINK_DROP:
+		if (S_ISDIR(in.a.mode))
+			f = -EISDIR;
+		else if (in.a.nlink == 0)
+			f = -EINVAL;
+		else if (--in.a.nlink == 0)
+			rc = last_link(a, op, &stored);
+		break;
 	default:
 		break;
 	}
-	if (!rc && !f)
+	if (!rc && !f && !stored)
 		rc = inode_store(a, op, &in);
 out:
 	qfs_inode_close(&in);
@@ -711,6 +761,8 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_SETDATA:
 	case QFS_OP_XSET:
 	case QFS_OP_XDEL:
+	case QFS_OP_LINK_ADD:
+	case QFS_OP_LINK_DROP:
 		return op_patch(a, op, fail);
 	}
 	*fail = -EINVAL; /* unreachable: the decoder refuses unknown kinds */

@@ -356,6 +356,10 @@ def df_inodes():
     eq("inodes used after 5 unlinks and an rmdir", inodes_used() - u0, 7)
     os.rename(os.path.join(d, "f5"), os.path.join(d, "f6"))   # replaces f6
     eq("inodes used after a rename over a file", inodes_used() - u0, 6)
+    os.link(os.path.join(d, "f6"), os.path.join(d, "f6b"))   # a name, not an inode
+    eq("inodes used after a hard link", inodes_used() - u0, 6)
+    os.unlink(os.path.join(d, "f6"))
+    eq("inodes used after unlinking one of two names", inodes_used() - u0, 6)
     fd = os.open(os.path.join(d, "f7"), os.O_RDONLY)
     try:
         os.unlink(os.path.join(d, "f7"))

@@ -871,6 +871,13 @@ static void build_sample_txn(struct qfs_txn *t)
 	op->val_len = 3, op->flags = XATTR_CREATE;
 	op = qfs_txn_add(t, QFS_OP_XDEL);
 	op->key = K1, op->key_len = 7, op->name = "user.gone";
+	op = qfs_txn_add(t, QFS_OP_LINK_ADD);
+	op->key = K1, op->key_len = 7, op->limit = 65000;
+	op = qfs_txn_add(t, QFS_OP_LINK_DROP);
+	op->key = K1, op->key_len = 7, op->key2 = K2, op->key2_len = 7;
+	op->val = (const uint8_t *)"orphan", op->val_len = 6;
+	op = qfs_txn_add(t, QFS_OP_LINK_DROP); /* destroy form: no orphan key */
+	op->key = K2, op->key_len = 7;
 }
 
 static void sample_txn_encode(struct qfs_buf *b)
@@ -918,6 +925,7 @@ START_TEST(test_txn_roundtrip)
 		ck_assert_uint_eq(x->mask, y->mask);
 		ck_assert_int_eq(x->delta, y->delta);
 		ck_assert_int_eq(x->flags, y->flags);
+		ck_assert_uint_eq(x->limit, y->limit);
 		if (x->kind == QFS_OP_SETATTR)
 			assert_attr_eq(&x->attr, &y->attr);
 	}
@@ -986,7 +994,9 @@ START_TEST(test_txn_decode_rejects)
 	/* version 1, nops 4 bytes, kind at 5, key len 6..9, key 10..16, err 17..20 */
 	ck_assert_int_eq(decode_one(&op, 17, 0x00, 0), QFS_ECORRUPT); /* err >= 0 */
 	ck_assert_int_eq(decode_one(&op, 5, 0, 0), QFS_ECORRUPT);       /* kind 0 */
-	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_XDEL + 1, 0), QFS_ECORRUPT);
+	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_LINK_DROP + 1, 0), QFS_ECORRUPT);
+	/* a txn without link ops is written as version 1, which knows no LINK_* */
+	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_LINK_ADD, 0), QFS_ECORRUPT);
 	ck_assert_int_eq(decode_one(&op, 4, 200, 0), QFS_ECORRUPT);     /* too many ops */
 
 	struct qfs_op x = { .kind = QFS_OP_XDEL, .key = K1, .key_len = 7, .name = "user.x" };
@@ -998,6 +1008,24 @@ START_TEST(test_txn_decode_rejects)
 	struct qfs_op s = { .kind = QFS_OP_SETATTR, .key = K1, .key_len = 7 };
 	s.attr.ctime.nsec = 1000000000u;
 	ck_assert_int_eq(decode_one(&s, 0, 0, 0), QFS_ECORRUPT);
+	/* LINK_ADD: version 2, nops, kind at 5, key 6..16, limit 17..20 */
+	struct qfs_op l = { .kind = QFS_OP_LINK_ADD, .key = K1, .key_len = 7, .limit = 3 };
+	ck_assert_int_eq(decode_one(&l, 0, 0, 0), 0);
+	ck_assert_int_eq(decode_one(&l, 0, 0, 1), QFS_ECORRUPT); /* trailing byte */
+	struct qfs_txn lt, ld;
+	struct qfs_buf lb;
+	qfs_txn_init(&lt);
+	*qfs_txn_add(&lt, QFS_OP_LINK_ADD) = l;
+	qfs_buf_init(&lb);
+	qfs_txn_encode(&lt, &lb);
+	ck_assert_uint_eq(lb.data[0], 2);
+	qfs_txn_init(&ld);
+	lb.data[0] = 1; /* claims version 1, which has no LINK_ADD */
+	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_ECORRUPT);
+	lb.data[0] = 3; /* a newer version */
+	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_EFORMAT);
+	qfs_txn_close(&lt);
+	qfs_buf_close(&lb);
 }
 END_TEST
 

@@ -928,9 +928,10 @@ START_TEST(test_undecodable)
 	qfs_log_level = saved;
 	const uint8_t garbage[] = { 1, 0xff, 0xff, 0xff, 0xff, 9, 9 };
 	ck_assert_int_eq(qfs_store_apply(st, G1, 1, garbage, sizeof(garbage), &res), QFS_ECORRUPT);
-	b.data[0]++;
+	uint8_t version = b.data[0];
+	b.data[0] = QFS_TXN_VERSION + 1; /* written by a newer release */
 	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), QFS_EFORMAT);
-	b.data[0]--;
+	b.data[0] = version;
 	ck_assert_int_eq(res, 4242);
 	ck_assert_uint_eq(applied(G1), 0);
 	ck_assert(!present(G1, k, 16 + 1));
@@ -1146,6 +1147,15 @@ START_TEST(test_count_ninodes)
 	ck_assert_int_eq(APPLY(G2, &t), 0);
 	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
 	ck_assert_uint_eq(chunk_bytes_of(G2, 101), 1);
+	/* LINK_DROP of the last name deletes the inode: one less */
+	put_inode(G2, 102, S_IFREG | 0644);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 3);
+	qfs_txn_init(&t);
+	kp = kino(102, &kl);
+	add(&t, QFS_OP_LINK_DROP, kp, kl);
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+	ck_assert(!present(G2, kp, kl));
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
 	/* the same survives a reopen of the store */
 	reopen();
 	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
@@ -1350,6 +1360,214 @@ START_TEST(test_group_size)
 }
 END_TEST
 
+/* ---- hard links: LINK_ADD / LINK_DROP ---- */
+
+static int dump_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct qfs_buf *b = arg;
+	qfs_buf_put_bytes(b, k, kl);
+	qfs_buf_put_bytes(b, v, vl);
+	return 0;
+}
+
+/* Every item of g, keys and values end to end. */
+static void dump(qfs_group_t g, struct qfs_buf *b)
+{
+	qfs_buf_init(b);
+	ck_assert_int_eq(qfs_store_scan(st, g, NULL, 0, NULL, 0, dump_cb, b), 0);
+	ck_assert_int_eq(b->err, 0);
+}
+
+static void put_chunks(qfs_group_t g, uint64_t ino, int n)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	qfs_txn_init(&t);
+	for (int c = 0; c < n; c++) {
+		kp = kchunk(ino, (uint64_t)c, &kl);
+		add_put(&t, kp, kl, "chunk");
+	}
+	ck_assert_int_eq(APPLY(g, &t), 0);
+}
+
+static int nchunks(qfs_group_t g, uint64_t ino)
+{
+	int n = 0;
+	for (uint64_t c = 0; c < 8; c++) {
+		uint32_t kl;
+		kp = kchunk(ino, c, &kl);
+		n += present(g, kp, kl);
+	}
+	return n;
+}
+
+static uint32_t nlink_of(qfs_group_t g, uint64_t ino)
+{
+	struct qfs_inode in;
+	get_inode(g, ino, &in);
+	uint32_t n = in.a.nlink;
+	qfs_inode_close(&in);
+	return n;
+}
+
+START_TEST(test_link_add)
+{
+	struct qfs_txn t;
+	uint32_t kl, dl;
+	const uint8_t *k = kino(FILE_INO, &kl), *d = kino(DIR_INO, &dl);
+	put_inode(G1, FILE_INO, S_IFREG | 0644); /* nlink 1 */
+	put_inode(G1, DIR_INO, S_IFDIR | 0755);
+
+	for (int i = 0; i < 2; i++) {
+		qfs_txn_init(&t);
+		add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 3;
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 3;
+	ck_assert_int_eq(APPLY(G1, &t), -EMLINK);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, d, dl)->limit = 100;
+	ck_assert_int_eq(APPLY(G1, &t), -EPERM);
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 9, &kl);
+	add(&t, QFS_OP_LINK_ADD, kp, kl)->limit = 100;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	/* an inode with no name left (open, unlinked) gets none back */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = -3;
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 100;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 3); /* the failed txn changed nothing */
+}
+END_TEST
+
+START_TEST(test_link_drop)
+{
+	struct qfs_txn t;
+	uint32_t kl, ol, dl;
+	const uint8_t *k = kino(FILE_INO, &kl), *ok = kdent(0, "00000000000007d0", &ol);
+	const uint8_t *d = kino(DIR_INO, &dl);
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	put_inode(G1, DIR_INO, S_IFDIR | 0755);
+	put_chunks(G1, FILE_INO, 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 10;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	/* two names; dropping one keeps the inode and its chunks */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 1);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+
+	/* a drop in a txn that fails later has no effect */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, ok, ol, -ESTALE);
+	ck_assert_int_eq(APPLY(G1, &t), -ESTALE);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 1);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+
+	/* the last name of an open file: orphan entry, inode and chunks kept */
+	qfs_txn_init(&t);
+	struct qfs_op *op = add(&t, QFS_OP_LINK_DROP, k, kl);
+	op->key2 = ok;
+	op->key2_len = ol;
+	op->val = (const uint8_t *)"orphan";
+	op->val_len = 6;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 0);
+	assert_val(G1, ok, ol, "orphan");
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL); /* nothing left to drop */
+
+	/* the last name of a closed file: inode and chunks destroyed */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, k, kl));
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 0);
+	ck_assert(present(G1, ok, ol)); /* someone else's business */
+
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, d, dl);
+	ck_assert_int_eq(APPLY(G1, &t), -EISDIR);
+	ck_assert_uint_eq(nlink_of(G1, DIR_INO), 1);
+}
+END_TEST
+
+/* Two unlinks of two names of one inode, proposed at once (each built from
+ * a read that saw nlink 2), are ordered by the log: whichever applies second
+ * destroys the inode, on every replica alike, and none leaks or loses it. */
+START_TEST(test_link_drop_race)
+{
+	struct qfs_buf enc[2], b1, b2;
+	uint32_t kl, da, db, pl;
+	const uint8_t *k = kino(FILE_INO, &kl), *p = kino(DIR_INO, &pl);
+	const uint8_t *na = kdent(DIR_INO, "a", &da), *nb = kdent(DIR_INO, "b", &db);
+
+	for (qfs_group_t g = G1; g <= G2; g++) {
+		struct qfs_txn t;
+		put_inode(g, FILE_INO, S_IFREG | 0644);
+		put_inode(g, DIR_INO, S_IFDIR | 0755);
+		put_chunks(g, FILE_INO, 2);
+		qfs_txn_init(&t);
+		add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 10;
+		add_put(&t, na, da, "dentry");
+		add_put(&t, nb, db, "dentry");
+		ck_assert_int_eq(APPLY(g, &t), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct qfs_txn t;
+		qfs_txn_init(&t);
+		const uint8_t *n = i ? nb : na;
+		uint32_t nl = i ? db : da;
+		struct qfs_op *op = add(&t, QFS_OP_EXPECT_VALUE, n, nl);
+		op->val = (const uint8_t *)"dentry";
+		op->val_len = 6;
+		op->err = QFS_ECONFLICT;
+		add(&t, QFS_OP_DEL, n, nl);
+		add(&t, QFS_OP_SETATTR, p, pl)->mask = QFS_SET_MTIME;
+		add(&t, QFS_OP_LINK_DROP, k, kl);
+		qfs_buf_init(&enc[i]);
+		qfs_txn_encode(&t, &enc[i]);
+		ck_assert_int_eq(enc[i].err, 0);
+		qfs_txn_close(&t);
+	}
+	/* G1 applies a then b, G2 b then a */
+	for (int i = 0; i < 2; i++) {
+		int res = 1;
+		qfs_lsn_t l = applied(G1);
+		ck_assert_int_eq(qfs_store_apply(st, G1, l + 1, enc[i].data, enc[i].len, &res), 0);
+		ck_assert_int_eq(res, 0);
+		ck_assert_int_eq(present(G1, k, kl), i == 0);
+		ck_assert_int_eq(nchunks(G1, FILE_INO), i == 0 ? 2 : 0);
+		l = applied(G2);
+		ck_assert_int_eq(qfs_store_apply(st, G2, l + 1, enc[1 - i].data, enc[1 - i].len, &res), 0);
+		ck_assert_int_eq(res, 0);
+	}
+	ck_assert(!present(G1, na, da) && !present(G1, nb, db));
+	dump(G1, &b1);
+	dump(G2, &b2);
+	ck_assert_uint_eq(b1.len, b2.len);
+	ck_assert_mem_eq(b1.data, b2.data, b1.len);
+	qfs_buf_close(&b1);
+	qfs_buf_close(&b2);
+	qfs_buf_close(&enc[0]);
+	qfs_buf_close(&enc[1]);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1366,6 +1584,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_del_range_chunks);
 	tcase_add_test(tc, test_setattr);
 	tcase_add_test(tc, test_nlink);
+	tcase_add_test(tc, test_link_add);
+	tcase_add_test(tc, test_link_drop);
+	tcase_add_test(tc, test_link_drop_race);
 	tcase_add_test(tc, test_setdata);
 	tcase_add_test(tc, test_xattrs);
 	tcase_add_test(tc, test_read_your_writes);
