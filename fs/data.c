@@ -455,6 +455,19 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		}
 		flags &= ~QFS_ATTR_INLINE;
 	}
+	if (in->acl_drop) {
+		/* set, then drop: removed whether or not one was stored */
+		op = add_keyed(&t, QFS_OP_XSET, ikey, ilen);
+		if (!op)
+			goto out;
+		op->name = QFS_ACL_ACCESS;
+		op->val = (const uint8_t *)"";
+		op->val_len = 0;
+		op = add_keyed(&t, QFS_OP_XDEL, ikey, ilen);
+		if (!op)
+			goto out;
+		op->name = QFS_ACL_ACCESS;
+	}
 	op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen);
 	if (!op)
 		goto out;
@@ -482,6 +495,7 @@ out:
 		/* stored: the buffers are no longer needed, the store is the truth */
 		qfs_fs_drop_buffers(in);
 		in->attr_dirty = 0;
+		in->acl_drop = false;
 		in->loaded = false;
 		in->wb_err = 0;
 	} else {
@@ -505,6 +519,7 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			(unsigned long long)in->ino, (unsigned long long)in->dirty_bytes, qfs_strerror(in->wb_err));
 	qfs_fs_drop_buffers(in);
 	in->attr_dirty = 0;
+	in->acl_drop = false;
 	in->loaded = false;
 	in->wb_err = 0;
 	/* the kernel may hold pages that were never stored */

@@ -29,7 +29,7 @@
 #include "router/metrics.h"
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
-#define QFS_FS_TIMEOUT 1.0             /* kernel attr/entry cache, seconds */
+#define QFS_FS_TIMEOUT_DEFAULT 3600.0  /* kernel attr/entry cache, seconds (-o cache_timeout) */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
 
@@ -61,6 +61,11 @@ struct qfs_fs_inode {
 	struct qfs_dchunk *chunks;   /* buffered chunks */
 	uint64_t dirty_bytes;        /* bytes of buffered chunks */
 	int wb_err;                  /* last write-back failure; buffers kept for a retry */
+	bool nosec;                  /* known: no security.* xattr stored (getxattr answers
+					ENODATA without reading the inode) */
+	uint32_t xgen;               /* bumped by every xattr change; guards setting nosec */
+	bool acl_drop;               /* write-back removes the access ACL (a deferred
+					ACL-equivalent chmod replaced it) */
 };
 
 enum qfs_fs_op {
@@ -73,6 +78,7 @@ enum qfs_fs_op {
 struct qfs_fs {
 	struct qfs_router *r;
 	const struct qfs_fs_opts *o;
+	double timeout;               /* kernel entry/attr/negative-entry cache, seconds */
 	struct fuse_session *se;      /* set once mounted; for cache invalidation */
 	pthread_mutex_t itab_mu;
 	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
@@ -126,8 +132,9 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
  * command or node), or the error of the node_ctl callback (fs.h; the cell's
  * qfs_cell_node_stop/start: -EALREADY...). */
 int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t size);
-/* Fill a readdir buffer for the control dir; see ops.c for the contract. */
-size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off);
+/* Fill a readdir (plus != 0: readdirplus, no lookup counted) buffer for
+ * the control dir from offset off; returns the bytes used. */
+size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off, int plus);
 static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }
 
 /* ops.c: replies and helpers shared by the handlers (ops.c, dir.c, xattr.c).
@@ -137,10 +144,15 @@ static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO &
 extern const struct fuse_lowlevel_ops qfs_fs_ops;
 struct qfs_fs *qfs_fs_of(fuse_req_t req);
 void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st);
+/* An entry reply for a (ino, generation, attributes, fs->timeout). */
+void qfs_fs_fill_entry(const struct qfs_fs *fs, struct fuse_entry_param *e, const struct qfs_attr *a);
 void qfs_fs_done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed);
 void qfs_fs_fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 void qfs_fs_ok(fuse_req_t req, enum qfs_fs_op op, uint64_t t0);
+/* Current attributes of in: memory if it has buffered state, else the
+ * store.  Takes in->mu.  0 or the router's error. */
+int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out);
 /* The inode the kernel calls ino, with a reference (qfs_fs_iput); NULL if unknown. */
 struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);
 /* Append an op of kind on key to t; NULL on -ENOMEM. */
@@ -171,6 +183,9 @@ int qfs_fs_acl_create(void *value, size_t len, uint32_t *mode);
 /* dir.c */
 void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+/* readdir with each entry's attributes; every entry but "." and ".." that
+ * fits counts one kernel lookup (nlookup), as a lookup reply does. */
+void qfs_fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 

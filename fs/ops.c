@@ -111,13 +111,13 @@ void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st)
 	st->st_ctim.tv_nsec = a->ctime.nsec;
 }
 
-static void fill_entry(struct fuse_entry_param *e, const struct qfs_attr *a)
+void qfs_fs_fill_entry(const struct qfs_fs *fs, struct fuse_entry_param *e, const struct qfs_attr *a)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = a->ino;
 	e->generation = 1;
-	e->attr_timeout = QFS_FS_TIMEOUT;
-	e->entry_timeout = QFS_FS_TIMEOUT;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
 	qfs_fs_attr_to_stat(a, &e->attr);
 }
 
@@ -132,8 +132,7 @@ static int check_name(const char *name)
 	return 0;
 }
 
-/* Current attributes of in: memory if it has buffered state, else the store. */
-static int inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
+int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
 {
 	int rc = 0;
 
@@ -259,7 +258,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == -ENOENT) {
 		/* negative entry: the kernel may cache it; every create goes through it */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = QFS_FS_TIMEOUT;
+		e.entry_timeout = fs->timeout;
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
@@ -269,7 +268,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
-	rc = inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr(fs, in, &a);
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
@@ -282,7 +281,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		in->parent = parent;
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -321,7 +320,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	rc = inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr(fs, in, &a);
 	qfs_fs_iput(fs, in);
 	if (ino == FUSE_ROOT_ID) {
 		pthread_mutex_lock(&fs->root_mu);
@@ -344,7 +343,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "ino=%lu", ino);
 	qfs_fs_attr_to_stat(&a, &st);
 	qfs_fs_done(req, FOP_GETATTR, t0, 0);
-	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /* ---- setattr ---- */
@@ -381,6 +380,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return qfs_fs_fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	qfs_clock_now(&now);
 	pthread_mutex_lock(&in->mu);
+	/* A file with pending write-back (written or created through a handle
+	 * still open, not yet flushed) takes the change into that write-back:
+	 * it is stored with the data, in one txn, at close or fsync (doc/fs.md
+	 * "One round per file"); so does ftruncate (fi set), which that
+	 * handle's close writes back (O_TRUNC: op_open).  Any other change is
+	 * stored before we reply. */
+	int defer = (in->loaded || fi) && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type);
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		goto out;
@@ -430,6 +436,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in->attr.ctime = now;
 	in->attr_dirty |= QFS_SET_CTIME;
 	a = in->attr;
+	if (defer)
+		goto out;
 	rc = qfs_fs_flush_locked(fs, in);
 	if (rc && in->nopen == 0)
 		qfs_fs_discard(fs, in); /* no handle will retry it: the change did not happen */
@@ -445,7 +453,7 @@ out:
 		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "ino=%lu to_set=0x%x", ino, to_set);
 	qfs_fs_attr_to_stat(&a, &st);
 	qfs_fs_done(req, FOP_SETATTR, t0, 0);
-	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -672,7 +680,7 @@ static void reply_made(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int rc, c
 			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
 		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
 	}
-	fill_entry(&e, a);
+	qfs_fs_fill_entry(qfs_fs_of(req), &e, a);
 	qfs_fs_done(req, op, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -1187,6 +1195,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * from nopen: if it already deleted the inode, this open must fail */
 	struct qfs_attr a;
 	rc = in->loaded ? 0 : qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	if (rc == 0 && (fi->flags & O_TRUNC)) {
+		/* FUSE_CAP_ATOMIC_O_TRUNC: truncated in memory, written back
+		 * with what this handle writes at close (the old bytes stay
+		 * until then, as with any write-back) */
+		rc = qfs_fs_data_truncate(fs, in, 0);
+		if (rc && !in->chunks && in->attr_dirty == 0)
+			in->loaded = false;
+	}
 	if (rc)
 		in->nopen--;
 	pthread_mutex_unlock(&in->mu);
@@ -1210,6 +1226,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct qfs_dentry d;
 	qfs_group_t group = 0;
 	int rc = make_node(fs, req, parent, name, &nn, &a);
+	int fresh = rc == 0;
 
 	if (rc == -EEXIST && !(fi->flags & O_EXCL) && parent != FUSE_ROOT_ID && !qfs_fs_is_ctl(parent)) {
 		/* lost a race with another creator: open the file that is there */
@@ -1239,10 +1256,21 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return qfs_fs_fail(req, FOP_CREATE, t0, -ENOMEM, "created inode vanished ino=%llu", (unsigned long long)a.ino);
 	pthread_mutex_lock(&in->mu);
 	in->nopen++;
+	if (fresh && !in->loaded) {
+		/* just stored, empty, no xattr but its ACL: hold its attributes
+		 * so that the fchown/fchmod/futimens/ftruncate of cp -a and tar
+		 * join the write-back at close (op_setattr) */
+		in->attr = a;
+		in->stored_size = in->valid_size = a.size;
+		in->stored_flags = a.flags;
+		in->attr_dirty = 0;
+		in->loaded = true;
+		in->nosec = true;
+	}
 	pthread_mutex_unlock(&in->mu);
 	fi->fh = (uintptr_t)in;
 	fi->keep_cache = 1;
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_CREATE, t0, 0);
 	fuse_reply_create(req, &e, fi);
 }
@@ -1418,9 +1446,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	conn->max_write = 1u << 20;
-	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-	/* O_TRUNC arrives as a setattr(size=0) before open, through one code path */
-	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* doc/fs.md "Kernel caches" */
+	/* O_TRUNC arrives with OPEN (op_open truncates in memory, stored at
+	 * close), not as a SETATTR without a handle that must be stored at once */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* POSIX ACLs (fs/acl.c): the kernel enforces them; we store them, keep
@@ -1456,6 +1486,7 @@ const struct fuse_lowlevel_ops qfs_fs_ops = {
 	.fsync = op_fsync,
 	.opendir = qfs_fs_op_opendir,
 	.readdir = qfs_fs_op_readdir,
+	.readdirplus = qfs_fs_op_readdirplus,
 	.releasedir = qfs_fs_op_releasedir,
 	.fsyncdir = qfs_fs_op_fsyncdir,
 	.statfs = op_statfs,

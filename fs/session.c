@@ -80,6 +80,8 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		return -ENOMEM;
 	fs->r = r;
 	fs->o = o;
+	fs->timeout = o->cache_off ? 0.0
+		      : o->cache_timeout_ms ? (double)o->cache_timeout_ms / 1000.0 : QFS_FS_TIMEOUT_DEFAULT;
 	fs->started_ms = qfs_clock_mono_ms();
 	pthread_mutex_init(&fs->root_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
