@@ -356,12 +356,16 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	int is_file = S_ISREG(in->attr.mode);
 	uint32_t flags;
 
-	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks)) {
+	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
 		in->loaded = false;
 		in->wb_err = 0;
 		return 0;
 	}
 	qfs_txn_init(&t);
+	/* a pending create is stored by the same txn (pend.c) */
+	if (in->pend && (rc = qfs_fs_pend_add_ops(&t, in->pend)))
+		goto out;
+	rc = -ENOMEM;
 	/* one key slot per buffered chunk (+1 for chunk 0 loaded below) and two
 	 * for a range: the arena never moves while ops point into it */
 	ks.cap = 3;
@@ -498,6 +502,7 @@ out:
 		in->acl_drop = false;
 		in->loaded = false;
 		in->wb_err = 0;
+		qfs_fs_pend_remove(fs, in);
 	} else {
 		/* keep the buffered state: acknowledged writes are not thrown away,
 		 * and the next flush, fsync or close tries again (the caller may
@@ -514,7 +519,7 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
 	if (!in->loaded)
 		return;
-	if (in->chunks || in->attr_dirty)
+	if (in->chunks || in->attr_dirty || in->pend)
 		QFS_LOG(QFS_LOG_ERR, "buffered writes discarded after a failed write-back ino=%llu bytes=%llu err=%s",
 			(unsigned long long)in->ino, (unsigned long long)in->dirty_bytes, qfs_strerror(in->wb_err));
 	qfs_fs_drop_buffers(in);
@@ -522,6 +527,11 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	in->acl_drop = false;
 	in->loaded = false;
 	in->wb_err = 0;
+	if (in->pend) {
+		QFS_LOG(QFS_LOG_ERR, "created file given up, never stored ino=%llu parent=%llu name=%.64s",
+			(unsigned long long)in->ino, (unsigned long long)in->pend->parent, in->pend->name);
+		qfs_fs_pend_remove(fs, in);
+	}
 	/* the kernel may hold pages that were never stored */
 	if (fs->se)
 		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);

@@ -58,6 +58,13 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
 		pthread_mutex_unlock(&fs->itab_mu);
 		qfs_fs_iput(fs, in);
+		/* a listing reads the store: the directory's pending creates first */
+		int rc = qfs_fs_pend_flush_dir(fs, ino);
+		if (rc) {
+			pthread_mutex_destroy(&h->mu);
+			free(h);
+			return qfs_fs_fail(req, FOP_OPENDIR, t0, rc, "pending creates of ino=%lu", ino);
+		}
 	}
 	fi->fh = (uintptr_t)h;
 	qfs_fs_done(req, FOP_OPENDIR, t0, 0);
@@ -202,6 +209,10 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		free(buf);
 		return;
 	}
+	if (off == 0 && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+		free(buf);
+		return qfs_fs_fail(req, FOP_READDIR, t0, rc, "pending creates of ino=%lu", ino);
+	}
 	pthread_mutex_lock(&h->mu);
 	if (off == 0 && h->n) {
 		/* rewinddir: start a fresh listing */
@@ -277,7 +288,15 @@ void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	/* directory changes are durable when their operation returns */
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	int rc;
+
+	/* directory changes are durable when their operation returns, but for
+	 * the creates still pending in it: store them (as ext4 makes the
+	 * names durable) */
+	if (!qfs_fs_is_ctl(ino) && (rc = qfs_fs_pend_flush_dir(fs, ino)))
+		return qfs_fs_fail(req, FOP_FSYNC, t0, rc, "pending creates of ino=%lu", ino);
 	fuse_reply_err(req, 0);
 }
 

@@ -10,7 +10,8 @@
  *
  * Lock order: fs->itab_mu (the table) may be taken while holding no inode
  * lock or while holding one; inode locks (in->mu) are taken in increasing
- * inode number when an operation needs two.  No lock is held across
+ * inode number when an operation needs two.  fs->pend_mu (pending creates,
+ * pend.c) comes after an inode's mu and before itab_mu.  No lock is held across
  * qfs_router_* calls except an inode's own mu around its data flush (which
  * is what serialises writers of one file).
  */
@@ -23,7 +24,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/item.h"
+#include "common/key.h"
 #include "common/txn.h"
 #include "fs/fs.h"
 #include "router/metrics.h"
@@ -38,6 +41,18 @@ struct qfs_dchunk {
 	uint64_t no;                 /* chunk number */
 	uint8_t *data;               /* QFS_CHUNK_SIZE bytes */
 	struct qfs_dchunk *next;     /* list; protected by the inode's mu */
+};
+
+/* A regular file created and not yet stored (pend.c): the items its first
+ * write-back puts, made at create.  Immutable while on the pending list. */
+struct qfs_fs_pend {
+	qfs_ino_t parent;
+	char name[QFS_NAME_MAX + 1];
+	struct qfs_buf ib, db;       /* encoded inode (as created) and dentry items */
+	struct qfs_ts created;       /* the parent's new mtime and ctime */
+	bool has_acl;                /* the inode inherited an access ACL */
+	uint8_t dkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX], pkey[QFS_KEY_MAX];
+	size_t dlen, ilen, plen;
 };
 
 struct qfs_fs_inode {
@@ -66,6 +81,9 @@ struct qfs_fs_inode {
 	uint32_t xgen;               /* bumped by every xattr change; guards setting nosec */
 	bool acl_drop;               /* write-back removes the access ACL (a deferred
 					ACL-equivalent chmod replaced it) */
+	struct qfs_fs_pend *pend;    /* created, not stored yet: its first write-back
+					stores it (pend.c); implies loaded */
+	struct qfs_fs_inode *pnext;  /* pending list; protected by fs->pend_mu */
 };
 
 enum qfs_fs_op {
@@ -86,6 +104,8 @@ struct qfs_fs {
 	uint64_t ninodes;             /* protected by itab_mu */
 	uint64_t started_ms;
 	struct qfs_hist ops[FOP_NOPS];
+	pthread_mutex_t pend_mu;
+	struct qfs_fs_inode *pend_head; /* pending creates (pend.c); protected by pend_mu */
 	/* The root's last attributes read, so that the kernel can still walk
 	 * to .quorumfs (to start a node again, say) while no quorum answers. */
 	pthread_mutex_t root_mu;
@@ -119,6 +139,25 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_drop_buffers(struct qfs_fs_inode *in);
 /* Delete an inode item and its chunks (last link gone, not open). */
 int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
+
+/* pend.c: pending creates (doc/fs.md "One round per file"). */
+/* The pending file (parent, name) with a reference (qfs_fs_iput), or NULL. */
+struct qfs_fs_inode *qfs_fs_pend_find(struct qfs_fs *fs, qfs_ino_t parent, const char *name);
+/* Make in (loaded, open, mu held) pending with p, which it then owns. */
+void qfs_fs_pend_add(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_pend *p);
+/* End in's pending state (stored, or given up); mu held.  No-op if not pending. */
+void qfs_fs_pend_remove(struct qfs_fs *fs, struct qfs_fs_inode *in);
+void qfs_fs_pend_free(struct qfs_fs_pend *p);
+/* Write back every pending create in directory dir (each with what it has
+ * buffered), before a namespace operation on dir reads or changes the
+ * store.  Takes the inodes' mu: call with no inode lock held.  0 or the
+ * first write-back's error (that file stays pending). */
+int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir);
+/* Write back in if it is pending (takes in->mu).  0 or the error. */
+int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in);
+/* Add to t the ops that store p (parent present, name absent, dentry,
+ * inode, parent times); keys and values point into p.  0 or -ENOMEM. */
+int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);
 
 /* ctl.c: the .quorumfs control tree (inodes 2..1023), read-only but for the
  * nodes file (QFS_CTL_NODES_INO). */

@@ -253,7 +253,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			return qfs_fs_fail(req, FOP_LOOKUP, t0, -ESTALE, "unknown parent=%lu", parent);
 		group = p->group;
 		qfs_fs_iput(fs, p);
-		rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+		/* a file created and not yet stored (pend.c) comes first */
+		struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
+		if (x) {
+			d.ino = x->ino;
+			d.type = S_IFREG;
+			qfs_fs_iput(fs, x);
+			rc = 0;
+		} else {
+			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+		}
 	}
 	if (rc == -ENOENT) {
 		/* negative entry: the kernel may cache it; every create goes through it */
@@ -378,6 +387,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	/* the creates pending in a directory touch its times when stored:
+	 * store them first, so that times set now (cp -a, rsync) stay */
+	if (S_ISDIR(in->type) && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "pending creates of ino=%lu", ino);
+	}
 	qfs_clock_now(&now);
 	pthread_mutex_lock(&in->mu);
 	/* A file with pending write-back (written or created through a handle
@@ -532,6 +547,52 @@ static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, s
 	return rc;
 }
 
+/* The inode *in (initialised by the caller, closed by it also on error) and
+ * dentry *d of a new entry nn in directory parent of group: a new inode
+ * number, owner from ctx, mode and ACLs as inherited (inherit_acl), set-gid
+ * directories, times now.  Reads the parent's inode.  0, -ENOTDIR,
+ * -ENAMETOOLONG (symlink target), -ENOMEM or the router's error. */
+static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, qfs_group_t group,
+		      const struct newnode *nn, struct qfs_inode *in, struct qfs_dentry *d)
+{
+	struct qfs_inode pin;
+	struct qfs_attr pa;
+	qfs_ino_t ino = 0;
+	int rc;
+
+	qfs_inode_init(&pin);
+	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
+	pa = pin.a;
+	if (rc == 0 && !S_ISDIR(pa.mode))
+		rc = -ENOTDIR;
+	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
+		rc = -ENAMETOOLONG;
+	if (rc == 0)
+		rc = qfs_router_alloc_ino(fs->r, &ino);
+	if (rc == 0)
+		rc = inherit_acl(&pin, nn->mode, ctx->umask, in);
+	qfs_inode_close(&pin);
+	if (rc)
+		return rc;
+	in->a.ino = ino;
+	in->a.uid = ctx->uid;
+	in->a.gid = ctx->gid;
+	if (pa.mode & S_ISGID) {
+		in->a.gid = pa.gid;
+		if (S_ISDIR(nn->mode))
+			in->a.mode |= S_ISGID;
+	}
+	in->a.nlink = S_ISDIR(nn->mode) ? 2 : 1;
+	in->a.rdev = nn->rdev;
+	in->a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
+	qfs_clock_now(&in->a.mtime);
+	in->a.atime = in->a.ctime = in->a.btime = in->a.mtime;
+	d->ino = ino;
+	d->type = nn->mode & S_IFMT;
+	d->group = 0;
+	return 0;
+}
+
 /* Create name in parent; on success *out holds the new inode's attributes and
  * the kernel reference is taken.  Errors as the syscalls expect. */
 static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -581,45 +642,25 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		return -ESTALE;
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
-	struct qfs_inode pin;
-	qfs_inode_init(&pin);
-	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
-	pa = pin.a;
-	if (rc == 0 && !S_ISDIR(pa.mode))
-		rc = -ENOTDIR;
-	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
-		rc = -ENAMETOOLONG;
-	if (rc == 0)
-		rc = qfs_router_alloc_ino(fs->r, &ino);
+	struct qfs_fs_inode *pend = qfs_fs_pend_find(fs, parent, name);
+	if (pend) {
+		qfs_fs_iput(fs, pend);
+		return -EEXIST;
+	}
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return rc;
 	qfs_inode_init(&in);
-	if (rc == 0)
-		rc = inherit_acl(&pin, nn->mode, ctx->umask, &in);
-	qfs_inode_close(&pin);
+	rc = build_node(fs, ctx, parent, group, nn, &in, &d);
 	if (rc) {
 		qfs_inode_close(&in);
 		return rc;
 	}
-	in.a.ino = ino;
-	in.a.uid = ctx->uid;
-	in.a.gid = ctx->gid;
-	if (pa.mode & S_ISGID) {
-		in.a.gid = pa.gid;
-		if (S_ISDIR(nn->mode))
-			in.a.mode |= S_ISGID;
-	}
-	in.a.nlink = S_ISDIR(nn->mode) ? 2 : 1;
-	in.a.rdev = nn->rdev;
-	in.a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
-	qfs_clock_now(&in.a.mtime);
-	in.a.atime = in.a.ctime = in.a.btime = in.a.mtime;
+	ino = in.a.ino;
 	if (nn->target) {
 		in.data = (uint8_t *)nn->target;  /* borrowed for encoding only */
 		in.data_len = strlen(nn->target);
 		in.a.size = in.data_len;
 	}
-	d.ino = ino;
-	d.type = nn->mode & S_IFMT;
-	d.group = 0;
 	qfs_buf_init(&ib);
 	qfs_buf_init(&db);
 	qfs_inode_encode(&in, &ib);
@@ -782,6 +823,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "pending creates of parent=%lu", parent);
 
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
 		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX],
@@ -859,6 +902,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 * just before this rmdir may still be on its way out: give it
 		 * up to 2 s before answering EBUSY. */
 		/* (with -s the RELEASE waits behind this request: no point) */
+		struct qfs_table tb;
+		if (qfs_router_table_lookup(fs->r, name, &tb) == 0 && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of table=%.64s", name);
 		for (int i = 0; i < (fs->o->single_thread ? 1 : 100); i++) {
 			rc = qfs_router_table_delete(fs->r, name);
 			if (rc != -EBUSY)
@@ -875,6 +921,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of parent=%lu", parent);
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
 		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
 		size_t dlen, plen, vlen, lol, hil;
@@ -891,6 +939,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (!S_ISDIR(d.type)) {
 			free(raw);
 			rc = -ENOTDIR;
+			break;
+		}
+		if ((rc = qfs_fs_pend_flush_dir(fs, d.ino))) { /* its emptiness is read from the store */
+			free(raw);
 			break;
 		}
 		qfs_clock_now(&now);
@@ -1094,6 +1146,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };
@@ -1216,59 +1270,142 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* Open the existing file ino of the name a create found (no O_EXCL): as
+ * op_open does, O_TRUNC included.  *out gets the inode with a reference
+ * and a kernel lookup counted, *a its attributes. */
+static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type, int flags,
+				struct qfs_fs_inode **out, struct qfs_attr *a)
+{
+	int rc;
+
+	if (S_ISDIR(type))
+		return -EISDIR;
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ino, group, type, 0);
+	if (!in)
+		return -ENOMEM;
+	pthread_mutex_lock(&in->mu);
+	rc = qfs_fs_load(fs, in);
+	if (rc == 0 && (flags & O_TRUNC))
+		rc = qfs_fs_data_truncate(fs, in, 0);
+	if (rc == 0) {
+		in->nopen++;
+		*a = in->attr;
+	}
+	if (!in->chunks && in->attr_dirty == 0 && !in->pend)
+		in->loaded = false; /* nothing buffered: the store stays the truth */
+	pthread_mutex_unlock(&in->mu);
+	if (rc) {
+		qfs_fs_iput(fs, in);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->itab_mu);
+	in->nlookup++;
+	pthread_mutex_unlock(&fs->itab_mu);
+	*out = in;
+	return 0;
+}
+
+/* Create regular file name in parent (a directory of a table) as a pending
+ * create (pend.c): nothing is stored until its first write-back.  O_EXCL
+ * (excl) is checked against the pending list and the store; without it an
+ * existing file of that name is opened.  On success *out is the open inode
+ * (a reference, nopen and a kernel lookup counted) and *a its attributes. */
+static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			  int flags, struct qfs_fs_inode **out, struct qfs_attr *a)
+{
+	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
+	struct qfs_fs_pend *pd = NULL;
+	struct qfs_inode ni;
+	struct qfs_dentry d;
+	int rc, excl = (flags & O_EXCL) != 0;
+
+	if ((rc = check_name(name)))
+		return rc;
+	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
+	if (!p)
+		return -ESTALE;
+	qfs_group_t group = p->group;
+	qfs_fs_iput(fs, p);
+	struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
+	if (x) {
+		qfs_ino_t xino = x->ino;
+		qfs_fs_iput(fs, x);
+		return excl ? -EEXIST : create_open_existing(fs, xino, group, S_IFREG, flags, out, a);
+	}
+	rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+	if (rc == 0)
+		return excl ? -EEXIST : create_open_existing(fs, d.ino, group, d.type, flags, out, a);
+	if (rc != -ENOENT)
+		return rc;
+	qfs_inode_init(&ni);
+	rc = build_node(fs, fuse_req_ctx(req), parent, group, &nn, &ni, &d);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	if (!(pd = calloc(1, sizeof(*pd))))
+		goto out;
+	pd->parent = parent;
+	strcpy(pd->name, name); /* check_name: at most QFS_NAME_MAX bytes */
+	pd->created = ni.a.mtime;
+	pd->has_acl = qfs_inode_xattr_find(&ni, QFS_ACL_ACCESS) != NULL;
+	qfs_buf_init(&pd->ib);
+	qfs_buf_init(&pd->db);
+	qfs_inode_encode(&ni, &pd->ib);
+	qfs_dentry_encode(&d, &pd->db);
+	if ((rc = pd->ib.err ? pd->ib.err : pd->db.err))
+		goto out;
+	pd->dlen = qfs_key_dentry(pd->dkey, parent, name, strlen(name));
+	pd->ilen = qfs_key_inode(pd->ikey, ni.a.ino);
+	pd->plen = qfs_key_inode(pd->pkey, parent);
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ni.a.ino, group, S_IFREG, 1);
+	if (!in) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&in->mu);
+	in->nopen++;
+	in->attr = ni.a;
+	in->stored_size = in->valid_size = 0;
+	in->stored_flags = ni.a.flags;
+	in->attr_dirty = 0;
+	in->loaded = true;
+	in->nosec = true; /* a new inode has no security.* xattr */
+	qfs_fs_pend_add(fs, in, pd);
+	pd = NULL;
+	pthread_mutex_unlock(&in->mu);
+	*out = in;
+	*a = ni.a;
+	rc = 0;
+out:
+	if (pd) {
+		qfs_buf_close(&pd->ib);
+		qfs_buf_close(&pd->db);
+		free(pd);
+	}
+	qfs_inode_close(&ni);
+	return rc;
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
-	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
 	struct fuse_entry_param e;
+	struct qfs_fs_inode *in = NULL;
 	struct qfs_attr a;
-	struct qfs_dentry d;
-	qfs_group_t group = 0;
-	int rc = make_node(fs, req, parent, name, &nn, &a);
-	int fresh = rc == 0;
+	int rc;
 
-	if (rc == -EEXIST && !(fi->flags & O_EXCL) && parent != FUSE_ROOT_ID && !qfs_fs_is_ctl(parent)) {
-		/* lost a race with another creator: open the file that is there */
-		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
-		if (p) {
-			group = p->group;
-			qfs_fs_iput(fs, p);
-			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
-			if (rc == 0 && S_ISDIR(d.type))
-				rc = -EISDIR;
-			if (rc == 0)
-				rc = qfs_router_get_attr(fs->r, group, d.ino, &a);
-			if (rc == 0) {
-				struct qfs_fs_inode *x = qfs_fs_iget(fs, d.ino, group, d.type, 1);
-				rc = x ? 0 : -ENOMEM;
-				qfs_fs_iput(fs, x);
-			}
-		}
-	}
-	if (rc) {
+	if (parent == FUSE_ROOT_ID || qfs_fs_is_ctl(parent)) {
+		struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
+		rc = make_node(fs, req, parent, name, &nn, &a); /* fails: EPERM, EROFS... */
 		if (rc == -EPERM)
 			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, name);
+	}
+	rc = create_pending(fs, req, parent, name, mode, fi->flags, &in, &a);
+	if (rc)
 		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
-	}
-	struct qfs_fs_inode *in = qfs_fs_ifind(fs, a.ino);
-	if (!in)
-		return qfs_fs_fail(req, FOP_CREATE, t0, -ENOMEM, "created inode vanished ino=%llu", (unsigned long long)a.ino);
-	pthread_mutex_lock(&in->mu);
-	in->nopen++;
-	if (fresh && !in->loaded) {
-		/* just stored, empty, no xattr but its ACL: hold its attributes
-		 * so that the fchown/fchmod/futimens/ftruncate of cp -a and tar
-		 * join the write-back at close (op_setattr) */
-		in->attr = a;
-		in->stored_size = in->valid_size = a.size;
-		in->stored_flags = a.flags;
-		in->attr_dirty = 0;
-		in->loaded = true;
-		in->nosec = true;
-	}
-	pthread_mutex_unlock(&in->mu);
-	fi->fh = (uintptr_t)in;
+	fi->fh = (uintptr_t)in; /* the reference belongs to the handle */
 	fi->keep_cache = 1;
 	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_CREATE, t0, 0);
@@ -1402,11 +1539,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return qfs_fs_ok(req, FOP_RELEASE, t0);
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	qfs_ino_t gone_parent = 0;
+	char gone_name[QFS_NAME_MAX + 1];
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	in->nopen--;
-	if (rc && in->nopen == 0)
+	if (rc && in->nopen == 0) {
+		if (in->pend) { /* a create never stored: its name goes too */
+			gone_parent = in->pend->parent;
+			strcpy(gone_name, in->pend->name);
+		}
 		qfs_fs_discard(fs, in); /* nobody is left to retry or be told */
+	}
 	last = in->nopen == 0 && in->unlinked;
 	if (last) {
 		int drc = qfs_fs_destroy_inode(fs, in->group, in->ino);
@@ -1417,6 +1561,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
+	if (gone_parent && fs->se) /* no lock held: the kernel takes the directory's */
+		fuse_lowlevel_notify_inval_entry(fs->se, gone_parent, gone_name, strlen(gone_name));
 	if (rc)
 		QFS_LOG(QFS_LOG_ERR, "fs op=release write-back failed ino=%lu err=%s", ino, qfs_strerror(rc));
 	qfs_fs_done(req, FOP_RELEASE, t0, rc != 0);

@@ -84,6 +84,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		      : o->cache_timeout_ms ? (double)o->cache_timeout_ms / 1000.0 : QFS_FS_TIMEOUT_DEFAULT;
 	fs->started_ms = qfs_clock_mono_ms();
 	pthread_mutex_init(&fs->root_mu, NULL);
+	pthread_mutex_init(&fs->pend_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -154,6 +155,7 @@ err_itab:
 	qfs_fs_itab_close(fs);
 err_free:
 	pthread_mutex_destroy(&fs->root_mu);
+	pthread_mutex_destroy(&fs->pend_mu);
 	free(fs);
 	return rc;
 }

@@ -96,6 +96,8 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		in->acl_drop = true;
 		goto out;
 	}
+	if (in->pend && (rc = qfs_fs_flush_locked(fs, in))) /* the txn below needs the inode stored */
+		goto out;
 	qfs_txn_init(&t);
 	rc = -ENOMEM;
 	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen)))
@@ -133,9 +135,13 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 	struct qfs_txn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
-	int rc;
+	int rc = 0;
 
 	qfs_inode_init(&inode);
+	if (in->pend && !in->pend->has_acl)
+		goto out; /* created without an access ACL, not stored yet */
+	if (in->pend && (rc = qfs_fs_flush_locked(fs, in))) /* store it, then rewrite its ACL */
+		goto out;
 	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
 	if (rc)
 		goto out;
@@ -178,6 +184,10 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 
 	if (!in)
 		return -ESTALE;
+	if ((rc = qfs_fs_pend_flush_ino(fs, in))) {
+		qfs_fs_iput(fs, in);
+		return rc;
+	}
 	size_t klen = qfs_key_inode(key, ino);
 	qfs_clock_now(&now);
 	qfs_txn_init(&t);
@@ -282,7 +292,9 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "ino=%lu name=%.64s (none cached)", ino, name);
 	}
 	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	rc = qfs_fs_pend_flush_ino(fs, in); /* read from the store: store it first */
+	if (rc == 0)
+		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
 	if (rc == 0) {
 		int none = 1;
 		for (uint32_t i = 0; i < inode.nxattrs && none; i++)
@@ -336,7 +348,9 @@ void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!in)
 		return qfs_fs_fail(req, FOP_LISTXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	rc = qfs_fs_pend_flush_ino(fs, in);
+	if (rc == 0)
+		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		qfs_inode_close(&inode);
