@@ -60,6 +60,7 @@ PY
 # c, f and e are held open across the kill by a second writer: c fsync'd;
 # f created, written, chmod'ed; e, an existing file, rewritten with O_TRUNC
 printf 'old bytes of e\n' >"$A/e"
+mkdir "$A/sub"
 chmod 600 "$A/e"
 python3 - "$A" "$T/held" <<'PY' &
 import os, sys, time
@@ -73,6 +74,12 @@ os.fsync(fc)
 fd = os.open(f"{d}/f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 os.write(fd, os.urandom(70000))
 os.fchmod(fd, 0o666)
+# h: created, written, then its directory fsync'd: the name is durable
+# (in another directory: fsyncdir stores every pending create of its own)
+fh = os.open(f"{d}/sub/h", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fh, b"h" * 100)
+dfd = os.open(f"{d}/sub", os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(dfd)
 fd2 = os.open(f"{d}/e", os.O_WRONLY | os.O_TRUNC)
 os.write(fd2, b"new bytes, never closed\n")
 os.fchmod(fd2, 0o644)
@@ -104,6 +111,7 @@ assert open(f"{d}/c", "rb").read() == b"c" * 5000
 # killed before close: a new file was never stored (its create waits for
 # the close); e is as before the open
 assert not os.path.exists(f"{d}/f"), "f: a file never closed survived the crash"
+assert os.path.exists(f"{d}/sub/h"), "h: fsync of its directory did not store a new file"
 s = os.stat(f"{d}/e")
 assert s.st_mode & 0o7777 == 0o600, ("e", s)
 assert open(f"{d}/e", "rb").read() == b"old bytes of e\n", "e lost its old bytes"
