@@ -67,6 +67,12 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		}
 	}
 	fi->fh = (uintptr_t)h;
+	if (!qfs_fs_is_ctl(ino) && fs->timeout > 0) {
+		/* the kernel may keep the listing (FOPEN_CACHE_DIR): every
+		 * change of a directory passes through it and invalidates it */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	qfs_fs_done(req, FOP_OPENDIR, t0, 0);
 	fuse_reply_open(req, fi);
 }
