@@ -7,9 +7,12 @@
  * (QFS_ATTR_INLINE); a larger one in chunk items of QFS_CHUNK_SIZE bytes,
  * each stored trimmed to the file size; an all-zero chunk is not stored
  * (holes read as zeros).  Writes are buffered per inode as whole chunks and
- * written back on close (FUSE flush), fsync, setattr, or when more than
- * QFS_FS_DIRTY_MAX bytes are buffered.  One flush = one txn = one log entry,
- * so a file never shows a half-applied write-back after a crash.
+ * written back on close (FUSE flush), fsync, a setattr of a file with no
+ * pending write-back, or when more than QFS_FS_DIRTY_MAX bytes are
+ * buffered; attribute changes made meanwhile through open handles, and a
+ * pending create (pend.c), go into the same write-back.  One flush = one
+ * txn = one log entry, so a file never shows a half-applied write-back
+ * after a crash (doc/fs.md "One round per file").
  *
  * Every function here is called with in->mu held.
  */
