@@ -131,6 +131,26 @@ os.close(fd)
 assert subprocess.run(["cmp", "-s", "-", f"{d}/g"], input=data).returncode == 0
 PY
 
+# a pending file renamed and a directory holding one removed by another process
+mkdir -p "$A/mv/sub"
+python3 - "$A/mv" <<'PY' || fail "rename / rm -rf of pending files"
+import os, subprocess, sys
+d = sys.argv[1]
+a, b = os.urandom(3000), os.urandom(5000)
+fd = os.open(f"{d}/p", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, a)
+assert subprocess.run(["mv", f"{d}/p", f"{d}/q"]).returncode == 0, "mv of a pending file"
+os.write(fd, b)
+os.close(fd)
+assert open(f"{d}/q", "rb").read() == a + b and not os.path.exists(f"{d}/p")
+fr = os.open(f"{d}/sub/r", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fr, a)
+assert subprocess.run(["rm", "-rf", f"{d}/sub"]).returncode == 0, "rm -rf of a dir with a pending file"
+assert not os.path.exists(f"{d}/sub")
+os.write(fr, b)  # still writable, unlinked
+os.close(fr)
+PY
+
 # --- 3. O_EXCL races between two processes
 mkdir "$A/x"
 python3 - "$A/x" <<'PY' || fail "O_EXCL race"
