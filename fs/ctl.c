@@ -164,7 +164,7 @@ int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t
 	return fs->o->node_ctl(fs->o->nodes_arg, verb, id);
 }
 
-size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)
+size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off, int plus)
 {
 	size_t pos = 0;
 	struct stat st;
@@ -183,7 +183,15 @@ size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)
 			ino = files[i - 2].ino;
 		}
 		fill(qfs_fs_of(req), ino, &st);
-		size_t n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		size_t n;
+		if (plus) { /* attributes only: ino 0 links nothing, counts no lookup */
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			e.attr = st;
+			n = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
+		} else {
+			n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		}
 		if (n > size - pos)
 			break;
 		pos += n;

@@ -6,10 +6,13 @@
  * A file of at most QFS_INLINE_MAX bytes keeps its bytes in the inode item
  * (QFS_ATTR_INLINE); a larger one in chunk items of QFS_CHUNK_SIZE bytes,
  * each stored trimmed to the file size and of its trailing zero bytes; an
- * all-zero chunk is not stored (holes read as zeros).  Writes are buffered per inode as whole chunks and
- * written back on close (FUSE flush), fsync, setattr, or when more than
- * QFS_FS_DIRTY_MAX bytes are buffered.  One flush = one txn = one log entry,
- * so a file never shows a half-applied write-back after a crash.
+ * all-zero chunk is not stored (holes read as zeros).  Writes are buffered
+ * per inode as whole chunks and written back on close (FUSE flush), fsync,
+ * a setattr of a file with no pending write-back, or when more than
+ * QFS_FS_DIRTY_MAX bytes are buffered; attribute changes made meanwhile
+ * through open handles, and a pending create (pend.c), go into the same
+ * write-back.  One flush = one txn = one log entry, so a file never shows
+ * a half-applied write-back after a crash (doc/fs.md "One round per file").
  *
  * Every function here is called with in->mu held.
  */
@@ -361,12 +364,16 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	int is_file = S_ISREG(in->attr.mode);
 	uint32_t flags;
 
-	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks)) {
+	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
 		in->loaded = false;
 		in->wb_err = 0;
 		return 0;
 	}
 	qfs_txn_init(&t);
+	/* a pending create is stored by the same txn (pend.c) */
+	if (in->pend && (rc = qfs_fs_pend_add_ops(&t, in->pend)))
+		goto out;
+	rc = -ENOMEM;
 	/* one key slot per buffered chunk (+1 for chunk 0 loaded below) and two
 	 * for a range: the arena never moves while ops point into it */
 	ks.cap = 3;
@@ -461,6 +468,19 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		}
 		flags &= ~QFS_ATTR_INLINE;
 	}
+	if (in->acl_drop) {
+		/* set, then drop: removed whether or not one was stored */
+		op = add_keyed(&t, QFS_OP_XSET, ikey, ilen);
+		if (!op)
+			goto out;
+		op->name = QFS_ACL_ACCESS;
+		op->val = (const uint8_t *)"";
+		op->val_len = 0;
+		op = add_keyed(&t, QFS_OP_XDEL, ikey, ilen);
+		if (!op)
+			goto out;
+		op->name = QFS_ACL_ACCESS;
+	}
 	op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen);
 	if (!op)
 		goto out;
@@ -488,8 +508,10 @@ out:
 		/* stored: the buffers are no longer needed, the store is the truth */
 		qfs_fs_drop_buffers(in);
 		in->attr_dirty = 0;
+		in->acl_drop = false;
 		in->loaded = false;
 		in->wb_err = 0;
+		qfs_fs_pend_remove(fs, in);
 	} else {
 		/* keep the buffered state: acknowledged writes are not thrown away,
 		 * and the next flush, fsync or close tries again (the caller may
@@ -506,13 +528,19 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
 	if (!in->loaded)
 		return;
-	if (in->chunks || in->attr_dirty)
+	if (in->chunks || in->attr_dirty || in->pend)
 		QFS_LOG(QFS_LOG_ERR, "buffered writes discarded after a failed write-back ino=%llu bytes=%llu err=%s",
 			(unsigned long long)in->ino, (unsigned long long)in->dirty_bytes, qfs_strerror(in->wb_err));
 	qfs_fs_drop_buffers(in);
 	in->attr_dirty = 0;
+	in->acl_drop = false;
 	in->loaded = false;
 	in->wb_err = 0;
+	if (in->pend) {
+		QFS_LOG(QFS_LOG_ERR, "created file given up, never stored ino=%llu parent=%llu name=%.64s",
+			(unsigned long long)in->ino, (unsigned long long)in->pend->parent, in->pend->name);
+		qfs_fs_pend_remove(fs, in);
+	}
 	/* the kernel may hold pages that were never stored */
 	if (fs->se)
 		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);

@@ -32,6 +32,11 @@ struct qfs_fs_opts {
 	int (*node_ctl)(void *arg, const char *verb, uint32_t id);
 	void *nodes_arg;
 	uint32_t replicas;         /* shown in status */
+	/* How long the kernel may cache entries, attributes and negative
+	 * entries, in ms; 0 = QFS_FS_TIMEOUT_DEFAULT (doc/fs.md "Kernel
+	 * caches").  Safe only while this mount is the only writer. */
+	uint64_t cache_timeout_ms;
+	int cache_off;             /* -o cache_timeout=0: no kernel caching at all */
 };
 
 /* Mount and serve until unmounted or signalled.  Returns 0 after a clean

@@ -56,6 +56,9 @@ static void usage(FILE *f)
 		"                        lease; eventual: any running replica when the leader cannot\n"
 		"  -o quorum_timeout=SECONDS  how long a call waits for a leader and a quorum\n"
 		"                        before failing with ETIMEDOUT (default 10)\n"
+		"  -o cache_timeout=SECONDS  how long the kernel caches names, attributes and\n"
+		"                        absent names (default 3600; 0: no caching). Safe\n"
+		"                        because this mount is the only writer of DATA_DIR\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
 		"archive options (mount and restore):\n"
@@ -386,8 +389,8 @@ static int cmd_mount(int argc, char **argv)
 	struct ready_ctx ready = { -1, NULL };
 	struct arch_cfg ac;
 	struct qfs_cell_opts co = { .nodes = 0 };
-	uint64_t v64;
-	int arc;
+	uint64_t v64, cache_ms = 0;
+	int arc, cache_off = 0;
 
 	memset(&ac, 0, sizeof(ac));
 
@@ -422,6 +425,15 @@ static int cmd_mount(int argc, char **argv)
 						return 2;
 					}
 					co.timeout_ms = (uint32_t)v64;
+				} else if (strncmp(tok, "cache_timeout=", 14) == 0) {
+					if (strcmp(tok + 14, "0") == 0)
+						v64 = 0;
+					else if (parse_ms(tok + 14, &v64) || v64 > 366ull * 86400 * 1000) {
+						fprintf(stderr, "quorumfs: bad value '%s' for option cache_timeout\n", tok + 14);
+						return 2;
+					}
+					cache_ms = v64;
+					cache_off = v64 == 0;
 				} else if (strcmp(tok, "replicas=3") == 0 || strcmp(tok, "replicas=1") == 0) {
 					co.nodes = (uint32_t)(tok[9] - '0');
 				} else if (strncmp(tok, "loglevel=", 9) == 0) {
@@ -602,6 +614,8 @@ static int cmd_mount(int argc, char **argv)
 		.node_ctl = node_ctl,
 		.nodes_arg = cell,
 		.replicas = co.nodes,
+		.cache_timeout_ms = cache_ms,
+		.cache_off = cache_off,
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc)

@@ -118,13 +118,13 @@ void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st)
 	st->st_ctim.tv_nsec = a->ctime.nsec;
 }
 
-static void fill_entry(struct fuse_entry_param *e, const struct qfs_attr *a)
+void qfs_fs_fill_entry(const struct qfs_fs *fs, struct fuse_entry_param *e, const struct qfs_attr *a)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = a->ino;
 	e->generation = 1;
-	e->attr_timeout = QFS_FS_TIMEOUT;
-	e->entry_timeout = QFS_FS_TIMEOUT;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
 	qfs_fs_attr_to_stat(a, &e->attr);
 }
 
@@ -139,8 +139,7 @@ static int check_name(const char *name)
 	return 0;
 }
 
-/* Current attributes of in: memory if it has buffered state, else the store. */
-static int inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
+int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
 {
 	int rc = 0;
 
@@ -262,12 +261,21 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			return qfs_fs_fail(req, FOP_LOOKUP, t0, -ESTALE, "unknown parent=%lu", parent);
 		group = p->group;
 		qfs_fs_iput(fs, p);
-		rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+		/* a file created and not yet stored (pend.c) comes first */
+		struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
+		if (x) {
+			d.ino = x->ino;
+			d.type = S_IFREG;
+			qfs_fs_iput(fs, x);
+			rc = 0;
+		} else {
+			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+		}
 	}
 	if (rc == -ENOENT) {
 		/* negative entry: the kernel may cache it; every create goes through it */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = QFS_FS_TIMEOUT;
+		e.entry_timeout = fs->timeout;
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
@@ -277,7 +285,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
-	rc = inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr(fs, in, &a);
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
@@ -290,7 +298,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		in->parent = parent;
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -329,7 +337,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
-	rc = inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr(fs, in, &a);
 	qfs_fs_iput(fs, in);
 	if (ino == FUSE_ROOT_ID) {
 		pthread_mutex_lock(&fs->root_mu);
@@ -352,7 +360,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "ino=%lu", ino);
 	qfs_fs_attr_to_stat(&a, &st);
 	qfs_fs_done(req, FOP_GETATTR, t0, 0);
-	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /* ---- setattr ---- */
@@ -387,8 +395,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	/* the creates pending in a directory touch its times when stored:
+	 * store them first, so that times set now (cp -a, rsync) stay */
+	if (S_ISDIR(in->type) && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "pending creates of ino=%lu", ino);
+	}
 	qfs_clock_now(&now);
 	pthread_mutex_lock(&in->mu);
+	/* A file with pending write-back (written or created through a handle
+	 * still open, not yet flushed) takes the change into that write-back:
+	 * it is stored with the data, in one txn, at close or fsync (doc/fs.md
+	 * "One round per file"); so does ftruncate (fi set), which that
+	 * handle's close writes back (O_TRUNC: op_open).  Any other change is
+	 * stored before we reply. */
+	int defer = (in->loaded || fi) && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type);
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		goto out;
@@ -439,6 +460,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	in->attr_dirty |= QFS_SET_CTIME;
 	a = in->attr;
 	a.blocks = qfs_fs_blocks(in);
+	if (defer)
+		goto out;
 	rc = qfs_fs_flush_locked(fs, in);
 	if (rc && in->nopen == 0)
 		qfs_fs_discard(fs, in); /* no handle will retry it: the change did not happen */
@@ -454,7 +477,7 @@ out:
 		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "ino=%lu to_set=0x%x", ino, to_set);
 	qfs_fs_attr_to_stat(&a, &st);
 	qfs_fs_done(req, FOP_SETATTR, t0, 0);
-	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -533,6 +556,52 @@ static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, s
 	return rc;
 }
 
+/* The inode *in (initialised by the caller, closed by it also on error) and
+ * dentry *d of a new entry nn in directory parent of group: a new inode
+ * number, owner from ctx, mode and ACLs as inherited (inherit_acl), set-gid
+ * directories, times now.  Reads the parent's inode.  0, -ENOTDIR,
+ * -ENAMETOOLONG (symlink target), -ENOMEM or the router's error. */
+static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, qfs_group_t group,
+		      const struct newnode *nn, struct qfs_inode *in, struct qfs_dentry *d)
+{
+	struct qfs_inode pin;
+	struct qfs_attr pa;
+	qfs_ino_t ino = 0;
+	int rc;
+
+	qfs_inode_init(&pin);
+	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
+	pa = pin.a;
+	if (rc == 0 && !S_ISDIR(pa.mode))
+		rc = -ENOTDIR;
+	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
+		rc = -ENAMETOOLONG;
+	if (rc == 0)
+		rc = qfs_router_alloc_ino(fs->r, &ino);
+	if (rc == 0)
+		rc = inherit_acl(&pin, nn->mode, ctx->umask, in);
+	qfs_inode_close(&pin);
+	if (rc)
+		return rc;
+	in->a.ino = ino;
+	in->a.uid = ctx->uid;
+	in->a.gid = ctx->gid;
+	if (pa.mode & S_ISGID) {
+		in->a.gid = pa.gid;
+		if (S_ISDIR(nn->mode))
+			in->a.mode |= S_ISGID;
+	}
+	in->a.nlink = S_ISDIR(nn->mode) ? 2 : 1;
+	in->a.rdev = nn->rdev;
+	in->a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
+	qfs_clock_now(&in->a.mtime);
+	in->a.atime = in->a.ctime = in->a.btime = in->a.mtime;
+	d->ino = ino;
+	d->type = nn->mode & S_IFMT;
+	d->group = 0;
+	return 0;
+}
+
 /* Create name in parent; on success *out holds the new inode's attributes and
  * the kernel reference is taken.  Errors as the syscalls expect. */
 static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -582,45 +651,25 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		return -ESTALE;
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
-	struct qfs_inode pin;
-	qfs_inode_init(&pin);
-	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
-	pa = pin.a;
-	if (rc == 0 && !S_ISDIR(pa.mode))
-		rc = -ENOTDIR;
-	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
-		rc = -ENAMETOOLONG;
-	if (rc == 0)
-		rc = qfs_router_alloc_ino(fs->r, &ino);
+	struct qfs_fs_inode *pend = qfs_fs_pend_find(fs, parent, name);
+	if (pend) {
+		qfs_fs_iput(fs, pend);
+		return -EEXIST;
+	}
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return rc;
 	qfs_inode_init(&in);
-	if (rc == 0)
-		rc = inherit_acl(&pin, nn->mode, ctx->umask, &in);
-	qfs_inode_close(&pin);
+	rc = build_node(fs, ctx, parent, group, nn, &in, &d);
 	if (rc) {
 		qfs_inode_close(&in);
 		return rc;
 	}
-	in.a.ino = ino;
-	in.a.uid = ctx->uid;
-	in.a.gid = ctx->gid;
-	if (pa.mode & S_ISGID) {
-		in.a.gid = pa.gid;
-		if (S_ISDIR(nn->mode))
-			in.a.mode |= S_ISGID;
-	}
-	in.a.nlink = S_ISDIR(nn->mode) ? 2 : 1;
-	in.a.rdev = nn->rdev;
-	in.a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
-	qfs_clock_now(&in.a.mtime);
-	in.a.atime = in.a.ctime = in.a.btime = in.a.mtime;
+	ino = in.a.ino;
 	if (nn->target) {
 		in.data = (uint8_t *)nn->target;  /* borrowed for encoding only */
 		in.data_len = strlen(nn->target);
 		in.a.size = in.data_len;
 	}
-	d.ino = ino;
-	d.type = nn->mode & S_IFMT;
-	d.group = 0;
 	qfs_buf_init(&ib);
 	qfs_buf_init(&db);
 	qfs_inode_encode(&in, &ib);
@@ -681,7 +730,7 @@ static void reply_made(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int rc, c
 			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
 		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
 	}
-	fill_entry(&e, a);
+	qfs_fs_fill_entry(qfs_fs_of(req), &e, a);
 	qfs_fs_done(req, op, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -772,6 +821,12 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		return qfs_fs_fail(req, FOP_LINK, t0, -EXDEV, "hard link between tables ino=%lu name=%.64s", ino,
 				   newname);
 	}
+	/* a pending create has no inode item yet, and the new name's directory
+	 * is read from the store: store both first (doc/fs.md "One round per file") */
+	if ((rc = qfs_fs_pend_flush_ino(fs, in)) || (rc = qfs_fs_pend_flush_dir(fs, newparent))) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, rc, "pending creates ino=%lu parent=%lu", ino, newparent);
+	}
 	d.ino = in->ino;
 	d.type = in->type;
 	d.group = 0;
@@ -828,7 +883,7 @@ out:
 	in->nlookup++; /* the entry we reply is one more kernel reference */
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_LINK, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -916,6 +971,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "pending creates of parent=%lu", parent);
 
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
 		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], okey[QFS_KEY_MAX];
@@ -995,6 +1052,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 * just before this rmdir may still be on its way out: give it
 		 * up to 2 s before answering EBUSY. */
 		/* (with -s the RELEASE waits behind this request: no point) */
+		struct qfs_table tb;
+		if (qfs_router_table_lookup(fs->r, name, &tb) == 0 && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of table=%.64s", name);
 		for (int i = 0; i < (fs->o->single_thread ? 1 : 100); i++) {
 			rc = qfs_router_table_delete(fs->r, name);
 			if (rc != -EBUSY)
@@ -1011,6 +1071,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of parent=%lu", parent);
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
 		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
 		size_t dlen, plen, vlen, lol, hil;
@@ -1027,6 +1089,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (!S_ISDIR(d.type)) {
 			free(raw);
 			rc = -ENOTDIR;
+			break;
+		}
+		if ((rc = qfs_fs_pend_flush_dir(fs, d.ino))) { /* its emptiness is read from the store */
+			free(raw);
 			break;
 		}
 		qfs_clock_now(&now);
@@ -1353,6 +1419,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		moved_to(fs, yo.ino, S_ISDIR(yo.type), p1, &when);
 		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
+	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };
@@ -1441,6 +1509,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * from nopen: if it already deleted the inode, this open must fail */
 	struct qfs_attr a;
 	rc = in->loaded ? 0 : qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	if (rc == 0 && (fi->flags & O_TRUNC)) {
+		/* FUSE_CAP_ATOMIC_O_TRUNC: truncated in memory, written back
+		 * with what this handle writes at close (the old bytes stay
+		 * until then, as with any write-back) */
+		rc = qfs_fs_data_truncate(fs, in, 0);
+		if (rc && !in->chunks && in->attr_dirty == 0)
+			in->loaded = false;
+	}
 	if (rc)
 		in->nopen--;
 	pthread_mutex_unlock(&in->mu);
@@ -1454,49 +1530,144 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* Open the existing file ino of the name a create found (no O_EXCL): as
+ * op_open does, O_TRUNC included.  *out gets the inode with a reference
+ * and a kernel lookup counted, *a its attributes. */
+static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type, int flags,
+				struct qfs_fs_inode **out, struct qfs_attr *a)
+{
+	int rc;
+
+	if (S_ISDIR(type))
+		return -EISDIR;
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ino, group, type, 0);
+	if (!in)
+		return -ENOMEM;
+	pthread_mutex_lock(&in->mu);
+	rc = qfs_fs_load(fs, in);
+	if (rc == 0 && (flags & O_TRUNC))
+		rc = qfs_fs_data_truncate(fs, in, 0);
+	if (rc == 0) {
+		in->nopen++;
+		*a = in->attr;
+	}
+	if (!in->chunks && in->attr_dirty == 0 && !in->pend)
+		in->loaded = false; /* nothing buffered: the store stays the truth */
+	pthread_mutex_unlock(&in->mu);
+	if (rc) {
+		qfs_fs_iput(fs, in);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->itab_mu);
+	in->nlookup++;
+	pthread_mutex_unlock(&fs->itab_mu);
+	*out = in;
+	return 0;
+}
+
+/* Create regular file name in parent (a directory of a table) as a pending
+ * create (pend.c): nothing is stored until its first write-back.  O_EXCL
+ * (excl) is checked against the pending list and the store; without it an
+ * existing file of that name is opened.  On success *out is the open inode
+ * (a reference, nopen and a kernel lookup counted) and *a its attributes. */
+static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			  int flags, struct qfs_fs_inode **out, struct qfs_attr *a)
+{
+	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
+	struct qfs_fs_pend *pd = NULL;
+	struct qfs_inode ni;
+	struct qfs_dentry d;
+	int rc, excl = (flags & O_EXCL) != 0;
+
+	if ((rc = check_name(name)))
+		return rc;
+	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
+	if (!p)
+		return -ESTALE;
+	qfs_group_t group = p->group;
+	qfs_fs_iput(fs, p);
+	struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
+	if (x) {
+		qfs_ino_t xino = x->ino;
+		qfs_fs_iput(fs, x);
+		return excl ? -EEXIST : create_open_existing(fs, xino, group, S_IFREG, flags, out, a);
+	}
+	rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+	if (rc == 0)
+		return excl ? -EEXIST : create_open_existing(fs, d.ino, group, d.type, flags, out, a);
+	if (rc != -ENOENT)
+		return rc;
+	qfs_inode_init(&ni);
+	rc = build_node(fs, fuse_req_ctx(req), parent, group, &nn, &ni, &d);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	if (!(pd = calloc(1, sizeof(*pd))))
+		goto out;
+	pd->parent = parent;
+	strcpy(pd->name, name); /* check_name: at most QFS_NAME_MAX bytes */
+	pd->created = ni.a.mtime;
+	pd->has_acl = qfs_inode_xattr_find(&ni, QFS_ACL_ACCESS) != NULL;
+	qfs_buf_init(&pd->ib);
+	qfs_buf_init(&pd->db);
+	qfs_inode_encode(&ni, &pd->ib);
+	qfs_dentry_encode(&d, &pd->db);
+	if ((rc = pd->ib.err ? pd->ib.err : pd->db.err))
+		goto out;
+	pd->dlen = qfs_key_dentry(pd->dkey, parent, name, strlen(name));
+	pd->ilen = qfs_key_inode(pd->ikey, ni.a.ino);
+	pd->plen = qfs_key_inode(pd->pkey, parent);
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ni.a.ino, group, S_IFREG, 1);
+	if (!in) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&in->mu);
+	in->nopen++;
+	in->attr = ni.a;
+	in->stored_size = in->valid_size = 0;
+	in->stored_flags = ni.a.flags;
+	in->attr_dirty = 0;
+	in->loaded = true;
+	in->nosec = true; /* a new inode has no security.* xattr */
+	qfs_fs_pend_add(fs, in, pd);
+	pd = NULL;
+	pthread_mutex_unlock(&in->mu);
+	*out = in;
+	*a = ni.a;
+	rc = 0;
+out:
+	if (pd) {
+		qfs_buf_close(&pd->ib);
+		qfs_buf_close(&pd->db);
+		free(pd);
+	}
+	qfs_inode_close(&ni);
+	return rc;
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
-	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
 	struct fuse_entry_param e;
+	struct qfs_fs_inode *in = NULL;
 	struct qfs_attr a;
-	struct qfs_dentry d;
-	qfs_group_t group = 0;
-	int rc = make_node(fs, req, parent, name, &nn, &a);
+	int rc;
 
-	if (rc == -EEXIST && !(fi->flags & O_EXCL) && parent != FUSE_ROOT_ID && !qfs_fs_is_ctl(parent)) {
-		/* lost a race with another creator: open the file that is there */
-		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
-		if (p) {
-			group = p->group;
-			qfs_fs_iput(fs, p);
-			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
-			if (rc == 0 && S_ISDIR(d.type))
-				rc = -EISDIR;
-			if (rc == 0)
-				rc = qfs_router_get_attr(fs->r, group, d.ino, &a);
-			if (rc == 0) {
-				struct qfs_fs_inode *x = qfs_fs_iget(fs, d.ino, group, d.type, 1);
-				rc = x ? 0 : -ENOMEM;
-				qfs_fs_iput(fs, x);
-			}
-		}
-	}
-	if (rc) {
+	if (parent == FUSE_ROOT_ID || qfs_fs_is_ctl(parent)) {
+		struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
+		rc = make_node(fs, req, parent, name, &nn, &a); /* fails: EPERM, EROFS... */
 		if (rc == -EPERM)
 			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
-		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, name);
 	}
-	struct qfs_fs_inode *in = qfs_fs_ifind(fs, a.ino);
-	if (!in)
-		return qfs_fs_fail(req, FOP_CREATE, t0, -ENOMEM, "created inode vanished ino=%llu", (unsigned long long)a.ino);
-	pthread_mutex_lock(&in->mu);
-	in->nopen++;
-	pthread_mutex_unlock(&in->mu);
-	fi->fh = (uintptr_t)in;
+	rc = create_pending(fs, req, parent, name, mode, fi->flags, &in, &a);
+	if (rc)
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
+	fi->fh = (uintptr_t)in; /* the reference belongs to the handle */
 	fi->keep_cache = 1;
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_CREATE, t0, 0);
 	fuse_reply_create(req, &e, fi);
 }
@@ -1668,11 +1839,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return qfs_fs_ok(req, FOP_RELEASE, t0);
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	qfs_ino_t gone_parent = 0;
+	char gone_name[QFS_NAME_MAX + 1];
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	in->nopen--;
-	if (rc && in->nopen == 0)
+	if (rc && in->nopen == 0) {
+		if (in->pend) { /* a create never stored: its name goes too */
+			gone_parent = in->pend->parent;
+			strcpy(gone_name, in->pend->name);
+		}
 		qfs_fs_discard(fs, in); /* nobody is left to retry or be told */
+	}
 	last = in->nopen == 0 && in->unlinked;
 	if (last) {
 		int drc = qfs_fs_destroy_inode(fs, in->group, in->ino);
@@ -1683,6 +1861,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
+	if (gone_parent && fs->se) /* no lock held: the kernel takes the directory's */
+		fuse_lowlevel_notify_inval_entry(fs->se, gone_parent, gone_name, strlen(gone_name));
 	if (rc)
 		QFS_LOG(QFS_LOG_ERR, "fs op=release write-back failed ino=%lu err=%s", ino, qfs_strerror(rc));
 	qfs_fs_done(req, FOP_RELEASE, t0, rc != 0);
@@ -1763,9 +1943,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	conn->max_write = 1u << 20;
-	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-	/* O_TRUNC arrives as a setattr(size=0) before open, through one code path */
-	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* doc/fs.md "Kernel caches" */
+	/* O_TRUNC arrives with OPEN (op_open truncates in memory, stored at
+	 * close), not as a SETATTR without a handle that must be stored at once */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* POSIX ACLs (fs/acl.c): the kernel enforces them; we store them, keep
@@ -1802,6 +1984,7 @@ const struct fuse_lowlevel_ops qfs_fs_ops = {
 	.fallocate = op_fallocate,
 	.opendir = qfs_fs_op_opendir,
 	.readdir = qfs_fs_op_readdir,
+	.readdirplus = qfs_fs_op_readdirplus,
 	.releasedir = qfs_fs_op_releasedir,
 	.fsyncdir = qfs_fs_op_fsyncdir,
 	.statfs = op_statfs,

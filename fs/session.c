@@ -80,9 +80,12 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		return -ENOMEM;
 	fs->r = r;
 	fs->o = o;
+	fs->timeout = o->cache_off ? 0.0
+		      : o->cache_timeout_ms ? (double)o->cache_timeout_ms / 1000.0 : QFS_FS_TIMEOUT_DEFAULT;
 	fs->started_ms = qfs_clock_mono_ms();
 	qfs_clock_now(&fs->mounted);
 	pthread_mutex_init(&fs->root_mu, NULL);
+	pthread_mutex_init(&fs->pend_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -155,6 +158,7 @@ err_itab:
 	qfs_fs_itab_close(fs);
 err_free:
 	pthread_mutex_destroy(&fs->root_mu);
+	pthread_mutex_destroy(&fs->pend_mu);
 	free(fs);
 	return rc;
 }

@@ -175,6 +175,24 @@ def unlink_and_rename_over():
 
 
 @check
+def link_of_a_file_being_created():
+    # a file created and still open (not yet stored: a pending create) can be linked
+    f, g = P("pc_f"), P("pc_g")
+    data = os.urandom(70000)
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        os.write(fd, data)
+        os.link(f, g)
+        eq("st_nlink of a linked file still being written", os.stat(g).st_nlink, 2)
+        eq("st_ino of the new name", os.stat(g).st_ino, os.fstat(fd).st_ino)
+    finally:
+        os.close(fd)
+    eq("data through the new name after close", rfile(g), data)
+    eq("data through the first name after close", rfile(f), data)
+    eq("mode kept", os.stat(g).st_mode & 0o7777, 0o640)
+
+
+@check
 def open_with_links():
     # in its own table: rmdir of the table says whether an orphan is left
     t = os.path.join(MNT, "lk_hold")
