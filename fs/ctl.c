@@ -9,6 +9,7 @@
  *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
  *   .quorumfs/archive  WAL archiving per partition (text from the archiver,
  *                      doc/archive.md)
+ *   .quorumfs/capacity  admission control per table (doc/admission.md)
  *   .quorumfs/nodes    the storage nodes, one line each; root may write
  *                      "stop N" or "start N" to it: a TEST HOOK that powers a
  *                      node off or on (fault injection, doc/cell.md)
@@ -34,6 +35,7 @@ static const struct ctl_file files[] = {
 	{ 4, "stats" },
 	{ 5, "archive" },
 	{ QFS_CTL_NODES_INO, "nodes" },
+	{ QFS_CTL_CAPACITY_INO, "capacity" },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
@@ -127,6 +129,8 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 			qfs_buf_put_u8(&b, '\n');
 		}
 		qfs_router_stats(fs->r, &b);
+	} else if (ino == QFS_CTL_CAPACITY_INO) {
+		qfs_router_capacity(fs->r, &b);
 	} else if (ino == QFS_CTL_NODES_INO) {
 		if (fs->o->nodes_text)
 			fs->o->nodes_text(fs->o->nodes_arg, &b);

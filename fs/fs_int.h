@@ -184,6 +184,7 @@ int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);
  * nodes file (QFS_CTL_NODES_INO). */
 #define QFS_CTL_DIR_INO 2
 #define QFS_CTL_NODES_INO 6 /* the one writable control file */
+#define QFS_CTL_CAPACITY_INO 12 /* .quorumfs/capacity (admission control) */
 /* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
 int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);

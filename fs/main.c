@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "common/log.h"
 #include "fs/fs.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/router.h"
 
 #define DATA_FORMAT "quorumfs-data 2\n"
@@ -59,6 +61,13 @@ static void usage(FILE *f)
 		"  -o cache_timeout=SECONDS  how long the kernel caches names, attributes and\n"
 		"                        absent names (default 3600; 0: no caching). Safe\n"
 		"                        because this mount is the only writer of DATA_DIR\n"
+		"  -o throttle=wait|fail  over a table's capacity: wait (default) or EAGAIN\n"
+		"  -o throttle_wait=SECONDS  longest wait of one request (default 5; then it\n"
+		"                        proceeds)\n"
+		"  -o part_rcu=N,part_wcu=N  per-partition ceilings (default 0: none)\n"
+		"  -o node_rcu=N,node_wcu=N  node throughput for bursting (default 0: unlimited)\n"
+		"  -o ondemand_rcu=N,ondemand_wcu=N  on-demand allowance before a peak is seen\n"
+		"                        (default 0: unlimited); see doc/admission.md\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
 		"archive options (mount and restore):\n"
@@ -380,6 +389,54 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 	c->fd = -1;
 }
 
+/* Handle one -o token if it is an admission option (doc/admission.md):
+ * 1 handled, 0 not ours, -1 bad value (message printed). */
+static int admit_opt(struct qfs_admit_cfg *c, const char *tok)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} units[] = {
+		{ "part_rcu=", offsetof(struct qfs_admit_cfg, part_units[QFS_ADMIT_READ]) },
+		{ "part_wcu=", offsetof(struct qfs_admit_cfg, part_units[QFS_ADMIT_WRITE]) },
+		{ "node_rcu=", offsetof(struct qfs_admit_cfg, node_units[QFS_ADMIT_READ]) },
+		{ "node_wcu=", offsetof(struct qfs_admit_cfg, node_units[QFS_ADMIT_WRITE]) },
+		{ "ondemand_rcu=", offsetof(struct qfs_admit_cfg, ondemand_units[QFS_ADMIT_READ]) },
+		{ "ondemand_wcu=", offsetof(struct qfs_admit_cfg, ondemand_units[QFS_ADMIT_WRITE]) },
+	};
+	uint64_t v;
+	char *e;
+
+	if (strcmp(tok, "throttle=wait") == 0 || strcmp(tok, "throttle=fail") == 0) {
+		c->fail = tok[9] == 'f';
+		return 1;
+	}
+	if (strncmp(tok, "throttle_wait=", 14) == 0 || strncmp(tok, "gac_interval=", 13) == 0) {
+		int wait = tok[0] == 't';
+		const char *val = strchr(tok, '=') + 1;
+		if (parse_ms(val, &v) || v > 600000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", val, (int)(val - tok - 1), tok);
+			return -1;
+		}
+		*(wait ? &c->wait_ms : &c->gac_ms) = (uint32_t)v;
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t n = strlen(units[i].name);
+		if (strncmp(tok, units[i].name, n))
+			continue;
+		errno = 0;
+		v = strtoull(tok + n, &e, 10);
+		if (errno || e == tok + n || *e || v > 10000000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", tok + n, (int)(n - 1), tok);
+			return -1;
+		}
+		*(uint32_t *)((char *)c + units[i].off) = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt;
@@ -391,6 +448,9 @@ static int cmd_mount(int argc, char **argv)
 	struct qfs_cell_opts co = { .nodes = 0 };
 	uint64_t v64, cache_ms = 0;
 	int arc, cache_off = 0;
+	struct qfs_admit_cfg adm;
+
+	memset(&adm, 0, sizeof(adm));
 
 	memset(&ac, 0, sizeof(ac));
 
@@ -410,6 +470,10 @@ static int cmd_mount(int argc, char **argv)
 			char *o = keep_opt(optarg), *save = NULL; /* arch_opt points into it */
 			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 				if ((arc = arch_opt(&ac, tok)) < 0)
+					return 2;
+				if (arc > 0)
+					continue;
+				if ((arc = admit_opt(&adm, tok)) < 0)
 					return 2;
 				if (arc > 0)
 					continue;
@@ -572,6 +636,7 @@ static int cmd_mount(int argc, char **argv)
 		qfs_cell_close(cell);
 		return 1;
 	}
+	qfs_router_admit_config(router, &adm);
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&ac, data, urlbuf, sizeof(urlbuf));
 	if (strcmp(url, "off") != 0) {
