@@ -520,19 +520,23 @@ static void roll(struct qfs_admit *a, struct admit_table *t, uint64_t now_ns)
 		publish(a, t, 0, now_ns);
 }
 
-/* Is the router's local bucket of d positive, after asking the GAC for a
- * grant if one is due?  a->mu held. */
-static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, int headroom, uint64_t now_ns)
+/* Is the router's local bucket of d positive?  If not, ask the GAC for
+ * what this request lacks (tokens, then burst while the node has
+ * headroom), and, once per gac interval, for an interval's worth more: the
+ * refill.  a->mu held. */
+static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double units, int headroom,
+		       uint64_t now_ns)
 {
 	struct admit_dim *d = &t->d[k];
 
 	if (d->limit <= 0 || d->local > 0)
 		return 1;
-	if (now_ns < d->next_grant_ns)
-		return 0;
-	double want = -d->local + d->limit * (double)gac_ns(a) / NS_PER_S;
+	double want = -d->local + units;
+	if (now_ns >= d->next_grant_ns) {
+		want += d->limit * (double)gac_ns(a) / NS_PER_S;
+		d->next_grant_ns = now_ns + gac_ns(a);
+	}
 	d->local += qfs_admit_gac_grant(a->gac, t->group, k, want, headroom, now_ns);
-	d->next_grant_ns = now_ns + gac_ns(a);
 	return d->local > 0;
 }
 
@@ -569,16 +573,21 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 	struct qfs_admit_bucket *node = &a->node[kind];
 	qfs_admit_bucket_refill(node, now_ns);
 	qfs_admit_bucket_refill(&d->part, now_ns);
-	int headroom = node->rate <= 0 || node->tokens > 0;
+	/* unused node throughput: more than QFS_ADMIT_HEADROOM of a second's
+	 * worth left after this request */
+	int headroom = node->rate <= 0 || node->tokens - units > node->rate * QFS_ADMIT_HEADROOM;
 	int ok = force || (qfs_admit_bucket_ready(node, 0) && qfs_admit_bucket_ready(&d->part, 0) &&
-			   local_ready(a, t, kind, headroom, now_ns));
+			   local_ready(a, t, kind, units, headroom, now_ns));
 	if (!ok) {
 		uint64_t w = qfs_admit_bucket_wait(node);
 		uint64_t wp = qfs_admit_bucket_wait(&d->part);
 		if (wp > w)
 			w = wp;
-		if (d->limit > 0 && d->local <= 0 && d->next_grant_ns > now_ns && d->next_grant_ns - now_ns > w)
-			w = d->next_grant_ns - now_ns;
+		if (d->limit > 0 && d->local <= 0) {
+			uint64_t wl = (uint64_t)(-d->local / d->limit * NS_PER_S) + 1;
+			if (wl > w)
+				w = wl;
+		}
 		pthread_mutex_unlock(&a->mu);
 		*wait_ns = w ? w : POLL_MIN_NS;
 		return -EAGAIN;

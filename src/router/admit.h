@@ -16,12 +16,14 @@
  *              every node hosts a replica of every group); no burst.
  *   partition  min(table rate / partitions, per-partition ceiling); a
  *              table is one partition until splits exist; no burst.
- *   local      the router's bucket for the table, fed only by GAC grants
- *              (at most one grant per gac interval); may hold a debt.
+ *   local      the router's bucket for the table, fed only by GAC grants:
+ *              once per gac interval an interval's worth (the refill), and
+ *              when empty what the waiting request lacks; may hold a debt.
  *   GAC        the table's global bucket: refills at the table's rate up
  *              to one second's worth; what overflows accrues as burst up
  *              to QFS_ADMIT_BURST_S seconds' worth, and burst is granted
- *              only while the node bucket has tokens left (headroom).
+ *              only while the node has headroom (more than
+ *              QFS_ADMIT_HEADROOM of a second of its throughput unused).
  * A request is admitted when every bucket is positive; it then takes its
  * full cost from each (a bucket may go negative: the next request waits
  * for the debt to be refilled), so any request size passes eventually.
@@ -48,6 +50,7 @@
 #define QFS_ADMIT_PART_WCU 1000
 #define QFS_ADMIT_WAIT_MS 5000         /* default bound of one request's wait */
 #define QFS_ADMIT_GAC_MS 100           /* default GAC refill interval */
+#define QFS_ADMIT_HEADROOM 0.2         /* node headroom: this share of a second's worth unused */
 #define QFS_ADMIT_WINDOW_NS 1000000000ull /* consumed-rate and peak window: 1 s */
 
 enum qfs_admit_kind { QFS_ADMIT_READ = 0, QFS_ADMIT_WRITE, QFS_ADMIT_NKINDS };
