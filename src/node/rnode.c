@@ -234,7 +234,7 @@ struct qfs_rnode {
 	struct qfs_buf snap;     /* one snapshot chunk being built */
 	uint64_t snap_xfer;      /* last transfer id used */
 
-	uint64_t st_proposals, st_fsyncs, st_in, st_out; /* atomics, relaxed */
+	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out; /* atomics, relaxed */
 };
 
 static void stat_add(uint64_t *c, uint64_t v)
@@ -1604,6 +1604,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 		return;
 	}
 	stat_add(&rn->st_proposals, n);
+	stat_add(&rn->st_batches, 1);
 	/* PROPOSE appended our entries last in its persist list, in order. */
 	assert(up.npersist >= n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -2433,6 +2434,7 @@ void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group,
 void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out)
 {
 	out->proposals = __atomic_load_n(&rn->st_proposals, __ATOMIC_RELAXED);
+	out->batches = __atomic_load_n(&rn->st_batches, __ATOMIC_RELAXED);
 	out->fsyncs = __atomic_load_n(&rn->st_fsyncs, __ATOMIC_RELAXED);
 	out->frames_in = __atomic_load_n(&rn->st_in, __ATOMIC_RELAXED);
 	out->frames_out = __atomic_load_n(&rn->st_out, __ATOMIC_RELAXED);

@@ -186,6 +186,7 @@ void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group,
 
 struct qfs_rnode_stat {
 	uint64_t proposals;   /* proposals handed to paxos */
+	uint64_t batches;     /* PROPOSE steps that took them (group commit) */
 	uint64_t fsyncs;      /* WAL fsyncs */
 	uint64_t frames_in;   /* frames received and decoded */
 	uint64_t frames_out;  /* frames handed to the transport */

@@ -465,9 +465,10 @@ START_TEST(t_concurrent)
 	for (int i = 0; i < NN; i++)
 		if (i != l)
 			nf += s1[i].fsyncs - s0[i].fsyncs;
-	fprintf(stderr, "check_rnode: %d proposals by %d threads in %llu ms, leader fsyncs %llu "
-		"(%.2f proposals each), follower fsyncs %llu\n", 50 * nw, nw,
-		(unsigned long long)(t1 - t0), (unsigned long long)(s1[l].fsyncs - s0[l].fsyncs),
+	fprintf(stderr, "check_rnode: %d proposals by %d threads in %llu ms, %llu batches, leader "
+		"fsyncs %llu (%.2f proposals each), follower fsyncs %llu\n", 50 * nw, nw,
+		(unsigned long long)(t1 - t0), (unsigned long long)(s1[l].batches - s0[l].batches),
+		(unsigned long long)(s1[l].fsyncs - s0[l].fsyncs),
 		50.0 * nw / (double)(s1[l].fsyncs - s0[l].fsyncs), (unsigned long long)nf);
 	ck_assert_uint_lt(s1[l].fsyncs - s0[l].fsyncs, 50u * (unsigned)nw);
 	wait_equal(0, 1);
