@@ -229,7 +229,6 @@ struct qfs_rnode {
 	/* I/O thread scratch */
 	struct group *dirty;     /* groups with unsynced appends (g->dirty), each
 				    with a reference, until flush_dirty */
-	struct qfs_buf rec;      /* one WAL record */
 	struct qfs_buf frame;    /* one encoded message */
 	struct qfs_buf snap;     /* one snapshot chunk being built */
 	uint64_t snap_xfer;      /* last transfer id used */
@@ -1072,10 +1071,7 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 		uint8_t hdr[QFS_REPL_ENTRY_HDR];
 		size_t hl = qfs_repl_entry_encode_hdr(hdr, e);
 
-		qfs_buf_reset(&rn->rec);
-		qfs_buf_put(&rn->rec, hdr, hl);
-		qfs_buf_put(&rn->rec, e->data, e->len);
-		rc = rn->rec.err ? rn->rec.err : qfs_wal_append(g->wal, e->lsn, rn->rec.data, rn->rec.len);
+		rc = qfs_wal_append2(g->wal, e->lsn, hdr, hl, e->data, e->len);
 		if (rc) {
 			group_stop(rn, g, rc, "wal append");
 			return;
@@ -1918,7 +1914,6 @@ static void rnode_free(struct qfs_rnode *rn)
 {
 	for (size_t i = 0; i < rn->ngroups; i++)
 		group_free(rn->groups[i]);
-	qfs_buf_close(&rn->rec);
 	qfs_buf_close(&rn->frame);
 	qfs_buf_close(&rn->snap);
 	if (rn->store) {
@@ -1954,7 +1949,6 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	else
 		qfs_paxos_params_default(&rn->prm);
 	rn->prm.seed = (uint64_t)o->id * 0x9E3779B97F4A7C15ull ^ qfs_clock_mono_ns();
-	qfs_buf_init(&rn->rec);
 	qfs_buf_init(&rn->frame);
 	qfs_buf_init(&rn->snap);
 	rn->snap_xfer = qfs_clock_mono_ns() << 8;
