@@ -48,6 +48,11 @@ struct qfs_rnode_opts {
 	uint64_t wal_seal_age_ms; /* seal a group's open segment once its oldest
 				     record is this old (archive lag bound); 0:
 				     QFS_RNODE_SEAL_AGE_DEFAULT_MS, UINT64_MAX: never */
+	/* Test seam, NULL otherwise: called on the I/O thread just before it
+	 * syncs group's WAL, whose last entry is lsn; the leader's ACCEPTs
+	 * for those entries are already sent (tests/unit/check_rnode.c). */
+	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg);
+	void *test_arg;
 };
 
 #define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull
@@ -181,6 +186,7 @@ void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group,
 
 struct qfs_rnode_stat {
 	uint64_t proposals;   /* proposals handed to paxos */
+	uint64_t batches;     /* PROPOSE steps that took them (group commit) */
 	uint64_t fsyncs;      /* WAL fsyncs */
 	uint64_t frames_in;   /* frames received and decoded */
 	uint64_t frames_out;  /* frames handed to the transport */
