@@ -118,14 +118,21 @@ int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
 /* ctl.c: the .quorumfs control tree (inodes 2..1023), read-only but for the
  * nodes file (QFS_CTL_NODES_INO). */
 #define QFS_CTL_DIR_INO 2
-#define QFS_CTL_NODES_INO 6 /* the one writable control file */
+#define QFS_CTL_NODES_INO 6 /* writable by root: stop/start N */
+#define QFS_CTL_SCRUB_INO 7 /* writable by root: start */
+#define QFS_CTL_ALARMS_INO 8
+static inline int qfs_fs_ctl_writable(unsigned long ino)
+{
+	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
+}
 int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st);
 int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len);
-/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes
- * (trailing newline allowed).  0, -EROFS (another file), -EINVAL (bad
- * command or node), or the error of the node_ctl callback (fs.h; the cell's
- * qfs_cell_node_stop/start: -EALREADY...). */
+/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes,
+ * "start" to scrub (trailing newline allowed).  0, -EROFS (another file),
+ * -EINVAL (bad command or node), or the error of the node_ctl / scrub_ctl
+ * callback (fs.h; the cell's qfs_cell_node_stop/start: -EALREADY...; the
+ * scrubber's -EBUSY). */
 int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t size);
 /* Fill a readdir buffer for the control dir; see ops.c for the contract. */
 size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off);

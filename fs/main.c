@@ -28,6 +28,7 @@
 #include "fs/fs.h"
 #include "node/cell.h"
 #include "router/router.h"
+#include "scrub/scrub.h"
 
 #define DATA_FORMAT "quorumfs-data 2\n"
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
@@ -39,6 +40,7 @@ static void usage(FILE *f)
 		"       quorumfs status MOUNTPOINT\n"
 		"       quorumfs restore [-o ARCHIVE_OPTIONS] [--data DATA_DIR] --table NAME\n"
 		"                [--path PATH] [--time T] --to DIR\n"
+		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -58,6 +60,13 @@ static void usage(FILE *f)
 		"                        before failing with ETIMEDOUT (default 10)\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
+		"  -o scrub_interval=DURATION  start a scrub pass this often (default 6h;\n"
+		"                        also 30m, 1d, 90s; off: only when asked)\n"
+		"  -o scrub_rate=MB      replica bytes the scrub reads per second, in MiB\n"
+		"                        (default 8; also 512K, 1G; 0: unpaced)\n"
+		"  -o scrub_repair=on|off  rebuild a replica the scrub finds differing from\n"
+		"                        the majority or corrupt (default on)\n"
+		"  -o scrub=off          no background scrub\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
@@ -65,6 +74,10 @@ static void usage(FILE *f)
 		"  -o s3_retries=N,s3_timeout=SECONDS\n"
 		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
+		"scrub   verify DATA_DIR offline (not while mounted): every group's replicas\n"
+		"        compared at one LSN, every RocksDB block checksum read; one line per\n"
+		"        finding, a summary; exit 0 clean, 1 findings, 2 could not run.\n"
+		"        --repair rebuilds a replica that differs from the majority or is corrupt\n"
 		"restore rebuild table NAME (or PATH in it) as of T (RFC 3339 UTC such as\n"
 		"        2026-11-25T12:34:56.123Z, @EPOCH_SECONDS, or latest) from the archive\n"
 		"        alone, into DIR (new or empty; may be MOUNTPOINT/newtable)\n"
@@ -125,6 +138,10 @@ static int parse_ms(const char *s, uint64_t *out)
 		v *= 1000;
 	else if (!strcmp(e, "m"))
 		v *= 60000;
+	else if (!strcmp(e, "h"))
+		v *= 3600000;
+	else if (!strcmp(e, "d"))
+		v *= 86400000;
 	else
 		return -1;
 	if (v < 1 || v > 1e12)
@@ -179,6 +196,94 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		return -1;
 	}
 	return 1;
+}
+
+/* Scrub settings of mount (and the offline command). */
+struct scrub_cfg {
+	int off;
+	struct qfs_scrub_opts so;
+};
+
+/* Handle one -o token if it is a scrub option: 1 handled, 0 not ours, -1
+ * bad value (message printed). */
+static int scrub_opt(struct scrub_cfg *c, const char *tok)
+{
+	uint64_t n;
+	const char *v;
+
+	if (!strcmp(tok, "scrub=off")) {
+		c->off = 1;
+		return 1;
+	}
+	if (!strcmp(tok, "scrub=on")) {
+		c->off = 0;
+		return 1;
+	}
+	if (!strncmp(tok, "scrub_interval=", 15)) {
+		v = tok + 15;
+		if (!strcmp(v, "off")) {
+			c->so.interval_ms = UINT64_MAX;
+			return 1;
+		}
+		if (parse_ms(v, &n) || n < 1000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option scrub_interval (want e.g. 6h, 30m, off)\n", v);
+			return -1;
+		}
+		c->so.interval_ms = n;
+		return 1;
+	}
+	if (!strncmp(tok, "scrub_rate=", 11)) {
+		v = tok + 11;
+		if (parse_size(v, &n)) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option scrub_rate (MiB per second)\n", v);
+			return -1;
+		}
+		if (n == 0)
+			c->so.rate_bytes = UINT64_MAX;
+		else
+			c->so.rate_bytes = strspn(v, "0123456789") == strlen(v) ? n << 20 : n;
+		return 1;
+	}
+	if (!strcmp(tok, "scrub_repair=on") || !strcmp(tok, "scrub_repair=off")) {
+		c->so.repair = tok[14] == 'n';
+		return 1;
+	}
+	return 0;
+}
+
+/* The scrubber and the archiver behind .quorumfs/scrub and alarms. */
+struct scrub_wire {
+	struct qfs_scrub *s;     /* NULL: scrub off */
+	struct qfs_archive *a;   /* NULL: archive off */
+};
+
+static void scrub_text(void *arg, struct qfs_buf *out)
+{
+	struct scrub_wire *w = arg;
+
+	if (w->s)
+		qfs_scrub_status(w->s, out);
+	else
+		qfs_buf_printf(out, "state off\n");
+}
+
+static void alarms_text(void *arg, struct qfs_buf *out)
+{
+	struct scrub_wire *w = arg;
+
+	if (w->s)
+		qfs_scrub_alarms(w->s, out);
+	if (w->a)
+		qfs_archive_alarms(w->a, out);
+}
+
+static int scrub_ctl(void *arg, const char *cmd)
+{
+	struct scrub_wire *w = arg;
+
+	if (!w->s || strcmp(cmd, "start"))
+		return -EINVAL;
+	return qfs_scrub_kick(w->s);
 }
 
 /* -o strings that arch_cfg points into, kept reachable until exit. */
@@ -386,6 +491,8 @@ static int cmd_mount(int argc, char **argv)
 	struct ready_ctx ready = { -1, NULL };
 	struct arch_cfg ac;
 	struct qfs_cell_opts co = { .nodes = 0 };
+	struct scrub_cfg sc = { .so = { .repair = 1 } };
+	struct scrub_wire sw = { NULL, NULL };
 	uint64_t v64;
 	int arc;
 
@@ -407,6 +514,10 @@ static int cmd_mount(int argc, char **argv)
 			char *o = keep_opt(optarg), *save = NULL; /* arch_opt points into it */
 			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 				if ((arc = arch_opt(&ac, tok)) < 0)
+					return 2;
+				if (arc > 0)
+					continue;
+				if ((arc = scrub_opt(&sc, tok)) < 0)
 					return 2;
 				if (arc > 0)
 					continue;
@@ -588,6 +699,13 @@ static int cmd_mount(int argc, char **argv)
 			return 1;
 		}
 	}
+	sw.a = archive;
+	if (!sc.off) {
+		rc = qfs_scrub_start(cell, &sc.so, &sw.s);
+		if (rc)
+			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=%s (mounting without it)",
+				qfs_strerror(rc));
+	}
 	struct qfs_fs_opts fo = {
 		.mountpoint = mnt,
 		.data_dir = data,
@@ -602,10 +720,15 @@ static int cmd_mount(int argc, char **argv)
 		.node_ctl = node_ctl,
 		.nodes_arg = cell,
 		.replicas = co.nodes,
+		.scrub_text = scrub_text,
+		.alarms_text = alarms_text,
+		.scrub_ctl = scrub_ctl,
+		.scrub_arg = &sw,
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc)
 		report_failure(&ready, "mount failed; see the log");
+	qfs_scrub_stop(sw.s);
 	qfs_archive_stop(archive);
 	qfs_router_free(router);
 	qfs_cell_close(cell);
@@ -708,6 +831,123 @@ static int cmd_restore(int argc, char **argv)
 	return 0;
 }
 
+static void scrub_finding(void *arg, const char *line)
+{
+	int *tty = arg;
+
+	if (*tty)
+		fprintf(stderr, "\r\033[K");
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static void scrub_progress(void *arg, unsigned pct)
+{
+	int *tty = arg;
+
+	if (*tty)
+		fprintf(stderr, "\rscrub: %u%%", pct);
+}
+
+/* quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR: one pass offline.
+ * Exit 0 clean, 1 findings, 2 could not run. */
+static int cmd_scrub(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "repair", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scrub_cfg sc = { .so = { .rate_bytes = UINT64_MAX } };
+	struct arch_cfg ac;
+	struct qfs_cell_opts co = { .nodes = 0 };
+	struct qfs_scrub_counts cnt;
+	char data[PATH_MAX], path[PATH_MAX], msg[512];
+	int opt, rc, tty = isatty(STDERR_FILENO);
+
+	memset(&ac, 0, sizeof(ac));
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "o:h", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': {
+			char *o = keep_opt(optarg), *save = NULL;
+			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if ((rc = arch_opt(&ac, tok)) < 0 || (rc == 0 && (rc = scrub_opt(&sc, tok)) < 0))
+					return 2;
+				if (rc == 0 && strncmp(tok, "loglevel=", 9) == 0 && qfs_log_set_level(tok + 9) == 0)
+					continue;
+				if (rc == 0) {
+					fprintf(stderr, "quorumfs: unknown scrub option '%s'\n", tok);
+					return 2;
+				}
+			}
+			break;
+		}
+		case 'r': sc.so.repair = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!realpath(argv[optind], data)) {
+		fprintf(stderr, "quorumfs: %s: %s\n", argv[optind], strerror(errno));
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/FORMAT", data);
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr, "quorumfs: %s is not a quorumfs data directory (no FORMAT)\n", data);
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/lock", data);
+	int lockfd = open(path, O_RDWR | O_CLOEXEC);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "quorumfs: data directory %s is in use (mounted?): unmount it first\n", data);
+		if (lockfd >= 0)
+			close(lockfd);
+		return 2;
+	}
+	if ((rc = check_format(data)) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {
+		fprintf(stderr, "quorumfs: data directory %s: %s\n", data, rc == QFS_EFORMAT ? "unknown format" : msg);
+		close(lockfd);
+		return 2;
+	}
+	if (ac.url && strcmp(ac.url, "off"))
+		fprintf(stderr, "quorumfs: note: the reference comparison against the archive is not built "
+			"yet; the replicas are compared with each other only\n");
+	if (qfs_log_level > QFS_LOG_WARN)
+		qfs_log_level = QFS_LOG_WARN;
+	snprintf(path, sizeof(path), "%s/nodes", data);
+	co.dir = path;
+	struct qfs_cell *cell = NULL;
+	rc = qfs_cell_open(&co, &cell);
+	if (rc) {
+		fprintf(stderr, "quorumfs: cannot open the storage nodes in %s: %s\n", path, qfs_strerror(rc));
+		close(lockfd);
+		return 2;
+	}
+	sc.so.finding = scrub_finding;
+	sc.so.progress = scrub_progress;
+	sc.so.arg = &tty;
+	rc = qfs_scrub_run(cell, &sc.so, &cnt);
+	qfs_cell_close(cell);
+	close(lockfd);
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+	if (rc) {
+		fprintf(stderr, "quorumfs: scrub could not run: %s\n", qfs_strerror(rc));
+		return 2;
+	}
+	printf("scrub: groups %llu mismatches %llu corrupt %llu repaired %llu skipped %llu\n",
+	       (unsigned long long)cnt.groups, (unsigned long long)cnt.mismatches,
+	       (unsigned long long)cnt.corrupt, (unsigned long long)cnt.repaired,
+	       (unsigned long long)cnt.skipped);
+	if (cnt.mismatches || cnt.corrupt)
+		return 1;
+	return cnt.groups && cnt.skipped == cnt.groups ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -728,6 +968,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "restore"))
 		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "scrub"))
+		return cmd_scrub(argc - 1, argv + 1);
 	fprintf(stderr, "quorumfs: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

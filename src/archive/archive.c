@@ -88,6 +88,7 @@ struct qfs_archive {
 	struct part **parts;           /* mu; sorted by group; freed by the thread only */
 	size_t nparts;                 /* mu */
 	char alarm[ERR_MAX];           /* mu; "" when no alarm */
+	uint64_t alarm_ns;             /* mu; wall ns when the alarm was raised */
 	uint64_t up_segs, up_bytes, up_snaps; /* mu */
 	uint64_t passes;               /* mu */
 };
@@ -124,6 +125,8 @@ static void part_fail(struct qfs_archive *a, struct part *pt, int err, const cha
 	changed = strcmp(msg, pt->st_errmsg) != 0 || pt->st_err != err;
 	pt->st_err = err;
 	memcpy(pt->st_errmsg, msg, sizeof(msg));
+	if (err == -EACCES && !a->alarm[0])
+		a->alarm_ns = wall_ns();
 	if (err == -EACCES)
 		snprintf(a->alarm, sizeof(a->alarm), "authentication refused by %s: %s",
 			 qfs_objstore_describe(a->os), msg);
@@ -911,4 +914,21 @@ void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
 int qfs_archive_parse_time(const char *s, uint64_t *out_ns)
 {
 	return qfs_arch_parse_time(s, out_ns);
+}
+
+/* See archive.h. */
+void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out)
+{
+	char ts[40];
+
+	pthread_mutex_lock(&a->mu);
+	if (a->alarm[0]) {
+		time_t sec = (time_t)(a->alarm_ns / 1000000000ull);
+		struct tm tm;
+
+		if (!gmtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm))
+			snprintf(ts, sizeof(ts), "@%lld", (long long)sec);
+		qfs_buf_printf(out, "alarm archive-auth raised %s \"%s\"\n", ts, a->alarm);
+	}
+	pthread_mutex_unlock(&a->mu);
 }

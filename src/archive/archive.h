@@ -66,6 +66,9 @@ void qfs_archive_kick(struct qfs_archive *a);
 /* Append the text of .quorumfs/archive (see doc/archive.md): one header
  * line, an alarm line while authentication fails, one line per partition. */
 void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out);
+/* Append the archiver's active alarms for .quorumfs/alarms (doc/scrub.md):
+ * "alarm archive-auth raised TIME \"why\"" while authentication fails. */
+void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out);
 /* Append the one "archive ..." summary line of .quorumfs/status. */
 void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out);
 
