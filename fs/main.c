@@ -251,6 +251,25 @@ static int scrub_opt(struct scrub_cfg *c, const char *tok)
 	return 0;
 }
 
+/* The archive as the scrubber reaches it (scrub does not include src/archive). */
+static int scrub_reference(void *arg, qfs_group_t group, qfs_lsn_t lsn, struct qfs_store *st, char *err,
+			   size_t err_len)
+{
+	return qfs_archive_reference(arg, NULL, group, lsn, st, err, err_len);
+}
+
+static int scrub_archive_verify(void *arg, qfs_group_t group, uint64_t *objects, char *err, size_t err_len)
+{
+	return qfs_archive_verify_group(arg, NULL, group, objects, err, err_len);
+}
+
+static void scrub_wire_archive(struct qfs_scrub_opts *so, struct qfs_objstore_cfg *cfg)
+{
+	so->reference = scrub_reference;
+	so->archive_verify = scrub_archive_verify;
+	so->archive_arg = cfg;
+}
+
 /* The scrubber and the archiver behind .quorumfs/scrub and alarms. */
 struct scrub_wire {
 	struct qfs_scrub *s;     /* NULL: scrub off */
@@ -700,6 +719,11 @@ static int cmd_mount(int argc, char **argv)
 		}
 	}
 	sw.a = archive;
+	struct qfs_objstore_cfg scrub_os = ac.os;
+	if (archive) {
+		scrub_os.url = url;
+		scrub_wire_archive(&sc.so, &scrub_os);
+	}
 	if (!sc.off) {
 		rc = qfs_scrub_start(cell, &sc.so, &sw.s);
 		if (rc)
@@ -913,9 +937,12 @@ static int cmd_scrub(int argc, char **argv)
 		close(lockfd);
 		return 2;
 	}
-	if (ac.url && strcmp(ac.url, "off"))
-		fprintf(stderr, "quorumfs: note: the reference comparison against the archive is not built "
-			"yet; the replicas are compared with each other only\n");
+	char urlbuf[PATH_MAX + 16], adir[PATH_MAX];
+	struct qfs_objstore_cfg scrub_os = ac.os;
+	snprintf(adir, sizeof(adir), "%s/archive", data);
+	scrub_os.url = arch_url(&ac, data, urlbuf, sizeof(urlbuf));
+	if (strcmp(scrub_os.url, "off") && (ac.url || access(adir, F_OK) == 0))
+		scrub_wire_archive(&sc.so, &scrub_os);
 	if (qfs_log_level > QFS_LOG_WARN)
 		qfs_log_level = QFS_LOG_WARN;
 	snprintf(path, sizeof(path), "%s/nodes", data);
@@ -939,11 +966,13 @@ static int cmd_scrub(int argc, char **argv)
 		fprintf(stderr, "quorumfs: scrub could not run: %s\n", qfs_strerror(rc));
 		return 2;
 	}
-	printf("scrub: groups %llu mismatches %llu corrupt %llu repaired %llu skipped %llu\n",
+	printf("scrub: groups %llu mismatches %llu corrupt %llu repaired %llu skipped %llu "
+	       "reference %llu archive_failures %llu\n",
 	       (unsigned long long)cnt.groups, (unsigned long long)cnt.mismatches,
 	       (unsigned long long)cnt.corrupt, (unsigned long long)cnt.repaired,
-	       (unsigned long long)cnt.skipped);
-	if (cnt.mismatches || cnt.corrupt)
+	       (unsigned long long)cnt.skipped, (unsigned long long)cnt.reference,
+	       (unsigned long long)cnt.archive_bad);
+	if (cnt.mismatches || cnt.corrupt || cnt.archive_bad)
 		return 1;
 	return cnt.groups && cnt.skipped == cnt.groups ? 2 : 0;
 }

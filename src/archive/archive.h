@@ -95,4 +95,27 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
  * "@EPOCH[.frac]" or RFC 3339 UTC.  0 or -EINVAL. */
 int qfs_archive_parse_time(const char *s, uint64_t *out_ns);
 
+/* For the scrubber (src/scrub, reached through callbacks the program wires,
+ * doc/scrub.md).  Both open their own client on cfg and a scratch directory
+ * under tmp_dir (NULL: $TMPDIR or /tmp), and verify every object they read
+ * (object store checksum, size and CRC-32C against the manifest, every
+ * record's CRC).  err gets a one-line reason on failure.
+ *
+ * qfs_archive_reference: the reference replica of group as of exactly lsn,
+ * built from the archive alone (the newest snapshot at or below lsn, then
+ * the archived segments replayed through qfs_store_apply, as restore does)
+ * into the private store st.  0, -EAGAIN (the archive does not reach lsn
+ * yet), -ENODATA (a hole), QFS_ECORRUPT, store and object store errors.
+ *
+ * qfs_archive_verify_group: re-read the manifest, every segment and every
+ * snapshot of group and check them (manifest checksum and LSN continuity
+ * included); *objects gets how many were read.  0, -EAGAIN (nothing
+ * archived yet), QFS_ECORRUPT (a corrupt or missing object: named in err),
+ * object store errors. */
+struct qfs_store;
+int qfs_archive_reference(const struct qfs_objstore_cfg *cfg, const char *tmp_dir, qfs_group_t group,
+			  qfs_lsn_t lsn, struct qfs_store *st, char *err, size_t err_len);
+int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
+			     qfs_group_t group, uint64_t *objects, char *err, size_t err_len);
+
 #endif

@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -39,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -58,6 +60,14 @@ struct gres {
 	qfs_lsn_t lsn;           /* last LSN verified at */
 	uint64_t wall_ns;        /* when */
 	char result[96];
+};
+
+/* The majority's sums of a group at lsn, kept until the archive reaches
+ * lsn and the reference replica is compared with them. */
+struct pend {
+	qfs_group_t group;
+	qfs_lsn_t lsn;
+	struct qfs_scrub_sum sum;
 };
 
 struct alarm {
@@ -84,7 +94,11 @@ struct qfs_scrub {
 	size_t nres, capres;
 	struct alarm al[SCRUB_ALARMS_MAX];
 	size_t nal;
+	size_t waiting;          /* npend, for status */
 
+	/* scrub thread only */
+	struct pend *pend;
+	size_t npend, cappend;
 	/* pass state: scrub thread only */
 	uint64_t pace_t0_ns, pace_bytes;
 	struct qfs_scrub_counts pass;
@@ -549,6 +563,31 @@ static enum gout group_once(struct qfs_scrub *s, qfs_group_t g, uint32_t timeout
 			*odd_out = r->id;
 		out = G_MISMATCH;
 	}
+	if (has_majority && s->o.reference && ref->applied == L) {
+		size_t k;
+		for (k = 0; k < s->npend && s->pend[k].group != g; k++)
+			;
+		if (k == s->npend) {
+			if (s->npend == s->cappend) {
+				size_t cap = s->cappend ? s->cappend * 2 : 8;
+				struct pend *v = realloc(s->pend, cap * sizeof(*v));
+				if (v) {
+					s->pend = v;
+					s->cappend = cap;
+				}
+			}
+			if (s->npend < s->cappend) {
+				s->pend[k].group = g;
+				s->pend[k].lsn = L;
+				s->pend[k].sum = ref->sum; /* moved: reps_release must not close it */
+				ref->summed = 0;
+				s->npend++;
+				pthread_mutex_lock(&s->mu);
+				s->waiting = s->npend;
+				pthread_mutex_unlock(&s->mu);
+			}
+		}
+	}
 	if (differ == 0 && summed == n) {
 		snprintf(subj, sizeof(subj), "group=%016" PRIx64, g);
 		alarm_clear(s, "scrub-mismatch", subj);
@@ -623,6 +662,132 @@ static void scrub_group(struct qfs_scrub *s, qfs_group_t g)
 	group_result(s, g, L, res);
 }
 
+/* ---------------------------------------------------- against the archive */
+
+static int rm_cb(const char *p, const struct stat *st, int f, struct FTW *w)
+{
+	(void)st;
+	(void)f;
+	(void)w;
+	return remove(p);
+}
+
+/* Compare pending sums with reference replicas the archive can now build. */
+static void reference_pass(struct qfs_scrub *s)
+{
+	const char *tmp = s->o.tmp_dir ? s->o.tmp_dir : getenv("TMPDIR");
+
+	for (size_t k = 0; k < s->npend && !stopping(s);) {
+		struct pend *p = &s->pend[k];
+		char dir[4096], db[4200], err[512], subj[48], text[200];
+		struct qfs_store *st = NULL;
+		struct qfs_store_snap *sn = NULL;
+		struct qfs_scrub_sum rs;
+		qfs_lsn_t applied = 0;
+		int rc, differ = 0;
+
+		snprintf(dir, sizeof(dir), "%s/qfs-scrub-ref.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(dir)) {
+			QFS_LOG(QFS_LOG_WARN, "scrub reference scratch dir=%s err=%s", dir, strerror(errno));
+			return;
+		}
+		snprintf(db, sizeof(db), "%s/db", dir);
+		rc = qfs_store_open(db, &st);
+		if (rc == 0)
+			rc = s->o.reference(s->o.archive_arg, p->group, p->lsn, st, err, sizeof(err));
+		else
+			snprintf(err, sizeof(err), "scratch store: %s", qfs_strerror(rc));
+		snprintf(subj, sizeof(subj), "group=%016" PRIx64, p->group);
+		if (rc == -EAGAIN) {
+			QFS_LOG(QFS_LOG_DEBUG, "scrub reference waits for the archive group=%016" PRIx64
+				" lsn=%" PRIu64 " why=\"%s\"", p->group, p->lsn, err);
+			qfs_store_close(st);
+			nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+			k++;
+			continue;
+		}
+		if (rc == 0 && (rc = qfs_store_snap_take(st, &sn)) == 0 &&
+		    (rc = qfs_store_snap_applied(sn, p->group, &applied)) == 0 &&
+		    (rc = qfs_scrub_sum_like(&rs, &p->sum)) == 0) {
+			rc = qfs_store_snap_scan(sn, p->group, NULL, 0, NULL, 0, qfs_scrub_sum_add, &rs);
+			qfs_scrub_sum_finish(&rs);
+			if (rc == 0) {
+				char lo[68], hi[68];
+				if (applied != p->lsn)
+					differ++;
+				for (size_t i = 0; i < rs.n; i++) {
+					size_t hl;
+					const uint8_t *h = qfs_scrub_sum_hi(&rs, i, &hl);
+					if (rs.r[i].hash == p->sum.r[i].hash && rs.r[i].items == p->sum.r[i].items)
+						continue;
+					if (differ++ >= SCRUB_FINDINGS_MAX)
+						continue;
+					qfs_scrub_hex(rs.r[i].lo, rs.r[i].lo_len, 32, lo);
+					if (h)
+						qfs_scrub_hex(h, hl, 32, hi);
+					else
+						snprintf(hi, sizeof(hi), "end");
+					finding(s, "reference-mismatch group=%016" PRIx64 " lsn=%" PRIu64
+						" range=[%s,%s) live_items=%" PRIu64 " reference_items=%" PRIu64,
+						p->group, p->lsn, lo, hi, p->sum.r[i].items, rs.r[i].items);
+				}
+			}
+			qfs_scrub_sum_close(&rs);
+		}
+		if (rc) {
+			finding(s, "reference unavailable group=%016" PRIx64 " lsn=%" PRIu64 " err=\"%s\"",
+				p->group, p->lsn, err[0] ? err : qfs_strerror(rc));
+			s->pass.skipped++;
+		} else {
+			s->pass.reference++;
+		}
+		if (rc == 0 && differ) {
+			s->pass.mismatches++;
+			snprintf(text, sizeof(text), "all live replicas agree at lsn %" PRIu64 " but differ from "
+				 "the archive; nothing overwritten: compare a restore of the table from the archive"
+				 " (quorumfs restore) with the mount and copy back what is right", p->lsn);
+			alarm_raise(s, "reference-mismatch", subj, text);
+		} else if (rc == 0) {
+			alarm_clear(s, "reference-mismatch", subj);
+		}
+		qfs_store_snap_release(sn);
+		qfs_store_close(st);
+		nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		qfs_scrub_sum_close(&p->sum);
+		memmove(p, p + 1, (s->npend - k - 1) * sizeof(*p));
+		s->npend--;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->waiting = s->npend;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Re-read and check every archived object of every group. */
+static void archive_pass(struct qfs_scrub *s, const qfs_group_t *gs, size_t n)
+{
+	for (size_t i = 0; i < n && !stopping(s); i++) {
+		char err[512], subj[48], text[200];
+		uint64_t objects = 0;
+		int rc = s->o.archive_verify(s->o.archive_arg, gs[i], &objects, err, sizeof(err));
+
+		snprintf(subj, sizeof(subj), "group=%016" PRIx64, gs[i]);
+		if (rc == 0) {
+			alarm_clear(s, "archive-corrupt", subj);
+			QFS_LOG(QFS_LOG_DEBUG, "scrub archive verified group=%016" PRIx64 " objects=%" PRIu64,
+				gs[i], objects);
+		} else if (rc == QFS_ECORRUPT || rc == -ENODATA) {
+			s->pass.archive_bad++;
+			finding(s, "archive-corrupt group=%016" PRIx64 " err=\"%s\"", gs[i], err);
+			snprintf(text, sizeof(text), "%s; restore cannot rely on it: take a new archive snapshot "
+				 "(the archiver uploads one every snapshot_segments) and keep the live replicas", err);
+			alarm_raise(s, "archive-corrupt", subj, text);
+		} else if (rc != -EAGAIN) {
+			QFS_LOG(QFS_LOG_WARN, "scrub archive verify failed group=%016" PRIx64 " err=\"%s\"",
+				gs[i], err);
+		}
+	}
+}
+
 /* ------------------------------------------------------------- one pass */
 
 struct glist {
@@ -669,6 +834,10 @@ static void run_pass(struct qfs_scrub *s)
 		set_progress(s, (unsigned)(i * 100 / (gl.n + 1)));
 		scrub_group(s, gl.v[i]);
 	}
+	if (s->o.reference && !stopping(s))
+		reference_pass(s);
+	if (s->o.archive_verify && !stopping(s))
+		archive_pass(s, gl.v, gl.n);
 	free(gl.v);
 	/* every block of every node's RocksDB, keys outside groups included */
 	for (uint32_t id = 1; id <= n && !stopping(s); id++) {
@@ -681,11 +850,14 @@ static void run_pass(struct qfs_scrub *s)
 	}
 	set_progress(s, 100);
 	QFS_LOG(QFS_LOG_INFO, "scrub pass done groups=%" PRIu64 " mismatches=%" PRIu64 " corrupt=%" PRIu64
-		" repaired=%" PRIu64 " skipped=%" PRIu64, s->pass.groups, s->pass.mismatches,
-		s->pass.corrupt, s->pass.repaired, s->pass.skipped);
+		" repaired=%" PRIu64 " skipped=%" PRIu64 " reference=%" PRIu64 " archive_bad=%" PRIu64,
+		s->pass.groups, s->pass.mismatches, s->pass.corrupt, s->pass.repaired, s->pass.skipped,
+		s->pass.reference, s->pass.archive_bad);
 	pthread_mutex_lock(&s->mu);
 	s->total.groups += s->pass.groups;
-	s->total.mismatches += s->pass.mismatches + s->pass.corrupt;
+	s->total.mismatches += s->pass.mismatches + s->pass.corrupt + s->pass.archive_bad;
+	s->total.reference += s->pass.reference;
+	s->total.archive_bad += s->pass.archive_bad;
 	s->total.corrupt += s->pass.corrupt;
 	s->total.repaired += s->pass.repaired;
 	s->total.skipped += s->pass.skipped;
@@ -754,6 +926,9 @@ static void scrub_free(struct qfs_scrub *s)
 {
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	for (size_t i = 0; i < s->npend; i++)
+		qfs_scrub_sum_close(&s->pend[i].sum);
+	free(s->pend);
 	free(s->res);
 	free(s);
 }
@@ -828,9 +1003,11 @@ void qfs_scrub_status(struct qfs_scrub *s, struct qfs_buf *out)
 		qfs_buf_printf(out, "group %016" PRIx64 " lsn %" PRIu64 " time %s result %s\n",
 			       s->res[i].group, s->res[i].lsn, ts, s->res[i].result);
 	}
-	qfs_buf_printf(out, "interval_s %" PRIu64 " rate_bytes %" PRIu64 " repair %s reference off\n",
+	qfs_buf_printf(out, "interval_s %" PRIu64 " rate_bytes %" PRIu64 " repair %s reference %s "
+		       "reference_compared %" PRIu64 " reference_waiting %zu archive_failures %" PRIu64 "\n",
 		       s->o.interval_ms == UINT64_MAX ? 0 : s->o.interval_ms / 1000,
-		       s->o.rate_bytes == UINT64_MAX ? 0 : s->o.rate_bytes, s->o.repair ? "on" : "off");
+		       s->o.rate_bytes == UINT64_MAX ? 0 : s->o.rate_bytes, s->o.repair ? "on" : "off",
+		       s->o.reference ? "on" : "off", s->total.reference, s->waiting, s->total.archive_bad);
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -12,9 +12,15 @@
  * logged, counted and kept as an alarm until a later verification clears
  * it.
  *
- * Not built yet (say so, never fake it): the reference comparison against
- * a replica rebuilt from the archive, archive verification and archive
- * retention (issue 11 items 2, 3, 8); status shows "reference off".
+ * Reference comparison: the majority's range sums at L are kept until the
+ * archive reaches L; then a reference replica is rebuilt from the archive
+ * alone (latest snapshot at or below L + the segments after it) in scratch
+ * space and summed over the same ranges: a difference (what all replicas
+ * got wrong alike, or what the archive lost) raises an alarm and nothing is
+ * overwritten.  Archive verification re-reads every archived object of
+ * each group.  Both go through callbacks (scrub does not include
+ * src/archive; the program wires qfs_archive_reference/verify_group).
+ * Not built: archive retention (issue 11 item 8).
  *
  * Thread-safety: start/stop/run from one thread; kick, status and alarms
  * from any thread while it runs.
@@ -26,6 +32,7 @@
 
 #include "common/buf.h"
 #include "node/cell.h"
+#include "store/store.h"
 
 #define QFS_SCRUB_INTERVAL_DEFAULT_MS (6ull * 3600 * 1000) /* a pass every 6 h */
 #define QFS_SCRUB_RATE_DEFAULT (8ull << 20)                 /* 8 MiB/s of replica reads */
@@ -40,6 +47,16 @@ struct qfs_scrub_opts {
 	void (*finding)(void *arg, const char *line);
 	void (*progress)(void *arg, unsigned pct);
 	void *arg;
+	/* The archive (NULL: no reference comparison, no archive checks):
+	 * reference builds group's state as of exactly lsn from the archive
+	 * into the empty private store st (0, -EAGAIN: not archived that far
+	 * yet, other errors with a reason in err); archive_verify re-reads and
+	 * checks every archived object of group (0, -EAGAIN, QFS_ECORRUPT...). */
+	int (*reference)(void *arg, qfs_group_t group, qfs_lsn_t lsn, struct qfs_store *st, char *err,
+			 size_t err_len);
+	int (*archive_verify)(void *arg, qfs_group_t group, uint64_t *objects, char *err, size_t err_len);
+	void *archive_arg;
+	const char *tmp_dir;     /* scratch space for reference replicas; NULL: $TMPDIR or /tmp */
 };
 
 struct qfs_scrub;
@@ -51,6 +68,8 @@ struct qfs_scrub_counts {
 	uint64_t corrupt;        /* replicas whose RocksDB reported corruption */
 	uint64_t repaired;       /* replicas rebuilt */
 	uint64_t skipped;        /* groups or replicas that could not be compared */
+	uint64_t reference;      /* groups compared with their reference replica */
+	uint64_t archive_bad;    /* groups whose archive failed verification */
 };
 
 /* Start the background thread over cell c (which must outlive it); passes
