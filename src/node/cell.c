@@ -1412,6 +1412,21 @@ int qfs_cell_node_verify(struct qfs_cell *c, uint32_t id)
 	return rc;
 }
 
+/* See cell.h. */
+int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t group)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_verify(rn, group);
+	node_put(c, id);
+	return rc;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;

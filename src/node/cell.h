@@ -170,6 +170,9 @@ int qfs_cell_replica_snap(struct qfs_cell *c, uint32_t id, qfs_group_t group, qf
 			  uint32_t timeout_ms, struct qfs_store_snap **out);
 void qfs_cell_replica_snap_done(struct qfs_cell *c, uint32_t id, struct qfs_store_snap *sn);
 int qfs_cell_node_verify(struct qfs_cell *c, uint32_t id);
+/* qfs_rnode_wal_verify of node id's replica of group: 0, QFS_ECORRUPT,
+ * QFS_ESTOPPED (node or group down), QFS_ENOGROUP, -EINVAL, -errno. */
+int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t group);
 int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group, const char *why);
 
 #endif

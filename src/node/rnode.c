@@ -163,7 +163,7 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
@@ -973,6 +973,40 @@ static int io_snap(struct qfs_rnode *rn, struct ioreq *r)
 	return parked;
 }
 
+static int verify_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct qfs_repl_entry e;
+
+	(void)arg;
+	return qfs_repl_entry_decode(lsn, p, len, &e);
+}
+
+/* IOREQ_WAL_VERIFY: read back every record of g's WAL (CRC-32C each) and
+ * decode its entry framing.  0, QFS_ENOGROUP, QFS_ESTOPPED, QFS_ECORRUPT,
+ * -errno. */
+static int io_wal_verify(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+	qfs_lsn_t first, last;
+	int rc = 0;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->stopped || !g->wal) {
+		rc = QFS_ESTOPPED;
+	} else {
+		first = qfs_wal_first(g->wal);
+		last = qfs_wal_last(g->wal);
+		if (last)
+			rc = qfs_wal_read(g->wal, first, last, verify_cb, NULL);
+		if (rc)
+			QFS_LOG(QFS_LOG_ERR, "rnode wal verify failed group=%016" PRIx64 " node=%u first=%" PRIu64
+				" last=%" PRIu64 " err=%s", id, rn->id, first, last, qfs_strerror(rc));
+	}
+	group_put(rn, g);
+	return rc;
+}
+
 struct apply_walk {
 	struct qfs_rnode *rn;
 	struct group *g;
@@ -1755,6 +1789,10 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 			io_snap(rn, r);
 			continue;
 		}
+		if (r->type == IOREQ_WAL_VERIFY) {
+			ioreq_done(rn, r, io_wal_verify(rn, r->group));
+			continue;
+		}
 		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) : io_release(rn, r->group, r->lsn);
 		pthread_mutex_lock(&rn->mu);
 		r->rc = rc;
@@ -2401,4 +2439,12 @@ int qfs_rnode_snap_at(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn, ui
 int qfs_rnode_verify(struct qfs_rnode *rn)
 {
 	return qfs_store_verify(rn->store);
+}
+
+/* See rnode.h.  Carried out by the I/O thread, which owns the WAL. */
+int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_WAL_VERIFY, .group = group };
+
+	return io_submit(rn, &r);
 }

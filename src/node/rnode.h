@@ -204,4 +204,9 @@ int qfs_rnode_snap_at(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn, ui
  * (qfs_store_verify).  0, QFS_ECORRUPT, -EIO, -ENOMEM.  Any thread. */
 int qfs_rnode_verify(struct qfs_rnode *rn);
 
+/* Read back every record of this replica's WAL of group (its CRC-32C and
+ * entry framing), on the I/O thread (the caller blocks).  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED, QFS_ECORRUPT (logged), -errno. */
+int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group);
+
 #endif

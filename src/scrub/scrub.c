@@ -54,6 +54,7 @@
 #define SCRUB_FINDINGS_MAX 16      /* item lines per replica and group */
 #define SCRUB_ALARMS_MAX 256
 #define SCRUB_CANCELED 1000        /* scan callback: stop requested */
+#define SCRUB_WAL_MAX (16ull << 20) /* local WALs read back only up to this size */
 
 struct gres {
 	qfs_group_t group;
@@ -618,9 +619,73 @@ static int stopped_replicas(struct qfs_scrub *s, qfs_group_t g)
 		struct qfs_rnode_ginfo gi;
 		if (qfs_cell_replica_info(s->c, id, g, &gi) || !gi.stopped)
 			continue;
-		if (qfs_cell_node_verify(s->c, id) == QFS_ECORRUPT && corrupt_node(s, g, id, &rebuilt) == 0 &&
-		    rebuilt)
+		int vrc = qfs_cell_node_verify(s->c, id);
+		if (vrc == QFS_ECORRUPT) {
+			if (corrupt_node(s, g, id, &rebuilt) == 0 && rebuilt)
+				any = 1;
+		} else if (vrc == 0 && gi.err == QFS_ECORRUPT) {
+			/* its RocksDB reads clean: the replica's own files (WAL,
+			 * members, promise) failed their checks at open */
+			s->pass.corrupt++;
+			finding(s, "corrupt group=%016" PRIx64 " node=%u log=unreadable", g, id);
+			if (!s->o.repair)
+				continue;
+			int rc = qfs_cell_replica_rebuild(s->c, id, g, "scrub: replica log corrupt");
+			if (rc) {
+				finding(s, "repair failed group=%016" PRIx64 " node=%u err=%s", g, id,
+					qfs_strerror(rc));
+				continue;
+			}
+			report(s, QFS_LOG_WARN, "repaired group=%016" PRIx64 " node=%u why=log", g, id);
+			s->pass.repaired++;
 			any = 1;
+		}
+	}
+	return any;
+}
+
+/* Every replica's local WAL of g read back with its CRCs: a damaged log
+ * gets that replica of the group rebuilt (a replica must not vote with a log
+ * it cannot read back).  Returns 1 if a replica was rebuilt. */
+static int wal_check(struct qfs_scrub *s, qfs_group_t g)
+{
+	uint32_t n = qfs_cell_node_count(s->c);
+	char subj[48], text[200];
+	int any = 0;
+
+	for (uint32_t id = 1; id <= n; id++) {
+		struct qfs_rnode_ginfo gi;
+		int rc;
+
+		/* the read-back runs on the node's I/O thread, which stalls its
+		 * other groups meanwhile: bounded (doc/scrub.md) */
+		if (qfs_cell_replica_info(s->c, id, g, &gi) || gi.stopped || gi.wal_bytes > SCRUB_WAL_MAX)
+			continue;
+		rc = qfs_cell_replica_wal_verify(s->c, id, g);
+		snprintf(subj, sizeof(subj), "group=%016" PRIx64 " node=%u wal", g, id);
+		if (rc == 0) {
+			alarm_clear(s, "wal-corrupt", subj);
+			continue;
+		}
+		if (rc != QFS_ECORRUPT)
+			continue;
+		s->pass.corrupt++;
+		finding(s, "corrupt group=%016" PRIx64 " node=%u wal=crc", g, id);
+		snprintf(text, sizeof(text), "the replica's local log fails its CRC; %s",
+			 s->o.repair ? "rebuilding the replica from the others" :
+			 "rebuild it: quorumfs scrub --repair DATA_DIR");
+		alarm_raise(s, "wal-corrupt", subj, text);
+		if (!s->o.repair)
+			continue;
+		rc = qfs_cell_replica_rebuild(s->c, id, g, "scrub: WAL corruption");
+		if (rc) {
+			finding(s, "repair failed group=%016" PRIx64 " node=%u err=%s", g, id, qfs_strerror(rc));
+			continue;
+		}
+		report(s, QFS_LOG_WARN, "repaired group=%016" PRIx64 " node=%u why=wal", g, id);
+		s->pass.repaired++;
+		alarm_clear(s, "wal-corrupt", subj);
+		any = 1;
 	}
 	return any;
 }
@@ -630,7 +695,7 @@ static void scrub_group(struct qfs_scrub *s, qfs_group_t g)
 	uint32_t odd = 0;
 	qfs_lsn_t L = 0;
 	char res[96];
-	int pre = stopped_replicas(s, g);
+	int pre = stopped_replicas(s, g) | wal_check(s, g);
 	enum gout r = group_once(s, g, pre ? SCRUB_REVERIFY_MS : QFS_SCRUB_SNAP_TIMEOUT_MS, &odd, &L);
 
 	if (pre && r == G_OK)

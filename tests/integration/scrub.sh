@@ -19,6 +19,8 @@
 # 6. A byte flipped in one SST file of node 1: a pass reports the corrupt
 #    node (alarm replica-corrupt), rebuilds it, every file reads back byte
 #    for byte (never a wrong byte), the offline scrub is clean afterwards.
+# 7. A byte flipped in the middle of node 3's WAL segment of the table: the
+#    replica is rebuilt, files read back, the replicas agree.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 
@@ -194,4 +196,39 @@ pass
 qfs_umount
 "$QFS_BIN" scrub "$DATA" >"$T/off.out" 2>&1; rc=$?
 [ $rc -eq 0 ] || { cat "$T/off.out" >&2; fail "offline scrub after the rebuild: exit $rc, want 0"; }
+
+# --- 7. a flipped byte inside node 3's log of the table's group
+mount_again -o "$OPTS"
+python3 - "$MNT/t" <<'EOF' || fail "writing more files"
+import os, sys, random
+rnd = random.Random(77)
+for i in range(40):
+    with open(os.path.join(sys.argv[1], "g%02d" % i), "wb") as f:
+        f.write(rnd.randbytes(20000))
+EOF
+(cd "$MNT/t" && sha256sum g?? >>"$T/sums") || fail "sums"
+qfs_wait_agree "$G" 20 || fail "replicas do not agree before step 7"
+qfs_umount
+SEGF=$(ls -S "$DATA"/nodes/n3/wal/"$G"/*.wal 2>/dev/null | head -1)
+if [ -n "$SEGF" ] && [ "$(stat -c %s "$SEGF")" -gt 4096 ]; then
+	python3 - "$SEGF" <<'EOF' || fail "flip wal"
+import os, sys
+p = sys.argv[1]
+n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(n // 2)
+    b = f.read(1)
+    f.seek(n // 2)
+    f.write(bytes([b[0] ^ 0x10]))
+EOF
+	mount_again -o "$OPTS"
+	pass
+	grep -q "scrub repaired group=$G node=3 why=" "$T/daemon.out" ||
+		{ grep -E "scrub|wal|corrupt" "$T/daemon.out" | tail >&2; fail "node 3's damaged log not repaired"; }
+	(cd "$MNT/t" && sha256sum -c --quiet "$T/sums") || fail "files differ after the log repair"
+	qfs_wait_agree "$G" 30 || fail "replicas do not agree after the log repair"
+	qfs_umount
+else
+	note "node 3's log of $G is too small to damage in its middle: step 7 skipped"
+fi
 echo "scrub.sh: ok"
