@@ -73,6 +73,8 @@ static void usage(FILE *f)
 		"  -o s3_endpoint=URL,s3_region=REGION,s3_path_style=0|1,s3_credentials=FILE,s3_ca=FILE\n"
 		"  -o s3_retries=N,s3_timeout=SECONDS\n"
 		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
+		"  -o archive_retention=DURATION  keep what restores to any time this far back\n"
+		"                        (default 7d; also 36h, 90m; off: keep everything)\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
 		"scrub   verify DATA_DIR offline (not while mounted): every group's replicas\n"
 		"        compared at one LSN, every RocksDB block checksum read; one line per\n"
@@ -94,6 +96,7 @@ struct arch_cfg {
 	uint64_t interval_ms;
 	uint64_t snap_segments;
 	uint64_t snap_bytes;
+	uint64_t retention_ns;   /* 0: default; UINT64_MAX: keep everything */
 };
 
 /* "123", "64K", "64M", "1G" (powers of 1024). */
@@ -187,6 +190,12 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		bad = parse_size(v, &c->snap_segments) || c->snap_segments == 0 || c->snap_segments > 1000000;
 	else if (!strcmp(tok, "snapshot_bytes"))
 		bad = parse_size(v, &c->snap_bytes) || c->snap_bytes == 0;
+	else if (!strcmp(tok, "archive_retention")) {
+		if (!strcmp(v, "off") || !strcmp(v, "forever"))
+			c->retention_ns = UINT64_MAX;
+		else
+			bad = parse_ms(v, &n) || n < 1000 || ((c->retention_ns = n * 1000000ull), 0);
+	}
 	else {
 		v[-1] = '=';
 		return 0;
@@ -698,6 +707,7 @@ static int cmd_mount(int argc, char **argv)
 			.interval_ms = (uint32_t)ac.interval_ms,
 			.snap_segments = (uint32_t)ac.snap_segments,
 			.snap_bytes = ac.snap_bytes,
+			.retention_ns = ac.retention_ns,
 		};
 		ao.store.url = url;
 		if (!ac.url) {

@@ -37,6 +37,7 @@
 #define QFS_ARCHIVE_INTERVAL_DEFAULT_MS 1000u
 #define QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT 16u
 #define QFS_ARCHIVE_SNAP_BYTES_DEFAULT (1ull << 30)
+#define QFS_ARCHIVE_RETENTION_DEFAULT_NS (7ull * 86400 * 1000000000ull) /* 7 days */
 
 struct qfs_archive_opts {
 	struct qfs_objstore_cfg store; /* where to archive (copied at start) */
@@ -44,6 +45,8 @@ struct qfs_archive_opts {
 	uint32_t snap_segments;        /* snapshot after this many archived segments; 0: default */
 	uint64_t snap_bytes;           /* ... or this many archived bytes; 0: default */
 	const char *tmp_dir;           /* where snapshots are staged; NULL: $TMPDIR or /tmp */
+	uint64_t retention_ns;         /* keep what restores to any time this far back;
+					  0: QFS_ARCHIVE_RETENTION_DEFAULT_NS, UINT64_MAX: keep all */
 };
 
 struct qfs_archive;

@@ -254,6 +254,17 @@ static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_
 		goto out;
 	}
 	rc = max_lsn != UINT64_MAX ? plan_lsn(&m, max_lsn, &pl) : qfs_arch_plan(&m, c->o->time_ns, &pl);
+	if (rc && max_lsn == UINT64_MAX && qfs_arch_earliest(&m) != 0 && qfs_arch_earliest(&m) != UINT64_MAX) {
+		uint64_t e = qfs_arch_earliest(&m);
+		time_t sec = (time_t)((e + 999999999ull) / 1000000000ull); /* rounded up */
+		struct tm tm;
+		char when[64] = "?";
+		if (gmtime_r(&sec, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		failf(c, rc, "the archive of %s no longer reaches back to the requested time: the earliest "
+		      "restorable time is %s (archive retention)", what, when);
+		goto out;
+	}
 	if (rc) {
 		failf(c, rc, "the archive of %s does not reach back to the requested time (first archived LSN %llu, no usable snapshot)",
 		      what, m.nsegs ? (unsigned long long)m.segs[0].first : 0ull);
@@ -880,7 +891,9 @@ int qfs_archive_reference(const struct qfs_objstore_cfg *cfg, const char *tmp_di
 		return rc;
 	c.st = st;
 	snprintf(what, sizeof(what), "group %016llx", (unsigned long long)group);
+	qfs_arch_read_lock();
 	rc = rebuild(&c, group, what, lsn, &applied);
+	qfs_arch_read_unlock();
 	scratch_close(&c);
 	return rc;
 }
@@ -900,6 +913,7 @@ int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp
 	memset(&c, 0, sizeof(c));
 	if ((rc = scratch_open(&c, cfg, tmp_dir, err, err_len)))
 		return rc;
+	qfs_arch_read_lock();
 	qfs_arch_key_manifest(key, group);
 	rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
 	if (rc == -ENOENT) {
@@ -999,6 +1013,7 @@ int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp
 out_m:
 	qfs_arch_manifest_close(&m);
 out_close:
+	qfs_arch_read_unlock();
 	scratch_close(&c);
 	return rc;
 }

@@ -20,7 +20,7 @@
  * overwritten.  Archive verification re-reads every archived object of
  * each group.  Both go through callbacks (scrub does not include
  * src/archive; the program wires qfs_archive_reference/verify_group).
- * Not built: archive retention (issue 11 item 8).
+ * Archive retention lives in src/archive (retention.c).
  *
  * Thread-safety: start/stop/run from one thread; kick, status and alarms
  * from any thread while it runs.
