@@ -173,6 +173,8 @@ struct group {
 	struct held *held;       /* I/O thread: messages waiting for the sync, in order */
 	struct held *held_last;
 	struct group *dirty_next; /* I/O thread: link of rn->dirty */
+	struct ioreq *snap_wait; /* I/O thread: a scrub snapshot parked until applied
+				    reaches its LSN (qfs_rnode_snap_at), or NULL */
 	char promise_path[PATH_MAX];
 	char promise_tmp[PATH_MAX];
 	char gdir[PATH_MAX];
@@ -190,13 +192,15 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
 	enum ioreq_type type;
 	qfs_group_t group;
-	qfs_lsn_t lsn;           /* RELEASE: delete segments wholly below */
+	qfs_lsn_t lsn;           /* RELEASE: delete segments wholly below; SNAP: at */
+	uint64_t deadline_ms;    /* SNAP: mono ms to give up parked */
+	struct qfs_store_snap *snap; /* SNAP: the snapshot taken (out) */
 	int rc;                  /* written by the I/O thread before done */
 	int done;                /* rn->mu */
 };
@@ -970,6 +974,119 @@ static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 	return 0;
 }
 
+/* Scrub snapshots (qfs_rnode_snap_at; doc/scrub.md).  Complete the ioreq
+ * r with rc (I/O thread). */
+static void ioreq_done(struct qfs_rnode *rn, struct ioreq *r, int rc)
+{
+	pthread_mutex_lock(&rn->mu);
+	r->rc = rc;
+	r->done = 1;
+	pthread_cond_broadcast(&rn->done_cv);
+	pthread_mutex_unlock(&rn->mu);
+}
+
+/* End g's parked snapshot request: rc 0 takes the snapshot now (the store
+ * holds exactly the entries up to g->applied), else fails it with rc. */
+static void snap_wait_end(struct qfs_rnode *rn, struct group *g, int rc)
+{
+	struct ioreq *r = g->snap_wait;
+
+	g->snap_wait = NULL;
+	if (rc == 0)
+		rc = qfs_store_snap_take(rn->store, &r->snap);
+	ioreq_done(rn, r, rc);
+}
+
+/* End parked snapshot requests that apply_cb did not: take it when a
+ * snapshot install brought applied exactly to the LSN; fail it when the
+ * group stopped or was dropped, applied is past the LSN (an install jumped
+ * over it), or the deadline passed.  I/O thread, every round. */
+static void snap_wait_check(struct qfs_rnode *rn, struct group **gs, size_t ng, int closing)
+{
+	uint64_t now = qfs_clock_mono_ms();
+
+	for (size_t i = 0; i < ng; i++) {
+		struct group *g = gs[i];
+
+		if (!g->snap_wait)
+			continue;
+		if (closing || g->stopped)
+			snap_wait_end(rn, g, QFS_ESTOPPED);
+		else if (g->dropped)
+			snap_wait_end(rn, g, QFS_ENOGROUP);
+		else if (g->applied == g->snap_wait->lsn)
+			snap_wait_end(rn, g, 0); /* a snapshot install landed on it */
+		else if (g->applied > g->snap_wait->lsn)
+			snap_wait_end(rn, g, -ESTALE);
+		else if (now >= g->snap_wait->deadline_ms)
+			snap_wait_end(rn, g, -ETIMEDOUT);
+	}
+}
+
+/* IOREQ_SNAP: take the snapshot now if applied == lsn, fail with -ESTALE
+ * if past it, else park it on the group (one at a time: -EBUSY).  Returns
+ * 1 if parked (answered later), else 0 with r answered. */
+static int io_snap(struct qfs_rnode *rn, struct ioreq *r)
+{
+	struct group *g = group_get(rn, r->group);
+	int rc = 0, parked = 0;
+
+	if (!g) {
+		ioreq_done(rn, r, QFS_ENOGROUP);
+		return 0;
+	}
+	if (g->stopped)
+		rc = QFS_ESTOPPED;
+	else if (g->applied > r->lsn)
+		rc = -ESTALE;
+	else if (g->applied == r->lsn)
+		rc = qfs_store_snap_take(rn->store, &r->snap);
+	else if (g->snap_wait)
+		rc = -EBUSY;
+	else {
+		g->snap_wait = r;
+		parked = 1;
+	}
+	if (!parked)
+		ioreq_done(rn, r, rc);
+	group_put(rn, g);
+	return parked;
+}
+
+static int verify_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct qfs_repl_entry e;
+
+	(void)arg;
+	return qfs_repl_entry_decode(lsn, p, len, &e);
+}
+
+/* IOREQ_WAL_VERIFY: read back every record of g's WAL (CRC-32C each) and
+ * decode its entry framing.  0, QFS_ENOGROUP, QFS_ESTOPPED, QFS_ECORRUPT,
+ * -errno. */
+static int io_wal_verify(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+	qfs_lsn_t first, last;
+	int rc = 0;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->stopped || !g->wal) {
+		rc = QFS_ESTOPPED;
+	} else {
+		first = qfs_wal_first(g->wal);
+		last = qfs_wal_last(g->wal);
+		if (last)
+			rc = qfs_wal_read(g->wal, first, last, verify_cb, NULL);
+		if (rc)
+			QFS_LOG(QFS_LOG_ERR, "rnode wal verify failed group=%016" PRIx64 " node=%u first=%" PRIu64
+				" last=%" PRIu64 " err=%s", id, rn->id, first, last, qfs_strerror(rc));
+	}
+	group_put(rn, g);
+	return rc;
+}
+
 struct apply_walk {
 	struct qfs_rnode *rn;
 	struct group *g;
@@ -996,6 +1113,8 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		return rc;
 	}
 	g->applied = lsn;
+	if (g->snap_wait && g->snap_wait->lsn == lsn)
+		snap_wait_end(w->rn, g, 0);
 	while (g->pending && g->pending->lsn <= lsn) {
 		struct proposal *pr = g->pending;
 
@@ -1730,6 +1849,8 @@ static int io_drop(struct qfs_rnode *rn, qfs_group_t id)
 	pthread_mutex_unlock(&g->mu);
 	pthread_rwlock_unlock(&g->rw);
 	pending_fail_after(rn, g, 0, QFS_ENOGROUP);
+	if (g->snap_wait)
+		snap_wait_end(rn, g, QFS_ENOGROUP);
 	qfs_wal_close(g->wal);
 	g->wal = NULL;
 	rc2 = finish_drop(rn, id);
@@ -1802,6 +1923,14 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 		int rc;
 
 		list = r->next;
+		if (r->type == IOREQ_SNAP) {
+			io_snap(rn, r);
+			continue;
+		}
+		if (r->type == IOREQ_WAL_VERIFY) {
+			ioreq_done(rn, r, io_wal_verify(rn, r->group));
+			continue;
+		}
 		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) : io_release(rn, r->group, r->lsn);
 		pthread_mutex_lock(&rn->mu);
 		r->rc = rc;
@@ -1867,6 +1996,7 @@ static void *io_main(void *arg)
 				answer(rn, list, QFS_ESTOPPED, 0);
 			for (size_t i = 0; i < ng; i++)
 				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
+			snap_wait_check(rn, gs, ng, 1);
 			groups_put(rn, gs, ng);
 			break;
 		}
@@ -1893,6 +2023,7 @@ static void *io_main(void *arg)
 		flush_dirty(rn, NULL);
 		next = timers(rn, gs, ng, hook, hook_arg);
 		flush_dirty(rn, &next);
+		snap_wait_check(rn, gs, ng, 0);
 		groups_put(rn, gs, ng);
 	}
 	return NULL;
@@ -2432,4 +2563,34 @@ void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out)
 	out->fsyncs = __atomic_load_n(&rn->st_fsyncs, __ATOMIC_RELAXED);
 	out->frames_in = __atomic_load_n(&rn->st_in, __ATOMIC_RELAXED);
 	out->frames_out = __atomic_load_n(&rn->st_out, __ATOMIC_RELAXED);
+}
+
+/* See rnode.h.  Queued as IOREQ_SNAP; the I/O thread answers it at once or
+ * parks it on the group until apply_cb reaches lsn (snap_wait_check fails
+ * it on timeout, stop, drop, close or when applied jumps past lsn). */
+int qfs_rnode_snap_at(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn, uint32_t timeout_ms,
+		      struct qfs_store_snap **out)
+{
+	struct ioreq r = { .type = IOREQ_SNAP, .group = group, .lsn = lsn };
+	int rc;
+
+	r.deadline_ms = qfs_clock_mono_ms() + timeout_ms;
+	rc = io_submit(rn, &r);
+	if (rc == 0)
+		*out = r.snap;
+	return rc;
+}
+
+/* See rnode.h. */
+int qfs_rnode_verify(struct qfs_rnode *rn)
+{
+	return qfs_store_verify(rn->store);
+}
+
+/* See rnode.h.  Carried out by the I/O thread, which owns the WAL. */
+int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_WAL_VERIFY, .group = group };
+
+	return io_submit(rn, &r);
 }
