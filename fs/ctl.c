@@ -13,6 +13,9 @@
  *   .quorumfs/nodes    the storage nodes, one line each; root may write
  *                      "stop N" or "start N" to it: a TEST HOOK that powers a
  *                      node off or on (fault injection, doc/cell.md)
+ *   .quorumfs/scrub    the scrubber's state and per-group results; root may
+ *                      write "start" to start a pass (doc/scrub.md)
+ *   .quorumfs/alarms   every active alarm with the time it was raised
  */
 #include "config.h"
 
@@ -35,6 +38,8 @@ static const struct ctl_file files[] = {
 	{ 4, "stats" },
 	{ 5, "archive" },
 	{ QFS_CTL_NODES_INO, "nodes" },
+	{ QFS_CTL_SCRUB_INO, "scrub" },
+	{ QFS_CTL_ALARMS_INO, "alarms" },
 	{ QFS_CTL_CAPACITY_INO, "capacity" },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
@@ -56,7 +61,7 @@ static void fill(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st)
 	if (ino == QFS_CTL_DIR_INO) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
-	} else if (ino == QFS_CTL_NODES_INO) {
+	} else if (qfs_fs_ctl_writable(ino)) {
 		st->st_mode = S_IFREG | 0644;
 		st->st_nlink = 1;
 	} else {
@@ -134,6 +139,14 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 	} else if (ino == QFS_CTL_NODES_INO) {
 		if (fs->o->nodes_text)
 			fs->o->nodes_text(fs->o->nodes_arg, &b);
+	} else if (ino == QFS_CTL_SCRUB_INO) {
+		if (fs->o->scrub_text)
+			fs->o->scrub_text(fs->o->scrub_arg, &b);
+		else
+			qfs_buf_printf(&b, "state off\n");
+	} else if (ino == QFS_CTL_ALARMS_INO) {
+		if (fs->o->alarms_text)
+			fs->o->alarms_text(fs->o->scrub_arg, &b);
 	} else if (ino == QFS_CTL_DIR_INO) {
 		return -EISDIR;
 	} else {
@@ -154,12 +167,19 @@ int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t
 	unsigned id;
 	int n;
 
-	if (ino != QFS_CTL_NODES_INO)
+	if (!qfs_fs_ctl_writable(ino))
 		return -EROFS;
 	if (size >= sizeof(cmd))
 		return -EINVAL;
 	memcpy(cmd, buf, size);
 	cmd[size] = '\0';
+	if (ino == QFS_CTL_SCRUB_INO) {
+		if (sscanf(cmd, "%15s %1s", verb, extra) != 1 || strcmp(verb, "start"))
+			return -EINVAL;
+		if (!fs->o->scrub_ctl)
+			return -EINVAL;
+		return fs->o->scrub_ctl(fs->o->scrub_arg, verb);
+	}
 	n = sscanf(cmd, "%15s %u %1s", verb, &id, extra);
 	if (n != 2 || (strcmp(verb, "stop") && strcmp(verb, "start")) || id == 0 || id > 65535)
 		return -EINVAL;

@@ -183,16 +183,23 @@ int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);
 /* ctl.c: the .quorumfs control tree (inodes 2..1023), read-only but for the
  * nodes file (QFS_CTL_NODES_INO). */
 #define QFS_CTL_DIR_INO 2
-#define QFS_CTL_NODES_INO 6 /* the one writable control file */
+#define QFS_CTL_NODES_INO 6 /* writable by root: stop/start N */
+#define QFS_CTL_SCRUB_INO 7 /* writable by root: start */
+#define QFS_CTL_ALARMS_INO 8
+static inline int qfs_fs_ctl_writable(unsigned long ino)
+{
+	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
+}
 #define QFS_CTL_CAPACITY_INO 12 /* .quorumfs/capacity (admission control) */
 /* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
 int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);
 int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len);
-/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes
- * (trailing newline allowed).  0, -EROFS (another file), -EINVAL (bad
- * command or node), or the error of the node_ctl callback (fs.h; the cell's
- * qfs_cell_node_stop/start: -EALREADY...). */
+/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes,
+ * "start" to scrub (trailing newline allowed).  0, -EROFS (another file),
+ * -EINVAL (bad command or node), or the error of the node_ctl / scrub_ctl
+ * callback (fs.h; the cell's qfs_cell_node_stop/start: -EALREADY...; the
+ * scrubber's -EBUSY). */
 int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t size);
 /* Fill a readdir (plus != 0: readdirplus, no lookup counted) buffer for
  * the control dir from offset off; returns the bytes used. */

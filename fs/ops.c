@@ -382,14 +382,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	if (qfs_fs_is_ctl(ino)) {
 		/* `echo stop 2 > nodes` truncates first: accept size 0 there. */
-		if (ino == QFS_CTL_NODES_INO && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0 &&
+		if (qfs_fs_ctl_writable(ino) && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0 &&
 		    fuse_req_ctx(req)->uid == 0) {
 			qfs_fs_ctl_getattr(fs, ino, &st);
 			qfs_fs_done(req, FOP_SETATTR, t0, 0);
 			fuse_reply_attr(req, &st, 0);
 			return;
 		}
-		return qfs_fs_fail(req, FOP_SETATTR, t0, ino == QFS_CTL_NODES_INO ? -EACCES : -EROFS,
+		return qfs_fs_fail(req, FOP_SETATTR, t0, qfs_fs_ctl_writable(ino) ? -EACCES : -EROFS,
 				   "control tree is read-only");
 	}
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
@@ -1472,11 +1472,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (qfs_fs_is_ctl(ino)) {
 		struct ctl_handle *h;
 		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-			if (ino != QFS_CTL_NODES_INO)
+			if (!qfs_fs_ctl_writable(ino))
 				return qfs_fs_fail(req, FOP_OPEN, t0, -EROFS, "control tree is read-only");
 			if (fuse_req_ctx(req)->uid != 0)
 				return qfs_fs_fail(req, FOP_OPEN, t0, -EACCES, "only root may write %s",
-						   ".quorumfs/nodes");
+						   ino == QFS_CTL_SCRUB_INO ? ".quorumfs/scrub" : ".quorumfs/nodes");
 		}
 		h = calloc(1, sizeof(*h));
 		if (!h)
@@ -1732,7 +1732,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		rc = qfs_fs_ctl_command(fs, ino, buf, size);
 		if (rc)
 			return qfs_fs_fail(req, FOP_WRITE, t0, rc, "control command '%.*s'", shown, buf);
-		QFS_LOG(QFS_LOG_WARN, "control command '%.*s' done (test hook)", shown, buf);
+		QFS_LOG(QFS_LOG_WARN, "control command '%.*s' done%s", shown, buf,
+			ino == QFS_CTL_NODES_INO ? " (test hook)" : "");
 		qfs_fs_done(req, FOP_WRITE, t0, 0);
 		fuse_reply_write(req, size);
 		return;

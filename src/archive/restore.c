@@ -95,6 +95,7 @@ struct replay {
 	qfs_group_t group;
 	qfs_lsn_t applied;
 	uint64_t t_ns;
+	qfs_lsn_t max_lsn;  /* stop after this LSN (UINT64_MAX: no limit) */
 	int rc;       /* store error */
 	int gap;      /* LSN did not follow */
 };
@@ -111,7 +112,7 @@ static int replay_rec(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8
 		r->gap = 1;
 		return -ENODATA;
 	}
-	if (time_ns > r->t_ns)
+	if (time_ns > r->t_ns || lsn > r->max_lsn)
 		return REPLAY_STOP;
 	if (type == QFS_REPL_ENTRY_NOOP)
 		rc = qfs_store_apply_noop(r->c->st, r->group, lsn);
@@ -194,20 +195,44 @@ out:
 	return rc;
 }
 
-/* Rebuild group as of c->o->time_ns into the scratch store.  *applied: the
- * last LSN applied. */
-static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_t *applied)
+/* The plan for exactly max_lsn: the newest snapshot at or below it, then
+ * the segments above it.  0 or -ENODATA (a hole). */
+static int plan_lsn(const struct qfs_arch_manifest *m, qfs_lsn_t max_lsn, struct qfs_arch_plan *pl)
+{
+	pl->snap = -1;
+	pl->from = 0;
+	for (size_t i = 0; i < m->nsnaps; i++)
+		if (m->snaps[i].lsn <= max_lsn) {
+			pl->snap = (long)i;
+			pl->from = m->snaps[i].lsn;
+		}
+	pl->seg_lo = 0;
+	while (pl->seg_lo < m->nsegs && m->segs[pl->seg_lo].last <= pl->from)
+		pl->seg_lo++;
+	pl->seg_hi = m->nsegs;
+	if (pl->from < max_lsn && (pl->seg_lo == m->nsegs || m->segs[pl->seg_lo].first > pl->from + 1))
+		return -ENODATA;
+	return 0;
+}
+
+/* Rebuild group as of c->o->time_ns (max_lsn == UINT64_MAX) or as of
+ * exactly max_lsn into the scratch store.  *applied: the last LSN applied.
+ * With max_lsn: -EAGAIN when the archive does not reach it yet. */
+static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_t max_lsn,
+		   qfs_lsn_t *applied)
 {
 	char key[QFS_ARCH_KEY_MAX];
 	struct qfs_arch_manifest m;
 	struct qfs_arch_plan pl;
-	struct replay r = { .c = c, .group = group, .t_ns = c->o->time_ns };
+	struct replay r = { .c = c, .group = group, .t_ns = c->o->time_ns, .max_lsn = max_lsn };
 	void *data = NULL;
 	size_t len = 0;
 	int rc;
 
 	qfs_arch_key_manifest(key, group);
 	rc = qfs_objstore_get(c->os, key, 0, 0, &data, &len);
+	if (rc == -ENOENT && max_lsn != UINT64_MAX)
+		return failf(c, -EAGAIN, "%s is not archived yet", what);
 	if (rc == -ENOENT)
 		return failf(c, -ENODATA, "no archive of %s at %s (object %s missing)", what,
 			     qfs_objstore_describe(c->os), key);
@@ -223,7 +248,23 @@ static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_
 		qfs_arch_manifest_close(&m);
 		return failf(c, rc, "archived manifest %s is unreadable: %s", key, qfs_strerror(rc));
 	}
-	rc = qfs_arch_plan(&m, c->o->time_ns, &pl);
+	if (max_lsn != UINT64_MAX && qfs_arch_manifest_last(&m) < max_lsn) {
+		rc = failf(c, -EAGAIN, "%s is archived up to LSN %llu only", what,
+			   (unsigned long long)qfs_arch_manifest_last(&m));
+		goto out;
+	}
+	rc = max_lsn != UINT64_MAX ? plan_lsn(&m, max_lsn, &pl) : qfs_arch_plan(&m, c->o->time_ns, &pl);
+	if (rc && max_lsn == UINT64_MAX && qfs_arch_earliest(&m) != 0 && qfs_arch_earliest(&m) != UINT64_MAX) {
+		uint64_t e = qfs_arch_earliest(&m);
+		time_t sec = (time_t)((e + 999999999ull) / 1000000000ull); /* rounded up */
+		struct tm tm;
+		char when[64] = "?";
+		if (gmtime_r(&sec, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		failf(c, rc, "the archive of %s no longer reaches back to the requested time: the earliest "
+		      "restorable time is %s (archive retention)", what, when);
+		goto out;
+	}
 	if (rc) {
 		failf(c, rc, "the archive of %s does not reach back to the requested time (first archived LSN %llu, no usable snapshot)",
 		      what, m.nsegs ? (unsigned long long)m.segs[0].first : 0ull);
@@ -301,6 +342,11 @@ static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_
 			failf(c, rc, "replay of %s failed: %s", key, qfs_strerror(rc));
 			goto out;
 		}
+	}
+	if (max_lsn != UINT64_MAX && r.applied != max_lsn) {
+		rc = failf(c, -ENODATA, "archive of %s ends at LSN %llu before %llu", what,
+			   (unsigned long long)r.applied, (unsigned long long)max_lsn);
+		goto out;
 	}
 	*applied = r.applied;
 out:
@@ -719,7 +765,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		goto out_rm;
 	}
 
-	if ((rc = rebuild(&c, QFS_META_GROUP, "the table list (meta group)", &meta_lsn)) != 0)
+	if ((rc = rebuild(&c, QFS_META_GROUP, "the table list (meta group)", UINT64_MAX, &meta_lsn)) != 0)
 		goto out_store;
 	rc = lookup(&c, QFS_META_GROUP, QFS_ROOT_INO, o->table, strlen(o->table), &td);
 	if (rc == -ENOENT) {
@@ -731,7 +777,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		goto out_store;
 	}
 	snprintf(what, sizeof(what), "table '%s'", o->table);
-	if ((rc = rebuild(&c, td.group, what, &lsn)) != 0)
+	if ((rc = rebuild(&c, td.group, what, UINT64_MAX, &lsn)) != 0)
 		goto out_store;
 
 	/* Resolve the path inside the table. */
@@ -796,5 +842,178 @@ out_rm:
 	nftw(c.scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 out_close_os:
 	qfs_objstore_close(c.os);
+	return rc;
+}
+
+/* ------------------------------------------------- scrub: reference, verify */
+
+static int scratch_open(struct rctx *c, const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
+			char *err, size_t err_len)
+{
+	const char *tmp = tmp_dir ? tmp_dir : getenv("TMPDIR");
+	int rc;
+
+	c->err = err;
+	c->err_len = err_len;
+	err[0] = '\0';
+	rc = qfs_objstore_open(cfg, &c->os);
+	if (rc)
+		return failf(c, rc, "cannot open the archive %s: %s", cfg->url ? cfg->url : "-",
+			     qfs_strerror(rc));
+	snprintf(c->scratch, sizeof(c->scratch), "%s/qfs-scrub.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->scratch)) {
+		rc = failf(c, -errno, "scratch directory %s: %s", c->scratch, strerror(errno));
+		qfs_objstore_close(c->os);
+		return rc;
+	}
+	return 0;
+}
+
+static void scratch_close(struct rctx *c)
+{
+	nftw(c->scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	qfs_objstore_close(c->os);
+}
+
+/* See archive.h.  Reuses rebuild() (the restore's replay) with an LSN cut. */
+int qfs_archive_reference(const struct qfs_objstore_cfg *cfg, const char *tmp_dir, qfs_group_t group,
+			  qfs_lsn_t lsn, struct qfs_store *st, char *err, size_t err_len)
+{
+	struct qfs_restore_opts o = { .time_ns = UINT64_MAX };
+	struct rctx c;
+	char what[40];
+	qfs_lsn_t applied = 0;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.o = &o;
+	if ((rc = scratch_open(&c, cfg, tmp_dir, err, err_len)))
+		return rc;
+	c.st = st;
+	snprintf(what, sizeof(what), "group %016llx", (unsigned long long)group);
+	qfs_arch_read_lock();
+	rc = rebuild(&c, group, what, lsn, &applied);
+	qfs_arch_read_unlock();
+	scratch_close(&c);
+	return rc;
+}
+
+/* See archive.h. */
+int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
+			     qfs_group_t group, uint64_t *objects, char *err, size_t err_len)
+{
+	char key[QFS_ARCH_KEY_MAX];
+	struct qfs_arch_manifest m;
+	struct rctx c;
+	void *data = NULL;
+	size_t len = 0;
+	uint64_t n = 0;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if ((rc = scratch_open(&c, cfg, tmp_dir, err, err_len)))
+		return rc;
+	qfs_arch_read_lock();
+	qfs_arch_key_manifest(key, group);
+	rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
+	if (rc == -ENOENT) {
+		rc = failf(&c, -EAGAIN, "group %016llx is not archived yet", (unsigned long long)group);
+		goto out_close;
+	}
+	if (rc == QFS_ECORRUPT) {
+		rc = failf(&c, rc, "archived object %s is corrupt (checksum mismatch)", key);
+		goto out_close;
+	}
+	if (rc) {
+		store_fail(&c, rc, "cannot read", key);
+		goto out_close;
+	}
+	qfs_arch_manifest_init(&m, group);
+	/* decode checks the manifest's own checksum and the LSN continuity */
+	rc = qfs_arch_manifest_decode(data, len, group, &m);
+	free(data);
+	n++;
+	if (rc) {
+		failf(&c, rc, "archived manifest %s is unreadable: %s", key, qfs_strerror(rc));
+		goto out_m;
+	}
+	for (size_t i = 0; i < m.nsegs; i++) {
+		const struct qfs_arch_seg *s = &m.segs[i];
+		struct qfs_arch_seg got;
+		const char *why = "";
+
+		qfs_arch_key_seg(key, group, s->first, s->last);
+		rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
+		if (rc == QFS_ECORRUPT || rc == -ENOENT) {
+			failf(&c, QFS_ECORRUPT, "archived object %s is %s", key,
+			      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
+			rc = QFS_ECORRUPT;
+			goto out_m;
+		}
+		if (rc) {
+			store_fail(&c, rc, "cannot read", key);
+			goto out_m;
+		}
+		n++;
+		if (len != s->size || qfs_crc32c(0, data, len) != s->crc) {
+			free(data);
+			rc = failf(&c, QFS_ECORRUPT,
+				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
+			goto out_m;
+		}
+		rc = qfs_arch_seg_walk(data, len, NULL, NULL, &got, &why);
+		free(data);
+		if (rc == 0 && (got.first != s->first || got.last != s->last)) {
+			rc = QFS_ECORRUPT;
+			why = "LSN range differs from the manifest";
+		}
+		if (rc) {
+			failf(&c, rc, "archived object %s is corrupt: %s", key, why);
+			goto out_m;
+		}
+	}
+	for (size_t i = 0; i < m.nsnaps; i++) {
+		const struct qfs_arch_snap *sn = &m.snaps[i];
+		const char *why = "";
+		qfs_group_t g;
+		qfs_lsn_t l;
+		uint64_t t, items;
+
+		qfs_arch_key_snap(key, group, sn->lsn);
+		rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
+		if (rc == QFS_ECORRUPT || rc == -ENOENT) {
+			failf(&c, QFS_ECORRUPT, "archived object %s is %s", key,
+			      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
+			rc = QFS_ECORRUPT;
+			goto out_m;
+		}
+		if (rc) {
+			store_fail(&c, rc, "cannot read", key);
+			goto out_m;
+		}
+		n++;
+		if (len != sn->size || qfs_crc32c(0, data, len) != sn->crc) {
+			free(data);
+			rc = failf(&c, QFS_ECORRUPT,
+				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
+			goto out_m;
+		}
+		rc = qfs_arch_snap_walk(data, len, NULL, NULL, &g, &l, &t, &items, &why);
+		free(data);
+		if (rc == 0 && (g != group || l != sn->lsn || items != sn->items)) {
+			rc = QFS_ECORRUPT;
+			why = "header or item count differs from the manifest";
+		}
+		if (rc) {
+			failf(&c, rc, "archived object %s is corrupt: %s", key, why);
+			goto out_m;
+		}
+	}
+	*objects = n;
+out_m:
+	qfs_arch_manifest_close(&m);
+out_close:
+	qfs_arch_read_unlock();
+	scratch_close(&c);
 	return rc;
 }
