@@ -540,7 +540,9 @@ static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double
 	return d->local > 0;
 }
 
-static void charge(struct qfs_admit *a, struct admit_table *t, int k, double units, int headroom, int force)
+/* Take units of kind k from the node, partition and local buckets and count
+ * them; force (a wait ran out, or a settle) caps the debt left.  a->mu held. */
+static void charge(struct qfs_admit *a, struct admit_table *t, int k, double units, int force)
 {
 	struct admit_dim *d = &t->d[k];
 
@@ -554,7 +556,6 @@ static void charge(struct qfs_admit *a, struct admit_table *t, int k, double uni
 		if (d->local < -d->limit * wait_s(a))
 			d->local = -d->limit * wait_s(a);
 	}
-	(void)headroom;
 	d->win_units += units;
 	d->consumed += (uint64_t)units;
 }
@@ -592,7 +593,7 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 		*wait_ns = w ? w : POLL_MIN_NS;
 		return -EAGAIN;
 	}
-	charge(a, t, kind, units, headroom, force);
+	charge(a, t, kind, units, force);
 	pthread_mutex_unlock(&a->mu);
 	return 0;
 }
@@ -605,7 +606,7 @@ void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kin
 	pthread_mutex_lock(&a->mu);
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (t)
-		charge(a, t, kind, units, 0, 1);
+		charge(a, t, kind, units, 1);
 	pthread_mutex_unlock(&a->mu);
 }
 
