@@ -669,6 +669,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		if (drc)
 			QFS_LOG(QFS_LOG_WARN, "replaced table's group not dropped group=%016llx err=%s",
 				(unsigned long long)dst.group, qfs_strerror(drc));
+		qfs_admit_drop(r->admit, dst.group);
 	}
 	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", oldname, newname);
 out:
