@@ -1404,6 +1404,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+	/* both names (an exchange too) are read from the store */
+	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	if (flags & RENAME_EXCHANGE) {
 		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
 		struct qfs_ts when;
@@ -1419,8 +1422,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		moved_to(fs, yo.ino, S_ISDIR(yo.type), p1, &when);
 		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
-	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
-		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };
