@@ -1169,6 +1169,10 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			rc = -EISDIR;
 			goto out;
 		}
+		/* its emptiness is read from the store: a file created in it
+		 * and still open (pend.c) must be there first */
+		if (S_ISDIR(y.type) && (rc = qfs_fs_pend_flush_dir(fs, y.ino)))
+			goto out;
 		if (!S_ISDIR(y.type)) {
 			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
 			if (!yin) {

@@ -226,6 +226,25 @@ def exchange_with_a_file_being_created():
 
 
 @check
+def rename_over_a_directory_holding_a_file_being_created():
+    # the target directory looks empty in the store while a file created in
+    # it is still open: rename over it must fail ENOTEMPTY, not delete it
+    d = P("pr")
+    os.mkdir(d)
+    src, dst = os.path.join(d, "src"), os.path.join(d, "dst")
+    os.mkdir(src)
+    os.mkdir(dst)
+    data = os.urandom(3000)
+    fd = os.open(os.path.join(dst, "f"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        expect_err("ENOTEMPTY", os.rename, src, dst)
+    finally:
+        os.close(fd)
+    eq("the file in the target directory after close", rfile(os.path.join(dst, "f")), data)
+
+
+@check
 def open_with_links():
     # in its own table: rmdir of the table says whether an orphan is left
     t = os.path.join(MNT, "lk_hold")
