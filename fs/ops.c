@@ -1390,6 +1390,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		if (flags & RENAME_EXCHANGE)
 			return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE of two tables %.64s <-> %.64s",
 					   n1, n2);
+		/* a table replaced must be empty, which is read from the store:
+		 * the files created in its top directory and still open first */
+		struct qfs_table tb;
+		if (qfs_router_table_lookup(fs->r, n2, &tb) == 0 && strcmp(n1, n2) &&
+		    (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of table=%.64s", n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);

@@ -151,6 +151,27 @@ os.write(fr, b)  # still writable, unlinked
 os.close(fr)
 PY
 
+# a table renamed over another one that holds only a file still open from
+# its create: ENOTEMPTY, as for a directory (no fork while the file is
+# open: a child's close-on-exec of its copy would write it back)
+python3 - "$MNT" <<'PY' || fail "table renamed over one holding a pending file"
+import errno, os, sys
+m = sys.argv[1]
+os.mkdir(f"{m}/fc_t1")
+os.mkdir(f"{m}/fc_t2")
+data = os.urandom(4000)
+fd = os.open(f"{m}/fc_t2/f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, data)
+try:
+    os.rename(f"{m}/fc_t1", f"{m}/fc_t2")
+    sys.exit("rename of a table over one holding a file being created succeeded")
+except OSError as e:
+    assert e.errno == errno.ENOTEMPTY, e
+finally:
+    os.close(fd)
+assert open(f"{m}/fc_t2/f", "rb").read() == data, "the file after close"
+PY
+
 # --- 3. O_EXCL races between two processes
 mkdir "$A/x"
 python3 - "$A/x" <<'PY' || fail "O_EXCL race"
