@@ -1169,6 +1169,10 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			rc = -EISDIR;
 			goto out;
 		}
+		/* its emptiness is read from the store: a file created in it
+		 * and still open (pend.c) must be there first */
+		if (S_ISDIR(y.type) && (rc = qfs_fs_pend_flush_dir(fs, y.ino)))
+			goto out;
 		if (!S_ISDIR(y.type)) {
 			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
 			if (!yin) {
@@ -1386,6 +1390,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		if (flags & RENAME_EXCHANGE)
 			return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE of two tables %.64s <-> %.64s",
 					   n1, n2);
+		/* a table replaced must be empty, which is read from the store:
+		 * the files created in its top directory and still open first */
+		struct qfs_table tb;
+		if (qfs_router_table_lookup(fs->r, n2, &tb) == 0 && strcmp(n1, n2) &&
+		    (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of table=%.64s", n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
@@ -1404,6 +1414,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+	/* both names (an exchange too) are read from the store */
+	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	if (flags & RENAME_EXCHANGE) {
 		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
 		struct qfs_ts when;
@@ -1419,8 +1432,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		moved_to(fs, yo.ino, S_ISDIR(yo.type), p1, &when);
 		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
-	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
-		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };

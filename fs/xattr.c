@@ -124,6 +124,9 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	if (rc == 0 && in->loaded) {
 		in->attr.mode = (in->attr.mode & S_IFMT) | mode;
 		in->attr.ctime = now;
+		/* the ACL stored now replaces the one a deferred chmod by ACL
+		 * was to drop: the write-back must not drop this one */
+		in->acl_drop = false;
 	}
 out_txn:
 	qfs_txn_close(&t);
