@@ -778,12 +778,12 @@ static void *hup_main(void *arg)
 			return NULL;
 		int rc = qfs_log_reopen();
 		if (rc == -ENOENT)
-			QFS_LOG(QFS_LOG_INFO, "signal=SIGHUP log not reopened: logging to stderr, not to a file");
+			QFS_LOG(QFS_LOG_INFO, "log not reopened signal=SIGHUP why=\"logging to stderr, not to a file\"");
 		else if (rc)
-			QFS_LOG(QFS_LOG_ERR, "signal=SIGHUP log reopen failed file=%s err=%s", qfs_log_file(),
+			QFS_LOG(QFS_LOG_ERR, "log reopen failed signal=SIGHUP file=%s err=%s", qfs_log_file(),
 				strerror(-rc));
 		else
-			QFS_LOG(QFS_LOG_INFO, "signal=SIGHUP log reopened file=%s", qfs_log_file());
+			QFS_LOG(QFS_LOG_INFO, "log reopened signal=SIGHUP file=%s", qfs_log_file());
 	}
 }
 

@@ -44,6 +44,10 @@ void qfs_buf_put_esc(struct qfs_buf *b, const char *s);
 /* Write s escaped into out[len] (NUL-terminated; cut at a whole escape if
  * out is too small) and return out, for use as a printf argument. */
 const char *qfs_esc(const char *s, char *out, size_t len);
+/* s (a name of up to QFS_NAME_MAX bytes, longer is cut) escaped into a
+ * temporary that lives until the end of the enclosing block: for log
+ * arguments, e.g. QFS_LOG(..., "name=%s", QFS_ESC_NAME(name)). */
+#define QFS_ESC_NAME(s) qfs_esc((s), (char[QFS_ESC_MAX(255)]){ 0 }, QFS_ESC_MAX(255))
 /* Take ownership of the data: returns it (may be NULL if len 0) and resets b. */
 uint8_t *qfs_buf_steal(struct qfs_buf *b, size_t *len);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/key.h"
@@ -270,7 +271,9 @@ static int table_droppable(struct qfs_router *r, const struct qfs_table *t)
 	if (rc > 0)
 		return -ENOTEMPTY;
 	if (rc == 0 && (rc = dir_has_entries(r, t->group, 0)) > 0) {
-		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s", t->name);
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s",
+			qfs_esc(t->name, en, sizeof(en)));
 		return -EBUSY;
 	}
 	return rc;
@@ -289,8 +292,10 @@ static int read_table(struct qfs_router *r, const char *name, struct qfs_table *
 		return rc;
 	rc = qfs_dentry_decode(val, vlen, &d);
 	if (rc) {
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 		free(val);
-		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", name, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", qfs_esc(name, en, sizeof(en)),
+			qfs_strerror(rc));
 		return rc;
 	}
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -423,7 +428,11 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->ino = ino;
 	out->group = ino;
-	QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", name, (unsigned long long)ino);
+	if (QFS_LOG_INFO <= qfs_log_level) {
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+		QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", qfs_esc(name, en, sizeof(en)),
+			(unsigned long long)ino);
+	}
 	qfs_txn_close(&t);
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
@@ -515,11 +524,13 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
 	rc = qfs_cell_group_drop(r->cell, tb.group);
+	char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+	qfs_esc(name, en, sizeof(en));
 	if (rc) /* the table is gone; the next start drops the orphan group */
 		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
-			name, (unsigned long long)tb.group, qfs_strerror(rc));
+			en, (unsigned long long)tb.group, qfs_strerror(rc));
 	rc = 0;
-	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)tb.group);
+	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", en, (unsigned long long)tb.group);
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
@@ -769,8 +780,9 @@ void qfs_router_free(struct qfs_router *r)
 
 static int status_table(const struct qfs_table *t, void *arg)
 {
-	qfs_buf_printf(arg, "table %s group %016llx ino %llu\n", t->name, (unsigned long long)t->group,
-		       (unsigned long long)t->ino);
+	qfs_buf_printf(arg, "table ");
+	qfs_buf_put_esc(arg, t->name);
+	qfs_buf_printf(arg, " group %016llx ino %llu\n", (unsigned long long)t->group, (unsigned long long)t->ino);
 	return 0;
 }
 
@@ -794,7 +806,9 @@ static int stats_table(const struct qfs_table *t, void *arg)
 	if (!m)
 		return 0;
 	for (int i = 0; i < QFS_ROUTER_NOPS; i++) {
-		qfs_buf_printf(c->out, "table %s op %s", t->name, op_names[i]);
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_buf_printf(c->out, " op %s", op_names[i]);
 		qfs_hist_format(&m->op[i], c->out);
 		qfs_buf_put_u8(c->out, '\n');
 	}
