@@ -402,10 +402,11 @@ static int is_mount_point(const char *path, char *fstype, size_t len)
 /* Make arg absolute without creating anything: realpath of its longest
  * existing prefix, then the missing components (".", ".." resolved by
  * name: they do not exist, so no symlink can be among them).  0 or -errno. */
-static int resolve_path(const char *arg, char *out)
+static int resolve_path_depth(const char *arg, char *out, int depth)
 {
 	char head[PATH_MAX], rest[PATH_MAX] = "", res[PATH_MAX];
 	size_t n = strlen(arg);
+	struct stat st;
 
 	if (n == 0 || n >= sizeof(head))
 		return n ? -ENAMETOOLONG : -ENOENT;
@@ -415,6 +416,24 @@ static int resolve_path(const char *arg, char *out)
 			break;
 		if (errno != ENOENT)
 			return -errno;
+		if (lstat(head, &st) == 0 && S_ISLNK(st.st_mode)) {
+			/* a dangling symlink: follow it by hand */
+			char target[PATH_MAX], next[PATH_MAX * 2 + 2];
+			ssize_t tl = readlink(head, target, sizeof(target) - 1);
+			char *slash = strrchr(head, '/');
+
+			if (tl < 0 || depth > 40)
+				return tl < 0 ? -errno : -ELOOP;
+			target[tl] = '\0';
+			if (target[0] == '/' || !slash)
+				snprintf(next, sizeof(next), "%s%s%s", target, rest[0] ? "/" : "", rest);
+			else
+				snprintf(next, sizeof(next), "%.*s/%s%s%s", (int)(slash - head), head, target,
+					 rest[0] ? "/" : "", rest);
+			if (strlen(next) >= PATH_MAX)
+				return -ENAMETOOLONG;
+			return resolve_path_depth(next, out, depth + 1);
+		}
 		char *slash = strrchr(head, '/');
 		char tail[PATH_MAX];
 		if (!slash) {
@@ -451,6 +470,11 @@ static int resolve_path(const char *arg, char *out)
 	}
 	memcpy(out, res, strlen(res) + 1);
 	return 0;
+}
+
+static int resolve_path(const char *arg, char *out)
+{
+	return resolve_path_depth(arg, out, 0);
 }
 
 /* 1 if path is dir or below it (both resolved). */

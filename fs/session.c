@@ -331,8 +331,8 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	fs->se = NULL;
 	fuse_session_unmount(se);
 	flush_all(fs);
-	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s why=%s", qfs_esc(o->mountpoint, em, sizeof(em)),
-		sig ? sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal" : "umount");
+	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s why=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),
+		sig ? "SIG" : "", sig ? sigabbrev_np(sig) ? sigabbrev_np(sig) : "NAL" : "umount");
 err_signals:
 	fuse_remove_signal_handlers(se);
 err_session:
