@@ -5,7 +5,11 @@
  * write(2) to stderr, so concurrent lines never interleave (POSIX makes
  * writes up to PIPE_BUF atomic on pipes; on files and ttys one write call
  * keeps a line in one piece in practice).  After qfs_log_use_syslog() lines
- * go to syslog(3), which is thread-safe, without our timestamp.
+ * go to syslog(3), which is thread-safe, without our timestamp.  Control
+ * bytes of the formatted text are written as \ooo, so one call is one line.
+ * qfs_log_open_file puts a log file on fd 2; qfs_log_reopen opens it again
+ * after logrotate moved it (dup2 swaps it atomically under concurrent
+ * writers).
  */
 #include "config.h"
 

@@ -280,4 +280,17 @@ grep -q 'WARN cell node directory empty node=[12]' "$LOG" && fail "WARN for a no
 cmp -s "$T/r1" "$MNT/t1/f" || fail "data lost after node 3 was emptied"
 [ -n "$(ls -A "$DATA/nodes/n3")" ] || fail "node 3's directory was not rebuilt"
 umount_wait
+
+# ---- 10. libfuse's own messages (debug tracing here) reach the log as
+# formatted lines; nothing goes around it
+"$QFS_BIN" mount -f -d -o log="$T/fg.log" "$DATA" "$MNT" >"$T/fg.out" 2>&1 &
+FG=$!
+for _ in $(seq 300); do mountpoint -q "$MNT" && [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.1; done
+ls "$MNT/t1" >/dev/null || fail "the foreground mount does not serve"
+fusermount3 -u "$MNT" || fail "fusermount3 -u of the foreground mount"
+wait "$FG" || fail "quorumfs -f exited non-zero after the unmount"
+grep -q 'DEBUG fuse msg="unique: [0-9]*, opcode: ' "$T/fg.log" || fail "libfuse's messages are not in the log as fuse msg= lines"
+bad=$(grep -vcE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z (ERR|WARN|INFO|DEBUG) [a-z]' "$T/fg.log")
+[ "$bad" -eq 0 ] || fail "$bad unformatted lines in the -d log"
+[ -s "$T/fg.out" ] && { cat "$T/fg.out" >&2; fail "quorumfs -f -o log=FILE wrote around its log"; }
 echo "PASS: mountsafety"
