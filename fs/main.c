@@ -487,6 +487,19 @@ static int path_within(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* 1 (with a reason in msg) if path, a file the daemon writes (what), lies
+ * inside the mountpoint mnt; 0 if not or if path is NULL. */
+static int inside_mount(const char *what, const char *path, const char *mnt, char *msg, size_t len)
+{
+	char abs[PATH_MAX];
+
+	if (!path || resolve_path(path, abs) != 0 || !path_within(abs, mnt))
+		return 0;
+	snprintf(msg, len, "%s %s is inside the mountpoint %s: quorumfs would wait on its own mount; "
+		 "choose a path outside the mountpoint", what, abs, mnt);
+	return 1;
+}
+
 /* The mountpoint must be an existing, empty (unless nonempty) directory
  * that is not a mount point already.  mnt gets its resolved path.  0, or
  * -1 with a one-line reason in msg. */
@@ -706,6 +719,10 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 	for (int i = 0; ignored_prefixes[i]; i++)
 		if (!strncmp(tok, ignored_prefixes[i], strlen(ignored_prefixes[i])))
 			return 0;
+	if (!strcmp(tok, "remount")) {
+		fprintf(stderr, "quorumfs: remount is not supported: unmount and mount again\n");
+		return -1;
+	}
 	if (!strcmp(tok, "ro") || !strcmp(tok, "rw")) {
 		m->readonly = tok[1] == 'o';
 		return 0;
@@ -996,6 +1013,13 @@ static int cmd_mount(int argc, char **argv)
 	if (!m.logfile && !foreground) {
 		snprintf(logpath, sizeof(logpath), "%s/quorumfs.log", data);
 		m.logfile = logpath;
+	}
+	if (inside_mount("log file", m.logfile, mnt, msg, sizeof(msg)) ||
+	    (m.ac.url && !strncmp(m.ac.url, "file://", 7) &&
+	     inside_mount("archive directory", m.ac.url + 7, mnt, msg, sizeof(msg)))) {
+		fprintf(stderr, "quorumfs: %s\n", msg);
+		close(lockfd);
+		return 1;
 	}
 	ready.mnt = mnt;
 

@@ -5,7 +5,8 @@
 #  1. Option values: -o replicas=2, reads=x, quorum_timeout=0 say "bad value"
 #     naming option and value; an unknown option says so; nothing mounted.
 #  2. Refusals, each with its exact message and no mount: a data directory
-#     inside the mountpoint (nothing created in it), a non-empty mountpoint
+#     inside the mountpoint (nothing created in it; also a log file or a
+#     file:// archive there), a non-empty mountpoint
 #     (accepted with -o nonempty), a data directory that is a file, a data
 #     directory on a read-only file system (a read-only bind mount), a
 #     missing mountpoint.
@@ -102,6 +103,9 @@ refused "data directory $MNT/data is inside the mountpoint $MNT" "$QFS_BIN" moun
 refused "data directory $MNT is inside the mountpoint $MNT" "$QFS_BIN" mount "$MNT" "$MNT"
 ln -s "$MNT/sub" "$T/link"
 refused "is inside the mountpoint $MNT" "$QFS_BIN" mount "$T/link" "$MNT"
+refused "log file $MNT/q.log is inside the mountpoint $MNT" "$QFS_BIN" mount -o log="$MNT/q.log" "$DATA" "$MNT"
+refused "archive directory $MNT/arch is inside the mountpoint $MNT" "$QFS_BIN" mount -o archive="file://$MNT/arch" "$DATA" "$MNT"
+[ -z "$(ls -A "$MNT")" ] || fail "a refused mount created something in the mountpoint: $(ls -A "$MNT")"
 echo x >"$MNT/file"
 refused "mountpoint $MNT is not empty" "$QFS_BIN" mount "$DATA" "$MNT"
 rm -f "$MNT/file"
