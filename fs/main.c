@@ -1130,8 +1130,10 @@ static int cmd_mount(int argc, char **argv)
 		.kernel_opts = m.kopts,
 	};
 	rc = qfs_fs_run(router, &fo);
-	if (rc)
-		report_failure(&ready, "mount failed; see the log");
+	if (rc) {
+		snprintf(msg, sizeof(msg), "could not mount on %s: %s", mnt, qfs_strerror(rc));
+		report_failure(&ready, msg);
+	}
 	sd_notify_text("STOPPING=1");
 	qfs_archive_stop(archive);
 err_router:

@@ -301,7 +301,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		goto err_session;
 	}
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
-		QFS_LOG(QFS_LOG_ERR, "mount failed mountpoint=%s err=\"see the fuse msg line above; is /dev/fuse usable?\"",
+		QFS_LOG(QFS_LOG_ERR, "fuse mount failed mountpoint=%s hint=\"see the fuse msg line above; is /dev/fuse usable?\"",
 			qfs_esc(o->mountpoint, em, sizeof(em)));
 		rc = -EIO;
 		goto err_signals;
