@@ -266,7 +266,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 
 	struct sweep_ctx sw = { fs, 0 };
 	if (o->readonly)
-		QFS_LOG(QFS_LOG_INFO, "read-only mount: files unlinked while open at the last stop stay until a read-write mount");
+		QFS_LOG(QFS_LOG_INFO, "orphan sweep skipped why=\"read-only mount: files unlinked while open at the last stop stay until a read-write mount\"");
 	else
 		qfs_router_table_list(r, "", sweep_table, &sw);
 	if (sw.removed)

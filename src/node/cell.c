@@ -639,7 +639,7 @@ static void wait_leaders(struct qfs_cell *c)
 			sleep_ms(10);
 	}
 	if (ready < all.n)
-		QFS_LOG(QFS_LOG_WARN, "cell open: group=%016" PRIx64 " has no leader after %" PRIu64 " ms",
+		QFS_LOG(QFS_LOG_WARN, "cell open no leader yet group=%016" PRIx64 " waited_ms=%" PRIu64,
 			all.v[ready], now_ms() - t0);
 	else
 		QFS_LOG(QFS_LOG_INFO, "cell leaders ready groups=%zu ms=%" PRIu64, all.n, now_ms() - t0);

@@ -30,6 +30,9 @@
 #     after fusermount3 -u it mounts.
 #  9. An emptied node directory (replaced disk) is rebuilt with a WARN line
 #     naming the node; the data is still all there.
+# 10. quorumfs mount -f -d -o log=FILE: libfuse's debug lines are in FILE as
+#     "fuse msg=" events, every line formatted, nothing on stderr; SIGINT
+#     unmounts and exits 0.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 
@@ -286,13 +289,15 @@ cmp -s "$T/r1" "$MNT/t1/f" || fail "data lost after node 3 was emptied"
 umount_wait
 
 # ---- 10. libfuse's own messages (debug tracing here) reach the log as
-# formatted lines; nothing goes around it
+# formatted lines; nothing goes around it; SIGINT unmounts
 "$QFS_BIN" mount -f -d -o log="$T/fg.log" "$DATA" "$MNT" >"$T/fg.out" 2>&1 &
 FG=$!
 for _ in $(seq 300); do mountpoint -q "$MNT" && [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.1; done
 ls "$MNT/t1" >/dev/null || fail "the foreground mount does not serve"
-fusermount3 -u "$MNT" || fail "fusermount3 -u of the foreground mount"
-wait "$FG" || fail "quorumfs -f exited non-zero after the unmount"
+kill -INT "$FG"
+wait "$FG" || fail "quorumfs -f exited non-zero after SIGINT"
+grep -q " $MNT " /proc/mounts && fail "the mount is still there after SIGINT"
+grep -q 'unmounted .*why=SIGINT' "$T/fg.log" || fail "no 'unmounted why=SIGINT' line"
 grep -q 'DEBUG fuse msg="unique: [0-9]*, opcode: ' "$T/fg.log" || fail "libfuse's messages are not in the log as fuse msg= lines"
 bad=$(grep -vcE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z (ERR|WARN|INFO|DEBUG) [a-z]' "$T/fg.log")
 [ "$bad" -eq 0 ] || fail "$bad unformatted lines in the -d log"
