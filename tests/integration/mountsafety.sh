@@ -290,7 +290,10 @@ umount_wait
 
 # ---- 10. libfuse's own messages (debug tracing here) reach the log as
 # formatted lines; nothing goes around it; SIGINT unmounts
-"$QFS_BIN" mount -f -d -o log="$T/fg.log" "$DATA" "$MNT" >"$T/fg.out" 2>&1 &
+# (a background job of a script starts with SIGINT ignored, which libfuse
+# respects: give it the default disposition, as a terminal's job has)
+python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+	"$QFS_BIN" mount -f -d -o log="$T/fg.log" "$DATA" "$MNT" >"$T/fg.out" 2>&1 &
 FG=$!
 for _ in $(seq 300); do mountpoint -q "$MNT" && [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.1; done
 ls "$MNT/t1" >/dev/null || fail "the foreground mount does not serve"
