@@ -632,17 +632,18 @@ static int take_lock(const char *data, int *fd, char *msg, size_t len)
 		return -1;
 	}
 	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-		ssize_t n = errno == EWOULDBLOCK ? pread(lfd, pid, sizeof(pid) - 1, 0) : -1;
+		int err = errno;
+		ssize_t n = err == EWOULDBLOCK ? pread(lfd, pid, sizeof(pid) - 1, 0) : -1;
 
 		if (n > 0) {
 			pid[n] = '\0';
 			pid[strcspn(pid, "\n")] = '\0';
 		}
-		if (errno == EWOULDBLOCK || n >= 0)
+		if (err == EWOULDBLOCK)
 			snprintf(msg, len, "data directory %s is in use by another quorumfs (%s%s%slock %s)", data,
 				 pid[0] ? "pid " : "", pid, pid[0] ? ", " : "", path);
 		else
-			snprintf(msg, len, "cannot lock %s: %s", path, strerror(errno));
+			snprintf(msg, len, "cannot lock %s: %s", path, strerror(err));
 		close(lfd);
 		return -1;
 	}
@@ -949,7 +950,7 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt, lockfd = -1;
-	char logpath[PATH_MAX], data[PATH_MAX], mnt[PATH_MAX], nodedir[PATH_MAX];
+	char logpath[PATH_MAX], logabs[PATH_MAX], data[PATH_MAX], mnt[PATH_MAX], nodedir[PATH_MAX];
 	char msg[PATH_MAX * 2 + 256], urlbuf[PATH_MAX + 16];
 	struct ready_ctx ready = { -1, NULL };
 	struct mount_cfg m;
@@ -1013,6 +1014,15 @@ static int cmd_mount(int argc, char **argv)
 	if (!m.logfile && !foreground) {
 		snprintf(logpath, sizeof(logpath), "%s/quorumfs.log", data);
 		m.logfile = logpath;
+	}
+	if (m.logfile && m.logfile[0] != '/') {
+		/* the daemon changes to / */
+		if (resolve_path(m.logfile, logabs) != 0) {
+			fprintf(stderr, "quorumfs: log file %s: cannot resolve its path\n", m.logfile);
+			close(lockfd);
+			return 1;
+		}
+		m.logfile = logabs;
 	}
 	if (inside_mount("log file", m.logfile, mnt, msg, sizeof(msg)) ||
 	    (m.ac.url && !strncmp(m.ac.url, "file://", 7) &&
