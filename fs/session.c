@@ -69,9 +69,9 @@ static int sweep_table(const struct qfs_table *t, void *arg)
 			char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 			QFS_LOG(QFS_LOG_WARN, "orphan not removed table=%s ino=%llu err=%s",
 				qfs_esc(t->name, en, sizeof(en)), (unsigned long long)c.inos[i], qfs_strerror(rc));
-		}
-		else
+		} else {
 			s->removed++;
+		}
 	}
 	free(c.inos);
 	return 0;
