@@ -529,6 +529,8 @@ static int check_mountpoint(const char *arg, int nonempty, char *mnt, char *msg,
 		return -1;
 	}
 	rc = is_mount_point(mnt, fstype, sizeof(fstype));
+	if (rc > 0 && !strcmp(fstype, "autofs"))
+		return 0; /* x-systemd.automount: mount over the trigger, and do not touch it */
 	if (rc > 0 && statfs(mnt, &sfs) != 0 && errno == ENOTCONN) {
 		/* the kernel may still answer stat from its cache; statfs asks the daemon */
 		snprintf(msg, len, "mountpoint %s: stale mount (its daemon is gone): run fusermount3 -u %s "
