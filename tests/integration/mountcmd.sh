@@ -59,6 +59,11 @@ cleanup() {
 	[ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null
 	[ $rc -ne 0 ] && [ -f "$DATA/quorumfs.log" ] && tail -n 20 "$DATA/quorumfs.log" >&2
 	umount /usr/sbin 2>/dev/null
+	# a sanitizer report of a daemon (in its log or output) fails the test
+	if grep -sE -A40 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$DATA/quorumfs.log" "$T"/fstab.log "$T"/fg.out "$T"/err >&2; then
+		echo "FAIL: sanitizer report above" >&2
+		rc=1
+	fi
 	rm -rf "$T"
 	exit $rc
 }
