@@ -256,6 +256,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	fs->o = o;
 	fs->started_ms = qfs_clock_mono_ms();
 	pthread_mutex_init(&fs->root_mu, NULL);
+	pthread_mutex_init(&fs->dirh_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -342,6 +343,8 @@ err_args:
 err_itab:
 	qfs_fs_itab_close(fs);
 err_free:
+	qfs_fs_dir_close_all(fs);
+	pthread_mutex_destroy(&fs->dirh_mu);
 	pthread_mutex_destroy(&fs->root_mu);
 	free(fs);
 	return rc;
