@@ -114,8 +114,11 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 		qfs_buf_printf(&b, "version %s\n", PACKAGE_VERSION);
 		qfs_buf_printf(&b, "uptime_s %llu\n",
 			       (unsigned long long)((qfs_clock_mono_ms() - fs->started_ms) / 1000));
-		qfs_buf_printf(&b, "data_dir %s\n", fs->o->data_dir ? fs->o->data_dir : "-");
-		qfs_buf_printf(&b, "mountpoint %s\n", fs->o->mountpoint);
+		qfs_buf_printf(&b, "data_dir ");
+		qfs_buf_put_esc(&b, fs->o->data_dir ? fs->o->data_dir : "-");
+		qfs_buf_printf(&b, "\nmountpoint ");
+		qfs_buf_put_esc(&b, fs->o->mountpoint);
+		qfs_buf_printf(&b, "\nmode %s\n", fs->o->readonly ? "ro" : "rw");
 		qfs_buf_printf(&b, "replicas %u\n", fs->o->replicas ? fs->o->replicas : 1);
 		qfs_router_status(fs->r, &b);
 		if (fs->o->archive_text)

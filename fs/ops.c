@@ -240,7 +240,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		memset(&e, 0, sizeof(e));
 		rc = qfs_fs_ctl_lookup(fs, parent, name, &e.attr);
 		if (rc)
-			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", name);
+			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", QFS_ESC_NAME(name));
 		e.ino = e.attr.st_ino;
 		e.attr_timeout = e.entry_timeout = 0;
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
@@ -281,7 +281,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (rc)
-		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, name);
+		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, QFS_ESC_NAME(name));
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
@@ -289,7 +289,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
-			    "entry names a missing inode parent=%lu name=%s ino=%llu", parent, name,
+			    "entry names a missing inode parent=%lu name=%s ino=%llu", parent, QFS_ESC_NAME(name),
 			    (unsigned long long)d.ino);
 	}
 	pthread_mutex_lock(&fs->itab_mu);
@@ -727,8 +727,8 @@ static void reply_made(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int rc, c
 
 	if (rc) {
 		if (rc == -EPERM)
-			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
-		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
+			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", QFS_ESC_NAME(name));
+		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	}
 	qfs_fs_fill_entry(qfs_fs_of(req), &e, a);
 	qfs_fs_done(req, op, t0, 0);
@@ -1032,7 +1032,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 	}
 	if (rc)
-		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	qfs_fs_ok(req, FOP_UNLINK, t0);
 }
 
@@ -1122,7 +1122,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 	}
 	if (rc)
-		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	qfs_fs_ok(req, FOP_RMDIR, t0);
 }
 
@@ -1671,7 +1671,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = make_node(fs, req, parent, name, &nn, &a); /* fails: EPERM, EROFS... */
 		if (rc == -EPERM)
 			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
-		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	}
 	rc = create_pending(fs, req, parent, name, mode, fi->flags, &in, &a);
 	if (rc)

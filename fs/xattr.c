@@ -256,7 +256,7 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
 	if (is_acl(name)) {
 		if ((rc = qfs_fs_acl_check(value, size)))
-			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", name, size);
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", QFS_ESC_NAME(name), size);
 		struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 		if (!in)
 			return qfs_fs_fail(req, FOP_SETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
@@ -272,7 +272,7 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			rc = acl_set_access(fs, in, value, size, flags);
 			qfs_fs_iput(fs, in);
 			if (rc)
-				return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%s", ino, name);
+				return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%s", ino, QFS_ESC_NAME(name));
 			return qfs_fs_ok(req, FOP_SETXATTR, t0);
 		}
 		qfs_fs_iput(fs, in);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/key.h"
@@ -371,7 +372,9 @@ static int table_droppable(struct qfs_router *r, const struct qfs_table *t)
 	if (rc > 0)
 		return -ENOTEMPTY;
 	if (rc == 0 && (rc = dir_has_entries(r, t->group, 0)) > 0) {
-		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s", t->name);
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s",
+			qfs_esc(t->name, en, sizeof(en)));
 		return -EBUSY;
 	}
 	return rc;
@@ -390,8 +393,10 @@ static int read_table(struct qfs_router *r, const char *name, struct qfs_table *
 		return rc;
 	rc = qfs_dentry_decode(val, vlen, &d);
 	if (rc) {
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 		free(val);
-		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", name, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", qfs_esc(name, en, sizeof(en)),
+			qfs_strerror(rc));
 		return rc;
 	}
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -524,7 +529,11 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->ino = ino;
 	out->group = ino;
-	QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", name, (unsigned long long)ino);
+	if (QFS_LOG_INFO <= qfs_log_level) {
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+		QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", qfs_esc(name, en, sizeof(en)),
+			(unsigned long long)ino);
+	}
 	{
 		struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
 		qfs_admit_set(r->admit, ino, &cap, 1, qfs_clock_mono_ns()); /* a new table: empty burst */
@@ -620,11 +629,13 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
 	rc = qfs_cell_group_drop(r->cell, tb.group);
+	char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+	qfs_esc(name, en, sizeof(en));
 	if (rc) /* the table is gone; the next start drops the orphan group */
 		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
-			name, (unsigned long long)tb.group, qfs_strerror(rc));
+			en, (unsigned long long)tb.group, qfs_strerror(rc));
 	rc = 0;
-	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)tb.group);
+	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", en, (unsigned long long)tb.group);
 	qfs_admit_drop(r->admit, tb.group);
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
@@ -883,8 +894,9 @@ void qfs_router_free(struct qfs_router *r)
 
 static int status_table(const struct qfs_table *t, void *arg)
 {
-	qfs_buf_printf(arg, "table %s group %016llx ino %llu\n", t->name, (unsigned long long)t->group,
-		       (unsigned long long)t->ino);
+	qfs_buf_printf(arg, "table ");
+	qfs_buf_put_esc(arg, t->name);
+	qfs_buf_printf(arg, " group %016llx ino %llu\n", (unsigned long long)t->group, (unsigned long long)t->ino);
 	return 0;
 }
 
@@ -908,17 +920,22 @@ static int stats_table(const struct qfs_table *t, void *arg)
 	if (!m)
 		return 0;
 	for (int i = 0; i < QFS_ROUTER_NOPS; i++) {
-		qfs_buf_printf(c->out, "table %s op %s", t->name, op_names[i]);
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_buf_printf(c->out, " op %s", op_names[i]);
 		qfs_hist_format(&m->op[i], c->out);
 		qfs_buf_put_u8(c->out, '\n');
 	}
 	struct qfs_admit_info ai;
-	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0)
-		qfs_buf_printf(c->out, "table %s throttled_reads %llu throttled_writes %llu read_wait_ms %llu write_wait_ms %llu\n",
-			       t->name, (unsigned long long)ai.throttled[QFS_ADMIT_READ],
+	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_buf_printf(c->out, " throttled_reads %llu throttled_writes %llu read_wait_ms %llu write_wait_ms %llu\n",
+			       (unsigned long long)ai.throttled[QFS_ADMIT_READ],
 			       (unsigned long long)ai.throttled[QFS_ADMIT_WRITE],
 			       (unsigned long long)(ai.wait_us[QFS_ADMIT_READ] / 1000),
 			       (unsigned long long)(ai.wait_us[QFS_ADMIT_WRITE] / 1000));
+	}
 	return 0;
 }
 
@@ -944,7 +961,8 @@ static int capacity_table(const struct qfs_table *t, void *arg)
 	if (!qfs_admit_known(c->r->admit, t->group))
 		admit_load(c->r, t->group, 1);
 	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
-		qfs_buf_printf(c->out, "table %s", t->name);
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
 		qfs_admit_format(&ai, c->out);
 		qfs_buf_put_u8(c->out, '\n');
 	}
