@@ -19,7 +19,9 @@
 #  4. the current build restores each table from the archive the old build
 #     wrote, as of the end of step 1, and as of now (mixed old/new log);
 #  5. the old build restores a table as of the end of step 1 (the way back)
-#     and refuses, naming the format, to restore it as of now.
+#     and refuses, naming the format, to restore it as of now;
+#  6. the current build refuses an unknown FORMAT and writes format 3 in a
+#     new data directory.
 # Skips (77) when git, the history or the commit is not available (e.g. a
 # tarball or a shallow clone), or the old release does not build here.
 
@@ -166,21 +168,30 @@ describe "$MNT" "$ALLX" >"$T/d2" || fail "describe (new)"
 describe "$MNT/t1" user. >"$T/d2.t1"
 qfs_umount
 grep -qx 'quorumfs-data 3' "$DATA/FORMAT" || fail "FORMAT after the current release: $(cat "$DATA/FORMAT")"
+grep -q 'data directory format upgraded .*from=2 to=3' "$T/daemon.out" || fail "no log line for the FORMAT upgrade"
+
+# refused BIN PATTERN WHAT: mounting DATA with BIN must fail at once (exit
+# non-zero, nothing mounted, DATA/FORMAT unchanged) with a line matching
+# PATTERN on its output
+refused() {
+	local bin=$1 pat=$2 what=$3 pid before
+	before=$(cat "$DATA/FORMAT")
+	"$bin" mount -f -o $OPTS "$DATA" "$MNT" >"$T/refused.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	if kill -0 $pid 2>/dev/null; then
+		QFS_PID=$pid
+		fail "$what: it mounted (doc/compat.md says it refuses)"
+	fi
+	wait $pid && fail "$what: exit status 0"
+	mountpoint -q "$MNT" && fail "$what: a mount is left behind"
+	[ "$(cat "$DATA/FORMAT")" = "$before" ] || fail "$what: FORMAT changed"
+	grep -q "$pat" "$T/refused.out" || { cat "$T/refused.out" >&2; fail "$what: no line naming the format"; }
+	note "$what: $(grep -m1 "$pat" "$T/refused.out")"
+}
 
 # --- 3. downgrade: the old release must refuse, naming the format
-: >"$T/old.out"
-"$OLD" mount -f -o $OPTS "$DATA" "$MNT" >"$T/old.out" 2>&1 &
-OPID=$!
-for _ in $(seq 100); do kill -0 $OPID 2>/dev/null || break; sleep 0.1; done
-if kill -0 $OPID 2>/dev/null; then
-	QFS_PID=$OPID
-	fail "the old release mounted data written by the current one (doc/compat.md says it refuses)"
-fi
-wait $OPID && fail "the old release exited 0 on format 3"
-mountpoint -q "$MNT" && fail "a mount is left behind"
-grep -q 'unknown format.*quorumfs-data 3' "$T/old.out" "$DATA/quorumfs.log" 2>/dev/null ||
-	{ cat "$T/old.out" >&2; fail "the old release's refusal does not name the format"; }
-note "old release refuses: $(grep -h -m1 'quorumfs-data 3' "$T/old.out" "$DATA/quorumfs.log" 2>/dev/null | head -n1)"
+refused "$OLD" 'unknown format.*content="quorumfs-data 3"' "old release on format 3"
 new_mount
 describe "$MNT" "$ALLX" >"$T/d2b" || fail "describe after the refused downgrade"
 same "the tree changed after the old release's refused mount" "$T/d2" "$T/d2b"
@@ -209,5 +220,14 @@ if "$OLD" restore --data "$DATA" --table t1 --time latest --to "$T/o-now" >"$T/o
 fi
 grep -qi 'format' "$T/o-now.out" || { cat "$T/o-now.out" >&2; fail "old release's restore refusal does not name the format"; }
 note "old release's restore of the new log refuses: $(grep -i -m1 format "$T/o-now.out")"
+
+# --- 6. the current release refuses a format it does not know, and makes
+# format 3 in a new data directory
+echo "quorumfs-data 4" >"$DATA/FORMAT"
+refused "$NEW" 'unknown format.*content="quorumfs-data 4"' "current release on format 4"
+mkdir "$T/fresh"
+DATA=$T/fresh new_mount
+qfs_umount
+grep -qx 'quorumfs-data 3' "$T/fresh/FORMAT" || fail "a new data directory has FORMAT $(cat "$T/fresh/FORMAT")"
 note "upgrade, refused downgrade and restore of the old archive: ok"
 exit 0
