@@ -159,6 +159,7 @@ cd "$MNT/t1" || fail "cd"
 ln chunky hard || fail "hard link (version-2 txn)"
 rnd new 300000                        # version-2 inode item
 rnd small 777                         # overwrite an old file
+rm d/one || fail "unlink (a version-2 txn: LINK_DROP)"
 setfattr -n user.k2 -v more page || fail "setfattr (new)"
 mkdir "$MNT/t3" && rnd "$MNT/t3/z" 140000 || fail "new table"
 cd /
