@@ -40,7 +40,12 @@
 #include "router/router.h"
 #include "scrub/scrub.h"
 
-#define DATA_FORMAT "quorumfs-data 2\n"
+/* Data directory format (doc/compat.md): 3 = 2 plus inode items version 2
+ * and txn version 2, which releases that write 2 cannot read.  A mount
+ * turns 2 into 3 before it opens the cell, so such a release refuses the
+ * directory, naming the format, instead of failing on every item. */
+#define DATA_FORMAT "quorumfs-data 3\n"
+#define DATA_FORMAT_V2 "quorumfs-data 2\n" /* three replicas, inode/txn version 1 */
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
 
 static void usage(FILE *f)
@@ -387,9 +392,47 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Check or write DATA_DIR/FORMAT.  0, or QFS_EFORMAT or -errno with a
+/* Replace DATA/FORMAT by DATA_FORMAT: temp file + fsync + rename + fsync of
+ * DATA, so a crash leaves the old or the new content.  0 or -errno. */
+static int write_format(const char *data)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	ssize_t n;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/FORMAT", data);
+	snprintf(tmp, sizeof(tmp), "%s/FORMAT.tmp", data);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, DATA_FORMAT, strlen(DATA_FORMAT));
+	if (n < 0)
+		rc = -errno;
+	else if (n != (ssize_t)strlen(DATA_FORMAT))
+		rc = -EIO;
+	else if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Check or write DATA_DIR/FORMAT.  A format-2 directory is accepted and,
+ * when upgrade is set (a mount, which writes version-2 items), rewritten as
+ * format 3 first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a
  * one-line reason in msg. */
-static int check_format(const char *data, char *msg, size_t len)
+static int check_format(const char *data, int upgrade, char *msg, size_t len)
 {
 	char path[PATH_MAX], buf[64];
 	int fd;
@@ -428,6 +471,22 @@ static int check_format(const char *data, char *msg, size_t len)
 			 "back with `quorumfs restore --data %s --table NAME --time latest --to MOUNTPOINT/NAME`",
 			 data, data);
 		return QFS_EFORMAT;
+	}
+	if (strcmp(buf, DATA_FORMAT_V2) == 0) {
+		if (!upgrade)
+			return 0;
+		int rc = write_format(data);
+		if (rc) {
+			snprintf(msg, len, "cannot upgrade %s from format 2 to 3: %s", path, qfs_strerror(rc));
+			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=2 to=3 err=%s",
+				path, qfs_strerror(rc));
+			return rc;
+		}
+		QFS_LOG(QFS_LOG_WARN,
+			"data directory format upgraded file=%s from=2 to=3 (inode items and txns version 2: "
+			"earlier releases refuse it from now on, doc/compat.md)",
+			path);
+		return 0;
 	}
 	if (strcmp(buf, DATA_FORMAT) != 0) {
 		snprintf(msg, len, "data directory %s has an unknown format file %s (\"%.*s\")", data, path,
@@ -1215,7 +1274,7 @@ static int cmd_mount(int argc, char **argv)
 		fprintf(stderr, "quorumfs: %s\n", msg);
 		return 1;
 	}
-	rc = check_format(data, msg, sizeof(msg));
+	rc = check_format(data, 1, msg, sizeof(msg));
 	if (!rc)
 		rc = check_replicas(data, &m.co.nodes, msg, sizeof(msg));
 	if (rc) {
@@ -1563,7 +1622,7 @@ static int cmd_scrub(int argc, char **argv)
 			close(lockfd);
 		return 2;
 	}
-	if ((rc = check_format(data, msg, sizeof(msg))) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {
+	if ((rc = check_format(data, 0, msg, sizeof(msg))) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {
 		fprintf(stderr, "quorumfs: data directory %s: %s\n", data, msg);
 		close(lockfd);
 		return 2;
