@@ -6,7 +6,7 @@
 #   tests/bench/bench.sh [-q] [-n FILES] [-b BIG_MIB] [-- BENCH_OPTIONS...]
 #     -q  quick (quorumfs bench --quick)
 #     -n  number of small (4 KiB) files (default 2000)
-#     -b  size of the sequential file in MiB (default 1024)
+#     -b  size of the sequential file in MiB (default: quorumfs bench's, 256)
 #     any further options after -- go to `quorumfs bench` (quorumfs(8))
 #   QFS_BIN   the quorumfs binary (default ./fs/quorumfs)
 #   TMPDIR    where the data dir, the mountpoint and the local comparison
@@ -28,10 +28,10 @@ export QFS_BIN
 
 ARGS=()
 NSMALL=
-BIG_MIB=1024
+BIG_MIB=
 while getopts qn:b:h opt; do
 	case $opt in
-	q) ARGS+=(--quick); BIG_MIB= ;;
+	q) ARGS+=(--quick) ;;
 	n) NSMALL=$OPTARG ;;
 	b) BIG_MIB=$OPTARG ;;
 	*) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 2 ;;

@@ -16,6 +16,8 @@
 #     -S  also strace the daemon during one more (untimed) cp -a and a loop of
 #         creates: fsync+fdatasync calls per entry, futex calls per create
 #   QFS_BIN   the quorumfs binary (default ./fs/quorumfs)
+#   SETTLE    seconds of sync + sleep before each timed step (default 2), so
+#             one target's writes back do not land in the next one's time
 #   TMPDIR    where everything is made (default /tmp): the native directory,
 #             passthrough_ll's source directory and quorumfs's data dir all
 #             sit there, on one disk.
@@ -27,7 +29,8 @@
 # quorumfs, interleaved so all three see the same load:
 #  - cp -a TREE, rm -rf of it (R cycles); replicated txns and cell fsyncs
 #    per entry from .quorumfs/stats deltas during the first cp; the
-#    daemon's VmRSS/VmHWM after the R-th copy;
+#    daemon's VmRSS/VmHWM after the R-th copy; proposals and cell fsyncs
+#    per fsync() of 8 writers (group commit) from the same counters;
 #  - warm find -ls / ls -lR / du -s of the copied tree (median of 3), and
 #    each again after a remount (native: none) + echo 3 > drop_caches;
 #  - `quorumfs bench --raw --only small,fsync` for serial creates/unlinks
@@ -109,6 +112,9 @@ pt_start
 TARGETS="native pt qfs"
 dir_of() { case $1 in native) echo "$NAT" ;; pt) echo "$PTMNT" ;; qfs) echo "$MNT/b" ;; esac; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# settle: let the writes of the previous step (the daemon's flushes and
+# compactions too) reach the disk before the next target is timed
+settle() { sync; sleep "${SETTLE:-2}"; }
 # cold TARGET: remount it (native: nothing to remount) and drop the caches
 cold() {
 	case $1 in
@@ -147,6 +153,7 @@ find "$TREE" -type f -exec cat {} + >/dev/null 2>&1 # the source in the page cac
 for i in $(seq "$R"); do
 	for tgt in $TARGETS; do
 		d=$(dir_of "$tgt")
+		settle
 		[ "$tgt" = qfs ] && before=$(stat_sum)
 		timed cp "$tgt" cp -a "$TREE" "$d/tree"
 		if [ "$tgt" = qfs ]; then
@@ -156,7 +163,7 @@ for i in $(seq "$R"); do
 			[ "$2" != - ] && put fsync_per_entry qfs "$(awk -v a="$2" -v b="$5" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (b - a) / n }')"
 			[ "$3" != - ] && put prop_per_entry qfs "$(awk -v a="$3" -v b="$6" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (b - a) / n }')"
 		fi
-		[ "$i" -lt "$R" ] && timed rm "$tgt" rm -rf "$d/tree"
+		[ "$i" -lt "$R" ] && settle && timed rm "$tgt" rm -rf "$d/tree"
 	done
 	note "cycle $i done"
 done
@@ -182,7 +189,7 @@ for w in find ls du; do
 	done
 done
 note "walks done"
-for tgt in $TARGETS; do timed rm "$tgt" rm -rf "$(dir_of "$tgt")/tree"; done
+for tgt in $TARGETS; do settle; timed rm "$tgt" rm -rf "$(dir_of "$tgt")/tree"; done
 
 # --- optional: system calls of the daemon per entry / per create
 if [ -n "$STRACE" ]; then
@@ -217,20 +224,31 @@ NFLOOR=1000
 head -c $((BIG << 20)) /dev/urandom >"$T/rand" || fail "random data"
 for i in $(seq "$R"); do
 	for tgt in $TARGETS; do
+		settle
 		"$QFS_BIN" bench --raw --only small,fsync --no-drop-caches -n "$NCREATE" -f "$NFSYNC" -w 8 \
 			"$(dir_of "$tgt")" >"$T/bench.out" 2>"$T/bench.err" ||
 			{ cat "$T/bench.err" >&2; fail "quorumfs bench on $tgt failed"; }
 		awk -v t="$tgt" '$2 ~ /^(create|unlink|fsync_1|fsync_n)$/ { print $2, t, $3 }' "$T/bench.out" >>"$RES"
 	done
 	# the disk's floor: 1000 appending 4 KiB writes, each with fdatasync (O_DSYNC)
+	settle
 	timed floor native dd if="$T/rand" of="$NAT/floor" bs=4k count="$NFLOOR" oflag=dsync
 	rm -f "$NAT/floor"
 done
+# group commit: proposals and replica log syncs per fsync() of 8 writers
+before=$(stat_sum)
+"$QFS_BIN" bench --raw --only fsyncn -f "$NFSYNC" -w 8 "$MNT/b" >/dev/null 2>"$T/bench.err" ||
+	{ cat "$T/bench.err" >&2; fail "quorumfs bench --only fsyncn failed"; }
+after=$(stat_sum)
+set -- $before $after
+[ "$3" != - ] && put prop_per_fsync8 qfs "$(awk -v a="$3" -v b="$6" -v n=$((8 * NFSYNC)) 'BEGIN { printf "%.2f", (b - a) / n }')"
+[ "$2" != - ] && put sync_per_fsync8 qfs "$(awk -v a="$2" -v b="$5" -v n=$((8 * NFSYNC)) 'BEGIN { printf "%.2f", (b - a) / n }')"
 note "creates, fsyncs, floor done"
 
 # --- B MiB of random data: dd conv=fsync, then a cold read
 for tgt in $TARGETS; do
 	cat "$T/rand" >/dev/null
+	settle
 	timed ddw "$tgt" dd if="$T/rand" of="$(dir_of "$tgt")/big" bs=1M conv=fsync
 done
 for tgt in $TARGETS; do
@@ -296,6 +314,8 @@ END {
 	printf "| replicated txns per entry, cp -a (.quorumfs/stats) | | | %s | | |\n", med("txn_per_entry", "qfs")
 	if (cnt["fsync_per_entry", "qfs"]) printf "| cell fsyncs per entry, cp -a (.quorumfs/stats) | | | %s | | |\n", med("fsync_per_entry", "qfs")
 	if (cnt["prop_per_entry", "qfs"]) printf "| cell proposals per entry, cp -a (.quorumfs/stats) | | | %s | | |\n", med("prop_per_entry", "qfs")
+	if (cnt["prop_per_fsync8", "qfs"]) printf "| cell proposals per fsync(), 8 writers (.quorumfs/stats) | | | %s | | |\n", med("prop_per_fsync8", "qfs")
+	if (cnt["sync_per_fsync8", "qfs"]) printf "| cell fsyncs per fsync(), 8 writers (.quorumfs/stats) | | | %s | | |\n", med("sync_per_fsync8", "qfs")
 	if (cnt["strace_fsync_per_entry", "qfs"]) printf "| fsync+fdatasync calls per entry, cp -a (strace -c) | | | %s | | |\n", med("strace_fsync_per_entry", "qfs")
 	if (cnt["strace_futex_per_create", "qfs"]) printf "| futex calls per create (strace -c) | | | %s | | |\n", med("strace_futex_per_create", "qfs")
 
