@@ -533,7 +533,7 @@ static const char *row_label(enum row row, const struct cfg *c, char *buf, size_
 {
 	switch (row) {
 	case R_CREATE: snprintf(buf, len, "create 4 KiB, serial (%ld)", c->files); break;
-	case R_CREATE_PAR: snprintf(buf, len, "create 4 KiB, %ld processes", c->procs); break;
+	case R_CREATE_PAR: snprintf(buf, len, "create 4 KiB, %ld processes (%ld)", c->procs, c->files); break;
 	case R_STAT: snprintf(buf, len, "stat"); break;
 	case R_READ: snprintf(buf, len, "read 4 KiB%s", c->drop ? ", caches dropped" : ""); break;
 	case R_RENAME: snprintf(buf, len, "rename (same directory)"); break;
@@ -541,7 +541,7 @@ static const char *row_label(enum row row, const struct cfg *c, char *buf, size_
 	case R_MKDIR: snprintf(buf, len, "mkdir (%ld)", c->files); break;
 	case R_RMDIR: snprintf(buf, len, "rmdir"); break;
 	case R_FSYNC1: snprintf(buf, len, "4 KiB pwrite+fsync, 1 writer (%ld)", c->fsyncs); break;
-	case R_FSYNCN: snprintf(buf, len, "4 KiB pwrite+fsync, %ld writers", c->writers); break;
+	case R_FSYNCN: snprintf(buf, len, "4 KiB pwrite+fsync, %ld writers (%ld each)", c->writers, c->fsyncs); break;
 	case R_SEQW: snprintf(buf, len, "write %ld MiB + fsync", c->seq_mib); break;
 	case R_SEQR: snprintf(buf, len, "read %ld MiB%s", c->seq_mib, c->drop ? ", caches dropped" : ""); break;
 	default: buf[0] = '\0';
@@ -784,10 +784,8 @@ int qfs_cmd_bench(int argc, char **argv)
 	}
 	if (!rc) {
 		if (!c.raw) {
-			printf("quorumfs bench %s: mount %s%s%s; %ld x 4 KiB files, %ld processes, "
-			       "%ld fsyncs x 1 and %ld writers, %ld MiB sequential; page cache %s\n\n",
+			printf("quorumfs bench %s: mount %s%s%s; page cache %s\n\n",
 				PACKAGE_VERSION, argv[optind], against ? ", against " : "", against ? against : "",
-				c.files, c.procs, c.fsyncs, c.writers, c.seq_mib,
 				!c.drop ? "not dropped (--no-drop-caches)"
 				: drop_failed ? "NOT dropped (needs root): reads may be cached"
 				: "dropped before the read rows");
