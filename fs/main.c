@@ -1,6 +1,6 @@
 /*
  * main.c - the quorumfs program: `mount`, `status`, `restore`, `--help`,
- * `--version`.
+ * `--version`, and `bench` (src/cmd/bench.c).
  *
  * `quorumfs mount DATA_DIR MOUNTPOINT` runs the embedded default: the
  * storage node(s), the router and the FUSE frontend in one process.  Without
@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "cmd/bench.h"
 #include "common/log.h"
 #include "fs/fs.h"
 #include "node/cell.h"
@@ -57,6 +58,7 @@ static void usage(FILE *f)
 		"       quorumfs restore [-o ARCHIVE_OPTIONS] [--data DATA_DIR] --table NAME\n"
 		"                [--path PATH] [--time T] --to DIR\n"
 		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
+		"       quorumfs bench MOUNTPOINT [--against DIR] [--quick] [OPTIONS]\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -116,6 +118,9 @@ static void usage(FILE *f)
 		"restore rebuild table NAME (or PATH in it) as of T (RFC 3339 UTC such as\n"
 		"        2026-11-25T12:34:56.123Z, @EPOCH_SECONDS, or latest) from the archive\n"
 		"        alone, into DIR (new or empty; may be MOUNTPOINT/newtable)\n"
+		"bench   run small-file, metadata, fsync and sequential workloads in a fresh\n"
+		"        directory under MOUNTPOINT (and DIR) and print their rates\n"
+		"        (`quorumfs bench --help`)\n"
 		"\n"
 		"See quorumfs(8).\n");
 }
@@ -1689,6 +1694,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "scrub"))
 		return cmd_scrub(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return qfs_cmd_bench(argc - 1, argv + 1);
 	/* `quorumfs DATA_DIR MOUNTPOINT [-o OPTIONS]`: what mount.fuse3 runs
 	 * for type fuse.quorumfs or "quorumfs#DATA_DIR" (a path with a slash,
 	 * so that a mistyped command is not taken for a data directory). */
