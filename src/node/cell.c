@@ -40,6 +40,29 @@
 #define CELL_KEEPER_MS 250       /* keeper period */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
+#define CELL_HEAL_FIRST_MS 1000      /* first rebuild of an untrusted replica */
+#define CELL_HEAL_BACKOFF_MAX_MS 60000
+#define CELL_HEAL_ATTEMPTS 6         /* then give up until stop/start of the node */
+#define CELL_HEAL_QUIET_MS 600000    /* attempts count again after this long healthy */
+#define CELL_HEAL_WAIT_LOG_MS 10000  /* log why a rebuild waits once it waited this long */
+
+/* Self-healing of one untrusted replica (doc/cell.md "Self-healing"). */
+struct heal {
+	qfs_group_t group;
+	uint32_t node;
+	uint32_t attempts;       /* rebuilds started */
+	uint64_t next_ms;        /* next check or attempt (mono ms) */
+	uint64_t backoff_ms;     /* after a failed or fruitless attempt */
+	uint64_t last_ms;        /* last attempt */
+	uint64_t since_ms;       /* first seen untrusted */
+	qfs_ballot_t ballot;     /* leader ballot of the safety check in progress */
+	qfs_lsn_t need;          /* its commit point: the others must have applied it */
+	const struct qfs_rnode *rn; /* the node's rnode when first seen: a restart
+				      of the node starts the count over */
+	int rebuilding;          /* rebuilt, catching up */
+	int gave_up;
+	char why[96];            /* last reason to wait, logged once */
+};
 
 /* A group and its applied LSN, as a stopped node last reported it. */
 struct gseen {
@@ -80,6 +103,8 @@ struct qfs_cell {
 	int keeper_started;
 
 	struct qfs_glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
+	struct heal *heals;          /* keeper thread only */
+	size_t nheals;
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
 	void *seal_arg;
 
@@ -477,8 +502,10 @@ static int has_stopped_group(struct qfs_rnode *rn, int *err)
 	for (size_t i = 0; i < l.n && !found; i++) {
 		struct qfs_rnode_ginfo gi;
 
-		/* A corrupt log does not heal by a restart: leave it stopped. */
-		if (qfs_rnode_group_info(rn, l.v[i], &gi) == 0 && gi.stopped && gi.err != QFS_ECORRUPT) {
+		/* A copy that cannot be trusted does not heal by a restart:
+		 * heal_round rebuilds it. */
+		if (qfs_rnode_group_info(rn, l.v[i], &gi) == 0 && gi.stopped && !gi.untrusted &&
+		    gi.err != QFS_ECORRUPT) {
 			found = 1;
 			*err = gi.err;
 		}
@@ -550,6 +577,246 @@ static void keeper_round(struct qfs_cell *c)
 	}
 }
 
+/* ------------------------------------------------------------ self-healing */
+
+static struct heal *heal_find(struct qfs_cell *c, uint32_t node, qfs_group_t g, int add)
+{
+	struct heal *h;
+
+	for (size_t i = 0; i < c->nheals; i++)
+		if (c->heals[i].node == node && c->heals[i].group == g)
+			return &c->heals[i];
+	if (!add)
+		return NULL;
+	h = realloc(c->heals, (c->nheals + 1) * sizeof(*h));
+	if (!h)
+		return NULL;
+	c->heals = h;
+	h = &c->heals[c->nheals++];
+	memset(h, 0, sizeof(*h));
+	h->node = node;
+	h->group = g;
+	return h;
+}
+
+/* Is erasing node bad's replica of g safe now?  The other nodes must all
+ * run and host a replica that is not stopped, one of them must lead with a
+ * lease (its barrier committed: it holds every chosen entry), and every
+ * other one must have applied the commit point that leader had at the
+ * previous check (h->need of h->ballot): then every entry chosen so far is
+ * on each of them, and any later one needs them both (bad does not vote),
+ * so no quorum including the erased replica can lose a chosen entry.  This
+ * also means one rebuild at a time: a replica still catching up has not
+ * applied the leader's commit point.  0 when safe (*leader set), else 1
+ * with why filled. */
+static int heal_safe(struct qfs_cell *c, struct heal *h, uint32_t *leader, char *why, size_t wlen)
+{
+	struct qfs_rnode_ginfo gi[QFS_CELL_MAX_NODES];
+	uint32_t l = 0, others = 0;
+
+	for (uint32_t k = 1; k <= c->n; k++) {
+		struct qfs_rnode *rn;
+		int have, strong = 0;
+
+		if (k == h->node)
+			continue;
+		others++;
+		if (!(rn = node_get(c, k))) {
+			snprintf(why, wlen, "node %u is down", k);
+			return 1;
+		}
+		have = qfs_rnode_group_info(rn, h->group, &gi[k - 1]) == 0;
+		if (have && gi[k - 1].role == QFS_PAXOS_LEADER && !gi[k - 1].stopped)
+			strong = qfs_rnode_can_read_strong(rn, h->group);
+		node_put(c, k);
+		if (!have) {
+			snprintf(why, wlen, "node %u has no replica", k);
+			return 1;
+		}
+		if (gi[k - 1].stopped) {
+			snprintf(why, wlen, "node %u's replica is stopped too (%s)", k,
+				 qfs_strerror(gi[k - 1].err));
+			return 1;
+		}
+		if (strong)
+			l = k;
+	}
+	if (others < majority(c)) {
+		snprintf(why, wlen, "the other replicas are no quorum without it");
+		return 1;
+	}
+	if (!l) {
+		snprintf(why, wlen, "no leader with a lease among the other replicas");
+		h->ballot = 0;
+		return 1;
+	}
+	if (h->ballot != gi[l - 1].ballot) {
+		/* First look at this leader: its commit point must reach the
+		 * others before the next check. */
+		h->ballot = gi[l - 1].ballot;
+		h->need = gi[l - 1].commit;
+		snprintf(why, wlen, "waiting for the other replicas to apply lsn %" PRIu64, h->need);
+		return 1;
+	}
+	for (uint32_t k = 1; k <= c->n; k++)
+		if (k != h->node && gi[k - 1].applied < h->need) {
+			snprintf(why, wlen, "node %u has applied %" PRIu64 " of %" PRIu64, k,
+				 gi[k - 1].applied, h->need);
+			return 1;
+		}
+	*leader = l;
+	return 0;
+}
+
+static void heal_backoff(struct heal *h, uint64_t now)
+{
+	h->backoff_ms = h->backoff_ms ? 2 * h->backoff_ms : 2000;
+	if (h->backoff_ms > CELL_HEAL_BACKOFF_MAX_MS)
+		h->backoff_ms = CELL_HEAL_BACKOFF_MAX_MS;
+	h->next_ms = now + h->backoff_ms;
+}
+
+/* One keeper look at node cn's replica of g, stopped untrusted (err). */
+static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnode *rn,
+		     qfs_group_t g, int err, uint64_t now)
+{
+	struct heal *h = heal_find(c, cn->id, g, 1);
+	struct qfs_paxos_config cfg;
+	char why[96];
+	uint32_t leader = 0;
+	int rc;
+
+	if (!h)
+		return;
+	if (h->rn != rn) { /* first seen, or the node was restarted since */
+		memset(h, 0, sizeof(*h));
+		h->node = cn->id;
+		h->group = g;
+		h->rn = rn;
+	}
+	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
+		h->attempts = 0; /* it stayed healthy a long while */
+	if (!h->since_ms) {
+		h->since_ms = now;
+		h->next_ms = now + CELL_HEAL_FIRST_MS;
+		h->why[0] = '\0';
+	}
+	h->rebuilding = 0;
+	if (h->gave_up || now < h->next_ms)
+		return;
+	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
+		h->gave_up = 1;
+		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild given up group=%016" PRIx64 " node=%u attempts=%u"
+			" err=\"%s\" operator=\"check the disk of %s; 'stop %u' then 'start %u' in"
+			" .quorumfs/nodes tries again, or replace the directory (one node at a time)\"",
+			g, cn->id, h->attempts, qfs_strerror(err), cn->dir, cn->id, cn->id);
+		return;
+	}
+	if (heal_safe(c, h, &leader, why, sizeof(why))) {
+		/* Leaders take a few seconds after a start: say why it waits
+		 * only when it lasts, and once per reason. */
+		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
+		    strncmp(why, "waiting for", 11) != 0) {
+			snprintf(h->why, sizeof(h->why), "%s", why);
+			QFS_LOG(QFS_LOG_WARN, "cell replica rebuild waiting group=%016" PRIx64 " node=%u"
+				" err=\"%s\" why=\"%s\" operator=\"it is rebuilt once the other replicas"
+				" are healthy; start the nodes that are down\"", g, cn->id, qfs_strerror(err), why);
+		}
+		h->next_ms = now + 2 * CELL_KEEPER_MS;
+		return;
+	}
+	h->attempts++;
+	h->last_ms = now;
+	h->ballot = 0;
+	h->why[0] = '\0';
+	QFS_LOG(QFS_LOG_WARN, "cell replica rebuild group=%016" PRIx64 " node=%u attempt=%u/%u"
+		" err=\"%s\" action=\"erase this replica (its log, items and files in %s) and copy it"
+		" from the leader, node %u (log or snapshot); its promise is kept\" operator=\"nothing"
+		" to do; if this repeats, check the disk of %s\"", g, cn->id, h->attempts,
+		CELL_HEAL_ATTEMPTS, qfs_strerror(err), cn->dir, leader, cn->dir);
+	members(c, &cfg);
+	pthread_mutex_lock(&c->op_mu);
+	rc = QFS_ENOGROUP;
+	if (!qfs_glist_has(c->tomb, g)) {
+		struct qfs_rnode *r = node_get(c, cn->id);
+
+		if (r == rn)
+			rc = qfs_rnode_group_rebuild(r, g, &cfg);
+		if (r)
+			node_put(c, cn->id);
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild failed group=%016" PRIx64 " node=%u attempt=%u"
+			" err=%s", g, cn->id, h->attempts, qfs_strerror(rc));
+		heal_backoff(h, now);
+		return;
+	}
+	h->rebuilding = 1;
+	heal_backoff(h, now);
+}
+
+/* A replica being healed that is no longer stopped: once it applied what
+ * the most advanced replica has, say so (once). */
+static void heal_progress(struct qfs_cell *c, struct cnode *cn, qfs_group_t g,
+			  const struct qfs_rnode_ginfo *gi, uint64_t now)
+{
+	struct heal *h = heal_find(c, cn->id, g, 0);
+	qfs_lsn_t best = 0;
+
+	if (!h || !h->rebuilding)
+		return;
+	for (uint32_t k = 1; k <= c->n; k++) {
+		struct qfs_rnode *rn = node_get(c, k);
+		struct qfs_rnode_ginfo o;
+
+		if (!rn)
+			continue;
+		if (qfs_rnode_group_info(rn, g, &o) == 0 && !o.stopped && o.commit > best)
+			best = o.commit;
+		node_put(c, k);
+	}
+	if (gi->applied < best)
+		return;
+	h->rebuilding = 0;
+	QFS_LOG(QFS_LOG_INFO, "cell replica rebuilt group=%016" PRIx64 " node=%u applied=%" PRIu64
+		" ms=%" PRIu64 " attempt=%u", g, cn->id, gi->applied, now - h->since_ms, h->attempts);
+	h->since_ms = 0;
+}
+
+/* Rebuild the untrusted replicas of the running nodes (keeper thread). */
+static void heal_round(struct qfs_cell *c)
+{
+	if (c->n < 3)
+		return;
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn = node_get(c, cn->id);
+		struct qfs_glist l = { 0 };
+
+		if (!rn)
+			continue;
+		qfs_rnode_groups(rn, qfs_glist_add, &l);
+		node_put(c, cn->id);
+		for (size_t k = 0; k < l.n; k++) {
+			struct qfs_rnode_ginfo gi;
+			int have;
+
+			if (!(rn = node_get(c, cn->id)))
+				break;
+			have = qfs_rnode_group_info(rn, l.v[k], &gi) == 0;
+			node_put(c, cn->id);
+			if (!have)
+				continue;
+			if (gi.stopped && gi.untrusted)
+				heal_one(c, cn, rn, l.v[k], gi.err, now_ms());
+			else if (!gi.stopped)
+				heal_progress(c, cn, l.v[k], &gi, now_ms());
+		}
+		qfs_glist_free(&l);
+	}
+}
+
 static void *keeper_main(void *arg)
 {
 	struct qfs_cell *c = arg;
@@ -564,6 +831,7 @@ static void *keeper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&c->mu);
 		keeper_round(c);
+		heal_round(c);
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -574,6 +842,7 @@ static void *keeper_main(void *arg)
 
 static void cell_free(struct qfs_cell *c)
 {
+	free(c->heals);
 	for (uint32_t i = 0; i < c->n; i++)
 		free(c->nodes[i].seen);
 	if (c->tomb)

@@ -1,0 +1,180 @@
+#!/bin/bash
+# tests/integration/heal.sh - a replica that cannot be trusted heals by itself
+# (doc/cell.md "Self-healing").
+#
+# 1. Mount with fast archiving (seal_age 1 s, seal_size 64 KiB, archive
+#    every 200 ms), write 200 files into table hx and wait (bounded) until
+#    the start of the group's log is archived and released on every node:
+#    a replica that loses its log can then only be caught up by a snapshot.
+# 2. Remount with the defaults, write a victim file whose content is a
+#    marker run and 40 later files (all in the newest WAL segment), unmount
+#    and flip one byte of the marker run in node 1's WAL (a corrupt record
+#    in the middle of the log, as durability.sh does).
+# 3. On the remount node 1's replica loads stopped (corrupt).  Without any
+#    operator action it must be rebuilt from the two healthy replicas: within
+#    a bound (60 s) every replica of the group says health ok with the same
+#    applied LSN; the daemon logs a "cell replica rebuild" line per attempt
+#    that says what it does and what an operator can do, and "rnode snapshot
+#    installed group=G node=1"; a writer keeps writing meanwhile; and no
+#    snapshot is sent in a loop: at most 4 "rnode snapshot sent" lines for
+#    the group, counted 5 s after it healed.
+# 4. Remount: node 1's replica loads healthy (no rebuild again) and every
+#    file reads back byte for byte.
+# Timing checks are bounds against hangs only.
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+
+qfs_require python3 awk timeout
+set -o pipefail
+OPTS=seal_age=1s,seal_size=64K,archive_interval=200ms
+qfs_setup -o "$OPTS"
+echo "$QFS_PID" >"$T/daemon.pid"
+watchdog "${QFS_HEAL_TIMEOUT:-150}"
+J=$T/journal
+
+cat >"$T/hx.py" <<'EOF2'
+# helpers for heal.sh: python3 hx.py CMD ...
+import hashlib, os, random, sys
+
+def die(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+def put(p, data, journal):
+    with open(p, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    with open(journal, "a") as j:
+        j.write(f"F {p} {hashlib.sha256(data).hexdigest()}\n")
+
+def setup(tdir, marker_file, journal):
+    rnd = random.Random()
+    marker = b"QFS-HEAL-" + rnd.randbytes(8).hex().encode() + b"-"
+    put(os.path.join(tdir, "victim"), (marker * (8192 // len(marker) + 1))[:8192], journal)
+    for i in range(40):
+        put(os.path.join(tdir, f"later{i}"), rnd.randbytes(3000), journal)
+    with open(marker_file, "wb") as f:
+        f.write(marker)
+
+def flip(waldir, marker_file):
+    marker = open(marker_file, "rb").read()
+    for s in sorted(x for x in os.listdir(waldir) if x.endswith(".wal")):
+        p = os.path.join(waldir, s)
+        b = open(p, "rb").read()
+        i = b.find(marker)
+        if i < 0:
+            continue
+        pos = i + 4096
+        if len(b) - pos < 40 * 3000:
+            die(f"only {len(b) - pos} bytes after the marker in {p}; want later records")
+        with open(p, "r+b") as f:
+            f.seek(pos)
+            f.write(bytes([b[pos] ^ 0x5a]))
+            os.fsync(f.fileno())
+        print(f"{s} {pos}")
+        return
+    die(f"marker not found in {waldir}")
+
+def writer(tdir, journal, n, prefix="w"):
+    rnd = random.Random()
+    for i in range(int(n)):
+        put(os.path.join(tdir, f"{prefix}{i}"), rnd.randbytes(rnd.randrange(1, 20000)), journal)
+
+def verify(journal):
+    n = 0
+    for line in open(journal):
+        _, p, h = line.split()
+        with open(p, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != h:
+                die(f"{p}: content differs")
+        n += 1
+    print(f"# verified {n} files")
+
+if __name__ == "__main__":
+    {"setup": setup, "flip": flip, "writer": writer, "verify": verify}[sys.argv[1]](*sys.argv[2:])
+EOF2
+py() { timeout -k 3 90 python3 "$T/hx.py" "$@" || fail "python step '$1' failed or hung (see above)"; }
+# log_mark: remember how much log there is; log: what came after.
+log_mark() {
+	LOG_OUT_AT=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
+	LOG_FILE_AT=$(stat -c %s "$DATA/quorumfs.log" 2>/dev/null || echo 0)
+}
+log() {
+	[ -f "$T/daemon.out" ] && tail -c +$((LOG_OUT_AT + 1)) "$T/daemon.out"
+	[ -f "$DATA/quorumfs.log" ] && tail -c +$((LOG_FILE_AT + 1)) "$DATA/quorumfs.log"
+	true
+}
+
+# first_seg NODE GROUP: the lowest segment name (first LSN, 16 hex) in that
+# node's WAL directory of GROUP, or "none"
+first_seg() {
+	local s
+	s=$(ls "$DATA/nodes/n$1/wal/$2" 2>/dev/null | grep -E '^[0-9a-f]{16}\.wal$' | sort | head -1)
+	echo "${s%.wal}" | sed 's/^$/none/'
+}
+
+# --- 1. a log released at its start on every node
+mkdir "$MNT/hx" || fail "mkdir table hx"
+G=$(qfs_group_of hx) || fail "no group for table hx"
+py writer "$MNT/hx" "$J" 200 a
+released=
+for _ in $(seq 150); do
+	released=1
+	for n in 1 2 3; do
+		s=$(first_seg "$n" "$G")
+		{ [ "$s" != none ] && [ $((16#$s)) -gt 1 ]; } || { released=; break; }
+	done
+	[ -n "$released" ] && break
+	sleep 0.2
+done
+[ -n "$released" ] || { cat "$MNT/.quorumfs/archive" >&2; fail "segment 1 of $G not released on every node within 30 s"; }
+note "log of $G released up to $(first_seg 1 "$G") on node 1"
+qfs_umount
+
+# --- 2. a corrupt record in node 1's replica
+mount_again
+py setup "$MNT/hx" "$T/marker" "$J"
+qfs_umount
+where=$(py flip "$DATA/nodes/n1/wal/$G" "$T/marker") || fail "flip"
+note "flipped a byte in node 1's replica of group $G: $where"
+log_mark
+
+# --- 3. remount: node 1's replica is rebuilt by itself
+mount_again
+t0=$SECONDS
+grep "^group $G replica node 1 " "$MNT/.quorumfs/status"
+py writer "$MNT/hx" "$J" 60 &
+wpid=$!
+qfs_wait_agree "$G" 60 || { log | grep -E 'cell replica|snapshot|corrupt' >&2; fail "node 1's replica of $G did not heal within 60 s"; }
+wait $wpid || fail "writes to table hx failed while node 1's replica healed"
+note "healed in $((SECONDS - t0)) s"
+log | grep -E "cell replica rebuild .*group=$G node=1 " >"$T/rebuild.lines" ||
+	{ log | tail -n 40 >&2; fail "no 'cell replica rebuild ... group=$G node=1' line in the log"; }
+cat "$T/rebuild.lines"
+grep -q 'operator=' "$T/rebuild.lines" || fail "the rebuild line does not say what an operator can do"
+for _ in $(seq 50); do
+	log | grep -Eq "rnode snapshot installed group=$G node=1 " && break
+	sleep 0.1
+done
+log | grep -E "rnode snapshot installed group=$G node=1 " ||
+	{ log | grep -E 'snapshot|cell replica' >&2; fail "node 1 was not caught up by a snapshot"; }
+py verify "$J"
+# no snapshot loop: watch 5 more seconds, then count
+sleep 5
+nsnap=$(log | grep -c "rnode snapshot sent group=$G ") || true
+note "snapshot lines for $G: $nsnap"
+[ "$nsnap" -le 4 ] || { log | grep "rnode snapshot sent group=$G " | tail >&2; fail "$nsnap 'snapshot sent' lines for group $G: a resend loop"; }
+nreb=$(wc -l <"$T/rebuild.lines")
+[ "$nreb" -le 3 ] || fail "$nreb rebuild attempts for one corrupt replica"
+
+# --- 4. it stays healed
+qfs_umount
+log_mark
+mount_again
+qfs_wait_agree "$G" 30 || fail "replicas of $G do not agree after the remount"
+! log | grep -q "cell replica rebuild .*group=$G " || fail "node 1's replica was rebuilt again after a clean remount"
+py verify "$J"
+qfs_umount
+note "PASS ($SECONDS s)"
+exit 0
