@@ -30,6 +30,8 @@
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
 #define QFS_FS_TIMEOUT 1.0             /* kernel attr/entry cache, seconds */
+#define QFS_FS_ROOT_WAIT_MS 500       /* root getattr: wait this long for a quorum, then answer
+					  the last known attributes */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
 

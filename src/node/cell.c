@@ -1216,7 +1216,7 @@ static int fail_fast(struct qfs_cell *c, qfs_group_t group)
 int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
 		     int *result)
 {
-	uint64_t deadline = now_ms() + c->o.timeout_ms;
+	uint64_t deadline = qfs_clock_call_deadline(now_ms(), c->o.timeout_ms);
 	uint32_t target = 0, stopped_on = 0;
 	int last = -ETIMEDOUT;
 
@@ -1251,6 +1251,7 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 		switch (rc) {
 		case 0:
 			__atomic_store_n(&c->hint, target, __ATOMIC_RELAXED);
+			qfs_clock_call_progress();
 			return 0;
 		case -EREMOTE:
 			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
@@ -1351,12 +1352,14 @@ static int can_read_strong(struct qfs_cell *c, qfs_group_t group)
 
 static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **rn, uint32_t *id)
 {
-	uint64_t deadline = now_ms() + c->o.timeout_ms;
+	uint64_t deadline = qfs_clock_call_deadline(now_ms(), c->o.timeout_ms);
 	int rc;
 
 	for (;;) {
-		if ((*id = read_node(c, group, c->o.reads, rn)) != 0)
+		if ((*id = read_node(c, group, c->o.reads, rn)) != 0) {
+			qfs_clock_call_progress();
 			return 0;
+		}
 		if (!qfs_cell_group_exists(c, group))
 			return QFS_ENOGROUP;
 		/* A replica stopped on a full disk comes back with the keeper's
