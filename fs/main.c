@@ -587,6 +587,8 @@ static int cmd_mount(int argc, char **argv)
 			qfs_cell_close(cell);
 			return 1;
 		}
+		/* rmdir of a table archives its last records first */
+		qfs_router_set_drop_hook(router, qfs_archive_drop_hook, archive);
 	}
 	struct qfs_fs_opts fo = {
 		.mountpoint = mnt,

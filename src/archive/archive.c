@@ -84,6 +84,7 @@ struct qfs_archive {
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;             /* kick or stop; CLOCK_MONOTONIC */
+	pthread_cond_t pass_cv;        /* a group's pass ended (flush waits); CLOCK_MONOTONIC */
 	int kicked, stop;              /* mu */
 	struct part **parts;           /* mu; sorted by group; freed by the thread only */
 	size_t nparts;                 /* mu */
@@ -733,6 +734,9 @@ static void *archive_main(void *arg)
 			rc = part_pass(a, pt);
 			if (rc)
 				failed = 1;
+			pthread_mutex_lock(&a->mu);
+			pthread_cond_broadcast(&a->pass_cv);
+			pthread_mutex_unlock(&a->mu);
 		}
 		a->backoff_ms = failed ? (a->backoff_ms ? a->backoff_ms * 2 : BACKOFF_MIN_MS) : 0;
 		if (a->backoff_ms > BACKOFF_MAX_MS)
@@ -800,9 +804,11 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->cv, &ca);
+	pthread_cond_init(&a->pass_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	rc = -pthread_create(&a->th, NULL, archive_main, a);
 	if (rc) {
+		pthread_cond_destroy(&a->pass_cv);
 		pthread_cond_destroy(&a->cv);
 		pthread_mutex_destroy(&a->mu);
 		goto err_free;
@@ -830,6 +836,7 @@ void qfs_archive_stop(struct qfs_archive *a)
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
 	pthread_join(a->th, NULL);
+	pthread_cond_destroy(&a->pass_cv);
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->mu);
 	QFS_LOG(QFS_LOG_INFO, "archive stopped segments=%llu bytes=%llu snapshots=%llu",
@@ -905,6 +912,88 @@ void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
 		     (double)lag_ns / 1e9, pending, errors, a->alarm[0] ? "auth" : "none");
 	pthread_mutex_unlock(&a->mu);
 	qfs_buf_put(out, line, (size_t)n);
+}
+
+/* The archived LSN of group as last published (0: none or unknown), and
+ * its last error.  Caller holds a->mu. */
+static qfs_lsn_t archived_of(struct qfs_archive *a, qfs_group_t group, int *err)
+{
+	for (size_t i = 0; i < a->nparts; i++)
+		if (a->parts[i]->group == group) {
+			*err = a->parts[i]->st_err;
+			return a->parts[i]->st_archived;
+		}
+	*err = 0;
+	return 0;
+}
+
+/* See archive.h.  Runs on the caller's thread: seals node 1's open segment
+ * (again each round, in case the last entries reached node 1 after a seal)
+ * and kicks the archiver until the group's stored manifest reaches what the
+ * group had applied when the call began. */
+int qfs_archive_flush(struct qfs_archive *a, qfs_group_t group, uint32_t timeout_ms)
+{
+	uint64_t t0 = qfs_clock_mono_ms(), deadline = t0 + timeout_ms;
+	qfs_lsn_t target = qfs_cell_group_applied(a->n, group), have = 0;
+	int rc = 0, err = 0;
+
+	if (!target)
+		return 0;
+	for (;;) {
+		struct timespec ts;
+
+		rc = qfs_cell_wal_seal(a->n, group);
+		if (rc == QFS_ESTOPPED)
+			break; /* node 1 down: archiving is paused */
+		pthread_mutex_lock(&a->mu);
+		have = archived_of(a, group, &err);
+		if (have >= target || a->stop) {
+			pthread_mutex_unlock(&a->mu);
+			break;
+		}
+		a->kicked = 1;
+		pthread_cond_signal(&a->cv);
+		qfs_clock_deadline(CLOCK_MONOTONIC, 200, &ts);
+		pthread_cond_timedwait(&a->pass_cv, &a->mu, &ts);
+		have = archived_of(a, group, &err);
+		pthread_mutex_unlock(&a->mu);
+		if (have >= target)
+			break;
+		if (qfs_clock_mono_ms() >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (have >= target) {
+		QFS_LOG(QFS_LOG_INFO, "archive flushed group=%016llx lsn=%llu ms=%llu",
+			(unsigned long long)group, (unsigned long long)have,
+			(unsigned long long)(qfs_clock_mono_ms() - t0));
+		return 0;
+	}
+	if (!rc)
+		rc = err ? err : -ETIMEDOUT;
+	QFS_LOG(QFS_LOG_WARN, "archive flush incomplete group=%016llx archived_lsn=%llu applied_lsn=%llu"
+		" err=\"%s\"", (unsigned long long)group, (unsigned long long)have,
+		(unsigned long long)target, rc == QFS_ESTOPPED ? "node 1 is down: archiving is paused" :
+		qfs_strerror(rc));
+	return rc;
+}
+
+/* See archive.h. */
+int qfs_archive_drop_hook(qfs_group_t group, void *arg)
+{
+	struct qfs_archive *a = arg;
+	int rc = qfs_archive_flush(a, group, QFS_ARCHIVE_DROP_WAIT_MS);
+
+	/* The table list: its create (and drop) must be archived too, for a
+	 * restore to find the table by name at a time it existed. */
+	if (!rc)
+		rc = qfs_archive_flush(a, QFS_META_GROUP, QFS_ARCHIVE_DROP_WAIT_MS);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "table group dropped before its final records were archived"
+			" group=%016llx err=\"%s\" (restore reaches only what was archived)",
+			(unsigned long long)group, qfs_strerror(rc));
+	return rc;
 }
 
 /* See archive.h. */

@@ -1599,6 +1599,37 @@ int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn)
 }
 
 /* See cell.h. */
+int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group)
+{
+	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_seal(rn, group);
+	node_put(c, ARCHIVE_SOURCE);
+	return rc;
+}
+
+/* See cell.h. */
+qfs_lsn_t qfs_cell_group_applied(struct qfs_cell *c, qfs_group_t group)
+{
+	qfs_lsn_t best = 0;
+
+	for (uint32_t i = 1; i <= c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i);
+		struct qfs_rnode_ginfo gi;
+
+		if (!rn)
+			continue;
+		if (qfs_rnode_group_info(rn, group, &gi) == 0 && gi.applied > best)
+			best = gi.applied;
+		node_put(c, i);
+	}
+	return best;
+}
+
+/* See cell.h. */
 void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg)
 {
 	pthread_mutex_lock(&c->op_mu);

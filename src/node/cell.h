@@ -130,6 +130,13 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out);
 int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
 		      qfs_lsn_t *applied);
 int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn);
+/* Seal node 1's open segment of group (qfs_rnode_wal_seal), so that the
+ * archiver can take everything written so far.  0, QFS_ESTOPPED (node 1
+ * down), rnode errors. */
+int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group);
+/* The highest applied LSN of group over the running replicas (what every
+ * acknowledged change of it is at or below), 0 if none runs. */
+qfs_lsn_t qfs_cell_group_applied(struct qfs_cell *c, qfs_group_t group);
 int qfs_cell_snapshot_scan(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t *applied,
 			   qfs_store_scan_cb cb, void *arg);
 void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg);

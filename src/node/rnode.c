@@ -171,7 +171,7 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SEAL };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
@@ -1702,6 +1702,28 @@ out_put:
 	return rc;
 }
 
+/* Seal the open segment of group id if it holds records (I/O thread).  0,
+ * QFS_ENOGROUP, QFS_ESTOPPED, -errno of the seal. */
+static int io_seal(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+	int rc = 0;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->stopped || g->dropped) {
+		rc = g->dropped ? QFS_ENOGROUP : QFS_ESTOPPED;
+	} else if (g->unsealed_ms) {
+		rc = qfs_wal_seal(g->wal);
+		if (rc == 0) {
+			g->unsealed_ms = 0;
+			wal_snap(g);
+		}
+	}
+	group_put(rn, g);
+	return rc;
+}
+
 static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 {
 	while (list) {
@@ -1709,7 +1731,8 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 		int rc;
 
 		list = r->next;
-		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) : io_release(rn, r->group, r->lsn);
+		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) :
+		     r->type == IOREQ_SEAL ? io_seal(rn, r->group) : io_release(rn, r->group, r->lsn);
 		pthread_mutex_lock(&rn->mu);
 		r->rc = rc;
 		r->done = 1;
@@ -2217,6 +2240,14 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");
 	return rc;
+}
+
+/* See rnode.h.  Carried out by the I/O thread (io_seal). */
+int qfs_rnode_wal_seal(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_SEAL, .group = group };
+
+	return io_submit(rn, &r);
 }
 
 /* See rnode.h.  Takes rn->mu and g->mu (not together). */

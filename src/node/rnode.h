@@ -191,6 +191,11 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out);
 int qfs_rnode_wal_info(struct qfs_rnode *rn, qfs_group_t group, char *dir, size_t dir_len,
 		       qfs_lsn_t *applied);
 int qfs_rnode_wal_release(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn);
+/* Seal group's open WAL segment now if it holds records (as an age seal
+ * does, without the hook), so that the archiver may take every record
+ * written so far.  On the I/O thread; the caller blocks.  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED, -errno of the seal (the segment stays open). */
+int qfs_rnode_wal_seal(struct qfs_rnode *rn, qfs_group_t group);
 int qfs_rnode_snapshot_scan(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t *applied,
 			    qfs_store_scan_cb cb, void *arg);
 void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *arg),

@@ -42,6 +42,8 @@ struct qfs_router {
 	struct table_metrics *metrics[METRICS_BUCKETS]; /* protected by metrics_mu (entries never freed before router) */
 	uint64_t ntables;               /* atomic */
 	uint64_t started_ms;
+	qfs_router_drop_hook drop_hook; /* set once before use; see router.h */
+	void *drop_arg;
 };
 
 static const char *op_names[QFS_ROUTER_NOPS] = { "get", "txn", "scan" };
@@ -494,11 +496,34 @@ out:
 	return rc;
 }
 
+/* Drop a table's group once no table refers to it: the drop hook first
+ * (the archive takes its last records), then every replica.  No router
+ * lock held. */
+static void drop_group(struct qfs_router *r, const char *name, qfs_group_t group)
+{
+	int rc;
+
+	if (r->drop_hook)
+		(void)r->drop_hook(group, r->drop_arg); /* logs its failures */
+	rc = qfs_cell_group_drop(r->cell, group);
+	if (rc) /* the table is gone; the next start drops the orphan group */
+		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
+			name, (unsigned long long)group, qfs_strerror(rc));
+}
+
+/* See router.h. */
+void qfs_router_set_drop_hook(struct qfs_router *r, qfs_router_drop_hook cb, void *arg)
+{
+	r->drop_hook = cb;
+	r->drop_arg = arg;
+}
+
 int qfs_router_table_delete(struct qfs_router *r, const char *name)
 {
 	struct qfs_table tb;
 	void *raw = NULL;
 	size_t raw_len;
+	qfs_group_t dropped = 0;
 	int rc, res = 0;
 
 	pthread_rwlock_wrlock(&r->tables_lock);
@@ -514,15 +539,16 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 	if (rc)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-	rc = qfs_cell_group_drop(r->cell, tb.group);
-	if (rc) /* the table is gone; the next start drops the orphan group */
-		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
-			name, (unsigned long long)tb.group, qfs_strerror(rc));
-	rc = 0;
-	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)tb.group);
+	dropped = tb.group;
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
+	if (dropped) {
+		/* Outside the lock: the archive may take a few seconds, and
+		 * other tables' calls must not wait for it. */
+		drop_group(r, name, dropped);
+		QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)dropped);
+	}
 	return rc;
 }
 
@@ -559,10 +585,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		goto out;
 	if (have_dst) {
 		__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-		int drc = qfs_cell_group_drop(r->cell, dst.group);
-		if (drc)
-			QFS_LOG(QFS_LOG_WARN, "replaced table's group not dropped group=%016llx err=%s",
-				(unsigned long long)dst.group, qfs_strerror(drc));
+		drop_group(r, newname, dst.group);
 	}
 	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", oldname, newname);
 out:
