@@ -568,6 +568,7 @@ static int cmd_mount(int argc, char **argv)
 			.interval_ms = (uint32_t)ac.interval_ms,
 			.snap_segments = (uint32_t)ac.snap_segments,
 			.snap_bytes = ac.snap_bytes,
+			.stuck_ms = 3 * ac.seal_age_ms, /* 0: the default (3 x 60 s) */
 		};
 		ao.store.url = url;
 		if (!ac.url) {

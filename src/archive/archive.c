@@ -67,7 +67,9 @@ struct part {
 	int seen;                      /* hosted in the current pass */
 	/* published; protected by a->mu: */
 	qfs_lsn_t st_archived, st_applied, st_snap;
-	uint64_t st_lag_bytes, st_lag_ns;
+	uint64_t st_lag_bytes;
+	uint64_t st_oldest_ns;         /* wall ns of the oldest unarchived record; 0: none */
+	int st_paused;                 /* node 1 (the archive source) is down */
 	uint32_t st_pending;
 	int st_err;                    /* last error code, 0 if the last pass was clean */
 	char st_errmsg[ERR_MAX];       /* last error, kept after recovery ("-" if none ever) */
@@ -81,6 +83,7 @@ struct qfs_archive {
 	uint32_t interval_ms, snap_segments;
 	uint64_t snap_bytes;
 	uint32_t backoff_ms;           /* archiver thread only */
+	uint64_t stuck_ms;             /* alarm when a record waits longer than this */
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;             /* kick or stop; CLOCK_MONOTONIC */
@@ -112,10 +115,13 @@ static void clean(char *s)
 
 /* Record err for pt (and the auth alarm) with a description; logs when the
  * message changes.  Archiver thread. */
-static void part_fail(struct qfs_archive *a, struct part *pt, int err, const char *what, const char *key)
+static void part_fail_as(struct qfs_archive *a, struct part *pt, int err, const char *what,
+			 const char *key, int from_store)
 {
 	char msg[ERR_MAX];
-	const char *detail = a->os ? qfs_objstore_last_error(a->os) : "";
+	/* The store's last error belongs to the last store call, which is
+	 * this group's only when the failure came from one. */
+	const char *detail = from_store && a->os ? qfs_objstore_last_error(a->os) : "";
 	int changed;
 
 	snprintf(msg, sizeof(msg), "%s%s%s: %s%s%s", what, key ? " " : "", key ? key : "",
@@ -132,6 +138,19 @@ static void part_fail(struct qfs_archive *a, struct part *pt, int err, const cha
 	if (changed)
 		QFS_LOG(err == -EACCES ? QFS_LOG_ERR : QFS_LOG_WARN,
 			"archive failed group=%016llx err=\"%s\"", (unsigned long long)pt->group, msg);
+}
+
+/* A failure of pt's own (not of an object store call). */
+static void part_fail(struct qfs_archive *a, struct part *pt, int err, const char *what, const char *key)
+{
+	part_fail_as(a, pt, err, what, key, 0);
+}
+
+/* A failure of an object store call made for pt. */
+static void part_fail_store(struct qfs_archive *a, struct part *pt, int err, const char *what,
+			    const char *key)
+{
+	part_fail_as(a, pt, err, what, key, 1);
 }
 
 static void part_ok(struct qfs_archive *a, struct part *pt)
@@ -241,20 +260,30 @@ static int list_wal(const char *dir, struct lseg **out, size_t *count)
 	return 0;
 }
 
-/* time_ns of the first record of a segment file, 0 if none or unreadable. */
+/* time_ns of the first stamped record of a segment file (a new leader's
+ * NOOP barrier carries no time: the records after it are looked at, up to
+ * 64), 0 if none or unreadable. */
 static uint64_t first_record_time(const char *dir, qfs_lsn_t first)
 {
 	uint8_t b[QFS_WAL_REC_HDR + 17];
 	char path[PATH_MAX];
 	uint64_t t = 0;
+	off_t off = QFS_WAL_SEG_HDR;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	if (pread(fd, b, sizeof(b), QFS_WAL_SEG_HDR) == (ssize_t)sizeof(b))
+	for (int i = 0; i < 64 && !t; i++) {
+		uint32_t len;
+
+		if (pread(fd, b, sizeof(b), off) != (ssize_t)sizeof(b))
+			break;
+		len = qfs_be32_get(b + 4);
 		t = qfs_be64_get(b + QFS_WAL_REC_HDR + 9);
+		off += QFS_WAL_REC_HDR + (off_t)len;
+	}
 	close(fd);
 	return t;
 }
@@ -276,7 +305,7 @@ static int manifest_load(struct qfs_archive *a, struct part *pt)
 		return 0;
 	}
 	if (rc) {
-		part_fail(a, pt, rc, "manifest get", key);
+		part_fail_store(a, pt, rc, "manifest get", key);
 		return rc;
 	}
 	rc = qfs_arch_manifest_decode(data, len, pt->group, &pt->man);
@@ -303,7 +332,7 @@ static int manifest_store(struct qfs_archive *a, struct part *pt)
 	rc = b.err ? b.err : qfs_objstore_put(a->os, key, b.data, b.len);
 	qfs_buf_close(&b);
 	if (rc) {
-		part_fail(a, pt, rc, "manifest put", key);
+		part_fail_store(a, pt, rc, "manifest put", key);
 		return rc;
 	}
 	pt->dirty = 0;
@@ -373,7 +402,7 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 	rc = qfs_objstore_put(a->os, key, data, len);
 	free(data);
 	if (rc) {
-		part_fail(a, pt, rc, "segment put", key);
+		part_fail_store(a, pt, rc, "segment put", key);
 		return rc;
 	}
 	rc = qfs_arch_manifest_add_seg(&pt->man, &s);
@@ -524,7 +553,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 	qfs_arch_key_snap(key, pt->group, lsn);
 	rc = qfs_objstore_put_file(a->os, key, path);
 	if (rc) {
-		part_fail(a, pt, rc, "snapshot put", key);
+		part_fail_store(a, pt, rc, "snapshot put", key);
 		goto out;
 	}
 	if ((rc = qfs_arch_manifest_add_snap(&pt->man, &s)) != 0) {
@@ -554,7 +583,7 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 {
 	struct lseg *ls = NULL;
 	size_t n = 0, i;
-	uint64_t lag_bytes = 0, lag_ns = 0;
+	uint64_t lag_bytes = 0, oldest = 0;
 	uint32_t pending = 0;
 
 	if (list_wal(dir, &ls, &n) == 0) {
@@ -564,10 +593,8 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 
 			if (tail ? ls[i].size <= QFS_WAL_SEG_HDR : last <= pt->stored)
 				continue;
-			if (pending++ == 0) {
-				uint64_t t = first_record_time(dir, ls[i].first), now = wall_ns();
-				lag_ns = t && now > t ? now - t : 0;
-			}
+			if (pending++ == 0)
+				oldest = first_record_time(dir, ls[i].first);
 			lag_bytes += ls[i].size - QFS_WAL_SEG_HDR;
 		}
 	}
@@ -577,8 +604,9 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 	pt->st_applied = applied;
 	pt->st_snap = pt->man.nsnaps ? pt->man.snaps[pt->man.nsnaps - 1].lsn : 0;
 	pt->st_lag_bytes = lag_bytes;
-	pt->st_lag_ns = lag_ns;
+	pt->st_oldest_ns = oldest;
 	pt->st_pending = pending;
+	pt->st_paused = 0;
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -594,6 +622,25 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	rc = qfs_cell_wal_info(a->n, pt->group, dir, sizeof(dir), &applied);
 	if (rc == QFS_ENOGROUP)
 		return 0; /* dropped meanwhile */
+	if (rc == QFS_ESTOPPED && !qfs_cell_node_up(a->n, 1)) {
+		/* Not an error of the group: archiving waits for node 1.
+		 * Records written meanwhile are unarchived from now on (the
+		 * oldest pending one, if any, keeps its time). */
+		qfs_lsn_t top = qfs_cell_group_applied(a->n, pt->group);
+
+		pthread_mutex_lock(&a->mu);
+		if (!pt->st_paused)
+			QFS_LOG(QFS_LOG_WARN, "archive paused group=%016llx why=\"node 1 (the archive source) is down\"",
+				(unsigned long long)pt->group);
+		pt->st_paused = 1;
+		if (top > pt->st_archived) {
+			if (!pt->st_oldest_ns)
+				pt->st_oldest_ns = wall_ns();
+			pt->st_applied = top;
+		}
+		pthread_mutex_unlock(&a->mu);
+		return 0;
+	}
 	if (rc) {
 		part_fail(a, pt, rc, "group not readable", NULL);
 		return rc;
@@ -789,6 +836,7 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	a->interval_ms = o->interval_ms ? o->interval_ms : QFS_ARCHIVE_INTERVAL_DEFAULT_MS;
 	a->snap_segments = o->snap_segments ? o->snap_segments : QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT;
 	a->snap_bytes = o->snap_bytes ? o->snap_bytes : QFS_ARCHIVE_SNAP_BYTES_DEFAULT;
+	a->stuck_ms = o->stuck_ms ? o->stuck_ms : QFS_ARCHIVE_STUCK_DEFAULT_MS;
 	a->url = strdup(o->store.url ? o->store.url : "");
 	a->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
 	if (!a->url || !a->tmp_dir) {
@@ -854,9 +902,52 @@ void qfs_archive_kick(struct qfs_archive *a)
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* Age in ns of pt's oldest unarchived record now (0: none).  a->mu. */
+static uint64_t lag_ns(const struct part *pt, uint64_t now)
+{
+	return pt->st_oldest_ns && now > pt->st_oldest_ns ? now - pt->st_oldest_ns : 0;
+}
+
+static const char *state_of(const struct part *pt)
+{
+	return pt->st_paused ? "paused" : pt->st_err ? "error" : "ok";
+}
+
+/* The stuck alarm's text into buf ("" when not stuck): node 1 down, or a
+ * record unarchived for longer than stuck_ms.  a->mu. */
+static void stuck_text(struct qfs_archive *a, uint64_t now, char *buf, size_t len)
+{
+	uint32_t paused = 0, late = 0;
+	uint64_t worst = 0;
+	qfs_group_t wg = 0;
+
+	for (size_t i = 0; i < a->nparts; i++) {
+		const struct part *pt = a->parts[i];
+		uint64_t l = lag_ns(pt, now);
+
+		paused += pt->st_paused;
+		if (l > (uint64_t)a->stuck_ms * 1000000ull) {
+			late++;
+			if (l > worst) {
+				worst = l;
+				wg = pt->group;
+			}
+		}
+	}
+	buf[0] = '\0';
+	if (paused)
+		snprintf(buf, len, "node 1 (the archive source) is down: %u partitions not archived; start it", paused);
+	else if (late)
+		snprintf(buf, len, "%u partitions have records unarchived for over %llu s (worst %016llx: %.0f s);"
+			 " see last_error", late, (unsigned long long)(a->stuck_ms / 1000),
+			 (unsigned long long)wg, (double)worst / 1e9);
+}
+
 /* See archive.h.  Takes a->mu. */
 void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 {
+	char stuck[ERR_MAX];
+	uint64_t now = wall_ns();
 	char line[ERR_MAX + 512];
 	int n;
 
@@ -872,6 +963,11 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 		n = snprintf(line, sizeof(line), "alarm auth \"%s\"\n", a->alarm);
 		qfs_buf_put(out, line, (size_t)n);
 	}
+	stuck_text(a, now, stuck, sizeof(stuck));
+	if (stuck[0]) {
+		n = snprintf(line, sizeof(line), "alarm stuck \"%s\"\n", stuck);
+		qfs_buf_put(out, line, (size_t)n);
+	}
 	for (size_t i = 0; i < a->nparts; i++) {
 		struct part *pt = a->parts[i];
 
@@ -880,8 +976,8 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 			     "pending_segments %u snapshot_lsn %llu state %s last_error \"%s\"\n",
 			     (unsigned long long)pt->group, (unsigned long long)pt->st_archived,
 			     (unsigned long long)pt->st_applied, (unsigned long long)pt->st_lag_bytes,
-			     (double)pt->st_lag_ns / 1e9, pt->st_pending, (unsigned long long)pt->st_snap,
-			     pt->st_err ? "error" : "ok", pt->st_errmsg);
+			     (double)lag_ns(pt, now) / 1e9, pt->st_pending, (unsigned long long)pt->st_snap,
+			     state_of(pt), pt->st_errmsg);
 		qfs_buf_put(out, line, (size_t)n);
 	}
 	pthread_mutex_unlock(&a->mu);
@@ -890,18 +986,19 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 /* See archive.h.  Takes a->mu. */
 void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
 {
-	uint64_t lag_bytes = 0, lag_ns = 0;
+	uint64_t lag_bytes = 0, lag = 0, now = wall_ns();
 	uint32_t pending = 0, errors = 0;
-	char line[512];
+	char line[512], stuck[ERR_MAX];
 	int n;
 
 	pthread_mutex_lock(&a->mu);
+	stuck_text(a, now, stuck, sizeof(stuck));
 	for (size_t i = 0; i < a->nparts; i++) {
 		struct part *pt = a->parts[i];
 
 		lag_bytes += pt->st_lag_bytes;
-		if (pt->st_lag_ns > lag_ns)
-			lag_ns = pt->st_lag_ns;
+		if (lag_ns(pt, now) > lag)
+			lag = lag_ns(pt, now);
 		pending += pt->st_pending;
 		errors += pt->st_err != 0;
 	}
@@ -909,7 +1006,8 @@ void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
 		     "archive store \"%s\" partitions %zu lag_bytes %llu lag_s %.3f pending_segments %u "
 		     "errors %u alarm %s\n",
 		     qfs_objstore_describe(a->os), a->nparts, (unsigned long long)lag_bytes,
-		     (double)lag_ns / 1e9, pending, errors, a->alarm[0] ? "auth" : "none");
+		     (double)lag / 1e9, pending, errors,
+		     a->alarm[0] ? "auth" : stuck[0] ? "stuck" : "none");
 	pthread_mutex_unlock(&a->mu);
 	qfs_buf_put(out, line, (size_t)n);
 }

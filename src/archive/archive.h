@@ -44,7 +44,10 @@ struct qfs_archive_opts {
 	uint32_t snap_segments;        /* snapshot after this many archived segments; 0: default */
 	uint64_t snap_bytes;           /* ... or this many archived bytes; 0: default */
 	const char *tmp_dir;           /* where snapshots are staged; NULL: $TMPDIR or /tmp */
+	uint64_t stuck_ms;             /* "alarm stuck" once a record waits longer than this
+					  (give 3 x the seal age); 0: QFS_ARCHIVE_STUCK_DEFAULT_MS */
 };
+#define QFS_ARCHIVE_STUCK_DEFAULT_MS 180000ull
 
 struct qfs_archive;
 

@@ -1409,6 +1409,17 @@ int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size
 /* ---------------------------------------------------------------- status */
 
 /* See cell.h. */
+int qfs_cell_node_up(struct qfs_cell *c, uint32_t id)
+{
+	struct qfs_rnode *rn = node_get(c, id);
+
+	if (!rn)
+		return 0;
+	node_put(c, id);
+	return 1;
+}
+
+/* See cell.h. */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
 {
 	for (uint32_t i = 0; i < c->n; i++) {

@@ -108,6 +108,8 @@ int qfs_cell_node_start(struct qfs_cell *c, uint32_t id);
  *         last N durable N commit N applied N            (one line)
  */
 void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out);
+/* 1 if node id runs (not stopped or down), else 0. */
+int qfs_cell_node_up(struct qfs_cell *c, uint32_t id);
 /* Node lines only ("node 1 az a state up dir PATH"). */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out);
 
