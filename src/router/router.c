@@ -557,6 +557,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 	struct qfs_table src, dst;
 	void *raw = NULL, *dstraw = NULL;
 	size_t raw_len, dstraw_len = 0;
+	qfs_group_t dropped = 0;
 	int rc, res = 0, have_dst;
 
 	if (strcmp(oldname, newname) == 0)
@@ -585,13 +586,15 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		goto out;
 	if (have_dst) {
 		__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-		drop_group(r, newname, dst.group);
+		dropped = dst.group;
 	}
 	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", oldname, newname);
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
 	free(dstraw);
+	if (dropped) /* outside the lock, as for a delete */
+		drop_group(r, newname, dropped);
 	return rc;
 }
 
