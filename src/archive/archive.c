@@ -369,23 +369,18 @@ static int verify_local(struct qfs_archive *a, struct part *pt, const struct lse
 
 /* ---------------------------------------------------------------- upload */
 
-static int upload_segment(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t first,
-			  qfs_lsn_t last)
+/* Check the segment image data[len] (it must hold exactly [first, last]),
+ * upload it and list it in the manifest.  src names it in errors.  Takes
+ * ownership of data. */
+static int upload_image(struct qfs_archive *a, struct part *pt, const char *src, uint8_t *data,
+			size_t len, qfs_lsn_t first, qfs_lsn_t last)
 {
-	char path[PATH_MAX], key[QFS_ARCH_KEY_MAX];
+	char key[QFS_ARCH_KEY_MAX];
 	struct qfs_arch_seg s;
 	const char *why = NULL;
-	uint8_t *data = NULL;
-	size_t len = 0;
 	uint64_t t0 = qfs_clock_mono_ms();
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
-	rc = slurp(path, &data, &len);
-	if (rc) {
-		part_fail(a, pt, rc, "read local segment", path);
-		return rc;
-	}
 	rc = qfs_arch_seg_walk(data, len, NULL, NULL, &s, &why);
 	if (rc == 0 && (s.first != first || s.last != last)) {
 		rc = QFS_ECORRUPT;
@@ -393,7 +388,7 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 	}
 	if (rc) {
 		char what[PATH_MAX + 64];
-		snprintf(what, sizeof(what), "local segment %s: %s", path, why ? why : "unreadable");
+		snprintf(what, sizeof(what), "local segment %s: %s", src, why ? why : "unreadable");
 		part_fail(a, pt, rc, what, NULL);
 		free(data);
 		return rc;
@@ -422,6 +417,120 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 		(unsigned long long)pt->group, (unsigned long long)first, (unsigned long long)last, len,
 		(unsigned long long)(qfs_clock_mono_ms() - t0));
 	return 0;
+}
+
+static int upload_segment(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t first,
+			  qfs_lsn_t last)
+{
+	char path[PATH_MAX];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
+	rc = slurp(path, &data, &len);
+	if (rc) {
+		part_fail(a, pt, rc, "read local segment", path);
+		return rc;
+	}
+	return upload_image(a, pt, path, data, len, first, last);
+}
+
+/* Append to img the raw records of the segment file at path whose LSNs
+ * lie in [from, to] (header and payload copied as they are: their CRCs
+ * stay valid).  0, QFS_ECORRUPT (a record overruns the file), -errno. */
+static int copy_records(const char *path, qfs_lsn_t from, qfs_lsn_t to, struct qfs_buf *img)
+{
+	uint8_t *data = NULL;
+	size_t len = 0, off = QFS_WAL_SEG_HDR;
+	int rc = slurp(path, &data, &len);
+
+	if (rc)
+		return rc;
+	while (off + QFS_WAL_REC_HDR <= len) {
+		uint32_t rl = qfs_be32_get(data + off + 4);
+		qfs_lsn_t lsn = qfs_be64_get(data + off + 8);
+
+		if (rl > len - off - QFS_WAL_REC_HDR) {
+			rc = QFS_ECORRUPT;
+			break;
+		}
+		if (lsn > to)
+			break;
+		if (lsn >= from)
+			qfs_buf_put(img, data + off, QFS_WAL_REC_HDR + rl);
+		off += QFS_WAL_REC_HDR + rl;
+	}
+	free(data);
+	return rc ? rc : img->err;
+}
+
+/* Node 1's log does not continue the archive: its replica was rebuilt from
+ * a snapshot (doc/cell.md "Self-healing") or its directory was lost, so
+ * [from, to] is missing from it.  Build a segment image of exactly those
+ * records from another replica's sealed segments (a committed record is the
+ * same bytes on every replica: the leader's entry) and upload it.  0 when
+ * uploaded; -EAGAIN while no running replica has them all applied and
+ * sealed (their open segments are sealed for the next pass); -ENOENT when
+ * none holds them any more; errors of the upload. */
+static int fill_gap(struct qfs_archive *a, struct part *pt, qfs_lsn_t from, qfs_lsn_t to)
+{
+	int rc = -ENOENT;
+
+	for (uint32_t k = 2; k <= QFS_CELL_MAX_NODES; k++) {
+		char dir[PATH_MAX], path[PATH_MAX], src[PATH_MAX + 32];
+		struct lseg *ls = NULL;
+		struct qfs_buf img;
+		qfs_lsn_t applied;
+		size_t n = 0, i;
+		int r;
+
+		if (qfs_cell_node_wal_info(a->n, k, pt->group, dir, sizeof(dir), &applied) != 0)
+			continue;
+		if (applied < to || list_wal(dir, &ls, &n) != 0 || n == 0) {
+			rc = -EAGAIN;
+			free(ls);
+			continue;
+		}
+		if (ls[0].first > from) { /* released there */
+			free(ls);
+			continue;
+		}
+		if (to >= ls[n - 1].first) { /* in its open segment: seal it */
+			(void)qfs_cell_node_wal_seal(a->n, k, pt->group);
+			rc = -EAGAIN;
+			free(ls);
+			continue;
+		}
+		{
+			uint8_t h[QFS_WAL_SEG_HDR];
+
+			qfs_wal_seg_header(h, from);
+			qfs_buf_init(&img);
+			qfs_buf_put(&img, h, sizeof(h));
+			r = img.err;
+		}
+		for (i = 0; !r && i + 1 < n && ls[i].first <= to; i++) {
+			if (ls[i + 1].first <= from)
+				continue;
+			snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)ls[i].first);
+			r = copy_records(path, from, to, &img);
+		}
+		free(ls);
+		if (r) {
+			qfs_buf_close(&img);
+			rc = r;
+			continue;
+		}
+		snprintf(src, sizeof(src), "%s (node %u, records %llu-%llu)", dir, k,
+			 (unsigned long long)from, (unsigned long long)to);
+		QFS_LOG(QFS_LOG_WARN, "archive gap filled from another replica group=%016llx first=%llu"
+			" last=%llu node=%u (node 1's log does not hold them: its replica was rebuilt)",
+			(unsigned long long)pt->group, (unsigned long long)from, (unsigned long long)to, k);
+		/* upload_image owns the bytes */
+		return upload_image(a, pt, src, img.data, img.len, from, to);
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -654,10 +763,24 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	if (!pt->verified && (rc = verify_local(a, pt, ls, n)) != 0)
 		goto out_publish;
 
-	for (size_t i = 0; i + 1 < n && uploads < PASS_MAX_SEGMENTS; i++) {
-		qfs_lsn_t first = ls[i].first, last = ls[i + 1].first - 1, have;
+	for (size_t i = 0; i < n && uploads < PASS_MAX_SEGMENTS; i++) {
+		qfs_lsn_t first = ls[i].first, last = i + 1 < n ? ls[i + 1].first - 1 : 0, have;
 
 		have = qfs_arch_manifest_last(&pt->man);
+		if (have && first > have + 1 && first - 1 <= applied) {
+			/* A gap in node 1's log (its replica was rebuilt):
+			 * take those records from another replica. */
+			int frc = fill_gap(a, pt, have + 1, first - 1);
+
+			if (frc == 0) {
+				uploads++;
+				have = qfs_arch_manifest_last(&pt->man);
+			} else if (frc == -EAGAIN) {
+				break; /* the next pass */
+			}
+		}
+		if (i + 1 == n)
+			break; /* the open tail */
 		if (last <= have)
 			continue;
 		if (last > applied)

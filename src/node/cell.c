@@ -1610,16 +1610,36 @@ int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn)
 }
 
 /* See cell.h. */
-int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group)
+int qfs_cell_node_wal_info(struct qfs_cell *c, uint32_t id, qfs_group_t group, char *dir,
+			   size_t dir_len, qfs_lsn_t *applied)
 {
-	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
+	struct qfs_rnode *rn = node_get(c, id);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_info(rn, group, dir, dir_len, applied);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_node_wal_seal(struct qfs_cell *c, uint32_t id, qfs_group_t group)
+{
+	struct qfs_rnode *rn = node_get(c, id);
 	int rc;
 
 	if (!rn)
 		return QFS_ESTOPPED;
 	rc = qfs_rnode_wal_seal(rn, group);
-	node_put(c, ARCHIVE_SOURCE);
+	node_put(c, id);
 	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group)
+{
+	return qfs_cell_node_wal_seal(c, ARCHIVE_SOURCE, group);
 }
 
 /* See cell.h. */

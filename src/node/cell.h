@@ -132,6 +132,12 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out);
 int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
 		      qfs_lsn_t *applied);
 int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn);
+/* qfs_rnode_wal_info / qfs_rnode_wal_seal of node id's replica (the
+ * archiver fills a gap in node 1's log from another replica).  0,
+ * QFS_ESTOPPED (node down or no such node), rnode errors. */
+int qfs_cell_node_wal_info(struct qfs_cell *c, uint32_t id, qfs_group_t group, char *dir,
+			   size_t dir_len, qfs_lsn_t *applied);
+int qfs_cell_node_wal_seal(struct qfs_cell *c, uint32_t id, qfs_group_t group);
 /* Seal node 1's open segment of group (qfs_rnode_wal_seal), so that the
  * archiver can take everything written so far.  0, QFS_ESTOPPED (node 1
  * down), rnode errors. */
