@@ -370,10 +370,11 @@ static int verify_local(struct qfs_archive *a, struct part *pt, const struct lse
 /* ---------------------------------------------------------------- upload */
 
 /* Check the segment image data[len] (it must hold exactly [first, last]),
- * upload it and list it in the manifest.  src names it in errors.  Takes
- * ownership of data. */
-static int upload_image(struct qfs_archive *a, struct part *pt, const char *src, uint8_t *data,
-			size_t len, qfs_lsn_t first, qfs_lsn_t last)
+ * upload it and list it in the manifest.  src names it in errors;
+ * from_node1: it is node 1's own segment file (a corrupt one makes node 1's
+ * replica untrusted).  Takes ownership of data. */
+static int upload_image(struct qfs_archive *a, struct part *pt, const char *src, int from_node1,
+			uint8_t *data, size_t len, qfs_lsn_t first, qfs_lsn_t last)
 {
 	char key[QFS_ARCH_KEY_MAX];
 	struct qfs_arch_seg s;
@@ -391,6 +392,15 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 		snprintf(what, sizeof(what), "local segment %s: %s", src, why ? why : "unreadable");
 		part_fail(a, pt, rc, what, NULL);
 		free(data);
+		if (rc == QFS_ECORRUPT && from_node1) {
+			/* Node 1's replica cannot be trusted: have it rebuilt;
+			 * its missing records then come from another replica. */
+			int drc = qfs_cell_wal_distrust(a->n, pt->group);
+
+			QFS_LOG(QFS_LOG_WARN, "archive found node 1's log corrupt group=%016llx"
+				" action=\"its replica is stopped and rebuilt from the others\" rc=%s",
+				(unsigned long long)pt->group, drc ? qfs_strerror(drc) : "ok");
+		}
 		return rc;
 	}
 	qfs_arch_key_seg(key, pt->group, first, last);
@@ -433,7 +443,7 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 		part_fail(a, pt, rc, "read local segment", path);
 		return rc;
 	}
-	return upload_image(a, pt, path, data, len, first, last);
+	return upload_image(a, pt, path, 1, data, len, first, last);
 }
 
 /* Append to img the raw records of the segment file at path whose LSNs
@@ -528,7 +538,7 @@ static int fill_gap(struct qfs_archive *a, struct part *pt, qfs_lsn_t from, qfs_
 			" last=%llu node=%u (node 1's log does not hold them: its replica was rebuilt)",
 			(unsigned long long)pt->group, (unsigned long long)from, (unsigned long long)to, k);
 		/* upload_image owns the bytes */
-		return upload_image(a, pt, src, img.data, img.len, from, to);
+		return upload_image(a, pt, src, 0, img.data, img.len, from, to);
 	}
 	return rc;
 }
@@ -763,6 +773,15 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	if (!pt->verified && (rc = verify_local(a, pt, ls, n)) != 0)
 		goto out_publish;
 
+	if (n == 0) {
+		/* An empty log (reset by a snapshot install): its next record
+		 * is applied + 1, so everything above the archive up to the
+		 * applied LSN is a gap. */
+		qfs_lsn_t have = qfs_arch_manifest_last(&pt->man);
+
+		if (have && applied > have && fill_gap(a, pt, have + 1, applied) == 0)
+			uploads++;
+	}
 	for (size_t i = 0; i < n && uploads < PASS_MAX_SEGMENTS; i++) {
 		qfs_lsn_t first = ls[i].first, last = i + 1 < n ? ls[i + 1].first - 1 : 0, have;
 

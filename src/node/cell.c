@@ -1637,6 +1637,19 @@ int qfs_cell_node_wal_seal(struct qfs_cell *c, uint32_t id, qfs_group_t group)
 }
 
 /* See cell.h. */
+int qfs_cell_wal_distrust(struct qfs_cell *c, qfs_group_t group)
+{
+	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_group_distrust(rn, group);
+	node_put(c, ARCHIVE_SOURCE);
+	return rc;
+}
+
+/* See cell.h. */
 int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group)
 {
 	return qfs_cell_node_wal_seal(c, ARCHIVE_SOURCE, group);

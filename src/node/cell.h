@@ -138,6 +138,10 @@ int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn);
 int qfs_cell_node_wal_info(struct qfs_cell *c, uint32_t id, qfs_group_t group, char *dir,
 			   size_t dir_len, qfs_lsn_t *applied);
 int qfs_cell_node_wal_seal(struct qfs_cell *c, uint32_t id, qfs_group_t group);
+/* Node 1's log of group was found corrupt by the archiver: stop its
+ * replica as untrusted (qfs_rnode_group_distrust), so that the keeper
+ * rebuilds it (doc/cell.md "Self-healing").  0, QFS_ESTOPPED, rnode errors. */
+int qfs_cell_wal_distrust(struct qfs_cell *c, qfs_group_t group);
 /* Seal node 1's open segment of group (qfs_rnode_wal_seal), so that the
  * archiver can take everything written so far.  0, QFS_ESTOPPED (node 1
  * down), rnode errors. */

@@ -171,7 +171,7 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SEAL };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SEAL, IOREQ_DISTRUST };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
@@ -1071,6 +1071,10 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 			ev.entries = w->ents;
 			ev.n = w->n;
 			step_handle(rn, g, &ev, depth);
+		} else if (rc == QFS_ECORRUPT) {
+			/* A corrupt record in the log: this replica cannot
+			 * be trusted (the cell rebuilds it). */
+			group_stop(rn, g, rc, "log read");
 		} else {
 			QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=%s", g->id,
 				qfs_strerror(rc));
@@ -1724,6 +1728,20 @@ static int io_seal(struct qfs_rnode *rn, qfs_group_t id)
 	return rc;
 }
 
+/* Stop group id as untrusted (I/O thread): a reader outside the node found
+ * its log corrupt.  0 (also when already stopped), QFS_ENOGROUP. */
+static int io_distrust(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (!g->dropped)
+		group_stop(rn, g, QFS_ECORRUPT, "corrupt segment found by the archiver");
+	group_put(rn, g);
+	return 0;
+}
+
 static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 {
 	while (list) {
@@ -1732,7 +1750,9 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 
 		list = r->next;
 		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) :
-		     r->type == IOREQ_SEAL ? io_seal(rn, r->group) : io_release(rn, r->group, r->lsn);
+		     r->type == IOREQ_SEAL ? io_seal(rn, r->group) :
+		     r->type == IOREQ_DISTRUST ? io_distrust(rn, r->group) :
+		     io_release(rn, r->group, r->lsn);
 		pthread_mutex_lock(&rn->mu);
 		r->rc = rc;
 		r->done = 1;
@@ -2240,6 +2260,14 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");
 	return rc;
+}
+
+/* See rnode.h.  Carried out by the I/O thread (io_distrust). */
+int qfs_rnode_group_distrust(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_DISTRUST, .group = group };
+
+	return io_submit(rn, &r);
 }
 
 /* See rnode.h.  Carried out by the I/O thread (io_seal). */

@@ -101,6 +101,11 @@ int qfs_rnode_group_drop(struct qfs_rnode *rn, qfs_group_t group);
  * here; a later create or the cell's reconciliation makes it again). */
 int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 			    const struct qfs_paxos_config *members);
+/* Stop this replica of group as untrusted (ginfo.untrusted, err
+ * QFS_ECORRUPT): a reader of its files (the archiver) found its log
+ * corrupt.  On the I/O thread; the caller blocks.  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED (closing). */
+int qfs_rnode_group_distrust(struct qfs_rnode *rn, qfs_group_t group);
 /* 1 if this node hosts a replica of group, 0 if not. */
 int qfs_rnode_group_exists(struct qfs_rnode *rn, qfs_group_t group);
 /* Call cb for each hosted group id, ascending, without node locks held. */

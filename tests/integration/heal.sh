@@ -22,6 +22,12 @@
 #    gap filled"), so a restore as of before the corruption gives every file.
 # 4. Remount: node 1's replica loads healthy (no rebuild again) and every
 #    file reads back byte for byte.
+# 5. A corrupt record that only the archiver reads: with the archive away,
+#    100 files are written in 64 KiB segments; a byte is flipped in the
+#    middle of node 1's oldest unarchived sealed segment while mounted; the
+#    archive is put back: the archiver finds the segment
+#    corrupt, node 1's replica is stopped and rebuilt, the archive gap is
+#    filled from another replica, and every file reads back.
 # Timing checks are bounds against hangs only.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -194,6 +200,43 @@ log_mark
 mount_again
 qfs_wait_agree "$G" 30 || fail "replicas of $G do not agree after the remount"
 ! log | grep -q "cell replica rebuild .*group=$G " || fail "node 1's replica was rebuilt again after a clean remount"
+py verify "$J"
+
+# --- 5. a corrupt record only the archiver reads (an old sealed segment)
+arch=$(awk -v g="$G" '$1 == "partition" && $2 == g { print $4 }' "$MNT/.quorumfs/archive")
+qfs_umount
+mv "$DATA/archive" "$DATA/archive.away" || fail "mv archive away"
+mount_again -o seal_size=64K
+py writer "$MNT/hx" "$J" 100 c
+# the oldest segment above what was archived, sealed (not the newest): far
+# below the applied LSN, so that nothing but the archiver reads it again
+# (corruption found at open is part 3's case: open checks every record)
+segs=$(ls "$DATA/nodes/n1/wal/$G" | grep -E '^[0-9a-f]{16}\.wal$' | sort)
+seg=
+for f in $(echo "$segs" | head -n -1); do
+	[ $((16#${f%.wal})) -gt "$arch" ] && { seg=$f; break; }
+done
+[ -n "$seg" ] || fail "no sealed segment of node 1 above the archived LSN $arch: $segs"
+size=$(stat -c %s "$DATA/nodes/n1/wal/$G/$seg")
+python3 -c '
+import os, sys
+p, pos = sys.argv[1], int(sys.argv[2])
+with open(p, "r+b") as f:
+    f.seek(pos); b = f.read(1); f.seek(pos); f.write(bytes([b[0] ^ 0x5a])); os.fsync(f.fileno())
+' "$DATA/nodes/n1/wal/$G/$seg" $((size / 2)) || fail "flip a byte in $seg"
+note "flipped a byte in the middle of node 1's sealed segment $seg ($size bytes) while mounted"
+log_mark
+mv "$DATA/archive.away" "$DATA/archive" || fail "mv archive back"
+for _ in $(seq 150); do
+	log | grep -q "archive gap filled from another replica group=$G " && break
+	sleep 0.2
+done
+for want in "archive found node 1's log corrupt group=$G " "cell replica rebuild group=$G node=1 " \
+	"archive gap filled from another replica group=$G "; do
+	log | grep -F "$want" ||
+		{ log | grep -E 'archive|cell replica' | tail -n 20 >&2; fail "no '$want' line within 30 s"; }
+done
+qfs_wait_agree "$G" 60 || fail "node 1's replica of $G did not heal after the archiver found it corrupt"
 py verify "$J"
 qfs_umount
 note "PASS ($SECONDS s)"
