@@ -74,12 +74,41 @@ TIMED(fallocate, (fuse_req_t r, fuse_ino_t i, int m, off_t o, off_t l, struct fu
 static void timed_ops(struct fuse_lowlevel_ops *t)
 {
 	*t = qfs_fs_ops;
-#define W(op) if (qfs_fs_ops.op) t->op = timed_##op
-	W(lookup); W(getattr); W(setattr); W(readlink); W(mknod); W(mkdir); W(unlink);
-	W(rmdir); W(symlink); W(rename); W(link); W(open); W(read); W(write); W(flush);
-	W(release); W(fsync); W(opendir); W(readdir); W(readdirplus); W(releasedir);
-	W(fsyncdir); W(statfs); W(setxattr); W(getxattr); W(listxattr); W(removexattr);
-	W(access); W(create); W(fallocate);
+#define W(op)                      \
+	do {                               \
+		if (qfs_fs_ops.op)         \
+			t->op = timed_##op; \
+	} while (0)
+	W(lookup);
+	W(getattr);
+	W(setattr);
+	W(readlink);
+	W(mknod);
+	W(mkdir);
+	W(unlink);
+	W(rmdir);
+	W(symlink);
+	W(rename);
+	W(link);
+	W(open);
+	W(read);
+	W(write);
+	W(flush);
+	W(release);
+	W(fsync);
+	W(opendir);
+	W(readdir);
+	W(readdirplus);
+	W(releasedir);
+	W(fsyncdir);
+	W(statfs);
+	W(setxattr);
+	W(getxattr);
+	W(listxattr);
+	W(removexattr);
+	W(access);
+	W(create);
+	W(fallocate);
 #undef W
 }
 
