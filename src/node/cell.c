@@ -523,8 +523,11 @@ static void backoff_next(struct cnode *cn, uint64_t now)
 	cn->retry_at_ms = now + cn->backoff_ms;
 }
 
+static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now);
+
 /* Restart nodes with a stopped group, start nodes that are down without
- * the test hook holding them, each with a backoff. */
+ * the test hook holding them, each with a backoff; rebuild a node whose
+ * store is corrupt. */
 static void keeper_round(struct qfs_cell *c)
 {
 	for (uint32_t i = 0; i < c->n; i++) {
@@ -559,10 +562,12 @@ static void keeper_round(struct qfs_cell *c)
 			continue;
 		}
 		pthread_mutex_lock(&c->op_mu);
-		/* A directory that cannot be trusted does not heal by itself:
-		 * it stays down (status says why) until the next mount. */
-		if (!cn->rn && !cn->held_down && !c->closing && cn->err != QFS_ECORRUPT &&
-		    cn->err != QFS_EFORMAT) {
+		/* A store that cannot be trusted is rebuilt (node_heal); a
+		 * directory of another format is left alone (status says why). */
+		if (!cn->rn && !cn->held_down && !c->closing && cn->err == QFS_ECORRUPT) {
+			node_heal(c, cn, now);
+		} else if (!cn->rn && !cn->held_down && !c->closing && cn->err != QFS_ECORRUPT &&
+			   cn->err != QFS_EFORMAT) {
 			if (!cn->retry_at_ms) {
 				backoff_next(cn, now);
 			} else if (now >= cn->retry_at_ms) {
@@ -782,6 +787,108 @@ static void heal_progress(struct qfs_cell *c, struct cnode *cn, qfs_group_t g,
 	QFS_LOG(QFS_LOG_INFO, "cell replica rebuilt group=%016" PRIx64 " node=%u applied=%" PRIu64
 		" ms=%" PRIu64 " attempt=%u", g, cn->id, gi->applied, now - h->since_ms, h->attempts);
 	h->since_ms = 0;
+}
+
+/* Move node directory dir (or, when it is a symlink, the directory it
+ * points to) aside to "<real dir>.broken-<unix time>" and create it again
+ * empty, durably.  *aside gets the new name.  0 or -errno. */
+static int move_aside(const char *dir, char *aside, size_t len)
+{
+	char real[PATH_MAX], parent[PATH_MAX];
+	char *slash;
+	int rc;
+
+	if (!realpath(dir, real))
+		return -errno;
+	if ((rc = qfs_node_path_fmt(aside, len, "%s.broken-%lld", real, (long long)time(NULL))))
+		return rc;
+	if (rename(real, aside) < 0)
+		return -errno;
+	if (mkdir(real, 0700) < 0)
+		return -errno;
+	snprintf(parent, sizeof(parent), "%s", real);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	return qfs_node_fsync_dir(parent);
+}
+
+/* Keeper, op_mu held: node cn could not be opened because its store is
+ * corrupt.  Once it is safe for every group the other nodes host (as for
+ * one replica: heal_safe), move its directory aside and start it empty:
+ * reconciliation creates its replicas, which catch up from the leaders.
+ * Attempts and backoff as for one replica. */
+static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now)
+{
+	struct heal *h = heal_find(c, cn->id, 0, 1); /* group 0: the whole node */
+	struct qfs_glist all = { 0 };
+	char why[96] = "", aside[PATH_MAX];
+	int unsafe = 0, rc;
+
+	if (!h || c->n < 3)
+		return;
+	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
+		h->attempts = 0;
+	if (!h->since_ms) {
+		h->since_ms = now;
+		h->next_ms = now + CELL_HEAL_FIRST_MS;
+		h->why[0] = '\0';
+	}
+	if (h->gave_up || now < h->next_ms)
+		return;
+	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
+		h->gave_up = 1;
+		QFS_LOG(QFS_LOG_ERR, "cell node rebuild given up node=%u attempts=%u operator=\"check the"
+			" disk of %s, then 'start %u' in .quorumfs/nodes or remount\"", cn->id, h->attempts,
+			cn->dir, cn->id);
+		return;
+	}
+	groups_union(c, 0, &all);
+	for (size_t i = 0; i < all.n; i++) {
+		struct heal *hg = heal_find(c, cn->id, all.v[i], 1);
+		char w[96];
+		uint32_t l;
+
+		/* every group gets its look (the check takes two) */
+		if (!hg || heal_safe(c, hg, &l, w, sizeof(w))) {
+			if (!unsafe)
+				snprintf(why, sizeof(why), "group %016" PRIx64 ": %s", all.v[i],
+					 hg ? w : "out of memory");
+			unsafe = 1;
+		}
+	}
+	if (!all.n || all.err) {
+		unsafe = 1;
+		snprintf(why, sizeof(why), "the other nodes list no group");
+	}
+	qfs_glist_free(&all);
+	if (unsafe) {
+		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
+		    !strstr(why, "waiting for")) {
+			snprintf(h->why, sizeof(h->why), "%s", why);
+			QFS_LOG(QFS_LOG_WARN, "cell node rebuild waiting node=%u why=\"%s\" operator=\"it is"
+				" rebuilt once the other nodes are healthy\"", cn->id, why);
+		}
+		h->next_ms = now + 2 * CELL_KEEPER_MS;
+		return;
+	}
+	h->attempts++;
+	h->last_ms = now;
+	rc = move_aside(cn->dir, aside, sizeof(aside));
+	QFS_LOG(QFS_LOG_WARN, "cell node rebuild node=%u attempt=%u/%u err=\"%s\" action=\"its store"
+		" cannot be trusted: move %s aside to %s and rebuild every replica of the node from the"
+		" other nodes\" operator=\"check the disk; delete %s once it is not needed\" rc=%s", cn->id,
+		h->attempts, CELL_HEAL_ATTEMPTS, qfs_strerror(cn->err), cn->dir, rc ? "-" : aside,
+		rc ? "-" : aside, rc ? qfs_strerror(rc) : "ok");
+	if (rc == 0)
+		rc = start_locked(c, cn);
+	if (rc) {
+		heal_backoff(h, now);
+		return;
+	}
+	cn->retry_at_ms = 0;
+	h->since_ms = 0;
+	h->backoff_ms = 0;
 }
 
 /* Rebuild the untrusted replicas of the running nodes (keeper thread). */

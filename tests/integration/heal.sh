@@ -28,6 +28,10 @@
 #    archive is put back: the archiver finds the segment
 #    corrupt, node 1's replica is stopped and rebuilt, the archive gap is
 #    filled from another replica, and every file reads back.
+# 6. A corrupt store (node 2's RocksDB manifest garbled while unmounted):
+#    node 2 cannot open; it is moved aside (n2.broken-TIME) and rebuilt
+#    from the others ("cell node rebuild node=2"), every replica agrees and
+#    every file reads back.
 # Timing checks are bounds against hangs only.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -203,10 +207,18 @@ qfs_wait_agree "$G" 30 || fail "replicas of $G do not agree after the remount"
 py verify "$J"
 
 # --- 5. a corrupt record only the archiver reads (an old sealed segment)
-arch=$(awk -v g="$G" '$1 == "partition" && $2 == g { print $4 }' "$MNT/.quorumfs/archive")
 qfs_umount
-mv "$DATA/archive" "$DATA/archive.away" || fail "mv archive away"
 mount_again -o seal_size=64K
+for _ in $(seq 100); do # the archiver's first pass (manifest loaded)
+	grep -q "^partition $G .* state ok " "$MNT/.quorumfs/archive" && break
+	sleep 0.1
+done
+sleep 1.5
+arch=$(awk -v g="$G" '$1 == "partition" && $2 == g { print $4 }' "$MNT/.quorumfs/archive")
+[ -n "$arch" ] || { cat "$MNT/.quorumfs/archive" >&2; fail "no partition line for $G"; }
+# the store away while mounted (at mount the default archive directory is
+# created again)
+mv "$DATA/archive" "$DATA/archive.away" || fail "mv archive away"
 py writer "$MNT/hx" "$J" 100 c
 # the oldest segment above what was archived, sealed (not the newest): far
 # below the applied LSN, so that nothing but the archiver reads it again
@@ -237,6 +249,31 @@ for want in "archive found node 1's log corrupt group=$G " "cell replica rebuild
 		{ log | grep -E 'archive|cell replica' | tail -n 20 >&2; fail "no '$want' line within 30 s"; }
 done
 qfs_wait_agree "$G" 60 || fail "node 1's replica of $G did not heal after the archiver found it corrupt"
+py verify "$J"
+
+# --- 6. a corrupt store: the whole node is rebuilt
+qfs_umount
+man=$(ls "$DATA"/nodes/n2/store/MANIFEST-* | head -n 1)
+python3 -c '
+import os, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+for i in range(10, min(len(b), 200)):
+    b[i] ^= 0x55
+with open(p, "r+b") as f:
+    f.write(b); os.fsync(f.fileno())
+' "$man" || fail "garble $man"
+note "garbled node 2's RocksDB manifest $man"
+log_mark
+mount_again
+for _ in $(seq 150); do
+	log | grep -q "cell node rebuild node=2 " && break
+	sleep 0.2
+done
+log | grep "cell node rebuild node=2 " || { log | grep -E 'cell|store' | tail -n 20 >&2; fail "node 2 with a corrupt store was not rebuilt within 30 s"; }
+qfs_wait_agree "$G" 60 || fail "the replicas of $G do not agree after node 2's rebuild"
+qfs_wait_agree 0000000000000001 60 || fail "the replicas of the meta group do not agree after node 2's rebuild"
+ls -d "$DATA"/nodes/n2.broken-* >/dev/null 2>&1 || fail "node 2's corrupt directory was not kept aside as n2.broken-*"
 py verify "$J"
 qfs_umount
 note "PASS ($SECONDS s)"
