@@ -61,7 +61,8 @@ struct heal {
 				      of the node starts the count over */
 	int rebuilding;          /* rebuilt, catching up */
 	int gave_up;
-	char why[96];            /* last reason to wait, logged once */
+	char why[96];            /* last reason to wait that was logged */
+	uint64_t why_ms;         /* when it was logged (mono ms; at most once a minute) */
 };
 
 /* A group and its applied LSN, as a stopped node last reported it. */
@@ -721,8 +722,9 @@ static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnod
 		/* Leaders take a few seconds after a start: say why it waits
 		 * only when it lasts, and once per reason. */
 		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
-		    strncmp(why, "waiting for", 11) != 0) {
+		    strncmp(why, "waiting for", 11) != 0 && (!h->why_ms || now - h->why_ms >= 60000)) {
 			snprintf(h->why, sizeof(h->why), "%s", why);
+			h->why_ms = now;
 			QFS_LOG(QFS_LOG_WARN, "cell replica rebuild waiting group=%016" PRIx64 " node=%u"
 				" err=\"%s\" why=\"%s\" operator=\"it is rebuilt once the other replicas"
 				" are healthy; start the nodes that are down\"", g, cn->id, qfs_strerror(err), why);
@@ -864,8 +866,9 @@ static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now)
 	qfs_glist_free(&all);
 	if (unsafe) {
 		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
-		    !strstr(why, "waiting for")) {
+		    !strstr(why, "waiting for") && (!h->why_ms || now - h->why_ms >= 60000)) {
 			snprintf(h->why, sizeof(h->why), "%s", why);
+			h->why_ms = now;
 			QFS_LOG(QFS_LOG_WARN, "cell node rebuild waiting node=%u why=\"%s\" operator=\"it is"
 				" rebuilt once the other nodes are healthy\"", cn->id, why);
 		}
