@@ -95,3 +95,9 @@ void qfs_clock_call_limit(uint32_t ms)
 	if (!call_budget.deadline_ms || call_budget.deadline_ms > d)
 		call_budget.deadline_ms = d;
 }
+
+/* See clock.h. */
+int qfs_clock_call_active(void)
+{
+	return call_budget.depth > 0;
+}

@@ -37,5 +37,7 @@ void qfs_clock_call_progress(void);
 /* Inside a call: its next waits end at most ms from now (a caller with a
  * fallback for a missing quorum); outside a call: nothing. */
 void qfs_clock_call_limit(uint32_t ms);
+/* 1 inside a call (between begin and end), else 0. */
+int qfs_clock_call_active(void);
 
 #endif

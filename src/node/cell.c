@@ -40,6 +40,9 @@
 #define CELL_KEEPER_MS 250       /* keeper period */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
+#define CELL_NOQUORUM_HOLD_MS 1000   /* after a timeout, later waits on that group ... */
+#define CELL_NOQUORUM_WAIT_MS 100    /* ... wait only this long, for this long */
+#define CELL_NOQUORUM_SLOTS 16
 #define CELL_HEAL_FIRST_MS 1000      /* first rebuild of an untrusted replica */
 #define CELL_HEAL_BACKOFF_MAX_MS 60000
 #define CELL_HEAL_ATTEMPTS 6         /* then give up until stop/start of the node */
@@ -109,6 +112,12 @@ struct qfs_cell {
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
 	void *seal_arg;
 
+	/* Groups whose last wait timed out: a wait that starts within
+	 * CELL_NOQUORUM_HOLD_MS of it waits only CELL_NOQUORUM_WAIT_MS, so the
+	 * kernel's back-to-back calls after a failure (read-ahead then read,
+	 * getxattr then write) do not each wait a whole timeout.  mu. */
+	struct { qfs_group_t group; uint64_t until_ms; } nq[CELL_NOQUORUM_SLOTS];
+	uint64_t nq_until;       /* max until_ms above; relaxed atomic (fast path) */
 	uint32_t hint;           /* last leader seen (any group); relaxed atomic */
 	uint64_t st_redirects, st_timeouts; /* relaxed atomics */
 	uint64_t st_proposals_closed, st_fsyncs_closed; /* of nodes since stopped; mu */
@@ -1320,13 +1329,65 @@ static int fail_fast(struct qfs_cell *c, qfs_group_t group)
 	return stopped_count(c, group, &why) >= majority(c) ? why : 0;
 }
 
+/* The deadline of a wait on group starting now: the call's budget, cut
+ * short right after a timeout of the same group when the wait is part of a
+ * FUSE call (see struct qfs_cell; other callers wait their whole timeout). */
+static uint64_t wait_deadline(struct qfs_cell *c, qfs_group_t group, uint64_t now)
+{
+	uint64_t d = qfs_clock_call_deadline(now, c->o.timeout_ms), until = 0;
+
+	if (__atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) <= now || !qfs_clock_call_active())
+		return d;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < CELL_NOQUORUM_SLOTS; i++)
+		if (c->nq[i].group == group && c->nq[i].until_ms > now)
+			until = c->nq[i].until_ms;
+	pthread_mutex_unlock(&c->mu);
+	if (until && d > now + CELL_NOQUORUM_WAIT_MS)
+		d = now + CELL_NOQUORUM_WAIT_MS;
+	return d;
+}
+
+/* A wait on group that began at t0 timed out (mark, when it waited a whole
+ * timeout: a wait cut short by its call's limit proves nothing) or
+ * succeeded (clear). */
+static void noquorum_note(struct qfs_cell *c, qfs_group_t group, int timed_out, uint64_t t0)
+{
+	uint64_t now = now_ms();
+	int slot = -1, oldest = 0;
+
+	if (timed_out && now - t0 < c->o.timeout_ms)
+		return;
+	if (!timed_out && __atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) <= now)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < CELL_NOQUORUM_SLOTS; i++) {
+		if (c->nq[i].group == group)
+			slot = i;
+		if (c->nq[i].until_ms < c->nq[oldest].until_ms)
+			oldest = i;
+	}
+	if (!timed_out) {
+		if (slot >= 0)
+			c->nq[slot].until_ms = 0;
+	} else {
+		if (slot < 0)
+			slot = oldest;
+		c->nq[slot].group = group;
+		c->nq[slot].until_ms = now + CELL_NOQUORUM_HOLD_MS;
+		if (__atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) < c->nq[slot].until_ms)
+			__atomic_store_n(&c->nq_until, c->nq[slot].until_ms, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* See cell.h.  Only outcomes that prove the entry was never accepted
  * (-EREMOTE, -EAGAIN, QFS_ESTOPPED on arrival) are retried; a timeout is
  * final because the entry may still commit. */
 int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
 		     int *result)
 {
-	uint64_t deadline = qfs_clock_call_deadline(now_ms(), c->o.timeout_ms);
+	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
 	uint32_t target = 0, stopped_on = 0;
 	int last = -ETIMEDOUT;
 
@@ -1362,6 +1423,7 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 		case 0:
 			__atomic_store_n(&c->hint, target, __ATOMIC_RELAXED);
 			qfs_clock_call_progress();
+			noquorum_note(c, group, 0, t0);
 			return 0;
 		case -EREMOTE:
 			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
@@ -1395,6 +1457,7 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 	}
 timeout:
 	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
+	noquorum_note(c, group, 1, t0);
 	QFS_LOG(QFS_LOG_WARN, "cell propose failed group=%016" PRIx64 " timeout_ms=%u err=%s", group,
 		c->o.timeout_ms, qfs_strerror(last));
 	return last;
@@ -1462,12 +1525,13 @@ static int can_read_strong(struct qfs_cell *c, qfs_group_t group)
 
 static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **rn, uint32_t *id)
 {
-	uint64_t deadline = qfs_clock_call_deadline(now_ms(), c->o.timeout_ms);
+	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
 	int rc;
 
 	for (;;) {
 		if ((*id = read_node(c, group, c->o.reads, rn)) != 0) {
 			qfs_clock_call_progress();
+			noquorum_note(c, group, 0, t0);
 			return 0;
 		}
 		if (!qfs_cell_group_exists(c, group))
@@ -1481,6 +1545,7 @@ static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **r
 		sleep_ms(CELL_POLL_MS);
 	}
 	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
+	noquorum_note(c, group, 1, t0);
 	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
 		group, c->o.timeout_ms);
 	return -ETIMEDOUT;

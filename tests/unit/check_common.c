@@ -959,7 +959,9 @@ START_TEST(test_call_budget)
 
 	ck_assert_uint_eq(qfs_clock_call_deadline(1000, 50), 1050);
 	ck_assert_uint_eq(qfs_clock_call_deadline(2000, 50), 2050);
+	ck_assert(!qfs_clock_call_active());
 	qfs_clock_call_begin();
+	ck_assert(qfs_clock_call_active());
 	ck_assert_uint_eq(qfs_clock_call_deadline(1000, 50), 1050);
 	ck_assert_uint_eq(qfs_clock_call_deadline(1040, 50), 1050); /* shared */
 	qfs_clock_call_begin(); /* nested: same budget */
