@@ -9,9 +9,13 @@
  *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
  *   .quorumfs/archive  WAL archiving per partition (text from the archiver,
  *                      doc/archive.md)
+ *   .quorumfs/capacity  admission control per table (doc/admission.md)
  *   .quorumfs/nodes    the storage nodes, one line each; root may write
  *                      "stop N" or "start N" to it: a TEST HOOK that powers a
  *                      node off or on (fault injection, doc/cell.md)
+ *   .quorumfs/scrub    the scrubber's state and per-group results; root may
+ *                      write "start" to start a pass (doc/scrub.md)
+ *   .quorumfs/alarms   every active alarm with the time it was raised
  */
 #include "config.h"
 
@@ -34,6 +38,9 @@ static const struct ctl_file files[] = {
 	{ 4, "stats" },
 	{ 5, "archive" },
 	{ QFS_CTL_NODES_INO, "nodes" },
+	{ QFS_CTL_SCRUB_INO, "scrub" },
+	{ QFS_CTL_ALARMS_INO, "alarms" },
+	{ QFS_CTL_CAPACITY_INO, "capacity" },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
@@ -43,14 +50,18 @@ static const char *fop_names[FOP_NOPS] = {
 	"statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create", "fallocate",
 };
 
-static void fill(qfs_ino_t ino, struct stat *st)
+/* Attributes of a control entry: fixed modes, owned by root, and the mount
+ * time as atime, mtime and ctime (the text is made at open, like /proc). */
+static void fill(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
+	st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = fs->mounted.sec;
+	st->st_atim.tv_nsec = st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = fs->mounted.nsec;
 	if (ino == QFS_CTL_DIR_INO) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
-	} else if (ino == QFS_CTL_NODES_INO) {
+	} else if (qfs_fs_ctl_writable(ino)) {
 		st->st_mode = S_IFREG | 0644;
 		st->st_nlink = 1;
 	} else {
@@ -60,34 +71,34 @@ static void fill(qfs_ino_t ino, struct stat *st)
 	st->st_blksize = 4096;
 }
 
-int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st)
+int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st)
 {
 	if (parent == FUSE_ROOT_ID) {
 		if (strcmp(name, ".quorumfs"))
 			return -ENOENT;
-		fill(QFS_CTL_DIR_INO, st);
+		fill(fs, QFS_CTL_DIR_INO, st);
 		return 0;
 	}
 	if (parent != QFS_CTL_DIR_INO)
 		return -ENOTDIR;
 	for (size_t i = 0; i < NFILES; i++) {
 		if (strcmp(files[i].name, name) == 0) {
-			fill(files[i].ino, st);
+			fill(fs, files[i].ino, st);
 			return 0;
 		}
 	}
 	return -ENOENT;
 }
 
-int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st)
+int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st)
 {
 	if (ino == QFS_CTL_DIR_INO) {
-		fill(ino, st);
+		fill(fs, ino, st);
 		return 0;
 	}
 	for (size_t i = 0; i < NFILES; i++) {
 		if (files[i].ino == ino) {
-			fill(ino, st);
+			fill(fs, ino, st);
 			return 0;
 		}
 	}
@@ -123,9 +134,19 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 			qfs_buf_put_u8(&b, '\n');
 		}
 		qfs_router_stats(fs->r, &b);
+	} else if (ino == QFS_CTL_CAPACITY_INO) {
+		qfs_router_capacity(fs->r, &b);
 	} else if (ino == QFS_CTL_NODES_INO) {
 		if (fs->o->nodes_text)
 			fs->o->nodes_text(fs->o->nodes_arg, &b);
+	} else if (ino == QFS_CTL_SCRUB_INO) {
+		if (fs->o->scrub_text)
+			fs->o->scrub_text(fs->o->scrub_arg, &b);
+		else
+			qfs_buf_printf(&b, "state off\n");
+	} else if (ino == QFS_CTL_ALARMS_INO) {
+		if (fs->o->alarms_text)
+			fs->o->alarms_text(fs->o->scrub_arg, &b);
 	} else if (ino == QFS_CTL_DIR_INO) {
 		return -EISDIR;
 	} else {
@@ -146,12 +167,19 @@ int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t
 	unsigned id;
 	int n;
 
-	if (ino != QFS_CTL_NODES_INO)
+	if (!qfs_fs_ctl_writable(ino))
 		return -EROFS;
 	if (size >= sizeof(cmd))
 		return -EINVAL;
 	memcpy(cmd, buf, size);
 	cmd[size] = '\0';
+	if (ino == QFS_CTL_SCRUB_INO) {
+		if (sscanf(cmd, "%15s %1s", verb, extra) != 1 || strcmp(verb, "start"))
+			return -EINVAL;
+		if (!fs->o->scrub_ctl)
+			return -EINVAL;
+		return fs->o->scrub_ctl(fs->o->scrub_arg, verb);
+	}
 	n = sscanf(cmd, "%15s %u %1s", verb, &id, extra);
 	if (n != 2 || (strcmp(verb, "stop") && strcmp(verb, "start")) || id == 0 || id > 65535)
 		return -EINVAL;
@@ -160,7 +188,7 @@ int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t
 	return fs->o->node_ctl(fs->o->nodes_arg, verb, id);
 }
 
-size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)
+size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off, int plus)
 {
 	size_t pos = 0;
 	struct stat st;
@@ -178,8 +206,16 @@ size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off)
 			name = files[i - 2].name;
 			ino = files[i - 2].ino;
 		}
-		fill(ino, &st);
-		size_t n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		fill(qfs_fs_of(req), ino, &st);
+		size_t n;
+		if (plus) { /* attributes only: ino 0 links nothing, counts no lookup */
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			e.attr = st;
+			n = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, i + 1);
+		} else {
+			n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		}
 		if (n > size - pos)
 			break;
 		pos += n;

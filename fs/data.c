@@ -5,11 +5,14 @@
  *
  * A file of at most QFS_INLINE_MAX bytes keeps its bytes in the inode item
  * (QFS_ATTR_INLINE); a larger one in chunk items of QFS_CHUNK_SIZE bytes,
- * each stored trimmed to the file size; an all-zero chunk is not stored
- * (holes read as zeros).  Writes are buffered per inode as whole chunks and
- * written back on close (FUSE flush), fsync, setattr, or when more than
- * QFS_FS_DIRTY_MAX bytes are buffered.  One flush = one txn = one log entry,
- * so a file never shows a half-applied write-back after a crash.
+ * each stored trimmed to the file size and of its trailing zero bytes; an
+ * all-zero chunk is not stored (holes read as zeros).  Writes are buffered
+ * per inode as whole chunks and written back on close (FUSE flush), fsync,
+ * a setattr of a file with no pending write-back, or when more than
+ * QFS_FS_DIRTY_MAX bytes are buffered; attribute changes made meanwhile
+ * through open handles, and a pending create (pend.c), go into the same
+ * write-back.  One flush = one txn = one log entry, so a file never shows
+ * a half-applied write-back after a crash (doc/fs.md "One round per file").
  *
  * Every function here is called with in->mu held.
  */
@@ -307,18 +310,23 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 	return 0;
 }
 
-static int all_zero(const uint8_t *p, size_t n)
+/* Length of p[0..n) without its trailing zero bytes (0: all zeros).  The
+ * store keeps chunks and inline data trimmed so: a read zero-fills what a
+ * value lacks, and st_blocks counts only what is kept. */
+static size_t trim_zeros(const uint8_t *p, size_t n)
 {
 	static const uint8_t zero[4096];
 
 	while (n) {
-		size_t k = n < sizeof(zero) ? n : sizeof(zero);
-		if (memcmp(p, zero, k))
-			return 0;
-		p += k;
+		size_t k = n % sizeof(zero) ? n % sizeof(zero) : sizeof(zero);
+		if (memcmp(p + n - k, zero, k) != 0) {
+			while (p[n - 1] == 0)
+				n--;
+			return n;
+		}
 		n -= k;
 	}
-	return 1;
+	return 0;
 }
 
 /* Keys live until the txn is proposed: one arena for all of them. */
@@ -356,12 +364,16 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	int is_file = S_ISREG(in->attr.mode);
 	uint32_t flags;
 
-	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks)) {
+	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
 		in->loaded = false;
 		in->wb_err = 0;
 		return 0;
 	}
 	qfs_txn_init(&t);
+	/* a pending create is stored by the same txn (pend.c) */
+	if (in->pend && (rc = qfs_fs_pend_add_ops(&t, in->pend)))
+		goto out;
+	rc = -ENOMEM;
 	/* one key slot per buffered chunk (+1 for chunk 0 loaded below) and two
 	 * for a range: the arena never moves while ops point into it */
 	ks.cap = 3;
@@ -409,7 +421,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		if (!op)
 			goto out;
 		op->val = inl;
-		op->val_len = (uint32_t)size;
+		op->val_len = (uint32_t)trim_zeros(inl, size);
 		flags |= QFS_ATTR_INLINE;
 	} else if (data_changed) {
 		if ((in->stored_flags & QFS_ATTR_INLINE) && in->valid_size > 0 && !chunk_find(in, 0)) {
@@ -441,7 +453,8 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			size_t len = size - start < QFS_CHUNK_SIZE ? (size_t)(size - start) : QFS_CHUNK_SIZE;
 			uint8_t *k = key_slot(&ks);
 			size_t klen = qfs_key_chunk(k, in->ino, c->no);
-			if (all_zero(c->data, len)) {
+			len = trim_zeros(c->data, len);
+			if (len == 0) {
 				op = add_keyed(&t, QFS_OP_DEL, k, klen);
 			} else {
 				op = add_keyed(&t, QFS_OP_PUT, k, klen);
@@ -454,6 +467,19 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 				goto out;
 		}
 		flags &= ~QFS_ATTR_INLINE;
+	}
+	if (in->acl_drop) {
+		/* set, then drop: removed whether or not one was stored */
+		op = add_keyed(&t, QFS_OP_XSET, ikey, ilen);
+		if (!op)
+			goto out;
+		op->name = QFS_ACL_ACCESS;
+		op->val = (const uint8_t *)"";
+		op->val_len = 0;
+		op = add_keyed(&t, QFS_OP_XDEL, ikey, ilen);
+		if (!op)
+			goto out;
+		op->name = QFS_ACL_ACCESS;
 	}
 	op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen);
 	if (!op)
@@ -482,8 +508,10 @@ out:
 		/* stored: the buffers are no longer needed, the store is the truth */
 		qfs_fs_drop_buffers(in);
 		in->attr_dirty = 0;
+		in->acl_drop = false;
 		in->loaded = false;
 		in->wb_err = 0;
+		qfs_fs_pend_remove(fs, in);
 	} else {
 		/* keep the buffered state: acknowledged writes are not thrown away,
 		 * and the next flush, fsync or close tries again (the caller may
@@ -500,13 +528,19 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
 	if (!in->loaded)
 		return;
-	if (in->chunks || in->attr_dirty)
+	if (in->chunks || in->attr_dirty || in->pend)
 		QFS_LOG(QFS_LOG_ERR, "buffered writes discarded after a failed write-back ino=%llu bytes=%llu err=%s",
 			(unsigned long long)in->ino, (unsigned long long)in->dirty_bytes, qfs_strerror(in->wb_err));
 	qfs_fs_drop_buffers(in);
 	in->attr_dirty = 0;
+	in->acl_drop = false;
 	in->loaded = false;
 	in->wb_err = 0;
+	if (in->pend) {
+		QFS_LOG(QFS_LOG_ERR, "created file given up, never stored ino=%llu parent=%llu name=%.64s",
+			(unsigned long long)in->ino, (unsigned long long)in->pend->parent, in->pend->name);
+		qfs_fs_pend_remove(fs, in);
+	}
 	/* the kernel may hold pages that were never stored */
 	if (fs->se)
 		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
@@ -538,5 +572,147 @@ int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino)
 		rc = res;
 out:
 	qfs_txn_close(&t);
+	return rc;
+}
+
+uint64_t qfs_fs_blocks(const struct qfs_fs_inode *in)
+{
+	uint64_t cap, est;
+
+	if (!in->loaded || (!in->chunks && !(in->attr_dirty & QFS_SET_SIZE)))
+		return in->attr.blocks;
+	cap = in->attr.size / 512 + (in->attr.size % 512 != 0);
+	est = in->attr.blocks + in->dirty_bytes / 512;
+	return est < cap ? est : cap;
+}
+
+/* Forget a change that was only in memory (its write-back failed): the
+ * stored state is the truth again.  Only for state this file created
+ * itself right before, with nothing else buffered. */
+static void forget_change(struct qfs_fs_inode *in)
+{
+	qfs_fs_drop_buffers(in);
+	in->attr_dirty = 0;
+	in->loaded = false;
+	in->wb_err = 0;
+}
+
+/* Punch [off, end) of a clean file (in->mu held, nothing buffered). */
+static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off, uint64_t end)
+{
+	uint8_t ikey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], ek[2][QFS_KEY_MAX];
+	size_t ilen = qfs_key_inode(ikey, in->ino), lol, hil;
+	uint8_t *edge[2] = { NULL, NULL };
+	struct qfs_inode inode;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	uint64_t size;
+	int rc;
+
+	qfs_inode_init(&inode);
+	qfs_txn_init(&t);
+	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	if (rc)
+		goto out;
+	size = inode.a.size;
+	if (off >= size)
+		goto out; /* nothing below the size: no change (as ext4) */
+	if (end > size)
+		end = size;
+	rc = -ENOMEM;
+	if (inode.a.flags & QFS_ATTR_INLINE) {
+		if (off < inode.data_len) {
+			size_t zend = end < inode.data_len ? (size_t)end : inode.data_len;
+			memset(inode.data + off, 0, zend - (size_t)off);
+			if (!(op = add_keyed(&t, QFS_OP_SETDATA, ikey, ilen)))
+				goto out;
+			op->val = inode.data;
+			op->val_len = (uint32_t)trim_zeros(inode.data, inode.data_len);
+		}
+	} else {
+		/* chunks wholly inside the hole (the last one is whole when the
+		 * hole reaches the end of the file) */
+		uint64_t first = (off + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE;
+		uint64_t last = end == size ? (end + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE : end / QFS_CHUNK_SIZE;
+		uint64_t part[2] = { off / QFS_CHUNK_SIZE, (end - 1) / QFS_CHUNK_SIZE };
+		if (first < last) {
+			qfs_key_chunk_range(lo, &lol, hi, &hil, in->ino, first, last);
+			if (!(op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol)))
+				goto out;
+			op->key2 = hi;
+			op->key2_len = (uint32_t)hil;
+		}
+		/* the partial chunks at either edge: read, zero, store trimmed */
+		for (int i = 0; i < 2; i++) {
+			uint64_t no = part[i], cstart = no * QFS_CHUNK_SIZE;
+			if ((no >= first && no < last) || (i == 1 && part[1] == part[0]))
+				continue;
+			size_t clen = size - cstart < QFS_CHUNK_SIZE ? (size_t)(size - cstart) : QFS_CHUNK_SIZE;
+			uint64_t zs = off > cstart ? off : cstart, ze = end < cstart + clen ? end : cstart + clen;
+			if (!(edge[i] = malloc(QFS_CHUNK_SIZE)))
+				goto out;
+			rc = read_stored_chunk(fs, in, size, inode.a.flags, no, edge[i]);
+			if (rc)
+				goto out;
+			rc = -ENOMEM;
+			if (trim_zeros(edge[i], clen) == 0)
+				continue; /* a hole already */
+			memset(edge[i] + (zs - cstart), 0, (size_t)(ze - zs));
+			size_t klen = qfs_key_chunk(ek[i], in->ino, no), vlen = trim_zeros(edge[i], clen);
+			if (!(op = add_keyed(&t, vlen ? QFS_OP_PUT : QFS_OP_DEL, ek[i], klen)))
+				goto out;
+			op->val = edge[i];
+			op->val_len = (uint32_t)vlen;
+		}
+	}
+	qfs_clock_now(&now);
+	if (!(op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen)))
+		goto out;
+	op->mask = QFS_SET_MTIME | QFS_SET_CTIME;
+	op->attr.mtime = now;
+	op->attr.ctime = now;
+	rc = qfs_fs_run_txn(fs, in->group, &t);
+out:
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "punch hole failed ino=%llu group=%016llx off=%llu end=%llu err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->group, (unsigned long long)off,
+			(unsigned long long)end, qfs_strerror(rc));
+	qfs_txn_close(&t);
+	qfs_inode_close(&inode);
+	free(edge[0]);
+	free(edge[1]);
+	return rc;
+}
+
+int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch, int keep_size, uint64_t off,
+			  uint64_t len)
+{
+	uint64_t end = off + len;
+	int rc;
+
+	/* buffered writes first, in their own txn, so that a failure below
+	 * leaves nothing of this call behind */
+	rc = qfs_fs_flush_locked(fs, in);
+	if (rc)
+		return rc;
+	if (punch)
+		return punch_clean(fs, in, off, end);
+	rc = qfs_fs_load(fs, in);
+	if (rc)
+		return rc;
+	if (!keep_size && end > in->attr.size) {
+		rc = qfs_fs_data_truncate(fs, in, end); /* size, mtime, ctime */
+		if (rc) {
+			forget_change(in);
+			return rc;
+		}
+	} else {
+		qfs_clock_now(&in->attr.ctime);
+		in->attr_dirty |= QFS_SET_CTIME;
+	}
+	rc = qfs_fs_flush_locked(fs, in);
+	if (rc)
+		forget_change(in);
 	return rc;
 }

@@ -22,6 +22,7 @@
 struct dirent_rec {
 	char *name;
 	qfs_ino_t ino;
+	qfs_group_t group;        /* group of the entry's inode (a table's own at the root) */
 	uint32_t type;
 };
 
@@ -57,13 +58,27 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
 		pthread_mutex_unlock(&fs->itab_mu);
 		qfs_fs_iput(fs, in);
+		/* a listing reads the store: the directory's pending creates first */
+		int rc = qfs_fs_pend_flush_dir(fs, ino);
+		if (rc) {
+			pthread_mutex_destroy(&h->mu);
+			free(h);
+			return qfs_fs_fail(req, FOP_OPENDIR, t0, rc, "pending creates of ino=%lu", ino);
+		}
 	}
 	fi->fh = (uintptr_t)h;
+	if (!qfs_fs_is_ctl(ino) && fs->timeout > 0) {
+		/* the kernel may keep the listing (FOPEN_CACHE_DIR): every
+		 * change of a directory passes through it and invalidates it */
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	qfs_fs_done(req, FOP_OPENDIR, t0, 0);
 	fuse_reply_open(req, fi);
 }
 
-static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t ino, uint32_t type)
+static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t ino, qfs_group_t group,
+		   uint32_t type)
 {
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 64;
@@ -80,6 +95,7 @@ static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t
 	s[len] = '\0';
 	h->ents[h->n].name = s;
 	h->ents[h->n].ino = ino;
+	h->ents[h->n].group = group;
 	h->ents[h->n].type = type;
 	h->n++;
 	return 0;
@@ -101,7 +117,7 @@ static int page_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 	if (rc == 0)
 		rc = qfs_dentry_decode(v, vl, &d);
 	if (rc == 0)
-		rc = dir_add(c->h, (const char *)key.name, key.name_len, d.ino, d.type);
+		rc = dir_add(c->h, (const char *)key.name, key.name_len, d.ino, c->h->group, d.type);
 	if (rc) {
 		c->err = rc;
 		return 1;
@@ -112,7 +128,7 @@ static int page_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 static int table_page_cb(const struct qfs_table *t, void *arg)
 {
 	struct page_ctx *c = arg;
-	int rc = dir_add(c->h, t->name, strlen(t->name), t->ino, S_IFDIR);
+	int rc = dir_add(c->h, t->name, strlen(t->name), t->ino, t->group, S_IFDIR);
 
 	if (rc) {
 		c->err = rc;
@@ -149,7 +165,38 @@ static int dir_load_page(struct qfs_fs *fs, struct dir_handle *h)
 	return 0;
 }
 
-void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+/* Add entry (name, st) at offset next to buf for readdirplus: with its
+ * attributes and one kernel lookup counted when they can be read (ino 0
+ * when not: the kernel then links nothing and counts nothing).  Returns
+ * the bytes it takes; nothing is added or counted if they exceed room. */
+static size_t add_plus(struct qfs_fs *fs, fuse_req_t req, char *buf, size_t room, const char *name,
+		       const struct stat *st, const struct dirent_rec *r, qfs_ino_t dir, off_t next)
+{
+	struct fuse_entry_param e;
+	struct qfs_attr a;
+	size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
+
+	memset(&e, 0, sizeof(e));
+	e.attr = *st;
+	if (need > room)
+		return need;
+	if (r) {
+		struct qfs_fs_inode *in = qfs_fs_iget(fs, r->ino, r->group, r->type, 0);
+		if (in && qfs_fs_inode_attr(fs, in, &a) == 0 && a.ino == r->ino) {
+			qfs_fs_fill_entry(fs, &e, &a);
+			pthread_mutex_lock(&fs->itab_mu);
+			in->nlookup++; /* the kernel holds it now: add_direntry_plus cannot fail after need fits */
+			if (S_ISDIR(a.mode))
+				in->parent = dir;
+			pthread_mutex_unlock(&fs->itab_mu);
+		}
+		if (in)
+			qfs_fs_iput(fs, in);
+	}
+	return fuse_add_direntry_plus(req, buf, room, name, &e, next);
+}
+
+static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, int plus)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
@@ -162,11 +209,15 @@ void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	if (!buf)
 		return qfs_fs_fail(req, FOP_READDIR, t0, -ENOMEM, "readdir buffer");
 	if (qfs_fs_is_ctl(ino)) {
-		pos = qfs_fs_ctl_readdir(req, buf, size, off);
+		pos = qfs_fs_ctl_readdir(req, buf, size, off, plus);
 		qfs_fs_done(req, FOP_READDIR, t0, 0);
 		fuse_reply_buf(req, buf, pos);
 		free(buf);
 		return;
+	}
+	if (off == 0 && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+		free(buf);
+		return qfs_fs_fail(req, FOP_READDIR, t0, rc, "pending creates of ino=%lu", ino);
 	}
 	pthread_mutex_lock(&h->mu);
 	if (off == 0 && h->n) {
@@ -179,6 +230,7 @@ void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	for (off_t i = off < 0 ? 0 : off;; i++) {
 		struct stat st;
 		const char *name;
+		const struct dirent_rec *r = NULL;
 		memset(&st, 0, sizeof(st));
 		if (i == 0) {
 			name = ".";
@@ -197,11 +249,13 @@ void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 			}
 			if (rc || idx >= h->n)
 				break;
-			name = h->ents[idx].name;
-			st.st_ino = h->ents[idx].ino;
-			st.st_mode = h->ents[idx].type;
+			r = &h->ents[idx];
+			name = r->name;
+			st.st_ino = r->ino;
+			st.st_mode = r->type;
 		}
-		size_t n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		size_t n = plus ? add_plus(fs, req, buf + pos, size - pos, name, &st, r, ino, i + 1)
+				: fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
 		if (n > size - pos)
 			break;
 		pos += n;
@@ -214,6 +268,16 @@ void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	qfs_fs_done(req, FOP_READDIR, t0, 0);
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
+}
+
+void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	dir_fill(req, ino, size, off, fi, 0);
+}
+
+void qfs_fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	dir_fill(req, ino, size, off, fi, 1);
 }
 
 void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -230,7 +294,15 @@ void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	/* directory changes are durable when their operation returns */
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	int rc;
+
+	/* directory changes are durable when their operation returns, but for
+	 * the creates still pending in it: store them (as ext4 makes the
+	 * names durable) */
+	if (!qfs_fs_is_ctl(ino) && (rc = qfs_fs_pend_flush_dir(fs, ino)))
+		return qfs_fs_fail(req, FOP_FSYNC, t0, rc, "pending creates of ino=%lu", ino);
 	fuse_reply_err(req, 0);
 }
 

@@ -31,7 +31,21 @@ struct qfs_fs_opts {
 	void (*nodes_text)(void *arg, struct qfs_buf *out);
 	int (*node_ctl)(void *arg, const char *verb, uint32_t id);
 	void *nodes_arg;
+	/* The scrubber (src/scrub), wired by main.c the same way:
+	 * scrub_text appends .quorumfs/scrub, alarms_text every active alarm
+	 * (.quorumfs/alarms), scrub_ctl runs a written command ("start"): 0 or
+	 * a negative errno (-EBUSY: a pass runs).  NULL: scrub off (the scrub
+	 * file says so and refuses writes with -EINVAL). */
+	void (*scrub_text)(void *arg, struct qfs_buf *out);
+	void (*alarms_text)(void *arg, struct qfs_buf *out);
+	int (*scrub_ctl)(void *arg, const char *cmd);
+	void *scrub_arg;
 	uint32_t replicas;         /* shown in status */
+	/* How long the kernel may cache entries, attributes and negative
+	 * entries, in ms; 0 = QFS_FS_TIMEOUT_DEFAULT (doc/fs.md "Kernel
+	 * caches").  Safe only while this mount is the only writer. */
+	uint64_t cache_timeout_ms;
+	int cache_off;             /* -o cache_timeout=0: no kernel caching at all */
 };
 
 /* Mount and serve until unmounted or signalled.  Returns 0 after a clean

@@ -10,7 +10,8 @@
  *
  * Lock order: fs->itab_mu (the table) may be taken while holding no inode
  * lock or while holding one; inode locks (in->mu) are taken in increasing
- * inode number when an operation needs two.  No lock is held across
+ * inode number when an operation needs two.  fs->pend_mu (pending creates,
+ * pend.c) comes after an inode's mu and before itab_mu.  No lock is held across
  * qfs_router_* calls except an inode's own mu around its data flush (which
  * is what serialises writers of one file).
  */
@@ -23,23 +24,40 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/item.h"
+#include "common/key.h"
 #include "common/txn.h"
 #include "fs/fs.h"
 #include "router/metrics.h"
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
-#define QFS_FS_TIMEOUT 1.0             /* kernel attr/entry cache, seconds */
+#define QFS_FS_TIMEOUT_DEFAULT 3600.0  /* kernel attr/entry cache, seconds (-o cache_timeout) */
 #define QFS_FS_ROOT_WAIT_MS 500       /* root getattr: wait this long for a quorum, then answer
 					  the last known attributes */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
+#define QFS_FS_DIR_SIZE 4096          /* st_size of every directory (doc/fs.md) */
+#define QFS_FS_INODES_FREE (1ull << 32) /* statfs f_ffree: no real limit (64-bit inos) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
+#define QFS_FS_LINK_MAX 65000u         /* most hard links of one inode (EMLINK beyond), as ext4 */
 
 /* One buffered chunk of a regular file: the whole chunk's bytes. */
 struct qfs_dchunk {
 	uint64_t no;                 /* chunk number */
 	uint8_t *data;               /* QFS_CHUNK_SIZE bytes */
 	struct qfs_dchunk *next;     /* list; protected by the inode's mu */
+};
+
+/* A regular file created and not yet stored (pend.c): the items its first
+ * write-back puts, made at create.  Immutable while on the pending list. */
+struct qfs_fs_pend {
+	qfs_ino_t parent;
+	char name[QFS_NAME_MAX + 1];
+	struct qfs_buf ib, db;       /* encoded inode (as created) and dentry items */
+	struct qfs_ts created;       /* the parent's new mtime and ctime */
+	bool has_acl;                /* the inode inherited an access ACL */
+	uint8_t dkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX], pkey[QFS_KEY_MAX];
+	size_t dlen, ilen, plen;
 };
 
 struct qfs_fs_inode {
@@ -63,6 +81,14 @@ struct qfs_fs_inode {
 	struct qfs_dchunk *chunks;   /* buffered chunks */
 	uint64_t dirty_bytes;        /* bytes of buffered chunks */
 	int wb_err;                  /* last write-back failure; buffers kept for a retry */
+	bool nosec;                  /* known: no security.* xattr stored (getxattr answers
+					ENODATA without reading the inode) */
+	uint32_t xgen;               /* bumped by every xattr change; guards setting nosec */
+	bool acl_drop;               /* write-back removes the access ACL (a deferred
+					ACL-equivalent chmod replaced it) */
+	struct qfs_fs_pend *pend;    /* created, not stored yet: its first write-back
+					stores it (pend.c); implies loaded */
+	struct qfs_fs_inode *pnext;  /* pending list; protected by fs->pend_mu */
 };
 
 enum qfs_fs_op {
@@ -75,13 +101,17 @@ enum qfs_fs_op {
 struct qfs_fs {
 	struct qfs_router *r;
 	const struct qfs_fs_opts *o;
+	double timeout;               /* kernel entry/attr/negative-entry cache, seconds */
 	struct fuse_session *se;      /* set once mounted; for cache invalidation */
 	pthread_mutex_t itab_mu;
 	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
 	size_t itab_size;             /* buckets */
 	uint64_t ninodes;             /* protected by itab_mu */
 	uint64_t started_ms;
+	struct qfs_ts mounted;        /* wall clock at start: the control tree's times */
 	struct qfs_hist ops[FOP_NOPS];
+	pthread_mutex_t pend_mu;
+	struct qfs_fs_inode *pend_head; /* pending creates (pend.c); protected by pend_mu */
 	/* The root's last attributes read, so that the kernel can still walk
 	 * to .quorumfs (to start a node again, say) while no quorum answers. */
 	pthread_mutex_t root_mu;
@@ -106,6 +136,23 @@ int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
 int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
 int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size);
+/* fallocate of [off, off + len) (checked by the caller: off >= 0, len > 0,
+ * off + len <= QFS_FS_FILE_MAX) on a regular file.  Buffered writes are
+ * written back first (their failure is returned and changes nothing
+ * else); then the change is one txn, durable when this returns:
+ *   punch != 0: the bytes of the range below the size read as zeros from
+ *     now on: chunk items wholly inside are deleted, partial ones rewritten
+ *     (deleted if all zeros), inline data zeroed; mtime and ctime.  A range
+ *     at or past the end of the file changes nothing.
+ *   punch == 0: nothing is reserved (there is no preallocation); unless
+ *     keep_size, a range past the end grows the size (mtime too); ctime.
+ * On failure the file is as before.  0, -ENOMEM, or the errors of the
+ * router (-ETIMEDOUT, -ENOSPC, -EIO...). */
+int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch, int keep_size, uint64_t off,
+			  uint64_t len);
+/* st_blocks of in's attributes: as stored when clean; with buffered state
+ * the stored count plus what is buffered, at most the size rounded up. */
+uint64_t qfs_fs_blocks(const struct qfs_fs_inode *in);
 /* Write buffered state back as one txn.  On failure the buffered state is
  * kept (and in->wb_err set) so that a later call can retry it. */
 int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in);
@@ -116,20 +163,49 @@ void qfs_fs_drop_buffers(struct qfs_fs_inode *in);
 /* Delete an inode item and its chunks (last link gone, not open). */
 int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
 
+/* pend.c: pending creates (doc/fs.md "One round per file"). */
+/* The pending file (parent, name) with a reference (qfs_fs_iput), or NULL. */
+struct qfs_fs_inode *qfs_fs_pend_find(struct qfs_fs *fs, qfs_ino_t parent, const char *name);
+/* Make in (loaded, open, mu held) pending with p, which it then owns. */
+void qfs_fs_pend_add(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_pend *p);
+/* End in's pending state (stored, or given up); mu held.  No-op if not pending. */
+void qfs_fs_pend_remove(struct qfs_fs *fs, struct qfs_fs_inode *in);
+void qfs_fs_pend_free(struct qfs_fs_pend *p);
+/* Write back every pending create in directory dir (each with what it has
+ * buffered), before a namespace operation on dir reads or changes the
+ * store.  Takes the inodes' mu: call with no inode lock held.  0 or the
+ * first write-back's error (that file stays pending). */
+int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir);
+/* Write back in if it is pending (takes in->mu).  0 or the error. */
+int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in);
+/* Add to t the ops that store p (parent present, name absent, dentry,
+ * inode, parent times); keys and values point into p.  0 or -ENOMEM. */
+int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);
+
 /* ctl.c: the .quorumfs control tree (inodes 2..1023), read-only but for the
  * nodes file (QFS_CTL_NODES_INO). */
 #define QFS_CTL_DIR_INO 2
-#define QFS_CTL_NODES_INO 6 /* the one writable control file */
-int qfs_fs_ctl_lookup(qfs_ino_t parent, const char *name, struct stat *st);
-int qfs_fs_ctl_getattr(qfs_ino_t ino, struct stat *st);
+#define QFS_CTL_NODES_INO 6 /* writable by root: stop/start N */
+#define QFS_CTL_SCRUB_INO 7 /* writable by root: start */
+#define QFS_CTL_ALARMS_INO 8
+static inline int qfs_fs_ctl_writable(unsigned long ino)
+{
+	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
+}
+#define QFS_CTL_CAPACITY_INO 12 /* .quorumfs/capacity (admission control) */
+/* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
+int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
+int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);
 int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *len);
-/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes
- * (trailing newline allowed).  0, -EROFS (another file), -EINVAL (bad
- * command or node), or the error of the node_ctl callback (fs.h; the cell's
- * qfs_cell_node_stop/start: -EALREADY...). */
+/* A write of buf[size] to control file ino: "stop N" / "start N" to nodes,
+ * "start" to scrub (trailing newline allowed).  0, -EROFS (another file),
+ * -EINVAL (bad command or node), or the error of the node_ctl / scrub_ctl
+ * callback (fs.h; the cell's qfs_cell_node_stop/start: -EALREADY...; the
+ * scrubber's -EBUSY). */
 int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t size);
-/* Fill a readdir buffer for the control dir; see ops.c for the contract. */
-size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off);
+/* Fill a readdir (plus != 0: readdirplus, no lookup counted) buffer for
+ * the control dir from offset off; returns the bytes used. */
+size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off, int plus);
 static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }
 
 /* ops.c: replies and helpers shared by the handlers (ops.c, dir.c, xattr.c).
@@ -139,10 +215,15 @@ static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO &
 extern const struct fuse_lowlevel_ops qfs_fs_ops;
 struct qfs_fs *qfs_fs_of(fuse_req_t req);
 void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st);
+/* An entry reply for a (ino, generation, attributes, fs->timeout). */
+void qfs_fs_fill_entry(const struct qfs_fs *fs, struct fuse_entry_param *e, const struct qfs_attr *a);
 void qfs_fs_done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed);
 void qfs_fs_fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 void qfs_fs_ok(fuse_req_t req, enum qfs_fs_op op, uint64_t t0);
+/* Current attributes of in: memory if it has buffered state, else the
+ * store.  Takes in->mu.  0 or the router's error. */
+int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out);
 /* The inode the kernel calls ino, with a reference (qfs_fs_iput); NULL if unknown. */
 struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);
 /* Append an op of kind on key to t; NULL on -ENOMEM. */
@@ -173,6 +254,9 @@ int qfs_fs_acl_create(void *value, size_t len, uint32_t *mode);
 /* dir.c */
 void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+/* readdir with each entry's attributes; every entry but "." and ".." that
+ * fits counts one kernel lookup (nlookup), as a lookup reply does. */
+void qfs_fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 

@@ -30,6 +30,7 @@ int qfs_fs_itab_init(struct qfs_fs *fs)
 static void ifree(struct qfs_fs_inode *in)
 {
 	qfs_fs_drop_buffers(in);
+	qfs_fs_pend_free(in->pend); /* unmounted while pending: never stored */
 	pthread_mutex_destroy(&in->mu);
 	free(in);
 }

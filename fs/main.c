@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@
 #include "common/log.h"
 #include "fs/fs.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/router.h"
+#include "scrub/scrub.h"
 
 #define DATA_FORMAT "quorumfs-data 2\n"
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
@@ -39,6 +42,7 @@ static void usage(FILE *f)
 		"       quorumfs status MOUNTPOINT\n"
 		"       quorumfs restore [-o ARCHIVE_OPTIONS] [--data DATA_DIR] --table NAME\n"
 		"                [--path PATH] [--time T] --to DIR\n"
+		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -56,15 +60,38 @@ static void usage(FILE *f)
 		"                        lease; eventual: any running replica when the leader cannot\n"
 		"  -o quorum_timeout=SECONDS  how long a call waits for a leader and a quorum\n"
 		"                        before failing with ETIMEDOUT (default 10)\n"
+		"  -o cache_timeout=SECONDS  how long the kernel caches names, attributes and\n"
+		"                        absent names (default 3600; 0: no caching). Safe\n"
+		"                        because this mount is the only writer of DATA_DIR\n"
+		"  -o throttle=wait|fail  over a table's capacity: wait (default) or EAGAIN\n"
+		"  -o throttle_wait=SECONDS  longest wait of one request (default 5; then it\n"
+		"                        proceeds)\n"
+		"  -o part_rcu=N,part_wcu=N  per-partition ceilings (default 0: none)\n"
+		"  -o node_rcu=N,node_wcu=N  node throughput for bursting (default 0: unlimited)\n"
+		"  -o ondemand_rcu=N,ondemand_wcu=N  on-demand allowance before a peak is seen\n"
+		"                        (default 0: unlimited); see doc/admission.md\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
+		"  -o scrub_interval=DURATION  start a scrub pass this often (default 6h;\n"
+		"                        also 30m, 1d, 90s; off: only when asked)\n"
+		"  -o scrub_rate=MB      replica bytes the scrub reads per second, in MiB\n"
+		"                        (default 8; also 512K, 1G; 0: unpaced)\n"
+		"  -o scrub_repair=on|off  rebuild a replica the scrub finds differing from\n"
+		"                        the majority or corrupt (default on)\n"
+		"  -o scrub=off          no background scrub\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
 		"  -o s3_endpoint=URL,s3_region=REGION,s3_path_style=0|1,s3_credentials=FILE,s3_ca=FILE\n"
 		"  -o s3_retries=N,s3_timeout=SECONDS\n"
 		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
+		"  -o archive_retention=DURATION  keep what restores to any time this far back\n"
+		"                        (default 7d; also 36h, 90m; off: keep everything)\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
+		"scrub   verify DATA_DIR offline (not while mounted): every group's replicas\n"
+		"        compared at one LSN, every RocksDB block checksum read; one line per\n"
+		"        finding, a summary; exit 0 clean, 1 findings, 2 could not run.\n"
+		"        --repair rebuilds a replica that differs from the majority or is corrupt\n"
 		"restore rebuild table NAME (or PATH in it) as of T (RFC 3339 UTC such as\n"
 		"        2026-11-25T12:34:56.123Z, @EPOCH_SECONDS, or latest) from the archive\n"
 		"        alone, into DIR (new or empty; may be MOUNTPOINT/newtable)\n"
@@ -81,6 +108,7 @@ struct arch_cfg {
 	uint64_t interval_ms;
 	uint64_t snap_segments;
 	uint64_t snap_bytes;
+	uint64_t retention_ns;   /* 0: default; UINT64_MAX: keep everything */
 };
 
 /* "123", "64K", "64M", "1G" (powers of 1024). */
@@ -125,6 +153,10 @@ static int parse_ms(const char *s, uint64_t *out)
 		v *= 1000;
 	else if (!strcmp(e, "m"))
 		v *= 60000;
+	else if (!strcmp(e, "h"))
+		v *= 3600000;
+	else if (!strcmp(e, "d"))
+		v *= 86400000;
 	else
 		return -1;
 	if (v < 1 || v > 1e12)
@@ -170,6 +202,12 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		bad = parse_size(v, &c->snap_segments) || c->snap_segments == 0 || c->snap_segments > 1000000;
 	else if (!strcmp(tok, "snapshot_bytes"))
 		bad = parse_size(v, &c->snap_bytes) || c->snap_bytes == 0;
+	else if (!strcmp(tok, "archive_retention")) {
+		if (!strcmp(v, "off") || !strcmp(v, "forever"))
+			c->retention_ns = UINT64_MAX;
+		else
+			bad = parse_ms(v, &n) || n < 1000 || ((c->retention_ns = n * 1000000ull), 0);
+	}
 	else {
 		v[-1] = '=';
 		return 0;
@@ -179,6 +217,113 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		return -1;
 	}
 	return 1;
+}
+
+/* Scrub settings of mount (and the offline command). */
+struct scrub_cfg {
+	int off;
+	struct qfs_scrub_opts so;
+};
+
+/* Handle one -o token if it is a scrub option: 1 handled, 0 not ours, -1
+ * bad value (message printed). */
+static int scrub_opt(struct scrub_cfg *c, const char *tok)
+{
+	uint64_t n;
+	const char *v;
+
+	if (!strcmp(tok, "scrub=off")) {
+		c->off = 1;
+		return 1;
+	}
+	if (!strcmp(tok, "scrub=on")) {
+		c->off = 0;
+		return 1;
+	}
+	if (!strncmp(tok, "scrub_interval=", 15)) {
+		v = tok + 15;
+		if (!strcmp(v, "off")) {
+			c->so.interval_ms = UINT64_MAX;
+			return 1;
+		}
+		if (parse_ms(v, &n) || n < 1000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option scrub_interval (want e.g. 6h, 30m, off)\n", v);
+			return -1;
+		}
+		c->so.interval_ms = n;
+		return 1;
+	}
+	if (!strncmp(tok, "scrub_rate=", 11)) {
+		v = tok + 11;
+		if (parse_size(v, &n)) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option scrub_rate (MiB per second)\n", v);
+			return -1;
+		}
+		if (n == 0)
+			c->so.rate_bytes = UINT64_MAX;
+		else
+			c->so.rate_bytes = strspn(v, "0123456789") == strlen(v) ? n << 20 : n;
+		return 1;
+	}
+	if (!strcmp(tok, "scrub_repair=on") || !strcmp(tok, "scrub_repair=off")) {
+		c->so.repair = tok[14] == 'n';
+		return 1;
+	}
+	return 0;
+}
+
+/* The archive as the scrubber reaches it (scrub does not include src/archive). */
+static int scrub_reference(void *arg, qfs_group_t group, qfs_lsn_t lsn, struct qfs_store *st, char *err,
+			   size_t err_len)
+{
+	return qfs_archive_reference(arg, NULL, group, lsn, st, err, err_len);
+}
+
+static int scrub_archive_verify(void *arg, qfs_group_t group, uint64_t *objects, char *err, size_t err_len)
+{
+	return qfs_archive_verify_group(arg, NULL, group, objects, err, err_len);
+}
+
+static void scrub_wire_archive(struct qfs_scrub_opts *so, struct qfs_objstore_cfg *cfg)
+{
+	so->reference = scrub_reference;
+	so->archive_verify = scrub_archive_verify;
+	so->archive_arg = cfg;
+}
+
+/* The scrubber and the archiver behind .quorumfs/scrub and alarms. */
+struct scrub_wire {
+	struct qfs_scrub *s;     /* NULL: scrub off */
+	struct qfs_archive *a;   /* NULL: archive off */
+};
+
+static void scrub_text(void *arg, struct qfs_buf *out)
+{
+	struct scrub_wire *w = arg;
+
+	if (w->s)
+		qfs_scrub_status(w->s, out);
+	else
+		qfs_buf_printf(out, "state off\n");
+}
+
+static void alarms_text(void *arg, struct qfs_buf *out)
+{
+	struct scrub_wire *w = arg;
+
+	if (w->s)
+		qfs_scrub_alarms(w->s, out);
+	if (w->a)
+		qfs_archive_alarms(w->a, out);
+}
+
+static int scrub_ctl(void *arg, const char *cmd)
+{
+	struct scrub_wire *w = arg;
+
+	if (!w->s || strcmp(cmd, "start"))
+		return -EINVAL;
+	return qfs_scrub_kick(w->s);
 }
 
 /* -o strings that arch_cfg points into, kept reachable until exit. */
@@ -377,6 +522,54 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 	c->fd = -1;
 }
 
+/* Handle one -o token if it is an admission option (doc/admission.md):
+ * 1 handled, 0 not ours, -1 bad value (message printed). */
+static int admit_opt(struct qfs_admit_cfg *c, const char *tok)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} units[] = {
+		{ "part_rcu=", offsetof(struct qfs_admit_cfg, part_units[QFS_ADMIT_READ]) },
+		{ "part_wcu=", offsetof(struct qfs_admit_cfg, part_units[QFS_ADMIT_WRITE]) },
+		{ "node_rcu=", offsetof(struct qfs_admit_cfg, node_units[QFS_ADMIT_READ]) },
+		{ "node_wcu=", offsetof(struct qfs_admit_cfg, node_units[QFS_ADMIT_WRITE]) },
+		{ "ondemand_rcu=", offsetof(struct qfs_admit_cfg, ondemand_units[QFS_ADMIT_READ]) },
+		{ "ondemand_wcu=", offsetof(struct qfs_admit_cfg, ondemand_units[QFS_ADMIT_WRITE]) },
+	};
+	uint64_t v;
+	char *e;
+
+	if (strcmp(tok, "throttle=wait") == 0 || strcmp(tok, "throttle=fail") == 0) {
+		c->fail = tok[9] == 'f';
+		return 1;
+	}
+	if (strncmp(tok, "throttle_wait=", 14) == 0 || strncmp(tok, "gac_interval=", 13) == 0) {
+		int wait = tok[0] == 't';
+		const char *val = strchr(tok, '=') + 1;
+		if (parse_ms(val, &v) || v > 600000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", val, (int)(val - tok - 1), tok);
+			return -1;
+		}
+		*(wait ? &c->wait_ms : &c->gac_ms) = (uint32_t)v;
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t n = strlen(units[i].name);
+		if (strncmp(tok, units[i].name, n))
+			continue;
+		errno = 0;
+		v = strtoull(tok + n, &e, 10);
+		if (errno || e == tok + n || *e || v > 10000000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", tok + n, (int)(n - 1), tok);
+			return -1;
+		}
+		*(uint32_t *)((char *)c + units[i].off) = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt;
@@ -386,8 +579,13 @@ static int cmd_mount(int argc, char **argv)
 	struct ready_ctx ready = { -1, NULL };
 	struct arch_cfg ac;
 	struct qfs_cell_opts co = { .nodes = 0 };
-	uint64_t v64;
-	int arc;
+	struct scrub_cfg sc = { .so = { .repair = 1 } };
+	struct scrub_wire sw = { NULL, NULL };
+	uint64_t v64, cache_ms = 0;
+	int arc, cache_off = 0;
+	struct qfs_admit_cfg adm;
+
+	memset(&adm, 0, sizeof(adm));
 
 	memset(&ac, 0, sizeof(ac));
 
@@ -410,6 +608,14 @@ static int cmd_mount(int argc, char **argv)
 					return 2;
 				if (arc > 0)
 					continue;
+				if ((arc = admit_opt(&adm, tok)) < 0)
+					return 2;
+				if (arc > 0)
+					continue;
+				if ((arc = scrub_opt(&sc, tok)) < 0)
+					return 2;
+				if (arc > 0)
+					continue;
 				if (strncmp(tok, "log=", 4) == 0) {
 					logfile = strdup(tok + 4);
 				} else if (strcmp(tok, "reads=strong") == 0) {
@@ -422,6 +628,15 @@ static int cmd_mount(int argc, char **argv)
 						return 2;
 					}
 					co.timeout_ms = (uint32_t)v64;
+				} else if (strncmp(tok, "cache_timeout=", 14) == 0) {
+					if (strcmp(tok + 14, "0") == 0)
+						v64 = 0;
+					else if (parse_ms(tok + 14, &v64) || v64 > 366ull * 86400 * 1000) {
+						fprintf(stderr, "quorumfs: bad value '%s' for option cache_timeout\n", tok + 14);
+						return 2;
+					}
+					cache_ms = v64;
+					cache_off = v64 == 0;
 				} else if (strcmp(tok, "replicas=3") == 0 || strcmp(tok, "replicas=1") == 0) {
 					co.nodes = (uint32_t)(tok[9] - '0');
 				} else if (strncmp(tok, "loglevel=", 9) == 0) {
@@ -560,6 +775,7 @@ static int cmd_mount(int argc, char **argv)
 		qfs_cell_close(cell);
 		return 1;
 	}
+	qfs_router_admit_config(router, &adm);
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&ac, data, urlbuf, sizeof(urlbuf));
 	if (strcmp(url, "off") != 0) {
@@ -569,6 +785,7 @@ static int cmd_mount(int argc, char **argv)
 			.snap_segments = (uint32_t)ac.snap_segments,
 			.snap_bytes = ac.snap_bytes,
 			.stuck_ms = 3 * ac.seal_age_ms, /* 0: the default (3 x 60 s) */
+			.retention_ns = ac.retention_ns,
 		};
 		ao.store.url = url;
 		if (!ac.url) {
@@ -591,6 +808,18 @@ static int cmd_mount(int argc, char **argv)
 		/* rmdir of a table archives its last records first */
 		qfs_router_set_drop_hook(router, qfs_archive_drop_hook, archive);
 	}
+	sw.a = archive;
+	struct qfs_objstore_cfg scrub_os = ac.os;
+	if (archive) {
+		scrub_os.url = url;
+		scrub_wire_archive(&sc.so, &scrub_os);
+	}
+	if (!sc.off) {
+		rc = qfs_scrub_start(cell, &sc.so, &sw.s);
+		if (rc)
+			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=%s (mounting without it)",
+				qfs_strerror(rc));
+	}
 	struct qfs_fs_opts fo = {
 		.mountpoint = mnt,
 		.data_dir = data,
@@ -605,10 +834,17 @@ static int cmd_mount(int argc, char **argv)
 		.node_ctl = node_ctl,
 		.nodes_arg = cell,
 		.replicas = co.nodes,
+		.cache_timeout_ms = cache_ms,
+		.cache_off = cache_off,
+		.scrub_text = scrub_text,
+		.alarms_text = alarms_text,
+		.scrub_ctl = scrub_ctl,
+		.scrub_arg = &sw,
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc)
 		report_failure(&ready, "mount failed; see the log");
+	qfs_scrub_stop(sw.s);
 	qfs_archive_stop(archive);
 	qfs_router_free(router);
 	qfs_cell_close(cell);
@@ -711,6 +947,128 @@ static int cmd_restore(int argc, char **argv)
 	return 0;
 }
 
+static void scrub_finding(void *arg, const char *line)
+{
+	int *tty = arg;
+
+	if (*tty)
+		fprintf(stderr, "\r\033[K");
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static void scrub_progress(void *arg, unsigned pct)
+{
+	int *tty = arg;
+
+	if (*tty)
+		fprintf(stderr, "\rscrub: %u%%", pct);
+}
+
+/* quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR: one pass offline.
+ * Exit 0 clean, 1 findings, 2 could not run. */
+static int cmd_scrub(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "repair", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scrub_cfg sc = { .so = { .rate_bytes = UINT64_MAX } };
+	struct arch_cfg ac;
+	struct qfs_cell_opts co = { .nodes = 0 };
+	struct qfs_scrub_counts cnt;
+	char data[PATH_MAX], path[PATH_MAX], msg[512];
+	int opt, rc, tty = isatty(STDERR_FILENO);
+
+	memset(&ac, 0, sizeof(ac));
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "o:h", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': {
+			char *o = keep_opt(optarg), *save = NULL;
+			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if ((rc = arch_opt(&ac, tok)) < 0 || (rc == 0 && (rc = scrub_opt(&sc, tok)) < 0))
+					return 2;
+				if (rc == 0 && strncmp(tok, "loglevel=", 9) == 0 && qfs_log_set_level(tok + 9) == 0)
+					continue;
+				if (rc == 0) {
+					fprintf(stderr, "quorumfs: unknown scrub option '%s'\n", tok);
+					return 2;
+				}
+			}
+			break;
+		}
+		case 'r': sc.so.repair = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!realpath(argv[optind], data)) {
+		fprintf(stderr, "quorumfs: %s: %s\n", argv[optind], strerror(errno));
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/FORMAT", data);
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr, "quorumfs: %s is not a quorumfs data directory (no FORMAT)\n", data);
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/lock", data);
+	int lockfd = open(path, O_RDWR | O_CLOEXEC);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "quorumfs: data directory %s is in use (mounted?): unmount it first\n", data);
+		if (lockfd >= 0)
+			close(lockfd);
+		return 2;
+	}
+	if ((rc = check_format(data)) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {
+		fprintf(stderr, "quorumfs: data directory %s: %s\n", data, rc == QFS_EFORMAT ? "unknown format" : msg);
+		close(lockfd);
+		return 2;
+	}
+	char urlbuf[PATH_MAX + 16], adir[PATH_MAX];
+	struct qfs_objstore_cfg scrub_os = ac.os;
+	snprintf(adir, sizeof(adir), "%s/archive", data);
+	scrub_os.url = arch_url(&ac, data, urlbuf, sizeof(urlbuf));
+	if (strcmp(scrub_os.url, "off") && (ac.url || access(adir, F_OK) == 0))
+		scrub_wire_archive(&sc.so, &scrub_os);
+	if (qfs_log_level > QFS_LOG_WARN)
+		qfs_log_level = QFS_LOG_WARN;
+	snprintf(path, sizeof(path), "%s/nodes", data);
+	co.dir = path;
+	struct qfs_cell *cell = NULL;
+	rc = qfs_cell_open(&co, &cell);
+	if (rc) {
+		fprintf(stderr, "quorumfs: cannot open the storage nodes in %s: %s\n", path, qfs_strerror(rc));
+		close(lockfd);
+		return 2;
+	}
+	sc.so.finding = scrub_finding;
+	sc.so.progress = scrub_progress;
+	sc.so.arg = &tty;
+	rc = qfs_scrub_run(cell, &sc.so, &cnt);
+	qfs_cell_close(cell);
+	close(lockfd);
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+	if (rc) {
+		fprintf(stderr, "quorumfs: scrub could not run: %s\n", qfs_strerror(rc));
+		return 2;
+	}
+	printf("scrub: groups %llu mismatches %llu corrupt %llu repaired %llu skipped %llu "
+	       "reference %llu archive_failures %llu\n",
+	       (unsigned long long)cnt.groups, (unsigned long long)cnt.mismatches,
+	       (unsigned long long)cnt.corrupt, (unsigned long long)cnt.repaired,
+	       (unsigned long long)cnt.skipped, (unsigned long long)cnt.reference,
+	       (unsigned long long)cnt.archive_bad);
+	if (cnt.mismatches || cnt.corrupt || cnt.archive_bad)
+		return 1;
+	return cnt.groups && cnt.skipped == cnt.groups ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -731,6 +1089,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "restore"))
 		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "scrub"))
+		return cmd_scrub(argc - 1, argv + 1);
 	fprintf(stderr, "quorumfs: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,13 @@ void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st)
 	st->st_rdev = a->rdev;
 	st->st_size = (off_t)a->size;
 	st->st_blksize = 4096;
-	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	st->st_blocks = (blkcnt_t)a->blocks; /* what is stored: holes and trailing zeros of chunks are not */
+	if (S_ISDIR(a->mode)) {
+		/* a directory's entries are items of their own; it shows one
+		 * block, as a small directory does on ext4 (doc/fs.md) */
+		st->st_size = QFS_FS_DIR_SIZE;
+		st->st_blocks = QFS_FS_DIR_SIZE / 512;
+	}
 	st->st_atim.tv_sec = a->atime.sec;
 	st->st_atim.tv_nsec = a->atime.nsec;
 	st->st_mtim.tv_sec = a->mtime.sec;
@@ -111,13 +118,13 @@ void qfs_fs_attr_to_stat(const struct qfs_attr *a, struct stat *st)
 	st->st_ctim.tv_nsec = a->ctime.nsec;
 }
 
-static void fill_entry(struct fuse_entry_param *e, const struct qfs_attr *a)
+void qfs_fs_fill_entry(const struct qfs_fs *fs, struct fuse_entry_param *e, const struct qfs_attr *a)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = a->ino;
 	e->generation = 1;
-	e->attr_timeout = QFS_FS_TIMEOUT;
-	e->entry_timeout = QFS_FS_TIMEOUT;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
 	qfs_fs_attr_to_stat(a, &e->attr);
 }
 
@@ -132,15 +139,15 @@ static int check_name(const char *name)
 	return 0;
 }
 
-/* Current attributes of in: memory if it has buffered state, else the store. */
-static int inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
+int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&in->mu);
-	if (in->loaded)
+	if (in->loaded) {
 		*out = in->attr;
-	else
+		out->blocks = qfs_fs_blocks(in);
+	} else
 		rc = qfs_router_get_attr(fs->r, in->group, in->ino, out);
 	pthread_mutex_unlock(&in->mu);
 	return rc;
@@ -231,7 +238,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name_len=%zu", parent, strlen(name));
 	if (qfs_fs_is_ctl(parent) || (parent == FUSE_ROOT_ID && strcmp(name, ".quorumfs") == 0)) {
 		memset(&e, 0, sizeof(e));
-		rc = qfs_fs_ctl_lookup(parent, name, &e.attr);
+		rc = qfs_fs_ctl_lookup(fs, parent, name, &e.attr);
 		if (rc)
 			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", name);
 		e.ino = e.attr.st_ino;
@@ -254,12 +261,21 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			return qfs_fs_fail(req, FOP_LOOKUP, t0, -ESTALE, "unknown parent=%lu", parent);
 		group = p->group;
 		qfs_fs_iput(fs, p);
-		rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+		/* a file created and not yet stored (pend.c) comes first */
+		struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
+		if (x) {
+			d.ino = x->ino;
+			d.type = S_IFREG;
+			qfs_fs_iput(fs, x);
+			rc = 0;
+		} else {
+			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+		}
 	}
 	if (rc == -ENOENT) {
 		/* negative entry: the kernel may cache it; every create goes through it */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = QFS_FS_TIMEOUT;
+		e.entry_timeout = fs->timeout;
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
@@ -269,7 +285,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
-	rc = inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr(fs, in, &a);
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
@@ -282,7 +298,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		in->parent = parent;
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -311,7 +327,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc;
 
 	if (qfs_fs_is_ctl(ino)) {
-		rc = qfs_fs_ctl_getattr(ino, &st);
+		rc = qfs_fs_ctl_getattr(fs, ino, &st);
 		if (rc)
 			return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "control ino=%lu", ino);
 		qfs_fs_done(req, FOP_GETATTR, t0, 0);
@@ -329,7 +345,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			qfs_clock_call_limit(QFS_FS_ROOT_WAIT_MS);
 		pthread_mutex_unlock(&fs->root_mu);
 	}
-	rc = inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr(fs, in, &a);
 	qfs_fs_iput(fs, in);
 	if (ino == FUSE_ROOT_ID) {
 		pthread_mutex_lock(&fs->root_mu);
@@ -352,7 +368,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return qfs_fs_fail(req, FOP_GETATTR, t0, rc, "ino=%lu", ino);
 	qfs_fs_attr_to_stat(&a, &st);
 	qfs_fs_done(req, FOP_GETATTR, t0, 0);
-	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 /* ---- setattr ---- */
@@ -374,21 +390,34 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	if (qfs_fs_is_ctl(ino)) {
 		/* `echo stop 2 > nodes` truncates first: accept size 0 there. */
-		if (ino == QFS_CTL_NODES_INO && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0 &&
+		if (qfs_fs_ctl_writable(ino) && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0 &&
 		    fuse_req_ctx(req)->uid == 0) {
-			qfs_fs_ctl_getattr(ino, &st);
+			qfs_fs_ctl_getattr(fs, ino, &st);
 			qfs_fs_done(req, FOP_SETATTR, t0, 0);
 			fuse_reply_attr(req, &st, 0);
 			return;
 		}
-		return qfs_fs_fail(req, FOP_SETATTR, t0, ino == QFS_CTL_NODES_INO ? -EACCES : -EROFS,
+		return qfs_fs_fail(req, FOP_SETATTR, t0, qfs_fs_ctl_writable(ino) ? -EACCES : -EROFS,
 				   "control tree is read-only");
 	}
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	/* the creates pending in a directory touch its times when stored:
+	 * store them first, so that times set now (cp -a, rsync) stay */
+	if (S_ISDIR(in->type) && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "pending creates of ino=%lu", ino);
+	}
 	qfs_clock_now(&now);
 	pthread_mutex_lock(&in->mu);
+	/* A file with pending write-back (written or created through a handle
+	 * still open, not yet flushed) takes the change into that write-back:
+	 * it is stored with the data, in one txn, at close or fsync (doc/fs.md
+	 * "One round per file"); so does ftruncate (fi set), which that
+	 * handle's close writes back (O_TRUNC: op_open).  Any other change is
+	 * stored before we reply. */
+	int defer = (in->loaded || fi) && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type);
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		goto out;
@@ -438,6 +467,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in->attr.ctime = now;
 	in->attr_dirty |= QFS_SET_CTIME;
 	a = in->attr;
+	a.blocks = qfs_fs_blocks(in);
+	if (defer)
+		goto out;
 	rc = qfs_fs_flush_locked(fs, in);
 	if (rc && in->nopen == 0)
 		qfs_fs_discard(fs, in); /* no handle will retry it: the change did not happen */
@@ -453,7 +485,7 @@ out:
 		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "ino=%lu to_set=0x%x", ino, to_set);
 	qfs_fs_attr_to_stat(&a, &st);
 	qfs_fs_done(req, FOP_SETATTR, t0, 0);
-	fuse_reply_attr(req, &st, QFS_FS_TIMEOUT);
+	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -532,6 +564,52 @@ static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, s
 	return rc;
 }
 
+/* The inode *in (initialised by the caller, closed by it also on error) and
+ * dentry *d of a new entry nn in directory parent of group: a new inode
+ * number, owner from ctx, mode and ACLs as inherited (inherit_acl), set-gid
+ * directories, times now.  Reads the parent's inode.  0, -ENOTDIR,
+ * -ENAMETOOLONG (symlink target), -ENOMEM or the router's error. */
+static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, qfs_group_t group,
+		      const struct newnode *nn, struct qfs_inode *in, struct qfs_dentry *d)
+{
+	struct qfs_inode pin;
+	struct qfs_attr pa;
+	qfs_ino_t ino = 0;
+	int rc;
+
+	qfs_inode_init(&pin);
+	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
+	pa = pin.a;
+	if (rc == 0 && !S_ISDIR(pa.mode))
+		rc = -ENOTDIR;
+	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
+		rc = -ENAMETOOLONG;
+	if (rc == 0)
+		rc = qfs_router_alloc_ino(fs->r, &ino);
+	if (rc == 0)
+		rc = inherit_acl(&pin, nn->mode, ctx->umask, in);
+	qfs_inode_close(&pin);
+	if (rc)
+		return rc;
+	in->a.ino = ino;
+	in->a.uid = ctx->uid;
+	in->a.gid = ctx->gid;
+	if (pa.mode & S_ISGID) {
+		in->a.gid = pa.gid;
+		if (S_ISDIR(nn->mode))
+			in->a.mode |= S_ISGID;
+	}
+	in->a.nlink = S_ISDIR(nn->mode) ? 2 : 1;
+	in->a.rdev = nn->rdev;
+	in->a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
+	qfs_clock_now(&in->a.mtime);
+	in->a.atime = in->a.ctime = in->a.btime = in->a.mtime;
+	d->ino = ino;
+	d->type = nn->mode & S_IFMT;
+	d->group = 0;
+	return 0;
+}
+
 /* Create name in parent; on success *out holds the new inode's attributes and
  * the kernel reference is taken.  Errors as the syscalls expect. */
 static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -581,45 +659,25 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		return -ESTALE;
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
-	struct qfs_inode pin;
-	qfs_inode_init(&pin);
-	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
-	pa = pin.a;
-	if (rc == 0 && !S_ISDIR(pa.mode))
-		rc = -ENOTDIR;
-	if (rc == 0 && nn->target && strlen(nn->target) > QFS_SYMLINK_MAX)
-		rc = -ENAMETOOLONG;
-	if (rc == 0)
-		rc = qfs_router_alloc_ino(fs->r, &ino);
+	struct qfs_fs_inode *pend = qfs_fs_pend_find(fs, parent, name);
+	if (pend) {
+		qfs_fs_iput(fs, pend);
+		return -EEXIST;
+	}
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return rc;
 	qfs_inode_init(&in);
-	if (rc == 0)
-		rc = inherit_acl(&pin, nn->mode, ctx->umask, &in);
-	qfs_inode_close(&pin);
+	rc = build_node(fs, ctx, parent, group, nn, &in, &d);
 	if (rc) {
 		qfs_inode_close(&in);
 		return rc;
 	}
-	in.a.ino = ino;
-	in.a.uid = ctx->uid;
-	in.a.gid = ctx->gid;
-	if (pa.mode & S_ISGID) {
-		in.a.gid = pa.gid;
-		if (S_ISDIR(nn->mode))
-			in.a.mode |= S_ISGID;
-	}
-	in.a.nlink = S_ISDIR(nn->mode) ? 2 : 1;
-	in.a.rdev = nn->rdev;
-	in.a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
-	qfs_clock_now(&in.a.mtime);
-	in.a.atime = in.a.ctime = in.a.btime = in.a.mtime;
+	ino = in.a.ino;
 	if (nn->target) {
 		in.data = (uint8_t *)nn->target;  /* borrowed for encoding only */
 		in.data_len = strlen(nn->target);
 		in.a.size = in.data_len;
 	}
-	d.ino = ino;
-	d.type = nn->mode & S_IFMT;
-	d.group = 0;
 	qfs_buf_init(&ib);
 	qfs_buf_init(&db);
 	qfs_inode_encode(&in, &ib);
@@ -680,7 +738,7 @@ static void reply_made(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int rc, c
 			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
 		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
 	}
-	fill_entry(&e, a);
+	qfs_fs_fill_entry(qfs_fs_of(req), &e, a);
 	qfs_fs_done(req, op, t0, 0);
 	fuse_reply_entry(req, &e);
 }
@@ -718,51 +776,190 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	reply_made(req, FOP_SYMLINK, t0, rc, &a, parent, name);
 }
 
+/* link(2): a new name newparent/newname for the file ino, in the same
+ * table.  One txn: the parent still there, the name absent (EEXIST), the
+ * inode's nlink + 1 (LINK_ADD: EMLINK past QFS_FS_LINK_MAX, ENOENT if its
+ * last name went meanwhile), its ctime, the dentry, the parent's times.
+ * Replies the entry with fresh attributes (the new nlink). */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	qfs_fs_fail(req, FOP_LINK, qfs_clock_mono_ns(), -EPERM,
-	     "hard links are not supported in this version ino=%lu name=%.64s", ino, newname);
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX];
+	size_t dlen, plen, ilen;
+	struct fuse_entry_param e;
+	struct qfs_dentry d;
+	struct qfs_attr a;
+	struct qfs_buf db;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	if ((rc = check_name(newname)))
+		return qfs_fs_fail(req, FOP_LINK, t0, rc, "name_len=%zu", strlen(newname));
+	if (qfs_fs_is_ctl(newparent) || (newparent == FUSE_ROOT_ID && strcmp(newname, ".quorumfs") == 0))
+		return qfs_fs_fail(req, FOP_LINK, t0, -EROFS, "control tree is read-only");
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_LINK, t0, -EXDEV, "control files cannot be linked elsewhere ino=%lu", ino);
+	if (ino == FUSE_ROOT_ID)
+		return qfs_fs_fail(req, FOP_LINK, t0, -EPERM, "link of the root");
+	if (newparent == FUSE_ROOT_ID)
+		return qfs_fs_fail(req, FOP_LINK, t0, -EPERM, "only tables (directories) live at the root name=%.64s",
+				   newname);
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino), *p = qfs_fs_get_inode(fs, newparent);
+	if (!in || !p) {
+		qfs_fs_iput(fs, in);
+		qfs_fs_iput(fs, p);
+		return qfs_fs_fail(req, FOP_LINK, t0, -ESTALE, "unknown ino=%lu or parent=%lu", ino, newparent);
+	}
+	qfs_group_t group = p->group;
+	int pdir = S_ISDIR(p->type);
+	qfs_fs_iput(fs, p);
+	if (S_ISDIR(in->type)) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, -EPERM, "hard link to a directory ino=%lu", ino);
+	}
+	if (!pdir) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, -ENOTDIR, "parent=%lu is not a directory", newparent);
+	}
+	if (in->group != group) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, -EXDEV, "hard link between tables ino=%lu name=%.64s", ino,
+				   newname);
+	}
+	/* a pending create has no inode item yet, and the new name's directory
+	 * is read from the store: store both first (doc/fs.md "One round per file") */
+	if ((rc = qfs_fs_pend_flush_ino(fs, in)) || (rc = qfs_fs_pend_flush_dir(fs, newparent))) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, rc, "pending creates ino=%lu parent=%lu", ino, newparent);
+	}
+	d.ino = in->ino;
+	d.type = in->type;
+	d.group = 0;
+	qfs_buf_init(&db);
+	qfs_dentry_encode(&d, &db);
+	qfs_txn_init(&t);
+	qfs_clock_now(&now);
+	dlen = qfs_key_dentry(dkey, newparent, newname, strlen(newname));
+	plen = qfs_key_inode(pkey, newparent);
+	ilen = qfs_key_inode(ikey, in->ino);
+	pthread_mutex_lock(&in->mu);
+	rc = db.err ? db.err : -ENOMEM;
+	if (db.err)
+		goto out;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey, plen)))
+		goto out;
+	op->err = -ENOENT; /* the directory was removed meanwhile */
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+		goto out;
+	op->err = -EEXIST;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_LINK_ADD, ikey, ilen)))
+		goto out;
+	op->limit = QFS_FS_LINK_MAX;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey, ilen)))
+		goto out;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = now;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+		goto out;
+	op->val = db.data;
+	op->val_len = (uint32_t)db.len;
+	if ((rc = touch_dir(&t, pkey, plen, &now, 0)))
+		goto out;
+	rc = qfs_fs_run_txn(fs, group, &t);
+	if (rc)
+		goto out;
+	/* the kernel must see the new nlink: from the store, the rest from
+	 * memory when the file has buffered state */
+	rc = qfs_router_get_attr(fs->r, group, in->ino, &a);
+	if (rc == 0 && in->loaded) {
+		in->attr.nlink = a.nlink;
+		in->attr.ctime = now;
+		a = in->attr;
+	}
+out:
+	pthread_mutex_unlock(&in->mu);
+	qfs_txn_close(&t);
+	qfs_buf_close(&db);
+	if (rc) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_LINK, t0, rc, "ino=%lu parent=%lu name=%.64s", ino, newparent, newname);
+	}
+	pthread_mutex_lock(&fs->itab_mu);
+	in->nlookup++; /* the entry we reply is one more kernel reference */
+	pthread_mutex_unlock(&fs->itab_mu);
+	qfs_fs_iput(fs, in);
+	qfs_fs_fill_entry(fs, &e, &a);
+	qfs_fs_done(req, FOP_LINK, t0, 0);
+	fuse_reply_entry(req, &e);
 }
 
 /* ---- removing entries ---- */
 
-/* Add the ops that drop one link of victim (a non-directory): delete it, or,
- * if open, keep it as an orphan until its last close. */
+/* Add the ops that drop one name of victim (a non-directory): its ctime,
+ * then LINK_DROP, which decides at apply time from the stored nlink: other
+ * names left, the inode stays; the last name, the inode and its chunks go,
+ * or, if the file is open here (vin->nopen), it is kept in the orphan list
+ * until its last close.  okey and oval hold the orphan entry; vin->mu held. */
 static int drop_link(struct qfs_txn *t, struct qfs_fs_inode *vin, qfs_ino_t victim, uint8_t *vkey, size_t vlen,
-		     uint8_t *lo, uint8_t *hi, uint8_t *okey, struct qfs_buf *oval, const struct qfs_ts *now)
+		     uint8_t *okey, struct qfs_buf *oval, const struct qfs_ts *now)
 {
 	struct qfs_op *op;
-	size_t lol, hil, olen;
+	size_t olen = 0;
 
+	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey, vlen)))
+		return -ENOMEM;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = *now;
 	if (vin && vin->nopen > 0) {
 		char oname[32];
 		struct qfs_dentry od = { victim, S_IFREG, 0 };
-		if (!(op = qfs_fs_add_op(t, QFS_OP_NLINK, vkey, vlen)))
-			return -ENOMEM;
-		op->delta = -1;
-		if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey, vlen)))
-			return -ENOMEM;
-		op->mask = QFS_SET_CTIME;
-		op->attr.ctime = *now;
 		snprintf(oname, sizeof(oname), "%016llx", (unsigned long long)victim);
 		olen = qfs_key_dentry(okey, QFS_FS_ORPHAN_DIR, oname, strlen(oname));
 		qfs_dentry_encode(&od, oval);
 		if (oval->err)
 			return oval->err;
-		if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, okey, olen)))
-			return -ENOMEM;
+	}
+	if (!(op = qfs_fs_add_op(t, QFS_OP_LINK_DROP, vkey, vlen)))
+		return -ENOMEM;
+	if (olen) {
+		op->key2 = okey;
+		op->key2_len = (uint32_t)olen;
 		op->val = oval->data;
 		op->val_len = (uint32_t)oval->len;
-		return 0;
 	}
-	if (!qfs_fs_add_op(t, QFS_OP_DEL, vkey, vlen))
-		return -ENOMEM;
-	qfs_key_chunk_range(lo, &lol, hi, &hil, victim, 0, UINT64_MAX);
-	if (!(op = qfs_fs_add_op(t, QFS_OP_DEL_RANGE, lo, lol)))
-		return -ENOMEM;
-	op->key2 = hi;
-	op->key2_len = (uint32_t)hil;
 	return 0;
+}
+
+/* After a txn with drop_link committed: bring vin (locked, may be NULL) in
+ * step with the store.  A file with buffered state gets the stored nlink and
+ * the new ctime; an open file whose last name went becomes unlinked (its
+ * last close destroys it).  If the store cannot be read, an open file is
+ * not marked: its orphan entry is then removed by the next mount's sweep,
+ * whereas destroying an inode that still has a name would lose it. */
+static void after_drop(struct qfs_fs *fs, struct qfs_fs_inode *vin, const struct qfs_ts *now)
+{
+	struct qfs_attr a;
+	int rc;
+
+	if (!vin || (!vin->loaded && vin->nopen == 0))
+		return;
+	rc = qfs_router_get_attr(fs->r, vin->group, vin->ino, &a);
+	if (rc == -ENOENT) { /* destroyed: it was not open */
+		a.nlink = 0;
+	} else if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "fs link count not re-read after unlink ino=%llu err=%s",
+			(unsigned long long)vin->ino, qfs_strerror(rc));
+		return;
+	}
+	if (vin->loaded) {
+		vin->attr.nlink = a.nlink;
+		vin->attr.ctime = *now;
+	}
+	if (rc == 0 && a.nlink == 0 && vin->nopen > 0)
+		vin->unlinked = true;
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -782,10 +979,11 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "pending creates of parent=%lu", parent);
 
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
-		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX],
-			okey[QFS_KEY_MAX];
+		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], okey[QFS_KEY_MAX];
 		struct qfs_dentry d;
 		struct qfs_buf oval;
 		struct qfs_txn t;
@@ -802,9 +1000,17 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = -EISDIR;
 			break;
 		}
-		struct qfs_fs_inode *vin = qfs_fs_ifind(fs, d.ino);
-		if (vin)
-			pthread_mutex_lock(&vin->mu);
+		/* iget, not ifind: an open of another name of this file (in
+		 * another directory, which the kernel does not serialise with
+		 * this unlink) must wait on the same mutex, so that "open?"
+		 * below and the open agree */
+		struct qfs_fs_inode *vin = qfs_fs_iget(fs, d.ino, group, d.type, 0);
+		if (!vin) {
+			free(raw);
+			rc = -ENOMEM;
+			break;
+		}
+		pthread_mutex_lock(&vin->mu);
 		qfs_clock_now(&now);
 		dlen = qfs_key_dentry(dkey, parent, name, strlen(name));
 		plen = qfs_key_inode(pkey, parent);
@@ -817,17 +1023,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			op->val_len = (uint32_t)raw_len;
 			op->err = QFS_ECONFLICT;
 			if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey, dlen) && touch_dir(&t, pkey, plen, &now, 0) == 0)
-				rc = drop_link(&t, vin, d.ino, vkey, vlen, lo, hi, okey, &oval, &now);
+				rc = drop_link(&t, vin, d.ino, vkey, vlen, okey, &oval, &now);
 		}
 		if (rc == 0)
 			rc = qfs_fs_run_txn(fs, group, &t);
-		if (rc == 0 && vin && vin->nopen > 0) {
-			vin->unlinked = true;
-			if (vin->loaded) {
-				vin->attr.nlink = 0;
-				vin->attr.ctime = now;
-			}
-		}
+		if (rc == 0)
+			after_drop(fs, vin, &now);
 		if (vin) {
 			pthread_mutex_unlock(&vin->mu);
 			qfs_fs_iput(fs, vin);
@@ -859,6 +1060,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 * just before this rmdir may still be on its way out: give it
 		 * up to 2 s before answering EBUSY. */
 		/* (with -s the RELEASE waits behind this request: no point) */
+		struct qfs_table tb;
+		if (qfs_router_table_lookup(fs->r, name, &tb) == 0 && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of table=%.64s", name);
 		for (int i = 0; i < (fs->o->single_thread ? 1 : 100); i++) {
 			rc = qfs_router_table_delete(fs->r, name);
 			if (rc != -EBUSY)
@@ -875,6 +1079,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_group_t group = p->group;
 	qfs_fs_iput(fs, p);
+	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of parent=%lu", parent);
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
 		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
 		size_t dlen, plen, vlen, lol, hil;
@@ -891,6 +1097,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (!S_ISDIR(d.type)) {
 			free(raw);
 			rc = -ENOTDIR;
+			break;
+		}
+		if ((rc = qfs_fs_pend_flush_dir(fs, d.ino))) { /* its emptiness is read from the store */
+			free(raw);
 			break;
 		}
 		qfs_clock_now(&now);
@@ -968,9 +1178,12 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			goto out;
 		}
 		if (!S_ISDIR(y.type)) {
-			yin = qfs_fs_ifind(fs, y.ino);
-			if (yin)
-				pthread_mutex_lock(&yin->mu);
+			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
+			if (!yin) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pthread_mutex_lock(&yin->mu);
 		}
 	}
 	qfs_clock_now(&now);
@@ -1029,18 +1242,13 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 		if (y_dir) {
 			if (!qfs_fs_add_op(&t, QFS_OP_DEL, ykey, ylen))
 				goto out;
-		} else if (drop_link(&t, yin, y.ino, ykey, ylen, lo, hi, okey, &oval, &now)) {
+		} else if (drop_link(&t, yin, y.ino, ykey, ylen, okey, &oval, &now)) {
 			goto out;
 		}
 	}
 	rc = qfs_fs_run_txn(fs, group, &t);
-	if (rc == 0 && yin && yin->nopen > 0) {
-		yin->unlinked = true;
-		if (yin->loaded) {
-			yin->attr.nlink = 0;
-			yin->attr.ctime = now;
-		}
-	}
+	if (rc == 0)
+		after_drop(fs, yin, &now);
 	if (rc == 0) {
 		*moved = x.ino;
 		*moved_dir = x_dir;
@@ -1058,6 +1266,114 @@ out:
 	return rc;
 }
 
+/* renameat2(RENAME_EXCHANGE) inside one table: the two dentries swap the
+ * inodes they name, in one txn conditioned on both being unchanged
+ * (QFS_ECONFLICT: retry).  Both inodes get a new ctime, both parents new
+ * times; when a directory and a non-directory swap parents, the parents'
+ * nlink follow ("..").  The kernel refuses an exchange of a directory with
+ * its own ancestor (EINVAL) before asking us.  On success *xo and *yo are the
+ * dentries found at p1/n1 and p2/n2 (ino 0 when nothing changed: two names
+ * of one inode) and *when the ctime given. */
+static int exchange_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
+			 const char *n2, struct qfs_dentry *xo, struct qfs_dentry *yo, struct qfs_ts *when)
+{
+	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
+		ykey[QFS_KEY_MAX];
+	size_t slen, dlen, p1len, p2len, xlen, ylen;
+	struct qfs_dentry x, y;
+	void *xraw = NULL, *yraw = NULL;
+	size_t xraw_len = 0, yraw_len = 0;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_ts now;
+	int rc;
+
+	qfs_txn_init(&t);
+	rc = read_dentry(fs, group, p1, n1, &x, &xraw, &xraw_len);
+	if (rc == 0)
+		rc = read_dentry(fs, group, p2, n2, &y, &yraw, &yraw_len);
+	if (rc)
+		goto out;
+	if (x.ino == y.ino) { /* two names of one file: nothing changes (as Linux) */
+		xo->ino = yo->ino = 0;
+		goto out;
+	}
+	qfs_clock_now(&now);
+	slen = qfs_key_dentry(skey, p1, n1, strlen(n1));
+	dlen = qfs_key_dentry(dkey, p2, n2, strlen(n2));
+	p1len = qfs_key_inode(p1key, p1);
+	p2len = qfs_key_inode(p2key, p2);
+	xlen = qfs_key_inode(xkey, x.ino);
+	ylen = qfs_key_inode(ykey, y.ino);
+	rc = -ENOMEM;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey, slen)))
+		goto out;
+	op->val = xraw;
+	op->val_len = (uint32_t)xraw_len;
+	op->err = QFS_ECONFLICT;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen)))
+		goto out;
+	op->val = yraw;
+	op->val_len = (uint32_t)yraw_len;
+	op->err = QFS_ECONFLICT;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, skey, slen)))
+		goto out;
+	op->val = yraw;
+	op->val_len = (uint32_t)yraw_len;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+		goto out;
+	op->val = xraw;
+	op->val_len = (uint32_t)xraw_len;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey, xlen)))
+		goto out;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = now;
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ykey, ylen)))
+		goto out;
+	op->mask = QFS_SET_CTIME;
+	op->attr.ctime = now;
+	int x_dir = S_ISDIR(x.type) ? 1 : 0, y_dir = S_ISDIR(y.type) ? 1 : 0;
+	if (p1 == p2) {
+		if (touch_dir(&t, p1key, p1len, &now, 0))
+			goto out;
+	} else if (touch_dir(&t, p1key, p1len, &now, y_dir - x_dir) ||
+		   touch_dir(&t, p2key, p2len, &now, x_dir - y_dir)) {
+		goto out;
+	}
+	rc = qfs_fs_run_txn(fs, group, &t);
+	if (rc == 0) {
+		*xo = x;
+		*yo = y;
+		*when = now;
+	}
+out:
+	qfs_txn_close(&t);
+	free(xraw);
+	free(yraw);
+	return rc;
+}
+
+/* After a committed exchange or rename: a moved directory's ".." (as
+ * readdir shows it) is its new parent; a file with buffered state keeps the
+ * ctime given, so its write-back does not set an older one. */
+static void moved_to(struct qfs_fs *fs, qfs_ino_t ino, int is_dir, fuse_ino_t parent, const struct qfs_ts *ctime)
+{
+	struct qfs_fs_inode *m = ino ? qfs_fs_ifind(fs, ino) : NULL;
+
+	if (!m)
+		return;
+	if (is_dir) {
+		pthread_mutex_lock(&fs->itab_mu);
+		m->parent = parent;
+		pthread_mutex_unlock(&fs->itab_mu);
+	}
+	pthread_mutex_lock(&m->mu);
+	if (m->loaded)
+		m->attr.ctime = *ctime;
+	pthread_mutex_unlock(&m->mu);
+	qfs_fs_iput(fs, m);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t p2, const char *n2,
 		      unsigned int flags)
 {
@@ -1067,15 +1383,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 
 	if ((rc = check_name(n1)) || (rc = check_name(n2)))
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "name too long");
-	if (flags & RENAME_EXCHANGE)
-		return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE is not supported in this version");
-	if (flags & ~(unsigned)RENAME_NOREPLACE)
+	if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
+	    (flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)) == (RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "unsupported rename flags 0x%x", flags);
 	if (qfs_fs_is_ctl(p1) || qfs_fs_is_ctl(p2) ||
 	    (p1 == FUSE_ROOT_ID && strcmp(n1, ".quorumfs") == 0) ||
 	    (p2 == FUSE_ROOT_ID && strcmp(n2, ".quorumfs") == 0))
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EROFS, "control tree is read-only");
 	if (p1 == FUSE_ROOT_ID && p2 == FUSE_ROOT_ID) {
+		if (flags & RENAME_EXCHANGE)
+			return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE of two tables %.64s <-> %.64s",
+					   n1, n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
@@ -1094,6 +1412,23 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+	if (flags & RENAME_EXCHANGE) {
+		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
+		struct qfs_ts when;
+		for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
+			rc = exchange_once(fs, g1, p1, n1, p2, n2, &xo, &yo, &when);
+			if (rc != QFS_ECONFLICT)
+				break;
+		}
+		if (rc)
+			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "exchange %lu/%.64s <-> %lu/%.64s", p1, n1, p2,
+					   n2);
+		moved_to(fs, xo.ino, S_ISDIR(xo.type), p2, &when);
+		moved_to(fs, yo.ino, S_ISDIR(yo.type), p1, &when);
+		return qfs_fs_ok(req, FOP_RENAME, t0);
+	}
+	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };
@@ -1104,21 +1439,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "%lu/%.64s -> %lu/%.64s", p1, n1, p2, n2);
-	if (moved) {
-		struct qfs_fs_inode *m = qfs_fs_ifind(fs, moved);
-		if (m) {
-			if (moved_dir) {
-				pthread_mutex_lock(&fs->itab_mu);
-				m->parent = p2;
-				pthread_mutex_unlock(&fs->itab_mu);
-			}
-			pthread_mutex_lock(&m->mu);
-			if (m->loaded) /* keep a buffered file's ctime from going back */
-				m->attr.ctime = moved_ctime;
-			pthread_mutex_unlock(&m->mu);
-			qfs_fs_iput(fs, m);
-		}
-	}
+	if (moved)
+		moved_to(fs, moved, moved_dir, p2, &moved_ctime);
 	qfs_fs_ok(req, FOP_RENAME, t0);
 }
 
@@ -1158,11 +1480,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (qfs_fs_is_ctl(ino)) {
 		struct ctl_handle *h;
 		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-			if (ino != QFS_CTL_NODES_INO)
+			if (!qfs_fs_ctl_writable(ino))
 				return qfs_fs_fail(req, FOP_OPEN, t0, -EROFS, "control tree is read-only");
 			if (fuse_req_ctx(req)->uid != 0)
 				return qfs_fs_fail(req, FOP_OPEN, t0, -EACCES, "only root may write %s",
-						   ".quorumfs/nodes");
+						   ino == QFS_CTL_SCRUB_INO ? ".quorumfs/scrub" : ".quorumfs/nodes");
 		}
 		h = calloc(1, sizeof(*h));
 		if (!h)
@@ -1195,6 +1517,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * from nopen: if it already deleted the inode, this open must fail */
 	struct qfs_attr a;
 	rc = in->loaded ? 0 : qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	if (rc == 0 && (fi->flags & O_TRUNC)) {
+		/* FUSE_CAP_ATOMIC_O_TRUNC: truncated in memory, written back
+		 * with what this handle writes at close (the old bytes stay
+		 * until then, as with any write-back) */
+		rc = qfs_fs_data_truncate(fs, in, 0);
+		if (rc && !in->chunks && in->attr_dirty == 0)
+			in->loaded = false;
+	}
 	if (rc)
 		in->nopen--;
 	pthread_mutex_unlock(&in->mu);
@@ -1208,49 +1538,144 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* Open the existing file ino of the name a create found (no O_EXCL): as
+ * op_open does, O_TRUNC included.  *out gets the inode with a reference
+ * and a kernel lookup counted, *a its attributes. */
+static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type, int flags,
+				struct qfs_fs_inode **out, struct qfs_attr *a)
+{
+	int rc;
+
+	if (S_ISDIR(type))
+		return -EISDIR;
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ino, group, type, 0);
+	if (!in)
+		return -ENOMEM;
+	pthread_mutex_lock(&in->mu);
+	rc = qfs_fs_load(fs, in);
+	if (rc == 0 && (flags & O_TRUNC))
+		rc = qfs_fs_data_truncate(fs, in, 0);
+	if (rc == 0) {
+		in->nopen++;
+		*a = in->attr;
+	}
+	if (!in->chunks && in->attr_dirty == 0 && !in->pend)
+		in->loaded = false; /* nothing buffered: the store stays the truth */
+	pthread_mutex_unlock(&in->mu);
+	if (rc) {
+		qfs_fs_iput(fs, in);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->itab_mu);
+	in->nlookup++;
+	pthread_mutex_unlock(&fs->itab_mu);
+	*out = in;
+	return 0;
+}
+
+/* Create regular file name in parent (a directory of a table) as a pending
+ * create (pend.c): nothing is stored until its first write-back.  O_EXCL
+ * (excl) is checked against the pending list and the store; without it an
+ * existing file of that name is opened.  On success *out is the open inode
+ * (a reference, nopen and a kernel lookup counted) and *a its attributes. */
+static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			  int flags, struct qfs_fs_inode **out, struct qfs_attr *a)
+{
+	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
+	struct qfs_fs_pend *pd = NULL;
+	struct qfs_inode ni;
+	struct qfs_dentry d;
+	int rc, excl = (flags & O_EXCL) != 0;
+
+	if ((rc = check_name(name)))
+		return rc;
+	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
+	if (!p)
+		return -ESTALE;
+	qfs_group_t group = p->group;
+	qfs_fs_iput(fs, p);
+	struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
+	if (x) {
+		qfs_ino_t xino = x->ino;
+		qfs_fs_iput(fs, x);
+		return excl ? -EEXIST : create_open_existing(fs, xino, group, S_IFREG, flags, out, a);
+	}
+	rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+	if (rc == 0)
+		return excl ? -EEXIST : create_open_existing(fs, d.ino, group, d.type, flags, out, a);
+	if (rc != -ENOENT)
+		return rc;
+	qfs_inode_init(&ni);
+	rc = build_node(fs, fuse_req_ctx(req), parent, group, &nn, &ni, &d);
+	if (rc)
+		goto out;
+	rc = -ENOMEM;
+	if (!(pd = calloc(1, sizeof(*pd))))
+		goto out;
+	pd->parent = parent;
+	strcpy(pd->name, name); /* check_name: at most QFS_NAME_MAX bytes */
+	pd->created = ni.a.mtime;
+	pd->has_acl = qfs_inode_xattr_find(&ni, QFS_ACL_ACCESS) != NULL;
+	qfs_buf_init(&pd->ib);
+	qfs_buf_init(&pd->db);
+	qfs_inode_encode(&ni, &pd->ib);
+	qfs_dentry_encode(&d, &pd->db);
+	if ((rc = pd->ib.err ? pd->ib.err : pd->db.err))
+		goto out;
+	pd->dlen = qfs_key_dentry(pd->dkey, parent, name, strlen(name));
+	pd->ilen = qfs_key_inode(pd->ikey, ni.a.ino);
+	pd->plen = qfs_key_inode(pd->pkey, parent);
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ni.a.ino, group, S_IFREG, 1);
+	if (!in) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	pthread_mutex_lock(&in->mu);
+	in->nopen++;
+	in->attr = ni.a;
+	in->stored_size = in->valid_size = 0;
+	in->stored_flags = ni.a.flags;
+	in->attr_dirty = 0;
+	in->loaded = true;
+	in->nosec = true; /* a new inode has no security.* xattr */
+	qfs_fs_pend_add(fs, in, pd);
+	pd = NULL;
+	pthread_mutex_unlock(&in->mu);
+	*out = in;
+	*a = ni.a;
+	rc = 0;
+out:
+	if (pd) {
+		qfs_buf_close(&pd->ib);
+		qfs_buf_close(&pd->db);
+		free(pd);
+	}
+	qfs_inode_close(&ni);
+	return rc;
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
-	struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
 	struct fuse_entry_param e;
+	struct qfs_fs_inode *in = NULL;
 	struct qfs_attr a;
-	struct qfs_dentry d;
-	qfs_group_t group = 0;
-	int rc = make_node(fs, req, parent, name, &nn, &a);
+	int rc;
 
-	if (rc == -EEXIST && !(fi->flags & O_EXCL) && parent != FUSE_ROOT_ID && !qfs_fs_is_ctl(parent)) {
-		/* lost a race with another creator: open the file that is there */
-		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
-		if (p) {
-			group = p->group;
-			qfs_fs_iput(fs, p);
-			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
-			if (rc == 0 && S_ISDIR(d.type))
-				rc = -EISDIR;
-			if (rc == 0)
-				rc = qfs_router_get_attr(fs->r, group, d.ino, &a);
-			if (rc == 0) {
-				struct qfs_fs_inode *x = qfs_fs_iget(fs, d.ino, group, d.type, 1);
-				rc = x ? 0 : -ENOMEM;
-				qfs_fs_iput(fs, x);
-			}
-		}
-	}
-	if (rc) {
+	if (parent == FUSE_ROOT_ID || qfs_fs_is_ctl(parent)) {
+		struct newnode nn = { S_IFREG | (mode & 07777), 0, NULL };
+		rc = make_node(fs, req, parent, name, &nn, &a); /* fails: EPERM, EROFS... */
 		if (rc == -EPERM)
 			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
-		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, name);
 	}
-	struct qfs_fs_inode *in = qfs_fs_ifind(fs, a.ino);
-	if (!in)
-		return qfs_fs_fail(req, FOP_CREATE, t0, -ENOMEM, "created inode vanished ino=%llu", (unsigned long long)a.ino);
-	pthread_mutex_lock(&in->mu);
-	in->nopen++;
-	pthread_mutex_unlock(&in->mu);
-	fi->fh = (uintptr_t)in;
+	rc = create_pending(fs, req, parent, name, mode, fi->flags, &in, &a);
+	if (rc)
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);
+	fi->fh = (uintptr_t)in; /* the reference belongs to the handle */
 	fi->keep_cache = 1;
-	fill_entry(&e, &a);
+	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_CREATE, t0, 0);
 	fuse_reply_create(req, &e, fi);
 }
@@ -1315,7 +1740,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		rc = qfs_fs_ctl_command(fs, ino, buf, size);
 		if (rc)
 			return qfs_fs_fail(req, FOP_WRITE, t0, rc, "control command '%.*s'", shown, buf);
-		QFS_LOG(QFS_LOG_WARN, "control command '%.*s' done (test hook)", shown, buf);
+		QFS_LOG(QFS_LOG_WARN, "control command '%.*s' done%s", shown, buf,
+			ino == QFS_CTL_NODES_INO ? " (test hook)" : "");
 		qfs_fs_done(req, FOP_WRITE, t0, 0);
 		fuse_reply_write(req, size);
 		return;
@@ -1364,6 +1790,46 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	qfs_fs_ok(req, FOP_FSYNC, t0);
 }
 
+/* fallocate(2).  The kernel has already checked what it can see: EBADF
+ * for a handle not open for writing, EISDIR/ENODEV/ESPIPE for other types,
+ * EINVAL for off < 0 or len <= 0, EOPNOTSUPP for PUNCH_HOLE without
+ * KEEP_SIZE and for COLLAPSE/INSERT/UNSHARE, EFBIG past RLIMIT_FSIZE; it
+ * sends PUNCH_HOLE, ZERO_RANGE and KEEP_SIZE (and drops its cached pages of
+ * a punched range itself).  Never answer ENOSYS: the kernel would then
+ * refuse fallocate on the whole mount from there on. */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct qfs_fs *fs = qfs_fs_of(req);
+	uint64_t t0 = qfs_clock_mono_ns();
+	int punch = (mode & FALLOC_FL_PUNCH_HOLE) != 0, keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+	int rc;
+
+	if (qfs_fs_is_ctl(ino))
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EROFS, "control tree is read-only");
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EOPNOTSUPP,
+				   "fallocate mode 0x%x: only 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE are supported ino=%lu",
+				   mode, ino);
+	if (punch && !keep)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EOPNOTSUPP, "PUNCH_HOLE needs KEEP_SIZE ino=%lu", ino);
+	if (off < 0 || len <= 0)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EINVAL, "off=%lld len=%lld", (long long)off, (long long)len);
+	if ((uint64_t)off + (uint64_t)len > QFS_FS_FILE_MAX)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EFBIG, "off=%lld len=%lld past the largest file size %llu",
+				   (long long)off, (long long)len, (unsigned long long)QFS_FS_FILE_MAX);
+	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	if (!S_ISREG(in->type))
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, S_ISDIR(in->type) ? -EISDIR : -ENODEV, "ino=%lu is not a file",
+				   ino);
+	pthread_mutex_lock(&in->mu);
+	rc = qfs_fs_data_fallocate(fs, in, punch, keep, (uint64_t)off, (uint64_t)len);
+	pthread_mutex_unlock(&in->mu);
+	if (rc)
+		return qfs_fs_fail(req, FOP_FALLOCATE, t0, rc, "ino=%lu mode=0x%x off=%lld len=%lld", ino, mode,
+				   (long long)off, (long long)len);
+	qfs_fs_ok(req, FOP_FALLOCATE, t0);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
@@ -1382,11 +1848,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return qfs_fs_ok(req, FOP_RELEASE, t0);
 	}
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	qfs_ino_t gone_parent = 0;
+	char gone_name[QFS_NAME_MAX + 1];
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	in->nopen--;
-	if (rc && in->nopen == 0)
+	if (rc && in->nopen == 0) {
+		if (in->pend) { /* a create never stored: its name goes too */
+			gone_parent = in->pend->parent;
+			strcpy(gone_name, in->pend->name);
+		}
 		qfs_fs_discard(fs, in); /* nobody is left to retry or be told */
+	}
 	last = in->nopen == 0 && in->unlinked;
 	if (last) {
 		int drc = qfs_fs_destroy_inode(fs, in->group, in->ino);
@@ -1397,10 +1870,58 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
+	if (gone_parent && fs->se) /* no lock held: the kernel takes the directory's */
+		fuse_lowlevel_notify_inval_entry(fs->se, gone_parent, gone_name, strlen(gone_name));
 	if (rc)
 		QFS_LOG(QFS_LOG_ERR, "fs op=release write-back failed ino=%lu err=%s", ino, qfs_strerror(rc));
 	qfs_fs_done(req, FOP_RELEASE, t0, rc != 0);
 	fuse_reply_err(req, 0);
+}
+
+struct table_ids {
+	struct qfs_table *v;
+	size_t n, cap;
+};
+
+static int collect_table(const struct qfs_table *t, void *arg)
+{
+	struct table_ids *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct qfs_table *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *t;
+	return 0;
+}
+
+/* Inodes in use: the root plus, per table, the inode items of its group as
+ * the store counts them in the table's directory inode (src/store/apply.c).
+ * A table whose count is unknown (made by version 1) or unreadable now
+ * adds nothing; *partial says so. */
+static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
+{
+	struct table_ids l = { 0 };
+	uint64_t used = 1;
+
+	*partial = 0;
+	if (qfs_router_table_list(fs->r, "", collect_table, &l) != 0)
+		*partial = 1;
+	for (size_t i = 0; i < l.n; i++) {
+		struct qfs_inode in;
+		qfs_inode_init(&in);
+		if (qfs_router_get_inode(fs->r, l.v[i].group, l.v[i].ino, &in) == 0 && in.ninodes != QFS_COUNT_UNKNOWN)
+			used += in.ninodes;
+		else
+			*partial = 1;
+		qfs_inode_close(&in);
+	}
+	free(l.v);
+	return used;
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -1408,12 +1929,17 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct statvfs sv;
+	int partial;
 
 	if (statvfs(fs->o->data_dir, &sv) != 0)
 		return qfs_fs_fail(req, FOP_STATFS, t0, -errno, "statvfs of data dir %s", fs->o->data_dir);
 	sv.f_namemax = QFS_NAME_MAX;
-	sv.f_files = UINT32_MAX;
-	sv.f_ffree = UINT32_MAX - 1024;
+	/* inode numbers are 64-bit and items are not preallocated: no real
+	 * limit, so a fixed large number is free beside the ones in use */
+	sv.f_ffree = QFS_FS_INODES_FREE;
+	sv.f_files = inodes_used(fs, &partial) + sv.f_ffree;
+	if (partial)
+		QFS_LOG(QFS_LOG_DEBUG, "statfs: some tables' inode counts are unknown or unreadable; f_files counts the others");
 	sv.f_favail = sv.f_ffree;
 	sv.f_fsid = 0x71667331;
 	sv.f_flag = 0;
@@ -1426,9 +1952,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	conn->max_write = 1u << 20;
-	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-	/* O_TRUNC arrives as a setattr(size=0) before open, through one code path */
-	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* doc/fs.md "Kernel caches" */
+	/* O_TRUNC arrives with OPEN (op_open truncates in memory, stored at
+	 * close), not as a SETATTR without a handle that must be stored at once */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* POSIX ACLs (fs/acl.c): the kernel enforces them; we store them, keep
@@ -1462,8 +1990,10 @@ const struct fuse_lowlevel_ops qfs_fs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
+	.fallocate = op_fallocate,
 	.opendir = qfs_fs_op_opendir,
 	.readdir = qfs_fs_op_readdir,
+	.readdirplus = qfs_fs_op_readdirplus,
 	.releasedir = qfs_fs_op_releasedir,
 	.fsyncdir = qfs_fs_op_fsyncdir,
 	.statfs = op_statfs,

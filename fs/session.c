@@ -177,8 +177,12 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		return -ENOMEM;
 	fs->r = r;
 	fs->o = o;
+	fs->timeout = o->cache_off ? 0.0
+		      : o->cache_timeout_ms ? (double)o->cache_timeout_ms / 1000.0 : QFS_FS_TIMEOUT_DEFAULT;
 	fs->started_ms = qfs_clock_mono_ms();
+	qfs_clock_now(&fs->mounted);
 	pthread_mutex_init(&fs->root_mu, NULL);
+	pthread_mutex_init(&fs->pend_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -193,7 +197,9 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		QFS_LOG(QFS_LOG_INFO, "removed files unlinked while open at the last stop count=%llu",
 			(unsigned long long)sw.removed);
 
-	snprintf(opts, sizeof(opts), "%sdefault_permissions,fsname=quorumfs,subtype=quorumfs",
+	/* noatime: reads never update atime (the kernel does not for FUSE
+	 * either), and the mount says so in /proc/mounts; doc/fs.md */
+	snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=quorumfs,subtype=quorumfs",
 		 geteuid() == 0 ? "allow_other," : "");
 	if (fuse_opt_add_arg(&args, "quorumfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
@@ -250,6 +256,7 @@ err_itab:
 	qfs_fs_itab_close(fs);
 err_free:
 	pthread_mutex_destroy(&fs->root_mu);
+	pthread_mutex_destroy(&fs->pend_mu);
 	free(fs);
 	return rc;
 }

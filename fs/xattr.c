@@ -6,7 +6,10 @@
  * root only (CAP_SYS_ADMIN; here uid 0): hidden from listxattr, ENODATA on
  * get, EPERM on set and remove for anyone else.  Limits: name 255 bytes
  * (ERANGE), value 64 KiB (E2BIG), 64 KiB of names and values per inode
- * (ENOSPC, enforced where the txn applies).
+ * (ENOSPC, enforced where the txn applies).  On a table directory,
+ * user.quorumfs.capacity, .rcu and .wcu are the table's capacity: their
+ * values are checked (EINVAL) and the router's admission control reloads
+ * them once stored (doc/admission.md).
  */
 #include "config.h"
 
@@ -19,6 +22,7 @@
 #include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
+#include "router/admit.h"
 
 static int xattr_name_ok(const char *name)
 {
@@ -42,6 +46,11 @@ static int xattr_name_ok(const char *name)
 static int is_trusted(const char *name)
 {
 	return strncmp(name, "trusted.", 8) == 0;
+}
+
+static int is_security(const char *name)
+{
+	return strncmp(name, "security.", 9) == 0;
 }
 
 static int is_acl(const char *name)
@@ -80,6 +89,19 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	int equiv = qfs_fs_acl_mode(value, size, &mode);
 	size_t klen = qfs_key_inode(key, in->ino);
 	qfs_clock_now(&now);
+	if (equiv && in->loaded && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type) && !flags) {
+		/* An ACL that says no more than the mode is a chmod (cp -a sets
+		 * permissions this way): on a file with pending write-back it
+		 * joins that write-back as op_setattr's chmod does, and the
+		 * flush drops any stored access ACL (doc/fs.md). */
+		in->attr.mode = (in->attr.mode & S_IFMT) | mode;
+		in->attr.ctime = now;
+		in->attr_dirty |= QFS_SET_MODE | QFS_SET_CTIME;
+		in->acl_drop = true;
+		goto out;
+	}
+	if (in->pend && (rc = qfs_fs_flush_locked(fs, in))) /* the txn below needs the inode stored */
+		goto out;
 	qfs_txn_init(&t);
 	rc = -ENOMEM;
 	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen)))
@@ -117,9 +139,13 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 	struct qfs_txn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
-	int rc;
+	int rc = 0;
 
 	qfs_inode_init(&inode);
+	if (in->pend && !in->pend->has_acl)
+		goto out; /* created without an access ACL, not stored yet */
+	if (in->pend && (rc = qfs_fs_flush_locked(fs, in))) /* store it, then rewrite its ACL */
+		goto out;
 	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
 	if (rc)
 		goto out;
@@ -148,6 +174,20 @@ out:
 	return rc;
 }
 
+/* Is ino a table directory (its own group's root inode, below the mount
+ * root)?  Its user.quorumfs.* xattrs are the table's settings. */
+static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
+{
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	int yes;
+
+	if (!in)
+		return 0;
+	yes = ino != FUSE_ROOT_ID && in->ino == in->group && S_ISDIR(in->type);
+	qfs_fs_iput(fs, in);
+	return yes;
+}
+
 /* Set (XSET) or remove (XDEL) xattr name of ino and bump its ctime, as one
  * txn; a buffered file's in-memory ctime follows.  0 or the txn's error. */
 static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind, const char *name,
@@ -162,9 +202,18 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 
 	if (!in)
 		return -ESTALE;
+	if ((rc = qfs_fs_pend_flush_ino(fs, in))) {
+		qfs_fs_iput(fs, in);
+		return rc;
+	}
 	size_t klen = qfs_key_inode(key, ino);
 	qfs_clock_now(&now);
 	qfs_txn_init(&t);
+	pthread_mutex_lock(&in->mu);
+	in->xgen++;
+	if (is_security(name))
+		in->nosec = false; /* before the txn: a reader never caches "none" past it */
+	pthread_mutex_unlock(&in->mu);
 	if ((op = qfs_fs_add_op(&t, kind, key, klen))) {
 		op->name = name;
 		op->val = (const uint8_t *)value;
@@ -177,12 +226,13 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 		}
 	}
 	qfs_txn_close(&t);
-	if (rc == 0) {
-		pthread_mutex_lock(&in->mu);
-		if (in->loaded)
-			in->attr.ctime = now;
-		pthread_mutex_unlock(&in->mu);
-	}
+	pthread_mutex_lock(&in->mu);
+	in->xgen++; /* and after it: a read that overlapped the txn caches nothing */
+	if (is_security(name))
+		in->nosec = false;
+	if (rc == 0 && in->loaded)
+		in->attr.ctime = now;
+	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
 	return rc;
 }
@@ -224,7 +274,17 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		}
 		qfs_fs_iput(fs, in);
 	}
+	int setting = qfs_admit_is_setting(name) && is_table_dir(fs, ino);
+	if (setting) { /* a table's capacity (doc/admission.md): checked before it is stored */
+		struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
+		if (qfs_admit_parse(name, value, size, &cap) <= 0)
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, -EINVAL,
+					   "bad table setting ino=%lu name=%.64s value=%.*s (capacity: on-demand|provisioned; rcu, wcu: 1..%d)",
+					   ino, name, (int)(size < 32 ? size : 32), value ? value : "", QFS_ADMIT_UNITS_MAX);
+	}
 	rc = xattr_change(fs, ino, QFS_OP_XSET, name, value, size, flags);
+	if (rc == 0 && setting)
+		qfs_router_capacity_changed(fs->r, (qfs_group_t)ino);
 	if (rc == -ENOSPC)
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
 	if (rc)
@@ -248,8 +308,30 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	/* The kernel asks for security.capability before every write(): once
+	 * we know the inode has no security.* xattr, answer without reading it. */
+	int sec = is_security(name);
+	pthread_mutex_lock(&in->mu);
+	int known = (sec && in->nosec) || (in->acl_drop && strcmp(name, QFS_ACL_ACCESS) == 0);
+	uint32_t xgen = in->xgen;
+	pthread_mutex_unlock(&in->mu);
+	if (known) {
+		qfs_fs_iput(fs, in);
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "ino=%lu name=%.64s (none cached)", ino, name);
+	}
 	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	rc = qfs_fs_pend_flush_ino(fs, in); /* read from the store: store it first */
+	if (rc == 0)
+		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	if (rc == 0) {
+		int none = 1;
+		for (uint32_t i = 0; i < inode.nxattrs && none; i++)
+			none = !is_security(inode.xattrs[i].name);
+		pthread_mutex_lock(&in->mu);
+		if (in->xgen == xgen) /* no xattr change raced with the read */
+			in->nosec = none;
+		pthread_mutex_unlock(&in->mu);
+	}
 	qfs_fs_iput(fs, in);
 	if (rc) {
 		qfs_inode_close(&inode);
@@ -294,16 +376,23 @@ void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!in)
 		return qfs_fs_fail(req, FOP_LISTXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
-	qfs_fs_iput(fs, in);
+	rc = qfs_fs_pend_flush_ino(fs, in);
+	if (rc == 0)
+		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
 	if (rc) {
+		qfs_fs_iput(fs, in);
 		qfs_inode_close(&inode);
 		return qfs_fs_fail(req, FOP_LISTXATTR, t0, rc, "ino=%lu", ino);
 	}
 	qfs_buf_init(&b);
 	int root = privileged(req);
+	pthread_mutex_lock(&in->mu);
+	int acl_gone = in->acl_drop; /* a deferred chmod by ACL drops it at write-back */
+	pthread_mutex_unlock(&in->mu);
+	qfs_fs_iput(fs, in);
 	for (uint32_t i = 0; i < inode.nxattrs; i++)
-		if (root || !is_trusted(inode.xattrs[i].name))
+		if ((root || !is_trusted(inode.xattrs[i].name)) &&
+		    !(acl_gone && strcmp(inode.xattrs[i].name, QFS_ACL_ACCESS) == 0))
 			qfs_buf_put(&b, inode.xattrs[i].name, strlen(inode.xattrs[i].name) + 1);
 	qfs_inode_close(&inode);
 	if (b.err) {
@@ -339,6 +428,8 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	rc = xattr_change(fs, ino, QFS_OP_XDEL, name, NULL, 0, 0);
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
+	if (qfs_admit_is_setting(name) && is_table_dir(fs, ino))
+		qfs_router_capacity_changed(fs->r, (qfs_group_t)ino); /* back to the default */
 	qfs_fs_ok(req, FOP_REMOVEXATTR, t0);
 }
 

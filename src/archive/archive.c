@@ -67,6 +67,7 @@ struct part {
 	int seen;                      /* hosted in the current pass */
 	/* published; protected by a->mu: */
 	qfs_lsn_t st_archived, st_applied, st_snap;
+	uint64_t st_earliest;          /* earliest restorable time (ns; 0: the beginning) */
 	uint64_t st_lag_bytes;
 	uint64_t st_oldest_ns;         /* wall ns of the oldest unarchived record; 0: none */
 	int st_paused;                 /* node 1 (the archive source) is down */
@@ -82,6 +83,8 @@ struct qfs_archive {
 	char *tmp_dir;
 	uint32_t interval_ms, snap_segments;
 	uint64_t snap_bytes;
+	uint64_t retention_ns;         /* UINT64_MAX: keep everything */
+	uint64_t deleted;              /* mu: objects deleted by retention */
 	uint32_t backoff_ms;           /* archiver thread only */
 	uint64_t stuck_ms;             /* alarm when a record waits longer than this */
 	pthread_t th;
@@ -92,6 +95,7 @@ struct qfs_archive {
 	struct part **parts;           /* mu; sorted by group; freed by the thread only */
 	size_t nparts;                 /* mu */
 	char alarm[ERR_MAX];           /* mu; "" when no alarm */
+	uint64_t alarm_ns;             /* mu; wall ns when the alarm was raised */
 	uint64_t up_segs, up_bytes, up_snaps; /* mu */
 	uint64_t passes;               /* mu */
 };
@@ -131,6 +135,8 @@ static void part_fail_as(struct qfs_archive *a, struct part *pt, int err, const 
 	changed = strcmp(msg, pt->st_errmsg) != 0 || pt->st_err != err;
 	pt->st_err = err;
 	memcpy(pt->st_errmsg, msg, sizeof(msg));
+	if (err == -EACCES && !a->alarm[0])
+		a->alarm_ns = wall_ns();
 	if (err == -EACCES)
 		snprintf(a->alarm, sizeof(a->alarm), "authentication refused by %s: %s",
 			 qfs_objstore_describe(a->os), msg);
@@ -722,6 +728,7 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 	pt->st_archived = pt->stored;
 	pt->st_applied = applied;
 	pt->st_snap = pt->man.nsnaps ? pt->man.snaps[pt->man.nsnaps - 1].lsn : 0;
+	pt->st_earliest = qfs_arch_earliest(&pt->man);
 	pt->st_lag_bytes = lag_bytes;
 	pt->st_oldest_ns = oldest;
 	pt->st_pending = pending;
@@ -730,6 +737,8 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 }
 
 /* One pass over one group.  Returns 0, or the error that stopped it. */
+static int retain(struct qfs_archive *a, struct part *pt);
+
 static int part_pass(struct qfs_archive *a, struct part *pt)
 {
 	char dir[PATH_MAX];
@@ -838,11 +847,73 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 			rc = manifest_store(a, pt);
 	}
 	if (!rc)
+		rc = retain(a, pt);
+	if (!rc)
 		part_ok(a, pt);
 out_publish:
 	free(ls);
 	part_publish(a, pt, dir, applied);
 	return rc;
+}
+
+/* ------------------------------------------------------------- retention */
+
+/* Drop from the archive what no restore inside the retention window needs
+ * (qfs_arch_retain): the shortened manifest is stored first, so no reader
+ * of a new manifest meets a deleted object, then the objects go (under the
+ * process's delete lock, so a scrub read in progress finishes first).  A
+ * failed delete leaves an unlisted object behind (logged; harmless). */
+static int retain(struct qfs_archive *a, struct part *pt)
+{
+	struct qfs_arch_manifest nm;
+	char key[QFS_ARCH_KEY_MAX];
+	size_t ds, dn;
+	int rc = 0;
+
+	if (a->retention_ns == UINT64_MAX || pt->dirty)
+		return 0;
+	uint64_t now = wall_ns();
+	qfs_arch_retain(&pt->man, now > a->retention_ns ? now - a->retention_ns : 0, &ds, &dn);
+	if (ds == 0 && dn == 0)
+		return 0;
+	qfs_arch_manifest_init(&nm, pt->group);
+	for (size_t i = ds; i < pt->man.nsegs && !rc; i++)
+		rc = qfs_arch_manifest_add_seg(&nm, &pt->man.segs[i]);
+	for (size_t i = dn; i < pt->man.nsnaps && !rc; i++)
+		rc = qfs_arch_manifest_add_snap(&nm, &pt->man.snaps[i]);
+	if (rc) {
+		qfs_arch_manifest_close(&nm);
+		return rc;
+	}
+	struct qfs_arch_manifest old = pt->man;
+	pt->man = nm;
+	if ((rc = manifest_store(a, pt)) != 0) {
+		pt->man = old; /* try again next pass */
+		qfs_arch_manifest_close(&nm);
+		return rc;
+	}
+	qfs_arch_delete_lock();
+	for (size_t i = 0; i < ds; i++) {
+		qfs_arch_key_seg(key, pt->group, old.segs[i].first, old.segs[i].last);
+		int drc = qfs_objstore_delete(a->os, key);
+		if (drc && drc != -ENOENT)
+			QFS_LOG(QFS_LOG_WARN, "archive retention delete failed key=%s err=%s", key, qfs_strerror(drc));
+	}
+	for (size_t i = 0; i < dn; i++) {
+		qfs_arch_key_snap(key, pt->group, old.snaps[i].lsn);
+		int drc = qfs_objstore_delete(a->os, key);
+		if (drc && drc != -ENOENT)
+			QFS_LOG(QFS_LOG_WARN, "archive retention delete failed key=%s err=%s", key, qfs_strerror(drc));
+	}
+	qfs_arch_delete_unlock();
+	pthread_mutex_lock(&a->mu);
+	a->deleted += ds + dn;
+	pthread_mutex_unlock(&a->mu);
+	QFS_LOG(QFS_LOG_INFO, "archive retention group=%016llx segments_deleted=%zu snapshots_deleted=%zu "
+		"first_lsn=%llu", (unsigned long long)pt->group, ds, dn,
+		pt->man.nsegs ? (unsigned long long)pt->man.segs[0].first : 0ull);
+	qfs_arch_manifest_close(&old);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- thread */
@@ -979,6 +1050,7 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	a->snap_segments = o->snap_segments ? o->snap_segments : QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT;
 	a->snap_bytes = o->snap_bytes ? o->snap_bytes : QFS_ARCHIVE_SNAP_BYTES_DEFAULT;
 	a->stuck_ms = o->stuck_ms ? o->stuck_ms : QFS_ARCHIVE_STUCK_DEFAULT_MS;
+	a->retention_ns = o->retention_ns ? o->retention_ns : QFS_ARCHIVE_RETENTION_DEFAULT_NS;
 	a->url = strdup(o->store.url ? o->store.url : "");
 	a->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
 	if (!a->url || !a->tmp_dir) {
@@ -1096,10 +1168,12 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 	pthread_mutex_lock(&a->mu);
 	n = snprintf(line, sizeof(line),
 		     "archive store \"%s\" passes %llu segments_uploaded %llu bytes_uploaded %llu "
-		     "snapshots_uploaded %llu\n",
+		     "snapshots_uploaded %llu retention_s %llu objects_deleted %llu\n",
 		     qfs_objstore_describe(a->os), (unsigned long long)a->passes,
 		     (unsigned long long)a->up_segs, (unsigned long long)a->up_bytes,
-		     (unsigned long long)a->up_snaps);
+		     (unsigned long long)a->up_snaps,
+		     a->retention_ns == UINT64_MAX ? 0ull : (unsigned long long)(a->retention_ns / 1000000000ull),
+		     (unsigned long long)a->deleted);
 	qfs_buf_put(out, line, (size_t)n);
 	if (a->alarm[0]) {
 		n = snprintf(line, sizeof(line), "alarm auth \"%s\"\n", a->alarm);
@@ -1120,6 +1194,18 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 			     (unsigned long long)pt->st_applied, (unsigned long long)pt->st_lag_bytes,
 			     (double)lag_ns(pt, now) / 1e9, pt->st_pending, (unsigned long long)pt->st_snap,
 			     state_of(pt), pt->st_errmsg);
+		qfs_buf_put(out, line, (size_t)n);
+		if (pt->st_earliest == 0) {
+			n = snprintf(line, sizeof(line), "earliest %016llx beginning\n", (unsigned long long)pt->group);
+		} else {
+			/* rounded up: a restore at the shown second works */
+			time_t sec = (time_t)((pt->st_earliest + 999999999ull) / 1000000000ull);
+			struct tm tm;
+			char ts[40] = "none";
+			if (pt->st_earliest != UINT64_MAX && gmtime_r(&sec, &tm))
+				strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			n = snprintf(line, sizeof(line), "earliest %016llx %s\n", (unsigned long long)pt->group, ts);
+		}
 		qfs_buf_put(out, line, (size_t)n);
 	}
 	pthread_mutex_unlock(&a->mu);
@@ -1240,4 +1326,21 @@ int qfs_archive_drop_hook(qfs_group_t group, void *arg)
 int qfs_archive_parse_time(const char *s, uint64_t *out_ns)
 {
 	return qfs_arch_parse_time(s, out_ns);
+}
+
+/* See archive.h. */
+void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out)
+{
+	char ts[40];
+
+	pthread_mutex_lock(&a->mu);
+	if (a->alarm[0]) {
+		time_t sec = (time_t)(a->alarm_ns / 1000000000ull);
+		struct tm tm;
+
+		if (!gmtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm))
+			snprintf(ts, sizeof(ts), "@%lld", (long long)sec);
+		qfs_buf_printf(out, "alarm archive-auth raised %s \"%s\"\n", ts, a->alarm);
+	}
+	pthread_mutex_unlock(&a->mu);
 }

@@ -37,6 +37,7 @@
 #define QFS_ARCHIVE_INTERVAL_DEFAULT_MS 1000u
 #define QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT 16u
 #define QFS_ARCHIVE_SNAP_BYTES_DEFAULT (1ull << 30)
+#define QFS_ARCHIVE_RETENTION_DEFAULT_NS (7ull * 86400 * 1000000000ull) /* 7 days */
 
 struct qfs_archive_opts {
 	struct qfs_objstore_cfg store; /* where to archive (copied at start) */
@@ -46,6 +47,8 @@ struct qfs_archive_opts {
 	const char *tmp_dir;           /* where snapshots are staged; NULL: $TMPDIR or /tmp */
 	uint64_t stuck_ms;             /* "alarm stuck" once a record waits longer than this
 					  (give 3 x the seal age); 0: QFS_ARCHIVE_STUCK_DEFAULT_MS */
+	uint64_t retention_ns;         /* keep what restores to any time this far back;
+					  0: QFS_ARCHIVE_RETENTION_DEFAULT_NS, UINT64_MAX: keep all */
 };
 #define QFS_ARCHIVE_STUCK_DEFAULT_MS 180000ull
 
@@ -84,6 +87,9 @@ int qfs_archive_drop_hook(qfs_group_t group, void *arg);
 /* Append the text of .quorumfs/archive (see doc/archive.md): one header
  * line, an alarm line while authentication fails, one line per partition. */
 void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out);
+/* Append the archiver's active alarms for .quorumfs/alarms (doc/scrub.md):
+ * "alarm archive-auth raised TIME \"why\"" while authentication fails. */
+void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out);
 /* Append the one "archive ..." summary line of .quorumfs/status. */
 void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out);
 
@@ -109,5 +115,28 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 /* Parse a restore time (see archive_int.h qfs_arch_parse_time): "latest",
  * "@EPOCH[.frac]" or RFC 3339 UTC.  0 or -EINVAL. */
 int qfs_archive_parse_time(const char *s, uint64_t *out_ns);
+
+/* For the scrubber (src/scrub, reached through callbacks the program wires,
+ * doc/scrub.md).  Both open their own client on cfg and a scratch directory
+ * under tmp_dir (NULL: $TMPDIR or /tmp), and verify every object they read
+ * (object store checksum, size and CRC-32C against the manifest, every
+ * record's CRC).  err gets a one-line reason on failure.
+ *
+ * qfs_archive_reference: the reference replica of group as of exactly lsn,
+ * built from the archive alone (the newest snapshot at or below lsn, then
+ * the archived segments replayed through qfs_store_apply, as restore does)
+ * into the private store st.  0, -EAGAIN (the archive does not reach lsn
+ * yet), -ENODATA (a hole), QFS_ECORRUPT, store and object store errors.
+ *
+ * qfs_archive_verify_group: re-read the manifest, every segment and every
+ * snapshot of group and check them (manifest checksum and LSN continuity
+ * included); *objects gets how many were read.  0, -EAGAIN (nothing
+ * archived yet), QFS_ECORRUPT (a corrupt or missing object: named in err),
+ * object store errors. */
+struct qfs_store;
+int qfs_archive_reference(const struct qfs_objstore_cfg *cfg, const char *tmp_dir, qfs_group_t group,
+			  qfs_lsn_t lsn, struct qfs_store *st, char *err, size_t err_len);
+int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
+			     qfs_group_t group, uint64_t *objects, char *err, size_t err_len);
 
 #endif

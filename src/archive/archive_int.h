@@ -126,4 +126,22 @@ int qfs_arch_plan(const struct qfs_arch_manifest *m, uint64_t t_ns, struct qfs_a
  * replace the T).  0 or -EINVAL. */
 int qfs_arch_parse_time(const char *s, uint64_t *out_ns);
 
+/* Retention (retention.c).  qfs_arch_retain: how many leading segments
+ * (*nsegs) and snapshots (*nsnaps) of m no restore to a time >= start_ns
+ * needs: the snapshots older than the newest one taken at or before
+ * start_ns, and the segments wholly at or below that snapshot's LSN (never
+ * the last segment).  Nothing when no snapshot is that old.
+ * qfs_arch_earliest: the earliest time m can restore to: 0 (its log starts
+ * at LSN 1), the time of the oldest snapshot that reaches the first
+ * segment, or UINT64_MAX (none does).
+ * The lock pair keeps deletions (exclusive) away from readers in this
+ * process (the scrubber); restore in another process is not covered. */
+void qfs_arch_retain(const struct qfs_arch_manifest *m, uint64_t start_ns, size_t *nsegs,
+		     size_t *nsnaps);
+uint64_t qfs_arch_earliest(const struct qfs_arch_manifest *m);
+void qfs_arch_read_lock(void);
+void qfs_arch_read_unlock(void);
+void qfs_arch_delete_lock(void);
+void qfs_arch_delete_unlock(void);
+
 #endif

@@ -12,7 +12,10 @@
  * 3. Walk the items from the table directory (or from the path) and write
  *    the tree out: directories, files (inline data or chunks, holes kept),
  *    symlinks, fifos and device nodes, then xattrs, owners (when root),
- *    modes and nanosecond times (directories after their children).
+ *    modes and nanosecond times (directories after their children).  A
+ *    file with several names (nlink > 1) is written at the first name met
+ *    and every later name is a link(2) to it, so hard links come back as
+ *    hard links (within what is restored).
  * Every object is checked: the store's CRC-32C on download, the manifest's
  * size and CRC, and each WAL record's CRC; any mismatch stops the restore
  * with an error naming the object.  The scratch directory is removed.
@@ -53,7 +56,16 @@ struct rctx {
 	char *err;
 	size_t err_len;
 	int is_root;
-	uint64_t files, dirs, bytes;
+	uint64_t files, dirs, bytes, links;
+	struct linked *lk;  /* open-addressed by ino: files with nlink > 1 written so far */
+	size_t lk_cap;      /* slots, a power of two (0: none yet) */
+	size_t lk_n;        /* slots used */
+};
+
+/* A file with several names, as first written: later names link to path. */
+struct linked {
+	qfs_ino_t ino;      /* 0: free slot */
+	char *path;         /* heap */
 };
 
 static int failf(struct rctx *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -83,6 +95,7 @@ struct replay {
 	qfs_group_t group;
 	qfs_lsn_t applied;
 	uint64_t t_ns;
+	qfs_lsn_t max_lsn;  /* stop after this LSN (UINT64_MAX: no limit) */
 	int rc;       /* store error */
 	int gap;      /* LSN did not follow */
 };
@@ -99,7 +112,7 @@ static int replay_rec(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8
 		r->gap = 1;
 		return -ENODATA;
 	}
-	if (time_ns > r->t_ns)
+	if (time_ns > r->t_ns || lsn > r->max_lsn)
 		return REPLAY_STOP;
 	if (type == QFS_REPL_ENTRY_NOOP)
 		rc = qfs_store_apply_noop(r->c->st, r->group, lsn);
@@ -182,20 +195,44 @@ out:
 	return rc;
 }
 
-/* Rebuild group as of c->o->time_ns into the scratch store.  *applied: the
- * last LSN applied. */
-static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_t *applied)
+/* The plan for exactly max_lsn: the newest snapshot at or below it, then
+ * the segments above it.  0 or -ENODATA (a hole). */
+static int plan_lsn(const struct qfs_arch_manifest *m, qfs_lsn_t max_lsn, struct qfs_arch_plan *pl)
+{
+	pl->snap = -1;
+	pl->from = 0;
+	for (size_t i = 0; i < m->nsnaps; i++)
+		if (m->snaps[i].lsn <= max_lsn) {
+			pl->snap = (long)i;
+			pl->from = m->snaps[i].lsn;
+		}
+	pl->seg_lo = 0;
+	while (pl->seg_lo < m->nsegs && m->segs[pl->seg_lo].last <= pl->from)
+		pl->seg_lo++;
+	pl->seg_hi = m->nsegs;
+	if (pl->from < max_lsn && (pl->seg_lo == m->nsegs || m->segs[pl->seg_lo].first > pl->from + 1))
+		return -ENODATA;
+	return 0;
+}
+
+/* Rebuild group as of c->o->time_ns (max_lsn == UINT64_MAX) or as of
+ * exactly max_lsn into the scratch store.  *applied: the last LSN applied.
+ * With max_lsn: -EAGAIN when the archive does not reach it yet. */
+static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_t max_lsn,
+		   qfs_lsn_t *applied)
 {
 	char key[QFS_ARCH_KEY_MAX];
 	struct qfs_arch_manifest m;
 	struct qfs_arch_plan pl;
-	struct replay r = { .c = c, .group = group, .t_ns = c->o->time_ns };
+	struct replay r = { .c = c, .group = group, .t_ns = c->o->time_ns, .max_lsn = max_lsn };
 	void *data = NULL;
 	size_t len = 0;
 	int rc;
 
 	qfs_arch_key_manifest(key, group);
 	rc = qfs_objstore_get(c->os, key, 0, 0, &data, &len);
+	if (rc == -ENOENT && max_lsn != UINT64_MAX)
+		return failf(c, -EAGAIN, "%s is not archived yet", what);
 	if (rc == -ENOENT)
 		return failf(c, -ENODATA, "no archive of %s at %s (object %s missing)", what,
 			     qfs_objstore_describe(c->os), key);
@@ -211,7 +248,23 @@ static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_
 		qfs_arch_manifest_close(&m);
 		return failf(c, rc, "archived manifest %s is unreadable: %s", key, qfs_strerror(rc));
 	}
-	rc = qfs_arch_plan(&m, c->o->time_ns, &pl);
+	if (max_lsn != UINT64_MAX && qfs_arch_manifest_last(&m) < max_lsn) {
+		rc = failf(c, -EAGAIN, "%s is archived up to LSN %llu only", what,
+			   (unsigned long long)qfs_arch_manifest_last(&m));
+		goto out;
+	}
+	rc = max_lsn != UINT64_MAX ? plan_lsn(&m, max_lsn, &pl) : qfs_arch_plan(&m, c->o->time_ns, &pl);
+	if (rc && max_lsn == UINT64_MAX && qfs_arch_earliest(&m) != 0 && qfs_arch_earliest(&m) != UINT64_MAX) {
+		uint64_t e = qfs_arch_earliest(&m);
+		time_t sec = (time_t)((e + 999999999ull) / 1000000000ull); /* rounded up */
+		struct tm tm;
+		char when[64] = "?";
+		if (gmtime_r(&sec, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		failf(c, rc, "the archive of %s no longer reaches back to the requested time: the earliest "
+		      "restorable time is %s (archive retention)", what, when);
+		goto out;
+	}
 	if (rc) {
 		failf(c, rc, "the archive of %s does not reach back to the requested time (first archived LSN %llu, no usable snapshot)",
 		      what, m.nsegs ? (unsigned long long)m.segs[0].first : 0ull);
@@ -290,11 +343,70 @@ static int rebuild(struct rctx *c, qfs_group_t group, const char *what, qfs_lsn_
 			goto out;
 		}
 	}
+	if (max_lsn != UINT64_MAX && r.applied != max_lsn) {
+		rc = failf(c, -ENODATA, "archive of %s ends at LSN %llu before %llu", what,
+			   (unsigned long long)r.applied, (unsigned long long)max_lsn);
+		goto out;
+	}
 	*applied = r.applied;
 out:
 	qfs_arch_manifest_close(&m);
 	return rc;
 }
+
+/* ---------------------------------------------------------------- hard links */
+
+static size_t lk_slot(const struct linked *v, size_t cap, qfs_ino_t ino)
+{
+	size_t i = (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+	while (v[i].ino && v[i].ino != ino)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Where the file ino was first written, or NULL. */
+static const char *lk_find(const struct rctx *c, qfs_ino_t ino)
+{
+	if (!c->lk_cap)
+		return NULL;
+	const struct linked *e = &c->lk[lk_slot(c->lk, c->lk_cap, ino)];
+	return e->ino ? e->path : NULL;
+}
+
+/* Remember that ino was written at path.  0 or -ENOMEM. */
+static int lk_add(struct rctx *c, qfs_ino_t ino, const char *path)
+{
+	if ((c->lk_n + 1) * 2 > c->lk_cap) {
+		size_t cap = c->lk_cap ? c->lk_cap * 2 : 64;
+		struct linked *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->lk_cap; i++)
+			if (c->lk[i].ino)
+				v[lk_slot(v, cap, c->lk[i].ino)] = c->lk[i];
+		free(c->lk);
+		c->lk = v;
+		c->lk_cap = cap;
+	}
+	char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	struct linked *e = &c->lk[lk_slot(c->lk, c->lk_cap, ino)];
+	e->ino = ino;
+	e->path = p;
+	c->lk_n++;
+	return 0;
+}
+
+static void lk_free(struct rctx *c)
+{
+	for (size_t i = 0; i < c->lk_cap; i++)
+		free(c->lk[i].path);
+	free(c->lk);
+	c->lk = NULL;
+	c->lk_cap = c->lk_n = 0;
+}
+
 
 /* ---------------------------------------------------------------- tree */
 
@@ -447,6 +559,16 @@ static int write_tree(struct rctx *c, qfs_group_t group, qfs_ino_t ino, const ch
 			     (unsigned long long)ino, dst, qfs_strerror(rc));
 	}
 	type = in.a.mode & S_IFMT;
+	if (type != S_IFDIR && in.a.nlink > 1) {
+		const char *first = lk_find(c, ino);
+		if (first) { /* another name of a file already written */
+			if (link(first, dst) != 0)
+				rc = failf(c, -errno, "link %s to %s: %s", dst, first, strerror(errno));
+			c->links++;
+			qfs_inode_close(&in);
+			return rc;
+		}
+	}
 	switch (type) {
 	case S_IFDIR: {
 		struct dlist l = { 0 };
@@ -535,6 +657,8 @@ static int write_tree(struct rctx *c, qfs_group_t group, qfs_ino_t ino, const ch
 	}
 	if (!rc)
 		rc = set_meta(c, dst, &in);
+	if (!rc && type != S_IFDIR && in.a.nlink > 1 && (rc = lk_add(c, ino, dst)) != 0)
+		rc = failf(c, rc, "out of memory remembering the names of %s", dst);
 	qfs_inode_close(&in);
 	return rc;
 }
@@ -641,7 +765,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		goto out_rm;
 	}
 
-	if ((rc = rebuild(&c, QFS_META_GROUP, "the table list (meta group)", &meta_lsn)) != 0)
+	if ((rc = rebuild(&c, QFS_META_GROUP, "the table list (meta group)", UINT64_MAX, &meta_lsn)) != 0)
 		goto out_store;
 	rc = lookup(&c, QFS_META_GROUP, QFS_ROOT_INO, o->table, strlen(o->table), &td);
 	if (rc == -ENOENT) {
@@ -653,7 +777,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		goto out_store;
 	}
 	snprintf(what, sizeof(what), "table '%s'", o->table);
-	if ((rc = rebuild(&c, td.group, what, &lsn)) != 0)
+	if ((rc = rebuild(&c, td.group, what, UINT64_MAX, &lsn)) != 0)
 		goto out_store;
 
 	/* Resolve the path inside the table. */
@@ -703,19 +827,193 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 	}
 	if (!rc && o->verbose)
 		fprintf(stderr,
-			"quorumfs restore: table '%s' (meta lsn %llu, table lsn %llu): %llu files, %llu directories, %llu bytes into %s\n",
+			"quorumfs restore: table '%s' (meta lsn %llu, table lsn %llu): %llu files, %llu hard links, %llu directories, %llu bytes into %s\n",
 			o->table, (unsigned long long)meta_lsn, (unsigned long long)lsn,
-			(unsigned long long)c.files, (unsigned long long)c.dirs, (unsigned long long)c.bytes,
-			o->to);
+			(unsigned long long)c.files, (unsigned long long)c.links, (unsigned long long)c.dirs,
+			(unsigned long long)c.bytes, o->to);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "restore done table=%s path=%s meta_lsn=%llu lsn=%llu files=%llu bytes=%llu to=%s",
 			o->table, o->path && *o->path ? o->path : "/", (unsigned long long)meta_lsn,
 			(unsigned long long)lsn, (unsigned long long)c.files, (unsigned long long)c.bytes, o->to);
 out_store:
+	lk_free(&c);
 	qfs_store_close(c.st);
 out_rm:
 	nftw(c.scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 out_close_os:
 	qfs_objstore_close(c.os);
+	return rc;
+}
+
+/* ------------------------------------------------- scrub: reference, verify */
+
+static int scratch_open(struct rctx *c, const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
+			char *err, size_t err_len)
+{
+	const char *tmp = tmp_dir ? tmp_dir : getenv("TMPDIR");
+	int rc;
+
+	c->err = err;
+	c->err_len = err_len;
+	err[0] = '\0';
+	rc = qfs_objstore_open(cfg, &c->os);
+	if (rc)
+		return failf(c, rc, "cannot open the archive %s: %s", cfg->url ? cfg->url : "-",
+			     qfs_strerror(rc));
+	snprintf(c->scratch, sizeof(c->scratch), "%s/qfs-scrub.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->scratch)) {
+		rc = failf(c, -errno, "scratch directory %s: %s", c->scratch, strerror(errno));
+		qfs_objstore_close(c->os);
+		return rc;
+	}
+	return 0;
+}
+
+static void scratch_close(struct rctx *c)
+{
+	nftw(c->scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	qfs_objstore_close(c->os);
+}
+
+/* See archive.h.  Reuses rebuild() (the restore's replay) with an LSN cut. */
+int qfs_archive_reference(const struct qfs_objstore_cfg *cfg, const char *tmp_dir, qfs_group_t group,
+			  qfs_lsn_t lsn, struct qfs_store *st, char *err, size_t err_len)
+{
+	struct qfs_restore_opts o = { .time_ns = UINT64_MAX };
+	struct rctx c;
+	char what[40];
+	qfs_lsn_t applied = 0;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.o = &o;
+	if ((rc = scratch_open(&c, cfg, tmp_dir, err, err_len)))
+		return rc;
+	c.st = st;
+	snprintf(what, sizeof(what), "group %016llx", (unsigned long long)group);
+	qfs_arch_read_lock();
+	rc = rebuild(&c, group, what, lsn, &applied);
+	qfs_arch_read_unlock();
+	scratch_close(&c);
+	return rc;
+}
+
+/* See archive.h. */
+int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
+			     qfs_group_t group, uint64_t *objects, char *err, size_t err_len)
+{
+	char key[QFS_ARCH_KEY_MAX];
+	struct qfs_arch_manifest m;
+	struct rctx c;
+	void *data = NULL;
+	size_t len = 0;
+	uint64_t n = 0;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if ((rc = scratch_open(&c, cfg, tmp_dir, err, err_len)))
+		return rc;
+	qfs_arch_read_lock();
+	qfs_arch_key_manifest(key, group);
+	rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
+	if (rc == -ENOENT) {
+		rc = failf(&c, -EAGAIN, "group %016llx is not archived yet", (unsigned long long)group);
+		goto out_close;
+	}
+	if (rc == QFS_ECORRUPT) {
+		rc = failf(&c, rc, "archived object %s is corrupt (checksum mismatch)", key);
+		goto out_close;
+	}
+	if (rc) {
+		store_fail(&c, rc, "cannot read", key);
+		goto out_close;
+	}
+	qfs_arch_manifest_init(&m, group);
+	/* decode checks the manifest's own checksum and the LSN continuity */
+	rc = qfs_arch_manifest_decode(data, len, group, &m);
+	free(data);
+	n++;
+	if (rc) {
+		failf(&c, rc, "archived manifest %s is unreadable: %s", key, qfs_strerror(rc));
+		goto out_m;
+	}
+	for (size_t i = 0; i < m.nsegs; i++) {
+		const struct qfs_arch_seg *s = &m.segs[i];
+		struct qfs_arch_seg got;
+		const char *why = "";
+
+		qfs_arch_key_seg(key, group, s->first, s->last);
+		rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
+		if (rc == QFS_ECORRUPT || rc == -ENOENT) {
+			failf(&c, QFS_ECORRUPT, "archived object %s is %s", key,
+			      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
+			rc = QFS_ECORRUPT;
+			goto out_m;
+		}
+		if (rc) {
+			store_fail(&c, rc, "cannot read", key);
+			goto out_m;
+		}
+		n++;
+		if (len != s->size || qfs_crc32c(0, data, len) != s->crc) {
+			free(data);
+			rc = failf(&c, QFS_ECORRUPT,
+				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
+			goto out_m;
+		}
+		rc = qfs_arch_seg_walk(data, len, NULL, NULL, &got, &why);
+		free(data);
+		if (rc == 0 && (got.first != s->first || got.last != s->last)) {
+			rc = QFS_ECORRUPT;
+			why = "LSN range differs from the manifest";
+		}
+		if (rc) {
+			failf(&c, rc, "archived object %s is corrupt: %s", key, why);
+			goto out_m;
+		}
+	}
+	for (size_t i = 0; i < m.nsnaps; i++) {
+		const struct qfs_arch_snap *sn = &m.snaps[i];
+		const char *why = "";
+		qfs_group_t g;
+		qfs_lsn_t l;
+		uint64_t t, items;
+
+		qfs_arch_key_snap(key, group, sn->lsn);
+		rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
+		if (rc == QFS_ECORRUPT || rc == -ENOENT) {
+			failf(&c, QFS_ECORRUPT, "archived object %s is %s", key,
+			      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
+			rc = QFS_ECORRUPT;
+			goto out_m;
+		}
+		if (rc) {
+			store_fail(&c, rc, "cannot read", key);
+			goto out_m;
+		}
+		n++;
+		if (len != sn->size || qfs_crc32c(0, data, len) != sn->crc) {
+			free(data);
+			rc = failf(&c, QFS_ECORRUPT,
+				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
+			goto out_m;
+		}
+		rc = qfs_arch_snap_walk(data, len, NULL, NULL, &g, &l, &t, &items, &why);
+		free(data);
+		if (rc == 0 && (g != group || l != sn->lsn || items != sn->items)) {
+			rc = QFS_ECORRUPT;
+			why = "header or item count differs from the manifest";
+		}
+		if (rc) {
+			failf(&c, rc, "archived object %s is corrupt: %s", key, why);
+			goto out_m;
+		}
+	}
+	*objects = n;
+out_m:
+	qfs_arch_manifest_close(&m);
+out_close:
+	qfs_arch_read_unlock();
+	scratch_close(&c);
 	return rc;
 }

@@ -2,8 +2,10 @@
  * item.c - dentry and inode values (contract in item.h, byte layout in
  * doc/format-items.md).
  *
- * Both encodings start with a version byte (QFS_ITEM_VERSION); a decoder that
- * meets another version returns QFS_EFORMAT, one that meets a short, overlong
+ * Both encodings start with a version byte (QFS_ITEM_VERSION for dentries,
+ * QFS_INODE_VERSION for inodes, whose decoder also reads version 1); a
+ * decoder that meets another version returns QFS_EFORMAT, one that meets a
+ * short, overlong
  * or inconsistent value returns QFS_ECORRUPT.  Decoders never trust a count
  * before checking that the bytes for it are there, so a corrupt value cannot
  * make them allocate much.
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include "common/item.h"
@@ -125,8 +128,10 @@ void qfs_attr_get(struct qfs_rd *r, struct qfs_attr *a)
  * must be < 1e9 and xattrs sorted with valid names (the decoder checks). */
 void qfs_inode_encode(const struct qfs_inode *in, struct qfs_buf *out)
 {
-	qfs_buf_put_u8(out, QFS_ITEM_VERSION);
+	qfs_buf_put_u8(out, QFS_INODE_VERSION);
 	qfs_attr_put(out, &in->a);
+	qfs_buf_put_u64(out, in->chunk_bytes);
+	qfs_buf_put_u64(out, in->ninodes);
 	qfs_buf_put_bytes(out, in->data, in->data_len);
 	qfs_buf_put_u32(out, in->nxattrs);
 	for (uint32_t i = 0; i < in->nxattrs; i++) {
@@ -153,29 +158,52 @@ static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return al < bl ? -1 : al > bl;
 }
 
-/* Walk the encoding: attr into *a, data view, xattr count; each xattr is
+/* st_blocks from what is stored: see item.h. */
+uint64_t qfs_inode_blocks(const struct qfs_attr *a, uint64_t chunk_bytes, size_t data_len)
+{
+	if (!S_ISREG(a->mode))
+		return ((uint64_t)data_len + 511) / 512;
+	if (chunk_bytes == QFS_COUNT_UNKNOWN)
+		return a->size / 512 + (a->size % 512 != 0);
+	return (chunk_bytes + data_len + 511) / 512;
+}
+
+/* Walk the encoding: attr into *a, counts, data view, xattr count; each xattr is
  * checked (name 1..QFS_XATTR_NAME_MAX without NUL, strictly ascending, value
  * <= QFS_XATTR_VALUE_MAX, total <= QFS_XATTR_TOTAL_MAX) and, when views is
  * non-NULL, stored there (views has room for the count, which the caller got
  * from a first pass with views NULL). */
-static int inode_parse(const void *p, size_t len, struct qfs_attr *a, const uint8_t **data,
-		       size_t *data_len, uint32_t *nx, struct xa_view *views)
+static int inode_parse(const void *p, size_t len, struct qfs_attr *a, uint64_t *counts,
+		       const uint8_t **data, size_t *data_len, uint32_t *nx, struct xa_view *views)
 {
 	struct qfs_rd r;
 	struct xa_view prev = { 0 };
 	size_t total = 0;
+	uint8_t version;
 
 	if (len == 0)
 		return QFS_ECORRUPT;
-	if (((const uint8_t *)p)[0] != QFS_ITEM_VERSION)
+	version = ((const uint8_t *)p)[0];
+	if (version != 1 && version != QFS_INODE_VERSION)
 		return QFS_EFORMAT;
 	qfs_rd_init(&r, p, len);
 	(void)qfs_rd_u8(&r);
 	qfs_attr_get(&r, a);
+	if (version >= 2) {
+		counts[0] = qfs_rd_u64(&r);
+		counts[1] = qfs_rd_u64(&r);
+	}
 	*data = qfs_rd_bytes(&r, data_len);
 	*nx = qfs_rd_u32(&r);
 	if (r.err)
 		return r.err;
+	if (version == 1) {
+		/* version 1 kept no counts: an inline or empty file has no chunks */
+		int chunked = S_ISREG(a->mode) && !(a->flags & QFS_ATTR_INLINE) && a->size > 0;
+		counts[0] = chunked ? QFS_COUNT_UNKNOWN : 0;
+		counts[1] = QFS_COUNT_UNKNOWN;
+	}
+	a->blocks = qfs_inode_blocks(a, counts[0], *data_len);
 	if (*nx > qfs_rd_left(&r) / XATTR_MIN_ENC)
 		return QFS_ECORRUPT;
 	for (uint32_t i = 0; i < *nx; i++) {
@@ -212,18 +240,21 @@ int qfs_inode_decode(const void *p, size_t len, struct qfs_inode *out)
 	size_t data_len;
 	uint32_t nx;
 	struct xa_view *views = NULL;
+	uint64_t counts[2];
 	int rc;
 
 	qfs_inode_init(&in);
-	rc = inode_parse(p, len, &in.a, &data, &data_len, &nx, NULL);
+	rc = inode_parse(p, len, &in.a, counts, &data, &data_len, &nx, NULL);
 	if (rc)
 		return rc;
+	in.chunk_bytes = counts[0];
+	in.ninodes = counts[1];
 	if (nx) {
 		views = calloc(nx, sizeof(*views));
 		in.xattrs = calloc(nx, sizeof(*in.xattrs));
 		if (!views || !in.xattrs)
 			goto err_free;
-		rc = inode_parse(p, len, &in.a, &data, &data_len, &nx, views);
+		rc = inode_parse(p, len, &in.a, counts, &data, &data_len, &nx, views);
 		if (rc)
 			goto err_free_rc; /* cannot happen: same bytes as the first pass */
 	}
@@ -268,7 +299,8 @@ int qfs_inode_decode_attr(const void *p, size_t len, struct qfs_attr *out)
 	const uint8_t *data;
 	size_t data_len;
 	uint32_t nx;
-	int rc = inode_parse(p, len, &a, &data, &data_len, &nx, NULL);
+	uint64_t counts[2];
+	int rc = inode_parse(p, len, &a, counts, &data, &data_len, &nx, NULL);
 	if (rc)
 		return rc;
 	*out = a;

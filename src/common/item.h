@@ -15,7 +15,9 @@
 #include "common/buf.h"
 #include "common/qfs.h"
 
-#define QFS_ITEM_VERSION 1
+#define QFS_ITEM_VERSION 1   /* dentry values */
+#define QFS_INODE_VERSION 2  /* inode values written; 1 is still read */
+#define QFS_COUNT_UNKNOWN UINT64_MAX /* a count that version 1 did not keep */
 
 struct qfs_ts {
 	int64_t sec;
@@ -41,6 +43,11 @@ struct qfs_attr {
 	uint64_t size;     /* bytes; for a symlink, the target length */
 	uint64_t rdev;
 	struct qfs_ts atime, mtime, ctime, btime;
+	/* st_blocks: 512-byte units of data stored for the inode (chunk bytes
+	 * plus inline data; from the size when the chunk count is unknown).
+	 * Derived by the inode decoders; not part of the attribute block, so
+	 * SETATTR never carries it. */
+	uint64_t blocks;
 };
 
 struct qfs_xattr {
@@ -56,6 +63,13 @@ struct qfs_inode {
 	size_t data_len;
 	struct qfs_xattr *xattrs; /* sorted by name */
 	uint32_t nxattrs;
+	/* Kept by the store at apply time (src/store/apply.c), whatever a PUT
+	 * carries: bytes in the chunk items of this ino, and, on the inode
+	 * whose ino is its group's id (a table's directory, the root), the
+	 * number of inode items in the group.  QFS_COUNT_UNKNOWN when decoded
+	 * from a version 1 value that did not keep them (0 for an inline file). */
+	uint64_t chunk_bytes;
+	uint64_t ninodes;
 };
 
 void qfs_dentry_encode(const struct qfs_dentry *d, struct qfs_buf *out);
@@ -67,7 +81,8 @@ void qfs_inode_encode(const struct qfs_inode *in, struct qfs_buf *out);
 /* Decode into out (which must be initialised; its old contents are freed on
  * success).  Returns 0, -ENOMEM, QFS_ECORRUPT or QFS_EFORMAT; out untouched on error. */
 int qfs_inode_decode(const void *p, size_t len, struct qfs_inode *out);
-/* Only the attributes, without copying data or xattrs. */
+/* Only the attributes (blocks derived as in qfs_inode_decode), without
+ * copying data or xattrs. */
 int qfs_inode_decode_attr(const void *p, size_t len, struct qfs_attr *out);
 
 /* The attribute block shared by inode items and SETATTR ops: fixed-width
@@ -87,5 +102,8 @@ int qfs_inode_xattr_set(struct qfs_inode *in, const char *name, const void *valu
 int qfs_inode_xattr_del(struct qfs_inode *in, const char *name);
 /* Replace inline data with a copy of p[0..len). 0 or -ENOMEM. */
 int qfs_inode_set_data(struct qfs_inode *in, const void *p, size_t len);
+/* st_blocks of attributes a with chunk_bytes in chunk items and data_len
+ * bytes of inline data (see qfs_attr.blocks). */
+uint64_t qfs_inode_blocks(const struct qfs_attr *a, uint64_t chunk_bytes, size_t data_len);
 
 #endif

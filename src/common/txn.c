@@ -93,7 +93,12 @@ static void get_err(struct qfs_rd *r, int32_t *err)
  * must carry a negative err and XSET/XDEL a name (asserted). */
 void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 {
-	qfs_buf_put_u8(out, QFS_TXN_VERSION);
+	uint8_t version = 1;
+
+	for (uint32_t i = 0; i < t->nops; i++)
+		if (t->ops[i].kind == QFS_OP_LINK_ADD || t->ops[i].kind == QFS_OP_LINK_DROP)
+			version = 2;
+	qfs_buf_put_u8(out, version);
 	qfs_buf_put_u32(out, t->nops);
 	for (uint32_t i = 0; i < t->nops; i++) {
 		const struct qfs_op *op = &t->ops[i];
@@ -141,6 +146,13 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 			assert(op->name);
 			put_name(out, op->name);
 			break;
+		case QFS_OP_LINK_ADD:
+			qfs_buf_put_u32(out, op->limit);
+			break;
+		case QFS_OP_LINK_DROP:
+			qfs_buf_put_bytes(out, op->key2, op->key2_len);
+			qfs_buf_put_bytes(out, op->val, op->val_len);
+			break;
 		default:
 			assert(!"unknown op kind");
 		}
@@ -149,18 +161,21 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 
 /* Decode p[0..len) into t (initialised, empty); ops point into p.  0,
  * -ENOMEM, QFS_EFORMAT (unknown version) or QFS_ECORRUPT (short, trailing
- * bytes, unknown kind, non-negative condition error, bad name); t is left
+ * bytes, unknown kind (LINK_ADD/LINK_DROP in a version-1 txn too), non-negative condition error, bad name); t is left
  * empty on error. */
 int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 {
 	struct qfs_rd r;
 	uint32_t nops;
+	uint8_t version, last_kind;
 	int rc;
 
 	if (len == 0)
 		return QFS_ECORRUPT;
-	if (((const uint8_t *)p)[0] != QFS_TXN_VERSION)
+	version = ((const uint8_t *)p)[0];
+	if (version < QFS_TXN_VERSION_MIN || version > QFS_TXN_VERSION)
 		return QFS_EFORMAT;
+	last_kind = version == 1 ? QFS_OP_XDEL : QFS_OP_LINK_DROP;
 	qfs_rd_init(&r, p, len);
 	(void)qfs_rd_u8(&r);
 	nops = qfs_rd_u32(&r);
@@ -174,7 +189,7 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			rc = r.err;
 			goto err_close;
 		}
-		if (kind < QFS_OP_PUT || kind > QFS_OP_XDEL) {
+		if (kind < QFS_OP_PUT || kind > last_kind) {
 			rc = QFS_ECORRUPT;
 			goto err_close;
 		}
@@ -220,6 +235,13 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			break;
 		case QFS_OP_XDEL:
 			op->name = get_name(&r);
+			break;
+		case QFS_OP_LINK_ADD:
+			op->limit = qfs_rd_u32(&r);
+			break;
+		case QFS_OP_LINK_DROP:
+			op->key2 = get_str(&r, &op->key2_len);
+			op->val = get_str(&r, &op->val_len);
 			break;
 		}
 		if (r.err) {

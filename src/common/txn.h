@@ -21,6 +21,16 @@
  *   XSET       key(inode), name, value, flags  set an xattr (errors of
  *                                       qfs_inode_xattr_set); -ENOENT if absent
  *   XDEL       key(inode), name         remove an xattr; -ENODATA if absent
+ *   LINK_ADD   key(inode), limit        nlink += 1 (a new hard link): -ENOENT
+ *                                       if absent or nlink is 0, -EPERM for a
+ *                                       directory, -EMLINK if nlink >= limit
+ *   LINK_DROP  key(inode), key2, value  nlink -= 1 (a name removed); when it
+ *                                       reaches 0: with key2 empty delete the
+ *                                       inode and its chunks, else put
+ *                                       key2 = value (the orphan entry of a
+ *                                       file still open) and keep the inode;
+ *                                       -ENOENT absent, -EISDIR directory,
+ *                                       -EINVAL if nlink is already 0
  *
  * Ops borrow their key/value pointers from the caller until encoded; a
  * decoded txn points into the encoded buffer.
@@ -34,7 +44,11 @@
 #include "common/buf.h"
 #include "common/item.h"
 
-#define QFS_TXN_VERSION 1
+/* Version 2 added LINK_ADD and LINK_DROP.  The encoder writes version 1 for
+ * a txn without them, so that a log without hard links stays readable by a
+ * version-1 reader; the decoder reads both. */
+#define QFS_TXN_VERSION 2
+#define QFS_TXN_VERSION_MIN 1
 
 enum qfs_op_kind {
 	QFS_OP_PUT = 1,
@@ -49,6 +63,8 @@ enum qfs_op_kind {
 	QFS_OP_SETDATA,
 	QFS_OP_XSET,
 	QFS_OP_XDEL,
+	QFS_OP_LINK_ADD,  /* txn version 2 */
+	QFS_OP_LINK_DROP, /* txn version 2 */
 };
 
 /* SETATTR mask bits */
@@ -67,14 +83,17 @@ struct qfs_op {
 	int32_t err;             /* condition ops: the error to fail with (< 0) */
 	const uint8_t *key;
 	uint32_t key_len;
-	const uint8_t *key2;     /* DEL_RANGE, EXPECT_EMPTY: end of the range */
+	const uint8_t *key2;     /* DEL_RANGE, EXPECT_EMPTY: end of the range;
+				  * LINK_DROP: orphan key (empty: destroy) */
 	uint32_t key2_len;
-	const uint8_t *val;      /* PUT, EXPECT_VALUE, SETDATA, XSET value */
+	const uint8_t *val;      /* PUT, EXPECT_VALUE, SETDATA, XSET value;
+				  * LINK_DROP: orphan value */
 	uint32_t val_len;
 	const char *name;        /* XSET, XDEL: NUL-terminated xattr name */
 	uint32_t mask;           /* SETATTR: QFS_SET_* */
 	int32_t delta;           /* NLINK */
 	int32_t flags;           /* XSET: XATTR_CREATE / XATTR_REPLACE */
+	uint32_t limit;          /* LINK_ADD: largest nlink allowed after the add */
 	struct qfs_attr attr;    /* SETATTR: the new values for masked fields */
 };
 

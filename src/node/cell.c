@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1865,4 +1866,215 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 		node_put(c, i + 1);
 	}
 	pthread_mutex_unlock(&c->op_mu);
+}
+
+/* ------------------------------------------------------------ scrub hooks */
+
+/* See cell.h. */
+uint32_t qfs_cell_node_count(struct qfs_cell *c)
+{
+	return c->n;
+}
+
+/* See cell.h. */
+int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
+			  struct qfs_rnode_ginfo *out)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_group_info(rn, group, out);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h.  On success the node stays taken (users) until
+ * qfs_cell_replica_snap_done, so a stop waits for the scrub's reads. */
+int qfs_cell_replica_snap(struct qfs_cell *c, uint32_t id, qfs_group_t group, qfs_lsn_t lsn,
+			  uint32_t timeout_ms, struct qfs_store_snap **out)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_snap_at(rn, group, lsn, timeout_ms, out);
+	if (rc)
+		node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+void qfs_cell_replica_snap_done(struct qfs_cell *c, uint32_t id, struct qfs_store_snap *sn)
+{
+	if (!sn)
+		return;
+	qfs_store_snap_release(sn);
+	node_put(c, id);
+}
+
+/* See cell.h. */
+int qfs_cell_node_verify(struct qfs_cell *c, uint32_t id)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_verify(rn);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t group)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_verify(rn, group);
+	node_put(c, id);
+	return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	if (ftw->level == 0)
+		return 0; /* the node directory itself stays (it may be a mount point or a symlink) */
+	return remove(path) ? -errno : 0;
+}
+
+struct last_walk {
+	struct qfs_rnode *rn;
+	qfs_group_t only;        /* QFS_CELL_ALL_GROUPS: every group */
+	qfs_group_t g[QFS_RNODE_MAX_GROUPS];
+	qfs_lsn_t last[QFS_RNODE_MAX_GROUPS];
+	size_t n;
+};
+
+static void last_add(qfs_group_t group, void *arg)
+{
+	struct last_walk *w = arg;
+	struct qfs_rnode_ginfo gi;
+
+	if (w->only != QFS_CELL_ALL_GROUPS && group != w->only)
+		return;
+	if (w->n == QFS_RNODE_MAX_GROUPS || qfs_rnode_group_info(w->rn, group, &gi))
+		return;
+	w->g[w->n] = group;
+	w->last[w->n++] = gi.last;
+}
+
+/* Every other running node has made durable what the stopped replica had
+ * logged (so wiping it loses no acknowledged entry even if one more node
+ * fails); waits up to timeout_ms.  Caller holds op_mu. */
+static int others_hold(struct qfs_cell *c, uint32_t id, const struct last_walk *w,
+		       uint32_t timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		int ok = 1;
+		uint32_t up = 0;
+
+		for (uint32_t o = 1; o <= c->n; o++) {
+			struct qfs_rnode *rn;
+
+			if (o == id || !(rn = node_get(c, o)))
+				continue;
+			up++;
+			for (size_t i = 0; i < w->n && ok; i++) {
+				struct qfs_rnode_ginfo gi;
+				if (qfs_rnode_group_info(rn, w->g[i], &gi) || gi.stopped ||
+				    gi.durable < w->last[i])
+					ok = 0;
+			}
+			node_put(c, o);
+		}
+		if (ok && up >= majority(c))
+			return 0;
+		if (now_ms() >= end)
+			return -EAGAIN;
+		sleep_ms(20);
+	}
+}
+
+/* See cell.h. */
+int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group, const char *why)
+{
+	struct cnode *cn = cnode_of(c, id);
+	struct last_walk *w;
+	char path[PATH_MAX];
+	int rc = 0;
+
+	if (!cn)
+		return -EINVAL;
+	if (c->n < 3)
+		return -EOPNOTSUPP;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->only = group;
+	pthread_mutex_lock(&c->op_mu);
+	if (cn->rn) {
+		w->rn = cn->rn; /* op_mu: no stop or start can run */
+		qfs_rnode_groups(cn->rn, last_add, w);
+		stop_locked(c, cn, why);
+	} else if (cn->held_down) {
+		rc = -EALREADY; /* held down by the test hook: leave it */
+		goto out;
+	}
+	cn->held_down = 1; /* the keeper must not restart it half wiped */
+	rc = others_hold(c, id, w, 10000);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild refused node=%u group=%016" PRIx64
+			" err=\"the other replicas do not hold its log yet\"", id, group);
+		goto restart;
+	}
+	if (group == QFS_CELL_ALL_GROUPS) {
+		/* the whole node: its RocksDB, WALs, members and promises */
+		if (nftw(cn->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			rc = errno ? -errno : -EIO;
+	} else {
+		/* one group: without its members file the next open finishes it
+		 * as an interrupted drop (store items, promise, WAL) and the
+		 * reconciliation creates it again empty; it then catches up from
+		 * the leader's log or a snapshot */
+		if (!(rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, cn->dir,
+					      group))) {
+			if (unlink(path) != 0 && errno != ENOENT)
+				rc = -errno;
+			else
+				(void)qfs_node_path_fmt(path, sizeof(path), "%s/groups", cn->dir),
+					rc = qfs_node_fsync_dir(path);
+		}
+	}
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN, "cell replica wiped for rebuild node=%u group=%016" PRIx64
+		" why=\"%s\" err=%s", id, group, why, rc ? qfs_strerror(rc) : "-");
+restart:
+	{
+		int src = start_locked(c, cn);
+
+		cn->held_down = 0; /* on failure the keeper retries the start */
+		if (src && !rc)
+			rc = src;
+	}
+out:
+	pthread_mutex_unlock(&c->op_mu);
+	free(w);
+	return rc;
 }

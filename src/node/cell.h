@@ -153,4 +153,45 @@ int qfs_cell_snapshot_scan(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t *app
 			   qfs_store_scan_cb cb, void *arg);
 void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg);
 
+/* Scrub hooks (src/scrub, doc/scrub.md).
+ *
+ * qfs_cell_node_count: N.  qfs_cell_replica_info: qfs_rnode_group_info of
+ * node id's replica; -EINVAL (no such node), QFS_ESTOPPED (node down).
+ *
+ * qfs_cell_replica_snap: qfs_rnode_snap_at on node id (a whole-store
+ * snapshot taken right after the replica applied lsn); on 0 the node is held
+ * (a stop waits) until qfs_cell_replica_snap_done(c, id, *out) releases the
+ * snapshot and the node.  Errors of qfs_rnode_snap_at, -EINVAL,
+ * QFS_ESTOPPED (node down).
+ *
+ * qfs_cell_node_verify: read every block of node id's RocksDB with
+ * checksums verified (qfs_store_verify): 0, QFS_ECORRUPT, -EIO, QFS_ESTOPPED.
+ *
+ * qfs_cell_replica_rebuild: rebuild node id's replica of group (or of every
+ * group it hosts: QFS_CELL_ALL_GROUPS, for a damaged RocksDB, which all the
+ * node's replicas share) from the healthy replicas: stop the node, wait
+ * (10 s at most) until every other running node holds durably what the
+ * replica had logged and a majority runs, wipe (one group: its members
+ * file, so the next open finishes it as an interrupted drop and the
+ * reconciliation creates it empty; all: everything inside the node
+ * directory), start it; it catches up by snapshot transfer (doc/rnode.md
+ * section 6).  why is logged.  0, -EINVAL, -EOPNOTSUPP (fewer than 3 nodes),
+ * -EALREADY (held down by the test hook), -EAGAIN (the others did not hold
+ * the log: nothing wiped, node restarted), -errno of the wipe, start
+ * errors (the keeper then retries the start). */
+#define QFS_CELL_ALL_GROUPS UINT64_MAX
+struct qfs_rnode_ginfo;
+struct qfs_store_snap;
+uint32_t qfs_cell_node_count(struct qfs_cell *c);
+int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
+			  struct qfs_rnode_ginfo *out);
+int qfs_cell_replica_snap(struct qfs_cell *c, uint32_t id, qfs_group_t group, qfs_lsn_t lsn,
+			  uint32_t timeout_ms, struct qfs_store_snap **out);
+void qfs_cell_replica_snap_done(struct qfs_cell *c, uint32_t id, struct qfs_store_snap *sn);
+int qfs_cell_node_verify(struct qfs_cell *c, uint32_t id);
+/* qfs_rnode_wal_verify of node id's replica of group: 0, QFS_ECORRUPT,
+ * QFS_ESTOPPED (node or group down), QFS_ENOGROUP, -EINVAL, -errno. */
+int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t group);
+int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group, const char *why);
+
 #endif

@@ -4,26 +4,38 @@
  * (src/store) and one transport endpoint (src/net).  Contract: rnode.h;
  * driver, recovery and limits: doc/rnode.md; protocol: doc/paxos.md.
  *
- * Driver contract (doc/paxos.md section 4), kept by handle() below, for
- * every update in the order the steps produce them:
- *   1. truncate (qfs_wal_truncate_after), append persist[], save the promise
- *      (temp file + fsync + rename + fsync dir), then qfs_wal_sync: all of
- *      it is durable before anything else happens;
- *   2. only then encode and send msgs[] (every earlier update was handled
- *      the same way, so everything persisted so far is durable);
- *   3. step PERSISTED(last, its ballot); serve reads[] from the WAL and step
+ * Driver contract (doc/paxos.md section 4), kept by handle() and
+ * flush_dirty() below, for every update in the order the steps produce them:
+ *   1. truncate (qfs_wal_truncate_after, durable at once), append persist[]
+ *      to the WAL's buffer and put the group on the round's dirty list,
+ *      save the promise (temp file + fsync + rename + fsync dir, at once);
+ *   2. send msgs[]: a leader's ACCEPTs at once, while its own sync of the
+ *      same entries is still to come; every message that reports acceptor
+ *      state (qfs_paxos_msg_needs_durable) only once everything persisted
+ *      so far is durable: sent at once if the group's WAL has no unsynced
+ *      append, else held in order until its sync;
+ *   3. serve reads[] from the WAL (buffered records included) and step
  *      LOG_ENTRIES; serve snapshot_to by shipping the store's state at its
  *      applied LSN in "snapshot" frames (snap.h; section "Snapshots" below);
- *   4. apply entries up to commit in LSN order, read back from the WAL, each
- *      exactly once (the store writes the applied LSN in the same batch),
- *      step APPLIED, and answer the proposer whose (lsn, ballot) matches;
- *      a proposal whose LSN was truncated or holds another ballot's entry
- *      fails with -EAGAIN (it was never committed).
+ *   4. apply entries up to commit (never above the local durable point) in
+ *      LSN order, read back from the WAL, each exactly once (the store
+ *      writes the applied LSN in the same batch), step APPLIED, and answer
+ *      the proposer whose (lsn, ballot) matches; a proposal whose LSN was
+ *      truncated or holds another ballot's entry fails with -EAGAIN (it
+ *      was never committed).
  *   5. TICK at next_tick_ms at the latest.
+ * Group commit: after the frames and the proposals of one I/O round (and
+ * again after its timers), flush_dirty syncs each dirty WAL once (one
+ * fdatasync for every append of the round, of every update), then sends
+ * the group's held messages in order and steps PERSISTED with the last
+ * entry: only then does the leader count its own vote.  So a follower
+ * syncs once for all the ACCEPTs it drained, and a leader once for all
+ * the proposals it took, while its followers sync the same entries.
  *
  * Threads.  Proposers queue a struct proposal (on their stack) under rn->mu
- * and sleep on rn->done_cv; group_drop and wal_release queue a struct ioreq
- * the same way.  The I/O thread alone touches the WALs, the paxos machines
+ * and sleep on its own condition variable (an answer wakes its proposer
+ * only); group_drop and wal_release queue a struct ioreq and sleep on
+ * rn->done_cv.  The I/O thread alone touches the WALs, the paxos machines
  * (stepped under g->mu, so that readers can ask for the lease), the
  * endpoint and the pending lists, and it alone drops groups and releases
  * WAL segments.  It waits on rn->work_cv for proposals, requests, frames
@@ -118,6 +130,16 @@ struct proposal {
 	int result;
 	uint32_t leader;        /* hint for -EREMOTE */
 	int done;               /* protected by rn->mu */
+	pthread_cond_t cv;      /* signalled (under rn->mu) when done is set */
+};
+
+/* An encoded message waiting for its group's next WAL sync (it reports
+ * state that must be durable first: qfs_paxos_msg_needs_durable). */
+struct held {
+	struct held *next;
+	uint32_t to;
+	size_t len;
+	uint8_t data[];
 };
 
 struct group {
@@ -154,6 +176,15 @@ struct group {
 	qfs_lsn_t wal_first;     /* mu: qfs_wal_first after the last WAL change */
 	uint64_t wal_bytes;      /* mu: segment bytes after the last WAL change */
 	struct proposal *pending; /* I/O thread: proposed, not answered; lsn order */
+	int dirty;               /* I/O thread: appended since the last sync (then g is
+				    on rn->dirty with a reference) */
+	qfs_lsn_t sync_lsn;      /* I/O thread: last entry appended since that sync */
+	qfs_ballot_t sync_ballot; /* and its ballot (PERSISTED after the sync) */
+	struct held *held;       /* I/O thread: messages waiting for the sync, in order */
+	struct held *held_last;
+	struct group *dirty_next; /* I/O thread: link of rn->dirty */
+	struct ioreq *snap_wait; /* I/O thread: a scrub snapshot parked until applied
+				    reaches its LSN (qfs_rnode_snap_at), or NULL */
 	char promise_path[PATH_MAX];
 	char promise_tmp[PATH_MAX];
 	char gdir[PATH_MAX];
@@ -171,13 +202,15 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SEAL, IOREQ_DISTRUST };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY, IOREQ_SEAL, IOREQ_DISTRUST };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
 	enum ioreq_type type;
 	qfs_group_t group;
-	qfs_lsn_t lsn;           /* RELEASE: delete segments wholly below */
+	qfs_lsn_t lsn;           /* RELEASE: delete segments wholly below; SNAP: at */
+	uint64_t deadline_ms;    /* SNAP: mono ms to give up parked */
+	struct qfs_store_snap *snap; /* SNAP: the snapshot taken (out) */
 	int rc;                  /* written by the I/O thread before done */
 	int done;                /* rn->mu */
 };
@@ -189,12 +222,14 @@ struct qfs_rnode {
 	struct qfs_paxos_params prm;
 	struct qfs_wal_opts wopts;
 	uint64_t seal_age_ms;    /* UINT64_MAX: never */
+	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg); /* opts */
+	void *test_arg;
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
 	pthread_mutex_t mu;      /* protects below */
 	pthread_cond_t work_cv;  /* I/O thread: queue, wake, closing */
-	pthread_cond_t done_cv;  /* proposers */
+	pthread_cond_t done_cv;  /* ioreq waiters (proposals have their own) */
 	struct proposal *qhead, *qtail;
 	struct ioreq *rhead, *rtail;
 	void (*seal_hook)(qfs_group_t group, void *arg); /* rn->mu */
@@ -206,12 +241,13 @@ struct qfs_rnode {
 	pthread_t io;
 
 	/* I/O thread scratch */
-	struct qfs_buf rec;      /* one WAL record */
+	struct group *dirty;     /* groups with unsynced appends (g->dirty), each
+				    with a reference, until flush_dirty */
 	struct qfs_buf frame;    /* one encoded message */
 	struct qfs_buf snap;     /* one snapshot chunk being built */
 	uint64_t snap_xfer;      /* last transfer id used */
 
-	uint64_t st_proposals, st_fsyncs, st_in, st_out; /* atomics, relaxed */
+	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out; /* atomics, relaxed */
 };
 
 static void stat_add(uint64_t *c, uint64_t v)
@@ -258,11 +294,25 @@ static struct group *group_get(struct qfs_rnode *rn, qfs_group_t id)
 	return g;
 }
 
+/* Drop the messages g holds for its next sync (never sent: the state they
+ * report did not become durable). */
+static void held_free(struct group *g)
+{
+	while (g->held) {
+		struct held *h = g->held;
+
+		g->held = h->next;
+		free(h);
+	}
+	g->held_last = NULL;
+}
+
 static void group_free(struct group *g)
 {
 	if (!g)
 		return;
 	qfs_wal_close(g->wal);
+	held_free(g);
 	if (g->sin) {
 		qfs_store_install_abort(g->sin->inst);
 		free(g->sin);
@@ -785,14 +835,14 @@ static int load_groups(struct qfs_rnode *rn, const char *gdir)
 
 /* ---------------------------------------------------------------- I/O thread */
 
-/* Answer p (I/O thread).  Takes rn->mu. */
+/* Answer p (I/O thread): wakes its proposer only.  Takes rn->mu. */
 static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
 {
 	pthread_mutex_lock(&rn->mu);
 	p->rc = rc;
 	p->result = result;
 	p->done = 1;
-	pthread_cond_broadcast(&rn->done_cv);
+	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&rn->mu);
 }
 
@@ -849,11 +899,30 @@ static int step(struct group *g, const struct qfs_paxos_event *ev, struct qfs_pa
 	return rc;
 }
 
-static void send_msgs(struct qfs_rnode *rn, const struct qfs_paxos_update *up)
+/* Group g has appends to sync: put it on the round's dirty list (with a
+ * reference) so that flush_dirty syncs its WAL once for all of them. */
+static void mark_dirty(struct qfs_rnode *rn, struct group *g)
+{
+	if (g->dirty)
+		return;
+	g->dirty = 1;
+	pthread_mutex_lock(&rn->mu);
+	g->refs++;
+	pthread_mutex_unlock(&rn->mu);
+	g->dirty_next = rn->dirty;
+	rn->dirty = g;
+}
+
+/* Encode and send up->msgs[], or hold a message until g's next sync when
+ * it reports state not yet durable (g dirty and the message one that
+ * needs it: qfs_paxos_msg_needs_durable).  A leader's ACCEPTs therefore
+ * leave while its own sync of the same entries is still to come. */
+static void send_msgs(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up)
 {
 	for (uint32_t i = 0; i < up->nmsgs; i++) {
 		const struct qfs_paxos_msg *m = &up->msgs[i];
 		size_t need = qfs_paxos_msg_size(m);
+		struct held *h;
 		ssize_t len;
 
 		qfs_buf_reset(&rn->frame);
@@ -863,6 +932,21 @@ static void send_msgs(struct qfs_rnode *rn, const struct qfs_paxos_update *up)
 		if (len < 0) {
 			QFS_LOG(QFS_LOG_WARN, "rnode encode failed node=%u to=%u err=%s", rn->id, m->to,
 				qfs_strerror((int)len));
+			continue;
+		}
+		if (g->dirty && qfs_paxos_msg_needs_durable(m)) {
+			h = malloc(sizeof(*h) + (size_t)len);
+			if (!h)
+				continue; /* as if lost: paxos retransmits */
+			h->next = NULL;
+			h->to = m->to;
+			h->len = (size_t)len;
+			memcpy(h->data, rn->frame.data, (size_t)len);
+			if (g->held)
+				g->held_last->next = h;
+			else
+				g->held = h;
+			g->held_last = h;
 			continue;
 		}
 		(void)qfs_net_send(rn->ep, m->to, rn->frame.data, (size_t)len);
@@ -902,6 +986,119 @@ static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 	return 0;
 }
 
+/* Scrub snapshots (qfs_rnode_snap_at; doc/scrub.md).  Complete the ioreq
+ * r with rc (I/O thread). */
+static void ioreq_done(struct qfs_rnode *rn, struct ioreq *r, int rc)
+{
+	pthread_mutex_lock(&rn->mu);
+	r->rc = rc;
+	r->done = 1;
+	pthread_cond_broadcast(&rn->done_cv);
+	pthread_mutex_unlock(&rn->mu);
+}
+
+/* End g's parked snapshot request: rc 0 takes the snapshot now (the store
+ * holds exactly the entries up to g->applied), else fails it with rc. */
+static void snap_wait_end(struct qfs_rnode *rn, struct group *g, int rc)
+{
+	struct ioreq *r = g->snap_wait;
+
+	g->snap_wait = NULL;
+	if (rc == 0)
+		rc = qfs_store_snap_take(rn->store, &r->snap);
+	ioreq_done(rn, r, rc);
+}
+
+/* End parked snapshot requests that apply_cb did not: take it when a
+ * snapshot install brought applied exactly to the LSN; fail it when the
+ * group stopped or was dropped, applied is past the LSN (an install jumped
+ * over it), or the deadline passed.  I/O thread, every round. */
+static void snap_wait_check(struct qfs_rnode *rn, struct group **gs, size_t ng, int closing)
+{
+	uint64_t now = qfs_clock_mono_ms();
+
+	for (size_t i = 0; i < ng; i++) {
+		struct group *g = gs[i];
+
+		if (!g->snap_wait)
+			continue;
+		if (closing || g->stopped)
+			snap_wait_end(rn, g, QFS_ESTOPPED);
+		else if (g->dropped)
+			snap_wait_end(rn, g, QFS_ENOGROUP);
+		else if (g->applied == g->snap_wait->lsn)
+			snap_wait_end(rn, g, 0); /* a snapshot install landed on it */
+		else if (g->applied > g->snap_wait->lsn)
+			snap_wait_end(rn, g, -ESTALE);
+		else if (now >= g->snap_wait->deadline_ms)
+			snap_wait_end(rn, g, -ETIMEDOUT);
+	}
+}
+
+/* IOREQ_SNAP: take the snapshot now if applied == lsn, fail with -ESTALE
+ * if past it, else park it on the group (one at a time: -EBUSY).  Returns
+ * 1 if parked (answered later), else 0 with r answered. */
+static int io_snap(struct qfs_rnode *rn, struct ioreq *r)
+{
+	struct group *g = group_get(rn, r->group);
+	int rc = 0, parked = 0;
+
+	if (!g) {
+		ioreq_done(rn, r, QFS_ENOGROUP);
+		return 0;
+	}
+	if (g->stopped)
+		rc = QFS_ESTOPPED;
+	else if (g->applied > r->lsn)
+		rc = -ESTALE;
+	else if (g->applied == r->lsn)
+		rc = qfs_store_snap_take(rn->store, &r->snap);
+	else if (g->snap_wait)
+		rc = -EBUSY;
+	else {
+		g->snap_wait = r;
+		parked = 1;
+	}
+	if (!parked)
+		ioreq_done(rn, r, rc);
+	group_put(rn, g);
+	return parked;
+}
+
+static int verify_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct qfs_repl_entry e;
+
+	(void)arg;
+	return qfs_repl_entry_decode(lsn, p, len, &e);
+}
+
+/* IOREQ_WAL_VERIFY: read back every record of g's WAL (CRC-32C each) and
+ * decode its entry framing.  0, QFS_ENOGROUP, QFS_ESTOPPED, QFS_ECORRUPT,
+ * -errno. */
+static int io_wal_verify(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+	qfs_lsn_t first, last;
+	int rc = 0;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->stopped || !g->wal) {
+		rc = QFS_ESTOPPED;
+	} else {
+		first = qfs_wal_first(g->wal);
+		last = qfs_wal_last(g->wal);
+		if (last)
+			rc = qfs_wal_read(g->wal, first, last, verify_cb, NULL);
+		if (rc)
+			QFS_LOG(QFS_LOG_ERR, "rnode wal verify failed group=%016" PRIx64 " node=%u first=%" PRIu64
+				" last=%" PRIu64 " err=%s", id, rn->id, first, last, qfs_strerror(rc));
+	}
+	group_put(rn, g);
+	return rc;
+}
+
 struct apply_walk {
 	struct qfs_rnode *rn;
 	struct group *g;
@@ -928,6 +1125,8 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		return rc;
 	}
 	g->applied = lsn;
+	if (g->snap_wait && g->snap_wait->lsn == lsn)
+		snap_wait_end(w->rn, g, 0);
 	while (g->pending && g->pending->lsn <= lsn) {
 		struct proposal *pr = g->pending;
 
@@ -957,9 +1156,10 @@ static void step_handle(struct qfs_rnode *rn, struct group *g, const struct qfs_
 }
 
 /* Handle up, the update of the last step of g (it points into g->px: what is
- * needed after the next step is copied first).  Recursion is bounded:
- * the updates of PERSISTED, APPLIED and LOG_ENTRIES persist nothing new, so
- * they nest at most a few levels (PERSISTED -> APPLIED). */
+ * needed after the next step is copied first): the driver contract at the
+ * top of this file, with the appends left for flush_dirty to sync.
+ * Recursion is bounded: the updates of APPLIED and LOG_ENTRIES persist
+ * nothing new, so they nest at most a few levels. */
 static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up,
 		   int depth)
 {
@@ -967,8 +1167,6 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 	struct qfs_paxos_event ev;
 	uint32_t nreads;
 	qfs_lsn_t commit;
-	qfs_lsn_t plsn = 0;
-	qfs_ballot_t pballot = 0;
 	uint32_t snap_to;
 	int rc;
 
@@ -1004,29 +1202,21 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 		uint8_t hdr[QFS_REPL_ENTRY_HDR];
 		size_t hl = qfs_repl_entry_encode_hdr(hdr, e);
 
-		qfs_buf_reset(&rn->rec);
-		qfs_buf_put(&rn->rec, hdr, hl);
-		qfs_buf_put(&rn->rec, e->data, e->len);
-		rc = rn->rec.err ? rn->rec.err : qfs_wal_append(g->wal, e->lsn, rn->rec.data, rn->rec.len);
+		rc = qfs_wal_append2(g->wal, e->lsn, hdr, hl, e->data, e->len);
 		if (rc) {
 			group_stop(rn, g, rc, "wal append");
 			return;
 		}
-		plsn = e->lsn;
-		pballot = e->ballot;
 	}
 	if (up->npersist) {
-		rc = qfs_wal_sync(g->wal);
-		stat_add(&rn->st_fsyncs, 1);
-		if (rc) {
-			group_stop(rn, g, rc, "wal sync");
-			return;
-		}
-		if (!g->unsealed_ms)
-			g->unsealed_ms = now_ms();
-	}
-	if (up->npersist || up->truncate)
+		/* Buffered in the WAL: flush_dirty syncs it with everything
+		 * else appended this round, then steps PERSISTED. */
+		g->sync_lsn = up->persist[up->npersist - 1].lsn;
+		g->sync_ballot = up->persist[up->npersist - 1].ballot;
+		mark_dirty(rn, g);
+	} else if (up->truncate) {
 		wal_snap(g);
+	}
 	if (up->save_promise) {
 		char text[64];
 
@@ -1037,23 +1227,15 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 			return;
 		}
 	}
-	/* 2. Send: everything persisted so far is durable. */
-	send_msgs(rn, up);
+	/* 2. Send (a leader's ACCEPTs), or hold until the sync. */
+	send_msgs(rn, g, up);
 	snap_to = up->snapshot_to;
 	nreads = up->nreads;
 	if (nreads)
 		memcpy(reads, up->reads, nreads * sizeof(reads[0]));
 	commit = up->commit;
 
-	/* 3. PERSISTED, then the reads. */
-	memset(&ev, 0, sizeof(ev));
-	if (plsn) {
-		ev.type = QFS_PAXOS_EV_PERSISTED;
-		ev.now_ms = now_ms();
-		ev.lsn = plsn;
-		ev.ballot = pballot;
-		step_handle(rn, g, &ev, depth);
-	}
+	/* 3. The reads (PERSISTED comes from flush_dirty). */
 	for (uint32_t i = 0; i < nreads && !g->stopped; i++) {
 		struct read_walk *w = calloc(1, sizeof(*w));
 
@@ -1100,6 +1282,80 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 		ev.now_ms = now_ms();
 		ev.lsn = g->applied;
 		step_handle(rn, g, &ev, depth);
+	}
+}
+
+/* Sync g's WAL (group commit: one fdatasync for every append of the
+ * round), then send the messages that waited for it, in order, and step
+ * PERSISTED with the last entry.  A failed sync stops the group and drops
+ * them: a replica that cannot persist must not vote.  Called by
+ * flush_dirty, never inside handle(). */
+static void group_sync(struct qfs_rnode *rn, struct group *g)
+{
+	struct qfs_paxos_event ev;
+	qfs_lsn_t lsn = g->sync_lsn;
+	qfs_ballot_t ballot = g->sync_ballot;
+	int rc;
+
+	g->dirty = 0;
+	g->sync_lsn = 0;
+	if (g->stopped || g->dropped || !g->wal) {
+		held_free(g);
+		return;
+	}
+	if (qfs_wal_durable(g->wal) < qfs_wal_last(g->wal)) {
+		if (rn->test_before_sync)
+			rn->test_before_sync(g->id, qfs_wal_last(g->wal), rn->test_arg);
+		rc = qfs_wal_sync(g->wal);
+		stat_add(&rn->st_fsyncs, 1);
+		if (rc) {
+			held_free(g);
+			group_stop(rn, g, rc, "wal sync");
+			return;
+		}
+		if (!g->unsealed_ms)
+			g->unsealed_ms = now_ms();
+	}
+	wal_snap(g);
+	while (g->held) {
+		struct held *h = g->held;
+
+		g->held = h->next;
+		(void)qfs_net_send(rn->ep, h->to, h->data, h->len);
+		stat_add(&rn->st_out, 1);
+		free(h);
+	}
+	g->held_last = NULL;
+	/* A truncation (or a snapshot install) since the append may have cut
+	 * the log below that entry: report the entry the log now ends with. */
+	if (lsn > qfs_wal_last(g->wal)) {
+		lsn = qfs_wal_last(g->wal);
+		if (lsn && wal_ballot(g, lsn, &ballot) != 0)
+			lsn = 0;
+	}
+	if (lsn) {
+		memset(&ev, 0, sizeof(ev));
+		ev.type = QFS_PAXOS_EV_PERSISTED;
+		ev.now_ms = now_ms();
+		ev.lsn = lsn;
+		ev.ballot = ballot;
+		step_handle(rn, g, &ev, 0);
+	}
+}
+
+/* Sync every group appended to since the last flush (see group_sync), each
+ * once; lowers *next to the ticks they ask for.  I/O thread. */
+static void flush_dirty(struct qfs_rnode *rn, uint64_t *next)
+{
+	while (rn->dirty) {
+		struct group *g = rn->dirty;
+
+		rn->dirty = g->dirty_next;
+		g->dirty_next = NULL;
+		group_sync(rn, g);
+		if (next && g->next_tick_ms && g->next_tick_ms < *next)
+			*next = g->next_tick_ms;
+		group_put(rn, g);
 	}
 }
 
@@ -1512,6 +1768,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 		return;
 	}
 	stat_add(&rn->st_proposals, n);
+	stat_add(&rn->st_batches, 1);
 	/* PROPOSE appended our entries last in its persist list, in order. */
 	assert(up.npersist >= n);
 	for (uint32_t i = 0; i < n; i++) {
@@ -1641,6 +1898,8 @@ static int io_drop(struct qfs_rnode *rn, qfs_group_t id)
 	pthread_mutex_unlock(&g->mu);
 	pthread_rwlock_unlock(&g->rw);
 	pending_fail_after(rn, g, 0, QFS_ENOGROUP);
+	if (g->snap_wait)
+		snap_wait_end(rn, g, QFS_ENOGROUP);
 	qfs_wal_close(g->wal);
 	g->wal = NULL;
 	rc2 = finish_drop(rn, id);
@@ -1749,6 +2008,14 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 		int rc;
 
 		list = r->next;
+		if (r->type == IOREQ_SNAP) {
+			io_snap(rn, r);
+			continue;
+		}
+		if (r->type == IOREQ_WAL_VERIFY) {
+			ioreq_done(rn, r, io_wal_verify(rn, r->group));
+			continue;
+		}
 		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) :
 		     r->type == IOREQ_SEAL ? io_seal(rn, r->group) :
 		     r->type == IOREQ_DISTRUST ? io_distrust(rn, r->group) :
@@ -1817,6 +2084,7 @@ static void *io_main(void *arg)
 				answer(rn, list, QFS_ESTOPPED, 0);
 			for (size_t i = 0; i < ng; i++)
 				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
+			snap_wait_check(rn, gs, ng, 1);
 			groups_put(rn, gs, ng);
 			break;
 		}
@@ -1838,7 +2106,12 @@ static void *io_main(void *arg)
 		}
 		if (list)
 			propose_all(rn, list);
+		/* One sync per WAL for all of the above; the leader's ACCEPTs
+		 * are on their way meanwhile. */
+		flush_dirty(rn, NULL);
 		next = timers(rn, gs, ng, hook, hook_arg);
+		flush_dirty(rn, &next);
+		snap_wait_check(rn, gs, ng, 0);
 		groups_put(rn, gs, ng);
 	}
 	return NULL;
@@ -1860,7 +2133,6 @@ static void rnode_free(struct qfs_rnode *rn)
 {
 	for (size_t i = 0; i < rn->ngroups; i++)
 		group_free(rn->groups[i]);
-	qfs_buf_close(&rn->rec);
 	qfs_buf_close(&rn->frame);
 	qfs_buf_close(&rn->snap);
 	if (rn->store) {
@@ -1889,12 +2161,13 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	rn->id = o->id;
 	rn->wopts.segment_bytes = o->wal_segment_bytes;
 	rn->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_RNODE_SEAL_AGE_DEFAULT_MS;
+	rn->test_before_sync = o->test_before_sync;
+	rn->test_arg = o->test_arg;
 	if (o->paxos)
 		rn->prm = *o->paxos;
 	else
 		qfs_paxos_params_default(&rn->prm);
 	rn->prm.seed = (uint64_t)o->id * 0x9E3779B97F4A7C15ull ^ qfs_clock_mono_ns();
-	qfs_buf_init(&rn->rec);
 	qfs_buf_init(&rn->frame);
 	qfs_buf_init(&rn->snap);
 	rn->snap_xfer = qfs_clock_mono_ns() << 8;
@@ -2078,9 +2351,11 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 	p.txn = txn;
 	p.len = len;
 	p.deadline_ms = now_ms() + timeout_ms;
+	pthread_cond_init(&p.cv, NULL);
 	pthread_mutex_lock(&rn->mu);
 	if (rn->closing) {
 		pthread_mutex_unlock(&rn->mu);
+		pthread_cond_destroy(&p.cv);
 		return QFS_ESTOPPED;
 	}
 	if (rn->qtail)
@@ -2090,8 +2365,9 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 	rn->qtail = &p;
 	pthread_cond_signal(&rn->work_cv);
 	while (!p.done)
-		pthread_cond_wait(&rn->done_cv, &rn->mu);
+		pthread_cond_wait(&p.cv, &rn->mu);
 	pthread_mutex_unlock(&rn->mu);
+	pthread_cond_destroy(&p.cv);
 	if (p.rc == -EREMOTE && leader)
 		*leader = p.leader;
 	if (p.rc == 0)
@@ -2448,7 +2724,38 @@ void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group,
 void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out)
 {
 	out->proposals = __atomic_load_n(&rn->st_proposals, __ATOMIC_RELAXED);
+	out->batches = __atomic_load_n(&rn->st_batches, __ATOMIC_RELAXED);
 	out->fsyncs = __atomic_load_n(&rn->st_fsyncs, __ATOMIC_RELAXED);
 	out->frames_in = __atomic_load_n(&rn->st_in, __ATOMIC_RELAXED);
 	out->frames_out = __atomic_load_n(&rn->st_out, __ATOMIC_RELAXED);
+}
+
+/* See rnode.h.  Queued as IOREQ_SNAP; the I/O thread answers it at once or
+ * parks it on the group until apply_cb reaches lsn (snap_wait_check fails
+ * it on timeout, stop, drop, close or when applied jumps past lsn). */
+int qfs_rnode_snap_at(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn, uint32_t timeout_ms,
+		      struct qfs_store_snap **out)
+{
+	struct ioreq r = { .type = IOREQ_SNAP, .group = group, .lsn = lsn };
+	int rc;
+
+	r.deadline_ms = qfs_clock_mono_ms() + timeout_ms;
+	rc = io_submit(rn, &r);
+	if (rc == 0)
+		*out = r.snap;
+	return rc;
+}
+
+/* See rnode.h. */
+int qfs_rnode_verify(struct qfs_rnode *rn)
+{
+	return qfs_store_verify(rn->store);
+}
+
+/* See rnode.h.  Carried out by the I/O thread, which owns the WAL. */
+int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_WAL_VERIFY, .group = group };
+
+	return io_submit(rn, &r);
 }

@@ -48,6 +48,11 @@ struct qfs_rnode_opts {
 	uint64_t wal_seal_age_ms; /* seal a group's open segment once its oldest
 				     record is this old (archive lag bound); 0:
 				     QFS_RNODE_SEAL_AGE_DEFAULT_MS, UINT64_MAX: never */
+	/* Test seam, NULL otherwise: called on the I/O thread just before it
+	 * syncs group's WAL, whose last entry is lsn; the leader's ACCEPTs
+	 * for those entries are already sent (tests/unit/check_rnode.c). */
+	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg);
+	void *test_arg;
 };
 
 #define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull
@@ -208,10 +213,33 @@ void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group,
 
 struct qfs_rnode_stat {
 	uint64_t proposals;   /* proposals handed to paxos */
+	uint64_t batches;     /* PROPOSE steps that took them (group commit) */
 	uint64_t fsyncs;      /* WAL fsyncs */
 	uint64_t frames_in;   /* frames received and decoded */
 	uint64_t frames_out;  /* frames handed to the transport */
 };
 void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out);
+
+/* Scrub hook (src/scrub, doc/scrub.md): a RocksDB snapshot of the node's
+ * store taken by the I/O thread right after it applied entry lsn of group
+ * (or at once if applied == lsn), so that the replicas of a group can be
+ * compared at one and the same LSN while writes continue.  Blocks until
+ * then.  The snapshot covers the whole store; the caller reads the group
+ * with qfs_store_snap_scan and frees it with qfs_store_snap_release before
+ * the node closes.  0 and *out, or: -ESTALE (applied is already past lsn:
+ * choose a higher one), -ETIMEDOUT (lsn not applied within timeout_ms),
+ * -EBUSY (another snapshot of group is waiting), QFS_ENOGROUP,
+ * QFS_ESTOPPED (group stopped or node closing), -ENOMEM. */
+int qfs_rnode_snap_at(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn, uint32_t timeout_ms,
+		      struct qfs_store_snap **out);
+
+/* Read every block of the node's RocksDB with checksums verified
+ * (qfs_store_verify).  0, QFS_ECORRUPT, -EIO, -ENOMEM.  Any thread. */
+int qfs_rnode_verify(struct qfs_rnode *rn);
+
+/* Read back every record of this replica's WAL of group (its CRC-32C and
+ * entry framing), on the I/O thread (the caller blocks).  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED, QFS_ECORRUPT (logged), -errno. */
+int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group);
 
 #endif

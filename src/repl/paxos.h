@@ -163,7 +163,10 @@ struct qfs_paxos_update {
 	uint32_t npersist;
 	int save_promise;                  /* 1: persist promised before any message */
 	qfs_ballot_t promised;
-	/* 2. Then send (only once everything persisted so far is durable): */
+	/* 2. Then send: a message for which qfs_paxos_msg_needs_durable() is 1
+	 * only once everything persisted so far (this update's persist
+	 * included) is durable; the others (a leader's ACCEPTs) at once,
+	 * while the driver makes this update's entries durable: */
 	const struct qfs_paxos_msg *msgs;
 	uint32_t nmsgs;
 	/* 3. Requests to the driver: */
@@ -284,6 +287,19 @@ int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
  * has applied everything it committed since its election, so a read of its
  * applied state sees every write committed before the read started. */
 int qfs_paxos_can_read_local(const struct qfs_paxos *p, uint64_t now_ms);
+
+/* 1 if m may leave only once everything its sender persisted before it is
+ * durable: every PROMISE and ACCEPTED (they report the acceptor's promise and
+ * log, which a crash must not take back) and a candidate's PREPARE.  0 for a
+ * leader's ACCEPT (and heartbeat): it reports nothing about the sender, only
+ * proposes entries of the leader's own ballot, each of which is safe to be
+ * chosen, so the leader sends it while it makes the same entries durable
+ * itself; the leader counts its own vote only once PERSISTED says they are
+ * durable (doc/paxos.md section 4). */
+static inline int qfs_paxos_msg_needs_durable(const struct qfs_paxos_msg *m)
+{
+	return m->type != QFS_PAXOS_ACCEPT;
+}
 
 /* Quorum size of cfg (a majority). */
 static inline uint32_t qfs_paxos_quorum(const struct qfs_paxos_config *cfg)

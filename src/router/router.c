@@ -5,6 +5,8 @@
  *
  * Lock order: r->tables_lock (rwlock) before r->alloc_mu and r->metrics_mu;
  * the cell's own locks are taken inside qfs_cell_* calls, after ours.
+ * Admission (admit.h) waits before any of these locks is taken: a throttled
+ * request holds none of the router's locks while it waits.
  */
 #include "config.h"
 
@@ -20,6 +22,7 @@
 #include "common/key.h"
 #include "common/log.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/metrics.h"
 #include "router/router.h"
 
@@ -44,6 +47,8 @@ struct qfs_router {
 	uint64_t started_ms;
 	qfs_router_drop_hook drop_hook; /* set once before use; see router.h */
 	void *drop_arg;
+	struct qfs_admit_gac *gac;      /* the tables' global buckets (owned until GAC is a service) */
+	struct qfs_admit *admit;        /* this router's buckets (admit.h: own locking) */
 };
 
 static const char *op_names[QFS_ROUTER_NOPS] = { "get", "txn", "scan" };
@@ -77,7 +82,70 @@ static void record(struct qfs_router *r, qfs_group_t group, enum qfs_router_op o
 		qfs_hist_record(&m->op[op], qfs_clock_mono_ns() - t0, failed);
 }
 
-/* Propose without metrics or table locking. */
+/* ---- admission (admit.h, doc/admission.md) ---- */
+
+/* Load group's capacity from its table directory's inode (inode = group)
+ * into the admission control, uncharged.  Unset or unreadable: on-demand.
+ * reset: the burst starts empty (it always does on a first load). */
+static void admit_load(struct qfs_router *r, qfs_group_t group, int reset)
+{
+	struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_inode(key, group), vlen;
+	struct qfs_inode in;
+	void *val;
+
+	qfs_inode_init(&in);
+	if (qfs_cell_get(r->cell, group, key, klen, &val, &vlen) == 0) {
+		if (qfs_inode_decode(val, vlen, &in) == 0) {
+			for (uint32_t i = 0; i < in.nxattrs; i++) {
+				const struct qfs_xattr *x = &in.xattrs[i];
+				if (qfs_admit_parse(x->name, x->value, x->len, &cap) < 0)
+					QFS_LOG(QFS_LOG_WARN, "ignoring a bad stored table setting group=%016llx name=%s",
+						(unsigned long long)group, x->name);
+			}
+		}
+		free(val);
+	}
+	qfs_inode_close(&in);
+	qfs_admit_set(r->admit, group, &cap, reset, qfs_clock_mono_ns());
+}
+
+/* Admit a request of units on group (the meta group is not charged). */
+static int admit(struct qfs_router *r, qfs_group_t group, enum qfs_admit_kind kind, double units)
+{
+	if (group == QFS_META_GROUP)
+		return 0;
+	if (!qfs_admit_known(r->admit, group))
+		admit_load(r, group, 1);
+	return qfs_admit_acquire(r->admit, group, kind, units);
+}
+
+static void admit_settle(struct qfs_router *r, qfs_group_t group, double units)
+{
+	if (group != QFS_META_GROUP)
+		qfs_admit_settle(r->admit, group, QFS_ADMIT_READ, units, qfs_clock_mono_ns());
+}
+
+int qfs_router_admit_config(struct qfs_router *r, const struct qfs_admit_cfg *cfg)
+{
+	qfs_admit_configure(r->admit, cfg);
+	return 0;
+}
+
+void qfs_router_capacity_changed(struct qfs_router *r, qfs_group_t group)
+{
+	admit_load(r, group, 1);
+	QFS_LOG(QFS_LOG_INFO, "table capacity set group=%016llx", (unsigned long long)group);
+}
+
+/* Propose an encoded txn without metrics or table locking. */
+static int propose_enc(struct qfs_router *r, qfs_group_t group, const struct qfs_buf *b, int *result)
+{
+	return qfs_cell_propose(r->cell, group, b->data, b->len, result);
+}
+
+/* Propose without metrics, admission or table locking. */
 static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
 {
 	struct qfs_buf b;
@@ -89,7 +157,7 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 		qfs_buf_close(&b);
 		return b.err;
 	}
-	rc = qfs_cell_propose(r->cell, group, b.data, b.len, result);
+	rc = propose_enc(r, group, &b, result);
 	qfs_buf_close(&b);
 	return rc;
 }
@@ -97,11 +165,20 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 int qfs_router_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int res = 0;
+	struct qfs_buf b;
+	int res = 0, rc;
 
-	pthread_rwlock_rdlock(&r->tables_lock);
-	int rc = propose(r, group, txn, &res);
-	pthread_rwlock_unlock(&r->tables_lock);
+	qfs_buf_init(&b);
+	qfs_txn_encode(txn, &b);
+	rc = b.err;
+	if (rc == 0)
+		rc = admit(r, group, QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
+	if (rc == 0) {
+		pthread_rwlock_rdlock(&r->tables_lock);
+		rc = propose_enc(r, group, &b, &res);
+		pthread_rwlock_unlock(&r->tables_lock);
+	}
+	qfs_buf_close(&b);
 	record(r, group, QFS_ROUTER_TXN, t0, rc != 0);
 	if (rc == 0)
 		*result = res;
@@ -112,8 +189,13 @@ int qfs_router_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, 
 		   void **val, size_t *val_len)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = qfs_cell_get(r->cell, group, key, key_len, val, val_len);
+	int rc = admit(r, group, QFS_ADMIT_READ, 1);
 
+	if (rc == 0) {
+		rc = qfs_cell_get(r->cell, group, key, key_len, val, val_len);
+		if (rc == 0)
+			admit_settle(r, group, qfs_admit_read_units(*val_len) - 1);
+	}
 	record(r, group, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
 	return rc;
 }
@@ -156,12 +238,31 @@ int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, 
 	return 0;
 }
 
+struct scan_count {
+	qfs_scan_cb cb;
+	void *arg;
+	uint64_t bytes;    /* keys and values handed to cb */
+};
+
+static int scan_count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct scan_count *c = arg;
+
+	c->bytes += kl + vl;
+	return c->cb(k, kl, v, vl, c->arg);
+}
+
 int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = qfs_cell_scan(r->cell, group, lo, lo_len, hi, hi_len, cb, arg);
+	struct scan_count c = { cb, arg, 0 };
+	int rc = admit(r, group, QFS_ADMIT_READ, 1);
 
+	if (rc == 0) {
+		rc = qfs_cell_scan(r->cell, group, lo, lo_len, hi, hi_len, scan_count_cb, &c);
+		admit_settle(r, group, qfs_admit_read_units((size_t)c.bytes) - 1);
+	}
 	record(r, group, QFS_ROUTER_SCAN, t0, rc < 0);
 	return rc;
 }
@@ -426,6 +527,10 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	out->ino = ino;
 	out->group = ino;
 	QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", name, (unsigned long long)ino);
+	{
+		struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
+		qfs_admit_set(r->admit, ino, &cap, 1, qfs_clock_mono_ns()); /* a new table: empty burst */
+	}
 	qfs_txn_close(&t);
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
@@ -547,6 +652,7 @@ out:
 		/* Outside the lock: the archive may take a few seconds, and
 		 * other tables' calls must not wait for it. */
 		drop_group(r, name, dropped);
+		qfs_admit_drop(r->admit, dropped);
 		QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)dropped);
 	}
 	return rc;
@@ -593,8 +699,10 @@ out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
 	free(dstraw);
-	if (dropped) /* outside the lock, as for a delete */
+	if (dropped) { /* outside the lock, as for a delete */
 		drop_group(r, newname, dropped);
+		qfs_admit_drop(r->admit, dropped);
+	}
 	return rc;
 }
 
@@ -756,6 +864,11 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 	pthread_mutex_init(&r->alloc_mu, NULL);
 	pthread_mutex_init(&r->metrics_mu, NULL);
 	r->started_ms = qfs_clock_mono_ms();
+	rc = qfs_admit_gac_new(&r->gac);
+	if (rc == 0)
+		rc = qfs_admit_new(r->gac, NULL, NULL, NULL, NULL, &r->admit);
+	if (rc)
+		goto err_free;
 	if (!qfs_cell_group_exists(cell, QFS_META_GROUP)) {
 		rc = qfs_cell_group_create(cell, QFS_META_GROUP);
 		if (rc)
@@ -785,6 +898,8 @@ void qfs_router_free(struct qfs_router *r)
 			free(m);
 		}
 	}
+	qfs_admit_free(r->admit);
+	qfs_admit_gac_free(r->gac);
 	pthread_rwlock_destroy(&r->tables_lock);
 	pthread_mutex_destroy(&r->alloc_mu);
 	pthread_mutex_destroy(&r->metrics_mu);
@@ -824,6 +939,13 @@ static int stats_table(const struct qfs_table *t, void *arg)
 		qfs_hist_format(&m->op[i], c->out);
 		qfs_buf_put_u8(c->out, '\n');
 	}
+	struct qfs_admit_info ai;
+	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0)
+		qfs_buf_printf(c->out, "table %s throttled_reads %llu throttled_writes %llu read_wait_ms %llu write_wait_ms %llu\n",
+			       t->name, (unsigned long long)ai.throttled[QFS_ADMIT_READ],
+			       (unsigned long long)ai.throttled[QFS_ADMIT_WRITE],
+			       (unsigned long long)(ai.wait_us[QFS_ADMIT_READ] / 1000),
+			       (unsigned long long)(ai.wait_us[QFS_ADMIT_WRITE] / 1000));
 	return 0;
 }
 
@@ -837,4 +959,28 @@ void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
 	qfs_buf_printf(out, "cell proposals %llu fsyncs %llu redirects %llu timeouts %llu\n",
 		       (unsigned long long)cs.proposals, (unsigned long long)cs.fsyncs,
 		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts);
+}
+
+/* ---- capacity ---- */
+
+static int capacity_table(const struct qfs_table *t, void *arg)
+{
+	struct stats_ctx *c = arg;
+	struct qfs_admit_info ai;
+
+	if (!qfs_admit_known(c->r->admit, t->group))
+		admit_load(c->r, t->group, 1);
+	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
+		qfs_buf_printf(c->out, "table %s", t->name);
+		qfs_admit_format(&ai, c->out);
+		qfs_buf_put_u8(c->out, '\n');
+	}
+	return 0;
+}
+
+void qfs_router_capacity(struct qfs_router *r, struct qfs_buf *out)
+{
+	struct stats_ctx c = { r, out };
+
+	qfs_router_table_list(r, "", capacity_table, &c);
 }

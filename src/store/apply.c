@@ -18,6 +18,17 @@
  * the txn's result and a committed outcome; -ENOMEM and -EIO are this
  * replica's trouble, abort the apply and leave the applied LSN where it was.
  *
+ * Counts (doc/format-items.md "Counts kept at apply time"): every PUT, DEL
+ * and DEL_RANGE of a chunk item adds the change of its value length to a
+ * per-ino delta, and every inode item that appears or disappears adds +1/-1
+ * to the group's inode delta; after the last op the deltas are added to the
+ * inode items (chunk_bytes of inode(ino), ninodes of inode(group)) if they
+ * still exist.  A PUT of an inode keeps the counts of the item it replaces
+ * (0 for a new one): counts belong to the store, not to the writer.  A
+ * count a version 1 item did not keep stays unknown, except that deleting
+ * every chunk of an ino (one DEL_RANGE from chunk 0 to the end) makes its
+ * chunk count known again.
+ *
  * Runs only on the node's I/O thread (the only writer), so the items it reads
  * cannot change under it.
  */
@@ -41,12 +52,23 @@ struct ov_ent {
 	int del;
 };
 
+/* Change of the chunk bytes of one ino during the txn. */
+struct acct {
+	qfs_ino_t ino;
+	int64_t delta;     /* bytes added to (or removed from) its chunk items */
+	int reset;         /* every chunk was deleted: the count is delta itself */
+};
+
 struct applier {
 	struct qfs_store *s;
 	qfs_group_t group;
 	struct ov_ent *ov; /* sorted by key, no duplicates */
 	size_t nov;
 	size_t cap;
+	struct acct *acct; /* inos whose chunks changed, unsorted (few per txn) */
+	size_t nacct;
+	size_t acap;
+	int64_t inode_delta; /* inode items created minus deleted */
 };
 
 static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -174,7 +196,110 @@ static int view_exists(struct applier *a, const uint8_t *k, size_t kl, int *foun
 	return rc;
 }
 
-typedef int (*walk_fn)(const uint8_t *k, size_t kl, void *arg);
+/* Length of key's value in the view; *found = 0 when absent.  0, -ENOMEM or
+ * -EIO. */
+static int view_len(struct applier *a, const uint8_t *k, size_t kl, size_t *len, int *found)
+{
+	const struct ov_ent *e = ov_find(a, k, kl);
+	uint8_t kb[STORE_DBKEY_MAX];
+	size_t dkl;
+	char *err = NULL;
+
+	if (e) {
+		*found = !e->del;
+		*len = e->del ? 0 : e->val_len;
+		return 0;
+	}
+	uint8_t *dk = store_item_key(kb, sizeof(kb), a->group, k, kl, &dkl);
+	if (!dk)
+		return -ENOMEM;
+	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(a->s->db, a->s->ro, (const char *)dk, dkl, &err);
+	if (dk != kb)
+		free(dk);
+	if (err)
+		return store_rocks_err(a->s, "get", err);
+	*found = v != NULL;
+	*len = 0;
+	if (v) {
+		rocksdb_pinnableslice_value(v, len);
+		rocksdb_pinnableslice_destroy(v);
+	}
+	return 0;
+}
+
+/* ---- counts ---- */
+
+static struct acct *acct_get(struct applier *a, qfs_ino_t ino)
+{
+	for (size_t i = 0; i < a->nacct; i++)
+		if (a->acct[i].ino == ino)
+			return &a->acct[i];
+	if (a->nacct == a->acap) {
+		size_t cap = a->acap ? a->acap * 2 : 4;
+		struct acct *n = realloc(a->acct, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		a->acct = n;
+		a->acap = cap;
+	}
+	a->acct[a->nacct] = (struct acct){ .ino = ino };
+	return &a->acct[a->nacct++];
+}
+
+/* 1 if writes to key k change a count (chunk and inode items). */
+static int counted(const uint8_t *k, size_t kl)
+{
+	struct qfs_key key;
+
+	return qfs_key_parse(k, kl, &key) == 0 && (key.kind == QFS_KEY_CHUNK || key.kind == QFS_KEY_INODE);
+}
+
+/* Key k (present before with old_len bytes when had) becomes new_len bytes
+ * (now = 1) or absent (now = 0): record what that changes in the counts.
+ * 0 or -ENOMEM. */
+static int count_change(struct applier *a, const uint8_t *k, size_t kl, int had, size_t old_len, int now,
+			size_t new_len)
+{
+	struct qfs_key key;
+
+	if (qfs_key_parse(k, kl, &key) != 0)
+		return 0;
+	if (key.kind == QFS_KEY_CHUNK) {
+		int64_t d = (now ? (int64_t)new_len : 0) - (had ? (int64_t)old_len : 0);
+		if (d == 0)
+			return 0;
+		struct acct *ac = acct_get(a, key.pk);
+		if (!ac)
+			return -ENOMEM;
+		ac->delta += d;
+	} else if (key.kind == QFS_KEY_INODE) {
+		a->inode_delta += (now ? 1 : 0) - (had ? 1 : 0);
+	}
+	return 0;
+}
+
+/* A DEL_RANGE of [lo, hi): if it is every chunk of one ino, mark that ino's
+ * count as known from here on.  0 or -ENOMEM. */
+static int count_range_reset(struct applier *a, const struct qfs_op *op)
+{
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	struct qfs_key key;
+
+	if (qfs_key_parse(op->key, op->key_len, &key) != 0 || key.kind != QFS_KEY_CHUNK || key.chunk != 0)
+		return 0;
+	qfs_key_chunk_range(lo, &lol, hi, &hil, key.pk, 0, UINT64_MAX);
+	if (op->key2_len != hil || memcmp(op->key2, hi, hil) != 0)
+		return 0;
+	struct acct *ac = acct_get(a, key.pk);
+	if (!ac)
+		return -ENOMEM;
+	ac->delta = 0; /* what the txn wrote before is deleted too */
+	ac->reset = 1;
+	return 0;
+}
+
+typedef int (*walk_fn)(const uint8_t *k, size_t kl, size_t vl, void *arg);
 
 /* Call fn for every live key in [lo, hi) of the view, in key order: RocksDB
  * keys not shadowed by the overlay, and overlay values.  Returns 0, fn's
@@ -224,14 +349,16 @@ static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const 
 		else
 			c = key_cmp(dk, dkl, a->ov[oi].key, a->ov[oi].key_len);
 		if (c < 0) {
-			rc = fn(dk, dkl, arg);
+			size_t dvl;
+			rocksdb_iter_value(it, &dvl);
+			rc = fn(dk, dkl, dvl, arg);
 			rocksdb_iter_next(it);
 		} else {
 			const struct ov_ent *e = &a->ov[oi++];
 			if (c == 0)
 				rocksdb_iter_next(it);
 			if (!e->del)
-				rc = fn(e->key, e->key_len, arg);
+				rc = fn(e->key, e->key_len, e->val_len, arg);
 		}
 		if (rc)
 			break;
@@ -251,24 +378,26 @@ err_free_lo:
 	return rc;
 }
 
-static int walk_found(const uint8_t *k, size_t kl, void *arg)
+static int walk_found(const uint8_t *k, size_t kl, size_t vl, void *arg)
 {
 	(void)k;
 	(void)kl;
+	(void)vl;
 	(void)arg;
 	return 1;
 }
 
 /* Keys collected by a DEL_RANGE walk, laid end to end. */
 struct keylist {
-	struct qfs_buf keys; /* u32 length + bytes, per key */
+	struct qfs_buf keys; /* per key: u32 length + bytes, u64 value length */
 	size_t n;
 };
 
-static int walk_collect(const uint8_t *k, size_t kl, void *arg)
+static int walk_collect(const uint8_t *k, size_t kl, size_t vl, void *arg)
 {
 	struct keylist *l = arg;
 	qfs_buf_put_bytes(&l->keys, k, kl);
+	qfs_buf_put_u64(&l->keys, vl);
 	l->n++;
 	return l->keys.err;
 }
@@ -287,8 +416,13 @@ static int op_del_range(struct applier *a, const struct qfs_op *op)
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		size_t kl;
 		const uint8_t *k = qfs_rd_bytes(&r, &kl);
-		rc = ov_set(a, k, kl, NULL, 0, 1);
+		size_t vl = (size_t)qfs_rd_u64(&r);
+		rc = count_change(a, k, kl, 1, vl, 0, 0);
+		if (!rc)
+			rc = ov_set(a, k, kl, NULL, 0, 1);
 	}
+	if (!rc)
+		rc = count_range_reset(a, op);
 out:
 	qfs_buf_close(&l.keys);
 	return rc;
@@ -364,11 +498,43 @@ static void setattr(struct qfs_attr *d, const struct qfs_attr *s, uint32_t mask)
 		d->rdev = s->rdev;
 }
 
-/* SETATTR, NLINK, SETDATA, XSET, XDEL: read-modify-write of an inode. */
+/* LINK_DROP that took the last link: the orphan entry (key2) of a file still
+ * open, the inode kept with nlink 0; or, without key2, the inode and its
+ * chunk range deleted. */
+static int last_link(struct applier *a, const struct qfs_op *op, int *stored)
+{
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	struct qfs_key k;
+	uint8_t *v;
+	int rc;
+
+	if (op->key2_len) {
+		v = dup_bytes(op->val, op->val_len);
+		if (!v)
+			return -ENOMEM;
+		return ov_set(a, op->key2, op->key2_len, v, op->val_len, 0);
+	}
+	*stored = 1;
+	rc = count_change(a, op->key, op->key_len, 1, 0, 0, 0); /* one inode less */
+	if (rc)
+		return rc;
+	rc = ov_set(a, op->key, op->key_len, NULL, 0, 1);
+	if (rc)
+		return rc;
+	(void)qfs_key_parse(op->key, op->key_len, &k); /* inode_load parsed it */
+	qfs_key_chunk_range(lo, &lol, hi, &hil, k.pk, 0, UINT64_MAX);
+	struct qfs_op range = { .kind = QFS_OP_DEL_RANGE, .key = lo, .key_len = (uint32_t)lol,
+				.key2 = hi, .key2_len = (uint32_t)hil };
+	return op_del_range(a, &range);
+}
+
+/* SETATTR, NLINK, SETDATA, XSET, XDEL, LINK_ADD, LINK_DROP: read-modify-write
+ * of an inode. */
 static int op_patch(struct applier *a, const struct qfs_op *op, int *fail)
 {
 	struct qfs_inode in;
-	int rc = 0, f = 0;
+	int rc = 0, f = 0, stored = 0;
 
 	qfs_inode_init(&in);
 	rc = inode_load(a, op, &in, &f);
@@ -401,15 +567,152 @@ static int op_patch(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_XDEL:
 		f = qfs_inode_xattr_del(&in, op->name);
 		break;
+	case QFS_OP_LINK_ADD:
+		if (S_ISDIR(in.a.mode))
+			f = -EPERM;
+		else if (in.a.nlink == 0)
+			f = -ENOENT; /* no name left (open-unlinked): cannot get one back */
+		else if (in.a.nlink >= op->limit)
+			f = -EMLINK;
+		else
+			in.a.nlink++;
+		break;
+	case QFS_OP_LINK_DROP:
+		if (S_ISDIR(in.a.mode))
+			f = -EISDIR;
+		else if (in.a.nlink == 0)
+			f = -EINVAL;
+		else if (--in.a.nlink == 0)
+			rc = last_link(a, op, &stored);
+		break;
 	default:
 		break;
 	}
-	if (!rc && !f)
+	if (!rc && !f && !stored)
 		rc = inode_store(a, op, &in);
 out:
 	qfs_inode_close(&in);
 	if (f)
 		*fail = f;
+	return rc;
+}
+
+/* PUT: the value as given, except that an inode keeps the counts of the
+ * inode it replaces (0 for a new one).  0, -ENOMEM or -EIO. */
+static int op_put(struct applier *a, const struct qfs_op *op)
+{
+	struct qfs_key key;
+	size_t old_len = 0;
+	int found = 0, rc;
+	uint8_t *v;
+	size_t vl = op->val_len;
+
+	if (counted(op->key, op->key_len)) {
+		rc = view_len(a, op->key, op->key_len, &old_len, &found);
+		if (rc)
+			return rc;
+		rc = count_change(a, op->key, op->key_len, found, old_len, 1, op->val_len);
+		if (rc)
+			return rc;
+	}
+	if (qfs_key_parse(op->key, op->key_len, &key) == 0 && key.kind == QFS_KEY_INODE) {
+		struct qfs_inode in, old;
+		int f = 0;
+		qfs_inode_init(&in);
+		qfs_inode_init(&old);
+		rc = qfs_inode_decode(op->val, op->val_len, &in);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc == 0) {
+			/* a value that is not an inode is stored as it is */
+			in.chunk_bytes = 0;
+			in.ninodes = 0;
+			if (found) {
+				rc = inode_load(a, op, &old, &f);
+				if (rc) {
+					qfs_inode_close(&in);
+					return rc;
+				}
+				if (!f) {
+					in.chunk_bytes = old.chunk_bytes;
+					in.ninodes = old.ninodes;
+				}
+			}
+			rc = inode_store(a, op, &in);
+			qfs_inode_close(&old);
+			qfs_inode_close(&in);
+			return rc;
+		}
+	}
+	v = dup_bytes(op->val, vl);
+	if (!v)
+		return -ENOMEM;
+	return ov_set(a, op->key, op->key_len, v, vl, 0);
+}
+
+/* Add a to a count; an unknown count stays unknown, one that would go
+ * below 0 (a bug or a damaged item) stops at 0 with a log line. */
+static uint64_t count_add(struct applier *a, uint64_t count, int64_t delta, const char *what, qfs_ino_t ino)
+{
+	if (count == QFS_COUNT_UNKNOWN)
+		return count;
+	if (delta < 0 && (uint64_t)-delta > count) {
+		QFS_LOG(QFS_LOG_ERR, "store count below zero dir=%s group=%016llx ino=%llu count=%s have=%llu delta=%lld",
+			a->s->dir, (unsigned long long)a->group, (unsigned long long)ino, what,
+			(unsigned long long)count, (long long)delta);
+		return 0;
+	}
+	return count + (uint64_t)delta;
+}
+
+/* Add ac's chunk delta (if ac) and inode_delta to the counts of the inode
+ * item of ino, if it exists in the view and decodes.  0, -ENOMEM or -EIO. */
+static int count_apply(struct applier *a, qfs_ino_t ino, const struct acct *ac, int64_t inode_delta)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_op op = { .kind = QFS_OP_SETATTR };
+	struct qfs_inode in;
+	int f = 0, rc;
+
+	op.key = key;
+	op.key_len = (uint32_t)qfs_key_inode(key, ino);
+	qfs_inode_init(&in);
+	rc = inode_load(a, &op, &in, &f);
+	if (rc || f)
+		goto out; /* absent (deleted by this txn, or never there): nothing to count */
+	if (ac) {
+		if (ac->reset)
+			in.chunk_bytes = ac->delta >= 0 ? (uint64_t)ac->delta : 0;
+		else
+			in.chunk_bytes = count_add(a, in.chunk_bytes, ac->delta, "chunk_bytes", ino);
+	}
+	if (inode_delta)
+		in.ninodes = count_add(a, in.ninodes, inode_delta, "ninodes", ino);
+	rc = inode_store(a, &op, &in);
+out:
+	qfs_inode_close(&in);
+	return rc;
+}
+
+/* After the last op: add the deltas to the inode items.  0, -ENOMEM, -EIO. */
+static int count_finish(struct applier *a)
+{
+	int rc = 0;
+	int group_done = 0;
+
+	for (size_t i = 0; i < a->nacct && !rc; i++) {
+		const struct acct *ac = &a->acct[i];
+		int64_t idelta = 0;
+		if (ac->delta == 0 && !ac->reset)
+			continue;
+		if (ac->ino == a->group) {
+			idelta = a->inode_delta;
+			group_done = 1;
+		}
+		rc = count_apply(a, ac->ino, ac, idelta);
+	}
+	if (!rc && a->inode_delta && !group_done)
+		rc = count_apply(a, a->group, NULL, a->inode_delta);
 	return rc;
 }
 
@@ -422,11 +725,15 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 
 	switch (op->kind) {
 	case QFS_OP_PUT:
-		v = dup_bytes(op->val, op->val_len);
-		if (!v)
-			return -ENOMEM;
-		return ov_set(a, op->key, op->key_len, v, op->val_len, 0);
+		return op_put(a, op);
 	case QFS_OP_DEL:
+		if (counted(op->key, op->key_len)) {
+			rc = view_len(a, op->key, op->key_len, &vl, &found);
+			if (!rc)
+				rc = count_change(a, op->key, op->key_len, found, vl, 0, 0);
+			if (rc)
+				return rc;
+		}
 		return ov_set(a, op->key, op->key_len, NULL, 0, 1);
 	case QFS_OP_DEL_RANGE:
 		return op_del_range(a, op);
@@ -454,6 +761,8 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_SETDATA:
 	case QFS_OP_XSET:
 	case QFS_OP_XDEL:
+	case QFS_OP_LINK_ADD:
+	case QFS_OP_LINK_DROP:
 		return op_patch(a, op, fail);
 	}
 	*fail = -EINVAL; /* unreachable: the decoder refuses unknown kinds */
@@ -489,8 +798,11 @@ int store_apply_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn
 	for (uint32_t i = 0; i < t->nops && !rc && !fail; i++)
 		rc = op_run(&a, &t->ops[i], &fail);
 	if (!rc && !fail)
+		rc = count_finish(&a);
+	if (!rc && !fail)
 		rc = ov_emit(&a, wb);
 	ov_free(&a);
+	free(a.acct);
 	if (rc)
 		return rc;
 	*result = fail;

@@ -115,4 +115,33 @@ int qfs_store_snap_point(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn,
 /* Approximate bytes and keys of group (RocksDB estimates). */
 int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes);
 
+/* Scrub snapshots (src/scrub, doc/scrub.md).  A qfs_store_snap is one
+ * RocksDB snapshot of the whole store: every read through it sees the
+ * store as it was when it was taken.  The node's I/O thread takes it right
+ * after applying a chosen LSN (qfs_rnode_snap_at), so replicas are compared
+ * at one and the same LSN while writes go on.
+ *   take: 0 or -ENOMEM; *out set only on success.  Any thread.
+ *   release: NULL does nothing; must run before qfs_store_close.
+ *   snap_applied: the group's applied LSN in the snapshot (0: none); 0, -EIO,
+ *     QFS_ECORRUPT (not 8 bytes, or RocksDB reports a corrupt block).
+ *   snap_scan: the items of group with lo <= key < hi (lo NULL: from the
+ *     start, hi NULL: to the end) in key order, read with verify_checksums
+ *     and without filling the block cache; every block read is checked
+ *     against its RocksDB checksum.  Returns 0, cb's nonzero value,
+ *     QFS_ECORRUPT (RocksDB found a corrupt block or file: one log line),
+ *     -ENOMEM or -EIO.  Any thread; keys and values valid only in cb. */
+struct qfs_store_snap;
+int qfs_store_snap_take(struct qfs_store *s, struct qfs_store_snap **out);
+void qfs_store_snap_release(struct qfs_store_snap *sn);
+int qfs_store_snap_applied(struct qfs_store_snap *sn, qfs_group_t group, qfs_lsn_t *out);
+int qfs_store_snap_scan(struct qfs_store_snap *sn, qfs_group_t group, const uint8_t *lo,
+			size_t lo_len, const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb,
+			void *arg);
+
+/* Read every live SST block of the store and check its checksum (RocksDB's
+ * whole-database verification would be VerifyChecksum; the C API lacks it,
+ * so this scans the full key space with verify_checksums).  0, QFS_ECORRUPT
+ * (logged), -ENOMEM, -EIO.  Any thread. */
+int qfs_store_verify(struct qfs_store *s);
+
 #endif

@@ -370,19 +370,24 @@ void qfs_wal_close(struct qfs_wal *w)
 /* ---- append / sync ---- */
 
 /*
- * Append one record (see wal.h): encoded into the pending buffer, starting a
- * new segment when the tail reached the seal size.  No I/O.  p is copied.
+ * Append one record whose payload is a || b (see wal.h): copied into the
+ * pending buffer, its header (CRC32C over the copy) written in front,
+ * starting a new segment when the tail reached the seal size.  No I/O.
  * Errors: -EIO (sticky), -EINVAL (lsn != last+1, lsn 0, len too large),
  * -ENOMEM; on error the log is unchanged.
  */
-int qfs_wal_append(struct qfs_wal *w, qfs_lsn_t lsn, const void *p, size_t len)
+int qfs_wal_append2(struct qfs_wal *w, qfs_lsn_t lsn, const void *a, size_t alen, const void *b,
+		    size_t blen)
 {
 	struct qfs_wal_seg *t = tail(w);
+	size_t len = alen + blen;
+	uint8_t *rec;
 	int roll, rc;
 
 	if (w->err)
 		return w->err;
-	if (lsn == 0 || len > QFS_WAL_RECORD_MAX || (w->last && lsn != w->last + 1))
+	if (lsn == 0 || alen > QFS_WAL_RECORD_MAX || blen > QFS_WAL_RECORD_MAX ||
+	    len > QFS_WAL_RECORD_MAX || (w->last && lsn != w->last + 1))
 		return -EINVAL;
 	assert(w->last || !t); /* an empty log holds no segment */
 	roll = !t || (has_records(t) && t->size + t->pend_len >= w->segment_bytes);
@@ -405,13 +410,23 @@ int qfs_wal_append(struct qfs_wal *w, qfs_lsn_t lsn, const void *p, size_t len)
 	} else if (t->pend_len == 0) {
 		t->pend_off = w->pend_len;
 	}
-	memcpy(w->pend + w->pend_len + QFS_WAL_REC_HDR, p, len);
-	qfs_wal_rec_header(w->pend + w->pend_len, lsn, p, len);
+	rec = w->pend + w->pend_len;
+	if (alen)
+		memcpy(rec + QFS_WAL_REC_HDR, a, alen);
+	if (blen)
+		memcpy(rec + QFS_WAL_REC_HDR + alen, b, blen);
+	qfs_wal_rec_header(rec, lsn, rec + QFS_WAL_REC_HDR, len);
 	w->pend_len += QFS_WAL_REC_HDR + len;
 	t->pend_len += QFS_WAL_REC_HDR + len;
 	t->last = lsn;
 	w->last = lsn;
 	return 0;
+}
+
+/* Append one record (see wal.h and qfs_wal_append2). */
+int qfs_wal_append(struct qfs_wal *w, qfs_lsn_t lsn, const void *p, size_t len)
+{
+	return qfs_wal_append2(w, lsn, p, len, NULL, 0);
 }
 
 /* Write and fdatasync one segment's pending bytes (s->size is left for the

@@ -58,6 +58,12 @@ void qfs_wal_close(struct qfs_wal *w);
  * -EINVAL (lsn out of order, len > QFS_WAL_RECORD_MAX), -ENOMEM, -EIO (sticky). */
 int qfs_wal_append(struct qfs_wal *w, qfs_lsn_t lsn, const void *p, size_t len);
 
+/* qfs_wal_append of the payload a[0..alen) || b[0..blen) (a header and a
+ * body, say) without joining them first; the record is the same.  Same
+ * errors (-EINVAL if alen + blen > QFS_WAL_RECORD_MAX). */
+int qfs_wal_append2(struct qfs_wal *w, qfs_lsn_t lsn, const void *a, size_t alen, const void *b,
+		    size_t blen);
+
 /* Write buffered records and fdatasync them (and the directory when a segment
  * was created).  On return 0 every appended record is durable.  Errors as in
  * the failure contract above. */

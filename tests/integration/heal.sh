@@ -230,6 +230,7 @@ for f in $(echo "$segs" | head -n -1); do
 done
 [ -n "$seg" ] || fail "no sealed segment of node 1 above the archived LSN $arch: $segs"
 size=$(stat -c %s "$DATA/nodes/n1/wal/$G/$seg")
+log_mark
 python3 -c '
 import os, sys
 p, pos = sys.argv[1], int(sys.argv[2])
@@ -237,7 +238,6 @@ with open(p, "r+b") as f:
     f.seek(pos); b = f.read(1); f.seek(pos); f.write(bytes([b[0] ^ 0x5a])); os.fsync(f.fileno())
 ' "$DATA/nodes/n1/wal/$G/$seg" $((size / 2)) || fail "flip a byte in $seg"
 note "flipped a byte in the middle of node 1's sealed segment $seg ($size bytes) while mounted"
-log_mark
 mv "$DATA/archive.away" "$DATA/archive" || fail "mv archive back"
 for _ in $(seq 150); do
 	log | grep -q "archive gap filled from another replica group=$G " && break

@@ -89,6 +89,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+RENAME_WHITEOUT = 4
 
 
 def renameat2(src, dst, flags):
@@ -278,10 +279,16 @@ def einval_rename():
     eq("listing of iv_a/b/c", os.listdir(P("iv_a", "b", "c")), ["f"])
     wfile(P("iv_x"), b"xxx")
     wfile(P("iv_y"), b"yyy")
-    expect_err("EINVAL", renameat2, P("iv_x"), P("iv_y"), RENAME_EXCHANGE)
     expect_err("EINVAL", renameat2, P("iv_x"), P("iv_y"), RENAME_EXCHANGE | RENAME_NOREPLACE)
-    eq("iv_x after RENAME_EXCHANGE", rfile(P("iv_x")), b"xxx")
-    eq("iv_y after RENAME_EXCHANGE", rfile(P("iv_y")), b"yyy")
+    expect_err("EINVAL", renameat2, P("iv_x"), P("iv_y"), RENAME_WHITEOUT)
+    expect_err("EINVAL", renameat2, P("iv_x"), P("iv_y"), 8)
+    eq("iv_x after refused renameat2", rfile(P("iv_x")), b"xxx")
+    eq("iv_y after refused renameat2", rfile(P("iv_y")), b"yyy")
+    # exchanging a directory with its own ancestor or descendant (tests/integration/links.sh
+    # covers RENAME_EXCHANGE itself)
+    expect_err("EINVAL", renameat2, P("iv_a"), P("iv_a", "b", "c"), RENAME_EXCHANGE)
+    expect_err("EINVAL", renameat2, P("iv_a", "b", "c"), P("iv_a"), RENAME_EXCHANGE)
+    eq("subtree after refused exchanges", rfile(P("iv_a", "b", "c", "f")), b"deep")
 
 
 @check
@@ -326,9 +333,10 @@ def enametoolong():
 def eperm():
     f = P("ep_file")
     wfile(f, b"one")
-    expect_err("EPERM", os.link, f, P("ep_hard"))
+    os.mkdir(P("ep_dir"))
+    expect_err("EPERM", os.link, P("ep_dir"), P("ep_hard"))
     true("failed link created nothing", not exists(P("ep_hard")))
-    eq("st_nlink of file after failed link", os.stat(f).st_nlink, 1)
+    eq("st_nlink of the directory after a failed link", os.stat(P("ep_dir")).st_nlink, 2)
     expect_err("EPERM", os.open, os.path.join(MNT, "rootfile"), os.O_WRONLY | os.O_CREAT, 0o644)
     expect_err("EPERM", os.symlink, "posix", os.path.join(MNT, "rootlink"))
     expect_err("EPERM", os.mkfifo, os.path.join(MNT, "rootfifo"))

@@ -5,7 +5,8 @@
 # chmod/chown, nanosecond times, symlink, fifo, a 3 MiB file with a hole),
 # recording after each step the wall-clock time and a description of the
 # whole table as the mount shows it (type, mode, owner, size, mtime in ns,
-# SHA-256 of the bytes, link target, user xattrs).  Then restores the table
+# SHA-256 of the bytes, link target, user xattrs, and for a file with
+# several names its link count and first name).  Then restores the table
 # as of each recorded time into plain directories, one path alone, and once
 # into a new table of the mount, and compares each with the recorded state.
 # Restore before the table existed fails; a corrupted archived segment and
@@ -23,6 +24,14 @@ describe() {
 import hashlib, os, stat, sys
 root = sys.argv[1]
 out = []
+first = {}  # (dev, ino) -> the first name (sorted) of a file with several names
+for d, dirs, files in sorted(os.walk(root)):
+    for n in sorted(files):
+        st = os.lstat(os.path.join(d, n))
+        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+            rel = os.path.relpath(os.path.join(d, n), root)
+            k = (st.st_dev, st.st_ino)
+            first[k] = min(first.get(k, rel), rel)
 for d, dirs, files in os.walk(root):
     for n in sorted(dirs + files):
         p = os.path.join(d, n)
@@ -39,6 +48,8 @@ for d, dirs, files in os.walk(root):
             for x in sorted(os.listxattr(p)):
                 if x.startswith("user."):
                     xs.append(x + "=" + os.getxattr(p, x).hex())
+        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+            extra += " nlink=%d of=%s" % (st.st_nlink, first[(st.st_dev, st.st_ino)])
         size = st.st_size if not stat.S_ISDIR(st.st_mode) else 0
         out.append("%s %o %o %d:%d %d %d %s %s" % (rel, t, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                    size, st.st_mtime_ns, extra, ",".join(xs)))
@@ -72,6 +83,10 @@ setfattr -n user.color -v red a
 chmod 640 dir/b
 chown 1234:5678 dir/b
 touch -h -d '2001-02-03 04:05:06.123456789' dir/sub/c
+mkdir hl
+head -c 3000 /dev/urandom > hl/x
+ln hl/x hl/y
+ln hl/x hx
 cd / || fail "cd /"
 describe "$MNT/t" > "$T/exp0"
 T0=$(stamp)
@@ -86,6 +101,10 @@ setfattr -n user.size -v large a
 head -c 1500000 /dev/urandom > big
 dd if=/dev/urandom of=big bs=1M seek=2 count=1 conv=notrunc status=none
 for i in $(seq 30); do head -c 20000 /dev/urandom > "n$i"; done
+rm hl/y
+ln a hl/a2
+head -c 300000 /dev/urandom > hl/big
+ln hl/big hl/big2
 cd / || fail "cd /"
 describe "$MNT/t" > "$T/exp1"
 T1=$(stamp)
@@ -98,6 +117,7 @@ truncate -s 5 a
 setfattr -x user.size a
 chmod 700 renamed
 for i in $(seq 10); do rm "n$i"; done
+mv hl/big2 big3
 cd / || fail "cd /"
 describe "$MNT/t" > "$T/exp2"
 T2=$(stamp)
@@ -145,6 +165,9 @@ grep -q "no table named 't'" "$T/err" || fail "unclear error: $(cat "$T/err")"
 describe "$MNT/t_at_t1" > "$T/mnt.got"
 diff -u "$T/exp1" "$T/mnt.got" >&2 || fail "restore into a new table differs"
 ls "$MNT" | grep -qx t_at_t1 || fail "new table not listed"
+[ "$(stat -c %i "$MNT/t_at_t1/hl/a2")" = "$(stat -c %i "$MNT/t_at_t1/a")" ] ||
+	fail "hard link a / hl/a2 restored into the mount as two files"
+grep -q ' nlink=2 of=a' "$T/mnt.got" || fail "no restored hard link in: $(cat "$T/mnt.got")"
 
 # corruption: flip one data byte (past the local backend's 32-byte header)
 # of every archived segment of the table; restoring T0 needs the first ones

@@ -5,11 +5,13 @@
 #        times.py MOUNTPOINT verify   after a remount: times set by "main"
 #                                     are still exact to the nanosecond
 #
-# Spec: utimens keeps nanoseconds exactly; no atime update on read; mtime
-# and ctime change on write/truncate; ctime alone on chmod/chown/rename/
-# xattr; a directory's mtime/ctime change when entries are created, removed
-# or renamed in it; st_blocks reflects stored bytes (sparse chunks are not
-# stored).  One line per check; exits 1 if any check failed.
+# Spec: utimens keeps nanoseconds exactly; no atime update on read (the
+# mount is noatime and says so in /proc/mounts); mtime and ctime change on
+# write/truncate; ctime alone on chmod/chown/rename/xattr; a directory's
+# mtime/ctime change when entries are created, removed or renamed in it;
+# st_blocks counts stored bytes (holes are not stored); directories have
+# st_size 4096; .quorumfs entries carry the mount time.  One line per
+# check; exits 1 if any check failed.
 
 import ctypes
 import os
@@ -205,7 +207,7 @@ def read_keeps_atime():
         fh.read()
     os.listdir(T)
     s = os.stat(f)
-    eq("atime after read (noatime-like)", s.st_atime_ns, OLD)
+    eq("atime after read (noatime)", s.st_atime_ns, OLD)
     eq("mtime after read", s.st_mtime_ns, OLD + 1)
     eq("ctime after read", s.st_ctime_ns, c0)
 
@@ -350,7 +352,9 @@ def sizes_and_blocks():
          0 < s.st_blocks * 512 < 131072)
     d = P("sizedir")
     os.mkdir(d)
-    true("dir st_size >= 0", os.stat(d).st_size >= 0)
+    eq("dir st_size", os.stat(d).st_size, 4096)
+    wfile(os.path.join(d, "x"), b"x")
+    eq("dir st_size with an entry", os.stat(d).st_size, 4096)
 
 
 @check
@@ -361,9 +365,8 @@ def sparse_blocks():
     os.close(fd)
     s = os.stat(g)
     eq("sparse file size", s.st_size, 10 * 1048576 + 1)
-    # st_blocks is derived from the size in this version (holes are not
-    # subtracted; README "Status"), so only its presence is checked here.
-    true("sparse file: st_blocks > 0", s.st_blocks > 0)
+    # one byte stored: its chunk holds just it (trailing zeros are not kept)
+    eq("sparse file: st_blocks of one stored byte", s.st_blocks, 1)
     fd = os.open(g, os.O_RDWR)
     try:
         os.write(fd, b"a" * 4096)
@@ -375,11 +378,43 @@ def sparse_blocks():
     os.truncate(f, 100 * 1048576)
     s = os.stat(f)
     eq("size after truncate up to 100 MiB", s.st_size, 100 * 1048576)
-    # holes are not stored, but st_blocks does not show it yet (see above);
-    # the bytes must still read back as zeros
+    eq("st_blocks after truncate up to 100 MiB: the one byte", s.st_blocks, 1)
     with open(f, "rb") as fh:
         fh.seek(50 * 1048576)
         eq("bytes in the hole", fh.read(4096), b"\0" * 4096)
+
+
+@check
+def mount_says_noatime():
+    opts = None
+    with open("/proc/mounts") as fh:
+        for line in fh:
+            f = line.split()
+            if f[1] == MNT.replace(" ", "\\040"):
+                opts = f[3].split(",")
+    true("the mount is in /proc/mounts", opts is not None)
+    true("/proc/mounts says noatime (got %s)" % ",".join(opts), "noatime" in opts)
+    f = P("atime_probe")
+    wfile(f, b"x" * 200000)
+    os.utime(f, ns=(OLD, OLD))
+    for _ in range(3):
+        with open(f, "rb") as fh:
+            fh.read()
+    eq("atime after three reads", os.stat(f).st_atime_ns, OLD)
+
+
+@check
+def control_tree_times():
+    q = os.path.join(MNT, ".quorumfs")
+    for p in [q] + [os.path.join(q, n) for n in os.listdir(q)]:
+        s = os.stat(p)
+        eq("%s: atime = mtime = ctime" % rel(p), (s.st_atime_ns, s.st_ctime_ns), (s.st_mtime_ns, s.st_mtime_ns))
+        true("%s: mtime %s is the mount time, not 1970" % (rel(p), fmt_ns(s.st_mtime_ns)),
+             s.st_mtime_ns > 1600000000 * 10**9)
+        true("%s: mtime %s is not in the future" % (rel(p), fmt_ns(s.st_mtime_ns)),
+             s.st_mtime_ns <= time.time_ns())
+        true("%s: mtime %s is within an hour of now" % (rel(p), fmt_ns(s.st_mtime_ns)),
+             time.time_ns() - s.st_mtime_ns < 3600 * 10**9)
 
 
 # -------------------------------------------------- persistence across mounts

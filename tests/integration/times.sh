@@ -1,8 +1,9 @@
 #!/bin/bash
 # tests/integration/times.sh - timestamps and sizes: nanosecond utimens
 # (also through touch/stat and cp -a), which operations move mtime/ctime of
-# files and directories, no atime updates on read, st_size/st_blocks, and
-# that times survive an unmount and a remount.  Most checks in times.py.
+# files and directories, no atime updates on read (noatime), st_size and
+# st_blocks, the control tree's times, and that times survive an unmount
+# and a remount.  Most checks in times.py.
 
 . "$QFS_SRCDIR/tests/lib/common.sh"
 export LC_ALL=C TZ=UTC
@@ -34,8 +35,14 @@ a=$(stat -c '%s %a %y' "$D/src") b=$(stat -c '%s %a %y' "$D/copy")
 cmp -s "$D/src" "$D/copy" || fail "cp -a copy differs from its source"
 echo "ok   cp -a keeps size, mode and nanosecond mtime"
 
+ctl_t0=$(stat -c %Y "$MNT/.quorumfs/status")
+sleep 1.1
 qfs_umount
 qfs_mount
+ctl_t1=$(stat -c %Y "$MNT/.quorumfs/status")
+[ "$ctl_t1" -gt "$ctl_t0" ] || fail ".quorumfs/status mtime after remount $ctl_t1, before $ctl_t0: not the new mount time"
+[ $(( $(date +%s) - ctl_t1 )) -lt 60 ] || fail ".quorumfs/status mtime $ctl_t1 is not the mount time (now $(date +%s))"
+echo "ok   .quorumfs times are the mount time"
 python3 "$PY" "$MNT" verify || fail "times.py verify: times changed across the remount"
 got=$(stat -c '%x|%y' "$D/touched")
 [ "$got" = "$WANT|2011-12-13 14:15:16.000000001 +0000" ] || fail "touched after remount: got '$got'"

@@ -7,7 +7,12 @@
  * corruption of frames (encoded with the real codec), partitions, crashes that
  * lose whatever was not yet synced (log tail, promised ballot, unsent
  * messages), restarts, clock rates within the drift bound, log compaction and
- * snapshot transfers, client proposals and lease reads.  Time and storage are
+ * snapshot transfers, client proposals and lease reads.  The driver rules
+ * are the rnode's: appends are synced later, in one sync for everything
+ * appended since the last (group commit); a message that needs durability
+ * (qfs_paxos_msg_needs_durable) waits for that sync, a leader's ACCEPT
+ * leaves at once, so followers may hold entries that a crash of the leader
+ * before its sync takes from the leader's own log.  Time and storage are
  * simulated, there are no threads, so a seed replays exactly:
  *
  *     tests/sim/sim --seed N --verbose
@@ -100,6 +105,7 @@ static struct sim {
 	/* schedule */
 	uint64_t heal_at, end_at;
 	int loss_pct, dup_pct, corrupt_pct, crash_pct, part_pct, long_delay_pct, leader_bias;
+	uint64_t sync_ms; /* a sync takes 1..sync_ms ms */
 	uint64_t next_val;
 	uint64_t proposals, commits_at_heal, reads_ok, elections;
 	uint64_t steps;
@@ -286,11 +292,34 @@ static uint64_t hash_step(uint64_t h, qfs_lsn_t lsn, const struct ent *e)
 
 static void step(struct node *nd, const struct qfs_paxos_event *ev);
 
+/* Put one frame on the wire from node index from (the schedule may lose,
+ * duplicate, delay or corrupt it); takes buf. */
+static void send_frame(int from, int to, uint8_t *buf, size_t len)
+{
+	int copies = pct(S.dup_pct) ? 2 : 1;
+
+	for (int c = 0; c < copies; c++) {
+		uint64_t delay = 1 + rn(20);
+
+		if (S.cut[from][to] || pct(S.loss_pct))
+			continue;
+		if (pct(S.long_delay_pct))
+			delay += rn(300);
+		if (pct(S.corrupt_pct))
+			buf[rn(len)] ^= (uint8_t)(1 + rn(255));
+		net_push(to, buf, len, S.now + delay);
+	}
+	free(buf);
+}
+
 static void handle_update(struct node *nd, const struct qfs_paxos_update *up)
 {
 	int dirty = 0;
 
-	/* Messages first: they may point into the log we are about to grow. */
+	/* Messages first: they may point into the log we are about to grow.
+	 * A leader's ACCEPT leaves at once, while it syncs the same entries
+	 * itself (a crash before the sync then loses them here only); every
+	 * other message waits in the outbox for the next sync. */
 	for (uint32_t i = 0; i < up->nmsgs; i++) {
 		uint8_t *buf;
 		size_t need = qfs_paxos_msg_size(&up->msgs[i]);
@@ -303,6 +332,10 @@ static void handle_update(struct node *nd, const struct qfs_paxos_update *up)
 		len = qfs_paxos_msg_encode(&up->msgs[i], buf, need);
 		if (len != (ssize_t)need)
 			fail("encode returned %zd for %zu bytes", len, need);
+		if (!qfs_paxos_msg_needs_durable(&up->msgs[i])) {
+			send_frame((int)(nd - S.n), to, buf, (size_t)len);
+			continue;
+		}
 		if (nd->nout == nd->capout) {
 			nd->capout = nd->capout ? nd->capout * 2 : 16;
 			nd->outbox = xrealloc(nd->outbox, nd->capout * sizeof(nd->outbox[0]));
@@ -341,7 +374,7 @@ static void handle_update(struct node *nd, const struct qfs_paxos_update *up)
 		dirty = 1;
 	}
 	if (dirty && !nd->sync_at)
-		nd->sync_at = S.now + 1 + rn(4);
+		nd->sync_at = S.now + 1 + rn(S.sync_ms);
 
 	check_commits(nd);
 	check_new_leader(nd, up);
@@ -443,25 +476,8 @@ static void node_sync(struct node *nd)
 	nd->sync_at = 0;
 	nd->dlast = nd->vlast;
 	nd->promised_d = nd->promised_v;
-	for (size_t i = 0; i < nd->nout; i++) {
-		struct frame *f = &nd->outbox[i];
-		int from = (int)(nd - S.n);
-		int copies = pct(S.dup_pct) ? 2 : 1;
-
-		for (int c = 0; c < copies; c++) {
-			uint64_t delay = 1 + rn(20);
-
-			if (S.cut[from][f->to] || pct(S.loss_pct))
-				continue;
-			if (pct(S.long_delay_pct))
-				delay += rn(300);
-			if (pct(S.corrupt_pct)) {
-				f->buf[rn(f->len)] ^= (uint8_t)(1 + rn(255));
-			}
-			net_push(f->to, f->buf, f->len, S.now + delay);
-		}
-		free(f->buf);
-	}
+	for (size_t i = 0; i < nd->nout; i++)
+		send_frame((int)(nd - S.n), nd->outbox[i].to, nd->outbox[i].buf, nd->outbox[i].len);
 	nd->nout = 0;
 	if (nd->dlast) {
 		ev.lsn = nd->dlast;
@@ -676,11 +692,14 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 	S.crash_pct = (int)rn(4) * 5;    /* per 100 ms */
 	S.part_pct = (int)rn(4) * 10;
 	S.leader_bias = (int)rn(2);      /* crash and isolate the leader more often */
+	/* a slow disk: syncs slower than a network hop, so the followers' acks
+	 * often reach the leader before its own sync returns */
+	S.sync_ms = pct(50) ? 4 : 40;
 	S.heal_at = faulty_ms;
 	S.end_at = faulty_ms + 5000;
-	say("schedule loss=%d dup=%d corrupt=%d long_delay=%d crash=%d part=%d heal=%" PRIu64,
-	    S.loss_pct, S.dup_pct, S.corrupt_pct, S.long_delay_pct, S.crash_pct, S.part_pct,
-	    S.heal_at);
+	say("schedule loss=%d dup=%d corrupt=%d long_delay=%d crash=%d part=%d sync_ms=%" PRIu64
+	    " heal=%" PRIu64, S.loss_pct, S.dup_pct, S.corrupt_pct, S.long_delay_pct, S.crash_pct,
+	    S.part_pct, S.sync_ms, S.heal_at);
 	for (int i = 0; i < NN; i++)
 		S.n[i].id = (uint32_t)i + 1;
 	for (int i = 0; i < NN; i++) {

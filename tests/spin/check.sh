@@ -5,8 +5,9 @@
 # exhaustive safety search: any assertion violation (two values chosen for
 # one slot) fails the test.  Then checks that the deliberately broken
 # variants (acceptor ignoring the ballot, promise without the up-to-date
-# check) ARE caught, so the model keeps its teeth.  Exit 77 if spin or cc is
-# missing (CI installs the Debian package spin).
+# check, leader counting its own vote before its sync) ARE caught, so the
+# model keeps its teeth.  Exit 77 if spin or cc is missing (CI installs the
+# Debian package spin).
 set -u
 
 SRC=${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -45,7 +46,7 @@ if ! verify; then
 	exit 1
 fi
 
-for v in BROKEN_BALLOT BROKEN_UPTODATE; do
+for v in BROKEN_BALLOT BROKEN_UPTODATE BROKEN_SELFVOTE; do
 	echo "== broken variant $v must be caught"
 	if verify "-D$v"; then
 		echo "FAIL: spin did not catch $v: the model lost its teeth"

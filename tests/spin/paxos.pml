@@ -13,7 +13,10 @@
  * and appends one entry of its ballot (value = ballot; the NOOP barrier of
  * the C code plays this role).  Phase 2: ACCEPT carries the leader's log; an
  * acceptor takes it if the ballot is not below its promise, keeping matching
- * entries and truncating at the first conflict.  The leader commits its whole
+ * entries and truncating at the first conflict.  The leader sends its accepts
+ * while it persists the new entry itself, so its own acceptance happens
+ * before the followers', after them, or never (a crash before its sync); it
+ * counts its own vote only once it happened.  The leader commits its whole
  * log once a quorum accepted it: only then is its own-ballot entry on a
  * quorum, which is the C code's commit rule.
  *
@@ -25,6 +28,8 @@
  * Deliberately broken variants, which spin must reject (check.sh runs them):
  *   -DBROKEN_BALLOT    acceptors take accepts of any ballot
  *   -DBROKEN_UPTODATE  acceptors promise without the up-to-date check
+ *   -DBROKEN_SELFVOTE  the leader counts its own vote before its own
+ *                      acceptance is durable (it sends while it syncs)
  */
 #define NA 3
 #define Q 2
@@ -44,6 +49,58 @@ inline choose(s, v)
 	chosen[s] = v
 }
 
+/* Acceptor j takes the leader's ACCEPT (or it, or its answer, is lost). */
+inline accept(j)
+{
+	if
+	:: atomic {
+		if
+#ifdef BROKEN_BALLOT
+		:: true ->
+#else
+		:: b >= promised[j] ->
+#endif
+			if
+			:: b > promised[j] -> promised[j] = b
+			:: else -> skip
+			fi;
+			/* keep the matching prefix, truncate at the first conflict */
+			k = 0;
+			stop = false;
+			do
+			:: k < llen && !stop ->
+				if
+				:: k < alen[j] && abal[j * MAXL + k] == lbal[k] -> k++
+				:: else -> stop = true
+				fi
+			:: else -> break
+			od;
+			do
+			:: k < llen ->
+				abal[j * MAXL + k] = lbal[k];
+				aval[j * MAXL + k] = lval[k];
+				k++
+			:: else -> break
+			od;
+			if
+			:: alen[j] < llen || stop -> alen[j] = llen
+			:: else -> skip
+			fi;
+#ifdef BROKEN_SELFVOTE
+			if
+			:: j != me -> acks++
+			:: else -> skip
+			fi
+#else
+			acks++
+#endif
+		:: else -> skip
+		fi
+	   }
+	:: skip /* ACCEPT or ACCEPTED lost; for j == me: crashed before its sync */
+	fi
+}
+
 proctype proposer(byte me)
 {
 	byte b = me + 1;
@@ -52,7 +109,7 @@ proctype proposer(byte me)
 	byte lbal[MAXL];
 	byte lval[MAXL];
 	byte llen;
-	bool stop;
+	bool stop, selflast;
 
 	/* phase 1: promise ourselves and snapshot our log (the PREPARE's content) */
 	atomic {
@@ -107,54 +164,32 @@ proctype proposer(byte me)
 	:: else -> skip
 	fi;
 
-	/* phase 2 */
+	/* phase 2: the leader sends its accepts while it persists the entry
+	 * itself, so its own acceptance may come first, after the followers'
+	 * or never (it crashed before its sync returned); it counts itself only
+	 * once its own acceptance happened (is durable). */
 	acks = 0;
+#ifdef BROKEN_SELFVOTE
+	acks = 1; /* counts its own vote before its acceptance is durable */
+#endif
+	if
+	:: selflast = false
+	:: selflast = true
+	fi;
 	j = 0;
 	do
 	:: j < NA ->
 		if
-		:: atomic {
-			if
-#ifdef BROKEN_BALLOT
-			:: true ->
-#else
-			:: b >= promised[j] ->
-#endif
-				if
-				:: b > promised[j] -> promised[j] = b
-				:: else -> skip
-				fi;
-				/* keep the matching prefix, truncate at the first conflict */
-				k = 0;
-				stop = false;
-				do
-				:: k < llen && !stop ->
-					if
-					:: k < alen[j] && abal[j * MAXL + k] == lbal[k] -> k++
-					:: else -> stop = true
-					fi
-				:: else -> break
-				od;
-				do
-				:: k < llen ->
-					abal[j * MAXL + k] = lbal[k];
-					aval[j * MAXL + k] = lval[k];
-					k++
-				:: else -> break
-				od;
-				if
-				:: alen[j] < llen || stop -> alen[j] = llen
-				:: else -> skip
-				fi;
-				acks++
-			:: else -> skip
-			fi
-		   }
-		:: skip /* ACCEPT or ACCEPTED lost */
+		:: j != me || !selflast -> accept(j)
+		:: else -> skip
 		fi;
 		j++
 	:: else -> break
 	od;
+	if
+	:: selflast -> accept(me)
+	:: else -> skip
+	fi;
 
 	/* commit: a quorum holds the log ending with our own-ballot entry */
 	if

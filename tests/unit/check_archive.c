@@ -433,6 +433,49 @@ START_TEST(keys)
 }
 END_TEST
 
+/* Retention keeps exactly what restores to any time >= the window's start
+ * need: every plan inside the window still works on the shortened
+ * manifest, and the earliest restorable time is the kept snapshot's. */
+START_TEST(retention)
+{
+	struct qfs_arch_manifest m, k;
+	struct qfs_arch_plan p;
+	size_t ds, dn;
+
+	sample(&m); /* segs 1-10 [100,200], 11-20 [300,400], 21-30 [500,600]; snap lsn 20 @450 */
+	ck_assert_uint_eq(qfs_arch_earliest(&m), 0);
+	/* window starting before the snapshot: nothing may go */
+	qfs_arch_retain(&m, 449, &ds, &dn);
+	ck_assert_uint_eq(ds, 0);
+	ck_assert_uint_eq(dn, 0);
+	/* window starting after it: segments 1-10 and 11-20 go, the snapshot stays */
+	qfs_arch_retain(&m, 451, &ds, &dn);
+	ck_assert_uint_eq(ds, 2);
+	ck_assert_uint_eq(dn, 0);
+	qfs_arch_manifest_init(&k, m.group);
+	for (size_t i = ds; i < m.nsegs; i++)
+		ck_assert_int_eq(qfs_arch_manifest_add_seg(&k, &m.segs[i]), 0);
+	for (size_t i = dn; i < m.nsnaps; i++)
+		ck_assert_int_eq(qfs_arch_manifest_add_snap(&k, &m.snaps[i]), 0);
+	ck_assert_uint_eq(qfs_arch_earliest(&k), 450);
+	for (uint64_t t = 451; t < 700; t += 7) {
+		struct qfs_arch_plan q;
+		ck_assert_int_eq(qfs_arch_plan(&k, t, &p), 0);
+		ck_assert_int_eq(qfs_arch_plan(&m, t, &q), 0);
+		ck_assert_uint_eq(p.from, q.from); /* same starting point, same replay */
+	}
+	ck_assert_int_eq(qfs_arch_plan(&k, 300, &p), -ENODATA); /* before the window: refused */
+	qfs_arch_manifest_close(&k);
+	/* the last segment always stays */
+	struct qfs_arch_snap late = { .lsn = 30, .time_ns = 700 };
+	ck_assert_int_eq(qfs_arch_manifest_add_snap(&m, &late), 0);
+	qfs_arch_retain(&m, 800, &ds, &dn);
+	ck_assert_uint_eq(ds, 2);
+	ck_assert_uint_eq(dn, 1);
+	qfs_arch_manifest_close(&m);
+}
+END_TEST
+
 static Suite *archive_suite(void)
 {
 	Suite *s = suite_create("archive");
@@ -453,6 +496,7 @@ static Suite *archive_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("pitr");
 	tcase_add_test(tc, plan_cut);
+	tcase_add_test(tc, retention);
 	tcase_add_test(tc, parse_time);
 	suite_add_tcase(s, tc);
 	return s;

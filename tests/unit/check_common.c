@@ -532,6 +532,72 @@ START_TEST(test_inode_roundtrip)
 }
 END_TEST
 
+/* Version 2 keeps the counts; version 1 values (no counts) still decode,
+ * with the chunk count unknown for a chunked file and 0 for an inline one,
+ * and st_blocks derived from what is known. */
+START_TEST(test_inode_counts_and_v1)
+{
+	struct qfs_inode in, out;
+	struct qfs_attr a;
+	struct qfs_buf b;
+	const size_t attr_block = 8 + 5 * 4 + 8 + 8 + 4 * 12;
+
+	qfs_inode_init(&in);
+	in.a.ino = 5000;
+	in.a.mode = S_IFREG | 0644;
+	in.a.size = 10 << 20;
+	in.chunk_bytes = 4096 + 1;
+	in.ninodes = 77;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(b.data[0], QFS_INODE_VERSION);
+	qfs_inode_init(&out);
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), 0);
+	ck_assert_uint_eq(out.chunk_bytes, 4097);
+	ck_assert_uint_eq(out.ninodes, 77);
+	ck_assert_uint_eq(out.a.blocks, 9); /* 4097 bytes stored, not 10 MiB */
+	ck_assert_int_eq(qfs_inode_decode_attr(b.data, b.len, &a), 0);
+	ck_assert_uint_eq(a.blocks, 9);
+
+	/* the same value as version 1 wrote it: no counts */
+	struct qfs_buf v1;
+	qfs_buf_init(&v1);
+	qfs_buf_put_u8(&v1, 1);
+	qfs_buf_put(&v1, b.data + 1, attr_block);
+	qfs_buf_put(&v1, b.data + 1 + attr_block + 16, b.len - 1 - attr_block - 16);
+	ck_assert_int_eq(qfs_inode_decode(v1.data, v1.len, &out), 0);
+	ck_assert_uint_eq(out.chunk_bytes, QFS_COUNT_UNKNOWN);
+	ck_assert_uint_eq(out.ninodes, QFS_COUNT_UNKNOWN);
+	ck_assert_uint_eq(out.a.blocks, (10 << 20) / 512); /* from the size, as version 1 did */
+	ck_assert_uint_eq(out.a.size, 10 << 20);
+
+	/* an inline version 1 file: its data is all there is */
+	qfs_buf_reset(&b);
+	in.a.flags = QFS_ATTR_INLINE;
+	in.a.size = 1000;
+	ck_assert_int_eq(qfs_inode_set_data(&in, "xyz", 3), 0);
+	qfs_inode_encode(&in, &b);
+	qfs_buf_reset(&v1);
+	qfs_buf_put_u8(&v1, 1);
+	qfs_buf_put(&v1, b.data + 1, attr_block);
+	qfs_buf_put(&v1, b.data + 1 + attr_block + 16, b.len - 1 - attr_block - 16);
+	ck_assert_int_eq(qfs_inode_decode(v1.data, v1.len, &out), 0);
+	ck_assert_uint_eq(out.chunk_bytes, 0);
+	ck_assert_uint_eq(out.a.blocks, 1);
+	ck_assert_mem_eq(out.data, "xyz", 3);
+
+	/* a version 3 value is refused */
+	b.data[0] = 3;
+	ck_assert_int_eq(qfs_inode_decode(b.data, b.len, &out), QFS_EFORMAT);
+
+	qfs_buf_close(&v1);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+	qfs_inode_close(&out);
+}
+END_TEST
+
 /* Encoded samples for the truncation and version tests. */
 enum { SAMPLE_DENTRY, SAMPLE_INODE, SAMPLE_TXN, SAMPLE_N };
 
@@ -805,6 +871,13 @@ static void build_sample_txn(struct qfs_txn *t)
 	op->val_len = 3, op->flags = XATTR_CREATE;
 	op = qfs_txn_add(t, QFS_OP_XDEL);
 	op->key = K1, op->key_len = 7, op->name = "user.gone";
+	op = qfs_txn_add(t, QFS_OP_LINK_ADD);
+	op->key = K1, op->key_len = 7, op->limit = 65000;
+	op = qfs_txn_add(t, QFS_OP_LINK_DROP);
+	op->key = K1, op->key_len = 7, op->key2 = K2, op->key2_len = 7;
+	op->val = (const uint8_t *)"orphan", op->val_len = 6;
+	op = qfs_txn_add(t, QFS_OP_LINK_DROP); /* destroy form: no orphan key */
+	op->key = K2, op->key_len = 7;
 }
 
 static void sample_txn_encode(struct qfs_buf *b)
@@ -852,6 +925,7 @@ START_TEST(test_txn_roundtrip)
 		ck_assert_uint_eq(x->mask, y->mask);
 		ck_assert_int_eq(x->delta, y->delta);
 		ck_assert_int_eq(x->flags, y->flags);
+		ck_assert_uint_eq(x->limit, y->limit);
 		if (x->kind == QFS_OP_SETATTR)
 			assert_attr_eq(&x->attr, &y->attr);
 	}
@@ -920,7 +994,9 @@ START_TEST(test_txn_decode_rejects)
 	/* version 1, nops 4 bytes, kind at 5, key len 6..9, key 10..16, err 17..20 */
 	ck_assert_int_eq(decode_one(&op, 17, 0x00, 0), QFS_ECORRUPT); /* err >= 0 */
 	ck_assert_int_eq(decode_one(&op, 5, 0, 0), QFS_ECORRUPT);       /* kind 0 */
-	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_XDEL + 1, 0), QFS_ECORRUPT);
+	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_LINK_DROP + 1, 0), QFS_ECORRUPT);
+	/* a txn without link ops is written as version 1, which knows no LINK_* */
+	ck_assert_int_eq(decode_one(&op, 5, QFS_OP_LINK_ADD, 0), QFS_ECORRUPT);
 	ck_assert_int_eq(decode_one(&op, 4, 200, 0), QFS_ECORRUPT);     /* too many ops */
 
 	struct qfs_op x = { .kind = QFS_OP_XDEL, .key = K1, .key_len = 7, .name = "user.x" };
@@ -932,6 +1008,24 @@ START_TEST(test_txn_decode_rejects)
 	struct qfs_op s = { .kind = QFS_OP_SETATTR, .key = K1, .key_len = 7 };
 	s.attr.ctime.nsec = 1000000000u;
 	ck_assert_int_eq(decode_one(&s, 0, 0, 0), QFS_ECORRUPT);
+	/* LINK_ADD: version 2, nops, kind at 5, key 6..16, limit 17..20 */
+	struct qfs_op l = { .kind = QFS_OP_LINK_ADD, .key = K1, .key_len = 7, .limit = 3 };
+	ck_assert_int_eq(decode_one(&l, 0, 0, 0), 0);
+	ck_assert_int_eq(decode_one(&l, 0, 0, 1), QFS_ECORRUPT); /* trailing byte */
+	struct qfs_txn lt, ld;
+	struct qfs_buf lb;
+	qfs_txn_init(&lt);
+	*qfs_txn_add(&lt, QFS_OP_LINK_ADD) = l;
+	qfs_buf_init(&lb);
+	qfs_txn_encode(&lt, &lb);
+	ck_assert_uint_eq(lb.data[0], 2);
+	qfs_txn_init(&ld);
+	lb.data[0] = 1; /* claims version 1, which has no LINK_ADD */
+	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_ECORRUPT);
+	lb.data[0] = 3; /* a newer version */
+	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_EFORMAT);
+	qfs_txn_close(&lt);
+	qfs_buf_close(&lb);
 }
 END_TEST
 
@@ -1038,6 +1132,7 @@ static Suite *common_suite(void)
 	tc = tcase_create("item");
 	tcase_add_test(tc, test_dentry_roundtrip);
 	tcase_add_test(tc, test_inode_roundtrip);
+	tcase_add_test(tc, test_inode_counts_and_v1);
 	tcase_add_test(tc, test_inode_decode_rejects);
 	tcase_add_test(tc, test_xattr_semantics);
 	tcase_add_test(tc, test_xattr_limits);

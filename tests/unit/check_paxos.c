@@ -465,6 +465,100 @@ START_TEST(test_leader_change_uncommitted)
 }
 END_TEST
 
+/* The leader sends while it syncs (doc/paxos.md section 4): its ACCEPTs need
+ * no durability, its own vote counts only from PERSISTED on, and it applies
+ * only what is durable locally even when the followers alone committed it. */
+static void leader_propose_unsynced(uint64_t v)
+{
+	struct qfs_paxos_update up;
+	uint8_t d[8];
+	struct qfs_repl_entry e = { .type = QFS_REPL_ENTRY_TXN, .data = d, .len = 8 };
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE, .now_ms = C[0].now,
+				      .entries = &e, .n = 1 };
+
+	qfs_be64_put(d, v);
+	ck_assert_int_eq(qfs_paxos_step(&C[0].px, &ev, &up), 0);
+	ck_assert_uint_eq(up.npersist, 1);
+	ck_assert_uint_eq(up.nmsgs, 2);
+	for (uint32_t k = 0; k < up.nmsgs; k++) {
+		ck_assert_int_eq(up.msgs[k].type, QFS_PAXOS_ACCEPT);
+		ck_assert_int_eq(qfs_paxos_msg_needs_durable(&up.msgs[k]), 0);
+	}
+	/* Append to the log (buffered), send, but no PERSISTED yet. */
+	{
+		struct rep *r = &C[0];
+		const struct qfs_repl_entry *pe = &up.persist[0];
+
+		ck_assert_uint_eq(pe->lsn, r->last + 1);
+		r->ballot[pe->lsn] = pe->ballot;
+		r->type[pe->lsn] = pe->type;
+		memcpy(r->data[pe->lsn], pe->data, 8);
+		r->last = pe->lsn;
+		for (uint32_t k = 0; k < up.nmsgs; k++) {
+			ssize_t len = qfs_paxos_msg_encode(&up.msgs[k], Q[NQ].buf, sizeof(Q[NQ].buf));
+
+			ck_assert_int_gt(len, 0);
+			Q[NQ].len = (size_t)len;
+			Q[NQ].to = (int)up.msgs[k].to - 1;
+			NQ++;
+		}
+	}
+}
+
+static void leader_persisted(void)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PERSISTED, .now_ms = C[0].now,
+				      .lsn = C[0].last, .ballot = C[0].ballot[C[0].last] };
+
+	drive(0, &ev);
+}
+
+START_TEST(test_leader_sends_while_syncing)
+{
+	struct qfs_paxos_msg m;
+
+	memset(&m, 0, sizeof(m));
+	for (uint8_t t = QFS_PAXOS_PREPARE; t <= QFS_PAXOS_ACCEPTED; t++) {
+		m.type = t;
+		ck_assert_int_eq(qfs_paxos_msg_needs_durable(&m), t != QFS_PAXOS_ACCEPT);
+	}
+	elect(0, 5000);
+	ck_assert_int_eq(propose(0, 1), 0);
+	flush();
+	tick(0, 5300);
+	flush();
+	ck_assert_uint_eq(C[0].px.commit, 2);
+
+	/* One follower acknowledges, the leader has not synced: no quorum. */
+	leader_propose_unsynced(2);
+	DROP_TO = 3;
+	flush();
+	DROP_TO = 0;
+	ck_assert_uint_eq(C[1].last, 3);
+	ck_assert_uint_eq(C[0].px.commit, 2);
+	ck_assert_uint_eq(C[0].applied, 2);
+	/* Its own sync returns: now it counts, commits and applies. */
+	leader_persisted();
+	ck_assert_uint_eq(C[0].px.commit, 3);
+	ck_assert_uint_eq(C[0].applied, 3);
+
+	/* Both followers acknowledge before the leader's sync: chosen, but the
+	 * leader applies only what it holds durably. */
+	leader_propose_unsynced(3);
+	flush();
+	ck_assert_uint_eq(C[0].px.commit, 4);
+	ck_assert_uint_eq(C[0].applied, 3);
+	tick(0, 5600); /* heartbeats carry the commit point to the followers */
+	flush();
+	ck_assert_uint_eq(C[1].applied, 4);
+	ck_assert_uint_eq(C[2].applied, 4);
+	ck_assert_uint_eq(C[0].applied, 3);
+	leader_persisted();
+	ck_assert_uint_eq(C[0].applied, 4);
+	ck_assert_uint_eq(qfs_be64_get(C[0].data[4]), 3);
+}
+END_TEST
+
 START_TEST(test_catch_up_and_snapshot)
 {
 	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED };
@@ -658,6 +752,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_happy_path);
 	tcase_add_test(tg, test_leader_change_uncommitted);
 	tcase_add_test(tg, test_catch_up_and_snapshot);
+	tcase_add_test(tg, test_leader_sends_while_syncing);
 	tcase_add_test(tg, test_lease_expiry);
 	suite_add_tcase(s, tg);
 	return s;

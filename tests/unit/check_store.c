@@ -928,9 +928,10 @@ START_TEST(test_undecodable)
 	qfs_log_level = saved;
 	const uint8_t garbage[] = { 1, 0xff, 0xff, 0xff, 0xff, 9, 9 };
 	ck_assert_int_eq(qfs_store_apply(st, G1, 1, garbage, sizeof(garbage), &res), QFS_ECORRUPT);
-	b.data[0]++;
+	uint8_t version = b.data[0];
+	b.data[0] = QFS_TXN_VERSION + 1; /* written by a newer release */
 	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), QFS_EFORMAT);
-	b.data[0]--;
+	b.data[0] = version;
 	ck_assert_int_eq(res, 4242);
 	ck_assert_uint_eq(applied(G1), 0);
 	ck_assert(!present(G1, k, 16 + 1));
@@ -956,11 +957,209 @@ START_TEST(test_patch_corrupt_inode)
 	assert_val(G1, k, kl, "\001 not an inode");
 	/* a newer format version is QFS_EFORMAT */
 	qfs_txn_init(&t);
-	add_put(&t, k, kl, "\002 from the future");
+	add_put(&t, k, kl, "\003 from the future");
 	ck_assert_int_eq(APPLY(G1, &t), 0);
 	qfs_txn_init(&t);
 	add(&t, QFS_OP_XDEL, k, kl)->name = "user.a";
 	ck_assert_int_eq(APPLY(G1, &t), QFS_EFORMAT);
+}
+END_TEST
+
+/* ---- counts kept at apply time (doc/format-items.md) ---- */
+
+static uint64_t chunk_bytes_of(qfs_group_t g, uint64_t ino)
+{
+	struct qfs_inode in;
+	get_inode(g, ino, &in);
+	uint64_t n = in.chunk_bytes;
+	qfs_inode_close(&in);
+	return n;
+}
+
+static uint64_t ninodes_of(qfs_group_t g, uint64_t ino)
+{
+	struct qfs_inode in;
+	get_inode(g, ino, &in);
+	uint64_t n = in.ninodes;
+	qfs_inode_close(&in);
+	return n;
+}
+
+/* Chunk PUT/DEL/DEL_RANGE change the inode's chunk_bytes by the change of
+ * the value lengths; a failed txn changes nothing; a PUT of the inode
+ * keeps the count whatever the value says. */
+START_TEST(test_count_chunk_bytes)
+{
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t kl, il;
+	const uint8_t *ik = kino(FILE_INO, &il);
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 0);
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put(&t, kp, kl, "hello");
+	kp = kchunk(FILE_INO, 1, &kl);
+	add_put(&t, kp, kl, "abc");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 8);
+	struct qfs_inode in;
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.blocks, 1); /* 8 chunk bytes + 3 inline */
+	qfs_inode_close(&in);
+
+	/* overwrite shorter, delete one, delete an absent one */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put(&t, kp, kl, "hi");
+	kp = kchunk(FILE_INO, 1, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	kp = kchunk(FILE_INO, 9, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 2);
+
+	/* a range delete counts what it removed, also what the txn wrote */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 3, &kl);
+	add_put(&t, kp, kl, "xxxx");
+	kp = kchunk(FILE_INO, 2, &kl);
+	add_put(&t, kp, kl, "yyyyyyy");
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 3, UINT64_MAX);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9);
+
+	/* a failed txn counts nothing */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 5, &kl);
+	add_put(&t, kp, kl, "zzzzzzzzzz");
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, ik, il, -EEXIST);
+	ck_assert_int_eq(APPLY(G1, &t), -EEXIST);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9);
+
+	/* a PUT of the inode keeps the store's counts, not the writer's */
+	struct qfs_buf b;
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0600;
+	in.chunk_bytes = 999999;
+	in.ninodes = 5;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, ik, il, b.data, b.len);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.mode, S_IFREG | 0600);
+	ck_assert_uint_eq(in.a.blocks, 1);
+	qfs_inode_close(&in);
+
+	/* deleting the inode and its chunks: nothing left to count on */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, ik, il);
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 0, UINT64_MAX);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, ik, il));
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* An inode stored by version 1 has no chunk count: it stays unknown
+ * (st_blocks from the size) until every chunk is deleted at once. */
+START_TEST(test_count_unknown_v1)
+{
+	struct qfs_inode in;
+	struct qfs_buf b, v1;
+	struct qfs_txn t;
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	uint32_t kl, il;
+	const uint8_t *ik = kino(FILE_INO, &il);
+	const size_t attr_block = 8 + 5 * 4 + 8 + 8 + 4 * 12;
+
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0644;
+	in.a.size = 1 << 20;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_buf_init(&v1);
+	qfs_buf_put_u8(&v1, 1);
+	qfs_buf_put(&v1, b.data + 1, attr_block);
+	qfs_buf_put(&v1, b.data + 1 + attr_block + 16, b.len - 1 - attr_block - 16);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, ik, il, v1.data, v1.len), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), QFS_COUNT_UNKNOWN);
+
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put(&t, kp, kl, "data");
+	add(&t, QFS_OP_SETATTR, ik, il)->mask = QFS_SET_UID;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), QFS_COUNT_UNKNOWN);
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.blocks, (1 << 20) / 512);
+	qfs_inode_close(&in);
+
+	qfs_txn_init(&t);
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 0, UINT64_MAX);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	kp = kchunk(FILE_INO, 2, &kl);
+	add_put(&t, kp, kl, "abcdef");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 6);
+	qfs_buf_close(&v1);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* The inode whose ino is the group's id counts the inode items of the
+ * group: +1 per inode that appears, -1 per inode that goes. */
+START_TEST(test_count_ninodes)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+
+	put_inode(G2, G2, S_IFDIR | 0755);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 1); /* itself */
+	put_inode(G2, 100, S_IFREG | 0644);
+	put_inode(G2, 101, S_IFREG | 0644);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 3);
+	put_inode(G2, 100, S_IFREG | 0600); /* replaced, not added */
+	ck_assert_uint_eq(ninodes_of(G2, G2), 3);
+	qfs_txn_init(&t);
+	kp = kino(100, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	kp = kino(555, &kl);
+	add(&t, QFS_OP_DEL, kp, kl); /* absent */
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	/* dentries and chunks are not inodes */
+	qfs_txn_init(&t);
+	kp = kdent(G2, "name", &kl);
+	add_put(&t, kp, kl, "d");
+	kp = kchunk(101, 0, &kl);
+	add_put(&t, kp, kl, "c");
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	ck_assert_uint_eq(chunk_bytes_of(G2, 101), 1);
+	/* LINK_DROP of the last name deletes the inode: one less */
+	put_inode(G2, 102, S_IFREG | 0644);
+	ck_assert_uint_eq(ninodes_of(G2, G2), 3);
+	qfs_txn_init(&t);
+	kp = kino(102, &kl);
+	add(&t, QFS_OP_LINK_DROP, kp, kl);
+	ck_assert_int_eq(APPLY(G2, &t), 0);
+	ck_assert(!present(G2, kp, kl));
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	/* the same survives a reopen of the store */
+	reopen();
+	ck_assert_uint_eq(ninodes_of(G2, G2), 2);
+	ck_assert_uint_eq(chunk_bytes_of(G2, 101), 1);
 }
 END_TEST
 
@@ -1161,6 +1360,214 @@ START_TEST(test_group_size)
 }
 END_TEST
 
+/* ---- hard links: LINK_ADD / LINK_DROP ---- */
+
+static int dump_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct qfs_buf *b = arg;
+	qfs_buf_put_bytes(b, k, kl);
+	qfs_buf_put_bytes(b, v, vl);
+	return 0;
+}
+
+/* Every item of g, keys and values end to end. */
+static void dump(qfs_group_t g, struct qfs_buf *b)
+{
+	qfs_buf_init(b);
+	ck_assert_int_eq(qfs_store_scan(st, g, NULL, 0, NULL, 0, dump_cb, b), 0);
+	ck_assert_int_eq(b->err, 0);
+}
+
+static void put_chunks(qfs_group_t g, uint64_t ino, int n)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	qfs_txn_init(&t);
+	for (int c = 0; c < n; c++) {
+		kp = kchunk(ino, (uint64_t)c, &kl);
+		add_put(&t, kp, kl, "chunk");
+	}
+	ck_assert_int_eq(APPLY(g, &t), 0);
+}
+
+static int nchunks(qfs_group_t g, uint64_t ino)
+{
+	int n = 0;
+	for (uint64_t c = 0; c < 8; c++) {
+		uint32_t kl;
+		kp = kchunk(ino, c, &kl);
+		n += present(g, kp, kl);
+	}
+	return n;
+}
+
+static uint32_t nlink_of(qfs_group_t g, uint64_t ino)
+{
+	struct qfs_inode in;
+	get_inode(g, ino, &in);
+	uint32_t n = in.a.nlink;
+	qfs_inode_close(&in);
+	return n;
+}
+
+START_TEST(test_link_add)
+{
+	struct qfs_txn t;
+	uint32_t kl, dl;
+	const uint8_t *k = kino(FILE_INO, &kl), *d = kino(DIR_INO, &dl);
+	put_inode(G1, FILE_INO, S_IFREG | 0644); /* nlink 1 */
+	put_inode(G1, DIR_INO, S_IFDIR | 0755);
+
+	for (int i = 0; i < 2; i++) {
+		qfs_txn_init(&t);
+		add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 3;
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 3;
+	ck_assert_int_eq(APPLY(G1, &t), -EMLINK);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, d, dl)->limit = 100;
+	ck_assert_int_eq(APPLY(G1, &t), -EPERM);
+	qfs_txn_init(&t);
+	kp = kino(FILE_INO + 9, &kl);
+	add(&t, QFS_OP_LINK_ADD, kp, kl)->limit = 100;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	/* an inode with no name left (open, unlinked) gets none back */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = -3;
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 100;
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 3); /* the failed txn changed nothing */
+}
+END_TEST
+
+START_TEST(test_link_drop)
+{
+	struct qfs_txn t;
+	uint32_t kl, ol, dl;
+	const uint8_t *k = kino(FILE_INO, &kl), *ok = kdent(0, "00000000000007d0", &ol);
+	const uint8_t *d = kino(DIR_INO, &dl);
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	put_inode(G1, DIR_INO, S_IFDIR | 0755);
+	put_chunks(G1, FILE_INO, 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 10;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	/* two names; dropping one keeps the inode and its chunks */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 1);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+
+	/* a drop in a txn that fails later has no effect */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, ok, ol, -ESTALE);
+	ck_assert_int_eq(APPLY(G1, &t), -ESTALE);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 1);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+
+	/* the last name of an open file: orphan entry, inode and chunks kept */
+	qfs_txn_init(&t);
+	struct qfs_op *op = add(&t, QFS_OP_LINK_DROP, k, kl);
+	op->key2 = ok;
+	op->key2_len = ol;
+	op->val = (const uint8_t *)"orphan";
+	op->val_len = 6;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 0);
+	assert_val(G1, ok, ol, "orphan");
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL); /* nothing left to drop */
+
+	/* the last name of a closed file: inode and chunks destroyed */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_NLINK, k, kl)->delta = 1;
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, k, kl));
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 0);
+	ck_assert(present(G1, ok, ol)); /* someone else's business */
+
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, d, dl);
+	ck_assert_int_eq(APPLY(G1, &t), -EISDIR);
+	ck_assert_uint_eq(nlink_of(G1, DIR_INO), 1);
+}
+END_TEST
+
+/* Two unlinks of two names of one inode, proposed at once (each built from
+ * a read that saw nlink 2), are ordered by the log: whichever applies second
+ * destroys the inode, on every replica alike, and none leaks or loses it. */
+START_TEST(test_link_drop_race)
+{
+	struct qfs_buf enc[2], b1, b2;
+	uint32_t kl, da, db, pl;
+	const uint8_t *k = kino(FILE_INO, &kl), *p = kino(DIR_INO, &pl);
+	const uint8_t *na = kdent(DIR_INO, "a", &da), *nb = kdent(DIR_INO, "b", &db);
+
+	for (qfs_group_t g = G1; g <= G2; g++) {
+		struct qfs_txn t;
+		put_inode(g, FILE_INO, S_IFREG | 0644);
+		put_inode(g, DIR_INO, S_IFDIR | 0755);
+		put_chunks(g, FILE_INO, 2);
+		qfs_txn_init(&t);
+		add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 10;
+		add_put(&t, na, da, "dentry");
+		add_put(&t, nb, db, "dentry");
+		ck_assert_int_eq(APPLY(g, &t), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct qfs_txn t;
+		qfs_txn_init(&t);
+		const uint8_t *n = i ? nb : na;
+		uint32_t nl = i ? db : da;
+		struct qfs_op *op = add(&t, QFS_OP_EXPECT_VALUE, n, nl);
+		op->val = (const uint8_t *)"dentry";
+		op->val_len = 6;
+		op->err = QFS_ECONFLICT;
+		add(&t, QFS_OP_DEL, n, nl);
+		add(&t, QFS_OP_SETATTR, p, pl)->mask = QFS_SET_MTIME;
+		add(&t, QFS_OP_LINK_DROP, k, kl);
+		qfs_buf_init(&enc[i]);
+		qfs_txn_encode(&t, &enc[i]);
+		ck_assert_int_eq(enc[i].err, 0);
+		qfs_txn_close(&t);
+	}
+	/* G1 applies a then b, G2 b then a */
+	for (int i = 0; i < 2; i++) {
+		int res = 1;
+		qfs_lsn_t l = applied(G1);
+		ck_assert_int_eq(qfs_store_apply(st, G1, l + 1, enc[i].data, enc[i].len, &res), 0);
+		ck_assert_int_eq(res, 0);
+		ck_assert_int_eq(present(G1, k, kl), i == 0);
+		ck_assert_int_eq(nchunks(G1, FILE_INO), i == 0 ? 2 : 0);
+		l = applied(G2);
+		ck_assert_int_eq(qfs_store_apply(st, G2, l + 1, enc[1 - i].data, enc[1 - i].len, &res), 0);
+		ck_assert_int_eq(res, 0);
+	}
+	ck_assert(!present(G1, na, da) && !present(G1, nb, db));
+	dump(G1, &b1);
+	dump(G2, &b2);
+	ck_assert_uint_eq(b1.len, b2.len);
+	ck_assert_mem_eq(b1.data, b2.data, b1.len);
+	qfs_buf_close(&b1);
+	qfs_buf_close(&b2);
+	qfs_buf_close(&enc[0]);
+	qfs_buf_close(&enc[1]);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1177,6 +1584,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_del_range_chunks);
 	tcase_add_test(tc, test_setattr);
 	tcase_add_test(tc, test_nlink);
+	tcase_add_test(tc, test_link_add);
+	tcase_add_test(tc, test_link_drop);
+	tcase_add_test(tc, test_link_drop_race);
 	tcase_add_test(tc, test_setdata);
 	tcase_add_test(tc, test_xattrs);
 	tcase_add_test(tc, test_read_your_writes);
@@ -1184,6 +1594,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_lsn_rules);
 	tcase_add_test(tc, test_undecodable);
 	tcase_add_test(tc, test_patch_corrupt_inode);
+	tcase_add_test(tc, test_count_chunk_bytes);
+	tcase_add_test(tc, test_count_unknown_v1);
+	tcase_add_test(tc, test_count_ninodes);
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_scan_snapshot);
 	tcase_add_test(tc, test_drop_group);

@@ -80,7 +80,11 @@ static int append_one(struct qfs_wal *w, qfs_lsn_t l)
 	size_t n = plen(l);
 
 	pfill(b, l, n);
-	return qfs_wal_append(w, l, b, n);
+	if (l % 2 == 0)
+		return qfs_wal_append(w, l, b, n);
+	/* odd LSNs: the same payload in two parts (qfs_wal_append2) */
+	return qfs_wal_append2(w, l, b, n ? (size_t)(l % n) : 0, b + (n ? l % n : 0),
+			       n - (n ? (size_t)(l % n) : 0));
 }
 
 static void append_range(struct qfs_wal *w, qfs_lsn_t a, qfs_lsn_t b)
@@ -317,6 +321,8 @@ START_TEST(test_append_errors)
 	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
 	ck_assert_int_eq(qfs_wal_append(W, 0, b, 1), -EINVAL);
 	ck_assert_int_eq(qfs_wal_append(W, 1, b, (size_t)QFS_WAL_RECORD_MAX + 1), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append2(W, 1, b, (size_t)QFS_WAL_RECORD_MAX, b, 1), -EINVAL);
+	ck_assert_int_eq(qfs_wal_append2(W, 1, b, 1, b, SIZE_MAX), -EINVAL);
 	/* an empty log starts anywhere */
 	ck_assert_int_eq(qfs_wal_append(W, 100, b, 8), 0);
 	ck_assert_int_eq(qfs_wal_append(W, 100, b, 8), -EINVAL);

@@ -1,0 +1,238 @@
+#!/bin/bash
+# tests/integration/fscache.sh - attribute changes that join the write-back
+# at close, and the kernel caches (long entry/attr timeouts, negative
+# entries, readdirplus, the "no security xattr" shortcut).  Doc: doc/fs.md
+# "One round per file" and "Kernel caches".
+#
+#  1. chown/chmod/utimens/ftruncate and an ACL-equivalent chmod between
+#     open and close survive kill -9 once close returned; killed before
+#     close, the file is as it was before the open (absent: a create is
+#     stored with its first write-back; or the old bytes of an O_TRUNC
+#     rewrite); fsync makes all of it durable.
+#  2. a second process sees a file created and not yet closed by another
+#     (stat, ls, open + read) and its data once closed.
+#  3. O_EXCL: two processes race to create the same 200 names; each name
+#     has exactly one winner.
+#  4. a cached negative entry does not hide what is created later: a table
+#     made by mkdir at the root and a table restored from the archive.
+#  5. cp -a and rsync -a of a tree; a second rsync -a --itemize-changes
+#     lists nothing; every dentry the kernel got through readdirplus is
+#     forgotten exactly (no "forget beyond lookup count" in the log).
+#  6. a security.* xattr set after writes (which cached "none") is seen.
+#  7. a chmod with no open handle is durable at return (kill -9 after it).
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+qfs_require python3 rsync setfattr getfattr
+MOPTS=-o\ seal_age=1s,seal_size=64K,archive_interval=200ms
+qfs_setup $MOPTS
+echo "$QFS_PID" >"$T/daemon.pid"
+watchdog 110
+mkdir "$MNT/t" || fail "mkdir table"
+A=$MNT/t
+
+# --- 1. attributes between open and close, kill -9 after / before close
+python3 - "$A" "$T/state" <<'PY' || fail "attributes between open and close"
+import os, sys, json
+d, out = sys.argv[1], sys.argv[2]
+data = os.urandom(200000)
+st = {}
+# a: create, write, ftruncate, fchown, fchmod, futimens, close
+fd = os.open(f"{d}/a", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, data)
+os.ftruncate(fd, 150001)
+os.fchown(fd, 1234, 5678)
+os.fchmod(fd, 0o640)
+os.utime(fd, ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321))
+os.close(fd)
+st["a"] = data[:150001].hex()
+# b: small file, permissions set as cp -a does (an ACL equal to the mode)
+fd = os.open(f"{d}/b", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"tiny")
+acl = bytes.fromhex("02000000") + bytes.fromhex("01000600ffffffff") + bytes.fromhex("04000400ffffffff") + \
+      bytes.fromhex("20000400ffffffff")
+os.setxattr(fd, "system.posix_acl_access", acl)
+os.close(fd)
+m = os.stat(f"{d}/b").st_mode & 0o7777
+assert m == 0o644, oct(m)
+assert "system.posix_acl_access" not in os.listxattr(f"{d}/b")
+json.dump(st, open(out, "w"))
+PY
+# c, f and e are held open across the kill by a second writer: c fsync'd;
+# f created, written, chmod'ed; e, an existing file, rewritten with O_TRUNC
+printf 'old bytes of e\n' >"$A/e"
+mkdir "$A/sub"
+chmod 600 "$A/e"
+python3 - "$A" "$T/held" <<'PY' &
+import os, sys, time
+d, flag = sys.argv[1], sys.argv[2]
+# c: fsync makes it all durable while still open (kept open across the kill)
+fc = os.open(f"{d}/c", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fc, b"c" * 5000)
+os.fchmod(fc, 0o604)
+os.utime(fc, ns=(1, 1_400_000_000_000_000_007))
+os.fsync(fc)
+fd = os.open(f"{d}/f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, os.urandom(70000))
+os.fchmod(fd, 0o666)
+# h: created, written, then its directory fsync'd: the name is durable
+# (in another directory: fsyncdir stores every pending create of its own)
+fh = os.open(f"{d}/sub/h", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fh, b"h" * 100)
+dfd = os.open(f"{d}/sub", os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(dfd)
+fd2 = os.open(f"{d}/e", os.O_WRONLY | os.O_TRUNC)
+os.write(fd2, b"new bytes, never closed\n")
+os.fchmod(fd2, 0o644)
+open(flag, "w").close()
+time.sleep(60)
+PY
+HELD=$!
+for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.1; done
+[ -e "$T/held" ] || fail "writer did not start"
+# seen inside the mount meanwhile (pending state, consistent)
+[ "$(stat -c %a "$A/f")" = 666 ] || fail "open file's chmod not visible: $(stat -c %a "$A/f")"
+[ "$(stat -c %s "$A/f")" = 70000 ] || fail "open file's size not visible: $(stat -c %s "$A/f")"
+qfs_kill9
+kill "$HELD" 2>/dev/null; wait "$HELD" 2>/dev/null
+mount_again $MOPTS
+python3 - "$A" "$T/state" <<'PY' || fail "state after kill -9"
+import os, sys, json
+d, st = sys.argv[1], json.load(open(sys.argv[2]))
+s = os.stat(f"{d}/a")
+assert (s.st_size, s.st_uid, s.st_gid, s.st_mode & 0o7777) == (150001, 1234, 5678, 0o640), s
+assert (s.st_atime_ns, s.st_mtime_ns) == (1_600_000_000_123_456_789, 1_500_000_000_987_654_321), s
+assert open(f"{d}/a", "rb").read().hex() == st["a"], "a: bytes"
+s = os.stat(f"{d}/b")
+assert s.st_mode & 0o7777 == 0o644 and open(f"{d}/b", "rb").read() == b"tiny", s
+assert "system.posix_acl_access" not in os.listxattr(f"{d}/b")
+s = os.stat(f"{d}/c")
+assert (s.st_size, s.st_mode & 0o7777, s.st_mtime_ns) == (5000, 0o604, 1_400_000_000_000_000_007), s
+assert open(f"{d}/c", "rb").read() == b"c" * 5000
+# killed before close: a new file was never stored (its create waits for
+# the close); e is as before the open
+assert not os.path.exists(f"{d}/f"), "f: a file never closed survived the crash"
+assert os.path.exists(f"{d}/sub/h"), "h: fsync of its directory did not store a new file"
+s = os.stat(f"{d}/e")
+assert s.st_mode & 0o7777 == 0o600, ("e", s)
+assert open(f"{d}/e", "rb").read() == b"old bytes of e\n", "e lost its old bytes"
+PY
+
+# --- 2. a file created and not yet closed, seen by another process
+python3 - "$A" <<'PY' || fail "second process and an open new file"
+import os, subprocess, sys
+d = sys.argv[1]
+data = os.urandom(9000)
+fd = os.open(f"{d}/g", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, data)
+p = subprocess.run(["sh", "-c", f'stat -c %s "{d}/g" && ls "{d}" | grep -qx g && cmp -s - "{d}/g"'],
+                   input=data, capture_output=True)
+assert p.returncode == 0 and p.stdout.strip() == b"9000", p
+os.close(fd)
+assert subprocess.run(["cmp", "-s", "-", f"{d}/g"], input=data).returncode == 0
+PY
+
+# a pending file renamed and a directory holding one removed by another process
+mkdir -p "$A/mv/sub"
+python3 - "$A/mv" <<'PY' || fail "rename / rm -rf of pending files"
+import os, subprocess, sys
+d = sys.argv[1]
+a, b = os.urandom(3000), os.urandom(5000)
+fd = os.open(f"{d}/p", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, a)
+assert subprocess.run(["mv", f"{d}/p", f"{d}/q"]).returncode == 0, "mv of a pending file"
+os.write(fd, b)
+os.close(fd)
+assert open(f"{d}/q", "rb").read() == a + b and not os.path.exists(f"{d}/p")
+fr = os.open(f"{d}/sub/r", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fr, a)
+assert subprocess.run(["rm", "-rf", f"{d}/sub"]).returncode == 0, "rm -rf of a dir with a pending file"
+assert not os.path.exists(f"{d}/sub")
+os.write(fr, b)  # still writable, unlinked
+os.close(fr)
+PY
+
+# --- 3. O_EXCL races between two processes
+mkdir "$A/x"
+python3 - "$A/x" <<'PY' || fail "O_EXCL race"
+import os, sys, multiprocessing as mp
+d = sys.argv[1]
+def racer(tag, bar, q):
+    won = []
+    bar.wait()
+    for i in range(200):
+        try:
+            fd = os.open(f"{d}/n{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        os.write(fd, tag.encode())
+        os.close(fd)
+        won.append(i)
+    q.put((tag, won))
+bar, q = mp.Barrier(2), mp.Queue()
+ps = [mp.Process(target=racer, args=(t, bar, q)) for t in ("A", "B")]
+for p in ps: p.start()
+res = dict(q.get() for _ in ps)
+for p in ps: p.join()
+a, b = set(res["A"]), set(res["B"])
+assert not (a & b) and len(a | b) == 200, (len(a), len(b), len(a & b))
+for i in range(200):
+    want = "A" if i in a else "B"
+    assert open(f"{d}/n{i}").read() == want, i
+PY
+
+# --- 4. negative entries: a table created by mkdir, one restored from the archive
+stat "$MNT/newt" >/dev/null 2>&1 && fail "newt exists before mkdir"
+stat "$MNT/newt" >/dev/null 2>&1   # twice: the kernel now holds a negative entry
+mkdir "$MNT/newt" && echo hello >"$MNT/newt/h" || fail "mkdir of a table"
+[ "$(cat "$MNT/newt/h" 2>/dev/null)" = hello ] || fail "negative entry hid the new table"
+stat "$MNT/rest" >/dev/null 2>&1 && fail "rest exists before the restore"
+stat "$MNT/rest/a" >/dev/null 2>&1
+for _ in $(seq 150); do
+	awk '/^partition/ { p++; if ($4 != $6 || $8 != 0 || $16 != "ok") bad = 1 } END { exit (bad || p < 1) }' \
+		"$MNT/.quorumfs/archive" 2>/dev/null && break
+	sleep 0.2
+done
+"$QFS_BIN" restore --data "$DATA" --table t --to "$MNT/rest" >"$T/restore.out" 2>&1 ||
+	{ cat "$T/restore.out" >&2; fail "restore into the mount"; }
+cmp -s "$A/a" "$MNT/rest/a" || fail "restored table hidden or wrong: $(ls "$MNT/rest" 2>&1 | head -3)"
+
+# --- 5. cp -a / rsync -a of a tree, second pass lists nothing, exact forgets
+SRC=$T/src
+mkdir -p "$SRC/d1/d2" "$SRC/e"
+for i in $(seq 60); do head -c $((RANDOM * 3)) /dev/urandom >"$SRC/d1/f$i"; done
+for i in $(seq 20); do head -c $((RANDOM % 5000 + 1)) /dev/urandom >"$SRC/d1/d2/g$i"; chmod 640 "$SRC/d1/d2/g$i"; done
+chown 4321:99 "$SRC/d1/f1" "$SRC/d1/d2/g2"
+ln -s d1/f2 "$SRC/link"
+touch -d '2001-02-03 04:05:06.123456789' "$SRC/d1/f3" "$SRC/e"
+cp -a "$SRC" "$A/cp" || fail "cp -a"
+rsync -a "$SRC/" "$A/rs/" || fail "rsync -a"
+for dst in cp rs; do
+	out=$(rsync -a --itemize-changes "$SRC/" "$A/$dst/")
+	[ -z "$out" ] || fail "second rsync pass into $dst is not empty: $(echo "$out" | head -5)"
+done
+ls -lR "$A" >/dev/null && find "$A" -ls >/dev/null
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+sync; sleep 0.5
+ls -lR "$A" >/dev/null
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+sleep 0.5
+grep -q "forget beyond lookup count" "$T/daemon.out" "$DATA/quorumfs.log" 2>/dev/null &&
+	fail "a forget exceeded the lookup count (readdirplus counting)"
+out=$(rsync -a --itemize-changes "$SRC/" "$A/cp/")
+[ -z "$out" ] || fail "rsync pass after drop_caches is not empty: $(echo "$out" | head -5)"
+
+# --- 6. security xattr cached as absent, then set
+head -c 10000 /dev/urandom >"$A/s"
+echo more >>"$A/s"
+setfattr -n security.qfs -v yes "$A/s" || fail "setfattr security"
+[ "$(getfattr --only-values -n security.qfs "$A/s" 2>/dev/null)" = yes ] || fail "security xattr hidden by the cache"
+setfattr -x security.qfs "$A/s" || fail "setfattr -x"
+getfattr -n security.qfs "$A/s" >/dev/null 2>&1 && fail "removed security xattr still seen"
+
+# --- 7. chmod/chown/touch with no open handle: durable at return
+chmod 612 "$A/g" && chown 77:88 "$A/g" && touch -d '2002-03-04 05:06:07.5' "$A/g" || fail "setattr from a shell"
+qfs_kill9
+mount_again $MOPTS
+[ "$(stat -c '%a %u %g %Y' "$A/g")" = "612 77 88 $(date -d '2002-03-04 05:06:07.5' +%s)" ] ||
+	fail "a shell setattr was lost: $(stat -c '%a %u %g %Y' "$A/g")"
+echo "ok"
