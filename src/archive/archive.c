@@ -1342,5 +1342,23 @@ void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out)
 			snprintf(ts, sizeof(ts), "@%lld", (long long)sec);
 		qfs_buf_printf(out, "alarm archive-auth raised %s \"%s\"\n", ts, a->alarm);
 	}
+	{
+		char stuck[ERR_MAX];
+		uint64_t now = wall_ns(), since = now;
+
+		stuck_text(a, now, stuck, sizeof(stuck));
+		if (stuck[0]) {
+			/* raised: when the oldest record still waiting was written */
+			for (size_t i = 0; i < a->nparts; i++)
+				if (a->parts[i]->st_oldest_ns && a->parts[i]->st_oldest_ns < since)
+					since = a->parts[i]->st_oldest_ns;
+			time_t sec = (time_t)(since / 1000000000ull);
+			struct tm tm;
+
+			if (!gmtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm))
+				snprintf(ts, sizeof(ts), "@%lld", (long long)sec);
+			qfs_buf_printf(out, "alarm archive-stuck raised %s \"%s\"\n", ts, stuck);
+		}
+	}
 	pthread_mutex_unlock(&a->mu);
 }

@@ -88,7 +88,10 @@ int qfs_archive_drop_hook(qfs_group_t group, void *arg);
  * line, an alarm line while authentication fails, one line per partition. */
 void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out);
 /* Append the archiver's active alarms for .quorumfs/alarms (doc/scrub.md):
- * "alarm archive-auth raised TIME \"why\"" while authentication fails. */
+ * "alarm archive-auth raised TIME \"why\"" while authentication fails, and
+ * "alarm archive-stuck raised TIME \"why\"" while archiving is stuck (node 1
+ * down, or a record unarchived longer than stuck_ms; TIME: the oldest
+ * waiting record's). */
 void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out);
 /* Append the one "archive ..." summary line of .quorumfs/status. */
 void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out);

@@ -59,6 +59,10 @@ cat "$A"
 [ "$(field "$GA" state)" = paused ] || { cat "$A" >&2; fail "partition $GA not 'state paused' with node 1 down"; }
 grep -q '^alarm stuck ".*node 1' "$A" || { cat "$A" >&2; fail "no 'alarm stuck' line naming node 1"; }
 grep -q '^archive .* alarm stuck$' "$S" || { grep '^archive' "$S" >&2; fail "status summary does not say 'alarm stuck'"; }
+if [ -e "$MNT/.quorumfs/alarms" ]; then
+	grep -q '^alarm archive-stuck raised ' "$MNT/.quorumfs/alarms" ||
+		{ cat "$MNT/.quorumfs/alarms" >&2; fail "no 'alarm archive-stuck' line in .quorumfs/alarms"; }
+fi
 qfs_node_ctl "start 1" || fail "start 1"
 wait_for 30 no_alarm || { cat "$A" >&2; fail "the alarm stays after node 1 is back"; }
 wait_for 30 state_is "$GA" ok || { cat "$A" >&2; fail "partition $GA not ok after node 1 is back"; }
