@@ -1383,6 +1383,7 @@ static int cmd_mount(int argc, char **argv)
 			.interval_ms = (uint32_t)m.ac.interval_ms,
 			.snap_segments = (uint32_t)m.ac.snap_segments,
 			.snap_bytes = m.ac.snap_bytes,
+			.stuck_ms = 3 * m.ac.seal_age_ms, /* 0: the default (3 x 60 s) */
 			.retention_ns = m.ac.retention_ns,
 		};
 		ao.store.url = url;
@@ -1399,6 +1400,8 @@ static int cmd_mount(int argc, char **argv)
 			report_failure(&ready, msg);
 			goto err_router;
 		}
+		/* rmdir of a table archives its last records first */
+		qfs_router_set_drop_hook(router, qfs_archive_drop_hook, archive);
 	}
 	sw.a = archive;
 	struct qfs_objstore_cfg scrub_os = m.ac.os;

@@ -337,6 +337,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	if (ino == FUSE_ROOT_ID) {
+		/* The root has a fallback (below): a path walk without a
+		 * quorum must not spend a whole quorum_timeout here first. */
+		pthread_mutex_lock(&fs->root_mu);
+		if (fs->root_attr_ok)
+			qfs_clock_call_limit(QFS_FS_ROOT_WAIT_MS);
+		pthread_mutex_unlock(&fs->root_mu);
+	}
 	rc = qfs_fs_inode_attr(fs, in, &a);
 	qfs_fs_iput(fs, in);
 	if (ino == FUSE_ROOT_ID) {
