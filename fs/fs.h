@@ -7,6 +7,7 @@
 #ifndef QFS_FS_FS_H
 #define QFS_FS_FS_H
 
+#include "router/avail.h"
 #include "router/router.h"
 
 
@@ -46,6 +47,9 @@ struct qfs_fs_opts {
 	 * caches").  Safe only while this mount is the only writer. */
 	uint64_t cache_timeout_ms;
 	int cache_off;             /* -o cache_timeout=0: no kernel caching at all */
+	/* Client-side availability, alarms, canary, metrics listener
+	 * (doc/availability.md); NULL: defaults with the canary off. */
+	const struct qfs_avail_opts *avail;
 };
 
 /* Mount and serve until unmounted or signalled.  Returns 0 after a clean

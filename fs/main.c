@@ -70,6 +70,13 @@ static void usage(FILE *f)
 		"  -o scrub_repair=on|off  rebuild a replica the scrub finds differing from\n"
 		"                        the majority or corrupt (default on)\n"
 		"  -o scrub=off          no background scrub\n"
+		"  -o alarm_error_rate=R  raise the availability alarm of a table when this\n"
+		"                        fraction of its requests over the last minute failed\n"
+		"                        server-side (default 0.01; doc/availability.md)\n"
+		"  -o alarm_min_requests=N  fewer requests in the minute never raise (default 20)\n"
+		"  -o canary_interval=DURATION  canary round (create, write, read, delete of\n"
+		"                        hidden items) this often (default 60s; off)\n"
+		"  -o metrics_listen=HOST:PORT  serve /metrics (Prometheus text) over HTTP\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
@@ -524,10 +531,12 @@ static int cmd_mount(int argc, char **argv)
 	struct qfs_cell_opts co = { .nodes = 0 };
 	struct scrub_cfg sc = { .so = { .repair = 1 } };
 	struct scrub_wire sw = { NULL, NULL };
+	struct qfs_avail_opts avo;
 	uint64_t v64, cache_ms = 0;
 	int arc, cache_off = 0;
 
 	memset(&ac, 0, sizeof(ac));
+	qfs_avail_opts_default(&avo);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {
@@ -549,6 +558,10 @@ static int cmd_mount(int argc, char **argv)
 				if (arc > 0)
 					continue;
 				if ((arc = scrub_opt(&sc, tok)) < 0)
+					return 2;
+				if (arc > 0)
+					continue;
+				if ((arc = qfs_avail_opt(&avo, tok)) < 0)
 					return 2;
 				if (arc > 0)
 					continue;
@@ -767,6 +780,7 @@ static int cmd_mount(int argc, char **argv)
 		.nodes_arg = cell,
 		.replicas = co.nodes,
 		.cache_timeout_ms = cache_ms,
+		.avail = &avo,
 		.cache_off = cache_off,
 		.scrub_text = scrub_text,
 		.alarms_text = alarms_text,
