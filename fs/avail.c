@@ -64,8 +64,7 @@ void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int fai
 		return;
 	if (failed && !e)
 		e = EIO;
-	if (!failed)
-		e = 0;
+	/* !failed with an errno: a negative lookup entry, ENOENT to the user */
 	qfs_avail_record(fs->avail->a, g == 0 || g == QFS_META_GROUP ? QFS_AVAIL_ROOT : g, op, ns, e);
 }
 

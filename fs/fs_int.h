@@ -217,7 +217,8 @@ static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO &
 extern __thread qfs_group_t qfs_fs_tl_group;
 extern __thread int qfs_fs_tl_errno;
 /* Record one reply of op (ns latency; failed: the errno is qfs_fs_tl_errno,
- * EIO if unset).  Any FUSE thread; no lock held by the caller needed. */
+ * EIO if unset; not failed but qfs_fs_tl_errno set: a reply the user sees
+ * as that error, a negative lookup entry as ENOENT).  Any FUSE thread; no lock held by the caller needed. */
 void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int failed);
 /* Start the recorder, the ticker/canary thread and the metrics listener
  * (fs->o->avail; NULL: defaults with the canary off).  0, -ENOMEM, or the

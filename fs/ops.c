@@ -280,6 +280,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* negative entry: the kernel may cache it; every create goes through it */
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = fs->timeout;
+		qfs_fs_tl_errno = ENOENT; /* what the user sees (availability counts it) */
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
