@@ -134,7 +134,7 @@ static int canary_put(struct qfs_fs_avail *fa, const uint8_t *key, size_t klen, 
 	return rc ? rc : res;
 }
 
-/* One timed canary step, recorded under "(canary)". */
+/* One timed canary step, recorded under "/canary". */
 static int canary_step(struct qfs_fs_avail *fa, const char *op, int rc, uint64_t t0)
 {
 	int e = rc < 0 ? qfs_err_to_errno(rc) : 0;

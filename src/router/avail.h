@@ -20,9 +20,9 @@
 
 /* Pseudo-table ids (never a group id: those are inode numbers). */
 #define QFS_AVAIL_ROOT UINT64_MAX          /* "/": the root and the control tree */
-#define QFS_AVAIL_CANARY (UINT64_MAX - 1)  /* "(canary)": the canary's own ops */
+#define QFS_AVAIL_CANARY (UINT64_MAX - 1)  /* "/canary": the canary's own ops */
 #define QFS_AVAIL_ROOT_NAME "/"
-#define QFS_AVAIL_CANARY_NAME "(canary)"
+#define QFS_AVAIL_CANARY_NAME "/canary"
 
 #define QFS_AVAIL_RATE_DEFAULT 0.01
 #define QFS_AVAIL_MIN_REQ_DEFAULT 20

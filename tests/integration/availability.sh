@@ -85,7 +85,7 @@ for _ in $(seq 60); do
 	sleep 0.5
 done
 [ $ok = 1 ] || fail "canary_ok did not grow from $c0: $(head -1 "$AV")"
-line '(canary)' round | grep -q . || fail "no canary line: $(cat "$AV")"
+line '/canary' round | grep -q . || fail "no canary line: $(cat "$AV")"
 [ "$(ls -A "$MNT")" = "$TB" ] || fail "root lists more than the table: $(ls -A "$MNT")"
 [ "$(ls -A "$MNT/$TB")" = f ] || fail "table lists more than f: $(ls -A "$MNT/$TB")"
 rsync -a "$MNT/" "$T/copy/" || fail "rsync"
