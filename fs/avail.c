@@ -197,8 +197,8 @@ fail:
 static void *ticker_main(void *arg)
 {
 	struct qfs_fs_avail *fa = arg;
-	uint64_t next_canary = qfs_clock_mono_ms() + 1000, next_names = 0;
 	uint64_t canary_ms = fa->fs->o->avail ? fa->fs->o->avail->canary_ms : 0;
+	uint64_t next_canary = qfs_clock_mono_ms() + canary_ms, next_names = 0; /* first round after one interval */
 
 	for (;;) {
 		struct timespec dl;
