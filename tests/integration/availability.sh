@@ -11,8 +11,10 @@
 #    values are refused (exit 2) before mounting.
 # 2. A user-error workload (ENOENT lookups) is counted as err_ENOENT with
 #    no server errors and raises no alarm.
-# 3. The canary runs (canary_ok grows) and leaves nothing in ls -a of the
-#    root, the table or an rsync copy of the mount.
+# 3. The canary runs (canary_ok grows), reads its item back from each of
+#    the three nodes alone (read_node1..3), and leaves nothing in ls -a of
+#    the root, the table or an rsync copy of the mount.  With node 3
+#    stopped its read_node3 counts EHOSTDOWN and no canary alarm rises.
 # 4. Two of three nodes stopped: lookups fail with ETIMEDOUT, counted as
 #    err_ETIMEDOUT; the availability alarm of the table and the canary
 #    alarm appear in .quorumfs/alarms (and one log line each); after both
@@ -86,11 +88,27 @@ for _ in $(seq 60); do
 done
 [ $ok = 1 ] || fail "canary_ok did not grow from $c0: $(head -1 "$AV")"
 line '/canary' round | grep -q . || fail "no canary line: $(cat "$AV")"
+for n in 1 2 3; do # per node/AZ reads of the canary's item
+	l=$(line '/canary' read_node$n)
+	[ "$(field "$l" ok)" -ge 1 ] || fail "canary read from node $n never succeeded: $l"
+done
 [ "$(ls -A "$MNT")" = "$TB" ] || fail "root lists more than the table: $(ls -A "$MNT")"
 [ "$(ls -A "$MNT/$TB")" = f ] || fail "table lists more than f: $(ls -A "$MNT/$TB")"
 rsync -a "$MNT/" "$T/copy/" || fail "rsync"
 [ "$(cd "$T/copy" && find . | sort | tr '\n' ' ')" = ". ./tab one ./tab one/f " ] ||
 	fail "rsync copied more: $(cd "$T/copy" && find .)"
+
+# one node down: the canary's read from it fails (EHOSTDOWN), its rounds
+# still succeed (no canary alarm: users see nothing)
+echo stop 3 >"$MNT/.quorumfs/nodes" || fail "stop 3"
+seen=0
+for _ in $(seq 100); do
+	[ "$(field "$(line '/canary' read_node3)" err_EHOSTDOWN)" ] && { seen=1; break; }
+	sleep 0.3
+done
+[ $seen = 1 ] || fail "no EHOSTDOWN canary read from the stopped node 3: $(line '/canary' read_node3)"
+grep -q '^alarm canary' "$AL" && fail "one node down raised the canary alarm: $(cat "$AL")"
+echo start 3 >"$MNT/.quorumfs/nodes" || fail "start 3"
 
 # --- 4. quorum lost: alarms up, then cleared
 echo stop 2 >"$MNT/.quorumfs/nodes" || fail "stop 2"
