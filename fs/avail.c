@@ -285,9 +285,11 @@ static void http_serve(struct qfs_fs_avail *fa, int fd)
 	char req[2048];
 	size_t got = 0;
 	struct pollfd p = { fd, POLLIN, 0 };
+	uint64_t deadline = qfs_clock_mono_ms() + 5000; /* a slow client holds the one thread 5 s at most */
 
 	while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4) && !memmem(req, got, "\n\n", 2)) {
-		if (poll(&p, 1, 2000) <= 0)
+		uint64_t now = qfs_clock_mono_ms();
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
 			return;
 		ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
 		if (r <= 0)
