@@ -75,7 +75,7 @@ static void usage(FILE *f)
 		"                        server-side (default 0.01; doc/availability.md)\n"
 		"  -o alarm_min_requests=N  fewer requests in the minute never raise (default 20)\n"
 		"  -o canary_interval=DURATION  canary round (create, write, read, delete of\n"
-		"                        hidden items) this often (default 60s; off)\n"
+		"                        hidden items) this often (default 30s; off)\n"
 		"  -o metrics_listen=HOST:PORT  serve /metrics (Prometheus text) over HTTP\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"

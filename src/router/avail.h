@@ -27,7 +27,7 @@
 #define QFS_AVAIL_RATE_DEFAULT 0.01
 #define QFS_AVAIL_MIN_REQ_DEFAULT 20
 #define QFS_AVAIL_WINDOW_DEFAULT_MS 60000
-#define QFS_AVAIL_CANARY_DEFAULT_MS 60000
+#define QFS_AVAIL_CANARY_DEFAULT_MS 30000
 
 struct qfs_avail_opts {
 	double error_rate;        /* -o alarm_error_rate: raise at or above this */
