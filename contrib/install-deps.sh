@@ -18,7 +18,7 @@ PKGS=(
 	libssl-dev
 	# run and test
 	fuse3 rsync attr python3 tar diffutils coreutils findutils procps
-	util-linux spin curl acl
+	util-linux spin curl acl logrotate
 )
 
 missing=()

@@ -394,6 +394,11 @@ int qfs_fs_avail_start(struct qfs_fs *fs)
 		qfs_avail_opts_default(&def);
 		def.canary_ms = 0; /* not asked for: callers that set no options (unit tools) */
 		o = &def;
+	} else if (fs->o->readonly && o->canary_ms) {
+		def = *o;
+		def.canary_ms = 0; /* -o ro: the canary writes; a read-only mount writes nothing */
+		o = &def;
+		QFS_LOG(QFS_LOG_INFO, "canary off on a read-only mount");
 	}
 	fa = calloc(1, sizeof(*fa));
 	if (!fa)

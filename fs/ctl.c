@@ -9,6 +9,7 @@
  *   .quorumfs/stats    per-FUSE-operation and per-table latency and errors
  *   .quorumfs/archive  WAL archiving per partition (text from the archiver,
  *                      doc/archive.md)
+ *   .quorumfs/capacity  admission control per table (doc/admission.md)
  *   .quorumfs/nodes    the storage nodes, one line each; root may write
  *                      "stop N" or "start N" to it: a TEST HOOK that powers a
  *                      node off or on (fault injection, doc/cell.md)
@@ -44,6 +45,7 @@ static const struct ctl_file files[] = {
 	{ QFS_CTL_NODES_INO, "nodes" },
 	{ QFS_CTL_SCRUB_INO, "scrub" },
 	{ QFS_CTL_ALARMS_INO, "alarms" },
+	{ QFS_CTL_CAPACITY_INO, "capacity" },
 	{ QFS_CTL_AVAIL_INO, "availability" },
 	{ QFS_CTL_METRICS_INO, "metrics" },
 };
@@ -119,8 +121,11 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 		qfs_buf_printf(&b, "version %s\n", PACKAGE_VERSION);
 		qfs_buf_printf(&b, "uptime_s %llu\n",
 			       (unsigned long long)((qfs_clock_mono_ms() - fs->started_ms) / 1000));
-		qfs_buf_printf(&b, "data_dir %s\n", fs->o->data_dir ? fs->o->data_dir : "-");
-		qfs_buf_printf(&b, "mountpoint %s\n", fs->o->mountpoint);
+		qfs_buf_printf(&b, "data_dir ");
+		qfs_buf_put_esc(&b, fs->o->data_dir ? fs->o->data_dir : "-");
+		qfs_buf_printf(&b, "\nmountpoint ");
+		qfs_buf_put_esc(&b, fs->o->mountpoint);
+		qfs_buf_printf(&b, "\nmode %s\n", fs->o->readonly ? "ro" : "rw");
 		qfs_buf_printf(&b, "replicas %u\n", fs->o->replicas ? fs->o->replicas : 1);
 		qfs_router_status(fs->r, &b);
 		if (fs->o->archive_text)
@@ -139,6 +144,8 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 			qfs_buf_put_u8(&b, '\n');
 		}
 		qfs_router_stats(fs->r, &b);
+	} else if (ino == QFS_CTL_CAPACITY_INO) {
+		qfs_router_capacity(fs->r, &b);
 	} else if (ino == QFS_CTL_NODES_INO) {
 		if (fs->o->nodes_text)
 			fs->o->nodes_text(fs->o->nodes_arg, &b);

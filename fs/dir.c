@@ -34,7 +34,17 @@ struct dir_handle {
 	size_t n, cap;
 	int eof;                  /* no more entries after ents[n-1] */
 	pthread_mutex_t mu;       /* readdir calls on one handle may overlap */
+	struct dir_handle *prev, *next; /* fs->dirhs; protected by fs->dirh_mu */
 };
+
+static void dirh_free(struct dir_handle *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		free(h->ents[i].name);
+	free(h->ents);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
 
 void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -66,6 +76,12 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			return qfs_fs_fail(req, FOP_OPENDIR, t0, rc, "pending creates of ino=%lu", ino);
 		}
 	}
+	pthread_mutex_lock(&fs->dirh_mu);
+	h->next = fs->dirhs;
+	if (h->next)
+		h->next->prev = h;
+	fs->dirhs = h;
+	pthread_mutex_unlock(&fs->dirh_mu);
 	fi->fh = (uintptr_t)h;
 	if (!qfs_fs_is_ctl(ino) && fs->timeout > 0) {
 		/* the kernel may keep the listing (FOPEN_CACHE_DIR): every
@@ -283,15 +299,31 @@ void qfs_fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct qfs_fs *fs = qfs_fs_of(req);
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
 	qfs_fs_tl_group = h ? h->group : 0; /* this reply's table (avail.c) */
 
-	for (size_t i = 0; i < h->n; i++)
-		free(h->ents[i].name);
-	free(h->ents);
-	pthread_mutex_destroy(&h->mu);
-	free(h);
+	pthread_mutex_lock(&fs->dirh_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->dirhs = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->dirh_mu);
+	dirh_free(h);
 	fuse_reply_err(req, 0);
+}
+
+void qfs_fs_dir_close_all(struct qfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->dirh_mu);
+	while (fs->dirhs) {
+		struct dir_handle *h = fs->dirhs;
+		fs->dirhs = h->next;
+		dirh_free(h);
+	}
+	pthread_mutex_unlock(&fs->dirh_mu);
 }
 
 void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

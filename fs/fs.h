@@ -47,14 +47,22 @@ struct qfs_fs_opts {
 	 * caches").  Safe only while this mount is the only writer. */
 	uint64_t cache_timeout_ms;
 	int cache_off;             /* -o cache_timeout=0: no kernel caching at all */
+	int readonly;              /* -o ro: the kernel mounts read-only and every
+	                            * change gets EROFS here too (session.c) */
+	const char *kernel_opts;   /* NULL, or comma-separated mount flags for the
+	                            * kernel (nosuid,nodev,noexec,noatime,...) */
 	/* Client-side availability, alarms, canary, metrics listener
 	 * (doc/availability.md); NULL: defaults with the canary off. */
 	const struct qfs_avail_opts *avail;
 };
 
-/* Mount and serve until unmounted or signalled.  Returns 0 after a clean
- * unmount, or a negative errno if the mount could not be set up (with a log
- * line saying why). */
+/* Mount and serve until unmounted or signalled (SIGTERM, SIGINT: libfuse's
+ * handlers end the loop; SIGHUP is left to the caller, which reopens the
+ * log).  After the loop, the mount is detached and every file's buffered
+ * writes are flushed before returning.  libfuse's own messages go through
+ * the log (fuse_set_log_func).  Returns 0 after a clean unmount, or a
+ * negative errno if the mount could not be set up (with a log line saying
+ * why). */
 int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o);
 
 #endif

@@ -116,6 +116,10 @@ struct qfs_fs {
 	pthread_mutex_t root_mu;
 	struct qfs_attr root_attr;    /* protected by root_mu */
 	int root_attr_ok;             /* protected by root_mu */
+	/* Open directory handles (dir.c), so that those the kernel never
+	 * released (a signal ended the session) are freed at the end. */
+	pthread_mutex_t dirh_mu;
+	struct dir_handle *dirhs;     /* list head; protected by dirh_mu */
 	struct qfs_fs_avail *avail;   /* client-side availability (avail.c); set
 					 before mount, cleared after unmount */
 };
@@ -196,6 +200,7 @@ static inline int qfs_fs_ctl_writable(unsigned long ino)
 {
 	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
 }
+#define QFS_CTL_CAPACITY_INO 12 /* .quorumfs/capacity (admission control) */
 /* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
 int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);
@@ -288,6 +293,9 @@ void qfs_fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 void qfs_fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+/* Free the directory handles still open (the session loop has ended: no
+ * request runs any more). */
+void qfs_fs_dir_close_all(struct qfs_fs *fs);
 
 /* xattr.c */
 void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,

@@ -1,6 +1,6 @@
 /*
  * main.c - the quorumfs program: `mount`, `status`, `restore`, `--help`,
- * `--version`.
+ * `--version`, and `bench` (src/cmd/bench.c).
  *
  * `quorumfs mount DATA_DIR MOUNTPOINT` runs the embedded default: the
  * storage node(s), the router and the FUSE frontend in one process.  Without
@@ -12,44 +12,69 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "cmd/bench.h"
 #include "common/log.h"
 #include "fs/fs.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/router.h"
 #include "scrub/scrub.h"
 
-#define DATA_FORMAT "quorumfs-data 2\n"
+/* Data directory format (doc/compat.md): 3 = 2 plus inode items version 2
+ * and txn version 2, which releases that write 2 cannot read.  A mount
+ * turns 2 into 3 before it opens the cell, so such a release refuses the
+ * directory, naming the format, instead of failing on every item. */
+#define DATA_FORMAT "quorumfs-data 3\n"
+#define DATA_FORMAT_V2 "quorumfs-data 2\n" /* three replicas, inode/txn version 1 */
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: quorumfs mount [-f] [-d] [-o OPTIONS] DATA_DIR MOUNTPOINT\n"
+		"       mount -t quorumfs [-o OPTIONS] DATA_DIR MOUNTPOINT   (mount.quorumfs)\n"
 		"       quorumfs status MOUNTPOINT\n"
 		"       quorumfs restore [-o ARCHIVE_OPTIONS] [--data DATA_DIR] --table NAME\n"
 		"                [--path PATH] [--time T] --to DIR\n"
 		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
+		"       quorumfs bench MOUNTPOINT [--against DIR] [--quick] [OPTIONS]\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
 		"        MOUNTPOINT. Tables are the top-level directories. Returns once\n"
-		"        the filesystem is mounted; unmount with `fusermount3 -u MOUNTPOINT`.\n"
+		"        the filesystem is mounted; unmount with `fusermount3 -u MOUNTPOINT`\n"
+		"        (or umount, or SIGTERM to the daemon, whose pid is in DATA_DIR/lock).\n"
 		"  -f          stay in the foreground, log to stderr\n"
 		"  -d          debug logging (and libfuse request tracing with -f)\n"
 		"  -s          serve requests on a single thread\n"
-		"  -o log=FILE log file when in the background (default DATA_DIR/quorumfs.log)\n"
+		"  -o log=FILE log file (default DATA_DIR/quorumfs.log in the background, stderr\n"
+		"              with -f); SIGHUP reopens it (logrotate)\n"
+		"  -o ro       read-only mount: every change fails with EROFS\n"
+		"  -o nonempty mount over a mountpoint that holds files\n"
+		"  -o nosuid,nodev,noexec,noatime,sync,dirsync  kernel mount flags\n"
+		"              (defaults, auto, noauto, user, nouser, _netdev, nofail, x-*, rw\n"
+		"              and other fstab-only options are accepted and ignored)\n"
 		"  -o loglevel=err|warn|info|debug\n"
 		"  -o seal_size=BYTES    seal WAL segments at this size (default 64M)\n"
 		"  -o seal_age=SECONDS   seal WAL segments holding older records (default 60;\n"
@@ -61,6 +86,13 @@ static void usage(FILE *f)
 		"  -o cache_timeout=SECONDS  how long the kernel caches names, attributes and\n"
 		"                        absent names (default 3600; 0: no caching). Safe\n"
 		"                        because this mount is the only writer of DATA_DIR\n"
+		"  -o throttle=wait|fail  over a table's capacity: wait (default) or EAGAIN\n"
+		"  -o throttle_wait=SECONDS  longest wait of one request (default 5; then it\n"
+		"                        proceeds)\n"
+		"  -o part_rcu=N,part_wcu=N  per-partition ceilings (default 0: none)\n"
+		"  -o node_rcu=N,node_wcu=N  node throughput for bursting (default 0: unlimited)\n"
+		"  -o ondemand_rcu=N,ondemand_wcu=N  on-demand allowance before a peak is seen\n"
+		"                        (default 0: unlimited); see doc/admission.md\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
 		"  -o scrub_interval=DURATION  start a scrub pass this often (default 6h;\n"
@@ -93,6 +125,9 @@ static void usage(FILE *f)
 		"restore rebuild table NAME (or PATH in it) as of T (RFC 3339 UTC such as\n"
 		"        2026-11-25T12:34:56.123Z, @EPOCH_SECONDS, or latest) from the archive\n"
 		"        alone, into DIR (new or empty; may be MOUNTPOINT/newtable)\n"
+		"bench   run small-file, metadata, fsync and sequential workloads in a fresh\n"
+		"        directory under MOUNTPOINT (and DIR) and print their rates\n"
+		"        (`quorumfs bench --help`)\n"
 		"\n"
 		"See quorumfs(8).\n");
 }
@@ -369,8 +404,47 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Check or write DATA_DIR/FORMAT.  0, QFS_EFORMAT, -errno. */
-static int check_format(const char *data)
+/* Replace DATA/FORMAT by DATA_FORMAT: temp file + fsync + rename + fsync of
+ * DATA, so a crash leaves the old or the new content.  0 or -errno. */
+static int write_format(const char *data)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	ssize_t n;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/FORMAT", data);
+	snprintf(tmp, sizeof(tmp), "%s/FORMAT.tmp", data);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, DATA_FORMAT, strlen(DATA_FORMAT));
+	if (n < 0)
+		rc = -errno;
+	else if (n != (ssize_t)strlen(DATA_FORMAT))
+		rc = -EIO;
+	else if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Check or write DATA_DIR/FORMAT.  A format-2 directory is accepted and,
+ * when upgrade is set (a mount, which writes version-2 items), rewritten as
+ * format 3 first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a
+ * one-line reason in msg. */
+static int check_format(const char *data, int upgrade, char *msg, size_t len)
 {
 	char path[PATH_MAX], buf[64];
 	int fd;
@@ -379,32 +453,56 @@ static int check_format(const char *data)
 	snprintf(path, sizeof(path), "%s/FORMAT", data);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno != ENOENT)
+		if (errno != ENOENT) {
+			snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
 			return -errno;
+		}
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0)
+		if (fd < 0) {
+			snprintf(msg, len, "cannot create %s: %s", path, strerror(errno));
 			return -errno;
+		}
 		n = write(fd, DATA_FORMAT, strlen(DATA_FORMAT));
 		int rc = (n == (ssize_t)strlen(DATA_FORMAT) && fsync(fd) == 0) ? 0 : -EIO;
 		close(fd);
+		if (rc)
+			snprintf(msg, len, "cannot write %s", path);
 		return rc;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	if (n < 0)
+	if (n < 0) {
+		snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
 		return -EIO;
+	}
 	buf[n] = '\0';
 	if (strcmp(buf, DATA_FORMAT_V1) == 0) {
-		QFS_LOG(QFS_LOG_ERR,
-			"data directory %s holds format 1 (one replica per table) of an earlier quorumfs, "
-			"which this version cannot open: mount a new data directory and bring each table "
-			"back with `quorumfs restore --data %s --table NAME --time latest --to MOUNTPOINT/NAME`",
-			data, data);
+		snprintf(msg, len,
+			 "data directory %s holds format 1 (one replica per table) of an earlier quorumfs, "
+			 "which this version cannot open: mount a new data directory and bring each table "
+			 "back with `quorumfs restore --data %s --table NAME --time latest --to MOUNTPOINT/NAME`",
+			 data, data);
 		return QFS_EFORMAT;
 	}
+	if (strcmp(buf, DATA_FORMAT_V2) == 0) {
+		if (!upgrade)
+			return 0;
+		int rc = write_format(data);
+		if (rc) {
+			snprintf(msg, len, "cannot upgrade %s from format 2 to 3: %s", path, qfs_strerror(rc));
+			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=2 to=3 err=%s",
+				path, qfs_strerror(rc));
+			return rc;
+		}
+		QFS_LOG(QFS_LOG_WARN,
+			"data directory format upgraded file=%s from=2 to=3 (inode items and txns version 2: "
+			"earlier releases refuse it from now on, doc/compat.md)",
+			path);
+		return 0;
+	}
 	if (strcmp(buf, DATA_FORMAT) != 0) {
-		QFS_LOG(QFS_LOG_ERR, "data directory has an unknown format file=%s content=\"%.*s\"", path,
-			(int)strcspn(buf, "\n"), buf);
+		snprintf(msg, len, "data directory %s has an unknown format file %s (\"%.*s\")", data, path,
+			 (int)strcspn(buf, "\n"), buf);
 		return QFS_EFORMAT;
 	}
 	return 0;
@@ -461,9 +559,613 @@ static int check_replicas(const char *data, uint32_t *n, char *msg, size_t len)
 	return 0;
 }
 
+/* ---- mount safety: the mountpoint and the data directory ---- */
+
+/* Undo the \ooo escapes of /proc/self/mountinfo in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+		    r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* 1 if path (resolved) is a mount point, with its type in fstype; 0 if
+ * not; -errno if /proc/self/mountinfo cannot be read. */
+static int is_mount_point(const char *path, char *fstype, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		for (int i = 1; tok && i < 5; i++)
+			tok = strtok_r(NULL, " ", &save);
+		if (!tok)
+			continue;
+		unescape_octal(tok);
+		if (strcmp(tok, path) != 0)
+			continue;
+		found = 1;
+		snprintf(fstype, len, "?");
+		while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
+			if (strcmp(tok, "-") == 0) {
+				if ((tok = strtok_r(NULL, " ", &save)) != NULL)
+					snprintf(fstype, len, "%s", tok);
+				break;
+			}
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* Make arg absolute without creating anything: realpath of its longest
+ * existing prefix, then the missing components (".", ".." resolved by
+ * name: they do not exist, so no symlink can be among them).  0 or -errno. */
+static int resolve_path_depth(const char *arg, char *out, int depth)
+{
+	char head[PATH_MAX], rest[PATH_MAX] = "", res[PATH_MAX];
+	size_t n = strlen(arg);
+	struct stat st;
+
+	if (n == 0 || n >= sizeof(head))
+		return n ? -ENAMETOOLONG : -ENOENT;
+	memcpy(head, arg, n + 1);
+	for (;;) {
+		if (realpath(head, res))
+			break;
+		if (errno != ENOENT)
+			return -errno;
+		if (lstat(head, &st) == 0 && S_ISLNK(st.st_mode)) {
+			/* a dangling symlink: follow it by hand */
+			char target[PATH_MAX], next[PATH_MAX * 2 + 2];
+			ssize_t tl = readlink(head, target, sizeof(target) - 1);
+			char *slash = strrchr(head, '/');
+
+			if (tl < 0 || depth > 40)
+				return tl < 0 ? -errno : -ELOOP;
+			target[tl] = '\0';
+			if (target[0] == '/' || !slash)
+				snprintf(next, sizeof(next), "%s%s%s", target, rest[0] ? "/" : "", rest);
+			else
+				snprintf(next, sizeof(next), "%.*s/%s%s%s", (int)(slash - head), head, target,
+					 rest[0] ? "/" : "", rest);
+			if (strlen(next) >= PATH_MAX)
+				return -ENAMETOOLONG;
+			return resolve_path_depth(next, out, depth + 1);
+		}
+		char *slash = strrchr(head, '/');
+		char tail[PATH_MAX];
+		if (!slash) {
+			snprintf(tail, sizeof(tail), "%s%s%s", head, rest[0] ? "/" : "", rest);
+			memcpy(rest, tail, sizeof(rest));
+			snprintf(head, sizeof(head), ".");
+			continue;
+		}
+		snprintf(tail, sizeof(tail), "%s%s%s", slash + 1, rest[0] ? "/" : "", rest);
+		memcpy(rest, tail, sizeof(rest));
+		if (slash == head)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	char *save = NULL;
+	for (char *c = strtok_r(rest, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			char *slash = strrchr(res, '/');
+			if (slash == res)
+				res[1] = '\0';
+			else if (slash)
+				*slash = '\0';
+			continue;
+		}
+		size_t l = strlen(res);
+		if (l + 1 + strlen(c) >= sizeof(res))
+			return -ENAMETOOLONG;
+		if (res[l - 1] != '/')
+			res[l++] = '/';
+		strcpy(res + l, c);
+	}
+	memcpy(out, res, strlen(res) + 1);
+	return 0;
+}
+
+static int resolve_path(const char *arg, char *out)
+{
+	return resolve_path_depth(arg, out, 0);
+}
+
+/* 1 if path is dir or below it (both resolved). */
+static int path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (!strcmp(dir, "/"))
+		return 1;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* 1 (with a reason in msg) if path, a file the daemon writes (what), lies
+ * inside the mountpoint mnt; 0 if not or if path is NULL. */
+static int inside_mount(const char *what, const char *path, const char *mnt, char *msg, size_t len)
+{
+	char abs[PATH_MAX];
+
+	if (!path || resolve_path(path, abs) != 0 || !path_within(abs, mnt))
+		return 0;
+	snprintf(msg, len, "%s %s is inside the mountpoint %s: quorumfs would wait on its own mount; "
+		 "choose a path outside the mountpoint", what, abs, mnt);
+	return 1;
+}
+
+/* The mountpoint must be an existing, empty (unless nonempty) directory
+ * that is not a mount point already.  mnt gets its resolved path.  0, or
+ * -1 with a one-line reason in msg. */
+static int check_mountpoint(const char *arg, int nonempty, char *mnt, char *msg, size_t len)
+{
+	struct stat st;
+	struct statfs sfs;
+	char fstype[64];
+	int rc;
+
+	if (stat(arg, &st) != 0) {
+		if (errno == ENOTCONN)
+			snprintf(msg, len, "mountpoint %s: stale mount (its daemon is gone): run fusermount3 -u %s "
+				 "and mount again", arg, arg);
+		else if (errno == ENOENT)
+			snprintf(msg, len, "mountpoint %s does not exist (create it with mkdir)", arg);
+		else
+			snprintf(msg, len, "mountpoint %s: %s", arg, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, len, "mountpoint %s is not a directory", arg);
+		return -1;
+	}
+	if (!realpath(arg, mnt)) {
+		snprintf(msg, len, "mountpoint %s: %s", arg, strerror(errno));
+		return -1;
+	}
+	rc = is_mount_point(mnt, fstype, sizeof(fstype));
+	if (rc > 0 && !strcmp(fstype, "autofs"))
+		return 0; /* x-systemd.automount: mount over the trigger, and do not touch it */
+	if (rc > 0 && statfs(mnt, &sfs) != 0 && errno == ENOTCONN) {
+		/* the kernel may still answer stat from its cache; statfs asks the daemon */
+		snprintf(msg, len, "mountpoint %s: stale mount (its daemon is gone): run fusermount3 -u %s "
+			 "and mount again", mnt, mnt);
+		return -1;
+	}
+	if (rc > 0) {
+		snprintf(msg, len, "mountpoint %s is already a mount point (type %s): unmount it first "
+			 "(%s %s)", mnt, fstype, strncmp(fstype, "fuse", 4) == 0 ? "fusermount3 -u" : "umount", mnt);
+		return -1;
+	}
+	if (!nonempty) {
+		DIR *d = opendir(mnt);
+		struct dirent *de;
+		int entries = 0;
+
+		if (!d) {
+			snprintf(msg, len, "mountpoint %s: %s", mnt, strerror(errno));
+			return -1;
+		}
+		while ((de = readdir(d)) != NULL)
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				entries++;
+		closedir(d);
+		if (entries) {
+			snprintf(msg, len, "mountpoint %s is not empty: its files would be hidden while mounted "
+				 "(use -o nonempty to mount over them)", mnt);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Create the data directory (after checking it is outside mnt) and check
+ * it is a writable directory.  data gets its resolved path.  0, or -1 with
+ * a one-line reason in msg. */
+static int check_data_dir(const char *arg, const char *mnt, char *data, char *msg, size_t len)
+{
+	char abs[PATH_MAX];
+	struct stat st;
+	int rc = resolve_path(arg, abs);
+
+	if (rc) {
+		snprintf(msg, len, "data directory %s: %s", arg, strerror(-rc));
+		return -1;
+	}
+	if (path_within(abs, mnt)) {
+		snprintf(msg, len, "data directory %s is inside the mountpoint %s: quorumfs would wait on its "
+			 "own mount; choose a data directory outside the mountpoint", abs, mnt);
+		return -1;
+	}
+	rc = mkdir_p(abs, 0700);
+	if (rc) {
+		snprintf(msg, len, "cannot create data directory %s: %s", abs, strerror(-rc));
+		return -1;
+	}
+	if (stat(abs, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(msg, len, "data directory %s is not a directory", abs);
+		return -1;
+	}
+	if (!realpath(abs, data)) {
+		snprintf(msg, len, "data directory %s: %s", abs, strerror(errno));
+		return -1;
+	}
+	if (strlen(data) > PATH_MAX - 64) {
+		snprintf(msg, len, "data directory path %s is too long", data);
+		return -1;
+	}
+	if (path_within(data, mnt)) { /* through a symlink */
+		snprintf(msg, len, "data directory %s is inside the mountpoint %s: quorumfs would wait on its "
+			 "own mount; choose a data directory outside the mountpoint", data, mnt);
+		return -1;
+	}
+	if (access(data, R_OK | W_OK | X_OK) != 0) {
+		if (errno == EROFS)
+			snprintf(msg, len, "data directory %s is on a read-only file system: quorumfs writes its "
+				 "log, WAL and stores there (also with -o ro); remount it read-write", data);
+		else if (errno == EACCES)
+			snprintf(msg, len, "data directory %s is not writable by uid %u: permission denied", data,
+				 (unsigned)geteuid());
+		else
+			snprintf(msg, len, "data directory %s: %s", data, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Take DATA/lock (flock, held for the life of the process, across the
+ * fork: the child's copy of the descriptor keeps it).  *fd gets it.  0, or
+ * -1 with a one-line reason in msg (another quorumfs: its pid, from the
+ * file). */
+static int take_lock(const char *data, int *fd, char *msg, size_t len)
+{
+	char path[PATH_MAX], pid[24] = "";
+	int lfd;
+
+	snprintf(path, sizeof(path), "%s/lock", data);
+	lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd < 0) {
+		snprintf(msg, len, "cannot open the lock file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+		int err = errno;
+		ssize_t n = err == EWOULDBLOCK ? pread(lfd, pid, sizeof(pid) - 1, 0) : -1;
+
+		if (n > 0) {
+			pid[n] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+		}
+		if (err == EWOULDBLOCK)
+			snprintf(msg, len, "data directory %s is in use by another quorumfs (%s%s%slock %s)", data,
+				 pid[0] ? "pid " : "", pid, pid[0] ? ", " : "", path);
+		else
+			snprintf(msg, len, "cannot lock %s: %s", path, strerror(err));
+		close(lfd);
+		return -1;
+	}
+	*fd = lfd;
+	return 0;
+}
+
+/* Record the serving process's pid in the lock file (for the message of
+ * a second mount, and for scripts). */
+static void lock_note_pid(int fd)
+{
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* only informative */
+	}
+}
+
+/* ---- mount options ---- */
+
+/* Options for mount(8), fstab, systemd and the mount helpers rather than
+ * for the filesystem: accepted and ignored (see quorumfs(8)). */
+static const char *const ignored_opts[] = {
+	"defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
+	"relatime", "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime", "diratime",
+	"nodiratime", "loud", "silent", "nonempty", NULL,
+};
+static const char *const ignored_prefixes[] = { "x-", "comment=", "user=", "helper=", NULL };
+
+/* Mount flags passed on to the kernel: each pair sets or clears one bit. */
+static const struct {
+	const char *on, *off;
+} kernel_flags[] = {
+	{ "nosuid", "suid" }, { "nodev", "dev" },   { "noexec", "exec" },
+	{ "noatime", "atime" }, { "sync", "async" }, { "dirsync", NULL },
+};
+#define NKFLAGS (sizeof(kernel_flags) / sizeof(kernel_flags[0]))
+
+/* Handle one -o token if it is an admission option (doc/admission.md):
+ * 1 handled, 0 not ours, -1 bad value (message printed). */
+static int admit_opt(struct qfs_admit_cfg *c, const char *tok)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} units[] = {
+		{ "part_rcu=", offsetof(struct qfs_admit_cfg, part_units[QFS_ADMIT_READ]) },
+		{ "part_wcu=", offsetof(struct qfs_admit_cfg, part_units[QFS_ADMIT_WRITE]) },
+		{ "node_rcu=", offsetof(struct qfs_admit_cfg, node_units[QFS_ADMIT_READ]) },
+		{ "node_wcu=", offsetof(struct qfs_admit_cfg, node_units[QFS_ADMIT_WRITE]) },
+		{ "ondemand_rcu=", offsetof(struct qfs_admit_cfg, ondemand_units[QFS_ADMIT_READ]) },
+		{ "ondemand_wcu=", offsetof(struct qfs_admit_cfg, ondemand_units[QFS_ADMIT_WRITE]) },
+	};
+	uint64_t v;
+	char *e;
+
+	if (strcmp(tok, "throttle=wait") == 0 || strcmp(tok, "throttle=fail") == 0) {
+		c->fail = tok[9] == 'f';
+		return 1;
+	}
+	if (strncmp(tok, "throttle_wait=", 14) == 0 || strncmp(tok, "gac_interval=", 13) == 0) {
+		int wait = tok[0] == 't';
+		const char *val = strchr(tok, '=') + 1;
+		if (parse_ms(val, &v) || v > 600000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", val, (int)(val - tok - 1), tok);
+			return -1;
+		}
+		*(wait ? &c->wait_ms : &c->gac_ms) = (uint32_t)v;
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t n = strlen(units[i].name);
+		if (strncmp(tok, units[i].name, n))
+			continue;
+		errno = 0;
+		v = strtoull(tok + n, &e, 10);
+		if (errno || e == tok + n || *e || v > 10000000) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", tok + n, (int)(n - 1), tok);
+			return -1;
+		}
+		*(uint32_t *)((char *)c + units[i].off) = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
+struct mount_cfg {
+	struct arch_cfg ac;
+	struct qfs_cell_opts co;
+	const char *logfile;    /* -o log=, kept */
+	int readonly;           /* -o ro (rw clears it) */
+	int nonempty;           /* -o nonempty */
+	unsigned kflags;        /* bit i: kernel_flags[i].on given last */
+	unsigned kflags_off;    /* bit i: kernel_flags[i].off given last (libfuse's
+	                         * defaults are nosuid,nodev: suid, dev undo them) */
+	char kopts[128];        /* kflags as text for fs/ */
+	struct scrub_cfg sc;    /* -o scrub*= */
+	struct qfs_admit_cfg adm; /* -o throttle*=, *_rcu=, *_wcu=, gac_interval= */
+	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
+	int cache_off;          /* -o cache_timeout=0: no kernel caching */
+	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */
+};
+
+static int bad_value(const char *opt, const char *v, const char *want)
+{
+	fprintf(stderr, "quorumfs: bad value '%s' for option %s: %s\n", v, opt, want);
+	return -1;
+}
+
+/* One -o token of `mount`: 0, or -1 with a message on stderr. */
+static int mount_opt(struct mount_cfg *m, char *tok)
+{
+	char *eq = strchr(tok, '=');
+	const char *v = eq ? eq + 1 : NULL;
+	uint64_t v64;
+	int rc;
+
+	if (!*tok)
+		return 0;
+	for (int i = 0; ignored_opts[i]; i++)
+		if (!strcmp(tok, ignored_opts[i])) {
+			if (!strcmp(tok, "nonempty"))
+				m->nonempty = 1;
+			return 0;
+		}
+	for (int i = 0; ignored_prefixes[i]; i++)
+		if (!strncmp(tok, ignored_prefixes[i], strlen(ignored_prefixes[i])))
+			return 0;
+	if (!strcmp(tok, "remount")) {
+		fprintf(stderr, "quorumfs: remount is not supported: unmount and mount again\n");
+		return -1;
+	}
+	if (!strcmp(tok, "ro") || !strcmp(tok, "rw")) {
+		m->readonly = tok[1] == 'o';
+		return 0;
+	}
+	for (size_t i = 0; i < NKFLAGS; i++) {
+		if (!strcmp(tok, kernel_flags[i].on)) {
+			m->kflags |= 1u << i;
+			m->kflags_off &= ~(1u << i);
+			return 0;
+		}
+		if (kernel_flags[i].off && !strcmp(tok, kernel_flags[i].off)) {
+			m->kflags &= ~(1u << i);
+			m->kflags_off |= 1u << i;
+			return 0;
+		}
+	}
+	if ((rc = arch_opt(&m->ac, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if ((rc = admit_opt(&m->adm, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if ((rc = scrub_opt(&m->sc, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if ((rc = qfs_avail_opt(&m->av, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if (eq)
+		*eq = '\0';
+	if (!strcmp(tok, "log")) {
+		if (!v || !*v)
+			return bad_value("log", v ? v : "", "want log=FILE");
+		m->logfile = v;
+	} else if (!strcmp(tok, "reads")) {
+		if (v && !strcmp(v, "strong"))
+			m->co.reads = QFS_CELL_READ_STRONG;
+		else if (v && !strcmp(v, "eventual"))
+			m->co.reads = QFS_CELL_READ_EVENTUAL;
+		else
+			return bad_value("reads", v ? v : "", "reads must be strong or eventual");
+	} else if (!strcmp(tok, "quorum_timeout")) {
+		if (!v || parse_ms(v, &v64) || v64 > 3600000)
+			return bad_value("quorum_timeout", v ? v : "", "want SECONDS (0 < t <= 3600; 500ms, 2s, 1m)");
+		m->co.timeout_ms = (uint32_t)v64;
+	} else if (!strcmp(tok, "replicas")) {
+		if (!v || (strcmp(v, "1") && strcmp(v, "3")))
+			return bad_value("replicas", v ? v : "", "replicas must be 1 or 3");
+		m->co.nodes = (uint32_t)(v[0] - '0');
+	} else if (!strcmp(tok, "cache_timeout")) {
+		if (v && !strcmp(v, "0"))
+			v64 = 0;
+		else if (!v || parse_ms(v, &v64) || v64 > 366ull * 86400 * 1000)
+			return bad_value("cache_timeout", v ? v : "", "want SECONDS (0 = no kernel caching; 1h, 30m)");
+		m->cache_ms = v64;
+		m->cache_off = v64 == 0;
+	} else if (!strcmp(tok, "loglevel")) {
+		if (!v || qfs_log_set_level(v) != 0)
+			return bad_value("loglevel", v ? v : "", "want err, warn, info or debug");
+	} else if (!eq && (!strcmp(tok, "archive") || !strncmp(tok, "s3_", 3) || !strncmp(tok, "seal_", 5) ||
+			   !strncmp(tok, "snapshot_", 9) || !strcmp(tok, "archive_interval"))) {
+		fprintf(stderr, "quorumfs: option %s needs a value (%s=...; see quorumfs(8))\n", tok, tok);
+		return -1;
+	} else {
+		if (eq)
+			*eq = '=';
+		fprintf(stderr, "quorumfs: unknown mount option '%s' (see quorumfs(8))\n", tok);
+		return -1;
+	}
+	return 0;
+}
+
+/* The kernel flags as "nosuid,nodev,..." for fs/. */
+static void kernel_opts_text(struct mount_cfg *m)
+{
+	size_t n = 0;
+
+	m->kopts[0] = '\0';
+	for (size_t i = 0; i < NKFLAGS; i++)
+		if (m->kflags & (1u << i))
+			n += (size_t)snprintf(m->kopts + n, sizeof(m->kopts) - n, "%s%s", n ? "," : "",
+					      kernel_flags[i].on);
+		else if (m->kflags_off & (1u << i))
+			n += (size_t)snprintf(m->kopts + n, sizeof(m->kopts) - n, "%s%s", n ? "," : "",
+					      kernel_flags[i].off);
+}
+
+/* ---- signals: SIGHUP reopens the log ---- */
+
+static sem_t hup_sem;          /* posted by the SIGHUP handler (async-signal-safe) */
+static atomic_int hup_stop;    /* 1: the reopen thread ends */
+
+static void on_hup(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	sem_post(&hup_sem);
+	errno = saved;
+}
+
+/* Reopen the log on each SIGHUP (logrotate's postrotate), in a normal
+ * thread so that the reopen can log. */
+static void *hup_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		while (sem_wait(&hup_sem) != 0 && errno == EINTR)
+			;
+		if (atomic_load(&hup_stop))
+			return NULL;
+		int rc = qfs_log_reopen();
+		if (rc == -ENOENT)
+			QFS_LOG(QFS_LOG_INFO, "log not reopened signal=SIGHUP why=\"logging to stderr, not to a file\"");
+		else if (rc)
+			QFS_LOG(QFS_LOG_ERR, "log reopen failed signal=SIGHUP file=%s err=%s", qfs_log_file(),
+				strerror(-rc));
+		else
+			QFS_LOG(QFS_LOG_INFO, "log reopened signal=SIGHUP file=%s", qfs_log_file());
+	}
+}
+
+/* Install the SIGHUP handler (before fs/ installs libfuse's, which then
+ * leaves SIGHUP alone) and start its thread.  0 or -errno. */
+static int hup_start(pthread_t *th)
+{
+	struct sigaction sa;
+
+	if (sem_init(&hup_sem, 0, 0) != 0)
+		return -errno;
+	int rc = -pthread_create(th, NULL, hup_main, NULL);
+	if (rc)
+		return rc;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+	return 0;
+}
+
+static void hup_stop_thread(pthread_t th)
+{
+	signal(SIGHUP, SIG_IGN);
+	atomic_store(&hup_stop, 1);
+	sem_post(&hup_sem);
+	pthread_join(th, NULL);
+}
+
+/* ---- systemd: sd_notify without libsystemd ---- */
+
+/* Send text to $NOTIFY_SOCKET (Type=notify); nothing when it is unset. */
+static void sd_notify_text(const char *text)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || (n = strlen(path)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract socket */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		QFS_LOG(QFS_LOG_WARN, "sd_notify failed socket=%s err=%s", path, strerror(errno));
+	close(fd);
+}
+
 struct ready_ctx {
 	int fd;            /* pipe to the waiting parent, -1 in the foreground */
-	const char *log;   /* log file for the background */
+	const char *mnt;   /* for the systemd status line */
 };
 
 /* The cell's node lines and the node stop/start test hook, handed to fs/. */
@@ -489,7 +1191,10 @@ static void archive_text(void *arg, struct qfs_buf *out, int summary)
 static int on_ready(void *arg)
 {
 	struct ready_ctx *c = arg;
+	char text[PATH_MAX + 64];
 
+	snprintf(text, sizeof(text), "READY=1\nMAINPID=%ld\nSTATUS=mounted on %s", (long)getpid(), c->mnt);
+	sd_notify_text(text);
 	if (c->fd < 0)
 		return 0;
 	int nul = open("/dev/null", O_RDWR);
@@ -507,11 +1212,16 @@ static int on_ready(void *arg)
 	return 0;
 }
 
-/* In the background child: report a setup failure to the parent. */
+/* Report a setup failure: a log line, and the message on the terminal
+ * (the waiting parent's stderr in the background, ours in the foreground). */
 static void report_failure(struct ready_ctx *c, const char *msg)
 {
-	if (c->fd < 0)
+	if (c->fd >= 0 || qfs_log_file())
+		QFS_LOG(QFS_LOG_ERR, "mount failed err=\"%s\"", msg);
+	if (c->fd < 0) {
+		fprintf(stderr, "quorumfs: %s\n", msg);
 		return;
+	}
 	char code = 1;
 	if (write(c->fd, &code, 1) == 1 && write(c->fd, msg, strlen(msg)) < 0) {
 		/* nothing more to do */
@@ -520,23 +1230,21 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 	c->fd = -1;
 }
 
+
 static int cmd_mount(int argc, char **argv)
 {
-	int foreground = 0, debug = 0, single = 0, opt;
-	const char *logfile = NULL;
-	char logpath[PATH_MAX], data[PATH_MAX], mnt[PATH_MAX], nodedir[PATH_MAX], lockpath[PATH_MAX];
-	char msg[512], urlbuf[PATH_MAX + 16];
+	int foreground = 0, debug = 0, single = 0, opt, lockfd = -1;
+	char logpath[PATH_MAX], logabs[PATH_MAX], data[PATH_MAX], mnt[PATH_MAX], nodedir[PATH_MAX];
+	char msg[PATH_MAX * 2 + 256], urlbuf[PATH_MAX + 16];
 	struct ready_ctx ready = { -1, NULL };
-	struct arch_cfg ac;
-	struct qfs_cell_opts co = { .nodes = 0 };
-	struct scrub_cfg sc = { .so = { .repair = 1 } };
+	struct mount_cfg m;
+	pthread_t hup_th;
+	int rc;
 	struct scrub_wire sw = { NULL, NULL };
-	struct qfs_avail_opts avo;
-	uint64_t v64, cache_ms = 0;
-	int arc, cache_off = 0;
 
-	memset(&ac, 0, sizeof(ac));
-	qfs_avail_opts_default(&avo);
+	memset(&m, 0, sizeof(m));
+	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
+	qfs_avail_opts_default(&m.av);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {
@@ -551,53 +1259,10 @@ static int cmd_mount(int argc, char **argv)
 			single = 1;
 			break;
 		case 'o': {
-			char *o = keep_opt(optarg), *save = NULL; /* arch_opt points into it */
-			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if ((arc = arch_opt(&ac, tok)) < 0)
+			char *o = keep_opt(optarg), *save = NULL; /* options point into it */
+			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+				if (mount_opt(&m, tok) != 0)
 					return 2;
-				if (arc > 0)
-					continue;
-				if ((arc = scrub_opt(&sc, tok)) < 0)
-					return 2;
-				if (arc > 0)
-					continue;
-				if ((arc = qfs_avail_opt(&avo, tok)) < 0)
-					return 2;
-				if (arc > 0)
-					continue;
-				if (strncmp(tok, "log=", 4) == 0) {
-					logfile = strdup(tok + 4);
-				} else if (strcmp(tok, "reads=strong") == 0) {
-					co.reads = QFS_CELL_READ_STRONG;
-				} else if (strcmp(tok, "reads=eventual") == 0) {
-					co.reads = QFS_CELL_READ_EVENTUAL;
-				} else if (strncmp(tok, "quorum_timeout=", 15) == 0) {
-					if (parse_ms(tok + 15, &v64) || v64 > 3600000) {
-						fprintf(stderr, "quorumfs: bad value '%s' for option quorum_timeout\n", tok + 15);
-						return 2;
-					}
-					co.timeout_ms = (uint32_t)v64;
-				} else if (strncmp(tok, "cache_timeout=", 14) == 0) {
-					if (strcmp(tok + 14, "0") == 0)
-						v64 = 0;
-					else if (parse_ms(tok + 14, &v64) || v64 > 366ull * 86400 * 1000) {
-						fprintf(stderr, "quorumfs: bad value '%s' for option cache_timeout\n", tok + 14);
-						return 2;
-					}
-					cache_ms = v64;
-					cache_off = v64 == 0;
-				} else if (strcmp(tok, "replicas=3") == 0 || strcmp(tok, "replicas=1") == 0) {
-					co.nodes = (uint32_t)(tok[9] - '0');
-				} else if (strncmp(tok, "loglevel=", 9) == 0) {
-					if (qfs_log_set_level(tok + 9) != 0) {
-						fprintf(stderr, "quorumfs: unknown log level '%s'\n", tok + 9);
-						return 2;
-					}
-				} else {
-					fprintf(stderr, "quorumfs: unknown mount option '%s'\n", tok);
-					return 2;
-				}
-			}
 			break;
 		}
 		case 'h':
@@ -614,28 +1279,46 @@ static int cmd_mount(int argc, char **argv)
 	}
 	if (debug)
 		qfs_log_level = QFS_LOG_DEBUG;
-	int rc = mkdir_p(argv[optind], 0700);
+	kernel_opts_text(&m);
+
+	/* Every check that can refuse the mount runs here, before the fork,
+	 * and says why on this process's stderr: nothing of a refused mount
+	 * goes to the log file (which belongs to the mount that runs). */
+	if (check_mountpoint(argv[optind + 1], m.nonempty, mnt, msg, sizeof(msg)) ||
+	    check_data_dir(argv[optind], mnt, data, msg, sizeof(msg)) ||
+	    take_lock(data, &lockfd, msg, sizeof(msg))) {
+		fprintf(stderr, "quorumfs: %s\n", msg);
+		return 1;
+	}
+	rc = check_format(data, 1, msg, sizeof(msg));
+	if (!rc)
+		rc = check_replicas(data, &m.co.nodes, msg, sizeof(msg));
 	if (rc) {
-		fprintf(stderr, "quorumfs: cannot create data directory %s: %s\n", argv[optind], strerror(-rc));
+		fprintf(stderr, "quorumfs: %s\n", msg);
+		close(lockfd);
 		return 1;
 	}
-	if (!realpath(argv[optind], data) || !realpath(argv[optind + 1], mnt)) {
-		fprintf(stderr, "quorumfs: %s: %s\n", argv[optind + 1], strerror(errno));
-		return 1;
-	}
-	if (strlen(data) > PATH_MAX - 64) {
-		fprintf(stderr, "quorumfs: data directory path is too long\n");
-		return 1;
-	}
-	struct stat st;
-	if (stat(mnt, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "quorumfs: mountpoint %s is not a directory\n", mnt);
-		return 1;
-	}
-	if (!logfile) {
+	if (!m.logfile && !foreground) {
 		snprintf(logpath, sizeof(logpath), "%s/quorumfs.log", data);
-		logfile = logpath;
+		m.logfile = logpath;
 	}
+	if (m.logfile && m.logfile[0] != '/') {
+		/* the daemon changes to / */
+		if (resolve_path(m.logfile, logabs) != 0) {
+			fprintf(stderr, "quorumfs: log file %s: cannot resolve its path\n", m.logfile);
+			close(lockfd);
+			return 1;
+		}
+		m.logfile = logabs;
+	}
+	if (inside_mount("log file", m.logfile, mnt, msg, sizeof(msg)) ||
+	    (m.ac.url && !strncmp(m.ac.url, "file://", 7) &&
+	     inside_mount("archive directory", m.ac.url + 7, mnt, msg, sizeof(msg)))) {
+		fprintf(stderr, "quorumfs: %s\n", msg);
+		close(lockfd);
+		return 1;
+	}
+	ready.mnt = mnt;
 
 	if (!foreground) {
 		/* fork before any thread exists; the parent waits for "mounted" */
@@ -658,84 +1341,63 @@ static int cmd_mount(int argc, char **argv)
 			n = read(pfd[0], msg, sizeof(msg) - 1);
 			msg[n > 0 ? n : 0] = '\0';
 			fprintf(stderr, "quorumfs: mount failed: %s (see %s)\n", n > 0 ? msg : "daemon exited",
-				logfile);
+				m.logfile);
 			return 1;
 		}
 		close(pfd[0]);
 		setsid();
 		ready.fd = pfd[1];
-		int lfd = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (lfd < 0) {
-			snprintf(msg, sizeof(msg), "cannot open log file %s: %s", logfile, strerror(errno));
-			report_failure(&ready, msg);
-			return 1;
-		}
-		dup2(lfd, STDERR_FILENO);
-		close(lfd);
 		if (chdir("/") != 0) {
 			/* not fatal */
 		}
 	}
+	lock_note_pid(lockfd);
+	if (m.logfile) {
+		rc = qfs_log_open_file(m.logfile);
+		if (rc) {
+			snprintf(msg, sizeof(msg), "cannot open log file %s: %s", m.logfile, strerror(-rc));
+			report_failure(&ready, msg);
+			return 1;
+		}
+	}
+	rc = hup_start(&hup_th);
+	if (rc) {
+		snprintf(msg, sizeof(msg), "cannot start the signal thread: %s", strerror(-rc));
+		report_failure(&ready, msg);
+		return 1;
+	}
 
-	snprintf(lockpath, sizeof(lockpath), "%s/lock", data);
-	int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-		snprintf(msg, sizeof(msg), "data directory %s is in use by another quorumfs (lock %s)", data,
-			 lockpath);
-		QFS_LOG(QFS_LOG_ERR, "%s", msg);
-		fprintf(stderr, "quorumfs: %s\n", msg);
-		report_failure(&ready, msg);
-		return 1;
-	}
-	rc = check_format(data);
-	if (rc) {
-		snprintf(msg, sizeof(msg), "data directory %s: %s", data, qfs_strerror(rc));
-		fprintf(stderr, "quorumfs: %s\n", msg);
-		report_failure(&ready, msg);
-		return 1;
-	}
-	rc = check_replicas(data, &co.nodes, msg, sizeof(msg));
-	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "%s", msg);
-		fprintf(stderr, "quorumfs: %s\n", msg);
-		report_failure(&ready, msg);
-		return 1;
-	}
 	snprintf(nodedir, sizeof(nodedir), "%s/nodes", data);
-	co.dir = nodedir;
-	co.wal_segment_bytes = ac.seal_bytes;
-	co.wal_seal_age_ms = ac.seal_age_ms;
+	m.co.dir = nodedir;
+	m.co.wal_segment_bytes = m.ac.seal_bytes;
+	m.co.wal_seal_age_ms = m.ac.seal_age_ms;
 	struct qfs_cell *cell = NULL;
-	rc = qfs_cell_open(&co, &cell);
+	rc = qfs_cell_open(&m.co, &cell);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "cannot open the storage nodes in %s: %s", nodedir, qfs_strerror(rc));
-		QFS_LOG(QFS_LOG_ERR, "%s", msg);
-		fprintf(stderr, "quorumfs: %s\n", msg);
 		report_failure(&ready, msg);
-		return 1;
+		goto err_hup;
 	}
 	struct qfs_router *router = NULL;
 	rc = qfs_router_new(cell, getuid(), getgid(), &router);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "cannot start the router: %s", qfs_strerror(rc));
-		QFS_LOG(QFS_LOG_ERR, "%s", msg);
-		fprintf(stderr, "quorumfs: %s\n", msg);
 		report_failure(&ready, msg);
-		qfs_cell_close(cell);
-		return 1;
+		goto err_cell;
 	}
+	qfs_router_admit_config(router, &m.adm);
 	struct qfs_archive *archive = NULL;
-	const char *url = arch_url(&ac, data, urlbuf, sizeof(urlbuf));
+	const char *url = arch_url(&m.ac, data, urlbuf, sizeof(urlbuf));
 	if (strcmp(url, "off") != 0) {
 		struct qfs_archive_opts ao = {
-			.store = ac.os,
-			.interval_ms = (uint32_t)ac.interval_ms,
-			.snap_segments = (uint32_t)ac.snap_segments,
-			.snap_bytes = ac.snap_bytes,
-			.retention_ns = ac.retention_ns,
+			.store = m.ac.os,
+			.interval_ms = (uint32_t)m.ac.interval_ms,
+			.snap_segments = (uint32_t)m.ac.snap_segments,
+			.snap_bytes = m.ac.snap_bytes,
+			.retention_ns = m.ac.retention_ns,
 		};
 		ao.store.url = url;
-		if (!ac.url) {
+		if (!m.ac.url) {
 			char adir[PATH_MAX];
 			snprintf(adir, sizeof(adir), "%s/archive", data);
 			if (mkdir(adir, 0700) != 0 && errno != EEXIST)
@@ -745,22 +1407,18 @@ static int cmd_mount(int argc, char **argv)
 		rc = qfs_archive_start(cell, &ao, &archive);
 		if (rc) {
 			snprintf(msg, sizeof(msg), "cannot start the archiver for %s: %s", url, qfs_strerror(rc));
-			QFS_LOG(QFS_LOG_ERR, "%s", msg);
-			fprintf(stderr, "quorumfs: %s\n", msg);
 			report_failure(&ready, msg);
-			qfs_router_free(router);
-			qfs_cell_close(cell);
-			return 1;
+			goto err_router;
 		}
 	}
 	sw.a = archive;
-	struct qfs_objstore_cfg scrub_os = ac.os;
+	struct qfs_objstore_cfg scrub_os = m.ac.os;
 	if (archive) {
 		scrub_os.url = url;
-		scrub_wire_archive(&sc.so, &scrub_os);
+		scrub_wire_archive(&m.sc.so, &scrub_os);
 	}
-	if (!sc.off) {
-		rc = qfs_scrub_start(cell, &sc.so, &sw.s);
+	if (!m.sc.off) {
+		rc = qfs_scrub_start(cell, &m.sc.so, &sw.s);
 		if (rc)
 			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=%s (mounting without it)",
 				qfs_strerror(rc));
@@ -778,23 +1436,34 @@ static int cmd_mount(int argc, char **argv)
 		.nodes_text = nodes_text,
 		.node_ctl = node_ctl,
 		.nodes_arg = cell,
-		.replicas = co.nodes,
-		.cache_timeout_ms = cache_ms,
-		.avail = &avo,
-		.cache_off = cache_off,
+		.replicas = m.co.nodes,
+		.readonly = m.readonly,
+		.kernel_opts = m.kopts,
+		.cache_timeout_ms = m.cache_ms,
+		.cache_off = m.cache_off,
+		.avail = &m.av,
 		.scrub_text = scrub_text,
 		.alarms_text = alarms_text,
 		.scrub_ctl = scrub_ctl,
 		.scrub_arg = &sw,
 	};
 	rc = qfs_fs_run(router, &fo);
-	if (rc)
-		report_failure(&ready, "mount failed; see the log");
+	if (rc) {
+		snprintf(msg, sizeof(msg), "could not mount on %s: %s", mnt, qfs_strerror(rc));
+		report_failure(&ready, msg);
+	}
+	sd_notify_text("STOPPING=1");
 	qfs_scrub_stop(sw.s);
 	qfs_archive_stop(archive);
+err_router:
 	qfs_router_free(router);
+err_cell:
 	qfs_cell_close(cell);
+err_hup:
+	hup_stop_thread(hup_th);
 	close(lockfd);
+	if (!rc)
+		QFS_LOG(QFS_LOG_INFO, "stopped data_dir=%s", data);
 	return rc ? 1 : 0;
 }
 
@@ -970,8 +1639,8 @@ static int cmd_scrub(int argc, char **argv)
 			close(lockfd);
 		return 2;
 	}
-	if ((rc = check_format(data)) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {
-		fprintf(stderr, "quorumfs: data directory %s: %s\n", data, rc == QFS_EFORMAT ? "unknown format" : msg);
+	if ((rc = check_format(data, 0, msg, sizeof(msg))) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {
+		fprintf(stderr, "quorumfs: data directory %s: %s\n", data, msg);
 		close(lockfd);
 		return 2;
 	}
@@ -1037,6 +1706,13 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "scrub"))
 		return cmd_scrub(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return qfs_cmd_bench(argc - 1, argv + 1);
+	/* `quorumfs DATA_DIR MOUNTPOINT [-o OPTIONS]`: what mount.fuse3 runs
+	 * for type fuse.quorumfs or "quorumfs#DATA_DIR" (a path with a slash,
+	 * so that a mistyped command is not taken for a data directory). */
+	if (argc >= 3 && argv[1][0] != '-' && strchr(argv[1], '/'))
+		return cmd_mount(argc, argv);
 	fprintf(stderr, "quorumfs: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

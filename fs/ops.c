@@ -244,7 +244,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		memset(&e, 0, sizeof(e));
 		rc = qfs_fs_ctl_lookup(fs, parent, name, &e.attr);
 		if (rc)
-			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", name);
+			return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "control tree name=%s", QFS_ESC_NAME(name));
 		e.ino = e.attr.st_ino;
 		e.attr_timeout = e.entry_timeout = 0;
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
@@ -286,7 +286,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (rc)
-		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, name);
+		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, QFS_ESC_NAME(name));
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
@@ -294,7 +294,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
-			    "entry names a missing inode parent=%lu name=%s ino=%llu", parent, name,
+			    "entry names a missing inode parent=%lu name=%s ino=%llu", parent, QFS_ESC_NAME(name),
 			    (unsigned long long)d.ino);
 	}
 	pthread_mutex_lock(&fs->itab_mu);
@@ -732,8 +732,8 @@ static void reply_made(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int rc, c
 
 	if (rc) {
 		if (rc == -EPERM)
-			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", name);
-		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, name);
+			return qfs_fs_fail(req, op, t0, rc, "only tables (directories) can be created at the root name=%s", QFS_ESC_NAME(name));
+		return qfs_fs_fail(req, op, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	}
 	qfs_fs_fill_entry(qfs_fs_of(req), &e, a);
 	qfs_fs_done(req, op, t0, 0);
@@ -1037,7 +1037,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 	}
 	if (rc)
-		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	qfs_fs_ok(req, FOP_UNLINK, t0);
 }
 
@@ -1127,7 +1127,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 	}
 	if (rc)
-		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	qfs_fs_ok(req, FOP_RMDIR, t0);
 }
 
@@ -1174,6 +1174,10 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			rc = -EISDIR;
 			goto out;
 		}
+		/* its emptiness is read from the store: a file created in it
+		 * and still open (pend.c) must be there first */
+		if (S_ISDIR(y.type) && (rc = qfs_fs_pend_flush_dir(fs, y.ino)))
+			goto out;
 		if (!S_ISDIR(y.type)) {
 			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
 			if (!yin) {
@@ -1391,6 +1395,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		if (flags & RENAME_EXCHANGE)
 			return qfs_fs_fail(req, FOP_RENAME, t0, -EINVAL, "RENAME_EXCHANGE of two tables %.64s <-> %.64s",
 					   n1, n2);
+		/* a table replaced must be empty, which is read from the store:
+		 * the files created in its top directory and still open first */
+		struct qfs_table tb;
+		if (qfs_router_table_lookup(fs->r, n2, &tb) == 0 && strcmp(n1, n2) &&
+		    (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of table=%.64s", n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
@@ -1409,6 +1419,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
 		return qfs_fs_fail(req, FOP_RENAME, t0, -EXDEV, "rename between tables %.64s -> %.64s", n1, n2);
+	/* both names (an exchange too) are read from the store */
+	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
+		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	if (flags & RENAME_EXCHANGE) {
 		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
 		struct qfs_ts when;
@@ -1424,8 +1437,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		moved_to(fs, yo.ino, S_ISDIR(yo.type), p1, &when);
 		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
-	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
-		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
 	qfs_ino_t moved = 0;
 	int moved_dir = 0;
 	struct qfs_ts moved_ctime = { 0, 0 };
@@ -1665,7 +1676,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = make_node(fs, req, parent, name, &nn, &a); /* fails: EPERM, EROFS... */
 		if (rc == -EPERM)
 			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
-		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, name);
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	}
 	rc = create_pending(fs, req, parent, name, mode, fi->flags, &in, &a);
 	if (rc)

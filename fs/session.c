@@ -1,16 +1,24 @@
 /*
  * session.c - set up the inode table, sweep orphans, mount, and run the
- * multi-threaded FUSE session loop until unmount or a signal.
+ * multi-threaded FUSE session loop until unmount or a signal; then detach
+ * the mount and flush what files still buffer.  A read-only mount (-o ro)
+ * serves a copy of the operations table whose changing operations reply
+ * EROFS, besides the kernel's own read-only flag.  libfuse's messages are
+ * routed into our log as "fuse msg=..." lines.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
@@ -57,22 +65,188 @@ static int sweep_table(const struct qfs_table *t, void *arg)
 	qfs_router_scan(s->fs->r, t->group, lo, lol, hi, hil, orphan_cb, &c);
 	for (size_t i = 0; i < c.n; i++) {
 		int rc = qfs_fs_destroy_inode(s->fs, t->group, c.inos[i]);
-		if (rc)
-			QFS_LOG(QFS_LOG_WARN, "orphan not removed table=%s ino=%llu err=%s", t->name,
-				(unsigned long long)c.inos[i], qfs_strerror(rc));
-		else
+		if (rc) {
+			char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+			QFS_LOG(QFS_LOG_WARN, "orphan not removed table=%s ino=%llu err=%s",
+				qfs_esc(t->name, en, sizeof(en)), (unsigned long long)c.inos[i], qfs_strerror(rc));
+		} else {
 			s->removed++;
+		}
 	}
 	free(c.inos);
 	return 0;
 }
 
+/* ---- read-only mounts: every change replies EROFS ---- */
+
+static void ro_fail(fuse_req_t req, enum qfs_fs_op op)
+{
+	qfs_fs_fail(req, op, qfs_clock_mono_ns(), -EROFS, "read-only mount (-o ro)");
+}
+
+static void ro_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	ro_fail(req, FOP_SETATTR);
+}
+
+static void ro_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent, (void)name, (void)mode, (void)rdev;
+	ro_fail(req, FOP_MKNOD);
+}
+
+static void ro_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	ro_fail(req, FOP_MKDIR);
+}
+
+static void ro_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	ro_fail(req, FOP_UNLINK);
+}
+
+static void ro_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	ro_fail(req, FOP_RMDIR);
+}
+
+static void ro_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	ro_fail(req, FOP_SYMLINK);
+}
+
+static void ro_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t p2, const char *n2,
+		      unsigned int flags)
+{
+	(void)p1, (void)n1, (void)p2, (void)n2, (void)flags;
+	ro_fail(req, FOP_RENAME);
+}
+
+static void ro_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	ro_fail(req, FOP_LINK);
+}
+
+static void ro_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return ro_fail(req, FOP_OPEN);
+	qfs_fs_ops.open(req, ino, fi);
+}
+
+static void ro_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
+	ro_fail(req, FOP_WRITE);
+}
+
+static void ro_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent, (void)name, (void)mode, (void)fi;
+	ro_fail(req, FOP_CREATE);
+}
+
+static void ro_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+			int flags)
+{
+	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	ro_fail(req, FOP_SETXATTR);
+}
+
+static void ro_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino, (void)name;
+	ro_fail(req, FOP_REMOVEXATTR);
+}
+
+static void ro_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	(void)ino, (void)mode, (void)off, (void)len, (void)fi;
+	ro_fail(req, FOP_FALLOCATE);
+}
+
+/* qfs_fs_ops with every changing operation replaced by an EROFS reply. */
+static void ro_ops(struct fuse_lowlevel_ops *ops)
+{
+	*ops = qfs_fs_ops;
+	ops->setattr = ro_setattr;
+	ops->mknod = ro_mknod;
+	ops->mkdir = ro_mkdir;
+	ops->unlink = ro_unlink;
+	ops->rmdir = ro_rmdir;
+	ops->symlink = ro_symlink;
+	ops->rename = ro_rename;
+	ops->link = ro_link;
+	ops->open = ro_open;
+	ops->write = ro_write;
+	ops->create = ro_create;
+	ops->setxattr = ro_setxattr;
+	ops->removexattr = ro_removexattr;
+	ops->fallocate = ro_fallocate;
+}
+
+/* ---- libfuse's messages, into our log ---- */
+
+static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	int lvl = level <= FUSE_LOG_ERR ? QFS_LOG_ERR : level == FUSE_LOG_WARNING ? QFS_LOG_WARN :
+		  level == FUSE_LOG_DEBUG ? QFS_LOG_DEBUG : QFS_LOG_INFO;
+	size_t n;
+
+	if (lvl > qfs_log_level)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	if (n == 0)
+		return;
+	qfs_log_write(lvl, "fuse msg=\"%s\"", msg);
+}
+
+/* After the loop: write back what files still buffer (written but neither
+ * closed nor fsync'd when the signal came).  No FUSE thread runs any more. */
+static void flush_all(struct qfs_fs *fs)
+{
+	uint64_t flushed = 0, failed = 0;
+
+	for (size_t i = 0; i < fs->itab_size; i++) {
+		for (struct qfs_fs_inode *in = fs->itab[i]; in; in = in->hnext) {
+			pthread_mutex_lock(&in->mu);
+			if (in->chunks || in->attr_dirty || in->pend) { /* pend: a create not stored yet */
+				int rc = qfs_fs_flush_locked(fs, in);
+				if (rc) {
+					failed++;
+					QFS_LOG(QFS_LOG_ERR, "unmount flush failed ino=%llu err=%s",
+						(unsigned long long)in->ino, qfs_strerror(rc));
+				} else {
+					flushed++;
+				}
+			}
+			pthread_mutex_unlock(&in->mu);
+		}
+	}
+	if (flushed || failed)
+		QFS_LOG(failed ? QFS_LOG_ERR : QFS_LOG_INFO, "unmount flushed open files count=%llu failed=%llu",
+			(unsigned long long)flushed, (unsigned long long)failed);
+}
+
 int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 {
+	static struct fuse_lowlevel_ops ops_ro;
+	const struct fuse_lowlevel_ops *ops = &qfs_fs_ops;
 	struct qfs_fs *fs;
 	struct fuse_session *se;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	char opts[4096];
+	char opts[4096], em[QFS_ESC_MAX(PATH_MAX)], ed[QFS_ESC_MAX(PATH_MAX)];
 	int rc;
 
 	fs = calloc(1, sizeof(*fs));
@@ -86,6 +260,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	qfs_clock_now(&fs->mounted);
 	pthread_mutex_init(&fs->root_mu, NULL);
 	pthread_mutex_init(&fs->pend_mu, NULL);
+	pthread_mutex_init(&fs->dirh_mu, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -95,15 +270,28 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	}
 
 	struct sweep_ctx sw = { fs, 0 };
-	qfs_router_table_list(r, "", sweep_table, &sw);
+	if (o->readonly)
+		QFS_LOG(QFS_LOG_INFO, "orphan sweep skipped why=\"read-only mount: files unlinked while open at the last stop stay until a read-write mount\"");
+	else
+		qfs_router_table_list(r, "", sweep_table, &sw);
 	if (sw.removed)
 		QFS_LOG(QFS_LOG_INFO, "removed files unlinked while open at the last stop count=%llu",
 			(unsigned long long)sw.removed);
 
 	/* noatime: reads never update atime (the kernel does not for FUSE
 	 * either), and the mount says so in /proc/mounts; doc/fs.md */
-	snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=quorumfs,subtype=quorumfs",
-		 geteuid() == 0 ? "allow_other," : "");
+	fuse_set_log_func(fuse_log_cb);
+	if (o->readonly) {
+		ro_ops(&ops_ro);
+		ops = &ops_ro;
+	}
+	if ((size_t)snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=quorumfs,subtype=quorumfs%s%s%s",
+			     geteuid() == 0 ? "allow_other," : "", o->readonly ? ",ro" : "",
+			     o->kernel_opts && *o->kernel_opts ? "," : "",
+			     o->kernel_opts ? o->kernel_opts : "") >= sizeof(opts)) {
+		rc = -E2BIG;
+		goto err_args;
+	}
 	if (fuse_opt_add_arg(&args, "quorumfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
 		rc = -ENOMEM;
@@ -112,7 +300,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	rc = qfs_fs_avail_start(fs);
 	if (rc)
 		goto err_args;
-	se = fuse_session_new(&args, &qfs_fs_ops, sizeof(qfs_fs_ops), fs);
+	se = fuse_session_new(&args, ops, sizeof(*ops), fs);
 	if (!se) {
 		QFS_LOG(QFS_LOG_ERR, "fuse session could not be created");
 		rc = -EIO;
@@ -123,13 +311,14 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		goto err_session;
 	}
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
-		QFS_LOG(QFS_LOG_ERR, "mount failed mountpoint=%s (is it an existing directory? is /dev/fuse usable?)",
-			o->mountpoint);
+		QFS_LOG(QFS_LOG_ERR, "fuse mount failed mountpoint=%s hint=\"see the fuse msg line above; is /dev/fuse usable?\"",
+			qfs_esc(o->mountpoint, em, sizeof(em)));
 		rc = -EIO;
 		goto err_signals;
 	}
 	fs->se = se;
-	QFS_LOG(QFS_LOG_INFO, "mounted mountpoint=%s data_dir=%s", o->mountpoint, o->data_dir);
+	QFS_LOG(QFS_LOG_INFO, "mounted mountpoint=%s data_dir=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),
+		qfs_esc(o->data_dir ? o->data_dir : "-", ed, sizeof(ed)), o->readonly ? " ro=1" : "");
 	if (o->ready)
 		o->ready(o->ready_arg);
 	if (o->single_thread) {
@@ -146,11 +335,14 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 			fuse_loop_cfg_destroy(cfg);
 		}
 	}
+	int sig = rc > 0 ? rc : 0;
 	if (rc > 0) /* a signal ended the loop */
 		rc = 0;
 	fs->se = NULL;
 	fuse_session_unmount(se);
-	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s", o->mountpoint);
+	flush_all(fs);
+	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s why=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),
+		sig ? "SIG" : "", sig ? sigabbrev_np(sig) ? sigabbrev_np(sig) : "NAL" : "umount");
 err_signals:
 	fuse_remove_signal_handlers(se);
 err_session:
@@ -161,6 +353,8 @@ err_args:
 err_itab:
 	qfs_fs_itab_close(fs);
 err_free:
+	qfs_fs_dir_close_all(fs);
+	pthread_mutex_destroy(&fs->dirh_mu);
 	pthread_mutex_destroy(&fs->root_mu);
 	pthread_mutex_destroy(&fs->pend_mu);
 	free(fs);

@@ -6,7 +6,10 @@
  * root only (CAP_SYS_ADMIN; here uid 0): hidden from listxattr, ENODATA on
  * get, EPERM on set and remove for anyone else.  Limits: name 255 bytes
  * (ERANGE), value 64 KiB (E2BIG), 64 KiB of names and values per inode
- * (ENOSPC, enforced where the txn applies).
+ * (ENOSPC, enforced where the txn applies).  On a table directory,
+ * user.quorumfs.capacity, .rcu and .wcu are the table's capacity: their
+ * values are checked (EINVAL) and the router's admission control reloads
+ * them once stored (doc/admission.md).
  */
 #include "config.h"
 
@@ -19,6 +22,7 @@
 #include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
+#include "router/admit.h"
 
 static int xattr_name_ok(const char *name)
 {
@@ -120,6 +124,9 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	if (rc == 0 && in->loaded) {
 		in->attr.mode = (in->attr.mode & S_IFMT) | mode;
 		in->attr.ctime = now;
+		/* the ACL stored now replaces the one a deferred chmod by ACL
+		 * was to drop: the write-back must not drop this one */
+		in->acl_drop = false;
 	}
 out_txn:
 	qfs_txn_close(&t);
@@ -168,6 +175,20 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 out:
 	qfs_inode_close(&inode);
 	return rc;
+}
+
+/* Is ino a table directory (its own group's root inode, below the mount
+ * root)?  Its user.quorumfs.* xattrs are the table's settings. */
+static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
+{
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	int yes;
+
+	if (!in)
+		return 0;
+	yes = ino != FUSE_ROOT_ID && in->ino == in->group && S_ISDIR(in->type);
+	qfs_fs_iput(fs, in);
+	return yes;
 }
 
 /* Set (XSET) or remove (XDEL) xattr name of ino and bump its ctime, as one
@@ -235,7 +256,7 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
 	if (is_acl(name)) {
 		if ((rc = qfs_fs_acl_check(value, size)))
-			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", name, size);
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", QFS_ESC_NAME(name), size);
 		struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 		if (!in)
 			return qfs_fs_fail(req, FOP_SETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
@@ -251,12 +272,22 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			rc = acl_set_access(fs, in, value, size, flags);
 			qfs_fs_iput(fs, in);
 			if (rc)
-				return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%s", ino, name);
+				return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "ino=%lu name=%s", ino, QFS_ESC_NAME(name));
 			return qfs_fs_ok(req, FOP_SETXATTR, t0);
 		}
 		qfs_fs_iput(fs, in);
 	}
+	int setting = qfs_admit_is_setting(name) && is_table_dir(fs, ino);
+	if (setting) { /* a table's capacity (doc/admission.md): checked before it is stored */
+		struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
+		if (qfs_admit_parse(name, value, size, &cap) <= 0)
+			return qfs_fs_fail(req, FOP_SETXATTR, t0, -EINVAL,
+					   "bad table setting ino=%lu name=%.64s value=%.*s (capacity: on-demand|provisioned; rcu, wcu: 1..%d)",
+					   ino, name, (int)(size < 32 ? size : 32), value ? value : "", QFS_ADMIT_UNITS_MAX);
+	}
 	rc = xattr_change(fs, ino, QFS_OP_XSET, name, value, size, flags);
+	if (rc == 0 && setting)
+		qfs_router_capacity_changed(fs->r, (qfs_group_t)ino);
 	if (rc == -ENOSPC)
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
 	if (rc)
@@ -400,6 +431,8 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	rc = xattr_change(fs, ino, QFS_OP_XDEL, name, NULL, 0, 0);
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
+	if (qfs_admit_is_setting(name) && is_table_dir(fs, ino))
+		qfs_router_capacity_changed(fs->r, (qfs_group_t)ino); /* back to the default */
 	qfs_fs_ok(req, FOP_REMOVEXATTR, t0);
 }
 

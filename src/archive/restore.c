@@ -833,7 +833,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 			(unsigned long long)c.bytes, o->to);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "restore done table=%s path=%s meta_lsn=%llu lsn=%llu files=%llu bytes=%llu to=%s",
-			o->table, o->path && *o->path ? o->path : "/", (unsigned long long)meta_lsn,
+			QFS_ESC_NAME(o->table), o->path && *o->path ? o->path : "/", (unsigned long long)meta_lsn,
 			(unsigned long long)lsn, (unsigned long long)c.files, (unsigned long long)c.bytes, o->to);
 out_store:
 	lk_free(&c);

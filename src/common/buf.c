@@ -210,3 +210,43 @@ void qfs_buf_printf(struct qfs_buf *b, const char *fmt, ...)
 	va_end(ap);
 	b->len += (size_t)n;
 }
+
+/* 1 if byte c must be written as \ooo (see buf.h). */
+static int esc_needed(unsigned char c)
+{
+	return c <= ' ' || c == '\\' || c == 0x7f;
+}
+
+/* See buf.h. */
+void qfs_buf_put_esc(struct qfs_buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (esc_needed(*p))
+			qfs_buf_printf(b, "\\%03o", *p);
+		else
+			qfs_buf_put_u8(b, *p);
+	}
+}
+
+/* See buf.h. */
+const char *qfs_esc(const char *s, char *out, size_t len)
+{
+	size_t n = 0;
+
+	if (len == 0)
+		return "";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (esc_needed(*p)) {
+			if (n + 4 >= len)
+				break;
+			snprintf(out + n, len - n, "\\%03o", *p);
+			n += 4;
+		} else {
+			if (n + 1 >= len)
+				break;
+			out[n++] = (char)*p;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}

@@ -33,6 +33,21 @@ void qfs_buf_put_u32(struct qfs_buf *b, uint32_t v);
 void qfs_buf_put_u64(struct qfs_buf *b, uint64_t v);
 /* u32 length followed by the bytes */
 void qfs_buf_put_bytes(struct qfs_buf *b, const void *p, size_t n);
+/* Names in control-file text and log lines are escaped as /proc/mounts
+ * does, so that a name can neither split a field nor forge a line: space
+ * -> \040, tab -> \011, newline -> \012, backslash -> \134, and every
+ * other byte below 0x20 or 0x7f as \ooo (three octal digits).  Other bytes
+ * (UTF-8 included) are kept.  `printf '%b'` or awk can undo it. */
+#define QFS_ESC_MAX(n) (4 * (n) + 1) /* bytes that escaping n bytes may need, NUL included */
+/* Append s escaped (latches -ENOMEM like the other puts). */
+void qfs_buf_put_esc(struct qfs_buf *b, const char *s);
+/* Write s escaped into out[len] (NUL-terminated; cut at a whole escape if
+ * out is too small) and return out, for use as a printf argument. */
+const char *qfs_esc(const char *s, char *out, size_t len);
+/* s (a name of up to QFS_NAME_MAX bytes, longer is cut) escaped into a
+ * temporary that lives until the end of the enclosing block: for log
+ * arguments, e.g. QFS_LOG(..., "name=%s", QFS_ESC_NAME(name)). */
+#define QFS_ESC_NAME(s) qfs_esc((s), (char[QFS_ESC_MAX(255)]){ 0 }, QFS_ESC_MAX(255))
 /* Take ownership of the data: returns it (may be NULL if len 0) and resets b. */
 uint8_t *qfs_buf_steal(struct qfs_buf *b, size_t *len);
 

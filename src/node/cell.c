@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -313,6 +314,35 @@ static void reconcile(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn
 
 /* ------------------------------------------------------------ start/stop */
 
+/* 1 if dir is missing or holds no entries (a replaced or wiped disk). */
+static int dir_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d)
+		return errno == ENOENT;
+	while (empty && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* Say that node cn starts from an empty directory while its peers hold
+ * data: what happens next and what the operator can do. */
+static void warn_empty(const struct cnode *cn)
+{
+	char ed[QFS_ESC_MAX(sizeof(cn->dir))];
+
+	QFS_LOG(QFS_LOG_WARN,
+		"cell node directory empty node=%u az=%s dir=%s action=rebuild "
+		"what=\"its replicas are recreated from the other nodes: snapshot, then log catch-up\" "
+		"hint=\"keep the other nodes up until .quorumfs/status shows every replica of node %u health ok\"",
+		cn->id, cn->az, qfs_esc(cn->dir, ed, sizeof(ed)), cn->id);
+}
+
 static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **out)
 {
 	struct qfs_rnode_opts ro = {
@@ -335,8 +365,11 @@ static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **ou
 static int start_locked(struct qfs_cell *c, struct cnode *cn)
 {
 	struct qfs_rnode *rn;
-	int rc = node_open(c, cn, &rn);
+	int rc;
 
+	if (dir_empty(cn->dir))
+		warn_empty(cn);
+	rc = node_open(c, cn, &rn);
 	if (rc) {
 		pthread_mutex_lock(&c->mu);
 		cn->err = rc;
@@ -607,7 +640,7 @@ static void wait_leaders(struct qfs_cell *c)
 			sleep_ms(10);
 	}
 	if (ready < all.n)
-		QFS_LOG(QFS_LOG_WARN, "cell open: group=%016" PRIx64 " has no leader after %" PRIu64 " ms",
+		QFS_LOG(QFS_LOG_WARN, "cell open no leader yet group=%016" PRIx64 " waited_ms=%" PRIu64,
 			all.v[ready], now_ms() - t0);
 	else
 		QFS_LOG(QFS_LOG_INFO, "cell leaders ready groups=%zu ms=%" PRIu64, all.n, now_ms() - t0);
@@ -676,11 +709,18 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	pthread_cond_init(&c->cv, &ca);
 	pthread_condattr_destroy(&ca);
 
+	/* A node directory found empty while another holds data is a replaced
+	 * disk: say so (all empty is a new data directory). */
+	int empty[QFS_CELL_MAX_NODES], nempty = 0;
+	for (uint32_t i = 0; i < c->n; i++)
+		nempty += empty[i] = dir_empty(c->nodes[i].dir);
 	pthread_mutex_lock(&c->op_mu);
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cnode *cn = &c->nodes[i];
 		struct qfs_rnode *rn;
 
+		if (empty[i] && nempty < (int)c->n)
+			warn_empty(cn);
 		rc = node_open(c, cn, &rn);
 		if (rc) {
 			cn->err = rc;
@@ -1165,8 +1205,9 @@ void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
 		held = cn->held_down;
 		err = cn->err;
 		pthread_mutex_unlock(&c->mu);
-		qfs_buf_printf(out, "node %u az %s state %s dir %s%s%s\n", cn->id, cn->az, up ? "up" : "down",
-			 cn->dir, up ? "" : held ? " why stopped-by-control-file" : err ? " why open-failed " : "",
+		qfs_buf_printf(out, "node %u az %s state %s dir ", cn->id, cn->az, up ? "up" : "down");
+		qfs_buf_put_esc(out, cn->dir);
+		qfs_buf_printf(out, "%s%s\n", up ? "" : held ? " why stopped-by-control-file" : err ? " why open-failed " : "",
 			 !up && !held && err ? qfs_strerror(err) : "");
 	}
 }

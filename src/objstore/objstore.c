@@ -124,7 +124,7 @@ int qfs_objstore_open(const struct qfs_objstore_cfg *cfg, struct qfs_objstore **
 	} else if (strncmp(cfg->url, "s3://", 5) == 0) {
 		rc = qfs_os_s3_open(os, cfg, cfg->url + 5);
 	} else {
-		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=unknown scheme (want file:// or s3://)", cfg->url);
+		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=\"unknown scheme (want file:// or s3://)\"", cfg->url);
 		rc = -EINVAL;
 	}
 	if (rc < 0) {

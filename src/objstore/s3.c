@@ -813,7 +813,7 @@ static int s3_put_multipart(struct qfs_objstore *os, const char *key, const stru
 	goto out_free;
 
 err_abort:
-	QFS_LOG(QFS_LOG_WARN, "objstore multipart upload failed key=%s err=\"%s\"; aborting", key, os->err);
+	QFS_LOG(QFS_LOG_WARN, "objstore multipart upload failed key=%s err=\"%s\" action=abort", key, os->err);
 	mpu_abort(os, key, qid);
 out_free:
 	free(xml);
@@ -1092,7 +1092,7 @@ static int load_cred_file(struct s3 *s, const char *path)
 	}
 	if (fstat(fd, &st) < 0 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
 		QFS_LOG(QFS_LOG_ERR,
-			"objstore credentials file refused path=%s mode=%04o err=must not be accessible by group or others (chmod 600)",
+			"objstore credentials file refused path=%s mode=%04o err=\"must not be accessible by group or others (chmod 600)\"",
 			path, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -EACCES;
@@ -1256,7 +1256,7 @@ int qfs_os_s3_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cfg, 
 	rc = parse_endpoint(s, cfg, region);
 	if (rc < 0) {
 		if (rc == -EINVAL)
-			QFS_LOG(QFS_LOG_ERR, "objstore open failed endpoint=%s err=want http(s)://host[:port]",
+			QFS_LOG(QFS_LOG_ERR, "objstore open failed endpoint=%s err=\"want http(s)://host[:port]\"",
 				cfg->endpoint);
 		goto err_close;
 	}

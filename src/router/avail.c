@@ -400,18 +400,7 @@ int qfs_avail_unnamed(struct qfs_avail *a)
 
 void qfs_avail_escape(struct qfs_buf *out, const char *s)
 {
-	for (; *s; s++) {
-		if (*s == ' ')
-			qfs_buf_printf(out, "\\040");
-		else if (*s == '\t')
-			qfs_buf_printf(out, "\\011");
-		else if (*s == '\n')
-			qfs_buf_printf(out, "\\012");
-		else if (*s == '\\')
-			qfs_buf_printf(out, "\\134");
-		else
-			qfs_buf_put_u8(out, (uint8_t)*s);
-	}
+	qfs_buf_put_esc(out, s); /* the escapes of the other control files */
 }
 
 static struct alarm *alarm_find(struct qfs_avail *a, const char *kind, uint64_t table)

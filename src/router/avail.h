@@ -83,8 +83,9 @@ void qfs_avail_text(struct qfs_avail *a, struct qfs_buf *out);
 void qfs_avail_alarms(struct qfs_avail *a, struct qfs_buf *out);
 void qfs_avail_metrics(struct qfs_avail *a, struct qfs_buf *out);
 
-/* Append s to out with the /proc/mounts escapes (space \040, tab \011,
- * newline \012, backslash \134). */
+/* Append s to out with the escapes of the control files (qfs_buf_put_esc:
+ * space \040, tab \011, newline \012, backslash \134, other control
+ * bytes \ooo), as /proc/mounts does. */
 void qfs_avail_escape(struct qfs_buf *out, const char *s);
 
 #endif

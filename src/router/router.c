@@ -5,6 +5,8 @@
  *
  * Lock order: r->tables_lock (rwlock) before r->alloc_mu and r->metrics_mu;
  * the cell's own locks are taken inside qfs_cell_* calls, after ours.
+ * Admission (admit.h) waits before any of these locks is taken: a throttled
+ * request holds none of the router's locks while it waits.
  */
 #include "config.h"
 
@@ -15,11 +17,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/metrics.h"
 #include "router/router.h"
 
@@ -42,6 +46,8 @@ struct qfs_router {
 	struct table_metrics *metrics[METRICS_BUCKETS]; /* protected by metrics_mu (entries never freed before router) */
 	uint64_t ntables;               /* atomic */
 	uint64_t started_ms;
+	struct qfs_admit_gac *gac;      /* the tables' global buckets (owned until GAC is a service) */
+	struct qfs_admit *admit;        /* this router's buckets (admit.h: own locking) */
 };
 
 static const char *op_names[QFS_ROUTER_NOPS] = { "get", "txn", "scan" };
@@ -75,7 +81,70 @@ static void record(struct qfs_router *r, qfs_group_t group, enum qfs_router_op o
 		qfs_hist_record(&m->op[op], qfs_clock_mono_ns() - t0, failed);
 }
 
-/* Propose without metrics or table locking. */
+/* ---- admission (admit.h, doc/admission.md) ---- */
+
+/* Load group's capacity from its table directory's inode (inode = group)
+ * into the admission control, uncharged.  Unset or unreadable: on-demand.
+ * reset: the burst starts empty (it always does on a first load). */
+static void admit_load(struct qfs_router *r, qfs_group_t group, int reset)
+{
+	struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_inode(key, group), vlen;
+	struct qfs_inode in;
+	void *val;
+
+	qfs_inode_init(&in);
+	if (qfs_cell_get(r->cell, group, key, klen, &val, &vlen) == 0) {
+		if (qfs_inode_decode(val, vlen, &in) == 0) {
+			for (uint32_t i = 0; i < in.nxattrs; i++) {
+				const struct qfs_xattr *x = &in.xattrs[i];
+				if (qfs_admit_parse(x->name, x->value, x->len, &cap) < 0)
+					QFS_LOG(QFS_LOG_WARN, "ignoring a bad stored table setting group=%016llx name=%s",
+						(unsigned long long)group, x->name);
+			}
+		}
+		free(val);
+	}
+	qfs_inode_close(&in);
+	qfs_admit_set(r->admit, group, &cap, reset, qfs_clock_mono_ns());
+}
+
+/* Admit a request of units on group (the meta group is not charged). */
+static int admit(struct qfs_router *r, qfs_group_t group, enum qfs_admit_kind kind, double units)
+{
+	if (group == QFS_META_GROUP)
+		return 0;
+	if (!qfs_admit_known(r->admit, group))
+		admit_load(r, group, 1);
+	return qfs_admit_acquire(r->admit, group, kind, units);
+}
+
+static void admit_settle(struct qfs_router *r, qfs_group_t group, double units)
+{
+	if (group != QFS_META_GROUP)
+		qfs_admit_settle(r->admit, group, QFS_ADMIT_READ, units, qfs_clock_mono_ns());
+}
+
+int qfs_router_admit_config(struct qfs_router *r, const struct qfs_admit_cfg *cfg)
+{
+	qfs_admit_configure(r->admit, cfg);
+	return 0;
+}
+
+void qfs_router_capacity_changed(struct qfs_router *r, qfs_group_t group)
+{
+	admit_load(r, group, 1);
+	QFS_LOG(QFS_LOG_INFO, "table capacity set group=%016llx", (unsigned long long)group);
+}
+
+/* Propose an encoded txn without metrics or table locking. */
+static int propose_enc(struct qfs_router *r, qfs_group_t group, const struct qfs_buf *b, int *result)
+{
+	return qfs_cell_propose(r->cell, group, b->data, b->len, result);
+}
+
+/* Propose without metrics, admission or table locking. */
 static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
 {
 	struct qfs_buf b;
@@ -87,7 +156,7 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 		qfs_buf_close(&b);
 		return b.err;
 	}
-	rc = qfs_cell_propose(r->cell, group, b.data, b.len, result);
+	rc = propose_enc(r, group, &b, result);
 	qfs_buf_close(&b);
 	return rc;
 }
@@ -95,11 +164,20 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 int qfs_router_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int res = 0;
+	struct qfs_buf b;
+	int res = 0, rc;
 
-	pthread_rwlock_rdlock(&r->tables_lock);
-	int rc = propose(r, group, txn, &res);
-	pthread_rwlock_unlock(&r->tables_lock);
+	qfs_buf_init(&b);
+	qfs_txn_encode(txn, &b);
+	rc = b.err;
+	if (rc == 0)
+		rc = admit(r, group, QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
+	if (rc == 0) {
+		pthread_rwlock_rdlock(&r->tables_lock);
+		rc = propose_enc(r, group, &b, &res);
+		pthread_rwlock_unlock(&r->tables_lock);
+	}
+	qfs_buf_close(&b);
 	record(r, group, QFS_ROUTER_TXN, t0, rc != 0);
 	if (rc == 0)
 		*result = res;
@@ -110,8 +188,13 @@ int qfs_router_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, 
 		   void **val, size_t *val_len)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = qfs_cell_get(r->cell, group, key, key_len, val, val_len);
+	int rc = admit(r, group, QFS_ADMIT_READ, 1);
 
+	if (rc == 0) {
+		rc = qfs_cell_get(r->cell, group, key, key_len, val, val_len);
+		if (rc == 0)
+			admit_settle(r, group, qfs_admit_read_units(*val_len) - 1);
+	}
 	record(r, group, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
 	return rc;
 }
@@ -154,12 +237,31 @@ int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, 
 	return 0;
 }
 
+struct scan_count {
+	qfs_scan_cb cb;
+	void *arg;
+	uint64_t bytes;    /* keys and values handed to cb */
+};
+
+static int scan_count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct scan_count *c = arg;
+
+	c->bytes += kl + vl;
+	return c->cb(k, kl, v, vl, c->arg);
+}
+
 int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = qfs_cell_scan(r->cell, group, lo, lo_len, hi, hi_len, cb, arg);
+	struct scan_count c = { cb, arg, 0 };
+	int rc = admit(r, group, QFS_ADMIT_READ, 1);
 
+	if (rc == 0) {
+		rc = qfs_cell_scan(r->cell, group, lo, lo_len, hi, hi_len, scan_count_cb, &c);
+		admit_settle(r, group, qfs_admit_read_units((size_t)c.bytes) - 1);
+	}
 	record(r, group, QFS_ROUTER_SCAN, t0, rc < 0);
 	return rc;
 }
@@ -270,7 +372,9 @@ static int table_droppable(struct qfs_router *r, const struct qfs_table *t)
 	if (rc > 0)
 		return -ENOTEMPTY;
 	if (rc == 0 && (rc = dir_has_entries(r, t->group, 0)) > 0) {
-		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s", t->name);
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s",
+			qfs_esc(t->name, en, sizeof(en)));
 		return -EBUSY;
 	}
 	return rc;
@@ -289,8 +393,10 @@ static int read_table(struct qfs_router *r, const char *name, struct qfs_table *
 		return rc;
 	rc = qfs_dentry_decode(val, vlen, &d);
 	if (rc) {
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 		free(val);
-		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", name, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", qfs_esc(name, en, sizeof(en)),
+			qfs_strerror(rc));
 		return rc;
 	}
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -423,7 +529,15 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->ino = ino;
 	out->group = ino;
-	QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", name, (unsigned long long)ino);
+	if (QFS_LOG_INFO <= qfs_log_level) {
+		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+		QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", qfs_esc(name, en, sizeof(en)),
+			(unsigned long long)ino);
+	}
+	{
+		struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
+		qfs_admit_set(r->admit, ino, &cap, 1, qfs_clock_mono_ns()); /* a new table: empty burst */
+	}
 	qfs_txn_close(&t);
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
@@ -515,11 +629,14 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
 	rc = qfs_cell_group_drop(r->cell, tb.group);
+	char en[QFS_ESC_MAX(QFS_NAME_MAX)];
+	qfs_esc(name, en, sizeof(en));
 	if (rc) /* the table is gone; the next start drops the orphan group */
 		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
-			name, (unsigned long long)tb.group, qfs_strerror(rc));
+			en, (unsigned long long)tb.group, qfs_strerror(rc));
 	rc = 0;
-	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", name, (unsigned long long)tb.group);
+	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", en, (unsigned long long)tb.group);
+	qfs_admit_drop(r->admit, tb.group);
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
@@ -563,6 +680,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		if (drc)
 			QFS_LOG(QFS_LOG_WARN, "replaced table's group not dropped group=%016llx err=%s",
 				(unsigned long long)dst.group, qfs_strerror(drc));
+		qfs_admit_drop(r->admit, dst.group);
 	}
 	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", oldname, newname);
 out:
@@ -730,6 +848,11 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 	pthread_mutex_init(&r->alloc_mu, NULL);
 	pthread_mutex_init(&r->metrics_mu, NULL);
 	r->started_ms = qfs_clock_mono_ms();
+	rc = qfs_admit_gac_new(&r->gac);
+	if (rc == 0)
+		rc = qfs_admit_new(r->gac, NULL, NULL, NULL, NULL, &r->admit);
+	if (rc)
+		goto err_free;
 	if (!qfs_cell_group_exists(cell, QFS_META_GROUP)) {
 		rc = qfs_cell_group_create(cell, QFS_META_GROUP);
 		if (rc)
@@ -759,6 +882,8 @@ void qfs_router_free(struct qfs_router *r)
 			free(m);
 		}
 	}
+	qfs_admit_free(r->admit);
+	qfs_admit_gac_free(r->gac);
 	pthread_rwlock_destroy(&r->tables_lock);
 	pthread_mutex_destroy(&r->alloc_mu);
 	pthread_mutex_destroy(&r->metrics_mu);
@@ -769,8 +894,9 @@ void qfs_router_free(struct qfs_router *r)
 
 static int status_table(const struct qfs_table *t, void *arg)
 {
-	qfs_buf_printf(arg, "table %s group %016llx ino %llu\n", t->name, (unsigned long long)t->group,
-		       (unsigned long long)t->ino);
+	qfs_buf_printf(arg, "table ");
+	qfs_buf_put_esc(arg, t->name);
+	qfs_buf_printf(arg, " group %016llx ino %llu\n", (unsigned long long)t->group, (unsigned long long)t->ino);
 	return 0;
 }
 
@@ -794,9 +920,21 @@ static int stats_table(const struct qfs_table *t, void *arg)
 	if (!m)
 		return 0;
 	for (int i = 0; i < QFS_ROUTER_NOPS; i++) {
-		qfs_buf_printf(c->out, "table %s op %s", t->name, op_names[i]);
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_buf_printf(c->out, " op %s", op_names[i]);
 		qfs_hist_format(&m->op[i], c->out);
 		qfs_buf_put_u8(c->out, '\n');
+	}
+	struct qfs_admit_info ai;
+	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_buf_printf(c->out, " throttled_reads %llu throttled_writes %llu read_wait_ms %llu write_wait_ms %llu\n",
+			       (unsigned long long)ai.throttled[QFS_ADMIT_READ],
+			       (unsigned long long)ai.throttled[QFS_ADMIT_WRITE],
+			       (unsigned long long)(ai.wait_us[QFS_ADMIT_READ] / 1000),
+			       (unsigned long long)(ai.wait_us[QFS_ADMIT_WRITE] / 1000));
 	}
 	return 0;
 }
@@ -824,4 +962,29 @@ int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_group_t group, co
 uint32_t qfs_router_node_count(struct qfs_router *r)
 {
 	return qfs_cell_node_count(r->cell);
+}
+
+/* ---- capacity ---- */
+
+static int capacity_table(const struct qfs_table *t, void *arg)
+{
+	struct stats_ctx *c = arg;
+	struct qfs_admit_info ai;
+
+	if (!qfs_admit_known(c->r->admit, t->group))
+		admit_load(c->r, t->group, 1);
+	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
+		qfs_buf_printf(c->out, "table ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_admit_format(&ai, c->out);
+		qfs_buf_put_u8(c->out, '\n');
+	}
+	return 0;
+}
+
+void qfs_router_capacity(struct qfs_router *r, struct qfs_buf *out)
+{
+	struct stats_ctx c = { r, out };
+
+	qfs_router_table_list(r, "", capacity_table, &c);
 }

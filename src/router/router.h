@@ -89,6 +89,21 @@ int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, 
 int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg);
 
+/* Admission control (admit.h, doc/admission.md).  Every qfs_router_txn,
+ * _get and _scan on a table's group is charged to the table's buckets
+ * (the meta group is not): a txn ceil(encoded bytes / 1 KiB) write units
+ * before it runs, a get or scan one read unit before it runs and the rest
+ * of ceil(bytes read / 4 KiB) after.  Over capacity they wait (at most the
+ * configured bound) or, with cfg->fail, return -EAGAIN.
+ * qfs_router_admit_config sets the mount-wide options (before traffic);
+ * returns 0.  qfs_router_capacity_changed re-reads a table's settings from
+ * its directory's xattrs after fs/ stored a change (burst starts empty). */
+struct qfs_admit_cfg;
+int qfs_router_admit_config(struct qfs_router *r, const struct qfs_admit_cfg *cfg);
+void qfs_router_capacity_changed(struct qfs_router *r, qfs_group_t group);
+/* .quorumfs/capacity: one line per table, "table NAME mode ... throttled_writes N". */
+void qfs_router_capacity(struct qfs_router *r, struct qfs_buf *out);
+
 /* Status and metrics text (one fact per line) appended to out. */
 /* Read key from node id's replica alone (qfs_cell_get_node: -EINVAL,
  * -EHOSTDOWN, store errors); for the canary's per-AZ reads.  No metrics. */

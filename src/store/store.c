@@ -186,7 +186,7 @@ static int applied_read(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn)
 	const char *p = rocksdb_pinnableslice_value(v, &vlen);
 	int rc = 0;
 	if (vlen != 8) {
-		QFS_LOG(QFS_LOG_ERR, "store applied lsn corrupt dir=%s group=%llu len=%zu", s->dir,
+		QFS_LOG(QFS_LOG_ERR, "store applied lsn corrupt dir=%s group=%016llx len=%zu", s->dir,
 			(unsigned long long)group, vlen);
 		rc = QFS_ECORRUPT;
 	} else {
@@ -216,7 +216,7 @@ static int check_next_lsn(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
 	if (rc)
 		return rc;
 	if (applied == UINT64_MAX || lsn != applied + 1) {
-		QFS_LOG(QFS_LOG_ERR, "store apply out of order dir=%s group=%llu lsn=%llu applied=%llu",
+		QFS_LOG(QFS_LOG_ERR, "store apply out of order dir=%s group=%016llx lsn=%llu applied=%llu",
 			s->dir, (unsigned long long)group, (unsigned long long)lsn,
 			(unsigned long long)applied);
 		return -EINVAL;
@@ -259,7 +259,7 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	qfs_txn_init(&t);
 	rc = qfs_txn_decode(txn, len, &t);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "store txn undecodable dir=%s group=%llu lsn=%llu len=%zu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "store txn undecodable dir=%s group=%016llx lsn=%llu len=%zu err=%s",
 			s->dir, (unsigned long long)group, (unsigned long long)lsn, len,
 			qfs_strerror(rc));
 		return rc;
@@ -577,7 +577,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 	if (!rc)
 		rc = qfs_store_sync(in->s);
 	if (!rc)
-		QFS_LOG(QFS_LOG_INFO, "store snapshot installed dir=%s group=%llu lsn=%llu items=%llu",
+		QFS_LOG(QFS_LOG_INFO, "store snapshot installed dir=%s group=%016llx lsn=%llu items=%llu",
 			in->s->dir, (unsigned long long)in->group, (unsigned long long)lsn,
 			(unsigned long long)in->items);
 	qfs_store_install_abort(in);
@@ -613,7 +613,7 @@ int qfs_store_snap_point(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn,
 	}
 	if (vlen != 16) {
 		rocksdb_free(v);
-		QFS_LOG(QFS_LOG_ERR, "store snapshot point corrupt dir=%s group=%llu len=%zu", s->dir,
+		QFS_LOG(QFS_LOG_ERR, "store snapshot point corrupt dir=%s group=%016llx len=%zu", s->dir,
 			(unsigned long long)group, vlen);
 		return QFS_ECORRUPT;
 	}
@@ -646,7 +646,7 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	if (!rc) /* the group's WAL is gone: make the drop durable now */
 		rc = qfs_store_sync(s);
 	if (!rc)
-		QFS_LOG(QFS_LOG_INFO, "store group dropped dir=%s group=%llu", s->dir,
+		QFS_LOG(QFS_LOG_INFO, "store group dropped dir=%s group=%016llx", s->dir,
 			(unsigned long long)group);
 	return rc;
 }

@@ -145,10 +145,34 @@ rsync -aAX "$B/" "$A/back/" || fail "rsync -aAX into the mount"
 eq "$(snap "$A/back" | md5sum)" "$(snap "$S" | md5sum)" "rsync -aAX local -> mount exact"
 eq "$(rsync -aAXi "$B/" "$A/back/" | wc -l)" "0" "second rsync -aAX pass copies nothing"
 
+# --- an ACL set after an ACL-equivalent chmod on a file being written
+# (the chmod joins the write-back, which drops any access ACL) survives
+# that write-back: the later ACL wins (checked again after the remount)
+head -c 3000 /dev/urandom >"$A/wb"
+# (one process holds the file open with buffered writes and sets both
+# ACLs itself: setfacl would chmod instead of setting the equivalent one)
+python3 - "$A/wb" "$U1" <<'PY' || fail "ACLs on a file being written"
+import os, struct, sys
+f, uid = sys.argv[1], int(sys.argv[2])
+def acl(*ents):
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i) for t, p, i in ents)
+fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+os.write(fd, os.urandom(2000))
+# no fork/exec here: a close of any copy of fd would write it back
+os.setxattr(f, "system.posix_acl_access", acl((1, 6, 0xffffffff), (4, 4, 0xffffffff), (0x20, 0, 0xffffffff)))
+os.setxattr(f, "system.posix_acl_access",
+            acl((1, 6, 0xffffffff), (2, 6, uid), (4, 4, 0xffffffff), (0x10, 6, 0xffffffff), (0x20, 0, 0xffffffff)))
+n = len(os.getxattr(f, "system.posix_acl_access"))
+os.close(fd)
+sys.exit(0 if n == 4 + 5 * 8 else "named ACL before the close: %d bytes" % n)
+PY
+eq "$(acl_of "$A/wb" | grep "^user:$U1")" "user:$U1:rw-" "the named ACL is there after the close"
+
 # --- persisted across a remount
 qfs_umount
 mount_again
 eq "$(acl_of "$A/d/newf" | grep "^user:$U1")" "user:$U1:rwx #effective:rw-" "ACL survives a remount"
+eq "$(acl_of "$A/wb" | grep "^user:$U1")" "user:$U1:rw-" "the ACL set after a deferred chmod survives a remount"
 
 # --- trusted.* is root's, security.* is kept
 setfattr -n trusted.t -v secret "$A/g" || fail "root sets trusted.t"

@@ -10,6 +10,7 @@
 # Usage: links.py MOUNTPOINT          the checks (tables lk, lk_other, ...)
 #        links.py MOUNTPOINT --after  after a remount: what the checks left
 
+import ctypes
 import os
 import stat
 import sys
@@ -190,6 +191,57 @@ def link_of_a_file_being_created():
     eq("data through the new name after close", rfile(g), data)
     eq("data through the first name after close", rfile(f), data)
     eq("mode kept", os.stat(g).st_mode & 0o7777, 0o640)
+
+
+libc = ctypes.CDLL(None, use_errno=True)
+RENAME_EXCHANGE = 2
+
+
+def exchange(a, b):
+    libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                               ctypes.c_char_p, ctypes.c_uint]
+    if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), RENAME_EXCHANGE) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), a, None, b)
+
+
+@check
+def exchange_with_a_file_being_created():
+    # RENAME_EXCHANGE of a file still open from its create (a pending
+    # create, not yet stored) with a stored file: both names swap
+    d = P("px")
+    os.mkdir(d)
+    a, b = os.path.join(d, "a"), os.path.join(d, "b")
+    old, new = os.urandom(5000), os.urandom(6000)
+    wfile(b, old)
+    fd = os.open(a, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, new)
+        exchange(a, b)
+        eq("the stored file under the pending name", rfile(a), old)
+    finally:
+        os.close(fd)
+    eq("the new file under the other name after close", rfile(b), new)
+    eq("the stored file after close", rfile(a), old)
+
+
+@check
+def rename_over_a_directory_holding_a_file_being_created():
+    # the target directory looks empty in the store while a file created in
+    # it is still open: rename over it must fail ENOTEMPTY, not delete it
+    d = P("pr")
+    os.mkdir(d)
+    src, dst = os.path.join(d, "src"), os.path.join(d, "dst")
+    os.mkdir(src)
+    os.mkdir(dst)
+    data = os.urandom(3000)
+    fd = os.open(os.path.join(dst, "f"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        expect_err("ENOTEMPTY", os.rename, src, dst)
+    finally:
+        os.close(fd)
+    eq("the file in the target directory after close", rfile(os.path.join(dst, "f")), data)
 
 
 @check

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -105,7 +106,64 @@ START_TEST(test_log_line)
 }
 END_TEST
 
+/* A newline in a logged value is escaped (one event, one line); the log
+ * file can be reopened after it was moved away (logrotate). */
+START_TEST(test_log_escape_reopen)
+{
+	char dir[] = "/tmp/qfs-logdir-XXXXXX", path[64], moved[80], buf[1024] = { 0 };
+	int saved = dup(STDERR_FILENO), fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/q.log", dir);
+	snprintf(moved, sizeof(moved), "%s/q.log.1", dir);
+	ck_assert_int_eq(qfs_log_open_file(path), 0);
+	ck_assert_str_eq(qfs_log_file(), path);
+	QFS_LOG(QFS_LOG_WARN, "forged name=%s", "x\nINFO y\tz");
+	ck_assert_int_eq(rename(path, moved), 0);
+	ck_assert_int_eq(qfs_log_reopen(), 0);
+	QFS_LOG(QFS_LOG_WARN, "after");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	fd = open(moved, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	ck_assert_msg(strstr(buf, "WARN forged name=x\\012INFO y\\011z\n") != NULL, "log: %s", buf);
+	ck_assert_ptr_null(strstr(buf, "after"));
+	ck_assert_int_eq((int)(strchr(buf, '\n') - buf + 1), (int)strlen(buf)); /* one line */
+	memset(buf, 0, sizeof(buf));
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	ck_assert_ptr_nonnull(strstr(buf, "WARN after\n"));
+	unlink(path);
+	unlink(moved);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- buf.c ---- */
+
+/* Names escaped as /proc/mounts does. */
+START_TEST(test_esc)
+{
+	struct qfs_buf b;
+	char out[QFS_ESC_MAX(16)], small[6];
+
+	qfs_buf_init(&b);
+	qfs_buf_put_esc(&b, "a b\tc\nd\\e\x7f\xc3\xa9");
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_str_eq((char *)b.data, "a\\040b\\011c\\012d\\134e\\177\xc3\xa9");
+	qfs_buf_close(&b);
+	ck_assert_str_eq(qfs_esc("x y", out, sizeof(out)), "x\\040y");
+	ck_assert_str_eq(qfs_esc("plain", out, sizeof(out)), "plain");
+	/* cut at a whole escape */
+	ck_assert_str_eq(qfs_esc("ab cd", small, sizeof(small)), "ab");
+	ck_assert_str_eq(QFS_ESC_NAME("n\n"), "n\\012");
+}
+END_TEST
 
 START_TEST(test_buf_roundtrip)
 {
@@ -1076,9 +1134,11 @@ static Suite *common_suite(void)
 	tc = tcase_create("log");
 	tcase_add_test(tc, test_log_level_parse);
 	tcase_add_test(tc, test_log_line);
+	tcase_add_test(tc, test_log_escape_reopen);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("buf");
+	tcase_add_test(tc, test_esc);
 	tcase_add_test(tc, test_buf_roundtrip);
 	tcase_add_test(tc, test_rd_bytes_overrun);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,697 @@
+/*
+ * admit.c - admission control: token buckets, bursting, GAC and on-demand
+ * peaks (contract and bucket order in admit.h, user's view in
+ * doc/admission.md).
+ *
+ * Lock order: a->mu before g->mu.  Neither is held while sleeping.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "router/admit.h"
+
+#define TABLE_BUCKETS 64
+#define NS_PER_S 1e9
+#define POLL_MAX_NS 50000000ull  /* longest single sleep of a waiting request: 50 ms */
+#define POLL_MIN_NS 200000ull    /* shortest: 0.2 ms */
+
+static double dmin(double a, double b) { return a < b ? a : b; }
+static double dmax(double a, double b) { return a > b ? a : b; }
+
+/* ---- one bucket ---- */
+
+void qfs_admit_bucket_init(struct qfs_admit_bucket *b, double rate, int burst_on, uint64_t now_ns)
+{
+	b->rate = rate;
+	b->tokens = rate;
+	b->burst = 0;
+	b->burst_on = burst_on;
+	b->last_ns = now_ns;
+}
+
+void qfs_admit_bucket_refill(struct qfs_admit_bucket *b, uint64_t now_ns)
+{
+	if (now_ns <= b->last_ns)
+		return;
+	double dt = (double)(now_ns - b->last_ns) / NS_PER_S;
+	b->last_ns = now_ns;
+	if (b->rate <= 0)
+		return;
+	b->tokens += b->rate * dt;
+	if (b->tokens > b->rate) {
+		if (b->burst_on) {
+			b->burst += b->tokens - b->rate;
+			if (b->burst > b->rate * QFS_ADMIT_BURST_S)
+				b->burst = b->rate * QFS_ADMIT_BURST_S;
+		}
+		b->tokens = b->rate;
+	}
+}
+
+int qfs_admit_bucket_ready(const struct qfs_admit_bucket *b, int headroom)
+{
+	return b->rate <= 0 || b->tokens > 0 || (headroom && b->burst > 0);
+}
+
+void qfs_admit_bucket_take(struct qfs_admit_bucket *b, double units, int headroom)
+{
+	if (b->rate <= 0)
+		return;
+	double from = b->tokens > 0 ? dmin(units, b->tokens) : 0;
+	b->tokens -= from;
+	units -= from;
+	if (headroom && units > 0 && b->burst > 0) {
+		double fb = dmin(units, b->burst);
+		b->burst -= fb;
+		units -= fb;
+	}
+	b->tokens -= units;
+}
+
+uint64_t qfs_admit_bucket_wait(const struct qfs_admit_bucket *b)
+{
+	if (b->rate <= 0 || b->tokens > 0)
+		return 0;
+	return (uint64_t)(-b->tokens / b->rate * NS_PER_S) + 1;
+}
+
+/* A forced take may not leave more debt than wait_s seconds' worth. */
+static void clamp_debt(struct qfs_admit_bucket *b, double wait_s)
+{
+	if (b->rate > 0 && b->tokens < -b->rate * wait_s)
+		b->tokens = -b->rate * wait_s;
+}
+
+/* ---- settings ---- */
+
+#define SETTING_PREFIX "user.quorumfs."
+
+int qfs_admit_is_setting(const char *name)
+{
+	return strncmp(name, SETTING_PREFIX, sizeof(SETTING_PREFIX) - 1) == 0;
+}
+
+int qfs_admit_parse(const char *name, const void *val, size_t len, struct qfs_admit_cap *cap)
+{
+	char v[32];
+	int kind;
+
+	if (!qfs_admit_is_setting(name))
+		return 0;
+	name += sizeof(SETTING_PREFIX) - 1;
+	if (strcmp(name, "capacity") == 0)
+		kind = -1;
+	else if (strcmp(name, "rcu") == 0)
+		kind = QFS_ADMIT_READ;
+	else if (strcmp(name, "wcu") == 0)
+		kind = QFS_ADMIT_WRITE;
+	else
+		return 0;
+	if (len > 0 && ((const char *)val)[len - 1] == '\n')
+		len--;
+	if (len == 0 || len >= sizeof(v))
+		return -EINVAL;
+	memcpy(v, val, len);
+	v[len] = '\0';
+	if (kind < 0) {
+		if (strcmp(v, "on-demand") == 0)
+			cap->mode = QFS_ADMIT_ON_DEMAND;
+		else if (strcmp(v, "provisioned") == 0)
+			cap->mode = QFS_ADMIT_PROVISIONED;
+		else
+			return -EINVAL;
+		return 1;
+	}
+	uint64_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -EINVAL;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+		if (n > QFS_ADMIT_UNITS_MAX)
+			return -EINVAL;
+	}
+	if (n == 0)
+		return -EINVAL;
+	cap->units[kind] = (uint32_t)n;
+	return 1;
+}
+
+double qfs_admit_read_units(size_t len)
+{
+	return len <= QFS_ADMIT_READ_UNIT ? 1.0 : (double)((len + QFS_ADMIT_READ_UNIT - 1) / QFS_ADMIT_READ_UNIT);
+}
+
+double qfs_admit_write_units(size_t len)
+{
+	return len <= QFS_ADMIT_WRITE_UNIT ? 1.0 : (double)((len + QFS_ADMIT_WRITE_UNIT - 1) / QFS_ADMIT_WRITE_UNIT);
+}
+
+/* ---- GAC ---- */
+
+struct gac_table {
+	qfs_group_t group;
+	struct qfs_admit_bucket b[QFS_ADMIT_NKINDS]; /* the table's global buckets, with burst */
+	struct gac_table *next;                      /* hash chain */
+};
+
+struct qfs_admit_gac {
+	pthread_mutex_t mu;
+	struct gac_table *tab[TABLE_BUCKETS]; /* protected by mu */
+};
+
+int qfs_admit_gac_new(struct qfs_admit_gac **out)
+{
+	struct qfs_admit_gac *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return -ENOMEM;
+	pthread_mutex_init(&g->mu, NULL);
+	*out = g;
+	return 0;
+}
+
+void qfs_admit_gac_free(struct qfs_admit_gac *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < TABLE_BUCKETS; i++) {
+		while (g->tab[i]) {
+			struct gac_table *t = g->tab[i];
+			g->tab[i] = t->next;
+			free(t);
+		}
+	}
+	pthread_mutex_destroy(&g->mu);
+	free(g);
+}
+
+static struct gac_table **gac_slot(struct qfs_admit_gac *g, qfs_group_t group)
+{
+	struct gac_table **p = &g->tab[group % TABLE_BUCKETS];
+
+	while (*p && (*p)->group != group)
+		p = &(*p)->next;
+	return p;
+}
+
+int qfs_admit_gac_set(struct qfs_admit_gac *g, qfs_group_t group, const double rate[QFS_ADMIT_NKINDS],
+		      int reset, uint64_t now_ns)
+{
+	pthread_mutex_lock(&g->mu);
+	struct gac_table **p = gac_slot(g, group), *t = *p;
+	if (!t) {
+		if (!(t = calloc(1, sizeof(*t)))) {
+			pthread_mutex_unlock(&g->mu);
+			return -ENOMEM;
+		}
+		t->group = group;
+		*p = t;
+		reset = 1;
+	}
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+		struct qfs_admit_bucket *b = &t->b[k];
+		if (reset) {
+			qfs_admit_bucket_init(b, rate[k], 1, now_ns);
+		} else if (b->rate != rate[k]) {
+			qfs_admit_bucket_refill(b, now_ns);
+			b->rate = rate[k];
+			if (rate[k] > 0 && b->tokens > rate[k])
+				b->tokens = rate[k];
+			if (rate[k] > 0 && b->burst > rate[k] * QFS_ADMIT_BURST_S)
+				b->burst = rate[k] * QFS_ADMIT_BURST_S;
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+	return 0;
+}
+
+double qfs_admit_gac_grant(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
+			   int headroom, uint64_t now_ns)
+{
+	double got = want;
+
+	pthread_mutex_lock(&g->mu);
+	struct gac_table *t = *gac_slot(g, group);
+	if (t && t->b[kind].rate > 0) {
+		struct qfs_admit_bucket *b = &t->b[kind];
+		qfs_admit_bucket_refill(b, now_ns);
+		got = b->tokens > 0 ? dmin(want, b->tokens) : 0;
+		b->tokens -= got;
+		if (headroom && got < want && b->burst > 0) {
+			double fb = dmin(want - got, b->burst);
+			b->burst -= fb;
+			got += fb;
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+	return got;
+}
+
+double qfs_admit_gac_burst(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, uint64_t now_ns)
+{
+	double v = 0;
+
+	pthread_mutex_lock(&g->mu);
+	struct gac_table *t = *gac_slot(g, group);
+	if (t) {
+		qfs_admit_bucket_refill(&t->b[kind], now_ns);
+		v = t->b[kind].burst;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return v;
+}
+
+void qfs_admit_gac_drop(struct qfs_admit_gac *g, qfs_group_t group)
+{
+	pthread_mutex_lock(&g->mu);
+	struct gac_table **p = gac_slot(g, group), *t = *p;
+	if (t) {
+		*p = t->next;
+		free(t);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- the router's side ---- */
+
+struct admit_dim {
+	double limit;                  /* the table's rate of this kind, units/s; 0: unlimited */
+	double local;                  /* router's local bucket: granted units, may be negative */
+	uint64_t next_grant_ns;        /* no GAC grant before this */
+	struct qfs_admit_bucket part;  /* the (one) partition's ceiling */
+	uint64_t win_start_ns;         /* current consumption window */
+	double win_units;              /* units charged in it */
+	double rate, peak;             /* last full window's rate, highest; units/s */
+	uint64_t throttled, wait_ns, expired, consumed;
+};
+
+struct admit_table {
+	qfs_group_t group;
+	struct qfs_admit_cap cap;
+	struct admit_dim d[QFS_ADMIT_NKINDS];
+	struct admit_table *next;      /* hash chain */
+};
+
+struct qfs_admit {
+	pthread_mutex_t mu;
+	struct qfs_admit_gac *gac;                       /* not owned */
+	struct qfs_admit_cfg cfg;                        /* protected by mu */
+	struct qfs_admit_bucket node[QFS_ADMIT_NKINDS];  /* protected by mu */
+	struct admit_table *tab[TABLE_BUCKETS];          /* protected by mu */
+	qfs_admit_clock_fn clock;
+	qfs_admit_sleep_fn sleep;
+	void *clock_arg;
+};
+
+static uint64_t mono_clock(void *arg)
+{
+	(void)arg;
+	return qfs_clock_mono_ns();
+}
+
+static void real_sleep(void *arg, uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
+	(void)arg;
+	nanosleep(&ts, NULL);
+}
+
+static void make_node(struct qfs_admit *a, uint64_t now_ns)
+{
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
+		qfs_admit_bucket_init(&a->node[k], a->cfg.node_units[k], 0, now_ns);
+}
+
+int qfs_admit_new(struct qfs_admit_gac *gac, const struct qfs_admit_cfg *cfg, qfs_admit_clock_fn clock,
+		  qfs_admit_sleep_fn sleep, void *clock_arg, struct qfs_admit **out)
+{
+	struct qfs_admit *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	pthread_mutex_init(&a->mu, NULL);
+	a->gac = gac;
+	a->clock = clock ? clock : mono_clock;
+	a->sleep = sleep ? sleep : real_sleep;
+	a->clock_arg = clock_arg;
+	if (cfg)
+		a->cfg = *cfg;
+	make_node(a, a->clock(a->clock_arg));
+	*out = a;
+	return 0;
+}
+
+void qfs_admit_free(struct qfs_admit *a)
+{
+	if (!a)
+		return;
+	for (int i = 0; i < TABLE_BUCKETS; i++) {
+		while (a->tab[i]) {
+			struct admit_table *t = a->tab[i];
+			a->tab[i] = t->next;
+			free(t);
+		}
+	}
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+static double wait_s(const struct qfs_admit *a)
+{
+	return (a->cfg.wait_ms ? a->cfg.wait_ms : QFS_ADMIT_WAIT_MS) / 1000.0;
+}
+
+static uint64_t gac_ns(const struct qfs_admit *a)
+{
+	return (uint64_t)(a->cfg.gac_ms ? a->cfg.gac_ms : QFS_ADMIT_GAC_MS) * 1000000u;
+}
+
+static struct admit_table **slot(struct qfs_admit *a, qfs_group_t group)
+{
+	struct admit_table **p = &a->tab[group % TABLE_BUCKETS];
+
+	while (*p && (*p)->group != group)
+		p = &(*p)->next;
+	return p;
+}
+
+/* The table's rate of kind k from its settings and (on-demand) its peak. */
+static double table_limit(const struct qfs_admit *a, const struct admit_table *t, int k)
+{
+	if (t->cap.mode == QFS_ADMIT_PROVISIONED)
+		return t->cap.units[k];
+	double init = a->cfg.ondemand_units[k];
+	return init > 0 ? dmax(init, 2 * t->d[k].peak) : 0;
+}
+
+/* Push t's limits to the GAC (reset: full tokens, empty burst). */
+static int publish(struct qfs_admit *a, struct admit_table *t, int reset, uint64_t now_ns)
+{
+	double rate[QFS_ADMIT_NKINDS];
+
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+		t->d[k].limit = table_limit(a, t, k);
+		rate[k] = t->d[k].limit;
+	}
+	return qfs_admit_gac_set(a->gac, t->group, rate, reset, now_ns);
+}
+
+/* Build t's per-partition state for the current settings (a->mu held). */
+static void make_parts(struct qfs_admit *a, struct admit_table *t, uint64_t now_ns)
+{
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+		struct admit_dim *d = &t->d[k];
+		qfs_admit_bucket_init(&d->part, a->cfg.part_units[k], 0, now_ns);
+		d->local = 0;
+		d->next_grant_ns = 0;
+	}
+}
+
+/* t for group, made (on-demand) if unknown.  a->mu held.  NULL: -ENOMEM. */
+static struct admit_table *table_get(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns)
+{
+	struct admit_table **p = slot(a, group), *t = *p;
+
+	if (t)
+		return t;
+	if (!(t = calloc(1, sizeof(*t))))
+		return NULL;
+	t->group = group;
+	t->cap.mode = QFS_ADMIT_ON_DEMAND;
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
+		t->d[k].win_start_ns = now_ns;
+	make_parts(a, t, now_ns);
+	if (publish(a, t, 1, now_ns)) {
+		free(t);
+		return NULL;
+	}
+	*p = t;
+	return t;
+}
+
+void qfs_admit_configure(struct qfs_admit *a, const struct qfs_admit_cfg *cfg)
+{
+	uint64_t now = a->clock(a->clock_arg);
+
+	pthread_mutex_lock(&a->mu);
+	a->cfg = *cfg;
+	make_node(a, now);
+	for (int i = 0; i < TABLE_BUCKETS; i++)
+		for (struct admit_table *t = a->tab[i]; t; t = t->next) {
+			make_parts(a, t, now);
+			publish(a, t, 1, now);
+		}
+	pthread_mutex_unlock(&a->mu);
+}
+
+const struct qfs_admit_cfg *qfs_admit_config(const struct qfs_admit *a)
+{
+	return &a->cfg;
+}
+
+int qfs_admit_known(struct qfs_admit *a, qfs_group_t group)
+{
+	pthread_mutex_lock(&a->mu);
+	int known = *slot(a, group) != NULL;
+	pthread_mutex_unlock(&a->mu);
+	return known;
+}
+
+int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit_cap *cap, int reset,
+		  uint64_t now_ns)
+{
+	int rc = -ENOMEM;
+
+	pthread_mutex_lock(&a->mu);
+	int existed = *slot(a, group) != NULL;
+	struct admit_table *t = table_get(a, group, now_ns);
+	if (t) {
+		t->cap = *cap;
+		if (reset || !existed) {
+			make_parts(a, t, now_ns);
+			for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
+				t->d[k].peak = 0;
+		}
+		rc = publish(a, t, 1, now_ns); /* new settings: an empty burst */
+	}
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group)
+{
+	pthread_mutex_lock(&a->mu);
+	struct admit_table **p = slot(a, group), *t = *p;
+	if (t) {
+		*p = t->next;
+		free(t);
+	}
+	pthread_mutex_unlock(&a->mu);
+	qfs_admit_gac_drop(a->gac, group);
+}
+
+/* Close the consumption windows that ended by now; an on-demand table's
+ * allowance follows its peak (2x at once). */
+static void roll(struct qfs_admit *a, struct admit_table *t, uint64_t now_ns)
+{
+	int changed = 0;
+
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+		struct admit_dim *d = &t->d[k];
+		if (now_ns < d->win_start_ns + QFS_ADMIT_WINDOW_NS)
+			continue;
+		uint64_t n = (now_ns - d->win_start_ns) / QFS_ADMIT_WINDOW_NS;
+		double r = d->win_units * NS_PER_S / QFS_ADMIT_WINDOW_NS;
+		if (r > d->peak) {
+			d->peak = r;
+			changed = 1;
+		}
+		d->rate = n == 1 ? r : 0; /* windows after the first passed idle */
+		d->win_units = 0;
+		d->win_start_ns += n * QFS_ADMIT_WINDOW_NS;
+	}
+	if (changed && t->cap.mode == QFS_ADMIT_ON_DEMAND)
+		publish(a, t, 0, now_ns);
+}
+
+/* Is the router's local bucket of d positive?  If not, ask the GAC for
+ * what this request lacks (tokens, then burst while the node has
+ * headroom), and, once per gac interval, for an interval's worth more: the
+ * refill.  a->mu held. */
+static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double units, int headroom,
+		       uint64_t now_ns)
+{
+	struct admit_dim *d = &t->d[k];
+
+	if (d->limit <= 0 || d->local > 0)
+		return 1;
+	double want = -d->local + units;
+	if (now_ns >= d->next_grant_ns) {
+		want += d->limit * (double)gac_ns(a) / NS_PER_S;
+		d->next_grant_ns = now_ns + gac_ns(a);
+	}
+	d->local += qfs_admit_gac_grant(a->gac, t->group, k, want, headroom, now_ns);
+	return d->local > 0;
+}
+
+/* Take units of kind k from the node, partition and local buckets and count
+ * them; force (a wait ran out, or a settle) caps the debt left.  a->mu held. */
+static void charge(struct qfs_admit *a, struct admit_table *t, int k, double units, int force)
+{
+	struct admit_dim *d = &t->d[k];
+
+	qfs_admit_bucket_take(&a->node[k], units, 0);
+	qfs_admit_bucket_take(&d->part, units, 0);
+	if (d->limit > 0)
+		d->local -= units;
+	if (force) {
+		clamp_debt(&a->node[k], wait_s(a));
+		clamp_debt(&d->part, wait_s(a));
+		if (d->local < -d->limit * wait_s(a))
+			d->local = -d->limit * wait_s(a);
+	}
+	d->win_units += units;
+	d->consumed += (uint64_t)units;
+}
+
+int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
+		  uint64_t now_ns, uint64_t *wait_ns)
+{
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = table_get(a, group, now_ns);
+	if (!t) {
+		pthread_mutex_unlock(&a->mu);
+		return -ENOMEM;
+	}
+	roll(a, t, now_ns);
+	struct admit_dim *d = &t->d[kind];
+	struct qfs_admit_bucket *node = &a->node[kind];
+	qfs_admit_bucket_refill(node, now_ns);
+	qfs_admit_bucket_refill(&d->part, now_ns);
+	/* unused node throughput: more than QFS_ADMIT_HEADROOM of a second's
+	 * worth left after this request */
+	int headroom = node->rate <= 0 || node->tokens - units > node->rate * QFS_ADMIT_HEADROOM;
+	int ok = force || (qfs_admit_bucket_ready(node, 0) && qfs_admit_bucket_ready(&d->part, 0) &&
+			   local_ready(a, t, kind, units, headroom, now_ns));
+	if (!ok) {
+		uint64_t w = qfs_admit_bucket_wait(node);
+		uint64_t wp = qfs_admit_bucket_wait(&d->part);
+		if (wp > w)
+			w = wp;
+		if (d->limit > 0 && d->local <= 0) {
+			uint64_t wl = (uint64_t)(-d->local / d->limit * NS_PER_S) + 1;
+			if (wl > w)
+				w = wl;
+		}
+		pthread_mutex_unlock(&a->mu);
+		*wait_ns = w ? w : POLL_MIN_NS;
+		return -EAGAIN;
+	}
+	charge(a, t, kind, units, force);
+	pthread_mutex_unlock(&a->mu);
+	return 0;
+}
+
+void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units,
+		      uint64_t now_ns)
+{
+	if (units <= 0)
+		return;
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = table_get(a, group, now_ns);
+	if (t)
+		charge(a, t, kind, units, 1);
+	pthread_mutex_unlock(&a->mu);
+}
+
+int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units)
+{
+	uint64_t t0 = a->clock(a->clock_arg), now = t0, w = 0;
+	uint64_t bound = (uint64_t)(wait_s(a) * NS_PER_S);
+	int throttled = 0, forced = 0, rc;
+
+	for (;;) {
+		forced = throttled && now - t0 >= bound;
+		rc = qfs_admit_try(a, group, kind, units, forced, now, &w);
+		if (rc != -EAGAIN || a->cfg.fail)
+			break;
+		throttled = 1;
+		uint64_t left = bound - (now - t0);
+		if (w > left)
+			w = left;
+		if (w > POLL_MAX_NS)
+			w = POLL_MAX_NS;
+		if (w < POLL_MIN_NS)
+			w = POLL_MIN_NS;
+		a->sleep(a->clock_arg, w);
+		now = a->clock(a->clock_arg);
+	}
+	if (rc == -EAGAIN)
+		throttled = 1;
+	if (throttled) {
+		pthread_mutex_lock(&a->mu);
+		struct admit_table *t = *slot(a, group);
+		if (t) {
+			t->d[kind].throttled++;
+			t->d[kind].wait_ns += now - t0;
+			t->d[kind].expired += (uint64_t)forced;
+		}
+		pthread_mutex_unlock(&a->mu);
+	}
+	return rc;
+}
+
+int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, struct qfs_admit_info *out)
+{
+	struct qfs_admit_info i;
+
+	memset(&i, 0, sizeof(i));
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = *slot(a, group);
+	if (!t) {
+		pthread_mutex_unlock(&a->mu);
+		return -ENOENT;
+	}
+	roll(a, t, now_ns);
+	i.cap = t->cap;
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+		const struct admit_dim *d = &t->d[k];
+		i.limit[k] = d->limit;
+		i.rate[k] = d->rate;
+		i.peak[k] = d->peak;
+		i.throttled[k] = d->throttled;
+		i.wait_us[k] = d->wait_ns / 1000u;
+		i.expired[k] = d->expired;
+		i.consumed[k] = d->consumed;
+		i.burst[k] = qfs_admit_gac_burst(a->gac, group, k, now_ns);
+	}
+	pthread_mutex_unlock(&a->mu);
+	*out = i;
+	return 0;
+}
+
+void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out)
+{
+	qfs_buf_printf(out,
+		       " mode %s rcu %u wcu %u read_limit %.0f write_limit %.0f read_rate %.1f write_rate %.1f"
+		       " read_peak %.1f write_peak %.1f read_burst %.1f write_burst %.1f"
+		       " consumed_rcu %llu consumed_wcu %llu read_wait_ms %llu write_wait_ms %llu"
+		       " read_wait_expired %llu write_wait_expired %llu throttled_reads %llu throttled_writes %llu",
+		       i->cap.mode == QFS_ADMIT_PROVISIONED ? "provisioned" : "on-demand",
+		       i->cap.units[QFS_ADMIT_READ], i->cap.units[QFS_ADMIT_WRITE], i->limit[QFS_ADMIT_READ],
+		       i->limit[QFS_ADMIT_WRITE], i->rate[QFS_ADMIT_READ], i->rate[QFS_ADMIT_WRITE],
+		       i->peak[QFS_ADMIT_READ], i->peak[QFS_ADMIT_WRITE], i->burst[QFS_ADMIT_READ],
+		       i->burst[QFS_ADMIT_WRITE], (unsigned long long)i->consumed[QFS_ADMIT_READ],
+		       (unsigned long long)i->consumed[QFS_ADMIT_WRITE],
+		       (unsigned long long)(i->wait_us[QFS_ADMIT_READ] / 1000),
+		       (unsigned long long)(i->wait_us[QFS_ADMIT_WRITE] / 1000),
+		       (unsigned long long)i->expired[QFS_ADMIT_READ], (unsigned long long)i->expired[QFS_ADMIT_WRITE],
+		       (unsigned long long)i->throttled[QFS_ADMIT_READ],
+		       (unsigned long long)i->throttled[QFS_ADMIT_WRITE]);
+}

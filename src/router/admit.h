@@ -1,0 +1,191 @@
+/*
+ * admit.h - admission control (DESIGN.md section 6, doc/admission.md):
+ * token buckets per table partition, per node and at the router, with a
+ * global admission control (GAC) component that refills the router's local
+ * buckets at intervals, bursting from unused capacity and on-demand tables
+ * that adapt to their observed peak.
+ *
+ * Units are DynamoDB's: a read unit is up to 4 KiB read (strongly
+ * consistent), a write unit up to 1 KiB written.  A table's capacity is
+ * set by xattrs on its directory (user.quorumfs.capacity, .rcu, .wcu,
+ * parsed here, stored by fs/ in the directory's inode, loaded by the
+ * router); the state below is in memory only.
+ *
+ * Buckets per (table, kind), checked in this order for every request:
+ *   node       the node's throughput (one per kind: in the embedded cell
+ *              every node hosts a replica of every group); no burst.
+ *   partition  min(table rate / partitions, per-partition ceiling); a
+ *              table is one partition until splits exist; no burst.
+ *   local      the router's bucket for the table, fed only by GAC grants:
+ *              once per gac interval an interval's worth (the refill), and
+ *              when empty what the waiting request lacks; may hold a debt.
+ *   GAC        the table's global bucket: refills at the table's rate up
+ *              to one second's worth; what overflows accrues as burst up
+ *              to QFS_ADMIT_BURST_S seconds' worth, and burst is granted
+ *              only while the node has headroom (more than
+ *              QFS_ADMIT_HEADROOM of a second of its throughput unused).
+ * A request is admitted when every bucket is positive; it then takes its
+ * full cost from each (a bucket may go negative: the next request waits
+ * for the debt to be refilled), so any request size passes eventually.
+ *
+ * Clock: every entry point takes now_ns (monotonic), so tests drive time;
+ * qfs_admit_acquire reads the injected clock and sleeps through it.
+ * Thread-safety: all functions may be called from any thread (one mutex per
+ * struct qfs_admit, one per struct qfs_admit_gac; admit's before gac's).
+ */
+#ifndef QFS_ROUTER_ADMIT_H
+#define QFS_ROUTER_ADMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/item.h"
+
+#define QFS_ADMIT_BURST_S 300          /* burst: up to this many seconds of unused capacity */
+#define QFS_ADMIT_READ_UNIT 4096       /* bytes per read unit (strongly consistent) */
+#define QFS_ADMIT_WRITE_UNIT 1024      /* bytes per write unit */
+#define QFS_ADMIT_UNITS_MAX 40000      /* largest rcu/wcu setting (DynamoDB's table quota) */
+#define QFS_ADMIT_PART_RCU 3000        /* DynamoDB's partition ceilings (doc/admission.md) */
+#define QFS_ADMIT_PART_WCU 1000
+#define QFS_ADMIT_WAIT_MS 5000         /* default bound of one request's wait */
+#define QFS_ADMIT_GAC_MS 100           /* default GAC refill interval */
+#define QFS_ADMIT_HEADROOM 0.2         /* node headroom: this share of a second's worth unused */
+#define QFS_ADMIT_WINDOW_NS 1000000000ull /* consumed-rate and peak window: 1 s */
+
+enum qfs_admit_kind { QFS_ADMIT_READ = 0, QFS_ADMIT_WRITE, QFS_ADMIT_NKINDS };
+enum qfs_admit_mode { QFS_ADMIT_ON_DEMAND = 0, QFS_ADMIT_PROVISIONED };
+
+/* A table's settings (its directory's xattrs). */
+struct qfs_admit_cap {
+	enum qfs_admit_mode mode;
+	uint32_t units[QFS_ADMIT_NKINDS]; /* rcu, wcu; 0: not set (no limit of that kind) */
+};
+
+/* Mount-wide settings (-o options, doc/quorumfs.8).  0 means "none". */
+struct qfs_admit_cfg {
+	uint32_t part_units[QFS_ADMIT_NKINDS];     /* per-partition ceiling, units/s; 0: none */
+	uint32_t node_units[QFS_ADMIT_NKINDS];     /* node throughput, units/s; 0: unlimited */
+	uint32_t ondemand_units[QFS_ADMIT_NKINDS]; /* on-demand allowance before any peak; 0: unlimited */
+	uint32_t gac_ms;                           /* GAC grant interval; 0: QFS_ADMIT_GAC_MS */
+	uint32_t wait_ms;                          /* bound of one wait; 0: QFS_ADMIT_WAIT_MS */
+	int fail;                                  /* throttle=fail: -EAGAIN instead of waiting */
+};
+
+/* One token bucket.  rate 0 is an unlimited bucket (always ready). */
+struct qfs_admit_bucket {
+	double rate;      /* units per second */
+	double tokens;    /* balance, units; at most rate * 1 s; negative: a debt */
+	double burst;     /* accrued unused capacity, units; <= rate * QFS_ADMIT_BURST_S */
+	int burst_on;     /* overflow accrues as burst */
+	uint64_t last_ns; /* time of the last refill */
+};
+
+/* Start b at rate units/s, full (one second's worth), with an empty burst. */
+void qfs_admit_bucket_init(struct qfs_admit_bucket *b, double rate, int burst_on, uint64_t now_ns);
+/* Add rate * elapsed; the excess over one second's worth goes to burst (if
+ * burst_on, capped at QFS_ADMIT_BURST_S seconds' worth).  Time going
+ * backwards adds nothing. */
+void qfs_admit_bucket_refill(struct qfs_admit_bucket *b, uint64_t now_ns);
+/* Nonzero if a request may start: unlimited, tokens > 0, or (headroom and
+ * burst > 0). */
+int qfs_admit_bucket_ready(const struct qfs_admit_bucket *b, int headroom);
+/* Take units: tokens first, then burst if headroom, the rest as a debt. */
+void qfs_admit_bucket_take(struct qfs_admit_bucket *b, double units, int headroom);
+/* Nanoseconds until the bucket is ready again without burst (0 if ready). */
+uint64_t qfs_admit_bucket_wait(const struct qfs_admit_bucket *b);
+
+/* Parse a table setting.  name is a full xattr name: returns 0 (and leaves
+ * cap alone) if it is not one of user.quorumfs.capacity/rcu/wcu, 1 and
+ * applies it to cap if its value is valid ("on-demand" | "provisioned";
+ * a decimal 1..QFS_ADMIT_UNITS_MAX; one trailing newline allowed), or
+ * -EINVAL for a bad value (cap unchanged). */
+int qfs_admit_parse(const char *name, const void *val, size_t len, struct qfs_admit_cap *cap);
+/* Nonzero if name is in the table settings' namespace user.quorumfs. */
+int qfs_admit_is_setting(const char *name);
+
+/* ---- GAC: the tables' global buckets, shared by the routers ----
+ * In-process now; the calls are the messages a GAC service would answer
+ * (set a table's rate, grant tokens to a router), so several routers can
+ * share one later. */
+struct qfs_admit_gac;
+/* *out set only on success; -ENOMEM. */
+int qfs_admit_gac_new(struct qfs_admit_gac **out);
+void qfs_admit_gac_free(struct qfs_admit_gac *g); /* NULL: nothing */
+/* Set table group's rates (units/s; 0 unlimited).  reset != 0: full
+ * tokens and an empty burst (new table, capacity just set); otherwise the
+ * balance and burst carry over (an on-demand table's allowance moving).
+ * -ENOMEM. */
+int qfs_admit_gac_set(struct qfs_admit_gac *g, qfs_group_t group, const double rate[QFS_ADMIT_NKINDS],
+		      int reset, uint64_t now_ns);
+/* Grant up to want units of kind to a router: tokens on hand, then burst
+ * if headroom.  Returns the units granted (want for an unlimited or
+ * unknown table, 0 if empty). */
+double qfs_admit_gac_grant(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
+			   int headroom, uint64_t now_ns);
+/* Burst balance of group's kind in units (0 if unknown). */
+double qfs_admit_gac_burst(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, uint64_t now_ns);
+void qfs_admit_gac_drop(struct qfs_admit_gac *g, qfs_group_t group);
+
+/* ---- the router's admission control ---- */
+struct qfs_admit;
+typedef uint64_t (*qfs_admit_clock_fn)(void *arg);             /* monotonic ns */
+typedef void (*qfs_admit_sleep_fn)(void *arg, uint64_t ns);
+
+/* New admission control over gac (not owned; shared by routers), with
+ * the mount's settings cfg (copied).  clock/sleep NULL: the monotonic clock
+ * and nanosleep.  *out set only on success; -ENOMEM. */
+int qfs_admit_new(struct qfs_admit_gac *gac, const struct qfs_admit_cfg *cfg, qfs_admit_clock_fn clock,
+		  qfs_admit_sleep_fn sleep, void *clock_arg, struct qfs_admit **out);
+void qfs_admit_free(struct qfs_admit *a); /* NULL: nothing */
+/* Replace the mount-wide settings (before traffic; buckets re-made). */
+void qfs_admit_configure(struct qfs_admit *a, const struct qfs_admit_cfg *cfg);
+const struct qfs_admit_cfg *qfs_admit_config(const struct qfs_admit *a);
+
+/* Nonzero if group's settings are known (set since start). */
+int qfs_admit_known(struct qfs_admit *a, qfs_group_t group);
+/* Set table group's capacity.  reset != 0 (created, or capacity just set):
+ * the burst starts empty; a first load at mount also starts empty.
+ * -ENOMEM. */
+int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit_cap *cap, int reset,
+		  uint64_t now_ns);
+/* Forget a dropped table. */
+void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group);
+
+/* Try to admit a request of units of kind on group at now_ns.  force: admit
+ * even if over capacity (a wait ran out).  0: admitted and charged;
+ * -EAGAIN: over capacity, nothing charged, *wait_ns = a hint of when to
+ * try again.  -ENOMEM. */
+int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
+		  uint64_t now_ns, uint64_t *wait_ns);
+/* Charge units more to an admitted request (a read's size known after it
+ * ran); never waits. */
+void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units,
+		      uint64_t now_ns);
+/* Admit a request, waiting (sleeping through the injected clock) while over
+ * capacity, at most cfg.wait_ms; after that the request proceeds (counted
+ * as wait_expired).  With cfg.fail: -EAGAIN at once instead of waiting.
+ * Counts a throttled request once, and its wait time.  0, -EAGAIN, -ENOMEM. */
+int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units);
+
+/* Per-table figures, for the control tree. */
+struct qfs_admit_info {
+	struct qfs_admit_cap cap;
+	double limit[QFS_ADMIT_NKINDS];  /* table rate now, units/s (0: unlimited) */
+	double rate[QFS_ADMIT_NKINDS];   /* consumed in the last full window, units/s */
+	double peak[QFS_ADMIT_NKINDS];   /* highest window rate seen, units/s */
+	double burst[QFS_ADMIT_NKINDS];  /* burst balance, units */
+	uint64_t throttled[QFS_ADMIT_NKINDS]; /* requests that waited or got EAGAIN */
+	uint64_t wait_us[QFS_ADMIT_NKINDS];   /* total time waited, microseconds */
+	uint64_t expired[QFS_ADMIT_NKINDS];   /* waits that ran out (request proceeded) */
+	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start */
+};
+/* Figures of group at now_ns; -ENOENT if unknown. */
+int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, struct qfs_admit_info *out);
+/* Read units of a read of len bytes (at least 1), write units of a write. */
+double qfs_admit_read_units(size_t len);
+double qfs_admit_write_units(size_t len);
+/* Append " mode M rcu N wcu N ... throttled_writes N" for info. */
+void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out);
+
+#endif

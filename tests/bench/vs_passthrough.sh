@@ -1,0 +1,374 @@
+#!/bin/bash
+# tests/bench/vs_passthrough.sh - quorumfs against libfuse's passthrough_ll
+# and the native filesystem of the same disk, in one run, with the targets
+# of issue 8 marked PASS/MISS.  A benchmark, not a test (not in make check).
+#
+# Usage (as root, from a build directory or with QFS_BIN set):
+#   tests/bench/vs_passthrough.sh [-q] [-r CYCLES] [-n CREATES] [-f FSYNCS]
+#                                 [-b MIB] [-t TREE] [-S]
+#     -q  quick: -r 1 -n 200 -f 50 -b 64 -t /usr/include/linux
+#     -r  cp -a / rm -rf cycles of the tree, and repetitions of the create and
+#         fsync rows; medians are printed (default 3)
+#     -n  serial 4 KiB creates / unlinks per repetition (default 2000)
+#     -f  4 KiB pwrite+fsync calls per writer, 1 and 8 writers (default 500)
+#     -b  MiB of random data written with dd conv=fsync (default 1024, at least 4)
+#     -t  the tree copied with cp -a (default /usr/include)
+#     -S  also strace the daemon during one more (untimed) cp -a and a loop of
+#         creates: fsync+fdatasync calls per entry, futex calls per create
+#   QFS_BIN   the quorumfs binary (default ./fs/quorumfs)
+#   SETTLE    seconds of sync + sleep before each timed step (default 2), so
+#             one target's writes back do not land in the next one's time
+#   TMPDIR    where everything is made (default /tmp): the native directory,
+#             passthrough_ll's source directory and quorumfs's data dir all
+#             sit there, on one disk.
+#
+# It builds passthrough_ll from /usr/share/doc/libfuse3-dev/examples into the
+# temp dir (its code is not part of quorumfs), mounts it (default options)
+# over a directory of the disk, mounts a fresh default quorumfs (3 replicas)
+# and works in a table of it.  Per target, native / passthrough_ll /
+# quorumfs, interleaved so all three see the same load:
+#  - cp -a TREE, rm -rf of it (R cycles); replicated txns and cell fsyncs
+#    per entry from .quorumfs/stats deltas during the first cp; the
+#    daemon's VmRSS/VmHWM after the R-th copy; proposals and cell fsyncs
+#    per fsync() of 8 writers (group commit) from the same counters;
+#  - warm find -ls / ls -lR / du -s of the copied tree (median of 3), and
+#    each again after a remount (native: none) + echo 3 > drop_caches;
+#  - `quorumfs bench --raw --only small,fsync` for serial creates/unlinks
+#    and 4 KiB pwrite+fsync with 1 and 8 writers (R repetitions);
+#  - dd of B MiB of random data with conv=fsync (and the bytes the daemon
+#    wrote meanwhile, /proc/PID/io, per byte), and its read after a
+#    remount + drop_caches;
+#  - the disk's own 4 KiB write+fdatasync (dd oflag=dsync, 1000 appending
+#    writes, R times; the least is used): the physical floor of a durable
+#    serial operation.
+# Output: a markdown table (times and rates, ratios quorumfs/passthrough_ll
+# and quorumfs/native) and the targets with PASS/MISS.  doc/perf.md.
+
+: "${QFS_BIN:=$(pwd)/fs/quorumfs}"
+export QFS_BIN
+[ -x "$QFS_BIN" ] || { echo "vs_passthrough.sh: $QFS_BIN is not executable (set QFS_BIN)" >&2; exit 2; }
+
+R=3
+NCREATE=2000
+NFSYNC=500
+BIG=1024
+TREE=/usr/include
+STRACE=
+while getopts qr:n:f:b:t:Sh opt; do
+	case $opt in
+	q) R=1; NCREATE=200; NFSYNC=50; BIG=64; TREE=/usr/include/linux ;;
+	r) R=$OPTARG ;;
+	n) NCREATE=$OPTARG ;;
+	f) NFSYNC=$OPTARG ;;
+	b) BIG=$OPTARG ;;
+	t) TREE=$OPTARG ;;
+	S) STRACE=1 ;;
+	*) sed -n '2,40s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	esac
+done
+TREE=$(cd "$TREE" && pwd) || exit 2
+[ "$BIG" -ge 4 ] 2>/dev/null || { echo "vs_passthrough.sh: -b needs at least 4 (MiB)" >&2; exit 2; }
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+set -o pipefail
+qfs_require gcc pkg-config awk dd find du ls
+[ -z "$STRACE" ] || qfs_require strace python3
+EXAMPLES=/usr/share/doc/libfuse3-dev/examples
+[ -f "$EXAMPLES/passthrough_ll.c" ] || skip "$EXAMPLES/passthrough_ll.c is missing (libfuse3-dev)"
+[ -w /proc/sys/vm/drop_caches ] || skip "needs root: /proc/sys/vm/drop_caches is not writable"
+
+qfs_setup
+mkdir "$MNT/b" || fail "mkdir table b"
+NAT=$T/native
+PTSRC=$T/ptsrc
+PTMNT=$T/ptmnt
+mkdir -p "$NAT" "$PTSRC" "$PTMNT" "$T/pt" || fail "mkdir"
+PT_PID=
+pt_stop() {
+	if [ -n "$PT_PID" ]; then
+		fusermount3 -u "$PTMNT" 2>/dev/null || umount -l "$PTMNT" 2>/dev/null
+		wait "$PT_PID" 2>/dev/null
+		PT_PID=
+	fi
+}
+trap 'pt_stop; qfs_cleanup' EXIT
+
+# passthrough_ll, compiled here from libfuse's installed example
+cp "$EXAMPLES/passthrough_ll.c" "$EXAMPLES/passthrough_helpers.h" "$T/pt/" 2>/dev/null ||
+	cp "$EXAMPLES/passthrough_ll.c" "$T/pt/" || fail "copy passthrough_ll.c"
+# shellcheck disable=SC2046
+gcc -O2 -Wall -o "$T/pt/passthrough_ll" "$T/pt/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) ||
+	fail "could not build passthrough_ll"
+pt_start() {
+	"$T/pt/passthrough_ll" -f -o source="$PTSRC" "$PTMNT" >>"$T/pt.out" 2>&1 &
+	PT_PID=$!
+	for _ in $(seq 200); do
+		mountpoint -q "$PTMNT" && return 0
+		kill -0 "$PT_PID" 2>/dev/null || { cat "$T/pt.out" >&2; fail "passthrough_ll exited"; }
+		sleep 0.05
+	done
+	fail "passthrough_ll did not mount"
+}
+pt_start
+
+TARGETS="native pt qfs"
+dir_of() { case $1 in native) echo "$NAT" ;; pt) echo "$PTMNT" ;; qfs) echo "$MNT/b" ;; esac; }
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# settle: let the writes of the previous step (the daemon's flushes and
+# compactions too) reach the disk before the next target is timed
+settle() { sync; sleep "${SETTLE:-2}"; }
+# cold TARGET: remount it (native: nothing to remount) and drop the caches
+cold() {
+	case $1 in
+	pt) pt_stop; pt_start ;;
+	qfs) qfs_umount; qfs_mount ;;
+	esac
+	drop
+}
+RES=$T/results
+: >"$RES"
+# put KEY TARGET VALUE: one measurement
+put() { echo "$1 $2 $3" >>"$RES"; }
+# timed KEY TARGET cmd...: run cmd (output discarded), record its seconds
+timed() {
+	local key=$1 tgt=$2 t0 t1
+	shift 2
+	t0=$EPOCHREALTIME
+	"$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; fail "$key on $tgt: $* failed"; }
+	t1=$EPOCHREALTIME
+	put "$key" "$tgt" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
+}
+# stat_sum: "TXNS FSYNCS PROPOSALS" of the mount so far (.quorumfs/stats)
+stat_sum() {
+	awk '$1 == "table" && $3 == "op" && $4 == "txn" { t += $6 }
+	     $1 == "cell" { for (i = 2; i < NF; i++) { if ($i == "fsyncs") f = $(i + 1); if ($i == "proposals") p = $(i + 1) } }
+	     END { printf "%d %s %s\n", t, (f == "" ? "-" : f), (p == "" ? "-" : p) }' "$MNT/.quorumfs/stats"
+}
+
+ENTRIES=$(find "$TREE" | wc -l)
+TREE_MB=$(du -sb "$TREE" | awk '{ printf "%.0f", $1 / 1e6 }')
+echo "# vs_passthrough: tree $TREE ($ENTRIES entries, $TREE_MB MB), $R cycles, $NCREATE creates, $NFSYNC fsyncs x 1/8 writers, $BIG MiB dd; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# all on $(df -P "$T" | awk 'NR == 2 { print $1 }') ($(df -PT "$T" | awk 'NR == 2 { print $2 }')) under $T; quorumfs $("$QFS_BIN" --version | awk '{ print $2 }') at $(git -C "$QFS_SRCDIR" rev-parse --short HEAD 2>/dev/null || echo '?')"
+find "$TREE" -type f -exec cat {} + >/dev/null 2>&1 # the source in the page cache
+
+# --- cp -a / rm -rf cycles
+for i in $(seq "$R"); do
+	for tgt in $TARGETS; do
+		d=$(dir_of "$tgt")
+		settle
+		[ "$tgt" = qfs ] && before=$(stat_sum)
+		timed cp "$tgt" cp -a "$TREE" "$d/tree"
+		if [ "$tgt" = qfs ]; then
+			after=$(stat_sum)
+			set -- $before $after
+			put txn_per_entry qfs "$(awk -v a="$1" -v b="$4" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (b - a) / n }')"
+			[ "$2" != - ] && put fsync_per_entry qfs "$(awk -v a="$2" -v b="$5" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (b - a) / n }')"
+			[ "$3" != - ] && put prop_per_entry qfs "$(awk -v a="$3" -v b="$6" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (b - a) / n }')"
+		fi
+		[ "$i" -lt "$R" ] && settle && timed rm "$tgt" rm -rf "$d/tree"
+	done
+	note "cycle $i done"
+done
+awk '/^Vm(RSS|HWM)/ { printf "%s %d\n", $1, $2 / 1024 }' "/proc/$QFS_PID/status" >"$T/rss"
+put rss qfs "$(awk '$1 == "VmRSS:" { print $2 }' "$T/rss")"
+put hwm qfs "$(awk '$1 == "VmHWM:" { print $2 }' "$T/rss")"
+
+# --- walks of the last copy: warm (median of 3), then cold
+walk_find() { find "$1" -ls; }
+walk_ls() { ls -lR "$1"; }
+walk_du() { du -s "$1"; }
+for tgt in $TARGETS; do
+	d=$(dir_of "$tgt")/tree
+	for w in find ls du; do walk_$w "$d" >/dev/null; done
+	for _ in 1 2 3; do
+		for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
+	done
+done
+for w in find ls du; do
+	for tgt in $TARGETS; do
+		cold "$tgt"
+		timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
+	done
+done
+note "walks done"
+for tgt in $TARGETS; do settle; timed rm "$tgt" rm -rf "$(dir_of "$tgt")/tree"; done
+
+# --- optional: system calls of the daemon per entry / per create
+if [ -n "$STRACE" ]; then
+	strace -f -c -e trace=fsync,fdatasync,futex -o "$T/strace.cp" -p "$QFS_PID" 2>/dev/null &
+	spid=$!
+	sleep 1
+	cp -a "$TREE" "$MNT/b/tree" || fail "cp -a under strace"
+	kill -INT "$spid"; wait "$spid"
+	sc() { awk -v c="$2" '$NF == c { print $4 }' "$1"; }
+	put strace_fsync_per_entry qfs "$(awk -v a="$(sc "$T/strace.cp" fsync)" -v b="$(sc "$T/strace.cp" fdatasync)" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (a + b) / n }')"
+	rm -rf "$MNT/b/tree"
+	strace -f -c -e trace=futex -o "$T/strace.cr" -p "$QFS_PID" 2>/dev/null &
+	spid=$!
+	sleep 1
+	python3 -c '
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.mkdir(d)
+for i in range(n):
+    fd = os.open(f"{d}/f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, os.urandom(4096))
+    os.close(fd)' "$MNT/b/cr" "$NCREATE" || fail "creates under strace"
+	kill -INT "$spid"; wait "$spid"
+	put strace_futex_per_create qfs "$(awk -v a="$(sc "$T/strace.cr" futex)" -v n="$NCREATE" 'BEGIN { printf "%.1f", a / n }')"
+	rm -rf "$MNT/b/cr"
+	note "strace done"
+fi
+
+# --- serial creates/unlinks and fsync writers: quorumfs bench on each
+# target; and the disk's floor, R times each
+NFLOOR=1000
+head -c $((BIG << 20)) /dev/urandom >"$T/rand" || fail "random data"
+for i in $(seq "$R"); do
+	for tgt in $TARGETS; do
+		settle
+		"$QFS_BIN" bench --raw --only small,fsync --no-drop-caches -n "$NCREATE" -f "$NFSYNC" -w 8 \
+			"$(dir_of "$tgt")" >"$T/bench.out" 2>"$T/bench.err" ||
+			{ cat "$T/bench.err" >&2; fail "quorumfs bench on $tgt failed"; }
+		awk -v t="$tgt" '$2 ~ /^(create|unlink|fsync_1|fsync_n)$/ { print $2, t, $3 }' "$T/bench.out" >>"$RES"
+	done
+	# the disk's floor: 1000 appending 4 KiB writes, each with fdatasync (O_DSYNC)
+	settle
+	timed floor native dd if="$T/rand" of="$NAT/floor" bs=4k count="$NFLOOR" oflag=dsync
+	rm -f "$NAT/floor"
+done
+# group commit: proposals and replica log syncs per fsync() of 8 writers
+before=$(stat_sum)
+"$QFS_BIN" bench --raw --only fsyncn -f "$NFSYNC" -w 8 "$MNT/b" >/dev/null 2>"$T/bench.err" ||
+	{ cat "$T/bench.err" >&2; fail "quorumfs bench --only fsyncn failed"; }
+after=$(stat_sum)
+set -- $before $after
+[ "$3" != - ] && put prop_per_fsync8 qfs "$(awk -v a="$3" -v b="$6" -v n=$((8 * NFSYNC)) 'BEGIN { printf "%.2f", (b - a) / n }')"
+[ "$2" != - ] && put sync_per_fsync8 qfs "$(awk -v a="$2" -v b="$5" -v n=$((8 * NFSYNC)) 'BEGIN { printf "%.2f", (b - a) / n }')"
+note "creates, fsyncs, floor done"
+
+# --- B MiB of random data: dd conv=fsync, then a cold read
+for tgt in $TARGETS; do
+	cat "$T/rand" >/dev/null
+	settle
+	[ "$tgt" = qfs ] && wb0=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$QFS_PID/io")
+	timed ddw "$tgt" dd if="$T/rand" of="$(dir_of "$tgt")/big" bs=1M conv=fsync
+	if [ "$tgt" = qfs ]; then # the daemon's bytes to disk (logs, RocksDB, archive) per byte
+		settle
+		wb1=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$QFS_PID/io")
+		put wamp qfs "$(awk -v a="$wb0" -v b="$wb1" -v n=$((BIG << 20)) 'BEGIN { printf "%.2f", (b - a) / n }')"
+		put hwm_dd qfs "$(awk '$1 == "VmHWM:" { printf "%d", $2 / 1024 }' "/proc/$QFS_PID/status")"
+	fi
+done
+for tgt in $TARGETS; do
+	cold "$tgt"
+	timed ddr "$tgt" dd if="$(dir_of "$tgt")/big" of=/dev/null bs=1M
+	rm -f "$(dir_of "$tgt")/big"
+done
+note "dd done"
+
+# --- the table
+awk -v entries="$ENTRIES" -v tree="$TREE" -v mb="$TREE_MB" -v r="$R" -v nc="$NCREATE" -v big="$BIG" \
+	-v nfloor="$NFLOOR" '
+function med(k, t,    n, i, j, v, x) {
+	n = cnt[k, t]
+	if (n == 0) return ""
+	for (i = 1; i <= n; i++) v[i] = val[k, t, i]
+	for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+# least(K, T): the smallest value (the floor: what the disk can do when the
+# other work on the machine lets it)
+function least(k, t,    i, m) {
+	m = val[k, t, 1]
+	for (i = 2; i <= cnt[k, t]; i++) if (val[k, t, i] < m) m = val[k, t, i]
+	return m
+}
+function fmt(x, unit) {
+	if (x == "") return ""
+	if (unit == "s") return sprintf(x < 1 ? "%.3f s" : "%.2f s", x)
+	if (unit == "/s") return sprintf("%.0f /s", x)
+	if (unit == "MiB/s") return sprintf("%.0f MiB/s", x)
+	return sprintf("%s %s", x, unit)
+}
+function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "" : sprintf("%.2f", a / b) }
+# row LABEL KEY KIND: KIND s (a time; ratio = time over time: above 1 is slower)
+# or rate (ratio = rate over rate: below 1 is slower)
+function row(label, key, unit,    n, p, q) {
+	n = med(key, "native"); p = med(key, "pt"); q = med(key, "qfs")
+	printf "| %s | %s | %s | %s | %s | %s |\n", label, fmt(n, unit), fmt(p, unit), fmt(q, unit), ratio(q, p), ratio(q, n)
+}
+{ cnt[$1, $2]++; val[$1, $2, cnt[$1, $2]] = $3 }
+END {
+	split("native pt qfs", tgs, " ")
+	for (i = 1; i <= 3; i++) {
+		t = tgs[i]
+		for (k = 1; k <= cnt["cp", t]; k++) { cr = val["cp", t, k] + (k <= cnt["rm", t] ? val["rm", t, k] : 0); cnt["cprm", t]++; val["cprm", t, k] = cr }
+		# rates from the dd times
+		for (k = 1; k <= cnt["ddw", t]; k++) { cnt["ddw_r", t]++; val["ddw_r", t, k] = big / val["ddw", t, k] }
+		for (k = 1; k <= cnt["ddr", t]; k++) { cnt["ddr_r", t]++; val["ddr_r", t, k] = big / val["ddr", t, k] }
+	}
+	printf "\n| work | native | passthrough_ll | quorumfs | quorumfs / passthrough_ll | quorumfs / native |\n|---|--:|--:|--:|--:|--:|\n"
+	row(sprintf("cp -a %s (%d entries, %s MB), median of %d", tree, entries, mb, r), "cp", "s")
+	row(sprintf("rm -rf of it, median of %d", r), "rm", "s")
+	row(sprintf("cp -a + rm -rf, median of %d", r), "cprm", "s")
+	row("warm find -ls of the copy, median of 3", "warm_find", "s")
+	row("warm ls -lR", "warm_ls", "s")
+	row("warm du -s", "warm_du", "s")
+	row("find -ls after remount + drop_caches", "cold_find", "s")
+	row("ls -lR after remount + drop_caches", "cold_ls", "s")
+	row("du -s after remount + drop_caches", "cold_du", "s")
+	row(sprintf("%d serial 4 KiB creates (open+write+close), median of %d", nc, r), "create", "/s")
+	row(sprintf("%d serial unlinks", nc), "unlink", "/s")
+	row("4 KiB pwrite+fsync, 1 writer", "fsync_1", "/s")
+	row("4 KiB pwrite+fsync, 8 writers", "fsync_n", "/s")
+	row(sprintf("%d MiB random data, dd bs=1M conv=fsync", big), "ddw_r", "MiB/s")
+	row("its read after remount + drop_caches", "ddr_r", "MiB/s")
+	floor = least("floor", "native") / nfloor
+	printf "| disk: 4 KiB append + fdatasync (dd oflag=dsync, %d; least of %d, median %.3f ms) | %.3f ms | | | | |\n", nfloor, cnt["floor", "native"], med("floor", "native") / nfloor * 1000, floor * 1000
+	printf "| daemon VmRSS / VmHWM after %d copies of the tree | | | %s / %s MiB | | |\n", r, med("rss", "qfs"), med("hwm", "qfs")
+	printf "| daemon VmHWM after the dd (mounted before the walks) | | | %s MiB | | |\n", med("hwm_dd", "qfs")
+	printf "| daemon bytes written per byte of the dd (/proc/PID/io, 2 s after; later compactions not counted) | | | %s | | |\n", med("wamp", "qfs")
+	printf "| replicated txns per entry, cp -a (.quorumfs/stats) | | | %s | | |\n", med("txn_per_entry", "qfs")
+	if (cnt["fsync_per_entry", "qfs"]) printf "| cell fsyncs per entry, cp -a (.quorumfs/stats) | | | %s | | |\n", med("fsync_per_entry", "qfs")
+	if (cnt["prop_per_entry", "qfs"]) printf "| cell proposals per entry, cp -a (.quorumfs/stats) | | | %s | | |\n", med("prop_per_entry", "qfs")
+	if (cnt["prop_per_fsync8", "qfs"]) printf "| cell proposals per fsync(), 8 writers (.quorumfs/stats) | | | %s | | |\n", med("prop_per_fsync8", "qfs")
+	if (cnt["sync_per_fsync8", "qfs"]) printf "| cell fsyncs per fsync(), 8 writers (.quorumfs/stats) | | | %s | | |\n", med("sync_per_fsync8", "qfs")
+	if (cnt["strace_fsync_per_entry", "qfs"]) printf "| fsync+fdatasync calls per entry, cp -a (strace -c) | | | %s | | |\n", med("strace_fsync_per_entry", "qfs")
+	if (cnt["strace_futex_per_create", "qfs"]) printf "| futex calls per create (strace -c) | | | %s | | |\n", med("strace_futex_per_create", "qfs")
+
+	# targets (issue 8)
+	printf "\n| target (issue 8) | bound | quorumfs | result |\n|---|--:|--:|---|\n"
+	p = med("cp", "pt"); q = med("cp", "qfs")
+	target("cp -a <= 2x passthrough_ll", 2 * p, q, "s", "le")
+	p = med("rm", "pt"); q = med("rm", "qfs")
+	target("rm -rf <= 1.5 x (passthrough_ll + entries x floor)", 1.5 * (p + entries * floor), q, "s", "le")
+	p = 1 / med("create", "pt"); q = 1 / med("create", "qfs")
+	target("serial create <= 1.5 x (passthrough_ll op + floor), per op", 1.5 * (p + floor) * 1000, q * 1000, "ms", "le")
+	p = 1 / med("unlink", "pt"); q = 1 / med("unlink", "qfs")
+	target("serial unlink <= 1.5 x (passthrough_ll op + floor), per op", 1.5 * (p + floor) * 1000, q * 1000, "ms", "le")
+	target("warm find -ls <= 1.5x native", 1.5 * med("warm_find", "native"), med("warm_find", "qfs"), "s", "le")
+	target("warm ls -lR <= 1.5x native", 1.5 * med("warm_ls", "native"), med("warm_ls", "qfs"), "s", "le")
+	target("warm du -s <= 1.5x native", 1.5 * med("warm_du", "native"), med("warm_du", "qfs"), "s", "le")
+	target("cold find -ls <= 1.5x passthrough_ll", 1.5 * med("cold_find", "pt"), med("cold_find", "qfs"), "s", "le")
+	target("cold ls -lR <= 1.5x passthrough_ll", 1.5 * med("cold_ls", "pt"), med("cold_ls", "qfs"), "s", "le")
+	target("cold du -s <= 1.5x passthrough_ll", 1.5 * med("cold_du", "pt"), med("cold_du", "qfs"), "s", "le")
+	target("8 fsync writers >= 1x passthrough_ll", med("fsync_n", "pt"), med("fsync_n", "qfs"), "/s", "ge")
+	target(sprintf("%d MiB dd conv=fsync >= 0.3x passthrough_ll", big), 0.3 * med("ddw_r", "pt"), med("ddw_r", "qfs"), "MiB/s", "ge")
+	target("cold read of it >= 1x passthrough_ll", med("ddr_r", "pt"), med("ddr_r", "qfs"), "MiB/s", "ge")
+	h = med("hwm", "qfs"); if (med("hwm_dd", "qfs") > h) h = med("hwm_dd", "qfs")
+	target("daemon RSS (VmHWM, after the copies and after the dd) <= 256 MiB", 256, h, "MiB", "le")
+	if (cnt["wamp", "qfs"]) target("bytes written per byte of user data <= 4", 4, med("wamp", "qfs"), "x", "le")
+}
+function target(label, bound, got, unit, how,    ok) {
+	ok = how == "le" ? got <= bound : got >= bound
+	printf "| %s | %s %s | %s | %s |\n", label, (how == "le" ? "<=" : ">="), fmtb(bound, unit), fmtb(got, unit), ok ? "PASS" : "MISS"
+}
+function fmtb(x, unit) {
+	if (unit == "s") return sprintf("%.2f s", x)
+	if (unit == "ms") return sprintf("%.3f ms", x)
+	if (unit == "x") return sprintf("%.2f", x)
+	return sprintf("%.0f %s", x, unit)
+}' "$RES"
+echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit 0

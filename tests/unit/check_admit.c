@@ -1,0 +1,352 @@
+/*
+ * check_admit.c - admission control (src/router/admit.h) under an injected
+ * clock: bucket refill and burst accrual (capped at 300 s), burst spent
+ * only while the node has headroom, an empty burst for a new table and
+ * after a capacity change, on-demand tables following their peak (2x at
+ * once) within the partition ceiling, the GAC refilling two routers'
+ * local buckets from one table budget, waiting, failing and the wait
+ * bound, and the parsing of table settings.  Deterministic: no real time.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/admit.h"
+
+#define S 1000000000ull  /* one second in ns */
+#define MS 1000000ull
+
+static uint64_t now;     /* the injected clock, ns */
+static struct qfs_admit_gac *gac;
+static struct qfs_admit *adm;
+
+static uint64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return now;
+}
+
+static void fake_sleep(void *arg, uint64_t ns)
+{
+	(void)arg;
+	now += ns;
+}
+
+static void setup(void)
+{
+	now = 1000 * S;
+	ck_assert_int_eq(qfs_admit_gac_new(&gac), 0);
+	ck_assert_int_eq(qfs_admit_new(gac, NULL, fake_clock, fake_sleep, NULL, &adm), 0);
+}
+
+static void teardown(void)
+{
+	qfs_admit_free(adm);
+	qfs_admit_gac_free(gac);
+	adm = NULL;
+	gac = NULL;
+}
+
+static void provision(qfs_group_t g, uint32_t rcu, uint32_t wcu)
+{
+	struct qfs_admit_cap cap = { .mode = QFS_ADMIT_PROVISIONED, .units = { rcu, wcu } };
+
+	ck_assert_int_eq(qfs_admit_set(adm, g, &cap, 1, now), 0);
+}
+
+/* Admit 1-unit writes at the current instant until one is refused. */
+static int admit_now(struct qfs_admit *a, qfs_group_t g, int most)
+{
+	uint64_t w;
+	int n = 0;
+
+	while (n < most && qfs_admit_try(a, g, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0)
+		n++;
+	return n;
+}
+
+static double burst(qfs_group_t g)
+{
+	struct qfs_admit_info i;
+
+	ck_assert_int_eq(qfs_admit_info(adm, g, now, &i), 0);
+	return i.burst[QFS_ADMIT_WRITE];
+}
+
+START_TEST(bucket_refill_and_burst_cap)
+{
+	struct qfs_admit_bucket b;
+
+	qfs_admit_bucket_init(&b, 10, 1, 0);
+	ck_assert(qfs_admit_bucket_ready(&b, 0));
+	qfs_admit_bucket_take(&b, 10, 0);
+	ck_assert(!qfs_admit_bucket_ready(&b, 0));
+	ck_assert_uint_eq(qfs_admit_bucket_wait(&b), 1);         /* 0 tokens: ready in a moment */
+	qfs_admit_bucket_take(&b, 5, 0);                         /* a debt of 5 */
+	ck_assert_uint_ge(qfs_admit_bucket_wait(&b), S / 2);
+	qfs_admit_bucket_refill(&b, S / 2);
+	ck_assert(!qfs_admit_bucket_ready(&b, 0));                 /* exactly paid back */
+	qfs_admit_bucket_refill(&b, S);
+	ck_assert(qfs_admit_bucket_ready(&b, 0));
+	ck_assert(b.tokens > 4.99 && b.tokens < 5.01);
+	ck_assert(b.burst == 0);                                   /* nothing overflowed yet */
+	qfs_admit_bucket_refill(&b, 11 * S);                       /* 10 s idle: 95 overflow */
+	ck_assert(b.tokens == 10);
+	ck_assert(b.burst > 94.9 && b.burst < 95.1);
+	qfs_admit_bucket_refill(&b, 10000 * S);                    /* far past 300 s */
+	ck_assert(b.burst == 10.0 * QFS_ADMIT_BURST_S);
+	qfs_admit_bucket_refill(&b, 5000 * S);                     /* time going back adds nothing */
+	ck_assert(b.burst == 10.0 * QFS_ADMIT_BURST_S);
+	/* burst is spent only with headroom */
+	qfs_admit_bucket_take(&b, 10, 0);
+	ck_assert(!qfs_admit_bucket_ready(&b, 0));
+	ck_assert(qfs_admit_bucket_ready(&b, 1));
+	qfs_admit_bucket_take(&b, 100, 1);
+	ck_assert(b.tokens == 0 && b.burst == 10.0 * QFS_ADMIT_BURST_S - 100);
+	/* unlimited */
+	qfs_admit_bucket_init(&b, 0, 1, 0);
+	qfs_admit_bucket_take(&b, 1e9, 0);
+	ck_assert(qfs_admit_bucket_ready(&b, 0));
+}
+END_TEST
+
+START_TEST(provisioned_rate_is_kept)
+{
+	uint64_t w, end;
+	int n = 0;
+
+	provision(7, 0, 10);
+	ck_assert_int_eq(admit_now(adm, 7, 1000), 10); /* a full bucket: 1 s of tokens */
+	end = now + 10 * S;
+	while (now < end) {                             /* poll every ms for 10 s */
+		now += MS;
+		if (qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0)
+			n++;
+		else
+			ck_assert_uint_gt(w, 0);
+	}
+	ck_assert_int_ge(n, 99);
+	ck_assert_int_le(n, 101);
+	/* reads are not limited on this table (rcu unset) */
+	ck_assert_int_eq(qfs_admit_try(adm, 7, QFS_ADMIT_READ, 1e6, 0, now, &w), 0);
+	/* a big request passes when the bucket is positive, then the debt waits */
+	now += 2 * S;
+	ck_assert_int_eq(qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 50, 0, now, &w), 0);
+	ck_assert_int_eq(qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w), -EAGAIN);
+	ck_assert_uint_ge(w, 3 * S);
+}
+END_TEST
+
+START_TEST(burst_accrues_empty_at_start_and_change)
+{
+	provision(7, 0, 10);
+	ck_assert(burst(7) == 0);                       /* a new table: empty */
+	now += 100 * S;
+	ck_assert(burst(7) > 985 && burst(7) < 1001);   /* ~ 100 s x 10 less the bucket */
+	now += 1000 * S;
+	ck_assert(burst(7) == 10.0 * QFS_ADMIT_BURST_S); /* capped at 300 s worth */
+	provision(7, 0, 20);                            /* capacity just set: empty again */
+	ck_assert(burst(7) == 0);
+	now += 10 * S;
+	ck_assert(burst(7) > 179 && burst(7) < 201);
+	/* an unknown table made on first use is on-demand with nothing to burst */
+	uint64_t w;
+	ck_assert_int_eq(qfs_admit_try(adm, 8, QFS_ADMIT_WRITE, 1, 0, now, &w), 0);
+	ck_assert(burst(8) == 0);
+}
+END_TEST
+
+START_TEST(burst_only_with_node_headroom)
+{
+	struct qfs_admit_cfg cfg = { .node_units = { 0, 50 } };
+
+	/* unlimited node: the whole burst is there */
+	provision(7, 0, 10);
+	now += 100 * S;
+	int all = admit_now(adm, 7, 100000);
+	ck_assert_int_gt(all, 900);
+	/* a node of 50 WCU: burst stops while 20% of the node's second is left */
+	qfs_admit_configure(adm, &cfg);
+	provision(7, 0, 10);
+	now += 100 * S;
+	int some = admit_now(adm, 7, 100000);
+	ck_assert_int_gt(some, 11);          /* more than the table's own second: burst */
+	ck_assert_int_le(some, 42);          /* but not the node's last 10 units */
+	/* no headroom: the GAC grants tokens only, never burst */
+	double none[QFS_ADMIT_NKINDS] = { 0, 10 };
+	ck_assert_int_eq(qfs_admit_gac_set(gac, 9, none, 1, now), 0);
+	now += 100 * S;
+	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, 0, now) == 10);
+	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, 0, now) == 0);
+	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, 1, now) == 500);
+}
+END_TEST
+
+START_TEST(on_demand_follows_peak)
+{
+	struct qfs_admit_cfg cfg = { .ondemand_units = { 0, 100 }, .part_units = { 0, 1000 } };
+	struct qfs_admit_cap od = { .mode = QFS_ADMIT_ON_DEMAND };
+	struct qfs_admit_info i;
+	uint64_t w;
+	double prev = 100;
+
+	qfs_admit_configure(adm, &cfg);
+	ck_assert_int_eq(qfs_admit_set(adm, 7, &od, 1, now), 0);
+	ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+	ck_assert(i.limit[QFS_ADMIT_WRITE] == 100);
+	/* saturate it, one window after another: the allowance at most doubles */
+	for (int round = 0; round < 7; round++) {
+		uint64_t end = now + S;
+		while (now < end) {
+			qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w);
+			now += S / 2000;
+		}
+		now += 1; /* close the window */
+		ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+		double lim = i.limit[QFS_ADMIT_WRITE];
+		ck_assert(i.peak[QFS_ADMIT_WRITE] > 0);
+		ck_assert(lim == 2 * i.peak[QFS_ADMIT_WRITE] || lim == 100);
+		/* 2x the previous peak at once, no more */
+		ck_assert(lim <= 2 * i.peak[QFS_ADMIT_WRITE] || lim == 100);
+		if (round >= 5) /* saturated at the partition ceiling (1000/s), its bucket drained */
+			ck_assert(i.rate[QFS_ADMIT_WRITE] > 900 && i.rate[QFS_ADMIT_WRITE] <= 1010);
+		prev = lim;
+		prev = lim;
+	}
+	ck_assert(prev >= 1600);                       /* it did grow: 100 -> 400 -> 800 -> ... */
+	ck_assert(i.throttled[QFS_ADMIT_WRITE] == 0); /* try() alone counts nothing */
+	/* with no allowance configured, on-demand is unlimited */
+	struct qfs_admit_cfg none = { .gac_ms = 0 };
+	qfs_admit_configure(adm, &none);
+	ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+	ck_assert(i.limit[QFS_ADMIT_WRITE] == 0);
+	ck_assert_int_eq(admit_now(adm, 7, 100000), 100000);
+}
+END_TEST
+
+START_TEST(gac_refills_two_routers)
+{
+	struct qfs_admit *b;
+	uint64_t w;
+	int na = 0, nb = 0;
+
+	ck_assert_int_eq(qfs_admit_new(gac, NULL, fake_clock, fake_sleep, NULL, &b), 0);
+	provision(7, 0, 10);
+	struct qfs_admit_cap cap = { .mode = QFS_ADMIT_PROVISIONED, .units = { 0, 10 } };
+	ck_assert_int_eq(qfs_admit_set(b, 7, &cap, 1, now), 0); /* both routers see the setting */
+	uint64_t end = now + 10 * S;
+	while (now < end) {
+		now += MS;
+		if ((now / MS) % 2) { /* take turns at asking first */
+			na += qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+			nb += qfs_admit_try(b, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+		} else {
+			nb += qfs_admit_try(b, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+			na += qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+		}
+	}
+	/* one table budget shared: 10/s for 10 s plus the bucket's first second */
+	ck_assert_int_ge(na + nb, 105);
+	ck_assert_int_le(na + nb, 115);
+	ck_assert_int_gt(na, 20);
+	ck_assert_int_gt(nb, 20);
+	qfs_admit_free(b);
+}
+END_TEST
+
+START_TEST(acquire_waits_fails_and_is_bounded)
+{
+	struct qfs_admit_cfg fail = { .fail = 1 };
+	struct qfs_admit_cfg wait = { .wait_ms = 2000 };
+	struct qfs_admit_info i;
+
+	provision(7, 0, 5);
+	admit_now(adm, 7, 100);
+	uint64_t t0 = now;
+	ck_assert_int_eq(qfs_admit_acquire(adm, 7, QFS_ADMIT_WRITE, 1), 0); /* waits */
+	ck_assert_uint_gt(now, t0);
+	ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+	ck_assert_uint_eq(i.throttled[QFS_ADMIT_WRITE], 1);
+	ck_assert_uint_gt(i.wait_us[QFS_ADMIT_WRITE], 0);
+	ck_assert_uint_eq(i.expired[QFS_ADMIT_WRITE], 0);
+
+	qfs_admit_configure(adm, &fail);
+	provision(7, 0, 5);
+	admit_now(adm, 7, 100);
+	t0 = now;
+	ck_assert_int_eq(qfs_admit_acquire(adm, 7, QFS_ADMIT_WRITE, 1), -EAGAIN);
+	ck_assert_uint_eq(now, t0);                                 /* no wait */
+	ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+	ck_assert_uint_eq(i.throttled[QFS_ADMIT_WRITE], 2);
+
+	qfs_admit_configure(adm, &wait);
+	provision(7, 0, 1);
+	ck_assert_int_eq(qfs_admit_acquire(adm, 7, QFS_ADMIT_WRITE, 100), 0); /* a debt of ~100 s */
+	t0 = now;
+	ck_assert_int_eq(qfs_admit_acquire(adm, 7, QFS_ADMIT_WRITE, 1), 0);  /* bounded: proceeds */
+	ck_assert_uint_ge(now - t0, 2000 * MS);
+	ck_assert_uint_lt(now - t0, 2100 * MS);
+	ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+	ck_assert_uint_eq(i.expired[QFS_ADMIT_WRITE], 1);
+	/* the meta-free path: an unknown group is on-demand and unlimited */
+	t0 = now;
+	ck_assert_int_eq(qfs_admit_acquire(adm, 99, QFS_ADMIT_READ, 1e6), 0);
+	ck_assert_uint_eq(now, t0);
+}
+END_TEST
+
+START_TEST(settings_parse)
+{
+	struct qfs_admit_cap c = { .mode = QFS_ADMIT_ON_DEMAND };
+
+	ck_assert_int_eq(qfs_admit_parse("user.color", "red", 3, &c), 0);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.other", "1", 1, &c), 0);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.capacity", "provisioned", 11, &c), 1);
+	ck_assert_int_eq(c.mode, QFS_ADMIT_PROVISIONED);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.capacity", "on-demand\n", 10, &c), 1);
+	ck_assert_int_eq(c.mode, QFS_ADMIT_ON_DEMAND);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.rcu", "25", 2, &c), 1);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.wcu", "40000", 5, &c), 1);
+	ck_assert_uint_eq(c.units[QFS_ADMIT_READ], 25);
+	ck_assert_uint_eq(c.units[QFS_ADMIT_WRITE], 40000);
+	static const char *const bad[] = { "", "0", "-1", "40001", "1e3", " 5", "5 ", "99999999999999999999", "x" };
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+		ck_assert_int_eq(qfs_admit_parse("user.quorumfs.wcu", bad[k], strlen(bad[k]), &c), -EINVAL);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.capacity", "Provisioned", 11, &c), -EINVAL);
+	ck_assert_int_eq(qfs_admit_parse("user.quorumfs.capacity", "on-demand\n\n", 11, &c), -EINVAL);
+	ck_assert_int_eq(c.mode, QFS_ADMIT_ON_DEMAND);                 /* unchanged by the failures */
+	ck_assert_uint_eq(c.units[QFS_ADMIT_WRITE], 40000);
+	ck_assert(qfs_admit_read_units(0) == 1 && qfs_admit_read_units(4096) == 1 && qfs_admit_read_units(4097) == 2);
+	ck_assert(qfs_admit_write_units(1) == 1 && qfs_admit_write_units(1024) == 1 && qfs_admit_write_units(1025) == 2);
+}
+END_TEST
+
+static Suite *admit_suite(void)
+{
+	Suite *s = suite_create("admit");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, bucket_refill_and_burst_cap);
+	tcase_add_test(tc, provisioned_rate_is_kept);
+	tcase_add_test(tc, burst_accrues_empty_at_start_and_change);
+	tcase_add_test(tc, burst_only_with_node_headroom);
+	tcase_add_test(tc, on_demand_follows_peak);
+	tcase_add_test(tc, gac_refills_two_routers);
+	tcase_add_test(tc, acquire_waits_fails_and_is_bounded);
+	tcase_add_test(tc, settings_parse);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(admit_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
