@@ -7,6 +7,7 @@
 #ifndef QFS_FS_FS_H
 #define QFS_FS_FS_H
 
+#include "router/avail.h"
 #include "router/router.h"
 
 
@@ -50,6 +51,9 @@ struct qfs_fs_opts {
 	                            * change gets EROFS here too (session.c) */
 	const char *kernel_opts;   /* NULL, or comma-separated mount flags for the
 	                            * kernel (nosuid,nodev,noexec,noatime,...) */
+	/* Client-side availability, alarms, canary, metrics listener
+	 * (doc/availability.md); NULL: defaults with the canary off. */
+	const struct qfs_avail_opts *avail;
 };
 
 /* Mount and serve until unmounted or signalled (SIGTERM, SIGINT: libfuse's

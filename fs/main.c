@@ -102,6 +102,13 @@ static void usage(FILE *f)
 		"  -o scrub_repair=on|off  rebuild a replica the scrub finds differing from\n"
 		"                        the majority or corrupt (default on)\n"
 		"  -o scrub=off          no background scrub\n"
+		"  -o alarm_error_rate=R  raise the availability alarm of a table when this\n"
+		"                        fraction of its requests over the last minute failed\n"
+		"                        server-side (default 0.01; doc/availability.md)\n"
+		"  -o alarm_min_requests=N  fewer requests in the minute never raise (default 20)\n"
+		"  -o canary_interval=DURATION  canary round (create, write, read, delete of\n"
+		"                        hidden items) this often (default 30s; off)\n"
+		"  -o metrics_listen=HOST:PORT  serve /metrics (Prometheus text) over HTTP\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
@@ -955,6 +962,7 @@ struct mount_cfg {
 	struct qfs_admit_cfg adm; /* -o throttle*=, *_rcu=, *_wcu=, gac_interval= */
 	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
 	int cache_off;          /* -o cache_timeout=0: no kernel caching */
+	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */
 };
 
 static int bad_value(const char *opt, const char *v, const char *want)
@@ -1007,6 +1015,8 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 	if ((rc = admit_opt(&m->adm, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if ((rc = scrub_opt(&m->sc, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if ((rc = qfs_avail_opt(&m->av, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if (eq)
 		*eq = '\0';
@@ -1234,6 +1244,7 @@ static int cmd_mount(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
+	qfs_avail_opts_default(&m.av);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {
@@ -1433,6 +1444,7 @@ static int cmd_mount(int argc, char **argv)
 		.kernel_opts = m.kopts,
 		.cache_timeout_ms = m.cache_ms,
 		.cache_off = m.cache_off,
+		.avail = &m.av,
 		.scrub_text = scrub_text,
 		.alarms_text = alarms_text,
 		.scrub_ctl = scrub_ctl,

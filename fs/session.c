@@ -391,6 +391,9 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = -ENOMEM;
 		goto err_args;
 	}
+	rc = qfs_fs_avail_start(fs);
+	if (rc)
+		goto err_args;
 	se = fuse_session_new(&args, &timed, sizeof(timed), fs);
 	if (!se) {
 		QFS_LOG(QFS_LOG_ERR, "fuse session could not be created");
@@ -439,6 +442,7 @@ err_signals:
 err_session:
 	fuse_session_destroy(se);
 err_args:
+	qfs_fs_avail_stop(fs);
 	fuse_opt_free_args(&args);
 err_itab:
 	qfs_fs_itab_close(fs);

@@ -1608,6 +1608,22 @@ int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size
 }
 
 /* See cell.h. */
+int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      void **val, size_t *val_len)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {

@@ -94,6 +94,12 @@ int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
 
+/* Read key of group from node id's replica alone, whatever it has applied
+ * (an eventually consistent read pinned to one node/AZ: the canary's,
+ * doc/availability.md).  Contracts of qfs_store_get plus -EINVAL (no such
+ * node), -EHOSTDOWN (the node is stopped or starting), QFS_ENOGROUP. */
+int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      void **val, size_t *val_len);
 /* Test hook (fault injection, documented as such): stop node id (close it
  * as a crash-free power-off would: no more messages, nothing acknowledged
  * lost) or start it again.  0, -EINVAL (no such node), -EALREADY (already

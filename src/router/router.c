@@ -977,6 +977,19 @@ void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
 		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts);
 }
 
+/* See router.h. */
+int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+			void **val, size_t *val_len)
+{
+	return qfs_cell_get_node(r->cell, id, group, key, key_len, val, val_len);
+}
+
+/* See router.h. */
+uint32_t qfs_router_node_count(struct qfs_router *r)
+{
+	return qfs_cell_node_count(r->cell);
+}
+
 /* ---- capacity ---- */
 
 static int capacity_table(const struct qfs_table *t, void *arg)

@@ -113,6 +113,12 @@ void qfs_router_capacity_changed(struct qfs_router *r, qfs_group_t group);
 void qfs_router_capacity(struct qfs_router *r, struct qfs_buf *out);
 
 /* Status and metrics text (one fact per line) appended to out. */
+/* Read key from node id's replica alone (qfs_cell_get_node: -EINVAL,
+ * -EHOSTDOWN, store errors); for the canary's per-AZ reads.  No metrics. */
+int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+			void **val, size_t *val_len);
+/* Number of storage nodes (ids 1..n). */
+uint32_t qfs_router_node_count(struct qfs_router *r);
 void qfs_router_status(struct qfs_router *r, struct qfs_buf *out);
 void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out);
 
