@@ -177,6 +177,28 @@ expect_stat '%a' "$P/suidw" 777 "a non-owner's write clears setuid and setgid"
 printf 'x\n' >"$P/suidt" && chmod 6777 "$P/suidt" || fail "create suidt"
 allow "U1 truncates a 6777 root file" $U1 $G1 truncate -s 1 "$P/suidt"
 expect_stat '%a %s' "$P/suidt" "777 1" "a non-owner's truncate clears setuid and setgid"
+# S_ISGID without group execute: dropped when the writer is not in the
+# file's group (owner or not), kept for a member (Linux >= 6.2, ext4); the
+# kernel leaves that case to quorumfs (fs/ops.c drop_sgid_locked)
+for f in sgw sgt sgf sgo sgm; do
+	printf 'x\n' >"$P/$f" && chmod 2666 "$P/$f" || fail "create $f"
+done
+chown $U1 "$P/sgo" && chgrp $GX "$P/sgm" || fail "chown sgo/sgm"
+allow "U1 appends to a 2666 root file" $U1 $G1 sh -c "echo y >>'$P/sgw'"
+expect_stat '%a' "$P/sgw" 666 "a non-member's write drops setgid without group execute"
+allow "U1 truncates a 2666 root file" $U1 $G1 truncate -s 1 "$P/sgt"
+expect_stat '%a %s' "$P/sgt" "666 1" "a non-member's truncate drops setgid without group execute"
+if as $U1 $G1 fallocate -l 8192 "$P/sgf" 2>"$T/out"; then
+	expect_stat '%a %s' "$P/sgf" "666 8192" "a non-member's fallocate drops setgid without group execute"
+else
+	grep -q "not found" "$T/out" || fail "fallocate as U1: $(cat "$T/out")"
+fi
+allow "owner outside the group appends to own 2666 file" $U1 $G1 sh -c "echo y >>'$P/sgo'"
+expect_stat '%a' "$P/sgo" 666 "the owner's write drops setgid when outside the group"
+allow "a group member appends to a 2666 file" $U1 $G1,$GX sh -c "echo y >>'$P/sgm'"
+expect_stat '%a' "$P/sgm" 2666 "a member's write keeps setgid without group execute"
+echo y >>"$P/sgm" || fail "root appends to sgm"
+expect_stat '%a' "$P/sgm" 2666 "root's write keeps setgid"
 touch "$P/suidc" && chmod 6755 "$P/suidc" && chown $U1 "$P/suidc" || fail "chown suidc"
 expect_stat '%u %a' "$P/suidc" "$U1 755" "root's chown clears setuid and setgid (group execute)"
 touch "$P/suidg" && chmod 6745 "$P/suidg" && chown $U1:$G1 "$P/suidg" || fail "chown suidg"
@@ -198,10 +220,10 @@ printf 'r\n' >"$P/r644" && chmod 644 "$P/r644" || fail "create r644"
 deny "Permission denied" "a non-writer sets times to now" $U1 $G1 touch -c "$P/r644"
 
 # --- owners and modes survive a remount
-before=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile)
+before=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw)
 qfs_umount
 qfs_mount
-after=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile)
+after=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw)
 [ "$before" = "$after" ] || fail "owners/modes changed across remount:
 before:
 $before
