@@ -53,6 +53,22 @@ watchdog() {
 	) &
 }
 
+# qfs_flip_byte FILE POS MASK: xor the byte at offset POS of FILE (counted
+# from the end if POS < 0) with MASK, in place.
+qfs_flip_byte() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+p, pos, mask = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 0)
+if pos < 0:
+    pos += os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(pos)
+    b = f.read(1)
+    f.seek(pos)
+    f.write(bytes([b[0] ^ mask]))
+PY
+}
+
 # mount_again [args]: qfs_mount and record the PID for the watchdog.
 mount_again() {
 	qfs_mount "$@"
