@@ -136,17 +136,24 @@ qfs_kill9() {
 	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
 }
 
-qfs_setup() {
-	[ "$(id -u)" -eq 0 ] || skip "integration tests need root (FUSE allow_other, chown)"
-	[ -c /dev/fuse ] || skip "/dev/fuse is missing"
-	qfs_require fusermount3 mountpoint
-	T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-test.XXXXXX")
+# qfs_tmp [NAME]: a private temp dir $T (mode 755, named NAME.XXXXXX,
+# default qfs-test) holding the data directory $DATA and the mountpoint
+# $MNT, both created; the EXIT trap qfs_cleanup unmounts and removes it.
+qfs_tmp() {
+	T=$(mktemp -d "${TMPDIR:-/tmp}/${1:-qfs-test}.XXXXXX")
 	chmod 755 "$T"
 	DATA=$T/data
 	MNT=$T/mnt
 	mkdir -p "$DATA" "$MNT"
 	trap qfs_cleanup EXIT
 	trap 'exit 1' INT TERM
+}
+
+qfs_setup() {
+	[ "$(id -u)" -eq 0 ] || skip "integration tests need root (FUSE allow_other, chown)"
+	[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+	qfs_require fusermount3 mountpoint
+	qfs_tmp
 	qfs_mount "$@"
 }
 
