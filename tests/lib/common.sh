@@ -82,6 +82,23 @@ qfs_require() {
 	done
 }
 
+# qfs_reap PID: the daemon PID exits by itself after its unmount; wait for
+# it up to 5 s, then kill -9 it.
+qfs_reap() {
+	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null || true
+}
+
+# qfs_sanitizer_found FILE...: print every sanitizer report in the FILEs,
+# then "FAIL: sanitizer report above"; true if there was one.  For tests
+# whose daemons log to files of their own.  Beware: as in the copies this
+# replaces, it is grep's status, so a missing FILE makes it false even
+# when another FILE holds a report.
+qfs_sanitizer_found() {
+	grep -sE -A40 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$@" >&2 || return 1
+	echo "FAIL: sanitizer report above" >&2
+}
+
 qfs_cleanup() {
 	local rc=$?
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -n "${T:-}" ] && [ -s "$T/daemon.out" ] &&
@@ -94,11 +111,7 @@ qfs_cleanup() {
 		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null ||
 			umount -l "$MNT" 2>/dev/null || true
 	fi
-	if [ -n "${QFS_PID:-}" ]; then
-		# the daemon exits by itself after the unmount; wait for it briefly
-		for _ in $(seq 50); do kill -0 "$QFS_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$QFS_PID" 2>/dev/null || true
-	fi
+	[ -n "${QFS_PID:-}" ] && qfs_reap "$QFS_PID"
 	for m in ${QFS_EXTRA_UMOUNTS:-}; do umount "$m" 2>/dev/null || true; done
 	[ -n "${T:-}" ] && rm -rf "$T"
 	exit $rc
