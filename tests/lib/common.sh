@@ -173,6 +173,35 @@ qfs_setup() {
 # expect_errno ERRNAME cmd...: run a python one-liner style check.  Most
 # errno checks live in tests/integration/*.py driven by python3.
 
+# log_mark: remember how much log there is ($T/daemon.out and
+# $DATA/quorumfs.log); log_since: print what was logged after.
+log_mark() {
+	LOG_OUT_AT=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
+	LOG_FILE_AT=$(stat -c %s "$DATA/quorumfs.log" 2>/dev/null || echo 0)
+}
+log_since() {
+	[ -f "$T/daemon.out" ] && tail -c +$((LOG_OUT_AT + 1)) "$T/daemon.out"
+	[ -f "$DATA/quorumfs.log" ] && tail -c +$((LOG_FILE_AT + 1)) "$DATA/quorumfs.log"
+	true
+}
+
+# first_seg NODE GROUP: the lowest segment name (first LSN, 16 hex) in that
+# node's WAL directory of GROUP, or "none"
+first_seg() {
+	local s
+	s=$(ls "$DATA/nodes/n$1/wal/$2" 2>/dev/null | grep -E '^[0-9a-f]{16}\.wal$' | sort | head -1)
+	echo "${s%.wal}" | sed 's/^$/none/'
+}
+# seg1_released GROUP: true if every node (1-3) has released the log
+# segment that starts at LSN 1 of GROUP, keeping a later one
+seg1_released() {
+	local n s
+	for n in 1 2 3; do
+		s=$(first_seg "$n" "$1")
+		{ [ "$s" != none ] && [ $((16#$s)) -gt 1 ]; } || return 1
+	done
+}
+
 # --- replication helpers (tests/integration/replicas.sh, powerfail.sh,
 # tests/bench/repl_bench.sh); status format: doc/cell.md.
 
