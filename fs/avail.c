@@ -51,6 +51,7 @@ struct qfs_fs_avail {
 	pthread_cond_t cv;
 	int stop;                     /* protected by mu */
 	uint64_t canary_round;        /* ticker thread only */
+	uint64_t canary_ms;           /* canary interval in effect (0: none; off on -o ro) */
 };
 
 void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int failed)
@@ -230,7 +231,7 @@ fail:
 static void *ticker_main(void *arg)
 {
 	struct qfs_fs_avail *fa = arg;
-	uint64_t canary_ms = fa->fs->o->avail ? fa->fs->o->avail->canary_ms : 0;
+	uint64_t canary_ms = fa->canary_ms; /* not fs->o's: -o ro turns it off */
 	uint64_t next_canary = qfs_clock_mono_ms() + canary_ms, next_names = 0; /* first round after one interval */
 
 	for (;;) {
@@ -404,6 +405,7 @@ int qfs_fs_avail_start(struct qfs_fs *fs)
 	if (!fa)
 		return -ENOMEM;
 	fa->fs = fs;
+	fa->canary_ms = o->canary_ms;
 	fa->lfd = -1;
 	fa->wake[0] = fa->wake[1] = -1;
 	pthread_mutex_init(&fa->mu, NULL);
