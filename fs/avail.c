@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -286,7 +287,7 @@ static void http_serve(struct qfs_fs_avail *fa, int fd)
 	char req[2048];
 	size_t got = 0;
 	struct pollfd p = { fd, POLLIN, 0 };
-	uint64_t deadline = qfs_clock_mono_ms() + 5000; /* a slow client holds the one thread 5 s at most */
+	uint64_t deadline = qfs_clock_mono_ms() + 5000; /* a slow sender holds the one thread 5 s at most */
 
 	while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4) && !memmem(req, got, "\n\n", 2)) {
 		uint64_t now = qfs_clock_mono_ms();
@@ -331,9 +332,13 @@ static void *http_main(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		int fd = accept(fa->lfd, NULL, NULL);
+		int fd = accept4(fa->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* a client that stops reading must not hold the one thread (and
+		 * the unmount, which joins it) for ever: sends give up after 5 s */
+		struct timeval tv = { 5, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		http_serve(fa, fd);
 		close(fd);
 	}
