@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -51,6 +52,7 @@ struct qfs_fs_avail {
 	pthread_cond_t cv;
 	int stop;                     /* protected by mu */
 	uint64_t canary_round;        /* ticker thread only */
+	uint64_t canary_ms;           /* canary interval in effect (0: none; off on -o ro) */
 };
 
 void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int failed)
@@ -230,7 +232,7 @@ fail:
 static void *ticker_main(void *arg)
 {
 	struct qfs_fs_avail *fa = arg;
-	uint64_t canary_ms = fa->fs->o->avail ? fa->fs->o->avail->canary_ms : 0;
+	uint64_t canary_ms = fa->canary_ms; /* not fs->o's: -o ro turns it off */
 	uint64_t next_canary = qfs_clock_mono_ms() + canary_ms, next_names = 0; /* first round after one interval */
 
 	for (;;) {
@@ -285,7 +287,7 @@ static void http_serve(struct qfs_fs_avail *fa, int fd)
 	char req[2048];
 	size_t got = 0;
 	struct pollfd p = { fd, POLLIN, 0 };
-	uint64_t deadline = qfs_clock_mono_ms() + 5000; /* a slow client holds the one thread 5 s at most */
+	uint64_t deadline = qfs_clock_mono_ms() + 5000; /* a slow sender holds the one thread 5 s at most */
 
 	while (got < sizeof(req) - 1 && !memmem(req, got, "\r\n\r\n", 4) && !memmem(req, got, "\n\n", 2)) {
 		uint64_t now = qfs_clock_mono_ms();
@@ -330,9 +332,13 @@ static void *http_main(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		int fd = accept(fa->lfd, NULL, NULL);
+		int fd = accept4(fa->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* a client that stops reading must not hold the one thread (and
+		 * the unmount, which joins it) for ever: sends give up after 5 s */
+		struct timeval tv = { 5, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		http_serve(fa, fd);
 		close(fd);
 	}
@@ -404,6 +410,7 @@ int qfs_fs_avail_start(struct qfs_fs *fs)
 	if (!fa)
 		return -ENOMEM;
 	fa->fs = fs;
+	fa->canary_ms = o->canary_ms;
 	fa->lfd = -1;
 	fa->wake[0] = fa->wake[1] = -1;
 	pthread_mutex_init(&fa->mu, NULL);

@@ -62,8 +62,9 @@ struct heal {
 	uint64_t since_ms;       /* first seen untrusted */
 	qfs_ballot_t ballot;     /* leader ballot of the safety check in progress */
 	qfs_lsn_t need;          /* its commit point: the others must have applied it */
-	const struct qfs_rnode *rn; /* the node's rnode when first seen: a restart
-				      of the node starts the count over */
+	uint64_t run;            /* the node's cn->starts when first seen: a restart
+				    of the node starts the count over (not the
+				    rnode's address: a restart often gets the same) */
 	int rebuilding;          /* rebuilt, catching up */
 	int gave_up;
 	char why[96];            /* last reason to wait that was logged */
@@ -91,6 +92,7 @@ struct cnode {
 	uint64_t retry_at_ms;   /* keeper: next restart attempt */
 	uint64_t backoff_ms;
 	uint64_t restarted_ms;  /* keeper: last restart (backoff resets after a quiet minute) */
+	uint64_t starts;        /* opens of the node so far; names one run of it; c->mu */
 };
 
 struct qfs_cell {
@@ -418,6 +420,7 @@ static int start_locked(struct qfs_cell *c, struct cnode *cn)
 	if (c->seal_cb)
 		qfs_rnode_set_seal_hook(rn, c->seal_cb, c->seal_arg);
 	cn->rn = rn;
+	cn->starts++;
 	cn->err = 0;
 	cn->known = 0;
 	free(cn->seen);
@@ -733,15 +736,19 @@ static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnod
 	struct qfs_paxos_config cfg;
 	char why[96];
 	uint32_t leader = 0;
+	uint64_t run;
 	int rc;
 
 	if (!h)
 		return;
-	if (h->rn != rn) { /* first seen, or the node was restarted since */
+	pthread_mutex_lock(&c->mu);
+	run = cn->starts;
+	pthread_mutex_unlock(&c->mu);
+	if (h->run != run) { /* first seen, or the node was restarted since */
 		memset(h, 0, sizeof(*h));
 		h->node = cn->id;
 		h->group = g;
-		h->rn = rn;
+		h->run = run;
 	}
 	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
 		h->attempts = 0; /* it stayed healthy a long while */
@@ -1122,6 +1129,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 			continue;
 		}
 		cn->rn = rn;
+		cn->starts++;
 		up++;
 	}
 	if (up < majority(c)) {

@@ -47,6 +47,7 @@ struct entry {
 	int eno[NERRNO];                    /* errno values seen ... */
 	uint64_t ecount[NERRNO];            /* ... and how often; [NERRNO-1] may be "other" (-1) */
 	struct tier t[NTIERS];
+	unsigned misses;                    /* name refreshes in a row that did not list table */
 	struct entry *next;
 };
 
@@ -354,6 +355,34 @@ static const char *name_of(const struct qfs_avail *a, uint64_t id, char *buf, si
 	return buf;
 }
 
+static void alarm_clear(struct qfs_avail *a, const char *kind, uint64_t table, const char *why);
+static struct alarm *alarm_find(struct qfs_avail *a, const char *kind, uint64_t table);
+
+/* After a name refresh (a->mu held): a table the listing missed twice in a
+ * row was deleted (an entry exists only once its table's dentry is
+ * committed, so a second listing, started after the first one ended, lists
+ * a live table).  Its entries and its alarm go: else it would stay in the
+ * control files for ever and keep qfs_avail_unnamed true, which makes the
+ * frontend list every table every second. */
+static void prune_locked(struct qfs_avail *a)
+{
+	for (struct entry **pp = &a->head, *e; (e = *pp);) {
+		int named = e->table == QFS_AVAIL_ROOT || e->table == QFS_AVAIL_CANARY;
+
+		for (size_t i = 0; i < a->nnames && !named; i++)
+			named = a->names[i].id == e->table;
+		e->misses = named ? 0 : e->misses + 1;
+		if (e->misses < 2) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		if (!(*pp && (*pp)->table == e->table) && alarm_find(a, "availability", e->table))
+			alarm_clear(a, "availability", e->table, "table deleted");
+		free(e);
+	}
+}
+
 void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const *names, size_t n)
 {
 	struct name *nn = calloc(n ? n : 1, sizeof(*nn));
@@ -375,6 +404,7 @@ void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const
 	size_t nold = a->nnames;
 	a->names = nn;
 	a->nnames = n;
+	prune_locked(a);
 	pthread_mutex_unlock(&a->mu);
 	for (size_t i = 0; i < nold; i++)
 		free(old[i].name);

@@ -63,7 +63,9 @@ int qfs_avail_server_errno(int e);
 void qfs_avail_record(struct qfs_avail *a, uint64_t table, const char *op, uint64_t ns, int err);
 
 /* Replace the id -> name cache with n pairs (names are copied).  Ids not
- * in it show as "group-%016llx". */
+ * in it show as "group-%016llx"; a table id missing from two calls in a
+ * row is a deleted table: its entries and its availability alarm are
+ * dropped. */
 void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const *names, size_t n);
 
 /* Whether some recorded table id has no name in the cache (a new table). */

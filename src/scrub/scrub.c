@@ -884,6 +884,39 @@ static void set_progress(struct qfs_scrub *s, unsigned pct)
 		s->o.progress(s->o.arg, pct);
 }
 
+/* After a whole pass over the groups of gl: clear the alarms of groups no
+ * longer in it that no node hosts any more (a deleted table): no later
+ * pass would clear them. */
+static void clear_gone(struct qfs_scrub *s, const struct glist *gl)
+{
+	qfs_group_t gone[SCRUB_ALARMS_MAX];
+	size_t ngone = 0;
+	char subj[32];
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->nal && ngone < SCRUB_ALARMS_MAX; i++) {
+		unsigned long long g;
+		int found = 0;
+
+		if (sscanf(s->al[i].subject, "group=%16llx", &g) != 1)
+			continue;
+		for (size_t k = 0; k < gl->n && !found; k++)
+			found = gl->v[k] == (qfs_group_t)g;
+		for (size_t k = 0; k < ngone && !found; k++)
+			found = gone[k] == (qfs_group_t)g;
+		if (!found)
+			gone[ngone++] = (qfs_group_t)g;
+	}
+	pthread_mutex_unlock(&s->mu);
+	for (size_t k = 0; k < ngone; k++) {
+		if (qfs_cell_group_exists(s->c, gone[k]))
+			continue;
+		snprintf(subj, sizeof(subj), "group=%016" PRIx64, gone[k]);
+		QFS_LOG(QFS_LOG_INFO, "scrub alarms of a group that is gone %s why=\"table deleted\"", subj);
+		alarm_clear(s, NULL, subj);
+	}
+}
+
 static void run_pass(struct qfs_scrub *s)
 {
 	struct glist gl = { 0 };
@@ -903,6 +936,8 @@ static void run_pass(struct qfs_scrub *s)
 		reference_pass(s);
 	if (s->o.archive_verify && !stopping(s))
 		archive_pass(s, gl.v, gl.n);
+	if (gl.n && !stopping(s))
+		clear_gone(s, &gl);
 	free(gl.v);
 	/* every block of every node's RocksDB, keys outside groups included */
 	for (uint32_t id = 1; id <= n && !stopping(s); id++) {

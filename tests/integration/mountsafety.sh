@@ -23,7 +23,7 @@
 #     ("log reopened"); the rotated file gets nothing after the HUP.
 #  6. SIGTERM with a file written but not closed: the daemon flushes it,
 #     unmounts and exits 0; a remount reads the bytes.
-#  7. -o ro: /proc/mounts says ro; reads work; create, mkdir, unlink, rmdir,
+#  7. -o ro: /proc/mounts says ro; no canary runs (asked for or not); reads work; create, mkdir, unlink, rmdir,
 #     rename, chmod, truncate, setxattr, a write to .quorumfs/nodes all
 #     fail with EROFS; status says "mode ro".
 #  8. kill -9: the remount says "stale mount: run fusermount3 -u MNT";
@@ -235,7 +235,7 @@ grep -q 'unmounted .*why=SIGTERM' "$LOG" || fail "no 'unmounted why=SIGTERM' lin
 grep -q 'unmount flushed open files count=1 failed=0' "$LOG" || fail "the open file was not flushed at SIGTERM"
 
 # ---- 7. -o ro
-mount_bg -o ro
+mount_bg -o ro,canary_interval=1s
 grep " $MNT " /proc/mounts | awk '{ print $4 }' | grep -q '^ro,' || fail "/proc/mounts does not say ro: $(grep " $MNT " /proc/mounts)"
 cmp -s "$T/r3" "$MNT/t1/open_at_term" || fail "the file written at SIGTERM is not all there"
 cmp -s "$T/r1" "$MNT/t1/f" || fail "reads fail on a read-only mount"
@@ -266,6 +266,12 @@ erofs("setxattr", lambda: os.setxattr(f"{m}/t1/f", "user.a", b"1"))
 erofs("removexattr", lambda: os.removexattr(f"{m}/t1/f", "user.a"))
 erofs("write .quorumfs/nodes", lambda: os.open(f"{m}/.quorumfs/nodes", os.O_WRONLY))
 EOP
+# no canary on a read-only mount (it writes), even when asked for one
+grep -q 'canary off on a read-only mount' "$LOG" || fail "no 'canary off on a read-only mount' line"
+sleep 3
+av=$(cat "$MNT/.quorumfs/availability")
+echo "$av" | grep -q ' canary_ok 0 canary_failed 0$' || fail "the canary ran on a read-only mount: $(echo "$av" | head -n 1)"
+echo "$av" | grep -q '^table /canary ' && fail "canary operations on a read-only mount: $(echo "$av" | grep '^table /canary ' | head -n 1)"
 umount_wait
 
 # ---- 8. kill -9, then the remount names the stale mount

@@ -21,6 +21,8 @@
 #    for byte (never a wrong byte), the offline scrub is clean afterwards.
 # 7. A byte flipped in the middle of node 3's WAL segment of the table: the
 #    replica is rebuilt, files read back, the replicas agree.
+# 8. With scrub_repair=off, a changed item of another table raises
+#    scrub-mismatch; once that table is deleted, the next pass clears it.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/scrub.sh"
@@ -30,7 +32,7 @@ set -o pipefail
 OPTS=scrub_interval=off,scrub_rate=8
 qfs_setup -o "$OPTS"
 echo "$QFS_PID" >"$T/daemon.pid"
-watchdog "${QFS_SCRUB_TIMEOUT:-170}"
+watchdog "${QFS_SCRUB_TIMEOUT:-220}"
 TOOL=$(dirname "$QFS_BIN")/../tests/unit/store_tool
 [ -x "$TOOL" ] || fail "store_tool not built at $TOOL"
 S=$MNT/.quorumfs/scrub
@@ -209,4 +211,23 @@ if [ -n "$SEGF" ] && [ "$(stat -c %s "$SEGF")" -gt 4096 ]; then
 else
 	note "node 3's log of $G is too small to damage in its middle: step 7 skipped"
 fi
+# --- 8. a table whose replica differs, with repair off, is deleted: its
+# scrub-mismatch alarm goes with it (no later pass can clear it)
+mount_again -o "$OPTS"
+mkdir "$MNT/u" || fail "mkdir u"
+head -c 300000 /dev/urandom >"$MNT/u/f" || fail "writing u/f"
+G2=$(qfs_group_of u) || fail "no group for u"
+qfs_wait_agree "$G2" 20 || fail "replicas of u do not agree"
+qfs_umount
+"$TOOL" "$DATA/nodes/n2/store" list "$G2" >"$T/keys2" || fail "store_tool list u"
+KEY2=$(sort -k2,2nr "$T/keys2" | awk '$2 > 30000 { print $1; exit }') # a chunk of the file, not an inode
+[ -n "$KEY2" ] || fail "no item with a value in group $G2"
+"$TOOL" "$DATA/nodes/n2/store" flip "$G2" "$KEY2" || fail "store_tool flip u"
+mount_again -o "$OPTS,scrub_repair=off"
+pass
+grep -q "^alarm scrub-mismatch raised .* group=$G2 node=2 " "$A" || { cat "$A" >&2; fail "no scrub-mismatch alarm for u"; }
+rm -rf "$MNT/u" || fail "rm -rf u"
+pass
+grep "group=$G2" "$A" && fail "the scrub-mismatch alarm of deleted table u is still raised"
+qfs_umount
 echo "scrub.sh: ok"

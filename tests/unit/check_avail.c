@@ -201,6 +201,53 @@ START_TEST(test_label_escapes)
 }
 END_TEST
 
+/* A deleted table: once two name refreshes in a row do not list it, its
+ * entries and its alarm go (else the frontend's ticker, seeing an unnamed
+ * table, would list every table every second for the rest of the mount,
+ * and the control files would show the deleted table for ever). */
+START_TEST(test_deleted_table_pruned)
+{
+	struct qfs_avail *a = mk(60000, 5);
+	uint64_t ids[] = { 1024, 5000 };
+	const char *names[] = { "kept", "gone" };
+	char *t;
+
+	qfs_avail_names(a, ids, names, 2);
+	for (int i = 0; i < 10; i++) {
+		qfs_avail_record(a, 1024, "read", 1000, 0);
+		qfs_avail_record(a, 5000, "write", 1000, EIO);
+	}
+	qfs_avail_tick(a);
+	t = text_of(a, qfs_avail_alarms);
+	ck_assert_msg(strstr(t, "table=gone "), "%s", t);
+	free(t);
+	ck_assert_int_eq(qfs_avail_unnamed(a), 0);
+	/* 5000 is deleted: the next listing lacks it */
+	qfs_avail_names(a, ids, names, 1);
+	ck_assert_int_eq(qfs_avail_unnamed(a), 1); /* maybe a table the listing missed: look again */
+	qfs_avail_names(a, ids, names, 1);
+	ck_assert_int_eq(qfs_avail_unnamed(a), 0);
+	t = text_of(a, qfs_avail_text);
+	ck_assert_msg(!strstr(t, "group-0000000000001388") && !strstr(t, "table gone "), "%s", t);
+	ck_assert_msg(strstr(t, "\ntable kept op read count 10 "), "%s", t);
+	free(t);
+	t = text_of(a, qfs_avail_alarms);
+	ck_assert_str_eq(t, "");
+	free(t);
+	/* a table listed again after one miss keeps its entries */
+	qfs_avail_record(a, 6000, "read", 1000, 0);
+	qfs_avail_names(a, ids, names, 1);
+	uint64_t ids2[] = { 1024, 6000 };
+	const char *names2[] = { "kept", "new" };
+	qfs_avail_names(a, ids2, names2, 2);
+	qfs_avail_names(a, ids2, names2, 2);
+	t = text_of(a, qfs_avail_text);
+	ck_assert_msg(strstr(t, "table new op read count 1 "), "%s", t);
+	free(t);
+	qfs_avail_free(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("avail");
@@ -214,6 +261,7 @@ int main(void)
 	tcase_add_test(tc, test_alarm_thresholds_and_window);
 	tcase_add_test(tc, test_canary_alarm);
 	tcase_add_test(tc, test_label_escapes);
+	tcase_add_test(tc, test_deleted_table_pruned);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1067,6 +1067,59 @@ START_TEST(t_open_failed_node)
 }
 END_TEST
 
+/* A node whose RocksDB cannot be opened (manifest garbled) while the cell
+ * holds several groups: the keeper moves its directory aside and starts it
+ * empty (node_heal), and every group catches up on it.  node_heal adds one
+ * heal record per group while it holds the node's own record: this test
+ * under valgrind or ASan caught it writing through the stale pointer after
+ * the array grew. */
+#define NHEAL_GROUPS 12
+START_TEST(t_corrupt_store_node_rebuilt)
+{
+	char path[600], cmd[900];
+	uint64_t end;
+
+	cell_open(QFS_CELL_READ_EVENTUAL, 5000, 0);
+	for (int i = 0; i < NHEAL_GROUPS; i++) {
+		ck_assert_int_eq(qfs_cell_group_create(C, G + (qfs_group_t)i), 0);
+		put_many(G + (qfs_group_t)i, "h", 0, 3, "v");
+	}
+	for (int i = 0; i < NHEAL_GROUPS; i++)
+		wait_caught_up(G + (qfs_group_t)i, 10000);
+	cell_close();
+	/* garble every RocksDB manifest of node 2 (as heal.sh does) */
+	snprintf(cmd, sizeof(cmd),
+		 "for m in %s/n2/store/MANIFEST-*; do python3 -c 'import sys\n"
+		 "p = sys.argv[1]; b = bytearray(open(p, \"rb\").read())\n"
+		 "for i in range(10, min(len(b), 200)): b[i] ^= 0x55\n"
+		 "open(p, \"r+b\").write(b)' \"$m\" || exit 1; done", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	cell_open(QFS_CELL_READ_EVENTUAL, 5000, 0);
+	snprintf(path, sizeof(path), "%s/n2", tmpdir);
+	end = qfs_clock_mono_ms() + 40000;
+	for (;;) {
+		char *st = nodes_text();
+		char line[700];
+		int up;
+
+		snprintf(line, sizeof(line), "node 2 az b state up dir %s\n", path);
+		up = strstr(st, line) != NULL;
+		if (!up && qfs_clock_mono_ms() >= end)
+			ck_abort_msg("node 2 with a corrupt store was not rebuilt:\n%s", st);
+		free(st);
+		if (up)
+			break;
+		usleep(50000);
+	}
+	for (int i = 0; i < NHEAL_GROUPS; i++) {
+		wait_caught_up(G + (qfs_group_t)i, 20000);
+		ck_assert(on_disk(2, G + (qfs_group_t)i));
+	}
+	check_alone(2, G, "h", 3, "v");
+	check_alone(2, G + NHEAL_GROUPS - 1, "h", 3, "v");
+}
+END_TEST
+
 static Suite *cell_suite(void)
 {
 	Suite *s = suite_create("cell");
@@ -1087,6 +1140,7 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_wal_release);
 	tcase_add_test(tc, t_close_stopped_reopen);
 	tcase_add_test(tc, t_open_failed_node);
+	tcase_add_test(tc, t_corrupt_store_node_rebuilt);
 	suite_add_tcase(s, tc);
 	return s;
 }
