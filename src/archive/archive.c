@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,41 +149,38 @@ static void part_ok(struct qfs_archive *a, struct part *pt)
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* Read the whole file at path.  *data malloc'd.  0 or -errno. */
-static int slurp(const char *path, uint8_t **data, size_t *len)
+/* Map the file at path read-only (a segment is walked without copying it
+ * to the heap, so its pages never count against the daemon's memory once
+ * unmapped).  *data and *len set only on success; an empty file maps to a
+ * static empty buffer.  0 or -errno. */
+static int map_file(const char *path, uint8_t **data, size_t *len)
 {
+	static uint8_t empty[1];
 	struct stat st;
-	uint8_t *p;
-	size_t off = 0;
+	void *p;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-		goto out_close;
+	} else if (st.st_size == 0) {
+		*data = empty;
+		*len = 0;
+	} else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		rc = -errno;
+	} else {
+		*data = p;
+		*len = (size_t)st.st_size;
 	}
-	p = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!p) {
-		rc = -ENOMEM;
-		goto out_close;
-	}
-	while (off < (size_t)st.st_size) {
-		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			free(p);
-			goto out_close;
-		}
-		off += (size_t)n;
-	}
-	*data = p;
-	*len = off;
-out_close:
 	close(fd);
 	return rc;
+}
+
+static void unmap_file(uint8_t *data, size_t len)
+{
+	if (len)
+		munmap(data, len);
 }
 
 /* ---------------------------------------------------------------- local WAL */
@@ -357,7 +355,7 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
-	rc = slurp(path, &data, &len);
+	rc = map_file(path, &data, &len);
 	if (rc) {
 		part_fail(a, pt, rc, "read local segment", path);
 		return rc;
@@ -371,12 +369,15 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 		char what[PATH_MAX + 64];
 		snprintf(what, sizeof(what), "local segment %s: %s", path, why ? why : "unreadable");
 		part_fail(a, pt, rc, what, NULL);
-		free(data);
+		unmap_file(data, len);
 		return rc;
 	}
+	unmap_file(data, len);
+	/* A sealed segment never changes again (only whole segments are
+	 * deleted, and truncation stays above the commit point): the local
+	 * backend links it instead of copying its bytes. */
 	qfs_arch_key_seg(key, pt->group, first, last);
-	rc = qfs_objstore_put(a->os, key, data, len);
-	free(data);
+	rc = qfs_objstore_put_file_immutable(a->os, key, path);
 	if (rc) {
 		part_fail(a, pt, rc, "segment put", key);
 		return rc;
@@ -481,7 +482,11 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		 (unsigned long long)pt->group, (long)getpid());
 	memset(&w, 0, sizeof(w));
 	qfs_buf_init(&w.b);
-	w.fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* a new file every time: the previous one may be the data of a
+	 * linked snapshot object (a crash before its unlink below), which
+	 * O_TRUNC would cut */
+	unlink(path);
+	w.fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w.fd < 0) {
 		rc = -errno;
 		part_fail(a, pt, rc, "snapshot staging file", path);
@@ -527,7 +532,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		goto out;
 	}
 	qfs_arch_key_snap(key, pt->group, lsn);
-	rc = qfs_objstore_put_file(a->os, key, path);
+	rc = qfs_objstore_put_file_immutable(a->os, key, path);
 	if (rc) {
 		part_fail(a, pt, rc, "snapshot put", key);
 		goto out;

@@ -81,6 +81,12 @@ int qfs_objstore_put(struct qfs_objstore *os, const char *key, const void *data,
 /* Store the len bytes of the file at path (streamed; multipart above the
  * threshold, with the upload aborted on failure). */
 int qfs_objstore_put_file(struct qfs_objstore *os, const char *key, const char *path);
+/* The same for a file whose bytes the caller never changes again (it may
+ * unlink it): a sealed WAL segment.  The local backend then hard-links the
+ * file into the store instead of copying it when both are on one file
+ * system (no data is written; the object keeps its CRC32C and is read back
+ * checked as any other), and copies it otherwise. */
+int qfs_objstore_put_file_immutable(struct qfs_objstore *os, const char *key, const char *path);
 /* Read bytes [off, off+len) of key (len 0: to the end).  *data malloc'd.
  * A whole-object read (off 0, len 0) is checked against its CRC32C
  * (QFS_ECORRUPT on mismatch). */
