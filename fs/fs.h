@@ -50,6 +50,12 @@ struct qfs_fs_opts {
 	                            * change gets EROFS here too (session.c) */
 	const char *kernel_opts;   /* NULL, or comma-separated mount flags for the
 	                            * kernel (nosuid,nodev,noexec,noatime,...) */
+	/* statfs of the mount (doc/fs.md): the data disk's blocks less
+	 * space_reserve bytes, divided by space_copies, the copies of each
+	 * user byte that land on that file system (replicas there + a local
+	 * archive there); 0 means 1. */
+	uint64_t space_reserve;
+	uint32_t space_copies;
 };
 
 /* Mount and serve until unmounted or signalled (SIGTERM, SIGINT: libfuse's

@@ -33,6 +33,7 @@
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
 #define QFS_FS_TIMEOUT_DEFAULT 3600.0  /* kernel attr/entry cache, seconds (-o cache_timeout) */
+#define QFS_FS_DIRTY_TOTAL_MAX (32u << 20) /* and past this for all files together */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
 #define QFS_FS_DIR_SIZE 4096          /* st_size of every directory (doc/fs.md) */
 #define QFS_FS_INODES_FREE (1ull << 32) /* statfs f_ffree: no real limit (64-bit inos) */

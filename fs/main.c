@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -102,6 +103,9 @@ static void usage(FILE *f)
 		"  -o scrub_repair=on|off  rebuild a replica the scrub finds differing from\n"
 		"                        the majority or corrupt (default on)\n"
 		"  -o scrub=off          no background scrub\n"
+		"  -o cache_size=BYTES   RocksDB block cache of all nodes together (default 32M)\n"
+		"  -o memtable_size=BYTES  RocksDB memtables of all nodes together\n"
+		"                        (default 16M per node, 48M for 3)\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
@@ -1036,6 +1040,15 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			return bad_value("cache_timeout", v ? v : "", "want SECONDS (0 = no kernel caching; 1h, 30m)");
 		m->cache_ms = v64;
 		m->cache_off = v64 == 0;
+	} else if (!strcmp(tok, "cache_size") || !strcmp(tok, "memtable_size")) {
+		/* 1 MiB .. 64 GiB; a memtable budget below the store's floor is
+		 * raised to it (store.h) */
+		if (!v || parse_size(v, &v64) || v64 < (1u << 20) || v64 > (64ull << 30))
+			return bad_value(tok, v ? v : "", "want BYTES from 1M to 64G (K, M, G suffixes)");
+		if (tok[0] == 'c')
+			m->co.cache_bytes = v64;
+		else
+			m->co.memtable_bytes = v64;
 	} else if (!strcmp(tok, "loglevel")) {
 		if (!v || qfs_log_set_level(v) != 0)
 			return bad_value("loglevel", v ? v : "", "want err, warn, info or debug");
@@ -1221,6 +1234,28 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 }
 
 
+/* Copies of each user byte that land on the file system of data: the
+ * nodes whose directory is on it (a node directory may be a symlink to
+ * another disk), plus the archive when it is a local directory there. */
+static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url)
+{
+	char path[PATH_MAX];
+	struct stat ds, st;
+	uint32_t n = 0;
+
+	if (stat(data, &ds) != 0)
+		return nodes;
+	for (uint32_t i = 1; i <= nodes; i++) {
+		snprintf(path, sizeof(path), "%s/nodes/n%u", data, i);
+		if (stat(path, &st) != 0 || st.st_dev == ds.st_dev)
+			n++;
+	}
+	if (archive_url && strncmp(archive_url, "file://", 7) == 0 &&
+	    stat(archive_url + 7, &st) == 0 && st.st_dev == ds.st_dev)
+		n++;
+	return n ? n : 1;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt, lockfd = -1;
@@ -1234,6 +1269,10 @@ static int cmd_mount(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
+	/* Two malloc arenas instead of eight per core: the daemon's threads
+	 * (FUSE, one I/O thread per node, RocksDB's, the archiver) otherwise
+	 * each keep the free pages of their own arena (doc/store.md "Memory"). */
+	mallopt(M_ARENA_MAX, 2);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {
@@ -1434,6 +1473,8 @@ static int cmd_mount(int argc, char **argv)
 		.alarms_text = alarms_text,
 		.scrub_ctl = scrub_ctl,
 		.scrub_arg = &sw,
+		.space_reserve = qfs_cell_space_reserve(cell),
+		.space_copies = space_copies(data, m.co.nodes ? m.co.nodes : 3, archive ? url : NULL),
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc) {
