@@ -826,19 +826,25 @@ static void set_gc(struct qfs_store *s, const char *on)
  * are deleted, the oldest partly-garbage ones relocated). */
 int qfs_store_compact(struct qfs_store *s, uint64_t room)
 {
-	struct statvfs sv;
+	struct statvfs sv = { 0 };
 	int rc;
 
 	if ((rc = __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE)) != 0)
 		return rc;
 	if (statvfs(s->dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < room)
 		return -ENOSPC;
+	uint64_t live = 0;
+	int gc;
+
 	if ((rc = qfs_store_sync(s)))
 		return rc;
-	if (s->blobs)
+	/* relocating live blobs may need as much room as they take */
+	gc = s->blobs && rocksdb_property_int(s->db, "rocksdb.live-blob-file-size", &live) == 0 &&
+	     (uint64_t)sv.f_bavail * sv.f_frsize >= room + live;
+	if (gc)
 		set_gc(s, "true");
 	rocksdb_compact_range(s->db, NULL, 0, NULL, 0);
-	if (s->blobs)
+	if (gc)
 		set_gc(s, "false");
 	return 0;
 }

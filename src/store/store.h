@@ -182,7 +182,9 @@ int qfs_store_mem(struct qfs_store *s, uint64_t *memtables, uint64_t *cache);
 
 /* Ask RocksDB to compact the whole store now (waits), so that the space of
  * deleted items (and of blob files they made garbage) returns to the file
- * system; used when the disk runs short after deletes.  Refused with
+ * system; used when the disk runs short after deletes.  Blob garbage
+ * collection (rewriting the live values of partly dead blob files) runs
+ * too when the free space exceeds room + the live blob bytes.  Refused with
  * -ENOSPC, like qfs_store_sync, when less than `room` bytes are free.
  * 0, -ENOSPC, -ENOMEM or -EIO.  Any thread; it blocks on I/O. */
 int qfs_store_compact(struct qfs_store *s, uint64_t room);
