@@ -1234,9 +1234,14 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 }
 
 
-/* Copies of each user byte that land on the file system of data: the
- * nodes whose directory is on it (a node directory may be a symlink to
- * another disk), plus the archive when it is a local directory there. */
+/* Copies of each user byte that land on the file system of data: a store
+ * value for each node whose directory is on it (a node directory may be a
+ * symlink to another disk), one for a local archive there, and one more
+ * for the WAL records that wait there until the archive has them (the
+ * nodes' WALs hold up to one copy per node for a few seconds; node 1's
+ * sealed segments become the local archive's by hard link).  Once the
+ * archive has caught up a byte holds nodes (+ 1) copies; a burst of writes
+ * holds up to twice the nodes; this is the middle (doc/fs.md "statfs"). */
 static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url)
 {
 	char path[PATH_MAX];
@@ -1244,7 +1249,7 @@ static uint32_t space_copies(const char *data, uint32_t nodes, const char *archi
 	uint32_t n = 0;
 
 	if (stat(data, &ds) != 0)
-		return nodes;
+		return nodes + 1;
 	for (uint32_t i = 1; i <= nodes; i++) {
 		snprintf(path, sizeof(path), "%s/nodes/n%u", data, i);
 		if (stat(path, &st) != 0 || st.st_dev == ds.st_dev)
@@ -1253,7 +1258,7 @@ static uint32_t space_copies(const char *data, uint32_t nodes, const char *archi
 	if (archive_url && strncmp(archive_url, "file://", 7) == 0 &&
 	    stat(archive_url + 7, &st) == 0 && st.st_dev == ds.st_dev)
 		n++;
-	return n ? n : 1;
+	return n ? n + 1 : 1;
 }
 
 static int cmd_mount(int argc, char **argv)
@@ -1273,6 +1278,11 @@ static int cmd_mount(int argc, char **argv)
 	 * (FUSE, one I/O thread per node, RocksDB's, the archiver) otherwise
 	 * each keep the free pages of their own arena (doc/store.md "Memory"). */
 	mallopt(M_ARENA_MAX, 2);
+	/* Buffers of 1 MiB and more (write-back transactions, WAL batches,
+	 * replication frames: up to 8 MiB each) are mmap'd and unmapped on
+	 * free.  Left alone, glibc raises this threshold to the largest block
+	 * freed, and those blocks then stay in the arenas. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {

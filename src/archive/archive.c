@@ -177,6 +177,29 @@ static int map_file(const char *path, uint8_t **data, size_t *len)
 	return rc;
 }
 
+/* Walk callback of upload_segment: drop from the mapping the pages the walk
+ * has passed (it reads each byte once, in order), so a 64 MiB segment never
+ * counts whole in the daemon's resident memory. */
+struct behind {
+	uint8_t *base;  /* the mapping */
+	size_t done;    /* bytes from base already dropped (page-aligned) */
+};
+
+static int drop_behind(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8_t *data, size_t len,
+		       void *arg)
+{
+	struct behind *b = arg;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t end = ((size_t)(data - b->base) / page) * page;
+
+	(void)lsn, (void)type, (void)time_ns, (void)len;
+	if (end >= b->done + (4u << 20)) {
+		madvise(b->base + b->done, end - b->done, MADV_DONTNEED);
+		b->done = end;
+	}
+	return 0;
+}
+
 static void unmap_file(uint8_t *data, size_t len)
 {
 	if (len)
@@ -360,7 +383,8 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 		part_fail(a, pt, rc, "read local segment", path);
 		return rc;
 	}
-	rc = qfs_arch_seg_walk(data, len, NULL, NULL, &s, &why);
+	struct behind bh = { data, 0 };
+	rc = qfs_arch_seg_walk(data, len, drop_behind, &bh, &s, &why);
 	if (rc == 0 && (s.first != first || s.last != last)) {
 		rc = QFS_ECORRUPT;
 		why = "LSN range differs from the file names";

@@ -116,6 +116,7 @@
 #define RNODE_FORMAT "quorumfs-rnode 1\n"
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
+#define RNODE_BUF_KEEP (1u << 20) /* scratch buffer kept between uses up to this */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
 
 /* One proposal, on the proposer's stack while it waits. */
@@ -890,6 +891,16 @@ static int step(struct group *g, const struct qfs_paxos_event *ev, struct qfs_pa
 	return rc;
 }
 
+/* Free a scratch buffer that a large entry grew past RNODE_BUF_KEEP, so
+ * that each node does not keep its largest frame and record for good. */
+static void buf_trim(struct qfs_buf *b)
+{
+	if (b->cap > RNODE_BUF_KEEP) {
+		qfs_buf_close(b);
+		qfs_buf_init(b);
+	}
+}
+
 /* Group g has appends to sync: put it on the round's dirty list (with a
  * reference) so that flush_dirty syncs its WAL once for all of them. */
 static void mark_dirty(struct qfs_rnode *rn, struct group *g)
@@ -943,6 +954,7 @@ static void send_msgs(struct qfs_rnode *rn, struct group *g, const struct qfs_pa
 		(void)qfs_net_send(rn->ep, m->to, rn->frame.data, (size_t)len);
 		stat_add(&rn->st_out, 1);
 	}
+	buf_trim(&rn->frame);
 }
 
 struct read_walk {
