@@ -123,9 +123,12 @@ void qfs_store_cache_free(struct qfs_store_cache *c)
 	free(c);
 }
 
-/* Memtables: two of half the budget each (the active one and the one being
- * flushed), and the same budget for RocksDB's write buffer manager, so a
- * store never holds more than memtable_bytes of them whatever the load.
+/* Memtables: four of a quarter of the budget each (the active one and up
+ * to three being flushed, by two flush jobs, so that an 8 MiB write-back
+ * does not stop writes while the previous one is flushed), and the same
+ * budget for RocksDB's write buffer manager, so a store holds about
+ * memtable_bytes of them whatever the load (a batch larger than a memtable
+ * makes that one larger).
  * Blob files: values of min_blob_bytes or more are written once to a blob
  * file at flush and compaction moves only their references.  A blob file
  * whose every value was deleted or overwritten goes as soon as compaction
@@ -140,8 +143,9 @@ static void store_set_budget(struct qfs_store *s, const struct qfs_store_opts *o
 
 	if (mem < QFS_STORE_MEMTABLE_MIN)
 		mem = QFS_STORE_MEMTABLE_MIN;
-	rocksdb_options_set_write_buffer_size(s->opts, mem / 2);
-	rocksdb_options_set_max_write_buffer_number(s->opts, 2);
+	rocksdb_options_set_write_buffer_size(s->opts, mem / 4);
+	rocksdb_options_set_max_write_buffer_number(s->opts, 4);
+	rocksdb_options_set_max_background_flushes(s->opts, 2);
 	rocksdb_options_set_min_write_buffer_number_to_merge(s->opts, 1);
 	rocksdb_options_set_db_write_buffer_size(s->opts, mem);
 	rocksdb_options_set_arena_block_size(s->opts, mem / 16 < (1u << 20) ? mem / 16 : (1u << 20));
