@@ -618,18 +618,17 @@ static void keeper_space(struct qfs_cell *c)
 	    (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * c->reserve)
 		return;
 	c->compact_ms = now;
-	pthread_mutex_lock(&c->op_mu);
-	for (uint32_t i = 0; i < c->n && !c->closing; i++) {
-		struct cnode *cn = &c->nodes[i];
+	for (uint32_t id = 1; id <= c->n; id++) {
+		struct qfs_rnode *rn = node_get(c, id); /* a stop waits for us */
 		int rc;
 
-		if (!cn->rn)
+		if (!rn)
 			continue;
-		rc = qfs_rnode_store_compact(cn->rn, c->reserve);
-		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell store compacted node=%u free=%llu err=%s",
-			cn->id, (unsigned long long)sv.f_bavail * sv.f_frsize, rc ? qfs_strerror(rc) : "none");
+		rc = qfs_rnode_store_compact(rn, c->reserve);
+		node_put(c, id);
+		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell store compacted node=%u free=%llu err=%s", id,
+			(unsigned long long)sv.f_bavail * sv.f_frsize, rc ? qfs_strerror(rc) : "none");
 	}
-	pthread_mutex_unlock(&c->op_mu);
 }
 
 static void *keeper_main(void *arg)
