@@ -33,6 +33,11 @@ n=$(( (total_mib + FILE_MIB - 1) / FILE_MIB ))
 head -c $((FILE_MIB << 20)) /dev/urandom >"$T/src" || fail "random source"
 io() { awk -v k="$1" '$1 == k ":" { print $2 }' "/proc/$QFS_PID/io"; }
 w0=$(io write_bytes)
+# sampler: the largest RssAnon and RssFile seen (VmHWM is their peak sum)
+( while kill -0 "$QFS_PID" 2>/dev/null; do
+	awk '$1 == "RssAnon:" { a = $2 } $1 == "RssFile:" { f = $2 } END { print a, f }' "/proc/$QFS_PID/status"
+	sleep 0.5
+done ) >"$T/samples" 2>/dev/null &
 for i in $(seq "$n"); do
 	dd if="$T/src" of="$MNT/rss/f$i" bs=1M conv=fsync status=none || fail "write f$i"
 	[ "$i" -gt 1 ] && { rm "$MNT/rss/f$((i - 1))" || fail "rm"; }
@@ -51,6 +56,8 @@ echo "# $QFS_BIN: $n files of $FILE_MIB MiB written and deleted"
 echo "written_bytes $written"
 echo "peak_rss_kib $(awk '/^VmHWM:/ { print $2 }' "/proc/$QFS_PID/status")"
 echo "final_rss_kib $(awk '/^VmRSS:/ { print $2 }' "/proc/$QFS_PID/status")"
+echo "# peak RssAnon $(sort -k1 -n "$T/samples" | tail -1 | cut -d' ' -f1) kB, peak RssFile $(sort -k2 -n "$T/samples" | tail -1 | cut -d' ' -f2) kB"
+echo "# final $(grep -E '^(RssAnon|RssFile):' "/proc/$QFS_PID/status" | tr -s ' \t\n' ' ')"
 echo "disk_write_bytes $((w1 - w0))"
 echo "amplification $(python3 -c "print('%.2f' % (($w1 - $w0) / $written))")"
 grep -E '^(disk|memory) ' "$MNT/.quorumfs/status" | sed 's/^/# /'
