@@ -112,6 +112,9 @@ static void usage(FILE *f)
 		"  -o s3_endpoint=URL,s3_region=REGION,s3_path_style=0|1,s3_credentials=FILE,s3_ca=FILE\n"
 		"  -o s3_retries=N,s3_timeout=SECONDS\n"
 		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
+		"  -o archive_link=on|off  local archive on the data disk: hard-link sealed WAL\n"
+		"                        segments instead of copying them (default off: releases\n"
+		"                        before this one cannot read such an archive)\n"
 		"  -o archive_retention=DURATION  keep what restores to any time this far back\n"
 		"                        (default 7d; also 36h, 90m; off: keep everything)\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
@@ -220,6 +223,8 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		bad = parse_size(v, &n) || n > 100 || ((c->os.max_retries = n ? (int)n : -1), 0);
 	else if (!strcmp(tok, "s3_timeout"))
 		bad = parse_ms(v, &n) || n > 3600000 || ((c->os.timeout_ms = (uint32_t)n), 0);
+	else if (!strcmp(tok, "archive_link"))
+		bad = strcmp(v, "on") && strcmp(v, "off") ? 1 : ((c->os.link_immutable = v[1] == 'n'), 0);
 	else if (!strcmp(tok, "s3_path_style"))
 		bad = parse_size(v, &n) || n > 1 || ((c->os.path_style = (int)n), 0);
 	else if (!strcmp(tok, "seal_size"))

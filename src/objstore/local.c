@@ -50,7 +50,8 @@ static const char MAGIC_LINKED[8] = { 'Q', 'F', 'S', 'O', 'B', 'J', 'L', '\n' };
 struct local {
 	char root[PATH_MAX]; /* absolute, no trailing '/' */
 	unsigned tmp_seq;    /* makes temp names unique within the process */
-	int no_link;         /* link(2) into root failed with EXDEV/EPERM...: copy */
+	int no_link;         /* copy: linking is off (cfg.link_immutable 0) or
+				link(2) into root failed with EXDEV/EPERM... */
 };
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -637,6 +638,7 @@ int qfs_os_local_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cf
 	if (!l)
 		return -ENOMEM;
 	memcpy(l->root, root, n);
+	l->no_link = !cfg->link_immutable;
 	if (root_missing(l)) {
 		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=directory missing", cfg->url);
 		free(l);

@@ -235,7 +235,20 @@ START_TEST(test_put_linked)
 	size_t n;
 	FILE *f;
 
+	struct qfs_objstore_cfg cfg = { .url = url, .link_immutable = 1 };
+
 	ck_assert_ptr_nonnull(buf);
+	/* linking is off by default: a copy */
+	snprintf(src, sizeof(src), "%s/plain.wal", base);
+	f = fopen(src, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite("segment", 1, 7, f), 7);
+	fclose(f);
+	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "g/plain", src), 0);
+	ck_assert_int_eq(stat(src, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 1);
+	qfs_objstore_close(OS);
+	ck_assert_int_eq(qfs_objstore_open(&cfg, &OS), 0);
 	for (size_t i = 0; i < len; i++)
 		buf[i] = (uint8_t)(i * 2654435761u >> 11);
 	snprintf(src, sizeof(src), "%s/seg.wal", base);
