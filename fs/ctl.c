@@ -15,7 +15,12 @@
  *                      node off or on (fault injection, doc/cell.md)
  *   .quorumfs/scrub    the scrubber's state and per-group results; root may
  *                      write "start" to start a pass (doc/scrub.md)
- *   .quorumfs/alarms   every active alarm with the time it was raised
+ *   .quorumfs/alarms   every active alarm with the time it was raised (the
+ *                      scrubber's, the archive's, and the availability and
+ *                      canary alarms of fs/avail.c)
+ *   .quorumfs/availability  client-side successes, errors and latency per
+ *                      table and op over sliding windows (doc/availability.md)
+ *   .quorumfs/metrics  the same as Prometheus text (as -o metrics_listen)
  */
 #include "config.h"
 
@@ -41,6 +46,8 @@ static const struct ctl_file files[] = {
 	{ QFS_CTL_SCRUB_INO, "scrub" },
 	{ QFS_CTL_ALARMS_INO, "alarms" },
 	{ QFS_CTL_CAPACITY_INO, "capacity" },
+	{ QFS_CTL_AVAIL_INO, "availability" },
+	{ QFS_CTL_METRICS_INO, "metrics" },
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
@@ -150,6 +157,14 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 	} else if (ino == QFS_CTL_ALARMS_INO) {
 		if (fs->o->alarms_text)
 			fs->o->alarms_text(fs->o->scrub_arg, &b);
+		if (qfs_fs_avail_of(fs))
+			qfs_avail_alarms(qfs_fs_avail_of(fs), &b);
+	} else if (ino == QFS_CTL_AVAIL_INO) {
+		if (qfs_fs_avail_of(fs))
+			qfs_avail_text(qfs_fs_avail_of(fs), &b);
+	} else if (ino == QFS_CTL_METRICS_INO) {
+		if (qfs_fs_avail_of(fs))
+			qfs_avail_metrics(qfs_fs_avail_of(fs), &b);
 	} else if (ino == QFS_CTL_DIR_INO) {
 		return -EISDIR;
 	} else {

@@ -217,6 +217,7 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
+	qfs_fs_tl_group = h ? h->group : 0; /* this reply's table (avail.c) */
 	char *buf;
 	size_t pos = 0;
 	int rc = 0;
@@ -300,6 +301,7 @@ void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
+	qfs_fs_tl_group = h ? h->group : 0; /* this reply's table (avail.c) */
 
 	pthread_mutex_lock(&fs->dirh_mu);
 	if (h->prev)

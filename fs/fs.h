@@ -7,6 +7,7 @@
 #ifndef QFS_FS_FS_H
 #define QFS_FS_FS_H
 
+#include "router/avail.h"
 #include "router/router.h"
 
 
@@ -56,6 +57,9 @@ struct qfs_fs_opts {
 	 * archive there); 0 means 1. */
 	uint64_t space_reserve;
 	uint32_t space_copies;
+	/* Client-side availability, alarms, canary, metrics listener
+	 * (doc/availability.md); NULL: defaults with the canary off. */
+	const struct qfs_avail_opts *avail;
 };
 
 /* Mount and serve until unmounted or signalled (SIGTERM, SIGINT: libfuse's

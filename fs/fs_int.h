@@ -29,11 +29,14 @@
 #include "common/key.h"
 #include "common/txn.h"
 #include "fs/fs.h"
+#include "router/avail.h"
 #include "router/metrics.h"
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
 #define QFS_FS_TIMEOUT_DEFAULT 3600.0  /* kernel attr/entry cache, seconds (-o cache_timeout) */
 #define QFS_FS_DIRTY_TOTAL_MAX (32u << 20) /* and past this for all files together */
+#define QFS_FS_ROOT_WAIT_MS 500       /* root getattr: wait this long for a quorum, then answer
+					  the last known attributes */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */
 #define QFS_FS_DIR_SIZE 4096          /* st_size of every directory (doc/fs.md) */
 #define QFS_FS_INODES_FREE (1ull << 32) /* statfs f_ffree: no real limit (64-bit inos) */
@@ -120,6 +123,8 @@ struct qfs_fs {
 	 * released (a signal ended the session) are freed at the end. */
 	pthread_mutex_t dirh_mu;
 	struct dir_handle *dirhs;     /* list head; protected by dirh_mu */
+	struct qfs_fs_avail *avail;   /* client-side availability (avail.c); set
+					 before mount, cleared after unmount */
 };
 
 /* inode.c */
@@ -191,6 +196,9 @@ int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);
 #define QFS_CTL_NODES_INO 6 /* writable by root: stop/start N */
 #define QFS_CTL_SCRUB_INO 7 /* writable by root: start */
 #define QFS_CTL_ALARMS_INO 8
+#define QFS_CTL_AVAIL_INO 9   /* availability */
+#define QFS_CTL_METRICS_INO 10 /* metrics (Prometheus text) */
+#define QFS_FS_CANARY_INO 1000 /* the canary's items (avail.c): reserved, never a file */
 static inline int qfs_fs_ctl_writable(unsigned long ino)
 {
 	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
@@ -210,6 +218,32 @@ int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t
  * the control dir from offset off; returns the bytes used. */
 size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off, int plus);
 static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }
+
+/* avail.c: client-side availability (doc/availability.md).  The group of
+ * the inode a handler found last (qfs_fs_iget/ifind set it) and the errno
+ * qfs_fs_fail replies, both per thread, reset by qfs_fs_avail_record. */
+extern __thread qfs_group_t qfs_fs_tl_group;
+extern __thread int qfs_fs_tl_errno;
+/* Record one reply of op (ns latency; failed: the errno is qfs_fs_tl_errno,
+ * EIO if unset; not failed but qfs_fs_tl_errno set: a reply the user sees
+ * as that error, a negative lookup entry as ENOENT).  Any FUSE thread; no lock held by the caller needed. */
+void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int failed);
+/* Start the recorder, the ticker/canary thread and the metrics listener
+ * (fs->o->avail; NULL: defaults with the canary off).  0, -ENOMEM, or the
+ * error of binding metrics_listen (logged).  Stop joins them all; stop of
+ * a never-started fs does nothing. */
+int qfs_fs_avail_start(struct qfs_fs *fs);
+void qfs_fs_avail_stop(struct qfs_fs *fs);
+/* The recorder, or NULL before start. */
+struct qfs_avail *qfs_fs_avail_of(struct qfs_fs *fs);
+/* The inode of an open file handle, noting its table for this reply. */
+static inline struct qfs_fs_inode *qfs_fs_fh_inode(struct fuse_file_info *fi)
+{
+	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+
+	qfs_fs_tl_group = in ? in->group : 0;
+	return in;
+}
 
 /* ops.c: replies and helpers shared by the handlers (ops.c, dir.c, xattr.c).
  * Every handler ends in exactly one reply: qfs_fs_fail (logs why, records the

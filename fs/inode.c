@@ -110,6 +110,7 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t g
 	in->refs++;
 	if (kernel)
 		in->nlookup++;
+	qfs_fs_tl_group = in->group; /* this reply's table (avail.c) */
 	pthread_mutex_unlock(&fs->itab_mu);
 	return in;
 }
@@ -120,8 +121,10 @@ struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino)
 
 	pthread_mutex_lock(&fs->itab_mu);
 	in = lookup_locked(fs, ino);
-	if (in)
+	if (in) {
 		in->refs++;
+		qfs_fs_tl_group = in->group; /* this reply's table (avail.c) */
+	}
 	pthread_mutex_unlock(&fs->itab_mu);
 	return in;
 }

@@ -106,6 +106,13 @@ static void usage(FILE *f)
 		"  -o cache_size=BYTES   RocksDB block cache of all nodes together (default 32M)\n"
 		"  -o memtable_size=BYTES  RocksDB memtables of all nodes together\n"
 		"                        (default 16M per node, 48M for 3)\n"
+		"  -o alarm_error_rate=R  raise the availability alarm of a table when this\n"
+		"                        fraction of its requests over the last minute failed\n"
+		"                        server-side (default 0.01; doc/availability.md)\n"
+		"  -o alarm_min_requests=N  fewer requests in the minute never raise (default 20)\n"
+		"  -o canary_interval=DURATION  canary round (create, write, read, delete of\n"
+		"                        hidden items) this often (default 30s; off)\n"
+		"  -o metrics_listen=HOST:PORT  serve /metrics (Prometheus text) over HTTP\n"
 		"archive options (mount and restore):\n"
 		"  -o archive=URL        file:///DIR or s3://BUCKET/PREFIX, or off\n"
 		"                        (default file://DATA_DIR/archive)\n"
@@ -964,6 +971,7 @@ struct mount_cfg {
 	struct qfs_admit_cfg adm; /* -o throttle*=, *_rcu=, *_wcu=, gac_interval= */
 	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
 	int cache_off;          /* -o cache_timeout=0: no kernel caching */
+	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */
 };
 
 static int bad_value(const char *opt, const char *v, const char *want)
@@ -1016,6 +1024,8 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 	if ((rc = admit_opt(&m->adm, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if ((rc = scrub_opt(&m->sc, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if ((rc = qfs_avail_opt(&m->av, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if (eq)
 		*eq = '\0';
@@ -1279,6 +1289,7 @@ static int cmd_mount(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
+	qfs_avail_opts_default(&m.av);
 	/* Two malloc arenas instead of eight per core: the daemon's threads
 	 * (FUSE, one I/O thread per node, RocksDB's, the archiver) otherwise
 	 * each keep the free pages of their own arena (doc/store.md "Memory"). */
@@ -1437,6 +1448,7 @@ static int cmd_mount(int argc, char **argv)
 			.interval_ms = (uint32_t)m.ac.interval_ms,
 			.snap_segments = (uint32_t)m.ac.snap_segments,
 			.snap_bytes = m.ac.snap_bytes,
+			.stuck_ms = 3 * m.ac.seal_age_ms, /* 0: the default (3 x 60 s) */
 			.retention_ns = m.ac.retention_ns,
 		};
 		ao.store.url = url;
@@ -1453,6 +1465,8 @@ static int cmd_mount(int argc, char **argv)
 			report_failure(&ready, msg);
 			goto err_router;
 		}
+		/* rmdir of a table archives its last records first */
+		qfs_router_set_drop_hook(router, qfs_archive_drop_hook, archive);
 	}
 	sw.a = archive;
 	struct qfs_objstore_cfg scrub_os = m.ac.os;
@@ -1484,6 +1498,7 @@ static int cmd_mount(int argc, char **argv)
 		.kernel_opts = m.kopts,
 		.cache_timeout_ms = m.cache_ms,
 		.cache_off = m.cache_off,
+		.avail = &m.av,
 		.scrub_text = scrub_text,
 		.alarms_text = alarms_text,
 		.scrub_ctl = scrub_ctl,

@@ -56,7 +56,10 @@ struct qfs_fs *qfs_fs_of(fuse_req_t req)
 
 void qfs_fs_done(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int failed)
 {
-	qfs_hist_record(&qfs_fs_of(req)->ops[op], qfs_clock_mono_ns() - t0, failed);
+	uint64_t ns = qfs_clock_mono_ns() - t0;
+
+	qfs_hist_record(&qfs_fs_of(req)->ops[op], ns, failed);
+	qfs_fs_avail_record(qfs_fs_of(req), fop_name[op], ns, failed);
 }
 
 /* Reply err (< 0, any qfs code) after logging why.  Everyday outcomes log at
@@ -82,6 +85,7 @@ void qfs_fs_fail(fuse_req_t req, enum qfs_fs_op op, uint64_t t0, int err, const 
 		qfs_log_write(level, "fs op=%s errno=%s err=\"%s\" %s", fop_name[op], strerrorname_np(e) ? strerrorname_np(e) : "?",
 			      qfs_strerror(err), why);
 	}
+	qfs_fs_tl_errno = e;
 	qfs_fs_done(req, op, t0, 1);
 	fuse_reply_err(req, e);
 }
@@ -276,6 +280,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* negative entry: the kernel may cache it; every create goes through it */
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = fs->timeout;
+		qfs_fs_tl_errno = ENOENT; /* what the user sees (availability counts it) */
 		qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 		fuse_reply_entry(req, &e);
 		return;
@@ -337,6 +342,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
+	if (ino == FUSE_ROOT_ID) {
+		/* The root has a fallback (below): a path walk without a
+		 * quorum must not spend a whole quorum_timeout here first. */
+		pthread_mutex_lock(&fs->root_mu);
+		if (fs->root_attr_ok)
+			qfs_clock_call_limit(QFS_FS_ROOT_WAIT_MS);
+		pthread_mutex_unlock(&fs->root_mu);
+	}
 	rc = qfs_fs_inode_attr(fs, in, &a);
 	qfs_fs_iput(fs, in);
 	if (ino == FUSE_ROOT_ID) {
@@ -1712,7 +1725,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		free(copy);
 		return;
 	}
-	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	char *buf = malloc(size ? size : 1);
 	if (!buf)
 		return qfs_fs_fail(req, FOP_READ, t0, -ENOMEM, "read buffer size=%zu", size);
@@ -1749,7 +1762,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, size);
 		return;
 	}
-	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_data_write(fs, in, buf, size, off);
 	pthread_mutex_unlock(&in->mu);
@@ -1767,7 +1780,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (qfs_fs_is_ctl(ino))
 		return qfs_fs_ok(req, FOP_FLUSH, t0);
-	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
@@ -1784,7 +1797,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 	if (qfs_fs_is_ctl(ino))
 		return qfs_fs_ok(req, FOP_FSYNC, t0);
-	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
@@ -1820,7 +1833,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	if ((uint64_t)off + (uint64_t)len > QFS_FS_FILE_MAX)
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EFBIG, "off=%lld len=%lld past the largest file size %llu",
 				   (long long)off, (long long)len, (unsigned long long)QFS_FS_FILE_MAX);
-	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	if (!S_ISREG(in->type))
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, S_ISDIR(in->type) ? -EISDIR : -ENODEV, "ino=%lu is not a file",
 				   ino);
@@ -1850,7 +1863,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		}
 		return qfs_fs_ok(req, FOP_RELEASE, t0);
 	}
-	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
+	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	qfs_ino_t gone_parent = 0;
 	char gone_name[QFS_NAME_MAX + 1];
 	pthread_mutex_lock(&in->mu);

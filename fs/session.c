@@ -1,10 +1,13 @@
 /*
  * session.c - set up the inode table, sweep orphans, mount, and run the
- * multi-threaded FUSE session loop until unmount or a signal; then detach
- * the mount and flush what files still buffer.  A read-only mount (-o ro)
- * serves a copy of the operations table whose changing operations reply
- * EROFS, besides the kernel's own read-only flag.  libfuse's messages are
- * routed into our log as "fuse msg=..." lines.
+ * multi-threaded FUSE session loop until unmount or a signal.  Every
+ * request runs inside one call budget (common/clock.h): the table below
+ * wraps each operation of qfs_fs_ops so that all the lookups one FUSE call
+ * makes share one quorum_timeout.
+ * A read-only mount (-o ro) serves a copy of that table whose changing
+ * operations reply EROFS, besides the kernel's own read-only flag.
+ * Afterwards the mount is detached and what files still buffer is flushed.
+ * libfuse's messages are routed into our log as "fuse msg=..." lines.
  */
 #include "config.h"
 
@@ -23,6 +26,99 @@
 #include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
+
+/* ------------------------------------------------------- call budget */
+
+/* Operations of qfs_fs_ops run between qfs_clock_call_begin/_end (replies
+ * are sent inside the handler, on its thread).  An operation not listed
+ * here runs unwrapped (each of its waits then has its own timeout). */
+#define TIMED(op, params, args)                 \
+	static void timed_##op params           \
+	{                                       \
+		qfs_clock_call_begin();         \
+		qfs_fs_ops.op args;             \
+		qfs_clock_call_end();           \
+	}
+TIMED(lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+TIMED(getattr, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+TIMED(setattr, (fuse_req_t r, fuse_ino_t i, struct stat *a, int s, struct fuse_file_info *f),
+      (r, i, a, s, f))
+TIMED(readlink, (fuse_req_t r, fuse_ino_t i), (r, i))
+TIMED(mknod, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, dev_t d), (r, p, n, m, d))
+TIMED(mkdir, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m), (r, p, n, m))
+TIMED(unlink, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+TIMED(rmdir, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+TIMED(symlink, (fuse_req_t r, const char *l, fuse_ino_t p, const char *n), (r, l, p, n))
+TIMED(rename, (fuse_req_t r, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned fl),
+      (r, p, n, np, nn, fl))
+TIMED(link, (fuse_req_t r, fuse_ino_t i, fuse_ino_t np, const char *nn), (r, i, np, nn))
+TIMED(open, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+TIMED(read, (fuse_req_t r, fuse_ino_t i, size_t sz, off_t o, struct fuse_file_info *f), (r, i, sz, o, f))
+TIMED(write, (fuse_req_t r, fuse_ino_t i, const char *b, size_t sz, off_t o, struct fuse_file_info *f),
+      (r, i, b, sz, o, f))
+TIMED(flush, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+TIMED(release, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+TIMED(fsync, (fuse_req_t r, fuse_ino_t i, int d, struct fuse_file_info *f), (r, i, d, f))
+TIMED(opendir, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+TIMED(readdir, (fuse_req_t r, fuse_ino_t i, size_t sz, off_t o, struct fuse_file_info *f), (r, i, sz, o, f))
+TIMED(readdirplus, (fuse_req_t r, fuse_ino_t i, size_t sz, off_t o, struct fuse_file_info *f),
+      (r, i, sz, o, f))
+TIMED(releasedir, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+TIMED(fsyncdir, (fuse_req_t r, fuse_ino_t i, int d, struct fuse_file_info *f), (r, i, d, f))
+TIMED(statfs, (fuse_req_t r, fuse_ino_t i), (r, i))
+TIMED(setxattr, (fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t sz, int fl),
+      (r, i, n, v, sz, fl))
+TIMED(getxattr, (fuse_req_t r, fuse_ino_t i, const char *n, size_t sz), (r, i, n, sz))
+TIMED(listxattr, (fuse_req_t r, fuse_ino_t i, size_t sz), (r, i, sz))
+TIMED(removexattr, (fuse_req_t r, fuse_ino_t i, const char *n), (r, i, n))
+TIMED(access, (fuse_req_t r, fuse_ino_t i, int m), (r, i, m))
+TIMED(create, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f),
+      (r, p, n, m, f))
+TIMED(fallocate, (fuse_req_t r, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *f),
+      (r, i, m, o, l, f))
+#undef TIMED
+
+/* qfs_fs_ops with every operation listed above wrapped in a call budget. */
+static void timed_ops(struct fuse_lowlevel_ops *t)
+{
+	*t = qfs_fs_ops;
+#define W(op)                      \
+	do {                               \
+		if (qfs_fs_ops.op)         \
+			t->op = timed_##op; \
+	} while (0)
+	W(lookup);
+	W(getattr);
+	W(setattr);
+	W(readlink);
+	W(mknod);
+	W(mkdir);
+	W(unlink);
+	W(rmdir);
+	W(symlink);
+	W(rename);
+	W(link);
+	W(open);
+	W(read);
+	W(write);
+	W(flush);
+	W(release);
+	W(fsync);
+	W(opendir);
+	W(readdir);
+	W(readdirplus);
+	W(releasedir);
+	W(fsyncdir);
+	W(statfs);
+	W(setxattr);
+	W(getxattr);
+	W(listxattr);
+	W(removexattr);
+	W(access);
+	W(create);
+	W(fallocate);
+#undef W
+}
 
 struct orphan_ctx {
 	qfs_ino_t *inos;
@@ -173,9 +269,9 @@ static void ro_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 }
 
 /* qfs_fs_ops with every changing operation replaced by an EROFS reply. */
+/* Replace the changing operations of ops (the timed table) by EROFS ones. */
 static void ro_ops(struct fuse_lowlevel_ops *ops)
 {
-	*ops = qfs_fs_ops;
 	ops->setattr = ro_setattr;
 	ops->mknod = ro_mknod;
 	ops->mkdir = ro_mkdir;
@@ -241,10 +337,9 @@ static void flush_all(struct qfs_fs *fs)
 
 int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 {
-	static struct fuse_lowlevel_ops ops_ro;
-	const struct fuse_lowlevel_ops *ops = &qfs_fs_ops;
 	struct qfs_fs *fs;
 	struct fuse_session *se;
+	static struct fuse_lowlevel_ops timed; /* fuse_session_new copies it; static to be sure */
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char opts[4096], em[QFS_ESC_MAX(PATH_MAX)], ed[QFS_ESC_MAX(PATH_MAX)];
 	int rc;
@@ -281,10 +376,9 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	/* noatime: reads never update atime (the kernel does not for FUSE
 	 * either), and the mount says so in /proc/mounts; doc/fs.md */
 	fuse_set_log_func(fuse_log_cb);
-	if (o->readonly) {
-		ro_ops(&ops_ro);
-		ops = &ops_ro;
-	}
+	timed_ops(&timed);
+	if (o->readonly)
+		ro_ops(&timed);
 	if ((size_t)snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=quorumfs,subtype=quorumfs%s%s%s",
 			     geteuid() == 0 ? "allow_other," : "", o->readonly ? ",ro" : "",
 			     o->kernel_opts && *o->kernel_opts ? "," : "",
@@ -297,7 +391,10 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = -ENOMEM;
 		goto err_args;
 	}
-	se = fuse_session_new(&args, ops, sizeof(*ops), fs);
+	rc = qfs_fs_avail_start(fs);
+	if (rc)
+		goto err_args;
+	se = fuse_session_new(&args, &timed, sizeof(timed), fs);
 	if (!se) {
 		QFS_LOG(QFS_LOG_ERR, "fuse session could not be created");
 		rc = -EIO;
@@ -345,6 +442,7 @@ err_signals:
 err_session:
 	fuse_session_destroy(se);
 err_args:
+	qfs_fs_avail_stop(fs);
 	fuse_opt_free_args(&args);
 err_itab:
 	qfs_fs_itab_close(fs);

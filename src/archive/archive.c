@@ -69,7 +69,9 @@ struct part {
 	/* published; protected by a->mu: */
 	qfs_lsn_t st_archived, st_applied, st_snap;
 	uint64_t st_earliest;          /* earliest restorable time (ns; 0: the beginning) */
-	uint64_t st_lag_bytes, st_lag_ns;
+	uint64_t st_lag_bytes;
+	uint64_t st_oldest_ns;         /* wall ns of the oldest unarchived record; 0: none */
+	int st_paused;                 /* node 1 (the archive source) is down */
 	uint32_t st_pending;
 	int st_err;                    /* last error code, 0 if the last pass was clean */
 	char st_errmsg[ERR_MAX];       /* last error, kept after recovery ("-" if none ever) */
@@ -85,9 +87,11 @@ struct qfs_archive {
 	uint64_t retention_ns;         /* UINT64_MAX: keep everything */
 	uint64_t deleted;              /* mu: objects deleted by retention */
 	uint32_t backoff_ms;           /* archiver thread only */
+	uint64_t stuck_ms;             /* alarm when a record waits longer than this */
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;             /* kick or stop; CLOCK_MONOTONIC */
+	pthread_cond_t pass_cv;        /* a group's pass ended (flush waits); CLOCK_MONOTONIC */
 	int kicked, stop;              /* mu */
 	struct part **parts;           /* mu; sorted by group; freed by the thread only */
 	size_t nparts;                 /* mu */
@@ -116,10 +120,13 @@ static void clean(char *s)
 
 /* Record err for pt (and the auth alarm) with a description; logs when the
  * message changes.  Archiver thread. */
-static void part_fail(struct qfs_archive *a, struct part *pt, int err, const char *what, const char *key)
+static void part_fail_as(struct qfs_archive *a, struct part *pt, int err, const char *what,
+			 const char *key, int from_store)
 {
 	char msg[ERR_MAX];
-	const char *detail = a->os ? qfs_objstore_last_error(a->os) : "";
+	/* The store's last error belongs to the last store call, which is
+	 * this group's only when the failure came from one. */
+	const char *detail = from_store && a->os ? qfs_objstore_last_error(a->os) : "";
 	int changed;
 
 	snprintf(msg, sizeof(msg), "%s%s%s: %s%s%s", what, key ? " " : "", key ? key : "",
@@ -140,6 +147,19 @@ static void part_fail(struct qfs_archive *a, struct part *pt, int err, const cha
 			"archive failed group=%016llx err=\"%s\"", (unsigned long long)pt->group, msg);
 }
 
+/* A failure of pt's own (not of an object store call). */
+static void part_fail(struct qfs_archive *a, struct part *pt, int err, const char *what, const char *key)
+{
+	part_fail_as(a, pt, err, what, key, 0);
+}
+
+/* A failure of an object store call made for pt. */
+static void part_fail_store(struct qfs_archive *a, struct part *pt, int err, const char *what,
+			    const char *key)
+{
+	part_fail_as(a, pt, err, what, key, 1);
+}
+
 static void part_ok(struct qfs_archive *a, struct part *pt)
 {
 	pthread_mutex_lock(&a->mu);
@@ -147,6 +167,43 @@ static void part_ok(struct qfs_archive *a, struct part *pt)
 		QFS_LOG(QFS_LOG_INFO, "archive recovered group=%016llx", (unsigned long long)pt->group);
 	pt->st_err = 0;
 	pthread_mutex_unlock(&a->mu);
+}
+
+/* Read the whole file at path.  *data malloc'd.  0 or -errno. */
+static int slurp(const char *path, uint8_t **data, size_t *len)
+{
+	struct stat st;
+	uint8_t *p;
+	size_t off = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	p = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!p) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			free(p);
+			goto out_close;
+		}
+		off += (size_t)n;
+	}
+	*data = p;
+	*len = off;
+out_close:
+	close(fd);
+	return rc;
 }
 
 /* Map the file at path read-only (a segment is walked without copying it
@@ -204,6 +261,15 @@ static void unmap_file(uint8_t *data, size_t len)
 {
 	if (len)
 		munmap(data, len);
+}
+
+/* Give back a segment image: mapped by map_file (mapped) or malloc'd. */
+static void release_image(uint8_t *data, size_t len, int mapped)
+{
+	if (mapped)
+		unmap_file(data, len);
+	else
+		free(data);
 }
 
 /* ---------------------------------------------------------------- local WAL */
@@ -267,20 +333,30 @@ static int list_wal(const char *dir, struct lseg **out, size_t *count)
 	return 0;
 }
 
-/* time_ns of the first record of a segment file, 0 if none or unreadable. */
+/* time_ns of the first stamped record of a segment file (a new leader's
+ * NOOP barrier carries no time: the records after it are looked at, up to
+ * 64), 0 if none or unreadable. */
 static uint64_t first_record_time(const char *dir, qfs_lsn_t first)
 {
 	uint8_t b[QFS_WAL_REC_HDR + 17];
 	char path[PATH_MAX];
 	uint64_t t = 0;
+	off_t off = QFS_WAL_SEG_HDR;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	if (pread(fd, b, sizeof(b), QFS_WAL_SEG_HDR) == (ssize_t)sizeof(b))
+	for (int i = 0; i < 64 && !t; i++) {
+		uint32_t len;
+
+		if (pread(fd, b, sizeof(b), off) != (ssize_t)sizeof(b))
+			break;
+		len = qfs_be32_get(b + 4);
 		t = qfs_be64_get(b + QFS_WAL_REC_HDR + 9);
+		off += QFS_WAL_REC_HDR + (off_t)len;
+	}
 	close(fd);
 	return t;
 }
@@ -302,7 +378,7 @@ static int manifest_load(struct qfs_archive *a, struct part *pt)
 		return 0;
 	}
 	if (rc) {
-		part_fail(a, pt, rc, "manifest get", key);
+		part_fail_store(a, pt, rc, "manifest get", key);
 		return rc;
 	}
 	rc = qfs_arch_manifest_decode(data, len, pt->group, &pt->man);
@@ -329,7 +405,7 @@ static int manifest_store(struct qfs_archive *a, struct part *pt)
 	rc = b.err ? b.err : qfs_objstore_put(a->os, key, b.data, b.len);
 	qfs_buf_close(&b);
 	if (rc) {
-		part_fail(a, pt, rc, "manifest put", key);
+		part_fail_store(a, pt, rc, "manifest put", key);
 		return rc;
 	}
 	pt->dirty = 0;
@@ -366,44 +442,59 @@ static int verify_local(struct qfs_archive *a, struct part *pt, const struct lse
 
 /* ---------------------------------------------------------------- upload */
 
-static int upload_segment(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t first,
-			  qfs_lsn_t last)
+/* Check the segment image data[len] (it must hold exactly [first, last]),
+ * upload it and list it in the manifest.  src names it in errors;
+ * from_node1: it is node 1's own segment file src, mapped by map_file (its
+ * pages are dropped behind the walk, and it is put by path so the local
+ * backend may link it; a corrupt one makes node 1's replica untrusted);
+ * else data is malloc'd (fill_gap) and put from memory.  Takes ownership
+ * of data. */
+static int upload_image(struct qfs_archive *a, struct part *pt, const char *src, int from_node1,
+			uint8_t *data, size_t len, qfs_lsn_t first, qfs_lsn_t last)
 {
-	char path[PATH_MAX], key[QFS_ARCH_KEY_MAX];
+	char key[QFS_ARCH_KEY_MAX];
 	struct qfs_arch_seg s;
 	const char *why = NULL;
-	uint8_t *data = NULL;
-	size_t len = 0;
 	uint64_t t0 = qfs_clock_mono_ms();
+	struct behind bh = { data, 0 };
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
-	rc = map_file(path, &data, &len);
-	if (rc) {
-		part_fail(a, pt, rc, "read local segment", path);
-		return rc;
-	}
-	struct behind bh = { data, 0 };
-	rc = qfs_arch_seg_walk(data, len, drop_behind, &bh, &s, &why);
+	rc = qfs_arch_seg_walk(data, len, from_node1 ? drop_behind : NULL, from_node1 ? &bh : NULL,
+			       &s, &why);
 	if (rc == 0 && (s.first != first || s.last != last)) {
 		rc = QFS_ECORRUPT;
 		why = "LSN range differs from the file names";
 	}
 	if (rc) {
 		char what[PATH_MAX + 64];
-		snprintf(what, sizeof(what), "local segment %s: %s", path, why ? why : "unreadable");
+		snprintf(what, sizeof(what), "local segment %s: %s", src, why ? why : "unreadable");
 		part_fail(a, pt, rc, what, NULL);
-		unmap_file(data, len);
+		release_image(data, len, from_node1);
+		if (rc == QFS_ECORRUPT && from_node1) {
+			/* Node 1's replica cannot be trusted: have it rebuilt;
+			 * its missing records then come from another replica. */
+			int drc = qfs_cell_wal_distrust(a->n, pt->group);
+
+			QFS_LOG(QFS_LOG_WARN, "archive found node 1's log corrupt group=%016llx"
+				" action=\"its replica is stopped and rebuilt from the others\" rc=%s",
+				(unsigned long long)pt->group, drc ? qfs_strerror(drc) : "ok");
+		}
 		return rc;
 	}
-	unmap_file(data, len);
-	/* A sealed segment never changes again (only whole segments are
-	 * deleted, and truncation stays above the commit point): the local
-	 * backend links it instead of copying its bytes. */
 	qfs_arch_key_seg(key, pt->group, first, last);
-	rc = qfs_objstore_put_file_immutable(a->os, key, path);
+	if (from_node1) {
+		/* A sealed segment never changes again (only whole segments
+		 * are deleted, and truncation stays above the commit point):
+		 * the local backend may link it instead of copying its bytes
+		 * (-o archive_link=on). */
+		unmap_file(data, len);
+		rc = qfs_objstore_put_file_immutable(a->os, key, src);
+	} else {
+		rc = qfs_objstore_put(a->os, key, data, len);
+		free(data);
+	}
 	if (rc) {
-		part_fail(a, pt, rc, "segment put", key);
+		part_fail_store(a, pt, rc, "segment put", key);
 		return rc;
 	}
 	rc = qfs_arch_manifest_add_seg(&pt->man, &s);
@@ -423,6 +514,120 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 		(unsigned long long)pt->group, (unsigned long long)first, (unsigned long long)last, len,
 		(unsigned long long)(qfs_clock_mono_ms() - t0));
 	return 0;
+}
+
+static int upload_segment(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t first,
+			  qfs_lsn_t last)
+{
+	char path[PATH_MAX];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
+	rc = map_file(path, &data, &len);
+	if (rc) {
+		part_fail(a, pt, rc, "read local segment", path);
+		return rc;
+	}
+	return upload_image(a, pt, path, 1, data, len, first, last);
+}
+
+/* Append to img the raw records of the segment file at path whose LSNs
+ * lie in [from, to] (header and payload copied as they are: their CRCs
+ * stay valid).  0, QFS_ECORRUPT (a record overruns the file), -errno. */
+static int copy_records(const char *path, qfs_lsn_t from, qfs_lsn_t to, struct qfs_buf *img)
+{
+	uint8_t *data = NULL;
+	size_t len = 0, off = QFS_WAL_SEG_HDR;
+	int rc = slurp(path, &data, &len);
+
+	if (rc)
+		return rc;
+	while (off + QFS_WAL_REC_HDR <= len) {
+		uint32_t rl = qfs_be32_get(data + off + 4);
+		qfs_lsn_t lsn = qfs_be64_get(data + off + 8);
+
+		if (rl > len - off - QFS_WAL_REC_HDR) {
+			rc = QFS_ECORRUPT;
+			break;
+		}
+		if (lsn > to)
+			break;
+		if (lsn >= from)
+			qfs_buf_put(img, data + off, QFS_WAL_REC_HDR + rl);
+		off += QFS_WAL_REC_HDR + rl;
+	}
+	free(data);
+	return rc ? rc : img->err;
+}
+
+/* Node 1's log does not continue the archive: its replica was rebuilt from
+ * a snapshot (doc/cell.md "Self-healing") or its directory was lost, so
+ * [from, to] is missing from it.  Build a segment image of exactly those
+ * records from another replica's sealed segments (a committed record is the
+ * same bytes on every replica: the leader's entry) and upload it.  0 when
+ * uploaded; -EAGAIN while no running replica has them all applied and
+ * sealed (their open segments are sealed for the next pass); -ENOENT when
+ * none holds them any more; errors of the upload. */
+static int fill_gap(struct qfs_archive *a, struct part *pt, qfs_lsn_t from, qfs_lsn_t to)
+{
+	int rc = -ENOENT;
+
+	for (uint32_t k = 2; k <= QFS_CELL_MAX_NODES; k++) {
+		char dir[PATH_MAX], path[PATH_MAX], src[PATH_MAX + 32];
+		struct lseg *ls = NULL;
+		struct qfs_buf img;
+		qfs_lsn_t applied;
+		size_t n = 0, i;
+		int r;
+
+		if (qfs_cell_node_wal_info(a->n, k, pt->group, dir, sizeof(dir), &applied) != 0)
+			continue;
+		if (applied < to || list_wal(dir, &ls, &n) != 0 || n == 0) {
+			rc = -EAGAIN;
+			free(ls);
+			continue;
+		}
+		if (ls[0].first > from) { /* released there */
+			free(ls);
+			continue;
+		}
+		if (to >= ls[n - 1].first) { /* in its open segment: seal it */
+			(void)qfs_cell_node_wal_seal(a->n, k, pt->group);
+			rc = -EAGAIN;
+			free(ls);
+			continue;
+		}
+		{
+			uint8_t h[QFS_WAL_SEG_HDR];
+
+			qfs_wal_seg_header(h, from);
+			qfs_buf_init(&img);
+			qfs_buf_put(&img, h, sizeof(h));
+			r = img.err;
+		}
+		for (i = 0; !r && i + 1 < n && ls[i].first <= to; i++) {
+			if (ls[i + 1].first <= from)
+				continue;
+			snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)ls[i].first);
+			r = copy_records(path, from, to, &img);
+		}
+		free(ls);
+		if (r) {
+			qfs_buf_close(&img);
+			rc = r;
+			continue;
+		}
+		snprintf(src, sizeof(src), "%s (node %u, records %llu-%llu)", dir, k,
+			 (unsigned long long)from, (unsigned long long)to);
+		QFS_LOG(QFS_LOG_WARN, "archive gap filled from another replica group=%016llx first=%llu"
+			" last=%llu node=%u (node 1's log does not hold them: its replica was rebuilt)",
+			(unsigned long long)pt->group, (unsigned long long)from, (unsigned long long)to, k);
+		/* upload_image owns the bytes */
+		return upload_image(a, pt, src, 0, img.data, img.len, from, to);
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -558,7 +763,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 	qfs_arch_key_snap(key, pt->group, lsn);
 	rc = qfs_objstore_put_file_immutable(a->os, key, path);
 	if (rc) {
-		part_fail(a, pt, rc, "snapshot put", key);
+		part_fail_store(a, pt, rc, "snapshot put", key);
 		goto out;
 	}
 	if ((rc = qfs_arch_manifest_add_snap(&pt->man, &s)) != 0) {
@@ -588,7 +793,7 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 {
 	struct lseg *ls = NULL;
 	size_t n = 0, i;
-	uint64_t lag_bytes = 0, lag_ns = 0;
+	uint64_t lag_bytes = 0, oldest = 0;
 	uint32_t pending = 0;
 
 	if (list_wal(dir, &ls, &n) == 0) {
@@ -598,10 +803,8 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 
 			if (tail ? ls[i].size <= QFS_WAL_SEG_HDR : last <= pt->stored)
 				continue;
-			if (pending++ == 0) {
-				uint64_t t = first_record_time(dir, ls[i].first), now = wall_ns();
-				lag_ns = t && now > t ? now - t : 0;
-			}
+			if (pending++ == 0)
+				oldest = first_record_time(dir, ls[i].first);
 			lag_bytes += ls[i].size - QFS_WAL_SEG_HDR;
 		}
 	}
@@ -612,8 +815,9 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 	pt->st_snap = pt->man.nsnaps ? pt->man.snaps[pt->man.nsnaps - 1].lsn : 0;
 	pt->st_earliest = qfs_arch_earliest(&pt->man);
 	pt->st_lag_bytes = lag_bytes;
-	pt->st_lag_ns = lag_ns;
+	pt->st_oldest_ns = oldest;
 	pt->st_pending = pending;
+	pt->st_paused = 0;
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -631,6 +835,25 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	rc = qfs_cell_wal_info(a->n, pt->group, dir, sizeof(dir), &applied);
 	if (rc == QFS_ENOGROUP)
 		return 0; /* dropped meanwhile */
+	if (rc == QFS_ESTOPPED && !qfs_cell_node_up(a->n, 1)) {
+		/* Not an error of the group: archiving waits for node 1.
+		 * Records written meanwhile are unarchived from now on (the
+		 * oldest pending one, if any, keeps its time). */
+		qfs_lsn_t top = qfs_cell_group_applied(a->n, pt->group);
+
+		pthread_mutex_lock(&a->mu);
+		if (!pt->st_paused)
+			QFS_LOG(QFS_LOG_WARN, "archive paused group=%016llx why=\"node 1 (the archive source) is down\"",
+				(unsigned long long)pt->group);
+		pt->st_paused = 1;
+		if (top > pt->st_archived) {
+			if (!pt->st_oldest_ns)
+				pt->st_oldest_ns = wall_ns();
+			pt->st_applied = top;
+		}
+		pthread_mutex_unlock(&a->mu);
+		return 0;
+	}
 	if (rc) {
 		part_fail(a, pt, rc, "group not readable", NULL);
 		return rc;
@@ -644,10 +867,33 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	if (!pt->verified && (rc = verify_local(a, pt, ls, n)) != 0)
 		goto out_publish;
 
-	for (size_t i = 0; i + 1 < n && uploads < PASS_MAX_SEGMENTS; i++) {
-		qfs_lsn_t first = ls[i].first, last = ls[i + 1].first - 1, have;
+	if (n == 0) {
+		/* An empty log (reset by a snapshot install): its next record
+		 * is applied + 1, so everything above the archive up to the
+		 * applied LSN is a gap. */
+		qfs_lsn_t have = qfs_arch_manifest_last(&pt->man);
+
+		if (have && applied > have && fill_gap(a, pt, have + 1, applied) == 0)
+			uploads++;
+	}
+	for (size_t i = 0; i < n && uploads < PASS_MAX_SEGMENTS; i++) {
+		qfs_lsn_t first = ls[i].first, last = i + 1 < n ? ls[i + 1].first - 1 : 0, have;
 
 		have = qfs_arch_manifest_last(&pt->man);
+		if (have && first > have + 1 && first - 1 <= applied) {
+			/* A gap in node 1's log (its replica was rebuilt):
+			 * take those records from another replica. */
+			int frc = fill_gap(a, pt, have + 1, first - 1);
+
+			if (frc == 0) {
+				uploads++;
+				have = qfs_arch_manifest_last(&pt->man);
+			} else if (frc == -EAGAIN) {
+				break; /* the next pass */
+			}
+		}
+		if (i + 1 == n)
+			break; /* the open tail */
 		if (last <= have)
 			continue;
 		if (last > applied)
@@ -833,6 +1079,9 @@ static void *archive_main(void *arg)
 			rc = part_pass(a, pt);
 			if (rc)
 				failed = 1;
+			pthread_mutex_lock(&a->mu);
+			pthread_cond_broadcast(&a->pass_cv);
+			pthread_mutex_unlock(&a->mu);
 		}
 		a->backoff_ms = failed ? (a->backoff_ms ? a->backoff_ms * 2 : BACKOFF_MIN_MS) : 0;
 		if (a->backoff_ms > BACKOFF_MAX_MS)
@@ -885,6 +1134,7 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	a->interval_ms = o->interval_ms ? o->interval_ms : QFS_ARCHIVE_INTERVAL_DEFAULT_MS;
 	a->snap_segments = o->snap_segments ? o->snap_segments : QFS_ARCHIVE_SNAP_SEGMENTS_DEFAULT;
 	a->snap_bytes = o->snap_bytes ? o->snap_bytes : QFS_ARCHIVE_SNAP_BYTES_DEFAULT;
+	a->stuck_ms = o->stuck_ms ? o->stuck_ms : QFS_ARCHIVE_STUCK_DEFAULT_MS;
 	a->retention_ns = o->retention_ns ? o->retention_ns : QFS_ARCHIVE_RETENTION_DEFAULT_NS;
 	a->url = strdup(o->store.url ? o->store.url : "");
 	a->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
@@ -901,9 +1151,11 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->cv, &ca);
+	pthread_cond_init(&a->pass_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	rc = -pthread_create(&a->th, NULL, archive_main, a);
 	if (rc) {
+		pthread_cond_destroy(&a->pass_cv);
 		pthread_cond_destroy(&a->cv);
 		pthread_mutex_destroy(&a->mu);
 		goto err_free;
@@ -931,6 +1183,7 @@ void qfs_archive_stop(struct qfs_archive *a)
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
 	pthread_join(a->th, NULL);
+	pthread_cond_destroy(&a->pass_cv);
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->mu);
 	QFS_LOG(QFS_LOG_INFO, "archive stopped segments=%llu bytes=%llu snapshots=%llu",
@@ -948,9 +1201,52 @@ void qfs_archive_kick(struct qfs_archive *a)
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* Age in ns of pt's oldest unarchived record now (0: none).  a->mu. */
+static uint64_t lag_ns(const struct part *pt, uint64_t now)
+{
+	return pt->st_oldest_ns && now > pt->st_oldest_ns ? now - pt->st_oldest_ns : 0;
+}
+
+static const char *state_of(const struct part *pt)
+{
+	return pt->st_paused ? "paused" : pt->st_err ? "error" : "ok";
+}
+
+/* The stuck alarm's text into buf ("" when not stuck): node 1 down, or a
+ * record unarchived for longer than stuck_ms.  a->mu. */
+static void stuck_text(struct qfs_archive *a, uint64_t now, char *buf, size_t len)
+{
+	uint32_t paused = 0, late = 0;
+	uint64_t worst = 0;
+	qfs_group_t wg = 0;
+
+	for (size_t i = 0; i < a->nparts; i++) {
+		const struct part *pt = a->parts[i];
+		uint64_t l = lag_ns(pt, now);
+
+		paused += pt->st_paused;
+		if (l > (uint64_t)a->stuck_ms * 1000000ull) {
+			late++;
+			if (l > worst) {
+				worst = l;
+				wg = pt->group;
+			}
+		}
+	}
+	buf[0] = '\0';
+	if (paused)
+		snprintf(buf, len, "node 1 (the archive source) is down: %u partitions not archived; start it", paused);
+	else if (late)
+		snprintf(buf, len, "%u partitions have records unarchived for over %llu s (worst %016llx: %.0f s);"
+			 " see last_error", late, (unsigned long long)(a->stuck_ms / 1000),
+			 (unsigned long long)wg, (double)worst / 1e9);
+}
+
 /* See archive.h.  Takes a->mu. */
 void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 {
+	char stuck[ERR_MAX];
+	uint64_t now = wall_ns();
 	char line[ERR_MAX + 512];
 	int n;
 
@@ -968,6 +1264,11 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 		n = snprintf(line, sizeof(line), "alarm auth \"%s\"\n", a->alarm);
 		qfs_buf_put(out, line, (size_t)n);
 	}
+	stuck_text(a, now, stuck, sizeof(stuck));
+	if (stuck[0]) {
+		n = snprintf(line, sizeof(line), "alarm stuck \"%s\"\n", stuck);
+		qfs_buf_put(out, line, (size_t)n);
+	}
 	for (size_t i = 0; i < a->nparts; i++) {
 		struct part *pt = a->parts[i];
 
@@ -976,8 +1277,8 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 			     "pending_segments %u snapshot_lsn %llu state %s last_error \"%s\"\n",
 			     (unsigned long long)pt->group, (unsigned long long)pt->st_archived,
 			     (unsigned long long)pt->st_applied, (unsigned long long)pt->st_lag_bytes,
-			     (double)pt->st_lag_ns / 1e9, pt->st_pending, (unsigned long long)pt->st_snap,
-			     pt->st_err ? "error" : "ok", pt->st_errmsg);
+			     (double)lag_ns(pt, now) / 1e9, pt->st_pending, (unsigned long long)pt->st_snap,
+			     state_of(pt), pt->st_errmsg);
 		qfs_buf_put(out, line, (size_t)n);
 		if (pt->st_earliest == 0) {
 			n = snprintf(line, sizeof(line), "earliest %016llx beginning\n", (unsigned long long)pt->group);
@@ -998,18 +1299,19 @@ void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out)
 /* See archive.h.  Takes a->mu. */
 void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
 {
-	uint64_t lag_bytes = 0, lag_ns = 0;
+	uint64_t lag_bytes = 0, lag = 0, now = wall_ns();
 	uint32_t pending = 0, errors = 0;
-	char line[512];
+	char line[512], stuck[ERR_MAX];
 	int n;
 
 	pthread_mutex_lock(&a->mu);
+	stuck_text(a, now, stuck, sizeof(stuck));
 	for (size_t i = 0; i < a->nparts; i++) {
 		struct part *pt = a->parts[i];
 
 		lag_bytes += pt->st_lag_bytes;
-		if (pt->st_lag_ns > lag_ns)
-			lag_ns = pt->st_lag_ns;
+		if (lag_ns(pt, now) > lag)
+			lag = lag_ns(pt, now);
 		pending += pt->st_pending;
 		errors += pt->st_err != 0;
 	}
@@ -1017,9 +1319,92 @@ void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out)
 		     "archive store \"%s\" partitions %zu lag_bytes %llu lag_s %.3f pending_segments %u "
 		     "errors %u alarm %s\n",
 		     qfs_objstore_describe(a->os), a->nparts, (unsigned long long)lag_bytes,
-		     (double)lag_ns / 1e9, pending, errors, a->alarm[0] ? "auth" : "none");
+		     (double)lag / 1e9, pending, errors,
+		     a->alarm[0] ? "auth" : stuck[0] ? "stuck" : "none");
 	pthread_mutex_unlock(&a->mu);
 	qfs_buf_put(out, line, (size_t)n);
+}
+
+/* The archived LSN of group as last published (0: none or unknown), and
+ * its last error.  Caller holds a->mu. */
+static qfs_lsn_t archived_of(struct qfs_archive *a, qfs_group_t group, int *err)
+{
+	for (size_t i = 0; i < a->nparts; i++)
+		if (a->parts[i]->group == group) {
+			*err = a->parts[i]->st_err;
+			return a->parts[i]->st_archived;
+		}
+	*err = 0;
+	return 0;
+}
+
+/* See archive.h.  Runs on the caller's thread: seals node 1's open segment
+ * (again each round, in case the last entries reached node 1 after a seal)
+ * and kicks the archiver until the group's stored manifest reaches what the
+ * group had applied when the call began. */
+int qfs_archive_flush(struct qfs_archive *a, qfs_group_t group, uint32_t timeout_ms)
+{
+	uint64_t t0 = qfs_clock_mono_ms(), deadline = t0 + timeout_ms;
+	qfs_lsn_t target = qfs_cell_group_applied(a->n, group), have = 0;
+	int rc = 0, err = 0;
+
+	if (!target)
+		return 0;
+	for (;;) {
+		struct timespec ts;
+
+		rc = qfs_cell_wal_seal(a->n, group);
+		if (rc == QFS_ESTOPPED)
+			break; /* node 1 down: archiving is paused */
+		pthread_mutex_lock(&a->mu);
+		have = archived_of(a, group, &err);
+		if (have >= target || a->stop) {
+			pthread_mutex_unlock(&a->mu);
+			break;
+		}
+		a->kicked = 1;
+		pthread_cond_signal(&a->cv);
+		qfs_clock_deadline(CLOCK_MONOTONIC, 200, &ts);
+		pthread_cond_timedwait(&a->pass_cv, &a->mu, &ts);
+		have = archived_of(a, group, &err);
+		pthread_mutex_unlock(&a->mu);
+		if (have >= target)
+			break;
+		if (qfs_clock_mono_ms() >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (have >= target) {
+		QFS_LOG(QFS_LOG_INFO, "archive flushed group=%016llx lsn=%llu ms=%llu",
+			(unsigned long long)group, (unsigned long long)have,
+			(unsigned long long)(qfs_clock_mono_ms() - t0));
+		return 0;
+	}
+	if (!rc)
+		rc = err ? err : -ETIMEDOUT;
+	QFS_LOG(QFS_LOG_WARN, "archive flush incomplete group=%016llx archived_lsn=%llu applied_lsn=%llu"
+		" err=\"%s\"", (unsigned long long)group, (unsigned long long)have,
+		(unsigned long long)target, rc == QFS_ESTOPPED ? "node 1 is down: archiving is paused" :
+		qfs_strerror(rc));
+	return rc;
+}
+
+/* See archive.h. */
+int qfs_archive_drop_hook(qfs_group_t group, void *arg)
+{
+	struct qfs_archive *a = arg;
+	int rc = qfs_archive_flush(a, group, QFS_ARCHIVE_DROP_WAIT_MS);
+
+	/* The table list: its create (and drop) must be archived too, for a
+	 * restore to find the table by name at a time it existed. */
+	if (!rc)
+		rc = qfs_archive_flush(a, QFS_META_GROUP, QFS_ARCHIVE_DROP_WAIT_MS);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "table group dropped before its final records were archived"
+			" group=%016llx err=\"%s\" (restore reaches only what was archived)",
+			(unsigned long long)group, qfs_strerror(rc));
+	return rc;
 }
 
 /* See archive.h. */
@@ -1041,6 +1426,24 @@ void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out)
 		if (!gmtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm))
 			snprintf(ts, sizeof(ts), "@%lld", (long long)sec);
 		qfs_buf_printf(out, "alarm archive-auth raised %s \"%s\"\n", ts, a->alarm);
+	}
+	{
+		char stuck[ERR_MAX];
+		uint64_t now = wall_ns(), since = now;
+
+		stuck_text(a, now, stuck, sizeof(stuck));
+		if (stuck[0]) {
+			/* raised: when the oldest record still waiting was written */
+			for (size_t i = 0; i < a->nparts; i++)
+				if (a->parts[i]->st_oldest_ns && a->parts[i]->st_oldest_ns < since)
+					since = a->parts[i]->st_oldest_ns;
+			time_t sec = (time_t)(since / 1000000000ull);
+			struct tm tm;
+
+			if (!gmtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm))
+				snprintf(ts, sizeof(ts), "@%lld", (long long)sec);
+			qfs_buf_printf(out, "alarm archive-stuck raised %s \"%s\"\n", ts, stuck);
+		}
 	}
 	pthread_mutex_unlock(&a->mu);
 }

@@ -45,9 +45,12 @@ struct qfs_archive_opts {
 	uint32_t snap_segments;        /* snapshot after this many archived segments; 0: default */
 	uint64_t snap_bytes;           /* ... or this many archived bytes; 0: default */
 	const char *tmp_dir;           /* where snapshots are staged; NULL: $TMPDIR or /tmp */
+	uint64_t stuck_ms;             /* "alarm stuck" once a record waits longer than this
+					  (give 3 x the seal age); 0: QFS_ARCHIVE_STUCK_DEFAULT_MS */
 	uint64_t retention_ns;         /* keep what restores to any time this far back;
 					  0: QFS_ARCHIVE_RETENTION_DEFAULT_NS, UINT64_MAX: keep all */
 };
+#define QFS_ARCHIVE_STUCK_DEFAULT_MS 180000ull
 
 struct qfs_archive;
 
@@ -66,11 +69,29 @@ void qfs_archive_stop(struct qfs_archive *a);
 /* Wake the thread for a pass now (e.g. a segment was sealed). */
 void qfs_archive_kick(struct qfs_archive *a);
 
+/* Archive group up to what it had applied when the call began: seal node
+ * 1's open segment, kick the thread and wait until the stored manifest
+ * reaches it, at most timeout_ms.  Caller's thread, no lock held; the
+ * archiver must run.  0, -ETIMEDOUT (the store is slow or refuses: the
+ * group's error is in status), QFS_ESTOPPED (node 1 down: archiving
+ * pauses), the group's last archive error. */
+#define QFS_ARCHIVE_DROP_WAIT_MS 10000u
+int qfs_archive_flush(struct qfs_archive *a, qfs_group_t group, uint32_t timeout_ms);
+/* The router's drop hook (router.h qfs_router_set_drop_hook; arg: the
+ * archive): qfs_archive_flush of the group and then of the meta group (the
+ * table list), each bounded by QFS_ARCHIVE_DROP_WAIT_MS, so that a dropped
+ * table can be restored as of any time it existed.  Logs and returns the
+ * first failure; the caller drops the group anyway. */
+int qfs_archive_drop_hook(qfs_group_t group, void *arg);
+
 /* Append the text of .quorumfs/archive (see doc/archive.md): one header
  * line, an alarm line while authentication fails, one line per partition. */
 void qfs_archive_status(struct qfs_archive *a, struct qfs_buf *out);
 /* Append the archiver's active alarms for .quorumfs/alarms (doc/scrub.md):
- * "alarm archive-auth raised TIME \"why\"" while authentication fails. */
+ * "alarm archive-auth raised TIME \"why\"" while authentication fails, and
+ * "alarm archive-stuck raised TIME \"why\"" while archiving is stuck (node 1
+ * down, or a record unarchived longer than stuck_ms; TIME: the oldest
+ * waiting record's). */
 void qfs_archive_alarms(struct qfs_archive *a, struct qfs_buf *out);
 /* Append the one "archive ..." summary line of .quorumfs/status. */
 void qfs_archive_summary(struct qfs_archive *a, struct qfs_buf *out);

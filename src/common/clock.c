@@ -45,3 +45,59 @@ void qfs_clock_deadline(clockid_t clk, uint64_t ms, struct timespec *out)
 	}
 	*out = ts;
 }
+
+/* The calling thread's call budget (see clock.h): depth of begin/end
+ * nesting and the shared deadline (0: not fixed yet).  Thread-local, so no
+ * lock. */
+static __thread struct {
+	uint32_t depth;
+	uint64_t deadline_ms;
+} call_budget;
+
+/* See clock.h. */
+void qfs_clock_call_begin(void)
+{
+	if (call_budget.depth++ == 0)
+		call_budget.deadline_ms = 0;
+}
+
+/* See clock.h. */
+void qfs_clock_call_end(void)
+{
+	if (call_budget.depth && --call_budget.depth == 0)
+		call_budget.deadline_ms = 0;
+}
+
+/* See clock.h. */
+uint64_t qfs_clock_call_deadline(uint64_t now_ms, uint32_t timeout_ms)
+{
+	if (!call_budget.depth)
+		return now_ms + timeout_ms;
+	if (!call_budget.deadline_ms)
+		call_budget.deadline_ms = now_ms + timeout_ms;
+	return call_budget.deadline_ms;
+}
+
+/* See clock.h. */
+void qfs_clock_call_progress(void)
+{
+	call_budget.deadline_ms = 0;
+}
+
+/* See clock.h. */
+void qfs_clock_call_limit(uint32_t ms)
+{
+	uint64_t d;
+
+	if (!call_budget.depth)
+		return;
+	d = qfs_clock_mono_ms() + ms;
+	if (!call_budget.deadline_ms || call_budget.deadline_ms > d)
+		call_budget.deadline_ms = d;
+}
+
+/* See clock.h. */
+int qfs_clock_call_active(void)
+{
+	return call_budget.depth > 0;
+}

@@ -20,4 +20,24 @@ uint64_t qfs_clock_mono_ms(void);
  * pthread_cond_timedwait (clk must be the condition variable's clock). */
 void qfs_clock_deadline(clockid_t clk, uint64_t ms, struct timespec *out);
 
+/* One time budget per call (thread-local).  The FUSE session runs every
+ * request between qfs_clock_call_begin and qfs_clock_call_end on its
+ * thread; the cell asks qfs_clock_call_deadline for the deadline of each
+ * wait for a leader or quorum.  Inside a call the first wait fixes the
+ * deadline at now + timeout_ms and every later wait of the same call shares
+ * it, until a wait succeeds (qfs_clock_call_progress): then the next wait
+ * gets a fresh budget (work that makes progress is not cut, a call with no
+ * quorum fails after one timeout however many lookups it makes).  Outside a
+ * call (archiver, keeper, tests) every wait gets now + timeout_ms.  Monotonic
+ * milliseconds.  Calls nest: the outermost begin/end pair counts. */
+void qfs_clock_call_begin(void);
+void qfs_clock_call_end(void);
+uint64_t qfs_clock_call_deadline(uint64_t now_ms, uint32_t timeout_ms);
+void qfs_clock_call_progress(void);
+/* Inside a call: its next waits end at most ms from now (a caller with a
+ * fallback for a missing quorum); outside a call: nothing. */
+void qfs_clock_call_limit(uint32_t ms);
+/* 1 inside a call (between begin and end), else 0. */
+int qfs_clock_call_active(void);
+
 #endif

@@ -47,6 +47,33 @@
 #define CELL_TRIM_MS 5000        /* malloc_trim period */
 #define CELL_COMPACT_MS 10000    /* least time between two disk-short compactions */
 #define CELL_RESERVE_SLACK (16ull << 20) /* reserve beyond the memtables */
+#define CELL_NOQUORUM_HOLD_MS 1000   /* after a timeout, later waits on that group ... */
+#define CELL_NOQUORUM_WAIT_MS 100    /* ... wait only this long, for this long */
+#define CELL_NOQUORUM_SLOTS 16
+#define CELL_HEAL_FIRST_MS 1000      /* first rebuild of an untrusted replica */
+#define CELL_HEAL_BACKOFF_MAX_MS 60000
+#define CELL_HEAL_ATTEMPTS 6         /* then give up until stop/start of the node */
+#define CELL_HEAL_QUIET_MS 600000    /* attempts count again after this long healthy */
+#define CELL_HEAL_WAIT_LOG_MS 10000  /* log why a rebuild waits once it waited this long */
+
+/* Self-healing of one untrusted replica (doc/cell.md "Self-healing"). */
+struct heal {
+	qfs_group_t group;
+	uint32_t node;
+	uint32_t attempts;       /* rebuilds started */
+	uint64_t next_ms;        /* next check or attempt (mono ms) */
+	uint64_t backoff_ms;     /* after a failed or fruitless attempt */
+	uint64_t last_ms;        /* last attempt */
+	uint64_t since_ms;       /* first seen untrusted */
+	qfs_ballot_t ballot;     /* leader ballot of the safety check in progress */
+	qfs_lsn_t need;          /* its commit point: the others must have applied it */
+	const struct qfs_rnode *rn; /* the node's rnode when first seen: a restart
+				      of the node starts the count over */
+	int rebuilding;          /* rebuilt, catching up */
+	int gave_up;
+	char why[96];            /* last reason to wait that was logged */
+	uint64_t why_ms;         /* when it was logged (mono ms; at most once a minute) */
+};
 
 /* A group and its applied LSN, as a stopped node last reported it. */
 struct gseen {
@@ -93,9 +120,17 @@ struct qfs_cell {
 	int keeper_started;
 
 	struct qfs_glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
+	struct heal *heals;          /* keeper thread only */
+	size_t nheals;
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
 	void *seal_arg;
 
+	/* Groups whose last wait timed out: a wait that starts within
+	 * CELL_NOQUORUM_HOLD_MS of it waits only CELL_NOQUORUM_WAIT_MS, so the
+	 * kernel's back-to-back calls after a failure (read-ahead then read,
+	 * getxattr then write) do not each wait a whole timeout.  mu. */
+	struct { qfs_group_t group; uint64_t until_ms; } nq[CELL_NOQUORUM_SLOTS];
+	uint64_t nq_until;       /* max until_ms above; relaxed atomic (fast path) */
 	uint32_t hint;           /* last leader seen (any group); relaxed atomic */
 	uint64_t st_redirects, st_timeouts; /* relaxed atomics */
 	uint64_t st_proposals_closed, st_fsyncs_closed; /* of nodes since stopped; mu */
@@ -524,8 +559,10 @@ static int has_stopped_group(struct qfs_rnode *rn, int *err)
 	for (size_t i = 0; i < l.n && !found; i++) {
 		struct qfs_rnode_ginfo gi;
 
-		/* A corrupt log does not heal by a restart: leave it stopped. */
-		if (qfs_rnode_group_info(rn, l.v[i], &gi) == 0 && gi.stopped && gi.err != QFS_ECORRUPT) {
+		/* A copy that cannot be trusted does not heal by a restart:
+		 * heal_round rebuilds it. */
+		if (qfs_rnode_group_info(rn, l.v[i], &gi) == 0 && gi.stopped && !gi.untrusted &&
+		    gi.err != QFS_ECORRUPT) {
 			found = 1;
 			*err = gi.err;
 		}
@@ -543,8 +580,11 @@ static void backoff_next(struct cnode *cn, uint64_t now)
 	cn->retry_at_ms = now + cn->backoff_ms;
 }
 
+static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now);
+
 /* Restart nodes with a stopped group, start nodes that are down without
- * the test hook holding them, each with a backoff. */
+ * the test hook holding them, each with a backoff; rebuild a node whose
+ * store is corrupt. */
 static void keeper_round(struct qfs_cell *c)
 {
 	for (uint32_t i = 0; i < c->n; i++) {
@@ -579,10 +619,12 @@ static void keeper_round(struct qfs_cell *c)
 			continue;
 		}
 		pthread_mutex_lock(&c->op_mu);
-		/* A directory that cannot be trusted does not heal by itself:
-		 * it stays down (status says why) until the next mount. */
-		if (!cn->rn && !cn->held_down && !c->closing && cn->err != QFS_ECORRUPT &&
-		    cn->err != QFS_EFORMAT) {
+		/* A store that cannot be trusted is rebuilt (node_heal); a
+		 * directory of another format is left alone (status says why). */
+		if (!cn->rn && !cn->held_down && !c->closing && cn->err == QFS_ECORRUPT) {
+			node_heal(c, cn, now);
+		} else if (!cn->rn && !cn->held_down && !c->closing && cn->err != QFS_ECORRUPT &&
+			   cn->err != QFS_EFORMAT) {
 			if (!cn->retry_at_ms) {
 				backoff_next(cn, now);
 			} else if (now >= cn->retry_at_ms) {
@@ -631,6 +673,350 @@ static void keeper_space(struct qfs_cell *c)
 	}
 }
 
+/* ------------------------------------------------------------ self-healing */
+
+static struct heal *heal_find(struct qfs_cell *c, uint32_t node, qfs_group_t g, int add)
+{
+	struct heal *h;
+
+	for (size_t i = 0; i < c->nheals; i++)
+		if (c->heals[i].node == node && c->heals[i].group == g)
+			return &c->heals[i];
+	if (!add)
+		return NULL;
+	h = realloc(c->heals, (c->nheals + 1) * sizeof(*h));
+	if (!h)
+		return NULL;
+	c->heals = h;
+	h = &c->heals[c->nheals++];
+	memset(h, 0, sizeof(*h));
+	h->node = node;
+	h->group = g;
+	return h;
+}
+
+/* Is erasing node bad's replica of g safe now?  The other nodes must all
+ * run and host a replica that is not stopped, one of them must lead with a
+ * lease (its barrier committed: it holds every chosen entry), and every
+ * other one must have applied the commit point that leader had at the
+ * previous check (h->need of h->ballot): then every entry chosen so far is
+ * on each of them, and any later one needs them both (bad does not vote),
+ * so no quorum including the erased replica can lose a chosen entry.  This
+ * also means one rebuild at a time: a replica still catching up has not
+ * applied the leader's commit point.  0 when safe (*leader set), else 1
+ * with why filled. */
+static int heal_safe(struct qfs_cell *c, struct heal *h, uint32_t *leader, char *why, size_t wlen)
+{
+	struct qfs_rnode_ginfo gi[QFS_CELL_MAX_NODES];
+	uint32_t l = 0, others = 0;
+
+	for (uint32_t k = 1; k <= c->n; k++) {
+		struct qfs_rnode *rn;
+		int have, strong = 0;
+
+		if (k == h->node)
+			continue;
+		others++;
+		if (!(rn = node_get(c, k))) {
+			snprintf(why, wlen, "node %u is down", k);
+			return 1;
+		}
+		have = qfs_rnode_group_info(rn, h->group, &gi[k - 1]) == 0;
+		if (have && gi[k - 1].role == QFS_PAXOS_LEADER && !gi[k - 1].stopped)
+			strong = qfs_rnode_can_read_strong(rn, h->group);
+		node_put(c, k);
+		if (!have) {
+			snprintf(why, wlen, "node %u has no replica", k);
+			return 1;
+		}
+		if (gi[k - 1].stopped) {
+			snprintf(why, wlen, "node %u's replica is stopped too (%s)", k,
+				 qfs_strerror(gi[k - 1].err));
+			return 1;
+		}
+		if (strong)
+			l = k;
+	}
+	if (others < majority(c)) {
+		snprintf(why, wlen, "the other replicas are no quorum without it");
+		return 1;
+	}
+	if (!l) {
+		snprintf(why, wlen, "no leader with a lease among the other replicas");
+		h->ballot = 0;
+		return 1;
+	}
+	if (h->ballot != gi[l - 1].ballot) {
+		/* First look at this leader: its commit point must reach the
+		 * others before the next check. */
+		h->ballot = gi[l - 1].ballot;
+		h->need = gi[l - 1].commit;
+		snprintf(why, wlen, "waiting for the other replicas to apply lsn %" PRIu64, h->need);
+		return 1;
+	}
+	for (uint32_t k = 1; k <= c->n; k++)
+		if (k != h->node && gi[k - 1].applied < h->need) {
+			snprintf(why, wlen, "node %u has applied %" PRIu64 " of %" PRIu64, k,
+				 gi[k - 1].applied, h->need);
+			return 1;
+		}
+	*leader = l;
+	return 0;
+}
+
+static void heal_backoff(struct heal *h, uint64_t now)
+{
+	h->backoff_ms = h->backoff_ms ? 2 * h->backoff_ms : 2000;
+	if (h->backoff_ms > CELL_HEAL_BACKOFF_MAX_MS)
+		h->backoff_ms = CELL_HEAL_BACKOFF_MAX_MS;
+	h->next_ms = now + h->backoff_ms;
+}
+
+/* One keeper look at node cn's replica of g, stopped untrusted (err). */
+static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnode *rn,
+		     qfs_group_t g, int err, uint64_t now)
+{
+	struct heal *h = heal_find(c, cn->id, g, 1);
+	struct qfs_paxos_config cfg;
+	char why[96];
+	uint32_t leader = 0;
+	int rc;
+
+	if (!h)
+		return;
+	if (h->rn != rn) { /* first seen, or the node was restarted since */
+		memset(h, 0, sizeof(*h));
+		h->node = cn->id;
+		h->group = g;
+		h->rn = rn;
+	}
+	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
+		h->attempts = 0; /* it stayed healthy a long while */
+	if (!h->since_ms) {
+		h->since_ms = now;
+		h->next_ms = now + CELL_HEAL_FIRST_MS;
+		h->why[0] = '\0';
+	}
+	h->rebuilding = 0;
+	if (h->gave_up || now < h->next_ms)
+		return;
+	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
+		h->gave_up = 1;
+		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild given up group=%016" PRIx64 " node=%u attempts=%u"
+			" err=\"%s\" operator=\"check the disk of %s; 'stop %u' then 'start %u' in"
+			" .quorumfs/nodes tries again, or replace the directory (one node at a time)\"",
+			g, cn->id, h->attempts, qfs_strerror(err), cn->dir, cn->id, cn->id);
+		return;
+	}
+	if (heal_safe(c, h, &leader, why, sizeof(why))) {
+		/* Leaders take a few seconds after a start: say why it waits
+		 * only when it lasts, and once per reason. */
+		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
+		    strncmp(why, "waiting for", 11) != 0 && (!h->why_ms || now - h->why_ms >= 60000)) {
+			snprintf(h->why, sizeof(h->why), "%s", why);
+			h->why_ms = now;
+			QFS_LOG(QFS_LOG_WARN, "cell replica rebuild waiting group=%016" PRIx64 " node=%u"
+				" err=\"%s\" why=\"%s\" operator=\"it is rebuilt once the other replicas"
+				" are healthy; start the nodes that are down\"", g, cn->id, qfs_strerror(err), why);
+		}
+		h->next_ms = now + 2 * CELL_KEEPER_MS;
+		return;
+	}
+	h->attempts++;
+	h->last_ms = now;
+	h->ballot = 0;
+	h->why[0] = '\0';
+	QFS_LOG(QFS_LOG_WARN, "cell replica rebuild group=%016" PRIx64 " node=%u attempt=%u/%u"
+		" err=\"%s\" action=\"erase this replica (its log, items and files in %s) and copy it"
+		" from the leader, node %u (log or snapshot); its promise is kept\" operator=\"nothing"
+		" to do; if this repeats, check the disk of %s\"", g, cn->id, h->attempts,
+		CELL_HEAL_ATTEMPTS, qfs_strerror(err), cn->dir, leader, cn->dir);
+	members(c, &cfg);
+	pthread_mutex_lock(&c->op_mu);
+	rc = QFS_ENOGROUP;
+	if (!qfs_glist_has(c->tomb, g)) {
+		struct qfs_rnode *r = node_get(c, cn->id);
+
+		if (r == rn)
+			rc = qfs_rnode_group_rebuild(r, g, &cfg);
+		if (r)
+			node_put(c, cn->id);
+	}
+	pthread_mutex_unlock(&c->op_mu);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild failed group=%016" PRIx64 " node=%u attempt=%u"
+			" err=%s", g, cn->id, h->attempts, qfs_strerror(rc));
+		heal_backoff(h, now);
+		return;
+	}
+	h->rebuilding = 1;
+	heal_backoff(h, now);
+}
+
+/* A replica being healed that is no longer stopped: once it applied what
+ * the most advanced replica has, say so (once). */
+static void heal_progress(struct qfs_cell *c, struct cnode *cn, qfs_group_t g,
+			  const struct qfs_rnode_ginfo *gi, uint64_t now)
+{
+	struct heal *h = heal_find(c, cn->id, g, 0);
+	qfs_lsn_t best = 0;
+
+	if (!h || !h->rebuilding)
+		return;
+	for (uint32_t k = 1; k <= c->n; k++) {
+		struct qfs_rnode *rn = node_get(c, k);
+		struct qfs_rnode_ginfo o;
+
+		if (!rn)
+			continue;
+		if (qfs_rnode_group_info(rn, g, &o) == 0 && !o.stopped && o.commit > best)
+			best = o.commit;
+		node_put(c, k);
+	}
+	if (gi->applied < best)
+		return;
+	h->rebuilding = 0;
+	QFS_LOG(QFS_LOG_INFO, "cell replica rebuilt group=%016" PRIx64 " node=%u applied=%" PRIu64
+		" ms=%" PRIu64 " attempt=%u", g, cn->id, gi->applied, now - h->since_ms, h->attempts);
+	h->since_ms = 0;
+}
+
+/* Move node directory dir (or, when it is a symlink, the directory it
+ * points to) aside to "<real dir>.broken-<unix time>" and create it again
+ * empty, durably.  *aside gets the new name.  0 or -errno. */
+static int move_aside(const char *dir, char *aside, size_t len)
+{
+	char real[PATH_MAX], parent[PATH_MAX];
+	char *slash;
+	int rc;
+
+	if (!realpath(dir, real))
+		return -errno;
+	if ((rc = qfs_node_path_fmt(aside, len, "%s.broken-%lld", real, (long long)time(NULL))))
+		return rc;
+	if (rename(real, aside) < 0)
+		return -errno;
+	if (mkdir(real, 0700) < 0)
+		return -errno;
+	snprintf(parent, sizeof(parent), "%s", real);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	return qfs_node_fsync_dir(parent);
+}
+
+/* Keeper, op_mu held: node cn could not be opened because its store is
+ * corrupt.  Once it is safe for every group the other nodes host (as for
+ * one replica: heal_safe), move its directory aside and start it empty:
+ * reconciliation creates its replicas, which catch up from the leaders.
+ * Attempts and backoff as for one replica. */
+static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now)
+{
+	struct heal *h = heal_find(c, cn->id, 0, 1); /* group 0: the whole node */
+	struct qfs_glist all = { 0 };
+	char why[96] = "", aside[PATH_MAX];
+	int unsafe = 0, rc;
+
+	if (!h || c->n < 3)
+		return;
+	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
+		h->attempts = 0;
+	if (!h->since_ms) {
+		h->since_ms = now;
+		h->next_ms = now + CELL_HEAL_FIRST_MS;
+		h->why[0] = '\0';
+	}
+	if (h->gave_up || now < h->next_ms)
+		return;
+	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
+		h->gave_up = 1;
+		QFS_LOG(QFS_LOG_ERR, "cell node rebuild given up node=%u attempts=%u operator=\"check the"
+			" disk of %s, then 'start %u' in .quorumfs/nodes or remount\"", cn->id, h->attempts,
+			cn->dir, cn->id);
+		return;
+	}
+	groups_union(c, 0, &all);
+	for (size_t i = 0; i < all.n; i++) {
+		struct heal *hg = heal_find(c, cn->id, all.v[i], 1);
+		char w[96];
+		uint32_t l;
+
+		/* every group gets its look (the check takes two) */
+		if (!hg || heal_safe(c, hg, &l, w, sizeof(w))) {
+			if (!unsafe)
+				snprintf(why, sizeof(why), "group %016" PRIx64 ": %s", all.v[i],
+					 hg ? w : "out of memory");
+			unsafe = 1;
+		}
+	}
+	if (!all.n || all.err) {
+		unsafe = 1;
+		snprintf(why, sizeof(why), "the other nodes list no group");
+	}
+	qfs_glist_free(&all);
+	if (unsafe) {
+		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
+		    !strstr(why, "waiting for") && (!h->why_ms || now - h->why_ms >= 60000)) {
+			snprintf(h->why, sizeof(h->why), "%s", why);
+			h->why_ms = now;
+			QFS_LOG(QFS_LOG_WARN, "cell node rebuild waiting node=%u why=\"%s\" operator=\"it is"
+				" rebuilt once the other nodes are healthy\"", cn->id, why);
+		}
+		h->next_ms = now + 2 * CELL_KEEPER_MS;
+		return;
+	}
+	h->attempts++;
+	h->last_ms = now;
+	rc = move_aside(cn->dir, aside, sizeof(aside));
+	QFS_LOG(QFS_LOG_WARN, "cell node rebuild node=%u attempt=%u/%u err=\"%s\" action=\"its store"
+		" cannot be trusted: move %s aside to %s and rebuild every replica of the node from the"
+		" other nodes\" operator=\"check the disk; delete %s once it is not needed\" rc=%s", cn->id,
+		h->attempts, CELL_HEAL_ATTEMPTS, qfs_strerror(cn->err), cn->dir, rc ? "-" : aside,
+		rc ? "-" : aside, rc ? qfs_strerror(rc) : "ok");
+	if (rc == 0)
+		rc = start_locked(c, cn);
+	if (rc) {
+		heal_backoff(h, now);
+		return;
+	}
+	cn->retry_at_ms = 0;
+	h->since_ms = 0;
+	h->backoff_ms = 0;
+}
+
+/* Rebuild the untrusted replicas of the running nodes (keeper thread). */
+static void heal_round(struct qfs_cell *c)
+{
+	if (c->n < 3)
+		return;
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct cnode *cn = &c->nodes[i];
+		struct qfs_rnode *rn = node_get(c, cn->id);
+		struct qfs_glist l = { 0 };
+
+		if (!rn)
+			continue;
+		qfs_rnode_groups(rn, qfs_glist_add, &l);
+		node_put(c, cn->id);
+		for (size_t k = 0; k < l.n; k++) {
+			struct qfs_rnode_ginfo gi;
+			int have;
+
+			if (!(rn = node_get(c, cn->id)))
+				break;
+			have = qfs_rnode_group_info(rn, l.v[k], &gi) == 0;
+			node_put(c, cn->id);
+			if (!have)
+				continue;
+			if (gi.stopped && gi.untrusted)
+				heal_one(c, cn, rn, l.v[k], gi.err, now_ms());
+			else if (!gi.stopped)
+				heal_progress(c, cn, l.v[k], &gi, now_ms());
+		}
+		qfs_glist_free(&l);
+	}
+}
+
 static void *keeper_main(void *arg)
 {
 	struct qfs_cell *c = arg;
@@ -646,6 +1032,7 @@ static void *keeper_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		keeper_round(c);
 		keeper_space(c);
+		heal_round(c);
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -656,6 +1043,7 @@ static void *keeper_main(void *arg)
 
 static void cell_free(struct qfs_cell *c)
 {
+	free(c->heals);
 	for (uint32_t i = 0; i < c->n; i++)
 		free(c->nodes[i].seen);
 	if (c->tomb)
@@ -1040,13 +1428,65 @@ static int fail_fast(struct qfs_cell *c, qfs_group_t group)
 	return stopped_count(c, group, &why) >= majority(c) ? why : 0;
 }
 
+/* The deadline of a wait on group starting now: the call's budget, cut
+ * short right after a timeout of the same group when the wait is part of a
+ * FUSE call (see struct qfs_cell; other callers wait their whole timeout). */
+static uint64_t wait_deadline(struct qfs_cell *c, qfs_group_t group, uint64_t now)
+{
+	uint64_t d = qfs_clock_call_deadline(now, c->o.timeout_ms), until = 0;
+
+	if (__atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) <= now || !qfs_clock_call_active())
+		return d;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < CELL_NOQUORUM_SLOTS; i++)
+		if (c->nq[i].group == group && c->nq[i].until_ms > now)
+			until = c->nq[i].until_ms;
+	pthread_mutex_unlock(&c->mu);
+	if (until && d > now + CELL_NOQUORUM_WAIT_MS)
+		d = now + CELL_NOQUORUM_WAIT_MS;
+	return d;
+}
+
+/* A wait on group that began at t0 timed out (mark, when it waited a whole
+ * timeout: a wait cut short by its call's limit proves nothing) or
+ * succeeded (clear). */
+static void noquorum_note(struct qfs_cell *c, qfs_group_t group, int timed_out, uint64_t t0)
+{
+	uint64_t now = now_ms();
+	int slot = -1, oldest = 0;
+
+	if (timed_out && now - t0 < c->o.timeout_ms)
+		return;
+	if (!timed_out && __atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) <= now)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < CELL_NOQUORUM_SLOTS; i++) {
+		if (c->nq[i].group == group)
+			slot = i;
+		if (c->nq[i].until_ms < c->nq[oldest].until_ms)
+			oldest = i;
+	}
+	if (!timed_out) {
+		if (slot >= 0)
+			c->nq[slot].until_ms = 0;
+	} else {
+		if (slot < 0)
+			slot = oldest;
+		c->nq[slot].group = group;
+		c->nq[slot].until_ms = now + CELL_NOQUORUM_HOLD_MS;
+		if (__atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) < c->nq[slot].until_ms)
+			__atomic_store_n(&c->nq_until, c->nq[slot].until_ms, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* See cell.h.  Only outcomes that prove the entry was never accepted
  * (-EREMOTE, -EAGAIN, QFS_ESTOPPED on arrival) are retried; a timeout is
  * final because the entry may still commit. */
 int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
 		     int *result)
 {
-	uint64_t deadline = now_ms() + c->o.timeout_ms;
+	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
 	uint32_t target = 0, stopped_on = 0;
 	int last = -ETIMEDOUT;
 
@@ -1081,6 +1521,8 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 		switch (rc) {
 		case 0:
 			__atomic_store_n(&c->hint, target, __ATOMIC_RELAXED);
+			qfs_clock_call_progress();
+			noquorum_note(c, group, 0, t0);
 			return 0;
 		case -EREMOTE:
 			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
@@ -1114,6 +1556,7 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 	}
 timeout:
 	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
+	noquorum_note(c, group, 1, t0);
 	QFS_LOG(QFS_LOG_WARN, "cell propose failed group=%016" PRIx64 " timeout_ms=%u err=%s", group,
 		c->o.timeout_ms, qfs_strerror(last));
 	return last;
@@ -1181,12 +1624,15 @@ static int can_read_strong(struct qfs_cell *c, qfs_group_t group)
 
 static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **rn, uint32_t *id)
 {
-	uint64_t deadline = now_ms() + c->o.timeout_ms;
+	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
 	int rc;
 
 	for (;;) {
-		if ((*id = read_node(c, group, c->o.reads, rn)) != 0)
+		if ((*id = read_node(c, group, c->o.reads, rn)) != 0) {
+			qfs_clock_call_progress();
+			noquorum_note(c, group, 0, t0);
 			return 0;
+		}
 		if (!qfs_cell_group_exists(c, group))
 			return QFS_ENOGROUP;
 		/* A replica stopped on a full disk comes back with the keeper's
@@ -1198,6 +1644,7 @@ static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **r
 		sleep_ms(CELL_POLL_MS);
 	}
 	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
+	noquorum_note(c, group, 1, t0);
 	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
 		group, c->o.timeout_ms);
 	return -ETIMEDOUT;
@@ -1219,6 +1666,22 @@ int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size
 }
 
 /* See cell.h. */
+int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      void **val, size_t *val_len)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
@@ -1234,6 +1697,17 @@ int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size
 }
 
 /* ---------------------------------------------------------------- status */
+
+/* See cell.h. */
+int qfs_cell_node_up(struct qfs_cell *c, uint32_t id)
+{
+	struct qfs_rnode *rn = node_get(c, id);
+
+	if (!rn)
+		return 0;
+	node_put(c, id);
+	return 1;
+}
 
 /* See cell.h. */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
@@ -1443,6 +1917,70 @@ int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn)
 			err = rc;
 	}
 	return err;
+}
+
+/* See cell.h. */
+int qfs_cell_node_wal_info(struct qfs_cell *c, uint32_t id, qfs_group_t group, char *dir,
+			   size_t dir_len, qfs_lsn_t *applied)
+{
+	struct qfs_rnode *rn = node_get(c, id);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_info(rn, group, dir, dir_len, applied);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_node_wal_seal(struct qfs_cell *c, uint32_t id, qfs_group_t group)
+{
+	struct qfs_rnode *rn = node_get(c, id);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_wal_seal(rn, group);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_wal_distrust(struct qfs_cell *c, qfs_group_t group)
+{
+	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
+	int rc;
+
+	if (!rn)
+		return QFS_ESTOPPED;
+	rc = qfs_rnode_group_distrust(rn, group);
+	node_put(c, ARCHIVE_SOURCE);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group)
+{
+	return qfs_cell_node_wal_seal(c, ARCHIVE_SOURCE, group);
+}
+
+/* See cell.h. */
+qfs_lsn_t qfs_cell_group_applied(struct qfs_cell *c, qfs_group_t group)
+{
+	qfs_lsn_t best = 0;
+
+	for (uint32_t i = 1; i <= c->n; i++) {
+		struct qfs_rnode *rn = node_get(c, i);
+		struct qfs_rnode_ginfo gi;
+
+		if (!rn)
+			continue;
+		if (qfs_rnode_group_info(rn, group, &gi) == 0 && gi.applied > best)
+			best = gi.applied;
+		node_put(c, i);
+	}
+	return best;
 }
 
 /* See cell.h. */

@@ -99,6 +99,12 @@ int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
 
+/* Read key of group from node id's replica alone, whatever it has applied
+ * (an eventually consistent read pinned to one node/AZ: the canary's,
+ * doc/availability.md).  Contracts of qfs_store_get plus -EINVAL (no such
+ * node), -EHOSTDOWN (the node is stopped or starting), QFS_ENOGROUP. */
+int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      void **val, size_t *val_len);
 /* Test hook (fault injection, documented as such): stop node id (close it
  * as a crash-free power-off would: no more messages, nothing acknowledged
  * lost) or start it again.  0, -EINVAL (no such node), -EALREADY (already
@@ -113,6 +119,8 @@ int qfs_cell_node_start(struct qfs_cell *c, uint32_t id);
  *         last N durable N commit N applied N            (one line)
  */
 void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out);
+/* 1 if node id runs (not stopped or down), else 0. */
+int qfs_cell_node_up(struct qfs_cell *c, uint32_t id);
 /* Node lines only ("node 1 az a state up dir PATH"). */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out);
 
@@ -135,6 +143,23 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out);
 int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
 		      qfs_lsn_t *applied);
 int qfs_cell_wal_release(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t lsn);
+/* qfs_rnode_wal_info / qfs_rnode_wal_seal of node id's replica (the
+ * archiver fills a gap in node 1's log from another replica).  0,
+ * QFS_ESTOPPED (node down or no such node), rnode errors. */
+int qfs_cell_node_wal_info(struct qfs_cell *c, uint32_t id, qfs_group_t group, char *dir,
+			   size_t dir_len, qfs_lsn_t *applied);
+int qfs_cell_node_wal_seal(struct qfs_cell *c, uint32_t id, qfs_group_t group);
+/* Node 1's log of group was found corrupt by the archiver: stop its
+ * replica as untrusted (qfs_rnode_group_distrust), so that the keeper
+ * rebuilds it (doc/cell.md "Self-healing").  0, QFS_ESTOPPED, rnode errors. */
+int qfs_cell_wal_distrust(struct qfs_cell *c, qfs_group_t group);
+/* Seal node 1's open segment of group (qfs_rnode_wal_seal), so that the
+ * archiver can take everything written so far.  0, QFS_ESTOPPED (node 1
+ * down), rnode errors. */
+int qfs_cell_wal_seal(struct qfs_cell *c, qfs_group_t group);
+/* The highest applied LSN of group over the running replicas (what every
+ * acknowledged change of it is at or below), 0 if none runs. */
+qfs_lsn_t qfs_cell_group_applied(struct qfs_cell *c, qfs_group_t group);
 int qfs_cell_snapshot_scan(struct qfs_cell *c, qfs_group_t group, qfs_lsn_t *applied,
 			   qfs_store_scan_cb cb, void *arg);
 void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg);

@@ -155,11 +155,21 @@ struct group {
 	int dropped;             /* set under rw exclusive and mu (I/O thread) */
 	int stopped;             /* protected by mu */
 	int err;                 /* why it stopped */
+	int untrusted;           /* mu: stopped because its copy on disk cannot
+				    be trusted (loaded stopped, or a corrupt
+				    read): only a rebuild heals it */
 	uint64_t nospc_warned_ms; /* I/O thread: last "proposals refused" line */
 	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not sent" line */
 	struct snap_in *sin;     /* I/O thread: snapshot being received, or NULL */
 	uint64_t snap_sent_ms[QFS_PAXOS_MAX_NODES]; /* I/O thread: last snapshot
 				    sent to cfg.ids[i] (mono ms) */
+	uint64_t snap_gap_ms[QFS_PAXOS_MAX_NODES]; /* I/O thread: backoff before
+				    the next snapshot to cfg.ids[i] (0: none);
+				    doubles per send without progress */
+	qfs_lsn_t snap_lsn[QFS_PAXOS_MAX_NODES]; /* I/O thread: LSN of the last
+				    snapshot sent to cfg.ids[i] (0: none pending) */
+	uint32_t snap_tries[QFS_PAXOS_MAX_NODES]; /* I/O thread: snapshots sent
+				    to cfg.ids[i] since its last progress */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
@@ -194,7 +204,7 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY, IOREQ_SEAL, IOREQ_DISTRUST };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
@@ -786,6 +796,7 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 		memset(&g->cfg, 0, sizeof(g->cfg));
 	g->stopped = 1;
 	g->err = err;
+	g->untrusted = 1;
 	QFS_LOG(QFS_LOG_ERR, "rnode group stopped at open group=%016" PRIx64 " node=%u err=%s "
 		"(this replica only; see the lines above)", id, rn->id, qfs_strerror(err));
 	*out = g;
@@ -872,6 +883,7 @@ static void group_stop(struct qfs_rnode *rn, struct group *g, int rc, const char
 	if (!g->stopped) {
 		g->stopped = 1;
 		g->err = rc;
+		g->untrusted = rc == QFS_ECORRUPT;
 		QFS_LOG(QFS_LOG_ERR, "rnode group stopped group=%016" PRIx64 " node=%u what=%s err=%s",
 			g->id, rn->id, what, qfs_strerror(rc));
 	}
@@ -1256,6 +1268,10 @@ static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos
 			ev.entries = w->ents;
 			ev.n = w->n;
 			step_handle(rn, g, &ev, depth);
+		} else if (rc == QFS_ECORRUPT) {
+			/* A corrupt record in the log: this replica cannot
+			 * be trusted (the cell rebuilds it). */
+			group_stop(rn, g, rc, "log read");
 		} else {
 			QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=%s", g->id,
 				qfs_strerror(rc));
@@ -1361,6 +1377,8 @@ static void flush_dirty(struct qfs_rnode *rn, uint64_t *next)
 /* ------------------------------------------------------------ snapshots */
 
 #define RNODE_SNAP_CHUNK (256u << 10) /* items per chunk frame: about this many bytes */
+#define RNODE_SNAP_BACKOFF_MIN_MS 2000u  /* second snapshot to a follower without progress */
+#define RNODE_SNAP_BACKOFF_MAX_MS 60000u /* longest wait between two of them */
 
 /* Scan state of a snapshot being sent (leader). */
 struct snap_out {
@@ -1420,6 +1438,7 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 {
 	struct qfs_net_stats ns;
 	struct snap_out so;
+	int pi = -1;
 	qfs_lsn_t applied = 0, sl;
 	qfs_ballot_t ballot = 0;
 	uint64_t sb;
@@ -1429,9 +1448,12 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 		return;
 	for (uint32_t i = 0; i < g->cfg.n; i++)
 		if (g->cfg.ids[i] == to) {
-			if (g->snap_sent_ms[i] && now_ms() - g->snap_sent_ms[i] < gap_ms)
+			uint64_t gap = gap_ms > g->snap_gap_ms[i] ? gap_ms : g->snap_gap_ms[i];
+
+			if (g->snap_sent_ms[i] && now_ms() - g->snap_sent_ms[i] < gap)
 				return;
 			g->snap_sent_ms[i] = now_ms();
+			pi = (int)i;
 		}
 	memset(&so, 0, sizeof(so));
 	so.rn = rn;
@@ -1466,8 +1488,33 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 		}
 		return;
 	}
+	if (pi >= 0) {
+		/* Until the follower acknowledges it (snap_progress), the next
+		 * one waits twice as long: a follower that cannot install (a
+		 * stopped replica) is not flooded. */
+		uint64_t next = g->snap_gap_ms[pi] ? 2 * g->snap_gap_ms[pi] : RNODE_SNAP_BACKOFF_MIN_MS;
+
+		g->snap_gap_ms[pi] = next < RNODE_SNAP_BACKOFF_MAX_MS ? next : RNODE_SNAP_BACKOFF_MAX_MS;
+		g->snap_lsn[pi] = applied;
+		g->snap_tries[pi]++;
+	}
 	QFS_LOG(QFS_LOG_INFO, "rnode snapshot sent group=%016" PRIx64 " node=%u to=%u lsn=%" PRIu64
-		" items=%" PRIu64 " chunks=%u", g->id, rn->id, to, applied, so.c.total, so.c.seq);
+		" items=%" PRIu64 " chunks=%u attempt=%u next_after_ms=%" PRIu64, g->id, rn->id, to,
+		applied, so.c.total, so.c.seq, pi >= 0 ? g->snap_tries[pi] : 1,
+		pi >= 0 ? g->snap_gap_ms[pi] : gap_ms);
+}
+
+/* A follower's ACCEPTED (leader, I/O thread): once it acknowledges the
+ * snapshot last sent to it (match at or above its LSN), the backoff of
+ * snap_send starts over. */
+static void snap_progress(struct group *g, const struct qfs_paxos_msg *m)
+{
+	for (uint32_t i = 0; i < g->cfg.n; i++)
+		if (g->cfg.ids[i] == m->from && g->snap_lsn[i] && m->ok && m->match >= g->snap_lsn[i]) {
+			g->snap_lsn[i] = 0;
+			g->snap_gap_ms[i] = 0;
+			g->snap_tries[i] = 0;
+		}
 }
 
 /* A leader's answer to a follower whose report is below the log: an
@@ -1669,8 +1716,10 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	ev.now_ms = now_ms();
 	ev.msg = &m;
 	step_handle(rn, g, &ev, 0);
-	if (m.type == QFS_PAXOS_ACCEPTED && !g->stopped)
+	if (m.type == QFS_PAXOS_ACCEPTED && !g->stopped) {
+		snap_progress(g, &m);
 		snap_behind(rn, g, &m);
+	}
 	group_put(rn, g);
 }
 
@@ -1959,6 +2008,42 @@ out_put:
 	return rc;
 }
 
+/* Seal the open segment of group id if it holds records (I/O thread).  0,
+ * QFS_ENOGROUP, QFS_ESTOPPED, -errno of the seal. */
+static int io_seal(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+	int rc = 0;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->stopped || g->dropped) {
+		rc = g->dropped ? QFS_ENOGROUP : QFS_ESTOPPED;
+	} else if (g->unsealed_ms) {
+		rc = qfs_wal_seal(g->wal);
+		if (rc == 0) {
+			g->unsealed_ms = 0;
+			wal_snap(g);
+		}
+	}
+	group_put(rn, g);
+	return rc;
+}
+
+/* Stop group id as untrusted (I/O thread): a reader outside the node found
+ * its log corrupt.  0 (also when already stopped), QFS_ENOGROUP. */
+static int io_distrust(struct qfs_rnode *rn, qfs_group_t id)
+{
+	struct group *g = group_get(rn, id);
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (!g->dropped)
+		group_stop(rn, g, QFS_ECORRUPT, "corrupt segment found by the archiver");
+	group_put(rn, g);
+	return 0;
+}
+
 static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 {
 	while (list) {
@@ -1974,7 +2059,10 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 			ioreq_done(rn, r, io_wal_verify(rn, r->group));
 			continue;
 		}
-		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) : io_release(rn, r->group, r->lsn);
+		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) :
+		     r->type == IOREQ_SEAL ? io_seal(rn, r->group) :
+		     r->type == IOREQ_DISTRUST ? io_distrust(rn, r->group) :
+		     io_release(rn, r->group, r->lsn);
 		pthread_mutex_lock(&rn->mu);
 		r->rc = rc;
 		r->done = 1;
@@ -2201,8 +2289,19 @@ void qfs_rnode_close(struct qfs_rnode *rn)
  * visible to the I/O thread only once complete.  Concurrent creates of one
  * group are not supported (the router creates each group once): the loser
  * gets -EEXIST but both wrote the same files. */
+static int group_create(struct qfs_rnode *rn, qfs_group_t group,
+			const struct qfs_paxos_config *members, qfs_ballot_t promised);
+
 int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 			   const struct qfs_paxos_config *members)
+{
+	return group_create(rn, group, members, 0);
+}
+
+/* qfs_rnode_group_create, and when promised is not 0 the promise file
+ * written (durably) before the group is loaded. */
+static int group_create(struct qfs_rnode *rn, qfs_group_t group,
+			const struct qfs_paxos_config *members, qfs_ballot_t promised)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[128];
 	struct group *g;
@@ -2237,6 +2336,19 @@ int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)))
 			return rc;
 		if ((stat(wdir, &sb) == 0 || stat(prom, &sb) == 0) && (rc = finish_drop(rn, group)))
+			return rc;
+	}
+	if (promised) {
+		/* A rebuilt replica keeps its promise (Paxos amnesia of the
+		 * log only); without a members file the next create or open
+		 * treats it as a leftover. */
+		char gdir[PATH_MAX], prom[PATH_MAX], ptmp[PATH_MAX], ptext[64];
+
+		snprintf(ptext, sizeof(ptext), "promised %" PRIu64 "\n", promised);
+		if ((rc = qfs_node_path_fmt(gdir, sizeof(gdir), "%s/groups", rn->dir)) ||
+		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)) ||
+		    (rc = qfs_node_path_fmt(ptmp, sizeof(ptmp), "%s.promise.tmp", path)) ||
+		    (rc = qfs_node_file_put(gdir, ptmp, prom, ptext)))
 			return rc;
 	}
 	if ((rc = group_load(rn, group, members, &g)))
@@ -2434,6 +2546,58 @@ int qfs_rnode_group_drop(struct qfs_rnode *rn, qfs_group_t group)
 	return io_submit(rn, &r);
 }
 
+/* See rnode.h.  The promise is read before the drop removes the file. */
+int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
+			    const struct qfs_paxos_config *members)
+{
+	char text[64];
+	qfs_ballot_t promised = 0;
+	struct group *g;
+	int untrusted, rc;
+
+	if (!cfg_valid(members, rn->id))
+		return -EINVAL;
+	if (!(g = group_get(rn, group)))
+		return QFS_ENOGROUP;
+	pthread_mutex_lock(&g->mu);
+	untrusted = g->stopped && g->untrusted && !g->dropped;
+	pthread_mutex_unlock(&g->mu);
+	if (untrusted && qfs_node_file_get(g->promise_path, text, sizeof(text)) == 0 &&
+	    strncmp(text, "promised ", 9) == 0) {
+		char *end;
+		unsigned long long v = strtoull(text + 9, &end, 10);
+
+		if (strcmp(end, "\n") == 0)
+			promised = v;
+	}
+	group_put(rn, g);
+	if (!untrusted)
+		return -EINVAL;
+	if ((rc = qfs_rnode_group_drop(rn, group)))
+		return rc;
+	rc = group_create(rn, group, members, promised);
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group rebuilt empty group=%016" PRIx64
+		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
+		rc ? qfs_strerror(rc) : "-");
+	return rc;
+}
+
+/* See rnode.h.  Carried out by the I/O thread (io_distrust). */
+int qfs_rnode_group_distrust(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_DISTRUST, .group = group };
+
+	return io_submit(rn, &r);
+}
+
+/* See rnode.h.  Carried out by the I/O thread (io_seal). */
+int qfs_rnode_wal_seal(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct ioreq r = { .type = IOREQ_SEAL, .group = group };
+
+	return io_submit(rn, &r);
+}
+
 /* See rnode.h.  Takes rn->mu and g->mu (not together). */
 int qfs_rnode_group_exists(struct qfs_rnode *rn, qfs_group_t group)
 {
@@ -2488,6 +2652,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 	} else {
 		gi.stopped = g->stopped;
 		gi.err = g->err;
+		gi.untrusted = g->untrusted;
 		gi.role = g->px.role;
 		gi.leader = g->leader;
 		gi.ballot = g->px.ballot;

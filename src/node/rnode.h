@@ -97,6 +97,24 @@ int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
  * a later step (the group is gone from the node; its remains on disk are
  * removed by the next open or create of the id). */
 int qfs_rnode_group_drop(struct qfs_rnode *rn, qfs_group_t group);
+/* Rebuild this node's replica of group, which must be stopped untrusted
+ * (ginfo.untrusted): drop it (qfs_rnode_group_drop: WAL, items, files) and
+ * create it again empty with members, keeping the ballot its promise file
+ * still says it promised (when that file is readable), so that the new
+ * replica forgets its log but not its promise.  It then catches up from the
+ * leader's log or a snapshot.  Erasing a replica is safe only while the
+ * other members hold every chosen entry and form a quorum without it: the
+ * caller checks that (doc/cell.md "Self-healing").  0, QFS_ENOGROUP,
+ * -EINVAL (not an untrusted replica, or bad members: nothing done), errors
+ * of group_drop (see there) and group_create (the group is then absent
+ * here; a later create or the cell's reconciliation makes it again). */
+int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
+			    const struct qfs_paxos_config *members);
+/* Stop this replica of group as untrusted (ginfo.untrusted, err
+ * QFS_ECORRUPT): a reader of its files (the archiver) found its log
+ * corrupt.  On the I/O thread; the caller blocks.  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED (closing). */
+int qfs_rnode_group_distrust(struct qfs_rnode *rn, qfs_group_t group);
 /* 1 if this node hosts a replica of group, 0 if not. */
 int qfs_rnode_group_exists(struct qfs_rnode *rn, qfs_group_t group);
 /* Call cb for each hosted group id, ascending, without node locks held. */
@@ -106,6 +124,10 @@ void qfs_rnode_groups(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *
 struct qfs_rnode_ginfo {
 	int stopped;            /* 1: stopped after an error (err says which) */
 	int err;
+	int untrusted;          /* 1: stopped because its copy on disk cannot be
+				   trusted (it could not be loaded, or a read
+				   found corruption): a restart does not heal it,
+				   qfs_rnode_group_rebuild does */
 	enum qfs_paxos_role role;
 	uint32_t leader;        /* known leader, 0: none */
 	qfs_ballot_t ballot;
@@ -183,6 +205,11 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out);
 int qfs_rnode_wal_info(struct qfs_rnode *rn, qfs_group_t group, char *dir, size_t dir_len,
 		       qfs_lsn_t *applied);
 int qfs_rnode_wal_release(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn);
+/* Seal group's open WAL segment now if it holds records (as an age seal
+ * does, without the hook), so that the archiver may take every record
+ * written so far.  On the I/O thread; the caller blocks.  0, QFS_ENOGROUP,
+ * QFS_ESTOPPED, -errno of the seal (the segment stays open). */
+int qfs_rnode_wal_seal(struct qfs_rnode *rn, qfs_group_t group);
 int qfs_rnode_snapshot_scan(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t *applied,
 			    qfs_store_scan_cb cb, void *arg);
 void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group, void *arg),

@@ -46,6 +46,8 @@ struct qfs_router {
 	struct table_metrics *metrics[METRICS_BUCKETS]; /* protected by metrics_mu (entries never freed before router) */
 	uint64_t ntables;               /* atomic */
 	uint64_t started_ms;
+	qfs_router_drop_hook drop_hook; /* set once before use; see router.h */
+	void *drop_arg;
 	struct qfs_admit_gac *gac;      /* the tables' global buckets (owned until GAC is a service) */
 	struct qfs_admit *admit;        /* this router's buckets (admit.h: own locking) */
 };
@@ -608,11 +610,34 @@ out:
 	return rc;
 }
 
+/* Drop a table's group once no table refers to it: the drop hook first
+ * (the archive takes its last records), then every replica.  No router
+ * lock held. */
+static void drop_group(struct qfs_router *r, const char *name, qfs_group_t group)
+{
+	int rc;
+
+	if (r->drop_hook)
+		(void)r->drop_hook(group, r->drop_arg); /* logs its failures */
+	rc = qfs_cell_group_drop(r->cell, group);
+	if (rc) /* the table is gone; the next start drops the orphan group */
+		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
+			QFS_ESC_NAME(name), (unsigned long long)group, qfs_strerror(rc));
+}
+
+/* See router.h. */
+void qfs_router_set_drop_hook(struct qfs_router *r, qfs_router_drop_hook cb, void *arg)
+{
+	r->drop_hook = cb;
+	r->drop_arg = arg;
+}
+
 int qfs_router_table_delete(struct qfs_router *r, const char *name)
 {
 	struct qfs_table tb;
 	void *raw = NULL;
 	size_t raw_len;
+	qfs_group_t dropped = 0;
 	int rc, res = 0;
 
 	pthread_rwlock_wrlock(&r->tables_lock);
@@ -628,18 +653,18 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 	if (rc)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-	rc = qfs_cell_group_drop(r->cell, tb.group);
-	char en[QFS_ESC_MAX(QFS_NAME_MAX)];
-	qfs_esc(name, en, sizeof(en));
-	if (rc) /* the table is gone; the next start drops the orphan group */
-		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
-			en, (unsigned long long)tb.group, qfs_strerror(rc));
-	rc = 0;
-	QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", en, (unsigned long long)tb.group);
-	qfs_admit_drop(r->admit, tb.group);
+	dropped = tb.group;
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
+	if (dropped) {
+		/* Outside the lock: the archive may take a few seconds, and
+		 * other tables' calls must not wait for it. */
+		drop_group(r, name, dropped);
+		qfs_admit_drop(r->admit, dropped);
+		QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", QFS_ESC_NAME(name),
+			(unsigned long long)dropped);
+	}
 	return rc;
 }
 
@@ -648,6 +673,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 	struct qfs_table src, dst;
 	void *raw = NULL, *dstraw = NULL;
 	size_t raw_len, dstraw_len = 0;
+	qfs_group_t dropped = 0;
 	int rc, res = 0, have_dst;
 
 	if (strcmp(oldname, newname) == 0)
@@ -676,17 +702,17 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		goto out;
 	if (have_dst) {
 		__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-		int drc = qfs_cell_group_drop(r->cell, dst.group);
-		if (drc)
-			QFS_LOG(QFS_LOG_WARN, "replaced table's group not dropped group=%016llx err=%s",
-				(unsigned long long)dst.group, qfs_strerror(drc));
-		qfs_admit_drop(r->admit, dst.group);
+		dropped = dst.group;
 	}
-	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", oldname, newname);
+	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", QFS_ESC_NAME(oldname), QFS_ESC_NAME(newname));
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
 	free(dstraw);
+	if (dropped) { /* outside the lock, as for a delete */
+		drop_group(r, newname, dropped);
+		qfs_admit_drop(r->admit, dropped);
+	}
 	return rc;
 }
 
@@ -949,6 +975,19 @@ void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
 	qfs_buf_printf(out, "cell proposals %llu fsyncs %llu redirects %llu timeouts %llu\n",
 		       (unsigned long long)cs.proposals, (unsigned long long)cs.fsyncs,
 		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts);
+}
+
+/* See router.h. */
+int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+			void **val, size_t *val_len)
+{
+	return qfs_cell_get_node(r->cell, id, group, key, key_len, val, val_len);
+}
+
+/* See router.h. */
+uint32_t qfs_router_node_count(struct qfs_router *r)
+{
+	return qfs_cell_node_count(r->cell);
 }
 
 /* ---- capacity ---- */

@@ -59,8 +59,16 @@ int qfs_router_table_lookup(struct qfs_router *r, const char *name, struct qfs_t
  * here).  -EEXIST, or propose errors; nothing is left behind on error. */
 int qfs_router_table_create(struct qfs_router *r, const char *name, const struct qfs_attr *a,
 			    struct qfs_table *out);
+/* Called with a dropped table's group before its replicas are dropped
+ * (delete, or rename over an empty table), on the caller's thread with no
+ * router lock held; it may block (bounded): the mount archives the group's
+ * last records there (archive.h qfs_archive_drop_hook).  Its result is only
+ * logged: the group is dropped anyway. */
+typedef int (*qfs_router_drop_hook)(qfs_group_t group, void *arg);
+/* Set the drop hook (NULL: none).  Call before the router serves calls. */
+void qfs_router_set_drop_hook(struct qfs_router *r, qfs_router_drop_hook cb, void *arg);
 /* Delete an empty table: -ENOENT, -ENOTEMPTY, -EBUSY (a file unlinked in it
- * is still open). */
+ * is still open).  Waits for the drop hook (the archive, bounded). */
 int qfs_router_table_delete(struct qfs_router *r, const char *name);
 /* Rename a table at the root.  noreplace: -EEXIST if newname exists;
  * otherwise an existing empty target table is replaced (-ENOTEMPTY if not
@@ -105,6 +113,12 @@ void qfs_router_capacity_changed(struct qfs_router *r, qfs_group_t group);
 void qfs_router_capacity(struct qfs_router *r, struct qfs_buf *out);
 
 /* Status and metrics text (one fact per line) appended to out. */
+/* Read key from node id's replica alone (qfs_cell_get_node: -EINVAL,
+ * -EHOSTDOWN, store errors); for the canary's per-AZ reads.  No metrics. */
+int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+			void **val, size_t *val_len);
+/* Number of storage nodes (ids 1..n). */
+uint32_t qfs_router_node_count(struct qfs_router *r);
 void qfs_router_status(struct qfs_router *r, struct qfs_buf *out);
 void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out);
 

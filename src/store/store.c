@@ -69,10 +69,14 @@ size_t store_group_end(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
 
 int store_rocks_err(const struct qfs_store *s, const char *what, char *errstr)
 {
+	/* RocksDB's Status::Corruption: the store cannot be trusted (the
+	 * cell rebuilds such a replica), unlike an I/O error that may pass. */
+	int rc = errstr && strncmp(errstr, "Corruption:", 11) == 0 ? QFS_ECORRUPT : -EIO;
+
 	QFS_LOG(QFS_LOG_ERR, "store %s failed dir=%s err=\"%s\"", what, s && s->dir ? s->dir : "?",
 		errstr ? errstr : "unknown");
 	rocksdb_free(errstr);
-	return -EIO;
+	return rc;
 }
 
 static void store_free_handles(struct qfs_store *s)

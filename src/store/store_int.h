@@ -50,8 +50,8 @@ void store_group_prefix(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
  * last group.  Returns its length. */
 size_t store_group_end(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
 
-/* Turn a RocksDB error string into -EIO with one log line naming what and
- * the store; frees errstr. */
+/* Turn a RocksDB error string into QFS_ECORRUPT (a "Corruption:" status)
+ * or -EIO, with one log line naming what and the store; frees errstr. */
 int store_rocks_err(const struct qfs_store *s, const char *what, char *errstr);
 
 /* Run the ops of t against group's items (plus the txn's own writes) and, if

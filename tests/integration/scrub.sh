@@ -223,8 +223,11 @@ with open(p, "r+b") as f:
 EOF
 	mount_again -o "$OPTS"
 	pass
-	grep -q "scrub repaired group=$G node=3 why=" "$T/daemon.out" ||
-		{ grep -E "scrub|wal|corrupt" "$T/daemon.out" | tail >&2; fail "node 3's damaged log not repaired"; }
+	# the scrubber repairs it, unless the cell's keeper rebuilt the
+	# replica first (it does so about 1 s after the mount: doc/cell.md
+	# "Self-healing")
+	grep -Eq "scrub repaired group=$G node=3 why=|cell replica rebuild group=$G node=3 " "$T/daemon.out" ||
+		{ grep -E "scrub|wal|corrupt|cell replica" "$T/daemon.out" | tail >&2; fail "node 3's damaged log not repaired"; }
 	(cd "$MNT/t" && sha256sum -c --quiet "$T/sums") || fail "files differ after the log repair"
 	qfs_wait_agree "$G" 30 || fail "replicas do not agree after the log repair"
 	qfs_umount

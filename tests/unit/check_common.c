@@ -1102,6 +1102,43 @@ START_TEST(test_clock)
 }
 END_TEST
 
+/* The call budget: outside a call every wait gets a full timeout; inside,
+ * waits share the first deadline until progress; limit only shortens;
+ * nesting counts the outermost pair. */
+START_TEST(test_call_budget)
+{
+	uint64_t d, now;
+
+	ck_assert_uint_eq(qfs_clock_call_deadline(1000, 50), 1050);
+	ck_assert_uint_eq(qfs_clock_call_deadline(2000, 50), 2050);
+	ck_assert(!qfs_clock_call_active());
+	qfs_clock_call_begin();
+	ck_assert(qfs_clock_call_active());
+	ck_assert_uint_eq(qfs_clock_call_deadline(1000, 50), 1050);
+	ck_assert_uint_eq(qfs_clock_call_deadline(1040, 50), 1050); /* shared */
+	qfs_clock_call_begin(); /* nested: same budget */
+	ck_assert_uint_eq(qfs_clock_call_deadline(1045, 50), 1050);
+	qfs_clock_call_end();
+	ck_assert_uint_eq(qfs_clock_call_deadline(1049, 50), 1050);
+	qfs_clock_call_progress(); /* a wait succeeded: fresh budget */
+	ck_assert_uint_eq(qfs_clock_call_deadline(1100, 50), 1150);
+	qfs_clock_call_progress();
+	now = qfs_clock_mono_ms();
+	qfs_clock_call_limit(20);
+	d = qfs_clock_call_deadline(now, 5000);
+	ck_assert_uint_ge(d, now + 20);
+	ck_assert_uint_le(d, qfs_clock_mono_ms() + 20);
+	qfs_clock_call_limit(60000); /* never lengthens */
+	ck_assert_uint_eq(qfs_clock_call_deadline(now, 5000), d);
+	qfs_clock_call_end();
+	ck_assert_uint_eq(qfs_clock_call_deadline(1000, 50), 1050); /* no call */
+	qfs_clock_call_limit(1); /* outside a call: nothing */
+	ck_assert_uint_eq(qfs_clock_call_deadline(1000, 50), 1050);
+	qfs_clock_call_end(); /* unbalanced end: harmless */
+	ck_assert_uint_eq(qfs_clock_call_deadline(3000, 50), 3050);
+}
+END_TEST
+
 START_TEST(test_glist)
 {
 	struct qfs_glist l = { 0 };
@@ -1176,6 +1213,7 @@ static Suite *common_suite(void)
 
 	tc = tcase_create("clock");
 	tcase_add_test(tc, test_clock);
+	tcase_add_test(tc, test_call_budget);
 	tcase_add_test(tc, test_glist);
 	suite_add_tcase(s, tc);
 	return s;
