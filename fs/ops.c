@@ -384,6 +384,44 @@ static void set_ts(struct qfs_ts *dst, const struct timespec *src)
 	dst->nsec = (uint32_t)src->tv_nsec;
 }
 
+/* Linux drops S_ISGID of a regular file without group execute when a caller
+ * that is neither root nor a member of the file's group writes or truncates
+ * it (what ext4 does; the kernel's FUSE module asks the filesystem only for
+ * the group-execute case and the setuid bit).  in->mu held, in loaded; the
+ * mode is written back with the data.  Unknown groups: the bit stays.
+ * Returns 1 if the bit was dropped (the kernel's cached mode is stale). */
+static int drop_sgid_locked(fuse_req_t req, struct qfs_fs_inode *in)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64], *g = groups;
+	int cap = 64, n, dropped = 0;
+
+	if (!S_ISREG(in->attr.mode) || (in->attr.mode & (S_ISGID | S_IXGRP)) != S_ISGID || ctx->uid == 0 ||
+	    ctx->gid == in->attr.gid)
+		return 0;
+	n = fuse_req_getgroups(req, cap, groups);
+	if (n > cap) {
+		cap = n;
+		if (!(g = malloc((size_t)cap * sizeof(*g))))
+			return 0;
+		n = fuse_req_getgroups(req, cap, g);
+	}
+	if (n < 0)
+		goto out;
+	if (n > cap)
+		n = cap;
+	for (int i = 0; i < n; i++)
+		if (g[i] == in->attr.gid)
+			goto out;
+	in->attr.mode &= ~(mode_t)S_ISGID;
+	in->attr_dirty |= QFS_SET_MODE;
+	dropped = 1;
+out:
+	if (g != groups)
+		free(g);
+	return dropped;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
@@ -452,6 +490,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in->attr.gid = attr->st_gid;
 		in->attr_dirty |= QFS_SET_GID;
 	}
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		drop_sgid_locked(req, in);
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
 		in->attr.atime = now;
 		in->attr_dirty |= QFS_SET_ATIME;
@@ -1765,7 +1805,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_data_write(fs, in, buf, size, off);
+	int dropped = rc == 0 && drop_sgid_locked(req, in);
 	pthread_mutex_unlock(&in->mu);
+	if (dropped && fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0); /* attributes only */
 	if (rc)
 		return qfs_fs_fail(req, FOP_WRITE, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
 	qfs_fs_done(req, FOP_WRITE, t0, 0);
@@ -1839,7 +1882,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 				   ino);
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_data_fallocate(fs, in, punch, keep, (uint64_t)off, (uint64_t)len);
+	/* the S_ISGID drop, if any, is written back with the next flush (close) */
+	int dropped = rc == 0 && qfs_fs_load(fs, in) == 0 && drop_sgid_locked(req, in);
 	pthread_mutex_unlock(&in->mu);
+	if (dropped && fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	if (rc)
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, rc, "ino=%lu mode=0x%x off=%lld len=%lld", ino, mode,
 				   (long long)off, (long long)len);

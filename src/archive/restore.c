@@ -898,6 +898,39 @@ int qfs_archive_reference(const struct qfs_objstore_cfg *cfg, const char *tmp_di
 	return rc;
 }
 
+/*
+ * Read the archived object key that a manifest lists with size bytes and
+ * CRC-32C crc into *data (heap, *len bytes; the caller frees it); counts
+ * each object read in *n.  A missing object, a checksum mismatch or a size
+ * or CRC differing from the manifest is QFS_ECORRUPT, a store error its
+ * errno; c->err says which, and *data is then NULL.
+ */
+static int get_listed(struct rctx *c, const char *key, uint64_t size, uint32_t crc,
+		      void **data, size_t *len, uint64_t *n)
+{
+	int rc;
+
+	*data = NULL;
+	rc = qfs_objstore_get(c->os, key, 0, 0, data, len);
+	if (rc == QFS_ECORRUPT || rc == -ENOENT) {
+		failf(c, QFS_ECORRUPT, "archived object %s is %s", key,
+		      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
+		return QFS_ECORRUPT;
+	}
+	if (rc) {
+		store_fail(c, rc, "cannot read", key);
+		return rc;
+	}
+	(*n)++;
+	if (*len != size || qfs_crc32c(0, *data, *len) != crc) {
+		free(*data);
+		*data = NULL;
+		return failf(c, QFS_ECORRUPT,
+			     "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
+	}
+	return 0;
+}
+
 /* See archive.h. */
 int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp_dir,
 			     qfs_group_t group, uint64_t *objects, char *err, size_t err_len)
@@ -943,24 +976,8 @@ int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp
 		const char *why = "";
 
 		qfs_arch_key_seg(key, group, s->first, s->last);
-		rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
-		if (rc == QFS_ECORRUPT || rc == -ENOENT) {
-			failf(&c, QFS_ECORRUPT, "archived object %s is %s", key,
-			      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
-			rc = QFS_ECORRUPT;
+		if ((rc = get_listed(&c, key, s->size, s->crc, &data, &len, &n)))
 			goto out_m;
-		}
-		if (rc) {
-			store_fail(&c, rc, "cannot read", key);
-			goto out_m;
-		}
-		n++;
-		if (len != s->size || qfs_crc32c(0, data, len) != s->crc) {
-			free(data);
-			rc = failf(&c, QFS_ECORRUPT,
-				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
-			goto out_m;
-		}
 		rc = qfs_arch_seg_walk(data, len, NULL, NULL, &got, &why);
 		free(data);
 		if (rc == 0 && (got.first != s->first || got.last != s->last)) {
@@ -980,24 +997,8 @@ int qfs_archive_verify_group(const struct qfs_objstore_cfg *cfg, const char *tmp
 		uint64_t t, items;
 
 		qfs_arch_key_snap(key, group, sn->lsn);
-		rc = qfs_objstore_get(c.os, key, 0, 0, &data, &len);
-		if (rc == QFS_ECORRUPT || rc == -ENOENT) {
-			failf(&c, QFS_ECORRUPT, "archived object %s is %s", key,
-			      rc == -ENOENT ? "missing" : "corrupt (checksum mismatch)");
-			rc = QFS_ECORRUPT;
+		if ((rc = get_listed(&c, key, sn->size, sn->crc, &data, &len, &n)))
 			goto out_m;
-		}
-		if (rc) {
-			store_fail(&c, rc, "cannot read", key);
-			goto out_m;
-		}
-		n++;
-		if (len != sn->size || qfs_crc32c(0, data, len) != sn->crc) {
-			free(data);
-			rc = failf(&c, QFS_ECORRUPT,
-				   "archived object %s is corrupt: size or CRC-32C differs from the manifest", key);
-			goto out_m;
-		}
 		rc = qfs_arch_snap_walk(data, len, NULL, NULL, &g, &l, &t, &items, &why);
 		free(data);
 		if (rc == 0 && (g != group || l != sn->lsn || items != sn->items)) {

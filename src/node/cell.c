@@ -954,6 +954,9 @@ static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now)
 		snprintf(why, sizeof(why), "the other nodes list no group");
 	}
 	qfs_glist_free(&all);
+	/* heal_find above may have moved c->heals (realloc): find h again */
+	if (!(h = heal_find(c, cn->id, 0, 0)))
+		return;
 	if (unsafe) {
 		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
 		    !strstr(why, "waiting for") && (!h->why_ms || now - h->why_ms >= 60000)) {

@@ -28,17 +28,6 @@
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 
-# log_mark: remember how much log there is; log_since: print what came after.
-log_mark() {
-	LOG_OUT_AT=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
-	LOG_FILE_AT=$(stat -c %s "$DATA/quorumfs.log" 2>/dev/null || echo 0)
-}
-log_since() {
-	[ -f "$T/daemon.out" ] && tail -c +$((LOG_OUT_AT + 1)) "$T/daemon.out"
-	[ -f "$DATA/quorumfs.log" ] && tail -c +$((LOG_FILE_AT + 1)) "$DATA/quorumfs.log"
-	true
-}
-
 # group_of TABLE: the 16-hex group of a table, from .quorumfs/status.
 group_of() {
 	awk -v t="$1" '$1 == "table" && $2 == t && $3 == "group" { print $4 }' "$MNT/.quorumfs/status"

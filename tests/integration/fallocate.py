@@ -22,7 +22,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import eq, true, expect_err, run_checks, set_rel, Fail  # noqa: E402
+from qfscheck import (eq, true, expect_err, run_phase, set_rel, Fail,  # noqa: E402
+                      registry, under, mount_rel, wfile, rfile)
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2] if len(sys.argv) > 2 else "main"
@@ -32,30 +33,10 @@ CHUNK = 131072
 KEEP_SIZE, PUNCH_HOLE, COLLAPSE_RANGE, ZERO_RANGE, INSERT_RANGE = 0x1, 0x2, 0x8, 0x10, 0x20
 FILE_MAX = 1 << 44
 
-CHECKS = []
-VERIFY = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
-
-
-def verify(fn):
-    VERIFY.append(fn)
-    return fn
-
-
-def P(*parts):
-    return os.path.join(T, *parts)
-
-
-def rel(x):
-    if isinstance(x, str) and x.startswith(MNT):
-        return "MNT" + x[len(MNT):]
-    return repr(x)
-
-
+CHECKS, check = registry()
+VERIFY, verify = registry()
+P = under(T)
+rel = mount_rel(MNT)
 set_rel(rel)
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -75,16 +56,6 @@ def falloc_path(path, mode, off, length, flags=os.O_WRONLY):
         fallocate(fd, mode, off, length)
     finally:
         os.close(fd)
-
-
-def wfile(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def rfile(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def rand(n):
@@ -397,14 +368,7 @@ def persisted():
 
 
 def main():
-    if PHASE == "verify":
-        return run_checks(VERIFY, rel)
-    try:
-        os.mkdir(T)
-    except OSError as e:
-        print("FAIL setup: mkdir table %s: %s" % (T, e))
-        return 1
-    return run_checks(CHECKS, rel)
+    return run_phase(PHASE, T, CHECKS, VERIFY, rel)
 
 
 if __name__ == "__main__":

@@ -107,37 +107,13 @@ if __name__ == "__main__":
     {"setup": setup, "flip": flip, "writer": writer, "verify": verify}[sys.argv[1]](*sys.argv[2:])
 EOF2
 py() { timeout -k 3 90 python3 "$T/hx.py" "$@" || fail "python step '$1' failed or hung (see above)"; }
-# log_mark: remember how much log there is; log: what came after.
-log_mark() {
-	LOG_OUT_AT=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
-	LOG_FILE_AT=$(stat -c %s "$DATA/quorumfs.log" 2>/dev/null || echo 0)
-}
-log() {
-	[ -f "$T/daemon.out" ] && tail -c +$((LOG_OUT_AT + 1)) "$T/daemon.out"
-	[ -f "$DATA/quorumfs.log" ] && tail -c +$((LOG_FILE_AT + 1)) "$DATA/quorumfs.log"
-	true
-}
-
-# first_seg NODE GROUP: the lowest segment name (first LSN, 16 hex) in that
-# node's WAL directory of GROUP, or "none"
-first_seg() {
-	local s
-	s=$(ls "$DATA/nodes/n$1/wal/$2" 2>/dev/null | grep -E '^[0-9a-f]{16}\.wal$' | sort | head -1)
-	echo "${s%.wal}" | sed 's/^$/none/'
-}
-
 # --- 1. a log released at its start on every node
 mkdir "$MNT/hx" || fail "mkdir table hx"
 G=$(qfs_group_of hx) || fail "no group for table hx"
 py writer "$MNT/hx" "$J" 200 a
 released=
 for _ in $(seq 150); do
-	released=1
-	for n in 1 2 3; do
-		s=$(first_seg "$n" "$G")
-		{ [ "$s" != none ] && [ $((16#$s)) -gt 1 ]; } || { released=; break; }
-	done
-	[ -n "$released" ] && break
+	seg1_released "$G" && { released=1; break; }
 	sleep 0.2
 done
 [ -n "$released" ] || { cat "$MNT/.quorumfs/archive" >&2; fail "segment 1 of $G not released on every node within 30 s"; }
@@ -161,35 +137,35 @@ t0=$SECONDS
 grep "^group $G replica node 1 " "$MNT/.quorumfs/status"
 py writer "$MNT/hx" "$J" 60 &
 wpid=$!
-qfs_wait_agree "$G" 60 || { log | grep -E 'cell replica|snapshot|corrupt' >&2; fail "node 1's replica of $G did not heal within 60 s"; }
+qfs_wait_agree "$G" 60 || { log_since | grep -E 'cell replica|snapshot|corrupt' >&2; fail "node 1's replica of $G did not heal within 60 s"; }
 wait $wpid || fail "writes to table hx failed while node 1's replica healed"
 note "healed in $((SECONDS - t0)) s"
-log | grep -E "cell replica rebuild .*group=$G node=1 " >"$T/rebuild.lines" ||
-	{ log | tail -n 40 >&2; fail "no 'cell replica rebuild ... group=$G node=1' line in the log"; }
+log_since | grep -E "cell replica rebuild .*group=$G node=1 " >"$T/rebuild.lines" ||
+	{ log_since | tail -n 40 >&2; fail "no 'cell replica rebuild ... group=$G node=1' line in the log"; }
 cat "$T/rebuild.lines"
 grep -q 'operator=' "$T/rebuild.lines" || fail "the rebuild line does not say what an operator can do"
 for _ in $(seq 50); do
-	log | grep -Eq "rnode snapshot installed group=$G node=1 " && break
+	log_since | grep -Eq "rnode snapshot installed group=$G node=1 " && break
 	sleep 0.1
 done
-log | grep -E "rnode snapshot installed group=$G node=1 " ||
-	{ log | grep -E 'snapshot|cell replica' >&2; fail "node 1 was not caught up by a snapshot"; }
+log_since | grep -E "rnode snapshot installed group=$G node=1 " ||
+	{ log_since | grep -E 'snapshot|cell replica' >&2; fail "node 1 was not caught up by a snapshot"; }
 py verify "$J"
 # no snapshot loop: watch 5 more seconds, then count
 sleep 5
-nsnap=$(log | grep -c "rnode snapshot sent group=$G ") || true
+nsnap=$(log_since | grep -c "rnode snapshot sent group=$G ") || true
 note "snapshot lines for $G: $nsnap"
-[ "$nsnap" -le 4 ] || { log | grep "rnode snapshot sent group=$G " | tail >&2; fail "$nsnap 'snapshot sent' lines for group $G: a resend loop"; }
+[ "$nsnap" -le 4 ] || { log_since | grep "rnode snapshot sent group=$G " | tail >&2; fail "$nsnap 'snapshot sent' lines for group $G: a resend loop"; }
 nreb=$(wc -l <"$T/rebuild.lines")
 [ "$nreb" -le 3 ] || fail "$nreb rebuild attempts for one corrupt replica"
 
 # the archive goes on: node 1's rebuilt log starts after the snapshot, and
 # the records before it come from another replica
 for _ in $(seq 100); do
-	log | grep -q "archive gap filled from another replica group=$G " && break
+	log_since | grep -q "archive gap filled from another replica group=$G " && break
 	sleep 0.2
 done
-log | grep "archive gap filled from another replica group=$G " ||
+log_since | grep "archive gap filled from another replica group=$G " ||
 	{ cat "$MNT/.quorumfs/archive" >&2; fail "the archive of $G did not get past node 1's rebuilt log within 20 s"; }
 grep "^partition $G " "$MNT/.quorumfs/archive"
 rm -rf "$T/r"
@@ -203,7 +179,7 @@ qfs_umount
 log_mark
 mount_again
 qfs_wait_agree "$G" 30 || fail "replicas of $G do not agree after the remount"
-! log | grep -q "cell replica rebuild .*group=$G " || fail "node 1's replica was rebuilt again after a clean remount"
+! log_since | grep -q "cell replica rebuild .*group=$G " || fail "node 1's replica was rebuilt again after a clean remount"
 py verify "$J"
 
 # --- 5. a corrupt record only the archiver reads (an old sealed segment)
@@ -240,13 +216,13 @@ with open(p, "r+b") as f:
 note "flipped a byte in the middle of node 1's sealed segment $seg ($size bytes) while mounted"
 mv "$DATA/archive.away" "$DATA/archive" || fail "mv archive back"
 for _ in $(seq 150); do
-	log | grep -q "archive gap filled from another replica group=$G " && break
+	log_since | grep -q "archive gap filled from another replica group=$G " && break
 	sleep 0.2
 done
 for want in "archive found node 1's log corrupt group=$G " "cell replica rebuild group=$G node=1 " \
 	"archive gap filled from another replica group=$G "; do
-	log | grep -F "$want" ||
-		{ log | grep -E 'archive|cell replica' | tail -n 20 >&2; fail "no '$want' line within 30 s"; }
+	log_since | grep -F "$want" ||
+		{ log_since | grep -E 'archive|cell replica' | tail -n 20 >&2; fail "no '$want' line within 30 s"; }
 done
 qfs_wait_agree "$G" 60 || fail "node 1's replica of $G did not heal after the archiver found it corrupt"
 py verify "$J"
@@ -267,10 +243,10 @@ note "garbled node 2's RocksDB manifest $man"
 log_mark
 mount_again
 for _ in $(seq 150); do
-	log | grep -q "cell node rebuild node=2 " && break
+	log_since | grep -q "cell node rebuild node=2 " && break
 	sleep 0.2
 done
-log | grep "cell node rebuild node=2 " || { log | grep -E 'cell|store' | tail -n 20 >&2; fail "node 2 with a corrupt store was not rebuilt within 30 s"; }
+log_since | grep "cell node rebuild node=2 " || { log_since | grep -E 'cell|store' | tail -n 20 >&2; fail "node 2 with a corrupt store was not rebuilt within 30 s"; }
 qfs_wait_agree "$G" 60 || fail "the replicas of $G do not agree after node 2's rebuild"
 qfs_wait_agree 0000000000000001 60 || fail "the replicas of the meta group do not agree after node 2's rebuild"
 ls -d "$DATA"/nodes/n2.broken-* >/dev/null 2>&1 || fail "node 2's corrupt directory was not kept aside as n2.broken-*"

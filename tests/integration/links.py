@@ -18,50 +18,16 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import expect_err, expect_one_of, eq, true, run_checks, set_rel  # noqa: E402
+from qfscheck import (expect_err, expect_one_of, eq, true, run_checks, set_rel,  # noqa: E402
+                      registry, under, mount_rel, wfile, rfile, exists)
 
 MNT = sys.argv[1]
 T = os.path.join(MNT, "lk")
 U = os.path.join(MNT, "lk_other")
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
-
-
-def P(*parts):
-    return os.path.join(T, *parts)
-
-
-def rel(x):
-    if isinstance(x, str) and x.startswith(MNT):
-        return "MNT" + x[len(MNT):] if len(x) < 200 else "MNT/<%d-byte path>" % len(x)
-    if isinstance(x, (bytes, str)) and len(x) > 60:
-        return "<%d bytes>" % len(x)
-    return repr(x)
-
-
+CHECKS, check = registry()
+P = under(T)
+rel = mount_rel(MNT, long_path=200, long_value=60)
 set_rel(rel)
-
-
-def wfile(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def rfile(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def exists(path):
-    try:
-        os.lstat(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def later(a, b):

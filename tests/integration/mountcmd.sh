@@ -52,18 +52,12 @@ cleanup() {
 	local rc=$? p
 	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
 	p=$(daemon_pid)
-	if [ -n "$p" ]; then
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null
-	fi
+	[ -n "$p" ] && qfs_reap "$p"
 	[ -n "${LISTENER:-}" ] && kill "$LISTENER" 2>/dev/null
 	[ $rc -ne 0 ] && [ -f "$DATA/quorumfs.log" ] && tail -n 20 "$DATA/quorumfs.log" >&2
 	umount /usr/sbin 2>/dev/null
 	# a sanitizer report of a daemon (in its log or output) fails the test
-	if grep -sE -A40 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$DATA/quorumfs.log" "$T"/fstab.log "$T"/fg.out "$T"/err >&2; then
-		echo "FAIL: sanitizer report above" >&2
-		rc=1
-	fi
+	qfs_sanitizer_found "$DATA/quorumfs.log" "$T"/fstab.log "$T"/fg.out "$T"/err && rc=1
 	rm -rf "$T"
 	exit $rc
 }

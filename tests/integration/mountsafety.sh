@@ -54,16 +54,10 @@ cleanup() {
 	fusermount3 -u "$T/mnt2" 2>/dev/null
 	local p
 	p=$(daemon_pid)
-	if [ -n "$p" ]; then
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null
-	fi
+	[ -n "$p" ] && qfs_reap "$p"
 	[ $rc -ne 0 ] && [ -f "$DATA/quorumfs.log" ] && tail -n 20 "$DATA/quorumfs.log" >&2
 	# a sanitizer report of a daemon (in its log or output) fails the test
-	if grep -sE -A40 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$DATA/quorumfs.log"* "$T"/fg.log "$T"/fg.out "$T"/out >&2; then
-		echo "FAIL: sanitizer report above" >&2
-		rc=1
-	fi
+	qfs_sanitizer_found "$DATA/quorumfs.log"* "$T"/fg.log "$T"/fg.out "$T"/out && rc=1
 	rm -rf "$T"
 	exit $rc
 }

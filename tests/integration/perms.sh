@@ -6,7 +6,8 @@
 # quorumfs reports; this test drives real commands as throwaway numeric
 # uids (no passwd entry needed with setpriv) and checks the errors users
 # see (EACCES "Permission denied", EPERM "Operation not permitted"), owner
-# and group of new files, sticky and setgid directories, and that owners
+# and group of new files, sticky and setgid directories, the clearing of
+# setuid/setgid bits, the utimensat permission rules, and that owners
 # and modes survive a remount.
 
 . "$QFS_SRCDIR/tests/lib/common.sh"
@@ -166,11 +167,63 @@ expect_stat '%u:%g' "$P/sg/userfile" "$U1:$GX" "user's file inherits the setgid 
 touch "$P/sg/sub/deep" || fail "create in the inherited setgid subdir"
 expect_stat '%g' "$P/sg/sub/deep" "$GX" "setgid propagates through the subdir"
 
+# --- setuid/setgid bits: Linux (ext4) clears S_ISUID, and S_ISGID when the
+# group may execute, on a write or truncate by a non-owner, on any chown of
+# a regular file (root's too), and drops S_ISGID from a chmod by an owner
+# outside the file's group (pjdfstest chown/00.t, chmod/12.t)
+printf 'x\n' >"$P/suidw" && chmod 6777 "$P/suidw" || fail "create suidw"
+allow "U1 appends to a 6777 root file" $U1 $G1 sh -c "echo y >>'$P/suidw'"
+expect_stat '%a' "$P/suidw" 777 "a non-owner's write clears setuid and setgid"
+printf 'x\n' >"$P/suidt" && chmod 6777 "$P/suidt" || fail "create suidt"
+allow "U1 truncates a 6777 root file" $U1 $G1 truncate -s 1 "$P/suidt"
+expect_stat '%a %s' "$P/suidt" "777 1" "a non-owner's truncate clears setuid and setgid"
+# S_ISGID without group execute: dropped when the writer is not in the
+# file's group (owner or not), kept for a member (Linux >= 6.2, ext4); the
+# kernel leaves that case to quorumfs (fs/ops.c drop_sgid_locked)
+for f in sgw sgt sgf sgo sgm; do
+	printf 'x\n' >"$P/$f" && chmod 2666 "$P/$f" || fail "create $f"
+done
+chown $U1 "$P/sgo" && chgrp $GX "$P/sgm" || fail "chown sgo/sgm"
+allow "U1 appends to a 2666 root file" $U1 $G1 sh -c "echo y >>'$P/sgw'"
+expect_stat '%a' "$P/sgw" 666 "a non-member's write drops setgid without group execute"
+allow "U1 truncates a 2666 root file" $U1 $G1 truncate -s 1 "$P/sgt"
+expect_stat '%a %s' "$P/sgt" "666 1" "a non-member's truncate drops setgid without group execute"
+if as $U1 $G1 fallocate -l 8192 "$P/sgf" 2>"$T/out"; then
+	expect_stat '%a %s' "$P/sgf" "666 8192" "a non-member's fallocate drops setgid without group execute"
+else
+	grep -q "not found" "$T/out" || fail "fallocate as U1: $(cat "$T/out")"
+fi
+allow "owner outside the group appends to own 2666 file" $U1 $G1 sh -c "echo y >>'$P/sgo'"
+expect_stat '%a' "$P/sgo" 666 "the owner's write drops setgid when outside the group"
+allow "a group member appends to a 2666 file" $U1 $G1,$GX sh -c "echo y >>'$P/sgm'"
+expect_stat '%a' "$P/sgm" 2666 "a member's write keeps setgid without group execute"
+echo y >>"$P/sgm" || fail "root appends to sgm"
+expect_stat '%a' "$P/sgm" 2666 "root's write keeps setgid"
+touch "$P/suidc" && chmod 6755 "$P/suidc" && chown $U1 "$P/suidc" || fail "chown suidc"
+expect_stat '%u %a' "$P/suidc" "$U1 755" "root's chown clears setuid and setgid (group execute)"
+touch "$P/suidg" && chmod 6745 "$P/suidg" && chown $U1:$G1 "$P/suidg" || fail "chown suidg"
+expect_stat '%a' "$P/suidg" 2745 "root's chown keeps setgid without group execute"
+touch "$P/udir/sgc" && chgrp $GX "$P/udir/sgc" && chown $U1 "$P/udir/sgc" || fail "create udir/sgc"
+allow "owner outside the group chmods 2755" $U1 $G1 chmod 2755 "$P/udir/sgc"
+expect_stat '%a' "$P/udir/sgc" 755 "chmod by an owner outside the group drops setgid"
+allow "owner in the group chmods 2755" $U1 $G1,$GX chmod 2755 "$P/udir/sgc"
+expect_stat '%a' "$P/udir/sgc" 2755 "chmod by an owner in the group keeps setgid"
+
+# --- utimensat: UTIME_NOW needs write permission (else EACCES), explicit
+# times need ownership (else EPERM) (pjdfstest utimensat/06.t, 07.t)
+printf 'w\n' >"$P/w666" && chmod 666 "$P/w666" && touch -d '2001-01-01 UTC' "$P/w666" || fail "create w666"
+allow "a writer sets times to now" $U1 $G1 touch -c "$P/w666"
+[ "$(stat -c %Y "$P/w666")" -gt "$(date -d '2002-01-01 UTC' +%s)" ] || fail "UTIME_NOW by a writer did not set mtime"
+echo "ok   UTIME_NOW by a non-owner writer sets mtime"
+deny "Operation not permitted" "a writer sets explicit times" $U1 $G1 touch -c -d '2001-01-01' "$P/w666"
+printf 'r\n' >"$P/r644" && chmod 644 "$P/r644" || fail "create r644"
+deny "Permission denied" "a non-writer sets times to now" $U1 $G1 touch -c "$P/r644"
+
 # --- owners and modes survive a remount
-before=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile)
+before=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw)
 qfs_umount
 qfs_mount
-after=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile)
+after=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw)
 [ "$before" = "$after" ] || fail "owners/modes changed across remount:
 before:
 $before

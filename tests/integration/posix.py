@@ -18,34 +18,18 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import expect_err, expect_one_of, eq, true, run_checks, set_rel  # noqa: E402
+from qfscheck import (expect_err, expect_one_of, eq, true, run_checks, set_rel,  # noqa: E402
+                      registry, under, mount_rel, rfile, exists)
 
 MNT = sys.argv[1]
 DATA = sys.argv[2] if len(sys.argv) > 2 else None
 T = os.path.join(MNT, "posix")
 Q = os.path.join(MNT, ".quorumfs")
 
-CHECKS = []
+CHECKS, check = registry()
 RNG = random.Random(20240607)
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
-
-
-def P(*parts):
-    return os.path.join(T, *parts)
-
-
-def rel(x):
-    if isinstance(x, str) and x.startswith(MNT):
-        return "MNT" + x[len(MNT):] if len(x) < 200 else "MNT/<%d-byte path>" % len(x)
-    if isinstance(x, (bytes, str)) and len(x) > 60:
-        return "<%d bytes>" % len(x)
-    return repr(x)
-
-
+P = under(T)
+rel = mount_rel(MNT, long_path=200, long_value=60)
 set_rel(rel)
 
 def wfile(path, data, mode=0o644, flags=os.O_TRUNC):
@@ -58,21 +42,8 @@ def wfile(path, data, mode=0o644, flags=os.O_TRUNC):
         os.close(fd)
 
 
-def rfile(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def rnd(n):
     return RNG.randbytes(n)
-
-
-def exists(path):
-    try:
-        os.lstat(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def preadall(fd, n, off):

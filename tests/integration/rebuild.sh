@@ -105,13 +105,6 @@ nodes_check() { # nodes_check "up up down": the nodes file says exactly that
 		"$MNT/.quorumfs/nodes")
 	[ "$got" = "$1" ] || { cat "$MNT/.quorumfs/nodes" >&2; fail "nodes file says '$got', want '$1'"; }
 }
-# first_seg NODE GROUP: the lowest segment name (first LSN, 16 hex) in that
-# node's WAL directory of GROUP, or "none"
-first_seg() {
-	local s
-	s=$(ls "$DATA/nodes/n$1/wal/$2" 2>/dev/null | grep -E '^[0-9a-f]{16}\.wal$' | sort | head -1)
-	echo "${s%.wal}" | sed 's/^$/none/'
-}
 # arch_field GROUP FIELD: a field of the group's line in .quorumfs/archive
 arch_field() {
 	awk -v g="$1" -v f="$2" '$1 == "partition" && $2 == g { for (i = 3; i < NF; i++) if ($i == f) print $(i + 1) }' "$ARCH"
@@ -134,13 +127,9 @@ applied=$(awk -v g="$G" -v l="$L" '$1 == "group" && $2 == g && $3 == "replica" &
 released=
 for _ in $(seq 150); do
 	a=$(arch_field "$G" archived_lsn)
-	if [ -n "$a" ] && [ "$a" -ge "$applied" ]; then
+	if [ -n "$a" ] && [ "$a" -ge "$applied" ] && seg1_released "$G"; then
 		released=1
-		for n in 1 2 3; do
-			s=$(first_seg "$n" "$G")
-			{ [ "$s" != none ] && [ $((16#$s)) -gt 1 ]; } || { released=; break; }
-		done
-		[ -n "$released" ] && break
+		break
 	fi
 	sleep 0.2
 done

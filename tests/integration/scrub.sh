@@ -23,6 +23,7 @@
 #    replica is rebuilt, files read back, the replicas agree.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/scrub.sh"
 
 qfs_require python3 awk timeout setpriv sha256sum
 set -o pipefail
@@ -52,16 +53,8 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])' "$S" "$cmd"
 }
-val() { awk -v k="$1" '$1 == k { print $2; exit }' "$S"; }
-# wait_idle SECONDS: until the scrub state is idle
-wait_idle() {
-	local end=$((SECONDS + $1))
-	while [ "$(val state)" != idle ]; do
-		[ $SECONDS -lt $end ] || { cat "$S" >&2; fail "scrub still running after $1 s"; }
-		sleep 0.2
-	done
-}
-# pass: start one and wait for it
+# pass: start one (through ctlw, so a refusal names its errno) and wait
+# for it; replaces the pass of tests/lib/scrub.sh
 pass() {
 	local out
 	out=$(ctlw start)
@@ -173,16 +166,7 @@ grep -q "^repaired group=$G node=3$" "$T/off.out" || { cat "$T/off.out" >&2; fai
 # --- 6. a flipped byte in an SST file of node 1
 SST=$(ls -S "$DATA"/nodes/n1/store/*.sst | head -1)
 [ -n "$SST" ] || fail "no SST file in node 1"
-python3 - "$SST" <<'EOF' || fail "flip"
-import os, sys
-p = sys.argv[1]
-n = os.path.getsize(p)
-with open(p, "r+b") as f:
-    f.seek(n // 4)
-    b = f.read(1)
-    f.seek(n // 4)
-    f.write(bytes([b[0] ^ 0x5a]))
-EOF
+qfs_flip_byte "$SST" $(($(stat -c %s "$SST") / 4)) 0x5a || fail "flip"
 mount_again -o "$OPTS"
 pass
 grep -q "store corruption found" "$T/daemon.out" || fail "corruption not found"
@@ -211,16 +195,7 @@ qfs_wait_agree "$G" 20 || fail "replicas do not agree before step 7"
 qfs_umount
 SEGF=$(ls -S "$DATA"/nodes/n3/wal/"$G"/*.wal 2>/dev/null | head -1)
 if [ -n "$SEGF" ] && [ "$(stat -c %s "$SEGF")" -gt 4096 ]; then
-	python3 - "$SEGF" <<'EOF' || fail "flip wal"
-import os, sys
-p = sys.argv[1]
-n = os.path.getsize(p)
-with open(p, "r+b") as f:
-    f.seek(n // 2)
-    b = f.read(1)
-    f.seek(n // 2)
-    f.write(bytes([b[0] ^ 0x10]))
-EOF
+	qfs_flip_byte "$SEGF" $(($(stat -c %s "$SEGF") / 2)) 0x10 || fail "flip wal"
 	mount_again -o "$OPTS"
 	pass
 	# the scrubber repairs it, unless the cell's keeper rebuilt the

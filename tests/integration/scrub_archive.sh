@@ -14,6 +14,7 @@
 #    command exits 1.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/scrub.sh"
 
 qfs_require python3 awk timeout
 set -o pipefail
@@ -26,19 +27,6 @@ TOOL=$(dirname "$QFS_BIN")/../tests/unit/store_tool
 S=$MNT/.quorumfs/scrub
 A=$MNT/.quorumfs/alarms
 
-val() { awk -v k="$1" '$1 == k { print $2; exit }' "$S"; }
-field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$S"; }
-wait_idle() {
-	local end=$((SECONDS + $1))
-	while [ "$(val state)" != idle ]; do
-		[ $SECONDS -lt $end ] || { cat "$S" >&2; fail "scrub still running after $1 s"; }
-		sleep 0.2
-	done
-}
-pass() {
-	printf 'start\n' >"$S" 2>/dev/null || fail "start refused"
-	wait_idle 60
-}
 # ref_pass KEY N: passes until status value KEY (e.g. reference_compared)
 # reached N (the archive lags the live log by seal_age + archive_interval,
 # so a pass's sums are compared in a later pass)
@@ -95,16 +83,7 @@ grep -q "^$KEY " "$T/keys2" || fail "the item is gone"
 # --- 3. a corrupted archive object
 SEG=$(find "$DATA/archive" -path "*$G*" -type f ! -name "*manifest*" | head -1)
 [ -n "$SEG" ] || { find "$DATA/archive" | head >&2; fail "no archived object of group $G"; }
-python3 - "$SEG" <<'EOF' || fail "flip"
-import os, sys
-p = sys.argv[1]
-n = os.path.getsize(p)
-with open(p, "r+b") as f:
-    f.seek(n - 10)
-    b = f.read(1)
-    f.seek(n - 10)
-    f.write(bytes([b[0] ^ 0x01]))
-EOF
+qfs_flip_byte "$SEG" -10 0x01 || fail "flip"
 "$QFS_BIN" scrub "$DATA" >"$T/off.out" 2>&1; rc=$?
 [ $rc -eq 1 ] || { cat "$T/off.out" >&2; fail "offline scrub with a corrupt archive object: exit $rc, want 1"; }
 grep -q "^archive-corrupt group=$G err=.*corrupt" "$T/off.out" || { cat "$T/off.out" >&2; fail "no archive-corrupt line"; }

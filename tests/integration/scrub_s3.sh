@@ -9,6 +9,7 @@
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/s3env.sh"
+. "$QFS_SRCDIR/tests/lib/scrub.sh"
 s3env_require
 [ "$(id -u)" -eq 0 ] || skip "integration tests need root (FUSE allow_other, chown)"
 [ -c /dev/fuse ] || skip "/dev/fuse is missing"
@@ -28,16 +29,6 @@ S3OPTS="archive=s3://$S3_BUCKET/qfs,s3_endpoint=$S3_ENDPOINT,s3_region=us-east-1
 OPTS="$S3OPTS,seal_age=1s,archive_interval=200ms,scrub_interval=off,scrub_rate=0"
 S=$MNT/.quorumfs/scrub
 A=$MNT/.quorumfs/alarms
-val() { awk -v k="$1" '$1 == k { print $2; exit }' "$S"; }
-field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$S"; }
-pass() {
-	printf 'start\n' >"$S" 2>/dev/null || fail "start refused"
-	local end=$((SECONDS + 60))
-	while [ "$(val state)" != idle ]; do
-		[ $SECONDS -lt $end ] || { cat "$S" >&2; fail "scrub still running after 60 s"; }
-		sleep 0.2
-	done
-}
 
 qfs_mount -o "$OPTS"
 echo "$QFS_PID" >"$T/daemon.pid"
@@ -57,16 +48,7 @@ qfs_umount
 
 OBJ=$(find "$S3_DATA/$S3_BUCKET/qfs/groups/$G/wal" -name '*._S3rver_object' | head -1)
 [ -n "$OBJ" ] || { find "$S3_DATA" | head >&2; fail "no segment object of $G in the bucket"; }
-python3 - "$OBJ" <<'PY' || fail "flip"
-import os, sys
-p = sys.argv[1]
-n = os.path.getsize(p)
-with open(p, "r+b") as f:
-    f.seek(n // 2)
-    b = f.read(1)
-    f.seek(n // 2)
-    f.write(bytes([b[0] ^ 0x01]))
-PY
+qfs_flip_byte "$OBJ" $(($(stat -c %s "$OBJ") / 2)) 0x01 || fail "flip"
 "$QFS_BIN" scrub -o "$S3OPTS" "$DATA" >"$T/off.out" 2>&1; rc=$?
 [ $rc -eq 1 ] || { cat "$T/off.out" >&2; fail "offline scrub with a corrupt S3 object: exit $rc, want 1"; }
 grep -q "^archive-corrupt group=$G err=.*groups/$G/wal/" "$T/off.out" || { cat "$T/off.out" >&2; fail "the corrupt object is not named"; }

@@ -19,7 +19,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import eq, true, run_checks, set_rel  # noqa: E402
+from qfscheck import (eq, true, run_phase, set_rel,  # noqa: E402
+                      registry, under, mount_rel, wfile)
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2] if len(sys.argv) > 2 else "main"
@@ -28,35 +29,11 @@ OLD = 981173106_000000000 + 123456789        # 2001-02-03 04:05:06.123456789 UTC
 TICK = 0.03                                  # sleep so a new ctime is visibly later
 NEAR_S = 10                                  # "now" tolerance, seconds
 
-CHECKS = []
-VERIFY = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
-
-
-def verify(fn):
-    VERIFY.append(fn)
-    return fn
-
-
-def P(*parts):
-    return os.path.join(T, *parts)
-
-
-def rel(x):
-    if isinstance(x, str) and x.startswith(MNT):
-        return "MNT" + x[len(MNT):]
-    return repr(x)
-
-
+CHECKS, check = registry()
+VERIFY, verify = registry()
+P = under(T)
+rel = mount_rel(MNT)
 set_rel(rel)
-
-def wfile(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def fmt_ns(ns):
@@ -452,14 +429,7 @@ def persisted():
 
 
 def main():
-    if PHASE == "verify":
-        return run_checks(VERIFY, rel)
-    try:
-        os.mkdir(T)
-    except OSError as e:
-        print("FAIL setup: mkdir table %s: %s" % (T, e))
-        return 1
-    return run_checks(CHECKS, rel)
+    return run_phase(PHASE, T, CHECKS, VERIFY, rel)
 
 
 if __name__ == "__main__":

@@ -18,44 +18,19 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from qfscheck import ename, expect_err, eq, true, run_checks, set_rel  # noqa: E402
+from qfscheck import (ename, expect_err, eq, true, run_phase, set_rel,  # noqa: E402
+                      registry, under, mount_rel, wfile)
 
 MNT = sys.argv[1]
 PHASE = sys.argv[2] if len(sys.argv) > 2 else "main"
 T = os.path.join(MNT, "xattr")
 LIMIT = 65536          # names + values per file, spec: more -> ENOSPC
 
-CHECKS = []
-VERIFY = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
-
-
-def verify(fn):
-    VERIFY.append(fn)
-    return fn
-
-
-def P(*parts):
-    return os.path.join(T, *parts)
-
-
-def rel(x):
-    if isinstance(x, str) and x.startswith(MNT):
-        return "MNT" + x[len(MNT):]
-    if isinstance(x, (bytes, str)) and len(x) > 60:
-        return "<%d bytes>" % len(x)
-    return repr(x)
-
-
+CHECKS, check = registry()
+VERIFY, verify = registry()
+P = under(T)
+rel = mount_rel(MNT, long_value=60)
 set_rel(rel)
-
-def wfile(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def xlist(path, follow=True):
@@ -376,14 +351,7 @@ def persisted():
 
 
 def main():
-    if PHASE == "verify":
-        return run_checks(VERIFY, rel)
-    try:
-        os.mkdir(T)
-    except OSError as e:
-        print("FAIL setup: mkdir table %s: %s" % (T, e))
-        return 1
-    return run_checks(CHECKS, rel)
+    return run_phase(PHASE, T, CHECKS, VERIFY, rel)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,22 @@ watchdog() {
 	) &
 }
 
+# qfs_flip_byte FILE POS MASK: xor the byte at offset POS of FILE (counted
+# from the end if POS < 0) with MASK, in place.
+qfs_flip_byte() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+p, pos, mask = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 0)
+if pos < 0:
+    pos += os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(pos)
+    b = f.read(1)
+    f.seek(pos)
+    f.write(bytes([b[0] ^ mask]))
+PY
+}
+
 # mount_again [args]: qfs_mount and record the PID for the watchdog.
 mount_again() {
 	qfs_mount "$@"
@@ -64,6 +80,26 @@ qfs_require() {
 	for c in "$@"; do
 		command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
 	done
+}
+
+# qfs_reap PID: the daemon PID exits by itself after its unmount; wait for
+# it up to 5 s, then kill -9 it.
+qfs_reap() {
+	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null || true
+}
+
+# qfs_sanitizer_found FILE...: print every sanitizer report in the FILEs
+# (missing ones are passed over), then "FAIL: sanitizer report above"; true
+# if there was one.  For tests whose daemons log to files of their own.
+qfs_sanitizer_found() {
+	local f found=1
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		grep -E -A40 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$f" >&2 && found=0
+	done
+	[ $found -eq 0 ] || return 1
+	echo "FAIL: sanitizer report above" >&2
 }
 
 qfs_cleanup() {
@@ -78,11 +114,7 @@ qfs_cleanup() {
 		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null ||
 			umount -l "$MNT" 2>/dev/null || true
 	fi
-	if [ -n "${QFS_PID:-}" ]; then
-		# the daemon exits by itself after the unmount; wait for it briefly
-		for _ in $(seq 50); do kill -0 "$QFS_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$QFS_PID" 2>/dev/null || true
-	fi
+	[ -n "${QFS_PID:-}" ] && qfs_reap "$QFS_PID"
 	for m in ${QFS_EXTRA_UMOUNTS:-}; do umount "$m" 2>/dev/null || true; done
 	[ -n "${T:-}" ] && rm -rf "$T"
 	exit $rc
@@ -120,22 +152,58 @@ qfs_kill9() {
 	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
 }
 
-qfs_setup() {
-	[ "$(id -u)" -eq 0 ] || skip "integration tests need root (FUSE allow_other, chown)"
-	[ -c /dev/fuse ] || skip "/dev/fuse is missing"
-	qfs_require fusermount3 mountpoint
-	T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-test.XXXXXX")
+# qfs_tmp [NAME]: a private temp dir $T (mode 755, named NAME.XXXXXX,
+# default qfs-test) holding the data directory $DATA and the mountpoint
+# $MNT, both created; the EXIT trap qfs_cleanup unmounts and removes it.
+qfs_tmp() {
+	T=$(mktemp -d "${TMPDIR:-/tmp}/${1:-qfs-test}.XXXXXX")
 	chmod 755 "$T"
 	DATA=$T/data
 	MNT=$T/mnt
 	mkdir -p "$DATA" "$MNT"
 	trap qfs_cleanup EXIT
 	trap 'exit 1' INT TERM
+}
+
+qfs_setup() {
+	[ "$(id -u)" -eq 0 ] || skip "integration tests need root (FUSE allow_other, chown)"
+	[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+	qfs_require fusermount3 mountpoint
+	qfs_tmp
 	qfs_mount "$@"
 }
 
 # expect_errno ERRNAME cmd...: run a python one-liner style check.  Most
 # errno checks live in tests/integration/*.py driven by python3.
+
+# log_mark: remember how much log there is ($T/daemon.out and
+# $DATA/quorumfs.log); log_since: print what was logged after.
+log_mark() {
+	LOG_OUT_AT=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
+	LOG_FILE_AT=$(stat -c %s "$DATA/quorumfs.log" 2>/dev/null || echo 0)
+}
+log_since() {
+	[ -f "$T/daemon.out" ] && tail -c +$((LOG_OUT_AT + 1)) "$T/daemon.out"
+	[ -f "$DATA/quorumfs.log" ] && tail -c +$((LOG_FILE_AT + 1)) "$DATA/quorumfs.log"
+	true
+}
+
+# first_seg NODE GROUP: the lowest segment name (first LSN, 16 hex) in that
+# node's WAL directory of GROUP, or "none"
+first_seg() {
+	local s
+	s=$(ls "$DATA/nodes/n$1/wal/$2" 2>/dev/null | grep -E '^[0-9a-f]{16}\.wal$' | sort | head -1)
+	echo "${s%.wal}" | sed 's/^$/none/'
+}
+# seg1_released GROUP: true if every node (1-3) has released the log
+# segment that starts at LSN 1 of GROUP, keeping a later one
+seg1_released() {
+	local n s
+	for n in 1 2 3; do
+		s=$(first_seg "$n" "$1")
+		{ [ "$s" != none ] && [ $((16#$s)) -gt 1 ]; } || return 1
+	done
+}
 
 # --- replication helpers (tests/integration/replicas.sh, powerfail.sh,
 # tests/bench/repl_bench.sh); status format: doc/cell.md.

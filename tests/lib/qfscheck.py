@@ -1,5 +1,5 @@
-# tests/lib/qfscheck.py - the check runner shared by the Python integration
-# tests (tests/integration/{posix,times,xattr}.py).
+# tests/lib/qfscheck.py - the check runner and preamble shared by the Python
+# integration tests (tests/integration/{posix,times,xattr,links,fallocate}.py).
 #
 # A test module registers functions as checks; run_checks() runs each one,
 # prints "ok   NAME" or "FAIL NAME: why" (an unexpected OSError is shown with
@@ -105,3 +105,68 @@ def run_checks(checks, rel=None):
     print("# %d checks, %d failed%s" % (len(checks), len(failed),
                                        (": " + " ".join(failed)) if failed else ""))
     return 1 if failed else 0
+
+
+def registry():
+    """-> (list, decorator): the decorator appends a function to the list,
+    e.g. CHECKS, check = registry(), then @check above each check."""
+    fns = []
+
+    def add(fn):
+        fns.append(fn)
+        return fn
+    return fns, add
+
+
+def under(root):
+    """-> P(*parts): os.path.join(root, *parts)."""
+    return lambda *parts: os.path.join(root, *parts)
+
+
+def mount_rel(mnt, long_path=None, long_value=None):
+    """-> rel(x) for set_rel(): a str path under mnt shows as MNT/...; with
+    long_path, one of long_path chars or more as MNT/<N-byte path>; with
+    long_value, other bytes/str longer than that as <N bytes>; else repr."""
+    def rel(x):
+        if isinstance(x, str) and x.startswith(mnt):
+            if long_path is not None and len(x) >= long_path:
+                return "MNT/<%d-byte path>" % len(x)
+            return "MNT" + x[len(mnt):]
+        if long_value is not None and isinstance(x, (bytes, str)) and len(x) > long_value:
+            return "<%d bytes>" % len(x)
+        return repr(x)
+    return rel
+
+
+def wfile(path, data=b""):
+    """Create or truncate path and write data to it."""
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def rfile(path):
+    """-> the whole content of path."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def exists(path):
+    """-> whether path exists (lstat: a dangling symlink exists)."""
+    try:
+        os.lstat(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def run_phase(phase, table, checks, verify, rel=None):
+    """phase "verify": run_checks(verify); else mkdir table (its failure is a
+    failed setup: exit 1), then run_checks(checks)."""
+    if phase == "verify":
+        return run_checks(verify, rel)
+    try:
+        os.mkdir(table)
+    except OSError as e:
+        print("FAIL setup: mkdir table %s: %s" % (table, e))
+        return 1
+    return run_checks(checks, rel)

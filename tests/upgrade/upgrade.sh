@@ -35,13 +35,7 @@ PREV=$(sed -n '1{s/[[:space:]].*//;p}' "$QFS_SRCDIR/tests/upgrade/PREVIOUS")
 git -C "$QFS_SRCDIR" rev-parse --verify -q "$PREV^{commit}" >/dev/null 2>&1 ||
 	skip "git history with commit $PREV (tests/upgrade/PREVIOUS) is not available in $QFS_SRCDIR"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-upgrade.XXXXXX")
-chmod 755 "$T"
-DATA=$T/data
-MNT=$T/mnt
-mkdir -p "$DATA" "$MNT"
-trap qfs_cleanup EXIT
-trap 'exit 1' INT TERM
+qfs_tmp qfs-upgrade
 
 # --- the previous release's binary
 CACHE=$(cd "$(dirname "$NEW")/.." && pwd)/tests/upgrade
