@@ -9,7 +9,8 @@
  * all-zero chunk is not stored (holes read as zeros).  Writes are buffered
  * per inode as whole chunks and written back on close (FUSE flush), fsync,
  * a setattr of a file with no pending write-back, or when more than
- * QFS_FS_DIRTY_MAX bytes are buffered; attribute changes made meanwhile
+ * QFS_FS_DIRTY_MAX bytes are buffered for the file (or more than
+ * QFS_FS_DIRTY_TOTAL_MAX for all files together); attribute changes made meanwhile
  * through open handles, and a pending create (pend.c), go into the same
  * write-back.  One flush = one txn = one log entry, so a file never shows
  * a half-applied write-back after a crash (doc/fs.md "One round per file").
@@ -30,6 +31,17 @@
 #include "common/log.h"
 #include "fs/fs_int.h"
 
+/* Bytes of buffered chunks of every inode of the process (relaxed atomic):
+ * past QFS_FS_DIRTY_TOTAL_MAX a write writes back its own file first, so
+ * the buffers do not grow with the number of files open for writing. */
+static uint64_t dirty_total;
+
+static int over_budget(const struct qfs_fs_inode *in)
+{
+	return in->dirty_bytes >= QFS_FS_DIRTY_MAX ||
+	       (in->dirty_bytes && __atomic_load_n(&dirty_total, __ATOMIC_RELAXED) > QFS_FS_DIRTY_TOTAL_MAX);
+}
+
 static struct qfs_dchunk *chunk_find(struct qfs_fs_inode *in, uint64_t no)
 {
 	for (struct qfs_dchunk *c = in->chunks; c; c = c->next)
@@ -48,6 +60,7 @@ void qfs_fs_drop_buffers(struct qfs_fs_inode *in)
 		free(c);
 	}
 	in->chunks = NULL;
+	__atomic_sub_fetch(&dirty_total, in->dirty_bytes, __ATOMIC_RELAXED);
 	in->dirty_bytes = 0;
 }
 
@@ -139,6 +152,7 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 	c->next = in->chunks;
 	in->chunks = c;
 	in->dirty_bytes += QFS_CHUNK_SIZE;
+	__atomic_add_fetch(&dirty_total, QFS_CHUNK_SIZE, __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -154,7 +168,7 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		return rc;
-	if (in->dirty_bytes >= QFS_FS_DIRTY_MAX) {
+	if (over_budget(in)) {
 		/* write back what is buffered before taking more; if that fails,
 		 * this write fails and takes no effect (the buffered, already
 		 * acknowledged writes stay buffered for the next attempt) */
@@ -186,7 +200,7 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	qfs_clock_now(&in->attr.mtime);
 	in->attr.ctime = in->attr.mtime;
 	in->attr_dirty |= QFS_SET_SIZE | QFS_SET_MTIME | QFS_SET_CTIME;
-	if (in->dirty_bytes >= QFS_FS_DIRTY_MAX) {
+	if (over_budget(in)) {
 		/* the write itself is buffered and acknowledged; a failure here is
 		 * kept and reported by the next flush, fsync or close */
 		rc = qfs_fs_flush_locked(fs, in);
@@ -292,6 +306,7 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 			if (c->no * QFS_CHUNK_SIZE >= size) {
 				*pp = c->next;
 				in->dirty_bytes -= QFS_CHUNK_SIZE;
+				__atomic_sub_fetch(&dirty_total, QFS_CHUNK_SIZE, __ATOMIC_RELAXED);
 				free(c->data);
 				free(c);
 			} else {

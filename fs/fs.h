@@ -51,6 +51,12 @@ struct qfs_fs_opts {
 	                            * change gets EROFS here too (session.c) */
 	const char *kernel_opts;   /* NULL, or comma-separated mount flags for the
 	                            * kernel (nosuid,nodev,noexec,noatime,...) */
+	/* statfs of the mount (doc/fs.md): the data disk's blocks less
+	 * space_reserve bytes, divided by space_copies, the copies of each
+	 * user byte that land on that file system (replicas there + a local
+	 * archive there); 0 means 1. */
+	uint64_t space_reserve;
+	uint32_t space_copies;
 	/* Client-side availability, alarms, canary, metrics listener
 	 * (doc/availability.md); NULL: defaults with the canary off. */
 	const struct qfs_avail_opts *avail;

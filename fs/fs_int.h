@@ -34,6 +34,7 @@
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
 #define QFS_FS_TIMEOUT_DEFAULT 3600.0  /* kernel attr/entry cache, seconds (-o cache_timeout) */
+#define QFS_FS_DIRTY_TOTAL_MAX (32u << 20) /* and past this for all files together */
 #define QFS_FS_ROOT_WAIT_MS 500       /* root getattr: wait this long for a quorum, then answer
 					  the last known attributes */
 #define QFS_FS_FILE_MAX (1ull << 44)   /* largest file size: 16 TiB (EFBIG beyond) */

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -102,6 +103,9 @@ static void usage(FILE *f)
 		"  -o scrub_repair=on|off  rebuild a replica the scrub finds differing from\n"
 		"                        the majority or corrupt (default on)\n"
 		"  -o scrub=off          no background scrub\n"
+		"  -o cache_size=BYTES   RocksDB block cache of all nodes together (default 32M)\n"
+		"  -o memtable_size=BYTES  RocksDB memtables of all nodes together\n"
+		"                        (default 16M per node, 48M for 3)\n"
 		"  -o alarm_error_rate=R  raise the availability alarm of a table when this\n"
 		"                        fraction of its requests over the last minute failed\n"
 		"                        server-side (default 0.01; doc/availability.md)\n"
@@ -115,6 +119,9 @@ static void usage(FILE *f)
 		"  -o s3_endpoint=URL,s3_region=REGION,s3_path_style=0|1,s3_credentials=FILE,s3_ca=FILE\n"
 		"  -o s3_retries=N,s3_timeout=SECONDS\n"
 		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
+		"  -o archive_link=on|off  local archive on the data disk: hard-link sealed WAL\n"
+		"                        segments instead of copying them (default off: releases\n"
+		"                        before this one cannot read such an archive)\n"
 		"  -o archive_retention=DURATION  keep what restores to any time this far back\n"
 		"                        (default 7d; also 36h, 90m; off: keep everything)\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
@@ -223,6 +230,8 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		bad = parse_size(v, &n) || n > 100 || ((c->os.max_retries = n ? (int)n : -1), 0);
 	else if (!strcmp(tok, "s3_timeout"))
 		bad = parse_ms(v, &n) || n > 3600000 || ((c->os.timeout_ms = (uint32_t)n), 0);
+	else if (!strcmp(tok, "archive_link"))
+		bad = strcmp(v, "on") && strcmp(v, "off") ? 1 : ((c->os.link_immutable = v[1] == 'n'), 0);
 	else if (!strcmp(tok, "s3_path_style"))
 		bad = parse_size(v, &n) || n > 1 || ((c->os.path_style = (int)n), 0);
 	else if (!strcmp(tok, "seal_size"))
@@ -1046,6 +1055,15 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			return bad_value("cache_timeout", v ? v : "", "want SECONDS (0 = no kernel caching; 1h, 30m)");
 		m->cache_ms = v64;
 		m->cache_off = v64 == 0;
+	} else if (!strcmp(tok, "cache_size") || !strcmp(tok, "memtable_size")) {
+		/* 1 MiB .. 64 GiB; a memtable budget below the store's floor is
+		 * raised to it (store.h) */
+		if (!v || parse_size(v, &v64) || v64 < (1u << 20) || v64 > (64ull << 30))
+			return bad_value(tok, v ? v : "", "want BYTES from 1M to 64G (K, M, G suffixes)");
+		if (tok[0] == 'c')
+			m->co.cache_bytes = v64;
+		else
+			m->co.memtable_bytes = v64;
 	} else if (!strcmp(tok, "loglevel")) {
 		if (!v || qfs_log_set_level(v) != 0)
 			return bad_value("loglevel", v ? v : "", "want err, warn, info or debug");
@@ -1231,6 +1249,33 @@ static void report_failure(struct ready_ctx *c, const char *msg)
 }
 
 
+/* Copies of each user byte that land on the file system of data: a store
+ * value for each node whose directory is on it (a node directory may be a
+ * symlink to another disk), one for a local archive there, and one more
+ * for the WAL records that wait there until the archive has them (the
+ * nodes' WALs hold up to one copy per node for a few seconds; node 1's
+ * sealed segments become the local archive's by hard link).  Once the
+ * archive has caught up a byte holds nodes (+ 1) copies; a burst of writes
+ * holds up to twice the nodes; this is the middle (doc/fs.md "statfs"). */
+static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url)
+{
+	char path[PATH_MAX];
+	struct stat ds, st;
+	uint32_t n = 0;
+
+	if (stat(data, &ds) != 0)
+		return nodes + 1;
+	for (uint32_t i = 1; i <= nodes; i++) {
+		snprintf(path, sizeof(path), "%s/nodes/n%u", data, i);
+		if (stat(path, &st) != 0 || st.st_dev == ds.st_dev)
+			n++;
+	}
+	if (archive_url && strncmp(archive_url, "file://", 7) == 0 &&
+	    stat(archive_url + 7, &st) == 0 && st.st_dev == ds.st_dev)
+		n++;
+	return n ? n + 1 : 1;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt, lockfd = -1;
@@ -1245,6 +1290,15 @@ static int cmd_mount(int argc, char **argv)
 	memset(&m, 0, sizeof(m));
 	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
 	qfs_avail_opts_default(&m.av);
+	/* Two malloc arenas instead of eight per core: the daemon's threads
+	 * (FUSE, one I/O thread per node, RocksDB's, the archiver) otherwise
+	 * each keep the free pages of their own arena (doc/store.md "Memory"). */
+	mallopt(M_ARENA_MAX, 2);
+	/* Buffers of 1 MiB and more (write-back transactions, WAL batches,
+	 * replication frames: up to 8 MiB each) are mmap'd and unmapped on
+	 * free.  Left alone, glibc raises this threshold to the largest block
+	 * freed, and those blocks then stay in the arenas. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {
@@ -1449,6 +1503,8 @@ static int cmd_mount(int argc, char **argv)
 		.alarms_text = alarms_text,
 		.scrub_ctl = scrub_ctl,
 		.scrub_arg = &sw,
+		.space_reserve = qfs_cell_space_reserve(cell),
+		.space_copies = space_copies(data, m.co.nodes ? m.co.nodes : 3, archive ? url : NULL),
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc) {

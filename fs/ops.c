@@ -1996,6 +1996,16 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 	if (statvfs(fs->o->data_dir, &sv) != 0)
 		return qfs_fs_fail(req, FOP_STATFS, t0, -errno, "statvfs of data dir %s", fs->o->data_dir);
+	{
+		/* what a user can still write: every byte lands space_copies
+		 * times on this disk, and the reserve is not for data */
+		uint64_t copies = fs->o->space_copies ? fs->o->space_copies : 1;
+		uint64_t res = sv.f_frsize ? fs->o->space_reserve / sv.f_frsize : 0;
+
+		sv.f_blocks /= copies;
+		sv.f_bfree = sv.f_bfree > res ? (sv.f_bfree - res) / copies : 0;
+		sv.f_bavail = sv.f_bavail > res ? (sv.f_bavail - res) / copies : 0;
+	}
 	sv.f_namemax = QFS_NAME_MAX;
 	/* inode numbers are 64-bit and items are not preallocated: no real
 	 * limit, so a fixed large number is free beside the ones in use */

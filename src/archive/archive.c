@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,6 +204,72 @@ static int slurp(const char *path, uint8_t **data, size_t *len)
 out_close:
 	close(fd);
 	return rc;
+}
+
+/* Map the file at path read-only (a segment is walked without copying it
+ * to the heap, so its pages never count against the daemon's memory once
+ * unmapped).  *data and *len set only on success; an empty file maps to a
+ * static empty buffer.  0 or -errno. */
+static int map_file(const char *path, uint8_t **data, size_t *len)
+{
+	static uint8_t empty[1];
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if (st.st_size == 0) {
+		*data = empty;
+		*len = 0;
+	} else if ((p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		rc = -errno;
+	} else {
+		*data = p;
+		*len = (size_t)st.st_size;
+	}
+	close(fd);
+	return rc;
+}
+
+/* Walk callback of upload_segment: drop from the mapping the pages the walk
+ * has passed (it reads each byte once, in order), so a 64 MiB segment never
+ * counts whole in the daemon's resident memory. */
+struct behind {
+	uint8_t *base;  /* the mapping */
+	size_t done;    /* bytes from base already dropped (page-aligned) */
+};
+
+static int drop_behind(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8_t *data, size_t len,
+		       void *arg)
+{
+	struct behind *b = arg;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t end = ((size_t)(data - b->base) / page) * page;
+
+	(void)lsn, (void)type, (void)time_ns, (void)len;
+	if (end >= b->done + (4u << 20)) {
+		madvise(b->base + b->done, end - b->done, MADV_DONTNEED);
+		b->done = end;
+	}
+	return 0;
+}
+
+static void unmap_file(uint8_t *data, size_t len)
+{
+	if (len)
+		munmap(data, len);
+}
+
+/* Give back a segment image: mapped by map_file (mapped) or malloc'd. */
+static void release_image(uint8_t *data, size_t len, int mapped)
+{
+	if (mapped)
+		unmap_file(data, len);
+	else
+		free(data);
 }
 
 /* ---------------------------------------------------------------- local WAL */
@@ -377,8 +444,11 @@ static int verify_local(struct qfs_archive *a, struct part *pt, const struct lse
 
 /* Check the segment image data[len] (it must hold exactly [first, last]),
  * upload it and list it in the manifest.  src names it in errors;
- * from_node1: it is node 1's own segment file (a corrupt one makes node 1's
- * replica untrusted).  Takes ownership of data. */
+ * from_node1: it is node 1's own segment file src, mapped by map_file (its
+ * pages are dropped behind the walk, and it is put by path so the local
+ * backend may link it; a corrupt one makes node 1's replica untrusted);
+ * else data is malloc'd (fill_gap) and put from memory.  Takes ownership
+ * of data. */
 static int upload_image(struct qfs_archive *a, struct part *pt, const char *src, int from_node1,
 			uint8_t *data, size_t len, qfs_lsn_t first, qfs_lsn_t last)
 {
@@ -386,9 +456,11 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 	struct qfs_arch_seg s;
 	const char *why = NULL;
 	uint64_t t0 = qfs_clock_mono_ms();
+	struct behind bh = { data, 0 };
 	int rc;
 
-	rc = qfs_arch_seg_walk(data, len, NULL, NULL, &s, &why);
+	rc = qfs_arch_seg_walk(data, len, from_node1 ? drop_behind : NULL, from_node1 ? &bh : NULL,
+			       &s, &why);
 	if (rc == 0 && (s.first != first || s.last != last)) {
 		rc = QFS_ECORRUPT;
 		why = "LSN range differs from the file names";
@@ -397,7 +469,7 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 		char what[PATH_MAX + 64];
 		snprintf(what, sizeof(what), "local segment %s: %s", src, why ? why : "unreadable");
 		part_fail(a, pt, rc, what, NULL);
-		free(data);
+		release_image(data, len, from_node1);
 		if (rc == QFS_ECORRUPT && from_node1) {
 			/* Node 1's replica cannot be trusted: have it rebuilt;
 			 * its missing records then come from another replica. */
@@ -410,8 +482,17 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 		return rc;
 	}
 	qfs_arch_key_seg(key, pt->group, first, last);
-	rc = qfs_objstore_put(a->os, key, data, len);
-	free(data);
+	if (from_node1) {
+		/* A sealed segment never changes again (only whole segments
+		 * are deleted, and truncation stays above the commit point):
+		 * the local backend may link it instead of copying its bytes
+		 * (-o archive_link=on). */
+		unmap_file(data, len);
+		rc = qfs_objstore_put_file_immutable(a->os, key, src);
+	} else {
+		rc = qfs_objstore_put(a->os, key, data, len);
+		free(data);
+	}
 	if (rc) {
 		part_fail_store(a, pt, rc, "segment put", key);
 		return rc;
@@ -444,7 +525,7 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
-	rc = slurp(path, &data, &len);
+	rc = map_file(path, &data, &len);
 	if (rc) {
 		part_fail(a, pt, rc, "read local segment", path);
 		return rc;
@@ -630,7 +711,11 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		 (unsigned long long)pt->group, (long)getpid());
 	memset(&w, 0, sizeof(w));
 	qfs_buf_init(&w.b);
-	w.fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* a new file every time: the previous one may be the data of a
+	 * linked snapshot object (a crash before its unlink below), which
+	 * O_TRUNC would cut */
+	unlink(path);
+	w.fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w.fd < 0) {
 		rc = -errno;
 		part_fail(a, pt, rc, "snapshot staging file", path);
@@ -676,7 +761,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		goto out;
 	}
 	qfs_arch_key_snap(key, pt->group, lsn);
-	rc = qfs_objstore_put_file(a->os, key, path);
+	rc = qfs_objstore_put_file_immutable(a->os, key, path);
 	if (rc) {
 		part_fail_store(a, pt, rc, "snapshot put", key);
 		goto out;

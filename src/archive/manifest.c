@@ -286,6 +286,10 @@ int qfs_arch_seg_walk(const uint8_t *p, size_t len, qfs_arch_rec_cb cb, void *ar
 	}
 	s.first = qfs_wal_get64(p + 8);
 	expect = s.first;
+	/* the CRC of the whole image, built as the walk goes (records are
+	 * contiguous up to len), so every byte is read once, in order: a
+	 * caller may drop the pages behind the walk */
+	s.crc = qfs_crc32c(0, p, QFS_WAL_SEG_HDR);
 	while (off < len) {
 		struct qfs_repl_entry e;
 		uint32_t rlen;
@@ -313,6 +317,7 @@ int qfs_arch_seg_walk(const uint8_t *p, size_t len, qfs_arch_rec_cb cb, void *ar
 			w = "undecodable log entry";
 			goto corrupt;
 		}
+		s.crc = qfs_crc32c(s.crc, p + off, QFS_WAL_REC_HDR + rlen);
 		if (expect == s.first)
 			s.t_first = e.time_ns;
 		s.t_last = e.time_ns;
@@ -327,7 +332,6 @@ int qfs_arch_seg_walk(const uint8_t *p, size_t len, qfs_arch_rec_cb cb, void *ar
 	}
 	s.last = expect - 1;
 	s.size = len;
-	s.crc = qfs_crc32c(0, p, len);
 	*out = s;
 	return 0;
 

@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +44,9 @@
 #define CELL_KEEPER_MS 250       /* keeper period */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
+#define CELL_TRIM_MS 5000        /* malloc_trim period */
+#define CELL_COMPACT_MS 10000    /* least time between two disk-short compactions */
+#define CELL_RESERVE_SLACK (16ull << 20) /* reserve beyond the memtables */
 #define CELL_NOQUORUM_HOLD_MS 1000   /* after a timeout, later waits on that group ... */
 #define CELL_NOQUORUM_WAIT_MS 100    /* ... wait only this long, for this long */
 #define CELL_NOQUORUM_SLOTS 16
@@ -102,6 +107,12 @@ struct qfs_cell {
 	struct qfs_net *net;
 	uint32_t n;
 	struct cnode nodes[QFS_CELL_MAX_NODES];
+	struct qfs_store_cache *cache; /* block cache of every node's store; freed
+					  after the nodes close */
+	struct qfs_store_opts sto;     /* every node's store budget; immutable */
+	uint64_t reserve;              /* disk bytes kept for flushes and deletes
+					  (every node's memtables + 16 MiB); immutable */
+	uint64_t mem_ms, compact_ms;   /* keeper: last malloc_trim, last compaction */
 
 	pthread_mutex_t op_mu;   /* stop/start/create/drop */
 	pthread_mutex_t mu;      /* see the file comment */
@@ -390,6 +401,8 @@ static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **ou
 		.paxos = &c->prm,
 		.wal_segment_bytes = c->o.wal_segment_bytes,
 		.wal_seal_age_ms = c->o.wal_seal_age_ms,
+		.store = &c->sto,
+		.space_reserve = c->reserve,
 	};
 	int rc = qfs_node_mkdir_durable(cn->dir, c->dir);
 
@@ -626,6 +639,40 @@ static void keeper_round(struct qfs_cell *c)
 			}
 		}
 		pthread_mutex_unlock(&c->op_mu);
+	}
+}
+
+/* Memory and disk upkeep, from the keeper every CELL_KEEPER_MS at most:
+ *  - malloc_trim every CELL_TRIM_MS gives the heap's free pages (glibc keeps
+ *    them per arena after a burst of write-back buffers) back to the system;
+ *  - when the data disk has less than twice the reserve free (but still
+ *    the reserve: a compaction that hits a full disk would stop the store),
+ *    every running node's store is compacted (at most every
+ *    CELL_COMPACT_MS), so that the space of deleted files returns (RocksDB
+ *    frees it only when compaction meets the deletes). */
+static void keeper_space(struct qfs_cell *c)
+{
+	uint64_t now = now_ms();
+	struct statvfs sv;
+
+	if (now - c->mem_ms >= CELL_TRIM_MS) {
+		c->mem_ms = now;
+		malloc_trim(0);
+	}
+	if (now - c->compact_ms < CELL_COMPACT_MS || statvfs(c->dir, &sv) != 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * c->reserve)
+		return;
+	c->compact_ms = now;
+	for (uint32_t id = 1; id <= c->n; id++) {
+		struct qfs_rnode *rn = node_get(c, id); /* a stop waits for us */
+		int rc;
+
+		if (!rn)
+			continue;
+		rc = qfs_rnode_store_compact(rn, c->reserve);
+		node_put(c, id);
+		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell store compacted node=%u free=%llu err=%s", id,
+			(unsigned long long)sv.f_bavail * sv.f_frsize, rc ? qfs_strerror(rc) : "none");
 	}
 }
 
@@ -994,6 +1041,7 @@ static void *keeper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&c->mu);
 		keeper_round(c);
+		keeper_space(c);
 		heal_round(c);
 		pthread_mutex_lock(&c->mu);
 	}
@@ -1012,6 +1060,7 @@ static void cell_free(struct qfs_cell *c)
 		qfs_glist_free(c->tomb);
 	free(c->tomb);
 	qfs_net_free(c->net);
+	qfs_store_cache_free(c->cache);
 	free(c->dir);
 	free(c);
 }
@@ -1073,6 +1122,15 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	}
 	c->o.dir = c->dir;
 	c->o.paxos = NULL;
+	if ((rc = qfs_store_cache_new(o->cache_bytes, &c->cache))) {
+		cell_free(c);
+		return rc;
+	}
+	c->sto.cache = c->cache;
+	c->sto.memtable_bytes = o->memtable_bytes ? o->memtable_bytes / c->n : 0;
+	c->reserve = c->n * (c->sto.memtable_bytes > QFS_STORE_MEMTABLE_MIN ? c->sto.memtable_bytes
+			     : c->sto.memtable_bytes ? QFS_STORE_MEMTABLE_MIN : QFS_STORE_MEMTABLE_DEFAULT) +
+		     CELL_RESERVE_SLACK;
 	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=%s", c->dir, qfs_strerror(rc));
@@ -1690,8 +1748,27 @@ static const char *role_str(enum qfs_paxos_role r)
 void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 {
 	struct qfs_glist all = { 0 };
+	uint64_t mem = 0, cache = 0;
+	struct statvfs sv;
 
 	qfs_cell_nodes(c, out);
+	for (uint32_t k = 0; k < c->n; k++) {
+		struct qfs_rnode *rn = node_get(c, k + 1);
+		uint64_t m, ca;
+
+		if (!rn)
+			continue;
+		if (qfs_rnode_store_mem(rn, &m, &ca) == 0) {
+			mem += m;
+			cache = ca; /* one cache, shared */
+		}
+		node_put(c, k + 1);
+	}
+	if (statvfs(c->dir, &sv) == 0)
+		qfs_buf_printf(out, "disk free_bytes %llu reserve_bytes %llu\n",
+			       (unsigned long long)sv.f_bavail * sv.f_frsize, (unsigned long long)c->reserve);
+	qfs_buf_printf(out, "memory memtables_bytes %llu cache_bytes %llu\n", (unsigned long long)mem,
+		       (unsigned long long)cache);
 	all_groups(c, &all);
 	for (size_t i = 0; i < all.n; i++) {
 		qfs_group_t g = all.v[i];
@@ -2145,4 +2222,10 @@ out:
 	pthread_mutex_unlock(&c->op_mu);
 	free(w);
 	return rc;
+}
+
+/* See cell.h. */
+uint64_t qfs_cell_space_reserve(const struct qfs_cell *c)
+{
+	return c->reserve;
 }

@@ -53,6 +53,11 @@ struct qfs_cell_opts {
 				        0: QFS_CELL_TIMEOUT_DEFAULT_MS */
 	enum qfs_cell_reads reads;
 	const struct qfs_paxos_params *paxos; /* NULL: defaults */
+	uint64_t cache_bytes;        /* block cache shared by the nodes' stores;
+				        0: QFS_STORE_CACHE_DEFAULT */
+	uint64_t memtable_bytes;     /* memtable budget of all the nodes together
+				        (each store gets its share); 0:
+				        QFS_STORE_MEMTABLE_DEFAULT per node */
 };
 
 struct qfs_cell;
@@ -199,5 +204,9 @@ int qfs_cell_node_verify(struct qfs_cell *c, uint32_t id);
  * QFS_ESTOPPED (node or group down), QFS_ENOGROUP, -EINVAL, -errno. */
 int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t group);
 int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group, const char *why);
+/* Bytes of the data disk the nodes keep free for memtable flushes, WAL
+ * release and deletes: a change that writes data is refused with ENOSPC
+ * below it (all nodes' memtable budgets + 16 MiB; doc/cell.md). */
+uint64_t qfs_cell_space_reserve(const struct qfs_cell *c);
 
 #endif

@@ -106,6 +106,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/txn.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
 #include "node/snap.h"
@@ -114,7 +115,8 @@
 
 #define RNODE_FORMAT "quorumfs-rnode 1\n"
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
-#define RNODE_SPACE_RESERVE (1ull << 20) /* bytes a leader keeps free on its WAL's disk */
+#define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
+#define RNODE_BUF_KEEP (1u << 20) /* scratch buffer kept between uses up to this */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
 
 /* One proposal, on the proposer's stack while it waits. */
@@ -224,6 +226,8 @@ struct qfs_rnode {
 	uint64_t seal_age_ms;    /* UINT64_MAX: never */
 	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg); /* opts */
 	void *test_arg;
+	uint64_t space_reserve;  /* bytes a batch that writes data must leave
+				    free on the WAL's disk; immutable */
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
@@ -899,6 +903,16 @@ static int step(struct group *g, const struct qfs_paxos_event *ev, struct qfs_pa
 	return rc;
 }
 
+/* Free a scratch buffer that a large entry grew past RNODE_BUF_KEEP, so
+ * that each node does not keep its largest frame and record for good. */
+static void buf_trim(struct qfs_buf *b)
+{
+	if (b->cap > RNODE_BUF_KEEP) {
+		qfs_buf_close(b);
+		qfs_buf_init(b);
+	}
+}
+
 /* Group g has appends to sync: put it on the round's dirty list (with a
  * reference) so that flush_dirty syncs its WAL once for all of them. */
 static void mark_dirty(struct qfs_rnode *rn, struct group *g)
@@ -952,6 +966,7 @@ static void send_msgs(struct qfs_rnode *rn, struct group *g, const struct qfs_pa
 		(void)qfs_net_send(rn->ep, m->to, rn->frame.data, (size_t)len);
 		stat_add(&rn->st_out, 1);
 	}
+	buf_trim(&rn->frame);
 }
 
 struct read_walk {
@@ -1708,6 +1723,26 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	group_put(rn, g);
 }
 
+/* 1 if the encoded txn writes no data (no put, inline data or xattr
+ * value: an unlink, rmdir, truncate, chmod...), so it may use the disk
+ * reserve; 0 otherwise or if it does not decode (apply will say why). */
+static int txn_frees(const void *txn, size_t len)
+{
+	struct qfs_txn t;
+	int frees = 0;
+
+	qfs_txn_init(&t);
+	if (qfs_txn_decode(txn, len, &t) == 0) {
+		frees = 1;
+		for (size_t i = 0; i < t.nops && frees; i++)
+			if (t.ops[i].kind == QFS_OP_PUT || t.ops[i].kind == QFS_OP_SETDATA ||
+			    t.ops[i].kind == QFS_OP_XSET)
+				frees = 0;
+	}
+	qfs_txn_close(&t);
+	return frees;
+}
+
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
 static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal **ps, uint32_t n)
 {
@@ -1726,14 +1761,22 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 	 * persisted or the replica stopped, so the leader refuses a batch
 	 * that would leave less than the reserve free (the reserve keeps room
 	 * for a new leader's barrier, RocksDB flushes and the followers when
-	 * they share the disk).  Reads go on under the lease meanwhile. */
+	 * they share the disk).  A batch that only deletes (unlink, rmdir,
+	 * truncate...) may go down to the floor: deletes are what give space
+	 * back, so they must pass when writes no longer do (doc/rnode.md).
+	 * Reads go on under the lease meanwhile. */
 	if (g->px.role == QFS_PAXOS_LEADER) {
 		struct statvfs sv;
-		uint64_t need = RNODE_SPACE_RESERVE;
+		uint64_t need = 0;
+		int frees = 1;
 
 		/* every member may write the batch to this same disk */
-		for (uint32_t i = 0; i < n; i++)
+		for (uint32_t i = 0; i < n; i++) {
 			need += (ps[i]->len + 64) * g->cfg.n;
+			if (frees && !txn_frees(ps[i]->txn, ps[i]->len))
+				frees = 0;
+		}
+		need += frees ? RNODE_SPACE_FLOOR : rn->space_reserve;
 		if (statvfs(g->waldir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need) {
 			if (now_ms() - g->nospc_warned_ms >= 10000) {
 				g->nospc_warned_ms = now_ms();
@@ -2163,6 +2206,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	rn->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_RNODE_SEAL_AGE_DEFAULT_MS;
 	rn->test_before_sync = o->test_before_sync;
 	rn->test_arg = o->test_arg;
+	rn->space_reserve = o->space_reserve > RNODE_SPACE_FLOOR ? o->space_reserve : RNODE_SPACE_FLOOR;
 	if (o->paxos)
 		rn->prm = *o->paxos;
 	else
@@ -2191,7 +2235,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		goto err_free;
 	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/store", o->dir)))
 		goto err_free;
-	if ((rc = qfs_store_open(path, &rn->store)))
+	if ((rc = qfs_store_open_opts(path, o->store, &rn->store)))
 		goto err_free;
 	if ((rc = finish_leftovers(rn)) || (rc = load_groups(rn, sub)))
 		goto err_free;
@@ -2708,6 +2752,18 @@ int qfs_rnode_snapshot_scan(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t *
 	pthread_rwlock_unlock(&g->rw);
 	group_put(rn, g);
 	return rc;
+}
+
+/* See rnode.h. */
+int qfs_rnode_store_mem(struct qfs_rnode *rn, uint64_t *memtables, uint64_t *cache)
+{
+	return qfs_store_mem(rn->store, memtables, cache);
+}
+
+/* See rnode.h.  RocksDB is thread-safe; close is not concurrent (rnode.h). */
+int qfs_rnode_store_compact(struct qfs_rnode *rn, uint64_t room)
+{
+	return qfs_store_compact(rn->store, room);
 }
 
 /* See rnode.h.  Stored under rn->mu; the I/O thread reads it each round. */

@@ -53,6 +53,10 @@ struct qfs_rnode_opts {
 	 * for those entries are already sent (tests/unit/check_rnode.c). */
 	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 	void *test_arg;
+	const struct qfs_store_opts *store; /* RocksDB budget (store.h); NULL: defaults */
+	uint64_t space_reserve;   /* bytes a proposal that writes data must leave
+				     free on the WAL's disk (deletes may go down to
+				     1 MiB); 0 or less than 1 MiB: 1 MiB */
 };
 
 #define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull
@@ -241,5 +245,11 @@ int qfs_rnode_verify(struct qfs_rnode *rn);
  * entry framing), on the I/O thread (the caller blocks).  0, QFS_ENOGROUP,
  * QFS_ESTOPPED, QFS_ECORRUPT (logged), -errno. */
 int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group);
+/* Compact the node's store so deleted items give their disk space back
+ * (qfs_store_compact; refused with -ENOSPC below room free bytes).  Any
+ * thread but not during close; blocks on I/O. */
+int qfs_rnode_store_compact(struct qfs_rnode *rn, uint64_t room);
+/* The store's memory now (qfs_store_mem).  0 or -EIO.  Any thread. */
+int qfs_rnode_store_mem(struct qfs_rnode *rn, uint64_t *memtables, uint64_t *cache);
 
 #endif

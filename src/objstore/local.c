@@ -13,6 +13,15 @@
  * created as needed (each new one made durable by an fsync of its parent)
  * and never removed, so a concurrent put never loses its parent.
  *
+ * A linked object (put_file_immutable of a file on the same file system: a
+ * sealed WAL segment) keeps its bytes in a hard link of that file,
+ * "NAME.obj.<16 hex id>.data", and NAME.obj is a header alone with magic
+ * "QFSOBJL\n" whose reserved bytes hold the id: no data byte is written.
+ * The link is made first, the header published by the same temp + fsync +
+ * rename as above, the data file of a replaced or deleted object unlinked
+ * after its header.  Reads check the data file's length against the header
+ * and whole-object reads its CRC32C, as for any object.
+ *
  * List walks the directory under the prefix, gathers the keys and sorts them
  * with strcmp, which is S3's order (UTF-8 bytes).
  */
@@ -26,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -35,10 +45,13 @@
 #define HDR_LEN 32
 #define COPY_CHUNK (1u << 20)
 static const char MAGIC[8] = { 'Q', 'F', 'S', 'O', 'B', 'J', '1', '\n' };
+static const char MAGIC_LINKED[8] = { 'Q', 'F', 'S', 'O', 'B', 'J', 'L', '\n' };
 
 struct local {
 	char root[PATH_MAX]; /* absolute, no trailing '/' */
 	unsigned tmp_seq;    /* makes temp names unique within the process */
+	int no_link;         /* copy: linking is off (cfg.link_immutable 0) or
+				link(2) into root failed with EXDEV/EPERM... */
 };
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -88,6 +101,31 @@ static int obj_path(struct local *l, const char *key, char *buf, size_t size)
 	if (snprintf(buf, size, "%s/%s.obj", l->root, key) >= (int)size)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+/* Data file of a linked object: obj path + ".<16 hex id>.data". */
+static int data_path(const char *objpath, uint64_t id, char *buf, size_t size)
+{
+	if (snprintf(buf, size, "%s.%016llx.data", objpath, (unsigned long long)id) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* The data id of the linked object at path, 0 if it is not one (or cannot
+ * be read: the caller only uses it to clean up). */
+static uint64_t linked_id(const char *path)
+{
+	uint8_t hdr[HDR_LEN];
+	uint64_t id = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, hdr, HDR_LEN, 0) == HDR_LEN && memcmp(hdr, MAGIC_LINKED, 8) == 0 &&
+	    get_le32(hdr + 28) == qfs_crc32c(0, hdr, 28))
+		id = get_le64(hdr + 20);
+	close(fd);
+	return id;
 }
 
 static int write_all(int fd, const void *p, size_t len)
@@ -166,11 +204,11 @@ static int make_parents(struct local *l, char *path)
 static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_os_src *src)
 {
 	struct local *l = os->be;
-	char path[PATH_MAX], tmp[PATH_MAX + 64];
+	char path[PATH_MAX], tmp[PATH_MAX + 64], dpath[PATH_MAX + 32];
 	uint8_t hdr[HDR_LEN] = { 0 };
 	char *slash;
 	uint8_t *buf = NULL;
-	uint64_t off;
+	uint64_t off, id = 0, old_id;
 	int fd, rc;
 
 	if (root_missing(l))
@@ -186,20 +224,52 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 		qfs_os_set_error(os, "mkdir for %s: %s", key, strerror(-rc));
 		return rc;
 	}
+	old_id = linked_id(path);
+	if (src->path && !src->mem && !l->no_link) {
+		struct stat st;
+
+		id = ((uint64_t)getpid() << 40 ^ (uint64_t)time(NULL) << 16 ^ l->tmp_seq++) | 1;
+		if ((rc = data_path(path, id, dpath, sizeof(dpath))) < 0)
+			return rc;
+		if (link(src->path, dpath) == 0) {
+			/* the source was read for its CRC through fd: it must be
+			 * the same file, whole, and durable (cheap for a sealed
+			 * segment, which the WAL synced) */
+			if (stat(dpath, &st) < 0 || (uint64_t)st.st_size != src->size ||
+			    do_fsync(src->fd) < 0) {
+				unlink(dpath);
+				id = 0;
+			}
+		} else {
+			if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP ||
+			    errno == EOPNOTSUPP) {
+				QFS_LOG(QFS_LOG_INFO, "objstore local copies instead of linking root=%s "
+					"err=\"%s\"", l->root, strerror(errno));
+				l->no_link = 1;
+			}
+			id = 0;
+		}
+	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = -errno;
 		qfs_os_set_error(os, "create %s: %s", tmp, strerror(-rc));
+		if (id)
+			unlink(dpath);
 		return rc;
 	}
-	memcpy(hdr, MAGIC, 8);
+	memcpy(hdr, id ? MAGIC_LINKED : MAGIC, 8);
 	put_le64(hdr + 8, src->size);
 	put_le32(hdr + 16, src->crc32c);
+	if (id)
+		put_le64(hdr + 20, id);
 	put_le32(hdr + 28, qfs_crc32c(0, hdr, 28));
 	rc = write_all(fd, hdr, HDR_LEN);
 	if (rc < 0)
 		goto err_unlink_tmp;
-	if (src->mem) {
+	if (id) {
+		/* nothing more: the data is the linked file */
+	} else if (src->mem) {
 		rc = write_all(fd, src->mem, src->size);
 	} else {
 		buf = malloc(COPY_CHUNK);
@@ -228,6 +298,8 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 		goto err_unlink_tmp;
 	}
 	close(fd);
+	if (old_id && old_id != id && data_path(path, old_id, dpath, sizeof(dpath)) == 0)
+		unlink(dpath); /* the replaced object's data */
 	*slash = '\0';
 	rc = fsync_dir(path);
 	if (rc < 0) {
@@ -240,13 +312,17 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 err_unlink_tmp:
 	close(fd);
 	unlink(tmp);
+	if (id)
+		unlink(dpath);
 	qfs_os_set_error(os, "write %s: %s", key, qfs_strerror(rc));
 	QFS_LOG(QFS_LOG_WARN, "objstore local put failed key=%s err=%s", key, qfs_strerror(rc));
 	return rc;
 }
 
-/* Open key's file and read its header; *fd and *info set only on success. */
-static int open_obj(struct qfs_objstore *os, const char *key, int *fd_out, struct qfs_obj_info *info)
+/* Open key's data and read its header; *fd (the file the data is read
+ * from), *base (offset of the data in it) and *info set only on success. */
+static int open_obj(struct qfs_objstore *os, const char *key, int *fd_out, uint64_t *base,
+		    struct qfs_obj_info *info)
 {
 	struct local *l = os->be;
 	char path[PATH_MAX];
@@ -275,7 +351,30 @@ static int open_obj(struct qfs_objstore *os, const char *key, int *fd_out, struc
 		rc = -errno;
 		goto err_close_fd;
 	}
-	if (r != HDR_LEN || memcmp(hdr, MAGIC, 8) != 0 || get_le32(hdr + 28) != qfs_crc32c(0, hdr, 28) ||
+	*base = HDR_LEN;
+	if (r == HDR_LEN && memcmp(hdr, MAGIC_LINKED, 8) == 0 && get_le32(hdr + 28) == qfs_crc32c(0, hdr, 28) &&
+	    st.st_size == HDR_LEN) {
+		char dpath[PATH_MAX + 32];
+		int dfd;
+
+		if ((rc = data_path(path, get_le64(hdr + 20), dpath, sizeof(dpath))) < 0)
+			goto err_close_fd;
+		dfd = open(dpath, O_RDONLY | O_CLOEXEC);
+		if (dfd < 0 || fstat(dfd, &st) < 0) {
+			if (dfd >= 0)
+				close(dfd);
+			rc = QFS_ECORRUPT;
+			qfs_os_set_error(os, "object %s: data file %s missing (corrupt object)", key, dpath);
+			QFS_LOG(QFS_LOG_ERR, "objstore corrupt object key=%s path=%s err=data file missing", key,
+				dpath);
+			goto err_close_fd;
+		}
+		close(fd);
+		fd = dfd;
+		*base = 0;
+		st.st_size += HDR_LEN; /* checked below as for a plain object */
+	}
+	if (r != HDR_LEN || (*base && memcmp(hdr, MAGIC, 8) != 0) || get_le32(hdr + 28) != qfs_crc32c(0, hdr, 28) ||
 	    (uint64_t)st.st_size != HDR_LEN + get_le64(hdr + 8)) {
 		rc = QFS_ECORRUPT;
 		qfs_os_set_error(os, "object %s: bad header or length (corrupt object)", key);
@@ -301,10 +400,10 @@ static int local_get(struct qfs_objstore *os, const char *key, uint64_t off, uin
 {
 	struct qfs_obj_info in;
 	uint8_t *buf;
-	uint64_t end;
+	uint64_t end, base;
 	int fd, rc;
 
-	rc = open_obj(os, key, &fd, &in);
+	rc = open_obj(os, key, &fd, &base, &in);
 	if (rc < 0)
 		return rc;
 	if (off > in.size || (off == in.size && in.size > 0 && !(off == 0 && len == 0))) {
@@ -321,7 +420,7 @@ static int local_get(struct qfs_objstore *os, const char *key, uint64_t off, uin
 	}
 	while (off < end) {
 		size_t n = end - off < COPY_CHUNK ? (size_t)(end - off) : COPY_CHUNK;
-		ssize_t r = pread(fd, buf, n, (off_t)(HDR_LEN + off));
+		ssize_t r = pread(fd, buf, n, (off_t)(base + off));
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -351,7 +450,8 @@ err_close_fd:
 
 static int local_head(struct qfs_objstore *os, const char *key, struct qfs_obj_info *out)
 {
-	int fd, rc = open_obj(os, key, &fd, out);
+	uint64_t base;
+	int fd, rc = open_obj(os, key, &fd, &base, out);
 
 	if (rc == 0)
 		close(fd);
@@ -361,12 +461,14 @@ static int local_head(struct qfs_objstore *os, const char *key, struct qfs_obj_i
 static int local_del(struct qfs_objstore *os, const char *key)
 {
 	struct local *l = os->be;
-	char path[PATH_MAX];
+	char path[PATH_MAX], dpath[PATH_MAX + 32];
+	uint64_t id;
 	int rc;
 
 	rc = obj_path(l, key, path, sizeof(path));
 	if (rc < 0)
 		return rc;
+	id = linked_id(path);
 	if (unlink(path) < 0) {
 		rc = -errno;
 		if (rc == -ENOENT || rc == -ENOTDIR)
@@ -374,6 +476,8 @@ static int local_del(struct qfs_objstore *os, const char *key)
 		qfs_os_set_error(os, "unlink %s: %s", path, strerror(-rc));
 		return rc;
 	}
+	if (id && data_path(path, id, dpath, sizeof(dpath)) == 0)
+		unlink(dpath);
 	*strrchr(path, '/') = '\0';
 	rc = fsync_dir(path);
 	if (rc < 0)
@@ -443,6 +547,17 @@ static int walk_dir(struct walk *w, const char *root, const char *rel)
 		} else if (S_ISREG(st.st_mode) && nl > 4 &&
 			   strcmp(de->d_name + nl - 4, ".obj") == 0) {
 			uint64_t size = st.st_size >= HDR_LEN ? (uint64_t)st.st_size - HDR_LEN : 0;
+
+			if (st.st_size == HDR_LEN) { /* maybe a linked object: its data file */
+				char op[PATH_MAX], dp[PATH_MAX + 32];
+				uint64_t id;
+				struct stat ds;
+
+				snprintf(op, sizeof(op), "%s/%s", root, sub);
+				id = linked_id(op);
+				if (id && data_path(op, id, dp, sizeof(dp)) == 0 && stat(dp, &ds) == 0)
+					size = (uint64_t)ds.st_size;
+			}
 
 			rc = add_ent(w, sub, strlen(sub) - 4, size);
 		}
@@ -523,6 +638,7 @@ int qfs_os_local_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cf
 	if (!l)
 		return -ENOMEM;
 	memcpy(l->root, root, n);
+	l->no_link = !cfg->link_immutable;
 	if (root_missing(l)) {
 		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=directory missing", cfg->url);
 		free(l);

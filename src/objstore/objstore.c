@@ -177,7 +177,7 @@ int qfs_objstore_put(struct qfs_objstore *os, const char *key, const void *data,
 	return os->ops->put(os, key, &src);
 }
 
-int qfs_objstore_put_file(struct qfs_objstore *os, const char *key, const char *path)
+static int put_file(struct qfs_objstore *os, const char *key, const char *path, int immutable)
 {
 	struct qfs_os_src src = { .mem = NULL };
 	struct stat st;
@@ -188,6 +188,7 @@ int qfs_objstore_put_file(struct qfs_objstore *os, const char *key, const char *
 	os->err[0] = '\0';
 	if (bad_key(os, key, 0) < 0)
 		return -EINVAL;
+	src.path = immutable ? path : NULL;
 	src.fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (src.fd < 0) {
 		rc = -errno;
@@ -222,6 +223,18 @@ int qfs_objstore_put_file(struct qfs_objstore *os, const char *key, const char *
 err_close_fd:
 	close(src.fd);
 	return rc;
+}
+
+/* See objstore.h. */
+int qfs_objstore_put_file(struct qfs_objstore *os, const char *key, const char *path)
+{
+	return put_file(os, key, path, 0);
+}
+
+/* See objstore.h: the backend may link src.path. */
+int qfs_objstore_put_file_immutable(struct qfs_objstore *os, const char *key, const char *path)
+{
+	return put_file(os, key, path, 1);
 }
 
 /* ---- downloads ---- */

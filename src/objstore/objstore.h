@@ -56,6 +56,10 @@ struct qfs_objstore_cfg {
 	/* Added after the first version (zero keeps the defaults): */
 	uint32_t backoff_ms;        /* first retry waits up to this (full jitter),
 	                               doubling per retry up to 10 s; 0: 100 */
+	int link_immutable;         /* local backend: put_file_immutable hard-links
+	                               the file (QFSOBJL objects, doc/objstore.md),
+	                               which releases before it cannot read; 0:
+	                               copy (the default, -o archive_link=on sets it) */
 	uint32_t list_max_keys;     /* S3 max-keys per list page; 0: 1000 (tests
 	                               lower it to exercise pagination) */
 };
@@ -81,6 +85,13 @@ int qfs_objstore_put(struct qfs_objstore *os, const char *key, const void *data,
 /* Store the len bytes of the file at path (streamed; multipart above the
  * threshold, with the upload aborted on failure). */
 int qfs_objstore_put_file(struct qfs_objstore *os, const char *key, const char *path);
+/* The same for a file whose bytes the caller never changes again (it may
+ * unlink it): a sealed WAL segment.  With cfg.link_immutable the local
+ * backend then hard-links the file into the store instead of copying it
+ * when both are on one file system (no data is written; the object keeps
+ * its CRC32C and is read back checked as any other), and copies it
+ * otherwise. */
+int qfs_objstore_put_file_immutable(struct qfs_objstore *os, const char *key, const char *path);
 /* Read bytes [off, off+len) of key (len 0: to the end).  *data malloc'd.
  * A whole-object read (off 0, len 0) is checked against its CRC32C
  * (QFS_ECORRUPT on mismatch). */

@@ -25,6 +25,9 @@
 struct qfs_os_src {
 	const void *mem;
 	int fd;
+	const char *path; /* the file fd reads, when its bytes never change
+			     again (put_file_immutable): the local backend may
+			     hard-link it instead of copying; else NULL */
 	uint64_t size;   /* bytes */
 	uint32_t crc32c; /* CRC32C of all size bytes, computed by objstore.c */
 };

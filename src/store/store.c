@@ -26,7 +26,6 @@
 #include "common/log.h"
 #include "store/store_int.h"
 
-#define BLOCK_CACHE_BYTES (64u << 20)
 #define BLOOM_BITS_PER_KEY 10.0
 
 uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const uint8_t *key,
@@ -92,17 +91,91 @@ static void store_free_handles(struct qfs_store *s)
 		rocksdb_options_destroy(s->opts);
 	if (s->bbto)
 		rocksdb_block_based_options_destroy(s->bbto);
-	if (s->cache)
+	if (s->cache && s->own_cache)
 		rocksdb_cache_destroy(s->cache);
 	free(s->dir);
 	free(s);
 }
 
-/* Open (creating if missing) the RocksDB in dir.  Options: LZ4 compression
- * (Snappy, then none, if this RocksDB lacks it), a 64 MiB LRU block cache,
- * 10-bit bloom filters, background jobs sized for a small machine.  *out is
- * set only on success; errors -ENOMEM, -EIO (logged with RocksDB's message). */
+struct qfs_store_cache {
+	rocksdb_cache_t *c; /* RocksDB's handle; each table factory that uses it
+			       holds its own reference to the cache itself */
+};
+
+/* See store.h. */
+int qfs_store_cache_new(uint64_t bytes, struct qfs_store_cache **out)
+{
+	struct qfs_store_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->c = rocksdb_cache_create_lru(bytes ? bytes : QFS_STORE_CACHE_DEFAULT);
+	if (!c->c) {
+		free(c);
+		return -ENOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+/* See store.h. */
+void qfs_store_cache_free(struct qfs_store_cache *c)
+{
+	if (!c)
+		return;
+	rocksdb_cache_destroy(c->c);
+	free(c);
+}
+
+/* Memtables: four of a quarter of the budget each (the active one and up
+ * to three being flushed, by two flush jobs, so that an 8 MiB write-back
+ * does not stop writes while the previous one is flushed), and the same
+ * budget for RocksDB's write buffer manager, so a store holds about
+ * memtable_bytes of them whatever the load (a batch larger than a memtable
+ * makes that one larger).
+ * Blob files: values of min_blob_bytes or more are written once to a blob
+ * file at flush and compaction moves only their references.  A blob file
+ * whose every value was deleted or overwritten goes as soon as compaction
+ * has seen that; garbage collection (relocating the live values of partly
+ * dead blob files, i.e. rewriting them) is off in normal running, since it
+ * would rewrite bulk data over and over, and qfs_store_compact turns it on
+ * for one compaction when the disk runs short. */
+static void store_set_budget(struct qfs_store *s, const struct qfs_store_opts *o)
+{
+	uint64_t mem = o && o->memtable_bytes ? o->memtable_bytes : QFS_STORE_MEMTABLE_DEFAULT;
+	uint32_t blob = o && o->min_blob_bytes ? o->min_blob_bytes : QFS_STORE_BLOB_MIN_DEFAULT;
+
+	if (mem < QFS_STORE_MEMTABLE_MIN)
+		mem = QFS_STORE_MEMTABLE_MIN;
+	rocksdb_options_set_write_buffer_size(s->opts, mem / 4);
+	rocksdb_options_set_max_write_buffer_number(s->opts, 4);
+	rocksdb_options_set_max_background_flushes(s->opts, 2);
+	rocksdb_options_set_min_write_buffer_number_to_merge(s->opts, 1);
+	rocksdb_options_set_db_write_buffer_size(s->opts, mem);
+	rocksdb_options_set_arena_block_size(s->opts, mem / 16 < (1u << 20) ? mem / 16 : (1u << 20));
+	if (blob != UINT32_MAX) {
+		rocksdb_options_set_enable_blob_files(s->opts, 1);
+		rocksdb_options_set_min_blob_size(s->opts, blob);
+		rocksdb_options_set_blob_file_size(s->opts, 64u << 20);
+		rocksdb_options_set_blob_compression_type(s->opts, rocksdb_no_compression);
+		rocksdb_options_set_enable_blob_gc(s->opts, 0);
+		s->blobs = 1;
+	}
+}
+
+/* See store.h: the defaults, with a private cache. */
 int qfs_store_open(const char *dir, struct qfs_store **out)
+{
+	return qfs_store_open_opts(dir, NULL, out);
+}
+
+/* Open (creating if missing) the RocksDB in dir.  Options: LZ4 compression
+ * (Snappy, then none, if this RocksDB lacks it), an LRU block cache (shared
+ * or private) holding index and filter blocks too, 10-bit bloom filters,
+ * background jobs sized for a small machine, the memtable budget and blob
+ * files of store_set_budget.  *out is set only on success; errors -ENOMEM,
+ * -EIO (logged with RocksDB's message). */
+int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct qfs_store **out)
 {
 	static const int compressions[] = { rocksdb_lz4_compression, rocksdb_snappy_compression,
 					    rocksdb_no_compression };
@@ -114,7 +187,12 @@ int qfs_store_open(const char *dir, struct qfs_store **out)
 	s->dir = strdup(dir);
 	s->opts = rocksdb_options_create();
 	s->bbto = rocksdb_block_based_options_create();
-	s->cache = rocksdb_cache_create_lru(BLOCK_CACHE_BYTES);
+	if (o && o->cache) {
+		s->cache = o->cache->c;
+	} else {
+		s->cache = rocksdb_cache_create_lru(QFS_STORE_CACHE_DEFAULT);
+		s->own_cache = 1;
+	}
 	s->wo = rocksdb_writeoptions_create();
 	s->ro = rocksdb_readoptions_create();
 	if (!s->dir || !s->opts || !s->bbto || !s->cache || !s->wo || !s->ro) {
@@ -133,6 +211,7 @@ int qfs_store_open(const char *dir, struct qfs_store **out)
 	rocksdb_options_set_max_background_jobs(s->opts, 2);
 	rocksdb_options_set_bytes_per_sync(s->opts, 1 << 20);
 	rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opts, 1);
+	store_set_budget(s, o);
 	/* Our WAL is the durability source and the node replays it from the
 	 * applied LSN, so RocksDB's own WAL is off: no double logging, and no
 	 * RocksDB log write that can fail on a full disk (its WAL writer asserts
@@ -717,5 +796,63 @@ int qfs_store_group_size(struct qfs_store *s, qfs_group_t group, uint64_t *bytes
 	if (err)
 		return store_rocks_err(s, "approximate sizes", err);
 	*bytes = sizes[0];
+	return 0;
+}
+
+/* See store.h.  "rocksdb.size-all-mem-tables" counts the active, the
+ * immutable and the pinned memtables; the cache's usage is the whole
+ * cache's when it is shared. */
+int qfs_store_mem(struct qfs_store *s, uint64_t *memtables, uint64_t *cache)
+{
+	uint64_t m = 0;
+
+	if (rocksdb_property_int(s->db, "rocksdb.size-all-mem-tables", &m) != 0)
+		return -EIO;
+	*memtables = m;
+	*cache = rocksdb_cache_get_usage(s->cache);
+	return 0;
+}
+
+/* Blob garbage collection on ("true": every blob file may be relocated by
+ * the next compaction) or off; a failure is logged and otherwise ignored
+ * (the compaction then frees only whole dead blob files). */
+static void set_gc(struct qfs_store *s, const char *on)
+{
+	const char *keys[2] = { "enable_blob_garbage_collection", "blob_garbage_collection_age_cutoff" };
+	const char *vals[2] = { on, on[0] == 't' ? "1.0" : "0.25" };
+	char *err = NULL;
+
+	rocksdb_set_options(s->db, 2, keys, vals, &err);
+	if (err)
+		QFS_LOG(QFS_LOG_WARN, "store blob gc setting failed dir=%s on=%s err=\"%s\"", s->dir, on, err);
+	rocksdb_free(err);
+}
+
+/* See store.h.  Memtables first (a compaction does not see them), then the
+ * whole key space; RocksDB drops deleted items at the last level and counts
+ * the blobs they referenced as garbage (blob files that hold only garbage
+ * are deleted, the oldest partly-garbage ones relocated). */
+int qfs_store_compact(struct qfs_store *s, uint64_t room)
+{
+	struct statvfs sv = { 0 };
+	int rc;
+
+	if ((rc = __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE)) != 0)
+		return rc;
+	if (statvfs(s->dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < room)
+		return -ENOSPC;
+	uint64_t live = 0;
+	int gc;
+
+	if ((rc = qfs_store_sync(s)))
+		return rc;
+	/* relocating live blobs may need as much room as they take */
+	gc = s->blobs && rocksdb_property_int(s->db, "rocksdb.live-blob-file-size", &live) == 0 &&
+	     (uint64_t)sv.f_bavail * sv.f_frsize >= room + live;
+	if (gc)
+		set_gc(s, "true");
+	rocksdb_compact_range(s->db, NULL, 0, NULL, 0);
+	if (gc)
+		set_gc(s, "false");
 	return 0;
 }

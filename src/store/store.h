@@ -27,9 +27,40 @@ struct qfs_store;
 /* Called per item in key order; return nonzero to stop (returned as is). */
 typedef qfs_scan_cb qfs_store_scan_cb;
 
-/* Open or create the RocksDB in dir.  *out set only on success.
+/* A block cache that several stores of one process share, so that its
+ * budget bounds them together (the cell's three nodes).  new: 0 or -ENOMEM,
+ * *out set only on success; bytes 0 means QFS_STORE_CACHE_DEFAULT.  free:
+ * NULL does nothing; stores opened with it may outlive it (RocksDB keeps
+ * its own reference), but it must not be passed to an open after free. */
+struct qfs_store_cache;
+int qfs_store_cache_new(uint64_t bytes, struct qfs_store_cache **out);
+void qfs_store_cache_free(struct qfs_store_cache *c);
+
+#define QFS_STORE_CACHE_DEFAULT (32ull << 20)    /* block cache, whole process */
+#define QFS_STORE_MEMTABLE_DEFAULT (16ull << 20) /* memtables, per store */
+#define QFS_STORE_MEMTABLE_MIN (2ull << 20)
+#define QFS_STORE_BLOB_MIN_DEFAULT 4096u         /* values this large go to blob files */
+
+/* Memory and layout budget of one store (doc/format-store.md "Options"). */
+struct qfs_store_opts {
+	struct qfs_store_cache *cache; /* shared block cache; NULL: a private one
+					  of QFS_STORE_CACHE_DEFAULT bytes */
+	uint64_t memtable_bytes;       /* bound on this store's memtables (active +
+					  being flushed); 0: QFS_STORE_MEMTABLE_DEFAULT,
+					  raised to QFS_STORE_MEMTABLE_MIN */
+	uint32_t min_blob_bytes;       /* values of at least this many bytes (file
+					  chunks, inline data) are kept in blob files,
+					  written once and never rewritten by
+					  compaction; 0: QFS_STORE_BLOB_MIN_DEFAULT,
+					  UINT32_MAX: no blob files */
+};
+
+/* Open or create the RocksDB in dir with the default options (a private
+ * cache).  *out set only on success.
  * Errors: -EIO (with a log line quoting RocksDB's message), -ENOMEM. */
 int qfs_store_open(const char *dir, struct qfs_store **out);
+/* The same with explicit options (o NULL: defaults). */
+int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct qfs_store **out);
 void qfs_store_close(struct qfs_store *s); /* NULL: nothing */
 
 /* Applied LSN of group (0 if nothing applied). 0, -EIO, or QFS_ECORRUPT if
@@ -143,5 +174,19 @@ int qfs_store_snap_scan(struct qfs_store_snap *sn, qfs_group_t group, const uint
  * so this scans the full key space with verify_checksums).  0, QFS_ECORRUPT
  * (logged), -ENOMEM, -EIO.  Any thread. */
 int qfs_store_verify(struct qfs_store *s);
+/* Memory the store holds now, from RocksDB's properties: memtables (active,
+ * immutable and pinned) in *memtables, and the block cache's usage in
+ * *cache (the shared cache's total when it is shared).  0 or -EIO; outputs
+ * set only on 0.  Any thread. */
+int qfs_store_mem(struct qfs_store *s, uint64_t *memtables, uint64_t *cache);
+
+/* Ask RocksDB to compact the whole store now (waits), so that the space of
+ * deleted items (and of blob files they made garbage) returns to the file
+ * system; used when the disk runs short after deletes.  Blob garbage
+ * collection (rewriting the live values of partly dead blob files) runs
+ * too when the free space exceeds room + the live blob bytes.  Refused with
+ * -ENOSPC, like qfs_store_sync, when less than `room` bytes are free.
+ * 0, -ENOSPC, -ENOMEM or -EIO.  Any thread; it blocks on I/O. */
+int qfs_store_compact(struct qfs_store *s, uint64_t room);
 
 #endif

@@ -25,7 +25,9 @@ struct qfs_store {
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
 	rocksdb_block_based_table_options_t *bbto;
-	rocksdb_cache_t *cache;           /* block cache shared with bbto's table factory */
+	rocksdb_cache_t *cache;           /* block cache of bbto's table factory */
+	int own_cache;                    /* cache is private (destroyed with s) */
+	int blobs;                        /* blob files on; immutable after open */
 	rocksdb_writeoptions_t *wo;       /* RocksDB WAL off: our WAL is the durability source */
 	rocksdb_readoptions_t *ro;        /* plain point reads; immutable after open */
 	char *dir;                        /* path of the RocksDB, for log lines */

@@ -36,7 +36,8 @@
 #include "wal/wal_int.h"
 
 #define RD_WINDOW (256u << 10)   /* bytes read ahead when scanning a segment */
-#define PEND_KEEP (16u << 20)    /* pending buffer kept across syncs up to this */
+#define PEND_KEEP (1u << 20)     /* pending buffer kept across syncs up to this (one per
+				  * group and node: larger ones are freed after the sync) */
 
 int qfs_wal_fault_write_after = -1;
 int qfs_wal_fault_write_errno = ENOSPC;

@@ -1,8 +1,9 @@
 #!/bin/bash
 # tests/integration/enospc.sh - a full disk under the data directory.
 #
-# DATA_DIR lives on a 192 MiB tmpfs (three replicas: WALs and RocksDBs), next to a 112 MiB
-# ballast file.  Files of 256 KiB of random data are written until one
+# DATA_DIR lives on a 384 MiB tmpfs (three replicas: WALs and RocksDBs), next to a 112 MiB
+# ballast file; the nodes keep a reserve free (64 MiB by default, the
+# "disk ... reserve_bytes" line of .quorumfs/status) that writes do not use.  Files of 256 KiB of random data are written until one
 # operation fails: the errno must be ENOSPC (not EIO), whether it shows at
 # open, write, fsync or close.  Then: every file whose close returned is
 # intact, the mount still answers (ls, stat, status), the log says why; after
@@ -25,7 +26,7 @@ watchdog "${QFS_ENOSPC_TIMEOUT:-300}"
 qfs_umount
 SMALL=$T/small
 mkdir "$SMALL" || fail "mkdir $SMALL"
-mount -t tmpfs -o size=192m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
+mount -t tmpfs -o size=384m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
 	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
 QFS_EXTRA_UMOUNTS=$SMALL
 DATA=$SMALL/data
@@ -35,7 +36,7 @@ head -c $((112 << 20)) /dev/urandom >"$SMALL/ballast" || fail "ballast"
 # room to recover): this test is about the data disk.
 mkdir "$T/archive" || fail "mkdir archive"
 mount_again -o "archive=file://$T/archive"
-note "mounted on a 192 MiB tmpfs: $(df -h "$SMALL" | awk 'NR == 2 { print $3 " used, " $4 " free" }')"
+note "mounted on a 384 MiB tmpfs: $(df -h "$SMALL" | awk 'NR == 2 { print $3 " used, " $4 " free" }')"
 
 cat >"$T/nospc.py" <<'EOF'
 # helpers for enospc.sh: python3 nospc.py CMD ...
@@ -92,7 +93,7 @@ def fill(d, acks):
                 return
             out.write(f"{p} {sha(data)}\n")
             out.flush()
-    die("wrote 250 MiB to a 192 MiB tmpfs without an error")
+    die("wrote 250 MiB to a 384 MiB tmpfs without an error")
 
 def verify(acks):
     n = 0
@@ -151,7 +152,7 @@ def write_again(d, acks, tag, seconds):
             sys.exit(1)
         time.sleep(1)
 
-def retry_after_enospc(path, ballast):
+def retry_after_enospc(path, ballast, reserve):
     # Writes acknowledged before a failed write-back must not be lost: fill
     # the disk, write 1 MiB blocks until one fails with ENOSPC (when the 8 MiB
     # write-back runs), free the space, retry that write, finish, close, and
@@ -164,8 +165,9 @@ def retry_after_enospc(path, ballast):
         except OSError as e:
             if e.errno != errno.ENOSPC:
                 die(f"ballast: {e}")
-        # leave 4 MiB: the 8 MiB write-back cannot fit, smaller writes can
-        b.truncate(max(0, b.tell() - (4 << 20)))
+        # leave the reserve + 4 MiB: the 8 MiB write-back cannot fit,
+        # smaller writes can
+        b.truncate(max(0, b.tell() - (4 << 20) - reserve))
     blocks = [os.urandom(1 << 20) for _ in range(16)]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     failed_at = None
@@ -195,7 +197,7 @@ def retry_after_enospc(path, ballast):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "retry_after_enospc":
-        retry_after_enospc(sys.argv[2], sys.argv[3])
+        retry_after_enospc(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         sys.exit(0)
     if cmd == "fill":
         fill(sys.argv[2], sys.argv[3])
@@ -210,7 +212,9 @@ py() { python3 "$T/nospc.py" "$@" || fail "python step '$1' failed (see above)";
 
 ACK=$T/acks
 mkdir "$MNT/full" || fail "mkdir table"
-py retry_after_enospc "$MNT/full/retry" "$SMALL/ballast2"
+RESERVE=$(awk '$1 == "disk" { for (i = 2; i < NF; i++) if ($i == "reserve_bytes") print $(i + 1) }' "$MNT/.quorumfs/status")
+[ -n "$RESERVE" ] || fail "no 'disk ... reserve_bytes' line in .quorumfs/status"
+py retry_after_enospc "$MNT/full/retry" "$SMALL/ballast2" "$RESERVE"
 log_at=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
 py fill "$MNT/full" "$ACK"
 py verify "$ACK"

@@ -173,17 +173,29 @@ grep -q ' nlink=2 of=a' "$T/mnt.got" || fail "no restored hard link in: $(cat "$
 # of every archived segment of the table; restoring T0 needs the first ones
 # (no snapshot can be that old: one is taken only after 3 archived segments)
 flip() { printf '\x5a' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+# flip_obj OBJ OFFSET: the same data byte of an object whose bytes the local
+# backend keeps in a linked data file (OBJ.<id>.data, doc/objstore.md): the
+# link to the node's WAL segment is broken first, so only the archive changes
+flip_obj() {
+	local d
+	d=$(ls "$1".*.data 2>/dev/null | head -n 1)
+	if [ -n "$d" ]; then
+		cp "$d" "$d.x" && mv "$d.x" "$d" && flip "$d" $(($2 - 32))
+	else
+		flip "$1" "$2"
+	fi
+}
 G=$DATA/archive/groups/0000000000000400
 cp -a "$G" "$T/g.bak"
-for f in "$G"/wal/*.obj; do flip "$f" 60; done
+for f in "$G"/wal/*.obj; do flip_obj "$f" 60; done
 "$QFS_BIN" restore --data "$DATA" --table t --time "@$T0" --to "$T/bad" 2>"$T/err" &&
 	fail "restore accepted a corrupt segment"
 grep -q "corrupt" "$T/err" && grep -Eq "archived object groups/0000000000000400/wal/[0-9a-f]{16}-[0-9a-f]{16}\.seg " "$T/err" ||
 	fail "error does not name the corrupt segment: $(cat "$T/err")"
 [ ! -e "$T/bad" ] || [ -z "$(ls -A "$T/bad")" ] || fail "a refused restore wrote files"
 rm -rf "$G" && cp -a "$T/g.bak" "$G"
-snap=$(ls "$G/snap/" | sort | tail -1)
-flip "$G/snap/$snap" 100
+snap=$(ls "$G/snap/" | grep '\.obj$' | sort | tail -1)
+flip_obj "$G/snap/$snap" 100
 "$QFS_BIN" restore --data "$DATA" --table t --to "$T/bad2" 2>"$T/err" && fail "restore accepted a corrupt snapshot"
 grep -q "groups/0000000000000400/snap/${snap%.obj}" "$T/err" ||
 	fail "error does not name the corrupt snapshot: $(cat "$T/err")"

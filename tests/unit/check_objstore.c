@@ -4,6 +4,8 @@
  * tests/integration/objstore_s3.sh).
  *
  * Covers: round trips from memory and from files (empty, small, 3 MiB),
+ * linked objects (put_file_immutable: hard link, checked reads, list size,
+ * replace and delete remove the data file, a changed data file is corrupt),
  * replace, ranged reads (inside, to the end, past the end), head, list order
  * (strcmp order across directories, "a-c" before "a/b") and prefixes,
  * delete (idempotent), key validation (-EINVAL for "", "/x", "..", "a//b",
@@ -190,6 +192,121 @@ START_TEST(test_roundtrip_file)
 	snprintf(dst, sizeof(dst), "%s/dst2.bin", base);
 	ck_assert_int_eq(qfs_objstore_get_file(OS, "seg/0002", dst), -ENOENT);
 	ck_assert_int_eq(access(dst, F_OK), -1);
+	free(buf);
+}
+END_TEST
+
+/* put_file_immutable on the same file system: the object's bytes are a
+ * hard link of the source (no copy), the object reads back checked, list
+ * reports its size, a replace and a delete remove the old data file, and a
+ * changed data file is QFS_ECORRUPT on a whole get. */
+static int count_data_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		n += l > 5 && strcmp(de->d_name + l - 5, ".data") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+static int list_size_cb(const char *key, uint64_t size, void *arg)
+{
+	(void)key;
+	*(uint64_t *)arg = size;
+	return 0;
+}
+
+START_TEST(test_put_linked)
+{
+	char src[1100], dir[1100], dpath[1200];
+	size_t len = 1u << 20;
+	uint8_t *buf = malloc(len);
+	struct qfs_obj_info info;
+	struct stat st;
+	uint64_t lsize = 0;
+	void *d;
+	size_t n;
+	FILE *f;
+
+	struct qfs_objstore_cfg cfg = { .url = url, .link_immutable = 1 };
+
+	ck_assert_ptr_nonnull(buf);
+	/* linking is off by default: a copy */
+	snprintf(src, sizeof(src), "%s/plain.wal", base);
+	f = fopen(src, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite("segment", 1, 7, f), 7);
+	fclose(f);
+	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "g/plain", src), 0);
+	ck_assert_int_eq(stat(src, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 1);
+	qfs_objstore_close(OS);
+	ck_assert_int_eq(qfs_objstore_open(&cfg, &OS), 0);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 11);
+	snprintf(src, sizeof(src), "%s/seg.wal", base);
+	f = fopen(src, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "g/wal/0001", src), 0);
+	/* linked: the source has a second name, the object file is a header */
+	ck_assert_int_eq(stat(src, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 2);
+	snprintf(dir, sizeof(dir), "%s/g/wal", base);
+	ck_assert_int_eq(count_data_files(dir), 1);
+	snprintf(dpath, sizeof(dpath), "%s/0001.obj", dir);
+	ck_assert_int_eq(stat(dpath, &st), 0);
+	ck_assert_int_eq(st.st_size, 32);
+	ck_assert_int_eq(qfs_objstore_head(OS, "g/wal/0001", &info), 0);
+	ck_assert_uint_eq(info.size, len);
+	ck_assert_uint_eq(info.crc32c, qfs_crc32c(0, buf, len));
+	ck_assert_int_eq(qfs_objstore_get(OS, "g/wal/0001", 0, 0, &d, &n), 0);
+	ck_assert_uint_eq(n, len);
+	ck_assert_int_eq(memcmp(d, buf, len), 0);
+	free(d);
+	ck_assert_int_eq(qfs_objstore_get(OS, "g/wal/0001", 100, 10, &d, &n), 0);
+	ck_assert_uint_eq(n, 10);
+	ck_assert_int_eq(memcmp(d, buf + 100, 10), 0);
+	free(d);
+	ck_assert_int_eq(qfs_objstore_list(OS, "g/wal/", list_size_cb, &lsize), 0);
+	ck_assert_uint_eq(lsize, len);
+	/* the source going away (a released WAL segment) keeps the object */
+	ck_assert_int_eq(unlink(src), 0);
+	ck_assert_int_eq(qfs_objstore_get(OS, "g/wal/0001", 0, 0, &d, &n), 0);
+	ck_assert_uint_eq(n, len);
+	free(d);
+	/* replaced by a plain object: the old data file goes */
+	ck_assert_int_eq(qfs_objstore_put(OS, "g/wal/0001", "abc", 3), 0);
+	ck_assert_int_eq(count_data_files(dir), 0);
+	ck_assert_int_eq(qfs_objstore_get(OS, "g/wal/0001", 0, 0, &d, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	free(d);
+	/* linked again, then a byte of the data file changes: corrupt */
+	f = fopen(src, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "g/wal/0002", src), 0);
+	f = fopen(src, "r+b");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 4096, SEEK_SET);
+	fputc(buf[4096] ^ 0x5a, f);
+	fclose(f);
+	ck_assert_int_eq(qfs_objstore_get(OS, "g/wal/0002", 0, 0, &d, &n), QFS_ECORRUPT);
+	/* a delete removes the data file too */
+	ck_assert_int_eq(qfs_objstore_delete(OS, "g/wal/0002"), 0);
+	ck_assert_int_eq(count_data_files(dir), 0);
+	ck_assert_int_eq(stat(src, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 1);
+	ck_assert_int_eq(qfs_objstore_head(OS, "g/wal/0002", &info), -ENOENT);
 	free(buf);
 }
 END_TEST
@@ -588,6 +705,7 @@ static Suite *objstore_suite(void)
 	tcase_add_test(tc, test_roundtrip_mem);
 	tcase_add_test(tc, test_roundtrip_file);
 	tcase_add_test(tc, test_range);
+	tcase_add_test(tc, test_put_linked);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_delete);
 	tcase_add_test(tc, test_bad_keys);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -1568,6 +1569,83 @@ START_TEST(test_link_drop_race)
 }
 END_TEST
 
+/* Memory budget and blob files (store.h qfs_store_opts): two stores share
+ * one cache; memtables stay within the budget while 8 MiB of 128 KiB values
+ * go in; the values land in blob files and read back; after the group is
+ * dropped, a compaction deletes the (wholly dead) blob files. */
+static int count_blobs(const char *d)
+{
+	DIR *dd = opendir(d);
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dd);
+	while ((de = readdir(dd)) != NULL) {
+		size_t l = strlen(de->d_name);
+		n += l > 5 && strcmp(de->d_name + l - 5, ".blob") == 0;
+	}
+	closedir(dd);
+	return n;
+}
+
+START_TEST(test_budget_blobs)
+{
+	char d2[80];
+	struct qfs_store_cache *cache;
+	struct qfs_store_opts o = { .memtable_bytes = 4u << 20 };
+	struct qfs_store *s2, *s3;
+	static uint8_t val[128 << 10];
+	uint64_t mem, cu, maxmem = 0;
+	void *v;
+	size_t vl;
+
+	ck_assert_int_eq(qfs_store_cache_new(8u << 20, &cache), 0);
+	o.cache = cache;
+	snprintf(d2, sizeof(d2), "%s/s2", dir);
+	ck_assert_int_eq(qfs_store_open_opts(d2, &o, &s2), 0);
+	snprintf(d2, sizeof(d2), "%s/s3", dir);
+	ck_assert_int_eq(qfs_store_open_opts(d2, &o, &s3), 0);
+	for (uint32_t i = 0; i < 64; i++) {
+		uint8_t k[8];
+
+		qfs_be64_put(k, i);
+		memset(val, (int)(i + 1), sizeof(val));
+		ck_assert_int_eq(qfs_store_load_item(s2, 7, k, sizeof(k), val, sizeof(val)), 0);
+		ck_assert_int_eq(qfs_store_mem(s2, &mem, &cu), 0);
+		if (mem > maxmem)
+			maxmem = mem;
+	}
+	/* two memtables of half the budget, plus an arena block of slack */
+	ck_assert_uint_le(maxmem, (4u << 20) + (1u << 20));
+	ck_assert_int_eq(qfs_store_sync(s2), 0);
+	snprintf(d2, sizeof(d2), "%s/s2", dir);
+	ck_assert_int_gt(count_blobs(d2), 0);
+	for (uint32_t i = 0; i < 64; i += 9) {
+		uint8_t k[8];
+
+		qfs_be64_put(k, i);
+		ck_assert_int_eq(qfs_store_get(s2, 7, k, sizeof(k), &v, &vl), 0);
+		ck_assert_uint_eq(vl, sizeof(val));
+		ck_assert_uint_eq(((uint8_t *)v)[vl - 1], i + 1);
+		free(v);
+	}
+	/* the shared cache: both stores report the same usage */
+	uint64_t c2, c3;
+	ck_assert_int_eq(qfs_store_mem(s2, &mem, &c2), 0);
+	ck_assert_int_eq(qfs_store_mem(s3, &mem, &c3), 0);
+	ck_assert_uint_eq(c2, c3);
+	/* drop + compaction: the blob files are all garbage and go */
+	ck_assert_int_eq(qfs_store_drop_group(s2, 7), 0);
+	ck_assert_int_eq(qfs_store_compact(s2, 0), 0);
+	ck_assert_int_eq(count_blobs(d2), 0);
+	/* a compaction that needs more room than the disk has is refused */
+	ck_assert_int_eq(qfs_store_compact(s2, UINT64_MAX), -ENOSPC);
+	qfs_store_close(s3);
+	qfs_store_close(s2);
+	qfs_store_cache_free(cache);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1601,6 +1679,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_scan_snapshot);
 	tcase_add_test(tc, test_drop_group);
 	tcase_add_test(tc, test_group_size);
+	tcase_add_test(tc, test_budget_blobs);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,139 @@
+#!/bin/bash
+# tests/integration/enospc_recover.sh - a full disk is survivable with
+# everything on it (issue 10 item 2): the embedded default, three replicas
+# and the local archive on one small tmpfs.
+#
+#  1. df of the mount, before anything is written, must be within 1.5x of
+#     what can really be written (statfs divides the free space, less the
+#     reserve, by the copies each byte gets on that disk: doc/fs.md).
+#  2. Files of 1 MiB of random data are written until one fails: the errno
+#     must be ENOSPC.  The log says why.
+#  3. Three files in four are deleted through the mount (deletes must pass
+#     on the full disk: they may use the reserve); then, waiting at most 60 s
+#     for the archive to catch up and the WAL to be released, files of
+#     300 KiB are written again successfully, with no remount.
+#  4. Every file kept is intact; after a clean unmount and a remount too.
+# Skips (77) when tmpfs cannot be mounted.  Behaviour: quorumfs(8) "Full
+# disk", doc/cell.md.
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+
+qfs_require python3 mount umount df
+set -o pipefail
+qfs_setup
+echo "$QFS_PID" >"$T/daemon.pid"
+watchdog 200
+qfs_umount
+SMALL=$T/small
+mkdir "$SMALL" || fail "mkdir $SMALL"
+mount -t tmpfs -o size=320m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
+	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
+QFS_EXTRA_UMOUNTS=$SMALL
+DATA=$SMALL/data
+mount_again -o seal_age=2s
+mkdir "$MNT/full" || fail "mkdir table"
+avail=$(df -B1 --output=avail "$MNT" | tail -n 1 | tr -d ' ')
+note "tmpfs: $(df -h "$SMALL" | awk 'NR == 2 { print $4 " free" }'); df of the mount says $avail bytes available"
+
+cat >"$T/fill.py" <<'EOF2'
+import errno, hashlib, os, sys, time
+
+def die(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+def write_file(p, data):
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as e:
+        return e.errno
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    except OSError as e:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        return e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        return e.errno
+    return 0
+
+cmd, d, acks = sys.argv[1], sys.argv[2], sys.argv[3]
+if cmd == "fill":
+    n = 0
+    with open(acks, "w") as out:
+        for i in range(2000):
+            data = os.urandom(1 << 20)
+            e = write_file(os.path.join(d, "f%04d" % i), data)
+            if e:
+                if e != errno.ENOSPC:
+                    die("write on a full disk failed with %s, want ENOSPC" % errno.errorcode.get(e, e))
+                break
+            out.write("f%04d %s\n" % (i, hashlib.sha256(data).hexdigest()))
+            n += 1
+    if n == 2000:
+        die("2 GiB written to a 320 MiB tmpfs without an error")
+    print(n << 20)
+elif cmd == "delete":
+    keep = []
+    for k, line in enumerate(open(acks).read().splitlines()):
+        name = line.split()[0]
+        if k % 4 == 3:
+            keep.append(line)
+            continue
+        os.unlink(os.path.join(d, name))   # must not fail on the full disk
+    open(acks, "w").write("".join(x + "\n" for x in keep))
+elif cmd == "again":
+    deadline = time.time() + float(sys.argv[4])
+    while True:
+        ok = []
+        e = 0
+        for i in range(5):
+            data = os.urandom(300 * 1024)
+            e = write_file(os.path.join(d, "again%d" % i), data)
+            if e:
+                break
+            ok.append("again%d %s\n" % (i, hashlib.sha256(data).hexdigest()))
+        if not e:
+            open(acks, "a").write("".join(ok))
+            print("# writes work again")
+            sys.exit(0)
+        if time.time() > deadline:
+            die("300 KiB writes still fail with %s %s s after deleting files" % (errno.errorcode.get(e, e), sys.argv[4]))
+        time.sleep(1)
+elif cmd == "verify":
+    n = 0
+    for line in open(acks):
+        name, want = line.split()
+        got = hashlib.sha256(open(os.path.join(d, name), "rb").read()).hexdigest()
+        if got != want:
+            die("%s changed" % name)
+        n += 1
+    print("# %d files intact" % n)
+EOF2
+py() { python3 "$T/fill.py" "$@" || fail "step $1 failed (see above)"; }
+
+written=$(python3 "$T/fill.py" fill "$MNT/full" "$T/acks") || fail "fill failed (see above)"
+note "ENOSPC after $written bytes; df had said $avail"
+python3 - "$avail" "$written" <<'EOF2' || fail "df's available space is not within 1.5x of what could be written"
+import sys
+avail, written = int(sys.argv[1]), int(sys.argv[2])
+r = avail / max(written, 1)
+print("# df avail / written = %.2f" % r)
+sys.exit(0 if 1 / 1.5 <= r <= 1.5 else 1)
+EOF2
+grep -Eqi 'No space left|ENOSPC' "$T/daemon.out" || fail "the log does not say the disk is full"
+py verify "$MNT/full" "$T/acks"
+py delete "$MNT/full" "$T/acks"
+py again "$MNT/full" "$T/acks" 60
+py verify "$MNT/full" "$T/acks"
+qfs_umount
+mount_again -o seal_age=2s
+py verify "$MNT/full" "$T/acks"
+qfs_umount
+note "PASS ($SECONDS s)"
+exit 0
