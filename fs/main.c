@@ -35,6 +35,7 @@
 
 #include "archive/archive.h"
 #include "cmd/bench.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "fs/fs.h"
 #include "node/cell.h"
@@ -177,32 +178,10 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* "2" (seconds), "0.5", "500ms", "2s", "1m". */
+/* An option's duration (common/clock.h): up to about 31 years. */
 static int parse_ms(const char *s, uint64_t *out)
 {
-	char *e;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &e);
-	if (errno || e == s || v <= 0)
-		return -1;
-	if (!strcmp(e, "ms"))
-		;
-	else if (!*e || !strcmp(e, "s"))
-		v *= 1000;
-	else if (!strcmp(e, "m"))
-		v *= 60000;
-	else if (!strcmp(e, "h"))
-		v *= 3600000;
-	else if (!strcmp(e, "d"))
-		v *= 86400000;
-	else
-		return -1;
-	if (v < 1 || v > 1e12)
-		return -1;
-	*out = (uint64_t)v;
-	return 0;
+	return qfs_clock_parse_ms(s, 1000000000000ull, out);
 }
 
 /* Handle one -o token if it is an archive/seal option: 1 handled, 0 not

@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -100,4 +103,31 @@ void qfs_clock_call_limit(uint32_t ms)
 int qfs_clock_call_active(void)
 {
 	return call_budget.depth > 0;
+}
+
+int qfs_clock_parse_ms(const char *s, uint64_t max_ms, uint64_t *out)
+{
+	char *e;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &e);
+	if (errno || e == s || v <= 0)
+		return -1;
+	if (!strcmp(e, "ms"))
+		;
+	else if (!*e || !strcmp(e, "s"))
+		v *= 1000;
+	else if (!strcmp(e, "m"))
+		v *= 60000;
+	else if (!strcmp(e, "h"))
+		v *= 3600000;
+	else if (!strcmp(e, "d"))
+		v *= 86400000;
+	else
+		return -1;
+	if (v < 1 || v > (double)max_ms)
+		return -1;
+	*out = (uint64_t)v;
+	return 0;
 }

@@ -40,4 +40,9 @@ void qfs_clock_call_limit(uint32_t ms);
 /* 1 inside a call (between begin and end), else 0. */
 int qfs_clock_call_active(void);
 
+/* Parse a duration for an option: "2" (seconds), "0.5", "500ms", "2s",
+ * "1m", "1h", "1d".  *out (ms) is set on success only.  0, or -1 when s is
+ * not a positive duration of at least 1 ms and at most max_ms. */
+int qfs_clock_parse_ms(const char *s, uint64_t max_ms, uint64_t *out);
+
 #endif

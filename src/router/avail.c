@@ -87,29 +87,10 @@ void qfs_avail_opts_default(struct qfs_avail_opts *o)
 	o->canary_ms = QFS_AVAIL_CANARY_DEFAULT_MS;
 }
 
+/* An option's duration (common/clock.h), at most 1e10 ms. */
 static int dur_ms(const char *s, uint64_t *out)
 {
-	char *e;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &e);
-	if (errno || e == s || v <= 0)
-		return -1;
-	if (!strcmp(e, "ms"))
-		;
-	else if (!*e || !strcmp(e, "s"))
-		v *= 1000;
-	else if (!strcmp(e, "m"))
-		v *= 60000;
-	else if (!strcmp(e, "h"))
-		v *= 3600000;
-	else
-		return -1;
-	if (v < 1 || v > 1e10)
-		return -1;
-	*out = (uint64_t)v;
-	return 0;
+	return qfs_clock_parse_ms(s, 10000000000ull, out);
 }
 
 int qfs_avail_opt(struct qfs_avail_opts *o, const char *tok)
