@@ -1283,12 +1283,16 @@ int qfs_archive_flush(struct qfs_archive *a, qfs_group_t group, uint32_t timeout
 int qfs_archive_drop_hook(qfs_group_t group, void *arg)
 {
 	struct qfs_archive *a = arg;
+	qfs_group_t pins[QFS_CELL_PINNED_MAX];
+	size_t npins = qfs_cell_pinned(a->n, pins, QFS_CELL_PINNED_MAX);
 	int rc = qfs_archive_flush(a, group, QFS_ARCHIVE_DROP_WAIT_MS);
 
-	/* The table list: its create (and drop) must be archived too, for a
-	 * restore to find the table by name at a time it existed. */
-	if (!rc)
-		rc = qfs_archive_flush(a, QFS_META_GROUP, QFS_ARCHIVE_DROP_WAIT_MS);
+	/* The table list (in a group the cell pins: the meta group): its
+	 * create (and drop) must be archived too, for a restore to find the
+	 * table by name at a time it existed. */
+	for (size_t i = 0; !rc && i < npins && i < QFS_CELL_PINNED_MAX; i++)
+		if (pins[i] != group)
+			rc = qfs_archive_flush(a, pins[i], QFS_ARCHIVE_DROP_WAIT_MS);
 	if (rc)
 		QFS_LOG(QFS_LOG_WARN, "table group dropped before its final records were archived"
 			" group=%016llx err=\"%s\" (restore reaches only what was archived)",

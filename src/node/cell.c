@@ -122,6 +122,8 @@ struct qfs_cell {
 	int keeper_started;
 
 	struct qfs_glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
+	qfs_group_t pinned[QFS_CELL_PINNED_MAX]; /* never tombstoned; immutable */
+	uint32_t npinned;
 	struct heal *heals;          /* keeper thread only */
 	size_t nheals;
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
@@ -305,6 +307,15 @@ static int tomb_load(struct qfs_cell *c)
 	return c->tomb->err;
 }
 
+/* 1 if group was pinned at open (never dropped for good). */
+static int is_pinned(const struct qfs_cell *c, qfs_group_t group)
+{
+	for (uint32_t i = 0; i < c->npinned; i++)
+		if (c->pinned[i] == group)
+			return 1;
+	return 0;
+}
+
 /* Drop from node cn (rn) the replicas of dropped groups (tombstones).
  * Caller holds op_mu. */
 static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
@@ -315,7 +326,7 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
 	for (size_t i = 0; i < mine.n; i++) {
 		qfs_group_t g = mine.v[i];
 
-		if (g != QFS_META_GROUP && qfs_glist_has(c->tomb, g)) {
+		if (!is_pinned(c, g) && qfs_glist_has(c->tomb, g)) {
 			int rc = qfs_rnode_group_drop(rn, g);
 
 			QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO,
@@ -1102,12 +1113,17 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	uint32_t up = 0;
 	int rc, first_err = 0;
 
-	if (!o || !o->dir || !*o->dir || o->nodes > QFS_CELL_MAX_NODES)
+	if (!o || !o->dir || !*o->dir || o->nodes > QFS_CELL_MAX_NODES || o->npinned > QFS_CELL_PINNED_MAX ||
+	    (o->npinned && !o->pinned))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->o = *o;
+	c->o.pinned = NULL; /* copied: */
+	c->npinned = o->npinned;
+	for (uint32_t i = 0; i < o->npinned; i++)
+		c->pinned[i] = o->pinned[i];
 	c->n = o->nodes ? o->nodes : 3;
 	if (!c->o.timeout_ms)
 		c->o.timeout_ms = QFS_CELL_TIMEOUT_DEFAULT_MS;
@@ -1304,6 +1320,14 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 }
 
 /* See cell.h. */
+size_t qfs_cell_pinned(const struct qfs_cell *c, qfs_group_t *out, size_t max)
+{
+	for (uint32_t i = 0; i < c->npinned && i < max; i++)
+		out[i] = c->pinned[i];
+	return c->npinned;
+}
+
+/* See cell.h. */
 int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 {
 	uint32_t dropped = 0;
@@ -1312,7 +1336,7 @@ int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 	pthread_mutex_lock(&c->op_mu);
 	/* The tombstone first: a node down now drops its replica when it
 	 * starts (reconcile), even after a restart of the mount. */
-	if (group != QFS_META_GROUP && !qfs_glist_has(c->tomb, group)) {
+	if (!is_pinned(c, group) && !qfs_glist_has(c->tomb, group)) {
 		qfs_glist_add(group, c->tomb);
 		if ((rc = c->tomb->err ? c->tomb->err : tomb_save(c)) != 0) {
 			c->tomb->n--;
