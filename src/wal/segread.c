@@ -38,12 +38,15 @@ static int fail(struct qfs_wal_segrd *r, int err, const char *why)
 	return err;
 }
 
+#define WIN_FIRST (4u << 10)   /* first file read: a look at the first records is cheap */
+#define WIN_MAX (256u << 10)    /* then doubling up to this, for scans */
+
 /* Bytes [off, off + n) of the segment into *p.  0, 1 (the segment ends
- * before off + n), -ENOMEM or -errno. */
+ * before off + n), -ENOMEM or -errno.  A file is read through a window
+ * that starts small and doubles on each refill (r->cap tracks it). */
 static int get(struct qfs_wal_segrd *r, uint64_t off, size_t n, const uint8_t **p)
 {
-	struct qfs_wal_rd rd;
-	int rc;
+	size_t want, got = 0;
 
 	if (off + n > r->size)
 		return 1;
@@ -51,11 +54,42 @@ static int get(struct qfs_wal_segrd *r, uint64_t off, size_t n, const uint8_t **
 		*p = r->mem + off;
 		return 0;
 	}
-	rd = (struct qfs_wal_rd){ .fd = r->fd, .buf = &r->buf, .cap = &r->cap, .off = r->woff, .len = r->wlen };
-	rc = qfs_wal_rd_get(&rd, off, n, p);
-	r->woff = rd.off;
-	r->wlen = rd.len;
-	return rc;
+	if (off >= r->woff && off + n <= r->woff + r->wlen) {
+		*p = r->buf + (off - r->woff);
+		return 0;
+	}
+	want = r->cap ? (r->cap < WIN_MAX ? 2 * r->cap : r->cap) : WIN_FIRST;
+	if (want < n)
+		want = n;
+	if (want > r->size - off)
+		want = (size_t)(r->size - off); /* >= n: checked above */
+	if (want > r->cap) {
+		uint8_t *nb = realloc(r->buf, want);
+
+		if (!nb)
+			return -ENOMEM;
+		r->buf = nb;
+		r->cap = want;
+	}
+	r->wlen = 0;
+	while (got < want) {
+		ssize_t k = pread(r->fd, r->buf + got, want - got, (off_t)(off + got));
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	r->woff = off;
+	r->wlen = got;
+	if (got < n)
+		return 1; /* cut since open: a torn tail */
+	*p = r->buf;
+	return 0;
 }
 
 /* Check the header (common to both starts). */

@@ -1483,6 +1483,43 @@ START_TEST(test_segrd_damage)
 }
 END_TEST
 
+/* A record larger than the reader's window, between small ones: the window
+ * grows to hold it, and the bytes and CRC are those of the file. */
+START_TEST(test_segrd_big_record)
+{
+	static const size_t lens[] = { 100, (1u << 20) + 3, 10, 5000 };
+	struct qfs_wal_segrd r;
+	struct qfs_wal_rec rec;
+	char path[PATH_MAX];
+	uint8_t *p, *b;
+	size_t len, i;
+
+	p = malloc(lens[1]);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	for (i = 0; i < 4; i++) {
+		pfill(p, i + 1, lens[i]);
+		ck_assert_int_eq(qfs_wal_append(W, i + 1, p, lens[i]), 0);
+	}
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	ck_assert_int_eq(qfs_wal_segrd_open(&r, path), 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(qfs_wal_segrd_next(&r, &rec), 1);
+		ck_assert_uint_eq(rec.lsn, i + 1);
+		ck_assert_uint_eq(rec.len, lens[i]);
+		pfill(p, i + 1, lens[i]);
+		ck_assert(memcmp(rec.data, p, lens[i]) == 0);
+	}
+	ck_assert_int_eq(qfs_wal_segrd_next(&r, &rec), 0);
+	b = slurp(path, &len);
+	ck_assert_uint_eq(qfs_wal_segrd_crc(&r), qfs_crc32c(0, b, len));
+	qfs_wal_segrd_close(&r);
+	free(b);
+	free(p);
+}
+END_TEST
+
 static Suite *wal_suite(void)
 {
 	Suite *s = suite_create("wal");
@@ -1521,6 +1558,7 @@ static Suite *wal_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_segrd_roundtrip);
 	tcase_add_test(tc, test_segrd_damage);
+	tcase_add_test(tc, test_segrd_big_record);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("truncate");
