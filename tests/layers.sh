@@ -68,7 +68,7 @@ may() {
 
 allowed() { # FILE HEADER: 0 if a temporary exception covers it
 	local e
-	for e in "${ALLOW[@]}"; do
+	for e in ${ALLOW[@]+"${ALLOW[@]}"}; do
 		[ "$e" = "$1 $2" ] && return 0
 	done
 	return 1
@@ -130,7 +130,7 @@ check() {
 			 sed -E 's/^([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]*)".*/\1:\2/')
 	done
 	[ -n "$selftest" ] && return $bad
-	for e in "${ALLOW[@]}"; do
+	for e in ${ALLOW[@]+"${ALLOW[@]}"}; do
 		case "$used|" in *"|$e|"*) ;; *) echo "layers.sh: stale exception (nothing matches it any more; remove it): $e" >&2 ;; esac
 	done
 	return $bad
