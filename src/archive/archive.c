@@ -46,7 +46,8 @@
 #include "common/crc32c.h"
 #include "common/glist.h"
 #include "common/log.h"
-#include "wal/wal_int.h"
+#include "node/entry.h"
+#include "wal/wal.h"
 
 #define ERR_MAX 256
 #define PASS_MAX_SEGMENTS 16   /* uploads per group per pass, so others get a turn */
@@ -169,43 +170,6 @@ static void part_ok(struct qfs_archive *a, struct part *pt)
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* Read the whole file at path.  *data malloc'd.  0 or -errno. */
-static int slurp(const char *path, uint8_t **data, size_t *len)
-{
-	struct stat st;
-	uint8_t *p;
-	size_t off = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out_close;
-	}
-	p = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!p) {
-		rc = -ENOMEM;
-		goto out_close;
-	}
-	while (off < (size_t)st.st_size) {
-		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			free(p);
-			goto out_close;
-		}
-		off += (size_t)n;
-	}
-	*data = p;
-	*len = off;
-out_close:
-	close(fd);
-	return rc;
-}
-
 /* Map the file at path read-only (a segment is walked without copying it
  * to the heap, so its pages never count against the daemon's memory once
  * unmapped).  *data and *len set only on success; an empty file maps to a
@@ -274,90 +238,24 @@ static void release_image(uint8_t *data, size_t len, int mapped)
 
 /* ---------------------------------------------------------------- local WAL */
 
-struct lseg {
-	qfs_lsn_t first;
-	uint64_t size;
-};
-
-static int lseg_cmp(const void *x, const void *y)
-{
-	const struct lseg *a = x, *b = y;
-
-	return a->first < b->first ? -1 : a->first > b->first;
-}
-
-/* Segment files of dir, ascending.  *out malloc'd.  0 or -errno. */
-static int list_wal(const char *dir, struct lseg **out, size_t *count)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	struct lseg *v = NULL;
-	size_t n = 0, cap = 0;
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) != NULL) {
-		char path[PATH_MAX], *e;
-		struct stat st;
-		unsigned long long first;
-
-		if (strlen(de->d_name) != QFS_WAL_NAME_LEN || strcmp(de->d_name + 16, ".wal"))
-			continue;
-		errno = 0;
-		first = strtoull(de->d_name, &e, 16);
-		if (errno || e != de->d_name + 16)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) < 0)
-			continue; /* released meanwhile */
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct lseg *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return -ENOMEM;
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[n].first = first;
-		v[n].size = (uint64_t)st.st_size;
-		n++;
-	}
-	closedir(d);
-	if (n)
-		qsort(v, n, sizeof(*v), lseg_cmp);
-	*out = v;
-	*count = n;
-	return 0;
-}
-
 /* time_ns of the first stamped record of a segment file (a new leader's
  * NOOP barrier carries no time: the records after it are looked at, up to
  * 64), 0 if none or unreadable. */
 static uint64_t first_record_time(const char *dir, qfs_lsn_t first)
 {
-	uint8_t b[QFS_WAL_REC_HDR + 17];
+	struct qfs_wal_segrd r;
+	struct qfs_wal_rec rec;
+	struct qfs_node_entry e;
 	char path[PATH_MAX];
 	uint64_t t = 0;
-	off_t off = QFS_WAL_SEG_HDR;
-	int fd;
 
-	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (qfs_wal_seg_path(path, sizeof(path), dir, first) != 0)
 		return 0;
-	for (int i = 0; i < 64 && !t; i++) {
-		uint32_t len;
-
-		if (pread(fd, b, sizeof(b), off) != (ssize_t)sizeof(b))
-			break;
-		len = qfs_be32_get(b + 4);
-		t = qfs_be64_get(b + QFS_WAL_REC_HDR + 9);
-		off += QFS_WAL_REC_HDR + (off_t)len;
-	}
-	close(fd);
+	if (qfs_wal_segrd_open(&r, path) == 0)
+		for (int i = 0; i < 64 && !t && qfs_wal_segrd_next(&r, &rec) == 1; i++)
+			if (qfs_node_entry_decode(rec.lsn, rec.data, rec.len, &e) == 0)
+				t = e.time_ns;
+	qfs_wal_segrd_close(&r);
 	return t;
 }
 
@@ -414,7 +312,7 @@ static int manifest_store(struct qfs_archive *a, struct part *pt)
 }
 
 /* Sealed local segments already listed must match the manifest exactly. */
-static int verify_local(struct qfs_archive *a, struct part *pt, const struct lseg *ls, size_t n)
+static int verify_local(struct qfs_archive *a, struct part *pt, const struct qfs_wal_seginfo *ls, size_t n)
 {
 	size_t j = 0;
 
@@ -524,8 +422,9 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 	size_t len = 0;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)first);
-	rc = map_file(path, &data, &len);
+	rc = qfs_wal_seg_path(path, sizeof(path), dir, first);
+	if (!rc)
+		rc = map_file(path, &data, &len);
 	if (rc) {
 		part_fail(a, pt, rc, "read local segment", path);
 		return rc;
@@ -535,30 +434,24 @@ static int upload_segment(struct qfs_archive *a, struct part *pt, const char *di
 
 /* Append to img the raw records of the segment file at path whose LSNs
  * lie in [from, to] (header and payload copied as they are: their CRCs
- * stay valid).  0, QFS_ECORRUPT (a record overruns the file), -errno. */
+ * stay valid).  0, QFS_ECORRUPT (a record is damaged or overruns the
+ * file), -errno, -ENOMEM. */
 static int copy_records(const char *path, qfs_lsn_t from, qfs_lsn_t to, struct qfs_buf *img)
 {
-	uint8_t *data = NULL;
-	size_t len = 0, off = QFS_WAL_SEG_HDR;
-	int rc = slurp(path, &data, &len);
+	struct qfs_wal_segrd r;
+	struct qfs_wal_rec rec;
+	int rc = qfs_wal_segrd_open(&r, path);
 
-	if (rc)
-		return rc;
-	while (off + QFS_WAL_REC_HDR <= len) {
-		uint32_t rl = qfs_be32_get(data + off + 4);
-		qfs_lsn_t lsn = qfs_be64_get(data + off + 8);
-
-		if (rl > len - off - QFS_WAL_REC_HDR) {
-			rc = QFS_ECORRUPT;
-			break;
-		}
-		if (lsn > to)
-			break;
-		if (lsn >= from)
-			qfs_buf_put(img, data + off, QFS_WAL_REC_HDR + rl);
-		off += QFS_WAL_REC_HDR + rl;
+	while (rc == 0 && (rc = qfs_wal_segrd_next(&r, &rec)) == 1 && rec.lsn <= to) {
+		if (rec.lsn >= from)
+			qfs_buf_put(img, rec.raw, rec.raw_len);
+		rc = 0;
 	}
-	free(data);
+	qfs_wal_segrd_close(&r);
+	if (rc == 1)
+		rc = 0; /* stopped past to */
+	if (rc == QFS_ETORN || rc == QFS_EFORMAT)
+		rc = QFS_ECORRUPT; /* a sealed segment: damage */
 	return rc ? rc : img->err;
 }
 
@@ -576,7 +469,7 @@ static int fill_gap(struct qfs_archive *a, struct part *pt, qfs_lsn_t from, qfs_
 
 	for (uint32_t k = 2; k <= QFS_CELL_MAX_NODES; k++) {
 		char dir[PATH_MAX], path[PATH_MAX], src[PATH_MAX + 32];
-		struct lseg *ls = NULL;
+		struct qfs_wal_seginfo *ls = NULL;
 		struct qfs_buf img;
 		qfs_lsn_t applied;
 		size_t n = 0, i;
@@ -584,7 +477,7 @@ static int fill_gap(struct qfs_archive *a, struct part *pt, qfs_lsn_t from, qfs_
 
 		if (qfs_cell_node_wal_info(a->n, k, pt->group, dir, sizeof(dir), &applied) != 0)
 			continue;
-		if (applied < to || list_wal(dir, &ls, &n) != 0 || n == 0) {
+		if (applied < to || qfs_wal_list(dir, &ls, &n) != 0 || n == 0) {
 			rc = -EAGAIN;
 			free(ls);
 			continue;
@@ -599,19 +492,15 @@ static int fill_gap(struct qfs_archive *a, struct part *pt, qfs_lsn_t from, qfs_
 			free(ls);
 			continue;
 		}
-		{
-			uint8_t h[QFS_WAL_SEG_HDR];
-
-			qfs_wal_seg_header(h, from);
-			qfs_buf_init(&img);
-			qfs_buf_put(&img, h, sizeof(h));
-			r = img.err;
-		}
+		qfs_buf_init(&img);
+		qfs_wal_image_begin(&img, from);
+		r = img.err;
 		for (i = 0; !r && i + 1 < n && ls[i].first <= to; i++) {
 			if (ls[i + 1].first <= from)
 				continue;
-			snprintf(path, sizeof(path), "%s/%016llx.wal", dir, (unsigned long long)ls[i].first);
-			r = copy_records(path, from, to, &img);
+			r = qfs_wal_seg_path(path, sizeof(path), dir, ls[i].first);
+			if (!r)
+				r = copy_records(path, from, to, &img);
 		}
 		free(ls);
 		if (r) {
@@ -791,21 +680,21 @@ out:
 /* Publish lag figures from a fresh listing of the WAL directory. */
 static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir, qfs_lsn_t applied)
 {
-	struct lseg *ls = NULL;
+	struct qfs_wal_seginfo *ls = NULL;
 	size_t n = 0, i;
 	uint64_t lag_bytes = 0, oldest = 0;
 	uint32_t pending = 0;
 
-	if (list_wal(dir, &ls, &n) == 0) {
+	if (qfs_wal_list(dir, &ls, &n) == 0) {
 		for (i = 0; i < n; i++) {
 			int tail = i + 1 == n;
 			qfs_lsn_t last = tail ? 0 : ls[i + 1].first - 1;
 
-			if (tail ? ls[i].size <= QFS_WAL_SEG_HDR : last <= pt->stored)
+			if (tail ? ls[i].rec_bytes == 0 : last <= pt->stored)
 				continue;
 			if (pending++ == 0)
 				oldest = first_record_time(dir, ls[i].first);
-			lag_bytes += ls[i].size - QFS_WAL_SEG_HDR;
+			lag_bytes += ls[i].rec_bytes;
 		}
 	}
 	free(ls);
@@ -827,7 +716,7 @@ static int retain(struct qfs_archive *a, struct part *pt);
 static int part_pass(struct qfs_archive *a, struct part *pt)
 {
 	char dir[PATH_MAX];
-	struct lseg *ls = NULL;
+	struct qfs_wal_seginfo *ls = NULL;
 	size_t n = 0, uploads = 0;
 	qfs_lsn_t applied;
 	int rc;
@@ -860,7 +749,7 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 	}
 	if (!pt->loaded && (rc = manifest_load(a, pt)) != 0)
 		goto out_publish;
-	if ((rc = list_wal(dir, &ls, &n)) != 0) {
+	if ((rc = qfs_wal_list(dir, &ls, &n)) != 0) {
 		part_fail(a, pt, rc, "list local WAL", dir);
 		goto out_publish;
 	}
@@ -1394,12 +1283,16 @@ int qfs_archive_flush(struct qfs_archive *a, qfs_group_t group, uint32_t timeout
 int qfs_archive_drop_hook(qfs_group_t group, void *arg)
 {
 	struct qfs_archive *a = arg;
+	qfs_group_t pins[QFS_CELL_PINNED_MAX];
+	size_t npins = qfs_cell_pinned(a->n, pins, QFS_CELL_PINNED_MAX);
 	int rc = qfs_archive_flush(a, group, QFS_ARCHIVE_DROP_WAIT_MS);
 
-	/* The table list: its create (and drop) must be archived too, for a
-	 * restore to find the table by name at a time it existed. */
-	if (!rc)
-		rc = qfs_archive_flush(a, QFS_META_GROUP, QFS_ARCHIVE_DROP_WAIT_MS);
+	/* The table list (in a group the cell pins: the meta group): its
+	 * create (and drop) must be archived too, for a restore to find the
+	 * table by name at a time it existed. */
+	for (size_t i = 0; !rc && i < npins && i < QFS_CELL_PINNED_MAX; i++)
+		if (pins[i] != group)
+			rc = qfs_archive_flush(a, pins[i], QFS_ARCHIVE_DROP_WAIT_MS);
 	if (rc)
 		QFS_LOG(QFS_LOG_WARN, "table group dropped before its final records were archived"
 			" group=%016llx err=\"%s\" (restore reaches only what was archived)",

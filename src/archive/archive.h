@@ -78,8 +78,8 @@ void qfs_archive_kick(struct qfs_archive *a);
 #define QFS_ARCHIVE_DROP_WAIT_MS 10000u
 int qfs_archive_flush(struct qfs_archive *a, qfs_group_t group, uint32_t timeout_ms);
 /* The router's drop hook (router.h qfs_router_set_drop_hook; arg: the
- * archive): qfs_archive_flush of the group and then of the meta group (the
- * table list), each bounded by QFS_ARCHIVE_DROP_WAIT_MS, so that a dropped
+ * archive): qfs_archive_flush of the group and then of the groups the cell
+ * pins (qfs_cell_pinned: the meta group, which holds the table list), each bounded by QFS_ARCHIVE_DROP_WAIT_MS, so that a dropped
  * table can be restored as of any time it existed.  Logs and returns the
  * first failure; the caller drops the group anyway. */
 int qfs_archive_drop_hook(qfs_group_t group, void *arg);

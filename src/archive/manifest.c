@@ -2,8 +2,9 @@
  * manifest.c - pure code of the archive formats: the per-partition manifest
  * (text), the snapshot object (binary), the walk over an archived WAL
  * segment, object keys, the point-in-time plan and restore-time parsing.
- * Contracts: archive_int.h; formats: doc/format-archive.md and
- * doc/format-wal.md (whose constants live in wal/wal_int.h).
+ * Contracts: archive_int.h; formats: doc/format-archive.md.  A segment is
+ * read with src/wal's segment reader and its entries decoded by src/node
+ * (doc/format-wal.md, node/entry.h): nothing here parses their framing.
  */
 #include "config.h"
 
@@ -16,8 +17,8 @@
 #include "archive/archive_int.h"
 #include "common/crc32c.h"
 #include "common/key.h"
-#include "repl/repl.h"
-#include "wal/wal_int.h"
+#include "node/entry.h"
+#include "wal/wal.h"
 
 void qfs_arch_manifest_init(struct qfs_arch_manifest *m, qfs_group_t group)
 {
@@ -265,77 +266,62 @@ void qfs_arch_key_snap(char *out, qfs_group_t group, qfs_lsn_t lsn)
 int qfs_arch_seg_walk(const uint8_t *p, size_t len, qfs_arch_rec_cb cb, void *arg,
 		      struct qfs_arch_seg *out, const char **why)
 {
+	struct qfs_wal_segrd r;
+	struct qfs_wal_rec rec;
 	struct qfs_arch_seg s;
-	qfs_lsn_t expect;
-	size_t off = QFS_WAL_SEG_HDR;
 	const char *w = NULL;
+	uint64_t nrec = 0;
+	int rc;
 
 	memset(&s, 0, sizeof(s));
-	if (len < QFS_WAL_SEG_HDR) {
-		w = "shorter than a segment header";
-		goto corrupt;
-	}
-	if (qfs_wal_get32(p) != QFS_WAL_SEG_MAGIC || qfs_crc32c(0, p, 20) != qfs_wal_get32(p + 20)) {
-		w = "bad segment header";
-		goto corrupt;
-	}
-	if (qfs_wal_get32(p + 4) != QFS_WAL_FORMAT_VERSION) {
+	/* The reader builds the CRC of the whole image as it goes (records
+	 * are contiguous up to len), so every byte is read once, in order: a
+	 * caller may drop the pages behind the walk. */
+	rc = qfs_wal_segrd_init(&r, p, len);
+	if (rc == QFS_EFORMAT) {
 		if (why)
-			*why = "unknown WAL format version";
-		return QFS_EFORMAT;
+			*why = qfs_wal_segrd_why(&r);
+		return rc;
 	}
-	s.first = qfs_wal_get64(p + 8);
-	expect = s.first;
-	/* the CRC of the whole image, built as the walk goes (records are
-	 * contiguous up to len), so every byte is read once, in order: a
-	 * caller may drop the pages behind the walk */
-	s.crc = qfs_crc32c(0, p, QFS_WAL_SEG_HDR);
-	while (off < len) {
-		struct qfs_repl_entry e;
-		uint32_t rlen;
-		int rc;
+	if (rc) {
+		w = qfs_wal_segrd_why(&r);
+		goto corrupt;
+	}
+	s.first = qfs_wal_segrd_first(&r);
+	while ((rc = qfs_wal_segrd_next(&r, &rec)) == 1) {
+		struct qfs_node_entry e;
 
-		if (len - off < QFS_WAL_REC_HDR) {
-			w = "truncated record header";
-			goto corrupt;
-		}
-		rlen = qfs_wal_get32(p + off + 4);
-		if (rlen > QFS_WAL_RECORD_MAX || len - off - QFS_WAL_REC_HDR < rlen) {
-			w = "record length past the end";
-			goto corrupt;
-		}
-		if (qfs_crc32c(qfs_crc32c(0, p + off + 4, 12), p + off + QFS_WAL_REC_HDR, rlen) !=
-		    qfs_wal_get32(p + off)) {
-			w = "record CRC mismatch";
-			goto corrupt;
-		}
-		if (qfs_wal_get64(p + off + 8) != expect) {
-			w = "record LSN out of sequence";
-			goto corrupt;
-		}
-		if (qfs_repl_entry_decode(expect, p + off + QFS_WAL_REC_HDR, rlen, &e) != 0) {
+		if (qfs_node_entry_decode(rec.lsn, rec.data, rec.len, &e) != 0) {
 			w = "undecodable log entry";
 			goto corrupt;
 		}
-		s.crc = qfs_crc32c(s.crc, p + off, QFS_WAL_REC_HDR + rlen);
-		if (expect == s.first)
+		if (rec.lsn == s.first)
 			s.t_first = e.time_ns;
 		s.t_last = e.time_ns;
-		if (cb && (rc = cb(expect, e.type, e.time_ns, e.data, e.len, arg)) != 0)
+		s.last = rec.lsn;
+		nrec++;
+		if (cb && (rc = cb(rec.lsn, e.type, e.time_ns, e.data, e.len, arg)) != 0) {
+			qfs_wal_segrd_close(&r);
 			return rc;
-		off += QFS_WAL_REC_HDR + rlen;
-		expect++;
+		}
 	}
-	if (expect == s.first) {
+	if (rc) {
+		/* a torn tail is damage too in a sealed segment */
+		w = qfs_wal_segrd_why(&r);
+		goto corrupt;
+	}
+	if (nrec == 0) {
 		w = "segment without records";
 		goto corrupt;
 	}
-	s.last = expect - 1;
 	s.size = len;
+	s.crc = qfs_wal_segrd_crc(&r);
+	qfs_wal_segrd_close(&r);
 	*out = s;
 	return 0;
 
 corrupt:
+	qfs_wal_segrd_close(&r);
 	if (why)
 		*why = w;
 	return QFS_ECORRUPT;

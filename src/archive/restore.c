@@ -43,7 +43,7 @@
 #include "common/item.h"
 #include "common/key.h"
 #include "common/log.h"
-#include "repl/repl.h"
+#include "node/entry.h"
 #include "store/store.h"
 
 #define REPLAY_STOP 1 /* walk callback: the cut is reached */
@@ -114,7 +114,7 @@ static int replay_rec(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8
 	}
 	if (time_ns > r->t_ns || lsn > r->max_lsn)
 		return REPLAY_STOP;
-	if (type == QFS_REPL_ENTRY_NOOP)
+	if (type == QFS_NODE_ENTRY_NOOP)
 		rc = qfs_store_apply_noop(r->c->st, r->group, lsn);
 	else
 		rc = qfs_store_apply(r->c->st, r->group, lsn, data, len, &res);

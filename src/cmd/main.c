@@ -51,6 +51,10 @@
 #define DATA_FORMAT_V2 "quorumfs-data 2\n" /* three replicas, inode/txn version 1 */
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
 
+/* The groups the cell never drops for good: the meta group (the table
+ * list).  The cell knows no group id; the composition root tells it. */
+static const qfs_group_t cell_pinned[] = { QFS_META_GROUP };
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1404,6 +1408,8 @@ static int cmd_mount(int argc, char **argv)
 	m.co.dir = nodedir;
 	m.co.wal_segment_bytes = m.ac.seal_bytes;
 	m.co.wal_seal_age_ms = m.ac.seal_age_ms;
+	m.co.pinned = cell_pinned;
+	m.co.npinned = sizeof(cell_pinned) / sizeof(cell_pinned[0]);
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&m.co, &cell);
 	if (rc) {
@@ -1692,6 +1698,8 @@ static int cmd_scrub(int argc, char **argv)
 		qfs_log_level = QFS_LOG_WARN;
 	snprintf(path, sizeof(path), "%s/nodes", data);
 	co.dir = path;
+	co.pinned = cell_pinned;
+	co.npinned = sizeof(cell_pinned) / sizeof(cell_pinned[0]);
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&co, &cell);
 	if (rc) {

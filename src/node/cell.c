@@ -122,6 +122,8 @@ struct qfs_cell {
 	int keeper_started;
 
 	struct qfs_glist *tomb;      /* groups dropped (DIR/DROPPED); op_mu */
+	qfs_group_t pinned[QFS_CELL_PINNED_MAX]; /* never tombstoned; immutable */
+	uint32_t npinned;
 	struct heal *heals;          /* keeper thread only */
 	size_t nheals;
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
@@ -305,6 +307,15 @@ static int tomb_load(struct qfs_cell *c)
 	return c->tomb->err;
 }
 
+/* 1 if group was pinned at open (never dropped for good). */
+static int is_pinned(const struct qfs_cell *c, qfs_group_t group)
+{
+	for (uint32_t i = 0; i < c->npinned; i++)
+		if (c->pinned[i] == group)
+			return 1;
+	return 0;
+}
+
 /* Drop from node cn (rn) the replicas of dropped groups (tombstones).
  * Caller holds op_mu. */
 static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn)
@@ -315,7 +326,7 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
 	for (size_t i = 0; i < mine.n; i++) {
 		qfs_group_t g = mine.v[i];
 
-		if (g != QFS_META_GROUP && qfs_glist_has(c->tomb, g)) {
+		if (!is_pinned(c, g) && qfs_glist_has(c->tomb, g)) {
 			int rc = qfs_rnode_group_drop(rn, g);
 
 			QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO,
@@ -775,6 +786,46 @@ static void heal_backoff(struct heal *h, uint64_t now)
 	h->next_ms = now + h->backoff_ms;
 }
 
+/* The attempt clock of h (one replica, or a whole node) at now: counts
+ * start over after a long healthy spell, and the first look starts the
+ * first delay.  1: an attempt is due; 0: not yet (first delay, backoff)
+ * or given up; -1: the attempts are spent, h gives up now (the caller
+ * says so, once). */
+static int heal_due(struct heal *h, uint64_t now)
+{
+	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
+		h->attempts = 0; /* it stayed healthy a long while */
+	if (!h->since_ms) {
+		h->since_ms = now;
+		h->next_ms = now + CELL_HEAL_FIRST_MS;
+		h->why[0] = '\0';
+	}
+	if (h->gave_up || now < h->next_ms)
+		return 0;
+	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
+		h->gave_up = 1;
+		return -1;
+	}
+	return 1;
+}
+
+/* It is not safe yet (why): look again in two keeper rounds.  Returns 1
+ * when the caller should log why: leaders take a few seconds after a
+ * start, so only when the wait lasts, once per reason, at most once a
+ * minute, and never for the routine "waiting for" the others to apply. */
+static int heal_wait(struct heal *h, const char *why, uint64_t now)
+{
+	int say = now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
+		  !strstr(why, "waiting for") && (!h->why_ms || now - h->why_ms >= 60000);
+
+	if (say) {
+		snprintf(h->why, sizeof(h->why), "%s", why);
+		h->why_ms = now;
+	}
+	h->next_ms = now + 2 * CELL_KEEPER_MS;
+	return say;
+}
+
 /* One keeper look at node cn's replica of g, stopped untrusted (err). */
 static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnode *rn,
 		     qfs_group_t g, int err, uint64_t now)
@@ -797,36 +848,20 @@ static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnod
 		h->group = g;
 		h->run = run;
 	}
-	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
-		h->attempts = 0; /* it stayed healthy a long while */
-	if (!h->since_ms) {
-		h->since_ms = now;
-		h->next_ms = now + CELL_HEAL_FIRST_MS;
-		h->why[0] = '\0';
-	}
 	h->rebuilding = 0;
-	if (h->gave_up || now < h->next_ms)
-		return;
-	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
-		h->gave_up = 1;
-		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild given up group=%016" PRIx64 " node=%u attempts=%u"
-			" err=\"%s\" operator=\"check the disk of %s; 'stop %u' then 'start %u' in"
-			" .quorumfs/nodes tries again, or replace the directory (one node at a time)\"",
-			g, cn->id, h->attempts, qfs_strerror(err), cn->dir, cn->id, cn->id);
+	if ((rc = heal_due(h, now)) <= 0) {
+		if (rc < 0)
+			QFS_LOG(QFS_LOG_ERR, "cell replica rebuild given up group=%016" PRIx64 " node=%u attempts=%u"
+				" err=\"%s\" operator=\"check the disk of %s; 'stop %u' then 'start %u' in"
+				" .quorumfs/nodes tries again, or replace the directory (one node at a time)\"",
+				g, cn->id, h->attempts, qfs_strerror(err), cn->dir, cn->id, cn->id);
 		return;
 	}
 	if (heal_safe(c, h, &leader, why, sizeof(why))) {
-		/* Leaders take a few seconds after a start: say why it waits
-		 * only when it lasts, and once per reason. */
-		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
-		    strncmp(why, "waiting for", 11) != 0 && (!h->why_ms || now - h->why_ms >= 60000)) {
-			snprintf(h->why, sizeof(h->why), "%s", why);
-			h->why_ms = now;
+		if (heal_wait(h, why, now))
 			QFS_LOG(QFS_LOG_WARN, "cell replica rebuild waiting group=%016" PRIx64 " node=%u"
 				" err=\"%s\" why=\"%s\" operator=\"it is rebuilt once the other replicas"
 				" are healthy; start the nodes that are down\"", g, cn->id, qfs_strerror(err), why);
-		}
-		h->next_ms = now + 2 * CELL_KEEPER_MS;
 		return;
 	}
 	h->attempts++;
@@ -926,20 +961,11 @@ static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now)
 
 	if (!h || c->n < 3)
 		return;
-	if (h->last_ms && now - h->last_ms > CELL_HEAL_QUIET_MS)
-		h->attempts = 0;
-	if (!h->since_ms) {
-		h->since_ms = now;
-		h->next_ms = now + CELL_HEAL_FIRST_MS;
-		h->why[0] = '\0';
-	}
-	if (h->gave_up || now < h->next_ms)
-		return;
-	if (h->attempts >= CELL_HEAL_ATTEMPTS) {
-		h->gave_up = 1;
-		QFS_LOG(QFS_LOG_ERR, "cell node rebuild given up node=%u attempts=%u operator=\"check the"
-			" disk of %s, then 'start %u' in .quorumfs/nodes or remount\"", cn->id, h->attempts,
-			cn->dir, cn->id);
+	if ((rc = heal_due(h, now)) <= 0) {
+		if (rc < 0)
+			QFS_LOG(QFS_LOG_ERR, "cell node rebuild given up node=%u attempts=%u operator=\"check the"
+				" disk of %s, then 'start %u' in .quorumfs/nodes or remount\"", cn->id, h->attempts,
+				cn->dir, cn->id);
 		return;
 	}
 	groups_union(c, 0, &all);
@@ -965,14 +991,9 @@ static void node_heal(struct qfs_cell *c, struct cnode *cn, uint64_t now)
 	if (!(h = heal_find(c, cn->id, 0, 0)))
 		return;
 	if (unsafe) {
-		if (now - h->since_ms >= CELL_HEAL_WAIT_LOG_MS && strcmp(why, h->why) != 0 &&
-		    !strstr(why, "waiting for") && (!h->why_ms || now - h->why_ms >= 60000)) {
-			snprintf(h->why, sizeof(h->why), "%s", why);
-			h->why_ms = now;
+		if (heal_wait(h, why, now))
 			QFS_LOG(QFS_LOG_WARN, "cell node rebuild waiting node=%u why=\"%s\" operator=\"it is"
 				" rebuilt once the other nodes are healthy\"", cn->id, why);
-		}
-		h->next_ms = now + 2 * CELL_KEEPER_MS;
 		return;
 	}
 	h->attempts++;
@@ -1102,12 +1123,17 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	uint32_t up = 0;
 	int rc, first_err = 0;
 
-	if (!o || !o->dir || !*o->dir || o->nodes > QFS_CELL_MAX_NODES)
+	if (!o || !o->dir || !*o->dir || o->nodes > QFS_CELL_MAX_NODES || o->npinned > QFS_CELL_PINNED_MAX ||
+	    (o->npinned && !o->pinned))
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->o = *o;
+	c->o.pinned = NULL; /* copied: */
+	c->npinned = o->npinned;
+	for (uint32_t i = 0; i < o->npinned; i++)
+		c->pinned[i] = o->pinned[i];
 	c->n = o->nodes ? o->nodes : 3;
 	if (!c->o.timeout_ms)
 		c->o.timeout_ms = QFS_CELL_TIMEOUT_DEFAULT_MS;
@@ -1304,6 +1330,14 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 }
 
 /* See cell.h. */
+size_t qfs_cell_pinned(const struct qfs_cell *c, qfs_group_t *out, size_t max)
+{
+	for (uint32_t i = 0; i < c->npinned && i < max; i++)
+		out[i] = c->pinned[i];
+	return c->npinned;
+}
+
+/* See cell.h. */
 int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 {
 	uint32_t dropped = 0;
@@ -1312,7 +1346,7 @@ int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 	pthread_mutex_lock(&c->op_mu);
 	/* The tombstone first: a node down now drops its replica when it
 	 * starts (reconcile), even after a restart of the mount. */
-	if (group != QFS_META_GROUP && !qfs_glist_has(c->tomb, group)) {
+	if (!is_pinned(c, group) && !qfs_glist_has(c->tomb, group)) {
 		qfs_glist_add(group, c->tomb);
 		if ((rc = c->tomb->err ? c->tomb->err : tomb_save(c)) != 0) {
 			c->tomb->n--;
@@ -1861,14 +1895,7 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 int qfs_cell_wal_info(struct qfs_cell *c, qfs_group_t group, char *dir, size_t dir_len,
 		      qfs_lsn_t *applied)
 {
-	struct qfs_rnode *rn = node_get(c, ARCHIVE_SOURCE);
-	int rc;
-
-	if (!rn)
-		return QFS_ESTOPPED;
-	rc = qfs_rnode_wal_info(rn, group, dir, dir_len, applied);
-	node_put(c, ARCHIVE_SOURCE);
-	return rc;
+	return qfs_cell_node_wal_info(c, ARCHIVE_SOURCE, group, dir, dir_len, applied);
 }
 
 /* See cell.h. */

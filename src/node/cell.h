@@ -20,7 +20,9 @@
  * tombstones (DIR/DROPPED: ids of dropped groups, written durably before
  * any replica goes; group ids are never reused), never from other nodes
  * lacking a group: blank nodes must not erase the last good replica.  A
- * node's start also settles the others'.
+ * node's start also settles the others'.  Pinned groups (an open option:
+ * the composition root pins the meta group) never get a tombstone and are
+ * never dropped as orphans; the cell itself knows no group by its id.
  *
  * Thread-safety: every function may be called from any thread, except open
  * and close.  Stopping a node waits for the calls already inside it.
@@ -38,6 +40,7 @@
 
 #define QFS_CELL_MAX_NODES 5
 #define QFS_CELL_TIMEOUT_DEFAULT_MS 10000u
+#define QFS_CELL_PINNED_MAX 8       /* groups an open may pin */
 
 enum qfs_cell_reads {
 	QFS_CELL_READ_STRONG = 0,  /* at the leader, under its lease */
@@ -58,6 +61,11 @@ struct qfs_cell_opts {
 	uint64_t memtable_bytes;     /* memtable budget of all the nodes together
 				        (each store gets its share); 0:
 				        QFS_STORE_MEMTABLE_DEFAULT per node */
+	const qfs_group_t *pinned;   /* npinned groups never dropped for good
+					(copied at open): a drop leaves no
+					tombstone, reconciliation never drops
+					them; NULL: none */
+	uint32_t npinned;            /* 0..QFS_CELL_PINNED_MAX */
 };
 
 struct qfs_cell;
@@ -65,7 +73,8 @@ struct qfs_cell;
 /* Open every node directory (creating missing ones) and reconcile groups.
  * A node that cannot be opened is logged and left down (status shows it)
  * as long as a majority opens; otherwise the first node's error is
- * returned.  *out set only on success.  -EINVAL, -ENOMEM, node open errors. */
+ * returned.  *out set only on success.  -EINVAL (also: more than
+ * QFS_CELL_PINNED_MAX pinned groups), -ENOMEM, node open errors. */
 int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out);
 /* Close every running node (each makes its store durable).  NULL: nothing. */
 void qfs_cell_close(struct qfs_cell *c);
@@ -77,6 +86,9 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group);
 /* Drop group from every running node (the others drop it when they
  * restart).  0, QFS_ENOGROUP, rnode errors. */
 int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group);
+/* The groups pinned at open (opts.pinned) into out[max], in the order
+ * given; returns how many there are (which may exceed max).  Any thread. */
+size_t qfs_cell_pinned(const struct qfs_cell *c, qfs_group_t *out, size_t max);
 /* 1 if a majority of the nodes host group (running nodes are asked,
  * stopped ones by what they hosted when they stopped), else 0. */
 int qfs_cell_group_exists(struct qfs_cell *c, qfs_group_t group);

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/qfs.h"
 
 #define QFS_WAL_SEGMENT_DEFAULT (64ull << 20) /* seal a segment past this size */
@@ -99,5 +100,103 @@ void qfs_wal_stat(const struct qfs_wal *w, struct qfs_wal_stat *out);
 
 /* Delete the directory of a log and everything in it (group dropped). */
 int qfs_wal_destroy(const char *dir);
+
+/* ---------------------------------------------------------------- segments
+ *
+ * The segment reader: one segment read on its own, as a file or as bytes
+ * in memory, without a struct qfs_wal, by code that does not own the log
+ * (the archive uploads sealed segments, copies records from another
+ * replica's files, replays archived objects; doc/format-wal.md "Reading
+ * a segment").  It checks the header, every record's framing and CRC-32C
+ * and that LSNs follow each other from the header's first LSN.  A file is
+ * read with pread(2), never mapped, so a log truncated meanwhile shows up
+ * as a torn tail, never as a fault.  One reader per thread.
+ */
+
+/* A record as the reader returns it.  Pointers are borrowed from the
+ * reader (or the caller's image): valid until its next call. */
+struct qfs_wal_rec {
+	qfs_lsn_t lsn;
+	const uint8_t *data;  /* payload */
+	size_t len;           /* payload bytes */
+	const uint8_t *raw;   /* the record as stored: header then payload */
+	size_t raw_len;       /* header + payload bytes */
+	uint64_t off;         /* byte offset of the record in the segment */
+};
+
+/* Embedded in the caller; its fields are the reader's own. */
+struct qfs_wal_segrd {
+	const uint8_t *mem;   /* the image in memory, NULL when reading fd */
+	int fd;               /* the file (read with pread), -1 otherwise */
+	uint64_t size;        /* bytes of the image, or of the file at open */
+	uint8_t *buf;         /* file read window, heap */
+	size_t cap;           /* bytes allocated for buf */
+	uint64_t woff;        /* buf holds file bytes [woff, woff + wlen) */
+	size_t wlen;
+	uint64_t off;         /* offset of the next record */
+	qfs_lsn_t first;      /* the header's first LSN */
+	qfs_lsn_t next;       /* LSN the next record must carry */
+	uint32_t crc;         /* CRC-32C of bytes [0, off) */
+	int err;              /* sticky: the error next() returned, 0 if none */
+	const char *why;      /* what the last error found (static), "" if none */
+};
+
+/* Start reading the segment image p[0..len) (the caller keeps it alive and
+ * unchanged until qfs_wal_segrd_close).  Checks the header.  0, or:
+ * QFS_ECORRUPT (shorter than a header, bad magic or header CRC),
+ * QFS_EFORMAT (another format version); qfs_wal_segrd_why says which.
+ * Whatever the result, r may be passed to qfs_wal_segrd_close. */
+int qfs_wal_segrd_init(struct qfs_wal_segrd *r, const void *p, size_t len);
+
+/* Same for the segment file at path (its size is taken at open; bytes
+ * appended later are not read).  Adds -errno from open/fstat/pread and
+ * -ENOMEM. */
+int qfs_wal_segrd_open(struct qfs_wal_segrd *r, const char *path);
+
+/* The next record into *out.  Returns 1 (a record), 0 (the segment ends
+ * right after the previous record: clean end), or an error, which every
+ * later call returns too:
+ *   QFS_ETORN     the bytes end inside a record (a header cut short, or a
+ *                 length past the end), as a torn write leaves a log tail;
+ *   QFS_ECORRUPT  a length above QFS_WAL_RECORD_MAX, a CRC mismatch, or an
+ *                 LSN that does not follow;
+ *   -errno, -ENOMEM (files only).
+ * For a sealed segment both are damage; only the log's owner tells a torn
+ * tail from corruption (at qfs_wal_open).  *out is written only on 1. */
+int qfs_wal_segrd_next(struct qfs_wal_segrd *r, struct qfs_wal_rec *out);
+
+/* The header's first LSN (valid after a successful init/open). */
+qfs_lsn_t qfs_wal_segrd_first(const struct qfs_wal_segrd *r);
+/* CRC-32C of the segment's bytes up to the end of the last record returned
+ * (the header's alone before the first): at a clean end, of the whole
+ * segment, which is what the archive lists in its manifest. */
+uint32_t qfs_wal_segrd_crc(const struct qfs_wal_segrd *r);
+/* What the last error found, a static string; "" if none. */
+const char *qfs_wal_segrd_why(const struct qfs_wal_segrd *r);
+/* Release the reader (its file and window).  Safe after any init/open
+ * result and twice. */
+void qfs_wal_segrd_close(struct qfs_wal_segrd *r);
+
+/* Append to out the header of a segment whose first record is first; the
+ * raw bytes of records (struct qfs_wal_rec.raw, their CRCs stay valid)
+ * appended after it make a segment image.  Errors latch in out->err. */
+void qfs_wal_image_begin(struct qfs_buf *out, qfs_lsn_t first);
+
+/* One segment file of a log directory. */
+struct qfs_wal_seginfo {
+	qfs_lsn_t first;      /* LSN of its first record (its name) */
+	uint64_t size;        /* bytes of the file when listed */
+	uint64_t rec_bytes;   /* bytes of records in it (size less the header) */
+};
+
+/* The segment files of the log directory dir, by first LSN ascending
+ * (every one but the last is sealed: doc/format-wal.md).  Other names are
+ * skipped, and so is a file removed while listing.  *out is malloc'd (NULL
+ * when none) and set, with *count, only on success.  0, -errno, -ENOMEM. */
+int qfs_wal_list(const char *dir, struct qfs_wal_seginfo **out, size_t *count);
+
+/* The path of the segment of dir starting at first, into out[cap].
+ * 0 or -ENAMETOOLONG. */
+int qfs_wal_seg_path(char *out, size_t cap, const char *dir, qfs_lsn_t first);
 
 #endif

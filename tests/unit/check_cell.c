@@ -901,6 +901,72 @@ START_TEST(t_drop_then_partial_start)
 }
 END_TEST
 
+/* A pinned group (opts.pinned; the mount pins the meta group) is never
+ * dropped for good: its drop writes no tombstone, so a node that was
+ * stopped during the drop keeps its replica when it starts, while a
+ * plain group dropped the same way goes.  The open refuses too many pins. */
+START_TEST(t_pinned_group_kept)
+{
+	const qfs_group_t pins[] = { 0x7, G + 1 };
+	qfs_group_t got[4] = { 0 };
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .reads = QFS_CELL_READ_EVENTUAL,
+				   .timeout_ms = 5000, .paxos = &prm, .pinned = pins, .npinned = 2 };
+	struct qfs_cell *bad = NULL;
+	char path[512];
+	FILE *f;
+
+	qfs_paxos_params_default(&prm);
+	prm.election_min_ms = 150;
+	prm.election_max_ms = 300;
+	prm.heartbeat_ms = 30;
+	prm.lease_ms = 200;
+	o.npinned = QFS_CELL_PINNED_MAX + 1;
+	ck_assert_int_eq(qfs_cell_open(&o, &bad), -EINVAL);
+	o.npinned = 1;
+	o.pinned = NULL;
+	ck_assert_int_eq(qfs_cell_open(&o, &bad), -EINVAL);
+	ck_assert_ptr_null(bad);
+	o.pinned = pins;
+	o.npinned = 2;
+	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_uint_eq(qfs_cell_pinned(C, got, 1), 2);
+	ck_assert_uint_eq(got[0], 0x7);
+	ck_assert_uint_eq(got[1], 0);
+	ck_assert_uint_eq(qfs_cell_pinned(C, got, 4), 2);
+	ck_assert_uint_eq(got[1], G + 1);
+
+	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
+	ck_assert_int_eq(qfs_cell_group_create(C, G + 1), 0);
+	put_many(G, "p", 0, 3, "v");
+	put_many(G + 1, "p", 0, 3, "v");
+	wait_caught_up(G, 5000);
+	wait_caught_up(G + 1, 5000);
+	ck_assert_int_eq(qfs_cell_node_stop(C, 3), 0);
+	ck_assert_int_eq(qfs_cell_group_drop(C, G), 0);
+	ck_assert_int_eq(qfs_cell_group_drop(C, G + 1), 0);
+	/* the tombstones name G, not the pinned group */
+	snprintf(path, sizeof(path), "%s/DROPPED", tmpdir);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	{
+		char line[64];
+		int g = 0, pin = 0;
+
+		while (fgets(line, sizeof(line), f)) {
+			g += strtoull(line, NULL, 16) == G;
+			pin += strtoull(line, NULL, 16) == G + 1;
+		}
+		fclose(f);
+		ck_assert_int_eq(g, 1);
+		ck_assert_int_eq(pin, 0);
+	}
+	ck_assert_int_eq(qfs_cell_node_start(C, 3), 0);
+	ck_assert_msg(!on_disk(3, G), "node 3 keeps the dropped group");
+	ck_assert_msg(on_disk(3, G + 1), "node 3 dropped its replica of a pinned group");
+}
+END_TEST
+
 /* Release with node 2 stopped: nodes 1 and 3 free what everyone applied
  * (segment 1 goes) but keep what node 2 still needs; node 2 restarts and
  * catches up from their logs (there is no snapshot transfer). */
@@ -1136,6 +1202,7 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_reconcile_drop);
 	tcase_add_test(tc, t_drop_then_reopen);
 	tcase_add_test(tc, t_drop_then_partial_start);
+	tcase_add_test(tc, t_pinned_group_kept);
 	tcase_add_test(tc, t_blank_nodes_keep_last_copy);
 	tcase_add_test(tc, t_wal_release);
 	tcase_add_test(tc, t_close_stopped_reopen);

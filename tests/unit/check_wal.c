@@ -1309,6 +1309,217 @@ START_TEST(test_crash_torn_sync)
 }
 END_TEST
 
+/* ---- the segment reader (wal.h "segments") ---- */
+
+/* Read the segment image b[len] (or the file path when b is NULL) to its
+ * end with the reader, checking every record against the generator;
+ * returns the final code (0 clean end) and the records in *n. */
+static int segrd_all(const uint8_t *b, size_t len, const char *path, qfs_lsn_t first, size_t *n,
+		     struct qfs_wal_segrd *r)
+{
+	struct qfs_wal_rec rec;
+	uint8_t want[4096];
+	int rc = b ? qfs_wal_segrd_init(r, b, len) : qfs_wal_segrd_open(r, path);
+
+	*n = 0;
+	if (rc)
+		return rc;
+	ck_assert_uint_eq(qfs_wal_segrd_first(r), first);
+	while ((rc = qfs_wal_segrd_next(r, &rec)) == 1) {
+		ck_assert_uint_eq(rec.lsn, first + *n);
+		ck_assert_uint_eq(rec.len, plen(rec.lsn));
+		ck_assert_uint_eq(rec.raw_len, rec.len + QFS_WAL_REC_HDR);
+		ck_assert_ptr_eq(rec.raw + QFS_WAL_REC_HDR, rec.data);
+		pfill(want, rec.lsn, rec.len);
+		ck_assert(memcmp(rec.data, want, rec.len) == 0);
+		(*n)++;
+	}
+	/* an error (or the end) stays */
+	ck_assert_int_eq(qfs_wal_segrd_next(r, &rec), rc);
+	return rc;
+}
+
+START_TEST(test_segrd_roundtrip)
+{
+	struct qfs_wal_seginfo *ls = NULL;
+	struct qfs_wal_segrd r;
+	struct qfs_buf img;
+	char path[PATH_MAX];
+	size_t n, cnt, len;
+	qfs_lsn_t next = 1;
+	uint8_t *b;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
+	append_range(W, 1, 60);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_list(dir, &ls, &cnt), 0);
+	ck_assert_uint_gt(cnt, 2);
+	for (size_t i = 0; i < cnt; i++) {
+		ck_assert_uint_eq(ls[i].first, next);
+		ck_assert_uint_eq(ls[i].rec_bytes + QFS_WAL_SEG_HDR, ls[i].size);
+		ck_assert_int_eq(qfs_wal_seg_path(path, sizeof(path), dir, ls[i].first), 0);
+		ck_assert_int_eq((off_t)ls[i].size, file_size(path));
+		/* the file and its bytes read the same, CRC of the whole file */
+		ck_assert_int_eq(segrd_all(NULL, 0, path, ls[i].first, &n, &r), 0);
+		b = slurp(path, &len);
+		ck_assert_uint_eq(qfs_wal_segrd_crc(&r), qfs_crc32c(0, b, len));
+		qfs_wal_segrd_close(&r);
+		ck_assert_int_eq(segrd_all(b, len, NULL, ls[i].first, &n, &r), 0);
+		ck_assert_uint_eq(qfs_wal_segrd_crc(&r), qfs_crc32c(0, b, len));
+		qfs_wal_segrd_close(&r);
+		qfs_wal_segrd_close(&r); /* twice is harmless */
+		/* an image rebuilt from the raw records is the same bytes */
+		qfs_buf_init(&img);
+		qfs_wal_image_begin(&img, ls[i].first);
+		{
+			struct qfs_wal_rec rec;
+
+			ck_assert_int_eq(qfs_wal_segrd_init(&r, b, len), 0);
+			while (qfs_wal_segrd_next(&r, &rec) == 1)
+				qfs_buf_put(&img, rec.raw, rec.raw_len);
+			qfs_wal_segrd_close(&r);
+		}
+		ck_assert_int_eq(img.err, 0);
+		ck_assert_uint_eq(img.len, len);
+		ck_assert(memcmp(img.data, b, len) == 0);
+		qfs_buf_close(&img);
+		free(b);
+		next += n;
+	}
+	ck_assert_uint_eq(next, 61);
+	free(ls);
+	/* other names are not segments */
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	spit(path, "x", 1);
+	ck_assert_int_eq(qfs_wal_list(dir, &ls, &n), 0);
+	ck_assert_uint_eq(n, cnt);
+	free(ls);
+	unlink(path);
+	ck_assert_int_eq(qfs_wal_seg_path(path, 10, dir, 1), -ENAMETOOLONG);
+	ck_assert_int_eq(qfs_wal_list("/nonexistent/qfs", &ls, &n), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_segrd_damage)
+{
+	char path[PATH_MAX];
+	struct qfs_wal_segrd r;
+	size_t len, n, off;
+	uint8_t *b;
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	append_range(W, 5, 1500); /* past the reader's 256 KiB window */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	b = slurp(path, &len);
+	/* cut inside any record: torn, never a clean end, records before it returned */
+	off = rec_offset(b, len, 12);
+	ck_assert_int_eq(segrd_all(b, off + 3, NULL, 5, &n, &r), QFS_ETORN);
+	ck_assert_uint_eq(n, 7);
+	ck_assert_str_eq(qfs_wal_segrd_why(&r), "truncated record header");
+	qfs_wal_segrd_close(&r);
+	ck_assert_int_eq(segrd_all(b, off + QFS_WAL_REC_HDR + 1, NULL, 5, &n, &r), QFS_ETORN);
+	ck_assert_uint_eq(n, 7);
+	qfs_wal_segrd_close(&r);
+	/* exactly at a record boundary: a clean end */
+	ck_assert_int_eq(segrd_all(b, off, NULL, 5, &n, &r), 0);
+	ck_assert_uint_eq(n, 7);
+	qfs_wal_segrd_close(&r);
+	/* a flipped payload byte: corrupt */
+	b[off + QFS_WAL_REC_HDR] ^= 0x40;
+	ck_assert_int_eq(segrd_all(b, len, NULL, 5, &n, &r), QFS_ECORRUPT);
+	ck_assert_uint_eq(n, 7);
+	ck_assert_str_eq(qfs_wal_segrd_why(&r), "record CRC mismatch");
+	qfs_wal_segrd_close(&r);
+	b[off + QFS_WAL_REC_HDR] ^= 0x40;
+	/* a valid record with the wrong LSN: corrupt */
+	qfs_wal_put64(b + off + 8, 99);
+	qfs_wal_rec_header(b + off, 99, b + off + QFS_WAL_REC_HDR, plen(12));
+	ck_assert_int_eq(segrd_all(b, len, NULL, 5, &n, &r), QFS_ECORRUPT);
+	ck_assert_str_eq(qfs_wal_segrd_why(&r), "record LSN out of sequence");
+	qfs_wal_segrd_close(&r);
+	qfs_wal_rec_header(b + off, 12, b + off + QFS_WAL_REC_HDR, plen(12));
+	/* an impossible length: corrupt */
+	qfs_wal_put32(b + off + 4, QFS_WAL_RECORD_MAX + 1);
+	ck_assert_int_eq(segrd_all(b, len, NULL, 5, &n, &r), QFS_ECORRUPT);
+	qfs_wal_segrd_close(&r);
+	qfs_wal_put32(b + off + 4, (uint32_t)plen(12));
+	/* headers: short, bad CRC, other version */
+	ck_assert_int_eq(qfs_wal_segrd_init(&r, b, QFS_WAL_SEG_HDR - 1), QFS_ECORRUPT);
+	qfs_wal_segrd_close(&r);
+	ck_assert_int_eq(qfs_wal_segrd_init(&r, NULL, 0), QFS_ECORRUPT);
+	qfs_wal_segrd_close(&r);
+	b[9] ^= 1;
+	ck_assert_int_eq(qfs_wal_segrd_init(&r, b, len), QFS_ECORRUPT);
+	ck_assert_str_eq(qfs_wal_segrd_why(&r), "bad segment header");
+	qfs_wal_segrd_close(&r);
+	b[9] ^= 1;
+	qfs_wal_put32(b + 4, QFS_WAL_FORMAT_VERSION + 1);
+	qfs_wal_put32(b + 20, qfs_crc32c(0, b, 20));
+	ck_assert_int_eq(qfs_wal_segrd_init(&r, b, len), QFS_EFORMAT);
+	qfs_wal_segrd_close(&r);
+	/* a file cut while open (past what the reader holds) reads as torn,
+	 * not as a fault */
+	off = rec_offset(b, len, 1400);
+	ck_assert_uint_gt(off, 256u << 10);
+	ck_assert_int_eq(qfs_wal_segrd_open(&r, path), 0);
+	ck_assert_int_eq(truncate(path, (off_t)off + 5), 0);
+	{
+		struct qfs_wal_rec rec;
+		int rc;
+
+		n = 0;
+		while ((rc = qfs_wal_segrd_next(&r, &rec)) == 1)
+			n++;
+		ck_assert_int_eq(rc, QFS_ETORN);
+		ck_assert_uint_eq(n, 1400 - 5);
+	}
+	qfs_wal_segrd_close(&r);
+	ck_assert_int_eq(qfs_wal_segrd_open(&r, "/nonexistent/qfs.wal"), -ENOENT);
+	qfs_wal_segrd_close(&r);
+	free(b);
+	qfs_wal_close(W);
+	W = NULL;
+}
+END_TEST
+
+/* A record larger than the reader's window, between small ones: the window
+ * grows to hold it, and the bytes and CRC are those of the file. */
+START_TEST(test_segrd_big_record)
+{
+	static const size_t lens[] = { 100, (1u << 20) + 3, 10, 5000 };
+	struct qfs_wal_segrd r;
+	struct qfs_wal_rec rec;
+	char path[PATH_MAX];
+	uint8_t *p, *b;
+	size_t len, i;
+
+	p = malloc(lens[1]);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	for (i = 0; i < 4; i++) {
+		pfill(p, i + 1, lens[i]);
+		ck_assert_int_eq(qfs_wal_append(W, i + 1, p, lens[i]), 0);
+	}
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	ck_assert_int_eq(qfs_wal_segrd_open(&r, path), 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(qfs_wal_segrd_next(&r, &rec), 1);
+		ck_assert_uint_eq(rec.lsn, i + 1);
+		ck_assert_uint_eq(rec.len, lens[i]);
+		pfill(p, i + 1, lens[i]);
+		ck_assert(memcmp(rec.data, p, lens[i]) == 0);
+	}
+	ck_assert_int_eq(qfs_wal_segrd_next(&r, &rec), 0);
+	b = slurp(path, &len);
+	ck_assert_uint_eq(qfs_wal_segrd_crc(&r), qfs_crc32c(0, b, len));
+	qfs_wal_segrd_close(&r);
+	free(b);
+	free(p);
+}
+END_TEST
+
 static Suite *wal_suite(void)
 {
 	Suite *s = suite_create("wal");
@@ -1341,6 +1552,13 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_bad_headers);
 	tcase_add_test(tc, test_format_version);
 	tcase_add_test(tc, test_corrupt_on_read);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("segrd");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_segrd_roundtrip);
+	tcase_add_test(tc, test_segrd_damage);
+	tcase_add_test(tc, test_segrd_big_record);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("truncate");
