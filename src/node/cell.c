@@ -35,6 +35,7 @@
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "net/net.h"
 #include "node/cell.h"
 #include "node/node_int.h"
@@ -901,9 +902,9 @@ static int move_aside(const char *dir, char *aside, size_t len)
 		return -errno;
 	if ((rc = qfs_node_path_fmt(aside, len, "%s.broken-%lld", real, (long long)time(NULL))))
 		return rc;
-	if (rename(real, aside) < 0)
+	if (qfs_sys_rename(real, aside) < 0)
 		return -errno;
-	if (mkdir(real, 0700) < 0)
+	if (qfs_sys_mkdir(real, 0700) < 0)
 		return -errno;
 	snprintf(parent, sizeof(parent), "%s", real);
 	slash = strrchr(parent, '/');
@@ -1131,8 +1132,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	c->reserve = c->n * (c->sto.memtable_bytes > QFS_STORE_MEMTABLE_MIN ? c->sto.memtable_bytes
 			     : c->sto.memtable_bytes ? QFS_STORE_MEMTABLE_MIN : QFS_STORE_MEMTABLE_DEFAULT) +
 		     CELL_RESERVE_SLACK;
-	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST) {
-		rc = -errno;
+	if ((rc = qfs_sysio_mkdir(c->dir, 0700)) < 0 && rc != -EEXIST) {
 		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=%s", c->dir, qfs_strerror(rc));
 		cell_free(c);
 		return rc;
@@ -2201,7 +2201,7 @@ int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 		 * the leader's log or a snapshot */
 		if (!(rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, cn->dir,
 					      group))) {
-			if (unlink(path) != 0 && errno != ENOENT)
+			if (qfs_sys_unlink(path) != 0 && errno != ENOENT)
 				rc = -errno;
 			else
 				(void)qfs_node_path_fmt(path, sizeof(path), "%s/groups", cn->dir),
