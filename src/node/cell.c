@@ -2097,10 +2097,11 @@ int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t gro
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	if (ftw->level == 0)
 		return 0; /* the node directory itself stays (it may be a mount point or a symlink) */
-	return remove(path) ? -errno : 0;
+	if (flag == FTW_DP || flag == FTW_D || flag == FTW_DNR)
+		return qfs_sys_rmdir(path) ? -errno : 0;
+	return qfs_sys_unlink(path) ? -errno : 0;
 }
 
 struct last_walk {

@@ -17,6 +17,9 @@
  *    each (newest first in truncate_after, oldest first in truncate_before),
  *    so a crash never leaves a hole in the LSN sequence.
  *
+ * Every open, write, fsync, rename, unlink and truncate goes through the
+ * system-I/O table (common/sysio.h, doc/sysio.md), where tests inject faults.
+ *
  * Not thread-safe: the owner serialises every call (wal.h).
  */
 #include "config.h"
