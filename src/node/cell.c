@@ -1281,6 +1281,9 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 			had++;
 		else if (!err)
 			err = rc;
+		if (rc && rc != -EEXIST) /* the reconciliation at its next start makes it */
+			QFS_LOG(QFS_LOG_WARN, "cell group create failed on a node group=%016" PRIx64 " node=%u err=%s",
+				group, i + 1, qfs_strerror(rc));
 	}
 	if (had >= majority(c)) {
 		rc = -EEXIST;

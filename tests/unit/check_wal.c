@@ -1099,6 +1099,36 @@ START_TEST(test_sync_fault_sticky)
 }
 END_TEST
 
+/* A write fails and so does the ftruncate that cuts the segment back to
+ * its durable length: stale bytes could survive past the durable end, so
+ * the log turns sticky; a reopen keeps every durable record and trims the
+ * torn tail. */
+START_TEST(test_cutback_fault_sticky)
+{
+	struct qfs_wal_stat st;
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 11, 20);
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_WRITE) | QFS_SYSIO_BIT(QFS_SYSIO_TRUNCATE), 1, ENOSPC,
+			    QFS_SYSIO_PERSIST);
+	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 2);
+	qfs_wal_stat(W, &st);
+	ck_assert_int_eq(st.err, -EIO);
+	ck_assert_int_eq(append_one(W, 11), -EIO);
+	qfs_sysio_reset();
+	reopen(NULL);
+	/* the records the torn write put whole on disk may come back (never
+	 * acknowledged: like any unsynced record), nothing partial */
+	ck_assert_uint_ge(qfs_wal_last(W), 10);
+	ck_assert_uint_lt(qfs_wal_last(W), 20);
+	check_range(W, 1, qfs_wal_last(W));
+	check_stat_matches_disk(W);
+}
+END_TEST
+
 START_TEST(test_dir_fsync_fault_sticky)
 {
 	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
@@ -1367,6 +1397,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_write_fault_not_sticky);
 	tcase_add_test(tc, test_sync_fault_sticky);
 	tcase_add_test(tc, test_dir_fsync_fault_sticky);
+	tcase_add_test(tc, test_cutback_fault_sticky);
 	tcase_add_loop_test(tc, test_write_fault_loop, 0, 60);
 	tcase_add_loop_test(tc, test_sync_fault_loop, 0, 60);
 	tcase_add_loop_test(tc, test_crash_torn_sync, 0, 300);
