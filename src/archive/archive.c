@@ -46,6 +46,7 @@
 #include "common/crc32c.h"
 #include "common/glist.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "node/entry.h"
 #include "wal/wal.h"
 
@@ -532,19 +533,14 @@ struct snap_writer {
 
 static int snap_flush(struct snap_writer *w)
 {
-	size_t done = 0;
+	int rc;
 
 	if (w->b.err)
 		return w->err = w->b.err;
-	while (done < w->b.len) {
-		ssize_t n = pwrite(w->fd, w->b.data + done, w->b.len - done, (off_t)(w->off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return w->err = n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	w->off += done;
+	rc = qfs_sysio_pwrite_all(w->fd, w->b.data, w->b.len, (off_t)w->off);
+	if (rc < 0)
+		return w->err = rc;
+	w->off += w->b.len;
 	qfs_buf_reset(&w->b);
 	return 0;
 }
@@ -603,8 +599,8 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 	/* a new file every time: the previous one may be the data of a
 	 * linked snapshot object (a crash before its unlink below), which
 	 * O_TRUNC would cut */
-	unlink(path);
-	w.fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	qfs_sys_unlink(path);
+	w.fd = qfs_sys_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w.fd < 0) {
 		rc = -errno;
 		part_fail(a, pt, rc, "snapshot staging file", path);
@@ -639,8 +635,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		goto out;
 	}
 	qfs_arch_snap_header(hdr, pt->group, lsn, s.time_ns);
-	if (pwrite(w.fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
-		rc = errno ? -errno : -EIO;
+	if ((rc = qfs_sysio_pwrite_all(w.fd, hdr, sizeof(hdr), 0)) != 0) {
 		part_fail(a, pt, rc, "snapshot staging write", path);
 		goto out;
 	}
@@ -670,7 +665,7 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		(unsigned long long)s.size);
 out:
 	close(w.fd);
-	unlink(path);
+	qfs_sys_unlink(path);
 	qfs_buf_close(&w.b);
 	return rc;
 }

@@ -37,6 +37,7 @@
 #include "cmd/bench.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "fs/fs.h"
 #include "node/cell.h"
 #include "router/admit.h"
@@ -400,36 +401,10 @@ static int mkdir_p(const char *path, mode_t mode)
  * DATA, so a crash leaves the old or the new content.  0 or -errno. */
 static int write_format(const char *data)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	ssize_t n;
-	int fd, rc = 0;
+	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/FORMAT", data);
-	snprintf(tmp, sizeof(tmp), "%s/FORMAT.tmp", data);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, DATA_FORMAT, strlen(DATA_FORMAT));
-	if (n < 0)
-		rc = -errno;
-	else if (n != (ssize_t)strlen(DATA_FORMAT))
-		rc = -EIO;
-	else if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	if (!rc && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
+	return qfs_sysio_file_put(path, DATA_FORMAT, strlen(DATA_FORMAT));
 }
 
 /* Check or write DATA_DIR/FORMAT.  A format-2 directory is accepted and,
@@ -449,16 +424,10 @@ static int check_format(const char *data, int upgrade, char *msg, size_t len)
 			snprintf(msg, len, "cannot read %s: %s", path, strerror(errno));
 			return -errno;
 		}
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			snprintf(msg, len, "cannot create %s: %s", path, strerror(errno));
-			return -errno;
-		}
-		n = write(fd, DATA_FORMAT, strlen(DATA_FORMAT));
-		int rc = (n == (ssize_t)strlen(DATA_FORMAT) && fsync(fd) == 0) ? 0 : -EIO;
-		close(fd);
+		int rc = write_format(data); /* temp + fsync + rename: never an empty FORMAT */
+
 		if (rc)
-			snprintf(msg, len, "cannot write %s", path);
+			snprintf(msg, len, "cannot write %s: %s", path, qfs_strerror(rc));
 		return rc;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -520,14 +489,8 @@ static int check_replicas(const char *data, uint32_t *n, char *msg, size_t len)
 		unsigned want = *n ? *n : 3;
 		int wrc;
 
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			snprintf(msg, len, "cannot create %s: %s", path, strerror(errno));
-			return -EIO;
-		}
 		snprintf(buf, sizeof(buf), "%u\n", want);
-		wrc = write(fd, buf, strlen(buf)) == (ssize_t)strlen(buf) && fsync(fd) == 0 ? 0 : -EIO;
-		close(fd);
+		wrc = qfs_sysio_file_put(path, buf, strlen(buf));
 		if (wrc) {
 			snprintf(msg, len, "cannot write %s", path);
 			return wrc;

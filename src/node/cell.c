@@ -35,6 +35,7 @@
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "net/net.h"
 #include "node/cell.h"
 #include "node/node_int.h"
@@ -936,9 +937,9 @@ static int move_aside(const char *dir, char *aside, size_t len)
 		return -errno;
 	if ((rc = qfs_node_path_fmt(aside, len, "%s.broken-%lld", real, (long long)time(NULL))))
 		return rc;
-	if (rename(real, aside) < 0)
+	if (qfs_sys_rename(real, aside) < 0)
 		return -errno;
-	if (mkdir(real, 0700) < 0)
+	if (qfs_sys_mkdir(real, 0700) < 0)
 		return -errno;
 	snprintf(parent, sizeof(parent), "%s", real);
 	slash = strrchr(parent, '/');
@@ -1157,8 +1158,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	c->reserve = c->n * (c->sto.memtable_bytes > QFS_STORE_MEMTABLE_MIN ? c->sto.memtable_bytes
 			     : c->sto.memtable_bytes ? QFS_STORE_MEMTABLE_MIN : QFS_STORE_MEMTABLE_DEFAULT) +
 		     CELL_RESERVE_SLACK;
-	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST) {
-		rc = -errno;
+	if ((rc = qfs_sysio_mkdir(c->dir, 0700)) < 0 && rc != -EEXIST) {
 		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=%s", c->dir, qfs_strerror(rc));
 		cell_free(c);
 		return rc;
@@ -1307,6 +1307,9 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 			had++;
 		else if (!err)
 			err = rc;
+		if (rc && rc != -EEXIST) /* the reconciliation at its next start makes it */
+			QFS_LOG(QFS_LOG_WARN, "cell group create failed on a node group=%016" PRIx64 " node=%u err=%s",
+				group, i + 1, qfs_strerror(rc));
 	}
 	if (had >= majority(c)) {
 		rc = -EEXIST;
@@ -2124,10 +2127,11 @@ int qfs_cell_replica_wal_verify(struct qfs_cell *c, uint32_t id, qfs_group_t gro
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	if (ftw->level == 0)
 		return 0; /* the node directory itself stays (it may be a mount point or a symlink) */
-	return remove(path) ? -errno : 0;
+	if (flag == FTW_DP || flag == FTW_D || flag == FTW_DNR)
+		return qfs_sys_rmdir(path) ? -errno : 0;
+	return qfs_sys_unlink(path) ? -errno : 0;
 }
 
 struct last_walk {
@@ -2228,7 +2232,7 @@ int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 		 * the leader's log or a snapshot */
 		if (!(rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, cn->dir,
 					      group))) {
-			if (unlink(path) != 0 && errno != ENOENT)
+			if (qfs_sys_unlink(path) != 0 && errno != ENOENT)
 				rc = -errno;
 			else
 				(void)qfs_node_path_fmt(path, sizeof(path), "%s/groups", cn->dir),

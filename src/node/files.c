@@ -1,6 +1,7 @@
 /*
  * files.c - small durable-file helpers of src/node (rnode.c, cell.c); see
- * node_int.h.
+ * node_int.h.  Every write goes through the system-I/O layer
+ * (common/sysio.h, doc/sysio.md), so the fault-injection tests reach it.
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/qfs.h"
+#include "common/sysio.h"
 #include "node/node_int.h"
 
 int qfs_node_path_fmt(char *out, size_t size, const char *fmt, ...)
@@ -32,52 +34,20 @@ int qfs_node_path_fmt(char *out, size_t size, const char *fmt, ...)
 
 int qfs_node_fsync_dir(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
+	return qfs_sysio_fsync_dir(path);
 }
 
 int qfs_node_mkdir_durable(const char *path, const char *parent)
 {
-	if (mkdir(path, 0755) < 0)
+	if (qfs_sys_mkdir(path, 0755) < 0)
 		return errno == EEXIST ? 0 : -errno;
-	return qfs_node_fsync_dir(parent);
+	return qfs_sysio_fsync_dir(parent);
 }
 
 int qfs_node_file_put(const char *dir, const char *tmp, const char *path, const char *text)
 {
-	size_t len = strlen(text);
-	int fd, rc;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, len) != (ssize_t)len) {
-		rc = errno ? -errno : -EIO;
-		goto err_close;
-	}
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto err_close;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto err_unlink;
-	}
-	return qfs_node_fsync_dir(dir);
-
-err_close:
-	close(fd);
-err_unlink:
-	unlink(tmp);
-	return rc;
+	(void)dir; /* path's directory: the one qfs_sysio_file_put_tmp fsyncs */
+	return qfs_sysio_file_put_tmp(path, tmp, text, strlen(text));
 }
 
 int qfs_node_file_get(const char *path, char *buf, size_t size)

@@ -106,6 +106,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "common/txn.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
@@ -684,7 +685,7 @@ static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
 		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 "%s", sub, id,
 					    i ? ".promise.tmp" : ".promise")))
 			return rc;
-		if (unlink(path) < 0 && errno != ENOENT) {
+		if (qfs_sys_unlink(path) < 0 && errno != ENOENT) {
 			rc = -errno;
 			QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64
 				" node=%u step=promise path=%s err=%s", id, rn->id, path, qfs_strerror(rc));
@@ -1925,7 +1926,7 @@ static int io_drop(struct qfs_rnode *rn, qfs_group_t id)
 	assert(!g->dropped); /* only this thread drops, and it finishes */
 	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)))
 		goto out_put;
-	if (unlink(path) < 0 && errno != ENOENT) {
+	if (qfs_sys_unlink(path) < 0 && errno != ENOENT) {
 		rc = -errno;
 		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=members err=%s",
 			id, rn->id, qfs_strerror(rc));
@@ -2221,8 +2222,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		rc = -ENOMEM;
 		goto err_free;
 	}
-	if (mkdir(o->dir, 0755) < 0 && errno != EEXIST) {
-		rc = -errno;
+	if ((rc = qfs_sysio_mkdir(o->dir, 0755)) < 0 && rc != -EEXIST) {
 		QFS_LOG(QFS_LOG_ERR, "rnode open failed dir=%s err=%s", o->dir, qfs_strerror(rc));
 		goto err_free;
 	}

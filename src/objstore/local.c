@@ -22,6 +22,9 @@
  * after its header.  Reads check the data file's length against the header
  * and whole-object reads its CRC32C, as for any object.
  *
+ * Every write, fsync, rename, link, unlink and mkdir goes through the
+ * system-I/O layer (common/sysio.h), which tests use to fail the nth one.
+ *
  * List walks the directory under the prefix, gathers the keys and sorts them
  * with strcmp, which is S3's order (UTF-8 bytes).
  */
@@ -40,6 +43,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "objstore/objstore_int.h"
 
 #define HDR_LEN 32
@@ -128,49 +132,6 @@ static uint64_t linked_id(const char *path)
 	return id;
 }
 
-static int write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	if (qfs_os_fault_hit()) {
-		ssize_t r = len / 2 ? write(fd, b, len / 2) : 0; /* a torn write */
-
-		(void)r;
-		return -qfs_os_fault_errno;
-	}
-	while (len > 0) {
-		ssize_t w = write(fd, b, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int do_fsync(int fd)
-{
-	if (qfs_os_fault_hit())
-		return -qfs_os_fault_errno;
-	return fsync(fd) < 0 ? -errno : 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd, rc;
-
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = do_fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* mkdir -p of the directory part of path (below root), fsync'ing the parent
  * of every directory created. */
 static int make_parents(struct local *l, char *path)
@@ -181,11 +142,11 @@ static int make_parents(struct local *l, char *path)
 
 	for (s = path + rootlen + 1; (s = strchr(s, '/')) != NULL; s++) {
 		*s = '\0';
-		if (mkdir(path, 0755) == 0) {
+		if (qfs_sys_mkdir(path, 0755) == 0) {
 			char *p = strrchr(path, '/');
 
 			*p = '\0';
-			rc = fsync_dir(path);
+			rc = qfs_sysio_fsync_dir(path);
 			*p = '/';
 			if (rc < 0) {
 				*s = '/';
@@ -231,13 +192,13 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 		id = ((uint64_t)getpid() << 40 ^ (uint64_t)time(NULL) << 16 ^ l->tmp_seq++) | 1;
 		if ((rc = data_path(path, id, dpath, sizeof(dpath))) < 0)
 			return rc;
-		if (link(src->path, dpath) == 0) {
+		if (qfs_sys_link(src->path, dpath) == 0) {
 			/* the source was read for its CRC through fd: it must be
 			 * the same file, whole, and durable (cheap for a sealed
 			 * segment, which the WAL synced) */
 			if (stat(dpath, &st) < 0 || (uint64_t)st.st_size != src->size ||
-			    do_fsync(src->fd) < 0) {
-				unlink(dpath);
+			    qfs_sysio_fsync(src->fd) < 0) {
+				qfs_sys_unlink(dpath);
 				id = 0;
 			}
 		} else {
@@ -250,12 +211,12 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 			id = 0;
 		}
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = qfs_sys_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = -errno;
 		qfs_os_set_error(os, "create %s: %s", tmp, strerror(-rc));
 		if (id)
-			unlink(dpath);
+			qfs_sys_unlink(dpath);
 		return rc;
 	}
 	memcpy(hdr, id ? MAGIC_LINKED : MAGIC, 8);
@@ -264,13 +225,13 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 	if (id)
 		put_le64(hdr + 20, id);
 	put_le32(hdr + 28, qfs_crc32c(0, hdr, 28));
-	rc = write_all(fd, hdr, HDR_LEN);
+	rc = qfs_sysio_write_all(fd, hdr, HDR_LEN);
 	if (rc < 0)
 		goto err_unlink_tmp;
 	if (id) {
 		/* nothing more: the data is the linked file */
 	} else if (src->mem) {
-		rc = write_all(fd, src->mem, src->size);
+		rc = qfs_sysio_write_all(fd, src->mem, src->size);
 	} else {
 		buf = malloc(COPY_CHUNK);
 		rc = buf ? 0 : -ENOMEM;
@@ -279,29 +240,25 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 
 			rc = qfs_os_src_read(src, off, buf, n);
 			if (rc == 0)
-				rc = write_all(fd, buf, n);
+				rc = qfs_sysio_write_all(fd, buf, n);
 			off += n;
 		}
 		free(buf);
 	}
 	if (rc < 0)
 		goto err_unlink_tmp;
-	rc = do_fsync(fd);
+	rc = qfs_sysio_fsync(fd);
 	if (rc < 0)
 		goto err_unlink_tmp;
-	if (qfs_os_fault_hit()) {
-		rc = -qfs_os_fault_errno;
-		goto err_unlink_tmp;
-	}
-	if (rename(tmp, path) < 0) {
+	if (qfs_sys_rename(tmp, path) < 0) {
 		rc = -errno;
 		goto err_unlink_tmp;
 	}
 	close(fd);
 	if (old_id && old_id != id && data_path(path, old_id, dpath, sizeof(dpath)) == 0)
-		unlink(dpath); /* the replaced object's data */
+		qfs_sys_unlink(dpath); /* the replaced object's data */
 	*slash = '\0';
-	rc = fsync_dir(path);
+	rc = qfs_sysio_fsync_dir(path);
 	if (rc < 0) {
 		/* the object is in place but maybe not durable: report it */
 		qfs_os_set_error(os, "fsync directory of %s: %s", key, strerror(-rc));
@@ -311,9 +268,9 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 
 err_unlink_tmp:
 	close(fd);
-	unlink(tmp);
+	qfs_sys_unlink(tmp);
 	if (id)
-		unlink(dpath);
+		qfs_sys_unlink(dpath);
 	qfs_os_set_error(os, "write %s: %s", key, qfs_strerror(rc));
 	QFS_LOG(QFS_LOG_WARN, "objstore local put failed key=%s err=%s", key, qfs_strerror(rc));
 	return rc;
@@ -469,7 +426,7 @@ static int local_del(struct qfs_objstore *os, const char *key)
 	if (rc < 0)
 		return rc;
 	id = linked_id(path);
-	if (unlink(path) < 0) {
+	if (qfs_sys_unlink(path) < 0) {
 		rc = -errno;
 		if (rc == -ENOENT || rc == -ENOTDIR)
 			return root_missing(l) ? enoent(os, key) : 0;
@@ -477,9 +434,9 @@ static int local_del(struct qfs_objstore *os, const char *key)
 		return rc;
 	}
 	if (id && data_path(path, id, dpath, sizeof(dpath)) == 0)
-		unlink(dpath);
+		qfs_sys_unlink(dpath);
 	*strrchr(path, '/') = '\0';
-	rc = fsync_dir(path);
+	rc = qfs_sysio_fsync_dir(path);
 	if (rc < 0)
 		qfs_os_set_error(os, "fsync directory of %s: %s", key, strerror(-rc));
 	return rc;

@@ -20,17 +20,10 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "objstore/objstore_int.h"
 
 #define CRC_CHUNK (1u << 20) /* bytes read per step when checksumming a file */
-
-int qfs_os_fault_after = -1;
-int qfs_os_fault_errno = EIO;
-
-int qfs_os_fault_hit(void)
-{
-	return qfs_os_fault_after >= 0 && qfs_os_fault_after-- == 0;
-}
 
 void qfs_os_set_error(struct qfs_objstore *os, const char *fmt, ...)
 {
@@ -335,20 +328,10 @@ struct fd_sink {
 static int fd_write(struct qfs_os_sink *s, const void *p, size_t len)
 {
 	struct fd_sink *f = (struct fd_sink *)s;
-	const uint8_t *b = p;
-	size_t left = len;
+	int rc = qfs_sysio_write_all(f->fd, p, len);
 
-	while (left > 0) {
-		ssize_t w = write(f->fd, b, left);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		left -= (size_t)w;
-	}
+	if (rc < 0)
+		return rc;
 	f->s.len += len;
 	f->crc = qfs_crc32c(f->crc, p, len);
 	return 0;
@@ -358,32 +341,11 @@ static int fd_reset(struct qfs_os_sink *s)
 {
 	struct fd_sink *f = (struct fd_sink *)s;
 
-	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
+	if (qfs_sys_ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
 		return -errno;
 	f->s.len = 0;
 	f->crc = 0;
 	return 0;
-}
-
-static int fsync_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, rc = 0;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 int qfs_objstore_get_file(struct qfs_objstore *os, const char *key, const char *path)
@@ -398,7 +360,7 @@ int qfs_objstore_get_file(struct qfs_objstore *os, const char *key, const char *
 		return -EINVAL;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	f.fd = qfs_sys_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (f.fd < 0) {
 		rc = -errno;
 		qfs_os_set_error(os, "create %s: %s", tmp, strerror(-rc));
@@ -407,26 +369,25 @@ int qfs_objstore_get_file(struct qfs_objstore *os, const char *key, const char *
 	rc = os->ops->get(os, key, 0, 0, &f.s, &info);
 	if (rc == 0)
 		rc = verify(os, key, &info, f.s.len, f.crc);
-	if (rc == 0 && fsync(f.fd) < 0) {
-		rc = -errno;
+	if (rc == 0 && (rc = qfs_sysio_fsync(f.fd)) < 0) {
 		qfs_os_set_error(os, "fsync %s: %s", tmp, strerror(-rc));
 	}
 	if (close(f.fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc < 0)
 		goto err_unlink_tmp;
-	if (rename(tmp, path) < 0) {
+	if (qfs_sys_rename(tmp, path) < 0) {
 		rc = -errno;
 		qfs_os_set_error(os, "rename %s: %s", tmp, strerror(-rc));
 		goto err_unlink_tmp;
 	}
-	rc = fsync_parent(path);
+	rc = qfs_sysio_fsync_parent(path);
 	if (rc < 0)
 		qfs_os_set_error(os, "fsync directory of %s: %s", path, strerror(-rc));
 	return rc;
 
 err_unlink_tmp:
-	unlink(tmp);
+	qfs_sys_unlink(tmp);
 	return rc;
 }
 

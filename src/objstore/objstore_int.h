@@ -83,11 +83,5 @@ int qfs_objstore_key_check(const char *key, int prefix_ok);
 int qfs_os_local_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cfg, const char *root);
 int qfs_os_s3_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cfg, const char *bucket_prefix);
 
-/* Fault injection for tests (check_objstore): when >= 0, counts down on
- * every write/fsync/rename of the local backend and fails the one that
- * reaches 0 with -qfs_os_fault_errno.  -1: off (default). */
-extern int qfs_os_fault_after;
-extern int qfs_os_fault_errno;
-int qfs_os_fault_hit(void);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "wal/wal_int.h"
 
 static int corrupt(const struct qfs_wal *w, const char *name, uint64_t off, qfs_lsn_t lsn, const char *why)
@@ -85,14 +86,14 @@ static int torn_tail(struct qfs_wal *w, struct qfs_wal_rd *rd, const char *name,
 	}
 	QFS_LOG(QFS_LOG_WARN, "wal torn tail trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu reason=\"%s\"", w->dir,
 		name, (unsigned long long)off, (unsigned long long)expect, (unsigned long long)(size - off), why);
-	if (ftruncate(rd->fd, (off_t)off) < 0)
+	if (qfs_sys_ftruncate(rd->fd, (off_t)off) < 0)
 		return -errno;
-	return qfs_wal_fdatasync(rd->fd);
+	return qfs_sysio_fdatasync(rd->fd);
 }
 
 static int remove_seg(struct qfs_wal *w, const char *name, int *dirty)
 {
-	if (unlinkat(w->dfd, name, 0) < 0)
+	if (qfs_sys_unlinkat(w->dfd, name, 0) < 0)
 		return -errno;
 	*dirty = 1;
 	return 0;
@@ -115,7 +116,7 @@ static int seg_load(struct qfs_wal *w, qfs_lsn_t first, int last, int have_prev,
 	int rc;
 
 	qfs_wal_seg_name(name, first);
-	rd.fd = openat(w->dfd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	rd.fd = qfs_sys_openat(w->dfd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
 	if (rd.fd < 0)
 		return -errno;
 	if (fstat(rd.fd, &st) < 0) {
@@ -296,7 +297,7 @@ static int list_segments(struct qfs_wal *w, qfs_lsn_t **out, size_t *n)
 				/* a segment whose creation did not finish (qfs_wal_seal) */
 				QFS_LOG(QFS_LOG_INFO, "wal removing unfinished segment dir=%s file=%s", w->dir,
 					de->d_name);
-				unlinkat(w->dfd, de->d_name, 0);
+				qfs_sys_unlinkat(w->dfd, de->d_name, 0);
 			} else if (de->d_name[0] != '.') {
 				QFS_LOG(QFS_LOG_DEBUG, "wal ignoring file dir=%s file=%s", w->dir, de->d_name);
 			}
@@ -371,7 +372,7 @@ int qfs_wal_recover(struct qfs_wal *w)
 			char name[QFS_WAL_NAME_LEN + 1];
 
 			qfs_wal_seg_name(name, t->first);
-			t->fd = openat(w->dfd, name, O_RDWR | O_CLOEXEC);
+			t->fd = qfs_sys_openat(w->dfd, name, O_RDWR | O_CLOEXEC, 0);
 			if (t->fd < 0) {
 				rc = -errno;
 				goto out;
@@ -380,7 +381,7 @@ int qfs_wal_recover(struct qfs_wal *w)
 		w->last = w->durable = t->last;
 	}
 	if (dirty)
-		rc = qfs_wal_fsync_dir(w->dfd);
+		rc = qfs_sysio_fsync(w->dfd);
 out:
 	free(lsns);
 	return rc;

@@ -17,6 +17,9 @@
  *    each (newest first in truncate_after, oldest first in truncate_before),
  *    so a crash never leaves a hole in the LSN sequence.
  *
+ * Every open, write, fsync, rename, unlink and truncate goes through the
+ * system-I/O table (common/sysio.h, doc/sysio.md), where tests inject faults.
+ *
  * Not thread-safe: the owner serialises every call (wal.h).
  */
 #include "config.h"
@@ -33,59 +36,14 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "wal/wal_int.h"
 
 #define RD_WINDOW (256u << 10)   /* bytes read ahead when scanning a segment */
 #define PEND_KEEP (1u << 20)     /* pending buffer kept across syncs up to this (one per
 				  * group and node: larger ones are freed after the sync) */
 
-int qfs_wal_fault_write_after = -1;
-int qfs_wal_fault_write_errno = ENOSPC;
-int qfs_wal_fault_sync_after = -1;
-int qfs_wal_fault_sync_errno = EIO;
-
 /* ---- helpers shared with recover.c (contracts in wal_int.h) ---- */
-
-int qfs_wal_pwrite_all(int fd, const void *p, size_t len, uint64_t off)
-{
-	const uint8_t *b = p;
-
-	if (qfs_wal_fault_write_after >= 0 && qfs_wal_fault_write_after-- == 0) {
-		ssize_t r = len / 2 ? pwrite(fd, b, len / 2, (off_t)off) : 0;
-
-		(void)r;
-		return -qfs_wal_fault_write_errno;
-	}
-	while (len > 0) {
-		ssize_t n = pwrite(fd, b, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		b += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int qfs_wal_fdatasync(int fd)
-{
-	if (qfs_wal_fault_sync_after >= 0 && qfs_wal_fault_sync_after-- == 0)
-		return -qfs_wal_fault_sync_errno;
-	return fdatasync(fd) < 0 ? -errno : 0;
-}
-
-int qfs_wal_fsync_dir(int dfd)
-{
-	if (qfs_wal_fault_sync_after >= 0 && qfs_wal_fault_sync_after-- == 0)
-		return -qfs_wal_fault_sync_errno;
-	return fsync(dfd) < 0 ? -errno : 0;
-}
 
 void qfs_wal_seg_header(uint8_t *p, qfs_lsn_t first)
 {
@@ -194,7 +152,7 @@ static int tail_fd(struct qfs_wal *w, struct qfs_wal_seg *s)
 	if (s->fd >= 0)
 		return s->fd;
 	qfs_wal_seg_name(name, s->first);
-	s->fd = openat(w->dfd, name, O_RDWR | O_CLOEXEC);
+	s->fd = qfs_sys_openat(w->dfd, name, O_RDWR | O_CLOEXEC, 0);
 	return s->fd < 0 ? -errno : s->fd;
 }
 
@@ -270,33 +228,6 @@ static size_t seg_find(const struct qfs_wal *w, qfs_lsn_t lsn)
 
 /* ---- open / close ---- */
 
-/* fsync the directory that contains path (after creating or removing it). */
-static int fsync_parent(const char *path)
-{
-	char *copy = strdup(path), *slash;
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	slash = strrchr(copy, '/');
-	if (!slash)
-		strcpy(copy, ".");
-	else if (slash == copy)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-	} else {
-		if (fsync(fd) < 0)
-			rc = -errno;
-		close(fd);
-	}
-	free(copy);
-	return rc;
-}
-
 static void wal_free(struct qfs_wal *w)
 {
 	for (size_t i = 0; i < w->nseg; i++)
@@ -333,15 +264,10 @@ int qfs_wal_open(const char *dir, const struct qfs_wal_opts *opts, struct qfs_wa
 		rc = -ENOMEM;
 		goto err_free;
 	}
-	if (mkdir(dir, 0755) == 0) {
-		rc = fsync_parent(dir);
-		if (rc < 0)
-			goto err_free;
-	} else if (errno != EEXIST) {
-		rc = -errno;
+	rc = qfs_sysio_mkdir(dir, 0755);
+	if (rc < 0 && rc != -EEXIST)
 		goto err_free;
-	}
-	w->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	w->dfd = qfs_sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (w->dfd < 0) {
 		rc = -errno;
 		goto err_free;
@@ -441,7 +367,7 @@ static int seg_flush(struct qfs_wal *w, struct qfs_wal_seg *s, int *dirchange)
 		char name[QFS_WAL_NAME_LEN + 1];
 
 		qfs_wal_seg_name(name, s->first);
-		s->fd = openat(w->dfd, name, O_RDWR | O_CLOEXEC | (s->exists ? 0 : O_CREAT | O_TRUNC), 0644);
+		s->fd = qfs_sys_openat(w->dfd, name, O_RDWR | O_CLOEXEC | (s->exists ? 0 : O_CREAT | O_TRUNC), 0644);
 		if (s->fd < 0)
 			return -errno;
 		if (!s->exists) {
@@ -449,10 +375,10 @@ static int seg_flush(struct qfs_wal *w, struct qfs_wal_seg *s, int *dirchange)
 			*dirchange = 1;
 		}
 	}
-	rc = qfs_wal_pwrite_all(s->fd, w->pend + s->pend_off, s->pend_len, s->size);
+	rc = qfs_sysio_pwrite_all(s->fd, w->pend + s->pend_off, s->pend_len, (off_t)s->size);
 	if (rc < 0)
 		return rc;
-	rc = qfs_wal_fdatasync(s->fd);
+	rc = qfs_sysio_fdatasync(s->fd);
 	if (rc < 0)
 		return set_sticky(w, s->first, "fdatasync", rc);
 	return 0;
@@ -483,7 +409,7 @@ static int drop_pending(struct qfs_wal *w, size_t from, int err, int *dirchange)
 				qfs_wal_seg_name(name, s->first);
 				/* A stale file past the tail would break the
 				 * next recovery: refuse to go on without it. */
-				if (unlinkat(w->dfd, name, 0) < 0)
+				if (qfs_sys_unlinkat(w->dfd, name, 0) < 0)
 					set_sticky(w, s->first, "unlink after a failed write", -errno);
 				*dirchange = 1;
 			}
@@ -491,10 +417,10 @@ static int drop_pending(struct qfs_wal *w, size_t from, int err, int *dirchange)
 			continue;
 		}
 		if (s->fd >= 0 && s->pend_len > 0) {
-			int rc = ftruncate(s->fd, (off_t)s->size) < 0 ? -errno : 0;
+			int rc = qfs_sys_ftruncate(s->fd, (off_t)s->size) < 0 ? -errno : 0;
 
 			if (rc == 0)
-				rc = qfs_wal_fdatasync(s->fd);
+				rc = qfs_sysio_fdatasync(s->fd);
 			if (rc < 0)
 				set_sticky(w, s->first, "cutting back after a failed write", rc);
 		}
@@ -534,7 +460,7 @@ int qfs_wal_sync(struct qfs_wal *w)
 	if (rc < 0)
 		rc = drop_pending(w, i0, rc, &dirchange);
 	if (dirchange && !w->err) {
-		int r2 = qfs_wal_fsync_dir(w->dfd);
+		int r2 = qfs_sysio_fsync(w->dfd);
 
 		if (r2 < 0)
 			return set_sticky(w, tail(w) ? tail(w)->first : 0, "directory fsync", r2);
@@ -583,7 +509,7 @@ static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, q
 		char name[QFS_WAL_NAME_LEN + 1];
 
 		qfs_wal_seg_name(name, s->first);
-		rd.fd = openat(w->dfd, name, O_RDONLY | O_CLOEXEC);
+		rd.fd = qfs_sys_openat(w->dfd, name, O_RDONLY | O_CLOEXEC, 0);
 		if (rd.fd < 0)
 			return -errno;
 		own = 1;
@@ -751,9 +677,9 @@ static int unlink_seg(struct qfs_wal *w, struct qfs_wal_seg *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	if (unlinkat(w->dfd, name, 0) < 0)
+	if (qfs_sys_unlinkat(w->dfd, name, 0) < 0)
 		return -errno;
-	rc = qfs_wal_fsync_dir(w->dfd);
+	rc = qfs_sysio_fsync(w->dfd);
 	if (rc < 0)
 		return set_sticky(w, s->first, "directory fsync", rc);
 	return 0;
@@ -801,9 +727,9 @@ int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn)
 		rc = seg_offset_after(w, t, lsn, &off);
 		if (rc < 0)
 			return rc;
-		if (ftruncate(fd, (off_t)off) < 0)
+		if (qfs_sys_ftruncate(fd, (off_t)off) < 0)
 			return -errno;
-		rc = qfs_wal_fdatasync(fd);
+		rc = qfs_sysio_fdatasync(fd);
 		if (rc < 0)
 			return set_sticky(w, t->first, "fdatasync after truncation", rc);
 		t->size = off;
@@ -876,23 +802,23 @@ int qfs_wal_seal(struct qfs_wal *w)
 	 * open).  Recovery deletes leftover ".<name>.tmp" files. */
 	char tmp[QFS_WAL_NAME_LEN + 8];
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	s.fd = openat(w->dfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	s.fd = qfs_sys_openat(w->dfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (s.fd < 0)
 		return -errno;
-	rc = qfs_wal_pwrite_all(s.fd, hdr, sizeof(hdr), 0);
+	rc = qfs_sysio_pwrite_all(s.fd, hdr, sizeof(hdr), 0);
 	if (rc < 0)
 		goto err_unlink;
-	rc = qfs_wal_fdatasync(s.fd);
+	rc = qfs_sysio_fdatasync(s.fd);
 	if (rc < 0) {
 		close(s.fd);
-		unlinkat(w->dfd, tmp, 0);
+		qfs_sys_unlinkat(w->dfd, tmp, 0);
 		return set_sticky(w, s.first, "fdatasync of a new segment", rc);
 	}
-	if (renameat(w->dfd, tmp, w->dfd, name) != 0) {
+	if (qfs_sys_renameat(w->dfd, tmp, w->dfd, name) != 0) {
 		rc = -errno;
 		goto err_unlink;
 	}
-	rc = qfs_wal_fsync_dir(w->dfd);
+	rc = qfs_sysio_fsync(w->dfd);
 	if (rc < 0) {
 		close(s.fd);
 		return set_sticky(w, s.first, "directory fsync", rc);
@@ -904,7 +830,7 @@ int qfs_wal_seal(struct qfs_wal *w)
 
 err_unlink:
 	close(s.fd);
-	unlinkat(w->dfd, tmp, 0);
+	qfs_sys_unlinkat(w->dfd, tmp, 0);
 	return rc;
 }
 
@@ -954,7 +880,7 @@ int qfs_wal_destroy(const char *dir)
 	DIR *d;
 	int dfd, rc = 0;
 
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = qfs_sys_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (dfd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	d = fdopendir(dfd);
@@ -971,7 +897,7 @@ int qfs_wal_destroy(const char *dir)
 		while ((errno = 0, de = readdir(d)) != NULL) {
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
-			if (unlinkat(dfd, de->d_name, 0) < 0) {
+			if (qfs_sys_unlinkat(dfd, de->d_name, 0) < 0) {
 				rc = -errno;
 				break;
 			}
@@ -983,7 +909,7 @@ int qfs_wal_destroy(const char *dir)
 	closedir(d);
 	if (rc < 0)
 		return rc;
-	if (rmdir(dir) < 0)
+	if (qfs_sys_rmdir(dir) < 0)
 		return -errno;
-	return fsync_parent(dir);
+	return qfs_sysio_fsync_parent(dir);
 }

@@ -70,25 +70,6 @@ struct qfs_wal_rd {
 	size_t len;
 };
 
-/*
- * Test-only fault injection (tests/unit/check_wal.c).  When a counter is >= 0
- * it is decremented on every segment write(2) (resp. fdatasync/fsync of a
- * segment or of the directory); the call that finds it at 0 fails with the
- * matching errno instead (a failing write first writes half of its bytes, as
- * a filling disk does).  -1 (the default) disables injection.  Globals: the
- * log is single-threaded and these are never set outside tests.
- */
-extern int qfs_wal_fault_write_after;
-extern int qfs_wal_fault_write_errno;
-extern int qfs_wal_fault_sync_after;
-extern int qfs_wal_fault_sync_errno;
-
-/* pwrite/fdatasync/fsync wrappers that honour the fault hooks.  Return 0 or
- * -errno; qfs_wal_pwrite_all loops over short writes. */
-int qfs_wal_pwrite_all(int fd, const void *p, size_t len, uint64_t off);
-int qfs_wal_fdatasync(int fd);
-int qfs_wal_fsync_dir(int dfd);
-
 /* Big-endian codecs for the format. */
 static inline void qfs_wal_put32(uint8_t *p, uint32_t v)
 {

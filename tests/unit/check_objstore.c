@@ -30,12 +30,21 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "objstore/objstore.h"
 #include "objstore/objstore_int.h"
 
 static char base[1024]; /* private temp dir of one test */
 static char url[1100];
 static struct qfs_objstore *OS;
+
+/* Fail the nth write, fsync or rename (link included) of the local backend
+ * from now with err, through the system-I/O fault table. */
+static void fail_io(unsigned long nth, int err)
+{
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_WRITE) | QFS_SYSIO_BIT(QFS_SYSIO_SYNC) |
+			    QFS_SYSIO_BIT(QFS_SYSIO_RENAME), nth, err, 0);
+}
 
 static void setup(void)
 {
@@ -47,7 +56,7 @@ static void setup(void)
 	snprintf(url, sizeof(url), "file://%s", base);
 	cfg.url = url;
 	qfs_log_level = getenv("QFS_TEST_LOG") ? QFS_LOG_DEBUG : -1;
-	qfs_os_fault_after = -1;
+	qfs_sysio_reset();
 	ck_assert_int_eq(qfs_objstore_open(&cfg, &OS), 0);
 }
 
@@ -57,7 +66,7 @@ static void teardown(void)
 
 	qfs_objstore_close(OS);
 	OS = NULL;
-	qfs_os_fault_after = -1;
+	qfs_sysio_reset();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
 	ck_assert_int_eq(system(cmd), 0);
 }
@@ -548,10 +557,9 @@ START_TEST(test_atomic_put)
 	memset(big, 'N', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	put_str("atom/k", old);
-	qfs_os_fault_after = _i / 2;
-	qfs_os_fault_errno = kind ? ENOSPC : EIO;
+	fail_io((unsigned long)_i / 2 + 1, kind ? ENOSPC : EIO);
 	rc = qfs_objstore_put(OS, "atom/k", big, strlen(big));
-	qfs_os_fault_after = -1;
+	qfs_sysio_reset();
 	got = get_str("atom/k", &rc);
 	ck_assert_int_eq(rc, 0);
 	if (strcmp(got, old) != 0)
@@ -572,10 +580,9 @@ START_TEST(test_atomic_fault_codes)
 	char *got;
 
 	for (int i = 0; i < 10; i++) {
-		qfs_os_fault_after = i;
-		qfs_os_fault_errno = ENOSPC;
+		fail_io((unsigned long)i + 1, ENOSPC);
 		rc = qfs_objstore_put(OS, "f/new", "value", 5);
-		qfs_os_fault_after = -1;
+		qfs_sysio_reset();
 		if (rc == 0) {
 			oks++;
 			assert_obj("f/new", "value");

@@ -27,6 +27,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "wal/wal.h"
 #include "wal/wal_int.h"
 
@@ -45,10 +46,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(base));
 	snprintf(dir, sizeof(dir), "%s/log", base);
 	W = NULL;
-	qfs_wal_fault_write_after = -1;
-	qfs_wal_fault_sync_after = -1;
-	qfs_wal_fault_write_errno = ENOSPC;
-	qfs_wal_fault_sync_errno = EIO;
+	qfs_sysio_reset();
 	/* torn tails and failures are expected here by the thousand */
 	qfs_log_level = getenv("QFS_TEST_LOG") ? QFS_LOG_DEBUG : -1;
 }
@@ -57,10 +55,22 @@ static void teardown(void)
 {
 	qfs_wal_close(W);
 	W = NULL;
-	qfs_wal_fault_write_after = -1;
-	qfs_wal_fault_sync_after = -1;
+	qfs_sysio_reset();
 	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
 	rmdir(base);
+}
+
+/* Fail the nth segment write (pwrite) from now with err (the write puts
+ * half of its bytes on disk first), through the system-I/O fault table. */
+static void fail_write(unsigned long nth, int err)
+{
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_WRITE), nth, err, 0);
+}
+
+/* Fail the nth fdatasync/fsync (a segment's or the directory's) with EIO. */
+static void fail_sync(unsigned long nth)
+{
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_SYNC), nth, EIO, 0);
 }
 
 static size_t plen(qfs_lsn_t l)
@@ -979,10 +989,9 @@ START_TEST(test_seal_failure_invisible)
 	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
 	append_range(W, 1, 10);
 	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	qfs_wal_fault_write_errno = ENOSPC;
-	qfs_wal_fault_write_after = 0; /* the new segment's header write fails */
+	fail_write(1, ENOSPC); /* the new segment's header write fails */
 	ck_assert_int_eq(qfs_wal_seal(W), -ENOSPC);
-	qfs_wal_fault_write_after = -1;
+	qfs_sysio_reset();
 	ck_assert_int_eq(seg_files(names, 64), 1);
 	ck_assert_str_eq(names[0], "0000000000000001.wal");
 	append_range(W, 11, 12); /* the tail is still open and takes appends */
@@ -1025,7 +1034,7 @@ START_TEST(test_write_fault_not_sticky)
 	append_range(W, 1, 10);
 	ck_assert_int_eq(qfs_wal_sync(W), 0);
 	append_range(W, 11, 20);
-	qfs_wal_fault_write_after = 0;
+	fail_write(1, ENOSPC);
 	ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
 	ck_assert_uint_eq(qfs_wal_last(W), 10);
 	ck_assert_uint_eq(qfs_wal_durable(W), 10);
@@ -1043,9 +1052,9 @@ START_TEST(test_write_fault_not_sticky)
 
 		qfs_wal_stat(W, &st0);
 		append_range(W, 21, 80);
-		qfs_wal_fault_write_after = nth;
+		fail_write((unsigned long)nth + 1, ENOSPC);
 		ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
-		ck_assert_int_eq(qfs_wal_fault_write_after, -1);
+		ck_assert_uint_eq(qfs_sysio_fault_fired(), 1);
 		ck_assert_uint_eq(qfs_wal_durable(W), 20);
 		ck_assert_uint_eq(qfs_wal_last(W), 20);
 		qfs_wal_stat(W, &st);
@@ -1073,7 +1082,7 @@ START_TEST(test_sync_fault_sticky)
 	append_range(W, 1, 10);
 	ck_assert_int_eq(qfs_wal_sync(W), 0);
 	append_range(W, 11, 20);
-	qfs_wal_fault_sync_after = 0;
+	fail_sync(1);
 	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
 	ck_assert_int_eq(qfs_wal_append(W, 21, b, 4), -EIO);
 	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
@@ -1090,12 +1099,42 @@ START_TEST(test_sync_fault_sticky)
 }
 END_TEST
 
+/* A write fails and so does the ftruncate that cuts the segment back to
+ * its durable length: stale bytes could survive past the durable end, so
+ * the log turns sticky; a reopen keeps every durable record and trims the
+ * torn tail. */
+START_TEST(test_cutback_fault_sticky)
+{
+	struct qfs_wal_stat st;
+
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	append_range(W, 1, 10);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 11, 20);
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_WRITE) | QFS_SYSIO_BIT(QFS_SYSIO_TRUNCATE), 1, ENOSPC,
+			    QFS_SYSIO_PERSIST);
+	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 2);
+	qfs_wal_stat(W, &st);
+	ck_assert_int_eq(st.err, -EIO);
+	ck_assert_int_eq(append_one(W, 11), -EIO);
+	qfs_sysio_reset();
+	reopen(NULL);
+	/* the records the torn write put whole on disk may come back (never
+	 * acknowledged: like any unsynced record), nothing partial */
+	ck_assert_uint_ge(qfs_wal_last(W), 10);
+	ck_assert_uint_lt(qfs_wal_last(W), 20);
+	check_range(W, 1, qfs_wal_last(W));
+	check_stat_matches_disk(W);
+}
+END_TEST
+
 START_TEST(test_dir_fsync_fault_sticky)
 {
 	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
 	append_range(W, 1, 3);
 	/* fdatasync of the new segment passes, the directory fsync fails */
-	qfs_wal_fault_sync_after = 1;
+	fail_sync(2);
 	ck_assert_int_eq(qfs_wal_sync(W), -EIO);
 	ck_assert_int_eq(append_one(W, 4), -EIO);
 }
@@ -1141,11 +1180,11 @@ START_TEST(test_write_fault_loop)
 	int faults;
 
 	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
-	qfs_wal_fault_write_after = _i;
+	fail_write((unsigned long)_i + 1, ENOSPC);
 	faults = workload(&durable);
 	ck_assert_int_le(faults, 1);
-	ck_assert_int_eq(faults, qfs_wal_fault_write_after == -1 ? 1 : 0);
-	qfs_wal_fault_write_after = -1;
+	ck_assert_int_eq(faults, (int)qfs_sysio_fault_fired());
+	qfs_sysio_reset();
 	reopen(&small);
 	ck_assert_uint_eq(qfs_wal_last(W), durable);
 	check_range(W, 1, durable);
@@ -1161,7 +1200,7 @@ START_TEST(test_sync_fault_loop)
 	int failed = 0;
 
 	ck_assert_int_eq(qfs_wal_open(dir, &small, &W), 0);
-	qfs_wal_fault_sync_after = _i;
+	fail_sync((unsigned long)_i + 1);
 	for (int round = 0; round < 30; round++) {
 		int batch = 1 + (round * 5) % 8, rc = 0;
 
@@ -1182,7 +1221,7 @@ START_TEST(test_sync_fault_loop)
 			failed = 1;
 		}
 	}
-	qfs_wal_fault_sync_after = -1;
+	qfs_sysio_reset();
 	reopen(&small);
 	/* every record acknowledged is there, complete, and nothing invented */
 	ck_assert_uint_ge(qfs_wal_last(W), durable);
@@ -1576,6 +1615,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_write_fault_not_sticky);
 	tcase_add_test(tc, test_sync_fault_sticky);
 	tcase_add_test(tc, test_dir_fsync_fault_sticky);
+	tcase_add_test(tc, test_cutback_fault_sticky);
 	tcase_add_loop_test(tc, test_write_fault_loop, 0, 60);
 	tcase_add_loop_test(tc, test_sync_fault_loop, 0, 60);
 	tcase_add_loop_test(tc, test_crash_torn_sync, 0, 300);
