@@ -851,28 +851,36 @@ static void ov_effects(const struct applier *a, struct qfs_buf *b)
 }
 
 /* See store_int.h. */
+int store_txn_valid(const struct qfs_txn *t)
+{
+	for (uint32_t i = 0; i < t->nops; i++) {
+		const struct qfs_op *op = &t->ops[i];
+		int range = op->kind == QFS_OP_DEL_RANGE || op->kind == QFS_OP_EXPECT_EMPTY;
+		if (qfs_op_is_2pc(op->kind) ||
+		    qfs_key_xact_meets(op->key, op->key_len, range ? op->key2 : NULL, op->key2_len) ||
+		    (op->kind == QFS_OP_LINK_DROP && op->key2_len &&
+		     qfs_key_xact_meets(op->key2, op->key2_len, NULL, 0)))
+			return -EINVAL; /* the 2PC state is not an item: no txn op reaches it */
+	}
+	return 0;
+}
+
+/* See store_int.h. */
+int store_txn_locks(const struct qfs_txn *t, struct qfs_buf *locks)
+{
+	for (uint32_t i = 0; i < t->nops; i++)
+		locks_of_op(locks, &t->ops[i]);
+	return locks->err ? -ENOMEM : 0;
+}
+
+/* See store_int.h. */
 int store_eval_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
-		   rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *locks,
+		   rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *written,
 		   int *result)
 {
 	struct applier a = { .s = s, .group = group };
-	int rc = 0, fail = 0;
+	int rc = 0, fail = store_txn_valid(t);
 
-	for (uint32_t i = 0; i < t->nops; i++) {
-		const struct qfs_op *op = &t->ops[i];
-		int bad = qfs_op_is_2pc(op->kind);
-		if (!bad) {
-			int range = op->kind == QFS_OP_DEL_RANGE || op->kind == QFS_OP_EXPECT_EMPTY;
-			bad = qfs_key_xact_meets(op->key, op->key_len, range ? op->key2 : NULL,
-						 op->key2_len) ||
-			      (op->kind == QFS_OP_LINK_DROP && op->key2_len &&
-			       qfs_key_xact_meets(op->key2, op->key2_len, NULL, 0));
-		}
-		if (bad) { /* the 2PC state is not an item: no txn op reaches it */
-			*result = -EINVAL;
-			return 0;
-		}
-	}
 	for (uint32_t i = 0; i < t->nops && !rc && !fail; i++)
 		rc = op_run(&a, &t->ops[i], &fail);
 	if (!rc && !fail)
@@ -884,12 +892,10 @@ int store_eval_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn 
 		if (effects->err)
 			rc = -ENOMEM;
 	}
-	if (!rc && !fail && locks) {
-		for (uint32_t i = 0; i < t->nops; i++)
-			locks_of_op(locks, &t->ops[i]);
+	if (!rc && !fail && written) {
 		for (size_t i = 0; i < a.nov; i++)
-			locks_point(locks, a.ov[i].key, a.ov[i].key_len);
-		if (locks->err)
+			locks_point(written, a.ov[i].key, a.ov[i].key_len);
+		if (written->err)
 			rc = -ENOMEM;
 	}
 	ov_free(&a);

@@ -325,30 +325,6 @@ static int batch_write(struct qfs_store *s, rocksdb_writebatch_t *wb, const char
 	return 0;
 }
 
-/* An ordinary txn of a group that holds prepared 2PC txns: run it, then
- * refuse it with *result -EBUSY if it reads or writes a locked key or
- * range (doc/xact.md "Locks").  Contract of store_apply_ops. */
-static int apply_locked(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
-			rocksdb_writebatch_t *wb, int *result)
-{
-	struct qfs_buf locks;
-	int rc, res = 0;
-
-	qfs_buf_init(&locks);
-	rc = store_eval_ops(s, group, t, wb, NULL, &locks, &res);
-	if (!rc && !res) {
-		rc = store_xact_conflict(s, group, locks.data, locks.len);
-		if (rc == 1) {
-			res = -EBUSY;
-			rc = 0;
-		}
-	}
-	qfs_buf_close(&locks);
-	if (!rc)
-		*result = res;
-	return rc;
-}
-
 /* Apply the encoded txn at lsn (= applied + 1) in one WriteBatch with the new
  * applied LSN.  *result: 0 or the first failing op's error (then no item
  * changed, but the applied LSN advanced).  Returns 0; -EINVAL (wrong lsn),
@@ -384,7 +360,7 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	} else if ((rc = store_xact_nprep(s, group, &nprep)) == 0 && nprep == 0) {
 		rc = store_apply_ops(s, group, &t, wb, &res); /* the ordinary path */
 	} else if (!rc) {
-		rc = apply_locked(s, group, &t, wb, &res);
+		rc = store_xact_eval(s, group, &t, wb, NULL, NULL, &res); /* under locks */
 	}
 	if (rc)
 		goto err_destroy_batch;

@@ -249,6 +249,55 @@ int store_xact_conflict(struct qfs_store *s, qfs_group_t group, const uint8_t *l
 	return rc;
 }
 
+/* See store_int.h. */
+int store_xact_eval(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		    rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *locks,
+		    int *result)
+{
+	struct qfs_buf mine, written;
+	int rc, res = store_txn_valid(t);
+
+	if (res) {
+		*result = res;
+		return 0;
+	}
+	qfs_buf_init(&mine);
+	qfs_buf_init(&written);
+	rc = store_txn_locks(t, &mine);
+	if (!rc)
+		rc = store_xact_conflict(s, group, mine.data, mine.len);
+	if (rc == 1) { /* what it would read or write may still change */
+		res = -EBUSY;
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	rc = store_eval_ops(s, group, t, wb, effects, &written, &res);
+	if (rc || res)
+		goto out;
+	rc = store_xact_conflict(s, group, written.data, written.len);
+	if (rc == 1) { /* e.g. a count in an inode a prepared txn rewrites */
+		res = -EBUSY;
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	if (locks) {
+		qfs_buf_put(locks, mine.data, mine.len);
+		qfs_buf_put(locks, written.data, written.len);
+		if (locks->err)
+			rc = -ENOMEM;
+	}
+out:
+	qfs_buf_close(&written);
+	qfs_buf_close(&mine);
+	if (!rc)
+		*result = res;
+	return rc;
+}
+
 /* ---- the 2PC ops ---- */
 
 /* Read the reserved key of tag and txid: *v malloc'd (NULL if absent). */
@@ -322,16 +371,8 @@ static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_o
 	qfs_buf_init(&locks);
 	qfs_buf_init(&eff);
 	qfs_buf_init(&rec);
-	rc = store_eval_ops(s, group, &sub, NULL, &eff, &locks, &res);
+	rc = store_xact_eval(s, group, &sub, NULL, &eff, &locks, &res);
 	if (rc || res)
-		goto out;
-	rc = store_xact_conflict(s, group, locks.data, locks.len);
-	if (rc == 1) {
-		res = -EBUSY;
-		rc = 0;
-		goto out;
-	}
-	if (rc)
 		goto out;
 	qfs_buf_put_u8(&rec, RECORD_VERSION);
 	qfs_buf_put_bytes(&rec, locks.data, locks.len);

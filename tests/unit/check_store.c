@@ -1748,6 +1748,14 @@ START_TEST(test_xact_prepare_commit)
 	add_put(&t, b, bl, "two");
 	ck_assert_int_eq(prepare(G1, 1, &t), -EBUSY); /* another txid on a locked key */
 	ck_assert_int_eq(nprepared(G1), 1);
+	/* locks are checked before conditions: b is absent now but may not
+	 * be once txid 0 commits, so the answer is -EBUSY, not 0 or -EEXIST */
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, b, bl, -ENOENT);
+	ck_assert_int_eq(prepare(G1, 1, &t), -EBUSY);
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, b, bl, -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY);
 
 	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
 	assert_val(G1, a, al, "new");
@@ -1916,6 +1924,44 @@ START_TEST(test_xact_decide)
 }
 END_TEST
 
+/* A prepared create rewrites the count of inodes in the group's own inode:
+ * that inode is locked, so another create waits, and the count is exact
+ * after both. */
+START_TEST(test_xact_count_lock)
+{
+	struct qfs_txn t;
+	struct qfs_inode in;
+	struct qfs_buf b;
+	uint32_t k1l, k2l;
+	const uint8_t *k1 = kino(FILE_INO, &k1l), *k2 = kino(FILE_INO + 1, &k2l);
+
+	put_inode(G1, G1, S_IFDIR | 0755); /* the group's inode (a table directory) */
+	uint64_t before = ninodes_of(G1, G1);
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0644;
+	in.a.nlink = 1;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k1, k1l, b.data, b.len);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G1, G1), before);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k2, k2l, b.data, b.len);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY); /* its count change meets the lock */
+	ck_assert(!present(G1, k2, k2l));
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_uint_eq(ninodes_of(G1, G1), before + 1);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k2, k2l, b.data, b.len);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G1, G1), before + 2);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+}
+END_TEST
+
 /* The count of prepared txns is rebuilt after a reopen, the record goes
  * with the group's snapshots and its drop, and the encoder writes txn
  * version 3 only for the 2PC ops. */
@@ -1990,6 +2036,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_xact_ranges);
 	tcase_add_test(tc, test_xact_link_drop);
 	tcase_add_test(tc, test_xact_decide);
+	tcase_add_test(tc, test_xact_count_lock);
 	tcase_add_test(tc, test_xact_reopen_snapshot_drop);
 	suite_add_tcase(s, tc);
 	return s;
