@@ -1962,6 +1962,51 @@ START_TEST(test_xact_count_lock)
 }
 END_TEST
 
+static int collect_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	qfs_buf_put_bytes(arg, k, kl);
+	qfs_buf_put_bytes(arg, v, vl);
+	return 0;
+}
+
+/* A snapshot of the group (what the rnode sends a lagging replica) carries
+ * its prepared txns: installed over a replica that had committed it, the
+ * record, its locks and its effects come back with it. */
+START_TEST(test_xact_snapshot_install)
+{
+	struct qfs_store_install *in;
+	struct qfs_txn t;
+	struct qfs_buf snap;
+	struct qfs_rd r;
+	qfs_lsn_t at;
+	uint32_t al;
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "prepared");
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	qfs_buf_init(&snap);
+	ck_assert_int_eq(qfs_store_snapshot_scan(st, G1, &at, collect_cb, &snap), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_int_eq(put1(G1, a, al, "after"), 0);
+
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	qfs_rd_init(&r, snap.data, snap.len);
+	while (qfs_rd_left(&r)) {
+		size_t kl, vl;
+		const uint8_t *k = qfs_rd_bytes(&r, &kl), *v = qfs_rd_bytes(&r, &vl);
+		ck_assert_int_eq(qfs_store_install_item(in, k, kl, v, vl), 0);
+	}
+	ck_assert_int_eq(qfs_store_install_commit(in, at, 1), 0);
+	ck_assert_int_eq(nprepared(G1), 1);
+	ck_assert(!present(G1, a, al));
+	ck_assert_int_eq(put1(G1, a, al, "x"), -EBUSY); /* the count was rebuilt */
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	assert_val(G1, a, al, "prepared");
+	qfs_buf_close(&snap);
+}
+END_TEST
+
 /* The count of prepared txns is rebuilt after a reopen, the record goes
  * with the group's snapshots and its drop, and the encoder writes txn
  * version 3 only for the 2PC ops. */
@@ -2037,6 +2082,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_xact_link_drop);
 	tcase_add_test(tc, test_xact_decide);
 	tcase_add_test(tc, test_xact_count_lock);
+	tcase_add_test(tc, test_xact_snapshot_install);
 	tcase_add_test(tc, test_xact_reopen_snapshot_drop);
 	suite_add_tcase(s, tc);
 	return s;
