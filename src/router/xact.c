@@ -112,81 +112,150 @@ static int decide(struct qfs_cell *c, qfs_group_t coord, const uint8_t *txid, ui
 	return propose_op(c, coord, QFS_OP_DECIDE, txid, &d, 1, result);
 }
 
-/* Test hook: 1 if the run must stop after its step-th proposal. */
-static int stop_here(int step)
+/* One proposal of a phase, run on its own thread. */
+struct prop {
+	struct qfs_cell *c;
+	qfs_group_t group;
+	enum qfs_op_kind kind;
+	const uint8_t *txid;
+	const void *val;
+	size_t val_len;
+	int rc;          /* propose_op's return */
+	int res;         /* the op's result when rc == 0 */
+	pthread_t th;
+	int started;     /* th runs it */
+};
+
+static void *prop_main(void *arg)
 {
-	return qfs_xact_test_stop > 0 && step >= qfs_xact_test_stop;
+	struct prop *p = arg;
+	p->res = 0;
+	p->rc = propose_op(p->c, p->group, p->kind, p->txid, p->val, p->val_len, &p->res);
+	return NULL;
 }
 
-/* Abort parts [0, n) (best effort: a failure leaves the part to recovery). */
-static void abort_parts(struct qfs_cell *c, const struct qfs_xact_part *parts, size_t n,
-			const uint8_t *txid)
+/* Run the proposals p[0, m) at once (one round for the phase): p[0] on
+ * this thread, the others on a thread each (one that cannot start runs
+ * here afterwards).  Returns when all are done. */
+static void phase(struct prop *p, size_t m)
 {
-	for (size_t i = 0; i < n; i++) {
-		int res, rc = propose_op(c, parts[i].group, QFS_OP_ABORT, txid, NULL, 0, &res);
-		if (rc)
-			QFS_LOG(QFS_LOG_WARN, "xact abort failed group=%016llx txid=%016llx err=%s",
-				(unsigned long long)parts[i].group,
-				(unsigned long long)qfs_be64_get(txid + 8), qfs_strerror(rc));
+	for (size_t i = 1; i < m; i++)
+		p[i].started = pthread_create(&p[i].th, NULL, prop_main, &p[i]) == 0;
+	if (m)
+		prop_main(&p[0]);
+	for (size_t i = 1; i < m; i++) {
+		if (p[i].started)
+			pthread_join(p[i].th, NULL);
+		else
+			prop_main(&p[i]);
 	}
+}
+
+/* Number of proposals of a phase of n that the test hook lets run when
+ * the phase starts after step `done` (n if the hook is off or later). */
+static size_t hook_cut(int done, size_t n)
+{
+	if (qfs_xact_test_stop <= 0 || (size_t)qfs_xact_test_stop <= (size_t)done)
+		return n;
+	size_t left = (size_t)qfs_xact_test_stop - (size_t)done;
+	return left < n ? left : n;
+}
+
+/* Abort, at once, the parts of p whose PREPARE may have left a record
+ * (rc != 0: unknown; res == 0: prepared).  Best effort: a part that
+ * cannot be aborted is left to recovery. */
+static void abort_prepared(struct prop *p, size_t n)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].rc == 0 && p[i].res != 0)
+			continue;
+		p[m] = p[i];
+		p[m].kind = QFS_OP_ABORT;
+		p[m].val = NULL;
+		p[m].val_len = 0;
+		m++;
+	}
+	phase(p, m);
+	for (size_t i = 0; i < m; i++)
+		if (p[i].rc)
+			QFS_LOG(QFS_LOG_WARN, "xact abort failed group=%016llx txid=%016llx err=%s",
+				(unsigned long long)p[i].group,
+				(unsigned long long)qfs_be64_get(p[i].txid + 8), qfs_strerror(p[i].rc));
 }
 
 /* One attempt with a fresh txid.  0 with *result (-EBUSY and -EALREADY:
  * nothing applied, try again), or a propose error / -ECANCELED (hook). */
 static int attempt(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
-		   size_t n, const struct qfs_buf *enc, uint64_t t0_ms, int *result)
+		   size_t n, const struct qfs_buf *enc, struct prop *p, uint64_t t0_ms, int *result)
 {
 	uint8_t txid[QFS_TXID_LEN];
-	int rc, res, step = 0;
+	size_t m;
+	int rc = 0, res = 0;
 
 	txid_new(txid, coord);
-	for (size_t i = 0; i < n; i++) {
-		rc = propose_op(c, parts[i].group, QFS_OP_PREPARE, txid, enc[i].data, enc[i].len, &res);
-		if (rc) {
-			/* unknown whether part i is prepared: record the abort so
-			 * that no one commits it, undo what we can; recovery
-			 * finishes the rest */
-			if (decide(c, coord, txid, QFS_DECIDE_ABORT, &res) == 0 && res == 0)
-				abort_parts(c, parts, i + 1, txid);
-			return rc;
-		}
-		if (stop_here(++step))
-			return -ECANCELED;
-		if (res) {
-			abort_parts(c, parts, i, txid); /* never decided: no decision to record */
-			*result = res;
-			return 0;
-		}
+	/* 1. PREPARE every part (steps 1..n) */
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct prop){ .c = c, .group = parts[i].group, .kind = QFS_OP_PREPARE,
+				      .txid = txid, .val = enc[i].data, .val_len = enc[i].len };
+	m = hook_cut(0, n);
+	phase(p, m);
+	if (m < n || qfs_xact_test_stop == (int)n)
+		return -ECANCELED;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = p[i].rc;
+	if (rc) {
+		/* unknown whether that part is prepared: record the abort so
+		 * that no one commits it, undo what we can; recovery finishes
+		 * the rest */
+		int r2 = 0;
+		if (decide(c, coord, txid, QFS_DECIDE_ABORT, &r2) == 0 && r2 == 0)
+			abort_prepared(p, n);
+		return rc;
+	}
+	for (size_t i = 0; i < n && !res; i++)
+		res = p[i].res;
+	if (res) {
+		abort_prepared(p, n); /* never decided: no decision to record */
+		*result = res;
+		return 0;
 	}
 	if (qfs_clock_mono_ms() - t0_ms > qfs_xact_abort_keep_ms / 2) {
 		/* too old to commit: a recovery may have aborted it and forgotten */
-		abort_parts(c, parts, n, txid);
+		abort_prepared(p, n);
 		return -ETIMEDOUT;
 	}
-	rc = decide(c, coord, txid, QFS_DECIDE_COMMIT, &res); /* the commit point */
+	/* 2. the commit point (step n+1) */
+	rc = decide(c, coord, txid, QFS_DECIDE_COMMIT, &res);
 	if (rc)
 		return rc; /* recorded or not: recovery reads the decision */
-	if (stop_here(++step))
+	if (qfs_xact_test_stop == (int)n + 1)
 		return -ECANCELED;
 	if (res) {
 		/* -EALREADY: a recovery decided 'A' first and aborts the parts */
-		abort_parts(c, parts, n, txid);
-		*result = res == -EALREADY ? -EALREADY : res;
+		abort_prepared(p, n);
+		*result = res;
 		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		rc = propose_op(c, parts[i].group, QFS_OP_COMMIT, txid, NULL, 0, &res);
-		if (rc)
-			return rc; /* committed by decision: recovery makes it visible */
-		if (stop_here(++step))
-			return -ECANCELED;
-	}
+	/* 3. COMMIT every part (steps n+2..2n+1) */
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct prop){ .c = c, .group = parts[i].group, .kind = QFS_OP_COMMIT,
+				      .txid = txid };
+	m = hook_cut((int)n + 1, n);
+	phase(p, m);
+	if (m < n || qfs_xact_test_stop == 2 * (int)n + 1)
+		return -ECANCELED;
+	for (size_t i = 0; i < n; i++)
+		if (p[i].rc)
+			return p[i].rc; /* committed by decision: recovery makes it visible */
+	/* 4. forget (step 2n+2) */
 	rc = decide(c, coord, txid, QFS_DECIDE_FORGET, &res);
 	if (rc)
 		QFS_LOG(QFS_LOG_WARN, "xact forget failed group=%016llx txid=%016llx err=%s",
 			(unsigned long long)coord, (unsigned long long)qfs_be64_get(txid + 8),
 			qfs_strerror(rc));
-	if (stop_here(++step))
+	if (qfs_xact_test_stop == 2 * (int)n + 2)
 		return -ECANCELED;
 	*result = 0;
 	return 0; /* a decision left by a failed forget goes at the next recovery */
@@ -199,6 +268,7 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 	uint64_t t0 = qfs_clock_mono_ms(), budget = qfs_cell_timeout_ms(c);
 	unsigned seed = (unsigned)(t0 ^ (uintptr_t)parts);
 	struct qfs_buf *enc;
+	struct prop *p;
 	int rc = 0, res = 0;
 
 	if (n == 0)
@@ -212,8 +282,12 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 				return -EINVAL;
 	}
 	enc = calloc(n, sizeof(*enc));
-	if (!enc)
+	p = calloc(n, sizeof(*p));
+	if (!enc || !p) {
+		free(enc);
+		free(p);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		qfs_buf_init(&enc[i]);
 		qfs_txn_encode(parts[i].txn, &enc[i]);
@@ -221,7 +295,7 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 			rc = -ENOMEM;
 	}
 	for (unsigned a = 0; !rc; a++) {
-		rc = attempt(c, coord, parts, n, enc, t0, &res);
+		rc = attempt(c, coord, parts, n, enc, p, t0, &res);
 		if (rc || (res != -EBUSY && res != -EALREADY))
 			break;
 		if (qfs_clock_mono_ms() - t0 >= budget) {
@@ -233,6 +307,7 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 	for (size_t i = 0; i < n; i++)
 		qfs_buf_close(&enc[i]);
 	free(enc);
+	free(p);
 	if (rc)
 		return rc;
 	*result = res;

@@ -14,7 +14,8 @@
  * and reads see the values before the txn (read committed).
  *
  * Thread-safety: any thread; runs block on proposals (bounded by the
- * cell's timeout per proposal).
+ * cell's timeout per proposal).  The proposals of one phase (the PREPAREs,
+ * the COMMITs) run at once, one thread per part beyond the first.
  */
 #ifndef QFS_ROUTER_XACT_H
 #define QFS_ROUTER_XACT_H
@@ -71,11 +72,13 @@ int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn
 #define QFS_XACT_ABORT_KEEP_MS (10u * 60u * 1000u)
 extern uint32_t qfs_xact_abort_keep_ms;
 
-/* TEST HOOK (fault injection, never set in production): when > 0, every
- * qfs_xact_run stops right after its qfs_xact_test_stop-th proposal
- * (1..n: the PREPAREs, n+1: DECIDE 'C', n+2..2n+1: the COMMITs, 2n+2:
- * DECIDE 'F') and returns -ECANCELED, leaving the state a crash of the
- * coordinator there would leave. */
+/* TEST HOOK (fault injection, never set in production): when k =
+ * qfs_xact_test_stop > 0, every qfs_xact_run stops right after its k-th
+ * proposal and returns -ECANCELED, leaving the state a crash of the
+ * coordinator there would leave.  Steps: 1..n the PREPAREs, n+1 DECIDE
+ * 'C', n+2..2n+1 the COMMITs, 2n+2 DECIDE 'F'; the proposals of a phase
+ * run at once, so stopping at step j of a phase runs only its first j
+ * parts.  Not thread-safe: set it while no run is in progress. */
 extern int qfs_xact_test_stop;
 
 #endif
