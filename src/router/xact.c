@@ -35,6 +35,21 @@
 uint32_t qfs_xact_abort_keep_ms = QFS_XACT_ABORT_KEEP_MS;
 int qfs_xact_test_stop; /* test hook, see xact.h */
 
+static struct qfs_xact_stat stats; /* fields atomic */
+
+#define STAT_INC(f) __atomic_add_fetch(&stats.f, 1, __ATOMIC_RELAXED)
+
+/* See xact.h. */
+void qfs_xact_stat(struct qfs_xact_stat *out)
+{
+	out->runs = __atomic_load_n(&stats.runs, __ATOMIC_RELAXED);
+	out->committed = __atomic_load_n(&stats.committed, __ATOMIC_RELAXED);
+	out->retries = __atomic_load_n(&stats.retries, __ATOMIC_RELAXED);
+	out->busy_waits = __atomic_load_n(&stats.busy_waits, __ATOMIC_RELAXED);
+	out->rec_commits = __atomic_load_n(&stats.rec_commits, __ATOMIC_RELAXED);
+	out->rec_aborts = __atomic_load_n(&stats.rec_aborts, __ATOMIC_RELAXED);
+}
+
 static pthread_once_t id_once = PTHREAD_ONCE_INIT;
 static uint64_t id_counter; /* atomic */
 
@@ -294,6 +309,8 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 		if (enc[i].err)
 			rc = -ENOMEM;
 	}
+	if (!rc)
+		STAT_INC(runs);
 	for (unsigned a = 0; !rc; a++) {
 		rc = attempt(c, coord, parts, n, enc, p, t0, &res);
 		if (rc || (res != -EBUSY && res != -EALREADY))
@@ -302,8 +319,11 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 			res = -EBUSY; /* locked all along: nothing applied */
 			break;
 		}
+		STAT_INC(retries);
 		backoff(a, &seed);
 	}
+	if (!rc && res == 0)
+		STAT_INC(committed);
 	for (size_t i = 0; i < n; i++)
 		qfs_buf_close(&enc[i]);
 	free(enc);
@@ -333,6 +353,7 @@ int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn
 		rc = qfs_cell_propose(c, group, b.data, b.len, &res);
 		if (rc || res != -EBUSY || qfs_clock_mono_ms() - t0 >= budget)
 			break;
+		STAT_INC(busy_waits);
 		backoff(a, &seed);
 	}
 	qfs_buf_close(&b);
@@ -451,6 +472,10 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 				break;
 			rc = propose_op(c, groups[g], d == QFS_DECIDE_COMMIT ? QFS_OP_COMMIT : QFS_OP_ABORT,
 					txid, NULL, 0, &res);
+			if (!rc && d == QFS_DECIDE_COMMIT)
+				STAT_INC(rec_commits);
+			else if (!rc)
+				STAT_INC(rec_aborts);
 			QFS_LOG(QFS_LOG_INFO, "xact recovered group=%016llx txid=%016llx decision=%c err=%s",
 				(unsigned long long)groups[g], (unsigned long long)qfs_be64_get(txid + 8),
 				d ? d : '?', qfs_strerror(rc));

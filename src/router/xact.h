@@ -64,6 +64,18 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
 		     int *result);
 
+/* Counts since the process started (all runs and recoveries of every
+ * cell), for status text and tests.  Any thread. */
+struct qfs_xact_stat {
+	uint64_t runs;          /* qfs_xact_run calls that got to PREPARE */
+	uint64_t committed;     /* runs that returned 0 with result 0 */
+	uint64_t retries;       /* attempts repeated after -EBUSY / -EALREADY */
+	uint64_t busy_waits;    /* qfs_xact_propose retries after -EBUSY */
+	uint64_t rec_commits;   /* parts committed by a recovery */
+	uint64_t rec_aborts;    /* parts aborted by a recovery */
+};
+void qfs_xact_stat(struct qfs_xact_stat *out);
+
 /* How long an abort decision is kept (ms of txid age, the txid carries its
  * creation time) before a recovery may forget it; a coordinator never
  * decides 'C' for a txid older than half of it.  Default
