@@ -409,10 +409,15 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 	*result = 0;
 	if (!v)
 		return 0; /* done already (or never prepared) */
-	rc = record_parse((const uint8_t *)v, vl, &pl, &pll, &pe, &pel);
-	if (!rc && commit)
-		rc = effects_emit(s, group, pe, pel, wb);
-	if (rc == QFS_ECORRUPT) {
+	if (commit) {
+		rc = record_parse((const uint8_t *)v, vl, &pl, &pll, &pe, &pel);
+		if (rc)
+			QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=%s",
+				s->dir, (unsigned long long)group, qfs_strerror(rc));
+		else
+			rc = effects_emit(s, group, pe, pel, wb);
+	}
+	if (rc) {
 		/* a damaged replica (the scrubber repairs it): not a result */
 		rocksdb_free(v);
 		return rc;

@@ -2007,6 +2007,45 @@ START_TEST(test_xact_snapshot_install)
 }
 END_TEST
 
+/* A prepared record that does not decode (a damaged replica): COMMIT and
+ * any txn that must check the locks fail the apply with QFS_ECORRUPT
+ * (nothing written, the applied LSN stays: not a committed outcome), and
+ * ABORT still removes it. */
+START_TEST(test_xact_corrupt_record)
+{
+	uint8_t rk[QFS_KEY_XACT_LEN];
+	struct qfs_txn t;
+	struct qfs_buf b;
+	uint32_t al;
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+	qfs_lsn_t before;
+	int res = 7;
+
+	qfs_key_xact(rk, QFS_KEY_XACT_PREPARED, txid_of(0));
+	ck_assert_int_eq(qfs_store_load_item(st, G1, rk, sizeof(rk), (const uint8_t *)"junk", 4), 0);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_COMMIT, txid_of(0), QFS_TXID_LEN);
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	before = applied(G1);
+	ck_assert_int_eq(qfs_store_apply(st, G1, before + 1, b.data, b.len, &res), QFS_ECORRUPT);
+	ck_assert_int_eq(res, 7);
+	qfs_buf_close(&b);
+	qfs_txn_close(&t);
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "x");
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_int_eq(qfs_store_apply(st, G1, before + 1, b.data, b.len, &res), QFS_ECORRUPT);
+	qfs_buf_close(&b);
+	qfs_txn_close(&t);
+	ck_assert_uint_eq(applied(G1), before);
+	ck_assert_int_eq(xop(G1, QFS_OP_ABORT, 0, NULL), 0);
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert_int_eq(put1(G1, a, al, "x"), 0);
+}
+END_TEST
+
 /* The count of prepared txns is rebuilt after a reopen, the record goes
  * with the group's snapshots and its drop, and the encoder writes txn
  * version 3 only for the 2PC ops. */
@@ -2083,6 +2122,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_xact_decide);
 	tcase_add_test(tc, test_xact_count_lock);
 	tcase_add_test(tc, test_xact_snapshot_install);
+	tcase_add_test(tc, test_xact_corrupt_record);
 	tcase_add_test(tc, test_xact_reopen_snapshot_drop);
 	suite_add_tcase(s, tc);
 	return s;
