@@ -3,7 +3,8 @@
  * doc/xact.md) over a real cell of three nodes (RocksDB + WAL in a
  * temporary directory): atomic commit, a failing part, a crash of the
  * coordinator after every step of the protocol (close + reopen the cell,
- * recover, all or nothing), concurrent runs on overlapping keys, the lock
+ * recover, all or nothing; and a child process killed with SIGKILL after
+ * every step), concurrent runs on overlapping keys, the lock
  * wait of an ordinary txn, and replicas that stay identical by the
  * scrubber's checksums while a txn is prepared.
  */
@@ -12,10 +13,13 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/key.h"
@@ -260,6 +264,56 @@ START_TEST(test_crash_at_step)
 }
 END_TEST
 
+/* The same with a real crash: a child process opens the cell, runs the
+ * xact up to step k and is killed with SIGKILL (its RocksDB memtables are
+ * lost; the WALs are replayed at the next open).  The test process itself
+ * has not touched RocksDB before the fork (no fixture in this tcase), so
+ * the child starts clean. */
+START_TEST(test_kill9_at_step)
+{
+	int k = _i, res = 1, status;
+	char cmd[300];
+	pid_t pid;
+
+	qfs_log_level = QFS_LOG_WARN;
+	snprintf(dir, sizeof(dir), "/tmp/check_xact.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct plan pl;
+		open_cell();
+		if (qfs_cell_group_create(cell, COORD) != 0)
+			_exit(2);
+		for (int i = 0; i < NG; i++)
+			if (qfs_cell_group_create(cell, groups[i]) != 0)
+				_exit(2);
+		plan_init(&pl, NG, "f", "v1", -1);
+		qfs_xact_test_stop = k;
+		if (qfs_xact_run(cell, COORD, pl.p, NG, &res) != -ECANCELED)
+			_exit(3);
+		raise(SIGKILL);
+		_exit(4);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+	open_cell();
+	qfs_xact_abort_keep_ms = 0; /* the killed coordinator is dead */
+	ck_assert_int_eq(qfs_xact_recover(cell, COORD, groups, NG), 0);
+	for (int i = 0; i < NG; i++) {
+		if (k <= NG)
+			ck_assert_msg(absent(groups[i], "f"), "step %d group %d", k, i);
+		else
+			ck_assert_msg(has(groups[i], "f", "v1"), "step %d group %d", k, i);
+	}
+	assert_clean();
+	qfs_cell_close(cell);
+	cell = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* A recovery that races a live coordinator (the txn is prepared, not
  * decided): its 'A' wins, is kept while young, and a later recovery
  * forgets it once it is old enough. */
@@ -481,6 +535,10 @@ static Suite *xact_suite(void)
 	tcase_add_test(tc, test_replicas_identical);
 	tcase_add_test(tc, test_concurrent_serialise);
 	tcase_add_test(tc, test_waits_out_stale_lock);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("kill");
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_kill9_at_step, 1, 2 * NG + 3);
 	suite_add_tcase(s, tc);
 	return s;
 }
