@@ -39,8 +39,13 @@ struct qfs_xact_part {
  * the parts' keys stayed locked by other txns for the cell's timeout);
  * or a propose error (-ETIMEDOUT, -EIO, QFS_ENOGROUP, ...): then the
  * outcome is decided by qfs_xact_recover, like an unacknowledged single
- * txn (committed iff the decision 'C' was recorded).  -EINVAL: n == 0,
- * two parts on one group, or a part holding a 2PC op.  -ENOMEM. */
+ * txn (committed iff the decision 'C' was recorded); -ETIMEDOUT also when
+ * the run lasted over half of qfs_xact_abort_keep_ms before its commit
+ * point (nothing applied).  -EINVAL: n == 0, two parts on one group, or a
+ * part holding a 2PC op.  -ENOMEM.  -ECANCELED only with the test hook.
+ * *result is set only when 0 is returned.  A part's sub-txn is evaluated
+ * at PREPARE against its group as it is then (conditions, LINK_DROP's
+ * "last link?"), and its keys stay locked until COMMIT. */
 int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
 		 size_t n, int *result);
 
