@@ -39,7 +39,8 @@
  *              its locks and conditions now, keep its effects and locks;
  *              -EBUSY if it overlaps another prepared txid's locks, else
  *              the sub-txn's own result (a failure keeps nothing); 0 if
- *              txid is already prepared
+ *              txid is already prepared with this sub-txn (-EEXIST:
+ *              with another)
  *   COMMIT     txid                     write the prepared effects, unlock
  *   ABORT      txid                     drop the prepared effects, unlock
  *   DECIDE     txid, value 'C' 'A' 'F'  in the coordinator: record commit or

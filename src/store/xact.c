@@ -6,7 +6,7 @@
  * crash cases and formats: doc/xact.md; contracts in store_int.h.
  *
  * State lives in the group's own item space under reserved keys (key.h):
- *   ff*16 "\0" "p" txid -> u8 1, bytes locks, bytes effects
+ *   ff*16 "\0" "p" txid -> u8 1, u32 crc32c(sub-txn), bytes locks, bytes effects
  *   ff*16 "\0" "x" txid -> 'C' or 'A'                 (coordinator only)
  * so snapshots, scrub comparisons, archive snapshots and group drops carry
  * it with the items, and a restore replays it through the same apply.
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "store/store_int.h"
 
@@ -193,15 +194,19 @@ static int locks_overlap(const uint8_t *x, size_t xl, const uint8_t *y, size_t y
 	return rc;
 }
 
-/* Split a prepared record into its lock set and effects. */
-static int record_parse(const uint8_t *v, size_t vl, const uint8_t **locks, size_t *ll,
-			const uint8_t **eff, size_t *el)
+/* Split a prepared record into the CRC-32C of its sub-txn, its lock set
+ * and its effects (crc may be NULL). */
+static int record_parse(const uint8_t *v, size_t vl, uint32_t *crc, const uint8_t **locks,
+			size_t *ll, const uint8_t **eff, size_t *el)
 {
 	struct qfs_rd r;
 
 	qfs_rd_init(&r, v, vl);
 	if (qfs_rd_u8(&r) != RECORD_VERSION)
 		return QFS_ECORRUPT;
+	uint32_t c = qfs_rd_u32(&r);
+	if (crc)
+		*crc = c;
 	*locks = qfs_rd_bytes(&r, ll);
 	*eff = qfs_rd_bytes(&r, el);
 	if (r.err || qfs_rd_left(&r))
@@ -232,7 +237,7 @@ int store_xact_conflict(struct qfs_store *s, qfs_group_t group, const uint8_t *l
 		const uint8_t *pl, *pe;
 		size_t pll, pel, vl;
 		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		rc = record_parse(v, vl, &pl, &pll, &pe, &pel);
+		rc = record_parse(v, vl, NULL, &pl, &pll, &pe, &pel);
 		if (!rc)
 			rc = locks_overlap(locks, locks_len, pl, pll);
 	}
@@ -355,12 +360,19 @@ static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_o
 	char *v;
 	int rc, res = 0;
 
+	uint32_t crc = qfs_crc32c(0, op->val, op->val_len), had;
+	const uint8_t *pl, *pe;
+	size_t pll, pel;
+
 	rc = xget(s, group, QFS_KEY_XACT_PREPARED, op->key, dk, &dkl, &v, &vl);
 	if (rc)
 		return rc;
-	if (v) { /* a retry: already prepared */
+	if (v) { /* a retry: already prepared (the same sub-txn, else a txid clash) */
+		rc = record_parse((const uint8_t *)v, vl, &had, &pl, &pll, &pe, &pel);
 		rocksdb_free(v);
-		*result = 0;
+		if (rc)
+			return rc;
+		*result = had == crc ? 0 : -EEXIST;
 		return 0;
 	}
 	qfs_txn_init(&sub);
@@ -375,6 +387,7 @@ static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_o
 	if (rc || res)
 		goto out;
 	qfs_buf_put_u8(&rec, RECORD_VERSION);
+	qfs_buf_put_u32(&rec, crc);
 	qfs_buf_put_bytes(&rec, locks.data, locks.len);
 	qfs_buf_put_bytes(&rec, eff.data, eff.len);
 	if (rec.err) {
@@ -410,7 +423,7 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 	if (!v)
 		return 0; /* done already (or never prepared) */
 	if (commit) {
-		rc = record_parse((const uint8_t *)v, vl, &pl, &pll, &pe, &pel);
+		rc = record_parse((const uint8_t *)v, vl, NULL, &pl, &pll, &pe, &pel);
 		if (rc)
 			QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=%s",
 				s->dir, (unsigned long long)group, qfs_strerror(rc));

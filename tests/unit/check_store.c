@@ -1730,10 +1730,16 @@ START_TEST(test_xact_prepare_commit)
 	ck_assert(!present(G1, b, bl));
 	ck_assert_int_eq(nprepared(G1), 1);
 
-	/* a retried PREPARE changes nothing */
+	/* a retried PREPARE changes nothing; another sub-txn under the same
+	 * txid (a clash of ids) is refused */
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "new");
+	add_put(&t, b, bl, "bee");
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, a, al, -ENOENT);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
 	qfs_txn_init(&t);
 	add_put(&t, a, al, "other");
-	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(prepare(G1, 0, &t), -EEXIST);
 	ck_assert_int_eq(nprepared(G1), 1);
 
 	/* locked keys: writes and reads in txns are refused, others pass */
