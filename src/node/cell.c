@@ -1853,6 +1853,12 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 	*out = s;
 }
 
+/* See cell.h.  Immutable after open. */
+uint32_t qfs_cell_timeout_ms(struct qfs_cell *c)
+{
+	return c->o.timeout_ms;
+}
+
 /* ---------------------------------------------------------------- archive */
 
 #define ARCHIVE_SOURCE 1 /* the node whose replica the archiver reads */
@@ -2019,12 +2025,6 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 uint32_t qfs_cell_node_count(struct qfs_cell *c)
 {
 	return c->n;
-}
-
-/* See cell.h.  Immutable after open. */
-uint32_t qfs_cell_timeout_ms(struct qfs_cell *c)
-{
-	return c->o.timeout_ms;
 }
 
 /* See cell.h. */
