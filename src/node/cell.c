@@ -1890,6 +1890,12 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 	*out = s;
 }
 
+/* See cell.h.  Immutable after open. */
+uint32_t qfs_cell_timeout_ms(struct qfs_cell *c)
+{
+	return c->o.timeout_ms;
+}
+
 /* ---------------------------------------------------------------- archive */
 
 #define ARCHIVE_SOURCE 1 /* the node whose replica the archiver reads */

@@ -143,6 +143,9 @@ struct qfs_cell_stat {
 	uint64_t timeouts;    /* calls that gave up with -ETIMEDOUT */
 };
 void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out);
+/* The bound on one call's wait (qfs_cell_opts.timeout_ms after defaults),
+ * in ms; the 2PC coordinator's retry budget (router/xact.h).  Any thread. */
+uint32_t qfs_cell_timeout_ms(struct qfs_cell *c);
 
 /* WAL archiving hooks (src/archive).  The archiver reads node 1's replica
  * (archived segments must continue each other exactly, and each replica
