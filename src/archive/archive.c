@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +100,11 @@ struct qfs_archive {
 	uint64_t alarm_ns;             /* mu; wall ns when the alarm was raised */
 	uint64_t up_segs, up_bytes, up_snaps; /* mu */
 	uint64_t passes;               /* mu */
+	int link;                      /* the store links sealed segments (archive_link) */
+	int disk_shared;               /* archiver thread: 1 the store is a directory on
+					  node 1's disk (its copies take that space), 0
+					  not, -1 not known yet */
+	int snap_deferred;             /* archiver thread: the deferral was logged */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -442,6 +448,44 @@ static int verify_local(struct qfs_archive *a, struct part *pt, const struct lse
 
 /* ---------------------------------------------------------------- upload */
 
+/* Bytes a copy of node 1's file src (len bytes) into the store takes on
+ * the data disk: len when the store is a directory on that file system
+ * and copies, else 0.  Learns a->disk_shared from the first file. */
+static uint64_t copy_hold(struct qfs_archive *a, const char *src, uint64_t len)
+{
+	struct stat as, ss;
+
+	if (a->disk_shared < 0 && stat(src, &ss) == 0)
+		a->disk_shared = strncmp(a->url, "file://", 7) == 0 && stat(a->url + 7, &as) == 0 &&
+				 as.st_dev == ss.st_dev;
+	return a->disk_shared == 1 && !a->link ? len : 0;
+}
+
+/* 1 if a snapshot of size bytes (0: not known yet) copied into a store on
+ * the data disk would leave less than the nodes' reserve (twice it while
+ * the size is not known) free: the snapshot waits for a later pass, as
+ * it is not needed to release the log (doc/archive.md "Full disk"). */
+static int snap_short(struct qfs_archive *a, struct part *pt, uint64_t size)
+{
+	uint64_t reserve = qfs_cell_space_reserve(a->n), avail;
+	struct statvfs sv;
+
+	if (a->disk_shared != 1 || statvfs(a->url + 7, &sv) != 0)
+		return 0;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail >= (size ? size + reserve : 2 * reserve)) {
+		a->snap_deferred = 0;
+		return 0;
+	}
+	if (!a->snap_deferred) {
+		a->snap_deferred = 1;
+		QFS_LOG(QFS_LOG_WARN, "archive snapshot deferred group=%016llx err=\"No space left on device\" "
+			"free=%llu size=%llu reserve=%llu", (unsigned long long)pt->group,
+			(unsigned long long)avail, (unsigned long long)size, (unsigned long long)reserve);
+	}
+	return 1;
+}
+
 /* Check the segment image data[len] (it must hold exactly [first, last]),
  * upload it and list it in the manifest.  src names it in errors;
  * from_node1: it is node 1's own segment file src, mapped by map_file (its
@@ -486,9 +530,19 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 		/* A sealed segment never changes again (only whole segments
 		 * are deleted, and truncation stays above the commit point):
 		 * the local backend may link it instead of copying its bytes
-		 * (-o archive_link=on). */
+		 * (-o archive_link=on).  A copy onto the data disk holds
+		 * its size there, so that writes do not take the room it
+		 * needs; short of room, the local backend links anyway
+		 * (objstore.h keep_free): the release of this segment is what
+		 * gives a full disk back (issue 10). */
+		uint64_t hold = copy_hold(a, src, len);
+
 		unmap_file(data, len);
+		if (hold)
+			qfs_cell_space_hold(a->n, hold);
 		rc = qfs_objstore_put_file_immutable(a->os, key, src);
+		if (hold)
+			qfs_cell_space_hold(a->n, 0);
 	} else {
 		rc = qfs_objstore_put(a->os, key, data, len);
 		free(data);
@@ -707,6 +761,8 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 	qfs_lsn_t lsn = 0;
 	int rc;
 
+	if (snap_short(a, pt, 0))
+		return 0;
 	snprintf(path, sizeof(path), "%s/qfs-snap-%016llx-%ld.tmp", a->tmp_dir,
 		 (unsigned long long)pt->group, (long)getpid());
 	memset(&w, 0, sizeof(w));
@@ -760,6 +816,8 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		part_fail(a, pt, rc, "snapshot staging read", path);
 		goto out;
 	}
+	if (snap_short(a, pt, s.size))
+		goto out;
 	qfs_arch_key_snap(key, pt->group, lsn);
 	rc = qfs_objstore_put_file_immutable(a->os, key, path);
 	if (rc) {
@@ -1137,6 +1195,8 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	a->stuck_ms = o->stuck_ms ? o->stuck_ms : QFS_ARCHIVE_STUCK_DEFAULT_MS;
 	a->retention_ns = o->retention_ns ? o->retention_ns : QFS_ARCHIVE_RETENTION_DEFAULT_NS;
 	a->url = strdup(o->store.url ? o->store.url : "");
+	a->link = o->store.link_immutable;
+	a->disk_shared = -1;
 	a->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
 	if (!a->url || !a->tmp_dir) {
 		rc = -ENOMEM;

@@ -1431,6 +1431,7 @@ static int cmd_mount(int argc, char **argv)
 			.retention_ns = m.ac.retention_ns,
 		};
 		ao.store.url = url;
+		ao.store.keep_free = qfs_cell_space_reserve(cell); /* link when short (issue 10) */
 		if (!m.ac.url) {
 			char adir[PATH_MAX];
 			snprintf(adir, sizeof(adir), "%s/archive", data);

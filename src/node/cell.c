@@ -110,6 +110,8 @@ struct qfs_cell {
 	struct qfs_store_cache *cache; /* block cache of every node's store; freed
 					  after the nodes close */
 	struct qfs_store_opts sto;     /* every node's store budget; immutable */
+	uint64_t hold;                 /* more bytes data changes leave free while the
+					  archive copies onto the data disk; atomic */
 	uint64_t reserve;              /* disk bytes kept for flushes and deletes
 					  (every node's memtables + 16 MiB); immutable */
 	uint64_t mem_ms, compact_ms;   /* keeper: last malloc_trim, last compaction */
@@ -403,6 +405,7 @@ static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **ou
 		.wal_seal_age_ms = c->o.wal_seal_age_ms,
 		.store = &c->sto,
 		.space_reserve = c->reserve,
+		.space_hold = &c->hold,
 	};
 	int rc = qfs_node_mkdir_durable(cn->dir, c->dir);
 
@@ -2228,4 +2231,10 @@ out:
 uint64_t qfs_cell_space_reserve(const struct qfs_cell *c)
 {
 	return c->reserve;
+}
+
+/* See cell.h.  Read by every node's admission of each batch. */
+void qfs_cell_space_hold(struct qfs_cell *c, uint64_t bytes)
+{
+	__atomic_store_n(&c->hold, bytes, __ATOMIC_RELAXED);
 }

@@ -208,5 +208,11 @@ int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
  * release and deletes: a change that writes data is refused with ENOSPC
  * below it (all nodes' memtable budgets + 16 MiB; doc/cell.md). */
 uint64_t qfs_cell_space_reserve(const struct qfs_cell *c);
+/* Hold bytes more of the data disk beyond the reserve (0: none): a change
+ * that writes data is refused with ENOSPC unless it leaves them free too.
+ * The archiver holds the size of a segment it copies onto the data disk,
+ * so that writes do not take the room the copy needs (doc/cell.md).  Any
+ * thread. */
+void qfs_cell_space_hold(struct qfs_cell *c, uint64_t bytes);
 
 #endif

@@ -781,7 +781,16 @@ static int create_root(struct qfs_router *r, uint32_t uid, uint32_t gid)
 	struct qfs_txn t;
 	struct qfs_op *op;
 	int rc, res = 0;
+	void *cur;
+	size_t clen;
 
+	/* An existing root needs no proposal (one that stores an item is
+	 * refused below the disk reserve, which must not stop a remount of a
+	 * full disk: issue 10). */
+	if (qfs_cell_get(r->cell, QFS_META_GROUP, key, klen, &cur, &clen) == 0) {
+		free(cur);
+		return 0;
+	}
 	qfs_inode_init(&in);
 	in.a.ino = QFS_ROOT_INO;
 	in.a.mode = S_IFDIR | 0755;
