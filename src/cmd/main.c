@@ -1418,6 +1418,7 @@ static int cmd_mount(int argc, char **argv)
 		report_failure(&ready, msg);
 		goto err_cell;
 	}
+	m.adm.eventual_reads = m.co.reads == QFS_CELL_READ_EVENTUAL; /* half a read unit */
 	qfs_router_admit_config(router, &m.adm);
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&m.ac, data, urlbuf, sizeof(urlbuf));

@@ -288,7 +288,8 @@ struct admit_dim {
 	uint64_t win_start_ns;         /* current consumption window */
 	double win_units;              /* units charged in it */
 	double rate, peak;             /* last full window's rate, highest; units/s */
-	uint64_t throttled, wait_ns, expired, consumed;
+	uint64_t throttled, wait_ns, expired;
+	double consumed;               /* units charged since start (halves of eventual reads) */
 };
 
 struct admit_table {
@@ -557,13 +558,21 @@ static void charge(struct qfs_admit *a, struct admit_table *t, int k, double uni
 			d->local = -d->limit * wait_s(a);
 	}
 	d->win_units += units;
-	d->consumed += (uint64_t)units;
+	d->consumed += units;
+}
+
+/* What units of kind cost: an eventually consistent read half a strong
+ * one (DynamoDB).  Caller holds a->mu. */
+static double cost(const struct qfs_admit *a, enum qfs_admit_kind kind, double units)
+{
+	return kind == QFS_ADMIT_READ && a->cfg.eventual_reads ? units / 2 : units;
 }
 
 int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
 		  uint64_t now_ns, uint64_t *wait_ns)
 {
 	pthread_mutex_lock(&a->mu);
+	units = cost(a, kind, units);
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (!t) {
 		pthread_mutex_unlock(&a->mu);
@@ -606,7 +615,7 @@ void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kin
 	pthread_mutex_lock(&a->mu);
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (t)
-		charge(a, t, kind, units, 1);
+		charge(a, t, kind, cost(a, kind, units), 1);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -668,7 +677,7 @@ int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, stru
 		i.throttled[k] = d->throttled;
 		i.wait_us[k] = d->wait_ns / 1000u;
 		i.expired[k] = d->expired;
-		i.consumed[k] = d->consumed;
+		i.consumed[k] = (uint64_t)d->consumed;
 		i.burst[k] = qfs_admit_gac_burst(a->gac, group, k, now_ns);
 	}
 	pthread_mutex_unlock(&a->mu);

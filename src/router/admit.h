@@ -6,7 +6,8 @@
  * that adapt to their observed peak.
  *
  * Units are DynamoDB's: a read unit is up to 4 KiB read (strongly
- * consistent), a write unit up to 1 KiB written.  A table's capacity is
+ * consistent; an eventually consistent read, cfg.eventual_reads, is
+ * charged half of it), a write unit up to 1 KiB written.  A table's capacity is
  * set by xattrs on its directory (user.quorumfs.capacity, .rcu, .wcu,
  * parsed here, stored by fs/ in the directory's inode, loaded by the
  * router); the state below is in memory only.
@@ -70,6 +71,8 @@ struct qfs_admit_cfg {
 	uint32_t gac_ms;                           /* GAC grant interval; 0: QFS_ADMIT_GAC_MS */
 	uint32_t wait_ms;                          /* bound of one wait; 0: QFS_ADMIT_WAIT_MS */
 	int fail;                                  /* throttle=fail: -EAGAIN instead of waiting */
+	int eventual_reads;                        /* reads are eventually consistent (-o
+						      reads=eventual): read units cost half */
 };
 
 /* One token bucket.  rate 0 is an unlimited bucket (always ready). */
@@ -152,7 +155,8 @@ int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit
 /* Forget a dropped table. */
 void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group);
 
-/* Try to admit a request of units of kind on group at now_ns.  force: admit
+/* Try to admit a request of units of kind on group at now_ns (read units
+ * count half with cfg.eventual_reads, here and in settle).  force: admit
  * even if over capacity (a wait ran out).  0: admitted and charged;
  * -EAGAIN: over capacity, nothing charged, *wait_ns = a hint of when to
  * try again.  -ENOMEM. */
@@ -178,7 +182,7 @@ struct qfs_admit_info {
 	uint64_t throttled[QFS_ADMIT_NKINDS]; /* requests that waited or got EAGAIN */
 	uint64_t wait_us[QFS_ADMIT_NKINDS];   /* total time waited, microseconds */
 	uint64_t expired[QFS_ADMIT_NKINDS];   /* waits that ran out (request proceeded) */
-	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start */
+	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start (rounded down) */
 };
 /* Figures of group at now_ns; -ENOENT if unknown. */
 int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, struct qfs_admit_info *out);

@@ -113,6 +113,51 @@ START_TEST(bucket_refill_and_burst_cap)
 }
 END_TEST
 
+/* Eventually consistent reads (-o reads=eventual) cost half a read unit:
+ * a table of 10 RCU serves 20 of them per second (10 strong ones), settles
+ * count half too, and consumed_rcu shows the halves; writes are unchanged. */
+START_TEST(eventual_reads_cost_half)
+{
+	struct qfs_admit_cfg cfg = { .eventual_reads = 1 };
+	struct qfs_admit_info i;
+	uint64_t w, end;
+	int n = 0, strong = 0;
+
+	provision(9, 10, 10);
+	end = now + 10 * S;
+	while (now < end) { /* strong first: ~10 per second */
+		now += MS;
+		if (qfs_admit_try(adm, 9, QFS_ADMIT_READ, 1, 0, now, &w) == 0)
+			strong++;
+	}
+	ck_assert_int_ge(strong, 99);
+	ck_assert_int_le(strong, 111);
+	qfs_admit_configure(adm, &cfg);
+	provision(10, 10, 10);
+	ck_assert_int_eq(qfs_admit_info(adm, 10, now, &i), 0);
+	ck_assert_uint_eq(i.consumed[QFS_ADMIT_READ], 0);
+	end = now + 10 * S;
+	while (now < end) {
+		now += MS;
+		if (qfs_admit_try(adm, 10, QFS_ADMIT_READ, 1, 0, now, &w) == 0)
+			n++;
+	}
+	ck_assert_int_ge(n, 2 * 99);  /* twice the strong rate */
+	ck_assert_int_le(n, 2 * 111);
+	ck_assert_int_eq(qfs_admit_info(adm, 10, now, &i), 0);
+	ck_assert_uint_eq(i.consumed[QFS_ADMIT_READ], (uint64_t)n / 2);
+	/* a settle (a read's size known after it ran) counts half as well */
+	qfs_admit_settle(adm, 10, QFS_ADMIT_READ, 8, now);
+	ck_assert_int_eq(qfs_admit_info(adm, 10, now, &i), 0);
+	ck_assert_uint_eq(i.consumed[QFS_ADMIT_READ], (uint64_t)n / 2 + 4);
+	/* writes still cost whole units: 10 per second (once the burst
+	 * accrued while only reads ran is spent) */
+	admit_now(adm, 10, 100000);
+	now += S;
+	ck_assert_int_eq(admit_now(adm, 10, 1000), 10);
+}
+END_TEST
+
 START_TEST(provisioned_rate_is_kept)
 {
 	uint64_t w, end;
@@ -332,6 +377,7 @@ static Suite *admit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, bucket_refill_and_burst_cap);
 	tcase_add_test(tc, provisioned_rate_is_kept);
+	tcase_add_test(tc, eventual_reads_cost_half);
 	tcase_add_test(tc, burst_accrues_empty_at_start_and_change);
 	tcase_add_test(tc, burst_only_with_node_headroom);
 	tcase_add_test(tc, on_demand_follows_peak);
