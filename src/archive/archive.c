@@ -47,6 +47,7 @@
 #include "common/crc32c.h"
 #include "common/glist.h"
 #include "common/log.h"
+#include "common/txn.h"
 #include "wal/wal_int.h"
 
 #define ERR_MAX 256
@@ -54,6 +55,7 @@
 #define BACKOFF_MIN_MS 1000u
 #define BACKOFF_MAX_MS 8000u
 #define SNAP_FLUSH (1u << 20)
+#define NUDGE_MIN_BYTES (1u << 20) /* a held segment worth a no-op record to let it go */
 
 struct part {
 	qfs_group_t group;
@@ -64,6 +66,7 @@ struct part {
 	struct qfs_arch_manifest man;
 	qfs_lsn_t stored;              /* last LSN listed in the stored manifest */
 	qfs_lsn_t released;            /* local WAL released below stored + 1 */
+	qfs_lsn_t nudged;              /* stored when the last no-op was proposed (nudge) */
 	uint32_t since_snap_segs;      /* segments archived since the last snapshot */
 	uint64_t since_snap_bytes;
 	int seen;                      /* hosted in the current pass */
@@ -882,6 +885,44 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 /* One pass over one group.  Returns 0, or the error that stopped it. */
 static int retain(struct qfs_archive *a, struct part *pt);
 
+/* The nodes keep the segment that holds their applied record (doc/rnode.md:
+ * a restart reads its ballot from the log), so an archived segment whose
+ * last record is the last one applied stays on disk until a later record
+ * comes.  On a full disk none may come (writes are refused until space is
+ * released: issue 10), so when that segment is big (NUDGE_MIN_BYTES), the
+ * archiver proposes one empty transaction (a no-op that writes no data,
+ * admitted down to the disk floor), once per archived LSN, and has the
+ * release retried at the next pass.  ls[n] is node 1's log as listed in
+ * this pass. */
+static void nudge(struct qfs_archive *a, struct part *pt, const struct lseg *ls, size_t n,
+		  qfs_lsn_t applied)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	int rc, res = 0;
+	size_t i;
+
+	if (!pt->stored || applied != pt->stored || pt->nudged == pt->stored)
+		return;
+	for (i = 0; i + 1 < n && ls[i + 1].first <= applied; i++)
+		;
+	if (i + 1 >= n || ls[i + 1].first != applied + 1 || ls[i].size < NUDGE_MIN_BYTES)
+		return; /* in the open segment, or small */
+	pt->nudged = pt->stored;
+	qfs_txn_init(&t);
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	rc = b.err ? b.err : qfs_cell_propose(a->n, pt->group, b.data, b.len, &res);
+	qfs_buf_close(&b);
+	qfs_txn_close(&t);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "archive log nudged group=%016llx applied=%llu held_bytes=%llu "
+		"why=\"the last applied record closes an archived segment: a no-op record lets the nodes release it\" "
+		"err=%s", (unsigned long long)pt->group, (unsigned long long)applied,
+		(unsigned long long)ls[i].size, rc ? qfs_strerror(rc) : "none");
+	if (!rc)
+		pt->released = pt->stored - 1; /* release again at the next pass */
+}
+
 static int part_pass(struct qfs_archive *a, struct part *pt)
 {
 	char dir[PATH_MAX];
@@ -982,6 +1023,7 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 				rc = rrc;
 		} else if (!rrc) {
 			pt->released = pt->stored;
+			nudge(a, pt, ls, n, applied);
 		}
 	}
 	if (!rc && (pt->since_snap_segs >= a->snap_segments || pt->since_snap_bytes >= a->snap_bytes)) {
