@@ -1419,6 +1419,7 @@ static int cmd_mount(int argc, char **argv)
 		goto err_cell;
 	}
 	m.adm.eventual_reads = m.co.reads == QFS_CELL_READ_EVENTUAL; /* half a read unit */
+	m.adm.nodes = qfs_cell_node_count(cell); /* a node bucket each */
 	qfs_router_admit_config(router, &m.adm);
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&m.ac, data, urlbuf, sizeof(urlbuf));

@@ -1402,6 +1402,17 @@ static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group, struct qfs_rn
 	return 0;
 }
 
+/* See cell.h. */
+uint32_t qfs_cell_leader_node(struct qfs_cell *c, qfs_group_t group)
+{
+	struct qfs_rnode *rn = NULL;
+	uint32_t id = find_leader(c, group, &rn);
+
+	if (id)
+		node_put(c, id);
+	return id;
+}
+
 /* Count group's replicas stopped after an error on the running nodes; *why
  * gets -ENOSPC if one stopped for lack of space, else QFS_ESTOPPED. */
 static uint32_t stopped_count(struct qfs_cell *c, qfs_group_t group, int *why)

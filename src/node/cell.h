@@ -194,6 +194,10 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 struct qfs_rnode_ginfo;
 struct qfs_store_snap;
 uint32_t qfs_cell_node_count(struct qfs_cell *c);
+/* The running node that leads group as far as the nodes know (it serves
+ * the group's strong reads and proposals), or 0 if none is known now.
+ * Does not wait.  Any thread (admission control's node buckets). */
+uint32_t qfs_cell_leader_node(struct qfs_cell *c, qfs_group_t group);
 int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 			  struct qfs_rnode_ginfo *out);
 int qfs_cell_replica_snap(struct qfs_cell *c, uint32_t id, qfs_group_t group, qfs_lsn_t lsn,
