@@ -1,17 +1,24 @@
 #!/bin/bash
 # tests/gameday.sh [MINUTES] - a game day (a long run, NOT in make check):
 # realistic mixed traffic for MINUTES (default 5) while storage nodes are
-# stopped and started and the archive's S3 server is stopped and restarted;
-# at the end every acknowledged write is verified, a scrub pass must be
-# clean, and client-side availability is printed next to the canary's.
+# stopped and started, the archive's S3 server is stopped and restarted and
+# the data disk fills up; at the end every acknowledged write is verified,
+# a scrub pass must be clean, and client-side availability is printed next
+# to the canary's.
 #
 # Run as root from a build directory (or set QFS_BIN and QFS_SRCDIR):
 #     QFS_BIN=build/fs/quorumfs tests/gameday.sh 10
 # The archive goes to s3rver behind the verifying proxy when the npm modules
 # of tests/node are installed (contrib/install-node-deps.sh), else to the
-# local directory archive (and the archive outage step is skipped).  A disk
-# filling up is not staged (tests/integration/enospc.sh covers ENOSPC on
-# its own).  Failures a client sees during an outage of two nodes are
+# local directory archive (and the archive outage step is skipped).  The
+# data directory is on a tmpfs of its own (2 GiB + 300 MiB a minute, for a
+# local archive's history; only what is used takes memory), so that the
+# disk-full step can fill it:
+# another program takes all but half the nodes' reserve for 20 s (writes
+# then fail with ENOSPC, deletes pass), then gives it back, and a write
+# must succeed again within 60 s with no remount.  Without a tmpfs (not
+# root of a mount namespace that allows it) the step is skipped.  Failures
+# a client sees during an outage of two nodes or the full disk are
 # expected and counted, not fatal: what must hold is that nothing
 # acknowledged is lost, the replicas agree, and the alarms clear.
 
@@ -34,7 +41,22 @@ if [ $S3 = 1 ]; then
 	s3env_start "$T0/s3"
 	OPTS="$OPTS,archive=s3://$S3_BUCKET/qfs,s3_endpoint=$S3_ENDPOINT,s3_region=us-east-1,s3_path_style=1,s3_retries=2,s3_timeout=5"
 fi
-qfs_setup -o "$OPTS"
+# qfs_setup, with the data directory on a tmpfs when one can be mounted
+[ "$(id -u)" -eq 0 ] || skip "the game day needs root (FUSE allow_other, tmpfs)"
+[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+qfs_require fusermount3 mountpoint fallocate df
+qfs_tmp qfs-gameday
+FILL=0
+mkdir "$T/disk" || fail "mkdir $T/disk"
+if mount -t tmpfs -o size=$((2048 + 300 * MINUTES))m,mode=755 tmpfs "$T/disk" 2>"$T/tmpfs.err"; then
+	FILL=1
+	QFS_EXTRA_UMOUNTS=$T/disk
+	DATA=$T/disk/data
+	mkdir "$DATA" || fail "mkdir $DATA"
+else
+	note "no tmpfs for the data directory ($(cat "$T/tmpfs.err")): the disk-full step is skipped"
+fi
+qfs_mount -o "$OPTS"
 if [ $S3 = 1 ]; then
 	trap 's3env_cleanup; qfs_cleanup' EXIT
 fi
@@ -43,7 +65,8 @@ watchdog $((MINUTES * 60 + 600))
 note "game day: $MINUTES min, archive $([ $S3 = 1 ] && echo "s3 ($S3_ENDPOINT)" || echo local)"
 
 cat >"$T/load.py" <<'EOF'
-# load.py DIR JOURNAL STOPFILE SEED: mixed traffic until STOPFILE exists.
+# load.py DIR JOURNAL STOPFILE SEED: mixed traffic until STOPFILE exists,
+# over at most 1000 live files per writer.
 # Journal lines, written only after the operation returned (acknowledged):
 #   F path sha256   a file written and closed (close = durable)
 #   U path          a file unlinked
@@ -63,7 +86,12 @@ with open(journal, "a", buffering=1) as j:
         p = None
         try:
             if r < 0.35 or not live:
-                p = os.path.join(d, "f%06d" % rnd.randrange(10**6))
+                # at most 1000 live files per writer: past it, overwrites
+                # (a steady data set, so the disk fills only when staged)
+                if len(live) >= 1000:
+                    p = rnd.choice(live)
+                else:
+                    p = os.path.join(d, "f%06d" % rnd.randrange(10**6))
                 data = rnd.randbytes(rnd.choice([10, 500, 4096, 20000, 150000]))
                 with open(p, "wb") as f:
                     f.write(data)
@@ -147,6 +175,25 @@ while [ $SECONDS -lt $END ]; do
 	3) a=$(((step / 5) % 3 + 1)); b=$((a % 3 + 1)); note "stop nodes $a and $b for 15 s (quorum lost)"
 	   echo "stop $a" >"$NODES"; echo "stop $b" >"$NODES"; sleep 15
 	   echo "start $a" >"$NODES"; echo "start $b" >"$NODES" ;;
+	4) if [ $FILL = 1 ]; then
+	     res=$(awk '$1 == "disk" { print $5 }' "$MNT/.quorumfs/status")
+	     avail=$(df -B1 --output=avail "$T/disk" | tail -n 1 | tr -d ' ')
+	     fill=$((avail - ${res:-0} / 2))
+	     note "data disk full for 20 s (another program takes $fill of $avail free bytes; reserve ${res:-?})"
+	     [ $fill -gt 0 ] && { fallocate -l $fill "$T/disk/filler" || fail "fallocate the filler"; }
+	     sleep 20
+	     rm -f "$T/disk/filler"
+	     ok=0
+	     for _ in $(seq 60); do
+	       head -c 100000 /dev/urandom >"$T/fillcheck"
+	       if cp "$T/fillcheck" "$MNT/orders/fillcheck" 2>/dev/null && cmp -s "$T/fillcheck" "$MNT/orders/fillcheck"; then
+	         ok=1; break
+	       fi
+	       sleep 1
+	     done
+	     [ $ok = 1 ] || fail "writes did not come back within 60 s after the disk was given back"
+	     note "writes work again after the full disk"
+	   else note "quiet 20 s"; sleep 20; fi ;;
 	*) note "quiet 20 s"; sleep 20 ;;
 	esac
 done
@@ -187,5 +234,6 @@ awk '$1 == "table" {
 		cnt[t] ? 1 - srv[t] / cnt[t] : 1
 }' "$MNT/.quorumfs/availability" | sort
 note "canary: $(head -1 "$MNT/.quorumfs/availability" | grep -o 'canary_ok [0-9]* canary_failed [0-9]*')"
+[ $FILL = 1 ] && note "data disk at the end: $(df -h --output=used,size "$T/disk" | tail -n 1)"
 qfs_umount
 echo "PASS gameday"

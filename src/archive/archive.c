@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@
 #include "common/glist.h"
 #include "common/log.h"
 #include "common/sysio.h"
+#include "common/txn.h"
 #include "node/entry.h"
 #include "wal/wal.h"
 
@@ -55,6 +57,7 @@
 #define BACKOFF_MIN_MS 1000u
 #define BACKOFF_MAX_MS 8000u
 #define SNAP_FLUSH (1u << 20)
+#define NUDGE_MIN_BYTES (1u << 20) /* a held segment worth a no-op record to let it go */
 
 struct part {
 	qfs_group_t group;
@@ -65,6 +68,7 @@ struct part {
 	struct qfs_arch_manifest man;
 	qfs_lsn_t stored;              /* last LSN listed in the stored manifest */
 	qfs_lsn_t released;            /* local WAL released below stored + 1 */
+	qfs_lsn_t nudged;              /* stored when the last no-op was proposed (nudge) */
 	uint32_t since_snap_segs;      /* segments archived since the last snapshot */
 	uint64_t since_snap_bytes;
 	int seen;                      /* hosted in the current pass */
@@ -101,6 +105,11 @@ struct qfs_archive {
 	uint64_t alarm_ns;             /* mu; wall ns when the alarm was raised */
 	uint64_t up_segs, up_bytes, up_snaps; /* mu */
 	uint64_t passes;               /* mu */
+	int link;                      /* the store links sealed segments (archive_link) */
+	int disk_shared;               /* archiver thread: 1 the store is a directory on
+					  node 1's disk (its copies take that space), 0
+					  not, -1 not known yet */
+	int snap_deferred;             /* archiver thread: the deferral was logged */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -341,6 +350,44 @@ static int verify_local(struct qfs_archive *a, struct part *pt, const struct qfs
 
 /* ---------------------------------------------------------------- upload */
 
+/* Bytes a copy of node 1's file src (len bytes) into the store takes on
+ * the data disk: len when the store is a directory on that file system
+ * and copies, else 0.  Learns a->disk_shared from the first file. */
+static uint64_t copy_hold(struct qfs_archive *a, const char *src, uint64_t len)
+{
+	struct stat as, ss;
+
+	if (a->disk_shared < 0 && stat(src, &ss) == 0)
+		a->disk_shared = strncmp(a->url, "file://", 7) == 0 && stat(a->url + 7, &as) == 0 &&
+				 as.st_dev == ss.st_dev;
+	return a->disk_shared == 1 && !a->link ? len : 0;
+}
+
+/* 1 if a snapshot of size bytes (0: not known yet) copied into a store on
+ * the data disk would leave less than the nodes' reserve (twice it while
+ * the size is not known) free: the snapshot waits for a later pass, as
+ * it is not needed to release the log (doc/archive.md "Full disk"). */
+static int snap_short(struct qfs_archive *a, struct part *pt, uint64_t size)
+{
+	uint64_t reserve = qfs_cell_space_reserve(a->n), avail;
+	struct statvfs sv;
+
+	if (a->disk_shared != 1 || statvfs(a->url + 7, &sv) != 0)
+		return 0;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail >= (size ? size + reserve : 2 * reserve)) {
+		a->snap_deferred = 0;
+		return 0;
+	}
+	if (!a->snap_deferred) {
+		a->snap_deferred = 1;
+		QFS_LOG(QFS_LOG_WARN, "archive snapshot deferred group=%016llx err=\"No space left on device\" "
+			"free=%llu size=%llu reserve=%llu", (unsigned long long)pt->group,
+			(unsigned long long)avail, (unsigned long long)size, (unsigned long long)reserve);
+	}
+	return 1;
+}
+
 /* Check the segment image data[len] (it must hold exactly [first, last]),
  * upload it and list it in the manifest.  src names it in errors;
  * from_node1: it is node 1's own segment file src, mapped by map_file (its
@@ -385,9 +432,19 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 		/* A sealed segment never changes again (only whole segments
 		 * are deleted, and truncation stays above the commit point):
 		 * the local backend may link it instead of copying its bytes
-		 * (-o archive_link=on). */
+		 * (-o archive_link=on).  A copy onto the data disk holds
+		 * its size there, so that writes do not take the room it
+		 * needs; short of room, the local backend links anyway
+		 * (objstore.h keep_free): the release of this segment is what
+		 * gives a full disk back (issue 10). */
+		uint64_t hold = copy_hold(a, src, len);
+
 		unmap_file(data, len);
+		if (hold)
+			qfs_cell_space_hold(a->n, hold);
 		rc = qfs_objstore_put_file_immutable(a->os, key, src);
+		if (hold)
+			qfs_cell_space_hold(a->n, 0);
 	} else {
 		rc = qfs_objstore_put(a->os, key, data, len);
 		free(data);
@@ -592,6 +649,8 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 	qfs_lsn_t lsn = 0;
 	int rc;
 
+	if (snap_short(a, pt, 0))
+		return 0;
 	snprintf(path, sizeof(path), "%s/qfs-snap-%016llx-%ld.tmp", a->tmp_dir,
 		 (unsigned long long)pt->group, (long)getpid());
 	memset(&w, 0, sizeof(w));
@@ -644,6 +703,8 @@ static int take_snapshot(struct qfs_archive *a, struct part *pt)
 		part_fail(a, pt, rc, "snapshot staging read", path);
 		goto out;
 	}
+	if (snap_short(a, pt, s.size))
+		goto out;
 	qfs_arch_key_snap(key, pt->group, lsn);
 	rc = qfs_objstore_put_file_immutable(a->os, key, path);
 	if (rc) {
@@ -707,6 +768,44 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 
 /* One pass over one group.  Returns 0, or the error that stopped it. */
 static int retain(struct qfs_archive *a, struct part *pt);
+
+/* The nodes keep the segment that holds their applied record (doc/rnode.md:
+ * a restart reads its ballot from the log), so an archived segment whose
+ * last record is the last one applied stays on disk until a later record
+ * comes.  On a full disk none may come (writes are refused until space is
+ * released: issue 10), so when that segment is big (NUDGE_MIN_BYTES), the
+ * archiver proposes one empty transaction (a no-op that writes no data,
+ * admitted down to the disk floor), once per archived LSN, and has the
+ * release retried at the next pass.  ls[n] is node 1's log as listed in
+ * this pass. */
+static void nudge(struct qfs_archive *a, struct part *pt, const struct qfs_wal_seginfo *ls, size_t n,
+		  qfs_lsn_t applied)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	int rc, res = 0;
+	size_t i;
+
+	if (!pt->stored || applied != pt->stored || pt->nudged == pt->stored)
+		return;
+	for (i = 0; i + 1 < n && ls[i + 1].first <= applied; i++)
+		;
+	if (i + 1 >= n || ls[i + 1].first != applied + 1 || ls[i].size < NUDGE_MIN_BYTES)
+		return; /* in the open segment, or small */
+	pt->nudged = pt->stored;
+	qfs_txn_init(&t);
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	rc = b.err ? b.err : qfs_cell_propose(a->n, pt->group, b.data, b.len, &res);
+	qfs_buf_close(&b);
+	qfs_txn_close(&t);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "archive log nudged group=%016llx applied=%llu held_bytes=%llu "
+		"why=\"the last applied record closes an archived segment: a no-op record lets the nodes release it\" "
+		"err=%s", (unsigned long long)pt->group, (unsigned long long)applied,
+		(unsigned long long)ls[i].size, rc ? qfs_strerror(rc) : "none");
+	if (!rc)
+		pt->released = pt->stored - 1; /* release again at the next pass */
+}
 
 static int part_pass(struct qfs_archive *a, struct part *pt)
 {
@@ -808,6 +907,7 @@ static int part_pass(struct qfs_archive *a, struct part *pt)
 				rc = rrc;
 		} else if (!rrc) {
 			pt->released = pt->stored;
+			nudge(a, pt, ls, n, applied);
 		}
 	}
 	if (!rc && (pt->since_snap_segs >= a->snap_segments || pt->since_snap_bytes >= a->snap_bytes)) {
@@ -1021,6 +1121,8 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	a->stuck_ms = o->stuck_ms ? o->stuck_ms : QFS_ARCHIVE_STUCK_DEFAULT_MS;
 	a->retention_ns = o->retention_ns ? o->retention_ns : QFS_ARCHIVE_RETENTION_DEFAULT_NS;
 	a->url = strdup(o->store.url ? o->store.url : "");
+	a->link = o->store.link_immutable;
+	a->disk_shared = -1;
 	a->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
 	if (!a->url || !a->tmp_dir) {
 		rc = -ENOMEM;

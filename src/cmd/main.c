@@ -1387,6 +1387,8 @@ static int cmd_mount(int argc, char **argv)
 		report_failure(&ready, msg);
 		goto err_cell;
 	}
+	m.adm.eventual_reads = m.co.reads == QFS_CELL_READ_EVENTUAL; /* half a read unit */
+	m.adm.nodes = qfs_cell_node_count(cell); /* a node bucket each */
 	qfs_router_admit_config(router, &m.adm);
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&m.ac, data, urlbuf, sizeof(urlbuf));
@@ -1400,6 +1402,7 @@ static int cmd_mount(int argc, char **argv)
 			.retention_ns = m.ac.retention_ns,
 		};
 		ao.store.url = url;
+		ao.store.keep_free = qfs_cell_space_reserve(cell); /* link when short (issue 10) */
 		if (!m.ac.url) {
 			char adir[PATH_MAX];
 			snprintf(adir, sizeof(adir), "%s/archive", data);

@@ -111,6 +111,8 @@ struct qfs_cell {
 	struct qfs_store_cache *cache; /* block cache of every node's store; freed
 					  after the nodes close */
 	struct qfs_store_opts sto;     /* every node's store budget; immutable */
+	uint64_t hold;                 /* more bytes data changes leave free while the
+					  archive copies onto the data disk; atomic */
 	uint64_t reserve;              /* disk bytes kept for flushes and deletes
 					  (every node's memtables + 16 MiB); immutable */
 	uint64_t mem_ms, compact_ms;   /* keeper: last malloc_trim, last compaction */
@@ -415,6 +417,7 @@ static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **ou
 		.wal_seal_age_ms = c->o.wal_seal_age_ms,
 		.store = &c->sto,
 		.space_reserve = c->reserve,
+		.space_hold = &c->hold,
 	};
 	int rc = qfs_node_mkdir_durable(cn->dir, c->dir);
 
@@ -1436,6 +1439,17 @@ static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group, struct qfs_rn
 	return 0;
 }
 
+/* See cell.h. */
+uint32_t qfs_cell_leader_node(struct qfs_cell *c, qfs_group_t group)
+{
+	struct qfs_rnode *rn = NULL;
+	uint32_t id = find_leader(c, group, &rn);
+
+	if (id)
+		node_put(c, id);
+	return id;
+}
+
 /* Count group's replicas stopped after an error on the running nodes; *why
  * gets -ENOSPC if one stopped for lack of space, else QFS_ESTOPPED. */
 static uint32_t stopped_count(struct qfs_cell *c, qfs_group_t group, int *why)
@@ -2265,4 +2279,10 @@ out:
 uint64_t qfs_cell_space_reserve(const struct qfs_cell *c)
 {
 	return c->reserve;
+}
+
+/* See cell.h.  Read by every node's admission of each batch. */
+void qfs_cell_space_hold(struct qfs_cell *c, uint64_t bytes)
+{
+	__atomic_store_n(&c->hold, bytes, __ATOMIC_RELAXED);
 }

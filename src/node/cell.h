@@ -209,6 +209,10 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 struct qfs_rnode_ginfo;
 struct qfs_store_snap;
 uint32_t qfs_cell_node_count(struct qfs_cell *c);
+/* The running node that leads group as far as the nodes know (it serves
+ * the group's strong reads and proposals), or 0 if none is known now.
+ * Does not wait.  Any thread (admission control's node buckets). */
+uint32_t qfs_cell_leader_node(struct qfs_cell *c, qfs_group_t group);
 int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 			  struct qfs_rnode_ginfo *out);
 int qfs_cell_replica_snap(struct qfs_cell *c, uint32_t id, qfs_group_t group, qfs_lsn_t lsn,
@@ -223,5 +227,11 @@ int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
  * release and deletes: a change that writes data is refused with ENOSPC
  * below it (all nodes' memtable budgets + 16 MiB; doc/cell.md). */
 uint64_t qfs_cell_space_reserve(const struct qfs_cell *c);
+/* Hold bytes more of the data disk beyond the reserve (0: none): a change
+ * that writes data is refused with ENOSPC unless it leaves them free too.
+ * The archiver holds the size of a segment it copies onto the data disk,
+ * so that writes do not take the room the copy needs (doc/cell.md).  Any
+ * thread. */
+void qfs_cell_space_hold(struct qfs_cell *c, uint64_t bytes);
 
 #endif

@@ -229,6 +229,7 @@ struct qfs_rnode {
 	void *test_arg;
 	uint64_t space_reserve;  /* bytes a batch that writes data must leave
 				    free on the WAL's disk; immutable */
+	const uint64_t *space_hold; /* opts; more such bytes, read atomically */
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
@@ -1778,6 +1779,8 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 				frees = 0;
 		}
 		need += frees ? RNODE_SPACE_FLOOR : rn->space_reserve;
+		if (!frees && rn->space_hold)
+			need += __atomic_load_n(rn->space_hold, __ATOMIC_RELAXED);
 		if (statvfs(g->waldir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need) {
 			if (now_ms() - g->nospc_warned_ms >= 10000) {
 				g->nospc_warned_ms = now_ms();
@@ -2208,6 +2211,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	rn->test_before_sync = o->test_before_sync;
 	rn->test_arg = o->test_arg;
 	rn->space_reserve = o->space_reserve > RNODE_SPACE_FLOOR ? o->space_reserve : RNODE_SPACE_FLOOR;
+	rn->space_hold = o->space_hold;
 	if (o->paxos)
 		rn->prm = *o->paxos;
 	else

@@ -57,6 +57,10 @@ struct qfs_rnode_opts {
 	uint64_t space_reserve;   /* bytes a proposal that writes data must leave
 				     free on the WAL's disk (deletes may go down to
 				     1 MiB); 0 or less than 1 MiB: 1 MiB */
+	const uint64_t *space_hold; /* more bytes such a proposal must leave free
+				     while the archive copies onto the same disk
+				     (read atomically; the cell's, see
+				     qfs_cell_space_hold); NULL: none */
 };
 
 #define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull

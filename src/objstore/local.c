@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +56,14 @@ struct local {
 	char root[PATH_MAX]; /* absolute, no trailing '/' */
 	unsigned tmp_seq;    /* makes temp names unique within the process */
 	int no_link;         /* copy: linking is off (cfg.link_immutable 0) or
-				link(2) into root failed with EXDEV/EPERM... */
+				link(2) into root failed with EPERM... */
+	int cannot_link;     /* link(2) into root failed with EPERM, ENOTSUP...:
+				never try again, not even when short of space
+				(EXDEV is per source and not remembered) */
+	uint64_t keep_free;  /* cfg.keep_free: with linking off, link anyway
+				when a copy would leave less free (bytes) */
+	int short_logged;    /* the "links while short of space" line was logged
+				since space was last found sufficient */
 };
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -162,6 +170,32 @@ static int make_parents(struct local *l, char *path)
 	return 0;
 }
 
+/* 1 if copying size more bytes into the store would leave less than
+ * keep_free bytes free on its file system: linking is then used even when
+ * it is off (a full data disk must not be kept full by the archive's copy
+ * of the segment whose release would free it; doc/objstore.md). */
+static int short_of_space(struct local *l, uint64_t size)
+{
+	struct statvfs sv;
+	uint64_t avail;
+
+	if (!l->keep_free || statvfs(l->root, &sv) != 0)
+		return 0;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail >= size + l->keep_free) {
+		l->short_logged = 0; /* the next shortage is logged again */
+		return 0;
+	}
+	if (!l->short_logged) {
+		l->short_logged = 1;
+		QFS_LOG(QFS_LOG_WARN, "objstore local links instead of copying root=%s free=%llu size=%llu "
+			"keep_free=%llu err=\"No space left on device\" action=\"free space on the disk, or "
+			"move the archive to another disk\"", l->root, (unsigned long long)avail,
+			(unsigned long long)size, (unsigned long long)l->keep_free);
+	}
+	return 1;
+}
+
 static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_os_src *src)
 {
 	struct local *l = os->be;
@@ -186,7 +220,7 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 		return rc;
 	}
 	old_id = linked_id(path);
-	if (src->path && !src->mem && !l->no_link) {
+	if (src->path && !src->mem && !l->cannot_link && (!l->no_link || short_of_space(l, src->size))) {
 		struct stat st;
 
 		id = ((uint64_t)getpid() << 40 ^ (uint64_t)time(NULL) << 16 ^ l->tmp_seq++) | 1;
@@ -202,11 +236,14 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 				id = 0;
 			}
 		} else {
-			if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP ||
-			    errno == EOPNOTSUPP) {
+			/* EXDEV is the source's file system (a snapshot staged
+			 * in /tmp, say), not the store's: WAL segments may
+			 * still link */
+			if (errno == EPERM || errno == EMLINK || errno == ENOTSUP || errno == EOPNOTSUPP) {
 				QFS_LOG(QFS_LOG_INFO, "objstore local copies instead of linking root=%s "
 					"err=\"%s\"", l->root, strerror(errno));
 				l->no_link = 1;
+				l->cannot_link = 1;
 			}
 			id = 0;
 		}
@@ -596,6 +633,7 @@ int qfs_os_local_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cf
 		return -ENOMEM;
 	memcpy(l->root, root, n);
 	l->no_link = !cfg->link_immutable;
+	l->keep_free = cfg->keep_free;
 	if (root_missing(l)) {
 		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=directory missing", cfg->url);
 		free(l);

@@ -62,6 +62,10 @@ struct qfs_objstore_cfg {
 	                               copy (the default, -o archive_link=on sets it) */
 	uint32_t list_max_keys;     /* S3 max-keys per list page; 0: 1000 (tests
 	                               lower it to exercise pagination) */
+	uint64_t keep_free;         /* local backend with linking off: bytes a
+	                               copy of an immutable file must leave free
+	                               on the store's file system, else it is
+	                               linked anyway (short of space); 0: never */
 };
 
 struct qfs_objstore;

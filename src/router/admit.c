@@ -288,7 +288,8 @@ struct admit_dim {
 	uint64_t win_start_ns;         /* current consumption window */
 	double win_units;              /* units charged in it */
 	double rate, peak;             /* last full window's rate, highest; units/s */
-	uint64_t throttled, wait_ns, expired, consumed;
+	uint64_t throttled, wait_ns, expired;
+	double consumed;               /* units charged since start (halves of eventual reads) */
 };
 
 struct admit_table {
@@ -302,7 +303,9 @@ struct qfs_admit {
 	pthread_mutex_t mu;
 	struct qfs_admit_gac *gac;                       /* not owned */
 	struct qfs_admit_cfg cfg;                        /* protected by mu */
-	struct qfs_admit_bucket node[QFS_ADMIT_NKINDS];  /* protected by mu */
+	struct qfs_admit_bucket node[QFS_ADMIT_NODES_MAX][QFS_ADMIT_NKINDS]; /* per node; mu */
+	qfs_admit_place_fn place;                        /* set before traffic; NULL: every node */
+	void *place_arg;
 	struct admit_table *tab[TABLE_BUCKETS];          /* protected by mu */
 	qfs_admit_clock_fn clock;
 	qfs_admit_sleep_fn sleep;
@@ -324,8 +327,61 @@ static void real_sleep(void *arg, uint64_t ns)
 
 static void make_node(struct qfs_admit *a, uint64_t now_ns)
 {
-	for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
-		qfs_admit_bucket_init(&a->node[k], a->cfg.node_units[k], 0, now_ns);
+	for (int i = 0; i < QFS_ADMIT_NODES_MAX; i++)
+		for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
+			qfs_admit_bucket_init(&a->node[i][k], a->cfg.node_units[k], 0, now_ns);
+}
+
+/* Number of node buckets in use.  a->mu held. */
+static uint32_t nnodes(const struct qfs_admit *a)
+{
+	uint32_t n = a->cfg.nodes;
+
+	return n == 0 ? 1 : n > QFS_ADMIT_NODES_MAX ? QFS_ADMIT_NODES_MAX : n;
+}
+
+/* The node mask of a request (all nodes for 0 or bits out of range).
+ * Called before a->mu is taken: the callback may lock the cell. */
+static uint32_t place(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind)
+{
+	qfs_admit_place_fn fn;
+	void *arg;
+
+	pthread_mutex_lock(&a->mu);
+	fn = a->cfg.node_units[kind] ? a->place : NULL; /* unlimited nodes: no need */
+	arg = a->place_arg;
+	pthread_mutex_unlock(&a->mu);
+	return fn ? fn(arg, group, kind) : 0;
+}
+
+static uint32_t node_mask(const struct qfs_admit *a, uint32_t mask)
+{
+	uint32_t all = nnodes(a) >= 32 ? UINT32_MAX : (1u << nnodes(a)) - 1;
+
+	return mask & all ? mask & all : all;
+}
+
+void qfs_admit_set_placement(struct qfs_admit *a, qfs_admit_place_fn fn, void *arg)
+{
+	pthread_mutex_lock(&a->mu);
+	a->place = fn;
+	a->place_arg = arg;
+	pthread_mutex_unlock(&a->mu);
+}
+
+int qfs_admit_node_info(struct qfs_admit *a, uint32_t id, enum qfs_admit_kind kind, uint64_t now_ns,
+			double *tokens, double *rate)
+{
+	pthread_mutex_lock(&a->mu);
+	if (id == 0 || id > nnodes(a) || kind >= QFS_ADMIT_NKINDS) {
+		pthread_mutex_unlock(&a->mu);
+		return -EINVAL;
+	}
+	qfs_admit_bucket_refill(&a->node[id - 1][kind], now_ns);
+	*tokens = a->node[id - 1][kind].tokens;
+	*rate = a->node[id - 1][kind].rate;
+	pthread_mutex_unlock(&a->mu);
+	return 0;
 }
 
 int qfs_admit_new(struct qfs_admit_gac *gac, const struct qfs_admit_cfg *cfg, qfs_admit_clock_fn clock,
@@ -540,30 +596,46 @@ static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double
 	return d->local > 0;
 }
 
-/* Take units of kind k from the node, partition and local buckets and count
- * them; force (a wait ran out, or a settle) caps the debt left.  a->mu held. */
-static void charge(struct qfs_admit *a, struct admit_table *t, int k, double units, int force)
+/* Take units of kind k from the buckets of the nodes in mask, the
+ * partition and local buckets and count them; force (a wait ran out, or a
+ * settle) caps the debt left.  a->mu held. */
+static void charge(struct qfs_admit *a, struct admit_table *t, int k, double units, int force, uint32_t mask)
 {
 	struct admit_dim *d = &t->d[k];
 
-	qfs_admit_bucket_take(&a->node[k], units, 0);
+	for (uint32_t i = 0; i < nnodes(a); i++)
+		if (mask & 1u << i) {
+			qfs_admit_bucket_take(&a->node[i][k], units, 0);
+			if (force)
+				clamp_debt(&a->node[i][k], wait_s(a));
+		}
 	qfs_admit_bucket_take(&d->part, units, 0);
 	if (d->limit > 0)
 		d->local -= units;
 	if (force) {
-		clamp_debt(&a->node[k], wait_s(a));
 		clamp_debt(&d->part, wait_s(a));
 		if (d->local < -d->limit * wait_s(a))
 			d->local = -d->limit * wait_s(a);
 	}
 	d->win_units += units;
-	d->consumed += (uint64_t)units;
+	d->consumed += units;
+}
+
+/* What units of kind cost: an eventually consistent read half a strong
+ * one (DynamoDB).  Caller holds a->mu. */
+static double cost(const struct qfs_admit *a, enum qfs_admit_kind kind, double units)
+{
+	return kind == QFS_ADMIT_READ && a->cfg.eventual_reads ? units / 2 : units;
 }
 
 int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
 		  uint64_t now_ns, uint64_t *wait_ns)
 {
+	uint32_t mask = place(a, group, kind);
+
 	pthread_mutex_lock(&a->mu);
+	mask = node_mask(a, mask);
+	units = cost(a, kind, units);
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (!t) {
 		pthread_mutex_unlock(&a->mu);
@@ -571,16 +643,29 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 	}
 	roll(a, t, now_ns);
 	struct admit_dim *d = &t->d[kind];
-	struct qfs_admit_bucket *node = &a->node[kind];
-	qfs_admit_bucket_refill(node, now_ns);
+	/* every node the request uses: ready, and with unused throughput
+	 * (more than QFS_ADMIT_HEADROOM of a second's worth left after this
+	 * request) for the burst */
+	int headroom = 1, nodes_ready = 1;
+	uint64_t w = 0;
+	for (uint32_t i = 0; i < nnodes(a); i++) {
+		struct qfs_admit_bucket *node = &a->node[i][kind];
+		uint64_t wn;
+
+		if (!(mask & 1u << i))
+			continue;
+		qfs_admit_bucket_refill(node, now_ns);
+		if (node->rate > 0 && node->tokens - units <= node->rate * QFS_ADMIT_HEADROOM)
+			headroom = 0;
+		if (!qfs_admit_bucket_ready(node, 0))
+			nodes_ready = 0;
+		if ((wn = qfs_admit_bucket_wait(node)) > w)
+			w = wn;
+	}
 	qfs_admit_bucket_refill(&d->part, now_ns);
-	/* unused node throughput: more than QFS_ADMIT_HEADROOM of a second's
-	 * worth left after this request */
-	int headroom = node->rate <= 0 || node->tokens - units > node->rate * QFS_ADMIT_HEADROOM;
-	int ok = force || (qfs_admit_bucket_ready(node, 0) && qfs_admit_bucket_ready(&d->part, 0) &&
+	int ok = force || (nodes_ready && qfs_admit_bucket_ready(&d->part, 0) &&
 			   local_ready(a, t, kind, units, headroom, now_ns));
 	if (!ok) {
-		uint64_t w = qfs_admit_bucket_wait(node);
 		uint64_t wp = qfs_admit_bucket_wait(&d->part);
 		if (wp > w)
 			w = wp;
@@ -593,7 +678,7 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 		*wait_ns = w ? w : POLL_MIN_NS;
 		return -EAGAIN;
 	}
-	charge(a, t, kind, units, force);
+	charge(a, t, kind, units, force, mask);
 	pthread_mutex_unlock(&a->mu);
 	return 0;
 }
@@ -603,10 +688,12 @@ void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kin
 {
 	if (units <= 0)
 		return;
+	uint32_t mask = place(a, group, kind);
+
 	pthread_mutex_lock(&a->mu);
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (t)
-		charge(a, t, kind, units, 1);
+		charge(a, t, kind, cost(a, kind, units), 1, node_mask(a, mask));
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -668,7 +755,7 @@ int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, stru
 		i.throttled[k] = d->throttled;
 		i.wait_us[k] = d->wait_ns / 1000u;
 		i.expired[k] = d->expired;
-		i.consumed[k] = d->consumed;
+		i.consumed[k] = (uint64_t)d->consumed;
 		i.burst[k] = qfs_admit_gac_burst(a->gac, group, k, now_ns);
 	}
 	pthread_mutex_unlock(&a->mu);

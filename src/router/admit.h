@@ -6,14 +6,17 @@
  * that adapt to their observed peak.
  *
  * Units are DynamoDB's: a read unit is up to 4 KiB read (strongly
- * consistent), a write unit up to 1 KiB written.  A table's capacity is
+ * consistent; an eventually consistent read, cfg.eventual_reads, is
+ * charged half of it), a write unit up to 1 KiB written.  A table's capacity is
  * set by xattrs on its directory (user.quorumfs.capacity, .rcu, .wcu,
  * parsed here, stored by fs/ in the directory's inode, loaded by the
  * router); the state below is in memory only.
  *
  * Buckets per (table, kind), checked in this order for every request:
- *   node       the node's throughput (one per kind: in the embedded cell
- *              every node hosts a replica of every group); no burst.
+ *   node       one per storage node and kind, at the node's throughput,
+ *              shared by every partition whose replica on that node the
+ *              request uses (the placement callback says which: a write
+ *              every replica's node, a read the serving node); no burst.
  *   partition  min(table rate / partitions, per-partition ceiling); a
  *              table is one partition until splits exist; no burst.
  *   local      the router's bucket for the table, fed only by GAC grants:
@@ -22,8 +25,9 @@
  *   GAC        the table's global bucket: refills at the table's rate up
  *              to one second's worth; what overflows accrues as burst up
  *              to QFS_ADMIT_BURST_S seconds' worth, and burst is granted
- *              only while the node has headroom (more than
- *              QFS_ADMIT_HEADROOM of a second of its throughput unused).
+ *              only while the nodes the request uses have headroom (more
+ *              than QFS_ADMIT_HEADROOM of a second of their throughput
+ *              unused).
  * A request is admitted when every bucket is positive; it then takes its
  * full cost from each (a bucket may go negative: the next request waits
  * for the debt to be refilled), so any request size passes eventually.
@@ -52,6 +56,7 @@
 #define QFS_ADMIT_GAC_MS 100           /* default GAC refill interval */
 #define QFS_ADMIT_HEADROOM 0.2         /* node headroom: this share of a second's worth unused */
 #define QFS_ADMIT_WINDOW_NS 1000000000ull /* consumed-rate and peak window: 1 s */
+#define QFS_ADMIT_NODES_MAX 16         /* node buckets (node ids 1..16) */
 
 enum qfs_admit_kind { QFS_ADMIT_READ = 0, QFS_ADMIT_WRITE, QFS_ADMIT_NKINDS };
 enum qfs_admit_mode { QFS_ADMIT_ON_DEMAND = 0, QFS_ADMIT_PROVISIONED };
@@ -70,6 +75,10 @@ struct qfs_admit_cfg {
 	uint32_t gac_ms;                           /* GAC grant interval; 0: QFS_ADMIT_GAC_MS */
 	uint32_t wait_ms;                          /* bound of one wait; 0: QFS_ADMIT_WAIT_MS */
 	int fail;                                  /* throttle=fail: -EAGAIN instead of waiting */
+	int eventual_reads;                        /* reads are eventually consistent (-o
+						      reads=eventual): read units cost half */
+	uint32_t nodes;                            /* storage nodes, one bucket each
+						      (1..QFS_ADMIT_NODES_MAX); 0: 1 */
 };
 
 /* One token bucket.  rate 0 is an unlimited bucket (always ready). */
@@ -142,6 +151,17 @@ void qfs_admit_free(struct qfs_admit *a); /* NULL: nothing */
 void qfs_admit_configure(struct qfs_admit *a, const struct qfs_admit_cfg *cfg);
 const struct qfs_admit_cfg *qfs_admit_config(const struct qfs_admit *a);
 
+/* Which nodes' buckets a request of kind on group draws from: a mask with
+ * bit i - 1 for node i (0: every node).  Called with no admission lock
+ * held, before each try and settle. */
+typedef uint32_t (*qfs_admit_place_fn)(void *arg, qfs_group_t group, enum qfs_admit_kind kind);
+/* Set the placement (NULL: every node, the default). */
+void qfs_admit_set_placement(struct qfs_admit *a, qfs_admit_place_fn fn, void *arg);
+/* Node id's bucket of kind at now_ns: balance (units) and rate (units/s, 0
+ * unlimited).  -EINVAL for an id out of range. */
+int qfs_admit_node_info(struct qfs_admit *a, uint32_t id, enum qfs_admit_kind kind, uint64_t now_ns,
+			double *tokens, double *rate);
+
 /* Nonzero if group's settings are known (set since start). */
 int qfs_admit_known(struct qfs_admit *a, qfs_group_t group);
 /* Set table group's capacity.  reset != 0 (created, or capacity just set):
@@ -152,7 +172,8 @@ int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit
 /* Forget a dropped table. */
 void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group);
 
-/* Try to admit a request of units of kind on group at now_ns.  force: admit
+/* Try to admit a request of units of kind on group at now_ns (read units
+ * count half with cfg.eventual_reads, here and in settle).  force: admit
  * even if over capacity (a wait ran out).  0: admitted and charged;
  * -EAGAIN: over capacity, nothing charged, *wait_ns = a hint of when to
  * try again.  -ENOMEM. */
@@ -178,7 +199,7 @@ struct qfs_admit_info {
 	uint64_t throttled[QFS_ADMIT_NKINDS]; /* requests that waited or got EAGAIN */
 	uint64_t wait_us[QFS_ADMIT_NKINDS];   /* total time waited, microseconds */
 	uint64_t expired[QFS_ADMIT_NKINDS];   /* waits that ran out (request proceeded) */
-	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start */
+	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start (rounded down) */
 };
 /* Figures of group at now_ns; -ENOENT if unknown. */
 int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, struct qfs_admit_info *out);

@@ -781,7 +781,16 @@ static int create_root(struct qfs_router *r, uint32_t uid, uint32_t gid)
 	struct qfs_txn t;
 	struct qfs_op *op;
 	int rc, res = 0;
+	void *cur;
+	size_t clen;
 
+	/* An existing root needs no proposal (one that stores an item is
+	 * refused below the disk reserve, which must not stop a remount of a
+	 * full disk: issue 10). */
+	if (qfs_cell_get(r->cell, QFS_META_GROUP, key, klen, &cur, &clen) == 0) {
+		free(cur);
+		return 0;
+	}
 	qfs_inode_init(&in);
 	in.a.ino = QFS_ROOT_INO;
 	in.a.mode = S_IFDIR | 0755;
@@ -862,6 +871,21 @@ static int collect_garbage(struct qfs_router *r)
 	return rc;
 }
 
+/* Admission's placement (admit.h): a change draws on every node (each
+ * hosts a replica of every group and writes it), a read on the leader's
+ * node, which serves it (an eventual read too while a leader runs); with
+ * no leader known, every node (0). */
+static uint32_t admit_place(void *arg, qfs_group_t group, enum qfs_admit_kind kind)
+{
+	struct qfs_router *r = arg;
+	uint32_t id;
+
+	if (kind != QFS_ADMIT_READ)
+		return 0;
+	id = qfs_cell_leader_node(r->cell, group);
+	return id && id <= 32 ? 1u << (id - 1) : 0;
+}
+
 int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs_router **out)
 {
 	struct qfs_router *r = calloc(1, sizeof(*r));
@@ -879,6 +903,7 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 		rc = qfs_admit_new(r->gac, NULL, NULL, NULL, NULL, &r->admit);
 	if (rc)
 		goto err_free;
+	qfs_admit_set_placement(r->admit, admit_place, r);
 	if (!qfs_cell_group_exists(cell, QFS_META_GROUP)) {
 		rc = qfs_cell_group_create(cell, QFS_META_GROUP);
 		if (rc)

@@ -21,7 +21,7 @@
 #    nodes start again both alarms clear.  Bounds are generous: only hangs fail.
 # 5. /metrics over HTTP (curl, loopback) and .quorumfs/metrics pass
 #    tests/lib/promcheck.py (a strict exposition-format checker; promtool
-#    is not installed: see doc/availability.md), carry table/op labels with
+#    and a real Prometheus scrape: tests/integration/prometheus.sh), carry table/op labels with
 #    the table name unescaped, and another path answers 404.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"

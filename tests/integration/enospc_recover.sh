@@ -3,6 +3,11 @@
 # everything on it (issue 10 item 2): the embedded default, three replicas
 # and the local archive on one small tmpfs.
 #
+#  0. An idle log is given back: 3 MB written in one go and then nothing
+#     (all in one segment whose last record is the last applied, which the
+#     nodes keep): within 30 s the three WALs hold less than 1 MiB in all
+#     (the archiver's no-op record lets them release it; without it a full
+#     disk whose last records were deletes never got its WAL back).
 #  1. df of the mount, before anything is written, must be within 1.5x of
 #     what can really be written (statfs divides the free space, less the
 #     reserve, by the copies each byte gets on that disk: doc/fs.md).
@@ -32,6 +37,13 @@ mount -t tmpfs -o size=320m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
 QFS_EXTRA_UMOUNTS=$SMALL
 DATA=$SMALL/data
 mount_again -o seal_age=2s
+mkdir "$MNT/idle" || fail "mkdir table"
+head -c 3000000 /dev/urandom >"$T/idle" || fail "random data"
+cp "$T/idle" "$MNT/idle/f" || fail "write 3 MB"
+walsize() { du -scb "$DATA"/nodes/n*/wal/*/ | tail -n 1 | cut -f1; }
+for _ in $(seq 60); do [ "$(walsize)" -lt 1048576 ] && break; sleep 0.5; done
+[ "$(walsize)" -lt 1048576 ] || fail "an idle log is not released: the WALs hold $(walsize) bytes 30 s after a 3 MB write"
+rm "$MNT/idle/f" && rmdir "$MNT/idle" || fail "drop the idle table"
 mkdir "$MNT/full" || fail "mkdir table"
 avail=$(df -B1 --output=avail "$MNT" | tail -n 1 | tr -d ' ')
 note "tmpfs: $(df -h "$SMALL" | awk 'NR == 2 { print $4 " free" }'); df of the mount says $avail bytes available"

@@ -113,6 +113,133 @@ START_TEST(bucket_refill_and_burst_cap)
 }
 END_TEST
 
+/* Eventually consistent reads (-o reads=eventual) cost half a read unit:
+ * a table of 10 RCU serves 20 of them per second (10 strong ones), settles
+ * count half too, and consumed_rcu shows the halves; writes are unchanged. */
+START_TEST(eventual_reads_cost_half)
+{
+	struct qfs_admit_cfg cfg = { .eventual_reads = 1 };
+	struct qfs_admit_info i;
+	uint64_t w, end;
+	int n = 0, strong = 0;
+
+	provision(9, 10, 10);
+	end = now + 10 * S;
+	while (now < end) { /* strong first: ~10 per second */
+		now += MS;
+		if (qfs_admit_try(adm, 9, QFS_ADMIT_READ, 1, 0, now, &w) == 0)
+			strong++;
+	}
+	ck_assert_int_ge(strong, 99);
+	ck_assert_int_le(strong, 111);
+	qfs_admit_configure(adm, &cfg);
+	provision(10, 10, 10);
+	ck_assert_int_eq(qfs_admit_info(adm, 10, now, &i), 0);
+	ck_assert_uint_eq(i.consumed[QFS_ADMIT_READ], 0);
+	end = now + 10 * S;
+	while (now < end) {
+		now += MS;
+		if (qfs_admit_try(adm, 10, QFS_ADMIT_READ, 1, 0, now, &w) == 0)
+			n++;
+	}
+	ck_assert_int_ge(n, 2 * 99);  /* twice the strong rate */
+	ck_assert_int_le(n, 2 * 111);
+	ck_assert_int_eq(qfs_admit_info(adm, 10, now, &i), 0);
+	ck_assert_uint_eq(i.consumed[QFS_ADMIT_READ], (uint64_t)n / 2);
+	/* a settle (a read's size known after it ran) counts half as well */
+	qfs_admit_settle(adm, 10, QFS_ADMIT_READ, 8, now);
+	ck_assert_int_eq(qfs_admit_info(adm, 10, now, &i), 0);
+	ck_assert_uint_eq(i.consumed[QFS_ADMIT_READ], (uint64_t)n / 2 + 4);
+	/* writes still cost whole units: 10 per second (once the burst
+	 * accrued while only reads ran is spent) */
+	admit_now(adm, 10, 100000);
+	now += S;
+	ck_assert_int_eq(admit_now(adm, 10, 1000), 10);
+}
+END_TEST
+
+/* Reads placed per group by the test (bit i - 1: node i); writes: every node. */
+static uint32_t place_of[16];
+
+static uint32_t test_place(void *arg, qfs_group_t g, enum qfs_admit_kind k)
+{
+	(void)arg;
+	return k == QFS_ADMIT_READ && g < 16 ? place_of[g] : 0;
+}
+
+/* Per-node buckets (issue 13 item 2): each node's throughput is shared by
+ * every partition whose replica on it a request uses, and no more: two
+ * tables read from two nodes get twice a node's rate, two on one node
+ * share it; a node no request used stays full; a write draws on every
+ * node; burst is spent while the request's own node has unused
+ * throughput even when another node is saturated. */
+START_TEST(node_buckets_per_node)
+{
+	struct qfs_admit_cfg cfg = { .nodes = 3, .node_units = { 10, 30 } };
+	double tok, rate;
+	uint64_t w, end;
+	int n1 = 0, n2 = 0, n3 = 0;
+	uint32_t lcg = 1;
+
+	qfs_admit_configure(adm, &cfg);
+	qfs_admit_set_placement(adm, test_place, NULL);
+	place_of[1] = 1u << 0;
+	place_of[2] = 1u << 1;
+	place_of[3] = 1u << 0;
+	/* on-demand tables, unlimited: only the node buckets limit them */
+	end = now + 10 * S;
+	while (now < end) {
+		now += MS;
+		n1 += qfs_admit_try(adm, 1, QFS_ADMIT_READ, 1, 0, now, &w) == 0;
+		n2 += qfs_admit_try(adm, 2, QFS_ADMIT_READ, 1, 0, now, &w) == 0;
+	}
+	ck_assert_int_ge(n1, 99);
+	ck_assert_int_le(n1, 111);
+	ck_assert_int_ge(n2, 99);
+	ck_assert_int_le(n2, 111);
+	n1 = 0;
+	end = now + 10 * S;
+	while (now < end) {
+		now += MS;
+		lcg = lcg * 1103515245u + 12345u;
+		if (lcg >> 16 & 1) { /* who asks first: a fixed pseudo-random sequence */
+			n1 += qfs_admit_try(adm, 1, QFS_ADMIT_READ, 1, 0, now, &w) == 0;
+			n3 += qfs_admit_try(adm, 3, QFS_ADMIT_READ, 1, 0, now, &w) == 0;
+		} else {
+			n3 += qfs_admit_try(adm, 3, QFS_ADMIT_READ, 1, 0, now, &w) == 0;
+			n1 += qfs_admit_try(adm, 1, QFS_ADMIT_READ, 1, 0, now, &w) == 0;
+		}
+	}
+	ck_assert_int_ge(n1 + n3, 99);
+	ck_assert_int_le(n1 + n3, 111);
+	ck_assert_int_ge(n3, 30); /* shared, not starved */
+	ck_assert_int_eq(qfs_admit_node_info(adm, 3, QFS_ADMIT_READ, now, &tok, &rate), 0);
+	ck_assert(tok == 10 && rate == 10);
+	ck_assert_int_eq(qfs_admit_node_info(adm, 4, QFS_ADMIT_READ, now, &tok, &rate), -EINVAL);
+	ck_assert_int_eq(qfs_admit_try(adm, 1, QFS_ADMIT_WRITE, 12, 0, now, &w), 0);
+	for (uint32_t id = 1; id <= 3; id++) {
+		ck_assert_int_eq(qfs_admit_node_info(adm, id, QFS_ADMIT_WRITE, now, &tok, &rate), 0);
+		ck_assert(tok > 17.9 && tok < 18.1 && rate == 30);
+	}
+	/* burst with the request's node idle while another node is saturated */
+	cfg.node_units[QFS_ADMIT_READ] = 100;
+	qfs_admit_configure(adm, &cfg);
+	place_of[5] = 1u << 0;
+	place_of[6] = 1u << 1;
+	provision(5, 5, 0);
+	now += 20 * S; /* ~95 units of burst accrue */
+	n2 = 0;
+	while (n2 < 1000 && qfs_admit_try(adm, 6, QFS_ADMIT_READ, 1, 0, now, &w) == 0)
+		n2++;
+	ck_assert_int_le(n2, 101); /* node 2: one second's worth */
+	n1 = 0;
+	while (n1 < 1000 && qfs_admit_try(adm, 5, QFS_ADMIT_READ, 1, 0, now, &w) == 0)
+		n1++;
+	ck_assert_int_gt(n1, 50); /* 5 tokens + burst while node 1 keeps 20% */
+	ck_assert_int_le(n1, 81);
+}
+END_TEST
+
 START_TEST(provisioned_rate_is_kept)
 {
 	uint64_t w, end;
@@ -332,6 +459,8 @@ static Suite *admit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, bucket_refill_and_burst_cap);
 	tcase_add_test(tc, provisioned_rate_is_kept);
+	tcase_add_test(tc, node_buckets_per_node);
+	tcase_add_test(tc, eventual_reads_cost_half);
 	tcase_add_test(tc, burst_accrues_empty_at_start_and_change);
 	tcase_add_test(tc, burst_only_with_node_headroom);
 	tcase_add_test(tc, on_demand_follows_peak);

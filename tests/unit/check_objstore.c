@@ -320,6 +320,58 @@ START_TEST(test_put_linked)
 }
 END_TEST
 
+/* Linking off, but a copy would leave less than keep_free free on the
+ * store's file system (issue 10: a full data disk): the segment is linked
+ * anyway, reads back whole; with room enough it is copied; a source on
+ * another file system (EXDEV) is copied and does not stop later links. */
+START_TEST(test_put_linked_short)
+{
+	char src[1100], other[64];
+	struct qfs_objstore_cfg cfg = { .url = url, .keep_free = 1ull << 62 };
+	struct qfs_objstore_cfg roomy = { .url = url, .keep_free = 1 };
+	struct stat st;
+	void *d;
+	size_t n;
+	FILE *f;
+
+	qfs_objstore_close(OS);
+	ck_assert_int_eq(qfs_objstore_open(&roomy, &OS), 0);
+	snprintf(src, sizeof(src), "%s/short.wal", base);
+	f = fopen(src, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite("segment bytes", 1, 13, f), 13);
+	fclose(f);
+	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "s/roomy", src), 0);
+	ck_assert_int_eq(stat(src, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 1); /* copied */
+	qfs_objstore_close(OS);
+	ck_assert_int_eq(qfs_objstore_open(&cfg, &OS), 0);
+	/* /dev/shm is another file system than base (a temp dir) here;
+	 * where it is not, the put links and the test still holds */
+	snprintf(other, sizeof(other), "/dev/shm/qfs-short-%ld", (long)getpid());
+	f = fopen(other, "wb");
+	if (f) {
+		ck_assert_uint_eq(fwrite("staged", 1, 6, f), 6);
+		fclose(f);
+		ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "s/staged", other), 0);
+		ck_assert_int_eq(qfs_objstore_get(OS, "s/staged", 0, 0, &d, &n), 0);
+		ck_assert_uint_eq(n, 6);
+		free(d);
+		unlink(other);
+	}
+	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "s/short", src), 0);
+	ck_assert_int_eq(stat(src, &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 2); /* linked */
+	ck_assert_int_eq(unlink(src), 0);   /* the segment released */
+	ck_assert_int_eq(qfs_objstore_get(OS, "s/short", 0, 0, &d, &n), 0);
+	ck_assert_uint_eq(n, 13);
+	ck_assert_int_eq(memcmp(d, "segment bytes", 13), 0);
+	free(d);
+	/* a put from memory is never linked (nothing to link) */
+	ck_assert_int_eq(qfs_objstore_put(OS, "s/mem", "abc", 3), 0);
+}
+END_TEST
+
 START_TEST(test_range)
 {
 	void *d;
@@ -713,6 +765,7 @@ static Suite *objstore_suite(void)
 	tcase_add_test(tc, test_roundtrip_file);
 	tcase_add_test(tc, test_range);
 	tcase_add_test(tc, test_put_linked);
+	tcase_add_test(tc, test_put_linked_short);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_delete);
 	tcase_add_test(tc, test_bad_keys);
