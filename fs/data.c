@@ -139,6 +139,8 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 		return NULL;
 	}
 	c->no = no;
+	c->dlo = QFS_CHUNK_SIZE;
+	c->dhi = 0;
 	if (need_old) {
 		*err = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, no, c->data);
 		if (*err) {
@@ -192,6 +194,10 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 		if (!c)
 			return rc;
 		memcpy(c->data + inoff, buf, n);
+		if (inoff < c->dlo)
+			c->dlo = (uint32_t)inoff;
+		if (inoff + n > c->dhi)
+			c->dhi = (uint32_t)(inoff + n);
 		buf += n;
 		pos += n;
 	}
@@ -313,8 +319,10 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 				pp = &c->next;
 			}
 		}
-		if (tc)
+		if (tc) {
 			memset(tc->data + tail, 0, QFS_CHUNK_SIZE - tail);
+			tc->whole = true;
+		}
 		if (size < in->valid_size)
 			in->valid_size = size;
 	}
@@ -342,6 +350,17 @@ static size_t trim_zeros(const uint8_t *p, size_t n)
 		n -= k;
 	}
 	return 0;
+}
+
+/* 1 if chunk c of a chunked file may be written back as a PATCH of its
+ * written bytes: every byte outside [dlo, dhi) equals the stored chunk (or
+ * the chunk is stored nowhere: beyond the valid size, whose stored chunks the
+ * write-back deletes first), and the written bytes are less than half the
+ * chunk (past that, a PUT of the whole chunk costs the applier less). */
+static int patchable(const struct qfs_fs_inode *in, const struct qfs_dchunk *c)
+{
+	return !c->whole && !(in->stored_flags & QFS_ATTR_INLINE) && c->dlo < c->dhi &&
+	       c->dhi - c->dlo < QFS_CHUNK_SIZE / 2;
 }
 
 /* Keys live until the txn is proposed: one arena for all of them. */
@@ -468,6 +487,21 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			size_t len = size - start < QFS_CHUNK_SIZE ? (size_t)(size - start) : QFS_CHUNK_SIZE;
 			uint8_t *k = key_slot(&ks);
 			size_t klen = qfs_key_chunk(k, in->ino, c->no);
+			if (patchable(in, c)) {
+				/* only the bytes written: the applier overlays them on
+				 * the stored chunk (or on nothing after the DEL_RANGE
+				 * above) and trims trailing zeros */
+				size_t hi = c->dhi < len ? c->dhi : len;
+				if (c->dlo >= hi)
+					continue; /* nothing written below the size */
+				op = add_keyed(&t, QFS_OP_PATCH, k, klen);
+				if (!op)
+					goto out;
+				op->offset = c->dlo;
+				op->val = c->data + c->dlo;
+				op->val_len = (uint32_t)(hi - c->dlo);
+				continue;
+			}
 			len = trim_zeros(c->data, len);
 			if (len == 0) {
 				op = add_keyed(&t, QFS_OP_DEL, k, klen);

@@ -31,6 +31,12 @@
  *                                       file still open) and keep the inode;
  *                                       -ENOENT absent, -EISDIR directory,
  *                                       -EINVAL if nlink is already 0
+ *   PATCH      key(chunk), offset, value  overlay value at offset on the
+ *                                       stored chunk (absent: zeros),
+ *                                       extending it; trailing zeros trimmed,
+ *                                       all zeros deletes it; -EINVAL if key
+ *                                       is not a chunk key or offset + length
+ *                                       > QFS_CHUNK_SIZE
  *
  * Ops borrow their key/value pointers from the caller until encoded; a
  * decoded txn points into the encoded buffer.
@@ -44,10 +50,11 @@
 #include "common/buf.h"
 #include "common/item.h"
 
-/* Version 2 added LINK_ADD and LINK_DROP.  The encoder writes version 1 for
- * a txn without them, so that a log without hard links stays readable by a
- * version-1 reader; the decoder reads both. */
-#define QFS_TXN_VERSION 2
+/* Version 2 added LINK_ADD and LINK_DROP, version 3 ops 15-20 (PATCH here).
+ * The encoder writes the lowest version a txn needs (1 for a txn without
+ * them), so that a log stays readable by an older reader as long as it uses
+ * nothing new; the decoder reads all three. */
+#define QFS_TXN_VERSION 3
 #define QFS_TXN_VERSION_MIN 1
 
 enum qfs_op_kind {
@@ -65,6 +72,8 @@ enum qfs_op_kind {
 	QFS_OP_XDEL,
 	QFS_OP_LINK_ADD,  /* txn version 2 */
 	QFS_OP_LINK_DROP, /* txn version 2 */
+	/* 15-18: branch xact; 20: branch parts (numbers assigned centrally) */
+	QFS_OP_PATCH = 19, /* txn version 3 (branch perf) */
 };
 
 /* SETATTR mask bits */
@@ -87,13 +96,14 @@ struct qfs_op {
 				  * LINK_DROP: orphan key (empty: destroy) */
 	uint32_t key2_len;
 	const uint8_t *val;      /* PUT, EXPECT_VALUE, SETDATA, XSET value;
-				  * LINK_DROP: orphan value */
+				  * LINK_DROP: orphan value; PATCH: the bytes */
 	uint32_t val_len;
 	const char *name;        /* XSET, XDEL: NUL-terminated xattr name */
 	uint32_t mask;           /* SETATTR: QFS_SET_* */
 	int32_t delta;           /* NLINK */
 	int32_t flags;           /* XSET: XATTR_CREATE / XATTR_REPLACE */
 	uint32_t limit;          /* LINK_ADD: largest nlink allowed after the add */
+	uint32_t offset;         /* PATCH: byte offset of val in the chunk */
 	struct qfs_attr attr;    /* SETATTR: the new values for masked fields */
 };
 

@@ -18,8 +18,8 @@
  * the txn's result and a committed outcome; -ENOMEM and -EIO are this
  * replica's trouble, abort the apply and leave the applied LSN where it was.
  *
- * Counts (doc/format-items.md "Counts kept at apply time"): every PUT, DEL
- * and DEL_RANGE of a chunk item adds the change of its value length to a
+ * Counts (doc/format-items.md "Counts kept at apply time"): every PUT, DEL,
+ * DEL_RANGE and PATCH of a chunk item adds the change of its value length to a
  * per-ino delta, and every inode item that appears or disappears adds +1/-1
  * to the group's inode delta; after the last op the deltas are added to the
  * inode items (chunk_bytes of inode(ino), ninodes of inode(group)) if they
@@ -650,6 +650,62 @@ static int op_put(struct applier *a, const struct qfs_op *op)
 	return ov_set(a, op->key, op->key_len, v, vl, 0);
 }
 
+/* Length of p[0..n) without its trailing zero bytes. */
+static size_t trimmed_len(const uint8_t *p, size_t n)
+{
+	while (n && p[n - 1] == 0)
+		n--;
+	return n;
+}
+
+/* PATCH: the stored chunk (absent: no bytes) with op->val laid over it at
+ * op->offset, extended with zeros up to the offset if shorter, stored
+ * without its trailing zero bytes (deleted if nothing is left: the chunk
+ * invariant of doc/format-items.md).  *fail = -EINVAL if the key is not a
+ * chunk key or the bytes end past QFS_CHUNK_SIZE.  0, -ENOMEM or -EIO. */
+static int op_patch_chunk(struct applier *a, const struct qfs_op *op, int *fail)
+{
+	struct qfs_key key;
+	uint8_t *old = NULL, *v;
+	size_t old_len = 0, end = (size_t)op->offset + op->val_len, len;
+	int found = 0, rc;
+
+	if (qfs_key_parse(op->key, op->key_len, &key) != 0 || key.kind != QFS_KEY_CHUNK ||
+	    end > QFS_CHUNK_SIZE) {
+		*fail = -EINVAL;
+		return 0;
+	}
+	rc = view_get(a, op->key, op->key_len, &old, &old_len, &found);
+	if (rc)
+		return rc;
+	if (!found)
+		old_len = 0;
+	len = old_len > end ? old_len : end;
+	v = malloc(len ? len : 1);
+	if (!v) {
+		free(old);
+		return -ENOMEM;
+	}
+	if (old_len)
+		memcpy(v, old, old_len);
+	if (op->offset > old_len)
+		memset(v + old_len, 0, op->offset - old_len);
+	if (op->val_len)
+		memcpy(v + op->offset, op->val, op->val_len);
+	free(old);
+	len = trimmed_len(v, len);
+	rc = count_change(a, op->key, op->key_len, found, old_len, len != 0, len);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	if (len == 0) {
+		free(v);
+		return ov_set(a, op->key, op->key_len, NULL, 0, 1);
+	}
+	return ov_set(a, op->key, op->key_len, v, len, 0);
+}
+
 /* Add a to a count; an unknown count stays unknown, one that would go
  * below 0 (a bug or a damaged item) stops at 0 with a log line. */
 static uint64_t count_add(struct applier *a, uint64_t count, int64_t delta, const char *what, qfs_ino_t ino)
@@ -764,6 +820,8 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_LINK_ADD:
 	case QFS_OP_LINK_DROP:
 		return op_patch(a, op, fail);
+	case QFS_OP_PATCH:
+		return op_patch_chunk(a, op, fail);
 	}
 	*fail = -EINVAL; /* unreachable: the decoder refuses unknown kinds */
 	return 0;
