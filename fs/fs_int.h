@@ -54,6 +54,9 @@ struct qfs_dchunk {
 					equals the stored chunk unless whole */
 	bool whole;                  /* changed outside [dlo, dhi) too (a truncate
 					zeroed its tail): write it back whole */
+	bool partial;                /* only [dlo, dhi) of data is meaningful: the
+					stored bytes were never read (data.c
+					chunk_fill reads them when needed) */
 	struct qfs_dchunk *next;     /* list; protected by the inode's mu */
 };
 

@@ -139,6 +139,15 @@ def random_file(d, name, rng, ops):
         else:
             # a write-back in the middle of dirty chunks (one file, two rounds)
             f.pwrite(rng.randrange(0, size + 1), rbytes(rng, 4096))
+        if rng.random() < 0.3 and f.model:
+            # read what is buffered, not stored yet (the kernel's cached
+            # pages dropped so the read reaches the daemon)
+            off = rng.randrange(0, len(f.model))
+            n = rng.choice([1, 4096, CHUNK + 100])
+            os.posix_fadvise(f.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            got = os.pread(f.fd, n, off)
+            if got != bytes(f.model[off:off + n]):
+                fail(f"{name} op {i}: pread({n}, {off}) of buffered data differs from the model")
         if rng.random() < 0.8:
             f.sync(rng)
             if i % 5 == 0:
