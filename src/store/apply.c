@@ -47,9 +47,12 @@
 struct ov_ent {
 	uint8_t *key;     /* heap, owned */
 	size_t key_len;
-	uint8_t *val;     /* heap, owned; NULL for a tombstone or an empty value */
+	uint8_t *val;     /* heap, owned unless borrowed; NULL for a tombstone
+			     or an empty value */
 	size_t val_len;
 	int del;
+	int borrowed;     /* val points into the txn being applied (a PUT's
+			     value, which outlives the applier): not freed */
 };
 
 /* Change of the chunk bytes of one ino during the txn. */
@@ -102,16 +105,20 @@ static struct ov_ent *ov_find(struct applier *a, const uint8_t *k, size_t kl)
 	return NULL;
 }
 
-/* Record key -> val (ownership of val passes to the overlay, also on error)
- * or a tombstone (del).  0 or -ENOMEM. */
-static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del)
+/* Record key -> val (ownership of val passes to the overlay, also on
+ * error, unless borrowed: then val must outlive the applier) or a tombstone
+ * (del).  0 or -ENOMEM. */
+static int ov_set_val(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del,
+		      int borrowed)
 {
 	size_t i = ov_lower(a, k, kl);
 	if (i < a->nov && key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0) {
-		free(a->ov[i].val);
+		if (!a->ov[i].borrowed)
+			free(a->ov[i].val);
 		a->ov[i].val = val;
 		a->ov[i].val_len = vl;
 		a->ov[i].del = del;
+		a->ov[i].borrowed = borrowed;
 		return 0;
 	}
 	uint8_t *kc = malloc(kl ? kl : 1);
@@ -128,22 +135,30 @@ static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, 
 		a->cap = cap;
 	}
 	memmove(&a->ov[i + 1], &a->ov[i], (a->nov - i) * sizeof(*a->ov));
-	a->ov[i] = (struct ov_ent){ .key = kc, .key_len = kl, .val = val, .val_len = vl, .del = del };
+	a->ov[i] = (struct ov_ent){ .key = kc, .key_len = kl, .val = val, .val_len = vl, .del = del,
+				    .borrowed = borrowed };
 	a->nov++;
 	return 0;
 
 err_free_key:
 	free(kc);
 err_free_val:
-	free(val);
+	if (!borrowed)
+		free(val);
 	return -ENOMEM;
+}
+
+static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del)
+{
+	return ov_set_val(a, k, kl, val, vl, del, 0);
 }
 
 static void ov_free(struct applier *a)
 {
 	for (size_t i = 0; i < a->nov; i++) {
 		free(a->ov[i].key);
-		free(a->ov[i].val);
+		if (!a->ov[i].borrowed)
+			free(a->ov[i].val);
 	}
 	free(a->ov);
 	a->ov = NULL;
@@ -644,10 +659,10 @@ static int op_put(struct applier *a, const struct qfs_op *op)
 			return rc;
 		}
 	}
-	v = dup_bytes(op->val, vl);
-	if (!v)
-		return -ENOMEM;
-	return ov_set(a, op->key, op->key_len, v, vl, 0);
+	/* the value as it is in the txn, not copied: the txn outlives the
+	 * applier (a chunk's 128 KiB would be copied once more per replica) */
+	v = (uint8_t *)(uintptr_t)op->val;
+	return ov_set_val(a, op->key, op->key_len, vl ? v : NULL, vl, 0, 1);
 }
 
 /* Length of p[0..n) without its trailing zero bytes. */
@@ -678,21 +693,21 @@ static int op_patch_chunk(struct applier *a, const struct qfs_op *op, int *fail)
 	rc = view_get(a, op->key, op->key_len, &old, &old_len, &found);
 	if (rc)
 		return rc;
-	if (!found)
+	if (!found) {
+		old = NULL;
 		old_len = 0;
+	}
 	len = old_len > end ? old_len : end;
-	v = malloc(len ? len : 1);
+	/* the copy view_get made becomes the new value: overlaid in place */
+	v = realloc(old, len ? len : 1);
 	if (!v) {
 		free(old);
 		return -ENOMEM;
 	}
-	if (old_len)
-		memcpy(v, old, old_len);
 	if (op->offset > old_len)
 		memset(v + old_len, 0, op->offset - old_len);
 	if (op->val_len)
 		memcpy(v + op->offset, op->val, op->val_len);
-	free(old);
 	len = trimmed_len(v, len);
 	rc = count_change(a, op->key, op->key_len, found, old_len, len != 0, len);
 	if (rc) {
