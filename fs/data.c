@@ -7,7 +7,10 @@
  * (QFS_ATTR_INLINE); a larger one in chunk items of QFS_CHUNK_SIZE bytes,
  * each stored trimmed to the file size and of its trailing zero bytes; an
  * all-zero chunk is not stored (holes read as zeros).  Writes are buffered
- * per inode as whole chunks and written back on close (FUSE flush), fsync,
+ * per inode as whole chunks (with the span written; a chunked file's stored
+ * bytes are read only when needed, and a chunk written over a small span
+ * goes back as a PATCH of it: doc/fs.md "Write-back of a chunk") and
+ * written back on close (FUSE flush), fsync,
  * a setattr of a file with no pending write-back, or when more than
  * QFS_FS_DIRTY_MAX bytes are buffered for the file (or more than
  * QFS_FS_DIRTY_TOTAL_MAX for all files together); attribute changes made meanwhile
@@ -123,8 +126,35 @@ static int read_stored_chunk(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 	return 0;
 }
 
-/* The buffered chunk no, created (with its stored bytes unless the caller
- * overwrites all of them) if absent.  NULL + *err on failure. */
+/* Make a partial chunk whole: read its stored bytes and lay the bytes
+ * written since over them.  0 or the read's error (c stays partial). */
+static int chunk_fill(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_dchunk *c)
+{
+	uint8_t *d;
+	int rc;
+
+	if (!c->partial)
+		return 0;
+	d = malloc(QFS_CHUNK_SIZE);
+	if (!d)
+		return -ENOMEM;
+	rc = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, c->no, d);
+	if (rc) {
+		free(d);
+		return rc;
+	}
+	if (c->dlo < c->dhi)
+		memcpy(d + c->dlo, c->data + c->dlo, c->dhi - c->dlo);
+	free(c->data);
+	c->data = d;
+	c->partial = false;
+	return 0;
+}
+
+/* The buffered chunk no, created if absent: with its stored bytes when
+ * need_old (the caller does not overwrite all of them), or partial (nothing
+ * read: the caller writes some bytes and the rest is read only if needed)
+ * when need_old == 2.  NULL + *err on failure. */
 static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t no, int need_old,
 				    int *err)
 {
@@ -139,7 +169,11 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 		return NULL;
 	}
 	c->no = no;
-	if (need_old) {
+	c->dlo = QFS_CHUNK_SIZE;
+	c->dhi = 0;
+	if (need_old == 2) {
+		c->partial = true;
+	} else if (need_old) {
 		*err = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, no, c->data);
 		if (*err) {
 			free(c->data);
@@ -188,10 +222,24 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 		/* old bytes are needed unless this write covers every stored byte of the chunk */
 		uint64_t old_end = in->valid_size < cstart + QFS_CHUNK_SIZE ? in->valid_size : cstart + QFS_CHUNK_SIZE;
 		int need_old = old_end > cstart && !(inoff == 0 && cstart + n >= old_end);
+		/* a chunked file's stored bytes are read only when something
+		 * needs them (a read, a truncate, a write not touching the bytes
+		 * written so far): a small write is written back as a PATCH */
+		if (need_old && !(in->stored_flags & QFS_ATTR_INLINE))
+			need_old = 2;
 		struct qfs_dchunk *c = chunk_get(fs, in, no, need_old, &rc);
 		if (!c)
 			return rc;
+		if (c->partial && (inoff > c->dhi || inoff + n < c->dlo) && c->dlo < c->dhi) {
+			rc = chunk_fill(fs, in, c); /* the written span must stay contiguous */
+			if (rc)
+				return rc;
+		}
 		memcpy(c->data + inoff, buf, n);
+		if (inoff < c->dlo)
+			c->dlo = (uint32_t)inoff;
+		if (inoff + n > c->dhi)
+			c->dhi = (uint32_t)(inoff + n);
 		buf += n;
 		pos += n;
 	}
@@ -256,6 +304,8 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 			n = (size_t)(end - pos);
 		struct qfs_dchunk *c = in->loaded ? chunk_find(in, no) : NULL;
 		const uint8_t *src;
+		if (c && (rc = chunk_fill(fs, in, c)))
+			goto out;
 		if (c) {
 			src = c->data;
 		} else {
@@ -294,6 +344,8 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 		if (tail) {
 			uint64_t no = size / QFS_CHUNK_SIZE;
 			tc = chunk_find(in, no);
+			if (tc && (rc = chunk_fill(fs, in, tc)))
+				return rc;
 			if (!tc && no * QFS_CHUNK_SIZE < in->valid_size) {
 				tc = chunk_get(fs, in, no, 1, &rc);
 				if (!tc)
@@ -313,8 +365,10 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 				pp = &c->next;
 			}
 		}
-		if (tc)
+		if (tc) {
 			memset(tc->data + tail, 0, QFS_CHUNK_SIZE - tail);
+			tc->whole = true;
+		}
 		if (size < in->valid_size)
 			in->valid_size = size;
 	}
@@ -342,6 +396,20 @@ static size_t trim_zeros(const uint8_t *p, size_t n)
 		n -= k;
 	}
 	return 0;
+}
+
+/* 1 if chunk c of a chunked file may be written back as a PATCH of its
+ * written bytes: every byte outside [dlo, dhi) equals the stored chunk (or
+ * the chunk is stored nowhere: beyond the valid size, whose stored chunks the
+ * write-back deletes first), and the written bytes are less than half the
+ * chunk (past that, a PUT of the whole chunk costs the applier less), or
+ * the chunk is partial. */
+static int patchable(const struct qfs_fs_inode *in, const struct qfs_dchunk *c)
+{
+	if (c->partial)
+		return 1; /* the only way: the rest was never read */
+	return !c->whole && !(in->stored_flags & QFS_ATTR_INLINE) && c->dlo < c->dhi &&
+	       c->dhi - c->dlo < QFS_CHUNK_SIZE / 2;
 }
 
 /* Keys live until the txn is proposed: one arena for all of them. */
@@ -408,6 +476,9 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			goto out;
 		if (size) {
 			struct qfs_dchunk *c = chunk_find(in, 0);
+			if (c && (rc = chunk_fill(fs, in, c)))
+				goto out;
+			rc = -ENOMEM;
 			if (c) {
 				memcpy(inl, c->data, size);
 			} else {
@@ -468,6 +539,21 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			size_t len = size - start < QFS_CHUNK_SIZE ? (size_t)(size - start) : QFS_CHUNK_SIZE;
 			uint8_t *k = key_slot(&ks);
 			size_t klen = qfs_key_chunk(k, in->ino, c->no);
+			if (patchable(in, c)) {
+				/* only the bytes written: the applier overlays them on
+				 * the stored chunk (or on nothing after the DEL_RANGE
+				 * above) and trims trailing zeros */
+				size_t hi = c->dhi < len ? c->dhi : len;
+				if (c->dlo >= hi)
+					continue; /* nothing written below the size */
+				op = add_keyed(&t, QFS_OP_PATCH, k, klen);
+				if (!op)
+					goto out;
+				op->offset = c->dlo;
+				op->val = c->data + c->dlo;
+				op->val_len = (uint32_t)(hi - c->dlo);
+				continue;
+			}
 			len = trim_zeros(c->data, len);
 			if (len == 0) {
 				op = add_keyed(&t, QFS_OP_DEL, k, klen);

@@ -43,10 +43,20 @@
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
 #define QFS_FS_LINK_MAX 65000u         /* most hard links of one inode (EMLINK beyond), as ext4 */
 
-/* One buffered chunk of a regular file: the whole chunk's bytes. */
+/* One buffered chunk of a regular file: the whole chunk's bytes, and which
+ * of them differ from the stored chunk (data.c: the write-back sends only
+ * those, as a PATCH op, when they are few). */
 struct qfs_dchunk {
 	uint64_t no;                 /* chunk number */
 	uint8_t *data;               /* QFS_CHUNK_SIZE bytes */
+	uint32_t dlo, dhi;           /* bytes [dlo, dhi) of data written since it was
+					loaded (dlo >= dhi: none); outside them data
+					equals the stored chunk unless whole */
+	bool whole;                  /* changed outside [dlo, dhi) too (a truncate
+					zeroed its tail): write it back whole */
+	bool partial;                /* only [dlo, dhi) of data is meaningful: the
+					stored bytes were never read (data.c
+					chunk_fill reads them when needed) */
 	struct qfs_dchunk *next;     /* list; protected by the inode's mu */
 };
 

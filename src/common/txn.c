@@ -89,6 +89,19 @@ static void get_err(struct qfs_rd *r, int32_t *err)
 		r->err = QFS_ECORRUPT;
 }
 
+/* 1 if a txn of version may hold kind: 1..12 in version 1, up to 14 in
+ * version 2, and in version 3 the kinds of ops 15-20 this build knows. */
+static int kind_known(uint8_t kind, uint8_t version)
+{
+	if (kind >= QFS_OP_PUT && kind <= QFS_OP_XDEL)
+		return 1;
+	if (kind == QFS_OP_LINK_ADD || kind == QFS_OP_LINK_DROP)
+		return version >= 2;
+	if (kind >= QFS_OP_PREPARE && kind <= QFS_OP_PATCH)
+		return version >= 3;
+	return 0;
+}
+
 /* Append the encoding of t to out (errors latch in out->err).  Condition ops
  * must carry a negative err and XSET/XDEL a name (asserted). */
 void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
@@ -164,6 +177,10 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 		case QFS_OP_COMMIT:
 		case QFS_OP_ABORT:
 			break;
+		case QFS_OP_PATCH:
+			qfs_buf_put_u32(out, op->offset);
+			qfs_buf_put_bytes(out, op->val, op->val_len);
+			break;
 		default:
 			assert(!"unknown op kind");
 		}
@@ -172,14 +189,14 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 
 /* Decode p[0..len) into t (initialised, empty); ops point into p.  0,
  * -ENOMEM, QFS_EFORMAT (unknown version) or QFS_ECORRUPT (short, trailing
- * bytes, unknown kind (LINK_ADD/LINK_DROP in a version-1 txn, 2PC ops below
- * version 3), non-negative condition error, bad name); t is left
- * empty on error. */
+ * bytes, unknown kind (one newer than the txn's version: LINK_ADD/LINK_DROP
+ * in a version-1 txn, ops 15-19 below version 3), non-negative condition
+ * error, bad name); t is left empty on error. */
 int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 {
 	struct qfs_rd r;
 	uint32_t nops;
-	uint8_t version, last_kind;
+	uint8_t version;
 	int rc;
 
 	if (len == 0)
@@ -187,7 +204,6 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 	version = ((const uint8_t *)p)[0];
 	if (version < QFS_TXN_VERSION_MIN || version > QFS_TXN_VERSION)
 		return QFS_EFORMAT;
-	last_kind = version == 1 ? QFS_OP_XDEL : version == 2 ? QFS_OP_LINK_DROP : QFS_OP_DECIDE;
 	qfs_rd_init(&r, p, len);
 	(void)qfs_rd_u8(&r);
 	nops = qfs_rd_u32(&r);
@@ -201,7 +217,7 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			rc = r.err;
 			goto err_close;
 		}
-		if (kind < QFS_OP_PUT || kind > last_kind) {
+		if (!kind_known(kind, version)) {
 			rc = QFS_ECORRUPT;
 			goto err_close;
 		}
@@ -261,6 +277,10 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			break;
 		case QFS_OP_COMMIT:
 		case QFS_OP_ABORT:
+			break;
+		case QFS_OP_PATCH:
+			op->offset = qfs_rd_u32(&r);
+			op->val = get_str(&r, &op->val_len);
 			break;
 		}
 		if (r.err) {

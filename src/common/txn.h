@@ -31,6 +31,12 @@
  *                                       file still open) and keep the inode;
  *                                       -ENOENT absent, -EISDIR directory,
  *                                       -EINVAL if nlink is already 0
+ *   PATCH      key(chunk), offset, value  overlay value at offset on the
+ *                                       stored chunk (absent: zeros),
+ *                                       extending it; trailing zeros trimmed,
+ *                                       all zeros deletes it; -EINVAL if key
+ *                                       is not a chunk key or offset + length
+ *                                       > QFS_CHUNK_SIZE
  *
  * Two-phase commit across groups (version 3; doc/xact.md).  A txn holding
  * one of these holds exactly one op (else its result is -EINVAL); key is a
@@ -60,10 +66,10 @@
 #include "common/buf.h"
 #include "common/item.h"
 
-/* Version 2 added LINK_ADD and LINK_DROP, version 3 the 2PC ops (and the
- * other branches' ops 19, 20).  The encoder writes the lowest version a txn
- * needs (1 without them), so that a log stays readable by an older reader
- * as long as it uses nothing new; the decoder reads all. */
+/* Version 2 added LINK_ADD and LINK_DROP, version 3 ops 15-20 (the 2PC ops,
+ * PATCH and the other branches' op 20).  The encoder writes the lowest
+ * version a txn needs (1 without them), so that a log stays readable by an
+ * older reader as long as it uses nothing new; the decoder reads all. */
 #define QFS_TXN_VERSION 3
 #define QFS_TXN_VERSION_MIN 1
 
@@ -86,6 +92,7 @@ enum qfs_op_kind {
 	QFS_OP_COMMIT = 16,
 	QFS_OP_ABORT = 17,
 	QFS_OP_DECIDE = 18,
+	QFS_OP_PATCH = 19,   /* txn version 3 (branch perf); 20: branch parts */
 };
 
 /* A 2PC transaction id: be64(coordinator group) be64(unique id). */
@@ -122,13 +129,15 @@ struct qfs_op {
 	uint32_t key2_len;
 	const uint8_t *val;      /* PUT, EXPECT_VALUE, SETDATA, XSET value;
 				  * LINK_DROP: orphan value; PREPARE: the
-				  * encoded sub-txn; DECIDE: one byte */
+				  * encoded sub-txn; DECIDE: one byte;
+				  * PATCH: the bytes */
 	uint32_t val_len;
 	const char *name;        /* XSET, XDEL: NUL-terminated xattr name */
 	uint32_t mask;           /* SETATTR: QFS_SET_* */
 	int32_t delta;           /* NLINK */
 	int32_t flags;           /* XSET: XATTR_CREATE / XATTR_REPLACE */
 	uint32_t limit;          /* LINK_ADD: largest nlink allowed after the add */
+	uint32_t offset;         /* PATCH: byte offset of val in the chunk */
 	struct qfs_attr attr;    /* SETATTR: the new values for masked fields */
 };
 

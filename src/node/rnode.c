@@ -1738,7 +1738,7 @@ static int txn_frees(const void *txn, size_t len)
 		frees = 1;
 		for (size_t i = 0; i < t.nops && frees; i++)
 			if (t.ops[i].kind == QFS_OP_PUT || t.ops[i].kind == QFS_OP_SETDATA ||
-			    t.ops[i].kind == QFS_OP_XSET)
+			    t.ops[i].kind == QFS_OP_XSET || t.ops[i].kind == QFS_OP_PATCH)
 				frees = 0;
 	}
 	qfs_txn_close(&t);

@@ -18,8 +18,8 @@
  * the txn's result and a committed outcome; -ENOMEM and -EIO are this
  * replica's trouble, abort the apply and leave the applied LSN where it was.
  *
- * Counts (doc/format-items.md "Counts kept at apply time"): every PUT, DEL
- * and DEL_RANGE of a chunk item adds the change of its value length to a
+ * Counts (doc/format-items.md "Counts kept at apply time"): every PUT, DEL,
+ * DEL_RANGE and PATCH of a chunk item adds the change of its value length to a
  * per-ino delta, and every inode item that appears or disappears adds +1/-1
  * to the group's inode delta; after the last op the deltas are added to the
  * inode items (chunk_bytes of inode(ino), ninodes of inode(group)) if they
@@ -47,9 +47,12 @@
 struct ov_ent {
 	uint8_t *key;     /* heap, owned */
 	size_t key_len;
-	uint8_t *val;     /* heap, owned; NULL for a tombstone or an empty value */
+	uint8_t *val;     /* heap, owned unless borrowed; NULL for a tombstone
+			     or an empty value */
 	size_t val_len;
 	int del;
+	int borrowed;     /* val points into the txn being applied (a PUT's
+			     value, which outlives the applier): not freed */
 };
 
 /* Change of the chunk bytes of one ino during the txn. */
@@ -102,16 +105,20 @@ static struct ov_ent *ov_find(struct applier *a, const uint8_t *k, size_t kl)
 	return NULL;
 }
 
-/* Record key -> val (ownership of val passes to the overlay, also on error)
- * or a tombstone (del).  0 or -ENOMEM. */
-static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del)
+/* Record key -> val (ownership of val passes to the overlay, also on
+ * error, unless borrowed: then val must outlive the applier) or a tombstone
+ * (del).  0 or -ENOMEM. */
+static int ov_set_val(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del,
+		      int borrowed)
 {
 	size_t i = ov_lower(a, k, kl);
 	if (i < a->nov && key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0) {
-		free(a->ov[i].val);
+		if (!a->ov[i].borrowed)
+			free(a->ov[i].val);
 		a->ov[i].val = val;
 		a->ov[i].val_len = vl;
 		a->ov[i].del = del;
+		a->ov[i].borrowed = borrowed;
 		return 0;
 	}
 	uint8_t *kc = malloc(kl ? kl : 1);
@@ -128,22 +135,30 @@ static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, 
 		a->cap = cap;
 	}
 	memmove(&a->ov[i + 1], &a->ov[i], (a->nov - i) * sizeof(*a->ov));
-	a->ov[i] = (struct ov_ent){ .key = kc, .key_len = kl, .val = val, .val_len = vl, .del = del };
+	a->ov[i] = (struct ov_ent){ .key = kc, .key_len = kl, .val = val, .val_len = vl, .del = del,
+				    .borrowed = borrowed };
 	a->nov++;
 	return 0;
 
 err_free_key:
 	free(kc);
 err_free_val:
-	free(val);
+	if (!borrowed)
+		free(val);
 	return -ENOMEM;
+}
+
+static int ov_set(struct applier *a, const uint8_t *k, size_t kl, uint8_t *val, size_t vl, int del)
+{
+	return ov_set_val(a, k, kl, val, vl, del, 0);
 }
 
 static void ov_free(struct applier *a)
 {
 	for (size_t i = 0; i < a->nov; i++) {
 		free(a->ov[i].key);
-		free(a->ov[i].val);
+		if (!a->ov[i].borrowed)
+			free(a->ov[i].val);
 	}
 	free(a->ov);
 	a->ov = NULL;
@@ -644,10 +659,66 @@ static int op_put(struct applier *a, const struct qfs_op *op)
 			return rc;
 		}
 	}
-	v = dup_bytes(op->val, vl);
-	if (!v)
+	/* the value as it is in the txn, not copied: the txn outlives the
+	 * applier (a chunk's 128 KiB would be copied once more per replica) */
+	v = (uint8_t *)(uintptr_t)op->val;
+	return ov_set_val(a, op->key, op->key_len, vl ? v : NULL, vl, 0, 1);
+}
+
+/* Length of p[0..n) without its trailing zero bytes. */
+static size_t trimmed_len(const uint8_t *p, size_t n)
+{
+	while (n && p[n - 1] == 0)
+		n--;
+	return n;
+}
+
+/* PATCH: the stored chunk (absent: no bytes) with op->val laid over it at
+ * op->offset, extended with zeros up to the offset if shorter, stored
+ * without its trailing zero bytes (deleted if nothing is left: the chunk
+ * invariant of doc/format-items.md).  *fail = -EINVAL if the key is not a
+ * chunk key or the bytes end past QFS_CHUNK_SIZE.  0, -ENOMEM or -EIO. */
+static int op_patch_chunk(struct applier *a, const struct qfs_op *op, int *fail)
+{
+	struct qfs_key key;
+	uint8_t *old = NULL, *v;
+	size_t old_len = 0, end = (size_t)op->offset + op->val_len, len;
+	int found = 0, rc;
+
+	if (qfs_key_parse(op->key, op->key_len, &key) != 0 || key.kind != QFS_KEY_CHUNK ||
+	    end > QFS_CHUNK_SIZE) {
+		*fail = -EINVAL;
+		return 0;
+	}
+	rc = view_get(a, op->key, op->key_len, &old, &old_len, &found);
+	if (rc)
+		return rc;
+	if (!found) {
+		old = NULL;
+		old_len = 0;
+	}
+	len = old_len > end ? old_len : end;
+	/* the copy view_get made becomes the new value: overlaid in place */
+	v = realloc(old, len ? len : 1);
+	if (!v) {
+		free(old);
 		return -ENOMEM;
-	return ov_set(a, op->key, op->key_len, v, vl, 0);
+	}
+	if (op->offset > old_len)
+		memset(v + old_len, 0, op->offset - old_len);
+	if (op->val_len)
+		memcpy(v + op->offset, op->val, op->val_len);
+	len = trimmed_len(v, len);
+	rc = count_change(a, op->key, op->key_len, found, old_len, len != 0, len);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	if (len == 0) {
+		free(v);
+		return ov_set(a, op->key, op->key_len, NULL, 0, 1);
+	}
+	return ov_set(a, op->key, op->key_len, v, len, 0);
 }
 
 /* Add a to a count; an unknown count stays unknown, one that would go
@@ -769,6 +840,8 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_ABORT:
 	case QFS_OP_DECIDE:
 		break; /* refused before the first op runs (store_eval_ops) */
+	case QFS_OP_PATCH:
+		return op_patch_chunk(a, op, fail);
 	}
 	*fail = -EINVAL; /* unreachable: the decoder refuses unknown kinds */
 	return 0;

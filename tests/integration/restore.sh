@@ -2,7 +2,8 @@
 # tests/integration/restore.sh - point-in-time restore from the archive.
 #
 # Writes a history in steps (files, overwrite, delete, rename, xattrs,
-# chmod/chown, nanosecond times, symlink, fifo, a 3 MiB file with a hole),
+# chmod/chown, nanosecond times, symlink, fifo, a 3 MiB file with a hole,
+# a 4 KiB write into a chunk written back as a PATCH),
 # recording after each step the wall-clock time and a description of the
 # whole table as the mount shows it (type, mode, owner, size, mtime in ns,
 # SHA-256 of the bytes, link target, user xattrs, and for a file with
@@ -118,6 +119,8 @@ setfattr -x user.size a
 chmod 700 renamed
 for i in $(seq 10); do rm "n$i"; done
 mv hl/big2 big3
+# 4 KiB inside the second chunk of a file in chunks: a PATCH op
+dd if=/dev/urandom of=big3 bs=4096 seek=34 count=1 conv=notrunc status=none
 cd / || fail "cd /"
 describe "$MNT/t" > "$T/exp2"
 T2=$(stamp)

@@ -946,6 +946,9 @@ static void build_sample_txn(struct qfs_txn *t)
 	op->key = K1, op->key_len = 7;
 	op = qfs_txn_add(t, QFS_OP_DECIDE);
 	op->key = K2, op->key_len = 7, op->val = (const uint8_t *)"C", op->val_len = 1;
+	op = qfs_txn_add(t, QFS_OP_PATCH); /* version 3 */
+	op->key = K2, op->key_len = 7, op->offset = 4096, op->val = (const uint8_t *)"patch";
+	op->val_len = 5;
 }
 
 static void sample_txn_encode(struct qfs_buf *b)
@@ -994,6 +997,7 @@ START_TEST(test_txn_roundtrip)
 		ck_assert_int_eq(x->delta, y->delta);
 		ck_assert_int_eq(x->flags, y->flags);
 		ck_assert_uint_eq(x->limit, y->limit);
+		ck_assert_uint_eq(x->offset, y->offset);
 		if (x->kind == QFS_OP_SETATTR)
 			assert_attr_eq(&x->attr, &y->attr);
 	}
@@ -1107,6 +1111,44 @@ START_TEST(test_txn_decode_rejects)
 	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_ECORRUPT);
 	qfs_txn_close(&lt);
 	qfs_buf_close(&lb);
+}
+END_TEST
+
+/* PATCH: version 3, its offset and bytes round-trip; an older version
+ * claiming it is corrupt, as is a short one. */
+START_TEST(test_txn_patch)
+{
+	struct qfs_txn t, d;
+	struct qfs_buf b;
+	struct qfs_op *op;
+
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_NLINK);
+	op->key = K1, op->key_len = 7, op->delta = 1;
+	op = qfs_txn_add(&t, QFS_OP_PATCH);
+	op->key = K2, op->key_len = 7, op->offset = 123456, op->val = (const uint8_t *)"bytes";
+	op->val_len = 5;
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(b.data[0], 3);
+	qfs_txn_init(&d);
+	ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), 0);
+	ck_assert_uint_eq(d.nops, 2);
+	ck_assert_int_eq(d.ops[1].kind, QFS_OP_PATCH);
+	ck_assert_uint_eq(d.ops[1].offset, 123456);
+	assert_bytes(d.ops[1].key, d.ops[1].key_len, K2, 7);
+	assert_bytes(d.ops[1].val, d.ops[1].val_len, "bytes", 5);
+	qfs_txn_close(&d);
+	for (uint8_t v = 1; v <= 2; v++) {
+		b.data[0] = v; /* a version before PATCH */
+		ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), QFS_ECORRUPT);
+	}
+	b.data[0] = 3;
+	ck_assert_int_eq(qfs_txn_decode(b.data, b.len - 1, &d), QFS_ECORRUPT); /* short */
+	ck_assert_uint_eq(d.nops, 0);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
 }
 END_TEST
 
@@ -1232,6 +1274,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, test_txn_roundtrip);
 	tcase_add_test(tc, test_txn_many_ops);
 	tcase_add_test(tc, test_txn_decode_rejects);
+	tcase_add_test(tc, test_txn_patch);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("clock");

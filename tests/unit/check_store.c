@@ -1573,6 +1573,150 @@ END_TEST
  * one cache; memtables stay within the budget while 8 MiB of 128 KiB values
  * go in; the values land in blob files and read back; after the group is
  * dropped, a compaction deletes the (wholly dead) blob files. */
+/* ---- PATCH: bytes overlaid on a chunk ---- */
+
+static struct qfs_op *add_patch(struct qfs_txn *t, const uint8_t *k, uint32_t kl, uint32_t off, const void *v,
+				size_t vl)
+{
+	struct qfs_op *op = add(t, QFS_OP_PATCH, k, kl);
+	op->offset = off;
+	op->val = v;
+	op->val_len = (uint32_t)vl;
+	return op;
+}
+
+/* Value of key k in g: its length, and its bytes copied into out (cap). */
+static size_t get_bytes(qfs_group_t g, const uint8_t *k, uint32_t kl, uint8_t *out, size_t cap)
+{
+	void *v;
+	size_t vl;
+	int rc = qfs_store_get(st, g, k, kl, &v, &vl);
+	if (rc == -ENOENT)
+		return 0;
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_le(vl, cap);
+	memcpy(out, v, vl);
+	free(v);
+	return vl;
+}
+
+/* Overlay inside, extend past the end, on an absent chunk (zeros before
+ * the offset), trailing zeros trimmed, all zeros deletes; chunk_bytes
+ * follows; later ops of the txn see the result; bounds and a key that is
+ * not a chunk's fail with -EINVAL and change nothing. */
+START_TEST(test_patch)
+{
+	static uint8_t want[QFS_CHUNK_SIZE], got[QFS_CHUNK_SIZE], big[QFS_CHUNK_SIZE + 1];
+	struct qfs_txn t;
+	uint32_t kl, kl1, il;
+	const uint8_t *k0 = kchunk(FILE_INO, 0, &kl);
+	const uint8_t *k1 = kchunk(FILE_INO, 1, &kl1);
+	const uint8_t *ik = kino(FILE_INO, &il);
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	add_put(&t, k0, kl, "hello world");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	/* inside */
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, 6, "WORLD", 5);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, k0, kl, "hello WORLD");
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 11);
+
+	/* straddling the end: extends */
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, 9, "LD and more", 11);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, k0, kl, "hello WORLD and more");
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 20);
+
+	/* past the end: zeros between */
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, 30, "x", 1);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	memset(want, 0, sizeof(want));
+	memcpy(want, "hello WORLD and more", 20);
+	want[30] = 'x';
+	ck_assert_uint_eq(get_bytes(G1, k0, kl, got, sizeof(got)), 31);
+	ck_assert_mem_eq(got, want, 31);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 31);
+
+	/* absent chunk, up to the last byte of the chunk; then a PATCH in the
+	 * same txn sees the first one */
+	qfs_txn_init(&t);
+	add_patch(&t, k1, kl1, QFS_CHUNK_SIZE - 3, "abc", 3);
+	add_patch(&t, k1, kl1, QFS_CHUNK_SIZE - 2, "B", 1);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	memset(want, 0, sizeof(want));
+	memcpy(want + QFS_CHUNK_SIZE - 3, "aBc", 3);
+	ck_assert_uint_eq(get_bytes(G1, k1, kl1, got, sizeof(got)), QFS_CHUNK_SIZE);
+	ck_assert_mem_eq(got, want, QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 31 + QFS_CHUNK_SIZE);
+
+	/* zeros at the end are trimmed; zeros over everything delete */
+	qfs_txn_init(&t);
+	add_patch(&t, k1, kl1, QFS_CHUNK_SIZE - 2, "\0\0", 2);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(get_bytes(G1, k1, kl1, got, sizeof(got)), QFS_CHUNK_SIZE - 2);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 31 + QFS_CHUNK_SIZE - 2);
+	qfs_txn_init(&t);
+	add_patch(&t, k1, kl1, QFS_CHUNK_SIZE - 3, "\0", 1);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, k1, kl1));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 31);
+	/* an empty PATCH of an absent chunk stores nothing */
+	qfs_txn_init(&t);
+	add_patch(&t, k1, kl1, 5, "", 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, k1, kl1));
+
+	/* after a DEL_RANGE in the same txn: overlaid on nothing */
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	qfs_key_chunk_range(lo, &lol, hi, &hil, FILE_INO, 0, UINT64_MAX);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, (uint32_t)lol, hi, (uint32_t)hil, 0);
+	add_patch(&t, k0, kl, 2, "zz", 2);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(get_bytes(G1, k0, kl, got, sizeof(got)), 4);
+	ck_assert_mem_eq(got, "\0\0zz", 4);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 4);
+
+	/* bounds: one byte past the chunk, an offset past it, a huge offset
+	 * (no wrap); the txn changes nothing, also what came before */
+	memset(big, 'b', sizeof(big));
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, 0, big, QFS_CHUNK_SIZE + 1);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, 0, "q", 1);
+	add_patch(&t, k0, kl, QFS_CHUNK_SIZE, "q", 1);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, UINT32_MAX, "q", 1);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+	/* a key that is not a chunk's */
+	qfs_txn_init(&t);
+	add_patch(&t, ik, il, 0, "q", 1);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+	ck_assert_uint_eq(get_bytes(G1, k0, kl, got, sizeof(got)), 4);
+	ck_assert_mem_eq(got, "\0\0zz", 4);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 4);
+	/* the whole chunk is allowed */
+	qfs_txn_init(&t);
+	add_patch(&t, k0, kl, 0, big, QFS_CHUNK_SIZE);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), QFS_CHUNK_SIZE);
+
+	/* the applied state survives a reopen */
+	reopen();
+	ck_assert_uint_eq(get_bytes(G1, k0, kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+	ck_assert_mem_eq(got, big, QFS_CHUNK_SIZE);
+}
+END_TEST
+
 static int count_blobs(const char *d)
 {
 	DIR *dd = opendir(d);
@@ -2110,6 +2254,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_undecodable);
 	tcase_add_test(tc, test_patch_corrupt_inode);
 	tcase_add_test(tc, test_count_chunk_bytes);
+	tcase_add_test(tc, test_patch);
 	tcase_add_test(tc, test_count_unknown_v1);
 	tcase_add_test(tc, test_count_ninodes);
 	tcase_add_test(tc, test_scan);
