@@ -18,7 +18,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "net/net_int.h"
-#include "repl/paxos.h"
+#include "net/frame.h"
 
 /* See net.h. */
 void qfs_net_params_default(struct qfs_net_params *p)
@@ -285,14 +285,14 @@ long qfs_net_frame_check(const uint8_t *hdr)
 {
 	uint32_t body;
 
-	if (qfs_be32_get(hdr) != QFS_PAXOS_MAGIC)
+	if (qfs_be32_get(hdr) != QFS_NET_MAGIC)
 		return -EINVAL;
-	if (hdr[4] != QFS_PAXOS_VERSION)
+	if (hdr[4] != QFS_NET_VERSION)
 		return QFS_EFORMAT;
 	body = qfs_be32_get(hdr + 8);
-	if (body > QFS_PAXOS_FRAME_MAX - QFS_PAXOS_FRAME_HDR)
+	if (body > QFS_NET_FRAME_MAX - QFS_NET_FRAME_HDR)
 		return -EINVAL;
-	return (long)body + QFS_PAXOS_FRAME_HDR;
+	return (long)body + QFS_NET_FRAME_HDR;
 }
 
 /* See net_int.h. */
@@ -442,7 +442,7 @@ int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t l
 		p = NULL;
 	else
 		p = qfs_net_peer_get(ep, to, 1);
-	if (len >= QFS_PAXOS_FRAME_HDR && len <= QFS_PAXOS_FRAME_MAX)
+	if (len >= QFS_NET_FRAME_HDR && len <= QFS_NET_FRAME_MAX)
 		flen = qfs_net_frame_check(frame);
 	if (flen < 0 || (size_t)flen != len) {
 		if (p)

@@ -5,10 +5,12 @@
  * One interface, two transports: QFS_NET_INPROC moves frames between
  * endpoints of the same process (the embedded default: three nodes inside
  * the mount process), QFS_NET_TCP moves them over TCP between processes or
- * hosts.  The transport carries opaque, already-encoded frames of the
- * Multi-Paxos codec (repl/paxos.h: qfs_paxos_msg_encode) and checks only
- * their 16-byte header: magic, version and length bound.  The CRC is checked
- * by qfs_paxos_msg_decode() when the receiver decodes the frame.
+ * hosts.  The transport carries frames whose 16-byte header is src/net's
+ * own (net/frame.h: magic, version, type, length, CRC), sealed around a
+ * body of a message codec (repl/paxos.h, node/snap.h) by the sender with
+ * qfs_net_frame_seal(); on send and on tcp receipt it checks magic, version
+ * and length bound; the CRC is checked by qfs_net_frame_open() where the
+ * receiver opens the frame.
  *
  * The network is lossy by contract: qfs_net_send() never blocks; a frame is
  * dropped (and counted) when the peer is unknown, down or cut off by the
@@ -33,6 +35,7 @@
 #include <stdint.h>
 
 #include "common/qfs.h"
+#include "net/frame.h"
 
 enum qfs_net_kind {
 	QFS_NET_INPROC = 1, /* endpoints in this process, no sockets */
@@ -40,7 +43,6 @@ enum qfs_net_kind {
 };
 
 #define QFS_NET_MAX_PEERS 64 /* peers one endpoint tracks (stats, tcp senders) */
-#define QFS_NET_HELLO 0xf0   /* frame type reserved for the tcp handshake */
 
 struct qfs_net_params {
 	size_t send_queue_bytes;  /* tcp: bytes queued per peer before drops; 64 MiB */
@@ -131,7 +133,7 @@ uint16_t qfs_net_endpoint_port(const struct qfs_net_ep *ep);
  * qfs_net_set_link also returns 0, as a real network would), or, with the
  * frame dropped and counted:
  *   -EINVAL       not a frame: bad magic, version, or header length != len,
- *                 or len outside [16, QFS_PAXOS_FRAME_MAX] (counted rejected)
+ *                 or len outside [16, QFS_NET_FRAME_MAX] (counted rejected)
  *   -EHOSTUNREACH `to` is 0, above 65535 or ep's own node; tcp: no address
  *                 known for `to` (qfs_net_set_addr)
  *   -ENOTCONN     peer down (inproc: no open endpoint `to`; tcp: in the

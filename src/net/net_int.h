@@ -82,8 +82,8 @@ struct qfs_net_ep {
 extern const struct net_ops qfs_net_inproc_ops;
 extern const struct net_ops qfs_net_tcp_ops;
 
-/* Check a frame header hdr[QFS_PAXOS_FRAME_HDR]: magic, version, body length
- * within QFS_PAXOS_FRAME_MAX.  Returns the whole frame length or -EINVAL
+/* Check a frame header hdr[QFS_NET_FRAME_HDR]: magic, version, body length
+ * within QFS_NET_FRAME_MAX.  Returns the whole frame length or -EINVAL
  * (bad magic or length) or QFS_EFORMAT (another version). */
 long qfs_net_frame_check(const uint8_t *hdr);
 

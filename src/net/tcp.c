@@ -43,11 +43,11 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "net/net_int.h"
-#include "repl/paxos.h"
+#include "net/frame.h"
 
 #define TCP_MAX_CONNS 64            /* accepted connections per endpoint */
 #define HELLO_BODY 8                /* be32 from | be32 to */
-#define HELLO_LEN (QFS_PAXOS_FRAME_HDR + HELLO_BODY)
+#define HELLO_LEN (QFS_NET_FRAME_HDR + HELLO_BODY)
 #define RX_BUDGET (4u << 20)        /* bytes read from one conn per poll round */
 #define RX_BUF 65536                /* read-ahead buffer of a connection */
 #define TX_IOV 64                   /* frames per sendmsg */
@@ -58,7 +58,7 @@ enum peer_state { PEER_IDLE, PEER_CONNECTING, PEER_UP, PEER_DOWN };
 struct tcp_conn {
 	int fd;
 	uint32_t peer;                   /* node id after its hello, else 0 */
-	uint8_t hdr[QFS_PAXOS_FRAME_HDR];
+	uint8_t hdr[QFS_NET_FRAME_HDR];
 	uint32_t hdr_got;                /* header bytes read of the current frame */
 	struct qfs_net_frame *f;         /* frame being read, or NULL */
 	uint32_t got;                    /* bytes of f->data read */
@@ -98,7 +98,7 @@ static void hello_build(uint8_t *b, uint32_t from, uint32_t to, uint8_t version)
 {
 	uint32_t crc;
 
-	qfs_be32_put(b, QFS_PAXOS_MAGIC);
+	qfs_be32_put(b, QFS_NET_MAGIC);
 	b[4] = version;
 	b[5] = QFS_NET_HELLO;
 	b[6] = b[7] = 0;
@@ -115,7 +115,7 @@ static int hello_parse(const uint8_t *b, uint32_t *from, uint32_t *to)
 {
 	uint32_t crc;
 
-	if (qfs_be32_get(b) != QFS_PAXOS_MAGIC || b[4] != QFS_PAXOS_VERSION ||
+	if (qfs_be32_get(b) != QFS_NET_MAGIC || b[4] != QFS_NET_VERSION ||
 	    b[5] != QFS_NET_HELLO || b[6] || b[7] || qfs_be32_get(b + 8) != HELLO_BODY)
 		return -EPROTO;
 	crc = qfs_crc32c(0, b, 12);
@@ -169,7 +169,7 @@ static int hello_accept(struct qfs_net_ep *ep, struct tcp_conn *c, const struct 
 			ep->node, from, to);
 		return -1;
 	}
-	hello_build(reply, ep->node, from, QFS_PAXOS_VERSION);
+	hello_build(reply, ep->node, from, QFS_NET_VERSION);
 	if (send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply))
 		return -1;
 	c->peer = from;
@@ -190,8 +190,8 @@ static int conn_header(struct qfs_net_ep *ep, struct tcp_conn *c)
 		/* Answer with our version so that the peer can say why. */
 		NET_ADD(ep->rejected_anon, 1);
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer_version=%u version=%u "
-			"err=protocol version not supported", ep->node, c->hdr[4], QFS_PAXOS_VERSION);
-		hello_build(reply, ep->node, 0, QFS_PAXOS_VERSION);
+			"err=protocol version not supported", ep->node, c->hdr[4], QFS_NET_VERSION);
+		hello_build(reply, ep->node, 0, QFS_NET_VERSION);
 		(void)!send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL);
 		return -1;
 	}
@@ -213,8 +213,8 @@ static int conn_header(struct qfs_net_ep *ep, struct tcp_conn *c)
 			flen);
 		return -1;
 	}
-	memcpy(c->f->data, c->hdr, QFS_PAXOS_FRAME_HDR);
-	c->got = QFS_PAXOS_FRAME_HDR;
+	memcpy(c->f->data, c->hdr, QFS_NET_FRAME_HDR);
+	c->got = QFS_NET_FRAME_HDR;
 	return 0;
 }
 
@@ -276,13 +276,13 @@ static int conn_read(struct qfs_net_ep *ep, struct tcp_conn *c)
 			c->rlen = (uint32_t)n;
 		}
 		avail = c->rlen - c->roff;
-		if (c->hdr_got < QFS_PAXOS_FRAME_HDR) {
-			take = QFS_PAXOS_FRAME_HDR - c->hdr_got;
+		if (c->hdr_got < QFS_NET_FRAME_HDR) {
+			take = QFS_NET_FRAME_HDR - c->hdr_got;
 			take = take < avail ? take : avail;
 			memcpy(c->hdr + c->hdr_got, c->rbuf + c->roff, take);
 			c->hdr_got += (uint32_t)take;
 			c->roff += (uint32_t)take;
-			if (c->hdr_got < QFS_PAXOS_FRAME_HDR)
+			if (c->hdr_got < QFS_NET_FRAME_HDR)
 				continue;
 			if (conn_header(ep, c) < 0)
 				return -1;
@@ -433,7 +433,7 @@ static int tcp_connect(struct tcp_peer *tp, int *out)
 		}
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	hello_build(hello, ep->node, peer, QFS_PAXOS_VERSION);
+	hello_build(hello, ep->node, peer, QFS_NET_VERSION);
 	if (send(fd, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
 		r = -EPROTO;
 		goto err_close_fd;
@@ -457,9 +457,9 @@ static int tcp_connect(struct tcp_peer *tp, int *out)
 		}
 		got += (size_t)n;
 	}
-	if (qfs_be32_get(hello) == QFS_PAXOS_MAGIC && hello[4] != QFS_PAXOS_VERSION) {
+	if (qfs_be32_get(hello) == QFS_NET_MAGIC && hello[4] != QFS_NET_VERSION) {
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u peer_version=%u version=%u "
-			"err=protocol version not supported", ep->node, peer, hello[4], QFS_PAXOS_VERSION);
+			"err=protocol version not supported", ep->node, peer, hello[4], QFS_NET_VERSION);
 		r = -EPROTO;
 		goto err_close_fd;
 	}

@@ -935,19 +935,22 @@ static void send_msgs(struct qfs_rnode *rn, struct group *g, const struct qfs_pa
 {
 	for (uint32_t i = 0; i < up->nmsgs; i++) {
 		const struct qfs_paxos_msg *m = &up->msgs[i];
-		size_t need = qfs_paxos_msg_size(m);
+		size_t need = QFS_NET_FRAME_HDR + qfs_paxos_msg_size(m);
 		struct held *h;
 		ssize_t len;
 
 		qfs_buf_reset(&rn->frame);
 		if (qfs_buf_reserve(&rn->frame, need))
 			continue; /* lossy network: paxos retransmits */
-		len = qfs_paxos_msg_encode(m, rn->frame.data, rn->frame.cap);
-		if (len < 0) {
+		len = qfs_paxos_msg_encode(m, rn->frame.data + QFS_NET_FRAME_HDR,
+					   rn->frame.cap - QFS_NET_FRAME_HDR);
+		if (len < 0 || (size_t)len > QFS_NET_BODY_MAX) {
 			QFS_LOG(QFS_LOG_WARN, "rnode encode failed node=%u to=%u err=%s", rn->id, m->to,
-				qfs_strerror((int)len));
+				qfs_strerror(len < 0 ? (int)len : -EMSGSIZE));
 			continue;
 		}
+		qfs_net_frame_seal(rn->frame.data, m->type, (size_t)len);
+		len += QFS_NET_FRAME_HDR;
 		if (g->dirty && qfs_paxos_msg_needs_durable(m)) {
 			h = malloc(sizeof(*h) + (size_t)len);
 			if (!h)
@@ -1637,7 +1640,7 @@ static void snap_install(struct qfs_rnode *rn, struct group *g, qfs_lsn_t lsn,
 /* One snapshot chunk arrived (I/O thread).  Chunks of one transfer must
  * come in order from seq 0; a chunk 0 starts over (a retry), anything else
  * out of order abandons the transfer (the leader retries). */
-static void snap_recv(struct qfs_rnode *rn, struct qfs_net_frame *f)
+static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len)
 {
 	struct qfs_snap_chunk c;
 	const uint8_t *k, *v;
@@ -1645,7 +1648,7 @@ static void snap_recv(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	struct group *g;
 	int member = 0, rc;
 
-	if (qfs_snap_decode(f->data, f->len, &c) != 0)
+	if (qfs_snap_decode(body, body_len, &c) != 0)
 		return; /* corrupt: dropped, the leader retries */
 	stat_add(&rn->st_in, 1);
 	if (c.to != rn->id || c.from == rn->id || !(g = group_get(rn, c.group)))
@@ -1701,12 +1704,17 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	struct qfs_paxos_msg m;
 	struct qfs_paxos_event ev;
 	struct group *g;
+	const uint8_t *body;
+	size_t body_len;
+	uint8_t type;
 
-	if (qfs_snap_is_frame(f->data, f->len)) {
-		snap_recv(rn, f);
+	if (qfs_net_frame_open(f->data, f->len, &type, &body, &body_len) != 0)
+		return; /* corrupt: dropped, paxos retransmits */
+	if (type == QFS_SNAP_FRAME_TYPE) {
+		snap_recv(rn, body, body_len);
 		return;
 	}
-	if (qfs_paxos_msg_decode(f->data, f->len, &m, ents) != 0)
+	if (qfs_paxos_msg_decode(type, body, body_len, &m, ents) != 0)
 		return; /* corrupt: dropped, paxos retransmits */
 	stat_add(&rn->st_in, 1);
 	if (m.to != rn->id || !(g = group_get(rn, m.group)))

@@ -14,7 +14,8 @@
  *
  * Frames are real Multi-Paxos messages (repl/paxos.h): an ACCEPT whose
  * time_ms carries a sequence number and whose one entry carries a payload,
- * so every received frame is checked end to end by qfs_paxos_msg_decode.
+ * sealed in net's frame header (net/frame.h), so every received frame is
+ * checked end to end by qfs_net_frame_open and qfs_paxos_msg_decode.
  */
 #include "config.h"
 
@@ -69,12 +70,13 @@ static uint8_t *mkframe(uint32_t from, uint32_t to, uint64_t seq, size_t plen, s
 		m.entries = &e;
 		m.n = 1;
 	}
-	buf = malloc(qfs_paxos_msg_size(&m));
+	buf = malloc(QFS_NET_FRAME_HDR + qfs_paxos_msg_size(&m));
 	ck_assert_ptr_nonnull(buf);
-	n = qfs_paxos_msg_encode(&m, buf, qfs_paxos_msg_size(&m));
+	n = qfs_paxos_msg_encode(&m, buf + QFS_NET_FRAME_HDR, qfs_paxos_msg_size(&m));
 	ck_assert_int_gt(n, 0);
+	qfs_net_frame_seal(buf, m.type, (size_t)n);
 	free(data);
-	*len = (size_t)n;
+	*len = QFS_NET_FRAME_HDR + (size_t)n;
 	return buf;
 }
 
@@ -83,9 +85,13 @@ static uint64_t chkframe(const struct qfs_net_frame *f, uint32_t from, uint32_t 
 {
 	static struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
 	struct qfs_paxos_msg m;
+	const uint8_t *body;
+	size_t blen;
+	uint8_t type;
 
 	ck_assert_uint_eq(f->from, from);
-	ck_assert_int_eq(qfs_paxos_msg_decode(f->data, f->len, &m, ents), 0);
+	ck_assert_int_eq(qfs_net_frame_open(f->data, f->len, &type, &body, &blen), 0);
+	ck_assert_int_eq(qfs_paxos_msg_decode(type, body, blen, &m, ents), 0);
 	ck_assert_uint_eq(m.from, from);
 	ck_assert_uint_eq(m.to, to);
 	if (m.n) {
@@ -309,6 +315,51 @@ START_TEST(test_large)
 }
 END_TEST
 
+/* The frame header of net/frame.h around a Paxos body: every bit flip and
+ * every truncation is refused by qfs_net_frame_open (the CRC covers header
+ * and body) and *type etc. are left alone; an intact frame of another
+ * version is QFS_EFORMAT. */
+START_TEST(test_frame_codec)
+{
+	size_t len, blen = 7;
+	uint8_t *fr = mkframe(1, 2, 3, 40, &len), *bad = malloc(len + 1);
+	const uint8_t *body = NULL;
+	uint8_t type = 0;
+
+	ck_assert_ptr_nonnull(bad);
+	ck_assert_int_eq(qfs_net_frame_open(fr, len, &type, &body, &blen), 0);
+	ck_assert_uint_eq(type, QFS_PAXOS_ACCEPT);
+	ck_assert_ptr_eq(body, fr + QFS_NET_FRAME_HDR);
+	ck_assert_uint_eq(blen, len - QFS_NET_FRAME_HDR);
+	for (size_t i = 0; i < len * 8; i++) {
+		memcpy(bad, fr, len);
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+		type = 0;
+		ck_assert_int_eq(qfs_net_frame_open(bad, len, &type, &body, &blen), QFS_ECORRUPT);
+		ck_assert_uint_eq(type, 0);
+	}
+	for (size_t n = 0; n < len; n++)
+		ck_assert_int_eq(qfs_net_frame_open(fr, n, &type, &body, &blen), QFS_ECORRUPT);
+	memcpy(bad, fr, len);
+	bad[len] = 0;
+	ck_assert_int_eq(qfs_net_frame_open(bad, len + 1, &type, &body, &blen), QFS_ECORRUPT);
+	/* Another version, CRC intact: a format error, not corruption. */
+	memcpy(bad, fr, len);
+	qfs_net_frame_seal(bad, QFS_PAXOS_ACCEPT, len - QFS_NET_FRAME_HDR);
+	ck_assert_mem_eq(bad, fr, len); /* sealing is deterministic */
+	bad[4] = QFS_NET_VERSION + 1;
+	{
+		uint32_t crc = qfs_crc32c(0, bad, 12);
+
+		crc = qfs_crc32c(crc, bad + QFS_NET_FRAME_HDR, len - QFS_NET_FRAME_HDR);
+		qfs_be32_put(bad + 12, crc);
+	}
+	ck_assert_int_eq(qfs_net_frame_open(bad, len, &type, &body, &blen), QFS_EFORMAT);
+	free(bad);
+	free(fr);
+}
+END_TEST
+
 START_TEST(test_malformed_send)
 {
 	struct qfs_net *net;
@@ -328,12 +379,12 @@ START_TEST(test_malformed_send)
 	bad[0] ^= 0xff; /* magic */
 	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
 	memcpy(bad, fr, len);
-	bad[4] = QFS_PAXOS_VERSION + 1; /* version */
+	bad[4] = QFS_NET_VERSION + 1; /* version */
 	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
 	ck_assert_int_eq(qfs_net_send(a, 2, fr, len - 1), -EINVAL);  /* length != header */
 	ck_assert_int_eq(qfs_net_send(a, 2, fr, 15), -EINVAL);       /* shorter than a header */
 	memcpy(bad, fr, len);
-	qfs_be32_put(bad + 8, QFS_PAXOS_FRAME_MAX);                   /* over the bound */
+	qfs_be32_put(bad + 8, QFS_NET_FRAME_MAX);                   /* over the bound */
 	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
 	ck_assert_uint_eq(stats(a, 2).rejected, 5);
 	ck_assert_uint_eq(stats(a, 2).sent_frames, 0);
@@ -559,7 +610,7 @@ static void raw_hello(uint8_t *b, uint8_t version, uint32_t from, uint32_t to)
 {
 	uint32_t crc;
 
-	qfs_be32_put(b, QFS_PAXOS_MAGIC);
+	qfs_be32_put(b, QFS_NET_MAGIC);
 	b[4] = version;
 	b[5] = QFS_NET_HELLO;
 	b[6] = b[7] = 0;
@@ -616,11 +667,11 @@ static int raw_identified(uint16_t port, uint32_t from, uint32_t to)
 	uint32_t crc;
 	int fd = raw_connect(port), eof;
 
-	raw_hello(h, QFS_PAXOS_VERSION, from, to);
+	raw_hello(h, QFS_NET_VERSION, from, to);
 	raw_send(fd, h, sizeof(h));
 	ck_assert_uint_eq(raw_read(fd, r, sizeof(r), &eof), sizeof(r));
-	ck_assert_uint_eq(qfs_be32_get(r), QFS_PAXOS_MAGIC);
-	ck_assert_uint_eq(r[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(qfs_be32_get(r), QFS_NET_MAGIC);
+	ck_assert_uint_eq(r[4], QFS_NET_VERSION);
 	ck_assert_uint_eq(r[5], QFS_NET_HELLO);
 	ck_assert_uint_eq(qfs_be32_get(r + 16), to);
 	ck_assert_uint_eq(qfs_be32_get(r + 20), from);
@@ -662,17 +713,17 @@ START_TEST(test_tcp_wire_rejects)
 
 	/* A hello of another version: answered with ours, then closed. */
 	fd = raw_connect(port);
-	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 2);
+	raw_hello(h, QFS_NET_VERSION + 1, 5, 2);
 	raw_send(fd, h, sizeof(h));
 	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 24);
 	ck_assert_int_eq(eof, 1);
-	ck_assert_uint_eq(buf[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(buf[4], QFS_NET_VERSION);
 	close(fd);
 	ck_assert_uint_eq(stats(b, 0).rejected, 3);
 
 	/* A hello for another node: closed without an answer. */
 	fd = raw_connect(port);
-	raw_hello(h, QFS_PAXOS_VERSION, 5, 3);
+	raw_hello(h, QFS_NET_VERSION, 5, 3);
 	raw_send(fd, h, sizeof(h));
 	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
 	ck_assert_int_eq(eof, 1);
@@ -701,17 +752,17 @@ START_TEST(test_tcp_wire_rejects)
 	 * version on an identified connection. */
 	fd = raw_identified(port, 8, 2);
 	memset(buf, 0, 16);
-	qfs_be32_put(buf, QFS_PAXOS_MAGIC);
-	buf[4] = QFS_PAXOS_VERSION;
+	qfs_be32_put(buf, QFS_NET_MAGIC);
+	buf[4] = QFS_NET_VERSION;
 	buf[5] = QFS_PAXOS_ACCEPT;
-	qfs_be32_put(buf + 8, QFS_PAXOS_FRAME_MAX);
+	qfs_be32_put(buf + 8, QFS_NET_FRAME_MAX);
 	raw_send(fd, buf, 16);
 	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
 	ck_assert_int_eq(eof, 1);
 	close(fd);
 	fd = raw_identified(port, 8, 2);
 	fr[1] ^= 1;
-	fr[4] = QFS_PAXOS_VERSION + 1;
+	fr[4] = QFS_NET_VERSION + 1;
 	raw_send(fd, fr, len);
 	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
 	ck_assert_int_eq(eof, 1);
@@ -761,14 +812,14 @@ START_TEST(test_tcp_version_refused)
 	fd = accept(lfd, NULL, NULL);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_uint_eq(raw_read(fd, h, sizeof(h), &eof), 24);
-	ck_assert_uint_eq(qfs_be32_get(h), QFS_PAXOS_MAGIC);
-	ck_assert_uint_eq(h[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(qfs_be32_get(h), QFS_NET_MAGIC);
+	ck_assert_uint_eq(h[4], QFS_NET_VERSION);
 	ck_assert_uint_eq(h[5], QFS_NET_HELLO);
 	ck_assert_uint_eq(qfs_be32_get(h + 16), 1);
 	ck_assert_uint_eq(qfs_be32_get(h + 20), 5);
 	crc = qfs_crc32c(qfs_crc32c(0, h, 12), h + 16, 8);
 	ck_assert_uint_eq(crc, qfs_be32_get(h + 12));
-	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 1);
+	raw_hello(h, QFS_NET_VERSION + 1, 5, 1);
 	raw_send(fd, h, sizeof(h));
 	/* The node refuses: both frames dropped, no connection counted, and
 	 * sends during the backoff are dropped at once. */
@@ -857,6 +908,7 @@ static Suite *net_suite(void)
 	TCase *tt = tcase_create("tcp");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_frame_codec);
 	tcase_add_loop_test(tc, test_fifo, 0, 2);
 	tcase_add_loop_test(tc, test_concurrent, 0, 2);
 	tcase_add_loop_test(tc, test_large, 0, 2);
