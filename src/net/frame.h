@@ -21,7 +21,8 @@
 #include "common/qfs.h"
 
 #define QFS_NET_MAGIC 0x51504158u   /* "QPAX" */
-#define QFS_NET_VERSION 1           /* of the header, the hello and every body */
+#define QFS_NET_VERSION 2           /* of the header, the hello and every body;
+				     * 2: authenticated tcp (doc/format-net.md) */
 #define QFS_NET_FRAME_HDR 16
 /* Largest body: a Paxos ACCEPT of 64 entries of up to 64 MiB in all, or a
  * snapshot chunk; one bound for every type. */
@@ -32,6 +33,7 @@
  * the others are reserved here. */
 #define QFS_NET_HELLO 0xf0          /* tcp handshake (net itself) */
 #define QFS_NET_SNAP 0xf1           /* rnode snapshot chunk (node/snap.h) */
+#define QFS_NET_AUTH 0xf2           /* tcp handshake: the connector's proof */
 
 /* Write the header of the frame at frame[0..QFS_NET_FRAME_HDR) whose body
  * of body_len bytes (at most QFS_NET_BODY_MAX) follows it: magic, version,

@@ -43,6 +43,8 @@ enum qfs_net_kind {
 };
 
 #define QFS_NET_MAX_PEERS 64 /* peers one endpoint tracks (stats, tcp senders) */
+#define QFS_NET_KEY_MIN 16   /* bytes of a cluster key, at least */
+#define QFS_NET_KEY_MAX 1024 /* and at most */
 
 struct qfs_net_params {
 	size_t send_queue_bytes;  /* tcp: bytes queued per peer before drops; 64 MiB */
@@ -86,6 +88,9 @@ struct qfs_net_stats {
 	uint64_t rejected;                /* malformed frames: refused by send, or
 					   * received (tcp; the connection is closed) */
 	uint64_t connects;                /* tcp: connections established to it */
+	uint64_t auth_refused;            /* tcp: handshakes refused for the cluster
+					   * key (the peer's proof was wrong); with
+					   * peer 0 also those of unidentified conns */
 	uint64_t queued_bytes;            /* tcp: bytes in the send queue now */
 	int up;                           /* inproc: peer open; tcp: connected now */
 };
@@ -114,7 +119,8 @@ int qfs_net_set_addr(struct qfs_net *net, uint32_t node, const char *addr);
  * at qfs_net_wakeup_fn.  Starts the tcp receiver thread.  On success *out
  * belongs to the caller until qfs_net_endpoint_close().  Returns 0,
  * -EINVAL (bad node or address), -EEXIST (node already open in this net),
- * -ENOMEM, or a socket error (-EADDRINUSE...); *out untouched on error. */
+ * -ENOKEY (tcp net without a cluster key: qfs_net_set_key), -ENOMEM, or a
+ * socket error (-EADDRINUSE...); *out untouched on error. */
 int qfs_net_endpoint_open(struct qfs_net *net, uint32_t node, const char *addr,
 			  qfs_net_wakeup_fn wake, void *arg, struct qfs_net_ep **out);
 
@@ -158,6 +164,23 @@ void qfs_net_frame_free(struct qfs_net_frame *f);
  * of connections that never identified themselves).  Returns 0 or -ENOENT
  * (ep never exchanged anything with peer); *out written on success only. */
 int qfs_net_stats(struct qfs_net_ep *ep, uint32_t peer, struct qfs_net_stats *out);
+
+/* Read the cluster key from the file at path into key[0..cap) (trailing
+ * newlines and spaces are not part of it).  The file must be a regular
+ * file with no permission for group or others (mode 0600 or 0400),
+ * else it is refused with one log line `net key refused path= mode= err=`;
+ * the key itself is never logged.  Returns 0 with *len, -EPERM (mode),
+ * -EINVAL (fewer than QFS_NET_KEY_MIN or more than QFS_NET_KEY_MAX
+ * bytes, or more than cap) or the open/read error; key and *len are
+ * written only on success. */
+int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len);
+
+/* Give net the cluster key (copied; len in [QFS_NET_KEY_MIN,
+ * QFS_NET_KEY_MAX]).  A tcp net needs it before its first
+ * qfs_net_endpoint_open(): every connection then proves the key in its
+ * hello (both sides) and tags every frame (doc/format-net.md section 2).
+ * Inproc nets keep it and do not use it.  Returns 0 or -EINVAL. */
+int qfs_net_set_key(struct qfs_net *net, const void *key, size_t len);
 
 /* Test hook (partitions): cut (up = 0) or restore (up = 1) the one-way link
  * from -> to.  While cut, frames from `from` to `to` are dropped at send
