@@ -80,7 +80,7 @@ out_close:
 	return err;
 }
 
-/* See auth.h. */
+/* See net.h. */
 int qfs_net_random(uint8_t *buf, size_t n)
 {
 	return RAND_bytes(buf, (int)n) == 1 ? 0 : -EIO;

@@ -25,9 +25,6 @@
 #define QFS_NET_PROOF_ACCEPTOR 'A'
 #define QFS_NET_PROOF_CONNECTOR 'C'
 
-/* Fill buf with n cryptographically random bytes.  0 or -EIO. */
-int qfs_net_random(uint8_t *buf, size_t n);
-
 /* The proof of role (QFS_NET_PROOF_*) for the connection from node conn to
  * node acc with nonces nc (connector's) and na (acceptor's):
  * HMAC-SHA256(key, "qfs-net-proof" | role | be32 conn | be32 acc | nc | na).

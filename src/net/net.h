@@ -175,6 +175,10 @@ int qfs_net_stats(struct qfs_net_ep *ep, uint32_t peer, struct qfs_net_stats *ou
  * written only on success. */
 int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len);
 
+/* Fill buf with n cryptographically random bytes (libcrypto's RAND_bytes:
+ * nonces, router ids).  0 or -EIO. */
+int qfs_net_random(uint8_t *buf, size_t n);
+
 /* Give net the cluster key (copied; len in [QFS_NET_KEY_MIN,
  * QFS_NET_KEY_MAX]).  A tcp net needs it before its first
  * qfs_net_endpoint_open(): every connection then proves the key in its

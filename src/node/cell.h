@@ -22,6 +22,13 @@
  * lacking a group: blank nodes must not erase the last good replica.  A
  * node's start also settles the others'.
  *
+ * Cluster mode (o->cluster set, doc/cluster.md): the members are remote
+ * `quorumfs node` processes; propose, get, scan, group create/drop/
+ * exists/list, status, nodes, node_up, get_node and stat become requests
+ * to them (node/cellnet.c).  The test hooks node_stop/start answer
+ * -EOPNOTSUPP; the archive and scrub hooks QFS_ESTOPPED / -EOPNOTSUPP
+ * (the program refuses archive and scrub options on a cluster mount).
+ *
  * Thread-safety: every function may be called from any thread, except open
  * and close.  Stopping a node waits for the calls already inside it.
  */
@@ -58,6 +65,11 @@ struct qfs_cell_opts {
 	uint64_t memtable_bytes;     /* memtable budget of all the nodes together
 				        (each store gets its share); 0:
 				        QFS_STORE_MEMTABLE_DEFAULT per node */
+	const char *cluster;         /* cluster mode (node/cluster.h): the cluster
+				        file; the cell then has no local node
+				        (dir, nodes and the store/WAL fields are
+				        ignored) and forwards every call to the
+				        `quorumfs node` processes it names */
 };
 
 struct qfs_cell;

@@ -228,6 +228,8 @@ struct qfs_rnode {
 	void *test_arg;
 	uint64_t space_reserve;  /* bytes a batch that writes data must leave
 				    free on the WAL's disk; immutable */
+	void (*on_frame)(struct qfs_net_frame *f, uint8_t type, void *arg); /* opts */
+	void *frame_arg;
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
@@ -1698,7 +1700,9 @@ out_put:
 	group_put(rn, g);
 }
 
-static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
+/* One received frame (I/O thread).  Returns 1 if it gave f to the
+ * on_frame hook (which owns it now), 0 if the caller frees it. */
+static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 {
 	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
 	struct qfs_paxos_msg m;
@@ -1709,16 +1713,22 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	uint8_t type;
 
 	if (qfs_net_frame_open(f->data, f->len, &type, &body, &body_len) != 0)
-		return; /* corrupt: dropped, paxos retransmits */
+		return 0; /* corrupt: dropped, paxos retransmits */
 	if (type == QFS_SNAP_FRAME_TYPE) {
 		snap_recv(rn, body, body_len);
-		return;
+		return 0;
+	}
+	if (!qfs_paxos_msg_type_ok(type)) {
+		if (!rn->on_frame)
+			return 0;
+		rn->on_frame(f, type, rn->frame_arg);
+		return 1;
 	}
 	if (qfs_paxos_msg_decode(type, body, body_len, &m, ents) != 0)
-		return; /* corrupt: dropped, paxos retransmits */
+		return 0; /* corrupt: dropped, paxos retransmits */
 	stat_add(&rn->st_in, 1);
 	if (m.to != rn->id || !(g = group_get(rn, m.group)))
-		return;
+		return 0;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = QFS_PAXOS_EV_RECEIVE;
 	ev.now_ms = now_ms();
@@ -1729,6 +1739,7 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 		snap_behind(rn, g, &m);
 	}
 	group_put(rn, g);
+	return 0;
 }
 
 /* 1 if the encoded txn writes no data (no put, inline data or xattr
@@ -2152,8 +2163,8 @@ static void *io_main(void *arg)
 		ng = groups_ref(rn, gs);
 		pthread_mutex_unlock(&rn->mu);
 		while (qfs_net_recv(rn->ep, &f) == 0) {
-			on_frame(rn, f);
-			qfs_net_frame_free(f);
+			if (!on_frame(rn, f))
+				qfs_net_frame_free(f);
 		}
 		if (list)
 			propose_all(rn, list);
@@ -2254,7 +2265,9 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	pthread_cond_init(&rn->work_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&rn->done_cv, NULL);
-	if ((rc = qfs_net_endpoint_open(o->net, o->id, NULL, on_wake, rn, &rn->ep)))
+	rn->on_frame = o->on_frame;
+	rn->frame_arg = o->frame_arg;
+	if ((rc = qfs_net_endpoint_open(o->net, o->id, o->addr, on_wake, rn, &rn->ep)))
 		goto err_destroy_locks;
 	rc = -pthread_create(&rn->io, NULL, io_main, rn);
 	if (rc)
@@ -2273,6 +2286,12 @@ err_destroy_locks:
 err_free:
 	rnode_free(rn);
 	return rc;
+}
+
+/* See rnode.h. */
+struct qfs_net_ep *qfs_rnode_ep(struct qfs_rnode *rn)
+{
+	return rn->ep;
 }
 
 /* See rnode.h. */
