@@ -8,6 +8,20 @@
  * node when one does not answer), group operations to every node at once.
  * Each call is bounded by the cell timeout.
  *
+ * Retries without double application.  A proposal whose answer is lost
+ * (its node died or went silent after a quorum logged it) may still
+ * commit, so a blind retry could apply it twice (an EXPECT_ABSENT then
+ * fails, an NLINK counts twice).  Every proposal therefore carries a
+ * token: its txn is prefixed with EXPECT_ABSENT(token key, -EALREADY) and
+ * PUT(token key), the key unique to this router (a random 64-bit nonce)
+ * and the group's proposal number; the first copy that applies writes
+ * the key, a later copy fails whole with -EALREADY, which a retry reads
+ * as "applied".  A copy that failed wrote nothing, so its retry computes
+ * the same result again.  Token keys lie outside every item key of fs/
+ * (16 bytes 0xff, then "\0t"); each proposal deletes the key of the
+ * group's proposal TOKEN_KEEP before it, so a router leaves at most
+ * TOKEN_KEEP keys per group behind.
+ *
  * Threads: callers block in call() on rc->cv; one receiver thread matches
  * replies to the waiting calls by request id.  rc->mu protects the pending
  * list, the leader cache and the liveness times.
@@ -28,11 +42,14 @@
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/log.h"
+#include "common/txn.h"
 #include "net/frame.h"
 #include "node/cluster.h"
 
 #define TRY_MS 3000        /* one attempt at one node */
 #define LEADERS 256        /* leader cache slots */
+#define TOKEN_KEEP 4096    /* token keys kept per group: the retry window */
+#define TOKEN_KEY_LEN (16 + 2 + 8 + 8)
 
 struct pend {
 	struct pend *next;
@@ -57,6 +74,9 @@ struct qfs_rcell {
 	pthread_t rx;
 	int stop;                   /* mu */
 	uint64_t redirects, timeouts, proposals; /* relaxed atomics */
+	uint64_t nonce;             /* of this router's token keys */
+	struct { qfs_group_t g; uint64_t seq; } *gseq; /* proposals per group; mu */
+	uint32_t ngseq, capgseq;
 };
 
 static uint64_t now_ms(void)
@@ -268,20 +288,120 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 	}
 }
 
-/* See cluster.h. */
+/* The next proposal number of group (1, 2, ...), or 0 out of memory. */
+static uint64_t next_seq(struct qfs_rcell *rc, qfs_group_t g)
+{
+	uint64_t seq = 0;
+
+	pthread_mutex_lock(&rc->mu);
+	for (uint32_t i = 0; i < rc->ngseq; i++)
+		if (rc->gseq[i].g == g) {
+			seq = ++rc->gseq[i].seq;
+			goto out;
+		}
+	if (rc->ngseq == rc->capgseq) {
+		uint32_t cap = rc->capgseq ? 2 * rc->capgseq : 16;
+		void *n = realloc(rc->gseq, cap * sizeof(*rc->gseq));
+
+		if (!n)
+			goto out;
+		rc->gseq = n;
+		rc->capgseq = cap;
+	}
+	rc->gseq[rc->ngseq].g = g;
+	rc->gseq[rc->ngseq++].seq = seq = 1;
+out:
+	pthread_mutex_unlock(&rc->mu);
+	return seq;
+}
+
+static void token_key(const struct qfs_rcell *rc, uint64_t seq, uint8_t *k)
+{
+	memset(k, 0xff, 16);
+	k[16] = 0;
+	k[17] = 't';
+	qfs_be64_put(k + 18, rc->nonce);
+	qfs_be64_put(k + 26, seq);
+}
+
+/* out = txn with the token ops of proposal seq in front (txn encoding:
+ * u8 version | be32 nops | ops, doc/format-txn.md).  0 or -EINVAL/-ENOMEM. */
+static int tokened(const struct qfs_rcell *rc, uint64_t seq, const uint8_t *txn, size_t len,
+		   struct qfs_buf *out)
+{
+	uint8_t k[TOKEN_KEY_LEN], old[TOKEN_KEY_LEN];
+	struct qfs_buf pre;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int r = 0;
+
+	if (len < 5)
+		return -EINVAL;
+	token_key(rc, seq, k);
+	qfs_txn_init(&t);
+	qfs_buf_init(&pre);
+	if (!(op = qfs_txn_add(&t, QFS_OP_EXPECT_ABSENT)))
+		goto nomem;
+	op->key = k;
+	op->key_len = sizeof(k);
+	op->err = -EALREADY;
+	if (!(op = qfs_txn_add(&t, QFS_OP_PUT)))
+		goto nomem;
+	op->key = k;
+	op->key_len = sizeof(k);
+	if (seq > TOKEN_KEEP) {
+		token_key(rc, seq - TOKEN_KEEP, old);
+		if (!(op = qfs_txn_add(&t, QFS_OP_DEL)))
+			goto nomem;
+		op->key = old;
+		op->key_len = sizeof(old);
+	}
+	qfs_txn_encode(&t, &pre);
+	qfs_buf_reset(out);
+	qfs_buf_put_u8(out, txn[0]);
+	qfs_buf_put_u32(out, qfs_be32_get(txn + 1) + t.nops);
+	qfs_buf_put(out, pre.data + 5, pre.len - 5);
+	qfs_buf_put(out, txn + 5, len - 5);
+	r = pre.err ? pre.err : out->err;
+	goto out;
+nomem:
+	r = -ENOMEM;
+out:
+	qfs_buf_close(&pre);
+	qfs_txn_close(&t);
+	return r;
+}
+
+/* See cluster.h.  A retry after an answer that never came is safe: see
+ * "Retries without double application" above. */
 int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
 		      int *result)
 {
-	struct qfs_rpc_req q = { .op = QFS_RPC_PROPOSE, .group = group, .a = txn, .alen = len };
+	struct qfs_rpc_req q = { .op = QFS_RPC_PROPOSE, .group = group };
+	uint64_t seq = next_seq(rc, group);
 	struct qfs_net_frame *f;
 	struct qfs_rpc_rep p;
-	int r = to_leader(rc, &q, &f, &p);
+	struct qfs_buf b;
+	int r;
 
+	if (!seq)
+		return -ENOMEM;
+	qfs_buf_init(&b);
+	r = tokened(rc, seq, txn, len, &b);
+	if (r) {
+		qfs_buf_close(&b);
+		return r;
+	}
+	q.a = b.data;
+	q.alen = b.len;
+	r = to_leader(rc, &q, &f, &p);
+	qfs_buf_close(&b);
 	if (r)
 		return r;
 	r = p.err;
 	if (!r) {
-		*result = p.result;
+		/* -EALREADY: an earlier copy of this very proposal applied. */
+		*result = p.result == -EALREADY ? 0 : p.result;
 		__atomic_fetch_add(&rc->proposals, 1, __ATOMIC_RELAXED);
 	}
 	qfs_net_frame_free(f);
@@ -640,6 +760,8 @@ int qfs_rcell_open(const char *path, uint32_t timeout_ms, int strong, struct qfs
 	if ((r = qfs_net_random(rnd, sizeof(rnd))) < 0)
 		goto err_free;
 	rc->self = QFS_RPC_ROUTER_MIN + (((uint32_t)rnd[0] << 8 | rnd[1]) & 0x7fff);
+	if ((r = qfs_net_random((uint8_t *)&rc->nonce, sizeof(rc->nonce))) < 0)
+		goto err_free;
 	if ((r = qfs_net_new(QFS_NET_TCP, NULL, &rc->net)) ||
 	    (r = qfs_net_set_key(rc->net, rc->cl.key, rc->cl.key_len)))
 		goto err_free;
@@ -687,6 +809,7 @@ void qfs_rcell_close(struct qfs_rcell *rc)
 	qfs_net_free(rc->net);
 	pthread_cond_destroy(&rc->cv);
 	pthread_mutex_destroy(&rc->mu);
+	free(rc->gseq);
 	memset(&rc->cl, 0, sizeof(rc->cl));
 	free(rc);
 }
