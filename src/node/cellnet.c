@@ -645,6 +645,27 @@ void qfs_rcell_groups(struct qfs_rcell *rc, void (*cb)(qfs_group_t group, void *
 }
 
 /* See cluster.h. */
+int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			  struct qfs_glist *out)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_GROUPS };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r = 0;
+
+	if (call(rc, id, &q, wait_ms, &f, &p) != 0)
+		return -ETIMEDOUT;
+	for (size_t k = 0; !p.err && k + 8 <= p.len; k += 8)
+		qfs_glist_add(qfs_be64_get(p.data + k), out);
+	if (p.err)
+		r = p.err;
+	else if (out->err)
+		r = -ENOMEM;
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* See cluster.h. */
 int qfs_rcell_node_up(struct qfs_rcell *rc, uint32_t id)
 {
 	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = 0 };

@@ -144,5 +144,10 @@ void qfs_rcell_status(struct qfs_rcell *rc, struct qfs_buf *out);
 void qfs_rcell_nodes(struct qfs_rcell *rc, struct qfs_buf *out);
 int qfs_rcell_node_up(struct qfs_rcell *rc, uint32_t id);
 uint64_t qfs_rcell_redirects(struct qfs_rcell *rc, uint64_t *timeouts, uint64_t *proposals);
+/* The groups node id hosts, into out (initialised, empty).  0, -ETIMEDOUT
+ * (no answer within wait_ms), -ENOMEM. */
+struct qfs_glist;
+int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			  struct qfs_glist *out);
 
 #endif

@@ -9,7 +9,11 @@
  * Threads: the rnode's I/O thread hands request frames to the server's
  * queue (it must not block: a proposal waits for a quorum); NWORK workers
  * take them, call the rnode and send the reply to the router, whose
- * address the request carries.  Lock: s->mu protects the queue only.
+ * address the request carries.  A reconciler thread asks the other nodes
+ * every RECONCILE_MS for their groups and creates here every group a
+ * majority of the nodes hosts that this node lacks (one created while it
+ * was down); it never recreates a group this process dropped.  Lock: s->mu
+ * protects the queue, stop and the dropped list.
  */
 #include "config.h"
 
@@ -17,7 +21,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/glist.h"
 #include "common/log.h"
 #include "net/frame.h"
 #include "node/cluster.h"
@@ -26,6 +32,7 @@
 #define NWORK 16               /* request workers */
 #define QUEUE_MAX 4096         /* requests queued before new ones are dropped */
 #define SCAN_REPLY_BYTES (4u << 20) /* items per scan reply, about */
+#define RECONCILE_MS 3000      /* how often the reconciler asks the others */
 
 struct job {
 	struct job *next;
@@ -44,6 +51,11 @@ struct qfs_node_server {
 	int stop;
 	pthread_t th[NWORK];
 	uint32_t nth;
+	struct qfs_rcell *peers;     /* the reconciler's client of the others */
+	pthread_cond_t rcv;          /* stop, for the reconciler */
+	pthread_t rec;
+	int rec_started;
+	struct qfs_glist dropped;    /* groups dropped by this process; mu */
 };
 
 /* rnode's on_frame hook, on its I/O thread: queue a request. */
@@ -158,6 +170,9 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 		p->err = qfs_rnode_group_create(s->rn, q->group, &cfg);
 		break;
 	case QFS_RPC_DROP:
+		pthread_mutex_lock(&s->mu);
+		qfs_glist_add(q->group, &s->dropped);
+		pthread_mutex_unlock(&s->mu);
 		p->err = qfs_rnode_group_drop(s->rn, q->group);
 		break;
 	case QFS_RPC_EXISTS:
@@ -239,6 +254,70 @@ next:
 	return NULL;
 }
 
+/* One reconciliation round: see the file comment. */
+static void reconcile(struct qfs_node_server *s)
+{
+	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine;
+	struct qfs_paxos_config cfg;
+	uint32_t asked = 0;
+
+	memset(gl, 0, sizeof(gl));
+	memset(&mine, 0, sizeof(mine));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n = s->cl.n;
+	for (uint32_t i = 0; i < s->cl.n; i++) {
+		cfg.ids[i] = s->cl.nodes[i].id;
+		if (s->cl.nodes[i].id != s->id &&
+		    qfs_rcell_node_groups(s->peers, s->cl.nodes[i].id, 1000, &gl[i]) == 0)
+			asked++;
+	}
+	qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
+	for (uint32_t i = 0; asked && i < s->cl.n; i++)
+		for (size_t k = 0; k < gl[i].n; k++) {
+			qfs_group_t g = gl[i].v[k];
+			uint32_t hosts = 0;
+			int dropped, rc;
+
+			if (qfs_glist_has(&mine, g))
+				continue;
+			for (uint32_t j = 0; j < s->cl.n; j++)
+				hosts += qfs_glist_has(&gl[j], g);
+			pthread_mutex_lock(&s->mu);
+			dropped = qfs_glist_has(&s->dropped, g);
+			pthread_mutex_unlock(&s->mu);
+			if (hosts < s->cl.n / 2 + 1 || dropped)
+				continue;
+			rc = qfs_rnode_group_create(s->rn, g, &cfg);
+			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile created group=%016llx "
+				"node=%u hosts=%u err=%s", (unsigned long long)g, s->id, hosts,
+				rc ? qfs_strerror(rc) : "none");
+			qfs_glist_add(g, &mine);
+		}
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		qfs_glist_free(&gl[i]);
+	qfs_glist_free(&mine);
+}
+
+static void *reconcile_main(void *arg)
+{
+	struct qfs_node_server *s = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += RECONCILE_MS / 1000;
+		pthread_cond_timedwait(&s->rcv, &s->mu, &ts);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		reconcile(s);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
 /* See cluster.h. */
 int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_server **out)
 {
@@ -252,6 +331,7 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 		return -ENOMEM;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->rcv, NULL);
 	rc = qfs_cluster_load(o->cluster, &s->cl);
 	if (rc)
 		goto err_free;
@@ -289,6 +369,16 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 			rc = -EAGAIN;
 			goto err_stop;
 		}
+	if (s->cl.n > 1) {
+		rc = qfs_rcell_open(o->cluster, 5000, 0, &s->peers);
+		if (rc)
+			goto err_stop;
+		if (pthread_create(&s->rec, NULL, reconcile_main, s) != 0) {
+			rc = -EAGAIN;
+			goto err_stop;
+		}
+		s->rec_started = 1;
+	}
 	QFS_LOG(QFS_LOG_INFO, "node serving id=%u az=%s addr=%s nodes=%u dir=%s", o->id, me->az,
 		me->addr, s->cl.n, o->dir);
 	*out = s;
@@ -301,6 +391,7 @@ err_net:
 	qfs_net_free(s->net);
 err_free:
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->rcv);
 	pthread_mutex_destroy(&s->mu);
 	memset(&s->cl, 0, sizeof(s->cl));
 	free(s);
@@ -317,11 +408,15 @@ void qfs_node_server_stop(struct qfs_node_server *s)
 	pthread_mutex_lock(&s->mu);
 	s->stop = 1;
 	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->rcv);
 	pthread_mutex_unlock(&s->mu);
 	/* Workers finish the request in hand (a proposal waits at most its
 	 * timeout, which the router keeps short), then the node closes. */
 	for (uint32_t i = 0; i < s->nth; i++)
 		pthread_join(s->th[i], NULL);
+	if (s->rec_started)
+		pthread_join(s->rec, NULL);
+	qfs_rcell_close(s->peers);
 	qfs_rnode_close(s->rn);
 	while ((j = s->head)) {
 		s->head = j->next;
@@ -331,7 +426,9 @@ void qfs_node_server_stop(struct qfs_node_server *s)
 	qfs_net_free(s->net);
 	QFS_LOG(QFS_LOG_INFO, "node stopped id=%u", s->id);
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->rcv);
 	pthread_mutex_destroy(&s->mu);
+	qfs_glist_free(&s->dropped);
 	memset(&s->cl, 0, sizeof(s->cl));
 	free(s);
 }

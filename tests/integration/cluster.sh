@@ -12,7 +12,8 @@
 #     after SIGCONT it catches up;
 #  4. a node with a wrong cluster key (node 3 restarted with another key) is
 #     refused by the others (their log line asserted), serves nothing and
-#     changes nothing; with the right key again it catches up;
+#     changes nothing; a table created meanwhile works on 2 of 3; with the
+#     right key again node 3 catches up and gets the new table's replica;
 #  5. close-to-open between the two mounts: a file closed in one is seen,
 #     whole, at the next open in the other, both ways;
 #  6. SIGTERM stops a node cleanly.
@@ -216,6 +217,10 @@ a_before=$(applied 3 "$G")
 start_node 3 "$T/cluster-key2"
 rm -f "$T/STOP"
 writer "$M1/t" k 3 >"$T/writer.out" 2>&1 || fail "client error beside a wrong-key node: $(cat "$T/writer.out")"
+mkdir "$M1/t2" || fail "mkdir of a table with node 3 refused"
+echo new >"$M1/t2/f" || fail "write in the new table"
+G2=$(awk '$1 == "table" && $2 == "t2" { print $4 }' "$M1/.quorumfs/status")
+[ -n "$G2" ] || fail "no group for table t2"
 for _ in $(seq 50); do
 	grep -q "net auth refused node=[12] peer=3 .*err=wrong cluster key" "$T/n1/quorumfs-node.log" \
 		"$T/n2/quorumfs-node.log" && break
@@ -230,9 +235,12 @@ grep -q "$(head -c 16 "$T/key")" "$T"/n*/quorumfs-node.log && fail "a key was lo
 kill -9 "$PID3"
 start_node 3
 caught_up 3 "$G"
+for _ in $(seq 100); do [ -n "$(applied 3 "$G2")" ] && break; sleep 0.1; done
+[ -n "$(applied 3 "$G2")" ] || fail "node 3 did not get table t2 (created while it was refused)"
+caught_up 3 "$G2"
 [ "$(applied 3 "$G")" -gt "${a_before:-0}" ] || fail "node 3 did not apply the files written meanwhile"
 verify "$M2/t" "$T/k.acked" || fail "files written beside the wrong-key node"
-note "wrong-key node refused (logged on both sides); with the right key it caught up"
+note "wrong-key node refused (logged on both sides); with the right key it caught up, t2 reconciled"
 
 # ---- 5. close-to-open between the two mounts
 head -c 70000 /dev/urandom >"$T/a"
