@@ -71,6 +71,8 @@ struct qfs_rcell {
 	uint64_t next_id;           /* mu */
 	struct { qfs_group_t g; uint32_t leader; } lc[LEADERS]; /* mu; by g % LEADERS */
 	uint64_t seen_ms[QFS_CLUSTER_MAX_NODES]; /* last reply per node; mu */
+	uint64_t silent_until[QFS_CLUSTER_MAX_NODES]; /* a try at it went unanswered:
+						   * skipped until then; mu */
 	pthread_t rx;
 	int stop;                   /* mu */
 	uint64_t redirects, timeouts, proposals; /* relaxed atomics */
@@ -92,10 +94,40 @@ static int node_idx(const struct qfs_rcell *rc, uint32_t id)
 	return -1;
 }
 
-static uint32_t next_node(const struct qfs_rcell *rc, uint32_t id)
+/* 1 if a try at node id went unanswered lately. */
+static int silent(struct qfs_rcell *rc, uint32_t id)
+{
+	int i = node_idx(rc, id), s;
+
+	if (i < 0)
+		return 1;
+	pthread_mutex_lock(&rc->mu);
+	s = rc->silent_until[i] > qfs_clock_mono_ms();
+	pthread_mutex_unlock(&rc->mu);
+	return s;
+}
+
+static void set_silent(struct qfs_rcell *rc, uint32_t id, uint64_t until)
 {
 	int i = node_idx(rc, id);
 
+	if (i < 0)
+		return;
+	pthread_mutex_lock(&rc->mu);
+	rc->silent_until[i] = until;
+	pthread_mutex_unlock(&rc->mu);
+}
+
+/* The node after id in file order, passing over silent ones (unless all
+ * are). */
+static uint32_t next_node(struct qfs_rcell *rc, uint32_t id)
+{
+	int i = node_idx(rc, id);
+	uint32_t k = i < 0 ? 0 : (uint32_t)(i + 1) % rc->cl.n;
+
+	for (uint32_t n = 0; n < rc->cl.n; n++, k = (k + 1) % rc->cl.n)
+		if (!silent(rc, rc->cl.nodes[k].id))
+			return rc->cl.nodes[k].id;
 	return rc->cl.nodes[i < 0 ? 0 : (uint32_t)(i + 1) % rc->cl.n].id;
 }
 
@@ -124,8 +156,10 @@ static void *rx_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&rc->mu);
-		if ((i = node_idx(rc, f->from)) >= 0)
+		if ((i = node_idx(rc, f->from)) >= 0) {
 			rc->seen_ms[i] = now_ms();
+			rc->silent_until[i] = 0;
+		}
 		for (struct pend *q = rc->pend; q; q = q->next)
 			if (q->id == p.id && !q->rep) {
 				q->rep = f;
@@ -223,7 +257,8 @@ static int call(struct qfs_rcell *rc, uint32_t node, struct qfs_rpc_req *q, uint
 	return 0;
 }
 
-static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g)
+static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g);
+static uint32_t leader_get_raw(struct qfs_rcell *rc, qfs_group_t g)
 {
 	uint32_t l = 0;
 
@@ -232,6 +267,14 @@ static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g)
 		l = rc->lc[g % LEADERS].leader;
 	pthread_mutex_unlock(&rc->mu);
 	return l && node_idx(rc, l) >= 0 ? l : rc->cl.nodes[0].id;
+}
+
+/* The cached leader, or the next node when it went silent. */
+static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g)
+{
+	uint32_t l = leader_get_raw(rc, g);
+
+	return silent(rc, l) ? next_node(rc, l) : l;
 }
 
 static void leader_set(struct qfs_rcell *rc, qfs_group_t g, uint32_t l)
@@ -262,18 +305,22 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 		per = dl - now < TRY_MS ? (uint32_t)(dl - now) : TRY_MS;
 		q->timeout_ms = per > 400 ? per - 200 : per / 2 + 1;
 		if (call(rc, target, q, per, f, p) != 0) {
-			target = next_node(rc, target); /* silent: down or cut off */
+			/* silent: down or cut off; let the others elect */
+			set_silent(rc, target, now_ms() + 2 * TRY_MS);
+			target = next_node(rc, target);
 			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
 			continue;
 		}
+		/* A proposal the node timed out on may commit later: retrying
+		 * is safe thanks to its token (file comment). */
 		if (p->err == -EREMOTE || p->err == QFS_ESTOPPED || p->err == -EAGAIN ||
-		    (p->err == -ETIMEDOUT && q->op != QFS_RPC_PROPOSE)) {
+		    p->err == -ETIMEDOUT) {
 			uint32_t hint = p->err == -EREMOTE ? p->leader : 0;
 
 			qfs_net_frame_free(*f);
 			*f = NULL;
 			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
-			if (hint && node_idx(rc, hint) >= 0 && hint != target) {
+			if (hint && node_idx(rc, hint) >= 0 && hint != target && !silent(rc, hint)) {
 				target = hint;
 			} else {
 				if (p->err != -EAGAIN)

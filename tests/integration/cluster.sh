@@ -8,8 +8,9 @@
 #     is killed -9 (the leader of the table first) and restarted: no client
 #     error, every acknowledged file intact (read through both mounts), and
 #     the killed node catches up (its applied LSN reaches the others');
-#  3. SIGSTOP of one node (a partition of it): writes go on with 2 of 3;
-#     after SIGCONT it catches up;
+#  3. SIGSTOP of one node (a partition of it: a follower, then the leader):
+#     writes go on with 2 of 3 (after a new election for the leader); after
+#     SIGCONT it catches up;
 #  4. a node with a wrong cluster key (node 3 restarted with another key) is
 #     refused by the others (their log line asserted), serves nothing and
 #     changes nothing; a table created meanwhile works on 2 of 3; with the
@@ -210,6 +211,15 @@ kill -CONT "$(pid_of "$F")"
 caught_up "$F" "$G"
 verify "$M2/t" "$T/p.acked" || fail "files written during the partition"
 note "node $F stopped: $(cat "$T/writer.out"); caught up after SIGCONT"
+L=$(leader_of "$G")
+kill -STOP "$(pid_of "$L")"
+rm -f "$T/STOP"
+writer "$M1/t" q 6 >"$T/writer.out" 2>&1 || fail "client error with the leader (node $L) stopped: $(cat "$T/writer.out")"
+[ "$(wc -l <"$T/q.acked")" -ge 5 ] || fail "writes with the leader stopped: $(cat "$T/writer.out")"
+kill -CONT "$(pid_of "$L")"
+caught_up "$L" "$G"
+verify "$M2/t" "$T/q.acked" || fail "files written while the leader was stopped"
+note "leader (node $L) stopped: $(cat "$T/writer.out"); caught up after SIGCONT"
 
 # ---- 4. a node with a wrong cluster key
 kill -9 "$PID3"
