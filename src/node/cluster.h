@@ -118,14 +118,27 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 /* Stop the workers, close the rnode (durable) and the net.  NULL: nothing. */
 void qfs_node_server_stop(struct qfs_node_server *s);
 
-/* ---- the remote cell (cell.c's cluster mode) ---- */
+/* ---- the remote cell (cell.c's cluster mode) ----
+ *
+ * Each qfs_rcell_X has the contract of cell.h's qfs_cell_X (the cell
+ * forwards to it), with these differences: a call gives up with
+ * -ETIMEDOUT when no node answered as needed within the cell timeout;
+ * group_create succeeds once a majority of the nodes created the group;
+ * get_node answers -EHOSTDOWN for a node that does not answer within 1 s;
+ * node_up is 1 for a node that answered within 2 s (it is asked if not);
+ * status and nodes print "node ID az AZ state up|down addr A" lines, then
+ * the replica lines of every node that answered.  Thread-safe; the
+ * callbacks of scan and groups run with no lock held.  qfs_rcell_open:
+ * 0 and *out, errors of qfs_cluster_load, -ENOMEM, socket errors. */
 
 struct qfs_rcell;
 
 /* Connect a router to the cluster of file path: tcp net with its key, an
- * endpoint on 127.0.0.1 (or the first node's host) at a free port, id
- * random in QFS_RPC_ROUTER_MIN.. .  timeout_ms bounds each call. */
+ * endpoint on the local address that routes to the first node, at a free
+ * port, id random in QFS_RPC_ROUTER_MIN.. .  timeout_ms bounds each call;
+ * strong: reads only at a leader under its lease. */
 int qfs_rcell_open(const char *path, uint32_t timeout_ms, int strong, struct qfs_rcell **out);
+/* Stop the receiver and close the net.  NULL: nothing. */
 void qfs_rcell_close(struct qfs_rcell *rc);
 uint32_t qfs_rcell_node_count(struct qfs_rcell *rc);
 int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
