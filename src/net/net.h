@@ -42,7 +42,8 @@ enum qfs_net_kind {
 	QFS_NET_TCP = 2,    /* TCP, IPv4 "a.b.c.d:port" addresses */
 };
 
-#define QFS_NET_MAX_PEERS 64 /* peers one endpoint tracks (stats, tcp senders) */
+#define QFS_NET_MAX_PEERS 1024 /* peers one endpoint tracks (stats, tcp senders;
+				* a node: its peers and every router it answered) */
 #define QFS_NET_KEY_MIN 16   /* bytes of a cluster key, at least */
 #define QFS_NET_KEY_MAX 1024 /* and at most */
 

@@ -1121,7 +1121,8 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return -ENOMEM;
-		rc = qfs_rcell_open(o->cluster, o->timeout_ms ? o->timeout_ms :
+		rc = qfs_rcell_open(o->cluster, qfs_rcell_mount_id(o->dir ? o->dir : o->cluster),
+				    o->timeout_ms ? o->timeout_ms :
 				    QFS_CELL_TIMEOUT_DEFAULT_MS, o->reads == QFS_CELL_READ_STRONG,
 				    &c->rc);
 		if (rc) {

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "common/clock.h"
 #include "common/glist.h"
@@ -804,7 +805,20 @@ static int local_addr(const struct qfs_rcell *rc, char *host, size_t len)
 }
 
 /* See cluster.h. */
-int qfs_rcell_open(const char *path, uint32_t timeout_ms, int strong, struct qfs_rcell **out)
+uint32_t qfs_rcell_mount_id(const char *ident)
+{
+	char host[256] = "";
+	uint64_t h;
+
+	(void)gethostname(host, sizeof(host) - 1);
+	h = XXH64(host, strlen(host), 0);
+	h = XXH64(ident, strlen(ident), h);
+	return QFS_RPC_ROUTER_MIN + (uint32_t)(h % QFS_RPC_MOUNT_IDS);
+}
+
+/* See cluster.h. */
+int qfs_rcell_open(const char *path, uint32_t self, uint32_t timeout_ms, int strong,
+		   struct qfs_rcell **out)
 {
 	pthread_condattr_t ca;
 	struct qfs_rcell *rc;
@@ -827,7 +841,8 @@ int qfs_rcell_open(const char *path, uint32_t timeout_ms, int strong, struct qfs
 	}
 	if ((r = qfs_net_random(rnd, sizeof(rnd))) < 0)
 		goto err_free;
-	rc->self = QFS_RPC_ROUTER_MIN + (((uint32_t)rnd[0] << 8 | rnd[1]) & 0x7fff);
+	rc->self = self >= QFS_RPC_ROUTER_MIN && self <= 65535 ? self :
+		QFS_RPC_ROUTER_MIN + (((uint32_t)rnd[0] << 8 | rnd[1]) % QFS_RPC_MOUNT_IDS);
 	if ((r = qfs_net_random((uint8_t *)&rc->nonce, sizeof(rc->nonce))) < 0)
 		goto err_free;
 	if ((r = qfs_net_new(QFS_NET_TCP, NULL, &rc->net)) ||

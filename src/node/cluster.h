@@ -29,7 +29,10 @@
 #define QFS_CLUSTER_MAX_NODES 5
 #define QFS_RPC_REQ 0xe0          /* frame type of a request */
 #define QFS_RPC_REP 0xe1          /* frame type of a reply */
-#define QFS_RPC_ROUTER_MIN 32768u /* router node ids: 32768..65535 */
+#define QFS_RPC_ROUTER_MIN 32768u /* router node ids: 32768..65535: */
+#define QFS_RPC_MOUNT_IDS 16384u  /* mounts 32768..49151, from their identity */
+#define QFS_RPC_PEER_BASE 49152u  /* a node's own client of the others:
+				   * 49152 + node id % 16384 */
 
 struct qfs_cluster_node {
 	uint32_t id;     /* 1..32767 */
@@ -135,9 +138,15 @@ struct qfs_rcell;
 
 /* Connect a router to the cluster of file path: tcp net with its key, an
  * endpoint on the local address that routes to the first node, at a free
- * port, id random in QFS_RPC_ROUTER_MIN.. .  timeout_ms bounds each call;
- * strong: reads only at a leader under its lease. */
-int qfs_rcell_open(const char *path, uint32_t timeout_ms, int strong, struct qfs_rcell **out);
+ * port, with router id self (QFS_RPC_ROUTER_MIN..65535; a node keeps a
+ * peer entry per id it answered until it restarts, so a mount's id is
+ * stable: see qfs_rcell_mount_id).  timeout_ms bounds each call; strong:
+ * reads only at a leader under its lease. */
+int qfs_rcell_open(const char *path, uint32_t self, uint32_t timeout_ms, int strong,
+		   struct qfs_rcell **out);
+/* The router id of a mount: QFS_RPC_ROUTER_MIN + a hash of the host name
+ * and ident (the mount's state directory) modulo QFS_RPC_MOUNT_IDS. */
+uint32_t qfs_rcell_mount_id(const char *ident);
 /* Stop the receiver and close the net.  NULL: nothing. */
 void qfs_rcell_close(struct qfs_rcell *rc);
 uint32_t qfs_rcell_node_count(struct qfs_rcell *rc);

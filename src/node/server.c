@@ -370,7 +370,8 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 			goto err_stop;
 		}
 	if (s->cl.n > 1) {
-		rc = qfs_rcell_open(o->cluster, 5000, 0, &s->peers);
+		rc = qfs_rcell_open(o->cluster, QFS_RPC_PEER_BASE + o->id % QFS_RPC_MOUNT_IDS, 5000, 0,
+				    &s->peers);
 		if (rc)
 			goto err_stop;
 		if (pthread_create(&s->rec, NULL, reconcile_main, s) != 0) {
