@@ -18,9 +18,10 @@
  * the key, a later copy fails whole with -EALREADY, which a retry reads
  * as "applied".  A copy that failed wrote nothing, so its retry computes
  * the same result again.  Token keys lie outside every item key of fs/
- * (16 bytes 0xff, then "\0t"); each proposal deletes the key of the
- * group's proposal TOKEN_KEEP before it, so a router leaves at most
- * TOKEN_KEEP keys per group behind.
+ * (16 bytes 0xff, then "\1t": no pk hashes to all ones, and 16 x 0xff
+ * "\0" is the space of the 2PC records; doc/format-keys.md); each
+ * proposal deletes the key of the group's proposal TOKEN_KEEP before it,
+ * so a router leaves at most TOKEN_KEEP keys per group behind.
  *
  * Threads: callers block in call() on rc->cv; one receiver thread matches
  * replies to the waiting calls by request id.  rc->mu protects the pending
@@ -366,7 +367,7 @@ out:
 static void token_key(const struct qfs_rcell *rc, uint64_t seq, uint8_t *k)
 {
 	memset(k, 0xff, 16);
-	k[16] = 0;
+	k[16] = 1; /* not 0: 16 x 0xff "\0" is the 2PC records' space */
 	k[17] = 't';
 	qfs_be64_put(k + 18, rc->nonce);
 	qfs_be64_put(k + 26, seq);
