@@ -1336,6 +1336,18 @@ static int cmd_mount(int argc, char **argv)
 				"cluster mount (-o cluster=); see doc/cluster.md\n", m.local_opt);
 			return 2;
 		}
+		/* Refuse a bad cluster or key file here, on the caller's stderr
+		 * (the loader says which line or which mode). */
+		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+		rc = cl ? qfs_cluster_load(m.cluster, cl) : -ENOMEM;
+		if (cl)
+			memset(cl, 0, sizeof(*cl)); /* the key */
+		free(cl);
+		if (rc) {
+			fprintf(stderr, "quorumfs: cannot use the cluster file %s: %s\n", m.cluster,
+				qfs_strerror(rc));
+			return 1;
+		}
 		m.co.cluster = m.cluster;
 		m.ac.url = "off";
 		m.sc.off = 1;

@@ -119,6 +119,15 @@ fi
 grep -q "mode 0600" "$T/mode.err" "$T/n1/quorumfs-node.log" 2>/dev/null ||
 	fail "no clear message about the key file's mode: $(cat "$T/mode.err")"
 grep -q "$(head -c 16 "$T/key")" "$T/mode.err" && fail "the key was printed"
+if "$QFS_BIN" mount -o "cluster=$C" "$T/s1" "$M1" 2>"$T/mode.err"; then
+	fail "a cluster mount started with a key file of mode 0644"
+fi
+grep -q "mode 0600" "$T/mode.err" || fail "mount: no clear message about the key file's mode"
+if "$QFS_BIN" mount -o "cluster=$C,scrub_interval=1h" "$T/s1" "$M1" 2>"$T/mode.err"; then
+	fail "a cluster mount accepted a scrub option"
+fi
+grep -q "archive and scrub do not run on a cluster mount" "$T/mode.err" ||
+	fail "no clear refusal of a scrub option: $(cat "$T/mode.err")"
 chmod 600 "$T/key"
 note "key file of mode 0644 refused"
 
