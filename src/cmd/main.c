@@ -1815,12 +1815,32 @@ static int cmd_node(int argc, char **argv)
 		fprintf(stderr, "quorumfs: node: want -o cluster=FILE,id=N NODE_DIR\n");
 		return 2;
 	}
+	{
+		/* The cluster and key files, checked on the caller's stderr. */
+		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+
+		rc = cl ? qfs_cluster_load(cluster, cl) : -ENOMEM;
+		if (!rc && !qfs_cluster_node(cl, so.id))
+			rc = -ENOENT;
+		if (cl)
+			memset(cl, 0, sizeof(*cl)); /* the key */
+		free(cl);
+		if (rc) {
+			fprintf(stderr, "quorumfs: node: cannot use the cluster file %s: %s\n", cluster,
+				rc == -ENOENT ? "no node of this id in it" : qfs_strerror(rc));
+			return 1;
+		}
+	}
 	if (mkdir(argv[optind], 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "quorumfs: node: cannot create %s: %s\n", argv[optind], strerror(errno));
 		return 1;
 	}
-	if (resolve_path(argv[optind], dir) != 0 || take_lock(dir, &lockfd, msg, sizeof(msg))) {
-		fprintf(stderr, "quorumfs: node: %s\n", lockfd < 0 && dir[0] ? msg : argv[optind]);
+	if (resolve_path(argv[optind], dir) != 0) {
+		fprintf(stderr, "quorumfs: node: cannot resolve %s\n", argv[optind]);
+		return 1;
+	}
+	if (take_lock(dir, &lockfd, msg, sizeof(msg))) {
+		fprintf(stderr, "quorumfs: node: %s\n", msg);
 		return 1;
 	}
 	if (!logfile && !foreground) {
