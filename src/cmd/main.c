@@ -40,6 +40,7 @@
 #include "common/sysio.h"
 #include "fs/fs.h"
 #include "node/cell.h"
+#include "node/cluster.h"
 #include "router/admit.h"
 #include "router/router.h"
 #include "scrub/scrub.h"
@@ -66,6 +67,7 @@ static void usage(FILE *f)
 		"                [--path PATH] [--time T] --to DIR\n"
 		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
 		"       quorumfs bench MOUNTPOINT [--against DIR] [--quick] [OPTIONS]\n"
+		"       quorumfs node [-f] -o cluster=FILE,id=N NODE_DIR   (doc/cluster.md)\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -100,6 +102,9 @@ static void usage(FILE *f)
 		"  -o node_rcu=N,node_wcu=N  node throughput for bursting (default 0: unlimited)\n"
 		"  -o ondemand_rcu=N,ondemand_wcu=N  on-demand allowance before a peak is seen\n"
 		"                        (default 0: unlimited); see doc/admission.md\n"
+		"  -o cluster=FILE       mount a cluster of `quorumfs node` processes: DATA_DIR\n"
+		"                        holds only the lock and log; no archive, no scrub,\n"
+		"                        no kernel caching (close-to-open); doc/cluster.md\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
 		"  -o scrub_interval=DURATION  start a scrub pass this often (default 6h;\n"
@@ -918,6 +923,8 @@ struct mount_cfg {
 	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
 	int cache_off;          /* -o cache_timeout=0: no kernel caching */
 	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */
+	char cluster[PATH_MAX]; /* -o cluster=FILE, resolved ("" : embedded) */
+	const char *local_opt;  /* an archive or scrub option given (refused with cluster=) */
 };
 
 static int bad_value(const char *opt, const char *v, const char *want)
@@ -965,6 +972,13 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			return 0;
 		}
 	}
+	if (!strncmp(tok, "cluster=", 8)) {
+		if (!tok[8] || resolve_path(tok + 8, m->cluster) != 0)
+			return bad_value("cluster", tok + 8, "want cluster=FILE (an existing file)");
+		return 0;
+	}
+	if (!strncmp(tok, "archive", 7) || !strncmp(tok, "scrub", 5) || !strncmp(tok, "retention", 9))
+		m->local_opt = tok;
 	if ((rc = arch_opt(&m->ac, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if ((rc = admit_opt(&m->adm, tok)) != 0)
@@ -1280,6 +1294,33 @@ static int cmd_mount(int argc, char **argv)
 	if (debug)
 		qfs_log_level = QFS_LOG_DEBUG;
 	kernel_opts_text(&m);
+	if (m.cluster[0]) {
+		/* A router with no local replica: nothing to archive or scrub
+		 * here (doc/cluster.md), and other mounts write the same
+		 * tables, so no long kernel caches (close-to-open). */
+		if (m.local_opt) {
+			fprintf(stderr, "quorumfs: option %s: archive and scrub do not run on a "
+				"cluster mount (-o cluster=); see doc/cluster.md\n", m.local_opt);
+			return 2;
+		}
+		/* Refuse a bad cluster or key file here, on the caller's stderr
+		 * (the loader says which line or which mode). */
+		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+		rc = cl ? qfs_cluster_load(m.cluster, cl) : -ENOMEM;
+		if (cl)
+			memset(cl, 0, sizeof(*cl)); /* the key */
+		free(cl);
+		if (rc) {
+			fprintf(stderr, "quorumfs: cannot use the cluster file %s: %s\n", m.cluster,
+				qfs_strerror(rc));
+			return 1;
+		}
+		m.co.cluster = m.cluster;
+		m.ac.url = "off";
+		m.sc.off = 1;
+		m.cache_off = 1;
+		m.cache_ms = 0;
+	}
 
 	/* Every check that can refuse the mount runs here, before the fork,
 	 * and says why on this process's stderr: nothing of a refused mount
@@ -1696,6 +1737,165 @@ static int cmd_scrub(int argc, char **argv)
 	return cnt.groups && cnt.skipped == cnt.groups ? 2 : 0;
 }
 
+/* `quorumfs node [-f] -o cluster=FILE,id=N[,log=FILE,loglevel=L] NODE_DIR`:
+ * one storage node as a process (node/cluster.h, doc/cluster.md).  Without
+ * -f it daemonizes once it listens (the parent exits 0 then, or 1 with the
+ * reason); SIGTERM or SIGINT stops it cleanly (the store made durable). */
+static int cmd_node(int argc, char **argv)
+{
+	char dir[PATH_MAX], cluster[PATH_MAX] = "", logpath[PATH_MAX], msg[PATH_MAX + 256];
+	const char *logfile = NULL;
+	struct qfs_node_server_opts so = { .id = 0 };
+	struct qfs_node_server *srv = NULL;
+	struct ready_ctx ready = { -1, NULL };
+	int foreground = 0, opt, lockfd = -1, rc, sig;
+	sigset_t set;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "fo:h")) != -1) {
+		if (opt == 'f') {
+			foreground = 1;
+		} else if (opt == 'o') {
+			char *o = keep_opt(optarg), *save = NULL;
+
+			for (char *tok = strtok_r(o, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				char *end;
+
+				if (!strncmp(tok, "cluster=", 8) && tok[8] && !resolve_path(tok + 8, cluster)) {
+					continue;
+				} else if (!strncmp(tok, "id=", 3)) {
+					unsigned long v = strtoul(tok + 3, &end, 10);
+
+					if (!*end && v >= 1 && v < 32768) {
+						so.id = (uint32_t)v;
+						continue;
+					}
+				} else if (!strncmp(tok, "log=", 4) && tok[4]) {
+					logfile = tok + 4;
+					continue;
+				} else if (!strncmp(tok, "loglevel=", 9) && qfs_log_set_level(tok + 9) == 0) {
+					continue;
+				}
+				fprintf(stderr, "quorumfs: node: bad option '%s' (want cluster=FILE, "
+					"id=1..32767, log=FILE, loglevel=LEVEL)\n", tok);
+				return 2;
+			}
+		} else {
+			usage(opt == 'h' ? stdout : stderr);
+			return opt == 'h' ? 0 : 2;
+		}
+	}
+	if (argc - optind != 1 || !cluster[0] || !so.id) {
+		fprintf(stderr, "quorumfs: node: want -o cluster=FILE,id=N NODE_DIR\n");
+		return 2;
+	}
+	{
+		/* The cluster and key files, checked on the caller's stderr. */
+		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+
+		rc = cl ? qfs_cluster_load(cluster, cl) : -ENOMEM;
+		if (!rc && !qfs_cluster_node(cl, so.id))
+			rc = -ENOENT;
+		if (cl)
+			memset(cl, 0, sizeof(*cl)); /* the key */
+		free(cl);
+		if (rc) {
+			fprintf(stderr, "quorumfs: node: cannot use the cluster file %s: %s\n", cluster,
+				rc == -ENOENT ? "no node of this id in it" : qfs_strerror(rc));
+			return 1;
+		}
+	}
+	if (mkdir(argv[optind], 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "quorumfs: node: cannot create %s: %s\n", argv[optind], strerror(errno));
+		return 1;
+	}
+	if (resolve_path(argv[optind], dir) != 0) {
+		fprintf(stderr, "quorumfs: node: cannot resolve %s\n", argv[optind]);
+		return 1;
+	}
+	if (take_lock(dir, &lockfd, msg, sizeof(msg))) {
+		fprintf(stderr, "quorumfs: node: %s\n", msg);
+		return 1;
+	}
+	if (!logfile && !foreground) {
+		snprintf(logpath, sizeof(logpath), "%s/quorumfs-node.log", dir);
+		logfile = logpath;
+	} else if (logfile && logfile[0] != '/' && resolve_path(logfile, logpath) == 0) {
+		logfile = logpath;
+	}
+	if (!foreground) {
+		int pfd[2];
+		pid_t pid;
+
+		if (pipe(pfd) != 0 || (pid = fork()) < 0) {
+			perror("quorumfs: node");
+			return 1;
+		}
+		if (pid > 0) {
+			char code = 1;
+			ssize_t n;
+
+			close(pfd[1]);
+			if (read(pfd[0], &code, 1) == 1 && code == 0)
+				return 0;
+			n = read(pfd[0], msg, sizeof(msg) - 1);
+			msg[n > 0 ? n : 0] = '\0';
+			fprintf(stderr, "quorumfs: node failed: %s (see %s)\n", n > 0 ? msg : "daemon exited",
+				logfile);
+			return 1;
+		}
+		close(pfd[0]);
+		setsid();
+		ready.fd = pfd[1];
+		if (chdir("/") != 0) {
+			/* not fatal */
+		}
+	}
+	lock_note_pid(lockfd);
+	if (logfile && (rc = qfs_log_open_file(logfile))) {
+		snprintf(msg, sizeof(msg), "cannot open log file %s: %s", logfile, strerror(-rc));
+		report_failure(&ready, msg);
+		return 1;
+	}
+	/* Signals go to sigwait below, never to the server's threads. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	so.dir = dir;
+	so.cluster = cluster;
+	rc = qfs_node_server_start(&so, &srv);
+	if (rc) {
+		snprintf(msg, sizeof(msg), "cannot start node %u of %s in %s: %s", so.id, cluster, dir,
+			 qfs_strerror(rc));
+		report_failure(&ready, msg);
+		return 1;
+	}
+	if (ready.fd >= 0) {
+		char code = 0;
+
+		if (write(ready.fd, &code, 1) != 1) {
+			/* the parent is gone; carry on */
+		}
+		close(ready.fd);
+	}
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			qfs_log_reopen();
+			continue;
+		}
+		break;
+	}
+	QFS_LOG(QFS_LOG_INFO, "node stopping id=%u signal=%d", so.id, sig);
+	qfs_node_server_stop(srv);
+	close(lockfd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1720,6 +1920,8 @@ int main(int argc, char **argv)
 		return cmd_scrub(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench"))
 		return qfs_cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "node"))
+		return cmd_node(argc - 1, argv + 1);
 	/* `quorumfs DATA_DIR MOUNTPOINT [-o OPTIONS]`: what mount.fuse3 runs
 	 * for type fuse.quorumfs or "quorumfs#DATA_DIR" (a path with a slash,
 	 * so that a mistyped command is not taken for a data directory). */

@@ -17,8 +17,9 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "net/auth.h"
 #include "net/net_int.h"
-#include "repl/paxos.h"
+#include "net/frame.h"
 
 /* See net.h. */
 void qfs_net_params_default(struct qfs_net_params *p)
@@ -71,6 +72,7 @@ void qfs_net_free(struct qfs_net *net)
 		qfs_net_endpoint_close(net->eps);
 	pthread_cond_destroy(&net->cond);
 	pthread_mutex_destroy(&net->mu);
+	qfs_net_key_wipe(net);
 	free(net->book);
 	free(net->cuts);
 	free(net);
@@ -285,20 +287,20 @@ long qfs_net_frame_check(const uint8_t *hdr)
 {
 	uint32_t body;
 
-	if (qfs_be32_get(hdr) != QFS_PAXOS_MAGIC)
+	if (qfs_be32_get(hdr) != QFS_NET_MAGIC)
 		return -EINVAL;
-	if (hdr[4] != QFS_PAXOS_VERSION)
+	if (hdr[4] != QFS_NET_VERSION)
 		return QFS_EFORMAT;
 	body = qfs_be32_get(hdr + 8);
-	if (body > QFS_PAXOS_FRAME_MAX - QFS_PAXOS_FRAME_HDR)
+	if (body > QFS_NET_FRAME_MAX - QFS_NET_FRAME_HDR)
 		return -EINVAL;
-	return (long)body + QFS_PAXOS_FRAME_HDR;
+	return (long)body + QFS_NET_FRAME_HDR;
 }
 
 /* See net_int.h. */
 struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len)
 {
-	struct qfs_net_frame *f = malloc(sizeof(*f) + len);
+	struct qfs_net_frame *f = malloc(sizeof(*f) + len + QFS_NET_TAG);
 
 	if (f) {
 		f->next = NULL;
@@ -442,7 +444,7 @@ int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t l
 		p = NULL;
 	else
 		p = qfs_net_peer_get(ep, to, 1);
-	if (len >= QFS_PAXOS_FRAME_HDR && len <= QFS_PAXOS_FRAME_MAX)
+	if (len >= QFS_NET_FRAME_HDR && len <= QFS_NET_FRAME_MAX)
 		flen = qfs_net_frame_check(frame);
 	if (flen < 0 || (size_t)flen != len) {
 		if (p)
@@ -516,6 +518,7 @@ static void stats_add(struct qfs_net_stats *d, const struct qfs_net_stats *s)
 	d->drop_in_frames += NET_GET(s->drop_in_frames);
 	d->rejected += NET_GET(s->rejected);
 	d->connects += NET_GET(s->connects);
+	d->auth_refused += NET_GET(s->auth_refused);
 }
 
 /* See net.h. */
@@ -542,8 +545,10 @@ int qfs_net_stats(struct qfs_net_ep *ep, uint32_t peer, struct qfs_net_stats *ou
 		st.queued_bytes += t.queued_bytes;
 		st.up += t.up;
 	}
-	if (!peer)
+	if (!peer) {
 		st.rejected += NET_GET(ep->rejected_anon);
+		st.auth_refused += NET_GET(ep->auth_refused_anon);
+	}
 	*out = st;
 	return 0;
 }

@@ -5,10 +5,12 @@
  * One interface, two transports: QFS_NET_INPROC moves frames between
  * endpoints of the same process (the embedded default: three nodes inside
  * the mount process), QFS_NET_TCP moves them over TCP between processes or
- * hosts.  The transport carries opaque, already-encoded frames of the
- * Multi-Paxos codec (repl/paxos.h: qfs_paxos_msg_encode) and checks only
- * their 16-byte header: magic, version and length bound.  The CRC is checked
- * by qfs_paxos_msg_decode() when the receiver decodes the frame.
+ * hosts.  The transport carries frames whose 16-byte header is src/net's
+ * own (net/frame.h: magic, version, type, length, CRC), sealed around a
+ * body of a message codec (repl/paxos.h, node/snap.h) by the sender with
+ * qfs_net_frame_seal(); on send and on tcp receipt it checks magic, version
+ * and length bound; the CRC is checked by qfs_net_frame_open() where the
+ * receiver opens the frame.
  *
  * The network is lossy by contract: qfs_net_send() never blocks; a frame is
  * dropped (and counted) when the peer is unknown, down or cut off by the
@@ -33,14 +35,17 @@
 #include <stdint.h>
 
 #include "common/qfs.h"
+#include "net/frame.h"
 
 enum qfs_net_kind {
 	QFS_NET_INPROC = 1, /* endpoints in this process, no sockets */
 	QFS_NET_TCP = 2,    /* TCP, IPv4 "a.b.c.d:port" addresses */
 };
 
-#define QFS_NET_MAX_PEERS 64 /* peers one endpoint tracks (stats, tcp senders) */
-#define QFS_NET_HELLO 0xf0   /* frame type reserved for the tcp handshake */
+#define QFS_NET_MAX_PEERS 1024 /* peers one endpoint tracks (stats, tcp senders;
+				* a node: its peers and every router it answered) */
+#define QFS_NET_KEY_MIN 16   /* bytes of a cluster key, at least */
+#define QFS_NET_KEY_MAX 1024 /* and at most */
 
 struct qfs_net_params {
 	size_t send_queue_bytes;  /* tcp: bytes queued per peer before drops; 64 MiB */
@@ -84,6 +89,9 @@ struct qfs_net_stats {
 	uint64_t rejected;                /* malformed frames: refused by send, or
 					   * received (tcp; the connection is closed) */
 	uint64_t connects;                /* tcp: connections established to it */
+	uint64_t auth_refused;            /* tcp: handshakes refused for the cluster
+					   * key (the peer's proof was wrong); with
+					   * peer 0 also those of unidentified conns */
 	uint64_t queued_bytes;            /* tcp: bytes in the send queue now */
 	int up;                           /* inproc: peer open; tcp: connected now */
 };
@@ -112,7 +120,8 @@ int qfs_net_set_addr(struct qfs_net *net, uint32_t node, const char *addr);
  * at qfs_net_wakeup_fn.  Starts the tcp receiver thread.  On success *out
  * belongs to the caller until qfs_net_endpoint_close().  Returns 0,
  * -EINVAL (bad node or address), -EEXIST (node already open in this net),
- * -ENOMEM, or a socket error (-EADDRINUSE...); *out untouched on error. */
+ * -ENOKEY (tcp net without a cluster key: qfs_net_set_key), -ENOMEM, or a
+ * socket error (-EADDRINUSE...); *out untouched on error. */
 int qfs_net_endpoint_open(struct qfs_net *net, uint32_t node, const char *addr,
 			  qfs_net_wakeup_fn wake, void *arg, struct qfs_net_ep **out);
 
@@ -131,7 +140,7 @@ uint16_t qfs_net_endpoint_port(const struct qfs_net_ep *ep);
  * qfs_net_set_link also returns 0, as a real network would), or, with the
  * frame dropped and counted:
  *   -EINVAL       not a frame: bad magic, version, or header length != len,
- *                 or len outside [16, QFS_PAXOS_FRAME_MAX] (counted rejected)
+ *                 or len outside [16, QFS_NET_FRAME_MAX] (counted rejected)
  *   -EHOSTUNREACH `to` is 0, above 65535 or ep's own node; tcp: no address
  *                 known for `to` (qfs_net_set_addr)
  *   -ENOTCONN     peer down (inproc: no open endpoint `to`; tcp: in the
@@ -156,6 +165,27 @@ void qfs_net_frame_free(struct qfs_net_frame *f);
  * of connections that never identified themselves).  Returns 0 or -ENOENT
  * (ep never exchanged anything with peer); *out written on success only. */
 int qfs_net_stats(struct qfs_net_ep *ep, uint32_t peer, struct qfs_net_stats *out);
+
+/* Read the cluster key from the file at path into key[0..cap) (trailing
+ * newlines and spaces are not part of it).  The file must be a regular
+ * file with no permission for group or others (mode 0600 or 0400),
+ * else it is refused with one log line `net key refused path= mode= err=`;
+ * the key itself is never logged.  Returns 0 with *len, -EPERM (mode),
+ * -EINVAL (fewer than QFS_NET_KEY_MIN or more than QFS_NET_KEY_MAX
+ * bytes, or more than cap) or the open/read error; key and *len are
+ * written only on success. */
+int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len);
+
+/* Fill buf with n cryptographically random bytes (libcrypto's RAND_bytes:
+ * nonces, router ids).  0 or -EIO. */
+int qfs_net_random(uint8_t *buf, size_t n);
+
+/* Give net the cluster key (copied; len in [QFS_NET_KEY_MIN,
+ * QFS_NET_KEY_MAX]).  A tcp net needs it before its first
+ * qfs_net_endpoint_open(): every connection then proves the key in its
+ * hello (both sides) and tags every frame (doc/format-net.md section 2).
+ * Inproc nets keep it and do not use it.  Returns 0 or -EINVAL. */
+int qfs_net_set_key(struct qfs_net *net, const void *key, size_t len);
 
 /* Test hook (partitions): cut (up = 0) or restore (up = 1) the one-way link
  * from -> to.  While cut, frames from `from` to `to` are dropped at send

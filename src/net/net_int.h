@@ -56,6 +56,9 @@ struct qfs_net {
 	struct net_cut *cuts;      /* cut one-way links */
 	uint32_t ncuts, capcuts;
 	int ncuts_hint;            /* atomic copy of ncuts: fast path when 0 */
+	uint8_t key[QFS_NET_KEY_MAX]; /* cluster key (qfs_net_set_key); set before
+				       * endpoints open, read-only after */
+	size_t key_len;            /* bytes of key; 0: none */
 };
 
 struct qfs_net_ep {
@@ -73,6 +76,7 @@ struct qfs_net_ep {
 	struct net_peer *peers[QFS_NET_MAX_PEERS];
 	uint32_t npeers;
 	uint64_t rejected_anon;    /* malformed frames from unidentified conns; atomic */
+	uint64_t auth_refused_anon; /* wrong key proofs of unidentified conns; atomic */
 	void *tp;                  /* transport state */
 };
 
@@ -82,13 +86,16 @@ struct qfs_net_ep {
 extern const struct net_ops qfs_net_inproc_ops;
 extern const struct net_ops qfs_net_tcp_ops;
 
-/* Check a frame header hdr[QFS_PAXOS_FRAME_HDR]: magic, version, body length
- * within QFS_PAXOS_FRAME_MAX.  Returns the whole frame length or -EINVAL
+/* Check a frame header hdr[QFS_NET_FRAME_HDR]: magic, version, body length
+ * within QFS_NET_FRAME_MAX.  Returns the whole frame length or -EINVAL
  * (bad magic or length) or QFS_EFORMAT (another version). */
 long qfs_net_frame_check(const uint8_t *hdr);
 
-/* Allocate a frame holding len bytes (contents uninitialised); NULL if out
- * of memory. */
+/* Erase net's copy of the cluster key (auth.c; qfs_net_free). */
+void qfs_net_key_wipe(struct qfs_net *net);
+
+/* Allocate a frame holding len bytes, plus QFS_NET_TAG bytes of room past
+ * them for the tcp tag (contents uninitialised); NULL if out of memory. */
 struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len);
 
 /* The peer entry of node in ep, created if create is set.  NULL if absent

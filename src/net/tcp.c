@@ -8,6 +8,13 @@
  * connection B opened.  So each direction is a single byte stream and FIFO
  * per pair follows from TCP.
  *
+ * Every connection proves the cluster key both ways in its handshake
+ * (hello, hello answer, proof: HMAC-SHA256 challenge-response, auth.h)
+ * and then carries, after each frame, a tag over the frame and its
+ * sequence number on the connection, so a wrong key is refused before any
+ * frame is delivered, and a tampered, replayed, reordered or truncated
+ * frame closes the connection without being delivered.
+ *
  * Threads of one endpoint:
  *  - a receiver thread: poll(2) over the listening socket, a wake pipe and
  *    every accepted connection; it answers hellos, reassembles frames
@@ -27,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -40,31 +48,48 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
-#include "common/crc32c.h"
 #include "common/log.h"
+#include "net/auth.h"
 #include "net/net_int.h"
-#include "repl/paxos.h"
 
 #define TCP_MAX_CONNS 64            /* accepted connections per endpoint */
-#define HELLO_BODY 8                /* be32 from | be32 to */
-#define HELLO_LEN (QFS_PAXOS_FRAME_HDR + HELLO_BODY)
+/* be32 from | be32 to | nonce | proof (zero in the connector's hello) */
+#define HELLO_BODY (8 + QFS_NET_NONCE + QFS_NET_PROOF)
+#define HELLO_LEN (QFS_NET_FRAME_HDR + HELLO_BODY)
+#define AUTH_LEN (QFS_NET_FRAME_HDR + QFS_NET_PROOF) /* the connector's proof */
+#define AUTH_LOG_MS 10000           /* refusals logged at WARN at most this often */
 #define RX_BUDGET (4u << 20)        /* bytes read from one conn per poll round */
 #define RX_BUF 65536                /* read-ahead buffer of a connection */
 #define TX_IOV 64                   /* frames per sendmsg */
 
 enum peer_state { PEER_IDLE, PEER_CONNECTING, PEER_UP, PEER_DOWN };
 
+/* Handshake state of an accepted connection. */
+enum conn_state {
+	CONN_HELLO,                      /* waiting for the connector's hello */
+	CONN_PROOF,                      /* answered; waiting for its proof */
+	CONN_UP,                         /* authenticated: tagged frames */
+};
+
 /* An accepted connection; receiver thread only. */
 struct tcp_conn {
 	int fd;
-	uint32_t peer;                   /* node id after its hello, else 0 */
-	uint8_t hdr[QFS_PAXOS_FRAME_HDR];
+	enum conn_state state;
+	uint32_t peer;                   /* node id its hello claims, else 0;
+					  * trusted once state is CONN_UP */
+	uint8_t nc[QFS_NET_NONCE];       /* the connector's nonce */
+	uint8_t na[QFS_NET_NONCE];       /* ours */
+	struct qfs_net_mac *mac;         /* CONN_UP: checks the frames' tags */
+	uint64_t rseq;                   /* CONN_UP: sequence number of the next frame */
+	uint8_t hdr[QFS_NET_FRAME_HDR];
 	uint32_t hdr_got;                /* header bytes read of the current frame */
 	struct qfs_net_frame *f;         /* frame being read, or NULL */
+	uint32_t need;                   /* bytes of f->data to read: the frame,
+					  * plus its tag once CONN_UP */
 	uint32_t got;                    /* bytes of f->data read */
 	uint8_t *rbuf;                   /* RX_BUF bytes read ahead */
 	uint32_t roff, rlen;             /* unconsumed bytes: rbuf[roff..rlen) */
-	uint64_t hello_by_ms;            /* unidentified: closed if no hello by then */
+	uint64_t hello_by_ms;            /* not CONN_UP: closed if not by then */
 };
 
 struct tcp_ep {
@@ -74,6 +99,7 @@ struct tcp_ep {
 	pthread_t rx;
 	struct tcp_conn conns[TCP_MAX_CONNS]; /* receiver thread only */
 	uint32_t nconns;
+	uint64_t auth_log_ms;            /* last refusal logged at WARN; receiver */
 };
 
 /* Sender state for one peer, in net_peer.tp. */
@@ -89,41 +115,49 @@ struct tcp_peer {
 	int fd;                          /* connected socket or -1; written by the
 					  * sender thread under mu */
 	int stop;
+	struct qfs_net_mac *mac;         /* tags of the connection; sender thread */
+	uint64_t seq;                    /* sequence number of the next frame on it;
+					  * sender thread */
 	uint32_t fails;                  /* connect failures in a row */
 	uint32_t backoff_ms;             /* next backoff */
 	uint64_t retry_at_ms;            /* DOWN: back to IDLE at (monotonic) */
 };
 
-static void hello_build(uint8_t *b, uint32_t from, uint32_t to, uint8_t version)
+/* A hello frame into b[HELLO_LEN]; nonce and proof may be NULL (zeros). */
+static void hello_build(uint8_t *b, uint32_t from, uint32_t to, const uint8_t *nonce,
+			const uint8_t *proof)
 {
-	uint32_t crc;
+	uint8_t *p = b + QFS_NET_FRAME_HDR;
 
-	qfs_be32_put(b, QFS_PAXOS_MAGIC);
-	b[4] = version;
-	b[5] = QFS_NET_HELLO;
-	b[6] = b[7] = 0;
-	qfs_be32_put(b + 8, HELLO_BODY);
-	qfs_be32_put(b + 16, from);
-	qfs_be32_put(b + 20, to);
-	crc = qfs_crc32c(0, b, 12);
-	crc = qfs_crc32c(crc, b + 16, HELLO_BODY);
-	qfs_be32_put(b + 12, crc);
+	qfs_be32_put(p, from);
+	qfs_be32_put(p + 4, to);
+	if (nonce)
+		memcpy(p + 8, nonce, QFS_NET_NONCE);
+	else
+		memset(p + 8, 0, QFS_NET_NONCE);
+	if (proof)
+		memcpy(p + 8 + QFS_NET_NONCE, proof, QFS_NET_PROOF);
+	else
+		memset(p + 8 + QFS_NET_NONCE, 0, QFS_NET_PROOF);
+	qfs_net_frame_seal(b, QFS_NET_HELLO, HELLO_BODY);
 }
 
-/* Check a complete hello of our version; 0 with *from and *to, or -EPROTO. */
-static int hello_parse(const uint8_t *b, uint32_t *from, uint32_t *to)
+/* Check a complete hello of our version: 0 with *from, *to and pointers to
+ * its nonce and proof (into b), or -EPROTO. */
+static int hello_parse(const uint8_t *b, uint32_t *from, uint32_t *to, const uint8_t **nonce,
+		       const uint8_t **proof)
 {
-	uint32_t crc;
+	const uint8_t *body;
+	size_t blen;
+	uint8_t type;
 
-	if (qfs_be32_get(b) != QFS_PAXOS_MAGIC || b[4] != QFS_PAXOS_VERSION ||
-	    b[5] != QFS_NET_HELLO || b[6] || b[7] || qfs_be32_get(b + 8) != HELLO_BODY)
+	if (qfs_net_frame_open(b, HELLO_LEN, &type, &body, &blen) != 0 || type != QFS_NET_HELLO ||
+	    blen != HELLO_BODY)
 		return -EPROTO;
-	crc = qfs_crc32c(0, b, 12);
-	crc = qfs_crc32c(crc, b + 16, HELLO_BODY);
-	if (crc != qfs_be32_get(b + 12))
-		return -EPROTO;
-	*from = qfs_be32_get(b + 16);
-	*to = qfs_be32_get(b + 20);
+	*from = qfs_be32_get(body);
+	*to = qfs_be32_get(body + 4);
+	*nonce = body + 8;
+	*proof = body + 8 + QFS_NET_NONCE;
 	if (*from < 1 || *from > 65535)
 		return -EPROTO;
 	return 0;
@@ -138,12 +172,13 @@ static void conn_close(struct tcp_ep *t, uint32_t i)
 	close(c->fd);
 	free(c->f);
 	free(c->rbuf);
+	qfs_net_mac_free(c->mac);
 	t->conns[i] = t->conns[--t->nconns];
 }
 
 static void reject(struct qfs_net_ep *ep, struct tcp_conn *c, const char *why)
 {
-	struct net_peer *p = c->peer ? qfs_net_peer_get(ep, c->peer, 1) : NULL;
+	struct net_peer *p = c->state == CONN_UP ? qfs_net_peer_get(ep, c->peer, 1) : NULL;
 
 	if (p)
 		NET_ADD(p->st.rejected, 1);
@@ -153,13 +188,15 @@ static void reject(struct qfs_net_ep *ep, struct tcp_conn *c, const char *why)
 		ep->node, c->peer, qfs_be32_get(c->hdr), c->hdr[4], qfs_be32_get(c->hdr + 8), why);
 }
 
-/* A complete hello f on an unidentified connection.  0 or -1 (close). */
+/* A complete hello f on a new connection: answer it with our nonce and
+ * proof.  0 or -1 (close). */
 static int hello_accept(struct qfs_net_ep *ep, struct tcp_conn *c, const struct qfs_net_frame *f)
 {
-	uint8_t reply[HELLO_LEN];
+	uint8_t reply[HELLO_LEN], proof[QFS_NET_PROOF];
+	const uint8_t *nc, *pr;
 	uint32_t from, to;
 
-	if (hello_parse(f->data, &from, &to) < 0) {
+	if (hello_parse(f->data, &from, &to, &nc, &pr) < 0) {
 		reject(ep, c, "bad hello");
 		return -1;
 	}
@@ -169,12 +206,58 @@ static int hello_accept(struct qfs_net_ep *ep, struct tcp_conn *c, const struct 
 			ep->node, from, to);
 		return -1;
 	}
-	hello_build(reply, ep->node, from, QFS_PAXOS_VERSION);
+	memcpy(c->nc, nc, QFS_NET_NONCE);
+	if (qfs_net_random(c->na, QFS_NET_NONCE) < 0 ||
+	    qfs_net_proof(ep->net->key, ep->net->key_len, QFS_NET_PROOF_ACCEPTOR, from, ep->node,
+			  c->nc, c->na, proof) < 0) {
+		QFS_LOG(QFS_LOG_ERR, "net hello failed node=%u peer=%u err=libcrypto", ep->node, from);
+		return -1;
+	}
+	hello_build(reply, ep->node, from, c->na, proof);
 	if (send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply))
 		return -1;
 	c->peer = from;
-	qfs_net_peer_get(ep, from, 1);
-	QFS_LOG(QFS_LOG_INFO, "net accepted node=%u peer=%u", ep->node, from);
+	c->state = CONN_PROOF;
+	return 0;
+}
+
+/* The connector's proof f (after our answer): check it, then the
+ * connection is up.  0 or -1 (close; a wrong key is counted and logged). */
+static int proof_accept(struct qfs_net_ep *ep, struct tcp_conn *c, const struct qfs_net_frame *f)
+{
+	struct tcp_ep *t = ep->tp;
+	uint8_t want[QFS_NET_PROOF];
+	const uint8_t *body;
+	size_t blen;
+	uint8_t type;
+	uint64_t now;
+
+	if (qfs_net_frame_open(f->data, f->len, &type, &body, &blen) != 0 || type != QFS_NET_AUTH ||
+	    blen != QFS_NET_PROOF) {
+		reject(ep, c, "bad proof frame");
+		return -1;
+	}
+	if (qfs_net_proof(ep->net->key, ep->net->key_len, QFS_NET_PROOF_CONNECTOR, c->peer, ep->node,
+			  c->nc, c->na, want) < 0)
+		return -1;
+	if (!qfs_net_mac_equal(want, body, QFS_NET_PROOF)) {
+		uint64_t n = NET_ADD(ep->auth_refused_anon, 1) + 1;
+
+		now = qfs_clock_mono_ms();
+		QFS_LOG(!t->auth_log_ms || now - t->auth_log_ms >= AUTH_LOG_MS ? QFS_LOG_WARN :
+			QFS_LOG_DEBUG, "net auth refused node=%u peer=%u refused=%" PRIu64
+			" err=wrong cluster key", ep->node, c->peer, n);
+		if (!t->auth_log_ms || now - t->auth_log_ms >= AUTH_LOG_MS)
+			t->auth_log_ms = now;
+		return -1;
+	}
+	if (qfs_net_mac_new(ep->net->key, ep->net->key_len, c->peer, ep->node, c->nc, c->na,
+			    &c->mac) < 0)
+		return -1;
+	c->state = CONN_UP;
+	c->rseq = 0;
+	qfs_net_peer_get(ep, c->peer, 1);
+	QFS_LOG(QFS_LOG_INFO, "net accepted node=%u peer=%u", ep->node, c->peer);
 	return 0;
 }
 
@@ -184,14 +267,14 @@ static int conn_header(struct qfs_net_ep *ep, struct tcp_conn *c)
 {
 	long flen = qfs_net_frame_check(c->hdr);
 
-	if (!c->peer && flen == QFS_EFORMAT) {
+	if (c->state == CONN_HELLO && flen == QFS_EFORMAT) {
 		uint8_t reply[HELLO_LEN];
 
 		/* Answer with our version so that the peer can say why. */
 		NET_ADD(ep->rejected_anon, 1);
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer_version=%u version=%u "
-			"err=protocol version not supported", ep->node, c->hdr[4], QFS_PAXOS_VERSION);
-		hello_build(reply, ep->node, 0, QFS_PAXOS_VERSION);
+			"err=protocol version not supported", ep->node, c->hdr[4], QFS_NET_VERSION);
+		hello_build(reply, ep->node, 0, NULL, NULL);
 		(void)!send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL);
 		return -1;
 	}
@@ -199,38 +282,54 @@ static int conn_header(struct qfs_net_ep *ep, struct tcp_conn *c)
 		reject(ep, c, flen == QFS_EFORMAT ? "bad version" : "bad magic or length");
 		return -1;
 	}
-	if (!c->peer && (c->hdr[5] != QFS_NET_HELLO || flen != HELLO_LEN)) {
+	if (c->state == CONN_HELLO && (c->hdr[5] != QFS_NET_HELLO || flen != HELLO_LEN)) {
 		reject(ep, c, "expected hello");
 		return -1;
 	}
-	if (c->peer && c->hdr[5] == QFS_NET_HELLO) {
+	if (c->state == CONN_PROOF && (c->hdr[5] != QFS_NET_AUTH || flen != AUTH_LEN)) {
+		reject(ep, c, "expected proof");
+		return -1;
+	}
+	if (c->state == CONN_UP && (c->hdr[5] == QFS_NET_HELLO || c->hdr[5] == QFS_NET_AUTH)) {
 		reject(ep, c, "second hello");
 		return -1;
 	}
-	c->f = qfs_net_frame_alloc((uint32_t)flen);
+	c->need = (uint32_t)flen + (c->state == CONN_UP ? QFS_NET_TAG : 0);
+	c->f = qfs_net_frame_alloc((uint32_t)flen); /* with room for the tag */
 	if (!c->f) {
 		QFS_LOG(QFS_LOG_ERR, "net out of memory node=%u peer=%u len=%ld", ep->node, c->peer,
 			flen);
 		return -1;
 	}
-	memcpy(c->f->data, c->hdr, QFS_PAXOS_FRAME_HDR);
-	c->got = QFS_PAXOS_FRAME_HDR;
+	memcpy(c->f->data, c->hdr, QFS_NET_FRAME_HDR);
+	c->got = QFS_NET_FRAME_HDR;
 	return 0;
 }
 
-/* c->f is complete: answer a hello or deliver the frame.  0 or -1. */
+/* c->f is complete: answer a hello, check a proof, or check the frame's
+ * tag and deliver it.  0 or -1 (close). */
 static int conn_frame(struct qfs_net_ep *ep, struct tcp_conn *c)
 {
 	struct qfs_net_frame *f = c->f;
+	uint8_t tag[QFS_NET_TAG];
+	int r;
 
 	c->f = NULL;
 	c->hdr_got = 0;
-	if (!c->peer) {
-		int r = hello_accept(ep, c, f);
-
+	if (c->state != CONN_UP) {
+		r = c->state == CONN_HELLO ? hello_accept(ep, c, f) : proof_accept(ep, c, f);
 		free(f);
 		return r;
 	}
+	/* The tag covers the frame and its place on the connection: a
+	 * tampered, replayed, reordered or foreign frame fails here. */
+	if (qfs_net_mac_tag(c->mac, c->rseq, f->data, f->len, tag) < 0 ||
+	    !qfs_net_mac_equal(tag, f->data + f->len, QFS_NET_TAG)) {
+		reject(ep, c, "bad tag: tampered, replayed or reordered frame");
+		free(f);
+		return -1;
+	}
+	c->rseq++;
 	f->from = c->peer;
 	qfs_net_deliver(ep, f);
 	return 0;
@@ -246,18 +345,17 @@ static int conn_read(struct qfs_net_ep *ep, struct tcp_conn *c)
 
 	for (;;) {
 		if (c->roff == c->rlen) {
-			int direct = c->f && c->f->len - c->got >= RX_BUF;
+			int direct = c->f && c->need - c->got >= RX_BUF;
 
 			if (!budget)
 				return 0;
 			if (direct)
-				n = recv(c->fd, c->f->data + c->got, c->f->len - c->got, 0);
+				n = recv(c->fd, c->f->data + c->got, c->need - c->got, 0);
 			else
 				n = recv(c->fd, c->rbuf, RX_BUF, 0);
 			if (n == 0) {
-				if (c->hdr_got)
-					QFS_LOG(QFS_LOG_INFO, "net connection closed mid-frame node=%u peer=%u",
-						ep->node, c->peer);
+				if (c->hdr_got && c->state == CONN_UP)
+					reject(ep, c, "truncated frame: connection closed mid-frame");
 				return -1;
 			}
 			if (n < 0) {
@@ -268,7 +366,7 @@ static int conn_read(struct qfs_net_ep *ep, struct tcp_conn *c)
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			if (direct) {
 				c->got += (uint32_t)n;
-				if (c->got == c->f->len && conn_frame(ep, c) < 0)
+				if (c->got == c->need && conn_frame(ep, c) < 0)
 					return -1;
 				continue;
 			}
@@ -276,24 +374,24 @@ static int conn_read(struct qfs_net_ep *ep, struct tcp_conn *c)
 			c->rlen = (uint32_t)n;
 		}
 		avail = c->rlen - c->roff;
-		if (c->hdr_got < QFS_PAXOS_FRAME_HDR) {
-			take = QFS_PAXOS_FRAME_HDR - c->hdr_got;
+		if (c->hdr_got < QFS_NET_FRAME_HDR) {
+			take = QFS_NET_FRAME_HDR - c->hdr_got;
 			take = take < avail ? take : avail;
 			memcpy(c->hdr + c->hdr_got, c->rbuf + c->roff, take);
 			c->hdr_got += (uint32_t)take;
 			c->roff += (uint32_t)take;
-			if (c->hdr_got < QFS_PAXOS_FRAME_HDR)
+			if (c->hdr_got < QFS_NET_FRAME_HDR)
 				continue;
 			if (conn_header(ep, c) < 0)
 				return -1;
 		} else {
-			take = c->f->len - c->got;
+			take = c->need - c->got;
 			take = take < avail ? take : avail;
 			memcpy(c->f->data + c->got, c->rbuf + c->roff, take);
 			c->got += (uint32_t)take;
 			c->roff += (uint32_t)take;
 		}
-		if (c->got == c->f->len && conn_frame(ep, c) < 0)
+		if (c->got == c->need && conn_frame(ep, c) < 0)
 			return -1;
 	}
 }
@@ -318,7 +416,7 @@ static void *rx_main(void *arg)
 		int timeout = -1;
 
 		for (uint32_t i = 0; i < n; i++)
-			if (!t->conns[i].peer)
+			if (t->conns[i].state != CONN_UP)
 				timeout = 100; /* to expire silent connections */
 		if (poll(pfd, 2 + n, timeout) < 0) {
 			if (errno == EINTR)
@@ -335,7 +433,7 @@ static void *rx_main(void *arg)
 
 			if (pfd[2 + i].revents && conn_read(ep, c) < 0) {
 				conn_close(t, i);
-			} else if (!c->peer && qfs_clock_mono_ms() >= c->hello_by_ms) {
+			} else if (c->state != CONN_UP && qfs_clock_mono_ms() >= c->hello_by_ms) {
 				NET_ADD(ep->rejected_anon, 1);
 				QFS_LOG(QFS_LOG_WARN, "net hello timeout node=%u", ep->node);
 				conn_close(t, i);
@@ -399,15 +497,20 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	}
 }
 
-/* Connect to tp's peer and exchange hellos.  0 and *out (a blocking,
- * connected socket), or a negative errno (logged by the caller). */
-static int tcp_connect(struct tcp_peer *tp, int *out)
+/* Connect to tp's peer and run the handshake: our hello (nonce), its
+ * answer (its nonce and proof), our proof; both proofs show the cluster
+ * key.  0 with *out (a blocking, connected socket) and *mac (the tagger
+ * of the connection), or a negative errno (logged by the caller;
+ * -EKEYREJECTED: the peer's proof was wrong, also logged here). */
+static int tcp_connect(struct tcp_peer *tp, int *out, struct qfs_net_mac **mac)
 {
 	struct qfs_net_ep *ep = tp->ep;
+	struct qfs_net *net = ep->net;
 	uint32_t peer = tp->np->node, from, to;
-	uint64_t deadline = qfs_clock_mono_ms() + ep->net->prm.connect_timeout_ms;
+	uint64_t deadline = qfs_clock_mono_ms() + net->prm.connect_timeout_ms;
 	struct sockaddr_in sa;
-	uint8_t hello[HELLO_LEN];
+	uint8_t hello[HELLO_LEN], auth[AUTH_LEN], nc[QFS_NET_NONCE], want[QFS_NET_PROOF];
+	const uint8_t *na, *proof;
 	socklen_t sl = sizeof(int);
 	size_t got = 0;
 	int fd, r, one = 1, soerr = 0;
@@ -433,7 +536,11 @@ static int tcp_connect(struct tcp_peer *tp, int *out)
 		}
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	hello_build(hello, ep->node, peer, QFS_PAXOS_VERSION);
+	if (qfs_net_random(nc, sizeof(nc)) < 0) {
+		r = -EIO;
+		goto err_close_fd;
+	}
+	hello_build(hello, ep->node, peer, nc, NULL);
 	if (send(fd, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
 		r = -EPROTO;
 		goto err_close_fd;
@@ -457,19 +564,44 @@ static int tcp_connect(struct tcp_peer *tp, int *out)
 		}
 		got += (size_t)n;
 	}
-	if (qfs_be32_get(hello) == QFS_PAXOS_MAGIC && hello[4] != QFS_PAXOS_VERSION) {
+	if (qfs_be32_get(hello) == QFS_NET_MAGIC && hello[4] != QFS_NET_VERSION) {
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u peer_version=%u version=%u "
-			"err=protocol version not supported", ep->node, peer, hello[4], QFS_PAXOS_VERSION);
+			"err=protocol version not supported", ep->node, peer, hello[4], QFS_NET_VERSION);
 		r = -EPROTO;
 		goto err_close_fd;
 	}
-	if (hello_parse(hello, &from, &to) < 0 || from != peer || to != ep->node) {
+	if (hello_parse(hello, &from, &to, &na, &proof) < 0 || from != peer || to != ep->node) {
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u err=bad hello reply",
 			ep->node, peer);
 		r = -EPROTO;
 		goto err_close_fd;
 	}
+	/* Our proof goes out first, so that the peer can say why if our key
+	 * is the wrong one; then we check its proof. */
+	r = qfs_net_proof(net->key, net->key_len, QFS_NET_PROOF_CONNECTOR, ep->node, peer, nc, na,
+			  auth + QFS_NET_FRAME_HDR);
+	if (r < 0)
+		goto err_close_fd;
+	qfs_net_frame_seal(auth, QFS_NET_AUTH, QFS_NET_PROOF);
+	if (send(fd, auth, sizeof(auth), MSG_NOSIGNAL) != (ssize_t)sizeof(auth)) {
+		r = -EPROTO;
+		goto err_close_fd;
+	}
+	r = qfs_net_proof(net->key, net->key_len, QFS_NET_PROOF_ACCEPTOR, ep->node, peer, nc, na,
+			  want);
+	if (r < 0)
+		goto err_close_fd;
+	if (!qfs_net_mac_equal(want, proof, QFS_NET_PROOF)) {
+		NET_ADD(tp->np->st.auth_refused, 1);
+		QFS_LOG(tp->fails ? QFS_LOG_DEBUG : QFS_LOG_WARN,
+			"net auth refused node=%u peer=%u err=wrong cluster key", ep->node, peer);
+		r = -EKEYREJECTED;
+		goto err_close_fd;
+	}
 	r = set_blocking(fd, 1);
+	if (r < 0)
+		goto err_close_fd;
+	r = qfs_net_mac_new(net->key, net->key_len, ep->node, peer, nc, na, mac);
 	if (r < 0)
 		goto err_close_fd;
 	*out = fd;
@@ -488,16 +620,20 @@ static int peer_closed(int fd)
 	return poll(&pfd, 1, 0) > 0;
 }
 
-/* Write the frames of list f, freeing them and counting each as sent or
+/* Write the frames of list f, each followed by its tag (written into the
+ * room past its bytes), freeing them and counting each as sent or
  * dropped.  0, or the negative errno that broke the connection. */
 static int write_batch(struct tcp_peer *tp, int fd, struct qfs_net_frame *f)
 {
 	struct net_peer *np = tp->np;
 	struct iovec iov[TX_IOV];
 	struct qfs_net_frame *next;
-	size_t off = 0; /* bytes of f already written */
+	size_t off = 0; /* bytes of f (and its tag) already written */
 	int err = 0;
 
+	for (struct qfs_net_frame *g = f; g; g = g->next)
+		if ((err = qfs_net_mac_tag(tp->mac, tp->seq++, g->data, g->len, g->data + g->len)))
+			goto drop;
 	while (f) {
 		struct msghdr mh;
 		struct qfs_net_frame *g = f;
@@ -507,7 +643,7 @@ static int write_batch(struct tcp_peer *tp, int fd, struct qfs_net_frame *f)
 
 		for (; g && n < TX_IOV; g = g->next, n++, o = 0) {
 			iov[n].iov_base = g->data + o;
-			iov[n].iov_len = g->len - o;
+			iov[n].iov_len = g->len + QFS_NET_TAG - o;
 		}
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
@@ -520,8 +656,8 @@ static int write_batch(struct tcp_peer *tp, int fd, struct qfs_net_frame *f)
 			break;
 		}
 		left = (size_t)w;
-		while (f && left >= f->len - off) {
-			left -= f->len - off;
+		while (f && left >= f->len + QFS_NET_TAG - off) {
+			left -= f->len + QFS_NET_TAG - off;
 			off = 0;
 			NET_ADD(np->st.sent_frames, 1);
 			NET_ADD(np->st.sent_bytes, f->len);
@@ -531,6 +667,7 @@ static int write_batch(struct tcp_peer *tp, int fd, struct qfs_net_frame *f)
 		}
 		off += left;
 	}
+drop:
 	for (; f; f = next) {
 		next = f->next;
 		NET_ADD(np->st.drop_frames, 1);
@@ -569,6 +706,7 @@ static void *sender_main(void *arg)
 	const struct qfs_net_params *prm = &tp->ep->net->prm;
 	uint32_t self = tp->ep->node, peer = tp->np->node;
 	struct qfs_net_frame *batch, *last;
+	struct qfs_net_mac *mac = NULL;
 	int fd = -1, r;
 
 	pthread_mutex_lock(&tp->mu);
@@ -587,7 +725,7 @@ static void *sender_main(void *arg)
 		if (tp->fd < 0) {
 			tp->state = PEER_CONNECTING;
 			pthread_mutex_unlock(&tp->mu);
-			r = tcp_connect(tp, &fd);
+			r = tcp_connect(tp, &fd, &mac);
 			pthread_mutex_lock(&tp->mu);
 			if (r < 0) {
 				QFS_LOG(tp->fails ? QFS_LOG_DEBUG : QFS_LOG_WARN,
@@ -602,6 +740,8 @@ static void *sender_main(void *arg)
 				continue;
 			}
 			tp->fd = fd;
+			tp->mac = mac;
+			tp->seq = 0;
 			tp->state = PEER_UP;
 			tp->fails = 0;
 			tp->backoff_ms = prm->backoff_min_ms;
@@ -635,6 +775,8 @@ static void *sender_main(void *arg)
 				qfs_strerror(r));
 			close(tp->fd);
 			tp->fd = -1;
+			qfs_net_mac_free(tp->mac);
+			tp->mac = NULL;
 			tp->state = PEER_IDLE;
 		}
 	}
@@ -642,6 +784,8 @@ static void *sender_main(void *arg)
 		close(tp->fd);
 		tp->fd = -1;
 	}
+	qfs_net_mac_free(tp->mac);
+	tp->mac = NULL;
 	queue_drop(tp);
 	pthread_mutex_unlock(&tp->mu);
 	return NULL;
@@ -696,6 +840,12 @@ static int tcp_open(struct qfs_net_ep *ep, const struct sockaddr_in *sa)
 	socklen_t bl = sizeof(bound);
 	int one = 1, r;
 
+	if (!ep->net->key_len) {
+		QFS_LOG(QFS_LOG_ERR, "net listen refused node=%u err=a tcp endpoint needs the "
+			"cluster key (qfs_net_set_key)", ep->node);
+		free(t);
+		return -ENOKEY;
+	}
 	if (!t)
 		return -ENOMEM;
 	t->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

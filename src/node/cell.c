@@ -38,6 +38,7 @@
 #include "common/sysio.h"
 #include "net/net.h"
 #include "node/cell.h"
+#include "node/cluster.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
 
@@ -102,6 +103,7 @@ struct cnode {
 };
 
 struct qfs_cell {
+	struct qfs_rcell *rc;          /* cluster mode: everything else unused */
 	struct qfs_cell_opts o;
 	char *dir;
 	struct qfs_paxos_params prm;
@@ -142,6 +144,15 @@ struct qfs_cell {
 	uint64_t st_redirects, st_timeouts; /* relaxed atomics */
 	uint64_t st_proposals_closed, st_fsyncs_closed; /* of nodes since stopped; mu */
 };
+
+static int cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+			int *result);
+static int cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    void **val, size_t *val_len);
+static int cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		     const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+static int cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
+				const char *why);
 
 static uint64_t now_ms(void)
 {
@@ -532,6 +543,8 @@ int qfs_cell_node_stop(struct qfs_cell *c, uint32_t id)
 	struct cnode *cn = cnode_of(c, id);
 	int rc = 0;
 
+	if (c->rc)
+		return -EOPNOTSUPP;
 	if (!cn)
 		return -EINVAL;
 	pthread_mutex_lock(&c->op_mu);
@@ -551,6 +564,8 @@ int qfs_cell_node_start(struct qfs_cell *c, uint32_t id)
 	struct cnode *cn = cnode_of(c, id);
 	int rc;
 
+	if (c->rc)
+		return -EOPNOTSUPP;
 	if (!cn)
 		return -EINVAL;
 	pthread_mutex_lock(&c->op_mu);
@@ -1127,6 +1142,22 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	uint32_t up = 0;
 	int rc, first_err = 0;
 
+	if (o && o->cluster) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		rc = qfs_rcell_open(o->cluster, qfs_rcell_mount_id(o->dir ? o->dir : o->cluster),
+				    o->timeout_ms ? o->timeout_ms :
+				    QFS_CELL_TIMEOUT_DEFAULT_MS, o->reads == QFS_CELL_READ_STRONG,
+				    &c->rc);
+		if (rc) {
+			free(c);
+			return rc;
+		}
+		c->n = qfs_rcell_node_count(c->rc);
+		*out = c;
+		return 0;
+	}
 	if (!o || !o->dir || !*o->dir || o->nodes > QFS_CELL_MAX_NODES || o->npinned > QFS_CELL_PINNED_MAX ||
 	    (o->npinned && !o->pinned))
 		return -EINVAL;
@@ -1258,6 +1289,11 @@ void qfs_cell_close(struct qfs_cell *c)
 {
 	if (!c)
 		return;
+	if (c->rc) {
+		qfs_rcell_close(c->rc);
+		free(c);
+		return;
+	}
 	pthread_mutex_lock(&c->mu);
 	c->closing = 1;
 	pthread_cond_broadcast(&c->cv);
@@ -1284,6 +1320,8 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 	uint32_t made = 0, had = 0, created[QFS_CELL_MAX_NODES];
 	int rc = 0, err = 0;
 
+	if (c->rc)
+		return qfs_rcell_group_create(c->rc, group);
 	members(c, &cfg);
 	pthread_mutex_lock(&c->op_mu);
 	for (size_t k = 0; k < c->tomb->n; k++)
@@ -1349,6 +1387,8 @@ int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 	uint32_t dropped = 0;
 	int rc = 0, err = 0;
 
+	if (c->rc)
+		return qfs_rcell_group_drop(c->rc, group);
 	pthread_mutex_lock(&c->op_mu);
 	/* The tombstone first: a node down now drops its replica when it
 	 * starts (reconcile), even after a restart of the mount. */
@@ -1394,6 +1434,8 @@ int qfs_cell_group_exists(struct qfs_cell *c, qfs_group_t group)
 {
 	uint32_t have = 0;
 
+	if (c->rc)
+		return qfs_rcell_group_exists(c->rc, group);
 	for (uint32_t i = 0; i < c->n; i++)
 		have += hosts(c, &c->nodes[i], group) == 1;
 	return have >= majority(c);
@@ -1404,6 +1446,10 @@ void qfs_cell_groups(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg
 {
 	struct qfs_glist l = { 0 };
 
+	if (c->rc) {
+		qfs_rcell_groups(c->rc, cb, arg);
+		return;
+	}
 	groups_union(c, 0, &l);
 	for (size_t i = 0; i < l.n; i++)
 		cb(l.v[i], arg);
@@ -1547,6 +1593,14 @@ static void noquorum_note(struct qfs_cell *c, qfs_group_t group, int timed_out, 
  * final because the entry may still commit. */
 int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
 		     int *result)
+{
+	if (c->rc)
+		return qfs_rcell_propose(c->rc, group, txn, len, result);
+	return cell_propose(c, group, txn, len, result);
+}
+
+static int cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+			int *result)
 {
 	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
 	uint32_t target = 0, stopped_on = 0;
@@ -1716,6 +1770,14 @@ static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **r
 int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
 		 void **val, size_t *val_len)
 {
+	if (c->rc)
+		return qfs_rcell_get(c->rc, group, key, key_len, val, val_len);
+	return cell_get(c, group, key, key_len, val, val_len);
+}
+
+static int cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    void **val, size_t *val_len)
+{
 	struct qfs_rnode *rn;
 	uint32_t id;
 	int rc = read_wait(c, group, &rn, &id);
@@ -1734,6 +1796,8 @@ int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const 
 	struct qfs_rnode *rn;
 	int rc;
 
+	if (c->rc)
+		return qfs_rcell_get_node(c->rc, id, group, key, key_len, val, val_len);
 	if (!cnode_of(c, id))
 		return -EINVAL;
 	if (!(rn = node_get(c, id)))
@@ -1746,6 +1810,14 @@ int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const 
 /* See cell.h. */
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	if (c->rc)
+		return qfs_rcell_scan(c->rc, group, lo, lo_len, hi, hi_len, cb, arg);
+	return cell_scan(c, group, lo, lo_len, hi, hi_len, cb, arg);
+}
+
+static int cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		     const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
 	struct qfs_rnode *rn;
 	uint32_t id;
@@ -1765,6 +1837,8 @@ int qfs_cell_node_up(struct qfs_cell *c, uint32_t id)
 {
 	struct qfs_rnode *rn = node_get(c, id);
 
+	if (c->rc)
+		return qfs_rcell_node_up(c->rc, id);
 	if (!rn)
 		return 0;
 	node_put(c, id);
@@ -1774,6 +1848,10 @@ int qfs_cell_node_up(struct qfs_cell *c, uint32_t id)
 /* See cell.h. */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
 {
+	if (c->rc) {
+		qfs_rcell_nodes(c->rc, out);
+		return;
+	}
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct cnode *cn = &c->nodes[i];
 		int up, held, err;
@@ -1802,6 +1880,10 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 	uint64_t mem = 0, cache = 0;
 	struct statvfs sv;
 
+	if (c->rc) {
+		qfs_rcell_status(c->rc, out);
+		return;
+	}
 	qfs_cell_nodes(c, out);
 	for (uint32_t k = 0; k < c->n; k++) {
 		struct qfs_rnode *rn = node_get(c, k + 1);
@@ -1884,6 +1966,11 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 {
 	struct qfs_cell_stat s = { 0 };
 
+	if (c->rc) {
+		s.redirects = qfs_rcell_redirects(c->rc, &s.timeouts, &s.proposals);
+		*out = s;
+		return;
+	}
 	pthread_mutex_lock(&c->mu);
 	s.proposals = c->st_proposals_closed;
 	s.fsyncs = c->st_fsyncs_closed;
@@ -2047,6 +2134,8 @@ qfs_lsn_t qfs_cell_group_applied(struct qfs_cell *c, qfs_group_t group)
 /* See cell.h. */
 void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg)
 {
+	if (c->rc)
+		return; /* no local WAL in cluster mode */
 	pthread_mutex_lock(&c->op_mu);
 	pthread_mutex_lock(&c->mu);
 	c->seal_cb = cb;
@@ -2068,6 +2157,8 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 /* See cell.h. */
 uint32_t qfs_cell_node_count(struct qfs_cell *c)
 {
+	if (c->rc)
+		return qfs_rcell_node_count(c->rc);
 	return c->n;
 }
 
@@ -2211,6 +2302,13 @@ static int others_hold(struct qfs_cell *c, uint32_t id, const struct last_walk *
 
 /* See cell.h. */
 int qfs_cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group, const char *why)
+{
+	if (c->rc)
+		return -EOPNOTSUPP;
+	return cell_replica_rebuild(c, id, group, why);
+}
+
+static int cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group, const char *why)
 {
 	struct cnode *cn = cnode_of(c, id);
 	struct last_walk *w;

@@ -24,6 +24,13 @@
  * the composition root pins the meta group) never get a tombstone and are
  * never dropped as orphans; the cell itself knows no group by its id.
  *
+ * Cluster mode (o->cluster set, doc/cluster.md): the members are remote
+ * `quorumfs node` processes; propose, get, scan, group create/drop/
+ * exists/list, status, nodes, node_up, get_node and stat become requests
+ * to them (node/cellnet.c).  The test hooks node_stop/start answer
+ * -EOPNOTSUPP; the archive and scrub hooks QFS_ESTOPPED / -EOPNOTSUPP
+ * (the program refuses archive and scrub options on a cluster mount).
+ *
  * Thread-safety: every function may be called from any thread, except open
  * and close.  Stopping a node waits for the calls already inside it.
  */
@@ -66,6 +73,11 @@ struct qfs_cell_opts {
 					tombstone, reconciliation never drops
 					them; NULL: none */
 	uint32_t npinned;            /* 0..QFS_CELL_PINNED_MAX */
+	const char *cluster;         /* cluster mode (node/cluster.h): the cluster
+				        file; the cell then has no local node
+				        (dir, nodes and the store/WAL fields are
+				        ignored) and forwards every call to the
+				        `quorumfs node` processes it names */
 };
 
 struct qfs_cell;

@@ -230,6 +230,8 @@ struct qfs_rnode {
 	uint64_t space_reserve;  /* bytes a batch that writes data must leave
 				    free on the WAL's disk; immutable */
 	const uint64_t *space_hold; /* opts; more such bytes, read atomically */
+	void (*on_frame)(struct qfs_net_frame *f, uint8_t type, void *arg); /* opts */
+	void *frame_arg;
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
@@ -937,19 +939,22 @@ static void send_msgs(struct qfs_rnode *rn, struct group *g, const struct qfs_pa
 {
 	for (uint32_t i = 0; i < up->nmsgs; i++) {
 		const struct qfs_paxos_msg *m = &up->msgs[i];
-		size_t need = qfs_paxos_msg_size(m);
+		size_t need = QFS_NET_FRAME_HDR + qfs_paxos_msg_size(m);
 		struct held *h;
 		ssize_t len;
 
 		qfs_buf_reset(&rn->frame);
 		if (qfs_buf_reserve(&rn->frame, need))
 			continue; /* lossy network: paxos retransmits */
-		len = qfs_paxos_msg_encode(m, rn->frame.data, rn->frame.cap);
-		if (len < 0) {
+		len = qfs_paxos_msg_encode(m, rn->frame.data + QFS_NET_FRAME_HDR,
+					   rn->frame.cap - QFS_NET_FRAME_HDR);
+		if (len < 0 || (size_t)len > QFS_NET_BODY_MAX) {
 			QFS_LOG(QFS_LOG_WARN, "rnode encode failed node=%u to=%u err=%s", rn->id, m->to,
-				qfs_strerror((int)len));
+				qfs_strerror(len < 0 ? (int)len : -EMSGSIZE));
 			continue;
 		}
+		qfs_net_frame_seal(rn->frame.data, m->type, (size_t)len);
+		len += QFS_NET_FRAME_HDR;
 		if (g->dirty && qfs_paxos_msg_needs_durable(m)) {
 			h = malloc(sizeof(*h) + (size_t)len);
 			if (!h)
@@ -1639,7 +1644,7 @@ static void snap_install(struct qfs_rnode *rn, struct group *g, qfs_lsn_t lsn,
 /* One snapshot chunk arrived (I/O thread).  Chunks of one transfer must
  * come in order from seq 0; a chunk 0 starts over (a retry), anything else
  * out of order abandons the transfer (the leader retries). */
-static void snap_recv(struct qfs_rnode *rn, struct qfs_net_frame *f)
+static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len)
 {
 	struct qfs_snap_chunk c;
 	const uint8_t *k, *v;
@@ -1647,7 +1652,7 @@ static void snap_recv(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	struct group *g;
 	int member = 0, rc;
 
-	if (qfs_snap_decode(f->data, f->len, &c) != 0)
+	if (qfs_snap_decode(body, body_len, &c) != 0)
 		return; /* corrupt: dropped, the leader retries */
 	stat_add(&rn->st_in, 1);
 	if (c.to != rn->id || c.from == rn->id || !(g = group_get(rn, c.group)))
@@ -1697,22 +1702,35 @@ out_put:
 	group_put(rn, g);
 }
 
-static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
+/* One received frame (I/O thread).  Returns 1 if it gave f to the
+ * on_frame hook (which owns it now), 0 if the caller frees it. */
+static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 {
 	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
 	struct qfs_paxos_msg m;
 	struct qfs_paxos_event ev;
 	struct group *g;
+	const uint8_t *body;
+	size_t body_len;
+	uint8_t type;
 
-	if (qfs_snap_is_frame(f->data, f->len)) {
-		snap_recv(rn, f);
-		return;
+	if (qfs_net_frame_open(f->data, f->len, &type, &body, &body_len) != 0)
+		return 0; /* corrupt: dropped, paxos retransmits */
+	if (type == QFS_SNAP_FRAME_TYPE) {
+		snap_recv(rn, body, body_len);
+		return 0;
 	}
-	if (qfs_paxos_msg_decode(f->data, f->len, &m, ents) != 0)
-		return; /* corrupt: dropped, paxos retransmits */
+	if (!qfs_paxos_msg_type_ok(type)) {
+		if (!rn->on_frame)
+			return 0;
+		rn->on_frame(f, type, rn->frame_arg);
+		return 1;
+	}
+	if (qfs_paxos_msg_decode(type, body, body_len, &m, ents) != 0)
+		return 0; /* corrupt: dropped, paxos retransmits */
 	stat_add(&rn->st_in, 1);
 	if (m.to != rn->id || !(g = group_get(rn, m.group)))
-		return;
+		return 0;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = QFS_PAXOS_EV_RECEIVE;
 	ev.now_ms = now_ms();
@@ -1723,6 +1741,7 @@ static void on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 		snap_behind(rn, g, &m);
 	}
 	group_put(rn, g);
+	return 0;
 }
 
 /* 1 if the encoded txn writes no data (no put, inline data or xattr
@@ -2148,8 +2167,8 @@ static void *io_main(void *arg)
 		ng = groups_ref(rn, gs);
 		pthread_mutex_unlock(&rn->mu);
 		while (qfs_net_recv(rn->ep, &f) == 0) {
-			on_frame(rn, f);
-			qfs_net_frame_free(f);
+			if (!on_frame(rn, f))
+				qfs_net_frame_free(f);
 		}
 		if (list)
 			propose_all(rn, list);
@@ -2250,7 +2269,9 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	pthread_cond_init(&rn->work_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&rn->done_cv, NULL);
-	if ((rc = qfs_net_endpoint_open(o->net, o->id, NULL, on_wake, rn, &rn->ep)))
+	rn->on_frame = o->on_frame;
+	rn->frame_arg = o->frame_arg;
+	if ((rc = qfs_net_endpoint_open(o->net, o->id, o->addr, on_wake, rn, &rn->ep)))
 		goto err_destroy_locks;
 	rc = -pthread_create(&rn->io, NULL, io_main, rn);
 	if (rc)
@@ -2269,6 +2290,12 @@ err_destroy_locks:
 err_free:
 	rnode_free(rn);
 	return rc;
+}
+
+/* See rnode.h. */
+struct qfs_net_ep *qfs_rnode_ep(struct qfs_rnode *rn)
+{
+	return rn->ep;
 }
 
 /* See rnode.h. */

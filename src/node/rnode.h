@@ -61,6 +61,14 @@ struct qfs_rnode_opts {
 				     while the archive copies onto the same disk
 				     (read atomically; the cell's, see
 				     qfs_cell_space_hold); NULL: none */
+	const char *addr;         /* tcp net: the address the endpoint listens on
+				     ("a.b.c.d:port"); NULL for inproc */
+	/* Frames of a type the node does not speak itself (neither Paxos nor
+	 * snapshot: the request frames of `quorumfs node`, node/rpc.h) go
+	 * here, on the I/O thread, which gives up f: the hook owns it and
+	 * must not block.  NULL: such frames are dropped. */
+	void (*on_frame)(struct qfs_net_frame *f, uint8_t type, void *arg);
+	void *frame_arg;
 };
 
 #define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull
@@ -76,6 +84,9 @@ struct qfs_rnode;
  * (FORMAT of another kind/version), -EEXIST (the node's endpoint is already
  * open in net), -ENOMEM, -errno of the fs. */
 int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out);
+
+/* The endpoint of rn (to send replies from, e.g.); valid until close. */
+struct qfs_net_ep *qfs_rnode_ep(struct qfs_rnode *rn);
 
 /* Stop the I/O thread, fail every waiting proposal with QFS_ESTOPPED, close
  * the endpoint, make the store durable and free everything.  NULL: nothing. */

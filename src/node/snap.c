@@ -2,9 +2,8 @@
  * snap.c - codec of the rnode's snapshot frames (contract: snap.h; format:
  * doc/format-net.md section 7).
  *
- *   header: be32 "QPAX" | u8 1 | u8 0xf1 | be16 0 | be32 body length |
- *           be32 CRC32C(header bytes 0..11, body)
- *   body:   be32 "QSNP" | u8 version 1 | u8 flags | be16 0 | be32 from |
+ *   frame header (net/frame.h, type 0xf1), then the body:
+ *     be32 "QSNP" | u8 version 1 | u8 flags | be16 0 | be32 from |
  *           be32 to | be64 group | be64 xfer | be32 seq | be32 n |
  *           be64 lsn | be64 ballot | be64 total |
  *           n x (be32 klen | be32 vlen | key | val)
@@ -14,19 +13,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "common/crc32c.h"
 #include "node/snap.h"
-#include "repl/paxos.h"
 
-#define HDR QFS_PAXOS_FRAME_HDR
-
-/* See snap.h. */
-int qfs_snap_is_frame(const void *buf, size_t len)
-{
-	const uint8_t *b = buf;
-
-	return len >= HDR && qfs_be32_get(b) == QFS_PAXOS_MAGIC && b[5] == QFS_SNAP_FRAME_TYPE;
-}
+#define HDR QFS_NET_FRAME_HDR
 
 /* See snap.h. */
 void qfs_snap_start(struct qfs_buf *b)
@@ -51,19 +40,12 @@ void qfs_snap_add(struct qfs_buf *b, const uint8_t *key, size_t key_len, const u
 int qfs_snap_finish(struct qfs_buf *b, const struct qfs_snap_chunk *c)
 {
 	uint8_t *p;
-	uint32_t crc;
 
 	if (b->err)
 		return b->err;
-	if (b->len < HDR + QFS_SNAP_BODY_FIXED || b->len > QFS_PAXOS_FRAME_MAX)
+	if (b->len < HDR + QFS_SNAP_BODY_FIXED || b->len > QFS_NET_FRAME_MAX)
 		return -EINVAL;
-	p = b->data;
-	qfs_be32_put(p, QFS_PAXOS_MAGIC);
-	p[4] = QFS_PAXOS_VERSION;
-	p[5] = QFS_SNAP_FRAME_TYPE;
-	p[6] = p[7] = 0;
-	qfs_be32_put(p + 8, (uint32_t)(b->len - HDR));
-	p += HDR;
+	p = b->data + HDR;
 	qfs_be32_put(p, QFS_SNAP_MAGIC);
 	p[4] = QFS_SNAP_VERSION;
 	p[5] = c->last ? QFS_SNAP_LAST : 0;
@@ -77,29 +59,19 @@ int qfs_snap_finish(struct qfs_buf *b, const struct qfs_snap_chunk *c)
 	qfs_be64_put(p + 40, c->last ? c->lsn : 0);
 	qfs_be64_put(p + 48, c->last ? c->ballot : 0);
 	qfs_be64_put(p + 56, c->last ? c->total : 0);
-	crc = qfs_crc32c(0, b->data, 12);
-	crc = qfs_crc32c(crc, b->data + HDR, b->len - HDR);
-	qfs_be32_put(b->data + 12, crc);
+	qfs_net_frame_seal(b->data, QFS_SNAP_FRAME_TYPE, b->len - HDR);
 	return 0;
 }
 
 /* See snap.h. */
 int qfs_snap_decode(const void *buf, size_t len, struct qfs_snap_chunk *out)
 {
-	const uint8_t *b = buf, *p;
+	const uint8_t *p = buf;
 	struct qfs_snap_chunk c;
-	uint32_t crc;
 	size_t pos = 0;
 
-	if (len < HDR + QFS_SNAP_BODY_FIXED || len > QFS_PAXOS_FRAME_MAX ||
-	    qfs_be32_get(b) != QFS_PAXOS_MAGIC || b[4] != QFS_PAXOS_VERSION ||
-	    b[5] != QFS_SNAP_FRAME_TYPE || b[6] || b[7] || (size_t)qfs_be32_get(b + 8) != len - HDR)
+	if (len < QFS_SNAP_BODY_FIXED || len > QFS_NET_BODY_MAX)
 		return QFS_ECORRUPT;
-	crc = qfs_crc32c(0, b, 12);
-	crc = qfs_crc32c(crc, b + HDR, len - HDR);
-	if (crc != qfs_be32_get(b + 12))
-		return QFS_ECORRUPT;
-	p = b + HDR;
 	if (qfs_be32_get(p) != QFS_SNAP_MAGIC)
 		return QFS_ECORRUPT;
 	if (p[4] != QFS_SNAP_VERSION)
@@ -120,7 +92,7 @@ int qfs_snap_decode(const void *buf, size_t len, struct qfs_snap_chunk *out)
 	if (!c.last && (c.lsn || c.ballot || c.total))
 		return QFS_ECORRUPT;
 	c.items = p + QFS_SNAP_BODY_FIXED;
-	c.items_len = len - HDR - QFS_SNAP_BODY_FIXED;
+	c.items_len = len - QFS_SNAP_BODY_FIXED;
 	/* The items must be exactly n well-formed records. */
 	for (uint32_t i = 0; i < c.n; i++) {
 		uint64_t kl, vl;

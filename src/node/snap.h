@@ -3,11 +3,12 @@
  * one group to a follower whose next log entry it released (doc/rnode.md
  * section 6, wire format: doc/format-net.md section 7).
  *
- * A snapshot frame uses the transport's frame header (magic "QPAX",
- * version 1, CRC32C) with the reserved type QFS_SNAP_FRAME_TYPE, never a
- * Paxos type, so the transport carries it unchanged and the receiver tells
- * it apart before qfs_paxos_msg_decode().  Its body has its own magic
- * "QSNP" and version.  A transfer is a sequence of chunks 0, 1, ... of one
+ * This codec encodes and decodes the body; the frame header around it is
+ * src/net's (net/frame.h), with the reserved type QFS_SNAP_FRAME_TYPE
+ * (never a Paxos type): qfs_snap_finish() seals the frame with
+ * qfs_net_frame_seal(), and the receiver opens it with qfs_net_frame_open()
+ * and hands the body of that type to qfs_snap_decode().  The body has its
+ * own magic "QSNP" and version.  A transfer is a sequence of chunks 0, 1, ... of one
  * transfer id; the last one carries the snapshot point (LSN and ballot of
  * the last applied entry) and the total item count.
  *
@@ -22,8 +23,9 @@
 
 #include "common/buf.h"
 #include "common/qfs.h"
+#include "net/frame.h"
 
-#define QFS_SNAP_FRAME_TYPE 0xf1u    /* frame header type (0xf0 is net's hello) */
+#define QFS_SNAP_FRAME_TYPE QFS_NET_SNAP /* frame header type (net/frame.h) */
 #define QFS_SNAP_MAGIC 0x51534e50u   /* "QSNP" */
 #define QFS_SNAP_VERSION 1
 #define QFS_SNAP_BODY_FIXED 64       /* body bytes before the items */
@@ -44,24 +46,23 @@ struct qfs_snap_chunk {
 	size_t items_len;
 };
 
-/* 1 if the frame of len bytes has the snapshot frame type (header only). */
-int qfs_snap_is_frame(const void *buf, size_t len);
-
-/* Start a chunk in b (reset first): reserves the header, items follow. */
+/* Start a chunk frame in b (reset first): reserves the frame header and the
+ * body's fixed part, items follow. */
 void qfs_snap_start(struct qfs_buf *b);
 /* Append one item to the chunk in b (b->err latches -ENOMEM). */
 void qfs_snap_add(struct qfs_buf *b, const uint8_t *key, size_t key_len, const uint8_t *val,
 		  size_t val_len);
-/* Fill header and body fields from c (n, last, lsn... ; items ignored) and
- * seal the CRC.  Returns 0, or -ENOMEM (b->err) / -EINVAL (frame over
- * QFS_PAXOS_FRAME_MAX). */
+/* Fill the body fields from c (n, last, lsn... ; items ignored) and seal
+ * the frame (qfs_net_frame_seal): b then holds a whole frame for
+ * qfs_net_send().  Returns 0, or -ENOMEM (b->err) / -EINVAL (frame over
+ * QFS_NET_FRAME_MAX). */
 int qfs_snap_finish(struct qfs_buf *b, const struct qfs_snap_chunk *c);
 
-/* Decode and check one frame of exactly len bytes: header (magic, version,
- * type, length, CRC), body magic and version, reserved bytes, flags, item
- * framing (exactly n items filling the body).  *out (items point into buf)
- * is written only on success.  0, QFS_ECORRUPT, or QFS_EFORMAT (an intact
- * body of another version). */
+/* Decode and check the len-byte body of a frame of type QFS_SNAP_FRAME_TYPE
+ * (its header checked by qfs_net_frame_open): body magic and version,
+ * reserved bytes, flags, item framing (exactly n items filling the body).
+ * *out (items point into buf) is written only on success.  0, QFS_ECORRUPT,
+ * or QFS_EFORMAT (a body of another version). */
 int qfs_snap_decode(const void *buf, size_t len, struct qfs_snap_chunk *out);
 
 /* Iterate the items of a decoded chunk: *pos starts at 0; returns 1 with

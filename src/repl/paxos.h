@@ -100,28 +100,29 @@ struct qfs_paxos_msg {
 	const struct qfs_repl_entry *entries;
 };
 
-/* Wire frame: be32 magic | u8 version | u8 type | be16 0 | be32 body length |
- * be32 CRC32C of the first 12 header bytes and the body | body. */
-#define QFS_PAXOS_MAGIC 0x51504158u /* "QPAX" */
-#define QFS_PAXOS_VERSION 1
-#define QFS_PAXOS_FRAME_HDR 16
-#define QFS_PAXOS_FRAME_MAX (QFS_PAXOS_FRAME_HDR + 128 + QFS_PAXOS_MAX_BATCH * 32 + (64u << 20))
+/* Wire body of a message (doc/paxos.md section 3).  The frame header that
+ * carries it (magic, version, type = m->type, length, CRC) belongs to
+ * src/net (net/frame.h); the driver puts the body in a frame there. */
 
-/* Bytes qfs_paxos_msg_encode() needs for m. */
+/* Bytes qfs_paxos_msg_encode() writes for m (the body only). */
 size_t qfs_paxos_msg_size(const struct qfs_paxos_msg *m);
 
-/* Encode m into buf[0..cap).  Returns the frame length, or -ENOSPC if cap is
- * too small, -EINVAL if m has an unknown type, more than QFS_PAXOS_MAX_BATCH
- * entries or an entry whose data is NULL with a length.  Pure; thread-safe. */
+/* Encode the body of m into buf[0..cap); its frame type is m->type.
+ * Returns the body length, or -ENOSPC if cap is too small, -EINVAL if m has
+ * an unknown type, more than QFS_PAXOS_MAX_BATCH entries or an entry whose
+ * data is NULL with a length.  Pure; thread-safe. */
 ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t cap);
 
-/* Decode one frame of exactly len bytes into *out; the entries go to
- * ents[QFS_PAXOS_MAX_BATCH] (scratch, overwritten even on error) and their
- * data point into buf (keep buf alive).
- * Returns 0, QFS_ECORRUPT (short frame, bad magic, length or CRC, malformed
- * body, unknown type or entry type, too many entries) or QFS_EFORMAT (a
- * version this code does not speak).  *out is written only on success. */
-int qfs_paxos_msg_decode(const void *buf, size_t len, struct qfs_paxos_msg *out,
+/* 1 if type is a Multi-Paxos frame type (QFS_PAXOS_PREPARE..ACCEPTED). */
+int qfs_paxos_msg_type_ok(uint8_t type);
+
+/* Decode the len-byte body of a frame of the given type (its header was
+ * checked by the transport's qfs_net_frame_open) into *out; the entries go
+ * to ents[QFS_PAXOS_MAX_BATCH] (scratch, overwritten even on error) and
+ * their data point into buf (keep buf alive).  Returns 0 or QFS_ECORRUPT
+ * (unknown type, short or malformed body, unknown entry type, too many
+ * entries).  *out is written only on success. */
+int qfs_paxos_msg_decode(uint8_t type, const void *buf, size_t len, struct qfs_paxos_msg *out,
 			 struct qfs_repl_entry *ents);
 
 /* ---- events and updates ---- */

@@ -2,11 +2,12 @@
  * paxos_msg.c - wire encoding of Multi-Paxos messages (format: doc/paxos.md,
  * section "Messages"; types: paxos.h).
  *
- * A frame is a 16-byte header (magic, version, type, body length, CRC32C)
- * followed by a body that carries every field of struct qfs_paxos_msg in a
- * fixed order, then the entries of an ACCEPT.  Decoding checks everything
- * before it writes its output, so a corrupt frame changes nothing.  Pure code:
- * no allocation, the caller supplies the buffers.
+ * The body carries every field of struct qfs_paxos_msg in a fixed order,
+ * then the entries of an ACCEPT; the frame header around it (magic,
+ * version, type, length, CRC32C) is src/net's (net/frame.h), put on and
+ * checked by the driver.  Decoding checks everything before it writes its
+ * output, so a malformed body changes nothing.  Pure code: no allocation,
+ * the caller supplies the buffers.
  */
 #include "config.h"
 
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/crc32c.h"
 #include "repl/paxos.h"
 
 /* u8 ok | be32 from | be32 to | be64 group, ballot, promised, last_lsn,
@@ -23,7 +23,8 @@
 /* per entry: be64 ballot | be64 time_ns | u8 type | be32 len | data */
 #define ENTRY_FIXED (8 + 8 + 1 + 4)
 
-static int type_ok(uint8_t t)
+/* See paxos.h. */
+int qfs_paxos_msg_type_ok(uint8_t t)
 {
 	return t >= QFS_PAXOS_PREPARE && t <= QFS_PAXOS_ACCEPTED;
 }
@@ -31,7 +32,7 @@ static int type_ok(uint8_t t)
 /* See paxos.h. */
 size_t qfs_paxos_msg_size(const struct qfs_paxos_msg *m)
 {
-	size_t n = QFS_PAXOS_FRAME_HDR + BODY_FIXED;
+	size_t n = BODY_FIXED;
 
 	for (uint32_t i = 0; i < m->n; i++)
 		n += ENTRY_FIXED + m->entries[i].len;
@@ -55,9 +56,8 @@ ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t ca
 {
 	uint8_t *b = buf, *p;
 	size_t len;
-	uint32_t crc;
 
-	if (!type_ok(m->type) || m->n > QFS_PAXOS_MAX_BATCH || (m->n && !m->entries))
+	if (!qfs_paxos_msg_type_ok(m->type) || m->n > QFS_PAXOS_MAX_BATCH || (m->n && !m->entries))
 		return -EINVAL;
 	for (uint32_t i = 0; i < m->n; i++)
 		if ((!m->entries[i].data && m->entries[i].len) || m->entries[i].len > UINT32_MAX)
@@ -66,13 +66,7 @@ ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t ca
 	if (len > cap)
 		return -ENOSPC;
 
-	p = put32(b, QFS_PAXOS_MAGIC);
-	*p++ = QFS_PAXOS_VERSION;
-	*p++ = m->type;
-	*p++ = 0;
-	*p++ = 0;
-	p = put32(p, (uint32_t)(len - QFS_PAXOS_FRAME_HDR));
-	p += 4; /* CRC, below */
+	p = b;
 	*p++ = m->ok;
 	p = put32(p, m->from);
 	p = put32(p, m->to);
@@ -98,41 +92,21 @@ ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t ca
 			memcpy(p, e->data, e->len);
 		p += e->len;
 	}
-	crc = qfs_crc32c(0, b, 12);
-	crc = qfs_crc32c(crc, b + QFS_PAXOS_FRAME_HDR, len - QFS_PAXOS_FRAME_HDR);
-	qfs_be32_put(b + 12, crc);
 	return (ssize_t)len;
 }
 
 /* See paxos.h. */
-int qfs_paxos_msg_decode(const void *buf, size_t len, struct qfs_paxos_msg *out,
+int qfs_paxos_msg_decode(uint8_t type, const void *buf, size_t len, struct qfs_paxos_msg *out,
 			 struct qfs_repl_entry *ents)
 {
-	const uint8_t *b = buf;
 	struct qfs_paxos_msg m;
 	struct qfs_rd rd;
-	uint32_t crc;
 
-	if (len < QFS_PAXOS_FRAME_HDR + BODY_FIXED)
+	if (!qfs_paxos_msg_type_ok(type) || len < BODY_FIXED)
 		return QFS_ECORRUPT;
-	if (qfs_be32_get(b) != QFS_PAXOS_MAGIC)
-		return QFS_ECORRUPT;
-	if ((size_t)qfs_be32_get(b + 8) != len - QFS_PAXOS_FRAME_HDR)
-		return QFS_ECORRUPT;
-	crc = qfs_crc32c(0, b, 12);
-	crc = qfs_crc32c(crc, b + QFS_PAXOS_FRAME_HDR, len - QFS_PAXOS_FRAME_HDR);
-	if (crc != qfs_be32_get(b + 12))
-		return QFS_ECORRUPT;
-	/* The version is checked after the CRC: a corrupt byte is corruption,
-	 * an intact frame of another version is a format the peer must not send. */
-	if (b[4] != QFS_PAXOS_VERSION)
-		return QFS_EFORMAT;
-	if (!type_ok(b[5]) || b[6] || b[7])
-		return QFS_ECORRUPT;
-
 	memset(&m, 0, sizeof(m));
-	m.type = b[5];
-	qfs_rd_init(&rd, b + QFS_PAXOS_FRAME_HDR, len - QFS_PAXOS_FRAME_HDR);
+	m.type = type;
+	qfs_rd_init(&rd, buf, len);
 	m.ok = qfs_rd_u8(&rd);
 	m.from = qfs_rd_u32(&rd);
 	m.to = qfs_rd_u32(&rd);

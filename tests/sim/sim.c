@@ -40,6 +40,7 @@
 
 #include "common/buf.h"
 #include "repl/paxos.h"
+#include "net/frame.h"
 
 #define NN 3
 #define TICK_MS 10
@@ -328,10 +329,14 @@ static void handle_update(struct node *nd, const struct qfs_paxos_update *up)
 
 		if (to < 0)
 			fail("message to unknown node %u", up->msgs[i].to);
-		buf = xrealloc(NULL, need);
-		len = qfs_paxos_msg_encode(&up->msgs[i], buf, need);
+		/* The real framing of src/net around the body: its CRC is what
+		 * catches the corruption this network injects. */
+		buf = xrealloc(NULL, QFS_NET_FRAME_HDR + need);
+		len = qfs_paxos_msg_encode(&up->msgs[i], buf + QFS_NET_FRAME_HDR, need);
 		if (len != (ssize_t)need)
 			fail("encode returned %zd for %zu bytes", len, need);
+		qfs_net_frame_seal(buf, up->msgs[i].type, (size_t)len);
+		len += QFS_NET_FRAME_HDR;
 		if (!qfs_paxos_msg_needs_durable(&up->msgs[i])) {
 			send_frame((int)(nd - S.n), to, buf, (size_t)len);
 			continue;
@@ -550,10 +555,15 @@ static void deliver(size_t k)
 	struct node *nd = &S.n[f.to];
 	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
 	struct qfs_paxos_msg m;
+	const uint8_t *body;
+	size_t body_len;
+	uint8_t type;
 	int rc;
 
 	S.net[k] = S.net[--S.nnet];
-	rc = qfs_paxos_msg_decode(f.buf, f.len, &m, ents);
+	rc = qfs_net_frame_open(f.buf, f.len, &type, &body, &body_len);
+	if (rc == 0)
+		rc = qfs_paxos_msg_decode(type, body, body_len, &m, ents);
 	if (rc == 0 && nd->up) {
 		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE, .now_ms = local_now(nd),
 					      .msg = &m };

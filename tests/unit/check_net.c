@@ -8,19 +8,24 @@
  * malformed frames refused at send, drops to unknown and closed peers that
  * never block, the inbox byte bound, the partition hook and a clean
  * shutdown with frames still queued.  TCP only: malformed frames and bad
- * hellos written on a raw socket, a peer of another protocol version, and
+ * hellos written on a raw socket, a peer of another protocol version,
  * reconnection after the peer's endpoint (in another net, as another
- * process would be) closes and reopens on the same port.
+ * process would be) closes and reopens on the same port, and the cluster
+ * key: a wrong key refused both ways (nothing delivered), tampered,
+ * replayed, reordered, truncated and cross-connection frames rejected and
+ * counted, the key file's mode and size checked.
  *
  * Frames are real Multi-Paxos messages (repl/paxos.h): an ACCEPT whose
  * time_ms carries a sequence number and whose one entry carries a payload,
- * so every received frame is checked end to end by qfs_paxos_msg_decode.
+ * sealed in net's frame header (net/frame.h), so every received frame is
+ * checked end to end by qfs_net_frame_open and qfs_paxos_msg_decode.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,13 +33,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/crc32c.h"
+#include "net/auth.h"
 #include "net/net.h"
 #include "repl/paxos.h"
+
+/* The cluster key of the tests, and another one. */
+static const uint8_t KEY[] = "quorumfs unit test cluster key 0123456789";
+static const uint8_t KEY2[] = "quorumfs unit test cluster key 0123456780";
+#define KEYLEN (sizeof(KEY) - 1)
+
+/* qfs_net_new, then the test key (tcp needs one; inproc ignores it). */
+static int net_new(enum qfs_net_kind kind, const struct qfs_net_params *prm, struct qfs_net **out)
+{
+	int r = qfs_net_new(kind, prm, out);
+
+	if (!r)
+		ck_assert_int_eq(qfs_net_set_key(*out, KEY, KEYLEN), 0);
+	return r;
+}
 
 static enum qfs_net_kind kind_of(int i)
 {
@@ -69,12 +91,13 @@ static uint8_t *mkframe(uint32_t from, uint32_t to, uint64_t seq, size_t plen, s
 		m.entries = &e;
 		m.n = 1;
 	}
-	buf = malloc(qfs_paxos_msg_size(&m));
+	buf = malloc(QFS_NET_FRAME_HDR + qfs_paxos_msg_size(&m));
 	ck_assert_ptr_nonnull(buf);
-	n = qfs_paxos_msg_encode(&m, buf, qfs_paxos_msg_size(&m));
+	n = qfs_paxos_msg_encode(&m, buf + QFS_NET_FRAME_HDR, qfs_paxos_msg_size(&m));
 	ck_assert_int_gt(n, 0);
+	qfs_net_frame_seal(buf, m.type, (size_t)n);
 	free(data);
-	*len = (size_t)n;
+	*len = QFS_NET_FRAME_HDR + (size_t)n;
 	return buf;
 }
 
@@ -83,9 +106,13 @@ static uint64_t chkframe(const struct qfs_net_frame *f, uint32_t from, uint32_t 
 {
 	static struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
 	struct qfs_paxos_msg m;
+	const uint8_t *body;
+	size_t blen;
+	uint8_t type;
 
 	ck_assert_uint_eq(f->from, from);
-	ck_assert_int_eq(qfs_paxos_msg_decode(f->data, f->len, &m, ents), 0);
+	ck_assert_int_eq(qfs_net_frame_open(f->data, f->len, &type, &body, &blen), 0);
+	ck_assert_int_eq(qfs_paxos_msg_decode(type, body, blen, &m, ents), 0);
 	ck_assert_uint_eq(m.from, from);
 	ck_assert_uint_eq(m.to, to);
 	if (m.n) {
@@ -162,7 +189,7 @@ START_TEST(test_fifo)
 	struct qfs_net_stats st;
 
 	memset(wakes, 0, sizeof(wakes));
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	a = open_ep(net, _i, 1);
 	b = open_ep(net, _i, 2);
 	{
@@ -238,7 +265,7 @@ START_TEST(test_concurrent)
 	uint64_t dl = qfs_clock_mono_ms() + 60000;
 
 	memset(next, 0, sizeof(next));
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	for (uint32_t n = 1; n <= 3; n++)
 		ep[n] = open_ep(net, _i, n);
 	for (uint32_t n = 1; n <= 3; n++) {
@@ -288,7 +315,7 @@ START_TEST(test_large)
 	struct qfs_net_ep *a, *b;
 	struct qfs_net_frame *f;
 
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	a = open_ep(net, _i, 1);
 	b = open_ep(net, _i, 2);
 	for (uint64_t s = 0; s < 3; s++)
@@ -309,6 +336,51 @@ START_TEST(test_large)
 }
 END_TEST
 
+/* The frame header of net/frame.h around a Paxos body: every bit flip and
+ * every truncation is refused by qfs_net_frame_open (the CRC covers header
+ * and body) and *type etc. are left alone; an intact frame of another
+ * version is QFS_EFORMAT. */
+START_TEST(test_frame_codec)
+{
+	size_t len, blen = 7;
+	uint8_t *fr = mkframe(1, 2, 3, 40, &len), *bad = malloc(len + 1);
+	const uint8_t *body = NULL;
+	uint8_t type = 0;
+
+	ck_assert_ptr_nonnull(bad);
+	ck_assert_int_eq(qfs_net_frame_open(fr, len, &type, &body, &blen), 0);
+	ck_assert_uint_eq(type, QFS_PAXOS_ACCEPT);
+	ck_assert_ptr_eq(body, fr + QFS_NET_FRAME_HDR);
+	ck_assert_uint_eq(blen, len - QFS_NET_FRAME_HDR);
+	for (size_t i = 0; i < len * 8; i++) {
+		memcpy(bad, fr, len);
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+		type = 0;
+		ck_assert_int_eq(qfs_net_frame_open(bad, len, &type, &body, &blen), QFS_ECORRUPT);
+		ck_assert_uint_eq(type, 0);
+	}
+	for (size_t n = 0; n < len; n++)
+		ck_assert_int_eq(qfs_net_frame_open(fr, n, &type, &body, &blen), QFS_ECORRUPT);
+	memcpy(bad, fr, len);
+	bad[len] = 0;
+	ck_assert_int_eq(qfs_net_frame_open(bad, len + 1, &type, &body, &blen), QFS_ECORRUPT);
+	/* Another version, CRC intact: a format error, not corruption. */
+	memcpy(bad, fr, len);
+	qfs_net_frame_seal(bad, QFS_PAXOS_ACCEPT, len - QFS_NET_FRAME_HDR);
+	ck_assert_mem_eq(bad, fr, len); /* sealing is deterministic */
+	bad[4] = QFS_NET_VERSION + 1;
+	{
+		uint32_t crc = qfs_crc32c(0, bad, 12);
+
+		crc = qfs_crc32c(crc, bad + QFS_NET_FRAME_HDR, len - QFS_NET_FRAME_HDR);
+		qfs_be32_put(bad + 12, crc);
+	}
+	ck_assert_int_eq(qfs_net_frame_open(bad, len, &type, &body, &blen), QFS_EFORMAT);
+	free(bad);
+	free(fr);
+}
+END_TEST
+
 START_TEST(test_malformed_send)
 {
 	struct qfs_net *net;
@@ -317,7 +389,7 @@ START_TEST(test_malformed_send)
 	uint8_t *fr, *bad;
 	size_t len;
 
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	a = open_ep(net, _i, 1);
 	b = open_ep(net, _i, 2);
 	fr = mkframe(1, 2, 5, 40, &len);
@@ -328,12 +400,12 @@ START_TEST(test_malformed_send)
 	bad[0] ^= 0xff; /* magic */
 	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
 	memcpy(bad, fr, len);
-	bad[4] = QFS_PAXOS_VERSION + 1; /* version */
+	bad[4] = QFS_NET_VERSION + 1; /* version */
 	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
 	ck_assert_int_eq(qfs_net_send(a, 2, fr, len - 1), -EINVAL);  /* length != header */
 	ck_assert_int_eq(qfs_net_send(a, 2, fr, 15), -EINVAL);       /* shorter than a header */
 	memcpy(bad, fr, len);
-	qfs_be32_put(bad + 8, QFS_PAXOS_FRAME_MAX);                   /* over the bound */
+	qfs_be32_put(bad + 8, QFS_NET_FRAME_MAX);                   /* over the bound */
 	ck_assert_int_eq(qfs_net_send(a, 2, bad, len), -EINVAL);
 	ck_assert_uint_eq(stats(a, 2).rejected, 5);
 	ck_assert_uint_eq(stats(a, 2).sent_frames, 0);
@@ -362,7 +434,7 @@ START_TEST(test_drop_down)
 	qfs_net_params_default(&prm);
 	prm.backoff_min_ms = 20;
 	prm.backoff_max_ms = 100;
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), 0);
 	a = open_ep(net, _i, 1);
 	/* Unknown peer, self, invalid id. */
 	ck_assert_int_eq(send_seq(a, 9, 0, 10), _i ? -EHOSTUNREACH : -ENOTCONN);
@@ -405,7 +477,7 @@ START_TEST(test_inbox_bound)
 
 	qfs_net_params_default(&prm);
 	prm.inbox_bytes = 16384;
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), 0);
 	a = open_ep(net, _i, 1);
 	b = open_ep(net, _i, 2);
 	for (uint64_t s = 0; s < 100; s++) {
@@ -444,7 +516,7 @@ START_TEST(test_partition)
 	struct qfs_net_ep *ep[4];
 	struct qfs_net_frame *f;
 
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	for (uint32_t n = 1; n <= 3; n++)
 		ep[n] = open_ep(net, _i, n);
 	ck_assert_int_eq(qfs_net_set_link(net, 1, 2, 0), 0);
@@ -497,7 +569,7 @@ START_TEST(test_shutdown_busy)
 	qfs_net_params_default(&prm);
 	prm.backoff_min_ms = 1000;
 	prm.backoff_max_ms = 1000;
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), 0);
 	for (uint32_t n = 1; n <= 3; n++)
 		ep[n] = open_ep(net, _i, n);
 	ck_assert_int_eq(qfs_net_set_addr(net, 7, "127.0.0.1:1"), 0);
@@ -520,11 +592,19 @@ START_TEST(test_api_errors)
 	struct qfs_net_ep *ep = NULL;
 	struct qfs_net_params prm;
 
-	ck_assert_int_eq(qfs_net_new(7, NULL, &net), -EINVAL);
+	ck_assert_int_eq(net_new(7, NULL, &net), -EINVAL);
+	/* A tcp net needs the key before it listens; bounds of the key. */
+	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(qfs_net_set_key(net, KEY, QFS_NET_KEY_MIN - 1), -EINVAL);
+	ck_assert_int_eq(qfs_net_set_key(net, KEY, QFS_NET_KEY_MAX + 1), -EINVAL);
+	ck_assert_int_eq(qfs_net_endpoint_open(net, 1, _i ? "127.0.0.1:0" : NULL, NULL, NULL, &ep),
+			 _i ? -ENOKEY : 0);
+	qfs_net_free(net);
+	ep = NULL;
 	qfs_net_params_default(&prm);
 	prm.inbox_bytes = 0;
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), &prm, &net), -EINVAL);
-	ck_assert_int_eq(qfs_net_new(kind_of(_i), NULL, &net), 0);
+	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), -EINVAL);
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	ck_assert_int_eq(qfs_net_endpoint_open(net, 0, _i ? "127.0.0.1:0" : NULL, NULL, NULL, &ep), -EINVAL);
 	ck_assert_int_eq(qfs_net_endpoint_open(net, 70000, _i ? "127.0.0.1:0" : NULL, NULL, NULL, &ep), -EINVAL);
 	ck_assert_int_eq(qfs_net_endpoint_open(net, 1, _i ? NULL : "127.0.0.1:0", NULL, NULL, &ep), -EINVAL);
@@ -555,20 +635,30 @@ END_TEST
 
 /* ---- TCP only ---- */
 
-static void raw_hello(uint8_t *b, uint8_t version, uint32_t from, uint32_t to)
+/* Set the version byte of the frame b[0..len) and reseal its CRC. */
+static void set_version(uint8_t *b, size_t len, uint8_t version)
 {
 	uint32_t crc;
 
-	qfs_be32_put(b, QFS_PAXOS_MAGIC);
 	b[4] = version;
-	b[5] = QFS_NET_HELLO;
-	b[6] = b[7] = 0;
-	qfs_be32_put(b + 8, 8);
+	crc = qfs_crc32c(0, b, 12);
+	crc = qfs_crc32c(crc, b + QFS_NET_FRAME_HDR, len - QFS_NET_FRAME_HDR);
+	qfs_be32_put(b + 12, crc);
+}
+
+#define HELLO_BODY (8 + QFS_NET_NONCE + QFS_NET_PROOF)
+#define HELLO_LEN (QFS_NET_FRAME_HDR + HELLO_BODY)
+
+/* A hello as a connector sends it: from, to, nonce (NULL: zeros), no proof. */
+static void raw_hello(uint8_t *b, uint8_t version, uint32_t from, uint32_t to, const uint8_t *nc)
+{
+	memset(b, 0, HELLO_LEN);
 	qfs_be32_put(b + 16, from);
 	qfs_be32_put(b + 20, to);
-	crc = qfs_crc32c(0, b, 12);
-	crc = qfs_crc32c(crc, b + 16, 8);
-	qfs_be32_put(b + 12, crc);
+	if (nc)
+		memcpy(b + 24, nc, QFS_NET_NONCE);
+	qfs_net_frame_seal(b, QFS_NET_HELLO, HELLO_BODY);
+	set_version(b, HELLO_LEN, version);
 }
 
 static int raw_connect(uint16_t port)
@@ -609,24 +699,83 @@ static void raw_send(int fd, const void *b, size_t n)
 	ck_assert_int_eq(send(fd, b, n, MSG_NOSIGNAL), (ssize_t)n);
 }
 
-/* Open a raw connection that says hello as node `from`; checks the reply. */
-static int raw_identified(uint16_t port, uint32_t from, uint32_t to)
-{
-	uint8_t h[24], r[24];
-	uint32_t crc;
-	int fd = raw_connect(port), eof;
+/* A raw connector: its socket and the tagger of its frames. */
+struct raw {
+	int fd;
+	struct qfs_net_mac *mac;
+	uint64_t seq;
+};
 
-	raw_hello(h, QFS_PAXOS_VERSION, from, to);
-	raw_send(fd, h, sizeof(h));
-	ck_assert_uint_eq(raw_read(fd, r, sizeof(r), &eof), sizeof(r));
-	ck_assert_uint_eq(qfs_be32_get(r), QFS_PAXOS_MAGIC);
-	ck_assert_uint_eq(r[4], QFS_PAXOS_VERSION);
-	ck_assert_uint_eq(r[5], QFS_NET_HELLO);
-	ck_assert_uint_eq(qfs_be32_get(r + 16), to);
-	ck_assert_uint_eq(qfs_be32_get(r + 20), from);
-	crc = qfs_crc32c(qfs_crc32c(0, r, 12), r + 16, 8);
-	ck_assert_uint_eq(crc, qfs_be32_get(r + 12));
-	return fd;
+/* Connect to port as node `from` and run the handshake with key; checks
+ * the answer (and, when key is the test key, the acceptor's proof). */
+static struct raw raw_auth(uint16_t port, uint32_t from, uint32_t to, const uint8_t *key)
+{
+	uint8_t h[HELLO_LEN], r[HELLO_LEN], nc[QFS_NET_NONCE], pr[QFS_NET_FRAME_HDR + QFS_NET_PROOF];
+	uint8_t want[QFS_NET_PROOF];
+	struct raw c = { .fd = raw_connect(port) };
+	const uint8_t *body;
+	size_t blen;
+	uint8_t type;
+	int eof;
+
+	ck_assert_int_eq(qfs_net_random(nc, sizeof(nc)), 0);
+	raw_hello(h, QFS_NET_VERSION, from, to, nc);
+	raw_send(c.fd, h, sizeof(h));
+	ck_assert_uint_eq(raw_read(c.fd, r, sizeof(r), &eof), sizeof(r));
+	ck_assert_int_eq(qfs_net_frame_open(r, sizeof(r), &type, &body, &blen), 0);
+	ck_assert_uint_eq(type, QFS_NET_HELLO);
+	ck_assert_uint_eq(blen, HELLO_BODY);
+	ck_assert_uint_eq(qfs_be32_get(body), to);
+	ck_assert_uint_eq(qfs_be32_get(body + 4), from);
+	ck_assert_int_eq(qfs_net_proof(key, KEYLEN, QFS_NET_PROOF_CONNECTOR, from, to, nc, body + 8,
+				       pr + QFS_NET_FRAME_HDR), 0);
+	qfs_net_frame_seal(pr, QFS_NET_AUTH, QFS_NET_PROOF);
+	raw_send(c.fd, pr, sizeof(pr));
+	ck_assert_int_eq(qfs_net_proof(KEY, KEYLEN, QFS_NET_PROOF_ACCEPTOR, from, to, nc, body + 8,
+				       want), 0);
+	ck_assert(qfs_net_mac_equal(want, body + 8 + QFS_NET_NONCE, QFS_NET_PROOF));
+	ck_assert_int_eq(qfs_net_mac_new(key, KEYLEN, from, to, nc, body + 8, &c.mac), 0);
+	return c;
+}
+
+/* The frame and its tag (number c->seq++) as the wire carries them, into
+ * a malloc'd buffer of len + QFS_NET_TAG bytes. */
+static uint8_t *raw_tagged(struct raw *c, const uint8_t *fr, size_t len)
+{
+	uint8_t *w = malloc(len + QFS_NET_TAG);
+
+	ck_assert_ptr_nonnull(w);
+	memcpy(w, fr, len);
+	ck_assert_int_eq(qfs_net_mac_tag(c->mac, c->seq++, fr, len, w + len), 0);
+	return w;
+}
+
+static void raw_send_tagged(struct raw *c, const uint8_t *fr, size_t len)
+{
+	uint8_t *w = raw_tagged(c, fr, len);
+
+	raw_send(c->fd, w, len + QFS_NET_TAG);
+	free(w);
+}
+
+/* Expect the acceptor to close c without a byte; frees c. */
+static void raw_closed(struct raw *c)
+{
+	uint8_t buf[64];
+	int eof;
+
+	ck_assert_uint_eq(raw_read(c->fd, buf, sizeof(buf), &eof), 0);
+	ck_assert_int_eq(eof, 1);
+	close(c->fd);
+	qfs_net_mac_free(c->mac);
+	c->fd = -1;
+	c->mac = NULL;
+}
+
+static int raw_identified(uint16_t port, uint32_t from, uint32_t to, struct raw *out)
+{
+	*out = raw_auth(port, from, to, KEY);
+	return out->fd;
 }
 
 START_TEST(test_tcp_wire_rejects)
@@ -634,12 +783,13 @@ START_TEST(test_tcp_wire_rejects)
 	struct qfs_net *net;
 	struct qfs_net_ep *b;
 	struct qfs_net_frame *f;
-	uint8_t buf[64], h[24], *fr;
+	uint8_t buf[128], h[HELLO_LEN], *fr;
+	struct raw rc;
 	uint16_t port;
 	size_t len;
 	int fd, eof;
 
-	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, NULL, &net), 0);
+	ck_assert_int_eq(net_new(QFS_NET_TCP, NULL, &net), 0);
 	b = open_ep(net, 1, 2);
 	port = qfs_net_endpoint_port(b);
 
@@ -662,17 +812,17 @@ START_TEST(test_tcp_wire_rejects)
 
 	/* A hello of another version: answered with ours, then closed. */
 	fd = raw_connect(port);
-	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 2);
+	raw_hello(h, QFS_NET_VERSION + 1, 5, 2, NULL);
 	raw_send(fd, h, sizeof(h));
-	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 24);
+	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), HELLO_LEN);
 	ck_assert_int_eq(eof, 1);
-	ck_assert_uint_eq(buf[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(buf[4], QFS_NET_VERSION);
 	close(fd);
 	ck_assert_uint_eq(stats(b, 0).rejected, 3);
 
 	/* A hello for another node: closed without an answer. */
 	fd = raw_connect(port);
-	raw_hello(h, QFS_PAXOS_VERSION, 5, 3);
+	raw_hello(h, QFS_NET_VERSION, 5, 3, NULL);
 	raw_send(fd, h, sizeof(h));
 	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
 	ck_assert_int_eq(eof, 1);
@@ -681,41 +831,41 @@ START_TEST(test_tcp_wire_rejects)
 
 	/* Identified as node 7: a good frame is delivered (in two pieces),
 	 * then a bad magic closes the connection. */
-	fd = raw_identified(port, 7, 2);
+	fd = raw_identified(port, 7, 2, &rc);
 	fr = mkframe(7, 2, 42, 100, &len);
-	raw_send(fd, fr, 10);
-	usleep(20000);
-	raw_send(fd, fr + 10, len - 10);
+	{
+		uint8_t *w = raw_tagged(&rc, fr, len);
+
+		raw_send(fd, w, 10);
+		usleep(20000);
+		raw_send(fd, w + 10, len + QFS_NET_TAG - 10);
+		free(w);
+	}
 	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
 	ck_assert_uint_eq(chkframe(f, 7, 2), 42);
 	qfs_net_frame_free(f);
 	fr[1] ^= 1;
-	raw_send(fd, fr, len);
-	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
-	ck_assert_int_eq(eof, 1);
-	close(fd);
+	raw_send_tagged(&rc, fr, len);
+	raw_closed(&rc);
 	ck_assert_uint_eq(stats(b, 7).rejected, 1);
 	ck_assert_uint_eq(stats(b, 7).recv_frames, 1);
 
 	/* Node 8: a header announcing a body over the bound, then a wrong
 	 * version on an identified connection. */
-	fd = raw_identified(port, 8, 2);
+	fd = raw_identified(port, 8, 2, &rc);
 	memset(buf, 0, 16);
-	qfs_be32_put(buf, QFS_PAXOS_MAGIC);
-	buf[4] = QFS_PAXOS_VERSION;
+	qfs_be32_put(buf, QFS_NET_MAGIC);
+	buf[4] = QFS_NET_VERSION;
 	buf[5] = QFS_PAXOS_ACCEPT;
-	qfs_be32_put(buf + 8, QFS_PAXOS_FRAME_MAX);
+	qfs_be32_put(buf + 8, QFS_NET_FRAME_MAX);
 	raw_send(fd, buf, 16);
-	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
-	ck_assert_int_eq(eof, 1);
-	close(fd);
-	fd = raw_identified(port, 8, 2);
+	raw_closed(&rc);
+	fd = raw_identified(port, 8, 2, &rc);
 	fr[1] ^= 1;
-	fr[4] = QFS_PAXOS_VERSION + 1;
-	raw_send(fd, fr, len);
-	ck_assert_uint_eq(raw_read(fd, buf, sizeof(buf), &eof), 0);
-	ck_assert_int_eq(eof, 1);
-	close(fd);
+	fr[4] = QFS_NET_VERSION + 1;
+	raw_send_tagged(&rc, fr, len);
+	raw_closed(&rc);
+	(void)fd;
 	ck_assert_uint_eq(stats(b, 8).rejected, 2);
 	ck_assert_int_eq(qfs_net_recv_wait(b, 50, &f), -ETIMEDOUT);
 	free(fr);
@@ -731,7 +881,7 @@ START_TEST(test_tcp_version_refused)
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
 	struct pollfd pfd;
-	uint8_t h[24];
+	uint8_t h[HELLO_LEN];
 	char addr[32];
 	uint32_t crc;
 	int lfd, fd, eof;
@@ -750,7 +900,7 @@ START_TEST(test_tcp_version_refused)
 	qfs_net_params_default(&prm);
 	prm.backoff_min_ms = 5000; /* one attempt in this test */
 	prm.backoff_max_ms = 5000;
-	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &net), 0);
+	ck_assert_int_eq(net_new(QFS_NET_TCP, &prm, &net), 0);
 	a = open_ep(net, 1, 1);
 	ck_assert_int_eq(qfs_net_set_addr(net, 5, addr), 0);
 	ck_assert_int_eq(send_seq(a, 5, 0, 10), 0);
@@ -760,15 +910,15 @@ START_TEST(test_tcp_version_refused)
 	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
 	fd = accept(lfd, NULL, NULL);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_uint_eq(raw_read(fd, h, sizeof(h), &eof), 24);
-	ck_assert_uint_eq(qfs_be32_get(h), QFS_PAXOS_MAGIC);
-	ck_assert_uint_eq(h[4], QFS_PAXOS_VERSION);
+	ck_assert_uint_eq(raw_read(fd, h, sizeof(h), &eof), HELLO_LEN);
+	ck_assert_uint_eq(qfs_be32_get(h), QFS_NET_MAGIC);
+	ck_assert_uint_eq(h[4], QFS_NET_VERSION);
 	ck_assert_uint_eq(h[5], QFS_NET_HELLO);
 	ck_assert_uint_eq(qfs_be32_get(h + 16), 1);
 	ck_assert_uint_eq(qfs_be32_get(h + 20), 5);
-	crc = qfs_crc32c(qfs_crc32c(0, h, 12), h + 16, 8);
+	crc = qfs_crc32c(qfs_crc32c(0, h, 12), h + 16, HELLO_BODY);
 	ck_assert_uint_eq(crc, qfs_be32_get(h + 12));
-	raw_hello(h, QFS_PAXOS_VERSION + 1, 5, 1);
+	raw_hello(h, QFS_NET_VERSION + 1, 5, 1, NULL);
 	raw_send(fd, h, sizeof(h));
 	/* The node refuses: both frames dropped, no connection counted, and
 	 * sends during the backoff are dropped at once. */
@@ -798,8 +948,8 @@ START_TEST(test_tcp_reconnect)
 	qfs_net_params_default(&prm);
 	prm.backoff_min_ms = 10;
 	prm.backoff_max_ms = 80;
-	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &na), 0);
-	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &nb), 0);
+	ck_assert_int_eq(net_new(QFS_NET_TCP, &prm, &na), 0);
+	ck_assert_int_eq(net_new(QFS_NET_TCP, &prm, &nb), 0);
 	a = open_ep(na, 1, 1);
 	b = open_ep(nb, 1, 2);
 	port = qfs_net_endpoint_port(b);
@@ -850,6 +1000,218 @@ START_TEST(test_tcp_reconnect)
 }
 END_TEST
 
+/* Two nets (two processes) with different keys: each refuses the other's
+ * handshake, counts it, and nothing is delivered either way. */
+START_TEST(test_tcp_wrong_key)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *na, *nb;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f;
+	char addr[32];
+
+	qfs_net_params_default(&prm);
+	prm.backoff_min_ms = 10;
+	prm.backoff_max_ms = 40;
+	ck_assert_int_eq(net_new(QFS_NET_TCP, &prm, &na), 0);
+	ck_assert_int_eq(qfs_net_new(QFS_NET_TCP, &prm, &nb), 0);
+	ck_assert_int_eq(qfs_net_set_key(nb, KEY2, KEYLEN), 0);
+	a = open_ep(na, 1, 1);
+	b = open_ep(nb, 1, 2);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", qfs_net_endpoint_port(b));
+	ck_assert_int_eq(qfs_net_set_addr(na, 2, addr), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", qfs_net_endpoint_port(a));
+	ck_assert_int_eq(qfs_net_set_addr(nb, 1, addr), 0);
+	for (uint64_t s = 0; s < 20; s++) {
+		int r = send_seq(a, 2, s, 50);
+
+		ck_assert(r == 0 || r == -ENOTCONN);
+		r = send_seq(b, 1, s, 50);
+		ck_assert(r == 0 || r == -ENOTCONN);
+		usleep(10000);
+	}
+	WAIT_UNTIL(stats(a, 2).auth_refused && stats(b, 0).auth_refused &&
+		   stats(b, 1).auth_refused && stats(a, 0).auth_refused >= 2, 5000);
+	ck_assert_uint_gt(stats(a, 2).auth_refused, 0); /* a, connecting: b's proof is wrong */
+	ck_assert_uint_gt(stats(b, 0).auth_refused, 0); /* b, accepting: a's proof is wrong */
+	ck_assert_uint_gt(stats(b, 1).auth_refused, 0);
+	ck_assert_uint_eq(stats(a, 2).connects, 0);
+	ck_assert_uint_eq(stats(b, 1).connects, 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 100, &f), -ETIMEDOUT);
+	ck_assert_int_eq(qfs_net_recv_wait(a, 10, &f), -ETIMEDOUT);
+	ck_assert_int_eq(qfs_net_stats(b, 1, &(struct qfs_net_stats){ 0 }), 0);
+	ck_assert_uint_eq(stats(b, 0).recv_frames, 0);
+	ck_assert_uint_eq(stats(a, 0).recv_frames, 0);
+	qfs_net_free(na);
+	qfs_net_free(nb);
+}
+END_TEST
+
+/* Raw connections against an endpoint: a wrong key's proof is refused
+ * (connection closed, counted, nothing delivered even if frames follow);
+ * after a good handshake a tampered frame (even with its CRC resealed), a
+ * replayed one, one out of order, one from another connection and a
+ * truncated one are rejected and counted, and never delivered. */
+START_TEST(test_tcp_tamper)
+{
+	struct qfs_net *net;
+	struct qfs_net_ep *b;
+	struct qfs_net_frame *f;
+	struct raw c, c2;
+	uint8_t *fr, *fr2, *w, *w2;
+	uint16_t port;
+	size_t len, len2;
+	uint64_t rej;
+
+	ck_assert_int_eq(net_new(QFS_NET_TCP, NULL, &net), 0);
+	b = open_ep(net, 1, 2);
+	port = qfs_net_endpoint_port(b);
+	fr = mkframe(7, 2, 1, 300, &len);
+	fr2 = mkframe(7, 2, 2, 300, &len2);
+
+	/* Wrong key: the acceptor's proof does not verify for it (checked by
+	 * hand: raw_auth asserts the proof with the right key), and its own
+	 * proof is refused. */
+	{
+		uint8_t h[HELLO_LEN], r[HELLO_LEN], nc[QFS_NET_NONCE];
+		uint8_t pr[QFS_NET_FRAME_HDR + QFS_NET_PROOF];
+		int eof;
+
+		c.fd = raw_connect(port);
+		ck_assert_int_eq(qfs_net_random(nc, sizeof(nc)), 0);
+		raw_hello(h, QFS_NET_VERSION, 7, 2, nc);
+		raw_send(c.fd, h, sizeof(h));
+		ck_assert_uint_eq(raw_read(c.fd, r, sizeof(r), &eof), sizeof(r));
+		ck_assert_int_eq(qfs_net_proof(KEY2, KEYLEN, QFS_NET_PROOF_CONNECTOR, 7, 2, nc, r + 24,
+					       pr + QFS_NET_FRAME_HDR), 0);
+		qfs_net_frame_seal(pr, QFS_NET_AUTH, QFS_NET_PROOF);
+		raw_send(c.fd, pr, sizeof(pr));
+		ck_assert_int_eq(qfs_net_mac_new(KEY2, KEYLEN, 7, 2, nc, r + 24, &c.mac), 0);
+		c.seq = 0;
+		w = raw_tagged(&c, fr, len);
+		(void)!send(c.fd, w, len + QFS_NET_TAG, MSG_NOSIGNAL);
+		free(w);
+		raw_closed(&c);
+	}
+	WAIT_UNTIL(stats(b, 0).auth_refused == 1, 2000);
+	ck_assert_uint_eq(stats(b, 0).auth_refused, 1);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 50, &f), -ETIMEDOUT);
+
+	/* Tampered body, tag computed over the original. */
+	raw_identified(port, 7, 2, &c);
+	raw_send_tagged(&c, fr, len); /* a good one first */
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 7, 2), 1);
+	qfs_net_frame_free(f);
+	rej = stats(b, 7).rejected;
+	w = raw_tagged(&c, fr2, len2);
+	w[len2 - 1] ^= 0x40;
+	raw_send(c.fd, w, len2 + QFS_NET_TAG);
+	free(w);
+	raw_closed(&c);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 1);
+
+	/* Tampered and resealed (the CRC is no defence; the tag is). */
+	raw_identified(port, 7, 2, &c);
+	w = raw_tagged(&c, fr2, len2);
+	w[len2 - 1] ^= 0x40;
+	qfs_net_frame_seal(w, QFS_PAXOS_ACCEPT, len2 - QFS_NET_FRAME_HDR);
+	raw_send(c.fd, w, len2 + QFS_NET_TAG);
+	free(w);
+	raw_closed(&c);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 2);
+
+	/* Replay: the same bytes twice on one connection. */
+	raw_identified(port, 7, 2, &c);
+	w = raw_tagged(&c, fr, len);
+	raw_send(c.fd, w, len + QFS_NET_TAG);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 7, 2), 1);
+	qfs_net_frame_free(f);
+	raw_send(c.fd, w, len + QFS_NET_TAG);
+	raw_closed(&c);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 3);
+
+	/* ... and on another connection (another session key). */
+	raw_identified(port, 7, 2, &c2);
+	raw_send(c2.fd, w, len + QFS_NET_TAG);
+	free(w);
+	raw_closed(&c2);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 4);
+
+	/* Reordered: frame 1 of the connection sent before frame 0. */
+	raw_identified(port, 7, 2, &c);
+	w = raw_tagged(&c, fr, len);
+	w2 = raw_tagged(&c, fr2, len2);
+	raw_send(c.fd, w2, len2 + QFS_NET_TAG);
+	free(w);
+	free(w2);
+	raw_closed(&c);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 5);
+
+	/* Truncated: a frame whose last tag bytes never come. */
+	raw_identified(port, 7, 2, &c);
+	w = raw_tagged(&c, fr, len);
+	raw_send(c.fd, w, len + QFS_NET_TAG - 3);
+	free(w);
+	shutdown(c.fd, SHUT_WR);
+	raw_closed(&c);
+	WAIT_UNTIL(stats(b, 7).rejected == rej + 6, 2000);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 6);
+	/* A shortened frame: header length cut and resealed, tag recomputed
+	 * over the long one. */
+	raw_identified(port, 7, 2, &c);
+	w = raw_tagged(&c, fr, len);
+	qfs_net_frame_seal(w, QFS_PAXOS_ACCEPT, len - QFS_NET_FRAME_HDR - 8);
+	memcpy(w + len - 8, w + len, QFS_NET_TAG);
+	raw_send(c.fd, w, len - 8 + QFS_NET_TAG);
+	free(w);
+	raw_closed(&c);
+	ck_assert_uint_eq(stats(b, 7).rejected, rej + 7);
+
+	/* Nothing of it was delivered. */
+	ck_assert_int_eq(qfs_net_recv_wait(b, 50, &f), -ETIMEDOUT);
+	ck_assert_uint_eq(stats(b, 7).recv_frames, 2);
+	free(fr);
+	free(fr2);
+	qfs_net_free(net);
+}
+END_TEST
+
+/* The key file: mode 0600 (or 0400) only, 16..1024 bytes, trailing newline
+ * not part of the key; output untouched on error. */
+START_TEST(test_key_file)
+{
+	char path[] = "/tmp/check_net_keyXXXXXX";
+	uint8_t key[QFS_NET_KEY_MAX];
+	size_t len = 77;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "0123456789abcdef0123\n", 21), 21);
+	close(fd);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(qfs_net_key_load(path, key, sizeof(key), &len), -EPERM);
+	ck_assert_uint_eq(len, 77);
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	ck_assert_int_eq(qfs_net_key_load(path, key, sizeof(key), &len), -EPERM);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(qfs_net_key_load(path, key, sizeof(key), &len), 0);
+	ck_assert_uint_eq(len, 20);
+	ck_assert_mem_eq(key, "0123456789abcdef0123", 20);
+	ck_assert_int_eq(qfs_net_key_load(path, key, 19, &len), -EINVAL); /* over cap */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "short\n", 6), 6);
+	close(fd);
+	len = 77;
+	ck_assert_int_eq(qfs_net_key_load(path, key, sizeof(key), &len), -EINVAL);
+	ck_assert_uint_eq(len, 77);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(qfs_net_key_load(path, key, sizeof(key), &len), -ENOENT);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
 	Suite *s = suite_create("net");
@@ -857,6 +1219,7 @@ static Suite *net_suite(void)
 	TCase *tt = tcase_create("tcp");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_frame_codec);
 	tcase_add_loop_test(tc, test_fifo, 0, 2);
 	tcase_add_loop_test(tc, test_concurrent, 0, 2);
 	tcase_add_loop_test(tc, test_large, 0, 2);
@@ -871,6 +1234,9 @@ static Suite *net_suite(void)
 	tcase_add_test(tt, test_tcp_wire_rejects);
 	tcase_add_test(tt, test_tcp_version_refused);
 	tcase_add_test(tt, test_tcp_reconnect);
+	tcase_add_test(tt, test_tcp_wrong_key);
+	tcase_add_test(tt, test_tcp_tamper);
+	tcase_add_test(tt, test_key_file);
 	suite_add_tcase(s, tt);
 	return s;
 }

@@ -1359,6 +1359,21 @@ START_TEST(t_truncate_sealed)
 }
 END_TEST
 
+/* Open a snapshot frame as rnode does: the net header, then the body. */
+static int snap_open(const uint8_t *buf, size_t len, struct qfs_snap_chunk *d)
+{
+	const uint8_t *body;
+	size_t blen;
+	uint8_t type;
+	int rc = qfs_net_frame_open(buf, len, &type, &body, &blen);
+
+	if (rc)
+		return rc;
+	if (type != QFS_SNAP_FRAME_TYPE)
+		return QFS_ECORRUPT;
+	return qfs_snap_decode(body, blen, d);
+}
+
 /* The snapshot frame codec: round trip of a chunk with items and of a last
  * chunk; every bit flip and every truncation rejected; another body version
  * (CRC resealed) is QFS_EFORMAT. */
@@ -1369,7 +1384,6 @@ START_TEST(t_snap_codec)
 	size_t pos = 0, kl, vl, len;
 	struct qfs_buf b;
 	uint8_t *copy;
-	uint32_t crc;
 
 	qfs_buf_init(&b);
 	qfs_snap_start(&b);
@@ -1378,8 +1392,8 @@ START_TEST(t_snap_codec)
 	c.n = 2;
 	c.lsn = 9; /* ignored: not the last chunk */
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert(qfs_snap_is_frame(b.data, b.len));
-	ck_assert_int_eq(qfs_snap_decode(b.data, b.len, &d), 0);
+	ck_assert_uint_eq(b.data[5], QFS_SNAP_FRAME_TYPE);
+	ck_assert_int_eq(snap_open(b.data, b.len, &d), 0);
 	ck_assert(d.from == 1 && d.to == 3 && d.group == G && d.xfer == 77 && d.seq == 2 &&
 		  d.n == 2 && !d.last && d.lsn == 0);
 	ck_assert(qfs_snap_next(&d, &pos, &k, &kl, &v, &vl) && kl == 2 && !memcmp(k, "k1", 2) &&
@@ -1392,25 +1406,27 @@ START_TEST(t_snap_codec)
 	for (size_t i = 0; i < len * 8; i++) {
 		memcpy(copy, b.data, len);
 		copy[i / 8] ^= (uint8_t)(1u << (i % 8));
-		ck_assert_int_ne(qfs_snap_decode(copy, len, &d), 0);
+		ck_assert_int_ne(snap_open(copy, len, &d), 0);
 	}
 	memcpy(copy, b.data, len);
-	for (size_t n = 0; n < len; n++)
-		ck_assert_int_eq(qfs_snap_decode(copy, n, &d), QFS_ECORRUPT);
+	for (size_t n = 0; n < len; n++) {
+		ck_assert_int_eq(snap_open(copy, n, &d), QFS_ECORRUPT);
+		if (n >= QFS_NET_FRAME_HDR) /* the body decoder alone too */
+			ck_assert_int_eq(qfs_snap_decode(copy + QFS_NET_FRAME_HDR,
+							 n - QFS_NET_FRAME_HDR, &d), QFS_ECORRUPT);
+	}
 	copy[len] = 0;
-	ck_assert_int_eq(qfs_snap_decode(copy, len + 1, &d), QFS_ECORRUPT);
-	/* Another body version, CRC resealed. */
-	copy[QFS_PAXOS_FRAME_HDR + 4] = 2;
-	crc = qfs_crc32c(0, copy, 12);
-	crc = qfs_crc32c(crc, copy + QFS_PAXOS_FRAME_HDR, len - QFS_PAXOS_FRAME_HDR);
-	qfs_be32_put(copy + 12, crc);
-	ck_assert_int_eq(qfs_snap_decode(copy, len, &d), QFS_EFORMAT);
+	ck_assert_int_eq(snap_open(copy, len + 1, &d), QFS_ECORRUPT);
+	/* Another body version, frame resealed. */
+	copy[QFS_NET_FRAME_HDR + 4] = 2;
+	qfs_net_frame_seal(copy, QFS_SNAP_FRAME_TYPE, len - QFS_NET_FRAME_HDR);
+	ck_assert_int_eq(snap_open(copy, len, &d), QFS_EFORMAT);
 	/* The last chunk carries the snapshot point. */
 	qfs_snap_start(&b);
 	c = (struct qfs_snap_chunk){ .from = 2, .to = 1, .group = G, .xfer = 5, .seq = 0, .last = 1,
 				     .lsn = 1234, .ballot = QFS_PAXOS_BALLOT(7, 2), .total = 0 };
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_snap_decode(b.data, b.len, &d), 0);
+	ck_assert_int_eq(snap_open(b.data, b.len, &d), 0);
 	ck_assert(d.last && d.lsn == 1234 && d.ballot == QFS_PAXOS_BALLOT(7, 2) && d.n == 0);
 	free(copy);
 	qfs_buf_close(&b);

@@ -1,0 +1,175 @@
+/*
+ * cluster.h - cluster mode (doc/cluster.md): the cluster file, the request
+ * protocol between routers and `quorumfs node` processes, the node server
+ * and the remote cell a cluster mount uses.
+ *
+ * Cluster file, one fact a line ('#' comments and blank lines ignored):
+ *   node ID az AZ addr A.B.C.D:PORT     one line per storage node
+ *   key PATH                            the cluster key file (mode 0600)
+ *
+ * Requests (frame type QFS_RPC_REQ) and replies (QFS_RPC_REP) travel as
+ * frames of src/net (authenticated tcp) between a router (node id
+ * QFS_RPC_ROUTER_MIN.., chosen at random per mount) and a node; wire
+ * format: doc/format-net.md section 8.  Every request carries an id the
+ * reply repeats and the router's listening address, so that the node can
+ * connect back (src/net carries each direction on the connection its
+ * sender opened).
+ */
+#ifndef QFS_NODE_CLUSTER_H
+#define QFS_NODE_CLUSTER_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/qfs.h"
+#include "net/net.h"
+
+#define QFS_CLUSTER_MAX_NODES 5
+#define QFS_RPC_REQ 0xe0          /* frame type of a request */
+#define QFS_RPC_REP 0xe1          /* frame type of a reply */
+#define QFS_RPC_ROUTER_MIN 32768u /* router node ids: 32768..65535: */
+#define QFS_RPC_MOUNT_IDS 16384u  /* mounts 32768..49151, from their identity */
+#define QFS_RPC_PEER_BASE 49152u  /* a node's own client of the others:
+				   * 49152 + node id % 16384 */
+
+struct qfs_cluster_node {
+	uint32_t id;     /* 1..32767 */
+	char az[32];
+	char addr[64];   /* "a.b.c.d:port" */
+};
+
+struct qfs_cluster {
+	struct qfs_cluster_node nodes[QFS_CLUSTER_MAX_NODES]; /* in file order */
+	uint32_t n;
+	char key_path[PATH_MAX];
+	uint8_t key[QFS_NET_KEY_MAX]; /* loaded by qfs_cluster_load */
+	size_t key_len;
+};
+
+/* Parse the cluster file at path and load its key file (qfs_net_key_load).
+ * Every error is logged with the file and line (`cluster file refused
+ * path= line= err=`).  0 and *out, or -EINVAL (syntax, duplicate or bad
+ * id, bad address, no node, more than QFS_CLUSTER_MAX_NODES, no key line),
+ * errors of the key file (-EPERM: its mode), -errno of the open. */
+int qfs_cluster_load(const char *path, struct qfs_cluster *out);
+
+/* The node of id in cl, NULL if none. */
+const struct qfs_cluster_node *qfs_cluster_node(const struct qfs_cluster *cl, uint32_t id);
+
+enum qfs_rpc_op {
+	QFS_RPC_PROPOSE = 1, /* a: txn; reply: result */
+	QFS_RPC_GET,         /* a: key; reply: value (err -ENOENT: none) */
+	QFS_RPC_SCAN,        /* a: lo, b: hi; reply: n x (be32 klen|be32 vlen|k|v) */
+	QFS_RPC_CREATE,      /* a: n x be32 member ids */
+	QFS_RPC_DROP,
+	QFS_RPC_EXISTS,      /* reply: result 1 or 0 */
+	QFS_RPC_GROUPS,      /* reply: n x be64 group ids */
+	QFS_RPC_STATUS,      /* reply: qfs_rnode_status text */
+};
+
+#define QFS_RPC_STRONG 0x01 /* flags: GET/SCAN only at a leader with a lease */
+#define QFS_RPC_LO_NULL 0x02 /* flags: SCAN from the first key (a ignored) */
+#define QFS_RPC_HI_NULL 0x04 /* flags: SCAN to the last key (b ignored) */
+
+struct qfs_rpc_req {
+	uint64_t id;          /* chosen by the router, repeated in the reply */
+	uint32_t from;        /* the router's node id */
+	uint8_t op;           /* enum qfs_rpc_op */
+	uint8_t flags;
+	qfs_group_t group;
+	uint32_t timeout_ms;  /* PROPOSE: how long the node may wait */
+	const char *addr;     /* the router's "a.b.c.d:port" (NUL-terminated) */
+	const uint8_t *a, *b; /* decode: point into the frame */
+	size_t alen, blen;
+};
+
+struct qfs_rpc_rep {
+	uint64_t id;
+	int32_t err;          /* 0 or a negative errno / QFS_E* */
+	int32_t result;       /* PROPOSE: the txn's result; EXISTS: 0/1 */
+	uint32_t leader;      /* err -EREMOTE: the known leader, 0: none */
+	const uint8_t *data;  /* payload; decode: points into the frame */
+	size_t len;
+};
+
+/* Encode a whole frame (header sealed) into b (reset first).  0, -ENOMEM,
+ * -EMSGSIZE (over QFS_NET_FRAME_MAX). */
+int qfs_rpc_req_encode(struct qfs_buf *b, const struct qfs_rpc_req *r);
+int qfs_rpc_rep_encode(struct qfs_buf *b, const struct qfs_rpc_rep *r);
+/* Decode a body (frame opened with qfs_net_frame_open); *out points into
+ * it and is written only on success.  0 or QFS_ECORRUPT. */
+int qfs_rpc_req_decode(const uint8_t *body, size_t len, struct qfs_rpc_req *out);
+int qfs_rpc_rep_decode(const uint8_t *body, size_t len, struct qfs_rpc_rep *out);
+
+/* ---- the node server (`quorumfs node`) ---- */
+
+struct qfs_node_server_opts {
+	const char *dir;           /* node directory (rnode.h) */
+	const char *cluster;       /* cluster file */
+	uint32_t id;               /* this node's id in it */
+};
+
+struct qfs_node_server;
+
+/* Load the cluster file, open the tcp net with the key, open this node's
+ * rnode listening on its address, and start the request workers.  0 and
+ * *out, or -EINVAL (id not in the file), errors of qfs_cluster_load,
+ * qfs_rnode_open (-EADDRINUSE...).  Logs why. */
+int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_server **out);
+/* Stop the workers, close the rnode (durable) and the net.  NULL: nothing. */
+void qfs_node_server_stop(struct qfs_node_server *s);
+
+/* ---- the remote cell (cell.c's cluster mode) ----
+ *
+ * Each qfs_rcell_X has the contract of cell.h's qfs_cell_X (the cell
+ * forwards to it), with these differences: a call gives up with
+ * -ETIMEDOUT when no node answered as needed within the cell timeout;
+ * group_create succeeds once a majority of the nodes created the group;
+ * get_node answers -EHOSTDOWN for a node that does not answer within 1 s;
+ * node_up is 1 for a node that answered within 2 s (it is asked if not);
+ * status and nodes print "node ID az AZ state up|down addr A" lines, then
+ * the replica lines of every node that answered.  Thread-safe; the
+ * callbacks of scan and groups run with no lock held.  qfs_rcell_open:
+ * 0 and *out, errors of qfs_cluster_load, -ENOMEM, socket errors. */
+
+struct qfs_rcell;
+
+/* Connect a router to the cluster of file path: tcp net with its key, an
+ * endpoint on the local address that routes to the first node, at a free
+ * port, with router id self (QFS_RPC_ROUTER_MIN..65535; a node keeps a
+ * peer entry per id it answered until it restarts, so a mount's id is
+ * stable: see qfs_rcell_mount_id).  timeout_ms bounds each call; strong:
+ * reads only at a leader under its lease. */
+int qfs_rcell_open(const char *path, uint32_t self, uint32_t timeout_ms, int strong,
+		   struct qfs_rcell **out);
+/* The router id of a mount: QFS_RPC_ROUTER_MIN + a hash of the host name
+ * and ident (the mount's state directory) modulo QFS_RPC_MOUNT_IDS. */
+uint32_t qfs_rcell_mount_id(const char *ident);
+/* Stop the receiver and close the net.  NULL: nothing. */
+void qfs_rcell_close(struct qfs_rcell *rc);
+uint32_t qfs_rcell_node_count(struct qfs_rcell *rc);
+int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
+		      int *result);
+int qfs_rcell_get(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *key, size_t key_len,
+		  void **val, size_t *val_len);
+int qfs_rcell_get_node(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const uint8_t *key,
+		       size_t key_len, void **val, size_t *val_len);
+int qfs_rcell_scan(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		   const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg);
+int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group);
+int qfs_rcell_group_drop(struct qfs_rcell *rc, qfs_group_t group);
+int qfs_rcell_group_exists(struct qfs_rcell *rc, qfs_group_t group);
+void qfs_rcell_groups(struct qfs_rcell *rc, void (*cb)(qfs_group_t group, void *arg), void *arg);
+void qfs_rcell_status(struct qfs_rcell *rc, struct qfs_buf *out);
+void qfs_rcell_nodes(struct qfs_rcell *rc, struct qfs_buf *out);
+int qfs_rcell_node_up(struct qfs_rcell *rc, uint32_t id);
+uint64_t qfs_rcell_redirects(struct qfs_rcell *rc, uint64_t *timeouts, uint64_t *proposals);
+/* The groups node id hosts, into out (initialised, empty).  0, -ETIMEDOUT
+ * (no answer within wait_ms), -ENOMEM. */
+struct qfs_glist;
+int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			  struct qfs_glist *out);
+
+#endif

@@ -1,0 +1,435 @@
+/*
+ * server.c - `quorumfs node`: one storage node as a process (contract:
+ * cluster.h; doc/cluster.md).  It hosts one rnode (RocksDB + WALs) whose
+ * endpoint is on the authenticated tcp net of the cluster, so its Paxos
+ * and snapshot frames go to the other nodes' processes, and it serves the
+ * routers' requests (propose, get, scan, group create/drop/exists/list,
+ * status) that arrive on the same endpoint.
+ *
+ * Threads: the rnode's I/O thread hands request frames to the server's
+ * queue (it must not block: a proposal waits for a quorum); NWORK workers
+ * take them, call the rnode and send the reply to the router, whose
+ * address the request carries.  A reconciler thread asks the other nodes
+ * every RECONCILE_MS for their groups and creates here every group a
+ * majority of the nodes hosts that this node lacks (one created while it
+ * was down); it never recreates a group this process dropped.  Lock: s->mu
+ * protects the queue, stop and the dropped list.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/glist.h"
+#include "common/log.h"
+#include "net/frame.h"
+#include "node/cluster.h"
+#include "node/rnode.h"
+
+#define NWORK 16               /* request workers */
+#define QUEUE_MAX 4096         /* requests queued before new ones are dropped */
+#define SCAN_REPLY_BYTES (4u << 20) /* items per scan reply, about */
+#define RECONCILE_MS 3000      /* how often the reconciler asks the others */
+
+struct job {
+	struct job *next;
+	struct qfs_net_frame *f;
+};
+
+struct qfs_node_server {
+	struct qfs_cluster cl;
+	uint32_t id;
+	struct qfs_net *net;
+	struct qfs_rnode *rn;
+	pthread_mutex_t mu;          /* protects the queue and stop */
+	pthread_cond_t cv;           /* a job was queued, or stop */
+	struct job *head, *tail;
+	uint32_t queued;
+	int stop;
+	pthread_t th[NWORK];
+	uint32_t nth;
+	struct qfs_rcell *peers;     /* the reconciler's client of the others */
+	pthread_cond_t rcv;          /* stop, for the reconciler */
+	pthread_t rec;
+	int rec_started;
+	struct qfs_glist dropped;    /* groups dropped by this process; mu */
+};
+
+/* rnode's on_frame hook, on its I/O thread: queue a request. */
+static void on_request(struct qfs_net_frame *f, uint8_t type, void *arg)
+{
+	struct qfs_node_server *s = arg;
+	struct job *j;
+
+	if (type != QFS_RPC_REQ || !(j = malloc(sizeof(*j)))) {
+		qfs_net_frame_free(f);
+		return;
+	}
+	j->next = NULL;
+	j->f = f;
+	pthread_mutex_lock(&s->mu);
+	if (s->stop || s->queued >= QUEUE_MAX) {
+		pthread_mutex_unlock(&s->mu);
+		qfs_net_frame_free(f);
+		free(j);
+		return; /* the router retries at its deadline */
+	}
+	if (s->tail)
+		s->tail->next = j;
+	else
+		s->head = j;
+	s->tail = j;
+	s->queued++;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+struct scan_out {
+	struct qfs_buf *b;
+	int more;
+};
+
+static int scan_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct scan_out *so = arg;
+
+	if (so->b->len >= SCAN_REPLY_BYTES) {
+		so->more = 1;
+		return 1;
+	}
+	qfs_buf_put_u32(so->b, (uint32_t)kl);
+	qfs_buf_put_u32(so->b, (uint32_t)vl);
+	qfs_buf_put(so->b, k, kl);
+	qfs_buf_put(so->b, v, vl);
+	return 0;
+}
+
+static void groups_cb(qfs_group_t g, void *arg)
+{
+	qfs_buf_put_u64(arg, g);
+}
+
+/* A strong read is served only by the leader holding its lease. */
+static int read_here(struct qfs_node_server *s, const struct qfs_rpc_req *q, struct qfs_rpc_rep *p)
+{
+	if (!(q->flags & QFS_RPC_STRONG) || qfs_rnode_can_read_strong(s->rn, q->group))
+		return 1;
+	if (!qfs_rnode_group_exists(s->rn, q->group)) {
+		p->err = QFS_ENOGROUP;
+		return 0;
+	}
+	p->err = -EREMOTE;
+	p->leader = qfs_rnode_leader(s->rn, q->group);
+	return 0;
+}
+
+/* Carry out q into p; payload bytes go to pb (p->data points there). */
+static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struct qfs_rpc_rep *p,
+		   struct qfs_buf *pb)
+{
+	struct qfs_paxos_config cfg;
+	struct scan_out so = { .b = pb };
+	void *val = NULL;
+	size_t vlen = 0;
+
+	switch (q->op) {
+	case QFS_RPC_PROPOSE:
+		p->err = qfs_rnode_propose(s->rn, q->group, q->a, q->alen,
+					   q->timeout_ms ? q->timeout_ms : 5000, &p->result, &p->leader);
+		break;
+	case QFS_RPC_GET:
+		if (!read_here(s, q, p))
+			break;
+		p->err = qfs_rnode_get(s->rn, q->group, q->a, q->alen, &val, &vlen);
+		if (!p->err)
+			qfs_buf_put(pb, val, vlen);
+		free(val);
+		break;
+	case QFS_RPC_SCAN:
+		if (!read_here(s, q, p))
+			break;
+		p->err = qfs_rnode_scan(s->rn, q->group, (q->flags & QFS_RPC_LO_NULL) ? NULL : q->a,
+					q->alen, (q->flags & QFS_RPC_HI_NULL) ? NULL : q->b, q->blen,
+					scan_cb, &so);
+		if (p->err == 1)
+			p->err = 0;
+		p->result = so.more;
+		break;
+	case QFS_RPC_CREATE:
+		memset(&cfg, 0, sizeof(cfg));
+		if (q->alen % 4 || !q->alen || q->alen / 4 > QFS_PAXOS_MAX_NODES) {
+			p->err = -EINVAL;
+			break;
+		}
+		cfg.n = (uint32_t)(q->alen / 4);
+		for (uint32_t i = 0; i < cfg.n; i++)
+			cfg.ids[i] = qfs_be32_get(q->a + 4 * i);
+		p->err = qfs_rnode_group_create(s->rn, q->group, &cfg);
+		break;
+	case QFS_RPC_DROP:
+		pthread_mutex_lock(&s->mu);
+		qfs_glist_add(q->group, &s->dropped);
+		pthread_mutex_unlock(&s->mu);
+		p->err = qfs_rnode_group_drop(s->rn, q->group);
+		break;
+	case QFS_RPC_EXISTS:
+		p->result = qfs_rnode_group_exists(s->rn, q->group);
+		break;
+	case QFS_RPC_GROUPS:
+		qfs_rnode_groups(s->rn, groups_cb, pb);
+		break;
+	case QFS_RPC_STATUS:
+		qfs_rnode_status(s->rn, pb);
+		break;
+	default:
+		p->err = -EOPNOTSUPP;
+	}
+	if (pb->err)
+		p->err = -ENOMEM;
+	p->data = pb->data;
+	p->len = p->err ? 0 : pb->len;
+}
+
+static void *worker_main(void *arg)
+{
+	struct qfs_node_server *s = arg;
+	struct qfs_buf pb, out;
+	struct job *j;
+
+	qfs_buf_init(&pb);
+	qfs_buf_init(&out);
+	for (;;) {
+		struct qfs_rpc_req q;
+		struct qfs_rpc_rep p;
+		const uint8_t *body;
+		size_t blen;
+		uint8_t type;
+		int rc;
+
+		pthread_mutex_lock(&s->mu);
+		while (!s->head && !s->stop)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->stop) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		j = s->head;
+		s->head = j->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->queued--;
+		pthread_mutex_unlock(&s->mu);
+
+		if (qfs_net_frame_open(j->f->data, j->f->len, &type, &body, &blen) != 0 ||
+		    qfs_rpc_req_decode(body, blen, &q) != 0 || q.from != j->f->from) {
+			QFS_LOG(QFS_LOG_WARN, "node request rejected node=%u from=%u err=malformed", s->id,
+				j->f->from);
+			goto next;
+		}
+		/* The router listens there; its connection back to it. */
+		if (q.addr[0] && (rc = qfs_net_set_addr(s->net, q.from, q.addr)) < 0) {
+			QFS_LOG(QFS_LOG_WARN, "node request rejected node=%u from=%u addr=%s err=%s", s->id,
+				q.from, q.addr, qfs_strerror(rc));
+			goto next;
+		}
+		memset(&p, 0, sizeof(p));
+		p.id = q.id;
+		qfs_buf_reset(&pb);
+		handle(s, &q, &p, &pb);
+		if (qfs_rpc_rep_encode(&out, &p) == 0)
+			(void)qfs_net_send(qfs_rnode_ep(s->rn), q.from, out.data, out.len);
+next:
+		qfs_net_frame_free(j->f);
+		free(j);
+		if (pb.cap > SCAN_REPLY_BYTES * 2) {
+			qfs_buf_close(&pb);
+			qfs_buf_init(&pb);
+		}
+	}
+	qfs_buf_close(&pb);
+	qfs_buf_close(&out);
+	return NULL;
+}
+
+/* One reconciliation round: see the file comment. */
+static void reconcile(struct qfs_node_server *s)
+{
+	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine;
+	struct qfs_paxos_config cfg;
+	uint32_t asked = 0;
+
+	memset(gl, 0, sizeof(gl));
+	memset(&mine, 0, sizeof(mine));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.n = s->cl.n;
+	for (uint32_t i = 0; i < s->cl.n; i++) {
+		cfg.ids[i] = s->cl.nodes[i].id;
+		if (s->cl.nodes[i].id != s->id &&
+		    qfs_rcell_node_groups(s->peers, s->cl.nodes[i].id, 1000, &gl[i]) == 0)
+			asked++;
+	}
+	qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
+	for (uint32_t i = 0; asked && i < s->cl.n; i++)
+		for (size_t k = 0; k < gl[i].n; k++) {
+			qfs_group_t g = gl[i].v[k];
+			uint32_t hosts = 0;
+			int dropped, rc;
+
+			if (qfs_glist_has(&mine, g))
+				continue;
+			for (uint32_t j = 0; j < s->cl.n; j++)
+				hosts += qfs_glist_has(&gl[j], g);
+			pthread_mutex_lock(&s->mu);
+			dropped = qfs_glist_has(&s->dropped, g);
+			pthread_mutex_unlock(&s->mu);
+			if (hosts < s->cl.n / 2 + 1 || dropped)
+				continue;
+			rc = qfs_rnode_group_create(s->rn, g, &cfg);
+			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile created group=%016llx "
+				"node=%u hosts=%u err=%s", (unsigned long long)g, s->id, hosts,
+				rc ? qfs_strerror(rc) : "none");
+			qfs_glist_add(g, &mine);
+		}
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		qfs_glist_free(&gl[i]);
+	qfs_glist_free(&mine);
+}
+
+static void *reconcile_main(void *arg)
+{
+	struct qfs_node_server *s = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += RECONCILE_MS / 1000;
+		pthread_cond_timedwait(&s->rcv, &s->mu, &ts);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		reconcile(s);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* See cluster.h. */
+int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_server **out)
+{
+	const struct qfs_cluster_node *me;
+	struct qfs_node_server *s;
+	struct qfs_rnode_opts ro;
+	int rc;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->rcv, NULL);
+	rc = qfs_cluster_load(o->cluster, &s->cl);
+	if (rc)
+		goto err_free;
+	me = qfs_cluster_node(&s->cl, o->id);
+	if (!me) {
+		QFS_LOG(QFS_LOG_ERR, "node refused id=%u cluster=%s err=no such node in the cluster file",
+			o->id, o->cluster);
+		rc = -EINVAL;
+		goto err_free;
+	}
+	s->id = o->id;
+	if ((rc = qfs_net_new(QFS_NET_TCP, NULL, &s->net)) ||
+	    (rc = qfs_net_set_key(s->net, s->cl.key, s->cl.key_len)))
+		goto err_free;
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		if (s->cl.nodes[i].id != o->id &&
+		    (rc = qfs_net_set_addr(s->net, s->cl.nodes[i].id, s->cl.nodes[i].addr)))
+			goto err_net;
+	memset(&ro, 0, sizeof(ro));
+	ro.dir = o->dir;
+	ro.id = o->id;
+	ro.az = me->az;
+	ro.net = s->net;
+	ro.addr = me->addr;
+	ro.on_frame = on_request;
+	ro.frame_arg = s;
+	rc = qfs_rnode_open(&ro, &s->rn);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "node open failed id=%u dir=%s addr=%s err=%s", o->id, o->dir,
+			me->addr, qfs_strerror(rc));
+		goto err_net;
+	}
+	for (; s->nth < NWORK; s->nth++)
+		if (pthread_create(&s->th[s->nth], NULL, worker_main, s) != 0) {
+			rc = -EAGAIN;
+			goto err_stop;
+		}
+	if (s->cl.n > 1) {
+		rc = qfs_rcell_open(o->cluster, QFS_RPC_PEER_BASE + o->id % QFS_RPC_MOUNT_IDS, 5000, 0,
+				    &s->peers);
+		if (rc)
+			goto err_stop;
+		if (pthread_create(&s->rec, NULL, reconcile_main, s) != 0) {
+			rc = -EAGAIN;
+			goto err_stop;
+		}
+		s->rec_started = 1;
+	}
+	QFS_LOG(QFS_LOG_INFO, "node serving id=%u az=%s addr=%s nodes=%u dir=%s", o->id, me->az,
+		me->addr, s->cl.n, o->dir);
+	*out = s;
+	return 0;
+
+err_stop:
+	qfs_node_server_stop(s);
+	return rc;
+err_net:
+	qfs_net_free(s->net);
+err_free:
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->rcv);
+	pthread_mutex_destroy(&s->mu);
+	memset(&s->cl, 0, sizeof(s->cl));
+	free(s);
+	return rc;
+}
+
+/* See cluster.h. */
+void qfs_node_server_stop(struct qfs_node_server *s)
+{
+	struct job *j;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->rcv);
+	pthread_mutex_unlock(&s->mu);
+	/* Workers finish the request in hand (a proposal waits at most its
+	 * timeout, which the router keeps short), then the node closes. */
+	for (uint32_t i = 0; i < s->nth; i++)
+		pthread_join(s->th[i], NULL);
+	if (s->rec_started)
+		pthread_join(s->rec, NULL);
+	qfs_rcell_close(s->peers);
+	qfs_rnode_close(s->rn);
+	while ((j = s->head)) {
+		s->head = j->next;
+		qfs_net_frame_free(j->f);
+		free(j);
+	}
+	qfs_net_free(s->net);
+	QFS_LOG(QFS_LOG_INFO, "node stopped id=%u", s->id);
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->rcv);
+	pthread_mutex_destroy(&s->mu);
+	qfs_glist_free(&s->dropped);
+	memset(&s->cl, 0, sizeof(s->cl));
+	free(s);
+}

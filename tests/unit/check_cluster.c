@@ -1,0 +1,226 @@
+/*
+ * check_cluster.c - unit tests of cluster mode's pure parts (node/cluster.h;
+ * doc/cluster.md, doc/format-net.md section 8): the cluster file parser
+ * (good files, every kind of bad line, the key file's mode, relative key
+ * paths) and the request/reply codec (round trips; every truncation and
+ * bad field rejected).  The processes themselves are tested end to end by
+ * tests/integration/cluster.sh.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/frame.h"
+#include "node/cluster.h"
+
+static char dir[] = "/tmp/check_clusterXXXXXX";
+
+static void setup(void)
+{
+	char p[PATH_MAX];
+	FILE *f;
+
+	strcpy(dir, "/tmp/check_clusterXXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/key", dir);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("0123456789abcdef0123456789abcdef\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(p, 0600), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Write text as dir/cluster and load it. */
+static int load(const char *text, struct qfs_cluster *cl)
+{
+	char p[PATH_MAX];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/cluster", dir);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return qfs_cluster_load(p, cl);
+}
+
+START_TEST(test_file_good)
+{
+	struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+
+	ck_assert_ptr_nonnull(cl);
+	ck_assert_int_eq(load("# three nodes\n\n"
+			      "node 1 az a addr 127.0.0.1:7001\n"
+			      "node 7 az b addr 127.0.0.1:7002   # comment\n"
+			      "\tnode 3 az c addr 10.1.2.3:65535\n"
+			      "key key\n", cl), 0);
+	ck_assert_uint_eq(cl->n, 3);
+	ck_assert_uint_eq(cl->nodes[1].id, 7);
+	ck_assert_str_eq(cl->nodes[1].az, "b");
+	ck_assert_str_eq(cl->nodes[2].addr, "10.1.2.3:65535");
+	ck_assert_uint_eq(cl->key_len, 32); /* the newline is not part of it */
+	ck_assert_mem_eq(cl->key, "0123456789abcdef", 16);
+	ck_assert_ptr_eq(qfs_cluster_node(cl, 3), &cl->nodes[2]);
+	ck_assert_ptr_null(qfs_cluster_node(cl, 2));
+	free(cl);
+}
+END_TEST
+
+/* Each bad file is refused with -EINVAL and *out untouched. */
+START_TEST(test_file_bad)
+{
+	static const char *bad[] = {
+		"key key\n",                                            /* no node */
+		"node 1 az a addr 127.0.0.1:7001\n",                    /* no key */
+		"node 1 az a addr 127.0.0.1:7001\nnode 1 az b addr 127.0.0.1:7002\nkey key\n",
+		"node 0 az a addr 127.0.0.1:7001\nkey key\n",           /* id 0 */
+		"node 32768 az a addr 127.0.0.1:7001\nkey key\n",       /* a router's id */
+		"node x az a addr 127.0.0.1:7001\nkey key\n",
+		"node 1 az a addr localhost:7001\nkey key\n",           /* IPv4 only */
+		"node 1 az a addr 127.0.0.1:0\nkey key\n",              /* port 0 */
+		"node 1 az a addr 127.0.0.1:70000\nkey key\n",
+		"node 1 az a addr 127.0.0.1\nkey key\n",
+		"node 1 zone a addr 127.0.0.1:7001\nkey key\n",
+		"node 1 az a addr 127.0.0.1:7001 extra\nkey key\n",
+		"node 1 az a addr 127.0.0.1:7001\nkey\n",
+		"nodes 1 az a addr 127.0.0.1:7001\nkey key\n",
+		"node 1 az a addr 127.0.0.1:7001\nnode 2 az a addr 127.0.0.1:7002\n"
+		"node 3 az a addr 127.0.0.1:7003\nnode 4 az a addr 127.0.0.1:7004\n"
+		"node 5 az a addr 127.0.0.1:7005\nnode 6 az a addr 127.0.0.1:7006\nkey key\n",
+	};
+	struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+
+	ck_assert_ptr_nonnull(cl);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cl->n = 99;
+		ck_assert_msg(load(bad[i], cl) == -EINVAL, "file %zu accepted", i);
+		ck_assert_uint_eq(cl->n, 99);
+	}
+	/* The key file: missing, then of mode 0644. */
+	ck_assert_int_eq(load("node 1 az a addr 127.0.0.1:7001\nkey nokey\n", cl), -ENOENT);
+	{
+		char p[PATH_MAX];
+
+		snprintf(p, sizeof(p), "%s/key", dir);
+		ck_assert_int_eq(chmod(p, 0644), 0);
+		ck_assert_int_eq(load("node 1 az a addr 127.0.0.1:7001\nkey key\n", cl), -EPERM);
+		ck_assert_int_eq(chmod(p, 0600), 0);
+		/* an absolute key path */
+		{
+			char text[PATH_MAX + 64];
+
+			snprintf(text, sizeof(text), "node 1 az a addr 127.0.0.1:7001\nkey %s\n", p);
+			ck_assert_int_eq(load(text, cl), 0);
+			ck_assert_uint_eq(cl->n, 1);
+		}
+	}
+	free(cl);
+}
+END_TEST
+
+/* Open a whole frame as a receiver does; returns the body. */
+static const uint8_t *open_frame(const struct qfs_buf *b, uint8_t want, size_t *blen)
+{
+	const uint8_t *body;
+	uint8_t type;
+
+	ck_assert_int_eq(qfs_net_frame_open(b->data, b->len, &type, &body, blen), 0);
+	ck_assert_uint_eq(type, want);
+	return body;
+}
+
+START_TEST(test_codec)
+{
+	struct qfs_rpc_req q = { .id = 77, .from = 40000, .op = QFS_RPC_SCAN,
+				 .flags = QFS_RPC_STRONG | QFS_RPC_HI_NULL, .group = 0x400,
+				 .timeout_ms = 1234, .addr = "127.0.0.1:5555",
+				 .a = (const uint8_t *)"lo", .alen = 2 };
+	struct qfs_rpc_rep p = { .id = 77, .err = -EREMOTE, .result = -17, .leader = 3,
+				 .data = (const uint8_t *)"payload", .len = 7 };
+	struct qfs_rpc_req dq;
+	struct qfs_rpc_rep dp;
+	const uint8_t *body;
+	struct qfs_buf b;
+	size_t blen;
+
+	qfs_buf_init(&b);
+	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
+	body = open_frame(&b, QFS_RPC_REQ, &blen);
+	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), 0);
+	ck_assert(dq.id == 77 && dq.from == 40000 && dq.op == QFS_RPC_SCAN &&
+		  dq.flags == (QFS_RPC_STRONG | QFS_RPC_HI_NULL) && dq.group == 0x400 &&
+		  dq.timeout_ms == 1234 && dq.alen == 2 && dq.blen == 0);
+	ck_assert_str_eq(dq.addr, "127.0.0.1:5555");
+	ck_assert_mem_eq(dq.a, "lo", 2);
+	for (size_t n = 0; n < blen; n++) {
+		dq.id = 5;
+		ck_assert_int_eq(qfs_rpc_req_decode(body, n, &dq), QFS_ECORRUPT);
+		ck_assert_uint_eq(dq.id, 5);
+	}
+	/* a node id as sender, an unknown op, a NUL in the address */
+	q.from = 3;
+	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
+	body = open_frame(&b, QFS_RPC_REQ, &blen);
+	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
+	q.from = 40000;
+	q.op = 99;
+	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
+	body = open_frame(&b, QFS_RPC_REQ, &blen);
+	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
+	q.op = QFS_RPC_GET;
+	q.addr = "";
+	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
+	body = open_frame(&b, QFS_RPC_REQ, &blen);
+	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), 0);
+	ck_assert_str_eq(dq.addr, "");
+
+	ck_assert_int_eq(qfs_rpc_rep_encode(&b, &p), 0);
+	body = open_frame(&b, QFS_RPC_REP, &blen);
+	ck_assert_int_eq(qfs_rpc_rep_decode(body, blen, &dp), 0);
+	ck_assert(dp.id == 77 && dp.err == -EREMOTE && dp.result == -17 && dp.leader == 3 &&
+		  dp.len == 7);
+	ck_assert_mem_eq(dp.data, "payload", 7);
+	for (size_t n = 0; n < blen; n++)
+		ck_assert_int_eq(qfs_rpc_rep_decode(body, n, &dp), QFS_ECORRUPT);
+	p.err = 5; /* errors are negative */
+	ck_assert_int_eq(qfs_rpc_rep_encode(&b, &p), 0);
+	body = open_frame(&b, QFS_RPC_REP, &blen);
+	ck_assert_int_eq(qfs_rpc_rep_decode(body, blen, &dp), QFS_ECORRUPT);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *tc = tcase_create("file");
+	TCase *tk = tcase_create("codec");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_file_good);
+	tcase_add_test(tc, test_file_bad);
+	suite_add_tcase(s, tc);
+	tcase_add_test(tk, test_codec);
+	suite_add_tcase(s, tk);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
