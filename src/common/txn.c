@@ -96,7 +96,9 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 	uint8_t version = 1;
 
 	for (uint32_t i = 0; i < t->nops; i++)
-		if (t->ops[i].kind == QFS_OP_LINK_ADD || t->ops[i].kind == QFS_OP_LINK_DROP)
+		if (t->ops[i].kind == QFS_OP_RANGE)
+			version = 3;
+		else if ((t->ops[i].kind == QFS_OP_LINK_ADD || t->ops[i].kind == QFS_OP_LINK_DROP) && version < 2)
 			version = 2;
 	qfs_buf_put_u8(out, version);
 	qfs_buf_put_u32(out, t->nops);
@@ -153,6 +155,11 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 			qfs_buf_put_bytes(out, op->key2, op->key2_len);
 			qfs_buf_put_bytes(out, op->val, op->val_len);
 			break;
+		case QFS_OP_RANGE:
+			assert(op->err < 0);
+			qfs_buf_put_bytes(out, op->val, op->val_len);
+			qfs_buf_put_u32(out, (uint32_t)op->err);
+			break;
 		default:
 			assert(!"unknown op kind");
 		}
@@ -189,7 +196,7 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			rc = r.err;
 			goto err_close;
 		}
-		if (kind < QFS_OP_PUT || kind > last_kind) {
+		if ((kind < QFS_OP_PUT || kind > last_kind) && !(version >= 3 && kind == QFS_OP_RANGE)) {
 			rc = QFS_ECORRUPT;
 			goto err_close;
 		}
@@ -242,6 +249,12 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 		case QFS_OP_LINK_DROP:
 			op->key2 = get_str(&r, &op->key2_len);
 			op->val = get_str(&r, &op->val_len);
+			break;
+		case QFS_OP_RANGE:
+			op->val = get_str(&r, &op->val_len);
+			get_err(&r, &op->err);
+			break;
+		default:
 			break;
 		}
 		if (r.err) {

@@ -31,6 +31,10 @@
  *                                       file still open) and keep the inode;
  *                                       -ENOENT absent, -EISDIR directory,
  *                                       -EINVAL if nlink is already 0
+ *   RANGE      key (""), val be64(epoch), err   fail with err unless the
+ *                                       partition's fence record (key "",
+ *                                       src/meta) holds that epoch (absent:
+ *                                       epoch 0); version 3
  *
  * Ops borrow their key/value pointers from the caller until encoded; a
  * decoded txn points into the encoded buffer.
@@ -47,7 +51,7 @@
 /* Version 2 added LINK_ADD and LINK_DROP.  The encoder writes version 1 for
  * a txn without them, so that a log without hard links stays readable by a
  * version-1 reader; the decoder reads both. */
-#define QFS_TXN_VERSION 2
+#define QFS_TXN_VERSION 3 /* version 3: RANGE (and the 2PC/PATCH ops of other branches) */
 #define QFS_TXN_VERSION_MIN 1
 
 enum qfs_op_kind {
@@ -65,6 +69,7 @@ enum qfs_op_kind {
 	QFS_OP_XDEL,
 	QFS_OP_LINK_ADD,  /* txn version 2 */
 	QFS_OP_LINK_DROP, /* txn version 2 */
+	QFS_OP_RANGE = 20, /* txn version 3 (branch parts): the partition fence */
 };
 
 /* SETATTR mask bits */
