@@ -204,6 +204,7 @@ static inline int qfs_fs_ctl_writable(unsigned long ino)
 	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
 }
 #define QFS_CTL_CAPACITY_INO 12 /* .quorumfs/capacity (admission control) */
+#define QFS_CTL_PARTITIONS_INO 21 /* .quorumfs/partitions (branch parts; doc/partitions.md) */
 /* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
 int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);

@@ -418,6 +418,7 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 		rc = qfs_cell_scan(r->cell, from, cur, cur_len, hi, hil, copy_cb, c);
 		if (rc < 0)
 			break;
+		rc = 0; /* 1: copy_cb stopped at a full batch */
 		if (c->items.err) {
 			rc = c->items.err;
 			break;
@@ -574,6 +575,11 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	test_stop(5);
 	clear_frozen(r);
 	__atomic_fetch_add(&r->splits, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&r->pst_mu); /* both halves get a size check of their own */
+	for (struct pstat *st = r->pst[old->group % PC_BUCKETS]; st; st = st->next)
+		if (st->group == old->group)
+			st->size_checked = 0;
+	pthread_mutex_unlock(&r->pst_mu);
 	QFS_LOG(QFS_LOG_INFO, "partition split table=%llu group=%016llx new=%016llx epoch=%llu",
 		(unsigned long long)old->table, (unsigned long long)old->group, (unsigned long long)newg,
 		(unsigned long long)left.epoch);
@@ -626,6 +632,7 @@ struct cand {
 	qfs_table_t table;
 	qfs_group_t group;
 	int by_load;
+	int sampled;                   /* key holds the requests' median */
 	size_t key_len;
 	uint8_t key[QFS_KEY_MAX];
 };
@@ -644,6 +651,18 @@ static int pick_load_key(struct pstat *st, struct cand *c)
 	c->key_len = st->sample_len[m];
 	memcpy(c->key, st->sample[m], c->key_len);
 	return 1;
+}
+
+/* A split key inside a file (its inode or chunk items) moves to the file's
+ * first key, so one file's inode and chunks stay in one partition (its
+ * writes stay single-partition txns); dentry keys stay as they are, so a
+ * large directory can be cut anywhere. */
+static void round_key(struct cand *c)
+{
+	struct qfs_key k;
+
+	if (qfs_key_parse(c->key, c->key_len, &k) == 0 && k.kind != QFS_KEY_DENTRY)
+		c->key_len = QFS_KEY_PREFIX_LEN;
 }
 
 static void check_splits(struct qfs_router *r)
@@ -678,7 +697,8 @@ static void check_splits(struct qfs_router *r)
 			struct cand *c = &cands[nc];
 			c->table = st->table;
 			c->group = st->group;
-			c->by_load = load && pick_load_key(st, c);
+			c->sampled = pick_load_key(st, c);
+			c->by_load = load && c->sampled;
 			if (c->by_load) {
 				st->hot_since_ms = 0;
 				st->seen = st->nsample = 0;
@@ -710,8 +730,14 @@ static void check_splits(struct qfs_router *r)
 						    p->lo_len ? p->lo_len : 1, p->hi_len ? p->hi : key_end,
 						    p->hi_len ? p->hi_len : sizeof(key_end), count_cb, cc);
 				if (cc->bytes > cfg.split_bytes && cc->mid_len) {
-					memcpy(c->key, cc->mid, cc->mid_len);
-					c->key_len = cc->mid_len;
+					/* the requests' median when it cuts the
+					 * partition, else the bytes' */
+					round_key(c);
+					if (!c->sampled || !qfs_meta_part_has(p, c->key, c->key_len) ||
+					    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) <= 0) {
+						memcpy(c->key, cc->mid, cc->mid_len);
+						c->key_len = cc->mid_len;
+					}
 				} else {
 					p = NULL;
 				}
@@ -720,6 +746,8 @@ static void check_splits(struct qfs_router *r)
 				p = NULL;
 			}
 		}
+		if (p)
+			round_key(c);
 		if (p && qfs_meta_part_has(p, c->key, c->key_len) &&
 		    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) > 0) {
 			int rc = split(r, p, c->key, c->key_len);
