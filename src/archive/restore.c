@@ -684,6 +684,35 @@ static int lookup(struct rctx *c, qfs_group_t group, qfs_ino_t dir, const char *
 	return rc;
 }
 
+static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Number of partition records of table in the rebuilt meta group (their
+ * keys: doc/format-keys.md "Partition map"; 0 for a table from before
+ * partitions, 1 for a table never split).  0 or a store error. */
+static int table_partitions(struct rctx *c, qfs_ino_t table, uint64_t *n)
+{
+	uint8_t lo[QFS_KEY_PREFIX_LEN + 18], hi[QFS_KEY_PREFIX_LEN + 18];
+	size_t len = qfs_key_prefix(lo, 0);
+
+	lo[len] = 0;
+	lo[len + 1] = 'p';
+	memcpy(hi, lo, len + 2);
+	qfs_be64_put(lo + len + 2, table);
+	qfs_be64_put(hi + len + 2, table + 1);
+	memset(lo + len + 10, 0, 8);
+	memset(hi + len + 10, 0, 8);
+	*n = 0;
+	return qfs_store_scan(c->st, QFS_META_GROUP, lo, len + 18, hi, len + 18, count_cb, n);
+}
+
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -777,6 +806,18 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		goto out_store;
 	}
 	snprintf(what, sizeof(what), "table '%s'", o->table);
+	{
+		uint64_t nparts = 0;
+		rc = table_partitions(&c, td.group, &nparts);
+		if (rc == 0 && nparts > 1)
+			rc = failf(&c, -EOPNOTSUPP,
+				   "table '%s' had %llu partitions at that time: restoring a table that was split is not supported yet (doc/partitions.md)",
+				   o->table, (unsigned long long)nparts);
+		else if (rc)
+			failf(&c, rc, "partition map: %s", qfs_strerror(rc));
+		if (rc)
+			goto out_store;
+	}
 	if ((rc = rebuild(&c, td.group, what, UINT64_MAX, &lsn)) != 0)
 		goto out_store;
 
