@@ -138,3 +138,63 @@ int qfs_key_parse(const uint8_t *key, size_t len, struct qfs_key *out)
 	*out = k;
 	return 0;
 }
+
+/* ---- reserved keys of the 2PC state (key.h, doc/xact.md) ---- */
+
+/* See key.h. */
+size_t qfs_key_xact(uint8_t *out, uint8_t tag, const uint8_t *txid)
+{
+	memset(out, 0xff, QFS_KEY_PREFIX_LEN);
+	out[QFS_KEY_PREFIX_LEN] = 0;
+	out[QFS_KEY_PREFIX_LEN + 1] = tag;
+	memcpy(out + QFS_KEY_PREFIX_LEN + 2, txid, 16);
+	return QFS_KEY_XACT_LEN;
+}
+
+/* See key.h.  tag 0: ["ff.. \0", "ff.. \x01"). */
+void qfs_key_xact_range(uint8_t *lo, uint8_t *hi, uint8_t tag)
+{
+	memset(lo, 0xff, QFS_KEY_PREFIX_LEN);
+	memset(hi, 0xff, QFS_KEY_PREFIX_LEN);
+	if (tag == 0) {
+		lo[QFS_KEY_PREFIX_LEN] = 0;
+		lo[QFS_KEY_PREFIX_LEN + 1] = 0;
+		hi[QFS_KEY_PREFIX_LEN] = 1;
+		hi[QFS_KEY_PREFIX_LEN + 1] = 0;
+		return;
+	}
+	lo[QFS_KEY_PREFIX_LEN] = 0;
+	lo[QFS_KEY_PREFIX_LEN + 1] = tag;
+	hi[QFS_KEY_PREFIX_LEN] = 0;
+	hi[QFS_KEY_PREFIX_LEN + 1] = (uint8_t)(tag + 1);
+}
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+/* See key.h.  Cheap for ordinary keys: their first byte is a hash byte,
+ * rarely 0xff, and the compare stops there. */
+int qfs_key_xact_meets(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size_t hi_len)
+{
+	uint8_t rlo[QFS_KEY_PREFIX_LEN + 2], rhi[QFS_KEY_PREFIX_LEN + 2];
+
+	if (!hi) {
+		if (lo_len < QFS_KEY_PREFIX_LEN + 1 || lo[0] != 0xff)
+			return 0;
+		qfs_key_xact_range(rlo, rhi, 0);
+		return memcmp(lo, rlo, QFS_KEY_PREFIX_LEN + 1) == 0;
+	}
+	if (hi_len == 0 || hi[0] != 0xff)
+		return 0; /* hi <= every key starting with 0xff */
+	qfs_key_xact_range(rlo, rhi, 0);
+	/* [lo, hi) meets [rlo, rhi) iff lo < rhi and rlo < hi (both non-empty) */
+	return bytes_cmp(lo, lo_len, hi, hi_len) < 0 &&
+	       bytes_cmp(lo, lo_len, rhi, QFS_KEY_PREFIX_LEN + 1) < 0 &&
+	       bytes_cmp(rlo, QFS_KEY_PREFIX_LEN + 1, hi, hi_len) < 0;
+}

@@ -45,6 +45,26 @@ void qfs_key_dentry_range(uint8_t *lo, size_t *lo_len, uint8_t *hi, size_t *hi_l
 void qfs_key_chunk_range(uint8_t *lo, size_t *lo_len, uint8_t *hi, size_t *hi_len,
 			 uint64_t ino, uint64_t from, uint64_t to);
 
+/* Reserved keys of a group's two-phase-commit state (doc/xact.md): the
+ * QFS_KEY_PREFIX_LEN bytes 0xff (a prefix no pk hashes to: xxh64 of
+ * be64(UINT64_MAX) is not all ones), "\0", a tag, then a txid.  They live
+ * in the group's item space, so snapshots, scrub comparisons, archive
+ * snapshots and group drops carry them like items; qfs_key_parse refuses
+ * them and no item range the encoders produce reaches them.
+ *   tag 'p' txid -> a prepared sub-txn (its locks and effects; src/store)
+ *   tag 'x' txid -> the coordinator's decision, one byte 'C' or 'A' */
+#define QFS_KEY_XACT_PREPARED 'p'
+#define QFS_KEY_XACT_DECISION 'x'
+#define QFS_KEY_XACT_LEN (QFS_KEY_PREFIX_LEN + 2 + 16)
+/* Write the reserved key of tag and txid (16 bytes) into out
+ * (QFS_KEY_XACT_LEN bytes); returns its length. */
+size_t qfs_key_xact(uint8_t *out, uint8_t tag, const uint8_t *txid);
+/* Bounds [lo, hi) of every reserved key of tag (tag 0: of the whole
+ * reserved space); each QFS_KEY_PREFIX_LEN + 2 bytes. */
+void qfs_key_xact_range(uint8_t *lo, uint8_t *hi, uint8_t tag);
+/* 1 if [lo, hi) (hi NULL: the point lo) meets the reserved space, else 0. */
+int qfs_key_xact_meets(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size_t hi_len);
+
 /* Parse a key. Returns 0 or QFS_ECORRUPT (bad hash, unknown sk). */
 int qfs_key_parse(const uint8_t *key, size_t len, struct qfs_key *out);
 

@@ -95,11 +95,13 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 {
 	uint8_t version = 1;
 
-	for (uint32_t i = 0; i < t->nops; i++)
-		if (t->ops[i].kind == QFS_OP_RANGE)
-			version = 3;
-		else if ((t->ops[i].kind == QFS_OP_LINK_ADD || t->ops[i].kind == QFS_OP_LINK_DROP) && version < 2)
+	for (uint32_t i = 0; i < t->nops; i++) {
+		enum qfs_op_kind k = t->ops[i].kind;
+		if ((k == QFS_OP_LINK_ADD || k == QFS_OP_LINK_DROP) && version < 2)
 			version = 2;
+		else if (k >= QFS_OP_PREPARE)
+			version = 3;
+	}
 	qfs_buf_put_u8(out, version);
 	qfs_buf_put_u32(out, t->nops);
 	for (uint32_t i = 0; i < t->nops; i++) {
@@ -160,6 +162,13 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 			qfs_buf_put_bytes(out, op->val, op->val_len);
 			qfs_buf_put_u32(out, (uint32_t)op->err);
 			break;
+		case QFS_OP_PREPARE:
+		case QFS_OP_DECIDE:
+			qfs_buf_put_bytes(out, op->val, op->val_len);
+			break;
+		case QFS_OP_COMMIT:
+		case QFS_OP_ABORT:
+			break;
 		default:
 			assert(!"unknown op kind");
 		}
@@ -168,7 +177,8 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 
 /* Decode p[0..len) into t (initialised, empty); ops point into p.  0,
  * -ENOMEM, QFS_EFORMAT (unknown version) or QFS_ECORRUPT (short, trailing
- * bytes, unknown kind (LINK_ADD/LINK_DROP in a version-1 txn too), non-negative condition error, bad name); t is left
+ * bytes, unknown kind (LINK_ADD/LINK_DROP in a version-1 txn, 2PC ops below
+ * version 3), non-negative condition error, bad name); t is left
  * empty on error. */
 int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 {
@@ -182,7 +192,7 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 	version = ((const uint8_t *)p)[0];
 	if (version < QFS_TXN_VERSION_MIN || version > QFS_TXN_VERSION)
 		return QFS_EFORMAT;
-	last_kind = version == 1 ? QFS_OP_XDEL : QFS_OP_LINK_DROP;
+	last_kind = version == 1 ? QFS_OP_XDEL : version == 2 ? QFS_OP_LINK_DROP : QFS_OP_DECIDE;
 	qfs_rd_init(&r, p, len);
 	(void)qfs_rd_u8(&r);
 	nops = qfs_rd_u32(&r);
@@ -254,7 +264,12 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 			op->val = get_str(&r, &op->val_len);
 			get_err(&r, &op->err);
 			break;
-		default:
+		case QFS_OP_PREPARE:
+		case QFS_OP_DECIDE:
+			op->val = get_str(&r, &op->val_len);
+			break;
+		case QFS_OP_COMMIT:
+		case QFS_OP_ABORT:
 			break;
 		}
 		if (r.err) {

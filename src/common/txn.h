@@ -36,6 +36,21 @@
  *                                       src/meta) holds that epoch (absent:
  *                                       epoch 0); version 3
  *
+ * Two-phase commit across groups (version 3; doc/xact.md).  A txn holding
+ * one of these holds exactly one op (else its result is -EINVAL); key is a
+ * txid (QFS_TXID_LEN bytes: be64(coordinator group) be64(unique id)):
+ *   PREPARE    txid, value = an encoded sub-txn (no 2PC op inside): check
+ *              its locks and conditions now, keep its effects and locks;
+ *              -EBUSY if it overlaps another prepared txid's locks, else
+ *              the sub-txn's own result (a failure keeps nothing); 0 if
+ *              txid is already prepared
+ *   COMMIT     txid                     write the prepared effects, unlock
+ *   ABORT      txid                     drop the prepared effects, unlock
+ *   DECIDE     txid, value 'C' 'A' 'F'  in the coordinator: record commit or
+ *                                       abort (-EALREADY if the other one is
+ *                                       recorded); 'F' forgets it
+ * Any other txn touching a locked key of its group gets -EBUSY.
+ *
  * Ops borrow their key/value pointers from the caller until encoded; a
  * decoded txn points into the encoded buffer.
  */
@@ -48,10 +63,11 @@
 #include "common/buf.h"
 #include "common/item.h"
 
-/* Version 2 added LINK_ADD and LINK_DROP.  The encoder writes version 1 for
- * a txn without them, so that a log without hard links stays readable by a
- * version-1 reader; the decoder reads both. */
-#define QFS_TXN_VERSION 3 /* version 3: RANGE (and the 2PC/PATCH ops of other branches) */
+/* Version 2 added LINK_ADD and LINK_DROP, version 3 the 2PC ops (and the
+ * other branches' ops 19, 20).  The encoder writes the lowest version a txn
+ * needs (1 without them), so that a log stays readable by an older reader
+ * as long as it uses nothing new; the decoder reads all. */
+#define QFS_TXN_VERSION 3
 #define QFS_TXN_VERSION_MIN 1
 
 enum qfs_op_kind {
@@ -69,8 +85,25 @@ enum qfs_op_kind {
 	QFS_OP_XDEL,
 	QFS_OP_LINK_ADD,  /* txn version 2 */
 	QFS_OP_LINK_DROP, /* txn version 2 */
+	QFS_OP_PREPARE = 15, /* txn version 3 (branch xact, doc/xact.md) */
+	QFS_OP_COMMIT = 16,
+	QFS_OP_ABORT = 17,
+	QFS_OP_DECIDE = 18,
 	QFS_OP_RANGE = 20, /* txn version 3 (branch parts): the partition fence */
 };
+
+/* A 2PC transaction id: be64(coordinator group) be64(unique id). */
+#define QFS_TXID_LEN 16
+/* DECIDE values */
+#define QFS_DECIDE_COMMIT 'C'
+#define QFS_DECIDE_ABORT 'A'
+#define QFS_DECIDE_FORGET 'F'
+
+/* 1 for PREPARE, COMMIT, ABORT, DECIDE. */
+static inline int qfs_op_is_2pc(enum qfs_op_kind k)
+{
+	return k >= QFS_OP_PREPARE && k <= QFS_OP_DECIDE;
+}
 
 /* SETATTR mask bits */
 #define QFS_SET_MODE 0x001u   /* permission bits only; the type is kept */
@@ -92,7 +125,8 @@ struct qfs_op {
 				  * LINK_DROP: orphan key (empty: destroy) */
 	uint32_t key2_len;
 	const uint8_t *val;      /* PUT, EXPECT_VALUE, SETDATA, XSET value;
-				  * LINK_DROP: orphan value */
+				  * LINK_DROP: orphan value; PREPARE: the
+				  * encoded sub-txn; DECIDE: one byte */
 	uint32_t val_len;
 	const char *name;        /* XSET, XDEL: NUL-terminated xattr name */
 	uint32_t mask;           /* SETATTR: QFS_SET_* */

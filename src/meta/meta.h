@@ -38,7 +38,7 @@ struct qfs_meta;
 
 #define QFS_META_REPLICAS 3
 #define QFS_META_FENCE_KEY ((const uint8_t *)"")  /* the fence record's key (length 0) */
-#define QFS_META_KEY_END_LEN 24                    /* +inf as a DEL_RANGE end: 24 x 0xff */
+#define QFS_META_KEY_END_LEN 16                    /* end of item keys: 16 x 0xff (key.h) */
 
 struct qfs_meta_part {
 	qfs_table_t table;

@@ -2021,6 +2021,12 @@ uint32_t qfs_cell_node_count(struct qfs_cell *c)
 	return c->n;
 }
 
+/* See cell.h.  Immutable after open. */
+uint32_t qfs_cell_timeout_ms(struct qfs_cell *c)
+{
+	return c->o.timeout_ms;
+}
+
 /* See cell.h. */
 int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 			  struct qfs_rnode_ginfo *out)

@@ -194,6 +194,9 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 struct qfs_rnode_ginfo;
 struct qfs_store_snap;
 uint32_t qfs_cell_node_count(struct qfs_cell *c);
+/* The bound on one call's wait (qfs_cell_opts.timeout_ms after defaults),
+ * in ms; the 2PC coordinator's retry budget (router/xact.h).  Any thread. */
+uint32_t qfs_cell_timeout_ms(struct qfs_cell *c);
 int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 			  struct qfs_rnode_ginfo *out);
 int qfs_cell_replica_snap(struct qfs_cell *c, uint32_t id, qfs_group_t group, qfs_lsn_t lsn,

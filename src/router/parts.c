@@ -47,13 +47,16 @@
 #include "common/log.h"
 #include "node/cell.h"
 #include "router/router_int.h"
+#include "router/xact.h"
 
 #define COPY_BATCH_BYTES (512u * 1024u)  /* bytes of items per copy txn */
 #define COPY_BATCH_ITEMS 512
 
+/* Above every item key and below the groups' reserved 2PC keys (key.h):
+ * the end of item ranges, so that copies and deletions of a split never
+ * touch a group's prepared txns. */
 static const uint8_t key_end[QFS_META_KEY_END_LEN] = {
-	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 };
 
 /* ---- routing cache ---- */
@@ -863,6 +866,16 @@ int router_parts_open(struct qfs_router *r)
 	r->cq = calloc(CQ_SIZE, sizeof(*r->cq));
 	if (!r->cq)
 		return -ENOMEM;
+	/* finish the cross-partition txns a crash left prepared (their keys
+	 * stay locked until then) before any split moves a range */
+	struct qfs_glist all = { 0 };
+	qfs_cell_groups(r->cell, qfs_glist_add, &all);
+	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+	qfs_glist_free(&all);
+	if (rc) {
+		QFS_LOG(QFS_LOG_ERR, "cannot finish prepared cross-partition txns err=%s", qfs_strerror(rc));
+		return rc;
+	}
 	rc = repair(r);
 	if (rc)
 		return rc;
@@ -913,14 +926,15 @@ void router_parts_close(struct qfs_router *r)
 void router_parts_stats(struct qfs_router *r, struct qfs_buf *out)
 {
 	qfs_buf_printf(out,
-		       "meta lookups_sent %llu coalesced %llu dropped %llu refreshed %llu stale_retries %llu served %llu splits %llu\n",
+		       "meta lookups_sent %llu coalesced %llu dropped %llu refreshed %llu stale_retries %llu served %llu splits %llu xacts %llu\n",
 		       (unsigned long long)__atomic_load_n(&r->st_sent, __ATOMIC_RELAXED),
 		       (unsigned long long)__atomic_load_n(&r->st_coalesced, __ATOMIC_RELAXED),
 		       (unsigned long long)__atomic_load_n(&r->st_dropped, __ATOMIC_RELAXED),
 		       (unsigned long long)__atomic_load_n(&r->st_refreshed, __ATOMIC_RELAXED),
 		       (unsigned long long)__atomic_load_n(&r->st_stale, __ATOMIC_RELAXED),
 		       (unsigned long long)qfs_meta_lookups(r->meta),
-		       (unsigned long long)__atomic_load_n(&r->splits, __ATOMIC_RELAXED));
+		       (unsigned long long)__atomic_load_n(&r->splits, __ATOMIC_RELAXED),
+		       (unsigned long long)__atomic_load_n(&r->st_xacts, __ATOMIC_RELAXED));
 }
 
 static void put_hex(struct qfs_buf *out, const uint8_t *p, size_t n)

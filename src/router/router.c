@@ -29,6 +29,7 @@
 #include "router/router.h"
 
 #include "router/router_int.h"
+#include "router/xact.h"
 
 static const char *op_names[QFS_ROUTER_NOPS] = { "get", "txn", "scan" };
 
@@ -146,79 +147,194 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 
 #define STALE_RETRIES 2000  /* stale-epoch retries of one call (a split's last step is short) */
 
-/* Route txn (ops by key) and propose it to its one partition with the
- * fence op in front; tables_lock held shared.  *wait set (nothing sent)
- * when a write meets a range a split froze.  -EXDEV: several partitions. */
+#define MAX_TXN_PARTS 64 /* partitions one txn may touch (ranges cut at boundaries) */
+
+/* One partition's share of a txn: the fence op, then its ops in txn order. */
+struct sub {
+	struct qfs_meta_part p;
+	struct qfs_txn t;
+	uint8_t ep[8];
+	uint64_t bytes;   /* keys and values, for the size checks */
+};
+
+/* The sub of partition q in subs[0..*n), added (with its fence op) if new.
+ * NULL: -ENOMEM or more than cap partitions (then *n == cap). */
+static struct sub *sub_of(struct sub *subs, size_t cap, size_t *n, const struct qfs_meta_part *q)
+{
+	struct qfs_op *op;
+
+	for (size_t i = 0; i < *n; i++)
+		if (subs[i].p.group == q->group)
+			return &subs[i];
+	if (*n == cap)
+		return NULL;
+	struct sub *s = &subs[(*n)++];
+	s->p = *q;
+	s->bytes = 0;
+	qfs_txn_init(&s->t);
+	op = qfs_txn_add(&s->t, QFS_OP_RANGE);
+	if (!op)
+		return NULL;
+	qfs_be64_put(s->ep, q->epoch);
+	op->key = QFS_META_FENCE_KEY;
+	op->key_len = 0;
+	op->val = s->ep;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	return s;
+}
+
+static int sub_add(struct sub *s, const struct qfs_op *o, const uint8_t *key, uint32_t key_len,
+		   const uint8_t *key2, uint32_t key2_len)
+{
+	struct qfs_op *op = qfs_txn_add(&s->t, o->kind);
+
+	if (!op)
+		return -ENOMEM;
+	*op = *o;
+	op->key = key;
+	op->key_len = key_len;
+	if (key2) {
+		op->key2 = key2;
+		op->key2_len = key2_len;
+	}
+	s->bytes += key_len + o->val_len;
+	return 0;
+}
+
+/* 1 if op kind writes (waits for a frozen range), 0 for a condition. */
+static int op_writes(enum qfs_op_kind k)
+{
+	return k != QFS_OP_EXPECT_ABSENT && k != QFS_OP_EXPECT_PRESENT && k != QFS_OP_EXPECT_VALUE &&
+	       k != QFS_OP_EXPECT_EMPTY;
+}
+
+/* Cut txn by partition into subs[0..cap) (the fence op first in each);
+ * *wait set (nothing to send) when a write meets a range a split froze.
+ * 0, 1 (more than cap partitions), -ENOMEM, -EXDEV (a LINK_DROP whose
+ * orphan entry is in another partition than its inode).  The caller
+ * closes subs[0..*n) in every case. */
+static int cut_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, struct sub *subs,
+		   size_t cap, size_t *n, int *wait)
+{
+	struct qfs_meta_part q;
+	struct sub *s = NULL;
+	int rc;
+
+	for (uint32_t i = 0; i < txn->nops; i++) {
+		const struct qfs_op *o = &txn->ops[i];
+		int range = o->kind == QFS_OP_DEL_RANGE || o->kind == QFS_OP_EXPECT_EMPTY;
+		const uint8_t *cur = o->key;
+		uint32_t cur_len = o->key_len;
+
+		for (;;) { /* a range op: one piece per partition it meets */
+			if (s && qfs_meta_part_has(&s->p, cur, cur_len)) {
+				q = s->p;
+			} else {
+				rc = router_resolve(r, table, cur, cur_len, &q);
+				if (rc)
+					return rc;
+			}
+			s = sub_of(subs, cap, n, &q);
+			if (!s)
+				return *n == cap ? 1 : -ENOMEM;
+			if (!range) {
+				if (o->kind == QFS_OP_LINK_DROP && o->key2_len &&
+				    !qfs_meta_part_has(&s->p, o->key2, o->key2_len)) {
+					QFS_LOG(QFS_LOG_INFO, "orphan entry in another partition than its inode table=%llu err=%s",
+						(unsigned long long)table, qfs_strerror(-EXDEV));
+					return -EXDEV;
+				}
+				if (op_writes(o->kind) && router_frozen(r, &s->p, cur, cur_len, NULL, 0)) {
+					*wait = 1;
+					return 0;
+				}
+				rc = sub_add(s, o, cur, cur_len, NULL, 0);
+				if (rc)
+					return rc;
+				break;
+			}
+			const uint8_t *end = o->key2;
+			uint32_t end_len = o->key2_len;
+			int last = 1;
+			if (s->p.hi_len && qfs_meta_keycmp(s->p.hi, s->p.hi_len, end, end_len) < 0) {
+				end = s->p.hi; /* stable: subs never move */
+				end_len = s->p.hi_len;
+				last = 0;
+			}
+			if (op_writes(o->kind) && router_frozen(r, &s->p, cur, cur_len, end, end_len)) {
+				*wait = 1;
+				return 0;
+			}
+			rc = sub_add(s, o, cur, cur_len, end, end_len);
+			if (rc)
+				return rc;
+			if (last)
+				break;
+			cur = end;
+			cur_len = end_len;
+		}
+	}
+	return 0;
+}
+
+/* Route txn (ops by key; tables_lock held shared): one partition is one
+ * proposal with the fence op in front (the fast path), several are one
+ * cross-partition transaction (two-phase commit, router/xact.h) whose
+ * parts each start with their fence.  *wait set (nothing sent) when a
+ * write meets a range a split froze. */
 static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result,
 		     int *wait)
 {
-	struct qfs_meta_part p, q;
-	struct qfs_txn t2;
-	struct qfs_buf b;
-	struct qfs_op *op;
-	uint8_t ep[8];
-	int rc, multi = 0;
+	struct sub one, *subs = &one;
+	size_t n = 0;
+	int rc;
 
 	*wait = 0;
 	if (txn->nops == 0)
 		return propose(r, QFS_META_GROUP, txn, result); /* nothing to route: a no-op */
-	rc = router_resolve(r, table, txn->ops[0].key, txn->ops[0].key_len, &p);
-	if (rc)
+	rc = cut_txn(r, table, txn, subs, 1, &n, wait);
+	if (rc == 0 && !*wait) { /* one partition: the fast path */
+		rc = qfs_xact_propose(r->cell, one.p.group, &one.t, result);
+		router_account(r, &one.p, txn->ops[0].key, txn->ops[0].key_len, one.bytes);
+		qfs_txn_close(&one.t);
 		return rc;
-	for (uint32_t i = 0; i < txn->nops && !multi; i++) {
-		const struct qfs_op *o = &txn->ops[i];
-		int range = o->kind == QFS_OP_DEL_RANGE || o->kind == QFS_OP_EXPECT_EMPTY;
-
-		if (i > 0 && !qfs_meta_part_has(&p, o->key, o->key_len))
-			multi = 1;
-		else if (range && p.hi_len && qfs_meta_keycmp(o->key2, o->key2_len, p.hi, p.hi_len) > 0)
-			multi = 1; /* cut at a partition boundary: two partitions */
-		else if (o->kind == QFS_OP_LINK_DROP && o->key2_len &&
-			 !qfs_meta_part_has(&p, o->key2, o->key2_len))
-			multi = 1; /* the orphan entry lives in its own partition */
-		if (o->kind != QFS_OP_EXPECT_ABSENT && o->kind != QFS_OP_EXPECT_PRESENT &&
-		    o->kind != QFS_OP_EXPECT_VALUE && o->kind != QFS_OP_EXPECT_EMPTY &&
-		    router_frozen(r, &p, o->key, o->key_len, range ? o->key2 : NULL, range ? o->key2_len : 0)) {
-			*wait = 1;
-			return 0;
-		}
 	}
-	if (multi) {
-		/* Cross-partition txns are branch xact's qfs_xact_run (two-phase
-		 * commit); until it is merged they are refused here. */
-		(void)q;
-		QFS_LOG(QFS_LOG_DEBUG, "txn spans partitions table=%llu err=%s", (unsigned long long)table,
-			qfs_strerror(-EXDEV));
-		return -EXDEV;
-	}
-	qfs_txn_init(&t2);
-	op = qfs_txn_add(&t2, QFS_OP_RANGE);
-	if (!op) {
-		qfs_txn_close(&t2);
+	for (size_t i = 0; i < n; i++)
+		qfs_txn_close(&subs[i].t);
+	if (rc != 1 || *wait)
+		return rc;
+	n = 0;
+	subs = calloc(MAX_TXN_PARTS, sizeof(*subs));
+	if (!subs)
 		return -ENOMEM;
+	rc = cut_txn(r, table, txn, subs, MAX_TXN_PARTS, &n, wait);
+	if (rc == 1) {
+		QFS_LOG(QFS_LOG_WARN, "txn touches more than %d partitions table=%llu err=%s", MAX_TXN_PARTS,
+			(unsigned long long)table, qfs_strerror(-EXDEV));
+		rc = -EXDEV;
 	}
-	qfs_be64_put(ep, p.epoch);
-	op->key = QFS_META_FENCE_KEY;
-	op->key_len = 0;
-	op->val = ep;
-	op->val_len = 8;
-	op->err = QFS_ESTALE;
-	for (uint32_t i = 0; i < txn->nops; i++) {
-		op = qfs_txn_add(&t2, txn->ops[i].kind);
-		if (!op) {
-			qfs_txn_close(&t2);
-			return -ENOMEM;
+	if (rc == 0 && !*wait) {
+		struct qfs_xact_part parts[MAX_TXN_PARTS];
+		for (size_t i = 0; i < n; i++) {
+			parts[i].group = subs[i].p.group;
+			parts[i].txn = &subs[i].t;
 		}
-		*op = txn->ops[i];
+		rc = qfs_xact_run(r->cell, QFS_META_GROUP, parts, n, result);
+		if (rc < 0 && rc != -ENOMEM) { /* outcome unknown: finish it now if we can */
+			qfs_group_t g[MAX_TXN_PARTS + 1];
+			for (size_t i = 0; i < n; i++)
+				g[i] = parts[i].group;
+			g[n] = QFS_META_GROUP;
+			(void)qfs_xact_recover(r->cell, QFS_META_GROUP, g, n + 1);
+		}
+		for (size_t i = 0; i < n; i++)
+			router_account(r, &subs[i].p, txn->ops[0].key, txn->ops[0].key_len, subs[i].bytes);
+		__atomic_fetch_add(&r->st_xacts, 1, __ATOMIC_RELAXED);
 	}
-	qfs_buf_init(&b);
-	qfs_txn_encode(&t2, &b);
-	rc = b.err;
-	if (rc == 0)
-		rc = propose_enc(r, p.group, &b, result);
-	router_account(r, &p, txn->ops[0].key, txn->ops[0].key_len, b.len);
-	qfs_buf_close(&b);
-	qfs_txn_close(&t2);
+	for (size_t i = 0; i < n; i++)
+		qfs_txn_close(&subs[i].t);
+	free(subs);
 	return rc;
 }
 

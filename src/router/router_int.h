@@ -94,6 +94,7 @@ struct qfs_router {
 	pthread_t cq_thread;
 	int cq_running;
 	uint64_t st_sent, st_coalesced, st_refreshed, st_stale, st_dropped; /* atomic counters */
+	uint64_t st_xacts;              /* atomic: cross-partition txns run */
 
 	/* splits (parts.c) */
 	pthread_mutex_t split_mu;

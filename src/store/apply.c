@@ -773,6 +773,11 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 	case QFS_OP_LINK_ADD:
 	case QFS_OP_LINK_DROP:
 		return op_patch(a, op, fail);
+	case QFS_OP_PREPARE:
+	case QFS_OP_COMMIT:
+	case QFS_OP_ABORT:
+	case QFS_OP_DECIDE:
+		break; /* refused before the first op runs (store_eval_ops) */
 	}
 	*fail = -EINVAL; /* unreachable: the decoder refuses unknown kinds */
 	return 0;
@@ -798,22 +803,125 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 	return 0;
 }
 
-int store_apply_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
-		    rocksdb_writebatch_t *wb, int *result)
+/* Lock set entries (store_int.h): a point key, or a range [key, key2). */
+static void locks_point(struct qfs_buf *b, const uint8_t *k, size_t kl)
+{
+	qfs_buf_put_u8(b, STORE_LOCK_POINT);
+	qfs_buf_put_bytes(b, k, kl);
+}
+
+static void locks_range(struct qfs_buf *b, const uint8_t *lo, size_t lol, const uint8_t *hi,
+			size_t hil)
+{
+	qfs_buf_put_u8(b, STORE_LOCK_RANGE);
+	qfs_buf_put_bytes(b, lo, lol);
+	qfs_buf_put_bytes(b, hi, hil);
+}
+
+/* The keys and ranges op reads or writes by itself (the writes the counts
+ * add are the overlay's, added after the last op). */
+static void locks_of_op(struct qfs_buf *b, const struct qfs_op *op)
+{
+	struct qfs_key k;
+
+	switch (op->kind) {
+	case QFS_OP_RANGE:
+		/* the partition fence: read by every txn of the group, changed
+		 * only by a split, which runs with no txn of its range in
+		 * flight and after recovery finished the prepared ones */
+		return;
+	case QFS_OP_DEL_RANGE:
+	case QFS_OP_EXPECT_EMPTY:
+		locks_range(b, op->key, op->key_len, op->key2, op->key2_len);
+		return;
+	case QFS_OP_LINK_DROP:
+		locks_point(b, op->key, op->key_len);
+		if (op->key2_len)
+			locks_point(b, op->key2, op->key2_len);
+		else if (qfs_key_parse(op->key, op->key_len, &k) == 0) {
+			uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+			size_t lol, hil;
+			qfs_key_chunk_range(lo, &lol, hi, &hil, k.pk, 0, UINT64_MAX);
+			locks_range(b, lo, lol, hi, hil);
+		}
+		return;
+	default:
+		locks_point(b, op->key, op->key_len);
+		return;
+	}
+}
+
+/* Emit the overlay as an effects list (store_int.h). */
+static void ov_effects(const struct applier *a, struct qfs_buf *b)
+{
+	qfs_buf_put_u32(b, (uint32_t)a->nov);
+	for (size_t i = 0; i < a->nov; i++) {
+		const struct ov_ent *e = &a->ov[i];
+		qfs_buf_put_u8(b, (uint8_t)(e->del ? 1 : 0));
+		qfs_buf_put_bytes(b, e->key, e->key_len);
+		if (!e->del)
+			qfs_buf_put_bytes(b, e->val, e->val_len);
+	}
+}
+
+/* See store_int.h. */
+int store_txn_valid(const struct qfs_txn *t)
+{
+	for (uint32_t i = 0; i < t->nops; i++) {
+		const struct qfs_op *op = &t->ops[i];
+		int range = op->kind == QFS_OP_DEL_RANGE || op->kind == QFS_OP_EXPECT_EMPTY;
+		if (qfs_op_is_2pc(op->kind) ||
+		    qfs_key_xact_meets(op->key, op->key_len, range ? op->key2 : NULL, op->key2_len) ||
+		    (op->kind == QFS_OP_LINK_DROP && op->key2_len &&
+		     qfs_key_xact_meets(op->key2, op->key2_len, NULL, 0)))
+			return -EINVAL; /* the 2PC state is not an item: no txn op reaches it */
+	}
+	return 0;
+}
+
+/* See store_int.h. */
+int store_txn_locks(const struct qfs_txn *t, struct qfs_buf *locks)
+{
+	for (uint32_t i = 0; i < t->nops; i++)
+		locks_of_op(locks, &t->ops[i]);
+	return locks->err ? -ENOMEM : 0;
+}
+
+/* See store_int.h. */
+int store_eval_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		   rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *written,
+		   int *result)
 {
 	struct applier a = { .s = s, .group = group };
-	int rc = 0, fail = 0;
+	int rc = 0, fail = store_txn_valid(t);
 
 	for (uint32_t i = 0; i < t->nops && !rc && !fail; i++)
 		rc = op_run(&a, &t->ops[i], &fail);
 	if (!rc && !fail)
 		rc = count_finish(&a);
-	if (!rc && !fail)
+	if (!rc && !fail && wb)
 		rc = ov_emit(&a, wb);
+	if (!rc && !fail && effects) {
+		ov_effects(&a, effects);
+		if (effects->err)
+			rc = -ENOMEM;
+	}
+	if (!rc && !fail && written) {
+		for (size_t i = 0; i < a.nov; i++)
+			locks_point(written, a.ov[i].key, a.ov[i].key_len);
+		if (written->err)
+			rc = -ENOMEM;
+	}
 	ov_free(&a);
 	free(a.acct);
 	if (rc)
 		return rc;
 	*result = fail;
 	return 0;
+}
+
+int store_apply_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		    rocksdb_writebatch_t *wb, int *result)
+{
+	return store_eval_ops(s, group, t, wb, NULL, NULL, result);
 }

@@ -93,6 +93,7 @@ static void store_free_handles(struct qfs_store *s)
 		rocksdb_block_based_options_destroy(s->bbto);
 	if (s->cache && s->own_cache)
 		rocksdb_cache_destroy(s->cache);
+	free(s->nprep);
 	free(s->dir);
 	free(s);
 }
@@ -334,6 +335,8 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 {
 	struct qfs_txn t;
 	rocksdb_writebatch_t *wb;
+	uint64_t nprep = 0;
+	int64_t nprep_delta = 0;
 	int rc, res = 0;
 
 	rc = check_next_lsn(s, group, lsn);
@@ -352,15 +355,25 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 		rc = -ENOMEM;
 		goto err_close_txn;
 	}
-	rc = store_apply_ops(s, group, &t, wb, &res);
+	if (t.nops && qfs_op_is_2pc(t.ops[0].kind)) {
+		rc = store_xact_apply(s, group, &t, wb, &nprep_delta, &res);
+	} else if ((rc = store_xact_nprep(s, group, &nprep)) == 0 && nprep == 0) {
+		rc = store_apply_ops(s, group, &t, wb, &res); /* the ordinary path */
+	} else if (!rc) {
+		rc = store_xact_eval(s, group, &t, wb, NULL, NULL, &res); /* under locks */
+	}
 	if (rc)
 		goto err_destroy_batch;
 	if (res)
 		rocksdb_writebatch_clear(wb); /* defensive: a failed txn leaves no item effect */
 	batch_put_applied(wb, group, lsn);
 	rc = batch_write(s, wb, "apply");
-	if (rc)
+	if (rc) {
+		store_xact_forget(s, group); /* recount from what RocksDB holds */
 		goto err_destroy_batch;
+	}
+	if (nprep_delta)
+		store_xact_count(s, group, nprep_delta);
 	rocksdb_writebatch_destroy(wb);
 	qfs_txn_close(&t);
 	*result = res;
@@ -561,6 +574,7 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	rocksdb_put(s->db, s->wo, (const char *)k, klen, (const char *)val, val_len, &err);
 	if (k != kb)
 		free(k);
+	store_xact_forget(s, group);
 	if (err)
 		return store_rocks_err(s, "load item", err);
 	return 0;
@@ -657,6 +671,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 	qfs_be64_put(v + 8, ballot);
 	rocksdb_writebatch_put(in->wb, (const char *)k, sizeof(k), (const char *)v, sizeof(v));
 	rc = batch_write(in->s, in->wb, "install snapshot");
+	store_xact_forget(in->s, in->group); /* the snapshot's prepared txns are counted anew */
 	if (!rc)
 		rc = qfs_store_sync(in->s);
 	if (!rc)
@@ -726,6 +741,7 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	rc = batch_write(s, wb, "drop group");
 	rocksdb_writebatch_destroy(wb);
+	store_xact_forget(s, group);
 	if (!rc) /* the group's WAL is gone: make the drop durable now */
 		rc = qfs_store_sync(s);
 	if (!rc)

@@ -2,7 +2,9 @@
  * store.h - the node's RocksDB: items of every group it hosts, plus each
  * group's applied LSN (layout: doc/format-store.md).
  *
- * Keys in RocksDB:  'd' be64(group) itemkey  -> item value
+ * Keys in RocksDB:  'd' be64(group) itemkey  -> item value (and the
+ *                                               group's 2PC state under
+ *                                               reserved itemkeys, key.h)
  *                   'a' be64(group)          -> be64(applied LSN)
  *                   's' be64(group)          -> be64(lsn) be64(ballot): the
  *                                               last snapshot installed
@@ -71,6 +73,9 @@ int qfs_store_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *out);
  * (-EINVAL otherwise, nothing done).  *result gets the txn's own result: 0
  * or the failing op's negative error, in which case no item changed but the
  * applied LSN still advanced (a failed condition is a committed outcome).
+ * Two-phase commit (doc/xact.md): the 2PC ops keep their state under
+ * reserved keys of the group; while the group holds prepared txns, a txn
+ * that reads or writes one of their locked keys gets *result -EBUSY.
  * Returns 0, QFS_ECORRUPT (payload does not decode; nothing done),
  * QFS_EFORMAT (payload of an unknown txn format version; nothing done),
  * -ENOMEM, or -EIO when RocksDB fails (nothing done). */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/key.h"
 #include "common/txn.h"
 #include "store/store.h"
@@ -34,7 +35,24 @@ struct qfs_store {
 	int flush_err;                    /* sticky: a flush failed (full disk...);
 					     RocksDB must not be asked to flush again
 					     (its debug builds assert); atomic */
+	struct store_nprep *nprep;        /* groups whose count of prepared 2PC
+					     txns is known, sorted by group (xact.c);
+					     I/O thread only, like apply */
+	size_t nnprep, nprep_cap;
 };
+
+/* Prepared 2PC txns of one group (xact.c's cache of what the store holds). */
+struct store_nprep {
+	qfs_group_t group;
+	uint64_t n;                       /* prepared records 'p' of the group */
+};
+
+/* Lock set encoding (prepared records and conflict checks): entries laid
+ * end to end, u8 STORE_LOCK_POINT + bytes key, or u8 STORE_LOCK_RANGE +
+ * bytes lo + bytes hi (the range [lo, hi)).  Effects encoding: u32 count,
+ * then per key u8 del (1: delete), bytes key, and bytes value unless del. */
+#define STORE_LOCK_POINT 0
+#define STORE_LOCK_RANGE 1
 
 /* RocksDB key for an item of group: 'd' be64(group) key, built in buf
  * (buf_len bytes) when it fits, else in a heap block the caller frees (when
@@ -60,5 +78,48 @@ int store_rocks_err(const struct qfs_store *s, const char *what, char *errstr);
  * -EIO (hard errors: wb may hold partial output and must be discarded). */
 int store_apply_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
 		    rocksdb_writebatch_t *wb, int *result);
+/* The same, with optional outputs for 2PC (any may be NULL): the effect
+ * into wb, the effects list into effects and, as point locks, every key the
+ * txn writes (counts included) into written, all only when the txn
+ * succeeds.  A txn that store_txn_valid refuses fails with its error. */
+int store_eval_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		   rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *written,
+		   int *result);
+/* -EINVAL if t holds a 2PC op or an op that reaches the reserved 2PC keys
+ * (key.h), else 0. */
+int store_txn_valid(const struct qfs_txn *t);
+/* Append to locks the keys and ranges t's ops read or write by themselves
+ * (lock set encoding above; LINK_DROP: its orphan key, or the inode's
+ * chunk range when it may destroy it).  0 or -ENOMEM. */
+int store_txn_locks(const struct qfs_txn *t, struct qfs_buf *locks);
+
+/* xact.c: the 2PC ops (doc/xact.md).
+ * store_xact_nprep: prepared txns of group held now (read once from
+ *   RocksDB, then kept by apply); 0, -ENOMEM, -EIO.
+ * store_xact_forget: the group's count is unknown again (drop, install,
+ *   a failed write).
+ * store_xact_apply: apply t (one 2PC op) into wb; *delta gets the change of
+ *   the prepared count once wb is written.  0 / -ENOMEM / -EIO like
+ *   store_apply_ops, *result the txn's result.
+ * store_xact_eval: evaluate ordinary txn t in group under the locks of its
+ *   prepared txns (doc/xact.md "Locks"): *result -EINVAL (store_txn_valid),
+ *   -EBUSY if a key or range its ops name is locked (t is then not run)
+ *   or a key it would write is, else t's own result; on 0 its effect goes
+ *   to wb, its effects list to effects and its whole lock set (its ops'
+ *   locks and the keys it writes) to locks, each if not NULL.  Returns
+ *   0, -ENOMEM, -EIO, QFS_ECORRUPT (wb may then hold partial output).
+ * store_xact_conflict: 1 if lock set locks (store_int.h encoding) overlaps
+ *   the locks of a prepared txn of group, 0 if not, -ENOMEM, -EIO,
+ *   QFS_ECORRUPT (a record that does not decode). */
+int store_xact_nprep(struct qfs_store *s, qfs_group_t group, uint64_t *out);
+void store_xact_forget(struct qfs_store *s, qfs_group_t group);
+void store_xact_count(struct qfs_store *s, qfs_group_t group, int64_t delta);
+int store_xact_apply(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		     rocksdb_writebatch_t *wb, int64_t *delta, int *result);
+int store_xact_eval(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
+		    rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *locks,
+		    int *result);
+int store_xact_conflict(struct qfs_store *s, qfs_group_t group, const uint8_t *locks,
+			size_t locks_len);
 
 #endif

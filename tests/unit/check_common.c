@@ -938,6 +938,16 @@ static void build_sample_txn(struct qfs_txn *t)
 	op->val = (const uint8_t *)"orphan", op->val_len = 6;
 	op = qfs_txn_add(t, QFS_OP_LINK_DROP); /* destroy form: no orphan key */
 	op->key = K2, op->key_len = 7;
+	/* the 2PC ops (version 3): the decoder does not look inside the
+	 * sub-txn nor check the txid's length (the store does) */
+	op = qfs_txn_add(t, QFS_OP_PREPARE);
+	op->key = K1, op->key_len = 7, op->val = (const uint8_t *)"subtxn", op->val_len = 6;
+	op = qfs_txn_add(t, QFS_OP_COMMIT);
+	op->key = K2, op->key_len = 7;
+	op = qfs_txn_add(t, QFS_OP_ABORT);
+	op->key = K1, op->key_len = 7;
+	op = qfs_txn_add(t, QFS_OP_DECIDE);
+	op->key = K2, op->key_len = 7, op->val = (const uint8_t *)"C", op->val_len = 1;
 }
 
 static void sample_txn_encode(struct qfs_buf *b)
@@ -1084,6 +1094,19 @@ START_TEST(test_txn_decode_rejects)
 	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_ECORRUPT);
 	lb.data[0] = QFS_TXN_VERSION + 1; /* a newer version */
 	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_EFORMAT);
+	qfs_txn_close(&lt);
+	qfs_buf_close(&lb);
+	/* COMMIT: version 3; a version-2 txn with kind 16 is corrupt */
+	struct qfs_op cm = { .kind = QFS_OP_COMMIT, .key = K1, .key_len = 7 };
+	qfs_txn_init(&lt);
+	*qfs_txn_add(&lt, QFS_OP_COMMIT) = cm;
+	qfs_buf_init(&lb);
+	qfs_txn_encode(&lt, &lb);
+	ck_assert_uint_eq(lb.data[0], 3);
+	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), 0);
+	qfs_txn_close(&ld);
+	lb.data[0] = 2;
+	ck_assert_int_eq(qfs_txn_decode(lb.data, lb.len, &ld), QFS_ECORRUPT);
 	qfs_txn_close(&lt);
 	qfs_buf_close(&lb);
 	/* RANGE (the partition fence) is version 3: written as such, refused

@@ -350,7 +350,8 @@ START_TEST(test_split_routes_and_scans)
 	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
 	free(val);
 	put_entry(t.id, t.ino, "more", 5);
-	/* a txn with ops in both partitions needs a cross-partition txn */
+	/* a txn with ops in both partitions is a cross-partition txn: the
+	 * range condition is cut at the boundary and checked in both */
 	struct qfs_txn txn;
 	struct qfs_op *op;
 	int res = 0;
@@ -362,8 +363,38 @@ START_TEST(test_split_routes_and_scans)
 	op->key2 = hi;
 	op->key2_len = (uint32_t)hil;
 	op->err = -ENOTEMPTY;
-	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), -EXDEV);
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, -ENOTEMPTY);
 	qfs_txn_close(&txn);
+	/* all or nothing across the two partitions: "e3" (left) and "e17"
+	 * (right) deleted together, or not at all when a condition fails */
+	uint8_t k3[QFS_KEY_MAX], kx[QFS_KEY_MAX];
+	size_t l3 = qfs_key_dentry(k3, t.ino, "e3", 2), lx = qfs_key_dentry(kx, t.ino, "nope", 4);
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_DEL);
+	op->key = k3;
+	op->key_len = (uint32_t)l3;
+	op = qfs_txn_add(&txn, QFS_OP_DEL);
+	op->key = k;
+	op->key_len = (uint32_t)kl;
+	op = qfs_txn_add(&txn, QFS_OP_EXPECT_PRESENT);
+	op->key = kx;
+	op->key_len = (uint32_t)lx;
+	op->err = -ENOENT;
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, -ENOENT);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k3, l3, &val, &vl), 0);
+	free(val);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	free(val);
+	txn.nops = 2; /* without the failing condition */
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, 0);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k3, l3, &val, &vl), -ENOENT);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), -ENOENT);
+	qfs_txn_close(&txn);
+	put_entry(t.id, t.ino, "e3", 100003);
+	put_entry(t.id, t.ino, "e17", 100017);
 
 	/* the split is durable: a reopen routes the same way and the old
 	 * group no longer holds the moved range */

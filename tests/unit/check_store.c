@@ -1703,6 +1703,398 @@ START_TEST(test_budget_blobs)
 }
 END_TEST
 
+/* ---- two-phase commit (doc/xact.md) ---- */
+
+static uint8_t txids[4][QFS_TXID_LEN];
+
+static const uint8_t *txid_of(int i)
+{
+	qfs_be64_put(txids[i], 1);
+	qfs_be64_put(txids[i] + 8, 1000u + (uint64_t)i);
+	return txids[i];
+}
+
+/* Apply PREPARE(txid i, sub) to g; closes sub; returns the result. */
+static int prepare(qfs_group_t g, int i, struct qfs_txn *sub)
+{
+	struct qfs_buf b;
+	struct qfs_txn t;
+	int res;
+
+	qfs_buf_init(&b);
+	qfs_txn_encode(sub, &b);
+	qfs_txn_close(sub);
+	qfs_txn_init(&t);
+	struct qfs_op *op = add(&t, QFS_OP_PREPARE, txid_of(i), QFS_TXID_LEN);
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	res = APPLY(g, &t);
+	qfs_buf_close(&b);
+	return res;
+}
+
+static int xop(qfs_group_t g, enum qfs_op_kind kind, int i, const char *val)
+{
+	struct qfs_txn t;
+	qfs_txn_init(&t);
+	struct qfs_op *op = add(&t, kind, txid_of(i), QFS_TXID_LEN);
+	if (val) {
+		op->val = (const uint8_t *)val;
+		op->val_len = (uint32_t)strlen(val);
+	}
+	return APPLY(g, &t);
+}
+
+static int put1(qfs_group_t g, const uint8_t *k, uint32_t kl, const char *v)
+{
+	struct qfs_txn t;
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, v);
+	return APPLY(g, &t);
+}
+
+static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)k; (void)kl; (void)v; (void)vl;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Prepared records of g. */
+static int nprepared(qfs_group_t g)
+{
+	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
+	int n = 0;
+	qfs_key_xact_range(lo, hi, QFS_KEY_XACT_PREPARED);
+	ck_assert_int_eq(qfs_store_scan(st, g, lo, sizeof(lo), hi, sizeof(hi), count_cb, &n), 0);
+	return n;
+}
+
+START_TEST(test_xact_prepare_commit)
+{
+	struct qfs_txn t;
+	uint32_t al, bl, cl;
+	const uint8_t *a = kdent(DIR_INO, "a", &al), *b = kdent(DIR_INO, "b", &bl);
+	const uint8_t *c = kdent(DIR_INO, "c", &cl);
+
+	ck_assert_int_eq(put1(G1, a, al, "old"), 0);
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "new");
+	add_put(&t, b, bl, "bee");
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, a, al, -ENOENT);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	assert_val(G1, a, al, "old"); /* read committed: the old value until COMMIT */
+	ck_assert(!present(G1, b, bl));
+	ck_assert_int_eq(nprepared(G1), 1);
+
+	/* a retried PREPARE changes nothing */
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "other");
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(nprepared(G1), 1);
+
+	/* locked keys: writes and reads in txns are refused, others pass */
+	ck_assert_int_eq(put1(G1, a, al, "x"), -EBUSY);
+	ck_assert_int_eq(put1(G1, b, bl, "x"), -EBUSY);
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, b, bl, -EEXIST);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY);
+	ck_assert_int_eq(put1(G1, c, cl, "sea"), 0);
+	ck_assert_int_eq(put1(G2, a, al, "g2"), 0); /* another group has no locks */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "two");
+	ck_assert_int_eq(prepare(G1, 1, &t), -EBUSY); /* another txid on a locked key */
+	ck_assert_int_eq(nprepared(G1), 1);
+	/* locks are checked before conditions: b is absent now but may not
+	 * be once txid 0 commits, so the answer is -EBUSY, not 0 or -EEXIST */
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, b, bl, -ENOENT);
+	ck_assert_int_eq(prepare(G1, 1, &t), -EBUSY);
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, b, bl, -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY);
+
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	assert_val(G1, a, al, "new");
+	assert_val(G1, b, bl, "bee");
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0); /* done already */
+	assert_val(G1, a, al, "new");
+	ck_assert_int_eq(put1(G1, a, al, "free"), 0);
+	assert_val(G1, a, al, "free");
+}
+END_TEST
+
+START_TEST(test_xact_abort_and_fail)
+{
+	struct qfs_txn t;
+	uint32_t al, bl;
+	const uint8_t *a = kdent(DIR_INO, "a", &al), *b = kdent(DIR_INO, "b", &bl);
+
+	ck_assert_int_eq(put1(G1, a, al, "old"), 0);
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "bee");
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_ABORT, 0, NULL), 0);
+	ck_assert(!present(G1, b, bl));
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_ABORT, 0, NULL), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0); /* nothing left to commit */
+	ck_assert(!present(G1, b, bl));
+	ck_assert_int_eq(put1(G1, b, bl, "free"), 0);
+
+	/* a failed condition: that error, nothing kept, nothing locked */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "bee2");
+	add_expect(&t, QFS_OP_EXPECT_ABSENT, a, al, -EEXIST);
+	ck_assert_int_eq(prepare(G1, 1, &t), -EEXIST);
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert_int_eq(put1(G1, a, al, "x"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 1, NULL), 0);
+	assert_val(G1, b, bl, "free");
+}
+END_TEST
+
+START_TEST(test_xact_ranges)
+{
+	struct qfs_txn t;
+	uint32_t lol, hil, c5l, o5l, al, el, eh;
+	const uint8_t *lo = kchunk(FILE_INO, 0, &lol), *hi = kchunk(FILE_INO, 8, &hil);
+	const uint8_t *c5 = kchunk(FILE_INO, 5, &c5l), *o5 = kchunk(FILE_INO + 1, 5, &o5l);
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+	const uint8_t *e0 = kdent(DIR_INO, "0", &el), *e9 = kdent(DIR_INO, "z", &eh);
+
+	put_chunks(G1, FILE_INO, 3);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, lol, hi, hil, 0);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+	ck_assert_int_eq(put1(G1, c5, c5l, "in range"), -EBUSY); /* absent key inside a locked range */
+	ck_assert_int_eq(put1(G1, o5, o5l, "elsewhere"), 0);
+	qfs_txn_init(&t);
+	add_put(&t, c5, c5l, "x");
+	ck_assert_int_eq(prepare(G1, 1, &t), -EBUSY);
+
+	/* a range read that covers a point locked by another prepared txn */
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "a");
+	ck_assert_int_eq(prepare(G1, 2, &t), 0);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, e0, el, e9, eh, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 2, NULL), 0);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_EXPECT_EMPTY, e0, el, e9, eh, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOTEMPTY);
+
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 0);
+	ck_assert_int_eq(put1(G1, c5, c5l, "now"), 0);
+}
+END_TEST
+
+START_TEST(test_xact_link_drop)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	put_chunks(G1, FILE_INO, 3);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_ADD, k, kl)->limit = 10;
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+
+	/* decided at prepare from the stored nlink (2): not the last link */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 2);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY); /* the inode is locked */
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_uint_eq(nlink_of(G1, FILE_INO), 1);
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 3);
+
+	/* the last link: the inode and its chunks go at COMMIT, and the
+	 * chunk range is locked meanwhile */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(prepare(G1, 1, &t), 0);
+	ck_assert(present(G1, k, kl));
+	uint32_t c7l;
+	const uint8_t *c7 = kchunk(FILE_INO, 7, &c7l);
+	ck_assert_int_eq(put1(G1, c7, c7l, "late"), -EBUSY);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 1, NULL), 0);
+	ck_assert(!present(G1, k, kl));
+	ck_assert_int_eq(nchunks(G1, FILE_INO), 0);
+}
+END_TEST
+
+START_TEST(test_xact_decide)
+{
+	struct qfs_txn t, sub;
+	uint32_t al;
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+	uint8_t rk[QFS_KEY_XACT_LEN];
+
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "C"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "C"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "A"), -EALREADY);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "F"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "A"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "C"), -EALREADY);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "F"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "F"), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "Q"), -EINVAL);
+	ck_assert_int_eq(xop(G1, QFS_OP_DECIDE, 0, "CC"), -EINVAL);
+
+	/* malformed uses */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_COMMIT, a, 5);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL); /* txid of the wrong length */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_COMMIT, txid_of(0), QFS_TXID_LEN);
+	add_put(&t, a, al, "x");
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL); /* a 2PC op with others */
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "x");
+	add(&t, QFS_OP_ABORT, txid_of(0), QFS_TXID_LEN);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+	qfs_txn_init(&sub);
+	add(&sub, QFS_OP_COMMIT, txid_of(1), QFS_TXID_LEN);
+	ck_assert_int_eq(prepare(G1, 0, &sub), -EINVAL); /* 2PC inside a PREPARE */
+	qfs_txn_init(&t);
+	struct qfs_op *op = add(&t, QFS_OP_PREPARE, txid_of(0), QFS_TXID_LEN);
+	op->val = (const uint8_t *)"junk";
+	op->val_len = 4;
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL); /* undecodable sub-txn */
+	ck_assert_int_eq(nprepared(G1), 0);
+
+	/* the reserved keys are not items: no op reaches them */
+	qfs_key_xact(rk, QFS_KEY_XACT_DECISION, txid_of(0));
+	ck_assert_int_eq(put1(G1, rk, sizeof(rk), "C"), -EINVAL);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, a, al, rk, sizeof(rk), 0);
+	ck_assert_int_eq(APPLY(G1, &t), -EINVAL);
+}
+END_TEST
+
+/* A prepared create rewrites the count of inodes in the group's own inode:
+ * that inode is locked, so another create waits, and the count is exact
+ * after both. */
+START_TEST(test_xact_count_lock)
+{
+	struct qfs_txn t;
+	struct qfs_inode in;
+	struct qfs_buf b;
+	uint32_t k1l, k2l;
+	const uint8_t *k1 = kino(FILE_INO, &k1l), *k2 = kino(FILE_INO + 1, &k2l);
+
+	put_inode(G1, G1, S_IFDIR | 0755); /* the group's inode (a table directory) */
+	uint64_t before = ninodes_of(G1, G1);
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0644;
+	in.a.nlink = 1;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k1, k1l, b.data, b.len);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G1, G1), before);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k2, k2l, b.data, b.len);
+	ck_assert_int_eq(APPLY(G1, &t), -EBUSY); /* its count change meets the lock */
+	ck_assert(!present(G1, k2, k2l));
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_uint_eq(ninodes_of(G1, G1), before + 1);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k2, k2l, b.data, b.len);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(ninodes_of(G1, G1), before + 2);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+}
+END_TEST
+
+static int collect_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	qfs_buf_put_bytes(arg, k, kl);
+	qfs_buf_put_bytes(arg, v, vl);
+	return 0;
+}
+
+/* A snapshot of the group (what the rnode sends a lagging replica) carries
+ * its prepared txns: installed over a replica that had committed it, the
+ * record, its locks and its effects come back with it. */
+START_TEST(test_xact_snapshot_install)
+{
+	struct qfs_store_install *in;
+	struct qfs_txn t;
+	struct qfs_buf snap;
+	struct qfs_rd r;
+	qfs_lsn_t at;
+	uint32_t al;
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "prepared");
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	qfs_buf_init(&snap);
+	ck_assert_int_eq(qfs_store_snapshot_scan(st, G1, &at, collect_cb, &snap), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_int_eq(put1(G1, a, al, "after"), 0);
+
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	qfs_rd_init(&r, snap.data, snap.len);
+	while (qfs_rd_left(&r)) {
+		size_t kl, vl;
+		const uint8_t *k = qfs_rd_bytes(&r, &kl), *v = qfs_rd_bytes(&r, &vl);
+		ck_assert_int_eq(qfs_store_install_item(in, k, kl, v, vl), 0);
+	}
+	ck_assert_int_eq(qfs_store_install_commit(in, at, 1), 0);
+	ck_assert_int_eq(nprepared(G1), 1);
+	ck_assert(!present(G1, a, al));
+	ck_assert_int_eq(put1(G1, a, al, "x"), -EBUSY); /* the count was rebuilt */
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	assert_val(G1, a, al, "prepared");
+	qfs_buf_close(&snap);
+}
+END_TEST
+
+/* The count of prepared txns is rebuilt after a reopen, the record goes
+ * with the group's snapshots and its drop, and the encoder writes txn
+ * version 3 only for the 2PC ops. */
+START_TEST(test_xact_reopen_snapshot_drop)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	qfs_lsn_t at;
+	uint32_t al;
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+	int n = 0;
+
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "x");
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_uint_eq(b.data[0], 1);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	reopen();
+	ck_assert_int_eq(put1(G1, a, al, "y"), -EBUSY);
+	ck_assert_int_eq(qfs_store_snapshot_scan(st, G1, &at, count_cb, &n), 0);
+	ck_assert_int_eq(n, 1); /* the prepared record is part of the group */
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert_int_eq(put1(G1, a, al, "y"), 0); /* no lock survives the drop */
+	reopen();
+	ck_assert_int_eq(put1(G1, a, al, "z"), 0);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1738,6 +2130,18 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_drop_group);
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("xact");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_xact_prepare_commit);
+	tcase_add_test(tc, test_xact_abort_and_fail);
+	tcase_add_test(tc, test_xact_ranges);
+	tcase_add_test(tc, test_xact_link_drop);
+	tcase_add_test(tc, test_xact_decide);
+	tcase_add_test(tc, test_xact_count_lock);
+	tcase_add_test(tc, test_xact_snapshot_install);
+	tcase_add_test(tc, test_xact_reopen_snapshot_drop);
 	suite_add_tcase(s, tc);
 	return s;
 }

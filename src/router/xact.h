@@ -1,0 +1,84 @@
+/*
+ * xact.h - atomic transactions across groups (partitions): two-phase
+ * commit with one group as coordinator (by default the meta group), like
+ * DynamoDB's TransactWriteItems over several partitions.  Protocol, crash
+ * cases and cost: doc/xact.md; the store's ops: common/txn.h (PREPARE,
+ * COMMIT, ABORT, DECIDE).
+ *
+ * A run: PREPARE every part in its group (checks conditions and locks,
+ * keeps the effects and locks its keys) -> DECIDE 'C' in the coordinator
+ * (the commit point) -> COMMIT every part -> DECIDE 'F' (forget).  A crash
+ * anywhere leaves prepared parts that qfs_xact_recover finishes: committed
+ * if the decision 'C' was recorded, aborted otherwise.  While a part is
+ * prepared, its group refuses other txns touching its keys with -EBUSY
+ * and reads see the values before the txn (read committed).
+ *
+ * Thread-safety: any thread; runs block on proposals (bounded by the
+ * cell's timeout per proposal).  The proposals of one phase (the PREPAREs,
+ * the COMMITs) run at once, one thread per part beyond the first.
+ */
+#ifndef QFS_ROUTER_XACT_H
+#define QFS_ROUTER_XACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/qfs.h"
+#include "common/txn.h"
+
+struct qfs_cell;
+
+struct qfs_xact_part {
+	qfs_group_t group;        /* the part's group; distinct over a run */
+	const struct qfs_txn *txn; /* ordinary ops (no 2PC op), borrowed */
+};
+
+/* Run parts (n >= 1, distinct groups) atomically with coord as the
+ * coordinator group.  Returns 0 with *result 0 (every part committed and
+ * visible) or the first failing part's error (nothing applied; -EBUSY if
+ * the parts' keys stayed locked by other txns for the cell's timeout);
+ * or a propose error (-ETIMEDOUT, -EIO, QFS_ENOGROUP, ...): then the
+ * outcome is decided by qfs_xact_recover, like an unacknowledged single
+ * txn (committed iff the decision 'C' was recorded).  -EINVAL: n == 0,
+ * two parts on one group, or a part holding a 2PC op.  -ENOMEM. */
+int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
+		 size_t n, int *result);
+
+/* Finish every prepared txn of coordinator coord found on groups (which
+ * must include every group a run of coord may have touched): decision 'C'
+ * -> COMMIT; none -> DECIDE 'A' (-EALREADY means 'C' was recorded first:
+ * commit) then ABORT; then forget the decision.  Decisions of coord left
+ * with no prepared part are forgotten too, except that an abort decision
+ * younger than qfs_xact_abort_keep_ms stays (a live coordinator may still
+ * be preparing that txid: the kept 'A' makes its DECIDE 'C' fail).  Call
+ * at router open before serving, and after a coordinator timeout.  Prepared
+ * txns of other coordinators are left alone (logged).  0, or the first
+ * error of a read or proposal (what was finished stays finished; call
+ * again), -ENOMEM. */
+int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
+
+/* Run one ordinary txn on group, retrying (with backoff, within the cell's
+ * timeout) while its result is -EBUSY (keys locked by a prepared 2PC txn).
+ * Contract of qfs_cell_propose; *result is -EBUSY if the keys stayed
+ * locked.  For the router's single-group path once partitions land. */
+int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
+		     int *result);
+
+/* How long an abort decision is kept (ms of txid age, the txid carries its
+ * creation time) before a recovery may forget it; a coordinator never
+ * decides 'C' for a txid older than half of it.  Default
+ * QFS_XACT_ABORT_KEEP_MS.  0: recoveries forget at once, which is right
+ * only when no other coordinator of the group can be alive (tests). */
+#define QFS_XACT_ABORT_KEEP_MS (10u * 60u * 1000u)
+extern uint32_t qfs_xact_abort_keep_ms;
+
+/* TEST HOOK (fault injection, never set in production): when k =
+ * qfs_xact_test_stop > 0, every qfs_xact_run stops right after its k-th
+ * proposal and returns -ECANCELED, leaving the state a crash of the
+ * coordinator there would leave.  Steps: 1..n the PREPAREs, n+1 DECIDE
+ * 'C', n+2..2n+1 the COMMITs, 2n+2 DECIDE 'F'; the proposals of a phase
+ * run at once, so stopping at step j of a phase runs only its first j
+ * parts.  Not thread-safe: set it while no run is in progress. */
+extern int qfs_xact_test_stop;
+
+#endif
