@@ -22,8 +22,8 @@
  *
  * One txn whose ops fall into one partition is one proposal with
  * QFS_OP_RANGE (the partition's epoch) in front; a stale epoch refreshes
- * the map and retries.  Ops in several partitions need a cross-partition
- * transaction: -EXDEV until branch xact's qfs_xact_run is merged.
+ * the map and retries.  Ops in several partitions run as one
+ * cross-partition transaction (router/xact.h), each part fenced.
  *
  * Thread-safety: every function may be called from any thread.  Table
  * creation, deletion and rename are serialised with item transactions of the
@@ -90,10 +90,12 @@ int qfs_router_table_list(struct qfs_router *r, const char *after,
 /* Number of tables. */
 uint64_t qfs_router_table_count(struct qfs_router *r);
 
-/* Items.  Run txn on table (its ops routed by key) and return its result
- * in *result (0 or the failing op's error).  Returns 0 or a propose error
- * (-ETIMEDOUT, QFS_ESTOPPED, -EIO, -ENOSPC, QFS_ENOGROUP, -ENOMEM), or
- * -EXDEV (ops in several partitions, until cross-partition txns land).
+/* Items.  Run txn on table (its ops routed by key, atomically across
+ * partitions) and return its result in *result (0 or the failing op's
+ * error; -EBUSY if its keys stayed locked by a prepared cross-partition
+ * txn).  Returns 0 or a propose error (-ETIMEDOUT, QFS_ESTOPPED, -EIO,
+ * -ENOSPC, QFS_ENOGROUP, -ENOMEM), or -EXDEV (a LINK_DROP whose orphan
+ * entry is in another partition than its inode; more than 64 partitions).
  * A write to a range being moved by a split waits for the split. */
 int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result);
 /* Point read; *val malloc'd.  0, -ENOENT, read errors. */

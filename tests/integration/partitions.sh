@@ -4,7 +4,8 @@
 #  1. a tree (8 directories of random files, and a directory "big" of
 #     QFS_PARTS_N entries, default 20000) is written into one partition;
 #  2. remounted with a tiny -o split_bytes, the table splits (by size) while
-#     writers overwrite files in every directory and readers read: no
+#     writers overwrite, create and remove files in every directory and
+#     readers read: no
 #     writer sees an error, every file holds its last acknowledged content,
 #     readdir of "big" (now across partitions) is complete, sorted and
 #     without duplicates, .quorumfs/partitions has one well-formed line per
@@ -16,9 +17,9 @@
 #  4. a hot directory (stat in a loop) splits by load (-o split_ops=) at a
 #     key sampled from the requests, with no error to the readers;
 #  5. every mount above starts with a cold routing cache under load.
-# Creating files and removing them across partitions needs cross-partition
-# transactions (branch xact); until it is merged the writers here only
-# overwrite existing files (one file's items never split apart).
+# The writers of step 2 overwrite files, create new ones and remove some:
+# a create or unlink whose entry and inode fall into two partitions is a
+# cross-partition transaction (doc/xact.md).
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 
@@ -90,6 +91,29 @@ def overwrite(root, man, seconds, until_file):
                     fh.truncate(len(data))
                 files[p] = hashlib.sha256(data).hexdigest()
                 count[0] += 1
+    made = [0]
+    def c(i):
+        # creates and removes: entry and inode often in two partitions
+        # (cross-partition txns)
+        rnd = random.Random(4000 + i)
+        mine = []
+        j = 0
+        while time.time() < end and not os.path.exists(until_file):
+            d = os.path.dirname(names[rnd.randrange(len(names))])
+            p = os.path.join(d, "n%d_%d" % (i, j))
+            j += 1
+            data = os.urandom(rnd.randint(100, 3000))
+            with open(p, "wb") as fh:
+                fh.write(data)
+            with lock:
+                files[p] = hashlib.sha256(data).hexdigest()
+                made[0] += 1
+            mine.append(p)
+            if len(mine) > 5 and rnd.random() < 0.3:
+                q = mine.pop(rnd.randrange(len(mine)))
+                os.unlink(q)
+                with lock:
+                    del files[q]
     def r(i):
         rnd = random.Random(2000 + i)
         while time.time() < end and not os.path.exists(until_file):
@@ -97,9 +121,9 @@ def overwrite(root, man, seconds, until_file):
             with open(p, "rb") as fh:
                 fh.read()
             os.listdir(os.path.dirname(p))
-    run_threads(6, lambda i: w(i) if i < 4 else r(i))
+    run_threads(8, lambda i: w(i) if i < 3 else c(i) if i < 6 else r(i))
     json.dump(m, open(man, "w"))
-    print("overwrites %d" % count[0])
+    print("overwrites %d creates %d" % (count[0], made[0]))
 
 def verify(root, man):
     m = json.load(open(man))
@@ -121,6 +145,10 @@ def verify(root, man):
         ls = os.listdir(d)
         if len(ls) != len(set(ls)):
             die("readdir of %s returned duplicates" % d)
+        want = sorted(os.path.basename(p) for p in m["files"] if os.path.dirname(p) == d)
+        if sorted(ls) != want:
+            die("readdir of %s: %d entries, want %d (extra %s, missing %s)" %
+                (d, len(ls), len(want), sorted(set(ls) - set(want))[:3], sorted(set(want) - set(ls))[:3]))
 
 def hammer(root, man, directory, seconds):
     names = [os.path.join(root, directory, n) for n in os.listdir(os.path.join(root, directory))]
@@ -187,6 +215,7 @@ awk '$1 == "table" && $2 == "t" {
 END { if (prevhi != "-") bad = "last hi is not the end"; if (bad) { print bad; exit 1 } }' \
 	"$MNT/.quorumfs/partitions" || fail "bad .quorumfs/partitions"
 grep -q '^meta lookups_sent [1-9]' "$MNT/.quorumfs/stats" || fail "no constant-work lookups counted"
+grep -qE '^meta .* xacts [1-9]' "$MNT/.quorumfs/stats" || fail "no cross-partition txn ran during the splits"
 note "$P2 partitions after size splits under load"
 
 # --- 3. kill -9 at each step of a split
