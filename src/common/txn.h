@@ -31,8 +31,8 @@
  *                                       file still open) and keep the inode;
  *                                       -ENOENT absent, -EISDIR directory,
  *                                       -EINVAL if nlink is already 0
- *   RANGE      key (""), val be64(epoch), err   fail with err unless the
- *                                       partition's fence record (key "",
+ *   RANGE      key ("\0"), val be64(epoch), err   fail with err unless the
+ *                                       partition's fence record (key "\0",
  *                                       src/meta) holds that epoch (absent:
  *                                       epoch 0); version 3
  *

@@ -458,7 +458,7 @@ int qfs_meta_add_fence(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct
 	if (!op)
 		return -ENOMEM;
 	op->key = QFS_META_FENCE_KEY;
-	op->key_len = 0;
+	op->key_len = QFS_META_FENCE_KEY_LEN;
 	op->val = rec->val.data;
 	op->val_len = (uint32_t)rec->val.len;
 	return 0;

@@ -11,8 +11,8 @@
  * MemDS role).  Table creation, drop and splits are meta-group txns built
  * here; the commit of a split's txn is the split's commit point.
  *
- * Each partition's own group also holds a fence record (key "", the empty
- * key, which no item uses) with its epoch and range; every txn the router
+ * Each partition's own group also holds a fence record (key "\0", one
+ * byte, which no item uses) with its epoch and range; every txn the router
  * sends carries QFS_OP_RANGE with the epoch it believes in, so a txn routed
  * with a stale map fails with QFS_ESTALE instead of writing a moved range.
  *
@@ -37,7 +37,15 @@ struct qfs_cell;
 struct qfs_meta;
 
 #define QFS_META_REPLICAS 3
-#define QFS_META_FENCE_KEY ((const uint8_t *)"")  /* the fence record's key (length 0) */
+#define QFS_META_FENCE_KEY ((const uint8_t *)"")  /* the fence record's key: one byte 0 */
+#define QFS_META_FENCE_KEY_LEN 1                   /* (below every item key: >= 17 bytes) */
+#define QFS_META_ITEMS_FIRST ((const uint8_t *)"\0") /* two bytes 0: below every item key, */
+#define QFS_META_ITEMS_FIRST_LEN 2                 /* above the fence key */
+/* 1 if (k, kl) is the fence key. */
+static inline int qfs_meta_is_fence(const uint8_t *k, size_t kl)
+{
+	return kl == 1 && k[0] == 0;
+}
 #define QFS_META_KEY_END_LEN 16                    /* end of item keys: 16 x 0xff (key.h) */
 
 struct qfs_meta_part {

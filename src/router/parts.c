@@ -389,7 +389,7 @@ static int copy_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 {
 	struct copy_ctx *c = arg;
 
-	if (kl == 0 || kl > QFS_KEY_MAX)
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
 		return 0;
 	qfs_buf_put_bytes(&c->items, k, kl);
 	qfs_buf_put_bytes(&c->items, v, vl);
@@ -459,10 +459,9 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 }
 
 /* In p's group: its fence and the deletion of its keys outside [lo, hi)
- * (the fence key "" excepted).  0 or an error. */
+ * (the fence key "\0" excepted).  0 or an error. */
 static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 {
-	static const uint8_t first[1] = { 0 };
 	struct qfs_meta_rec rec;
 	struct qfs_txn t;
 	struct qfs_op *op;
@@ -476,8 +475,8 @@ static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 		if (!op) {
 			rc = -ENOMEM;
 		} else {
-			op->key = first;
-			op->key_len = 1;
+			op->key = QFS_META_ITEMS_FIRST;
+			op->key_len = QFS_META_ITEMS_FIRST_LEN;
 			op->key2 = p->lo;
 			op->key2_len = p->lo_len;
 		}
@@ -509,7 +508,8 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	qfs_ino_t newg;
 	int rc;
 
-	if (!qfs_meta_part_has(old, k, kl) || qfs_meta_keycmp(k, kl, old->lo, old->lo_len) == 0 || kl == 0)
+	if (!qfs_meta_part_has(old, k, kl) || qfs_meta_keycmp(k, kl, old->lo, old->lo_len) == 0 ||
+	    qfs_meta_keycmp(k, kl, QFS_META_ITEMS_FIRST, QFS_META_ITEMS_FIRST_LEN) <= 0)
 		return -EINVAL;
 	rc = qfs_router_alloc_ino(r, &newg); /* group ids are never reused */
 	if (rc)
@@ -611,7 +611,7 @@ static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
 {
 	struct copy_ctx *c = arg;
 
-	if (kl == 0 || kl > QFS_KEY_MAX)
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
 		return 0;
 	c->bytes += kl + vl;
 	c->items_seen++;
@@ -729,8 +729,8 @@ static void check_splits(struct qfs_router *r)
 			struct copy_ctx *cc = calloc(1, sizeof(*cc));
 			if (cc) {
 				cc->limit = cfg.split_bytes;
-				(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : (const uint8_t *)"\0",
-						    p->lo_len ? p->lo_len : 1, p->hi_len ? p->hi : key_end,
+				(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : QFS_META_ITEMS_FIRST,
+						    p->lo_len ? p->lo_len : QFS_META_ITEMS_FIRST_LEN, p->hi_len ? p->hi : key_end,
 						    p->hi_len ? p->hi_len : sizeof(key_end), count_cb, cc);
 				if (cc->bytes > cfg.split_bytes && cc->mid_len) {
 					/* the requests' median when it cuts the
@@ -824,10 +824,12 @@ static int repair(struct qfs_router *r)
 		if (groups.v[i] == QFS_META_GROUP || !qfs_meta_group_used(r->meta, groups.v[i]))
 			continue;
 		/* the group's own fence */
-		int grc = qfs_cell_get(r->cell, groups.v[i], QFS_META_FENCE_KEY, 0, &val, &vl);
-		if (grc && grc != -ENOENT) {
-			rc = grc;
-			break;
+		int grc = qfs_cell_get(r->cell, groups.v[i], QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
+		if (grc && grc != -ENOENT) { /* a group that cannot serve: its own errors
+					       * say so; the next open checks it again */
+			QFS_LOG(QFS_LOG_WARN, "cannot read a partition's fence group=%016llx err=%s",
+				(unsigned long long)groups.v[i], qfs_strerror(grc));
+			continue;
 		}
 		memset(&f, 0, sizeof(f));
 		if (grc == 0) {
@@ -850,6 +852,11 @@ static int repair(struct qfs_router *r)
 					(unsigned long long)p.group, (unsigned long long)p.epoch,
 					(unsigned long long)f.epoch);
 				rc = settle_group(r, &p);
+				if (rc) { /* the group cannot take it now: the next open will */
+					QFS_LOG(QFS_LOG_ERR, "cannot finish an interrupted split group=%016llx err=%s",
+						(unsigned long long)p.group, qfs_strerror(rc));
+					rc = 0;
+				}
 			}
 		}
 		free(v);
@@ -872,10 +879,9 @@ int router_parts_open(struct qfs_router *r)
 	qfs_cell_groups(r->cell, qfs_glist_add, &all);
 	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
 	qfs_glist_free(&all);
-	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "cannot finish prepared cross-partition txns err=%s", qfs_strerror(rc));
-		return rc;
-	}
+	if (rc) /* a group that cannot serve (stopped, no quorum) keeps its prepared
+		 * txns, and their keys stay locked, until a later open finishes them */
+		QFS_LOG(QFS_LOG_ERR, "cannot finish every prepared cross-partition txn err=%s", qfs_strerror(rc));
 	rc = repair(r);
 	if (rc)
 		return rc;
@@ -985,8 +991,8 @@ static int plist_table(const struct qfs_table *t, void *arg)
 		uint32_t leader = 0;
 
 		if (cc)
-			(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : (const uint8_t *)"\0",
-					    p->lo_len ? p->lo_len : 1, p->hi_len ? p->hi : key_end,
+			(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : QFS_META_ITEMS_FIRST,
+					    p->lo_len ? p->lo_len : QFS_META_ITEMS_FIRST_LEN, p->hi_len ? p->hi : key_end,
 					    p->hi_len ? p->hi_len : sizeof(key_end), count_cb, cc);
 		pthread_mutex_lock(&r->pst_mu);
 		for (struct pstat *st = r->pst[p->group % PC_BUCKETS]; st; st = st->next)

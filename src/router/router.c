@@ -177,7 +177,7 @@ static struct sub *sub_of(struct sub *subs, size_t cap, size_t *n, const struct 
 		return NULL;
 	qfs_be64_put(s->ep, q->epoch);
 	op->key = QFS_META_FENCE_KEY;
-	op->key_len = 0;
+	op->key_len = QFS_META_FENCE_KEY_LEN;
 	op->val = s->ep;
 	op->val_len = 8;
 	op->err = QFS_ESTALE;
@@ -465,7 +465,7 @@ static int scan_count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t v
 	struct scan_count *c = arg;
 	int rc;
 
-	if (kl == 0 || kl > QFS_KEY_MAX)
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
 		return 0; /* the partition's fence record is not an item */
 	c->bytes += kl + vl;
 	rc = c->cb(k, kl, v, vl, c->arg);

@@ -275,7 +275,7 @@ START_TEST(test_fence_record)
 	ck_assert_int_eq(run(1500, &t), 0);
 	qfs_txn_close(&t);
 	qfs_meta_rec_close(&rec);
-	ck_assert_int_eq(qfs_cell_get(cell, 1500, QFS_META_FENCE_KEY, 0, &val, &vl), 0);
+	ck_assert_int_eq(qfs_cell_get(cell, 1500, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl), 0);
 	memset(&f, 0, sizeof(f));
 	ck_assert_int_eq(qfs_meta_fence_decode(val, vl, &f), 0);
 	ck_assert_uint_eq(f.epoch, 7);
