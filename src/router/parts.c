@@ -636,6 +636,7 @@ struct cand {
 	qfs_group_t group;
 	int by_load;
 	int sampled;                   /* key holds the requests' median */
+	int done;                      /* a split was made */
 	size_t key_len;
 	uint8_t key[QFS_KEY_MAX];
 };
@@ -656,16 +657,21 @@ static int pick_load_key(struct pstat *st, struct cand *c)
 	return 1;
 }
 
-/* A split key inside a file (its inode or chunk items) moves to the file's
- * first key, so one file's inode and chunks stay in one partition (its
- * writes stay single-partition txns); dentry keys stay as they are, so a
- * large directory can be cut anywhere. */
+/* A split key inside a file (its inode or chunk items) moves to the end
+ * of the file's items (the next partition key's prefix), so one file's
+ * inode and chunks stay in one partition (its writes stay single-partition
+ * txns) and a split never copies a large file it falls into; dentry keys
+ * stay as they are, so a large directory can be cut anywhere. */
 static void round_key(struct cand *c)
 {
 	struct qfs_key k;
 
-	if (qfs_key_parse(c->key, c->key_len, &k) == 0 && k.kind != QFS_KEY_DENTRY)
-		c->key_len = QFS_KEY_PREFIX_LEN;
+	if (qfs_key_parse(c->key, c->key_len, &k) != 0 || k.kind == QFS_KEY_DENTRY)
+		return;
+	c->key_len = QFS_KEY_PREFIX_LEN;
+	for (int i = QFS_KEY_PREFIX_LEN - 1; i >= 0; i--) /* + 1, big-endian */
+		if (++c->key[i] != 0)
+			break;
 }
 
 static void check_splits(struct qfs_router *r)
@@ -685,7 +691,8 @@ static void check_splits(struct qfs_router *r)
 			pst_roll(r, st, now);
 			if (cfg.split_ops > 0 && st->hot_since_ms && now - st->hot_since_ms >= cfg.window_ms)
 				load = 1;
-			if (cfg.split_bytes && (!st->size_checked || st->written >= cfg.split_bytes / 8))
+			if (cfg.split_bytes &&
+			    (!st->size_checked || st->written >= (st->size_backoff ? cfg.split_bytes : cfg.split_bytes / 8)))
 				size = 1;
 			if (!load && !size)
 				continue;
@@ -698,6 +705,7 @@ static void check_splits(struct qfs_router *r)
 				cap = ncap;
 			}
 			struct cand *c = &cands[nc];
+			c->done = 0;
 			c->table = st->table;
 			c->group = st->group;
 			c->sampled = pick_load_key(st, c);
@@ -709,6 +717,7 @@ static void check_splits(struct qfs_router *r)
 				continue;
 			} else {
 				st->size_checked = 1;
+				st->size_backoff = 0;
 				st->written = 0;
 			}
 			nc++;
@@ -757,9 +766,19 @@ static void check_splits(struct qfs_router *r)
 			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "split by %s table=%llu group=%016llx err=%s",
 				c->by_load ? "load" : "size", (unsigned long long)c->table,
 				(unsigned long long)c->group, qfs_strerror(rc));
+			c->done = rc == 0;
 		}
 		free(v);
 	}
+	/* a size check that found no split (small, or one file larger than
+	 * split_bytes) waits for split_bytes more writes, not split_bytes / 8 */
+	pthread_mutex_lock(&r->pst_mu);
+	for (size_t i = 0; i < nc; i++)
+		if (!cands[i].by_load && !cands[i].done)
+			for (struct pstat *st = r->pst[cands[i].group % PC_BUCKETS]; st; st = st->next)
+				if (st->group == cands[i].group)
+					st->size_backoff = 1;
+	pthread_mutex_unlock(&r->pst_mu);
 	free(cands);
 }
 

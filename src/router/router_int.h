@@ -48,6 +48,7 @@ struct pstat {
 	double ops_s;                /* last full second's rate */
 	uint64_t written;            /* txn bytes since the last size check */
 	int size_checked;            /* a size check ran once */
+	int size_backoff;            /* the last size check split nothing */
 	uint64_t seen;               /* keys offered to the reservoir */
 	uint32_t nsample;
 	uint16_t sample_len[PST_SAMPLES];
