@@ -38,7 +38,7 @@
 #include "common/txn.h"
 #include "fs/fs_int.h"
 
-__thread qfs_group_t qfs_fs_tl_group;
+__thread qfs_table_t qfs_fs_tl_table;
 __thread int qfs_fs_tl_errno;
 
 struct qfs_fs_avail {
@@ -57,10 +57,10 @@ struct qfs_fs_avail {
 
 void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int failed)
 {
-	qfs_group_t g = qfs_fs_tl_group;
+	qfs_table_t g = qfs_fs_tl_table;
 	int e = qfs_fs_tl_errno;
 
-	qfs_fs_tl_group = 0;
+	qfs_fs_tl_table = 0;
 	qfs_fs_tl_errno = 0;
 	if (!fs->avail)
 		return;
@@ -95,7 +95,7 @@ static int names_add(const struct qfs_table *t, void *arg)
 	c->names[c->n] = strdup(t->name);
 	if (!c->names[c->n])
 		return -ENOMEM;
-	c->ids[c->n++] = t->group;
+	c->ids[c->n++] = t->id;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
  *   .quorumfs/archive  WAL archiving per partition (text from the archiver,
  *                      doc/archive.md)
  *   .quorumfs/capacity  admission control per table (doc/admission.md)
+ *   .quorumfs/partitions  one line per partition of every table (doc/fs.md)
  *   .quorumfs/nodes    the storage nodes, one line each; root may write
  *                      "stop N" or "start N" to it: a TEST HOOK that powers a
  *                      node off or on (fault injection, doc/cell.md)
@@ -46,6 +47,7 @@ static const struct ctl_file files[] = {
 	{ QFS_CTL_SCRUB_INO, "scrub" },
 	{ QFS_CTL_ALARMS_INO, "alarms" },
 	{ QFS_CTL_CAPACITY_INO, "capacity" },
+	{ QFS_CTL_PARTITIONS_INO, "partitions" },
 	{ QFS_CTL_AVAIL_INO, "availability" },
 	{ QFS_CTL_METRICS_INO, "metrics" },
 };
@@ -146,6 +148,8 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 		qfs_router_stats(fs->r, &b);
 	} else if (ino == QFS_CTL_CAPACITY_INO) {
 		qfs_router_capacity(fs->r, &b);
+	} else if (ino == QFS_CTL_PARTITIONS_INO) {
+		qfs_router_partitions(fs->r, &b);
 	} else if (ino == QFS_CTL_NODES_INO) {
 		if (fs->o->nodes_text)
 			fs->o->nodes_text(fs->o->nodes_arg, &b);

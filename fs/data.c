@@ -74,7 +74,7 @@ int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in)
 
 	if (in->loaded)
 		return 0;
-	rc = qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	rc = qfs_router_get_attr(fs->r, in->table, in->ino, &a);
 	if (rc)
 		return rc;
 	in->attr = a;
@@ -104,7 +104,7 @@ static int read_stored_chunk(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 		if (no != 0)
 			return 0;
 		qfs_inode_init(&inode);
-		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 		if (rc == 0) {
 			size_t n = inode.data_len < want ? inode.data_len : want;
 			if (n)
@@ -116,7 +116,7 @@ static int read_stored_chunk(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen = qfs_key_chunk(key, in->ino, no), vlen;
 	void *val;
-	rc = qfs_router_get(fs->r, in->group, key, klen, &val, &vlen);
+	rc = qfs_router_get(fs->r, in->table, key, klen, &val, &vlen);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
@@ -273,7 +273,7 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 		flags = in->stored_flags;
 	} else {
 		/* clean file: one read of the inode gives size and, if inline, the bytes */
-		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 		if (rc)
 			return rc;
 		have_inode = 1;
@@ -590,7 +590,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		op->mask |= QFS_SET_SIZE | QFS_SET_FLAGS;
 	op->attr = in->attr;
 	op->attr.flags = flags;
-	rc = qfs_router_txn(fs->r, in->group, &t, &res);
+	rc = qfs_router_txn(fs->r, in->table, &t, &res);
 	if (rc == 0)
 		rc = res;
 	if (rc == 0) {
@@ -598,8 +598,8 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		in->valid_size = size;
 		in->stored_flags = flags;
 	} else {
-		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu group=%016llx size=%llu err=%s",
-			(unsigned long long)in->ino, (unsigned long long)in->group, (unsigned long long)size,
+		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu table=%llu size=%llu err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)size,
 			qfs_strerror(rc));
 	}
 out:
@@ -647,7 +647,7 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
 }
 
-int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino)
+int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t ino)
 {
 	uint8_t ikey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], okey[QFS_KEY_MAX];
 	char oname[32];
@@ -668,7 +668,7 @@ int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino)
 	op->key2_len = (uint32_t)hil;
 	if (!(op = add_keyed(&t, QFS_OP_DEL, okey, olen)))
 		goto out;
-	rc = qfs_router_txn(fs->r, group, &t, &res);
+	rc = qfs_router_txn(fs->r, table, &t, &res);
 	if (rc == 0)
 		rc = res;
 out:
@@ -713,7 +713,7 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 
 	qfs_inode_init(&inode);
 	qfs_txn_init(&t);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc)
 		goto out;
 	size = inode.a.size;
@@ -773,11 +773,11 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 	op->mask = QFS_SET_MTIME | QFS_SET_CTIME;
 	op->attr.mtime = now;
 	op->attr.ctime = now;
-	rc = qfs_fs_run_txn(fs, in->group, &t);
+	rc = qfs_fs_run_txn(fs, in->table, &t);
 out:
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "punch hole failed ino=%llu group=%016llx off=%llu end=%llu err=%s",
-			(unsigned long long)in->ino, (unsigned long long)in->group, (unsigned long long)off,
+		QFS_LOG(QFS_LOG_ERR, "punch hole failed ino=%llu table=%llu off=%llu end=%llu err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)off,
 			(unsigned long long)end, qfs_strerror(rc));
 	qfs_txn_close(&t);
 	qfs_inode_close(&inode);

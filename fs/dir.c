@@ -22,13 +22,13 @@
 struct dirent_rec {
 	char *name;
 	qfs_ino_t ino;
-	qfs_group_t group;        /* group of the entry's inode (a table's own at the root) */
+	qfs_table_t table;        /* table of the entry's inode (its own at the root) */
 	uint32_t type;
 };
 
 struct dir_handle {
 	qfs_ino_t ino;
-	qfs_group_t group;
+	qfs_table_t table;
 	qfs_ino_t parent;
 	struct dirent_rec *ents;  /* entries read so far, in name order */
 	size_t n, cap;
@@ -63,7 +63,7 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			free(h);
 			return qfs_fs_fail(req, FOP_OPENDIR, t0, -ESTALE, "unknown ino=%lu", ino);
 		}
-		h->group = in->group;
+		h->table = in->table;
 		pthread_mutex_lock(&fs->itab_mu);
 		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
 		pthread_mutex_unlock(&fs->itab_mu);
@@ -93,7 +93,7 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t ino, qfs_group_t group,
+static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t ino, qfs_table_t table,
 		   uint32_t type)
 {
 	if (h->n == h->cap) {
@@ -111,7 +111,7 @@ static int dir_add(struct dir_handle *h, const char *name, size_t len, qfs_ino_t
 	s[len] = '\0';
 	h->ents[h->n].name = s;
 	h->ents[h->n].ino = ino;
-	h->ents[h->n].group = group;
+	h->ents[h->n].table = table;
 	h->ents[h->n].type = type;
 	h->n++;
 	return 0;
@@ -133,7 +133,7 @@ static int page_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 	if (rc == 0)
 		rc = qfs_dentry_decode(v, vl, &d);
 	if (rc == 0)
-		rc = dir_add(c->h, (const char *)key.name, key.name_len, d.ino, c->h->group, d.type);
+		rc = dir_add(c->h, (const char *)key.name, key.name_len, d.ino, c->h->table, d.type);
 	if (rc) {
 		c->err = rc;
 		return 1;
@@ -144,7 +144,7 @@ static int page_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 static int table_page_cb(const struct qfs_table *t, void *arg)
 {
 	struct page_ctx *c = arg;
-	int rc = dir_add(c->h, t->name, strlen(t->name), t->ino, t->group, S_IFDIR);
+	int rc = dir_add(c->h, t->name, strlen(t->name), t->ino, t->id, S_IFDIR);
 
 	if (rc) {
 		c->err = rc;
@@ -170,7 +170,7 @@ static int dir_load_page(struct qfs_fs *fs, struct dir_handle *h)
 			lol = qfs_key_dentry(lo, h->ino, after, strlen(after));
 			lo[lol++] = 0; /* first key after the last name held */
 		}
-		rc = qfs_router_scan(fs->r, h->group, lo, lol, hi, hil, page_cb, &c);
+		rc = qfs_router_scan(fs->r, h->table, lo, lol, hi, hil, page_cb, &c);
 	}
 	if (c.err)
 		return c.err;
@@ -197,7 +197,7 @@ static size_t add_plus(struct qfs_fs *fs, fuse_req_t req, char *buf, size_t room
 	if (need > room)
 		return need;
 	if (r) {
-		struct qfs_fs_inode *in = qfs_fs_iget(fs, r->ino, r->group, r->type, 0);
+		struct qfs_fs_inode *in = qfs_fs_iget(fs, r->ino, r->table, r->type, 0);
 		if (in && qfs_fs_inode_attr(fs, in, &a) == 0 && a.ino == r->ino) {
 			qfs_fs_fill_entry(fs, &e, &a);
 			pthread_mutex_lock(&fs->itab_mu);
@@ -217,7 +217,7 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-	qfs_fs_tl_group = h ? h->group : 0; /* this reply's table (avail.c) */
+	qfs_fs_tl_table = h ? h->table : 0; /* this reply's table (avail.c) */
 	char *buf;
 	size_t pos = 0;
 	int rc = 0;
@@ -301,7 +301,7 @@ void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-	qfs_fs_tl_group = h ? h->group : 0; /* this reply's table (avail.c) */
+	qfs_fs_tl_table = h ? h->table : 0; /* this reply's table (avail.c) */
 
 	pthread_mutex_lock(&fs->dirh_mu);
 	if (h->prev)

@@ -74,7 +74,7 @@ struct qfs_fs_pend {
 
 struct qfs_fs_inode {
 	qfs_ino_t ino;
-	qfs_group_t group;           /* group holding the inode item (meta group for root) */
+	qfs_table_t table;           /* table of the inode item (QFS_META_TABLE for the root) */
 	uint32_t type;               /* S_IFMT bits */
 	qfs_ino_t parent;            /* directories: parent as last seen (for ".."); itab_mu */
 	uint64_t nlookup;            /* kernel references; protected by fs->itab_mu */
@@ -141,7 +141,7 @@ struct qfs_fs {
 int qfs_fs_itab_init(struct qfs_fs *fs);
 void qfs_fs_itab_close(struct qfs_fs *fs);
 /* Find or add ino with +1 ref (and +1 nlookup if kernel != 0).  NULL on ENOMEM. */
-struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type,
+struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t table, uint32_t type,
 				 int kernel);
 /* Find ino with +1 ref, NULL if the kernel never looked it up. */
 struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino);
@@ -179,7 +179,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_drop_buffers(struct qfs_fs_inode *in);
 /* Delete an inode item and its chunks (last link gone, not open). */
-int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t ino);
+int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t ino);
 
 /* pend.c: pending creates (doc/fs.md "One round per file"). */
 /* The pending file (parent, name) with a reference (qfs_fs_iput), or NULL. */
@@ -214,6 +214,7 @@ static inline int qfs_fs_ctl_writable(unsigned long ino)
 	return ino == QFS_CTL_NODES_INO || ino == QFS_CTL_SCRUB_INO;
 }
 #define QFS_CTL_CAPACITY_INO 12 /* .quorumfs/capacity (admission control) */
+#define QFS_CTL_PARTITIONS_INO 21 /* .quorumfs/partitions (branch parts; doc/partitions.md) */
 /* Attributes of a control entry (times: the mount time); -ENOENT, -ENOTDIR. */
 int qfs_fs_ctl_lookup(const struct qfs_fs *fs, qfs_ino_t parent, const char *name, struct stat *st);
 int qfs_fs_ctl_getattr(const struct qfs_fs *fs, qfs_ino_t ino, struct stat *st);
@@ -229,10 +230,10 @@ int qfs_fs_ctl_command(struct qfs_fs *fs, qfs_ino_t ino, const char *buf, size_t
 size_t qfs_fs_ctl_readdir(fuse_req_t req, char *buf, size_t size, off_t off, int plus);
 static inline int qfs_fs_is_ctl(qfs_ino_t ino) { return ino >= QFS_CTL_DIR_INO && ino <= QFS_CTL_INO_LAST; }
 
-/* avail.c: client-side availability (doc/availability.md).  The group of
+/* avail.c: client-side availability (doc/availability.md).  The table of
  * the inode a handler found last (qfs_fs_iget/ifind set it) and the errno
  * qfs_fs_fail replies, both per thread, reset by qfs_fs_avail_record. */
-extern __thread qfs_group_t qfs_fs_tl_group;
+extern __thread qfs_table_t qfs_fs_tl_table;
 extern __thread int qfs_fs_tl_errno;
 /* Record one reply of op (ns latency; failed: the errno is qfs_fs_tl_errno,
  * EIO if unset; not failed but qfs_fs_tl_errno set: a reply the user sees
@@ -251,7 +252,7 @@ static inline struct qfs_fs_inode *qfs_fs_fh_inode(struct fuse_file_info *fi)
 {
 	struct qfs_fs_inode *in = (struct qfs_fs_inode *)(uintptr_t)fi->fh;
 
-	qfs_fs_tl_group = in ? in->group : 0;
+	qfs_fs_tl_table = in ? in->table : 0;
 	return in;
 }
 
@@ -276,7 +277,7 @@ struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);
 /* Append an op of kind on key to t; NULL on -ENOMEM. */
 struct qfs_op *qfs_fs_add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen);
 /* Run t on group: the propose error, else the txn's result. */
-int qfs_fs_run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t);
+int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_txn *t);
 
 /* acl.c: POSIX ACL xattr values (the kernel's layout); see acl.c. */
 #define QFS_ACL_ACCESS "system.posix_acl_access"

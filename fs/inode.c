@@ -83,7 +83,7 @@ static struct qfs_fs_inode *lookup_locked(struct qfs_fs *fs, qfs_ino_t ino)
 	return NULL;
 }
 
-struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type,
+struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t table, uint32_t type,
 				 int kernel)
 {
 	struct qfs_fs_inode *in;
@@ -97,7 +97,7 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t g
 			return NULL;
 		}
 		in->ino = ino;
-		in->group = group;
+		in->table = table;
 		in->type = type;
 		pthread_mutex_init(&in->mu, NULL);
 		if (fs->ninodes >= fs->itab_size)
@@ -110,7 +110,7 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t g
 	in->refs++;
 	if (kernel)
 		in->nlookup++;
-	qfs_fs_tl_group = in->group; /* this reply's table (avail.c) */
+	qfs_fs_tl_table = in->table; /* this reply's table (avail.c) */
 	pthread_mutex_unlock(&fs->itab_mu);
 	return in;
 }
@@ -123,7 +123,7 @@ struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino)
 	in = lookup_locked(fs, ino);
 	if (in) {
 		in->refs++;
-		qfs_fs_tl_group = in->group; /* this reply's table (avail.c) */
+		qfs_fs_tl_table = in->table; /* this reply's table (avail.c) */
 	}
 	pthread_mutex_unlock(&fs->itab_mu);
 	return in;

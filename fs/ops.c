@@ -152,7 +152,7 @@ int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
 		*out = in->attr;
 		out->blocks = qfs_fs_blocks(in);
 	} else
-		rc = qfs_router_get_attr(fs->r, in->group, in->ino, out);
+		rc = qfs_router_get_attr(fs->r, in->table, in->ino, out);
 	pthread_mutex_unlock(&in->mu);
 	return rc;
 }
@@ -164,13 +164,13 @@ struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino)
 }
 
 /* Read the dentry (parent, name) in group: decoded into *d and raw value. */
-static int read_dentry(struct qfs_fs *fs, qfs_group_t group, qfs_ino_t parent, const char *name,
+static int read_dentry(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, const char *name,
 		       struct qfs_dentry *d, void **raw, size_t *raw_len)
 {
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen = qfs_key_dentry(key, parent, name, strlen(name)), vlen;
 	void *val;
-	int rc = qfs_router_get(fs->r, group, key, klen, &val, &vlen);
+	int rc = qfs_router_get(fs->r, table, key, klen, &val, &vlen);
 
 	if (rc)
 		return rc;
@@ -218,10 +218,10 @@ static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const s
 	return 0;
 }
 
-int qfs_fs_run_txn(struct qfs_fs *fs, qfs_group_t group, struct qfs_txn *t)
+int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_txn *t)
 {
 	int res = 0;
-	int rc = qfs_router_txn(fs->r, group, t, &res);
+	int rc = qfs_router_txn(fs->r, table, t, &res);
 
 	return rc ? rc : res;
 }
@@ -235,7 +235,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct qfs_attr a;
 	struct qfs_dentry d;
-	qfs_group_t group;
+	qfs_table_t table;
 	int rc;
 
 	if ((rc = check_name(name)))
@@ -255,7 +255,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct qfs_table tb;
 		rc = qfs_router_table_lookup(fs->r, name, &tb);
 		if (rc == 0) {
-			group = tb.group;
+			table = tb.id;
 			d.ino = tb.ino;
 			d.type = S_IFDIR;
 		}
@@ -263,7 +263,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 		if (!p)
 			return qfs_fs_fail(req, FOP_LOOKUP, t0, -ESTALE, "unknown parent=%lu", parent);
-		group = p->group;
+		table = p->table;
 		qfs_fs_iput(fs, p);
 		/* a file created and not yet stored (pend.c) comes first */
 		struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
@@ -273,7 +273,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			qfs_fs_iput(fs, x);
 			rc = 0;
 		} else {
-			rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+			rc = read_dentry(fs, table, parent, name, &d, NULL, NULL);
 		}
 	}
 	if (rc == -ENOENT) {
@@ -287,7 +287,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc, "parent=%lu name=%s", parent, QFS_ESC_NAME(name));
-	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, group, d.type, 0);
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, table, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
 	rc = qfs_fs_inode_attr(fs, in, &a);
@@ -546,7 +546,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	if (!in)
 		return qfs_fs_fail(req, FOP_READLINK, t0, -ESTALE, "unknown ino=%lu", ino);
 	qfs_inode_init(&inode);
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	qfs_fs_iput(fs, in);
 	if (rc == 0 && !S_ISLNK(inode.a.mode))
 		rc = -EINVAL;
@@ -614,7 +614,7 @@ static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, s
  * number, owner from ctx, mode and ACLs as inherited (inherit_acl), set-gid
  * directories, times now.  Reads the parent's inode.  0, -ENOTDIR,
  * -ENAMETOOLONG (symlink target), -ENOMEM or the router's error. */
-static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, qfs_group_t group,
+static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, qfs_table_t table,
 		      const struct newnode *nn, struct qfs_inode *in, struct qfs_dentry *d)
 {
 	struct qfs_inode pin;
@@ -623,7 +623,7 @@ static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t 
 	int rc;
 
 	qfs_inode_init(&pin);
-	rc = qfs_router_get_inode(fs->r, group, parent, &pin);
+	rc = qfs_router_get_inode(fs->r, table, parent, &pin);
 	pa = pin.a;
 	if (rc == 0 && !S_ISDIR(pa.mode))
 		rc = -ENOTDIR;
@@ -689,7 +689,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		rc = qfs_router_table_create(fs->r, name, &pa, &tb);
 		if (rc)
 			return rc;
-		struct qfs_fs_inode *tin = qfs_fs_iget(fs, tb.ino, tb.group, S_IFDIR, 1);
+		struct qfs_fs_inode *tin = qfs_fs_iget(fs, tb.ino, tb.id, S_IFDIR, 1);
 		if (!tin)
 			return -ENOMEM;
 		tin->parent = FUSE_ROOT_ID;
@@ -702,7 +702,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
 		return -ESTALE;
-	qfs_group_t group = p->group;
+	qfs_table_t table = p->table;
 	qfs_fs_iput(fs, p);
 	struct qfs_fs_inode *pend = qfs_fs_pend_find(fs, parent, name);
 	if (pend) {
@@ -712,7 +712,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
 		return rc;
 	qfs_inode_init(&in);
-	rc = build_node(fs, ctx, parent, group, nn, &in, &d);
+	rc = build_node(fs, ctx, parent, table, nn, &in, &d);
 	if (rc) {
 		qfs_inode_close(&in);
 		return rc;
@@ -753,10 +753,10 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	op->val_len = (uint32_t)ib.len;
 	if ((rc = touch_dir(&t, pkey, plen, &in.a.mtime, S_ISDIR(nn->mode) ? 1 : 0)))
 		goto out;
-	rc = qfs_fs_run_txn(fs, group, &t);
+	rc = qfs_fs_run_txn(fs, table, &t);
 	if (rc)
 		goto out;
-	struct qfs_fs_inode *nin = qfs_fs_iget(fs, ino, group, d.type, 1);
+	struct qfs_fs_inode *nin = qfs_fs_iget(fs, ino, table, d.type, 1);
 	if (!nin) {
 		rc = -ENOMEM;
 		goto out;
@@ -858,7 +858,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		qfs_fs_iput(fs, p);
 		return qfs_fs_fail(req, FOP_LINK, t0, -ESTALE, "unknown ino=%lu or parent=%lu", ino, newparent);
 	}
-	qfs_group_t group = p->group;
+	qfs_table_t table = p->table;
 	int pdir = S_ISDIR(p->type);
 	qfs_fs_iput(fs, p);
 	if (S_ISDIR(in->type)) {
@@ -869,7 +869,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LINK, t0, -ENOTDIR, "parent=%lu is not a directory", newparent);
 	}
-	if (in->group != group) {
+	if (in->table != table) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LINK, t0, -EXDEV, "hard link between tables ino=%lu name=%.64s", ino,
 				   newname);
@@ -913,12 +913,12 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	op->val_len = (uint32_t)db.len;
 	if ((rc = touch_dir(&t, pkey, plen, &now, 0)))
 		goto out;
-	rc = qfs_fs_run_txn(fs, group, &t);
+	rc = qfs_fs_run_txn(fs, table, &t);
 	if (rc)
 		goto out;
 	/* the kernel must see the new nlink: from the store, the rest from
 	 * memory when the file has buffered state */
-	rc = qfs_router_get_attr(fs->r, group, in->ino, &a);
+	rc = qfs_router_get_attr(fs->r, table, in->ino, &a);
 	if (rc == 0 && in->loaded) {
 		in->attr.nlink = a.nlink;
 		in->attr.ctime = now;
@@ -991,7 +991,7 @@ static void after_drop(struct qfs_fs *fs, struct qfs_fs_inode *vin, const struct
 
 	if (!vin || (!vin->loaded && vin->nopen == 0))
 		return;
-	rc = qfs_router_get_attr(fs->r, vin->group, vin->ino, &a);
+	rc = qfs_router_get_attr(fs->r, vin->table, vin->ino, &a);
 	if (rc == -ENOENT) { /* destroyed: it was not open */
 		a.nlink = 0;
 	} else if (rc) {
@@ -1022,7 +1022,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
-	qfs_group_t group = p->group;
+	qfs_table_t table = p->table;
 	qfs_fs_iput(fs, p);
 	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
 		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "pending creates of parent=%lu", parent);
@@ -1037,7 +1037,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		void *raw = NULL;
 		size_t raw_len, dlen, plen, vlen;
 
-		rc = read_dentry(fs, group, parent, name, &d, &raw, &raw_len);
+		rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
 		if (rc)
 			break;
 		if (S_ISDIR(d.type)) {
@@ -1049,7 +1049,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 * another directory, which the kernel does not serialise with
 		 * this unlink) must wait on the same mutex, so that "open?"
 		 * below and the open agree */
-		struct qfs_fs_inode *vin = qfs_fs_iget(fs, d.ino, group, d.type, 0);
+		struct qfs_fs_inode *vin = qfs_fs_iget(fs, d.ino, table, d.type, 0);
 		if (!vin) {
 			free(raw);
 			rc = -ENOMEM;
@@ -1071,7 +1071,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 				rc = drop_link(&t, vin, d.ino, vkey, vlen, okey, &oval, &now);
 		}
 		if (rc == 0)
-			rc = qfs_fs_run_txn(fs, group, &t);
+			rc = qfs_fs_run_txn(fs, table, &t);
 		if (rc == 0)
 			after_drop(fs, vin, &now);
 		if (vin) {
@@ -1122,7 +1122,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
 		return qfs_fs_fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
-	qfs_group_t group = p->group;
+	qfs_table_t table = p->table;
 	qfs_fs_iput(fs, p);
 	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
 		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of parent=%lu", parent);
@@ -1136,7 +1136,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		void *raw = NULL;
 		size_t raw_len;
 
-		rc = read_dentry(fs, group, parent, name, &d, &raw, &raw_len);
+		rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
 		if (rc)
 			break;
 		if (!S_ISDIR(d.type)) {
@@ -1168,7 +1168,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			}
 		}
 		if (rc == 0)
-			rc = qfs_fs_run_txn(fs, group, &t);
+			rc = qfs_fs_run_txn(fs, table, &t);
 		qfs_txn_close(&t);
 		free(raw);
 		if (rc != QFS_ECONFLICT)
@@ -1181,7 +1181,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* ---- rename ---- */
 
-static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
+static int rename_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
 		       const char *n2, unsigned flags, qfs_ino_t *moved, int *moved_dir, struct qfs_ts *moved_ctime)
 {
 	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
@@ -1199,10 +1199,10 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 
 	qfs_txn_init(&t);
 	qfs_buf_init(&oval);
-	rc = read_dentry(fs, group, p1, n1, &x, &xraw, &xraw_len);
+	rc = read_dentry(fs, table, p1, n1, &x, &xraw, &xraw_len);
 	if (rc)
 		goto out;
-	rc = read_dentry(fs, group, p2, n2, &y, &yraw, &yraw_len);
+	rc = read_dentry(fs, table, p2, n2, &y, &yraw, &yraw_len);
 	if (rc && rc != -ENOENT)
 		goto out;
 	have_y = rc == 0;
@@ -1227,7 +1227,7 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 		if (S_ISDIR(y.type) && (rc = qfs_fs_pend_flush_dir(fs, y.ino)))
 			goto out;
 		if (!S_ISDIR(y.type)) {
-			yin = qfs_fs_iget(fs, y.ino, group, y.type, 0); /* as in op_unlink */
+			yin = qfs_fs_iget(fs, y.ino, table, y.type, 0); /* as in op_unlink */
 			if (!yin) {
 				rc = -ENOMEM;
 				goto out;
@@ -1295,7 +1295,7 @@ static int rename_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, cons
 			goto out;
 		}
 	}
-	rc = qfs_fs_run_txn(fs, group, &t);
+	rc = qfs_fs_run_txn(fs, table, &t);
 	if (rc == 0)
 		after_drop(fs, yin, &now);
 	if (rc == 0) {
@@ -1323,7 +1323,7 @@ out:
  * its own ancestor (EINVAL) before asking us.  On success *xo and *yo are the
  * dentries found at p1/n1 and p2/n2 (ino 0 when nothing changed: two names
  * of one inode) and *when the ctime given. */
-static int exchange_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
+static int exchange_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
 			 const char *n2, struct qfs_dentry *xo, struct qfs_dentry *yo, struct qfs_ts *when)
 {
 	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
@@ -1338,9 +1338,9 @@ static int exchange_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, co
 	int rc;
 
 	qfs_txn_init(&t);
-	rc = read_dentry(fs, group, p1, n1, &x, &xraw, &xraw_len);
+	rc = read_dentry(fs, table, p1, n1, &x, &xraw, &xraw_len);
 	if (rc == 0)
-		rc = read_dentry(fs, group, p2, n2, &y, &yraw, &yraw_len);
+		rc = read_dentry(fs, table, p2, n2, &y, &yraw, &yraw_len);
 	if (rc)
 		goto out;
 	if (x.ino == y.ino) { /* two names of one file: nothing changes (as Linux) */
@@ -1389,7 +1389,7 @@ static int exchange_once(struct qfs_fs *fs, qfs_group_t group, fuse_ino_t p1, co
 		   touch_dir(&t, p2key, p2len, &now, x_dir - y_dir)) {
 		goto out;
 	}
-	rc = qfs_fs_run_txn(fs, group, &t);
+	rc = qfs_fs_run_txn(fs, table, &t);
 	if (rc == 0) {
 		*xo = x;
 		*yo = y;
@@ -1462,7 +1462,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		qfs_fs_iput(fs, b);
 		return qfs_fs_fail(req, FOP_RENAME, t0, -ESTALE, "unknown parent");
 	}
-	qfs_group_t g1 = a->group, g2 = b->group;
+	qfs_table_t g1 = a->table, g2 = b->table;
 	qfs_fs_iput(fs, a);
 	qfs_fs_iput(fs, b);
 	if (g1 != g2)
@@ -1572,7 +1572,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* unlink decides "delete now" or "keep until last close" under in->mu
 	 * from nopen: if it already deleted the inode, this open must fail */
 	struct qfs_attr a;
-	rc = in->loaded ? 0 : qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+	rc = in->loaded ? 0 : qfs_router_get_attr(fs->r, in->table, in->ino, &a);
 	if (rc == 0 && (fi->flags & O_TRUNC)) {
 		/* FUSE_CAP_ATOMIC_O_TRUNC: truncated in memory, written back
 		 * with what this handle writes at close (the old bytes stay
@@ -1597,14 +1597,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* Open the existing file ino of the name a create found (no O_EXCL): as
  * op_open does, O_TRUNC included.  *out gets the inode with a reference
  * and a kernel lookup counted, *a its attributes. */
-static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_group_t group, uint32_t type, int flags,
+static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t table, uint32_t type, int flags,
 				struct qfs_fs_inode **out, struct qfs_attr *a)
 {
 	int rc;
 
 	if (S_ISDIR(type))
 		return -EISDIR;
-	struct qfs_fs_inode *in = qfs_fs_iget(fs, ino, group, type, 0);
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ino, table, type, 0);
 	if (!in)
 		return -ENOMEM;
 	pthread_mutex_lock(&in->mu);
@@ -1648,21 +1648,21 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 	struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
 	if (!p)
 		return -ESTALE;
-	qfs_group_t group = p->group;
+	qfs_table_t table = p->table;
 	qfs_fs_iput(fs, p);
 	struct qfs_fs_inode *x = qfs_fs_pend_find(fs, parent, name);
 	if (x) {
 		qfs_ino_t xino = x->ino;
 		qfs_fs_iput(fs, x);
-		return excl ? -EEXIST : create_open_existing(fs, xino, group, S_IFREG, flags, out, a);
+		return excl ? -EEXIST : create_open_existing(fs, xino, table, S_IFREG, flags, out, a);
 	}
-	rc = read_dentry(fs, group, parent, name, &d, NULL, NULL);
+	rc = read_dentry(fs, table, parent, name, &d, NULL, NULL);
 	if (rc == 0)
-		return excl ? -EEXIST : create_open_existing(fs, d.ino, group, d.type, flags, out, a);
+		return excl ? -EEXIST : create_open_existing(fs, d.ino, table, d.type, flags, out, a);
 	if (rc != -ENOENT)
 		return rc;
 	qfs_inode_init(&ni);
-	rc = build_node(fs, fuse_req_ctx(req), parent, group, &nn, &ni, &d);
+	rc = build_node(fs, fuse_req_ctx(req), parent, table, &nn, &ni, &d);
 	if (rc)
 		goto out;
 	rc = -ENOMEM;
@@ -1681,7 +1681,7 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 	pd->dlen = qfs_key_dentry(pd->dkey, parent, name, strlen(name));
 	pd->ilen = qfs_key_inode(pd->ikey, ni.a.ino);
 	pd->plen = qfs_key_inode(pd->pkey, parent);
-	struct qfs_fs_inode *in = qfs_fs_iget(fs, ni.a.ino, group, S_IFREG, 1);
+	struct qfs_fs_inode *in = qfs_fs_iget(fs, ni.a.ino, table, S_IFREG, 1);
 	if (!in) {
 		rc = -ENOMEM;
 		goto out;
@@ -1925,7 +1925,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	last = in->nopen == 0 && in->unlinked;
 	if (last) {
-		int drc = qfs_fs_destroy_inode(fs, in->group, in->ino);
+		int drc = qfs_fs_destroy_inode(fs, in->table, in->ino);
 		if (drc)
 			QFS_LOG(QFS_LOG_WARN, "orphan not removed; the next mount removes it ino=%llu err=%s",
 				(unsigned long long)in->ino, qfs_strerror(drc));
@@ -1977,7 +1977,7 @@ static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
 	for (size_t i = 0; i < l.n; i++) {
 		struct qfs_inode in;
 		qfs_inode_init(&in);
-		if (qfs_router_get_inode(fs->r, l.v[i].group, l.v[i].ino, &in) == 0 && in.ninodes != QFS_COUNT_UNKNOWN)
+		if (qfs_router_get_inode(fs->r, l.v[i].id, l.v[i].ino, &in) == 0 && in.ninodes != QFS_COUNT_UNKNOWN)
 			used += in.ninodes;
 		else
 			*partial = 1;

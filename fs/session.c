@@ -158,9 +158,9 @@ static int sweep_table(const struct qfs_table *t, void *arg)
 	size_t lol, hil;
 
 	qfs_key_dentry_range(lo, &lol, hi, &hil, QFS_FS_ORPHAN_DIR);
-	qfs_router_scan(s->fs->r, t->group, lo, lol, hi, hil, orphan_cb, &c);
+	qfs_router_scan(s->fs->r, t->id, lo, lol, hi, hil, orphan_cb, &c);
 	for (size_t i = 0; i < c.n; i++) {
-		int rc = qfs_fs_destroy_inode(s->fs, t->group, c.inos[i]);
+		int rc = qfs_fs_destroy_inode(s->fs, t->id, c.inos[i]);
 		if (rc) {
 			char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 			QFS_LOG(QFS_LOG_WARN, "orphan not removed table=%s ino=%llu err=%s",

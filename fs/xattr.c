@@ -81,7 +81,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		a = in->attr;
 		rc = 0;
 	} else {
-		rc = qfs_router_get_attr(fs->r, in->group, in->ino, &a);
+		rc = qfs_router_get_attr(fs->r, in->table, in->ino, &a);
 	}
 	if (rc)
 		goto out;
@@ -120,7 +120,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	op->mask = QFS_SET_MODE | QFS_SET_CTIME;
 	op->attr.mode = mode;
 	op->attr.ctime = now;
-	rc = qfs_fs_run_txn(fs, in->group, &t);
+	rc = qfs_fs_run_txn(fs, in->table, &t);
 	if (rc == 0 && in->loaded) {
 		in->attr.mode = (in->attr.mode & S_IFMT) | mode;
 		in->attr.ctime = now;
@@ -149,7 +149,7 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 		goto out; /* created without an access ACL, not stored yet */
 	if (in->pend && (rc = qfs_fs_flush_locked(fs, in))) /* store it, then rewrite its ACL */
 		goto out;
-	rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+	rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc)
 		goto out;
 	const struct qfs_xattr *x = qfs_inode_xattr_find(&inode, QFS_ACL_ACCESS);
@@ -168,7 +168,7 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 			op->mask = QFS_SET_MODE | QFS_SET_CTIME;
 			op->attr.mode = mode & 07777u;
 			op->attr.ctime = now;
-			rc = qfs_fs_run_txn(fs, in->group, &t);
+			rc = qfs_fs_run_txn(fs, in->table, &t);
 		}
 	}
 	qfs_txn_close(&t);
@@ -186,7 +186,7 @@ static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
 
 	if (!in)
 		return 0;
-	yes = ino != FUSE_ROOT_ID && in->ino == in->group && S_ISDIR(in->type);
+	yes = ino != FUSE_ROOT_ID && in->ino == in->table && S_ISDIR(in->type);
 	qfs_fs_iput(fs, in);
 	return yes;
 }
@@ -225,7 +225,7 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
 			op->mask = QFS_SET_CTIME;
 			op->attr.ctime = now;
-			rc = qfs_fs_run_txn(fs, in->group, &t);
+			rc = qfs_fs_run_txn(fs, in->table, &t);
 		}
 	}
 	qfs_txn_close(&t);
@@ -287,7 +287,7 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	rc = xattr_change(fs, ino, QFS_OP_XSET, name, value, size, flags);
 	if (rc == 0 && setting)
-		qfs_router_capacity_changed(fs->r, (qfs_group_t)ino);
+		qfs_router_capacity_changed(fs->r, (qfs_table_t)ino);
 	if (rc == -ENOSPC)
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "xattrs of ino=%lu would exceed %d bytes", ino, QFS_XATTR_TOTAL_MAX);
 	if (rc)
@@ -325,7 +325,7 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	qfs_inode_init(&inode);
 	rc = qfs_fs_pend_flush_ino(fs, in); /* read from the store: store it first */
 	if (rc == 0)
-		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc == 0) {
 		int none = 1;
 		for (uint32_t i = 0; i < inode.nxattrs && none; i++)
@@ -381,7 +381,7 @@ void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	qfs_inode_init(&inode);
 	rc = qfs_fs_pend_flush_ino(fs, in);
 	if (rc == 0)
-		rc = qfs_router_get_inode(fs->r, in->group, in->ino, &inode);
+		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		qfs_inode_close(&inode);
@@ -432,7 +432,7 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
 	if (qfs_admit_is_setting(name) && is_table_dir(fs, ino))
-		qfs_router_capacity_changed(fs->r, (qfs_group_t)ino); /* back to the default */
+		qfs_router_capacity_changed(fs->r, (qfs_table_t)ino); /* back to the default */
 	qfs_fs_ok(req, FOP_REMOVEXATTR, t0);
 }
 

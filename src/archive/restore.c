@@ -684,6 +684,126 @@ static int lookup(struct rctx *c, qfs_group_t group, qfs_ino_t dir, const char *
 	return rc;
 }
 
+/* ---- partitions (doc/partitions.md; records: doc/format-keys.md) ---- */
+
+#define RESTORE_MAX_PARTS 4096
+#define RESTORE_TABLE_GROUP (UINT64_MAX - 1) /* scratch group of a reassembled table */
+
+struct rpart {
+	qfs_group_t group;
+	uint32_t lo_len, hi_len;     /* hi_len 0: to the end */
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+};
+
+struct rparts {
+	struct rpart *v;
+	size_t n;
+	int err;
+};
+
+static int parts_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct rparts *ps = arg;
+	struct qfs_rd r;
+	const uint8_t *lo, *hi;
+	size_t lol, hil;
+
+	if (kl != QFS_KEY_PREFIX_LEN + 18 || ps->n == RESTORE_MAX_PARTS) {
+		ps->err = QFS_ECORRUPT;
+		return 1;
+	}
+	struct rpart *p = &ps->v[ps->n];
+	p->group = qfs_be64_get(k + QFS_KEY_PREFIX_LEN + 10);
+	qfs_rd_init(&r, v, vl);
+	if (qfs_rd_u8(&r) != 1)
+		r.err = QFS_ECORRUPT;
+	(void)qfs_rd_u64(&r); /* epoch */
+	lo = qfs_rd_bytes(&r, &lol);
+	hi = qfs_rd_bytes(&r, &hil);
+	if (r.err || lol > QFS_KEY_MAX || hil > QFS_KEY_MAX) {
+		ps->err = QFS_ECORRUPT;
+		return 1;
+	}
+	if (lol)
+		memcpy(p->lo, lo, lol);
+	if (hil)
+		memcpy(p->hi, hi, hil);
+	p->lo_len = (uint32_t)lol;
+	p->hi_len = (uint32_t)hil;
+	ps->n++;
+	return 0;
+}
+
+/* The partition records of table in the rebuilt meta group (0 records: a
+ * table from before partitions, 1: never split).  0 or an error. */
+static int table_partitions(struct rctx *c, qfs_ino_t table, struct rparts *ps)
+{
+	uint8_t lo[QFS_KEY_PREFIX_LEN + 18], hi[QFS_KEY_PREFIX_LEN + 18];
+	size_t len = qfs_key_prefix(lo, 0);
+	int rc;
+
+	lo[len] = 0;
+	lo[len + 1] = 'p';
+	memcpy(hi, lo, len + 2);
+	qfs_be64_put(lo + len + 2, table);
+	qfs_be64_put(hi + len + 2, table + 1);
+	memset(lo + len + 10, 0, 8);
+	memset(hi + len + 10, 0, 8);
+	ps->v = calloc(RESTORE_MAX_PARTS, sizeof(*ps->v));
+	if (!ps->v)
+		return -ENOMEM;
+	rc = qfs_store_scan(c->st, QFS_META_GROUP, lo, len + 18, hi, len + 18, parts_cb, ps);
+	if (rc < 0)
+		return rc;
+	return ps->err;
+}
+
+struct copy_in {
+	struct qfs_store *st;
+	int err;
+};
+
+static int copy_in_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct copy_in *ci = arg;
+
+	ci->err = qfs_store_load_item(ci->st, RESTORE_TABLE_GROUP, k, kl, v, vl);
+	return ci->err != 0;
+}
+
+/* Rebuild every partition of a split table as of the restore time and
+ * put the items of each one's range together in RESTORE_TABLE_GROUP.  A
+ * partition's group may still hold keys outside its range (a split's last
+ * step had not run): only its own range is taken. */
+static int reassemble(struct rctx *c, const char *table, const struct rparts *ps, qfs_lsn_t *lsn)
+{
+	static const uint8_t first[2] = { 0, 0 }; /* above the fence key "\0" (doc/format-keys.md) */
+	static const uint8_t end[QFS_KEY_PREFIX_LEN] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	};
+	char what[QFS_NAME_MAX + 64];
+	int rc;
+
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct rpart *p = &ps->v[i];
+		struct copy_in ci = { c->st, 0 };
+		qfs_lsn_t l = 0;
+
+		snprintf(what, sizeof(what), "partition %016llx of table '%s'", (unsigned long long)p->group, table);
+		if ((rc = rebuild(c, p->group, what, UINT64_MAX, &l)) != 0)
+			return rc;
+		if (l > *lsn)
+			*lsn = l;
+		rc = qfs_store_scan(c->st, p->group, p->lo_len ? p->lo : first, p->lo_len ? p->lo_len : 2,
+				    p->hi_len ? p->hi : end, p->hi_len ? p->hi_len : sizeof(end), copy_in_cb, &ci);
+		if (rc >= 0 && ci.err)
+			rc = ci.err;
+		if (rc < 0)
+			return failf(c, rc, "reassembling %s: %s", what, qfs_strerror(rc));
+	}
+	return 0;
+}
+
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -735,6 +855,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 	struct rctx c;
 	struct qfs_dentry td, d;
 	qfs_lsn_t meta_lsn = 0, lsn = 0;
+	qfs_group_t tgroup = 0; /* the scratch group the table is read from */
 	qfs_ino_t ino;
 	const char *tmp = o->tmp_dir ? o->tmp_dir : getenv("TMPDIR");
 	char dbdir[PATH_MAX], what[QFS_NAME_MAX + 16], dst[PATH_MAX];
@@ -777,8 +898,24 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		goto out_store;
 	}
 	snprintf(what, sizeof(what), "table '%s'", o->table);
-	if ((rc = rebuild(&c, td.group, what, UINT64_MAX, &lsn)) != 0)
-		goto out_store;
+	{
+		/* the partitions the table had at that time (doc/partitions.md) */
+		struct rparts ps = { 0 };
+		rc = table_partitions(&c, td.group, &ps);
+		if (rc)
+			failf(&c, rc, "partition map of table '%s': %s", o->table, qfs_strerror(rc));
+		else if (ps.n > 1) {
+			lsn = 0;
+			rc = reassemble(&c, o->table, &ps, &lsn);
+			tgroup = RESTORE_TABLE_GROUP;
+		} else {
+			rc = rebuild(&c, td.group, what, UINT64_MAX, &lsn);
+			tgroup = td.group;
+		}
+		free(ps.v);
+		if (rc)
+			goto out_store;
+	}
 
 	/* Resolve the path inside the table. */
 	ino = td.ino;
@@ -794,7 +931,7 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 		e = strchr(p, '/');
 		if (!e)
 			e = p + strlen(p);
-		rc = lookup(&c, td.group, ino, p, (size_t)(e - p), &d);
+		rc = lookup(&c, tgroup, ino, p, (size_t)(e - p), &d);
 		if (rc) {
 			rc = failf(&c, rc == -ENOENT ? -ENOENT : rc, "no path '%s' in table '%s' at that time",
 				   o->path, o->table);
@@ -816,14 +953,14 @@ int qfs_restore_run(const struct qfs_restore_opts *o, char *err, size_t err_len)
 			rc = failf(&c, -ENOTEMPTY, "destination %s is not empty", o->to);
 			goto out_store;
 		}
-		rc = write_tree(&c, td.group, ino, o->to, 1);
+		rc = write_tree(&c, tgroup, ino, o->to, 1);
 	} else {
 		if (!exists && mkdir(o->to, 0755) != 0) {
 			rc = failf(&c, -errno, "mkdir %s: %s", o->to, strerror(errno));
 			goto out_store;
 		}
 		snprintf(dst, sizeof(dst), "%s/%.*s", o->to, (int)base_len, base);
-		rc = write_tree(&c, td.group, ino, dst, 0);
+		rc = write_tree(&c, tgroup, ino, dst, 0);
 	}
 	if (!rc && o->verbose)
 		fprintf(stderr,

@@ -105,6 +105,10 @@ static void usage(FILE *f)
 		"  -o cluster=FILE       mount a cluster of `quorumfs node` processes: DATA_DIR\n"
 		"                        holds only the lock and log; no archive, no scrub,\n"
 		"                        no kernel caching (close-to-open); doc/cluster.md\n"
+		"  -o split_bytes=BYTES  split a partition above this size (default 1G; 0: never)\n"
+		"  -o split_ops=N,split_window=DURATION  split a partition whose requests stay\n"
+		"                        above N/s for the window (default 0: never; window 10s)\n"
+		"  -o split_check=DURATION  how often splits are checked (default 1s)\n"
 		"  -o replicas=3|1       replicas per table, fixed when DATA_DIR is created\n"
 		"                        (default 3, in DATA_DIR/nodes/n1..n3, AZ a, b, c)\n"
 		"  -o scrub_interval=DURATION  start a scrub pass this often (default 6h;\n"
@@ -860,6 +864,39 @@ static const struct {
 };
 #define NKFLAGS (sizeof(kernel_flags) / sizeof(kernel_flags[0]))
 
+/* Handle one -o token if it is a split option (doc/partitions.md): 1
+ * handled, 0 not ours, -1 bad value (message printed). */
+static int split_opt(struct qfs_router_split_cfg *c, int *bytes_set, const char *tok)
+{
+	const char *v = strchr(tok, '=');
+	uint64_t n;
+	char *e;
+	int bad;
+
+	if (!v || strncmp(tok, "split_", 6))
+		return 0;
+	v++;
+	if (!strncmp(tok, "split_bytes=", 12)) {
+		bad = parse_size(v, &c->split_bytes);
+		*bytes_set = 1;
+	} else if (!strncmp(tok, "split_ops=", 10)) {
+		errno = 0;
+		c->split_ops = strtod(v, &e);
+		bad = errno || e == v || *e || c->split_ops < 0 || c->split_ops > 1e9;
+	} else if (!strncmp(tok, "split_window=", 13) || !strncmp(tok, "split_check=", 12)) {
+		bad = parse_ms(v, &n) || n == 0 || n > 86400000;
+		if (!bad)
+			*(tok[6] == 'w' ? &c->window_ms : &c->check_ms) = (uint32_t)n;
+	} else {
+		return 0;
+	}
+	if (bad) {
+		fprintf(stderr, "quorumfs: bad value '%s' for option %.*s\n", v, (int)(v - tok - 1), tok);
+		return -1;
+	}
+	return 1;
+}
+
 /* Handle one -o token if it is an admission option (doc/admission.md):
  * 1 handled, 0 not ours, -1 bad value (message printed). */
 static int admit_opt(struct qfs_admit_cfg *c, const char *tok)
@@ -920,6 +957,8 @@ struct mount_cfg {
 	char kopts[128];        /* kflags as text for fs/ */
 	struct scrub_cfg sc;    /* -o scrub*= */
 	struct qfs_admit_cfg adm; /* -o throttle*=, *_rcu=, *_wcu=, gac_interval= */
+	struct qfs_router_split_cfg split; /* -o split_*= (doc/partitions.md) */
+	int split_bytes_set;    /* -o split_bytes= given (else the default) */
 	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
 	int cache_off;          /* -o cache_timeout=0: no kernel caching */
 	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */
@@ -982,6 +1021,8 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 	if ((rc = arch_opt(&m->ac, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if ((rc = admit_opt(&m->adm, tok)) != 0)
+		return rc < 0 ? -1 : 0;
+	if ((rc = split_opt(&m->split, &m->split_bytes_set, tok)) != 0)
 		return rc < 0 ? -1 : 0;
 	if ((rc = scrub_opt(&m->sc, tok)) != 0)
 		return rc < 0 ? -1 : 0;
@@ -1431,6 +1472,10 @@ static int cmd_mount(int argc, char **argv)
 	m.adm.eventual_reads = m.co.reads == QFS_CELL_READ_EVENTUAL; /* half a read unit */
 	m.adm.nodes = qfs_cell_node_count(cell); /* a node bucket each */
 	qfs_router_admit_config(router, &m.adm);
+	if (!m.split_bytes_set)
+		m.split.split_bytes = QFS_ROUTER_SPLIT_BYTES_DEFAULT;
+	if (!m.readonly && (rc = qfs_router_split_config(router, &m.split)) != 0)
+		QFS_LOG(QFS_LOG_ERR, "splits are off: cannot start their thread err=%s", qfs_strerror(rc));
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&m.ac, data, urlbuf, sizeof(urlbuf));
 	if (strcmp(url, "off") != 0) {

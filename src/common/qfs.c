@@ -28,6 +28,8 @@ const char *qfs_strerror(int err)
 		return "Unsupported on-disk format version";
 	case QFS_ETORN:
 		return "Torn record at the tail of a log";
+	case QFS_ESTALE:
+		return "Partition map changed (stale epoch)";
 	default:
 		break;
 	}

@@ -16,6 +16,7 @@
 typedef uint64_t qfs_lsn_t;   /* log sequence number within one group, from 1 */
 typedef uint64_t qfs_ino_t;   /* inode number, stable for the life of a file */
 typedef uint64_t qfs_group_t; /* replication group id (= a partition) */
+typedef uint64_t qfs_table_t; /* table id: its directory's inode (QFS_META_TABLE: the root) */
 
 /* Called per item of a range scan, in key order; return nonzero to stop
  * (the value is returned as is).  Shared by the store, the nodes and the
@@ -33,6 +34,7 @@ enum {
 	QFS_ECONFLICT = -(QFS_ERR_BASE + 4),  /* optimistic condition failed; retry */
 	QFS_EFORMAT = -(QFS_ERR_BASE + 5),    /* on-disk format version not supported */
 	QFS_ETORN = -(QFS_ERR_BASE + 6),      /* torn record at the tail of a log */
+	QFS_ESTALE = -(QFS_ERR_BASE + 9),     /* partition epoch changed (branch parts); refresh the map, retry */
 };
 
 /* Message for a negative errno or QFS_E* code; never NULL, static storage. */
@@ -53,6 +55,7 @@ int qfs_err_to_errno(int err);
 
 #define QFS_ROOT_INO 1                   /* root of the mount; also the meta group id */
 #define QFS_META_GROUP 1
+#define QFS_META_TABLE 1                 /* the root's items: always the meta group, never split */
 #define QFS_CTL_INO_FIRST 2              /* inodes 2..1023 are the control tree */
 #define QFS_CTL_INO_LAST 1023
 #define QFS_FIRST_INO 1024               /* first inode number handed to users */

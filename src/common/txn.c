@@ -97,7 +97,7 @@ static int kind_known(uint8_t kind, uint8_t version)
 		return 1;
 	if (kind == QFS_OP_LINK_ADD || kind == QFS_OP_LINK_DROP)
 		return version >= 2;
-	if (kind >= QFS_OP_PREPARE && kind <= QFS_OP_PATCH)
+	if (kind >= QFS_OP_PREPARE && kind <= QFS_OP_RANGE)
 		return version >= 3;
 	return 0;
 }
@@ -169,6 +169,11 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 		case QFS_OP_LINK_DROP:
 			qfs_buf_put_bytes(out, op->key2, op->key2_len);
 			qfs_buf_put_bytes(out, op->val, op->val_len);
+			break;
+		case QFS_OP_RANGE:
+			assert(op->err < 0);
+			qfs_buf_put_bytes(out, op->val, op->val_len);
+			qfs_buf_put_u32(out, (uint32_t)op->err);
 			break;
 		case QFS_OP_PREPARE:
 		case QFS_OP_DECIDE:
@@ -270,6 +275,10 @@ int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t)
 		case QFS_OP_LINK_DROP:
 			op->key2 = get_str(&r, &op->key2_len);
 			op->val = get_str(&r, &op->val_len);
+			break;
+		case QFS_OP_RANGE:
+			op->val = get_str(&r, &op->val_len);
+			get_err(&r, &op->err);
 			break;
 		case QFS_OP_PREPARE:
 		case QFS_OP_DECIDE:

@@ -37,6 +37,10 @@
  *                                       all zeros deletes it; -EINVAL if key
  *                                       is not a chunk key or offset + length
  *                                       > QFS_CHUNK_SIZE
+ *   RANGE      key ("\0"), val be64(epoch), err   fail with err unless the
+ *                                       partition's fence record (key "\0",
+ *                                       src/meta) holds that epoch (absent:
+ *                                       epoch 0); version 3
  *
  * Two-phase commit across groups (version 3; doc/xact.md).  A txn holding
  * one of these holds exactly one op (else its result is -EINVAL); key is a
@@ -92,7 +96,8 @@ enum qfs_op_kind {
 	QFS_OP_COMMIT = 16,
 	QFS_OP_ABORT = 17,
 	QFS_OP_DECIDE = 18,
-	QFS_OP_PATCH = 19,   /* txn version 3 (branch perf); 20: branch parts */
+	QFS_OP_PATCH = 19,   /* txn version 3 (branch perf) */
+	QFS_OP_RANGE = 20, /* txn version 3 (branch parts): the partition fence */
 };
 
 /* A 2PC transaction id: be64(coordinator group) be64(unique id). */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -27,46 +28,24 @@
 #include "router/metrics.h"
 #include "router/router.h"
 
-#define ALLOC_BLOCK 65536      /* inode numbers reserved per allocator txn */
-#define METRICS_BUCKETS 256
-
-struct table_metrics {
-	qfs_group_t group;
-	struct qfs_hist op[QFS_ROUTER_NOPS];
-	struct table_metrics *next;  /* hash chain; protected by metrics_mu */
-};
-
-struct qfs_router {
-	struct qfs_cell *cell;
-	pthread_rwlock_t tables_lock;   /* shared by item txns, exclusive for table delete/rename */
-	pthread_mutex_t alloc_mu;
-	qfs_ino_t next_ino;             /* next free inode; protected by alloc_mu */
-	qfs_ino_t limit_ino;            /* end of the reserved block; protected by alloc_mu */
-	pthread_mutex_t metrics_mu;
-	struct table_metrics *metrics[METRICS_BUCKETS]; /* protected by metrics_mu (entries never freed before router) */
-	uint64_t ntables;               /* atomic */
-	uint64_t started_ms;
-	qfs_router_drop_hook drop_hook; /* set once before use; see router.h */
-	void *drop_arg;
-	struct qfs_admit_gac *gac;      /* the tables' global buckets (owned until GAC is a service) */
-	struct qfs_admit *admit;        /* this router's buckets (admit.h: own locking) */
-};
+#include "router/router_int.h"
+#include "router/xact.h"
 
 static const char *op_names[QFS_ROUTER_NOPS] = { "get", "txn", "scan" };
 
-static struct table_metrics *metrics_for(struct qfs_router *r, qfs_group_t group)
+static struct table_metrics *metrics_for(struct qfs_router *r, qfs_table_t table)
 {
-	unsigned b = (unsigned)(group % METRICS_BUCKETS);
+	unsigned b = (unsigned)(table % METRICS_BUCKETS);
 	struct table_metrics *m;
 
 	pthread_mutex_lock(&r->metrics_mu);
 	for (m = r->metrics[b]; m; m = m->next)
-		if (m->group == group)
+		if (m->table == table)
 			break;
 	if (!m) {
 		m = calloc(1, sizeof(*m));
 		if (m) {
-			m->group = group;
+			m->table = table;
 			m->next = r->metrics[b];
 			r->metrics[b] = m;
 		}
@@ -75,9 +54,9 @@ static struct table_metrics *metrics_for(struct qfs_router *r, qfs_group_t group
 	return m;
 }
 
-static void record(struct qfs_router *r, qfs_group_t group, enum qfs_router_op op, uint64_t t0, int failed)
+static void record(struct qfs_router *r, qfs_table_t table, enum qfs_router_op op, uint64_t t0, int failed)
 {
-	struct table_metrics *m = metrics_for(r, group);
+	struct table_metrics *m = metrics_for(r, table);
 
 	if (m)
 		qfs_hist_record(&m->op[op], qfs_clock_mono_ns() - t0, failed);
@@ -85,19 +64,22 @@ static void record(struct qfs_router *r, qfs_group_t group, enum qfs_router_op o
 
 /* ---- admission (admit.h, doc/admission.md) ---- */
 
-/* Load group's capacity from its table directory's inode (inode = group)
- * into the admission control, uncharged.  Unset or unreadable: on-demand.
- * reset: the burst starts empty (it always does on a first load). */
-static void admit_load(struct qfs_router *r, qfs_group_t group, int reset)
+/* Load table's capacity from its table directory's inode (inode = table
+ * id) into the admission control (keyed by table id), uncharged.  Unset or
+ * unreadable: on-demand.  reset: the burst starts empty (it always does on
+ * a first load). */
+static void admit_load(struct qfs_router *r, qfs_table_t group, int reset)
 {
 	struct qfs_admit_cap cap = { .mode = QFS_ADMIT_ON_DEMAND };
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen = qfs_key_inode(key, group), vlen;
+	struct qfs_meta_part p;
 	struct qfs_inode in;
 	void *val;
 
 	qfs_inode_init(&in);
-	if (qfs_cell_get(r->cell, group, key, klen, &val, &vlen) == 0) {
+	if (router_resolve(r, group, key, klen, &p) == 0 &&
+	    qfs_cell_get(r->cell, p.group, key, klen, &val, &vlen) == 0) {
 		if (qfs_inode_decode(val, vlen, &in) == 0) {
 			for (uint32_t i = 0; i < in.nxattrs; i++) {
 				const struct qfs_xattr *x = &in.xattrs[i];
@@ -112,19 +94,19 @@ static void admit_load(struct qfs_router *r, qfs_group_t group, int reset)
 	qfs_admit_set(r->admit, group, &cap, reset, qfs_clock_mono_ns());
 }
 
-/* Admit a request of units on group (the meta group is not charged). */
-static int admit(struct qfs_router *r, qfs_group_t group, enum qfs_admit_kind kind, double units)
+/* Admit a request of units on table (the meta table is not charged). */
+static int admit(struct qfs_router *r, qfs_table_t group, enum qfs_admit_kind kind, double units)
 {
-	if (group == QFS_META_GROUP)
+	if (group == QFS_META_TABLE)
 		return 0;
 	if (!qfs_admit_known(r->admit, group))
 		admit_load(r, group, 1);
 	return qfs_admit_acquire(r->admit, group, kind, units);
 }
 
-static void admit_settle(struct qfs_router *r, qfs_group_t group, double units)
+static void admit_settle(struct qfs_router *r, qfs_table_t group, double units)
 {
-	if (group != QFS_META_GROUP)
+	if (group != QFS_META_TABLE)
 		qfs_admit_settle(r->admit, group, QFS_ADMIT_READ, units, qfs_clock_mono_ns());
 }
 
@@ -134,10 +116,10 @@ int qfs_router_admit_config(struct qfs_router *r, const struct qfs_admit_cfg *cf
 	return 0;
 }
 
-void qfs_router_capacity_changed(struct qfs_router *r, qfs_group_t group)
+void qfs_router_capacity_changed(struct qfs_router *r, qfs_table_t table)
 {
-	admit_load(r, group, 1);
-	QFS_LOG(QFS_LOG_INFO, "table capacity set group=%016llx", (unsigned long long)group);
+	admit_load(r, table, 1);
+	QFS_LOG(QFS_LOG_INFO, "table capacity set table=%llu", (unsigned long long)table);
 }
 
 /* Propose an encoded txn without metrics or table locking. */
@@ -163,45 +145,274 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 	return rc;
 }
 
-int qfs_router_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *txn, int *result)
+#define STALE_RETRIES 2000  /* stale-epoch retries of one call (a split's last step is short) */
+
+#define MAX_TXN_PARTS 64 /* partitions one txn may touch (ranges cut at boundaries) */
+
+/* One partition's share of a txn: the fence op, then its ops in txn order. */
+struct sub {
+	struct qfs_meta_part p;
+	struct qfs_txn t;
+	uint8_t ep[8];
+	uint64_t bytes;   /* keys and values, for the size checks */
+};
+
+/* The sub of partition q in subs[0..*n), added (with its fence op) if new.
+ * NULL: -ENOMEM or more than cap partitions (then *n == cap). */
+static struct sub *sub_of(struct sub *subs, size_t cap, size_t *n, const struct qfs_meta_part *q)
+{
+	struct qfs_op *op;
+
+	for (size_t i = 0; i < *n; i++)
+		if (subs[i].p.group == q->group)
+			return &subs[i];
+	if (*n == cap)
+		return NULL;
+	struct sub *s = &subs[(*n)++];
+	s->p = *q;
+	s->bytes = 0;
+	qfs_txn_init(&s->t);
+	op = qfs_txn_add(&s->t, QFS_OP_RANGE);
+	if (!op)
+		return NULL;
+	qfs_be64_put(s->ep, q->epoch);
+	op->key = QFS_META_FENCE_KEY;
+	op->key_len = QFS_META_FENCE_KEY_LEN;
+	op->val = s->ep;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	return s;
+}
+
+static int sub_add(struct sub *s, const struct qfs_op *o, const uint8_t *key, uint32_t key_len,
+		   const uint8_t *key2, uint32_t key2_len)
+{
+	struct qfs_op *op = qfs_txn_add(&s->t, o->kind);
+
+	if (!op)
+		return -ENOMEM;
+	*op = *o;
+	op->key = key;
+	op->key_len = key_len;
+	if (key2) {
+		op->key2 = key2;
+		op->key2_len = key2_len;
+	}
+	s->bytes += key_len + o->val_len;
+	return 0;
+}
+
+/* 1 if op kind writes (waits for a frozen range), 0 for a condition. */
+static int op_writes(enum qfs_op_kind k)
+{
+	return k != QFS_OP_EXPECT_ABSENT && k != QFS_OP_EXPECT_PRESENT && k != QFS_OP_EXPECT_VALUE &&
+	       k != QFS_OP_EXPECT_EMPTY;
+}
+
+/* Cut txn by partition into subs[0..cap) (the fence op first in each);
+ * *wait set (nothing to send) when a write meets a range a split froze.
+ * 0, 1 (more than cap partitions), -ENOMEM, -EXDEV (a LINK_DROP whose
+ * orphan entry is in another partition than its inode).  The caller
+ * closes subs[0..*n) in every case. */
+static int cut_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, struct sub *subs,
+		   size_t cap, size_t *n, int *wait)
+{
+	struct qfs_meta_part q;
+	struct sub *s = NULL;
+	int rc;
+
+	for (uint32_t i = 0; i < txn->nops; i++) {
+		const struct qfs_op *o = &txn->ops[i];
+		int range = o->kind == QFS_OP_DEL_RANGE || o->kind == QFS_OP_EXPECT_EMPTY;
+		const uint8_t *cur = o->key;
+		uint32_t cur_len = o->key_len;
+
+		for (;;) { /* a range op: one piece per partition it meets */
+			if (s && qfs_meta_part_has(&s->p, cur, cur_len)) {
+				q = s->p;
+			} else {
+				rc = router_resolve(r, table, cur, cur_len, &q);
+				if (rc)
+					return rc;
+			}
+			s = sub_of(subs, cap, n, &q);
+			if (!s)
+				return *n == cap ? 1 : -ENOMEM;
+			if (!range) {
+				if (o->kind == QFS_OP_LINK_DROP && o->key2_len &&
+				    !qfs_meta_part_has(&s->p, o->key2, o->key2_len)) {
+					QFS_LOG(QFS_LOG_INFO, "orphan entry in another partition than its inode table=%llu err=%s",
+						(unsigned long long)table, qfs_strerror(-EXDEV));
+					return -EXDEV;
+				}
+				if (op_writes(o->kind) && router_frozen(r, &s->p, cur, cur_len, NULL, 0)) {
+					*wait = 1;
+					return 0;
+				}
+				rc = sub_add(s, o, cur, cur_len, NULL, 0);
+				if (rc)
+					return rc;
+				break;
+			}
+			const uint8_t *end = o->key2;
+			uint32_t end_len = o->key2_len;
+			int last = 1;
+			if (s->p.hi_len && qfs_meta_keycmp(s->p.hi, s->p.hi_len, end, end_len) < 0) {
+				end = s->p.hi; /* stable: subs never move */
+				end_len = s->p.hi_len;
+				last = 0;
+			}
+			if (op_writes(o->kind) && router_frozen(r, &s->p, cur, cur_len, end, end_len)) {
+				*wait = 1;
+				return 0;
+			}
+			rc = sub_add(s, o, cur, cur_len, end, end_len);
+			if (rc)
+				return rc;
+			if (last)
+				break;
+			cur = end;
+			cur_len = end_len;
+		}
+	}
+	return 0;
+}
+
+/* Route txn (ops by key; tables_lock held shared): one partition is one
+ * proposal with the fence op in front (the fast path), several are one
+ * cross-partition transaction (two-phase commit, router/xact.h) whose
+ * parts each start with their fence.  *wait set (nothing sent) when a
+ * write meets a range a split froze. */
+static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result,
+		     int *wait)
+{
+	struct sub one, *subs = &one;
+	size_t n = 0;
+	int rc;
+
+	*wait = 0;
+	if (txn->nops == 0)
+		return propose(r, QFS_META_GROUP, txn, result); /* nothing to route: a no-op */
+	rc = cut_txn(r, table, txn, subs, 1, &n, wait);
+	if (rc == 0 && !*wait) { /* one partition: the fast path */
+		rc = qfs_xact_propose(r->cell, one.p.group, &one.t, result);
+		router_account(r, &one.p, txn->ops[0].key, txn->ops[0].key_len, one.bytes);
+		qfs_txn_close(&one.t);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		qfs_txn_close(&subs[i].t);
+	if (rc != 1 || *wait)
+		return rc;
+	n = 0;
+	subs = calloc(MAX_TXN_PARTS, sizeof(*subs));
+	if (!subs)
+		return -ENOMEM;
+	rc = cut_txn(r, table, txn, subs, MAX_TXN_PARTS, &n, wait);
+	if (rc == 1) {
+		QFS_LOG(QFS_LOG_WARN, "txn touches more than %d partitions table=%llu err=%s", MAX_TXN_PARTS,
+			(unsigned long long)table, qfs_strerror(-EXDEV));
+		rc = -EXDEV;
+	}
+	if (rc == 0 && !*wait) {
+		struct qfs_xact_part parts[MAX_TXN_PARTS];
+		for (size_t i = 0; i < n; i++) {
+			parts[i].group = subs[i].p.group;
+			parts[i].txn = &subs[i].t;
+		}
+		rc = qfs_xact_run(r->cell, QFS_META_GROUP, parts, n, result);
+		if (rc < 0 && rc != -ENOMEM) { /* outcome unknown: finish it now if we can */
+			qfs_group_t g[MAX_TXN_PARTS + 1];
+			for (size_t i = 0; i < n; i++)
+				g[i] = parts[i].group;
+			g[n] = QFS_META_GROUP;
+			(void)qfs_xact_recover(r->cell, QFS_META_GROUP, g, n + 1);
+		}
+		for (size_t i = 0; i < n; i++)
+			router_account(r, &subs[i].p, txn->ops[0].key, txn->ops[0].key_len, subs[i].bytes);
+		__atomic_fetch_add(&r->st_xacts, 1, __ATOMIC_RELAXED);
+	}
+	for (size_t i = 0; i < n; i++)
+		qfs_txn_close(&subs[i].t);
+	free(subs);
+	return rc;
+}
+
+int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct qfs_buf b;
-	int res = 0, rc;
+	int res = 0, rc, wait;
 
+	if (table == QFS_META_TABLE) {
+		rc = propose(r, QFS_META_GROUP, txn, &res);
+		record(r, table, QFS_ROUTER_TXN, t0, rc != 0);
+		if (rc == 0)
+			*result = res;
+		return rc;
+	}
 	qfs_buf_init(&b);
 	qfs_txn_encode(txn, &b);
 	rc = b.err;
 	if (rc == 0)
-		rc = admit(r, group, QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
-	if (rc == 0) {
-		pthread_rwlock_rdlock(&r->tables_lock);
-		rc = propose_enc(r, group, &b, &res);
-		pthread_rwlock_unlock(&r->tables_lock);
-	}
+		rc = admit(r, table, QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
 	qfs_buf_close(&b);
-	record(r, group, QFS_ROUTER_TXN, t0, rc != 0);
+	for (int attempt = 0; rc == 0; attempt++) {
+		pthread_rwlock_rdlock(&r->tables_lock);
+		rc = route_txn(r, table, txn, &res, &wait);
+		pthread_rwlock_unlock(&r->tables_lock);
+		if (rc == 0 && wait) {
+			router_wait_unfrozen(r);
+			continue;
+		}
+		if (rc == 0 && res == QFS_ESTALE && attempt < STALE_RETRIES) {
+			__atomic_fetch_add(&r->st_stale, 1, __ATOMIC_RELAXED);
+			(void)qfs_meta_reload_table(r->meta, table); /* another router may have split it */
+			router_refresh(r, table);
+			if (attempt > 0)
+				usleep(1000);
+			continue;
+		}
+		break;
+	}
+	record(r, table, QFS_ROUTER_TXN, t0, rc != 0);
 	if (rc == 0)
 		*result = res;
 	return rc;
 }
 
-int qfs_router_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, size_t key_len,
+int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
 		   void **val, size_t *val_len)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	int rc = admit(r, group, QFS_ADMIT_READ, 1);
+	struct qfs_meta_part p;
+	int rc = admit(r, table, QFS_ADMIT_READ, 1);
 
-	if (rc == 0) {
-		rc = qfs_cell_get(r->cell, group, key, key_len, val, val_len);
+	if (rc == 0 && table == QFS_META_TABLE) {
+		rc = qfs_cell_get(r->cell, QFS_META_GROUP, key, key_len, val, val_len);
+	} else {
+		for (int attempt = 0; rc == 0; attempt++) {
+			uint64_t gen = __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE);
+			rc = router_resolve(r, table, key, key_len, &p);
+			if (rc)
+				break;
+			rc = qfs_cell_get(r->cell, p.group, key, key_len, val, val_len);
+			if (gen == __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE) || attempt >= STALE_RETRIES)
+				break;
+			if (rc == 0) /* the map moved under the read: read again */
+				free(*val);
+			rc = 0;
+		}
 		if (rc == 0)
-			admit_settle(r, group, qfs_admit_read_units(*val_len) - 1);
+			router_account(r, &p, key, key_len, 0);
 	}
-	record(r, group, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
+	if (rc == 0)
+		admit_settle(r, table, qfs_admit_read_units(*val_len) - 1);
+	record(r, table, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
 	return rc;
 }
 
-int qfs_router_get_inode(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_inode *out)
+int qfs_router_get_inode(struct qfs_router *r, qfs_table_t group, qfs_ino_t ino, struct qfs_inode *out)
 {
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen = qfs_key_inode(key, ino), vlen;
@@ -213,12 +424,12 @@ int qfs_router_get_inode(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino,
 	rc = qfs_inode_decode(val, vlen, out);
 	free(val);
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "undecodable inode group=%016llx ino=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "undecodable inode table=%llu ino=%llu err=%s",
 			(unsigned long long)group, (unsigned long long)ino, qfs_strerror(rc));
 	return rc;
 }
 
-int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, struct qfs_attr *out)
+int qfs_router_get_attr(struct qfs_router *r, qfs_table_t group, qfs_ino_t ino, struct qfs_attr *out)
 {
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen = qfs_key_inode(key, ino), vlen;
@@ -231,7 +442,7 @@ int qfs_router_get_attr(struct qfs_router *r, qfs_group_t group, qfs_ino_t ino, 
 	rc = qfs_inode_decode_attr(val, vlen, &a);
 	free(val);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "undecodable inode group=%016llx ino=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "undecodable inode table=%llu ino=%llu err=%s",
 			(unsigned long long)group, (unsigned long long)ino, qfs_strerror(rc));
 		return rc;
 	}
@@ -243,28 +454,96 @@ struct scan_count {
 	qfs_scan_cb cb;
 	void *arg;
 	uint64_t bytes;    /* keys and values handed to cb */
+	int stopped;       /* cb returned nonzero */
+	size_t last_len;   /* the last key handed to cb (valid if any) */
+	int any;
+	uint8_t last[QFS_KEY_MAX];
 };
 
 static int scan_count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
 {
 	struct scan_count *c = arg;
+	int rc;
 
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
+		return 0; /* the partition's fence record is not an item */
 	c->bytes += kl + vl;
-	return c->cb(k, kl, v, vl, c->arg);
+	rc = c->cb(k, kl, v, vl, c->arg);
+	memcpy(c->last, k, kl);
+	c->last_len = kl;
+	c->any = 1;
+	if (rc)
+		c->stopped = 1;
+	return rc;
 }
 
-int qfs_router_scan(struct qfs_router *r, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+/* Scan [lo, hi) of table partition by partition in key order.  When the map
+ * changes under a partition's scan, go on after the last key delivered
+ * with the new map, so nothing is skipped or repeated. */
+static int scan_table(struct qfs_router *r, qfs_table_t table, const uint8_t *lo, size_t lo_len,
+		      const uint8_t *hi, size_t hi_len, struct scan_count *c)
+{
+	uint8_t cur[QFS_KEY_MAX + 1];
+	size_t cur_len = lo_len < sizeof(cur) ? lo_len : sizeof(cur);
+	struct qfs_meta_part p;
+	int rc = 0;
+
+	memcpy(cur, lo, cur_len);
+	for (int attempt = 0;; attempt++) {
+		uint64_t gen = __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE);
+		const uint8_t *end = hi;
+		size_t end_len = hi_len;
+
+		if (qfs_meta_keycmp(cur, cur_len, hi, hi_len) >= 0)
+			return 0;
+		rc = router_resolve(r, table, cur, cur_len, &p);
+		if (rc)
+			return rc;
+		if (p.hi_len && qfs_meta_keycmp(p.hi, p.hi_len, hi, hi_len) < 0) {
+			end = p.hi;
+			end_len = p.hi_len;
+		}
+		c->any = 0;
+		rc = qfs_cell_scan(r->cell, p.group, cur, cur_len, end, end_len, scan_count_cb, c);
+		router_account(r, &p, cur, cur_len, 0);
+		if (c->stopped || rc < 0)
+			return rc;
+		if (gen != __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE) && attempt < STALE_RETRIES) {
+			if (c->any) { /* resume right after the last key delivered */
+				memcpy(cur, c->last, c->last_len);
+				cur[c->last_len] = 0;
+				cur_len = c->last_len + 1;
+			}
+			continue;
+		}
+		if (end == hi)
+			return rc;
+		memcpy(cur, p.hi, p.hi_len);
+		cur_len = p.hi_len;
+	}
+}
+
+int qfs_router_scan(struct qfs_router *r, qfs_table_t table, const uint8_t *lo, size_t lo_len,
 		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	struct scan_count c = { cb, arg, 0 };
-	int rc = admit(r, group, QFS_ADMIT_READ, 1);
+	struct scan_count *c = calloc(1, sizeof(*c));
+	int rc;
 
+	if (!c)
+		return -ENOMEM;
+	c->cb = cb;
+	c->arg = arg;
+	rc = admit(r, table, QFS_ADMIT_READ, 1);
 	if (rc == 0) {
-		rc = qfs_cell_scan(r->cell, group, lo, lo_len, hi, hi_len, scan_count_cb, &c);
-		admit_settle(r, group, qfs_admit_read_units((size_t)c.bytes) - 1);
+		if (table == QFS_META_TABLE)
+			rc = qfs_cell_scan(r->cell, QFS_META_GROUP, lo, lo_len, hi, hi_len, scan_count_cb, c);
+		else
+			rc = scan_table(r, table, lo, lo_len, hi, hi_len, c);
+		admit_settle(r, table, qfs_admit_read_units((size_t)c->bytes) - 1);
 	}
-	record(r, group, QFS_ROUTER_SCAN, t0, rc < 0);
+	record(r, table, QFS_ROUTER_SCAN, t0, rc < 0);
+	free(c);
 	return rc;
 }
 
@@ -351,15 +630,23 @@ static int scan_one_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
 	return 1;
 }
 
-/* 1 if group has any dentry under pk dir, 0 if not, <0 on error. */
-static int dir_has_entries(struct qfs_router *r, qfs_group_t group, qfs_ino_t dir)
+/* 1 if table has any dentry under pk dir (in any partition), 0 if not,
+ * <0 on error. */
+static int dir_has_entries(struct qfs_router *r, qfs_table_t table, qfs_ino_t dir)
 {
 	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
 	size_t lol, hil;
 	struct scan_one s = { 0 };
+	struct scan_count *c = calloc(1, sizeof(*c));
+	int rc;
 
+	if (!c)
+		return -ENOMEM;
+	c->cb = scan_one_cb;
+	c->arg = &s;
 	qfs_key_dentry_range(lo, &lol, hi, &hil, dir);
-	int rc = qfs_cell_scan(r->cell, group, lo, lol, hi, hil, scan_one_cb, &s);
+	rc = scan_table(r, table, lo, lol, hi, hil, c);
+	free(c);
 	if (rc < 0)
 		return rc;
 	return s.found;
@@ -369,11 +656,11 @@ static int dir_has_entries(struct qfs_router *r, qfs_group_t group, qfs_ino_t di
  * unlinked while still open live in its orphan list, pk 0), or an error. */
 static int table_droppable(struct qfs_router *r, const struct qfs_table *t)
 {
-	int rc = dir_has_entries(r, t->group, t->ino);
+	int rc = dir_has_entries(r, t->id, t->ino);
 
 	if (rc > 0)
 		return -ENOTEMPTY;
-	if (rc == 0 && (rc = dir_has_entries(r, t->group, 0)) > 0) {
+	if (rc == 0 && (rc = dir_has_entries(r, t->id, 0)) > 0) {
 		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 		QFS_LOG(QFS_LOG_INFO, "table has files that are unlinked but still open table=%s",
 			qfs_esc(t->name, en, sizeof(en)));
@@ -403,7 +690,7 @@ static int read_table(struct qfs_router *r, const char *name, struct qfs_table *
 	}
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->ino = d.ino;
-	out->group = d.group;
+	out->id = d.group;
 	if (raw) {
 		*raw = val;
 		*raw_len = vlen;
@@ -449,11 +736,15 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	struct qfs_inode in;
 	struct qfs_dentry d;
 	struct qfs_buf ib, db;
+	struct qfs_meta_part first;
+	struct qfs_meta_rec fence, rec;
 	struct qfs_txn t;
 	struct qfs_op *op;
 	qfs_ino_t ino;
 	int rc, res = 0;
 
+	qfs_meta_rec_init(&fence);
+	qfs_meta_rec_init(&rec);
 	rc = qfs_router_alloc_ino(r, &ino);
 	if (rc)
 		return rc;
@@ -489,6 +780,10 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	op->key_len = (uint32_t)ilen;
 	op->val = ib.data;
 	op->val_len = (uint32_t)ib.len;
+	qfs_meta_part_first(&first, ino, ino, qfs_cell_node_count(r->cell));
+	rc = qfs_meta_add_fence(&t, &fence, &first); /* the first partition's own range */
+	if (rc)
+		goto err_drop_group;
 	rc = propose(r, ino, &t, &res);
 	if (rc == 0)
 		rc = res;
@@ -517,6 +812,8 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	op->val = db.data;
 	op->val_len = (uint32_t)db.len;
 	rc = root_touch(&t, rkey, rlen, 1);
+	if (rc == 0)
+		rc = qfs_meta_add_put(&t, &rec, &first); /* the table's partition map */
 	if (rc)
 		goto err_drop_group;
 	pthread_rwlock_rdlock(&r->tables_lock);
@@ -527,10 +824,16 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	if (rc)
 		goto err_drop_group;
 
+	rc = qfs_meta_reload_table(r->meta, ino);
+	if (rc == 0)
+		rc = router_refresh(r, ino);
+	if (rc) /* the table exists: the next open loads its map */
+		QFS_LOG(QFS_LOG_ERR, "table created but its partition map was not loaded table=%llu err=%s",
+			(unsigned long long)ino, qfs_strerror(rc));
 	__atomic_fetch_add(&r->ntables, 1, __ATOMIC_RELAXED);
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->ino = ino;
-	out->group = ino;
+	out->id = ino;
 	if (QFS_LOG_INFO <= qfs_log_level) {
 		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 		QFS_LOG(QFS_LOG_INFO, "table created name=%s group=%016llx", qfs_esc(name, en, sizeof(en)),
@@ -544,10 +847,14 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
 	qfs_inode_close(&in);
+	qfs_meta_rec_close(&fence);
+	qfs_meta_rec_close(&rec);
 	return 0;
 
 err_drop_group:
 	qfs_cell_group_drop(r->cell, ino);
+	qfs_meta_rec_close(&fence);
+	qfs_meta_rec_close(&rec);
 	qfs_txn_close(&t);
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
@@ -556,17 +863,21 @@ err_drop_group:
 }
 
 /* With tables_lock held exclusively: remove the dentry of name (whose stored
- * value is raw) from the meta group, optionally putting it under newname. */
+ * value is raw) from the meta group, optionally putting it under newname;
+ * drop (non-zero): the table whose partition records go with it. */
 static int meta_move(struct qfs_router *r, const char *name, const void *raw, size_t raw_len,
-		     const char *newname, const void *newraw, size_t newraw_len, int *result)
+		     const char *newname, const void *newraw, size_t newraw_len, qfs_table_t drop,
+		     int *result)
 {
 	uint8_t okey[QFS_KEY_MAX], nkey[QFS_KEY_MAX], rkey[QFS_KEY_MAX];
 	size_t olen = qfs_key_dentry(okey, QFS_ROOT_INO, name, strlen(name));
 	size_t rlen = qfs_key_inode(rkey, QFS_ROOT_INO), nlen;
+	struct qfs_meta_rec rec;
 	struct qfs_txn t;
 	struct qfs_op *op;
 	int rc = -ENOMEM;
 
+	qfs_meta_rec_init(&rec);
 	qfs_txn_init(&t);
 	op = qfs_txn_add(&t, QFS_OP_EXPECT_VALUE);
 	if (!op)
@@ -602,11 +913,14 @@ static int meta_move(struct qfs_router *r, const char *name, const void *raw, si
 		op->val_len = (uint32_t)raw_len;
 	}
 	rc = root_touch(&t, rkey, rlen, newname && !newraw ? 0 : -1);
+	if (rc == 0 && drop)
+		rc = qfs_meta_add_drop(&t, &rec, drop);
 	if (rc)
 		goto out;
 	rc = propose(r, QFS_META_GROUP, &t, result);
 out:
 	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
 	return rc;
 }
 
@@ -625,6 +939,23 @@ static void drop_group(struct qfs_router *r, const char *name, qfs_group_t group
 			QFS_ESC_NAME(name), (unsigned long long)group, qfs_strerror(rc));
 }
 
+/* A dropped table (its records gone from the meta group): forget its map
+ * and drop every partition's group.  No router lock held. */
+static void drop_table(struct qfs_router *r, const char *name, qfs_table_t table)
+{
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0;
+
+	if (qfs_meta_parts(r->meta, table, &v, &n) != 0)
+		n = 0; /* -ENOMEM: the next open drops the orphan groups */
+	(void)qfs_meta_reload_table(r->meta, table);
+	router_forget(r, table);
+	for (size_t i = 0; i < n; i++)
+		drop_group(r, name, v[i].group);
+	free(v);
+	qfs_admit_drop(r->admit, table);
+}
+
 /* See router.h. */
 void qfs_router_set_drop_hook(struct qfs_router *r, qfs_router_drop_hook cb, void *arg)
 {
@@ -637,7 +968,7 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 	struct qfs_table tb;
 	void *raw = NULL;
 	size_t raw_len;
-	qfs_group_t dropped = 0;
+	qfs_table_t dropped = 0;
 	int rc, res = 0;
 
 	pthread_rwlock_wrlock(&r->tables_lock);
@@ -647,22 +978,21 @@ int qfs_router_table_delete(struct qfs_router *r, const char *name)
 	rc = table_droppable(r, &tb);
 	if (rc)
 		goto out;
-	rc = meta_move(r, name, raw, raw_len, NULL, NULL, 0, &res);
+	rc = meta_move(r, name, raw, raw_len, NULL, NULL, 0, tb.id, &res);
 	if (rc == 0)
 		rc = res;
 	if (rc)
 		goto out;
 	__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-	dropped = tb.group;
+	dropped = tb.id;
 out:
 	pthread_rwlock_unlock(&r->tables_lock);
 	free(raw);
 	if (dropped) {
 		/* Outside the lock: the archive may take a few seconds, and
 		 * other tables' calls must not wait for it. */
-		drop_group(r, name, dropped);
-		qfs_admit_drop(r->admit, dropped);
-		QFS_LOG(QFS_LOG_INFO, "table deleted name=%s group=%016llx", QFS_ESC_NAME(name),
+		drop_table(r, name, dropped);
+		QFS_LOG(QFS_LOG_INFO, "table deleted name=%s table=%llu", QFS_ESC_NAME(name),
 			(unsigned long long)dropped);
 	}
 	return rc;
@@ -673,7 +1003,7 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 	struct qfs_table src, dst;
 	void *raw = NULL, *dstraw = NULL;
 	size_t raw_len, dstraw_len = 0;
-	qfs_group_t dropped = 0;
+	qfs_table_t dropped = 0;
 	int rc, res = 0, have_dst;
 
 	if (strcmp(oldname, newname) == 0)
@@ -695,14 +1025,15 @@ int qfs_router_table_rename(struct qfs_router *r, const char *oldname, const cha
 		if (rc)
 			goto out;
 	}
-	rc = meta_move(r, oldname, raw, raw_len, newname, have_dst ? dstraw : NULL, dstraw_len, &res);
+	rc = meta_move(r, oldname, raw, raw_len, newname, have_dst ? dstraw : NULL, dstraw_len,
+		       have_dst ? dst.id : 0, &res);
 	if (rc == 0)
 		rc = res;
 	if (rc)
 		goto out;
 	if (have_dst) {
 		__atomic_fetch_sub(&r->ntables, 1, __ATOMIC_RELAXED);
-		dropped = dst.group;
+		dropped = dst.id;
 	}
 	QFS_LOG(QFS_LOG_INFO, "table renamed from=%s to=%s", QFS_ESC_NAME(oldname), QFS_ESC_NAME(newname));
 out:
@@ -710,8 +1041,7 @@ out:
 	free(raw);
 	free(dstraw);
 	if (dropped) { /* outside the lock, as for a delete */
-		drop_group(r, newname, dropped);
-		qfs_admit_drop(r->admit, dropped);
+		drop_table(r, newname, dropped);
 	}
 	return rc;
 }
@@ -742,7 +1072,7 @@ static int list_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 	memcpy(t.name, key.name, key.name_len);
 	t.name[key.name_len] = '\0';
 	t.ino = d.ino;
-	t.group = d.group;
+	t.id = d.group;
 	return c->cb(&t, c->arg);
 }
 
@@ -843,7 +1173,7 @@ static int mark_table(const struct qfs_table *t, void *arg)
 
 	c->count++;
 	for (size_t i = 0; i < c->gc->n; i++)
-		if (c->gc->v[i] == t->group)
+		if (c->gc->v[i] == t->id)
 			c->gc->v[i] = 0;
 	return 0;
 }
@@ -860,7 +1190,7 @@ static int collect_garbage(struct qfs_router *r)
 	if (rc == 0) {
 		r->ntables = rc_ctx.count;
 		for (size_t i = 0; i < gc.n; i++) {
-			if (gc.v[i] == 0 || gc.v[i] == QFS_META_GROUP)
+			if (gc.v[i] == 0 || gc.v[i] == QFS_META_GROUP || qfs_meta_group_used(r->meta, gc.v[i]))
 				continue;
 			QFS_LOG(QFS_LOG_WARN, "dropping group that no table refers to group=%016llx",
 				(unsigned long long)gc.v[i]);
@@ -893,10 +1223,22 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 
 	if (!r)
 		return -ENOMEM;
+	pthread_rwlockattr_t ra;
+
 	r->cell = cell;
-	pthread_rwlock_init(&r->tables_lock, NULL);
+	pthread_rwlockattr_init(&ra);
+	/* a split's drain must not starve under a steady stream of item txns */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&r->tables_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&r->alloc_mu, NULL);
 	pthread_mutex_init(&r->metrics_mu, NULL);
+	pthread_rwlock_init(&r->pc_lock, NULL);
+	pthread_mutex_init(&r->cq_mu, NULL);
+	pthread_cond_init(&r->cq_cv, NULL);
+	pthread_mutex_init(&r->split_mu, NULL);
+	pthread_cond_init(&r->split_cv, NULL);
+	pthread_mutex_init(&r->pst_mu, NULL);
 	r->started_ms = qfs_clock_mono_ms();
 	rc = qfs_admit_gac_new(&r->gac);
 	if (rc == 0)
@@ -912,7 +1254,13 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 	rc = create_root(r, uid, gid);
 	if (rc)
 		goto err_free;
+	rc = qfs_meta_open(cell, &r->meta);
+	if (rc)
+		goto err_free;
 	rc = collect_garbage(r);
+	if (rc)
+		goto err_free;
+	rc = router_parts_open(r); /* repairs splits a crash interrupted */
 	if (rc)
 		goto err_free;
 	*out = r;
@@ -926,6 +1274,8 @@ void qfs_router_free(struct qfs_router *r)
 {
 	if (!r)
 		return;
+	router_parts_close(r);
+	qfs_meta_free(r->meta);
 	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
 		struct table_metrics *m = r->metrics[i], *next;
 		for (; m; m = next) {
@@ -938,6 +1288,12 @@ void qfs_router_free(struct qfs_router *r)
 	pthread_rwlock_destroy(&r->tables_lock);
 	pthread_mutex_destroy(&r->alloc_mu);
 	pthread_mutex_destroy(&r->metrics_mu);
+	pthread_rwlock_destroy(&r->pc_lock);
+	pthread_mutex_destroy(&r->cq_mu);
+	pthread_cond_destroy(&r->cq_cv);
+	pthread_mutex_destroy(&r->split_mu);
+	pthread_cond_destroy(&r->split_cv);
+	pthread_mutex_destroy(&r->pst_mu);
 	free(r);
 }
 
@@ -947,7 +1303,7 @@ static int status_table(const struct qfs_table *t, void *arg)
 {
 	qfs_buf_printf(arg, "table ");
 	qfs_buf_put_esc(arg, t->name);
-	qfs_buf_printf(arg, " group %016llx ino %llu\n", (unsigned long long)t->group, (unsigned long long)t->ino);
+	qfs_buf_printf(arg, " group %016llx ino %llu\n", (unsigned long long)t->id, (unsigned long long)t->ino);
 	return 0;
 }
 
@@ -966,7 +1322,7 @@ struct stats_ctx {
 static int stats_table(const struct qfs_table *t, void *arg)
 {
 	struct stats_ctx *c = arg;
-	struct table_metrics *m = metrics_for(c->r, t->group);
+	struct table_metrics *m = metrics_for(c->r, t->id);
 
 	if (!m)
 		return 0;
@@ -978,7 +1334,7 @@ static int stats_table(const struct qfs_table *t, void *arg)
 		qfs_buf_put_u8(c->out, '\n');
 	}
 	struct qfs_admit_info ai;
-	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
+	if (qfs_admit_info(c->r->admit, t->id, qfs_clock_mono_ns(), &ai) == 0) {
 		qfs_buf_printf(c->out, "table ");
 		qfs_buf_put_esc(c->out, t->name);
 		qfs_buf_printf(c->out, " throttled_reads %llu throttled_writes %llu read_wait_ms %llu write_wait_ms %llu\n",
@@ -1000,13 +1356,20 @@ void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
 	qfs_buf_printf(out, "cell proposals %llu fsyncs %llu redirects %llu timeouts %llu\n",
 		       (unsigned long long)cs.proposals, (unsigned long long)cs.fsyncs,
 		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts);
+	router_parts_stats(r, out);
 }
 
 /* See router.h. */
-int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_group_t group, const uint8_t *key, size_t key_len,
+int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, const uint8_t *key, size_t key_len,
 			void **val, size_t *val_len)
 {
-	return qfs_cell_get_node(r->cell, id, group, key, key_len, val, val_len);
+	struct qfs_meta_part p;
+	int rc = table == QFS_META_TABLE ? 0 : router_resolve(r, table, key, key_len, &p);
+
+	if (rc)
+		return rc;
+	return qfs_cell_get_node(r->cell, id, table == QFS_META_TABLE ? QFS_META_GROUP : p.group, key, key_len,
+				 val, val_len);
 }
 
 /* See router.h. */
@@ -1022,9 +1385,9 @@ static int capacity_table(const struct qfs_table *t, void *arg)
 	struct stats_ctx *c = arg;
 	struct qfs_admit_info ai;
 
-	if (!qfs_admit_known(c->r->admit, t->group))
-		admit_load(c->r, t->group, 1);
-	if (qfs_admit_info(c->r->admit, t->group, qfs_clock_mono_ns(), &ai) == 0) {
+	if (!qfs_admit_known(c->r->admit, t->id))
+		admit_load(c->r, t->id, 1);
+	if (qfs_admit_info(c->r->admit, t->id, qfs_clock_mono_ns(), &ai) == 0) {
 		qfs_buf_printf(c->out, "table ");
 		qfs_buf_put_esc(c->out, t->name);
 		qfs_admit_format(&ai, c->out);

@@ -820,6 +820,15 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 			*fail = op->err;
 		free(v);
 		return rc;
+	case QFS_OP_RANGE: /* the partition fence: the first 8 bytes of the record are its epoch */
+		rc = view_get(a, op->key, op->key_len, &v, &vl, &found);
+		if (!rc) {
+			uint64_t have = found && vl >= 8 ? qfs_be64_get(v) : 0;
+			if (op->val_len != 8 || have != qfs_be64_get(op->val))
+				*fail = op->err;
+		}
+		free(v);
+		return rc;
 	case QFS_OP_EXPECT_EMPTY:
 		rc = view_walk(a, op->key, op->key_len, op->key2, op->key2_len, walk_found, NULL);
 		if (rc == 1) {
@@ -889,6 +898,11 @@ static void locks_of_op(struct qfs_buf *b, const struct qfs_op *op)
 	struct qfs_key k;
 
 	switch (op->kind) {
+	case QFS_OP_RANGE:
+		/* the partition fence: read by every txn of the group, changed
+		 * only by a split, which runs with no txn of its range in
+		 * flight and after recovery finished the prepared ones */
+		return;
 	case QFS_OP_DEL_RANGE:
 	case QFS_OP_EXPECT_EMPTY:
 		locks_range(b, op->key, op->key_len, op->key2, op->key2_len);

@@ -15,6 +15,7 @@
 
 #include "common/key.h"
 #include "common/log.h"
+#include "meta/meta.h"
 #include "node/cell.h"
 #include "router/metrics.h"
 #include "router/router.h"
@@ -91,11 +92,11 @@ START_TEST(test_table_lifecycle)
 	ck_assert_int_eq(qfs_router_table_create(r, "orders", &a, &t), 0);
 	ck_assert_str_eq(t.name, "orders");
 	ck_assert_uint_ge(t.ino, QFS_FIRST_INO);
-	ck_assert_uint_eq(t.group, t.ino);
+	ck_assert_uint_eq(t.id, t.ino);
 	ck_assert_int_eq(qfs_router_table_create(r, "orders", &a, &t2), -EEXIST);
 	ck_assert_int_eq(qfs_router_table_lookup(r, "orders", &t2), 0);
 	ck_assert_uint_eq(t2.ino, t.ino);
-	ck_assert_int_eq(qfs_router_get_attr(r, t.group, t.ino, &got), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, t.ino, &got), 0);
 	ck_assert_uint_eq(got.mode, S_IFDIR | 0750);
 	ck_assert_uint_eq(got.uid, 1000);
 	ck_assert_uint_eq(got.nlink, 2);
@@ -113,7 +114,7 @@ START_TEST(test_table_lifecycle)
 	ck_assert_int_eq(qfs_router_table_rename(r, "nope", "x", 0), -ENOENT);
 	ck_assert_int_eq(qfs_router_table_delete(r, "sales"), 0);
 	ck_assert_int_eq(qfs_router_table_delete(r, "sales"), -ENOENT);
-	ck_assert_int_eq(qfs_cell_group_exists(node, t.group), 0);
+	ck_assert_int_eq(qfs_cell_group_exists(node, t.id), 0);
 	ck_assert_uint_eq(qfs_router_table_count(r), 0);
 	ck_assert_int_eq(qfs_router_get_attr(r, QFS_META_GROUP, QFS_ROOT_INO, &got), 0);
 	ck_assert_uint_eq(got.nlink, 2);
@@ -151,13 +152,13 @@ START_TEST(test_nonempty_tables)
 
 	ck_assert_int_eq(qfs_router_table_create(r, "a", &a, &t1), 0);
 	ck_assert_int_eq(qfs_router_table_create(r, "b", &a, &t2), 0);
-	put_entry(t1.group, t1.ino, "item", 99999);
+	put_entry(t1.id, t1.ino, "item", 99999);
 	ck_assert_int_eq(qfs_router_table_delete(r, "a"), -ENOTEMPTY);
 	/* replacing a non-empty table is refused; an empty one is replaced */
 	ck_assert_int_eq(qfs_router_table_rename(r, "b", "a", 0), -ENOTEMPTY);
 	ck_assert_int_eq(qfs_router_table_rename(r, "a", "b", 1), -EEXIST);
 	ck_assert_int_eq(qfs_router_table_rename(r, "a", "b", 0), 0);
-	ck_assert_int_eq(qfs_cell_group_exists(node, t2.group), 0);
+	ck_assert_int_eq(qfs_cell_group_exists(node, t2.id), 0);
 	ck_assert_uint_eq(qfs_router_table_count(r), 1);
 	ck_assert_int_eq(qfs_router_table_lookup(r, "b", &t2), 0);
 	ck_assert_uint_eq(t2.ino, t1.ino);
@@ -197,12 +198,12 @@ START_TEST(test_txn_result_and_reads)
 	op->key = key;
 	op->key_len = (uint32_t)klen;
 	op->err = -ENOENT;
-	ck_assert_int_eq(qfs_router_txn(r, t.group, &txn, &res), 0);
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
 	ck_assert_int_eq(res, -ENOENT);
 	qfs_txn_close(&txn);
-	ck_assert_int_eq(qfs_router_get(r, t.group, key, klen, &val, &vlen), -ENOENT);
-	put_entry(t.group, t.ino, "x", 5555);
-	ck_assert_int_eq(qfs_router_get(r, t.group, key, klen, &val, &vlen), 0);
+	ck_assert_int_eq(qfs_router_get(r, t.id, key, klen, &val, &vlen), -ENOENT);
+	put_entry(t.id, t.ino, "x", 5555);
+	ck_assert_int_eq(qfs_router_get(r, t.id, key, klen, &val, &vlen), 0);
 	free(val);
 	/* a group that does not exist */
 	ck_assert_int_eq(qfs_router_get(r, 987654321, key, klen, &val, &vlen), QFS_ENOGROUP);
@@ -260,6 +261,296 @@ START_TEST(test_hist_percentiles)
 }
 END_TEST
 
+/* ---- partitions (doc/partitions.md) ---- */
+
+struct keys_ctx {
+	int n;
+	int sorted;
+	uint8_t last[QFS_KEY_MAX];
+	size_t last_len;
+};
+
+static int keys_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct keys_ctx *c = arg;
+
+	(void)v;
+	(void)vl;
+	if (c->n && qfs_meta_keycmp(c->last, c->last_len, k, kl) >= 0)
+		c->sorted = 0;
+	memcpy(c->last, k, kl);
+	c->last_len = kl;
+	c->n++;
+	return 0;
+}
+
+/* Entries "e0".."e<n-1>" under the table's directory, one txn each. */
+static void fill_dir(const struct qfs_table *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "e%d", i);
+		put_entry(t->id, t->ino, name, 100000 + (qfs_ino_t)i);
+	}
+}
+
+static int count_dir(const struct qfs_table *t, int *sorted)
+{
+	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+	struct keys_ctx c = { 0, 1, { 0 }, 0 };
+
+	qfs_key_dentry_range(lo, &lol, hi, &hil, t->ino);
+	ck_assert_int_eq(qfs_router_scan(r, t->id, lo, lol, hi, hil, keys_cb, &c), 0);
+	*sorted = c.sorted;
+	return c.n;
+}
+
+static int count_lines(const char *text, const char *prefix)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, prefix)); p++)
+		n++;
+	return n;
+}
+
+START_TEST(test_split_routes_and_scans)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t kl, lol, hil;
+	struct qfs_buf b;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "big", &a, &t), 0);
+	fill_dir(&t, 40);
+	/* split inside the directory, at its 10th entry */
+	kl = qfs_key_dentry(k, t.ino, "e17", 3);
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), 0);
+	ck_assert_int_eq(count_dir(&t, &sorted), 40); /* readdir reads both, in order */
+	ck_assert(sorted);
+	/* a split at a partition's first key is refused */
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), -EINVAL);
+
+	qfs_buf_init(&b);
+	qfs_router_partitions(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_int_eq(count_lines((char *)b.data, "table big partition "), 2);
+	ck_assert_ptr_nonnull(strstr((char *)b.data, " epoch 2\n"));
+	ck_assert_ptr_nonnull(strstr((char *)b.data, " leader "));
+
+	/* reads and single-partition writes on both sides */
+	void *val;
+	size_t vl;
+	uint8_t dk[QFS_KEY_MAX];
+	size_t dl = qfs_key_dentry(dk, t.ino, "e3", 2);
+	ck_assert_int_eq(qfs_router_get(r, t.id, dk, dl, &val, &vl), 0);
+	free(val);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	free(val);
+	put_entry(t.id, t.ino, "more", 5);
+	/* a txn with ops in both partitions is a cross-partition txn: the
+	 * range condition is cut at the boundary and checked in both */
+	struct qfs_txn txn;
+	struct qfs_op *op;
+	int res = 0;
+	qfs_key_dentry_range(lo, &lol, hi, &hil, t.ino);
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_EXPECT_EMPTY);
+	op->key = lo;
+	op->key_len = (uint32_t)lol;
+	op->key2 = hi;
+	op->key2_len = (uint32_t)hil;
+	op->err = -ENOTEMPTY;
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, -ENOTEMPTY);
+	qfs_txn_close(&txn);
+	/* all or nothing across the two partitions: "e3" (left) and "e17"
+	 * (right) deleted together, or not at all when a condition fails */
+	uint8_t k3[QFS_KEY_MAX], kx[QFS_KEY_MAX];
+	size_t l3 = qfs_key_dentry(k3, t.ino, "e3", 2), lx = qfs_key_dentry(kx, t.ino, "nope", 4);
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_DEL);
+	op->key = k3;
+	op->key_len = (uint32_t)l3;
+	op = qfs_txn_add(&txn, QFS_OP_DEL);
+	op->key = k;
+	op->key_len = (uint32_t)kl;
+	op = qfs_txn_add(&txn, QFS_OP_EXPECT_PRESENT);
+	op->key = kx;
+	op->key_len = (uint32_t)lx;
+	op->err = -ENOENT;
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, -ENOENT);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k3, l3, &val, &vl), 0);
+	free(val);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	free(val);
+	txn.nops = 2; /* without the failing condition */
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, 0);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k3, l3, &val, &vl), -ENOENT);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), -ENOENT);
+	qfs_txn_close(&txn);
+	put_entry(t.id, t.ino, "e3", 100003);
+	put_entry(t.id, t.ino, "e17", 100017);
+
+	/* the split is durable: a reopen routes the same way and the old
+	 * group no longer holds the moved range */
+	close_all();
+	open_all();
+	ck_assert_int_eq(count_dir(&t, &sorted), 41);
+	ck_assert(sorted);
+	qfs_buf_reset(&b);
+	qfs_router_stats(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_ptr_nonnull(strstr((char *)b.data, "meta lookups_sent "));
+	struct keys_ctx c = { 0, 1, { 0 }, 0 };
+	ck_assert_int_eq(qfs_cell_scan(node, t.id, k, kl, hi, hil, keys_cb, &c), 0);
+	ck_assert_int_eq(c.n, 0);
+	/* deleting the table drops every partition's group */
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* A crash after the commit point: the map says split, the old group still
+ * holds the moved range and its old fence.  The next open finishes it. */
+START_TEST(test_repair_after_commit_point)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta *m;
+	struct qfs_meta_part p, left, right;
+	uint8_t k[QFS_KEY_MAX], hi[QFS_KEY_MAX], lo[QFS_KEY_MAX];
+	size_t kl, hil, lol;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "t", &a, &t), 0);
+	fill_dir(&t, 20);
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	qfs_key_dentry_range(lo, &lol, hi, &hil, t.ino);
+	close_all();
+	open_all();
+	/* an out-of-band split that stops right after its commit point:
+	 * new group with the copied items but no deletion in the old one */
+	ck_assert_int_eq(qfs_meta_open(node, &m), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m, t.id, k, kl, &p), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 888888), 0);
+	struct keys_ctx c = { 0, 1, { 0 }, 0 };
+	ck_assert_int_eq(qfs_cell_scan(node, t.id, k, kl, hi, hil, keys_cb, &c), 0);
+	int moved = c.n;
+	ck_assert_int_gt(moved, 0);
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+		uint8_t dk[QFS_KEY_MAX];
+		snprintf(name, sizeof(name), "e%d", i);
+		size_t dl = qfs_key_dentry(dk, t.ino, name, strlen(name));
+		if (qfs_meta_keycmp(dk, dl, k, kl) >= 0)
+			put_entry(888888, t.ino, name, 100000 + (qfs_ino_t)i); /* the copy */
+	}
+	/* the old group's fence at epoch 2 goes first (as parts.c does) */
+	struct qfs_meta_part g = p;
+	struct qfs_meta_rec rec;
+	struct qfs_buf eb;
+	struct qfs_txn ft;
+	int fres = 1;
+	g.epoch = p.epoch + 1; /* range unchanged until settled */
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&ft);
+	ck_assert_int_eq(qfs_meta_add_fence(&ft, &rec, &g), 0);
+	qfs_buf_init(&eb);
+	qfs_txn_encode(&ft, &eb);
+	ck_assert_int_eq(qfs_cell_propose(node, t.id, eb.data, eb.len, &fres), 0);
+	ck_assert_int_eq(fres, 0);
+	qfs_buf_close(&eb);
+	qfs_txn_close(&ft);
+	qfs_meta_rec_close(&rec);
+	/* and the new group's own fence (written before its copy in parts.c) */
+	g = p;
+	memcpy(g.lo, k, kl);
+	g.lo_len = (uint32_t)kl;
+	g.group = 888888;
+	g.epoch = p.epoch + 1;
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&ft);
+	ck_assert_int_eq(qfs_meta_add_fence(&ft, &rec, &g), 0);
+	qfs_buf_init(&eb);
+	qfs_txn_encode(&ft, &eb);
+	ck_assert_int_eq(qfs_cell_propose(node, 888888, eb.data, eb.len, &fres), 0);
+	ck_assert_int_eq(fres, 0);
+	qfs_buf_close(&eb);
+	qfs_txn_close(&ft);
+	qfs_meta_rec_close(&rec);
+	ck_assert_int_eq(qfs_meta_split(m, &p, k, kl, 888888, &left, &right), 0);
+	qfs_meta_free(m);
+	/* the router still serves epoch 1: its write is fenced, refreshed, retried */
+	put_entry(t.id, t.ino, "zz-after", 7);
+	close_all();
+	open_all(); /* repair: old group settled */
+	c = (struct keys_ctx){ 0, 1, { 0 }, 0 };
+	ck_assert_int_eq(qfs_cell_scan(node, t.id, k, kl, hi, hil, keys_cb, &c), 0);
+	ck_assert_int_eq(c.n, 0);
+	ck_assert_int_eq(count_dir(&t, &sorted), 21);
+	ck_assert(sorted);
+	ck_assert_int_eq(qfs_cell_group_exists(node, 888888), 1);
+}
+END_TEST
+
+/* A crash before the commit point leaves the new group unreferenced. */
+START_TEST(test_new_group_before_commit_dropped)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "t", &a, &t), 0);
+	fill_dir(&t, 10);
+	ck_assert_int_eq(qfs_cell_group_create(node, 999999), 0);
+	put_entry(999999, t.ino, "e3", 1); /* a partial copy */
+	close_all();
+	open_all();
+	ck_assert_int_eq(qfs_cell_group_exists(node, 999999), 0);
+	ck_assert_int_eq(count_dir(&t, &sorted), 10);
+}
+END_TEST
+
+START_TEST(test_split_table_delete)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], dk[QFS_KEY_MAX];
+	size_t kl;
+	struct qfs_txn txn;
+	struct qfs_op *op;
+	int res = 0;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "gone", &a, &t), 0);
+	fill_dir(&t, 6);
+	kl = qfs_key_dentry(k, t.ino, "e2", 2);
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), 0);
+	ck_assert_int_eq(qfs_router_table_delete(r, "gone"), -ENOTEMPTY);
+	for (int i = 0; i < 6; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "e%d", i);
+		qfs_txn_init(&txn);
+		op = qfs_txn_add(&txn, QFS_OP_DEL);
+		op->key = dk;
+		op->key_len = (uint32_t)qfs_key_dentry(dk, t.ino, name, strlen(name));
+		ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+		ck_assert_int_eq(res, 0);
+		qfs_txn_close(&txn);
+	}
+	ck_assert_int_eq(qfs_router_table_delete(r, "gone"), 0);
+	ck_assert_int_eq(qfs_cell_group_exists(node, t.id), 0);
+	struct qfs_buf b;
+	qfs_buf_init(&b);
+	qfs_router_partitions(r, &b);
+	ck_assert_uint_eq(b.len, 0);
+	qfs_buf_close(&b);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -273,6 +564,10 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_txn_result_and_reads);
 	tcase_add_test(tc, test_orphan_group_dropped);
 	tcase_add_test(tc, test_status_and_stats_text);
+	tcase_add_test(tc, test_split_routes_and_scans);
+	tcase_add_test(tc, test_repair_after_commit_point);
+	tcase_add_test(tc, test_new_group_before_commit_dropped);
+	tcase_add_test(tc, test_split_table_delete);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);

@@ -338,6 +338,63 @@ START_TEST(test_expect_absent_present)
 }
 END_TEST
 
+/* QFS_OP_RANGE: the partition fence (src/meta) compares the epoch stored
+ * first in the record at key "" (absent: 0) and fails with its error. */
+START_TEST(test_range_fence)
+{
+	static const uint8_t e0[8] = { 0 }, e1[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
+	static const uint8_t rec1[12] = { 0, 0, 0, 0, 0, 0, 0, 1, 'r', 'e', 's', 't' };
+	struct qfs_txn t;
+	struct qfs_op *op;
+	uint32_t ka;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka);
+
+	/* no fence record: epoch 0 passes, 1 fails and writes nothing */
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
+	op->val = e0;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	add_put(&t, a, ka, "x");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
+	op->val = e1;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	add_put(&t, a, ka, "y");
+	ck_assert_int_eq(APPLY(G1, &t), QFS_ESTALE);
+	assert_val(G1, a, ka, "x");
+	/* a fence at epoch 1: now 1 passes and 0 fails */
+	qfs_txn_init(&t);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec1, sizeof(rec1));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
+	op->val = e0;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	add_put(&t, a, ka, "z");
+	ck_assert_int_eq(APPLY(G1, &t), QFS_ESTALE);
+	assert_val(G1, a, ka, "x");
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
+	op->val = e1;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	add_put(&t, a, ka, "z");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, a, ka, "z");
+	/* a fence in another group does not count */
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
+	op->val = e1;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	ck_assert_int_eq(APPLY(G2, &t), QFS_ESTALE);
+}
+END_TEST
+
 START_TEST(test_expect_value)
 {
 	struct qfs_txn t;
@@ -2238,6 +2295,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_put_get_del);
 	tcase_add_test(tc, test_expect_absent_present);
 	tcase_add_test(tc, test_expect_value);
+	tcase_add_test(tc, test_range_fence);
 	tcase_add_test(tc, test_expect_empty);
 	tcase_add_test(tc, test_del_range);
 	tcase_add_test(tc, test_del_range_chunks);

@@ -1,0 +1,131 @@
+/*
+ * meta.h - the partition map (DESIGN.md section 3, "src/meta"; formats in
+ * doc/format-keys.md "Partition map").
+ *
+ * A table (id = its directory's inode) is cut into key-range partitions
+ * [lo, hi) of its item keys (common/key.h: hash-ordered, so one directory
+ * is a contiguous range that a split may still cut).  Every partition is
+ * its own replication group, whose id is also the partition's id.  The map
+ * lives in the meta group (QFS_META_GROUP) as one record per partition and
+ * is served from memory: qfs_meta_lookup is a binary search, no I/O (the
+ * MemDS role).  Table creation, drop and splits are meta-group txns built
+ * here; the commit of a split's txn is the split's commit point.
+ *
+ * Each partition's own group also holds a fence record (key "\0", one
+ * byte, which no item uses) with its epoch and range; every txn the router
+ * sends carries QFS_OP_RANGE with the epoch it believes in, so a txn routed
+ * with a stale map fails with QFS_ESTALE instead of writing a moved range.
+ *
+ * A table without any record (a data directory from before partitions) is
+ * one partition: group = table id, epoch 0, every key, no fence record.
+ *
+ * Thread-safety: every function may be called from any thread; the map is
+ * under one rwlock (lookups share it).  Txn builders do no locking.
+ */
+#ifndef QFS_META_META_H
+#define QFS_META_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/key.h"
+#include "common/qfs.h"
+#include "common/txn.h"
+
+struct qfs_cell;
+struct qfs_meta;
+
+#define QFS_META_REPLICAS 3
+#define QFS_META_FENCE_KEY ((const uint8_t *)"")  /* the fence record's key: one byte 0 */
+#define QFS_META_FENCE_KEY_LEN 1                   /* (below every item key: >= 17 bytes) */
+#define QFS_META_ITEMS_FIRST ((const uint8_t *)"\0") /* two bytes 0: below every item key, */
+#define QFS_META_ITEMS_FIRST_LEN 2                 /* above the fence key */
+/* 1 if (k, kl) is the fence key. */
+static inline int qfs_meta_is_fence(const uint8_t *k, size_t kl)
+{
+	return kl == 1 && k[0] == 0;
+}
+#define QFS_META_KEY_END_LEN 16                    /* end of item keys: 16 x 0xff (key.h) */
+
+struct qfs_meta_part {
+	qfs_table_t table;
+	qfs_group_t group;              /* the partition's group; also its id */
+	uint64_t epoch;                 /* 0 for a legacy table, 1 at creation, +1 per split */
+	uint32_t lo_len;                /* bytes in lo; 0: from the first key */
+	uint32_t hi_len;                /* bytes in hi; 0: to the end */
+	uint8_t lo[QFS_KEY_MAX];
+	uint8_t hi[QFS_KEY_MAX];
+	uint32_t nnodes;                /* replica nodes (ids), in the order given at creation */
+	uint32_t nodes[QFS_META_REPLICAS];
+};
+
+/* A record being written: key and value storage that a txn op borrows. */
+struct qfs_meta_rec {
+	uint8_t key[64];
+	size_t key_len;
+	uint8_t key2[64];               /* DEL_RANGE end when a range is deleted */
+	size_t key2_len;
+	struct qfs_buf val;
+};
+
+/* Open the map over the cell and load every record of the meta group.
+ * *out set only on success.  -ENOMEM, QFS_ECORRUPT (a bad record), read errors. */
+int qfs_meta_open(struct qfs_cell *cell, struct qfs_meta **out);
+void qfs_meta_free(struct qfs_meta *m); /* NULL: nothing */
+/* Re-read table's records (after a commit that changed them, or to
+ * refresh).  0, QFS_ECORRUPT, read errors (the old entries stay). */
+int qfs_meta_reload_table(struct qfs_meta *m, qfs_table_t table);
+
+/* The partition of (table, key): memory only.  Always 0 (a table without
+ * records is its own single legacy partition). */
+int qfs_meta_lookup(struct qfs_meta *m, qfs_table_t table, const uint8_t *key, size_t key_len,
+		    struct qfs_meta_part *out);
+/* Every partition of table in key order: *out malloc'd (caller frees), *n.
+ * 0 or -ENOMEM. */
+int qfs_meta_parts(struct qfs_meta *m, qfs_table_t table, struct qfs_meta_part **out, size_t *n);
+/* 1 if some partition (or a table's legacy partition: pass the table ids
+ * in tables) uses group. */
+int qfs_meta_group_used(struct qfs_meta *m, qfs_group_t group);
+/* Number of qfs_meta_lookup calls served (the metadata load). */
+uint64_t qfs_meta_lookups(struct qfs_meta *m);
+
+/* Key comparison helpers: 1 if key is inside p's range. */
+int qfs_meta_part_has(const struct qfs_meta_part *p, const uint8_t *key, size_t key_len);
+/* Compare byte strings (memcmp order, shorter first on a tie). */
+int qfs_meta_keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+
+/* ---- txn builders (the caller proposes; rec must outlive the encoding) ---- */
+
+void qfs_meta_rec_init(struct qfs_meta_rec *rec);
+void qfs_meta_rec_close(struct qfs_meta_rec *rec);
+/* Append to t (a meta-group txn) the PUT of p's record.  0 or -ENOMEM. */
+int qfs_meta_add_put(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct qfs_meta_part *p);
+/* Append to t a condition that p's record is stored exactly as encoded
+ * (absent for a legacy partition, epoch 0), failing with QFS_ECONFLICT. */
+int qfs_meta_add_expect(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct qfs_meta_part *p);
+/* Append to t the deletion of every record of table.  0 or -ENOMEM. */
+int qfs_meta_add_drop(struct qfs_txn *t, struct qfs_meta_rec *rec, qfs_table_t table);
+/* Append to t (a txn of p's own group) the PUT of p's fence record. */
+int qfs_meta_add_fence(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct qfs_meta_part *p);
+/* Fill p as the first partition of a new table (everything, epoch 1). */
+void qfs_meta_part_first(struct qfs_meta_part *p, qfs_table_t table, qfs_group_t group,
+			 uint32_t nnodes);
+
+/* The split's commit point: one meta-group txn that replaces old's record
+ * by [old.lo, key) and [key, old.hi) in group newg, both at old.epoch + 1,
+ * conditional on old's record being unchanged.  On 0 the map in memory
+ * holds both and *left, *right are set.  Errors: -EINVAL (key not strictly
+ * inside old), QFS_ECONFLICT (old changed), propose errors. */
+int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
+		   size_t key_len, qfs_group_t newg, struct qfs_meta_part *left,
+		   struct qfs_meta_part *right);
+
+/* Decode a fence record (epoch, table, lo, hi) into p (group untouched).
+ * 0 or QFS_ECORRUPT. */
+int qfs_meta_fence_decode(const void *val, size_t len, struct qfs_meta_part *p);
+/* Encode a partition record (the value) / decode one. */
+void qfs_meta_part_encode(const struct qfs_meta_part *p, struct qfs_buf *out);
+int qfs_meta_part_decode(const void *val, size_t len, struct qfs_meta_part *p);
+
+#endif

@@ -1,0 +1,1048 @@
+/*
+ * parts.c - the router's side of partitions (doc/partitions.md): its own
+ * copy of the partition map (the routing cache), the constant-work lookups
+ * that keep it fresh, the load and size accounting, splits (live and
+ * crash-safe) and their repair at open, and .quorumfs/partitions.
+ *
+ * Constant work: every resolve, hit or miss, also queues its (table, key)
+ * for the lookup worker, which asks src/meta and refreshes the table's
+ * cached map if the answer differs.  The queue is bounded and coalesces
+ * lookups of one partition, so the metadata load follows the request rate
+ * whatever the hit rate (DESIGN.md section 6).
+ *
+ * A split of partition P = [lo, hi) (group G, epoch E) at key k:
+ *   1. create the new group N (unreferenced until step 4: an open drops it)
+ *   2. freeze [k, hi): take tables_lock exclusively (drains the writes in
+ *      flight), mark the range; writes to it wait, reads go on
+ *   3. write N's fence (epoch E+1, [k, hi)) and copy [k, hi) from G into
+ *      N with txns (so N's log, and its archive, hold the data); then
+ *      G's fence at E+1 (range still [lo, hi)): from here a txn routed by epoch E
+ *      fails with QFS_ESTALE and its router re-reads the map
+ *   4. commit the map in the meta group: [lo, k) in G and [k, hi) in N,
+ *      both at epoch E+1 (THE COMMIT POINT)
+ *   5. refresh the router's map (reads that straddle it read again)
+ *   6. in G: write its fence (E+1, [lo, k)) and delete [k, hi)
+ *   7. unfreeze
+ * A crash before 4 leaves N unreferenced (dropped at open) and G whole; a
+ * crash after 4 is finished at open by repair(): every partition whose
+ * group's fence is not the map's gets step 6 (fence, and deletion of the
+ * keys outside its range); that also puts G's fence back to E after a
+ * crash between G's fence and the commit point.  Test hook: QFS_TEST_SPLIT_STOP=k makes the
+ * split thread log "split stopped at step k (test hook)" after step k and
+ * hang there, so that a test can kill -9 the mount at that point.
+ *
+ * Locks: see router_int.h (tables_lock first).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/glist.h"
+#include "common/log.h"
+#include "node/cell.h"
+#include "router/router_int.h"
+#include "router/xact.h"
+
+#define COPY_BATCH_BYTES (512u * 1024u)  /* bytes of items per copy txn */
+#define COPY_BATCH_ITEMS 512
+
+/* Above every item key and below the groups' reserved 2PC keys (key.h):
+ * the end of item ranges, so that copies and deletions of a split never
+ * touch a group's prepared txns. */
+static const uint8_t key_end[QFS_META_KEY_END_LEN] = {
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+};
+
+/* ---- routing cache ---- */
+
+static struct pc_table *pc_find(struct qfs_router *r, qfs_table_t table)
+{
+	struct pc_table *e;
+
+	for (e = r->pc[table % PC_BUCKETS]; e; e = e->next)
+		if (e->table == table)
+			return e;
+	return NULL;
+}
+
+/* Binary search in a cached table: the partition holding key. */
+static const struct qfs_meta_part *pc_part(const struct pc_table *e, const uint8_t *key, size_t key_len)
+{
+	size_t a = 0, b = e->n;
+
+	while (a < b) {
+		size_t mid = a + (b - a) / 2;
+		if (qfs_meta_keycmp(e->parts[mid].lo, e->parts[mid].lo_len, key, key_len) <= 0)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return &e->parts[a ? a - 1 : 0];
+}
+
+int router_refresh(struct qfs_router *r, qfs_table_t table)
+{
+	struct qfs_meta_part *v;
+	struct pc_table *e;
+	size_t n;
+	int rc = qfs_meta_parts(r->meta, table, &v, &n);
+
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&r->pc_lock);
+	e = pc_find(r, table);
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			pthread_rwlock_unlock(&r->pc_lock);
+			free(v);
+			return -ENOMEM;
+		}
+		e->table = table;
+		e->next = r->pc[table % PC_BUCKETS];
+		r->pc[table % PC_BUCKETS] = e;
+	}
+	free(e->parts);
+	e->parts = v;
+	e->n = n;
+	__atomic_fetch_add(&r->map_gen, 1, __ATOMIC_ACQ_REL);
+	pthread_rwlock_unlock(&r->pc_lock);
+	return 0;
+}
+
+void router_forget(struct qfs_router *r, qfs_table_t table)
+{
+	struct pc_table **pp, *e;
+
+	pthread_rwlock_wrlock(&r->pc_lock);
+	for (pp = &r->pc[table % PC_BUCKETS]; (e = *pp); pp = &e->next)
+		if (e->table == table) {
+			*pp = e->next;
+			free(e->parts);
+			free(e);
+			break;
+		}
+	__atomic_fetch_add(&r->map_gen, 1, __ATOMIC_ACQ_REL);
+	pthread_rwlock_unlock(&r->pc_lock);
+	pthread_mutex_lock(&r->pst_mu);
+	for (unsigned b = 0; b < PC_BUCKETS; b++) {
+		struct pstat **sp = &r->pst[b], *st;
+		while ((st = *sp)) {
+			if (st->table == table) {
+				*sp = st->next;
+				free(st);
+			} else {
+				sp = &st->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&r->pst_mu);
+}
+
+/* Queue (table, key) for the lookup worker, coalesced with a queued lookup
+ * of the same partition; a full queue drops it (counted). */
+static void cq_send(struct qfs_router *r, qfs_table_t table, qfs_group_t group, const uint8_t *key,
+		    size_t key_len)
+{
+	pthread_mutex_lock(&r->cq_mu);
+	if (!r->cq_running) {
+		pthread_mutex_unlock(&r->cq_mu);
+		return;
+	}
+	for (uint32_t i = 0; i < r->cq_n; i++) {
+		const struct cq_ent *q = &r->cq[(r->cq_head + i) % CQ_SIZE];
+		if (q->table == table && q->group == group) {
+			pthread_mutex_unlock(&r->cq_mu);
+			__atomic_fetch_add(&r->st_coalesced, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+	if (r->cq_n == CQ_SIZE) {
+		pthread_mutex_unlock(&r->cq_mu);
+		__atomic_fetch_add(&r->st_dropped, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	struct cq_ent *q = &r->cq[(r->cq_head + r->cq_n) % CQ_SIZE];
+	q->table = table;
+	q->group = group;
+	q->key_len = (uint16_t)(key_len > QFS_KEY_MAX ? QFS_KEY_MAX : key_len);
+	memcpy(q->key, key, q->key_len);
+	r->cq_n++;
+	pthread_cond_signal(&r->cq_cv);
+	pthread_mutex_unlock(&r->cq_mu);
+}
+
+int router_resolve(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		   struct qfs_meta_part *out)
+{
+	struct pc_table *e;
+	int rc;
+
+	for (;;) {
+		pthread_rwlock_rdlock(&r->pc_lock);
+		e = pc_find(r, table);
+		if (e) {
+			*out = *pc_part(e, key, key_len);
+			pthread_rwlock_unlock(&r->pc_lock);
+			break;
+		}
+		pthread_rwlock_unlock(&r->pc_lock);
+		rc = router_refresh(r, table); /* a miss: load from meta, synchronously */
+		if (rc)
+			return rc;
+	}
+	cq_send(r, table, out->group, key, key_len);
+	return 0;
+}
+
+/* The lookup worker: one meta lookup per queued request. */
+static void *cq_main(void *arg)
+{
+	struct qfs_router *r = arg;
+	struct cq_ent *q = malloc(sizeof(*q));
+
+	if (!q)
+		return NULL;
+	pthread_mutex_lock(&r->cq_mu);
+	for (;;) {
+		while (!r->cq_stop && r->cq_n == 0)
+			pthread_cond_wait(&r->cq_cv, &r->cq_mu);
+		if (r->cq_stop)
+			break;
+		*q = r->cq[r->cq_head];
+		r->cq_head = (r->cq_head + 1) % CQ_SIZE;
+		r->cq_n--;
+		pthread_mutex_unlock(&r->cq_mu);
+
+		struct qfs_meta_part m, c;
+		int differs = 1;
+		__atomic_fetch_add(&r->st_sent, 1, __ATOMIC_RELAXED);
+		qfs_meta_lookup(r->meta, q->table, q->key, q->key_len, &m);
+		pthread_rwlock_rdlock(&r->pc_lock);
+		struct pc_table *e = pc_find(r, q->table);
+		if (e) {
+			c = *pc_part(e, q->key, q->key_len);
+			differs = c.group != m.group || c.epoch != m.epoch;
+		}
+		pthread_rwlock_unlock(&r->pc_lock);
+		if (e && differs && router_refresh(r, q->table) == 0)
+			__atomic_fetch_add(&r->st_refreshed, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&r->cq_mu);
+	}
+	pthread_mutex_unlock(&r->cq_mu);
+	free(q);
+	return NULL;
+}
+
+/* ---- load and size accounting ---- */
+
+static struct pstat *pst_get(struct qfs_router *r, const struct qfs_meta_part *p)
+{
+	struct pstat *st;
+
+	for (st = r->pst[p->group % PC_BUCKETS]; st; st = st->next)
+		if (st->group == p->group)
+			return st;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->group = p->group;
+	st->table = p->table;
+	st->next = r->pst[p->group % PC_BUCKETS];
+	r->pst[p->group % PC_BUCKETS] = st;
+	return st;
+}
+
+/* Roll st's per-second counter at now_ms (pst_mu held). */
+static void pst_roll(struct qfs_router *r, struct pstat *st, uint64_t now_ms)
+{
+	if (now_ms - st->sec_start_ms < 1000)
+		return;
+	uint64_t span = now_ms - st->sec_start_ms;
+	st->ops_s = span < 2000 ? (double)st->ops * 1000.0 / (double)span : 0.0;
+	st->ops = 0;
+	st->sec_start_ms = now_ms;
+	if (r->split_cfg.split_ops > 0 && st->ops_s > r->split_cfg.split_ops) {
+		if (!st->hot_since_ms)
+			st->hot_since_ms = now_ms - span;
+	} else {
+		st->hot_since_ms = 0;
+	}
+}
+
+void router_account(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key,
+		    size_t key_len, uint64_t written)
+{
+	uint64_t now = qfs_clock_mono_ms();
+	struct pstat *st;
+
+	if (key_len == 0 || key_len > QFS_KEY_MAX)
+		return;
+	pthread_mutex_lock(&r->pst_mu);
+	st = pst_get(r, p);
+	if (st) {
+		pst_roll(r, st, now);
+		st->ops++;
+		st->written += written;
+		/* reservoir sample of the requests' keys (Vitter's algorithm R) */
+		uint64_t seen = st->seen++;
+		uint64_t slot = seen < PST_SAMPLES ? seen : (uint64_t)qfs_clock_mono_ns() * 2654435761u % (seen + 1);
+		if (slot < PST_SAMPLES) {
+			memcpy(st->sample[slot], key, key_len);
+			st->sample_len[slot] = (uint16_t)key_len;
+			if (seen < PST_SAMPLES)
+				st->nsample = (uint32_t)seen + 1;
+		}
+	}
+	pthread_mutex_unlock(&r->pst_mu);
+}
+
+/* ---- freezing ---- */
+
+int router_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key,
+		  size_t key_len, const uint8_t *key2, size_t key2_len)
+{
+	if (!__atomic_load_n(&r->frozen, __ATOMIC_ACQUIRE) || p->group != r->frozen_group)
+		return 0;
+	if (key2) /* [key, key2) meets [frozen_lo, ...) */
+		return qfs_meta_keycmp(key2, key2_len, r->frozen_lo, r->frozen_lo_len) > 0;
+	return qfs_meta_keycmp(key, key_len, r->frozen_lo, r->frozen_lo_len) >= 0;
+}
+
+void router_wait_unfrozen(struct qfs_router *r)
+{
+	pthread_mutex_lock(&r->split_mu);
+	while (r->frozen)
+		pthread_cond_wait(&r->split_cv, &r->split_mu);
+	pthread_mutex_unlock(&r->split_mu);
+}
+
+static void set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
+{
+	pthread_rwlock_wrlock(&r->tables_lock); /* drains the writes in flight */
+	pthread_mutex_lock(&r->split_mu);
+	r->frozen_table = p->table;
+	r->frozen_group = p->group;
+	memcpy(r->frozen_lo, k, kl);
+	r->frozen_lo_len = (uint32_t)kl;
+	__atomic_store_n(&r->frozen, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&r->split_mu);
+	pthread_rwlock_unlock(&r->tables_lock);
+}
+
+static void clear_frozen(struct qfs_router *r)
+{
+	pthread_mutex_lock(&r->split_mu);
+	__atomic_store_n(&r->frozen, 0, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&r->split_cv);
+	pthread_mutex_unlock(&r->split_mu);
+}
+
+/* ---- split ---- */
+
+/* Test hook (documented in doc/partitions.md): stop after step k. */
+static void test_stop(int step)
+{
+	const char *e = getenv("QFS_TEST_SPLIT_STOP");
+
+	if (!e || atoi(e) != step)
+		return;
+	QFS_LOG(QFS_LOG_WARN, "split stopped at step %d (test hook)", step);
+	for (;;)
+		sleep(60);
+}
+
+/* Propose an encoded txn to group; 0 or the propose error or result. */
+static int propose_txn(struct qfs_router *r, qfs_group_t group, const struct qfs_txn *t)
+{
+	struct qfs_buf b;
+	int rc, res = 0;
+
+	qfs_buf_init(&b);
+	qfs_txn_encode(t, &b);
+	rc = b.err;
+	if (rc == 0)
+		rc = qfs_cell_propose(r->cell, group, b.data, b.len, &res);
+	qfs_buf_close(&b);
+	return rc ? rc : res;
+}
+
+struct copy_ctx {
+	struct qfs_buf items;   /* u32 klen key u32 vlen val ... */
+	uint32_t n;
+	uint8_t last[QFS_KEY_MAX + 1];
+	size_t last_len;
+	uint64_t bytes;         /* counting scans: bytes seen */
+	uint64_t items_seen;
+	uint64_t limit;         /* counting scans: stop above (0: never) */
+	uint8_t mid[QFS_KEY_MAX];
+	size_t mid_len;         /* the key at limit/2 bytes */
+};
+
+static int copy_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct copy_ctx *c = arg;
+
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
+		return 0;
+	qfs_buf_put_bytes(&c->items, k, kl);
+	qfs_buf_put_bytes(&c->items, v, vl);
+	c->n++;
+	memcpy(c->last, k, kl);
+	c->last_len = kl;
+	return c->items.len >= COPY_BATCH_BYTES || c->n >= COPY_BATCH_ITEMS || c->items.err;
+}
+
+/* Copy [k, hi) of group from into group to, batch by batch.  0 or an error. */
+static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, const uint8_t *k, size_t kl,
+		      const uint8_t *hi, size_t hil)
+{
+	struct copy_ctx *c = calloc(1, sizeof(*c));
+	uint8_t cur[QFS_KEY_MAX + 1];
+	size_t cur_len = kl;
+	int rc = 0;
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(cur, k, kl);
+	qfs_buf_init(&c->items);
+	for (;;) {
+		struct qfs_txn t;
+		struct qfs_rd rd;
+
+		qfs_buf_reset(&c->items);
+		c->n = 0;
+		rc = qfs_cell_scan(r->cell, from, cur, cur_len, hi, hil, copy_cb, c);
+		if (rc < 0)
+			break;
+		rc = 0; /* 1: copy_cb stopped at a full batch */
+		if (c->items.err) {
+			rc = c->items.err;
+			break;
+		}
+		if (c->n == 0) {
+			rc = 0;
+			break;
+		}
+		qfs_txn_init(&t);
+		qfs_rd_init(&rd, c->items.data, c->items.len);
+		for (uint32_t i = 0; i < c->n && rc == 0; i++) {
+			struct qfs_op *op = qfs_txn_add(&t, QFS_OP_PUT);
+			size_t l1, l2;
+			if (!op) {
+				rc = -ENOMEM;
+				break;
+			}
+			op->key = qfs_rd_bytes(&rd, &l1);
+			op->val = qfs_rd_bytes(&rd, &l2);
+			op->key_len = (uint32_t)l1;
+			op->val_len = (uint32_t)l2;
+		}
+		if (rc == 0)
+			rc = propose_txn(r, to, &t);
+		qfs_txn_close(&t);
+		if (rc)
+			break;
+		memcpy(cur, c->last, c->last_len);
+		cur[c->last_len] = 0; /* the next key after the last copied */
+		cur_len = c->last_len + 1;
+	}
+	qfs_buf_close(&c->items);
+	free(c);
+	return rc;
+}
+
+/* In p's group: its fence and the deletion of its keys outside [lo, hi)
+ * (the fence key "\0" excepted).  0 or an error. */
+static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
+{
+	struct qfs_meta_rec rec;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int rc;
+
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_fence(&t, &rec, p);
+	if (rc == 0 && p->lo_len) {
+		op = qfs_txn_add(&t, QFS_OP_DEL_RANGE);
+		if (!op) {
+			rc = -ENOMEM;
+		} else {
+			op->key = QFS_META_ITEMS_FIRST;
+			op->key_len = QFS_META_ITEMS_FIRST_LEN;
+			op->key2 = p->lo;
+			op->key2_len = p->lo_len;
+		}
+	}
+	if (rc == 0 && p->hi_len) {
+		op = qfs_txn_add(&t, QFS_OP_DEL_RANGE);
+		if (!op) {
+			rc = -ENOMEM;
+		} else {
+			op->key = p->hi;
+			op->key_len = p->hi_len;
+			op->key2 = key_end;
+			op->key2_len = sizeof(key_end);
+		}
+	}
+	if (rc == 0)
+		rc = propose_txn(r, p->group, &t);
+	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
+	return rc;
+}
+
+/* Split old at k (see the file comment for the steps). */
+static int split(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k, size_t kl)
+{
+	struct qfs_meta_part nf = *old, left, right;
+	struct qfs_meta_rec rec;
+	struct qfs_txn t;
+	qfs_ino_t newg;
+	int rc;
+
+	if (!qfs_meta_part_has(old, k, kl) || qfs_meta_keycmp(k, kl, old->lo, old->lo_len) == 0 ||
+	    qfs_meta_keycmp(k, kl, QFS_META_ITEMS_FIRST, QFS_META_ITEMS_FIRST_LEN) <= 0)
+		return -EINVAL;
+	rc = qfs_router_alloc_ino(r, &newg); /* group ids are never reused */
+	if (rc)
+		return rc;
+	rc = qfs_cell_group_create(r->cell, newg);
+	if (rc)
+		return rc;
+	test_stop(1);
+	set_frozen(r, old, k, kl);
+	test_stop(2);
+	memcpy(nf.lo, k, kl);
+	nf.lo_len = (uint32_t)kl;
+	nf.group = newg;
+	nf.epoch = old->epoch + 1;
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_fence(&t, &rec, &nf);
+	if (rc == 0)
+		rc = propose_txn(r, newg, &t);
+	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
+	if (rc == 0)
+		rc = copy_range(r, old->group, newg, k, kl, old->hi_len ? old->hi : key_end,
+				old->hi_len ? old->hi_len : sizeof(key_end));
+	if (rc == 0) {
+		/* fence G at E+1 before the commit point: a router that still
+		 * routes by epoch E (another one, or a stale cache) cannot write
+		 * the moved range into G from here on.  The fence keeps G's old
+		 * range until step 6, so that repair() sees G unsettled. */
+		struct qfs_meta_part g = *old;
+		g.epoch = old->epoch + 1;
+		qfs_meta_rec_init(&rec);
+		qfs_txn_init(&t);
+		rc = qfs_meta_add_fence(&t, &rec, &g);
+		if (rc == 0)
+			rc = propose_txn(r, old->group, &t);
+		qfs_txn_close(&t);
+		qfs_meta_rec_close(&rec);
+	}
+	if (rc == 0) {
+		test_stop(3);
+		rc = qfs_meta_split(r->meta, old, k, kl, newg, &left, &right); /* the commit point */
+	}
+	if (rc) {
+		if (rc != QFS_ECONFLICT) /* G's fence may say E+1: put back the map's */
+			(void)settle_group(r, old);
+		clear_frozen(r);
+		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=%s",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)newg, qfs_strerror(rc));
+		if (!qfs_meta_group_used(r->meta, newg))
+			(void)qfs_cell_group_drop(r->cell, newg); /* else an open drops it */
+		return rc;
+	}
+	test_stop(4);
+	rc = router_refresh(r, old->table);
+	for (int i = 0; i < 50; i++) {
+		rc = settle_group(r, &left);
+		if (rc == 0)
+			break;
+		usleep(100000);
+	}
+	if (rc) /* committed: the next open's repair finishes it */
+		QFS_LOG(QFS_LOG_ERR, "split committed but the old group was not settled group=%016llx err=%s",
+			(unsigned long long)left.group, qfs_strerror(rc));
+	test_stop(5);
+	clear_frozen(r);
+	__atomic_fetch_add(&r->splits, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&r->pst_mu); /* both halves get a size check of their own */
+	for (struct pstat *st = r->pst[old->group % PC_BUCKETS]; st; st = st->next)
+		if (st->group == old->group)
+			st->size_checked = 0;
+	pthread_mutex_unlock(&r->pst_mu);
+	QFS_LOG(QFS_LOG_INFO, "partition split table=%llu group=%016llx new=%016llx epoch=%llu",
+		(unsigned long long)old->table, (unsigned long long)old->group, (unsigned long long)newg,
+		(unsigned long long)left.epoch);
+	return 0;
+}
+
+int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len)
+{
+	struct qfs_meta_part p;
+	int rc;
+
+	if (table == QFS_META_TABLE)
+		return -EINVAL;
+	qfs_meta_lookup(r->meta, table, key, key_len, &p);
+	pthread_mutex_lock(&r->split_mu);   /* one split at a time */
+	while (r->frozen)
+		pthread_cond_wait(&r->split_cv, &r->split_mu);
+	pthread_mutex_unlock(&r->split_mu);
+	rc = split(r, &p, key, key_len);
+	return rc;
+}
+
+/* ---- split checks (the background thread) ---- */
+
+static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct copy_ctx *c = arg;
+
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
+		return 0;
+	c->bytes += kl + vl;
+	c->items_seen++;
+	if (c->limit && c->mid_len == 0 && c->bytes >= c->limit / 2) {
+		memcpy(c->mid, k, kl);
+		c->mid_len = kl;
+	}
+	return c->limit && c->bytes > c->limit;
+}
+
+static int key_cmp_q(const void *a, const void *b, void *arg)
+{
+	const struct pstat *st = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return qfs_meta_keycmp(st->sample[x], st->sample_len[x], st->sample[y], st->sample_len[y]);
+}
+
+/* One candidate: table/group to split and the key, chosen under pst_mu. */
+struct cand {
+	qfs_table_t table;
+	qfs_group_t group;
+	int by_load;
+	int sampled;                   /* key holds the requests' median */
+	int done;                      /* a split was made */
+	size_t key_len;
+	uint8_t key[QFS_KEY_MAX];
+};
+
+/* The median of st's sampled keys into c (pst_mu held).  1 if any. */
+static int pick_load_key(struct pstat *st, struct cand *c)
+{
+	uint32_t idx[PST_SAMPLES];
+
+	if (st->nsample == 0)
+		return 0;
+	for (uint32_t i = 0; i < st->nsample; i++)
+		idx[i] = i;
+	qsort_r(idx, st->nsample, sizeof(idx[0]), key_cmp_q, st);
+	uint32_t m = idx[st->nsample / 2];
+	c->key_len = st->sample_len[m];
+	memcpy(c->key, st->sample[m], c->key_len);
+	return 1;
+}
+
+/* A split key inside a file (its inode or chunk items) moves to the end
+ * of the file's items (the next partition key's prefix), so one file's
+ * inode and chunks stay in one partition (its writes stay single-partition
+ * txns) and a split never copies a large file it falls into; dentry keys
+ * stay as they are, so a large directory can be cut anywhere. */
+static void round_key(struct cand *c)
+{
+	struct qfs_key k;
+
+	if (qfs_key_parse(c->key, c->key_len, &k) != 0 || k.kind == QFS_KEY_DENTRY)
+		return;
+	c->key_len = QFS_KEY_PREFIX_LEN;
+	for (int i = QFS_KEY_PREFIX_LEN - 1; i >= 0; i--) /* + 1, big-endian */
+		if (++c->key[i] != 0)
+			break;
+}
+
+static void check_splits(struct qfs_router *r)
+{
+	struct qfs_router_split_cfg cfg;
+	struct cand *cands = NULL;
+	size_t nc = 0, cap = 0;
+	uint64_t now = qfs_clock_mono_ms();
+
+	pthread_mutex_lock(&r->split_mu);
+	cfg = r->split_cfg;
+	pthread_mutex_unlock(&r->split_mu);
+	pthread_mutex_lock(&r->pst_mu);
+	for (unsigned b = 0; b < PC_BUCKETS; b++)
+		for (struct pstat *st = r->pst[b]; st; st = st->next) {
+			int load = 0, size = 0;
+			pst_roll(r, st, now);
+			if (cfg.split_ops > 0 && st->hot_since_ms && now - st->hot_since_ms >= cfg.window_ms)
+				load = 1;
+			if (cfg.split_bytes &&
+			    (!st->size_checked || st->written >= (st->size_backoff ? cfg.split_bytes : cfg.split_bytes / 8)))
+				size = 1;
+			if (!load && !size)
+				continue;
+			if (nc == cap) {
+				size_t ncap = cap ? cap * 2 : 8;
+				struct cand *n2 = realloc(cands, ncap * sizeof(*n2));
+				if (!n2)
+					break;
+				cands = n2;
+				cap = ncap;
+			}
+			struct cand *c = &cands[nc];
+			c->done = 0;
+			c->table = st->table;
+			c->group = st->group;
+			c->sampled = pick_load_key(st, c);
+			c->by_load = load && c->sampled;
+			if (c->by_load) {
+				st->hot_since_ms = 0;
+				st->seen = st->nsample = 0;
+			} else if (!size) {
+				continue;
+			} else {
+				st->size_checked = 1;
+				st->size_backoff = 0;
+				st->written = 0;
+			}
+			nc++;
+		}
+	pthread_mutex_unlock(&r->pst_mu);
+
+	for (size_t i = 0; i < nc; i++) {
+		struct cand *c = &cands[i];
+		struct qfs_meta_part *v = NULL, *p = NULL;
+		size_t n = 0;
+
+		if (qfs_meta_parts(r->meta, c->table, &v, &n) != 0)
+			continue;
+		for (size_t j = 0; j < n; j++)
+			if (v[j].group == c->group)
+				p = &v[j];
+		if (p && !c->by_load) { /* size: count the partition, up to split_bytes */
+			struct copy_ctx *cc = calloc(1, sizeof(*cc));
+			if (cc) {
+				cc->limit = cfg.split_bytes;
+				(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : QFS_META_ITEMS_FIRST,
+						    p->lo_len ? p->lo_len : QFS_META_ITEMS_FIRST_LEN, p->hi_len ? p->hi : key_end,
+						    p->hi_len ? p->hi_len : sizeof(key_end), count_cb, cc);
+				if (cc->bytes > cfg.split_bytes && cc->mid_len) {
+					/* the requests' median when it cuts the
+					 * partition, else the bytes' */
+					round_key(c);
+					if (!c->sampled || !qfs_meta_part_has(p, c->key, c->key_len) ||
+					    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) <= 0) {
+						memcpy(c->key, cc->mid, cc->mid_len);
+						c->key_len = cc->mid_len;
+					}
+				} else {
+					p = NULL;
+				}
+				free(cc);
+			} else {
+				p = NULL;
+			}
+		}
+		if (p)
+			round_key(c);
+		if (p && qfs_meta_part_has(p, c->key, c->key_len) &&
+		    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) > 0) {
+			int rc = split(r, p, c->key, c->key_len);
+			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "split by %s table=%llu group=%016llx err=%s",
+				c->by_load ? "load" : "size", (unsigned long long)c->table,
+				(unsigned long long)c->group, qfs_strerror(rc));
+			c->done = rc == 0;
+		}
+		free(v);
+	}
+	/* a size check that found no split (small, or one file larger than
+	 * split_bytes) waits for split_bytes more writes, not split_bytes / 8 */
+	pthread_mutex_lock(&r->pst_mu);
+	for (size_t i = 0; i < nc; i++)
+		if (!cands[i].by_load && !cands[i].done)
+			for (struct pstat *st = r->pst[cands[i].group % PC_BUCKETS]; st; st = st->next)
+				if (st->group == cands[i].group)
+					st->size_backoff = 1;
+	pthread_mutex_unlock(&r->pst_mu);
+	free(cands);
+}
+
+static void *split_main(void *arg)
+{
+	struct qfs_router *r = arg;
+
+	pthread_mutex_lock(&r->split_mu);
+	while (!r->split_stop) {
+		struct timespec ts;
+		uint32_t ms = r->split_cfg.check_ms ? r->split_cfg.check_ms : QFS_ROUTER_SPLIT_CHECK_DEFAULT_MS;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->split_cv, &r->split_mu, &ts);
+		if (r->split_stop)
+			break;
+		pthread_mutex_unlock(&r->split_mu);
+		check_splits(r);
+		pthread_mutex_lock(&r->split_mu);
+	}
+	pthread_mutex_unlock(&r->split_mu);
+	return NULL;
+}
+
+int qfs_router_split_config(struct qfs_router *r, const struct qfs_router_split_cfg *cfg)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->split_mu);
+	r->split_cfg = *cfg;
+	if (!r->split_cfg.window_ms)
+		r->split_cfg.window_ms = QFS_ROUTER_SPLIT_WINDOW_DEFAULT_MS;
+	if (!r->split_running && (cfg->split_bytes || cfg->split_ops > 0)) {
+		rc = -pthread_create(&r->split_thread, NULL, split_main, r);
+		r->split_running = rc == 0;
+	}
+	pthread_mutex_unlock(&r->split_mu);
+	return rc;
+}
+
+/* ---- open / close ---- */
+
+/* Finish splits a crash interrupted after their commit point: every
+ * partition's group must hold its fence; settle those that do not. */
+static int repair(struct qfs_router *r)
+{
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	struct qfs_glist groups = { 0 };
+	qfs_cell_groups(r->cell, qfs_glist_add, &groups);
+	for (size_t i = 0; i < groups.n && rc == 0; i++) {
+		struct qfs_meta_part p, f;
+		void *val;
+		size_t vl;
+		if (groups.v[i] == QFS_META_GROUP || !qfs_meta_group_used(r->meta, groups.v[i]))
+			continue;
+		/* the group's own fence */
+		int grc = qfs_cell_get(r->cell, groups.v[i], QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
+		if (grc && grc != -ENOENT) { /* a group that cannot serve: its own errors
+					       * say so; the next open checks it again */
+			QFS_LOG(QFS_LOG_WARN, "cannot read a partition's fence group=%016llx err=%s",
+				(unsigned long long)groups.v[i], qfs_strerror(grc));
+			continue;
+		}
+		memset(&f, 0, sizeof(f));
+		if (grc == 0) {
+			if (qfs_meta_fence_decode(val, vl, &f) != 0)
+				f.epoch = UINT64_MAX;
+			free(val);
+		}
+		/* the map's view of the group: find its table through the fence
+		 * (or, absent, the legacy table of the same id) */
+		qfs_table_t table = grc == 0 && f.epoch != UINT64_MAX ? f.table : groups.v[i];
+		if (qfs_meta_parts(r->meta, table, &v, &n) != 0)
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			if (v[j].group != groups.v[i])
+				continue;
+			p = v[j];
+			if (p.epoch != f.epoch || p.lo_len != f.lo_len || p.hi_len != f.hi_len ||
+			    memcmp(p.lo, f.lo, p.lo_len) || memcmp(p.hi, f.hi, p.hi_len)) {
+				QFS_LOG(QFS_LOG_WARN, "finishing an interrupted split group=%016llx epoch=%llu fence=%llu",
+					(unsigned long long)p.group, (unsigned long long)p.epoch,
+					(unsigned long long)f.epoch);
+				rc = settle_group(r, &p);
+				if (rc) { /* the group cannot take it now: the next open will */
+					QFS_LOG(QFS_LOG_ERR, "cannot finish an interrupted split group=%016llx err=%s",
+						(unsigned long long)p.group, qfs_strerror(rc));
+					rc = 0;
+				}
+			}
+		}
+		free(v);
+		v = NULL;
+	}
+	qfs_glist_free(&groups);
+	return rc;
+}
+
+int router_parts_open(struct qfs_router *r)
+{
+	int rc;
+
+	r->cq = calloc(CQ_SIZE, sizeof(*r->cq));
+	if (!r->cq)
+		return -ENOMEM;
+	/* finish the cross-partition txns a crash left prepared (their keys
+	 * stay locked until then) before any split moves a range */
+	struct qfs_glist all = { 0 };
+	qfs_cell_groups(r->cell, qfs_glist_add, &all);
+	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+	qfs_glist_free(&all);
+	if (rc) /* a group that cannot serve (stopped, no quorum) keeps its prepared
+		 * txns, and their keys stay locked, until a later open finishes them */
+		QFS_LOG(QFS_LOG_ERR, "cannot finish every prepared cross-partition txn err=%s", qfs_strerror(rc));
+	rc = repair(r);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&r->cq_mu);
+	rc = -pthread_create(&r->cq_thread, NULL, cq_main, r);
+	r->cq_running = rc == 0;
+	pthread_mutex_unlock(&r->cq_mu);
+	return rc;
+}
+
+void router_parts_close(struct qfs_router *r)
+{
+	pthread_mutex_lock(&r->split_mu);
+	r->split_stop = 1;
+	pthread_cond_broadcast(&r->split_cv);
+	pthread_mutex_unlock(&r->split_mu);
+	if (r->split_running)
+		pthread_join(r->split_thread, NULL);
+	r->split_running = 0;
+	pthread_mutex_lock(&r->cq_mu);
+	r->cq_stop = 1;
+	pthread_cond_broadcast(&r->cq_cv);
+	pthread_mutex_unlock(&r->cq_mu);
+	if (r->cq_running)
+		pthread_join(r->cq_thread, NULL);
+	r->cq_running = 0;
+	free(r->cq);
+	r->cq = NULL;
+	for (unsigned b = 0; b < PC_BUCKETS; b++) {
+		struct pc_table *e, *n;
+		for (e = r->pc[b]; e; e = n) {
+			n = e->next;
+			free(e->parts);
+			free(e);
+		}
+		r->pc[b] = NULL;
+		struct pstat *st, *sn;
+		for (st = r->pst[b]; st; st = sn) {
+			sn = st->next;
+			free(st);
+		}
+		r->pst[b] = NULL;
+	}
+}
+
+/* ---- status ---- */
+
+void router_parts_stats(struct qfs_router *r, struct qfs_buf *out)
+{
+	qfs_buf_printf(out,
+		       "meta lookups_sent %llu coalesced %llu dropped %llu refreshed %llu stale_retries %llu served %llu splits %llu xacts %llu\n",
+		       (unsigned long long)__atomic_load_n(&r->st_sent, __ATOMIC_RELAXED),
+		       (unsigned long long)__atomic_load_n(&r->st_coalesced, __ATOMIC_RELAXED),
+		       (unsigned long long)__atomic_load_n(&r->st_dropped, __ATOMIC_RELAXED),
+		       (unsigned long long)__atomic_load_n(&r->st_refreshed, __ATOMIC_RELAXED),
+		       (unsigned long long)__atomic_load_n(&r->st_stale, __ATOMIC_RELAXED),
+		       (unsigned long long)qfs_meta_lookups(r->meta),
+		       (unsigned long long)__atomic_load_n(&r->splits, __ATOMIC_RELAXED),
+		       (unsigned long long)__atomic_load_n(&r->st_xacts, __ATOMIC_RELAXED));
+}
+
+static void put_hex(struct qfs_buf *out, const uint8_t *p, size_t n)
+{
+	if (n == 0) {
+		qfs_buf_printf(out, "-");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		qfs_buf_printf(out, "%02x", p[i]);
+}
+
+struct plist_ctx {
+	struct qfs_router *r;
+	struct qfs_buf *out;
+	struct qfs_buf status;  /* the cell's status, for the leaders */
+};
+
+/* Group's leader from the cell's status lines ("group G leader L ..."). */
+static uint32_t leader_of(struct plist_ctx *pc, qfs_group_t group)
+{
+	char pat[64];
+	const char *p;
+	unsigned l = 0;
+
+	if (pc->status.err || !pc->status.len)
+		return 0;
+	snprintf(pat, sizeof(pat), "group %016llx leader ", (unsigned long long)group);
+	p = memmem(pc->status.data, pc->status.len, pat, strlen(pat));
+	if (p && sscanf(p + strlen(pat), "%u", &l) != 1)
+		l = 0;
+	return l;
+}
+
+static int plist_table(const struct qfs_table *t, void *arg)
+{
+	struct plist_ctx *pc = arg;
+	struct qfs_router *r = pc->r;
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0;
+
+	if (qfs_meta_parts(r->meta, t->id, &v, &n) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct qfs_meta_part *p = &v[i];
+		struct copy_ctx *cc = calloc(1, sizeof(*cc));
+		double ops_s = 0;
+		uint32_t leader = 0;
+
+		if (cc)
+			(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : QFS_META_ITEMS_FIRST,
+					    p->lo_len ? p->lo_len : QFS_META_ITEMS_FIRST_LEN, p->hi_len ? p->hi : key_end,
+					    p->hi_len ? p->hi_len : sizeof(key_end), count_cb, cc);
+		pthread_mutex_lock(&r->pst_mu);
+		for (struct pstat *st = r->pst[p->group % PC_BUCKETS]; st; st = st->next)
+			if (st->group == p->group) {
+				pst_roll(r, st, qfs_clock_mono_ms());
+				ops_s = st->ops_s;
+			}
+		pthread_mutex_unlock(&r->pst_mu);
+		leader = leader_of(pc, p->group);
+		qfs_buf_printf(pc->out, "table ");
+		qfs_buf_put_esc(pc->out, t->name);
+		qfs_buf_printf(pc->out, " partition %zu group %016llx lo ", i, (unsigned long long)p->group);
+		put_hex(pc->out, p->lo, p->lo_len);
+		qfs_buf_printf(pc->out, " hi ");
+		put_hex(pc->out, p->hi, p->hi_len);
+		qfs_buf_printf(pc->out, " items %llu bytes %llu ops_s %.1f leader %u epoch %llu\n",
+			       (unsigned long long)(cc ? cc->items_seen : 0), (unsigned long long)(cc ? cc->bytes : 0),
+			       ops_s, leader, (unsigned long long)p->epoch);
+		free(cc);
+	}
+	free(v);
+	return 0;
+}
+
+void qfs_router_partitions(struct qfs_router *r, struct qfs_buf *out)
+{
+	struct plist_ctx pc = { r, out, { 0 } };
+
+	qfs_buf_init(&pc.status);
+	qfs_cell_status(r->cell, &pc.status);
+	qfs_buf_put_u8(&pc.status, 0);
+	qfs_router_table_list(r, "", plist_table, &pc);
+	qfs_buf_close(&pc.status);
+}

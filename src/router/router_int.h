@@ -1,0 +1,140 @@
+/*
+ * router_int.h - the router's state, shared by router.c (tables, items,
+ * metrics) and parts.c (routing cache, constant-work lookups, splits).
+ * The model is in router.h and doc/partitions.md.
+ *
+ * Lock order: tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
+ * alloc_mu, metrics_mu; the meta map's lock and the cell's locks are taken
+ * inside their calls, after ours.
+ */
+#ifndef QFS_ROUTER_ROUTER_INT_H
+#define QFS_ROUTER_ROUTER_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "common/key.h"
+#include "meta/meta.h"
+#include "router/metrics.h"
+#include "router/router.h"
+
+#define ALLOC_BLOCK 65536      /* inode numbers reserved per allocator txn */
+#define METRICS_BUCKETS 256
+#define PC_BUCKETS 256         /* routing cache hash buckets */
+#define CQ_SIZE 256            /* constant-work lookup queue slots */
+#define PST_SAMPLES 64         /* keys kept per partition for the split key */
+
+struct table_metrics {
+	qfs_table_t table;
+	struct qfs_hist op[QFS_ROUTER_NOPS];
+	struct table_metrics *next;  /* hash chain; protected by metrics_mu */
+};
+
+/* The router's copy of one table's partitions (key order). */
+struct pc_table {
+	qfs_table_t table;
+	struct qfs_meta_part *parts; /* owned; replaced whole under pc_lock */
+	size_t n;
+	struct pc_table *next;       /* hash chain; protected by pc_lock */
+};
+
+/* Load and size state of one partition (group), for the split checks. */
+struct pstat {
+	qfs_group_t group;
+	qfs_table_t table;
+	uint64_t ops;                /* requests in the current second */
+	uint64_t sec_start_ms;       /* start of that second */
+	uint64_t hot_since_ms;       /* rate above split_ops since (0: not) */
+	double ops_s;                /* last full second's rate */
+	uint64_t written;            /* txn bytes since the last size check */
+	int size_checked;            /* a size check ran once */
+	int size_backoff;            /* the last size check split nothing */
+	uint64_t seen;               /* keys offered to the reservoir */
+	uint32_t nsample;
+	uint16_t sample_len[PST_SAMPLES];
+	uint8_t sample[PST_SAMPLES][QFS_KEY_MAX];
+	struct pstat *next;          /* protected by pst_mu */
+};
+
+struct cq_ent {
+	qfs_table_t table;
+	qfs_group_t group;           /* the cache's answer (coalescing key) */
+	uint16_t key_len;
+	uint8_t key[QFS_KEY_MAX];
+};
+
+struct qfs_router {
+	struct qfs_cell *cell;
+	struct qfs_meta *meta;          /* the partition map (src/meta) */
+	pthread_rwlock_t tables_lock;   /* shared by item txns, exclusive for table delete/rename
+					   and to drain the writes of a partition a split freezes
+					   (writer-preferring) */
+	pthread_mutex_t alloc_mu;
+	qfs_ino_t next_ino;             /* next free inode; protected by alloc_mu */
+	qfs_ino_t limit_ino;            /* end of the reserved block; protected by alloc_mu */
+	pthread_mutex_t metrics_mu;
+	struct table_metrics *metrics[METRICS_BUCKETS]; /* protected by metrics_mu (entries never freed before router) */
+	uint64_t ntables;               /* atomic */
+	uint64_t started_ms;
+	qfs_router_drop_hook drop_hook; /* set once before use; see router.h */
+	void *drop_arg;
+	struct qfs_admit_gac *gac;      /* the tables' global buckets (owned until GAC is a service) */
+	struct qfs_admit *admit;        /* this router's buckets (admit.h: own locking) */
+
+	/* routing cache (parts.c) */
+	pthread_rwlock_t pc_lock;
+	struct pc_table *pc[PC_BUCKETS];  /* protected by pc_lock */
+	uint64_t map_gen;               /* atomic: +1 whenever a cached map changes */
+
+	/* constant-work lookups (parts.c) */
+	pthread_mutex_t cq_mu;
+	pthread_cond_t cq_cv;
+	struct cq_ent *cq;              /* ring of CQ_SIZE; protected by cq_mu */
+	uint32_t cq_head, cq_n;         /* protected by cq_mu */
+	int cq_stop;                    /* protected by cq_mu */
+	pthread_t cq_thread;
+	int cq_running;
+	uint64_t st_sent, st_coalesced, st_refreshed, st_stale, st_dropped; /* atomic counters */
+	uint64_t st_xacts;              /* atomic: cross-partition txns run */
+
+	/* splits (parts.c) */
+	pthread_mutex_t split_mu;
+	pthread_cond_t split_cv;        /* frozen cleared; split_stop set */
+	int frozen;                     /* a range is frozen; written under tables_lock (excl) + split_mu */
+	qfs_table_t frozen_table;
+	qfs_group_t frozen_group;
+	uint32_t frozen_lo_len;
+	uint8_t frozen_lo[QFS_KEY_MAX]; /* frozen: [frozen_lo, end of frozen_group's range) */
+	struct qfs_router_split_cfg split_cfg; /* protected by split_mu */
+	int split_stop;                 /* protected by split_mu */
+	pthread_t split_thread;
+	int split_running;
+	uint64_t splits;                /* atomic: splits done */
+	pthread_mutex_t pst_mu;
+	struct pstat *pst[PC_BUCKETS];  /* protected by pst_mu */
+};
+
+/* parts.c */
+int router_parts_open(struct qfs_router *r);   /* after r->meta: repair, start the lookup worker */
+void router_parts_close(struct qfs_router *r); /* stop threads, free caches */
+/* The partition of (table, key) from the cache (loaded from meta on a
+ * miss), and its lookup sent to the constant-work queue.  0 or -ENOMEM. */
+int router_resolve(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		   struct qfs_meta_part *out);
+/* Replace table's cached map from meta (and bump map_gen). */
+int router_refresh(struct qfs_router *r, qfs_table_t table);
+/* Forget a dropped table (cache and stats). */
+void router_forget(struct qfs_router *r, qfs_table_t table);
+/* Account one request on partition p (ops, written bytes, key sample). */
+void router_account(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key,
+		    size_t key_len, uint64_t written);
+/* 1 if a write to [key, key2) (key2 NULL: the point key) of partition p
+ * must wait for a split; tables_lock held shared. */
+int router_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key,
+		  size_t key_len, const uint8_t *key2, size_t key2_len);
+/* Wait until no range is frozen (split_mu taken inside). */
+void router_wait_unfrozen(struct qfs_router *r);
+/* Stats lines of the partition machinery. */
+void router_parts_stats(struct qfs_router *r, struct qfs_buf *out);
+
+#endif

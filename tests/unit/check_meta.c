@@ -1,0 +1,314 @@
+/*
+ * check_meta.c - the partition map (src/meta) over a real one-node cell:
+ * record codecs, the legacy single partition, creation, splits (the commit
+ * point's conditions), persistence across a reopen, drops, fences.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/key.h"
+#include "common/log.h"
+#include "meta/meta.h"
+#include "node/cell.h"
+
+static char dir[256];
+static struct qfs_cell *cell;
+static struct qfs_meta *m;
+
+static void open_all(void)
+{
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = dir, .nodes = 1, .paxos = &prm };
+
+	qfs_paxos_params_default(&prm);
+	prm.election_min_ms = 150;
+	prm.election_max_ms = 300;
+	prm.heartbeat_ms = 30;
+	prm.lease_ms = 200;
+	ck_assert_int_eq(qfs_cell_open(&o, &cell), 0);
+	if (!qfs_cell_group_exists(cell, QFS_META_GROUP))
+		ck_assert_int_eq(qfs_cell_group_create(cell, QFS_META_GROUP), 0);
+	ck_assert_int_eq(qfs_meta_open(cell, &m), 0);
+}
+
+static void close_all(void)
+{
+	qfs_meta_free(m);
+	qfs_cell_close(cell);
+	m = NULL;
+	cell = NULL;
+}
+
+static void setup(void)
+{
+	qfs_log_level = QFS_LOG_WARN;
+	snprintf(dir, sizeof(dir), "/tmp/check_meta.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	open_all();
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	close_all();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int run(qfs_group_t g, const struct qfs_txn *t)
+{
+	struct qfs_buf b;
+	int rc, res = 0;
+
+	qfs_buf_init(&b);
+	qfs_txn_encode(t, &b);
+	ck_assert_int_eq(b.err, 0);
+	rc = qfs_cell_propose(cell, g, b.data, b.len, &res);
+	qfs_buf_close(&b);
+	return rc ? rc : res;
+}
+
+/* Create table's first partition (group = table) in the map. */
+static void create_table(qfs_table_t table)
+{
+	struct qfs_meta_part p;
+	struct qfs_meta_rec rec;
+	struct qfs_txn t;
+
+	qfs_meta_part_first(&p, table, table, 3);
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&t);
+	ck_assert_int_eq(qfs_meta_add_put(&t, &rec, &p), 0);
+	ck_assert_int_eq(run(QFS_META_GROUP, &t), 0);
+	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
+	ck_assert_int_eq(qfs_meta_reload_table(m, table), 0);
+}
+
+START_TEST(test_keycmp_and_ranges)
+{
+	struct qfs_meta_part p;
+
+	ck_assert_int_lt(qfs_meta_keycmp((const uint8_t *)"a", 1, (const uint8_t *)"ab", 2), 0);
+	ck_assert_int_gt(qfs_meta_keycmp((const uint8_t *)"b", 1, (const uint8_t *)"ab", 2), 0);
+	ck_assert_int_eq(qfs_meta_keycmp((const uint8_t *)"", 0, (const uint8_t *)"", 0), 0);
+	memset(&p, 0, sizeof(p));
+	ck_assert(qfs_meta_part_has(&p, (const uint8_t *)"zz", 2)); /* everything */
+	memcpy(p.lo, "b", 1);
+	p.lo_len = 1;
+	memcpy(p.hi, "d", 1);
+	p.hi_len = 1;
+	ck_assert(!qfs_meta_part_has(&p, (const uint8_t *)"a", 1));
+	ck_assert(qfs_meta_part_has(&p, (const uint8_t *)"b", 1));
+	ck_assert(qfs_meta_part_has(&p, (const uint8_t *)"c\xff", 2));
+	ck_assert(!qfs_meta_part_has(&p, (const uint8_t *)"d", 1)); /* hi is exclusive */
+}
+END_TEST
+
+START_TEST(test_record_codec)
+{
+	struct qfs_meta_part p, q;
+	struct qfs_buf b;
+
+	memset(&p, 0, sizeof(p));
+	p.table = 5;
+	p.group = 9;
+	p.epoch = 42;
+	memcpy(p.lo, "lo", 2);
+	p.lo_len = 2;
+	p.nnodes = 3;
+	p.nodes[0] = 1;
+	p.nodes[1] = 2;
+	p.nodes[2] = 3;
+	qfs_buf_init(&b);
+	qfs_meta_part_encode(&p, &b);
+	memset(&q, 0, sizeof(q));
+	ck_assert_int_eq(qfs_meta_part_decode(b.data, b.len, &q), 0);
+	ck_assert_uint_eq(q.epoch, 42);
+	ck_assert_uint_eq(q.lo_len, 2);
+	ck_assert_uint_eq(q.hi_len, 0);
+	ck_assert_uint_eq(q.nnodes, 3);
+	ck_assert_uint_eq(q.nodes[2], 3);
+	/* every truncation and a trailing byte are corrupt; a bad version too */
+	for (size_t n = 0; n < b.len; n++)
+		ck_assert_int_eq(qfs_meta_part_decode(b.data, n, &q), QFS_ECORRUPT);
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_int_eq(qfs_meta_part_decode(b.data, b.len, &q), QFS_ECORRUPT);
+	b.data[0] = 2;
+	ck_assert_int_eq(qfs_meta_part_decode(b.data, b.len - 1, &q), QFS_ECORRUPT);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+START_TEST(test_legacy_table)
+{
+	struct qfs_meta_part p;
+	struct qfs_meta_part *v;
+	size_t n;
+
+	/* a table without records (a data directory from before partitions) */
+	ck_assert_int_eq(qfs_meta_lookup(m, 4242, (const uint8_t *)"k", 1, &p), 0);
+	ck_assert_uint_eq(p.group, 4242);
+	ck_assert_uint_eq(p.epoch, 0);
+	ck_assert_uint_eq(p.lo_len + p.hi_len, 0);
+	ck_assert_int_eq(qfs_meta_parts(m, 4242, &v, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0].group, 4242);
+	free(v);
+	ck_assert_int_eq(qfs_meta_group_used(m, 4242), 0); /* no record uses it */
+	ck_assert_uint_ge(qfs_meta_lookups(m), 1);
+}
+END_TEST
+
+START_TEST(test_create_split_reopen)
+{
+	uint8_t k1[QFS_KEY_MAX], k2[QFS_KEY_MAX];
+	size_t l1 = qfs_key_inode(k1, 2000), l2 = qfs_key_inode(k2, 3000);
+	const uint8_t *lo = qfs_meta_keycmp(k1, l1, k2, l2) < 0 ? k1 : k2;
+	const uint8_t *hi = lo == k1 ? k2 : k1;
+	size_t lol = lo == k1 ? l1 : l2, hil = lo == k1 ? l2 : l1;
+	struct qfs_meta_part p, left, right, *v;
+	size_t n;
+
+	create_table(1500);
+	create_table(1400); /* a neighbour, so lookups must not cross tables */
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, lo, lol, &p), 0);
+	ck_assert_uint_eq(p.group, 1500);
+	ck_assert_uint_eq(p.epoch, 1);
+	ck_assert_int_eq(qfs_meta_group_used(m, 1500), 1);
+
+	/* split at hi: [.., hi) stays in 1500, [hi, ..) goes to 1600 */
+	ck_assert_int_eq(qfs_meta_split(m, &p, hi, hil, 1600, &left, &right), 0);
+	ck_assert_uint_eq(left.epoch, 2);
+	ck_assert_uint_eq(right.epoch, 2);
+	ck_assert_uint_eq(right.group, 1600);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, lo, lol, &p), 0);
+	ck_assert_uint_eq(p.group, 1500);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, hi, hil, &p), 0);
+	ck_assert_uint_eq(p.group, 1600);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1400, hi, hil, &p), 0);
+	ck_assert_uint_eq(p.group, 1400);
+
+	/* the old view of the partition can no longer split (the commit
+	 * point's condition), nor can a key outside or at its start */
+	struct qfs_meta_part old = left;
+	old.epoch = 1;
+	old.hi_len = 0;
+	ck_assert_int_eq(qfs_meta_split(m, &old, lo, lol, 1700, &left, &right), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, lo, lol, &p), 0);
+	ck_assert_int_eq(qfs_meta_split(m, &p, hi, hil, 1700, &left, &right), -EINVAL);
+	ck_assert_int_eq(qfs_meta_split(m, &p, p.lo, p.lo_len, 1700, &left, &right), -EINVAL);
+	ck_assert_int_eq(qfs_meta_group_used(m, 1700), 0);
+
+	/* persisted: a reopen serves the same map */
+	close_all();
+	open_all();
+	ck_assert_int_eq(qfs_meta_parts(m, 1500, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(v[0].group, 1500);
+	ck_assert_uint_eq(v[0].lo_len, 0);
+	ck_assert_int_eq(qfs_meta_keycmp(v[0].hi, v[0].hi_len, hi, hil), 0);
+	ck_assert_uint_eq(v[1].group, 1600);
+	ck_assert_int_eq(qfs_meta_keycmp(v[1].lo, v[1].lo_len, hi, hil), 0);
+	ck_assert_uint_eq(v[1].hi_len, 0);
+	free(v);
+}
+END_TEST
+
+START_TEST(test_split_legacy_and_drop)
+{
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl = qfs_key_inode(k, 77);
+	struct qfs_meta_part p, left, right, *v;
+	struct qfs_meta_rec rec;
+	struct qfs_txn t;
+	size_t n;
+
+	/* a legacy table's first split writes its first records */
+	ck_assert_int_eq(qfs_meta_lookup(m, 900, k, kl, &p), 0);
+	ck_assert_int_eq(qfs_meta_split(m, &p, k, kl, 901, &left, &right), 0);
+	ck_assert_uint_eq(left.epoch, 1);
+	ck_assert_int_eq(qfs_meta_parts(m, 900, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	free(v);
+	/* a second split of the same legacy view conflicts */
+	ck_assert_int_eq(qfs_meta_split(m, &p, k, kl, 902, &left, &right), QFS_ECONFLICT);
+
+	/* drop: every record of the table goes */
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&t);
+	ck_assert_int_eq(qfs_meta_add_drop(&t, &rec, 900), 0);
+	ck_assert_int_eq(run(QFS_META_GROUP, &t), 0);
+	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
+	ck_assert_int_eq(qfs_meta_reload_table(m, 900), 0);
+	ck_assert_int_eq(qfs_meta_group_used(m, 901), 0);
+	ck_assert_int_eq(qfs_meta_parts(m, 900, &v, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	free(v);
+}
+END_TEST
+
+START_TEST(test_fence_record)
+{
+	struct qfs_meta_part p, f;
+	struct qfs_meta_rec rec;
+	struct qfs_txn t;
+	void *val;
+	size_t vl;
+
+	ck_assert_int_eq(qfs_cell_group_create(cell, 1500), 0);
+	qfs_meta_part_first(&p, 1500, 1500, 1);
+	memcpy(p.hi, "hh", 2);
+	p.hi_len = 2;
+	p.epoch = 7;
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&t);
+	ck_assert_int_eq(qfs_meta_add_fence(&t, &rec, &p), 0);
+	ck_assert_int_eq(run(1500, &t), 0);
+	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
+	ck_assert_int_eq(qfs_cell_get(cell, 1500, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl), 0);
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(qfs_meta_fence_decode(val, vl, &f), 0);
+	ck_assert_uint_eq(f.epoch, 7);
+	ck_assert_uint_eq(f.table, 1500);
+	ck_assert_uint_eq(f.hi_len, 2);
+	ck_assert_uint_eq(qfs_be64_get(val), 7); /* what QFS_OP_RANGE compares */
+	ck_assert_int_eq(qfs_meta_fence_decode(val, vl - 1, &f), QFS_ECORRUPT);
+	free(val);
+}
+END_TEST
+
+static Suite *meta_suite(void)
+{
+	Suite *s = suite_create("meta");
+	TCase *tc = tcase_create("map");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_keycmp_and_ranges);
+	tcase_add_test(tc, test_record_codec);
+	tcase_add_test(tc, test_legacy_table);
+	tcase_add_test(tc, test_create_split_reopen);
+	tcase_add_test(tc, test_split_legacy_and_drop);
+	tcase_add_test(tc, test_fence_record);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(meta_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
