@@ -436,13 +436,22 @@ int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, 
 	if (!seq)
 		return -ENOMEM;
 	qfs_buf_init(&b);
-	r = tokened(rc, seq, txn, len, &b);
-	if (r) {
-		qfs_buf_close(&b);
-		return r;
+	if (len > 5 && qfs_op_is_2pc(((const uint8_t *)txn)[5])) {
+		/* a two-phase-commit op (doc/xact.md) goes alone in its txn
+		 * (the store refuses it beside other ops) and is idempotent
+		 * by itself: PREPARE of a prepared txid, COMMIT/ABORT of a
+		 * finished one and a repeated DECIDE answer 0 */
+		q.a = txn;
+		q.alen = len;
+	} else {
+		r = tokened(rc, seq, txn, len, &b);
+		if (r) {
+			qfs_buf_close(&b);
+			return r;
+		}
+		q.a = b.data;
+		q.alen = b.len;
 	}
-	q.a = b.data;
-	q.alen = b.len;
 	r = to_leader(rc, &q, &f, &p);
 	qfs_buf_close(&b);
 	if (r)
