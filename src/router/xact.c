@@ -34,6 +34,7 @@
 
 uint32_t qfs_xact_abort_keep_ms = QFS_XACT_ABORT_KEEP_MS;
 int qfs_xact_test_stop; /* test hook, see xact.h */
+uint64_t (*qfs_xact_test_wall_ms)(void); /* test hook, see xact.h */
 
 static struct qfs_xact_stat stats; /* fields atomic */
 
@@ -56,6 +57,9 @@ static uint64_t id_counter; /* atomic */
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;
+
+	if (qfs_xact_test_wall_ms)
+		return qfs_xact_test_wall_ms();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
@@ -236,8 +240,13 @@ static int attempt(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_
 		*result = res;
 		return 0;
 	}
-	if (qfs_clock_mono_ms() - t0_ms > qfs_xact_abort_keep_ms / 2) {
-		/* too old to commit: a recovery may have aborted it and forgotten */
+	if (qfs_xact_abort_keep_ms &&
+	    (qfs_clock_mono_ms() - t0_ms > qfs_xact_abort_keep_ms / 2 ||
+	     txid_age_ms(txid) > qfs_xact_abort_keep_ms / 2)) {
+		/* too old to commit: a recovery may have aborted it and
+		 * forgotten.  Recoveries judge a txid's age by the wall clock
+		 * (txid_age_ms), so that clock is asked too: a step of it
+		 * (NTP, a resumed VM) must not let 'C' follow a forgotten 'A' */
 		abort_prepared(p, n);
 		return -ETIMEDOUT;
 	}

@@ -83,9 +83,14 @@ void qfs_xact_stat(struct qfs_xact_stat *out);
 
 /* How long an abort decision is kept (ms of txid age, the txid carries its
  * creation time) before a recovery may forget it; a coordinator never
- * decides 'C' for a txid older than half of it.  Default
+ * decides 'C' for a txid older than half of it (by the run's monotonic
+ * time and by the txid's wall-clock age, which recoveries use: a forward
+ * step of the wall clock makes a run give up rather than commit after a
+ * recovery forgot its 'A'; routers of one coordinator group on different
+ * machines need wall clocks within keep / 2 of each other).  Default
  * QFS_XACT_ABORT_KEEP_MS.  0: recoveries forget at once, which is right
- * only when no other coordinator of the group can be alive (tests). */
+ * only when no other coordinator of the group can be alive (tests); runs
+ * then have no age limit. */
 #define QFS_XACT_ABORT_KEEP_MS (10u * 60u * 1000u)
 extern uint32_t qfs_xact_abort_keep_ms;
 
@@ -97,5 +102,10 @@ extern uint32_t qfs_xact_abort_keep_ms;
  * run at once, so stopping at step j of a phase runs only its first j
  * parts.  Not thread-safe: set it while no run is in progress. */
 extern int qfs_xact_test_stop;
+
+/* TEST HOOK: when set, the wall clock (ms since the epoch) that txids are
+ * stamped and aged with, instead of CLOCK_REALTIME.  Set it while no run
+ * or recovery is in progress. */
+extern uint64_t (*qfs_xact_test_wall_ms)(void);
 
 #endif

@@ -53,6 +53,7 @@ static void setup(void)
 {
 	qfs_log_level = QFS_LOG_WARN;
 	qfs_xact_test_stop = 0;
+	qfs_xact_test_wall_ms = NULL;
 	qfs_xact_abort_keep_ms = QFS_XACT_ABORT_KEEP_MS;
 	snprintf(dir, sizeof(dir), "/tmp/check_xact.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -343,6 +344,44 @@ START_TEST(test_recover_keeps_young_abort)
 }
 END_TEST
 
+/* The wall clock steps forward by the abort-keep time between a run's
+ * PREPAREs and its commit point (NTP, a resumed VM).  A recovery judges a
+ * txid's age by that clock, so it may by then have aborted the parts and
+ * forgotten its 'A': the run must not record 'C' (its COMMITs would find
+ * no record in the aborted groups and commit only the others).  It gives
+ * up with -ETIMEDOUT and nothing is applied. */
+static int wall_calls;
+static uint64_t stepping_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	/* the first call stamps the txid; every later one is after the step */
+	return wall_calls++ == 0 ? now : now + QFS_XACT_ABORT_KEEP_MS;
+}
+
+START_TEST(test_no_commit_after_clock_step)
+{
+	struct plan pl;
+	int res = 1;
+
+	plan_init(&pl, 2, "f", "v1", -1);
+	wall_calls = 0;
+	qfs_xact_test_wall_ms = stepping_wall_ms;
+	int rc = qfs_xact_run(cell, COORD, pl.p, 2, &res);
+	qfs_xact_test_wall_ms = NULL;
+	ck_assert_int_eq(rc, -ETIMEDOUT);
+	ck_assert(absent(groups[0], "f"));
+	ck_assert(absent(groups[1], "f"));
+	ck_assert_int_eq(nreserved(groups[0], QFS_KEY_XACT_PREPARED), 0);
+	ck_assert_int_eq(nreserved(groups[1], QFS_KEY_XACT_PREPARED), 0);
+	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_DECISION), 0);
+	plan_close(&pl, 2);
+	/* no lock is left */
+	put_plain(groups[0], "f", "free", 0);
+}
+END_TEST
+
 /* A run meets the locks of a txn left prepared by a dead coordinator:
  * it backs off and retries (no error) until a recovery aborts the stale
  * txn, then commits. */
@@ -532,6 +571,7 @@ static Suite *xact_suite(void)
 	tcase_add_test(tc, test_failing_part);
 	tcase_add_loop_test(tc, test_crash_at_step, 1, 2 * NG + 3);
 	tcase_add_test(tc, test_recover_keeps_young_abort);
+	tcase_add_test(tc, test_no_commit_after_clock_step);
 	tcase_add_test(tc, test_replicas_identical);
 	tcase_add_test(tc, test_concurrent_serialise);
 	tcase_add_test(tc, test_waits_out_stale_lock);
