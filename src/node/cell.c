@@ -1749,6 +1749,7 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 {
 	struct qfs_glist all = { 0 };
 	uint64_t mem = 0, cache = 0;
+	uint32_t nlead[QFS_CELL_MAX_NODES + 1], npref[QFS_CELL_MAX_NODES + 1];
 	struct statvfs sv;
 
 	qfs_cell_nodes(c, out);
@@ -1770,11 +1771,13 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 	qfs_buf_printf(out, "memory memtables_bytes %llu cache_bytes %llu\n", (unsigned long long)mem,
 		       (unsigned long long)cache);
 	all_groups(c, &all);
+	memset(nlead, 0, sizeof(nlead));
+	memset(npref, 0, sizeof(npref));
 	for (size_t i = 0; i < all.n; i++) {
 		qfs_group_t g = all.v[i];
 		struct qfs_rnode_ginfo gi[QFS_CELL_MAX_NODES];
 		int have[QFS_CELL_MAX_NODES];
-		uint32_t leader = 0, up = 0;
+		uint32_t leader = 0, up = 0, pref = 0;
 		qfs_ballot_t ballot = 0;
 		qfs_lsn_t max_applied = 0;
 
@@ -1790,6 +1793,8 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 				continue;
 			if (!gi[k].stopped)
 				up++;
+			if (!pref)
+				pref = gi[k].preferred;
 			if (gi[k].role == QFS_PAXOS_LEADER && !gi[k].stopped) {
 				leader = k + 1;
 				ballot = gi[k].ballot;
@@ -1797,8 +1802,12 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 			if (gi[k].applied > max_applied)
 				max_applied = gi[k].applied;
 		}
-		qfs_buf_printf(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u\n", g,
-			 leader, ballot, c->n, up);
+		qfs_buf_printf(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u preferred %u\n",
+			 g, leader, ballot, c->n, up, pref);
+		if (leader <= QFS_CELL_MAX_NODES)
+			nlead[leader]++;
+		if (pref <= QFS_CELL_MAX_NODES)
+			npref[pref]++;
 		for (uint32_t k = 0; k < c->n; k++) {
 			struct cnode *cn = &c->nodes[k];
 
@@ -1825,6 +1834,10 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 				 gi[k].stopped ? qfs_strerror(gi[k].err) : "");
 		}
 	}
+	/* Leadership balance: groups each node leads and should lead. */
+	for (uint32_t k = 0; k < c->n; k++)
+		qfs_buf_printf(out, "leaders node %u groups %u preferred %u\n", k + 1, nlead[k + 1],
+			       npref[k + 1]);
 	qfs_glist_free(&all);
 }
 

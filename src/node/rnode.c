@@ -539,6 +539,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 {
 	char path[PATH_MAX], text[256];
 	struct qfs_paxos_hard hs;
+	struct qfs_paxos_params prm;
 	struct runs_walk *w = NULL;
 	struct group *g;
 	qfs_lsn_t first, slsn;
@@ -644,7 +645,11 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		}
 	}
 	g->applied = hs.applied;
-	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &rn->prm, &hs, w->runs, w->n, now_ms());
+	/* Leadership balance: every replica derives the same preferred member
+	 * from the group id and the members (doc/paxos.md section 6). */
+	prm = rn->prm;
+	prm.preferred = qfs_paxos_preferred(id, &g->cfg);
+	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &prm, &hs, w->runs, w->n, now_ms());
 	if (rc) {
 		QFS_LOG(QFS_LOG_ERR, "rnode paxos init failed group=%016" PRIx64 " err=%s", id,
 			qfs_strerror(rc));
@@ -2655,6 +2660,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.untrusted = g->untrusted;
 		gi.role = g->px.role;
 		gi.leader = g->leader;
+		gi.preferred = qfs_paxos_preferred(g->id, &g->cfg);
 		gi.ballot = g->px.ballot;
 		gi.last = g->px.last;
 		gi.durable = g->px.persisted;

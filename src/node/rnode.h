@@ -130,6 +130,8 @@ struct qfs_rnode_ginfo {
 				   qfs_rnode_group_rebuild does */
 	enum qfs_paxos_role role;
 	uint32_t leader;        /* known leader, 0: none */
+	uint32_t preferred;     /* member that should lead when healthy (leadership
+				   balance, qfs_paxos_preferred), 0: unknown */
 	qfs_ballot_t ballot;
 	qfs_lsn_t last, durable, commit, applied;
 	qfs_lsn_t first;        /* first LSN still in the local WAL (0: empty) */

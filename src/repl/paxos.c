@@ -178,11 +178,41 @@ static void set_promised(struct qfs_paxos *p, qfs_ballot_t b)
 	}
 }
 
+static int is_member(const struct qfs_paxos *p, uint32_t id)
+{
+	for (uint32_t i = 0; i < p->cfg.n; i++)
+		if (p->cfg.ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* The preferred member, 0 if none (not set, or not in the config). */
+static uint32_t preferred(const struct qfs_paxos *p)
+{
+	return p->prm.preferred && is_member(p, p->prm.preferred) ? p->prm.preferred : 0;
+}
+
 static void election_reset(struct qfs_paxos *p)
 {
 	uint64_t span = p->prm.election_max_ms - p->prm.election_min_ms;
 
 	p->election_at = p->now + p->prm.election_min_ms + (span ? rnd(p) % span : 0);
+}
+
+/* Leadership balance: a member other than the preferred one waits one more
+ * election span (at least election_min_ms) before it campaigns, so that the
+ * preferred member wins an election it takes part in; unless the newest
+ * ballot it knows is the preferred member's (it led or campaigned and went
+ * silent: likely down, fail over at full speed). */
+static uint64_t campaign_at(const struct qfs_paxos *p)
+{
+	uint32_t pref = preferred(p);
+	uint64_t at = max64(p->election_at, p->lease_grant_until);
+	uint64_t span = p->prm.election_max_ms - p->prm.election_min_ms;
+
+	if (pref && pref != p->self && qfs_paxos_ballot_node(p->promised) != pref)
+		at += max64(span, p->prm.election_min_ms);
+	return at;
 }
 
 static void become_follower(struct qfs_paxos *p, qfs_ballot_t ballot, uint32_t leader)
@@ -196,6 +226,7 @@ static void become_follower(struct qfs_paxos *p, qfs_ballot_t ballot, uint32_t l
 	p->leader = leader;
 	p->lease_until = 0;
 	p->barrier = 0;
+	p->handoff_until = 0;
 	election_reset(p);
 }
 
@@ -306,6 +337,8 @@ static void become_leader(struct qfs_paxos *p)
 	p->leader = p->self;
 	p->lease_until = 0;
 	p->lead_since = p->now;
+	p->handoff_until = 0;
+	p->handoff_next = 0;
 	for (uint32_t i = 0; i < p->npeers; i++) {
 		struct qfs_paxos_peer *pe = &p->peers[i];
 
@@ -552,6 +585,26 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	request_read(p, pe);
 }
 
+/* The leader of ballot in->ballot stepped down for us (we are its preferred
+ * member and held its whole log): campaign now, without waiting for the
+ * lease we granted to that ballot to run out.  Safe: that lease protected
+ * only the sender's reads, and the sender gave its lease up before it sent
+ * this (it is a follower now, doc/paxos.md section 6).  A grant to any
+ * other ballot, or the restart block, is still honoured; a stale or
+ * duplicated HANDOFF (we follow another ballot by now) is ignored. */
+static void on_handoff(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	int ok = p->role == QFS_PAXOS_FOLLOWER && in->ballot == p->ballot && p->leader == in->from &&
+		 in->ballot == p->promised && preferred(p) == p->self && p->now >= p->boot_grant_until &&
+		 (p->now >= p->lease_grant_until || p->lease_grant_ballot == in->ballot) &&
+		 in->last_lsn == p->last && in->last_ballot == p->last_ballot;
+
+	trace(p, "event=handoff_received from=%u ballot=%llu.%u ok=%d", in->from,
+	      (unsigned long long)qfs_paxos_ballot_round(in->ballot), qfs_paxos_ballot_node(in->ballot), ok);
+	if (ok)
+		campaign(p);
+}
+
 static void on_receive(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 {
 	if (in->to != p->self || in->from == p->self || in->group != p->group ||
@@ -574,6 +627,9 @@ static void on_receive(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	case QFS_PAXOS_ACCEPTED:
 		on_accepted(p, in);
 		break;
+	case QFS_PAXOS_HANDOFF:
+		on_handoff(p, in);
+		break;
 	default:
 		break;
 	}
@@ -589,6 +645,8 @@ static int on_propose(struct qfs_paxos *p, const struct qfs_repl_entry *in, uint
 
 	if (p->role != QFS_PAXOS_LEADER)
 		return -EREMOTE;
+	if (p->handoff_until)
+		return -EAGAIN; /* handing over: the proposer retries at the new leader */
 	if (n > QFS_PAXOS_MAX_BATCH || p->last + n - p->commit > QFS_PAXOS_WINDOW)
 		return -EAGAIN;
 	if (p->last > UINT64_MAX - n || (n && !in))
@@ -679,13 +737,59 @@ static void on_snapshot(struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot)
 	}
 }
 
+/* Leader: hand leadership to the preferred member once it is healthy (it
+ * acknowledged recently) and we have led for a while: refuse proposals
+ * for at most an election timeout until it holds our whole log and that
+ * log is committed, then give our lease up, step down and tell it to
+ * campaign (HANDOFF).  If it does not catch up in time, carry on leading
+ * and try again later. */
+static void handoff(struct qfs_paxos *p)
+{
+	uint32_t pref = preferred(p);
+	struct qfs_paxos_peer *pe = pref && pref != p->self ? peer_find(p, pref) : NULL;
+	struct qfs_paxos_msg *m;
+
+	if (!pe)
+		return;
+	if (!p->handoff_until) {
+		if (p->now < p->lead_since + p->prm.lease_ms + p->prm.election_max_ms ||
+		    p->now < p->handoff_next || !pe->lease_sent_ms ||
+		    p->now - pe->lease_sent_ms > p->prm.retry_ms || p->commit < p->barrier ||
+		    pe->match + QFS_PAXOS_MAX_BATCH < p->last)
+			return;
+		p->handoff_until = p->now + p->prm.election_min_ms;
+		trace(p, "event=handoff_start to=%u match=%llu last=%llu", pref,
+		      (unsigned long long)pe->match, (unsigned long long)p->last);
+	}
+	if (pe->match < p->last || p->commit < p->last || p->persisted < p->last) {
+		if (p->now >= p->handoff_until) {
+			trace(p, "event=handoff_abandoned to=%u match=%llu last=%llu", pref,
+			      (unsigned long long)pe->match, (unsigned long long)p->last);
+			p->handoff_until = 0;
+			p->handoff_next = p->now + 4ull * p->prm.election_max_ms;
+		}
+		return;
+	}
+	if (p->nmsgs == QFS_PAXOS_MAX_MSGS)
+		return; /* no room for the message this step: the next one */
+	trace(p, "event=handoff to=%u last=%llu", pref, (unsigned long long)p->last);
+	become_follower(p, p->ballot, 0); /* gives the lease up: no more local reads */
+	m = msg_new(p, QFS_PAXOS_HANDOFF, pref);
+	m->ballot = p->ballot;
+	m->last_ballot = p->last_ballot;
+	m->commit = p->commit;
+}
+
 static void timers(struct qfs_paxos *p)
 {
 	if (p->role != QFS_PAXOS_LEADER) {
-		if (p->now >= p->election_at && p->now >= p->lease_grant_until)
+		if (p->now >= campaign_at(p))
 			campaign(p);
 		return;
 	}
+	handoff(p);
+	if (p->role != QFS_PAXOS_LEADER)
+		return;
 	if (p->now >= p->heartbeat_at) {
 		p->heartbeat_at = p->now + p->prm.heartbeat_ms;
 		for (uint32_t i = 0; i < p->npeers; i++) {
@@ -717,11 +821,31 @@ static void timers(struct qfs_paxos *p)
 static uint64_t next_tick(const struct qfs_paxos *p)
 {
 	if (p->role == QFS_PAXOS_LEADER)
-		return p->heartbeat_at;
-	return max64(p->election_at, p->lease_grant_until);
+		return p->handoff_until ? min64(p->heartbeat_at, p->handoff_until) : p->heartbeat_at;
+	return campaign_at(p);
 }
 
 /* ---- public ---- */
+
+/* See paxos.h. */
+uint32_t qfs_paxos_preferred(uint64_t group, const struct qfs_paxos_config *cfg)
+{
+	uint32_t k, n = cfg->n;
+
+	if (!n || n > QFS_PAXOS_MAX_NODES)
+		return 0;
+	k = (uint32_t)(group % n);
+	/* the k-th smallest id (ids are distinct) */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t below = 0;
+
+		for (uint32_t j = 0; j < n; j++)
+			below += cfg->ids[j] < cfg->ids[i];
+		if (below == k)
+			return cfg->ids[i];
+	}
+	return 0;
+}
 
 /* See paxos.h. */
 void qfs_paxos_params_default(struct qfs_paxos_params *prm)
@@ -816,10 +940,12 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	/* We may have granted a lease just before a crash: honour it.  A
 	 * replica that never promised a ballot never granted one. */
 	p->lease_grant_until = hs->promised ? now_ms + prm->lease_ms : now_ms;
+	p->boot_grant_until = p->lease_grant_until;
 	election_reset(p);
-	/* A new group: its first member campaigns at once, the others wait an
-	 * election timeout as usual (timing only; safety never depends on it). */
-	if (!hs->promised && !hs->last && cfg->ids[0] == self)
+	/* A new group: its preferred (else first) member campaigns at once, the
+	 * others wait an election timeout as usual (timing only; safety never
+	 * depends on it). */
+	if (!hs->promised && !hs->last && (preferred(p) ? preferred(p) : cfg->ids[0]) == self)
 		p->election_at = now_ms;
 	return state_ok(p) ? 0 : -EINVAL;
 }

@@ -61,6 +61,9 @@ struct qfs_paxos_params {
 	uint32_t election_max_ms;   /* 2000 */
 	uint32_t heartbeat_ms;      /* leader heartbeat period; 200 */
 	uint32_t retry_ms;          /* resend to a follower that made no progress; 500 */
+	uint32_t preferred;         /* member that should lead while it is healthy
+				     * (leadership balance, doc/paxos.md section 6);
+				     * 0 or not a member: none.  Timing only. */
 	uint64_t seed;              /* PRNG seed (e.g. node id ^ boot time) */
 	qfs_paxos_tracer_fn tracer;
 	void *tracer_arg;
@@ -77,6 +80,8 @@ enum qfs_paxos_msg_type {
 	QFS_PAXOS_ACCEPT = 3,   /* phase 2a: prev_lsn/prev_ballot, entries, commit, time_ms;
 				 * no entries: heartbeat */
 	QFS_PAXOS_ACCEPTED = 4, /* phase 2b: ok, promised, match, last_lsn, time_ms */
+	QFS_PAXOS_HANDOFF = 5,  /* leader to the preferred member: "I stepped down
+				 * from ballot, campaign now" (frame version 2) */
 };
 
 /* One message.  All fields are carried for every type (unused ones 0). */
@@ -103,7 +108,9 @@ struct qfs_paxos_msg {
 /* Wire frame: be32 magic | u8 version | u8 type | be16 0 | be32 body length |
  * be32 CRC32C of the first 12 header bytes and the body | body. */
 #define QFS_PAXOS_MAGIC 0x51504158u /* "QPAX" */
-#define QFS_PAXOS_VERSION 1
+#define QFS_PAXOS_VERSION 1       /* frames of types 1-4 */
+#define QFS_PAXOS_VERSION_MAX 2   /* HANDOFF frames carry version 2: a peer that
+				   * speaks only 1 refuses them as QFS_EFORMAT */
 #define QFS_PAXOS_FRAME_HDR 16
 #define QFS_PAXOS_FRAME_MAX (QFS_PAXOS_FRAME_HDR + 128 + QFS_PAXOS_MAX_BATCH * 32 + (64u << 20))
 
@@ -241,6 +248,10 @@ struct qfs_paxos {
 	uint64_t heartbeat_at;      /* leader: next heartbeat */
 	uint64_t lease_until;       /* leader: lease end (own clock) */
 	uint64_t lead_since;        /* leader: elected at (own clock) */
+	uint64_t boot_grant_until;  /* the restart block: no HANDOFF honoured before */
+	uint64_t handoff_until;     /* leader: handing over to the preferred member
+				     * (proposals refused) until then; 0: not */
+	uint64_t handoff_next;      /* leader: no new handoff attempt before */
 	uint32_t npeers;
 	struct qfs_paxos_peer peers[QFS_PAXOS_MAX_NODES];
 
@@ -258,9 +269,9 @@ struct qfs_paxos {
 
 /* Start a replica from its durable state hs at time now_ms: a follower with
  * no known leader that refuses to promise for one lease (it may have granted
- * a lease before it crashed) unless it never promised any ballot; the first
- * member of cfg of a new group (nothing promised, empty log) campaigns on
- * its first tick.  runs[nruns] are the ballot changes of the log
+ * a lease before it crashed) unless it never promised any ballot; the
+ * preferred member (prm->preferred, else the first member of cfg) of a new
+ * group (nothing promised, empty log) campaigns on its first tick.  runs[nruns] are the ballot changes of the log
  * entries [max(applied, 1), last], ascending, the first at or below
  * max(applied, 1), the last of ballot last_ballot (none needed when the log
  * ends at applied).  cfg must contain self.  Returns 0 or
@@ -275,6 +286,7 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
  * must do with it).  Returns 0, or:
  *   -EREMOTE  PROPOSE on a replica that is not leader (up->leader: hint)
  *   -EAGAIN   PROPOSE while the leader has QFS_PAXOS_WINDOW entries uncommitted,
+ *             or hands leadership over to the preferred member (briefly),
  *             or more than QFS_PAXOS_MAX_BATCH entries in one event
  *   -EINVAL   a malformed event (unknown type or entry type, n too large,
  *             APPLIED beyond the durable commit, time going back)
@@ -300,6 +312,12 @@ static inline int qfs_paxos_msg_needs_durable(const struct qfs_paxos_msg *m)
 {
 	return m->type != QFS_PAXOS_ACCEPT;
 }
+
+/* The member that should lead group under cfg when it is healthy: the one
+ * at index group % n of cfg's ids in ascending order, so consecutive group
+ * ids spread their leaders evenly over the members and every replica
+ * computes the same one from the same config.  0 if cfg is empty. */
+uint32_t qfs_paxos_preferred(uint64_t group, const struct qfs_paxos_config *cfg);
 
 /* Quorum size of cfg (a majority). */
 static inline uint32_t qfs_paxos_quorum(const struct qfs_paxos_config *cfg)

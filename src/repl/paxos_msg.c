@@ -25,7 +25,13 @@
 
 static int type_ok(uint8_t t)
 {
-	return t >= QFS_PAXOS_PREPARE && t <= QFS_PAXOS_ACCEPTED;
+	return t >= QFS_PAXOS_PREPARE && t <= QFS_PAXOS_HANDOFF;
+}
+
+/* The lowest frame version that carries type t (HANDOFF came with 2). */
+static uint8_t type_version(uint8_t t)
+{
+	return t == QFS_PAXOS_HANDOFF ? 2 : QFS_PAXOS_VERSION;
 }
 
 /* See paxos.h. */
@@ -67,7 +73,7 @@ ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t ca
 		return -ENOSPC;
 
 	p = put32(b, QFS_PAXOS_MAGIC);
-	*p++ = QFS_PAXOS_VERSION;
+	*p++ = type_version(m->type);
 	*p++ = m->type;
 	*p++ = 0;
 	*p++ = 0;
@@ -125,9 +131,9 @@ int qfs_paxos_msg_decode(const void *buf, size_t len, struct qfs_paxos_msg *out,
 		return QFS_ECORRUPT;
 	/* The version is checked after the CRC: a corrupt byte is corruption,
 	 * an intact frame of another version is a format the peer must not send. */
-	if (b[4] != QFS_PAXOS_VERSION)
+	if (b[4] < QFS_PAXOS_VERSION || b[4] > QFS_PAXOS_VERSION_MAX)
 		return QFS_EFORMAT;
-	if (!type_ok(b[5]) || b[6] || b[7])
+	if (!type_ok(b[5]) || b[4] < type_version(b[5]) || b[6] || b[7])
 		return QFS_ECORRUPT;
 
 	memset(&m, 0, sizeof(m));

@@ -153,7 +153,11 @@ START_TEST(test_codec_semantic)
 	ck_assert_int_gt(len, 0);
 
 	memcpy(bad, buf, (size_t)len); /* another version, intact: a format error */
-	bad[4] = 2;
+	bad[4] = QFS_PAXOS_VERSION_MAX + 1;
+	reseal(bad, (size_t)len);
+	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_EFORMAT);
+	memcpy(bad, buf, (size_t)len); /* version 0 */
+	bad[4] = 0;
 	reseal(bad, (size_t)len);
 	ck_assert_int_eq(qfs_paxos_msg_decode(bad, (size_t)len, &out, ents), QFS_EFORMAT);
 	memcpy(bad, buf, (size_t)len); /* unknown message type */
@@ -635,6 +639,125 @@ START_TEST(test_lease_expiry)
 }
 END_TEST
 
+/* ---- leadership balance (doc/paxos.md section 6) ---- */
+
+static void set_preferred(uint32_t pref)
+{
+	for (int i = 0; i < NN; i++)
+		C[i].px.prm.preferred = pref;
+}
+
+/* Heartbeats from leader i every 200 ms from t0 to t1, delivered. */
+static void run_until(uint64_t t0, uint64_t t1)
+{
+	for (uint64_t t = t0; t <= t1; t += 100) {
+		for (int k = 0; k < NN; k++)
+			tick(k, t);
+		flush();
+	}
+}
+
+START_TEST(test_preferred_choice)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 7, 3, 5 } }, none = { 0 };
+	uint32_t count[8] = { 0 };
+
+	ck_assert_uint_eq(qfs_paxos_preferred(0, &cfg), 3);
+	ck_assert_uint_eq(qfs_paxos_preferred(1, &cfg), 5);
+	ck_assert_uint_eq(qfs_paxos_preferred(2, &cfg), 7);
+	ck_assert_uint_eq(qfs_paxos_preferred(3, &cfg), 3);
+	ck_assert_uint_eq(qfs_paxos_preferred(5, &none), 0);
+	for (uint64_t g = 1000; g < 1012; g++)
+		count[qfs_paxos_preferred(g, &cfg)]++;
+	ck_assert_uint_eq(count[3], 4);
+	ck_assert_uint_eq(count[5], 4);
+	ck_assert_uint_eq(count[7], 4);
+}
+END_TEST
+
+/* Node 1 leads, node 2 is preferred: once node 1 has led for a while and
+ * node 2 holds its log, node 1 steps down and node 2 leads, with nothing
+ * lost; node 1 then never serves a local read again in its ballot.  A
+ * HANDOFF from a ballot the receiver no longer follows is ignored. */
+START_TEST(test_handoff_to_preferred)
+{
+	struct qfs_paxos_msg m;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE };
+	struct qfs_paxos_update up;
+	qfs_ballot_t b1;
+	uint64_t t;
+
+	set_preferred(2);
+	elect(0, 5000);
+	b1 = C[0].px.ballot;
+	for (uint64_t v = 1; v <= 5; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	/* Not before it has led for lease_ms + election_max_ms. */
+	run_until(5100, 8000);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert(qfs_paxos_can_read_local(&C[0].px, 8000));
+	for (t = 8100; t <= 12000 && C[1].px.role != QFS_PAXOS_LEADER; t += 100)
+		run_until(t, t);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_ne(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert(!qfs_paxos_can_read_local(&C[0].px, t));
+	ck_assert_uint_gt(C[1].px.ballot, b1);
+	/* Everything is still there, the new leader commits more. */
+	ck_assert_int_eq(propose(1, 99), 0);
+	flush();
+	run_until(t + 100, t + 600);
+	for (int i = 0; i < NN; i++) {
+		ck_assert_uint_eq(C[i].applied, C[1].px.commit);
+		ck_assert_uint_eq(qfs_be64_get(C[i].data[6]), 5);
+		ck_assert_uint_eq(qfs_be64_get(C[i].data[C[i].applied]), 99);
+	}
+	/* It stays: node 2 is where it should be. */
+	run_until(t + 700, t + 12000);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	/* A stale HANDOFF (ballot b1, from node 1) changes nothing: node 3
+	 * is not the preferred member, node 2 leads a later ballot. */
+	memset(&m, 0, sizeof(m));
+	m.type = QFS_PAXOS_HANDOFF;
+	m.from = 1;
+	m.group = 9;
+	m.ballot = b1;
+	ev.msg = &m;
+	for (int i = 1; i < NN; i++) {
+		m.to = (uint32_t)i + 1;
+		m.last_lsn = C[i].px.last;
+		m.last_ballot = C[i].px.last_ballot;
+		ev.now_ms = C[i].now;
+		ck_assert_int_eq(qfs_paxos_step(&C[i].px, &ev, &up), 0);
+		ck_assert_int_eq(C[i].px.role, i == 1 ? QFS_PAXOS_LEADER : QFS_PAXOS_FOLLOWER);
+		ck_assert_uint_eq(up.nmsgs, 0);
+	}
+	ck_assert_uint_eq(up.nmsgs, 0);
+}
+END_TEST
+
+/* After a restart, node 2 (preferred) wins the first election even though
+ * every replica's timer runs: the others wait one more election span. */
+START_TEST(test_preferred_wins_election)
+{
+	set_preferred(2);
+	run_until(1000, 6000);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	/* Node 2 goes silent at 6000: a follower takes over as soon as the
+	 * lease it granted ran out (8000), without the extra wait (the newest
+	 * ballot it knows is the preferred member's). */
+	DROP_TO = 2;
+	for (uint64_t t = 6100; t <= 8500; t += 100) {
+		tick(0, t);
+		tick(2, t);
+		flush();
+	}
+	ck_assert(C[0].px.role == QFS_PAXOS_LEADER || C[2].px.role == QFS_PAXOS_LEADER);
+	DROP_TO = 0;
+}
+END_TEST
+
 START_TEST(test_prng_determinism)
 {
 	struct qfs_paxos a, b, c;
@@ -739,13 +862,14 @@ static Suite *paxos_suite(void)
 	TCase *tc = tcase_create("codec");
 	TCase *tg = tcase_create("group");
 
-	tcase_add_loop_test(tc, test_codec_roundtrip, 0, 4);
+	tcase_add_loop_test(tc, test_codec_roundtrip, 0, 5);
 	tcase_add_test(tc, test_codec_corruption);
 	tcase_add_test(tc, test_codec_semantic);
 	tcase_add_test(tc, test_ballot_order);
 	tcase_add_test(tc, test_prng_determinism);
 	tcase_add_test(tc, test_init_errors);
 	tcase_add_test(tc, test_new_group_fast_election);
+	tcase_add_test(tc, test_preferred_choice);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tg, cluster_setup, cluster_teardown);
@@ -754,6 +878,8 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_catch_up_and_snapshot);
 	tcase_add_test(tg, test_leader_sends_while_syncing);
 	tcase_add_test(tg, test_lease_expiry);
+	tcase_add_test(tg, test_handoff_to_preferred);
+	tcase_add_test(tg, test_preferred_wins_election);
 	suite_add_tcase(s, tg);
 	return s;
 }
