@@ -425,6 +425,8 @@ struct runs_walk {
 	uint32_t n;
 	qfs_ballot_t last_ballot;
 	int overflow;
+	struct qfs_paxos_cfgent cfgs[QFS_PAXOS_MAX_CFGS]; /* CONFIG entries seen */
+	uint32_t ncfgs;
 };
 
 static int runs_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
@@ -435,6 +437,18 @@ static int runs_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 
 	if (rc)
 		return rc;
+	if (e.type == QFS_REPL_ENTRY_CONFIG) {
+		/* keep the newest QFS_PAXOS_MAX_CFGS (those above applied are
+		 * restored into the machine) */
+		if (w->ncfgs == QFS_PAXOS_MAX_CFGS) {
+			memmove(w->cfgs, w->cfgs + 1, (QFS_PAXOS_MAX_CFGS - 1) * sizeof(w->cfgs[0]));
+			w->ncfgs--;
+		}
+		w->cfgs[w->ncfgs].lsn = lsn;
+		if (qfs_paxos_config_decode(e.data, e.len, &w->cfgs[w->ncfgs].cfg))
+			return QFS_ECORRUPT;
+		w->ncfgs++;
+	}
 	if (w->n == 0 || w->runs[w->n - 1].ballot != e.ballot) {
 		if (w->n && e.ballot < w->runs[w->n - 1].ballot)
 			return QFS_ECORRUPT; /* ballots never decrease along the log */
@@ -529,6 +543,20 @@ static int snap_recover(struct qfs_rnode *rn, struct group *g, qfs_lsn_t applied
 	*slsn = sl;
 	*sballot = sb;
 	return 0;
+}
+
+/* The paxos core's decisions: leadership changes (campaign, leader, step
+ * down, handoff, leave, config) at info, everything else at debug. */
+static void paxos_trace(void *arg, uint32_t self, const char *line)
+{
+	const struct group *g = arg;
+	int info = !strncmp(line, "event=campaign", 14) || !strncmp(line, "event=leader ", 13) ||
+		   !strncmp(line, "event=step_down", 15) || !strncmp(line, "event=handoff", 13) ||
+		   !strncmp(line, "event=leave", 11) || !strncmp(line, "event=config", 12);
+
+	if ((info ? QFS_LOG_INFO : QFS_LOG_DEBUG) <= qfs_log_level)
+		QFS_LOG(info ? QFS_LOG_INFO : QFS_LOG_DEBUG, "paxos group=%016" PRIx64 " node=%u %s",
+			g->id, self, line);
 }
 
 /* Open (create when cfg != NULL) the group's WAL and restore its paxos
@@ -648,8 +676,13 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	/* Leadership balance: every replica derives the same preferred member
 	 * from the group id and the members (doc/paxos.md section 6). */
 	prm = rn->prm;
-	prm.preferred = qfs_paxos_preferred(id, &g->cfg);
+	prm.preferred = QFS_PAXOS_PREFERRED_AUTO;
+	prm.tracer = paxos_trace;
+	prm.tracer_arg = g;
 	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &prm, &hs, w->runs, w->n, now_ms());
+	for (uint32_t i = 0; rc == 0 && i < w->ncfgs; i++)
+		if (w->cfgs[i].lsn > hs.applied)
+			rc = qfs_paxos_restore_config(&g->px, w->cfgs[i].lsn, &w->cfgs[i].cfg);
 	if (rc) {
 		QFS_LOG(QFS_LOG_ERR, "rnode paxos init failed group=%016" PRIx64 " err=%s", id,
 			qfs_strerror(rc));
@@ -1136,8 +1169,8 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		return rc;
 	if (lsn != g->applied + 1)
 		return QFS_ECORRUPT;
-	if (e.type == QFS_REPL_ENTRY_NOOP)
-		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn);
+	if (e.type == QFS_REPL_ENTRY_NOOP || e.type == QFS_REPL_ENTRY_CONFIG)
+		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn); /* (members: the machine's) */
 	else
 		rc = qfs_store_apply(w->rn->store, g->id, lsn, e.data, e.len, &result);
 	if (rc) {

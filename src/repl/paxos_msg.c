@@ -28,11 +28,6 @@ static int type_ok(uint8_t t)
 	return t >= QFS_PAXOS_PREPARE && t <= QFS_PAXOS_HANDOFF;
 }
 
-/* The lowest frame version that carries type t (HANDOFF came with 2). */
-static uint8_t type_version(uint8_t t)
-{
-	return t == QFS_PAXOS_HANDOFF ? 2 : QFS_PAXOS_VERSION;
-}
 
 /* See paxos.h. */
 size_t qfs_paxos_msg_size(const struct qfs_paxos_msg *m)
@@ -73,7 +68,7 @@ ssize_t qfs_paxos_msg_encode(const struct qfs_paxos_msg *m, void *buf, size_t ca
 		return -ENOSPC;
 
 	p = put32(b, QFS_PAXOS_MAGIC);
-	*p++ = type_version(m->type);
+	*p++ = QFS_PAXOS_VERSION;
 	*p++ = m->type;
 	*p++ = 0;
 	*p++ = 0;
@@ -131,9 +126,9 @@ int qfs_paxos_msg_decode(const void *buf, size_t len, struct qfs_paxos_msg *out,
 		return QFS_ECORRUPT;
 	/* The version is checked after the CRC: a corrupt byte is corruption,
 	 * an intact frame of another version is a format the peer must not send. */
-	if (b[4] < QFS_PAXOS_VERSION || b[4] > QFS_PAXOS_VERSION_MAX)
+	if (b[4] != QFS_PAXOS_VERSION)
 		return QFS_EFORMAT;
-	if (!type_ok(b[5]) || b[4] < type_version(b[5]) || b[6] || b[7])
+	if (!type_ok(b[5]) || b[6] || b[7])
 		return QFS_ECORRUPT;
 
 	memset(&m, 0, sizeof(m));
@@ -172,7 +167,8 @@ int qfs_paxos_msg_decode(const void *buf, size_t len, struct qfs_paxos_msg *out,
 		e.len = dlen;
 		if (rd.err)
 			return QFS_ECORRUPT;
-		if (e.type != QFS_REPL_ENTRY_TXN && e.type != QFS_REPL_ENTRY_NOOP)
+		if (e.type != QFS_REPL_ENTRY_TXN && e.type != QFS_REPL_ENTRY_NOOP &&
+		    e.type != QFS_REPL_ENTRY_CONFIG)
 			return QFS_ECORRUPT;
 		ents[i] = e;
 	}
