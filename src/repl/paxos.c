@@ -1164,19 +1164,9 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
 		   uint32_t nruns, uint64_t now_ms)
 {
-	int found = 0;
-
-	if (!cfg->n || cfg->n > QFS_PAXOS_MAX_NODES || !self || self > 0xffff)
+	if (!cfg_ok(cfg) || !self || self > 0xffff)
 		return -EINVAL;
-	for (uint32_t i = 0; i < cfg->n; i++) {
-		if (!cfg->ids[i] || cfg->ids[i] > 0xffff)
-			return -EINVAL;
-		for (uint32_t j = 0; j < i; j++)
-			if (cfg->ids[j] == cfg->ids[i])
-				return -EINVAL;
-		found |= cfg->ids[i] == self;
-	}
-	if (!found || prm->election_max_ms < prm->election_min_ms || !prm->heartbeat_ms ||
+	if (prm->election_max_ms < prm->election_min_ms || !prm->heartbeat_ms ||
 	    prm->drift_pct >= 100 || hs->applied > hs->last || nruns > QFS_PAXOS_MAX_RUNS)
 		return -EINVAL;
 	if (hs->last > hs->applied && (!nruns || runs[0].first > max64(hs->applied, 1) ||

@@ -315,7 +315,11 @@ struct qfs_paxos {
  * group (nothing promised, empty log) campaigns on its first tick.  runs[nruns] are the ballot changes of the log
  * entries [max(applied, 1), last], ascending, the first at or below
  * max(applied, 1), the last of ballot last_ballot (none needed when the log
- * ends at applied).  cfg must contain self.  Returns 0 or
+ * ends at applied).  cfg is the configuration in force at applied; when it
+ * lacks self the replica is not a member (one being added, whose driver
+ * created it with the current configuration, or one removed): it accepts
+ * and acknowledges but never campaigns until a CONFIG entry that holds it
+ * is in its log.  Returns 0 or
  * -EINVAL (bad config or params, applied > last, runs not covering the log);
  * p is unusable after an error. */
 int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_config *cfg,

@@ -84,7 +84,6 @@ struct node {
 	qfs_lsn_t checked; /* committed LSNs compared with the global record */
 	int joined;        /* started once (the spare: when it is added) */
 	int was_member;    /* applied a configuration holding it */
-	struct qfs_paxos_config join_cfg; /* the configuration it was created with */
 	struct qfs_paxos_config applied_cfg; /* configuration at applied (the
 					      * driver's "members file") */
 };
@@ -550,9 +549,7 @@ static void node_start(struct node *nd)
 	uint32_t nruns = 0;
 	int rc;
 
-	if (!cfg_has(&cfg, nd->id) && !nd->was_member)
-		cfg = nd->join_cfg; /* still catching up to the entry that added it */
-	if (!cfg_has(&cfg, nd->id)) {
+	if (!cfg_has(&cfg, nd->id) && nd->was_member) {
 		/* removed, and it applied its removal: its driver drops it */
 		say("node=%u dropped (not a member at applied %" PRIu64 ")", nd->id, nd->applied);
 		nd->joined = 0;
@@ -763,9 +760,9 @@ static void members_step(void)
 		struct node *sp = &S.n[3];
 
 		if (!sp->joined && !sp->up) {
+			/* created with the configuration in force: not a member
+			 * until the CONFIG entry that adds it is in its log */
 			sp->applied_cfg = nc;
-			sp->applied_cfg.ids[sp->applied_cfg.n++] = 4;
-			sp->join_cfg = sp->applied_cfg;
 			node_start(sp);
 		}
 		nc.ids[nc.n++] = 4;

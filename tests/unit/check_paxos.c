@@ -1008,7 +1008,16 @@ START_TEST(test_init_errors)
 	struct qfs_paxos_update up;
 
 	qfs_paxos_params_default(&prm);
-	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 4, &prm, &hs, runs, 1, 0), -EINVAL);
+	/* not a member (being added): it starts, and never campaigns */
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 4, &prm, &hs, runs, 1, 0), 0);
+	ev.type = QFS_PAXOS_EV_TICK;
+	ev.now_ms = 100000;
+	ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+	ck_assert_int_eq(px.role, QFS_PAXOS_FOLLOWER);
+	ck_assert_uint_eq(up.nmsgs, 0);
+	ev.type = QFS_PAXOS_EV_APPLIED;
+	ev.now_ms = 10;
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 0, &prm, &hs, runs, 1, 0), -EINVAL);
 	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, NULL, 0, 0), -EINVAL);
 	cfg.ids[2] = 2;
 	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, runs, 1, 0), -EINVAL);
