@@ -125,6 +125,8 @@ struct proposal {
 	qfs_group_t group;
 	const void *txn;
 	size_t len;
+	uint8_t type;           /* QFS_REPL_ENTRY_TXN, or _CONFIG (txn: the encoded
+				   member list; batched alone) */
 	uint64_t deadline_ms;   /* monotonic */
 	qfs_lsn_t lsn;          /* (lsn, ballot) assigned by PROPOSE */
 	qfs_ballot_t ballot;
@@ -402,9 +404,11 @@ static int cfg_parse(const char *text, struct qfs_paxos_config *cfg)
 	return strcmp(p, "\n") == 0 && cfg->n ? 0 : QFS_ECORRUPT;
 }
 
+/* A valid member list; holding self unless self is 0 (a members file may
+ * lack its own node: a replica being added, or one removed). */
 static int cfg_valid(const struct qfs_paxos_config *cfg, uint32_t self)
 {
-	int found = 0;
+	int found = !self;
 
 	if (!cfg || cfg->n == 0 || cfg->n > QFS_PAXOS_MAX_NODES)
 		return 0;
@@ -597,7 +601,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)) ||
 		    (rc = qfs_node_file_get(path, text, sizeof(text))))
 			goto err_free;
-		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, rn->id)) {
+		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, 0)) {
 			rc = QFS_ECORRUPT;
 			QFS_LOG(QFS_LOG_ERR, "rnode members file corrupt path=%s", path);
 			goto err_free;
@@ -828,7 +832,7 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 	}
 	if (qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id) == 0 &&
 	    qfs_node_file_get(path, text, sizeof(text)) == 0 && cfg_parse(text, &g->cfg) == 0 &&
-	    cfg_valid(&g->cfg, rn->id))
+	    cfg_valid(&g->cfg, 0))
 		;
 	else
 		memset(&g->cfg, 0, sizeof(g->cfg));
@@ -1158,6 +1162,45 @@ struct apply_walk {
 	int store_rc;
 };
 
+/* "members 1 2 3\n" of cfg into text[cap]. */
+static void members_text(const struct qfs_paxos_config *cfg, char *text, size_t cap)
+{
+	size_t off = (size_t)snprintf(text, cap, "members");
+
+	for (uint32_t i = 0; i < cfg->n && off < cap; i++)
+		off += (size_t)snprintf(text + off, cap - off, " %u", cfg->ids[i]);
+	if (off < cap)
+		snprintf(text + off, cap - off, "\n");
+}
+
+/* A CONFIG entry is applied (doc/paxos.md section 7): the members file
+ * says the configuration at the applied LSN, durably before the store's
+ * applied LSN passes the entry (a crash in between applies it again).
+ * I/O thread.  0 or -errno (the group then stops, as for a store error). */
+static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs_repl_entry *e)
+{
+	struct qfs_paxos_config cfg;
+	char path[PATH_MAX], tmp[PATH_MAX], text[128];
+	int rc;
+
+	if ((rc = qfs_paxos_config_decode(e->data, e->len, &cfg)))
+		return rc;
+	members_text(&cfg, text, sizeof(text));
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, g->id)) ||
+	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/%016" PRIx64 ".tmp", g->gdir, g->id)) ||
+	    (rc = qfs_node_file_put(g->gdir, tmp, path, text))) {
+		QFS_LOG(QFS_LOG_ERR, "rnode members update failed group=%016" PRIx64 " node=%u lsn=%" PRIu64
+			" err=%s", g->id, rn->id, e->lsn, qfs_strerror(rc));
+		return rc;
+	}
+	pthread_mutex_lock(&g->mu);
+	g->cfg = cfg;
+	pthread_mutex_unlock(&g->mu);
+	QFS_LOG(QFS_LOG_INFO, "rnode members group=%016" PRIx64 " node=%u lsn=%" PRIu64 " %.*s member=%d",
+		g->id, rn->id, e->lsn, (int)strlen(text) - 1, text, cfg_valid(&cfg, rn->id));
+	return 0;
+}
+
 static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 {
 	struct apply_walk *w = arg;
@@ -1169,8 +1212,12 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		return rc;
 	if (lsn != g->applied + 1)
 		return QFS_ECORRUPT;
+	if (e.type == QFS_REPL_ENTRY_CONFIG && (rc = members_apply(w->rn, g, &e))) {
+		w->store_rc = rc;
+		return rc;
+	}
 	if (e.type == QFS_REPL_ENTRY_NOOP || e.type == QFS_REPL_ENTRY_CONFIG)
-		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn); /* (members: the machine's) */
+		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn);
 	else
 		rc = qfs_store_apply(w->rn->store, g->id, lsn, e.data, e.len, &result);
 	if (rc) {
@@ -1830,7 +1877,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 	qfs_clock_now(&ts);
 	memset(ents, 0, sizeof(ents));
 	for (uint32_t i = 0; i < n; i++) {
-		ents[i].type = QFS_REPL_ENTRY_TXN;
+		ents[i].type = ps[i]->type;
 		ents[i].time_ns = (uint64_t)ts.sec * 1000000000ull + (uint64_t)ts.nsec;
 		ents[i].data = ps[i]->txn;
 		ents[i].len = ps[i]->len;
@@ -1870,11 +1917,18 @@ static void propose_all(struct qfs_rnode *rn, struct proposal *list)
 		struct group *g = group_get(rn, id);
 		uint32_t n = 0;
 
-		/* Take up to a batch of this group's proposals, keeping order. */
+		/* Take up to a batch of this group's proposals, keeping order; a
+		 * CONFIG proposal goes alone (paxos.h). */
 		while (*pp && n < QFS_PAXOS_MAX_BATCH) {
 			if ((*pp)->group == id) {
+				int cfg = (*pp)->type == QFS_REPL_ENTRY_CONFIG;
+
+				if (cfg && n)
+					break;
 				ps[n++] = *pp;
 				*pp = (*pp)->next;
+				if (cfg)
+					break;
 			} else {
 				pp = &(*pp)->next;
 			}
@@ -2328,25 +2382,26 @@ void qfs_rnode_close(struct qfs_rnode *rn)
  * group are not supported (the router creates each group once): the loser
  * gets -EEXIST but both wrote the same files. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised);
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join);
 
 int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 			   const struct qfs_paxos_config *members)
 {
-	return group_create(rn, group, members, 0);
+	return group_create(rn, group, members, 0, 0);
 }
 
 /* qfs_rnode_group_create, and when promised is not 0 the promise file
- * written (durably) before the group is loaded. */
+ * written (durably) before the group is loaded; join: members need not
+ * hold this node (qfs_rnode_group_join). */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised)
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[128];
 	struct group *g;
 	size_t off;
 	int rc;
 
-	if (!cfg_valid(members, rn->id))
+	if (!cfg_valid(members, join ? 0 : rn->id))
 		return -EINVAL;
 	if ((g = group_get(rn, group))) {
 		group_put(rn, g);
@@ -2421,8 +2476,53 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 
 /* See rnode.h.  The proposal lives on this stack until the I/O thread set
  * done; the I/O thread enforces the deadline, this thread only waits. */
+static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, const void *txn,
+			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader);
+
 int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, size_t len,
 		      uint32_t timeout_ms, int *result, uint32_t *leader)
+{
+	return propose_type(rn, group, QFS_REPL_ENTRY_TXN, txn, len, timeout_ms, result, leader);
+}
+
+/* See rnode.h. */
+int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
+			      const struct qfs_paxos_config *members, uint32_t timeout_ms, uint32_t *leader)
+{
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	size_t len;
+	int result = 0;
+
+	if (!cfg_valid(members, 0))
+		return -EINVAL;
+	len = qfs_paxos_config_encode(members, buf);
+	return propose_type(rn, group, QFS_REPL_ENTRY_CONFIG, buf, len, timeout_ms, &result, leader);
+}
+
+/* See rnode.h. */
+int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members)
+{
+	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
+		return -EINVAL;
+	return group_create(rn, group, members, 0, 1);
+}
+
+/* See rnode.h.  The members this replica applied last. */
+int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out)
+{
+	struct group *g = group_get(rn, group);
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_mutex_lock(&g->mu);
+	*out = g->cfg;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return 0;
+}
+
+static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, const void *txn,
+			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader)
 {
 	struct proposal p;
 
@@ -2432,6 +2532,7 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 	p.group = group;
 	p.txn = txn;
 	p.len = len;
+	p.type = type;
 	p.deadline_ms = now_ms() + timeout_ms;
 	pthread_cond_init(&p.cv, NULL);
 	pthread_mutex_lock(&rn->mu);
@@ -2613,7 +2714,7 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		return -EINVAL;
 	if ((rc = qfs_rnode_group_drop(rn, group)))
 		return rc;
-	rc = group_create(rn, group, members, promised);
+	rc = group_create(rn, group, members, promised, 0);
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group rebuilt empty group=%016" PRIx64
 		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");
