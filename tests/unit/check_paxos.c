@@ -928,6 +928,59 @@ START_TEST(test_config_truncate_and_restore)
 }
 END_TEST
 
+/* The preferred member restarted (it honours the lease it may have granted
+ * before): it refuses a HANDOFF, and the old leader, which stepped down for
+ * it, campaigns again at once and wins (the others' grants to its own ballot
+ * do not hold it back); once the restart block is over, the handover
+ * happens. */
+START_TEST(test_handoff_refused)
+{
+	struct qfs_paxos_config cfg = { .n = NN, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs;
+	struct qfs_paxos_run runs[QFS_PAXOS_MAX_RUNS];
+	uint32_t nruns = 0;
+	qfs_ballot_t b1;
+	uint64_t t;
+
+	elect(0, 5000);
+	ck_assert_int_eq(propose(0, 1), 0);
+	flush();
+	run_until(5100, 9000);
+	b1 = C[0].px.ballot;
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	/* node 2 restarts at 9000 */
+	memset(&hs, 0, sizeof(hs));
+	hs.promised = C[1].px.promised;
+	hs.last = C[1].last;
+	hs.last_ballot = C[1].ballot[C[1].last];
+	hs.applied = C[1].applied;
+	hs.first_retained = 1;
+	for (qfs_lsn_t l = hs.applied ? hs.applied : 1; l <= hs.last; l++)
+		if (!nruns || runs[nruns - 1].ballot != C[1].ballot[l]) {
+			runs[nruns].first = l;
+			runs[nruns].ballot = C[1].ballot[l];
+			nruns++;
+		}
+	qfs_paxos_params_default(&prm);
+	prm.seed = 777;
+	ck_assert_int_eq(qfs_paxos_init(&C[1].px, 9, &cfg, 2, &prm, &hs, runs, nruns, 9000), 0);
+	set_preferred(2);
+	/* the leader hands over at once (node 2 answered all along) */
+	run_until(9100, 9100);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert_uint_gt(C[0].px.ballot, b1); /* it stepped down and won again */
+	ck_assert_int_ne(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_eq(propose(0, 2), 0);
+	flush();
+	/* later, node 2 takes over */
+	for (t = 9200; t <= 20000 && C[1].px.role != QFS_PAXOS_LEADER; t += 100)
+		run_until(t, t);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_uint_ge(t, 11000); /* not before its restart block ended */
+}
+END_TEST
+
 START_TEST(test_prng_determinism)
 {
 	struct qfs_paxos a, b, c;
@@ -1060,6 +1113,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_lease_expiry);
 	tcase_add_test(tg, test_handoff_to_preferred);
 	tcase_add_test(tg, test_preferred_wins_election);
+	tcase_add_test(tg, test_handoff_refused);
 	tcase_add_test(tg, test_config_remove);
 	tcase_add_test(tg, test_config_truncate_and_restore);
 	suite_add_tcase(s, tg);
