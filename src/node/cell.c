@@ -326,6 +326,26 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
 	qfs_glist_free(&mine);
 }
 
+/* The members of group g as a running replica on a node other than cn
+ * applied them (they change through the log: doc/paxos.md section 7).
+ * 0 with *out, or -ENOENT when no running replica can tell. */
+static int members_of(struct qfs_cell *c, const struct cnode *cn, qfs_group_t g,
+		      struct qfs_paxos_config *out)
+{
+	for (uint32_t k = 0; k < c->n; k++) {
+		struct qfs_rnode *rn;
+		int rc;
+
+		if (&c->nodes[k] == cn || !(rn = node_get(c, k + 1)))
+			continue;
+		rc = qfs_rnode_group_members(rn, g, out);
+		node_put(c, k + 1);
+		if (rc == 0 && out->n)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 /* Bring node cn (rn is ours alone, or published with op_mu held) in line:
  * create the groups a majority of the other nodes hosts (the new replica
  * catches up from the leader's log), then drop its orphans.  Caller holds
@@ -350,7 +370,25 @@ static void reconcile(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn
 				have++;
 		if (have < majority(c))
 			continue;
-		rc = qfs_rnode_group_create(rn, g, &cfg);
+		{
+			/* the group's own members, when a replica can say: a node
+			 * they left out (removed) is not given the group again */
+			struct qfs_paxos_config gm;
+			int member = 0;
+
+			if (members_of(c, cn, g, &gm) == 0) {
+				for (uint32_t k = 0; k < gm.n; k++)
+					member |= gm.ids[k] == cn->id;
+				if (!member) {
+					QFS_LOG(QFS_LOG_INFO, "cell reconcile skip group=%016" PRIx64
+						" node=%u why=\"not a member\"", g, cn->id);
+					continue;
+				}
+				rc = qfs_rnode_group_create(rn, g, &gm);
+			} else {
+				rc = qfs_rnode_group_create(rn, g, &cfg);
+			}
+		}
 		QFS_LOG(rc && rc != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
 			"cell reconcile create group=%016" PRIx64 " node=%u rc=%s", g, cn->id,
 			rc ? qfs_strerror(rc) : "ok");
