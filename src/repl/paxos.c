@@ -298,18 +298,20 @@ static void election_reset(struct qfs_paxos *p)
 	p->election_at = p->now + p->prm.election_min_ms + (span ? rnd(p) % span : 0);
 }
 
-/* Leadership balance: a member other than the preferred one waits one more
- * election span (at least election_min_ms) before it campaigns, so that the
- * preferred member wins an election it takes part in; unless the last
- * leader it followed is the preferred member (it went silent: likely down,
- * fail over at full speed). */
+/* Leadership balance: a member other than the preferred one that followed
+ * another member waits one more election span (at least election_min_ms)
+ * before it campaigns, so that the preferred member, probably alive, wins
+ * the election that replaces that leader.  Not when the last leader it
+ * followed is the preferred member (it went silent: likely down) nor when
+ * it followed nobody yet (after a restart): fail over at full speed, the
+ * handover puts the preferred member back later. */
 static uint64_t campaign_at(const struct qfs_paxos *p)
 {
 	uint32_t pref = preferred(p);
 	uint64_t at = max64(p->election_at, p->lease_grant_until);
 	uint64_t span = p->prm.election_max_ms - p->prm.election_min_ms;
 
-	if (pref && pref != p->self && p->last_leader != pref)
+	if (pref && pref != p->self && p->last_leader && p->last_leader != pref)
 		at += max64(span, p->prm.election_min_ms);
 	return at;
 }

@@ -733,18 +733,30 @@ START_TEST(test_handoff_to_preferred)
 }
 END_TEST
 
-/* After a restart, node 2 (preferred) wins the first election even though
- * every replica's timer runs: the others wait one more election span. */
+/* Node 1 leads and goes silent: node 2 (preferred) wins the election that
+ * replaces it, node 3 waits one more election span.  Then node 2, the
+ * preferred leader, goes silent: a follower takes over at full speed. */
 START_TEST(test_preferred_wins_election)
 {
+	elect(0, 5000);
 	set_preferred(2);
-	run_until(1000, 6000);
+	run_until(5100, 5500);
+	DROP_TO = 1;
+	for (uint64_t t = 5600; t <= 9000 && C[1].px.role != QFS_PAXOS_LEADER &&
+			       C[2].px.role != QFS_PAXOS_LEADER; t += 100) {
+		tick(1, t);
+		tick(2, t);
+		flush();
+	}
 	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
-	/* Node 2 goes silent at 6000: a follower takes over as soon as the
-	 * lease it granted ran out (8000), without the extra wait (the newest
-	 * ballot it knows is the preferred member's). */
+	ck_assert_int_ne(C[2].px.role, QFS_PAXOS_LEADER);
+	DROP_TO = 0;
+	run_until(9100, 9500);
+	/* Node 2 goes silent at 9500: a follower takes over as soon as the
+	 * lease it granted ran out (11500), without the extra wait (the last
+	 * leader it followed is the preferred member). */
 	DROP_TO = 2;
-	for (uint64_t t = 6100; t <= 8500; t += 100) {
+	for (uint64_t t = 9600; t <= 12000; t += 100) {
 		tick(0, t);
 		tick(2, t);
 		flush();
