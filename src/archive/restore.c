@@ -114,8 +114,8 @@ static int replay_rec(qfs_lsn_t lsn, uint8_t type, uint64_t time_ns, const uint8
 	}
 	if (time_ns > r->t_ns || lsn > r->max_lsn)
 		return REPLAY_STOP;
-	if (type == QFS_NODE_ENTRY_NOOP)
-		rc = qfs_store_apply_noop(r->c->st, r->group, lsn);
+	if (type == QFS_NODE_ENTRY_NOOP || type == QFS_NODE_ENTRY_CONFIG)
+		rc = qfs_store_apply_noop(r->c->st, r->group, lsn); /* no items */
 	else
 		rc = qfs_store_apply(r->c->st, r->group, lsn, data, len, &res);
 	if (rc) {

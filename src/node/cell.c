@@ -351,6 +351,26 @@ static void drop_orphans(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode 
 	qfs_glist_free(&mine);
 }
 
+/* The members of group g as a running replica on a node other than cn
+ * applied them (they change through the log: doc/paxos.md section 7).
+ * 0 with *out, or -ENOENT when no running replica can tell. */
+static int members_of(struct qfs_cell *c, const struct cnode *cn, qfs_group_t g,
+		      struct qfs_paxos_config *out)
+{
+	for (uint32_t k = 0; k < c->n; k++) {
+		struct qfs_rnode *rn;
+		int rc;
+
+		if (&c->nodes[k] == cn || !(rn = node_get(c, k + 1)))
+			continue;
+		rc = qfs_rnode_group_members(rn, g, out);
+		node_put(c, k + 1);
+		if (rc == 0 && out->n)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 /* Bring node cn (rn is ours alone, or published with op_mu held) in line:
  * create the groups a majority of the other nodes hosts (the new replica
  * catches up from the leader's log), then drop its orphans.  Caller holds
@@ -375,7 +395,25 @@ static void reconcile(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode *rn
 				have++;
 		if (have < majority(c))
 			continue;
-		rc = qfs_rnode_group_create(rn, g, &cfg);
+		{
+			/* the group's own members, when a replica can say: a node
+			 * they left out (removed) is not given the group again */
+			struct qfs_paxos_config gm;
+			int member = 0;
+
+			if (members_of(c, cn, g, &gm) == 0) {
+				for (uint32_t k = 0; k < gm.n; k++)
+					member |= gm.ids[k] == cn->id;
+				if (!member) {
+					QFS_LOG(QFS_LOG_INFO, "cell reconcile skip group=%016" PRIx64
+						" node=%u why=\"not a member\"", g, cn->id);
+					continue;
+				}
+				rc = qfs_rnode_group_create(rn, g, &gm);
+			} else {
+				rc = qfs_rnode_group_create(rn, g, &cfg);
+			}
+		}
 		QFS_LOG(rc && rc != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
 			"cell reconcile create group=%016" PRIx64 " node=%u rc=%s", g, cn->id,
 			rc ? qfs_strerror(rc) : "ok");
@@ -1878,6 +1916,7 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 {
 	struct qfs_glist all = { 0 };
 	uint64_t mem = 0, cache = 0;
+	uint32_t nlead[QFS_CELL_MAX_NODES + 1], npref[QFS_CELL_MAX_NODES + 1];
 	struct statvfs sv;
 
 	if (c->rc) {
@@ -1903,11 +1942,13 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 	qfs_buf_printf(out, "memory memtables_bytes %llu cache_bytes %llu\n", (unsigned long long)mem,
 		       (unsigned long long)cache);
 	all_groups(c, &all);
+	memset(nlead, 0, sizeof(nlead));
+	memset(npref, 0, sizeof(npref));
 	for (size_t i = 0; i < all.n; i++) {
 		qfs_group_t g = all.v[i];
 		struct qfs_rnode_ginfo gi[QFS_CELL_MAX_NODES];
 		int have[QFS_CELL_MAX_NODES];
-		uint32_t leader = 0, up = 0;
+		uint32_t leader = 0, up = 0, pref = 0;
 		qfs_ballot_t ballot = 0;
 		qfs_lsn_t max_applied = 0;
 
@@ -1923,6 +1964,8 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 				continue;
 			if (!gi[k].stopped)
 				up++;
+			if (!pref)
+				pref = gi[k].preferred;
 			if (gi[k].role == QFS_PAXOS_LEADER && !gi[k].stopped) {
 				leader = k + 1;
 				ballot = gi[k].ballot;
@@ -1930,8 +1973,12 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 			if (gi[k].applied > max_applied)
 				max_applied = gi[k].applied;
 		}
-		qfs_buf_printf(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u\n", g,
-			 leader, ballot, c->n, up);
+		qfs_buf_printf(out, "group %016" PRIx64 " leader %u ballot %" PRIu64 " replicas %u up %u preferred %u\n",
+			 g, leader, ballot, c->n, up, pref);
+		if (leader <= QFS_CELL_MAX_NODES)
+			nlead[leader]++;
+		if (pref <= QFS_CELL_MAX_NODES)
+			npref[pref]++;
 		for (uint32_t k = 0; k < c->n; k++) {
 			struct cnode *cn = &c->nodes[k];
 
@@ -1958,6 +2005,10 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 				 gi[k].stopped ? qfs_strerror(gi[k].err) : "");
 		}
 	}
+	/* Leadership balance: groups each node leads and should lead. */
+	for (uint32_t k = 0; k < c->n; k++)
+		qfs_buf_printf(out, "leaders node %u groups %u preferred %u\n", k + 1, nlead[k + 1],
+			       npref[k + 1]);
 	qfs_glist_free(&all);
 }
 

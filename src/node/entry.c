@@ -8,7 +8,8 @@
 #include "repl/repl.h"
 
 _Static_assert((int)QFS_NODE_ENTRY_TXN == (int)QFS_REPL_ENTRY_TXN &&
-	       (int)QFS_NODE_ENTRY_NOOP == (int)QFS_REPL_ENTRY_NOOP,
+	       (int)QFS_NODE_ENTRY_NOOP == (int)QFS_REPL_ENTRY_NOOP &&
+	       (int)QFS_NODE_ENTRY_CONFIG == (int)QFS_REPL_ENTRY_CONFIG,
 	       "entry types are the framing's type bytes");
 
 /* See entry.h. */

@@ -20,7 +20,9 @@
 /* What an entry carries (the values are the framing's own type bytes). */
 enum qfs_node_entry_type {
 	QFS_NODE_ENTRY_TXN = 1,  /* a partition transaction (common/txn.h) */
-	QFS_NODE_ENTRY_NOOP = 2  /* a new leader's barrier: nothing to apply */
+	QFS_NODE_ENTRY_NOOP = 2, /* a new leader's barrier: nothing to apply */
+	QFS_NODE_ENTRY_CONFIG = 3 /* a membership change (doc/paxos.md section 7):
+				     no items to apply */
 };
 
 /* One entry, decoded.  data is borrowed from the record it was decoded from. */

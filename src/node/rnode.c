@@ -126,6 +126,8 @@ struct proposal {
 	qfs_group_t group;
 	const void *txn;
 	size_t len;
+	uint8_t type;           /* QFS_REPL_ENTRY_TXN, or _CONFIG (txn: the encoded
+				   member list; batched alone) */
 	uint64_t deadline_ms;   /* monotonic */
 	qfs_lsn_t lsn;          /* (lsn, ballot) assigned by PROPOSE */
 	qfs_ballot_t ballot;
@@ -406,9 +408,11 @@ static int cfg_parse(const char *text, struct qfs_paxos_config *cfg)
 	return strcmp(p, "\n") == 0 && cfg->n ? 0 : QFS_ECORRUPT;
 }
 
+/* A valid member list; holding self unless self is 0 (a members file may
+ * lack its own node: a replica being added, or one removed). */
 static int cfg_valid(const struct qfs_paxos_config *cfg, uint32_t self)
 {
-	int found = 0;
+	int found = !self;
 
 	if (!cfg || cfg->n == 0 || cfg->n > QFS_PAXOS_MAX_NODES)
 		return 0;
@@ -429,6 +433,8 @@ struct runs_walk {
 	uint32_t n;
 	qfs_ballot_t last_ballot;
 	int overflow;
+	struct qfs_paxos_cfgent cfgs[QFS_PAXOS_MAX_CFGS]; /* CONFIG entries seen */
+	uint32_t ncfgs;
 };
 
 static int runs_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
@@ -439,6 +445,18 @@ static int runs_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 
 	if (rc)
 		return rc;
+	if (e.type == QFS_REPL_ENTRY_CONFIG) {
+		/* keep the newest QFS_PAXOS_MAX_CFGS (those above applied are
+		 * restored into the machine) */
+		if (w->ncfgs == QFS_PAXOS_MAX_CFGS) {
+			memmove(w->cfgs, w->cfgs + 1, (QFS_PAXOS_MAX_CFGS - 1) * sizeof(w->cfgs[0]));
+			w->ncfgs--;
+		}
+		w->cfgs[w->ncfgs].lsn = lsn;
+		if (qfs_paxos_config_decode(e.data, e.len, &w->cfgs[w->ncfgs].cfg))
+			return QFS_ECORRUPT;
+		w->ncfgs++;
+	}
 	if (w->n == 0 || w->runs[w->n - 1].ballot != e.ballot) {
 		if (w->n && e.ballot < w->runs[w->n - 1].ballot)
 			return QFS_ECORRUPT; /* ballots never decrease along the log */
@@ -535,6 +553,20 @@ static int snap_recover(struct qfs_rnode *rn, struct group *g, qfs_lsn_t applied
 	return 0;
 }
 
+/* The paxos core's decisions: leadership changes (campaign, leader, step
+ * down, handoff, leave, config) at info, everything else at debug. */
+static void paxos_trace(void *arg, uint32_t self, const char *line)
+{
+	const struct group *g = arg;
+	int info = !strncmp(line, "event=campaign", 14) || !strncmp(line, "event=leader ", 13) ||
+		   !strncmp(line, "event=step_down", 15) || !strncmp(line, "event=handoff", 13) ||
+		   !strncmp(line, "event=leave", 11) || !strncmp(line, "event=config", 12);
+
+	if ((info ? QFS_LOG_INFO : QFS_LOG_DEBUG) <= qfs_log_level)
+		QFS_LOG(info ? QFS_LOG_INFO : QFS_LOG_DEBUG, "paxos group=%016" PRIx64 " node=%u %s",
+			g->id, self, line);
+}
+
 /* Open (create when cfg != NULL) the group's WAL and restore its paxos
  * machine from disk: promised from the promise file, last/last_ballot and
  * the runs from the WAL, applied from the store.  Nothing is applied. */
@@ -543,6 +575,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 {
 	char path[PATH_MAX], text[256];
 	struct qfs_paxos_hard hs;
+	struct qfs_paxos_params prm;
 	struct runs_walk *w = NULL;
 	struct group *g;
 	qfs_lsn_t first, slsn;
@@ -572,7 +605,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)) ||
 		    (rc = qfs_node_file_get(path, text, sizeof(text))))
 			goto err_free;
-		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, rn->id)) {
+		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, 0)) {
 			rc = QFS_ECORRUPT;
 			QFS_LOG(QFS_LOG_ERR, "rnode members file corrupt path=%s", path);
 			goto err_free;
@@ -648,7 +681,16 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		}
 	}
 	g->applied = hs.applied;
-	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &rn->prm, &hs, w->runs, w->n, now_ms());
+	/* Leadership balance: every replica derives the same preferred member
+	 * from the group id and the members (doc/paxos.md section 6). */
+	prm = rn->prm;
+	prm.preferred = QFS_PAXOS_PREFERRED_AUTO;
+	prm.tracer = paxos_trace;
+	prm.tracer_arg = g;
+	rc = qfs_paxos_init(&g->px, id, &g->cfg, rn->id, &prm, &hs, w->runs, w->n, now_ms());
+	for (uint32_t i = 0; rc == 0 && i < w->ncfgs; i++)
+		if (w->cfgs[i].lsn > hs.applied)
+			rc = qfs_paxos_restore_config(&g->px, w->cfgs[i].lsn, &w->cfgs[i].cfg);
 	if (rc) {
 		QFS_LOG(QFS_LOG_ERR, "rnode paxos init failed group=%016" PRIx64 " err=%s", id,
 			qfs_strerror(rc));
@@ -794,7 +836,7 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 	}
 	if (qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id) == 0 &&
 	    qfs_node_file_get(path, text, sizeof(text)) == 0 && cfg_parse(text, &g->cfg) == 0 &&
-	    cfg_valid(&g->cfg, rn->id))
+	    cfg_valid(&g->cfg, 0))
 		;
 	else
 		memset(&g->cfg, 0, sizeof(g->cfg));
@@ -1127,6 +1169,45 @@ struct apply_walk {
 	int store_rc;
 };
 
+/* "members 1 2 3\n" of cfg into text[cap]. */
+static void members_text(const struct qfs_paxos_config *cfg, char *text, size_t cap)
+{
+	size_t off = (size_t)snprintf(text, cap, "members");
+
+	for (uint32_t i = 0; i < cfg->n && off < cap; i++)
+		off += (size_t)snprintf(text + off, cap - off, " %u", cfg->ids[i]);
+	if (off < cap)
+		snprintf(text + off, cap - off, "\n");
+}
+
+/* A CONFIG entry is applied (doc/paxos.md section 7): the members file
+ * says the configuration at the applied LSN, durably before the store's
+ * applied LSN passes the entry (a crash in between applies it again).
+ * I/O thread.  0 or -errno (the group then stops, as for a store error). */
+static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs_repl_entry *e)
+{
+	struct qfs_paxos_config cfg;
+	char path[PATH_MAX], tmp[PATH_MAX], text[128];
+	int rc;
+
+	if ((rc = qfs_paxos_config_decode(e->data, e->len, &cfg)))
+		return rc;
+	members_text(&cfg, text, sizeof(text));
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, g->id)) ||
+	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/%016" PRIx64 ".tmp", g->gdir, g->id)) ||
+	    (rc = qfs_node_file_put(g->gdir, tmp, path, text))) {
+		QFS_LOG(QFS_LOG_ERR, "rnode members update failed group=%016" PRIx64 " node=%u lsn=%" PRIu64
+			" err=%s", g->id, rn->id, e->lsn, qfs_strerror(rc));
+		return rc;
+	}
+	pthread_mutex_lock(&g->mu);
+	g->cfg = cfg;
+	pthread_mutex_unlock(&g->mu);
+	QFS_LOG(QFS_LOG_INFO, "rnode members group=%016" PRIx64 " node=%u lsn=%" PRIu64 " %.*s member=%d",
+		g->id, rn->id, e->lsn, (int)strlen(text) - 1, text, cfg_valid(&cfg, rn->id));
+	return 0;
+}
+
 static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 {
 	struct apply_walk *w = arg;
@@ -1138,7 +1219,11 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		return rc;
 	if (lsn != g->applied + 1)
 		return QFS_ECORRUPT;
-	if (e.type == QFS_REPL_ENTRY_NOOP)
+	if (e.type == QFS_REPL_ENTRY_CONFIG && (rc = members_apply(w->rn, g, &e))) {
+		w->store_rc = rc;
+		return rc;
+	}
+	if (e.type == QFS_REPL_ENTRY_NOOP || e.type == QFS_REPL_ENTRY_CONFIG)
 		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn);
 	else
 		rc = qfs_store_apply(w->rn->store, g->id, lsn, e.data, e.len, &result);
@@ -1815,7 +1900,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 	qfs_clock_now(&ts);
 	memset(ents, 0, sizeof(ents));
 	for (uint32_t i = 0; i < n; i++) {
-		ents[i].type = QFS_REPL_ENTRY_TXN;
+		ents[i].type = ps[i]->type;
 		ents[i].time_ns = (uint64_t)ts.sec * 1000000000ull + (uint64_t)ts.nsec;
 		ents[i].data = ps[i]->txn;
 		ents[i].len = ps[i]->len;
@@ -1855,11 +1940,18 @@ static void propose_all(struct qfs_rnode *rn, struct proposal *list)
 		struct group *g = group_get(rn, id);
 		uint32_t n = 0;
 
-		/* Take up to a batch of this group's proposals, keeping order. */
+		/* Take up to a batch of this group's proposals, keeping order; a
+		 * CONFIG proposal goes alone (paxos.h). */
 		while (*pp && n < QFS_PAXOS_MAX_BATCH) {
 			if ((*pp)->group == id) {
+				int cfg = (*pp)->type == QFS_REPL_ENTRY_CONFIG;
+
+				if (cfg && n)
+					break;
 				ps[n++] = *pp;
 				*pp = (*pp)->next;
+				if (cfg)
+					break;
 			} else {
 				pp = &(*pp)->next;
 			}
@@ -2321,25 +2413,26 @@ void qfs_rnode_close(struct qfs_rnode *rn)
  * group are not supported (the router creates each group once): the loser
  * gets -EEXIST but both wrote the same files. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised);
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join);
 
 int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 			   const struct qfs_paxos_config *members)
 {
-	return group_create(rn, group, members, 0);
+	return group_create(rn, group, members, 0, 0);
 }
 
 /* qfs_rnode_group_create, and when promised is not 0 the promise file
- * written (durably) before the group is loaded. */
+ * written (durably) before the group is loaded; join: members need not
+ * hold this node (qfs_rnode_group_join). */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised)
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[128];
 	struct group *g;
 	size_t off;
 	int rc;
 
-	if (!cfg_valid(members, rn->id))
+	if (!cfg_valid(members, join ? 0 : rn->id))
 		return -EINVAL;
 	if ((g = group_get(rn, group))) {
 		group_put(rn, g);
@@ -2414,8 +2507,53 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 
 /* See rnode.h.  The proposal lives on this stack until the I/O thread set
  * done; the I/O thread enforces the deadline, this thread only waits. */
+static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, const void *txn,
+			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader);
+
 int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, size_t len,
 		      uint32_t timeout_ms, int *result, uint32_t *leader)
+{
+	return propose_type(rn, group, QFS_REPL_ENTRY_TXN, txn, len, timeout_ms, result, leader);
+}
+
+/* See rnode.h. */
+int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
+			      const struct qfs_paxos_config *members, uint32_t timeout_ms, uint32_t *leader)
+{
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	size_t len;
+	int result = 0;
+
+	if (!cfg_valid(members, 0))
+		return -EINVAL;
+	len = qfs_paxos_config_encode(members, buf);
+	return propose_type(rn, group, QFS_REPL_ENTRY_CONFIG, buf, len, timeout_ms, &result, leader);
+}
+
+/* See rnode.h. */
+int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members)
+{
+	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
+		return -EINVAL;
+	return group_create(rn, group, members, 0, 1);
+}
+
+/* See rnode.h.  The members this replica applied last. */
+int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out)
+{
+	struct group *g = group_get(rn, group);
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_mutex_lock(&g->mu);
+	*out = g->cfg;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return 0;
+}
+
+static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, const void *txn,
+			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader)
 {
 	struct proposal p;
 
@@ -2425,6 +2563,7 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 	p.group = group;
 	p.txn = txn;
 	p.len = len;
+	p.type = type;
 	p.deadline_ms = now_ms() + timeout_ms;
 	pthread_cond_init(&p.cv, NULL);
 	pthread_mutex_lock(&rn->mu);
@@ -2606,7 +2745,7 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		return -EINVAL;
 	if ((rc = qfs_rnode_group_drop(rn, group)))
 		return rc;
-	rc = group_create(rn, group, members, promised);
+	rc = group_create(rn, group, members, promised, 0);
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group rebuilt empty group=%016" PRIx64
 		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");
@@ -2686,6 +2825,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.untrusted = g->untrusted;
 		gi.role = g->px.role;
 		gi.leader = g->leader;
+		gi.preferred = qfs_paxos_preferred(g->id, &g->cfg);
 		gi.ballot = g->px.ballot;
 		gi.last = g->px.last;
 		gi.durable = g->px.persisted;

@@ -145,6 +145,8 @@ struct qfs_rnode_ginfo {
 				   qfs_rnode_group_rebuild does */
 	enum qfs_paxos_role role;
 	uint32_t leader;        /* known leader, 0: none */
+	uint32_t preferred;     /* member that should lead when healthy (leadership
+				   balance, qfs_paxos_preferred), 0: unknown */
 	qfs_ballot_t ballot;
 	qfs_lsn_t last, durable, commit, applied;
 	qfs_lsn_t first;        /* first LSN still in the local WAL (0: empty) */
@@ -167,6 +169,27 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
  *   -ENOMEM. */
 int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, size_t len,
 		      uint32_t timeout_ms, int *result, uint32_t *leader);
+
+/* Membership changes through the log (doc/paxos.md section 7).  Propose,
+ * through group's leader (this node), that its members become members:
+ * one member added or removed from the configuration in force.  Blocks
+ * until the CONFIG entry is applied here (committed); every replica then
+ * rewrites its members file when it applies it.  0, -EREMOTE (*leader:
+ * hint), -EBUSY (another change is uncommitted, or the leader is new:
+ * retry), -EINVAL (not a single change, bad list), -EAGAIN, -ETIMEDOUT,
+ * QFS_ENOGROUP, QFS_ESTOPPED, as qfs_rnode_propose. */
+int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
+			      const struct qfs_paxos_config *members, uint32_t timeout_ms,
+			      uint32_t *leader);
+/* Host a new, empty replica of group that is about to be added: members is
+ * the configuration in force, which must not hold this node.  It accepts
+ * the leader's entries (from LSN 1, or a snapshot) but never campaigns
+ * until the CONFIG entry that adds it is in its log.  Errors of
+ * qfs_rnode_group_create. */
+int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members);
+/* The members this replica applied last (its members file).  0 or
+ * QFS_ENOGROUP. */
+int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out);
 
 /* Reads of this replica's applied state (possibly stale on a follower or a
  * deposed leader: pair with qfs_rnode_can_read_strong for strong reads).

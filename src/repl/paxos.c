@@ -55,6 +55,8 @@ static uint64_t rnd(struct qfs_paxos *p)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+static void cfg_changed(struct qfs_paxos *p);
+
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
@@ -103,6 +105,13 @@ static void runs_compact(struct qfs_paxos *p)
 		memmove(p->runs, p->runs + k, (p->nruns - k) * sizeof(p->runs[0]));
 		p->nruns -= k;
 	}
+	/* Committed CONFIG entries: the newest of them is the base now. */
+	for (k = 0; k < p->ncfgs && p->cfgs[k].lsn <= p->commit; k++)
+		p->base_cfg = p->cfgs[k].cfg;
+	if (k) {
+		memmove(p->cfgs, p->cfgs + k, (p->ncfgs - k) * sizeof(p->cfgs[0]));
+		p->ncfgs -= k;
+	}
 }
 
 static void log_truncate(struct qfs_paxos *p, qfs_lsn_t after)
@@ -116,6 +125,11 @@ static void log_truncate(struct qfs_paxos *p, qfs_lsn_t after)
 		p->persisted = after;
 	p->truncate = 1;
 	p->truncate_after = after;
+	if (p->ncfgs && p->cfgs[p->ncfgs - 1].lsn > after) {
+		while (p->ncfgs && p->cfgs[p->ncfgs - 1].lsn > after)
+			p->ncfgs--;
+		cfg_changed(p);
+	}
 }
 
 /* Runs needed to append n entries of ballots b[] after truncating to after. */
@@ -149,6 +163,18 @@ static void log_append(struct qfs_paxos *p, const struct qfs_repl_entry *e)
 	p->last = e->lsn;
 	p->last_ballot = e->ballot;
 	p->persist[p->npersist++] = *e;
+	if (e->type == QFS_REPL_ENTRY_CONFIG) {
+		struct qfs_paxos_cfgent *ce = &p->cfgs[p->ncfgs];
+
+		/* checked by the caller: it decodes, and there is room */
+		assert(p->ncfgs < QFS_PAXOS_MAX_CFGS);
+		memset(ce, 0, sizeof(*ce));
+		ce->lsn = e->lsn;
+		if (qfs_paxos_config_decode(e->data, e->len, &ce->cfg) == 0) {
+			p->ncfgs++;
+			cfg_changed(p);
+		}
+	}
 }
 
 static struct qfs_paxos_msg *msg_new(struct qfs_paxos *p, uint8_t type, uint32_t to)
@@ -178,11 +204,116 @@ static void set_promised(struct qfs_paxos *p, qfs_ballot_t b)
 	}
 }
 
+static int is_member(const struct qfs_paxos *p, uint32_t id)
+{
+	for (uint32_t i = 0; i < p->cfg.n; i++)
+		if (p->cfg.ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* The preferred member, 0 if none (not set, or not in the config). */
+static uint32_t preferred(const struct qfs_paxos *p)
+{
+	if (p->prm.preferred == QFS_PAXOS_PREFERRED_AUTO)
+		return qfs_paxos_preferred(p->group, &p->cfg);
+	return p->prm.preferred && is_member(p, p->prm.preferred) ? p->prm.preferred : 0;
+}
+
+static int cfg_has(const struct qfs_paxos_config *c, uint32_t id)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] == id)
+			return 1;
+	return 0;
+}
+
+static int cfg_ok(const struct qfs_paxos_config *c)
+{
+	if (!c->n || c->n > QFS_PAXOS_MAX_NODES)
+		return 0;
+	for (uint32_t i = 0; i < c->n; i++) {
+		if (!c->ids[i] || c->ids[i] > 0xffff)
+			return 0;
+		for (uint32_t j = 0; j < i; j++)
+			if (c->ids[j] == c->ids[i])
+				return 0;
+	}
+	return 1;
+}
+
+static void request_read(struct qfs_paxos *p, struct qfs_paxos_peer *pe);
+
+/* The configuration in force changed (a CONFIG entry appended, truncated,
+ * or a snapshot): rebuild the peers from it, keeping the progress of those
+ * that stay.  A leader starts a new member from LSN 1 (or a snapshot) and
+ * forgets its lease: it earns one again from a quorum of the new
+ * configuration (doc/paxos.md section 7). */
+static void cfg_changed(struct qfs_paxos *p)
+{
+	const struct qfs_paxos_config *c = p->ncfgs ? &p->cfgs[p->ncfgs - 1].cfg : &p->base_cfg;
+	struct qfs_paxos_peer old[QFS_PAXOS_MAX_NODES];
+	uint32_t nold = p->npeers;
+
+	if (c->n == p->cfg.n && !memcmp(c->ids, p->cfg.ids, c->n * sizeof(c->ids[0])))
+		return;
+	memcpy(old, p->peers, sizeof(old));
+	p->cfg = *c;
+	p->npeers = 0;
+	memset(p->peers, 0, sizeof(p->peers));
+	for (uint32_t i = 0; i < c->n; i++) {
+		struct qfs_paxos_peer *pe = &p->peers[p->npeers];
+		int found = 0;
+
+		if (c->ids[i] == p->self)
+			continue;
+		for (uint32_t j = 0; j < nold; j++)
+			if (old[j].id == c->ids[i]) {
+				*pe = old[j];
+				found = 1;
+			}
+		p->npeers++;
+		if (found)
+			continue;
+		pe->id = c->ids[i];
+		pe->next = 1;
+		pe->progress_ms = p->now;
+		if (p->role == QFS_PAXOS_LEADER)
+			request_read(p, pe);
+	}
+	trace(p, "event=config n=%u ids=%u,%u,%u,%u,%u member=%d", c->n, c->ids[0], c->ids[1],
+	      c->ids[2], c->ids[3], c->ids[4], cfg_has(c, p->self));
+	if (p->role == QFS_PAXOS_LEADER) {
+		p->lease_until = 0;
+		p->lead_since = p->now; /* (check-quorum and handoff count from here) */
+		for (uint32_t i = 0; i < p->npeers; i++)
+			p->peers[i].lease_sent_ms = 0;
+	}
+}
+
 static void election_reset(struct qfs_paxos *p)
 {
 	uint64_t span = p->prm.election_max_ms - p->prm.election_min_ms;
 
 	p->election_at = p->now + p->prm.election_min_ms + (span ? rnd(p) % span : 0);
+}
+
+/* Leadership balance: a member other than the preferred one that followed
+ * another member waits one more election span (at least election_min_ms)
+ * before it campaigns, so that the preferred member, probably alive, wins
+ * the election that replaces that leader.  Not when the last leader it
+ * followed is the preferred member (it went silent: likely down) nor when
+ * it followed nobody yet (after a restart): fail over at full speed, the
+ * handover puts the preferred member back later. */
+static uint64_t campaign_at(const struct qfs_paxos *p)
+{
+	uint32_t pref = preferred(p);
+	uint64_t at = max64(p->election_at, p->lease_grant_until);
+	uint64_t span = p->prm.election_max_ms - p->prm.election_min_ms;
+
+	if (pref && pref != p->self && p->last_leader && p->last_leader != pref)
+		at += max64(span, p->prm.election_min_ms);
+	return at;
 }
 
 static void become_follower(struct qfs_paxos *p, qfs_ballot_t ballot, uint32_t leader)
@@ -194,8 +325,11 @@ static void become_follower(struct qfs_paxos *p, qfs_ballot_t ballot, uint32_t l
 	p->role = QFS_PAXOS_FOLLOWER;
 	p->ballot = ballot;
 	p->leader = leader;
+	if (leader)
+		p->last_leader = leader;
 	p->lease_until = 0;
 	p->barrier = 0;
+	p->handoff_until = 0;
 	election_reset(p);
 }
 
@@ -203,7 +337,7 @@ static void become_follower(struct qfs_paxos *p, qfs_ballot_t ballot, uint32_t l
 
 static void lease_update(struct qfs_paxos *p)
 {
-	uint32_t need = qfs_paxos_quorum(&p->cfg) - 1;
+	uint32_t need = qfs_paxos_quorum(&p->cfg) - (is_member(p, p->self) ? 1 : 0);
 	uint64_t len = p->prm.lease_ms - (uint64_t)p->prm.lease_ms * p->prm.drift_pct / 100;
 	uint64_t best = 0;
 
@@ -238,7 +372,7 @@ static void leader_commit(struct qfs_paxos *p)
 
 	for (uint32_t i = 0; i < p->npeers + 1; i++) {
 		qfs_lsn_t c = i == p->npeers ? p->persisted : p->peers[i].match;
-		uint32_t ge = p->persisted >= c ? 1 : 0;
+		uint32_t ge = p->persisted >= c && is_member(p, p->self) ? 1 : 0;
 
 		if (c <= best)
 			continue;
@@ -306,6 +440,8 @@ static void become_leader(struct qfs_paxos *p)
 	p->leader = p->self;
 	p->lease_until = 0;
 	p->lead_since = p->now;
+	p->handoff_until = 0;
+	p->handoff_next = 0;
 	for (uint32_t i = 0; i < p->npeers; i++) {
 		struct qfs_paxos_peer *pe = &p->peers[i];
 
@@ -314,6 +450,7 @@ static void become_leader(struct qfs_paxos *p)
 		pe->lease_sent_ms = 0;
 		pe->progress_ms = p->now;
 		pe->read_pending = 0;
+		pe->ack_ms = pe->healthy_since_ms = 0;
 	}
 	/* The barrier: once it commits, every entry before it is chosen. */
 	memset(&noop, 0, sizeof(noop));
@@ -372,7 +509,10 @@ static void on_prepare(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	} else if (in->ballot == p->promised) {
 		ok = p->role != QFS_PAXOS_LEADER; /* a re-sent prepare of the same candidate */
 		why = ok ? "again" : "mine";
-	} else if (p->now < p->lease_grant_until && p->lease_grant_ballot != in->ballot) {
+	} else if (p->now < p->lease_grant_until && p->lease_grant_ballot != in->ballot &&
+		   qfs_paxos_ballot_node(p->lease_grant_ballot) != in->from) {
+		/* (a grant to the candidate's own earlier ballot protected only
+		 * its own reads, which it gave up when it stopped leading) */
 		why = "lease";
 	} else if (p->role == QFS_PAXOS_LEADER && p->now < p->lease_until) {
 		why = "leader_lease";
@@ -475,8 +615,27 @@ static void on_accept(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		if (lsn > p->commit && ballot_at(p, lsn) != in->entries[i].ballot)
 			break;
 	if (i < in->n) {
+		uint32_t ncfg = 0;
+		int bad = 0;
+
 		if (runs_after_append(p, lsn - 1, in->entries + i, in->n - i) > QFS_PAXOS_MAX_RUNS) {
 			trace(p, "event=accept_refused reason=runs lsn=%llu", (unsigned long long)lsn);
+			reply_accepted(p, in, 0, p->commit);
+			return;
+		}
+		/* CONFIG entries: each must decode, and fit with those we keep. */
+		for (uint32_t k = 0; k < p->ncfgs; k++)
+			ncfg += p->cfgs[k].lsn < lsn;
+		for (uint32_t k = i; k < in->n; k++) {
+			struct qfs_paxos_config nc;
+
+			if (in->entries[k].type != QFS_REPL_ENTRY_CONFIG)
+				continue;
+			ncfg++;
+			bad |= qfs_paxos_config_decode(in->entries[k].data, in->entries[k].len, &nc) != 0;
+		}
+		if (bad || ncfg > QFS_PAXOS_MAX_CFGS) {
+			trace(p, "event=accept_refused reason=config lsn=%llu bad=%d", (unsigned long long)lsn, bad);
 			reply_accepted(p, in, 0, p->commit);
 			return;
 		}
@@ -517,6 +676,9 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		step_down(p, in->promised);
 		return;
 	}
+	if (!pe->ack_ms || p->now - pe->ack_ms > p->prm.retry_ms)
+		pe->healthy_since_ms = p->now;
+	pe->ack_ms = p->now;
 	if (in->time_ms > pe->lease_sent_ms && in->time_ms <= p->now) {
 		pe->lease_sent_ms = in->time_ms;
 		lease_update(p);
@@ -552,10 +714,53 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	request_read(p, pe);
 }
 
+/* The leader of ballot in->ballot stepped down for us (we are its preferred
+ * member and held its whole log): campaign now, without waiting for the
+ * lease we granted to that ballot to run out.  Safe: that lease protected
+ * only the sender's reads, and the sender gave its lease up before it sent
+ * this (it is a follower now, doc/paxos.md section 6).  A grant to any
+ * other ballot, or the restart block, is still honoured; a stale or
+ * duplicated HANDOFF (we follow another ballot by now) is ignored. */
+static void on_handoff(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
+{
+	struct qfs_paxos_msg *m;
+	int ok;
+
+	if (!in->ok) {
+		/* Our HANDOFF was refused: we stepped down from that ballot for
+		 * nothing, so campaign again at once (the others' grants to our
+		 * own ballot do not hold us back: on_prepare). */
+		ok = p->role == QFS_PAXOS_FOLLOWER && !p->leader && in->ballot == p->ballot &&
+		     qfs_paxos_ballot_node(p->ballot) == p->self && is_member(p, p->self);
+		trace(p, "event=handoff_refused from=%u campaign=%d", in->from, ok);
+		if (ok)
+			campaign(p);
+		return;
+	}
+	ok = p->role == QFS_PAXOS_FOLLOWER && in->ballot == p->ballot && p->leader == in->from &&
+	     in->ballot == p->promised && is_member(p, p->self) &&
+	     (preferred(p) == p->self || !is_member(p, in->from)) && p->now >= p->boot_grant_until &&
+	     (p->now >= p->lease_grant_until || p->lease_grant_ballot == in->ballot) &&
+	     in->last_lsn == p->last && in->last_ballot == p->last_ballot;
+	trace(p, "event=handoff_received from=%u ballot=%llu.%u ok=%d", in->from,
+	      (unsigned long long)qfs_paxos_ballot_round(in->ballot), qfs_paxos_ballot_node(in->ballot), ok);
+	if (ok) {
+		campaign(p);
+		return;
+	}
+	m = msg_new(p, QFS_PAXOS_HANDOFF, in->from);
+	if (m)
+		m->ballot = in->ballot; /* ok 0: refused */
+}
+
 static void on_receive(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 {
-	if (in->to != p->self || in->from == p->self || in->group != p->group ||
-	    !peer_find(p, in->from)) {
+	/* A PREPARE or an ACCEPT is taken from any replica, member or not in
+	 * the configuration we hold: one that lags may hold an older one that
+	 * lacks the candidate or the leader (the ballot makes them legitimate;
+	 * the candidate counts its votes in its own configuration).  Replies
+	 * count only from peers (on_promise, on_accepted). */
+	if (in->to != p->self || in->from == p->self || in->group != p->group) {
 		trace(p, "event=msg_ignored reason=address from=%u to=%u", in->from, in->to);
 		return;
 	}
@@ -574,6 +779,9 @@ static void on_receive(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	case QFS_PAXOS_ACCEPTED:
 		on_accepted(p, in);
 		break;
+	case QFS_PAXOS_HANDOFF:
+		on_handoff(p, in);
+		break;
 	default:
 		break;
 	}
@@ -589,14 +797,30 @@ static int on_propose(struct qfs_paxos *p, const struct qfs_repl_entry *in, uint
 
 	if (p->role != QFS_PAXOS_LEADER)
 		return -EREMOTE;
+	if (p->handoff_until || !is_member(p, p->self))
+		return -EAGAIN; /* handing over, or leaving the configuration: the
+				 * proposer retries at the next leader */
 	if (n > QFS_PAXOS_MAX_BATCH || p->last + n - p->commit > QFS_PAXOS_WINDOW)
 		return -EAGAIN;
 	if (p->last > UINT64_MAX - n || (n && !in))
 		return -EINVAL;
-	for (uint32_t i = 0; i < n; i++)
-		if ((in[i].type != QFS_REPL_ENTRY_TXN && in[i].type != QFS_REPL_ENTRY_NOOP) ||
+	for (uint32_t i = 0; i < n; i++) {
+		struct qfs_paxos_config nc;
+
+		if ((in[i].type != QFS_REPL_ENTRY_TXN && in[i].type != QFS_REPL_ENTRY_NOOP &&
+		     in[i].type != QFS_REPL_ENTRY_CONFIG) ||
 		    (!in[i].data && in[i].len))
 			return -EINVAL;
+		if (in[i].type != QFS_REPL_ENTRY_CONFIG)
+			continue;
+		/* One member at a time, one change at a time, and only once a
+		 * barrier of this ballot committed (doc/paxos.md section 7). */
+		if (n != 1 || qfs_paxos_config_decode(in[i].data, in[i].len, &nc) ||
+		    !qfs_paxos_config_one_change(&p->cfg, &nc))
+			return -EINVAL;
+		if (p->ncfgs || p->commit < p->barrier)
+			return -EBUSY;
+	}
 	if (p->nruns == QFS_PAXOS_MAX_RUNS && p->last_ballot != p->ballot)
 		return -EAGAIN; /* cannot happen for a leader: its ballot's run exists */
 	for (uint32_t i = 0; i < n; i++) {
@@ -629,7 +853,8 @@ static int on_log_entries(struct qfs_paxos *p, const struct qfs_paxos_event *ev)
 		const struct qfs_repl_entry *e = &ev->entries[i];
 
 		if (e->lsn != ev->lsn + 1 + i || !log_match(p, e->lsn, e->ballot) ||
-		    (e->type != QFS_REPL_ENTRY_TXN && e->type != QFS_REPL_ENTRY_NOOP)) {
+		    (e->type != QFS_REPL_ENTRY_TXN && e->type != QFS_REPL_ENTRY_NOOP &&
+		     e->type != QFS_REPL_ENTRY_CONFIG)) {
 			trace(p, "event=log_entries_ignored peer=%u lsn=%llu", pe->id,
 			      (unsigned long long)e->lsn);
 			return 0;
@@ -641,7 +866,8 @@ static int on_log_entries(struct qfs_paxos *p, const struct qfs_paxos_event *ev)
 	return 0;
 }
 
-static void on_snapshot(struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot)
+static void on_snapshot(struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot,
+			const struct qfs_paxos_config *cfg)
 {
 	struct qfs_paxos_msg *m;
 
@@ -666,7 +892,12 @@ static void on_snapshot(struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot)
 		p->runs[0].first = lsn;
 		p->runs[0].ballot = ballot;
 		p->nruns = 1;
+		p->ncfgs = 0;
 	}
+	/* the configuration at the snapshot point is the base now */
+	if (cfg && cfg_ok(cfg))
+		p->base_cfg = *cfg;
+	cfg_changed(p);
 	p->first_retained = lsn + 1;
 	trace(p, "event=snapshot_installed lsn=%llu", (unsigned long long)lsn);
 	if (p->role == QFS_PAXOS_FOLLOWER && p->leader) {
@@ -679,13 +910,91 @@ static void on_snapshot(struct qfs_paxos *p, qfs_lsn_t lsn, qfs_ballot_t ballot)
 	}
 }
 
+/* Leader: hand leadership to the preferred member once it is healthy (it
+ * acknowledged recently) and we have led for a while: refuse proposals
+ * for at most an election timeout until it holds our whole log and that
+ * log is committed, then give our lease up, step down and tell it to
+ * campaign (HANDOFF).  If it does not catch up in time, carry on leading
+ * and try again later. */
+static void handoff(struct qfs_paxos *p)
+{
+	uint32_t pref = preferred(p);
+	struct qfs_paxos_peer *pe = pref && pref != p->self ? peer_find(p, pref) : NULL;
+	struct qfs_paxos_msg *m;
+
+	if (!pe)
+		return;
+	if (!p->handoff_until) {
+		/* (healthy for longer than a lease: a restarted member's
+		 * restart block is over, so it can take the HANDOFF) */
+		if (p->now < p->lead_since + p->prm.lease_ms + p->prm.election_max_ms ||
+		    p->now < p->handoff_next || !pe->lease_sent_ms || !pe->healthy_since_ms ||
+		    p->now - pe->healthy_since_ms < (uint64_t)p->prm.lease_ms + p->prm.election_min_ms ||
+		    p->now - pe->lease_sent_ms > p->prm.retry_ms || p->commit < p->barrier ||
+		    pe->match + QFS_PAXOS_MAX_BATCH < p->last)
+			return;
+		p->handoff_until = p->now + p->prm.election_min_ms;
+		trace(p, "event=handoff_start to=%u match=%llu last=%llu", pref,
+		      (unsigned long long)pe->match, (unsigned long long)p->last);
+	}
+	if (pe->match < p->last || p->commit < p->last || p->persisted < p->last) {
+		if (p->now >= p->handoff_until) {
+			trace(p, "event=handoff_abandoned to=%u match=%llu last=%llu", pref,
+			      (unsigned long long)pe->match, (unsigned long long)p->last);
+			p->handoff_until = 0;
+			p->handoff_next = p->now + 4ull * p->prm.election_max_ms;
+		}
+		return;
+	}
+	if (p->nmsgs == QFS_PAXOS_MAX_MSGS)
+		return; /* no room for the message this step: the next one */
+	trace(p, "event=handoff to=%u last=%llu", pref, (unsigned long long)p->last);
+	become_follower(p, p->ballot, 0); /* gives the lease up: no more local reads */
+	m = msg_new(p, QFS_PAXOS_HANDOFF, pref);
+	m->ok = 1;
+	m->ballot = p->ballot;
+	m->last_ballot = p->last_ballot;
+	m->commit = p->commit;
+}
+
+/* Leader: the configuration that leaves us out is committed: step down
+ * and hand over to a member that holds our whole log (the preferred one
+ * if it does), which campaigns at once (doc/paxos.md section 7). */
+static void leave(struct qfs_paxos *p)
+{
+	struct qfs_paxos_peer *to = NULL;
+	struct qfs_paxos_msg *m;
+
+	for (uint32_t i = 0; i < p->npeers; i++)
+		if (p->peers[i].match == p->last &&
+		    (!to || p->peers[i].id == preferred(p)))
+			to = &p->peers[i];
+	trace(p, "event=leave commit=%llu to=%u", (unsigned long long)p->commit, to ? to->id : 0);
+	become_follower(p, p->ballot, 0);
+	if (!to || p->nmsgs == QFS_PAXOS_MAX_MSGS || p->persisted < p->last)
+		return;
+	m = msg_new(p, QFS_PAXOS_HANDOFF, to->id);
+	m->ok = 1;
+	m->ballot = p->ballot;
+	m->last_ballot = p->last_ballot;
+	m->commit = p->commit;
+}
+
 static void timers(struct qfs_paxos *p)
 {
 	if (p->role != QFS_PAXOS_LEADER) {
-		if (p->now >= p->election_at && p->now >= p->lease_grant_until)
+		/* (a replica the configuration left out never campaigns) */
+		if (p->now >= campaign_at(p) && is_member(p, p->self))
 			campaign(p);
 		return;
 	}
+	if (!is_member(p, p->self) && !p->ncfgs) {
+		leave(p);
+		return;
+	}
+	handoff(p);
+	if (p->role != QFS_PAXOS_LEADER)
+		return;
 	if (p->now >= p->heartbeat_at) {
 		p->heartbeat_at = p->now + p->prm.heartbeat_ms;
 		for (uint32_t i = 0; i < p->npeers; i++) {
@@ -717,11 +1026,101 @@ static void timers(struct qfs_paxos *p)
 static uint64_t next_tick(const struct qfs_paxos *p)
 {
 	if (p->role == QFS_PAXOS_LEADER)
-		return p->heartbeat_at;
-	return max64(p->election_at, p->lease_grant_until);
+		return p->handoff_until ? min64(p->heartbeat_at, p->handoff_until) : p->heartbeat_at;
+	return campaign_at(p);
 }
 
 /* ---- public ---- */
+
+/* See paxos.h. */
+uint32_t qfs_paxos_preferred(uint64_t group, const struct qfs_paxos_config *cfg)
+{
+	uint32_t k, n = cfg->n;
+
+	if (!n || n > QFS_PAXOS_MAX_NODES)
+		return 0;
+	k = (uint32_t)(group % n);
+	/* the k-th smallest id (ids are distinct) */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t below = 0;
+
+		for (uint32_t j = 0; j < n; j++)
+			below += cfg->ids[j] < cfg->ids[i];
+		if (below == k)
+			return cfg->ids[i];
+	}
+	return 0;
+}
+
+/* See paxos.h. */
+size_t qfs_paxos_config_encode(const struct qfs_paxos_config *cfg, uint8_t *buf)
+{
+	uint32_t n = cfg->n > QFS_PAXOS_MAX_NODES ? QFS_PAXOS_MAX_NODES : cfg->n;
+
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *b = buf + 4 + 4 * i;
+
+		b[0] = (uint8_t)(cfg->ids[i] >> 24);
+		b[1] = (uint8_t)(cfg->ids[i] >> 16);
+		b[2] = (uint8_t)(cfg->ids[i] >> 8);
+		b[3] = (uint8_t)cfg->ids[i];
+	}
+	return 4 + 4 * (size_t)n;
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* See paxos.h. */
+int qfs_paxos_config_decode(const void *data, size_t len, struct qfs_paxos_config *out)
+{
+	const uint8_t *b = data;
+	struct qfs_paxos_config c;
+
+	if (!b || len < 4)
+		return QFS_ECORRUPT;
+	memset(&c, 0, sizeof(c));
+	c.n = be32(b);
+	if (c.n == 0 || c.n > QFS_PAXOS_MAX_NODES || len != 4 + 4 * (size_t)c.n)
+		return QFS_ECORRUPT;
+	for (uint32_t i = 0; i < c.n; i++)
+		c.ids[i] = be32(b + 4 + 4 * i);
+	if (!cfg_ok(&c))
+		return QFS_ECORRUPT;
+	*out = c;
+	return 0;
+}
+
+/* See paxos.h. */
+int qfs_paxos_config_one_change(const struct qfs_paxos_config *a, const struct qfs_paxos_config *b)
+{
+	uint32_t common = 0;
+
+	if (!cfg_ok(a) || !cfg_ok(b))
+		return 0;
+	for (uint32_t i = 0; i < b->n; i++)
+		common += cfg_has(a, b->ids[i]);
+	return (b->n == a->n + 1 && common == a->n) || (b->n + 1 == a->n && common == b->n);
+}
+
+/* See paxos.h. */
+int qfs_paxos_restore_config(struct qfs_paxos *p, qfs_lsn_t lsn, const struct qfs_paxos_config *cfg)
+{
+	if (!cfg || !cfg_ok(cfg) || lsn <= p->commit || lsn > p->last || p->ncfgs == QFS_PAXOS_MAX_CFGS ||
+	    (p->ncfgs && lsn <= p->cfgs[p->ncfgs - 1].lsn))
+		return -EINVAL;
+	p->cfgs[p->ncfgs].lsn = lsn;
+	p->cfgs[p->ncfgs].cfg = *cfg;
+	p->ncfgs++;
+	cfg_changed(p);
+	return 0;
+}
 
 /* See paxos.h. */
 void qfs_paxos_params_default(struct qfs_paxos_params *prm)
@@ -754,6 +1153,10 @@ static int state_ok(const struct qfs_paxos *p)
 		return 0;
 	if (p->role == QFS_PAXOS_LEADER && (p->ballot != p->promised || p->barrier > p->last))
 		return 0;
+	for (uint32_t i = 0; i < p->ncfgs; i++)
+		if (p->cfgs[i].lsn <= p->commit || p->cfgs[i].lsn > p->last ||
+		    (i && p->cfgs[i].lsn <= p->cfgs[i - 1].lsn))
+			return 0;
 	return 1;
 }
 
@@ -763,19 +1166,9 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
 		   uint32_t nruns, uint64_t now_ms)
 {
-	int found = 0;
-
-	if (!cfg->n || cfg->n > QFS_PAXOS_MAX_NODES || !self || self > 0xffff)
+	if (!cfg_ok(cfg) || !self || self > 0xffff)
 		return -EINVAL;
-	for (uint32_t i = 0; i < cfg->n; i++) {
-		if (!cfg->ids[i] || cfg->ids[i] > 0xffff)
-			return -EINVAL;
-		for (uint32_t j = 0; j < i; j++)
-			if (cfg->ids[j] == cfg->ids[i])
-				return -EINVAL;
-		found |= cfg->ids[i] == self;
-	}
-	if (!found || prm->election_max_ms < prm->election_min_ms || !prm->heartbeat_ms ||
+	if (prm->election_max_ms < prm->election_min_ms || !prm->heartbeat_ms ||
 	    prm->drift_pct >= 100 || hs->applied > hs->last || nruns > QFS_PAXOS_MAX_RUNS)
 		return -EINVAL;
 	if (hs->last > hs->applied && (!nruns || runs[0].first > max64(hs->applied, 1) ||
@@ -790,6 +1183,7 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	p->self = self;
 	p->group = group;
 	p->cfg = *cfg;
+	p->base_cfg = *cfg;
 	p->prm = *prm;
 	p->rng = prm->seed ? prm->seed : 0x9E3779B97F4A7C15ULL;
 	p->role = QFS_PAXOS_FOLLOWER;
@@ -816,10 +1210,12 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	/* We may have granted a lease just before a crash: honour it.  A
 	 * replica that never promised a ballot never granted one. */
 	p->lease_grant_until = hs->promised ? now_ms + prm->lease_ms : now_ms;
+	p->boot_grant_until = p->lease_grant_until;
 	election_reset(p);
-	/* A new group: its first member campaigns at once, the others wait an
-	 * election timeout as usual (timing only; safety never depends on it). */
-	if (!hs->promised && !hs->last && cfg->ids[0] == self)
+	/* A new group: its preferred (else first) member campaigns at once, the
+	 * others wait an election timeout as usual (timing only; safety never
+	 * depends on it). */
+	if (!hs->promised && !hs->last && (preferred(p) ? preferred(p) : cfg->ids[0]) == self)
 		p->election_at = now_ms;
 	return state_ok(p) ? 0 : -EINVAL;
 }
@@ -898,7 +1294,7 @@ int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
 		rc = on_log_entries(p, ev);
 		break;
 	case QFS_PAXOS_EV_SNAPSHOT_INSTALLED:
-		on_snapshot(p, ev->lsn, ev->ballot);
+		on_snapshot(p, ev->lsn, ev->ballot, ev->cfg);
 		break;
 	case QFS_PAXOS_EV_COMPACTED:
 		if (ev->lsn > p->first_retained && ev->lsn <= p->applied + 1)
@@ -916,6 +1312,7 @@ int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
 int qfs_paxos_can_read_local(const struct qfs_paxos *p, uint64_t now_ms)
 {
 	/* A single member needs no lease: nobody else can lead. */
-	return p->role == QFS_PAXOS_LEADER && (qfs_paxos_quorum(&p->cfg) == 1 || now_ms < p->lease_until) &&
+	return p->role == QFS_PAXOS_LEADER &&
+	       ((qfs_paxos_quorum(&p->cfg) == 1 && is_member(p, p->self)) || now_ms < p->lease_until) &&
 	       p->commit >= p->barrier && p->applied >= p->commit;
 }

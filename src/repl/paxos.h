@@ -36,6 +36,8 @@
 #define QFS_PAXOS_MAX_MSGS 16   /* messages in one update */
 #define QFS_PAXOS_MAX_RUNS 32   /* ballot changes kept above the commit point */
 #define QFS_PAXOS_WINDOW 1024   /* leader: at most this many entries above commit */
+#define QFS_PAXOS_MAX_CFGS 8    /* CONFIG entries kept above the commit point */
+#define QFS_PAXOS_CONFIG_MAX_BYTES (4 + 4 * QFS_PAXOS_MAX_NODES) /* CONFIG entry data */
 
 /* A ballot is (round, node id), totally ordered as round first, then id. */
 typedef uint64_t qfs_ballot_t;
@@ -50,6 +52,28 @@ struct qfs_paxos_config {
 	uint32_t ids[QFS_PAXOS_MAX_NODES];
 };
 
+/* Membership changes (doc/paxos.md section 7).  A CONFIG entry's data is
+ * the new member list: be32 n | n x be32 id.  A replica uses the newest
+ * configuration in its log, committed or not (it takes effect when
+ * appended, and a truncation that removes it brings the previous one
+ * back); a leader proposes one only alone in its batch, when it differs
+ * from the current one by exactly one member added or removed, once its
+ * barrier committed and no other CONFIG entry is uncommitted. */
+
+/* Encode cfg into buf[QFS_PAXOS_CONFIG_MAX_BYTES]; returns the length. */
+size_t qfs_paxos_config_encode(const struct qfs_paxos_config *cfg, uint8_t *buf);
+
+/* Decode CONFIG entry data into *out: 0, or QFS_ECORRUPT (bad length, no
+ * member or more than QFS_PAXOS_MAX_NODES, an id 0 or above 65535 or
+ * twice); *out untouched then. */
+int qfs_paxos_config_decode(const void *data, size_t len, struct qfs_paxos_config *out);
+
+/* 1 if b is a differs from a by exactly one member added or removed (the
+ * order of ids aside), so every majority of a meets every majority of b. */
+int qfs_paxos_config_one_change(const struct qfs_paxos_config *a, const struct qfs_paxos_config *b);
+
+#define QFS_PAXOS_PREFERRED_AUTO UINT32_MAX
+
 /* Tracer: one line of key=value fields per decision; may be NULL. */
 typedef void (*qfs_paxos_tracer_fn)(void *arg, uint32_t self, const char *line);
 
@@ -61,6 +85,11 @@ struct qfs_paxos_params {
 	uint32_t election_max_ms;   /* 2000 */
 	uint32_t heartbeat_ms;      /* leader heartbeat period; 200 */
 	uint32_t retry_ms;          /* resend to a follower that made no progress; 500 */
+	uint32_t preferred;         /* member that should lead while it is healthy
+				     * (leadership balance, doc/paxos.md section 6);
+				     * QFS_PAXOS_PREFERRED_AUTO: qfs_paxos_preferred()
+				     * of the configuration in force; 0 or not a
+				     * member: none.  Timing only. */
 	uint64_t seed;              /* PRNG seed (e.g. node id ^ boot time) */
 	qfs_paxos_tracer_fn tracer;
 	void *tracer_arg;
@@ -77,6 +106,9 @@ enum qfs_paxos_msg_type {
 	QFS_PAXOS_ACCEPT = 3,   /* phase 2a: prev_lsn/prev_ballot, entries, commit, time_ms;
 				 * no entries: heartbeat */
 	QFS_PAXOS_ACCEPTED = 4, /* phase 2b: ok, promised, match, last_lsn, time_ms */
+	QFS_PAXOS_HANDOFF = 5,  /* ok 1: leader to the preferred member "I stepped
+				 * down from ballot, campaign now"; ok 0: the answer
+				 * "cannot", so the sender campaigns (doc/paxos.md s.6) */
 };
 
 /* One message.  All fields are carried for every type (unused ones 0). */
@@ -135,7 +167,9 @@ enum qfs_paxos_event_type {
 	QFS_PAXOS_EV_TICK,          /* only now_ms */
 	QFS_PAXOS_EV_LOG_ENTRIES,   /* answer to a read: peer, lsn/ballot = prev entry,
 				     * entries[n] with lsn/ballot filled from the log */
-	QFS_PAXOS_EV_SNAPSHOT_INSTALLED, /* lsn, ballot: the state at lsn replaced the log */
+	QFS_PAXOS_EV_SNAPSHOT_INSTALLED, /* lsn, ballot, cfg: the state at lsn replaced the
+				     * log; cfg: the configuration in force at lsn
+				     * (NULL: unchanged) */
 	QFS_PAXOS_EV_COMPACTED,     /* lsn: first LSN still readable from the log */
 };
 
@@ -148,6 +182,7 @@ struct qfs_paxos_event {
 	qfs_lsn_t lsn;
 	qfs_ballot_t ballot;
 	uint32_t peer;
+	const struct qfs_paxos_config *cfg;
 };
 
 /* "Read entries [from, to] from the log and step LOG_ENTRIES(peer, ...)". */
@@ -207,15 +242,27 @@ struct qfs_paxos_peer {
 	qfs_lsn_t match;            /* highest LSN known durable+matching there */
 	uint64_t lease_sent_ms;     /* leader send time of the newest acked message */
 	uint64_t progress_ms;       /* last time match grew or we resynced */
+	uint64_t ack_ms;            /* last time it answered (own clock), 0: never */
+	uint64_t healthy_since_ms;  /* it has answered without a gap of retry_ms since */
 	int read_pending;           /* a read for this peer is outstanding */
 	int voted;                  /* candidate: promise received */
 };
 
 /* The state machine.  Fields are private to paxos.c; embedded by the driver. */
+/* A CONFIG entry of the log above the commit point. */
+struct qfs_paxos_cfgent {
+	qfs_lsn_t lsn;
+	struct qfs_paxos_config cfg;
+};
+
 struct qfs_paxos {
 	uint32_t self;
 	uint64_t group;
-	struct qfs_paxos_config cfg;
+	struct qfs_paxos_config cfg;        /* in force: the newest in the log */
+	struct qfs_paxos_config base_cfg;   /* in force at the commit point */
+	struct qfs_paxos_cfgent cfgs[QFS_PAXOS_MAX_CFGS]; /* CONFIG entries in
+					     * (commit, last], ascending */
+	uint32_t ncfgs;
 	struct qfs_paxos_params prm;
 	uint64_t rng;               /* PRNG state */
 
@@ -223,6 +270,7 @@ struct qfs_paxos {
 	qfs_ballot_t promised;      /* durable once reported in an update */
 	qfs_ballot_t ballot;        /* ballot of the known leader (or our candidacy) */
 	uint32_t leader;
+	uint32_t last_leader;       /* the last leader we followed (0: none yet) */
 	uint64_t max_round;         /* highest round seen */
 
 	qfs_lsn_t last;             /* last LSN in the log */
@@ -242,6 +290,10 @@ struct qfs_paxos {
 	uint64_t heartbeat_at;      /* leader: next heartbeat */
 	uint64_t lease_until;       /* leader: lease end (own clock) */
 	uint64_t lead_since;        /* leader: elected at (own clock) */
+	uint64_t boot_grant_until;  /* the restart block: no HANDOFF honoured before */
+	uint64_t handoff_until;     /* leader: handing over to the preferred member
+				     * (proposals refused) until then; 0: not */
+	uint64_t handoff_next;      /* leader: no new handoff attempt before */
 	uint32_t npeers;
 	struct qfs_paxos_peer peers[QFS_PAXOS_MAX_NODES];
 
@@ -259,12 +311,16 @@ struct qfs_paxos {
 
 /* Start a replica from its durable state hs at time now_ms: a follower with
  * no known leader that refuses to promise for one lease (it may have granted
- * a lease before it crashed) unless it never promised any ballot; the first
- * member of cfg of a new group (nothing promised, empty log) campaigns on
- * its first tick.  runs[nruns] are the ballot changes of the log
+ * a lease before it crashed) unless it never promised any ballot; the
+ * preferred member (prm->preferred, else the first member of cfg) of a new
+ * group (nothing promised, empty log) campaigns on its first tick.  runs[nruns] are the ballot changes of the log
  * entries [max(applied, 1), last], ascending, the first at or below
  * max(applied, 1), the last of ballot last_ballot (none needed when the log
- * ends at applied).  cfg must contain self.  Returns 0 or
+ * ends at applied).  cfg is the configuration in force at applied; when it
+ * lacks self the replica is not a member (one being added, whose driver
+ * created it with the current configuration, or one removed): it accepts
+ * and acknowledges but never campaigns until a CONFIG entry that holds it
+ * is in its log.  Returns 0 or
  * -EINVAL (bad config or params, applied > last, runs not covering the log);
  * p is unusable after an error. */
 int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_config *cfg,
@@ -272,13 +328,26 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
 		   uint32_t nruns, uint64_t now_ms);
 
+/* After qfs_paxos_init: a CONFIG entry of the log above the applied LSN,
+ * read back from the log by the driver (in LSN order, all of them): the
+ * configuration then in force is the newest.  0, or -EINVAL (lsn not in
+ * (applied, last] or not ascending, more than QFS_PAXOS_MAX_CFGS, a bad
+ * config). */
+int qfs_paxos_restore_config(struct qfs_paxos *p, qfs_lsn_t lsn, const struct qfs_paxos_config *cfg);
+
 /* Step one event and fill *up (see struct qfs_paxos_update for what the driver
  * must do with it).  Returns 0, or:
  *   -EREMOTE  PROPOSE on a replica that is not leader (up->leader: hint)
  *   -EAGAIN   PROPOSE while the leader has QFS_PAXOS_WINDOW entries uncommitted,
+ *             or hands leadership over to the preferred member (briefly), or
+ *             is leaving the configuration (a CONFIG entry without it),
  *             or more than QFS_PAXOS_MAX_BATCH entries in one event
  *   -EINVAL   a malformed event (unknown type or entry type, n too large,
- *             APPLIED beyond the durable commit, time going back)
+ *             APPLIED beyond the durable commit, time going back); a CONFIG
+ *             proposal that is not alone in its batch, does not decode or is
+ *             not a single-member change of the current configuration
+ *   -EBUSY    a CONFIG proposal while another is uncommitted or before the
+ *             leader's barrier committed: retry
  * Malformed, stale or duplicated messages are not errors: they are ignored
  * (and traced).  On error the state is unchanged and *up reports it. */
 int qfs_paxos_step(struct qfs_paxos *p, const struct qfs_paxos_event *ev,
@@ -301,6 +370,12 @@ static inline int qfs_paxos_msg_needs_durable(const struct qfs_paxos_msg *m)
 {
 	return m->type != QFS_PAXOS_ACCEPT;
 }
+
+/* The member that should lead group under cfg when it is healthy: the one
+ * at index group % n of cfg's ids in ascending order, so consecutive group
+ * ids spread their leaders evenly over the members and every replica
+ * computes the same one from the same config.  0 if cfg is empty. */
+uint32_t qfs_paxos_preferred(uint64_t group, const struct qfs_paxos_config *cfg);
 
 /* Quorum size of cfg (a majority). */
 static inline uint32_t qfs_paxos_quorum(const struct qfs_paxos_config *cfg)

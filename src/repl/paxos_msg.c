@@ -26,8 +26,9 @@
 /* See paxos.h. */
 int qfs_paxos_msg_type_ok(uint8_t t)
 {
-	return t >= QFS_PAXOS_PREPARE && t <= QFS_PAXOS_ACCEPTED;
+	return t >= QFS_PAXOS_PREPARE && t <= QFS_PAXOS_HANDOFF;
 }
+
 
 /* See paxos.h. */
 size_t qfs_paxos_msg_size(const struct qfs_paxos_msg *m)
@@ -140,7 +141,8 @@ int qfs_paxos_msg_decode(uint8_t type, const void *buf, size_t len, struct qfs_p
 		e.len = dlen;
 		if (rd.err)
 			return QFS_ECORRUPT;
-		if (e.type != QFS_REPL_ENTRY_TXN && e.type != QFS_REPL_ENTRY_NOOP)
+		if (e.type != QFS_REPL_ENTRY_TXN && e.type != QFS_REPL_ENTRY_NOOP &&
+		    e.type != QFS_REPL_ENTRY_CONFIG)
 			return QFS_ECORRUPT;
 		ents[i] = e;
 	}

@@ -29,7 +29,7 @@ int qfs_repl_entry_decode(qfs_lsn_t lsn, const void *p, size_t len, struct qfs_r
 
 	if (len < QFS_REPL_ENTRY_HDR)
 		return QFS_ECORRUPT;
-	if (b[0] != QFS_REPL_ENTRY_TXN && b[0] != QFS_REPL_ENTRY_NOOP)
+	if (b[0] != QFS_REPL_ENTRY_TXN && b[0] != QFS_REPL_ENTRY_NOOP && b[0] != QFS_REPL_ENTRY_CONFIG)
 		return QFS_ECORRUPT;
 	out->lsn = lsn;
 	out->type = b[0];

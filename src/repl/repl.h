@@ -20,7 +20,10 @@
 
 enum qfs_repl_entry_type {
 	QFS_REPL_ENTRY_TXN = 1, /* a partition transaction (common/txn.h) */
-	QFS_REPL_ENTRY_NOOP = 2 /* a new leader's barrier */
+	QFS_REPL_ENTRY_NOOP = 2, /* a new leader's barrier */
+	QFS_REPL_ENTRY_CONFIG = 3 /* a membership change: the group's new member
+				   * list, be32 n | n x be32 node id (repl/paxos.h
+				   * qfs_paxos_config_encode; doc/paxos.md section 7) */
 };
 
 /* One log entry.  data is borrowed: owned by whoever filled the entry (a
@@ -45,7 +48,8 @@ size_t qfs_repl_entry_encode_hdr(uint8_t hdr[QFS_REPL_ENTRY_HDR], const struct q
 
 /* Parse the record p[len] with LSN lsn into *out; out->data points into p
  * (valid as long as p is).  Returns 0, or QFS_ECORRUPT if len is shorter
- * than the header or the type is not TXN or NOOP; *out is untouched then. */
+ * than the header or the type is not TXN, NOOP or CONFIG; *out is untouched
+ * then (a CONFIG entry's data is checked by qfs_paxos_config_decode). */
 int qfs_repl_entry_decode(qfs_lsn_t lsn, const void *p, size_t len, struct qfs_repl_entry *out);
 
 #endif

@@ -166,8 +166,8 @@ for t in orders t2 t3; do
 	i=$(echo "$line" | awk '{ print $6 }')
 	[ "$i" = "$(stat -c %i "$MNT/$t")" ] || fail "status says table $t ino $i, stat says $(stat -c %i "$MNT/$t")"
 	gl=$(grep "^group $g leader " "$T/status.cat") || fail "status has no 'group $g leader' line for table $t"
-	echo "$gl" | grep -Eq "^group $g leader [123] ballot [0-9]+ replicas 3 up 3$" ||
-		fail "bad group line: '$gl' (want 'group G leader L ballot B replicas 3 up 3')"
+	echo "$gl" | grep -Eq "^group $g leader [123] ballot [0-9]+ replicas 3 up 3 preferred [123]$" ||
+		fail "bad group line: '$gl' (want 'group G leader L ballot B replicas 3 up 3 preferred P')"
 	leader=$(echo "$gl" | awk '{ print $4 }')
 	[ "$(grep -c "^group $g replica " "$T/status.cat")" = 3 ] || fail "group $g: want 3 replica lines"
 	rl=$(grep "^group $g replica node $leader " "$T/status.cat") || fail "no replica line for the leader $leader"

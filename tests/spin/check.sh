@@ -6,7 +6,8 @@
 # one slot) fails the test.  Then checks that the deliberately broken
 # variants (acceptor ignoring the ballot, promise without the up-to-date
 # check, leader counting its own vote before its sync) ARE caught, so the
-# model keeps its teeth.  Exit 77 if spin or cc is missing (CI installs the
+# model keeps its teeth.  The same for the model with one membership
+# change (-DMEMBERS) and its broken twin that changes two members at once.  Exit 77 if spin or cc is missing (CI installs the
 # Debian package spin).
 set -u
 
@@ -53,4 +54,16 @@ for v in BROKEN_BALLOT BROKEN_UPTODATE BROKEN_SELFVOTE; do
 		exit 1
 	fi
 done
+
+echo "== model with one membership change (add the spare or remove one member; exhaustive)"
+if ! verify -DMEMBERS; then
+	echo "FAIL: agreement violated across a membership change; trail:"
+	( cd "$WORK" && spin -t -p -DMEMBERS paxos.pml | tail -40 )
+	exit 1
+fi
+echo "== broken variant MEMBERS+BROKEN_TWOCHANGE must be caught"
+if verify -DMEMBERS -DBROKEN_TWOCHANGE; then
+	echo "FAIL: spin did not catch a two-member change: the model lost its teeth"
+	exit 1
+fi
 echo "OK"

@@ -20,6 +20,18 @@
  * log once a quorum accepted it: only then is its own-ballot entry on a
  * quorum, which is the C code's commit rule.
  *
+ * Membership (doc/paxos.md section 7; compiled with -DMEMBERS, which
+ * check.sh runs besides the plain model): a fourth acceptor (3) is a spare.
+ * A log's configuration is that of its newest CONFIG entry (a member
+ * bitmask; {0,1,2} before any), in force once appended.  A candidate
+ * campaigns only if it is a member of its own log's configuration, asks
+ * its members and needs a majority of them; a leader replicates to the
+ * members of its newest configuration and commits with a majority of them,
+ * counting itself only if it is one.  One leader, once its barrier
+ * committed, appends one CONFIG entry that adds the spare or removes one
+ * member (itself included) and commits it in the new configuration.
+ * Acceptors take PREPAREs and ACCEPTs from anyone (as the C code does).
+ *
  * Any message may be lost (a nondeterministic skip) or delayed (the accept
  * content is fixed at election time and may be delivered at any later point
  * of the interleaving).  Safety property (agreement): once a value is chosen
@@ -30,16 +42,27 @@
  *   -DBROKEN_UPTODATE  acceptors promise without the up-to-date check
  *   -DBROKEN_SELFVOTE  the leader counts its own vote before its own
  *                      acceptance is durable (it sends while it syncs)
+ *   -DBROKEN_TWOCHANGE the membership change replaces two members at once
+ *                      ({0,1,2} -> {2,3}: majorities that need not meet)
  */
+#ifdef MEMBERS
+#define NA 4       /* acceptors; 3 is the spare */
+#else
 #define NA 3
-#define Q 2
+#endif
+#define INITCFG 7  /* {0,1,2} */
 #define MAXL 3
 
 byte promised[NA];
 byte alen[NA];
 byte abal[NA * MAXL];
 byte aval[NA * MAXL];
+byte acfg[NA * MAXL]; /* CONFIG entry: the new member bitmask; 0: not one */
 byte chosen[MAXL];
+bool changed;         /* the one membership change was proposed */
+
+#define MEMBER(c, j) ((((c) >> (j)) & 1) == 1)
+#define QUORUM(c) (((((c) & 1) + (((c) >> 1) & 1) + (((c) >> 2) & 1) + (((c) >> 3) & 1)) / 2) + 1)
 
 #define LASTBAL(j) (alen[j] > 0 -> abal[(j) * MAXL + alen[j] - 1] : 0)
 
@@ -79,6 +102,7 @@ inline accept(j)
 			:: k < llen ->
 				abal[j * MAXL + k] = lbal[k];
 				aval[j * MAXL + k] = lval[k];
+				acfg[j * MAXL + k] = lcfg[k];
 				k++
 			:: else -> break
 			od;
@@ -104,34 +128,48 @@ inline accept(j)
 proctype proposer(byte me)
 {
 	byte b = me + 1;
-	byte j, k, votes, acks;
+	byte j, k, votes, acks, cfg;
 	byte clen, clb;
 	byte lbal[MAXL];
 	byte lval[MAXL];
+	byte lcfg[MAXL];
 	byte llen;
-	bool stop, selflast;
+	bool stop, selflast, round2;
 
-	/* phase 1: promise ourselves and snapshot our log (the PREPARE's content) */
+	/* phase 1: promise ourselves and snapshot our log (the PREPARE's
+	 * content) and its configuration; a non-member never campaigns */
 	atomic {
 		if
 		:: promised[me] >= b -> goto done /* promised a higher ballot already */
 		:: else -> skip
 		fi;
-		promised[me] = b;
 		clen = alen[me];
 		clb = LASTBAL(me);
+		cfg = INITCFG;
 		k = 0;
 		do
-		:: k < clen -> lbal[k] = abal[me * MAXL + k]; lval[k] = aval[me * MAXL + k]; k++
+		:: k < clen ->
+			lbal[k] = abal[me * MAXL + k]; lval[k] = aval[me * MAXL + k];
+			lcfg[k] = acfg[me * MAXL + k];
+			if
+			:: lcfg[k] != 0 -> cfg = lcfg[k]
+			:: else -> skip
+			fi;
+			k++
 		:: else -> break
 		od;
+		if
+		:: !MEMBER(cfg, me) -> goto done
+		:: else -> skip
+		fi;
+		promised[me] = b;
 		votes = 1
 	}
 	j = 0;
 	do
 	:: j < NA ->
 		if
-		:: j != me ->
+		:: j != me && MEMBER(cfg, j) ->
 			if
 			:: atomic {
 				if
@@ -153,16 +191,18 @@ proctype proposer(byte me)
 	:: else -> break
 	od;
 	if
-	:: votes < Q -> goto done /* lost the election */
+	:: votes < QUORUM(cfg) -> goto done /* lost the election */
 	:: else -> skip
 	fi;
 
 	/* leader: its log plus one entry of its own ballot */
 	llen = clen;
 	if
-	:: llen < MAXL -> lbal[llen] = b; lval[llen] = b; llen++
+	:: llen < MAXL -> lbal[llen] = b; lval[llen] = b; lcfg[llen] = 0; llen++
 	:: else -> skip
 	fi;
+	round2 = false;
+phase2:
 
 	/* phase 2: the leader sends its accepts while it persists the entry
 	 * itself, so its own acceptance may come first, after the followers'
@@ -170,7 +210,10 @@ proctype proposer(byte me)
 	 * once its own acceptance happened (is durable). */
 	acks = 0;
 #ifdef BROKEN_SELFVOTE
-	acks = 1; /* counts its own vote before its acceptance is durable */
+	if
+	:: MEMBER(cfg, me) -> acks = 1; /* counts its own vote before its acceptance is durable */
+	:: else -> skip
+	fi;
 #endif
 	if
 	:: selflast = false
@@ -180,20 +223,21 @@ proctype proposer(byte me)
 	do
 	:: j < NA ->
 		if
-		:: j != me || !selflast -> accept(j)
+		:: MEMBER(cfg, j) && (j != me || !selflast) -> accept(j)
 		:: else -> skip
 		fi;
 		j++
 	:: else -> break
 	od;
 	if
-	:: selflast -> accept(me)
+	:: selflast && MEMBER(cfg, me) -> accept(me)
 	:: else -> skip
 	fi;
 
-	/* commit: a quorum holds the log ending with our own-ballot entry */
+	/* commit: a quorum of the configuration in force holds the log
+	 * ending with our own-ballot entry */
 	if
-	:: acks >= Q && llen > clen ->
+	:: acks >= QUORUM(cfg) && llen > clen ->
 		atomic {
 			k = 0;
 			do
@@ -201,6 +245,34 @@ proctype proposer(byte me)
 			:: else -> break
 			od
 		}
+	:: else -> goto done
+	fi;
+
+	/* one membership change, by one leader, once its barrier committed:
+	 * in force once appended, committed in the new configuration */
+	if
+#ifdef MEMBERS
+	:: !round2 && !changed && llen < MAXL ->
+		atomic {
+			changed = true;
+			round2 = true;
+			lbal[llen] = b;
+			lval[llen] = 10 + b;
+#ifdef BROKEN_TWOCHANGE
+			cfg = 12; /* {2,3} */
+#else
+			if
+			:: !MEMBER(cfg, 3) -> cfg = cfg | 8   /* add the spare */
+			:: MEMBER(cfg, 0) -> cfg = cfg & 14 /* remove 0 */
+			:: MEMBER(cfg, 1) -> cfg = cfg & 13 /* remove 1 */
+			:: MEMBER(cfg, 2) -> cfg = cfg & 11 /* remove 2 */
+			fi;
+#endif
+			lcfg[llen] = cfg;
+			llen++
+		}
+		goto phase2
+#endif
 	:: else -> skip
 	fi;
 done:
@@ -211,6 +283,10 @@ init {
 	atomic {
 		run proposer(0);
 		run proposer(1);
+#ifndef MEMBERS
+		/* (with MEMBERS two proposers, so that the search stays within
+		 * CI's budget: 3 proposers and 4 acceptors take 91 M states) */
 		run proposer(2)
+#endif
 	}
 }

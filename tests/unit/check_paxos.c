@@ -617,6 +617,364 @@ START_TEST(test_lease_expiry)
 }
 END_TEST
 
+/* ---- leadership balance (doc/paxos.md section 6) ---- */
+
+static void set_preferred(uint32_t pref)
+{
+	for (int i = 0; i < NN; i++)
+		C[i].px.prm.preferred = pref;
+}
+
+/* Heartbeats from leader i every 200 ms from t0 to t1, delivered. */
+static void run_until(uint64_t t0, uint64_t t1)
+{
+	for (uint64_t t = t0; t <= t1; t += 100) {
+		for (int k = 0; k < NN; k++)
+			tick(k, t);
+		flush();
+	}
+}
+
+START_TEST(test_preferred_choice)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 7, 3, 5 } }, none = { 0 };
+	uint32_t count[8] = { 0 };
+
+	ck_assert_uint_eq(qfs_paxos_preferred(0, &cfg), 3);
+	ck_assert_uint_eq(qfs_paxos_preferred(1, &cfg), 5);
+	ck_assert_uint_eq(qfs_paxos_preferred(2, &cfg), 7);
+	ck_assert_uint_eq(qfs_paxos_preferred(3, &cfg), 3);
+	ck_assert_uint_eq(qfs_paxos_preferred(5, &none), 0);
+	for (uint64_t g = 1000; g < 1012; g++)
+		count[qfs_paxos_preferred(g, &cfg)]++;
+	ck_assert_uint_eq(count[3], 4);
+	ck_assert_uint_eq(count[5], 4);
+	ck_assert_uint_eq(count[7], 4);
+}
+END_TEST
+
+/* Node 1 leads, node 2 is preferred: once node 1 has led for a while and
+ * node 2 holds its log, node 1 steps down and node 2 leads, with nothing
+ * lost; node 1 then never serves a local read again in its ballot.  A
+ * HANDOFF from a ballot the receiver no longer follows is ignored. */
+START_TEST(test_handoff_to_preferred)
+{
+	struct qfs_paxos_msg m;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE };
+	struct qfs_paxos_update up;
+	qfs_ballot_t b1;
+	uint64_t t;
+
+	set_preferred(2);
+	elect(0, 5000);
+	b1 = C[0].px.ballot;
+	for (uint64_t v = 1; v <= 5; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	/* Not before it has led for lease_ms + election_max_ms. */
+	run_until(5100, 8000);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert(qfs_paxos_can_read_local(&C[0].px, 8000));
+	for (t = 8100; t <= 12000 && C[1].px.role != QFS_PAXOS_LEADER; t += 100)
+		run_until(t, t);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_ne(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert(!qfs_paxos_can_read_local(&C[0].px, t));
+	ck_assert_uint_gt(C[1].px.ballot, b1);
+	/* Everything is still there, the new leader commits more. */
+	ck_assert_int_eq(propose(1, 99), 0);
+	flush();
+	run_until(t + 100, t + 600);
+	for (int i = 0; i < NN; i++) {
+		ck_assert_uint_eq(C[i].applied, C[1].px.commit);
+		ck_assert_uint_eq(qfs_be64_get(C[i].data[6]), 5);
+		ck_assert_uint_eq(qfs_be64_get(C[i].data[C[i].applied]), 99);
+	}
+	/* It stays: node 2 is where it should be. */
+	run_until(t + 700, t + 12000);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	/* A stale HANDOFF (ballot b1, from node 1) changes nothing: node 3
+	 * is not the preferred member, node 2 leads a later ballot. */
+	memset(&m, 0, sizeof(m));
+	m.type = QFS_PAXOS_HANDOFF;
+	m.from = 1;
+	m.group = 9;
+	m.ballot = b1;
+	ev.msg = &m;
+	for (int i = 1; i < NN; i++) {
+		m.to = (uint32_t)i + 1;
+		m.last_lsn = C[i].px.last;
+		m.last_ballot = C[i].px.last_ballot;
+		ev.now_ms = C[i].now;
+		ck_assert_int_eq(qfs_paxos_step(&C[i].px, &ev, &up), 0);
+		ck_assert_int_eq(C[i].px.role, i == 1 ? QFS_PAXOS_LEADER : QFS_PAXOS_FOLLOWER);
+		ck_assert_uint_eq(up.nmsgs, 0);
+	}
+	ck_assert_uint_eq(up.nmsgs, 0);
+}
+END_TEST
+
+/* Node 1 leads and goes silent: node 2 (preferred) wins the election that
+ * replaces it, node 3 waits one more election span.  Then node 2, the
+ * preferred leader, goes silent: a follower takes over at full speed. */
+START_TEST(test_preferred_wins_election)
+{
+	elect(0, 5000);
+	set_preferred(2);
+	run_until(5100, 5500);
+	DROP_TO = 1;
+	for (uint64_t t = 5600; t <= 9000 && C[1].px.role != QFS_PAXOS_LEADER &&
+			       C[2].px.role != QFS_PAXOS_LEADER; t += 100) {
+		tick(1, t);
+		tick(2, t);
+		flush();
+	}
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_ne(C[2].px.role, QFS_PAXOS_LEADER);
+	DROP_TO = 0;
+	run_until(9100, 9500);
+	/* Node 2 goes silent at 9500: a follower takes over as soon as the
+	 * lease it granted ran out (11500), without the extra wait (the last
+	 * leader it followed is the preferred member). */
+	DROP_TO = 2;
+	for (uint64_t t = 9600; t <= 12000; t += 100) {
+		tick(0, t);
+		tick(2, t);
+		flush();
+	}
+	ck_assert(C[0].px.role == QFS_PAXOS_LEADER || C[2].px.role == QFS_PAXOS_LEADER);
+	DROP_TO = 0;
+}
+END_TEST
+
+/* ---- membership changes (doc/paxos.md section 7) ---- */
+
+static int propose_cfg(int i, uint32_t n, const uint32_t *ids)
+{
+	struct qfs_paxos_config c = { .n = n };
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	struct qfs_repl_entry e = { .type = QFS_REPL_ENTRY_CONFIG, .data = buf };
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE, .now_ms = C[i].now,
+				      .entries = &e, .n = 1 };
+	struct qfs_paxos_update up;
+	int rc;
+
+	memcpy(c.ids, ids, n * sizeof(ids[0]));
+	e.len = qfs_paxos_config_encode(&c, buf);
+	rc = qfs_paxos_step(&C[i].px, &ev, &up);
+	if (rc == 0)
+		handle(i, &up);
+	return rc;
+}
+
+START_TEST(test_config_codec)
+{
+	struct qfs_paxos_config a = { .n = 3, .ids = { 1, 2, 3 } }, b, c4 = { .n = 4, .ids = { 3, 1, 2, 9 } };
+	struct qfs_paxos_config two = { .n = 2, .ids = { 1, 3 } }, swap = { .n = 3, .ids = { 1, 2, 4 } };
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	size_t len = qfs_paxos_config_encode(&a, buf);
+
+	ck_assert_uint_eq(len, 16);
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, len, &b), 0);
+	ck_assert_uint_eq(b.n, 3);
+	ck_assert_uint_eq(b.ids[2], 3);
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, len - 1, &b), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, 0, &b), QFS_ECORRUPT);
+	buf[15] = 2; /* id 2 twice */
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, len, &b), QFS_ECORRUPT);
+	buf[15] = 0; /* id 0 */
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, len, &b), QFS_ECORRUPT);
+	buf[3] = 0; /* no member */
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, 4, &b), QFS_ECORRUPT);
+	ck_assert(qfs_paxos_config_one_change(&a, &c4));
+	ck_assert(qfs_paxos_config_one_change(&c4, &a));
+	ck_assert(qfs_paxos_config_one_change(&a, &two));
+	ck_assert(!qfs_paxos_config_one_change(&a, &swap)); /* a replacement is two changes */
+	ck_assert(!qfs_paxos_config_one_change(&a, &a));
+	ck_assert(!qfs_paxos_config_one_change(&two, &c4));
+}
+END_TEST
+
+/* Remove a follower, then the leader itself: each change commits in the
+ * configuration it creates, the group keeps committing, the removed leader
+ * hands over and never campaigns again; bad changes are refused. */
+START_TEST(test_config_remove)
+{
+	const uint32_t c123[] = { 1, 2, 3 }, c12[] = { 1, 2 }, c124[] = { 1, 2, 4 }, c2[] = { 2 };
+	const uint32_t c23[] = { 2, 3 }, c4[] = { 4 };
+	uint64_t t;
+
+	elect(0, 5000);
+	flush();
+	tick(0, 5300);
+	flush();
+	ck_assert_int_eq(propose_cfg(0, 3, c123), -EINVAL); /* no change */
+	ck_assert_int_eq(propose_cfg(0, 1, c4), -EINVAL);   /* not a member of it */
+	ck_assert_int_eq(propose_cfg(1, 2, c12), -EREMOTE);
+	/* remove node 3, and node 3 does not hear it */
+	DROP_TO = 3;
+	ck_assert_int_eq(propose_cfg(0, 2, c12), 0);
+	ck_assert_uint_eq(C[0].px.cfg.n, 2); /* in force once appended */
+	ck_assert_int_eq(propose_cfg(0, 3, c124), -EBUSY); /* one change at a time */
+	flush();
+	ck_assert_uint_eq(C[0].px.ncfgs, 0); /* committed with node 2 */
+	ck_assert_uint_eq(C[1].px.cfg.n, 2);
+	ck_assert_int_eq(propose(0, 77), 0);
+	flush();
+	tick(0, 5500);
+	flush();
+	ck_assert_uint_eq(C[1].applied, C[0].px.commit);
+	ck_assert_uint_eq(qfs_be64_get(C[1].data[C[1].applied]), 77);
+	ck_assert_uint_eq(C[2].last, 1); /* node 3 got nothing after its removal */
+	ck_assert_int_eq(propose_cfg(0, 1, c2), 0); /* the leader removes itself */
+	ck_assert_int_eq(propose(0, 78), -EAGAIN);  /* no more proposals while it leaves */
+	flush();
+	/* committed by node 2 alone (the only member): node 1 hands over */
+	ck_assert_int_ne(C[0].px.role, QFS_PAXOS_LEADER);
+	flush();
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_eq(propose(1, 79), 0);
+	flush();
+	ck_assert_uint_eq(C[1].px.commit, C[1].px.last);
+	/* node 1 (out of the configuration) never campaigns */
+	for (t = 5600; t < 12000; t += 100)
+		tick(0, t);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_FOLLOWER);
+	NQ = 0;
+	DROP_TO = 0;
+	(void)c23;
+}
+END_TEST
+
+/* A follower truncates an uncommitted CONFIG entry: the previous
+ * configuration is in force again; a restarted replica restores the
+ * CONFIG entries of its log above applied. */
+START_TEST(test_config_truncate_and_restore)
+{
+	const uint32_t c12[] = { 1, 2 };
+	struct qfs_paxos px;
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } }, c2 = { .n = 2, .ids = { 1, 2 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs = { .promised = QFS_PAXOS_BALLOT(1, 1), .last = 3,
+				     .last_ballot = QFS_PAXOS_BALLOT(1, 1), .applied = 1, .first_retained = 1 };
+	struct qfs_paxos_run runs[] = { { 1, QFS_PAXOS_BALLOT(1, 1) } };
+
+	elect(0, 5000);
+	tick(0, 5300);
+	flush();
+	DROP_TO = 3; /* only node 2 hears the change: then node 1 goes away */
+	ck_assert_int_eq(propose_cfg(0, 2, c12), 0);
+	NQ = 0; /* lost */
+	DROP_TO = 0;
+	ck_assert_uint_eq(C[0].px.cfg.n, 2);
+	/* node 2 takes over with nodes 2 and 3 (node 1 silent) */
+	for (int k = 1; k < NN; k++)
+		C[k].now = 9000;
+	tick(2, 9000);
+	tick(1, 9000);
+	NQ = 0;
+	C[0].now = 9000;
+	for (uint64_t t = 9000; t < 13000 && C[1].px.role != QFS_PAXOS_LEADER &&
+			       C[2].px.role != QFS_PAXOS_LEADER; t += 100) {
+		tick(1, t);
+		tick(2, t);
+		for (int q = NQ - 1; q >= 0; q--)
+			if (Q[q].to == 0) {
+				memmove(Q + q, Q + q + 1, (size_t)(NQ - q - 1) * sizeof(Q[0]));
+				NQ--;
+			}
+		flush();
+	}
+	ck_assert(C[1].px.role == QFS_PAXOS_LEADER || C[2].px.role == QFS_PAXOS_LEADER);
+	/* node 1 rejoins: its uncommitted CONFIG entry is replaced */
+	{
+		int l = -1;
+
+		/* (node 1 may disrupt once with a higher round: it cannot win,
+		 * its last entry has the older ballot) */
+		for (uint64_t t = 13000; t < 30000; t += 100) {
+			for (int k = 0; k < NN; k++)
+				tick(k, t);
+			flush();
+			for (int k = 1; k < NN; k++)
+				if (C[k].px.role == QFS_PAXOS_LEADER && C[k].px.commit >= C[k].px.barrier &&
+				    C[0].px.leader == (uint32_t)k + 1 && C[0].last == C[k].last)
+					l = k;
+			if (l >= 0)
+				break;
+		}
+		ck_assert_int_ge(l, 1);
+		ck_assert_int_eq(C[0].px.role, QFS_PAXOS_FOLLOWER);
+		ck_assert_uint_eq(C[0].px.cfg.n, 3);
+		ck_assert_uint_eq(C[0].px.ncfgs, 0);
+		ck_assert_uint_ne(C[0].type[2], QFS_REPL_ENTRY_CONFIG);
+	}
+	/* restore: a CONFIG entry at LSN 3 above applied 1 */
+	qfs_paxos_params_default(&prm);
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg, 1, &prm, &hs, runs, 1, 0), 0);
+	ck_assert_int_eq(qfs_paxos_restore_config(&px, 1, &c2), -EINVAL); /* not above applied */
+	ck_assert_int_eq(qfs_paxos_restore_config(&px, 4, &c2), -EINVAL); /* beyond the log */
+	ck_assert_int_eq(qfs_paxos_restore_config(&px, 3, &c2), 0);
+	ck_assert_uint_eq(px.cfg.n, 2);
+	ck_assert_uint_eq(px.npeers, 1);
+	ck_assert_int_eq(qfs_paxos_restore_config(&px, 3, &c2), -EINVAL); /* not ascending */
+}
+END_TEST
+
+/* The preferred member restarted (it honours the lease it may have granted
+ * before): it refuses a HANDOFF, and the old leader, which stepped down for
+ * it, campaigns again at once and wins (the others' grants to its own ballot
+ * do not hold it back); once the restart block is over, the handover
+ * happens. */
+START_TEST(test_handoff_refused)
+{
+	struct qfs_paxos_config cfg = { .n = NN, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs;
+	struct qfs_paxos_run runs[QFS_PAXOS_MAX_RUNS];
+	uint32_t nruns = 0;
+	qfs_ballot_t b1;
+	uint64_t t;
+
+	elect(0, 5000);
+	ck_assert_int_eq(propose(0, 1), 0);
+	flush();
+	run_until(5100, 9000);
+	b1 = C[0].px.ballot;
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	/* node 2 restarts at 9000 */
+	memset(&hs, 0, sizeof(hs));
+	hs.promised = C[1].px.promised;
+	hs.last = C[1].last;
+	hs.last_ballot = C[1].ballot[C[1].last];
+	hs.applied = C[1].applied;
+	hs.first_retained = 1;
+	for (qfs_lsn_t l = hs.applied ? hs.applied : 1; l <= hs.last; l++)
+		if (!nruns || runs[nruns - 1].ballot != C[1].ballot[l]) {
+			runs[nruns].first = l;
+			runs[nruns].ballot = C[1].ballot[l];
+			nruns++;
+		}
+	qfs_paxos_params_default(&prm);
+	prm.seed = 777;
+	ck_assert_int_eq(qfs_paxos_init(&C[1].px, 9, &cfg, 2, &prm, &hs, runs, nruns, 9000), 0);
+	set_preferred(2);
+	/* the leader hands over at once (node 2 answered all along) */
+	run_until(9100, 9100);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert_uint_gt(C[0].px.ballot, b1); /* it stepped down and won again */
+	ck_assert_int_ne(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_eq(propose(0, 2), 0);
+	flush();
+	/* later, node 2 takes over */
+	for (t = 9200; t <= 20000 && C[1].px.role != QFS_PAXOS_LEADER; t += 100)
+		run_until(t, t);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_uint_ge(t, 11000); /* not before its restart block ended */
+}
+END_TEST
+
 START_TEST(test_prng_determinism)
 {
 	struct qfs_paxos a, b, c;
@@ -697,7 +1055,16 @@ START_TEST(test_init_errors)
 	struct qfs_paxos_update up;
 
 	qfs_paxos_params_default(&prm);
-	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 4, &prm, &hs, runs, 1, 0), -EINVAL);
+	/* not a member (being added): it starts, and never campaigns */
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 4, &prm, &hs, runs, 1, 0), 0);
+	ev.type = QFS_PAXOS_EV_TICK;
+	ev.now_ms = 100000;
+	ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+	ck_assert_int_eq(px.role, QFS_PAXOS_FOLLOWER);
+	ck_assert_uint_eq(up.nmsgs, 0);
+	ev.type = QFS_PAXOS_EV_APPLIED;
+	ev.now_ms = 10;
+	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 0, &prm, &hs, runs, 1, 0), -EINVAL);
 	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, NULL, 0, 0), -EINVAL);
 	cfg.ids[2] = 2;
 	ck_assert_int_eq(qfs_paxos_init(&px, 1, &cfg, 1, &prm, &hs, runs, 1, 0), -EINVAL);
@@ -721,13 +1088,15 @@ static Suite *paxos_suite(void)
 	TCase *tc = tcase_create("codec");
 	TCase *tg = tcase_create("group");
 
-	tcase_add_loop_test(tc, test_codec_roundtrip, 0, 4);
+	tcase_add_loop_test(tc, test_codec_roundtrip, 0, 5);
 	tcase_add_test(tc, test_codec_truncation);
 	tcase_add_test(tc, test_codec_semantic);
 	tcase_add_test(tc, test_ballot_order);
 	tcase_add_test(tc, test_prng_determinism);
 	tcase_add_test(tc, test_init_errors);
 	tcase_add_test(tc, test_new_group_fast_election);
+	tcase_add_test(tc, test_preferred_choice);
+	tcase_add_test(tc, test_config_codec);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tg, cluster_setup, cluster_teardown);
@@ -736,6 +1105,11 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_catch_up_and_snapshot);
 	tcase_add_test(tg, test_leader_sends_while_syncing);
 	tcase_add_test(tg, test_lease_expiry);
+	tcase_add_test(tg, test_handoff_to_preferred);
+	tcase_add_test(tg, test_preferred_wins_election);
+	tcase_add_test(tg, test_handoff_refused);
+	tcase_add_test(tg, test_config_remove);
+	tcase_add_test(tg, test_config_truncate_and_restore);
 	suite_add_tcase(s, tg);
 	return s;
 }

@@ -282,6 +282,178 @@ static void wait_equal(int a, int b)
 	}
 }
 
+/* ---- membership (doc/paxos.md section 7) ---- */
+
+static struct qfs_rnode *SPARE; /* node 4, az d */
+
+static void spare_start(void)
+{
+	char dir[300];
+	struct qfs_paxos_params prm;
+	struct qfs_rnode_opts o;
+
+	qfs_paxos_params_default(&prm);
+	prm.election_min_ms = 150;
+	prm.election_max_ms = 300;
+	prm.heartbeat_ms = 30;
+	prm.lease_ms = 200;
+	prm.retry_ms = 100;
+	snprintf(dir, sizeof(dir), "%s/n4", tmpdir);
+	memset(&o, 0, sizeof(o));
+	o.dir = dir;
+	o.id = 4;
+	o.az = "d";
+	o.net = NET;
+	o.paxos = &prm;
+	ck_assert_int_eq(qfs_rnode_open(&o, &SPARE), 0);
+}
+
+static struct qfs_rnode *node_of(uint32_t id)
+{
+	return id == 4 ? SPARE : id >= 1 && id <= NN ? RN[id - 1] : NULL;
+}
+
+/* The node (1-4) that leads G, waiting up to 5 s; 0 if none. */
+static uint32_t leader4(void)
+{
+	uint64_t end = qfs_clock_mono_ms() + 5000;
+
+	do {
+		for (uint32_t id = 1; id <= 4; id++)
+			if (node_of(id) && qfs_rnode_leader(node_of(id), G) == id)
+				return id;
+		usleep(10000);
+	} while (qfs_clock_mono_ms() < end);
+	return 0;
+}
+
+/* Propose members through whoever leads, retrying what is retryable. */
+static void change_members(uint32_t n, const uint32_t *ids)
+{
+	struct qfs_paxos_config c = { .n = n };
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+	int rc = -1;
+
+	memcpy(c.ids, ids, n * sizeof(ids[0]));
+	while (qfs_clock_mono_ms() < end) {
+		uint32_t l = leader4();
+
+		ck_assert_uint_ne(l, 0);
+		rc = qfs_rnode_propose_members(node_of(l), G, &c, 3000, NULL);
+		if (rc == 0)
+			return;
+		ck_assert_msg(rc == -EREMOTE || rc == -EAGAIN || rc == -EBUSY || rc == -ETIMEDOUT, "rc %d", rc);
+		usleep(20000);
+	}
+	ck_abort_msg("members change not committed: rc %d", rc);
+}
+
+static void put4(const char *name, const char *val)
+{
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+
+	while (qfs_clock_mono_ms() < end) {
+		uint32_t l = leader4();
+		struct qfs_buf b;
+		int result = 99, rc;
+
+		ck_assert_uint_ne(l, 0);
+		qfs_buf_init(&b);
+		txn_put(&b, name, val, 0);
+		rc = qfs_rnode_propose(node_of(l), G, b.data, b.len, 2000, &result, NULL);
+		qfs_buf_close(&b);
+		if (rc == 0) {
+			ck_assert_int_eq(result, 0);
+			return;
+		}
+		ck_assert_msg(rc == -EREMOTE || rc == -EAGAIN || rc == -ETIMEDOUT, "rc %d", rc);
+		usleep(20000);
+	}
+	ck_abort_msg("no leader accepted %s", name);
+}
+
+static int spare_has(const char *name, const char *want)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, name, strlen(name)), vlen;
+	void *val = NULL;
+	int rc = qfs_rnode_get(SPARE, G, key, klen, &val, &vlen);
+
+	if (rc)
+		return 0;
+	rc = vlen == strlen(want) && memcmp(val, want, vlen) == 0;
+	free(val);
+	return rc;
+}
+
+/* Replace a stopped node's replica on a spare: node 3 stops, node 4 joins
+ * (empty, with the configuration in force), is added, node 3 is removed;
+ * every item is on node 4, writes continue, and the group keeps a quorum
+ * of {1, 2, 4} when node 1 stops too; changes that are not single are
+ * refused. */
+START_TEST(t_replace_member)
+{
+	const uint32_t c1234[] = { 1, 2, 3, 4 }, c124[] = { 1, 2, 4 }, c14[] = { 1, 4 };
+	struct qfs_paxos_config m, cur = { .n = 3, .ids = { 1, 2, 3 } };
+	uint32_t l;
+	char name[32], vals[20][32];
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "before%d", i);
+		snprintf(vals[i], sizeof(vals[i]), "v%d-%08x", i, (unsigned)random());
+		put_acked(name, vals[i]);
+	}
+	put_acked("marker", "one");
+	node_stop(2);
+	spare_start();
+	ck_assert_int_eq(qfs_rnode_group_create(SPARE, G, &cur), -EINVAL); /* not a member */
+	ck_assert_int_eq(qfs_rnode_group_join(SPARE, G, &cur), 0);
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert_uint_eq(m.n, 3);
+	l = leader4();
+	ck_assert_uint_ne(l, 0);
+	ck_assert_uint_ne(l, 4);
+	m.n = 2;
+	memcpy(m.ids, c14, sizeof(c14));
+	ck_assert_int_eq(qfs_rnode_propose_members(node_of(l), G, &m, 1000, NULL), -EINVAL); /* two changes */
+	change_members(4, c1234); /* needs 3 of 4: nodes 1, 2 and the new 4 */
+	change_members(3, c124);  /* node 3 removed */
+	put4("after", "two");
+	for (uint64_t end = qfs_clock_mono_ms() + 5000; !spare_has("after", "two");) {
+		ck_assert_msg(qfs_clock_mono_ms() < end, "node 4 never got 'after'");
+		usleep(10000);
+	}
+	ck_assert(spare_has("marker", "one"));
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert_uint_eq(m.n, 3);
+	ck_assert_uint_eq(m.ids[2], 4);
+	ck_assert_int_eq(qfs_rnode_group_members(RN[0], G, &m), 0);
+	ck_assert_uint_eq(m.ids[2], 4);
+	/* {1, 2, 4} keeps a quorum without node 1: node 4 votes */
+	node_stop(0);
+	put4("without1", "three");
+	ck_assert_int_eq(get_is(1, "without1", "three") == 0 || spare_has("without1", "three"), 1);
+	/* the members file survives a restart of node 4 */
+	qfs_rnode_close(SPARE);
+	SPARE = NULL;
+	spare_start();
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert_uint_eq(m.n, 3);
+	ck_assert_uint_eq(m.ids[2], 4);
+	put4("restarted", "four");
+	for (uint64_t end = qfs_clock_mono_ms() + 5000; !spare_has("restarted", "four");) {
+		ck_assert_msg(qfs_clock_mono_ms() < end, "node 4 never got 'restarted'");
+		usleep(10000);
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "before%d", i);
+		ck_assert_msg(spare_has(name, vals[i]), "node 4 lacks %s", name);
+	}
+	qfs_rnode_close(SPARE);
+	SPARE = NULL;
+}
+END_TEST
+
 START_TEST(t_elect_replicate)
 {
 	char name[32], val[32], line[256];
@@ -1666,6 +1838,7 @@ static Suite *rnode_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_elect_replicate);
 	tcase_add_test(tc, t_failover);
+	tcase_add_test(tc, t_replace_member);
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);
