@@ -222,7 +222,8 @@ int qfs_meta_open(struct qfs_cell *cell, struct qfs_meta **out)
 		qfs_meta_free(m);
 		return rc;
 	}
-	qsort(c.v, c.n, sizeof(*c.v), part_cmp);
+	if (c.n > 1) /* c.v is NULL when the map is empty */
+		qsort(c.v, c.n, sizeof(*c.v), part_cmp);
 	m->v = c.v;
 	m->n = c.n;
 	m->cap = c.cap;
@@ -264,7 +265,8 @@ int qfs_meta_reload_table(struct qfs_meta *m, qfs_table_t table)
 		free(c.v);
 		return rc;
 	}
-	qsort(c.v, c.n, sizeof(*c.v), part_cmp);
+	if (c.n > 1)
+		qsort(c.v, c.n, sizeof(*c.v), part_cmp);
 	pthread_rwlock_wrlock(&m->lock);
 	i = first_of(m, table);
 	for (j = i; j < m->n && m->v[j].table == table; j++)
@@ -280,7 +282,8 @@ int qfs_meta_reload_table(struct qfs_meta *m, qfs_table_t table)
 		m->v = nv;
 		m->cap = n;
 	}
-	memmove(m->v + i + c.n, m->v + j, (m->n - j) * sizeof(*m->v));
+	if (m->n > j)
+		memmove(m->v + i + c.n, m->v + j, (m->n - j) * sizeof(*m->v));
 	if (c.n)
 		memcpy(m->v + i, c.v, c.n * sizeof(*c.v));
 	m->n = n;
