@@ -120,7 +120,7 @@ timed() {
 }
 hwm() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$(pid_of "$1")/status"; }
 
-echo "# reads.sh: $BIG MiB file, tree $TREE ($(find "$TREE" | wc -l) entries), $R runs; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# reads.sh: $BIG MiB file${WALKS:+, tree $TREE ($(find "$TREE" | wc -l) entries)}, $R runs; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# quorumfs $QFS_BIN at $(git -C "$QFS_SRCDIR" rev-parse --short HEAD 2>/dev/null || echo '?')${QFS_OLD_BIN:+; old: ${QFS_OLD_BIN:-}}"
 head -c $((BIG << 20)) /dev/urandom >"$T/src" || fail "random source"
 for tgt in $TARGETS; do
