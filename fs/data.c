@@ -18,7 +18,8 @@
  * write-back.  One flush = one txn = one log entry, so a file never shows
  * a half-applied write-back after a crash (doc/fs.md "One round per file").
  *
- * Every function here is called with in->mu held.
+ * Every function here is called with in->mu held, but qfs_fs_data_read,
+ * which takes it itself.
  */
 #include "config.h"
 
@@ -151,6 +152,48 @@ static int chunk_fill(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_dch
 	return 0;
 }
 
+/* Bytes [inoff, inoff + n) of stored chunk no into dst: what the store
+ * has, zeros where it has none or beyond valid.  For reads of a chunk item
+ * (the bulk of a large file's reads): one copy from the store's value
+ * into the reply, no chunk-sized bounce buffer. */
+static int read_stored_range(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t valid, uint32_t flags,
+			     uint64_t no, size_t inoff, size_t n, uint8_t *dst)
+{
+	uint64_t start = no * QFS_CHUNK_SIZE;
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen, vlen, have = 0;
+	void *val;
+	int rc;
+
+	if (flags & QFS_ATTR_INLINE) {
+		uint8_t *tmp = malloc(QFS_CHUNK_SIZE);
+		if (!tmp)
+			return -ENOMEM;
+		rc = read_stored_chunk(fs, in, valid, flags, no, tmp);
+		if (rc == 0)
+			memcpy(dst, tmp + inoff, n);
+		free(tmp);
+		return rc;
+	}
+	if (start + inoff < valid) {
+		klen = qfs_key_chunk(key, in->ino, no);
+		rc = qfs_router_get(fs->r, in->table, key, klen, &val, &vlen);
+		if (rc && rc != -ENOENT)
+			return rc;
+		if (rc == 0) {
+			/* stored bytes below valid (a truncate in memory cut the rest) */
+			uint64_t lim = valid - start < vlen ? valid - start : vlen;
+			if (lim > inoff)
+				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
+			if (have)
+				memcpy(dst, (uint8_t *)val + inoff, have);
+			free(val);
+		}
+	}
+	memset(dst + have, 0, n - have);
+	return 0;
+}
+
 /* The buffered chunk no, created if absent: with its stored bytes when
  * need_old (the caller does not overwrite all of them), or partial (nothing
  * read: the caller writes some bytes and the rest is read only if needed)
@@ -258,16 +301,19 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	return 0;
 }
 
-int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got)
+/* The read of qfs_fs_data_read: with in->mu held when loaded (buffered
+ * state overlays the store), without it for a clean file (the store alone;
+ * only in->ino and in->table, which never change, are used). */
+static int data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, int loaded, char *buf, size_t size, off_t off,
+		     size_t *got)
 {
 	uint64_t fsize, valid;
 	uint32_t flags;
 	struct qfs_inode inode;
-	uint8_t *tmp = NULL;
 	int rc = 0, have_inode = 0;
 
 	qfs_inode_init(&inode);
-	if (in->loaded) {
+	if (loaded) {
 		fsize = in->attr.size;
 		valid = in->valid_size;
 		flags = in->stored_flags;
@@ -302,30 +348,38 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 		size_t n = QFS_CHUNK_SIZE - inoff;
 		if (n > end - pos)
 			n = (size_t)(end - pos);
-		struct qfs_dchunk *c = in->loaded ? chunk_find(in, no) : NULL;
-		const uint8_t *src;
+		struct qfs_dchunk *c = loaded ? chunk_find(in, no) : NULL;
 		if (c && (rc = chunk_fill(fs, in, c)))
 			goto out;
 		if (c) {
-			src = c->data;
+			memcpy(buf, c->data + inoff, n);
 		} else {
-			if (!tmp && !(tmp = malloc(QFS_CHUNK_SIZE))) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			rc = read_stored_chunk(fs, in, valid, flags, no, tmp);
+			rc = read_stored_range(fs, in, valid, flags, no, inoff, n, (uint8_t *)buf);
 			if (rc)
 				goto out;
-			src = tmp;
 		}
-		memcpy(buf, src + inoff, n);
 		buf += n;
 		pos += n;
 	}
 out:
-	free(tmp);
 	qfs_inode_close(&inode);
 	return rc;
+}
+
+int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got)
+{
+	int rc;
+
+	pthread_mutex_lock(&in->mu);
+	if (in->loaded) {
+		rc = data_read(fs, in, 1, buf, size, off, got);
+		pthread_mutex_unlock(&in->mu);
+		return rc;
+	}
+	pthread_mutex_unlock(&in->mu);
+	/* clean: concurrent reads (the kernel's readahead sends several) run
+	 * in parallel, and a write meanwhile is concurrent with this read */
+	return data_read(fs, in, 0, buf, size, off, got);
 }
 
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size)

@@ -198,7 +198,7 @@ static size_t add_plus(struct qfs_fs *fs, fuse_req_t req, char *buf, size_t room
 		return need;
 	if (r) {
 		struct qfs_fs_inode *in = qfs_fs_iget(fs, r->ino, r->table, r->type, 0);
-		if (in && qfs_fs_inode_attr(fs, in, &a) == 0 && a.ino == r->ino) {
+		if (in && qfs_fs_inode_attr_x(fs, in, &a) == 0 && a.ino == r->ino) {
 			qfs_fs_fill_entry(fs, &e, &a);
 			pthread_mutex_lock(&fs->itab_mu);
 			in->nlookup++; /* the kernel holds it now: add_direntry_plus cannot fail after need fits */

@@ -95,7 +95,10 @@ struct qfs_fs_inode {
 	int wb_err;                  /* last write-back failure; buffers kept for a retry */
 	bool nosec;                  /* known: no security.* xattr stored (getxattr answers
 					ENODATA without reading the inode) */
-	uint32_t xgen;               /* bumped by every xattr change; guards setting nosec */
+	bool noxattr;                /* known: no xattr stored at all (getxattr answers
+					ENODATA without reading the inode) */
+	uint32_t xgen;               /* bumped by every xattr change; guards setting nosec
+					and noxattr */
 	bool acl_drop;               /* write-back removes the access ACL (a deferred
 					ACL-equivalent chmod replaced it) */
 	struct qfs_fs_pend *pend;    /* created, not stored yet: its first write-back
@@ -149,9 +152,13 @@ void qfs_fs_iput(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_forget(struct qfs_fs *fs, qfs_ino_t ino, uint64_t n);
 void qfs_fs_ipin(struct qfs_fs *fs, struct qfs_fs_inode *in); /* +1 ref */
 
-/* data.c: regular-file data; all called with in->mu held. */
+/* data.c: regular-file data; all called with in->mu held but data_read. */
 int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
 int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
+/* Read up to size bytes at off into buf (*got: bytes, short only at the end
+ * of the file).  Takes in->mu itself, and holds it only when the file has
+ * buffered state; a clean file is read from the store without it, so reads
+ * of one file run in parallel.  0, -ENOMEM, or the router's read errors. */
 int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size);
 /* fallocate of [off, off + len) (checked by the caller: off >= 0, len > 0,
@@ -317,6 +324,13 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+/* The attributes of in as qfs_fs_inode_attr gives them (memory when it
+ * has buffered state); when they come from the store, the whole inode is
+ * read and what it says about xattrs is remembered (nosec, noxattr), so
+ * that the getxattr calls that follow a lookup (ls -l asks for
+ * security.selinux, the kernel for the ACLs) are answered without another
+ * store read.  Takes in->mu.  0 or the router's error. */
+int qfs_fs_inode_attr_x(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out);
 /* Before a chmod of in to mode (permission bits) is written back: if in has
  * an access ACL, rewrite it and store it with the new mode in one txn.
  * Called with in->mu held.  0 (also when there is no ACL) or the error of

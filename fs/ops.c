@@ -290,7 +290,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, d.ino, table, d.type, 0);
 	if (!in)
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, -ENOMEM, "inode table");
-	rc = qfs_fs_inode_attr(fs, in, &a);
+	rc = qfs_fs_inode_attr_x(fs, in, &a); /* and what it has of xattrs (xattr.c) */
 	if (rc) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LOOKUP, t0, rc == -ENOENT ? -EIO : rc,
@@ -1769,9 +1769,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	char *buf = malloc(size ? size : 1);
 	if (!buf)
 		return qfs_fs_fail(req, FOP_READ, t0, -ENOMEM, "read buffer size=%zu", size);
-	pthread_mutex_lock(&in->mu);
-	rc = qfs_fs_data_read(fs, in, buf, size, off, &got);
-	pthread_mutex_unlock(&in->mu);
+	rc = qfs_fs_data_read(fs, in, buf, size, off, &got); /* takes in->mu when it must */
 	if (rc) {
 		free(buf);
 		return qfs_fs_fail(req, FOP_READ, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
@@ -2040,6 +2038,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_DONT_MASK)
 		conn->want |= FUSE_CAP_DONT_MASK;
+	/* readdirplus on every readdir call of a listing, not only its first
+	 * page (READDIRPLUS_AUTO): an entry's attributes cost a store read
+	 * here, less than the LOOKUP round trip find, du and ls -l would make
+	 * for each entry past the first page (doc/fs.md "Kernel caches") */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 const struct fuse_lowlevel_ops qfs_fs_ops = {

@@ -58,6 +58,44 @@ static int is_acl(const char *name)
 	return strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
+/* Remember what the stored inode says about in's xattrs (in->mu held, no
+ * xattr change since the read began). */
+static void note_xattrs(struct qfs_fs_inode *in, const struct qfs_inode *inode)
+{
+	int nosec = 1;
+
+	for (uint32_t i = 0; i < inode->nxattrs && nosec; i++)
+		nosec = !is_security(inode->xattrs[i].name);
+	in->nosec = nosec;
+	in->noxattr = inode->nxattrs == 0;
+}
+
+/* See fs_int.h. */
+int qfs_fs_inode_attr_x(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
+{
+	struct qfs_inode inode;
+	int rc = 0;
+
+	pthread_mutex_lock(&in->mu);
+	if (in->loaded) {
+		*out = in->attr;
+		out->blocks = qfs_fs_blocks(in);
+		pthread_mutex_unlock(&in->mu);
+		return 0;
+	}
+	/* the store's xattrs change only under in->mu or between two xgen
+	 * bumps of xattr_change, the second of which clears what is noted here */
+	qfs_inode_init(&inode);
+	rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
+	if (rc == 0) {
+		*out = inode.a;
+		note_xattrs(in, &inode);
+	}
+	pthread_mutex_unlock(&in->mu);
+	qfs_inode_close(&inode);
+	return rc;
+}
+
 /* Root's requests may use trusted.* (Linux asks for CAP_SYS_ADMIN). */
 static int privileged(fuse_req_t req)
 {
@@ -102,6 +140,8 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	}
 	if (in->pend && (rc = qfs_fs_flush_locked(fs, in))) /* the txn below needs the inode stored */
 		goto out;
+	in->xgen++;
+	in->noxattr = false; /* held under in->mu until the txn is done */
 	qfs_txn_init(&t);
 	rc = -ENOMEM;
 	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen)))
@@ -214,6 +254,7 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 	qfs_txn_init(&t);
 	pthread_mutex_lock(&in->mu);
 	in->xgen++;
+	in->noxattr = false;
 	if (is_security(name))
 		in->nosec = false; /* before the txn: a reader never caches "none" past it */
 	pthread_mutex_unlock(&in->mu);
@@ -231,6 +272,7 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 	qfs_txn_close(&t);
 	pthread_mutex_lock(&in->mu);
 	in->xgen++; /* and after it: a read that overlapped the txn caches nothing */
+	in->noxattr = false;
 	if (is_security(name))
 		in->nosec = false;
 	if (rc == 0 && in->loaded)
@@ -315,7 +357,7 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	 * we know the inode has no security.* xattr, answer without reading it. */
 	int sec = is_security(name);
 	pthread_mutex_lock(&in->mu);
-	int known = (sec && in->nosec) || (in->acl_drop && strcmp(name, QFS_ACL_ACCESS) == 0);
+	int known = in->noxattr || (sec && in->nosec) || (in->acl_drop && strcmp(name, QFS_ACL_ACCESS) == 0);
 	uint32_t xgen = in->xgen;
 	pthread_mutex_unlock(&in->mu);
 	if (known) {
@@ -327,12 +369,9 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (rc == 0)
 		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc == 0) {
-		int none = 1;
-		for (uint32_t i = 0; i < inode.nxattrs && none; i++)
-			none = !is_security(inode.xattrs[i].name);
 		pthread_mutex_lock(&in->mu);
 		if (in->xgen == xgen) /* no xattr change raced with the read */
-			in->nosec = none;
+			note_xattrs(in, &inode);
 		pthread_mutex_unlock(&in->mu);
 	}
 	qfs_fs_iput(fs, in);

@@ -1300,6 +1300,10 @@ static int cmd_mount(int argc, char **argv)
 	 * free.  Left alone, glibc raises this threshold to the largest block
 	 * freed, and those blocks then stay in the arenas. */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	/* and that fixes the trim threshold at 128 KiB: each free of a 128 KiB
+	 * chunk buffer at an arena's top gave its pages back, faulted in again
+	 * by the next read.  The cell's periodic malloc_trim returns them. */
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 
 	optind = 1;
 	while ((opt = getopt(argc, argv, "fdso:h")) != -1) {

@@ -1,0 +1,196 @@
+#!/bin/bash
+# tests/bench/reads.sh - the read path of issue 8 alone: cold sequential
+# read of a large file, warm and cold tree walks, the daemon's peak RSS,
+# on native ext4, libfuse's passthrough_ll and quorumfs, in one run.
+#
+# Usage (as root, from a build directory):
+#   tests/bench/reads.sh [-r RUNS] [-b MIB] [-t TREE] [-W]
+#   -r RUNS  cold reads and cold walks per target (median; default 3)
+#   -b MIB   size of the file read (default 256)
+#   -t TREE  the tree copied and walked (default /usr/include)
+#   -W       no walks (only the file)
+#   QFS_BIN      the quorumfs binary (default ./fs/quorumfs)
+#   QFS_OLD_BIN  a second quorumfs binary measured in the same run (target
+#                "old"), for a before/after beside passthrough_ll
+# Not a test (not in make check).  Each target gets the same random file
+# (dd bs=1M conv=fsync) and a cp -a of TREE; then, per run and per target,
+# interleaved: a remount (quorumfs, passthrough_ll) + drop_caches and a
+# dd bs=1M read of the file; the walks find -ls, ls -lR, du -s warm (after
+# one unmeasured walk) and cold (remount + drop_caches before each).
+# Prints one "key target value" line per median, then a markdown table
+# with the ratios to passthrough_ll and native, and each quorumfs daemon's
+# VmHWM after its writes and after its cold reads.
+R=3
+BIG=256
+TREE=/usr/include
+WALKS=1
+while getopts r:b:t:Wh opt; do
+	case $opt in
+	r) R=$OPTARG ;;
+	b) BIG=$OPTARG ;;
+	t) TREE=$OPTARG ;;
+	W) WALKS= ;;
+	*) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	esac
+done
+TREE=$(cd "$TREE" && pwd) || exit 2
+: "${QFS_BIN:=$(pwd)/fs/quorumfs}"
+export QFS_BIN
+
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+set -o pipefail
+qfs_require gcc pkg-config awk dd find du ls
+EXAMPLES=/usr/share/doc/libfuse3-dev/examples
+[ -f "$EXAMPLES/passthrough_ll.c" ] || skip "$EXAMPLES/passthrough_ll.c is missing (libfuse3-dev)"
+[ -w /proc/sys/vm/drop_caches ] || skip "needs root: /proc/sys/vm/drop_caches is not writable"
+
+qfs_setup
+NEW_BIN=$QFS_BIN
+NEW_PID=$QFS_PID
+NAT=$T/native PTSRC=$T/ptsrc PTMNT=$T/ptmnt
+OLDDATA=$T/olddata OLDMNT=$T/oldmnt OLD_PID=
+mkdir -p "$NAT" "$PTSRC" "$PTMNT" "$T/pt" "$OLDDATA" "$OLDMNT" || fail "mkdir"
+PT_PID=
+pt_stop() {
+	if [ -n "$PT_PID" ]; then
+		fusermount3 -u "$PTMNT" 2>/dev/null || umount -l "$PTMNT" 2>/dev/null
+		wait "$PT_PID" 2>/dev/null
+		PT_PID=
+	fi
+}
+old_stop() {
+	if [ -n "$OLD_PID" ]; then
+		fusermount3 -u "$OLDMNT" 2>/dev/null || umount -l "$OLDMNT" 2>/dev/null
+		wait "$OLD_PID" 2>/dev/null
+		OLD_PID=
+	fi
+}
+trap 'pt_stop; old_stop; qfs_cleanup' EXIT
+cp "$EXAMPLES/passthrough_ll.c" "$EXAMPLES/passthrough_helpers.h" "$T/pt/" 2>/dev/null ||
+	cp "$EXAMPLES/passthrough_ll.c" "$T/pt/" || fail "copy passthrough_ll.c"
+# shellcheck disable=SC2046
+gcc -O2 -Wall -o "$T/pt/passthrough_ll" "$T/pt/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) ||
+	fail "could not build passthrough_ll"
+wait_mnt() { # PID DIR
+	for _ in $(seq 200); do
+		mountpoint -q "$2" && return 0
+		kill -0 "$1" 2>/dev/null || fail "mount of $2 exited"
+		sleep 0.05
+	done
+	fail "$2 did not mount"
+}
+pt_start() {
+	"$T/pt/passthrough_ll" -f -o source="$PTSRC" "$PTMNT" >>"$T/pt.out" 2>&1 &
+	PT_PID=$!
+	wait_mnt "$PT_PID" "$PTMNT"
+}
+old_start() {
+	"$QFS_OLD_BIN" mount -f "$OLDDATA" "$OLDMNT" >>"$T/old.out" 2>&1 &
+	OLD_PID=$!
+	wait_mnt "$OLD_PID" "$OLDMNT"
+	until [ -e "$OLDMNT/.quorumfs/status" ]; do sleep 0.05; done
+}
+pt_start
+TARGETS="native pt qfs"
+if [ -n "${QFS_OLD_BIN:-}" ]; then
+	old_start
+	TARGETS="native pt old qfs"
+fi
+dir_of() { case $1 in native) echo "$NAT" ;; pt) echo "$PTMNT" ;; qfs) echo "$MNT/b" ;; old) echo "$OLDMNT/b" ;; esac; }
+pid_of() { case $1 in qfs) echo "$QFS_PID" ;; old) echo "$OLD_PID" ;; esac; }
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+cold() {
+	case $1 in
+	pt) pt_stop; pt_start ;;
+	qfs) qfs_umount; qfs_mount ;;
+	old) old_stop; old_start ;;
+	esac
+	drop
+}
+RES=$T/results
+: >"$RES"
+put() { echo "$1 $2 $3" >>"$RES"; }
+timed() {
+	local key=$1 tgt=$2 t0 t1
+	shift 2
+	t0=$EPOCHREALTIME
+	"$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; fail "$key on $tgt: $* failed"; }
+	t1=$EPOCHREALTIME
+	put "$key" "$tgt" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
+}
+hwm() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$(pid_of "$1")/status"; }
+
+echo "# reads.sh: $BIG MiB file${WALKS:+, tree $TREE ($(find "$TREE" | wc -l) entries)}, $R runs; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# quorumfs $QFS_BIN at $(git -C "$QFS_SRCDIR" rev-parse --short HEAD 2>/dev/null || echo '?')${QFS_OLD_BIN:+; old: ${QFS_OLD_BIN:-}}"
+head -c $((BIG << 20)) /dev/urandom >"$T/src" || fail "random source"
+for tgt in $TARGETS; do
+	case $tgt in qfs) mkdir "$MNT/b" ;; old) mkdir "$OLDMNT/b" ;; esac
+	d=$(dir_of "$tgt")
+	dd if="$T/src" of="$d/big" bs=1M conv=fsync status=none || fail "dd to $tgt"
+	[ -n "$WALKS" ] && { cp -a "$TREE" "$d/tree" || fail "cp -a to $tgt"; }
+	case $tgt in qfs | old) put hwm_write "$tgt" "$(hwm "$tgt")" ;; esac
+	sync
+done
+for _ in $(seq "$R"); do
+	for tgt in $TARGETS; do
+		cold "$tgt"
+		t0=$EPOCHREALTIME
+		dd if="$(dir_of "$tgt")/big" of=/dev/null bs=1M status=none || fail "read on $tgt"
+		t1=$EPOCHREALTIME
+		put cold_read "$tgt" "$(awk -v a="$t0" -v b="$t1" -v m="$BIG" 'BEGIN { printf "%.1f", m / (b - a) }')"
+		cmp -s "$T/src" "$(dir_of "$tgt")/big" || fail "$tgt: the file read back differs"
+		case $tgt in qfs | old) put hwm_read "$tgt" "$(hwm "$tgt")" ;; esac
+	done
+done
+if [ -n "$WALKS" ]; then
+	walk_find() { find "$1" -ls; }
+	walk_ls() { ls -lR "$1"; }
+	walk_du() { du -s "$1"; }
+	for tgt in $TARGETS; do
+		d=$(dir_of "$tgt")/tree
+		for w in find ls du; do walk_$w "$d" >/dev/null; done
+		for _ in $(seq "$R"); do
+			for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
+		done
+	done
+	for _ in $(seq "$R"); do
+		for w in find ls du; do
+			for tgt in $TARGETS; do
+				cold "$tgt"
+				timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
+			done
+		done
+	done
+fi
+awk -v targets="$TARGETS" '
+	{ v[$1 " " $2] = v[$1 " " $2] " " $3 }
+	function med(k, t,   n, a, i, j, x) {
+		n = split(v[k " " t], a, " ")
+		if (n == 0) return ""
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { x = a[i]; a[i] = a[j]; a[j] = x }
+		return a[int((n + 1) / 2)]
+	}
+	END {
+		nt = split(targets, T, " ")
+		split("cold_read hwm_write hwm_read warm_find warm_ls warm_du cold_find cold_ls cold_du", K, " ")
+		for (i = 1; i <= 9; i++) for (j = 1; j <= nt; j++) { m = med(K[i], T[j]); if (m != "") print K[i], T[j], m }
+		printf "\n| work | unit |"
+		for (j = 1; j <= nt; j++) printf " %s |", T[j]
+		for (j = 1; j <= nt; j++) if (T[j] == "qfs" || T[j] == "old") printf " %s / pt | %s / native |", T[j], T[j]
+		printf "\n|---|---|"
+		for (j = 1; j <= nt; j++) printf "--:|"
+		for (j = 1; j <= nt; j++) if (T[j] == "qfs" || T[j] == "old") printf "--:|--:|"
+		printf "\n"
+		for (i = 1; i <= 9; i++) {
+			u = K[i] == "cold_read" ? "MiB/s" : K[i] ~ /^hwm/ ? "MiB" : "s"
+			if (med(K[i], "qfs") == "") continue
+			printf "| %s | %s |", K[i], u
+			for (j = 1; j <= nt; j++) printf " %s |", med(K[i], T[j])
+			for (j = 1; j <= nt; j++) if (T[j] == "qfs" || T[j] == "old") {
+				q = med(K[i], T[j]); p = med(K[i], "pt"); n = med(K[i], "native")
+				printf " %s | %s |", (p > 0 ? sprintf("%.2f", q / p) : ""), (n > 0 ? sprintf("%.2f", q / n) : "")
+			}
+			printf "\n"
+		}
+	}' "$RES"
+echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

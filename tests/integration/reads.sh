@@ -1,0 +1,105 @@
+#!/bin/bash
+# tests/integration/reads.sh - the read path (doc/fs.md "Kernel caches",
+# doc/perf.md "Read path"):
+#  1. a large clean file read by several processes at once, at random
+#     offsets and sizes (reads of a clean file take no inode lock), and by
+#     one sequential reader after a remount: every byte as written, holes
+#     as zeros, the tail short read at the size;
+#  2. a file with buffered writes read through another descriptor (the
+#     locked path): the new bytes, and zeros past an in-memory truncate;
+#  3. what a lookup or a readdirplus entry learnt about an inode's xattrs
+#     ("none", "no security.*") never hides one set, or an ACL set, later;
+#     and files listed with xattrs keep answering them.
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+qfs_require python3 setfattr getfattr cmp
+qfs_setup
+watchdog 110
+mkdir "$MNT/t" || fail "mkdir table"
+A=$MNT/t
+
+# --- 1. parallel and sequential reads of a clean file (with a hole)
+python3 - "$A/big" "$T/big" <<'PY' || fail "writing the large file"
+import os, sys
+data = bytearray(os.urandom(9 * 131072 + 777))
+data[3 * 131072 + 5:5 * 131072 + 9] = bytes(2 * 131072 + 4)  # a hole across chunks
+for p in sys.argv[1:]:
+    with open(p, "wb") as f:
+        f.write(data)
+PY
+qfs_umount
+qfs_mount
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+python3 - "$A/big" "$T/big" <<'PY' || fail "parallel reads of a clean file"
+import os, random, sys
+from concurrent.futures import ThreadPoolExecutor
+path, ref = sys.argv[1], open(sys.argv[2], "rb").read()
+def worker(seed):
+    rnd = random.Random(seed)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(60):
+            off = rnd.randrange(len(ref) + 1000)
+            n = rnd.choice([1, 4096, 131072, 131073, 300000, 1 << 20])
+            got = os.pread(fd, n, off)
+            want = ref[off:off + n]
+            if got != want:
+                return f"pread(off={off}, n={n}): {len(got)} bytes, want {len(want)}, differ"
+        # O_DIRECT-less page cache bypass: posix_fadvise DONTNEED between reads
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return None
+with ThreadPoolExecutor(6) as ex:
+    errs = [e for e in ex.map(worker, range(12)) if e]
+if errs:
+    print("FAIL:", errs[0])
+    sys.exit(1)
+PY
+cmp "$A/big" "$T/big" || fail "sequential read of the clean file differs"
+
+# --- 2. buffered writes read through another descriptor
+python3 - "$A/big" <<'PY' || fail "reads of a file with buffered writes"
+import os, sys
+p = sys.argv[1]
+w = os.open(p, os.O_RDWR)
+r = os.open(p, os.O_RDONLY)
+new = os.urandom(200000)
+os.pwrite(w, new, 100000)
+if os.pread(r, 200000, 100000) != new:
+    print("FAIL: buffered bytes not read back"); sys.exit(1)
+os.ftruncate(w, 150000)
+os.ftruncate(w, 400000)  # grown again in memory: zeros past 150000
+got = os.pread(r, 400000, 0)
+if len(got) != 400000 or got[100000:150000] != new[:50000] or got[150000:] != bytes(250000):
+    print("FAIL: read after in-memory truncate and grow"); sys.exit(1)
+os.close(w)
+if os.pread(r, 400000, 0) != got:
+    print("FAIL: read after close differs"); sys.exit(1)
+os.close(r)
+PY
+
+# --- 3. cached "no xattrs" never hides a later one
+mkdir "$A/x" || fail "mkdir x"
+for i in 1 2 3 4; do echo "f$i" >"$A/x/f$i" || fail "create f$i"; done
+setfattr -n user.keep -v kept "$A/x/f1" || fail "setfattr f1"
+setfattr -n security.test -v sec "$A/x/f2" || fail "setfattr security f2"
+qfs_umount
+qfs_mount
+ls -l "$A/x" >/dev/null || fail "ls -l"   # readdirplus reads (and notes) each inode
+[ "$(getfattr --only-values -n user.keep "$A/x/f1")" = kept ] || fail "f1's xattr lost after a listing"
+[ "$(getfattr --only-values -n security.test "$A/x/f2")" = sec ] || fail "f2's security xattr lost after a listing"
+getfattr -n user.none "$A/x/f3" 2>"$T/err" && fail "f3 has no xattr, getfattr succeeded"
+grep -q "No such attribute" "$T/err" || fail "f3: want ENODATA, got $(cat "$T/err")"
+setfattr -n user.late -v late "$A/x/f3" || fail "setfattr f3"
+[ "$(getfattr --only-values -n user.late "$A/x/f3")" = late ] || fail "an xattr set after a listing is hidden"
+setfattr -n security.late -v s "$A/x/f3" || fail "setfattr security f3"
+[ "$(getfattr --only-values -n security.late "$A/x/f3")" = s ] || fail "a security xattr set after a listing is hidden"
+stat "$A/x/f4" >/dev/null || fail "stat f4"
+if command -v setfacl >/dev/null && command -v getfacl >/dev/null; then
+	setfacl -m u:nobody:r "$A/x/f4" || fail "setfacl f4"
+	getfacl -c "$A/x/f4" 2>/dev/null | grep -q "^user:nobody:r--" || fail "an ACL set after a lookup is hidden"
+	getfattr -m - -d "$A/x/f4" 2>/dev/null | grep -q "system.posix_acl_access" || fail "the ACL's xattr is not listed"
+fi
+setfattr -x user.late "$A/x/f3" || fail "removexattr"
+getfattr -n user.late "$A/x/f3" 2>/dev/null && fail "a removed xattr is still there"
+echo "# PASS"
