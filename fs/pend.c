@@ -20,13 +20,31 @@
  * The list is short (files created and still open), so it is a plain list
  * under fs->pend_mu.  Lock order: an inode's mu before pend_mu; pend_mu
  * before itab_mu (qfs_fs_ipin).  pend_mu is never held across a router call.
+ *
+ * Directory attributes: a chmod, chown or utimens of a directory is kept
+ * in the inode (loaded, attr_dirty: every reader of attributes, getattr,
+ * lookup, readdirplus and the xattr/ACL paths, takes in->attr of a loaded
+ * inode, and the kernel checks permissions against what setattr replied)
+ * and queued on fs->dattr_head.  cp -a, rsync and tar set a directory's
+ * owner, mode and times after its contents, one call each: they now cost
+ * one write-back.  It happens QFS_FS_DATTR_MS after the first change at
+ * the latest (the timer below), or before anything reads or changes the
+ * directory's stored inode: qfs_fs_pend_flush_dir (mkdir, mknod, symlink,
+ * link, unlink, rmdir, rename, readdir, fsyncdir in or of it),
+ * create_pending and setxattr (which joins it into its own txn when it
+ * can, xattr.c).  A crash loses at most the changes of that interval,
+ * like the data of a file not yet closed; doc/fs.md.  Lock order: an
+ * inode's mu before dattr_mu; dattr_mu before itab_mu.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
@@ -81,6 +99,13 @@ void qfs_fs_pend_remove(struct qfs_fs *fs, struct qfs_fs_inode *in)
 }
 
 int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir)
+{
+	int rc = qfs_fs_pend_flush_creates(fs, dir);
+
+	return rc ? rc : qfs_fs_dattr_flush(fs, dir);
+}
+
+int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir)
 {
 	for (;;) {
 		struct qfs_fs_inode *in;
@@ -145,4 +170,137 @@ int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p)
 	op->attr.mtime = p->created;
 	op->attr.ctime = p->created;
 	return 0;
+}
+
+/* ---- directory attributes ---- */
+
+void qfs_fs_dattr_queue(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	pthread_mutex_lock(&fs->dattr_mu);
+	if (!in->dattr) {
+		qfs_fs_ipin(fs, in); /* the queue's reference */
+		in->dattr = true;
+		in->dattr_due_ms = qfs_clock_mono_ms() + QFS_FS_DATTR_MS;
+		in->dnext = fs->dattr_head;
+		fs->dattr_head = in;
+	}
+	pthread_mutex_unlock(&fs->dattr_mu);
+}
+
+/* Store in's pending directory attributes; mu held. */
+static int dattr_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	if (!S_ISDIR(in->type) || !in->loaded || in->attr_dirty == 0)
+		return 0;
+	int rc = qfs_fs_flush_locked(fs, in);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "directory attributes not written back ino=%llu group=%016llx err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->group, qfs_strerror(rc));
+	return rc;
+}
+
+int qfs_fs_dattr_flush(struct qfs_fs *fs, qfs_ino_t ino)
+{
+	struct qfs_fs_inode *in = qfs_fs_ifind(fs, ino);
+	int rc;
+
+	if (!in)
+		return 0;
+	pthread_mutex_lock(&in->mu);
+	rc = dattr_flush_locked(fs, in);
+	pthread_mutex_unlock(&in->mu);
+	qfs_fs_iput(fs, in);
+	return rc;
+}
+
+/* Take the entries due by now_ms (all if now_ms is UINT64_MAX) off the
+ * queue, with their references; dattr_mu held. */
+static struct qfs_fs_inode *dattr_take_due(struct qfs_fs *fs, uint64_t now_ms)
+{
+	struct qfs_fs_inode *due = NULL, **pp = &fs->dattr_head;
+
+	while (*pp) {
+		struct qfs_fs_inode *in = *pp;
+		if (now_ms != UINT64_MAX && in->dattr_due_ms > now_ms) {
+			pp = &in->dnext;
+			continue;
+		}
+		*pp = in->dnext;
+		in->dattr = false;
+		in->dnext = due;
+		due = in;
+	}
+	return due;
+}
+
+static void *dattr_main(void *arg)
+{
+	struct qfs_fs *fs = arg;
+
+	pthread_mutex_lock(&fs->dattr_mu);
+	while (!fs->dattr_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(QFS_FS_DATTR_MS / 4) * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&fs->dattr_cv, &fs->dattr_mu, &ts);
+		if (fs->dattr_stop)
+			break;
+		struct qfs_fs_inode *due = dattr_take_due(fs, qfs_clock_mono_ms());
+		pthread_mutex_unlock(&fs->dattr_mu);
+		while (due) {
+			struct qfs_fs_inode *in = due;
+			due = in->dnext;
+			pthread_mutex_lock(&in->mu);
+			int rc = dattr_flush_locked(fs, in);
+			int again = rc && in->loaded && in->attr_dirty;
+			pthread_mutex_unlock(&in->mu);
+			if (again) /* no quorum now: try again in the next interval */
+				qfs_fs_dattr_queue(fs, in);
+			qfs_fs_iput(fs, in);
+		}
+		pthread_mutex_lock(&fs->dattr_mu);
+	}
+	pthread_mutex_unlock(&fs->dattr_mu);
+	return NULL;
+}
+
+int qfs_fs_dattr_start(struct qfs_fs *fs)
+{
+	int rc = -pthread_create(&fs->dattr_thread, NULL, dattr_main, fs);
+
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "directory attribute timer not started err=%s", qfs_strerror(rc));
+	else
+		fs->dattr_running = true;
+	return rc;
+}
+
+void qfs_fs_dattr_stop(struct qfs_fs *fs)
+{
+	struct qfs_fs_inode *all;
+	uint64_t failed = 0;
+
+	if (fs->dattr_running) {
+		pthread_mutex_lock(&fs->dattr_mu);
+		fs->dattr_stop = true;
+		pthread_cond_signal(&fs->dattr_cv);
+		pthread_mutex_unlock(&fs->dattr_mu);
+		pthread_join(fs->dattr_thread, NULL);
+		fs->dattr_running = false;
+	}
+	pthread_mutex_lock(&fs->dattr_mu);
+	all = dattr_take_due(fs, UINT64_MAX);
+	pthread_mutex_unlock(&fs->dattr_mu);
+	while (all) {
+		struct qfs_fs_inode *in = all;
+		all = in->dnext;
+		pthread_mutex_lock(&in->mu);
+		failed += dattr_flush_locked(fs, in) != 0;
+		pthread_mutex_unlock(&in->mu);
+		qfs_fs_iput(fs, in);
+	}
+	if (failed)
+		QFS_LOG(QFS_LOG_ERR, "directory attributes lost at unmount count=%llu", (unsigned long long)failed);
 }
