@@ -108,6 +108,8 @@ struct qfs_fs_inode {
 					changes (pend.c); this and the two below: fs->dattr_mu */
 	uint64_t dattr_due_ms;       /* monotonic ms by which the timer writes them back */
 	struct qfs_fs_inode *dnext;  /* that list */
+	struct qfs_fs_inode *dtnext; /* entries taken off it to write back: the timer
+					thread's own (or the unmount's) list */
 };
 
 enum qfs_fs_op {

@@ -226,8 +226,9 @@ static struct qfs_fs_inode *dattr_take_due(struct qfs_fs *fs, uint64_t now_ms)
 			continue;
 		}
 		*pp = in->dnext;
-		in->dattr = false;
-		in->dnext = due;
+		in->dattr = false; /* a change from now on queues it again (dnext) */
+		in->dnext = NULL;
+		in->dtnext = due;
 		due = in;
 	}
 	return due;
@@ -251,7 +252,7 @@ static void *dattr_main(void *arg)
 		pthread_mutex_unlock(&fs->dattr_mu);
 		while (due) {
 			struct qfs_fs_inode *in = due;
-			due = in->dnext;
+			due = in->dtnext;
 			pthread_mutex_lock(&in->mu);
 			int rc = dattr_flush_locked(fs, in);
 			int again = rc && in->loaded && in->attr_dirty;
@@ -295,7 +296,7 @@ void qfs_fs_dattr_stop(struct qfs_fs *fs)
 	pthread_mutex_unlock(&fs->dattr_mu);
 	while (all) {
 		struct qfs_fs_inode *in = all;
-		all = in->dnext;
+		all = in->dtnext;
 		pthread_mutex_lock(&in->mu);
 		failed += dattr_flush_locked(fs, in) != 0;
 		pthread_mutex_unlock(&in->mu);
