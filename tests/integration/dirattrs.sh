@@ -12,6 +12,8 @@
 # - an operation in the directory after a pending utimens, and a pending
 #   create before one, leave the times POSIX says; rename and rmdir of a
 #   directory with pending attributes;
+# - the timer writes them back with no other call (the table's txn
+#   counter moves; kill -9 then; remount: they are there);
 # - fsync of the directory makes its attributes durable: kill -9 right
 #   after, remount, they are there.
 
@@ -134,6 +136,23 @@ snapshot "$Q" "$T/q.got"
 diff "$T/q.want" "$T/q.got" >&2 || fail "$Q differs after a remount (diff above)"
 [ "$(stat -c '%a %u' "$P")" = "700 $U1" ] || fail "$P after remount: $(stat -c '%a %u' "$P")"
 echo "ok   all of it unchanged after a remount"
+
+# ---- the timer stores them with no other call (kill -9 once it has) ----
+txns() { awk '$1 == "table" && $2 == "copy" && $3 == "op" && $4 == "txn" { print $6 }' "$MNT/.quorumfs/stats"; }
+G=$MNT/copy/g
+mkdir "$G" || fail "mkdir $G"
+t0=$(txns)
+[ -n "$t0" ] || fail "no 'table copy op txn count N' line in .quorumfs/stats"
+chmod 1710 "$G" && chown 77:88 "$G" || fail "chmod/chown $G"
+t1=$(txns)
+[ "$t1" = "$t0" ] || note "a txn ran right at the chmod/chown ($t0 -> $t1): the timer was quick"
+for _ in $(seq 300); do [ "$(txns)" -gt "$t0" ] && break; sleep 0.1; done
+[ "$(txns)" -gt "$t0" ] || fail "the pending attributes of $G were not written back within 30 s"
+qfs_kill9
+mount_again -o cache_timeout=0
+got=$(stat -c '%a %u %g' "$G")
+[ "$got" = '1710 77 88' ] || fail "$G after the timer's write-back and kill -9: '$got'"
+echo "ok   the timer writes a directory's pending attributes back by itself (kill -9 after it did)"
 
 # ---- fsync of the directory makes its attributes durable (kill -9) ----
 F=$MNT/copy/f
