@@ -234,6 +234,104 @@ static struct qfs_fs_inode *dattr_take_due(struct qfs_fs *fs, uint64_t now_ms)
 	return due;
 }
 
+static int by_group_ino(const void *a, const void *b)
+{
+	const struct qfs_fs_inode *x = *(struct qfs_fs_inode *const *)a, *y = *(struct qfs_fs_inode *const *)b;
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Write back v[0..n) (one group, increasing ino, their references held)
+ * as one txn: a SETATTR of each one's pending fields.  Locks their mu in
+ * that order (fs_int.h).  0, or the txn's error with nothing changed. */
+static int dattr_flush_batch(struct qfs_fs *fs, struct qfs_fs_inode **v, size_t n)
+{
+	uint8_t (*keys)[QFS_KEY_MAX] = malloc(n * sizeof(*keys));
+	bool *in_txn = calloc(n, sizeof(*in_txn));
+	struct qfs_txn t;
+	size_t nops = 0;
+	int rc = -ENOMEM;
+
+	qfs_txn_init(&t);
+	if (!keys || !in_txn)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		pthread_mutex_lock(&v[i]->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct qfs_fs_inode *in = v[i];
+		if (!S_ISDIR(in->type) || !in->loaded || in->attr_dirty == 0)
+			continue; /* stored meanwhile */
+		size_t klen = qfs_key_inode(keys[i], in->ino);
+		struct qfs_op *op = qfs_fs_add_op(&t, QFS_OP_SETATTR, keys[i], klen);
+		if (!op)
+			goto unlock;
+		op->mask = in->attr_dirty;
+		op->attr = in->attr;
+		op->attr.flags = in->stored_flags;
+		in_txn[i] = true;
+		nops++;
+	}
+	rc = nops ? qfs_fs_run_txn(fs, v[0]->group, &t) : 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!in_txn[i])
+			continue;
+		v[i]->attr_dirty = 0; /* stored: the store is the truth again */
+		v[i]->loaded = false;
+		v[i]->wb_err = 0;
+	}
+unlock:
+	for (size_t i = n; i-- > 0;)
+		pthread_mutex_unlock(&v[i]->mu);
+out:
+	qfs_txn_close(&t);
+	free(keys);
+	free(in_txn);
+	return rc;
+}
+
+/* Write back the due list: the directories of one group (up to
+ * DATTR_BATCH) as one txn; if that fails, each on its own, and those
+ * that still fail are queued again for the next interval.  Drops the
+ * list's references. */
+#define DATTR_BATCH 256
+static void dattr_flush_due(struct qfs_fs *fs, struct qfs_fs_inode *due)
+{
+	size_t n = 0;
+	struct qfs_fs_inode **v;
+
+	for (struct qfs_fs_inode *in = due; in; in = in->dtnext)
+		n++;
+	v = malloc(n * sizeof(*v));
+	if (v) {
+		size_t i = 0;
+		for (struct qfs_fs_inode *in = due; in; in = in->dtnext)
+			v[i++] = in;
+		qsort(v, n, sizeof(*v), by_group_ino);
+		for (i = 0; i < n;) {
+			size_t j = i + 1;
+			while (j < n && j - i < DATTR_BATCH && v[j]->group == v[i]->group)
+				j++;
+			if (j - i > 1)
+				dattr_flush_batch(fs, v + i, j - i); /* failed: each alone below */
+			i = j;
+		}
+		free(v);
+	}
+	while (due) {
+		struct qfs_fs_inode *in = due;
+		due = in->dtnext;
+		pthread_mutex_lock(&in->mu);
+		int rc = dattr_flush_locked(fs, in);
+		int again = rc && in->loaded && in->attr_dirty;
+		pthread_mutex_unlock(&in->mu);
+		if (again) /* no quorum now: try again in the next interval */
+			qfs_fs_dattr_queue(fs, in);
+		qfs_fs_iput(fs, in);
+	}
+}
+
 static void *dattr_main(void *arg)
 {
 	struct qfs_fs *fs = arg;
@@ -250,17 +348,8 @@ static void *dattr_main(void *arg)
 			break;
 		struct qfs_fs_inode *due = dattr_take_due(fs, qfs_clock_mono_ms());
 		pthread_mutex_unlock(&fs->dattr_mu);
-		while (due) {
-			struct qfs_fs_inode *in = due;
-			due = in->dtnext;
-			pthread_mutex_lock(&in->mu);
-			int rc = dattr_flush_locked(fs, in);
-			int again = rc && in->loaded && in->attr_dirty;
-			pthread_mutex_unlock(&in->mu);
-			if (again) /* no quorum now: try again in the next interval */
-				qfs_fs_dattr_queue(fs, in);
-			qfs_fs_iput(fs, in);
-		}
+		if (due)
+			dattr_flush_due(fs, due);
 		pthread_mutex_lock(&fs->dattr_mu);
 	}
 	pthread_mutex_unlock(&fs->dattr_mu);

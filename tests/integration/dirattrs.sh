@@ -6,6 +6,7 @@
 #   source (stat of every entry), before and after a remount;
 # - cp -a costs about 2 cell proposals per directory (mkdir, then its
 #   owner, times and mode in one txn; it was 5) and 1 per small file;
+#   tar x (directories' attributes from the timer, in batches) as well;
 # - a chmod/chown of a directory takes effect at once for a non-root user
 #   (the mount runs with the kernel's attribute cache off, so every check
 #   asks the daemon, which answers the pending values);
@@ -86,6 +87,22 @@ note "cell proposals: $((p1 - p0)) during cp -a, $((p2 - p1)) more for the fsync
 [ "$used" -ge $((ndirs + nfiles)) ] || fail "only $used cell proposals for $((ndirs + nfiles)) entries: is the stats line right?"
 echo "ok   cp -a: $used cell proposals for $ndirs dirs + $nfiles files (at most $bound)"
 
+# ---- tar x: the directories' times, owners and modes come from the
+# timer (in batches: one txn per group and interval) or the unmount ----
+mkdir "$C/tar" || fail "mkdir $C/tar"
+p0=$(proposals)
+(cd "$S/.." && tar --format=posix -cf - src) | (cd "$C/tar" && tar xpf -) || fail "tar x into the mount"
+for _ in $(seq 50); do sleep 0.1; done # let the timer write them back
+p1=$(proposals) # before find: a listing stores a directory's pending attributes
+snapshot "$C/tar/src" "$T/got.tar"
+diff "$T/want" "$T/got.tar" >&2 || fail "tar x copy differs from its source (diff above)"
+note "cell proposals for tar x (and the timer after it): $((p1 - p0))"
+# mkdir + 1 per file + the timer's batches (a few on a loaded machine)
+tbound=$((3 * ndirs / 2 + nfiles + 3))
+[ $((p1 - p0)) -le $tbound ] ||
+	fail "tar x of $ndirs dirs + $nfiles files took $((p1 - p0)) cell proposals (at most $tbound)"
+echo "ok   tar x equals its source; $((p1 - p0)) cell proposals (at most $tbound)"
+
 # ---- pending attributes are seen at once, by every user ----
 P=$MNT/copy/p
 mkdir "$P" && echo hello >"$P/x" && chmod 644 "$P/x" || fail "make $P"
@@ -132,6 +149,8 @@ qfs_umount
 mount_again -o cache_timeout=0
 snapshot "$C/src" "$T/got2"
 diff "$T/want" "$T/got2" >&2 || fail "cp -a copy differs from its source after a remount (diff above)"
+snapshot "$C/tar/src" "$T/got2.tar"
+diff "$T/want" "$T/got2.tar" >&2 || fail "tar x copy differs from its source after a remount (diff above)"
 snapshot "$Q" "$T/q.got"
 diff "$T/q.want" "$T/q.got" >&2 || fail "$Q differs after a remount (diff above)"
 [ "$(stat -c '%a %u' "$P")" = "700 $U1" ] || fail "$P after remount: $(stat -c '%a %u' "$P")"
