@@ -42,6 +42,9 @@
 #define QFS_FS_INODES_FREE (1ull << 32) /* statfs f_ffree: no real limit (64-bit inos) */
 #define QFS_FS_ORPHAN_DIR 0            /* pk of the orphan list: open files with no name left */
 #define QFS_FS_LINK_MAX 65000u         /* most hard links of one inode (EMLINK beyond), as ext4 */
+#define QFS_FS_DATTR_MS 1000u          /* a directory's attribute changes (chmod, chown, utimens)
+					  are written back at most this long after the first one
+					  (pend.c, doc/fs.md "Write-back of a directory's attributes") */
 
 /* One buffered chunk of a regular file: the whole chunk's bytes, and which
  * of them differ from the stored chunk (data.c: the write-back sends only
@@ -104,6 +107,12 @@ struct qfs_fs_inode {
 	struct qfs_fs_pend *pend;    /* created, not stored yet: its first write-back
 					stores it (pend.c); implies loaded */
 	struct qfs_fs_inode *pnext;  /* pending list; protected by fs->pend_mu */
+	bool dattr;                  /* on fs's list of directories with pending attribute
+					changes (pend.c); this and the two below: fs->dattr_mu */
+	uint64_t dattr_due_ms;       /* monotonic ms by which the timer writes them back */
+	struct qfs_fs_inode *dnext;  /* that list */
+	struct qfs_fs_inode *dtnext; /* entries taken off it to write back: the timer
+					thread's own (or the unmount's) list */
 };
 
 enum qfs_fs_op {
@@ -127,6 +136,15 @@ struct qfs_fs {
 	struct qfs_hist ops[FOP_NOPS];
 	pthread_mutex_t pend_mu;
 	struct qfs_fs_inode *pend_head; /* pending creates (pend.c); protected by pend_mu */
+	/* Directories whose attribute changes wait for their write-back (pend.c
+	 * "directory attributes"): each entry holds a reference; the timer
+	 * thread writes back those due. */
+	pthread_mutex_t dattr_mu;
+	pthread_cond_t dattr_cv;      /* wakes the timer to stop; with dattr_mu */
+	struct qfs_fs_inode *dattr_head; /* protected by dattr_mu */
+	bool dattr_stop;              /* protected by dattr_mu */
+	bool dattr_running;           /* the timer thread was started */
+	pthread_t dattr_thread;
 	/* The root's last attributes read, so that the kernel can still walk
 	 * to .quorumfs (to start a node again, say) while no quorum answers. */
 	pthread_mutex_t root_mu;
@@ -198,11 +216,32 @@ void qfs_fs_pend_remove(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_pend_free(struct qfs_fs_pend *p);
 /* Write back every pending create in directory dir (each with what it has
  * buffered), before a namespace operation on dir reads or changes the
- * store.  Takes the inodes' mu: call with no inode lock held.  0 or the
- * first write-back's error (that file stays pending). */
+ * store, and dir's own pending attribute changes (qfs_fs_dattr_flush).
+ * Takes the inodes' mu: call with no inode lock held.  0 or the first
+ * write-back's error (that file, or those attributes, stay pending). */
 int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir);
 /* Write back in if it is pending (takes in->mu).  0 or the error. */
 int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in);
+/* Directory attributes (doc/fs.md "Write-back of a directory's
+ * attributes"): a chmod, chown or utimens of a directory (not the root)
+ * changes in->attr only (loaded, attr_dirty) and queues in here; the
+ * timer stores it QFS_FS_DATTR_MS after at the latest, and so does any
+ * operation that reads or changes the directory's stored inode first
+ * (qfs_fs_pend_flush_dir, qfs_fs_dattr_flush), fsyncdir and unmount.
+ * Queue in (mu held, loaded, S_ISDIR); no-op if already queued. */
+void qfs_fs_dattr_queue(struct qfs_fs *fs, struct qfs_fs_inode *in);
+/* Store the pending attribute changes of directory ino, if any.  Takes
+ * the inode's mu: call with no inode lock held.  0 or the txn's error
+ * (the changes stay pending and queued). */
+int qfs_fs_dattr_flush(struct qfs_fs *fs, qfs_ino_t ino);
+/* Start the timer thread (0 or -errno); stop it, write back what is still
+ * queued and drop the queue's references (after the FUSE loop, before
+ * the unmount's flush of open files). */
+int qfs_fs_dattr_start(struct qfs_fs *fs);
+void qfs_fs_dattr_stop(struct qfs_fs *fs);
+/* Write back dir's pending creates only, not its own attributes (for a
+ * setattr of dir, which joins them).  As qfs_fs_pend_flush_dir. */
+int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir);
 /* Add to t the ops that store p (parent present, name absent, dentry,
  * inode, parent times); keys and values point into p.  0 or -ENOMEM. */
 int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);

@@ -448,7 +448,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return qfs_fs_fail(req, FOP_SETATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	/* the creates pending in a directory touch its times when stored:
 	 * store them first, so that times set now (cp -a, rsync) stay */
-	if (S_ISDIR(in->type) && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+	if (S_ISDIR(in->type) && (rc = qfs_fs_pend_flush_creates(fs, ino))) {
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "pending creates of ino=%lu", ino);
 	}
@@ -461,6 +461,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	 * handle's close writes back (O_TRUNC: op_open).  Any other change is
 	 * stored before we reply. */
 	int defer = (in->loaded || fi) && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type);
+	/* A directory's owner, mode and times (cp -a sets them after its
+	 * contents, one call each) wait in memory for one write-back, at
+	 * most QFS_FS_DATTR_MS later (pend.c "Directory attributes"). */
+	int ddefer = S_ISDIR(in->type) && ino != FUSE_ROOT_ID && in->wb_err == 0 && !(to_set & FUSE_SET_ATTR_SIZE);
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		goto out;
@@ -515,6 +519,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	a.blocks = qfs_fs_blocks(in);
 	if (defer)
 		goto out;
+	if (ddefer) {
+		qfs_fs_dattr_queue(fs, in);
+		goto out;
+	}
 	rc = qfs_fs_flush_locked(fs, in);
 	if (rc && in->nopen == 0)
 		qfs_fs_discard(fs, in); /* no handle will retry it: the change did not happen */
@@ -1726,6 +1734,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 			return qfs_fs_fail(req, FOP_CREATE, t0, rc, "only tables (directories) can be created at the root name=%.64s", name);
 		return qfs_fs_fail(req, FOP_CREATE, t0, rc ? rc : -EIO, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
 	}
+	/* the parent's pending attributes first: its stored inode is read
+	 * (mode, ACL) and the create's write-back sets its times */
+	if ((rc = qfs_fs_dattr_flush(fs, parent)))
+		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu attributes", parent);
 	rc = create_pending(fs, req, parent, name, mode, fi->flags, &in, &a);
 	if (rc)
 		return qfs_fs_fail(req, FOP_CREATE, t0, rc, "parent=%lu name=%.64s", parent, name);

@@ -20,13 +20,31 @@
  * The list is short (files created and still open), so it is a plain list
  * under fs->pend_mu.  Lock order: an inode's mu before pend_mu; pend_mu
  * before itab_mu (qfs_fs_ipin).  pend_mu is never held across a router call.
+ *
+ * Directory attributes: a chmod, chown or utimens of a directory is kept
+ * in the inode (loaded, attr_dirty: every reader of attributes, getattr,
+ * lookup, readdirplus and the xattr/ACL paths, takes in->attr of a loaded
+ * inode, and the kernel checks permissions against what setattr replied)
+ * and queued on fs->dattr_head.  cp -a, rsync and tar set a directory's
+ * owner, mode and times after its contents, one call each: they now cost
+ * one write-back.  It happens QFS_FS_DATTR_MS after the first change at
+ * the latest (the timer below), or before anything reads or changes the
+ * directory's stored inode: qfs_fs_pend_flush_dir (mkdir, mknod, symlink,
+ * link, unlink, rmdir, rename, readdir, fsyncdir in or of it),
+ * create_pending and setxattr (which joins it into its own txn when it
+ * can, xattr.c).  A crash loses at most the changes of that interval,
+ * like the data of a file not yet closed; doc/fs.md.  Lock order: an
+ * inode's mu before dattr_mu; dattr_mu before itab_mu.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
@@ -81,6 +99,13 @@ void qfs_fs_pend_remove(struct qfs_fs *fs, struct qfs_fs_inode *in)
 }
 
 int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir)
+{
+	int rc = qfs_fs_pend_flush_creates(fs, dir);
+
+	return rc ? rc : qfs_fs_dattr_flush(fs, dir);
+}
+
+int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir)
 {
 	for (;;) {
 		struct qfs_fs_inode *in;
@@ -145,4 +170,227 @@ int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p)
 	op->attr.mtime = p->created;
 	op->attr.ctime = p->created;
 	return 0;
+}
+
+/* ---- directory attributes ---- */
+
+void qfs_fs_dattr_queue(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	pthread_mutex_lock(&fs->dattr_mu);
+	if (!in->dattr) {
+		qfs_fs_ipin(fs, in); /* the queue's reference */
+		in->dattr = true;
+		in->dattr_due_ms = qfs_clock_mono_ms() + QFS_FS_DATTR_MS;
+		in->dnext = fs->dattr_head;
+		fs->dattr_head = in;
+	}
+	pthread_mutex_unlock(&fs->dattr_mu);
+}
+
+/* Store in's pending directory attributes; mu held. */
+static int dattr_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	if (!S_ISDIR(in->type) || !in->loaded || in->attr_dirty == 0)
+		return 0;
+	int rc = qfs_fs_flush_locked(fs, in);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "directory attributes not written back ino=%llu table=%llu err=%s",
+			(unsigned long long)in->ino, (unsigned long long)in->table, qfs_strerror(rc));
+	return rc;
+}
+
+int qfs_fs_dattr_flush(struct qfs_fs *fs, qfs_ino_t ino)
+{
+	struct qfs_fs_inode *in = qfs_fs_ifind(fs, ino);
+	int rc;
+
+	if (!in)
+		return 0;
+	pthread_mutex_lock(&in->mu);
+	rc = dattr_flush_locked(fs, in);
+	pthread_mutex_unlock(&in->mu);
+	qfs_fs_iput(fs, in);
+	return rc;
+}
+
+/* Take the entries due by now_ms (all if now_ms is UINT64_MAX) off the
+ * queue, with their references; dattr_mu held. */
+static struct qfs_fs_inode *dattr_take_due(struct qfs_fs *fs, uint64_t now_ms)
+{
+	struct qfs_fs_inode *due = NULL, **pp = &fs->dattr_head;
+
+	while (*pp) {
+		struct qfs_fs_inode *in = *pp;
+		if (now_ms != UINT64_MAX && in->dattr_due_ms > now_ms) {
+			pp = &in->dnext;
+			continue;
+		}
+		*pp = in->dnext;
+		in->dattr = false; /* a change from now on queues it again (dnext) */
+		in->dnext = NULL;
+		in->dtnext = due;
+		due = in;
+	}
+	return due;
+}
+
+static int by_group_ino(const void *a, const void *b)
+{
+	const struct qfs_fs_inode *x = *(struct qfs_fs_inode *const *)a, *y = *(struct qfs_fs_inode *const *)b;
+
+	if (x->table != y->table)
+		return x->table < y->table ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Write back v[0..n) (one group, increasing ino, their references held)
+ * as one txn: a SETATTR of each one's pending fields.  Locks their mu in
+ * that order (fs_int.h).  0, or the txn's error with nothing changed. */
+static int dattr_flush_batch(struct qfs_fs *fs, struct qfs_fs_inode **v, size_t n)
+{
+	uint8_t (*keys)[QFS_KEY_MAX] = malloc(n * sizeof(*keys));
+	bool *in_txn = calloc(n, sizeof(*in_txn));
+	struct qfs_txn t;
+	size_t nops = 0;
+	int rc = -ENOMEM;
+
+	qfs_txn_init(&t);
+	if (!keys || !in_txn)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		pthread_mutex_lock(&v[i]->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct qfs_fs_inode *in = v[i];
+		if (!S_ISDIR(in->type) || !in->loaded || in->attr_dirty == 0)
+			continue; /* stored meanwhile */
+		size_t klen = qfs_key_inode(keys[i], in->ino);
+		struct qfs_op *op = qfs_fs_add_op(&t, QFS_OP_SETATTR, keys[i], klen);
+		if (!op)
+			goto unlock;
+		op->mask = in->attr_dirty;
+		op->attr = in->attr;
+		op->attr.flags = in->stored_flags;
+		in_txn[i] = true;
+		nops++;
+	}
+	rc = nops ? qfs_fs_run_txn(fs, v[0]->table, &t) : 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!in_txn[i])
+			continue;
+		v[i]->attr_dirty = 0; /* stored: the store is the truth again */
+		v[i]->loaded = false;
+		v[i]->wb_err = 0;
+	}
+unlock:
+	for (size_t i = n; i-- > 0;)
+		pthread_mutex_unlock(&v[i]->mu);
+out:
+	qfs_txn_close(&t);
+	free(keys);
+	free(in_txn);
+	return rc;
+}
+
+/* Write back the due list: the directories of one group (up to
+ * DATTR_BATCH) as one txn; if that fails, each on its own, and those
+ * that still fail are queued again for the next interval.  Drops the
+ * list's references. */
+#define DATTR_BATCH 256
+static void dattr_flush_due(struct qfs_fs *fs, struct qfs_fs_inode *due)
+{
+	size_t n = 0;
+	struct qfs_fs_inode **v;
+
+	for (struct qfs_fs_inode *in = due; in; in = in->dtnext)
+		n++;
+	v = malloc(n * sizeof(*v));
+	if (v) {
+		size_t i = 0;
+		for (struct qfs_fs_inode *in = due; in; in = in->dtnext)
+			v[i++] = in;
+		qsort(v, n, sizeof(*v), by_group_ino);
+		for (i = 0; i < n;) {
+			size_t j = i + 1;
+			while (j < n && j - i < DATTR_BATCH && v[j]->table == v[i]->table)
+				j++;
+			if (j - i > 1)
+				dattr_flush_batch(fs, v + i, j - i); /* failed: each alone below */
+			i = j;
+		}
+		free(v);
+	}
+	while (due) {
+		struct qfs_fs_inode *in = due;
+		due = in->dtnext;
+		pthread_mutex_lock(&in->mu);
+		int rc = dattr_flush_locked(fs, in);
+		int again = rc && in->loaded && in->attr_dirty;
+		pthread_mutex_unlock(&in->mu);
+		if (again) /* no quorum now: try again in the next interval */
+			qfs_fs_dattr_queue(fs, in);
+		qfs_fs_iput(fs, in);
+	}
+}
+
+static void *dattr_main(void *arg)
+{
+	struct qfs_fs *fs = arg;
+
+	pthread_mutex_lock(&fs->dattr_mu);
+	while (!fs->dattr_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(QFS_FS_DATTR_MS / 4) * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&fs->dattr_cv, &fs->dattr_mu, &ts);
+		if (fs->dattr_stop)
+			break;
+		struct qfs_fs_inode *due = dattr_take_due(fs, qfs_clock_mono_ms());
+		pthread_mutex_unlock(&fs->dattr_mu);
+		if (due)
+			dattr_flush_due(fs, due);
+		pthread_mutex_lock(&fs->dattr_mu);
+	}
+	pthread_mutex_unlock(&fs->dattr_mu);
+	return NULL;
+}
+
+int qfs_fs_dattr_start(struct qfs_fs *fs)
+{
+	int rc = -pthread_create(&fs->dattr_thread, NULL, dattr_main, fs);
+
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "directory attribute timer not started err=%s", qfs_strerror(rc));
+	else
+		fs->dattr_running = true;
+	return rc;
+}
+
+void qfs_fs_dattr_stop(struct qfs_fs *fs)
+{
+	struct qfs_fs_inode *all;
+	uint64_t failed = 0;
+
+	if (fs->dattr_running) {
+		pthread_mutex_lock(&fs->dattr_mu);
+		fs->dattr_stop = true;
+		pthread_cond_signal(&fs->dattr_cv);
+		pthread_mutex_unlock(&fs->dattr_mu);
+		pthread_join(fs->dattr_thread, NULL);
+		fs->dattr_running = false;
+	}
+	pthread_mutex_lock(&fs->dattr_mu);
+	all = dattr_take_due(fs, UINT64_MAX);
+	pthread_mutex_unlock(&fs->dattr_mu);
+	while (all) {
+		struct qfs_fs_inode *in = all;
+		all = in->dtnext;
+		pthread_mutex_lock(&in->mu);
+		failed += dattr_flush_locked(fs, in) != 0;
+		pthread_mutex_unlock(&in->mu);
+		qfs_fs_iput(fs, in);
+	}
+	if (failed)
+		QFS_LOG(QFS_LOG_ERR, "directory attributes lost at unmount count=%llu", (unsigned long long)failed);
 }

@@ -356,6 +356,8 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	pthread_mutex_init(&fs->root_mu, NULL);
 	pthread_mutex_init(&fs->pend_mu, NULL);
 	pthread_mutex_init(&fs->dirh_mu, NULL);
+	pthread_mutex_init(&fs->dattr_mu, NULL);
+	pthread_cond_init(&fs->dattr_cv, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
@@ -393,6 +395,8 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	}
 	rc = qfs_fs_avail_start(fs);
 	if (rc)
+		goto err_args;
+	if (!o->readonly && (rc = qfs_fs_dattr_start(fs)))
 		goto err_args;
 	se = fuse_session_new(&args, &timed, sizeof(timed), fs);
 	if (!se) {
@@ -434,6 +438,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = 0;
 	fs->se = NULL;
 	fuse_session_unmount(se);
+	qfs_fs_dattr_stop(fs); /* directories' pending attributes (pend.c) */
 	flush_all(fs);
 	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s why=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),
 		sig ? "SIG" : "", sig ? sigabbrev_np(sig) ? sigabbrev_np(sig) : "NAL" : "umount");
@@ -442,6 +447,7 @@ err_signals:
 err_session:
 	fuse_session_destroy(se);
 err_args:
+	qfs_fs_dattr_stop(fs); /* no-op if stopped above or never started */
 	qfs_fs_avail_stop(fs);
 	fuse_opt_free_args(&args);
 err_itab:
@@ -451,6 +457,8 @@ err_free:
 	pthread_mutex_destroy(&fs->dirh_mu);
 	pthread_mutex_destroy(&fs->root_mu);
 	pthread_mutex_destroy(&fs->pend_mu);
+	pthread_mutex_destroy(&fs->dattr_mu);
+	pthread_cond_destroy(&fs->dattr_cv);
 	free(fs);
 	return rc;
 }

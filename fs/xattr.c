@@ -157,10 +157,19 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	}
 	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen)))
 		goto out_txn;
-	op->mask = QFS_SET_MODE | QFS_SET_CTIME;
+	/* a directory's pending owner and times (pend.c) join this txn:
+	 * cp -a sets them, then the mode by ACL, one round in all */
+	int joined = S_ISDIR(in->type) && in->loaded && in->attr_dirty;
+	if (joined)
+		op->attr = in->attr;
+	op->mask = (joined ? in->attr_dirty : 0) | QFS_SET_MODE | QFS_SET_CTIME;
 	op->attr.mode = mode;
 	op->attr.ctime = now;
 	rc = qfs_fs_run_txn(fs, in->table, &t);
+	if (rc == 0 && joined) {
+		in->attr_dirty = 0; /* stored: the store is the truth again */
+		in->loaded = false;
+	}
 	if (rc == 0 && in->loaded) {
 		in->attr.mode = (in->attr.mode & S_IFMT) | mode;
 		in->attr.ctime = now;
@@ -455,6 +464,29 @@ void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	qfs_buf_close(&b);
 }
 
+/* 1 if the stored inode ino (not a pending create) has no xattr name: its
+ * removal fails with ENODATA without a txn (cp -a removes the default ACL
+ * of every directory it copies; that was a quorum round each).  0 when it
+ * may exist or the read failed: the txn decides. */
+static int xattr_surely_absent(struct qfs_fs *fs, fuse_ino_t ino, const char *name)
+{
+	struct qfs_fs_inode *in = qfs_fs_get_inode(fs, ino);
+	struct qfs_inode inode;
+	int absent = 0;
+
+	if (!in)
+		return 0;
+	pthread_mutex_lock(&in->mu);
+	int pend = in->pend != NULL;
+	pthread_mutex_unlock(&in->mu);
+	qfs_inode_init(&inode);
+	if (!pend && qfs_router_get_inode(fs->r, in->table, in->ino, &inode) == 0)
+		absent = qfs_inode_xattr_find(&inode, name) == NULL;
+	qfs_inode_close(&inode);
+	qfs_fs_iput(fs, in);
+	return absent;
+}
+
 void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
@@ -467,7 +499,7 @@ void qfs_fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "xattr name=%.64s", name);
 	if (is_trusted(name) && !privileged(req))
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
-	rc = xattr_change(fs, ino, QFS_OP_XDEL, name, NULL, 0, 0);
+	rc = xattr_surely_absent(fs, ino, name) ? -ENODATA : xattr_change(fs, ino, QFS_OP_XDEL, name, NULL, 0, 0);
 	if (rc)
 		return qfs_fs_fail(req, FOP_REMOVEXATTR, t0, rc, "ino=%lu name=%.64s", ino, name);
 	if (qfs_admit_is_setting(name) && is_table_dir(fs, ino))
