@@ -13,7 +13,9 @@
  * A split of partition P = [lo, hi) (group G, epoch E) at key k:
  *   1. create the new group N (unreferenced until step 4: an open drops it)
  *   2. freeze [k, hi): take tables_lock exclusively (drains the writes in
- *      flight), mark the range; writes to it wait, reads go on
+ *      flight), finish the cross-partition txns left prepared (their
+ *      COMMIT would write into G after the copy), mark the range; writes
+ *      to it wait, reads go on
  *   3. write N's fence (epoch E+1, [k, hi)) and copy [k, hi) from G into
  *      N with txns (so N's log, and its archive, hold the data); then
  *      G's fence at E+1 (range still [lo, hi)): from here a txn routed by epoch E
@@ -323,9 +325,25 @@ void router_wait_unfrozen(struct qfs_router *r)
 	pthread_mutex_unlock(&r->split_mu);
 }
 
-static void set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
+/* Freeze [k, ...) of p.  With the writes drained, first finish every
+ * cross-partition txn left prepared (a run whose coordinator and recovery
+ * timed out): its COMMIT would write its items into p's group after the
+ * copy, outside the group's new range, where no read finds them and the
+ * settle deletes them.  No run of this router is in flight then, so the
+ * recovery aborts no live one.  0, or the recovery's error (not frozen). */
+static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
 {
+	struct qfs_glist all = { 0 };
+	int rc;
+
 	pthread_rwlock_wrlock(&r->tables_lock); /* drains the writes in flight */
+	qfs_cell_groups(r->cell, qfs_glist_add, &all);
+	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+	qfs_glist_free(&all);
+	if (rc) {
+		pthread_rwlock_unlock(&r->tables_lock);
+		return rc;
+	}
 	pthread_mutex_lock(&r->split_mu);
 	r->frozen_table = p->table;
 	r->frozen_group = p->group;
@@ -334,6 +352,7 @@ static void set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, cons
 	__atomic_store_n(&r->frozen, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->split_mu);
 	pthread_rwlock_unlock(&r->tables_lock);
+	return 0;
 }
 
 static void clear_frozen(struct qfs_router *r)
@@ -518,7 +537,15 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	if (rc)
 		return rc;
 	test_stop(1);
-	set_frozen(r, old, k, kl);
+	rc = set_frozen(r, old, k, kl);
+	if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "split abandoned: prepared cross-partition txns not finished "
+			"table=%llu group=%016llx new=%016llx err=%s", (unsigned long long)old->table,
+			(unsigned long long)old->group, (unsigned long long)newg, qfs_strerror(rc));
+		if (!qfs_meta_group_used(r->meta, newg))
+			(void)qfs_cell_group_drop(r->cell, newg); /* else an open drops it */
+		return rc;
+	}
 	test_stop(2);
 	memcpy(nf.lo, k, kl);
 	nf.lo_len = (uint32_t)kl;
