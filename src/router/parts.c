@@ -518,6 +518,32 @@ static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 	return rc;
 }
 
+#define QFS_EUNKNOWN_SPLIT 1 /* commit_outcome: the map could not be read */
+
+/* qfs_meta_split failed with err, which may come after its commit applied
+ * (a lost answer, or the map's reload after it failed): read the map to
+ * know.  0 with *left, *right (committed), err (not committed), or
+ * QFS_EUNKNOWN_SPLIT (the map stayed unreadable). */
+static int commit_outcome(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k,
+			  size_t kl, qfs_group_t newg, int err, struct qfs_meta_part *left,
+			  struct qfs_meta_part *right)
+{
+	for (int i = 0; i < 50; i++) {
+		if (qfs_meta_reload_table(r->meta, old->table) == 0) {
+			if (!qfs_meta_group_used(r->meta, newg))
+				return err;
+			qfs_meta_lookup(r->meta, old->table, old->lo, old->lo_len, left);
+			qfs_meta_lookup(r->meta, old->table, k, kl, right);
+			QFS_LOG(QFS_LOG_WARN, "split committed despite err=%s table=%llu new=%016llx",
+				qfs_strerror(err), (unsigned long long)old->table,
+				(unsigned long long)newg);
+			return 0;
+		}
+		usleep(100000);
+	}
+	return QFS_EUNKNOWN_SPLIT;
+}
+
 /* Split old at k (see the file comment for the steps). */
 static int split(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k, size_t kl)
 {
@@ -579,6 +605,17 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	if (rc == 0) {
 		test_stop(3);
 		rc = qfs_meta_split(r->meta, old, k, kl, newg, &left, &right); /* the commit point */
+		if (rc && rc != QFS_ECONFLICT && rc != -EINVAL)
+			rc = commit_outcome(r, old, k, kl, newg, rc, &left, &right);
+	}
+	if (rc == QFS_EUNKNOWN_SPLIT) {
+		/* neither dropped nor settled: the next open's repair finishes
+		 * the split (the map names newg) or undoes G's fence (it does not) */
+		clear_frozen(r);
+		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=%s",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)newg, qfs_strerror(-ETIMEDOUT));
+		return -ETIMEDOUT;
 	}
 	if (rc) {
 		if (rc != QFS_ECONFLICT) /* G's fence may say E+1: put back the map's */

@@ -471,6 +471,33 @@ START_TEST(test_split_finishes_prepared_txns)
 }
 END_TEST
 
+/* The split's commit whose answer is lost (a timeout after it applied):
+ * the split must find out from the map, not drop the new group that the
+ * map now names for the moved range. */
+START_TEST(test_split_commit_answer_lost)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "lost", &a, &t), 0);
+	fill_dir(&t, 20);
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	qfs_meta_test_split_lost = 1;
+	int rc = qfs_router_split(r, t.id, k, kl);
+	qfs_meta_test_split_lost = 0;
+	ck_assert_int_eq(rc, 0); /* committed: the split went on */
+	ck_assert_int_eq(count_dir(&t, &sorted), 20);
+	put_entry(t.id, t.ino, "zz", 5); /* in the moved range */
+	close_all();
+	open_all();
+	ck_assert_int_eq(count_dir(&t, &sorted), 21);
+	ck_assert(sorted);
+}
+END_TEST
+
 START_TEST(test_repair_after_commit_point)
 {
 	struct qfs_attr a = dir_attr();
@@ -622,6 +649,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_routes_and_scans);
 	tcase_add_test(tc, test_repair_after_commit_point);
 	tcase_add_test(tc, test_split_finishes_prepared_txns);
+	tcase_add_test(tc, test_split_commit_answer_lost);
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
 	tcase_add_test(tc, test_split_table_delete);
 	suite_add_tcase(s, tc);
