@@ -331,16 +331,32 @@ void router_wait_unfrozen(struct qfs_router *r)
  * copy, outside the group's new range, where no read finds them and the
  * settle deletes them.  No run of this router is in flight then, so the
  * recovery aborts no live one.  0, or the recovery's error (not frozen). */
+static int any_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	*(int *)arg = 1;
+	return 1;
+}
+
 static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
 {
-	struct qfs_glist all = { 0 };
-	int rc;
+	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
+	int rc, prepared = 0;
 
 	pthread_rwlock_wrlock(&r->tables_lock); /* drains the writes in flight */
-	qfs_cell_groups(r->cell, qfs_glist_add, &all);
-	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
-	qfs_glist_free(&all);
-	if (rc) {
+	qfs_key_xact_range(lo, hi, QFS_KEY_XACT_PREPARED);
+	rc = qfs_cell_scan(r->cell, p->group, lo, sizeof(lo), hi, sizeof(hi), any_cb, &prepared);
+	if (rc >= 0 && prepared) { /* every group: the txn's other parts too */
+		struct qfs_glist all = { 0 };
+
+		qfs_cell_groups(r->cell, qfs_glist_add, &all);
+		rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+		qfs_glist_free(&all);
+	}
+	if (rc < 0) {
 		pthread_rwlock_unlock(&r->tables_lock);
 		return rc;
 	}
