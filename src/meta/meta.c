@@ -478,6 +478,8 @@ void qfs_meta_part_first(struct qfs_meta_part *p, qfs_table_t table, qfs_group_t
 		p->nodes[i] = i + 1;
 }
 
+int qfs_meta_test_split_lost; /* test hook, see meta.h */
+
 int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
 		   size_t key_len, qfs_group_t newg, struct qfs_meta_part *left,
 		   struct qfs_meta_part *right)
@@ -516,6 +518,8 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 		rc = qfs_cell_propose(m->cell, QFS_META_GROUP, b.data, b.len, &res);
 	if (rc == 0)
 		rc = res;
+	if (rc == 0 && qfs_meta_test_split_lost)
+		rc = -ETIMEDOUT;
 	if (rc == 0)
 		rc = qfs_meta_reload_table(m, old->table);
 	qfs_txn_close(&t);

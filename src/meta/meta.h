@@ -116,10 +116,18 @@ void qfs_meta_part_first(struct qfs_meta_part *p, qfs_table_t table, qfs_group_t
  * by [old.lo, key) and [key, old.hi) in group newg, both at old.epoch + 1,
  * conditional on old's record being unchanged.  On 0 the map in memory
  * holds both and *left, *right are set.  Errors: -EINVAL (key not strictly
- * inside old), QFS_ECONFLICT (old changed), propose errors. */
+ * inside old), QFS_ECONFLICT (old changed), propose errors, and the
+ * errors of reloading the map after the commit: on any error but -EINVAL
+ * and QFS_ECONFLICT the commit may have happened (the caller reloads the
+ * map to know). */
 int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
 		   size_t key_len, qfs_group_t newg, struct qfs_meta_part *left,
 		   struct qfs_meta_part *right);
+
+/* TEST HOOK (fault injection, never set in production): when nonzero,
+ * qfs_meta_split returns -ETIMEDOUT right after its commit applied, as a
+ * proposal whose answer was lost would. */
+extern int qfs_meta_test_split_lost;
 
 /* Decode a fence record (epoch, table, lo, hi) into p (group untouched).
  * 0 or QFS_ECORRUPT. */

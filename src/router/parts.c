@@ -13,7 +13,9 @@
  * A split of partition P = [lo, hi) (group G, epoch E) at key k:
  *   1. create the new group N (unreferenced until step 4: an open drops it)
  *   2. freeze [k, hi): take tables_lock exclusively (drains the writes in
- *      flight), mark the range; writes to it wait, reads go on
+ *      flight), finish the cross-partition txns left prepared (their
+ *      COMMIT would write into G after the copy), mark the range; writes
+ *      to it wait, reads go on
  *   3. write N's fence (epoch E+1, [k, hi)) and copy [k, hi) from G into
  *      N with txns (so N's log, and its archive, hold the data); then
  *      G's fence at E+1 (range still [lo, hi)): from here a txn routed by epoch E
@@ -323,9 +325,41 @@ void router_wait_unfrozen(struct qfs_router *r)
 	pthread_mutex_unlock(&r->split_mu);
 }
 
-static void set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
+/* Freeze [k, ...) of p.  With the writes drained, first finish every
+ * cross-partition txn left prepared (a run whose coordinator and recovery
+ * timed out): its COMMIT would write its items into p's group after the
+ * copy, outside the group's new range, where no read finds them and the
+ * settle deletes them.  No run of this router is in flight then, so the
+ * recovery aborts no live one.  0, or the recovery's error (not frozen). */
+static int any_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
 {
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	*(int *)arg = 1;
+	return 1;
+}
+
+static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
+{
+	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
+	int rc, prepared = 0;
+
 	pthread_rwlock_wrlock(&r->tables_lock); /* drains the writes in flight */
+	qfs_key_xact_range(lo, hi, QFS_KEY_XACT_PREPARED);
+	rc = qfs_cell_scan(r->cell, p->group, lo, sizeof(lo), hi, sizeof(hi), any_cb, &prepared);
+	if (rc >= 0 && prepared) { /* every group: the txn's other parts too */
+		struct qfs_glist all = { 0 };
+
+		qfs_cell_groups(r->cell, qfs_glist_add, &all);
+		rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+		qfs_glist_free(&all);
+	}
+	if (rc < 0) {
+		pthread_rwlock_unlock(&r->tables_lock);
+		return rc;
+	}
 	pthread_mutex_lock(&r->split_mu);
 	r->frozen_table = p->table;
 	r->frozen_group = p->group;
@@ -334,6 +368,7 @@ static void set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, cons
 	__atomic_store_n(&r->frozen, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->split_mu);
 	pthread_rwlock_unlock(&r->tables_lock);
+	return 0;
 }
 
 static void clear_frozen(struct qfs_router *r)
@@ -499,6 +534,32 @@ static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 	return rc;
 }
 
+#define QFS_EUNKNOWN_SPLIT 1 /* commit_outcome: the map could not be read */
+
+/* qfs_meta_split failed with err, which may come after its commit applied
+ * (a lost answer, or the map's reload after it failed): read the map to
+ * know.  0 with *left, *right (committed), err (not committed), or
+ * QFS_EUNKNOWN_SPLIT (the map stayed unreadable). */
+static int commit_outcome(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k,
+			  size_t kl, qfs_group_t newg, int err, struct qfs_meta_part *left,
+			  struct qfs_meta_part *right)
+{
+	for (int i = 0; i < 50; i++) {
+		if (qfs_meta_reload_table(r->meta, old->table) == 0) {
+			if (!qfs_meta_group_used(r->meta, newg))
+				return err;
+			qfs_meta_lookup(r->meta, old->table, old->lo, old->lo_len, left);
+			qfs_meta_lookup(r->meta, old->table, k, kl, right);
+			QFS_LOG(QFS_LOG_WARN, "split committed despite err=%s table=%llu new=%016llx",
+				qfs_strerror(err), (unsigned long long)old->table,
+				(unsigned long long)newg);
+			return 0;
+		}
+		usleep(100000);
+	}
+	return QFS_EUNKNOWN_SPLIT;
+}
+
 /* Split old at k (see the file comment for the steps). */
 static int split(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k, size_t kl)
 {
@@ -518,7 +579,15 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	if (rc)
 		return rc;
 	test_stop(1);
-	set_frozen(r, old, k, kl);
+	rc = set_frozen(r, old, k, kl);
+	if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "split abandoned: prepared cross-partition txns not finished "
+			"table=%llu group=%016llx new=%016llx err=%s", (unsigned long long)old->table,
+			(unsigned long long)old->group, (unsigned long long)newg, qfs_strerror(rc));
+		if (!qfs_meta_group_used(r->meta, newg))
+			(void)qfs_cell_group_drop(r->cell, newg); /* else an open drops it */
+		return rc;
+	}
 	test_stop(2);
 	memcpy(nf.lo, k, kl);
 	nf.lo_len = (uint32_t)kl;
@@ -552,6 +621,17 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	if (rc == 0) {
 		test_stop(3);
 		rc = qfs_meta_split(r->meta, old, k, kl, newg, &left, &right); /* the commit point */
+		if (rc && rc != QFS_ECONFLICT && rc != -EINVAL)
+			rc = commit_outcome(r, old, k, kl, newg, rc, &left, &right);
+	}
+	if (rc == QFS_EUNKNOWN_SPLIT) {
+		/* neither dropped nor settled: the next open's repair finishes
+		 * the split (the map names newg) or undoes G's fence (it does not) */
+		clear_frozen(r);
+		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=%s",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)newg, qfs_strerror(-ETIMEDOUT));
+		return -ETIMEDOUT;
 	}
 	if (rc) {
 		if (rc != QFS_ECONFLICT) /* G's fence may say E+1: put back the map's */

@@ -19,6 +19,7 @@
 #include "node/cell.h"
 #include "router/metrics.h"
 #include "router/router.h"
+#include "router/xact.h"
 
 static char dir[256];
 static struct qfs_cell *node;
@@ -416,6 +417,87 @@ END_TEST
 
 /* A crash after the commit point: the map says split, the old group still
  * holds the moved range and its old fence.  The next open finishes it. */
+/* A cross-partition txn left prepared in the old group with its commit
+ * decision recorded (a coordinator timeout whose recovery failed too)
+ * writes its items at COMMIT: a split must finish it before copying the
+ * moving range, or the committed item lands in the old group outside its
+ * new range, where no read finds it. */
+START_TEST(test_split_finishes_prepared_txns)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], zk[QFS_KEY_MAX];
+	size_t kl, zl;
+	struct qfs_dentry d = { 777, S_IFREG, 0 };
+	struct qfs_xact_part part;
+	struct qfs_buf b;
+	struct qfs_txn txn;
+	struct qfs_op *op;
+	void *val;
+	size_t vl;
+	int res = 1;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "prep", &a, &t), 0);
+	fill_dir(&t, 20);
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	zl = qfs_key_dentry(zk, t.ino, "zz", 2); /* in the moving range */
+	ck_assert_int_gt(qfs_meta_keycmp(zk, zl, k, kl), 0);
+	/* prepared in the table's group and decided 'C', never committed */
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_PUT);
+	op->key = zk;
+	op->key_len = (uint32_t)zl;
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	part.group = t.id;
+	part.txn = &txn;
+	qfs_xact_test_stop = 2; /* 1: PREPARE, 2: DECIDE 'C' */
+	ck_assert_int_eq(qfs_xact_run(node, QFS_META_GROUP, &part, 1, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	qfs_txn_close(&txn);
+	qfs_buf_close(&b);
+
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), 0);
+	/* whatever finished the txn, its item is where reads look */
+	close_all();
+	open_all();
+	ck_assert_int_eq(qfs_router_get(r, t.id, zk, zl, &val, &vl), 0);
+	free(val);
+	int sorted;
+	ck_assert_int_eq(count_dir(&t, &sorted), 21);
+	ck_assert(sorted);
+}
+END_TEST
+
+/* The split's commit whose answer is lost (a timeout after it applied):
+ * the split must find out from the map, not drop the new group that the
+ * map now names for the moved range. */
+START_TEST(test_split_commit_answer_lost)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "lost", &a, &t), 0);
+	fill_dir(&t, 20);
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	qfs_meta_test_split_lost = 1;
+	int rc = qfs_router_split(r, t.id, k, kl);
+	qfs_meta_test_split_lost = 0;
+	ck_assert_int_eq(rc, 0); /* committed: the split went on */
+	ck_assert_int_eq(count_dir(&t, &sorted), 20);
+	put_entry(t.id, t.ino, "zz", 5); /* in the moved range */
+	close_all();
+	open_all();
+	ck_assert_int_eq(count_dir(&t, &sorted), 21);
+	ck_assert(sorted);
+}
+END_TEST
+
 START_TEST(test_repair_after_commit_point)
 {
 	struct qfs_attr a = dir_attr();
@@ -566,6 +648,8 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_status_and_stats_text);
 	tcase_add_test(tc, test_split_routes_and_scans);
 	tcase_add_test(tc, test_repair_after_commit_point);
+	tcase_add_test(tc, test_split_finishes_prepared_txns);
+	tcase_add_test(tc, test_split_commit_answer_lost);
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
 	tcase_add_test(tc, test_split_table_delete);
 	suite_add_tcase(s, tc);
