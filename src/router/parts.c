@@ -93,11 +93,18 @@ int router_refresh(struct qfs_router *r, qfs_table_t table)
 	struct qfs_meta_part *v;
 	struct pc_table *e;
 	size_t n;
-	int rc = qfs_meta_parts(r->meta, table, &v, &n);
+	int rc;
 
-	if (rc)
-		return rc;
+	/* Copy and install under pc_lock (the meta map's lock comes after
+	 * it): a copy taken outside could be older than one another refresh
+	 * installed meanwhile, and would put the old map back.  The map in
+	 * src/meta only moves forward, so neither does this cache. */
 	pthread_rwlock_wrlock(&r->pc_lock);
+	rc = qfs_meta_parts(r->meta, table, &v, &n);
+	if (rc) {
+		pthread_rwlock_unlock(&r->pc_lock);
+		return rc;
+	}
 	e = pc_find(r, table);
 	if (!e) {
 		e = calloc(1, sizeof(*e));
