@@ -683,12 +683,12 @@ int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key
 
 	if (table == QFS_META_TABLE)
 		return -EINVAL;
+	/* one split at a time; the partition is looked up once the running
+	 * one is done (it may have moved the key elsewhere) */
+	pthread_mutex_lock(&r->split_run_mu);
 	qfs_meta_lookup(r->meta, table, key, key_len, &p);
-	pthread_mutex_lock(&r->split_mu);   /* one split at a time */
-	while (r->frozen)
-		pthread_cond_wait(&r->split_cv, &r->split_mu);
-	pthread_mutex_unlock(&r->split_mu);
 	rc = split(r, &p, key, key_len);
+	pthread_mutex_unlock(&r->split_run_mu);
 	return rc;
 }
 
@@ -816,8 +816,11 @@ static void check_splits(struct qfs_router *r)
 		struct qfs_meta_part *v = NULL, *p = NULL;
 		size_t n = 0;
 
-		if (qfs_meta_parts(r->meta, c->table, &v, &n) != 0)
+		pthread_mutex_lock(&r->split_run_mu); /* one split at a time, map read after */
+		if (qfs_meta_parts(r->meta, c->table, &v, &n) != 0) {
+			pthread_mutex_unlock(&r->split_run_mu);
 			continue;
+		}
 		for (size_t j = 0; j < n; j++)
 			if (v[j].group == c->group)
 				p = &v[j];
@@ -855,6 +858,7 @@ static void check_splits(struct qfs_router *r)
 				(unsigned long long)c->group, qfs_strerror(rc));
 			c->done = rc == 0;
 		}
+		pthread_mutex_unlock(&r->split_run_mu);
 		free(v);
 	}
 	/* a size check that found no split (small, or one file larger than

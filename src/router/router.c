@@ -1236,6 +1236,7 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 	pthread_rwlock_init(&r->pc_lock, NULL);
 	pthread_mutex_init(&r->cq_mu, NULL);
 	pthread_cond_init(&r->cq_cv, NULL);
+	pthread_mutex_init(&r->split_run_mu, NULL);
 	pthread_mutex_init(&r->split_mu, NULL);
 	pthread_cond_init(&r->split_cv, NULL);
 	pthread_mutex_init(&r->pst_mu, NULL);
@@ -1291,6 +1292,7 @@ void qfs_router_free(struct qfs_router *r)
 	pthread_rwlock_destroy(&r->pc_lock);
 	pthread_mutex_destroy(&r->cq_mu);
 	pthread_cond_destroy(&r->cq_cv);
+	pthread_mutex_destroy(&r->split_run_mu);
 	pthread_mutex_destroy(&r->split_mu);
 	pthread_cond_destroy(&r->split_cv);
 	pthread_mutex_destroy(&r->pst_mu);

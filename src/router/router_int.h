@@ -3,7 +3,8 @@
  * metrics) and parts.c (routing cache, constant-work lookups, splits).
  * The model is in router.h and doc/partitions.md.
  *
- * Lock order: tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
+ * Lock order: split_run_mu (held across a whole split, its I/O included)
+ * before tables_lock; tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
  * alloc_mu, metrics_mu; the meta map's lock and the cell's locks are taken
  * inside their calls, after ours.
  */
@@ -98,6 +99,8 @@ struct qfs_router {
 	uint64_t st_xacts;              /* atomic: cross-partition txns run */
 
 	/* splits (parts.c) */
+	pthread_mutex_t split_run_mu;   /* held by the one split running, from the lookup of
+					   its partition to its end (and by a live fence repair) */
 	pthread_mutex_t split_mu;
 	pthread_cond_t split_cv;        /* frozen cleared; split_stop set */
 	int frozen;                     /* a range is frozen; written under tables_lock (excl) + split_mu */

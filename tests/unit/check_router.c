@@ -691,7 +691,7 @@ static void hold_reload(qfs_table_t table)
 		int wait = hk_state + 2;
 		hk_state++;
 		pthread_cond_broadcast(&hk_cv);
-		while (hk_state != wait)
+		while (hk_state < wait)
 			pthread_cond_wait(&hk_cv, &hk_mu);
 	}
 	pthread_mutex_unlock(&hk_mu);
@@ -785,6 +785,92 @@ START_TEST(test_stale_reload_after_split)
 }
 END_TEST
 
+/* Metadata lookups served so far (the stats' "served"). */
+static unsigned long long served(void)
+{
+	struct qfs_buf b;
+	unsigned long long n;
+	const char *p;
+
+	qfs_buf_init(&b);
+	qfs_router_stats(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	p = strstr((char *)b.data, " served ");
+	ck_assert_ptr_nonnull(p);
+	n = strtoull(p + 8, NULL, 10);
+	qfs_buf_close(&b);
+	return n;
+}
+
+struct split_arg {
+	const uint8_t *key;
+	size_t len;
+	int rc;
+};
+
+static void *split_main(void *arg)
+{
+	struct split_arg *a = arg;
+
+	a->rc = qfs_router_split(r, hk_table, a->key, a->len);
+	return NULL;
+}
+
+/* Two splits at once: the second, at a key the first one moves, must
+ * split the partition the key is in once the first is done, not the one
+ * it was in when it was asked. */
+START_TEST(test_split_waits_then_looks_up)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], k2[QFS_KEY_MAX];
+	struct split_arg s1, s2;
+	pthread_t second;
+	struct qfs_buf b;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "twice", &a, &t), 0);
+	fill_dir(&t, 20);
+	s1 = (struct split_arg){ k, qfs_key_dentry(k, t.ino, "e2", 2), -1 };
+	s2 = (struct split_arg){ k2, qfs_key_dentry(k2, t.ino, "e5", 2), -1 };
+	ck_assert_int_gt(qfs_meta_keycmp(k2, s2.len, k, s1.len), 0); /* in [k, hi) */
+	/* the first split, held right after its commit point */
+	hk_table = t.id;
+	hk_state = 0;
+	qfs_meta_test_reload_hook = hold_reload;
+	pthread_mutex_lock(&hk_mu);
+	ck_assert_int_eq(pthread_create(&hk_thread, NULL, split_main, &s1), 0);
+	while (hk_state != 1)
+		pthread_cond_wait(&hk_cv, &hk_mu);
+	pthread_mutex_unlock(&hk_mu);
+	/* the second: time to look its partition up, which it must not do
+	 * before the first is done (nothing else asks meta meanwhile) */
+	unsigned long long n0 = served();
+	ck_assert_int_eq(pthread_create(&second, NULL, split_main, &s2), 0);
+	for (int i = 0; i < 100 && served() == n0; i++)
+		usleep(10000);
+	pthread_mutex_lock(&hk_mu);
+	hk_state = 4; /* the hook lets every reload through from here */
+	pthread_cond_broadcast(&hk_cv);
+	pthread_mutex_unlock(&hk_mu);
+	ck_assert_int_eq(pthread_join(hk_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(second, NULL), 0);
+	qfs_meta_test_reload_hook = NULL;
+	ck_assert_int_eq(s1.rc, 0);
+	ck_assert_int_eq(s2.rc, 0);
+	qfs_buf_init(&b);
+	qfs_router_partitions(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_int_eq(count_lines((char *)b.data, "table twice partition "), 3);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(count_dir(&t, &sorted), 20);
+	ck_assert(sorted);
+	close_all(); /* and every group matches the map after a reopen */
+	open_all();
+	ck_assert_int_eq(count_dir(&t, &sorted), 20);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -805,6 +891,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
 	tcase_add_test(tc, test_split_table_delete);
 	tcase_add_test(tc, test_stale_reload_after_split);
+	tcase_add_test(tc, test_split_waits_then_looks_up);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);
