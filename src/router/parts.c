@@ -541,6 +541,56 @@ static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 	return rc;
 }
 
+/* 1 if fence f (decoded; epoch UINT64_MAX: undecodable) is not p's. */
+static int fence_differs(const struct qfs_meta_part *p, const struct qfs_meta_part *f)
+{
+	return p->epoch != f->epoch || p->lo_len != f->lo_len || p->hi_len != f->hi_len ||
+	       memcmp(p->lo, f->lo, p->lo_len) || memcmp(p->hi, f->hi, p->hi_len);
+}
+
+int router_fence_repair(struct qfs_router *r, qfs_table_t table)
+{
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	/* a running split fences its group ahead of the map on purpose and
+	 * settles it itself: only with no split running is a difference a
+	 * leftover (this router is the only one that splits, doc/cluster.md) */
+	if (pthread_mutex_trylock(&r->split_run_mu) != 0)
+		return -EBUSY;
+	rc = qfs_meta_reload_table(r->meta, table); /* judge by the stored map only */
+	if (rc == 0)
+		rc = qfs_meta_parts(r->meta, table, &v, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct qfs_meta_part f;
+		void *val;
+		size_t vl;
+		int grc = qfs_cell_get(r->cell, v[i].group, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
+
+		if (grc && grc != -ENOENT)
+			continue; /* cannot serve: its writes fail by themselves */
+		memset(&f, 0, sizeof(f));
+		if (grc == 0) {
+			if (qfs_meta_fence_decode(val, vl, &f) != 0)
+				f.epoch = UINT64_MAX;
+			free(val);
+		}
+		if (!fence_differs(&v[i], &f))
+			continue;
+		rc = settle_group(r, &v[i]);
+		QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN,
+			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=%s",
+			(unsigned long long)table, (unsigned long long)v[i].group,
+			(unsigned long long)v[i].epoch, (unsigned long long)f.epoch, qfs_strerror(rc));
+	}
+	pthread_mutex_unlock(&r->split_run_mu);
+	free(v);
+	if (rc == 0)
+		rc = router_refresh(r, table);
+	return rc;
+}
+
 #define QFS_EUNKNOWN_SPLIT 1 /* commit_outcome: the map could not be read */
 
 /* qfs_meta_split failed with err, which may come after its commit applied
@@ -641,8 +691,13 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 		return -ETIMEDOUT;
 	}
 	if (rc) {
-		if (rc != QFS_ECONFLICT) /* G's fence may say E+1: put back the map's */
-			(void)settle_group(r, old);
+		if (rc != QFS_ECONFLICT) { /* G's fence may say E+1: put back the map's */
+			int src = settle_group(r, old);
+			if (src) /* its writes meet QFS_ESTALE and repair it (router_fence_repair) */
+				QFS_LOG(QFS_LOG_ERR, "abandoned split left the old group fenced ahead of the map "
+					"group=%016llx epoch=%llu err=%s", (unsigned long long)old->group,
+					(unsigned long long)old->epoch, qfs_strerror(src));
+		}
 		clear_frozen(r);
 		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=%s",
 			(unsigned long long)old->table, (unsigned long long)old->group,
@@ -956,8 +1011,7 @@ static int repair(struct qfs_router *r)
 			if (v[j].group != groups.v[i])
 				continue;
 			p = v[j];
-			if (p.epoch != f.epoch || p.lo_len != f.lo_len || p.hi_len != f.hi_len ||
-			    memcmp(p.lo, f.lo, p.lo_len) || memcmp(p.hi, f.hi, p.hi_len)) {
+			if (fence_differs(&p, &f)) {
 				QFS_LOG(QFS_LOG_WARN, "finishing an interrupted split group=%016llx epoch=%llu fence=%llu",
 					(unsigned long long)p.group, (unsigned long long)p.epoch,
 					(unsigned long long)f.epoch);

@@ -369,6 +369,10 @@ int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 			__atomic_fetch_add(&r->st_stale, 1, __ATOMIC_RELAXED);
 			(void)qfs_meta_reload_table(r->meta, table); /* another router may have split it */
 			router_refresh(r, table);
+			/* stale again with a fresh map: a group fenced ahead of
+			 * (or behind) the map that no split settles */
+			if (attempt % 50 == 1)
+				(void)router_fence_repair(r, table);
 			if (attempt > 0)
 				usleep(1000);
 			continue;

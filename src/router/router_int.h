@@ -126,6 +126,14 @@ int router_resolve(struct qfs_router *r, qfs_table_t table, const uint8_t *key, 
 		   struct qfs_meta_part *out);
 /* Replace table's cached map from meta (and bump map_gen). */
 int router_refresh(struct qfs_router *r, qfs_table_t table);
+/* A write of table met QFS_ESTALE again after a refresh of the map: with
+ * no split running (split_run_mu tried, not waited for), re-read the map
+ * and settle every partition whose group's fence is not the map's (an
+ * abandoned split whose reset of the old group's fence failed, a split
+ * whose outcome was unknown), as the repair at open does; then refresh
+ * the cache.  0, -EBUSY (a split runs: it settles its groups itself), map
+ * read and propose errors. */
+int router_fence_repair(struct qfs_router *r, qfs_table_t table);
 /* Forget a dropped table (cache and stats). */
 void router_forget(struct qfs_router *r, qfs_table_t table);
 /* Account one request on partition p (ops, written bytes, key sample). */

@@ -871,6 +871,37 @@ START_TEST(test_split_waits_then_looks_up)
 }
 END_TEST
 
+/* An abandoned split whose reset of the old group's fence failed leaves
+ * G fenced at E+1 while the map says E: writes must not fail (after
+ * thousands of stale retries) until the next mount; the router repairs
+ * the fence. */
+START_TEST(test_fence_ahead_of_map_repaired)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part p;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "ahead", &a, &t), 0);
+	fill_dir(&t, 5);
+	memset(&p, 0, sizeof(p));
+	qfs_meta_part_first(&p, t.id, t.id, 3);
+	p.epoch = 2; /* the split's step 3, never undone */
+	put_fence(t.id, &p);
+	put_entry(t.id, t.ino, "after", 77);
+	ck_assert_int_eq(count_dir(&t, &sorted), 6);
+	/* the fence is the map's again */
+	void *val;
+	size_t vl;
+	struct qfs_meta_part f;
+	ck_assert_int_eq(qfs_cell_get(node, t.id, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl), 0);
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(qfs_meta_fence_decode(val, vl, &f), 0);
+	free(val);
+	ck_assert_uint_eq(f.epoch, 1);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -892,6 +923,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_table_delete);
 	tcase_add_test(tc, test_stale_reload_after_split);
 	tcase_add_test(tc, test_split_waits_then_looks_up);
+	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);
