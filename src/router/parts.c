@@ -32,8 +32,13 @@
  * crash between G's fence and the commit point.  Test hook: QFS_TEST_SPLIT_STOP=k makes the
  * split thread log "split stopped at step k (test hook)" after step k and
  * hang there, so that a test can kill -9 the mount at that point.
+ * Splits run one at a time under split_run_mu, their partition looked up
+ * under it.  Live, router_fence_repair (a write refused twice) settles a
+ * group whose fence differs from the map when no split runs: what an
+ * abandoned split whose fence reset failed, or one whose outcome stayed
+ * unknown, leaves until the next open.
  *
- * Locks: see router_int.h (tables_lock first).
+ * Locks: see router_int.h (split_run_mu, then tables_lock).
  */
 #include "config.h"
 
