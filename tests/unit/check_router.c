@@ -845,7 +845,9 @@ START_TEST(test_split_waits_then_looks_up)
 	pthread_mutex_unlock(&hk_mu);
 	/* the second: time to look its partition up, which it must not do
 	 * before the first is done (nothing else asks meta meanwhile) */
-	unsigned long long n0 = served();
+	unsigned long long n0 = served(), n1;
+	for (int i = 0; i < 100 && (usleep(20000), n1 = served()) != n0; i++)
+		n0 = n1; /* the lookups fill_dir queued are served */
 	ck_assert_int_eq(pthread_create(&second, NULL, split_main, &s2), 0);
 	for (int i = 0; i < 100 && served() == n0; i++)
 		usleep(10000);
