@@ -1277,6 +1277,27 @@ static uint32_t space_copies(const char *data, uint32_t nodes, const char *archi
 	return n ? n + 1 : 1;
 }
 
+/* Load the cluster file at path and its key file once, before the fork, to
+ * refuse a bad one on the caller's stderr (the loader says which line or
+ * which mode); id != 0: the file must also list node id.  The key is wiped
+ * after.  0, or 1 once the reason is printed (after "quorumfs: " who). */
+static int check_cluster_file(const char *path, uint32_t id, const char *who)
+{
+	struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+	int rc = cl ? qfs_cluster_load(path, cl) : -ENOMEM, missing = 0;
+
+	if (!rc && id && !qfs_cluster_node(cl, id))
+		missing = 1;
+	if (cl)
+		memset(cl, 0, sizeof(*cl)); /* the key */
+	free(cl);
+	if (!rc && !missing)
+		return 0;
+	fprintf(stderr, "quorumfs: %scannot use the cluster file %s: %s\n", who, path,
+		missing ? "no node of this id in it" : qfs_strerror(rc));
+	return 1;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt, lockfd = -1;
@@ -1360,16 +1381,8 @@ static int cmd_mount(int argc, char **argv)
 		m.split.split_bytes = 0;
 		/* Refuse a bad cluster or key file here, on the caller's stderr
 		 * (the loader says which line or which mode). */
-		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
-		rc = cl ? qfs_cluster_load(m.cluster, cl) : -ENOMEM;
-		if (cl)
-			memset(cl, 0, sizeof(*cl)); /* the key */
-		free(cl);
-		if (rc) {
-			fprintf(stderr, "quorumfs: cannot use the cluster file %s: %s\n", m.cluster,
-				qfs_strerror(rc));
+		if (check_cluster_file(m.cluster, 0, ""))
 			return 1;
-		}
 		m.co.cluster = m.cluster;
 		m.ac.url = "off";
 		m.sc.off = 1;
@@ -1848,22 +1861,9 @@ static int cmd_node(int argc, char **argv)
 		fprintf(stderr, "quorumfs: node: want -o cluster=FILE,id=N NODE_DIR\n");
 		return 2;
 	}
-	{
-		/* The cluster and key files, checked on the caller's stderr. */
-		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
-
-		rc = cl ? qfs_cluster_load(cluster, cl) : -ENOMEM;
-		if (!rc && !qfs_cluster_node(cl, so.id))
-			rc = -ENOENT;
-		if (cl)
-			memset(cl, 0, sizeof(*cl)); /* the key */
-		free(cl);
-		if (rc) {
-			fprintf(stderr, "quorumfs: node: cannot use the cluster file %s: %s\n", cluster,
-				rc == -ENOENT ? "no node of this id in it" : qfs_strerror(rc));
-			return 1;
-		}
-	}
+	/* The cluster and key files, checked on the caller's stderr. */
+	if (check_cluster_file(cluster, so.id, "node: "))
+		return 1;
 	if (mkdir(argv[optind], 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "quorumfs: node: cannot create %s: %s\n", argv[optind], strerror(errno));
 		return 1;
