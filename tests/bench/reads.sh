@@ -117,21 +117,7 @@ for _ in $(seq "$R"); do
 	done
 done
 if [ -n "$WALKS" ]; then
-	for tgt in $TARGETS; do
-		d=$(dir_of "$tgt")/tree
-		for w in find ls du; do walk_$w "$d" >/dev/null; done
-		for _ in $(seq "$R"); do
-			for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
-		done
-	done
-	for _ in $(seq "$R"); do
-		for w in find ls du; do
-			for tgt in $TARGETS; do
-				cold "$tgt"
-				timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
-			done
-		done
-	done
+	walks "$R" "$R"
 fi
 awk -v targets="$TARGETS" '
 	{ v[$1 " " $2] = v[$1 " " $2] " " $3 }

@@ -141,19 +141,7 @@ put rss qfs "$(awk '$1 == "VmRSS:" { print $2 }' "$T/rss")"
 put hwm qfs "$(awk '$1 == "VmHWM:" { print $2 }' "$T/rss")"
 
 # --- walks of the last copy: warm (median of 3), then cold
-for tgt in $TARGETS; do
-	d=$(dir_of "$tgt")/tree
-	for w in find ls du; do walk_$w "$d" >/dev/null; done
-	for _ in 1 2 3; do
-		for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
-	done
-done
-for w in find ls du; do
-	for tgt in $TARGETS; do
-		cold "$tgt"
-		timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
-	done
-done
+walks 3 1
 note "walks done"
 for tgt in $TARGETS; do settle; timed rm "$tgt" rm -rf "$(dir_of "$tgt")/tree"; done
 

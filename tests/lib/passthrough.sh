@@ -8,8 +8,8 @@
 # pt_build compiles passthrough_ll into $T/pt (its code is not part of
 # quorumfs); pt_start mounts it in the background ($PT_PID), pt_stop
 # unmounts it (put pt_stop in the EXIT trap).  put and timed append
-# "KEY TARGET VALUE" lines to RES; drop empties the page cache; walk_find,
-# walk_ls and walk_du DIR are the timed tree walks.
+# "KEY TARGET VALUE" lines to RES; drop empties the page cache; walks
+# times the tree walks (it also uses the caller's TARGETS, dir_of and cold).
 
 PT_PID=
 pt_build() {
@@ -50,7 +50,29 @@ timed() {
 	t1=$EPOCHREALTIME
 	put "$key" "$tgt" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
 }
-# the tree walks: timed walk_$w DIR for w in find ls du
+# the tree walks, DIR as argument
 walk_find() { find "$1" -ls; }
 walk_ls() { ls -lR "$1"; }
 walk_du() { du -s "$1"; }
+# walks WARM COLD: per target of TARGETS, one unmeasured walk of each kind
+# of its tree (dir_of TARGET/tree), then WARM timed rounds (warm_find,
+# warm_ls, warm_du); then COLD rounds of, per kind and target, cold TARGET
+# (the caller's remount + drop) and a timed walk (cold_find ...).
+walks() {
+	local warm=$1 rounds=$2 tgt d w
+	for tgt in $TARGETS; do
+		d=$(dir_of "$tgt")/tree
+		for w in find ls du; do walk_$w "$d" >/dev/null; done
+		for _ in $(seq "$warm"); do
+			for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
+		done
+	done
+	for _ in $(seq "$rounds"); do
+		for w in find ls du; do
+			for tgt in $TARGETS; do
+				cold "$tgt"
+				timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
+			done
+		done
+	done
+}
