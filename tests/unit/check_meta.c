@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "meta/meta.h"
 #include "node/cell.h"
+#include "unit.h"
 
 static char dir[256];
 static struct qfs_cell *cell;
@@ -27,11 +28,7 @@ static void open_all(void)
 	struct qfs_paxos_params prm;
 	struct qfs_cell_opts o = { .dir = dir, .nodes = 1, .paxos = &prm };
 
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
+	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &cell), 0);
 	if (!qfs_cell_group_exists(cell, QFS_META_GROUP))
 		ck_assert_int_eq(qfs_cell_group_create(cell, QFS_META_GROUP), 0);
@@ -49,18 +46,14 @@ static void close_all(void)
 static void setup(void)
 {
 	qfs_log_level = QFS_LOG_WARN;
-	snprintf(dir, sizeof(dir), "/tmp/check_meta.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_meta");
 	open_all();
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
 	close_all();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmdir(dir);
 }
 
 static int run(qfs_group_t g, const struct qfs_txn *t)
@@ -403,9 +396,5 @@ static Suite *meta_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(meta_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(meta_suite());
 }

@@ -21,6 +21,7 @@
 #include "router/metrics.h"
 #include "router/router.h"
 #include "router/xact.h"
+#include "unit.h"
 
 static char dir[256];
 static struct qfs_cell *node;
@@ -31,12 +32,7 @@ static void open_all(void)
 	struct qfs_paxos_params prm;
 	struct qfs_cell_opts o = { .dir = dir, .nodes = 3, .paxos = &prm };
 
-	/* fast timers, as check_rnode uses: leaders in well under a second */
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
+	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &node), 0);
 	ck_assert_int_eq(qfs_router_new(node, 0, 0, &r), 0);
 }
@@ -52,18 +48,14 @@ static void close_all(void)
 static void setup(void)
 {
 	qfs_log_level = QFS_LOG_WARN;
-	snprintf(dir, sizeof(dir), "/tmp/check_router.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_router");
 	open_all();
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
 	close_all();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmdir(dir);
 }
 
 static struct qfs_attr dir_attr(void)
@@ -935,9 +927,5 @@ static Suite *router_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(router_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(router_suite());
 }
