@@ -12,7 +12,8 @@
  * group was created or dropped, and a create without a majority that leaves
  * nothing behind; WAL release bounded by a stopped node's applied LSN;
  * close with a node stopped and reopen; a node that cannot be opened
- * (cell runs on two, keeper starts it once it can).
+ * (cell runs on two, keeper starts it once it can); a new group led by its
+ * preferred member from its first campaign.
  *
  * "Alone" checks: the cell is opened with eventual reads, the two other
  * nodes are stopped, and the node under test is the only replica a read
@@ -208,6 +209,7 @@ static char *nodes_text(void)
 struct grp {
 	int present;       /* header line found */
 	uint32_t leader, replicas, up;
+	uint64_t ballot;   /* the leader's (round << 16 | node) */
 	int nrep;          /* replica lines */
 	struct {
 		int seen;
@@ -233,6 +235,7 @@ static void grp_parse(const char *st, qfs_group_t g, struct grp *out)
 		if (sscanf(rest, "leader %u ballot %" SCNu64 " replicas %u up %u", &out->leader, &ballot,
 			   &out->replicas, &out->up) == 4) {
 			out->present++;
+			out->ballot = ballot;
 		} else if (sscanf(rest,
 				  "replica node %u az %7s health %15s role %15s last %" SCNu64
 				  " durable %" SCNu64 " commit %" SCNu64 " applied %" SCNu64,
@@ -859,6 +862,43 @@ START_TEST(t_drop_then_reopen)
 }
 END_TEST
 
+/* A new group is led by its preferred member (doc/paxos.md section 6) from
+ * its very first campaign: the cell creates that member's replica last, so
+ * its PREPAREs, sent on its first tick, find the others' replicas, and the
+ * rnode runs that tick as the replica is created (not at the end of its I/O
+ * thread's idle wait).  The election timeouts are long here (5-6 s): no other
+ * member campaigns, and a first campaign lost (PREPAREs sent before the
+ * others had the group) would show as a leader of round 2, after 5 s. */
+START_TEST(t_new_group_first_campaign)
+{
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .reads = QFS_CELL_READ_STRONG,
+				   .timeout_ms = 10000, .paxos = &prm };
+
+	qfs_paxos_params_default(&prm);
+	prm.election_min_ms = 5000;
+	prm.election_max_ms = 6000;
+	prm.heartbeat_ms = 30;
+	prm.lease_ms = 200;
+	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	/* groups preferring node 3, 1 and 2 (group % 3 over members 1 2 3) */
+	for (qfs_group_t g = G; g < G + 3; g++) {
+		struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+		uint32_t pref = qfs_paxos_preferred(g, &cfg), l;
+		struct grp s;
+
+		ck_assert_int_eq(qfs_cell_group_create(C, g), 0);
+		l = leader_of(g, 4000);
+		grp_now(g, &s);
+		ck_assert_msg(l == pref && s.ballot == ((uint64_t)1 << 16 | pref),
+			      "group %" PRIx64 ": leader %u ballot %" PRIu64 ".%u, want node %u in round 1",
+			      g, l, s.ballot >> 16, (unsigned)(s.ballot & 0xffff), pref);
+		put_ok(g, "x", "1");
+		get_ok(g, "x", "1");
+	}
+}
+END_TEST
+
 /* Two blank nodes (their disks replaced) next to one good replica: nothing
  * is dropped for lack of copies elsewhere, only tombstones drop replicas.
  * The good replica of G stays on node 1 with its items (no quorum can form
@@ -869,9 +909,10 @@ START_TEST(t_blank_nodes_keep_last_copy)
 	char path[512];
 
 	/* nothing here is about timeouts: the puts get the default 10 s (the
-	 * first one waits for the new group's election, its handover to the
-	 * preferred node and three fsync rounds: over 2 s on a loaded machine,
-	 * where it failed with ETIMEDOUT), and the eventual reads after the
+	 * first one waits for the new group's election and a few fsync
+	 * rounds; it failed with ETIMEDOUT at 2 s on a loaded machine while
+	 * the election of a new group came up to 1 s late:
+	 * t_new_group_first_campaign), and the eventual reads after the
 	 * reopen do not wait for a leader */
 	cell_open(QFS_CELL_READ_EVENTUAL, 10000, 0);
 	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
@@ -1216,6 +1257,7 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_drop_then_partial_start);
 	tcase_add_test(tc, t_pinned_group_kept);
 	tcase_add_test(tc, t_blank_nodes_keep_last_copy);
+	tcase_add_test(tc, t_new_group_first_campaign);
 	tcase_add_test(tc, t_wal_release);
 	tcase_add_test(tc, t_close_stopped_reopen);
 	tcase_add_test(tc, t_open_failed_node);
