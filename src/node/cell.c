@@ -1355,7 +1355,7 @@ void qfs_cell_close(struct qfs_cell *c)
 int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 {
 	struct qfs_paxos_config cfg;
-	uint32_t made = 0, had = 0, created[QFS_CELL_MAX_NODES];
+	uint32_t made = 0, had = 0, created[QFS_CELL_MAX_NODES], pref;
 	int rc = 0, err = 0;
 
 	if (c->rc)
@@ -1371,10 +1371,20 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 			}
 			break;
 		}
-	/* Last node first: node 1, the first member, campaigns as soon as its
-	 * replica exists, and its PREPAREs must find the others' replicas. */
-	for (uint32_t i = c->n; i-- > 0;) {
-		struct qfs_rnode *rn = node_get(c, i + 1);
+	/* The group's preferred member (doc/paxos.md section 6; rnode sets
+	 * the machine's preference to qfs_paxos_preferred) last: it campaigns
+	 * as soon as its replica exists, and its PREPAREs must find the
+	 * others' replicas (else they are lost, and the group waits an
+	 * election timeout for a campaign that finds them). */
+	pref = qfs_paxos_preferred(group, &cfg);
+	for (uint32_t k = 0, i; k < c->n; k++) {
+		struct qfs_rnode *rn;
+
+		/* the others from the last node down, then pref - 1 */
+		i = c->n - 1 - k;
+		if (pref && i + 1 <= pref)
+			i = k == c->n - 1 ? pref - 1 : i - 1;
+		rn = node_get(c, i + 1);
 
 		if (!rn)
 			continue;

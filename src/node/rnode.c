@@ -2493,7 +2493,12 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 		rc = -ENOSPC;
 	if (!rc) {
 		rn->groups[rn->ngroups++] = g;
-		pthread_cond_signal(&rn->work_cv); /* its first tick */
+		/* its first tick now (the preferred member of a new group
+		 * campaigns on it): a signal alone does not end the I/O
+		 * thread's wait, which runs until its old deadline (up to
+		 * 1 s) unless wake is set */
+		rn->wake = 1;
+		pthread_cond_signal(&rn->work_cv);
 	}
 	pthread_mutex_unlock(&rn->mu);
 	if (rc) {
