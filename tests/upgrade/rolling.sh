@@ -60,7 +60,9 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- the old release's binary
-CACHE=$(cd "$(dirname "$NEW")/.." && pwd)/tests/upgrade
+# QFS_UPGRADE_CACHE: where previous releases are built once and kept
+# (contrib/test-all.sh points both of its builds at build/'s)
+CACHE=${QFS_UPGRADE_CACHE:-$(cd "$(dirname "$NEW")/.." && pwd)/tests/upgrade}
 OLD=$CACHE/quorumfs-$PREV
 if [ ! -x "$OLD" ]; then
 	note "[${SECONDS}s] building $PREV (tests/upgrade/PREVIOUS_CLUSTER) in $T/prev"

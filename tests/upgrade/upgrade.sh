@@ -38,7 +38,9 @@ git -C "$QFS_SRCDIR" rev-parse --verify -q "$PREV^{commit}" >/dev/null 2>&1 ||
 qfs_tmp qfs-upgrade
 
 # --- the previous release's binary
-CACHE=$(cd "$(dirname "$NEW")/.." && pwd)/tests/upgrade
+# QFS_UPGRADE_CACHE: where previous releases are built once and kept
+# (contrib/test-all.sh points both of its builds at build/'s)
+CACHE=${QFS_UPGRADE_CACHE:-$(cd "$(dirname "$NEW")/.." && pwd)/tests/upgrade}
 OLD=$CACHE/quorumfs-$PREV
 if [ ! -x "$OLD" ]; then
 	note "building $PREV (tests/upgrade/PREVIOUS) in $T/prev"
