@@ -48,6 +48,7 @@
 #include "common/glist.h"
 #include "common/log.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/router_int.h"
 #include "router/xact.h"
 
@@ -88,6 +89,28 @@ static const struct qfs_meta_part *pc_part(const struct pc_table *e, const uint8
 	return &e->parts[a ? a - 1 : 0];
 }
 
+/* Tell the admission control e's partitions (each its share of the
+ * table's capacity, admit.h); pc_lock held.  A failure (-ENOMEM) leaves the
+ * old partitions' buckets, logged. */
+static void admit_parts(struct qfs_router *r, const struct pc_table *e)
+{
+	qfs_group_t g[64], *v = e->n <= 64 ? g : malloc(e->n * sizeof(*v));
+	int rc = -ENOMEM;
+
+	if (!r->admit || e->n == 0 || e->table == QFS_META_TABLE)
+		return;
+	if (v) {
+		for (size_t i = 0; i < e->n; i++)
+			v[i] = e->parts[i].group;
+		rc = qfs_admit_set_parts(r->admit, e->table, v, e->n, qfs_clock_mono_ns());
+	}
+	if (v != g)
+		free(v);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "partition shares not updated table=%llu err=%s", (unsigned long long)e->table,
+			qfs_strerror(rc));
+}
+
 int router_refresh(struct qfs_router *r, qfs_table_t table)
 {
 	struct qfs_meta_part *v;
@@ -114,8 +137,23 @@ int router_refresh(struct qfs_router *r, qfs_table_t table)
 	e->parts = v;
 	e->n = n;
 	__atomic_fetch_add(&r->map_gen, 1, __ATOMIC_ACQ_REL);
+	admit_parts(r, e);
 	pthread_rwlock_unlock(&r->pc_lock);
 	return 0;
+}
+
+qfs_group_t router_peek(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len)
+{
+	qfs_group_t g = 0;
+
+	if (!key)
+		return 0;
+	pthread_rwlock_rdlock(&r->pc_lock);
+	struct pc_table *e = pc_find(r, table);
+	if (e && e->n)
+		g = pc_part(e, key, key_len)->group;
+	pthread_rwlock_unlock(&r->pc_lock);
+	return g;
 }
 
 void router_forget(struct qfs_router *r, qfs_table_t table)

@@ -4,7 +4,7 @@
  * The model is in router.h and doc/partitions.md.
  *
  * Lock order: tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
- * alloc_mu, metrics_mu; the meta map's lock and the cell's locks are taken
+ * alloc_mu, metrics_mu; pc_lock before the admission's locks (admit.c); the meta map's lock and the cell's locks are taken
  * inside their calls, after ours.
  */
 #ifndef QFS_ROUTER_ROUTER_INT_H
@@ -121,7 +121,11 @@ void router_parts_close(struct qfs_router *r); /* stop threads, free caches */
  * miss), and its lookup sent to the constant-work queue.  0 or -ENOMEM. */
 int router_resolve(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
 		   struct qfs_meta_part *out);
-/* Replace table's cached map from meta (and bump map_gen). */
+/* The group of (table, key)'s partition if the table's map is cached, else
+ * 0 (no lookup, nothing queued: admission's partition, admit.h). */
+qfs_group_t router_peek(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len);
+/* Replace table's cached map from meta (and bump map_gen), and tell the
+ * admission control the table's partitions (their shares). */
 int router_refresh(struct qfs_router *r, qfs_table_t table);
 /* Forget a dropped table (cache and stats). */
 void router_forget(struct qfs_router *r, qfs_table_t table);
