@@ -220,6 +220,18 @@ END { if (prevhi != "-") bad = "last hi is not the end"; if (bad) { print bad; e
 	"$MNT/.quorumfs/partitions" || fail "bad .quorumfs/partitions"
 grep -q '^meta lookups_sent [1-9]' "$MNT/.quorumfs/stats" || fail "no constant-work lookups counted"
 grep -qE '^meta .* xacts [1-9]' "$MNT/.quorumfs/stats" || fail "no cross-partition txn ran during the splits"
+# admission knows the partitions: one .quorumfs/capacity line each, with
+# its share and ceiling (doc/admission.md), the same groups as the map
+for _ in 1 2 3 4 5; do
+	pg=$(awk '$1 == "table" && $2 == "t" && $3 == "partition" { print $6 }' "$MNT/.quorumfs/partitions" | sort)
+	cg=$(awk '$1 == "partition" && $2 == "t" && $3 == "group" && $5 == "share_rcu" { print $4 }' \
+		"$MNT/.quorumfs/capacity" | sort)
+	[ -n "$pg" ] && [ "$pg" = "$cg" ] && break
+	sleep 0.5
+done
+[ -n "$pg" ] && [ "$pg" = "$cg" ] || fail "capacity's partitions ($cg) are not the map's ($pg)"
+grep -q '^partition t group [0-9a-f]* throttled_reads [0-9]* throttled_writes [0-9]*$' "$MNT/.quorumfs/stats" ||
+	fail "stats lack the per-partition throttle lines"
 note "$P2 partitions after size splits under load"
 
 # restore reassembles the partitions the table has (from their archives)
