@@ -301,6 +301,7 @@ struct admit_part {
 	double consumed[QFS_ADMIT_NKINDS];  /* units charged since start */
 	double borrowed[QFS_ADMIT_NKINDS];  /* units taken from the other partitions' shares */
 	uint64_t throttled[QFS_ADMIT_NKINDS]; /* its requests that waited or got EAGAIN */
+	uint64_t ceil_hits;                 /* tries its ceiling refused (either kind) */
 };
 
 struct admit_table {
@@ -828,14 +829,16 @@ int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part,
 			w = wn;
 	}
 	qfs_admit_bucket_refill(&p->ceil[kind], now_ns);
+	int ceil_ok = qfs_admit_bucket_ready(&p->ceil[kind], 0);
 	/* its share, else the others' unused shares (adaptive capacity), else
 	 * the table's burst (spent by whichever partition needs it) */
 	double spare = unused_shares(t, p, kind, now_ns);
 	int share_ok = qfs_admit_bucket_ready(&p->share[kind], 0) || spare > 0 ||
 		       (headroom && qfs_admit_gac_burst(a->gac, group, kind, now_ns) > 0);
-	int ok = force || (nodes_ready && qfs_admit_bucket_ready(&p->ceil[kind], 0) && share_ok &&
-			   local_ready(a, t, kind, units, headroom, now_ns));
+	int ok = force || (nodes_ready && ceil_ok && share_ok && local_ready(a, t, kind, units, headroom, now_ns));
 	if (!ok) {
+		if (!ceil_ok)
+			p->ceil_hits++;
 		uint64_t wp = qfs_admit_bucket_wait(&p->ceil[kind]);
 		if (wp > w)
 			w = wp;
@@ -969,6 +972,19 @@ void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out)
 		       (unsigned long long)i->expired[QFS_ADMIT_READ], (unsigned long long)i->expired[QFS_ADMIT_WRITE],
 		       (unsigned long long)i->throttled[QFS_ADMIT_READ],
 		       (unsigned long long)i->throttled[QFS_ADMIT_WRITE]);
+}
+
+uint64_t qfs_admit_ceiling_hits(struct qfs_admit *a, qfs_group_t group, qfs_group_t part)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = *slot(a, group);
+	for (size_t i = 0; t && i < t->nparts; i++)
+		if (t->parts[i].group == part)
+			n = t->parts[i].ceil_hits;
+	pthread_mutex_unlock(&a->mu);
+	return n;
 }
 
 int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64_t now_ns,

@@ -251,6 +251,10 @@ struct qfs_admit_part_info {
  * -ENOENT if the table is unknown or has no i-th partition. */
 int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64_t now_ns,
 			struct qfs_admit_part_info *out);
+/* How many tries partition part of table group had refused by its
+ * ceiling since start (0 if unknown): the split checks count a partition
+ * whose count moved in a second as hot (doc/partitions.md). */
+uint64_t qfs_admit_ceiling_hits(struct qfs_admit *a, qfs_group_t group, qfs_group_t part);
 /* Append " group G share_rcu X ... throttled_writes N" for i. */
 void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *out);
 

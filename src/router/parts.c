@@ -308,7 +308,12 @@ static void pst_roll(struct qfs_router *r, struct pstat *st, uint64_t now_ms)
 	st->ops_s = span < 2000 ? (double)st->ops * 1000.0 / (double)span : 0.0;
 	st->ops = 0;
 	st->sec_start_ms = now_ms;
-	if (r->split_cfg.split_ops > 0 && st->ops_s > r->split_cfg.split_ops) {
+	/* a partition its ceiling held back is hot whatever its request rate
+	 * (admit.h): splitting gives each half its own ceiling */
+	uint64_t hits = r->admit ? qfs_admit_ceiling_hits(r->admit, st->table, st->group) : 0;
+	int held = hits != st->ceil_hits;
+	st->ceil_hits = hits;
+	if (r->split_cfg.split_ops > 0 && (st->ops_s > r->split_cfg.split_ops || held)) {
 		if (!st->hot_since_ms)
 			st->hot_since_ms = now_ms - span;
 	} else {

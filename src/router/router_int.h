@@ -4,7 +4,8 @@
  * The model is in router.h and doc/partitions.md.
  *
  * Lock order: tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
- * alloc_mu, metrics_mu; pc_lock before the admission's locks (admit.c); the meta map's lock and the cell's locks are taken
+ * alloc_mu, metrics_mu; pc_lock and pst_mu before the admission's locks
+ * (admit.c); the meta map's lock and the cell's locks are taken
  * inside their calls, after ours.
  */
 #ifndef QFS_ROUTER_ROUTER_INT_H
@@ -46,6 +47,7 @@ struct pstat {
 	uint64_t sec_start_ms;       /* start of that second */
 	uint64_t hot_since_ms;       /* rate above split_ops since (0: not) */
 	double ops_s;                /* last full second's rate */
+	uint64_t ceil_hits;          /* admission's ceiling refusals at the last roll */
 	uint64_t written;            /* txn bytes since the last size check */
 	int size_checked;            /* a size check ran once */
 	int size_backoff;            /* the last size check split nothing */

@@ -18,6 +18,8 @@
 #     key sampled from the requests, with no error to the readers;
 #  5. every mount above starts with a cold routing cache under load;
 #  6. `quorumfs restore` of the split table reassembles its partitions.
+#  7. a partition its ceiling (-o part_rcu=) holds back splits by load
+#     whatever its request rate; its throttled reads are counted.
 # The writers of step 2 overwrite files, create new ones and remove some:
 # a create or unlink whose entry and inode fall into two partitions is a
 # cross-partition transaction (doc/xact.md).
@@ -300,5 +302,25 @@ log_since | grep -q 'split by load .*err=Success' || fail "no split by load"
 [ "$(nparts)" -gt "$before" ] || fail "no new partition after the load split"
 $PT verify "$MNT/t" "$MAN" || fail "tree after the load split"
 note "load split: $before -> $(nparts) partitions"
+
+# --- 7. a partition its ceiling holds back splits by load (doc/admission.md)
+# whatever its request rate (split_ops far above it): a new table c, read
+# at most 40 units/s per partition
+remount -o split_bytes=0,split_ops=1000000,split_window=2s,split_check=300ms,cache_timeout=0,part_rcu=40
+log_mark
+mkdir -p "$MNT/c/h" || fail "mkdir c/h"
+for i in $(seq 40); do head -c 100 /dev/urandom >"$MNT/c/h/f$i" || fail "create c/h/f$i at the ceiling"; done
+$PT hammer "$MNT/c" "$MAN" h 5 || fail "a reader saw an error at its partition's ceiling (it must wait)"
+for _ in $(seq 20); do
+	log_since | grep -q 'split by load table=.*err=Success' && break
+	sleep 0.3
+done
+log_since | grep -q 'split by load .*err=Success' || fail "a partition held at its ceiling did not split"
+cparts=$(grep -c '^table c partition ' "$MNT/.quorumfs/partitions")
+[ "$cparts" -gt 1 ] || fail "table c is still one partition after its ceiling held it"
+held=$(awk '$1 == "partition" && $2 == "c" { for (i = 3; i < NF; i += 2) if ($i == "throttled_reads") s += $(i + 1) }
+	END { print s + 0 }' "$MNT/.quorumfs/capacity")
+[ "$held" -gt 0 ] || fail "no partition of c counted a throttled read: $(grep '^partition c ' "$MNT/.quorumfs/capacity")"
+note "ceiling split: table c in $cparts partitions, $held reads waited"
 qfs_umount
 exit 0

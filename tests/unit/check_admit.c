@@ -539,6 +539,11 @@ START_TEST(partition_ceiling_on_demand)
 	ck_assert_int_le(got[0], 6010);
 	ck_assert_int_ge(got[1], 5000);
 	ck_assert_int_le(got[1], 6010);
+	/* the refusals of its ceiling, which the split checks count as load */
+	uint64_t hits = qfs_admit_ceiling_hits(adm, 7, 8);
+	ck_assert_uint_gt(hits, 1000);
+	ck_assert_uint_eq(qfs_admit_ceiling_hits(adm, 7, 99), 0);
+	ck_assert_uint_eq(qfs_admit_ceiling_hits(adm, 99, 8), 0);
 	/* a hot partition waits (counted on it and its table), the other not */
 	uint64_t t0 = now;
 	ck_assert_int_eq(qfs_admit_acquire_part(adm, 7, 8, QFS_ADMIT_WRITE, 1), 0);
