@@ -729,7 +729,8 @@ static double unused_shares(struct admit_table *t, struct admit_part *p, int k, 
 }
 
 /* Take units from p's share: its own tokens, then the other partitions'
- * unused ones (borrowed, counted), the rest as p's debt.  a->mu held. */
+ * unused ones (borrowed, counted; as of their last refill), the rest as
+ * p's debt.  a->mu held. */
 static void take_share(struct admit_table *t, struct admit_part *p, int k, double units)
 {
 	struct qfs_admit_bucket *own = &p->share[k];
@@ -832,8 +833,8 @@ int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part,
 	int ceil_ok = qfs_admit_bucket_ready(&p->ceil[kind], 0);
 	/* its share, else the others' unused shares (adaptive capacity), else
 	 * the table's burst (spent by whichever partition needs it) */
-	double spare = unused_shares(t, p, kind, now_ns);
-	int share_ok = qfs_admit_bucket_ready(&p->share[kind], 0) || spare > 0 ||
+	qfs_admit_bucket_refill(&p->share[kind], now_ns);
+	int share_ok = qfs_admit_bucket_ready(&p->share[kind], 0) || unused_shares(t, p, kind, now_ns) > 0 ||
 		       (headroom && qfs_admit_gac_burst(a->gac, group, kind, now_ns) > 0);
 	int ok = force || (nodes_ready && ceil_ok && share_ok && local_ready(a, t, kind, units, headroom, now_ns));
 	if (!ok) {
@@ -875,7 +876,8 @@ void qfs_admit_settle_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t p
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (t) {
 		struct admit_part *p = part_of(t, part);
-		unused_shares(t, p, kind, now_ns); /* refill before borrowing */
+		if (p->share[kind].rate > 0)
+			unused_shares(t, p, kind, now_ns); /* refill before borrowing */
 		charge(a, t, p, kind, cost(a, kind, units), 1, node_mask(a, mask));
 	}
 	pthread_mutex_unlock(&a->mu);
