@@ -1277,6 +1277,67 @@ static uint32_t space_copies(const char *data, uint32_t nodes, const char *archi
 	return n ? n + 1 : 1;
 }
 
+/* Go to the background: fork (before any thread exists), the parent waits
+ * for the child's on_ready or report_failure and gets the exit code to
+ * return, 0 or 1 (after "quorumfs: <what> failed: <reason> (see logfile)");
+ * the child gets -1, in its own session in /, with ready->fd its end of the
+ * pipe. */
+static int daemonize(struct ready_ctx *ready, const char *what, const char *logfile)
+{
+	char msg[PATH_MAX * 2 + 256], code = 1;
+	int pfd[2];
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(pfd) != 0) {
+		perror("quorumfs: pipe");
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("quorumfs: fork");
+		return 1;
+	}
+	if (pid > 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &code, 1) == 1 && code == 0)
+			return 0;
+		n = read(pfd[0], msg, sizeof(msg) - 1);
+		msg[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "quorumfs: %s failed: %s (see %s)\n", what, n > 0 ? msg : "daemon exited",
+			logfile);
+		return 1;
+	}
+	close(pfd[0]);
+	setsid();
+	ready->fd = pfd[1];
+	if (chdir("/") != 0) {
+		/* not fatal */
+	}
+	return -1;
+}
+
+/* Load the cluster file at path and its key file once, before the fork, to
+ * refuse a bad one on the caller's stderr (the loader says which line or
+ * which mode); id != 0: the file must also list node id.  The key is wiped
+ * after.  0, or 1 once the reason is printed (after "quorumfs: " who). */
+static int check_cluster_file(const char *path, uint32_t id, const char *who)
+{
+	struct qfs_cluster *cl = calloc(1, sizeof(*cl));
+	int rc = cl ? qfs_cluster_load(path, cl) : -ENOMEM, missing = 0;
+
+	if (!rc && id && !qfs_cluster_node(cl, id))
+		missing = 1;
+	if (cl)
+		memset(cl, 0, sizeof(*cl)); /* the key */
+	free(cl);
+	if (!rc && !missing)
+		return 0;
+	fprintf(stderr, "quorumfs: %scannot use the cluster file %s: %s\n", who, path,
+		missing ? "no node of this id in it" : qfs_strerror(rc));
+	return 1;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	int foreground = 0, debug = 0, single = 0, opt, lockfd = -1;
@@ -1360,16 +1421,8 @@ static int cmd_mount(int argc, char **argv)
 		m.split.split_bytes = 0;
 		/* Refuse a bad cluster or key file here, on the caller's stderr
 		 * (the loader says which line or which mode). */
-		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
-		rc = cl ? qfs_cluster_load(m.cluster, cl) : -ENOMEM;
-		if (cl)
-			memset(cl, 0, sizeof(*cl)); /* the key */
-		free(cl);
-		if (rc) {
-			fprintf(stderr, "quorumfs: cannot use the cluster file %s: %s\n", m.cluster,
-				qfs_strerror(rc));
+		if (check_cluster_file(m.cluster, 0, ""))
 			return 1;
-		}
 		m.co.cluster = m.cluster;
 		m.ac.url = "off";
 		m.sc.off = 1;
@@ -1418,34 +1471,9 @@ static int cmd_mount(int argc, char **argv)
 
 	if (!foreground) {
 		/* fork before any thread exists; the parent waits for "mounted" */
-		int pfd[2];
-		if (pipe(pfd) != 0) {
-			perror("quorumfs: pipe");
-			return 1;
-		}
-		pid_t pid = fork();
-		if (pid < 0) {
-			perror("quorumfs: fork");
-			return 1;
-		}
-		if (pid > 0) {
-			char code = 1;
-			close(pfd[1]);
-			ssize_t n = read(pfd[0], &code, 1);
-			if (n == 1 && code == 0)
-				return 0;
-			n = read(pfd[0], msg, sizeof(msg) - 1);
-			msg[n > 0 ? n : 0] = '\0';
-			fprintf(stderr, "quorumfs: mount failed: %s (see %s)\n", n > 0 ? msg : "daemon exited",
-				m.logfile);
-			return 1;
-		}
-		close(pfd[0]);
-		setsid();
-		ready.fd = pfd[1];
-		if (chdir("/") != 0) {
-			/* not fatal */
-		}
+		rc = daemonize(&ready, "mount", m.logfile);
+		if (rc >= 0)
+			return rc;
 	}
 	lock_note_pid(lockfd);
 	if (m.logfile) {
@@ -1848,22 +1876,9 @@ static int cmd_node(int argc, char **argv)
 		fprintf(stderr, "quorumfs: node: want -o cluster=FILE,id=N NODE_DIR\n");
 		return 2;
 	}
-	{
-		/* The cluster and key files, checked on the caller's stderr. */
-		struct qfs_cluster *cl = calloc(1, sizeof(*cl));
-
-		rc = cl ? qfs_cluster_load(cluster, cl) : -ENOMEM;
-		if (!rc && !qfs_cluster_node(cl, so.id))
-			rc = -ENOENT;
-		if (cl)
-			memset(cl, 0, sizeof(*cl)); /* the key */
-		free(cl);
-		if (rc) {
-			fprintf(stderr, "quorumfs: node: cannot use the cluster file %s: %s\n", cluster,
-				rc == -ENOENT ? "no node of this id in it" : qfs_strerror(rc));
-			return 1;
-		}
-	}
+	/* The cluster and key files, checked on the caller's stderr. */
+	if (check_cluster_file(cluster, so.id, "node: "))
+		return 1;
 	if (mkdir(argv[optind], 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "quorumfs: node: cannot create %s: %s\n", argv[optind], strerror(errno));
 		return 1;
@@ -1883,32 +1898,9 @@ static int cmd_node(int argc, char **argv)
 		logfile = logpath;
 	}
 	if (!foreground) {
-		int pfd[2];
-		pid_t pid;
-
-		if (pipe(pfd) != 0 || (pid = fork()) < 0) {
-			perror("quorumfs: node");
-			return 1;
-		}
-		if (pid > 0) {
-			char code = 1;
-			ssize_t n;
-
-			close(pfd[1]);
-			if (read(pfd[0], &code, 1) == 1 && code == 0)
-				return 0;
-			n = read(pfd[0], msg, sizeof(msg) - 1);
-			msg[n > 0 ? n : 0] = '\0';
-			fprintf(stderr, "quorumfs: node failed: %s (see %s)\n", n > 0 ? msg : "daemon exited",
-				logfile);
-			return 1;
-		}
-		close(pfd[0]);
-		setsid();
-		ready.fd = pfd[1];
-		if (chdir("/") != 0) {
-			/* not fatal */
-		}
+		rc = daemonize(&ready, "node", logfile);
+		if (rc >= 0)
+			return rc;
 	}
 	lock_note_pid(lockfd);
 	if (logfile && (rc = qfs_log_open_file(logfile))) {

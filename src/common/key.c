@@ -169,10 +169,12 @@ void qfs_key_xact_range(uint8_t *lo, uint8_t *hi, uint8_t tag)
 	hi[QFS_KEY_PREFIX_LEN + 1] = (uint8_t)(tag + 1);
 }
 
-static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+/* See key.h. */
+int qfs_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
 	size_t n = al < bl ? al : bl;
 	int c = n ? memcmp(a, b, n) : 0;
+
 	if (c)
 		return c;
 	return al < bl ? -1 : al > bl;
@@ -194,7 +196,7 @@ int qfs_key_xact_meets(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size
 		return 0; /* hi <= every key starting with 0xff */
 	qfs_key_xact_range(rlo, rhi, 0);
 	/* [lo, hi) meets [rlo, rhi) iff lo < rhi and rlo < hi (both non-empty) */
-	return bytes_cmp(lo, lo_len, hi, hi_len) < 0 &&
-	       bytes_cmp(lo, lo_len, rhi, QFS_KEY_PREFIX_LEN + 1) < 0 &&
-	       bytes_cmp(rlo, QFS_KEY_PREFIX_LEN + 1, hi, hi_len) < 0;
+	return qfs_key_cmp(lo, lo_len, hi, hi_len) < 0 &&
+	       qfs_key_cmp(lo, lo_len, rhi, QFS_KEY_PREFIX_LEN + 1) < 0 &&
+	       qfs_key_cmp(rlo, QFS_KEY_PREFIX_LEN + 1, hi, hi_len) < 0;
 }

@@ -65,6 +65,11 @@ void qfs_key_xact_range(uint8_t *lo, uint8_t *hi, uint8_t tag);
 /* 1 if [lo, hi) (hi NULL: the point lo) meets the reserved space, else 0. */
 int qfs_key_xact_meets(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size_t hi_len);
 
+/* Order of keys as the store keeps them (RocksDB's bytewise order): memcmp
+ * over the common length, then the shorter first.  <0, 0 or >0; a or b
+ * may be NULL where its length is 0. */
+int qfs_key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+
 /* Parse a key. Returns 0 or QFS_ECORRUPT (bad hash, unknown sk). */
 int qfs_key_parse(const uint8_t *key, size_t len, struct qfs_key *out);
 

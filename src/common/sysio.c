@@ -33,41 +33,29 @@ static int sys_openat(int dfd, const char *path, int flags, mode_t mode)
 	return openat(dfd, path, flags, mode);
 }
 
-const struct qfs_sysio_table qfs_sysio_default = {
-	.open = sys_open,
-	.openat = sys_openat,
-	.write = write,
-	.pwrite = pwrite,
-	.fsync = fsync,
-	.fdatasync = fdatasync,
-	.rename = rename,
-	.renameat = renameat,
-	.link = link,
-	.unlink = unlink,
-	.unlinkat = unlinkat,
-	.rmdir = rmdir,
-	.mkdir = mkdir,
-	.ftruncate = ftruncate,
-	.fallocate = fallocate,
-};
+/* The libc calls, the initializer of both tables below. */
+#define SYSIO_LIBC                          \
+	{                                   \
+		.open = sys_open,           \
+		.openat = sys_openat,       \
+		.write = write,             \
+		.pwrite = pwrite,           \
+		.fsync = fsync,             \
+		.fdatasync = fdatasync,     \
+		.rename = rename,           \
+		.renameat = renameat,       \
+		.link = link,               \
+		.unlink = unlink,           \
+		.unlinkat = unlinkat,       \
+		.rmdir = rmdir,             \
+		.mkdir = mkdir,             \
+		.ftruncate = ftruncate,     \
+		.fallocate = fallocate,     \
+	}
 
-struct qfs_sysio_table qfs_sysio = {
-	.open = sys_open,
-	.openat = sys_openat,
-	.write = write,
-	.pwrite = pwrite,
-	.fsync = fsync,
-	.fdatasync = fdatasync,
-	.rename = rename,
-	.renameat = renameat,
-	.link = link,
-	.unlink = unlink,
-	.unlinkat = unlinkat,
-	.rmdir = rmdir,
-	.mkdir = mkdir,
-	.ftruncate = ftruncate,
-	.fallocate = fallocate,
-};
+const struct qfs_sysio_table qfs_sysio_default = SYSIO_LIBC;
+
+struct qfs_sysio_table qfs_sysio = SYSIO_LIBC;
 
 /* ---- durable-file helpers ---- */
 

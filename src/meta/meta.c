@@ -255,22 +255,58 @@ static size_t first_of(const struct qfs_meta *m, qfs_table_t table)
 	return a;
 }
 
+void (*qfs_meta_test_reload_hook)(qfs_table_t table); /* test hook, see meta.h */
+
+/* The version of a map: the sum of its partitions' epochs.  A split raises
+ * it (E becomes twice E+1), a creation too (none becomes epoch 1); only a
+ * drop, which leaves no record, lowers it.  So of two reads of a table's
+ * records, the one with the lower version is the older. */
+static uint64_t map_version(const struct qfs_meta_part *v, size_t n)
+{
+	uint64_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += v[i].epoch;
+	return s;
+}
+
 int qfs_meta_reload_table(struct qfs_meta *m, qfs_table_t table)
 {
 	struct load_ctx c = { 0 };
 	size_t i, j, n;
-	int rc = load_range(m, table, table + 1, &c);
+	int rc, reread = 0;
 
+again:
+	rc = load_range(m, table, table + 1, &c);
 	if (rc) {
 		free(c.v);
 		return rc;
 	}
 	if (c.n > 1)
 		qsort(c.v, c.n, sizeof(*c.v), part_cmp);
+	if (qfs_meta_test_reload_hook)
+		qfs_meta_test_reload_hook(table);
 	pthread_rwlock_wrlock(&m->lock);
 	i = first_of(m, table);
 	for (j = i; j < m->n && m->v[j].table == table; j++)
 		;
+	/* The read ran outside the lock: another reload (a split's commit)
+	 * may have installed a newer map since.  Never go back: a lower
+	 * version is an older read; no record where some are cached is a
+	 * drop or a read from before the table's creation or first split,
+	 * so it is read once more and installed only if still empty. */
+	if (c.n && map_version(c.v, c.n) < map_version(m->v + i, j - i)) {
+		pthread_rwlock_unlock(&m->lock);
+		free(c.v);
+		return 0;
+	}
+	if (c.n == 0 && j > i && !reread) {
+		pthread_rwlock_unlock(&m->lock);
+		free(c.v);
+		memset(&c, 0, sizeof(c));
+		reread = 1;
+		goto again;
+	}
 	n = m->n - (j - i) + c.n;
 	if (n > m->cap) {
 		struct qfs_meta_part *nv = realloc(m->v, n * sizeof(*nv));

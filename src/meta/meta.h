@@ -74,7 +74,12 @@ struct qfs_meta_rec {
 int qfs_meta_open(struct qfs_cell *cell, struct qfs_meta **out);
 void qfs_meta_free(struct qfs_meta *m); /* NULL: nothing */
 /* Re-read table's records (after a commit that changed them, or to
- * refresh).  0, QFS_ECORRUPT, read errors (the old entries stay). */
+ * refresh) and install them unless the map in memory is newer (a higher
+ * version: the sum of the epochs, which every split raises), as when a
+ * split's reload installed its commit while this read ran.  A read that
+ * finds no record where memory has some (a drop) is read once more and
+ * installed if still empty.  0 (also when memory was newer: kept),
+ * QFS_ECORRUPT, read errors (the old entries stay). */
 int qfs_meta_reload_table(struct qfs_meta *m, qfs_table_t table);
 
 /* The partition of (table, key): memory only.  Always 0 (a table without
@@ -128,6 +133,10 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
  * qfs_meta_split returns -ETIMEDOUT right after its commit applied, as a
  * proposal whose answer was lost would. */
 extern int qfs_meta_test_split_lost;
+/* TEST HOOK (never set in production): when set, qfs_meta_reload_table
+ * calls it after reading table's records and before installing them, on
+ * the reloading thread, no lock held (a test delays a reload there). */
+extern void (*qfs_meta_test_reload_hook)(qfs_table_t table);
 
 /* Decode a fence record (epoch, table, lo, hi) into p (group untouched).
  * 0 or QFS_ECORRUPT. */

@@ -466,6 +466,28 @@ int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, 
 	return r;
 }
 
+/* A GET's reply: its error, or its value copied into *val (malloc'd, the
+ * caller frees) and *val_len.  Frees the frame f. */
+static int reply_value(struct qfs_net_frame *f, const struct qfs_rpc_rep *p, void **val,
+		       size_t *val_len)
+{
+	int r = p->err;
+
+	if (!r) {
+		void *v = malloc(p->len ? p->len : 1);
+
+		if (!v) {
+			r = -ENOMEM;
+		} else {
+			memcpy(v, p->data, p->len);
+			*val = v;
+			*val_len = p->len;
+		}
+	}
+	qfs_net_frame_free(f);
+	return r;
+}
+
 /* See cluster.h. */
 int qfs_rcell_get(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
@@ -478,20 +500,7 @@ int qfs_rcell_get(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *key, s
 
 	if (r)
 		return r;
-	r = p.err;
-	if (!r) {
-		void *v = malloc(p.len ? p.len : 1);
-
-		if (!v) {
-			r = -ENOMEM;
-		} else {
-			memcpy(v, p.data, p.len);
-			*val = v;
-			*val_len = p.len;
-		}
-	}
-	qfs_net_frame_free(f);
-	return r;
+	return reply_value(f, &p, val, val_len);
 }
 
 /* See cluster.h. */
@@ -501,26 +510,12 @@ int qfs_rcell_get_node(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, con
 	struct qfs_rpc_req q = { .op = QFS_RPC_GET, .group = group, .a = key, .alen = key_len };
 	struct qfs_net_frame *f;
 	struct qfs_rpc_rep p;
-	int r;
 
 	if (node_idx(rc, id) < 0)
 		return -EINVAL;
 	if (call(rc, id, &q, 1000, &f, &p) != 0)
 		return -EHOSTDOWN;
-	r = p.err;
-	if (!r) {
-		void *v = malloc(p.len ? p.len : 1);
-
-		if (!v) {
-			r = -ENOMEM;
-		} else {
-			memcpy(v, p.data, p.len);
-			*val = v;
-			*val_len = p.len;
-		}
-	}
-	qfs_net_frame_free(f);
-	return r;
+	return reply_value(f, &p, val, val_len);
 }
 
 /* See cluster.h.  Pages of about 4 MiB: each page is one consistent read

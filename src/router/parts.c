@@ -32,8 +32,13 @@
  * crash between G's fence and the commit point.  Test hook: QFS_TEST_SPLIT_STOP=k makes the
  * split thread log "split stopped at step k (test hook)" after step k and
  * hang there, so that a test can kill -9 the mount at that point.
+ * Splits run one at a time under split_run_mu, their partition looked up
+ * under it.  Live, router_fence_repair (a write refused twice) settles a
+ * group whose fence differs from the map when no split runs: what an
+ * abandoned split whose fence reset failed, or one whose outcome stayed
+ * unknown, leaves until the next open.
  *
- * Locks: see router_int.h (tables_lock first).
+ * Locks: see router_int.h (split_run_mu, then tables_lock).
  */
 #include "config.h"
 
@@ -116,11 +121,18 @@ int router_refresh(struct qfs_router *r, qfs_table_t table)
 	struct qfs_meta_part *v;
 	struct pc_table *e;
 	size_t n;
-	int rc = qfs_meta_parts(r->meta, table, &v, &n);
+	int rc;
 
-	if (rc)
-		return rc;
+	/* Copy and install under pc_lock (the meta map's lock comes after
+	 * it): a copy taken outside could be older than one another refresh
+	 * installed meanwhile, and would put the old map back.  The map in
+	 * src/meta only moves forward, so neither does this cache. */
 	pthread_rwlock_wrlock(&r->pc_lock);
+	rc = qfs_meta_parts(r->meta, table, &v, &n);
+	if (rc) {
+		pthread_rwlock_unlock(&r->pc_lock);
+		return rc;
+	}
 	e = pc_find(r, table);
 	if (!e) {
 		e = calloc(1, sizeof(*e));
@@ -577,6 +589,56 @@ static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 	return rc;
 }
 
+/* 1 if fence f (decoded; epoch UINT64_MAX: undecodable) is not p's. */
+static int fence_differs(const struct qfs_meta_part *p, const struct qfs_meta_part *f)
+{
+	return p->epoch != f->epoch || p->lo_len != f->lo_len || p->hi_len != f->hi_len ||
+	       memcmp(p->lo, f->lo, p->lo_len) || memcmp(p->hi, f->hi, p->hi_len);
+}
+
+int router_fence_repair(struct qfs_router *r, qfs_table_t table)
+{
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	/* a running split fences its group ahead of the map on purpose and
+	 * settles it itself: only with no split running is a difference a
+	 * leftover (this router is the only one that splits, doc/cluster.md) */
+	if (pthread_mutex_trylock(&r->split_run_mu) != 0)
+		return -EBUSY;
+	rc = qfs_meta_reload_table(r->meta, table); /* judge by the stored map only */
+	if (rc == 0)
+		rc = qfs_meta_parts(r->meta, table, &v, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct qfs_meta_part f;
+		void *val;
+		size_t vl;
+		int grc = qfs_cell_get(r->cell, v[i].group, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
+
+		if (grc && grc != -ENOENT)
+			continue; /* cannot serve: its writes fail by themselves */
+		memset(&f, 0, sizeof(f));
+		if (grc == 0) {
+			if (qfs_meta_fence_decode(val, vl, &f) != 0)
+				f.epoch = UINT64_MAX;
+			free(val);
+		}
+		if (!fence_differs(&v[i], &f))
+			continue;
+		rc = settle_group(r, &v[i]);
+		QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN,
+			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=%s",
+			(unsigned long long)table, (unsigned long long)v[i].group,
+			(unsigned long long)v[i].epoch, (unsigned long long)f.epoch, qfs_strerror(rc));
+	}
+	pthread_mutex_unlock(&r->split_run_mu);
+	free(v);
+	if (rc == 0)
+		rc = router_refresh(r, table);
+	return rc;
+}
+
 #define QFS_EUNKNOWN_SPLIT 1 /* commit_outcome: the map could not be read */
 
 /* qfs_meta_split failed with err, which may come after its commit applied
@@ -677,8 +739,13 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 		return -ETIMEDOUT;
 	}
 	if (rc) {
-		if (rc != QFS_ECONFLICT) /* G's fence may say E+1: put back the map's */
-			(void)settle_group(r, old);
+		if (rc != QFS_ECONFLICT) { /* G's fence may say E+1: put back the map's */
+			int src = settle_group(r, old);
+			if (src) /* its writes meet QFS_ESTALE and repair it (router_fence_repair) */
+				QFS_LOG(QFS_LOG_ERR, "abandoned split left the old group fenced ahead of the map "
+					"group=%016llx epoch=%llu err=%s", (unsigned long long)old->group,
+					(unsigned long long)old->epoch, qfs_strerror(src));
+		}
 		clear_frozen(r);
 		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=%s",
 			(unsigned long long)old->table, (unsigned long long)old->group,
@@ -719,12 +786,12 @@ int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key
 
 	if (table == QFS_META_TABLE)
 		return -EINVAL;
+	/* one split at a time; the partition is looked up once the running
+	 * one is done (it may have moved the key elsewhere) */
+	pthread_mutex_lock(&r->split_run_mu);
 	qfs_meta_lookup(r->meta, table, key, key_len, &p);
-	pthread_mutex_lock(&r->split_mu);   /* one split at a time */
-	while (r->frozen)
-		pthread_cond_wait(&r->split_cv, &r->split_mu);
-	pthread_mutex_unlock(&r->split_mu);
 	rc = split(r, &p, key, key_len);
+	pthread_mutex_unlock(&r->split_run_mu);
 	return rc;
 }
 
@@ -852,8 +919,11 @@ static void check_splits(struct qfs_router *r)
 		struct qfs_meta_part *v = NULL, *p = NULL;
 		size_t n = 0;
 
-		if (qfs_meta_parts(r->meta, c->table, &v, &n) != 0)
+		pthread_mutex_lock(&r->split_run_mu); /* one split at a time, map read after */
+		if (qfs_meta_parts(r->meta, c->table, &v, &n) != 0) {
+			pthread_mutex_unlock(&r->split_run_mu);
 			continue;
+		}
 		for (size_t j = 0; j < n; j++)
 			if (v[j].group == c->group)
 				p = &v[j];
@@ -891,6 +961,7 @@ static void check_splits(struct qfs_router *r)
 				(unsigned long long)c->group, qfs_strerror(rc));
 			c->done = rc == 0;
 		}
+		pthread_mutex_unlock(&r->split_run_mu);
 		free(v);
 	}
 	/* a size check that found no split (small, or one file larger than
@@ -988,8 +1059,7 @@ static int repair(struct qfs_router *r)
 			if (v[j].group != groups.v[i])
 				continue;
 			p = v[j];
-			if (p.epoch != f.epoch || p.lo_len != f.lo_len || p.hi_len != f.hi_len ||
-			    memcmp(p.lo, f.lo, p.lo_len) || memcmp(p.hi, f.hi, p.hi_len)) {
+			if (fence_differs(&p, &f)) {
 				QFS_LOG(QFS_LOG_WARN, "finishing an interrupted split group=%016llx epoch=%llu fence=%llu",
 					(unsigned long long)p.group, (unsigned long long)p.epoch,
 					(unsigned long long)f.epoch);

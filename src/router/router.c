@@ -374,6 +374,10 @@ int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 			__atomic_fetch_add(&r->st_stale, 1, __ATOMIC_RELAXED);
 			(void)qfs_meta_reload_table(r->meta, table); /* another router may have split it */
 			router_refresh(r, table);
+			/* stale again with a fresh map: a group fenced ahead of
+			 * (or behind) the map that no split settles */
+			if (attempt % 50 == 1)
+				(void)router_fence_repair(r, table);
 			if (attempt > 0)
 				usleep(1000);
 			continue;
@@ -1241,6 +1245,7 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 	pthread_rwlock_init(&r->pc_lock, NULL);
 	pthread_mutex_init(&r->cq_mu, NULL);
 	pthread_cond_init(&r->cq_cv, NULL);
+	pthread_mutex_init(&r->split_run_mu, NULL);
 	pthread_mutex_init(&r->split_mu, NULL);
 	pthread_cond_init(&r->split_cv, NULL);
 	pthread_mutex_init(&r->pst_mu, NULL);
@@ -1296,6 +1301,7 @@ void qfs_router_free(struct qfs_router *r)
 	pthread_rwlock_destroy(&r->pc_lock);
 	pthread_mutex_destroy(&r->cq_mu);
 	pthread_cond_destroy(&r->cq_cv);
+	pthread_mutex_destroy(&r->split_run_mu);
 	pthread_mutex_destroy(&r->split_mu);
 	pthread_cond_destroy(&r->split_cv);
 	pthread_mutex_destroy(&r->pst_mu);

@@ -3,7 +3,8 @@
  * metrics) and parts.c (routing cache, constant-work lookups, splits).
  * The model is in router.h and doc/partitions.md.
  *
- * Lock order: tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
+ * Lock order: split_run_mu (held across a whole split, its I/O included)
+ * before tables_lock; tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
  * alloc_mu, metrics_mu; pc_lock and pst_mu before the admission's locks
  * (admit.c); the meta map's lock and the cell's locks are taken
  * inside their calls, after ours.
@@ -100,6 +101,8 @@ struct qfs_router {
 	uint64_t st_xacts;              /* atomic: cross-partition txns run */
 
 	/* splits (parts.c) */
+	pthread_mutex_t split_run_mu;   /* held by the one split running, from the lookup of
+					   its partition to its end (and by a live fence repair) */
 	pthread_mutex_t split_mu;
 	pthread_cond_t split_cv;        /* frozen cleared; split_stop set */
 	int frozen;                     /* a range is frozen; written under tables_lock (excl) + split_mu */
@@ -129,6 +132,14 @@ qfs_group_t router_peek(struct qfs_router *r, qfs_table_t table, const uint8_t *
 /* Replace table's cached map from meta (and bump map_gen), and tell the
  * admission control the table's partitions (their shares). */
 int router_refresh(struct qfs_router *r, qfs_table_t table);
+/* A write of table met QFS_ESTALE again after a refresh of the map: with
+ * no split running (split_run_mu tried, not waited for), re-read the map
+ * and settle every partition whose group's fence is not the map's (an
+ * abandoned split whose reset of the old group's fence failed, a split
+ * whose outcome was unknown), as the repair at open does; then refresh
+ * the cache.  0, -EBUSY (a split runs: it settles its groups itself), map
+ * read and propose errors. */
+int router_fence_repair(struct qfs_router *r, qfs_table_t table);
 /* Forget a dropped table (cache and stats). */
 void router_forget(struct qfs_router *r, qfs_table_t table);
 /* Account one request on partition p (ops, written bytes, key sample). */

@@ -74,22 +74,13 @@ struct applier {
 	int64_t inode_delta; /* inode items created minus deleted */
 };
 
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
 /* Index of the first overlay entry with key >= k. */
 static size_t ov_lower(const struct applier *a, const uint8_t *k, size_t kl)
 {
 	size_t lo = 0, hi = a->nov;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (key_cmp(a->ov[mid].key, a->ov[mid].key_len, k, kl) < 0)
+		if (qfs_key_cmp(a->ov[mid].key, a->ov[mid].key_len, k, kl) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -100,7 +91,7 @@ static size_t ov_lower(const struct applier *a, const uint8_t *k, size_t kl)
 static struct ov_ent *ov_find(struct applier *a, const uint8_t *k, size_t kl)
 {
 	size_t i = ov_lower(a, k, kl);
-	if (i < a->nov && key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0)
+	if (i < a->nov && qfs_key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0)
 		return &a->ov[i];
 	return NULL;
 }
@@ -112,7 +103,7 @@ static int ov_set_val(struct applier *a, const uint8_t *k, size_t kl, uint8_t *v
 		      int borrowed)
 {
 	size_t i = ov_lower(a, k, kl);
-	if (i < a->nov && key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0) {
+	if (i < a->nov && qfs_key_cmp(a->ov[i].key, a->ov[i].key_len, k, kl) == 0) {
 		if (!a->ov[i].borrowed)
 			free(a->ov[i].val);
 		a->ov[i].val = val;
@@ -328,7 +319,7 @@ static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const 
 	char *err = NULL;
 	int rc = 0;
 
-	if (key_cmp(lo, lo_len, hi, hi_len) >= 0)
+	if (qfs_key_cmp(lo, lo_len, hi, hi_len) >= 0)
 		return 0;
 	lok = store_item_key(lob, sizeof(lob), a->group, lo, lo_len, &lok_len);
 	if (!lok)
@@ -346,7 +337,7 @@ static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const 
 
 	for (;;) {
 		int have_db = rocksdb_iter_valid(it);
-		int have_ov = oi < a->nov && key_cmp(a->ov[oi].key, a->ov[oi].key_len, hi, hi_len) < 0;
+		int have_ov = oi < a->nov && qfs_key_cmp(a->ov[oi].key, a->ov[oi].key_len, hi, hi_len) < 0;
 		const uint8_t *dk = NULL;
 		size_t dkl = 0;
 		int c;
@@ -362,7 +353,7 @@ static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const 
 		else if (!have_ov)
 			c = -1;
 		else
-			c = key_cmp(dk, dkl, a->ov[oi].key, a->ov[oi].key_len);
+			c = qfs_key_cmp(dk, dkl, a->ov[oi].key, a->ov[oi].key_len);
 		if (c < 0) {
 			size_t dvl;
 			rocksdb_iter_value(it, &dvl);

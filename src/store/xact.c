@@ -29,15 +29,6 @@
 
 #define RECORD_VERSION 1
 
-static int bcmp_keys(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	size_t n = al < bl ? al : bl;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
-
 /* Index of the first cache entry with group >= g. */
 static size_t nprep_lower(const struct qfs_store *s, qfs_group_t g)
 {
@@ -52,14 +43,17 @@ static size_t nprep_lower(const struct qfs_store *s, qfs_group_t g)
 	return lo;
 }
 
-/* Count the prepared records of group in RocksDB. */
-static int nprep_load(struct qfs_store *s, qfs_group_t group, uint64_t *out)
+/* Call cb(arg, value, value length) on each prepared record of group in
+ * key order while it returns 0.  Returns cb's last answer (0 when there is
+ * no record), or -errno of a RocksDB read error (logged as what) where cb
+ * answered 0 or 1. */
+static int prepared_each(struct qfs_store *s, qfs_group_t group, const char *what,
+			 int (*cb)(void *arg, const uint8_t *v, size_t vl), void *arg)
 {
 	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
 	uint8_t lob[STORE_DBKEY_MAX], hib[STORE_DBKEY_MAX];
 	size_t lol, hil;
 	char *err = NULL;
-	uint64_t n = 0;
 	int rc = 0;
 
 	qfs_key_xact_range(lo, hi, QFS_KEY_XACT_PREPARED);
@@ -70,13 +64,36 @@ static int nprep_load(struct qfs_store *s, qfs_group_t group, uint64_t *out)
 		return -ENOMEM;
 	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hib, hil);
 	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
-	for (rocksdb_iter_seek(it, (const char *)lob, lol); rocksdb_iter_valid(it); rocksdb_iter_next(it))
-		n++;
-	rocksdb_iter_get_error(it, &err);
-	if (err)
-		rc = store_rocks_err(s, "count prepared", err);
+	for (rocksdb_iter_seek(it, (const char *)lob, lol); rocksdb_iter_valid(it) && !rc;
+	     rocksdb_iter_next(it)) {
+		size_t vl;
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		rc = cb(arg, v, vl);
+	}
+	if (rc >= 0) {
+		rocksdb_iter_get_error(it, &err);
+		if (err)
+			rc = store_rocks_err(s, what, err);
+	}
 	rocksdb_iter_destroy(it);
 	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
+static int count_one(void *arg, const uint8_t *v, size_t vl)
+{
+	(void)v;
+	(void)vl;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* Count the prepared records of group in RocksDB. */
+static int nprep_load(struct qfs_store *s, qfs_group_t group, uint64_t *out)
+{
+	uint64_t n = 0;
+	int rc = prepared_each(s, group, "count prepared", count_one, &n);
+
 	if (!rc)
 		*out = n;
 	return rc;
@@ -162,17 +179,17 @@ static int lock_next(struct qfs_rd *r, struct lock *l)
 static int lock_meets(const struct lock *a, const struct lock *b)
 {
 	if (!a->hi && !b->hi)
-		return bcmp_keys(a->lo, a->lol, b->lo, b->lol) == 0;
+		return qfs_key_cmp(a->lo, a->lol, b->lo, b->lol) == 0;
 	if (!a->hi) /* point a in [b.lo, b.hi) */
-		return bcmp_keys(b->lo, b->lol, a->lo, a->lol) <= 0 &&
-		       bcmp_keys(a->lo, a->lol, b->hi, b->hil) < 0;
+		return qfs_key_cmp(b->lo, b->lol, a->lo, a->lol) <= 0 &&
+		       qfs_key_cmp(a->lo, a->lol, b->hi, b->hil) < 0;
 	if (!b->hi)
 		return lock_meets(b, a);
 	/* two non-empty ranges overlap iff each starts before the other ends */
-	return bcmp_keys(a->lo, a->lol, a->hi, a->hil) < 0 &&
-	       bcmp_keys(b->lo, b->lol, b->hi, b->hil) < 0 &&
-	       bcmp_keys(a->lo, a->lol, b->hi, b->hil) < 0 &&
-	       bcmp_keys(b->lo, b->lol, a->hi, a->hil) < 0;
+	return qfs_key_cmp(a->lo, a->lol, a->hi, a->hil) < 0 &&
+	       qfs_key_cmp(b->lo, b->lol, b->hi, b->hil) < 0 &&
+	       qfs_key_cmp(a->lo, a->lol, b->hi, b->hil) < 0 &&
+	       qfs_key_cmp(b->lo, b->lol, a->hi, a->hil) < 0;
 }
 
 /* 1 if lock sets x and y share a key, 0 if not, QFS_ECORRUPT. */
@@ -214,40 +231,32 @@ static int record_parse(const uint8_t *v, size_t vl, uint32_t *crc, const uint8_
 	return 0;
 }
 
+struct conflict_arg {
+	const uint8_t *locks; /* the lock list of the txn to check */
+	size_t locks_len;     /* bytes at locks */
+};
+
+/* A prepared record's locks against the txn's: 0, 1 if they overlap,
+ * QFS_ECORRUPT. */
+static int conflict_one(void *arg, const uint8_t *v, size_t vl)
+{
+	const struct conflict_arg *c = arg;
+	const uint8_t *pl, *pe;
+	size_t pll, pel;
+	int rc = record_parse(v, vl, NULL, &pl, &pll, &pe, &pel);
+
+	if (!rc)
+		rc = locks_overlap(c->locks, c->locks_len, pl, pll);
+	return rc;
+}
+
 /* See store_int.h.  Reads every prepared record of group. */
 int store_xact_conflict(struct qfs_store *s, qfs_group_t group, const uint8_t *locks,
 			size_t locks_len)
 {
-	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
-	uint8_t lob[STORE_DBKEY_MAX], hib[STORE_DBKEY_MAX];
-	size_t lol, hil;
-	char *err = NULL;
-	int rc = 0;
+	struct conflict_arg c = { locks, locks_len };
+	int rc = prepared_each(s, group, "read prepared", conflict_one, &c);
 
-	qfs_key_xact_range(lo, hi, QFS_KEY_XACT_PREPARED);
-	store_item_key(lob, sizeof(lob), group, lo, sizeof(lo), &lol);
-	store_item_key(hib, sizeof(hib), group, hi, sizeof(hi), &hil);
-	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	if (!ro)
-		return -ENOMEM;
-	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hib, hil);
-	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
-	for (rocksdb_iter_seek(it, (const char *)lob, lol); rocksdb_iter_valid(it) && !rc;
-	     rocksdb_iter_next(it)) {
-		const uint8_t *pl, *pe;
-		size_t pll, pel, vl;
-		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		rc = record_parse(v, vl, NULL, &pl, &pll, &pe, &pel);
-		if (!rc)
-			rc = locks_overlap(locks, locks_len, pl, pll);
-	}
-	if (rc >= 0) {
-		rocksdb_iter_get_error(it, &err);
-		if (err)
-			rc = store_rocks_err(s, "read prepared", err);
-	}
-	rocksdb_iter_destroy(it);
-	rocksdb_readoptions_destroy(ro);
 	if (rc == QFS_ECORRUPT)
 		QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=%s",
 			s->dir, (unsigned long long)group, qfs_strerror(rc));

@@ -46,7 +46,8 @@ static int fail(struct qfs_wal_segrd *r, int err, const char *why)
  * that starts small and doubles on each refill (r->cap tracks it). */
 static int get(struct qfs_wal_segrd *r, uint64_t off, size_t n, const uint8_t **p)
 {
-	size_t want, got = 0;
+	size_t want, got;
+	ssize_t k;
 
 	if (off + n > r->size)
 		return 1;
@@ -72,18 +73,10 @@ static int get(struct qfs_wal_segrd *r, uint64_t off, size_t n, const uint8_t **
 		r->cap = want;
 	}
 	r->wlen = 0;
-	while (got < want) {
-		ssize_t k = pread(r->fd, r->buf + got, want - got, (off_t)(off + got));
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
+	k = qfs_wal_pread_upto(r->fd, r->buf, want, off);
+	if (k < 0)
+		return (int)k;
+	got = (size_t)k;
 	r->woff = off;
 	r->wlen = got;
 	if (got < n)

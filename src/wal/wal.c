@@ -71,9 +71,29 @@ void qfs_wal_seg_name(char *name, qfs_lsn_t first)
 	snprintf(name, QFS_WAL_NAME_LEN + 1, "%016llx.wal", (unsigned long long)first);
 }
 
+ssize_t qfs_wal_pread_upto(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t k = pread(fd, buf + got, len - got, (off_t)(off + got));
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
 int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t **p)
 {
-	size_t want = n > RD_WINDOW ? n : RD_WINDOW, got = 0;
+	size_t want = n > RD_WINDOW ? n : RD_WINDOW, got;
+	ssize_t k;
 
 	if (off >= r->off && off + n <= r->off + r->len) {
 		*p = *r->buf + (off - r->off);
@@ -88,18 +108,10 @@ int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t *
 		*r->cap = want;
 	}
 	r->len = 0;
-	while (got < want) {
-		ssize_t k = pread(r->fd, *r->buf + got, want - got, (off_t)(off + got));
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
+	k = qfs_wal_pread_upto(r->fd, *r->buf, want, off);
+	if (k < 0)
+		return (int)k;
+	got = (size_t)k;
 	r->off = off;
 	r->len = got;
 	if (got < n)

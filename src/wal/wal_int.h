@@ -108,6 +108,11 @@ int qfs_wal_rec_ok(const uint8_t *rec, size_t len);
 /* Segment file name for first: "%016llx.wal" into name (>= 21 bytes). */
 void qfs_wal_seg_name(char *name, qfs_lsn_t first);
 
+/* Read len bytes at file offset off into buf, retrying EINTR and short
+ * reads; fewer only where the file ends.  Returns the bytes read or -errno
+ * from pread. */
+ssize_t qfs_wal_pread_upto(int fd, uint8_t *buf, size_t len, uint64_t off);
+
 /* Make bytes [off, off + n) of the file available: *p points at them, valid
  * until the next call on the same window.  Returns 0, 1 if the file ends
  * before off + n, -ENOMEM or -errno from pread. */

@@ -38,6 +38,7 @@ TREE=$(cd "$TREE" && pwd) || exit 2
 export QFS_BIN
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/passthrough.sh"
 set -o pipefail
 qfs_require gcc pkg-config awk dd find du ls
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
@@ -50,14 +51,6 @@ NEW_PID=$QFS_PID
 NAT=$T/native PTSRC=$T/ptsrc PTMNT=$T/ptmnt
 OLDDATA=$T/olddata OLDMNT=$T/oldmnt OLD_PID=
 mkdir -p "$NAT" "$PTSRC" "$PTMNT" "$T/pt" "$OLDDATA" "$OLDMNT" || fail "mkdir"
-PT_PID=
-pt_stop() {
-	if [ -n "$PT_PID" ]; then
-		fusermount3 -u "$PTMNT" 2>/dev/null || umount -l "$PTMNT" 2>/dev/null
-		wait "$PT_PID" 2>/dev/null
-		PT_PID=
-	fi
-}
 old_stop() {
 	if [ -n "$OLD_PID" ]; then
 		fusermount3 -u "$OLDMNT" 2>/dev/null || umount -l "$OLDMNT" 2>/dev/null
@@ -66,11 +59,7 @@ old_stop() {
 	fi
 }
 trap 'pt_stop; old_stop; qfs_cleanup' EXIT
-cp "$EXAMPLES/passthrough_ll.c" "$EXAMPLES/passthrough_helpers.h" "$T/pt/" 2>/dev/null ||
-	cp "$EXAMPLES/passthrough_ll.c" "$T/pt/" || fail "copy passthrough_ll.c"
-# shellcheck disable=SC2046
-gcc -O2 -Wall -o "$T/pt/passthrough_ll" "$T/pt/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) ||
-	fail "could not build passthrough_ll"
+pt_build
 wait_mnt() { # PID DIR
 	for _ in $(seq 200); do
 		mountpoint -q "$2" && return 0
@@ -78,11 +67,6 @@ wait_mnt() { # PID DIR
 		sleep 0.05
 	done
 	fail "$2 did not mount"
-}
-pt_start() {
-	"$T/pt/passthrough_ll" -f -o source="$PTSRC" "$PTMNT" >>"$T/pt.out" 2>&1 &
-	PT_PID=$!
-	wait_mnt "$PT_PID" "$PTMNT"
 }
 old_start() {
 	"$QFS_OLD_BIN" mount -f "$OLDDATA" "$OLDMNT" >>"$T/old.out" 2>&1 &
@@ -98,7 +82,6 @@ if [ -n "${QFS_OLD_BIN:-}" ]; then
 fi
 dir_of() { case $1 in native) echo "$NAT" ;; pt) echo "$PTMNT" ;; qfs) echo "$MNT/b" ;; old) echo "$OLDMNT/b" ;; esac; }
 pid_of() { case $1 in qfs) echo "$QFS_PID" ;; old) echo "$OLD_PID" ;; esac; }
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 cold() {
 	case $1 in
 	pt) pt_stop; pt_start ;;
@@ -109,15 +92,6 @@ cold() {
 }
 RES=$T/results
 : >"$RES"
-put() { echo "$1 $2 $3" >>"$RES"; }
-timed() {
-	local key=$1 tgt=$2 t0 t1
-	shift 2
-	t0=$EPOCHREALTIME
-	"$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; fail "$key on $tgt: $* failed"; }
-	t1=$EPOCHREALTIME
-	put "$key" "$tgt" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
-}
 hwm() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$(pid_of "$1")/status"; }
 
 echo "# reads.sh: $BIG MiB file${WALKS:+, tree $TREE ($(find "$TREE" | wc -l) entries)}, $R runs; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -143,24 +117,7 @@ for _ in $(seq "$R"); do
 	done
 done
 if [ -n "$WALKS" ]; then
-	walk_find() { find "$1" -ls; }
-	walk_ls() { ls -lR "$1"; }
-	walk_du() { du -s "$1"; }
-	for tgt in $TARGETS; do
-		d=$(dir_of "$tgt")/tree
-		for w in find ls du; do walk_$w "$d" >/dev/null; done
-		for _ in $(seq "$R"); do
-			for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
-		done
-	done
-	for _ in $(seq "$R"); do
-		for w in find ls du; do
-			for tgt in $TARGETS; do
-				cold "$tgt"
-				timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
-			done
-		done
-	done
+	walks "$R" "$R"
 fi
 awk -v targets="$TARGETS" '
 	{ v[$1 " " $2] = v[$1 " " $2] " " $3 }

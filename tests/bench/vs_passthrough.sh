@@ -70,6 +70,7 @@ TREE=$(cd "$TREE" && pwd) || exit 2
 [ "$BIG" -ge 4 ] 2>/dev/null || { echo "vs_passthrough.sh: -b needs at least 4 (MiB)" >&2; exit 2; }
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/passthrough.sh"
 set -o pipefail
 qfs_require gcc pkg-config awk dd find du ls
 [ -z "$STRACE" ] || qfs_require strace python3
@@ -83,37 +84,14 @@ NAT=$T/native
 PTSRC=$T/ptsrc
 PTMNT=$T/ptmnt
 mkdir -p "$NAT" "$PTSRC" "$PTMNT" "$T/pt" || fail "mkdir"
-PT_PID=
-pt_stop() {
-	if [ -n "$PT_PID" ]; then
-		fusermount3 -u "$PTMNT" 2>/dev/null || umount -l "$PTMNT" 2>/dev/null
-		wait "$PT_PID" 2>/dev/null
-		PT_PID=
-	fi
-}
 trap 'pt_stop; qfs_cleanup' EXIT
 
 # passthrough_ll, compiled here from libfuse's installed example
-cp "$EXAMPLES/passthrough_ll.c" "$EXAMPLES/passthrough_helpers.h" "$T/pt/" 2>/dev/null ||
-	cp "$EXAMPLES/passthrough_ll.c" "$T/pt/" || fail "copy passthrough_ll.c"
-# shellcheck disable=SC2046
-gcc -O2 -Wall -o "$T/pt/passthrough_ll" "$T/pt/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) ||
-	fail "could not build passthrough_ll"
-pt_start() {
-	"$T/pt/passthrough_ll" -f -o source="$PTSRC" "$PTMNT" >>"$T/pt.out" 2>&1 &
-	PT_PID=$!
-	for _ in $(seq 200); do
-		mountpoint -q "$PTMNT" && return 0
-		kill -0 "$PT_PID" 2>/dev/null || { cat "$T/pt.out" >&2; fail "passthrough_ll exited"; }
-		sleep 0.05
-	done
-	fail "passthrough_ll did not mount"
-}
+pt_build
 pt_start
 
 TARGETS="native pt qfs"
 dir_of() { case $1 in native) echo "$NAT" ;; pt) echo "$PTMNT" ;; qfs) echo "$MNT/b" ;; esac; }
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 # settle: let the writes of the previous step (the daemon's flushes and
 # compactions too) reach the disk before the next target is timed
 settle() { sync; sleep "${SETTLE:-2}"; }
@@ -127,17 +105,6 @@ cold() {
 }
 RES=$T/results
 : >"$RES"
-# put KEY TARGET VALUE: one measurement
-put() { echo "$1 $2 $3" >>"$RES"; }
-# timed KEY TARGET cmd...: run cmd (output discarded), record its seconds
-timed() {
-	local key=$1 tgt=$2 t0 t1
-	shift 2
-	t0=$EPOCHREALTIME
-	"$@" >/dev/null 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; fail "$key on $tgt: $* failed"; }
-	t1=$EPOCHREALTIME
-	put "$key" "$tgt" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
-}
 # stat_sum: "TXNS FSYNCS PROPOSALS" of the mount so far (.quorumfs/stats)
 stat_sum() {
 	awk '$1 == "table" && $3 == "op" && $4 == "txn" { t += $6 }
@@ -174,22 +141,7 @@ put rss qfs "$(awk '$1 == "VmRSS:" { print $2 }' "$T/rss")"
 put hwm qfs "$(awk '$1 == "VmHWM:" { print $2 }' "$T/rss")"
 
 # --- walks of the last copy: warm (median of 3), then cold
-walk_find() { find "$1" -ls; }
-walk_ls() { ls -lR "$1"; }
-walk_du() { du -s "$1"; }
-for tgt in $TARGETS; do
-	d=$(dir_of "$tgt")/tree
-	for w in find ls du; do walk_$w "$d" >/dev/null; done
-	for _ in 1 2 3; do
-		for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
-	done
-done
-for w in find ls du; do
-	for tgt in $TARGETS; do
-		cold "$tgt"
-		timed "cold_$w" "$tgt" "walk_$w" "$(dir_of "$tgt")/tree"
-	done
-done
+walks 3 1
 note "walks done"
 for tgt in $TARGETS; do settle; timed rm "$tgt" rm -rf "$(dir_of "$tgt")/tree"; done
 

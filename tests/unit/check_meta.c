@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "meta/meta.h"
 #include "node/cell.h"
+#include "unit.h"
 
 static char dir[256];
 static struct qfs_cell *cell;
@@ -26,11 +28,7 @@ static void open_all(void)
 	struct qfs_paxos_params prm;
 	struct qfs_cell_opts o = { .dir = dir, .nodes = 1, .paxos = &prm };
 
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
+	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &cell), 0);
 	if (!qfs_cell_group_exists(cell, QFS_META_GROUP))
 		ck_assert_int_eq(qfs_cell_group_create(cell, QFS_META_GROUP), 0);
@@ -48,18 +46,14 @@ static void close_all(void)
 static void setup(void)
 {
 	qfs_log_level = QFS_LOG_WARN;
-	snprintf(dir, sizeof(dir), "/tmp/check_meta.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_meta");
 	open_all();
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
 	close_all();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmdir(dir);
 }
 
 static int run(qfs_group_t g, const struct qfs_txn *t)
@@ -287,6 +281,101 @@ START_TEST(test_fence_record)
 }
 END_TEST
 
+/* A reload that read the map before a split's commit and installs it
+ * after the split's own reload must not put the old map back: the moved
+ * range would be routed to the old group, which the split emptied. */
+static pthread_mutex_t hk_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hk_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t hk_thread;   /* the reload the hook delays */
+static int hk_state;          /* 1: it has read, waits; 2: go on */
+
+static void hold_reload(qfs_table_t table)
+{
+	(void)table;
+	if (!pthread_equal(pthread_self(), hk_thread))
+		return;
+	pthread_mutex_lock(&hk_mu);
+	if (hk_state == 0) {
+		hk_state = 1;
+		pthread_cond_broadcast(&hk_cv);
+		while (hk_state != 2)
+			pthread_cond_wait(&hk_cv, &hk_mu);
+	}
+	pthread_mutex_unlock(&hk_mu);
+}
+
+static void *reload_main(void *arg)
+{
+	return (void *)(intptr_t)qfs_meta_reload_table(m, *(qfs_table_t *)arg);
+}
+
+/* Reload table in a thread held between its read and its install while
+ * split() runs, then let it install. */
+static void delayed_reload(qfs_table_t table, void (*split)(void))
+{
+	void *ret;
+
+	hk_state = 0;
+	qfs_meta_test_reload_hook = hold_reload;
+	pthread_mutex_lock(&hk_mu); /* hk_thread is set before the hook reads it */
+	ck_assert_int_eq(pthread_create(&hk_thread, NULL, reload_main, &table), 0);
+	while (hk_state != 1)
+		pthread_cond_wait(&hk_cv, &hk_mu);
+	pthread_mutex_unlock(&hk_mu);
+	split();
+	pthread_mutex_lock(&hk_mu);
+	hk_state = 2;
+	pthread_cond_broadcast(&hk_cv);
+	pthread_mutex_unlock(&hk_mu);
+	ck_assert_int_eq(pthread_join(hk_thread, &ret), 0);
+	qfs_meta_test_reload_hook = NULL;
+	ck_assert_int_eq((int)(intptr_t)ret, 0);
+}
+
+static uint8_t sk[QFS_KEY_MAX];
+static size_t skl;
+static qfs_table_t st;
+
+static void split_now(void)
+{
+	struct qfs_meta_part p, left, right;
+
+	ck_assert_int_eq(qfs_meta_lookup(m, st, sk, skl, &p), 0);
+	ck_assert_int_eq(qfs_meta_split(m, &p, sk, skl, st + 100, &left, &right), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m, st, sk, skl, &p), 0);
+	ck_assert_uint_eq(p.group, st + 100);
+}
+
+START_TEST(test_stale_reload_kept_out)
+{
+	struct qfs_meta_part p, *v;
+	size_t n;
+
+	skl = qfs_key_inode(sk, 77);
+	/* a table with records (epoch 1 -> 2) */
+	st = 1500;
+	create_table(st);
+	delayed_reload(st, split_now);
+	ck_assert_int_eq(qfs_meta_lookup(m, st, sk, skl, &p), 0);
+	ck_assert_uint_eq(p.group, st + 100); /* not the old map's group */
+	ck_assert_uint_eq(p.epoch, 2);
+	ck_assert_int_eq(qfs_meta_parts(m, st, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	free(v);
+	/* a legacy table (no record -> two at epoch 1): the old read is empty */
+	st = 900;
+	delayed_reload(st, split_now);
+	ck_assert_int_eq(qfs_meta_lookup(m, st, sk, skl, &p), 0);
+	ck_assert_uint_eq(p.group, st + 100);
+	ck_assert_uint_eq(p.epoch, 1);
+	/* a fresh reload still installs what is stored */
+	ck_assert_int_eq(qfs_meta_reload_table(m, st), 0);
+	ck_assert_int_eq(qfs_meta_parts(m, st, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	free(v);
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
 	Suite *s = suite_create("meta");
@@ -300,15 +389,12 @@ static Suite *meta_suite(void)
 	tcase_add_test(tc, test_create_split_reopen);
 	tcase_add_test(tc, test_split_legacy_and_drop);
 	tcase_add_test(tc, test_fence_record);
+	tcase_add_test(tc, test_stale_reload_kept_out);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(meta_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(meta_suite());
 }

@@ -63,6 +63,17 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 
 static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 
+/* Timers fast enough for tests: a leader in well under a second. */
+static void fast_params(struct qfs_paxos_params *prm)
+{
+	qfs_paxos_params_default(prm);
+	prm->election_min_ms = 150;
+	prm->election_max_ms = 300;
+	prm->heartbeat_ms = 30;
+	prm->lease_ms = 200;
+	prm->retry_ms = 100;
+}
+
 static void node_start(int i, int create)
 {
 	char dir[300];
@@ -70,12 +81,7 @@ static void node_start(int i, int create)
 	struct qfs_rnode_opts o;
 	static const char *az[] = { "a", "b", "c" };
 
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
-	prm.retry_ms = 100;
+	fast_params(&prm);
 	snprintf(dir, sizeof(dir), "%s/n%d", tmpdir, i + 1);
 	memset(&o, 0, sizeof(o));
 	o.dir = dir;
@@ -292,12 +298,7 @@ static void spare_start(void)
 	struct qfs_paxos_params prm;
 	struct qfs_rnode_opts o;
 
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
-	prm.retry_ms = 100;
+	fast_params(&prm);
 	snprintf(dir, sizeof(dir), "%s/n4", tmpdir);
 	memset(&o, 0, sizeof(o));
 	o.dir = dir;

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "router/metrics.h"
 #include "router/router.h"
 #include "router/xact.h"
+#include "unit.h"
 
 static char dir[256];
 static struct qfs_cell *node;
@@ -30,12 +32,7 @@ static void open_all(void)
 	struct qfs_paxos_params prm;
 	struct qfs_cell_opts o = { .dir = dir, .nodes = 3, .paxos = &prm };
 
-	/* fast timers, as check_rnode uses: leaders in well under a second */
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
+	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &node), 0);
 	ck_assert_int_eq(qfs_router_new(node, 0, 0, &r), 0);
 }
@@ -51,18 +48,14 @@ static void close_all(void)
 static void setup(void)
 {
 	qfs_log_level = QFS_LOG_WARN;
-	snprintf(dir, sizeof(dir), "/tmp/check_router.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_router");
 	open_all();
 }
 
 static void teardown(void)
 {
-	char cmd[300];
-
 	close_all();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmdir(dir);
 }
 
 static struct qfs_attr dir_attr(void)
@@ -633,6 +626,276 @@ START_TEST(test_split_table_delete)
 }
 END_TEST
 
+/* Write the fence of partition p (its epoch and range) into group g, as
+ * a split's step 3 does. */
+static void put_fence(qfs_group_t g, const struct qfs_meta_part *p)
+{
+	struct qfs_meta_rec rec;
+	struct qfs_buf eb;
+	struct qfs_txn ft;
+	int fres = 1;
+
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&ft);
+	ck_assert_int_eq(qfs_meta_add_fence(&ft, &rec, p), 0);
+	qfs_buf_init(&eb);
+	qfs_txn_encode(&ft, &eb);
+	ck_assert_int_eq(qfs_cell_propose(node, g, eb.data, eb.len, &fres), 0);
+	ck_assert_int_eq(fres, 0);
+	qfs_buf_close(&eb);
+	qfs_txn_close(&ft);
+	qfs_meta_rec_close(&rec);
+}
+
+/* A name of the directory whose entry key sorts below (below = 1) or at
+ * or above k. */
+static void name_beside(qfs_ino_t dirino, const uint8_t *k, size_t kl, int below, char *name)
+{
+	uint8_t dk[QFS_KEY_MAX];
+
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, 16, "%c%d", below ? 'a' : 'z', i);
+		size_t dl = qfs_key_dentry(dk, dirino, name, strlen(name));
+		if ((qfs_meta_keycmp(dk, dl, k, kl) < 0) == below)
+			return;
+	}
+	ck_abort_msg("no name beside the split key");
+}
+
+/* The writer whose map reload the hook holds (test_stale_reload_*). */
+static pthread_mutex_t hk_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hk_cv = PTHREAD_COND_INITIALIZER;
+static pthread_t hk_thread;
+static int hk_state;    /* 1: first reload read, waits for 2; 3: second reload read, waits for 4 */
+static int hk_done;     /* the writer returned */
+static int hk_rc, hk_res;
+static qfs_table_t hk_table;
+static qfs_ino_t hk_dir;
+static char hk_name[16];
+
+static void hold_reload(qfs_table_t table)
+{
+	(void)table;
+	if (!pthread_equal(pthread_self(), hk_thread))
+		return;
+	pthread_mutex_lock(&hk_mu);
+	if (hk_state == 0 || hk_state == 2) {
+		int wait = hk_state + 2;
+		hk_state++;
+		pthread_cond_broadcast(&hk_cv);
+		while (hk_state < wait)
+			pthread_cond_wait(&hk_cv, &hk_mu);
+	}
+	pthread_mutex_unlock(&hk_mu);
+}
+
+static void *writer_main(void *arg)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_dentry d = { 4242, S_IFREG, 0 };
+	struct qfs_buf b;
+	struct qfs_txn t;
+	struct qfs_op *op;
+
+	(void)arg;
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	op->key = key;
+	op->key_len = (uint32_t)qfs_key_dentry(key, hk_dir, hk_name, strlen(hk_name));
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	hk_rc = qfs_router_txn(r, hk_table, &t, &hk_res);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	pthread_mutex_lock(&hk_mu);
+	hk_done = 1;
+	pthread_cond_broadcast(&hk_cv);
+	pthread_mutex_unlock(&hk_mu);
+	return NULL;
+}
+
+/* A split's step 3 fences the old group G at E+1; a write to [lo, k)
+ * meets it, and its reload reads the map still at E; the split commits
+ * and installs the new map, and settles G (the moved range deleted from
+ * it).  The write's reload, installed after that, must not put the old
+ * map back: a get of [k, hi) would go to G and find nothing. */
+START_TEST(test_stale_reload_after_split)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part p;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+	void *val;
+	size_t vl;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "stale", &a, &t), 0);
+	fill_dir(&t, 20);
+	kl = qfs_key_dentry(k, t.ino, "e5", 2); /* "e5" is the right side's first key */
+	/* the split's step 3 on G: fence at E+1, range unchanged */
+	memset(&p, 0, sizeof(p));
+	qfs_meta_part_first(&p, t.id, t.id, 3);
+	p.epoch = 2;
+	put_fence(t.id, &p);
+	/* a write to [lo, k) meets it; its reload reads the map at E and waits */
+	hk_table = t.id;
+	hk_dir = t.ino;
+	name_beside(t.ino, k, kl, 1, hk_name);
+	hk_state = hk_done = 0;
+	qfs_meta_test_reload_hook = hold_reload;
+	pthread_mutex_lock(&hk_mu);
+	ck_assert_int_eq(pthread_create(&hk_thread, NULL, writer_main, NULL), 0);
+	while (hk_state != 1)
+		pthread_cond_wait(&hk_cv, &hk_mu);
+	pthread_mutex_unlock(&hk_mu);
+	/* the split commits, installs its map and settles G */
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), 0);
+	/* the write's reload goes on; look when it meets G again (the old
+	 * map put back) or has written (it kept the new one) */
+	pthread_mutex_lock(&hk_mu);
+	hk_state = 2;
+	pthread_cond_broadcast(&hk_cv);
+	while (hk_state != 3 && !hk_done)
+		pthread_cond_wait(&hk_cv, &hk_mu);
+	pthread_mutex_unlock(&hk_mu);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	free(val);
+	ck_assert_int_eq(count_dir(&t, &sorted), hk_done ? 21 : 20);
+	ck_assert(sorted);
+	pthread_mutex_lock(&hk_mu);
+	hk_state = 4;
+	pthread_cond_broadcast(&hk_cv);
+	pthread_mutex_unlock(&hk_mu);
+	ck_assert_int_eq(pthread_join(hk_thread, NULL), 0);
+	qfs_meta_test_reload_hook = NULL;
+	ck_assert_int_eq(hk_rc, 0);
+	ck_assert_int_eq(hk_res, 0);
+	ck_assert_int_eq(count_dir(&t, &sorted), 21);
+}
+END_TEST
+
+/* Metadata lookups served so far (the stats' "served"). */
+static unsigned long long served(void)
+{
+	struct qfs_buf b;
+	unsigned long long n;
+	const char *p;
+
+	qfs_buf_init(&b);
+	qfs_router_stats(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	p = strstr((char *)b.data, " served ");
+	ck_assert_ptr_nonnull(p);
+	n = strtoull(p + 8, NULL, 10);
+	qfs_buf_close(&b);
+	return n;
+}
+
+struct split_arg {
+	const uint8_t *key;
+	size_t len;
+	int rc;
+};
+
+static void *split_main(void *arg)
+{
+	struct split_arg *a = arg;
+
+	a->rc = qfs_router_split(r, hk_table, a->key, a->len);
+	return NULL;
+}
+
+/* Two splits at once: the second, at a key the first one moves, must
+ * split the partition the key is in once the first is done, not the one
+ * it was in when it was asked. */
+START_TEST(test_split_waits_then_looks_up)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], k2[QFS_KEY_MAX];
+	struct split_arg s1, s2;
+	pthread_t second;
+	struct qfs_buf b;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "twice", &a, &t), 0);
+	fill_dir(&t, 20);
+	s1 = (struct split_arg){ k, qfs_key_dentry(k, t.ino, "e2", 2), -1 };
+	s2 = (struct split_arg){ k2, qfs_key_dentry(k2, t.ino, "e5", 2), -1 };
+	ck_assert_int_gt(qfs_meta_keycmp(k2, s2.len, k, s1.len), 0); /* in [k, hi) */
+	/* the first split, held right after its commit point */
+	hk_table = t.id;
+	hk_state = 0;
+	qfs_meta_test_reload_hook = hold_reload;
+	pthread_mutex_lock(&hk_mu);
+	ck_assert_int_eq(pthread_create(&hk_thread, NULL, split_main, &s1), 0);
+	while (hk_state != 1)
+		pthread_cond_wait(&hk_cv, &hk_mu);
+	pthread_mutex_unlock(&hk_mu);
+	/* the second: time to look its partition up, which it must not do
+	 * before the first is done (nothing else asks meta meanwhile) */
+	unsigned long long n0 = served(), n1;
+	for (int i = 0; i < 100 && (usleep(20000), n1 = served()) != n0; i++)
+		n0 = n1; /* the lookups fill_dir queued are served */
+	ck_assert_int_eq(pthread_create(&second, NULL, split_main, &s2), 0);
+	for (int i = 0; i < 100 && served() == n0; i++)
+		usleep(10000);
+	pthread_mutex_lock(&hk_mu);
+	hk_state = 4; /* the hook lets every reload through from here */
+	pthread_cond_broadcast(&hk_cv);
+	pthread_mutex_unlock(&hk_mu);
+	ck_assert_int_eq(pthread_join(hk_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(second, NULL), 0);
+	qfs_meta_test_reload_hook = NULL;
+	ck_assert_int_eq(s1.rc, 0);
+	ck_assert_int_eq(s2.rc, 0);
+	qfs_buf_init(&b);
+	qfs_router_partitions(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	ck_assert_int_eq(count_lines((char *)b.data, "table twice partition "), 3);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(count_dir(&t, &sorted), 20);
+	ck_assert(sorted);
+	close_all(); /* and every group matches the map after a reopen */
+	open_all();
+	ck_assert_int_eq(count_dir(&t, &sorted), 20);
+}
+END_TEST
+
+/* An abandoned split whose reset of the old group's fence failed leaves
+ * G fenced at E+1 while the map says E: writes must not fail (after
+ * thousands of stale retries) until the next mount; the router repairs
+ * the fence. */
+START_TEST(test_fence_ahead_of_map_repaired)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part p;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "ahead", &a, &t), 0);
+	fill_dir(&t, 5);
+	memset(&p, 0, sizeof(p));
+	qfs_meta_part_first(&p, t.id, t.id, 3);
+	p.epoch = 2; /* the split's step 3, never undone */
+	put_fence(t.id, &p);
+	put_entry(t.id, t.ino, "after", 77);
+	ck_assert_int_eq(count_dir(&t, &sorted), 6);
+	/* the fence is the map's again */
+	void *val;
+	size_t vl;
+	struct qfs_meta_part f;
+	ck_assert_int_eq(qfs_cell_get(node, t.id, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl), 0);
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(qfs_meta_fence_decode(val, vl, &f), 0);
+	free(val);
+	ck_assert_uint_eq(f.epoch, 1);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -652,6 +915,9 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_commit_answer_lost);
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
 	tcase_add_test(tc, test_split_table_delete);
+	tcase_add_test(tc, test_stale_reload_after_split);
+	tcase_add_test(tc, test_split_waits_then_looks_up);
+	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);
@@ -661,9 +927,5 @@ static Suite *router_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(router_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(router_suite());
 }

@@ -110,6 +110,16 @@ static void add_put(struct qfs_txn *t, const uint8_t *k, uint32_t kl, const char
 	op->val_len = (uint32_t)strlen(v);
 }
 
+/* A RANGE op at key "": fail with QFS_ESTALE unless the fence holds epoch
+ * (be64, 8 bytes). */
+static void add_fence(struct qfs_txn *t, const uint8_t *epoch)
+{
+	struct qfs_op *op = add(t, QFS_OP_RANGE, (const uint8_t *)"", 0);
+	op->val = epoch;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+}
+
 static void add_put_bytes(struct qfs_txn *t, const uint8_t *k, uint32_t kl, const uint8_t *v,
 			  size_t vl)
 {
@@ -345,23 +355,16 @@ START_TEST(test_range_fence)
 	static const uint8_t e0[8] = { 0 }, e1[8] = { 0, 0, 0, 0, 0, 0, 0, 1 };
 	static const uint8_t rec1[12] = { 0, 0, 0, 0, 0, 0, 0, 1, 'r', 'e', 's', 't' };
 	struct qfs_txn t;
-	struct qfs_op *op;
 	uint32_t ka;
 	const uint8_t *a = kdent(DIR_INO, "a", &ka);
 
 	/* no fence record: epoch 0 passes, 1 fails and writes nothing */
 	qfs_txn_init(&t);
-	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
-	op->val = e0;
-	op->val_len = 8;
-	op->err = QFS_ESTALE;
+	add_fence(&t, e0);
 	add_put(&t, a, ka, "x");
 	ck_assert_int_eq(APPLY(G1, &t), 0);
 	qfs_txn_init(&t);
-	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
-	op->val = e1;
-	op->val_len = 8;
-	op->err = QFS_ESTALE;
+	add_fence(&t, e1);
 	add_put(&t, a, ka, "y");
 	ck_assert_int_eq(APPLY(G1, &t), QFS_ESTALE);
 	assert_val(G1, a, ka, "x");
@@ -370,27 +373,18 @@ START_TEST(test_range_fence)
 	add_put_bytes(&t, (const uint8_t *)"", 0, rec1, sizeof(rec1));
 	ck_assert_int_eq(APPLY(G1, &t), 0);
 	qfs_txn_init(&t);
-	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
-	op->val = e0;
-	op->val_len = 8;
-	op->err = QFS_ESTALE;
+	add_fence(&t, e0);
 	add_put(&t, a, ka, "z");
 	ck_assert_int_eq(APPLY(G1, &t), QFS_ESTALE);
 	assert_val(G1, a, ka, "x");
 	qfs_txn_init(&t);
-	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
-	op->val = e1;
-	op->val_len = 8;
-	op->err = QFS_ESTALE;
+	add_fence(&t, e1);
 	add_put(&t, a, ka, "z");
 	ck_assert_int_eq(APPLY(G1, &t), 0);
 	assert_val(G1, a, ka, "z");
 	/* a fence in another group does not count */
 	qfs_txn_init(&t);
-	op = add(&t, QFS_OP_RANGE, (const uint8_t *)"", 0);
-	op->val = e1;
-	op->val_len = 8;
-	op->err = QFS_ESTALE;
+	add_fence(&t, e1);
 	ck_assert_int_eq(APPLY(G2, &t), QFS_ESTALE);
 }
 END_TEST

@@ -47,6 +47,7 @@
 #include "common/sysio.h"
 #include "common/txn.h"
 #include "node/cell.h"
+#include "node/node_int.h"
 #include "node/rnode.h"
 
 #define G 0x600ull
@@ -86,21 +87,6 @@ static void teardown(void)
 
 /* ------------------------------------------------------------ helpers */
 
-static int read_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
 static int tmp_files(void)
 {
 	char cmd[400];
@@ -135,7 +121,7 @@ START_TEST(t_file_put_faults)
 			qfs_sysio_fault_set(QFS_SYSIO_BIT(kinds[k]), nth, ENOSPC, 0);
 			rc = qfs_sysio_file_put(path, "new contents\n", 13);
 			ck_assert_int_eq(rc, qfs_sysio_fault_fired() ? -ENOSPC : 0);
-			ck_assert_int_eq(read_file(path, got, sizeof(got)), 0);
+			ck_assert_int_eq(qfs_node_file_get(path, got, sizeof(got)), 0);
 			if (rc == 0 || nth == 2) /* the directory's open or fsync failed */
 				ck_assert_str_eq(got, "new contents\n");
 			else
@@ -151,7 +137,7 @@ START_TEST(t_file_put_faults)
 
 		snprintf(tmp, sizeof(tmp), "%s/.f.part", tmpdir);
 		ck_assert_int_eq(qfs_sysio_file_put_tmp(path, tmp, "x", 1), 0);
-		ck_assert_int_eq(read_file(path, got, sizeof(got)), 0);
+		ck_assert_int_eq(qfs_node_file_get(path, got, sizeof(got)), 0);
 		ck_assert_str_eq(got, "x");
 		ck_assert_int_eq(access(tmp, F_OK), -1);
 		memset(lng, 'a', sizeof(lng) - 1);
@@ -240,7 +226,7 @@ START_TEST(t_table)
 	ck_assert_uint_eq(qfs_sysio_count(QFS_SYSIO_WRITE), 4);
 	qfs_sysio_reset();
 	ck_assert_ptr_eq(qfs_sysio.write, qfs_sysio_default.write);
-	ck_assert_int_eq(read_file(path, got, sizeof(got)), 0);
+	ck_assert_int_eq(qfs_node_file_get(path, got, sizeof(got)), 0);
 	ck_assert_str_eq(got, "0123456789");
 }
 END_TEST

@@ -28,6 +28,7 @@
 #include "router/xact.h"
 #include "scrub/sum.h"
 #include "store/store.h"
+#include "unit.h"
 
 #define COORD QFS_META_GROUP
 #define NG 3
@@ -41,11 +42,7 @@ static void open_cell(void)
 	struct qfs_paxos_params prm;
 	struct qfs_cell_opts o = { .dir = dir, .nodes = 3, .paxos = &prm, .timeout_ms = 3000 };
 
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 150;
-	prm.election_max_ms = 300;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
+	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &cell), 0);
 }
 
@@ -55,8 +52,7 @@ static void setup(void)
 	qfs_xact_test_stop = 0;
 	qfs_xact_test_wall_ms = NULL;
 	qfs_xact_abort_keep_ms = QFS_XACT_ABORT_KEEP_MS;
-	snprintf(dir, sizeof(dir), "/tmp/check_xact.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_xact");
 	open_cell();
 	ck_assert_int_eq(qfs_cell_group_create(cell, COORD), 0);
 	for (int i = 0; i < NG; i++)
@@ -65,13 +61,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[300];
-
 	qfs_xact_test_stop = 0;
 	qfs_cell_close(cell);
 	cell = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmdir(dir);
 }
 
 /* Key of entry name in directory 10 (pooled per call site by the caller). */
@@ -273,12 +266,10 @@ END_TEST
 START_TEST(test_kill9_at_step)
 {
 	int k = _i, res = 1, status;
-	char cmd[300];
 	pid_t pid;
 
 	qfs_log_level = QFS_LOG_WARN;
-	snprintf(dir, sizeof(dir), "/tmp/check_xact.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_xact");
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -310,8 +301,7 @@ START_TEST(test_kill9_at_step)
 	assert_clean();
 	qfs_cell_close(cell);
 	cell = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmdir(dir);
 }
 END_TEST
 
@@ -585,9 +575,5 @@ static Suite *xact_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(xact_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(xact_suite());
 }
