@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "router/admit.h"
 
 #define TABLE_BUCKETS 64
@@ -284,7 +285,6 @@ struct admit_dim {
 	double limit;                  /* the table's rate of this kind, units/s; 0: unlimited */
 	double local;                  /* router's local bucket: granted units, may be negative */
 	uint64_t next_grant_ns;        /* no GAC grant before this */
-	struct qfs_admit_bucket part;  /* the (one) partition's ceiling */
 	uint64_t win_start_ns;         /* current consumption window */
 	double win_units;              /* units charged in it */
 	double rate, peak;             /* last full window's rate, highest; units/s */
@@ -292,10 +292,25 @@ struct admit_dim {
 	double consumed;               /* units charged since start (halves of eventual reads) */
 };
 
+/* One partition of a table (its replication group). */
+struct admit_part {
+	qfs_group_t group;
+	struct qfs_admit_bucket share[QFS_ADMIT_NKINDS]; /* its share: table rate / partitions
+							    (rate 0: unlimited, one partition) */
+	struct qfs_admit_bucket ceil[QFS_ADMIT_NKINDS];  /* the ceiling cfg.part_units (0: none) */
+	double consumed[QFS_ADMIT_NKINDS];  /* units charged since start */
+	double borrowed[QFS_ADMIT_NKINDS];  /* units taken from the other partitions' shares */
+	uint64_t throttled[QFS_ADMIT_NKINDS]; /* its requests that waited or got EAGAIN */
+	uint64_t ceil_hits;                 /* tries its ceiling refused (either kind) */
+};
+
 struct admit_table {
 	qfs_group_t group;
 	struct qfs_admit_cap cap;
 	struct admit_dim d[QFS_ADMIT_NKINDS];
+	int set;                       /* settings given (qfs_admit_set), not only partitions */
+	struct admit_part *parts;      /* key order as the router's map; never empty */
+	size_t nparts;
 	struct admit_table *next;      /* hash chain */
 };
 
@@ -411,6 +426,7 @@ void qfs_admit_free(struct qfs_admit *a)
 		while (a->tab[i]) {
 			struct admit_table *t = a->tab[i];
 			a->tab[i] = t->next;
+			free(t->parts);
 			free(t);
 		}
 	}
@@ -446,7 +462,32 @@ static double table_limit(const struct qfs_admit *a, const struct admit_table *t
 	return init > 0 ? dmax(init, 2 * t->d[k].peak) : 0;
 }
 
-/* Push t's limits to the GAC (reset: full tokens, empty burst). */
+/* Give every partition of t its share of the table's rate: limit / n
+ * (unlimited for one partition, whose share is the whole table, which the
+ * local and GAC buckets enforce with their burst).  reset: full buckets;
+ * otherwise a balance carries over, capped at the new second's worth.
+ * a->mu held. */
+static void shares(struct admit_table *t, int reset, uint64_t now_ns)
+{
+	for (size_t i = 0; i < t->nparts; i++)
+		for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+			struct qfs_admit_bucket *b = &t->parts[i].share[k];
+			double r = t->nparts > 1 && t->d[k].limit > 0 ? t->d[k].limit / (double)t->nparts : 0;
+			if (reset) {
+				qfs_admit_bucket_init(b, r, 0, now_ns);
+			} else if (b->rate != r) {
+				qfs_admit_bucket_refill(b, now_ns);
+				if (b->rate <= 0)
+					b->tokens = r;
+				b->rate = r;
+				if (b->tokens > r)
+					b->tokens = r;
+			}
+		}
+}
+
+/* Push t's limits to the GAC (reset: full tokens, empty burst) and to the
+ * partitions' shares. */
 static int publish(struct qfs_admit *a, struct admit_table *t, int reset, uint64_t now_ns)
 {
 	double rate[QFS_ADMIT_NKINDS];
@@ -455,18 +496,37 @@ static int publish(struct qfs_admit *a, struct admit_table *t, int reset, uint64
 		t->d[k].limit = table_limit(a, t, k);
 		rate[k] = t->d[k].limit;
 	}
+	shares(t, reset, now_ns);
 	return qfs_admit_gac_set(a->gac, t->group, rate, reset, now_ns);
+}
+
+/* Start partition p's ceilings (full) for the current settings. */
+static void make_ceil(struct qfs_admit *a, struct admit_part *p, uint64_t now_ns)
+{
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
+		qfs_admit_bucket_init(&p->ceil[k], a->cfg.part_units[k], 0, now_ns);
 }
 
 /* Build t's per-partition state for the current settings (a->mu held). */
 static void make_parts(struct qfs_admit *a, struct admit_table *t, uint64_t now_ns)
 {
+	for (size_t i = 0; i < t->nparts; i++)
+		make_ceil(a, &t->parts[i], now_ns);
 	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
 		struct admit_dim *d = &t->d[k];
-		qfs_admit_bucket_init(&d->part, a->cfg.part_units[k], 0, now_ns);
 		d->local = 0;
 		d->next_grant_ns = 0;
 	}
+}
+
+/* The partition of group in t; an unknown group (0, or a map the router
+ * has not told yet) is the first partition. */
+static struct admit_part *part_of(struct admit_table *t, qfs_group_t part)
+{
+	for (size_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].group == part)
+			return &t->parts[i];
+	return &t->parts[0];
 }
 
 /* t for group, made (on-demand) if unknown.  a->mu held.  NULL: -ENOMEM. */
@@ -478,12 +538,19 @@ static struct admit_table *table_get(struct qfs_admit *a, qfs_group_t group, uin
 		return t;
 	if (!(t = calloc(1, sizeof(*t))))
 		return NULL;
+	if (!(t->parts = calloc(1, sizeof(*t->parts)))) {
+		free(t);
+		return NULL;
+	}
+	t->nparts = 1; /* a new table is one partition in the table's group */
+	t->parts[0].group = group;
 	t->group = group;
 	t->cap.mode = QFS_ADMIT_ON_DEMAND;
 	for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
 		t->d[k].win_start_ns = now_ns;
 	make_parts(a, t, now_ns);
 	if (publish(a, t, 1, now_ns)) {
+		free(t->parts);
 		free(t);
 		return NULL;
 	}
@@ -514,7 +581,8 @@ const struct qfs_admit_cfg *qfs_admit_config(const struct qfs_admit *a)
 int qfs_admit_known(struct qfs_admit *a, qfs_group_t group)
 {
 	pthread_mutex_lock(&a->mu);
-	int known = *slot(a, group) != NULL;
+	struct admit_table *t = *slot(a, group);
+	int known = t && t->set;
 	pthread_mutex_unlock(&a->mu);
 	return known;
 }
@@ -529,6 +597,7 @@ int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit
 	struct admit_table *t = table_get(a, group, now_ns);
 	if (t) {
 		t->cap = *cap;
+		t->set = 1;
 		if (reset || !existed) {
 			make_parts(a, t, now_ns);
 			for (int k = 0; k < QFS_ADMIT_NKINDS; k++)
@@ -546,10 +615,50 @@ void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group)
 	struct admit_table **p = slot(a, group), *t = *p;
 	if (t) {
 		*p = t->next;
+		free(t->parts);
 		free(t);
 	}
 	pthread_mutex_unlock(&a->mu);
 	qfs_admit_gac_drop(a->gac, group);
+}
+
+int qfs_admit_set_parts(struct qfs_admit *a, qfs_group_t group, const qfs_group_t *parts, size_t n,
+			uint64_t now_ns)
+{
+	struct admit_part *v;
+
+	if (n == 0)
+		return -EINVAL;
+	if (!(v = calloc(n, sizeof(*v))))
+		return -ENOMEM;
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = table_get(a, group, now_ns);
+	if (!t) {
+		pthread_mutex_unlock(&a->mu);
+		free(v);
+		return -ENOMEM;
+	}
+	size_t was = t->nparts;
+	for (size_t i = 0; i < n; i++) {
+		struct admit_part *old = NULL;
+		for (size_t j = 0; j < t->nparts && !old; j++)
+			if (t->parts[j].group == parts[i])
+				old = &t->parts[j];
+		if (old) { /* a partition that stays keeps its buckets and counts */
+			v[i] = *old;
+		} else { /* a new one (a split's upper half): full ceilings */
+			v[i].group = parts[i];
+			make_ceil(a, &v[i], now_ns);
+		}
+	}
+	free(t->parts);
+	t->parts = v;
+	t->nparts = n;
+	shares(t, 0, now_ns); /* limit / n each; a new partition starts full */
+	pthread_mutex_unlock(&a->mu);
+	if (was != n)
+		QFS_LOG(QFS_LOG_INFO, "partition shares table=%llu parts=%zu", (unsigned long long)group, n);
+	return 0;
 }
 
 /* Close the consumption windows that ended by now; an on-demand table's
@@ -596,10 +705,58 @@ static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double
 	return d->local > 0;
 }
 
-/* Take units of kind k from the buckets of the nodes in mask, the
- * partition and local buckets and count them; force (a wait ran out, or a
- * settle) caps the debt left.  a->mu held. */
-static void charge(struct qfs_admit *a, struct admit_table *t, int k, double units, int force, uint32_t mask)
+/* What share bucket b may lend: its balance above QFS_ADMIT_LEND_KEEP of
+ * a second's worth, so a partition that uses its share (its balance
+ * hovers near 0) lends nothing and an idle one (full) lends its rate. */
+static double lendable(const struct qfs_admit_bucket *b)
+{
+	return b->rate > 0 ? dmax(0, b->tokens - b->rate * QFS_ADMIT_LEND_KEEP) : 0;
+}
+
+/* Refill the shares of kind k of t's partitions; the units the partitions
+ * other than p hold unused (adaptive capacity may lend them).  a->mu held. */
+static double unused_shares(struct admit_table *t, struct admit_part *p, int k, uint64_t now_ns)
+{
+	double spare = 0;
+
+	for (size_t i = 0; i < t->nparts; i++) {
+		struct qfs_admit_bucket *b = &t->parts[i].share[k];
+		qfs_admit_bucket_refill(b, now_ns);
+		if (&t->parts[i] != p)
+			spare += lendable(b);
+	}
+	return spare;
+}
+
+/* Take units from p's share: its own tokens, then the other partitions'
+ * unused ones (borrowed, counted; as of their last refill), the rest as
+ * p's debt.  a->mu held. */
+static void take_share(struct admit_table *t, struct admit_part *p, int k, double units)
+{
+	struct qfs_admit_bucket *own = &p->share[k];
+
+	if (own->rate <= 0)
+		return;
+	double from = own->tokens > 0 ? dmin(units, own->tokens) : 0;
+	own->tokens -= from;
+	units -= from;
+	for (size_t i = 0; i < t->nparts && units > 0; i++) {
+		struct qfs_admit_bucket *b = &t->parts[i].share[k];
+		if (&t->parts[i] == p || lendable(b) <= 0)
+			continue;
+		double lend = dmin(units, lendable(b));
+		b->tokens -= lend;
+		units -= lend;
+		p->borrowed[k] += lend;
+	}
+	own->tokens -= units;
+}
+
+/* Take units of kind k from the buckets of the nodes in mask, partition
+ * p's ceiling and share, the local bucket, and count them; force (a wait
+ * ran out, or a settle) caps the debt left.  a->mu held. */
+static void charge(struct qfs_admit *a, struct admit_table *t, struct admit_part *p, int k, double units,
+		   int force, uint32_t mask)
 {
 	struct admit_dim *d = &t->d[k];
 
@@ -609,11 +766,14 @@ static void charge(struct qfs_admit *a, struct admit_table *t, int k, double uni
 			if (force)
 				clamp_debt(&a->node[i][k], wait_s(a));
 		}
-	qfs_admit_bucket_take(&d->part, units, 0);
+	qfs_admit_bucket_take(&p->ceil[k], units, 0);
+	take_share(t, p, k, units);
 	if (d->limit > 0)
 		d->local -= units;
+	p->consumed[k] += units;
 	if (force) {
-		clamp_debt(&d->part, wait_s(a));
+		clamp_debt(&p->ceil[k], wait_s(a));
+		clamp_debt(&p->share[k], wait_s(a));
 		if (d->local < -d->limit * wait_s(a))
 			d->local = -d->limit * wait_s(a);
 	}
@@ -631,7 +791,13 @@ static double cost(const struct qfs_admit *a, enum qfs_admit_kind kind, double u
 int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
 		  uint64_t now_ns, uint64_t *wait_ns)
 {
-	uint32_t mask = place(a, group, kind);
+	return qfs_admit_try_part(a, group, 0, kind, units, force, now_ns, wait_ns);
+}
+
+int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+		       double units, int force, uint64_t now_ns, uint64_t *wait_ns)
+{
+	uint32_t mask = place(a, part ? part : group, kind);
 
 	pthread_mutex_lock(&a->mu);
 	mask = node_mask(a, mask);
@@ -643,6 +809,7 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 	}
 	roll(a, t, now_ns);
 	struct admit_dim *d = &t->d[kind];
+	struct admit_part *p = part_of(t, part);
 	/* every node the request uses: ready, and with unused throughput
 	 * (more than QFS_ADMIT_HEADROOM of a second's worth left after this
 	 * request) for the burst */
@@ -662,12 +829,21 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 		if ((wn = qfs_admit_bucket_wait(node)) > w)
 			w = wn;
 	}
-	qfs_admit_bucket_refill(&d->part, now_ns);
-	int ok = force || (nodes_ready && qfs_admit_bucket_ready(&d->part, 0) &&
-			   local_ready(a, t, kind, units, headroom, now_ns));
+	qfs_admit_bucket_refill(&p->ceil[kind], now_ns);
+	int ceil_ok = qfs_admit_bucket_ready(&p->ceil[kind], 0);
+	/* its share, else the others' unused shares (adaptive capacity), else
+	 * the table's burst (spent by whichever partition needs it) */
+	qfs_admit_bucket_refill(&p->share[kind], now_ns);
+	int share_ok = qfs_admit_bucket_ready(&p->share[kind], 0) || unused_shares(t, p, kind, now_ns) > 0 ||
+		       (headroom && qfs_admit_gac_burst(a->gac, group, kind, now_ns) > 0);
+	int ok = force || (nodes_ready && ceil_ok && share_ok && local_ready(a, t, kind, units, headroom, now_ns));
 	if (!ok) {
-		uint64_t wp = qfs_admit_bucket_wait(&d->part);
+		if (!ceil_ok)
+			p->ceil_hits++;
+		uint64_t wp = qfs_admit_bucket_wait(&p->ceil[kind]);
 		if (wp > w)
+			w = wp;
+		if (!share_ok && (wp = qfs_admit_bucket_wait(&p->share[kind])) > w)
 			w = wp;
 		if (d->limit > 0 && d->local <= 0) {
 			uint64_t wl = (uint64_t)(-d->local / d->limit * NS_PER_S) + 1;
@@ -678,7 +854,7 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 		*wait_ns = w ? w : POLL_MIN_NS;
 		return -EAGAIN;
 	}
-	charge(a, t, kind, units, force, mask);
+	charge(a, t, p, kind, units, force, mask);
 	pthread_mutex_unlock(&a->mu);
 	return 0;
 }
@@ -686,18 +862,34 @@ int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind ki
 void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units,
 		      uint64_t now_ns)
 {
+	qfs_admit_settle_part(a, group, 0, kind, units, now_ns);
+}
+
+void qfs_admit_settle_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+			   double units, uint64_t now_ns)
+{
 	if (units <= 0)
 		return;
-	uint32_t mask = place(a, group, kind);
+	uint32_t mask = place(a, part ? part : group, kind);
 
 	pthread_mutex_lock(&a->mu);
 	struct admit_table *t = table_get(a, group, now_ns);
-	if (t)
-		charge(a, t, kind, cost(a, kind, units), 1, node_mask(a, mask));
+	if (t) {
+		struct admit_part *p = part_of(t, part);
+		if (p->share[kind].rate > 0)
+			unused_shares(t, p, kind, now_ns); /* refill before borrowing */
+		charge(a, t, p, kind, cost(a, kind, units), 1, node_mask(a, mask));
+	}
 	pthread_mutex_unlock(&a->mu);
 }
 
 int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units)
+{
+	return qfs_admit_acquire_part(a, group, 0, kind, units);
+}
+
+int qfs_admit_acquire_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+			   double units)
 {
 	uint64_t t0 = a->clock(a->clock_arg), now = t0, w = 0;
 	uint64_t bound = (uint64_t)(wait_s(a) * NS_PER_S);
@@ -705,7 +897,7 @@ int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kin
 
 	for (;;) {
 		forced = throttled && now - t0 >= bound;
-		rc = qfs_admit_try(a, group, kind, units, forced, now, &w);
+		rc = qfs_admit_try_part(a, group, part, kind, units, forced, now, &w);
 		if (rc != -EAGAIN || a->cfg.fail)
 			break;
 		throttled = 1;
@@ -725,6 +917,7 @@ int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kin
 		pthread_mutex_lock(&a->mu);
 		struct admit_table *t = *slot(a, group);
 		if (t) {
+			part_of(t, part)->throttled[kind]++;
 			t->d[kind].throttled++;
 			t->d[kind].wait_ns += now - t0;
 			t->d[kind].expired += (uint64_t)forced;
@@ -779,6 +972,65 @@ void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out)
 		       (unsigned long long)(i->wait_us[QFS_ADMIT_READ] / 1000),
 		       (unsigned long long)(i->wait_us[QFS_ADMIT_WRITE] / 1000),
 		       (unsigned long long)i->expired[QFS_ADMIT_READ], (unsigned long long)i->expired[QFS_ADMIT_WRITE],
+		       (unsigned long long)i->throttled[QFS_ADMIT_READ],
+		       (unsigned long long)i->throttled[QFS_ADMIT_WRITE]);
+}
+
+uint64_t qfs_admit_ceiling_hits(struct qfs_admit *a, qfs_group_t group, qfs_group_t part)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = *slot(a, group);
+	for (size_t i = 0; t && i < t->nparts; i++)
+		if (t->parts[i].group == part)
+			n = t->parts[i].ceil_hits;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64_t now_ns,
+			struct qfs_admit_part_info *out)
+{
+	struct qfs_admit_part_info pi;
+
+	memset(&pi, 0, sizeof(pi));
+	pthread_mutex_lock(&a->mu);
+	struct admit_table *t = *slot(a, group);
+	if (!t || i >= t->nparts) {
+		pthread_mutex_unlock(&a->mu);
+		return -ENOENT;
+	}
+	struct admit_part *p = &t->parts[i];
+	pi.group = p->group;
+	pi.nparts = t->nparts;
+	for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
+		qfs_admit_bucket_refill(&p->share[k], now_ns);
+		qfs_admit_bucket_refill(&p->ceil[k], now_ns);
+		pi.share[k] = p->share[k].rate;
+		pi.share_tokens[k] = p->share[k].tokens;
+		pi.ceiling[k] = p->ceil[k].rate;
+		pi.consumed[k] = (uint64_t)p->consumed[k];
+		pi.borrowed[k] = (uint64_t)p->borrowed[k];
+		pi.throttled[k] = p->throttled[k];
+	}
+	pthread_mutex_unlock(&a->mu);
+	*out = pi;
+	return 0;
+}
+
+void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *out)
+{
+	qfs_buf_printf(out,
+		       " group %016llx share_rcu %.1f share_wcu %.1f ceiling_rcu %.0f ceiling_wcu %.0f"
+		       " consumed_rcu %llu consumed_wcu %llu borrowed_rcu %llu borrowed_wcu %llu"
+		       " throttled_reads %llu throttled_writes %llu",
+		       (unsigned long long)i->group, i->share[QFS_ADMIT_READ], i->share[QFS_ADMIT_WRITE],
+		       i->ceiling[QFS_ADMIT_READ], i->ceiling[QFS_ADMIT_WRITE],
+		       (unsigned long long)i->consumed[QFS_ADMIT_READ],
+		       (unsigned long long)i->consumed[QFS_ADMIT_WRITE],
+		       (unsigned long long)i->borrowed[QFS_ADMIT_READ],
+		       (unsigned long long)i->borrowed[QFS_ADMIT_WRITE],
 		       (unsigned long long)i->throttled[QFS_ADMIT_READ],
 		       (unsigned long long)i->throttled[QFS_ADMIT_WRITE]);
 }

@@ -17,8 +17,15 @@
  *              shared by every partition whose replica on that node the
  *              request uses (the placement callback says which: a write
  *              every replica's node, a read the serving node); no burst.
- *   partition  min(table rate / partitions, per-partition ceiling); a
- *              table is one partition until splits exist; no burst.
+ *   partition  two buckets per partition (its replication group), no
+ *              burst: its ceiling (cfg.part_units, every table) and its
+ *              share of the table's rate (rate / partitions; none for a
+ *              table of one partition).  A partition whose share is
+ *              spent borrows the unused share of the table's other
+ *              partitions (adaptive capacity: what their balance holds
+ *              above QFS_ADMIT_LEND_KEEP s) or the table's burst, never
+ *              beyond its ceiling.  The router tells the partitions
+ *              (qfs_admit_set_parts) whenever it refreshes its map.
  *   local      the router's bucket for the table, fed only by GAC grants:
  *              once per gac interval an interval's worth (the refill), and
  *              when empty what the waiting request lacks; may hold a debt.
@@ -57,6 +64,8 @@
 #define QFS_ADMIT_HEADROOM 0.2         /* node headroom: this share of a second's worth unused */
 #define QFS_ADMIT_WINDOW_NS 1000000000ull /* consumed-rate and peak window: 1 s */
 #define QFS_ADMIT_NODES_MAX 16         /* node buckets (node ids 1..16) */
+#define QFS_ADMIT_LEND_KEEP 0.5        /* a partition lends its share's balance above this
+					  many seconds' worth (adaptive capacity) */
 
 enum qfs_admit_kind { QFS_ADMIT_READ = 0, QFS_ADMIT_WRITE, QFS_ADMIT_NKINDS };
 enum qfs_admit_mode { QFS_ADMIT_ON_DEMAND = 0, QFS_ADMIT_PROVISIONED };
@@ -162,7 +171,8 @@ void qfs_admit_set_placement(struct qfs_admit *a, qfs_admit_place_fn fn, void *a
 int qfs_admit_node_info(struct qfs_admit *a, uint32_t id, enum qfs_admit_kind kind, uint64_t now_ns,
 			double *tokens, double *rate);
 
-/* Nonzero if group's settings are known (set since start). */
+/* Nonzero if group's settings are known (qfs_admit_set since start;
+ * requests and qfs_admit_set_parts alone do not make them known). */
 int qfs_admit_known(struct qfs_admit *a, qfs_group_t group);
 /* Set table group's capacity.  reset != 0 (created, or capacity just set):
  * the burst starts empty; a first load at mount also starts empty.
@@ -172,6 +182,17 @@ int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit
 /* Forget a dropped table. */
 void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group);
 
+/* Table group's partitions are now parts[0..n) (their groups, the
+ * router's map order): partitions that stay keep their buckets and counts,
+ * new ones start with full buckets, and every share becomes the table's
+ * rate / n.  Until called, a table is one partition in group itself.
+ * -EINVAL (n == 0), -ENOMEM (nothing changed). */
+int qfs_admit_set_parts(struct qfs_admit *a, qfs_group_t group, const qfs_group_t *parts, size_t n,
+			uint64_t now_ns);
+
+/* The _part variants below charge partition part (its group) of table
+ * group; part 0 or one not among the table's partitions is its first. */
+
 /* Try to admit a request of units of kind on group at now_ns (read units
  * count half with cfg.eventual_reads, here and in settle).  force: admit
  * even if over capacity (a wait ran out).  0: admitted and charged;
@@ -179,15 +200,21 @@ void qfs_admit_drop(struct qfs_admit *a, qfs_group_t group);
  * try again.  -ENOMEM. */
 int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
 		  uint64_t now_ns, uint64_t *wait_ns);
+int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+		       double units, int force, uint64_t now_ns, uint64_t *wait_ns);
 /* Charge units more to an admitted request (a read's size known after it
  * ran); never waits. */
 void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units,
 		      uint64_t now_ns);
+void qfs_admit_settle_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+			   double units, uint64_t now_ns);
 /* Admit a request, waiting (sleeping through the injected clock) while over
  * capacity, at most cfg.wait_ms; after that the request proceeds (counted
  * as wait_expired).  With cfg.fail: -EAGAIN at once instead of waiting.
  * Counts a throttled request once, and its wait time.  0, -EAGAIN, -ENOMEM. */
 int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units);
+int qfs_admit_acquire_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+			   double units);
 
 /* Per-table figures, for the control tree. */
 struct qfs_admit_info {
@@ -208,5 +235,27 @@ double qfs_admit_read_units(size_t len);
 double qfs_admit_write_units(size_t len);
 /* Append " mode M rcu N wcu N ... throttled_writes N" for info. */
 void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out);
+
+/* Per-partition figures, for the control tree. */
+struct qfs_admit_part_info {
+	qfs_group_t group;                     /* the partition's replication group */
+	size_t nparts;                         /* partitions of its table */
+	double share[QFS_ADMIT_NKINDS];        /* its share of the table's rate, units/s (0: all of it) */
+	double share_tokens[QFS_ADMIT_NKINDS]; /* its share's balance, units (may be a debt) */
+	double ceiling[QFS_ADMIT_NKINDS];      /* its ceiling, units/s (0: none) */
+	uint64_t consumed[QFS_ADMIT_NKINDS];   /* units charged to it since start */
+	uint64_t borrowed[QFS_ADMIT_NKINDS];   /* of those, units borrowed from other partitions' shares */
+	uint64_t throttled[QFS_ADMIT_NKINDS];  /* its requests that waited or got EAGAIN */
+};
+/* Figures of table group's i-th partition (0-based, map order) at now_ns;
+ * -ENOENT if the table is unknown or has no i-th partition. */
+int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64_t now_ns,
+			struct qfs_admit_part_info *out);
+/* How many tries partition part of table group had refused by its
+ * ceiling since start (0 if unknown): the split checks count a partition
+ * whose count moved in a second as hot (doc/partitions.md). */
+uint64_t qfs_admit_ceiling_hits(struct qfs_admit *a, qfs_group_t group, qfs_group_t part);
+/* Append " group G share_rcu X ... throttled_writes N" for i. */
+void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *out);
 
 #endif

@@ -53,6 +53,7 @@
 #include "common/glist.h"
 #include "common/log.h"
 #include "node/cell.h"
+#include "router/admit.h"
 #include "router/router_int.h"
 #include "router/xact.h"
 
@@ -93,6 +94,28 @@ static const struct qfs_meta_part *pc_part(const struct pc_table *e, const uint8
 	return &e->parts[a ? a - 1 : 0];
 }
 
+/* Tell the admission control e's partitions (each its share of the
+ * table's capacity, admit.h); pc_lock held.  A failure (-ENOMEM) leaves the
+ * old partitions' buckets, logged. */
+static void admit_parts(struct qfs_router *r, const struct pc_table *e)
+{
+	qfs_group_t g[64], *v = e->n <= 64 ? g : malloc(e->n * sizeof(*v));
+	int rc = -ENOMEM;
+
+	if (!r->admit || e->n == 0 || e->table == QFS_META_TABLE)
+		return;
+	if (v) {
+		for (size_t i = 0; i < e->n; i++)
+			v[i] = e->parts[i].group;
+		rc = qfs_admit_set_parts(r->admit, e->table, v, e->n, qfs_clock_mono_ns());
+	}
+	if (v != g)
+		free(v);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "partition shares not updated table=%llu err=%s", (unsigned long long)e->table,
+			qfs_strerror(rc));
+}
+
 int router_refresh(struct qfs_router *r, qfs_table_t table)
 {
 	struct qfs_meta_part *v;
@@ -126,8 +149,23 @@ int router_refresh(struct qfs_router *r, qfs_table_t table)
 	e->parts = v;
 	e->n = n;
 	__atomic_fetch_add(&r->map_gen, 1, __ATOMIC_ACQ_REL);
+	admit_parts(r, e);
 	pthread_rwlock_unlock(&r->pc_lock);
 	return 0;
+}
+
+qfs_group_t router_peek(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len)
+{
+	qfs_group_t g = 0;
+
+	if (!key)
+		return 0;
+	pthread_rwlock_rdlock(&r->pc_lock);
+	struct pc_table *e = pc_find(r, table);
+	if (e && e->n)
+		g = pc_part(e, key, key_len)->group;
+	pthread_rwlock_unlock(&r->pc_lock);
+	return g;
 }
 
 void router_forget(struct qfs_router *r, qfs_table_t table)
@@ -282,7 +320,12 @@ static void pst_roll(struct qfs_router *r, struct pstat *st, uint64_t now_ms)
 	st->ops_s = span < 2000 ? (double)st->ops * 1000.0 / (double)span : 0.0;
 	st->ops = 0;
 	st->sec_start_ms = now_ms;
-	if (r->split_cfg.split_ops > 0 && st->ops_s > r->split_cfg.split_ops) {
+	/* a partition its ceiling held back is hot whatever its request rate
+	 * (admit.h): splitting gives each half its own ceiling */
+	uint64_t hits = r->admit ? qfs_admit_ceiling_hits(r->admit, st->table, st->group) : 0;
+	int held = hits != st->ceil_hits;
+	st->ceil_hits = hits;
+	if (r->split_cfg.split_ops > 0 && (st->ops_s > r->split_cfg.split_ops || held)) {
 		if (!st->hot_since_ms)
 			st->hot_since_ms = now_ms - span;
 	} else {

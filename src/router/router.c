@@ -94,20 +94,24 @@ static void admit_load(struct qfs_router *r, qfs_table_t group, int reset)
 	qfs_admit_set(r->admit, group, &cap, reset, qfs_clock_mono_ns());
 }
 
-/* Admit a request of units on table (the meta table is not charged). */
-static int admit(struct qfs_router *r, qfs_table_t group, enum qfs_admit_kind kind, double units)
+/* Admit a request of units on table, charged to the partition of key (the
+ * meta table is not charged). */
+static int admit(struct qfs_router *r, qfs_table_t group, const uint8_t *key, size_t key_len,
+		 enum qfs_admit_kind kind, double units)
 {
 	if (group == QFS_META_TABLE)
 		return 0;
 	if (!qfs_admit_known(r->admit, group))
 		admit_load(r, group, 1);
-	return qfs_admit_acquire(r->admit, group, kind, units);
+	return qfs_admit_acquire_part(r->admit, group, router_peek(r, group, key, key_len), kind, units);
 }
 
-static void admit_settle(struct qfs_router *r, qfs_table_t group, double units)
+static void admit_settle(struct qfs_router *r, qfs_table_t group, const uint8_t *key, size_t key_len,
+			 double units)
 {
 	if (group != QFS_META_TABLE)
-		qfs_admit_settle(r->admit, group, QFS_ADMIT_READ, units, qfs_clock_mono_ns());
+		qfs_admit_settle_part(r->admit, group, router_peek(r, group, key, key_len), QFS_ADMIT_READ, units,
+				      qfs_clock_mono_ns());
 }
 
 int qfs_router_admit_config(struct qfs_router *r, const struct qfs_admit_cfg *cfg)
@@ -355,7 +359,8 @@ int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 	qfs_txn_encode(txn, &b);
 	rc = b.err;
 	if (rc == 0)
-		rc = admit(r, table, QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
+		rc = admit(r, table, txn->nops ? txn->ops[0].key : NULL, txn->nops ? txn->ops[0].key_len : 0,
+			   QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
 	qfs_buf_close(&b);
 	for (int attempt = 0; rc == 0; attempt++) {
 		pthread_rwlock_rdlock(&r->tables_lock);
@@ -390,7 +395,7 @@ int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, 
 {
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct qfs_meta_part p;
-	int rc = admit(r, table, QFS_ADMIT_READ, 1);
+	int rc = admit(r, table, key, key_len, QFS_ADMIT_READ, 1);
 
 	if (rc == 0 && table == QFS_META_TABLE) {
 		rc = qfs_cell_get(r->cell, QFS_META_GROUP, key, key_len, val, val_len);
@@ -411,7 +416,7 @@ int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, 
 			router_account(r, &p, key, key_len, 0);
 	}
 	if (rc == 0)
-		admit_settle(r, table, qfs_admit_read_units(*val_len) - 1);
+		admit_settle(r, table, key, key_len, qfs_admit_read_units(*val_len) - 1);
 	record(r, table, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
 	return rc;
 }
@@ -538,13 +543,13 @@ int qfs_router_scan(struct qfs_router *r, qfs_table_t table, const uint8_t *lo, 
 		return -ENOMEM;
 	c->cb = cb;
 	c->arg = arg;
-	rc = admit(r, table, QFS_ADMIT_READ, 1);
+	rc = admit(r, table, lo, lo_len, QFS_ADMIT_READ, 1);
 	if (rc == 0) {
 		if (table == QFS_META_TABLE)
 			rc = qfs_cell_scan(r->cell, QFS_META_GROUP, lo, lo_len, hi, hi_len, scan_count_cb, c);
 		else
 			rc = scan_table(r, table, lo, lo_len, hi, hi_len, c);
-		admit_settle(r, table, qfs_admit_read_units((size_t)c->bytes) - 1);
+		admit_settle(r, table, lo, lo_len, qfs_admit_read_units((size_t)c->bytes) - 1);
 	}
 	record(r, table, QFS_ROUTER_SCAN, t0, rc < 0);
 	free(c);
@@ -1349,6 +1354,14 @@ static int stats_table(const struct qfs_table *t, void *arg)
 			       (unsigned long long)(ai.wait_us[QFS_ADMIT_READ] / 1000),
 			       (unsigned long long)(ai.wait_us[QFS_ADMIT_WRITE] / 1000));
 	}
+	struct qfs_admit_part_info pi;
+	for (size_t i = 0; qfs_admit_part_info(c->r->admit, t->id, i, qfs_clock_mono_ns(), &pi) == 0; i++) {
+		qfs_buf_printf(c->out, "partition ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_buf_printf(c->out, " group %016llx throttled_reads %llu throttled_writes %llu\n",
+			       (unsigned long long)pi.group, (unsigned long long)pi.throttled[QFS_ADMIT_READ],
+			       (unsigned long long)pi.throttled[QFS_ADMIT_WRITE]);
+	}
 	return 0;
 }
 
@@ -1397,6 +1410,13 @@ static int capacity_table(const struct qfs_table *t, void *arg)
 		qfs_buf_printf(c->out, "table ");
 		qfs_buf_put_esc(c->out, t->name);
 		qfs_admit_format(&ai, c->out);
+		qfs_buf_put_u8(c->out, '\n');
+	}
+	struct qfs_admit_part_info pi;
+	for (size_t i = 0; qfs_admit_part_info(c->r->admit, t->id, i, qfs_clock_mono_ns(), &pi) == 0; i++) {
+		qfs_buf_printf(c->out, "partition ");
+		qfs_buf_put_esc(c->out, t->name);
+		qfs_admit_format_part(&pi, c->out);
 		qfs_buf_put_u8(c->out, '\n');
 	}
 	return 0;

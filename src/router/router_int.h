@@ -5,7 +5,8 @@
  *
  * Lock order: split_run_mu (held across a whole split, its I/O included)
  * before tables_lock; tables_lock before split_mu, pc_lock, pst_mu, cq_mu,
- * alloc_mu, metrics_mu; the meta map's lock and the cell's locks are taken
+ * alloc_mu, metrics_mu; pc_lock and pst_mu before the admission's locks
+ * (admit.c); the meta map's lock and the cell's locks are taken
  * inside their calls, after ours.
  */
 #ifndef QFS_ROUTER_ROUTER_INT_H
@@ -47,6 +48,7 @@ struct pstat {
 	uint64_t sec_start_ms;       /* start of that second */
 	uint64_t hot_since_ms;       /* rate above split_ops since (0: not) */
 	double ops_s;                /* last full second's rate */
+	uint64_t ceil_hits;          /* admission's ceiling refusals at the last roll */
 	uint64_t written;            /* txn bytes since the last size check */
 	int size_checked;            /* a size check ran once */
 	int size_backoff;            /* the last size check split nothing */
@@ -124,7 +126,11 @@ void router_parts_close(struct qfs_router *r); /* stop threads, free caches */
  * miss), and its lookup sent to the constant-work queue.  0 or -ENOMEM. */
 int router_resolve(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
 		   struct qfs_meta_part *out);
-/* Replace table's cached map from meta (and bump map_gen). */
+/* The group of (table, key)'s partition if the table's map is cached, else
+ * 0 (no lookup, nothing queued: admission's partition, admit.h). */
+qfs_group_t router_peek(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len);
+/* Replace table's cached map from meta (and bump map_gen), and tell the
+ * admission control the table's partitions (their shares). */
 int router_refresh(struct qfs_router *r, qfs_table_t table);
 /* A write of table met QFS_ESTALE again after a refresh of the map: with
  * no split running (split_run_mu tried, not waited for), re-read the map

@@ -18,6 +18,8 @@
 #     key sampled from the requests, with no error to the readers;
 #  5. every mount above starts with a cold routing cache under load;
 #  6. `quorumfs restore` of the split table reassembles its partitions.
+#  7. a partition its ceiling (-o part_rcu=) holds back splits by load
+#     whatever its request rate; its throttled reads are counted.
 # The writers of step 2 overwrite files, create new ones and remove some:
 # a create or unlink whose entry and inode fall into two partitions is a
 # cross-partition transaction (doc/xact.md).
@@ -220,6 +222,18 @@ END { if (prevhi != "-") bad = "last hi is not the end"; if (bad) { print bad; e
 	"$MNT/.quorumfs/partitions" || fail "bad .quorumfs/partitions"
 grep -q '^meta lookups_sent [1-9]' "$MNT/.quorumfs/stats" || fail "no constant-work lookups counted"
 grep -qE '^meta .* xacts [1-9]' "$MNT/.quorumfs/stats" || fail "no cross-partition txn ran during the splits"
+# admission knows the partitions: one .quorumfs/capacity line each, with
+# its share and ceiling (doc/admission.md), the same groups as the map
+for _ in 1 2 3 4 5; do
+	pg=$(awk '$1 == "table" && $2 == "t" && $3 == "partition" { print $6 }' "$MNT/.quorumfs/partitions" | sort)
+	cg=$(awk '$1 == "partition" && $2 == "t" && $3 == "group" && $5 == "share_rcu" { print $4 }' \
+		"$MNT/.quorumfs/capacity" | sort)
+	[ -n "$pg" ] && [ "$pg" = "$cg" ] && break
+	sleep 0.5
+done
+[ -n "$pg" ] && [ "$pg" = "$cg" ] || fail "capacity's partitions ($cg) are not the map's ($pg)"
+grep -q '^partition t group [0-9a-f]* throttled_reads [0-9]* throttled_writes [0-9]*$' "$MNT/.quorumfs/stats" ||
+	fail "stats lack the per-partition throttle lines"
 note "$P2 partitions after size splits under load"
 
 # restore reassembles the partitions the table has (from their archives)
@@ -288,5 +302,25 @@ log_since | grep -q 'split by load .*err=Success' || fail "no split by load"
 [ "$(nparts)" -gt "$before" ] || fail "no new partition after the load split"
 $PT verify "$MNT/t" "$MAN" || fail "tree after the load split"
 note "load split: $before -> $(nparts) partitions"
+
+# --- 7. a partition its ceiling holds back splits by load (doc/admission.md)
+# whatever its request rate (split_ops far above it): a new table c, read
+# at most 40 units/s per partition
+remount -o split_bytes=0,split_ops=1000000,split_window=2s,split_check=300ms,cache_timeout=0,part_rcu=40
+log_mark
+mkdir -p "$MNT/c/h" || fail "mkdir c/h"
+for i in $(seq 40); do head -c 100 /dev/urandom >"$MNT/c/h/f$i" || fail "create c/h/f$i at the ceiling"; done
+$PT hammer "$MNT/c" "$MAN" h 5 || fail "a reader saw an error at its partition's ceiling (it must wait)"
+for _ in $(seq 20); do
+	log_since | grep -q 'split by load table=.*err=Success' && break
+	sleep 0.3
+done
+log_since | grep -q 'split by load .*err=Success' || fail "a partition held at its ceiling did not split"
+cparts=$(grep -c '^table c partition ' "$MNT/.quorumfs/partitions")
+[ "$cparts" -gt 1 ] || fail "table c is still one partition after its ceiling held it"
+held=$(awk '$1 == "partition" && $2 == "c" { for (i = 3; i < NF; i += 2) if ($i == "throttled_reads") s += $(i + 1) }
+	END { print s + 0 }' "$MNT/.quorumfs/capacity")
+[ "$held" -gt 0 ] || fail "no partition of c counted a throttled read: $(grep '^partition c ' "$MNT/.quorumfs/capacity")"
+note "ceiling split: table c in $cparts partitions, $held reads waited"
 qfs_umount
 exit 0

@@ -425,6 +425,196 @@ START_TEST(acquire_waits_fails_and_is_bounded)
 }
 END_TEST
 
+/* Writes of 1 unit on the partitions in parts[0..n) of table 7, every
+ * millisecond for secs seconds (parts[i] first on odd ms, last on even):
+ * the counts admitted per partition in got[]. */
+static void hammer(const qfs_group_t *parts, size_t n, int secs, int got[])
+{
+	uint64_t w, end = now + (uint64_t)secs * S;
+
+	for (size_t i = 0; i < n; i++)
+		got[i] = 0;
+	while (now < end) {
+		now += MS;
+		for (size_t j = 0; j < n; j++) {
+			size_t i = (now / MS) % 2 ? j : n - 1 - j;
+			got[i] += qfs_admit_try_part(adm, 7, parts[i], QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+		}
+	}
+}
+
+static struct qfs_admit_part_info part_info(size_t i)
+{
+	struct qfs_admit_part_info pi;
+
+	ck_assert_int_eq(qfs_admit_part_info(adm, 7, i, now, &pi), 0);
+	return pi;
+}
+
+START_TEST(partition_share_of_provisioned)
+{
+	qfs_group_t two[] = { 7, 8 };
+	int got[2];
+
+	provision(7, 0, 100);
+	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 0); /* one partition: the whole table */
+	ck_assert_int_eq(qfs_admit_part_info(adm, 7, 1, now, &(struct qfs_admit_part_info){ 0 }), -ENOENT);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 2, now), 0);
+	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 50);
+	ck_assert(part_info(1).share[QFS_ADMIT_WRITE] == 50);
+	ck_assert_uint_eq(part_info(1).group, 8);
+	/* both busy: each holds its share, nothing to borrow */
+	hammer(two, 2, 10, got);
+	ck_assert_int_ge(got[0], 480);
+	ck_assert_int_le(got[0], 560);
+	ck_assert_int_ge(got[1], 480);
+	ck_assert_int_le(got[1], 560);
+	ck_assert_int_le(got[0] + got[1], 1000 + 110); /* the table's rate, plus its first second */
+	ck_assert(part_info(0).borrowed[QFS_ADMIT_WRITE] < 60);
+	ck_assert_uint_eq(part_info(0).consumed[QFS_ADMIT_WRITE], (uint64_t)got[0]);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 0, now), -EINVAL);
+	ck_assert_int_eq(qfs_admit_known(adm, 7), 1);
+	ck_assert_int_eq(qfs_admit_known(adm, 11), 0);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 11, two, 2, now), 0);
+	ck_assert_int_eq(qfs_admit_known(adm, 11), 0); /* partitions alone: settings still to load */
+}
+END_TEST
+
+START_TEST(partition_borrows_unused_share)
+{
+	qfs_group_t two[] = { 7, 8 };
+	int got[2];
+
+	provision(7, 0, 100);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 2, now), 0);
+	/* partition 7 alone is busy: it borrows 8's unused share (adaptive
+	 * capacity), the table's rate stays the bound */
+	hammer(two, 1, 10, got);
+	ck_assert_int_ge(got[0], 950);
+	ck_assert_int_le(got[0], 1110);
+	ck_assert(part_info(0).borrowed[QFS_ADMIT_WRITE] > 400);
+	ck_assert(part_info(1).consumed[QFS_ADMIT_WRITE] == 0);
+	/* but never beyond its ceiling */
+	struct qfs_admit_cfg cfg = { .part_units = { 0, 60 } };
+	qfs_admit_configure(adm, &cfg);
+	provision(7, 0, 100);
+	hammer(two, 1, 10, got);
+	ck_assert_int_ge(got[0], 590);
+	ck_assert_int_le(got[0], 670);
+	ck_assert(part_info(0).ceiling[QFS_ADMIT_WRITE] == 60);
+	/* and without a table to borrow from (8 busy too) each keeps 50/s
+	 * (re-provisioned: the burst 7 left unused above is emptied) */
+	provision(7, 0, 100);
+	hammer(two, 2, 10, got);
+	ck_assert_int_ge(got[0], 450);
+	ck_assert_int_le(got[0], 560);
+	ck_assert_int_ge(got[1], 450);
+}
+END_TEST
+
+START_TEST(partition_ceiling_on_demand)
+{
+	struct qfs_admit_cfg cfg = { .part_units = { 0, 1000 } };
+	struct qfs_admit_cap od = { .mode = QFS_ADMIT_ON_DEMAND };
+	qfs_group_t two[] = { 7, 8 };
+	struct qfs_admit_info i;
+	uint64_t w;
+	int got[2];
+
+	qfs_admit_configure(adm, &cfg);
+	ck_assert_int_eq(qfs_admit_set(adm, 7, &od, 1, now), 0);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 2, now), 0);
+	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 0); /* unlimited table: no share */
+	/* 4 writes per ms per partition: each capped at its own 1000/s, so
+	 * the table takes 2000/s */
+	for (size_t k = 0; k < 2; k++)
+		got[k] = 0;
+	for (uint64_t end = now + 5 * S; now < end;) {
+		now += MS;
+		for (int n = 0; n < 4; n++)
+			for (size_t k = 0; k < 2; k++)
+				got[k] += qfs_admit_try_part(adm, 7, two[k], QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+	}
+	ck_assert_int_ge(got[0], 5000);
+	ck_assert_int_le(got[0], 6010);
+	ck_assert_int_ge(got[1], 5000);
+	ck_assert_int_le(got[1], 6010);
+	/* the refusals of its ceiling, which the split checks count as load */
+	uint64_t hits = qfs_admit_ceiling_hits(adm, 7, 8);
+	ck_assert_uint_gt(hits, 1000);
+	ck_assert_uint_eq(qfs_admit_ceiling_hits(adm, 7, 99), 0);
+	ck_assert_uint_eq(qfs_admit_ceiling_hits(adm, 99, 8), 0);
+	/* a hot partition waits (counted on it and its table), the other not */
+	uint64_t t0 = now;
+	ck_assert_int_eq(qfs_admit_acquire_part(adm, 7, 8, QFS_ADMIT_WRITE, 1), 0);
+	ck_assert_uint_gt(now, t0);
+	ck_assert_uint_eq(part_info(1).throttled[QFS_ADMIT_WRITE], 1);
+	ck_assert_uint_eq(part_info(0).throttled[QFS_ADMIT_WRITE], 0);
+	ck_assert_int_eq(qfs_admit_info(adm, 7, now, &i), 0);
+	ck_assert_uint_eq(i.throttled[QFS_ADMIT_WRITE], 1);
+	/* throttle=fail: EAGAIN at once */
+	cfg.fail = 1;
+	qfs_admit_configure(adm, &cfg);
+	while (qfs_admit_try_part(adm, 7, 8, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0)
+		;
+	t0 = now;
+	ck_assert_int_eq(qfs_admit_acquire_part(adm, 7, 8, QFS_ADMIT_WRITE, 1), -EAGAIN);
+	ck_assert_uint_eq(now, t0);
+	ck_assert_int_eq(qfs_admit_acquire_part(adm, 7, 7, QFS_ADMIT_WRITE, 1), 0); /* the cold one passes */
+	ck_assert_uint_eq(part_info(1).throttled[QFS_ADMIT_WRITE], 2);
+}
+END_TEST
+
+START_TEST(partition_shares_after_split)
+{
+	qfs_group_t one[] = { 7 }, two[] = { 7, 8 }, three[] = { 7, 9, 8 };
+	struct qfs_admit_cfg cfg = { .part_units = { 0, 40 } };
+	uint64_t w;
+	int got[3];
+
+	qfs_admit_configure(adm, &cfg);
+	provision(7, 0, 90);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, one, 1, now), 0);
+	/* the one partition is held at its ceiling, 40 of the table's 90 */
+	hammer(one, 1, 10, got);
+	ck_assert_int_ge(got[0], 390);
+	ck_assert_int_le(got[0], 450);
+	uint64_t before = part_info(0).consumed[QFS_ADMIT_WRITE];
+	/* the split: shares of 45, the new partition with full buckets, the
+	 * old one keeping its counts; together they take 80/s */
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 2, now), 0);
+	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 45);
+	ck_assert(part_info(1).share[QFS_ADMIT_WRITE] == 45);
+	ck_assert_uint_eq(part_info(0).consumed[QFS_ADMIT_WRITE], before);
+	ck_assert_uint_eq(part_info(1).consumed[QFS_ADMIT_WRITE], 0);
+	ck_assert(part_info(1).ceiling[QFS_ADMIT_WRITE] == 40);
+	ck_assert_int_eq(qfs_admit_try_part(adm, 7, 8, QFS_ADMIT_WRITE, 40, 0, now, &w), 0); /* full */
+	now += S;
+	hammer(two, 2, 10, got);
+	ck_assert_int_ge(got[0] + got[1], 780);
+	ck_assert_int_le(got[0] + got[1], 900);
+	/* another split: 30 each, the table's 90/s is the bound */
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, three, 3, now), 0);
+	for (size_t k = 0; k < 3; k++)
+		ck_assert(part_info(k).share[QFS_ADMIT_WRITE] == 30);
+	ck_assert_uint_eq(part_info(1).group, 9);
+	ck_assert_uint_eq(part_info(1).consumed[QFS_ADMIT_WRITE], 0);
+	ck_assert_uint_eq(part_info(2).group, 8);
+	ck_assert_uint_gt(part_info(2).consumed[QFS_ADMIT_WRITE], 300);
+	double b0 = burst(7); /* the 10/s and 50/s the ceilings left unused */
+	ck_assert(b0 > 500);
+	hammer(three, 3, 10, got);
+	ck_assert_int_ge(got[0] + got[1] + got[2], 880);
+	ck_assert_int_le(got[0] + got[1] + got[2], 1000 + b0); /* the table's rate and burst */
+	ck_assert(burst(7) < b0);
+	for (size_t k = 0; k < 3; k++)
+		ck_assert_int_ge(got[k], 270);
+	/* capacity raised: the shares follow */
+	provision(7, 0, 300);
+	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 100);
+}
+END_TEST
+
 START_TEST(settings_parse)
 {
 	struct qfs_admit_cap c = { .mode = QFS_ADMIT_ON_DEMAND };
@@ -466,6 +656,10 @@ static Suite *admit_suite(void)
 	tcase_add_test(tc, on_demand_follows_peak);
 	tcase_add_test(tc, gac_refills_two_routers);
 	tcase_add_test(tc, acquire_waits_fails_and_is_bounded);
+	tcase_add_test(tc, partition_share_of_provisioned);
+	tcase_add_test(tc, partition_borrows_unused_share);
+	tcase_add_test(tc, partition_ceiling_on_demand);
+	tcase_add_test(tc, partition_shares_after_split);
 	tcase_add_test(tc, settings_parse);
 	suite_add_tcase(s, tc);
 	return s;
