@@ -13,7 +13,11 @@
 #   right after it (stable offsets);
 # - deleting entries while iterating (behind and ahead of the cursor): no
 #   duplicates, every entry not deleted is returned, order kept;
-# - the same after a remount.
+# - the same after a remount;
+# - two opendirs of one directory: the second reads entries from the
+#   kernel's cached listing, entries it returned are unlinked, it continues
+#   (on its own handle): every entry never deleted exactly once; lseek to the
+#   d_off of a deleted entry resumes at the next live one.
 # Behaviour: doc/fs.md (directories) and quorumfs(8).
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -185,6 +189,69 @@ def delete_while_iterating(d, n, out):
     check_order(sorted(os.listdir(db)), sorted(alive), "listdir after deleting while iterating")
     check_order(os.listdir(db), sorted(alive), "listdir order after deleting while iterating")
 
+def two_handles(d, n):
+    """Deterministic: a complete listing fills the kernel's cache
+    (FOPEN_CACHE_DIR), fd2 reads a page from that cache, entries it
+    returned are unlinked, a new opendir sees the change and drops the
+    cache, fd2 continues (its own handle, which listed nothing, serves it
+    now): every entry never deleted exactly once, in order.  Then offsets
+    survive deletions: lseek on a new fd to the d_off of an entry since
+    deleted resumes at the next live entry."""
+    db = os.fsencode(d)
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_getdents64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61}.get(os.uname().machine, 217)
+    def page(fd, size):
+        buf = ctypes.create_string_buffer(size)
+        r = libc.syscall(SYS_getdents64, fd, buf, size)
+        if r < 0:
+            die(f"getdents64: {os.strerror(ctypes.get_errno())}")
+        raw, pos, out = buf.raw[:r], 0, []
+        while pos < r:
+            ino, off, reclen, typ = struct.unpack_from("<QqHB", raw, pos)
+            out.append((raw[pos + 19:pos + reclen].split(b"\0", 1)[0], off))
+            pos += reclen
+        return out
+    for rnd in range(3):
+        alive = set(os.listdir(db))
+        fd2 = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        got = page(fd2, 512)
+        seen = [x for x, _ in got if x not in (b".", b"..")]
+        if len(seen) < 8:
+            die(f"two handles: first page has only {len(seen)} entries")
+        gone = seen[1:8]
+        for x in gone:
+            os.unlink(os.path.join(db, x))
+            alive.discard(x)
+        fd1 = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        page(fd1, 512)
+        while True:
+            b = page(fd2, 512)
+            if not b:
+                break
+            got += b
+        os.close(fd1)
+        os.close(fd2)
+        names_ = [x for x, _ in got if x not in (b".", b"..")]
+        if len(names_) != len(set(names_)):
+            die(f"two handles (round {rnd}): duplicate entries")
+        missing = alive - set(names_)
+        if missing:
+            die(f"two handles (round {rnd}): {len(missing)} entries never deleted were skipped, e.g. {sorted(missing)[:3]}")
+        if names_ != sorted(names_):
+            die(f"two handles (round {rnd}): entries not in name order")
+        # telldir/seekdir across deletions: d_off of a deleted entry
+        offs = dict(got)
+        k = seen[8]
+        after = sorted(x for x in alive if x > k)
+        os.unlink(os.path.join(db, k))
+        fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        os.lseek(fd, offs[k], os.SEEK_SET)
+        b = page(fd, 512)
+        os.close(fd)
+        if not b or b[0][0] != after[0]:
+            die(f"lseek to d_off of deleted {k!r} resumed at {b[0][0] if b else None!r}, want {after[0]!r}")
+    print(f"# two handles: 3 rounds over {len(alive)} entries")
+
 if __name__ == "__main__":
     cmd, d, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if cmd == "create":
@@ -193,13 +260,19 @@ if __name__ == "__main__":
         verify(d, n)
     elif cmd == "delete":
         delete_while_iterating(d, n, sys.argv[4])
+    elif cmd == "twohandles":
+        two_handles(d, n)
     elif cmd == "names":
         sys.stdout.buffer.write(b"".join(x + b"\n" for x in sorted(names(n))))
 EOF
 py() { python3 "$T/rd.py" "$@" || fail "python check '$1' failed (see above)"; }
 
-mkdir "$MNT/rd" "$MNT/rd/big" || fail "mkdir"
+mkdir "$MNT/rd" "$MNT/rd/big" "$MNT/rd/two" || fail "mkdir"
 D=$MNT/rd/big
+
+# two handles of one directory sharing the kernel's cached listing
+py create "$MNT/rd/two" 3000
+py twohandles "$MNT/rd/two" 3000
 
 t0=$SECONDS
 py create "$D" "$N"
