@@ -332,8 +332,10 @@ static int dir_load_page(struct qfs_fs *fs, struct dir_handle *h, const char *na
 }
 
 /* Point the handle at the entry that follows offset off (an entry's cookie):
- * in the page when it holds that entry, else a page read after its name.
- * Sets *idx.  -EINVAL for an offset this directory never handed out. */
+ * in the page when it holds that entry, else a page read after its name
+ * (the registry's), else (an offset of before the inode was last loaded)
+ * the page after the current name of that cookie.  Sets *idx.  -EINVAL for
+ * an offset of no name handed out since and of no current name. */
 static int dir_seek(struct qfs_fs *fs, struct dir_handle *h, uint64_t off, size_t *idx)
 {
 	char *name = NULL;
@@ -361,7 +363,22 @@ static int dir_seek(struct qfs_fs *fs, struct dir_handle *h, uint64_t off, size_
 	if (rc)
 		return rc;
 	if (!name) {
-		QFS_LOG(QFS_LOG_WARN, "readdir offset never handed out ino=%llu off=%llu err=EINVAL",
+		/* not handed out since this inode was loaded (the kernel forgot
+		 * the directory, e.g. drop_caches, and a caller kept an offset):
+		 * the cookie of a name still there is found among the names */
+		for (rc = dir_load_page(fs, h, NULL, 0); rc == 0;) {
+			for (size_t i = 0; i < h->n; i++)
+				if (h->ents[i].cookie == off) {
+					*idx = i + 1;
+					return 0;
+				}
+			if (h->eof || h->n == 0)
+				break;
+			rc = dir_load_page(fs, h, h->ents[h->n - 1].name, h->ents[h->n - 1].cookie);
+		}
+		if (rc)
+			return rc;
+		QFS_LOG(QFS_LOG_WARN, "readdir offset unknown ino=%llu off=%llu err=EINVAL",
 			(unsigned long long)h->ino, (unsigned long long)off);
 		return -EINVAL;
 	}

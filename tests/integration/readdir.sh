@@ -10,7 +10,8 @@
 # - a raw getdents64 loop with a 512-byte buffer (a few entries per call, so
 #   tens of thousands of resumes from a d_off): every entry exactly once, in
 #   order, d_off values distinct, and lseek to an entry's d_off resumes
-#   right after it (stable offsets);
+#   right after it (stable offsets), and after a remount (a daemon that
+#   never handed them out) the offsets of the first mount still do;
 # - deleting entries while iterating (behind and ahead of the cursor): no
 #   duplicates, every entry not deleted is returned, order kept;
 # - the same after a remount;
@@ -32,7 +33,7 @@ export LC_ALL=C
 
 cat >"$T/rd.py" <<'EOF'
 # helpers for readdir.sh: python3 rd.py CMD DIR N
-import ctypes, os, random, struct, sys, threading
+import ctypes, errno, os, random, struct, sys, threading
 
 def die(msg):
     print("FAIL: " + msg, file=sys.stderr)
@@ -121,10 +122,34 @@ def check_order(got, expect, what):
         i = next(i for i in range(len(got)) if got[i] != expect[i])
         die(f"{what}: not in bytewise name order at index {i}: {got[i-1:i+2]!r}")
 
-def verify(d, n):
-    """listdir, scandir, getdents(512)."""
+def seek_saved(db, saved):
+    """lseek to d_off values saved from an earlier mount (a daemon that
+    never handed them out): each resumes right after its entry."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_getdents64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61}.get(os.uname().machine, 217)
+    rnd = random.Random(7)
+    for k in [2, len(saved) - 2] + [rnd.randrange(2, len(saved) - 1) for _ in range(8)]:
+        fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        os.lseek(fd, saved[k][1], os.SEEK_SET)
+        buf = ctypes.create_string_buffer(512)
+        r = libc.syscall(SYS_getdents64, fd, buf, 512)
+        e = ctypes.get_errno()
+        os.close(fd)
+        if r <= 0:
+            die(f"getdents64 after lseek to the saved d_off of entry {k} returned {r} ({os.strerror(e)})")
+        name = buf.raw[19:struct.unpack_from("<QqH", buf.raw, 0)[2]].split(b"\0", 1)[0]
+        if name != saved[k + 1][0]:
+            die(f"saved d_off of {saved[k][0]!r} resumed at {name!r}, want {saved[k + 1][0]!r}")
+
+def verify(d, n, offfile=None):
+    """listdir, scandir, getdents(512); offsets saved in offfile by the
+    previous verify (another mount) still resume where they did."""
     expect = sorted(names(n))
     db = os.fsencode(d)
+    if offfile and os.path.exists(offfile):
+        with open(offfile, "rb") as f:
+            saved = [(bytes.fromhex(x), int(o)) for x, o in (l.split() for l in f.read().decode().splitlines())]
+        seek_saved(db, saved)
     check_order(os.listdir(db), expect, "os.listdir")
     with os.scandir(db) as it:
         check_order([e.name for e in it], expect, "os.scandir")
@@ -134,6 +159,9 @@ def verify(d, n):
         die(f"getdents64: first entries are {got[:2]!r}, want '.', '..'")
     check_order(got[2:], expect, "getdents64 with a 512-byte buffer")
     offs = [o for _, o in ents]
+    if offfile:
+        with open(offfile, "w") as f:
+            f.write("".join(f"{x.hex()} {o}\n" for x, o in ents))
     if len(set(offs)) != len(offs):
         die(f"getdents64: {len(offs) - len(set(offs))} duplicate d_off values")
     # offsets are stable: lseek to entry k's d_off resumes at entry k+1
@@ -230,7 +258,6 @@ def two_handles(d, n):
                 break
             got += b
         os.close(fd1)
-        os.close(fd2)
         names_ = [x for x, _ in got if x not in (b".", b"..")]
         if len(names_) != len(set(names_)):
             die(f"two handles (round {rnd}): duplicate entries")
@@ -248,8 +275,19 @@ def two_handles(d, n):
         os.lseek(fd, offs[k], os.SEEK_SET)
         b = page(fd, 512)
         os.close(fd)
+        os.close(fd2) # held open so far: the kernel keeps the directory (offsets)
         if not b or b[0][0] != after[0]:
             die(f"lseek to d_off of deleted {k!r} resumed at {b[0][0] if b else None!r}, want {after[0]!r}")
+    # an offset never handed out: EINVAL (or the end, from the kernel's
+    # cached listing), never entries
+    fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+    os.lseek(fd, 0x123456789abcdef, os.SEEK_SET)
+    buf = ctypes.create_string_buffer(512)
+    r = libc.syscall(SYS_getdents64, fd, buf, 512)
+    e = ctypes.get_errno()
+    os.close(fd)
+    if r > 0 or (r < 0 and e != errno.EINVAL):
+        die(f"getdents64 at a bogus offset returned {r} ({os.strerror(e) if r < 0 else 'entries'}), want EINVAL or 0")
     print(f"# two handles: 3 rounds over {len(alive)} entries")
 
 if __name__ == "__main__":
@@ -257,7 +295,7 @@ if __name__ == "__main__":
     if cmd == "create":
         create(d, n)
     elif cmd == "verify":
-        verify(d, n)
+        verify(d, n, sys.argv[4] if len(sys.argv) > 4 else None)
     elif cmd == "delete":
         delete_while_iterating(d, n, sys.argv[4])
     elif cmd == "twohandles":
@@ -287,13 +325,13 @@ cmp -s "$T/want.ls" "$T/got.ls" ||
 [ "$(stat -c %h "$D")" = 2 ] || fail "st_nlink of a dir with no subdirs is $(stat -c %h "$D"), want 2"
 
 t0=$SECONDS
-py verify "$D" "$N"
+py verify "$D" "$N" "$T/offs"
 note "listdir/scandir/getdents checks in $((SECONDS - t0)) s"
 
 qfs_umount
 qfs_mount
 echo "$QFS_PID" >"$T/daemon.pid"
-py verify "$D" "$N"
+py verify "$D" "$N" "$T/offs"
 cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed after remount"
 [ "$cnt" -eq $((N + 2)) ] || fail "after remount, ls -f | wc -l = $cnt, want $((N + 2))"
 
