@@ -75,6 +75,8 @@ struct qfs_fs_pend {
 	size_t dlen, ilen, plen;
 };
 
+struct qfs_fs_dircookies;
+
 struct qfs_fs_inode {
 	qfs_ino_t ino;
 	qfs_table_t table;           /* table of the inode item (QFS_META_TABLE for the root) */
@@ -113,6 +115,8 @@ struct qfs_fs_inode {
 	struct qfs_fs_inode *dnext;  /* that list */
 	struct qfs_fs_inode *dtnext; /* entries taken off it to write back: the timer
 					thread's own (or the unmount's) list */
+	struct qfs_fs_dircookies *dck; /* directories: readdir offsets handed out (dir.c);
+					set once by opendir under mu, freed with the inode */
 };
 
 enum qfs_fs_op {
@@ -356,6 +360,9 @@ void qfs_fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 /* Free the directory handles still open (the session loop has ended: no
  * request runs any more). */
 void qfs_fs_dir_close_all(struct qfs_fs *fs);
+/* Free a directory's readdir offset registry (NULL: nothing); the inode is
+ * being freed, so the kernel holds none of its offsets any more. */
+void qfs_fs_dir_cookies_free(struct qfs_fs_dircookies *ck);
 
 /* xattr.c */
 void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,

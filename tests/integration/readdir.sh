@@ -10,10 +10,15 @@
 # - a raw getdents64 loop with a 512-byte buffer (a few entries per call, so
 #   tens of thousands of resumes from a d_off): every entry exactly once, in
 #   order, d_off values distinct, and lseek to an entry's d_off resumes
-#   right after it (stable offsets);
+#   right after it (stable offsets), and after a remount (a daemon that
+#   never handed them out) the offsets of the first mount still do;
 # - deleting entries while iterating (behind and ahead of the cursor): no
 #   duplicates, every entry not deleted is returned, order kept;
-# - the same after a remount.
+# - the same after a remount;
+# - two opendirs of one directory: the second reads entries from the
+#   kernel's cached listing, entries it returned are unlinked, it continues
+#   (on its own handle): every entry never deleted exactly once; lseek to the
+#   d_off of a deleted entry resumes at the next live one.
 # Behaviour: doc/fs.md (directories) and quorumfs(8).
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -28,7 +33,7 @@ export LC_ALL=C
 
 cat >"$T/rd.py" <<'EOF'
 # helpers for readdir.sh: python3 rd.py CMD DIR N
-import ctypes, os, random, struct, sys, threading
+import ctypes, errno, os, random, struct, sys, threading
 
 def die(msg):
     print("FAIL: " + msg, file=sys.stderr)
@@ -117,10 +122,34 @@ def check_order(got, expect, what):
         i = next(i for i in range(len(got)) if got[i] != expect[i])
         die(f"{what}: not in bytewise name order at index {i}: {got[i-1:i+2]!r}")
 
-def verify(d, n):
-    """listdir, scandir, getdents(512)."""
+def seek_saved(db, saved):
+    """lseek to d_off values saved from an earlier mount (a daemon that
+    never handed them out): each resumes right after its entry."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_getdents64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61}.get(os.uname().machine, 217)
+    rnd = random.Random(7)
+    for k in [2, len(saved) - 2] + [rnd.randrange(2, len(saved) - 1) for _ in range(8)]:
+        fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        os.lseek(fd, saved[k][1], os.SEEK_SET)
+        buf = ctypes.create_string_buffer(512)
+        r = libc.syscall(SYS_getdents64, fd, buf, 512)
+        e = ctypes.get_errno()
+        os.close(fd)
+        if r <= 0:
+            die(f"getdents64 after lseek to the saved d_off of entry {k} returned {r} ({os.strerror(e)})")
+        name = buf.raw[19:struct.unpack_from("<QqH", buf.raw, 0)[2]].split(b"\0", 1)[0]
+        if name != saved[k + 1][0]:
+            die(f"saved d_off of {saved[k][0]!r} resumed at {name!r}, want {saved[k + 1][0]!r}")
+
+def verify(d, n, offfile=None):
+    """listdir, scandir, getdents(512); offsets saved in offfile by the
+    previous verify (another mount) still resume where they did."""
     expect = sorted(names(n))
     db = os.fsencode(d)
+    if offfile and os.path.exists(offfile):
+        with open(offfile, "rb") as f:
+            saved = [(bytes.fromhex(x), int(o)) for x, o in (l.split() for l in f.read().decode().splitlines())]
+        seek_saved(db, saved)
     check_order(os.listdir(db), expect, "os.listdir")
     with os.scandir(db) as it:
         check_order([e.name for e in it], expect, "os.scandir")
@@ -130,6 +159,9 @@ def verify(d, n):
         die(f"getdents64: first entries are {got[:2]!r}, want '.', '..'")
     check_order(got[2:], expect, "getdents64 with a 512-byte buffer")
     offs = [o for _, o in ents]
+    if offfile:
+        with open(offfile, "w") as f:
+            f.write("".join(f"{x.hex()} {o}\n" for x, o in ents))
     if len(set(offs)) != len(offs):
         die(f"getdents64: {len(offs) - len(set(offs))} duplicate d_off values")
     # offsets are stable: lseek to entry k's d_off resumes at entry k+1
@@ -185,21 +217,100 @@ def delete_while_iterating(d, n, out):
     check_order(sorted(os.listdir(db)), sorted(alive), "listdir after deleting while iterating")
     check_order(os.listdir(db), sorted(alive), "listdir order after deleting while iterating")
 
+def two_handles(d, n):
+    """Deterministic: a complete listing fills the kernel's cache
+    (FOPEN_CACHE_DIR), fd2 reads a page from that cache, entries it
+    returned are unlinked, a new opendir sees the change and drops the
+    cache, fd2 continues (its own handle, which listed nothing, serves it
+    now): every entry never deleted exactly once, in order.  Then offsets
+    survive deletions: lseek on a new fd to the d_off of an entry since
+    deleted resumes at the next live entry."""
+    db = os.fsencode(d)
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_getdents64 = {"x86_64": 217, "aarch64": 61, "riscv64": 61}.get(os.uname().machine, 217)
+    def page(fd, size):
+        buf = ctypes.create_string_buffer(size)
+        r = libc.syscall(SYS_getdents64, fd, buf, size)
+        if r < 0:
+            die(f"getdents64: {os.strerror(ctypes.get_errno())}")
+        raw, pos, out = buf.raw[:r], 0, []
+        while pos < r:
+            ino, off, reclen, typ = struct.unpack_from("<QqHB", raw, pos)
+            out.append((raw[pos + 19:pos + reclen].split(b"\0", 1)[0], off))
+            pos += reclen
+        return out
+    for rnd in range(3):
+        alive = set(os.listdir(db))
+        fd2 = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        got = page(fd2, 512)
+        seen = [x for x, _ in got if x not in (b".", b"..")]
+        if len(seen) < 8:
+            die(f"two handles: first page has only {len(seen)} entries")
+        gone = seen[1:8]
+        for x in gone:
+            os.unlink(os.path.join(db, x))
+            alive.discard(x)
+        fd1 = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        page(fd1, 512)
+        while True:
+            b = page(fd2, 512)
+            if not b:
+                break
+            got += b
+        os.close(fd1)
+        names_ = [x for x, _ in got if x not in (b".", b"..")]
+        if len(names_) != len(set(names_)):
+            die(f"two handles (round {rnd}): duplicate entries")
+        missing = alive - set(names_)
+        if missing:
+            die(f"two handles (round {rnd}): {len(missing)} entries never deleted were skipped, e.g. {sorted(missing)[:3]}")
+        if names_ != sorted(names_):
+            die(f"two handles (round {rnd}): entries not in name order")
+        # telldir/seekdir across deletions: d_off of a deleted entry
+        offs = dict(got)
+        k = seen[8]
+        after = sorted(x for x in alive if x > k)
+        os.unlink(os.path.join(db, k))
+        fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+        os.lseek(fd, offs[k], os.SEEK_SET)
+        b = page(fd, 512)
+        os.close(fd)
+        os.close(fd2) # held open so far: the kernel keeps the directory (offsets)
+        if not b or b[0][0] != after[0]:
+            die(f"lseek to d_off of deleted {k!r} resumed at {b[0][0] if b else None!r}, want {after[0]!r}")
+    # an offset never handed out: EINVAL (or the end, from the kernel's
+    # cached listing), never entries
+    fd = os.open(db, os.O_RDONLY | os.O_DIRECTORY)
+    os.lseek(fd, 0x123456789abcdef, os.SEEK_SET)
+    buf = ctypes.create_string_buffer(512)
+    r = libc.syscall(SYS_getdents64, fd, buf, 512)
+    e = ctypes.get_errno()
+    os.close(fd)
+    if r > 0 or (r < 0 and e != errno.EINVAL):
+        die(f"getdents64 at a bogus offset returned {r} ({os.strerror(e) if r < 0 else 'entries'}), want EINVAL or 0")
+    print(f"# two handles: 3 rounds over {len(alive)} entries")
+
 if __name__ == "__main__":
     cmd, d, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if cmd == "create":
         create(d, n)
     elif cmd == "verify":
-        verify(d, n)
+        verify(d, n, sys.argv[4] if len(sys.argv) > 4 else None)
     elif cmd == "delete":
         delete_while_iterating(d, n, sys.argv[4])
+    elif cmd == "twohandles":
+        two_handles(d, n)
     elif cmd == "names":
         sys.stdout.buffer.write(b"".join(x + b"\n" for x in sorted(names(n))))
 EOF
 py() { python3 "$T/rd.py" "$@" || fail "python check '$1' failed (see above)"; }
 
-mkdir "$MNT/rd" "$MNT/rd/big" || fail "mkdir"
+mkdir "$MNT/rd" "$MNT/rd/big" "$MNT/rd/two" || fail "mkdir"
 D=$MNT/rd/big
+
+# two handles of one directory sharing the kernel's cached listing
+py create "$MNT/rd/two" 3000
+py twohandles "$MNT/rd/two" 3000
 
 t0=$SECONDS
 py create "$D" "$N"
@@ -214,13 +325,13 @@ cmp -s "$T/want.ls" "$T/got.ls" ||
 [ "$(stat -c %h "$D")" = 2 ] || fail "st_nlink of a dir with no subdirs is $(stat -c %h "$D"), want 2"
 
 t0=$SECONDS
-py verify "$D" "$N"
+py verify "$D" "$N" "$T/offs"
 note "listdir/scandir/getdents checks in $((SECONDS - t0)) s"
 
 qfs_umount
 qfs_mount
 echo "$QFS_PID" >"$T/daemon.pid"
-py verify "$D" "$N"
+py verify "$D" "$N" "$T/offs"
 cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed after remount"
 [ "$cnt" -eq $((N + 2)) ] || fail "after remount, ls -f | wc -l = $cnt, want $((N + 2))"
 
