@@ -57,7 +57,7 @@ head -c 100000 /dev/urandom >"$T/f"
 cp "$T/f" "$MNT/$TB/f" || fail "write a file"
 cmp "$T/f" "$MNT/$TB/f" || fail "read back"
 for _ in $(seq 50); do grep -q "^table $TE op write " "$AV" && break; sleep 0.2; done
-head -1 "$AV" | grep -q '^windows w1 6s w2 30s w3 360s ' || fail "bad header: $(head -1 "$AV")"
+head -1 "$AV" | qgrep '^windows w1 6s w2 30s w3 360s ' || fail "bad header: $(head -1 "$AV")"
 awk 'NR > 1 {
 	if ($1 != "table" || $3 != "op" || NF % 2) { print "bad line " NR ": " $0; exit 1 }
 	for (i = 5; i < NF; i += 2) if ($(i + 1) !~ /^[0-9]+$/) { print "bad value " $i " line " NR; exit 1 }
@@ -68,7 +68,7 @@ l=$(line "$TE" write)
 for k in w1_p50_us w1_p99_us w1_p999_us w2_count w3_server_errors; do
 	[ -n "$(field "$l" $k)" ] || fail "no $k in: $l"
 done
-line / lookup | grep -q . || fail "lookups at the root not counted under the pseudo-table /"
+line / lookup | qgrep . || fail "lookups at the root not counted under the pseudo-table /"
 
 # --- 2. user errors: no alarm
 for i in $(seq 40); do stat "$MNT/$TB/missing$i" >/dev/null 2>&1 && fail "missing$i exists"; done
@@ -87,7 +87,7 @@ for _ in $(seq 60); do
 	sleep 0.5
 done
 [ $ok = 1 ] || fail "canary_ok did not grow from $c0: $(head -1 "$AV")"
-line '/canary' round | grep -q . || fail "no canary line: $(cat "$AV")"
+line '/canary' round | qgrep . || fail "no canary line: $(cat "$AV")"
 for n in 1 2 3; do # per node/AZ reads of the canary's item
 	l=$(line '/canary' read_node$n)
 	[ "$(field "$l" ok)" -ge 1 ] || fail "canary read from node $n never succeeded: $l"

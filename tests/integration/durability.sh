@@ -369,7 +369,7 @@ log_mark
 mount_again
 py expect_eio "$MNT"
 for n in 2 3; do
-	grep "^group $GX replica node $n " "$MNT/.quorumfs/status" | grep -q 'health stopped' ||
+	grep "^group $GX replica node $n " "$MNT/.quorumfs/status" | qgrep 'health stopped' ||
 		{ cat "$MNT/.quorumfs/status" >&2; fail "node $n's replica of group $GX is not 'health stopped'"; }
 done
 cat "$T/ok.acks" >>"$ACK"
@@ -377,7 +377,7 @@ py verify "$ACK"
 echo fresh >"$MNT/ok/fresh" && [ "$(cat "$MNT/ok/fresh")" = fresh ] || fail "table ok does not accept writes"
 echo fresh >"$MNT/dur2/fresh" && [ "$(cat "$MNT/dur2/fresh")" = fresh ] || fail "table dur2 does not accept writes"
 sleep 3 # the keeper's first look at a damaged replica is after 1 s
-! log_since | grep -q "cell replica rebuild group=$GX " ||
+! log_since | qgrep "cell replica rebuild group=$GX " ||
 	{ log_since | grep "cell replica" >&2; fail "a replica of $GX was rebuilt with only one healthy replica left"; }
 qfs_umount
 note "PASS ($SECONDS s)"

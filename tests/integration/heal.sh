@@ -162,7 +162,7 @@ nreb=$(wc -l <"$T/rebuild.lines")
 # the archive goes on: node 1's rebuilt log starts after the snapshot, and
 # the records before it come from another replica
 for _ in $(seq 100); do
-	log_since | grep -q "archive gap filled from another replica group=$G " && break
+	log_since | qgrep "archive gap filled from another replica group=$G " && break
 	sleep 0.2
 done
 log_since | grep "archive gap filled from another replica group=$G " ||
@@ -179,7 +179,7 @@ qfs_umount
 log_mark
 mount_again
 qfs_wait_agree "$G" 30 || fail "replicas of $G do not agree after the remount"
-! log_since | grep -q "cell replica rebuild .*group=$G " || fail "node 1's replica was rebuilt again after a clean remount"
+! log_since | qgrep "cell replica rebuild .*group=$G " || fail "node 1's replica was rebuilt again after a clean remount"
 py verify "$J"
 
 # --- 5. a corrupt record only the archiver reads (an old sealed segment)
@@ -216,7 +216,7 @@ with open(p, "r+b") as f:
 note "flipped a byte in the middle of node 1's sealed segment $seg ($size bytes) while mounted"
 mv "$DATA/archive.away" "$DATA/archive" || fail "mv archive back"
 for _ in $(seq 150); do
-	log_since | grep -q "archive gap filled from another replica group=$G " && break
+	log_since | qgrep "archive gap filled from another replica group=$G " && break
 	sleep 0.2
 done
 for want in "archive found node 1's log corrupt group=$G " "cell replica rebuild group=$G node=1 " \
@@ -243,7 +243,7 @@ note "garbled node 2's RocksDB manifest $man"
 log_mark
 mount_again
 for _ in $(seq 150); do
-	log_since | grep -q "cell node rebuild node=2 " && break
+	log_since | qgrep "cell node rebuild node=2 " && break
 	sleep 0.2
 done
 log_since | grep "cell node rebuild node=2 " || { log_since | grep -E 'cell|store' | tail -n 20 >&2; fail "node 2 with a corrupt store was not rebuilt within 30 s"; }

@@ -331,7 +331,7 @@ status_of "$G" | grep -Eq "^group $G leader [123] ballot [0-9]+ replicas 3 up 3(
 qfs_wait_agree "$G" 10 || fail "the replicas of a new table's group do not agree within 10 s"
 [ "$(status_of "$G" | grep -Ec "^group $G replica node [123] az [abc] health ok role (leader|follower) last [0-9]+ durable [0-9]+ commit [0-9]+ applied [0-9]+( |$)")" -eq 3 ] ||
 	{ status_of "$G" >&2; fail "group $G: want 3 replica lines with health ok"; }
-status_of 0000000000000001 | grep -q 'replicas 3' || { cat "$MNT/.quorumfs/status" >&2; fail "no meta group line with replicas 3"; }
+status_of 0000000000000001 | qgrep 'replicas 3' || { cat "$MNT/.quorumfs/status" >&2; fail "no meta group line with replicas 3"; }
 
 # --- 1. rounds under load
 J=$T/journal ERR=$T/errors STOP=$T/stop

@@ -12,6 +12,11 @@ set -u
 : "${QFS_BIN:?QFS_BIN must point at the quorumfs binary (make check sets it)}"
 : "${QFS_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 
+# qgrep ARGS...: grep -q that reads its whole input.  Under set -o pipefail
+# "producer | grep -q" fails at random: grep -q exits at the first match
+# and a producer still writing dies of SIGPIPE (status 141), so the
+# pipeline reports failure although the line was there.
+qgrep() { grep "$@" >/dev/null; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
 # fail WHY: print it with the daemon's output (from its first sanitizer or
 # assertion report, else its tail) and the log, detach a dead mount, exit 1.
