@@ -136,13 +136,21 @@ void qfs_admit_gac_free(struct qfs_admit_gac *g); /* NULL: nothing */
  * -ENOMEM. */
 int qfs_admit_gac_set(struct qfs_admit_gac *g, qfs_group_t group, const double rate[QFS_ADMIT_NKINDS],
 		      int reset, uint64_t now_ns);
-/* Grant up to want units of kind to a router: tokens on hand, then burst
- * if headroom.  Returns the units granted (want for an unlimited or
- * unknown table, 0 if empty). */
+/* Grant up to want units of kind to a router from the tokens on hand.
+ * Returns the units granted (want for an unlimited or unknown table, 0 if
+ * empty).  What overflows the table's bucket is its unused capacity, its
+ * burst (up to QFS_ADMIT_BURST_S seconds' worth), never granted as
+ * tokens: a router spends it only through a partition's own burst, with
+ * qfs_admit_gac_burst_take, so the routers of a table together spend no
+ * more than the table left unused. */
 double qfs_admit_gac_grant(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
-			   int headroom, uint64_t now_ns);
-/* Burst balance of group's kind in units (0 if unknown). */
+			   uint64_t now_ns);
+/* The table's burst of kind in units (0 if unknown or unlimited). */
 double qfs_admit_gac_burst(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, uint64_t now_ns);
+/* Take up to want units from the table's burst; returns the units taken
+ * (0 for an unknown or unlimited table). */
+double qfs_admit_gac_burst_take(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
+				uint64_t now_ns);
 void qfs_admit_gac_drop(struct qfs_admit_gac *g, qfs_group_t group);
 
 /* ---- the router's admission control ---- */
@@ -227,6 +235,7 @@ struct qfs_admit_info {
 	uint64_t wait_us[QFS_ADMIT_NKINDS];   /* total time waited, microseconds */
 	uint64_t expired[QFS_ADMIT_NKINDS];   /* waits that ran out (request proceeded) */
 	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start (rounded down) */
+	uint32_t waiting[QFS_ADMIT_NKINDS];   /* requests waiting now (queued in acquire) */
 };
 /* Figures of group at now_ns; -ENOENT if unknown. */
 int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, struct qfs_admit_info *out);
@@ -240,11 +249,13 @@ void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out);
 struct qfs_admit_part_info {
 	qfs_group_t group;                     /* the partition's replication group */
 	size_t nparts;                         /* partitions of its table */
-	double share[QFS_ADMIT_NKINDS];        /* its share of the table's rate, units/s (0: all of it) */
+	double share[QFS_ADMIT_NKINDS];        /* its share of the table's rate, units/s (0: unlimited) */
 	double share_tokens[QFS_ADMIT_NKINDS]; /* its share's balance, units (may be a debt) */
 	double ceiling[QFS_ADMIT_NKINDS];      /* its ceiling, units/s (0: none) */
 	uint64_t consumed[QFS_ADMIT_NKINDS];   /* units charged to it since start */
 	uint64_t borrowed[QFS_ADMIT_NKINDS];   /* of those, units borrowed from other partitions' shares */
+	double burst[QFS_ADMIT_NKINDS];        /* its burst balance, units */
+	uint64_t bursted[QFS_ADMIT_NKINDS];    /* units charged to it paid from its burst */
 	uint64_t throttled[QFS_ADMIT_NKINDS];  /* its requests that waited or got EAGAIN */
 };
 /* Figures of table group's i-th partition (0-based, map order) at now_ns;
@@ -255,7 +266,8 @@ int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64
  * ceiling since start (0 if unknown): the split checks count a partition
  * whose count moved in a second as hot (doc/partitions.md). */
 uint64_t qfs_admit_ceiling_hits(struct qfs_admit *a, qfs_group_t group, qfs_group_t part);
-/* Append " group G share_rcu X ... throttled_writes N" for i. */
+/* Append " group G share_rcu X ... throttled_writes N read_burst X
+ * write_burst X bursted_rcu N bursted_wcu N" for i. */
 void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *out);
 
 #endif
