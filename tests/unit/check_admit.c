@@ -5,7 +5,10 @@
  * after a capacity change, on-demand tables following their peak (2x at
  * once) within the partition ceiling, the GAC refilling two routers'
  * local buckets from one table budget, waiting, failing and the wait
- * bound, and the parsing of table settings.  Deterministic: no real time.
+ * bound, burst per partition (each its own, bounded by the table's),
+ * waiters served in arrival order (threads on an injected clock), and
+ * the parsing of table settings.  Deterministic: no real time decides a
+ * result (the FIFO test polls real time only to see its threads queue).
  */
 #include "config.h"
 
