@@ -795,9 +795,9 @@ static void take_share(struct admit_table *t, struct admit_part *p, int k, doubl
  * p's ceiling and share, the local bucket, and count them; force (a wait
  * ran out, or a settle) caps the debt left.  by_burst: the request is
  * admitted on p's burst (its share or the table's rate spent): the burst
- * of p, as far as the table's in the GAC goes too, pays its share's debt
- * and the request; the local bucket (the table's rate) is charged only
- * what the table's burst did not pay.  a->mu held. */
+ * of p, as far as the table's in the GAC goes too, pays what the share
+ * and the local bucket (the table's rate) lack to cover the request, one
+ * unit of burst a unit at both; the rest is their debt.  a->mu held. */
 static void charge(struct qfs_admit *a, struct admit_table *t, struct admit_part *p, int k, double units,
 		   int force, int by_burst, uint32_t mask, uint64_t now_ns)
 {
@@ -813,13 +813,14 @@ static void charge(struct qfs_admit *a, struct admit_table *t, struct admit_part
 	if (by_burst) { /* the burst pays the share's debt and this request,
 			   as far as it goes, and as far as the table's does */
 		struct qfs_admit_bucket *b = &p->share[k];
-		double pay = dmin(b->burst, units - b->tokens);
+		double need = dmax(units - b->tokens, d->limit > 0 ? units - d->local : 0);
+		double pay = dmin(b->burst, dmax(need, 0));
 		pay = qfs_admit_gac_burst_take(a->gac, t->group, k, pay, now_ns);
-		b->burst -= pay;
+		b->burst -= pay; /* a unit of burst pays a unit at both levels */
 		b->tokens += pay - units;
 		p->bursted[k] += pay;
 		if (d->limit > 0) /* what the table's burst did not pay, its rate does */
-			d->local -= units - pay;
+			d->local += pay - units;
 	} else {
 		take_share(t, p, k, units);
 		if (d->limit > 0)
@@ -886,11 +887,13 @@ static int try_locked(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, 
 	int share_in = qfs_admit_bucket_ready(&p->share[kind], 0) || spare > 0;
 	int pre = nodes_ready && ceil_ok;
 	int in_rate = pre && share_in && local_ready(a, t, kind, units, now_ns);
-	/* burst: the partition's balance (tokens + burst) positive, and the
-	 * table's unused capacity (the GAC's burst) not spent by others */
+	/* burst: the partition's balance with its burst positive, and the
+	 * table's (the local bucket with the table's unused capacity, the
+	 * GAC's burst, that other partitions and routers may spend too) */
 	struct qfs_admit_bucket *sb = &p->share[kind];
-	int by_burst = !in_rate && pre && headroom && sb->rate > 0 && sb->burst > 0 && sb->tokens + sb->burst > 0 &&
-		       qfs_admit_gac_burst(a->gac, group, kind, now_ns) > 0;
+	double gb = !in_rate && headroom && sb->rate > 0 && sb->burst > 0 ? qfs_admit_gac_burst(a->gac, group, kind, now_ns)
+									  : 0;
+	int by_burst = !in_rate && pre && gb > 0 && sb->tokens + sb->burst > 0 && d->local + gb > 0;
 	if (!force && !in_rate && !by_burst) {
 		if (!ceil_ok)
 			p->ceil_hits++;
@@ -905,8 +908,8 @@ static int try_locked(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, 
 			if (wl > wr)
 				wr = wl;
 		}
-		if (headroom && sb->rate > 0 && sb->burst > 0) {
-			double bal = sb->tokens + sb->burst;
+		if (headroom && sb->rate > 0 && sb->burst > 0 && gb > 0) {
+			double bal = dmin(sb->tokens + sb->burst, d->local + gb);
 			uint64_t wb = bal > 0 ? 0 : (uint64_t)(-bal / sb->rate * NS_PER_S) + 1;
 			if (wb < wr)
 				wr = wb;

@@ -388,6 +388,18 @@ START_TEST(gac_refills_two_routers)
 	ck_assert_int_le(na + nb, 115);
 	ck_assert_int_gt(na, 20);
 	ck_assert_int_gt(nb, 20);
+	/* 100 s idle: each router's partition saved ~1000 units of burst, but
+	 * the table left only ~1000 unused: together they spend that once */
+	now += 100 * S;
+	na = nb = 0;
+	for (end = now + 10 * S; now < end;) {
+		now += MS;
+		na += qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+		nb += qfs_admit_try(b, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+	}
+	ck_assert_int_ge(na + nb, 990 + 100 - 10);          /* 99 s of overflow, 10 s of rate */
+	ck_assert_int_le(na + nb, 1000 + 100 + 10 + 15); /* burst, 10 s of rate, the first second */
+	ck_assert(qfs_admit_gac_burst(gac, 7, QFS_ADMIT_WRITE, now) < 1);
 	qfs_admit_free(b);
 }
 END_TEST
