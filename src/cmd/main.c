@@ -1319,7 +1319,8 @@ static int daemonize(struct ready_ctx *ready, const char *what, const char *logf
 
 /* Load the cluster file at path and its key file once, before the fork, to
  * refuse a bad one on the caller's stderr (the loader says which line or
- * which mode); id != 0: the file must also list node id.  The key is wiped
+ * which mode); id != 0: the file must also list node id; id 0 (a mount):
+ * its nodes must span at least 3 AZs (placement).  The key is wiped
  * after.  0, or 1 once the reason is printed (after "quorumfs: " who). */
 static int check_cluster_file(const char *path, uint32_t id, const char *who)
 {
@@ -1328,12 +1329,16 @@ static int check_cluster_file(const char *path, uint32_t id, const char *who)
 
 	if (!rc && id && !qfs_cluster_node(cl, id))
 		missing = 1;
+	if (!rc && !id && qfs_cluster_azs(cl) < QFS_CLUSTER_REPLICAS) /* a mount: placement */
+		missing = 2;
 	if (cl)
 		memset(cl, 0, sizeof(*cl)); /* the key */
 	free(cl);
 	if (!rc && !missing)
 		return 0;
 	fprintf(stderr, "quorumfs: %scannot use the cluster file %s: %s\n", who, path,
+		missing == 2 ? "its nodes are in fewer than 3 availability zones (a partition's "
+		"3 replicas need 3 distinct AZs; doc/cluster.md)" :
 		missing ? "no node of this id in it" : qfs_strerror(rc));
 	return 1;
 }

@@ -8,6 +8,17 @@
  * node when one does not answer), group operations to every node at once.
  * Each call is bounded by the cell timeout.
  *
+ * Placement (doc/cluster.md "Placement").  In a cluster of more than
+ * QFS_CLUSTER_REPLICAS nodes a group lives on QFS_CLUSTER_REPLICAS of them,
+ * in distinct AZs: group_create asks every node for its groups, chooses
+ * with qfs_cluster_place (fewest replicas first, ties by id) and creates
+ * the group on those nodes only.  Which nodes host a group is cached per
+ * group (rc->mc): from the creation, from the partition map
+ * (qfs_rcell_group_hint) or, on a miss, from the members file every
+ * hosting node names in its EXISTS answer; proposals and reads go to those
+ * nodes only.  A cluster of at most QFS_CLUSTER_REPLICAS nodes keeps every
+ * group on every node, as before, and asks nothing.
+ *
  * Retries without double application.  A proposal whose answer is lost
  * (its node died or went silent after a quorum logged it) may still
  * commit, so a blind retry could apply it twice (an EXPECT_ABSENT then
@@ -50,6 +61,8 @@
 
 #define TRY_MS 3000        /* one attempt at one node */
 #define LEADERS 256        /* leader cache slots */
+#define MEMBERS 1024       /* members cache slots */
+#define ASK_MS 1000        /* wait for the answers about members */
 #define TOKEN_KEEP 4096    /* token keys kept per group: the retry window */
 #define TOKEN_KEY_LEN (16 + 2 + 8 + 8)
 
@@ -72,6 +85,12 @@ struct qfs_rcell {
 	struct pend *pend;          /* calls waiting for replies; mu */
 	uint64_t next_id;           /* mu */
 	struct { qfs_group_t g; uint32_t leader; } lc[LEADERS]; /* mu; by g % LEADERS */
+	struct {
+		qfs_group_t g;
+		uint32_t n;         /* 0: empty slot */
+		int told;           /* 1: the nodes said (a hint does not replace it) */
+		uint32_t ids[QFS_CLUSTER_MAX_NODES];
+	} mc[MEMBERS];              /* which nodes host a group; mu; by g % MEMBERS */
 	uint64_t seen_ms[QFS_CLUSTER_MAX_NODES]; /* last reply per node; mu */
 	uint64_t silent_until[QFS_CLUSTER_MAX_NODES]; /* a try at it went unanswered:
 						   * skipped until then; mu */
@@ -120,17 +139,20 @@ static void set_silent(struct qfs_rcell *rc, uint32_t id, uint64_t until)
 	pthread_mutex_unlock(&rc->mu);
 }
 
-/* The node after id in file order, passing over silent ones (unless all
- * are). */
-static uint32_t next_node(struct qfs_rcell *rc, uint32_t id)
+/* The node after id in ids[n] (the nodes hosting a group, in order),
+ * passing over silent ones (unless all are); the first when id is not
+ * one of them. */
+static uint32_t next_node(struct qfs_rcell *rc, const uint32_t *ids, uint32_t n, uint32_t id)
 {
-	int i = node_idx(rc, id);
-	uint32_t k = i < 0 ? 0 : (uint32_t)(i + 1) % rc->cl.n;
+	uint32_t i, k;
 
-	for (uint32_t n = 0; n < rc->cl.n; n++, k = (k + 1) % rc->cl.n)
-		if (!silent(rc, rc->cl.nodes[k].id))
-			return rc->cl.nodes[k].id;
-	return rc->cl.nodes[i < 0 ? 0 : (uint32_t)(i + 1) % rc->cl.n].id;
+	for (i = 0; i < n && ids[i] != id; i++)
+		;
+	k = i == n ? 0 : (i + 1) % n;
+	for (uint32_t c = 0; c < n; c++, k = (k + 1) % n)
+		if (!silent(rc, ids[k]))
+			return ids[k];
+	return ids[i == n ? 0 : (i + 1) % n];
 }
 
 static void *rx_main(void *arg)
@@ -259,8 +281,7 @@ static int call(struct qfs_rcell *rc, uint32_t node, struct qfs_rpc_req *q, uint
 	return 0;
 }
 
-static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g);
-static uint32_t leader_get_raw(struct qfs_rcell *rc, qfs_group_t g)
+static uint32_t leader_get_raw(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids)
 {
 	uint32_t l = 0;
 
@@ -268,15 +289,16 @@ static uint32_t leader_get_raw(struct qfs_rcell *rc, qfs_group_t g)
 	if (rc->lc[g % LEADERS].g == g)
 		l = rc->lc[g % LEADERS].leader;
 	pthread_mutex_unlock(&rc->mu);
-	return l && node_idx(rc, l) >= 0 ? l : rc->cl.nodes[0].id;
+	return l && node_idx(rc, l) >= 0 ? l : ids[0];
 }
 
-/* The cached leader, or the next node when it went silent. */
-static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g)
+/* The cached leader (else the first node hosting g), or the next node
+ * hosting g when it went silent. */
+static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n)
 {
-	uint32_t l = leader_get_raw(rc, g);
+	uint32_t l = leader_get_raw(rc, g, ids);
 
-	return silent(rc, l) ? next_node(rc, l) : l;
+	return silent(rc, l) ? next_node(rc, ids, n, l) : l;
 }
 
 static void leader_set(struct qfs_rcell *rc, qfs_group_t g, uint32_t l)
@@ -293,8 +315,10 @@ static void leader_set(struct qfs_rcell *rc, qfs_group_t g, uint32_t l)
 static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net_frame **f,
 		     struct qfs_rpc_rep *p)
 {
+	uint32_t ids[QFS_CLUSTER_MAX_NODES];
+	uint32_t n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
 	uint64_t dl = now_ms() + rc->timeout_ms;
-	uint32_t target = leader_get(rc, q->group);
+	uint32_t target = leader_get(rc, q->group, ids, n);
 
 	for (;;) {
 		uint64_t now = now_ms();
@@ -309,7 +333,7 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 		if (call(rc, target, q, per, f, p) != 0) {
 			/* silent: down or cut off; let the others elect */
 			set_silent(rc, target, now_ms() + 2 * TRY_MS);
-			target = next_node(rc, target);
+			target = next_node(rc, ids, n, target);
 			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
 			continue;
 		}
@@ -326,7 +350,7 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 				target = hint;
 			} else {
 				if (p->err != -EAGAIN)
-					target = next_node(rc, target);
+					target = next_node(rc, ids, n, target);
 				usleep(20000); /* an election is under way */
 			}
 			continue;
@@ -615,22 +639,144 @@ static void free_all(struct qfs_rcell *rc, struct qfs_net_frame **reps)
 		qfs_net_frame_free(reps[i]);
 }
 
-/* See cluster.h.  Members: every node of the cluster file. */
-int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group)
+/* Remember that group lives on ids[n]; told: the nodes said so. */
+static void members_set(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
+			int told)
 {
-	uint8_t ids[4 * QFS_CLUSTER_MAX_NODES];
-	struct qfs_rpc_req q = { .op = QFS_RPC_CREATE, .group = group, .a = ids,
-				 .alen = 4 * rc->cl.n };
+	if (!n || n > QFS_CLUSTER_MAX_NODES)
+		return;
+	pthread_mutex_lock(&rc->mu);
+	if (told || rc->mc[g % MEMBERS].g != g || !rc->mc[g % MEMBERS].told) {
+		rc->mc[g % MEMBERS].g = g;
+		rc->mc[g % MEMBERS].n = n;
+		rc->mc[g % MEMBERS].told = told;
+		memcpy(rc->mc[g % MEMBERS].ids, ids, n * sizeof(ids[0]));
+	}
+	pthread_mutex_unlock(&rc->mu);
+}
+
+/* Members named by an EXISTS answer that says yes: n x be32 (0: none
+ * named, an older node).  Returns the count written to ids. */
+static uint32_t members_parse(const struct qfs_rpc_rep *p, uint32_t *ids)
+{
+	uint32_t n = 0;
+
+	if (p->err || p->result != 1 || p->len % 4 || p->len / 4 > QFS_CLUSTER_MAX_NODES)
+		return 0;
+	for (size_t k = 0; k < p->len; k += 4)
+		ids[n++] = qfs_be32_get(p->data + k);
+	return n;
+}
+
+/* See cluster.h. */
+void qfs_rcell_group_hint(struct qfs_rcell *rc, qfs_group_t group, const uint32_t *ids, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (node_idx(rc, ids[i]) < 0)
+			return; /* a map from another cluster file: ask the nodes */
+	members_set(rc, group, ids, n, 0);
+}
+
+/* See cluster.h. */
+uint32_t qfs_rcell_group_nodes(struct qfs_rcell *rc, qfs_group_t group, uint32_t *out, uint32_t max)
+{
+	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0;
+
+	if (rc->cl.n > QFS_CLUSTER_REPLICAS) {
+		pthread_mutex_lock(&rc->mu);
+		if (rc->mc[group % MEMBERS].g == group && rc->mc[group % MEMBERS].n) {
+			n = rc->mc[group % MEMBERS].n;
+			memcpy(ids, rc->mc[group % MEMBERS].ids, n * sizeof(ids[0]));
+		}
+		pthread_mutex_unlock(&rc->mu);
+	}
+	if (!n && rc->cl.n > QFS_CLUSTER_REPLICAS) {
+		struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = group };
+		struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+		struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+
+		ask_all(rc, &q, ASK_MS, reps, ps);
+		for (uint32_t i = 0; i < rc->cl.n && !n; i++)
+			if (reps[i])
+				n = members_parse(&ps[i], ids);
+		free_all(rc, reps);
+		if (n)
+			members_set(rc, group, ids, n, 1);
+	}
+	if (!n) { /* every node (a small cluster, or nobody said) */
+		n = rc->cl.n;
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = rc->cl.nodes[i].id;
+	}
+	memcpy(out, ids, (n < max ? n : max) * sizeof(ids[0]));
+	return n;
+}
+
+/* Choose the nodes of a new group (cluster.h, qfs_cluster_place) from the
+ * groups each node hosts now.  0 and ids[QFS_CLUSTER_REPLICAS], -EEXIST
+ * (some node hosts group already), -EINVAL (fewer than 3 AZs). */
+static int place(struct qfs_rcell *rc, qfs_group_t group, uint32_t *ids)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_GROUPS };
 	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
 	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
-	uint32_t ok = 0, exist = 0, maj = rc->cl.n / 2 + 1;
+	uint32_t load[QFS_CLUSTER_MAX_NODES] = { 0 };
+	uint8_t up[QFS_CLUSTER_MAX_NODES] = { 0 };
+	int r, exists = 0;
+
+	ask_all(rc, &q, ASK_MS, reps, ps);
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		if (!reps[i] || ps[i].err)
+			continue;
+		up[i] = 1;
+		load[i] = (uint32_t)(ps[i].len / 8);
+		for (size_t k = 0; k + 8 <= ps[i].len; k += 8)
+			exists |= qfs_be64_get(ps[i].data + k) == group;
+	}
+	free_all(rc, reps);
+	if (exists)
+		return -EEXIST;
+	r = qfs_cluster_place(&rc->cl, load, up, ids);
+	if (r == 0)
+		QFS_LOG(QFS_LOG_INFO, "cluster placed group=%016llx nodes=%u,%u,%u",
+			(unsigned long long)group, ids[0], ids[1], ids[2]);
+	return r;
+}
+
+/* See cluster.h.  Members: every node of the cluster file, or in a larger
+ * cluster the QFS_CLUSTER_REPLICAS nodes place() chose. */
+int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	uint32_t ids[QFS_CLUSTER_MAX_NODES] = { 0 }, n = rc->cl.n;
+	struct qfs_rpc_req q = { .op = QFS_RPC_CREATE, .group = group, .a = buf };
+	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+	uint32_t ok = 0, exist = 0, maj;
 	int other = 0;
 
-	for (uint32_t i = 0; i < rc->cl.n; i++)
-		qfs_be32_put(ids + 4 * i, rc->cl.nodes[i].id);
-	ask_all(rc, &q, rc->timeout_ms < TRY_MS ? rc->timeout_ms : TRY_MS, reps, ps);
-	for (uint32_t i = 0; i < rc->cl.n; i++) {
-		if (!reps[i])
+	if (n > QFS_CLUSTER_REPLICAS) {
+		int r = place(rc, group, ids);
+
+		if (r)
+			return r;
+		n = QFS_CLUSTER_REPLICAS;
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = rc->cl.nodes[i].id;
+	}
+	maj = n / 2 + 1;
+	for (uint32_t i = 0; i < n; i++)
+		qfs_be32_put(buf + 4 * i, ids[i]);
+	q.alen = 4 * n;
+	call_many(rc, ids, n, &q, rc->timeout_ms < TRY_MS ? rc->timeout_ms : TRY_MS, reps);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *body;
+		size_t blen;
+		uint8_t type;
+
+		if (!reps[i] || qfs_net_frame_open(reps[i]->data, reps[i]->len, &type, &body, &blen) ||
+		    qfs_rpc_rep_decode(body, blen, &ps[i]))
 			continue;
 		if (!ps[i].err)
 			ok++;
@@ -639,9 +785,13 @@ int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group)
 		else
 			other = ps[i].err;
 	}
-	free_all(rc, reps);
-	if (ok + exist >= maj)
+	for (uint32_t i = 0; i < n; i++)
+		qfs_net_frame_free(reps[i]);
+	if (ok + exist >= maj) {
+		if (exist < maj)
+			members_set(rc, group, ids, n, 1);
 		return exist >= maj ? -EEXIST : 0;
+	}
 	return other ? other : -ETIMEDOUT;
 }
 
@@ -669,11 +819,19 @@ int qfs_rcell_group_exists(struct qfs_rcell *rc, qfs_group_t group)
 	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
 	uint32_t yes = 0;
 
+	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0;
+
 	ask_all(rc, &q, 2000, reps, ps);
-	for (uint32_t i = 0; i < rc->cl.n; i++)
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
 		yes += reps[i] && !ps[i].err && ps[i].result == 1;
+		if (reps[i] && !n)
+			n = members_parse(&ps[i], ids);
+	}
 	free_all(rc, reps);
-	return yes >= rc->cl.n / 2 + 1;
+	/* a majority of its members (every node when none named them) */
+	if (n)
+		members_set(rc, group, ids, n, 1);
+	return yes >= (n ? n : rc->cl.n) / 2 + 1;
 }
 
 /* See cluster.h. */
@@ -716,6 +874,71 @@ int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 		r = -ENOMEM;
 	qfs_net_frame_free(f);
 	return r;
+}
+
+/* See cluster.h. */
+int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			   struct qfs_rcell_gm **out, size_t *n)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_GROUPS, .flags = QFS_RPC_MEMBERS };
+	struct qfs_rcell_gm *v = NULL;
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	size_t cnt = 0, cap = 0;
+	struct qfs_rd rd;
+	int r = 0, with;
+
+	if (call(rc, id, &q, wait_ms, &f, &p) != 0)
+		return -ETIMEDOUT;
+	if (p.err) {
+		r = p.err;
+		goto out;
+	}
+	qfs_rd_init(&rd, p.data, p.len);
+	/* an older node answers the plain list: no UINT64_MAX in front */
+	with = p.len >= 8 && qfs_be64_get(p.data) == UINT64_MAX;
+	if (with)
+		(void)qfs_rd_u64(&rd);
+	while (qfs_rd_left(&rd) && !rd.err) {
+		struct qfs_rcell_gm gm;
+
+		memset(&gm, 0, sizeof(gm));
+		gm.g = qfs_rd_u64(&rd);
+		if (with) {
+			gm.n = qfs_rd_u8(&rd);
+			if (gm.n > QFS_CLUSTER_MAX_NODES) {
+				r = QFS_ECORRUPT;
+				goto out;
+			}
+			for (uint32_t i = 0; i < gm.n; i++)
+				gm.ids[i] = qfs_rd_u32(&rd);
+		}
+		if (rd.err)
+			break;
+		if (cnt == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			struct qfs_rcell_gm *nv = realloc(v, nc * sizeof(*nv));
+
+			if (!nv) {
+				r = -ENOMEM;
+				goto out;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[cnt++] = gm;
+	}
+	if (rd.err)
+		r = QFS_ECORRUPT;
+out:
+	qfs_net_frame_free(f);
+	if (r) {
+		free(v);
+		return r;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
 }
 
 /* See cluster.h. */

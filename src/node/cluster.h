@@ -58,6 +58,21 @@ int qfs_cluster_load(const char *path, struct qfs_cluster *out);
 /* The node of id in cl, NULL if none. */
 const struct qfs_cluster_node *qfs_cluster_node(const struct qfs_cluster *cl, uint32_t id);
 
+/* ---- placement (doc/cluster.md "Placement") ---- */
+
+#define QFS_CLUSTER_REPLICAS 3  /* replicas of a group, in as many distinct AZs */
+
+/* Number of distinct AZ labels of cl's nodes. */
+uint32_t qfs_cluster_azs(const struct qfs_cluster *cl);
+/* Choose the QFS_CLUSTER_REPLICAS nodes of a new group: load[i] is the
+ * number of replicas node cl->nodes[i] hosts now and up[i] 1 if it
+ * answered; nodes are taken by (up first, fewest replicas, lowest id),
+ * passing over a node whose AZ is already taken.  out[] gets the ids, in
+ * the order taken.  Pure.  0, or -EINVAL (fewer than
+ * QFS_CLUSTER_REPLICAS distinct AZs: out untouched). */
+int qfs_cluster_place(const struct qfs_cluster *cl, const uint32_t *load, const uint8_t *up,
+		      uint32_t out[QFS_CLUSTER_REPLICAS]);
+
 enum qfs_rpc_op {
 	QFS_RPC_PROPOSE = 1, /* a: txn; reply: result */
 	QFS_RPC_GET,         /* a: key; reply: value (err -ENOENT: none) */
@@ -72,6 +87,10 @@ enum qfs_rpc_op {
 #define QFS_RPC_STRONG 0x01 /* flags: GET/SCAN only at a leader with a lease */
 #define QFS_RPC_LO_NULL 0x02 /* flags: SCAN from the first key (a ignored) */
 #define QFS_RPC_HI_NULL 0x04 /* flags: SCAN to the last key (b ignored) */
+#define QFS_RPC_MEMBERS 0x08 /* flags: GROUPS answers each group's members:
+			      * be64 UINT64_MAX | n x (be64 group | u8 k |
+			      * k x be32 member ids); a node of an older
+			      * release ignores it and answers the plain list */
 
 struct qfs_rpc_req {
 	uint64_t id;          /* chosen by the router, repeated in the reply */
@@ -171,5 +190,28 @@ uint64_t qfs_rcell_redirects(struct qfs_rcell *rc, uint64_t *timeouts, uint64_t 
 struct qfs_glist;
 int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 			  struct qfs_glist *out);
+
+/* A group and its members as a node's members file says (n 0: the node,
+ * of an older release, did not say). */
+struct qfs_rcell_gm {
+	qfs_group_t g;
+	uint32_t n;
+	uint32_t ids[QFS_CLUSTER_MAX_NODES];
+};
+/* The groups node id hosts with their members (QFS_RPC_MEMBERS): *out
+ * malloc'd (the caller frees), *n.  0, -ETIMEDOUT (no answer within
+ * wait_ms), QFS_ECORRUPT (bad reply), -ENOMEM, the node's error. */
+int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			   struct qfs_rcell_gm **out, size_t *n);
+/* Which nodes host group: its members as the nodes hosting it say (cached
+ * per group; in a cluster of at most QFS_CLUSTER_REPLICAS nodes, or when
+ * no node answers, every node of the file).  Writes min(count, max) ids to
+ * out, returns the count (0: out of memory never; always >= 1). */
+uint32_t qfs_rcell_group_nodes(struct qfs_rcell *rc, qfs_group_t group, uint32_t *out,
+			       uint32_t max);
+/* The partition map says group lives on ids[n] (qfs_cell_group_hint):
+ * remembered unless the nodes already told where it lives. */
+void qfs_rcell_group_hint(struct qfs_rcell *rc, qfs_group_t group, const uint32_t *ids,
+			  uint32_t n);
 
 #endif
