@@ -35,6 +35,7 @@
 
 #include "archive/archive.h"
 #include "cmd/bench.h"
+#include "cmd/member.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sysio.h"
@@ -68,6 +69,7 @@ static void usage(FILE *f)
 		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
 		"       quorumfs bench MOUNTPOINT [--against DIR] [--quick] [OPTIONS]\n"
 		"       quorumfs node [-f] -o cluster=FILE,id=N NODE_DIR   (doc/cluster.md)\n"
+		"       quorumfs member -o cluster=FILE add|remove GROUP NODE | replace OLD NEW [GROUP]\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -1978,6 +1980,8 @@ int main(int argc, char **argv)
 		return qfs_cmd_bench(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "node"))
 		return cmd_node(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "member"))
+		return qfs_cmd_member(argc - 1, argv + 1);
 	/* `quorumfs DATA_DIR MOUNTPOINT [-o OPTIONS]`: what mount.fuse3 runs
 	 * for type fuse.quorumfs or "quorumfs#DATA_DIR" (a path with a slash,
 	 * so that a mistyped command is not taken for a data directory). */

@@ -532,6 +532,52 @@ void qfs_meta_part_place(struct qfs_meta *m, struct qfs_meta_part *p)
 	p->nnodes = n > QFS_META_REPLICAS ? QFS_META_REPLICAS : n;
 }
 
+int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *ids, uint32_t n)
+{
+	struct qfs_meta_part old, nw;
+	struct qfs_meta_rec r0, r1;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	int rc, res = 0, found = 0;
+
+	if (!n || n > QFS_META_REPLICAS)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&m->lock);
+	for (size_t i = 0; i < m->n && !found; i++)
+		if (m->v[i].group == group) {
+			old = m->v[i];
+			found = 1;
+		}
+	pthread_rwlock_unlock(&m->lock);
+	if (!found)
+		return 0;
+	nw = old;
+	nw.nnodes = n;
+	memcpy(nw.nodes, ids, n * sizeof(ids[0]));
+	qfs_meta_rec_init(&r0);
+	qfs_meta_rec_init(&r1);
+	qfs_buf_init(&b);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_expect(&t, &r0, &old);
+	if (rc == 0)
+		rc = qfs_meta_add_put(&t, &r1, &nw);
+	if (rc == 0) {
+		qfs_txn_encode(&t, &b);
+		rc = b.err;
+	}
+	if (rc == 0)
+		rc = qfs_cell_propose(m->cell, QFS_META_GROUP, b.data, b.len, &res);
+	if (rc == 0)
+		rc = res;
+	if (rc == 0)
+		rc = qfs_meta_reload_table(m, old.table);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_meta_rec_close(&r0);
+	qfs_meta_rec_close(&r1);
+	return rc;
+}
+
 int qfs_meta_test_split_lost; /* test hook, see meta.h */
 
 int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,

@@ -2234,6 +2234,12 @@ uint32_t qfs_cell_group_nodes(struct qfs_cell *c, qfs_group_t group, uint32_t *o
 }
 
 /* See cell.h. */
+struct qfs_rcell *qfs_cell_remote(struct qfs_cell *c)
+{
+	return c->rc;
+}
+
+/* See cell.h. */
 void qfs_cell_group_hint(struct qfs_cell *c, qfs_group_t group, const uint32_t *ids, uint32_t n)
 {
 	if (c->rc && n)

@@ -232,6 +232,10 @@ uint32_t qfs_cell_group_nodes(struct qfs_cell *c, qfs_group_t group, uint32_t *o
  * sends the group's calls there without asking the nodes (unless the nodes
  * already said otherwise).  Embedded: nothing.  Any thread. */
 void qfs_cell_group_hint(struct qfs_cell *c, qfs_group_t group, const uint32_t *ids, uint32_t n);
+/* The remote cell of a cluster-mode cell (node/cluster.h: membership
+ * changes), NULL for the embedded cell.  Valid until close. */
+struct qfs_rcell;
+struct qfs_rcell *qfs_cell_remote(struct qfs_cell *c);
 /* The running node that leads group as far as the nodes know (it serves
  * the group's strong reads and proposals), or 0 if none is known now.
  * Does not wait.  Any thread (admission control's node buckets). */

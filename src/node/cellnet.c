@@ -309,6 +309,15 @@ static void leader_set(struct qfs_rcell *rc, qfs_group_t g, uint32_t l)
 	pthread_mutex_unlock(&rc->mu);
 }
 
+/* Forget which nodes host g (they changed). */
+static void members_forget(struct qfs_rcell *rc, qfs_group_t g)
+{
+	pthread_mutex_lock(&rc->mu);
+	if (rc->mc[g % MEMBERS].g == g)
+		rc->mc[g % MEMBERS].n = 0;
+	pthread_mutex_unlock(&rc->mu);
+}
+
 /* Send q to group's leader, following hints and skipping silent nodes,
  * until an answer that is not a redirection or the cell timeout.  0 with
  * *f and *p (p->err may be any error of the node), or -ETIMEDOUT. */
@@ -319,6 +328,7 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 	uint32_t n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
 	uint64_t dl = now_ms() + rc->timeout_ms;
 	uint32_t target = leader_get(rc, q->group, ids, n);
+	int refreshed = 0;
 
 	for (;;) {
 		uint64_t now = now_ms();
@@ -353,6 +363,17 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 					target = next_node(rc, ids, n, target);
 				usleep(20000); /* an election is under way */
 			}
+			continue;
+		}
+		if (p->err == QFS_ENOGROUP && rc->cl.n > QFS_CLUSTER_REPLICAS && !refreshed) {
+			/* the group moved (a membership change): ask the nodes */
+			qfs_net_frame_free(*f);
+			*f = NULL;
+			refreshed = 1;
+			members_forget(rc, q->group);
+			leader_set(rc, q->group, 0);
+			n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
+			target = leader_get(rc, q->group, ids, n);
 			continue;
 		}
 		if (!p->err)
@@ -1123,4 +1144,310 @@ void qfs_rcell_close(struct qfs_rcell *rc)
 	free(rc->gseq);
 	memset(&rc->cl, 0, sizeof(rc->cl));
 	free(rc);
+}
+
+/* ---- membership changes (cluster.h, doc/cluster.md "Membership") ---- */
+
+#define STEP_WAIT_MS 100   /* between two polls of a step */
+
+static int has(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* The members of g as the nodes hosting it say now, and in *hosting
+ * which nodes answered that they host it (bit i: cl.nodes[i]).  0,
+ * QFS_ENOGROUP (nobody hosts it or names members). */
+static int members_now(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
+		       uint32_t *hosting)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = g };
+	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+	uint32_t k = 0, best = 0;
+
+	*hosting = 0;
+	ask_all(rc, &q, ASK_MS, reps, ps);
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		uint32_t tmp[QFS_CLUSTER_MAX_NODES], m;
+
+		if (!reps[i] || (m = members_parse(&ps[i], tmp)) == 0)
+			continue;
+		*hosting |= 1u << i;
+		/* a joining replica holds the members in force without
+		 * itself; the replicas that applied a change the new ones:
+		 * take the answer of a node that is a member of its own list */
+		if (!k || (!best && has(tmp, m, rc->cl.nodes[i].id))) {
+			memcpy(ids, tmp, m * sizeof(tmp[0]));
+			k = m;
+			best = has(tmp, m, rc->cl.nodes[i].id);
+		}
+	}
+	free_all(rc, reps);
+	if (!k)
+		return QFS_ENOGROUP;
+	*n = k;
+	return 0;
+}
+
+/* One node's answer to q within wait_ms: its err, or -ETIMEDOUT. */
+static int ask_one(struct qfs_rcell *rc, uint32_t node, struct qfs_rpc_req *q, uint32_t wait_ms)
+{
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r;
+
+	if (call(rc, node, q, wait_ms, &f, &p) != 0)
+		return -ETIMEDOUT;
+	r = p.err;
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* Node's applied LSN of g from its status lines ("group G node N ...
+ * applied A").  0 and *lsn, or -ETIMEDOUT / QFS_ENOGROUP. */
+static int applied_on(struct qfs_rcell *rc, uint32_t node, qfs_group_t g, qfs_lsn_t *lsn)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_STATUS };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	char pat[64], *txt;
+	const char *at;
+	int r = QFS_ENOGROUP;
+
+	if (call(rc, node, &q, ASK_MS, &f, &p) != 0)
+		return -ETIMEDOUT;
+	txt = p.err ? NULL : malloc(p.len + 1);
+	if (txt) {
+		memcpy(txt, p.data, p.len);
+		txt[p.len] = 0;
+		snprintf(pat, sizeof(pat), "group %016llx node %u ", (unsigned long long)g, node);
+		if ((at = strstr(txt, pat))) {
+			const char *eol = strchr(at, '\n'), *a = strstr(at, " applied ");
+			unsigned long long v;
+
+			if (a && (!eol || a < eol) && sscanf(a, " applied %llu", &v) == 1) {
+				*lsn = v;
+				r = 0;
+			}
+		}
+		free(txt);
+	}
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* Make ids[n] group g's members through its leader (one change), retrying
+ * while a change is in flight, until dl. */
+static int config_to(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
+		     uint64_t dl)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_CONFIG, .group = g, .a = buf, .alen = 4 * n };
+	int r;
+
+	for (uint32_t i = 0; i < n; i++)
+		qfs_be32_put(buf + 4 * i, ids[i]);
+	for (;;) {
+		struct qfs_net_frame *f;
+		struct qfs_rpc_rep p;
+
+		r = to_leader(rc, &q, &f, &p);
+		if (r == 0) {
+			r = p.err;
+			qfs_net_frame_free(f);
+		}
+		if (r != -EBUSY || now_ms() >= dl)
+			break;
+		usleep(STEP_WAIT_MS * 1000); /* another change or a new leader's barrier */
+	}
+	if (r == 0)
+		members_set(rc, g, ids, n, 1);
+	return r == -EBUSY ? -ETIMEDOUT : r;
+}
+
+/* Add node nw to g (members ids[*n]): join, CONFIG, catch up. */
+static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
+		      uint32_t nw, uint32_t hosting, uint64_t dl)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n };
+	qfs_lsn_t want = 0, got = 0;
+	int r, i = node_idx(rc, nw);
+
+	if (*n >= QFS_CLUSTER_MAX_NODES)
+		return -EINVAL;
+	if (!(hosting & (1u << i))) {
+		for (uint32_t k = 0; k < *n; k++)
+			qfs_be32_put(buf + 4 * k, ids[k]);
+		r = ask_one(rc, nw, &q, ASK_MS);
+		QFS_LOG(r && r != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
+			"cluster member join group=%016llx node=%u err=%s", (unsigned long long)g, nw,
+			r ? qfs_strerror(r) : "none");
+		if (r && r != -EEXIST)
+			return r;
+	}
+	ids[(*n)++] = nw;
+	r = config_to(rc, g, ids, *n, dl);
+	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member added group=%016llx node=%u members=%u "
+		"err=%s", (unsigned long long)g, nw, *n, r ? qfs_strerror(r) : "none");
+	if (r) {
+		(*n)--;
+		return r;
+	}
+	for (uint32_t k = 0; k + 1 < *n; k++) {
+		qfs_lsn_t a;
+
+		if (applied_on(rc, ids[k], g, &a) == 0 && a > want)
+			want = a;
+	}
+	while ((r = applied_on(rc, nw, g, &got)) != 0 || got < want) {
+		if (now_ms() >= dl) {
+			QFS_LOG(QFS_LOG_ERR, "cluster member catch-up timed out group=%016llx node=%u "
+				"applied=%llu want=%llu", (unsigned long long)g, nw,
+				(unsigned long long)got, (unsigned long long)want);
+			return -ETIMEDOUT;
+		}
+		usleep(STEP_WAIT_MS * 1000);
+	}
+	QFS_LOG(QFS_LOG_INFO, "cluster member caught up group=%016llx node=%u applied=%llu",
+		(unsigned long long)g, nw, (unsigned long long)got);
+	return 0;
+}
+
+/* Remove node old from g (members ids[*n]): CONFIG, then drop its replica. */
+static int remove_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
+			 uint32_t old, uint64_t dl)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_DROP, .group = g };
+	uint32_t k, m = 0, nids[QFS_CLUSTER_MAX_NODES];
+	int r;
+
+	for (k = 0; k < *n; k++)
+		if (ids[k] != old)
+			nids[m++] = ids[k];
+	if (!m)
+		return -EINVAL;
+	r = config_to(rc, g, nids, m, dl);
+	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member removed group=%016llx node=%u members=%u "
+		"err=%s", (unsigned long long)g, old, m, r ? qfs_strerror(r) : "none");
+	if (r)
+		return r;
+	memcpy(ids, nids, m * sizeof(nids[0]));
+	*n = m;
+	r = ask_one(rc, old, &q, ASK_MS);
+	QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_WARN : QFS_LOG_INFO, "cluster member dropped "
+		"group=%016llx node=%u err=%s", (unsigned long long)g, old,
+		r == -ETIMEDOUT ? "no answer: its copy stays until it is dropped or wiped" :
+		r ? qfs_strerror(r) : "none");
+	return 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_member_op op,
+			    uint32_t old, uint32_t new, uint32_t timeout_ms, uint32_t *out,
+			    uint32_t *nout)
+{
+	struct qfs_rpc_req ping = { .op = QFS_RPC_EXISTS, .group = group };
+	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0, hosting = 0;
+	uint64_t dl = now_ms() + timeout_ms;
+	int r, old_up = 0, removed = 0, added = 0;
+	const char *why = NULL;
+
+	if ((op != QFS_MEMBER_REMOVE && node_idx(rc, new) < 0) ||
+	    (op != QFS_MEMBER_ADD && node_idx(rc, old) < 0) ||
+	    (op == QFS_MEMBER_REPLACE && old == new))
+		return -EINVAL;
+	r = members_now(rc, group, ids, &n, &hosting);
+	if (r)
+		return r;
+	if (op == QFS_MEMBER_REPLACE) {
+		/* a run that stopped half-way goes on where it stopped */
+		if (!has(ids, n, old) && has(ids, n, new))
+			goto done;
+		if (!has(ids, n, old) && n < QFS_CLUSTER_REPLICAS)
+			removed = 1; /* stopped after the removal: add only */
+		else if (!has(ids, n, old))
+			why = "old is not a member";
+		else if (has(ids, n, new))
+			added = 1;   /* stopped after the add: remove only */
+	} else if (op == QFS_MEMBER_REMOVE) {
+		why = !has(ids, n, old) ? "old is not a member" : n <= 1 ? "the last member" : NULL;
+	} else if (has(ids, n, new)) {
+		why = "new is already a member";
+	}
+	if (why) {
+		QFS_LOG(QFS_LOG_ERR, "cluster member refused group=%016llx old=%u new=%u members=%u "
+			"err=%s", (unsigned long long)group, old, new, n, why);
+		return -EINVAL;
+	}
+	if (op == QFS_MEMBER_REPLACE) {
+		const char *az = qfs_cluster_node(&rc->cl, new)->az;
+
+		for (uint32_t k = 0; k < n && !added; k++)
+			if (ids[k] != old && ids[k] != new && qfs_cluster_node(&rc->cl, ids[k]) &&
+			    !strcmp(qfs_cluster_node(&rc->cl, ids[k])->az, az)) {
+				QFS_LOG(QFS_LOG_ERR, "cluster member refused group=%016llx old=%u new=%u "
+					"err=node %u is already in AZ %s", (unsigned long long)group, old,
+					new, ids[k], az);
+				return -EINVAL;
+			}
+		old_up = !removed && ask_one(rc, old, &ping, ASK_MS) == 0;
+	}
+	QFS_LOG(QFS_LOG_INFO, "cluster member change group=%016llx op=%s old=%u new=%u old_up=%d",
+		(unsigned long long)group, op == QFS_MEMBER_ADD ? "add" : op == QFS_MEMBER_REMOVE ?
+		"remove" : "replace", old, new, old_up);
+	switch (op) {
+	case QFS_MEMBER_ADD:
+		r = add_member(rc, group, ids, &n, new, hosting, dl);
+		break;
+	case QFS_MEMBER_REMOVE:
+		r = remove_member(rc, group, ids, &n, old, dl);
+		break;
+	case QFS_MEMBER_REPLACE:
+		if (removed) {
+			r = add_member(rc, group, ids, &n, new, hosting, dl);
+		} else if (added) {
+			r = remove_member(rc, group, ids, &n, old, dl);
+		} else if (old_up) { /* three copies throughout */
+			r = add_member(rc, group, ids, &n, new, hosting, dl);
+			if (r == 0)
+				r = remove_member(rc, group, ids, &n, old, dl);
+		} else {      /* the add must not need the dead node */
+			r = remove_member(rc, group, ids, &n, old, dl);
+			if (r == 0)
+				r = add_member(rc, group, ids, &n, new, hosting, dl);
+		}
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (r)
+		return r;
+done:
+	memcpy(out, ids, n * sizeof(ids[0]));
+	*nout = n;
+	return 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out)
+{
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		struct qfs_rcell_gm *gm = NULL;
+		size_t n = 0;
+
+		if (qfs_rcell_node_members(rc, rc->cl.nodes[i].id, ASK_MS, &gm, &n) != 0)
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if ((gm[k].n ? has(gm[k].ids, gm[k].n, id) : rc->cl.nodes[i].id == id) &&
+			    !qfs_glist_has(out, gm[k].g))
+				qfs_glist_add(gm[k].g, out);
+		free(gm);
+	}
+	qfs_glist_sort(out);
+	return out->err;
 }

@@ -82,6 +82,10 @@ enum qfs_rpc_op {
 	QFS_RPC_EXISTS,      /* reply: result 1 or 0 */
 	QFS_RPC_GROUPS,      /* reply: n x be64 group ids */
 	QFS_RPC_STATUS,      /* reply: qfs_rnode_status text */
+	QFS_RPC_JOIN,        /* a: n x be32 members in force (without this node):
+			      * qfs_rnode_group_join */
+	QFS_RPC_CONFIG,      /* a: n x be32 new members: qfs_rnode_propose_members
+			      * at the leader (err -EREMOTE + leader, -EBUSY) */
 };
 
 #define QFS_RPC_STRONG 0x01 /* flags: GET/SCAN only at a leader with a lease */
@@ -206,9 +210,37 @@ int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 /* Which nodes host group: its members as the nodes hosting it say (cached
  * per group; in a cluster of at most QFS_CLUSTER_REPLICAS nodes, or when
  * no node answers, every node of the file).  Writes min(count, max) ids to
- * out, returns the count (0: out of memory never; always >= 1). */
+ * out and returns the count (always >= 1).  May wait ASK_MS (1 s) for the
+ * nodes on a miss. */
 uint32_t qfs_rcell_group_nodes(struct qfs_rcell *rc, qfs_group_t group, uint32_t *out,
 			       uint32_t max);
+/* Membership changes through the log (doc/cluster.md "Membership"), one
+ * member at a time (doc/paxos.md section 7), driven from a router:
+ *
+ * QFS_MEMBER_ADD: new joins (an empty replica created with the members in
+ * force), a CONFIG entry adds it, then the call waits until it applied
+ * what the others had (log or snapshot).  QFS_MEMBER_REMOVE: a CONFIG
+ * entry removes old, then old's replica is dropped (if old answers; a
+ * node that comes back keeps an unused copy until dropped or wiped).
+ * QFS_MEMBER_REPLACE: old by new, new in old's place in the AZs: add then
+ * remove when old answers (three copies throughout), remove then add when
+ * old is down (so that the add needs no quorum with the dead node).
+ * Each step is skipped when the nodes' members files show it done, so an
+ * interrupted call can be run again.  Every step is logged (`cluster
+ * member ...`).  On 0 the members now in force are written to out
+ * (*nout of them).  Errors: -EINVAL (old not a member, new already one
+ * or not in the file, new's AZ already taken by another member, a
+ * removal that leaves no member), QFS_ENOGROUP (no node hosts group),
+ * -ETIMEDOUT (a step did not finish within timeout_ms; what is done
+ * stays done), the nodes' errors.  Any thread; blocks. */
+enum qfs_member_op { QFS_MEMBER_ADD = 1, QFS_MEMBER_REMOVE, QFS_MEMBER_REPLACE };
+int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_member_op op,
+			    uint32_t old, uint32_t new, uint32_t timeout_ms, uint32_t *out,
+			    uint32_t *nout);
+/* The groups whose members (as the answering nodes' members files say)
+ * include node id, into out (initialised, empty).  0 or -ENOMEM. */
+int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out);
+
 /* The partition map says group lives on ids[n] (qfs_cell_group_hint):
  * remembered unless the nodes already told where it lives. */
 void qfs_rcell_group_hint(struct qfs_rcell *rc, qfs_group_t group, const uint32_t *ids,

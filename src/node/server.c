@@ -12,8 +12,9 @@
  * address the request carries.  A reconciler thread asks the other nodes
  * every RECONCILE_MS for their groups and members and creates here every
  * group this node is a member of that a majority of its members hosts but
- * this node lacks (one created while it was down); it never recreates a
- * group this process dropped.  Lock: s->mu
+ * this node lacks (one created while it was down), and drops its replica
+ * of a group a membership change removed it from while it was down
+ * (removed_here); it never recreates a group this process dropped.  Lock: s->mu
  * protects the queue, stop and the dropped list.
  */
 #include "config.h"
@@ -225,6 +226,27 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 	case QFS_RPC_STATUS:
 		qfs_rnode_status(s->rn, pb);
 		break;
+	case QFS_RPC_JOIN:
+	case QFS_RPC_CONFIG:
+		memset(&cfg, 0, sizeof(cfg));
+		if (q->alen % 4 || !q->alen || q->alen / 4 > QFS_PAXOS_MAX_NODES) {
+			p->err = -EINVAL;
+			break;
+		}
+		cfg.n = (uint32_t)(q->alen / 4);
+		for (uint32_t i = 0; i < cfg.n; i++)
+			cfg.ids[i] = qfs_be32_get(q->a + 4 * i);
+		if (q->op == QFS_RPC_JOIN) {
+			p->err = qfs_rnode_group_join(s->rn, q->group, &cfg);
+		} else {
+			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
+							   q->timeout_ms ? q->timeout_ms : 5000,
+							   &p->leader);
+		}
+		QFS_LOG(p->err ? QFS_LOG_WARN : QFS_LOG_INFO, "node member %s group=%016llx node=%u "
+			"members=%u err=%s", q->op == QFS_RPC_JOIN ? "join" : "config",
+			(unsigned long long)q->group, s->id, cfg.n, p->err ? qfs_strerror(p->err) : "none");
+		break;
 	default:
 		p->err = -EOPNOTSUPP;
 	}
@@ -295,24 +317,76 @@ next:
 	return NULL;
 }
 
-/* The members of group g as the first peer that hosts it says (gm[i],
- * ngm[i]: peer i's answer); NULL if no peer said (older releases). */
-static const struct qfs_rcell_gm *members_of(struct qfs_rcell_gm **gm, const size_t *ngm,
-					     uint32_t n, qfs_group_t g)
-{
-	for (uint32_t i = 0; i < n; i++)
-		for (size_t k = 0; gm[i] && k < ngm[i]; k++)
-			if (gm[i][k].g == g && gm[i][k].n)
-				return &gm[i][k];
-	return NULL;
-}
-
 static int has_id(const uint32_t *ids, uint32_t n, uint32_t id)
 {
 	for (uint32_t i = 0; i < n; i++)
 		if (ids[i] == id)
 			return 1;
 	return 0;
+}
+
+/* The members of group g as a peer that hosts it says (gm[i], ngm[i]:
+ * peer i's answer), one that is a member of its own list first; NULL if
+ * no peer said (older releases). */
+static const struct qfs_rcell_gm *members_of(struct qfs_node_server *s, struct qfs_rcell_gm **gm,
+					     const size_t *ngm, qfs_group_t g)
+{
+	const struct qfs_rcell_gm *any = NULL;
+
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		for (size_t k = 0; gm[i] && k < ngm[i]; k++)
+			if (gm[i][k].g == g && gm[i][k].n) {
+				/* a joining replica's list lacks its own node */
+				if (has_id(gm[i][k].ids, gm[i][k].n, s->cl.nodes[i].id))
+					return &gm[i][k];
+				any = &gm[i][k];
+			}
+	return any;
+}
+
+/* 1 if a membership change removed this node from g while it was down:
+ * its own members file still names it (a replica that is joining does
+ * not), and a majority of the members the peers have applied host g,
+ * each naming members without this node (a member list is taken only
+ * from a peer in it: an applied, hence committed, configuration). */
+static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, const size_t *ngm,
+			qfs_group_t g)
+{
+	struct qfs_paxos_config own;
+	const struct qfs_rcell_gm *ref = NULL;
+	uint32_t hosts = 0;
+
+	if (qfs_rnode_group_members(s->rn, g, &own) != 0 || !has_id(own.ids, own.n, s->id))
+		return 0;
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		for (size_t k = 0; gm[i] && k < ngm[i]; k++) {
+			const struct qfs_rcell_gm *e = &gm[i][k];
+
+			if (e->g != g)
+				continue;
+			if (!e->n || has_id(e->ids, e->n, s->id))
+				return 0; /* an older peer, or one that still counts us */
+			if (!has_id(e->ids, e->n, s->cl.nodes[i].id))
+				continue; /* joining there */
+			if (ref && (ref->n != e->n || memcmp(ref->ids, e->ids, e->n * sizeof(e->ids[0]))))
+				return 0; /* a change in flight: next round */
+			ref = e;
+			hosts++;
+		}
+	return ref && hosts >= ref->n / 2 + 1;
+}
+
+/* Drop this node's replica of g, removed from its members (see above). */
+static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	qfs_glist_add(g, &s->dropped);
+	pthread_mutex_unlock(&s->mu);
+	rc = qfs_rnode_group_drop(s->rn, g);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
+		"err=%s (no longer a member)", (unsigned long long)g, s->id, rc ? qfs_strerror(rc) : "none");
 }
 
 /* One reconciliation round: see the file comment.  A group is created
@@ -346,7 +420,7 @@ static void reconcile(struct qfs_node_server *s)
 	for (uint32_t i = 0; asked && i < s->cl.n; i++)
 		for (size_t k = 0; k < gl[i].n; k++) {
 			qfs_group_t g = gl[i].v[k];
-			const struct qfs_rcell_gm *m = members_of(gm, ngm, s->cl.n, g);
+			const struct qfs_rcell_gm *m = members_of(s, gm, ngm, g);
 			struct qfs_paxos_config cfg = all;
 			uint32_t hosts = 0;
 			int dropped, rc;
@@ -372,6 +446,9 @@ static void reconcile(struct qfs_node_server *s)
 				cfg.n, rc ? qfs_strerror(rc) : "none");
 			qfs_glist_add(g, &mine);
 		}
+	for (size_t k = 0; asked && k < mine.n; k++)
+		if (removed_here(s, gm, ngm, mine.v[k]))
+			drop_removed(s, mine.v[k]);
 	for (uint32_t i = 0; i < s->cl.n; i++) {
 		qfs_glist_free(&gl[i]);
 		free(gm[i]);

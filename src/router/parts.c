@@ -1231,6 +1231,9 @@ static int plist_table(const struct qfs_table *t, void *arg)
 	struct qfs_meta_part *v = NULL;
 	size_t n = 0;
 
+	/* the stored map: another router or `quorumfs member` may have moved
+	 * a replica (no epoch change tells this router) */
+	(void)qfs_meta_reload_table(r->meta, t->id);
 	if (qfs_meta_parts(r->meta, t->id, &v, &n) != 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {

@@ -16,7 +16,12 @@
 #  4. kill -9 of the leader of a partition under a writer that fsyncs every
 #     file: no client error, every acknowledged file intact; the node
 #     restarts and catches up; kill -9 of a node that hosts none of that
-#     partition's replicas changes nothing for it.
+#     partition's replicas changes nothing for it;
+#  5. `quorumfs member replace` under that writer: a dead node's replicas
+#     move to another node of its AZ (a node of an AZ already used is
+#     refused), then one live replica moves; the map, the nodes' status and
+#     the data agree, no client error, every acknowledged file intact; the
+#     dead node, started again, drops the replicas it lost.
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
 qfs_require fusermount3 python3 mountpoint
@@ -36,17 +41,17 @@ cleanup() {
 		kill -9 "$p" 2>/dev/null
 	done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
-		for f in "$T"/n*/quorumfs-node.log "$T"/s1/quorumfs.log; do
-			[ -f "$f" ] && { echo "--- tail of $f" >&2; tail -n 15 "$f" >&2; }
+		for f in "$T"/n*/quorumfs-node.log "$T"/s1/quorumfs.log "$T"/member.err; do
+			[ -f "$f" ] && { echo "--- tail of $f" >&2; tail -n 25 "$f" >&2; }
 		done
 	fi
 	rm -rf "$T"
 	exit $rc
 }
 trap cleanup EXIT
-# A hang is a failure: stop everything after 100 s.
-( for _ in $(seq 100); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
-  echo "FAIL: watchdog: still running after 100 s" >&2; kill -TERM $$ ) &
+# A hang is a failure: stop everything after 110 s.
+( for _ in $(seq 110); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
+  echo "FAIL: watchdog: still running after 110 s" >&2; kill -TERM $$ ) &
 
 # Free ports on 127.0.0.1, one per node (bound then released).
 set -- $(python3 -c '
@@ -250,6 +255,90 @@ verify "$M2/$TX" "$T/w.acked" || fail "mount 2 does not see every closed file"
 start_node "$OUT"
 [ "$(hosts "$GX")" = "$(echo $RX | tr ' ' '\n' | sort -n | paste -sd,)" ] ||
 	fail "group $GX is now hosted on $(hosts "$GX"), placed on $RX"
+
+# ---- 5. membership: replace a dead node's replicas, then one live replica
+# (a status or partitions read waits 2 s for a dead node: read them once
+# into $T/parts and $T/st per step)
+snap() { cat "$P" >"$T/parts" && status >"$T/st"; }
+# parts_of NODE: the tables whose partition map names NODE among the replicas.
+parts_of() {
+	awk -v n="$1" '$1 == "table" { for (i = 1; i < NF; i++) if ($i == "replicas") {
+		k = split($(i + 1), r, ","); for (j = 1; j <= k; j++) if (r[j] == n) print $2 } }' "$T/parts"
+}
+replicas_of() { awk -v t="$1" '$1 == "table" && $2 == t { for (i = 1; i < NF; i++) if ($i == "replicas") print $(i + 1) }' "$T/parts"; }
+azs_of() { awk -v t="$1" '$1 == "table" && $2 == t { for (i = 1; i < NF; i++) if ($i == "azs") print $(i + 1) }' "$T/parts"; }
+shosts() { awk -v g="$1" '$1 == "group" && $2 == g && $3 == "node" { print $4 }' "$T/st" | sort -n | paste -sd,; }
+D=4
+snap
+[ -n "$(parts_of $D)" ] || fail "node $D hosts no partition"
+MOVED=$(parts_of $D | tr '\n' ' ')
+rm -f "$T/STOP"
+writer "$M1/$TX" r 100 >"$T/writer.out" 2>&1 &
+WPID=$!
+sleep 1
+kill -9 "$(pid_of $D)"
+NODE_PIDS=$(echo $NODE_PIDS | tr ' ' '\n' | grep -v "^$(pid_of $D)\$" | tr '\n' ' ')
+note "killed node $D for good; it held $MOVED"
+if "$QFS_BIN" member -o "cluster=$C" replace $D 2 2>"$T/member.err"; then
+	fail "replace of node $D (AZ a) by node 2 (AZ b) was accepted"
+fi
+grep -q "already in AZ b" "$T/member.err" || fail "no clear refusal of a second replica in AZ b: $(tail -3 "$T/member.err")"
+"$QFS_BIN" member -o "cluster=$C" replace $D 1 >"$T/member.out" 2>"$T/member.err" ||
+	fail "member replace $D 1: $(tail -5 "$T/member.err")"
+kill -0 "$WPID" 2>/dev/null || fail "the writer stopped during the replace: $(cat "$T/writer.out")"
+note "member replace $D 1: $(tr '\n' ';' <"$T/member.out")"
+grep -q " members .*\b$D\b" "$T/member.out" && fail "node $D is still a member: $(cat "$T/member.out")"
+[ "$(grep -c "^group [0-9a-f]* members " "$T/member.out")" -ge "$(echo $MOVED | wc -w)" ] ||
+	fail "not every group of node $D moved: $(cat "$T/member.out")"
+snap
+[ -z "$(parts_of $D)" ] || fail "the partition map still names node $D for $(parts_of $D | tr '\n' ' ')"
+for t in $MOVED; do
+	r=$(replicas_of "$t")
+	case ",$r," in *,1,*) ;; *) fail "table $t: node 1 did not take node $D's place: $r" ;; esac
+	[ "$(azs_of "$t" | tr ',' '\n' | sort -u | wc -l)" -eq 3 ] || fail "table $t: AZs not distinct after the replace: $(azs_of "$t")"
+	eval "g=\$GROUP_$t"
+	[ "$(shosts "$g")" = "$(echo "$r" | tr ',' '\n' | sort -n | paste -sd,)" ] ||
+		fail "table $t: group $g hosted on $(shosts "$g"), map says $r"
+done
+before=$(wc -l <"$T/r.acked")
+wait_more_r() { for _ in $(seq 100); do [ "$(wc -l <"$T/r.acked")" -ge $((before + 5)) ] && return 0; sleep 0.1; done; fail "writes stalled after the replace"; }
+wait_more_r
+# node 4 comes back: it drops the replicas it lost (no longer a member);
+# then one live replica of $TX: node 5 (AZ b) by node 2 (AZ b)
+start_node $D
+for _ in $(seq 100); do
+	left=""
+	for t in $MOVED; do eval "g=\$GROUP_$t"; case ",$(hosts "$g")," in *,$D,*) left="$left $t" ;; esac; done
+	[ -z "$left" ] && break
+	sleep 0.1
+done
+[ -z "$left" ] || fail "node $D still hosts the replicas of$left after its return"
+note "node $D came back and dropped its old replicas"
+eval "GX=\$GROUP_$TX"
+"$QFS_BIN" member -o "cluster=$C" replace 5 2 "$GX" >"$T/member.out" 2>"$T/member.err" ||
+	fail "member replace 5 2 $GX: $(tail -5 "$T/member.err")"
+snap
+r=$(replicas_of "$TX")
+case ",$r," in *,2,*) ;; *) fail "table $TX: node 2 did not take node 5's place: $r" ;; esac
+case ",$r," in *,5,*) fail "table $TX: node 5 is still a replica: $r" ;; esac
+[ "$(shosts "$GX")" = "$(echo "$r" | tr ',' '\n' | sort -n | paste -sd,)" ] ||
+	fail "table $TX: group $GX hosted on $(shosts "$GX") after the live replace, map says $r"
+caught_up 2 "$GX" $(echo "$r" | tr ',' ' ')
+note "live replace of node 5 by node 2 for $TX: replicas $r"
+# a second run finds the change done; a removal of a non-member is refused
+"$QFS_BIN" member -o "cluster=$C" replace 5 2 "$GX" >"$T/member.out" 2>"$T/member.err" ||
+	fail "a second member replace 5 2 $GX failed: $(tail -3 "$T/member.err")"
+grep -q "^group $GX members $r\$" "$T/member.out" || fail "second run: $(cat "$T/member.out")"
+if "$QFS_BIN" member -o "cluster=$C" remove "$GX" 5 >"$T/member.out" 2>"$T/member.err"; then
+	fail "removing node 5, no longer a member of $GX, was accepted"
+fi
+grep -q "old is not a member" "$T/member.err" || fail "no clear refusal: $(tail -3 "$T/member.err")"
+touch "$T/STOP"
+wait "$WPID" || fail "the writer saw a client error during the membership changes: $(cat "$T/writer.out")"
+note "writer: $(cat "$T/writer.out")"
+verify "$M1/$TX" "$T/r.acked" || fail "an acknowledged file was lost across the membership changes"
+verify "$M2/$TX" "$T/r.acked" || fail "mount 2 does not see every file after the membership changes"
+for t in 1 2 3 4 5 6; do cmp -s "$T/f$t" "$M2/t$t/f" || fail "table t$t: file differs after the changes"; done
 
 fusermount3 -u "$M2" || fail "unmount 2"
 fusermount3 -u "$M1" || fail "unmount 1"
