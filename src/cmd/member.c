@@ -67,7 +67,7 @@ static int one(struct qfs_cell *c, struct qfs_meta *m, qfs_group_t g, enum qfs_m
 	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0;
 	int rc;
 
-	rc = qfs_rcell_member_change(qfs_cell_remote(c), g, op, old, nw, STEP_TIMEOUT_MS, ids, &n);
+	rc = qfs_rcell_member_change(qfs_cell_rcell(c), g, op, old, nw, STEP_TIMEOUT_MS, ids, &n);
 	if (rc == 0 && n <= QFS_META_REPLICAS) {
 		for (int tries = 0; tries < 3; tries++) {
 			rc = qfs_meta_set_nodes(m, g, ids, n);
@@ -150,7 +150,7 @@ int qfs_cmd_member(int argc, char **argv)
 		struct qfs_glist gl;
 
 		memset(&gl, 0, sizeof(gl));
-		if (qfs_rcell_groups_of(qfs_cell_remote(c), old, &gl) != 0) {
+		if (qfs_rcell_groups_of(qfs_cell_rcell(c), old, &gl) != 0) {
 			fprintf(stderr, "quorumfs: member: cannot list the groups of node %u\n", old);
 			failed = 1;
 		} else if (!gl.n) {

@@ -2234,9 +2234,16 @@ uint32_t qfs_cell_group_nodes(struct qfs_cell *c, qfs_group_t group, uint32_t *o
 }
 
 /* See cell.h. */
-struct qfs_rcell *qfs_cell_remote(struct qfs_cell *c)
+struct qfs_rcell *qfs_cell_rcell(struct qfs_cell *c)
 {
 	return c->rc;
+}
+
+/* See cell.h. */
+void qfs_cell_group_forget(struct qfs_cell *c, qfs_group_t group)
+{
+	if (c->rc)
+		qfs_rcell_group_forget(c->rc, group);
 }
 
 /* See cell.h. */

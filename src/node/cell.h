@@ -25,8 +25,7 @@
  * never dropped as orphans; the cell itself knows no group by its id.
  *
  * Cluster mode (o->cluster set, doc/cluster.md): the members are remote
- * `quorumfs node` processes (in a cluster of more than 3 nodes each group
- * lives on 3 of them, in distinct AZs: qfs_cell_group_nodes); propose, get, scan, group create/drop/
+ * `quorumfs node` processes; propose, get, scan, group create/drop/
  * exists/list, status, nodes, node_up, get_node and stat become requests
  * to them (node/cellnet.c).  The test hooks node_stop/start answer
  * -EOPNOTSUPP; the archive and scrub hooks QFS_ESTOPPED / -EOPNOTSUPP
@@ -232,10 +231,14 @@ uint32_t qfs_cell_group_nodes(struct qfs_cell *c, qfs_group_t group, uint32_t *o
  * sends the group's calls there without asking the nodes (unless the nodes
  * already said otherwise).  Embedded: nothing.  Any thread. */
 void qfs_cell_group_hint(struct qfs_cell *c, qfs_group_t group, const uint32_t *ids, uint32_t n);
+/* A node answered QFS_ENOGROUP for group: forget which nodes host it, so
+ * that the next qfs_cell_group_nodes asks the nodes (a membership change
+ * moved it).  Embedded: nothing.  Any thread. */
+void qfs_cell_group_forget(struct qfs_cell *c, qfs_group_t group);
 /* The remote cell of a cluster-mode cell (node/cluster.h: membership
  * changes), NULL for the embedded cell.  Valid until close. */
 struct qfs_rcell;
-struct qfs_rcell *qfs_cell_remote(struct qfs_cell *c);
+struct qfs_rcell *qfs_cell_rcell(struct qfs_cell *c);
 /* The running node that leads group as far as the nodes know (it serves
  * the group's strong reads and proposals), or 0 if none is known now.
  * Does not wait.  Any thread (admission control's node buckets). */

@@ -309,8 +309,8 @@ static void leader_set(struct qfs_rcell *rc, qfs_group_t g, uint32_t l)
 	pthread_mutex_unlock(&rc->mu);
 }
 
-/* Forget which nodes host g (they changed). */
-static void members_forget(struct qfs_rcell *rc, qfs_group_t g)
+/* See cluster.h: forget which nodes host g (they changed). */
+void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t g)
 {
 	pthread_mutex_lock(&rc->mu);
 	if (rc->mc[g % MEMBERS].g == g)
@@ -370,7 +370,7 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 			qfs_net_frame_free(*f);
 			*f = NULL;
 			refreshed = 1;
-			members_forget(rc, q->group);
+			qfs_rcell_group_forget(rc, q->group);
 			leader_set(rc, q->group, 0);
 			n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
 			target = leader_get(rc, q->group, ids, n);
@@ -1240,33 +1240,58 @@ static int applied_on(struct qfs_rcell *rc, uint32_t node, qfs_group_t g, qfs_ls
 	return r;
 }
 
-/* Make ids[n] group g's members through its leader (one change), retrying
- * while a change is in flight, until dl. */
-static int config_to(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
-		     uint64_t dl)
+/* Make ids[n] group g's members through its leader (one change): try the
+ * nodes of try[ntry] (the members before and after), following -EREMOTE
+ * hints, passing over nodes that do not answer, retrying while a change
+ * or a new leader's barrier is in flight, until dl.  Its own small loop
+ * (not the routing of proposals): a CONFIG entry carries no retry token;
+ * a copy re-sent after a timeout that finds the first one committed is
+ * refused -EINVAL (not a single change), and the members files then
+ * tell that the change is done. */
+static int config_to(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *try, uint32_t ntry,
+		     const uint32_t *ids, uint32_t n, uint64_t dl)
 {
 	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
 	struct qfs_rpc_req q = { .op = QFS_RPC_CONFIG, .group = g, .a = buf, .alen = 4 * n };
-	int r;
+	uint32_t target = try[0], k = 0;
+	int r = -ETIMEDOUT, sent = 0;
 
 	for (uint32_t i = 0; i < n; i++)
 		qfs_be32_put(buf + 4 * i, ids[i]);
-	for (;;) {
+	while (now_ms() < dl) {
 		struct qfs_net_frame *f;
 		struct qfs_rpc_rep p;
 
-		r = to_leader(rc, &q, &f, &p);
-		if (r == 0) {
-			r = p.err;
-			qfs_net_frame_free(f);
+		q.timeout_ms = TRY_MS - 200;
+		if (call(rc, target, &q, TRY_MS, &f, &p) != 0) {
+			target = try[++k % ntry]; /* silent: the next one */
+			continue;
 		}
-		if (r != -EBUSY || now_ms() >= dl)
+		r = p.err;
+		qfs_net_frame_free(f);
+		if (r == -EINVAL && sent) { /* an earlier copy may have committed */
+			uint32_t now[QFS_CLUSTER_MAX_NODES], nn = 0, h;
+
+			if (members_now(rc, g, now, &nn, &h) == 0 && nn == n &&
+			    !memcmp(now, ids, n * sizeof(ids[0])))
+				r = 0;
 			break;
-		usleep(STEP_WAIT_MS * 1000); /* another change or a new leader's barrier */
+		}
+		sent |= r == -ETIMEDOUT || r == -EAGAIN;
+		if (r == -EREMOTE && p.leader && node_idx(rc, p.leader) >= 0 && p.leader != target) {
+			target = p.leader;
+			continue;
+		}
+		if (r != -EREMOTE && r != -EBUSY && r != -EAGAIN && r != -ETIMEDOUT && r != QFS_ESTOPPED)
+			break;
+		if (r == -EREMOTE || r == QFS_ESTOPPED)
+			target = try[++k % ntry];
+		usleep(STEP_WAIT_MS * 1000); /* an election, or a change in flight */
+		r = -ETIMEDOUT;
 	}
 	if (r == 0)
 		members_set(rc, g, ids, n, 1);
-	return r == -EBUSY ? -ETIMEDOUT : r;
+	return r;
 }
 
 /* Add node nw to g (members ids[*n]): join, CONFIG, catch up. */
@@ -1291,7 +1316,7 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 			return r;
 	}
 	ids[(*n)++] = nw;
-	r = config_to(rc, g, ids, *n, dl);
+	r = config_to(rc, g, ids, *n, ids, *n, dl);
 	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member added group=%016llx node=%u members=%u "
 		"err=%s", (unsigned long long)g, nw, *n, r ? qfs_strerror(r) : "none");
 	if (r) {
@@ -1331,7 +1356,7 @@ static int remove_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uin
 			nids[m++] = ids[k];
 	if (!m)
 		return -EINVAL;
-	r = config_to(rc, g, nids, m, dl);
+	r = config_to(rc, g, ids, *n, nids, m, dl);
 	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member removed group=%016llx node=%u members=%u "
 		"err=%s", (unsigned long long)g, old, m, r ? qfs_strerror(r) : "none");
 	if (r)

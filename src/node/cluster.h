@@ -241,6 +241,8 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
  * include node id, into out (initialised, empty).  0 or -ENOMEM. */
 int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out);
 
+/* Forget which nodes host group (qfs_cell_group_forget). */
+void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t group);
 /* The partition map says group lives on ids[n] (qfs_cell_group_hint):
  * remembered unless the nodes already told where it lives. */
 void qfs_rcell_group_hint(struct qfs_rcell *rc, qfs_group_t group, const uint32_t *ids,
