@@ -93,9 +93,11 @@ uint64_t qfs_router_table_count(struct qfs_router *r);
 /* Items.  Run txn on table (its ops routed by key, atomically across
  * partitions) and return its result in *result (0 or the failing op's
  * error; -EBUSY if its keys stayed locked by a prepared cross-partition
- * txn).  Returns 0 or a propose error (-ETIMEDOUT, QFS_ESTOPPED, -EIO,
- * -ENOSPC, QFS_ENOGROUP, -ENOMEM), or -EXDEV (a LINK_DROP whose orphan
- * entry is in another partition than its inode; more than 64 partitions).
+ * txn; QFS_ECONFLICT if a LINK_DROP's orphan entry is in another partition
+ * than its inode and the inode changed while the router spelled the drop
+ * out: retry).  Returns 0 or a propose error (-ETIMEDOUT, QFS_ESTOPPED,
+ * -EIO, -ENOSPC, QFS_ENOGROUP, -ENOMEM), or -EXDEV (more than 64
+ * partitions).
  * A write to a range being moved by a split waits for the split. */
 int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result);
 /* Point read; *val malloc'd.  0, -ENOENT, read errors. */
