@@ -20,6 +20,7 @@
 #include "node/cell.h"
 #include "router/metrics.h"
 #include "router/router.h"
+#include "router/router_int.h"
 #include "router/xact.h"
 #include "unit.h"
 
