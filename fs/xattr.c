@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 #include "router/admit.h"
@@ -107,8 +106,7 @@ static int privileged(fuse_req_t req)
  * not kept (as ext4 does), all in one txn.  0 or the txn's error. */
 static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *value, size_t size, int flags)
 {
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	struct qfs_attr a;
@@ -125,7 +123,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		goto out;
 	uint32_t mode = a.mode & 07777u;
 	int equiv = qfs_fs_acl_mode(value, size, &mode);
-	size_t klen = qfs_key_inode(key, in->ino);
+	struct qfs_router_key key = IKEY(in->ino);
 	qfs_clock_now(&now);
 	if (equiv && in->loaded && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type) && !flags) {
 		/* An ACL that says no more than the mode is a chmod (cp -a sets
@@ -142,20 +140,20 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		goto out;
 	in->xgen++;
 	in->noxattr = false; /* held under in->mu until the txn is done */
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = -ENOMEM;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key)))
 		goto out_txn;
 	op->name = QFS_ACL_ACCESS;
 	op->val = (const uint8_t *)value;
 	op->val_len = (uint32_t)size;
 	op->flags = flags;
 	if (equiv) { /* set (for the flags' checks), then drop: present or not before */
-		if (!(op = qfs_fs_add_op(&t, QFS_OP_XDEL, key, klen)))
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_XDEL, key)))
 			goto out_txn;
 		op->name = QFS_ACL_ACCESS;
 	}
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key)))
 		goto out_txn;
 	/* a directory's pending owner and times (pend.c) join this txn:
 	 * cp -a sets them, then the mode by ACL, one round in all */
@@ -178,7 +176,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		in->acl_drop = false;
 	}
 out_txn:
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 out:
 	pthread_mutex_unlock(&in->mu);
 	return rc;
@@ -186,9 +184,8 @@ out:
 
 int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t mode)
 {
-	uint8_t key[QFS_KEY_MAX];
 	struct qfs_inode inode;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc = 0;
@@ -205,28 +202,28 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 	if (!x || qfs_fs_acl_check(x->value, x->len))
 		goto out; /* no ACL: the mode is all there is */
 	qfs_fs_acl_chmod(x->value, x->len, mode);
-	size_t klen = qfs_key_inode(key, in->ino);
+	struct qfs_router_key key = IKEY(in->ino);
 	qfs_clock_now(&now);
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = -ENOMEM;
-	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen))) {
+	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key))) {
 		op->name = QFS_ACL_ACCESS;
 		op->val = x->value;
 		op->val_len = x->len;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key))) {
 			op->mask = QFS_SET_MODE | QFS_SET_CTIME;
 			op->attr.mode = mode & 07777u;
 			op->attr.ctime = now;
 			rc = qfs_fs_run_txn(fs, in->table, &t);
 		}
 	}
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 out:
 	qfs_inode_close(&inode);
 	return rc;
 }
 
-/* Is ino a table directory (its own group's root inode, below the mount
+/* Is ino a table directory (the table's own root inode, below the mount
  * root)?  Its user.quorumfs.* xattrs are the table's settings. */
 static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
 {
@@ -245,8 +242,7 @@ static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
 static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind, const char *name,
 			const char *value, size_t size, int flags)
 {
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc = -ENOMEM;
@@ -258,27 +254,27 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 		qfs_fs_iput(fs, in);
 		return rc;
 	}
-	size_t klen = qfs_key_inode(key, ino);
+	struct qfs_router_key key = IKEY(ino);
 	qfs_clock_now(&now);
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	pthread_mutex_lock(&in->mu);
 	in->xgen++;
 	in->noxattr = false;
 	if (is_security(name))
 		in->nosec = false; /* before the txn: a reader never caches "none" past it */
 	pthread_mutex_unlock(&in->mu);
-	if ((op = qfs_fs_add_op(&t, kind, key, klen))) {
+	if ((op = qfs_fs_add_op(&t, kind, key))) {
 		op->name = name;
 		op->val = (const uint8_t *)value;
 		op->val_len = (uint32_t)size;
 		op->flags = flags;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key))) {
 			op->mask = QFS_SET_CTIME;
 			op->attr.ctime = now;
 			rc = qfs_fs_run_txn(fs, in->table, &t);
 		}
 	}
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	pthread_mutex_lock(&in->mu);
 	in->xgen++; /* and after it: a read that overlapped the txn caches nothing */
 	in->noxattr = false;
