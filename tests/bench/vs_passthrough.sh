@@ -19,7 +19,8 @@
 #   QFS_OLD_BIN  a second quorumfs binary (a baseline build) measured in the
 #             same run as target "old", interleaved with the others, for a
 #             before/after beside passthrough_ll (its own columns; the
-#             targets are judged for both)
+#             targets are judged for both); the two swap places in the
+#             order of every other cp/rm cycle and create/fsync repetition
 #   SETTLE    seconds of sync + sleep before each timed step (default 2), so
 #             one target's writes back do not land in the next one's time
 #   TMPDIR    where everything is made (default /tmp): the native directory,
@@ -107,6 +108,10 @@ dir_of() { case $1 in native) echo "$NAT" ;; pt) echo "$PTMNT" ;; qfs) echo "$MN
 mnt_of() { case $1 in qfs) echo "$MNT" ;; old) echo "$OLDMNT" ;; esac; }
 pid_of() { case $1 in qfs) echo "$QFS_PID" ;; old) echo "$OLD_PID" ;; esac; }
 is_q() { [ "$1" = qfs ] || [ "$1" = old ]; }
+# targets_of CYCLE: the order of the targets in that cycle; with an old
+# binary the two quorumfs mounts swap places every other cycle, so neither
+# always runs right after the other's writes settle
+targets_of() { if [ -n "${QFS_OLD_BIN:-}" ] && [ $(($1 % 2)) -eq 0 ]; then echo "native pt qfs old"; else echo "$TARGETS"; fi; }
 # settle: let the writes of the previous step (the daemon's flushes and
 # compactions too) reach the disk before the next target is timed
 settle() { sync; sleep "${SETTLE:-2}"; }
@@ -136,7 +141,7 @@ find "$TREE" -type f -exec cat {} + >/dev/null 2>&1 # the source in the page cac
 
 # --- cp -a / rm -rf cycles
 for i in $(seq "$R"); do
-	for tgt in $TARGETS; do
+	for tgt in $(targets_of "$i"); do
 		d=$(dir_of "$tgt")
 		settle
 		is_q "$tgt" && before=$(stat_sum "$tgt")
@@ -197,7 +202,7 @@ fi
 NFLOOR=1000
 head -c $((BIG << 20)) /dev/urandom >"$T/rand" || fail "random data"
 for i in $(seq "$R"); do
-	for tgt in $TARGETS; do
+	for tgt in $(targets_of "$i"); do
 		settle
 		"$QFS_BIN" bench --raw --only small,fsync --no-drop-caches -n "$NCREATE" -f "$NFSYNC" -w 8 \
 			"$(dir_of "$tgt")" >"$T/bench.out" 2>"$T/bench.err" ||
