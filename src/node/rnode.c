@@ -1831,8 +1831,13 @@ static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 
 /* 1 if the encoded txn writes no data (no put, inline data or xattr
  * value: an unlink, rmdir, truncate, chmod...), so it may use the disk
- * reserve; 0 otherwise or if it does not decode (apply will say why). */
-static int txn_frees(const void *txn, size_t len)
+ * reserve; 0 otherwise or if it does not decode (apply will say why).
+ * A 2PC PREPARE stores its sub-txn's effects in its record, so it is
+ * judged by its sub-txn (depth: at most one PREPARE level, a PREPARE
+ * inside one is refused at apply and judged a write here); COMMIT,
+ * ABORT and DECIDE write no data of their own and must pass whenever
+ * their PREPAREs did, so that nothing stays locked on a full disk. */
+static int txn_frees_at(const void *txn, size_t len, int depth)
 {
 	struct qfs_txn t;
 	int frees = 0;
@@ -1844,9 +1849,17 @@ static int txn_frees(const void *txn, size_t len)
 			if (t.ops[i].kind == QFS_OP_PUT || t.ops[i].kind == QFS_OP_SETDATA ||
 			    t.ops[i].kind == QFS_OP_XSET || t.ops[i].kind == QFS_OP_PATCH)
 				frees = 0;
+			else if (t.ops[i].kind == QFS_OP_PREPARE)
+				frees = depth == 0 &&
+					txn_frees_at(t.ops[i].val, t.ops[i].val_len, depth + 1);
 	}
 	qfs_txn_close(&t);
 	return frees;
+}
+
+static int txn_frees(const void *txn, size_t len)
+{
+	return txn_frees_at(txn, len, 0);
 }
 
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
