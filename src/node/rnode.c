@@ -2190,6 +2190,7 @@ static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng,
 	for (size_t i = 0; i < ng; i++) {
 		struct group *g = gs[i];
 
+		snap_stalls(rn, g);
 		if (g->stopped || g->dropped)
 			continue;
 		if (g->next_tick_ms <= now) {
@@ -2198,7 +2199,6 @@ static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng,
 			step_handle(rn, g, &ev, 0);
 			now = now_ms();
 		}
-		snap_stalls(rn, g);
 		for (struct proposal **pp = &g->pending; *pp;) {
 			struct proposal *p = *pp;
 
