@@ -26,6 +26,7 @@ void qfs_net_params_default(struct qfs_net_params *p)
 {
 	p->send_queue_bytes = 64u << 20;
 	p->inbox_bytes = 64u << 20;
+	p->link_bytes = 32u << 20;
 	p->backoff_min_ms = 50;
 	p->backoff_max_ms = 2000;
 	p->connect_timeout_ms = 1000;
@@ -50,7 +51,8 @@ int qfs_net_new(enum qfs_net_kind kind, const struct qfs_net_params *prm, struct
 		net->prm = *prm;
 	else
 		qfs_net_params_default(&net->prm);
-	if (!net->prm.send_queue_bytes || !net->prm.inbox_bytes || !net->prm.backoff_min_ms ||
+	if (!net->prm.send_queue_bytes || !net->prm.inbox_bytes || !net->prm.link_bytes ||
+	    !net->prm.backoff_min_ms ||
 	    net->prm.backoff_max_ms < net->prm.backoff_min_ms || !net->prm.connect_timeout_ms) {
 		free(net);
 		return -EINVAL;
@@ -304,6 +306,7 @@ struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len)
 
 	if (f) {
 		f->next = NULL;
+		f->link = NULL;
 		f->from = 0;
 		f->len = len;
 	}
@@ -405,6 +408,8 @@ int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f)
 		r = -ENOTCONN;
 	} else if (ep->head && ep->inbox_bytes + f->len > ep->net->prm.inbox_bytes) {
 		r = -ENOBUFS;
+	} else if (p && p->inbox_bytes && p->inbox_bytes + f->len > ep->net->prm.link_bytes) {
+		r = -ENOBUFS; /* this sender's share is full: the others keep theirs */
 	} else {
 		if (ep->tail)
 			ep->tail->next = f;
@@ -412,7 +417,13 @@ int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f)
 			ep->head = f;
 		ep->tail = f;
 		ep->inbox_bytes += f->len;
+		if (ep->inbox_bytes > ep->inbox_peak)
+			ep->inbox_peak = ep->inbox_bytes;
 		if (p) { /* before the owner can see the frame */
+			f->link = p;
+			p->inbox_bytes += len;
+			if (p->inbox_bytes > p->inbox_peak)
+				p->inbox_peak = p->inbox_bytes;
 			NET_ADD(p->st.recv_frames, 1);
 			NET_ADD(p->st.recv_bytes, len);
 		}
@@ -498,6 +509,9 @@ int qfs_net_recv_wait(struct qfs_net_ep *ep, uint32_t timeout_ms, struct qfs_net
 		if (!ep->head)
 			ep->tail = NULL;
 		ep->inbox_bytes -= f->len;
+		if (f->link)
+			((struct net_peer *)f->link)->inbox_bytes -= f->len;
+		f->link = NULL;
 		f->next = NULL;
 	}
 	pthread_mutex_unlock(&ep->mu);
@@ -531,8 +545,16 @@ int qfs_net_stats(struct qfs_net_ep *ep, uint32_t peer, struct qfs_net_stats *ou
 	memset(&st, 0, sizeof(st));
 	pthread_mutex_lock(&ep->mu);
 	for (uint32_t i = 0; i < ep->npeers; i++)
-		if (!peer || ep->peers[i]->node == peer)
+		if (!peer || ep->peers[i]->node == peer) {
 			ps[n++] = ep->peers[i];
+			st.inbox_bytes += ep->peers[i]->inbox_bytes;
+			st.inbox_peak_bytes = ep->peers[i]->inbox_peak > st.inbox_peak_bytes ?
+					      ep->peers[i]->inbox_peak : st.inbox_peak_bytes;
+		}
+	if (!peer) {
+		st.inbox_bytes = ep->inbox_bytes;
+		st.inbox_peak_bytes = ep->inbox_peak;
+	}
 	pthread_mutex_unlock(&ep->mu);
 	if (peer && !n)
 		return -ENOENT;

@@ -14,7 +14,11 @@
  *
  * The network is lossy by contract: qfs_net_send() never blocks; a frame is
  * dropped (and counted) when the peer is unknown, down or cut off by the
- * partition hook, or when a byte bound on a queue would be exceeded.  Paxos
+ * partition hook, or when a byte bound on a queue would be exceeded: the
+ * receiver's whole inbox (inbox_bytes) or the sender's share of it
+ * (link_bytes), and for tcp the sender's queue (send_queue_bytes).  So
+ * the frames a net holds in memory are bounded: per endpoint, its inbox
+ * (plus, tcp, one send queue per peer).  Paxos
  * retransmits what matters.  Frames that are delivered are delivered once,
  * in send order per (sender, receiver) pair.
  *
@@ -52,6 +56,11 @@ struct qfs_net_params {
 	size_t inbox_bytes;       /* bytes in an endpoint's inbound queue before
 				   * drops; 64 MiB (one frame is always accepted
 				   * into an empty queue) */
+	size_t link_bytes;        /* bytes of one sender's frames in an inbound
+				   * queue before drops; 32 MiB (a sender with
+				   * nothing queued there may always queue one
+				   * frame, within inbox_bytes), so one busy link
+				   * cannot fill the inbox and starve the others */
 	uint32_t backoff_min_ms;  /* tcp: first reconnect delay; 50 */
 	uint32_t backoff_max_ms;  /* tcp: doubling stops here; 2000 */
 	uint32_t connect_timeout_ms; /* tcp: connect + hello exchange; also how long
@@ -65,6 +74,8 @@ void qfs_net_params_default(struct qfs_net_params *p);
  * qfs_net_frame_free(). */
 struct qfs_net_frame {
 	struct qfs_net_frame *next; /* private: queue link */
+	void *link;                 /* private: the receiver's accounting of the
+				     * sender while queued (NULL: none) */
 	uint32_t from;              /* node id of the sending endpoint */
 	uint32_t len;               /* bytes in data: the whole frame, header first */
 	uint8_t data[];
@@ -93,6 +104,13 @@ struct qfs_net_stats {
 					   * key (the peer's proof was wrong); with
 					   * peer 0 also those of unidentified conns */
 	uint64_t queued_bytes;            /* tcp: bytes in the send queue now */
+	uint64_t inbox_bytes;             /* from the peer: bytes waiting in our
+					   * inbox now (at most link_bytes, or
+					   * one frame) */
+	uint64_t inbox_peak_bytes;        /* from the peer: the most inbox_bytes
+					   * ever was (peer 0: the whole inbox's
+					   * peak, at most inbox_bytes or one
+					   * frame) */
 	int up;                           /* inproc: peer open; tcp: connected now */
 };
 
@@ -145,7 +163,8 @@ uint16_t qfs_net_endpoint_port(const struct qfs_net_ep *ep);
  *                 known for `to` (qfs_net_set_addr)
  *   -ENOTCONN     peer down (inproc: no open endpoint `to`; tcp: in the
  *                 backoff after a failed connect)
- *   -ENOBUFS      the peer's queue (tcp) or inbox (inproc) is over its bound
+ *   -ENOBUFS      the peer's queue (tcp) or inbox (inproc: the whole inbox
+ *                 or this sender's share, link_bytes) is over its bound
  *   -ENOMEM       out of memory */
 int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t len);
 

@@ -19,7 +19,10 @@
 
 struct net_peer {
 	uint32_t node;
-	struct qfs_net_stats st;   /* atomics (NET_ADD); queued_bytes/up unused */
+	struct qfs_net_stats st;   /* atomics (NET_ADD); queued_bytes/up and the
+				    * inbox fields unused */
+	uint64_t inbox_bytes;      /* bytes of its frames in our inbox; ep->mu */
+	uint64_t inbox_peak;       /* the most inbox_bytes was; ep->mu */
 	void *tp;                  /* transport state (tcp sender); set under ep->mu */
 };
 
@@ -70,6 +73,7 @@ struct qfs_net_ep {
 	pthread_cond_t cond;       /* inbox became non-empty */
 	struct qfs_net_frame *head, *tail; /* inbound queue */
 	size_t inbox_bytes;        /* bytes of frames in the queue */
+	size_t inbox_peak;         /* the most inbox_bytes was */
 	int closing;               /* no more deliveries; ep->mu */
 	qfs_net_wakeup_fn wake;
 	void *wake_arg;
@@ -110,7 +114,8 @@ int qfs_net_addr_get(struct qfs_net *net, uint32_t node, struct sockaddr_in *out
 
 /* Append f (f->from set) to ep's inbound queue and wake the owner; takes
  * ownership of f.  Drops and counts it (drop_in_frames of the from peer)
- * when the link is cut, ep is closing or the inbox is over its bound.
+ * when the link is cut, ep is closing or the inbox, or the sender's share
+ * of it (link_bytes), is over its bound.
  * Returns 0 (queued), -ENOBUFS (inbox full), -ENOTCONN (closing) or 0 for
  * a cut link.  Call with no net lock held. */
 int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f);

@@ -105,6 +105,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/key.h"
 #include "common/log.h"
 #include "common/sysio.h"
 #include "common/txn.h"
@@ -173,6 +174,10 @@ struct group {
 				    snapshot sent to cfg.ids[i] (0: none pending) */
 	uint32_t snap_tries[QFS_PAXOS_MAX_NODES]; /* I/O thread: snapshots sent
 				    to cfg.ids[i] since its last progress */
+	struct snap_xfer *sx[QFS_PAXOS_MAX_NODES]; /* I/O thread: the transfer to
+				    cfg.ids[i] in flight, or NULL */
+	int snap_burst[QFS_PAXOS_MAX_NODES]; /* I/O thread: cfg.ids[i] never
+				    acknowledged a chunk: send without window */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
@@ -317,12 +322,16 @@ static void held_free(struct group *g)
 	g->held_last = NULL;
 }
 
+static void snap_xfer_free(struct group *g, uint32_t i);
+
 static void group_free(struct group *g)
 {
 	if (!g)
 		return;
 	qfs_wal_close(g->wal);
 	held_free(g);
+	for (uint32_t i = 0; i < QFS_PAXOS_MAX_NODES; i++)
+		snap_xfer_free(g, i);
 	if (g->sin) {
 		qfs_store_install_abort(g->sin->inst);
 		free(g->sin);
@@ -1469,33 +1478,49 @@ static void flush_dirty(struct qfs_rnode *rn, uint64_t *next)
 /* ------------------------------------------------------------ snapshots */
 
 #define RNODE_SNAP_CHUNK (256u << 10) /* items per chunk frame: about this many bytes */
+#define RNODE_SNAP_WINDOW 2u /* chunks of a transfer sent and not yet acknowledged */
+#define RNODE_SNAP_STALL_MS 5000u /* a transfer with no ack for this long is abandoned */
 #define RNODE_SNAP_BACKOFF_MIN_MS 2000u  /* second snapshot to a follower without progress */
 #define RNODE_SNAP_BACKOFF_MAX_MS 60000u /* longest wait between two of them */
 
-/* Scan state of a snapshot being sent (leader). */
-struct snap_out {
-	struct qfs_rnode *rn;
-	struct group *g;
-	struct qfs_snap_chunk c; /* the chunk being built in rn->snap */
-	int err;                 /* first send or encode error */
+/* A snapshot being sent (leader, I/O thread): one RocksDB snapshot of the
+ * store, read chunk by chunk from a resume key as the follower's ACKs
+ * open the window. */
+struct snap_xfer {
+	struct qfs_store_snap *sn; /* the state being sent; released at the end */
+	uint64_t xfer;           /* transfer id */
+	uint32_t to;             /* follower */
+	uint32_t seq;            /* chunks sent (the next one's seq) */
+	uint32_t acked;          /* chunks the follower acknowledged (<= seq) */
+	uint64_t total;          /* items sent */
+	qfs_lsn_t applied;       /* the snapshot's applied LSN */
+	qfs_ballot_t ballot;     /* ballot of its entry */
+	int done;                /* the last chunk went out */
+	int burst;               /* no window: a follower that never acknowledges
+				    (an older version) gets every chunk at once */
+	uint64_t last_ms;        /* mono ms of the start or the last ack */
+	size_t next_len;         /* resume at the first item key >= next (0: start) */
+	uint8_t next[QFS_KEY_MAX];
 };
 
-/* Seal and send the chunk in rn->snap.  0 or the error (the transfer is
- * abandoned; the leader asks again after retry_ms). */
-static int snap_flush(struct snap_out *so)
-{
-	struct qfs_rnode *rn = so->rn;
-	int rc = qfs_snap_finish(&rn->snap, &so->c);
+/* Scan state of one chunk being built in rn->snap. */
+struct snap_out {
+	struct qfs_rnode *rn;
+	struct snap_xfer *x;
+	struct qfs_snap_chunk c; /* the chunk being built */
+	int full;                /* stopped at x->next: the chunk is full */
+	int err;                 /* encode error */
+};
 
-	if (!rc)
-		rc = qfs_net_send(rn->ep, so->c.to, rn->snap.data, rn->snap.len);
-	if (rc)
-		return rc;
-	stat_add(&rn->st_out, 1);
-	so->c.seq++;
-	so->c.n = 0;
-	qfs_snap_start(&rn->snap);
-	return rn->snap.err;
+static void snap_xfer_free(struct group *g, uint32_t i)
+{
+	struct snap_xfer *x = g->sx[i];
+
+	if (x) {
+		qfs_store_snap_release(x->sn);
+		free(x);
+		g->sx[i] = NULL;
+	}
 }
 
 static int snap_item_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
@@ -1505,8 +1530,14 @@ static int snap_item_cb(const uint8_t *key, size_t key_len, const uint8_t *val, 
 	struct qfs_buf *b = &so->rn->snap;
 
 	if (so->c.n && b->len + 8 + key_len + val_len > RNODE_SNAP_CHUNK) {
-		if ((so->err = snap_flush(so)))
+		if (key_len > sizeof(so->x->next)) {
+			so->err = -EINVAL;
 			return 1;
+		}
+		memcpy(so->x->next, key, key_len); /* the next chunk starts here */
+		so->x->next_len = key_len;
+		so->full = 1;
+		return 1;
 	}
 	qfs_snap_add(b, key, key_len, val, val_len);
 	if (b->err) {
@@ -1514,86 +1545,214 @@ static int snap_item_cb(const uint8_t *key, size_t key_len, const uint8_t *val, 
 		return 1;
 	}
 	so->c.n++;
-	so->c.total++;
 	return 0;
 }
 
+static void snap_warn(struct qfs_rnode *rn, struct group *g, uint32_t to, qfs_lsn_t applied,
+		      uint32_t chunks, int rc)
+{
+	if (now_ms() - g->snap_warned_ms >= 60000) {
+		g->snap_warned_ms = now_ms();
+		QFS_LOG(QFS_LOG_WARN, "rnode snapshot not sent group=%016" PRIx64 " node=%u to=%u"
+			" applied=%" PRIu64 " chunks=%u err=%s", g->id, rn->id, to, applied, chunks,
+			qfs_strerror(rc));
+	}
+}
+
+/* Send the chunks of transfer i that its window allows (I/O thread): each
+ * one read from the snapshot at the resume key, up to RNODE_SNAP_CHUNK
+ * bytes; the one that reaches the end of the group carries the snapshot
+ * point.  A read, encode or send error abandons the transfer (logged; the
+ * machine asks again after retry_ms). */
+static void snap_pump(struct qfs_rnode *rn, struct group *g, uint32_t i)
+{
+	struct snap_xfer *x = g->sx[i];
+	struct snap_out so;
+	int rc = 0;
+
+	while (x && !x->done && (x->burst || x->seq - x->acked < RNODE_SNAP_WINDOW)) {
+		uint8_t lo[QFS_KEY_MAX];
+		size_t lo_len = x->next_len;
+
+		memset(&so, 0, sizeof(so));
+		so.rn = rn;
+		so.x = x;
+		so.c.from = rn->id;
+		so.c.to = x->to;
+		so.c.group = g->id;
+		so.c.xfer = x->xfer;
+		so.c.seq = x->seq;
+		memcpy(lo, x->next, lo_len);
+		qfs_snap_start(&rn->snap);
+		rc = qfs_store_snap_scan(x->sn, g->id, lo_len ? lo : NULL, lo_len, NULL, 0,
+					 snap_item_cb, &so);
+		if (rc == 1)
+			rc = so.err;
+		if (rc)
+			break;
+		x->total += so.c.n;
+		if (!so.full) {
+			so.c.last = 1;
+			so.c.lsn = x->applied;
+			so.c.ballot = x->ballot;
+			so.c.total = x->total;
+		}
+		rc = qfs_snap_finish(&rn->snap, &so.c);
+		if (!rc)
+			rc = qfs_net_send(rn->ep, x->to, rn->snap.data, rn->snap.len);
+		if (rc)
+			break;
+		stat_add(&rn->st_out, 1);
+		x->seq++;
+		x->done = so.c.last;
+	}
+	if (rc) {
+		snap_warn(rn, g, x->to, x->applied, x->seq, rc);
+		snap_xfer_free(g, i);
+		return;
+	}
+	if (x && x->done && x->burst) {
+		/* nothing acknowledges it: done once sent */
+		QFS_LOG(QFS_LOG_INFO, "rnode snapshot sent group=%016" PRIx64 " node=%u to=%u lsn=%"
+			PRIu64 " items=%" PRIu64 " chunks=%u window=none", g->id, rn->id, x->to,
+			x->applied, x->total, x->seq);
+		snap_xfer_free(g, i);
+	}
+}
+
 /* Ship the store's state of g at its applied LSN to peer `to` (I/O thread,
- * the machine's snapshot_to).  Chunks go out as the scan fills them; the
- * last one carries the applied LSN and the ballot of its entry (from the
- * WAL, or from the store's snapshot point when the log was reset at it).
- * Nothing is sent to a peer the transport reports down, nor twice to one
- * peer within gap_ms.  Errors are logged (at most once a minute per group)
- * and the transfer is dropped: the machine asks again once retry_ms passed
- * without progress. */
+ * the machine's snapshot_to): take a RocksDB snapshot and stream it in
+ * chunks, at most RNODE_SNAP_WINDOW unacknowledged (snap_pump, snap_ack),
+ * so the follower's inbox never has to hold more than that, whatever the
+ * size of the group; the last chunk carries the applied LSN and the ballot
+ * of its entry (from the WAL, or from the store's snapshot point when the
+ * log was reset at it).  Nothing is sent to a peer the transport reports
+ * down, nor twice to one peer within gap_ms, nor while a transfer to it
+ * is still acknowledged within RNODE_SNAP_STALL_MS.  Errors are logged (at
+ * most once a minute per group) and the transfer is dropped: the machine
+ * asks again once retry_ms passed without progress. */
 static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64_t gap_ms)
 {
 	struct qfs_net_stats ns;
-	struct snap_out so;
+	struct snap_xfer *x;
 	int pi = -1;
-	qfs_lsn_t applied = 0, sl;
-	qfs_ballot_t ballot = 0;
+	qfs_lsn_t sl;
 	uint64_t sb;
 	int rc;
 
 	if (qfs_net_stats(rn->ep, to, &ns) == 0 && !ns.up)
 		return;
 	for (uint32_t i = 0; i < g->cfg.n; i++)
-		if (g->cfg.ids[i] == to) {
-			uint64_t gap = gap_ms > g->snap_gap_ms[i] ? gap_ms : g->snap_gap_ms[i];
-
-			if (g->snap_sent_ms[i] && now_ms() - g->snap_sent_ms[i] < gap)
-				return;
-			g->snap_sent_ms[i] = now_ms();
+		if (g->cfg.ids[i] == to)
 			pi = (int)i;
-		}
-	memset(&so, 0, sizeof(so));
-	so.rn = rn;
-	so.g = g;
-	so.c.from = rn->id;
-	so.c.to = to;
-	so.c.group = g->id;
-	so.c.xfer = ++rn->snap_xfer;
-	qfs_snap_start(&rn->snap);
-	rc = qfs_store_snapshot_scan(rn->store, g->id, &applied, snap_item_cb, &so);
-	if (rc == 1)
-		rc = so.err;
-	if (!rc && !applied)
-		rc = -ENOENT;
-	if (!rc) {
-		rc = wal_ballot(g, applied, &ballot);
-		if (rc == -ENOENT && !(rc = qfs_store_snap_point(rn->store, g->id, &sl, &sb)))
-			rc = sl == applied ? (ballot = sb, 0) : -ENOENT;
+	if (pi < 0)
+		return;
+	if (g->sx[pi]) {
+		if (now_ms() - g->sx[pi]->last_ms < RNODE_SNAP_STALL_MS)
+			return; /* in progress */
+		snap_xfer_free(g, (uint32_t)pi);
 	}
-	if (!rc) {
-		so.c.last = 1;
-		so.c.lsn = applied;
-		so.c.ballot = ballot;
-		rc = snap_flush(&so);
+	{
+		uint64_t gap = gap_ms > g->snap_gap_ms[pi] ? gap_ms : g->snap_gap_ms[pi];
+
+		if (g->snap_sent_ms[pi] && now_ms() - g->snap_sent_ms[pi] < gap)
+			return;
+		g->snap_sent_ms[pi] = now_ms();
 	}
-	if (rc) {
-		if (now_ms() - g->snap_warned_ms >= 60000) {
-			g->snap_warned_ms = now_ms();
-			QFS_LOG(QFS_LOG_WARN, "rnode snapshot not sent group=%016" PRIx64 " node=%u to=%u"
-				" applied=%" PRIu64 " chunks=%u err=%s", g->id, rn->id, to, applied,
-				so.c.seq, qfs_strerror(rc));
-		}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		snap_warn(rn, g, to, 0, 0, -ENOMEM);
 		return;
 	}
-	if (pi >= 0) {
-		/* Until the follower acknowledges it (snap_progress), the next
-		 * one waits twice as long: a follower that cannot install (a
-		 * stopped replica) is not flooded. */
+	x->to = to;
+	x->xfer = ++rn->snap_xfer;
+	x->burst = g->snap_burst[pi];
+	x->last_ms = now_ms();
+	rc = qfs_store_snap_take(rn->store, &x->sn);
+	if (!rc)
+		rc = qfs_store_snap_applied(x->sn, g->id, &x->applied);
+	if (!rc && !x->applied)
+		rc = -ENOENT;
+	if (!rc) {
+		rc = wal_ballot(g, x->applied, &x->ballot);
+		if (rc == -ENOENT && !(rc = qfs_store_snap_point(rn->store, g->id, &sl, &sb)))
+			rc = sl == x->applied ? (x->ballot = sb, 0) : -ENOENT;
+	}
+	if (rc) {
+		snap_warn(rn, g, to, x->applied, 0, rc);
+		qfs_store_snap_release(x->sn);
+		free(x);
+		return;
+	}
+	/* Until the follower acknowledges it (snap_progress), the next one
+	 * waits twice as long: a follower that cannot install (a stopped
+	 * replica) is not flooded. */
+	{
 		uint64_t next = g->snap_gap_ms[pi] ? 2 * g->snap_gap_ms[pi] : RNODE_SNAP_BACKOFF_MIN_MS;
 
 		g->snap_gap_ms[pi] = next < RNODE_SNAP_BACKOFF_MAX_MS ? next : RNODE_SNAP_BACKOFF_MAX_MS;
-		g->snap_lsn[pi] = applied;
+		g->snap_lsn[pi] = x->applied;
 		g->snap_tries[pi]++;
 	}
-	QFS_LOG(QFS_LOG_INFO, "rnode snapshot sent group=%016" PRIx64 " node=%u to=%u lsn=%" PRIu64
-		" items=%" PRIu64 " chunks=%u attempt=%u next_after_ms=%" PRIu64, g->id, rn->id, to,
-		applied, so.c.total, so.c.seq, pi >= 0 ? g->snap_tries[pi] : 1,
-		pi >= 0 ? g->snap_gap_ms[pi] : gap_ms);
+	QFS_LOG(QFS_LOG_INFO, "rnode snapshot start group=%016" PRIx64 " node=%u to=%u lsn=%" PRIu64
+		" xfer=%" PRIu64 " attempt=%u next_after_ms=%" PRIu64 "%s", g->id, rn->id, to,
+		x->applied, x->xfer, g->snap_tries[pi], g->snap_gap_ms[pi],
+		x->burst ? " window=none" : "");
+	g->sx[pi] = x;
+	snap_pump(rn, g, (uint32_t)pi);
+}
+
+/* A follower's ACK of chunks 0..c->seq of a transfer (leader, I/O thread):
+ * open the window, or end the transfer once the last chunk is
+ * acknowledged. */
+static void snap_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
+{
+	struct group *g = group_get(rn, c->group);
+	struct snap_xfer *x;
+
+	if (!g)
+		return;
+	for (uint32_t i = 0; i < g->cfg.n; i++) {
+		if (g->cfg.ids[i] != c->from)
+			continue;
+		g->snap_burst[i] = 0; /* it speaks ACK */
+		x = g->sx[i];
+		if (!x || x->xfer != c->xfer || c->seq >= x->seq || c->seq < x->acked)
+			break;
+		x->acked = c->seq + 1;
+		x->last_ms = now_ms();
+		if (x->done && x->acked == x->seq) {
+			QFS_LOG(QFS_LOG_INFO, "rnode snapshot sent group=%016" PRIx64 " node=%u to=%u lsn=%"
+				PRIu64 " items=%" PRIu64 " chunks=%u", g->id, rn->id, x->to, x->applied,
+				x->total, x->seq);
+			snap_xfer_free(g, i);
+		} else {
+			snap_pump(rn, g, i);
+		}
+		break;
+	}
+	group_put(rn, g);
+}
+
+/* Transfers of g whose follower stopped acknowledging (leader, I/O
+ * thread, from the timers): abandoned, so their RocksDB snapshot does not
+ * pin old data; one that never got a single ACK marks the follower as
+ * one that does not send them, and the next transfer goes without a
+ * window.  The machine asks again after retry_ms. */
+static void snap_stalls(struct qfs_rnode *rn, struct group *g)
+{
+	for (uint32_t i = 0; i < QFS_PAXOS_MAX_NODES; i++) {
+		struct snap_xfer *x = g->sx[i];
+
+		if (!x || now_ms() - x->last_ms < RNODE_SNAP_STALL_MS)
+			continue;
+		if (x->acked == 0)
+			g->snap_burst[i] = 1;
+		QFS_LOG(QFS_LOG_WARN, "rnode snapshot abandoned group=%016" PRIx64 " node=%u to=%u lsn=%"
+			PRIu64 " chunks=%u acked=%u err=\"no ack for %u ms\"", g->id, rn->id, x->to,
+			x->applied, x->seq, x->acked, RNODE_SNAP_STALL_MS);
+		snap_xfer_free(g, i);
+	}
 }
 
 /* A follower's ACCEPTED (leader, I/O thread): once it acknowledges the
@@ -1726,9 +1885,26 @@ static void snap_install(struct qfs_rnode *rn, struct group *g, qfs_lsn_t lsn,
 	step_handle(rn, g, &ev, 0);
 }
 
+/* Acknowledge chunk c->seq of a transfer to its sender (follower, I/O
+ * thread).  A lost ACK stalls the transfer; the leader abandons and
+ * retries it. */
+static void snap_send_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
+{
+	struct qfs_snap_chunk a = { .from = rn->id, .to = c->from, .group = c->group,
+				    .xfer = c->xfer, .seq = c->seq, .ack = 1 };
+	struct qfs_buf b;
+
+	qfs_buf_init(&b);
+	qfs_snap_start(&b);
+	if (qfs_snap_finish(&b, &a) == 0 && qfs_net_send(rn->ep, a.to, b.data, b.len) == 0)
+		stat_add(&rn->st_out, 1);
+	qfs_buf_close(&b);
+}
+
 /* One snapshot chunk arrived (I/O thread).  Chunks of one transfer must
  * come in order from seq 0; a chunk 0 starts over (a retry), anything else
- * out of order abandons the transfer (the leader retries). */
+ * out of order abandons the transfer (the leader retries).  Each chunk
+ * taken is acknowledged (snap_send_ack); an ACK goes to snap_ack. */
 static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len)
 {
 	struct qfs_snap_chunk c;
@@ -1740,7 +1916,13 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 	if (qfs_snap_decode(body, body_len, &c) != 0)
 		return; /* corrupt: dropped, the leader retries */
 	stat_add(&rn->st_in, 1);
-	if (c.to != rn->id || c.from == rn->id || !(g = group_get(rn, c.group)))
+	if (c.to != rn->id || c.from == rn->id)
+		return;
+	if (c.ack) {
+		snap_ack(rn, &c);
+		return;
+	}
+	if (!(g = group_get(rn, c.group)))
 		return;
 	for (uint32_t i = 0; i < g->cfg.n; i++)
 		member |= g->cfg.ids[i] == c.from;
@@ -1773,6 +1955,7 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 	}
 	g->sin->next++;
 	g->sin->items += c.n;
+	snap_send_ack(rn, &c);
 	if (c.last) {
 		if (g->sin->items != c.total || !c.lsn) {
 			QFS_LOG(QFS_LOG_WARN, "rnode snapshot incomplete group=%016" PRIx64 " node=%u from=%u"
@@ -1831,8 +2014,13 @@ static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 
 /* 1 if the encoded txn writes no data (no put, inline data or xattr
  * value: an unlink, rmdir, truncate, chmod...), so it may use the disk
- * reserve; 0 otherwise or if it does not decode (apply will say why). */
-static int txn_frees(const void *txn, size_t len)
+ * reserve; 0 otherwise or if it does not decode (apply will say why).
+ * A 2PC PREPARE stores its sub-txn's effects in its record, so it is
+ * judged by its sub-txn (depth: at most one PREPARE level, a PREPARE
+ * inside one is refused at apply and judged a write here); COMMIT,
+ * ABORT and DECIDE write no data of their own and must pass whenever
+ * their PREPAREs did, so that nothing stays locked on a full disk. */
+static int txn_frees_at(const void *txn, size_t len, int depth)
 {
 	struct qfs_txn t;
 	int frees = 0;
@@ -1844,9 +2032,17 @@ static int txn_frees(const void *txn, size_t len)
 			if (t.ops[i].kind == QFS_OP_PUT || t.ops[i].kind == QFS_OP_SETDATA ||
 			    t.ops[i].kind == QFS_OP_XSET || t.ops[i].kind == QFS_OP_PATCH)
 				frees = 0;
+			else if (t.ops[i].kind == QFS_OP_PREPARE)
+				frees = depth == 0 &&
+					txn_frees_at(t.ops[i].val, t.ops[i].val_len, depth + 1);
 	}
 	qfs_txn_close(&t);
 	return frees;
+}
+
+static int txn_frees(const void *txn, size_t len)
+{
+	return txn_frees_at(txn, len, 0);
 }
 
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
@@ -1994,6 +2190,7 @@ static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng,
 	for (size_t i = 0; i < ng; i++) {
 		struct group *g = gs[i];
 
+		snap_stalls(rn, g);
 		if (g->stopped || g->dropped)
 			continue;
 		if (g->next_tick_ms <= now) {

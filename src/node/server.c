@@ -33,6 +33,7 @@
 
 #define NWORK 16               /* request workers */
 #define QUEUE_MAX 4096         /* requests queued before new ones are dropped */
+#define QUEUE_BYTES (256u << 20) /* and bytes of them (one is always taken) */
 #define SCAN_REPLY_BYTES (4u << 20) /* items per scan reply, about */
 #define RECONCILE_MS 3000      /* how often the reconciler asks the others */
 
@@ -50,6 +51,7 @@ struct qfs_node_server {
 	pthread_cond_t cv;           /* a job was queued, or stop */
 	struct job *head, *tail;
 	uint32_t queued;
+	size_t queued_bytes;         /* frame bytes of the queued requests */
 	int stop;
 	pthread_t th[NWORK];
 	uint32_t nth;
@@ -73,7 +75,8 @@ static void on_request(struct qfs_net_frame *f, uint8_t type, void *arg)
 	j->next = NULL;
 	j->f = f;
 	pthread_mutex_lock(&s->mu);
-	if (s->stop || s->queued >= QUEUE_MAX) {
+	if (s->stop || s->queued >= QUEUE_MAX ||
+	    (s->queued && s->queued_bytes + f->len > QUEUE_BYTES)) {
 		pthread_mutex_unlock(&s->mu);
 		qfs_net_frame_free(f);
 		free(j);
@@ -85,6 +88,7 @@ static void on_request(struct qfs_net_frame *f, uint8_t type, void *arg)
 		s->head = j;
 	s->tail = j;
 	s->queued++;
+	s->queued_bytes += f->len;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -284,6 +288,7 @@ static void *worker_main(void *arg)
 		if (!s->head)
 			s->tail = NULL;
 		s->queued--;
+		s->queued_bytes -= j->f->len;
 		pthread_mutex_unlock(&s->mu);
 
 		if (qfs_net_frame_open(j->f->data, j->f->len, &type, &body, &blen) != 0 ||

@@ -48,7 +48,7 @@ int qfs_snap_finish(struct qfs_buf *b, const struct qfs_snap_chunk *c)
 	p = b->data + HDR;
 	qfs_be32_put(p, QFS_SNAP_MAGIC);
 	p[4] = QFS_SNAP_VERSION;
-	p[5] = c->last ? QFS_SNAP_LAST : 0;
+	p[5] = (c->last ? QFS_SNAP_LAST : 0) | (c->ack ? QFS_SNAP_ACK : 0);
 	p[6] = p[7] = 0;
 	qfs_be32_put(p + 8, c->from);
 	qfs_be32_put(p + 12, c->to);
@@ -76,10 +76,11 @@ int qfs_snap_decode(const void *buf, size_t len, struct qfs_snap_chunk *out)
 		return QFS_ECORRUPT;
 	if (p[4] != QFS_SNAP_VERSION)
 		return QFS_EFORMAT;
-	if ((p[5] & ~QFS_SNAP_LAST) || p[6] || p[7])
+	if ((p[5] & ~(QFS_SNAP_LAST | QFS_SNAP_ACK)) || p[6] || p[7])
 		return QFS_ECORRUPT;
 	memset(&c, 0, sizeof(c));
 	c.last = p[5] & QFS_SNAP_LAST;
+	c.ack = (p[5] & QFS_SNAP_ACK) != 0;
 	c.from = qfs_be32_get(p + 8);
 	c.to = qfs_be32_get(p + 12);
 	c.group = qfs_be64_get(p + 16);
@@ -90,6 +91,8 @@ int qfs_snap_decode(const void *buf, size_t len, struct qfs_snap_chunk *out)
 	c.ballot = qfs_be64_get(p + 48);
 	c.total = qfs_be64_get(p + 56);
 	if (!c.last && (c.lsn || c.ballot || c.total))
+		return QFS_ECORRUPT;
+	if (c.ack && (c.last || c.n || len != QFS_SNAP_BODY_FIXED))
 		return QFS_ECORRUPT;
 	c.items = p + QFS_SNAP_BODY_FIXED;
 	c.items_len = len - QFS_SNAP_BODY_FIXED;

@@ -10,7 +10,9 @@
  * and hands the body of that type to qfs_snap_decode().  The body has its
  * own magic "QSNP" and version.  A transfer is a sequence of chunks 0, 1, ... of one
  * transfer id; the last one carries the snapshot point (LSN and ballot of
- * the last applied entry) and the total item count.
+ * the last applied entry) and the total item count.  The receiver answers
+ * each chunk it took with an ACK frame (same body, flag QFS_SNAP_ACK, no
+ * items), which lets the sender keep only a window of chunks in flight.
  *
  * Pure codec: no I/O, no allocation besides the caller's qfs_buf;
  * thread-safe.
@@ -30,6 +32,9 @@
 #define QFS_SNAP_VERSION 1
 #define QFS_SNAP_BODY_FIXED 64       /* body bytes before the items */
 #define QFS_SNAP_LAST 0x01           /* flags: last chunk of the transfer */
+#define QFS_SNAP_ACK 0x02            /* flags: the receiver's acknowledgement of
+				      * chunks 0..seq (from: the receiver; no
+				      * items, never with LAST) */
 
 /* One chunk.  Items: n x (be32 klen | be32 vlen | key | val) at items. */
 struct qfs_snap_chunk {
@@ -39,6 +44,7 @@ struct qfs_snap_chunk {
 	uint32_t seq;            /* 0, 1, ... within the transfer */
 	uint32_t n;              /* items in this chunk */
 	int last;                /* 1: last chunk; lsn, ballot, total valid */
+	int ack;                 /* 1: an acknowledgement of chunks 0..seq */
 	qfs_lsn_t lsn;           /* last: the applied LSN the items are the state of */
 	uint64_t ballot;         /* last: ballot of the log entry at lsn */
 	uint64_t total;          /* last: items in the whole transfer */

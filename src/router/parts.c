@@ -852,16 +852,65 @@ static int pick_load_key(struct pstat *st, struct cand *c)
  * inode and chunks stay in one partition (its writes stay single-partition
  * txns) and a split never copies a large file it falls into; dentry keys
  * stay as they are, so a large directory can be cut anywhere. */
-static void round_key(struct cand *c)
+static void round_up(uint8_t *key, size_t *key_len)
 {
 	struct qfs_key k;
 
-	if (qfs_key_parse(c->key, c->key_len, &k) != 0 || k.kind == QFS_KEY_DENTRY)
+	if (qfs_key_parse(key, *key_len, &k) != 0 || k.kind == QFS_KEY_DENTRY)
 		return;
-	c->key_len = QFS_KEY_PREFIX_LEN;
+	*key_len = QFS_KEY_PREFIX_LEN;
 	for (int i = QFS_KEY_PREFIX_LEN - 1; i >= 0; i--) /* + 1, big-endian */
-		if (++c->key[i] != 0)
+		if (++key[i] != 0)
 			break;
+}
+
+static void round_key(struct cand *c)
+{
+	round_up(c->key, &c->key_len);
+}
+
+/* 1 if key lies strictly inside [lo, hi) (hi_len 0: no end): a key a
+ * partition can be split at. */
+static int cuts(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size_t hi_len,
+		const uint8_t *key, size_t key_len)
+{
+	return qfs_meta_keycmp(key, key_len, lo, lo_len) > 0 &&
+	       (hi_len == 0 || qfs_meta_keycmp(key, key_len, hi, hi_len) < 0);
+}
+
+/* See router.h.  The median rounded up to the end of its file (round_up)
+ * falls at or past hi when the file ends the partition (a hot file
+ * written at the end of its range); the start of that file (its key
+ * prefix, which sorts before all its items) is then the nearest key that
+ * keeps the file whole. */
+int qfs_router_load_split_key(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size_t hi_len,
+			      uint8_t *key, size_t *key_len, const char **why)
+{
+	uint8_t up[QFS_KEY_MAX];
+	size_t up_len = *key_len;
+	struct qfs_key k;
+
+	if (*key_len == 0 || *key_len > QFS_KEY_MAX ||
+	    qfs_meta_keycmp(key, *key_len, lo, lo_len) < 0 ||
+	    (hi_len && qfs_meta_keycmp(key, *key_len, hi, hi_len) >= 0)) {
+		*why = "median key outside the partition";
+		return -ERANGE;
+	}
+	memcpy(up, key, up_len);
+	round_up(up, &up_len);
+	if (cuts(lo, lo_len, hi, hi_len, up, up_len)) {
+		memcpy(key, up, up_len);
+		*key_len = up_len;
+		return 0;
+	}
+	if (qfs_key_parse(key, *key_len, &k) == 0 && k.kind != QFS_KEY_DENTRY &&
+	    cuts(lo, lo_len, hi, hi_len, key, QFS_KEY_PREFIX_LEN)) {
+		*key_len = QFS_KEY_PREFIX_LEN; /* the start of the file */
+		return 0;
+	}
+	*why = up_len == *key_len ? "median key is the partition's first key"
+				  : "one file spans the partition around the median key";
+	return -ERANGE;
 }
 
 static void check_splits(struct qfs_router *r)
@@ -951,8 +1000,17 @@ static void check_splits(struct qfs_router *r)
 				p = NULL;
 			}
 		}
-		if (p)
+		if (p && c->by_load) {
+			const char *why = NULL;
+			if (qfs_router_load_split_key(p->lo, p->lo_len, p->hi, p->hi_len, c->key,
+						      &c->key_len, &why) != 0) {
+				QFS_LOG(QFS_LOG_INFO, "split by load skipped table=%llu group=%016llx why=\"%s\"",
+					(unsigned long long)c->table, (unsigned long long)c->group, why);
+				p = NULL;
+			}
+		} else if (p) {
 			round_key(c);
+		}
 		if (p && qfs_meta_part_has(p, c->key, c->key_len) &&
 		    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) > 0) {
 			int rc = split(r, p, c->key, c->key_len);

@@ -139,6 +139,17 @@ int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, co
  * procedure; for tests and tools).  0, -EINVAL (key is a partition's
  * first key), propose and cell errors (the table is left before the split). */
 int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len);
+/* The key a load split of the partition [lo, hi) (lo_len 0: from the
+ * first key; hi_len 0: to the end) cuts at, given in key[0..*key_len)
+ * the median of the requests' keys: an inode or chunk key moves to the end
+ * of its file's items (a file stays in one partition), or, when that end
+ * is not inside the partition, to the file's start; a dentry key stays.
+ * Pure function, any thread.  0 with key and *key_len rewritten (at most
+ * QFS_KEY_MAX bytes), or -ERANGE with *why set to a static reason (key
+ * outside the partition, its first key, or one file spanning the
+ * partition around it); key untouched then. */
+int qfs_router_load_split_key(const uint8_t *lo, size_t lo_len, const uint8_t *hi, size_t hi_len,
+			      uint8_t *key, size_t *key_len, const char **why);
 
 /* parts.c */
 int router_parts_open(struct qfs_router *r);   /* after r->meta: repair, start the lookup worker */

@@ -8,6 +8,7 @@
  * State lives in the group's own item space under reserved keys (key.h):
  *   ff*16 "\0" "p" txid -> u8 1, u32 crc32c(sub-txn), bytes locks, bytes effects
  *   ff*16 "\0" "x" txid -> 'C' or 'A'                 (coordinator only)
+ *   ff*16 "\0" "o" txid -> 'C' or 'A'                 (a part's outcome)
  * so snapshots, scrub comparisons, archive snapshots and group drops carry
  * it with the items, and a restore replays it through the same apply.
  * The locks of a prepared txn are stored in its record (not one key per
@@ -28,6 +29,13 @@
 #include "store/store_int.h"
 
 #define RECORD_VERSION 1
+/* How long, in txid time (the creation time a txid carries), a part keeps
+ * the outcome of a txid it committed or aborted: a PREPARE of that txid
+ * applied meanwhile (a proposal retried by the cell, or one that timed out
+ * and commits late) is ignored instead of preparing again.  Thrice the
+ * coordinator's default abort keep time (10 minutes), past which no run
+ * commits. */
+#define OUTCOME_KEEP_MS (30ull * 60 * 1000)
 
 /* Index of the first cache entry with group >= g. */
 static size_t nprep_lower(const struct qfs_store *s, qfs_group_t g)
@@ -359,6 +367,76 @@ static int effects_emit(struct qfs_store *s, qfs_group_t group, const uint8_t *e
 	return 0;
 }
 
+/* The outcome of txid in group: *res 0 (committed), -EALREADY (aborted)
+ * or 1 (none recorded). */
+static int outcome_get(struct qfs_store *s, qfs_group_t group, const uint8_t *txid, int *res)
+{
+	uint8_t dk[STORE_DBKEY_MAX];
+	size_t dkl, vl;
+	char *v;
+	int rc = xget(s, group, QFS_KEY_XACT_OUTCOME, txid, dk, &dkl, &v, &vl);
+
+	if (rc)
+		return rc;
+	*res = !v ? 1 : vl == 1 && v[0] == 'C' ? 0 : -EALREADY;
+	rocksdb_free(v);
+	return 0;
+}
+
+/* Creation time (wall-clock ms) a txid carries: id = ms << 20 | counter. */
+static uint64_t txid_ms(const uint8_t *txid)
+{
+	return qfs_be64_get(txid + 8) >> 20;
+}
+
+/* Record outcome o ('C' or 'A') of txid in group into wb, and delete the
+ * outcomes of txid's coordinator older than OUTCOME_KEEP_MS before txid's
+ * time, once the oldest is half that again older (so one range delete per
+ * half keep time, not one per txn).  Depends only on the store and the op:
+ * every replica writes the same. */
+static int outcome_put(struct qfs_store *s, qfs_group_t group, const uint8_t *txid, char o,
+		       rocksdb_writebatch_t *wb)
+{
+	uint8_t k[QFS_KEY_XACT_LEN], lo[QFS_KEY_XACT_LEN], hi[QFS_KEY_XACT_LEN];
+	uint8_t dk[STORE_DBKEY_MAX], dlo[STORE_DBKEY_MAX], dhi[STORE_DBKEY_MAX], dold[STORE_DBKEY_MAX];
+	uint8_t t[QFS_TXID_LEN];
+	uint64_t now = txid_ms(txid), keep = OUTCOME_KEEP_MS;
+	size_t dkl, dlol, dhil, doldl;
+	char *err = NULL;
+	int rc = 0;
+
+	qfs_key_xact(k, QFS_KEY_XACT_OUTCOME, txid);
+	store_item_key(dk, sizeof(dk), group, k, sizeof(k), &dkl);
+	rocksdb_writebatch_put(wb, (const char *)dk, dkl, &o, 1);
+	if (now <= keep + keep / 2)
+		return 0;
+	memcpy(t, txid, 8);
+	memset(t + 8, 0, 8);
+	qfs_key_xact(lo, QFS_KEY_XACT_OUTCOME, t);
+	store_item_key(dlo, sizeof(dlo), group, lo, sizeof(lo), &dlol);
+	qfs_be64_put(t + 8, (now - keep - keep / 2) << 20);
+	qfs_key_xact(hi, QFS_KEY_XACT_OUTCOME, t);
+	store_item_key(dold, sizeof(dold), group, hi, sizeof(hi), &doldl);
+	qfs_be64_put(t + 8, (now - keep) << 20);
+	qfs_key_xact(hi, QFS_KEY_XACT_OUTCOME, t);
+	store_item_key(dhi, sizeof(dhi), group, hi, sizeof(hi), &dhil);
+
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	if (!ro)
+		return -ENOMEM;
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)dold, doldl);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+	rocksdb_iter_seek(it, (const char *)dlo, dlol);
+	if (rocksdb_iter_valid(it))
+		rocksdb_writebatch_delete_range(wb, (const char *)dlo, dlol, (const char *)dhi, dhil);
+	rocksdb_iter_get_error(it, &err);
+	if (err)
+		rc = store_rocks_err(s, "seek 2pc outcomes", err);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
 static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_op *op,
 		      rocksdb_writebatch_t *wb, int64_t *delta, int *result)
 {
@@ -384,6 +462,20 @@ static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_o
 		*result = had == crc ? 0 : -EEXIST;
 		return 0;
 	}
+	rc = outcome_get(s, group, op->key, &res);
+	if (rc || res != 1) {
+		/* finished already: a duplicate must not prepare again (a
+		 * recovery would commit the new record a second time, or it
+		 * would stay locked) */
+		if (!rc) {
+			QFS_LOG(QFS_LOG_INFO, "store prepare ignored group=%016llx txid=%016llx outcome=%s",
+				(unsigned long long)group, (unsigned long long)qfs_be64_get(op->key + 8),
+				res ? "abort" : "commit");
+			*result = res;
+		}
+		return rc;
+	}
+	res = 0;
 	qfs_txn_init(&sub);
 	if (qfs_txn_decode(op->val, op->val_len, &sub) != 0) {
 		*result = -EINVAL;
@@ -415,7 +507,10 @@ out:
 	return rc;
 }
 
-/* COMMIT (commit 1) or ABORT (commit 0). */
+/* COMMIT (commit 1) or ABORT (commit 0).  Either records the outcome
+ * (outcome_put) when it ends a prepared record; an ABORT also when there
+ * is none and no outcome yet, so that a PREPARE of the txid that commits
+ * later (its proposal timed out) prepares nothing. */
 static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op *op, int commit,
 		     rocksdb_writebatch_t *wb, int64_t *delta, int *result)
 {
@@ -429,8 +524,16 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 	if (rc)
 		return rc;
 	*result = 0;
-	if (!v)
-		return 0; /* done already (or never prepared) */
+	if (!v) { /* done already (or never prepared) */
+		int had;
+
+		if (commit)
+			return 0;
+		rc = outcome_get(s, group, op->key, &had);
+		if (!rc && had == 1)
+			rc = outcome_put(s, group, op->key, 'A', wb);
+		return rc;
+	}
 	if (commit) {
 		rc = record_parse((const uint8_t *)v, vl, NULL, &pl, &pll, &pe, &pel);
 		if (rc)
@@ -444,9 +547,12 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 		rocksdb_free(v);
 		return rc;
 	}
+	rocksdb_free(v);
+	rc = outcome_put(s, group, op->key, commit ? 'C' : 'A', wb);
+	if (rc)
+		return rc;
 	rocksdb_writebatch_delete(wb, (const char *)dk, dkl);
 	*delta = -1;
-	rocksdb_free(v);
 	return 0;
 }
 

@@ -16,7 +16,7 @@
 #    applied LSN; the daemon logs a "cell replica rebuild" line per attempt
 #    that says what it does and what an operator can do, and "rnode snapshot
 #    installed group=G node=1"; a writer keeps writing meanwhile; and no
-#    snapshot is sent in a loop: at most 4 "rnode snapshot sent" lines for
+#    snapshot is sent in a loop: at most 4 "rnode snapshot start" lines for
 #    the group, counted 5 s after it healed; the archive goes on past node
 #    1's rebuilt log (the missing records come from another replica: "archive
 #    gap filled"), so a restore as of before the corruption gives every file.
@@ -153,9 +153,9 @@ log_since | grep -E "rnode snapshot installed group=$G node=1 " ||
 py verify "$J"
 # no snapshot loop: watch 5 more seconds, then count
 sleep 5
-nsnap=$(log_since | grep -c "rnode snapshot sent group=$G ") || true
+nsnap=$(log_since | grep -c "rnode snapshot start group=$G ") || true
 note "snapshot lines for $G: $nsnap"
-[ "$nsnap" -le 4 ] || { log_since | grep "rnode snapshot sent group=$G " | tail >&2; fail "$nsnap 'snapshot sent' lines for group $G: a resend loop"; }
+[ "$nsnap" -le 4 ] || { log_since | grep "rnode snapshot start group=$G " | tail >&2; fail "$nsnap 'snapshot start' lines for group $G: a resend loop"; }
 nreb=$(wc -l <"$T/rebuild.lines")
 [ "$nreb" -le 3 ] || fail "$nreb rebuild attempts for one corrupt replica"
 

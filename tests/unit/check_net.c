@@ -6,7 +6,9 @@
  * transport and _i = 1 for TCP on loopback: delivery and FIFO order per
  * pair, three endpoints sending concurrently from threads, 8 MiB frames,
  * malformed frames refused at send, drops to unknown and closed peers that
- * never block, the inbox byte bound, the partition hook and a clean
+ * never block, the inbox byte bound and each sender's share of it (a slow
+ * receiver flooded by one peer still takes another's frames), the
+ * partition hook and a clean
  * shutdown with frames still queued.  TCP only: malformed frames and bad
  * hellos written on a raw socket, a peer of another protocol version,
  * reconnection after the peer's endpoint (in another net, as another
@@ -510,6 +512,72 @@ START_TEST(test_inbox_bound)
 }
 END_TEST
 
+/* A slow receiver (node 2 reads nothing) flooded by node 1: node 1's
+ * frames in its inbox never exceed link_bytes (its share), the rest are
+ * dropped and counted, and node 3's frames still all get in (one busy
+ * link does not starve the others); once node 2 drains, the queue is
+ * empty and node 1 gets through again. */
+START_TEST(test_link_bound)
+{
+	struct qfs_net_params prm;
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b, *c;
+	struct qfs_net_frame *f;
+	struct qfs_net_stats st;
+	uint64_t from1 = 0, from3 = 0, next3 = 0;
+
+	qfs_net_params_default(&prm);
+	prm.inbox_bytes = 65536;
+	prm.link_bytes = 16384;
+	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), 0);
+	a = open_ep(net, _i, 1);
+	b = open_ep(net, _i, 2);
+	c = open_ep(net, _i, 3);
+	for (uint64_t s = 0; s < 200; s++) {
+		int r = send_seq(a, 2, s, 1000);
+
+		ck_assert(r == 0 || (!_i && r == -ENOBUFS));
+		st = stats_or0(b, 1);
+		ck_assert_uint_le(st.inbox_bytes, prm.link_bytes);
+	}
+	WAIT_UNTIL(stats_or0(b, 1).recv_frames + stats_or0(b, 1).drop_in_frames == 200, 5000);
+	st = stats(b, 1);
+	ck_assert_uint_eq(st.recv_frames + st.drop_in_frames, 200);
+	ck_assert_uint_gt(st.drop_in_frames, 150);
+	ck_assert_uint_le(st.inbox_bytes, prm.link_bytes);
+	ck_assert_uint_le(st.inbox_peak_bytes, prm.link_bytes);
+	ck_assert_uint_gt(st.inbox_peak_bytes, prm.link_bytes / 2);
+	for (uint64_t s = 0; s < 10; s++)
+		ck_assert_int_eq(send_seq(c, 2, s, 1000), 0);
+	WAIT_UNTIL(stats_or0(b, 3).recv_frames == 10, 5000);
+	st = stats(b, 3);
+	ck_assert_uint_eq(st.recv_frames, 10);
+	ck_assert_uint_eq(st.drop_in_frames, 0);
+	st = stats(b, 0);
+	ck_assert_uint_le(st.inbox_peak_bytes, prm.inbox_bytes);
+	while (qfs_net_recv(b, &f) == 0) {
+		if (f->from == 1) {
+			chkframe(f, 1, 2);
+			from1++;
+		} else {
+			ck_assert_uint_eq(chkframe(f, 3, 2), next3++);
+			from3++;
+		}
+		qfs_net_frame_free(f);
+	}
+	ck_assert_uint_eq(from3, 10);
+	ck_assert_uint_eq(from1, stats(b, 1).recv_frames);
+	ck_assert_uint_eq(stats(b, 1).inbox_bytes, 0);
+	ck_assert_uint_eq(stats(b, 0).inbox_bytes, 0);
+	/* Room again. */
+	ck_assert_int_eq(send_seq(a, 2, 1000, 1000), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 5000, &f), 0);
+	ck_assert_uint_eq(chkframe(f, 1, 2), 1000);
+	qfs_net_frame_free(f);
+	qfs_net_free(net);
+}
+END_TEST
+
 START_TEST(test_partition)
 {
 	struct qfs_net *net;
@@ -603,6 +671,9 @@ START_TEST(test_api_errors)
 	ep = NULL;
 	qfs_net_params_default(&prm);
 	prm.inbox_bytes = 0;
+	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), -EINVAL);
+	qfs_net_params_default(&prm);
+	prm.link_bytes = 0;
 	ck_assert_int_eq(net_new(kind_of(_i), &prm, &net), -EINVAL);
 	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
 	ck_assert_int_eq(qfs_net_endpoint_open(net, 0, _i ? "127.0.0.1:0" : NULL, NULL, NULL, &ep), -EINVAL);
@@ -1226,6 +1297,7 @@ static Suite *net_suite(void)
 	tcase_add_loop_test(tc, test_malformed_send, 0, 2);
 	tcase_add_loop_test(tc, test_drop_down, 0, 2);
 	tcase_add_loop_test(tc, test_inbox_bound, 0, 2);
+	tcase_add_loop_test(tc, test_link_bound, 0, 2);
 	tcase_add_loop_test(tc, test_partition, 0, 2);
 	tcase_add_loop_test(tc, test_shutdown_busy, 0, 2);
 	tcase_add_loop_test(tc, test_api_errors, 0, 2);

@@ -1630,6 +1630,23 @@ START_TEST(t_snap_codec)
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
 	ck_assert_int_eq(snap_open(b.data, b.len, &d), 0);
 	ck_assert(d.last && d.lsn == 1234 && d.ballot == QFS_PAXOS_BALLOT(7, 2) && d.n == 0);
+	ck_assert(!d.ack);
+	/* An ACK: no items, never with LAST. */
+	qfs_snap_start(&b);
+	c = (struct qfs_snap_chunk){ .from = 3, .to = 1, .group = G, .xfer = 5, .seq = 9, .ack = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(snap_open(b.data, b.len, &d), 0);
+	ck_assert(d.ack && !d.last && d.seq == 9 && d.xfer == 5 && d.from == 3 && d.n == 0);
+	qfs_snap_start(&b);
+	qfs_snap_add(&b, (const uint8_t *)"k1", 2, (const uint8_t *)"v", 1);
+	c.n = 1;
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(snap_open(b.data, b.len, &d), QFS_ECORRUPT);
+	qfs_snap_start(&b);
+	c = (struct qfs_snap_chunk){ .from = 3, .to = 1, .group = G, .xfer = 5, .seq = 9, .ack = 1,
+				     .last = 1, .lsn = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(snap_open(b.data, b.len, &d), QFS_ECORRUPT);
 	free(copy);
 	qfs_buf_close(&b);
 }
@@ -1859,6 +1876,75 @@ START_TEST(t_snapshot)
 }
 END_TEST
 
+/* A snapshot several times the receiver's inbox (512 KiB here; the default
+ * is 64 MiB) gets through: the leader streams it with a window of chunks
+ * the follower acknowledges, instead of sending every chunk at once into
+ * an inbox that drops what does not fit (doc/rnode.md section 6). */
+START_TEST(t_snapshot_big)
+{
+	struct qfs_net_params np;
+	static char val[30001];
+	char name[32];
+	int l;
+
+	/* QFS_TEST_SNAP_ITEMS=N (a manual run): N items through the default
+	 * 64 MiB inbox instead, e.g. 2400 for a group of 69 MiB */
+	const char *env = getenv("QFS_TEST_SNAP_ITEMS");
+	int nitems = env ? atoi(env) : 150;
+
+	for (int i = 0; i < NN; i++)
+		node_stop(i);
+	qfs_net_free(NET);
+	qfs_net_params_default(&np);
+	if (!env)
+		np.inbox_bytes = 512u << 10;
+	ck_assert_int_eq(qfs_net_new(QFS_NET_INPROC, &np, &NET), 0);
+	SEAL_MS = 50;
+	for (int i = 0; i < NN; i++)
+		node_start(i, 0);
+	put_acked("a00", "v");
+	wait_key(2, "a00", "v");
+	node_stop(2);
+	/* about 4.5 MiB of items, then the logs released past node 3 */
+	for (int k = 0; k < nitems; k++) {
+		memset(val, 'a' + k % 26, 30000);
+		snprintf(name, sizeof(name), "big%03d", k);
+		put_acked(name, val);
+		if (k % 20 == 19)
+			usleep(80000); /* the segment ages out and is sealed */
+	}
+	usleep(80000);
+	{
+		struct qfs_rnode_ginfo a, b;
+
+		wait_key(0, name, val);
+		wait_key(1, name, val);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[0], G, &a), 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &b), 0);
+		qfs_lsn_t rel = (a.applied < b.applied ? a.applied : b.applied) + 1;
+		ck_assert_int_eq(qfs_rnode_wal_release(RN[0], G, rel), 0);
+		ck_assert_int_eq(qfs_rnode_wal_release(RN[1], G, rel), 0);
+	}
+	node_start(2, 0);
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	wait_applied_eq(2, l);
+	wait_equal(l, 2);
+	snprintf(name, sizeof(name), "big%03d", nitems - 1);
+	ck_assert_int_eq(get_is(2, name, val), 0);
+	/* nothing was dropped at node 3's inbox: the stream never overran it */
+	{
+		struct qfs_net_stats ns;
+
+		ck_assert_int_eq(qfs_net_stats(qfs_rnode_ep(RN[2]), 0, &ns), 0);
+		ck_assert_uint_eq(ns.drop_in_frames, 0);
+		ck_assert_uint_gt(ns.recv_bytes, (uint64_t)nitems * 28000);
+	}
+	put_acked("after", "v");
+	wait_key(2, "after", "v");
+}
+END_TEST
+
 static Suite *rnode_suite(void)
 {
 	Suite *s = suite_create("rnode");
@@ -1886,6 +1972,11 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_snapshot);
 	tcase_add_test(tc, t_snap_codec);
 	tcase_add_test(tc, t_store_install);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("big");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t_snapshot_big);
 	suite_add_tcase(s, tc);
 	return s;
 }

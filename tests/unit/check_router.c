@@ -1024,6 +1024,65 @@ START_TEST(test_fence_ahead_of_map_repaired)
 }
 END_TEST
 
+/* The key of a load split (qfs_router_load_split_key): a chunk key of the
+ * requests' median moves to the end of its file; when that end is the
+ * partition's own end (a hot file written at the end of its range, where
+ * the split used to do nothing, silently), to the file's start; a
+ * partition that is one file, a key at its first key or outside it: no
+ * key, and a reason. */
+START_TEST(test_load_split_key)
+{
+	uint8_t k[QFS_KEY_MAX], end[QFS_KEY_MAX], start[QFS_KEY_MAX], d[QFS_KEY_MAX];
+	size_t kl, dl;
+	const char *why = NULL;
+
+	/* end: the first key after every item of file 77 */
+	size_t cl = qfs_key_chunk(end, 77, 5);
+	memcpy(start, end, QFS_KEY_PREFIX_LEN);
+	for (int i = QFS_KEY_PREFIX_LEN - 1; i >= 0; i--)
+		if (++end[i] != 0)
+			break;
+	ck_assert_uint_gt(cl, QFS_KEY_PREFIX_LEN);
+
+	/* open-ended partition: the end of the file */
+	kl = qfs_key_chunk(k, 77, 5);
+	ck_assert_int_eq(qfs_router_load_split_key(NULL, 0, NULL, 0, k, &kl, &why), 0);
+	ck_assert_uint_eq(kl, QFS_KEY_PREFIX_LEN);
+	ck_assert_mem_eq(k, end, QFS_KEY_PREFIX_LEN);
+
+	/* the file ends the partition: its start */
+	kl = qfs_key_chunk(k, 77, 5);
+	ck_assert_int_eq(qfs_router_load_split_key(NULL, 0, end, QFS_KEY_PREFIX_LEN, k, &kl, &why), 0);
+	ck_assert_uint_eq(kl, QFS_KEY_PREFIX_LEN);
+	ck_assert_mem_eq(k, start, QFS_KEY_PREFIX_LEN);
+	kl = qfs_key_inode(k, 77); /* its inode item too */
+	ck_assert_int_eq(qfs_router_load_split_key(NULL, 0, end, QFS_KEY_PREFIX_LEN, k, &kl, &why), 0);
+	ck_assert_mem_eq(k, start, QFS_KEY_PREFIX_LEN);
+
+	/* the partition is that one file: no key, a reason, key untouched */
+	kl = qfs_key_chunk(k, 77, 5);
+	ck_assert_int_eq(qfs_router_load_split_key(start, QFS_KEY_PREFIX_LEN, end, QFS_KEY_PREFIX_LEN,
+						   k, &kl, &why), -ERANGE);
+	ck_assert_str_eq(why, "one file spans the partition around the median key");
+	ck_assert_uint_eq(kl, cl);
+
+	/* a dentry stays where it is, but not at the partition's first key */
+	dl = qfs_key_dentry(d, 77, "name", 4);
+	memcpy(k, d, dl);
+	kl = dl;
+	ck_assert_int_eq(qfs_router_load_split_key(NULL, 0, NULL, 0, k, &kl, &why), 0);
+	ck_assert_uint_eq(kl, dl);
+	ck_assert_mem_eq(k, d, dl);
+	ck_assert_int_eq(qfs_router_load_split_key(d, dl, NULL, 0, k, &kl, &why), -ERANGE);
+	ck_assert_str_eq(why, "median key is the partition's first key");
+
+	/* outside [lo, hi) (samples older than the last split) */
+	kl = qfs_key_chunk(k, 77, 5);
+	ck_assert_int_eq(qfs_router_load_split_key(end, QFS_KEY_PREFIX_LEN, NULL, 0, k, &kl, &why), -ERANGE);
+	ck_assert_str_eq(why, "median key outside the partition");
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -1050,6 +1109,7 @@ static Suite *router_suite(void)
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);
+	tcase_add_test(th, test_load_split_key);
 	suite_add_tcase(s, th);
 	return s;
 }

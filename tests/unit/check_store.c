@@ -1852,8 +1852,8 @@ static const uint8_t *txid_of(int i)
 	return txids[i];
 }
 
-/* Apply PREPARE(txid i, sub) to g; closes sub; returns the result. */
-static int prepare(qfs_group_t g, int i, struct qfs_txn *sub)
+/* Apply PREPARE(txid, sub) to g; closes sub; returns the result. */
+static int prepare_id(qfs_group_t g, const uint8_t *txid, struct qfs_txn *sub)
 {
 	struct qfs_buf b;
 	struct qfs_txn t;
@@ -1863,7 +1863,7 @@ static int prepare(qfs_group_t g, int i, struct qfs_txn *sub)
 	qfs_txn_encode(sub, &b);
 	qfs_txn_close(sub);
 	qfs_txn_init(&t);
-	struct qfs_op *op = add(&t, QFS_OP_PREPARE, txid_of(i), QFS_TXID_LEN);
+	struct qfs_op *op = add(&t, QFS_OP_PREPARE, txid, QFS_TXID_LEN);
 	op->val = b.data;
 	op->val_len = (uint32_t)b.len;
 	res = APPLY(g, &t);
@@ -1871,16 +1871,27 @@ static int prepare(qfs_group_t g, int i, struct qfs_txn *sub)
 	return res;
 }
 
-static int xop(qfs_group_t g, enum qfs_op_kind kind, int i, const char *val)
+/* Apply PREPARE(txid i, sub) to g; closes sub; returns the result. */
+static int prepare(qfs_group_t g, int i, struct qfs_txn *sub)
+{
+	return prepare_id(g, txid_of(i), sub);
+}
+
+static int xop_id(qfs_group_t g, enum qfs_op_kind kind, const uint8_t *txid, const char *val)
 {
 	struct qfs_txn t;
 	qfs_txn_init(&t);
-	struct qfs_op *op = add(&t, kind, txid_of(i), QFS_TXID_LEN);
+	struct qfs_op *op = add(&t, kind, txid, QFS_TXID_LEN);
 	if (val) {
 		op->val = (const uint8_t *)val;
 		op->val_len = (uint32_t)strlen(val);
 	}
 	return APPLY(g, &t);
+}
+
+static int xop(qfs_group_t g, enum qfs_op_kind kind, int i, const char *val)
+{
+	return xop_id(g, kind, txid_of(i), val);
 }
 
 static int put1(qfs_group_t g, const uint8_t *k, uint32_t kl, const char *v)
@@ -1898,14 +1909,20 @@ static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
 	return 0;
 }
 
-/* Prepared records of g. */
-static int nprepared(qfs_group_t g)
+/* Reserved records of tag in g. */
+static int nxact(qfs_group_t g, uint8_t tag)
 {
 	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
 	int n = 0;
-	qfs_key_xact_range(lo, hi, QFS_KEY_XACT_PREPARED);
+	qfs_key_xact_range(lo, hi, tag);
 	ck_assert_int_eq(qfs_store_scan(st, g, lo, sizeof(lo), hi, sizeof(hi), count_cb, &n), 0);
 	return n;
+}
+
+/* Prepared records of g. */
+static int nprepared(qfs_group_t g)
+{
+	return nxact(g, QFS_KEY_XACT_PREPARED);
 }
 
 START_TEST(test_xact_prepare_commit)
@@ -2125,6 +2142,95 @@ START_TEST(test_xact_decide)
 }
 END_TEST
 
+/* A duplicate PREPARE (a proposal the cell retried, or one that timed
+ * out and commits late) applied after its txid's COMMIT or ABORT, before
+ * the coordinator forgets the decision, prepares nothing: else a recovery
+ * would COMMIT the new record again (its effects a second time) or the
+ * keys would stay locked.  Outcomes go after a keep time in txid time. */
+START_TEST(test_xact_duplicate_prepare)
+{
+	struct qfs_txn t;
+	uint32_t bl;
+	const uint8_t *b = kdent(DIR_INO, "b", &bl);
+	uint8_t old[QFS_TXID_LEN], late[QFS_TXID_LEN], now[QFS_TXID_LEN];
+
+	/* committed, then the user deletes b; the duplicate must not bring it back */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "bee");
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	assert_val(G1, b, bl, "bee");
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, b, bl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "bee");
+	ck_assert_int_eq(prepare(G1, 0, &t), 0); /* as the first one answered */
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0); /* a recovery's COMMIT */
+	ck_assert(!present(G1, b, bl));
+	ck_assert_int_eq(put1(G1, b, bl, "free"), 0); /* nothing locked */
+
+	/* aborted: the duplicate is refused like a late 'C' (-EALREADY) */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "two");
+	ck_assert_int_eq(prepare(G1, 1, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_ABORT, 1, NULL), 0);
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "two");
+	ck_assert_int_eq(prepare(G1, 1, &t), -EALREADY);
+	ck_assert_int_eq(nprepared(G1), 0);
+
+	/* a PREPARE that lands after the ABORT of its run (it timed out) */
+	ck_assert_int_eq(xop(G1, QFS_OP_ABORT, 2, NULL), 0);
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "three");
+	ck_assert_int_eq(prepare(G1, 2, &t), -EALREADY);
+	ck_assert_int_eq(nprepared(G1), 0);
+	assert_val(G1, b, bl, "free");
+	ck_assert_int_eq(nxact(G1, QFS_KEY_XACT_OUTCOME), 3);
+	ck_assert_int_eq(nxact(G2, QFS_KEY_XACT_OUTCOME), 0);
+
+	/* outcomes are forgotten in bulk once 45 minutes older than a new
+	 * one of the same coordinator (30 min keep + half of it again);
+	 * coordinator 2 here, whose ids carry real times */
+	uint64_t t0 = 1700000000000ull;
+	qfs_be64_put(old, 2);
+	qfs_be64_put(old + 8, t0 << 20);
+	qfs_be64_put(late, 2);
+	qfs_be64_put(late + 8, (t0 + 20 * 60000) << 20);
+	qfs_be64_put(now, 2);
+	ck_assert_int_eq(xop_id(G1, QFS_OP_ABORT, old, NULL), 0);
+	ck_assert_int_eq(xop_id(G1, QFS_OP_ABORT, late, NULL), 0);
+	ck_assert_int_eq(nxact(G1, QFS_KEY_XACT_OUTCOME), 5);
+	qfs_be64_put(now + 8, (t0 + 44 * 60000) << 20);
+	ck_assert_int_eq(xop_id(G1, QFS_OP_ABORT, now, NULL), 0);
+	ck_assert_int_eq(nxact(G1, QFS_KEY_XACT_OUTCOME), 6); /* none 45 min old yet */
+	qfs_be64_put(now + 8, (t0 + 46 * 60000) << 20);
+	ck_assert_int_eq(xop_id(G1, QFS_OP_ABORT, now, NULL), 0);
+	ck_assert_int_eq(nxact(G1, QFS_KEY_XACT_OUTCOME), 6); /* old went (all up to 30 min) */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "four");
+	qfs_be64_put(now + 8, ((t0 + 46 * 60000) << 20) + 1);
+	ck_assert_int_eq(prepare_id(G1, now, &t), 0);
+	ck_assert_int_eq(xop_id(G1, QFS_OP_COMMIT, now, NULL), 0);
+	assert_val(G1, b, bl, "four");
+	ck_assert_int_eq(nxact(G1, QFS_KEY_XACT_OUTCOME), 7);
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "late");
+	ck_assert_int_eq(prepare_id(G1, late, &t), -EALREADY); /* 26 min: kept */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "old");
+	ck_assert_int_eq(prepare_id(G1, old, &t), 0); /* forgotten: prepares */
+	ck_assert_int_eq(xop_id(G1, QFS_OP_ABORT, old, NULL), 0);
+	/* the ids of coordinator 1 (time 0) are another coordinator's: kept */
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "two");
+	ck_assert_int_eq(prepare(G1, 1, &t), -EALREADY);
+	ck_assert_int_eq(nprepared(G1), 0);
+}
+END_TEST
+
 /* A prepared create rewrites the count of inodes in the group's own inode:
  * that inode is locked, so another create waits, and the count is exact
  * after both. */
@@ -2323,6 +2429,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_xact_ranges);
 	tcase_add_test(tc, test_xact_link_drop);
 	tcase_add_test(tc, test_xact_decide);
+	tcase_add_test(tc, test_xact_duplicate_prepare);
 	tcase_add_test(tc, test_xact_count_lock);
 	tcase_add_test(tc, test_xact_snapshot_install);
 	tcase_add_test(tc, test_xact_corrupt_record);

@@ -258,6 +258,73 @@ START_TEST(test_crash_at_step)
 }
 END_TEST
 
+/* A full disk (qfs_cell_space_hold: every change that writes data must
+ * leave more than the disk has): a PREPARE holding data is refused like a
+ * write (its record keeps the sub-txn's effects), one that only deletes
+ * passes at the floor like a delete, and so do COMMIT, ABORT and DECIDE,
+ * so that a run prepared before the disk filled still finishes. */
+START_TEST(test_prepare_admitted_like_write)
+{
+	uint8_t k[NG][QFS_KEY_MAX];
+	struct qfs_txn t[NG];
+	struct qfs_xact_part p[NG];
+	struct plan pl;
+	int res = 1;
+
+	put_plain(groups[0], "gone", "x", 0);
+	put_plain(groups[1], "gone", "y", 0);
+	/* a run stopped after its decision (k = n+1), committed on a full disk */
+	plan_init(&pl, NG, "f", "v1", -1);
+	qfs_xact_test_stop = NG + 1;
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, pl.p, NG, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	plan_close(&pl, NG);
+	ck_assert_int_eq(nreserved(groups[0], QFS_KEY_XACT_PREPARED), 1);
+
+	qfs_cell_space_hold(cell, UINT64_MAX / 4);
+	/* a write and a run that writes: ENOSPC, nothing prepared or written */
+	uint8_t pk[QFS_KEY_MAX];
+	qfs_txn_init(&t[0]);
+	add_put(&t[0], pk, key(pk, "w"), "w");
+	ck_assert_int_eq(qfs_xact_propose(cell, groups[0], &t[0], &res), -ENOSPC);
+	qfs_txn_close(&t[0]);
+	plan_init(&pl, 2, "g", "v2", -1);
+	pl.p[0].group = groups[2]; /* key g: no lock of run 1 there */
+	pl.p[1].group = COORD;
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, pl.p, 2, &res), -ENOSPC);
+	plan_close(&pl, 2);
+	ck_assert_int_eq(nreserved(groups[2], QFS_KEY_XACT_PREPARED), 1); /* run 1's only */
+	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_PREPARED), 0);
+	ck_assert(absent(groups[2], "g"));
+
+	/* the stopped run commits: recovery's COMMITs and forget pass */
+	qfs_xact_abort_keep_ms = 0;
+	ck_assert_int_eq(qfs_xact_recover(cell, COORD, groups, NG), 0);
+	for (int i = 0; i < NG; i++)
+		ck_assert(has(groups[i], "f", "v1"));
+	assert_clean();
+
+	/* a run that only deletes passes, like an unlink */
+	for (int i = 0; i < 2; i++) {
+		qfs_txn_init(&t[i]);
+		struct qfs_op *op = qfs_txn_add(&t[i], QFS_OP_DEL);
+		op->key = k[i];
+		op->key_len = key(k[i], "gone");
+		p[i].group = groups[i];
+		p[i].txn = &t[i];
+	}
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, p, 2, &res), 0);
+	ck_assert_int_eq(res, 0);
+	for (int i = 0; i < 2; i++) {
+		qfs_txn_close(&t[i]);
+		ck_assert(absent(groups[i], "gone"));
+	}
+	assert_clean();
+	qfs_cell_space_hold(cell, 0);
+	put_plain(groups[0], "w", "w", 0);
+}
+END_TEST
+
 /* The same with a real crash: a child process opens the cell, runs the
  * xact up to step k and is killed with SIGKILL (its RocksDB memtables are
  * lost; the WALs are replayed at the next open).  The test process itself
@@ -565,6 +632,7 @@ static Suite *xact_suite(void)
 	tcase_add_test(tc, test_replicas_identical);
 	tcase_add_test(tc, test_concurrent_serialise);
 	tcase_add_test(tc, test_waits_out_stale_lock);
+	tcase_add_test(tc, test_prepare_admitted_like_write);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kill");
 	tcase_set_timeout(tc, 120);
