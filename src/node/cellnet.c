@@ -318,9 +318,71 @@ void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t g)
 	pthread_mutex_unlock(&rc->mu);
 }
 
+static void ask_all(struct qfs_rcell *rc, struct qfs_rpc_req *q, uint32_t wait_ms,
+		    struct qfs_net_frame **reps, struct qfs_rpc_rep *ps);
+static void free_all(struct qfs_rcell *rc, struct qfs_net_frame **reps);
+static void members_set(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
+			int told);
+static uint32_t members_parse(const struct qfs_rpc_rep *p, uint32_t *ids);
+static int has(const uint32_t *ids, uint32_t n, uint32_t id);
+
+/* A node answered QFS_ENOGROUP for g (a cluster of more than
+ * QFS_CLUSTER_REPLICAS nodes): a membership change may have moved the
+ * group off it.  Ask every node (within wait_ms) which nodes host g now,
+ * leaving out the nodes in gone (bit i: cl.nodes[i] answered QFS_ENOGROUP
+ * during this call): a replica that has not applied the change yet still
+ * names the node that dropped its copy.  ids[*n] gets the union of the
+ * members the hosting nodes name, less gone; the cache gets the list of
+ * a node that names itself and no gone node (else it is forgotten, so the
+ * next call asks again).  1 if some node is left to try, 0 if none (no
+ * node hosts g any more: its table was dropped). */
+static int regroup(struct qfs_rcell *rc, qfs_group_t g, uint32_t gone, uint32_t wait_ms,
+		   uint32_t *ids, uint32_t *n)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = g };
+	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+	uint32_t best[QFS_CLUSTER_MAX_NODES], nbest = 0, k = 0;
+
+	qfs_rcell_group_forget(rc, g);
+	ask_all(rc, &q, wait_ms, reps, ps);
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		uint32_t tmp[QFS_CLUSTER_MAX_NODES], m, clean = 1;
+
+		if (!reps[i] || (m = members_parse(&ps[i], tmp)) == 0)
+			continue;
+		for (uint32_t j = 0; j < m; j++) {
+			int x = node_idx(rc, tmp[j]);
+
+			if (x < 0 || (gone >> x & 1)) {
+				clean = 0;
+				continue;
+			}
+			if (!has(ids, k, tmp[j]))
+				ids[k++] = tmp[j];
+		}
+		if (clean && !nbest && has(tmp, m, rc->cl.nodes[i].id)) {
+			memcpy(best, tmp, m * sizeof(tmp[0]));
+			nbest = m;
+		}
+	}
+	free_all(rc, reps);
+	if (nbest)
+		members_set(rc, g, best, nbest, 1);
+	if (k)
+		QFS_LOG(QFS_LOG_INFO, "cluster regroup group=%016llx gone=%x nodes=%u cached=%u",
+			(unsigned long long)g, gone, k, nbest);
+	*n = k;
+	return k > 0;
+}
+
 /* Send q to group's leader, following hints and skipping silent nodes,
- * until an answer that is not a redirection or the cell timeout.  0 with
- * *f and *p (p->err may be any error of the node), or -ETIMEDOUT. */
+ * until an answer that is not a redirection or the cell timeout.  In a
+ * cluster of more than QFS_CLUSTER_REPLICAS nodes, QFS_ENOGROUP from a node
+ * means the group may have moved (a membership change): the nodes are
+ * asked again (regroup) and the call goes on at the others, so that only
+ * a group no node hosts any more answers QFS_ENOGROUP.  0 with *f and *p
+ * (p->err may be any error of the node), or -ETIMEDOUT. */
 static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net_frame **f,
 		     struct qfs_rpc_rep *p)
 {
@@ -328,7 +390,7 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 	uint32_t n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
 	uint64_t dl = now_ms() + rc->timeout_ms;
 	uint32_t target = leader_get(rc, q->group, ids, n);
-	int refreshed = 0;
+	uint32_t gone = 0; /* bit i: cl.nodes[i] answered QFS_ENOGROUP */
 
 	for (;;) {
 		uint64_t now = now_ms();
@@ -365,15 +427,20 @@ static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net
 			}
 			continue;
 		}
-		if (p->err == QFS_ENOGROUP && rc->cl.n > QFS_CLUSTER_REPLICAS && !refreshed) {
+		if (p->err == QFS_ENOGROUP && rc->cl.n > QFS_CLUSTER_REPLICAS &&
+		    node_idx(rc, target) >= 0) {
 			/* the group moved (a membership change): ask the nodes */
+			uint64_t left = (now = now_ms()) < dl ? dl - now : 1;
+
+			gone |= 1u << node_idx(rc, target);
+			leader_set(rc, q->group, 0);
+			if (!regroup(rc, q->group, gone, left < ASK_MS ? (uint32_t)left : ASK_MS,
+				     ids, &n))
+				return 0; /* nobody hosts it: *f says QFS_ENOGROUP */
 			qfs_net_frame_free(*f);
 			*f = NULL;
-			refreshed = 1;
-			qfs_rcell_group_forget(rc, q->group);
-			leader_set(rc, q->group, 0);
-			n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
-			target = leader_get(rc, q->group, ids, n);
+			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
+			target = next_node(rc, ids, n, 0);
 			continue;
 		}
 		if (!p->err)

@@ -21,7 +21,9 @@
 #     move to another node of its AZ (a node of an AZ already used is
 #     refused), then one live replica moves; the map, the nodes' status and
 #     the data agree, no client error, every acknowledged file intact; the
-#     dead node, started again, drops the replicas it lost.
+#     dead node, started again, drops the replicas it lost; lookups
+#     through both mounts during the live move see no error (the
+#     node that dropped its copy answers "no such group": not ESTALE).
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/cluster.sh"
@@ -279,8 +281,39 @@ done
 [ -z "$left" ] || fail "node $D still hosts the replicas of$left after its return"
 note "node $D came back and dropped its old replicas"
 eval "GX=\$GROUP_$TX"
+# lookups (of new names: no cached entry) through both mounts
+# while the replica moves: a node that dropped its copy answers "no such
+# group", which the router must take as "ask the others", never ESTALE
+looker() { # DIR TAG: look up fresh names until STOP2 exists
+	python3 - "$1" "$T/STOP2" "$2" <<'PY'
+import os, sys, time
+d, stop, tag = sys.argv[1], sys.argv[2], sys.argv[3]
+i, t0 = 0, time.time()
+while not os.path.exists(stop):
+    try:
+        os.stat(os.path.join(d, "absent-%s-%d" % (tag, i)))
+        sys.exit("absent name %s-%d found" % (tag, i))
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        sys.exit("client error on lookup %d in %s: %s" % (i, d, e))
+    time.sleep(0.002)
+    i += 1
+print("%d lookups in %.1f s" % (i, time.time() - t0))
+PY
+}
+rm -f "$T/STOP2"
+looker "$M1/$TX" a >"$T/look1.out" 2>&1 &
+LPID1=$!
+looker "$M2/$TX" b >"$T/look2.out" 2>&1 &
+LPID2=$!
 "$QFS_BIN" member -o "cluster=$C" replace 5 2 "$GX" >"$T/member.out" 2>"$T/member.err" ||
 	fail "member replace 5 2 $GX: $(tail -5 "$T/member.err")"
+sleep 1 # the dropped replica's last answers
+touch "$T/STOP2"
+wait "$LPID1" || fail "mount 1 saw a client error during the live replace: $(cat "$T/look1.out")"
+wait "$LPID2" || fail "mount 2 saw a client error during the live replace: $(cat "$T/look2.out")"
+note "lookups during the live replace: $(cat "$T/look1.out") (mount 1), $(cat "$T/look2.out") (mount 2); the routers asked again after \"no such group\" $(cat "$T"/s1/quorumfs.log "$T"/s2/quorumfs.log | grep -c "cluster regroup group=$GX") times"
 snap
 r=$(replicas_of "$TX")
 case ",$r," in *,2,*) ;; *) fail "table $TX: node 2 did not take node 5's place: $r" ;; esac
