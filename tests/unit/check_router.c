@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "meta/meta.h"
 #include "node/cell.h"
+#include "router/route.h"
 #include "router/metrics.h"
 #include "router/router.h"
 #include "router/xact.h"
@@ -34,6 +35,7 @@ static void open_all(void)
 
 	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &node), 0);
+	ck_assert_int_eq(qfs_route_attach(node), 0);
 	ck_assert_int_eq(qfs_router_new(node, 0, 0, &r), 0);
 }
 
