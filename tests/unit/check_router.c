@@ -898,6 +898,349 @@ START_TEST(test_fence_ahead_of_map_repaired)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * router/route.c against a fake cell of three nodes (issue 12 item 6): the
+ * fake answers each attempt from a script (-EREMOTE with a hint, -EAGAIN,
+ * -ETIMEDOUT, QFS_ESTOPPED, -EHOSTDOWN) and keeps a fake clock that only
+ * its sleeps and attempts advance, so every wait and timeout is exact and
+ * nothing sleeps for real. */
+
+#define FK_NODES 3
+#define FK_SCRIPT 16
+
+struct fake {
+	uint64_t now;                  /* fake monotonic ms */
+	uint32_t timeout;              /* the cell's timeout (ms) */
+	enum qfs_cell_reads mode;
+	int exists;                    /* the group exists */
+	uint32_t leader[FK_NODES + 1]; /* the leader each node knows (views) */
+	int lease[FK_NODES + 1];       /* node leads with a lease */
+	int up[FK_NODES + 1];
+	int stopped[FK_NODES + 1];     /* replica stopped after an error */
+	int stop_err[FK_NODES + 1];
+	qfs_lsn_t applied[FK_NODES + 1];
+	uint32_t elect_at;             /* leader 2 becomes known at this fake time (0: never) */
+	struct { uint32_t node; int rc; uint32_t hint; } script[FK_SCRIPT]; /* attempt answers */
+	int nscript, next;
+	uint32_t calls[FK_SCRIPT];     /* node of each attempt */
+	int ncalls, sleeps, gets;
+	uint32_t got_at;               /* node the last get read */
+};
+
+static uint32_t fk_nodes(void *c) { (void)c; return FK_NODES; }
+static uint32_t fk_timeout(void *c) { return ((struct fake *)c)->timeout; }
+static enum qfs_cell_reads fk_mode(void *c) { return ((struct fake *)c)->mode; }
+static int fk_exists(void *c, qfs_group_t g) { (void)g; return ((struct fake *)c)->exists; }
+static uint64_t fk_now(void *c) { return ((struct fake *)c)->now; }
+
+static void fk_elect(struct fake *f)
+{
+	if (f->elect_at && f->now >= f->elect_at)
+		for (int i = 1; i <= FK_NODES; i++) {
+			f->leader[i] = 2;
+			f->lease[i] = i == 2;
+		}
+}
+
+static void fk_sleep(void *c, uint32_t ms)
+{
+	struct fake *f = c;
+
+	f->now += ms;
+	f->sleeps++;
+	fk_elect(f);
+}
+
+static int fk_view(void *c, uint32_t id, qfs_group_t g, int info, struct qfs_cell_view *out)
+{
+	struct fake *f = c;
+
+	(void)g;
+	if (id < 1 || id > FK_NODES)
+		return -EINVAL;
+	if (!f->up[id])
+		return -EHOSTDOWN;
+	memset(out, 0, sizeof(*out));
+	out->leader = f->leader[id];
+	out->lease = f->lease[id];
+	if (info) {
+		out->hosted = 1;
+		out->stopped = f->stopped[id];
+		out->err = f->stop_err[id];
+		out->applied = f->applied[id];
+	}
+	return 0;
+}
+
+static int fk_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, size_t len,
+			 uint32_t timeout_ms, int *result, uint32_t *leader)
+{
+	struct fake *f = c;
+	int rc;
+
+	(void)g;
+	(void)txn;
+	(void)len;
+	ck_assert_int_lt(f->ncalls, FK_SCRIPT);
+	f->calls[f->ncalls++] = id;
+	ck_assert_int_lt(f->next, f->nscript); /* no attempt beyond the script */
+	ck_assert_uint_eq(f->script[f->next].node, id);
+	rc = f->script[f->next].rc;
+	*leader = f->script[f->next].hint;
+	f->next++;
+	if (rc == -ETIMEDOUT)
+		f->now += timeout_ms; /* the node waited its whole budget */
+	if (rc == 0)
+		*result = 7;
+	return rc;
+}
+
+static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, size_t key_len,
+		     void **val, size_t *val_len)
+{
+	struct fake *f = c;
+
+	(void)g;
+	(void)key;
+	(void)key_len;
+	f->gets++;
+	if (!f->up[id])
+		return -EHOSTDOWN;
+	f->got_at = id;
+	*val = strdup("v");
+	*val_len = 1;
+	return 0;
+}
+
+static int fk_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, size_t lo_len,
+		      const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	(void)c; (void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
+	return cb((const uint8_t *)"k", 1, (const uint8_t *)"v", 1, arg);
+}
+
+static int count_keys_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)k; (void)kl; (void)v; (void)vl;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static const struct qfs_route_ops fk_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = fk_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep,
+};
+
+/* Three nodes up, every one believing node 1 leads (with its lease), the
+ * group present, clock at 1000 ms, timeout 500 ms. */
+static void fk_init(struct fake *f, struct qfs_route **rt)
+{
+	memset(f, 0, sizeof(*f));
+	f->now = 1000;
+	f->timeout = 500;
+	f->exists = 1;
+	for (int i = 1; i <= FK_NODES; i++) {
+		f->up[i] = 1;
+		f->leader[i] = 1;
+	}
+	f->lease[1] = 1;
+	ck_assert_int_eq(qfs_route_new_ops(&fk_ops, f, rt), 0);
+}
+
+static void fk_answer(struct fake *f, uint32_t id, int rc, uint32_t hint)
+{
+	ck_assert_int_lt(f->nscript, FK_SCRIPT);
+	f->script[f->nscript].node = id;
+	f->script[f->nscript].rc = rc;
+	f->script[f->nscript++].hint = hint;
+}
+
+/* A stale leader answers NOT_LEADER with a hint: the route follows it at
+ * once (no sleep), counts a redirect, and the next proposal goes straight
+ * to the node that succeeded. */
+START_TEST(test_route_follows_hints)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, -EREMOTE, 3);
+	fk_answer(&f, 3, -EREMOTE, 2);
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(res, 7);
+	ck_assert_int_eq(f.ncalls, 3);
+	ck_assert_int_eq(f.sleeps, 0);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(redir, 2);
+	ck_assert_uint_eq(tmo, 0);
+	/* node 2 succeeded: asked first next time, and it names itself */
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 2;
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(f.ncalls, 4);
+	/* a hint without a leader (0) waits one poll step, then asks again */
+	fk_answer(&f, 2, -EREMOTE, 0);
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(f.sleeps, 1);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* No node knows a leader (an election): the route polls every
+ * QFS_ROUTE_POLL_MS until one is known, within the budget; -EAGAIN (a new
+ * leader replaced the entry) is retried after one poll step too. */
+START_TEST(test_route_waits_out_election)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 0;
+	f.lease[1] = 0;
+	f.elect_at = 1100;
+	fk_answer(&f, 2, -EAGAIN, 0);
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(f.sleeps, 100 / QFS_ROUTE_POLL_MS + 1);
+	ck_assert_uint_eq(f.now, 1100 + QFS_ROUTE_POLL_MS);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(redir, 1);
+	ck_assert_uint_eq(tmo, 0);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* The bound: with no leader ever, a proposal and a strong read give up
+ * with -ETIMEDOUT after exactly the cell's timeout (fake clock), counted;
+ * a missing group is QFS_ENOGROUP at once. */
+START_TEST(test_route_timeout_bounded)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	void *v = NULL;
+	size_t vl = 0;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 0;
+	f.lease[1] = 0;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 1500);
+	ck_assert_int_eq(f.ncalls, 0);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 2000);
+	ck_assert_int_eq(f.gets, 0);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 2);
+	f.exists = 0;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), QFS_ENOGROUP);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), QFS_ENOGROUP);
+	ck_assert_uint_eq(f.now, 2000);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* A timeout at the leader is final (the entry may still commit): one
+ * attempt, -ETIMEDOUT, not retried elsewhere. */
+START_TEST(test_route_leader_timeout_final)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, -ETIMEDOUT, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_int_eq(f.ncalls, 1);
+	ck_assert_uint_eq(f.now, 1500); /* the attempt got the whole budget */
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 1);
+	/* with a replica stopped on a full disk the answer says why */
+	f.stopped[3] = 1;
+	f.stop_err[3] = -ENOSPC;
+	fk_answer(&f, 1, -ETIMEDOUT, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ENOSPC);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* Stopped replicas: a majority stopped fails at once with its reason
+ * (no wait); QFS_ESTOPPED at every node in turn ends with QFS_ESTOPPED; a
+ * node that went down before the attempt (-EHOSTDOWN) is passed over. */
+START_TEST(test_route_stopped_replicas)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 0;
+	f.stopped[1] = f.stopped[2] = 1;
+	f.stop_err[2] = -ENOSPC;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ENOSPC);
+	ck_assert_int_eq(f.sleeps, 0);
+	ck_assert_uint_eq(f.now, 1000);
+	qfs_route_free(rt);
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, QFS_ESTOPPED, 0);
+	f.stopped[1] = 1;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_int_eq(f.ncalls, 1); /* node 1 was never asked again */
+	qfs_route_free(rt);
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, -EHOSTDOWN, 0);
+	fk_answer(&f, 1, QFS_ESTOPPED, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_int_eq(f.ncalls, 2);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* Reads: strong reads go to the leader with a lease; eventual reads fall
+ * back to the replica that applied the most; a node that stopped between
+ * the choice and the read is chosen again. */
+START_TEST(test_route_reads)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	void *v = NULL;
+	size_t vl = 0;
+	int n = 0;
+
+	fk_init(&f, &rt);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 1);
+	free(v);
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
+	ck_assert_int_eq(n, 1);
+	f.lease[1] = 0;
+	f.mode = QFS_CELL_READ_EVENTUAL;
+	f.applied[1] = 5;
+	f.applied[2] = 9;
+	f.applied[3] = 7;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 2);
+	free(v);
+	ck_assert_uint_eq(f.now, 1000);
+	qfs_route_free(rt);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -924,6 +1267,14 @@ static Suite *router_suite(void)
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);
 	suite_add_tcase(s, th);
+	TCase *tr = tcase_create("route");
+	tcase_add_test(tr, test_route_follows_hints);
+	tcase_add_test(tr, test_route_waits_out_election);
+	tcase_add_test(tr, test_route_timeout_bounded);
+	tcase_add_test(tr, test_route_leader_timeout_final);
+	tcase_add_test(tr, test_route_stopped_replicas);
+	tcase_add_test(tr, test_route_reads);
+	suite_add_tcase(s, tr);
 	return s;
 }
 
