@@ -1181,6 +1181,8 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 			return rc;
 		}
 		c->n = qfs_rcell_node_count(c->rc);
+		c->o.timeout_ms = o->timeout_ms ? o->timeout_ms : QFS_CELL_TIMEOUT_DEFAULT_MS;
+		c->o.reads = o->reads;
 		*out = c;
 		return 0;
 	}
@@ -1625,20 +1627,32 @@ int qfs_cell_replica_view(struct qfs_cell *c, uint32_t id, qfs_group_t group, in
 	return 0;
 }
 
+/* See cell.h. */
+int qfs_cell_propose_prepare(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+			     struct qfs_buf *out)
+{
+	int rc;
+
+	if (!c->rc)
+		return 0;
+	rc = qfs_rcell_prepare(c->rc, group, txn, len, out);
+	return rc ? rc : 1;
+}
+
 /* See cell.h.  A success makes id the first node find_leader asks. */
 int qfs_cell_propose_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const void *txn,
-			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader)
+			size_t len, uint32_t wait_ms, int *result, uint32_t *leader)
 {
 	struct qfs_rnode *rn;
 	int rc;
 
 	if (c->rc)
-		return -EOPNOTSUPP;
+		return qfs_rcell_propose_at(c->rc, id, group, txn, len, wait_ms, result, leader);
 	if (!cnode_of(c, id))
 		return -EINVAL;
 	if (!(rn = node_get(c, id)))
 		return -EHOSTDOWN;
-	rc = qfs_rnode_propose(rn, group, txn, len, timeout_ms, result, leader);
+	rc = qfs_rnode_propose(rn, group, txn, len, wait_ms, result, leader);
 	node_put(c, id);
 	if (rc == 0)
 		__atomic_store_n(&c->hint, id, __ATOMIC_RELAXED);
@@ -1646,14 +1660,27 @@ int qfs_cell_propose_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, cons
 }
 
 /* See cell.h. */
+int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
+		    size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
+{
+	if (c->rc)
+		return qfs_rcell_get_at(c->rc, id, group, key, key_len, wait_ms, val, val_len, leader);
+	return qfs_cell_get_node(c, id, group, key, key_len, val, val_len);
+}
+
+/* See cell.h. */
 int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *lo,
-		     size_t lo_len, const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+		     size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
+		     qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
+		     uint32_t *leader)
 {
 	struct qfs_rnode *rn;
 	int rc;
 
 	if (c->rc)
-		return -EOPNOTSUPP;
+		return qfs_rcell_scan_page_at(c->rc, id, group, lo, lo_len, hi, hi_len, wait_ms, cb,
+					      arg, more, resume, leader);
+	*more = 0;
 	if (!cnode_of(c, id))
 		return -EINVAL;
 	if (!(rn = node_get(c, id)))
@@ -1663,12 +1690,30 @@ int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const u
 	return rc;
 }
 
+/* See cell.h. */
+int qfs_cell_remote(const struct qfs_cell *c)
+{
+	return c->rc != NULL;
+}
+
+/* See cell.h. */
+uint32_t qfs_cell_node_id(struct qfs_cell *c, uint32_t idx)
+{
+	if (c->rc)
+		return qfs_rcell_node_id(c->rc, idx);
+	return idx < c->n ? idx + 1 : 0;
+}
+
+/* See cell.h. */
+int qfs_cell_node_silent(struct qfs_cell *c, uint32_t id)
+{
+	return c->rc ? qfs_rcell_silent(c->rc, id) : 0;
+}
+
 /* See cell.h: the routing is the router's (qfs_cell_set_route). */
 int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
 		     int *result)
 {
-	if (c->rc)
-		return qfs_rcell_propose(c->rc, group, txn, len, result);
 	if (!c->route)
 		return -ENOSYS;
 	return c->route->propose(c->route_arg, group, txn, len, result);
@@ -1678,8 +1723,6 @@ int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, siz
 int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
 		 void **val, size_t *val_len)
 {
-	if (c->rc)
-		return qfs_rcell_get(c->rc, group, key, key_len, val, val_len);
 	if (!c->route)
 		return -ENOSYS;
 	return c->route->get(c->route_arg, group, key, key_len, val, val_len);
@@ -1707,8 +1750,6 @@ int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const 
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
-	if (c->rc)
-		return qfs_rcell_scan(c->rc, group, lo, lo_len, hi, hi_len, cb, arg);
 	if (!c->route)
 		return -ENOSYS;
 	return c->route->scan(c->route_arg, group, lo, lo_len, hi, hi_len, cb, arg);
@@ -1863,8 +1904,10 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 {
 	struct qfs_cell_stat s = { 0 };
 
+	if (c->route && c->route->stat)
+		c->route->stat(c->route_arg, &s.redirects, &s.timeouts);
 	if (c->rc) {
-		s.redirects = qfs_rcell_redirects(c->rc, &s.timeouts, &s.proposals);
+		s.proposals = qfs_rcell_proposals(c->rc);
 		*out = s;
 		return;
 	}
@@ -1883,8 +1926,6 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 		s.proposals += st.proposals;
 		s.fsyncs += st.fsyncs;
 	}
-	if (c->route && c->route->stat)
-		c->route->stat(c->route_arg, &s.redirects, &s.timeouts);
 	*out = s;
 }
 

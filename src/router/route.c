@@ -1,12 +1,12 @@
 /*
  * route.c - leader routing and retries of proposals and reads over a
  * cell's per-replica operations (route.h; the rules: doc/cell.md
- * "Routing").  Moved here from node/cell.c (issue 12 item 6): the cell
+ * "Requests").  Moved here from node/cell.c (issue 12 item 6): the cell
  * answers for one replica, the route decides where to send and when to
  * retry.
  *
- * Locking: rt->mu protects the no-quorum table; it is never held across a
- * cell call.  hint, nq_until and the counters are relaxed atomics.
+ * Locking: rt->mu protects the no-quorum table and the remote leader
+ * cache; it is never held across a cell call.  hint, nq_until and the counters are relaxed atomics.
  */
 #include "config.h"
 
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "node/cell.h"
@@ -34,6 +35,9 @@ struct qfs_route {
 	uint64_t nq_until;           /* max until_ms above; relaxed atomic (fast path) */
 	uint32_t hint;               /* last node a proposal succeeded at; relaxed atomic */
 	uint64_t st_redirects, st_timeouts; /* relaxed atomics */
+	int remote;                  /* the cell is remote (ops->remote); immutable */
+	struct { qfs_group_t g; uint32_t leader; } lc[QFS_ROUTE_LEADERS]; /* remote: the
+					leader each group answered from last; mu */
 };
 
 /* ---------------------------------------------------------------- real cell */
@@ -55,15 +59,26 @@ static int rc_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, s
 }
 
 static int rc_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, size_t key_len,
-		     void **val, size_t *val_len)
+		     uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
 {
-	return qfs_cell_get_node(c, id, g, key, key_len, val, val_len);
+	return qfs_cell_get_at(c, id, g, key, key_len, wait_ms, val, val_len, leader);
 }
 
 static int rc_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, size_t lo_len,
-		      const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
+		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
 {
-	return qfs_cell_scan_at(c, id, g, lo, lo_len, hi, hi_len, cb, arg);
+	return qfs_cell_scan_at(c, id, g, lo, lo_len, hi, hi_len, wait_ms, cb, arg, more, resume,
+				leader);
+}
+
+static int rc_remote(void *c) { return qfs_cell_remote(c); }
+static uint32_t rc_node_id(void *c, uint32_t idx) { return qfs_cell_node_id(c, idx); }
+static int rc_silent(void *c, uint32_t id) { return qfs_cell_node_silent(c, id); }
+
+static int rc_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
+{
+	return qfs_cell_propose_prepare(c, g, txn, len, out);
 }
 
 static uint64_t rc_now(void *c)
@@ -83,7 +98,8 @@ static void rc_sleep(void *c, uint32_t ms)
 static const struct qfs_route_ops real_ops = {
 	.nodes = rc_nodes, .timeout_ms = rc_timeout, .read_mode = rc_mode, .exists = rc_exists,
 	.view = rc_view, .propose_at = rc_propose_at, .get_at = rc_get_at, .scan_at = rc_scan_at,
-	.now_ms = rc_now, .sleep_ms = rc_sleep,
+	.now_ms = rc_now, .sleep_ms = rc_sleep, .remote = rc_remote, .prepare = rc_prepare,
+	.node_id = rc_node_id, .silent = rc_silent,
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -214,6 +230,214 @@ static void noquorum_note(struct qfs_route *rt, qfs_group_t group, int timed_out
 	pthread_mutex_unlock(&rt->mu);
 }
 
+/* ---------------------------------------------------------------- remote cells */
+
+/* The index of node id in the cell's order, or -1. */
+static int node_idx(struct qfs_route *rt, uint32_t id)
+{
+	uint32_t n = rt->ops->nodes(rt->cell);
+
+	for (uint32_t i = 0; i < n; i++)
+		if (rt->ops->node_id(rt->cell, i) == id)
+			return (int)i;
+	return -1;
+}
+
+/* The node after id in the cell's order, passing over silent ones (unless
+ * all are). */
+static uint32_t next_node(struct qfs_route *rt, uint32_t id)
+{
+	uint32_t n = rt->ops->nodes(rt->cell);
+	int i = node_idx(rt, id);
+	uint32_t k = i < 0 ? 0 : (uint32_t)(i + 1) % n;
+
+	for (uint32_t m = 0; m < n; m++, k = (k + 1) % n) {
+		uint32_t cand = rt->ops->node_id(rt->cell, k);
+
+		if (!rt->ops->silent(rt->cell, cand))
+			return cand;
+	}
+	return rt->ops->node_id(rt->cell, i < 0 ? 0 : (uint32_t)(i + 1) % n);
+}
+
+/* The leader group answered from last (the first node if none), or the
+ * next node when that one went silent. */
+static uint32_t leader_get(struct qfs_route *rt, qfs_group_t g)
+{
+	uint32_t l = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	if (rt->lc[g % QFS_ROUTE_LEADERS].g == g)
+		l = rt->lc[g % QFS_ROUTE_LEADERS].leader;
+	pthread_mutex_unlock(&rt->mu);
+	if (!l || node_idx(rt, l) < 0)
+		l = rt->ops->node_id(rt->cell, 0);
+	return rt->ops->silent(rt->cell, l) ? next_node(rt, l) : l;
+}
+
+static void leader_set(struct qfs_route *rt, qfs_group_t g, uint32_t l)
+{
+	pthread_mutex_lock(&rt->mu);
+	rt->lc[g % QFS_ROUTE_LEADERS].g = g;
+	rt->lc[g % QFS_ROUTE_LEADERS].leader = l;
+	pthread_mutex_unlock(&rt->mu);
+}
+
+/* One attempt of a remote call at node id, waiting at most wait_ms: the
+ * node's answer (0, -EREMOTE with *leader, ...) or -EHOSTDOWN. */
+typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, void *ctx,
+			  uint32_t *leader);
+
+/* Send to group's leader through fn, following hints and passing over
+ * nodes that do not answer, until an answer that is not a redirection or
+ * the cell's timeout: that answer (0 or the node's error), or -ETIMEDOUT.
+ * A node's -ETIMEDOUT is retried too: proposals carry their retry token. */
+static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, void *ctx)
+{
+	uint64_t dl = now_ms(rt) + rt->ops->timeout_ms(rt->cell);
+	uint32_t target = leader_get(rt, group);
+
+	for (;;) {
+		uint64_t now = now_ms(rt);
+		uint32_t per, hint = 0;
+		int rc;
+
+		if (now >= dl) {
+			__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
+			return -ETIMEDOUT;
+		}
+		per = dl - now < QFS_ROUTE_TRY_MS ? (uint32_t)(dl - now) : QFS_ROUTE_TRY_MS;
+		rc = fn(rt, target, per, ctx, &hint);
+		if (rc == -EHOSTDOWN) {
+			/* silent: down or cut off; let the others elect */
+			target = next_node(rt, target);
+			__atomic_fetch_add(&rt->st_redirects, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (rc == -EREMOTE || rc == QFS_ESTOPPED || rc == -EAGAIN || rc == -ETIMEDOUT) {
+			if (rc != -EREMOTE)
+				hint = 0;
+			__atomic_fetch_add(&rt->st_redirects, 1, __ATOMIC_RELAXED);
+			if (hint && node_idx(rt, hint) >= 0 && hint != target &&
+			    !rt->ops->silent(rt->cell, hint)) {
+				target = hint;
+			} else {
+				if (rc != -EAGAIN)
+					target = next_node(rt, target);
+				nap(rt, QFS_ROUTE_ELECTION_MS); /* an election is under way */
+			}
+			continue;
+		}
+		if (!rc)
+			leader_set(rt, group, target);
+		return rc;
+	}
+}
+
+struct rprop {
+	qfs_group_t group;
+	const void *txn;
+	size_t len;
+	int *result;
+};
+
+static int rprop_at(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, void *ctx, uint32_t *leader)
+{
+	struct rprop *p = ctx;
+
+	return rt->ops->propose_at(rt->cell, id, p->group, p->txn, p->len, wait_ms, p->result, leader);
+}
+
+struct rget {
+	qfs_group_t group;
+	const uint8_t *key;
+	size_t key_len;
+	void **val;
+	size_t *val_len;
+};
+
+static int rget_at(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, void *ctx, uint32_t *leader)
+{
+	struct rget *g = ctx;
+
+	return rt->ops->get_at(rt->cell, id, g->group, g->key, g->key_len, wait_ms, g->val,
+			       g->val_len, leader);
+}
+
+struct rscan {
+	qfs_group_t group;
+	const uint8_t *lo, *hi;
+	size_t lo_len, hi_len;
+	qfs_store_scan_cb cb;
+	void *arg;
+	int more;
+	struct qfs_buf *resume;
+};
+
+static int rscan_at(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, void *ctx, uint32_t *leader)
+{
+	struct rscan *sc = ctx;
+
+	return rt->ops->scan_at(rt->cell, id, sc->group, sc->lo, sc->lo_len, sc->hi, sc->hi_len,
+				wait_ms, sc->cb, sc->arg, &sc->more, sc->resume, leader);
+}
+
+/* A remote proposal: the retry token once, then routed attempts. */
+static int remote_propose(struct qfs_route *rt, qfs_group_t group, const void *txn, size_t len,
+			  int *result)
+{
+	struct rprop p = { .group = group, .txn = txn, .len = len, .result = result };
+	struct qfs_buf wire;
+	int rc;
+
+	qfs_buf_init(&wire);
+	rc = rt->ops->prepare ? rt->ops->prepare(rt->cell, group, txn, len, &wire) : 0;
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		p.txn = wire.data;
+		p.len = wire.len;
+	}
+	rc = remote_call(rt, group, rprop_at, &p);
+out:
+	qfs_buf_close(&wire);
+	return rc;
+}
+
+/* A remote scan: page after page, each routed alone (a scan across pages
+ * is not one snapshot). */
+static int remote_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		       const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+{
+	struct qfs_buf from, next;
+	struct rscan sc = { .group = group, .lo = lo, .lo_len = lo_len, .hi = hi, .hi_len = hi_len,
+			    .cb = cb, .arg = arg };
+	int rc;
+
+	qfs_buf_init(&from);
+	qfs_buf_init(&next);
+	for (;;) {
+		sc.resume = &next;
+		sc.more = 0;
+		rc = remote_call(rt, group, rscan_at, &sc);
+		if (rc || !sc.more)
+			break;
+		if (next.len) {
+			qfs_buf_reset(&from);
+			qfs_buf_put(&from, next.data, next.len);
+			if (from.err) {
+				rc = -ENOMEM;
+				break;
+			}
+			sc.lo = from.data;
+			sc.lo_len = from.len;
+		}
+	}
+	qfs_buf_close(&next);
+	qfs_buf_close(&from);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- proposals */
 
 /* See route.h.  Only outcomes that prove the entry was never accepted
@@ -223,10 +447,14 @@ static void noquorum_note(struct qfs_route *rt, qfs_group_t group, int timed_out
 int qfs_route_propose(struct qfs_route *rt, qfs_group_t group, const void *txn, size_t len,
 		      int *result)
 {
-	uint64_t t0 = now_ms(rt), deadline = wait_deadline(rt, group, t0);
+	uint64_t t0, deadline;
 	uint32_t target = 0, stopped_on = 0, n = rt->ops->nodes(rt->cell);
 	int last = -ETIMEDOUT;
 
+	if (rt->remote)
+		return remote_propose(rt, group, txn, len, result);
+	t0 = now_ms(rt);
+	deadline = wait_deadline(rt, group, t0);
 	for (;;) {
 		uint64_t now = now_ms(rt);
 		uint32_t leader = 0;
@@ -367,15 +595,24 @@ static int read_wait(struct qfs_route *rt, qfs_group_t group, uint64_t t0, uint6
 int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
-	uint64_t t0 = now_ms(rt), deadline = wait_deadline(rt, group, t0);
+	uint64_t t0, deadline;
 
+	if (rt->remote) {
+		struct rget g = { .group = group, .key = key, .key_len = key_len, .val = val,
+				  .val_len = val_len };
+
+		return remote_call(rt, group, rget_at, &g);
+	}
+	t0 = now_ms(rt);
+	deadline = wait_deadline(rt, group, t0);
 	for (;;) {
-		uint32_t id;
+		uint32_t id, leader = 0;
 		int rc = read_wait(rt, group, t0, deadline, &id);
 
 		if (rc)
 			return rc;
-		rc = rt->ops->get_at(rt->cell, id, group, key, key_len, val, val_len);
+		rc = rt->ops->get_at(rt->cell, id, group, key, key_len, (uint32_t)(deadline - t0), val,
+				     val_len, &leader);
 		if (rc != -EHOSTDOWN)
 			return rc;
 	}
@@ -386,15 +623,20 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 int qfs_route_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
-	uint64_t t0 = now_ms(rt), deadline = wait_deadline(rt, group, t0);
+	uint64_t t0, deadline;
 
+	if (rt->remote)
+		return remote_scan(rt, group, lo, lo_len, hi, hi_len, cb, arg);
+	t0 = now_ms(rt);
+	deadline = wait_deadline(rt, group, t0);
 	for (;;) {
-		uint32_t id;
-		int rc = read_wait(rt, group, t0, deadline, &id);
+		uint32_t id, leader = 0;
+		int more = 0, rc = read_wait(rt, group, t0, deadline, &id);
 
 		if (rc)
 			return rc;
-		rc = rt->ops->scan_at(rt->cell, id, group, lo, lo_len, hi, hi_len, cb, arg);
+		rc = rt->ops->scan_at(rt->cell, id, group, lo, lo_len, hi, hi_len,
+				      (uint32_t)(deadline - t0), cb, arg, &more, NULL, &leader);
 		if (rc != -EHOSTDOWN)
 			return rc;
 	}
@@ -450,6 +692,7 @@ int qfs_route_new_ops(const struct qfs_route_ops *ops, void *cell, struct qfs_ro
 		return -ENOMEM;
 	rt->ops = ops;
 	rt->cell = cell;
+	rt->remote = ops->remote && ops->remote(cell);
 	pthread_mutex_init(&rt->mu, NULL);
 	*out = rt;
 	return 0;

@@ -1,7 +1,7 @@
 /*
  * route.h - leader routing and retries of proposals and reads (DESIGN.md
  * section 3: the router "sends to the partition's leader and retries on
- * leader change"; doc/cell.md "Routing").
+ * leader change"; doc/cell.md "Requests").
  *
  * The cell (node/cell.h) offers per-replica operations only: propose at
  * node N, read node N's replica, what node N knows of a group (its leader,
@@ -23,9 +23,21 @@
  * reads (qfs_cell_read_mode) fall back to the running replica that applied
  * the most (ties: the leader).
  *
+ * Remote cells (cluster mode, doc/cluster.md section 2), whose replicas
+ * are not visible without a request: a proposal or a read goes to the
+ * group's leader as the route last knew it (a cache of QFS_ROUTE_LEADERS
+ * slots; the first node of the cluster file at first), one attempt waits
+ * at most QFS_ROUTE_TRY_MS, a node that does not answer is passed over
+ * for the next one (in file order, skipping silent nodes), -EREMOTE hints
+ * are followed, -EAGAIN, QFS_ESTOPPED and -ETIMEDOUT answers are retried
+ * after QFS_ROUTE_ELECTION_MS (a proposal carries the remote cell's retry
+ * token, so a retry never applies twice), and the call gives up with
+ * -ETIMEDOUT after the cell's timeout from its start.  Scans go page by
+ * page, each page routed alone.
+ *
  * qfs_route_attach puts a route behind qfs_cell_propose/get/scan, so
- * every caller (router, meta, archive, 2PC) gets the same routing.  A
- * cluster mount (node/cellnet.c) still routes inside the remote cell.
+ * every caller (router, meta, archive, 2PC), embedded or cluster mount,
+ * gets the same routing.
  *
  * Thread-safety: every function but new/free may be called from any
  * thread; the route's state is under its own mutex (never held across a
@@ -37,12 +49,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/qfs.h"
 #include "node/cell.h"
 
 #define QFS_ROUTE_POLL_MS 2             /* wait step while no leader is known */
 #define QFS_ROUTE_NOQUORUM_HOLD_MS 1000 /* after a timeout, later waits on that group ... */
 #define QFS_ROUTE_NOQUORUM_WAIT_MS 100  /* ... wait only this long, for this long */
+#define QFS_ROUTE_TRY_MS 3000           /* remote: one attempt at one node */
+#define QFS_ROUTE_ELECTION_MS 20        /* remote: pause before a retry without a hint */
+#define QFS_ROUTE_LEADERS 256           /* remote: leader cache slots (by group % slots) */
 
 /* What a route needs of a cell: the per-replica operations of node/cell.h
  * (qfs_route_new binds them to a real cell; a unit test binds a fake one)
@@ -58,12 +74,20 @@ struct qfs_route_ops {
 	int (*propose_at)(void *cell, uint32_t id, qfs_group_t group, const void *txn, size_t len,
 			  uint32_t timeout_ms, int *result, uint32_t *leader); /* qfs_cell_propose_at */
 	int (*get_at)(void *cell, uint32_t id, qfs_group_t group, const uint8_t *key,
-		      size_t key_len, void **val, size_t *val_len);  /* qfs_cell_get_node */
+		      size_t key_len, uint32_t wait_ms, void **val, size_t *val_len,
+		      uint32_t *leader);                     /* qfs_cell_get_at */
 	int (*scan_at)(void *cell, uint32_t id, qfs_group_t group, const uint8_t *lo,
-		       size_t lo_len, const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb,
-		       void *arg);                           /* qfs_cell_scan_at */
+		       size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
+		       qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
+		       uint32_t *leader);                    /* qfs_cell_scan_at */
 	uint64_t (*now_ms)(void *cell);                      /* monotonic ms */
 	void (*sleep_ms)(void *cell, uint32_t ms);
+	/* Remote cells (cluster mode) only; NULL for an embedded one: */
+	int (*remote)(void *cell);                           /* qfs_cell_remote */
+	int (*prepare)(void *cell, qfs_group_t group, const void *txn, size_t len,
+		       struct qfs_buf *out);                 /* qfs_cell_propose_prepare */
+	uint32_t (*node_id)(void *cell, uint32_t idx);       /* qfs_cell_node_id */
+	int (*silent)(void *cell, uint32_t id);              /* qfs_cell_node_silent */
 };
 
 struct qfs_route;
@@ -71,9 +95,8 @@ struct qfs_route;
 /* Give the embedded cell c a route: qfs_cell_propose/get/scan use it from
  * now on, and qfs_cell_close frees it.  Call right after qfs_cell_open,
  * before any proposal or read (qfs_cell_set_route's rules); the
- * composition root does (src/cmd), and so do tests that open a cell.  (A
- * cluster cell still routes in node/cellnet.c and leaves the route
- * unused.)  0 or -ENOMEM. */
+ * composition root does (src/cmd), and so do tests that open a cell.
+ * Embedded or cluster cell alike.  0 or -ENOMEM. */
 int qfs_route_attach(struct qfs_cell *c);
 /* A route over any cell through ops (unit tests: a fake cell answering
  * -EREMOTE, -EAGAIN, -ETIMEDOUT on a fake clock), not attached to a real

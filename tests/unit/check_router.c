@@ -996,13 +996,15 @@ static int fk_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, s
 }
 
 static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, size_t key_len,
-		     void **val, size_t *val_len)
+		     uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
 {
 	struct fake *f = c;
 
 	(void)g;
 	(void)key;
 	(void)key_len;
+	(void)wait_ms;
+	(void)leader;
 	f->gets++;
 	if (!f->up[id])
 		return -EHOSTDOWN;
@@ -1013,9 +1015,12 @@ static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, si
 }
 
 static int fk_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, size_t lo_len,
-		      const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
+		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
+		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
 {
 	(void)c; (void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
+	(void)wait_ms; (void)resume; (void)leader;
+	*more = 0;
 	return cb((const uint8_t *)"k", 1, (const uint8_t *)"v", 1, arg);
 }
 
@@ -1241,6 +1246,107 @@ START_TEST(test_route_reads)
 }
 END_TEST
 
+/* The same route over a remote fake (cluster mode): nodes 11, 12, 13 seen
+ * only through attempts.  A node that does not answer (-EHOSTDOWN) is
+ * passed over for the next; -ETIMEDOUT at a node is retried (the token
+ * makes it safe) after QFS_ROUTE_ELECTION_MS; the txn is prepared once
+ * and every attempt sends that copy; the node that answered is asked
+ * first next time; with no answer at all the call ends after exactly the
+ * timeout. */
+struct rfake {
+	struct fake f;
+	int silent[3];
+	int prepared;
+	const void *sent;
+};
+
+static int rf_remote(void *c) { (void)c; return 1; }
+static uint32_t rf_node_id(void *c, uint32_t idx) { (void)c; return idx < 3 ? 11 + idx : 0; }
+static int rf_silent(void *c, uint32_t id) { return ((struct rfake *)c)->silent[id - 11]; }
+
+static int rf_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
+{
+	struct rfake *rf = c;
+
+	(void)g;
+	rf->prepared++;
+	qfs_buf_reset(out);
+	qfs_buf_put(out, "tok:", 4);
+	qfs_buf_put(out, txn, len);
+	return 1;
+}
+
+static int rf_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, size_t len,
+			 uint32_t wait_ms, int *result, uint32_t *leader)
+{
+	struct rfake *rf = c;
+	int rc;
+
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(memcmp(txn, "tok:t", 5), 0);
+	ck_assert_uint_le(wait_ms, QFS_ROUTE_TRY_MS);
+	rc = fk_propose_at(&rf->f, id, g, txn, len, wait_ms, result, leader);
+	if (rc == -EHOSTDOWN) {
+		rf->f.now += wait_ms; /* waited for an answer that never came */
+		rf->silent[id - 11] = 1;
+	}
+	return rc;
+}
+
+static const struct qfs_route_ops rf_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent,
+};
+
+START_TEST(test_route_remote)
+{
+	struct qfs_route *rt;
+	struct rfake rf;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 10000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 11, -EHOSTDOWN, 0);   /* node 11 (first in order) is down */
+	fk_answer(&rf.f, 12, -EREMOTE, 13);    /* 12 knows the leader */
+	fk_answer(&rf.f, 13, -ETIMEDOUT, 0);   /* no quorum yet: retried */
+	fk_answer(&rf.f, 12, 0, 0);            /* the next after 13, 11 being silent */
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(res, 7);
+	ck_assert_int_eq(rf.prepared, 1);
+	ck_assert_int_eq(rf.f.ncalls, 4);
+	ck_assert_int_eq(rf.f.sleeps, 1);      /* only after the node's -ETIMEDOUT */
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(redir, 3);
+	/* 12 answered: asked first next time */
+	fk_answer(&rf.f, 12, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 5);
+	ck_assert_int_eq(rf.prepared, 2);
+	qfs_route_free(rt);
+
+	/* nobody answers: -ETIMEDOUT after exactly the timeout, each attempt
+	 * bounded by QFS_ROUTE_TRY_MS */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 7000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 11, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_uint_eq(rf.f.now, 8000);
+	ck_assert_int_eq(rf.f.ncalls, 3);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 1);
+	qfs_route_free(rt);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -1274,6 +1380,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tr, test_route_leader_timeout_final);
 	tcase_add_test(tr, test_route_stopped_replicas);
 	tcase_add_test(tr, test_route_reads);
+	tcase_add_test(tr, test_route_remote);
 	suite_add_tcase(s, tr);
 	return s;
 }
