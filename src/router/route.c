@@ -243,26 +243,43 @@ static int node_idx(struct qfs_route *rt, uint32_t id)
 	return -1;
 }
 
-/* The node after id in the cell's order, passing over silent ones (unless
- * all are). */
-static uint32_t next_node(struct qfs_route *rt, uint32_t id)
+/* The nodes that may serve group, in order, into ids (at most
+ * QFS_ROUTE_MAX_NODES): ops->group_nodes when the cell has it (a cluster
+ * that places each group on some of its nodes), else every node.  The
+ * count (>= 1). */
+static uint32_t group_nodes(struct qfs_route *rt, qfs_group_t g, uint32_t *ids)
 {
-	uint32_t n = rt->ops->nodes(rt->cell);
-	int i = node_idx(rt, id);
-	uint32_t k = i < 0 ? 0 : (uint32_t)(i + 1) % n;
+	uint32_t n = 0;
 
-	for (uint32_t m = 0; m < n; m++, k = (k + 1) % n) {
-		uint32_t cand = rt->ops->node_id(rt->cell, k);
-
-		if (!rt->ops->silent(rt->cell, cand))
-			return cand;
+	if (rt->ops->group_nodes)
+		n = rt->ops->group_nodes(rt->cell, g, ids, QFS_ROUTE_MAX_NODES);
+	if (!n || n > QFS_ROUTE_MAX_NODES) {
+		n = rt->ops->nodes(rt->cell);
+		n = n > QFS_ROUTE_MAX_NODES ? QFS_ROUTE_MAX_NODES : n;
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = rt->ops->node_id(rt->cell, i);
 	}
-	return rt->ops->node_id(rt->cell, i < 0 ? 0 : (uint32_t)(i + 1) % n);
+	return n;
 }
 
-/* The leader group answered from last (the first node if none), or the
- * next node when that one went silent. */
-static uint32_t leader_get(struct qfs_route *rt, qfs_group_t g)
+/* The node after id in ids[n], passing over silent ones (unless all are);
+ * the first when id is not one of them. */
+static uint32_t next_node(struct qfs_route *rt, const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	uint32_t i, k;
+
+	for (i = 0; i < n && ids[i] != id; i++)
+		;
+	k = i == n ? 0 : (i + 1) % n;
+	for (uint32_t m = 0; m < n; m++, k = (k + 1) % n)
+		if (!rt->ops->silent(rt->cell, ids[k]))
+			return ids[k];
+	return ids[i == n ? 0 : (i + 1) % n];
+}
+
+/* The leader group answered from last (else the first of ids), or the
+ * next of ids when that one went silent. */
+static uint32_t leader_get(struct qfs_route *rt, qfs_group_t g, const uint32_t *ids, uint32_t n)
 {
 	uint32_t l = 0;
 
@@ -271,8 +288,8 @@ static uint32_t leader_get(struct qfs_route *rt, qfs_group_t g)
 		l = rt->lc[g % QFS_ROUTE_LEADERS].leader;
 	pthread_mutex_unlock(&rt->mu);
 	if (!l || node_idx(rt, l) < 0)
-		l = rt->ops->node_id(rt->cell, 0);
-	return rt->ops->silent(rt->cell, l) ? next_node(rt, l) : l;
+		l = ids[0];
+	return rt->ops->silent(rt->cell, l) ? next_node(rt, ids, n, l) : l;
 }
 
 static void leader_set(struct qfs_route *rt, qfs_group_t g, uint32_t l)
@@ -294,8 +311,9 @@ typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, v
  * A node's -ETIMEDOUT is retried too: proposals carry their retry token. */
 static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, void *ctx)
 {
+	uint32_t ids[QFS_ROUTE_MAX_NODES], n = group_nodes(rt, group, ids);
 	uint64_t dl = now_ms(rt) + rt->ops->timeout_ms(rt->cell);
-	uint32_t target = leader_get(rt, group);
+	uint32_t target = leader_get(rt, group, ids, n);
 
 	for (;;) {
 		uint64_t now = now_ms(rt);
@@ -310,7 +328,7 @@ static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, v
 		rc = fn(rt, target, per, ctx, &hint);
 		if (rc == -EHOSTDOWN) {
 			/* silent: down or cut off; let the others elect */
-			target = next_node(rt, target);
+			target = next_node(rt, ids, n, target);
 			__atomic_fetch_add(&rt->st_redirects, 1, __ATOMIC_RELAXED);
 			continue;
 		}
@@ -323,7 +341,7 @@ static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, v
 				target = hint;
 			} else {
 				if (rc != -EAGAIN)
-					target = next_node(rt, target);
+					target = next_node(rt, ids, n, target);
 				nap(rt, QFS_ROUTE_ELECTION_MS); /* an election is under way */
 			}
 			continue;

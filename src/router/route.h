@@ -26,9 +26,10 @@
  * Remote cells (cluster mode, doc/cluster.md section 2), whose replicas
  * are not visible without a request: a proposal or a read goes to the
  * group's leader as the route last knew it (a cache of QFS_ROUTE_LEADERS
- * slots; the first node of the cluster file at first), one attempt waits
+ * slots; the first node hosting the group at first), one attempt waits
  * at most QFS_ROUTE_TRY_MS, a node that does not answer is passed over
- * for the next one (in file order, skipping silent nodes), -EREMOTE hints
+ * for the next one hosting the group (in file order, skipping silent
+ * nodes), -EREMOTE hints
  * are followed, -EAGAIN, QFS_ESTOPPED and -ETIMEDOUT answers are retried
  * after QFS_ROUTE_ELECTION_MS (a proposal carries the remote cell's retry
  * token, so a retry never applies twice), and the call gives up with
@@ -59,6 +60,7 @@
 #define QFS_ROUTE_TRY_MS 3000           /* remote: one attempt at one node */
 #define QFS_ROUTE_ELECTION_MS 20        /* remote: pause before a retry without a hint */
 #define QFS_ROUTE_LEADERS 256           /* remote: leader cache slots (by group % slots) */
+#define QFS_ROUTE_MAX_NODES 64          /* remote: nodes one group's calls may try */
 
 /* What a route needs of a cell: the per-replica operations of node/cell.h
  * (qfs_route_new binds them to a real cell; a unit test binds a fake one)
@@ -88,6 +90,9 @@ struct qfs_route_ops {
 		       struct qfs_buf *out);                 /* qfs_cell_propose_prepare */
 	uint32_t (*node_id)(void *cell, uint32_t idx);       /* qfs_cell_node_id */
 	int (*silent)(void *cell, uint32_t id);              /* qfs_cell_node_silent */
+	/* The nodes hosting group, in order, into out[max]; returns their
+	 * count (0: unknown).  NULL: every node hosts every group. */
+	uint32_t (*group_nodes)(void *cell, qfs_group_t group, uint32_t *out, uint32_t max);
 };
 
 struct qfs_route;

@@ -1300,6 +1300,24 @@ static const struct qfs_route_ops rf_ops = {
 	.node_id = rf_node_id, .silent = rf_silent,
 };
 
+/* A cluster that placed group 9 on nodes 13 and 12 only. */
+static uint32_t rf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	(void)c;
+	ck_assert_uint_eq(g, 9);
+	ck_assert_uint_ge(max, 2);
+	out[0] = 13;
+	out[1] = 12;
+	return 2;
+}
+
+static const struct qfs_route_ops rf_placed_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent, .group_nodes = rf_group_nodes,
+};
+
 START_TEST(test_route_remote)
 {
 	struct qfs_route *rt;
@@ -1343,6 +1361,18 @@ START_TEST(test_route_remote)
 	ck_assert_int_eq(rf.f.ncalls, 3);
 	qfs_route_stat(rt, &redir, &tmo);
 	ck_assert_uint_eq(tmo, 1);
+	qfs_route_free(rt);
+
+	/* a placed group: only its nodes are tried, in their order */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 10000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_placed_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EAGAIN, 0);     /* retried at the same node */
+	fk_answer(&rf.f, 12, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 3);
 	qfs_route_free(rt);
 }
 END_TEST
