@@ -157,6 +157,29 @@ qfs_kill9() {
 	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
 }
 
+# qfs_old_release REV FROM: set OLD to a quorumfs binary built from commit
+# REV (FROM names the file that chose it, for the log), building it into
+# $T/prev on first use.  Builds are kept in $QFS_UPGRADE_CACHE (default
+# tests/upgrade of the build tree of $QFS_BIN; contrib/test-all.sh points
+# both of its builds at build/'s), so each release builds once.  Skips the
+# test when REV is not in the history or does not build here.
+qfs_old_release() {
+	local cache
+	git -C "$QFS_SRCDIR" rev-parse --verify -q "$1^{commit}" >/dev/null 2>&1 ||
+		skip "git history with commit $1 ($2) is not available in $QFS_SRCDIR"
+	cache=${QFS_UPGRADE_CACHE:-$(cd "$(dirname "$QFS_BIN")/.." && pwd)/tests/upgrade}
+	OLD=$cache/quorumfs-$1
+	[ -x "$OLD" ] && return 0
+	note "[${SECONDS}s] building $1 ($2) in $T/prev"
+	mkdir -p "$T/prev" "$cache"
+	git -C "$QFS_SRCDIR" archive "$1" | tar -x -C "$T/prev" || skip "git archive $1 failed"
+	(cd "$T/prev" && autoreconf -fi && mkdir build && cd build && ../configure &&
+		make -j2 fs/quorumfs) >"$T/prev.log" 2>&1 ||
+		{ tail -n 20 "$T/prev.log" >&2; skip "release $1 does not build here (log above)"; }
+	cp "$T/prev/build/fs/quorumfs" "$OLD.tmp" && mv "$OLD.tmp" "$OLD" || fail "cannot cache $OLD"
+	rm -rf "$T/prev"
+}
+
 # qfs_tmp [NAME]: a private temp dir $T (mode 755, named NAME.XXXXXX,
 # default qfs-test) holding the data directory $DATA and the mountpoint
 # $MNT, both created; the EXIT trap qfs_cleanup unmounts and removes it.

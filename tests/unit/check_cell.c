@@ -719,6 +719,49 @@ START_TEST(t_two_down)
 }
 END_TEST
 
+/* After a wait on a group timed out, waits on it inside FUSE calls are cut
+ * to 0.1 s for a second (the kernel's back-to-back calls).  A node that
+ * comes back ends that: the read right after the restart waits for the
+ * election (it failed after 0.1 s in replicas.sh before). */
+START_TEST(t_node_up_ends_short_waits)
+{
+	const uint32_t tmo = 3000;
+	uint64_t t0, ms;
+	uint32_t l, f1, f2;
+	int rc, result = 99;
+
+	cell_open(QFS_CELL_READ_STRONG, tmo, 0);
+	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
+	ck_assert_uint_ne(leader_of(G, 10000), 0);
+	put_many(G, "k", 0, 3, "v");
+	wait_caught_up(G, 5000);
+	l = leader_of(G, 3000);
+	ck_assert_uint_ne(l, 0);
+	f1 = l % 3 + 1;
+	f2 = f1 % 3 + 1;
+	ck_assert_int_eq(qfs_cell_node_stop(C, f1), 0);
+	ck_assert_int_eq(qfs_cell_node_stop(C, f2), 0);
+	qfs_clock_call_begin();
+	rc = put_rc(G, "lost", "x", 0, &result);
+	qfs_clock_call_end();
+	ck_assert_msg(rc == -ETIMEDOUT, "propose with 2 down: %s", qfs_strerror(rc));
+	/* the short waits are on: a call now gives up at once */
+	qfs_clock_call_begin();
+	t0 = qfs_clock_mono_ms();
+	rc = get_is(G, "k01", "v");
+	ms = qfs_clock_mono_ms() - t0;
+	qfs_clock_call_end();
+	ck_assert_msg(rc == -ETIMEDOUT && ms < tmo / 2, "second get: %s after %" PRIu64 " ms",
+		      qfs_strerror(rc), ms);
+	ck_assert_int_eq(qfs_cell_node_start(C, f1), 0);
+	qfs_clock_call_begin();
+	rc = get_is(G, "k01", "v");
+	qfs_clock_call_end();
+	ck_assert_msg(rc == 0, "get right after a node came back: %s", qfs_strerror(rc));
+	ck_assert_int_eq(qfs_cell_node_start(C, f2), 0);
+}
+END_TEST
+
 START_TEST(t_stop_start_errors)
 {
 	char *st, line[300];
@@ -1253,6 +1296,7 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_basic);
 	tcase_add_test(tc, t_propose_unknown_group);
 	tcase_add_test(tc, t_stop_start_errors);
+	tcase_add_test(tc, t_node_up_ends_short_waits);
 	tcase_add_test(tc, t_leader_failover);
 	tcase_add_loop_test(tc, t_two_down, 0, 2);
 	tcase_add_test(tc, t_reconcile_create);

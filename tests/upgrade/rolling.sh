@@ -33,8 +33,6 @@ qfs_require git python3 fusermount3 mountpoint autoreconf make
 
 NEW=$QFS_BIN
 PREV=$(sed -n '1{s/[[:space:]].*//;p}' "$QFS_SRCDIR/tests/upgrade/PREVIOUS_CLUSTER")
-git -C "$QFS_SRCDIR" rev-parse --verify -q "$PREV^{commit}" >/dev/null 2>&1 ||
-	skip "git history with commit $PREV (tests/upgrade/PREVIOUS_CLUSTER) is not available in $QFS_SRCDIR"
 
 T=$(mktemp -d /tmp/qfs-rolling.XXXXXX)
 M=$T/m
@@ -60,20 +58,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- the old release's binary
-# QFS_UPGRADE_CACHE: where previous releases are built once and kept
-# (contrib/test-all.sh points both of its builds at build/'s)
-CACHE=${QFS_UPGRADE_CACHE:-$(cd "$(dirname "$NEW")/.." && pwd)/tests/upgrade}
-OLD=$CACHE/quorumfs-$PREV
-if [ ! -x "$OLD" ]; then
-	note "[${SECONDS}s] building $PREV (tests/upgrade/PREVIOUS_CLUSTER) in $T/prev"
-	mkdir -p "$T/prev" "$CACHE"
-	git -C "$QFS_SRCDIR" archive "$PREV" | tar -x -C "$T/prev" || skip "git archive $PREV failed"
-	(cd "$T/prev" && autoreconf -fi && mkdir build && cd build && ../configure &&
-		make -j2 fs/quorumfs) >"$T/prev.log" 2>&1 ||
-		{ tail -n 20 "$T/prev.log" >&2; skip "release $PREV does not build here (log above)"; }
-	cp "$T/prev/build/fs/quorumfs" "$OLD.tmp" && mv "$OLD.tmp" "$OLD" || fail "cannot cache $OLD"
-	rm -rf "$T/prev"
-fi
+qfs_old_release "$PREV" tests/upgrade/PREVIOUS_CLUSTER
 
 # A hang is a failure: stop everything after 110 s (from here: the build
 # above is not counted).
