@@ -490,12 +490,12 @@ static int start_locked(struct qfs_cell *c, struct cnode *cn)
 	free(cn->seen);
 	cn->seen = NULL;
 	cn->nseen = 0;
-	/* A node coming back may bring a quorum back: waits from now on get
-	 * their whole timeout again (the election takes a moment) instead of
-	 * the short wait kept for groups whose last wait timed out. */
-	memset(c->nq, 0, sizeof(c->nq));
-	__atomic_store_n(&c->nq_until, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->mu);
+	/* A node coming back may bring a quorum back: the router's waits from
+	 * now on get their whole timeout again (the election takes a moment)
+	 * instead of the short wait kept for groups whose last wait timed out. */
+	if (c->route && c->route->node_up)
+		c->route->node_up(c->route_arg);
 	QFS_LOG(QFS_LOG_INFO, "cell node up node=%u az=%s dir=%s", cn->id, cn->az, cn->dir);
 	/* What this node hosts may settle another node's orphans. */
 	for (uint32_t k = 0; k < c->n; k++) {

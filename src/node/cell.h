@@ -123,6 +123,8 @@ struct qfs_cell_route {
 		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *cbarg);
 	void (*stat)(void *arg, uint64_t *redirects, uint64_t *timeouts);
 	void (*release)(void *arg); /* at qfs_cell_close (or NULL) */
+	void (*node_up)(void *arg); /* a node (re)started (or NULL); called with
+				       c->op_mu held, no other cell lock */
 };
 /* Install (ops non-NULL) or remove (NULL) the routing hook.  Call right
  * after open, before any propose/get/scan, or after the last one: not

@@ -6,7 +6,8 @@
  * retry.
  *
  * Locking: rt->mu protects the no-quorum table and the remote leader
- * cache; it is never held across a cell call.  hint, nq_until and the counters are relaxed atomics.
+ * cache; it is never held across a cell call.  The cell calls the
+ * node_up hook with its op_mu held: order cell op_mu -> rt->mu.  hint, nq_until and the counters are relaxed atomics.
  */
 #include "config.h"
 
@@ -14,6 +15,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/buf.h"
@@ -696,9 +698,21 @@ static void hook_release(void *arg)
 	qfs_route_free(arg);
 }
 
+/* A node came back: it may have brought the quorum back, and the election
+ * that follows takes a moment, so no group keeps its short waits. */
+static void hook_node_up(void *arg)
+{
+	struct qfs_route *rt = arg;
+
+	pthread_mutex_lock(&rt->mu);
+	memset(rt->nq, 0, sizeof(rt->nq));
+	__atomic_store_n(&rt->nq_until, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&rt->mu);
+}
+
 static const struct qfs_cell_route hook = {
 	.propose = hook_propose, .get = hook_get, .scan = hook_scan, .stat = hook_stat,
-	.release = hook_release,
+	.release = hook_release, .node_up = hook_node_up,
 };
 
 /* See route.h. */

@@ -17,7 +17,8 @@
  * commit.  Right after a timeout of a group, a wait on it inside a FUSE
  * call waits only QFS_ROUTE_NOQUORUM_WAIT_MS for QFS_ROUTE_NOQUORUM_HOLD_MS
  * (the kernel's back-to-back calls after a failure do not each wait a
- * whole timeout).
+ * whole timeout); a node that (re)starts ends those short waits for every
+ * group (the embedded cell tells, qfs_cell_route.node_up).
  *
  * Reads: strong reads go to the leader while it holds its lease; eventual
  * reads (qfs_cell_read_mode) fall back to the running replica that applied
