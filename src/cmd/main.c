@@ -35,6 +35,7 @@
 
 #include "archive/archive.h"
 #include "cmd/bench.h"
+#include "cmd/member.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sysio.h"
@@ -69,6 +70,7 @@ static void usage(FILE *f)
 		"       quorumfs scrub [-o OPTIONS] [--repair] DATA_DIR\n"
 		"       quorumfs bench MOUNTPOINT [--against DIR] [--quick] [OPTIONS]\n"
 		"       quorumfs node [-f] -o cluster=FILE,id=N NODE_DIR   (doc/cluster.md)\n"
+		"       quorumfs member -o cluster=FILE add|remove GROUP NODE | replace OLD NEW [GROUP]\n"
 		"       quorumfs --help | --version\n"
 		"\n"
 		"mount   mount the table store kept in DATA_DIR (created if missing) on\n"
@@ -1320,7 +1322,8 @@ static int daemonize(struct ready_ctx *ready, const char *what, const char *logf
 
 /* Load the cluster file at path and its key file once, before the fork, to
  * refuse a bad one on the caller's stderr (the loader says which line or
- * which mode); id != 0: the file must also list node id.  The key is wiped
+ * which mode); id != 0: the file must also list node id; id 0 (a mount):
+ * its nodes must span at least 3 AZs (placement).  The key is wiped
  * after.  0, or 1 once the reason is printed (after "quorumfs: " who). */
 static int check_cluster_file(const char *path, uint32_t id, const char *who)
 {
@@ -1329,12 +1332,16 @@ static int check_cluster_file(const char *path, uint32_t id, const char *who)
 
 	if (!rc && id && !qfs_cluster_node(cl, id))
 		missing = 1;
+	if (!rc && !id && qfs_cluster_azs(cl) < QFS_CLUSTER_REPLICAS) /* a mount: placement */
+		missing = 2;
 	if (cl)
 		memset(cl, 0, sizeof(*cl)); /* the key */
 	free(cl);
 	if (!rc && !missing)
 		return 0;
 	fprintf(stderr, "quorumfs: %scannot use the cluster file %s: %s\n", who, path,
+		missing == 2 ? "its nodes are in fewer than 3 availability zones (a partition's "
+		"3 replicas need 3 distinct AZs; doc/cluster.md)" :
 		missing ? "no node of this id in it" : qfs_strerror(rc));
 	return 1;
 }
@@ -1979,6 +1986,8 @@ int main(int argc, char **argv)
 		return qfs_cmd_bench(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "node"))
 		return cmd_node(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "member"))
+		return qfs_cmd_member(argc - 1, argv + 1);
 	/* `quorumfs DATA_DIR MOUNTPOINT [-o OPTIONS]`: what mount.fuse3 runs
 	 * for type fuse.quorumfs or "quorumfs#DATA_DIR" (a path with a slash,
 	 * so that a mistyped command is not taken for a data directory). */

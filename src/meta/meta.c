@@ -190,6 +190,15 @@ static int load_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 	return 0;
 }
 
+/* Tell the cell where each partition of v lives (its replica nodes), so
+ * that a cluster cell needs not ask the nodes.  No lock held. */
+static void hint_nodes(struct qfs_meta *m, const struct qfs_meta_part *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].nnodes)
+			qfs_cell_group_hint(m->cell, v[i].group, v[i].nodes, v[i].nnodes);
+}
+
 /* Read the records of tables [t0, t1) into c. */
 static int load_range(struct qfs_meta *m, qfs_table_t t0, qfs_table_t t1, struct load_ctx *c)
 {
@@ -224,6 +233,7 @@ int qfs_meta_open(struct qfs_cell *cell, struct qfs_meta **out)
 	}
 	if (c.n > 1) /* c.v is NULL when the map is empty */
 		qsort(c.v, c.n, sizeof(*c.v), part_cmp);
+	hint_nodes(m, c.v, c.n);
 	m->v = c.v;
 	m->n = c.n;
 	m->cap = c.cap;
@@ -324,6 +334,7 @@ again:
 		memcpy(m->v + i, c.v, c.n * sizeof(*c.v));
 	m->n = n;
 	pthread_rwlock_unlock(&m->lock);
+	hint_nodes(m, c.v, c.n);
 	free(c.v);
 	return 0;
 }
@@ -514,6 +525,59 @@ void qfs_meta_part_first(struct qfs_meta_part *p, qfs_table_t table, qfs_group_t
 		p->nodes[i] = i + 1;
 }
 
+void qfs_meta_part_place(struct qfs_meta *m, struct qfs_meta_part *p)
+{
+	uint32_t n = qfs_cell_group_nodes(m->cell, p->group, p->nodes, QFS_META_REPLICAS);
+
+	p->nnodes = n > QFS_META_REPLICAS ? QFS_META_REPLICAS : n;
+}
+
+int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *ids, uint32_t n)
+{
+	struct qfs_meta_part old, nw;
+	struct qfs_meta_rec r0, r1;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	int rc, res = 0, found = 0;
+
+	if (!n || n > QFS_META_REPLICAS)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&m->lock);
+	for (size_t i = 0; i < m->n && !found; i++)
+		if (m->v[i].group == group) {
+			old = m->v[i];
+			found = 1;
+		}
+	pthread_rwlock_unlock(&m->lock);
+	if (!found)
+		return 0;
+	nw = old;
+	nw.nnodes = n;
+	memcpy(nw.nodes, ids, n * sizeof(ids[0]));
+	qfs_meta_rec_init(&r0);
+	qfs_meta_rec_init(&r1);
+	qfs_buf_init(&b);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_expect(&t, &r0, &old);
+	if (rc == 0)
+		rc = qfs_meta_add_put(&t, &r1, &nw);
+	if (rc == 0) {
+		qfs_txn_encode(&t, &b);
+		rc = b.err;
+	}
+	if (rc == 0)
+		rc = qfs_cell_propose(m->cell, QFS_META_GROUP, b.data, b.len, &res);
+	if (rc == 0)
+		rc = res;
+	if (rc == 0)
+		rc = qfs_meta_reload_table(m, old.table);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_meta_rec_close(&r0);
+	qfs_meta_rec_close(&r1);
+	return rc;
+}
+
 int qfs_meta_test_split_lost; /* test hook, see meta.h */
 
 int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
@@ -536,6 +600,7 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 	rt.lo_len = (uint32_t)key_len;
 	rt.group = newg;
 	rt.epoch = old->epoch + 1;
+	qfs_meta_part_place(m, &rt);
 	qfs_meta_rec_init(&r0);
 	qfs_meta_rec_init(&r1);
 	qfs_meta_rec_init(&r2);

@@ -56,7 +56,8 @@ struct qfs_meta_part {
 	uint32_t hi_len;                /* bytes in hi; 0: to the end */
 	uint8_t lo[QFS_KEY_MAX];
 	uint8_t hi[QFS_KEY_MAX];
-	uint32_t nnodes;                /* replica nodes (ids), in the order given at creation */
+	uint32_t nnodes;                /* replica nodes (ids), in the order given at creation:
+					   the cell's placement (qfs_cell_group_nodes) */
 	uint32_t nodes[QFS_META_REPLICAS];
 };
 
@@ -113,12 +114,17 @@ int qfs_meta_add_expect(struct qfs_txn *t, struct qfs_meta_rec *rec, const struc
 int qfs_meta_add_drop(struct qfs_txn *t, struct qfs_meta_rec *rec, qfs_table_t table);
 /* Append to t (a txn of p's own group) the PUT of p's fence record. */
 int qfs_meta_add_fence(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct qfs_meta_part *p);
-/* Fill p as the first partition of a new table (everything, epoch 1). */
+/* Fill p as the first partition of a new table (everything, epoch 1) on
+ * nodes 1..nnodes (at most QFS_META_REPLICAS). */
 void qfs_meta_part_first(struct qfs_meta_part *p, qfs_table_t table, qfs_group_t group,
 			 uint32_t nnodes);
+/* Fill p's replica nodes with the nodes that host its group (placement:
+ * qfs_cell_group_nodes; at most QFS_META_REPLICAS).  Any thread. */
+void qfs_meta_part_place(struct qfs_meta *m, struct qfs_meta_part *p);
 
 /* The split's commit point: one meta-group txn that replaces old's record
- * by [old.lo, key) and [key, old.hi) in group newg, both at old.epoch + 1,
+ * by [old.lo, key) and [key, old.hi) in group newg (its replica nodes:
+ * qfs_meta_part_place), both at old.epoch + 1,
  * conditional on old's record being unchanged.  On 0 the map in memory
  * holds both and *left, *right are set.  Errors: -EINVAL (key not strictly
  * inside old), QFS_ECONFLICT (old changed), propose errors, and the
@@ -128,6 +134,14 @@ void qfs_meta_part_first(struct qfs_meta_part *p, qfs_table_t table, qfs_group_t
 int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
 		   size_t key_len, qfs_group_t newg, struct qfs_meta_part *left,
 		   struct qfs_meta_part *right);
+
+/* A membership change moved group (doc/cluster.md "Membership"): set the
+ * replica nodes of the partition whose group it is to ids[n] (n at most
+ * QFS_META_REPLICAS), by one meta-group txn conditional on the record
+ * being unchanged, then reload its table.  0 (also when no partition has
+ * that group: the meta group, a legacy table), -EINVAL (n), QFS_ECONFLICT
+ * (the record changed meanwhile: call again), propose and reload errors. */
+int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *ids, uint32_t n);
 
 /* TEST HOOK (fault injection, never set in production): when nonzero,
  * qfs_meta_split returns -ETIMEDOUT right after its commit applied, as a

@@ -2105,6 +2105,36 @@ uint32_t qfs_cell_node_count(struct qfs_cell *c)
 	return c->n;
 }
 
+/* See cell.h.  Embedded: every node hosts every group. */
+uint32_t qfs_cell_group_nodes(struct qfs_cell *c, qfs_group_t group, uint32_t *out, uint32_t max)
+{
+	if (c->rc)
+		return qfs_rcell_group_nodes(c->rc, group, out, max);
+	for (uint32_t i = 0; i < c->n && i < max; i++)
+		out[i] = i + 1;
+	return c->n;
+}
+
+/* See cell.h. */
+struct qfs_rcell *qfs_cell_rcell(struct qfs_cell *c)
+{
+	return c->rc;
+}
+
+/* See cell.h. */
+void qfs_cell_group_forget(struct qfs_cell *c, qfs_group_t group)
+{
+	if (c->rc)
+		qfs_rcell_group_forget(c->rc, group);
+}
+
+/* See cell.h. */
+void qfs_cell_group_hint(struct qfs_cell *c, qfs_group_t group, const uint32_t *ids, uint32_t n)
+{
+	if (c->rc && n)
+		qfs_rcell_group_hint(c->rc, group, ids, n);
+}
+
 /* See cell.h. */
 int qfs_cell_replica_info(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 			  struct qfs_rnode_ginfo *out)

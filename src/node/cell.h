@@ -31,9 +31,10 @@
  * `quorumfs node` processes; the per-replica attempts (propose_at,
  * get_at, scan_at), group create/drop/exists/list, status, nodes,
  * node_up, get_node and stat become requests to them (node/cellnet.c);
- * propose, get and scan go through the same routing hook.  The test hooks node_stop/start answer
- * -EOPNOTSUPP; the archive and scrub hooks QFS_ESTOPPED / -EOPNOTSUPP
- * (the program refuses archive and scrub options on a cluster mount).
+ * propose, get and scan go through the same routing hook.  The test
+ * hooks node_stop/start answer -EOPNOTSUPP; the archive and scrub hooks
+ * QFS_ESTOPPED / -EOPNOTSUPP (the program refuses archive and scrub
+ * options on a cluster mount).
  *
  * Thread-safety: every function may be called from any thread, except open
  * and close.  Stopping a node waits for the calls already inside it.
@@ -310,6 +311,24 @@ void qfs_cell_set_seal_hook(struct qfs_cell *c, void (*cb)(qfs_group_t group, vo
 struct qfs_rnode_ginfo;
 struct qfs_store_snap;
 uint32_t qfs_cell_node_count(struct qfs_cell *c);
+/* Which nodes host group: writes min(count, max) node ids to out and
+ * returns the count.  Embedded: every node (1..N).  Cluster mode: the
+ * group's members as placed at its creation (doc/cluster.md "Placement";
+ * the nodes are asked once per group when the map gave no hint); every
+ * node of a cluster of 3.  Any thread; may wait about 1 s for the nodes. */
+uint32_t qfs_cell_group_nodes(struct qfs_cell *c, qfs_group_t group, uint32_t *out, uint32_t max);
+/* The partition map records that group lives on ids[n]: a cluster cell
+ * sends the group's calls there without asking the nodes (unless the nodes
+ * already said otherwise).  Embedded: nothing.  Any thread. */
+void qfs_cell_group_hint(struct qfs_cell *c, qfs_group_t group, const uint32_t *ids, uint32_t n);
+/* A node answered QFS_ENOGROUP for group: forget which nodes host it, so
+ * that the next qfs_cell_group_nodes asks the nodes (a membership change
+ * moved it).  Embedded: nothing.  Any thread. */
+void qfs_cell_group_forget(struct qfs_cell *c, qfs_group_t group);
+/* The remote cell of a cluster-mode cell (node/cluster.h: membership
+ * changes), NULL for the embedded cell.  Valid until close. */
+struct qfs_rcell;
+struct qfs_rcell *qfs_cell_rcell(struct qfs_cell *c);
 /* The running node that leads group as far as the nodes know (it serves
  * the group's strong reads and proposals), or 0 if none is known now.
  * Does not wait.  Any thread (admission control's node buckets). */

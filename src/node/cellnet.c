@@ -7,8 +7,20 @@
  * node, bounded by the wait the caller gives; a node that does not answer
  * is marked silent for a while), and the router decides which node to try
  * and when to retry (router/route.c: the leader cache, -EREMOTE hints, the
- * next node after a silent one, the cell timeout); group operations go to
- * every node at once, bounded by the cell timeout.
+ * next node hosting the group after a silent one, a refresh of the
+ * group's nodes on QFS_ENOGROUP, the cell timeout); group operations go
+ * to every node at once, bounded by the cell timeout.
+ *
+ * Placement (doc/cluster.md "Placement").  In a cluster of more than
+ * QFS_CLUSTER_REPLICAS nodes a group lives on QFS_CLUSTER_REPLICAS of them,
+ * in distinct AZs: group_create asks every node for its groups, chooses
+ * with qfs_cluster_place (fewest replicas first, ties by id) and creates
+ * the group on those nodes only.  Which nodes host a group is cached per
+ * group (rc->mc): from the creation, from the partition map
+ * (qfs_rcell_group_hint) or, on a miss, from the members file every
+ * hosting node names in its EXISTS answer; proposals and reads go to those
+ * nodes only.  A cluster of at most QFS_CLUSTER_REPLICAS nodes keeps every
+ * group on every node, as before, and asks nothing.
  *
  * Retries without double application.  A proposal whose answer is lost
  * (its node died or went silent after a quorum logged it) may still
@@ -51,6 +63,8 @@
 #include "node/cluster.h"
 
 #define TRY_MS 3000        /* one attempt at one node */
+#define MEMBERS 1024       /* members cache slots */
+#define ASK_MS 1000        /* wait for the answers about members */
 #define TOKEN_KEEP 4096    /* token keys kept per group: the retry window */
 #define TOKEN_KEY_LEN (16 + 2 + 8 + 8)
 
@@ -72,6 +86,12 @@ struct qfs_rcell {
 	pthread_cond_t cv;          /* a reply arrived (CLOCK_MONOTONIC) */
 	struct pend *pend;          /* calls waiting for replies; mu */
 	uint64_t next_id;           /* mu */
+	struct {
+		qfs_group_t g;
+		uint32_t n;         /* 0: empty slot */
+		int told;           /* 1: the nodes said (a hint does not replace it) */
+		uint32_t ids[QFS_CLUSTER_MAX_NODES];
+	} mc[MEMBERS];              /* which nodes host a group; mu; by g % MEMBERS */
 	uint64_t seen_ms[QFS_CLUSTER_MAX_NODES]; /* last reply per node; mu */
 	uint64_t silent_until[QFS_CLUSTER_MAX_NODES]; /* a try at it went unanswered:
 						   * skipped until then; mu */
@@ -279,6 +299,15 @@ uint32_t qfs_rcell_node_id(struct qfs_rcell *rc, uint32_t idx)
 int qfs_rcell_silent(struct qfs_rcell *rc, uint32_t id)
 {
 	return silent(rc, id);
+}
+
+/* See cluster.h: forget which nodes host g (they changed). */
+void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t g)
+{
+	pthread_mutex_lock(&rc->mu);
+	if (rc->mc[g % MEMBERS].g == g)
+		rc->mc[g % MEMBERS].n = 0;
+	pthread_mutex_unlock(&rc->mu);
 }
 
 /* The next proposal number of group (1, 2, ...), or 0 out of memory. */
@@ -549,22 +578,144 @@ static void free_all(struct qfs_rcell *rc, struct qfs_net_frame **reps)
 		qfs_net_frame_free(reps[i]);
 }
 
-/* See cluster.h.  Members: every node of the cluster file. */
-int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group)
+/* Remember that group lives on ids[n]; told: the nodes said so. */
+static void members_set(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
+			int told)
 {
-	uint8_t ids[4 * QFS_CLUSTER_MAX_NODES];
-	struct qfs_rpc_req q = { .op = QFS_RPC_CREATE, .group = group, .a = ids,
-				 .alen = 4 * rc->cl.n };
+	if (!n || n > QFS_CLUSTER_MAX_NODES)
+		return;
+	pthread_mutex_lock(&rc->mu);
+	if (told || rc->mc[g % MEMBERS].g != g || !rc->mc[g % MEMBERS].told) {
+		rc->mc[g % MEMBERS].g = g;
+		rc->mc[g % MEMBERS].n = n;
+		rc->mc[g % MEMBERS].told = told;
+		memcpy(rc->mc[g % MEMBERS].ids, ids, n * sizeof(ids[0]));
+	}
+	pthread_mutex_unlock(&rc->mu);
+}
+
+/* Members named by an EXISTS answer that says yes: n x be32 (0: none
+ * named, an older node).  Returns the count written to ids. */
+static uint32_t members_parse(const struct qfs_rpc_rep *p, uint32_t *ids)
+{
+	uint32_t n = 0;
+
+	if (p->err || p->result != 1 || p->len % 4 || p->len / 4 > QFS_CLUSTER_MAX_NODES)
+		return 0;
+	for (size_t k = 0; k < p->len; k += 4)
+		ids[n++] = qfs_be32_get(p->data + k);
+	return n;
+}
+
+/* See cluster.h. */
+void qfs_rcell_group_hint(struct qfs_rcell *rc, qfs_group_t group, const uint32_t *ids, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (node_idx(rc, ids[i]) < 0)
+			return; /* a map from another cluster file: ask the nodes */
+	members_set(rc, group, ids, n, 0);
+}
+
+/* See cluster.h. */
+uint32_t qfs_rcell_group_nodes(struct qfs_rcell *rc, qfs_group_t group, uint32_t *out, uint32_t max)
+{
+	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0;
+
+	if (rc->cl.n > QFS_CLUSTER_REPLICAS) {
+		pthread_mutex_lock(&rc->mu);
+		if (rc->mc[group % MEMBERS].g == group && rc->mc[group % MEMBERS].n) {
+			n = rc->mc[group % MEMBERS].n;
+			memcpy(ids, rc->mc[group % MEMBERS].ids, n * sizeof(ids[0]));
+		}
+		pthread_mutex_unlock(&rc->mu);
+	}
+	if (!n && rc->cl.n > QFS_CLUSTER_REPLICAS) {
+		struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = group };
+		struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+		struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+
+		ask_all(rc, &q, ASK_MS, reps, ps);
+		for (uint32_t i = 0; i < rc->cl.n && !n; i++)
+			if (reps[i])
+				n = members_parse(&ps[i], ids);
+		free_all(rc, reps);
+		if (n)
+			members_set(rc, group, ids, n, 1);
+	}
+	if (!n) { /* every node (a small cluster, or nobody said) */
+		n = rc->cl.n;
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = rc->cl.nodes[i].id;
+	}
+	memcpy(out, ids, (n < max ? n : max) * sizeof(ids[0]));
+	return n;
+}
+
+/* Choose the nodes of a new group (cluster.h, qfs_cluster_place) from the
+ * groups each node hosts now.  0 and ids[QFS_CLUSTER_REPLICAS], -EEXIST
+ * (some node hosts group already), -EINVAL (fewer than 3 AZs). */
+static int place(struct qfs_rcell *rc, qfs_group_t group, uint32_t *ids)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_GROUPS };
 	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
 	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
-	uint32_t ok = 0, exist = 0, maj = rc->cl.n / 2 + 1;
+	uint32_t load[QFS_CLUSTER_MAX_NODES] = { 0 };
+	uint8_t up[QFS_CLUSTER_MAX_NODES] = { 0 };
+	int r, exists = 0;
+
+	ask_all(rc, &q, ASK_MS, reps, ps);
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		if (!reps[i] || ps[i].err)
+			continue;
+		up[i] = 1;
+		load[i] = (uint32_t)(ps[i].len / 8);
+		for (size_t k = 0; k + 8 <= ps[i].len; k += 8)
+			exists |= qfs_be64_get(ps[i].data + k) == group;
+	}
+	free_all(rc, reps);
+	if (exists)
+		return -EEXIST;
+	r = qfs_cluster_place(&rc->cl, load, up, ids);
+	if (r == 0)
+		QFS_LOG(QFS_LOG_INFO, "cluster placed group=%016llx nodes=%u,%u,%u",
+			(unsigned long long)group, ids[0], ids[1], ids[2]);
+	return r;
+}
+
+/* See cluster.h.  Members: every node of the cluster file, or in a larger
+ * cluster the QFS_CLUSTER_REPLICAS nodes place() chose. */
+int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	uint32_t ids[QFS_CLUSTER_MAX_NODES] = { 0 }, n = rc->cl.n;
+	struct qfs_rpc_req q = { .op = QFS_RPC_CREATE, .group = group, .a = buf };
+	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+	uint32_t ok = 0, exist = 0, maj;
 	int other = 0;
 
-	for (uint32_t i = 0; i < rc->cl.n; i++)
-		qfs_be32_put(ids + 4 * i, rc->cl.nodes[i].id);
-	ask_all(rc, &q, rc->timeout_ms < TRY_MS ? rc->timeout_ms : TRY_MS, reps, ps);
-	for (uint32_t i = 0; i < rc->cl.n; i++) {
-		if (!reps[i])
+	if (n > QFS_CLUSTER_REPLICAS) {
+		int r = place(rc, group, ids);
+
+		if (r)
+			return r;
+		n = QFS_CLUSTER_REPLICAS;
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = rc->cl.nodes[i].id;
+	}
+	maj = n / 2 + 1;
+	for (uint32_t i = 0; i < n; i++)
+		qfs_be32_put(buf + 4 * i, ids[i]);
+	q.alen = 4 * n;
+	call_many(rc, ids, n, &q, rc->timeout_ms < TRY_MS ? rc->timeout_ms : TRY_MS, reps);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *body;
+		size_t blen;
+		uint8_t type;
+
+		if (!reps[i] || qfs_net_frame_open(reps[i]->data, reps[i]->len, &type, &body, &blen) ||
+		    qfs_rpc_rep_decode(body, blen, &ps[i]))
 			continue;
 		if (!ps[i].err)
 			ok++;
@@ -573,9 +724,13 @@ int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group)
 		else
 			other = ps[i].err;
 	}
-	free_all(rc, reps);
-	if (ok + exist >= maj)
+	for (uint32_t i = 0; i < n; i++)
+		qfs_net_frame_free(reps[i]);
+	if (ok + exist >= maj) {
+		if (exist < maj)
+			members_set(rc, group, ids, n, 1);
 		return exist >= maj ? -EEXIST : 0;
+	}
 	return other ? other : -ETIMEDOUT;
 }
 
@@ -603,11 +758,19 @@ int qfs_rcell_group_exists(struct qfs_rcell *rc, qfs_group_t group)
 	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
 	uint32_t yes = 0;
 
+	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0;
+
 	ask_all(rc, &q, 2000, reps, ps);
-	for (uint32_t i = 0; i < rc->cl.n; i++)
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
 		yes += reps[i] && !ps[i].err && ps[i].result == 1;
+		if (reps[i] && !n)
+			n = members_parse(&ps[i], ids);
+	}
 	free_all(rc, reps);
-	return yes >= rc->cl.n / 2 + 1;
+	/* a majority of its members (every node when none named them) */
+	if (n)
+		members_set(rc, group, ids, n, 1);
+	return yes >= (n ? n : rc->cl.n) / 2 + 1;
 }
 
 /* See cluster.h. */
@@ -650,6 +813,71 @@ int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 		r = -ENOMEM;
 	qfs_net_frame_free(f);
 	return r;
+}
+
+/* See cluster.h. */
+int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			   struct qfs_rcell_gm **out, size_t *n)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_GROUPS, .flags = QFS_RPC_MEMBERS };
+	struct qfs_rcell_gm *v = NULL;
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	size_t cnt = 0, cap = 0;
+	struct qfs_rd rd;
+	int r = 0, with;
+
+	if (call(rc, id, &q, wait_ms, &f, &p) != 0)
+		return -ETIMEDOUT;
+	if (p.err) {
+		r = p.err;
+		goto out;
+	}
+	qfs_rd_init(&rd, p.data, p.len);
+	/* an older node answers the plain list: no UINT64_MAX in front */
+	with = p.len >= 8 && qfs_be64_get(p.data) == UINT64_MAX;
+	if (with)
+		(void)qfs_rd_u64(&rd);
+	while (qfs_rd_left(&rd) && !rd.err) {
+		struct qfs_rcell_gm gm;
+
+		memset(&gm, 0, sizeof(gm));
+		gm.g = qfs_rd_u64(&rd);
+		if (with) {
+			gm.n = qfs_rd_u8(&rd);
+			if (gm.n > QFS_CLUSTER_MAX_NODES) {
+				r = QFS_ECORRUPT;
+				goto out;
+			}
+			for (uint32_t i = 0; i < gm.n; i++)
+				gm.ids[i] = qfs_rd_u32(&rd);
+		}
+		if (rd.err)
+			break;
+		if (cnt == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			struct qfs_rcell_gm *nv = realloc(v, nc * sizeof(*nv));
+
+			if (!nv) {
+				r = -ENOMEM;
+				goto out;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[cnt++] = gm;
+	}
+	if (rd.err)
+		r = QFS_ECORRUPT;
+out:
+	qfs_net_frame_free(f);
+	if (r) {
+		free(v);
+		return r;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
 }
 
 /* See cluster.h. */
@@ -832,4 +1060,335 @@ void qfs_rcell_close(struct qfs_rcell *rc)
 	free(rc->gseq);
 	memset(&rc->cl, 0, sizeof(rc->cl));
 	free(rc);
+}
+
+/* ---- membership changes (cluster.h, doc/cluster.md "Membership") ---- */
+
+#define STEP_WAIT_MS 100   /* between two polls of a step */
+
+static int has(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* The members of g as the nodes hosting it say now, and in *hosting
+ * which nodes answered that they host it (bit i: cl.nodes[i]).  0,
+ * QFS_ENOGROUP (nobody hosts it or names members). */
+static int members_now(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
+		       uint32_t *hosting)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = g };
+	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
+	uint32_t k = 0, best = 0;
+
+	*hosting = 0;
+	ask_all(rc, &q, ASK_MS, reps, ps);
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		uint32_t tmp[QFS_CLUSTER_MAX_NODES], m;
+
+		if (!reps[i] || (m = members_parse(&ps[i], tmp)) == 0)
+			continue;
+		*hosting |= 1u << i;
+		/* a joining replica holds the members in force without
+		 * itself; the replicas that applied a change the new ones:
+		 * take the answer of a node that is a member of its own list */
+		if (!k || (!best && has(tmp, m, rc->cl.nodes[i].id))) {
+			memcpy(ids, tmp, m * sizeof(tmp[0]));
+			k = m;
+			best = has(tmp, m, rc->cl.nodes[i].id);
+		}
+	}
+	free_all(rc, reps);
+	if (!k)
+		return QFS_ENOGROUP;
+	*n = k;
+	return 0;
+}
+
+/* One node's answer to q within wait_ms: its err, or -ETIMEDOUT. */
+static int ask_one(struct qfs_rcell *rc, uint32_t node, struct qfs_rpc_req *q, uint32_t wait_ms)
+{
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r;
+
+	if (call(rc, node, q, wait_ms, &f, &p) != 0)
+		return -ETIMEDOUT;
+	r = p.err;
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* Node's applied LSN of g from its status lines ("group G node N ...
+ * applied A").  0 and *lsn, or -ETIMEDOUT / QFS_ENOGROUP. */
+static int applied_on(struct qfs_rcell *rc, uint32_t node, qfs_group_t g, qfs_lsn_t *lsn)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_STATUS };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	char pat[64], *txt;
+	const char *at;
+	int r = QFS_ENOGROUP;
+
+	if (call(rc, node, &q, ASK_MS, &f, &p) != 0)
+		return -ETIMEDOUT;
+	txt = p.err ? NULL : malloc(p.len + 1);
+	if (txt) {
+		memcpy(txt, p.data, p.len);
+		txt[p.len] = 0;
+		snprintf(pat, sizeof(pat), "group %016llx node %u ", (unsigned long long)g, node);
+		if ((at = strstr(txt, pat))) {
+			const char *eol = strchr(at, '\n'), *a = strstr(at, " applied ");
+			unsigned long long v;
+
+			if (a && (!eol || a < eol) && sscanf(a, " applied %llu", &v) == 1) {
+				*lsn = v;
+				r = 0;
+			}
+		}
+		free(txt);
+	}
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* Make ids[n] group g's members through its leader (one change): try the
+ * nodes of try[ntry] (the members before and after), following -EREMOTE
+ * hints, passing over nodes that do not answer, retrying while a change
+ * or a new leader's barrier is in flight, until dl.  Its own small loop
+ * (not the routing of proposals): a CONFIG entry carries no retry token;
+ * a copy re-sent after a timeout that finds the first one committed is
+ * refused -EINVAL (not a single change), and the members files then
+ * tell that the change is done. */
+static int config_to(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *try, uint32_t ntry,
+		     const uint32_t *ids, uint32_t n, uint64_t dl)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_CONFIG, .group = g, .a = buf, .alen = 4 * n };
+	uint32_t target = try[0], k = 0;
+	int r = -ETIMEDOUT, sent = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		qfs_be32_put(buf + 4 * i, ids[i]);
+	while (now_ms() < dl) {
+		struct qfs_net_frame *f;
+		struct qfs_rpc_rep p;
+
+		q.timeout_ms = TRY_MS - 200;
+		if (call(rc, target, &q, TRY_MS, &f, &p) != 0) {
+			target = try[++k % ntry]; /* silent: the next one */
+			continue;
+		}
+		r = p.err;
+		qfs_net_frame_free(f);
+		if (r == -EINVAL && sent) { /* an earlier copy may have committed */
+			uint32_t now[QFS_CLUSTER_MAX_NODES], nn = 0, h;
+
+			if (members_now(rc, g, now, &nn, &h) == 0 && nn == n &&
+			    !memcmp(now, ids, n * sizeof(ids[0])))
+				r = 0;
+			break;
+		}
+		sent |= r == -ETIMEDOUT || r == -EAGAIN;
+		if (r == -EREMOTE && p.leader && node_idx(rc, p.leader) >= 0 && p.leader != target) {
+			target = p.leader;
+			continue;
+		}
+		if (r != -EREMOTE && r != -EBUSY && r != -EAGAIN && r != -ETIMEDOUT && r != QFS_ESTOPPED)
+			break;
+		if (r == -EREMOTE || r == QFS_ESTOPPED)
+			target = try[++k % ntry];
+		usleep(STEP_WAIT_MS * 1000); /* an election, or a change in flight */
+		r = -ETIMEDOUT;
+	}
+	if (r == 0)
+		members_set(rc, g, ids, n, 1);
+	return r;
+}
+
+/* Add node nw to g (members ids[*n]): join, CONFIG, catch up. */
+static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
+		      uint32_t nw, uint32_t hosting, uint64_t dl)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n };
+	qfs_lsn_t want = 0, got = 0;
+	int r, i = node_idx(rc, nw);
+
+	if (*n >= QFS_CLUSTER_MAX_NODES)
+		return -EINVAL;
+	if (!(hosting & (1u << i))) {
+		for (uint32_t k = 0; k < *n; k++)
+			qfs_be32_put(buf + 4 * k, ids[k]);
+		r = ask_one(rc, nw, &q, ASK_MS);
+		QFS_LOG(r && r != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
+			"cluster member join group=%016llx node=%u err=%s", (unsigned long long)g, nw,
+			r ? qfs_strerror(r) : "none");
+		if (r && r != -EEXIST)
+			return r;
+	}
+	ids[(*n)++] = nw;
+	r = config_to(rc, g, ids, *n, ids, *n, dl);
+	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member added group=%016llx node=%u members=%u "
+		"err=%s", (unsigned long long)g, nw, *n, r ? qfs_strerror(r) : "none");
+	if (r) {
+		(*n)--;
+		return r;
+	}
+	for (uint32_t k = 0; k + 1 < *n; k++) {
+		qfs_lsn_t a;
+
+		if (applied_on(rc, ids[k], g, &a) == 0 && a > want)
+			want = a;
+	}
+	while ((r = applied_on(rc, nw, g, &got)) != 0 || got < want) {
+		if (now_ms() >= dl) {
+			QFS_LOG(QFS_LOG_ERR, "cluster member catch-up timed out group=%016llx node=%u "
+				"applied=%llu want=%llu", (unsigned long long)g, nw,
+				(unsigned long long)got, (unsigned long long)want);
+			return -ETIMEDOUT;
+		}
+		usleep(STEP_WAIT_MS * 1000);
+	}
+	QFS_LOG(QFS_LOG_INFO, "cluster member caught up group=%016llx node=%u applied=%llu",
+		(unsigned long long)g, nw, (unsigned long long)got);
+	return 0;
+}
+
+/* Remove node old from g (members ids[*n]): CONFIG, then drop its replica. */
+static int remove_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
+			 uint32_t old, uint64_t dl)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_DROP, .group = g };
+	uint32_t k, m = 0, nids[QFS_CLUSTER_MAX_NODES];
+	int r;
+
+	for (k = 0; k < *n; k++)
+		if (ids[k] != old)
+			nids[m++] = ids[k];
+	if (!m)
+		return -EINVAL;
+	r = config_to(rc, g, ids, *n, nids, m, dl);
+	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member removed group=%016llx node=%u members=%u "
+		"err=%s", (unsigned long long)g, old, m, r ? qfs_strerror(r) : "none");
+	if (r)
+		return r;
+	memcpy(ids, nids, m * sizeof(nids[0]));
+	*n = m;
+	r = ask_one(rc, old, &q, ASK_MS);
+	QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_WARN : QFS_LOG_INFO, "cluster member dropped "
+		"group=%016llx node=%u err=%s", (unsigned long long)g, old,
+		r == -ETIMEDOUT ? "no answer: its copy stays until it is dropped or wiped" :
+		r ? qfs_strerror(r) : "none");
+	return 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_member_op op,
+			    uint32_t old, uint32_t new, uint32_t timeout_ms, uint32_t *out,
+			    uint32_t *nout)
+{
+	struct qfs_rpc_req ping = { .op = QFS_RPC_EXISTS, .group = group };
+	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0, hosting = 0;
+	uint64_t dl = now_ms() + timeout_ms;
+	int r, old_up = 0, removed = 0, added = 0;
+	const char *why = NULL;
+
+	if ((op != QFS_MEMBER_REMOVE && node_idx(rc, new) < 0) ||
+	    (op != QFS_MEMBER_ADD && node_idx(rc, old) < 0) ||
+	    (op == QFS_MEMBER_REPLACE && old == new))
+		return -EINVAL;
+	r = members_now(rc, group, ids, &n, &hosting);
+	if (r)
+		return r;
+	if (op == QFS_MEMBER_REPLACE) {
+		/* a run that stopped half-way goes on where it stopped */
+		if (!has(ids, n, old) && has(ids, n, new))
+			goto done;
+		if (!has(ids, n, old) && n < QFS_CLUSTER_REPLICAS)
+			removed = 1; /* stopped after the removal: add only */
+		else if (!has(ids, n, old))
+			why = "old is not a member";
+		else if (has(ids, n, new))
+			added = 1;   /* stopped after the add: remove only */
+	} else if (op == QFS_MEMBER_REMOVE) {
+		why = !has(ids, n, old) ? "old is not a member" : n <= 1 ? "the last member" : NULL;
+	} else if (has(ids, n, new)) {
+		why = "new is already a member";
+	}
+	if (why) {
+		QFS_LOG(QFS_LOG_ERR, "cluster member refused group=%016llx old=%u new=%u members=%u "
+			"err=%s", (unsigned long long)group, old, new, n, why);
+		return -EINVAL;
+	}
+	if (op == QFS_MEMBER_REPLACE) {
+		const char *az = qfs_cluster_node(&rc->cl, new)->az;
+
+		for (uint32_t k = 0; k < n && !added; k++)
+			if (ids[k] != old && ids[k] != new && qfs_cluster_node(&rc->cl, ids[k]) &&
+			    !strcmp(qfs_cluster_node(&rc->cl, ids[k])->az, az)) {
+				QFS_LOG(QFS_LOG_ERR, "cluster member refused group=%016llx old=%u new=%u "
+					"err=node %u is already in AZ %s", (unsigned long long)group, old,
+					new, ids[k], az);
+				return -EINVAL;
+			}
+		old_up = !removed && ask_one(rc, old, &ping, ASK_MS) == 0;
+	}
+	QFS_LOG(QFS_LOG_INFO, "cluster member change group=%016llx op=%s old=%u new=%u old_up=%d",
+		(unsigned long long)group, op == QFS_MEMBER_ADD ? "add" : op == QFS_MEMBER_REMOVE ?
+		"remove" : "replace", old, new, old_up);
+	switch (op) {
+	case QFS_MEMBER_ADD:
+		r = add_member(rc, group, ids, &n, new, hosting, dl);
+		break;
+	case QFS_MEMBER_REMOVE:
+		r = remove_member(rc, group, ids, &n, old, dl);
+		break;
+	case QFS_MEMBER_REPLACE:
+		if (removed) {
+			r = add_member(rc, group, ids, &n, new, hosting, dl);
+		} else if (added) {
+			r = remove_member(rc, group, ids, &n, old, dl);
+		} else if (old_up) { /* three copies throughout */
+			r = add_member(rc, group, ids, &n, new, hosting, dl);
+			if (r == 0)
+				r = remove_member(rc, group, ids, &n, old, dl);
+		} else {      /* the add must not need the dead node */
+			r = remove_member(rc, group, ids, &n, old, dl);
+			if (r == 0)
+				r = add_member(rc, group, ids, &n, new, hosting, dl);
+		}
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (r)
+		return r;
+done:
+	memcpy(out, ids, n * sizeof(ids[0]));
+	*nout = n;
+	return 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out)
+{
+	for (uint32_t i = 0; i < rc->cl.n; i++) {
+		struct qfs_rcell_gm *gm = NULL;
+		size_t n = 0;
+
+		if (qfs_rcell_node_members(rc, rc->cl.nodes[i].id, ASK_MS, &gm, &n) != 0)
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if ((gm[k].n ? has(gm[k].ids, gm[k].n, id) : rc->cl.nodes[i].id == id) &&
+			    !qfs_glist_has(out, gm[k].g))
+				qfs_glist_add(gm[k].g, out);
+		free(gm);
+	}
+	qfs_glist_sort(out);
+	return out->err;
 }

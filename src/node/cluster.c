@@ -130,6 +130,58 @@ const struct qfs_cluster_node *qfs_cluster_node(const struct qfs_cluster *cl, ui
 	return NULL;
 }
 
+/* See cluster.h. */
+uint32_t qfs_cluster_azs(const struct qfs_cluster *cl)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < cl->n; i++) {
+		uint32_t j;
+
+		for (j = 0; j < i && strcmp(cl->nodes[j].az, cl->nodes[i].az); j++)
+			;
+		n += j == i;
+	}
+	return n;
+}
+
+/* See cluster.h. */
+int qfs_cluster_place(const struct qfs_cluster *cl, const uint32_t *load, const uint8_t *up,
+		      uint32_t out[QFS_CLUSTER_REPLICAS])
+{
+	uint32_t ord[QFS_CLUSTER_MAX_NODES], pick[QFS_CLUSTER_REPLICAS], k = 0;
+
+	if (qfs_cluster_azs(cl) < QFS_CLUSTER_REPLICAS)
+		return -EINVAL;
+	for (uint32_t i = 0; i < cl->n; i++)
+		ord[i] = i;
+	/* insertion sort by (down, load, id): at most 5 nodes */
+	for (uint32_t i = 1; i < cl->n; i++)
+		for (uint32_t j = i; j > 0; j--) {
+			uint32_t a = ord[j - 1], b = ord[j], t;
+			int later = (!up[a] && up[b]) ||
+				(!up[a] == !up[b] && (load[a] > load[b] ||
+				 (load[a] == load[b] && cl->nodes[a].id > cl->nodes[b].id)));
+
+			if (!later)
+				break;
+			t = ord[j - 1];
+			ord[j - 1] = ord[j];
+			ord[j] = t;
+		}
+	for (uint32_t i = 0; i < cl->n && k < QFS_CLUSTER_REPLICAS; i++) {
+		uint32_t j;
+
+		for (j = 0; j < k && strcmp(cl->nodes[pick[j]].az, cl->nodes[ord[i]].az); j++)
+			;
+		if (j == k)
+			pick[k++] = ord[i];
+	}
+	for (uint32_t i = 0; i < QFS_CLUSTER_REPLICAS; i++)
+		out[i] = cl->nodes[pick[i]].id;
+	return 0;
+}
+
 /* Room for the header, then seal once the body is in. */
 static int seal(struct qfs_buf *b, uint8_t type)
 {
@@ -205,7 +257,7 @@ int qfs_rpc_req_decode(const uint8_t *body, size_t len, struct qfs_rpc_req *out)
 	r.a = qfs_rd_bytes(&rd, &r.alen);
 	r.b = qfs_rd_bytes(&rd, &r.blen);
 	if (rd.err || qfs_rd_left(&rd) || alen >= sizeof(addr) || (alen && memchr(a, 0, alen)) ||
-	    r.op < QFS_RPC_PROPOSE || r.op > QFS_RPC_STATUS || r.from < QFS_RPC_ROUTER_MIN ||
+	    r.op < QFS_RPC_PROPOSE || r.op > QFS_RPC_CONFIG || r.from < QFS_RPC_ROUTER_MIN ||
 	    r.from > 65535)
 		return QFS_ECORRUPT;
 	memcpy(addr, a, alen);

@@ -58,6 +58,21 @@ int qfs_cluster_load(const char *path, struct qfs_cluster *out);
 /* The node of id in cl, NULL if none. */
 const struct qfs_cluster_node *qfs_cluster_node(const struct qfs_cluster *cl, uint32_t id);
 
+/* ---- placement (doc/cluster.md "Placement") ---- */
+
+#define QFS_CLUSTER_REPLICAS 3  /* replicas of a group, in as many distinct AZs */
+
+/* Number of distinct AZ labels of cl's nodes. */
+uint32_t qfs_cluster_azs(const struct qfs_cluster *cl);
+/* Choose the QFS_CLUSTER_REPLICAS nodes of a new group: load[i] is the
+ * number of replicas node cl->nodes[i] hosts now and up[i] 1 if it
+ * answered; nodes are taken by (up first, fewest replicas, lowest id),
+ * passing over a node whose AZ is already taken.  out[] gets the ids, in
+ * the order taken.  Pure.  0, or -EINVAL (fewer than
+ * QFS_CLUSTER_REPLICAS distinct AZs: out untouched). */
+int qfs_cluster_place(const struct qfs_cluster *cl, const uint32_t *load, const uint8_t *up,
+		      uint32_t out[QFS_CLUSTER_REPLICAS]);
+
 enum qfs_rpc_op {
 	QFS_RPC_PROPOSE = 1, /* a: txn; reply: result */
 	QFS_RPC_GET,         /* a: key; reply: value (err -ENOENT: none) */
@@ -67,11 +82,19 @@ enum qfs_rpc_op {
 	QFS_RPC_EXISTS,      /* reply: result 1 or 0 */
 	QFS_RPC_GROUPS,      /* reply: n x be64 group ids */
 	QFS_RPC_STATUS,      /* reply: qfs_rnode_status text */
+	QFS_RPC_JOIN,        /* a: n x be32 members in force (without this node):
+			      * qfs_rnode_group_join */
+	QFS_RPC_CONFIG,      /* a: n x be32 new members: qfs_rnode_propose_members
+			      * at the leader (err -EREMOTE + leader, -EBUSY) */
 };
 
 #define QFS_RPC_STRONG 0x01 /* flags: GET/SCAN only at a leader with a lease */
 #define QFS_RPC_LO_NULL 0x02 /* flags: SCAN from the first key (a ignored) */
 #define QFS_RPC_HI_NULL 0x04 /* flags: SCAN to the last key (b ignored) */
+#define QFS_RPC_MEMBERS 0x08 /* flags: GROUPS answers each group's members:
+			      * be64 UINT64_MAX | n x (be64 group | u8 k |
+			      * k x be32 member ids); a node of an older
+			      * release ignores it and answers the plain list */
 
 struct qfs_rpc_req {
 	uint64_t id;          /* chosen by the router, repeated in the reply */
@@ -203,5 +226,58 @@ uint64_t qfs_rcell_proposals(struct qfs_rcell *rc);
 struct qfs_glist;
 int qfs_rcell_node_groups(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 			  struct qfs_glist *out);
+
+/* A group and its members as a node's members file says (n 0: the node,
+ * of an older release, did not say). */
+struct qfs_rcell_gm {
+	qfs_group_t g;
+	uint32_t n;
+	uint32_t ids[QFS_CLUSTER_MAX_NODES];
+};
+/* The groups node id hosts with their members (QFS_RPC_MEMBERS): *out
+ * malloc'd (the caller frees), *n.  0, -ETIMEDOUT (no answer within
+ * wait_ms), QFS_ECORRUPT (bad reply), -ENOMEM, the node's error. */
+int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
+			   struct qfs_rcell_gm **out, size_t *n);
+/* Which nodes host group: its members as the nodes hosting it say (cached
+ * per group; in a cluster of at most QFS_CLUSTER_REPLICAS nodes, or when
+ * no node answers, every node of the file).  Writes min(count, max) ids to
+ * out and returns the count (always >= 1).  May wait ASK_MS (1 s) for the
+ * nodes on a miss. */
+uint32_t qfs_rcell_group_nodes(struct qfs_rcell *rc, qfs_group_t group, uint32_t *out,
+			       uint32_t max);
+/* Membership changes through the log (doc/cluster.md "Membership"), one
+ * member at a time (doc/paxos.md section 7), driven from a router:
+ *
+ * QFS_MEMBER_ADD: new joins (an empty replica created with the members in
+ * force), a CONFIG entry adds it, then the call waits until it applied
+ * what the others had (log or snapshot).  QFS_MEMBER_REMOVE: a CONFIG
+ * entry removes old, then old's replica is dropped (if old answers; a
+ * node that comes back keeps an unused copy until dropped or wiped).
+ * QFS_MEMBER_REPLACE: old by new, new in old's place in the AZs: add then
+ * remove when old answers (three copies throughout), remove then add when
+ * old is down (so that the add needs no quorum with the dead node).
+ * Each step is skipped when the nodes' members files show it done, so an
+ * interrupted call can be run again.  Every step is logged (`cluster
+ * member ...`).  On 0 the members now in force are written to out
+ * (*nout of them).  Errors: -EINVAL (old not a member, new already one
+ * or not in the file, new's AZ already taken by another member, a
+ * removal that leaves no member), QFS_ENOGROUP (no node hosts group),
+ * -ETIMEDOUT (a step did not finish within timeout_ms; what is done
+ * stays done), the nodes' errors.  Any thread; blocks. */
+enum qfs_member_op { QFS_MEMBER_ADD = 1, QFS_MEMBER_REMOVE, QFS_MEMBER_REPLACE };
+int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_member_op op,
+			    uint32_t old, uint32_t new, uint32_t timeout_ms, uint32_t *out,
+			    uint32_t *nout);
+/* The groups whose members (as the answering nodes' members files say)
+ * include node id, into out (initialised, empty).  0 or -ENOMEM. */
+int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out);
+
+/* Forget which nodes host group (qfs_cell_group_forget). */
+void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t group);
+/* The partition map says group lives on ids[n] (qfs_cell_group_hint):
+ * remembered unless the nodes already told where it lives. */
+void qfs_rcell_group_hint(struct qfs_rcell *rc, qfs_group_t group, const uint32_t *ids,
+			  uint32_t n);
 
 #endif

@@ -10,9 +10,11 @@
  * queue (it must not block: a proposal waits for a quorum); NWORK workers
  * take them, call the rnode and send the reply to the router, whose
  * address the request carries.  A reconciler thread asks the other nodes
- * every RECONCILE_MS for their groups and creates here every group a
- * majority of the nodes hosts that this node lacks (one created while it
- * was down); it never recreates a group this process dropped.  Lock: s->mu
+ * every RECONCILE_MS for their groups and members and creates here every
+ * group this node is a member of that a majority of its members hosts but
+ * this node lacks (one created while it was down), and drops its replica
+ * of a group a membership change removed it from while it was down
+ * (removed_here); it never recreates a group this process dropped.  Lock: s->mu
  * protects the queue, stop and the dropped list.
  */
 #include "config.h"
@@ -112,6 +114,37 @@ static void groups_cb(qfs_group_t g, void *arg)
 	qfs_buf_put_u64(arg, g);
 }
 
+struct members_ctx {
+	struct qfs_rnode *rn;
+	struct qfs_buf *b;
+};
+
+/* GROUPS with QFS_RPC_MEMBERS: a group and its members (cluster.h). */
+static void members_cb(qfs_group_t g, void *arg)
+{
+	struct members_ctx *mc = arg;
+	struct qfs_paxos_config cfg;
+
+	if (qfs_rnode_group_members(mc->rn, g, &cfg) != 0)
+		return; /* dropped meanwhile */
+	qfs_buf_put_u64(mc->b, g);
+	qfs_buf_put_u8(mc->b, (uint8_t)cfg.n);
+	for (uint32_t i = 0; i < cfg.n; i++)
+		qfs_buf_put_u32(mc->b, cfg.ids[i]);
+}
+
+/* EXISTS: 1 and group's members (n x be32) into pb if hosted, else 0. */
+static int put_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_buf *pb)
+{
+	struct qfs_paxos_config cfg;
+
+	if (qfs_rnode_group_members(rn, group, &cfg) != 0)
+		return 0;
+	for (uint32_t i = 0; i < cfg.n; i++)
+		qfs_buf_put_u32(pb, cfg.ids[i]);
+	return 1;
+}
+
 /* A strong read is served only by the leader holding its lease. */
 static int read_here(struct qfs_node_server *s, const struct qfs_rpc_req *q, struct qfs_rpc_rep *p)
 {
@@ -176,13 +209,43 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 		p->err = qfs_rnode_group_drop(s->rn, q->group);
 		break;
 	case QFS_RPC_EXISTS:
-		p->result = qfs_rnode_group_exists(s->rn, q->group);
+		/* the data names the members (routers of an older release
+		 * ignore it): which nodes host the group */
+		p->result = put_members(s->rn, q->group, pb);
 		break;
 	case QFS_RPC_GROUPS:
-		qfs_rnode_groups(s->rn, groups_cb, pb);
+		if (q->flags & QFS_RPC_MEMBERS) {
+			struct members_ctx mc = { s->rn, pb };
+
+			qfs_buf_put_u64(pb, UINT64_MAX);
+			qfs_rnode_groups(s->rn, members_cb, &mc);
+		} else {
+			qfs_rnode_groups(s->rn, groups_cb, pb);
+		}
 		break;
 	case QFS_RPC_STATUS:
 		qfs_rnode_status(s->rn, pb);
+		break;
+	case QFS_RPC_JOIN:
+	case QFS_RPC_CONFIG:
+		memset(&cfg, 0, sizeof(cfg));
+		if (q->alen % 4 || !q->alen || q->alen / 4 > QFS_PAXOS_MAX_NODES) {
+			p->err = -EINVAL;
+			break;
+		}
+		cfg.n = (uint32_t)(q->alen / 4);
+		for (uint32_t i = 0; i < cfg.n; i++)
+			cfg.ids[i] = qfs_be32_get(q->a + 4 * i);
+		if (q->op == QFS_RPC_JOIN) {
+			p->err = qfs_rnode_group_join(s->rn, q->group, &cfg);
+		} else {
+			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
+							   q->timeout_ms ? q->timeout_ms : 5000,
+							   &p->leader);
+		}
+		QFS_LOG(p->err ? QFS_LOG_WARN : QFS_LOG_INFO, "node member %s group=%016llx node=%u "
+			"members=%u err=%s", q->op == QFS_RPC_JOIN ? "join" : "config",
+			(unsigned long long)q->group, s->id, cfg.n, p->err ? qfs_strerror(p->err) : "none");
 		break;
 	default:
 		p->err = -EOPNOTSUPP;
@@ -254,47 +317,142 @@ next:
 	return NULL;
 }
 
-/* One reconciliation round: see the file comment. */
+static int has_id(const uint32_t *ids, uint32_t n, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* The members of group g as a peer that hosts it says (gm[i], ngm[i]:
+ * peer i's answer), one that is a member of its own list first; NULL if
+ * no peer said (older releases). */
+static const struct qfs_rcell_gm *members_of(struct qfs_node_server *s, struct qfs_rcell_gm **gm,
+					     const size_t *ngm, qfs_group_t g)
+{
+	const struct qfs_rcell_gm *any = NULL;
+
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		for (size_t k = 0; gm[i] && k < ngm[i]; k++)
+			if (gm[i][k].g == g && gm[i][k].n) {
+				/* a joining replica's list lacks its own node */
+				if (has_id(gm[i][k].ids, gm[i][k].n, s->cl.nodes[i].id))
+					return &gm[i][k];
+				any = &gm[i][k];
+			}
+	return any;
+}
+
+/* 1 if a membership change removed this node from g while it was down:
+ * its own members file still names it (a replica that is joining does
+ * not), and a majority of the members the peers have applied host g,
+ * each naming members without this node (a member list is taken only
+ * from a peer in it: an applied, hence committed, configuration). */
+static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, const size_t *ngm,
+			qfs_group_t g)
+{
+	struct qfs_paxos_config own;
+	const struct qfs_rcell_gm *ref = NULL;
+	uint32_t hosts = 0;
+
+	if (qfs_rnode_group_members(s->rn, g, &own) != 0 || !has_id(own.ids, own.n, s->id))
+		return 0;
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		for (size_t k = 0; gm[i] && k < ngm[i]; k++) {
+			const struct qfs_rcell_gm *e = &gm[i][k];
+
+			if (e->g != g)
+				continue;
+			if (!e->n || has_id(e->ids, e->n, s->id))
+				return 0; /* an older peer, or one that still counts us */
+			if (!has_id(e->ids, e->n, s->cl.nodes[i].id))
+				continue; /* joining there */
+			if (ref && (ref->n != e->n || memcmp(ref->ids, e->ids, e->n * sizeof(e->ids[0]))))
+				return 0; /* a change in flight: next round */
+			ref = e;
+			hosts++;
+		}
+	return ref && hosts >= ref->n / 2 + 1;
+}
+
+/* Drop this node's replica of g, removed from its members (see above). */
+static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	qfs_glist_add(g, &s->dropped);
+	pthread_mutex_unlock(&s->mu);
+	rc = qfs_rnode_group_drop(s->rn, g);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
+		"err=%s (no longer a member)", (unsigned long long)g, s->id, rc ? qfs_strerror(rc) : "none");
+}
+
+/* One reconciliation round: see the file comment.  A group is created
+ * here only if this node is one of its members (placement, doc/cluster.md)
+ * and a majority of its members host it; a peer of an older release does
+ * not name members: every node of the file is then a member. */
 static void reconcile(struct qfs_node_server *s)
 {
 	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine;
-	struct qfs_paxos_config cfg;
+	struct qfs_rcell_gm *gm[QFS_CLUSTER_MAX_NODES];
+	size_t ngm[QFS_CLUSTER_MAX_NODES];
+	struct qfs_paxos_config all;
 	uint32_t asked = 0;
 
 	memset(gl, 0, sizeof(gl));
+	memset(gm, 0, sizeof(gm));
+	memset(ngm, 0, sizeof(ngm));
 	memset(&mine, 0, sizeof(mine));
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.n = s->cl.n;
+	memset(&all, 0, sizeof(all));
+	all.n = s->cl.n;
 	for (uint32_t i = 0; i < s->cl.n; i++) {
-		cfg.ids[i] = s->cl.nodes[i].id;
-		if (s->cl.nodes[i].id != s->id &&
-		    qfs_rcell_node_groups(s->peers, s->cl.nodes[i].id, 1000, &gl[i]) == 0)
-			asked++;
+		all.ids[i] = s->cl.nodes[i].id;
+		if (s->cl.nodes[i].id == s->id ||
+		    qfs_rcell_node_members(s->peers, s->cl.nodes[i].id, 1000, &gm[i], &ngm[i]) != 0)
+			continue;
+		for (size_t k = 0; k < ngm[i]; k++)
+			qfs_glist_add(gm[i][k].g, &gl[i]);
+		asked++;
 	}
 	qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
 	for (uint32_t i = 0; asked && i < s->cl.n; i++)
 		for (size_t k = 0; k < gl[i].n; k++) {
 			qfs_group_t g = gl[i].v[k];
+			const struct qfs_rcell_gm *m = members_of(s, gm, ngm, g);
+			struct qfs_paxos_config cfg = all;
 			uint32_t hosts = 0;
 			int dropped, rc;
 
 			if (qfs_glist_has(&mine, g))
 				continue;
+			if (m) {
+				cfg.n = m->n;
+				memcpy(cfg.ids, m->ids, m->n * sizeof(m->ids[0]));
+			}
+			if (!has_id(cfg.ids, cfg.n, s->id))
+				continue; /* placed on other nodes */
 			for (uint32_t j = 0; j < s->cl.n; j++)
-				hosts += qfs_glist_has(&gl[j], g);
+				hosts += qfs_glist_has(&gl[j], g) && has_id(cfg.ids, cfg.n, s->cl.nodes[j].id);
 			pthread_mutex_lock(&s->mu);
 			dropped = qfs_glist_has(&s->dropped, g);
 			pthread_mutex_unlock(&s->mu);
-			if (hosts < s->cl.n / 2 + 1 || dropped)
+			if (hosts < cfg.n / 2 + 1 || dropped)
 				continue;
 			rc = qfs_rnode_group_create(s->rn, g, &cfg);
 			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile created group=%016llx "
-				"node=%u hosts=%u err=%s", (unsigned long long)g, s->id, hosts,
-				rc ? qfs_strerror(rc) : "none");
+				"node=%u hosts=%u members=%u err=%s", (unsigned long long)g, s->id, hosts,
+				cfg.n, rc ? qfs_strerror(rc) : "none");
 			qfs_glist_add(g, &mine);
 		}
-	for (uint32_t i = 0; i < s->cl.n; i++)
+	for (size_t k = 0; asked && k < mine.n; k++)
+		if (removed_here(s, gm, ngm, mine.v[k]))
+			drop_removed(s, mine.v[k]);
+	for (uint32_t i = 0; i < s->cl.n; i++) {
 		qfs_glist_free(&gl[i]);
+		free(gm[i]);
+	}
 	qfs_glist_free(&mine);
 }
 

@@ -19,8 +19,7 @@
 
 #define TABLE_BUCKETS 64
 #define NS_PER_S 1e9
-#define POLL_MAX_NS 50000000ull  /* longest single sleep of a waiting request: 50 ms */
-#define POLL_MIN_NS 200000ull    /* shortest: 0.2 ms */
+#define POLL_MIN_NS 200000ull    /* shortest wait hint: 0.2 ms */
 
 static double dmin(double a, double b) { return a < b ? a : b; }
 static double dmax(double a, double b) { return a > b ? a : b; }
@@ -157,7 +156,9 @@ double qfs_admit_write_units(size_t len)
 
 struct gac_table {
 	qfs_group_t group;
-	struct qfs_admit_bucket b[QFS_ADMIT_NKINDS]; /* the table's global buckets, with burst */
+	struct qfs_admit_bucket b[QFS_ADMIT_NKINDS]; /* the table's global buckets; their burst
+							is the table's unused capacity, spent
+							only through a partition's burst */
 	struct gac_table *next;                      /* hash chain */
 };
 
@@ -233,7 +234,7 @@ int qfs_admit_gac_set(struct qfs_admit_gac *g, qfs_group_t group, const double r
 }
 
 double qfs_admit_gac_grant(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
-			   int headroom, uint64_t now_ns)
+			   uint64_t now_ns)
 {
 	double got = want;
 
@@ -244,11 +245,6 @@ double qfs_admit_gac_grant(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_
 		qfs_admit_bucket_refill(b, now_ns);
 		got = b->tokens > 0 ? dmin(want, b->tokens) : 0;
 		b->tokens -= got;
-		if (headroom && got < want && b->burst > 0) {
-			double fb = dmin(want - got, b->burst);
-			b->burst -= fb;
-			got += fb;
-		}
 	}
 	pthread_mutex_unlock(&g->mu);
 	return got;
@@ -266,6 +262,22 @@ double qfs_admit_gac_burst(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_
 	}
 	pthread_mutex_unlock(&g->mu);
 	return v;
+}
+
+double qfs_admit_gac_burst_take(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
+				uint64_t now_ns)
+{
+	double got = 0;
+
+	pthread_mutex_lock(&g->mu);
+	struct gac_table *t = *gac_slot(g, group);
+	if (t && t->b[kind].rate > 0 && want > 0) {
+		qfs_admit_bucket_refill(&t->b[kind], now_ns);
+		got = dmin(want, t->b[kind].burst);
+		t->b[kind].burst -= got;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return got;
 }
 
 void qfs_admit_gac_drop(struct qfs_admit_gac *g, qfs_group_t group)
@@ -296,10 +308,11 @@ struct admit_dim {
 struct admit_part {
 	qfs_group_t group;
 	struct qfs_admit_bucket share[QFS_ADMIT_NKINDS]; /* its share: table rate / partitions
-							    (rate 0: unlimited, one partition) */
+							    (rate 0: unlimited table), and its burst */
 	struct qfs_admit_bucket ceil[QFS_ADMIT_NKINDS];  /* the ceiling cfg.part_units (0: none) */
 	double consumed[QFS_ADMIT_NKINDS];  /* units charged since start */
 	double borrowed[QFS_ADMIT_NKINDS];  /* units taken from the other partitions' shares */
+	double bursted[QFS_ADMIT_NKINDS];   /* units taken from its own burst (share[].burst) */
 	uint64_t throttled[QFS_ADMIT_NKINDS]; /* its requests that waited or got EAGAIN */
 	uint64_t ceil_hits;                 /* tries its ceiling refused (either kind) */
 };
@@ -314,8 +327,17 @@ struct admit_table {
 	struct admit_table *next;      /* hash chain */
 };
 
+/* A request waiting for its turn (qfs_admit_acquire_part), on its stack. */
+struct admit_waiter {
+	qfs_group_t group, part;       /* its queue: table, partition charged, kind */
+	enum qfs_admit_kind kind;
+	pthread_cond_t cv;             /* its wakeup (CLOCK_MONOTONIC); with a->mu */
+	struct admit_waiter *next;     /* arrival order; protected by a->mu */
+};
+
 struct qfs_admit {
 	pthread_mutex_t mu;
+	struct admit_waiter *wq_head, *wq_tail;          /* waiting requests, oldest first; mu */
 	struct qfs_admit_gac *gac;                       /* not owned */
 	struct qfs_admit_cfg cfg;                        /* protected by mu */
 	struct qfs_admit_bucket node[QFS_ADMIT_NODES_MAX][QFS_ADMIT_NKINDS]; /* per node; mu */
@@ -325,6 +347,7 @@ struct qfs_admit {
 	qfs_admit_clock_fn clock;
 	qfs_admit_sleep_fn sleep;
 	void *clock_arg;
+	int injected;                                    /* clock or sleep given (tests) */
 };
 
 static uint64_t mono_clock(void *arg)
@@ -338,6 +361,14 @@ static void real_sleep(void *arg, uint64_t ns)
 	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
 	(void)arg;
 	nanosleep(&ts, NULL);
+}
+
+/* Wake every waiter (settings changed: their waits may be shorter).
+ * a->mu held. */
+static void queue_wake_all(struct qfs_admit *a)
+{
+	for (struct admit_waiter *x = a->wq_head; x; x = x->next)
+		pthread_cond_signal(&x->cv);
 }
 
 static void make_node(struct qfs_admit *a, uint64_t now_ns)
@@ -411,6 +442,7 @@ int qfs_admit_new(struct qfs_admit_gac *gac, const struct qfs_admit_cfg *cfg, qf
 	a->clock = clock ? clock : mono_clock;
 	a->sleep = sleep ? sleep : real_sleep;
 	a->clock_arg = clock_arg;
+	a->injected = clock || sleep;
 	if (cfg)
 		a->cfg = *cfg;
 	make_node(a, a->clock(a->clock_arg));
@@ -463,25 +495,31 @@ static double table_limit(const struct qfs_admit *a, const struct admit_table *t
 }
 
 /* Give every partition of t its share of the table's rate: limit / n
- * (unlimited for one partition, whose share is the whole table, which the
- * local and GAC buckets enforce with their burst).  reset: full buckets;
- * otherwise a balance carries over, capped at the new second's worth.
- * a->mu held. */
+ * (unlimited for an unlimited table), with its own burst (what overflows
+ * its second's worth, up to QFS_ADMIT_BURST_S seconds of its share).
+ * reset: full buckets, an empty burst; otherwise the balance and burst
+ * carry over, capped at the new rate's second and QFS_ADMIT_BURST_S
+ * seconds (a new partition: full, no burst).  a->mu held. */
 static void shares(struct admit_table *t, int reset, uint64_t now_ns)
 {
 	for (size_t i = 0; i < t->nparts; i++)
 		for (int k = 0; k < QFS_ADMIT_NKINDS; k++) {
 			struct qfs_admit_bucket *b = &t->parts[i].share[k];
-			double r = t->nparts > 1 && t->d[k].limit > 0 ? t->d[k].limit / (double)t->nparts : 0;
+			double r = t->d[k].limit > 0 ? t->d[k].limit / (double)t->nparts : 0;
 			if (reset) {
-				qfs_admit_bucket_init(b, r, 0, now_ns);
-			} else if (b->rate != r) {
+				qfs_admit_bucket_init(b, r, 1, now_ns);
+			} else if (b->rate != r || !b->burst_on) {
 				qfs_admit_bucket_refill(b, now_ns);
-				if (b->rate <= 0)
+				if (b->rate <= 0) {
 					b->tokens = r;
+					b->burst = 0;
+				}
 				b->rate = r;
+				b->burst_on = 1;
 				if (b->tokens > r)
 					b->tokens = r;
+				if (b->burst > r * QFS_ADMIT_BURST_S)
+					b->burst = r * QFS_ADMIT_BURST_S;
 			}
 		}
 }
@@ -570,6 +608,7 @@ void qfs_admit_configure(struct qfs_admit *a, const struct qfs_admit_cfg *cfg)
 			make_parts(a, t, now);
 			publish(a, t, 1, now);
 		}
+	queue_wake_all(a);
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -605,6 +644,7 @@ int qfs_admit_set(struct qfs_admit *a, qfs_group_t group, const struct qfs_admit
 		}
 		rc = publish(a, t, 1, now_ns); /* new settings: an empty burst */
 	}
+	queue_wake_all(a); /* waits may be shorter now */
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
@@ -655,6 +695,7 @@ int qfs_admit_set_parts(struct qfs_admit *a, qfs_group_t group, const qfs_group_
 	t->parts = v;
 	t->nparts = n;
 	shares(t, 0, now_ns); /* limit / n each; a new partition starts full */
+	queue_wake_all(a);
 	pthread_mutex_unlock(&a->mu);
 	if (was != n)
 		QFS_LOG(QFS_LOG_INFO, "partition shares table=%llu parts=%zu", (unsigned long long)group, n);
@@ -686,11 +727,9 @@ static void roll(struct qfs_admit *a, struct admit_table *t, uint64_t now_ns)
 }
 
 /* Is the router's local bucket of d positive?  If not, ask the GAC for
- * what this request lacks (tokens, then burst while the node has
- * headroom), and, once per gac interval, for an interval's worth more: the
- * refill.  a->mu held. */
-static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double units, int headroom,
-		       uint64_t now_ns)
+ * what this request lacks, and, once per gac interval, for an interval's
+ * worth more: the refill.  a->mu held. */
+static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double units, uint64_t now_ns)
 {
 	struct admit_dim *d = &t->d[k];
 
@@ -701,7 +740,7 @@ static int local_ready(struct qfs_admit *a, struct admit_table *t, int k, double
 		want += d->limit * (double)gac_ns(a) / NS_PER_S;
 		d->next_grant_ns = now_ns + gac_ns(a);
 	}
-	d->local += qfs_admit_gac_grant(a->gac, t->group, k, want, headroom, now_ns);
+	d->local += qfs_admit_gac_grant(a->gac, t->group, k, want, now_ns);
 	return d->local > 0;
 }
 
@@ -754,9 +793,13 @@ static void take_share(struct admit_table *t, struct admit_part *p, int k, doubl
 
 /* Take units of kind k from the buckets of the nodes in mask, partition
  * p's ceiling and share, the local bucket, and count them; force (a wait
- * ran out, or a settle) caps the debt left.  a->mu held. */
+ * ran out, or a settle) caps the debt left.  by_burst: the request is
+ * admitted on p's burst (its share or the table's rate spent): the burst
+ * of p, as far as the table's in the GAC goes too, pays what the share
+ * and the local bucket (the table's rate) lack to cover the request, one
+ * unit of burst a unit at both; the rest is their debt.  a->mu held. */
 static void charge(struct qfs_admit *a, struct admit_table *t, struct admit_part *p, int k, double units,
-		   int force, uint32_t mask)
+		   int force, int by_burst, uint32_t mask, uint64_t now_ns)
 {
 	struct admit_dim *d = &t->d[k];
 
@@ -767,9 +810,22 @@ static void charge(struct qfs_admit *a, struct admit_table *t, struct admit_part
 				clamp_debt(&a->node[i][k], wait_s(a));
 		}
 	qfs_admit_bucket_take(&p->ceil[k], units, 0);
-	take_share(t, p, k, units);
-	if (d->limit > 0)
-		d->local -= units;
+	if (by_burst) { /* the burst pays the share's debt and this request,
+			   as far as it goes, and as far as the table's does */
+		struct qfs_admit_bucket *b = &p->share[k];
+		double need = dmax(units - b->tokens, d->limit > 0 ? units - d->local : 0);
+		double pay = dmin(b->burst, dmax(need, 0));
+		pay = qfs_admit_gac_burst_take(a->gac, t->group, k, pay, now_ns);
+		b->burst -= pay; /* a unit of burst pays a unit at both levels */
+		b->tokens += pay - units;
+		p->bursted[k] += pay;
+		if (d->limit > 0) /* what the table's burst did not pay, its rate does */
+			d->local += pay - units;
+	} else {
+		take_share(t, p, k, units);
+		if (d->limit > 0)
+			d->local -= units;
+	}
 	p->consumed[k] += units;
 	if (force) {
 		clamp_debt(&p->ceil[k], wait_s(a));
@@ -788,28 +844,20 @@ static double cost(const struct qfs_admit *a, enum qfs_admit_kind kind, double u
 	return kind == QFS_ADMIT_READ && a->cfg.eventual_reads ? units / 2 : units;
 }
 
-int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
-		  uint64_t now_ns, uint64_t *wait_ns)
+/* qfs_admit_try_part with a->mu held and the node mask known (already
+ * passed through node_mask); units already at their cost.  *rpart: the
+ * group of the partition charged (the queue key of a waiting request). */
+static int try_locked(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+		      double units, int force, uint64_t now_ns, uint32_t mask, uint64_t *wait_ns,
+		      qfs_group_t *rpart)
 {
-	return qfs_admit_try_part(a, group, 0, kind, units, force, now_ns, wait_ns);
-}
-
-int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
-		       double units, int force, uint64_t now_ns, uint64_t *wait_ns)
-{
-	uint32_t mask = place(a, part ? part : group, kind);
-
-	pthread_mutex_lock(&a->mu);
-	mask = node_mask(a, mask);
-	units = cost(a, kind, units);
 	struct admit_table *t = table_get(a, group, now_ns);
-	if (!t) {
-		pthread_mutex_unlock(&a->mu);
+	if (!t)
 		return -ENOMEM;
-	}
 	roll(a, t, now_ns);
 	struct admit_dim *d = &t->d[kind];
 	struct admit_part *p = part_of(t, part);
+	*rpart = p->group;
 	/* every node the request uses: ready, and with unused throughput
 	 * (more than QFS_ADMIT_HEADROOM of a second's worth left after this
 	 * request) for the burst */
@@ -831,32 +879,67 @@ int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part,
 	}
 	qfs_admit_bucket_refill(&p->ceil[kind], now_ns);
 	int ceil_ok = qfs_admit_bucket_ready(&p->ceil[kind], 0);
-	/* its share, else the others' unused shares (adaptive capacity), else
-	 * the table's burst (spent by whichever partition needs it) */
-	qfs_admit_bucket_refill(&p->share[kind], now_ns);
-	int share_ok = qfs_admit_bucket_ready(&p->share[kind], 0) || unused_shares(t, p, kind, now_ns) > 0 ||
-		       (headroom && qfs_admit_gac_burst(a->gac, group, kind, now_ns) > 0);
-	int ok = force || (nodes_ready && ceil_ok && share_ok && local_ready(a, t, kind, units, headroom, now_ns));
-	if (!ok) {
+	/* within the table's rate: its share, else the others' unused shares
+	 * (adaptive capacity), and the router's local bucket (GAC); else above
+	 * it: the partition's own burst, while the nodes have headroom */
+	double spare = unused_shares(t, p, kind, now_ns); /* refills every share: borrowing
+							    below lends balances as of now */
+	int share_in = qfs_admit_bucket_ready(&p->share[kind], 0) || spare > 0;
+	int pre = nodes_ready && ceil_ok;
+	int in_rate = pre && share_in && local_ready(a, t, kind, units, now_ns);
+	/* burst: the partition's balance with its burst positive, and the
+	 * table's (the local bucket with the table's unused capacity, the
+	 * GAC's burst, that other partitions and routers may spend too) */
+	struct qfs_admit_bucket *sb = &p->share[kind];
+	double gb = !in_rate && headroom && sb->rate > 0 && sb->burst > 0 ? qfs_admit_gac_burst(a->gac, group, kind, now_ns)
+									  : 0;
+	int by_burst = !in_rate && pre && gb > 0 && sb->tokens + sb->burst > 0 && d->local + gb > 0;
+	if (!force && !in_rate && !by_burst) {
 		if (!ceil_ok)
 			p->ceil_hits++;
 		uint64_t wp = qfs_admit_bucket_wait(&p->ceil[kind]);
 		if (wp > w)
 			w = wp;
-		if (!share_ok && (wp = qfs_admit_bucket_wait(&p->share[kind])) > w)
-			w = wp;
+		/* the sooner of: the share and the local bucket positive, or
+		 * the share's balance with its burst positive */
+		uint64_t wr = share_in ? 0 : qfs_admit_bucket_wait(sb);
 		if (d->limit > 0 && d->local <= 0) {
 			uint64_t wl = (uint64_t)(-d->local / d->limit * NS_PER_S) + 1;
-			if (wl > w)
-				w = wl;
+			if (wl > wr)
+				wr = wl;
 		}
-		pthread_mutex_unlock(&a->mu);
-		*wait_ns = w ? w : POLL_MIN_NS;
+		if (headroom && sb->rate > 0 && sb->burst > 0 && gb > 0) {
+			double bal = dmin(sb->tokens + sb->burst, d->local + gb);
+			uint64_t wb = bal > 0 ? 0 : (uint64_t)(-bal / sb->rate * NS_PER_S) + 1;
+			if (wb < wr)
+				wr = wb;
+		}
+		if (wr > w)
+			w = wr;
+		*wait_ns = w > POLL_MIN_NS ? w : POLL_MIN_NS;
 		return -EAGAIN;
 	}
-	charge(a, t, p, kind, units, force, mask);
-	pthread_mutex_unlock(&a->mu);
+	charge(a, t, p, kind, units, force, by_burst && !in_rate, mask, now_ns);
 	return 0;
+}
+
+int qfs_admit_try(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units, int force,
+		  uint64_t now_ns, uint64_t *wait_ns)
+{
+	return qfs_admit_try_part(a, group, 0, kind, units, force, now_ns, wait_ns);
+}
+
+int qfs_admit_try_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
+		       double units, int force, uint64_t now_ns, uint64_t *wait_ns)
+{
+	uint32_t mask = place(a, part ? part : group, kind);
+	qfs_group_t rp;
+
+	pthread_mutex_lock(&a->mu);
+	int rc = try_locked(a, group, part, kind, cost(a, kind, units), force, now_ns, node_mask(a, mask), wait_ns,
+			    &rp);
+	pthread_mutex_unlock(&a->mu);
+	return rc;
 }
 
 void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units,
@@ -878,9 +961,79 @@ void qfs_admit_settle_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t p
 		struct admit_part *p = part_of(t, part);
 		if (p->share[kind].rate > 0)
 			unused_shares(t, p, kind, now_ns); /* refill before borrowing */
-		charge(a, t, p, kind, cost(a, kind, units), 1, node_mask(a, mask));
+		charge(a, t, p, kind, cost(a, kind, units), 1, 0, node_mask(a, mask), now_ns);
 	}
 	pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- waiting: FIFO per (table, partition, kind) ----
+ * A request that finds others of its queue waiting joins the end without
+ * trying (no newcomer takes the tokens refilled for the first); only the
+ * first of a queue tries, sleeping until the moment its buckets say
+ * (pthread_cond_timedwait on CLOCK_MONOTONIC to an absolute deadline, or
+ * the injected sleep), and wakes the next when it leaves.  Every waiter
+ * leaves at its own bound (forced).  Queues of different partitions or
+ * tables do not wait for each other. */
+
+static int same_queue(const struct admit_waiter *x, const struct admit_waiter *y)
+{
+	return x->group == y->group && x->part == y->part && x->kind == y->kind;
+}
+
+/* The first waiter of w's queue.  a->mu held. */
+static struct admit_waiter *queue_first(struct qfs_admit *a, const struct admit_waiter *w)
+{
+	for (struct admit_waiter *x = a->wq_head; x; x = x->next)
+		if (same_queue(x, w))
+			return x;
+	return NULL;
+}
+
+static void queue_add(struct qfs_admit *a, struct admit_waiter *w)
+{
+	w->next = NULL;
+	*(a->wq_head ? &a->wq_tail->next : &a->wq_head) = w;
+	a->wq_tail = w;
+}
+
+/* Take w off the list and wake the next of its queue.  a->mu held. */
+static void queue_remove(struct qfs_admit *a, struct admit_waiter *w)
+{
+	struct admit_waiter **pp = &a->wq_head, *prev = NULL;
+
+	while (*pp && *pp != w) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (!*pp)
+		return;
+	*pp = w->next;
+	if (a->wq_tail == w)
+		a->wq_tail = prev;
+	struct admit_waiter *n = queue_first(a, w);
+	if (n)
+		pthread_cond_signal(&n->cv);
+}
+
+/* Sleep until now + ns (the first of a queue) or until woken (the others,
+ * who wait for their turn, at most until ns), with a->mu held on entry
+ * and on return.  The injected sleep (tests) runs without a->mu; the
+ * others of a queue then look again every POLL_MIN_NS of real time. */
+static void queue_wait(struct qfs_admit *a, struct admit_waiter *w, int first, uint64_t now, uint64_t ns)
+{
+	if (a->injected) {
+		if (first) {
+			pthread_mutex_unlock(&a->mu);
+			a->sleep(a->clock_arg, ns);
+			pthread_mutex_lock(&a->mu);
+			return;
+		}
+		ns = POLL_MIN_NS;
+		now = qfs_clock_mono_ns();
+	}
+	uint64_t at = now + ns;
+	struct timespec ts = { .tv_sec = (time_t)(at / 1000000000u), .tv_nsec = (long)(at % 1000000000u) };
+	pthread_cond_timedwait(&w->cv, &a->mu, &ts);
 }
 
 int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units)
@@ -892,38 +1045,59 @@ int qfs_admit_acquire_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t p
 			   double units)
 {
 	uint64_t t0 = a->clock(a->clock_arg), now = t0, w = 0;
-	uint64_t bound = (uint64_t)(wait_s(a) * NS_PER_S);
-	int throttled = 0, forced = 0, rc;
+	uint32_t mask = place(a, part ? part : group, kind);
+	struct admit_waiter me = { .group = group, .kind = kind };
+	int forced = 0, rc;
 
-	for (;;) {
-		forced = throttled && now - t0 >= bound;
-		rc = qfs_admit_try_part(a, group, part, kind, units, forced, now, &w);
-		if (rc != -EAGAIN || a->cfg.fail)
-			break;
-		throttled = 1;
-		uint64_t left = bound - (now - t0);
-		if (w > left)
-			w = left;
-		if (w > POLL_MAX_NS)
-			w = POLL_MAX_NS;
-		if (w < POLL_MIN_NS)
-			w = POLL_MIN_NS;
-		a->sleep(a->clock_arg, w);
-		now = a->clock(a->clock_arg);
-	}
-	if (rc == -EAGAIN)
-		throttled = 1;
-	if (throttled) {
-		pthread_mutex_lock(&a->mu);
-		struct admit_table *t = *slot(a, group);
-		if (t) {
-			part_of(t, part)->throttled[kind]++;
-			t->d[kind].throttled++;
-			t->d[kind].wait_ns += now - t0;
-			t->d[kind].expired += (uint64_t)forced;
-		}
+	pthread_mutex_lock(&a->mu);
+	uint64_t bound = (uint64_t)(wait_s(a) * NS_PER_S);
+	double c = cost(a, kind, units);
+	/* the queue's key: the partition charged (an unknown one is the first) */
+	struct admit_table *t = table_get(a, group, now);
+	me.part = t ? part_of(t, part)->group : part;
+	rc = queue_first(a, &me) ? -EAGAIN
+				 : try_locked(a, group, part, kind, c, 0, now, node_mask(a, mask), &w, &me.part);
+	if (rc != -EAGAIN) {
 		pthread_mutex_unlock(&a->mu);
+		return rc;
 	}
+	if (!a->cfg.fail) {
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&me.cv, &ca);
+		pthread_condattr_destroy(&ca);
+		queue_add(a, &me);
+		for (;;) {
+			int first = queue_first(a, &me) == &me;
+			uint64_t left = bound - (now - t0);
+			uint64_t ns = first && w < left ? w : left;
+			queue_wait(a, &me, first, now, ns);
+			now = a->clock(a->clock_arg);
+			forced = now - t0 >= bound;
+			if (!forced && queue_first(a, &me) != &me)
+				continue; /* not our turn yet */
+			if (a->cfg.node_units[kind]) { /* where it goes may have moved */
+				pthread_mutex_unlock(&a->mu);
+				mask = place(a, part ? part : group, kind);
+				pthread_mutex_lock(&a->mu);
+			}
+			qfs_group_t rp;
+			rc = try_locked(a, group, part, kind, c, forced, now, node_mask(a, mask), &w, &rp);
+			if (rc != -EAGAIN)
+				break;
+		}
+		queue_remove(a, &me);
+		pthread_cond_destroy(&me.cv);
+	}
+	/* counted once, with its wait */
+	if ((t = *slot(a, group))) {
+		part_of(t, me.part)->throttled[kind]++;
+		t->d[kind].throttled++;
+		t->d[kind].wait_ns += now - t0;
+		t->d[kind].expired += (uint64_t)forced;
+	}
+	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
 
@@ -949,7 +1123,13 @@ int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, stru
 		i.wait_us[k] = d->wait_ns / 1000u;
 		i.expired[k] = d->expired;
 		i.consumed[k] = (uint64_t)d->consumed;
-		i.burst[k] = qfs_admit_gac_burst(a->gac, group, k, now_ns);
+		for (const struct admit_waiter *x = a->wq_head; x; x = x->next)
+			i.waiting[k] += x->group == group && x->kind == (enum qfs_admit_kind)k;
+		for (size_t j = 0; j < t->nparts; j++) { /* the partitions' bursts */
+			qfs_admit_bucket_refill(&t->parts[j].share[k], now_ns);
+			i.burst[k] += t->parts[j].share[k].burst;
+		}
+		i.burst[k] = dmin(i.burst[k], qfs_admit_gac_burst(a->gac, group, k, now_ns)); /* spendable */
 	}
 	pthread_mutex_unlock(&a->mu);
 	*out = i;
@@ -1012,6 +1192,8 @@ int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64
 		pi.ceiling[k] = p->ceil[k].rate;
 		pi.consumed[k] = (uint64_t)p->consumed[k];
 		pi.borrowed[k] = (uint64_t)p->borrowed[k];
+		pi.burst[k] = p->share[k].burst;
+		pi.bursted[k] = (uint64_t)p->bursted[k];
 		pi.throttled[k] = p->throttled[k];
 	}
 	pthread_mutex_unlock(&a->mu);
@@ -1024,7 +1206,8 @@ void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *
 	qfs_buf_printf(out,
 		       " group %016llx share_rcu %.1f share_wcu %.1f ceiling_rcu %.0f ceiling_wcu %.0f"
 		       " consumed_rcu %llu consumed_wcu %llu borrowed_rcu %llu borrowed_wcu %llu"
-		       " throttled_reads %llu throttled_writes %llu",
+		       " throttled_reads %llu throttled_writes %llu read_burst %.1f write_burst %.1f"
+		       " bursted_rcu %llu bursted_wcu %llu",
 		       (unsigned long long)i->group, i->share[QFS_ADMIT_READ], i->share[QFS_ADMIT_WRITE],
 		       i->ceiling[QFS_ADMIT_READ], i->ceiling[QFS_ADMIT_WRITE],
 		       (unsigned long long)i->consumed[QFS_ADMIT_READ],
@@ -1032,5 +1215,7 @@ void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *
 		       (unsigned long long)i->borrowed[QFS_ADMIT_READ],
 		       (unsigned long long)i->borrowed[QFS_ADMIT_WRITE],
 		       (unsigned long long)i->throttled[QFS_ADMIT_READ],
-		       (unsigned long long)i->throttled[QFS_ADMIT_WRITE]);
+		       (unsigned long long)i->throttled[QFS_ADMIT_WRITE], i->burst[QFS_ADMIT_READ],
+		       i->burst[QFS_ADMIT_WRITE], (unsigned long long)i->bursted[QFS_ADMIT_READ],
+		       (unsigned long long)i->bursted[QFS_ADMIT_WRITE]);
 }

@@ -17,27 +17,36 @@
  *              shared by every partition whose replica on that node the
  *              request uses (the placement callback says which: a write
  *              every replica's node, a read the serving node); no burst.
- *   partition  two buckets per partition (its replication group), no
- *              burst: its ceiling (cfg.part_units, every table) and its
- *              share of the table's rate (rate / partitions; none for a
- *              table of one partition).  A partition whose share is
- *              spent borrows the unused share of the table's other
- *              partitions (adaptive capacity: what their balance holds
- *              above QFS_ADMIT_LEND_KEEP s) or the table's burst, never
- *              beyond its ceiling.  The router tells the partitions
- *              (qfs_admit_set_parts) whenever it refreshes its map.
+ *   partition  two buckets per partition (its replication group): its
+ *              ceiling (cfg.part_units, every table; no burst) and its
+ *              share of the table's rate (rate / partitions), whose
+ *              overflow is the partition's own burst (up to
+ *              QFS_ADMIT_BURST_S seconds of its share).  A partition
+ *              whose share is spent borrows the unused share of the
+ *              table's other partitions (adaptive capacity: what their
+ *              balance holds above QFS_ADMIT_LEND_KEEP s) or spends its
+ *              own burst, never beyond its ceiling.  The router tells
+ *              the partitions (qfs_admit_set_parts) whenever it
+ *              refreshes its map.
  *   local      the router's bucket for the table, fed only by GAC grants:
  *              once per gac interval an interval's worth (the refill), and
  *              when empty what the waiting request lacks; may hold a debt.
  *   GAC        the table's global bucket: refills at the table's rate up
- *              to one second's worth; what overflows accrues as burst up
- *              to QFS_ADMIT_BURST_S seconds' worth, and burst is granted
- *              only while the nodes the request uses have headroom (more
- *              than QFS_ADMIT_HEADROOM of a second of their throughput
- *              unused).
+ *              to one second's worth; what overflows is the table's
+ *              unused capacity (its burst, up to QFS_ADMIT_BURST_S
+ *              seconds' worth), never granted as tokens: a request on a
+ *              partition's burst takes the same units from it, so the
+ *              routers together spend no more than the table left
+ *              unused.
  * A request is admitted when every bucket is positive; it then takes its
  * full cost from each (a bucket may go negative: the next request waits
  * for the debt to be refilled), so any request size passes eventually.
+ * Or on burst: when its share or the table's rate is spent, while its
+ * partition's balance with its burst is positive, the table's burst is
+ * not empty and the nodes the request uses have headroom (more than
+ * QFS_ADMIT_HEADROOM of a second of their throughput unused).
+ * Waiting requests (qfs_admit_acquire*) queue in arrival order per
+ * (table, partition, kind); only the first of a queue tries.
  *
  * Clock: every entry point takes now_ns (monotonic), so tests drive time;
  * qfs_admit_acquire reads the injected clock and sleeps through it.
@@ -136,13 +145,21 @@ void qfs_admit_gac_free(struct qfs_admit_gac *g); /* NULL: nothing */
  * -ENOMEM. */
 int qfs_admit_gac_set(struct qfs_admit_gac *g, qfs_group_t group, const double rate[QFS_ADMIT_NKINDS],
 		      int reset, uint64_t now_ns);
-/* Grant up to want units of kind to a router: tokens on hand, then burst
- * if headroom.  Returns the units granted (want for an unlimited or
- * unknown table, 0 if empty). */
+/* Grant up to want units of kind to a router from the tokens on hand.
+ * Returns the units granted (want for an unlimited or unknown table, 0 if
+ * empty).  What overflows the table's bucket is its unused capacity, its
+ * burst (up to QFS_ADMIT_BURST_S seconds' worth), never granted as
+ * tokens: a router spends it only through a partition's own burst, with
+ * qfs_admit_gac_burst_take, so the routers of a table together spend no
+ * more than the table left unused. */
 double qfs_admit_gac_grant(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
-			   int headroom, uint64_t now_ns);
-/* Burst balance of group's kind in units (0 if unknown). */
+			   uint64_t now_ns);
+/* The table's burst of kind in units (0 if unknown or unlimited). */
 double qfs_admit_gac_burst(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, uint64_t now_ns);
+/* Take up to want units from the table's burst; returns the units taken
+ * (0 for an unknown or unlimited table). */
+double qfs_admit_gac_burst_take(struct qfs_admit_gac *g, qfs_group_t group, enum qfs_admit_kind kind, double want,
+				uint64_t now_ns);
 void qfs_admit_gac_drop(struct qfs_admit_gac *g, qfs_group_t group);
 
 /* ---- the router's admission control ---- */
@@ -208,10 +225,17 @@ void qfs_admit_settle(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kin
 		      uint64_t now_ns);
 void qfs_admit_settle_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
 			   double units, uint64_t now_ns);
-/* Admit a request, waiting (sleeping through the injected clock) while over
- * capacity, at most cfg.wait_ms; after that the request proceeds (counted
- * as wait_expired).  With cfg.fail: -EAGAIN at once instead of waiting.
- * Counts a throttled request once, and its wait time.  0, -EAGAIN, -ENOMEM. */
+/* Admit a request, waiting while over capacity, at most cfg.wait_ms;
+ * after that the request proceeds (counted as wait_expired).  Waiters
+ * are served in arrival order per (table, partition, kind): a request
+ * that finds its queue non-empty joins its end without trying; the first
+ * sleeps until its buckets say (a condition variable on CLOCK_MONOTONIC
+ * to an absolute deadline; with an injected clock or sleep, the injected
+ * sleep, the others looking again every 0.2 ms of real time) and wakes
+ * the next when it leaves.  qfs_admit_set, _configure and _set_parts wake
+ * every waiter to look again.  With cfg.fail: -EAGAIN at once instead of
+ * waiting.  Counts a throttled request once, and its wait time.  0,
+ * -EAGAIN, -ENOMEM. */
 int qfs_admit_acquire(struct qfs_admit *a, qfs_group_t group, enum qfs_admit_kind kind, double units);
 int qfs_admit_acquire_part(struct qfs_admit *a, qfs_group_t group, qfs_group_t part, enum qfs_admit_kind kind,
 			   double units);
@@ -227,6 +251,7 @@ struct qfs_admit_info {
 	uint64_t wait_us[QFS_ADMIT_NKINDS];   /* total time waited, microseconds */
 	uint64_t expired[QFS_ADMIT_NKINDS];   /* waits that ran out (request proceeded) */
 	uint64_t consumed[QFS_ADMIT_NKINDS];  /* units charged since start (rounded down) */
+	uint32_t waiting[QFS_ADMIT_NKINDS];   /* requests waiting now (queued in acquire) */
 };
 /* Figures of group at now_ns; -ENOENT if unknown. */
 int qfs_admit_info(struct qfs_admit *a, qfs_group_t group, uint64_t now_ns, struct qfs_admit_info *out);
@@ -240,11 +265,13 @@ void qfs_admit_format(const struct qfs_admit_info *i, struct qfs_buf *out);
 struct qfs_admit_part_info {
 	qfs_group_t group;                     /* the partition's replication group */
 	size_t nparts;                         /* partitions of its table */
-	double share[QFS_ADMIT_NKINDS];        /* its share of the table's rate, units/s (0: all of it) */
+	double share[QFS_ADMIT_NKINDS];        /* its share of the table's rate, units/s (0: unlimited) */
 	double share_tokens[QFS_ADMIT_NKINDS]; /* its share's balance, units (may be a debt) */
 	double ceiling[QFS_ADMIT_NKINDS];      /* its ceiling, units/s (0: none) */
 	uint64_t consumed[QFS_ADMIT_NKINDS];   /* units charged to it since start */
 	uint64_t borrowed[QFS_ADMIT_NKINDS];   /* of those, units borrowed from other partitions' shares */
+	double burst[QFS_ADMIT_NKINDS];        /* its burst balance, units */
+	uint64_t bursted[QFS_ADMIT_NKINDS];    /* units charged to it paid from its burst */
 	uint64_t throttled[QFS_ADMIT_NKINDS];  /* its requests that waited or got EAGAIN */
 };
 /* Figures of table group's i-th partition (0-based, map order) at now_ns;
@@ -255,7 +282,8 @@ int qfs_admit_part_info(struct qfs_admit *a, qfs_group_t group, size_t i, uint64
  * ceiling since start (0 if unknown): the split checks count a partition
  * whose count moved in a second as hot (doc/partitions.md). */
 uint64_t qfs_admit_ceiling_hits(struct qfs_admit *a, qfs_group_t group, qfs_group_t part);
-/* Append " group G share_rcu X ... throttled_writes N" for i. */
+/* Append " group G share_rcu X ... throttled_writes N read_burst X
+ * write_burst X bursted_rcu N bursted_wcu N" for i. */
 void qfs_admit_format_part(const struct qfs_admit_part_info *i, struct qfs_buf *out);
 
 #endif

@@ -1187,6 +1187,43 @@ static uint32_t leader_of(struct plist_ctx *pc, qfs_group_t group)
 	return l;
 }
 
+/* Node id's AZ from the cell's status lines ("node N az A ..."), into az;
+ * "?" when the status does not say. */
+static void az_of(struct plist_ctx *pc, uint32_t id, char *az, size_t len)
+{
+	char pat[32];
+	const char *p;
+
+	snprintf(az, len, "?");
+	if (pc->status.err || !pc->status.len)
+		return;
+	snprintf(pat, sizeof(pat), "node %u az ", id);
+	for (p = (const char *)pc->status.data; (p = strstr(p, pat)); p++)
+		if (p == (const char *)pc->status.data || p[-1] == '\n') {
+			size_t n = strcspn(p + strlen(pat), " \n");
+
+			if (n && n < len)
+				snprintf(az, len, "%.*s", (int)n, p + strlen(pat));
+			return;
+		}
+}
+
+/* " replicas N,N,N azs A,B,C": p's replica nodes from the map. */
+static void put_replicas(struct plist_ctx *pc, const struct qfs_meta_part *p)
+{
+	char az[32];
+
+	qfs_buf_printf(pc->out, " replicas ");
+	for (uint32_t k = 0; k < p->nnodes; k++)
+		qfs_buf_printf(pc->out, "%s%u", k ? "," : "", p->nodes[k]);
+	qfs_buf_printf(pc->out, "%s azs ", p->nnodes ? "" : "-");
+	for (uint32_t k = 0; k < p->nnodes; k++) {
+		az_of(pc, p->nodes[k], az, sizeof(az));
+		qfs_buf_printf(pc->out, "%s%s", k ? "," : "", az);
+	}
+	qfs_buf_printf(pc->out, "%s\n", p->nnodes ? "" : "-");
+}
+
 static int plist_table(const struct qfs_table *t, void *arg)
 {
 	struct plist_ctx *pc = arg;
@@ -1194,6 +1231,9 @@ static int plist_table(const struct qfs_table *t, void *arg)
 	struct qfs_meta_part *v = NULL;
 	size_t n = 0;
 
+	/* the stored map: another router or `quorumfs member` may have moved
+	 * a replica (no epoch change tells this router) */
+	(void)qfs_meta_reload_table(r->meta, t->id);
 	if (qfs_meta_parts(r->meta, t->id, &v, &n) != 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
@@ -1220,9 +1260,10 @@ static int plist_table(const struct qfs_table *t, void *arg)
 		put_hex(pc->out, p->lo, p->lo_len);
 		qfs_buf_printf(pc->out, " hi ");
 		put_hex(pc->out, p->hi, p->hi_len);
-		qfs_buf_printf(pc->out, " items %llu bytes %llu ops_s %.1f leader %u epoch %llu\n",
+		qfs_buf_printf(pc->out, " items %llu bytes %llu ops_s %.1f leader %u epoch %llu",
 			       (unsigned long long)(cc ? cc->items_seen : 0), (unsigned long long)(cc ? cc->bytes : 0),
 			       ops_s, leader, (unsigned long long)p->epoch);
+		put_replicas(pc, p);
 		free(cc);
 	}
 	free(v);

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "node/cell.h"
+#include "node/cluster.h"
 #include "router/route.h"
 
 #define NOQUORUM_SLOTS 16
@@ -83,6 +84,16 @@ static int rc_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struc
 	return qfs_cell_propose_prepare(c, g, txn, len, out);
 }
 
+static uint32_t rc_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	return qfs_cell_group_nodes(c, g, out, max);
+}
+
+static void rc_group_forget(void *c, qfs_group_t g)
+{
+	qfs_cell_group_forget(c, g);
+}
+
 static uint64_t rc_now(void *c)
 {
 	(void)c;
@@ -101,7 +112,8 @@ static const struct qfs_route_ops real_ops = {
 	.nodes = rc_nodes, .timeout_ms = rc_timeout, .read_mode = rc_mode, .exists = rc_exists,
 	.view = rc_view, .propose_at = rc_propose_at, .get_at = rc_get_at, .scan_at = rc_scan_at,
 	.now_ms = rc_now, .sleep_ms = rc_sleep, .remote = rc_remote, .prepare = rc_prepare,
-	.node_id = rc_node_id, .silent = rc_silent,
+	.node_id = rc_node_id, .silent = rc_silent, .group_nodes = rc_group_nodes,
+	.group_forget = rc_group_forget,
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -310,12 +322,16 @@ typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, v
 /* Send to group's leader through fn, following hints and passing over
  * nodes that do not answer, until an answer that is not a redirection or
  * the cell's timeout: that answer (0 or the node's error), or -ETIMEDOUT.
- * A node's -ETIMEDOUT is retried too: proposals carry their retry token. */
+ * A node's -ETIMEDOUT is retried too: proposals carry their retry token.
+ * A QFS_ENOGROUP answer in a cluster that places groups (more nodes than
+ * QFS_CLUSTER_REPLICAS) is retried once after the cell forgot which nodes
+ * host the group (a membership change may have moved it). */
 static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, void *ctx)
 {
 	uint32_t ids[QFS_ROUTE_MAX_NODES], n = group_nodes(rt, group, ids);
 	uint64_t dl = now_ms(rt) + rt->ops->timeout_ms(rt->cell);
 	uint32_t target = leader_get(rt, group, ids, n);
+	int refreshed = 0;
 
 	for (;;) {
 		uint64_t now = now_ms(rt);
@@ -346,6 +362,16 @@ static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, v
 					target = next_node(rt, ids, n, target);
 				nap(rt, QFS_ROUTE_ELECTION_MS); /* an election is under way */
 			}
+			continue;
+		}
+		if (rc == QFS_ENOGROUP && rt->ops->group_forget && !refreshed &&
+		    rt->ops->nodes(rt->cell) > QFS_CLUSTER_REPLICAS) {
+			/* the group moved (a membership change): ask the nodes */
+			refreshed = 1;
+			rt->ops->group_forget(rt->cell, group);
+			leader_set(rt, group, 0);
+			n = group_nodes(rt, group, ids);
+			target = leader_get(rt, group, ids, n);
 			continue;
 		}
 		if (!rc)

@@ -33,8 +33,10 @@
  * nodes), -EREMOTE hints
  * are followed, -EAGAIN, QFS_ESTOPPED and -ETIMEDOUT answers are retried
  * after QFS_ROUTE_ELECTION_MS (a proposal carries the remote cell's retry
- * token, so a retry never applies twice), and the call gives up with
- * -ETIMEDOUT after the cell's timeout from its start.  Scans go page by
+ * token, so a retry never applies twice), QFS_ENOGROUP in a cluster of
+ * more than QFS_CLUSTER_REPLICAS nodes is retried once after the cell
+ * forgot the group's nodes (a membership change moved it), and the call
+ * gives up with -ETIMEDOUT after the cell's timeout from its start.  Scans go page by
  * page, each page routed alone.
  *
  * qfs_route_attach puts a route behind qfs_cell_propose/get/scan, so
@@ -92,8 +94,10 @@ struct qfs_route_ops {
 	uint32_t (*node_id)(void *cell, uint32_t idx);       /* qfs_cell_node_id */
 	int (*silent)(void *cell, uint32_t id);              /* qfs_cell_node_silent */
 	/* The nodes hosting group, in order, into out[max]; returns their
-	 * count (0: unknown).  NULL: every node hosts every group. */
+	 * count (0: unknown).  NULL: every node hosts every group.
+	 * (qfs_cell_group_nodes) */
 	uint32_t (*group_nodes)(void *cell, qfs_group_t group, uint32_t *out, uint32_t max);
+	void (*group_forget)(void *cell, qfs_group_t group);  /* qfs_cell_group_forget; or NULL */
 };
 
 struct qfs_route;

@@ -790,6 +790,7 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	op->val = ib.data;
 	op->val_len = (uint32_t)ib.len;
 	qfs_meta_part_first(&first, ino, ino, qfs_cell_node_count(r->cell));
+	qfs_meta_part_place(r->meta, &first); /* where the cell placed the group */
 	rc = qfs_meta_add_fence(&t, &fence, &first); /* the first partition's own range */
 	if (rc)
 		goto err_drop_group;

@@ -66,9 +66,9 @@ tw=$(cap_field slow throttled_writes)
 [ "$(cap_field fast throttled_writes)" = 0 ] || fail "the on-demand table was throttled"
 grep -q "^table slow throttled_reads [0-9]* throttled_writes $tw read_wait_ms [0-9]* write_wait_ms [0-9]*" \
 	"$MNT/.quorumfs/stats" || fail "stats lack the slow table's throttle line: $(grep 'table slow' "$MNT/.quorumfs/stats")"
-# per partition (one here: its share is the whole table, no ceiling set)
+# per partition (one here: its share is the whole table, 16 WCU; no ceiling set)
 pl=$(grep '^partition slow ' "$MNT/.quorumfs/capacity")
-[ "$(echo "$pl" | wc -l)" = 1 ] && echo "$pl" | grep -q ' share_wcu 0.0 .* ceiling_wcu 0 ' &&
+[ "$(echo "$pl" | wc -l)" = 1 ] && echo "$pl" | grep -q ' share_wcu 16.0 .* ceiling_wcu 0 .* write_burst [0-9.]* bursted_rcu 0 bursted_wcu [0-9]*$' &&
 	[ "$(echo "$pl" | awk '{ for (i = 3; i < NF; i += 2) if ($i == "throttled_writes") print $(i + 1) }')" = "$tw" ] ||
 	fail "capacity's partition line of slow: $pl"
 grep -q "^partition slow group [0-9a-f]* throttled_reads [0-9]* throttled_writes $tw\$" "$MNT/.quorumfs/stats" ||

@@ -213,7 +213,8 @@ $PT verify "$MNT/t" "$MAN" || fail "tree after splits"
 awk '$1 == "table" && $2 == "t" {
 	n++
 	if ($3 != "partition" || $5 != "group" || $7 != "lo" || $9 != "hi" || $11 != "items" ||
-	    $13 != "bytes" || $15 != "ops_s" || $17 != "leader" || $19 != "epoch" || NF != 20) bad = "format: " $0
+	    $13 != "bytes" || $15 != "ops_s" || $17 != "leader" || $19 != "epoch" ||
+	    $21 != "replicas" || $22 != "1,2,3" || $23 != "azs" || $24 != "a,b,c" || NF != 24) bad = "format: " $0
 	if (n == 1 && $8 != "-") bad = "first lo is not the start"
 	if (n > 1 && $8 != prevhi) bad = "ranges not contiguous at partition " $4
 	prevhi = $10

@@ -5,14 +5,20 @@
  * after a capacity change, on-demand tables following their peak (2x at
  * once) within the partition ceiling, the GAC refilling two routers'
  * local buckets from one table budget, waiting, failing and the wait
- * bound, and the parsing of table settings.  Deterministic: no real time.
+ * bound, burst per partition (each its own, bounded by the table's),
+ * waiters served in arrival order (threads on an injected clock), and
+ * the parsing of table settings.  Deterministic: no real time decides a
+ * result (the FIFO test polls real time only to see its threads queue).
  */
 #include "config.h"
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "router/admit.h"
 
@@ -302,13 +308,15 @@ START_TEST(burst_only_with_node_headroom)
 	int some = admit_now(adm, 7, 100000);
 	ck_assert_int_gt(some, 11);          /* more than the table's own second: burst */
 	ck_assert_int_le(some, 42);          /* but not the node's last 10 units */
-	/* no headroom: the GAC grants tokens only, never burst */
+	/* no headroom left: the burst stays (the partition's, not spent) */
+	ck_assert(burst(7) > 900);
+	/* the GAC grants tokens only (a second's worth at most): burst lives
+	 * in the partitions */
 	double none[QFS_ADMIT_NKINDS] = { 0, 10 };
 	ck_assert_int_eq(qfs_admit_gac_set(gac, 9, none, 1, now), 0);
 	now += 100 * S;
-	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, 0, now) == 10);
-	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, 0, now) == 0);
-	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, 1, now) == 500);
+	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, now) == 10);
+	ck_assert(qfs_admit_gac_grant(gac, 9, QFS_ADMIT_WRITE, 500, now) == 0);
 }
 END_TEST
 
@@ -380,6 +388,18 @@ START_TEST(gac_refills_two_routers)
 	ck_assert_int_le(na + nb, 115);
 	ck_assert_int_gt(na, 20);
 	ck_assert_int_gt(nb, 20);
+	/* 100 s idle: each router's partition saved ~1000 units of burst, but
+	 * the table left only ~1000 unused: together they spend that once */
+	now += 100 * S;
+	na = nb = 0;
+	for (end = now + 10 * S; now < end;) {
+		now += MS;
+		na += qfs_admit_try(adm, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+		nb += qfs_admit_try(b, 7, QFS_ADMIT_WRITE, 1, 0, now, &w) == 0;
+	}
+	ck_assert_int_ge(na + nb, 990 + 100 - 10);          /* 99 s of overflow, 10 s of rate */
+	ck_assert_int_le(na + nb, 1000 + 100 + 10 + 15); /* burst, 10 s of rate, the first second */
+	ck_assert(qfs_admit_gac_burst(gac, 7, QFS_ADMIT_WRITE, now) < 1);
 	qfs_admit_free(b);
 }
 END_TEST
@@ -457,7 +477,8 @@ START_TEST(partition_share_of_provisioned)
 	int got[2];
 
 	provision(7, 0, 100);
-	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 0); /* one partition: the whole table */
+	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 100); /* one partition: the whole table */
+	ck_assert(part_info(0).share[QFS_ADMIT_READ] == 0);    /* rcu unset: unlimited */
 	ck_assert_int_eq(qfs_admit_part_info(adm, 7, 1, now, &(struct qfs_admit_part_info){ 0 }), -ENOENT);
 	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 2, now), 0);
 	ck_assert(part_info(0).share[QFS_ADMIT_WRITE] == 50);
@@ -615,6 +636,178 @@ START_TEST(partition_shares_after_split)
 }
 END_TEST
 
+/* Burst is per partition: each accrues its own from its unused share
+ * (up to 300 s of the share), spends only its own, and starts empty when
+ * it is new (a split's new half) or the capacity is set; the table's
+ * figure is their sum. */
+START_TEST(burst_per_partition)
+{
+	qfs_group_t two[] = { 7, 8 }, three[] = { 7, 9, 8 };
+	int got[2];
+
+	provision(7, 0, 100);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, two, 2, now), 0);
+	ck_assert(part_info(0).burst[QFS_ADMIT_WRITE] == 0 && part_info(1).burst[QFS_ADMIT_WRITE] == 0);
+	now += 100 * S; /* both idle (and full): 50/s each overflows */
+	double b0 = part_info(0).burst[QFS_ADMIT_WRITE], b1 = part_info(1).burst[QFS_ADMIT_WRITE];
+	ck_assert(b0 > 4990 && b0 < 5001);
+	ck_assert(b1 > 4990 && b1 < 5001);
+	ck_assert(burst(7) > b0 + b1 - 0.01 && burst(7) < b0 + b1 + 0.01);
+	now += 1000 * S; /* capped at 300 s of the share, not of the table */
+	ck_assert(part_info(0).burst[QFS_ADMIT_WRITE] == 50.0 * QFS_ADMIT_BURST_S);
+	provision(7, 0, 100); /* capacity set: every partition empty again */
+	ck_assert(part_info(0).burst[QFS_ADMIT_WRITE] == 0 && part_info(1).burst[QFS_ADMIT_WRITE] == 0);
+	now += 100 * S;
+	/* partition 7 alone is hot: its share, 8's unused share and its own
+	 * burst, never 8's burst */
+	hammer(two, 1, 10, got);
+	/* 7's balance with its burst is spent (its burst pays its debt first) */
+	ck_assert(part_info(0).burst[QFS_ADMIT_WRITE] + part_info(0).share_tokens[QFS_ADMIT_WRITE] < 2);
+	ck_assert(part_info(0).burst[QFS_ADMIT_WRITE] < 50);
+	ck_assert_uint_ge(part_info(0).bursted[QFS_ADMIT_WRITE], 4900);
+	ck_assert_uint_eq(part_info(1).bursted[QFS_ADMIT_WRITE], 0);
+	ck_assert(part_info(1).burst[QFS_ADMIT_WRITE] > 4990); /* 8 lent its share, kept its burst */
+	ck_assert_int_ge(got[0], 50 + 500 + 450 + 4990);         /* first second, share, borrowed, burst */
+	ck_assert_int_le(got[0], 50 + 500 + 550 + 5000 + 10);
+	/* 8 spends its own burst */
+	qfs_group_t eight[] = { 8 };
+	int g8;
+	hammer(eight, 1, 1, &g8);
+	ck_assert_int_ge(g8, 900);
+	ck_assert(part_info(1).burst[QFS_ADMIT_WRITE] < b1);
+	/* a split: the new partition starts with an empty burst, the others
+	 * keep theirs (capped at 300 s of the smaller share) */
+	now += 50 * S;
+	double keep = part_info(1).burst[QFS_ADMIT_WRITE];
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, three, 3, now), 0);
+	ck_assert(part_info(1).burst[QFS_ADMIT_WRITE] == 0); /* 9, new */
+	ck_assert(part_info(2).burst[QFS_ADMIT_WRITE] > keep - 1 && part_info(2).burst[QFS_ADMIT_WRITE] < keep + 1);
+	/* no burst without headroom on the node: the request waits */
+	struct qfs_admit_cfg cfg = { .node_units = { 0, 40 } };
+	qfs_admit_configure(adm, &cfg);
+	provision(7, 0, 30);
+	ck_assert_int_eq(qfs_admit_set_parts(adm, 7, three, 3, now), 0);
+	now += 100 * S;
+	uint64_t w, c0 = part_info(2).consumed[QFS_ADMIT_WRITE];
+	for (int n = 0; n < 100; n++)
+		(void)qfs_admit_try_part(adm, 7, 8, QFS_ADMIT_WRITE, 1, 0, now, &w);
+	/* 10 of its share, 10 borrowed, and burst only until less than 8 of
+	 * the node's 40 would be left */
+	uint64_t c = part_info(2).consumed[QFS_ADMIT_WRITE] - c0;
+	ck_assert_uint_le(c, 33);
+	ck_assert_uint_gt(c, 20);
+	ck_assert_uint_gt(part_info(2).bursted[QFS_ADMIT_WRITE], 0);
+	ck_assert(part_info(2).burst[QFS_ADMIT_WRITE] > 900);
+}
+END_TEST
+
+/* Waiting requests are served in arrival order, one queue per (table,
+ * partition, kind), and a newcomer joins the end even when tokens are
+ * back.  Only the first of a queue sleeps through the injected clock (the
+ * others wait for their turn), so the writers that sleep are the heads,
+ * one after the other: their ids must come in arrival order.  The first
+ * one's sleep is held at a gate until all four are queued. */
+static uint64_t fnow;                 /* the FIFO test's clock, ns; atomic */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;                 /* with gate_mu */
+static int sleepers[64], nsleep;      /* ids of the writers that slept, in order; gate_mu */
+static int done;                      /* writers admitted; gate_mu */
+static __thread int writer_id;
+static struct qfs_admit *fifo_adm;
+
+static uint64_t fifo_clock(void *arg)
+{
+	(void)arg;
+	return __atomic_load_n(&fnow, __ATOMIC_SEQ_CST);
+}
+
+static void fifo_sleep(void *arg, uint64_t ns)
+{
+	(void)arg;
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	if (nsleep < 64)
+		sleepers[nsleep++] = writer_id;
+	pthread_mutex_unlock(&gate_mu);
+	__atomic_fetch_add(&fnow, ns, __ATOMIC_SEQ_CST);
+}
+
+static void *fifo_writer(void *arg)
+{
+	writer_id = (int)(intptr_t)arg;
+	int rc = qfs_admit_acquire(fifo_adm, 7, QFS_ADMIT_WRITE, 1);
+
+	pthread_mutex_lock(&gate_mu);
+	done += rc == 0;
+	pthread_mutex_unlock(&gate_mu);
+	return NULL;
+}
+
+static uint32_t fifo_waiting(void)
+{
+	struct qfs_admit_info i;
+
+	ck_assert_int_eq(qfs_admit_info(fifo_adm, 7, fifo_clock(NULL), &i), 0);
+	return i.waiting[QFS_ADMIT_WRITE];
+}
+
+START_TEST(acquire_fifo_order)
+{
+	struct qfs_admit_cfg cfg = { .wait_ms = 600000 };
+	struct qfs_admit_cap cap = { .mode = QFS_ADMIT_PROVISIONED, .units = { 0, 1 } };
+	struct qfs_admit_info i;
+	pthread_t th[4];
+	uint64_t w;
+
+	fnow = 1000 * S;
+	gate_open = 0;
+	nsleep = done = 0;
+	ck_assert_int_eq(qfs_admit_new(gac, &cfg, fifo_clock, fifo_sleep, NULL, &fifo_adm), 0);
+	ck_assert_int_eq(qfs_admit_set(fifo_adm, 7, &cap, 1, fnow), 0);
+	while (qfs_admit_try(fifo_adm, 7, QFS_ADMIT_WRITE, 1, 0, fnow, &w) == 0)
+		;
+	ck_assert_int_eq(qfs_admit_try(fifo_adm, 7, QFS_ADMIT_WRITE, 1, 1, fnow, &w), 0); /* a debt of 1 s */
+	for (int k = 0; k < 4; k++) {
+		if (k == 1) { /* tokens are back (no burst yet), but one waits: the newcomers queue */
+			__atomic_fetch_add(&fnow, 1500 * MS, __ATOMIC_SEQ_CST);
+			ck_assert_int_eq(qfs_admit_info(fifo_adm, 7, fnow, &i), 0);
+			ck_assert(i.burst[QFS_ADMIT_WRITE] == 0);
+		}
+		ck_assert_int_eq(pthread_create(&th[k], NULL, fifo_writer, (void *)(intptr_t)k), 0);
+		for (int spin = 0; fifo_waiting() < (uint32_t)k + 1; spin++) {
+			ck_assert_int_lt(spin, 100000); /* 10 s of real time: it never queued */
+			usleep(100);
+		}
+	}
+	pthread_mutex_lock(&gate_mu);
+	ck_assert_int_eq(done, 0); /* all four queued, none passed */
+	pthread_mutex_unlock(&gate_mu);
+	/* another table's queue does not wait behind table 7's */
+	ck_assert_int_eq(qfs_admit_acquire(fifo_adm, 9, QFS_ADMIT_WRITE, 1), 0);
+	pthread_mutex_lock(&gate_mu);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	for (int k = 0; k < 4; k++)
+		pthread_join(th[k], NULL);
+	ck_assert_int_eq(done, 4);
+	/* the heads slept in arrival order: 0 first (the others may pass on
+	 * what the one before left), never an earlier one after a later one */
+	ck_assert_int_ge(nsleep, 1);
+	ck_assert_int_eq(sleepers[0], 0);
+	for (int k = 1; k < nsleep; k++)
+		ck_assert_int_ge(sleepers[k], sleepers[k - 1]);
+	ck_assert_int_eq(qfs_admit_info(fifo_adm, 7, fnow, &i), 0);
+	ck_assert_uint_eq(i.throttled[QFS_ADMIT_WRITE], 4);
+	ck_assert_uint_eq(i.expired[QFS_ADMIT_WRITE], 0);
+	ck_assert_uint_eq(i.waiting[QFS_ADMIT_WRITE], 0);
+	qfs_admit_free(fifo_adm);
+	fifo_adm = NULL;
+}
+END_TEST
+
 START_TEST(settings_parse)
 {
 	struct qfs_admit_cap c = { .mode = QFS_ADMIT_ON_DEMAND };
@@ -660,6 +853,8 @@ static Suite *admit_suite(void)
 	tcase_add_test(tc, partition_borrows_unused_share);
 	tcase_add_test(tc, partition_ceiling_on_demand);
 	tcase_add_test(tc, partition_shares_after_split);
+	tcase_add_test(tc, burst_per_partition);
+	tcase_add_test(tc, acquire_fifo_order);
 	tcase_add_test(tc, settings_parse);
 	suite_add_tcase(s, tc);
 	return s;

@@ -3,7 +3,7 @@
  * doc/cluster.md, doc/format-net.md section 8): the cluster file parser
  * (good files, every kind of bad line, the key file's mode, relative key
  * paths) and the request/reply codec (round trips; every truncation and
- * bad field rejected).  The processes themselves are tested end to end by
+ * bad field rejected), and placement (qfs_cluster_place).  The processes themselves are tested end to end by
  * tests/integration/cluster.sh.
  */
 #include "config.h"
@@ -181,6 +181,17 @@ START_TEST(test_codec)
 	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 	body = open_frame(&b, QFS_RPC_REQ, &blen);
 	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
+	q.op = QFS_RPC_CONFIG + 1; /* the last op is CONFIG (membership) */
+	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
+	body = open_frame(&b, QFS_RPC_REQ, &blen);
+	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
+	for (uint8_t op = QFS_RPC_JOIN; op <= QFS_RPC_CONFIG; op++) {
+		q.op = op;
+		ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
+		body = open_frame(&b, QFS_RPC_REQ, &blen);
+		ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), 0);
+		ck_assert_uint_eq(dq.op, op);
+	}
 	q.op = QFS_RPC_GET;
 	q.addr = "";
 	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
@@ -204,6 +215,60 @@ START_TEST(test_codec)
 }
 END_TEST
 
+/* Placement (doc/cluster.md "Placement"): 3 nodes of 3 distinct AZs,
+ * fewest replicas first, ties by id, nodes that answered before the
+ * others; fewer than 3 AZs refused. */
+static void cl_set(struct qfs_cluster *cl, const char *azs)
+{
+	memset(cl, 0, sizeof(*cl));
+	for (const char *a = azs; *a; a++, cl->n++) {
+		cl->nodes[cl->n].id = cl->n + 1;
+		cl->nodes[cl->n].az[0] = *a;
+	}
+}
+
+START_TEST(test_place)
+{
+	struct qfs_cluster cl;
+	uint32_t load[5] = { 0 }, out[3] = { 7, 7, 7 };
+	uint8_t up[5] = { 1, 1, 1, 1, 1 };
+
+	cl_set(&cl, "abcab");
+	ck_assert_uint_eq(qfs_cluster_azs(&cl), 3);
+	ck_assert_int_eq(qfs_cluster_place(&cl, load, up, out), 0); /* ties: by id */
+	ck_assert_uint_eq(out[0], 1);
+	ck_assert_uint_eq(out[1], 2);
+	ck_assert_uint_eq(out[2], 3);
+	load[0] = load[1] = load[2] = 1;                            /* fewest first */
+	ck_assert_int_eq(qfs_cluster_place(&cl, load, up, out), 0);
+	ck_assert_uint_eq(out[0], 4);
+	ck_assert_uint_eq(out[1], 5);
+	ck_assert_uint_eq(out[2], 3);                               /* the only c */
+	load[0] = 0;
+	load[3] = 5;
+	up[0] = 0;                                                  /* down: last */
+	ck_assert_int_eq(qfs_cluster_place(&cl, load, up, out), 0);
+	ck_assert_uint_eq(out[0], 5);
+	ck_assert_uint_eq(out[1], 3);
+	ck_assert_uint_eq(out[2], 4);
+	up[3] = 0;                                                  /* both a's down */
+	ck_assert_int_eq(qfs_cluster_place(&cl, load, up, out), 0);
+	ck_assert_uint_eq(out[0], 5);
+	ck_assert_uint_eq(out[1], 3);
+	ck_assert_uint_eq(out[2], 1);
+	cl_set(&cl, "abab");                                        /* 2 AZs */
+	out[0] = 9;
+	ck_assert_uint_eq(qfs_cluster_azs(&cl), 2);
+	ck_assert_int_eq(qfs_cluster_place(&cl, load, up, out), -EINVAL);
+	ck_assert_uint_eq(out[0], 9);                               /* untouched */
+	cl_set(&cl, "abc");
+	memset(load, 0, sizeof(load));
+	memset(up, 1, sizeof(up));
+	ck_assert_int_eq(qfs_cluster_place(&cl, load, up, out), 0);
+	ck_assert_uint_eq(out[0] + out[1] + out[2], 6);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cluster");
@@ -217,6 +282,7 @@ int main(void)
 	tcase_add_test(tc, test_file_bad);
 	suite_add_tcase(s, tc);
 	tcase_add_test(tk, test_codec);
+	tcase_add_test(tk, test_place);
 	suite_add_tcase(s, tk);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

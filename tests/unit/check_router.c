@@ -333,7 +333,7 @@ START_TEST(test_split_routes_and_scans)
 	qfs_router_partitions(r, &b);
 	qfs_buf_put_u8(&b, 0);
 	ck_assert_int_eq(count_lines((char *)b.data, "table big partition "), 2);
-	ck_assert_ptr_nonnull(strstr((char *)b.data, " epoch 2\n"));
+	ck_assert_ptr_nonnull(strstr((char *)b.data, " epoch 2 replicas 1,2,3 azs a,b,c\n"));
 	ck_assert_ptr_nonnull(strstr((char *)b.data, " leader "));
 
 	/* reads and single-partition writes on both sides */
