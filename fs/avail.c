@@ -6,12 +6,12 @@
  * texts live in src/router/avail.c.
  *
  * Which table: a handler finds its inode through qfs_fs_iget/qfs_fs_ifind,
- * which note the inode's group in a thread-local; qfs_fs_done (one per
- * reply, on the handler's thread) records the reply under that group and
- * resets it.  The meta group (the root) and replies that found no inode
+ * which note the inode's table in a thread-local; qfs_fs_done (one per
+ * reply, on the handler's thread) records the reply under that table and
+ * resets it.  The meta table (the root) and replies that found no inode
  * (the control tree) count under the pseudo-table "/".
  *
- * The canary: every canary_interval one round in the meta group, on items
+ * The canary: every canary_interval one round in the meta table, on items
  * of the reserved inode QFS_FS_CANARY_INO (in the control tree's range, so
  * never a file): put a chunk item (create), put it again (write; durable on
  * 2 of 3 when the txn returns, which is what fsync means here), read it
@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "common/txn.h"
 #include "fs/fs_int.h"
@@ -67,7 +66,7 @@ void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int fai
 	if (failed && !e)
 		e = EIO;
 	/* !failed with an errno: a negative lookup entry, ENOENT to the user */
-	qfs_avail_record(fs->avail->a, g == 0 || g == QFS_META_GROUP ? QFS_AVAIL_ROOT : g, op, ns, e);
+	qfs_avail_record(fs->avail->a, g == 0 || g == QFS_META_TABLE ? QFS_AVAIL_ROOT : g, op, ns, e);
 }
 
 struct names_ctx {
@@ -112,27 +111,25 @@ static void refresh_names(struct qfs_fs_avail *fa)
 	free(c.ids);
 }
 
-static int canary_put(struct qfs_fs_avail *fa, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+static int canary_put(struct qfs_fs_avail *fa, const struct qfs_router_key *key, const uint8_t *val, size_t vlen,
 		      int del)
 {
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	int rc, res = 0;
 
-	qfs_txn_init(&t);
-	op = qfs_txn_add(&t, del ? QFS_OP_DEL : QFS_OP_PUT);
+	qfs_router_itxn_init(&t);
+	op = qfs_router_itxn_add(&t, del ? QFS_OP_DEL : QFS_OP_PUT, key, NULL);
 	if (!op) {
-		qfs_txn_close(&t);
+		qfs_router_itxn_close(&t);
 		return -ENOMEM;
 	}
-	op->key = key;
-	op->key_len = (uint32_t)klen;
 	if (!del) {
 		op->val = val;
 		op->val_len = (uint32_t)vlen;
 	}
-	rc = qfs_router_txn(fa->fs->r, QFS_META_GROUP, &t, &res);
-	qfs_txn_close(&t);
+	rc = qfs_router_item_txn(fa->fs->r, QFS_META_TABLE, &t, &res);
+	qfs_router_itxn_close(&t);
 	return rc ? rc : res;
 }
 
@@ -154,7 +151,7 @@ static int canary_step(struct qfs_fs_avail *fa, const char *op, int rc, uint64_t
 static const char *const node_ops[] = { "read_node1", "read_node2", "read_node3", "read_node4", "read_node5",
 					"read_node6", "read_node7", "read_node8", "read_node9" };
 
-static void canary_nodes(struct qfs_fs_avail *fa, const uint8_t *key, size_t klen, const uint8_t *want,
+static void canary_nodes(struct qfs_fs_avail *fa, const struct qfs_router_key *key, const uint8_t *want,
 			 size_t wlen)
 {
 	uint32_t n = qfs_router_node_count(fa->fs->r);
@@ -165,7 +162,7 @@ static void canary_nodes(struct qfs_fs_avail *fa, const uint8_t *key, size_t kle
 		for (;;) {
 			void *got = NULL;
 			size_t glen = 0;
-			rc = qfs_router_get_node(fa->fs->r, id, QFS_META_GROUP, key, klen, &got, &glen);
+			rc = qfs_router_item_get_node(fa->fs->r, id, QFS_META_TABLE, key, &got, &glen);
 			if (rc == 0 && (glen != wlen || memcmp(got, want, wlen)))
 				rc = -EIO; /* not (yet) the value written */
 			free(got);
@@ -179,8 +176,8 @@ static void canary_nodes(struct qfs_fs_avail *fa, const uint8_t *key, size_t kle
 
 static void canary_round(struct qfs_fs_avail *fa)
 {
-	uint8_t key[QFS_KEY_MAX], v1[64], v2[64];
-	size_t klen = qfs_key_chunk(key, QFS_FS_CANARY_INO, fa->canary_round++);
+	struct qfs_router_key key = CKEY(QFS_FS_CANARY_INO, fa->canary_round++);
+	uint8_t v1[64], v2[64];
 	void *got = NULL;
 	size_t glen = 0;
 	const char *step = "create";
@@ -193,34 +190,34 @@ static void canary_round(struct qfs_fs_avail *fa)
 		v2[i] = (uint8_t)random();
 	}
 	t0 = qfs_clock_mono_ns();
-	rc = canary_step(fa, "create", canary_put(fa, key, klen, v1, sizeof(v1), 0), t0);
+	rc = canary_step(fa, "create", canary_put(fa, &key, v1, sizeof(v1), 0), t0);
 	if (rc)
 		goto fail;
 	step = "write";
 	t0 = qfs_clock_mono_ns();
-	rc = canary_step(fa, "write", canary_put(fa, key, klen, v2, sizeof(v2), 0), t0);
+	rc = canary_step(fa, "write", canary_put(fa, &key, v2, sizeof(v2), 0), t0);
 	if (rc)
 		goto fail_del;
 	step = "read";
 	t0 = qfs_clock_mono_ns();
-	rc = qfs_router_get(fa->fs->r, QFS_META_GROUP, key, klen, &got, &glen);
+	rc = qfs_router_item_get(fa->fs->r, QFS_META_TABLE, &key, &got, &glen);
 	if (rc == 0 && (glen != sizeof(v2) || memcmp(got, v2, glen)))
 		rc = -EIO; /* read back something else */
 	free(got);
 	canary_step(fa, "read", rc, t0);
 	if (rc)
 		goto fail_del;
-	canary_nodes(fa, key, klen, v2, sizeof(v2));
+	canary_nodes(fa, &key, v2, sizeof(v2));
 	step = "delete";
 	t0 = qfs_clock_mono_ns();
-	rc = canary_step(fa, "delete", canary_put(fa, key, klen, NULL, 0, 1), t0);
+	rc = canary_step(fa, "delete", canary_put(fa, &key, NULL, 0, 1), t0);
 	if (rc)
 		goto fail;
 	canary_step(fa, "round", 0, t_all);
 	qfs_avail_canary_result(fa->a, 1, NULL);
 	return;
 fail_del:
-	canary_put(fa, key, klen, NULL, 0, 1); /* best effort; a leftover is harmless */
+	canary_put(fa, &key, NULL, 0, 1); /* best effort; a leftover is harmless */
 fail:
 	canary_step(fa, "round", rc, t_all);
 	snprintf(why, sizeof(why), "canary %s failed: %s", step, qfs_strerror(rc));

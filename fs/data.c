@@ -31,7 +31,6 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -114,10 +113,10 @@ static int read_stored_chunk(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 		qfs_inode_close(&inode);
 		return rc;
 	}
-	uint8_t key[QFS_KEY_MAX];
-	size_t klen = qfs_key_chunk(key, in->ino, no), vlen;
+	struct qfs_router_key key = CKEY(in->ino, no);
+	size_t vlen;
 	void *val;
-	rc = qfs_router_get(fs->r, in->table, key, klen, &val, &vlen);
+	rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
@@ -160,8 +159,8 @@ static int read_stored_range(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 			     uint64_t no, size_t inoff, size_t n, uint8_t *dst)
 {
 	uint64_t start = no * QFS_CHUNK_SIZE;
-	uint8_t key[QFS_KEY_MAX];
-	size_t klen, vlen, have = 0;
+	struct qfs_router_key key = CKEY(in->ino, no);
+	size_t vlen, have = 0;
 	void *val;
 	int rc;
 
@@ -176,8 +175,7 @@ static int read_stored_range(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 		return rc;
 	}
 	if (start + inoff < valid) {
-		klen = qfs_key_chunk(key, in->ino, no);
-		rc = qfs_router_get(fs->r, in->table, key, klen, &val, &vlen);
+		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
 		if (rc && rc != -ENOENT)
 			return rc;
 		if (rc == 0) {
@@ -466,36 +464,11 @@ static int patchable(const struct qfs_fs_inode *in, const struct qfs_dchunk *c)
 	       c->dhi - c->dlo < QFS_CHUNK_SIZE / 2;
 }
 
-/* Keys live until the txn is proposed: one arena for all of them. */
-struct keys {
-	uint8_t (*k)[QFS_KEY_MAX];
-	size_t n, cap;
-};
-
-/* Next slot of an arena sized up front (asserted). */
-static uint8_t *key_slot(struct keys *ks)
-{
-	assert(ks->n < ks->cap);
-	return ks->k[ks->n++];
-}
-
-static struct qfs_op *add_keyed(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen)
-{
-	struct qfs_op *op = qfs_txn_add(t, kind);
-
-	if (op) {
-		op->key = key;
-		op->key_len = (uint32_t)klen;
-	}
-	return op;
-}
-
 int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
-	struct qfs_txn t;
-	struct keys ks = { 0 };
-	uint8_t ikey[QFS_KEY_MAX], *inl = NULL;
-	size_t ilen;
+	struct qfs_router_itxn t;
+	struct qfs_router_key ikey = IKEY(in->ino);
+	uint8_t *inl = NULL;
 	struct qfs_op *op;
 	int rc = -ENOMEM, res = 0;
 	int is_file = S_ISREG(in->attr.mode);
@@ -506,20 +479,11 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		in->wb_err = 0;
 		return 0;
 	}
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	/* a pending create is stored by the same txn (pend.c) */
 	if (in->pend && (rc = qfs_fs_pend_add_ops(&t, in->pend)))
 		goto out;
 	rc = -ENOMEM;
-	/* one key slot per buffered chunk (+1 for chunk 0 loaded below) and two
-	 * for a range: the arena never moves while ops point into it */
-	ks.cap = 3;
-	for (struct qfs_dchunk *c = in->chunks; c; c = c->next)
-		ks.cap++;
-	ks.k = malloc(ks.cap * sizeof(*ks.k));
-	if (!ks.k)
-		goto out;
-	ilen = qfs_key_inode(ikey, in->ino);
 	flags = in->stored_flags;
 	uint64_t size = in->attr.size;
 	int data_changed = is_file && (in->chunks || (in->attr_dirty & QFS_SET_SIZE));
@@ -548,16 +512,12 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			}
 		}
 		if (!(in->stored_flags & QFS_ATTR_INLINE) && in->stored_size > 0) {
-			size_t lol, hil;
-			uint8_t *lo = key_slot(&ks), *hi = key_slot(&ks);
-			qfs_key_chunk_range(lo, &lol, hi, &hil, in->ino, 0, UINT64_MAX);
-			op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol);
+			struct qfs_router_range all = qfs_router_range_chunks(in->ino, 0, UINT64_MAX);
+			op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &all);
 			if (!op)
 				goto out;
-			op->key2 = hi;
-			op->key2_len = (uint32_t)hil;
 		}
-		op = add_keyed(&t, QFS_OP_SETDATA, ikey, ilen);
+		op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey);
 		if (!op)
 			goto out;
 		op->val = inl;
@@ -570,29 +530,24 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			rc = -ENOMEM;
 		}
 		if (in->stored_flags & QFS_ATTR_INLINE) {
-			op = add_keyed(&t, QFS_OP_SETDATA, ikey, ilen);
+			op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey);
 			if (!op)
 				goto out;
 			op->val = (const uint8_t *)"";
 			op->val_len = 0;
 		} else if (in->valid_size < in->stored_size) {
 			uint64_t from = (in->valid_size + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE;
-			size_t lol, hil;
-			uint8_t *lo = key_slot(&ks), *hi = key_slot(&ks);
-			qfs_key_chunk_range(lo, &lol, hi, &hil, in->ino, from, UINT64_MAX);
-			op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol);
+			struct qfs_router_range tail = qfs_router_range_chunks(in->ino, from, UINT64_MAX);
+			op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &tail);
 			if (!op)
 				goto out;
-			op->key2 = hi;
-			op->key2_len = (uint32_t)hil;
 		}
 		for (struct qfs_dchunk *c = in->chunks; c; c = c->next) {
 			uint64_t start = c->no * QFS_CHUNK_SIZE;
 			if (start >= size)
 				continue;
 			size_t len = size - start < QFS_CHUNK_SIZE ? (size_t)(size - start) : QFS_CHUNK_SIZE;
-			uint8_t *k = key_slot(&ks);
-			size_t klen = qfs_key_chunk(k, in->ino, c->no);
+			struct qfs_router_key k = CKEY(in->ino, c->no);
 			if (patchable(in, c)) {
 				/* only the bytes written: the applier overlays them on
 				 * the stored chunk (or on nothing after the DEL_RANGE
@@ -600,7 +555,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 				size_t hi = c->dhi < len ? c->dhi : len;
 				if (c->dlo >= hi)
 					continue; /* nothing written below the size */
-				op = add_keyed(&t, QFS_OP_PATCH, k, klen);
+				op = qfs_fs_add_op(&t, QFS_OP_PATCH, k);
 				if (!op)
 					goto out;
 				op->offset = c->dlo;
@@ -610,9 +565,9 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			}
 			len = trim_zeros(c->data, len);
 			if (len == 0) {
-				op = add_keyed(&t, QFS_OP_DEL, k, klen);
+				op = qfs_fs_add_op(&t, QFS_OP_DEL, k);
 			} else {
-				op = add_keyed(&t, QFS_OP_PUT, k, klen);
+				op = qfs_fs_add_op(&t, QFS_OP_PUT, k);
 				if (op) {
 					op->val = c->data;
 					op->val_len = (uint32_t)len;
@@ -625,18 +580,18 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	}
 	if (in->acl_drop) {
 		/* set, then drop: removed whether or not one was stored */
-		op = add_keyed(&t, QFS_OP_XSET, ikey, ilen);
+		op = qfs_fs_add_op(&t, QFS_OP_XSET, ikey);
 		if (!op)
 			goto out;
 		op->name = QFS_ACL_ACCESS;
 		op->val = (const uint8_t *)"";
 		op->val_len = 0;
-		op = add_keyed(&t, QFS_OP_XDEL, ikey, ilen);
+		op = qfs_fs_add_op(&t, QFS_OP_XDEL, ikey);
 		if (!op)
 			goto out;
 		op->name = QFS_ACL_ACCESS;
 	}
-	op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen);
+	op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey);
 	if (!op)
 		goto out;
 	op->mask = in->attr_dirty;
@@ -644,7 +599,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		op->mask |= QFS_SET_SIZE | QFS_SET_FLAGS;
 	op->attr = in->attr;
 	op->attr.flags = flags;
-	rc = qfs_router_txn(fs->r, in->table, &t, &res);
+	rc = qfs_router_item_txn(fs->r, in->table, &t, &res);
 	if (rc == 0)
 		rc = res;
 	if (rc == 0) {
@@ -673,8 +628,7 @@ out:
 		 * give up on it with qfs_fs_discard) */
 		in->wb_err = rc;
 	}
-	qfs_txn_close(&t);
-	free(ks.k);
+	qfs_router_itxn_close(&t);
 	free(inl);
 	return rc;
 }
@@ -703,30 +657,24 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 
 int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t ino)
 {
-	uint8_t ikey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], okey[QFS_KEY_MAX];
+	struct qfs_router_range chunks = qfs_router_range_chunks(ino, 0, UINT64_MAX);
 	char oname[32];
-	size_t ilen = qfs_key_inode(ikey, ino), lol, hil, olen;
-	struct qfs_txn t;
-	struct qfs_op *op;
+	struct qfs_router_itxn t;
 	int rc = -ENOMEM, res = 0;
 
-	qfs_key_chunk_range(lo, &lol, hi, &hil, ino, 0, UINT64_MAX);
 	snprintf(oname, sizeof(oname), "%016llx", (unsigned long long)ino);
-	olen = qfs_key_dentry(okey, QFS_FS_ORPHAN_DIR, oname, strlen(oname));
-	qfs_txn_init(&t);
-	if (!(op = add_keyed(&t, QFS_OP_DEL, ikey, ilen)))
+	qfs_router_itxn_init(&t);
+	if (!qfs_fs_add_op(&t, QFS_OP_DEL, IKEY(ino)))
 		goto out;
-	if (!(op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol)))
+	if (!qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &chunks))
 		goto out;
-	op->key2 = hi;
-	op->key2_len = (uint32_t)hil;
-	if (!(op = add_keyed(&t, QFS_OP_DEL, okey, olen)))
+	if (!qfs_fs_add_op(&t, QFS_OP_DEL, DKEY(QFS_FS_ORPHAN_DIR, oname)))
 		goto out;
-	rc = qfs_router_txn(fs->r, table, &t, &res);
+	rc = qfs_router_item_txn(fs->r, table, &t, &res);
 	if (rc == 0)
 		rc = res;
 out:
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	return rc;
 }
 
@@ -755,18 +703,17 @@ static void forget_change(struct qfs_fs_inode *in)
 /* Punch [off, end) of a clean file (in->mu held, nothing buffered). */
 static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off, uint64_t end)
 {
-	uint8_t ikey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], ek[2][QFS_KEY_MAX];
-	size_t ilen = qfs_key_inode(ikey, in->ino), lol, hil;
+	struct qfs_router_key ikey = IKEY(in->ino);
 	uint8_t *edge[2] = { NULL, NULL };
 	struct qfs_inode inode;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	uint64_t size;
 	int rc;
 
 	qfs_inode_init(&inode);
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc)
 		goto out;
@@ -780,7 +727,7 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 		if (off < inode.data_len) {
 			size_t zend = end < inode.data_len ? (size_t)end : inode.data_len;
 			memset(inode.data + off, 0, zend - (size_t)off);
-			if (!(op = add_keyed(&t, QFS_OP_SETDATA, ikey, ilen)))
+			if (!(op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey)))
 				goto out;
 			op->val = inode.data;
 			op->val_len = (uint32_t)trim_zeros(inode.data, inode.data_len);
@@ -792,11 +739,9 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 		uint64_t last = end == size ? (end + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE : end / QFS_CHUNK_SIZE;
 		uint64_t part[2] = { off / QFS_CHUNK_SIZE, (end - 1) / QFS_CHUNK_SIZE };
 		if (first < last) {
-			qfs_key_chunk_range(lo, &lol, hi, &hil, in->ino, first, last);
-			if (!(op = add_keyed(&t, QFS_OP_DEL_RANGE, lo, lol)))
+			struct qfs_router_range hole = qfs_router_range_chunks(in->ino, first, last);
+			if (!(op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &hole)))
 				goto out;
-			op->key2 = hi;
-			op->key2_len = (uint32_t)hil;
 		}
 		/* the partial chunks at either edge: read, zero, store trimmed */
 		for (int i = 0; i < 2; i++) {
@@ -814,15 +759,15 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 			if (trim_zeros(edge[i], clen) == 0)
 				continue; /* a hole already */
 			memset(edge[i] + (zs - cstart), 0, (size_t)(ze - zs));
-			size_t klen = qfs_key_chunk(ek[i], in->ino, no), vlen = trim_zeros(edge[i], clen);
-			if (!(op = add_keyed(&t, vlen ? QFS_OP_PUT : QFS_OP_DEL, ek[i], klen)))
+			size_t vlen = trim_zeros(edge[i], clen);
+			if (!(op = qfs_fs_add_op(&t, vlen ? QFS_OP_PUT : QFS_OP_DEL, CKEY(in->ino, no))))
 				goto out;
 			op->val = edge[i];
 			op->val_len = (uint32_t)vlen;
 		}
 	}
 	qfs_clock_now(&now);
-	if (!(op = add_keyed(&t, QFS_OP_SETATTR, ikey, ilen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey)))
 		goto out;
 	op->mask = QFS_SET_MTIME | QFS_SET_CTIME;
 	op->attr.mtime = now;
@@ -833,7 +778,7 @@ out:
 		QFS_LOG(QFS_LOG_ERR, "punch hole failed ino=%llu table=%llu off=%llu end=%llu err=%s",
 			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)off,
 			(unsigned long long)end, qfs_strerror(rc));
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	qfs_inode_close(&inode);
 	free(edge[0]);
 	free(edge[1]);

@@ -24,7 +24,6 @@
 #include <xxhash.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -259,17 +258,14 @@ struct page_ctx {
 	int err;
 };
 
-static int page_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+static int page_cb(const struct qfs_router_key *k, const void *v, size_t vl, void *arg)
 {
 	struct page_ctx *c = arg;
-	struct qfs_key key;
 	struct qfs_dentry d;
-	int rc = qfs_key_parse(k, kl, &key);
+	int rc = qfs_dentry_decode(v, vl, &d);
 
 	if (rc == 0)
-		rc = qfs_dentry_decode(v, vl, &d);
-	if (rc == 0)
-		rc = dir_add(c->h, (const char *)key.name, key.name_len, d.ino, c->h->table, d.type);
+		rc = dir_add(c->h, k->name, k->name_len, d.ino, c->h->table, d.type);
 	if (rc) {
 		c->err = rc;
 		return 1;
@@ -304,14 +300,8 @@ static int dir_load_page(struct qfs_fs *fs, struct dir_handle *h, const char *na
 	if (h->ino == FUSE_ROOT_ID) {
 		rc = qfs_router_table_list(fs->r, after ? after : "", table_page_cb, &c);
 	} else {
-		uint8_t lo[QFS_KEY_MAX + 1], hi[QFS_KEY_MAX];
-		size_t lol, hil;
-		qfs_key_dentry_range(lo, &lol, hi, &hil, h->ino);
-		if (after) {
-			lol = qfs_key_dentry(lo, h->ino, after, strlen(after));
-			lo[lol++] = 0; /* first key after it */
-		}
-		rc = qfs_router_scan(fs->r, h->table, lo, lol, hi, hil, page_cb, &c);
+		struct qfs_router_range rg = qfs_router_range_dentries(h->ino, after, after ? strlen(after) : 0);
+		rc = qfs_router_item_scan(fs->r, h->table, &rg, page_cb, &c);
 	}
 	free(after);
 	if (!c.err && rc >= 0) {

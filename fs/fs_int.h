@@ -23,14 +23,15 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/buf.h"
 #include "common/item.h"
-#include "common/key.h"
 #include "common/txn.h"
 #include "fs/fs.h"
 #include "router/avail.h"
 #include "router/metrics.h"
+#include "router/router.h"
 
 #define QFS_FS_DIRTY_MAX (8u << 20)    /* flush a file's buffered writes past this */
 #define QFS_FS_TIMEOUT_DEFAULT 3600.0  /* kernel attr/entry cache, seconds (-o cache_timeout) */
@@ -71,8 +72,7 @@ struct qfs_fs_pend {
 	struct qfs_buf ib, db;       /* encoded inode (as created) and dentry items */
 	struct qfs_ts created;       /* the parent's new mtime and ctime */
 	bool has_acl;                /* the inode inherited an access ACL */
-	uint8_t dkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX], pkey[QFS_KEY_MAX];
-	size_t dlen, ilen, plen;
+	qfs_ino_t ino;               /* the new inode's number */
 };
 
 struct qfs_fs_dircookies;
@@ -247,8 +247,8 @@ void qfs_fs_dattr_stop(struct qfs_fs *fs);
  * setattr of dir, which joins them).  As qfs_fs_pend_flush_dir. */
 int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir);
 /* Add to t the ops that store p (parent present, name absent, dentry,
- * inode, parent times); keys and values point into p.  0 or -ENOMEM. */
-int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p);
+ * inode, parent times); values point into p.  0 or -ENOMEM. */
+int qfs_fs_pend_add_ops(struct qfs_router_itxn *t, struct qfs_fs_pend *p);
 
 /* ctl.c: the .quorumfs control tree (inodes 2..1023), read-only but for the
  * nodes file (QFS_CTL_NODES_INO). */
@@ -324,10 +324,14 @@ void qfs_fs_ok(fuse_req_t req, enum qfs_fs_op op, uint64_t t0);
 int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out);
 /* The inode the kernel calls ino, with a reference (qfs_fs_iput); NULL if unknown. */
 struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);
-/* Append an op of kind on key to t; NULL on -ENOMEM. */
-struct qfs_op *qfs_fs_add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen);
-/* Run t on group: the propose error, else the txn's result. */
-int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_txn *t);
+/* Item keys (router.h): an inode, a dentry (name NUL-terminated), a chunk. */
+#define IKEY(ino) qfs_router_key_inode(ino)
+#define DKEY(dir, name) qfs_router_key_dentry((dir), (name), strlen(name))
+#define CKEY(ino, no) qfs_router_key_chunk((ino), (no))
+/* Append an op of kind on item k to t; NULL on -ENOMEM (qfs_router_itxn_add). */
+struct qfs_op *qfs_fs_add_op(struct qfs_router_itxn *t, enum qfs_op_kind kind, struct qfs_router_key k);
+/* Run t on table: the propose error, else the txn's result. */
+int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t);
 
 /* acl.c: POSIX ACL xattr values (the kernel's layout); see acl.c. */
 #define QFS_ACL_ACCESS "system.posix_acl_access"

@@ -5,8 +5,9 @@
  * DEBUG for the everyday ENOENT/EEXIST a shell produces all the time).
  *
  * Namespace mapping (DESIGN.md section 2, doc/fs.md): the root lists the
- * tables; a table directory and everything below it live in the table's
- * group; an entry is a dentry item (parent ino, name) naming an inode item.
+ * tables; a table directory and everything below it are the table's
+ * items (router.h); an entry is a dentry item (parent ino, name) naming an
+ * inode item.
  * Multi-item changes are one conditional transaction, so a crash never leaves
  * half a rename; conditions that fail because a concurrent change won the
  * race (QFS_ECONFLICT) are retried.
@@ -28,7 +29,6 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -163,14 +163,14 @@ struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino)
 	return qfs_fs_ifind(fs, ino);
 }
 
-/* Read the dentry (parent, name) in group: decoded into *d and raw value. */
+/* Read the dentry (parent, name) in table: decoded into *d and raw value. */
 static int read_dentry(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, const char *name,
 		       struct qfs_dentry *d, void **raw, size_t *raw_len)
 {
-	uint8_t key[QFS_KEY_MAX];
-	size_t klen = qfs_key_dentry(key, parent, name, strlen(name)), vlen;
+	struct qfs_router_key k = DKEY(parent, name);
+	size_t vlen;
 	void *val;
-	int rc = qfs_router_get(fs->r, table, key, klen, &val, &vlen);
+	int rc = qfs_router_item_get(fs->r, table, &k, &val, &vlen);
 
 	if (rc)
 		return rc;
@@ -188,21 +188,15 @@ static int read_dentry(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, c
 	return 0;
 }
 
-struct qfs_op *qfs_fs_add_op(struct qfs_txn *t, enum qfs_op_kind kind, const uint8_t *key, size_t klen)
+struct qfs_op *qfs_fs_add_op(struct qfs_router_itxn *t, enum qfs_op_kind kind, struct qfs_router_key k)
 {
-	struct qfs_op *op = qfs_txn_add(t, kind);
-
-	if (op) {
-		op->key = key;
-		op->key_len = (uint32_t)klen;
-	}
-	return op;
+	return qfs_router_itxn_add(t, kind, &k, NULL);
 }
 
 /* Add "directory dir changed now" (mtime+ctime) and an nlink delta. */
-static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const struct qfs_ts *now, int nlink)
+static int touch_dir(struct qfs_router_itxn *t, struct qfs_router_key dir, const struct qfs_ts *now, int nlink)
 {
-	struct qfs_op *op = qfs_fs_add_op(t, QFS_OP_SETATTR, key, klen);
+	struct qfs_op *op = qfs_fs_add_op(t, QFS_OP_SETATTR, dir);
 
 	if (!op)
 		return -ENOMEM;
@@ -210,7 +204,7 @@ static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const s
 	op->attr.mtime = *now;
 	op->attr.ctime = *now;
 	if (nlink) {
-		op = qfs_fs_add_op(t, QFS_OP_NLINK, key, klen);
+		op = qfs_fs_add_op(t, QFS_OP_NLINK, dir);
 		if (!op)
 			return -ENOMEM;
 		op->delta = nlink;
@@ -218,10 +212,10 @@ static int touch_dir(struct qfs_txn *t, const uint8_t *key, size_t klen, const s
 	return 0;
 }
 
-int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_txn *t)
+int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t)
 {
 	int res = 0;
-	int rc = qfs_router_txn(fs->r, table, t, &res);
+	int rc = qfs_router_item_txn(fs->r, table, t, &res);
 
 	return rc ? rc : res;
 }
@@ -618,7 +612,7 @@ static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, s
 }
 
 /* The inode *in (initialised by the caller, closed by it also on error) and
- * dentry *d of a new entry nn in directory parent of group: a new inode
+ * dentry *d of a new entry nn in directory parent of table: a new inode
  * number, owner from ctx, mode and ACLs as inherited (inherit_acl), set-gid
  * directories, times now.  Reads the parent's inode.  0, -ENOTDIR,
  * -ENAMETOOLONG (symlink target), -ENOMEM or the router's error. */
@@ -657,9 +651,7 @@ static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t 
 	in->a.flags = S_ISREG(nn->mode) ? QFS_ATTR_INLINE : 0;
 	qfs_clock_now(&in->a.mtime);
 	in->a.atime = in->a.ctime = in->a.btime = in->a.mtime;
-	d->ino = ino;
-	d->type = nn->mode & S_IFMT;
-	d->group = 0;
+	*d = (struct qfs_dentry){ .ino = ino, .type = nn->mode & S_IFMT };
 	return 0;
 }
 
@@ -669,13 +661,12 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		     const struct newnode *nn, struct qfs_attr *out)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	uint8_t dkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX], pkey[QFS_KEY_MAX];
-	size_t dlen, ilen, plen;
+	struct qfs_router_key dkey, ikey, pkey;
 	struct qfs_inode in;
 	struct qfs_attr pa;
 	struct qfs_dentry d;
 	struct qfs_buf ib, db;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	qfs_ino_t ino;
 	int rc;
@@ -737,29 +728,29 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	qfs_dentry_encode(&d, &db);
 	in.data = NULL;
 	in.data_len = 0;
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = ib.err ? ib.err : db.err;
 	if (rc)
 		goto out;
-	dlen = qfs_key_dentry(dkey, parent, name, strlen(name));
-	ilen = qfs_key_inode(ikey, ino);
-	plen = qfs_key_inode(pkey, parent);
+	dkey = DKEY(parent, name);
+	ikey = IKEY(ino);
+	pkey = IKEY(parent);
 	rc = -ENOMEM;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey, plen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey)))
 		goto out;
 	op->err = -ENOENT; /* the parent was removed meanwhile */
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey)))
 		goto out;
 	op->err = -EEXIST;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey)))
 		goto out;
 	op->val = db.data;
 	op->val_len = (uint32_t)db.len;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, ikey, ilen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, ikey)))
 		goto out;
 	op->val = ib.data;
 	op->val_len = (uint32_t)ib.len;
-	if ((rc = touch_dir(&t, pkey, plen, &in.a.mtime, S_ISDIR(nn->mode) ? 1 : 0)))
+	if ((rc = touch_dir(&t, pkey, &in.a.mtime, S_ISDIR(nn->mode) ? 1 : 0)))
 		goto out;
 	rc = qfs_fs_run_txn(fs, table, &t);
 	if (rc)
@@ -774,7 +765,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	qfs_fs_iput(fs, nin);
 	*out = in.a;
 out:
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	qfs_buf_close(&ib);
 	qfs_buf_close(&db);
 	qfs_inode_close(&in);
@@ -838,13 +829,12 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
-	uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], ikey[QFS_KEY_MAX];
-	size_t dlen, plen, ilen;
+	struct qfs_router_key dkey, pkey, ikey;
 	struct fuse_entry_param e;
 	struct qfs_dentry d;
 	struct qfs_attr a;
 	struct qfs_buf db;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc;
@@ -888,38 +878,36 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_LINK, t0, rc, "pending creates ino=%lu parent=%lu", ino, newparent);
 	}
-	d.ino = in->ino;
-	d.type = in->type;
-	d.group = 0;
+	d = (struct qfs_dentry){ .ino = in->ino, .type = in->type };
 	qfs_buf_init(&db);
 	qfs_dentry_encode(&d, &db);
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	qfs_clock_now(&now);
-	dlen = qfs_key_dentry(dkey, newparent, newname, strlen(newname));
-	plen = qfs_key_inode(pkey, newparent);
-	ilen = qfs_key_inode(ikey, in->ino);
+	dkey = DKEY(newparent, newname);
+	pkey = IKEY(newparent);
+	ikey = IKEY(in->ino);
 	pthread_mutex_lock(&in->mu);
 	rc = db.err ? db.err : -ENOMEM;
 	if (db.err)
 		goto out;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey, plen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_PRESENT, pkey)))
 		goto out;
 	op->err = -ENOENT; /* the directory was removed meanwhile */
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey)))
 		goto out;
 	op->err = -EEXIST;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_LINK_ADD, ikey, ilen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_LINK_ADD, ikey)))
 		goto out;
 	op->limit = QFS_FS_LINK_MAX;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey, ilen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey)))
 		goto out;
 	op->mask = QFS_SET_CTIME;
 	op->attr.ctime = now;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey)))
 		goto out;
 	op->val = db.data;
 	op->val_len = (uint32_t)db.len;
-	if ((rc = touch_dir(&t, pkey, plen, &now, 0)))
+	if ((rc = touch_dir(&t, pkey, &now, 0)))
 		goto out;
 	rc = qfs_fs_run_txn(fs, table, &t);
 	if (rc)
@@ -934,7 +922,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	}
 out:
 	pthread_mutex_unlock(&in->mu);
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	qfs_buf_close(&db);
 	if (rc) {
 		qfs_fs_iput(fs, in);
@@ -955,31 +943,31 @@ out:
  * then LINK_DROP, which decides at apply time from the stored nlink: other
  * names left, the inode stays; the last name, the inode and its chunks go,
  * or, if the file is open here (vin->nopen), it is kept in the orphan list
- * until its last close.  okey and oval hold the orphan entry; vin->mu held. */
-static int drop_link(struct qfs_txn *t, struct qfs_fs_inode *vin, qfs_ino_t victim, uint8_t *vkey, size_t vlen,
-		     uint8_t *okey, struct qfs_buf *oval, const struct qfs_ts *now)
+ * until its last close.  oval holds the orphan entry's value; vin->mu held. */
+static int drop_link(struct qfs_router_itxn *t, struct qfs_fs_inode *vin, qfs_ino_t victim,
+		     struct qfs_router_key vkey, struct qfs_buf *oval, const struct qfs_ts *now)
 {
+	struct qfs_router_key okey;
+	char oname[32];
 	struct qfs_op *op;
-	size_t olen = 0;
+	int orphan = 0;
 
-	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey, vlen)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, vkey)))
 		return -ENOMEM;
 	op->mask = QFS_SET_CTIME;
 	op->attr.ctime = *now;
 	if (vin && vin->nopen > 0) {
-		char oname[32];
-		struct qfs_dentry od = { victim, S_IFREG, 0 };
+		struct qfs_dentry od = { .ino = victim, .type = S_IFREG };
 		snprintf(oname, sizeof(oname), "%016llx", (unsigned long long)victim);
-		olen = qfs_key_dentry(okey, QFS_FS_ORPHAN_DIR, oname, strlen(oname));
+		okey = DKEY(QFS_FS_ORPHAN_DIR, oname);
+		orphan = 1;
 		qfs_dentry_encode(&od, oval);
 		if (oval->err)
 			return oval->err;
 	}
-	if (!(op = qfs_fs_add_op(t, QFS_OP_LINK_DROP, vkey, vlen)))
+	if (!(op = qfs_router_itxn_add(t, QFS_OP_LINK_DROP, &vkey, orphan ? &okey : NULL)))
 		return -ENOMEM;
-	if (olen) {
-		op->key2 = okey;
-		op->key2_len = (uint32_t)olen;
+	if (orphan) {
 		op->val = oval->data;
 		op->val_len = (uint32_t)oval->len;
 	}
@@ -1036,14 +1024,14 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "pending creates of parent=%lu", parent);
 
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
-		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], okey[QFS_KEY_MAX];
+		struct qfs_router_key dkey, pkey, vkey;
 		struct qfs_dentry d;
 		struct qfs_buf oval;
-		struct qfs_txn t;
+		struct qfs_router_itxn t;
 		struct qfs_op *op;
 		struct qfs_ts now;
 		void *raw = NULL;
-		size_t raw_len, dlen, plen, vlen;
+		size_t raw_len;
 
 		rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
 		if (rc)
@@ -1065,18 +1053,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		pthread_mutex_lock(&vin->mu);
 		qfs_clock_now(&now);
-		dlen = qfs_key_dentry(dkey, parent, name, strlen(name));
-		plen = qfs_key_inode(pkey, parent);
-		vlen = qfs_key_inode(vkey, d.ino);
-		qfs_txn_init(&t);
+		dkey = DKEY(parent, name);
+		pkey = IKEY(parent);
+		vkey = IKEY(d.ino);
+		qfs_router_itxn_init(&t);
 		qfs_buf_init(&oval);
 		rc = -ENOMEM;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey))) {
 			op->val = raw;
 			op->val_len = (uint32_t)raw_len;
 			op->err = QFS_ECONFLICT;
-			if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey, dlen) && touch_dir(&t, pkey, plen, &now, 0) == 0)
-				rc = drop_link(&t, vin, d.ino, vkey, vlen, okey, &oval, &now);
+			if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey) && touch_dir(&t, pkey, &now, 0) == 0)
+				rc = drop_link(&t, vin, d.ino, vkey, &oval, &now);
 		}
 		if (rc == 0)
 			rc = qfs_fs_run_txn(fs, table, &t);
@@ -1086,7 +1074,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			pthread_mutex_unlock(&vin->mu);
 			qfs_fs_iput(fs, vin);
 		}
-		qfs_txn_close(&t);
+		qfs_router_itxn_close(&t);
 		qfs_buf_close(&oval);
 		free(raw);
 		if (rc != QFS_ECONFLICT)
@@ -1135,10 +1123,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
 		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of parent=%lu", parent);
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
-		uint8_t dkey[QFS_KEY_MAX], pkey[QFS_KEY_MAX], vkey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
-		size_t dlen, plen, vlen, lol, hil;
+		struct qfs_router_key dkey, pkey, vkey;
+		struct qfs_router_range entries;
 		struct qfs_dentry d;
-		struct qfs_txn t;
+		struct qfs_router_itxn t;
 		struct qfs_op *op;
 		struct qfs_ts now;
 		void *raw = NULL;
@@ -1157,27 +1145,25 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 		}
 		qfs_clock_now(&now);
-		dlen = qfs_key_dentry(dkey, parent, name, strlen(name));
-		plen = qfs_key_inode(pkey, parent);
-		vlen = qfs_key_inode(vkey, d.ino);
-		qfs_key_dentry_range(lo, &lol, hi, &hil, d.ino);
-		qfs_txn_init(&t);
+		dkey = DKEY(parent, name);
+		pkey = IKEY(parent);
+		vkey = IKEY(d.ino);
+		entries = qfs_router_range_dentries(d.ino, NULL, 0);
+		qfs_router_itxn_init(&t);
 		rc = -ENOMEM;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey))) {
 			op->val = raw;
 			op->val_len = (uint32_t)raw_len;
 			op->err = QFS_ECONFLICT;
-			if ((op = qfs_fs_add_op(&t, QFS_OP_EXPECT_EMPTY, lo, lol))) {
-				op->key2 = hi;
-				op->key2_len = (uint32_t)hil;
+			if ((op = qfs_router_itxn_add_range(&t, QFS_OP_EXPECT_EMPTY, &entries))) {
 				op->err = -ENOTEMPTY;
-				if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey, dlen) && qfs_fs_add_op(&t, QFS_OP_DEL, vkey, vlen))
-					rc = touch_dir(&t, pkey, plen, &now, -1);
+				if (qfs_fs_add_op(&t, QFS_OP_DEL, dkey) && qfs_fs_add_op(&t, QFS_OP_DEL, vkey))
+					rc = touch_dir(&t, pkey, &now, -1);
 			}
 		}
 		if (rc == 0)
 			rc = qfs_fs_run_txn(fs, table, &t);
-		qfs_txn_close(&t);
+		qfs_router_itxn_close(&t);
 		free(raw);
 		if (rc != QFS_ECONFLICT)
 			break;
@@ -1192,20 +1178,18 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static int rename_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
 		       const char *n2, unsigned flags, qfs_ino_t *moved, int *moved_dir, struct qfs_ts *moved_ctime)
 {
-	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
-		ykey[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX], okey[QFS_KEY_MAX];
-	size_t slen, dlen, p1len, p2len, xlen, ylen, lol, hil;
+	struct qfs_router_key skey, dkey, p1key, p2key, xkey, ykey;
 	struct qfs_dentry x, y;
 	void *xraw = NULL, *yraw = NULL;
 	size_t xraw_len, yraw_len = 0;
 	struct qfs_fs_inode *yin = NULL;
 	struct qfs_buf oval;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc, have_y;
 
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	qfs_buf_init(&oval);
 	rc = read_dentry(fs, table, p1, n1, &x, &xraw, &xraw_len);
 	if (rc)
@@ -1244,62 +1228,60 @@ static int rename_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, cons
 		}
 	}
 	qfs_clock_now(&now);
-	slen = qfs_key_dentry(skey, p1, n1, strlen(n1));
-	dlen = qfs_key_dentry(dkey, p2, n2, strlen(n2));
-	p1len = qfs_key_inode(p1key, p1);
-	p2len = qfs_key_inode(p2key, p2);
-	xlen = qfs_key_inode(xkey, x.ino);
+	skey = DKEY(p1, n1);
+	dkey = DKEY(p2, n2);
+	p1key = IKEY(p1);
+	p2key = IKEY(p2);
+	xkey = IKEY(x.ino);
 	rc = -ENOMEM;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey, slen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey)))
 		goto out;
 	op->val = xraw;
 	op->val_len = (uint32_t)xraw_len;
 	op->err = QFS_ECONFLICT;
 	if (have_y) {
-		if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen)))
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey)))
 			goto out;
 		op->val = yraw;
 		op->val_len = (uint32_t)yraw_len;
 		op->err = QFS_ECONFLICT;
 		if (S_ISDIR(y.type)) {
-			qfs_key_dentry_range(lo, &lol, hi, &hil, y.ino);
-			if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_EMPTY, lo, lol)))
+			struct qfs_router_range entries = qfs_router_range_dentries(y.ino, NULL, 0);
+			if (!(op = qfs_router_itxn_add_range(&t, QFS_OP_EXPECT_EMPTY, &entries)))
 				goto out;
-			op->key2 = hi;
-			op->key2_len = (uint32_t)hil;
 			op->err = -ENOTEMPTY;
 		}
 	} else {
-		if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey, dlen)))
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_ABSENT, dkey)))
 			goto out;
 		op->err = (flags & RENAME_NOREPLACE) ? -EEXIST : QFS_ECONFLICT;
 	}
-	if (!qfs_fs_add_op(&t, QFS_OP_DEL, skey, slen))
+	if (!qfs_fs_add_op(&t, QFS_OP_DEL, skey))
 		goto out;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey)))
 		goto out;
 	op->val = xraw;
 	op->val_len = (uint32_t)xraw_len;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey, xlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey)))
 		goto out;
 	op->mask = QFS_SET_CTIME;
 	op->attr.ctime = now;
 	int x_dir = S_ISDIR(x.type) ? 1 : 0;
 	int y_dir = have_y && S_ISDIR(y.type);
 	if (p1 == p2) {
-		if (touch_dir(&t, p1key, p1len, &now, y_dir ? -1 : 0))
+		if (touch_dir(&t, p1key, &now, y_dir ? -1 : 0))
 			goto out;
 	} else {
-		if (touch_dir(&t, p1key, p1len, &now, -x_dir) ||
-		    touch_dir(&t, p2key, p2len, &now, x_dir - (y_dir ? 1 : 0)))
+		if (touch_dir(&t, p1key, &now, -x_dir) ||
+		    touch_dir(&t, p2key, &now, x_dir - (y_dir ? 1 : 0)))
 			goto out;
 	}
 	if (have_y) {
-		ylen = qfs_key_inode(ykey, y.ino);
+		ykey = IKEY(y.ino);
 		if (y_dir) {
-			if (!qfs_fs_add_op(&t, QFS_OP_DEL, ykey, ylen))
+			if (!qfs_fs_add_op(&t, QFS_OP_DEL, ykey))
 				goto out;
-		} else if (drop_link(&t, yin, y.ino, ykey, ylen, okey, &oval, &now)) {
+		} else if (drop_link(&t, yin, y.ino, ykey, &oval, &now)) {
 			goto out;
 		}
 	}
@@ -1316,7 +1298,7 @@ out:
 		pthread_mutex_unlock(&yin->mu);
 		qfs_fs_iput(fs, yin);
 	}
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	qfs_buf_close(&oval);
 	free(xraw);
 	free(yraw);
@@ -1334,18 +1316,16 @@ out:
 static int exchange_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, const char *n1, fuse_ino_t p2,
 			 const char *n2, struct qfs_dentry *xo, struct qfs_dentry *yo, struct qfs_ts *when)
 {
-	uint8_t skey[QFS_KEY_MAX], dkey[QFS_KEY_MAX], p1key[QFS_KEY_MAX], p2key[QFS_KEY_MAX], xkey[QFS_KEY_MAX],
-		ykey[QFS_KEY_MAX];
-	size_t slen, dlen, p1len, p2len, xlen, ylen;
+	struct qfs_router_key skey, dkey, p1key, p2key, xkey, ykey;
 	struct qfs_dentry x, y;
 	void *xraw = NULL, *yraw = NULL;
 	size_t xraw_len = 0, yraw_len = 0;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc;
 
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = read_dentry(fs, table, p1, n1, &x, &xraw, &xraw_len);
 	if (rc == 0)
 		rc = read_dentry(fs, table, p2, n2, &y, &yraw, &yraw_len);
@@ -1356,45 +1336,45 @@ static int exchange_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, co
 		goto out;
 	}
 	qfs_clock_now(&now);
-	slen = qfs_key_dentry(skey, p1, n1, strlen(n1));
-	dlen = qfs_key_dentry(dkey, p2, n2, strlen(n2));
-	p1len = qfs_key_inode(p1key, p1);
-	p2len = qfs_key_inode(p2key, p2);
-	xlen = qfs_key_inode(xkey, x.ino);
-	ylen = qfs_key_inode(ykey, y.ino);
+	skey = DKEY(p1, n1);
+	dkey = DKEY(p2, n2);
+	p1key = IKEY(p1);
+	p2key = IKEY(p2);
+	xkey = IKEY(x.ino);
+	ykey = IKEY(y.ino);
 	rc = -ENOMEM;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey, slen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, skey)))
 		goto out;
 	op->val = xraw;
 	op->val_len = (uint32_t)xraw_len;
 	op->err = QFS_ECONFLICT;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_EXPECT_VALUE, dkey)))
 		goto out;
 	op->val = yraw;
 	op->val_len = (uint32_t)yraw_len;
 	op->err = QFS_ECONFLICT;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, skey, slen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, skey)))
 		goto out;
 	op->val = yraw;
 	op->val_len = (uint32_t)yraw_len;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey, dlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_PUT, dkey)))
 		goto out;
 	op->val = xraw;
 	op->val_len = (uint32_t)xraw_len;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey, xlen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, xkey)))
 		goto out;
 	op->mask = QFS_SET_CTIME;
 	op->attr.ctime = now;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ykey, ylen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ykey)))
 		goto out;
 	op->mask = QFS_SET_CTIME;
 	op->attr.ctime = now;
 	int x_dir = S_ISDIR(x.type) ? 1 : 0, y_dir = S_ISDIR(y.type) ? 1 : 0;
 	if (p1 == p2) {
-		if (touch_dir(&t, p1key, p1len, &now, 0))
+		if (touch_dir(&t, p1key, &now, 0))
 			goto out;
-	} else if (touch_dir(&t, p1key, p1len, &now, y_dir - x_dir) ||
-		   touch_dir(&t, p2key, p2len, &now, x_dir - y_dir)) {
+	} else if (touch_dir(&t, p1key, &now, y_dir - x_dir) ||
+		   touch_dir(&t, p2key, &now, x_dir - y_dir)) {
 		goto out;
 	}
 	rc = qfs_fs_run_txn(fs, table, &t);
@@ -1404,7 +1384,7 @@ static int exchange_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, co
 		*when = now;
 	}
 out:
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	free(xraw);
 	free(yraw);
 	return rc;
@@ -1686,9 +1666,7 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 	qfs_dentry_encode(&d, &pd->db);
 	if ((rc = pd->ib.err ? pd->ib.err : pd->db.err))
 		goto out;
-	pd->dlen = qfs_key_dentry(pd->dkey, parent, name, strlen(name));
-	pd->ilen = qfs_key_inode(pd->ikey, ni.a.ino);
-	pd->plen = qfs_key_inode(pd->pkey, parent);
+	pd->ino = ni.a.ino;
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, ni.a.ino, table, S_IFREG, 1);
 	if (!in) {
 		rc = -ENOMEM;

@@ -45,7 +45,6 @@
 #include <time.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -145,26 +144,26 @@ int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	return rc;
 }
 
-int qfs_fs_pend_add_ops(struct qfs_txn *t, struct qfs_fs_pend *p)
+int qfs_fs_pend_add_ops(struct qfs_router_itxn *t, struct qfs_fs_pend *p)
 {
 	struct qfs_op *op;
 
-	if (!(op = qfs_fs_add_op(t, QFS_OP_EXPECT_PRESENT, p->pkey, p->plen)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_EXPECT_PRESENT, IKEY(p->parent))))
 		return -ENOMEM;
 	op->err = -ENOENT; /* the directory was removed meanwhile */
-	if (!(op = qfs_fs_add_op(t, QFS_OP_EXPECT_ABSENT, p->dkey, p->dlen)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_EXPECT_ABSENT, DKEY(p->parent, p->name))))
 		return -ENOMEM;
 	op->err = -EEXIST;
-	if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, p->dkey, p->dlen)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, DKEY(p->parent, p->name))))
 		return -ENOMEM;
 	op->val = p->db.data;
 	op->val_len = (uint32_t)p->db.len;
-	if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, p->ikey, p->ilen)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_PUT, IKEY(p->ino))))
 		return -ENOMEM;
 	op->val = p->ib.data;
 	op->val_len = (uint32_t)p->ib.len;
 	/* the directory changed when the file was created */
-	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, p->pkey, p->plen)))
+	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, IKEY(p->parent))))
 		return -ENOMEM;
 	op->mask = QFS_SET_MTIME | QFS_SET_CTIME;
 	op->attr.mtime = p->created;
@@ -234,7 +233,7 @@ static struct qfs_fs_inode *dattr_take_due(struct qfs_fs *fs, uint64_t now_ms)
 	return due;
 }
 
-static int by_group_ino(const void *a, const void *b)
+static int by_table_ino(const void *a, const void *b)
 {
 	const struct qfs_fs_inode *x = *(struct qfs_fs_inode *const *)a, *y = *(struct qfs_fs_inode *const *)b;
 
@@ -243,19 +242,18 @@ static int by_group_ino(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-/* Write back v[0..n) (one group, increasing ino, their references held)
+/* Write back v[0..n) (one table, increasing ino, their references held)
  * as one txn: a SETATTR of each one's pending fields.  Locks their mu in
  * that order (fs_int.h).  0, or the txn's error with nothing changed. */
 static int dattr_flush_batch(struct qfs_fs *fs, struct qfs_fs_inode **v, size_t n)
 {
-	uint8_t (*keys)[QFS_KEY_MAX] = malloc(n * sizeof(*keys));
 	bool *in_txn = calloc(n, sizeof(*in_txn));
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	size_t nops = 0;
 	int rc = -ENOMEM;
 
-	qfs_txn_init(&t);
-	if (!keys || !in_txn)
+	qfs_router_itxn_init(&t);
+	if (!in_txn)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		pthread_mutex_lock(&v[i]->mu);
@@ -263,8 +261,7 @@ static int dattr_flush_batch(struct qfs_fs *fs, struct qfs_fs_inode **v, size_t 
 		struct qfs_fs_inode *in = v[i];
 		if (!S_ISDIR(in->type) || !in->loaded || in->attr_dirty == 0)
 			continue; /* stored meanwhile */
-		size_t klen = qfs_key_inode(keys[i], in->ino);
-		struct qfs_op *op = qfs_fs_add_op(&t, QFS_OP_SETATTR, keys[i], klen);
+		struct qfs_op *op = qfs_fs_add_op(&t, QFS_OP_SETATTR, IKEY(in->ino));
 		if (!op)
 			goto unlock;
 		op->mask = in->attr_dirty;
@@ -285,13 +282,12 @@ unlock:
 	for (size_t i = n; i-- > 0;)
 		pthread_mutex_unlock(&v[i]->mu);
 out:
-	qfs_txn_close(&t);
-	free(keys);
+	qfs_router_itxn_close(&t);
 	free(in_txn);
 	return rc;
 }
 
-/* Write back the due list: the directories of one group (up to
+/* Write back the due list: the directories of one table (up to
  * DATTR_BATCH) as one txn; if that fails, each on its own, and those
  * that still fail are queued again for the next interval.  Drops the
  * list's references. */
@@ -308,7 +304,7 @@ static void dattr_flush_due(struct qfs_fs *fs, struct qfs_fs_inode *due)
 		size_t i = 0;
 		for (struct qfs_fs_inode *in = due; in; in = in->dtnext)
 			v[i++] = in;
-		qsort(v, n, sizeof(*v), by_group_ino);
+		qsort(v, n, sizeof(*v), by_table_ino);
 		for (i = 0; i < n;) {
 			size_t j = i + 1;
 			while (j < n && j - i < DATTR_BATCH && v[j]->table == v[i]->table)

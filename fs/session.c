@@ -23,7 +23,6 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -125,7 +124,7 @@ struct orphan_ctx {
 	size_t n, cap;
 };
 
-static int orphan_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+static int orphan_cb(const struct qfs_router_key *k, const void *v, size_t vl, void *arg)
 {
 	struct orphan_ctx *c = arg;
 	struct qfs_dentry d;
@@ -154,11 +153,9 @@ static int sweep_table(const struct qfs_table *t, void *arg)
 {
 	struct sweep_ctx *s = arg;
 	struct orphan_ctx c = { 0 };
-	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
-	size_t lol, hil;
+	struct qfs_router_range rg = qfs_router_range_dentries(QFS_FS_ORPHAN_DIR, NULL, 0);
 
-	qfs_key_dentry_range(lo, &lol, hi, &hil, QFS_FS_ORPHAN_DIR);
-	qfs_router_scan(s->fs->r, t->id, lo, lol, hi, hil, orphan_cb, &c);
+	qfs_router_item_scan(s->fs->r, t->id, &rg, orphan_cb, &c);
 	for (size_t i = 0; i < c.n; i++) {
 		int rc = qfs_fs_destroy_inode(s->fs, t->id, c.inos[i]);
 		if (rc) {
@@ -361,7 +358,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
 		goto err_free;
-	if (!qfs_fs_iget(fs, FUSE_ROOT_ID, QFS_META_GROUP, S_IFDIR, 0)) {
+	if (!qfs_fs_iget(fs, FUSE_ROOT_ID, QFS_META_TABLE, S_IFDIR, 0)) {
 		rc = -ENOMEM;
 		goto err_itab;
 	}

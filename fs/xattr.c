@@ -6,7 +6,9 @@
  * root only (CAP_SYS_ADMIN; here uid 0): hidden from listxattr, ENODATA on
  * get, EPERM on set and remove for anyone else.  Limits: name 255 bytes
  * (ERANGE), value 64 KiB (E2BIG), 64 KiB of names and values per inode
- * (ENOSPC, enforced where the txn applies).  On a table directory,
+ * (ENOSPC, enforced where the txn applies).  security.selinux is not stored
+ * (EOPNOTSUPP, so that `ls -l` stops asking it of every file; doc/fs.md
+ * "Kernel caches").  On a table directory,
  * user.quorumfs.capacity, .rcu and .wcu are the table's capacity: their
  * values are checked (EINVAL) and the router's admission control reloads
  * them once stored (doc/admission.md).
@@ -19,10 +21,11 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 #include "router/admit.h"
+
+#define QFS_XATTR_SELINUX "security.selinux" /* not stored: EOPNOTSUPP */
 
 static int xattr_name_ok(const char *name)
 {
@@ -51,6 +54,13 @@ static int is_trusted(const char *name)
 static int is_security(const char *name)
 {
 	return strncmp(name, "security.", 9) == 0;
+}
+
+/* security.selinux is not stored (see qfs_fs_op_getxattr): EOPNOTSUPP, as a
+ * FUSE mount answers on a host with SELinux on (genfs labelling). */
+static int is_selinux(const char *name)
+{
+	return strcmp(name, QFS_XATTR_SELINUX) == 0;
 }
 
 static int is_acl(const char *name)
@@ -107,8 +117,7 @@ static int privileged(fuse_req_t req)
  * not kept (as ext4 does), all in one txn.  0 or the txn's error. */
 static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *value, size_t size, int flags)
 {
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	struct qfs_attr a;
@@ -125,7 +134,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		goto out;
 	uint32_t mode = a.mode & 07777u;
 	int equiv = qfs_fs_acl_mode(value, size, &mode);
-	size_t klen = qfs_key_inode(key, in->ino);
+	struct qfs_router_key key = IKEY(in->ino);
 	qfs_clock_now(&now);
 	if (equiv && in->loaded && in->nopen > 0 && in->wb_err == 0 && S_ISREG(in->type) && !flags) {
 		/* An ACL that says no more than the mode is a chmod (cp -a sets
@@ -142,20 +151,20 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		goto out;
 	in->xgen++;
 	in->noxattr = false; /* held under in->mu until the txn is done */
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = -ENOMEM;
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_XSET, key)))
 		goto out_txn;
 	op->name = QFS_ACL_ACCESS;
 	op->val = (const uint8_t *)value;
 	op->val_len = (uint32_t)size;
 	op->flags = flags;
 	if (equiv) { /* set (for the flags' checks), then drop: present or not before */
-		if (!(op = qfs_fs_add_op(&t, QFS_OP_XDEL, key, klen)))
+		if (!(op = qfs_fs_add_op(&t, QFS_OP_XDEL, key)))
 			goto out_txn;
 		op->name = QFS_ACL_ACCESS;
 	}
-	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen)))
+	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key)))
 		goto out_txn;
 	/* a directory's pending owner and times (pend.c) join this txn:
 	 * cp -a sets them, then the mode by ACL, one round in all */
@@ -178,7 +187,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 		in->acl_drop = false;
 	}
 out_txn:
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 out:
 	pthread_mutex_unlock(&in->mu);
 	return rc;
@@ -186,9 +195,8 @@ out:
 
 int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t mode)
 {
-	uint8_t key[QFS_KEY_MAX];
 	struct qfs_inode inode;
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc = 0;
@@ -205,28 +213,28 @@ int qfs_fs_acl_chmod_locked(struct qfs_fs *fs, struct qfs_fs_inode *in, uint32_t
 	if (!x || qfs_fs_acl_check(x->value, x->len))
 		goto out; /* no ACL: the mode is all there is */
 	qfs_fs_acl_chmod(x->value, x->len, mode);
-	size_t klen = qfs_key_inode(key, in->ino);
+	struct qfs_router_key key = IKEY(in->ino);
 	qfs_clock_now(&now);
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	rc = -ENOMEM;
-	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key, klen))) {
+	if ((op = qfs_fs_add_op(&t, QFS_OP_XSET, key))) {
 		op->name = QFS_ACL_ACCESS;
 		op->val = x->value;
 		op->val_len = x->len;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key))) {
 			op->mask = QFS_SET_MODE | QFS_SET_CTIME;
 			op->attr.mode = mode & 07777u;
 			op->attr.ctime = now;
 			rc = qfs_fs_run_txn(fs, in->table, &t);
 		}
 	}
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 out:
 	qfs_inode_close(&inode);
 	return rc;
 }
 
-/* Is ino a table directory (its own group's root inode, below the mount
+/* Is ino a table directory (the table's own root inode, below the mount
  * root)?  Its user.quorumfs.* xattrs are the table's settings. */
 static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
 {
@@ -245,8 +253,7 @@ static int is_table_dir(struct qfs_fs *fs, fuse_ino_t ino)
 static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind, const char *name,
 			const char *value, size_t size, int flags)
 {
-	uint8_t key[QFS_KEY_MAX];
-	struct qfs_txn t;
+	struct qfs_router_itxn t;
 	struct qfs_op *op;
 	struct qfs_ts now;
 	int rc = -ENOMEM;
@@ -258,27 +265,27 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 		qfs_fs_iput(fs, in);
 		return rc;
 	}
-	size_t klen = qfs_key_inode(key, ino);
+	struct qfs_router_key key = IKEY(ino);
 	qfs_clock_now(&now);
-	qfs_txn_init(&t);
+	qfs_router_itxn_init(&t);
 	pthread_mutex_lock(&in->mu);
 	in->xgen++;
 	in->noxattr = false;
 	if (is_security(name))
 		in->nosec = false; /* before the txn: a reader never caches "none" past it */
 	pthread_mutex_unlock(&in->mu);
-	if ((op = qfs_fs_add_op(&t, kind, key, klen))) {
+	if ((op = qfs_fs_add_op(&t, kind, key))) {
 		op->name = name;
 		op->val = (const uint8_t *)value;
 		op->val_len = (uint32_t)size;
 		op->flags = flags;
-		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key, klen))) {
+		if ((op = qfs_fs_add_op(&t, QFS_OP_SETATTR, key))) {
 			op->mask = QFS_SET_CTIME;
 			op->attr.ctime = now;
 			rc = qfs_fs_run_txn(fs, in->table, &t);
 		}
 	}
-	qfs_txn_close(&t);
+	qfs_router_itxn_close(&t);
 	pthread_mutex_lock(&in->mu);
 	in->xgen++; /* and after it: a read that overlapped the txn caches nothing */
 	in->noxattr = false;
@@ -305,6 +312,9 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
 	if (is_trusted(name) && !privileged(req))
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
+	if (is_selinux(name))
+		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EOPNOTSUPP,
+				   "SELinux labels are not stored (the mount is labelled as a whole) ino=%lu", ino);
 	if (is_acl(name)) {
 		if ((rc = qfs_fs_acl_check(value, size)))
 			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", QFS_ESC_NAME(name), size);
@@ -363,15 +373,21 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (!in)
 		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ESTALE, "unknown ino=%lu", ino);
 	/* The kernel asks for security.capability before every write(): once
-	 * we know the inode has no security.* xattr, answer without reading it. */
+	 * we know the inode has no security.* xattr, answer without reading it.
+	 * security.selinux, which `ls -l` asks of every file (libselinux's
+	 * lgetfilecon), is not stored: EOPNOTSUPP, on which ls stops asking
+	 * for the rest of the device (coreutils caches "unsupported" per
+	 * st_dev); one stored by a version before this rule is still
+	 * answered. */
 	int sec = is_security(name);
+	int nosup = is_selinux(name) ? -EOPNOTSUPP : -ENODATA;
 	pthread_mutex_lock(&in->mu);
 	int known = in->noxattr || (sec && in->nosec) || (in->acl_drop && strcmp(name, QFS_ACL_ACCESS) == 0);
 	uint32_t xgen = in->xgen;
 	pthread_mutex_unlock(&in->mu);
 	if (known) {
 		qfs_fs_iput(fs, in);
-		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "ino=%lu name=%.64s (none cached)", ino, name);
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, nosup, "ino=%lu name=%.64s (none cached)", ino, name);
 	}
 	qfs_inode_init(&inode);
 	rc = qfs_fs_pend_flush_ino(fs, in); /* read from the store: store it first */
@@ -391,7 +407,7 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	const struct qfs_xattr *x = qfs_inode_xattr_find(&inode, name);
 	if (!x) {
 		qfs_inode_close(&inode);
-		return qfs_fs_fail(req, FOP_GETXATTR, t0, -ENODATA, "ino=%lu name=%.64s", ino, name);
+		return qfs_fs_fail(req, FOP_GETXATTR, t0, nosup, "ino=%lu name=%.64s", ino, name);
 	}
 	if (size == 0) {
 		qfs_fs_done(req, FOP_GETXATTR, t0, 0);

@@ -35,6 +35,18 @@ declare -A MAY=(
 	[common]=""
 )
 
+# Beyond the matrix: headers of a layer a module may include that it must
+# not, and identifiers it must not use (an extended regex, matched outside
+# comments).  fs/ speaks the item API of router.h (table + typed item
+# key): it never builds or parses a raw key (common/key.h) nor handles a
+# group id (issue 12; DESIGN.md section 3).
+declare -A DENY_HDR=(
+	[fs]="common/key.h"
+)
+declare -A DENY_WORD=(
+	[fs]='\bqfs_group_t\b|\bQFS_META_GROUP\b|\bqfs_key_[a-z_]*|\bQFS_KEY_[A-Z_]*|\bstruct qfs_key\b|(\.|->)group\b'
+)
+
 # Temporary exceptions: "FILE HEADER", each naming the issue that removes
 # it.  Every one is printed when it is used, so none hides; an entry that
 # no longer matches anything is reported as stale (remove it).
@@ -62,6 +74,26 @@ may() {
 		[ "$w" = "*" ] || [ "$w" = "$2" ] && return 0
 	done
 	return 1
+}
+
+# code_of FILE: its lines with the comments blanked out (line numbers kept)
+code_of() {
+	awk '{
+		line = $0; out = ""
+		while (line != "") {
+			if (inc) {
+				p = index(line, "*/")
+				if (!p) { line = ""; break }
+				line = substr(line, p + 2); inc = 0
+			} else {
+				p = index(line, "/*")
+				if (!p) { out = out line; break }
+				out = out substr(line, 1, p - 1); line = substr(line, p + 2); inc = 1
+			}
+		}
+		q = index(out, "//"); if (q) out = substr(out, 1, q - 1)
+		print out
+	}' "$1"
 }
 
 allowed() { # FILE HEADER: 0 if a temporary exception covers it
@@ -116,6 +148,11 @@ check() {
 				bad=1
 				continue
 			}
+			if [[ " ${DENY_HDR[$from]:-} " == *" $hdr "* ]]; then
+				echo "$f:$line: #include \"$hdr\": module '$from' may not include it (it speaks the item API of router.h; DESIGN.md section 3)" >&2
+				bad=1
+				continue
+			fi
 			may "$from" "$to" && continue
 			if allowed "$f" "$hdr"; then
 				echo "layers.sh: temporary exception: $f:$line: $hdr" >&2
@@ -126,6 +163,11 @@ check() {
 			bad=1
 		done < <(grep -n -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$root/$f" |
 			 sed -E 's/^([0-9]+):[[:space:]]*#[[:space:]]*include[[:space:]]*"([^"]*)".*/\1:\2/')
+		[ -n "${DENY_WORD[$from]:-}" ] || continue
+		while IFS=: read -r line hdr; do
+			echo "$f:$line: uses '$hdr': module '$from' speaks the item API of router.h, no raw keys nor group ids (DESIGN.md section 3)" >&2
+			bad=1
+		done < <(code_of "$root/$f" | grep -n -o -E "${DENY_WORD[$from]}")
 	done
 	[ -n "$selftest" ] && return $bad
 	for e in ${ALLOW[@]+"${ALLOW[@]}"}; do
@@ -162,6 +204,23 @@ self_test() {
 	mk fs/bad.c '#include "router/router.h"' '  #  include "node/cell.h"  /* x */'
 	expect 1 '^fs/bad.c:2: #include "node/cell.h": module .fs. may not include .node.' "fs reaching below the router"
 	rm "$t/fs/bad.c"
+	mk fs/bad.c '#include "router/router.h"' '#include "common/key.h"'
+	expect 1 '^fs/bad.c:2: #include "common/key.h": module .fs. may not include it' "fs including common/key.h"
+	mk fs/bad.c '#include "router/router.h"' '/* QFS_META_GROUP and qfs_key_inode in a comment are fine' \
+		' * qfs_group_t too */' 'static int x; // and QFS_KEY_MAX here'
+	expect 0 '' "group ids and key names in fs/ comments"
+	mk fs/bad.c '#include "router/router.h"' 'static qfs_group_t g;'
+	expect 1 "^fs/bad.c:2: uses 'qfs_group_t'" "fs holding a group id"
+	mk fs/bad.c 'int f(void) { return g(QFS_META_GROUP); }'
+	expect 1 "^fs/bad.c:1: uses 'QFS_META_GROUP'" "fs naming the meta group"
+	mk fs/bad.c 'void f(struct qfs_dentry *d) { d->group = 0; }'
+	expect 1 "^fs/bad.c:1: uses '->group'" "fs setting a dentry's group"
+	mk fs/bad.c 'void f(uint8_t *k) { qfs_key_inode(k, 1); }'
+	expect 1 "^fs/bad.c:1: uses 'qfs_key_inode'" "fs building a raw key"
+	rm "$t/fs/bad.c"
+	mk src/router/ok.c '#include "common/key.h"' 'static qfs_group_t g;'
+	expect 0 '' "the router building keys and holding groups"
+	rm "$t/src/router/ok.c"
 	mk src/repl/bad.c '#include "net/net.h"'
 	expect 1 '^src/repl/bad.c:1: ' "repl reaching sideways"
 	rm "$t/src/repl/bad.c"

@@ -213,11 +213,13 @@ static int op_writes(enum qfs_op_kind k)
 	       k != QFS_OP_EXPECT_EMPTY;
 }
 
+#define ORPHAN_APART 2 /* cut_txn: a LINK_DROP's orphan entry is in another partition */
+
 /* Cut txn by partition into subs[0..cap) (the fence op first in each);
  * *wait set (nothing to send) when a write meets a range a split froze.
- * 0, 1 (more than cap partitions), -ENOMEM, -EXDEV (a LINK_DROP whose
- * orphan entry is in another partition than its inode).  The caller
- * closes subs[0..*n) in every case. */
+ * 0, 1 (more than cap partitions), ORPHAN_APART (a LINK_DROP whose orphan
+ * entry is in another partition than its inode: route_orphan rewrites
+ * it), -ENOMEM.  The caller closes subs[0..*n) in every case. */
 static int cut_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, struct sub *subs,
 		   size_t cap, size_t *n, int *wait)
 {
@@ -244,11 +246,8 @@ static int cut_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 				return *n == cap ? 1 : -ENOMEM;
 			if (!range) {
 				if (o->kind == QFS_OP_LINK_DROP && o->key2_len &&
-				    !qfs_meta_part_has(&s->p, o->key2, o->key2_len)) {
-					QFS_LOG(QFS_LOG_INFO, "orphan entry in another partition than its inode table=%llu err=%s",
-						(unsigned long long)table, qfs_strerror(-EXDEV));
-					return -EXDEV;
-				}
+				    !qfs_meta_part_has(&s->p, o->key2, o->key2_len))
+					return ORPHAN_APART;
 				if (op_writes(o->kind) && router_frozen(r, &s->p, cur, cur_len, NULL, 0)) {
 					*wait = 1;
 					return 0;
@@ -282,6 +281,108 @@ static int cut_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 	return 0;
 }
 
+static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result,
+		     int *wait);
+
+/* A LINK_DROP decides at apply whether it took the last link and then
+ * writes its orphan entry (key2) in its own group: it cannot when that
+ * entry is in another partition.  Route txn instead with each such
+ * LINK_DROP spelled out from the inode read now: nlink 1 (the last name
+ * of an open file) becomes NLINK -1 plus a PUT of the orphan entry, any
+ * other inode (more names, a directory, nlink 0, absent) a LINK_DROP
+ * without orphan entry (which then keeps it or fails as before), and an
+ * EXPECT_VALUE of the inode as read, in front of the txn, guards the
+ * choice: a txn whose inode changed in between fails with QFS_ECONFLICT,
+ * which the caller retries (fs/ does) like its other optimistic checks.
+ * The pieces in two partitions run as one cross-partition txn.
+ * tables_lock held shared.  0 or route_txn's and the read's errors. */
+static int route_orphan(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result,
+			int *wait)
+{
+	struct qfs_txn nt;
+	struct qfs_meta_part pi, po;
+	void **vals = calloc(txn->nops, sizeof(*vals));
+	size_t *lens = calloc(txn->nops, sizeof(*lens));
+	uint8_t *how = calloc(txn->nops, 1); /* per op: 0 as it is, 1 without orphan entry, 2 spelled out */
+	struct qfs_op *op;
+	int rc = -ENOMEM;
+
+	qfs_txn_init(&nt);
+	if (!vals || !lens || !how)
+		goto out;
+	for (uint32_t i = 0; i < txn->nops; i++) { /* the guards, first */
+		const struct qfs_op *o = &txn->ops[i];
+		struct qfs_attr a;
+		if (o->kind != QFS_OP_LINK_DROP || !o->key2_len)
+			continue;
+		rc = router_resolve(r, table, o->key, o->key_len, &pi);
+		if (rc == 0)
+			rc = router_resolve(r, table, o->key2, o->key2_len, &po);
+		if (rc)
+			goto out;
+		if (pi.group == po.group)
+			continue; /* together: the LINK_DROP as it is */
+		how[i] = 1;
+		rc = qfs_cell_get(r->cell, pi.group, o->key, o->key_len, &vals[i], &lens[i]);
+		if (rc == -ENOENT) /* the LINK_DROP fails as it should */
+			continue;
+		if (rc)
+			goto out;
+		rc = qfs_inode_decode_attr(vals[i], lens[i], &a);
+		if (rc)
+			goto out;
+		if (!S_ISDIR(a.mode) && a.nlink == 1)
+			how[i] = 2;
+		rc = -ENOMEM;
+		if (!(op = qfs_txn_add(&nt, QFS_OP_EXPECT_VALUE)))
+			goto out;
+		op->key = o->key;
+		op->key_len = o->key_len;
+		op->val = vals[i];
+		op->val_len = (uint32_t)lens[i];
+		op->err = QFS_ECONFLICT;
+		QFS_LOG(QFS_LOG_DEBUG, "orphan entry in another partition than its inode table=%llu group=%016llx nlink=%u",
+			(unsigned long long)table, (unsigned long long)pi.group, a.nlink);
+	}
+	rc = -ENOMEM;
+	for (uint32_t i = 0; i < txn->nops; i++) {
+		const struct qfs_op *o = &txn->ops[i];
+		if (how[i] < 2) {
+			if (!(op = qfs_txn_add(&nt, o->kind)))
+				goto out;
+			*op = *o;
+			if (how[i] == 1) { /* not the last link (or absent): no orphan entry */
+				op->key2 = NULL;
+				op->key2_len = 0;
+				op->val = NULL;
+				op->val_len = 0;
+			}
+			continue;
+		}
+		if (!(op = qfs_txn_add(&nt, QFS_OP_NLINK)))
+			goto out;
+		op->key = o->key;
+		op->key_len = o->key_len;
+		op->delta = -1;
+		if (!(op = qfs_txn_add(&nt, QFS_OP_PUT)))
+			goto out;
+		op->key = o->key2;
+		op->key_len = o->key2_len;
+		op->val = o->val;
+		op->val_len = o->val_len;
+	}
+	rc = route_txn(r, table, &nt, result, wait);
+out:
+	qfs_txn_close(&nt);
+	if (vals)
+		for (uint32_t i = 0; i < txn->nops; i++)
+			free(vals[i]);
+	free(vals);
+	free(lens);
+	free(how);
+	return rc;
+}
+
 /* Route txn (ops by key; tables_lock held shared): one partition is one
  * proposal with the fence op in front (the fast path), several are one
  * cross-partition transaction (two-phase commit, router/xact.h) whose
@@ -306,6 +407,8 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 	}
 	for (size_t i = 0; i < n; i++)
 		qfs_txn_close(&subs[i].t);
+	if (rc == ORPHAN_APART)
+		return route_orphan(r, table, txn, result, wait);
 	if (rc != 1 || *wait)
 		return rc;
 	n = 0;
@@ -317,6 +420,12 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 		QFS_LOG(QFS_LOG_WARN, "txn touches more than %d partitions table=%llu err=%s", MAX_TXN_PARTS,
 			(unsigned long long)table, qfs_strerror(-EXDEV));
 		rc = -EXDEV;
+	}
+	if (rc == ORPHAN_APART) {
+		for (size_t i = 0; i < n; i++)
+			qfs_txn_close(&subs[i].t);
+		free(subs);
+		return route_orphan(r, table, txn, result, wait);
 	}
 	if (rc == 0 && !*wait) {
 		struct qfs_xact_part parts[MAX_TXN_PARTS];

@@ -90,25 +90,105 @@ int qfs_router_table_list(struct qfs_router *r, const char *after,
 /* Number of tables. */
 uint64_t qfs_router_table_count(struct qfs_router *r);
 
-/* Items.  Run txn on table (its ops routed by key, atomically across
+/* Items.  fs/ names an item of a table by what it is (struct
+ * qfs_router_key); the router encodes it into the table's key
+ * (common/key.h, doc/format-keys.md), routes it to its partition, and
+ * hands keys back decoded, so fs/ never sees a raw key nor a group.
+ *   dentry  (dir, name)   a directory entry; its value a qfs_dentry
+ *   inode   (ino)         an inode; its value a qfs_inode
+ *   chunk   (ino, no)     chunk no of a large file (QFS_CHUNK_SIZE bytes)
+ * Ranges: the entries of a directory in name order (after a name), or the
+ * chunks [from, to) of a file. */
+enum qfs_router_key_kind { QFS_RKEY_DENTRY = 1, QFS_RKEY_INODE, QFS_RKEY_CHUNK };
+
+struct qfs_router_key {
+	enum qfs_router_key_kind kind;
+	qfs_ino_t ino;           /* dentry: its directory; inode, chunk: the inode */
+	const char *name;        /* dentry: the name, 1..QFS_NAME_MAX bytes, no NUL
+				    inside (borrowed; not NUL-terminated in a scan) */
+	size_t name_len;         /* dentry: bytes of name */
+	uint64_t chunk;          /* chunk: the chunk number */
+};
+
+static inline struct qfs_router_key qfs_router_key_dentry(qfs_ino_t dir, const char *name, size_t name_len)
+{
+	struct qfs_router_key k = { QFS_RKEY_DENTRY, dir, name, name_len, 0 };
+	return k;
+}
+static inline struct qfs_router_key qfs_router_key_inode(qfs_ino_t ino)
+{
+	struct qfs_router_key k = { QFS_RKEY_INODE, ino, NULL, 0, 0 };
+	return k;
+}
+static inline struct qfs_router_key qfs_router_key_chunk(qfs_ino_t ino, uint64_t no)
+{
+	struct qfs_router_key k = { QFS_RKEY_CHUNK, ino, NULL, 0, no };
+	return k;
+}
+
+struct qfs_router_range {
+	enum qfs_router_key_kind kind; /* QFS_RKEY_DENTRY or QFS_RKEY_CHUNK */
+	qfs_ino_t ino;           /* dentry: the directory; chunk: the file */
+	const char *after;       /* dentry: only names after this one (NULL: all) */
+	size_t after_len;        /* dentry: bytes of after */
+	uint64_t from, to;       /* chunk: [from, to); to UINT64_MAX: all from 'from' */
+};
+
+static inline struct qfs_router_range qfs_router_range_dentries(qfs_ino_t dir, const char *after,
+								size_t after_len)
+{
+	struct qfs_router_range rg = { QFS_RKEY_DENTRY, dir, after, after_len, 0, 0 };
+	return rg;
+}
+static inline struct qfs_router_range qfs_router_range_chunks(qfs_ino_t ino, uint64_t from, uint64_t to)
+{
+	struct qfs_router_range rg = { QFS_RKEY_CHUNK, ino, NULL, 0, from, to };
+	return rg;
+}
+
+/* An item transaction under construction: a txn (common/txn.h) whose ops'
+ * keys the router encoded and keeps here.  Embedded; not thread-safe. */
+struct qfs_router_itxn {
+	struct qfs_txn t;        /* the ops; their keys point into kb */
+	struct qfs_router_kblock *kb; /* encoded keys (router-private blocks) */
+};
+void qfs_router_itxn_init(struct qfs_router_itxn *t);
+void qfs_router_itxn_close(struct qfs_router_itxn *t); /* frees the ops and keys */
+/* Append an op of kind on item k and return it for the caller to fill in
+ * (everything but key, key2), or NULL (-ENOMEM).  k2 (NULL: none) is the
+ * second key of a LINK_DROP (the orphan entry).  The op is valid until
+ * the next append. */
+struct qfs_op *qfs_router_itxn_add(struct qfs_router_itxn *t, enum qfs_op_kind kind,
+				   const struct qfs_router_key *k, const struct qfs_router_key *k2);
+/* Append a range op (DEL_RANGE, EXPECT_EMPTY) over rg; as _add. */
+struct qfs_op *qfs_router_itxn_add_range(struct qfs_router_itxn *t, enum qfs_op_kind kind,
+					 const struct qfs_router_range *rg);
+
+/* Run t on table (its ops routed by key, atomically across
  * partitions) and return its result in *result (0 or the failing op's
  * error; -EBUSY if its keys stayed locked by a prepared cross-partition
- * txn).  Returns 0 or a propose error (-ETIMEDOUT, QFS_ESTOPPED, -EIO,
- * -ENOSPC, QFS_ENOGROUP, -ENOMEM), or -EXDEV (a LINK_DROP whose orphan
- * entry is in another partition than its inode; more than 64 partitions).
+ * txn; QFS_ECONFLICT if a LINK_DROP's orphan entry is in another partition
+ * than its inode and the inode changed while the router spelled the drop
+ * out: retry).  Returns 0 or a propose error (-ETIMEDOUT, QFS_ESTOPPED,
+ * -EIO, -ENOSPC, QFS_ENOGROUP, -ENOMEM), or -EXDEV (more than 64
+ * partitions).
  * A write to a range being moved by a split waits for the split. */
-int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result);
-/* Point read; *val malloc'd.  0, -ENOENT, read errors. */
-int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
-		   void **val, size_t *val_len);
+int qfs_router_item_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_router_itxn *t, int *result);
+/* Point read of item k; *val malloc'd.  0, -ENOENT, read errors. */
+int qfs_router_item_get(struct qfs_router *r, qfs_table_t table, const struct qfs_router_key *k, void **val,
+			size_t *val_len);
 /* Convenience: read and decode inode ino of table.  out initialised by the
  * caller; 0, -ENOENT, QFS_ECORRUPT, read errors. */
 int qfs_router_get_inode(struct qfs_router *r, qfs_table_t table, qfs_ino_t ino, struct qfs_inode *out);
 int qfs_router_get_attr(struct qfs_router *r, qfs_table_t table, qfs_ino_t ino, struct qfs_attr *out);
-/* Range scan, see qfs_store_scan: walks the table's partitions in key
- * order, so the items come sorted and complete across splits. */
-int qfs_router_scan(struct qfs_router *r, qfs_table_t table, const uint8_t *lo, size_t lo_len,
-		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg);
+/* The items of rg in key order, across the table's partitions (sorted
+ * and complete across splits): cb gets each key decoded (a dentry's name
+ * points into the read, valid during the call) and value; it returns
+ * nonzero to stop.  Returns 0, cb's value, QFS_ECORRUPT (a key that does
+ * not decode, logged; the scan stops there), or a read error. */
+typedef int (*qfs_router_item_cb)(const struct qfs_router_key *k, const void *val, size_t val_len, void *arg);
+int qfs_router_item_scan(struct qfs_router *r, qfs_table_t table, const struct qfs_router_range *rg,
+			 qfs_router_item_cb cb, void *arg);
 
 /* Splits (doc/partitions.md).  split_bytes: split a partition above that
  * many bytes (0: never); split_ops: split one whose request rate stays
@@ -125,10 +205,6 @@ struct qfs_router_split_cfg {
 #define QFS_ROUTER_SPLIT_WINDOW_DEFAULT_MS 10000u
 #define QFS_ROUTER_SPLIT_CHECK_DEFAULT_MS 1000u
 int qfs_router_split_config(struct qfs_router *r, const struct qfs_router_split_cfg *cfg);
-/* Split the partition of (table, key) at key now (the load/size checks'
- * procedure; for tests and tools).  0, -EINVAL (key is a partition's
- * first key), propose and cell errors (the table is left before the split). */
-int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len);
 /* .quorumfs/partitions: one line per partition (doc/fs.md). */
 void qfs_router_partitions(struct qfs_router *r, struct qfs_buf *out);
 
@@ -148,10 +224,10 @@ void qfs_router_capacity_changed(struct qfs_router *r, qfs_table_t table);
 void qfs_router_capacity(struct qfs_router *r, struct qfs_buf *out);
 
 /* Status and metrics text (one fact per line) appended to out. */
-/* Read key from node id's replica alone (qfs_cell_get_node: -EINVAL,
+/* Read item k from node id's replica alone (qfs_cell_get_node: -EINVAL,
  * -EHOSTDOWN, store errors); for the canary's per-AZ reads.  No metrics. */
-int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, const uint8_t *key, size_t key_len,
-			void **val, size_t *val_len);
+int qfs_router_item_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, const struct qfs_router_key *k,
+			     void **val, size_t *val_len);
 /* Number of storage nodes (ids 1..n). */
 uint32_t qfs_router_node_count(struct qfs_router *r);
 void qfs_router_status(struct qfs_router *r, struct qfs_buf *out);

@@ -119,6 +119,27 @@ struct qfs_router {
 	struct pstat *pst[PC_BUCKETS];  /* protected by pst_mu */
 };
 
+/* Raw-key item calls: the router's own files (router.c, parts.c, item.c)
+ * and the unit tests.  fs/ speaks the typed item API of router.h, whose
+ * calls (item.c) encode keys and land here. */
+/* Run txn on table; as qfs_router_item_txn (router.h). */
+int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result);
+/* Point read; *val malloc'd.  0, -ENOENT, read errors. */
+int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		   void **val, size_t *val_len);
+/* Range scan, see qfs_store_scan: walks the table's partitions in key
+ * order, so the items come sorted and complete across splits. */
+int qfs_router_scan(struct qfs_router *r, qfs_table_t table, const uint8_t *lo, size_t lo_len,
+		    const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg);
+/* Read key from node id's replica alone (qfs_cell_get_node: -EINVAL,
+ * -EHOSTDOWN, store errors).  No metrics. */
+int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, const uint8_t *key, size_t key_len,
+			void **val, size_t *val_len);
+/* Split the partition of (table, key) at key now (the load/size checks'
+ * procedure; for tests and tools).  0, -EINVAL (key is a partition's
+ * first key), propose and cell errors (the table is left before the split). */
+int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len);
+
 /* parts.c */
 int router_parts_open(struct qfs_router *r);   /* after r->meta: repair, start the lookup worker */
 void router_parts_close(struct qfs_router *r); /* stop threads, free caches */

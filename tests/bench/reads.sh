@@ -49,31 +49,10 @@ qfs_setup
 NEW_BIN=$QFS_BIN
 NEW_PID=$QFS_PID
 NAT=$T/native PTSRC=$T/ptsrc PTMNT=$T/ptmnt
-OLDDATA=$T/olddata OLDMNT=$T/oldmnt OLD_PID=
+OLDDATA=$T/olddata OLDMNT=$T/oldmnt
 mkdir -p "$NAT" "$PTSRC" "$PTMNT" "$T/pt" "$OLDDATA" "$OLDMNT" || fail "mkdir"
-old_stop() {
-	if [ -n "$OLD_PID" ]; then
-		fusermount3 -u "$OLDMNT" 2>/dev/null || umount -l "$OLDMNT" 2>/dev/null
-		wait "$OLD_PID" 2>/dev/null
-		OLD_PID=
-	fi
-}
 trap 'pt_stop; old_stop; qfs_cleanup' EXIT
 pt_build
-wait_mnt() { # PID DIR
-	for _ in $(seq 200); do
-		mountpoint -q "$2" && return 0
-		kill -0 "$1" 2>/dev/null || fail "mount of $2 exited"
-		sleep 0.05
-	done
-	fail "$2 did not mount"
-}
-old_start() {
-	"$QFS_OLD_BIN" mount -f "$OLDDATA" "$OLDMNT" >>"$T/old.out" 2>&1 &
-	OLD_PID=$!
-	wait_mnt "$OLD_PID" "$OLDMNT"
-	until [ -e "$OLDMNT/.quorumfs/status" ]; do sleep 0.05; done
-}
 pt_start
 TARGETS="native pt qfs"
 if [ -n "${QFS_OLD_BIN:-}" ]; then

@@ -20,6 +20,7 @@
 #  6. SIGTERM stops a node cleanly.
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/cluster.sh"
 qfs_require fusermount3 python3 mountpoint
 
 T=$(mktemp -d /tmp/qfs-cluster.XXXXXX)
@@ -27,6 +28,7 @@ M1=$T/m1
 M2=$T/m2
 mkdir -p "$M1" "$M2" "$T/s1" "$T/s2"
 NODE_PIDS=""
+SMNT=$M1 # status, applied, leader_of, caught_up read its .quorumfs/status
 
 cleanup() {
 	local rc=$?
@@ -50,16 +52,10 @@ trap cleanup EXIT
 ( for _ in $(seq 110); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
   echo "FAIL: watchdog: still running after 110 s" >&2; kill -TERM $$ ) &
 
-# Free ports on 127.0.0.1, one per node (bound then released).
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $(free_ports 3)
 P1=$1 P2=$2 P3=$3
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key2"
-chmod 600 "$T/key" "$T/key2"
+new_key "$T/key"
+new_key "$T/key2"
 for k in key key2; do
 	cat >"$T/cluster-$k" <<EOF
 # test cluster
@@ -70,46 +66,6 @@ key $k
 EOF
 done
 C=$T/cluster-key
-
-# start_node ID [CLUSTER]: start node ID (daemon), record its PID.
-start_node() {
-	"$QFS_BIN" node -o "cluster=${2:-$C},id=$1" "$T/n$1" 2>>"$T/node.err" ||
-		fail "node $1 did not start: $(tail -n 3 "$T/node.err")"
-	local p
-	p=$(cat "$T/n$1/lock")
-	[ -n "$p" ] && kill -0 "$p" || fail "node $1: no live pid in its lock file"
-	NODE_PIDS="$NODE_PIDS $p"
-	eval "PID$1=$p"
-}
-pid_of() { eval "echo \$PID$1"; }
-
-# status: the remote status of mount 1 (node lines, then replica lines
-# "group G node N az A role R ballot B leader L last N durable N commit N applied N").
-status() { cat "$M1/.quorumfs/status"; }
-# applied NODE GROUP: that replica's applied LSN (empty if it does not answer).
-applied() {
-	status | awk -v n="$1" -v g="$2" '$1 == "group" && $2 == g && $3 == "node" && $4 == n {
-		for (i = 5; i < NF; i++) if ($i == "applied") print $(i + 1) }'
-}
-leader_of() {
-	status | awk -v g="$1" '$1 == "group" && $2 == g && / role leader / { print $4; exit }'
-}
-# caught_up NODE GROUP: wait (20 s at most) until NODE applied what the
-# others did, as of now.
-caught_up() {
-	local want=0 a n
-	for n in 1 2 3; do
-		[ "$n" = "$1" ] && continue
-		a=$(applied "$n" "$2")
-		[ -n "$a" ] && [ "$a" -gt "$want" ] && want=$a
-	done
-	for _ in $(seq 200); do
-		a=$(applied "$1" "$2")
-		[ -n "$a" ] && [ "$a" -ge "$want" ] && return 0
-		sleep 0.1
-	done
-	fail "node $1 did not catch up on group $2: applied ${a:-none} want $want"
-}
 
 # ---- 1. the key file's mode
 chmod 644 "$T/key"

@@ -24,6 +24,7 @@
 #     dead node, started again, drops the replicas it lost.
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/cluster.sh"
 qfs_require fusermount3 python3 mountpoint
 
 T=$(mktemp -d /tmp/qfs-cluster4.XXXXXX)
@@ -31,6 +32,7 @@ M1=$T/m1
 M2=$T/m2
 mkdir -p "$M1" "$M2" "$T/s1" "$T/s2"
 NODE_PIDS=""
+SMNT=$M1 # status, applied, leader_of, caught_up read its .quorumfs/status
 
 cleanup() {
 	local rc=$?
@@ -53,14 +55,8 @@ trap cleanup EXIT
 ( for _ in $(seq 110); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
   echo "FAIL: watchdog: still running after 110 s" >&2; kill -TERM $$ ) &
 
-# Free ports on 127.0.0.1, one per node (bound then released).
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(5)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key"
-chmod 600 "$T/key"
+set -- $(free_ports 5)
+new_key "$T/key"
 AZS="a b c a b"
 C=$T/cluster
 {
@@ -84,41 +80,9 @@ grep -q "fewer than 3 availability zones" "$T/az.err" ||
 mountpoint -q "$M1" && fail "something is mounted after the refusal"
 note "a cluster in 2 AZs refused at mount: $(cat "$T/az.err")"
 
-start_node() {
-	"$QFS_BIN" node -o "cluster=$C,id=$1" "$T/n$1" 2>>"$T/node.err" ||
-		fail "node $1 did not start: $(tail -n 3 "$T/node.err")"
-	local p
-	p=$(cat "$T/n$1/lock")
-	[ -n "$p" ] && kill -0 "$p" || fail "node $1: no live pid in its lock file"
-	NODE_PIDS="$NODE_PIDS $p"
-	eval "PID$1=$p"
-}
-pid_of() { eval "echo \$PID$1"; }
-status() { cat "$M1/.quorumfs/status"; }
 # hosts GROUP: the nodes whose replica lines name GROUP, sorted, comma-separated.
 hosts() {
 	status | awk -v g="$1" '$1 == "group" && $2 == g && $3 == "node" { print $4 }' | sort -n | paste -sd,
-}
-applied() {
-	status | awk -v n="$1" -v g="$2" '$1 == "group" && $2 == g && $3 == "node" && $4 == n {
-		for (i = 5; i < NF; i++) if ($i == "applied") print $(i + 1) }'
-}
-leader_of() {
-	status | awk -v g="$1" '$1 == "group" && $2 == g && / role leader / { print $4; exit }'
-}
-caught_up() { # NODE GROUP OTHERS...
-	local n=$1 g=$2 want=0 a o
-	shift 2
-	for o in "$@"; do
-		a=$(applied "$o" "$g")
-		[ -n "$a" ] && [ "$a" -gt "$want" ] && want=$a
-	done
-	for _ in $(seq 200); do
-		a=$(applied "$n" "$g")
-		[ -n "$a" ] && [ "$a" -ge "$want" ] && return 0
-		sleep 0.1
-	done
-	fail "node $n did not catch up on group $g: applied ${a:-none} want $want"
 }
 
 for n in 1 2 3 4 5; do start_node $n; done

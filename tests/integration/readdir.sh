@@ -15,6 +15,10 @@
 # - deleting entries while iterating (behind and ahead of the cursor): no
 #   duplicates, every entry not deleted is returned, order kept;
 # - the same after a remount;
+# - once the table split by size (-o split_bytes=QFS_READDIR_SPLIT, default
+#   2M) so that a partition boundary falls inside the directory: listdir,
+#   scandir and getdents64(512) complete, in order, stable offsets across
+#   the partitions (doc/partitions.md);
 # - two opendirs of one directory: the second reads entries from the
 #   kernel's cached listing, entries it returned are unlinked, it continues
 #   (on its own handle): every entry never deleted exactly once; lseek to the
@@ -141,10 +145,16 @@ def seek_saved(db, saved):
         if name != saved[k + 1][0]:
             die(f"saved d_off of {saved[k][0]!r} resumed at {name!r}, want {saved[k + 1][0]!r}")
 
-def verify(d, n, offfile=None):
+def verify(d, n, offfile=None, deletedfile=None):
     """listdir, scandir, getdents(512); offsets saved in offfile by the
-    previous verify (another mount) still resume where they did."""
+    previous verify (another mount) still resume where they did.  The
+    names listed in deletedfile (one a line, as "delete" wrote them) are
+    expected gone."""
     expect = sorted(names(n))
+    if deletedfile:
+        with open(deletedfile, "rb") as f:
+            gone = set(x for x in f.read().split(b"\n") if x)
+        expect = [x for x in expect if x not in gone]
     db = os.fsencode(d)
     if offfile and os.path.exists(offfile):
         with open(offfile, "rb") as f:
@@ -295,11 +305,19 @@ if __name__ == "__main__":
     if cmd == "create":
         create(d, n)
     elif cmd == "verify":
-        verify(d, n, sys.argv[4] if len(sys.argv) > 4 else None)
+        verify(d, n, sys.argv[4] if len(sys.argv) > 4 else None, sys.argv[5] if len(sys.argv) > 5 else None)
     elif cmd == "delete":
         delete_while_iterating(d, n, sys.argv[4])
     elif cmd == "twohandles":
         two_handles(d, n)
+    elif cmd == "stats":  # lookups of random entries: requests inside the directory
+        rnd = random.Random(int(sys.argv[4]))
+        db = os.fsencode(d)
+        for x in rnd.sample(names(n), min(n, 300)):
+            try:
+                os.stat(os.path.join(db, x))
+            except FileNotFoundError:
+                pass  # deleted by "delete"
     elif cmd == "names":
         sys.stdout.buffer.write(b"".join(x + b"\n" for x in sorted(names(n))))
 EOF
@@ -339,6 +357,39 @@ py delete "$D" "$N" "$T/deleted"
 ndel=$(wc -l <"$T/deleted")
 cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed"
 [ "$cnt" -eq $((N + 2 - ndel)) ] || fail "after deleting $ndel entries, ls -f | wc -l = $cnt, want $((N + 2 - ndel))"
+
+
+# the directory across partitions (doc/partitions.md): remounted with a
+# small -o split_bytes, the table splits by size (at the median of the keys
+# of its requests: lookups of its entries) until a partition starts inside
+# the directory's key range (its keys share the prefix hash(ino) ino, and a
+# name follows: a partition's lo with that pk and a name after it); then,
+# remounted without splits, the checks again across the boundary
+qfs_umount
+qfs_mount -o split_bytes="${QFS_READDIR_SPLIT:-2M}",split_check=200ms
+echo "$QFS_PID" >"$T/daemon.pid"
+dino=$(printf '%016x' "$(stat -c %i "$D")")
+inside() {
+	awk -v ino="$dino" '$1 == "table" && $2 == "rd" && $7 == "lo" && substr($8, 17, 16) == ino &&
+		substr($8, 33, 2) >= "01" && substr($8, 33) != "01" { f = 1 } END { exit !f }' "$MNT/.quorumfs/partitions"
+}
+t0=$SECONDS
+for i in $(seq 150); do
+	inside && break
+	py stats "$D" "$N" "$i"
+	sleep 0.2
+done
+inside || fail "no partition starts inside $D after the splits: $(grep '^table rd ' "$MNT/.quorumfs/partitions")"
+np=$(grep -c '^table rd partition ' "$MNT/.quorumfs/partitions")
+note "table rd in $np partitions, one boundary inside $D, after $((SECONDS - t0)) s of splits"
+qfs_umount
+qfs_mount
+echo "$QFS_PID" >"$T/daemon.pid"
+t0=$SECONDS
+py verify "$D" "$N" "$T/offs2" "$T/deleted"
+cnt=$(ls -f "$D" | wc -l) || fail "ls -f failed across partitions"
+[ "$cnt" -eq $((N + 2 - ndel)) ] || fail "across partitions, ls -f | wc -l = $cnt, want $((N + 2 - ndel))"
+note "checks across partitions in $((SECONDS - t0)) s"
 
 qfs_umount
 note "PASS ($SECONDS s)"

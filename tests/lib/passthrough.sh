@@ -10,6 +10,9 @@
 # unmounts it (put pt_stop in the EXIT trap).  put and timed append
 # "KEY TARGET VALUE" lines to RES; drop empties the page cache; walks
 # times the tree walks (it also uses the caller's TARGETS, dir_of and cold).
+# old_start mounts a second quorumfs, $QFS_OLD_BIN (a baseline build), over
+# OLDDATA at OLDMNT in the background ($OLD_PID); old_stop unmounts it (put
+# it in the EXIT trap too).
 
 PT_PID=
 pt_build() {
@@ -75,4 +78,28 @@ walks() {
 			done
 		done
 	done
+}
+
+# wait_mnt PID DIR: until DIR is a mountpoint (fail if PID exits first)
+wait_mnt() {
+	for _ in $(seq 200); do
+		mountpoint -q "$2" && return 0
+		kill -0 "$1" 2>/dev/null || fail "mount of $2 exited"
+		sleep 0.05
+	done
+	fail "$2 did not mount"
+}
+OLD_PID=
+old_start() {
+	"$QFS_OLD_BIN" mount -f "$OLDDATA" "$OLDMNT" >>"$T/old.out" 2>&1 &
+	OLD_PID=$!
+	wait_mnt "$OLD_PID" "$OLDMNT"
+	until [ -e "$OLDMNT/.quorumfs/status" ]; do sleep 0.05; done
+}
+old_stop() {
+	if [ -n "$OLD_PID" ]; then
+		fusermount3 -u "$OLDMNT" 2>/dev/null || umount -l "$OLDMNT" 2>/dev/null
+		wait "$OLD_PID" 2>/dev/null
+		OLD_PID=
+	fi
 }

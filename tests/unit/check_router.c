@@ -21,6 +21,7 @@
 #include "router/route.h"
 #include "router/metrics.h"
 #include "router/router.h"
+#include "router/router_int.h"
 #include "router/xact.h"
 #include "unit.h"
 
@@ -203,6 +204,133 @@ START_TEST(test_txn_result_and_reads)
 	free(val);
 	/* a group that does not exist */
 	ck_assert_int_eq(qfs_router_get(r, 987654321, key, klen, &val, &vlen), QFS_ENOGROUP);
+}
+END_TEST
+
+/* The typed item API (item.c) encodes exactly the keys of common/key.h
+ * (the stored format does not change), scans decode them back, a range
+ * "after" a name starts past it, and a key that does not decode stops a
+ * scan with QFS_ECORRUPT. */
+struct item_seen {
+	char names[8][8];
+	int n;
+	int chunks;
+};
+
+static int item_cb(const struct qfs_router_key *k, const void *val, size_t vl, void *arg)
+{
+	struct item_seen *s = arg;
+
+	(void)val;
+	(void)vl;
+	if (k->kind == QFS_RKEY_CHUNK) {
+		s->chunks++;
+		return 0;
+	}
+	ck_assert_int_eq(k->kind, QFS_RKEY_DENTRY);
+	ck_assert_uint_lt(k->name_len, sizeof(s->names[0]));
+	memcpy(s->names[s->n], k->name, k->name_len);
+	s->names[s->n][k->name_len] = 0;
+	s->n++;
+	return 0;
+}
+
+START_TEST(test_item_api)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_router_itxn it;
+	struct qfs_router_key dk = qfs_router_key_dentry(4242, "bb", 2), ik = qfs_router_key_inode(4242),
+			      ck = qfs_router_key_chunk(4242, 7), ok = qfs_router_key_dentry(0, "o", 1);
+	struct qfs_router_range cr = qfs_router_range_chunks(4242, 3, 9), dr = qfs_router_range_dentries(4242, "aa", 2);
+	uint8_t k[QFS_KEY_MAX + 1], k2[QFS_KEY_MAX];
+	size_t kl, k2l;
+	struct qfs_op *op;
+	struct item_seen seen = { 0 };
+	void *val;
+	size_t vlen;
+	int res = -1;
+
+	qfs_router_itxn_init(&it);
+	op = qfs_router_itxn_add(&it, QFS_OP_DEL, &dk, NULL);
+	kl = qfs_key_dentry(k, 4242, "bb", 2);
+	ck_assert_uint_eq(op->key_len, kl);
+	ck_assert_mem_eq(op->key, k, kl);
+	ck_assert_uint_eq(op->key2_len, 0);
+	op = qfs_router_itxn_add(&it, QFS_OP_LINK_DROP, &ik, &ok);
+	kl = qfs_key_inode(k, 4242);
+	k2l = qfs_key_dentry(k2, 0, "o", 1);
+	ck_assert_uint_eq(op->key_len, kl);
+	ck_assert_mem_eq(op->key, k, kl);
+	ck_assert_uint_eq(op->key2_len, k2l);
+	ck_assert_mem_eq(op->key2, k2, k2l);
+	op = qfs_router_itxn_add(&it, QFS_OP_PUT, &ck, NULL);
+	kl = qfs_key_chunk(k, 4242, 7);
+	ck_assert_mem_eq(op->key, k, kl);
+	op = qfs_router_itxn_add_range(&it, QFS_OP_DEL_RANGE, &cr);
+	qfs_key_chunk_range(k, &kl, k2, &k2l, 4242, 3, 9);
+	ck_assert_uint_eq(op->key_len, kl);
+	ck_assert_mem_eq(op->key, k, kl);
+	ck_assert_uint_eq(op->key2_len, k2l);
+	ck_assert_mem_eq(op->key2, k2, k2l);
+	op = qfs_router_itxn_add_range(&it, QFS_OP_EXPECT_EMPTY, &dr);
+	kl = qfs_key_dentry(k, 4242, "aa", 2);
+	k[kl++] = 0; /* the first key after "aa" */
+	ck_assert_uint_eq(op->key_len, kl);
+	ck_assert_mem_eq(op->key, k, kl);
+	for (int i = 0; i < 200; i++) /* keys past one block stay put */
+		ck_assert_ptr_nonnull(qfs_router_itxn_add(&it, QFS_OP_DEL, &dk, &dk));
+	ck_assert_mem_eq(it.t.ops[0].key, it.t.ops[5].key, it.t.ops[0].key_len);
+	qfs_router_itxn_close(&it);
+
+	/* a round trip through a table */
+	ck_assert_int_eq(qfs_router_table_create(r, "it", &a, &t), 0);
+	put_entry(t.id, 4242, "aa", 1);
+	put_entry(t.id, 4242, "bb", 2);
+	put_entry(t.id, 4242, "cc", 3);
+	qfs_router_itxn_init(&it);
+	ck = qfs_router_key_chunk(4242, 1);
+	op = qfs_router_itxn_add(&it, QFS_OP_PUT, &ck, NULL);
+	op->val = (const uint8_t *)"data";
+	op->val_len = 4;
+	ck_assert_int_eq(qfs_router_item_txn(r, t.id, &it, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_router_itxn_close(&it);
+	ck_assert_int_eq(qfs_router_item_get(r, t.id, &ck, &val, &vlen), 0);
+	ck_assert_uint_eq(vlen, 4);
+	ck_assert_mem_eq(val, "data", 4);
+	free(val);
+	ck_assert_int_eq(qfs_router_item_get(r, t.id, &dk, &val, &vlen), 0);
+	free(val);
+	ck = qfs_router_key_chunk(4242, 2);
+	ck_assert_int_eq(qfs_router_item_get(r, t.id, &ck, &val, &vlen), -ENOENT);
+	ck_assert_int_eq(qfs_router_item_scan(r, t.id, &dr, item_cb, &seen), 0);
+	ck_assert_int_eq(seen.n, 2); /* after "aa": bb, cc */
+	ck_assert_str_eq(seen.names[0], "bb");
+	ck_assert_str_eq(seen.names[1], "cc");
+	cr = qfs_router_range_chunks(4242, 0, UINT64_MAX);
+	ck_assert_int_eq(qfs_router_item_scan(r, t.id, &cr, item_cb, &seen), 0);
+	ck_assert_int_eq(seen.chunks, 1);
+
+	/* a key inside the directory's range that does not decode (a raw
+	 * PUT; no encoder makes it): the scan stops with QFS_ECORRUPT */
+	struct qfs_txn txn;
+	kl = qfs_key_dentry(k, 4242, "dd", 2);
+	k[kl++] = 0; /* a NUL inside the name */
+	k[kl++] = 'x';
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_PUT);
+	op->key = k;
+	op->key_len = (uint32_t)kl;
+	op->val = (const uint8_t *)"x";
+	op->val_len = 1;
+	ck_assert_int_eq(qfs_router_txn(r, t.id, &txn, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_txn_close(&txn);
+	dr = qfs_router_range_dentries(4242, NULL, 0);
+	memset(&seen, 0, sizeof(seen));
+	ck_assert_int_eq(qfs_router_item_scan(r, t.id, &dr, item_cb, &seen), QFS_ECORRUPT);
+	ck_assert_int_eq(seen.n, 3); /* aa, bb, cc, then the bad key */
 }
 END_TEST
 
@@ -1388,6 +1516,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_nonempty_tables);
 	tcase_add_test(tc, test_alloc_ino_persists);
 	tcase_add_test(tc, test_txn_result_and_reads);
+	tcase_add_test(tc, test_item_api);
 	tcase_add_test(tc, test_orphan_group_dropped);
 	tcase_add_test(tc, test_status_and_stats_text);
 	tcase_add_test(tc, test_split_routes_and_scans);

@@ -27,6 +27,7 @@
 # old release does not build here.  Every node and router is ours, stopped
 # by PID in the trap.
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+. "$QFS_SRCDIR/tests/lib/cluster.sh"
 qfs_require git python3 fusermount3 mountpoint autoreconf make
 [ "$(id -u)" -eq 0 ] || skip "needs root (FUSE allow_other)"
 [ -c /dev/fuse ] || skip "/dev/fuse is missing"
@@ -38,6 +39,7 @@ T=$(mktemp -d /tmp/qfs-rolling.XXXXXX)
 M=$T/m
 mkdir -p "$M" "$T/s"
 NODE_PIDS=""
+SMNT=$M # status, applied, leader_of, caught_up read its .quorumfs/status
 cleanup() {
 	local rc=$?
 	touch "$T/STOP" 2>/dev/null
@@ -66,13 +68,8 @@ qfs_old_release "$PREV" tests/upgrade/PREVIOUS_CLUSTER
   echo "FAIL: watchdog: still running after 110 s" >&2; kill -TERM $$ ) &
 WDPID=$!
 
-set -- $(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key"
-chmod 600 "$T/key"
+set -- $(free_ports 3)
+new_key "$T/key"
 C=$T/cluster
 cat >"$C" <<EOF
 node 1 az a addr 127.0.0.1:$1
@@ -81,17 +78,8 @@ node 3 az c addr 127.0.0.1:$3
 key key
 EOF
 
-# start_node BIN ID: start node ID from BIN (daemon), record its PID.
-start_node() {
-	"$1" node -o "cluster=$C,id=$2" "$T/n$2" 2>>"$T/node.err" ||
-		fail "node $2 did not start from $1: $(tail -n 3 "$T/node.err")"
-	local p
-	p=$(cat "$T/n$2/lock")
-	[ -n "$p" ] && kill -0 "$p" || fail "node $2: no live pid in its lock file"
-	NODE_PIDS="$NODE_PIDS $p"
-	eval "PID$2=$p"
-}
-pid_of() { eval "echo \$PID$1"; }
+# node_from BIN ID: start node ID from BIN.
+node_from() { start_node "$2" "$C" "$1"; }
 # stop_pid PID WHAT: SIGTERM, wait (20 s at most) until it is gone.
 stop_pid() {
 	kill -TERM "$1" 2>/dev/null
@@ -103,30 +91,6 @@ mount_router() { # BIN
 		fail "mount from $1: $(tail -n 3 "$T/mount.err")"
 	RPID=$(cat "$T/s/lock")
 	[ -n "$RPID" ] || fail "no router pid in its lock file"
-}
-status() { cat "$M/.quorumfs/status"; }
-applied() {
-	status | awk -v n="$1" -v g="$2" '$1 == "group" && $2 == g && $3 == "node" && $4 == n {
-		for (i = 5; i < NF; i++) if ($i == "applied") print $(i + 1) }'
-}
-leader_of() {
-	status | awk -v g="$1" '$1 == "group" && $2 == g && / role leader / { print $4; exit }'
-}
-# caught_up NODE GROUP: wait (20 s at most) until NODE applied what the
-# others did, as of now.
-caught_up() {
-	local want=0 a n
-	for n in 1 2 3; do
-		[ "$n" = "$1" ] && continue
-		a=$(applied "$n" "$2")
-		[ -n "$a" ] && [ "$a" -gt "$want" ] && want=$a
-	done
-	for _ in $(seq 200); do
-		a=$(applied "$1" "$2")
-		[ -n "$a" ] && [ "$a" -ge "$want" ] && return 0
-		sleep 0.1
-	done
-	fail "node $1 did not catch up on group $2: applied ${a:-none} want $want"
 }
 acked() { wc -l <"$T/w.acked"; }
 # progress N WHAT: wait (10 s at most) until N more files are acknowledged
@@ -226,7 +190,7 @@ PY
 }
 
 # ---- 1. OLD everywhere, under load
-for n in 1 2 3; do start_node "$OLD" $n; done
+for n in 1 2 3; do node_from "$OLD" $n; done
 mount_router "$OLD"
 mkdir "$M/t" || fail "mkdir of a table (OLD router)"
 G=$(awk '$1 == "table" && $2 == "t" { print $4 }' "$M/.quorumfs/status")
@@ -246,7 +210,7 @@ ORDER="$L $(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | tr '\n' ' ')"
 for n in $ORDER; do
 	stop_pid "$(pid_of "$n")" "OLD node $n"
 	progress 5 "OLD node $n stopped"
-	start_node "$NEW" "$n"
+	node_from "$NEW" "$n"
 	caught_up "$n" "$G"
 	progress 5 "node $n on NEW"
 	note "[${SECONDS}s] node $n: OLD -> NEW, caught up (applied $(applied "$n" "$G")), $(acked) files acknowledged"
@@ -271,7 +235,7 @@ note "[${SECONDS}s] router: OLD -> NEW (remount), $(cat "$T/verify.out"), writes
 L=$(leader_of "$G")
 B=$(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | head -1)
 stop_pid "$(pid_of "$B")" "NEW node $B"
-start_node "$OLD" "$B"
+node_from "$OLD" "$B"
 # OLD's txn decoder knows version 3 with ops 15..19 only: op 20 (RANGE)
 # is an unknown op, which it reports as corrupt data (not as an unknown
 # version), then stops that replica: nothing applied, nothing misread.
@@ -293,7 +257,7 @@ a=$(applied "$B" "$G")
 sleep 1
 [ "$(applied "$B" "$G")" = "$a" ] || fail "OLD node $B applies the NEW router's version-3 txns"
 stop_pid "$(pid_of "$B")" "OLD node $B"
-start_node "$NEW" "$B"
+node_from "$NEW" "$B"
 caught_up "$B" "$G"
 progress 5 "node $B back on NEW"
 note "[${SECONDS}s] node $B on NEW again caught up (applied $(applied "$B" "$G"))"

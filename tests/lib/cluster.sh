@@ -1,0 +1,65 @@
+# tests/lib/cluster.sh - helpers for tests that run `quorumfs node`
+# processes on 127.0.0.1 and a router mount (cluster.sh, cluster4.sh,
+# tests/upgrade/rolling.sh).  Source it after tests/lib/common.sh.
+#
+# The caller sets: T (its temp dir), C (the cluster file), NODE_PIDS=""
+# (its trap kills them), SMNT (the mount whose .quorumfs/status is read).
+# Nodes live in $T/nID; start_node records PID<ID> and appends to NODE_PIDS.
+
+# free_ports N: N free TCP ports on 127.0.0.1 (bound, then released).
+free_ports() {
+	python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+# new_key FILE: a random cluster key, mode 0600.
+new_key() {
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
+	chmod 600 "$1"
+}
+
+# start_node ID [CLUSTER [BIN]]: start node ID (a daemon) from BIN (default
+# $QFS_BIN) with CLUSTER (default $C), record its PID.
+start_node() {
+	local bin=${3:-$QFS_BIN} p
+	"$bin" node -o "cluster=${2:-$C},id=$1" "$T/n$1" 2>>"$T/node.err" ||
+		fail "node $1 did not start from $bin: $(tail -n 3 "$T/node.err")"
+	p=$(cat "$T/n$1/lock")
+	[ -n "$p" ] && kill -0 "$p" || fail "node $1: no live pid in its lock file"
+	NODE_PIDS="$NODE_PIDS $p"
+	eval "PID$1=$p"
+}
+pid_of() { eval "echo \$PID$1"; }
+
+# status: the remote status of $SMNT (node lines, then replica lines
+# "group G node N az A role R ballot B leader L last N durable N commit N applied N").
+status() { cat "$SMNT/.quorumfs/status"; }
+# applied NODE GROUP: that replica's applied LSN (empty if it does not answer).
+applied() {
+	status | awk -v n="$1" -v g="$2" '$1 == "group" && $2 == g && $3 == "node" && $4 == n {
+		for (i = 5; i < NF; i++) if ($i == "applied") print $(i + 1) }'
+}
+leader_of() {
+	status | awk -v g="$1" '$1 == "group" && $2 == g && / role leader / { print $4; exit }'
+}
+# caught_up NODE GROUP [OTHERS...]: wait (20 s at most) until NODE applied
+# what OTHERS (default: nodes 1 2 3 but NODE) did, as of now.
+caught_up() {
+	local n=$1 g=$2 want=0 a o
+	shift 2
+	[ $# -gt 0 ] || set -- 1 2 3
+	for o in "$@"; do
+		[ "$o" = "$n" ] && continue
+		a=$(applied "$o" "$g")
+		[ -n "$a" ] && [ "$a" -gt "$want" ] && want=$a
+	done
+	for _ in $(seq 200); do
+		a=$(applied "$n" "$g")
+		[ -n "$a" ] && [ "$a" -ge "$want" ] && return 0
+		sleep 0.1
+	done
+	fail "node $n did not catch up on group $g: applied ${a:-none} want $want"
+}
