@@ -6,9 +6,10 @@
  * root only (CAP_SYS_ADMIN; here uid 0): hidden from listxattr, ENODATA on
  * get, EPERM on set and remove for anyone else.  Limits: name 255 bytes
  * (ERANGE), value 64 KiB (E2BIG), 64 KiB of names and values per inode
- * (ENOSPC, enforced where the txn applies).  security.selinux is not stored
- * (EOPNOTSUPP, so that `ls -l` stops asking it of every file; doc/fs.md
- * "Kernel caches").  On a table directory,
+ * (ENOSPC, enforced where the txn applies).  A file without a
+ * security.selinux label answers EOPNOTSUPP for it, not ENODATA, so that
+ * `ls -l` stops asking it of every file (doc/fs.md "Kernel caches"); a
+ * label that is set is stored and answered.  On a table directory,
  * user.quorumfs.capacity, .rcu and .wcu are the table's capacity: their
  * values are checked (EINVAL) and the router's admission control reloads
  * them once stored (doc/admission.md).
@@ -25,7 +26,7 @@
 #include "fs/fs_int.h"
 #include "router/admit.h"
 
-#define QFS_XATTR_SELINUX "security.selinux" /* not stored: EOPNOTSUPP */
+#define QFS_XATTR_SELINUX "security.selinux" /* absent: EOPNOTSUPP */
 
 static int xattr_name_ok(const char *name)
 {
@@ -56,8 +57,8 @@ static int is_security(const char *name)
 	return strncmp(name, "security.", 9) == 0;
 }
 
-/* security.selinux is not stored (see qfs_fs_op_getxattr): EOPNOTSUPP, as a
- * FUSE mount answers on a host with SELinux on (genfs labelling). */
+/* An absent security.selinux answers EOPNOTSUPP (see qfs_fs_op_getxattr),
+ * as a FUSE mount answers on a host with SELinux on (genfs labelling). */
 static int is_selinux(const char *name)
 {
 	return strcmp(name, QFS_XATTR_SELINUX) == 0;
@@ -312,9 +313,6 @@ void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -E2BIG, "xattr value of %zu bytes, limit %d", size, QFS_XATTR_VALUE_MAX);
 	if (is_trusted(name) && !privileged(req))
 		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EPERM, "trusted.* is for root name=%.64s", name);
-	if (is_selinux(name))
-		return qfs_fs_fail(req, FOP_SETXATTR, t0, -EOPNOTSUPP,
-				   "SELinux labels are not stored (the mount is labelled as a whole) ino=%lu", ino);
 	if (is_acl(name)) {
 		if ((rc = qfs_fs_acl_check(value, size)))
 			return qfs_fs_fail(req, FOP_SETXATTR, t0, rc, "malformed POSIX ACL name=%s size=%zu", QFS_ESC_NAME(name), size);
@@ -375,10 +373,9 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	/* The kernel asks for security.capability before every write(): once
 	 * we know the inode has no security.* xattr, answer without reading it.
 	 * security.selinux, which `ls -l` asks of every file (libselinux's
-	 * lgetfilecon), is not stored: EOPNOTSUPP, on which ls stops asking
-	 * for the rest of the device (coreutils caches "unsupported" per
-	 * st_dev); one stored by a version before this rule is still
-	 * answered. */
+	 * lgetfilecon), answers EOPNOTSUPP when the file has none, on which
+	 * ls stops asking for the rest of the device (coreutils caches
+	 * "unsupported" per st_dev); a label that was set is answered. */
 	int sec = is_security(name);
 	int nosup = is_selinux(name) ? -EOPNOTSUPP : -ENODATA;
 	pthread_mutex_lock(&in->mu);

@@ -44,6 +44,7 @@
 #include "node/cluster.h"
 #include "router/admit.h"
 #include "router/router.h"
+#include "router/route.h"
 #include "scrub/scrub.h"
 
 /* Data directory format (doc/compat.md): 3 = 2 plus inode items version 2
@@ -1510,6 +1511,11 @@ static int cmd_mount(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "cannot open the storage nodes in %s: %s", nodedir, qfs_strerror(rc));
 		report_failure(&ready, msg);
 		goto err_hup;
+	}
+	if ((rc = qfs_route_attach(cell)) != 0) { /* leader routing of every proposal and read */
+		snprintf(msg, sizeof(msg), "cannot start the router: %s", qfs_strerror(rc));
+		report_failure(&ready, msg);
+		goto err_cell;
 	}
 	struct qfs_router *router = NULL;
 	rc = qfs_router_new(cell, getuid(), getgid(), &router);

@@ -21,6 +21,7 @@
 #include "meta/meta.h"
 #include "node/cell.h"
 #include "node/cluster.h"
+#include "router/route.h"
 
 #define STEP_TIMEOUT_MS 120000u /* one group's change, catch-up included */
 
@@ -136,6 +137,8 @@ int qfs_cmd_member(int argc, char **argv)
 	co.cluster = cluster;
 	co.reads = QFS_CELL_READ_STRONG;
 	rc = qfs_cell_open(&co, &c);
+	if (rc == 0)
+		rc = qfs_route_attach(c); /* leader routing of the meta reads and writes */
 	if (rc == 0)
 		rc = qfs_meta_open(c, &m);
 	if (rc) {

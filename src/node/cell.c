@@ -1,7 +1,7 @@
 /*
  * cell.c - the storage nodes of one mount (cell.h): N rnodes on one
- * in-process transport, leader routing with bounded retries, lease reads,
- * node stop/start, group reconciliation and a keeper thread that restarts a
+ * in-process transport, per-replica operations for the router's leader
+ * routing (router/route.c), node stop/start, group reconciliation and a keeper thread that restarts a
  * node whose replica stopped after an error (a full disk, say) or that
  * could not be opened.  doc/cell.md describes the rules.
  *
@@ -42,16 +42,12 @@
 #include "node/node_int.h"
 #include "node/rnode.h"
 
-#define CELL_POLL_MS 2           /* wait step while no leader is known */
 #define CELL_KEEPER_MS 250       /* keeper period */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
 #define CELL_TRIM_MS 5000        /* malloc_trim period */
 #define CELL_COMPACT_MS 10000    /* least time between two disk-short compactions */
 #define CELL_RESERVE_SLACK (16ull << 20) /* reserve beyond the memtables */
-#define CELL_NOQUORUM_HOLD_MS 1000   /* after a timeout, later waits on that group ... */
-#define CELL_NOQUORUM_WAIT_MS 100    /* ... wait only this long, for this long */
-#define CELL_NOQUORUM_SLOTS 16
 #define CELL_HEAL_FIRST_MS 1000      /* first rebuild of an untrusted replica */
 #define CELL_HEAL_BACKOFF_MAX_MS 60000
 #define CELL_HEAL_ATTEMPTS 6         /* then give up until stop/start of the node */
@@ -134,23 +130,14 @@ struct qfs_cell {
 	void (*seal_cb)(qfs_group_t, void *); /* c->mu */
 	void *seal_arg;
 
-	/* Groups whose last wait timed out: a wait that starts within
-	 * CELL_NOQUORUM_HOLD_MS of it waits only CELL_NOQUORUM_WAIT_MS, so the
-	 * kernel's back-to-back calls after a failure (read-ahead then read,
-	 * getxattr then write) do not each wait a whole timeout.  mu. */
-	struct { qfs_group_t group; uint64_t until_ms; } nq[CELL_NOQUORUM_SLOTS];
-	uint64_t nq_until;       /* max until_ms above; relaxed atomic (fast path) */
-	uint32_t hint;           /* last leader seen (any group); relaxed atomic */
-	uint64_t st_redirects, st_timeouts; /* relaxed atomics */
+	const struct qfs_cell_route *route; /* the router's routing (cell.h); set
+					       before use, immutable while used */
+	void *route_arg;
+	uint32_t hint;           /* last node a proposal succeeded at (any group);
+				    relaxed atomic */
 	uint64_t st_proposals_closed, st_fsyncs_closed; /* of nodes since stopped; mu */
 };
 
-static int cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
-			int *result);
-static int cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
-		    void **val, size_t *val_len);
-static int cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		     const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
 static int cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
 				const char *why);
 
@@ -503,12 +490,12 @@ static int start_locked(struct qfs_cell *c, struct cnode *cn)
 	free(cn->seen);
 	cn->seen = NULL;
 	cn->nseen = 0;
-	/* A node coming back may bring a quorum back: waits from now on get
-	 * their whole timeout again (the election takes a moment) instead of
-	 * the short wait kept for groups whose last wait timed out. */
-	memset(c->nq, 0, sizeof(c->nq));
-	__atomic_store_n(&c->nq_until, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->mu);
+	/* A node coming back may bring a quorum back: the router's waits from
+	 * now on get their whole timeout again (the election takes a moment)
+	 * instead of the short wait kept for groups whose last wait timed out. */
+	if (c->route && c->route->node_up)
+		c->route->node_up(c->route_arg);
 	QFS_LOG(QFS_LOG_INFO, "cell node up node=%u az=%s dir=%s", cn->id, cn->az, cn->dir);
 	/* What this node hosts may settle another node's orphans. */
 	for (uint32_t k = 0; k < c->n; k++) {
@@ -1150,6 +1137,7 @@ static void cell_free(struct qfs_cell *c)
 
 static int can_read_strong(struct qfs_cell *c, qfs_group_t group);
 static int fail_fast(struct qfs_cell *c, qfs_group_t group);
+static uint32_t find_leader(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **out);
 
 /* After a restart every replica first honours the leases it may have
  * granted (one lease) and then waits an election timeout: wait, bounded,
@@ -1198,6 +1186,8 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 			return rc;
 		}
 		c->n = qfs_rcell_node_count(c->rc);
+		c->o.timeout_ms = o->timeout_ms ? o->timeout_ms : QFS_CELL_TIMEOUT_DEFAULT_MS;
+		c->o.reads = o->reads;
 		*out = c;
 		return 0;
 	}
@@ -1332,6 +1322,9 @@ void qfs_cell_close(struct qfs_cell *c)
 {
 	if (!c)
 		return;
+	if (c->route && c->route->release)
+		c->route->release(c->route_arg);
+	c->route = NULL;
 	if (c->rc) {
 		qfs_rcell_close(c->rc);
 		free(c);
@@ -1572,14 +1565,6 @@ static uint32_t stopped_count(struct qfs_cell *c, qfs_group_t group, int *why)
 	return n;
 }
 
-static int stopped_reason(struct qfs_cell *c, qfs_group_t group)
-{
-	int why;
-
-	(void)stopped_count(c, group, &why);
-	return why;
-}
-
 /* 0, or the error to fail with at once: a majority of group's replicas
  * stopped after an error, so no leader can be elected until they restart. */
 static int fail_fast(struct qfs_cell *c, qfs_group_t group)
@@ -1589,257 +1574,163 @@ static int fail_fast(struct qfs_cell *c, qfs_group_t group)
 	return stopped_count(c, group, &why) >= majority(c) ? why : 0;
 }
 
-/* The deadline of a wait on group starting now: the call's budget, cut
- * short right after a timeout of the same group when the wait is part of a
- * FUSE call (see struct qfs_cell; other callers wait their whole timeout). */
-static uint64_t wait_deadline(struct qfs_cell *c, qfs_group_t group, uint64_t now)
-{
-	uint64_t d = qfs_clock_call_deadline(now, c->o.timeout_ms), until = 0;
-
-	if (__atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) <= now || !qfs_clock_call_active())
-		return d;
-	pthread_mutex_lock(&c->mu);
-	for (int i = 0; i < CELL_NOQUORUM_SLOTS; i++)
-		if (c->nq[i].group == group && c->nq[i].until_ms > now)
-			until = c->nq[i].until_ms;
-	pthread_mutex_unlock(&c->mu);
-	if (until && d > now + CELL_NOQUORUM_WAIT_MS)
-		d = now + CELL_NOQUORUM_WAIT_MS;
-	return d;
-}
-
-/* A wait on group that began at t0 timed out (mark, when it waited a whole
- * timeout: a wait cut short by its call's limit proves nothing) or
- * succeeded (clear). */
-static void noquorum_note(struct qfs_cell *c, qfs_group_t group, int timed_out, uint64_t t0)
-{
-	uint64_t now = now_ms();
-	int slot = -1, oldest = 0;
-
-	if (timed_out && now - t0 < c->o.timeout_ms)
-		return;
-	if (!timed_out && __atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) <= now)
-		return;
-	pthread_mutex_lock(&c->mu);
-	for (int i = 0; i < CELL_NOQUORUM_SLOTS; i++) {
-		if (c->nq[i].group == group)
-			slot = i;
-		if (c->nq[i].until_ms < c->nq[oldest].until_ms)
-			oldest = i;
-	}
-	if (!timed_out) {
-		if (slot >= 0)
-			c->nq[slot].until_ms = 0;
-	} else {
-		if (slot < 0)
-			slot = oldest;
-		c->nq[slot].group = group;
-		c->nq[slot].until_ms = now + CELL_NOQUORUM_HOLD_MS;
-		if (__atomic_load_n(&c->nq_until, __ATOMIC_RELAXED) < c->nq[slot].until_ms)
-			__atomic_store_n(&c->nq_until, c->nq[slot].until_ms, __ATOMIC_RELAXED);
-	}
-	pthread_mutex_unlock(&c->mu);
-}
-
-/* See cell.h.  Only outcomes that prove the entry was never accepted
- * (-EREMOTE, -EAGAIN, QFS_ESTOPPED on arrival) are retried; a timeout is
- * final because the entry may still commit. */
-int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
-		     int *result)
-{
-	if (c->rc)
-		return qfs_rcell_propose(c->rc, group, txn, len, result);
-	return cell_propose(c, group, txn, len, result);
-}
-
-static int cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
-			int *result)
-{
-	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
-	uint32_t target = 0, stopped_on = 0;
-	int last = -ETIMEDOUT;
-
-	for (;;) {
-		uint64_t now = now_ms();
-		struct qfs_rnode *rn;
-		uint32_t leader = 0;
-		int rc;
-
-		if (now >= deadline)
-			break;
-		rn = NULL;
-		if (target && !(rn = node_get(c, target)))
-			target = 0; /* the hinted node stopped meanwhile */
-		if (!target)
-			target = find_leader(c, group, &rn);
-		if (target && (stopped_on & (1u << target))) {
-			node_put(c, target);
-			target = 0;
-		}
-		if (!target) {
-			if (!qfs_cell_group_exists(c, group))
-				return QFS_ENOGROUP;
-			if ((last = fail_fast(c, group)) != 0)
-				return last;
-			last = -ETIMEDOUT;
-			sleep_ms(CELL_POLL_MS);
-			continue;
-		}
-		rc = qfs_rnode_propose(rn, group, txn, len, (uint32_t)(deadline - now), result, &leader);
-		node_put(c, target);
-		switch (rc) {
-		case 0:
-			__atomic_store_n(&c->hint, target, __ATOMIC_RELAXED);
-			qfs_clock_call_progress();
-			noquorum_note(c, group, 0, t0);
-			return 0;
-		case -EREMOTE:
-			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
-			target = leader && leader != target ? leader : 0;
-			if (!target)
-				sleep_ms(CELL_POLL_MS);
-			continue;
-		case -EAGAIN:
-			__atomic_fetch_add(&c->st_redirects, 1, __ATOMIC_RELAXED);
-			target = 0;
-			sleep_ms(CELL_POLL_MS);
-			continue;
-		case QFS_ESTOPPED:
-			/* The replica there stopped after an error before taking
-			 * the entry: another replica may lead soon. */
-			stopped_on |= 1u << target;
-			last = stopped_reason(c, group);
-			target = 0;
-			if (stopped_on == (((1u << c->n) - 1) << 1))
-				return last;
-			sleep_ms(CELL_POLL_MS);
-			continue;
-		case -ETIMEDOUT:
-			last = stopped_reason(c, group);
-			if (last == QFS_ESTOPPED)
-				last = -ETIMEDOUT;
-			goto timeout;
-		default:
-			return rc;
-		}
-	}
-timeout:
-	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
-	noquorum_note(c, group, 1, t0);
-	QFS_LOG(QFS_LOG_WARN, "cell propose failed group=%016" PRIx64 " timeout_ms=%u err=%s", group,
-		c->o.timeout_ms, qfs_strerror(last));
-	return last;
-}
-
-/* Pick the replica a read in mode may use now: the leader when its lease
- * lets it read locally, or (eventual reads) the running replica that applied
- * the most.  Returns its id (taken with node_get) or 0. */
-static uint32_t read_node(struct qfs_cell *c, qfs_group_t group, enum qfs_cell_reads mode,
-			  struct qfs_rnode **out)
-{
-	struct qfs_rnode *rn;
-	uint32_t l = find_leader(c, group, &rn);
-
-	if (l) {
-		if (qfs_rnode_can_read_strong(rn, group)) {
-			*out = rn;
-			return l;
-		}
-		node_put(c, l);
-	}
-	if (mode != QFS_CELL_READ_EVENTUAL)
-		return 0;
-	/* The running replica that applied the most: a change this mount
-	 * acknowledged was applied by the leader that acknowledged it, so a
-	 * reader sees its own writes unless that replica stopped since. */
-	{
-		uint32_t best = 0;
-		qfs_lsn_t best_applied = 0;
-
-		for (uint32_t i = 1; i <= c->n; i++) {
-			struct qfs_rnode_ginfo gi;
-
-			if (!(rn = node_get(c, i)))
-				continue;
-			/* ties go to the leader: it answered its proposers only
-			 * after applying, even if its machine's applied LSN is
-			 * stepped a moment later */
-			if (qfs_rnode_group_info(rn, group, &gi) == 0 && !gi.stopped &&
-			    (!best || gi.applied > best_applied ||
-			     (gi.applied == best_applied && i == l))) {
-				best = i;
-				best_applied = gi.applied;
-			}
-			node_put(c, i);
-		}
-		if (best && (rn = node_get(c, best)) != NULL) {
-			*out = rn;
-			return best;
-		}
-	}
-	return 0;
-}
-
-/* 1 if a strong read of group could be served now. */
+/* 1 if a strong read of group could be served now: the leader the nodes
+ * know holds a read lease (wait_leaders at open). */
 static int can_read_strong(struct qfs_cell *c, qfs_group_t group)
 {
 	struct qfs_rnode *rn;
-	uint32_t id = read_node(c, group, QFS_CELL_READ_STRONG, &rn);
+	uint32_t l = find_leader(c, group, &rn);
+	int ok;
 
-	if (id)
-		node_put(c, id);
-	return id != 0;
+	if (!l)
+		return 0;
+	ok = qfs_rnode_can_read_strong(rn, group);
+	node_put(c, l);
+	return ok;
 }
 
-static int read_wait(struct qfs_cell *c, qfs_group_t group, struct qfs_rnode **rn, uint32_t *id)
+/* See cell.h. */
+void qfs_cell_set_route(struct qfs_cell *c, const struct qfs_cell_route *ops, void *arg)
 {
-	uint64_t t0 = now_ms(), deadline = wait_deadline(c, group, t0);
+	c->route = ops;
+	c->route_arg = ops ? arg : NULL;
+}
+
+/* See cell.h. */
+enum qfs_cell_reads qfs_cell_read_mode(const struct qfs_cell *c)
+{
+	return c->o.reads;
+}
+
+/* See cell.h. */
+int qfs_cell_replica_view(struct qfs_cell *c, uint32_t id, qfs_group_t group, int info,
+			  struct qfs_cell_view *out)
+{
+	struct qfs_cell_view v = { 0 };
+	struct qfs_rnode *rn;
+
+	if (c->rc)
+		return -EOPNOTSUPP;
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	v.leader = qfs_rnode_leader(rn, group);
+	v.lease = qfs_rnode_can_read_strong(rn, group);
+	if (info) {
+		struct qfs_rnode_ginfo gi;
+
+		if (qfs_rnode_group_info(rn, group, &gi) == 0) {
+			v.hosted = 1;
+			v.stopped = gi.stopped;
+			v.err = gi.err;
+			v.applied = gi.applied;
+		}
+	}
+	node_put(c, id);
+	*out = v;
+	return 0;
+}
+
+/* See cell.h. */
+int qfs_cell_propose_prepare(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+			     struct qfs_buf *out)
+{
 	int rc;
 
-	for (;;) {
-		if ((*id = read_node(c, group, c->o.reads, rn)) != 0) {
-			qfs_clock_call_progress();
-			noquorum_note(c, group, 0, t0);
-			return 0;
-		}
-		if (!qfs_cell_group_exists(c, group))
-			return QFS_ENOGROUP;
-		/* A replica stopped on a full disk comes back with the keeper's
-		 * restart: reads wait for that (bounded) instead of failing. */
-		if ((rc = fail_fast(c, group)) != 0 && rc != -ENOSPC)
-			return rc;
-		if (now_ms() >= deadline)
-			break;
-		sleep_ms(CELL_POLL_MS);
-	}
-	__atomic_fetch_add(&c->st_timeouts, 1, __ATOMIC_RELAXED);
-	noquorum_note(c, group, 1, t0);
-	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
-		group, c->o.timeout_ms);
-	return -ETIMEDOUT;
+	if (!c->rc)
+		return 0;
+	rc = qfs_rcell_prepare(c->rc, group, txn, len, out);
+	return rc ? rc : 1;
+}
+
+/* See cell.h.  A success makes id the first node find_leader asks. */
+int qfs_cell_propose_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const void *txn,
+			size_t len, uint32_t wait_ms, int *result, uint32_t *leader)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (c->rc)
+		return qfs_rcell_propose_at(c->rc, id, group, txn, len, wait_ms, result, leader);
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = qfs_rnode_propose(rn, group, txn, len, wait_ms, result, leader);
+	node_put(c, id);
+	if (rc == 0)
+		__atomic_store_n(&c->hint, id, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
+		    size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
+{
+	if (c->rc)
+		return qfs_rcell_get_at(c->rc, id, group, key, key_len, wait_ms, val, val_len, leader);
+	return qfs_cell_get_node(c, id, group, key, key_len, val, val_len);
+}
+
+/* See cell.h. */
+int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *lo,
+		     size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
+		     qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
+		     uint32_t *leader)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (c->rc)
+		return qfs_rcell_scan_page_at(c->rc, id, group, lo, lo_len, hi, hi_len, wait_ms, cb,
+					      arg, more, resume, leader);
+	*more = 0;
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
+int qfs_cell_remote(const struct qfs_cell *c)
+{
+	return c->rc != NULL;
+}
+
+/* See cell.h. */
+uint32_t qfs_cell_node_id(struct qfs_cell *c, uint32_t idx)
+{
+	if (c->rc)
+		return qfs_rcell_node_id(c->rc, idx);
+	return idx < c->n ? idx + 1 : 0;
+}
+
+/* See cell.h. */
+int qfs_cell_node_silent(struct qfs_cell *c, uint32_t id)
+{
+	return c->rc ? qfs_rcell_silent(c->rc, id) : 0;
+}
+
+/* See cell.h: the routing is the router's (qfs_cell_set_route). */
+int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+		     int *result)
+{
+	if (!c->route)
+		return -ENOSYS;
+	return c->route->propose(c->route_arg, group, txn, len, result);
 }
 
 /* See cell.h. */
 int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
 		 void **val, size_t *val_len)
 {
-	if (c->rc)
-		return qfs_rcell_get(c->rc, group, key, key_len, val, val_len);
-	return cell_get(c, group, key, key_len, val, val_len);
-}
-
-static int cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
-		    void **val, size_t *val_len)
-{
-	struct qfs_rnode *rn;
-	uint32_t id;
-	int rc = read_wait(c, group, &rn, &id);
-
-	if (rc)
-		return rc;
-	rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
-	node_put(c, id);
-	return rc;
+	if (!c->route)
+		return -ENOSYS;
+	return c->route->get(c->route_arg, group, key, key_len, val, val_len);
 }
 
 /* See cell.h. */
@@ -1864,23 +1755,9 @@ int qfs_cell_get_node(struct qfs_cell *c, uint32_t id, qfs_group_t group, const 
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
-	if (c->rc)
-		return qfs_rcell_scan(c->rc, group, lo, lo_len, hi, hi_len, cb, arg);
-	return cell_scan(c, group, lo, lo_len, hi, hi_len, cb, arg);
-}
-
-static int cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		     const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
-{
-	struct qfs_rnode *rn;
-	uint32_t id;
-	int rc = read_wait(c, group, &rn, &id);
-
-	if (rc)
-		return rc;
-	rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
-	node_put(c, id);
-	return rc;
+	if (!c->route)
+		return -ENOSYS;
+	return c->route->scan(c->route_arg, group, lo, lo_len, hi, hi_len, cb, arg);
 }
 
 /* ---------------------------------------------------------------- status */
@@ -2032,8 +1909,10 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 {
 	struct qfs_cell_stat s = { 0 };
 
+	if (c->route && c->route->stat)
+		c->route->stat(c->route_arg, &s.redirects, &s.timeouts);
 	if (c->rc) {
-		s.redirects = qfs_rcell_redirects(c->rc, &s.timeouts, &s.proposals);
+		s.proposals = qfs_rcell_proposals(c->rc);
 		*out = s;
 		return;
 	}
@@ -2052,8 +1931,6 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 		s.proposals += st.proposals;
 		s.fsyncs += st.fsyncs;
 	}
-	s.redirects = __atomic_load_n(&c->st_redirects, __ATOMIC_RELAXED);
-	s.timeouts = __atomic_load_n(&c->st_timeouts, __ATOMIC_RELAXED);
 	*out = s;
 }
 

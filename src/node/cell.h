@@ -3,11 +3,14 @@
  * one in-process transport, each in its own directory and availability
  * zone, every group replicated on all of them.  The cell is what the router
  * and the archiver talk to: it creates and drops groups on every member,
- * sends each proposal to the group's leader (following -EREMOTE hints and
- * retrying -EAGAIN until a bounded deadline), serves strongly consistent
- * reads at the leader under its lease (or, as a mount option, eventually
- * consistent reads from any running replica), and lets a test stop and
- * restart a node (doc/cell.md).
+ * offers per-replica operations (propose at node N, read node N's replica,
+ * what node N knows of a group: its leader, its lease, whether it stopped)
+ * and lets a test stop and restart a node (doc/cell.md).  Leader routing
+ * (which replica leads, following -EREMOTE hints, waiting out an election,
+ * retrying until a bounded deadline) is the router's (router/route.h),
+ * installed on the cell with qfs_cell_set_route: qfs_cell_propose, _get
+ * and _scan call it, so that the layers below the router (meta, archive)
+ * reach the same routing.
  *
  * Layout: DIR/n<id>/ is node id's directory (rnode.h), id = 1..N, AZ "a",
  * "b", "c"... in order; DIR/n<id> may be a symlink to another disk.
@@ -25,11 +28,13 @@
  * never dropped as orphans; the cell itself knows no group by its id.
  *
  * Cluster mode (o->cluster set, doc/cluster.md): the members are remote
- * `quorumfs node` processes; propose, get, scan, group create/drop/
- * exists/list, status, nodes, node_up, get_node and stat become requests
- * to them (node/cellnet.c).  The test hooks node_stop/start answer
- * -EOPNOTSUPP; the archive and scrub hooks QFS_ESTOPPED / -EOPNOTSUPP
- * (the program refuses archive and scrub options on a cluster mount).
+ * `quorumfs node` processes; the per-replica attempts (propose_at,
+ * get_at, scan_at), group create/drop/exists/list, status, nodes,
+ * node_up, get_node and stat become requests to them (node/cellnet.c);
+ * propose, get and scan go through the same routing hook.  The test
+ * hooks node_stop/start answer -EOPNOTSUPP; the archive and scrub hooks
+ * QFS_ESTOPPED / -EOPNOTSUPP (the program refuses archive and scrub
+ * options on a cluster mount).
  *
  * Thread-safety: every function may be called from any thread, except open
  * and close.  Stopping a node waits for the calls already inside it.
@@ -107,11 +112,96 @@ int qfs_cell_group_exists(struct qfs_cell *c, qfs_group_t group);
 /* cb for each group some running node hosts, ascending, no lock held. */
 void qfs_cell_groups(struct qfs_cell *c, void (*cb)(qfs_group_t group, void *arg), void *arg);
 
+/* Routing hook (router/route.h): the leader routing and retries behind
+ * qfs_cell_propose, qfs_cell_get and qfs_cell_scan of an embedded cell,
+ * over the per-replica operations below.  arg is the hook's state.  stat
+ * adds its redirect and timeout counts to qfs_cell_stat. */
+struct qfs_cell_route {
+	int (*propose)(void *arg, qfs_group_t group, const void *txn, size_t len, int *result);
+	int (*get)(void *arg, qfs_group_t group, const uint8_t *key, size_t key_len, void **val,
+		   size_t *val_len);
+	int (*scan)(void *arg, qfs_group_t group, const uint8_t *lo, size_t lo_len,
+		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *cbarg);
+	void (*stat)(void *arg, uint64_t *redirects, uint64_t *timeouts);
+	void (*release)(void *arg); /* at qfs_cell_close (or NULL) */
+	void (*node_up)(void *arg); /* a node (re)started (or NULL); called with
+				       c->op_mu held, no other cell lock */
+};
+/* Install (ops non-NULL) or remove (NULL) the routing hook.  Call right
+ * after open, before any propose/get/scan, or after the last one: not
+ * synchronised with them.  ops and arg must outlive their installation;
+ * qfs_cell_close calls ops->release(arg) of the hook installed then.
+ * Without a hook propose/get/scan answer -ENOSYS. */
+void qfs_cell_set_route(struct qfs_cell *c, const struct qfs_cell_route *ops, void *arg);
+
+/* Per-replica operations (the router's, router/route.h).  In cluster
+ * mode they are requests to one node (node/cluster.h "Per-replica
+ * attempts", which adds -EHOSTDOWN for a node that did not answer within
+ * wait_ms and marks it silent).
+ *
+ * qfs_cell_replica_view: what node id knows of group now, without waiting:
+ * its leader, whether it leads with a read lease, and (with info set)
+ * whether it hosts group, whether its replica stopped after an error and
+ * what it applied.  0, -EINVAL (no such node), -EHOSTDOWN (node stopped,
+ * starting or down), -EOPNOTSUPP in cluster mode (the nodes are asked by
+ * attempts instead).  A node that does not host group answers 0 with
+ * leader 0, lease 0 and hosted 0.
+ *
+ * qfs_cell_propose_prepare: what every attempt of one proposal sends:
+ * 1 and out (cluster mode: txn with the router's retry token, so that a
+ * retry after a lost answer never applies twice), 0 (embedded: txn as
+ * is), -EINVAL, -ENOMEM.
+ *
+ * qfs_cell_propose_at: one attempt at node id's replica of the txn (or
+ * of what prepare made), waiting at most wait_ms: contract and errors of
+ * qfs_rnode_propose (-EREMOTE with *leader the hint, -EAGAIN, -ETIMEDOUT,
+ * QFS_ESTOPPED, QFS_ENOGROUP, ...) plus -EINVAL (no such node) and
+ * -EHOSTDOWN (node not running, or no answer: nothing is known to have
+ * arrived).
+ *
+ * qfs_cell_get_at / qfs_cell_scan_at: read node id's replica (embedded: as
+ * it is, the caller checked the lease it needs; cluster: the node refuses a
+ * strong read with -EREMOTE and a hint unless it leads with a lease).
+ * Contracts of qfs_rnode_get/scan plus -EINVAL, -EHOSTDOWN.  scan_at reads
+ * the whole range (embedded, *more 0) or one page (cluster: *more 1 when
+ * the range goes on from resume; resume empty: ask the same page again);
+ * it returns cb's non-zero value when cb stops it.
+ *
+ * qfs_cell_remote: 1 in cluster mode.  qfs_cell_node_id: the id of the
+ * idx-th node (0 past the end; embedded: idx + 1).  qfs_cell_node_silent:
+ * 1 if node id did not answer lately (cluster mode; embedded: 0). */
+struct qfs_cell_view {
+	uint32_t leader;        /* the leader node id knows of; 0: none */
+	int lease;              /* 1: node id leads with a valid read lease and
+				   applied all (qfs_rnode_can_read_strong) */
+	int hosted;             /* info: node id has a replica of group */
+	int stopped;            /* info: the replica stopped after an error */
+	int err;                /* info: why (e.g. -ENOSPC) */
+	qfs_lsn_t applied;      /* info: its applied LSN */
+};
+int qfs_cell_replica_view(struct qfs_cell *c, uint32_t id, qfs_group_t group, int info,
+			  struct qfs_cell_view *out);
+int qfs_cell_propose_prepare(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
+			     struct qfs_buf *out);
+int qfs_cell_propose_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const void *txn,
+			size_t len, uint32_t wait_ms, int *result, uint32_t *leader);
+int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
+		    size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader);
+int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *lo,
+		     size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
+		     qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
+		     uint32_t *leader);
+int qfs_cell_remote(const struct qfs_cell *c);
+uint32_t qfs_cell_node_id(struct qfs_cell *c, uint32_t idx);
+int qfs_cell_node_silent(struct qfs_cell *c, uint32_t id);
+/* The read mode given at open (opts.reads).  Any thread. */
+enum qfs_cell_reads qfs_cell_read_mode(const struct qfs_cell *c);
+
 /* Replicate one encoded txn through group's leader; blocks until a quorum
  * made it durable and the leader applied it.  0 and *result (the txn's
  * result), or: -ETIMEDOUT (no leader or quorum within the timeout; the
  * entry may still commit later), QFS_ENOGROUP, QFS_ESTOPPED, -ENOSPC, -EIO,
- * -EINVAL (too large), -ENOMEM. */
+ * -EINVAL (too large), -ENOMEM; -ENOSYS without a routing hook. */
 int qfs_cell_propose(struct qfs_cell *c, qfs_group_t group, const void *txn, size_t len,
 		     int *result);
 

@@ -3,10 +3,13 @@
  * cluster=FILE`) has instead of local nodes (contract: cluster.h and
  * cell.h, which forwards to it; doc/cluster.md).  Every cell call becomes
  * requests to the nodes of the cluster file over the authenticated tcp
- * net: proposals and strong reads go to the group's leader (a per-group
- * cache, following the -EREMOTE hints the nodes answer, trying the next
- * node when one does not answer), group operations to every node at once.
- * Each call is bounded by the cell timeout.
+ * net: proposals and reads are per-node attempts (one request to one
+ * node, bounded by the wait the caller gives; a node that does not answer
+ * is marked silent for a while), and the router decides which node to try
+ * and when to retry (router/route.c: the leader cache, -EREMOTE hints, the
+ * next node hosting the group after a silent one, a refresh of the
+ * group's nodes on QFS_ENOGROUP, the cell timeout); group operations go
+ * to every node at once, bounded by the cell timeout.
  *
  * Placement (doc/cluster.md "Placement").  In a cluster of more than
  * QFS_CLUSTER_REPLICAS nodes a group lives on QFS_CLUSTER_REPLICAS of them,
@@ -36,7 +39,7 @@
  *
  * Threads: callers block in call() on rc->cv; one receiver thread matches
  * replies to the waiting calls by request id.  rc->mu protects the pending
- * list, the leader cache and the liveness times.
+ * list, the proposal numbers and the liveness times.
  */
 #include "config.h"
 
@@ -60,7 +63,6 @@
 #include "node/cluster.h"
 
 #define TRY_MS 3000        /* one attempt at one node */
-#define LEADERS 256        /* leader cache slots */
 #define MEMBERS 1024       /* members cache slots */
 #define ASK_MS 1000        /* wait for the answers about members */
 #define TOKEN_KEEP 4096    /* token keys kept per group: the retry window */
@@ -84,7 +86,6 @@ struct qfs_rcell {
 	pthread_cond_t cv;          /* a reply arrived (CLOCK_MONOTONIC) */
 	struct pend *pend;          /* calls waiting for replies; mu */
 	uint64_t next_id;           /* mu */
-	struct { qfs_group_t g; uint32_t leader; } lc[LEADERS]; /* mu; by g % LEADERS */
 	struct {
 		qfs_group_t g;
 		uint32_t n;         /* 0: empty slot */
@@ -96,7 +97,7 @@ struct qfs_rcell {
 						   * skipped until then; mu */
 	pthread_t rx;
 	int stop;                   /* mu */
-	uint64_t redirects, timeouts, proposals; /* relaxed atomics */
+	uint64_t proposals;         /* relaxed atomic */
 	uint64_t nonce;             /* of this router's token keys */
 	struct { qfs_group_t g; uint64_t seq; } *gseq; /* proposals per group; mu */
 	uint32_t ngseq, capgseq;
@@ -137,22 +138,6 @@ static void set_silent(struct qfs_rcell *rc, uint32_t id, uint64_t until)
 	pthread_mutex_lock(&rc->mu);
 	rc->silent_until[i] = until;
 	pthread_mutex_unlock(&rc->mu);
-}
-
-/* The node after id in ids[n] (the nodes hosting a group, in order),
- * passing over silent ones (unless all are); the first when id is not
- * one of them. */
-static uint32_t next_node(struct qfs_rcell *rc, const uint32_t *ids, uint32_t n, uint32_t id)
-{
-	uint32_t i, k;
-
-	for (i = 0; i < n && ids[i] != id; i++)
-		;
-	k = i == n ? 0 : (i + 1) % n;
-	for (uint32_t c = 0; c < n; c++, k = (k + 1) % n)
-		if (!silent(rc, ids[k]))
-			return ids[k];
-	return ids[i == n ? 0 : (i + 1) % n];
 }
 
 static void *rx_main(void *arg)
@@ -281,32 +266,39 @@ static int call(struct qfs_rcell *rc, uint32_t node, struct qfs_rpc_req *q, uint
 	return 0;
 }
 
-static uint32_t leader_get_raw(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids)
+/* The per-request budget of one attempt of wait_ms at a node: the node
+ * must answer before the router stops waiting. */
+static uint32_t node_budget(uint32_t wait_ms)
 {
-	uint32_t l = 0;
-
-	pthread_mutex_lock(&rc->mu);
-	if (rc->lc[g % LEADERS].g == g)
-		l = rc->lc[g % LEADERS].leader;
-	pthread_mutex_unlock(&rc->mu);
-	return l && node_idx(rc, l) >= 0 ? l : ids[0];
+	return wait_ms > 400 ? wait_ms - 200 : wait_ms / 2 + 1;
 }
 
-/* The cached leader (else the first node hosting g), or the next node
- * hosting g when it went silent. */
-static uint32_t leader_get(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n)
+/* One attempt of q at node id (cluster.h): 0 with *f and *p, or
+ * -EHOSTDOWN (no answer: the node is passed over for 2 x TRY_MS). */
+static int attempt(struct qfs_rcell *rc, uint32_t id, struct qfs_rpc_req *q, uint32_t wait_ms,
+		   struct qfs_net_frame **f, struct qfs_rpc_rep *p)
 {
-	uint32_t l = leader_get_raw(rc, g, ids);
-
-	return silent(rc, l) ? next_node(rc, ids, n, l) : l;
+	if (node_idx(rc, id) < 0)
+		return -EINVAL;
+	q->timeout_ms = node_budget(wait_ms);
+	if (call(rc, id, q, wait_ms, f, p) != 0) {
+		/* silent: down or cut off; let the others elect */
+		set_silent(rc, id, now_ms() + 2 * TRY_MS);
+		return -EHOSTDOWN;
+	}
+	return 0;
 }
 
-static void leader_set(struct qfs_rcell *rc, qfs_group_t g, uint32_t l)
+/* See cluster.h. */
+uint32_t qfs_rcell_node_id(struct qfs_rcell *rc, uint32_t idx)
 {
-	pthread_mutex_lock(&rc->mu);
-	rc->lc[g % LEADERS].g = g;
-	rc->lc[g % LEADERS].leader = l;
-	pthread_mutex_unlock(&rc->mu);
+	return idx < rc->cl.n ? rc->cl.nodes[idx].id : 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_silent(struct qfs_rcell *rc, uint32_t id)
+{
+	return silent(rc, id);
 }
 
 /* See cluster.h: forget which nodes host g (they changed). */
@@ -316,137 +308,6 @@ void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t g)
 	if (rc->mc[g % MEMBERS].g == g)
 		rc->mc[g % MEMBERS].n = 0;
 	pthread_mutex_unlock(&rc->mu);
-}
-
-static void ask_all(struct qfs_rcell *rc, struct qfs_rpc_req *q, uint32_t wait_ms,
-		    struct qfs_net_frame **reps, struct qfs_rpc_rep *ps);
-static void free_all(struct qfs_rcell *rc, struct qfs_net_frame **reps);
-static void members_set(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
-			int told);
-static uint32_t members_parse(const struct qfs_rpc_rep *p, uint32_t *ids);
-static int has(const uint32_t *ids, uint32_t n, uint32_t id);
-
-/* A node answered QFS_ENOGROUP for g (a cluster of more than
- * QFS_CLUSTER_REPLICAS nodes): a membership change may have moved the
- * group off it.  Ask every node (within wait_ms) which nodes host g now,
- * leaving out the nodes in gone (bit i: cl.nodes[i] answered QFS_ENOGROUP
- * during this call): a replica that has not applied the change yet still
- * names the node that dropped its copy.  ids[*n] gets the union of the
- * members the hosting nodes name, less gone; the cache gets the list of
- * a node that names itself and no gone node (else it is forgotten, so the
- * next call asks again).  1 if some node is left to try, 0 if none (no
- * node hosts g any more: its table was dropped). */
-static int regroup(struct qfs_rcell *rc, qfs_group_t g, uint32_t gone, uint32_t wait_ms,
-		   uint32_t *ids, uint32_t *n)
-{
-	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = g };
-	struct qfs_net_frame *reps[QFS_CLUSTER_MAX_NODES];
-	struct qfs_rpc_rep ps[QFS_CLUSTER_MAX_NODES];
-	uint32_t best[QFS_CLUSTER_MAX_NODES], nbest = 0, k = 0;
-
-	qfs_rcell_group_forget(rc, g);
-	ask_all(rc, &q, wait_ms, reps, ps);
-	for (uint32_t i = 0; i < rc->cl.n; i++) {
-		uint32_t tmp[QFS_CLUSTER_MAX_NODES], m, clean = 1;
-
-		if (!reps[i] || (m = members_parse(&ps[i], tmp)) == 0)
-			continue;
-		for (uint32_t j = 0; j < m; j++) {
-			int x = node_idx(rc, tmp[j]);
-
-			if (x < 0 || (gone >> x & 1)) {
-				clean = 0;
-				continue;
-			}
-			if (!has(ids, k, tmp[j]))
-				ids[k++] = tmp[j];
-		}
-		if (clean && !nbest && has(tmp, m, rc->cl.nodes[i].id)) {
-			memcpy(best, tmp, m * sizeof(tmp[0]));
-			nbest = m;
-		}
-	}
-	free_all(rc, reps);
-	if (nbest)
-		members_set(rc, g, best, nbest, 1);
-	if (k)
-		QFS_LOG(QFS_LOG_INFO, "cluster regroup group=%016llx gone=%x nodes=%u cached=%u",
-			(unsigned long long)g, gone, k, nbest);
-	*n = k;
-	return k > 0;
-}
-
-/* Send q to group's leader, following hints and skipping silent nodes,
- * until an answer that is not a redirection or the cell timeout.  In a
- * cluster of more than QFS_CLUSTER_REPLICAS nodes, QFS_ENOGROUP from a node
- * means the group may have moved (a membership change): the nodes are
- * asked again (regroup) and the call goes on at the others, so that only
- * a group no node hosts any more answers QFS_ENOGROUP.  0 with *f and *p
- * (p->err may be any error of the node), or -ETIMEDOUT. */
-static int to_leader(struct qfs_rcell *rc, struct qfs_rpc_req *q, struct qfs_net_frame **f,
-		     struct qfs_rpc_rep *p)
-{
-	uint32_t ids[QFS_CLUSTER_MAX_NODES];
-	uint32_t n = qfs_rcell_group_nodes(rc, q->group, ids, QFS_CLUSTER_MAX_NODES);
-	uint64_t dl = now_ms() + rc->timeout_ms;
-	uint32_t target = leader_get(rc, q->group, ids, n);
-	uint32_t gone = 0; /* bit i: cl.nodes[i] answered QFS_ENOGROUP */
-
-	for (;;) {
-		uint64_t now = now_ms();
-		uint32_t per;
-
-		if (now >= dl) {
-			__atomic_fetch_add(&rc->timeouts, 1, __ATOMIC_RELAXED);
-			return -ETIMEDOUT;
-		}
-		per = dl - now < TRY_MS ? (uint32_t)(dl - now) : TRY_MS;
-		q->timeout_ms = per > 400 ? per - 200 : per / 2 + 1;
-		if (call(rc, target, q, per, f, p) != 0) {
-			/* silent: down or cut off; let the others elect */
-			set_silent(rc, target, now_ms() + 2 * TRY_MS);
-			target = next_node(rc, ids, n, target);
-			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
-			continue;
-		}
-		/* A proposal the node timed out on may commit later: retrying
-		 * is safe thanks to its token (file comment). */
-		if (p->err == -EREMOTE || p->err == QFS_ESTOPPED || p->err == -EAGAIN ||
-		    p->err == -ETIMEDOUT) {
-			uint32_t hint = p->err == -EREMOTE ? p->leader : 0;
-
-			qfs_net_frame_free(*f);
-			*f = NULL;
-			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
-			if (hint && node_idx(rc, hint) >= 0 && hint != target && !silent(rc, hint)) {
-				target = hint;
-			} else {
-				if (p->err != -EAGAIN)
-					target = next_node(rc, ids, n, target);
-				usleep(20000); /* an election is under way */
-			}
-			continue;
-		}
-		if (p->err == QFS_ENOGROUP && rc->cl.n > QFS_CLUSTER_REPLICAS &&
-		    node_idx(rc, target) >= 0) {
-			/* the group moved (a membership change): ask the nodes */
-			uint64_t left = (now = now_ms()) < dl ? dl - now : 1;
-
-			gone |= 1u << node_idx(rc, target);
-			leader_set(rc, q->group, 0);
-			if (!regroup(rc, q->group, gone, left < ASK_MS ? (uint32_t)left : ASK_MS,
-				     ids, &n))
-				return 0; /* nobody hosts it: *f says QFS_ENOGROUP */
-			qfs_net_frame_free(*f);
-			*f = NULL;
-			__atomic_fetch_add(&rc->redirects, 1, __ATOMIC_RELAXED);
-			target = next_node(rc, ids, n, 0);
-			continue;
-		}
-		if (!p->err)
-			leader_set(rc, q->group, target);
-		return 0;
-	}
 }
 
 /* The next proposal number of group (1, 2, ...), or 0 out of memory. */
@@ -533,39 +394,36 @@ out:
 	return r;
 }
 
-/* See cluster.h.  A retry after an answer that never came is safe: see
- * "Retries without double application" above. */
-int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
-		      int *result)
+/* See cluster.h: the token of "Retries without double application"
+ * above, once per proposal (every attempt sends the same copy). */
+int qfs_rcell_prepare(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
+		      struct qfs_buf *out)
 {
-	struct qfs_rpc_req q = { .op = QFS_RPC_PROPOSE, .group = group };
-	uint64_t seq = next_seq(rc, group);
-	struct qfs_net_frame *f;
-	struct qfs_rpc_rep p;
-	struct qfs_buf b;
-	int r;
+	uint64_t seq;
 
-	if (!seq)
-		return -ENOMEM;
-	qfs_buf_init(&b);
 	if (len > 5 && qfs_op_is_2pc(((const uint8_t *)txn)[5])) {
 		/* a two-phase-commit op (doc/xact.md) goes alone in its txn
 		 * (the store refuses it beside other ops) and is idempotent
 		 * by itself: PREPARE of a prepared txid, COMMIT/ABORT of a
 		 * finished one and a repeated DECIDE answer 0 */
-		q.a = txn;
-		q.alen = len;
-	} else {
-		r = tokened(rc, seq, txn, len, &b);
-		if (r) {
-			qfs_buf_close(&b);
-			return r;
-		}
-		q.a = b.data;
-		q.alen = b.len;
+		qfs_buf_reset(out);
+		qfs_buf_put(out, txn, len);
+		return out->err;
 	}
-	r = to_leader(rc, &q, &f, &p);
-	qfs_buf_close(&b);
+	if (!(seq = next_seq(rc, group)))
+		return -ENOMEM;
+	return tokened(rc, seq, txn, len, out);
+}
+
+/* See cluster.h. */
+int qfs_rcell_propose_at(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const void *wire,
+			 size_t len, uint32_t wait_ms, int *result, uint32_t *leader)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_PROPOSE, .group = group, .a = wire, .alen = len };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r = attempt(rc, id, &q, wait_ms, &f, &p);
+
 	if (r)
 		return r;
 	r = p.err;
@@ -573,6 +431,8 @@ int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, 
 		/* -EALREADY: an earlier copy of this very proposal applied. */
 		*result = p.result == -EALREADY ? 0 : p.result;
 		__atomic_fetch_add(&rc->proposals, 1, __ATOMIC_RELAXED);
+	} else if (r == -EREMOTE && leader) {
+		*leader = p.leader;
 	}
 	qfs_net_frame_free(f);
 	return r;
@@ -601,17 +461,19 @@ static int reply_value(struct qfs_net_frame *f, const struct qfs_rpc_rep *p, voi
 }
 
 /* See cluster.h. */
-int qfs_rcell_get(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *key, size_t key_len,
-		  void **val, size_t *val_len)
+int qfs_rcell_get_at(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const uint8_t *key,
+		     size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
 {
 	struct qfs_rpc_req q = { .op = QFS_RPC_GET, .group = group, .a = key, .alen = key_len,
 				 .flags = rc->strong ? QFS_RPC_STRONG : 0 };
 	struct qfs_net_frame *f;
 	struct qfs_rpc_rep p;
-	int r = to_leader(rc, &q, &f, &p);
+	int r = attempt(rc, id, &q, wait_ms, &f, &p);
 
 	if (r)
 		return r;
+	if (p.err == -EREMOTE && leader)
+		*leader = p.leader;
 	return reply_value(f, &p, val, val_len);
 }
 
@@ -630,72 +492,61 @@ int qfs_rcell_get_node(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, con
 	return reply_value(f, &p, val, val_len);
 }
 
-/* See cluster.h.  Pages of about 4 MiB: each page is one consistent read
- * at the leader; the next starts just after the last key of the previous
- * (a scan across pages is not one snapshot). */
-int qfs_rcell_scan(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		   const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg)
+/* See cluster.h.  A page is about 4 MiB, one consistent read at node id. */
+int qfs_rcell_scan_page_at(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const uint8_t *lo,
+			   size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
+			   qfs_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
+			   uint32_t *leader)
 {
-	uint8_t *from = NULL;
-	size_t from_len = 0;
-	int r = 0;
+	struct qfs_rpc_req q = { .op = QFS_RPC_SCAN, .group = group, .a = lo, .alen = lo_len,
+				 .b = hi, .blen = hi_len,
+				 .flags = rc->strong ? QFS_RPC_STRONG : 0 };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	struct qfs_rd rd;
+	const uint8_t *lk = NULL;
+	size_t lkl = 0;
+	int r;
 
-	for (;;) {
-		struct qfs_rpc_req q = { .op = QFS_RPC_SCAN, .group = group,
-					 .flags = rc->strong ? QFS_RPC_STRONG : 0 };
-		struct qfs_net_frame *f;
-		struct qfs_rpc_rep p;
-		struct qfs_rd rd;
-		const uint8_t *lk = NULL;
-		size_t lkl = 0;
-		int more;
-
-		q.a = from ? from : lo;
-		q.alen = from ? from_len : lo_len;
-		if (!q.a)
-			q.flags |= QFS_RPC_LO_NULL;
-		q.b = hi;
-		q.blen = hi_len;
-		if (!hi)
-			q.flags |= QFS_RPC_HI_NULL;
-		if ((r = to_leader(rc, &q, &f, &p)))
-			break;
-		if ((r = p.err)) {
-			qfs_net_frame_free(f);
-			break;
-		}
-		more = p.result;
-		qfs_rd_init(&rd, p.data, p.len);
-		while (qfs_rd_left(&rd) && !r) {
-			uint32_t kl = qfs_rd_u32(&rd), vl = qfs_rd_u32(&rd);
-			const uint8_t *k = qfs_rd_raw(&rd, kl), *v = qfs_rd_raw(&rd, vl);
-
-			if (rd.err) {
-				r = -EIO;
-				break;
-			}
-			r = cb(k, kl, v, vl, arg);
-			lk = k;
-			lkl = kl;
-		}
-		if (!r && more && lk) {
-			uint8_t *n = malloc(lkl + 1);
-
-			if (!n) {
-				r = -ENOMEM;
-			} else {
-				memcpy(n, lk, lkl);
-				n[lkl] = 0; /* the smallest key after lk */
-				free(from);
-				from = n;
-				from_len = lkl + 1;
-			}
-		}
+	if (!lo)
+		q.flags |= QFS_RPC_LO_NULL;
+	if (!hi)
+		q.flags |= QFS_RPC_HI_NULL;
+	qfs_buf_reset(resume);
+	*more = 0;
+	if ((r = attempt(rc, id, &q, wait_ms, &f, &p)))
+		return r;
+	if ((r = p.err)) {
+		if (r == -EREMOTE && leader)
+			*leader = p.leader;
 		qfs_net_frame_free(f);
-		if (r || !more)
-			break;
+		return r;
 	}
-	free(from);
+	qfs_rd_init(&rd, p.data, p.len);
+	while (qfs_rd_left(&rd) && !r) {
+		uint32_t kl = qfs_rd_u32(&rd), vl = qfs_rd_u32(&rd);
+		const uint8_t *k = qfs_rd_raw(&rd, kl), *v = qfs_rd_raw(&rd, vl);
+
+		if (rd.err) {
+			r = -EIO;
+			break;
+		}
+		r = cb(k, kl, v, vl, arg);
+		lk = k;
+		lkl = kl;
+	}
+	if (!r && p.result) {
+		/* more: the next page starts at the smallest key after lk (a
+		 * page without a key leaves resume empty: ask the same again) */
+		*more = 1;
+		if (lk) {
+			qfs_buf_put(resume, lk, lkl);
+			qfs_buf_put_u8(resume, 0);
+			if (resume->err)
+				r = -ENOMEM;
+		}
+	}
+	qfs_net_frame_free(f);
 	return r;
 }
 
@@ -1084,11 +935,9 @@ uint32_t qfs_rcell_node_count(struct qfs_rcell *rc)
 }
 
 /* See cluster.h. */
-uint64_t qfs_rcell_redirects(struct qfs_rcell *rc, uint64_t *timeouts, uint64_t *proposals)
+uint64_t qfs_rcell_proposals(struct qfs_rcell *rc)
 {
-	*timeouts = __atomic_load_n(&rc->timeouts, __ATOMIC_RELAXED);
-	*proposals = __atomic_load_n(&rc->proposals, __ATOMIC_RELAXED);
-	return __atomic_load_n(&rc->redirects, __ATOMIC_RELAXED);
+	return __atomic_load_n(&rc->proposals, __ATOMIC_RELAXED);
 }
 
 /* The local address a packet to the first node leaves from. */

@@ -173,14 +173,45 @@ uint32_t qfs_rcell_mount_id(const char *ident);
 /* Stop the receiver and close the net.  NULL: nothing. */
 void qfs_rcell_close(struct qfs_rcell *rc);
 uint32_t qfs_rcell_node_count(struct qfs_rcell *rc);
-int qfs_rcell_propose(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
-		      int *result);
-int qfs_rcell_get(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *key, size_t key_len,
-		  void **val, size_t *val_len);
 int qfs_rcell_get_node(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const uint8_t *key,
 		       size_t key_len, void **val, size_t *val_len);
-int qfs_rcell_scan(struct qfs_rcell *rc, qfs_group_t group, const uint8_t *lo, size_t lo_len,
-		   const uint8_t *hi, size_t hi_len, qfs_scan_cb cb, void *arg);
+
+/* Per-replica attempts, the remote cell's side of the router's routing
+ * (router/route.c decides where to send and when to retry; cell.h's
+ * qfs_cell_*_at forward here in cluster mode).  Each sends one request to
+ * node id and waits at most wait_ms (the node gets wait_ms - 200 ms, or
+ * half of it when short, to answer within).  They return the node's
+ * answer: 0 or its error (-EREMOTE with *leader = its hint, -EAGAIN,
+ * -ETIMEDOUT: the node's quorum wait ran out, QFS_ESTOPPED, ...), or
+ * -EHOSTDOWN when no answer came in time (node id is then passed over by
+ * qfs_rcell_silent for 6 s), -EINVAL (no such node).
+ *
+ * qfs_rcell_prepare: out = what every attempt of one proposal sends: txn
+ * with this router's retry token in front (file comment of cellnet.c), or
+ * a two-phase-commit txn as is.  0, -EINVAL (not a txn), -ENOMEM.
+ * qfs_rcell_propose_at: *result the txn's result (-EALREADY, an earlier
+ * copy applied, reads as 0).  qfs_rcell_get_at: a GET (strong if the
+ * cell was opened so): the value malloc'd into *val.
+ * qfs_rcell_scan_page_at: one page (about 4 MiB) of [lo, hi) (NULL: open
+ * end), cb for each pair, no lock held; *more 1 when the range goes on,
+ * then resume holds the key the next page starts from (empty: ask the
+ * same page again); a page is one consistent read, a scan across pages is
+ * not one snapshot.  Returns cb's non-zero value when it stops. */
+int qfs_rcell_prepare(struct qfs_rcell *rc, qfs_group_t group, const void *txn, size_t len,
+		      struct qfs_buf *out);
+int qfs_rcell_propose_at(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const void *wire,
+			 size_t len, uint32_t wait_ms, int *result, uint32_t *leader);
+int qfs_rcell_get_at(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const uint8_t *key,
+		     size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader);
+int qfs_rcell_scan_page_at(struct qfs_rcell *rc, uint32_t id, qfs_group_t group, const uint8_t *lo,
+			   size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
+			   qfs_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
+			   uint32_t *leader);
+/* The id of the idx-th node of the cluster file (0 past the end). */
+uint32_t qfs_rcell_node_id(struct qfs_rcell *rc, uint32_t idx);
+/* 1 if an attempt at node id went unanswered within the last 6 s (and no
+ * answer of it came since), or id is no node of the cluster. */
+int qfs_rcell_silent(struct qfs_rcell *rc, uint32_t id);
 int qfs_rcell_group_create(struct qfs_rcell *rc, qfs_group_t group);
 int qfs_rcell_group_drop(struct qfs_rcell *rc, qfs_group_t group);
 int qfs_rcell_group_exists(struct qfs_rcell *rc, qfs_group_t group);
@@ -188,7 +219,8 @@ void qfs_rcell_groups(struct qfs_rcell *rc, void (*cb)(qfs_group_t group, void *
 void qfs_rcell_status(struct qfs_rcell *rc, struct qfs_buf *out);
 void qfs_rcell_nodes(struct qfs_rcell *rc, struct qfs_buf *out);
 int qfs_rcell_node_up(struct qfs_rcell *rc, uint32_t id);
-uint64_t qfs_rcell_redirects(struct qfs_rcell *rc, uint64_t *timeouts, uint64_t *proposals);
+/* Proposals a node accepted (answered 0) since open. */
+uint64_t qfs_rcell_proposals(struct qfs_rcell *rc);
 /* The groups node id hosts, into out (initialised, empty).  0, -ETIMEDOUT
  * (no answer within wait_ms), -ENOMEM. */
 struct qfs_glist;

@@ -207,23 +207,16 @@ static int view_exists(struct applier *a, const uint8_t *k, size_t kl, int *foun
 static int view_len(struct applier *a, const uint8_t *k, size_t kl, size_t *len, int *found)
 {
 	const struct ov_ent *e = ov_find(a, k, kl);
-	uint8_t kb[STORE_DBKEY_MAX];
-	size_t dkl;
-	char *err = NULL;
+	rocksdb_pinnableslice_t *v;
 
 	if (e) {
 		*found = !e->del;
 		*len = e->del ? 0 : e->val_len;
 		return 0;
 	}
-	uint8_t *dk = store_item_key(kb, sizeof(kb), a->group, k, kl, &dkl);
-	if (!dk)
-		return -ENOMEM;
-	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(a->s->db, a->s->ro, (const char *)dk, dkl, &err);
-	if (dk != kb)
-		free(dk);
-	if (err)
-		return store_rocks_err(a->s, "get", err);
+	int rc = store_get_item(a->s, a->group, k, kl, &v);
+	if (rc)
+		return rc;
 	*found = v != NULL;
 	*len = 0;
 	if (v) {
@@ -861,6 +854,7 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 			rocksdb_writebatch_delete(wb, (const char *)k, kl);
 		else
 			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
+		store_crc_emit(wb, a->group, e->key, e->key_len, e->val, e->val_len, e->del);
 		if (k != kb)
 			free(k);
 	}

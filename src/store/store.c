@@ -23,6 +23,7 @@
 #include <sys/statvfs.h>
 
 #include "common/buf.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "store/store_int.h"
 
@@ -43,6 +44,53 @@ uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const u
 		memcpy(p + STORE_GROUP_PREFIX_LEN, key, key_len);
 	*out_len = n;
 	return p;
+}
+
+/* A chunk item key (key.h): pk's prefix, "\0" "c", be64(chunk). */
+static int is_chunk_key(const uint8_t *key, size_t len)
+{
+	return len == QFS_KEY_PREFIX_LEN + 10 && key[QFS_KEY_PREFIX_LEN] == 0 &&
+	       key[QFS_KEY_PREFIX_LEN + 1] == 'c';
+}
+
+/* The 'c' record's CRC: over the item key, then the value, so a value read
+ * from the wrong place (a damaged blob reference) does not match either. */
+static uint32_t item_crc(const uint8_t *key, size_t key_len, const void *val, size_t val_len)
+{
+	return qfs_crc32c(qfs_crc32c(0, key, key_len), val, val_len);
+}
+
+void store_crc_emit(rocksdb_writebatch_t *wb, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    const void *val, size_t val_len, int del)
+{
+	uint8_t k[STORE_GROUP_PREFIX_LEN + QFS_KEY_PREFIX_LEN + 10], v[STORE_CRC_LEN];
+
+	if (!is_chunk_key(key, key_len))
+		return;
+	k[0] = STORE_CRC_PREFIX;
+	qfs_be64_put(k + 1, group);
+	memcpy(k + STORE_GROUP_PREFIX_LEN, key, key_len);
+	if (del || val_len > UINT32_MAX) {
+		rocksdb_writebatch_delete(wb, (const char *)k, sizeof(k));
+		return;
+	}
+	qfs_be32_put(v, (uint32_t)val_len);
+	qfs_be32_put(v + 4, item_crc(key, key_len, val, val_len));
+	rocksdb_writebatch_put(wb, (const char *)k, sizeof(k), (const char *)v, sizeof(v));
+}
+
+size_t store_crc_range(uint8_t lo[STORE_GROUP_PREFIX_LEN], uint8_t hi[STORE_GROUP_PREFIX_LEN],
+		       qfs_group_t group)
+{
+	lo[0] = STORE_CRC_PREFIX;
+	qfs_be64_put(lo + 1, group);
+	if (group == UINT64_MAX) {
+		hi[0] = STORE_CRC_PREFIX + 1;
+		return 1;
+	}
+	hi[0] = STORE_CRC_PREFIX;
+	qfs_be64_put(hi + 1, group + 1);
+	return STORE_GROUP_PREFIX_LEN;
 }
 
 void store_applied_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
@@ -85,6 +133,8 @@ static void store_free_handles(struct qfs_store *s)
 		rocksdb_close(s->db);
 	if (s->ro)
 		rocksdb_readoptions_destroy(s->ro);
+	if (s->ro_fast)
+		rocksdb_readoptions_destroy(s->ro_fast);
 	if (s->wo)
 		rocksdb_writeoptions_destroy(s->wo);
 	if (s->opts)
@@ -196,7 +246,8 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 	}
 	s->wo = rocksdb_writeoptions_create();
 	s->ro = rocksdb_readoptions_create();
-	if (!s->dir || !s->opts || !s->bbto || !s->cache || !s->wo || !s->ro) {
+	s->ro_fast = rocksdb_readoptions_create();
+	if (!s->dir || !s->opts || !s->bbto || !s->cache || !s->wo || !s->ro || !s->ro_fast) {
 		store_free_handles(s);
 		return -ENOMEM;
 	}
@@ -217,6 +268,12 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 	 * readahead turns those 128 KiB preads into large disk reads (cold
 	 * sequential read 3-5x faster; doc/perf.md "Read path"). */
 	rocksdb_options_set_advise_random_on_open(s->opts, 0);
+	/* Chunk reads checked by their 'c' record (store_get_item): RocksDB's
+	 * blob check (a software CRC32C in Debian's build) is skipped, and no
+	 * block read without its checksum enters the shared block cache, so
+	 * every other read still sees only checked blocks. */
+	rocksdb_readoptions_set_verify_checksums(s->ro_fast, 0);
+	rocksdb_readoptions_set_fill_cache(s->ro_fast, 0);
 	store_set_budget(s, o);
 	/* Our WAL is the durability source and the node replays it from the
 	 * applied LSN, so RocksDB's own WAL is off: no double logging, and no
@@ -407,25 +464,86 @@ int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
 	return rc;
 }
 
+/* See store_int.h. */
+int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		   rocksdb_pinnableslice_t **out)
+{
+	uint8_t kb[STORE_DBKEY_MAX];
+	size_t klen;
+	char *err = NULL;
+	rocksdb_pinnableslice_t *v = NULL;
+	uint8_t *k = store_item_key(kb, sizeof(kb), group, key, key_len, &klen);
+
+	if (!k)
+		return -ENOMEM;
+	if (is_chunk_key(key, key_len)) {
+		int ok = 0, mismatch = 0;
+
+		k[0] = STORE_CRC_PREFIX;
+		rocksdb_pinnableslice_t *c = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
+		k[0] = STORE_ITEM_PREFIX;
+		if (err) {
+			if (k != kb)
+				free(k);
+			return store_rocks_err(s, "get", err);
+		}
+		if (c) {
+			size_t cl, vl;
+			const uint8_t *cv = (const uint8_t *)rocksdb_pinnableslice_value(c, &cl);
+
+			if (cl == STORE_CRC_LEN) {
+				v = rocksdb_get_pinned(s->db, s->ro_fast, (const char *)k, klen, &err);
+				if (err) { /* said again by the checked read below, if real */
+					rocksdb_free(err);
+					err = NULL;
+					v = NULL;
+				}
+				if (v) {
+					const char *p = rocksdb_pinnableslice_value(v, &vl);
+					ok = vl == qfs_be32_get(cv) &&
+					     item_crc(key, key_len, p, vl) == qfs_be32_get(cv + 4);
+					mismatch = !ok;
+				}
+			}
+			rocksdb_pinnableslice_destroy(c);
+		}
+		if (ok) {
+			__atomic_add_fetch(&s->crc_fast, 1, __ATOMIC_RELAXED);
+			if (k != kb)
+				free(k);
+			*out = v;
+			return 0;
+		}
+		if (v)
+			rocksdb_pinnableslice_destroy(v);
+		v = NULL;
+		__atomic_add_fetch(&s->crc_slow, 1, __ATOMIC_RELAXED);
+		if (mismatch)
+			QFS_LOG(QFS_LOG_WARN,
+				"store chunk checksum mismatch, reading it again with RocksDB's checks dir=%s group=%016llx",
+				s->dir, (unsigned long long)group);
+	}
+	v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
+	if (k != kb)
+		free(k);
+	if (err)
+		return store_rocks_err(s, "get", err);
+	*out = v;
+	return 0;
+}
+
 /* Point read of key in group.  *val (malloc'd, caller frees; never NULL on
  * success, even for an empty value) and *val_len set only on success.
  * 0, -ENOENT, -ENOMEM, -EIO.  Any thread. */
 int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
-	uint8_t kb[STORE_DBKEY_MAX];
-	size_t klen, vlen;
-	char *err = NULL;
-	int rc = 0;
+	rocksdb_pinnableslice_t *v;
+	size_t vlen;
+	int rc = store_get_item(s, group, key, key_len, &v);
 
-	uint8_t *k = store_item_key(kb, sizeof(kb), group, key, key_len, &klen);
-	if (!k)
-		return -ENOMEM;
-	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
-	if (k != kb)
-		free(k);
-	if (err)
-		return store_rocks_err(s, "get", err);
+	if (rc)
+		return rc;
 	if (!v)
 		return -ENOENT;
 	const char *p = rocksdb_pinnableslice_value(v, &vlen);
@@ -576,7 +694,16 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 
 	if (!k)
 		return -ENOMEM;
-	rocksdb_put(s->db, s->wo, (const char *)k, klen, (const char *)val, val_len, &err);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	if (!wb) {
+		if (k != kb)
+			free(k);
+		return -ENOMEM;
+	}
+	rocksdb_writebatch_put(wb, (const char *)k, klen, (const char *)val, val_len);
+	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
+	rocksdb_write(s->db, s->wo, wb, &err);
+	rocksdb_writebatch_destroy(wb);
 	if (k != kb)
 		free(k);
 	store_xact_forget(s, group);
@@ -638,6 +765,9 @@ int qfs_store_install_begin(struct qfs_store *s, qfs_group_t group,
 	hi_len = store_group_end(hi, group);
 	rocksdb_writebatch_delete_range(in->wb, (const char *)lo, sizeof(lo), (const char *)hi,
 					hi_len);
+	hi_len = store_crc_range(lo, hi, group);
+	rocksdb_writebatch_delete_range(in->wb, (const char *)lo, sizeof(lo), (const char *)hi,
+					hi_len);
 	*out = in;
 	return 0;
 }
@@ -656,6 +786,7 @@ int qfs_store_install_item(struct qfs_store_install *in, const uint8_t *key, siz
 	if (!k)
 		return -ENOMEM;
 	rocksdb_writebatch_put(in->wb, (const char *)k, klen, (const char *)val, val_len);
+	store_crc_emit(in->wb, in->group, key, key_len, val, val_len, 0);
 	if (k != kb)
 		free(k);
 	in->items++;
@@ -740,6 +871,8 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	if (!wb)
 		return -ENOMEM;
+	rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, hi_len);
+	hi_len = store_crc_range(lo, hi, group);
 	rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, hi_len);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	snap_key(ak, group);

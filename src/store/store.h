@@ -8,6 +8,8 @@
  *                   'a' be64(group)          -> be64(applied LSN)
  *                   's' be64(group)          -> be64(lsn) be64(ballot): the
  *                                               last snapshot installed
+ *                   'c' be64(group) itemkey  -> be32(len) be32(crc32c):
+ *                                               a chunk item's checksum
  * A committed log entry is applied in one WriteBatch together with the new
  * applied LSN, so after a crash the store is exactly "all entries up to
  * applied"; the node replays the WAL from applied+1.  RocksDB's own WAL is
@@ -86,7 +88,10 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
 
 /* Point read.  *val is malloc'd (caller frees), set only on success.
- * 0, -ENOENT, -ENOMEM, -EIO. */
+ * A chunk item is checked against its 'c' record (our CRC32C) instead of
+ * RocksDB's blob CRC, and read again with RocksDB's checks when that does
+ * not match (doc/format-store.md "Chunk checksums"): a damaged value is
+ * never returned.  0, -ENOENT, -ENOMEM, -EIO, QFS_ECORRUPT. */
 int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len);
 

@@ -4,6 +4,8 @@
  *
  *   'd' be64(group) itemkey  -> item value      (STORE_ITEM_PREFIX)
  *   'a' be64(group)          -> be64(applied)   (STORE_APPLIED_PREFIX)
+ *   'c' be64(group) itemkey  -> be32(len) be32(crc32c(itemkey || value))
+ *                               of a chunk item     (STORE_CRC_PREFIX)
  */
 #ifndef QFS_STORE_STORE_INT_H
 #define QFS_STORE_STORE_INT_H
@@ -19,6 +21,8 @@
 
 #define STORE_ITEM_PREFIX 'd'
 #define STORE_APPLIED_PREFIX 'a'
+#define STORE_CRC_PREFIX 'c'
+#define STORE_CRC_LEN 8                                /* the 'c' record's value */
 #define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
 #define STORE_DBKEY_MAX (STORE_GROUP_PREFIX_LEN + QFS_KEY_MAX)
 
@@ -31,6 +35,13 @@ struct qfs_store {
 	int blobs;                        /* blob files on; immutable after open */
 	rocksdb_writeoptions_t *wo;       /* RocksDB WAL off: our WAL is the durability source */
 	rocksdb_readoptions_t *ro;        /* plain point reads; immutable after open */
+	rocksdb_readoptions_t *ro_fast;   /* chunk reads checked by their 'c' record:
+					     no RocksDB checksums, no block cache
+					     fill (store_get_item); immutable */
+	uint64_t crc_fast, crc_slow;      /* chunk reads served by the 'c' check /
+					     read again with RocksDB's checks
+					     (no, stale or mismatching record);
+					     atomic, for tests and stats */
 	char *dir;                        /* path of the RocksDB, for log lines */
 	int flush_err;                    /* sticky: a flush failed (full disk...);
 					     RocksDB must not be asked to flush again
@@ -67,6 +78,27 @@ void store_group_prefix(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
 /* First key after every item of group: 'd' be64(group + 1), or "e" for the
  * last group.  Returns its length. */
 size_t store_group_end(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
+
+/* Chunk checksum records (doc/format-store.md "Chunk checksums"): append
+ * to wb the 'c' record of item key of group, a put for the value val when
+ * del is 0, else a delete.  Nothing for a key that is not a chunk key
+ * (key.h).  Never fails (RocksDB's batch calls do not report errors). */
+void store_crc_emit(rocksdb_writebatch_t *wb, qfs_group_t group, const uint8_t *key, size_t key_len,
+		   const void *val, size_t val_len, int del);
+/* [lo, hi) holding every 'c' record of group (9-byte lo; hi's length is
+ * returned), for range deletes next to the group's items. */
+size_t store_crc_range(uint8_t lo[STORE_GROUP_PREFIX_LEN], uint8_t hi[STORE_GROUP_PREFIX_LEN],
+		       qfs_group_t group);
+/* Point read of item key of group: *out gets the value pinned (destroy it
+ * with rocksdb_pinnableslice_destroy) or NULL when absent.  A chunk item
+ * whose 'c' record is present is read without RocksDB's checksums (its blob
+ * check is a software CRC of the whole 128 KiB) and returned only if its
+ * length and our CRC32C match the record; in every other case (no record,
+ * mismatch, absent, a RocksDB error) the item is read again with RocksDB's
+ * checks, whose result is returned.  0, -ENOMEM, -EIO, QFS_ECORRUPT.  Any
+ * thread. */
+int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		   rocksdb_pinnableslice_t **out);
 
 /* Turn a RocksDB error string into QFS_ECORRUPT (a "Corruption:" status)
  * or -EIO, with one log line naming what and the store; frees errstr. */

@@ -358,6 +358,7 @@ static int effects_emit(struct qfs_store *s, qfs_group_t group, const uint8_t *e
 			rocksdb_writebatch_delete(wb, (const char *)dk, dkl);
 		else
 			rocksdb_writebatch_put(wb, (const char *)dk, dkl, (const char *)v, vl);
+		store_crc_emit(wb, group, k, kl, v, vl, del);
 	}
 	if (r.err || qfs_rd_left(&r)) {
 		QFS_LOG(QFS_LOG_ERR, "store prepared effects undecodable dir=%s group=%016llx",

@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "common/txn.h"
 #include "node/cell.h"
+#include "router/route.h"
 
 #define G 0x500ull
 #define G2 0x501ull
@@ -75,6 +76,7 @@ static void cell_open(enum qfs_cell_reads reads, uint32_t timeout_ms, uint64_t s
 	prm.lease_ms = 200;
 	ck_assert_ptr_null(C);
 	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_int_eq(qfs_route_attach(C), 0);
 }
 
 static void cell_close(void)
@@ -924,6 +926,7 @@ START_TEST(t_new_group_first_campaign)
 	prm.heartbeat_ms = 30;
 	prm.lease_ms = 200;
 	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_int_eq(qfs_route_attach(C), 0);
 	/* groups preferring node 3, 1 and 2 (group % 3 over members 1 2 3) */
 	for (qfs_group_t g = G; g < G + 3; g++) {
 		struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
@@ -1026,6 +1029,7 @@ START_TEST(t_pinned_group_kept)
 	o.pinned = pins;
 	o.npinned = 2;
 	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_int_eq(qfs_route_attach(C), 0);
 	ck_assert_uint_eq(qfs_cell_pinned(C, got, 1), 2);
 	ck_assert_uint_eq(got[0], 0x7);
 	ck_assert_uint_eq(got[1], 0);

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "meta/meta.h"
 #include "node/cell.h"
+#include "router/route.h"
 #include "unit.h"
 
 static char dir[256];
@@ -30,6 +31,7 @@ static void open_all(void)
 
 	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &cell), 0);
+	ck_assert_int_eq(qfs_route_attach(cell), 0);
 	if (!qfs_cell_group_exists(cell, QFS_META_GROUP))
 		ck_assert_int_eq(qfs_cell_group_create(cell, QFS_META_GROUP), 0);
 	ck_assert_int_eq(qfs_meta_open(cell, &m), 0);

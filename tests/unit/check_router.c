@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "meta/meta.h"
 #include "node/cell.h"
+#include "router/route.h"
 #include "router/metrics.h"
 #include "router/router.h"
 #include "router/router_int.h"
@@ -35,6 +36,7 @@ static void open_all(void)
 
 	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &node), 0);
+	ck_assert_int_eq(qfs_route_attach(node), 0);
 	ck_assert_int_eq(qfs_router_new(node, 0, 0, &r), 0);
 }
 
@@ -1083,6 +1085,485 @@ START_TEST(test_load_split_key)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * router/route.c against a fake cell of three nodes (issue 12 item 6): the
+ * fake answers each attempt from a script (-EREMOTE with a hint, -EAGAIN,
+ * -ETIMEDOUT, QFS_ESTOPPED, -EHOSTDOWN) and keeps a fake clock that only
+ * its sleeps and attempts advance, so every wait and timeout is exact and
+ * nothing sleeps for real. */
+
+#define FK_NODES 3
+#define FK_SCRIPT 16
+
+struct fake {
+	uint64_t now;                  /* fake monotonic ms */
+	uint32_t timeout;              /* the cell's timeout (ms) */
+	enum qfs_cell_reads mode;
+	int exists;                    /* the group exists */
+	uint32_t leader[FK_NODES + 1]; /* the leader each node knows (views) */
+	int lease[FK_NODES + 1];       /* node leads with a lease */
+	int up[FK_NODES + 1];
+	int stopped[FK_NODES + 1];     /* replica stopped after an error */
+	int stop_err[FK_NODES + 1];
+	qfs_lsn_t applied[FK_NODES + 1];
+	uint32_t elect_at;             /* leader 2 becomes known at this fake time (0: never) */
+	struct { uint32_t node; int rc; uint32_t hint; } script[FK_SCRIPT]; /* attempt answers */
+	int nscript, next;
+	uint32_t calls[FK_SCRIPT];     /* node of each attempt */
+	int ncalls, sleeps, gets;
+	uint32_t got_at;               /* node the last get read */
+};
+
+static uint32_t fk_nodes(void *c) { (void)c; return FK_NODES; }
+static uint32_t fk_timeout(void *c) { return ((struct fake *)c)->timeout; }
+static enum qfs_cell_reads fk_mode(void *c) { return ((struct fake *)c)->mode; }
+static int fk_exists(void *c, qfs_group_t g) { (void)g; return ((struct fake *)c)->exists; }
+static uint64_t fk_now(void *c) { return ((struct fake *)c)->now; }
+
+static void fk_elect(struct fake *f)
+{
+	if (f->elect_at && f->now >= f->elect_at)
+		for (int i = 1; i <= FK_NODES; i++) {
+			f->leader[i] = 2;
+			f->lease[i] = i == 2;
+		}
+}
+
+static void fk_sleep(void *c, uint32_t ms)
+{
+	struct fake *f = c;
+
+	f->now += ms;
+	f->sleeps++;
+	fk_elect(f);
+}
+
+static int fk_view(void *c, uint32_t id, qfs_group_t g, int info, struct qfs_cell_view *out)
+{
+	struct fake *f = c;
+
+	(void)g;
+	if (id < 1 || id > FK_NODES)
+		return -EINVAL;
+	if (!f->up[id])
+		return -EHOSTDOWN;
+	memset(out, 0, sizeof(*out));
+	out->leader = f->leader[id];
+	out->lease = f->lease[id];
+	if (info) {
+		out->hosted = 1;
+		out->stopped = f->stopped[id];
+		out->err = f->stop_err[id];
+		out->applied = f->applied[id];
+	}
+	return 0;
+}
+
+static int fk_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, size_t len,
+			 uint32_t timeout_ms, int *result, uint32_t *leader)
+{
+	struct fake *f = c;
+	int rc;
+
+	(void)g;
+	(void)txn;
+	(void)len;
+	ck_assert_int_lt(f->ncalls, FK_SCRIPT);
+	f->calls[f->ncalls++] = id;
+	ck_assert_int_lt(f->next, f->nscript); /* no attempt beyond the script */
+	ck_assert_uint_eq(f->script[f->next].node, id);
+	rc = f->script[f->next].rc;
+	*leader = f->script[f->next].hint;
+	f->next++;
+	if (rc == -ETIMEDOUT)
+		f->now += timeout_ms; /* the node waited its whole budget */
+	if (rc == 0)
+		*result = 7;
+	return rc;
+}
+
+static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, size_t key_len,
+		     uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
+{
+	struct fake *f = c;
+
+	(void)g;
+	(void)key;
+	(void)key_len;
+	(void)wait_ms;
+	(void)leader;
+	f->gets++;
+	if (!f->up[id])
+		return -EHOSTDOWN;
+	f->got_at = id;
+	*val = strdup("v");
+	*val_len = 1;
+	return 0;
+}
+
+static int fk_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, size_t lo_len,
+		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
+		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
+{
+	(void)c; (void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
+	(void)wait_ms; (void)resume; (void)leader;
+	*more = 0;
+	return cb((const uint8_t *)"k", 1, (const uint8_t *)"v", 1, arg);
+}
+
+static int count_keys_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)k; (void)kl; (void)v; (void)vl;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static const struct qfs_route_ops fk_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = fk_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep,
+};
+
+/* Three nodes up, every one believing node 1 leads (with its lease), the
+ * group present, clock at 1000 ms, timeout 500 ms. */
+static void fk_init(struct fake *f, struct qfs_route **rt)
+{
+	memset(f, 0, sizeof(*f));
+	f->now = 1000;
+	f->timeout = 500;
+	f->exists = 1;
+	for (int i = 1; i <= FK_NODES; i++) {
+		f->up[i] = 1;
+		f->leader[i] = 1;
+	}
+	f->lease[1] = 1;
+	ck_assert_int_eq(qfs_route_new_ops(&fk_ops, f, rt), 0);
+}
+
+static void fk_answer(struct fake *f, uint32_t id, int rc, uint32_t hint)
+{
+	ck_assert_int_lt(f->nscript, FK_SCRIPT);
+	f->script[f->nscript].node = id;
+	f->script[f->nscript].rc = rc;
+	f->script[f->nscript++].hint = hint;
+}
+
+/* A stale leader answers NOT_LEADER with a hint: the route follows it at
+ * once (no sleep), counts a redirect, and the next proposal goes straight
+ * to the node that succeeded. */
+START_TEST(test_route_follows_hints)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, -EREMOTE, 3);
+	fk_answer(&f, 3, -EREMOTE, 2);
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(res, 7);
+	ck_assert_int_eq(f.ncalls, 3);
+	ck_assert_int_eq(f.sleeps, 0);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(redir, 2);
+	ck_assert_uint_eq(tmo, 0);
+	/* node 2 succeeded: asked first next time, and it names itself */
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 2;
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(f.ncalls, 4);
+	/* a hint without a leader (0) waits one poll step, then asks again */
+	fk_answer(&f, 2, -EREMOTE, 0);
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(f.sleeps, 1);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* No node knows a leader (an election): the route polls every
+ * QFS_ROUTE_POLL_MS until one is known, within the budget; -EAGAIN (a new
+ * leader replaced the entry) is retried after one poll step too. */
+START_TEST(test_route_waits_out_election)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 0;
+	f.lease[1] = 0;
+	f.elect_at = 1100;
+	fk_answer(&f, 2, -EAGAIN, 0);
+	fk_answer(&f, 2, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(f.sleeps, 100 / QFS_ROUTE_POLL_MS + 1);
+	ck_assert_uint_eq(f.now, 1100 + QFS_ROUTE_POLL_MS);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(redir, 1);
+	ck_assert_uint_eq(tmo, 0);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* The bound: with no leader ever, a proposal and a strong read give up
+ * with -ETIMEDOUT after exactly the cell's timeout (fake clock), counted;
+ * a missing group is QFS_ENOGROUP at once. */
+START_TEST(test_route_timeout_bounded)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	void *v = NULL;
+	size_t vl = 0;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 0;
+	f.lease[1] = 0;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 1500);
+	ck_assert_int_eq(f.ncalls, 0);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 2000);
+	ck_assert_int_eq(f.gets, 0);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 2);
+	f.exists = 0;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), QFS_ENOGROUP);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), QFS_ENOGROUP);
+	ck_assert_uint_eq(f.now, 2000);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* A timeout at the leader is final (the entry may still commit): one
+ * attempt, -ETIMEDOUT, not retried elsewhere. */
+START_TEST(test_route_leader_timeout_final)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, -ETIMEDOUT, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_int_eq(f.ncalls, 1);
+	ck_assert_uint_eq(f.now, 1500); /* the attempt got the whole budget */
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 1);
+	/* with a replica stopped on a full disk the answer says why */
+	f.stopped[3] = 1;
+	f.stop_err[3] = -ENOSPC;
+	fk_answer(&f, 1, -ETIMEDOUT, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ENOSPC);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* Stopped replicas: a majority stopped fails at once with its reason
+ * (no wait); QFS_ESTOPPED at every node in turn ends with QFS_ESTOPPED; a
+ * node that went down before the attempt (-EHOSTDOWN) is passed over. */
+START_TEST(test_route_stopped_replicas)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	int res = 0;
+
+	fk_init(&f, &rt);
+	for (int i = 1; i <= FK_NODES; i++)
+		f.leader[i] = 0;
+	f.stopped[1] = f.stopped[2] = 1;
+	f.stop_err[2] = -ENOSPC;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ENOSPC);
+	ck_assert_int_eq(f.sleeps, 0);
+	ck_assert_uint_eq(f.now, 1000);
+	qfs_route_free(rt);
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, QFS_ESTOPPED, 0);
+	f.stopped[1] = 1;
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_int_eq(f.ncalls, 1); /* node 1 was never asked again */
+	qfs_route_free(rt);
+
+	fk_init(&f, &rt);
+	fk_answer(&f, 1, -EHOSTDOWN, 0);
+	fk_answer(&f, 1, QFS_ESTOPPED, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_int_eq(f.ncalls, 2);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* Reads: strong reads go to the leader with a lease; eventual reads fall
+ * back to the replica that applied the most; a node that stopped between
+ * the choice and the read is chosen again. */
+START_TEST(test_route_reads)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	void *v = NULL;
+	size_t vl = 0;
+	int n = 0;
+
+	fk_init(&f, &rt);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 1);
+	free(v);
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
+	ck_assert_int_eq(n, 1);
+	f.lease[1] = 0;
+	f.mode = QFS_CELL_READ_EVENTUAL;
+	f.applied[1] = 5;
+	f.applied[2] = 9;
+	f.applied[3] = 7;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 2);
+	free(v);
+	ck_assert_uint_eq(f.now, 1000);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* The same route over a remote fake (cluster mode): nodes 11, 12, 13 seen
+ * only through attempts.  A node that does not answer (-EHOSTDOWN) is
+ * passed over for the next; -ETIMEDOUT at a node is retried (the token
+ * makes it safe) after QFS_ROUTE_ELECTION_MS; the txn is prepared once
+ * and every attempt sends that copy; the node that answered is asked
+ * first next time; with no answer at all the call ends after exactly the
+ * timeout. */
+struct rfake {
+	struct fake f;
+	int silent[3];
+	int prepared;
+	const void *sent;
+};
+
+static int rf_remote(void *c) { (void)c; return 1; }
+static uint32_t rf_node_id(void *c, uint32_t idx) { (void)c; return idx < 3 ? 11 + idx : 0; }
+static int rf_silent(void *c, uint32_t id) { return ((struct rfake *)c)->silent[id - 11]; }
+
+static int rf_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
+{
+	struct rfake *rf = c;
+
+	(void)g;
+	rf->prepared++;
+	qfs_buf_reset(out);
+	qfs_buf_put(out, "tok:", 4);
+	qfs_buf_put(out, txn, len);
+	return 1;
+}
+
+static int rf_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, size_t len,
+			 uint32_t wait_ms, int *result, uint32_t *leader)
+{
+	struct rfake *rf = c;
+	int rc;
+
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(memcmp(txn, "tok:t", 5), 0);
+	ck_assert_uint_le(wait_ms, QFS_ROUTE_TRY_MS);
+	rc = fk_propose_at(&rf->f, id, g, txn, len, wait_ms, result, leader);
+	if (rc == -EHOSTDOWN) {
+		rf->f.now += wait_ms; /* waited for an answer that never came */
+		rf->silent[id - 11] = 1;
+	}
+	return rc;
+}
+
+static const struct qfs_route_ops rf_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent,
+};
+
+/* A cluster that placed group 9 on nodes 13 and 12 only. */
+static uint32_t rf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	(void)c;
+	ck_assert_uint_eq(g, 9);
+	ck_assert_uint_ge(max, 2);
+	out[0] = 13;
+	out[1] = 12;
+	return 2;
+}
+
+static const struct qfs_route_ops rf_placed_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent, .group_nodes = rf_group_nodes,
+};
+
+START_TEST(test_route_remote)
+{
+	struct qfs_route *rt;
+	struct rfake rf;
+	uint64_t redir, tmo;
+	int res = 0;
+
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 10000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 11, -EHOSTDOWN, 0);   /* node 11 (first in order) is down */
+	fk_answer(&rf.f, 12, -EREMOTE, 13);    /* 12 knows the leader */
+	fk_answer(&rf.f, 13, -ETIMEDOUT, 0);   /* no quorum yet: retried */
+	fk_answer(&rf.f, 12, 0, 0);            /* the next after 13, 11 being silent */
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(res, 7);
+	ck_assert_int_eq(rf.prepared, 1);
+	ck_assert_int_eq(rf.f.ncalls, 4);
+	ck_assert_int_eq(rf.f.sleeps, 1);      /* only after the node's -ETIMEDOUT */
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(redir, 3);
+	/* 12 answered: asked first next time */
+	fk_answer(&rf.f, 12, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 5);
+	ck_assert_int_eq(rf.prepared, 2);
+	qfs_route_free(rt);
+
+	/* nobody answers: -ETIMEDOUT after exactly the timeout, each attempt
+	 * bounded by QFS_ROUTE_TRY_MS */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 7000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 11, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), -ETIMEDOUT);
+	ck_assert_uint_eq(rf.f.now, 8000);
+	ck_assert_int_eq(rf.f.ncalls, 3);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 1);
+	qfs_route_free(rt);
+
+	/* a placed group: only its nodes are tried, in their order */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 10000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_placed_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EAGAIN, 0);     /* retried at the same node */
+	fk_answer(&rf.f, 12, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 3);
+	qfs_route_free(rt);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -1111,6 +1592,15 @@ static Suite *router_suite(void)
 	tcase_add_test(th, test_hist_percentiles);
 	tcase_add_test(th, test_load_split_key);
 	suite_add_tcase(s, th);
+	TCase *tr = tcase_create("route");
+	tcase_add_test(tr, test_route_follows_hints);
+	tcase_add_test(tr, test_route_waits_out_election);
+	tcase_add_test(tr, test_route_timeout_bounded);
+	tcase_add_test(tr, test_route_leader_timeout_final);
+	tcase_add_test(tr, test_route_stopped_replicas);
+	tcase_add_test(tr, test_route_reads);
+	tcase_add_test(tr, test_route_remote);
+	suite_add_tcase(s, tr);
 	return s;
 }
 

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/txn.h"
 #include "store/store.h"
+#include "store/store_int.h" /* the chunk checksum counters and the raw RocksDB handle */
 
 #define G1 7
 #define G2 8
@@ -1841,6 +1842,108 @@ START_TEST(test_budget_blobs)
 }
 END_TEST
 
+/* Chunk checksum records (doc/format-store.md "Chunk checksums").  A chunk
+ * in a blob file is read through its 'c' record (our CRC32C, RocksDB's blob
+ * check skipped); a chunk rewritten without its record (as a release
+ * without them does) still reads back right, through RocksDB's checks; a
+ * byte flipped in the blob file fails the read and never returns wrong
+ * bytes; a deleted chunk takes its record along. */
+static off_t find_in_blobs(const char *d, const uint8_t *pat, size_t n, char *path, size_t cap)
+{
+	DIR *dd = opendir(d);
+	struct dirent *de;
+	off_t at = -1;
+
+	ck_assert_ptr_nonnull(dd);
+	while (at < 0 && (de = readdir(dd)) != NULL) {
+		size_t l = strlen(de->d_name);
+		if (l <= 5 || strcmp(de->d_name + l - 5, ".blob") != 0)
+			continue;
+		snprintf(path, cap, "%s/%s", d, de->d_name);
+		FILE *f = fopen(path, "rb");
+		ck_assert_ptr_nonnull(f);
+		static uint8_t buf[1 << 20];
+		size_t got = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		for (size_t i = 0; i + n <= got; i++)
+			if (memcmp(buf + i, pat, n) == 0) {
+				at = (off_t)i;
+				break;
+			}
+	}
+	closedir(dd);
+	return at;
+}
+
+START_TEST(test_chunk_crc)
+{
+	static uint8_t a[QFS_CHUNK_SIZE], b[QFS_CHUNK_SIZE], got[QFS_CHUNK_SIZE];
+	uint32_t ka_l, kb_l, seed = 99;
+	const uint8_t *ka = kchunk(FILE_INO, 0, &ka_l), *kb = kchunk(FILE_INO, 1, &kb_l);
+	struct qfs_txn t;
+	char path[200];
+	void *v;
+	size_t vl;
+
+	for (size_t i = 0; i < QFS_CHUNK_SIZE; i++) {
+		seed = seed * 1103515245u + 12345u;
+		a[i] = (uint8_t)(seed >> 16);
+		b[i] = (uint8_t)(seed >> 8);
+	}
+	qfs_txn_init(&t);
+	add_put_bytes(&t, ka, ka_l, a, sizeof(a));
+	add_put_bytes(&t, kb, kb_l, b, sizeof(b));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_sync(st), 0); /* into a blob file */
+	reopen();
+	ck_assert_uint_eq(get_bytes(G1, ka, ka_l, got, sizeof(got)), QFS_CHUNK_SIZE);
+	ck_assert_mem_eq(got, a, QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(st->crc_fast, 1);
+	ck_assert_uint_eq(st->crc_slow, 0);
+
+	/* a chunk written without its record: the record no longer matches */
+	uint8_t dk[STORE_DBKEY_MAX];
+	size_t dkl;
+	char *err = NULL;
+	ck_assert_ptr_eq(store_item_key(dk, sizeof(dk), G1, ka, ka_l, &dkl), dk);
+	rocksdb_put(st->db, st->wo, (const char *)dk, dkl, (const char *)b, sizeof(b), &err);
+	ck_assert_ptr_null(err);
+	ck_assert_uint_eq(get_bytes(G1, ka, ka_l, got, sizeof(got)), QFS_CHUNK_SIZE);
+	ck_assert_mem_eq(got, b, QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(st->crc_slow, 1);
+
+	/* a flipped byte in chunk b's bytes in the blob file: an error, not b */
+	off_t at = find_in_blobs(dir, b + 5000, 64, path, sizeof(path));
+	ck_assert_int_ge(at, 0);
+	qfs_store_close(st);
+	st = NULL;
+	FILE *f = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseeko(f, at + 10, SEEK_SET), 0);
+	int c = fgetc(f);
+	ck_assert_int_eq(fseeko(f, at + 10, SEEK_SET), 0);
+	fputc(c ^ 0x20, f);
+	fclose(f);
+	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
+	int rc = qfs_store_get(st, G1, kb, kb_l, &v, &vl);
+	ck_assert(rc == QFS_ECORRUPT || rc == -EIO);
+	ck_assert_uint_eq(st->crc_fast, 0);
+	ck_assert_uint_eq(st->crc_slow, 1);
+
+	/* delete (of the intact chunk a: a's rewrite above was only in the
+	 * memtable, gone with the reopen): the record goes with the chunk */
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, ka, ka_l);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_get(st, G1, ka, ka_l, &v, &vl), -ENOENT);
+	ck_assert_ptr_eq(store_item_key(dk, sizeof(dk), G1, ka, ka_l, &dkl), dk);
+	dk[0] = STORE_CRC_PREFIX;
+	char *cv = rocksdb_get(st->db, st->ro, (const char *)dk, dkl, &vl, &err);
+	ck_assert_ptr_null(err);
+	ck_assert_ptr_null(cv);
+}
+END_TEST
+
 /* ---- two-phase commit (doc/xact.md) ---- */
 
 static uint8_t txids[4][QFS_TXID_LEN];
@@ -2420,6 +2523,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_drop_group);
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
+	tcase_add_test(tc, test_chunk_crc);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("xact");
 	tcase_add_checked_fixture(tc, setup, teardown);

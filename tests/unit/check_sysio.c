@@ -47,6 +47,7 @@
 #include "common/sysio.h"
 #include "common/txn.h"
 #include "node/cell.h"
+#include "router/route.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
 
@@ -250,6 +251,7 @@ static void cell_open(uint32_t nodes)
 	prm.lease_ms = nodes == 1 ? 15 : 200;
 	ck_assert_ptr_null(C);
 	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_int_eq(qfs_route_attach(C), 0);
 }
 
 static void cell_close(void)

@@ -298,6 +298,39 @@ START_TEST(test_crc32c_extend)
 }
 END_TEST
 
+/* Buffers long enough for the three-stream loop of the SSE4.2 path (three
+ * blocks of 4 KiB and more): every join of the streams, odd alignments,
+ * lengths just below/at/above multiples of 12 KiB, and extends that split
+ * a buffer inside a block, all against the bitwise reference. */
+START_TEST(test_crc32c_long)
+{
+	static uint8_t b[40000];
+	static const size_t lens[] = { 12287, 12288, 12289, 12295, 24576, 24583, 30000, 36864, 39990 };
+	uint32_t seed = 777;
+
+	for (size_t i = 0; i < sizeof(b); i++) {
+		seed = seed * 1103515245u + 12345u;
+		b[i] = (uint8_t)(seed >> 16);
+	}
+	for (size_t start = 0; start < 9; start += 3) {
+		for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+			size_t len = lens[k];
+			uint32_t ref = crc_bitwise(0, b + start, len);
+			size_t cut = len / 5 + 1;
+
+			ck_assert_uint_eq(qfs_crc32c(0, b + start, len), ref);
+			ck_assert_uint_eq(qfs_crc32c(qfs_crc32c(0, b + start, cut), b + start + cut, len - cut), ref);
+			ck_assert_uint_eq(qfs_crc32c(0x12345678u, b + start, len), crc_bitwise(0x12345678u, b + start, len));
+		}
+	}
+	/* one changed bit in the third stream changes the CRC */
+	uint32_t before = qfs_crc32c(0, b, 12288);
+	b[9000] ^= 0x10;
+	ck_assert_uint_ne(qfs_crc32c(0, b, 12288), before);
+	ck_assert_uint_eq(qfs_crc32c(0, b, 12288), crc_bitwise(0, b, 12288));
+}
+END_TEST
+
 /* ---- round trips ---- */
 
 START_TEST(test_empty)
@@ -1567,6 +1600,7 @@ static Suite *wal_suite(void)
 	tc = tcase_create("crc32c");
 	tcase_add_test(tc, test_crc32c_vectors);
 	tcase_add_test(tc, test_crc32c_extend);
+	tcase_add_test(tc, test_crc32c_long);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("roundtrip");

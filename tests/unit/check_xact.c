@@ -25,6 +25,7 @@
 #include "common/key.h"
 #include "common/log.h"
 #include "node/cell.h"
+#include "router/route.h"
 #include "router/xact.h"
 #include "scrub/sum.h"
 #include "store/store.h"
@@ -44,6 +45,7 @@ static void open_cell(void)
 
 	unit_fast_paxos(&prm);
 	ck_assert_int_eq(qfs_cell_open(&o, &cell), 0);
+	ck_assert_int_eq(qfs_route_attach(cell), 0);
 }
 
 static void setup(void)
