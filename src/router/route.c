@@ -314,6 +314,21 @@ static void leader_set(struct qfs_route *rt, qfs_group_t g, uint32_t l)
 	pthread_mutex_unlock(&rt->mu);
 }
 
+/* ids[n] less the nodes in gone (bit i: node_id(i)), in order; returns
+ * the count left. */
+static uint32_t not_gone(struct qfs_route *rt, uint32_t n, uint32_t *ids, uint64_t gone)
+{
+	uint32_t k = 0;
+
+	for (uint32_t j = 0; j < n; j++) {
+		int i = node_idx(rt, ids[j]);
+
+		if (i < 0 || i >= 64 || !(gone >> i & 1))
+			ids[k++] = ids[j];
+	}
+	return k;
+}
+
 /* One attempt of a remote call at node id, waiting at most wait_ms: the
  * node's answer (0, -EREMOTE with *leader, ...) or -EHOSTDOWN. */
 typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, void *ctx,
@@ -324,14 +339,20 @@ typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, v
  * the cell's timeout: that answer (0 or the node's error), or -ETIMEDOUT.
  * A node's -ETIMEDOUT is retried too: proposals carry their retry token.
  * A QFS_ENOGROUP answer in a cluster that places groups (more nodes than
- * QFS_CLUSTER_REPLICAS) is retried once after the cell forgot which nodes
- * host the group (a membership change may have moved it). */
+ * QFS_CLUSTER_REPLICAS) may come from a node a membership change moved the
+ * group off (doc/cluster.md "Membership"): the cell forgets which nodes
+ * host the group and asks them again, and the call goes on at the nodes
+ * named that did not answer QFS_ENOGROUP yet (a replica that has not
+ * applied the change still names the node that dropped its copy).  It
+ * answers QFS_ENOGROUP only when no node is left to try, or when a second
+ * node said so and the group does not exist (ops->exists: a dropped
+ * table). */
 static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, void *ctx)
 {
 	uint32_t ids[QFS_ROUTE_MAX_NODES], n = group_nodes(rt, group, ids);
 	uint64_t dl = now_ms(rt) + rt->ops->timeout_ms(rt->cell);
 	uint32_t target = leader_get(rt, group, ids, n);
-	int refreshed = 0;
+	uint64_t gone = 0; /* bit i: node_id(i) answered QFS_ENOGROUP */
 
 	for (;;) {
 		uint64_t now = now_ms(rt);
@@ -364,14 +385,25 @@ static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, v
 			}
 			continue;
 		}
-		if (rc == QFS_ENOGROUP && rt->ops->group_forget && !refreshed &&
+		if (rc == QFS_ENOGROUP && rt->ops->group_forget &&
 		    rt->ops->nodes(rt->cell) > QFS_CLUSTER_REPLICAS) {
 			/* the group moved (a membership change): ask the nodes */
-			refreshed = 1;
+			int i = node_idx(rt, target), again = gone != 0;
+
+			if (i < 0 || i >= 64)
+				return rc;
+			gone |= 1ull << i;
 			rt->ops->group_forget(rt->cell, group);
 			leader_set(rt, group, 0);
-			n = group_nodes(rt, group, ids);
-			target = leader_get(rt, group, ids, n);
+			if (again && !rt->ops->exists(rt->cell, group))
+				return rc; /* gone everywhere: a dropped table */
+			n = not_gone(rt, group_nodes(rt, group, ids), ids, gone);
+			if (!n)
+				return rc;
+			__atomic_fetch_add(&rt->st_redirects, 1, __ATOMIC_RELAXED);
+			target = next_node(rt, ids, n, 0);
+			QFS_LOG(QFS_LOG_INFO, "route regroup group=%016llx gone=%llx nodes=%u next=%u",
+				(unsigned long long)group, (unsigned long long)gone, n, target);
 			continue;
 		}
 		if (!rc)

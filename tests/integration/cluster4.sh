@@ -313,7 +313,7 @@ sleep 1 # the dropped replica's last answers
 touch "$T/STOP2"
 wait "$LPID1" || fail "mount 1 saw a client error during the live replace: $(cat "$T/look1.out")"
 wait "$LPID2" || fail "mount 2 saw a client error during the live replace: $(cat "$T/look2.out")"
-note "lookups during the live replace: $(cat "$T/look1.out") (mount 1), $(cat "$T/look2.out") (mount 2); the routers asked again after \"no such group\" $(cat "$T"/s1/quorumfs.log "$T"/s2/quorumfs.log | grep -c "cluster regroup group=$GX") times"
+note "lookups during the live replace: $(cat "$T/look1.out") (mount 1), $(cat "$T/look2.out") (mount 2); the routers asked again after \"no such group\" $(cat "$T"/s1/quorumfs.log "$T"/s2/quorumfs.log | grep -c "route regroup group=$GX") times"
 snap
 r=$(replicas_of "$TX")
 case ",$r," in *,2,*) ;; *) fail "table $TX: node 2 did not take node 5's place: $r" ;; esac

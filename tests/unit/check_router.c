@@ -1564,6 +1564,153 @@ START_TEST(test_route_remote)
 }
 END_TEST
 
+/* A cluster of five nodes (more than QFS_CLUSTER_REPLICAS) during a live
+ * `member replace`: node 15 dropped its replica of group 9 and answers
+ * QFS_ENOGROUP, while the members the cell names, even after a forget and
+ * a new question, still include it first (a replica that has not applied
+ * the change yet names it: the race of cluster4.sh).  Reads and proposals
+ * go on at the other members: no QFS_ENOGROUP (ESTALE in fs/).  A group no
+ * node hosts any more (a dropped table) answers QFS_ENOGROUP after two
+ * attempts; so does a group whose named members all said so. */
+struct mfake {
+	struct fake f;
+	int forgets, prepared;
+	uint32_t ids[5], n;
+};
+
+static uint32_t mf_nodes(void *c) { (void)c; return 5; }
+static uint32_t mf_node_id(void *c, uint32_t idx) { (void)c; return idx < 5 ? 11 + idx : 0; }
+static int mf_silent(void *c, uint32_t id) { (void)c; (void)id; return 0; }
+
+static uint32_t mf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	struct mfake *m = c;
+
+	ck_assert_uint_eq(g, 9);
+	ck_assert_uint_ge(max, m->n);
+	memcpy(out, m->ids, m->n * sizeof(out[0]));
+	return m->n;
+}
+
+static void mf_group_forget(void *c, qfs_group_t g)
+{
+	ck_assert_uint_eq(g, 9);
+	((struct mfake *)c)->forgets++;
+}
+
+static int mf_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
+{
+	(void)g;
+	((struct mfake *)c)->prepared++;
+	qfs_buf_reset(out);
+	qfs_buf_put(out, txn, len);
+	return 1;
+}
+
+/* A get answered from the script, like fk_propose_at. */
+static int mf_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, size_t key_len,
+		     uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
+{
+	int res, rc = fk_propose_at(c, id, g, key, key_len, wait_ms, &res, leader);
+
+	if (!rc) {
+		*val = strdup("v");
+		*val_len = 1;
+	}
+	return rc;
+}
+
+static const struct qfs_route_ops mf_ops = {
+	.nodes = mf_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = fk_propose_at, .get_at = mf_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = mf_prepare,
+	.node_id = mf_node_id, .silent = mf_silent, .group_nodes = mf_group_nodes,
+	.group_forget = mf_group_forget,
+};
+
+START_TEST(test_route_member_moved)
+{
+	static const uint32_t stale[4] = { 15, 13, 11, 12 }, all[5] = { 11, 12, 13, 14, 15 };
+	struct qfs_route *rt;
+	struct mfake m;
+	void *v = NULL;
+	size_t vl = 0;
+	int res = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.f.now = 1000;
+	m.f.timeout = 10000;
+	m.f.exists = 1;
+	memcpy(m.ids, stale, sizeof(stale));
+	m.n = 4;
+	ck_assert_int_eq(qfs_route_new_ops(&mf_ops, &m, &rt), 0);
+	/* a lookup: 15 dropped its copy; the members still name it first */
+	fk_answer(&m.f, 15, QFS_ENOGROUP, 0);
+	fk_answer(&m.f, 13, 0, 0);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(vl, 1);
+	free(v);
+	ck_assert_int_eq(m.f.ncalls, 2);
+	ck_assert_int_ge(m.forgets, 1);
+	/* 13 answered: asked first next time, 15 is not asked again */
+	fk_answer(&m.f, 13, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(res, 7);
+	ck_assert_int_eq(m.f.ncalls, 3);
+	qfs_route_free(rt);
+
+	/* the first other member is not there yet either (it had not
+	 * created its copy): the call goes on at the next one */
+	memset(&m, 0, sizeof(m));
+	m.f.now = 1000;
+	m.f.timeout = 10000;
+	m.f.exists = 1;
+	memcpy(m.ids, stale, sizeof(stale));
+	m.n = 4;
+	ck_assert_int_eq(qfs_route_new_ops(&mf_ops, &m, &rt), 0);
+	fk_answer(&m.f, 15, QFS_ENOGROUP, 0);
+	fk_answer(&m.f, 13, QFS_ENOGROUP, 0);
+	fk_answer(&m.f, 11, -EREMOTE, 12);
+	fk_answer(&m.f, 12, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(m.f.ncalls, 4);
+	ck_assert_int_eq(m.prepared, 1);
+	qfs_route_free(rt);
+
+	/* a dropped table: no node hosts it (every node named, the cell's
+	 * answer when nobody says); QFS_ENOGROUP after two attempts */
+	memset(&m, 0, sizeof(m));
+	m.f.now = 1000;
+	m.f.timeout = 10000;
+	m.f.exists = 0;
+	memcpy(m.ids, all, sizeof(all));
+	m.n = 5;
+	ck_assert_int_eq(qfs_route_new_ops(&mf_ops, &m, &rt), 0);
+	fk_answer(&m.f, 11, QFS_ENOGROUP, 0);
+	fk_answer(&m.f, 12, QFS_ENOGROUP, 0);
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), QFS_ENOGROUP);
+	ck_assert_int_eq(m.f.ncalls, 2);
+	ck_assert_uint_eq(m.f.now, 1000); /* no wait */
+	qfs_route_free(rt);
+
+	/* every named member said QFS_ENOGROUP (some node still answers
+	 * that it exists): QFS_ENOGROUP once none is left, no endless loop */
+	memset(&m, 0, sizeof(m));
+	m.f.now = 1000;
+	m.f.timeout = 10000;
+	m.f.exists = 1;
+	m.ids[0] = 14;
+	m.ids[1] = 15;
+	m.n = 2;
+	ck_assert_int_eq(qfs_route_new_ops(&mf_ops, &m, &rt), 0);
+	fk_answer(&m.f, 14, QFS_ENOGROUP, 0);
+	fk_answer(&m.f, 15, QFS_ENOGROUP, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), QFS_ENOGROUP);
+	ck_assert_int_eq(m.f.ncalls, 2);
+	qfs_route_free(rt);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -1600,6 +1747,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tr, test_route_stopped_replicas);
 	tcase_add_test(tr, test_route_reads);
 	tcase_add_test(tr, test_route_remote);
+	tcase_add_test(tr, test_route_member_moved);
 	suite_add_tcase(s, tr);
 	return s;
 }
