@@ -34,8 +34,10 @@
  * are followed, -EAGAIN, QFS_ESTOPPED and -ETIMEDOUT answers are retried
  * after QFS_ROUTE_ELECTION_MS (a proposal carries the remote cell's retry
  * token, so a retry never applies twice), QFS_ENOGROUP in a cluster of
- * more than QFS_CLUSTER_REPLICAS nodes is retried once after the cell
- * forgot the group's nodes (a membership change moved it), and the call
+ * more than QFS_CLUSTER_REPLICAS nodes makes the cell forget and ask
+ * again the group's nodes (a membership change moved it) and the call go
+ * on at those that did not answer QFS_ENOGROUP yet (final only when none
+ * is left, or a second node said so and ops->exists says no), and the call
  * gives up with -ETIMEDOUT after the cell's timeout from its start.  Scans go page by
  * page, each page routed alone.
  *
