@@ -395,7 +395,7 @@ static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, v
 			gone |= 1ull << i;
 			rt->ops->group_forget(rt->cell, group);
 			leader_set(rt, group, 0);
-			if (again && !rt->ops->exists(rt->cell, group))
+			if (again && rt->ops->exists && !rt->ops->exists(rt->cell, group))
 				return rc; /* gone everywhere: a dropped table */
 			n = not_gone(rt, group_nodes(rt, group, ids), ids, gone);
 			if (!n)
