@@ -297,7 +297,7 @@ while not os.path.exists(stop):
         pass
     except OSError as e:
         sys.exit("client error on lookup %d in %s: %s" % (i, d, e))
-    time.sleep(0.002)
+    time.sleep(0.005)
     i += 1
 print("%d lookups in %.1f s" % (i, time.time() - t0))
 PY
@@ -309,7 +309,7 @@ looker "$M2/$TX" b >"$T/look2.out" 2>&1 &
 LPID2=$!
 "$QFS_BIN" member -o "cluster=$C" replace 5 2 "$GX" >"$T/member.out" 2>"$T/member.err" ||
 	fail "member replace 5 2 $GX: $(tail -5 "$T/member.err")"
-sleep 1 # the dropped replica's last answers
+sleep 0.3 # the dropped replica's last answers
 touch "$T/STOP2"
 wait "$LPID1" || fail "mount 1 saw a client error during the live replace: $(cat "$T/look1.out")"
 wait "$LPID2" || fail "mount 2 saw a client error during the live replace: $(cat "$T/look2.out")"
