@@ -1082,6 +1082,8 @@ START_TEST(test_load_split_key)
 	kl = qfs_key_chunk(k, 77, 5);
 	ck_assert_int_eq(qfs_router_load_split_key(end, QFS_KEY_PREFIX_LEN, NULL, 0, k, &kl, &why), -ERANGE);
 	ck_assert_str_eq(why, "median key outside the partition");
+}
+END_TEST
 
 /* ------------------------------------------------------------------------
  * router/route.c against a fake cell of three nodes (issue 12 item 6): the
