@@ -334,6 +334,156 @@ START_TEST(test_item_api)
 }
 END_TEST
 
+/* A LINK_DROP whose orphan entry (pk 0) is in another partition than its
+ * inode is spelled out by route_orphan from the inode it reads first; a
+ * change of the inode between that read and the txn must fail the txn
+ * with QFS_ECONFLICT (fs/ retries), never lose the orphan entry: an
+ * inode read as absent (a read of a stale partition, an eventual read)
+ * that is there when the txn applies, and a link() in between. */
+static qfs_table_t orph_table;
+static qfs_ino_t orph_ino;
+static int orph_kind; /* hook: 1 put the inode (nlink 1), 2 add a link */
+
+static void orph_put_inode(qfs_table_t table, qfs_ino_t ino)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_inode in;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int res = 1;
+
+	qfs_inode_init(&in);
+	in.a.ino = ino;
+	in.a.mode = S_IFREG | 0644;
+	in.a.nlink = 1;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	op->key = key;
+	op->key_len = (uint32_t)qfs_key_inode(key, ino);
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	ck_assert_int_eq(qfs_router_txn(r, table, &t, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+}
+
+static void orph_hook(qfs_table_t table)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int res = 1, kind = orph_kind;
+
+	orph_kind = 0; /* once */
+	if (kind == 1) {
+		orph_put_inode(table, orph_ino);
+	} else if (kind == 2) {
+		qfs_txn_init(&t);
+		op = qfs_txn_add(&t, QFS_OP_LINK_ADD);
+		op->key = key;
+		op->key_len = (uint32_t)qfs_key_inode(key, orph_ino);
+		op->limit = 100;
+		ck_assert_int_eq(qfs_router_txn(r, table, &t, &res), 0);
+		ck_assert_int_eq(res, 0);
+		qfs_txn_close(&t);
+	}
+}
+
+/* Drop a name of ino with its orphan entry; the txn's result. */
+static int orph_drop(qfs_table_t table, qfs_ino_t ino)
+{
+	struct qfs_dentry d = { ino, S_IFREG, 0 };
+	struct qfs_router_itxn it;
+	struct qfs_router_key ik = qfs_router_key_inode(ino), ok;
+	struct qfs_buf b;
+	struct qfs_op *op;
+	char name[32];
+	int res = 1;
+
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)ino);
+	ok = qfs_router_key_dentry(0, name, strlen(name));
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_router_itxn_init(&it);
+	op = qfs_router_itxn_add(&it, QFS_OP_LINK_DROP, &ik, &ok);
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	ck_assert_int_eq(qfs_router_item_txn(r, table, &it, &res), 0);
+	qfs_router_itxn_close(&it);
+	qfs_buf_close(&b);
+	return res;
+}
+
+static int orph_entry(qfs_table_t table, qfs_ino_t ino)
+{
+	char name[32];
+	void *val;
+	size_t vl;
+
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)ino);
+	struct qfs_router_key ok = qfs_router_key_dentry(0, name, strlen(name));
+	int rc = qfs_router_item_get(r, table, &ok, &val, &vl);
+	if (rc == 0)
+		free(val);
+	return rc;
+}
+
+START_TEST(test_orphan_apart_races)
+{
+	struct qfs_attr a = dir_attr(), got;
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "orph", &a, &t), 0);
+	orph_table = t.id;
+	/* pk 0 (the orphan entries) alone in a partition: every other inode
+	 * is in another one */
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, qfs_key_prefix(k, 0)), 0);
+	qfs_key_dentry_range(lo, &lol, hi, &hil, 0);
+	ck_assert_int_eq(qfs_router_split(r, t.id, hi, hil), 0);
+	qfs_router_test_orphan_hook = orph_hook;
+
+	/* read as absent, there when the txn applies */
+	orph_ino = 700001;
+	orph_kind = 1;
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 1);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), -ENOENT);
+	/* the retry drops it, keeping the inode under its orphan entry */
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 0);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), 0);
+
+	/* a link() in between: conflict, then the retry keeps the inode
+	 * without orphan entry (one name left) */
+	orph_ino = 700002;
+	orph_put_inode(t.id, orph_ino);
+	orph_kind = 2;
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 2);
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 1);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), -ENOENT);
+	/* and the last name: the orphan entry */
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 0);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), 0);
+	/* a truly absent inode: ENOENT as before */
+	ck_assert_int_eq(orph_drop(t.id, 700003), -ENOENT);
+	qfs_router_test_orphan_hook = NULL;
+}
+END_TEST
+
 START_TEST(test_orphan_group_dropped)
 {
 	/* a crash between "group created" and "table entry written" leaves a
@@ -1577,6 +1727,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_txn_result_and_reads);
 	tcase_add_test(tc, test_item_api);
 	tcase_add_test(tc, test_orphan_group_dropped);
+	tcase_add_test(tc, test_orphan_apart_races);
 	tcase_add_test(tc, test_status_and_stats_text);
 	tcase_add_test(tc, test_split_routes_and_scans);
 	tcase_add_test(tc, test_repair_after_commit_point);
