@@ -178,6 +178,8 @@ struct group {
 				    cfg.ids[i] in flight, or NULL */
 	int snap_burst[QFS_PAXOS_MAX_NODES]; /* I/O thread: cfg.ids[i] never
 				    acknowledged a chunk: send without window */
+	uint32_t sin_chunks;     /* mu: chunks held in g->sin (0: none); for
+				    qfs_rnode_group_info */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
@@ -208,6 +210,7 @@ struct snap_in {
 	uint64_t xfer;           /* its transfer id */
 	uint32_t next;           /* next chunk expected */
 	uint64_t items;          /* items collected so far */
+	uint64_t last_ms;        /* mono ms of the last chunk taken */
 	struct qfs_store_install *inst;
 };
 
@@ -1480,6 +1483,8 @@ static void flush_dirty(struct qfs_rnode *rn, uint64_t *next)
 #define RNODE_SNAP_CHUNK (256u << 10) /* items per chunk frame: about this many bytes */
 #define RNODE_SNAP_WINDOW 2u /* chunks of a transfer sent and not yet acknowledged */
 #define RNODE_SNAP_STALL_MS 5000u /* a transfer with no ack for this long is abandoned */
+#define RNODE_SNAP_IDLE_MS (2u * RNODE_SNAP_STALL_MS) /* a follower frees a partial
+				    snapshot that got no chunk for this long */
 #define RNODE_SNAP_BACKOFF_MIN_MS 2000u  /* second snapshot to a follower without progress */
 #define RNODE_SNAP_BACKOFF_MAX_MS 60000u /* longest wait between two of them */
 
@@ -1796,13 +1801,41 @@ static void snap_behind(struct qfs_rnode *rn, struct group *g, const struct qfs_
 		}
 }
 
+/* Publish how many chunks g->sin holds for qfs_rnode_group_info (I/O
+ * thread; takes g->mu). */
+static void snap_in_publish(struct group *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->sin_chunks = g->sin ? g->sin->next : 0;
+	pthread_mutex_unlock(&g->mu);
+}
+
 static void snap_in_free(struct group *g)
 {
 	if (g->sin) {
 		qfs_store_install_abort(g->sin->inst);
 		free(g->sin);
 		g->sin = NULL;
+		snap_in_publish(g);
 	}
+}
+
+/* A partial snapshot of g that got no chunk for RNODE_SNAP_IDLE_MS (I/O
+ * thread, from the timers): its sender gave up and nobody resumes it (a
+ * leader change, or the follower caught up from the log), so its batch,
+ * up to the whole group, is freed rather than held until the next
+ * transfer, install or drop.  A later chunk of it is refused as out of
+ * order (the leader retries from chunk 0). */
+static void snap_in_idle(struct qfs_rnode *rn, struct group *g)
+{
+	struct snap_in *si = g->sin;
+
+	if (!si || now_ms() - si->last_ms <= RNODE_SNAP_IDLE_MS)
+		return;
+	QFS_LOG(QFS_LOG_INFO, "rnode snapshot partial freed group=%016" PRIx64 " node=%u from=%u xfer=%"
+		PRIu64 " chunks=%u items=%" PRIu64 " idle_ms=%u", g->id, rn->id, si->from, si->xfer,
+		si->next, si->items, RNODE_SNAP_IDLE_MS);
+	snap_in_free(g);
 }
 
 /* Install the snapshot collected in g->sin at (lsn, ballot) (I/O thread):
@@ -1955,6 +1988,8 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 	}
 	g->sin->next++;
 	g->sin->items += c.n;
+	g->sin->last_ms = now_ms();
+	snap_in_publish(g);
 	snap_send_ack(rn, &c);
 	if (c.last) {
 		if (g->sin->items != c.total || !c.lsn) {
@@ -2191,6 +2226,7 @@ static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng,
 		struct group *g = gs[i];
 
 		snap_stalls(rn, g);
+		snap_in_idle(rn, g);
 		if (g->stopped || g->dropped)
 			continue;
 		if (g->next_tick_ms <= now) {
@@ -3035,6 +3071,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.applied = g->px.applied;
 		gi.first = g->wal_first;
 		gi.wal_bytes = g->wal_bytes;
+		gi.snap_in_chunks = g->sin_chunks;
 	}
 	pthread_mutex_unlock(&g->mu);
 	group_put(rn, g);

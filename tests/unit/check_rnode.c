@@ -1945,6 +1945,78 @@ START_TEST(t_snapshot_big)
 }
 END_TEST
 
+/* A partial snapshot whose sender stops (leader change, abandoned
+ * transfer) is freed by the follower once idle for 2 x the abandon time
+ * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
+ * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
+ * nothing more. */
+START_TEST(t_snapshot_idle)
+{
+	struct qfs_rnode_ginfo gi;
+	struct qfs_snap_chunk c, d;
+	struct qfs_net_frame *f;
+	struct qfs_net_ep *ep;
+	struct qfs_buf b;
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen;
+	int acked = 0;
+
+	put_acked("a00", "v");
+	wait_key(1, "a00", "v");
+	node_stop(0);
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 1, NULL, NULL, NULL, &ep), 0);
+	qfs_buf_init(&b);
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k1", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 42, .seq = 0, .n = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	/* node 2 takes it: its ACK comes back, the chunk is held */
+	for (int t = 0; t < 100 && !acked; t++) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack) {
+			ck_assert(d.group == G && d.xfer == 42 && d.seq == 0 && d.to == 1);
+			acked = 1;
+		}
+		qfs_net_frame_free(f);
+	}
+	ck_assert(acked);
+	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
+	for (int t = 0; t < 400; t++) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+		if (!gi.snap_in_chunks)
+			break;
+		usleep(100000);
+	}
+	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
+	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
+	/* chunk 1 of the freed transfer is refused: nothing held again */
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k2", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c.seq = 1;
+	c.last = 1;
+	c.lsn = 1000;
+	c.ballot = QFS_PAXOS_BALLOT(99, 1);
+	c.total = 2;
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	qfs_buf_close(&b);
+	qfs_net_endpoint_close(ep);
+	node_start(0, 0);
+	put_acked("a01", "v");
+	wait_key(1, "a01", "v");
+	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(get_is(1, "k2", "v"), -ENOENT);
+}
+END_TEST
+
 static Suite *rnode_suite(void)
 {
 	Suite *s = suite_create("rnode");
@@ -1977,6 +2049,11 @@ static Suite *rnode_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_snapshot_big);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("idle");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, t_snapshot_idle);
 	suite_add_tcase(s, tc);
 	return s;
 }
