@@ -176,8 +176,9 @@ struct group {
 				    to cfg.ids[i] since its last progress */
 	struct snap_xfer *sx[QFS_PAXOS_MAX_NODES]; /* I/O thread: the transfer to
 				    cfg.ids[i] in flight, or NULL */
-	int snap_burst[QFS_PAXOS_MAX_NODES]; /* I/O thread: cfg.ids[i] never
-				    acknowledged a chunk: send without window */
+	int snap_burst[QFS_PAXOS_MAX_NODES]; /* I/O thread: cfg.ids[i] answered
+				    Paxos but never acknowledged a chunk (an
+				    older version): send without window */
 	uint32_t sin_chunks;     /* mu: chunks held in g->sin (0: none); for
 				    qfs_rnode_group_info */
 	uint32_t leader;         /* from the last update; mu */
@@ -264,6 +265,9 @@ struct qfs_rnode {
 	struct qfs_buf frame;    /* one encoded message */
 	struct qfs_buf snap;     /* one snapshot chunk being built */
 	uint64_t snap_xfer;      /* last transfer id used */
+	uint8_t snap_ackers[65536 / 8]; /* bit id: node id sent this node a
+				    snapshot ACK frame since open (it speaks
+				    the windowed stream; never treated as old) */
 
 	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out; /* atomics, relaxed */
 };
@@ -1503,6 +1507,9 @@ struct snap_xfer {
 	int done;                /* the last chunk went out */
 	int burst;               /* no window: a follower that never acknowledges
 				    (an older version) gets every chunk at once */
+	int heard;               /* an ACCEPTED of the group from the follower
+				    came since the start (snap_progress): it is
+				    up and serving the group */
 	uint64_t last_ms;        /* mono ms of the start or the last ack */
 	size_t next_len;         /* resume at the first item key >= next (0: start) */
 	uint8_t next[QFS_KEY_MAX];
@@ -1516,6 +1523,12 @@ struct snap_out {
 	int full;                /* stopped at x->next: the chunk is full */
 	int err;                 /* encode error */
 };
+
+/* 1 if node id sent this node a snapshot ACK frame since open (I/O thread). */
+static int snap_acker(const struct qfs_rnode *rn, uint32_t id)
+{
+	return id <= 0xffff && (rn->snap_ackers[id >> 3] >> (id & 7) & 1);
+}
 
 static void snap_xfer_free(struct group *g, uint32_t i)
 {
@@ -1671,7 +1684,7 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 	}
 	x->to = to;
 	x->xfer = ++rn->snap_xfer;
-	x->burst = g->snap_burst[pi];
+	x->burst = g->snap_burst[pi] && !snap_acker(rn, to);
 	x->last_ms = now_ms();
 	rc = qfs_store_snap_take(rn->store, &x->sn);
 	if (!rc)
@@ -1715,12 +1728,14 @@ static void snap_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
 	struct group *g = group_get(rn, c->group);
 	struct snap_xfer *x;
 
+	if (c->from <= 0xffff)
+		rn->snap_ackers[c->from >> 3] |= (uint8_t)(1u << (c->from & 7)); /* it speaks ACK */
 	if (!g)
 		return;
 	for (uint32_t i = 0; i < g->cfg.n; i++) {
 		if (g->cfg.ids[i] != c->from)
 			continue;
-		g->snap_burst[i] = 0; /* it speaks ACK */
+		g->snap_burst[i] = 0;
 		x = g->sx[i];
 		if (!x || x->xfer != c->xfer || c->seq >= x->seq || c->seq < x->acked)
 			break;
@@ -1741,9 +1756,13 @@ static void snap_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
 
 /* Transfers of g whose follower stopped acknowledging (leader, I/O
  * thread, from the timers): abandoned, so their RocksDB snapshot does not
- * pin old data; one that never got a single ACK marks the follower as
- * one that does not send them, and the next transfer goes without a
- * window.  The machine asks again after retry_ms. */
+ * pin old data.  One that never got a single ACK, from a follower that
+ * answered the group's Paxos meanwhile (x->heard: up, group running) yet
+ * never sent this node any ACK frame (for any group, since open), marks it
+ * as an older version that does not send them, and the next transfer goes
+ * without a window.  Any other follower keeps the window whatever stalled
+ * it (its group stopped, it was down, a slow I/O thread): a burst of a
+ * big group could overrun its inbox.  The machine asks again after retry_ms. */
 static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 {
 	for (uint32_t i = 0; i < QFS_PAXOS_MAX_NODES; i++) {
@@ -1751,7 +1770,7 @@ static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 
 		if (!x || now_ms() - x->last_ms < RNODE_SNAP_STALL_MS)
 			continue;
-		if (x->acked == 0)
+		if (x->acked == 0 && x->heard && !snap_acker(rn, x->to))
 			g->snap_burst[i] = 1;
 		QFS_LOG(QFS_LOG_WARN, "rnode snapshot abandoned group=%016" PRIx64 " node=%u to=%u lsn=%"
 			PRIu64 " chunks=%u acked=%u err=\"no ack for %u ms\"", g->id, rn->id, x->to,
@@ -1760,17 +1779,21 @@ static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 	}
 }
 
-/* A follower's ACCEPTED (leader, I/O thread): once it acknowledges the
- * snapshot last sent to it (match at or above its LSN), the backoff of
- * snap_send starts over. */
+/* A follower's ACCEPTED (leader, I/O thread): it is alive and serving the
+ * group (a transfer to it that stalls is then not for lack of a replica);
+ * once it acknowledges the snapshot last sent to it (match at or above its
+ * LSN), the backoff of snap_send starts over. */
 static void snap_progress(struct group *g, const struct qfs_paxos_msg *m)
 {
-	for (uint32_t i = 0; i < g->cfg.n; i++)
+	for (uint32_t i = 0; i < g->cfg.n; i++) {
+		if (g->cfg.ids[i] == m->from && g->sx[i])
+			g->sx[i]->heard = 1;
 		if (g->cfg.ids[i] == m->from && g->snap_lsn[i] && m->ok && m->match >= g->snap_lsn[i]) {
 			g->snap_lsn[i] = 0;
 			g->snap_gap_ms[i] = 0;
 			g->snap_tries[i] = 0;
 		}
+	}
 }
 
 /* A leader's answer to a follower whose report is below the log: an
