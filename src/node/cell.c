@@ -1317,15 +1317,22 @@ err_close:
 	return rc;
 }
 
+/* Release the routing hook (qfs_cell_close, once no thread of the cell
+ * can call it any more). */
+static void route_release(struct qfs_cell *c)
+{
+	if (c->route && c->route->release)
+		c->route->release(c->route_arg);
+	c->route = NULL;
+}
+
 /* See cell.h. */
 void qfs_cell_close(struct qfs_cell *c)
 {
 	if (!c)
 		return;
-	if (c->route && c->route->release)
-		c->route->release(c->route_arg);
-	c->route = NULL;
 	if (c->rc) {
+		route_release(c);
 		qfs_rcell_close(c->rc);
 		free(c);
 		return;
@@ -1341,6 +1348,9 @@ void qfs_cell_close(struct qfs_cell *c)
 		if (c->nodes[i].rn)
 			stop_locked(c, &c->nodes[i], "closing");
 	pthread_mutex_unlock(&c->op_mu);
+	/* only now: the keeper (joined above) calls node_up when it starts a
+	 * node */
+	route_release(c);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->op_mu);

@@ -1233,6 +1233,74 @@ START_TEST(t_open_failed_node)
 }
 END_TEST
 
+/* A routing hook that records whether it was released while the keeper
+ * was inside its node_up (route.c's node_up touches the route's mutex:
+ * a release before the keeper stopped is a use after free). */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int in_up;             /* the keeper entered node_up */
+	int released;          /* release was called */
+	int released_in_up;    /* ... while node_up ran */
+} HK = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void hk_node_up(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	pthread_mutex_lock(&HK.mu);
+	HK.in_up = 1;
+	pthread_cond_broadcast(&HK.cv);
+	/* stay a while: a close that releases the hook now is caught */
+	qfs_clock_deadline(CLOCK_REALTIME, 1000, &ts);
+	while (!HK.released && pthread_cond_timedwait(&HK.cv, &HK.mu, &ts) == 0)
+		;
+	if (HK.released)
+		HK.released_in_up = 1;
+	pthread_mutex_unlock(&HK.mu);
+}
+
+static void hk_release(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&HK.mu);
+	HK.released = 1;
+	pthread_cond_broadcast(&HK.cv);
+	pthread_mutex_unlock(&HK.mu);
+}
+
+static const struct qfs_cell_route hk_route = { .release = hk_release, .node_up = hk_node_up };
+
+/* qfs_cell_close while the keeper starts a node: the routing hook is
+ * released only after the keeper stopped (it calls node_up when a node
+ * comes back), never while it runs. */
+START_TEST(t_close_while_keeper_starts)
+{
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .paxos = &prm };
+	char path[512];
+	struct timespec ts;
+	int rc = 0;
+
+	qfs_paxos_params_default(&prm);
+	snprintf(path, sizeof(path), "%s/n2", tmpdir);
+	put_file("a file where node 2's directory should be\n", "%s", path);
+	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	qfs_cell_set_route(C, &hk_route, NULL);
+	ck_assert_int_eq(unlink(path), 0);
+	pthread_mutex_lock(&HK.mu);
+	qfs_clock_deadline(CLOCK_REALTIME, 10000, &ts);
+	while (!HK.in_up && rc == 0)
+		rc = pthread_cond_timedwait(&HK.cv, &HK.mu, &ts);
+	pthread_mutex_unlock(&HK.mu);
+	ck_assert_msg(HK.in_up, "the keeper never started node 2");
+	cell_close();
+	ck_assert_int_eq(HK.released, 1);
+	ck_assert_msg(!HK.released_in_up, "the routing hook was released while the keeper used it");
+}
+END_TEST
+
 /* A node whose RocksDB cannot be opened (manifest garbled) while the cell
  * holds several groups: the keeper moves its directory aside and starts it
  * empty (node_heal), and every group catches up on it.  node_heal adds one
@@ -1289,7 +1357,7 @@ END_TEST
 static Suite *cell_suite(void)
 {
 	Suite *s = suite_create("cell");
-	TCase *tc = tcase_create("cell");
+	TCase *tc = tcase_create("cell"), *tk;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1311,6 +1379,11 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_open_failed_node);
 	tcase_add_test(tc, t_corrupt_store_node_rebuilt);
 	suite_add_tcase(s, tc);
+	tk = tcase_create("close");
+	tcase_add_checked_fixture(tk, setup, teardown);
+	tcase_set_timeout(tk, 60);
+	tcase_add_test(tk, t_close_while_keeper_starts);
+	suite_add_tcase(s, tk);
 	return s;
 }
 
