@@ -1714,6 +1714,51 @@ START_TEST(test_route_remote)
 }
 END_TEST
 
+/* A scan callback that stops the scan with an error the route retries
+ * elsewhere (-EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN): the scan ends with
+ * the callback's value, the keys it saw are not delivered again. */
+static int stop_err;
+
+static int stop_once_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	int e = stop_err;
+
+	(void)k; (void)kl; (void)v; (void)vl;
+	(*(int *)arg)++;
+	stop_err = 0; /* once */
+	return e;
+}
+
+START_TEST(test_route_scan_cb_stop)
+{
+	static const int errs[] = { -EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN, QFS_ESTOPPED };
+	struct qfs_route *rt;
+	struct fake f;
+	struct rfake rf;
+	int n;
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		fk_init(&f, &rt);
+		n = 0;
+		stop_err = errs[i];
+		ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, stop_once_cb, &n), errs[i]);
+		ck_assert_int_eq(n, 1);
+		qfs_route_free(rt);
+
+		memset(&rf, 0, sizeof(rf));
+		rf.f.now = 1000;
+		rf.f.timeout = 10000;
+		ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+		n = 0;
+		stop_err = errs[i];
+		ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, stop_once_cb, &n), errs[i]);
+		ck_assert_int_eq(n, 1);
+		ck_assert_int_eq(rf.f.sleeps, 0);
+		qfs_route_free(rt);
+	}
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -1751,6 +1796,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tr, test_route_stopped_replicas);
 	tcase_add_test(tr, test_route_reads);
 	tcase_add_test(tr, test_route_remote);
+	tcase_add_test(tr, test_route_scan_cb_stop);
 	suite_add_tcase(s, tr);
 	return s;
 }
