@@ -1674,13 +1674,37 @@ int qfs_cell_propose_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, cons
 	return rc;
 }
 
+/* Embedded, strong reads: 0 if rn (node id) leads group with its read
+ * lease, else -EREMOTE with *leader (if not NULL) the leader rn knows.
+ * Checked on the very replica that reads: the route's view came from an
+ * earlier node_get, and a node restarted since is a fresh replica. */
+static int strong_ok(struct qfs_cell *c, struct qfs_rnode *rn, qfs_group_t group, uint32_t *leader)
+{
+	if (c->o.reads != QFS_CELL_READ_STRONG || qfs_rnode_can_read_strong(rn, group))
+		return 0;
+	if (leader)
+		*leader = qfs_rnode_leader(rn, group);
+	return -EREMOTE;
+}
+
 /* See cell.h. */
 int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
 		    size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
 {
+	struct qfs_rnode *rn;
+	int rc;
+
 	if (c->rc)
 		return qfs_rcell_get_at(c->rc, id, group, key, key_len, wait_ms, val, val_len, leader);
-	return qfs_cell_get_node(c, id, group, key, key_len, val, val_len);
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = strong_ok(c, rn, group, leader);
+	if (!rc)
+		rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
+	node_put(c, id);
+	return rc;
 }
 
 /* See cell.h. */
@@ -1700,7 +1724,9 @@ int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const u
 		return -EINVAL;
 	if (!(rn = node_get(c, id)))
 		return -EHOSTDOWN;
-	rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
+	rc = strong_ok(c, rn, group, leader);
+	if (!rc)
+		rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
 	node_put(c, id);
 	return rc;
 }

@@ -159,9 +159,9 @@ void qfs_cell_set_route(struct qfs_cell *c, const struct qfs_cell_route *ops, vo
  * -EHOSTDOWN (node not running, or no answer: nothing is known to have
  * arrived).
  *
- * qfs_cell_get_at / qfs_cell_scan_at: read node id's replica (embedded: as
- * it is, the caller checked the lease it needs; cluster: the node refuses a
- * strong read with -EREMOTE and a hint unless it leads with a lease).
+ * qfs_cell_get_at / qfs_cell_scan_at: read node id's replica (embedded
+ * eventual reads: as it is; strong reads, embedded or cluster: the node
+ * refuses with -EREMOTE and *leader its hint unless it leads with a lease).
  * Contracts of qfs_rnode_get/scan plus -EINVAL, -EHOSTDOWN.  scan_at reads
  * the whole range (embedded, *more 0) or one page (cluster: *more 1 when
  * the range goes on from resume; resume empty: ask the same page again);

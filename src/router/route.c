@@ -630,6 +630,16 @@ static uint32_t read_node(struct qfs_route *rt, qfs_group_t group, enum qfs_cell
 	return best;
 }
 
+/* A read of group that began at t0 gives up: counted, noted, logged. */
+static int read_timeout(struct qfs_route *rt, qfs_group_t group, uint64_t t0)
+{
+	__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
+	noquorum_note(rt, group, 1, t0);
+	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
+		group, rt->ops->timeout_ms(rt->cell));
+	return -ETIMEDOUT;
+}
+
 /* Wait (until deadline) for a replica that may serve a read of group: 0
  * with *id, QFS_ENOGROUP, the fail-fast error, or -ETIMEDOUT (counted,
  * noted and logged). */
@@ -655,15 +665,25 @@ static int read_wait(struct qfs_route *rt, qfs_group_t group, uint64_t t0, uint6
 			break;
 		nap(rt, QFS_ROUTE_POLL_MS);
 	}
-	__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
-	noquorum_note(rt, group, 1, t0);
-	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
-		group, rt->ops->timeout_ms(rt->cell));
-	return -ETIMEDOUT;
+	return read_timeout(rt, group, t0);
+}
+
+/* The replica read_wait chose refused a strong read (-EREMOTE: it lost
+ * its lease, or restarted, since the view): 0 to choose again after a
+ * poll step, or -ETIMEDOUT past the deadline. */
+static int read_refused(struct qfs_route *rt, qfs_group_t group, uint64_t t0, uint64_t deadline)
+{
+	__atomic_fetch_add(&rt->st_redirects, 1, __ATOMIC_RELAXED);
+	if (now_ms(rt) >= deadline)
+		return read_timeout(rt, group, t0);
+	nap(rt, QFS_ROUTE_POLL_MS);
+	return 0;
 }
 
 /* See route.h.  A replica whose node stopped between the choice and the
- * read (-EHOSTDOWN) is chosen again within the same deadline. */
+ * read (-EHOSTDOWN), or that refused a strong read (-EREMOTE: its lease
+ * lapsed or it restarted since the choice), is chosen again within the
+ * same deadline. */
 int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
@@ -685,6 +705,11 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 			return rc;
 		rc = rt->ops->get_at(rt->cell, id, group, key, key_len, (uint32_t)(deadline - t0), val,
 				     val_len, &leader);
+		if (rc == -EREMOTE) {
+			if ((rc = read_refused(rt, group, t0, deadline)) != 0)
+				return rc;
+			continue;
+		}
 		if (rc != -EHOSTDOWN)
 			return rc;
 	}
@@ -710,6 +735,11 @@ int qfs_route_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *lo, s
 			return rc;
 		rc = rt->ops->scan_at(rt->cell, id, group, lo, lo_len, hi, hi_len,
 				      (uint32_t)(deadline - t0), cbwrap_cb, &w, &more, NULL, &leader);
+		if (rc == -EREMOTE && !w.stopped) {
+			if ((rc = read_refused(rt, group, t0, deadline)) != 0)
+				return rc;
+			continue;
+		}
 		if (rc != -EHOSTDOWN || w.stopped)
 			return rc;
 	}

@@ -1233,6 +1233,45 @@ START_TEST(t_open_failed_node)
 }
 END_TEST
 
+/* qfs_cell_get_at / _scan_at of a strong cell read a replica only while
+ * it leads with its lease (checked on the replica that reads, as the
+ * cluster's nodes do): the route's view and its read are two calls, and a
+ * node restarted between them is a fresh replica without the lease (a
+ * stale read); a follower answers -EREMOTE with the leader. */
+START_TEST(t_strong_read_at_needs_lease)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, "s00", 3), vlen = 0;
+	uint64_t end;
+	void *val = NULL;
+	uint32_t l, f, hint = 0;
+	int more = 1, n = 0, rc;
+
+	cell_open(QFS_CELL_READ_STRONG, 5000, 0);
+	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
+	put_many(G, "s", 0, 2, "v");
+	wait_caught_up(G, 5000);
+	l = qfs_cell_leader_node(C, G);
+	ck_assert_uint_ne(l, 0);
+	f = l % 3 + 1;
+	rc = qfs_cell_get_at(C, f, G, key, klen, 1000, &val, &vlen, &hint);
+	ck_assert_msg(rc == -EREMOTE, "strong get_at a follower: %s", qfs_strerror(rc));
+	ck_assert_uint_eq(hint, l);
+	rc = qfs_cell_scan_at(C, f, G, NULL, 0, NULL, 0, 1000, count_cb, &n, &more, NULL, &hint);
+	ck_assert_msg(rc == -EREMOTE, "strong scan_at a follower: %s", qfs_strerror(rc));
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(more, 0);
+	/* the leader reads (its lease may lapse a moment: retried) */
+	end = qfs_clock_mono_ms() + 3000;
+	while ((rc = qfs_cell_get_at(C, l, G, key, klen, 1000, &val, &vlen, &hint)) == -EREMOTE &&
+	       qfs_clock_mono_ms() < end)
+		usleep(10000);
+	ck_assert_msg(rc == 0, "strong get_at the leader: %s", qfs_strerror(rc));
+	ck_assert_uint_eq(vlen, 1);
+	free(val);
+}
+END_TEST
+
 /* A routing hook that records whether it was released while the keeper
  * was inside its node_up (route.c's node_up touches the route's mutex:
  * a release before the keeper stopped is a use after free). */
@@ -1379,10 +1418,11 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_open_failed_node);
 	tcase_add_test(tc, t_corrupt_store_node_rebuilt);
 	suite_add_tcase(s, tc);
-	tk = tcase_create("close");
+	tk = tcase_create("replica");
 	tcase_add_checked_fixture(tk, setup, teardown);
 	tcase_set_timeout(tk, 60);
 	tcase_add_test(tk, t_close_while_keeper_starts);
+	tcase_add_test(tk, t_strong_read_at_needs_lease);
 	suite_add_tcase(s, tk);
 	return s;
 }

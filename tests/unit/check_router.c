@@ -1262,6 +1262,8 @@ struct fake {
 	uint32_t calls[FK_SCRIPT];     /* node of each attempt */
 	int ncalls, sleeps, gets;
 	uint32_t got_at;               /* node the last get read */
+	int refuse;                    /* reads refused with -EREMOTE (lease lost) before
+					  one is served; -1: every one */
 };
 
 static uint32_t fk_nodes(void *c) { (void)c; return FK_NODES; }
@@ -1345,6 +1347,11 @@ static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, si
 	f->gets++;
 	if (!f->up[id])
 		return -EHOSTDOWN;
+	if (f->refuse) {
+		f->refuse -= f->refuse > 0;
+		*leader = 0;
+		return -EREMOTE;
+	}
 	f->got_at = id;
 	*val = strdup("v");
 	*val_len = 1;
@@ -1355,9 +1362,16 @@ static int fk_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, si
 		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
 		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
 {
-	(void)c; (void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
-	(void)wait_ms; (void)resume; (void)leader;
+	struct fake *f = c;
+
+	(void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
+	(void)wait_ms; (void)resume;
 	*more = 0;
+	if (f->refuse) {
+		f->refuse -= f->refuse > 0;
+		*leader = 0;
+		return -EREMOTE;
+	}
 	return cb((const uint8_t *)"k", 1, (const uint8_t *)"v", 1, arg);
 }
 
@@ -1714,6 +1728,41 @@ START_TEST(test_route_remote)
 }
 END_TEST
 
+/* The replica chosen for a strong read refuses it (-EREMOTE: its lease
+ * lapsed, or the node restarted, between the view and the read): the
+ * route chooses again after a poll step, within the call's deadline, and
+ * gives up with -ETIMEDOUT (never -EREMOTE) at exactly that deadline. */
+START_TEST(test_route_read_refused)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	void *v = NULL;
+	size_t vl = 0;
+	int n = 0;
+
+	fk_init(&f, &rt);
+	f.refuse = 1;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 1);
+	ck_assert_int_eq(f.gets, 2);
+	ck_assert_int_eq(f.sleeps, 1);
+	free(v);
+	f.refuse = 2;
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(f.sleeps, 3);
+	f.refuse = -1;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 1000 + 3 * QFS_ROUTE_POLL_MS + 500);
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), -ETIMEDOUT);
+	ck_assert_int_eq(n, 1);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 2);
+	qfs_route_free(rt);
+}
+END_TEST
+
 /* A scan callback that stops the scan with an error the route retries
  * elsewhere (-EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN): the scan ends with
  * the callback's value, the keys it saw are not delivered again. */
@@ -1797,6 +1846,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tr, test_route_reads);
 	tcase_add_test(tr, test_route_remote);
 	tcase_add_test(tr, test_route_scan_cb_stop);
+	tcase_add_test(tr, test_route_read_refused);
 	suite_add_tcase(s, tr);
 	return s;
 }
