@@ -279,14 +279,24 @@ static int node_idx(struct qfs_route *rt, uint32_t id)
 
 /* The nodes that may serve group, in order, into ids (at most
  * QFS_ROUTE_MAX_NODES): ops->group_nodes when the cell has it (a cluster
- * that places each group on some of its nodes), else every node.  The
- * count (>= 1). */
+ * that places each group on some of its nodes) less those not in the
+ * cell's node list, else every node.  The count (>= 1). */
 static uint32_t group_nodes(struct qfs_route *rt, qfs_group_t g, uint32_t *ids)
 {
 	uint32_t n = 0;
 
 	if (rt->ops->group_nodes)
 		n = rt->ops->group_nodes(rt->cell, g, ids, QFS_ROUTE_MAX_NODES);
+	if (n <= QFS_ROUTE_MAX_NODES) {
+		/* only nodes of this mount's cluster file: an attempt at
+		 * another answers -EINVAL, which would end the call */
+		uint32_t k = 0;
+
+		for (uint32_t i = 0; i < n; i++)
+			if (node_idx(rt, ids[i]) >= 0)
+				ids[k++] = ids[i];
+		n = k;
+	}
 	if (!n || n > QFS_ROUTE_MAX_NODES) {
 		n = rt->ops->nodes(rt->cell);
 		n = n > QFS_ROUTE_MAX_NODES ? QFS_ROUTE_MAX_NODES : n;

@@ -1613,7 +1613,11 @@ struct rfake {
 
 static int rf_remote(void *c) { (void)c; return 1; }
 static uint32_t rf_node_id(void *c, uint32_t idx) { (void)c; return idx < 3 ? 11 + idx : 0; }
-static int rf_silent(void *c, uint32_t id) { return ((struct rfake *)c)->silent[id - 11]; }
+static int rf_silent(void *c, uint32_t id)
+{
+	/* a node not in the cluster file counts as silent (qfs_rcell_silent) */
+	return id < 11 || id > 13 || ((struct rfake *)c)->silent[id - 11];
+}
 
 static int rf_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
 {
@@ -1632,6 +1636,9 @@ static int rf_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, s
 {
 	struct rfake *rf = c;
 	int rc;
+
+	if (id < 11 || id > 13)
+		return -EINVAL; /* not in the cluster file (qfs_rcell_propose_at) */
 
 	ck_assert_uint_eq(len, 5);
 	ck_assert_int_eq(memcmp(txn, "tok:t", 5), 0);
@@ -1661,6 +1668,26 @@ static uint32_t rf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t m
 	out[1] = 12;
 	return 2;
 }
+
+/* Group 9's members as a node names them, one (14) missing from this
+ * mount's cluster file (a node added since it was written). */
+static uint32_t rf_group_nodes_unknown(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	(void)c;
+	(void)g;
+	ck_assert_uint_ge(max, 3);
+	out[0] = 14;
+	out[1] = 12;
+	out[2] = 13;
+	return 3;
+}
+
+static const struct qfs_route_ops rf_unknown_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent, .group_nodes = rf_group_nodes_unknown,
+};
 
 static const struct qfs_route_ops rf_placed_ops = {
 	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
@@ -1724,6 +1751,21 @@ START_TEST(test_route_remote)
 	fk_answer(&rf.f, 12, 0, 0);
 	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
 	ck_assert_int_eq(rf.f.ncalls, 3);
+	qfs_route_free(rt);
+
+	/* a member this mount's cluster file does not know is never tried,
+	 * not even when every known one went silent (an attempt there ended
+	 * the call with -EINVAL) */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 20000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_unknown_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 12, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EREMOTE, 14);   /* a hint to it is not followed either */
+	fk_answer(&rf.f, 13, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 4);
 	qfs_route_free(rt);
 }
 END_TEST
