@@ -123,7 +123,8 @@ struct qfs_cell_route {
 	int (*scan)(void *arg, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *cbarg);
 	void (*stat)(void *arg, uint64_t *redirects, uint64_t *timeouts);
-	void (*release)(void *arg); /* at qfs_cell_close (or NULL) */
+	void (*release)(void *arg); /* at qfs_cell_close, once the cell's own
+				       threads stopped (or NULL) */
 	void (*node_up)(void *arg); /* a node (re)started (or NULL); called with
 				       c->op_mu held, no other cell lock */
 };
