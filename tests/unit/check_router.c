@@ -1262,6 +1262,8 @@ struct fake {
 	uint32_t calls[FK_SCRIPT];     /* node of each attempt */
 	int ncalls, sleeps, gets;
 	uint32_t got_at;               /* node the last get read */
+	int refuse;                    /* reads refused with -EREMOTE (lease lost) before
+					  one is served; -1: every one */
 };
 
 static uint32_t fk_nodes(void *c) { (void)c; return FK_NODES; }
@@ -1345,6 +1347,11 @@ static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, si
 	f->gets++;
 	if (!f->up[id])
 		return -EHOSTDOWN;
+	if (f->refuse) {
+		f->refuse -= f->refuse > 0;
+		*leader = 0;
+		return -EREMOTE;
+	}
 	f->got_at = id;
 	*val = strdup("v");
 	*val_len = 1;
@@ -1355,9 +1362,16 @@ static int fk_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, si
 		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
 		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
 {
-	(void)c; (void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
-	(void)wait_ms; (void)resume; (void)leader;
+	struct fake *f = c;
+
+	(void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
+	(void)wait_ms; (void)resume;
 	*more = 0;
+	if (f->refuse) {
+		f->refuse -= f->refuse > 0;
+		*leader = 0;
+		return -EREMOTE;
+	}
 	return cb((const uint8_t *)"k", 1, (const uint8_t *)"v", 1, arg);
 }
 
@@ -1599,7 +1613,11 @@ struct rfake {
 
 static int rf_remote(void *c) { (void)c; return 1; }
 static uint32_t rf_node_id(void *c, uint32_t idx) { (void)c; return idx < 3 ? 11 + idx : 0; }
-static int rf_silent(void *c, uint32_t id) { return ((struct rfake *)c)->silent[id - 11]; }
+static int rf_silent(void *c, uint32_t id)
+{
+	/* a node not in the cluster file counts as silent (qfs_rcell_silent) */
+	return id < 11 || id > 13 || ((struct rfake *)c)->silent[id - 11];
+}
 
 static int rf_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
 {
@@ -1618,6 +1636,9 @@ static int rf_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, s
 {
 	struct rfake *rf = c;
 	int rc;
+
+	if (id < 11 || id > 13)
+		return -EINVAL; /* not in the cluster file (qfs_rcell_propose_at) */
 
 	ck_assert_uint_eq(len, 5);
 	ck_assert_int_eq(memcmp(txn, "tok:t", 5), 0);
@@ -1647,6 +1668,26 @@ static uint32_t rf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t m
 	out[1] = 12;
 	return 2;
 }
+
+/* Group 9's members as a node names them, one (14) missing from this
+ * mount's cluster file (a node added since it was written). */
+static uint32_t rf_group_nodes_unknown(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	(void)c;
+	(void)g;
+	ck_assert_uint_ge(max, 3);
+	out[0] = 14;
+	out[1] = 12;
+	out[2] = 13;
+	return 3;
+}
+
+static const struct qfs_route_ops rf_unknown_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent, .group_nodes = rf_group_nodes_unknown,
+};
 
 static const struct qfs_route_ops rf_placed_ops = {
 	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
@@ -1711,6 +1752,101 @@ START_TEST(test_route_remote)
 	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
 	ck_assert_int_eq(rf.f.ncalls, 3);
 	qfs_route_free(rt);
+
+	/* a member this mount's cluster file does not know is never tried,
+	 * not even when every known one went silent (an attempt there ended
+	 * the call with -EINVAL) */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 20000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_unknown_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 12, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EREMOTE, 14);   /* a hint to it is not followed either */
+	fk_answer(&rf.f, 13, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 4);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* The replica chosen for a strong read refuses it (-EREMOTE: its lease
+ * lapsed, or the node restarted, between the view and the read): the
+ * route chooses again after a poll step, within the call's deadline, and
+ * gives up with -ETIMEDOUT (never -EREMOTE) at exactly that deadline. */
+START_TEST(test_route_read_refused)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	void *v = NULL;
+	size_t vl = 0;
+	int n = 0;
+
+	fk_init(&f, &rt);
+	f.refuse = 1;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 1);
+	ck_assert_int_eq(f.gets, 2);
+	ck_assert_int_eq(f.sleeps, 1);
+	free(v);
+	f.refuse = 2;
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(f.sleeps, 3);
+	f.refuse = -1;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 1000 + 3 * QFS_ROUTE_POLL_MS + 500);
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), -ETIMEDOUT);
+	ck_assert_int_eq(n, 1);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 2);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* A scan callback that stops the scan with an error the route retries
+ * elsewhere (-EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN): the scan ends with
+ * the callback's value, the keys it saw are not delivered again. */
+static int stop_err;
+
+static int stop_once_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	int e = stop_err;
+
+	(void)k; (void)kl; (void)v; (void)vl;
+	(*(int *)arg)++;
+	stop_err = 0; /* once */
+	return e;
+}
+
+START_TEST(test_route_scan_cb_stop)
+{
+	static const int errs[] = { -EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN, QFS_ESTOPPED };
+	struct qfs_route *rt;
+	struct fake f;
+	struct rfake rf;
+	int n;
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		fk_init(&f, &rt);
+		n = 0;
+		stop_err = errs[i];
+		ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, stop_once_cb, &n), errs[i]);
+		ck_assert_int_eq(n, 1);
+		qfs_route_free(rt);
+
+		memset(&rf, 0, sizeof(rf));
+		rf.f.now = 1000;
+		rf.f.timeout = 10000;
+		ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+		n = 0;
+		stop_err = errs[i];
+		ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, stop_once_cb, &n), errs[i]);
+		ck_assert_int_eq(n, 1);
+		ck_assert_int_eq(rf.f.sleeps, 0);
+		qfs_route_free(rt);
+	}
 }
 END_TEST
 
@@ -1751,6 +1887,8 @@ static Suite *router_suite(void)
 	tcase_add_test(tr, test_route_stopped_replicas);
 	tcase_add_test(tr, test_route_reads);
 	tcase_add_test(tr, test_route_remote);
+	tcase_add_test(tr, test_route_scan_cb_stop);
+	tcase_add_test(tr, test_route_read_refused);
 	suite_add_tcase(s, tr);
 	return s;
 }
