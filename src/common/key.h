@@ -53,8 +53,9 @@ void qfs_key_chunk_range(uint8_t *lo, size_t *lo_len, uint8_t *hi, size_t *hi_le
  * them and no item range the encoders produce reaches them.
  *   tag 'p' txid -> a prepared sub-txn (its locks and effects; src/store)
  *   tag 'x' txid -> the coordinator's decision, one byte 'C' or 'A'
- *   tag 'o' txid -> a part's outcome, one byte 'C' or 'A': a PREPARE of a
- *                   txid with an outcome is ignored (kept for a while) */
+ *   tag 'o' txid -> a part's outcome, 'C' be32 crc32c(sub-txn) or 'A':
+ *                   a PREPARE of a txid with an outcome is ignored (kept
+ *                   for a while) */
 #define QFS_KEY_XACT_PREPARED 'p'
 #define QFS_KEY_XACT_DECISION 'x'
 #define QFS_KEY_XACT_OUTCOME 'o'

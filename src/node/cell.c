@@ -1317,15 +1317,22 @@ err_close:
 	return rc;
 }
 
+/* Release the routing hook (qfs_cell_close, once no thread of the cell
+ * can call it any more). */
+static void route_release(struct qfs_cell *c)
+{
+	if (c->route && c->route->release)
+		c->route->release(c->route_arg);
+	c->route = NULL;
+}
+
 /* See cell.h. */
 void qfs_cell_close(struct qfs_cell *c)
 {
 	if (!c)
 		return;
-	if (c->route && c->route->release)
-		c->route->release(c->route_arg);
-	c->route = NULL;
 	if (c->rc) {
+		route_release(c);
 		qfs_rcell_close(c->rc);
 		free(c);
 		return;
@@ -1341,6 +1348,9 @@ void qfs_cell_close(struct qfs_cell *c)
 		if (c->nodes[i].rn)
 			stop_locked(c, &c->nodes[i], "closing");
 	pthread_mutex_unlock(&c->op_mu);
+	/* only now: the keeper (joined above) calls node_up when it starts a
+	 * node */
+	route_release(c);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->op_mu);
@@ -1664,13 +1674,37 @@ int qfs_cell_propose_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, cons
 	return rc;
 }
 
+/* Embedded, strong reads: 0 if rn (node id) leads group with its read
+ * lease, else -EREMOTE with *leader (if not NULL) the leader rn knows.
+ * Checked on the very replica that reads: the route's view came from an
+ * earlier node_get, and a node restarted since is a fresh replica. */
+static int strong_ok(struct qfs_cell *c, struct qfs_rnode *rn, qfs_group_t group, uint32_t *leader)
+{
+	if (c->o.reads != QFS_CELL_READ_STRONG || qfs_rnode_can_read_strong(rn, group))
+		return 0;
+	if (leader)
+		*leader = qfs_rnode_leader(rn, group);
+	return -EREMOTE;
+}
+
 /* See cell.h. */
 int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
 		    size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
 {
+	struct qfs_rnode *rn;
+	int rc;
+
 	if (c->rc)
 		return qfs_rcell_get_at(c->rc, id, group, key, key_len, wait_ms, val, val_len, leader);
-	return qfs_cell_get_node(c, id, group, key, key_len, val, val_len);
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = strong_ok(c, rn, group, leader);
+	if (!rc)
+		rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
+	node_put(c, id);
+	return rc;
 }
 
 /* See cell.h. */
@@ -1690,7 +1724,9 @@ int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const u
 		return -EINVAL;
 	if (!(rn = node_get(c, id)))
 		return -EHOSTDOWN;
-	rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
+	rc = strong_ok(c, rn, group, leader);
+	if (!rc)
+		rc = qfs_rnode_scan(rn, group, lo, lo_len, hi, hi_len, cb, arg);
 	node_put(c, id);
 	return rc;
 }

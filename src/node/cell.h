@@ -123,7 +123,8 @@ struct qfs_cell_route {
 	int (*scan)(void *arg, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *cbarg);
 	void (*stat)(void *arg, uint64_t *redirects, uint64_t *timeouts);
-	void (*release)(void *arg); /* at qfs_cell_close (or NULL) */
+	void (*release)(void *arg); /* at qfs_cell_close, once the cell's own
+				       threads stopped (or NULL) */
 	void (*node_up)(void *arg); /* a node (re)started (or NULL); called with
 				       c->op_mu held, no other cell lock */
 };
@@ -159,9 +160,9 @@ void qfs_cell_set_route(struct qfs_cell *c, const struct qfs_cell_route *ops, vo
  * -EHOSTDOWN (node not running, or no answer: nothing is known to have
  * arrived).
  *
- * qfs_cell_get_at / qfs_cell_scan_at: read node id's replica (embedded: as
- * it is, the caller checked the lease it needs; cluster: the node refuses a
- * strong read with -EREMOTE and a hint unless it leads with a lease).
+ * qfs_cell_get_at / qfs_cell_scan_at: read node id's replica (embedded
+ * eventual reads: as it is; strong reads, embedded or cluster: the node
+ * refuses with -EREMOTE and *leader its hint unless it leads with a lease).
  * Contracts of qfs_rnode_get/scan plus -EINVAL, -EHOSTDOWN.  scan_at reads
  * the whole range (embedded, *more 0) or one page (cluster: *more 1 when
  * the range goes on from resume; resume empty: ask the same page again);

@@ -176,8 +176,11 @@ struct group {
 				    to cfg.ids[i] since its last progress */
 	struct snap_xfer *sx[QFS_PAXOS_MAX_NODES]; /* I/O thread: the transfer to
 				    cfg.ids[i] in flight, or NULL */
-	int snap_burst[QFS_PAXOS_MAX_NODES]; /* I/O thread: cfg.ids[i] never
-				    acknowledged a chunk: send without window */
+	int snap_burst[QFS_PAXOS_MAX_NODES]; /* I/O thread: cfg.ids[i] answered
+				    Paxos but never acknowledged a chunk (an
+				    older version): send without window */
+	uint32_t sin_chunks;     /* mu: chunks held in g->sin (0: none); for
+				    qfs_rnode_group_info */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
@@ -208,6 +211,7 @@ struct snap_in {
 	uint64_t xfer;           /* its transfer id */
 	uint32_t next;           /* next chunk expected */
 	uint64_t items;          /* items collected so far */
+	uint64_t last_ms;        /* mono ms of the last chunk taken */
 	struct qfs_store_install *inst;
 };
 
@@ -261,6 +265,9 @@ struct qfs_rnode {
 	struct qfs_buf frame;    /* one encoded message */
 	struct qfs_buf snap;     /* one snapshot chunk being built */
 	uint64_t snap_xfer;      /* last transfer id used */
+	uint8_t snap_ackers[65536 / 8]; /* bit id: node id sent this node a
+				    snapshot ACK frame since open (it speaks
+				    the windowed stream; never treated as old) */
 
 	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out; /* atomics, relaxed */
 };
@@ -1480,6 +1487,8 @@ static void flush_dirty(struct qfs_rnode *rn, uint64_t *next)
 #define RNODE_SNAP_CHUNK (256u << 10) /* items per chunk frame: about this many bytes */
 #define RNODE_SNAP_WINDOW 2u /* chunks of a transfer sent and not yet acknowledged */
 #define RNODE_SNAP_STALL_MS 5000u /* a transfer with no ack for this long is abandoned */
+#define RNODE_SNAP_IDLE_MS (2u * RNODE_SNAP_STALL_MS) /* a follower frees a partial
+				    snapshot that got no chunk for this long */
 #define RNODE_SNAP_BACKOFF_MIN_MS 2000u  /* second snapshot to a follower without progress */
 #define RNODE_SNAP_BACKOFF_MAX_MS 60000u /* longest wait between two of them */
 
@@ -1498,6 +1507,9 @@ struct snap_xfer {
 	int done;                /* the last chunk went out */
 	int burst;               /* no window: a follower that never acknowledges
 				    (an older version) gets every chunk at once */
+	int heard;               /* an ACCEPTED of the group from the follower
+				    came since the start (snap_progress): it is
+				    up and serving the group */
 	uint64_t last_ms;        /* mono ms of the start or the last ack */
 	size_t next_len;         /* resume at the first item key >= next (0: start) */
 	uint8_t next[QFS_KEY_MAX];
@@ -1511,6 +1523,12 @@ struct snap_out {
 	int full;                /* stopped at x->next: the chunk is full */
 	int err;                 /* encode error */
 };
+
+/* 1 if node id sent this node a snapshot ACK frame since open (I/O thread). */
+static int snap_acker(const struct qfs_rnode *rn, uint32_t id)
+{
+	return id <= 0xffff && (rn->snap_ackers[id >> 3] >> (id & 7) & 1);
+}
 
 static void snap_xfer_free(struct group *g, uint32_t i)
 {
@@ -1666,7 +1684,7 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 	}
 	x->to = to;
 	x->xfer = ++rn->snap_xfer;
-	x->burst = g->snap_burst[pi];
+	x->burst = g->snap_burst[pi] && !snap_acker(rn, to);
 	x->last_ms = now_ms();
 	rc = qfs_store_snap_take(rn->store, &x->sn);
 	if (!rc)
@@ -1710,12 +1728,14 @@ static void snap_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
 	struct group *g = group_get(rn, c->group);
 	struct snap_xfer *x;
 
+	if (c->from <= 0xffff)
+		rn->snap_ackers[c->from >> 3] |= (uint8_t)(1u << (c->from & 7)); /* it speaks ACK */
 	if (!g)
 		return;
 	for (uint32_t i = 0; i < g->cfg.n; i++) {
 		if (g->cfg.ids[i] != c->from)
 			continue;
-		g->snap_burst[i] = 0; /* it speaks ACK */
+		g->snap_burst[i] = 0;
 		x = g->sx[i];
 		if (!x || x->xfer != c->xfer || c->seq >= x->seq || c->seq < x->acked)
 			break;
@@ -1736,9 +1756,13 @@ static void snap_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
 
 /* Transfers of g whose follower stopped acknowledging (leader, I/O
  * thread, from the timers): abandoned, so their RocksDB snapshot does not
- * pin old data; one that never got a single ACK marks the follower as
- * one that does not send them, and the next transfer goes without a
- * window.  The machine asks again after retry_ms. */
+ * pin old data.  One that never got a single ACK, from a follower that
+ * answered the group's Paxos meanwhile (x->heard: up, group running) yet
+ * never sent this node any ACK frame (for any group, since open), marks it
+ * as an older version that does not send them, and the next transfer goes
+ * without a window.  Any other follower keeps the window whatever stalled
+ * it (its group stopped, it was down, a slow I/O thread): a burst of a
+ * big group could overrun its inbox.  The machine asks again after retry_ms. */
 static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 {
 	for (uint32_t i = 0; i < QFS_PAXOS_MAX_NODES; i++) {
@@ -1746,7 +1770,7 @@ static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 
 		if (!x || now_ms() - x->last_ms < RNODE_SNAP_STALL_MS)
 			continue;
-		if (x->acked == 0)
+		if (x->acked == 0 && x->heard && !snap_acker(rn, x->to))
 			g->snap_burst[i] = 1;
 		QFS_LOG(QFS_LOG_WARN, "rnode snapshot abandoned group=%016" PRIx64 " node=%u to=%u lsn=%"
 			PRIu64 " chunks=%u acked=%u err=\"no ack for %u ms\"", g->id, rn->id, x->to,
@@ -1755,17 +1779,21 @@ static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 	}
 }
 
-/* A follower's ACCEPTED (leader, I/O thread): once it acknowledges the
- * snapshot last sent to it (match at or above its LSN), the backoff of
- * snap_send starts over. */
+/* A follower's ACCEPTED (leader, I/O thread): it is alive and serving the
+ * group (a transfer to it that stalls is then not for lack of a replica);
+ * once it acknowledges the snapshot last sent to it (match at or above its
+ * LSN), the backoff of snap_send starts over. */
 static void snap_progress(struct group *g, const struct qfs_paxos_msg *m)
 {
-	for (uint32_t i = 0; i < g->cfg.n; i++)
+	for (uint32_t i = 0; i < g->cfg.n; i++) {
+		if (g->cfg.ids[i] == m->from && g->sx[i])
+			g->sx[i]->heard = 1;
 		if (g->cfg.ids[i] == m->from && g->snap_lsn[i] && m->ok && m->match >= g->snap_lsn[i]) {
 			g->snap_lsn[i] = 0;
 			g->snap_gap_ms[i] = 0;
 			g->snap_tries[i] = 0;
 		}
+	}
 }
 
 /* A leader's answer to a follower whose report is below the log: an
@@ -1796,13 +1824,41 @@ static void snap_behind(struct qfs_rnode *rn, struct group *g, const struct qfs_
 		}
 }
 
+/* Publish how many chunks g->sin holds for qfs_rnode_group_info (I/O
+ * thread; takes g->mu). */
+static void snap_in_publish(struct group *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->sin_chunks = g->sin ? g->sin->next : 0;
+	pthread_mutex_unlock(&g->mu);
+}
+
 static void snap_in_free(struct group *g)
 {
 	if (g->sin) {
 		qfs_store_install_abort(g->sin->inst);
 		free(g->sin);
 		g->sin = NULL;
+		snap_in_publish(g);
 	}
+}
+
+/* A partial snapshot of g that got no chunk for RNODE_SNAP_IDLE_MS (I/O
+ * thread, from the timers): its sender gave up and nobody resumes it (a
+ * leader change, or the follower caught up from the log), so its batch,
+ * up to the whole group, is freed rather than held until the next
+ * transfer, install or drop.  A later chunk of it is refused as out of
+ * order (the leader retries from chunk 0). */
+static void snap_in_idle(struct qfs_rnode *rn, struct group *g)
+{
+	struct snap_in *si = g->sin;
+
+	if (!si || now_ms() - si->last_ms <= RNODE_SNAP_IDLE_MS)
+		return;
+	QFS_LOG(QFS_LOG_INFO, "rnode snapshot partial freed group=%016" PRIx64 " node=%u from=%u xfer=%"
+		PRIu64 " chunks=%u items=%" PRIu64 " idle_ms=%u", g->id, rn->id, si->from, si->xfer,
+		si->next, si->items, RNODE_SNAP_IDLE_MS);
+	snap_in_free(g);
 }
 
 /* Install the snapshot collected in g->sin at (lsn, ballot) (I/O thread):
@@ -1955,6 +2011,8 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 	}
 	g->sin->next++;
 	g->sin->items += c.n;
+	g->sin->last_ms = now_ms();
+	snap_in_publish(g);
 	snap_send_ack(rn, &c);
 	if (c.last) {
 		if (g->sin->items != c.total || !c.lsn) {
@@ -2191,6 +2249,7 @@ static uint64_t timers(struct qfs_rnode *rn, struct group **gs, size_t ng,
 		struct group *g = gs[i];
 
 		snap_stalls(rn, g);
+		snap_in_idle(rn, g);
 		if (g->stopped || g->dropped)
 			continue;
 		if (g->next_tick_ms <= now) {
@@ -3035,6 +3094,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.applied = g->px.applied;
 		gi.first = g->wal_first;
 		gi.wal_bytes = g->wal_bytes;
+		gi.snap_in_chunks = g->sin_chunks;
 	}
 	pthread_mutex_unlock(&g->mu);
 	group_put(rn, g);

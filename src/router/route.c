@@ -244,6 +244,26 @@ static void noquorum_note(struct qfs_route *rt, qfs_group_t group, int timed_out
 	pthread_mutex_unlock(&rt->mu);
 }
 
+/* A scan's callback behind a wrapper that remembers whether it stopped
+ * the scan: a callback's value is final, even when it looks like an
+ * answer the route retries (-EHOSTDOWN, -ETIMEDOUT, ...), because the keys
+ * it saw must not be delivered again. */
+struct cbwrap {
+	qfs_store_scan_cb cb;
+	void *arg;
+	int stopped;            /* cb returned non-zero */
+};
+
+static int cbwrap_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct cbwrap *w = arg;
+	int r = w->cb(k, kl, v, vl, w->arg);
+
+	if (r)
+		w->stopped = 1;
+	return r;
+}
+
 /* ---------------------------------------------------------------- remote cells */
 
 /* The index of node id in the cell's order, or -1. */
@@ -259,14 +279,24 @@ static int node_idx(struct qfs_route *rt, uint32_t id)
 
 /* The nodes that may serve group, in order, into ids (at most
  * QFS_ROUTE_MAX_NODES): ops->group_nodes when the cell has it (a cluster
- * that places each group on some of its nodes), else every node.  The
- * count (>= 1). */
+ * that places each group on some of its nodes) less those not in the
+ * cell's node list, else every node.  The count (>= 1). */
 static uint32_t group_nodes(struct qfs_route *rt, qfs_group_t g, uint32_t *ids)
 {
 	uint32_t n = 0;
 
 	if (rt->ops->group_nodes)
 		n = rt->ops->group_nodes(rt->cell, g, ids, QFS_ROUTE_MAX_NODES);
+	if (n <= QFS_ROUTE_MAX_NODES) {
+		/* only nodes of this mount's cluster file: an attempt at
+		 * another answers -EINVAL, which would end the call */
+		uint32_t k = 0;
+
+		for (uint32_t i = 0; i < n; i++)
+			if (node_idx(rt, ids[i]) >= 0)
+				ids[k++] = ids[i];
+		n = k;
+	}
 	if (!n || n > QFS_ROUTE_MAX_NODES) {
 		n = rt->ops->nodes(rt->cell);
 		n = n > QFS_ROUTE_MAX_NODES ? QFS_ROUTE_MAX_NODES : n;
@@ -337,6 +367,8 @@ typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, v
 /* Send to group's leader through fn, following hints and passing over
  * nodes that do not answer, until an answer that is not a redirection or
  * the cell's timeout: that answer (0 or the node's error), or -ETIMEDOUT.
+ * An attempt after which *final (if not NULL) is set ends the call with
+ * its answer (a scan callback stopped the page).
  * A node's -ETIMEDOUT is retried too: proposals carry their retry token.
  * A QFS_ENOGROUP answer in a cluster that places groups (more nodes than
  * QFS_CLUSTER_REPLICAS) may come from a node a membership change moved the
@@ -347,7 +379,8 @@ typedef int (*attempt_fn)(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, v
  * answers QFS_ENOGROUP only when no node is left to try, or when a second
  * node said so and the group does not exist (ops->exists: a dropped
  * table). */
-static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, void *ctx)
+static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, void *ctx,
+		       const int *final)
 {
 	uint32_t ids[QFS_ROUTE_MAX_NODES], n = group_nodes(rt, group, ids);
 	uint64_t dl = now_ms(rt) + rt->ops->timeout_ms(rt->cell);
@@ -365,6 +398,8 @@ static int remote_call(struct qfs_route *rt, qfs_group_t group, attempt_fn fn, v
 		}
 		per = dl - now < QFS_ROUTE_TRY_MS ? (uint32_t)(dl - now) : QFS_ROUTE_TRY_MS;
 		rc = fn(rt, target, per, ctx, &hint);
+		if (final && *final)
+			return rc;
 		if (rc == -EHOSTDOWN) {
 			/* silent: down or cut off; let the others elect */
 			target = next_node(rt, ids, n, target);
@@ -476,7 +511,7 @@ static int remote_propose(struct qfs_route *rt, qfs_group_t group, const void *t
 		p.txn = wire.data;
 		p.len = wire.len;
 	}
-	rc = remote_call(rt, group, rprop_at, &p);
+	rc = remote_call(rt, group, rprop_at, &p, NULL);
 out:
 	qfs_buf_close(&wire);
 	return rc;
@@ -488,8 +523,9 @@ static int remote_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *l
 		       const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
 	struct qfs_buf from, next;
+	struct cbwrap w = { .cb = cb, .arg = arg };
 	struct rscan sc = { .group = group, .lo = lo, .lo_len = lo_len, .hi = hi, .hi_len = hi_len,
-			    .cb = cb, .arg = arg };
+			    .cb = cbwrap_cb, .arg = &w };
 	int rc;
 
 	qfs_buf_init(&from);
@@ -497,7 +533,7 @@ static int remote_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *l
 	for (;;) {
 		sc.resume = &next;
 		sc.more = 0;
-		rc = remote_call(rt, group, rscan_at, &sc);
+		rc = remote_call(rt, group, rscan_at, &sc, &w.stopped);
 		if (rc || !sc.more)
 			break;
 		if (next.len) {
@@ -636,6 +672,16 @@ static uint32_t read_node(struct qfs_route *rt, qfs_group_t group, enum qfs_cell
 	return best;
 }
 
+/* A read of group that began at t0 gives up: counted, noted, logged. */
+static int read_timeout(struct qfs_route *rt, qfs_group_t group, uint64_t t0)
+{
+	__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
+	noquorum_note(rt, group, 1, t0);
+	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
+		group, rt->ops->timeout_ms(rt->cell));
+	return -ETIMEDOUT;
+}
+
 /* Wait (until deadline) for a replica that may serve a read of group: 0
  * with *id, QFS_ENOGROUP, the fail-fast error, or -ETIMEDOUT (counted,
  * noted and logged). */
@@ -661,15 +707,25 @@ static int read_wait(struct qfs_route *rt, qfs_group_t group, uint64_t t0, uint6
 			break;
 		nap(rt, QFS_ROUTE_POLL_MS);
 	}
-	__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
-	noquorum_note(rt, group, 1, t0);
-	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
-		group, rt->ops->timeout_ms(rt->cell));
-	return -ETIMEDOUT;
+	return read_timeout(rt, group, t0);
+}
+
+/* The replica read_wait chose refused a strong read (-EREMOTE: it lost
+ * its lease, or restarted, since the view): 0 to choose again after a
+ * poll step, or -ETIMEDOUT past the deadline. */
+static int read_refused(struct qfs_route *rt, qfs_group_t group, uint64_t t0, uint64_t deadline)
+{
+	__atomic_fetch_add(&rt->st_redirects, 1, __ATOMIC_RELAXED);
+	if (now_ms(rt) >= deadline)
+		return read_timeout(rt, group, t0);
+	nap(rt, QFS_ROUTE_POLL_MS);
+	return 0;
 }
 
 /* See route.h.  A replica whose node stopped between the choice and the
- * read (-EHOSTDOWN) is chosen again within the same deadline. */
+ * read (-EHOSTDOWN), or that refused a strong read (-EREMOTE: its lease
+ * lapsed or it restarted since the choice), is chosen again within the
+ * same deadline. */
 int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
@@ -679,7 +735,7 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 		struct rget g = { .group = group, .key = key, .key_len = key_len, .val = val,
 				  .val_len = val_len };
 
-		return remote_call(rt, group, rget_at, &g);
+		return remote_call(rt, group, rget_at, &g, NULL);
 	}
 	t0 = now_ms(rt);
 	deadline = wait_deadline(rt, group, t0);
@@ -691,13 +747,18 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 			return rc;
 		rc = rt->ops->get_at(rt->cell, id, group, key, key_len, (uint32_t)(deadline - t0), val,
 				     val_len, &leader);
+		if (rc == -EREMOTE) {
+			if ((rc = read_refused(rt, group, t0, deadline)) != 0)
+				return rc;
+			continue;
+		}
 		if (rc != -EHOSTDOWN)
 			return rc;
 	}
 }
 
 /* See route.h.  As qfs_route_get; a node that stopped before the scan
- * began called back nothing. */
+ * began called back nothing (a callback's own value is never retried). */
 int qfs_route_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg)
 {
@@ -708,14 +769,20 @@ int qfs_route_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *lo, s
 	t0 = now_ms(rt);
 	deadline = wait_deadline(rt, group, t0);
 	for (;;) {
+		struct cbwrap w = { .cb = cb, .arg = arg };
 		uint32_t id, leader = 0;
 		int more = 0, rc = read_wait(rt, group, t0, deadline, &id);
 
 		if (rc)
 			return rc;
 		rc = rt->ops->scan_at(rt->cell, id, group, lo, lo_len, hi, hi_len,
-				      (uint32_t)(deadline - t0), cb, arg, &more, NULL, &leader);
-		if (rc != -EHOSTDOWN)
+				      (uint32_t)(deadline - t0), cbwrap_cb, &w, &more, NULL, &leader);
+		if (rc == -EREMOTE && !w.stopped) {
+			if ((rc = read_refused(rt, group, t0, deadline)) != 0)
+				return rc;
+			continue;
+		}
+		if (rc != -EHOSTDOWN || w.stopped)
 			return rc;
 	}
 }

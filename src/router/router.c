@@ -215,6 +215,8 @@ static int op_writes(enum qfs_op_kind k)
 
 #define ORPHAN_APART 2 /* cut_txn: a LINK_DROP's orphan entry is in another partition */
 
+void (*qfs_router_test_orphan_hook)(qfs_table_t table); /* test hook, see router_int.h */
+
 /* Cut txn by partition into subs[0..cap) (the fence op first in each);
  * *wait set (nothing to send) when a write meets a range a split froze.
  * 0, 1 (more than cap partitions), ORPHAN_APART (a LINK_DROP whose orphan
@@ -291,8 +293,9 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
  * of an open file) becomes NLINK -1 plus a PUT of the orphan entry, any
  * other inode (more names, a directory, nlink 0, absent) a LINK_DROP
  * without orphan entry (which then keeps it or fails as before), and an
- * EXPECT_VALUE of the inode as read, in front of the txn, guards the
- * choice: a txn whose inode changed in between fails with QFS_ECONFLICT,
+ * EXPECT_VALUE of the inode as read (EXPECT_ABSENT if it read none), in
+ * front of the txn, guards the choice: a txn whose inode changed in
+ * between (or that read a stale partition) fails with QFS_ECONFLICT,
  * which the caller retries (fs/ does) like its other optimistic checks.
  * The pieces in two partitions run as one cross-partition txn.
  * tables_lock held shared.  0 or route_txn's and the read's errors. */
@@ -324,8 +327,19 @@ static int route_orphan(struct qfs_router *r, qfs_table_t table, const struct qf
 			continue; /* together: the LINK_DROP as it is */
 		how[i] = 1;
 		rc = qfs_cell_get(r->cell, pi.group, o->key, o->key_len, &vals[i], &lens[i]);
-		if (rc == -ENOENT) /* the LINK_DROP fails as it should */
+		if (rc == -ENOENT) {
+			/* the LINK_DROP fails as it should, unless the read was
+			 * of a stale partition (or an eventual read) and the
+			 * inode is there after all: without its orphan entry
+			 * the LINK_DROP would destroy an open file's inode */
+			rc = -ENOMEM;
+			if (!(op = qfs_txn_add(&nt, QFS_OP_EXPECT_ABSENT)))
+				goto out;
+			op->key = o->key;
+			op->key_len = o->key_len;
+			op->err = QFS_ECONFLICT;
 			continue;
+		}
 		if (rc)
 			goto out;
 		rc = qfs_inode_decode_attr(vals[i], lens[i], &a);
@@ -371,6 +385,8 @@ static int route_orphan(struct qfs_router *r, qfs_table_t table, const struct qf
 		op->val = o->val;
 		op->val_len = o->val_len;
 	}
+	if (qfs_router_test_orphan_hook)
+		qfs_router_test_orphan_hook(table);
 	rc = route_txn(r, table, &nt, result, wait);
 out:
 	qfs_txn_close(&nt);

@@ -135,6 +135,10 @@ int qfs_router_scan(struct qfs_router *r, qfs_table_t table, const uint8_t *lo, 
  * -EHOSTDOWN, store errors).  No metrics. */
 int qfs_router_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, const uint8_t *key, size_t key_len,
 			void **val, size_t *val_len);
+/* Test hook (unit tests only; NULL otherwise): route_orphan calls it
+ * with the table after it read the inodes of the LINK_DROPs it spells
+ * out and before it sends the txn, so a test can change them between. */
+extern void (*qfs_router_test_orphan_hook)(qfs_table_t table);
 /* Split the partition of (table, key) at key now (the load/size checks'
  * procedure; for tests and tools).  0, -EINVAL (key is a partition's
  * first key), propose and cell errors (the table is left before the split). */

@@ -369,8 +369,11 @@ static int effects_emit(struct qfs_store *s, qfs_group_t group, const uint8_t *e
 }
 
 /* The outcome of txid in group: *res 0 (committed), -EALREADY (aborted)
- * or 1 (none recorded). */
-static int outcome_get(struct qfs_store *s, qfs_group_t group, const uint8_t *txid, int *res)
+ * or 1 (none recorded).  With crc (a PREPARE's sub-txn): -EEXIST for a
+ * commit of another sub-txn (the CRC-32C the outcome keeps differs): not
+ * a duplicate but another run that drew the same txid. */
+static int outcome_get(struct qfs_store *s, qfs_group_t group, const uint8_t *txid,
+		       const uint32_t *crc, int *res)
 {
 	uint8_t dk[STORE_DBKEY_MAX];
 	size_t dkl, vl;
@@ -379,7 +382,14 @@ static int outcome_get(struct qfs_store *s, qfs_group_t group, const uint8_t *tx
 
 	if (rc)
 		return rc;
-	*res = !v ? 1 : vl == 1 && v[0] == 'C' ? 0 : -EALREADY;
+	if (!v)
+		*res = 1;
+	else if (v[0] != 'C' || (vl != 1 && vl != 5))
+		*res = -EALREADY;
+	else if (crc && vl == 5 && qfs_be32_get((const uint8_t *)v + 1) != *crc)
+		*res = -EEXIST;
+	else
+		*res = 0;
 	rocksdb_free(v);
 	return 0;
 }
@@ -390,13 +400,14 @@ static uint64_t txid_ms(const uint8_t *txid)
 	return qfs_be64_get(txid + 8) >> 20;
 }
 
-/* Record outcome o ('C' or 'A') of txid in group into wb, and delete the
+/* Record outcome o ('C' or 'A') of txid in group into wb ('C' followed by
+ * be32 crc, the CRC-32C of the committed sub-txn), and delete the
  * outcomes of txid's coordinator older than OUTCOME_KEEP_MS before txid's
  * time, once the oldest is half that again older (so one range delete per
  * half keep time, not one per txn).  Depends only on the store and the op:
  * every replica writes the same. */
 static int outcome_put(struct qfs_store *s, qfs_group_t group, const uint8_t *txid, char o,
-		       rocksdb_writebatch_t *wb)
+		       uint32_t crc, rocksdb_writebatch_t *wb)
 {
 	uint8_t k[QFS_KEY_XACT_LEN], lo[QFS_KEY_XACT_LEN], hi[QFS_KEY_XACT_LEN];
 	uint8_t dk[STORE_DBKEY_MAX], dlo[STORE_DBKEY_MAX], dhi[STORE_DBKEY_MAX], dold[STORE_DBKEY_MAX];
@@ -408,7 +419,9 @@ static int outcome_put(struct qfs_store *s, qfs_group_t group, const uint8_t *tx
 
 	qfs_key_xact(k, QFS_KEY_XACT_OUTCOME, txid);
 	store_item_key(dk, sizeof(dk), group, k, sizeof(k), &dkl);
-	rocksdb_writebatch_put(wb, (const char *)dk, dkl, &o, 1);
+	uint8_t ov[5] = { (uint8_t)o };
+	qfs_be32_put(ov + 1, crc);
+	rocksdb_writebatch_put(wb, (const char *)dk, dkl, (const char *)ov, o == 'C' ? 5 : 1);
 	if (now <= keep + keep / 2)
 		return 0;
 	memcpy(t, txid, 8);
@@ -463,7 +476,7 @@ static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_o
 		*result = had == crc ? 0 : -EEXIST;
 		return 0;
 	}
-	rc = outcome_get(s, group, op->key, &res);
+	rc = outcome_get(s, group, op->key, &crc, &res);
 	if (rc || res != 1) {
 		/* finished already: a duplicate must not prepare again (a
 		 * recovery would commit the new record a second time, or it
@@ -471,8 +484,11 @@ static int op_prepare(struct qfs_store *s, qfs_group_t group, const struct qfs_o
 		if (!rc) {
 			QFS_LOG(QFS_LOG_INFO, "store prepare ignored group=%016llx txid=%016llx outcome=%s",
 				(unsigned long long)group, (unsigned long long)qfs_be64_get(op->key + 8),
-				res ? "abort" : "commit");
-			*result = res;
+				!res ? "commit" : res == -EEXIST ? "commit_of_other_subtxn" : "abort");
+			/* another run with this txid (-EEXIST) retries with a
+			 * new one, like one whose txid was aborted: it must not
+			 * count as prepared and commit without this part */
+			*result = res ? -EALREADY : 0;
 		}
 		return rc;
 	}
@@ -518,6 +534,7 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 	uint8_t dk[STORE_DBKEY_MAX];
 	const uint8_t *pl, *pe;
 	size_t dkl, vl, pll, pel;
+	uint32_t crc = 0;
 	char *v;
 	int rc;
 
@@ -530,13 +547,13 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 
 		if (commit)
 			return 0;
-		rc = outcome_get(s, group, op->key, &had);
+		rc = outcome_get(s, group, op->key, NULL, &had);
 		if (!rc && had == 1)
-			rc = outcome_put(s, group, op->key, 'A', wb);
+			rc = outcome_put(s, group, op->key, 'A', 0, wb);
 		return rc;
 	}
 	if (commit) {
-		rc = record_parse((const uint8_t *)v, vl, NULL, &pl, &pll, &pe, &pel);
+		rc = record_parse((const uint8_t *)v, vl, &crc, &pl, &pll, &pe, &pel);
 		if (rc)
 			QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=%s",
 				s->dir, (unsigned long long)group, qfs_strerror(rc));
@@ -549,7 +566,7 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 		return rc;
 	}
 	rocksdb_free(v);
-	rc = outcome_put(s, group, op->key, commit ? 'C' : 'A', wb);
+	rc = outcome_put(s, group, op->key, commit ? 'C' : 'A', crc, wb);
 	if (rc)
 		return rc;
 	rocksdb_writebatch_delete(wb, (const char *)dk, dkl);

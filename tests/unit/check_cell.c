@@ -1233,6 +1233,129 @@ START_TEST(t_open_failed_node)
 }
 END_TEST
 
+/* qfs_cell_get_at / _scan_at of a strong cell read a replica only while
+ * it leads with its lease (checked on the replica that reads, as the
+ * cluster's nodes do): the route's view and its read are two calls, and a
+ * node restarted between them is a fresh replica without the lease (a
+ * stale read); a follower answers -EREMOTE with the leader. */
+START_TEST(t_strong_read_at_needs_lease)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, "s00", 3), vlen = 0;
+	uint64_t end;
+	void *val = NULL;
+	uint32_t l, f, hint = 0;
+	int more = 1, n = 0, rc;
+
+	cell_open(QFS_CELL_READ_STRONG, 5000, 0);
+	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
+	put_many(G, "s", 0, 2, "v");
+	wait_caught_up(G, 5000);
+	/* a follower refuses (asked again should the leader move meanwhile
+	 * on this loaded machine: a new leader reads) */
+	end = qfs_clock_mono_ms() + 5000;
+	do {
+		l = qfs_cell_leader_node(C, G);
+		ck_assert_uint_ne(l, 0);
+		f = l % 3 + 1;
+		rc = qfs_cell_get_at(C, f, G, key, klen, 1000, &val, &vlen, &hint);
+		if (rc == 0)
+			free(val);
+	} while (rc == 0 && qfs_clock_mono_ms() < end);
+	ck_assert_msg(rc == -EREMOTE, "strong get_at a follower: %s", qfs_strerror(rc));
+	do {
+		l = qfs_cell_leader_node(C, G);
+		f = l % 3 + 1;
+		n = 0;
+		more = 1;
+		rc = qfs_cell_scan_at(C, f, G, NULL, 0, NULL, 0, 1000, count_cb, &n, &more, NULL,
+				      &hint);
+	} while (rc == 0 && qfs_clock_mono_ms() < end);
+	ck_assert_msg(rc == -EREMOTE, "strong scan_at a follower: %s", qfs_strerror(rc));
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(more, 0);
+	/* the leader reads (its lease may lapse a moment: retried) */
+	end = qfs_clock_mono_ms() + 5000;
+	while ((l = qfs_cell_leader_node(C, G)) == 0 ||
+	       ((rc = qfs_cell_get_at(C, l, G, key, klen, 1000, &val, &vlen, &hint)) == -EREMOTE &&
+		qfs_clock_mono_ms() < end)) {
+		ck_assert(qfs_clock_mono_ms() < end);
+		usleep(10000);
+	}
+	ck_assert_msg(rc == 0, "strong get_at the leader: %s", qfs_strerror(rc));
+	ck_assert_uint_eq(vlen, 1);
+	free(val);
+}
+END_TEST
+
+/* A routing hook that records whether it was released while the keeper
+ * was inside its node_up (route.c's node_up touches the route's mutex:
+ * a release before the keeper stopped is a use after free). */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int in_up;             /* the keeper entered node_up */
+	int released;          /* release was called */
+	int released_in_up;    /* ... while node_up ran */
+} HK = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void hk_node_up(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	pthread_mutex_lock(&HK.mu);
+	HK.in_up = 1;
+	pthread_cond_broadcast(&HK.cv);
+	/* stay a while: a close that releases the hook now is caught */
+	qfs_clock_deadline(CLOCK_REALTIME, 1000, &ts);
+	while (!HK.released && pthread_cond_timedwait(&HK.cv, &HK.mu, &ts) == 0)
+		;
+	if (HK.released)
+		HK.released_in_up = 1;
+	pthread_mutex_unlock(&HK.mu);
+}
+
+static void hk_release(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&HK.mu);
+	HK.released = 1;
+	pthread_cond_broadcast(&HK.cv);
+	pthread_mutex_unlock(&HK.mu);
+}
+
+static const struct qfs_cell_route hk_route = { .release = hk_release, .node_up = hk_node_up };
+
+/* qfs_cell_close while the keeper starts a node: the routing hook is
+ * released only after the keeper stopped (it calls node_up when a node
+ * comes back), never while it runs. */
+START_TEST(t_close_while_keeper_starts)
+{
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .paxos = &prm };
+	char path[512];
+	struct timespec ts;
+	int rc = 0;
+
+	qfs_paxos_params_default(&prm);
+	snprintf(path, sizeof(path), "%s/n2", tmpdir);
+	put_file("a file where node 2's directory should be\n", "%s", path);
+	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	qfs_cell_set_route(C, &hk_route, NULL);
+	ck_assert_int_eq(unlink(path), 0);
+	pthread_mutex_lock(&HK.mu);
+	qfs_clock_deadline(CLOCK_REALTIME, 10000, &ts);
+	while (!HK.in_up && rc == 0)
+		rc = pthread_cond_timedwait(&HK.cv, &HK.mu, &ts);
+	pthread_mutex_unlock(&HK.mu);
+	ck_assert_msg(HK.in_up, "the keeper never started node 2");
+	cell_close();
+	ck_assert_int_eq(HK.released, 1);
+	ck_assert_msg(!HK.released_in_up, "the routing hook was released while the keeper used it");
+}
+END_TEST
+
 /* A node whose RocksDB cannot be opened (manifest garbled) while the cell
  * holds several groups: the keeper moves its directory aside and starts it
  * empty (node_heal), and every group catches up on it.  node_heal adds one
@@ -1289,7 +1412,7 @@ END_TEST
 static Suite *cell_suite(void)
 {
 	Suite *s = suite_create("cell");
-	TCase *tc = tcase_create("cell");
+	TCase *tc = tcase_create("cell"), *tk;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1311,6 +1434,12 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_open_failed_node);
 	tcase_add_test(tc, t_corrupt_store_node_rebuilt);
 	suite_add_tcase(s, tc);
+	tk = tcase_create("replica");
+	tcase_add_checked_fixture(tk, setup, teardown);
+	tcase_set_timeout(tk, 60);
+	tcase_add_test(tk, t_close_while_keeper_starts);
+	tcase_add_test(tk, t_strong_read_at_needs_lease);
+	suite_add_tcase(s, tk);
 	return s;
 }
 

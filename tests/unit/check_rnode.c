@@ -1945,6 +1945,183 @@ START_TEST(t_snapshot_big)
 }
 END_TEST
 
+/* A partial snapshot whose sender stops (leader change, abandoned
+ * transfer) is freed by the follower once idle for 2 x the abandon time
+ * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
+ * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
+ * nothing more. */
+START_TEST(t_snapshot_idle)
+{
+	struct qfs_rnode_ginfo gi;
+	struct qfs_snap_chunk c, d;
+	struct qfs_net_frame *f;
+	struct qfs_net_ep *ep;
+	struct qfs_buf b;
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen;
+	int acked = 0;
+
+	put_acked("a00", "v");
+	wait_key(1, "a00", "v");
+	node_stop(0);
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 1, NULL, NULL, NULL, &ep), 0);
+	qfs_buf_init(&b);
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k1", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 42, .seq = 0, .n = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	/* node 2 takes it: its ACK comes back, the chunk is held */
+	for (int t = 0; t < 100 && !acked; t++) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack) {
+			ck_assert(d.group == G && d.xfer == 42 && d.seq == 0 && d.to == 1);
+			acked = 1;
+		}
+		qfs_net_frame_free(f);
+	}
+	ck_assert(acked);
+	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
+	for (int t = 0; t < 400; t++) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+		if (!gi.snap_in_chunks)
+			break;
+		usleep(100000);
+	}
+	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
+	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
+	/* chunk 1 of the freed transfer is refused: nothing held again */
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k2", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c.seq = 1;
+	c.last = 1;
+	c.lsn = 1000;
+	c.ballot = QFS_PAXOS_BALLOT(99, 1);
+	c.total = 2;
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	qfs_buf_close(&b);
+	qfs_net_endpoint_close(ep);
+	node_start(0, 0);
+	put_acked("a01", "v");
+	wait_key(1, "a01", "v");
+	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(get_is(1, "k2", "v"), -ENOENT);
+}
+END_TEST
+
+/* A follower that ever sent an ACK frame keeps the window even when a
+ * later transfer to it stalls without one (its group stopped, a slow I/O
+ * thread): node 3 is replaced by a bare endpoint that ACKs a whole first
+ * transfer, ACKs nothing of the second (abandoned after 5 s), and must get
+ * only 2 chunks of the third (a burst would send all of them). */
+START_TEST(t_snapshot_window_kept)
+{
+	static char val[30001];
+	char name[32];
+	struct qfs_net_ep *ep;
+	struct qfs_net_frame *f;
+	struct qfs_snap_chunk d, a;
+	struct qfs_buf b;
+	uint64_t xa = 0, xb = 0, xc = 0, end, c_end = 0;
+	uint32_t a_chunks = 0, c_chunks = 0;
+	int a_done = 0;
+
+	for (int i = 0; i < NN; i++)
+		node_stop(i);
+	SEAL_MS = 50;
+	for (int i = 0; i < NN; i++)
+		node_start(i, 0);
+	put_acked("a00", "v");
+	wait_key(2, "a00", "v");
+	node_stop(2);
+	/* about 1.8 MiB of items: 7 or 8 chunks; the logs released past node 3 */
+	for (int k = 0; k < 60; k++) {
+		memset(val, 'a' + k % 26, 30000);
+		snprintf(name, sizeof(name), "big%03d", k);
+		put_acked(name, val);
+		if (k % 20 == 19)
+			usleep(80000);
+	}
+	usleep(80000);
+	{
+		struct qfs_rnode_ginfo gi0, gi1;
+
+		wait_key(0, name, val);
+		wait_key(1, name, val);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[0], G, &gi0), 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi1), 0);
+		qfs_lsn_t rel = (gi0.applied < gi1.applied ? gi0.applied : gi1.applied) + 1;
+		ck_assert_int_eq(qfs_rnode_wal_release(RN[0], G, rel), 0);
+		ck_assert_int_eq(qfs_rnode_wal_release(RN[1], G, rel), 0);
+	}
+	/* the preferred member leads first (leadership balance), so one leader
+	 * sends all three transfers */
+	end = qfs_clock_mono_ms() + 10000;
+	for (;;) {
+		struct qfs_rnode_ginfo gi;
+		int l = find_leader(3000);
+
+		ck_assert_int_ge(l, 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.preferred == (uint32_t)l + 1)
+			break;
+		ck_assert_msg(qfs_clock_mono_ms() < end, "the preferred member %u never led",
+			      gi.preferred);
+		usleep(50000);
+	}
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 3, NULL, NULL, NULL, &ep), 0);
+	qfs_buf_init(&b);
+	end = qfs_clock_mono_ms() + 45000;
+	while (qfs_clock_mono_ms() < end && !(c_end && qfs_clock_mono_ms() >= c_end)) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (snap_open(f->data, f->len, &d) != 0 || d.ack || d.to != 3 || d.group != G) {
+			qfs_net_frame_free(f);
+			continue;
+		}
+		qfs_net_frame_free(f);
+		if (!xa)
+			xa = d.xfer;
+		if (d.xfer == xa) {
+			/* the first transfer: every chunk acknowledged */
+			ck_assert_uint_eq(d.seq, a_chunks);
+			a_chunks++;
+			a_done |= d.last;
+			a = (struct qfs_snap_chunk){ .from = 3, .to = d.from, .group = G,
+						     .xfer = d.xfer, .seq = d.seq, .ack = 1 };
+			qfs_snap_start(&b);
+			ck_assert_int_eq(qfs_snap_finish(&b, &a), 0);
+			ck_assert_int_eq(qfs_net_send(ep, d.from, b.data, b.len), 0);
+		} else if (!xb || d.xfer == xb) {
+			xb = d.xfer; /* the second: not acknowledged, abandoned */
+		} else {
+			if (!xc) {
+				xc = d.xfer;
+				c_end = qfs_clock_mono_ms() + 1500;
+			}
+			if (d.xfer == xc)
+				c_chunks++;
+		}
+	}
+	qfs_buf_close(&b);
+	qfs_net_endpoint_close(ep);
+	ck_assert(a_done);
+	ck_assert_uint_ge(a_chunks, 4);
+	ck_assert_uint_ne(xb, 0);
+	ck_assert_uint_ne(xc, 0);
+	ck_assert_uint_eq(c_chunks, 2); /* the window, not a burst */
+	node_start(2, 0);
+}
+END_TEST
+
 static Suite *rnode_suite(void)
 {
 	Suite *s = suite_create("rnode");
@@ -1977,6 +2154,16 @@ static Suite *rnode_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t_snapshot_big);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("idle");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, t_snapshot_idle);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("window");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_snapshot_window_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -334,6 +334,156 @@ START_TEST(test_item_api)
 }
 END_TEST
 
+/* A LINK_DROP whose orphan entry (pk 0) is in another partition than its
+ * inode is spelled out by route_orphan from the inode it reads first; a
+ * change of the inode between that read and the txn must fail the txn
+ * with QFS_ECONFLICT (fs/ retries), never lose the orphan entry: an
+ * inode read as absent (a read of a stale partition, an eventual read)
+ * that is there when the txn applies, and a link() in between. */
+static qfs_table_t orph_table;
+static qfs_ino_t orph_ino;
+static int orph_kind; /* hook: 1 put the inode (nlink 1), 2 add a link */
+
+static void orph_put_inode(qfs_table_t table, qfs_ino_t ino)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_inode in;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int res = 1;
+
+	qfs_inode_init(&in);
+	in.a.ino = ino;
+	in.a.mode = S_IFREG | 0644;
+	in.a.nlink = 1;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	op->key = key;
+	op->key_len = (uint32_t)qfs_key_inode(key, ino);
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	ck_assert_int_eq(qfs_router_txn(r, table, &t, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+}
+
+static void orph_hook(qfs_table_t table)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int res = 1, kind = orph_kind;
+
+	orph_kind = 0; /* once */
+	if (kind == 1) {
+		orph_put_inode(table, orph_ino);
+	} else if (kind == 2) {
+		qfs_txn_init(&t);
+		op = qfs_txn_add(&t, QFS_OP_LINK_ADD);
+		op->key = key;
+		op->key_len = (uint32_t)qfs_key_inode(key, orph_ino);
+		op->limit = 100;
+		ck_assert_int_eq(qfs_router_txn(r, table, &t, &res), 0);
+		ck_assert_int_eq(res, 0);
+		qfs_txn_close(&t);
+	}
+}
+
+/* Drop a name of ino with its orphan entry; the txn's result. */
+static int orph_drop(qfs_table_t table, qfs_ino_t ino)
+{
+	struct qfs_dentry d = { ino, S_IFREG, 0 };
+	struct qfs_router_itxn it;
+	struct qfs_router_key ik = qfs_router_key_inode(ino), ok;
+	struct qfs_buf b;
+	struct qfs_op *op;
+	char name[32];
+	int res = 1;
+
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)ino);
+	ok = qfs_router_key_dentry(0, name, strlen(name));
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_router_itxn_init(&it);
+	op = qfs_router_itxn_add(&it, QFS_OP_LINK_DROP, &ik, &ok);
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	ck_assert_int_eq(qfs_router_item_txn(r, table, &it, &res), 0);
+	qfs_router_itxn_close(&it);
+	qfs_buf_close(&b);
+	return res;
+}
+
+static int orph_entry(qfs_table_t table, qfs_ino_t ino)
+{
+	char name[32];
+	void *val;
+	size_t vl;
+
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)ino);
+	struct qfs_router_key ok = qfs_router_key_dentry(0, name, strlen(name));
+	int rc = qfs_router_item_get(r, table, &ok, &val, &vl);
+	if (rc == 0)
+		free(val);
+	return rc;
+}
+
+START_TEST(test_orphan_apart_races)
+{
+	struct qfs_attr a = dir_attr(), got;
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX], lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
+	size_t lol, hil;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "orph", &a, &t), 0);
+	orph_table = t.id;
+	/* pk 0 (the orphan entries) alone in a partition: every other inode
+	 * is in another one */
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, qfs_key_prefix(k, 0)), 0);
+	qfs_key_dentry_range(lo, &lol, hi, &hil, 0);
+	ck_assert_int_eq(qfs_router_split(r, t.id, hi, hil), 0);
+	qfs_router_test_orphan_hook = orph_hook;
+
+	/* read as absent, there when the txn applies */
+	orph_ino = 700001;
+	orph_kind = 1;
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 1);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), -ENOENT);
+	/* the retry drops it, keeping the inode under its orphan entry */
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 0);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), 0);
+
+	/* a link() in between: conflict, then the retry keeps the inode
+	 * without orphan entry (one name left) */
+	orph_ino = 700002;
+	orph_put_inode(t.id, orph_ino);
+	orph_kind = 2;
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 2);
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 1);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), -ENOENT);
+	/* and the last name: the orphan entry */
+	ck_assert_int_eq(orph_drop(t.id, orph_ino), 0);
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, orph_ino, &got), 0);
+	ck_assert_uint_eq(got.nlink, 0);
+	ck_assert_int_eq(orph_entry(t.id, orph_ino), 0);
+	/* a truly absent inode: ENOENT as before */
+	ck_assert_int_eq(orph_drop(t.id, 700003), -ENOENT);
+	qfs_router_test_orphan_hook = NULL;
+}
+END_TEST
+
 START_TEST(test_orphan_group_dropped)
 {
 	/* a crash between "group created" and "table entry written" leaves a
@@ -1112,6 +1262,8 @@ struct fake {
 	uint32_t calls[FK_SCRIPT];     /* node of each attempt */
 	int ncalls, sleeps, gets;
 	uint32_t got_at;               /* node the last get read */
+	int refuse;                    /* reads refused with -EREMOTE (lease lost) before
+					  one is served; -1: every one */
 };
 
 static uint32_t fk_nodes(void *c) { (void)c; return FK_NODES; }
@@ -1195,6 +1347,11 @@ static int fk_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, si
 	f->gets++;
 	if (!f->up[id])
 		return -EHOSTDOWN;
+	if (f->refuse) {
+		f->refuse -= f->refuse > 0;
+		*leader = 0;
+		return -EREMOTE;
+	}
 	f->got_at = id;
 	*val = strdup("v");
 	*val_len = 1;
@@ -1205,9 +1362,16 @@ static int fk_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, si
 		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
 		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
 {
-	(void)c; (void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
-	(void)wait_ms; (void)resume; (void)leader;
+	struct fake *f = c;
+
+	(void)id; (void)g; (void)lo; (void)lo_len; (void)hi; (void)hi_len;
+	(void)wait_ms; (void)resume;
 	*more = 0;
+	if (f->refuse) {
+		f->refuse -= f->refuse > 0;
+		*leader = 0;
+		return -EREMOTE;
+	}
 	return cb((const uint8_t *)"k", 1, (const uint8_t *)"v", 1, arg);
 }
 
@@ -1449,7 +1613,11 @@ struct rfake {
 
 static int rf_remote(void *c) { (void)c; return 1; }
 static uint32_t rf_node_id(void *c, uint32_t idx) { (void)c; return idx < 3 ? 11 + idx : 0; }
-static int rf_silent(void *c, uint32_t id) { return ((struct rfake *)c)->silent[id - 11]; }
+static int rf_silent(void *c, uint32_t id)
+{
+	/* a node not in the cluster file counts as silent (qfs_rcell_silent) */
+	return id < 11 || id > 13 || ((struct rfake *)c)->silent[id - 11];
+}
 
 static int rf_prepare(void *c, qfs_group_t g, const void *txn, size_t len, struct qfs_buf *out)
 {
@@ -1468,6 +1636,9 @@ static int rf_propose_at(void *c, uint32_t id, qfs_group_t g, const void *txn, s
 {
 	struct rfake *rf = c;
 	int rc;
+
+	if (id < 11 || id > 13)
+		return -EINVAL; /* not in the cluster file (qfs_rcell_propose_at) */
 
 	ck_assert_uint_eq(len, 5);
 	ck_assert_int_eq(memcmp(txn, "tok:t", 5), 0);
@@ -1497,6 +1668,26 @@ static uint32_t rf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t m
 	out[1] = 12;
 	return 2;
 }
+
+/* Group 9's members as a node names them, one (14) missing from this
+ * mount's cluster file (a node added since it was written). */
+static uint32_t rf_group_nodes_unknown(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
+{
+	(void)c;
+	(void)g;
+	ck_assert_uint_ge(max, 3);
+	out[0] = 14;
+	out[1] = 12;
+	out[2] = 13;
+	return 3;
+}
+
+static const struct qfs_route_ops rf_unknown_ops = {
+	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
+	.view = fk_view, .propose_at = rf_propose_at, .get_at = fk_get_at, .scan_at = fk_scan_at,
+	.now_ms = fk_now, .sleep_ms = fk_sleep, .remote = rf_remote, .prepare = rf_prepare,
+	.node_id = rf_node_id, .silent = rf_silent, .group_nodes = rf_group_nodes_unknown,
+};
 
 static const struct qfs_route_ops rf_placed_ops = {
 	.nodes = fk_nodes, .timeout_ms = fk_timeout, .read_mode = fk_mode, .exists = fk_exists,
@@ -1561,6 +1752,101 @@ START_TEST(test_route_remote)
 	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
 	ck_assert_int_eq(rf.f.ncalls, 3);
 	qfs_route_free(rt);
+
+	/* a member this mount's cluster file does not know is never tried,
+	 * not even when every known one went silent (an attempt there ended
+	 * the call with -EINVAL) */
+	memset(&rf, 0, sizeof(rf));
+	rf.f.now = 1000;
+	rf.f.timeout = 20000;
+	ck_assert_int_eq(qfs_route_new_ops(&rf_unknown_ops, &rf, &rt), 0);
+	fk_answer(&rf.f, 12, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 13, -EHOSTDOWN, 0);
+	fk_answer(&rf.f, 12, -EREMOTE, 14);   /* a hint to it is not followed either */
+	fk_answer(&rf.f, 13, 0, 0);
+	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), 0);
+	ck_assert_int_eq(rf.f.ncalls, 4);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* The replica chosen for a strong read refuses it (-EREMOTE: its lease
+ * lapsed, or the node restarted, between the view and the read): the
+ * route chooses again after a poll step, within the call's deadline, and
+ * gives up with -ETIMEDOUT (never -EREMOTE) at exactly that deadline. */
+START_TEST(test_route_read_refused)
+{
+	struct qfs_route *rt;
+	struct fake f;
+	uint64_t redir, tmo;
+	void *v = NULL;
+	size_t vl = 0;
+	int n = 0;
+
+	fk_init(&f, &rt);
+	f.refuse = 1;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
+	ck_assert_uint_eq(f.got_at, 1);
+	ck_assert_int_eq(f.gets, 2);
+	ck_assert_int_eq(f.sleeps, 1);
+	free(v);
+	f.refuse = 2;
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(f.sleeps, 3);
+	f.refuse = -1;
+	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), -ETIMEDOUT);
+	ck_assert_uint_eq(f.now, 1000 + 3 * QFS_ROUTE_POLL_MS + 500);
+	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), -ETIMEDOUT);
+	ck_assert_int_eq(n, 1);
+	qfs_route_stat(rt, &redir, &tmo);
+	ck_assert_uint_eq(tmo, 2);
+	qfs_route_free(rt);
+}
+END_TEST
+
+/* A scan callback that stops the scan with an error the route retries
+ * elsewhere (-EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN): the scan ends with
+ * the callback's value, the keys it saw are not delivered again. */
+static int stop_err;
+
+static int stop_once_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	int e = stop_err;
+
+	(void)k; (void)kl; (void)v; (void)vl;
+	(*(int *)arg)++;
+	stop_err = 0; /* once */
+	return e;
+}
+
+START_TEST(test_route_scan_cb_stop)
+{
+	static const int errs[] = { -EHOSTDOWN, -ETIMEDOUT, -EREMOTE, -EAGAIN, QFS_ESTOPPED };
+	struct qfs_route *rt;
+	struct fake f;
+	struct rfake rf;
+	int n;
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		fk_init(&f, &rt);
+		n = 0;
+		stop_err = errs[i];
+		ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, stop_once_cb, &n), errs[i]);
+		ck_assert_int_eq(n, 1);
+		qfs_route_free(rt);
+
+		memset(&rf, 0, sizeof(rf));
+		rf.f.now = 1000;
+		rf.f.timeout = 10000;
+		ck_assert_int_eq(qfs_route_new_ops(&rf_ops, &rf, &rt), 0);
+		n = 0;
+		stop_err = errs[i];
+		ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, stop_once_cb, &n), errs[i]);
+		ck_assert_int_eq(n, 1);
+		ck_assert_int_eq(rf.f.sleeps, 0);
+		qfs_route_free(rt);
+	}
 }
 END_TEST
 
@@ -1580,7 +1866,7 @@ struct mfake {
 
 static uint32_t mf_nodes(void *c) { (void)c; return 5; }
 static uint32_t mf_node_id(void *c, uint32_t idx) { (void)c; return idx < 5 ? 11 + idx : 0; }
-static int mf_silent(void *c, uint32_t id) { (void)c; (void)id; return 0; }
+static int mf_silent(void *c, uint32_t id) { (void)c; return id < 11 || id > 15; }
 
 static uint32_t mf_group_nodes(void *c, qfs_group_t g, uint32_t *out, uint32_t max)
 {
@@ -1724,6 +2010,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_txn_result_and_reads);
 	tcase_add_test(tc, test_item_api);
 	tcase_add_test(tc, test_orphan_group_dropped);
+	tcase_add_test(tc, test_orphan_apart_races);
 	tcase_add_test(tc, test_status_and_stats_text);
 	tcase_add_test(tc, test_split_routes_and_scans);
 	tcase_add_test(tc, test_repair_after_commit_point);
@@ -1747,6 +2034,8 @@ static Suite *router_suite(void)
 	tcase_add_test(tr, test_route_stopped_replicas);
 	tcase_add_test(tr, test_route_reads);
 	tcase_add_test(tr, test_route_remote);
+	tcase_add_test(tr, test_route_scan_cb_stop);
+	tcase_add_test(tr, test_route_read_refused);
 	tcase_add_test(tr, test_route_member_moved);
 	suite_add_tcase(s, tr);
 	return s;

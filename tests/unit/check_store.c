@@ -2334,6 +2334,36 @@ START_TEST(test_xact_duplicate_prepare)
 }
 END_TEST
 
+/* Two runs that drew the same txid (two routers of one coordinator in the
+ * same ms with the same 20-bit counter): the second one's PREPARE, applied
+ * after the first one's COMMIT, is no duplicate (another sub-txn) and must
+ * not answer 0 with nothing prepared, which would let its run commit with
+ * this part's writes silently missing; it answers -EALREADY, so its run
+ * aborts and retries with a new txid.  A true duplicate still answers 0. */
+START_TEST(test_xact_txid_clash_after_commit)
+{
+	struct qfs_txn t;
+	uint32_t bl, cl;
+	const uint8_t *b = kdent(DIR_INO, "b", &bl), *c = kdent(DIR_INO, "c", &cl);
+
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "first");
+	ck_assert_int_eq(prepare(G1, 3, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 3, NULL), 0);
+	assert_val(G1, b, bl, "first");
+	qfs_txn_init(&t);
+	add_put(&t, c, cl, "second"); /* the other run's sub-txn */
+	ck_assert_int_eq(prepare(G1, 3, &t), -EALREADY);
+	ck_assert_int_eq(nprepared(G1), 0);
+	ck_assert(!present(G1, c, cl));
+	qfs_txn_init(&t);
+	add_put(&t, b, bl, "first"); /* the first run's own duplicate */
+	ck_assert_int_eq(prepare(G1, 3, &t), 0);
+	ck_assert_int_eq(nprepared(G1), 0);
+	assert_val(G1, b, bl, "first");
+}
+END_TEST
+
 /* A prepared create rewrites the count of inodes in the group's own inode:
  * that inode is locked, so another create waits, and the count is exact
  * after both. */
@@ -2534,6 +2564,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_xact_link_drop);
 	tcase_add_test(tc, test_xact_decide);
 	tcase_add_test(tc, test_xact_duplicate_prepare);
+	tcase_add_test(tc, test_xact_txid_clash_after_commit);
 	tcase_add_test(tc, test_xact_count_lock);
 	tcase_add_test(tc, test_xact_snapshot_install);
 	tcase_add_test(tc, test_xact_corrupt_record);
