@@ -53,9 +53,9 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
-# A hang is a failure: stop everything after 110 s.
-( for _ in $(seq 110); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
-  echo "FAIL: watchdog: still running after 110 s" >&2; kill -TERM $$ ) &
+# A hang is a failure: stop everything after 240 s (a loaded machine under ASan needs well over 110 s).
+( for _ in $(seq 240); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
+  echo "FAIL: watchdog: still running after 240 s" >&2; kill -TERM $$ ) &
 
 set -- $(free_ports 5)
 new_key "$T/key"
