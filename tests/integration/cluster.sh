@@ -101,47 +101,6 @@ G=$(awk '$1 == "table" && $2 == "t" { print $4 }' "$M1/.quorumfs/status")
 note "3 nodes, 2 mounts, table t in group $G"
 
 # ---- 2. kill -9 of each node in turn under a writer that fsyncs every file
-writer() { # DIR PREFIX SECONDS: write files until SECONDS passed or STOP exists
-	python3 - "$@" <<'PY'
-import os, sys, time, hashlib
-d, prefix, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-stop = os.path.join(os.path.dirname(os.path.dirname(d)), "STOP")
-acked = open(os.path.join(os.path.dirname(os.path.dirname(d)), prefix + ".acked"), "w")
-end, i, errors = time.time() + secs, 0, 0
-while time.time() < end and not os.path.exists(stop):
-    data = os.urandom(1000 + (i * 7919) % 60000)
-    p = os.path.join(d, "%s%05d" % (prefix, i))
-    try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, data)
-        os.fsync(fd)
-        os.close(fd)
-    except OSError as e:
-        print("client error on %s: %s" % (p, e), file=sys.stderr)
-        errors += 1
-        break
-    acked.write("%s %s\n" % (os.path.basename(p), hashlib.sha256(data).hexdigest()))
-    acked.flush()
-    i += 1
-print("wrote %d files" % i)
-sys.exit(1 if errors else 0)
-PY
-}
-verify() { # MOUNTDIR ACKED
-	python3 - "$1" "$2" <<'PY'
-import sys, hashlib, os
-d, acked = sys.argv[1], sys.argv[2]
-n = 0
-for line in open(acked):
-    name, h = line.split()
-    with open(os.path.join(d, name), "rb") as f:
-        got = hashlib.sha256(f.read()).hexdigest()
-    if got != h:
-        sys.exit("acknowledged file %s differs" % name)
-    n += 1
-print("verified %d files" % n)
-PY
-}
 
 rm -f "$T/STOP"
 writer "$M1/t" w 60 >"$T/writer.out" 2>&1 &

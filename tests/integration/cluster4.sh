@@ -148,45 +148,6 @@ echo again >"$M2/$TX/g" || fail "mount 2: write in table $TX (nodes $RX)"
 note "table $TX on nodes $RX (not node 1) works through both mounts"
 
 # ---- 4. kill -9 of the partition's leader, and of a node outside it, under an fsyncing writer
-writer() { # DIR PREFIX SECONDS: write files until SECONDS passed or STOP exists
-	python3 - "$@" <<'PY'
-import os, sys, time, hashlib
-d, prefix, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-top = os.path.dirname(os.path.dirname(d))
-stop = os.path.join(top, "STOP")
-acked = open(os.path.join(top, prefix + ".acked"), "w")
-end, i = time.time() + secs, 0
-while time.time() < end and not os.path.exists(stop):
-    data = os.urandom(1000 + (i * 7919) % 60000)
-    p = os.path.join(d, "%s%05d" % (prefix, i))
-    try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, data)
-        os.fsync(fd)
-        os.close(fd)
-    except OSError as e:
-        print("client error on %s: %s" % (p, e), file=sys.stderr)
-        sys.exit(1)
-    acked.write("%s %s\n" % (os.path.basename(p), hashlib.sha256(data).hexdigest()))
-    acked.flush()
-    i += 1
-print("wrote %d files" % i)
-PY
-}
-verify() { # MOUNTDIR ACKED
-	python3 - "$1" "$2" <<'PY'
-import sys, hashlib, os
-d, acked = sys.argv[1], sys.argv[2]
-n = 0
-for line in open(acked):
-    name, h = line.split()
-    with open(os.path.join(d, name), "rb") as f:
-        if hashlib.sha256(f.read()).hexdigest() != h:
-            sys.exit("acknowledged file %s differs" % name)
-    n += 1
-print("verified %d files" % n)
-PY
-}
 wait_more() { # WHAT: wait (10 s at most) for 5 more acknowledged files
 	local before=$1
 	for _ in $(seq 100); do [ "$(wc -l <"$T/w.acked")" -ge $((before + 5)) ] && return 0; sleep 0.1; done

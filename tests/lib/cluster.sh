@@ -63,3 +63,51 @@ caught_up() {
 	done
 	fail "node $n did not catch up on group $g: applied ${a:-none} want $want"
 }
+
+# writer DIR PREFIX SECONDS: write files of random data into DIR, each
+# fsynced, until SECONDS passed or the file STOP exists two levels above
+# DIR; every acknowledged file's name and sha256 go to PREFIX.acked there.
+# Exit 1 at the first client error (printed).
+writer() {
+	python3 - "$@" <<'PY'
+import os, sys, time, hashlib
+d, prefix, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+top = os.path.dirname(os.path.dirname(d))
+stop = os.path.join(top, "STOP")
+acked = open(os.path.join(top, prefix + ".acked"), "w")
+end, i, errors = time.time() + secs, 0, 0
+while time.time() < end and not os.path.exists(stop):
+    data = os.urandom(1000 + (i * 7919) % 60000)
+    p = os.path.join(d, "%s%05d" % (prefix, i))
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError as e:
+        print("client error on %s: %s" % (p, e), file=sys.stderr)
+        errors += 1
+        break
+    acked.write("%s %s\n" % (os.path.basename(p), hashlib.sha256(data).hexdigest()))
+    acked.flush()
+    i += 1
+print("wrote %d files" % i)
+sys.exit(1 if errors else 0)
+PY
+}
+# verify DIR ACKED: every file listed in ACKED (name sha256) is in DIR with
+# that content; prints how many, exits 1 at the first that differs.
+verify() {
+	python3 - "$1" "$2" <<'PY'
+import sys, hashlib, os
+d, acked = sys.argv[1], sys.argv[2]
+n = 0
+for line in open(acked):
+    name, h = line.split()
+    with open(os.path.join(d, name), "rb") as f:
+        if hashlib.sha256(f.read()).hexdigest() != h:
+            sys.exit("acknowledged file %s differs" % name)
+    n += 1
+print("verified %d files" % n)
+PY
+}
