@@ -545,13 +545,26 @@ void qfs_meta_part_place(struct qfs_meta *m, struct qfs_meta_part *p)
 	p->nnodes = n > QFS_META_REPLICAS ? QFS_META_REPLICAS : n;
 }
 
+/* Encode t into b and propose it to the meta group: 0 or the first error
+ * (encoding, the cell's, then the txn's own result). */
+static int meta_propose(struct qfs_meta *m, const struct qfs_txn *t, struct qfs_buf *b)
+{
+	int rc, res = 0;
+
+	qfs_txn_encode(t, b);
+	if (b->err)
+		return b->err;
+	rc = qfs_cell_propose(m->cell, QFS_META_GROUP, b->data, b->len, &res);
+	return rc ? rc : res;
+}
+
 int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *ids, uint32_t n)
 {
 	struct qfs_meta_part old, nw;
 	struct qfs_meta_rec r0, r1;
 	struct qfs_buf b;
 	struct qfs_txn t;
-	int rc, res = 0, found = 0;
+	int rc, found = 0;
 
 	if (!n || n > QFS_META_REPLICAS)
 		return -EINVAL;
@@ -574,14 +587,8 @@ int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *id
 	rc = qfs_meta_add_expect(&t, &r0, &old);
 	if (rc == 0)
 		rc = qfs_meta_add_put(&t, &r1, &nw);
-	if (rc == 0) {
-		qfs_txn_encode(&t, &b);
-		rc = b.err;
-	}
 	if (rc == 0)
-		rc = qfs_cell_propose(m->cell, QFS_META_GROUP, b.data, b.len, &res);
-	if (rc == 0)
-		rc = res;
+		rc = meta_propose(m, &t, &b);
 	if (rc == 0)
 		rc = qfs_meta_reload_table(m, old.table);
 	qfs_txn_close(&t);
@@ -601,7 +608,7 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 	struct qfs_meta_part l = *old, rt = *old;
 	struct qfs_buf b;
 	struct qfs_txn t;
-	int rc, res = 0;
+	int rc;
 
 	if (key_len == 0 || key_len > QFS_KEY_MAX || !qfs_meta_part_has(old, key, key_len) ||
 	    qfs_meta_keycmp(key, key_len, old->lo, old->lo_len) == 0)
@@ -624,14 +631,8 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 		rc = qfs_meta_add_put(&t, &r1, &l);
 	if (rc == 0)
 		rc = qfs_meta_add_put(&t, &r2, &rt);
-	if (rc == 0) {
-		qfs_txn_encode(&t, &b);
-		rc = b.err;
-	}
 	if (rc == 0)
-		rc = qfs_cell_propose(m->cell, QFS_META_GROUP, b.data, b.len, &res);
-	if (rc == 0)
-		rc = res;
+		rc = meta_propose(m, &t, &b);
 	if (rc == 0 && qfs_meta_test_split_lost)
 		rc = -ETIMEDOUT;
 	if (rc == 0)
