@@ -591,6 +591,8 @@ int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *id
 		rc = meta_propose(m, &t, &b);
 	if (rc == 0)
 		rc = qfs_meta_reload_table(m, old.table);
+	else if (rc == QFS_ECONFLICT)
+		(void)qfs_meta_reload_table(m, old.table); /* the caller's retry sees the record */
 	qfs_txn_close(&t);
 	qfs_buf_close(&b);
 	qfs_meta_rec_close(&r0);

@@ -147,7 +147,8 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
  * QFS_META_REPLICAS), by one meta-group txn conditional on the record
  * being unchanged, then reload its table.  0 (also when no partition has
  * that group: the meta group, a legacy table), -EINVAL (n), QFS_ECONFLICT
- * (the record changed meanwhile: call again), propose and reload errors. */
+ * (the record changed meanwhile: the table is reloaded, call again),
+ * propose and reload errors. */
 int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *ids, uint32_t n);
 
 /* TEST HOOK (fault injection, never set in production): when nonzero,

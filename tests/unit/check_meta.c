@@ -271,6 +271,30 @@ START_TEST(test_set_nodes_groups_on)
 }
 END_TEST
 
+/* A map in memory older than the record (another router moved the group
+ * meanwhile): qfs_meta_set_nodes fails QFS_ECONFLICT and reloads, so the
+ * caller's retry (`quorumfs member` tries 3 times) goes through instead of
+ * failing the same way each time. */
+START_TEST(test_set_nodes_conflict_reloads)
+{
+	const uint32_t a[] = { 2, 3, 5 }, b[] = { 3, 5, 6 };
+	struct qfs_meta *m2;
+	struct qfs_meta_part p;
+
+	create_table(1500);
+	ck_assert_int_eq(qfs_meta_open(cell, &m2), 0);
+	ck_assert_int_eq(qfs_meta_set_nodes(m, 1500, a, 3), 0);
+	ck_assert_int_eq(qfs_meta_set_nodes(m2, 1500, b, 3), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_set_nodes(m2, 1500, b, 3), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m2, 1500, (const uint8_t *)"k", 1, &p), 0);
+	ck_assert_int_eq(memcmp(p.nodes, b, sizeof(b)), 0);
+	ck_assert_int_eq(qfs_meta_reload_table(m, 1500), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, (const uint8_t *)"k", 1, &p), 0);
+	ck_assert_int_eq(memcmp(p.nodes, b, sizeof(b)), 0);
+	qfs_meta_free(m2);
+}
+END_TEST
+
 START_TEST(test_split_legacy_and_drop)
 {
 	uint8_t k[QFS_KEY_MAX];
@@ -446,6 +470,7 @@ static Suite *meta_suite(void)
 	tcase_add_test(tc, test_fence_record);
 	tcase_add_test(tc, test_stale_reload_kept_out);
 	tcase_add_test(tc, test_set_nodes_groups_on);
+	tcase_add_test(tc, test_set_nodes_conflict_reloads);
 	suite_add_tcase(s, tc);
 	return s;
 }
