@@ -61,9 +61,12 @@ static int parse_group(const char *s, qfs_group_t *out)
 	return 0;
 }
 
-/* Change one group, record it in the map, print the outcome.  0 or 1. */
+/* Change one group, record it in the map, print the outcome.  0 or 1.
+ * map_only: a group that only the partition map still places on old (a
+ * replace that stopped after its removal): -EINVAL (old not a member and
+ * nothing to finish) leaves it alone with a note, not a failure. */
 static int one(struct qfs_cell *c, struct qfs_meta *m, qfs_group_t g, enum qfs_member_op op,
-	       uint32_t old, uint32_t nw)
+	       uint32_t old, uint32_t nw, int map_only)
 {
 	uint32_t ids[QFS_CLUSTER_MAX_NODES], n = 0;
 	int rc;
@@ -80,6 +83,12 @@ static int one(struct qfs_cell *c, struct qfs_meta *m, qfs_group_t g, enum qfs_m
 				"was not updated: %s (routers ask the nodes)\n", (unsigned long long)g,
 				qfs_strerror(rc));
 		rc = 0;
+	}
+	if (rc == -EINVAL && map_only) {
+		fprintf(stderr, "quorumfs: member: group %016llx: the partition map names node %u "
+			"but its members do not, nothing to finish: left alone\n",
+			(unsigned long long)g, old);
+		return 0;
 	}
 	if (rc) {
 		fprintf(stderr, "quorumfs: member: group %016llx: %s\n", (unsigned long long)g,
@@ -148,19 +157,29 @@ int qfs_cmd_member(int argc, char **argv)
 		return 1;
 	}
 	if (g) {
-		failed = one(c, m, g, op, old, nw);
+		failed = one(c, m, g, op, old, nw, 0);
 	} else {
-		struct qfs_glist gl;
+		struct qfs_glist gl, mg;
 
+		/* the members files name old's groups; a group whose earlier
+		 * replace of old stopped after the removal (members without
+		 * old or new) is named only by the map, which records the
+		 * nodes once a change is whole: both, so a rerun finishes it */
 		memset(&gl, 0, sizeof(gl));
-		if (qfs_rcell_groups_of(qfs_cell_rcell(c), old, &gl) != 0) {
+		memset(&mg, 0, sizeof(mg));
+		if (qfs_rcell_groups_of(qfs_cell_rcell(c), old, &gl) != 0 ||
+		    qfs_meta_groups_on(m, old, &mg) != 0) {
 			fprintf(stderr, "quorumfs: member: cannot list the groups of node %u\n", old);
 			failed = 1;
-		} else if (!gl.n) {
+		} else if (!gl.n && !mg.n) {
 			fprintf(stderr, "quorumfs: member: node %u is a member of no group\n", old);
 		}
 		for (size_t i = 0; i < gl.n; i++)
-			failed |= one(c, m, gl.v[i], op, old, nw);
+			failed |= one(c, m, gl.v[i], op, old, nw, 0);
+		for (size_t i = 0; i < mg.n; i++)
+			if (!qfs_glist_has(&gl, mg.v[i]))
+				failed |= one(c, m, mg.v[i], op, old, nw, 1);
+		qfs_glist_free(&mg);
 		qfs_glist_free(&gl);
 	}
 	qfs_meta_free(m);

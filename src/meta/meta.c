@@ -411,6 +411,19 @@ int qfs_meta_group_used(struct qfs_meta *m, qfs_group_t group)
 	return used;
 }
 
+int qfs_meta_groups_on(struct qfs_meta *m, uint32_t node, struct qfs_glist *out)
+{
+	pthread_rwlock_rdlock(&m->lock);
+	for (size_t i = 0; i < m->n; i++)
+		for (uint32_t k = 0; k < m->v[i].nnodes; k++)
+			if (m->v[i].nodes[k] == node && !qfs_glist_has(out, m->v[i].group)) {
+				qfs_glist_add(m->v[i].group, out);
+				break;
+			}
+	pthread_rwlock_unlock(&m->lock);
+	return out->err;
+}
+
 uint64_t qfs_meta_lookups(struct qfs_meta *m)
 {
 	return __atomic_load_n(&m->lookups, __ATOMIC_RELAXED);
@@ -578,6 +591,8 @@ int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *id
 		rc = meta_propose(m, &t, &b);
 	if (rc == 0)
 		rc = qfs_meta_reload_table(m, old.table);
+	else if (rc == QFS_ECONFLICT)
+		(void)qfs_meta_reload_table(m, old.table); /* the caller's retry sees the record */
 	qfs_txn_close(&t);
 	qfs_buf_close(&b);
 	qfs_meta_rec_close(&r0);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/glist.h"
 #include "common/key.h"
 #include "common/qfs.h"
 #include "common/txn.h"
@@ -93,6 +94,12 @@ int qfs_meta_parts(struct qfs_meta *m, qfs_table_t table, struct qfs_meta_part *
 /* 1 if some partition (or a table's legacy partition: pass the table ids
  * in tables) uses group. */
 int qfs_meta_group_used(struct qfs_meta *m, qfs_group_t group);
+/* Add to out (initialised) the groups of the partitions whose recorded
+ * replica nodes include node, each once: memory only.  A membership
+ * change records its nodes only once it is whole (qfs_meta_set_nodes),
+ * so this still names a group whose replace stopped half-way.  0 or
+ * -ENOMEM (out->err). */
+int qfs_meta_groups_on(struct qfs_meta *m, uint32_t node, struct qfs_glist *out);
 /* Number of qfs_meta_lookup calls served (the metadata load). */
 uint64_t qfs_meta_lookups(struct qfs_meta *m);
 
@@ -140,7 +147,8 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
  * QFS_META_REPLICAS), by one meta-group txn conditional on the record
  * being unchanged, then reload its table.  0 (also when no partition has
  * that group: the meta group, a legacy table), -EINVAL (n), QFS_ECONFLICT
- * (the record changed meanwhile: call again), propose and reload errors. */
+ * (the record changed meanwhile: the table is reloaded, call again),
+ * propose and reload errors. */
 int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *ids, uint32_t n);
 
 /* TEST HOOK (fault injection, never set in production): when nonzero,

@@ -1210,13 +1210,40 @@ static int config_to(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *try, u
 	return r;
 }
 
+/* Wait until member nw of g (members ids[n]) applied what the other
+ * members had applied when asked: 0, or -ETIMEDOUT at dl. */
+static int caught_up(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, uint32_t n,
+		     uint32_t nw, uint64_t dl)
+{
+	qfs_lsn_t want = 0, got = 0;
+	int r;
+
+	for (uint32_t k = 0; k < n; k++) {
+		qfs_lsn_t a;
+
+		if (ids[k] != nw && applied_on(rc, ids[k], g, &a) == 0 && a > want)
+			want = a;
+	}
+	while ((r = applied_on(rc, nw, g, &got)) != 0 || got < want) {
+		if (now_ms() >= dl) {
+			QFS_LOG(QFS_LOG_ERR, "cluster member catch-up timed out group=%016llx node=%u "
+				"applied=%llu want=%llu", (unsigned long long)g, nw,
+				(unsigned long long)got, (unsigned long long)want);
+			return -ETIMEDOUT;
+		}
+		usleep(STEP_WAIT_MS * 1000);
+	}
+	QFS_LOG(QFS_LOG_INFO, "cluster member caught up group=%016llx node=%u applied=%llu",
+		(unsigned long long)g, nw, (unsigned long long)got);
+	return 0;
+}
+
 /* Add node nw to g (members ids[*n]): join, CONFIG, catch up. */
 static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
 		      uint32_t nw, uint32_t hosting, uint64_t dl)
 {
 	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
 	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n };
-	qfs_lsn_t want = 0, got = 0;
 	int r, i = node_idx(rc, nw);
 
 	if (*n >= QFS_CLUSTER_MAX_NODES)
@@ -1239,24 +1266,7 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 		(*n)--;
 		return r;
 	}
-	for (uint32_t k = 0; k + 1 < *n; k++) {
-		qfs_lsn_t a;
-
-		if (applied_on(rc, ids[k], g, &a) == 0 && a > want)
-			want = a;
-	}
-	while ((r = applied_on(rc, nw, g, &got)) != 0 || got < want) {
-		if (now_ms() >= dl) {
-			QFS_LOG(QFS_LOG_ERR, "cluster member catch-up timed out group=%016llx node=%u "
-				"applied=%llu want=%llu", (unsigned long long)g, nw,
-				(unsigned long long)got, (unsigned long long)want);
-			return -ETIMEDOUT;
-		}
-		usleep(STEP_WAIT_MS * 1000);
-	}
-	QFS_LOG(QFS_LOG_INFO, "cluster member caught up group=%016llx node=%u applied=%llu",
-		(unsigned long long)g, nw, (unsigned long long)got);
-	return 0;
+	return caught_up(rc, g, ids, *n, nw, dl);
 }
 
 /* Remove node old from g (members ids[*n]): CONFIG, then drop its replica. */
@@ -1352,7 +1362,12 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
 		if (removed) {
 			r = add_member(rc, group, ids, &n, new, hosting, dl);
 		} else if (added) {
-			r = remove_member(rc, group, ids, &n, old, dl);
+			/* a run that stopped before new caught up: old's copy
+			 * stays until new has what the others have (three
+			 * up-to-date copies throughout) */
+			r = caught_up(rc, group, ids, n, new, dl);
+			if (r == 0)
+				r = remove_member(rc, group, ids, &n, old, dl);
 		} else if (old_up) { /* three copies throughout */
 			r = add_member(rc, group, ids, &n, new, hosting, dl);
 			if (r == 0)

@@ -258,7 +258,8 @@ uint32_t qfs_rcell_group_nodes(struct qfs_rcell *rc, qfs_group_t group, uint32_t
  * remove when old answers (three copies throughout), remove then add when
  * old is down (so that the add needs no quorum with the dead node).
  * Each step is skipped when the nodes' members files show it done, so an
- * interrupted call can be run again.  Every step is logged (`cluster
+ * interrupted call can be run again (a replace that finds new added and
+ * old still a member waits for new's catch-up before it removes old).  Every step is logged (`cluster
  * member ...`).  On 0 the members now in force are written to out
  * (*nout of them).  Errors: -EINVAL (old not a member, new already one
  * or not in the file, new's AZ already taken by another member, a

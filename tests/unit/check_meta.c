@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/glist.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "meta/meta.h"
@@ -218,6 +219,82 @@ START_TEST(test_create_split_reopen)
 }
 END_TEST
 
+/* qfs_meta_set_nodes records a group's new replica nodes, and
+ * qfs_meta_groups_on names the groups the map places on a node: how a
+ * rerun of `quorumfs member replace OLD NEW` finds a group whose replace
+ * stopped half-way (OLD already removed from its members, NEW not yet
+ * added: the members files no longer name OLD, the map still does). */
+START_TEST(test_set_nodes_groups_on)
+{
+	const uint32_t moved[] = { 2, 3, 5 }, four[] = { 2, 3, 5, 6 };
+	struct qfs_glist gl;
+	struct qfs_meta_part p, *v;
+	size_t n;
+
+	create_table(1500); /* nodes 1, 2, 3 */
+	create_table(1400);
+	memset(&gl, 0, sizeof(gl));
+	ck_assert_int_eq(qfs_meta_groups_on(m, 1, &gl), 0);
+	ck_assert_uint_eq(gl.n, 2);
+	ck_assert_int_eq(qfs_glist_has(&gl, 1500), 1);
+	ck_assert_int_eq(qfs_glist_has(&gl, 1400), 1);
+	qfs_glist_free(&gl);
+
+	ck_assert_int_eq(qfs_meta_set_nodes(m, 1500, four, 4), -EINVAL);
+	ck_assert_int_eq(qfs_meta_set_nodes(m, 1500, moved, 0), -EINVAL);
+	ck_assert_int_eq(qfs_meta_set_nodes(m, 1500, moved, 3), 0);
+	ck_assert_int_eq(qfs_meta_set_nodes(m, 4242, moved, 3), 0); /* no partition: nothing */
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, (const uint8_t *)"k", 1, &p), 0);
+	ck_assert_uint_eq(p.nnodes, 3);
+	ck_assert_int_eq(memcmp(p.nodes, moved, sizeof(moved)), 0);
+	ck_assert_uint_eq(p.epoch, 1);
+
+	memset(&gl, 0, sizeof(gl));
+	ck_assert_int_eq(qfs_meta_groups_on(m, 1, &gl), 0);
+	ck_assert_uint_eq(gl.n, 1);
+	ck_assert_uint_eq(gl.v[0], 1400);
+	qfs_glist_free(&gl);
+	memset(&gl, 0, sizeof(gl));
+	ck_assert_int_eq(qfs_meta_groups_on(m, 5, &gl), 0);
+	ck_assert_uint_eq(gl.n, 1);
+	ck_assert_uint_eq(gl.v[0], 1500);
+	qfs_glist_free(&gl);
+
+	/* persisted: a reopen reads the new nodes */
+	close_all();
+	open_all();
+	ck_assert_int_eq(qfs_meta_parts(m, 1500, &v, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0].nnodes, 3);
+	ck_assert_int_eq(memcmp(v[0].nodes, moved, sizeof(moved)), 0);
+	free(v);
+}
+END_TEST
+
+/* A map in memory older than the record (another router moved the group
+ * meanwhile): qfs_meta_set_nodes fails QFS_ECONFLICT and reloads, so the
+ * caller's retry (`quorumfs member` tries 3 times) goes through instead of
+ * failing the same way each time. */
+START_TEST(test_set_nodes_conflict_reloads)
+{
+	const uint32_t a[] = { 2, 3, 5 }, b[] = { 3, 5, 6 };
+	struct qfs_meta *m2;
+	struct qfs_meta_part p;
+
+	create_table(1500);
+	ck_assert_int_eq(qfs_meta_open(cell, &m2), 0);
+	ck_assert_int_eq(qfs_meta_set_nodes(m, 1500, a, 3), 0);
+	ck_assert_int_eq(qfs_meta_set_nodes(m2, 1500, b, 3), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_set_nodes(m2, 1500, b, 3), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m2, 1500, (const uint8_t *)"k", 1, &p), 0);
+	ck_assert_int_eq(memcmp(p.nodes, b, sizeof(b)), 0);
+	ck_assert_int_eq(qfs_meta_reload_table(m, 1500), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1500, (const uint8_t *)"k", 1, &p), 0);
+	ck_assert_int_eq(memcmp(p.nodes, b, sizeof(b)), 0);
+	qfs_meta_free(m2);
+}
+END_TEST
+
 START_TEST(test_split_legacy_and_drop)
 {
 	uint8_t k[QFS_KEY_MAX];
@@ -392,6 +469,8 @@ static Suite *meta_suite(void)
 	tcase_add_test(tc, test_split_legacy_and_drop);
 	tcase_add_test(tc, test_fence_record);
 	tcase_add_test(tc, test_stale_reload_kept_out);
+	tcase_add_test(tc, test_set_nodes_groups_on);
+	tcase_add_test(tc, test_set_nodes_conflict_reloads);
 	suite_add_tcase(s, tc);
 	return s;
 }
