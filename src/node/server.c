@@ -230,6 +230,21 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 	case QFS_RPC_STATUS:
 		qfs_rnode_status(s->rn, pb);
 		break;
+	case QFS_RPC_FLOOR: {
+		struct qfs_paxos_floor fl;
+
+		if (q->alen != 4) {
+			p->err = -EINVAL;
+			break;
+		}
+		p->err = qfs_rnode_join_floor(s->rn, q->group, qfs_be32_get(q->a), &fl, &p->leader);
+		if (p->err == 0) {
+			qfs_buf_put_u64(pb, fl.promised);
+			qfs_buf_put_u64(pb, fl.lsn);
+			qfs_buf_put_u64(pb, fl.ballot);
+		}
+		break;
+	}
 	case QFS_RPC_JOIN:
 	case QFS_RPC_CONFIG:
 		memset(&cfg, 0, sizeof(cfg));
@@ -241,7 +256,20 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 		for (uint32_t i = 0; i < cfg.n; i++)
 			cfg.ids[i] = qfs_be32_get(q->a + 4 * i);
 		if (q->op == QFS_RPC_JOIN) {
-			p->err = qfs_rnode_group_join(s->rn, q->group, &cfg);
+			struct qfs_paxos_floor fl;
+
+			/* b: the floor from the leader (an older router sends
+			 * none: the replica joins without one, as before) */
+			if (q->blen && q->blen != QFS_RPC_FLOOR_BYTES) {
+				p->err = -EINVAL;
+				break;
+			}
+			if (q->blen) {
+				fl.promised = qfs_be64_get(q->b);
+				fl.lsn = qfs_be64_get(q->b + 8);
+				fl.ballot = qfs_be64_get(q->b + 16);
+			}
+			p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
 		} else {
 			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
 							   q->timeout_ms ? q->timeout_ms : 5000,
