@@ -1281,6 +1281,25 @@ static int floor_from(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *try, 
 	return r;
 }
 
+/* 1 if node nw hosts a replica of g whose members name nw: one left from
+ * its old membership (it was down when it was removed, and its reconciler
+ * has not dropped it yet). */
+static int stale_on(struct qfs_rcell *rc, qfs_group_t g, uint32_t nw)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = g };
+	uint32_t tmp[QFS_CLUSTER_MAX_NODES], m;
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r;
+
+	if (call(rc, nw, &q, ASK_MS, &f, &p) != 0)
+		return 0;
+	m = p.err == 0 && p.result == 1 ? members_parse(&p, tmp) : 0;
+	r = m && has(tmp, m, nw);
+	qfs_net_frame_free(f);
+	return r;
+}
+
 /* Add node nw to g (members ids[*n]): floor, join, CONFIG, catch up. */
 static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
 		      uint32_t nw, uint32_t hosting, uint64_t dl)
@@ -1292,6 +1311,20 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 
 	if (*n >= QFS_CLUSTER_MAX_NODES)
 		return -EINVAL;
+	if ((hosting & (1u << i)) && stale_on(rc, g, nw)) {
+		/* its reconciler may drop that replica at any moment, even
+		 * once the CONFIG below made it a member again: drop it now
+		 * and join afresh, with the floor */
+		struct qfs_rpc_req d = { .op = QFS_RPC_DROP, .group = g };
+
+		r = ask_one(rc, nw, &d, ASK_MS);
+		QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member dropped "
+			"group=%016llx node=%u err=%s (its replica of an earlier membership)",
+			(unsigned long long)g, nw, r ? qfs_strerror(r) : "none");
+		if (r && r != QFS_ENOGROUP)
+			return r;
+		hosting &= ~(1u << i);
+	}
 	if (!(hosting & (1u << i))) {
 		/* An empty replica must not vote like a member that never
 		 * was one: node nw may have been one, and a member down since

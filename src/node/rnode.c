@@ -2865,6 +2865,21 @@ int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
 	return rc;
 }
 
+/* See rnode.h. */
+int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct group *g = group_get(rn, group);
+	int r;
+
+	if (!g)
+		return 0;
+	pthread_mutex_lock(&g->mu);
+	r = g->px.floor_lsn > g->px.applied;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return r;
+}
+
 /* See rnode.h.  The members this replica applied last. */
 int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out)
 {

@@ -202,6 +202,11 @@ int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct q
  * retry), -EINVAL (id is a member), QFS_ENOGROUP, QFS_ESTOPPED. */
 int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
 			 struct qfs_paxos_floor *out, uint32_t *leader);
+/* 1 if this replica of group was created with a vote floor (a re-add)
+ * and has not applied up to it yet: the members it applied meanwhile are
+ * history from before its removal, not its membership.  0 otherwise
+ * (also when there is no such group). */
+int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group);
 /* The members this replica applied last (its members file).  0 or
  * QFS_ENOGROUP. */
 int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out);

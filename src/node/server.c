@@ -379,7 +379,8 @@ static const struct qfs_rcell_gm *members_of(struct qfs_node_server *s, struct q
 
 /* 1 if a membership change removed this node from g while it was down:
  * its own members file still names it (a replica that is joining does
- * not), and a majority of the members the peers have applied host g,
+ * not, nor does a re-added one below its vote floor count: the members
+ * it applied there are its old membership), and a majority of the members the peers have applied host g,
  * each naming members without this node (a member list is taken only
  * from a peer in it: an applied, hence committed, configuration). */
 static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, const size_t *ngm,
@@ -391,6 +392,8 @@ static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, con
 
 	if (qfs_rnode_group_members(s->rn, g, &own) != 0 || !has_id(own.ids, own.n, s->id))
 		return 0;
+	if (qfs_rnode_group_joining(s->rn, g))
+		return 0; /* re-added: it replays its old membership below its floor */
 	for (uint32_t i = 0; i < s->cl.n; i++)
 		for (size_t k = 0; gm[i] && k < ngm[i]; k++) {
 			const struct qfs_rcell_gm *e = &gm[i][k];
