@@ -446,6 +446,8 @@ START_TEST(t_replace_member)
 	ck_assert_int_eq(file_text(path, text, sizeof(text)), 0);
 	snprintf(want, sizeof(want), "promised %llu\n", (unsigned long long)fl.promised);
 	ck_assert_str_eq(text, want);
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 1); /* below its floor */
+	ck_assert_int_eq(qfs_rnode_group_joining(RN[0], G), 0);
 	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
 	ck_assert_uint_eq(m.n, 3);
 	m.n = 2;
@@ -459,6 +461,7 @@ START_TEST(t_replace_member)
 		usleep(10000);
 	}
 	ck_assert(spare_has("marker", "one"));
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 0); /* caught up past it */
 	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
 	ck_assert_uint_eq(m.n, 3);
 	ck_assert_uint_eq(m.ids[2], 4);
