@@ -961,8 +961,8 @@ static void readd_step(void)
 		S.readd_cut_until = S.now + 1500 + rn(2000);
 		say("readd: node 1 restarts; node 3 cut from 2 and 4 until %" PRIu64, S.readd_cut_until);
 		node_start(&S.n[0]);
-		if (pct(50))
-			node_crash(ld);
+		if (S.now < S.heal_at && pct(50))
+			node_crash(ld); /* (after the heal a crashed node stays down) */
 		S.readd_phase = 6;
 		break;
 	}
