@@ -573,6 +573,32 @@ static void paxos_trace(void *arg, uint32_t self, const char *line)
 			g->id, self, line);
 }
 
+/* The vote floor of an added replica (doc/paxos.md section 7), the file
+ * groups/<group>.floor, "floor <lsn> <ballot>\n", into hs; none: 0.
+ * 0, QFS_ECORRUPT, -errno. */
+static int floor_load(struct group *g, struct qfs_paxos_hard *hs)
+{
+	char path[PATH_MAX], text[128], *end;
+	unsigned long long lsn, ballot;
+	int rc;
+
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 ".floor", g->gdir, g->id)))
+		return rc;
+	rc = qfs_node_file_get(path, text, sizeof(text));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (strncmp(text, "floor ", 6) != 0 || (lsn = strtoull(text + 6, &end, 10), *end != ' ') ||
+	    (ballot = strtoull(end + 1, &end, 10), strcmp(end, "\n") != 0)) {
+		QFS_LOG(QFS_LOG_ERR, "rnode floor file corrupt path=%s", path);
+		return QFS_ECORRUPT;
+	}
+	hs->floor_lsn = lsn;
+	hs->floor_ballot = ballot;
+	return 0;
+}
+
 /* Open (create when cfg != NULL) the group's WAL and restore its paxos
  * machine from disk: promised from the promise file, last/last_ballot and
  * the runs from the WAL, applied from the store.  Nothing is applied. */
@@ -632,6 +658,8 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	} else if (rc != -ENOENT) {
 		goto err_free;
 	}
+	if ((rc = floor_load(g, &hs)))
+		goto err_free;
 	if ((rc = qfs_wal_open(g->waldir, &rn->wopts, &g->wal)))
 		goto err_free;
 	/* The tail may be a segment sealed (and archived) before a crash that
@@ -733,9 +761,10 @@ static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
 	}
 	if ((rc = qfs_node_path_fmt(sub, sizeof(sub), "%s/groups", rn->dir)))
 		return rc;
-	for (int i = 0; i < 2; i++) {
-		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 "%s", sub, id,
-					    i ? ".promise.tmp" : ".promise")))
+	for (int i = 0; i < 4; i++) {
+		static const char *const suf[] = { ".promise", ".promise.tmp", ".floor", ".floor.tmp" };
+
+		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 "%s", sub, id, suf[i])))
 			return rc;
 		if (qfs_sys_unlink(path) < 0 && errno != ENOENT) {
 			rc = -errno;
@@ -2633,19 +2662,23 @@ void qfs_rnode_close(struct qfs_rnode *rn)
  * group are not supported (the router creates each group once): the loser
  * gets -EEXIST but both wrote the same files. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join);
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join,
+			const struct qfs_paxos_floor *floor);
 
 int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 			   const struct qfs_paxos_config *members)
 {
-	return group_create(rn, group, members, 0, 0);
+	return group_create(rn, group, members, 0, 0, NULL);
 }
 
 /* qfs_rnode_group_create, and when promised is not 0 the promise file
  * written (durably) before the group is loaded; join: members need not
- * hold this node (qfs_rnode_group_join). */
+ * hold this node (qfs_rnode_group_join), floor (may be NULL): the vote
+ * floor file, written (durably) before the group is loaded too, so the
+ * replica never runs without it. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join)
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join,
+			const struct qfs_paxos_floor *floor)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[128];
 	struct group *g;
@@ -2673,13 +2706,15 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 	{
 		/* Leftovers of a drop that failed part-way (or of an earlier
 		 * incarnation): the new replica starts empty. */
-		char wdir[PATH_MAX], prom[PATH_MAX];
+		char wdir[PATH_MAX], prom[PATH_MAX], flo[PATH_MAX];
 		struct stat sb;
 
 		if ((rc = qfs_node_path_fmt(wdir, sizeof(wdir), "%s/wal/%016" PRIx64, rn->dir, group)) ||
-		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)))
+		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)) ||
+		    (rc = qfs_node_path_fmt(flo, sizeof(flo), "%s.floor", path)))
 			return rc;
-		if ((stat(wdir, &sb) == 0 || stat(prom, &sb) == 0) && (rc = finish_drop(rn, group)))
+		if ((stat(wdir, &sb) == 0 || stat(prom, &sb) == 0 || stat(flo, &sb) == 0) &&
+		    (rc = finish_drop(rn, group)))
 			return rc;
 	}
 	if (promised) {
@@ -2693,6 +2728,17 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)) ||
 		    (rc = qfs_node_path_fmt(ptmp, sizeof(ptmp), "%s.promise.tmp", path)) ||
 		    (rc = qfs_node_file_put(gdir, ptmp, prom, ptext)))
+			return rc;
+	}
+	if (floor && floor->lsn) {
+		char gdir[PATH_MAX], fpath[PATH_MAX], ftmp[PATH_MAX], ftext[80];
+
+		snprintf(ftext, sizeof(ftext), "floor %" PRIu64 " %" PRIu64 "\n", floor->lsn,
+			 floor->ballot);
+		if ((rc = qfs_node_path_fmt(gdir, sizeof(gdir), "%s/groups", rn->dir)) ||
+		    (rc = qfs_node_path_fmt(fpath, sizeof(fpath), "%s.floor", path)) ||
+		    (rc = qfs_node_path_fmt(ftmp, sizeof(ftmp), "%s.floor.tmp", path)) ||
+		    (rc = qfs_node_file_put(gdir, ftmp, fpath, ftext)))
 			return rc;
 	}
 	if ((rc = group_load(rn, group, members, &g)))
@@ -2725,8 +2771,9 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 		group_free(g);
 		return rc;
 	}
-	QFS_LOG(QFS_LOG_INFO, "rnode group create group=%016" PRIx64 " node=%u members=%u", group,
-		rn->id, members->n);
+	QFS_LOG(QFS_LOG_INFO, "rnode group create group=%016" PRIx64 " node=%u members=%u "
+		"promised=%" PRIu64 " floor=%" PRIu64, group, rn->id, members->n, promised,
+		floor ? floor->lsn : 0);
 	return 0;
 }
 
@@ -2756,11 +2803,45 @@ int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
 }
 
 /* See rnode.h. */
-int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members)
+int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members,
+			 const struct qfs_paxos_floor *floor)
 {
 	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
 		return -EINVAL;
-	return group_create(rn, group, members, 0, 1);
+	return group_create(rn, group, members, floor ? floor->promised : 0, 1, floor);
+}
+
+/* See rnode.h. */
+int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
+			 struct qfs_paxos_floor *out, uint32_t *leader)
+{
+	struct group *g = group_get(rn, group);
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_mutex_lock(&g->mu);
+	rc = g->stopped || g->dropped ? QFS_ESTOPPED : qfs_paxos_join_floor(&g->px, id, out);
+	if (leader)
+		*leader = rc == -EREMOTE ? g->leader : 0;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return rc;
+}
+
+/* See rnode.h. */
+int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct group *g = group_get(rn, group);
+	int r;
+
+	if (!g)
+		return 0;
+	pthread_mutex_lock(&g->mu);
+	r = g->px.floor_lsn > g->px.applied;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return r;
 }
 
 /* See rnode.h.  The members this replica applied last. */
@@ -2970,7 +3051,7 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		return -EINVAL;
 	if ((rc = qfs_rnode_group_drop(rn, group)))
 		return rc;
-	rc = group_create(rn, group, members, promised, 0);
+	rc = group_create(rn, group, members, promised, 0, NULL);
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group rebuilt empty group=%016" PRIx64
 		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");

@@ -27,9 +27,17 @@
  * entry committed before it started.  After the faults stop (network healed,
  * everyone restarted) the group must make progress within a bounded time.
  *
- * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--verbose]
+ * Re-add schedules (readd_step): a removed member re-added empty while a
+ * member of an older configuration is down and then restarts; every
+ * replica created for an add takes the vote floor of the leader
+ * (qfs_paxos_join_floor); --readd-nofloor runs them without it, which the
+ * checker must catch (the hole of doc/cluster.md).
+ *
+ * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]
+ *            [--readd | --readd-nofloor] [--verbose]
  * Without arguments (make check): 2000 short schedules (9 s of simulated time
- * each) and 4 long ones (65 s).
+ * each), 4 long ones (65 s) and 300 re-add schedules (11 s), then the same
+ * re-add schedules without the floor in a child, which must fail.
  */
 #include "config.h"
 
@@ -41,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "common/buf.h"
 #include "repl/paxos.h"
@@ -91,6 +100,9 @@ struct node {
 	int was_member;    /* applied a configuration holding it */
 	struct qfs_paxos_config applied_cfg; /* configuration at applied (the
 					      * driver's "members file") */
+	struct qfs_paxos_floor floor; /* vote floor it was created with (re-add) */
+	qfs_lsn_t rejoin_lsn; /* re-created: the log up to here is history from
+			       * before (its old membership there does not count) */
 };
 
 struct chosen {
@@ -131,6 +143,10 @@ static struct sim {
 	uint32_t rm_id;
 	uint64_t cfg_changes; /* CONFIG entries chosen */
 	struct qfs_paxos_config final_cfg; /* the last one chosen */
+	/* re-add schedules (readd_step): 1 with the vote floor, 2 without */
+	int readd, readd_phase;
+	uint64_t readd_at;
+	uint64_t readd_cut_until; /* node 3 cannot reach nor hear 2 and 4 */
 } S;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -143,7 +159,8 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nreplay: tests/sim/sim --seed %" PRIu64 " --verbose\n", S.seed);
+	fprintf(stderr, "\nreplay: tests/sim/sim --seed %" PRIu64 "%s --verbose\n", S.seed,
+		S.readd == 1 ? " --readd" : S.readd == 2 ? " --readd-nofloor" : "");
 	exit(1);
 }
 
@@ -344,6 +361,9 @@ static void send_frame(int from, int to, uint8_t *buf, size_t len)
 
 		if (S.cut[from][to] || pct(S.loss_pct))
 			continue;
+		if (S.now < S.readd_cut_until && S.now < S.heal_at &&
+		    ((from == 2 && (to == 1 || to == 3)) || (to == 2 && (from == 1 || from == 3))))
+			continue;
 		if (pct(S.long_delay_pct))
 			delay += rn(300);
 		if (pct(S.corrupt_pct))
@@ -519,7 +539,7 @@ static int sim_apply(void *ctx, qfs_lsn_t commit)
 		nd->hash = hash_step(nd->hash, l, &nd->log[l]);
 		if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG) {
 			nd->applied_cfg = nd->log[l].cfg;
-			nd->was_member |= cfg_has(&nd->applied_cfg, nd->id);
+			nd->was_member |= cfg_has(&nd->applied_cfg, nd->id) && l > nd->rejoin_lsn;
 		}
 		if (!S.hash_at[l])
 			S.hash_at[l] = nd->hash;
@@ -562,7 +582,7 @@ static void sim_snapshot_to(void *ctx, uint32_t to)
 		tn->dlast = lsn;
 	tn->applied = lsn;
 	tn->applied_cfg = nd->applied_cfg;
-	tn->was_member |= cfg_has(&tn->applied_cfg, tn->id);
+	tn->was_member |= cfg_has(&tn->applied_cfg, tn->id) && lsn > tn->rejoin_lsn;
 	ev.cfg = &tn->applied_cfg;
 	tn->hash = S.hash_at[lsn];
 	tn->first_retained = lsn + 1;
@@ -656,6 +676,8 @@ static void node_start(struct node *nd)
 	hs.last_ballot = nd->dlast ? nd->log[nd->dlast].ballot : 0;
 	hs.applied = nd->applied;
 	hs.first_retained = nd->first_retained;
+	hs.floor_lsn = nd->floor.lsn;
+	hs.floor_ballot = nd->floor.ballot;
 	for (qfs_lsn_t l = nd->applied ? nd->applied : 1; l <= nd->dlast; l++)
 		if (!nruns || runs[nruns - 1].ballot != nd->log[l].ballot) {
 			if (nruns == QFS_PAXOS_MAX_RUNS)
@@ -883,6 +905,150 @@ static void members_step(void)
 	step(ld, &ev);
 }
 
+/* ---- re-adding a removed member while an old member is down ---- */
+
+/* The up leader with the highest ballot, NULL if none. */
+static struct node *leader_node(void)
+{
+	struct node *ld = NULL;
+
+	for (int i = 0; i < NN; i++)
+		if (S.n[i].up && S.n[i].px.role == QFS_PAXOS_LEADER &&
+		    (!ld || S.n[i].px.ballot > ld->px.ballot))
+			ld = &S.n[i];
+	return ld;
+}
+
+static void propose_config(struct node *ld, const struct qfs_paxos_config *nc)
+{
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	struct qfs_repl_entry e;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE };
+
+	memset(&e, 0, sizeof(e));
+	e.type = QFS_REPL_ENTRY_CONFIG;
+	e.len = qfs_paxos_config_encode(nc, buf);
+	e.data = buf;
+	ev.entries = &e;
+	ev.n = 1;
+	ev.now_ms = local_now(ld);
+	say("node=%u propose config n=%u ids=%u,%u,%u", ld->id, nc->n, nc->ids[0], nc->ids[1],
+	    nc->n > 2 ? nc->ids[2] : 0);
+	step(ld, &ev);
+}
+
+/* Make the leader's configuration cfg with id added (add) or removed: 1
+ * once that is committed in its view, else 0 (proposed, or retried later). */
+static int change_to(struct node *ld, uint32_t id, int add)
+{
+	struct qfs_paxos_config nc = ld->px.cfg;
+	uint32_t k = 0;
+
+	if (cfg_has(&ld->px.base_cfg, id) == add && !ld->px.ncfgs)
+		return 1;
+	if (ld->px.ncfgs || cfg_has(&nc, id) == add)
+		return 0; /* in flight */
+	if (add) {
+		nc.ids[nc.n++] = id;
+	} else {
+		for (uint32_t i = 0; i < nc.n; i++)
+			if (nc.ids[i] != id)
+				nc.ids[k++] = nc.ids[i];
+		nc.n = k;
+	}
+	propose_config(ld, &nc);
+	return 0;
+}
+
+/* Create node nd's replica empty for its (re-)add, as `quorumfs member
+ * add` does: with the floor of leader ld (S.readd 1) or none (2, the
+ * hole); its old replica, if any, was dropped.  0, or -1 (ld gives no
+ * floor yet: retry). */
+static int recreate(struct node *nd, struct node *ld)
+{
+	struct qfs_paxos_floor fl;
+
+	memset(&fl, 0, sizeof(fl));
+	if (S.readd == 1 && qfs_paxos_join_floor(&ld->px, nd->id, &fl) != 0)
+		return -1;
+	if (nd->up)
+		node_crash(nd); /* (its held messages and local steps go) */
+	nd->vlast = nd->dlast = nd->applied = nd->checked = 0;
+	nd->hash = 0;
+	nd->first_retained = 1;
+	nd->was_member = 0;
+	nd->rejoin_lsn = ld->px.last;
+	nd->promised_d = fl.promised;
+	nd->floor = fl;
+	nd->applied_cfg = ld->px.cfg;
+	nd->restart_at = UINT64_MAX;
+	say("node=%u re-created floor=%" PRIu64 "/%" PRIx64 " promised=%" PRIx64, nd->id, fl.lsn,
+	    fl.ballot, fl.promised);
+	node_start(nd);
+	return 0;
+}
+
+/* The scenario of doc/cluster.md: node 1 (A) goes down for good with
+ * {1,2,3}; then, one change at a time, remove 1, add 4, remove 3, drop
+ * node 3's replica and add it back empty; once that CONFIG is appended, A
+ * restarts with its stale log and configuration and the leader crashes,
+ * while node 3 is still catching up.  The checker (check_commits,
+ * check_new_leader) must never see a committed entry lost or replaced. */
+static void readd_step(void)
+{
+	struct node *ld = leader_node();
+
+	if (!S.readd || S.now < S.readd_at || S.readd_phase >= 6)
+		return;
+	if (S.readd_phase == 0) {
+		if (!ld || ld->px.commit < 3)
+			return;
+		if (S.n[0].up)
+			node_crash(&S.n[0]);
+		S.n[0].restart_at = UINT64_MAX; /* down until phase 5 */
+		S.readd_phase = 1;
+		say("readd: node 1 down");
+		return;
+	}
+	if (!ld || ld->id == 1)
+		return;
+	switch (S.readd_phase) {
+	case 1:
+		S.readd_phase += change_to(ld, 1, 0);
+		break;
+	case 2:
+		if (!S.n[3].joined && recreate(&S.n[3], ld) != 0)
+			break;
+		S.readd_phase += change_to(ld, 4, 1);
+		break;
+	case 3:
+		S.readd_phase += change_to(ld, 3, 0);
+		break;
+	case 4:
+		if (ld->id == 3)
+			break; /* (it hands over: removed) */
+		if (recreate(&S.n[2], ld) != 0)
+			break;
+		S.readd_phase = 5;
+		/* fall through */
+	case 5:
+		if (!cfg_has(&ld->px.cfg, 3)) {
+			(void)change_to(ld, 3, 1);
+			if (!cfg_has(&ld->px.cfg, 3))
+				break;
+		}
+		/* node 3 is slow to catch up: the others do not reach it
+		 * for a while (node 1 does) */
+		S.readd_cut_until = S.now + 1500 + rn(2000);
+		say("readd: node 1 restarts; node 3 cut from 2 and 4 until %" PRIu64, S.readd_cut_until);
+		node_start(&S.n[0]);
+		if (S.now < S.heal_at && pct(50))
+			node_crash(ld); /* (after the heal a crashed node stays down) */
+		S.readd_phase = 6;
+		break;
+	}
+}
+
 static void heal(void)
 {
 	memset(S.cut, 0, sizeof(S.cut));
@@ -902,6 +1068,8 @@ static uint32_t leader_now(void)
 			return S.n[i].id;
 	return 0;
 }
+
+static int readd_mode; /* run()'s schedules: S.readd */
 
 static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 {
@@ -936,6 +1104,12 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 	S.members_change = (int)((seed * 0xD6E8FEB86659FD93ULL) >> 63);
 	S.add_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % (faulty_ms / 2);
 	S.rm_at = S.add_at + 500 + (seed * 0x9FB21C651E98DF25ULL >> 40) % (faulty_ms / 2);
+	if (readd_mode) {
+		/* the re-add scenario instead of the random changes */
+		S.readd = readd_mode;
+		S.members_change = 0;
+		S.readd_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % 700;
+	}
 	for (int i = 0; i < NN; i++)
 		S.n[i].id = (uint32_t)i + 1;
 	for (int i = 0; i < NN; i++) {
@@ -1009,6 +1183,7 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 		if (S.now >= next_fault) {
 			faults();
 			members_step();
+			readd_step();
 			next_fault = S.now + 100;
 		}
 	}
@@ -1072,9 +1247,47 @@ static void cleanup(void)
 	qfs_buf_close(&S.frame);
 }
 
+#define READD_MS 6000 /* faulty time of a re-add schedule */
+
+/* The re-add schedules 1..n in mode (S.readd): how many reached the end
+ * of the scenario (node 1 back, the leader crashed); a failure exits. */
+static uint64_t readd_runs(int mode, uint64_t n)
+{
+	uint64_t done = 0;
+
+	readd_mode = mode;
+	for (uint64_t s = 1; s <= n; s++) {
+		run(s, READD_MS, 0);
+		done += S.readd_phase == 6;
+		cleanup();
+	}
+	readd_mode = 0;
+	return done;
+}
+
+/* Without the vote floor the same schedules must fail (the model keeps
+ * its teeth): run them in a child, quiet.  1 if the child failed. */
+static int readd_caught(uint64_t n)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(3);
+		(void)readd_runs(2, n);
+		_exit(0);
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		return 0;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t seed = 0, seeds = 2000, nlong = 4;
+	uint64_t seed = 0, seeds = 2000, nlong = 4, nreadd = 300, readd_done;
 	int verbose = 0, one = 0;
 	uint64_t total_chosen = 0, total_elections = 0, total_reads = 0, total_handoffs = 0;
 	uint64_t with_pref = 0, pref_leads = 0, with_mc = 0, mc_done = 0, cfg_total = 0;
@@ -1089,16 +1302,23 @@ int main(int argc, char **argv)
 			seeds = strtoull(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--long") && i + 1 < argc) {
 			nlong = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--readd-seeds") && i + 1 < argc) {
+			nreadd = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--readd")) {
+			readd_mode = 1;
+		} else if (!strcmp(argv[i], "--readd-nofloor")) {
+			readd_mode = 2;
 		} else if (!strcmp(argv[i], "--verbose")) {
 			verbose = 1;
 		} else {
-			fprintf(stderr, "usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--verbose]\n");
+			fprintf(stderr, "usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]\n"
+				"           [--readd | --readd-nofloor] [--verbose]\n");
 			return 2;
 		}
 	}
 	if (one) {
 		/* Seeds >= 1000000 are the long schedules. */
-		run(seed, seed >= 1000000 ? 60000 : 4000, verbose);
+		run(seed, readd_mode ? READD_MS : seed >= 1000000 ? 60000 : 4000, verbose);
 		cleanup();
 		return 0;
 	}
@@ -1141,5 +1361,20 @@ int main(int argc, char **argv)
 			" of %" PRIu64 " schedules (want >= 90%%)\n", pref_leads, with_pref);
 		return 1;
 	}
+	if (!nreadd)
+		return 0;
+	/* re-adding a removed member while an old member is down */
+	readd_done = readd_runs(1, nreadd);
+	printf("sim: re-add: %" PRIu64 " schedules ok, %" PRIu64 " reached the old member's restart\n",
+	       nreadd, readd_done);
+	if (readd_done * 2 < nreadd) {
+		fprintf(stderr, "sim: FAIL the re-add scenario reached its end in fewer than half the schedules\n");
+		return 1;
+	}
+	if (!readd_caught(nreadd)) {
+		fprintf(stderr, "sim: FAIL the re-add schedules without the vote floor were not caught\n");
+		return 1;
+	}
+	printf("sim: re-add without the vote floor: caught (tests/sim/sim --readd-nofloor --seed N --verbose)\n");
 	return 0;
 }

@@ -309,6 +309,20 @@ static void spare_start(void)
 	ck_assert_int_eq(qfs_rnode_open(&o, &SPARE), 0);
 }
 
+/* The text of a small file into buf: 0 or -1. */
+static int file_text(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return 0;
+}
+
 static struct qfs_rnode *node_of(uint32_t id)
 {
 	return id == 4 ? SPARE : id >= 1 && id <= NN ? RN[id - 1] : NULL;
@@ -396,8 +410,9 @@ START_TEST(t_replace_member)
 {
 	const uint32_t c1234[] = { 1, 2, 3, 4 }, c124[] = { 1, 2, 4 }, c14[] = { 1, 4 };
 	struct qfs_paxos_config m, cur = { .n = 3, .ids = { 1, 2, 3 } };
-	uint32_t l;
-	char name[32], vals[20][32];
+	struct qfs_paxos_floor fl;
+	uint32_t l, hint = 0;
+	char name[32], vals[20][32], path[400], text[128], want[128];
 
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof(name), "before%d", i);
@@ -408,12 +423,33 @@ START_TEST(t_replace_member)
 	node_stop(2);
 	spare_start();
 	ck_assert_int_eq(qfs_rnode_group_create(SPARE, G, &cur), -EINVAL); /* not a member */
-	ck_assert_int_eq(qfs_rnode_group_join(SPARE, G, &cur), 0);
-	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
-	ck_assert_uint_eq(m.n, 3);
+	/* the vote floor from the leader (doc/paxos.md section 7), kept in
+	 * the promise file and groups/<group>.floor */
 	l = leader4();
 	ck_assert_uint_ne(l, 0);
 	ck_assert_uint_ne(l, 4);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), G, 3, &fl, NULL), -EINVAL); /* a member */
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l == 1 ? 2 : 1), G, 4, &fl, &hint), -EREMOTE);
+	ck_assert_uint_eq(hint, l);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), 0x7777, 4, &fl, NULL), QFS_ENOGROUP);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), G, 4, &fl, NULL), 0);
+	ck_assert_uint_ge(fl.lsn, 22);
+	ck_assert_uint_ne(fl.ballot, 0);
+	ck_assert_uint_ge(fl.promised, fl.ballot);
+	ck_assert_int_eq(qfs_rnode_group_join(SPARE, G, &cur, &fl), 0);
+	snprintf(path, sizeof(path), "%s/n4/groups/%016llx.floor", tmpdir, (unsigned long long)G);
+	ck_assert_int_eq(file_text(path, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), "floor %llu %llu\n", (unsigned long long)fl.lsn,
+		 (unsigned long long)fl.ballot);
+	ck_assert_str_eq(text, want);
+	snprintf(path, sizeof(path), "%s/n4/groups/%016llx.promise", tmpdir, (unsigned long long)G);
+	ck_assert_int_eq(file_text(path, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), "promised %llu\n", (unsigned long long)fl.promised);
+	ck_assert_str_eq(text, want);
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 1); /* below its floor */
+	ck_assert_int_eq(qfs_rnode_group_joining(RN[0], G), 0);
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert_uint_eq(m.n, 3);
 	m.n = 2;
 	memcpy(m.ids, c14, sizeof(c14));
 	ck_assert_int_eq(qfs_rnode_propose_members(node_of(l), G, &m, 1000, NULL), -EINVAL); /* two changes */
@@ -425,6 +461,7 @@ START_TEST(t_replace_member)
 		usleep(10000);
 	}
 	ck_assert(spare_has("marker", "one"));
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 0); /* caught up past it */
 	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
 	ck_assert_uint_eq(m.n, 3);
 	ck_assert_uint_eq(m.ids[2], 4);
