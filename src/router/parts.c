@@ -38,6 +38,13 @@
  * abandoned split whose fence reset failed, or one whose outcome stayed
  * unknown, leaves until the next open.
  *
+ * Cluster mode (several mounts write the same tables): split_cluster
+ * instead of split, under an intent record that one mount wins in the
+ * meta group, with the old group fenced before the copy; dead splitters'
+ * intents taken over after a lease; reads checked against the fence
+ * (router_check_read).  See the banner above split_cluster and
+ * doc/cluster.md section 6.
+ *
  * Locks: see router_int.h (split_run_mu, then tables_lock).
  */
 #include "config.h"
@@ -689,7 +696,7 @@ int router_fence_repair(struct qfs_router *r, qfs_table_t table)
 
 	/* a running split fences its group ahead of the map on purpose and
 	 * settles it itself: only with no split running is a difference a
-	 * leftover (this router is the only one that splits, doc/cluster.md) */
+	 * leftover (embedded: this router is the only one that splits) */
 	if (pthread_mutex_trylock(&r->split_run_mu) != 0)
 		return -EBUSY;
 	rc = qfs_meta_reload_table(r->meta, table); /* judge by the stored map only */

@@ -189,7 +189,8 @@ int router_refresh(struct qfs_router *r, qfs_table_t table);
  * abandoned split whose reset of the old group's fence failed, a split
  * whose outcome was unknown), as the repair at open does; then refresh
  * the cache.  0, -EBUSY (a split runs: it settles its groups itself), map
- * read and propose errors. */
+ * read and propose errors.  Cluster mode: also takes over dead splits'
+ * intents of table, and leaves alone a group an intent holds. */
 int router_fence_repair(struct qfs_router *r, qfs_table_t table);
 /* Cluster mode (qfs_cell_remote): after a read of p's group routed by
  * the cache, check that the read was good: p's fence still at p's epoch,
