@@ -82,12 +82,45 @@ parts() {
 
 # ---- 1. writers through both mounts, the table splits
 rm -f "$T/STOP"
-writer "$M1/t" a 8 >"$T/wa.out" 2>&1 &
+writer "$M1/t" a 7 >"$T/wa.out" 2>&1 &
 WA=$!
-writer "$M2/t" b 8 >"$T/wb.out" 2>&1 &
+writer "$M2/t" b 7 >"$T/wb.out" 2>&1 &
 WB=$!
+# a reader through each mount of the files the other mount acknowledged,
+# while the splits run: content intact, and every name acknowledged before
+# a readdir starts is in it (reads of a moved range are never missed)
+reader() {
+	python3 - "$1" "$2" "$T/STOP" "$3" <<'PY'
+import hashlib, os, sys, time
+d, acked, stop, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+end, rounds, reads = time.time() + secs, 0, 0
+while time.time() < end and not os.path.exists(stop):
+    try:
+        lines = [l.split() for l in open(acked) if l.endswith("\n")]
+    except FileNotFoundError:
+        lines = []
+    names = set(os.listdir(d))
+    missing = [n for n, _ in lines if n not in names]
+    if missing:
+        sys.exit("readdir of %s misses acknowledged %s" % (d, missing[:3]))
+    for n, h in lines[-20:]:
+        with open(os.path.join(d, n), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != h:
+                sys.exit("acknowledged file %s differs through %s" % (n, d))
+        reads += 1
+    rounds += 1
+print("%d readdirs, %d reads" % (rounds, reads))
+PY
+}
+reader "$M2/t" "$T/a.acked" 7 >"$T/ra.out" 2>&1 &
+RA=$!
+reader "$M1/t" "$T/b.acked" 7 >"$T/rb.out" 2>&1 &
+RB=$!
 wait $WA || fail "writer through mount 1: $(cat "$T/wa.out")"
 wait $WB || fail "writer through mount 2: $(cat "$T/wb.out")"
+wait $RA || fail "reader through mount 2: $(cat "$T/ra.out")"
+wait $RB || fail "reader through mount 1: $(cat "$T/rb.out")"
+note "readers during the splits: mount 2 $(cat "$T/ra.out"); mount 1 $(cat "$T/rb.out")"
 note "mount 1: $(cat "$T/wa.out"); mount 2: $(cat "$T/wb.out")"
 # the last splits may still run: wait until both mounts agree twice in a row
 prev=
@@ -195,5 +228,5 @@ for k in 3 4; do
 	done
 	note "kill -9 at split step $k: $before -> $after partitions, every file intact, writes went on"
 done
-grep -c "partition fence repaired\|split intent taken over" "$T/s1/quorumfs.log" "$T/s2/quorumfs.log" | sed 's/^/# /'
+note "takeovers and fence repairs logged by mount 1: $(grep -c "partition fence repaired\|split intent taken over" "$T/s1/quorumfs.log"), mount 2: $(grep -c "partition fence repaired\|split intent taken over" "$T/s2/quorumfs.log")"
 exit 0
