@@ -1876,6 +1876,23 @@ START_TEST(t_snapshot)
 }
 END_TEST
 
+/* Files in node n's snapshot staging directory (store/qfs-install). */
+static int staging_files(int n)
+{
+	char path[400];
+	struct dirent *de;
+	int c = 0;
+
+	snprintf(path, sizeof(path), "%s/n%d/store/qfs-install", tmpdir, n);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		c += de->d_name[0] != '.';
+	closedir(d);
+	return c;
+}
+
 /* A snapshot several times the receiver's inbox (512 KiB here; the default
  * is 64 MiB) gets through: the leader streams it with a window of chunks
  * the follower acknowledges, instead of sending every chunk at once into
@@ -1940,6 +1957,16 @@ START_TEST(t_snapshot_big)
 		ck_assert_uint_eq(ns.drop_in_frames, 0);
 		ck_assert_uint_gt(ns.recv_bytes, (uint64_t)nitems * 28000);
 	}
+	/* node 3 wrote the items out as they came: it never held more than
+	 * two of them in memory, not the 4.5 MiB group */
+	{
+		struct qfs_rnode_ginfo gi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[2], G, &gi), 0);
+		ck_assert_uint_gt(gi.snap_in_peak, 0);
+		ck_assert_uint_le(gi.snap_in_peak, 2 * 30100);
+		ck_assert_int_eq(staging_files(3), 0);
+	}
 	put_acked("after", "v");
 	wait_key(2, "after", "v");
 }
@@ -1985,6 +2012,7 @@ START_TEST(t_snapshot_idle)
 	ck_assert(acked);
 	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
 	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	ck_assert_int_gt(staging_files(2), 0); /* on disk, not in memory */
 	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
 	for (int t = 0; t < 400; t++) {
 		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
@@ -1993,6 +2021,7 @@ START_TEST(t_snapshot_idle)
 		usleep(100000);
 	}
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(staging_files(2), 0); /* its staging files went with it */
 	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
 	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
 	/* chunk 1 of the freed transfer is refused: nothing held again */
