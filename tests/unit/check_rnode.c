@@ -1976,7 +1976,7 @@ END_TEST
  * transfer) is freed by the follower once idle for 2 x the abandon time
  * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
  * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
- * nothing more. */
+ * nothing more.  Then a crash between two chunks of another transfer. */
 START_TEST(t_snapshot_idle)
 {
 	struct qfs_rnode_ginfo gi;
@@ -2035,6 +2035,34 @@ START_TEST(t_snapshot_idle)
 	c.total = 2;
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
 	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	/* A crash between two chunks of another transfer: node 2 stops with
+	 * chunk 0 taken (close removes its staging files; they are put back
+	 * as a crash would leave them) and reopens: open removes them, the
+	 * old state is intact and nothing of the transfer shows. */
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k3", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 43, .seq = 0, .n = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	acked = 0;
+	for (uint64_t end = qfs_clock_mono_ms() + 10000; !acked && qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		acked = f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack && d.xfer == 43;
+		qfs_net_frame_free(f);
+	}
+	ck_assert(acked);
+	ck_assert_int_gt(staging_files(2), 0);
+	wal_copy("n2/store/qfs-install", "n2-staging");
+	node_stop(1);
+	ck_assert_int_eq(staging_files(2), 0);
+	wal_copy("n2-staging", "n2/store/qfs-install");
+	ck_assert_int_gt(staging_files(2), 0);
+	node_start(1, 0);
+	ck_assert_int_eq(staging_files(2), 0);
+	ck_assert_int_eq(get_is(1, "k3", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
 	qfs_buf_close(&b);
 	qfs_net_endpoint_close(ep);
 	node_start(0, 0);
