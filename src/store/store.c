@@ -289,6 +289,7 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 	rocksdb_readoptions_set_verify_checksums(s->ro_fast, 0);
 	rocksdb_readoptions_set_fill_cache(s->ro_fast, 0);
 	store_set_budget(s, o);
+	s->install_file_bytes = o ? o->install_file_bytes : 0;
 	/* Our WAL is the durability source and the node replays it from the
 	 * applied LSN, so RocksDB's own WAL is off: no double logging, and no
 	 * RocksDB log write that can fail on a full disk (its WAL writer asserts

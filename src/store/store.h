@@ -44,6 +44,7 @@ void qfs_store_cache_free(struct qfs_store_cache *c);
 #define QFS_STORE_MEMTABLE_DEFAULT (16ull << 20) /* memtables, per store */
 #define QFS_STORE_MEMTABLE_MIN (2ull << 20)
 #define QFS_STORE_BLOB_MIN_DEFAULT 4096u         /* values this large go to blob files */
+#define QFS_STORE_INSTALL_FILE_DEFAULT (64ull << 20) /* snapshot install: staging file size */
 
 /* Memory and layout budget of one store (doc/format-store.md "Options"). */
 struct qfs_store_opts {
@@ -57,6 +58,11 @@ struct qfs_store_opts {
 					  written once and never rewritten by
 					  compaction; 0: QFS_STORE_BLOB_MIN_DEFAULT,
 					  UINT32_MAX: no blob files */
+	uint64_t install_file_bytes;   /* a snapshot install (below) starts a new
+					  staging file once one passes this size,
+					  which bounds the memory of the file's
+					  index and filter; 0:
+					  QFS_STORE_INSTALL_FILE_DEFAULT */
 };
 
 /* Open or create the RocksDB in dir with the default options (a private
@@ -133,7 +139,8 @@ int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn
  * Readers see the change atomically.  The items go to disk as they come,
  * into SST files in the staging directory DIR/qfs-install/ that commit
  * ingests in one step (install.c): memory stays about one item plus
- * RocksDB's file buffer (1 MiB), whatever the snapshot's size, and the
+ * RocksDB's file buffer (1 MiB) and the index and filter of one staging
+ * file (install_file_bytes), whatever the snapshot's size, and the
  * disk needs about the snapshot's size free until commit.  Staging files
  * are removed by abort, by a failed commit and, after a crash, by the
  * next open.

@@ -53,6 +53,9 @@ struct qfs_store {
 					     txns is known, sorted by group (xact.c);
 					     I/O thread only, like apply */
 	size_t nnprep, nprep_cap;
+	uint64_t install_file_bytes;      /* a snapshot install's stream starts a new
+					     staging file past this size (bytes;
+					     0: default); immutable after open */
 	uint64_t install_seq;             /* number of the last snapshot install begun
 					     (its staging file names); atomic */
 	uint64_t install_peak;            /* most item bytes one install held in

@@ -2036,14 +2036,17 @@ static void inst_add(struct qfs_store_install *in, uint64_t from, uint64_t to)
 }
 
 /* A snapshot of 8 MiB in 128 KiB chunks on a store whose memtables may
- * hold 2 MiB: the install never buffers more than two items in memory
- * (its counter, not RSS), the old state stays readable until commit,
+ * hold 2 MiB and whose install files roll over at 1 MiB: the install
+ * never buffers more than two items in memory (its counter, not RSS), it
+ * spreads the items over several staging files, the old state stays
+ * readable until commit,
  * commit replaces it wholly (old items gone, chunks checked by their 'c'
  * records), the staging files are gone, and it survives a reopen. */
 START_TEST(test_install_bounded)
 {
 	static uint8_t got[QFS_CHUNK_SIZE], want[QFS_CHUNK_SIZE];
-	struct qfs_store_opts o = { .memtable_bytes = QFS_STORE_MEMTABLE_MIN };
+	struct qfs_store_opts o = { .memtable_bytes = QFS_STORE_MEMTABLE_MIN,
+				    .install_file_bytes = 1u << 20 };
 	struct qfs_store_install *in;
 	qfs_lsn_t lsn;
 	uint64_t ballot;
@@ -2057,7 +2060,7 @@ START_TEST(test_install_bounded)
 	k = kdent(DIR_INO, "new", &kl); /* dentries sort before the chunks */
 	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
 	inst_add(in, 0, INST_CHUNKS);
-	ck_assert_int_gt(staging_files(), 0);
+	ck_assert_int_ge(staging_files(), INST_CHUNKS / 8); /* about 1 MiB each */
 	inst_old_intact(); /* nothing visible before commit */
 	ck_assert_int_eq(qfs_store_install_commit(in, 77, 99), 0);
 	ck_assert_uint_gt(qfs_store_install_peak(st), 0);
@@ -2085,7 +2088,8 @@ START_TEST(test_install_bounded)
 		ck_assert_int_eq(qfs_store_snap_point(st, G1, &lsn, &ballot), 0);
 		ck_assert(lsn == 77 && ballot == 99);
 		knext = 0;
-		reopen();
+		qfs_store_close(st);
+		ck_assert_int_eq(qfs_store_open_opts(dir, &o, &st), 0);
 	}
 }
 END_TEST
@@ -2116,6 +2120,35 @@ START_TEST(test_install_refused)
 	ck_assert_int_eq(qfs_store_install_commit(in, 9, 1), 0); /* an empty group */
 	kl = qfs_key_chunk(k, FILE_INO, 0);
 	ck_assert(!present(G1, k, (uint32_t)kl));
+	/* a key out of order where a new staging file starts (every two
+	 * chunks here): refused as well */
+	struct qfs_store_opts o = { .install_file_bytes = 1 };
+	qfs_store_close(st);
+	ck_assert_int_eq(qfs_store_open_opts(dir, &o, &st), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	inst_add(in, 0, 2);
+	kl = qfs_key_chunk(k, FILE_INO, 1);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"x", 1), -EINVAL);
+	qfs_store_install_abort(in);
+	ck_assert_int_eq(staging_files(), 0);
+	/* and in order, the small files install the whole snapshot */
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	inst_add(in, 0, 7);
+	ck_assert_int_ge(staging_files(), 4);
+	ck_assert_int_eq(qfs_store_install_commit(in, 12, 1), 0);
+	ck_assert_int_eq(staging_files(), 0);
+	for (uint64_t c = 0; c < 8; c++) {
+		static uint8_t got[QFS_CHUNK_SIZE], want[QFS_CHUNK_SIZE];
+
+		kl = qfs_key_chunk(k, FILE_INO, c);
+		if (c == 7) {
+			ck_assert(!present(G1, k, (uint32_t)kl));
+			continue;
+		}
+		inst_chunk(want, c);
+		ck_assert_uint_eq(get_bytes(G1, k, (uint32_t)kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+		ck_assert_mem_eq(got, want, QFS_CHUNK_SIZE);
+	}
 }
 END_TEST
 
