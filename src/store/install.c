@@ -87,7 +87,8 @@ struct qfs_store_install {
 	uint64_t items;                    /* puts so far */
 	uint64_t file_bytes;               /* a stream starts a new file past this size */
 	struct stream st[2];               /* ST_C, ST_D */
-	char (*files)[PATH_MAX];           /* every staging file created, in order */
+	char **files;                      /* paths of every staging file created
+					      (malloc'd), in order */
 	size_t nfiles, cap;
 };
 
@@ -113,7 +114,7 @@ static int writer_err(const struct qfs_store_install *in, const char *what, char
 static int file_open(struct qfs_store_install *in, const char *name, rocksdb_sstfilewriter_t **out)
 {
 	rocksdb_envoptions_t *eo;
-	char *err = NULL;
+	char path[PATH_MAX], *err = NULL;
 
 	if (in->nfiles == in->cap) {
 		size_t cap = in->cap ? 2 * in->cap : 4;
@@ -130,8 +131,10 @@ static int file_open(struct qfs_store_install *in, const char *name, rocksdb_sst
 	rocksdb_envoptions_destroy(eo);
 	if (!*out)
 		return -ENOMEM;
-	snprintf(in->files[in->nfiles], PATH_MAX, "%s/" INSTALL_DIR "/%016" PRIx64 ".%" PRIu64 ".%s.sst",
+	snprintf(path, sizeof(path), "%s/" INSTALL_DIR "/%016" PRIx64 ".%" PRIu64 ".%s.sst",
 		 in->s->dir, in->group, in->num, name);
+	if (!(in->files[in->nfiles] = strdup(path)))
+		return -ENOMEM; /* the writer, not open yet, goes with its stream */
 	rocksdb_sstfilewriter_open(*out, in->files[in->nfiles++], &err);
 	if (err)
 		return store_rocks_err(in->s, "install open", err);
@@ -373,10 +376,12 @@ void qfs_store_install_abort(struct qfs_store_install *in)
 	for (int t = 0; t < 2; t++)
 		if (in->st[t].w)
 			rocksdb_sstfilewriter_destroy(in->st[t].w);
-	for (size_t f = 0; f < in->nfiles; f++)
+	for (size_t f = 0; f < in->nfiles; f++) {
 		if (unlink(in->files[f]) != 0 && errno != ENOENT)
 			QFS_LOG(QFS_LOG_WARN, "store install staging file not removed path=%s err=%s",
 				in->files[f], qfs_strerror(-errno));
+		free(in->files[f]);
+	}
 	free(in->files);
 	free(in);
 }
