@@ -78,7 +78,8 @@
  * machine asks (snapshot_to) and when a follower reports a position below
  * the first retained LSN (snap_behind: a wiped replica).  A follower
  * collects the chunks of one transfer in order into a store install
- * (one WriteBatch), then: store replaced and flushed, WAL kept (it holds
+ * (written to staging SST files as they come, ingested at once), then:
+ * store replaced and flushed, WAL kept (it holds
  * the snapshot's entry) or emptied, SNAPSHOT_INSTALLED.  The store records
  * the snapshot point, so open finishes an install cut by a crash after the
  * flush (snap_recover) and restores last/last_ballot of an emptied log.
@@ -1838,9 +1839,9 @@ static void snap_in_free(struct group *g)
 
 /* A partial snapshot of g that got no chunk for RNODE_SNAP_IDLE_MS (I/O
  * thread, from the timers): its sender gave up and nobody resumes it (a
- * leader change, or the follower caught up from the log), so its batch,
- * up to the whole group, is freed rather than held until the next
- * transfer, install or drop.  A later chunk of it is refused as out of
+ * leader change, or the follower caught up from the log), so its staging
+ * files, up to the whole group's size on disk, are removed rather than
+ * held until the next transfer, install or drop.  A later chunk of it is refused as out of
  * order (the leader retries from chunk 0). */
 static void snap_in_idle(struct qfs_rnode *rn, struct group *g)
 {
@@ -3140,6 +3141,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.first = g->wal_first;
 		gi.wal_bytes = g->wal_bytes;
 		gi.snap_in_chunks = g->sin_chunks;
+		gi.snap_in_peak = qfs_store_install_peak(rn->store);
 	}
 	pthread_mutex_unlock(&g->mu);
 	group_put(rn, g);

@@ -151,9 +151,13 @@ struct qfs_rnode_ginfo {
 	qfs_lsn_t last, durable, commit, applied;
 	qfs_lsn_t first;        /* first LSN still in the local WAL (0: empty) */
 	uint64_t wal_bytes;     /* bytes of the local WAL's segment files */
-	uint32_t snap_in_chunks; /* chunks of a snapshot being received, held in
-				   memory until it installs (0: none); one idle
-				   for 10 s is freed */
+	uint32_t snap_in_chunks; /* chunks of a snapshot being received, written
+				   to the store's staging files until it
+				   installs (0: none); one idle for 10 s is
+				   freed (its files removed) */
+	uint64_t snap_in_peak;  /* the most item bytes a snapshot install of this
+				   node held in memory at once since open
+				   (qfs_store_install_peak), bytes */
 };
 /* 0, QFS_ENOGROUP. */
 int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_ginfo *out);

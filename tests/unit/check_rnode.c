@@ -1913,6 +1913,23 @@ START_TEST(t_snapshot)
 }
 END_TEST
 
+/* Files in node n's snapshot staging directory (store/qfs-install). */
+static int staging_files(int n)
+{
+	char path[400];
+	struct dirent *de;
+	int c = 0;
+
+	snprintf(path, sizeof(path), "%s/n%d/store/qfs-install", tmpdir, n);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		c += de->d_name[0] != '.';
+	closedir(d);
+	return c;
+}
+
 /* A snapshot several times the receiver's inbox (512 KiB here; the default
  * is 64 MiB) gets through: the leader streams it with a window of chunks
  * the follower acknowledges, instead of sending every chunk at once into
@@ -1977,6 +1994,16 @@ START_TEST(t_snapshot_big)
 		ck_assert_uint_eq(ns.drop_in_frames, 0);
 		ck_assert_uint_gt(ns.recv_bytes, (uint64_t)nitems * 28000);
 	}
+	/* node 3 wrote the items out as they came: it never held more than
+	 * two of them in memory, not the 4.5 MiB group */
+	{
+		struct qfs_rnode_ginfo gi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[2], G, &gi), 0);
+		ck_assert_uint_gt(gi.snap_in_peak, 0);
+		ck_assert_uint_le(gi.snap_in_peak, 2 * 30100);
+		ck_assert_int_eq(staging_files(3), 0);
+	}
 	put_acked("after", "v");
 	wait_key(2, "after", "v");
 }
@@ -1986,7 +2013,7 @@ END_TEST
  * transfer) is freed by the follower once idle for 2 x the abandon time
  * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
  * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
- * nothing more. */
+ * nothing more.  Then a crash between two chunks of another transfer. */
 START_TEST(t_snapshot_idle)
 {
 	struct qfs_rnode_ginfo gi;
@@ -2022,6 +2049,7 @@ START_TEST(t_snapshot_idle)
 	ck_assert(acked);
 	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
 	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	ck_assert_int_gt(staging_files(2), 0); /* on disk, not in memory */
 	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
 	for (int t = 0; t < 400; t++) {
 		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
@@ -2030,6 +2058,7 @@ START_TEST(t_snapshot_idle)
 		usleep(100000);
 	}
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(staging_files(2), 0); /* its staging files went with it */
 	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
 	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
 	/* chunk 1 of the freed transfer is refused: nothing held again */
@@ -2043,6 +2072,34 @@ START_TEST(t_snapshot_idle)
 	c.total = 2;
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
 	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	/* A crash between two chunks of another transfer: node 2 stops with
+	 * chunk 0 taken (close removes its staging files; they are put back
+	 * as a crash would leave them) and reopens: open removes them, the
+	 * old state is intact and nothing of the transfer shows. */
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k3", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 43, .seq = 0, .n = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	acked = 0;
+	for (uint64_t end = qfs_clock_mono_ms() + 10000; !acked && qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		acked = f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack && d.xfer == 43;
+		qfs_net_frame_free(f);
+	}
+	ck_assert(acked);
+	ck_assert_int_gt(staging_files(2), 0);
+	wal_copy("n2/store/qfs-install", "n2-staging");
+	node_stop(1);
+	ck_assert_int_eq(staging_files(2), 0);
+	wal_copy("n2-staging", "n2/store/qfs-install");
+	ck_assert_int_gt(staging_files(2), 0);
+	node_start(1, 0);
+	ck_assert_int_eq(staging_files(2), 0);
+	ck_assert_int_eq(get_is(1, "k3", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
 	qfs_buf_close(&b);
 	qfs_net_endpoint_close(ep);
 	node_start(0, 0);
