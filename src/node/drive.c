@@ -87,12 +87,15 @@ static void stop(struct qfs_drive *d, int rc, const char *what)
 }
 
 /* Queue a local step; 0, or -ENOBUFS when the queue is full (the caller
- * drops a read or a snapshot request: the machine asks again). */
+ * drops a read or a snapshot request: the leader asks again after
+ * retry_ms).  The last slot is the apply's: at most one APPLY is queued
+ * (apply_queued), so reads and snapshot requests never crowd it out and
+ * a commit is applied without waiting for another update. */
 static int enqueue(struct qfs_drive *d, uint8_t kind, uint32_t peer, qfs_lsn_t from, qfs_lsn_t to)
 {
 	struct qfs_drive_local *l;
 
-	if (d->qlen == QFS_DRIVE_QUEUE)
+	if (d->qlen + (kind == QFS_DRIVE_L_APPLY ? 0u : 1u) >= QFS_DRIVE_QUEUE)
 		return -ENOBUFS;
 	l = &d->q[(d->qhead + d->qlen++) % QFS_DRIVE_QUEUE];
 	l->kind = kind;
@@ -193,8 +196,7 @@ static void handle(struct qfs_drive *d, const struct qfs_paxos_update *up)
 	if (up->commit > d->apply_to)
 		d->apply_to = up->commit;
 	if (!d->apply_queued && d->apply_to > o->applied(d->ctx)) {
-		/* The queue may be full of reads: the apply then waits for
-		 * the next update, which asks for it again. */
+		/* Never refused: the queue keeps a slot for the apply. */
 		if (enqueue(d, QFS_DRIVE_L_APPLY, 0, 0, 0) == 0)
 			d->apply_queued = 1;
 	}

@@ -43,7 +43,8 @@
 #include "common/buf.h"
 #include "repl/paxos.h"
 
-#define QFS_DRIVE_QUEUE 128 /* local steps queued at once (reads beyond: dropped) */
+#define QFS_DRIVE_QUEUE 128 /* local steps queued at once (the last one kept for
+			     * the apply; reads and snapshots beyond: dropped) */
 
 /* Entries read from the log for a follower (ops->read fills it). */
 struct qfs_drive_log {

@@ -26,6 +26,8 @@ static struct {
 	int depth, max_depth;   /* nesting of the step callback */
 	int stopped;
 	int sync_rc;
+	int read_rc;            /* returned by t_read */
+	uint32_t nread;         /* t_read calls */
 	qfs_lsn_t last, applied;
 	qfs_ballot_t ballot_at_last;
 } T;
@@ -126,8 +128,9 @@ static int t_read(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log 
 {
 	(void)ctx;
 	tr("read:%llu-%llu", (unsigned long long)from, (unsigned long long)to);
+	T.nread++;
 	out->n = 0;
-	return 0;
+	return T.read_rc;
 }
 
 static int t_apply(void *ctx, qfs_lsn_t commit)
@@ -340,6 +343,31 @@ START_TEST(test_reset_drops)
 }
 END_TEST
 
+/* A queue full of reads does not crowd out the apply: the last slot is
+ * kept for it, so a commit is applied in the same call even though no
+ * local step steps again (the reads fail) and no further update comes.
+ * The read beyond the others is dropped (the leader asks again). */
+START_TEST(test_apply_not_crowded_out)
+{
+	static struct qfs_paxos_read many[QFS_DRIVE_QUEUE];
+	struct qfs_paxos_update up;
+
+	for (uint32_t i = 0; i < QFS_DRIVE_QUEUE; i++)
+		many[i] = (struct qfs_paxos_read){ .peer = 2, .from = 1, .to = 1 };
+	memset(&up, 0, sizeof(up));
+	up.reads = many;
+	up.nreads = QFS_DRIVE_QUEUE;
+	up.commit = 5;
+	T.read_rc = -EIO; /* skipped: no LOG_ENTRIES step, no update */
+	qfs_drive_handle(&D, &up);
+	ck_assert_uint_eq(T.applied, 5);
+	ck_assert_uint_eq(T.nread, QFS_DRIVE_QUEUE - 1);
+	ck_assert_ptr_nonnull(strstr(T.trace, "apply:5 step:APPLIED(5)"));
+	ck_assert_uint_eq(D.qlen, 0);
+	ck_assert_int_eq(D.apply_queued, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("drive");
@@ -352,6 +380,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sync_fails);
 	tcase_add_test(tc, test_truncated_before_sync);
 	tcase_add_test(tc, test_reset_drops);
+	tcase_add_test(tc, test_apply_not_crowded_out);
 	suite_add_tcase(s, tc);
 	return s;
 }
