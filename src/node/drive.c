@@ -257,6 +257,14 @@ static void local_apply(struct qfs_drive *d)
 		stop(d, rc, "apply");
 		return;
 	}
+	if (d->ops->applied(d->ctx) < d->apply_to) {
+		/* The log lacks entries the machine committed here: stepping
+		 * APPLIED would ask for the same apply again, forever (the
+		 * recursion before the queue hit its depth assert).  This
+		 * replica cannot be trusted. */
+		stop(d, QFS_ECORRUPT, "apply short");
+		return;
+	}
 	memset(&ev, 0, sizeof(ev));
 	ev.type = QFS_PAXOS_EV_APPLIED;
 	ev.now_ms = d->ops->now_ms(d->ctx);

@@ -81,7 +81,9 @@ struct qfs_drive_ops {
 	int (*read)(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log *out);
 	void (*read_done)(void *ctx, struct qfs_drive_log *out);
 	/* Apply (applied, commit] in order, each exactly once; the applied
-	 * LSN reached is what applied() returns afterwards. */
+	 * LSN reached is what applied() returns afterwards.  Returning 0
+	 * short of commit (the log lacks committed entries) stops the group
+	 * with QFS_ECORRUPT. */
 	int (*apply)(void *ctx, qfs_lsn_t commit);
 	qfs_lsn_t (*applied)(void *ctx);
 	void (*snapshot_to)(void *ctx, uint32_t to); /* send a snapshot to node to */
