@@ -225,6 +225,15 @@ static void local_read(struct qfs_drive *d, const struct qfs_drive_local *l)
 	if (!out)
 		return; /* the leader retries after retry_ms */
 	rc = d->ops->read(d->ctx, l->from, l->to, out);
+	if (rc == 0 && out->n == 0) {
+		/* Nothing of a range the machine holds (the log is shorter
+		 * than it thinks): an empty LOG_ENTRIES makes it ask for the
+		 * same read at once, which would run again without end.  As
+		 * a failed read: the leader asks again after retry_ms. */
+		QFS_LOG(QFS_LOG_WARN, "rnode log read empty group=%016" PRIx64 " node=%u peer=%u from=%"
+			PRIu64 " to=%" PRIu64, d->group, d->self, l->peer, l->from, l->to);
+		rc = -ENODATA;
+	}
 	if (rc == 0) {
 		memset(&ev, 0, sizeof(ev));
 		ev.type = QFS_PAXOS_EV_LOG_ENTRIES;

@@ -74,8 +74,9 @@ struct qfs_drive_ops {
 	qfs_lsn_t (*last)(void *ctx);             /* the log's last LSN (0: empty) */
 	int (*ballot_at)(void *ctx, qfs_lsn_t lsn, qfs_ballot_t *out); /* of that entry */
 	/* Read [from, to] (at most QFS_PAXOS_MAX_BATCH entries; a short read
-	 * is fine) and the ballot of from - 1 into out.  QFS_ECORRUPT stops
-	 * the group, any other error skips the read (the leader asks again).
+	 * is fine, an empty one is skipped as an error) and the ballot of
+	 * from - 1 into out.  QFS_ECORRUPT stops the group, any other error
+	 * skips the read (the leader asks again after retry_ms).
 	 * read_done (may be NULL) is called after the LOG_ENTRIES step,
 	 * also on error. */
 	int (*read)(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log *out);
