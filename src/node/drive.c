@@ -87,12 +87,15 @@ static void stop(struct qfs_drive *d, int rc, const char *what)
 }
 
 /* Queue a local step; 0, or -ENOBUFS when the queue is full (the caller
- * drops a read or a snapshot request: the machine asks again). */
+ * drops a read or a snapshot request: the leader asks again after
+ * retry_ms).  The last slot is the apply's: at most one APPLY is queued
+ * (apply_queued), so reads and snapshot requests never crowd it out and
+ * a commit is applied without waiting for another update. */
 static int enqueue(struct qfs_drive *d, uint8_t kind, uint32_t peer, qfs_lsn_t from, qfs_lsn_t to)
 {
 	struct qfs_drive_local *l;
 
-	if (d->qlen == QFS_DRIVE_QUEUE)
+	if (d->qlen + (kind == QFS_DRIVE_L_APPLY ? 0u : 1u) >= QFS_DRIVE_QUEUE)
 		return -ENOBUFS;
 	l = &d->q[(d->qhead + d->qlen++) % QFS_DRIVE_QUEUE];
 	l->kind = kind;
@@ -193,8 +196,7 @@ static void handle(struct qfs_drive *d, const struct qfs_paxos_update *up)
 	if (up->commit > d->apply_to)
 		d->apply_to = up->commit;
 	if (!d->apply_queued && d->apply_to > o->applied(d->ctx)) {
-		/* The queue may be full of reads: the apply then waits for
-		 * the next update, which asks for it again. */
+		/* Never refused: the queue keeps a slot for the apply. */
 		if (enqueue(d, QFS_DRIVE_L_APPLY, 0, 0, 0) == 0)
 			d->apply_queued = 1;
 	}
@@ -223,6 +225,15 @@ static void local_read(struct qfs_drive *d, const struct qfs_drive_local *l)
 	if (!out)
 		return; /* the leader retries after retry_ms */
 	rc = d->ops->read(d->ctx, l->from, l->to, out);
+	if (rc == 0 && out->n == 0) {
+		/* Nothing of a range the machine holds (the log is shorter
+		 * than it thinks): an empty LOG_ENTRIES makes it ask for the
+		 * same read at once, which would run again without end.  As
+		 * a failed read: the leader asks again after retry_ms. */
+		QFS_LOG(QFS_LOG_WARN, "rnode log read empty group=%016" PRIx64 " node=%u peer=%u from=%"
+			PRIu64 " to=%" PRIu64, d->group, d->self, l->peer, l->from, l->to);
+		rc = -ENODATA;
+	}
 	if (rc == 0) {
 		memset(&ev, 0, sizeof(ev));
 		ev.type = QFS_PAXOS_EV_LOG_ENTRIES;
@@ -253,6 +264,14 @@ static void local_apply(struct qfs_drive *d)
 		return;
 	if ((rc = d->ops->apply(d->ctx, d->apply_to))) {
 		stop(d, rc, "apply");
+		return;
+	}
+	if (d->ops->applied(d->ctx) < d->apply_to) {
+		/* The log lacks entries the machine committed here: stepping
+		 * APPLIED would ask for the same apply again, forever (the
+		 * recursion before the queue hit its depth assert).  This
+		 * replica cannot be trusted. */
+		stop(d, QFS_ECORRUPT, "apply short");
 		return;
 	}
 	memset(&ev, 0, sizeof(ev));

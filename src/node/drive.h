@@ -43,7 +43,8 @@
 #include "common/buf.h"
 #include "repl/paxos.h"
 
-#define QFS_DRIVE_QUEUE 128 /* local steps queued at once (reads beyond: dropped) */
+#define QFS_DRIVE_QUEUE 128 /* local steps queued at once (the last one kept for
+			     * the apply; reads and snapshots beyond: dropped) */
 
 /* Entries read from the log for a follower (ops->read fills it). */
 struct qfs_drive_log {
@@ -73,14 +74,17 @@ struct qfs_drive_ops {
 	qfs_lsn_t (*last)(void *ctx);             /* the log's last LSN (0: empty) */
 	int (*ballot_at)(void *ctx, qfs_lsn_t lsn, qfs_ballot_t *out); /* of that entry */
 	/* Read [from, to] (at most QFS_PAXOS_MAX_BATCH entries; a short read
-	 * is fine) and the ballot of from - 1 into out.  QFS_ECORRUPT stops
-	 * the group, any other error skips the read (the leader asks again).
+	 * is fine, an empty one is skipped as an error) and the ballot of
+	 * from - 1 into out.  QFS_ECORRUPT stops the group, any other error
+	 * skips the read (the leader asks again after retry_ms).
 	 * read_done (may be NULL) is called after the LOG_ENTRIES step,
 	 * also on error. */
 	int (*read)(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log *out);
 	void (*read_done)(void *ctx, struct qfs_drive_log *out);
 	/* Apply (applied, commit] in order, each exactly once; the applied
-	 * LSN reached is what applied() returns afterwards. */
+	 * LSN reached is what applied() returns afterwards.  Returning 0
+	 * short of commit (the log lacks committed entries) stops the group
+	 * with QFS_ECORRUPT. */
 	int (*apply)(void *ctx, qfs_lsn_t commit);
 	qfs_lsn_t (*applied)(void *ctx);
 	void (*snapshot_to)(void *ctx, uint32_t to); /* send a snapshot to node to */

@@ -19,6 +19,8 @@
 
 #define NUP 8
 
+static struct qfs_paxos_read R[4]; /* reads of the updates a test hands over */
+
 static struct {
 	struct qfs_paxos_update ups[NUP]; /* returned by the next steps, in order */
 	uint32_t nups, next;
@@ -26,7 +28,13 @@ static struct {
 	int depth, max_depth;   /* nesting of the step callback */
 	int stopped;
 	int sync_rc;
+	int read_rc;            /* returned by t_read */
+	int read_empty;         /* t_read finds nothing of its range */
+	int read_again;         /* a LOG step asks for the same read (R[0]) again */
+	uint32_t nread;         /* t_read calls */
 	qfs_lsn_t last, applied;
+	qfs_lsn_t apply_max;    /* t_apply stops here (0: no limit) */
+	uint32_t napply;        /* t_apply calls */
 	qfs_ballot_t ballot_at_last;
 } T;
 
@@ -37,6 +45,8 @@ static void tr(const char *fmt, ...)
 	va_list ap;
 	size_t off = strlen(T.trace);
 
+	if (off + 2 >= sizeof(T.trace))
+		return; /* full: the rest is cut (never past the array) */
 	if (off)
 		T.trace[off++] = ' ';
 	va_start(ap, fmt);
@@ -65,6 +75,11 @@ static int t_step(void *ctx, const struct qfs_paxos_event *ev, struct qfs_paxos_
 		*up = T.ups[T.next++];
 	else
 		memset(up, 0, sizeof(*up));
+	if (T.read_again && ev->type == QFS_PAXOS_EV_LOG_ENTRIES) {
+		/* the machine's answer to an empty LOG_ENTRIES: read again */
+		up->reads = R;
+		up->nreads = 1;
+	}
 	T.depth--;
 	return 0;
 }
@@ -126,15 +141,22 @@ static int t_read(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log 
 {
 	(void)ctx;
 	tr("read:%llu-%llu", (unsigned long long)from, (unsigned long long)to);
+	T.nread++;
+	if (T.read_again && T.nread > 100)
+		T.stopped = 1; /* the test's own brake: a driver that loops */
 	out->n = 0;
-	return 0;
+	for (qfs_lsn_t l = from; l <= to && !T.read_empty && out->n < QFS_PAXOS_MAX_BATCH; l++)
+		out->ents[out->n++] = (struct qfs_repl_entry){ .lsn = l, .ballot = QFS_PAXOS_BALLOT(1, 1) };
+	return T.read_rc;
 }
 
 static int t_apply(void *ctx, qfs_lsn_t commit)
 {
 	(void)ctx;
 	tr("apply:%llu", (unsigned long long)commit);
-	T.applied = commit;
+	if (++T.napply > 100)
+		T.stopped = 1; /* the test's own brake: a driver that loops */
+	T.applied = T.apply_max && commit > T.apply_max ? T.apply_max : commit;
 	return 0;
 }
 
@@ -162,7 +184,6 @@ static struct qfs_drive D;
 static struct qfs_buf F;
 static struct qfs_repl_entry E[4];
 static struct qfs_paxos_msg M[4];
-static struct qfs_paxos_read R[4];
 
 static void setup(void)
 {
@@ -340,6 +361,76 @@ START_TEST(test_reset_drops)
 }
 END_TEST
 
+/* A queue full of reads does not crowd out the apply: the last slot is
+ * kept for it, so a commit is applied in the same call even though no
+ * local step steps again (the reads fail) and no further update comes.
+ * The read beyond the others is dropped (the leader asks again). */
+START_TEST(test_apply_not_crowded_out)
+{
+	static struct qfs_paxos_read many[QFS_DRIVE_QUEUE];
+	struct qfs_paxos_update up;
+
+	for (uint32_t i = 0; i < QFS_DRIVE_QUEUE; i++)
+		many[i] = (struct qfs_paxos_read){ .peer = 2, .from = 1, .to = 1 };
+	memset(&up, 0, sizeof(up));
+	up.reads = many;
+	up.nreads = QFS_DRIVE_QUEUE;
+	up.commit = 5;
+	T.read_rc = -EIO; /* skipped: no LOG_ENTRIES step, no update */
+	qfs_drive_handle(&D, &up);
+	ck_assert_uint_eq(T.applied, 5);
+	ck_assert_uint_eq(T.nread, QFS_DRIVE_QUEUE - 1);
+	ck_assert_ptr_nonnull(strstr(T.trace, "apply:5 step:APPLIED(5)"));
+	ck_assert_uint_eq(D.qlen, 0);
+	ck_assert_int_eq(D.apply_queued, 0);
+}
+END_TEST
+
+/* An apply that cannot reach the commit (the log lacks committed entries:
+ * the caller's storage disagrees with the machine) stops the group as
+ * untrusted instead of applying again forever: the APPLIED step's update
+ * asks for the same commit, which queued the same apply behind it. */
+START_TEST(test_short_apply_stops)
+{
+	struct qfs_paxos_update up;
+
+	memset(&up, 0, sizeof(up));
+	up.commit = 5;
+	T.apply_max = 3;
+	qfs_drive_handle(&D, &up);
+	ck_assert_uint_eq(T.napply, 1);
+	ck_assert_int_eq(T.stopped, 1);
+	ck_assert_str_eq(T.trace, "apply:5 stop:apply short(-10001)");
+}
+END_TEST
+
+/* A read that finds nothing of the range the machine asked for (the log
+ * is shorter than the machine thinks) is skipped as a failed read: the
+ * machine answers an empty LOG_ENTRIES by asking for the same read at
+ * once, which the FIFO would run again without end. */
+START_TEST(test_empty_read_skipped)
+{
+	struct qfs_paxos_update up;
+
+	memset(&up, 0, sizeof(up));
+	R[0] = (struct qfs_paxos_read){ .peer = 2, .from = 3, .to = 4 };
+	up.reads = R;
+	up.nreads = 1;
+	T.read_empty = 1;
+	T.read_again = 1;
+	qfs_drive_handle(&D, &up);
+	ck_assert_uint_eq(T.nread, 1);
+	ck_assert_str_eq(T.trace, "read:3-4");
+	ck_assert_int_eq(T.stopped, 0);
+	/* entries found: stepped as before */
+	T.read_empty = 0;
+	T.read_again = 0;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "read:3-4 step:LOG(2)");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("drive");
@@ -352,6 +443,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sync_fails);
 	tcase_add_test(tc, test_truncated_before_sync);
 	tcase_add_test(tc, test_reset_drops);
+	tcase_add_test(tc, test_apply_not_crowded_out);
+	tcase_add_test(tc, test_short_apply_stops);
+	tcase_add_test(tc, test_empty_read_skipped);
 	suite_add_tcase(s, tc);
 	return s;
 }
