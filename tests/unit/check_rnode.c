@@ -1029,6 +1029,19 @@ static int seg_exists(int i, qfs_group_t g, qfs_lsn_t first)
 	return stat(path, &sb) == 0;
 }
 
+/* Wait up to 5 s until node i's log of G has more than n segments (a
+ * segment sealed by age: the timer's pace follows the machine's load, so
+ * the tests poll instead of sleeping a fixed time). */
+static void wait_segs_above(int i, int n)
+{
+	uint64_t end = qfs_clock_mono_ms() + 5000;
+
+	while (seg_count(i, G) <= n) {
+		ck_assert_msg(qfs_clock_mono_ms() < end, "node %d: still %d segments after 5 s", i + 1, n);
+		usleep(5000);
+	}
+}
+
 static void restart_all(uint64_t seal_ms)
 {
 	for (int i = 0; i < NN; i++)
@@ -1367,8 +1380,12 @@ START_TEST(t_seal_age)
 		char name[16];
 
 		snprintf(name, sizeof(name), "s%d", burst + 1);
+		n1[0] = seg_count(0, G);
+		n1[1] = seg_count(1, G);
+		n1[2] = seg_count(2, G);
 		put_acked(name, "v");
-		usleep(250000);
+		for (int i = 0; i < NN; i++) /* sealed 100 ms after the burst */
+			wait_segs_above(i, n1[i]);
 	}
 	for (int i = 0; i < NN; i++) {
 		n1[i] = seg_count(i, G);
@@ -1421,15 +1438,23 @@ START_TEST(t_wal_release)
 {
 	struct qfs_rnode_ginfo gi[NN];
 	char dir[400], want[400], name[16];
-	int before[NN], l, f, items = 0;
+	int before[NN], segs[NN], l, f, items = 0;
 	qfs_lsn_t applied, snap_applied, rel;
 
 	restart_all(50);
+	for (int i = 0; i < NN; i++)
+		segs[i] = seg_count(i, G);
 	for (int k = 0; k < 30; k++) {
 		snprintf(name, sizeof(name), "w%02d", k);
 		put_acked(name, "v");
-		if (k % 10 == 9)
-			usleep(150000); /* let the segment age out */
+		if (k % 10 == 9) { /* let the segment age out on every node */
+			for (int i = 0; i < NN; i++)
+				wait_key(i, name, "v");
+			for (int i = 0; i < NN; i++)
+				wait_segs_above(i, segs[i]);
+			for (int i = 0; i < NN; i++)
+				segs[i] = seg_count(i, G);
+		}
 	}
 	for (int i = 0; i < NN; i++)
 		wait_key(i, "w29", "v");
@@ -1575,11 +1600,22 @@ START_TEST(t_truncate_sealed)
 	w1 = (struct waiter){ .node = l, .name = "lost1", .tmo = 6000 };
 	w2 = (struct waiter){ .node = l, .name = "lost2", .tmo = 6000 };
 	ck_assert_int_eq(pthread_create(&t1, NULL, waiter_main, &w1), 0);
-	usleep(120000); /* lost1 at c+1 is sealed by age: a segment at c+2 */
-	ck_assert(seg_exists(l, G, c + 2));
+	/* lost1 at c+1 is sealed by age: a segment at c+2 (polled: the
+	 * timer's pace follows the machine's load) */
+	end = qfs_clock_mono_ms() + 3000;
+	while (!seg_exists(l, G, c + 2)) {
+		ck_assert_msg(qfs_clock_mono_ms() < end, "no segment at c+2 after 3 s");
+		usleep(5000);
+	}
 	ck_assert_int_eq(pthread_create(&t2, NULL, waiter_main, &w2), 0);
-	usleep(20000);
-	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+	end = qfs_clock_mono_ms() + 3000;
+	for (;;) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.last >= c + 2)
+			break;
+		ck_assert_msg(qfs_clock_mono_ms() < end, "lost2 not appended after 3 s");
+		usleep(5000);
+	}
 	ck_assert_uint_eq(gi.last, c + 2);
 	h.l = l;
 	ck_assert_int_eq(pthread_create(&th, NULL, heal_main, &h), 0);
