@@ -1230,12 +1230,19 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 }
 
 /* See paxos.h. */
-int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, struct qfs_paxos_floor *out)
+int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, uint64_t now_ms,
+			 struct qfs_paxos_floor *out)
 {
 	if (!id)
 		return -EINVAL;
+	/* Only a lease proves that no later ballot was elected: a leader
+	 * deposed without knowing it (cut off, or its node paused) may have
+	 * a commit point below a removal of id made since (even think id a
+	 * member), and a floor there would not cover id's old votes. */
 	if (p->role != QFS_PAXOS_LEADER)
 		return -EREMOTE;
+	if (!((qfs_paxos_quorum(&p->cfg) == 1 && is_member(p, p->self)) || now_ms < p->lease_until))
+		return -EBUSY; /* (it steps down, or earns its lease again) */
 	if (cfg_has(&p->base_cfg, id))
 		return cfg_has(&p->cfg, id) ? -EINVAL : -EBUSY; /* (its removal pending) */
 	if (p->commit < p->barrier)
