@@ -1043,6 +1043,55 @@ START_TEST(test_join_floor)
 }
 END_TEST
 
+/* A re-added replica below its floor replays its node's earlier history
+ * (from LSN 1): the CONFIG entries there name it, so its newest
+ * configuration may hold it (and after a restart its members file does),
+ * e.g. {1,2,3} while node 1 is down with a stale log and node 2, the
+ * leader, crashes.  It must not campaign there: its own vote would stand
+ * for its earlier incarnation's, which held the entries after its log
+ * (node 1's vote and its own would elect it over entries chosen with the
+ * old votes).  Once its log reaches the floor it campaigns as usual. */
+START_TEST(test_floor_no_campaign)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs;
+	struct qfs_paxos px;
+	struct qfs_paxos_update up;
+	int prepares = 0;
+
+	qfs_paxos_params_default(&prm);
+	memset(&hs, 0, sizeof(hs));
+	hs.promised = QFS_PAXOS_BALLOT(7, 2);
+	hs.last = hs.applied = 10;
+	hs.last_ballot = QFS_PAXOS_BALLOT(2, 1);
+	hs.first_retained = 1;
+	hs.floor_lsn = 40;
+	hs.floor_ballot = QFS_PAXOS_BALLOT(7, 2);
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg, 3, &prm, &hs, NULL, 0, 1000), 0);
+	for (uint64_t t = 1100; t <= 30000; t += 100) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = t };
+
+		ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+		for (uint32_t k = 0; k < up.nmsgs; k++)
+			prepares += up.msgs[k].type == QFS_PAXOS_PREPARE;
+		ck_assert_uint_gt(up.next_tick_ms, t); /* no busy ticking */
+	}
+	ck_assert_int_eq(px.role, QFS_PAXOS_FOLLOWER);
+	ck_assert_int_eq(prepares, 0);
+	/* its log at the floor: it campaigns */
+	hs.last = hs.applied = 40;
+	hs.last_ballot = hs.floor_ballot;
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg, 3, &prm, &hs, NULL, 0, 1000), 0);
+	for (uint64_t t = 1100; t <= 30000 && px.role == QFS_PAXOS_FOLLOWER; t += 100) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = t };
+
+		ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+	}
+	ck_assert_int_eq(px.role, QFS_PAXOS_CANDIDATE);
+}
+END_TEST
+
 /* A leader that was deposed without knowing it (cut off, or its node
  * paused: its clock and role are those of before) must give no floor: its
  * commit point may predate an add and removal of the node that the group
@@ -1294,6 +1343,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_config_truncate_and_restore);
 	tcase_add_test(tg, test_join_floor);
 	tcase_add_test(tg, test_join_floor_deposed);
+	tcase_add_test(tg, test_floor_no_campaign);
 	suite_add_tcase(s, tg);
 	return s;
 }
