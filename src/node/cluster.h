@@ -245,6 +245,19 @@ struct qfs_rcell_gm {
  * wait_ms), QFS_ECORRUPT (bad reply), -ENOMEM, the node's error. */
 int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 			   struct qfs_rcell_gm **out, size_t *n);
+/* The reconciler's rule for dropping this node's replica of a group (its
+ * own->g) that a membership change removed it from while it was down
+ * (doc/cluster.md "Membership"; `quorumfs node`, server.c): 1 if its
+ * members name self now (own) and named it already when the round began,
+ * before the peers were asked (start: those members then; NULL: not
+ * hosted, not naming self, or joining then), unchanged since, the replica
+ * is not joining (below its vote floor: qfs_rnode_group_joining), and the
+ * peers' answers gm[i], ngm[i] (node cl->nodes[i]) show a majority of the
+ * members they applied hosting the group, each naming the same members
+ * without self.  Else 0.  Pure. */
+int qfs_node_removed_here(uint32_t self, const struct qfs_cluster *cl,
+			  const struct qfs_rcell_gm *start, const struct qfs_rcell_gm *own,
+			  int joining, struct qfs_rcell_gm *const *gm, const size_t *ngm);
 /* Which nodes host group: its members as the nodes hosting it say (cached
  * per group; in a cluster of at most QFS_CLUSTER_REPLICAS nodes, or when
  * no node answers, every node of the file).  Writes min(count, max) ids to

@@ -2822,7 +2822,7 @@ int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
 	if (!g)
 		return QFS_ENOGROUP;
 	pthread_mutex_lock(&g->mu);
-	rc = g->stopped || g->dropped ? QFS_ESTOPPED : qfs_paxos_join_floor(&g->px, id, out);
+	rc = g->stopped || g->dropped ? QFS_ESTOPPED : qfs_paxos_join_floor(&g->px, id, now_ms(), out);
 	if (leader)
 		*leader = rc == -EREMOTE ? g->leader : 0;
 	pthread_mutex_unlock(&g->mu);

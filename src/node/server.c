@@ -14,7 +14,7 @@
  * group this node is a member of that a majority of its members hosts but
  * this node lacks (one created while it was down), and drops its replica
  * of a group a membership change removed it from while it was down
- * (removed_here); it never recreates a group this process dropped.  Lock: s->mu
+ * (qfs_node_removed_here); it never recreates a group this process dropped.  Lock: s->mu
  * protects the queue, stop and the dropped list.
  */
 #include "config.h"
@@ -377,32 +377,39 @@ static const struct qfs_rcell_gm *members_of(struct qfs_node_server *s, struct q
 	return any;
 }
 
-/* 1 if a membership change removed this node from g while it was down:
- * its own members file still names it (a replica that is joining does
- * not, nor does a re-added one below its vote floor count: the members
- * it applied there are its old membership), and a majority of the members the peers have applied host g,
- * each naming members without this node (a member list is taken only
- * from a peer in it: an applied, hence committed, configuration). */
-static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, const size_t *ngm,
-			qfs_group_t g)
+/* See cluster.h.  A membership change removed this node from the group
+ * while it was down: its own members file still names it (a replica that
+ * is joining does not, nor does a re-added one below its vote floor
+ * count: the members it applied there are its old membership), it did so
+ * already when the round began, before the peers were asked (a replica
+ * re-added meanwhile applies the CONFIG that re-adds it after the peers
+ * answered with the members before it), and a majority of the members
+ * the peers have applied host the group, each naming members without
+ * this node (a member list is taken only from a peer in it: an applied,
+ * hence committed, configuration).  The caller passes no start for a
+ * group this process dropped: its replica now is a JOIN's. */
+int qfs_node_removed_here(uint32_t self, const struct qfs_cluster *cl,
+			  const struct qfs_rcell_gm *start, const struct qfs_rcell_gm *own,
+			  int joining, struct qfs_rcell_gm *const *gm, const size_t *ngm)
 {
-	struct qfs_paxos_config own;
 	const struct qfs_rcell_gm *ref = NULL;
 	uint32_t hosts = 0;
 
-	if (qfs_rnode_group_members(s->rn, g, &own) != 0 || !has_id(own.ids, own.n, s->id))
+	if (!start || !has_id(own->ids, own->n, self) || start->g != own->g)
 		return 0;
-	if (qfs_rnode_group_joining(s->rn, g))
+	if (joining)
 		return 0; /* re-added: it replays its old membership below its floor */
-	for (uint32_t i = 0; i < s->cl.n; i++)
+	if (start->n != own->n || memcmp(start->ids, own->ids, own->n * sizeof(own->ids[0])))
+		return 0; /* it applied a change during the round: next round */
+	for (uint32_t i = 0; i < cl->n; i++)
 		for (size_t k = 0; gm[i] && k < ngm[i]; k++) {
 			const struct qfs_rcell_gm *e = &gm[i][k];
 
-			if (e->g != g)
+			if (e->g != own->g)
 				continue;
-			if (!e->n || has_id(e->ids, e->n, s->id))
+			if (!e->n || has_id(e->ids, e->n, self))
 				return 0; /* an older peer, or one that still counts us */
-			if (!has_id(e->ids, e->n, s->cl.nodes[i].id))
+			if (!has_id(e->ids, e->n, cl->nodes[i].id))
 				continue; /* joining there */
 			if (ref && (ref->n != e->n || memcmp(ref->ids, e->ids, e->n * sizeof(e->ids[0]))))
 				return 0; /* a change in flight: next round */
@@ -410,6 +417,22 @@ static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, con
 			hosts++;
 		}
 	return ref && hosts >= ref->n / 2 + 1;
+}
+
+/* This node's replica of g as the members it applied (out->n 0: none, or
+ * joining), for qfs_node_removed_here; *joining: below its vote floor. */
+static void own_members(struct qfs_node_server *s, qfs_group_t g, struct qfs_rcell_gm *out,
+			int *joining)
+{
+	struct qfs_paxos_config own;
+
+	memset(out, 0, sizeof(*out));
+	out->g = g;
+	*joining = qfs_rnode_group_joining(s->rn, g);
+	if (qfs_rnode_group_members(s->rn, g, &own) != 0)
+		return;
+	out->n = own.n < QFS_CLUSTER_MAX_NODES ? own.n : QFS_CLUSTER_MAX_NODES;
+	memcpy(out->ids, own.ids, out->n * sizeof(out->ids[0]));
 }
 
 /* Drop this node's replica of g, removed from its members (see above). */
@@ -431,8 +454,8 @@ static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
  * not name members: every node of the file is then a member. */
 static void reconcile(struct qfs_node_server *s)
 {
-	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine;
-	struct qfs_rcell_gm *gm[QFS_CLUSTER_MAX_NODES];
+	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine, before;
+	struct qfs_rcell_gm *gm[QFS_CLUSTER_MAX_NODES], *start;
 	size_t ngm[QFS_CLUSTER_MAX_NODES];
 	struct qfs_paxos_config all;
 	uint32_t asked = 0;
@@ -442,6 +465,18 @@ static void reconcile(struct qfs_node_server *s)
 	memset(ngm, 0, sizeof(ngm));
 	memset(&mine, 0, sizeof(mine));
 	memset(&all, 0, sizeof(all));
+	memset(&before, 0, sizeof(before));
+	/* this node's replicas that name it, as the round begins: only
+	 * those may be found removed (qfs_node_removed_here) */
+	qfs_rnode_groups(s->rn, qfs_glist_add, &before);
+	start = calloc(before.n ? before.n : 1, sizeof(*start));
+	for (size_t k = 0; start && k < before.n; k++) {
+		int joining;
+
+		own_members(s, before.v[k], &start[k], &joining);
+		if (joining || !has_id(start[k].ids, start[k].n, s->id))
+			start[k].n = 0;
+	}
 	all.n = s->cl.n;
 	for (uint32_t i = 0; i < s->cl.n; i++) {
 		all.ids[i] = s->cl.nodes[i].id;
@@ -482,13 +517,31 @@ static void reconcile(struct qfs_node_server *s)
 				cfg.n, rc ? qfs_strerror(rc) : "none");
 			qfs_glist_add(g, &mine);
 		}
-	for (size_t k = 0; asked && k < mine.n; k++)
-		if (removed_here(s, gm, ngm, mine.v[k]))
+	for (size_t k = 0; asked && start && k < mine.n; k++) {
+		const struct qfs_rcell_gm *st = NULL;
+		struct qfs_rcell_gm own;
+		int joining;
+
+		for (size_t j = 0; j < before.n && !st; j++)
+			st = before.v[j] == mine.v[k] && start[j].n ? &start[j] : NULL;
+		/* a replica of a group this process dropped was re-created
+		 * by a JOIN (`member add` drops an earlier one first, maybe
+		 * during this round, and the new one may name the same
+		 * members): never the replica the round began with */
+		pthread_mutex_lock(&s->mu);
+		if (qfs_glist_has(&s->dropped, mine.v[k]))
+			st = NULL;
+		pthread_mutex_unlock(&s->mu);
+		own_members(s, mine.v[k], &own, &joining);
+		if (qfs_node_removed_here(s->id, &s->cl, st, &own, joining, gm, ngm))
 			drop_removed(s, mine.v[k]);
+	}
 	for (uint32_t i = 0; i < s->cl.n; i++) {
 		qfs_glist_free(&gl[i]);
 		free(gm[i]);
 	}
+	free(start);
+	qfs_glist_free(&before);
 	qfs_glist_free(&mine);
 }
 

@@ -469,6 +469,16 @@ static void become_leader(struct qfs_paxos *p)
 		leader_commit(p);
 }
 
+/* 1 while this replica's log is behind its vote floor (doc/paxos.md
+ * section 7): the CONFIG entries it holds there are its node's earlier
+ * membership, and its own vote would stand for what that incarnation
+ * promised and accepted, which it forgot: it does not campaign. */
+static int below_floor(const struct qfs_paxos *p)
+{
+	return p->last_ballot < p->floor_ballot ||
+	       (p->last_ballot == p->floor_ballot && p->last < p->floor_lsn);
+}
+
 static void campaign(struct qfs_paxos *p)
 {
 	uint64_t round = max64(qfs_paxos_ballot_round(p->promised), p->max_round) + 1;
@@ -738,14 +748,15 @@ static void on_handoff(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		 * nothing, so campaign again at once (the others' grants to our
 		 * own ballot do not hold us back: on_prepare). */
 		ok = p->role == QFS_PAXOS_FOLLOWER && !p->leader && in->ballot == p->ballot &&
-		     qfs_paxos_ballot_node(p->ballot) == p->self && is_member(p, p->self);
+		     qfs_paxos_ballot_node(p->ballot) == p->self && is_member(p, p->self) &&
+		     !below_floor(p);
 		trace(p, "event=handoff_refused from=%u campaign=%d", in->from, ok);
 		if (ok)
 			campaign(p);
 		return;
 	}
 	ok = p->role == QFS_PAXOS_FOLLOWER && in->ballot == p->ballot && p->leader == in->from &&
-	     in->ballot == p->promised && is_member(p, p->self) &&
+	     in->ballot == p->promised && is_member(p, p->self) && !below_floor(p) &&
 	     (preferred(p) == p->self || !is_member(p, in->from)) && p->now >= p->boot_grant_until &&
 	     (p->now >= p->lease_grant_until || p->lease_grant_ballot == in->ballot) &&
 	     in->last_lsn == p->last && in->last_ballot == p->last_ballot;
@@ -990,9 +1001,15 @@ static void leave(struct qfs_paxos *p)
 static void timers(struct qfs_paxos *p)
 {
 	if (p->role != QFS_PAXOS_LEADER) {
-		/* (a replica the configuration left out never campaigns) */
-		if (p->now >= campaign_at(p) && is_member(p, p->self))
-			campaign(p);
+		/* (a replica the configuration left out never campaigns, nor
+		 * one below its vote floor: its timer starts again, so that
+		 * next_tick_ms is not in the past) */
+		if (p->now >= campaign_at(p)) {
+			if (is_member(p, p->self) && !below_floor(p))
+				campaign(p);
+			else
+				election_reset(p);
+		}
 		return;
 	}
 	if (!is_member(p, p->self) && !p->ncfgs) {
@@ -1230,12 +1247,19 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 }
 
 /* See paxos.h. */
-int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, struct qfs_paxos_floor *out)
+int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, uint64_t now_ms,
+			 struct qfs_paxos_floor *out)
 {
 	if (!id)
 		return -EINVAL;
+	/* Only a lease proves that no later ballot was elected: a leader
+	 * deposed without knowing it (cut off, or its node paused) may have
+	 * a commit point below a removal of id made since (even think id a
+	 * member), and a floor there would not cover id's old votes. */
 	if (p->role != QFS_PAXOS_LEADER)
 		return -EREMOTE;
+	if (!((qfs_paxos_quorum(&p->cfg) == 1 && is_member(p, p->self)) || now_ms < p->lease_until))
+		return -EBUSY; /* (it steps down, or earns its lease again) */
 	if (cfg_has(&p->base_cfg, id))
 		return cfg_has(&p->cfg, id) ? -EINVAL : -EBUSY; /* (its removal pending) */
 	if (p->commit < p->barrier)

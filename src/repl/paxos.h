@@ -347,14 +347,18 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 		   uint32_t nruns, uint64_t now_ms);
 
 /* The floor a new member id starts with (doc/paxos.md section 7): on a
- * leader whose barrier committed and whose committed configuration does
- * not hold id, its ballot as the promise and its commit point (LSN and
- * ballot of that entry) as the vote floor.  Pure.  0 and *out, or
- * -EREMOTE (not the leader), -EBUSY (its barrier or the change that
- * removes id is not committed yet: retry), -EINVAL (id is a member of
+ * leader that holds its lease at now_ms (its clock, as for
+ * qfs_paxos_can_read_local), whose barrier committed and whose committed
+ * configuration does not hold id, its ballot as the promise and its
+ * commit point (LSN and ballot of that entry) as the vote floor.  Pure.
+ * 0 and *out, or -EREMOTE (not the leader), -EBUSY (no lease at now_ms,
+ * as after every configuration change: it may have been deposed without
+ * knowing it; or its barrier or the change that removes id is not
+ * committed yet: retry), -EINVAL (id is a member of
  * the configuration, committed and in force, or 0); *out untouched on
  * error. */
-int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, struct qfs_paxos_floor *out);
+int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, uint64_t now_ms,
+			 struct qfs_paxos_floor *out);
 
 /* After qfs_paxos_init: a CONFIG entry of the log above the applied LSN,
  * read back from the log by the driver (in LSN order, all of them): the

@@ -969,7 +969,7 @@ static int recreate(struct node *nd, struct node *ld)
 	struct qfs_paxos_floor fl;
 
 	memset(&fl, 0, sizeof(fl));
-	if (S.readd == 1 && qfs_paxos_join_floor(&ld->px, nd->id, &fl) != 0)
+	if (S.readd == 1 && qfs_paxos_join_floor(&ld->px, nd->id, local_now(ld), &fl) != 0)
 		return -1;
 	if (nd->up)
 		node_crash(nd); /* (its held messages and local steps go) */

@@ -227,6 +227,46 @@ static void cl_set(struct qfs_cluster *cl, const char *azs)
 	}
 }
 
+/* The reconciler's drop rule (qfs_node_removed_here), node 5 in a cluster
+ * of 2, 3, 5; the peers 2 and 3 have applied members {2, 3}. */
+START_TEST(test_removed_here)
+{
+	struct qfs_cluster cl;
+	struct qfs_rcell_gm p2 = { .g = 7, .n = 2, .ids = { 2, 3 } }, p3 = p2;
+	struct qfs_rcell_gm both = { .g = 7, .n = 3, .ids = { 2, 3, 5 } }, old = both;
+	struct qfs_rcell_gm *gm[3] = { &p2, &p3, NULL };
+	const size_t ngm[3] = { 1, 1, 0 };
+
+	memset(&cl, 0, sizeof(cl));
+	cl.n = 3;
+	cl.nodes[0].id = 2;
+	cl.nodes[1].id = 3;
+	cl.nodes[2].id = 5;
+	/* removed while it was down: its replica names it, before and now */
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, &both, &both, 0, gm, ngm), 1);
+	/* re-added during the round (`member add`: JOIN, CONFIG, caught up
+	 * after the peers answered with the members before the change): it
+	 * did not name itself when the round began */
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, NULL, &both, 0, gm, ngm), 0);
+	/* it named itself in its old membership, then applied the one that
+	 * re-adds it: a change during the round */
+	old.ids[0] = 1;
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, &old, &both, 0, gm, ngm), 0);
+	/* below its vote floor: replays its old membership */
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, &both, &both, 1, gm, ngm), 0);
+	/* a peer still counts it */
+	p3.n = 3;
+	p3.ids[2] = 5;
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, &both, &both, 0, gm, ngm), 0);
+	/* one peer of two answered: no majority */
+	gm[1] = NULL;
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, &both, &both, 0, gm, ngm), 0);
+	/* its own members do not name it */
+	gm[1] = &p2;
+	ck_assert_int_eq(qfs_node_removed_here(5, &cl, &both, &p2, 0, gm, ngm), 0);
+}
+END_TEST
+
 START_TEST(test_place)
 {
 	struct qfs_cluster cl;
@@ -283,6 +323,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tcase_add_test(tk, test_codec);
 	tcase_add_test(tk, test_place);
+	tcase_add_test(tk, test_removed_here);
 	suite_add_tcase(s, tk);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -316,8 +316,8 @@ static void flush(void)
 		memcpy(buf, Q[0].buf, len);
 		memmove(Q, Q + 1, (size_t)(NQ - 1) * sizeof(Q[0]));
 		NQ--;
-		if (DROP_TO == to + 1)
-			continue;
+		if (DROP_TO == to + 1 || to >= NN)
+			continue; /* (to >= NN: a node outside the harness) */
 		ck_assert_int_eq(qfs_paxos_msg_decode(type, buf, len, &m, ents), 0);
 		{
 			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE,
@@ -965,19 +965,19 @@ START_TEST(test_join_floor)
 	stale_last = C[2].last;
 	stale_ballot = C[2].ballot[stale_last];
 	ck_assert_uint_lt(stale_last, C[0].px.commit);
-	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, &fl), -EINVAL); /* a member */
-	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 0, &fl), -EINVAL);
-	ck_assert_int_eq(qfs_paxos_join_floor(&C[1].px, 4, &fl), -EREMOTE);
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, C[0].now, &fl), -EINVAL); /* a member */
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 0, C[0].now, &fl), -EINVAL);
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[1].px, 4, C[1].now, &fl), -EREMOTE);
 	ck_assert_int_eq(propose_cfg(0, 2, c12), 0);
 	/* its removal appended, not committed yet */
-	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, &fl), -EBUSY);
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, C[0].now, &fl), -EBUSY);
 	flush();
 	ck_assert_uint_eq(C[0].px.ncfgs, 0);
 	ck_assert_int_eq(propose(0, 6), 0);
 	flush();
 	tick(0, 5500);
 	flush();
-	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, &fl), 0);
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, C[0].now, &fl), 0);
 	ck_assert_uint_eq(fl.promised, C[0].px.ballot);
 	ck_assert_uint_eq(fl.lsn, C[0].px.commit);
 	ck_assert_uint_eq(fl.lsn, C[0].last);
@@ -1040,6 +1040,116 @@ START_TEST(test_join_floor)
 	in.last_lsn = stale_last;
 	in.last_ballot = stale_ballot;
 	ck_assert_int_eq(lone_step(&px, &in, 30000, &out), 1);
+}
+END_TEST
+
+/* A re-added replica below its floor replays its node's earlier history
+ * (from LSN 1): the CONFIG entries there name it, so its newest
+ * configuration may hold it (and after a restart its members file does),
+ * e.g. {1,2,3} while node 1 is down with a stale log and node 2, the
+ * leader, crashes.  It must not campaign there: its own vote would stand
+ * for its earlier incarnation's, which held the entries after its log
+ * (node 1's vote and its own would elect it over entries chosen with the
+ * old votes).  Once its log reaches the floor it campaigns as usual. */
+START_TEST(test_floor_no_campaign)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs;
+	struct qfs_paxos px;
+	struct qfs_paxos_update up;
+	int prepares = 0;
+
+	qfs_paxos_params_default(&prm);
+	memset(&hs, 0, sizeof(hs));
+	hs.promised = QFS_PAXOS_BALLOT(7, 2);
+	hs.last = hs.applied = 10;
+	hs.last_ballot = QFS_PAXOS_BALLOT(2, 1);
+	hs.first_retained = 1;
+	hs.floor_lsn = 40;
+	hs.floor_ballot = QFS_PAXOS_BALLOT(7, 2);
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg, 3, &prm, &hs, NULL, 0, 1000), 0);
+	for (uint64_t t = 1100; t <= 30000; t += 100) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = t };
+
+		ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+		for (uint32_t k = 0; k < up.nmsgs; k++)
+			prepares += up.msgs[k].type == QFS_PAXOS_PREPARE;
+		ck_assert_uint_gt(up.next_tick_ms, t); /* no busy ticking */
+	}
+	ck_assert_int_eq(px.role, QFS_PAXOS_FOLLOWER);
+	ck_assert_int_eq(prepares, 0);
+	/* its log at the floor: it campaigns */
+	hs.last = hs.applied = 40;
+	hs.last_ballot = hs.floor_ballot;
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg, 3, &prm, &hs, NULL, 0, 1000), 0);
+	for (uint64_t t = 1100; t <= 30000 && px.role == QFS_PAXOS_FOLLOWER; t += 100) {
+		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = t };
+
+		ck_assert_int_eq(qfs_paxos_step(&px, &ev, &up), 0);
+	}
+	ck_assert_int_eq(px.role, QFS_PAXOS_CANDIDATE);
+}
+END_TEST
+
+/* A leader that was deposed without knowing it (cut off, or its node
+ * paused: its clock and role are those of before) must give no floor: its
+ * commit point may predate an add and removal of the node that the group
+ * made meanwhile, so the floor would be below the removal R and the
+ * re-added replica would promise a candidate that still counts its old
+ * incarnation.  Only a leader holding its lease (at the real clock) knows
+ * no other leader was elected. */
+START_TEST(test_join_floor_deposed)
+{
+	const uint32_t c23[] = { 2, 3 }, c234[] = { 2, 3, 4 };
+	struct qfs_paxos_floor fl;
+	qfs_lsn_t r_lsn;
+	uint64_t t;
+	int l = -1;
+
+	elect(0, 5000);
+	ck_assert_int_eq(propose(0, 1), 0);
+	flush();
+	tick(0, 5300);
+	flush();
+	/* node 1 is cut off from here on and never ticked: it still thinks
+	 * it leads, with its old commit point */
+	DROP_TO = 1;
+	for (t = 5400; t <= 12000 && l < 0; t += 100) {
+		tick(1, t);
+		tick(2, t);
+		flush();
+		l = C[1].px.role == QFS_PAXOS_LEADER ? 1 : C[2].px.role == QFS_PAXOS_LEADER ? 2 : -1;
+	}
+	ck_assert_int_ge(l, 1);
+	for (int k = 0; k < 3; k++) {
+		tick(l, t += 100);
+		flush();
+	}
+	/* remove 1, add 4, remove 4: each committed by 2 and 3 */
+	ck_assert_int_eq(propose_cfg(l, 2, c23), 0);
+	flush();
+	tick(l, t += 100);
+	flush();
+	ck_assert_int_eq(propose_cfg(l, 3, c234), 0);
+	flush();
+	tick(l, t += 100);
+	flush();
+	ck_assert_int_eq(propose_cfg(l, 2, c23), 0);
+	r_lsn = C[l].last;
+	flush();
+	tick(l, t += 100);
+	flush();
+	ck_assert_uint_ge(C[l].px.commit, r_lsn);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	ck_assert_uint_lt(C[0].px.commit, r_lsn);
+	/* the deposed leader: no floor (its would be below R) */
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 4, C[0].now, &fl), 0); /* its own clock stopped */
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 4, t, &fl), -EBUSY);
+	/* the real leader: a floor at or above R */
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[l].px, 4, C[l].now, &fl), 0);
+	ck_assert_uint_ge(fl.lsn, r_lsn);
+	DROP_TO = 0;
 }
 END_TEST
 
@@ -1232,6 +1342,8 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_config_remove);
 	tcase_add_test(tg, test_config_truncate_and_restore);
 	tcase_add_test(tg, test_join_floor);
+	tcase_add_test(tg, test_join_floor_deposed);
+	tcase_add_test(tg, test_floor_no_campaign);
 	suite_add_tcase(s, tg);
 	return s;
 }
