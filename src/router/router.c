@@ -647,6 +647,14 @@ static int scan_table(struct qfs_router *r, qfs_table_t table, const uint8_t *lo
 			end = p.hi;
 			end_len = p.hi_len;
 		}
+		/* cluster: before handing out anything of G, check that its map
+		 * has not moved (a split another router committed but did not
+		 * settle yet leaves a stale copy of the moved range in G) */
+		int pcrc = router_check_read(r, &p, cur, cur_len);
+		if (pcrc < 0)
+			return pcrc;
+		if (pcrc == 1 && attempt < STALE_RETRIES)
+			continue; /* refreshed: resolve cur again */
 		c->any = 0;
 		rc = qfs_cell_scan(r->cell, p.group, cur, cur_len, end, end_len, scan_count_cb, c);
 		router_account(r, &p, cur, cur_len, 0);

@@ -197,7 +197,10 @@ int router_fence_repair(struct qfs_router *r, qfs_table_t table);
  * or else the stored map still placing the key in p at that epoch (a
  * split of another router before its commit).  0: the read stands; 1:
  * the map moved (the cache is refreshed: read again); read errors.
- * Embedded mode: always 0 (this router is the only one that splits). */
+ * Embedded mode: always 0 (this router is the only one that splits),
+ * unless the test hook router_test_cluster_reads is set (unit tests:
+ * another router's split simulated over an embedded cell). */
+extern int router_test_cluster_reads;
 int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key, size_t key_len);
 /* Cluster mode: 1 if group is the new group of a stored split intent
  * (another router is splitting into it: not garbage), 0 if not or on a
