@@ -1249,21 +1249,6 @@ int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const
 	return 1;
 }
 
-int router_intent_newg(struct qfs_router *r, qfs_group_t group)
-{
-	struct qfs_meta_intent v[SEEN_MAX];
-	size_t n = 0;
-
-	if (!qfs_cell_remote(r->cell))
-		return 0;
-	if (qfs_meta_intents(r->meta, 0, v, SEEN_MAX, &n) != 0)
-		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (v[i].newg == group)
-			return 1;
-	return 0;
-}
-
 int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len)
 {
 	struct qfs_meta_part p;
