@@ -1215,6 +1215,8 @@ static int cluster_fence_repair(struct qfs_router *r, qfs_table_t table)
 	return rc;
 }
 
+int router_test_cluster_reads; /* test hook, see router_int.h */
+
 int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key, size_t key_len)
 {
 	struct qfs_meta_part f, m;
@@ -1222,7 +1224,7 @@ int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const
 	size_t vl;
 	int rc;
 
-	if (!qfs_cell_remote(r->cell))
+	if (!qfs_cell_remote(r->cell) && !router_test_cluster_reads)
 		return 0;
 	rc = qfs_cell_get(r->cell, p->group, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
 	if (rc && rc != -ENOENT)
@@ -1245,21 +1247,6 @@ int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const
 		return 0;
 	(void)router_refresh(r, p->table);
 	return 1;
-}
-
-int router_intent_newg(struct qfs_router *r, qfs_group_t group)
-{
-	struct qfs_meta_intent v[SEEN_MAX];
-	size_t n = 0;
-
-	if (!qfs_cell_remote(r->cell))
-		return 0;
-	if (qfs_meta_intents(r->meta, 0, v, SEEN_MAX, &n) != 0)
-		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (v[i].newg == group)
-			return 1;
-	return 0;
 }
 
 int qfs_router_split(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len)

@@ -647,6 +647,14 @@ static int scan_table(struct qfs_router *r, qfs_table_t table, const uint8_t *lo
 			end = p.hi;
 			end_len = p.hi_len;
 		}
+		/* cluster: before handing out anything of G, check that its map
+		 * has not moved (a split another router committed but did not
+		 * settle yet leaves a stale copy of the moved range in G) */
+		int pcrc = router_check_read(r, &p, cur, cur_len);
+		if (pcrc < 0)
+			return pcrc;
+		if (pcrc == 1 && attempt < STALE_RETRIES)
+			continue; /* refreshed: resolve cur again */
 		c->any = 0;
 		rc = qfs_cell_scan(r->cell, p.group, cur, cur_len, end, end_len, scan_count_cb, c);
 		router_account(r, &p, cur, cur_len, 0);
@@ -1313,6 +1321,8 @@ out:
 struct ref_ctx {
 	struct qfs_glist *gc;
 	uint64_t count;
+	struct qfs_meta *reload; /* cluster mode: re-read each table's map (NULL: not) */
+	int err;                 /* a re-read failed: drop nothing */
 };
 
 static int mark_table(const struct qfs_table *t, void *arg)
@@ -1320,32 +1330,52 @@ static int mark_table(const struct qfs_table *t, void *arg)
 	struct ref_ctx *c = arg;
 
 	c->count++;
+	if (c->reload && qfs_meta_reload_table(c->reload, t->id) != 0)
+		c->err = 1;
 	for (size_t i = 0; i < c->gc->n; i++)
 		if (c->gc->v[i] == t->id)
 			c->gc->v[i] = 0;
 	return 0;
 }
 
-/* Drop groups that no table refers to: a crash during mkdir or rmdir. */
+/* Drop groups that no table refers to: a crash during mkdir or rmdir.
+ * Cluster mode: another router's split names its new group in its intent
+ * until the commit that puts it in the map deletes the intent, so the
+ * groups are listed first, then the intents read, then the maps re-read:
+ * a split's group created before the listing is in one of the two. */
 static int collect_garbage(struct qfs_router *r)
 {
 	struct qfs_glist gc = { 0 };
-	struct ref_ctx rc_ctx = { &gc, 0 };
+	struct ref_ctx rc_ctx = { &gc, 0, NULL, 0 };
+	struct qfs_meta_intent *iv = NULL;
+	size_t ni = 0;
 	int rc;
 
 	qfs_cell_groups(r->cell, qfs_glist_add, &gc);
+	if (router_test_gc_hook)
+		router_test_gc_hook();
+	if (qfs_cell_remote(r->cell) || router_test_cluster_reads) {
+		iv = calloc(SEEN_MAX, sizeof(*iv));
+		if (!iv || qfs_meta_intents(r->meta, 0, iv, SEEN_MAX, &ni) != 0 || ni >= SEEN_MAX)
+			rc_ctx.err = 1; /* not sure which groups splits use: drop nothing */
+		rc_ctx.reload = r->meta;
+	}
 	rc = qfs_router_table_list(r, "", mark_table, &rc_ctx);
 	if (rc == 0) {
 		r->ntables = rc_ctx.count;
-		for (size_t i = 0; i < gc.n; i++) {
+		for (size_t i = 0; i < gc.n && !rc_ctx.err; i++) {
+			int named = 0;
+			for (size_t j = 0; j < ni; j++) /* cluster: another router's split */
+				named |= iv[j].newg == gc.v[i];
 			if (gc.v[i] == 0 || gc.v[i] == QFS_META_GROUP || qfs_meta_group_used(r->meta, gc.v[i]) ||
-			    router_intent_newg(r, gc.v[i])) /* cluster: another router's split */
+			    named)
 				continue;
 			QFS_LOG(QFS_LOG_WARN, "dropping group that no table refers to group=%016llx",
 				(unsigned long long)gc.v[i]);
 			qfs_cell_group_drop(r->cell, gc.v[i]);
 		}
 	}
+	free(iv);
 	qfs_glist_free(&gc);
 	return rc;
 }
@@ -1364,6 +1394,8 @@ static uint32_t admit_place(void *arg, qfs_group_t group, enum qfs_admit_kind ki
 	id = qfs_cell_leader_node(r->cell, group);
 	return id && id <= 32 ? 1u << (id - 1) : 0;
 }
+
+void (*router_test_gc_hook)(void); /* test hook, see router_int.h */
 
 int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs_router **out)
 {

@@ -197,12 +197,15 @@ int router_fence_repair(struct qfs_router *r, qfs_table_t table);
  * or else the stored map still placing the key in p at that epoch (a
  * split of another router before its commit).  0: the read stands; 1:
  * the map moved (the cache is refreshed: read again); read errors.
- * Embedded mode: always 0 (this router is the only one that splits). */
+ * Embedded mode: always 0 (this router is the only one that splits),
+ * unless the test hook router_test_cluster_reads is set (unit tests:
+ * another router's split simulated over an embedded cell; the hook also
+ * makes the collection of unreferenced groups at open act as in cluster
+ * mode, and router_test_gc_hook runs there right after the groups were
+ * listed). */
+extern int router_test_cluster_reads;
+extern void (*router_test_gc_hook)(void);
 int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key, size_t key_len);
-/* Cluster mode: 1 if group is the new group of a stored split intent
- * (another router is splitting into it: not garbage), 0 if not or on a
- * read error (then 1 too: keep it). */
-int router_intent_newg(struct qfs_router *r, qfs_group_t group);
 /* Forget a dropped table (cache and stats). */
 void router_forget(struct qfs_router *r, qfs_table_t table);
 /* Account one request on partition p (ops, written bytes, key sample). */

@@ -852,6 +852,157 @@ START_TEST(test_repair_after_commit_point)
 }
 END_TEST
 
+static void put_fence(qfs_group_t g, const struct qfs_meta_part *p);
+
+/* An entry put straight into group g (no fence check: another mount's
+ * write routed by the map g serves). */
+static void put_direct(qfs_group_t g, qfs_ino_t dirino, const char *name, qfs_ino_t ino)
+{
+	uint8_t key[QFS_KEY_MAX];
+	struct qfs_dentry d = { ino, S_IFREG, 0 };
+	struct qfs_buf b, eb;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int res = 1;
+
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	op->key = key;
+	op->key_len = (uint32_t)qfs_key_dentry(key, dirino, name, strlen(name));
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	qfs_buf_init(&eb);
+	qfs_txn_encode(&t, &eb);
+	ck_assert_int_eq(qfs_cell_propose(node, g, eb.data, eb.len, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_buf_close(&eb);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+}
+
+/* Cluster mode: another mount's split committed but did not settle G yet
+ * (or its mount died right after the commit), and a third mount created
+ * a name in the moved range, in N.  A scan through this router, whose
+ * cache still routes the whole range to G, must list that name: G's stale
+ * copy of the moved range must not be handed out before the fence check
+ * (it was, and the scan resumed in N after G's last key: the name was
+ * missed although created before the scan began). */
+START_TEST(test_cluster_scan_after_foreign_commit)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta *m;
+	struct qfs_meta_part p, g, left, right;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+	void *val;
+	size_t vl;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "cs", &a, &t), 0);
+	fill_dir(&t, 10); /* e0 .. e9 */
+	ck_assert_int_eq(count_dir(&t, &sorted), 10); /* the router caches epoch E */
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	/* another mount's split, through its own map: copy, fences, commit */
+	ck_assert_int_eq(qfs_meta_open(node, &m), 0);
+	ck_assert_int_eq(qfs_meta_lookup(m, t.id, k, kl, &p), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 777777), 0);
+	for (int i = 5; i < 10; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "e%d", i);
+		put_direct(777777, t.ino, name, 100000 + (qfs_ino_t)i);
+	}
+	g = p;
+	g.epoch = p.epoch + 1; /* G fenced at E+1, range unchanged */
+	put_fence(t.id, &g);
+	g = p;
+	memcpy(g.lo, k, kl);
+	g.lo_len = (uint32_t)kl;
+	g.group = 777777;
+	g.epoch = p.epoch + 1;
+	put_fence(777777, &g);
+	ck_assert_int_eq(qfs_meta_split(m, &p, k, kl, 777777, &left, &right), 0);
+	qfs_meta_free(m);
+	/* not settled: G still holds e5 .. e9.  A third mount creates e55 in N */
+	put_direct(777777, t.ino, "e55", 100055);
+	router_test_cluster_reads = 1;
+	ck_assert_int_eq(count_dir(&t, &sorted), 11);
+	ck_assert(sorted);
+	kl = qfs_key_dentry(k, t.ino, "e55", 3);
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	free(val);
+	router_test_cluster_reads = 0;
+}
+END_TEST
+
+/* The split that test_gc_keeps_foreign_split's hook commits. */
+static struct {
+	struct qfs_meta *m;
+	struct qfs_meta_part p;
+	struct qfs_meta_intent in;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+} gcs;
+
+static void gc_commit_hook(void)
+{
+	struct qfs_meta_part left, right;
+
+	ck_assert_int_eq(qfs_meta_split_claimed(gcs.m, &gcs.p, gcs.k, gcs.kl, gcs.in.newg, &gcs.in, &left, &right), 0);
+}
+
+/* Cluster mode: a mount opening while another mount's split commits must
+ * not drop the split's new group.  The opening mount read the map before
+ * the commit and the intents after it (the commit deletes the intent):
+ * N was in neither, and dropped with the only copy of the moved keys
+ * once G is settled.  The intents must be read before the map. */
+START_TEST(test_gc_keeps_foreign_split)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part g;
+	int sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "gc", &a, &t), 0);
+	fill_dir(&t, 10); /* e0 .. e9 */
+	gcs.kl = qfs_key_dentry(gcs.k, t.ino, "e5", 2);
+	/* another mount's split up to its commit: claim, N, fences, copy */
+	ck_assert_int_eq(qfs_meta_open(node, &gcs.m), 0);
+	ck_assert_int_eq(qfs_meta_lookup(gcs.m, t.id, gcs.k, gcs.kl, &gcs.p), 0);
+	gcs.in = (struct qfs_meta_intent){ t.id, gcs.p.group, 42, 1, 666666, gcs.p.epoch };
+	ck_assert_int_eq(qfs_meta_intent_claim(gcs.m, &gcs.p, &gcs.in), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 666666), 0);
+	g = gcs.p;
+	g.epoch = gcs.p.epoch + 1;
+	put_fence(t.id, &g);
+	g = gcs.p;
+	memcpy(g.lo, gcs.k, gcs.kl);
+	g.lo_len = (uint32_t)gcs.kl;
+	g.group = 666666;
+	g.epoch = gcs.p.epoch + 1;
+	put_fence(666666, &g);
+	for (int i = 5; i < 10; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "e%d", i);
+		put_direct(666666, t.ino, name, 100000 + (qfs_ino_t)i);
+	}
+	/* this mount reopens; the split commits right after it listed the groups */
+	qfs_router_free(r);
+	r = NULL;
+	router_test_cluster_reads = 1;
+	router_test_gc_hook = gc_commit_hook;
+	ck_assert_int_eq(qfs_router_new(node, 0, 0, &r), 0);
+	router_test_gc_hook = NULL;
+	router_test_cluster_reads = 0;
+	qfs_meta_free(gcs.m);
+	ck_assert_int_eq(qfs_cell_group_exists(node, 666666), 1);
+	ck_assert_int_eq(count_dir(&t, &sorted), 10);
+	ck_assert(sorted);
+}
+END_TEST
+
 /* A crash before the commit point leaves the new group unreferenced. */
 START_TEST(test_new_group_before_commit_dropped)
 {
@@ -2014,6 +2165,8 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_status_and_stats_text);
 	tcase_add_test(tc, test_split_routes_and_scans);
 	tcase_add_test(tc, test_repair_after_commit_point);
+	tcase_add_test(tc, test_cluster_scan_after_foreign_commit);
+	tcase_add_test(tc, test_gc_keeps_foreign_split);
 	tcase_add_test(tc, test_split_finishes_prepared_txns);
 	tcase_add_test(tc, test_split_commit_answer_lost);
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
