@@ -27,8 +27,9 @@
  * all of them (the new group wholly).  The files of one ingestion get
  * one sequence number above everything in the database: a range delete
  * covers every older version of the group's keys, in SST files or still
- * in the memtable (which the ingestion flushes first when their ranges
- * overlap), and not the puts of its own file.  Files are moved into the
+ * in the memtable (which commit flushes first, through qfs_store_sync's
+ * full-disk checks, rather than let the ingestion flush them), and not
+ * the puts of its own file.  Files are moved into the
  * database (hard links), not copied.  Until the ingestion nothing in the
  * database changed; a staging file left by a crash or a failure is
  * removed by the next open (store_install_clean) and by abort.
@@ -304,10 +305,10 @@ uint64_t qfs_store_install_peak(struct qfs_store *s)
 
 /* See store.h.  The snapshot point is the last put of the item stream
  * (above every item key; the stream's range delete still ends at the next
- * group's items), the applied LSN gets a file of its own, then one
- * ingestion of every file (the file header says why it is atomic and
- * durable); the flush after it makes what the memtables held before
- * durable too, as the WriteBatch install did. */
+ * group's items), the applied LSN gets a file of its own, then a flush
+ * of the memtables and one ingestion of every file (the file header says
+ * why it is atomic and durable); the flush after it makes durable what
+ * was written since, as the WriteBatch install did. */
 int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64_t ballot)
 {
 	uint8_t k[STORE_GROUP_PREFIX_LEN], v[16];
@@ -340,12 +341,23 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* The ingestion must flush the memtables first when they hold keys
+	 * of its range (nearly always: the last item file reaches 's'
+	 * be64(G)), and a flush that hits a full disk leaves RocksDB with a
+	 * background error that refuses every later write of the store, all
+	 * groups.  So flush here, through qfs_store_sync's checks (a disk
+	 * without room for it: -ENOSPC, no flush started, nothing changed),
+	 * and the ingestion never flushes by itself (a write between the two
+	 * would fail it, nothing changed). */
+	if ((rc = qfs_store_sync(in->s)))
+		goto out;
 	rocksdb_ingestexternalfileoptions_t *io = rocksdb_ingestexternalfileoptions_create();
 	if (!io) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
+	rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 0);
 	for (size_t f = 0; f < in->nfiles; f++)
 		files[f] = in->files[f];
 	rocksdb_ingest_external_file(in->s->db, files, in->nfiles, io, &err);
