@@ -24,11 +24,16 @@
  * ingests every file in ONE rocksdb_ingest_external_file call, which
  * RocksDB applies as one version edit, synced to its MANIFEST: a crash
  * leaves either none of them in the database (the old group intact) or
- * all of them (the new group wholly).  The files of one ingestion get
- * one sequence number above everything in the database: a range delete
- * covers every older version of the group's keys, in SST files or still
- * in the memtable (which the ingestion flushes first when their ranges
- * overlap), and not the puts of its own file.  Files are moved into the
+ * all of them (the new group wholly).  A file whose range overlaps
+ * something in the database gets a sequence number above everything in
+ * it (RocksDB 7.8 gives each such file of the call its own, in order, and
+ * puts it in L0); one that overlaps nothing goes to the bottom level
+ * with 0.  Either way its range delete covers every older version of the
+ * group's keys in its range, in SST files or in the memtable (which
+ * commit flushes first, through qfs_store_sync's full-disk checks,
+ * rather than let the ingestion flush it), and no put of the call: the
+ * files' ranges are disjoint, and a range delete never covers a put of
+ * its own sequence number.  Files are moved into the
  * database (hard links), not copied.  Until the ingestion nothing in the
  * database changed; a staging file left by a crash or a failure is
  * removed by the next open (store_install_clean) and by abort.
@@ -304,10 +309,10 @@ uint64_t qfs_store_install_peak(struct qfs_store *s)
 
 /* See store.h.  The snapshot point is the last put of the item stream
  * (above every item key; the stream's range delete still ends at the next
- * group's items), the applied LSN gets a file of its own, then one
- * ingestion of every file (the file header says why it is atomic and
- * durable); the flush after it makes what the memtables held before
- * durable too, as the WriteBatch install did. */
+ * group's items), the applied LSN gets a file of its own, then a flush
+ * of the memtables and one ingestion of every file (the file header says
+ * why it is atomic and durable); the flush after it makes durable what
+ * was written since, as the WriteBatch install did. */
 int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64_t ballot)
 {
 	uint8_t k[STORE_GROUP_PREFIX_LEN], v[16];
@@ -340,16 +345,38 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* The ingestion must flush the memtables first when they hold keys
+	 * of its range (nearly always: the last item file reaches 's'
+	 * be64(G)), and a flush that hits a full disk leaves RocksDB with a
+	 * background error that refuses every later write of the store, all
+	 * groups.  So flush here, through qfs_store_sync's checks (a disk
+	 * without room for it: -ENOSPC, no flush started, nothing changed),
+	 * and the ingestion never flushes by itself (a write of another
+	 * thread between the two, a group drop, fails it with nothing
+	 * changed: flushed and tried again, three times at most). */
 	rocksdb_ingestexternalfileoptions_t *io = rocksdb_ingestexternalfileoptions_create();
 	if (!io) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
+	rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 0);
 	for (size_t f = 0; f < in->nfiles; f++)
 		files[f] = in->files[f];
-	rocksdb_ingest_external_file(in->s->db, files, in->nfiles, io, &err);
+	for (int tries = 0; tries < 3; tries++) {
+		rocksdb_free(err);
+		err = NULL;
+		if ((rc = qfs_store_sync(in->s)))
+			break;
+		rocksdb_ingest_external_file(in->s->db, files, in->nfiles, io, &err);
+		if (!err || !strstr(err, "requires flush"))
+			break;
+	}
 	rocksdb_ingestexternalfileoptions_destroy(io);
+	if (rc) {
+		rocksdb_free(err);
+		goto out;
+	}
 	store_xact_forget(in->s, in->group); /* the snapshot's prepared txns are counted anew */
 	if (err) {
 		rc = store_rocks_err(in->s, "install ingest", err);

@@ -149,10 +149,11 @@ int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn
  *   item: 0, -EINVAL (key or value too large, or a key not above the
  *     last one: logged), -ENOMEM, -EIO; after an error the install is
  *     unusable: abort it.
- *   commit: frees in in every case; 0, -ENOMEM, -EINVAL, -EIO or
- *     QFS_ECORRUPT.  On error the group is unchanged if the ingestion
- *     failed, but a failed flush after it leaves the caller unsure: it
- *     must stop using the group until reopen.
+ *   commit: frees in in every case; 0, -ENOMEM, -EINVAL, -ENOSPC (no
+ *     room to flush the memtables before the ingestion: nothing
+ *     changed), -EIO or QFS_ECORRUPT.  On error the group is unchanged
+ *     if the ingestion failed, but a failed flush after it leaves the
+ *     caller unsure: it must stop using the group until reopen.
  *   abort: frees in and removes its files, nothing written; NULL: nothing.
  *   buffered: item bytes in holds in memory now (added since its writer
  *     last wrote a block to its file; RocksDB's file buffer not counted).

@@ -9,12 +9,16 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -33,6 +37,7 @@
 #define FILE_INO 2000
 
 static char dir[64];
+static int private_mounts; /* main() made a private mount namespace */
 static const uint8_t *kp; /* last key from a helper, so its length is read after */
 static struct qfs_store *st;
 
@@ -2182,6 +2187,164 @@ START_TEST(test_install_crash)
 }
 END_TEST
 
+/* The old state still only in the memtables (never flushed, as a
+ * replica's recent applies are: RocksDB's WAL is off) with its neighbours
+ * G1 - 1 and G1 + 1 and the last group id: the ingestion's range deletes
+ * hide the memtable's old items and 'c' records, the neighbours stay, a
+ * write after the install (an apply) shadows the ingested value, and all
+ * of it holds across a reopen.  The last group (its range ends at "e"
+ * and "d") installs too without touching the others. */
+START_TEST(test_install_memtable)
+{
+	static uint8_t got[QFS_CHUNK_SIZE], want[QFS_CHUNK_SIZE], old[QFS_CHUNK_SIZE];
+	const qfs_group_t glast = UINT64_MAX;
+	struct qfs_store_install *in;
+	qfs_lsn_t lsn;
+	uint32_t kl;
+	const uint8_t *k;
+
+	memset(old, 0x5a, sizeof(old));
+	k = kdent(DIR_INO, "old", &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, (const uint8_t *)"o", 1), 0);
+	ck_assert_int_eq(qfs_store_load_item(st, G1 - 1, k, kl, (const uint8_t *)"p", 1), 0);
+	ck_assert_int_eq(qfs_store_load_item(st, G1 + 1, k, kl, (const uint8_t *)"q", 1), 0);
+	ck_assert_int_eq(qfs_store_load_item(st, glast, k, kl, (const uint8_t *)"z", 1), 0);
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, old, sizeof(old)), 0);
+	ck_assert_int_eq(qfs_store_load_item(st, glast, k, kl, old, sizeof(old)), 0);
+	k = kchunk(FILE_INO, 5, &kl); /* an old chunk the snapshot does not hold */
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, old, sizeof(old)), 0);
+	ck_assert_int_eq(qfs_store_load_applied(st, G1, 5), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	k = kdent(DIR_INO, "new", &kl);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
+	inst_add(in, 0, 2);
+	ck_assert_int_eq(qfs_store_install_commit(in, 40, 2), 0);
+	/* an apply after the install */
+	k = kdent(DIR_INO, "new", &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, (const uint8_t *)"m", 1), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, glast, &in), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 3, 1), 0); /* empty */
+	for (int pass = 0; pass < 2; pass++) {
+		k = kdent(DIR_INO, "old", &kl);
+		ck_assert(!present(G1, k, kl));
+		ck_assert(!present(glast, k, kl));
+		assert_val(G1 - 1, k, kl, "p");
+		assert_val(G1 + 1, k, kl, "q");
+		k = kdent(DIR_INO, "new", &kl);
+		assert_val(G1, k, kl, "m");
+		st->crc_fast = st->crc_slow = 0;
+		for (uint64_t c = 0; c < 2; c++) {
+			k = kchunk(FILE_INO, c, &kl);
+			inst_chunk(want, c);
+			ck_assert_uint_eq(get_bytes(G1, k, kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+			ck_assert_mem_eq(got, want, QFS_CHUNK_SIZE);
+		}
+		ck_assert_uint_eq(st->crc_slow, 0); /* the old 'c' record of chunk 0 is gone */
+		k = kchunk(FILE_INO, 5, &kl);
+		ck_assert(!present(G1, k, kl));
+		k = kchunk(FILE_INO, 0, &kl);
+		ck_assert(!present(glast, k, kl));
+		ck_assert_int_eq(qfs_store_applied(st, G1, &lsn), 0);
+		ck_assert_uint_eq(lsn, 40);
+		ck_assert_int_eq(qfs_store_applied(st, glast, &lsn), 0);
+		ck_assert_uint_eq(lsn, 3);
+		knext = 0;
+		ck_assert_int_eq(qfs_store_sync(st), 0);
+		reopen();
+	}
+}
+END_TEST
+
+/* A commit on a full disk while the group's old state is only in the
+ * memtables: the ingestion would have to flush them first, and a flush
+ * that hits a full disk leaves RocksDB with a background error (every
+ * later write of every group of the store fails; Debian's 7.8 can even
+ * abort, store.c qfs_store_sync).  Commit goes through qfs_store_sync's
+ * checks instead: -ENOSPC, the old state intact, the staging files gone,
+ * and once there is room again the store works and the install goes in.
+ * The store is on a 24 MiB tmpfs mounted in the private mount namespace
+ * main() made (it goes away with the test's processes). */
+START_TEST(test_install_full_disk)
+{
+	static uint8_t old[QFS_CHUNK_SIZE], fill[1 << 16];
+	char mnt[128], sdir[160], filler[160];
+	struct qfs_store *s2;
+	struct qfs_store_install *in;
+	struct statvfs sv;
+	uint32_t kl;
+	const uint8_t *k;
+	char *v;
+	size_t vl;
+
+	if (!private_mounts) {
+		fprintf(stderr, "test_install_full_disk skipped: no private mount namespace\n");
+		return;
+	}
+	snprintf(mnt, sizeof(mnt), "%s/t", dir);
+	snprintf(sdir, sizeof(sdir), "%s/db", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	ck_assert_int_eq(mkdir(mnt, 0700), 0);
+	ck_assert_int_eq(mount("tmpfs", mnt, "tmpfs", 0, "size=24m"), 0);
+	ck_assert_int_eq(qfs_store_open(sdir, &s2), 0);
+	for (size_t i = 0; i < sizeof(old); i++)
+		old[i] = (uint8_t)(i * 131 + 7);
+	k = kdent(DIR_INO, "old", &kl);
+	ck_assert_int_eq(qfs_store_load_item(s2, G1, k, kl, (const uint8_t *)"o", 1), 0);
+	for (uint64_t c = 0; c < 8; c++) { /* 1 MiB in the memtables */
+		k = kchunk(FILE_INO, c, &kl);
+		old[0] = (uint8_t)c;
+		ck_assert_int_eq(qfs_store_load_item(s2, G1, k, kl, old, sizeof(old)), 0);
+	}
+	ck_assert_int_eq(qfs_store_load_applied(s2, G1, 5), 0);
+	ck_assert_int_eq(qfs_store_install_begin(s2, G1, &in), 0);
+	k = kdent(DIR_INO, "new", &kl);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
+	/* the disk fills up: 256 KiB left */
+	int fd = open(filler, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(statvfs(mnt, &sv), 0);
+	for (uint64_t left = (uint64_t)sv.f_bavail * sv.f_frsize - (256u << 10); left;) {
+		size_t n = left < sizeof(fill) ? left : sizeof(fill);
+
+		for (size_t i = 0; i < n; i++)
+			fill[i] = (uint8_t)(left + i * 7);
+		ck_assert_int_eq(write(fd, fill, n), (ssize_t)n);
+		left -= n;
+	}
+	close(fd);
+	ck_assert_int_eq(qfs_store_install_commit(in, 40, 2), -ENOSPC);
+	ck_assert_int_eq(qfs_store_applied(s2, G1, &(qfs_lsn_t){ 0 }), 0);
+	k = kdent(DIR_INO, "old", &kl);
+	ck_assert_int_eq(qfs_store_get(s2, G1, k, kl, (void **)&v, &vl), 0);
+	free(v);
+	k = kdent(DIR_INO, "new", &kl);
+	ck_assert_int_eq(qfs_store_get(s2, G1, k, kl, (void **)&v, &vl), -ENOENT);
+	snprintf(filler, sizeof(filler), "%s/t/db/qfs-install", dir);
+	DIR *d = opendir(filler);
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *de; (de = readdir(d));)
+		ck_assert_msg(de->d_name[0] == '.', "staging file %s left", de->d_name);
+	closedir(d);
+	/* room again: the store still takes writes and flushes, the install works */
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	ck_assert_int_eq(unlink(filler), 0);
+	k = kdent(DIR_INO, "other", &kl);
+	ck_assert_int_eq(qfs_store_load_item(s2, G2, k, kl, (const uint8_t *)"y", 1), 0);
+	ck_assert_int_eq(qfs_store_sync(s2), 0);
+	ck_assert_int_eq(qfs_store_install_begin(s2, G1, &in), 0);
+	k = kdent(DIR_INO, "new", &kl);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 40, 2), 0);
+	ck_assert_int_eq(qfs_store_get(s2, G1, k, kl, (void **)&v, &vl), 0);
+	free(v);
+	k = kdent(DIR_INO, "old", &kl);
+	ck_assert_int_eq(qfs_store_get(s2, G1, k, kl, (void **)&v, &vl), -ENOENT);
+	qfs_store_close(s2);
+	ck_assert_int_eq(umount2(mnt, MNT_DETACH), 0);
+}
+END_TEST
+
 /* ---- two-phase commit (doc/xact.md) ---- */
 
 static uint8_t txids[4][QFS_TXID_LEN];
@@ -2795,6 +2958,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_install_bounded);
 	tcase_add_test(tc, test_install_refused);
 	tcase_add_test(tc, test_install_crash);
+	tcase_add_test(tc, test_install_memtable);
+	tcase_add_test(tc, test_install_full_disk);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("xact");
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -2816,6 +2981,12 @@ static Suite *store_suite(void)
 
 int main(void)
 {
+	/* A mount namespace of our own, made before any thread exists (a
+	 * namespace is per thread, and RocksDB's background threads must
+	 * see the mounts of the test): a tmpfs a test mounts goes away with
+	 * the test's processes, whatever happens to them. */
+	private_mounts = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
+			 mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
 	SRunner *sr = srunner_create(store_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
