@@ -61,6 +61,7 @@
 #include "common/txn.h"
 #include "net/frame.h"
 #include "node/cluster.h"
+#include "repl/paxos.h"
 
 #define TRY_MS 3000        /* one attempt at one node */
 #define MEMBERS 1024       /* members cache slots */
@@ -1387,6 +1388,37 @@ done:
 	memcpy(out, ids, n * sizeof(ids[0]));
 	*nout = n;
 	return 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
+		      uint32_t n, int log)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = group, .a = buf };
+
+	if (n + (log ? 1 : 0) > QFS_CLUSTER_MAX_NODES || node_idx(rc, node) < 0)
+		return -EINVAL;
+	for (uint32_t k = 0; k < n; k++)
+		qfs_be32_put(buf + 4 * k, words[k]);
+	if (log)
+		qfs_be32_put(buf + 4 * n++, node | QFS_PAXOS_LOG_FLAG);
+	q.alen = 4 * n;
+	return ask_one(rc, node, &q, ASK_MS);
+}
+
+/* See cluster.h. */
+int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_DROP, .group = group };
+
+	return ask_one(rc, node, &q, ASK_MS);
+}
+
+/* See cluster.h. */
+int qfs_rcell_applied_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, qfs_lsn_t *lsn)
+{
+	return applied_on(rc, node, group, lsn);
 }
 
 /* See cluster.h. */

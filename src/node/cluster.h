@@ -132,6 +132,8 @@ struct qfs_node_server_opts {
 	const char *dir;           /* node directory (rnode.h) */
 	const char *cluster;       /* cluster file */
 	uint32_t id;               /* this node's id in it */
+	uint32_t heal_after_ms;    /* a leader adds a log replica for a member
+				      silent this long (-o heal_after=); 0: off */
 };
 
 struct qfs_node_server;
@@ -273,6 +275,21 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
 /* The groups whose members (as the answering nodes' members files say)
  * include node id, into out (initialised, empty).  0 or -ENOMEM. */
 int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out);
+
+/* Log replicas (doc/cluster.md "Log replicas"; the node's healer,
+ * server.c).  Ask node to host an empty replica of group joining the
+ * configuration in force ids[n] (words: id | QFS_PAXOS_LOG_FLAG for a log
+ * member), as a log replica when log (the list then ends with the node's
+ * own id | QFS_PAXOS_LOG_FLAG, which a release without log replicas
+ * refuses -EINVAL).  0, -EEXIST (it still hosts one), -ETIMEDOUT (no
+ * answer), the node's error. */
+int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
+		      uint32_t n, int log);
+/* Drop node's replica of group: 0, QFS_ENOGROUP, -ETIMEDOUT, its error. */
+int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group);
+/* Node's applied LSN of group (its status lines): 0 and *lsn,
+ * -ETIMEDOUT, QFS_ENOGROUP. */
+int qfs_rcell_applied_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, qfs_lsn_t *lsn);
 
 /* Forget which nodes host group (qfs_cell_group_forget). */
 void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t group);

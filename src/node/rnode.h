@@ -190,6 +190,30 @@ int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
  * until the CONFIG entry that adds it is in its log.  Errors of
  * qfs_rnode_group_create. */
 int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members);
+/* qfs_rnode_group_join for a log replica (doc/paxos.md section 7a): the
+ * replica keeps the log only (it applies no txn to the store, answers
+ * reads -EREMOTE, never campaigns), which its members file records
+ * (" kind log").  The leader starts it at its snapshot point, shipped
+ * without items.  Errors of qfs_rnode_group_join. */
+int qfs_rnode_group_join_log(struct qfs_rnode *rn, qfs_group_t group,
+			     const struct qfs_paxos_config *members);
+
+/* A leader's view of its group's members (the healer's input, server.c). */
+struct qfs_rnode_health {
+	int leader;              /* 1: this replica leads (the rest is valid) */
+	struct qfs_paxos_config cfg; /* in force (newest in the log) */
+	struct qfs_paxos_config applied_cfg; /* applied (the members file) */
+	int changing;            /* a CONFIG entry is not committed yet */
+	uint32_t n;              /* peers below */
+	uint32_t ids[QFS_PAXOS_MAX_NODES];
+	uint64_t silent_ms[QFS_PAXOS_MAX_NODES]; /* since its last answer (or
+				    since this leader's election) */
+	qfs_lsn_t match[QFS_PAXOS_MAX_NODES]; /* its durable, matching log end */
+	qfs_lsn_t last;          /* the leader's last LSN */
+};
+/* Fill *out for group (any thread, under the group's lock).  0 or
+ * QFS_ENOGROUP. */
+int qfs_rnode_group_health(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_health *out);
 /* The members this replica applied last (its members file).  0 or
  * QFS_ENOGROUP. */
 int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out);
