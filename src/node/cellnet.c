@@ -850,8 +850,13 @@ int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 				r = QFS_ECORRUPT;
 				goto out;
 			}
-			for (uint32_t i = 0; i < gm.n; i++)
+			for (uint32_t i = 0; i < gm.n; i++) {
 				gm.ids[i] = qfs_rd_u32(&rd);
+				if (gm.ids[i] & QFS_PAXOS_LOG_FLAG) {
+					gm.ids[i] &= ~QFS_PAXOS_LOG_FLAG;
+					gm.log |= 1u << i;
+				}
+			}
 		}
 		if (rd.err)
 			break;

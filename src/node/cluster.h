@@ -235,6 +235,8 @@ struct qfs_rcell_gm {
 	qfs_group_t g;
 	uint32_t n;
 	uint32_t ids[QFS_CLUSTER_MAX_NODES];
+	uint32_t log;            /* bit i: ids[i] is a log replica (its word on
+				    the wire carries QFS_PAXOS_LOG_FLAG) */
 };
 /* The groups node id hosts with their members (QFS_RPC_MEMBERS): *out
  * malloc'd (the caller frees), *n.  0, -ETIMEDOUT (no answer within

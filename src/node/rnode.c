@@ -2799,7 +2799,8 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 	pthread_mutex_unlock(&rn->mu);
 	if (rc)
 		return rc;
-	members_text_kind(members, join == 2, text, sizeof(text));
+	members_text_kind(members, join == 2 || qfs_paxos_config_is_log(members, rn->id), text,
+			  sizeof(text));
 	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, group)) ||
 	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/groups/%016" PRIx64 ".tmp", rn->dir, group)))
 		return rc;
@@ -2830,7 +2831,7 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 	}
 	if ((rc = group_load(rn, group, members, &g)))
 		return rc;
-	g->logrep = join == 2;
+	g->logrep = join == 2 || qfs_paxos_config_is_log(members, rn->id);
 	{
 		char gdir[PATH_MAX];
 

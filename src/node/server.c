@@ -158,8 +158,8 @@ static void members_cb(qfs_group_t g, void *arg)
 		return; /* dropped meanwhile */
 	qfs_buf_put_u64(mc->b, g);
 	qfs_buf_put_u8(mc->b, (uint8_t)cfg.n);
-	for (uint32_t i = 0; i < cfg.n; i++)
-		qfs_buf_put_u32(mc->b, cfg.ids[i]);
+	for (uint32_t i = 0; i < cfg.n; i++) /* (a log replica flagged) */
+		qfs_buf_put_u32(mc->b, cfg.ids[i] | (cfg.log >> i & 1 ? QFS_PAXOS_LOG_FLAG : 0));
 }
 
 /* EXISTS: 1 and group's members (n x be32) into pb if hosted, else 0. */
@@ -481,6 +481,7 @@ static void reconcile(struct qfs_node_server *s)
 				continue;
 			if (m) {
 				cfg.n = m->n;
+				cfg.log = m->log; /* (a log replica is created as one) */
 				memcpy(cfg.ids, m->ids, m->n * sizeof(m->ids[0]));
 			}
 			if (!has_id(cfg.ids, cfg.n, s->id))
