@@ -120,6 +120,8 @@
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
 #define RNODE_BUF_KEEP (1u << 20) /* scratch buffer kept between uses up to this */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
+#define RNODE_READ_BYTES (8u << 20) /* entry bytes of one log read for a follower
+				     * (one ACCEPT frame, QFS_NET_BODY_MAX) */
 
 /* One proposal, on the proposer's stack while it waits. */
 struct proposal {
@@ -1068,6 +1070,7 @@ struct read_walk {
 	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
 	uint8_t *bufs[QFS_PAXOS_MAX_BATCH];
 	uint32_t n;
+	size_t bytes;            /* data bytes of ents (RNODE_READ_BYTES) */
 	qfs_lsn_t prev;          /* from - 1 */
 	qfs_ballot_t prev_ballot;
 };
@@ -1084,8 +1087,9 @@ static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		w->prev_ballot = e.ballot;
 		return 0;
 	}
-	if (w->n == QFS_PAXOS_MAX_BATCH)
-		return 1;
+	if (w->n == QFS_PAXOS_MAX_BATCH || (w->n && w->bytes + e.len > RNODE_READ_BYTES))
+		return 1; /* (an ACCEPT of 64 big entries would not fit in a frame) */
+	w->bytes += e.len;
 	/* The WAL's buffer is only valid during the callback: copy. */
 	w->bufs[w->n] = malloc(e.len ? e.len : 1);
 	if (!w->bufs[w->n])

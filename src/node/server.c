@@ -85,6 +85,7 @@ struct qfs_node_server {
 	pthread_t heal;
 	int heal_started;
 	uint64_t heal_warned_ms;     /* healer thread: last "no spare" line */
+	uint64_t heal_join_ms;       /* healer thread: last storage join refused */
 };
 
 /* rnode's on_frame hook, on its I/O thread: queue a request. */
@@ -447,7 +448,7 @@ static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
  * not name members: every node of the file is then a member. */
 static void reconcile(struct qfs_node_server *s)
 {
-	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine;
+	struct qfs_glist gl[QFS_CLUSTER_MAX_NODES], mine, settled;
 	struct qfs_rcell_gm *gm[QFS_CLUSTER_MAX_NODES];
 	size_t ngm[QFS_CLUSTER_MAX_NODES];
 	struct qfs_paxos_config all;
@@ -457,7 +458,22 @@ static void reconcile(struct qfs_node_server *s)
 	memset(gm, 0, sizeof(gm));
 	memset(ngm, 0, sizeof(ngm));
 	memset(&mine, 0, sizeof(mine));
+	memset(&settled, 0, sizeof(settled));
 	memset(&all, 0, sizeof(all));
+	/* The replicas whose members file names this node before the peers
+	 * are asked: only those may be found removed (removed_here).  One
+	 * that joins meanwhile (a log replica or an add, added within the
+	 * round) would else be compared with peers' lists older than the
+	 * CONFIG entry that added it, and dropped. */
+	qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
+	for (size_t k = 0; k < mine.n; k++) {
+		struct qfs_paxos_config own;
+
+		if (qfs_rnode_group_members(s->rn, mine.v[k], &own) == 0 && has_id(own.ids, own.n, s->id))
+			qfs_glist_add(mine.v[k], &settled);
+	}
+	qfs_glist_free(&mine);
+	memset(&mine, 0, sizeof(mine));
 	all.n = s->cl.n;
 	for (uint32_t i = 0; i < s->cl.n; i++) {
 		all.ids[i] = s->cl.nodes[i].id;
@@ -500,13 +516,14 @@ static void reconcile(struct qfs_node_server *s)
 			qfs_glist_add(g, &mine);
 		}
 	for (size_t k = 0; asked && k < mine.n; k++)
-		if (removed_here(s, gm, ngm, mine.v[k]))
+		if (qfs_glist_has(&settled, mine.v[k]) && removed_here(s, gm, ngm, mine.v[k]))
 			drop_removed(s, mine.v[k]);
 	for (uint32_t i = 0; i < s->cl.n; i++) {
 		qfs_glist_free(&gl[i]);
 		free(gm[i]);
 	}
 	qfs_glist_free(&mine);
+	qfs_glist_free(&settled);
 }
 
 static void *reconcile_main(void *arg)
@@ -591,13 +608,34 @@ static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qf
 	return rc;
 }
 
+/* The second step of phase 1: dead out of c (which holds log replica lr,
+ * added since t0). */
+static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
+			     const struct qfs_paxos_config *c, uint32_t dead, uint32_t lr, uint64_t t0)
+{
+	struct qfs_paxos_config rm;
+	int rc;
+
+	memset(&rm, 0, sizeof(rm));
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] != dead) {
+			if (c->log >> i & 1)
+				rm.log |= 1u << rm.n;
+			rm.ids[rm.n++] = c->ids[i];
+		}
+	rc = heal_config(s, g, &rm);
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal member removed group=%016llx node=%u "
+		"members=%u log=%u took_ms=%llu err=%s", (unsigned long long)g, dead, rm.n, lr,
+		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
+}
+
 /* Phase 1: member dead (silent for heal_after) of a group of three storage
  * replicas c: a log replica on a spare node, then dead removed. */
 static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
 			 uint32_t dead, uint64_t silent_ms)
 {
 	uint32_t cand[QFS_CLUSTER_MAX_NODES], nc = 0, w[QFS_PAXOS_MAX_NODES];
-	struct qfs_paxos_config add = *c, rm;
+	struct qfs_paxos_config add = *c;
 	uint64_t t0 = mono_ms();
 	uint32_t spare = 0;
 	int rc = -ENODEV;
@@ -645,20 +683,13 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 		node_az(s, spare), dead, (unsigned long long)silent_ms,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc) {
-		qfs_rcell_drop_at(s->peers, spare, g); /* the next round starts over */
+		/* the next round starts over; after a timeout the entry may
+		 * still commit: the replica stays (a later round goes on) */
+		if (rc != -ETIMEDOUT)
+			qfs_rcell_drop_at(s->peers, spare, g);
 		return;
 	}
-	memset(&rm, 0, sizeof(rm));
-	for (uint32_t i = 0; i < add.n; i++)
-		if (add.ids[i] != dead) {
-			if (add.log >> i & 1)
-				rm.log |= 1u << rm.n;
-			rm.ids[rm.n++] = add.ids[i];
-		}
-	rc = heal_config(s, g, &rm);
-	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal member removed group=%016llx node=%u "
-		"members=%u log=%u took_ms=%llu err=%s", (unsigned long long)g, dead, rm.n, spare,
-		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
+	heal_remove_dead(s, g, &add, dead, spare, t0);
 }
 
 /* Wait until node applied what this leader had applied when asked (or
@@ -691,6 +722,8 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 	uint64_t t0 = mono_ms();
 	int rc;
 
+	if (!nw && mono_ms() - s->heal_join_ms < RECONCILE_MS / 3)
+		return; /* a join was refused (an old copy there): not every tick */
 	if (!nw) {
 		cfg_words(c, w);
 		for (uint32_t i = 0; i < s->cl.n && !nw && !heal_stopping(s); i++) {
@@ -712,8 +745,10 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 			if (rc == 0)
 				nw = id;
 		}
-		if (!nw)
+		if (!nw) {
+			s->heal_join_ms = mono_ms();
 			return;
+		}
 		to.ids[to.n++] = nw;
 	} else {
 		to.ids[to.n++] = nw;
@@ -724,7 +759,8 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 			"node=%u az=%s err=%s", (unsigned long long)g, nw, node_az(s, nw),
 			rc ? qfs_strerror(rc) : "none");
 		if (rc) {
-			qfs_rcell_drop_at(s->peers, nw, g);
+			if (rc != -ETIMEDOUT) /* (see heal_add_log) */
+				qfs_rcell_drop_at(s->peers, nw, g);
 			return;
 		}
 	}
@@ -780,13 +816,19 @@ static void heal_group(struct qfs_node_server *s, qfs_group_t g)
 	} else if (h.cfg.n == 3 && nlog == 1 && all_up) {
 		heal_restore(s, g, &h.cfg, lr, 0);
 	} else if (h.cfg.n == 4 && nlog == 1) {
-		/* a restore that stopped before the retirement: the storage
-		 * member that is not this node and answers most recently
-		 * added last (the highest index) */
+		/* a round that stopped half-way: the member added last (the
+		 * highest index) is the log replica (phase 1: the dead member
+		 * is still to go) or a storage replica (phase 2: the log
+		 * replica is still to go once it caught up) */
 		struct qfs_paxos_config c3 = h.cfg;
 
 		added = h.cfg.ids[h.cfg.n - 1];
-		if (qfs_paxos_config_is_log(&h.cfg, added) || added == s->id)
+		if (qfs_paxos_config_is_log(&h.cfg, added)) {
+			if (dead)
+				heal_remove_dead(s, g, &h.cfg, dead, added, mono_ms());
+			return;
+		}
+		if (added == s->id)
 			return;
 		c3.n--;
 		heal_restore(s, g, &c3, lr, added);
