@@ -82,7 +82,7 @@ r0=$(date +%s.%N)
 wait_log "node heal storage replica caught up group=$G .*err=none" 1200
 r1=$(date +%s.%N)
 cu=$(nlogs | grep -h "node heal storage replica caught up group=$G .*err=none" | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
-echo "rebuild_s=$(python3 -c "print('%.2f' % ($cu / 1000.0))") restart_to_caught_up_s=$(python3 -c "print('%.2f' % ($r1 - $r0))") (storage replica: join + CONFIG + snapshot of ${MIB} MiB + log)"
+echo "rebuild_s=$(python3 -c "print('%.2f' % ($cu / 1000.0))") restart_to_caught_up_s=$(python3 -c "print('%.2f' % ($r1 - $r0))") (storage replica: join + CONFIG + the whole partition, ${MIB} MiB, as log entries from LSN 1 or a snapshot)"
 wait_log "node heal log replica retired group=$G" 60
 touch "$T/STOP"
 wait "$WPID" || fail "writer: $(cat "$T/writer.out")"
