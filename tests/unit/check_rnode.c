@@ -455,6 +455,103 @@ START_TEST(t_replace_member)
 }
 END_TEST
 
+/* Propose c (kinds included) through whoever leads (as change_members). */
+static void change_cfg(const struct qfs_paxos_config *c)
+{
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+	int rc = -1;
+
+	while (qfs_clock_mono_ms() < end) {
+		uint32_t l = leader4();
+
+		ck_assert_uint_ne(l, 0);
+		rc = qfs_rnode_propose_members(node_of(l), G, c, 3000, NULL);
+		if (rc == 0)
+			return;
+		ck_assert_msg(rc == -EREMOTE || rc == -EAGAIN || rc == -EBUSY || rc == -ETIMEDOUT, "rc %d", rc);
+		usleep(20000);
+	}
+	ck_abort_msg("members change not committed: rc %d", rc);
+}
+
+static int nitems_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, void *arg)
+{
+	(void)key, (void)key_len, (void)val, (void)val_len;
+	++*(int *)arg;
+	return 0;
+}
+
+/* A log replica (doc/paxos.md section 7a): node 3 stops, node 4 joins as
+ * a log replica and is added, node 3 removed; node 4 acknowledges (the
+ * add needs 3 of 4, the next write with node 1 down needs it too) but
+ * holds no item, refuses reads, says "kind log", never leads, and keeps
+ * its kind across a restart. */
+START_TEST(t_log_replica)
+{
+	struct qfs_paxos_config m, cur = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_config c1234 = { .n = 4, .ids = { 1, 2, 3, 4 }, .log = 8 };
+	struct qfs_paxos_config c124 = { .n = 3, .ids = { 1, 2, 4 }, .log = 4 };
+	struct qfs_rnode_ginfo gi;
+	struct qfs_buf st;
+	qfs_lsn_t applied = 0;
+	void *val = NULL;
+	size_t vlen;
+	int items = 0;
+
+	for (int i = 0; i < 10; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "before%d", i);
+		put_acked(name, "x");
+	}
+	node_stop(2);
+	spare_start();
+	ck_assert_int_eq(qfs_rnode_group_join_log(SPARE, G, &c1234), -EINVAL); /* names it */
+	ck_assert_int_eq(qfs_rnode_group_join_log(SPARE, G, &cur), 0);
+	change_cfg(&c1234); /* 3 of 4: nodes 1, 2 and the log replica */
+	change_cfg(&c124);
+	put4("after", "two");
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert(qfs_paxos_config_is_log(&m, 4));
+	/* node 1 down: 2 and the log replica commit; node 2 leads, never 4 */
+	node_stop(0);
+	put4("without1", "three");
+	ck_assert_uint_eq(leader4(), 2);
+	ck_assert_int_eq(qfs_rnode_group_info(SPARE, G, &gi), 0);
+	ck_assert_uint_gt(gi.applied, 0);
+	ck_assert_int_ne(gi.role, QFS_PAXOS_LEADER);
+	{
+		uint8_t key[QFS_KEY_MAX];
+		size_t klen = qfs_key_dentry(key, DIR_INO, "after", 5);
+
+		ck_assert_int_eq(qfs_rnode_get(SPARE, G, key, klen, &val, &vlen), -EREMOTE);
+	}
+	ck_assert_int_eq(qfs_rnode_snapshot_scan(SPARE, G, &applied, nitems_cb, &items), 0);
+	ck_assert_int_eq(items, 0); /* no store */
+	qfs_buf_init(&st);
+	qfs_rnode_status(SPARE, &st);
+	qfs_buf_put(&st, "", 1);
+	ck_assert_msg(strstr((char *)st.data, " kind log\n") != NULL, "%s", (char *)st.data);
+	qfs_buf_close(&st);
+	/* its kind survives a restart */
+	qfs_rnode_close(SPARE);
+	SPARE = NULL;
+	spare_start();
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert(qfs_paxos_config_is_log(&m, 4));
+	put4("restarted", "four");
+	{
+		uint8_t key[QFS_KEY_MAX];
+		size_t klen = qfs_key_dentry(key, DIR_INO, "after", 5);
+
+		ck_assert_int_eq(qfs_rnode_get(SPARE, G, key, klen, &val, &vlen), -EREMOTE);
+	}
+	ck_assert_uint_eq(leader4(), 2);
+	qfs_rnode_close(SPARE);
+	SPARE = NULL;
+}
+END_TEST
+
 START_TEST(t_elect_replicate)
 {
 	char name[32], val[32], line[256];
@@ -2132,6 +2229,7 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_elect_replicate);
 	tcase_add_test(tc, t_failover);
 	tcase_add_test(tc, t_replace_member);
+	tcase_add_test(tc, t_log_replica);
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);
