@@ -101,7 +101,7 @@ fi
 export QFS_UPGRADE_CACHE=${QFS_UPGRADE_CACHE:-$PWD/build/tests/upgrade}
 build_and_check build
 # Under ASan everything is 2-3x slower: the sanitizer build writes a 1 GiB
-# big file instead of 3 GiB and a directory of 30,000 entries instead of
+# big file instead of 2.1 GiB and a directory of 30,000 entries instead of
 # 100,000 (the normal build covers the big sizes; every create is replicated
 # three times).
 export QFS_BIG_MB=${QFS_SAN_BIG_MB:-1024}

@@ -1417,16 +1417,9 @@ static int cmd_mount(int argc, char **argv)
 				"cluster mount (-o cluster=); see doc/cluster.md\n", m.local_opt);
 			return 2;
 		}
-		/* A split assumes its router is the only writer of the table
-		 * (it freezes the moving range in its own memory), and other
-		 * mounts of the cluster write the same tables: no splits. */
-		if ((m.split_bytes_set && m.split.split_bytes) || m.split.split_ops > 0) {
-			fprintf(stderr, "quorumfs: options split_bytes/split_ops: a cluster mount "
-				"(-o cluster=) does not split partitions; see doc/cluster.md\n");
-			return 2;
-		}
-		m.split_bytes_set = 1;
-		m.split.split_bytes = 0;
+		/* Splits run here too: every mount of the cluster may try one,
+		 * a claim in the meta group lets one win (doc/cluster.md
+		 * "Splits"). */
 		/* Refuse a bad cluster or key file here, on the caller's stderr
 		 * (the loader says which line or which mode). */
 		if (check_cluster_file(m.cluster, 0, ""))

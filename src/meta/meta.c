@@ -602,11 +602,200 @@ int qfs_meta_set_nodes(struct qfs_meta *m, qfs_group_t group, const uint32_t *id
 
 int qfs_meta_test_split_lost; /* test hook, see meta.h */
 
+/* ---- split intents (meta.h) ---- */
+
+#define INTENT_VERSION 1
+
+/* Intent key of (table, group): prefix(0) "\0" "s" be64 table be64 group. */
+static size_t intent_key(uint8_t *out, qfs_table_t table, qfs_group_t group)
+{
+	size_t n = qfs_key_prefix(out, 0);
+
+	out[n++] = 0;
+	out[n++] = 's';
+	qfs_be64_put(out + n, table);
+	n += 8;
+	qfs_be64_put(out + n, group);
+	return n + 8;
+}
+
+static void intent_encode(const struct qfs_meta_intent *in, struct qfs_buf *out)
+{
+	qfs_buf_put_u8(out, INTENT_VERSION);
+	qfs_buf_put_u64(out, in->owner);
+	qfs_buf_put_u64(out, in->beat);
+	qfs_buf_put_u64(out, in->newg);
+	qfs_buf_put_u64(out, in->epoch);
+}
+
+/* Append to t: intent in's key must hold exactly in (an EXPECT_VALUE),
+ * or be absent (in->owner 0: an EXPECT_ABSENT).  rec holds key and value. */
+static int add_intent_expect(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct qfs_meta_intent *in)
+{
+	struct qfs_op *op;
+
+	rec->key_len = intent_key(rec->key, in->table, in->group);
+	qfs_buf_reset(&rec->val);
+	op = qfs_txn_add(t, in->owner ? QFS_OP_EXPECT_VALUE : QFS_OP_EXPECT_ABSENT);
+	if (!op)
+		return -ENOMEM;
+	if (in->owner) {
+		intent_encode(in, &rec->val);
+		if (rec->val.err)
+			return rec->val.err;
+		op->val = rec->val.data;
+		op->val_len = (uint32_t)rec->val.len;
+	}
+	op->key = rec->key;
+	op->key_len = (uint32_t)rec->key_len;
+	op->err = QFS_ECONFLICT;
+	return 0;
+}
+
+/* Append to t the PUT of in (nw non-NULL) or the DEL of its key. */
+static int add_intent_set(struct qfs_txn *t, struct qfs_meta_rec *rec, const struct qfs_meta_intent *key_of,
+			  const struct qfs_meta_intent *nw)
+{
+	struct qfs_op *op = qfs_txn_add(t, nw ? QFS_OP_PUT : QFS_OP_DEL);
+
+	if (!op)
+		return -ENOMEM;
+	rec->key_len = intent_key(rec->key, key_of->table, key_of->group);
+	qfs_buf_reset(&rec->val);
+	if (nw) {
+		intent_encode(nw, &rec->val);
+		if (rec->val.err)
+			return rec->val.err;
+		op->val = rec->val.data;
+		op->val_len = (uint32_t)rec->val.len;
+	}
+	op->key = rec->key;
+	op->key_len = (uint32_t)rec->key_len;
+	return 0;
+}
+
+int qfs_meta_intent_claim(struct qfs_meta *m, const struct qfs_meta_part *p, const struct qfs_meta_intent *in)
+{
+	struct qfs_meta_intent none = *in;
+	struct qfs_meta_rec r0, r1, r2;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	int rc;
+
+	none.owner = 0;
+	qfs_meta_rec_init(&r0);
+	qfs_meta_rec_init(&r1);
+	qfs_meta_rec_init(&r2);
+	qfs_buf_init(&b);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_expect(&t, &r0, p);
+	if (rc == 0)
+		rc = add_intent_expect(&t, &r1, &none);
+	if (rc == 0)
+		rc = add_intent_set(&t, &r2, in, in);
+	if (rc == 0)
+		rc = meta_propose(m, &t, &b);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_meta_rec_close(&r0);
+	qfs_meta_rec_close(&r1);
+	qfs_meta_rec_close(&r2);
+	return rc;
+}
+
+int qfs_meta_intent_swap(struct qfs_meta *m, const struct qfs_meta_intent *cur, const struct qfs_meta_intent *nw)
+{
+	struct qfs_meta_rec r0, r1;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	int rc;
+
+	qfs_meta_rec_init(&r0);
+	qfs_meta_rec_init(&r1);
+	qfs_buf_init(&b);
+	qfs_txn_init(&t);
+	rc = add_intent_expect(&t, &r0, cur);
+	if (rc == 0)
+		rc = add_intent_set(&t, &r1, cur, nw);
+	if (rc == 0)
+		rc = meta_propose(m, &t, &b);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_meta_rec_close(&r0);
+	qfs_meta_rec_close(&r1);
+	return rc;
+}
+
+struct intents_ctx {
+	struct qfs_meta_intent *out;
+	size_t max, n;
+	int err;
+};
+
+static int intents_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct intents_ctx *c = arg;
+	struct qfs_meta_intent in;
+	struct qfs_rd r;
+
+	if (kl != QFS_KEY_PREFIX_LEN + 2 + 16) {
+		c->err = QFS_ECORRUPT;
+		return 1;
+	}
+	in.table = qfs_be64_get(k + QFS_KEY_PREFIX_LEN + 2);
+	in.group = qfs_be64_get(k + QFS_KEY_PREFIX_LEN + 2 + 8);
+	qfs_rd_init(&r, v, vl);
+	if (qfs_rd_u8(&r) != INTENT_VERSION) {
+		c->err = QFS_ECORRUPT;
+		return 1;
+	}
+	in.owner = qfs_rd_u64(&r);
+	in.beat = qfs_rd_u64(&r);
+	in.newg = qfs_rd_u64(&r);
+	in.epoch = qfs_rd_u64(&r);
+	if (r.err) {
+		c->err = QFS_ECORRUPT;
+		return 1;
+	}
+	if (c->n < c->max)
+		c->out[c->n++] = in;
+	return c->n >= c->max;
+}
+
+int qfs_meta_intents(struct qfs_meta *m, qfs_table_t table, struct qfs_meta_intent *out, size_t max, size_t *n)
+{
+	uint8_t lo[64], hi[64];
+	size_t ll, hl;
+	struct intents_ctx c = { out, max, 0, 0 };
+	int rc;
+
+	ll = intent_key(lo, table, 0);
+	hl = intent_key(hi, table ? table + 1 : UINT64_MAX, table ? 0 : UINT64_MAX);
+	rc = qfs_cell_scan(m->cell, QFS_META_GROUP, lo, ll, hi, hl, intents_cb, &c);
+	if (rc == 0 || rc == 1)
+		rc = c.err;
+	if (rc < 0) {
+		if (rc == QFS_ECORRUPT)
+			QFS_LOG(QFS_LOG_ERR, "undecodable split intent record table=%llu err=%s",
+				(unsigned long long)table, qfs_strerror(rc));
+		return rc;
+	}
+	*n = c.n;
+	return 0;
+}
+
 int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
 		   size_t key_len, qfs_group_t newg, struct qfs_meta_part *left,
 		   struct qfs_meta_part *right)
 {
-	struct qfs_meta_rec r0, r1, r2;
+	return qfs_meta_split_claimed(m, old, key, key_len, newg, NULL, left, right);
+}
+
+int qfs_meta_split_claimed(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
+			   size_t key_len, qfs_group_t newg, const struct qfs_meta_intent *in,
+			   struct qfs_meta_part *left, struct qfs_meta_part *right)
+{
+	struct qfs_meta_rec r0, r1, r2, r3, r4;
 	struct qfs_meta_part l = *old, rt = *old;
 	struct qfs_buf b;
 	struct qfs_txn t;
@@ -626,9 +815,15 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 	qfs_meta_rec_init(&r0);
 	qfs_meta_rec_init(&r1);
 	qfs_meta_rec_init(&r2);
+	qfs_meta_rec_init(&r3);
+	qfs_meta_rec_init(&r4);
 	qfs_buf_init(&b);
 	qfs_txn_init(&t);
 	rc = qfs_meta_add_expect(&t, &r0, old);
+	if (rc == 0 && in) /* the intent held, and released with the commit */
+		rc = add_intent_expect(&t, &r3, in);
+	if (rc == 0 && in)
+		rc = add_intent_set(&t, &r4, in, NULL);
 	if (rc == 0)
 		rc = qfs_meta_add_put(&t, &r1, &l);
 	if (rc == 0)
@@ -644,6 +839,8 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 	qfs_meta_rec_close(&r0);
 	qfs_meta_rec_close(&r1);
 	qfs_meta_rec_close(&r2);
+	qfs_meta_rec_close(&r3);
+	qfs_meta_rec_close(&r4);
 	if (rc)
 		return rc;
 	*left = l;

@@ -142,6 +142,50 @@ int qfs_meta_split(struct qfs_meta *m, const struct qfs_meta_part *old, const ui
 		   size_t key_len, qfs_group_t newg, struct qfs_meta_part *left,
 		   struct qfs_meta_part *right);
 
+/* ---- split intents (cluster mode, doc/cluster.md "Splits") ----
+ *
+ * Several routers of a cluster may see one partition's split trigger.
+ * Before it touches the partition's fence, a router claims the partition
+ * with an intent record in the meta group: one txn, conditional on the
+ * partition's record being unchanged and no intent existing, so exactly
+ * one claim wins (the others get QFS_ECONFLICT and drop their attempt).
+ * The intent is a lock on the partition's fence: only its holder changes
+ * the fence while it exists.  The holder raises its beat while it works;
+ * another router that sees the same intent unchanged for a lease takes it
+ * over (a swap conditional on the value it saw) and undoes the split.  The
+ * split's commit deletes the intent in the same txn, so a taken-over split
+ * can never commit. */
+struct qfs_meta_intent {
+	qfs_table_t table;
+	qfs_group_t group;      /* the claimed partition's group */
+	uint64_t owner;         /* the holder's router nonce */
+	uint64_t beat;          /* raised by the holder while it works */
+	qfs_group_t newg;       /* the split's new group (0: a fence repair) */
+	uint64_t epoch;         /* the partition's epoch at the claim */
+};
+
+/* Claim p (its record as given) with in (in->table/group are p's): one
+ * meta txn.  0, QFS_ECONFLICT (p's record changed, or an intent exists),
+ * propose errors (the claim may have happened: the holder's beat or a
+ * takeover settles it). */
+int qfs_meta_intent_claim(struct qfs_meta *m, const struct qfs_meta_part *p,
+			  const struct qfs_meta_intent *in);
+/* Replace intent cur (stored exactly so) by nw (NULL: delete it).  0,
+ * QFS_ECONFLICT (cur is not what is stored), propose errors. */
+int qfs_meta_intent_swap(struct qfs_meta *m, const struct qfs_meta_intent *cur,
+			 const struct qfs_meta_intent *nw);
+/* Read the stored intents of table (0: of every table) from the meta
+ * group into out[max]; *n set to how many (at most max).  0 or read
+ * errors (QFS_ECORRUPT for an undecodable record). */
+int qfs_meta_intents(struct qfs_meta *m, qfs_table_t table, struct qfs_meta_intent *out, size_t max,
+		     size_t *n);
+/* qfs_meta_split whose txn also requires intent in (stored exactly so)
+ * and deletes it: a split that lost its intent fails with QFS_ECONFLICT.
+ * Errors as qfs_meta_split. */
+int qfs_meta_split_claimed(struct qfs_meta *m, const struct qfs_meta_part *old, const uint8_t *key,
+			   size_t key_len, qfs_group_t newg, const struct qfs_meta_intent *in,
+			   struct qfs_meta_part *left, struct qfs_meta_part *right);
+
 /* A membership change moved group (doc/cluster.md "Membership"): set the
  * replica nodes of the partition whose group it is to ids[n] (n at most
  * QFS_META_REPLICAS), by one meta-group txn conditional on the record

@@ -1244,17 +1244,103 @@ static int caught_up(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *ids, u
 	return 0;
 }
 
-/* Add node nw to g (members ids[*n]): join, CONFIG, catch up. */
+/* The vote floor node nw must join g with (doc/paxos.md section 7), from
+ * g's leader among try[ntry], following -EREMOTE hints and retrying while
+ * a new leader's barrier or nw's removal is uncommitted, until dl: 0 and
+ * out[QFS_RPC_FLOOR_BYTES], or the error (-ETIMEDOUT: no leader answered;
+ * an older node does not know the request). */
+static int floor_from(struct qfs_rcell *rc, qfs_group_t g, const uint32_t *try, uint32_t ntry,
+		      uint32_t nw, uint64_t dl, uint8_t *out)
+{
+	uint8_t a[4];
+	struct qfs_rpc_req q = { .op = QFS_RPC_FLOOR, .group = g, .a = a, .alen = 4 };
+	uint32_t target = try[0], k = 0;
+	int r = -ETIMEDOUT;
+
+	qfs_be32_put(a, nw);
+	while (now_ms() < dl) {
+		struct qfs_net_frame *f;
+		struct qfs_rpc_rep p;
+
+		if (call(rc, target, &q, ASK_MS, &f, &p) != 0) {
+			target = try[++k % ntry]; /* silent: the next one */
+			r = -ETIMEDOUT;
+			continue;
+		}
+		r = p.err;
+		if (r == 0 && p.len == QFS_RPC_FLOOR_BYTES)
+			memcpy(out, p.data, QFS_RPC_FLOOR_BYTES);
+		else if (r == 0)
+			r = QFS_ECORRUPT;
+		qfs_net_frame_free(f);
+		if (r == -EREMOTE && p.leader && node_idx(rc, p.leader) >= 0 && p.leader != target) {
+			target = p.leader;
+			continue;
+		}
+		if (r != -EREMOTE && r != -EBUSY && r != QFS_ESTOPPED && r != QFS_ENOGROUP)
+			break;
+		if (r != -EBUSY)
+			target = try[++k % ntry];
+		usleep(STEP_WAIT_MS * 1000); /* an election, or a change in flight */
+		r = -ETIMEDOUT;
+	}
+	return r;
+}
+
+/* 1 if node nw hosts a replica of g whose members name nw: one left from
+ * its old membership (it was down when it was removed, and its reconciler
+ * has not dropped it yet). */
+static int stale_on(struct qfs_rcell *rc, qfs_group_t g, uint32_t nw)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_EXISTS, .group = g };
+	uint32_t tmp[QFS_CLUSTER_MAX_NODES], m;
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r;
+
+	if (call(rc, nw, &q, ASK_MS, &f, &p) != 0)
+		return 0;
+	m = p.err == 0 && p.result == 1 ? members_parse(&p, tmp) : 0;
+	r = m && has(tmp, m, nw);
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* Add node nw to g (members ids[*n]): floor, join, CONFIG, catch up. */
 static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32_t *n,
 		      uint32_t nw, uint32_t hosting, uint64_t dl)
 {
-	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
-	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n };
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES], fl[QFS_RPC_FLOOR_BYTES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n,
+				 .b = fl, .blen = sizeof(fl) };
 	int r, i = node_idx(rc, nw);
 
 	if (*n >= QFS_CLUSTER_MAX_NODES)
 		return -EINVAL;
+	if ((hosting & (1u << i)) && stale_on(rc, g, nw)) {
+		/* its reconciler may drop that replica at any moment, even
+		 * once the CONFIG below made it a member again: drop it now
+		 * and join afresh, with the floor */
+		struct qfs_rpc_req d = { .op = QFS_RPC_DROP, .group = g };
+
+		r = ask_one(rc, nw, &d, ASK_MS);
+		QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member dropped "
+			"group=%016llx node=%u err=%s (its replica of an earlier membership)",
+			(unsigned long long)g, nw, r ? qfs_strerror(r) : "none");
+		if (r && r != QFS_ENOGROUP)
+			return r;
+		hosting &= ~(1u << i);
+	}
 	if (!(hosting & (1u << i))) {
+		/* An empty replica must not vote like a member that never
+		 * was one: node nw may have been one, and a member down since
+		 * may still count it (doc/cluster.md "Membership") */
+		r = floor_from(rc, g, ids, *n, nw, dl, fl);
+		if (r) {
+			QFS_LOG(QFS_LOG_ERR, "cluster member floor group=%016llx node=%u err=%s",
+				(unsigned long long)g, nw, qfs_strerror(r));
+			return r;
+		}
 		for (uint32_t k = 0; k < *n; k++)
 			qfs_be32_put(buf + 4 * k, ids[k]);
 		r = ask_one(rc, nw, &q, ASK_MS);

@@ -82,11 +82,17 @@ enum qfs_rpc_op {
 	QFS_RPC_EXISTS,      /* reply: result 1 or 0 */
 	QFS_RPC_GROUPS,      /* reply: n x be64 group ids */
 	QFS_RPC_STATUS,      /* reply: qfs_rnode_status text */
-	QFS_RPC_JOIN,        /* a: n x be32 members in force (without this node):
-			      * qfs_rnode_group_join */
+	QFS_RPC_JOIN,        /* a: n x be32 members in force (without this node),
+			      * b: the vote floor (QFS_RPC_FLOOR's reply; empty:
+			      * none): qfs_rnode_group_join */
 	QFS_RPC_CONFIG,      /* a: n x be32 new members: qfs_rnode_propose_members
 			      * at the leader (err -EREMOTE + leader, -EBUSY) */
+	QFS_RPC_FLOOR,       /* a: be32 node about to join; reply data: be64
+			      * promised | be64 lsn | be64 ballot, at the leader:
+			      * qfs_rnode_join_floor (err -EREMOTE + leader, -EBUSY) */
 };
+
+#define QFS_RPC_FLOOR_BYTES 24 /* QFS_RPC_FLOOR's reply, JOIN's b */
 
 #define QFS_RPC_STRONG 0x01 /* flags: GET/SCAN only at a leader with a lease */
 #define QFS_RPC_LO_NULL 0x02 /* flags: SCAN from the first key (a ignored) */

@@ -4,8 +4,11 @@
  * (src/store) and one transport endpoint (src/net).  Contract: rnode.h;
  * driver, recovery and limits: doc/rnode.md; protocol: doc/paxos.md.
  *
- * Driver contract (doc/paxos.md section 4), kept by handle() and
- * flush_dirty() below, for every update in the order the steps produce them:
+ * Driver contract (doc/paxos.md section 4), kept by the driver rules of
+ * drive.c (qfs_drive_step/_handle/_sync: no threads, no I/O; the simulator
+ * runs the same code) over this file's WAL, store and endpoint (the drive_*
+ * callbacks below) and by flush_dirty(), for every update in the order the
+ * steps produce them:
  *   1. truncate (qfs_wal_truncate_after, durable at once), append persist[]
  *      to the WAL's buffer and put the group on the round's dirty list,
  *      save the promise (temp file + fsync + rename + fsync dir, at once);
@@ -24,6 +27,8 @@
  *      truncated or holds another ballot's entry fails with -EAGAIN (it
  *      was never committed).
  *   5. TICK at next_tick_ms at the latest.
+ * Reads, snapshot requests and applies are local steps the driver queues and
+ * runs in FIFO order after the update that asked for them (no recursion).
  * Group commit: after the frames and the proposals of one I/O round (and
  * again after its timers), flush_dirty syncs each dirty WAL once (one
  * fdatasync for every append of the round, of every update), then sends
@@ -73,7 +78,8 @@
  * machine asks (snapshot_to) and when a follower reports a position below
  * the first retained LSN (snap_behind: a wiped replica).  A follower
  * collects the chunks of one transfer in order into a store install
- * (one WriteBatch), then: store replaced and flushed, WAL kept (it holds
+ * (written to staging SST files as they come, ingested at once), then:
+ * store replaced and flushed, WAL kept (it holds
  * the snapshot's entry) or emptied, SNAPSHOT_INSTALLED.  The store records
  * the snapshot point, so open finishes an install cut by a crash after the
  * flush (snap_recover) and restores last/last_ballot of an emptied log.
@@ -109,6 +115,7 @@
 #include "common/log.h"
 #include "common/sysio.h"
 #include "common/txn.h"
+#include "node/drive.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
 #include "node/snap.h"
@@ -118,7 +125,6 @@
 #define RNODE_FORMAT "quorumfs-rnode 1\n"
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
-#define RNODE_BUF_KEEP (1u << 20) /* scratch buffer kept between uses up to this */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
 #define RNODE_READ_BYTES (8u << 20) /* entry bytes of one log read for a follower
 				     * (one ACCEPT frame, QFS_NET_BODY_MAX) */
@@ -141,17 +147,10 @@ struct proposal {
 	pthread_cond_t cv;      /* signalled (under rn->mu) when done is set */
 };
 
-/* An encoded message waiting for its group's next WAL sync (it reports
- * state that must be durable first: qfs_paxos_msg_needs_durable). */
-struct held {
-	struct held *next;
-	uint32_t to;
-	size_t len;
-	uint8_t data[];
-};
-
 struct group {
 	qfs_group_t id;
+	struct qfs_rnode *rn;    /* immutable: the node (the driver's callbacks) */
+	struct qfs_drive drv;    /* I/O thread: the driver rules (drive.h) */
 	uint32_t refs;           /* rn->mu: the table's + every group_get's */
 	struct qfs_paxos_config cfg;
 	int logrep;              /* this replica is a log replica (doc/paxos.md
@@ -198,12 +197,8 @@ struct group {
 	qfs_lsn_t wal_first;     /* mu: qfs_wal_first after the last WAL change */
 	uint64_t wal_bytes;      /* mu: segment bytes after the last WAL change */
 	struct proposal *pending; /* I/O thread: proposed, not answered; lsn order */
-	int dirty;               /* I/O thread: appended since the last sync (then g is
-				    on rn->dirty with a reference) */
-	qfs_lsn_t sync_lsn;      /* I/O thread: last entry appended since that sync */
-	qfs_ballot_t sync_ballot; /* and its ballot (PERSISTED after the sync) */
-	struct held *held;       /* I/O thread: messages waiting for the sync, in order */
-	struct held *held_last;
+	int dirty;               /* I/O thread: on rn->dirty with a reference (the
+				    driver asked for a sync) */
 	struct group *dirty_next; /* I/O thread: link of rn->dirty */
 	struct ioreq *snap_wait; /* I/O thread: a scrub snapshot parked until applied
 				    reaches its LSN (qfs_rnode_snap_at), or NULL */
@@ -325,19 +320,6 @@ static struct group *group_get(struct qfs_rnode *rn, qfs_group_t id)
 	return g;
 }
 
-/* Drop the messages g holds for its next sync (never sent: the state they
- * report did not become durable). */
-static void held_free(struct group *g)
-{
-	while (g->held) {
-		struct held *h = g->held;
-
-		g->held = h->next;
-		free(h);
-	}
-	g->held_last = NULL;
-}
-
 static void snap_xfer_free(struct group *g, uint32_t i);
 
 static void group_free(struct group *g)
@@ -345,7 +327,7 @@ static void group_free(struct group *g)
 	if (!g)
 		return;
 	qfs_wal_close(g->wal);
-	held_free(g);
+	qfs_drive_reset(&g->drv); /* held messages: never sent */
 	for (uint32_t i = 0; i < QFS_PAXOS_MAX_NODES; i++)
 		snap_xfer_free(g, i);
 	if (g->sin) {
@@ -601,6 +583,15 @@ static int snap_recover(struct qfs_rnode *rn, struct group *g, qfs_lsn_t applied
 	return 0;
 }
 
+static const struct qfs_drive_ops drive_ops;
+
+/* Set up g's driver (drive.h) over this node; g->id is set. */
+static void group_drive_init(struct qfs_rnode *rn, struct group *g)
+{
+	g->rn = rn;
+	qfs_drive_init(&g->drv, &drive_ops, g, &rn->frame, g->id, rn->id);
+}
+
 /* The paxos core's decisions: leadership changes (campaign, leader, step
  * down, handoff, leave, config) at info, everything else at debug. */
 static void paxos_trace(void *arg, uint32_t self, const char *line)
@@ -613,6 +604,32 @@ static void paxos_trace(void *arg, uint32_t self, const char *line)
 	if ((info ? QFS_LOG_INFO : QFS_LOG_DEBUG) <= qfs_log_level)
 		QFS_LOG(info ? QFS_LOG_INFO : QFS_LOG_DEBUG, "paxos group=%016" PRIx64 " node=%u %s",
 			g->id, self, line);
+}
+
+/* The vote floor of an added replica (doc/paxos.md section 7), the file
+ * groups/<group>.floor, "floor <lsn> <ballot>\n", into hs; none: 0.
+ * 0, QFS_ECORRUPT, -errno. */
+static int floor_load(struct group *g, struct qfs_paxos_hard *hs)
+{
+	char path[PATH_MAX], text[128], *end;
+	unsigned long long lsn, ballot;
+	int rc;
+
+	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 ".floor", g->gdir, g->id)))
+		return rc;
+	rc = qfs_node_file_get(path, text, sizeof(text));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (strncmp(text, "floor ", 6) != 0 || (lsn = strtoull(text + 6, &end, 10), *end != ' ') ||
+	    (ballot = strtoull(end + 1, &end, 10), strcmp(end, "\n") != 0)) {
+		QFS_LOG(QFS_LOG_ERR, "rnode floor file corrupt path=%s", path);
+		return QFS_ECORRUPT;
+	}
+	hs->floor_lsn = lsn;
+	hs->floor_ballot = ballot;
+	return 0;
 }
 
 /* Open (create when cfg != NULL) the group's WAL and restore its paxos
@@ -635,6 +652,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		return -ENOMEM;
 	g->id = id;
 	g->refs = 1;
+	group_drive_init(rn, g);
 	pthread_mutex_init(&g->mu, NULL);
 	{
 		pthread_rwlockattr_t ra;
@@ -673,6 +691,8 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	} else if (rc != -ENOENT) {
 		goto err_free;
 	}
+	if ((rc = floor_load(g, &hs)))
+		goto err_free;
 	if ((rc = qfs_wal_open(g->waldir, &rn->wopts, &g->wal)))
 		goto err_free;
 	/* The tail may be a segment sealed (and archived) before a crash that
@@ -774,9 +794,10 @@ static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
 	}
 	if ((rc = qfs_node_path_fmt(sub, sizeof(sub), "%s/groups", rn->dir)))
 		return rc;
-	for (int i = 0; i < 2; i++) {
-		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 "%s", sub, id,
-					    i ? ".promise.tmp" : ".promise")))
+	for (int i = 0; i < 4; i++) {
+		static const char *const suf[] = { ".promise", ".promise.tmp", ".floor", ".floor.tmp" };
+
+		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64 "%s", sub, id, suf[i])))
 			return rc;
 		if (qfs_sys_unlink(path) < 0 && errno != ENOENT) {
 			rc = -errno;
@@ -873,6 +894,7 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 		return -ENOMEM;
 	g->id = id;
 	g->refs = 1;
+	group_drive_init(rn, g);
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -997,16 +1019,6 @@ static int step(struct group *g, const struct qfs_paxos_event *ev, struct qfs_pa
 	return rc;
 }
 
-/* Free a scratch buffer that a large entry grew past RNODE_BUF_KEEP, so
- * that each node does not keep its largest frame and record for good. */
-static void buf_trim(struct qfs_buf *b)
-{
-	if (b->cap > RNODE_BUF_KEEP) {
-		qfs_buf_close(b);
-		qfs_buf_init(b);
-	}
-}
-
 /* Group g has appends to sync: put it on the round's dirty list (with a
  * reference) so that flush_dirty syncs its WAL once for all of them. */
 static void mark_dirty(struct qfs_rnode *rn, struct group *g)
@@ -1021,82 +1033,38 @@ static void mark_dirty(struct qfs_rnode *rn, struct group *g)
 	rn->dirty = g;
 }
 
-/* Encode and send up->msgs[], or hold a message until g's next sync when
- * it reports state not yet durable (g dirty and the message one that
- * needs it: qfs_paxos_msg_needs_durable).  A leader's ACCEPTs therefore
- * leave while its own sync of the same entries is still to come. */
-static void send_msgs(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up)
-{
-	for (uint32_t i = 0; i < up->nmsgs; i++) {
-		const struct qfs_paxos_msg *m = &up->msgs[i];
-		size_t need = QFS_NET_FRAME_HDR + qfs_paxos_msg_size(m);
-		struct held *h;
-		ssize_t len;
-
-		qfs_buf_reset(&rn->frame);
-		if (qfs_buf_reserve(&rn->frame, need))
-			continue; /* lossy network: paxos retransmits */
-		len = qfs_paxos_msg_encode(m, rn->frame.data + QFS_NET_FRAME_HDR,
-					   rn->frame.cap - QFS_NET_FRAME_HDR);
-		if (len < 0 || (size_t)len > QFS_NET_BODY_MAX) {
-			QFS_LOG(QFS_LOG_WARN, "rnode encode failed node=%u to=%u err=%s", rn->id, m->to,
-				qfs_strerror(len < 0 ? (int)len : -EMSGSIZE));
-			continue;
-		}
-		qfs_net_frame_seal(rn->frame.data, m->type, (size_t)len);
-		len += QFS_NET_FRAME_HDR;
-		if (g->dirty && qfs_paxos_msg_needs_durable(m)) {
-			h = malloc(sizeof(*h) + (size_t)len);
-			if (!h)
-				continue; /* as if lost: paxos retransmits */
-			h->next = NULL;
-			h->to = m->to;
-			h->len = (size_t)len;
-			memcpy(h->data, rn->frame.data, (size_t)len);
-			if (g->held)
-				g->held_last->next = h;
-			else
-				g->held = h;
-			g->held_last = h;
-			continue;
-		}
-		(void)qfs_net_send(rn->ep, m->to, rn->frame.data, (size_t)len);
-		stat_add(&rn->st_out, 1);
-	}
-	buf_trim(&rn->frame);
-}
-
+/* A log read for a follower (drive_read): the entries' data, copied out of
+ * the WAL's buffer, live in bufs[] until drive_read_done. */
 struct read_walk {
-	struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	struct qfs_drive_log *out;
 	uint8_t *bufs[QFS_PAXOS_MAX_BATCH];
-	uint32_t n;
-	size_t bytes;            /* data bytes of ents (RNODE_READ_BYTES) */
+	size_t bytes;            /* data bytes of out->ents (RNODE_READ_BYTES) */
 	qfs_lsn_t prev;          /* from - 1 */
-	qfs_ballot_t prev_ballot;
 };
 
 static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 {
 	struct read_walk *w = arg;
+	struct qfs_drive_log *out = w->out;
 	struct qfs_repl_entry e;
 	int rc = qfs_repl_entry_decode(lsn, p, len, &e);
 
 	if (rc)
 		return rc;
 	if (lsn == w->prev) {
-		w->prev_ballot = e.ballot;
+		out->prev_ballot = e.ballot;
 		return 0;
 	}
-	if (w->n == QFS_PAXOS_MAX_BATCH || (w->n && w->bytes + e.len > RNODE_READ_BYTES))
+	if (out->n == QFS_PAXOS_MAX_BATCH || (out->n && w->bytes + e.len > RNODE_READ_BYTES))
 		return 1; /* (an ACCEPT of 64 big entries would not fit in a frame) */
 	w->bytes += e.len;
 	/* The WAL's buffer is only valid during the callback: copy. */
-	w->bufs[w->n] = malloc(e.len ? e.len : 1);
-	if (!w->bufs[w->n])
+	w->bufs[out->n] = malloc(e.len ? e.len : 1);
+	if (!w->bufs[out->n])
 		return -ENOMEM;
-	memcpy(w->bufs[w->n], e.data, e.len);
-	e.data = w->bufs[w->n];
-	w->ents[w->n++] = e;
+	memcpy(w->bufs[out->n], e.data, e.len);
+	e.data = w->bufs[out->n];
+	out->ents[out->n++] = e;
 	return 0;
 }
 
@@ -1309,212 +1277,241 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 	return 0;
 }
 
-static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up,
-		   int depth);
 static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64_t gap_ms);
 static int snap_to_log(struct group *g, uint32_t to);
 static void snap_send_point(struct qfs_rnode *rn, struct group *g, uint32_t to);
 
-/* Step ev and handle its update. */
-static void step_handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_event *ev,
-			int depth)
-{
-	struct qfs_paxos_update up;
+/* The driver's callbacks (node/drive.h): the rules are the driver's, the
+ * I/O here.  ctx is the group; I/O thread. */
 
-	if (g->stopped)
-		return;
-	if (step(g, ev, &up) == 0)
-		handle(rn, g, &up, depth + 1);
+static int drive_step(void *ctx, const struct qfs_paxos_event *ev, struct qfs_paxos_update *up)
+{
+	return step(ctx, ev, up);
 }
 
-/* Handle up, the update of the last step of g (it points into g->px: what is
- * needed after the next step is copied first): the driver contract at the
- * top of this file, with the appends left for flush_dirty to sync.
- * Recursion is bounded: the updates of APPLIED and LOG_ENTRIES persist
- * nothing new, so they nest at most a few levels. */
-static void handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_update *up,
-		   int depth)
+static uint64_t drive_now(void *ctx)
 {
-	struct qfs_paxos_read reads[QFS_PAXOS_MAX_NODES];
-	struct qfs_paxos_event ev;
-	uint32_t nreads;
-	qfs_lsn_t commit;
-	uint32_t snap_to;
-	int rc;
-
-	/* Never drop an update: the machine already counts on it. */
-	assert(depth < 64);
-	if (g->stopped)
-		return;
-	/* 1. Persist. */
-	if (up->truncate) {
-		struct qfs_wal_stat s0, s1;
-
-		qfs_wal_stat(g->wal, &s0);
-		rc = qfs_wal_truncate_after(g->wal, up->truncate_after);
-		if (rc) {
-			group_stop(rn, g, rc, "wal truncate");
-			return;
-		}
-		pending_fail_after(rn, g, up->truncate_after, -EAGAIN);
-		qfs_wal_stat(g->wal, &s1);
-		if (s1.segments < s0.segments && qfs_wal_last(g->wal)) {
-			/* Whole segments went: the tail is a sealed one, maybe
-			 * archived already.  Appends must not go into it. */
-			rc = qfs_wal_seal(g->wal);
-			if (rc) {
-				group_stop(rn, g, rc, "wal reseal");
-				return;
-			}
-			g->unsealed_ms = 0;
-		}
-	}
-	for (uint32_t i = 0; i < up->npersist; i++) {
-		const struct qfs_repl_entry *e = &up->persist[i];
-		uint8_t hdr[QFS_REPL_ENTRY_HDR];
-		size_t hl = qfs_repl_entry_encode_hdr(hdr, e);
-
-		rc = qfs_wal_append2(g->wal, e->lsn, hdr, hl, e->data, e->len);
-		if (rc) {
-			group_stop(rn, g, rc, "wal append");
-			return;
-		}
-	}
-	if (up->npersist) {
-		/* Buffered in the WAL: flush_dirty syncs it with everything
-		 * else appended this round, then steps PERSISTED. */
-		g->sync_lsn = up->persist[up->npersist - 1].lsn;
-		g->sync_ballot = up->persist[up->npersist - 1].ballot;
-		mark_dirty(rn, g);
-	} else if (up->truncate) {
-		wal_snap(g);
-	}
-	if (up->save_promise) {
-		char text[64];
-
-		snprintf(text, sizeof(text), "promised %" PRIu64 "\n", up->promised);
-		rc = qfs_node_file_put(g->gdir, g->promise_tmp, g->promise_path, text);
-		if (rc) {
-			group_stop(rn, g, rc, "promise save");
-			return;
-		}
-	}
-	/* 2. Send (a leader's ACCEPTs), or hold until the sync. */
-	send_msgs(rn, g, up);
-	snap_to = up->snapshot_to;
-	nreads = up->nreads;
-	if (nreads)
-		memcpy(reads, up->reads, nreads * sizeof(reads[0]));
-	commit = up->commit;
-
-	/* 3. The reads (PERSISTED comes from flush_dirty). */
-	for (uint32_t i = 0; i < nreads && !g->stopped; i++) {
-		struct read_walk *w = calloc(1, sizeof(*w));
-
-		if (!w)
-			continue; /* the leader retries after retry_ms */
-		w->prev = reads[i].from - 1;
-		rc = qfs_wal_read(g->wal, w->prev ? w->prev : 1, reads[i].to, read_cb, w);
-		if (rc >= 0) {
-			memset(&ev, 0, sizeof(ev));
-			ev.type = QFS_PAXOS_EV_LOG_ENTRIES;
-			ev.now_ms = now_ms();
-			ev.peer = reads[i].peer;
-			ev.lsn = w->prev;
-			ev.ballot = w->prev_ballot;
-			ev.entries = w->ents;
-			ev.n = w->n;
-			step_handle(rn, g, &ev, depth);
-		} else if (rc == QFS_ECORRUPT) {
-			/* A corrupt record in the log: this replica cannot
-			 * be trusted (the cell rebuilds it). */
-			group_stop(rn, g, rc, "log read");
-		} else {
-			QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=%s", g->id,
-				qfs_strerror(rc));
-		}
-		for (uint32_t j = 0; j < w->n; j++)
-			free(w->bufs[j]);
-		free(w);
-	}
-	if (snap_to && !g->stopped && snap_to_log(g, snap_to))
-		snap_send_point(rn, g, snap_to);
-	else if (snap_to && !g->stopped)
-		snap_send(rn, g, snap_to, rn->prm.retry_ms);
-	/* 4. Apply committed entries (the nested steps applied theirs). */
-	if (!g->stopped && commit > g->applied) {
-		struct apply_walk aw = { .rn = rn, .g = g };
-		qfs_lsn_t from = g->applied + 1;
-
-		rc = qfs_wal_read(g->wal, from, commit, apply_cb, &aw);
-		if (rc) {
-			group_stop(rn, g, aw.store_rc ? aw.store_rc : rc, "apply");
-			return;
-		}
-		memset(&ev, 0, sizeof(ev));
-		ev.type = QFS_PAXOS_EV_APPLIED;
-		ev.now_ms = now_ms();
-		ev.lsn = g->applied;
-		step_handle(rn, g, &ev, depth);
-	}
+	(void)ctx;
+	return now_ms();
 }
 
-/* Sync g's WAL (group commit: one fdatasync for every append of the
- * round), then send the messages that waited for it, in order, and step
- * PERSISTED with the last entry.  A failed sync stops the group and drops
- * them: a replica that cannot persist must not vote.  Called by
- * flush_dirty, never inside handle(). */
-static void group_sync(struct qfs_rnode *rn, struct group *g)
+static int drive_stopped(void *ctx)
 {
-	struct qfs_paxos_event ev;
-	qfs_lsn_t lsn = g->sync_lsn;
-	qfs_ballot_t ballot = g->sync_ballot;
+	struct group *g = ctx;
+
+	return g->stopped || g->dropped || !g->wal;
+}
+
+static void drive_stop(void *ctx, int rc, const char *what)
+{
+	struct group *g = ctx;
+
+	group_stop(g->rn, g, rc, what);
+}
+
+/* Truncate the log after lsn (durable on return); the pending proposals
+ * above it fail with -EAGAIN (they were never committed). */
+static int drive_truncate(void *ctx, qfs_lsn_t after)
+{
+	struct group *g = ctx;
+	struct qfs_wal_stat s0, s1;
 	int rc;
 
-	g->dirty = 0;
-	g->sync_lsn = 0;
-	if (g->stopped || g->dropped || !g->wal) {
-		held_free(g);
-		return;
+	qfs_wal_stat(g->wal, &s0);
+	rc = qfs_wal_truncate_after(g->wal, after);
+	if (rc)
+		return rc;
+	pending_fail_after(g->rn, g, after, -EAGAIN);
+	qfs_wal_stat(g->wal, &s1);
+	if (s1.segments < s0.segments && qfs_wal_last(g->wal)) {
+		/* Whole segments went: the tail is a sealed one, maybe
+		 * archived already.  Appends must not go into it. */
+		rc = qfs_wal_seal(g->wal);
+		if (rc) {
+			group_stop(g->rn, g, rc, "wal reseal");
+			return rc;
+		}
+		g->unsealed_ms = 0;
 	}
+	wal_snap(g);
+	return 0;
+}
+
+static int drive_append(void *ctx, const struct qfs_repl_entry *e)
+{
+	struct group *g = ctx;
+	uint8_t hdr[QFS_REPL_ENTRY_HDR];
+	size_t hl = qfs_repl_entry_encode_hdr(hdr, e);
+
+	return qfs_wal_append2(g->wal, e->lsn, hdr, hl, e->data, e->len);
+}
+
+/* The promise file: temp file, fsync, rename, fsync of the directory. */
+static int drive_save_promise(void *ctx, qfs_ballot_t promised)
+{
+	struct group *g = ctx;
+	char text[64];
+
+	snprintf(text, sizeof(text), "promised %" PRIu64 "\n", promised);
+	return qfs_node_file_put(g->gdir, g->promise_tmp, g->promise_path, text);
+}
+
+/* Buffered in the WAL: flush_dirty syncs it with everything else appended
+ * this round. */
+static void drive_want_sync(void *ctx)
+{
+	struct group *g = ctx;
+
+	mark_dirty(g->rn, g);
+}
+
+/* One write and one fdatasync for every record appended since the last. */
+static int drive_sync(void *ctx)
+{
+	struct group *g = ctx;
+	struct qfs_rnode *rn = g->rn;
+	int rc;
+
 	if (qfs_wal_durable(g->wal) < qfs_wal_last(g->wal)) {
 		if (rn->test_before_sync)
 			rn->test_before_sync(g->id, qfs_wal_last(g->wal), rn->test_arg);
 		rc = qfs_wal_sync(g->wal);
 		stat_add(&rn->st_fsyncs, 1);
-		if (rc) {
-			held_free(g);
-			group_stop(rn, g, rc, "wal sync");
-			return;
-		}
+		if (rc)
+			return rc;
 		if (!g->unsealed_ms)
 			g->unsealed_ms = now_ms();
 	}
 	wal_snap(g);
-	while (g->held) {
-		struct held *h = g->held;
+	return 0;
+}
 
-		g->held = h->next;
-		(void)qfs_net_send(rn->ep, h->to, h->data, h->len);
-		stat_add(&rn->st_out, 1);
-		free(h);
-	}
-	g->held_last = NULL;
-	/* A truncation (or a snapshot install) since the append may have cut
-	 * the log below that entry: report the entry the log now ends with. */
-	if (lsn > qfs_wal_last(g->wal)) {
-		lsn = qfs_wal_last(g->wal);
-		if (lsn && wal_ballot(g, lsn, &ballot) != 0)
-			lsn = 0;
-	}
-	if (lsn) {
-		memset(&ev, 0, sizeof(ev));
-		ev.type = QFS_PAXOS_EV_PERSISTED;
-		ev.now_ms = now_ms();
-		ev.lsn = lsn;
-		ev.ballot = ballot;
-		step_handle(rn, g, &ev, 0);
-	}
+static qfs_lsn_t drive_last(void *ctx)
+{
+	struct group *g = ctx;
+
+	return qfs_wal_last(g->wal);
+}
+
+static int drive_ballot_at(void *ctx, qfs_lsn_t lsn, qfs_ballot_t *out)
+{
+	return wal_ballot(ctx, lsn, out);
+}
+
+/* Read [from, to] from the WAL (buffered records included) for a follower. */
+static int drive_read(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log *out)
+{
+	struct group *g = ctx;
+	struct read_walk *w = calloc(1, sizeof(*w));
+	int rc;
+
+	if (!w)
+		return -ENOMEM; /* the leader retries after retry_ms */
+	w->out = out;
+	w->prev = from - 1;
+	out->priv = w;
+	rc = qfs_wal_read(g->wal, w->prev ? w->prev : 1, to, read_cb, w);
+	if (rc >= 0)
+		return 0;
+	if (rc != QFS_ECORRUPT)
+		QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=%s", g->id,
+			qfs_strerror(rc));
+	return rc;
+}
+
+static void drive_read_done(void *ctx, struct qfs_drive_log *out)
+{
+	struct read_walk *w = out->priv;
+
+	(void)ctx;
+	if (!w)
+		return;
+	for (uint32_t j = 0; j < out->n; j++)
+		free(w->bufs[j]);
+	free(w);
+}
+
+/* Apply [applied + 1, commit] read back from the WAL (apply_cb). */
+static int drive_apply(void *ctx, qfs_lsn_t commit)
+{
+	struct group *g = ctx;
+	struct apply_walk aw = { .rn = g->rn, .g = g };
+	int rc = qfs_wal_read(g->wal, g->applied + 1, commit, apply_cb, &aw);
+
+	if (rc)
+		return aw.store_rc ? aw.store_rc : rc;
+	return 0;
+}
+
+static qfs_lsn_t drive_applied(void *ctx)
+{
+	struct group *g = ctx;
+
+	return g->applied;
+}
+
+/* A log replica gets the snapshot point alone (snap_send_point), any
+ * other replica the items (snap_send). */
+static void drive_snapshot_to(void *ctx, uint32_t to)
+{
+	struct group *g = ctx;
+
+	if (snap_to_log(g, to))
+		snap_send_point(g->rn, g, to);
+	else
+		snap_send(g->rn, g, to, g->rn->prm.retry_ms);
+}
+
+static void drive_send(void *ctx, uint32_t to, uint8_t type, const uint8_t *buf, size_t len)
+{
+	struct group *g = ctx;
+
+	(void)type;
+	(void)qfs_net_send(g->rn->ep, to, buf, len);
+	stat_add(&g->rn->st_out, 1);
+}
+
+static const struct qfs_drive_ops drive_ops = {
+	.step = drive_step,
+	.now_ms = drive_now,
+	.stopped = drive_stopped,
+	.stop = drive_stop,
+	.truncate = drive_truncate,
+	.append = drive_append,
+	.save_promise = drive_save_promise,
+	.want_sync = drive_want_sync,
+	.sync = drive_sync,
+	.last = drive_last,
+	.ballot_at = drive_ballot_at,
+	.read = drive_read,
+	.read_done = drive_read_done,
+	.apply = drive_apply,
+	.applied = drive_applied,
+	.snapshot_to = drive_snapshot_to,
+	.send = drive_send,
+};
+
+/* Step ev and handle its update: the driver's rules (drive.h), its local
+ * steps (reads, snapshot, apply) queued and run in order, not nested.
+ * depth is unused (kept for the call sites). */
+static void step_handle(struct qfs_rnode *rn, struct group *g, const struct qfs_paxos_event *ev,
+			int depth)
+{
+	(void)rn;
+	(void)depth;
+	(void)qfs_drive_step(&g->drv, ev);
+}
+
+/* Sync g's WAL (group commit: one fdatasync for every append of the
+ * round), then send the messages that waited for it, in order, and step
+ * PERSISTED with the last entry (qfs_drive_sync).  A failed sync stops the
+ * group and drops them: a replica that cannot persist must not vote.
+ * Called by flush_dirty. */
+static void group_sync(struct qfs_rnode *rn, struct group *g)
+{
+	(void)rn;
+	g->dirty = 0;
+	qfs_drive_sync(&g->drv);
 }
 
 /* Sync every group appended to since the last flush (see group_sync), each
@@ -1949,9 +1946,9 @@ static void snap_in_free(struct group *g)
 
 /* A partial snapshot of g that got no chunk for RNODE_SNAP_IDLE_MS (I/O
  * thread, from the timers): its sender gave up and nobody resumes it (a
- * leader change, or the follower caught up from the log), so its batch,
- * up to the whole group, is freed rather than held until the next
- * transfer, install or drop.  A later chunk of it is refused as out of
+ * leader change, or the follower caught up from the log), so its staging
+ * files, up to the whole group's size on disk, are removed rather than
+ * held until the next transfer, install or drop.  A later chunk of it is refused as out of
  * order (the leader retries from chunk 0). */
 static void snap_in_idle(struct qfs_rnode *rn, struct group *g)
 {
@@ -2285,7 +2282,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 		ps[i]->ballot = up.persist[up.npersist - n + i].ballot;
 		pending_add(g, ps[i]);
 	}
-	handle(rn, g, &up, 0);
+	qfs_drive_handle(&g->drv, &up);
 }
 
 static void propose_all(struct qfs_rnode *rn, struct proposal *list)
@@ -2773,20 +2770,24 @@ void qfs_rnode_close(struct qfs_rnode *rn)
  * group are not supported (the router creates each group once): the loser
  * gets -EEXIST but both wrote the same files. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join);
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join,
+			const struct qfs_paxos_floor *floor);
 
 int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 			   const struct qfs_paxos_config *members)
 {
-	return group_create(rn, group, members, 0, 0);
+	return group_create(rn, group, members, 0, 0, NULL);
 }
 
 /* qfs_rnode_group_create, and when promised is not 0 the promise file
  * written (durably) before the group is loaded; join: members need not
  * hold this node (qfs_rnode_group_join), 2: as a log replica
- * (qfs_rnode_group_join_log). */
+ * (qfs_rnode_group_join_log); floor (may be NULL): the vote floor file,
+ * written (durably) before the group is loaded too, so the replica never
+ * runs without it. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
-			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join)
+			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join,
+			const struct qfs_paxos_floor *floor)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[128];
 	struct group *g;
@@ -2811,13 +2812,15 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 	{
 		/* Leftovers of a drop that failed part-way (or of an earlier
 		 * incarnation): the new replica starts empty. */
-		char wdir[PATH_MAX], prom[PATH_MAX];
+		char wdir[PATH_MAX], prom[PATH_MAX], flo[PATH_MAX];
 		struct stat sb;
 
 		if ((rc = qfs_node_path_fmt(wdir, sizeof(wdir), "%s/wal/%016" PRIx64, rn->dir, group)) ||
-		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)))
+		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)) ||
+		    (rc = qfs_node_path_fmt(flo, sizeof(flo), "%s.floor", path)))
 			return rc;
-		if ((stat(wdir, &sb) == 0 || stat(prom, &sb) == 0) && (rc = finish_drop(rn, group)))
+		if ((stat(wdir, &sb) == 0 || stat(prom, &sb) == 0 || stat(flo, &sb) == 0) &&
+		    (rc = finish_drop(rn, group)))
 			return rc;
 	}
 	if (promised) {
@@ -2831,6 +2834,17 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 		    (rc = qfs_node_path_fmt(prom, sizeof(prom), "%s.promise", path)) ||
 		    (rc = qfs_node_path_fmt(ptmp, sizeof(ptmp), "%s.promise.tmp", path)) ||
 		    (rc = qfs_node_file_put(gdir, ptmp, prom, ptext)))
+			return rc;
+	}
+	if (floor && floor->lsn) {
+		char gdir[PATH_MAX], fpath[PATH_MAX], ftmp[PATH_MAX], ftext[80];
+
+		snprintf(ftext, sizeof(ftext), "floor %" PRIu64 " %" PRIu64 "\n", floor->lsn,
+			 floor->ballot);
+		if ((rc = qfs_node_path_fmt(gdir, sizeof(gdir), "%s/groups", rn->dir)) ||
+		    (rc = qfs_node_path_fmt(fpath, sizeof(fpath), "%s.floor", path)) ||
+		    (rc = qfs_node_path_fmt(ftmp, sizeof(ftmp), "%s.floor.tmp", path)) ||
+		    (rc = qfs_node_file_put(gdir, ftmp, fpath, ftext)))
 			return rc;
 	}
 	if ((rc = group_load(rn, group, members, &g)))
@@ -2864,8 +2878,9 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 		group_free(g);
 		return rc;
 	}
-	QFS_LOG(QFS_LOG_INFO, "rnode group create group=%016" PRIx64 " node=%u members=%u", group,
-		rn->id, members->n);
+	QFS_LOG(QFS_LOG_INFO, "rnode group create group=%016" PRIx64 " node=%u members=%u "
+		"promised=%" PRIu64 " floor=%" PRIu64, group, rn->id, members->n, promised,
+		floor ? floor->lsn : 0);
 	return 0;
 }
 
@@ -2895,11 +2910,45 @@ int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
 }
 
 /* See rnode.h. */
-int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members)
+int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members,
+			 const struct qfs_paxos_floor *floor)
 {
 	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
 		return -EINVAL;
-	return group_create(rn, group, members, 0, 1);
+	return group_create(rn, group, members, floor ? floor->promised : 0, 1, floor);
+}
+
+/* See rnode.h. */
+int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
+			 struct qfs_paxos_floor *out, uint32_t *leader)
+{
+	struct group *g = group_get(rn, group);
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_mutex_lock(&g->mu);
+	rc = g->stopped || g->dropped ? QFS_ESTOPPED : qfs_paxos_join_floor(&g->px, id, out);
+	if (leader)
+		*leader = rc == -EREMOTE ? g->leader : 0;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return rc;
+}
+
+/* See rnode.h. */
+int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group)
+{
+	struct group *g = group_get(rn, group);
+	int r;
+
+	if (!g)
+		return 0;
+	pthread_mutex_lock(&g->mu);
+	r = g->px.floor_lsn > g->px.applied;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return r;
 }
 
 /* See rnode.h. */
@@ -2908,7 +2957,7 @@ int qfs_rnode_group_join_log(struct qfs_rnode *rn, qfs_group_t group,
 {
 	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
 		return -EINVAL;
-	return group_create(rn, group, members, 0, 2);
+	return group_create(rn, group, members, 0, 2, NULL);
 }
 
 /* See rnode.h.  The leader's view of its peers (g->mu). */
@@ -3156,7 +3205,7 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		return -EINVAL;
 	if ((rc = qfs_rnode_group_drop(rn, group)))
 		return rc;
-	rc = group_create(rn, group, members, promised, 0);
+	rc = group_create(rn, group, members, promised, 0, NULL);
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group rebuilt empty group=%016" PRIx64
 		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");
@@ -3245,6 +3294,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.first = g->wal_first;
 		gi.wal_bytes = g->wal_bytes;
 		gi.snap_in_chunks = g->sin_chunks;
+		gi.snap_in_peak = qfs_store_install_peak(rn->store);
 	}
 	pthread_mutex_unlock(&g->mu);
 	group_put(rn, g);

@@ -151,9 +151,13 @@ struct qfs_rnode_ginfo {
 	qfs_lsn_t last, durable, commit, applied;
 	qfs_lsn_t first;        /* first LSN still in the local WAL (0: empty) */
 	uint64_t wal_bytes;     /* bytes of the local WAL's segment files */
-	uint32_t snap_in_chunks; /* chunks of a snapshot being received, held in
-				   memory until it installs (0: none); one idle
-				   for 10 s is freed */
+	uint32_t snap_in_chunks; /* chunks of a snapshot being received, written
+				   to the store's staging files until it
+				   installs (0: none); one idle for 10 s is
+				   freed (its files removed) */
+	uint64_t snap_in_peak;  /* the most item bytes a snapshot install of this
+				   node held in memory at once since open
+				   (qfs_store_install_peak), bytes */
 };
 /* 0, QFS_ENOGROUP. */
 int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_ginfo *out);
@@ -187,9 +191,26 @@ int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
 /* Host a new, empty replica of group that is about to be added: members is
  * the configuration in force, which must not hold this node.  It accepts
  * the leader's entries (from LSN 1, or a snapshot) but never campaigns
- * until the CONFIG entry that adds it is in its log.  Errors of
- * qfs_rnode_group_create. */
-int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members);
+ * until the CONFIG entry that adds it is in its log.  floor (from
+ * qfs_rnode_join_floor at the leader; NULL: none, only safe for a node
+ * that never was a member of group) is made durable first, in the promise
+ * file and groups/<group>.floor: the replica refuses accepts below
+ * floor->promised and promises to candidates whose log is behind the
+ * floor (doc/paxos.md section 7).  Errors of qfs_rnode_group_create. */
+int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct qfs_paxos_config *members,
+			 const struct qfs_paxos_floor *floor);
+/* The floor a replica of node id that is about to join group must start
+ * with, from this node as the group's leader (qfs_paxos_join_floor).  0
+ * and *out; -EREMOTE (*leader, if not NULL: the known leader, 0 if none),
+ * -EBUSY (a new leader's barrier or id's removal is not committed yet:
+ * retry), -EINVAL (id is a member), QFS_ENOGROUP, QFS_ESTOPPED. */
+int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
+			 struct qfs_paxos_floor *out, uint32_t *leader);
+/* 1 if this replica of group was created with a vote floor (a re-add)
+ * and has not applied up to it yet: the members it applied meanwhile are
+ * history from before its removal, not its membership.  0 otherwise
+ * (also when there is no such group). */
+int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group);
 /* qfs_rnode_group_join for a log replica (doc/paxos.md section 7a): the
  * replica keeps the log only (it applies no txn to the store, answers
  * reads -EREMOTE, never campaigns), which its members file records

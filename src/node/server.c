@@ -260,6 +260,21 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 	case QFS_RPC_STATUS:
 		qfs_rnode_status(s->rn, pb);
 		break;
+	case QFS_RPC_FLOOR: {
+		struct qfs_paxos_floor fl;
+
+		if (q->alen != 4) {
+			p->err = -EINVAL;
+			break;
+		}
+		p->err = qfs_rnode_join_floor(s->rn, q->group, qfs_be32_get(q->a), &fl, &p->leader);
+		if (p->err == 0) {
+			qfs_buf_put_u64(pb, fl.promised);
+			qfs_buf_put_u64(pb, fl.lsn);
+			qfs_buf_put_u64(pb, fl.ballot);
+		}
+		break;
+	}
 	case QFS_RPC_JOIN:
 	case QFS_RPC_CONFIG: {
 		int join_log = 0;
@@ -284,10 +299,24 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 		}
 		if (!cfg.n) {
 			p->err = -EINVAL;
-		} else if (q->op == QFS_RPC_JOIN && join_log) {
-			p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg);
 		} else if (q->op == QFS_RPC_JOIN) {
-			p->err = qfs_rnode_group_join(s->rn, q->group, &cfg);
+			struct qfs_paxos_floor fl;
+
+			/* b: the floor from the leader (an older router sends
+			 * none: the replica joins without one, as before) */
+			if (q->blen && q->blen != QFS_RPC_FLOOR_BYTES) {
+				p->err = -EINVAL;
+				break;
+			}
+			if (q->blen) {
+				fl.promised = qfs_be64_get(q->b);
+				fl.lsn = qfs_be64_get(q->b + 8);
+				fl.ballot = qfs_be64_get(q->b + 16);
+			}
+			if (join_log)
+				p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg);
+			else
+				p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
 		} else {
 			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
 							   q->timeout_ms ? q->timeout_ms : 5000,
@@ -399,7 +428,8 @@ static const struct qfs_rcell_gm *members_of(struct qfs_node_server *s, struct q
 
 /* 1 if a membership change removed this node from g while it was down:
  * its own members file still names it (a replica that is joining does
- * not), and a majority of the members the peers have applied host g,
+ * not, nor does a re-added one below its vote floor count: the members
+ * it applied there are its old membership), and a majority of the members the peers have applied host g,
  * each naming members without this node (a member list is taken only
  * from a peer in it: an applied, hence committed, configuration). */
 static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, const size_t *ngm,
@@ -411,6 +441,8 @@ static int removed_here(struct qfs_node_server *s, struct qfs_rcell_gm **gm, con
 
 	if (qfs_rnode_group_members(s->rn, g, &own) != 0 || !has_id(own.ids, own.n, s->id))
 		return 0;
+	if (qfs_rnode_group_joining(s->rn, g))
+		return 0; /* re-added: it replays its old membership below its floor */
 	for (uint32_t i = 0; i < s->cl.n; i++)
 		for (size_t k = 0; gm[i] && k < ngm[i]; k++) {
 			const struct qfs_rcell_gm *e = &gm[i][k];

@@ -531,6 +531,13 @@ static void on_prepare(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	} else if (in->last_ballot < p->last_ballot ||
 		   (in->last_ballot == p->last_ballot && in->last_lsn < p->last)) {
 		why = "log_behind";
+	} else if (in->last_ballot < p->floor_ballot ||
+		   (in->last_ballot == p->floor_ballot && in->last_lsn < p->floor_lsn)) {
+		/* An added member votes as if its log already held the
+		 * committed point it was created at (doc/paxos.md section 7):
+		 * a candidate behind it may lack entries chosen with the
+		 * votes of this node's earlier incarnation. */
+		why = "floor";
 	} else {
 		ok = 1;
 		set_promised(p, in->ballot);
@@ -1232,6 +1239,8 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	p->persisted = hs->last;
 	p->commit = p->applied = hs->applied;
 	p->first_retained = hs->first_retained ? hs->first_retained : 1;
+	p->floor_lsn = hs->floor_lsn;
+	p->floor_ballot = hs->floor_ballot;
 	if (hs->last > hs->applied) {
 		memcpy(p->runs, runs, nruns * sizeof(runs[0]));
 		p->nruns = nruns;
@@ -1256,6 +1265,23 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	if (!hs->promised && !hs->last && (preferred(p) ? preferred(p) : cfg->ids[0]) == self)
 		p->election_at = now_ms;
 	return state_ok(p) ? 0 : -EINVAL;
+}
+
+/* See paxos.h. */
+int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, struct qfs_paxos_floor *out)
+{
+	if (!id)
+		return -EINVAL;
+	if (p->role != QFS_PAXOS_LEADER)
+		return -EREMOTE;
+	if (cfg_has(&p->base_cfg, id))
+		return cfg_has(&p->cfg, id) ? -EINVAL : -EBUSY; /* (its removal pending) */
+	if (p->commit < p->barrier)
+		return -EBUSY;
+	out->promised = p->ballot;
+	out->lsn = p->commit;
+	out->ballot = ballot_at(p, p->commit);
+	return 0;
 }
 
 static void fill(const struct qfs_paxos *p, struct qfs_paxos_update *up)

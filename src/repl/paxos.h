@@ -240,6 +240,21 @@ struct qfs_paxos_hard {
 	qfs_ballot_t last_ballot;   /* ballot of that entry (or of the snapshot) */
 	qfs_lsn_t applied;          /* store's applied LSN (<= last) */
 	qfs_lsn_t first_retained;   /* first LSN readable from the log (>= 1) */
+	qfs_lsn_t floor_lsn;        /* vote floor (doc/paxos.md section 7, "Re-adding
+				     * a member"): no promise to a candidate whose
+				     * log is behind (floor_ballot, floor_lsn); 0: none */
+	qfs_ballot_t floor_ballot;
+};
+
+/* What a replica created for a group that already has a history (an added
+ * member) starts with: its promise and its vote floor, taken from a leader
+ * whose committed configuration lacks the new member
+ * (qfs_paxos_join_floor).  The driver keeps both durably and gives them
+ * back in struct qfs_paxos_hard at every init. */
+struct qfs_paxos_floor {
+	qfs_ballot_t promised;      /* the leader's ballot */
+	qfs_lsn_t lsn;              /* its commit point ... */
+	qfs_ballot_t ballot;        /* ... and the ballot of that entry */
 };
 
 /* A ballot change in the log: entries from first on carry ballot. */
@@ -309,6 +324,8 @@ struct qfs_paxos {
 	uint64_t handoff_until;     /* leader: handing over to the preferred member
 				     * (proposals refused) until then; 0: not */
 	uint64_t handoff_next;      /* leader: no new handoff attempt before */
+	qfs_lsn_t floor_lsn;        /* vote floor (struct qfs_paxos_hard); 0: none */
+	qfs_ballot_t floor_ballot;
 	uint32_t npeers;
 	struct qfs_paxos_peer peers[QFS_PAXOS_MAX_NODES];
 
@@ -335,13 +352,24 @@ struct qfs_paxos {
  * lacks self the replica is not a member (one being added, whose driver
  * created it with the current configuration, or one removed): it accepts
  * and acknowledges but never campaigns until a CONFIG entry that holds it
- * is in its log.  Returns 0 or
+ * is in its log.  hs->floor_* (with hs->promised) is the vote floor of an
+ * added member: it promises no candidate whose log is behind it.  Returns 0 or
  * -EINVAL (bad config or params, applied > last, runs not covering the log);
  * p is unusable after an error. */
 int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_config *cfg,
 		   uint32_t self, const struct qfs_paxos_params *prm,
 		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
 		   uint32_t nruns, uint64_t now_ms);
+
+/* The floor a new member id starts with (doc/paxos.md section 7): on a
+ * leader whose barrier committed and whose committed configuration does
+ * not hold id, its ballot as the promise and its commit point (LSN and
+ * ballot of that entry) as the vote floor.  Pure.  0 and *out, or
+ * -EREMOTE (not the leader), -EBUSY (its barrier or the change that
+ * removes id is not committed yet: retry), -EINVAL (id is a member of
+ * the configuration, committed and in force, or 0); *out untouched on
+ * error. */
+int qfs_paxos_join_floor(const struct qfs_paxos *p, uint32_t id, struct qfs_paxos_floor *out);
 
 /* After qfs_paxos_init: a CONFIG entry of the log above the applied LSN,
  * read back from the log by the driver (in LSN order, all of them): the

@@ -38,6 +38,13 @@
  * abandoned split whose fence reset failed, or one whose outcome stayed
  * unknown, leaves until the next open.
  *
+ * Cluster mode (several mounts write the same tables): split_cluster
+ * instead of split, under an intent record that one mount wins in the
+ * meta group, with the old group fenced before the copy; dead splitters'
+ * intents taken over after a lease; reads checked against the fence
+ * (router_check_read).  See the banner above split_cluster and
+ * doc/cluster.md section 6.
+ *
  * Locks: see router_int.h (split_run_mu, then tables_lock).
  */
 #include "config.h"
@@ -59,6 +66,7 @@
 
 #define COPY_BATCH_BYTES (512u * 1024u)  /* bytes of items per copy txn */
 #define COPY_BATCH_ITEMS 512
+#define CQ_RELOAD_MS 500  /* cluster mode: the lookup worker re-reads a table's map at most this often */
 
 /* Above every item key and below the groups' reserved 2PC keys (key.h):
  * the end of item ranges, so that copies and deletions of a split never
@@ -275,6 +283,23 @@ static void *cq_main(void *arg)
 		struct qfs_meta_part m, c;
 		int differs = 1;
 		__atomic_fetch_add(&r->st_sent, 1, __ATOMIC_RELAXED);
+		if (qfs_cell_remote(r->cell)) {
+			/* other mounts split too: the map in memory is this
+			 * router's copy; re-read the table's stored map (at most
+			 * every CQ_RELOAD_MS per table) so a split elsewhere reaches
+			 * the cache without waiting for a stale write */
+			uint64_t now = qfs_clock_mono_ms(), last = 0;
+			pthread_rwlock_rdlock(&r->pc_lock);
+			struct pc_table *pe = pc_find(r, q->table);
+			if (pe) {
+				last = __atomic_load_n(&pe->reload_ms, __ATOMIC_RELAXED);
+				if (now - last >= CQ_RELOAD_MS)
+					__atomic_store_n(&pe->reload_ms, now, __ATOMIC_RELAXED);
+			}
+			pthread_rwlock_unlock(&r->pc_lock);
+			if (pe && now - last >= CQ_RELOAD_MS)
+				(void)qfs_meta_reload_table(r->meta, q->table);
+		}
 		qfs_meta_lookup(r->meta, q->table, q->key, q->key_len, &m);
 		pthread_rwlock_rdlock(&r->pc_lock);
 		struct pc_table *e = pc_find(r, q->table);
@@ -489,9 +514,42 @@ static int copy_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 	return c->items.len >= COPY_BATCH_BYTES || c->n >= COPY_BATCH_ITEMS || c->items.err;
 }
 
-/* Copy [k, hi) of group from into group to, batch by batch.  0 or an error. */
+/* ---- cluster mode: the intent a split holds (meta.h "split intents") ---- */
+
+#define BEAT_MS 1000    /* a holder raises its intent's beat this often while it works */
+#define LEASE_MS 10000  /* an intent unchanged this long is taken over (its holder is gone) */
+
+struct hold {
+	struct qfs_meta_intent in; /* as stored (after our last successful swap) */
+	uint64_t last_ms;          /* monotonic ms of the last beat */
+};
+
+/* Raise h's beat if BEAT_MS passed (force: now).  0 (also when a beat
+ * failed for another reason than a conflict: the next one tries again,
+ * and a lost intent fails the commit), QFS_ECONFLICT (the intent was
+ * taken over), or with force any error. */
+static int hold_beat(struct qfs_router *r, struct hold *h, int force)
+{
+	uint64_t now = qfs_clock_mono_ms();
+	struct qfs_meta_intent nw;
+	int rc;
+
+	if (!h || (!force && now - h->last_ms < BEAT_MS))
+		return 0;
+	nw = h->in;
+	nw.beat++;
+	rc = qfs_meta_intent_swap(r->meta, &h->in, &nw);
+	if (rc == 0) {
+		h->in = nw;
+		h->last_ms = now;
+	}
+	return force || rc == QFS_ECONFLICT ? rc : 0;
+}
+
+/* Copy [k, hi) of group from into group to, batch by batch, beating h
+ * (NULL: embedded mode, no intent).  0 or an error. */
 static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, const uint8_t *k, size_t kl,
-		      const uint8_t *hi, size_t hil)
+		      const uint8_t *hi, size_t hil, struct hold *h)
 {
 	struct copy_ctx *c = calloc(1, sizeof(*c));
 	uint8_t cur[QFS_KEY_MAX + 1];
@@ -520,6 +578,9 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 			rc = 0;
 			break;
 		}
+		rc = hold_beat(r, h, 0);
+		if (rc)
+			break;
 		qfs_txn_init(&t);
 		qfs_rd_init(&rd, c->items.data, c->items.len);
 		for (uint32_t i = 0; i < c->n && rc == 0; i++) {
@@ -550,16 +611,30 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 
 /* In p's group: its fence and the deletion of its keys outside [lo, hi)
  * (the fence key "\0" excepted).  0 or an error. */
-static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
+static int settle_group_if(struct qfs_router *r, const struct qfs_meta_part *p, const void *expect,
+			   size_t expect_len)
 {
 	struct qfs_meta_rec rec;
 	struct qfs_txn t;
 	struct qfs_op *op;
-	int rc;
+	int rc = 0;
 
 	qfs_meta_rec_init(&rec);
 	qfs_txn_init(&t);
-	rc = qfs_meta_add_fence(&t, &rec, p);
+	if (expect) { /* only over the fence seen (cluster mode: no ABA, see split_cluster) */
+		op = qfs_txn_add(&t, QFS_OP_EXPECT_VALUE);
+		if (!op) {
+			rc = -ENOMEM;
+		} else {
+			op->key = QFS_META_FENCE_KEY;
+			op->key_len = QFS_META_FENCE_KEY_LEN;
+			op->val = expect;
+			op->val_len = (uint32_t)expect_len;
+			op->err = QFS_ECONFLICT;
+		}
+	}
+	if (rc == 0)
+		rc = qfs_meta_add_fence(&t, &rec, p);
 	if (rc == 0 && p->lo_len) {
 		op = qfs_txn_add(&t, QFS_OP_DEL_RANGE);
 		if (!op) {
@@ -589,6 +664,11 @@ static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
 	return rc;
 }
 
+static int settle_group(struct qfs_router *r, const struct qfs_meta_part *p)
+{
+	return settle_group_if(r, p, NULL, 0);
+}
+
 /* 1 if fence f (decoded; epoch UINT64_MAX: undecodable) is not p's. */
 static int fence_differs(const struct qfs_meta_part *p, const struct qfs_meta_part *f)
 {
@@ -596,15 +676,27 @@ static int fence_differs(const struct qfs_meta_part *p, const struct qfs_meta_pa
 	       memcmp(p->lo, f->lo, p->lo_len) || memcmp(p->hi, f->hi, p->hi_len);
 }
 
+static int cluster_fence_repair(struct qfs_router *r, qfs_table_t table);
+static int intents_check(struct qfs_router *r, qfs_table_t table);
+static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k, size_t kl);
+
 int router_fence_repair(struct qfs_router *r, qfs_table_t table)
 {
 	struct qfs_meta_part *v = NULL;
 	size_t n = 0;
 	int rc;
 
+	if (qfs_cell_remote(r->cell)) { /* other routers split too: see cluster_fence_repair */
+		if (pthread_mutex_trylock(&r->split_run_mu) != 0)
+			return -EBUSY;
+		rc = cluster_fence_repair(r, table);
+		pthread_mutex_unlock(&r->split_run_mu);
+		return rc ? rc : router_refresh(r, table);
+	}
+
 	/* a running split fences its group ahead of the map on purpose and
 	 * settles it itself: only with no split running is a difference a
-	 * leftover (this router is the only one that splits, doc/cluster.md) */
+	 * leftover (embedded: this router is the only one that splits) */
 	if (pthread_mutex_trylock(&r->split_run_mu) != 0)
 		return -EBUSY;
 	rc = qfs_meta_reload_table(r->meta, table); /* judge by the stored map only */
@@ -674,6 +766,8 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	qfs_ino_t newg;
 	int rc;
 
+	if (qfs_cell_remote(r->cell))
+		return split_cluster(r, old, k, kl);
 	if (!qfs_meta_part_has(old, k, kl) || qfs_meta_keycmp(k, kl, old->lo, old->lo_len) == 0 ||
 	    qfs_meta_keycmp(k, kl, QFS_META_ITEMS_FIRST, QFS_META_ITEMS_FIRST_LEN) <= 0)
 		return -EINVAL;
@@ -707,7 +801,7 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	qfs_meta_rec_close(&rec);
 	if (rc == 0)
 		rc = copy_range(r, old->group, newg, k, kl, old->hi_len ? old->hi : key_end,
-				old->hi_len ? old->hi_len : sizeof(key_end));
+				old->hi_len ? old->hi_len : sizeof(key_end), NULL);
 	if (rc == 0) {
 		/* fence G at E+1 before the commit point: a router that still
 		 * routes by epoch E (another one, or a stale cache) cannot write
@@ -776,6 +870,395 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	QFS_LOG(QFS_LOG_INFO, "partition split table=%llu group=%016llx new=%016llx epoch=%llu",
 		(unsigned long long)old->table, (unsigned long long)old->group, (unsigned long long)newg,
 		(unsigned long long)left.epoch);
+	return 0;
+}
+
+/* ---- splits of a cluster mount (doc/cluster.md "Splits") ----
+ *
+ * Other mounts write the same tables and know nothing of this router's
+ * freeze, so the order differs from split():
+ *   0. claim the partition: an intent record in the meta group, one txn
+ *      conditional on the partition's record and on no intent (exactly
+ *      one router wins; the others drop their attempt, QFS_ECONFLICT);
+ *   1. create N (placed on three AZs by the cell);
+ *   2. fence G at E+1 first, conditional on its fence being at E (RANGE):
+ *      from here every router's write to G at epoch E fails with
+ *      QFS_ESTALE and waits (its stale retries), so none can land in G
+ *      behind the copy; freeze locally, drain, finish prepared txns;
+ *   3. N's fence, the copy (beating the intent);
+ *   4. commit: the map and the intent's deletion in one meta txn,
+ *      conditional on the intent as held (a taken-over split never
+ *      commits);
+ *   5. refresh; settle G, conditional on its fence being the one of
+ *      step 2 (a later split of G may have fenced it since);
+ *   6. unfreeze.
+ * Abandoned before 4: the holder (a beat proves it still holds the
+ * intent) puts G's fence back, then deletes the intent.  A holder that
+ * died leaves its intent unchanged: another router takes it over after
+ * LEASE_MS (intents_check) and does the same.  Readers of other mounts
+ * check the fence after each read (router_check_read). */
+
+/* Undo a split of h's partition before its commit: beat (we still hold
+ * the intent), G's fence back to old's (bumped: step 2 may have
+ * happened), delete the intent, drop the new group.  Whatever fails is
+ * left to a takeover (intents_check). */
+static void hold_abort(struct qfs_router *r, struct hold *h, const struct qfs_meta_part *old, int bumped)
+{
+	int rc = hold_beat(r, h, 1);
+
+	if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "split intent lost table=%llu group=%016llx new=%016llx err=%s",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)h->in.newg, qfs_strerror(rc));
+		return;
+	}
+	if (bumped) {
+		rc = settle_group(r, old);
+		if (rc) {
+			QFS_LOG(QFS_LOG_ERR, "abandoned split left the old group fenced ahead of the map "
+				"group=%016llx epoch=%llu err=%s", (unsigned long long)old->group,
+				(unsigned long long)old->epoch, qfs_strerror(rc));
+			return; /* the intent stays: a takeover puts the fence back */
+		}
+	}
+	rc = qfs_meta_intent_swap(r->meta, &h->in, NULL);
+	if (rc == 0 && h->in.newg && !qfs_meta_group_used(r->meta, h->in.newg))
+		(void)qfs_cell_group_drop(r->cell, h->in.newg);
+}
+
+static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k, size_t kl)
+{
+	struct qfs_meta_part nf = *old, g = *old, left, right;
+	struct qfs_meta_rec rec, grec;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct hold h;
+	uint8_t ep[8];
+	qfs_ino_t newg;
+	int rc;
+
+	if (!qfs_meta_part_has(old, k, kl) || qfs_meta_keycmp(k, kl, old->lo, old->lo_len) == 0 ||
+	    qfs_meta_keycmp(k, kl, QFS_META_ITEMS_FIRST, QFS_META_ITEMS_FIRST_LEN) <= 0)
+		return -EINVAL;
+	rc = qfs_router_alloc_ino(r, &newg); /* group ids are never reused */
+	if (rc)
+		return rc;
+	memset(&h, 0, sizeof(h));
+	h.in.table = old->table;
+	h.in.group = old->group;
+	h.in.owner = r->nonce;
+	h.in.beat = 1;
+	h.in.newg = newg;
+	h.in.epoch = old->epoch;
+	rc = qfs_meta_intent_claim(r->meta, old, &h.in);
+	if (rc == QFS_ECONFLICT) { /* another router splits it, or split it */
+		QFS_LOG(QFS_LOG_INFO, "split left to another router table=%llu group=%016llx epoch=%llu",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)old->epoch);
+		if (qfs_meta_reload_table(r->meta, old->table) == 0)
+			(void)router_refresh(r, old->table);
+		return rc;
+	}
+	if (rc) /* maybe claimed: a takeover clears it after the lease */
+		return rc;
+	h.last_ms = qfs_clock_mono_ms();
+	rc = qfs_cell_group_create(r->cell, newg);
+	if (rc) {
+		hold_abort(r, &h, old, 0);
+		return rc;
+	}
+	test_stop(1);
+	/* step 2: fence G at E+1 (range unchanged) only if it is at E */
+	g.epoch = old->epoch + 1;
+	qfs_meta_rec_init(&grec);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_RANGE);
+	if (!op) {
+		rc = -ENOMEM;
+	} else {
+		qfs_be64_put(ep, old->epoch);
+		op->key = QFS_META_FENCE_KEY;
+		op->key_len = QFS_META_FENCE_KEY_LEN;
+		op->val = ep;
+		op->val_len = 8;
+		op->err = QFS_ESTALE;
+		rc = qfs_meta_add_fence(&t, &grec, &g);
+	}
+	if (rc == 0)
+		rc = propose_txn(r, old->group, &t);
+	qfs_txn_close(&t);
+	if (rc) { /* QFS_ESTALE: a fence this split did not write (left over: the repair's) */
+		QFS_LOG(QFS_LOG_WARN, "split abandoned: old group not fenced table=%llu group=%016llx "
+			"new=%016llx err=%s", (unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)newg, qfs_strerror(rc));
+		hold_abort(r, &h, old, rc != QFS_ESTALE && rc != -ENOMEM);
+		goto out;
+	}
+	rc = set_frozen(r, old, k, kl);
+	if (rc) {
+		QFS_LOG(QFS_LOG_WARN, "split abandoned: prepared cross-partition txns not finished "
+			"table=%llu group=%016llx new=%016llx err=%s", (unsigned long long)old->table,
+			(unsigned long long)old->group, (unsigned long long)newg, qfs_strerror(rc));
+		hold_abort(r, &h, old, 1);
+		goto out;
+	}
+	test_stop(2);
+	memcpy(nf.lo, k, kl);
+	nf.lo_len = (uint32_t)kl;
+	nf.group = newg;
+	nf.epoch = old->epoch + 1;
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_fence(&t, &rec, &nf);
+	if (rc == 0)
+		rc = propose_txn(r, newg, &t);
+	qfs_txn_close(&t);
+	qfs_meta_rec_close(&rec);
+	if (rc == 0)
+		rc = copy_range(r, old->group, newg, k, kl, old->hi_len ? old->hi : key_end,
+				old->hi_len ? old->hi_len : sizeof(key_end), &h);
+	if (rc == 0) {
+		test_stop(3);
+		rc = qfs_meta_split_claimed(r->meta, old, k, kl, newg, &h.in, &left, &right); /* the commit point */
+		if (rc && rc != QFS_ECONFLICT && rc != -EINVAL)
+			rc = commit_outcome(r, old, k, kl, newg, rc, &left, &right);
+	}
+	if (rc == QFS_EUNKNOWN_SPLIT) { /* the intent stays: a takeover, or the repair, settles it */
+		clear_frozen(r);
+		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=%s",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)newg, qfs_strerror(-ETIMEDOUT));
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	if (rc) {
+		hold_abort(r, &h, old, 1);
+		clear_frozen(r);
+		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=%s",
+			(unsigned long long)old->table, (unsigned long long)old->group,
+			(unsigned long long)newg, qfs_strerror(rc));
+		goto out;
+	}
+	test_stop(4);
+	(void)router_refresh(r, old->table);
+	for (int i = 0; i < 50; i++) {
+		rc = settle_group_if(r, &left, grec.val.data, grec.val.len);
+		if (rc == 0 || rc == QFS_ECONFLICT) /* conflict: fenced again by a later split */
+			break;
+		usleep(100000);
+	}
+	if (rc && rc != QFS_ECONFLICT) /* committed: the repair finishes it */
+		QFS_LOG(QFS_LOG_ERR, "split committed but the old group was not settled group=%016llx err=%s",
+			(unsigned long long)left.group, qfs_strerror(rc));
+	rc = 0;
+	test_stop(5);
+	clear_frozen(r);
+	__atomic_fetch_add(&r->splits, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&r->pst_mu); /* both halves get a size check of their own */
+	for (struct pstat *st = r->pst[old->group % PC_BUCKETS]; st; st = st->next)
+		if (st->group == old->group)
+			st->size_checked = 0;
+	pthread_mutex_unlock(&r->pst_mu);
+	QFS_LOG(QFS_LOG_INFO, "partition split table=%llu group=%016llx new=%016llx epoch=%llu cluster=1",
+		(unsigned long long)old->table, (unsigned long long)old->group, (unsigned long long)newg,
+		(unsigned long long)left.epoch);
+out:
+	qfs_meta_rec_close(&grec);
+	return rc;
+}
+
+/* Take over intent in (seen unchanged for the lease: its holder is gone)
+ * and undo its split: G's fence back to the map's, the intent deleted,
+ * its new group dropped.  split_run_mu held.  A swap that fails means
+ * the holder (or another router) moved first: nothing to do. */
+static void takeover(struct qfs_router *r, const struct qfs_meta_intent *in)
+{
+	struct qfs_meta_intent nw = *in;
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	nw.owner = r->nonce;
+	nw.beat = in->beat + 1;
+	if (qfs_meta_intent_swap(r->meta, in, &nw) != 0)
+		return;
+	QFS_LOG(QFS_LOG_WARN, "split intent taken over table=%llu group=%016llx owner=%016llx new=%016llx",
+		(unsigned long long)in->table, (unsigned long long)in->group, (unsigned long long)in->owner,
+		(unsigned long long)in->newg);
+	rc = qfs_meta_reload_table(r->meta, in->table);
+	if (rc == 0)
+		rc = qfs_meta_parts(r->meta, in->table, &v, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (v[i].group == in->group) /* an intent's split never committed (the commit deletes it) */
+			rc = settle_group(r, &v[i]);
+	free(v);
+	if (rc) { /* the intent stays ours, unchanged: the next takeover tries again */
+		QFS_LOG(QFS_LOG_ERR, "cannot undo a split taken over group=%016llx err=%s",
+			(unsigned long long)in->group, qfs_strerror(rc));
+		return;
+	}
+	if (qfs_meta_intent_swap(r->meta, &nw, NULL) == 0 && in->newg && !qfs_meta_group_used(r->meta, in->newg))
+		(void)qfs_cell_group_drop(r->cell, in->newg);
+	(void)router_refresh(r, in->table);
+}
+
+/* Read the intents of table (0: all), note since when each has not
+ * changed, and take over those unchanged for LEASE_MS.  split_run_mu
+ * held (so no split of this router runs: its own leftovers are taken
+ * over like the others').  Returns how many intents of table exist
+ * after, or a read error. */
+static int intents_check(struct qfs_router *r, qfs_table_t table)
+{
+	struct qfs_meta_intent v[SEEN_MAX];
+	struct seen_intent nseen[SEEN_MAX];
+	uint64_t since[SEEN_MAX];
+	size_t n = 0, k = 0;
+	uint64_t now = qfs_clock_mono_ms();
+	int rc = qfs_meta_intents(r->meta, table, v, SEEN_MAX, &n), left = 0;
+
+	if (rc)
+		return rc;
+	if (!r->seen) {
+		r->seen = calloc(SEEN_MAX, sizeof(*r->seen));
+		if (!r->seen)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->nseen && k < SEEN_MAX; i++) /* other tables' entries stay */
+		if (table && r->seen[i].in.table != table)
+			nseen[k++] = r->seen[i];
+	for (size_t i = 0; i < n; i++) {
+		since[i] = now;
+		for (size_t j = 0; j < r->nseen; j++)
+			if (!memcmp(&r->seen[j].in, &v[i], sizeof(v[i])))
+				since[i] = r->seen[j].since_ms;
+		if (k < SEEN_MAX) {
+			nseen[k].in = v[i];
+			nseen[k++].since_ms = since[i];
+		}
+	}
+	memcpy(r->seen, nseen, k * sizeof(nseen[0]));
+	r->nseen = k;
+	for (size_t i = 0; i < n; i++) {
+		if (now - since[i] >= LEASE_MS)
+			takeover(r, &v[i]);
+		else
+			left++;
+	}
+	return left;
+}
+
+/* Cluster mode's fence repair of table (split_run_mu held): take over
+ * dead splits' intents, then settle each partition whose group's fence
+ * is not the map's.  A fence at the map's epoch with another range is a
+ * committed split not settled yet: settled conditional on the fence seen.
+ * A fence at another epoch is a split's (running: its intent exists, left
+ * alone) or a leftover: settled under an intent of our own, so no split
+ * fences G meanwhile. */
+static int cluster_fence_repair(struct qfs_router *r, qfs_table_t table)
+{
+	struct qfs_meta_intent iv[SEEN_MAX];
+	struct qfs_meta_part *v = NULL;
+	size_t n = 0, ni = 0;
+	int rc;
+
+	(void)intents_check(r, table);
+	rc = qfs_meta_reload_table(r->meta, table); /* judge by the stored map only */
+	if (rc == 0)
+		rc = qfs_meta_parts(r->meta, table, &v, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct qfs_meta_part f;
+		void *val;
+		size_t vl;
+		int grc = qfs_cell_get(r->cell, v[i].group, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
+		int held = 0;
+
+		if (grc && grc != -ENOENT)
+			continue; /* cannot serve: its writes fail by themselves */
+		memset(&f, 0, sizeof(f));
+		if (grc == 0 && qfs_meta_fence_decode(val, vl, &f) != 0)
+			f.epoch = UINT64_MAX;
+		if (!fence_differs(&v[i], &f)) {
+			if (grc == 0)
+				free(val);
+			continue;
+		}
+		if (grc == 0 && f.epoch == v[i].epoch) { /* committed, not settled */
+			int src = settle_group_if(r, &v[i], val, vl);
+			free(val);
+			if (src != QFS_ECONFLICT)
+				QFS_LOG(src ? QFS_LOG_ERR : QFS_LOG_WARN,
+					"partition fence repaired table=%llu group=%016llx epoch=%llu err=%s",
+					(unsigned long long)table, (unsigned long long)v[i].group,
+					(unsigned long long)v[i].epoch, qfs_strerror(src));
+			continue;
+		}
+		if (grc == 0)
+			free(val);
+		if (qfs_meta_intents(r->meta, table, iv, SEEN_MAX, &ni) != 0)
+			continue;
+		for (size_t j = 0; j < ni; j++)
+			held |= iv[j].group == v[i].group;
+		if (held) /* a split runs (or a dead one waits for its takeover) */
+			continue;
+		struct qfs_meta_intent in = { table, v[i].group, r->nonce, 1, 0, v[i].epoch };
+		if (qfs_meta_intent_claim(r->meta, &v[i], &in) != 0)
+			continue;
+		int src = settle_group(r, &v[i]);
+		QFS_LOG(src ? QFS_LOG_ERR : QFS_LOG_WARN,
+			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=%s",
+			(unsigned long long)table, (unsigned long long)v[i].group, (unsigned long long)v[i].epoch,
+			(unsigned long long)f.epoch, qfs_strerror(src));
+		if (src == 0) /* else the intent stays: a takeover after the lease retries */
+			(void)qfs_meta_intent_swap(r->meta, &in, NULL);
+	}
+	free(v);
+	return rc;
+}
+
+int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key, size_t key_len)
+{
+	struct qfs_meta_part f, m;
+	void *val;
+	size_t vl;
+	int rc;
+
+	if (!qfs_cell_remote(r->cell))
+		return 0;
+	rc = qfs_cell_get(r->cell, p->group, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
+	if (rc && rc != -ENOENT)
+		return rc;
+	memset(&f, 0, sizeof(f));
+	if (rc == 0) {
+		if (qfs_meta_fence_decode(val, vl, &f) != 0)
+			f.epoch = UINT64_MAX;
+		free(val);
+	}
+	if (f.epoch == p->epoch)
+		return 0; /* read before any split of p fenced it: good */
+	/* fenced: good if the split has not committed yet (the map read after
+	 * the read still places the key in p at its epoch) */
+	rc = qfs_meta_reload_table(r->meta, p->table);
+	if (rc)
+		return rc;
+	qfs_meta_lookup(r->meta, p->table, key, key_len, &m);
+	if (m.group == p->group && m.epoch == p->epoch)
+		return 0;
+	(void)router_refresh(r, p->table);
+	return 1;
+}
+
+int router_intent_newg(struct qfs_router *r, qfs_group_t group)
+{
+	struct qfs_meta_intent v[SEEN_MAX];
+	size_t n = 0;
+
+	if (!qfs_cell_remote(r->cell))
+		return 0;
+	if (qfs_meta_intents(r->meta, 0, v, SEEN_MAX, &n) != 0)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].newg == group)
+			return 1;
 	return 0;
 }
 
@@ -923,6 +1406,11 @@ static void check_splits(struct qfs_router *r)
 	pthread_mutex_lock(&r->split_mu);
 	cfg = r->split_cfg;
 	pthread_mutex_unlock(&r->split_mu);
+	if (qfs_cell_remote(r->cell)) { /* dead routers' splits: take them over after the lease */
+		pthread_mutex_lock(&r->split_run_mu);
+		(void)intents_check(r, 0);
+		pthread_mutex_unlock(&r->split_run_mu);
+	}
 	pthread_mutex_lock(&r->pst_mu);
 	for (unsigned b = 0; b < PC_BUCKETS; b++)
 		for (struct pstat *st = r->pst[b]; st; st = st->next) {
@@ -1014,7 +1502,9 @@ static void check_splits(struct qfs_router *r)
 		if (p && qfs_meta_part_has(p, c->key, c->key_len) &&
 		    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) > 0) {
 			int rc = split(r, p, c->key, c->key_len);
-			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "split by %s table=%llu group=%016llx err=%s",
+			/* QFS_ECONFLICT: another router of the cluster splits it (logged) */
+			QFS_LOG(rc == QFS_ECONFLICT ? QFS_LOG_DEBUG : rc ? QFS_LOG_WARN : QFS_LOG_INFO,
+				"split by %s table=%llu group=%016llx err=%s",
 				c->by_load ? "load" : "size", (unsigned long long)c->table,
 				(unsigned long long)c->group, qfs_strerror(rc));
 			c->done = rc == 0;
@@ -1080,11 +1570,30 @@ int qfs_router_split_config(struct qfs_router *r, const struct qfs_router_split_
 
 /* Finish splits a crash interrupted after their commit point: every
  * partition's group must hold its fence; settle those that do not. */
+static int repair_table_cb(const struct qfs_table *t, void *arg)
+{
+	struct qfs_router *r = arg;
+	int rc;
+
+	pthread_mutex_lock(&r->split_run_mu);
+	rc = cluster_fence_repair(r, t->id);
+	pthread_mutex_unlock(&r->split_run_mu);
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "cannot check a table's partition fences table=%llu err=%s",
+			(unsigned long long)t->id, qfs_strerror(rc));
+	return 0;
+}
+
 static int repair(struct qfs_router *r)
 {
 	struct qfs_meta_part *v = NULL;
 	size_t n = 0;
 	int rc = 0;
+
+	if (qfs_cell_remote(r->cell)) { /* other routers may be splitting: their intents rule */
+		(void)qfs_router_table_list(r, "", repair_table_cb, r);
+		return 0;
+	}
 
 	struct qfs_glist groups = { 0 };
 	qfs_cell_groups(r->cell, qfs_glist_add, &groups);
@@ -1180,6 +1689,9 @@ void router_parts_close(struct qfs_router *r)
 	r->cq_running = 0;
 	free(r->cq);
 	r->cq = NULL;
+	free(r->seen);
+	r->seen = NULL;
+	r->nseen = 0;
 	for (unsigned b = 0; b < PC_BUCKETS; b++) {
 		struct pc_table *e, *n;
 		for (e = r->pc[b]; e; e = n) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -503,8 +504,8 @@ int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 			 * (or behind) the map that no split settles */
 			if (attempt % 50 == 1)
 				(void)router_fence_repair(r, table);
-			if (attempt > 0)
-				usleep(1000);
+			if (attempt > 0) /* cluster: another router's split copies meanwhile */
+				usleep(qfs_cell_remote(r->cell) && attempt >= 10 ? 20000 : 1000);
 			continue;
 		}
 		break;
@@ -531,6 +532,15 @@ int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, 
 			if (rc)
 				break;
 			rc = qfs_cell_get(r->cell, p.group, key, key_len, val, val_len);
+			if (rc == 0 || rc == -ENOENT) { /* cluster: did another router's split move it? */
+				int crc = router_check_read(r, &p, key, key_len);
+				if (crc < 0) {
+					if (rc == 0)
+						free(*val);
+					rc = crc;
+					break;
+				}
+			}
 			if (gen == __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE) || attempt >= STALE_RETRIES)
 				break;
 			if (rc == 0) /* the map moved under the read: read again */
@@ -642,6 +652,9 @@ static int scan_table(struct qfs_router *r, qfs_table_t table, const uint8_t *lo
 		router_account(r, &p, cur, cur_len, 0);
 		if (c->stopped || rc < 0)
 			return rc;
+		int crc = router_check_read(r, &p, cur, cur_len); /* cluster: moved by another router? */
+		if (crc < 0)
+			return crc;
 		if (gen != __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE) && attempt < STALE_RETRIES) {
 			if (c->any) { /* resume right after the last key delivered */
 				memcpy(cur, c->last, c->last_len);
@@ -1325,7 +1338,8 @@ static int collect_garbage(struct qfs_router *r)
 	if (rc == 0) {
 		r->ntables = rc_ctx.count;
 		for (size_t i = 0; i < gc.n; i++) {
-			if (gc.v[i] == 0 || gc.v[i] == QFS_META_GROUP || qfs_meta_group_used(r->meta, gc.v[i]))
+			if (gc.v[i] == 0 || gc.v[i] == QFS_META_GROUP || qfs_meta_group_used(r->meta, gc.v[i]) ||
+			    router_intent_newg(r, gc.v[i])) /* cluster: another router's split */
 				continue;
 			QFS_LOG(QFS_LOG_WARN, "dropping group that no table refers to group=%016llx",
 				(unsigned long long)gc.v[i]);
@@ -1376,6 +1390,11 @@ int qfs_router_new(struct qfs_cell *cell, uint32_t uid, uint32_t gid, struct qfs
 	pthread_cond_init(&r->split_cv, NULL);
 	pthread_mutex_init(&r->pst_mu, NULL);
 	r->started_ms = qfs_clock_mono_ms();
+	/* split intents' owner id (parts.c): random, never 0 */
+	if (getrandom(&r->nonce, sizeof(r->nonce), 0) != (ssize_t)sizeof(r->nonce))
+		r->nonce = qfs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
+	if (!r->nonce)
+		r->nonce = 1;
 	rc = qfs_admit_gac_new(&r->gac);
 	if (rc == 0)
 		rc = qfs_admit_new(r->gac, NULL, NULL, NULL, NULL, &r->admit);

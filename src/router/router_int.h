@@ -35,6 +35,8 @@ struct table_metrics {
 /* The router's copy of one table's partitions (key order). */
 struct pc_table {
 	qfs_table_t table;
+	uint64_t reload_ms;          /* cluster mode: last re-read from the meta group by
+					the lookup worker (monotonic ms); protected by pc_lock */
 	struct qfs_meta_part *parts; /* owned; replaced whole under pc_lock */
 	size_t n;
 	struct pc_table *next;       /* hash chain; protected by pc_lock */
@@ -117,7 +119,20 @@ struct qfs_router {
 	uint64_t splits;                /* atomic: splits done */
 	pthread_mutex_t pst_mu;
 	struct pstat *pst[PC_BUCKETS];  /* protected by pst_mu */
+
+	/* cluster mode: split intents (parts.c, meta.h) */
+	uint64_t nonce;                 /* this router's intent owner id (random, nonzero) */
+	struct seen_intent *seen;       /* intents seen by takeover checks; protected by split_run_mu */
+	size_t nseen;                   /* protected by split_run_mu */
 };
+
+/* An intent another router holds, as last seen, and since when (ms,
+ * monotonic) it has not changed: a lease without shared clocks. */
+struct seen_intent {
+	struct qfs_meta_intent in;
+	uint64_t since_ms;
+};
+#define SEEN_MAX 64                     /* intents tracked (and read per check) */
 
 /* Raw-key item calls: the router's own files (router.c, parts.c, item.c)
  * and the unit tests.  fs/ speaks the typed item API of router.h, whose
@@ -174,8 +189,20 @@ int router_refresh(struct qfs_router *r, qfs_table_t table);
  * abandoned split whose reset of the old group's fence failed, a split
  * whose outcome was unknown), as the repair at open does; then refresh
  * the cache.  0, -EBUSY (a split runs: it settles its groups itself), map
- * read and propose errors. */
+ * read and propose errors.  Cluster mode: also takes over dead splits'
+ * intents of table, and leaves alone a group an intent holds. */
 int router_fence_repair(struct qfs_router *r, qfs_table_t table);
+/* Cluster mode (qfs_cell_remote): after a read of p's group routed by
+ * the cache, check that the read was good: p's fence still at p's epoch,
+ * or else the stored map still placing the key in p at that epoch (a
+ * split of another router before its commit).  0: the read stands; 1:
+ * the map moved (the cache is refreshed: read again); read errors.
+ * Embedded mode: always 0 (this router is the only one that splits). */
+int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key, size_t key_len);
+/* Cluster mode: 1 if group is the new group of a stored split intent
+ * (another router is splitting into it: not garbage), 0 if not or on a
+ * read error (then 1 too: keep it). */
+int router_intent_newg(struct qfs_router *r, qfs_group_t group);
 /* Forget a dropped table (cache and stats). */
 void router_forget(struct qfs_router *r, qfs_table_t table);
 /* Account one request on partition p (ops, written bytes, key sample). */

@@ -60,6 +60,20 @@ static uint32_t item_crc(const uint8_t *key, size_t key_len, const void *val, si
 	return qfs_crc32c(qfs_crc32c(0, key, key_len), val, val_len);
 }
 
+/* See store_int.h. */
+int store_crc_record(uint8_t k[STORE_DBKEY_MAX], uint8_t v[STORE_CRC_LEN], qfs_group_t group,
+		     const uint8_t *key, size_t key_len, const void *val, size_t val_len)
+{
+	if (!is_chunk_key(key, key_len) || val_len > UINT32_MAX)
+		return 0;
+	k[0] = STORE_CRC_PREFIX;
+	qfs_be64_put(k + 1, group);
+	memcpy(k + STORE_GROUP_PREFIX_LEN, key, key_len);
+	qfs_be32_put(v, (uint32_t)val_len);
+	qfs_be32_put(v + 4, item_crc(key, key_len, val, val_len));
+	return 1;
+}
+
 void store_crc_emit(rocksdb_writebatch_t *wb, qfs_group_t group, const uint8_t *key, size_t key_len,
 		    const void *val, size_t val_len, int del)
 {
@@ -275,6 +289,7 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 	rocksdb_readoptions_set_verify_checksums(s->ro_fast, 0);
 	rocksdb_readoptions_set_fill_cache(s->ro_fast, 0);
 	store_set_budget(s, o);
+	s->install_file_bytes = o ? o->install_file_bytes : 0;
 	/* Our WAL is the durability source and the node replays it from the
 	 * applied LSN, so RocksDB's own WAL is off: no double logging, and no
 	 * RocksDB log write that can fail on a full disk (its WAL writer asserts
@@ -300,6 +315,7 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 		store_free_handles(s);
 		return rc;
 	}
+	store_install_clean(s); /* a failure is logged; the next install tries anew */
 	*out = s;
 	return 0;
 }
@@ -726,105 +742,13 @@ int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn
 	return rc;
 }
 
-/* ---- snapshot install (store.h) ---- */
+/* ---- snapshot points (the install itself is install.c) ---- */
 
-#define STORE_SNAP_PREFIX 's' /* 's' be64(group) -> be64(lsn) be64(ballot) */
-
-static void snap_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
+/* See store_int.h. */
+void store_snap_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group)
 {
 	out[0] = STORE_SNAP_PREFIX;
 	qfs_be64_put(out + 1, group);
-}
-
-struct qfs_store_install {
-	struct qfs_store *s;
-	qfs_group_t group;
-	rocksdb_writebatch_t *wb; /* range delete of the items, then the puts */
-	uint64_t items;           /* puts so far */
-};
-
-/* See store.h.  The range delete goes first in the batch, so the puts that
- * follow it survive it. */
-int qfs_store_install_begin(struct qfs_store *s, qfs_group_t group,
-			    struct qfs_store_install **out)
-{
-	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN];
-	struct qfs_store_install *in = calloc(1, sizeof(*in));
-	size_t hi_len;
-
-	if (!in)
-		return -ENOMEM;
-	in->wb = rocksdb_writebatch_create();
-	if (!in->wb) {
-		free(in);
-		return -ENOMEM;
-	}
-	in->s = s;
-	in->group = group;
-	store_group_prefix(lo, group);
-	hi_len = store_group_end(hi, group);
-	rocksdb_writebatch_delete_range(in->wb, (const char *)lo, sizeof(lo), (const char *)hi,
-					hi_len);
-	hi_len = store_crc_range(lo, hi, group);
-	rocksdb_writebatch_delete_range(in->wb, (const char *)lo, sizeof(lo), (const char *)hi,
-					hi_len);
-	*out = in;
-	return 0;
-}
-
-/* See store.h. */
-int qfs_store_install_item(struct qfs_store_install *in, const uint8_t *key, size_t key_len,
-			   const uint8_t *val, size_t val_len)
-{
-	uint8_t kb[STORE_DBKEY_MAX];
-	size_t klen;
-	uint8_t *k;
-
-	if (key_len > QFS_KEY_MAX || val_len > UINT32_MAX)
-		return -EINVAL;
-	k = store_item_key(kb, sizeof(kb), in->group, key, key_len, &klen);
-	if (!k)
-		return -ENOMEM;
-	rocksdb_writebatch_put(in->wb, (const char *)k, klen, (const char *)val, val_len);
-	store_crc_emit(in->wb, in->group, key, key_len, val, val_len, 0);
-	if (k != kb)
-		free(k);
-	in->items++;
-	return 0;
-}
-
-/* See store.h.  One batch: a crash keeps a prefix of the batches (store.c's
- * header), so it is wholly in or wholly out; the flush makes it durable
- * before the caller touches its WAL. */
-int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64_t ballot)
-{
-	uint8_t k[STORE_GROUP_PREFIX_LEN], v[16];
-	int rc;
-
-	batch_put_applied(in->wb, in->group, lsn);
-	snap_key(k, in->group);
-	qfs_be64_put(v, lsn);
-	qfs_be64_put(v + 8, ballot);
-	rocksdb_writebatch_put(in->wb, (const char *)k, sizeof(k), (const char *)v, sizeof(v));
-	rc = batch_write(in->s, in->wb, "install snapshot");
-	store_xact_forget(in->s, in->group); /* the snapshot's prepared txns are counted anew */
-	if (!rc)
-		rc = qfs_store_sync(in->s);
-	if (!rc)
-		QFS_LOG(QFS_LOG_INFO, "store snapshot installed dir=%s group=%016llx lsn=%llu items=%llu",
-			in->s->dir, (unsigned long long)in->group, (unsigned long long)lsn,
-			(unsigned long long)in->items);
-	qfs_store_install_abort(in);
-	return rc;
-}
-
-/* See store.h. */
-void qfs_store_install_abort(struct qfs_store_install *in)
-{
-	if (!in)
-		return;
-	rocksdb_writebatch_destroy(in->wb);
-	free(in);
 }
 
 /* See store.h. */
@@ -836,7 +760,7 @@ int qfs_store_snap_point(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn,
 	char *err = NULL;
 	char *v;
 
-	snap_key(k, group);
+	store_snap_key(k, group);
 	v = rocksdb_get(s->db, s->ro, (const char *)k, sizeof(k), &vlen, &err);
 	if (err)
 		return store_rocks_err(s, "get snapshot point", err);
@@ -875,7 +799,7 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	hi_len = store_crc_range(lo, hi, group);
 	rocksdb_writebatch_delete_range(wb, (const char *)lo, sizeof(lo), (const char *)hi, hi_len);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
-	snap_key(ak, group);
+	store_snap_key(ak, group);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	rc = batch_write(s, wb, "drop group");
 	rocksdb_writebatch_destroy(wb);

@@ -44,6 +44,7 @@ void qfs_store_cache_free(struct qfs_store_cache *c);
 #define QFS_STORE_MEMTABLE_DEFAULT (16ull << 20) /* memtables, per store */
 #define QFS_STORE_MEMTABLE_MIN (2ull << 20)
 #define QFS_STORE_BLOB_MIN_DEFAULT 4096u         /* values this large go to blob files */
+#define QFS_STORE_INSTALL_FILE_DEFAULT (64ull << 20) /* snapshot install: staging file size */
 
 /* Memory and layout budget of one store (doc/format-store.md "Options"). */
 struct qfs_store_opts {
@@ -57,6 +58,11 @@ struct qfs_store_opts {
 					  written once and never rewritten by
 					  compaction; 0: QFS_STORE_BLOB_MIN_DEFAULT,
 					  UINT32_MAX: no blob files */
+	uint64_t install_file_bytes;   /* a snapshot install (below) starts a new
+					  staging file once one passes this size,
+					  which bounds the memory of the file's
+					  index and filter; 0:
+					  QFS_STORE_INSTALL_FILE_DEFAULT */
 };
 
 /* Open or create the RocksDB in dir with the default options (a private
@@ -125,20 +131,34 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
 
 /* Snapshot install on a live store (the rnode's catch-up, doc/rnode.md
- * section 6): begin collects items in memory, commit replaces every item of
- * group and its applied LSN by them in ONE WriteBatch (a range delete of
- * the group's items, the puts, the applied LSN and the snapshot point
- * 's' be64(group) -> be64(lsn) be64(ballot)) and then flushes (qfs_store_sync),
- * so a crash leaves the group wholly old or wholly new, and on return 0 the
- * new state is durable.  Readers see the batch atomically.  Memory: the
- * whole snapshot (about its item bytes) until commit or abort.
- *   begin: 0 or -ENOMEM; *out set only on success.
- *   item: 0, -EINVAL (key or value too large), -ENOMEM (the install is then
- *     unusable: abort it).
- *   commit: frees in in every case; 0, -ENOMEM, -EIO (the batch may or may
- *     not be durable: the caller must stop using the group until reopen).
- *   abort: frees in, nothing written; NULL: nothing.
- * I/O thread only (like apply). */
+ * section 6): begin starts one, item adds the snapshot's items in strictly
+ * ascending key order, commit replaces every item of group, its applied
+ * LSN and its snapshot point 's' be64(group) -> be64(lsn) be64(ballot) by
+ * them at once and flushes (qfs_store_sync), so a crash leaves the group
+ * wholly old or wholly new, and on return 0 the new state is durable.
+ * Readers see the change atomically.  The items go to disk as they come,
+ * into SST files in the staging directory DIR/qfs-install/ that commit
+ * ingests in one step (install.c): memory stays about one item plus
+ * RocksDB's file buffer (1 MiB) and the index and filter of one staging
+ * file (install_file_bytes), whatever the snapshot's size, and the
+ * disk needs about the snapshot's size free until commit.  Staging files
+ * are removed by abort, by a failed commit and, after a crash, by the
+ * next open.
+ *   begin: 0, -ENOMEM, -EIO (staging directory or file not created);
+ *     *out set only on success.
+ *   item: 0, -EINVAL (key or value too large, or a key not above the
+ *     last one: logged), -ENOMEM, -EIO; after an error the install is
+ *     unusable: abort it.
+ *   commit: frees in in every case; 0, -ENOMEM, -EINVAL, -EIO or
+ *     QFS_ECORRUPT.  On error the group is unchanged if the ingestion
+ *     failed, but a failed flush after it leaves the caller unsure: it
+ *     must stop using the group until reopen.
+ *   abort: frees in and removes its files, nothing written; NULL: nothing.
+ *   buffered: item bytes in holds in memory now (added since its writer
+ *     last wrote a block to its file; RocksDB's file buffer not counted).
+ *   peak: the most bytes any install of s buffered at once since open.
+ * One install is used by one thread at a time (the I/O thread, like
+ * apply); several groups may install at once. */
 struct qfs_store_install;
 int qfs_store_install_begin(struct qfs_store *s, qfs_group_t group,
 			    struct qfs_store_install **out);
@@ -146,6 +166,8 @@ int qfs_store_install_item(struct qfs_store_install *in, const uint8_t *key, siz
 			   const uint8_t *val, size_t val_len);
 int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64_t ballot);
 void qfs_store_install_abort(struct qfs_store_install *in);
+uint64_t qfs_store_install_buffered(const struct qfs_store_install *in);
+uint64_t qfs_store_install_peak(struct qfs_store *s);
 
 /* The last snapshot point installed for group ((0, 0) if none): the LSN the
  * store was replaced at and the ballot of the log entry at that LSN, which

@@ -6,6 +6,8 @@
  *   'a' be64(group)          -> be64(applied)   (STORE_APPLIED_PREFIX)
  *   'c' be64(group) itemkey  -> be32(len) be32(crc32c(itemkey || value))
  *                               of a chunk item     (STORE_CRC_PREFIX)
+ *   's' be64(group)          -> be64(lsn) be64(ballot): the last snapshot
+ *                               installed           (STORE_SNAP_PREFIX)
  */
 #ifndef QFS_STORE_STORE_INT_H
 #define QFS_STORE_STORE_INT_H
@@ -22,6 +24,7 @@
 #define STORE_ITEM_PREFIX 'd'
 #define STORE_APPLIED_PREFIX 'a'
 #define STORE_CRC_PREFIX 'c'
+#define STORE_SNAP_PREFIX 's'
 #define STORE_CRC_LEN 8                                /* the 'c' record's value */
 #define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
 #define STORE_DBKEY_MAX (STORE_GROUP_PREFIX_LEN + QFS_KEY_MAX)
@@ -50,6 +53,14 @@ struct qfs_store {
 					     txns is known, sorted by group (xact.c);
 					     I/O thread only, like apply */
 	size_t nnprep, nprep_cap;
+	uint64_t install_file_bytes;      /* a snapshot install's stream starts a new
+					     staging file past this size (bytes;
+					     0: default); immutable after open */
+	uint64_t install_seq;             /* number of the last snapshot install begun
+					     (its staging file names); atomic */
+	uint64_t install_peak;            /* most item bytes one install held in
+					     memory at once since open
+					     (qfs_store_install_peak); atomic */
 };
 
 /* Prepared 2PC txns of one group (xact.c's cache of what the store holds). */
@@ -85,6 +96,17 @@ size_t store_group_end(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
  * (key.h).  Never fails (RocksDB's batch calls do not report errors). */
 void store_crc_emit(rocksdb_writebatch_t *wb, qfs_group_t group, const uint8_t *key, size_t key_len,
 		   const void *val, size_t val_len, int del);
+/* The 'c' record of item key of group with value val into k (its length
+ * is STORE_GROUP_PREFIX_LEN + key_len) and v: 1, or 0 (nothing written)
+ * when key is not a chunk key. */
+int store_crc_record(uint8_t k[STORE_DBKEY_MAX], uint8_t v[STORE_CRC_LEN], qfs_group_t group,
+		     const uint8_t *key, size_t key_len, const void *val, size_t val_len);
+/* 's' be64(group) into out (9 bytes): the group's snapshot point. */
+void store_snap_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
+/* install.c: remove every file of the store's snapshot staging directory
+ * (what a crash or a failed install left); called by open.  0 or -errno
+ * (logged). */
+int store_install_clean(struct qfs_store *s);
 /* [lo, hi) holding every 'c' record of group (9-byte lo; hi's length is
  * returned), for range deletes next to the group's items. */
 size_t store_crc_range(uint8_t lo[STORE_GROUP_PREFIX_LEN], uint8_t hi[STORE_GROUP_PREFIX_LEN],

@@ -2,7 +2,7 @@
 # tests/integration/bigfile.sh - file data path: big, sparse, truncated, and
 # boundary-sized files.
 #
-# - a file of QFS_BIG_MB MiB (default 3072) of deterministic non-trivial
+# - a file of QFS_BIG_MB MiB (default 2176: data past the 2 GiB offset) of deterministic non-trivial
 #   content (every 1 MiB block differs) written through the mount; sha256sum
 #   through the mount, before and after a remount, equals the generator's;
 #   then truncated down to half (+ an odd tail) and up again: prefix intact,
@@ -29,7 +29,7 @@ remount() {
 	echo "$QFS_PID" >"$T/daemon.pid"
 }
 
-BIG_MB=${QFS_BIG_MB:-3072}
+BIG_MB=${QFS_BIG_MB:-2176}
 qfs_require python3 sha256sum truncate dd du cmp stat df
 avail_mb=$(df -Pm "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $4 }')
 [ "$avail_mb" -ge $((BIG_MB * 3 + 1024)) ] ||

@@ -86,11 +86,6 @@ grep -q "archive and scrub do not run on a cluster mount" "$T/mode.err" ||
 	fail "no clear refusal of a scrub option: $(cat "$T/mode.err")"
 chmod 600 "$T/key"
 note "key file of mode 0644 refused"
-if "$QFS_BIN" mount -o "cluster=$C,split_bytes=1M" "$T/s1" "$M1" 2>"$T/split.err"; then
-	fail "a cluster mount accepted a split option"
-fi
-grep -q "does not split partitions" "$T/split.err" ||
-	fail "no clear refusal of a split option: $(cat "$T/split.err")"
 
 for n in 1 2 3; do start_node $n; done
 "$QFS_BIN" mount -o "cluster=$C" "$T/s1" "$M1" || fail "mount 1"

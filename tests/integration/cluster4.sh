@@ -23,7 +23,8 @@
 #     the data agree, no client error, every acknowledged file intact; the
 #     dead node, started again, drops the replicas it lost; lookups
 #     through both mounts during the live move see no error (the
-#     node that dropped its copy answers "no such group": not ESTALE).
+#     node that dropped its copy answers "no such group": not ESTALE);
+#     the removed node added back starts with a vote floor and catches up.
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/cluster.sh"
@@ -292,6 +293,20 @@ if "$QFS_BIN" member -o "cluster=$C" remove "$GX" 5 >"$T/member.out" 2>"$T/membe
 	fail "removing node 5, no longer a member of $GX, was accepted"
 fi
 grep -q "old is not a member" "$T/member.err" || fail "no clear refusal: $(tail -3 "$T/member.err")"
+# node 5 added back to the group it just left (its copy was dropped): the
+# new replica starts with the leader's vote floor (doc/paxos.md section
+# 7), catches up, and is removed again
+t0=$SECONDS
+"$QFS_BIN" member -o "cluster=$C" add "$GX" 5 >"$T/member.out" 2>"$T/member.err" ||
+	fail "member add $GX 5 (back): $(tail -5 "$T/member.err")"
+fl=$(cat "$T/n5/groups/$GX.floor" 2>/dev/null)
+case "$fl" in "floor "[1-9]*" "[1-9]*) ;; *) fail "node 5 was added back without a vote floor: '$fl'" ;; esac
+grep -q "^group $GX members .*\b5\b" "$T/member.out" || fail "add back: $(cat "$T/member.out")"
+caught_up 5 "$GX" $(echo "$r" | tr ',' ' ')
+"$QFS_BIN" member -o "cluster=$C" remove "$GX" 5 >"$T/member.out" 2>"$T/member.err" ||
+	fail "member remove $GX 5 after the add back: $(tail -5 "$T/member.err")"
+grep -q "^group $GX members $r\$" "$T/member.out" || fail "remove after the add back: $(cat "$T/member.out")"
+note "node 5 added back to $GX with a vote floor ($fl), caught up, removed again ($((SECONDS - t0)) s)"
 touch "$T/STOP"
 wait "$WPID" || fail "the writer saw a client error during the membership changes: $(cat "$T/writer.out")"
 note "writer: $(cat "$T/writer.out")"

@@ -117,6 +117,9 @@ mv dir renamed
 truncate -s 5 a
 setfattr -x user.size a
 chmod 700 renamed
+# a directory's chmod is written back within a second (doc/fs.md "Write-back
+# of a directory's attributes"); T2 below must come after it is stored
+sync renamed || fail "fsync of renamed"
 for i in $(seq 10); do rm "n$i"; done
 mv hl/big2 big3
 # 4 KiB inside the second chunk of a file in chunks: a PATCH op

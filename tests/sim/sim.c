@@ -7,13 +7,17 @@
  * corruption of frames (encoded with the real codec), partitions, crashes that
  * lose whatever was not yet synced (log tail, promised ballot, unsent
  * messages), restarts, clock rates within the drift bound, log compaction and
- * snapshot transfers, client proposals and lease reads.  The driver rules
- * are the rnode's: appends are synced later, in one sync for everything
- * appended since the last (group commit); a message that needs durability
- * (qfs_paxos_msg_needs_durable) waits for that sync, a leader's ACCEPT
- * leaves at once, so followers may hold entries that a crash of the leader
- * before its sync takes from the leader's own log.  Time and storage are
- * simulated, there are no threads, so a seed replays exactly:
+ * snapshot transfers, client proposals and lease reads.  Each node runs the
+ * rnode's own driver (src/node/drive.c, not a copy of its rules: group
+ * commit, messages that need durability held for the sync, a leader's
+ * ACCEPT at once, reads and applies as a FIFO of local steps) over a
+ * simulated storage: appends are held until a sync that completes 1-4 ms
+ * (1-40 ms on a slow disk) later, truncations and the promise are durable
+ * at once (as the rnode's WAL truncation and promise file), and a crash
+ * tears the unsynced appends (a random prefix survives).  So followers may
+ * hold entries that a crash of the leader before its sync takes from the
+ * leader's own log.  Time and storage are simulated, there are no threads,
+ * so a seed replays exactly:
  *
  *     tests/sim/sim --seed N --verbose
  *
@@ -23,9 +27,17 @@
  * entry committed before it started.  After the faults stop (network healed,
  * everyone restarted) the group must make progress within a bounded time.
  *
- * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--verbose]
+ * Re-add schedules (readd_step): a removed member re-added empty while a
+ * member of an older configuration is down and then restarts; every
+ * replica created for an add takes the vote floor of the leader
+ * (qfs_paxos_join_floor); --readd-nofloor runs them without it, which the
+ * checker must catch (the hole of doc/cluster.md).
+ *
+ * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]
+ *            [--readd | --readd-nofloor] [--verbose]
  * Without arguments (make check): 2000 short schedules (9 s of simulated time
- * each) and 4 long ones (65 s).
+ * each), 4 long ones (65 s) and 300 re-add schedules (11 s), then the same
+ * re-add schedules without the floor in a child, which must fail.
  */
 #include "config.h"
 
@@ -37,10 +49,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "common/buf.h"
 #include "repl/paxos.h"
 #include "net/frame.h"
+#include "node/drive.h"
 
 #define NN 4    /* node slots: 1-3 start as the group, 4 is a spare */
 #define NINIT 3 /* members at the start */
@@ -68,14 +82,13 @@ struct node {
 	/* storage: log[1..vlast], durable up to dlast; truncations are durable at once */
 	struct ent *log;
 	qfs_lsn_t cap, vlast, dlast;
-	qfs_ballot_t promised_d, promised_v;
+	qfs_ballot_t promised_d; /* durable at once (the promise file) */
 	qfs_lsn_t first_retained;
 	/* the store: applied state, durable with its LSN */
 	qfs_lsn_t applied;
 	uint64_t hash;
-	/* messages waiting for the next sync */
-	struct frame *outbox;
-	size_t nout, capout;
+	struct qfs_drive drv; /* the rnode's driver rules (src/node/drive.c) */
+	uint8_t cbuf[QFS_PAXOS_MAX_BATCH][QFS_PAXOS_CONFIG_MAX_BYTES]; /* read scratch */
 	uint64_t sync_at; /* 0: none scheduled */
 	/* clock: local = offset + real * rate_ppm / 1e6 */
 	uint64_t offset;
@@ -87,6 +100,9 @@ struct node {
 	int was_member;    /* applied a configuration holding it */
 	struct qfs_paxos_config applied_cfg; /* configuration at applied (the
 					      * driver's "members file") */
+	struct qfs_paxos_floor floor; /* vote floor it was created with (re-add) */
+	qfs_lsn_t rejoin_lsn; /* re-created: the log up to here is history from
+			       * before (its old membership there does not count) */
 };
 
 struct chosen {
@@ -101,6 +117,7 @@ struct chosen {
 static struct sim {
 	uint64_t seed;
 	uint64_t rng;
+	struct qfs_buf frame; /* the drivers' scratch frame */
 	int verbose;
 	uint64_t now; /* real ms */
 	struct node n[NN];
@@ -126,6 +143,10 @@ static struct sim {
 	uint32_t rm_id;
 	uint64_t cfg_changes; /* CONFIG entries chosen */
 	struct qfs_paxos_config final_cfg; /* the last one chosen */
+	/* re-add schedules (readd_step): 1 with the vote floor, 2 without */
+	int readd, readd_phase;
+	uint64_t readd_at;
+	uint64_t readd_cut_until; /* node 3 cannot reach nor hear 2 and 4 */
 } S;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -138,7 +159,8 @@ static void fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nreplay: tests/sim/sim --seed %" PRIu64 " --verbose\n", S.seed);
+	fprintf(stderr, "\nreplay: tests/sim/sim --seed %" PRIu64 "%s --verbose\n", S.seed,
+		S.readd == 1 ? " --readd" : S.readd == 2 ? " --readd-nofloor" : "");
 	exit(1);
 }
 
@@ -323,9 +345,10 @@ static uint64_t hash_step(uint64_t h, qfs_lsn_t lsn, const struct ent *e)
 	return h ^ (h >> 29);
 }
 
-/* ---- driving one node ---- */
+/* ---- driving one node: the rnode's driver (src/node/drive.c) over a
+ * simulated storage ---- */
 
-static void step(struct node *nd, const struct qfs_paxos_event *ev);
+static void node_start(struct node *nd);
 
 /* Put one frame on the wire from node index from (the schedule may lose,
  * duplicate, delay or corrupt it); takes buf. */
@@ -338,6 +361,9 @@ static void send_frame(int from, int to, uint8_t *buf, size_t len)
 
 		if (S.cut[from][to] || pct(S.loss_pct))
 			continue;
+		if (S.now < S.readd_cut_until && S.now < S.heal_at &&
+		    ((from == 2 && (to == 1 || to == 3)) || (to == 2 && (from == 1 || from == 3))))
+			continue;
 		if (pct(S.long_delay_pct))
 			delay += rn(300);
 		if (pct(S.corrupt_pct))
@@ -347,202 +373,275 @@ static void send_frame(int from, int to, uint8_t *buf, size_t len)
 	free(buf);
 }
 
-static void handle_update(struct node *nd, const struct qfs_paxos_update *up)
+/* The driver's callbacks (node/drive.h); ctx is the node.  The storage
+ * holds appends until sync (log[1..vlast], durable up to dlast); a
+ * truncation and the promise are durable at once, as the rnode's WAL
+ * truncation and promise file are; a crash tears the unsynced tail
+ * (node_crash). */
+
+static int sim_step(void *ctx, const struct qfs_paxos_event *ev, struct qfs_paxos_update *up)
 {
-	int dirty = 0;
-
-	/* Messages first: they may point into the log we are about to grow.
-	 * A leader's ACCEPT leaves at once, while it syncs the same entries
-	 * itself (a crash before the sync then loses them here only); every
-	 * other message waits in the outbox for the next sync. */
-	for (uint32_t i = 0; i < up->nmsgs; i++) {
-		uint8_t *buf;
-		size_t need = qfs_paxos_msg_size(&up->msgs[i]);
-		ssize_t len;
-		int to = idx_of(up->msgs[i].to);
-
-		if (to < 0)
-			fail("message to unknown node %u", up->msgs[i].to);
-		if (up->msgs[i].type == QFS_PAXOS_HANDOFF)
-			S.handoffs++;
-		/* The real framing of src/net around the body: its CRC is what
-		 * catches the corruption this network injects. */
-		buf = xrealloc(NULL, QFS_NET_FRAME_HDR + need);
-		len = qfs_paxos_msg_encode(&up->msgs[i], buf + QFS_NET_FRAME_HDR, need);
-		if (len != (ssize_t)need)
-			fail("encode returned %zd for %zu bytes", len, need);
-		qfs_net_frame_seal(buf, up->msgs[i].type, (size_t)len);
-		len += QFS_NET_FRAME_HDR;
-		if (!qfs_paxos_msg_needs_durable(&up->msgs[i])) {
-			send_frame((int)(nd - S.n), to, buf, (size_t)len);
-			continue;
-		}
-		if (nd->nout == nd->capout) {
-			nd->capout = nd->capout ? nd->capout * 2 : 16;
-			nd->outbox = xrealloc(nd->outbox, nd->capout * sizeof(nd->outbox[0]));
-		}
-		nd->outbox[nd->nout].to = to;
-		nd->outbox[nd->nout].buf = buf;
-		nd->outbox[nd->nout].len = (size_t)len;
-		nd->nout++;
-		dirty = 1;
-	}
-	if (up->truncate) {
-		if (up->truncate_after < nd->applied)
-			fail("node %u truncates below applied", nd->id);
-		if (nd->vlast > up->truncate_after)
-			nd->vlast = up->truncate_after;
-		if (nd->dlast > up->truncate_after)
-			nd->dlast = up->truncate_after;
-	}
-	for (uint32_t i = 0; i < up->npersist; i++) {
-		const struct qfs_repl_entry *e = &up->persist[i];
-		struct ent *s;
-
-		if (e->lsn != nd->vlast + 1)
-			fail("node %u persist lsn %" PRIu64 " after %" PRIu64, nd->id, e->lsn, nd->vlast);
-		grow_log(nd, e->lsn);
-		s = &nd->log[e->lsn];
-		s->ballot = e->ballot;
-		s->type = e->type;
-		s->val = e->len == 8 ? qfs_be64_get(e->data) : 0;
-		memset(&s->cfg, 0, sizeof(s->cfg));
-		if (e->type == QFS_REPL_ENTRY_CONFIG) {
-			if (qfs_paxos_config_decode(e->data, e->len, &s->cfg))
-				fail("node %u persists a CONFIG entry that does not decode", nd->id);
-			s->val = cfg_hash(&s->cfg);
-		}
-		qfs_be64_put(s->data, s->val);
-		nd->vlast = e->lsn;
-		dirty = 1;
-	}
-	if (up->save_promise) {
-		nd->promised_v = up->promised;
-		dirty = 1;
-	}
-	if (dirty && !nd->sync_at)
-		nd->sync_at = S.now + 1 + rn(S.sync_ms);
-
-	check_commits(nd);
-	check_new_leader(nd, up);
-
-	/* Apply (only durable, committed entries), then tell the core. */
-	if (up->commit > nd->applied) {
-		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_APPLIED, .now_ms = local_now(nd) };
-
-		if (up->commit > nd->dlast)
-			fail("node %u asked to apply %" PRIu64 " beyond durable %" PRIu64, nd->id,
-			     up->commit, nd->dlast);
-		grow_global(up->commit + 1);
-		for (qfs_lsn_t l = nd->applied + 1; l <= up->commit; l++) {
-			nd->hash = hash_step(nd->hash, l, &nd->log[l]);
-			if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG) {
-				nd->applied_cfg = nd->log[l].cfg;
-				nd->was_member |= cfg_has(&nd->applied_cfg, nd->id);
-			}
-			if (!S.hash_at[l])
-				S.hash_at[l] = nd->hash;
-			else if (S.hash_at[l] != nd->hash)
-				fail("applied state differs at lsn %" PRIu64 " on node %u", l, nd->id);
-		}
-		nd->applied = up->commit;
-		ev.lsn = up->commit;
-		step(nd, &ev);
-	}
-
-	for (uint32_t i = 0; i < up->nreads; i++) {
-		const struct qfs_paxos_read *r = &up->reads[i];
-		struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
-		uint8_t cbuf[QFS_PAXOS_MAX_BATCH][QFS_PAXOS_CONFIG_MAX_BYTES];
-		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_LOG_ENTRIES,
-					      .now_ms = local_now(nd) };
-		uint32_t n = 0;
-
-		if (r->from < nd->first_retained || r->to > nd->vlast || r->from > r->to ||
-		    r->to - r->from >= QFS_PAXOS_MAX_BATCH)
-			fail("node %u bad read [%" PRIu64 ",%" PRIu64 "] log [%" PRIu64 ",%" PRIu64 "]",
-			     nd->id, r->from, r->to, nd->first_retained, nd->vlast);
-		for (qfs_lsn_t l = r->from; l <= r->to; l++, n++) {
-			ents[n].lsn = l;
-			ents[n].ballot = nd->log[l].ballot;
-			ents[n].type = nd->log[l].type;
-			ents[n].time_ns = 0;
-			ents[n].data = nd->log[l].type == QFS_REPL_ENTRY_TXN ? nd->log[l].data : NULL;
-			ents[n].len = nd->log[l].type == QFS_REPL_ENTRY_TXN ? 8 : 0;
-			if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG) {
-				ents[n].len = qfs_paxos_config_encode(&nd->log[l].cfg, cbuf[n]);
-				ents[n].data = cbuf[n];
-			}
-		}
-		ev.peer = r->peer;
-		ev.lsn = r->from - 1;
-		ev.ballot = r->from > 1 ? nd->log[r->from - 1].ballot : 0;
-		ev.entries = ents;
-		ev.n = n;
-		step(nd, &ev);
-	}
-
-	if (up->snapshot_to) {
-		int t = idx_of(up->snapshot_to);
-		struct node *tn = &S.n[t];
-		qfs_lsn_t lsn = nd->applied;
-
-		/* The transfer is one message: subject to partitions and crashes. */
-		if (tn->up && !S.cut[nd - S.n][t] && lsn > tn->px.commit && lsn >= 1) {
-			struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_SNAPSHOT_INSTALLED,
-						      .now_ms = local_now(tn) };
-
-			say("node=%u snapshot to=%u lsn=%" PRIu64, nd->id, tn->id, lsn);
-			/* The store takes the snapshot; log entries up to lsn are the
-			 * leader's; the core says (truncate) whether to keep the rest. */
-			grow_log(tn, lsn);
-			memcpy(tn->log + 1, nd->log + 1, lsn * sizeof(nd->log[0]));
-			if (tn->vlast < lsn)
-				tn->vlast = lsn;
-			if (tn->dlast < lsn)
-				tn->dlast = lsn;
-			tn->applied = lsn;
-			tn->applied_cfg = nd->applied_cfg;
-			tn->was_member |= cfg_has(&tn->applied_cfg, tn->id);
-			ev.cfg = &tn->applied_cfg;
-			tn->hash = S.hash_at[lsn];
-			tn->first_retained = lsn + 1;
-			if (tn->checked > lsn)
-				tn->checked = lsn;
-			ev.lsn = lsn;
-			ev.ballot = nd->log[lsn].ballot;
-			step(tn, &ev);
-		}
-	}
-}
-
-static void step(struct node *nd, const struct qfs_paxos_event *ev)
-{
-	struct qfs_paxos_update up;
+	struct node *nd = ctx;
 	int rc;
 
 	S.steps++;
-	rc = qfs_paxos_step(&nd->px, ev, &up);
+	rc = qfs_paxos_step(&nd->px, ev, up);
 	if (rc && ev->type != QFS_PAXOS_EV_PROPOSE)
 		fail("node %u step type %d: %d", nd->id, ev->type, rc);
-	handle_update(nd, &up);
+	return rc;
 }
 
+/* After the update's persist and send: the checks of every step. */
+static void sim_handled(void *ctx, const struct qfs_paxos_update *up)
+{
+	struct node *nd = ctx;
+
+	check_commits(nd);
+	check_new_leader(nd, up);
+}
+
+static uint64_t sim_now(void *ctx)
+{
+	return local_now(ctx);
+}
+
+static int sim_stopped(void *ctx)
+{
+	const struct node *nd = ctx;
+
+	return !nd->up;
+}
+
+static void sim_stop(void *ctx, int rc, const char *what)
+{
+	const struct node *nd = ctx;
+
+	fail("node %u stopped by its driver: %s rc=%d (the simulated storage never fails)", nd->id,
+	     what, rc);
+}
+
+static int sim_truncate(void *ctx, qfs_lsn_t after)
+{
+	struct node *nd = ctx;
+
+	if (after < nd->applied)
+		fail("node %u truncates below applied", nd->id);
+	if (nd->vlast > after)
+		nd->vlast = after;
+	if (nd->dlast > after)
+		nd->dlast = after;
+	return 0;
+}
+
+static int sim_append(void *ctx, const struct qfs_repl_entry *e)
+{
+	struct node *nd = ctx;
+	struct ent *s;
+
+	if (e->lsn != nd->vlast + 1)
+		fail("node %u persist lsn %" PRIu64 " after %" PRIu64, nd->id, e->lsn, nd->vlast);
+	grow_log(nd, e->lsn);
+	s = &nd->log[e->lsn];
+	s->ballot = e->ballot;
+	s->type = e->type;
+	s->val = e->len == 8 ? qfs_be64_get(e->data) : 0;
+	memset(&s->cfg, 0, sizeof(s->cfg));
+	if (e->type == QFS_REPL_ENTRY_CONFIG) {
+		if (qfs_paxos_config_decode(e->data, e->len, &s->cfg))
+			fail("node %u persists a CONFIG entry that does not decode", nd->id);
+		s->val = cfg_hash(&s->cfg);
+	}
+	qfs_be64_put(s->data, s->val);
+	nd->vlast = e->lsn;
+	return 0;
+}
+
+static int sim_save_promise(void *ctx, qfs_ballot_t promised)
+{
+	struct node *nd = ctx;
+
+	nd->promised_d = promised;
+	return 0;
+}
+
+/* The sync completes 1..sync_ms ms later (node_sync). */
+static void sim_want_sync(void *ctx)
+{
+	struct node *nd = ctx;
+
+	if (!nd->sync_at)
+		nd->sync_at = S.now + 1 + rn(S.sync_ms);
+}
+
+static int sim_sync(void *ctx)
+{
+	struct node *nd = ctx;
+
+	nd->dlast = nd->vlast;
+	return 0;
+}
+
+static qfs_lsn_t sim_last(void *ctx)
+{
+	const struct node *nd = ctx;
+
+	return nd->vlast;
+}
+
+static int sim_ballot_at(void *ctx, qfs_lsn_t lsn, qfs_ballot_t *out)
+{
+	const struct node *nd = ctx;
+
+	if (lsn < 1 || lsn > nd->vlast)
+		return -ENOENT;
+	*out = nd->log[lsn].ballot;
+	return 0;
+}
+
+static int sim_read(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_log *out)
+{
+	struct node *nd = ctx;
+	uint32_t n = 0;
+
+	if (from < nd->first_retained || to > nd->vlast || from > to ||
+	    to - from >= QFS_PAXOS_MAX_BATCH)
+		fail("node %u bad read [%" PRIu64 ",%" PRIu64 "] log [%" PRIu64 ",%" PRIu64 "]",
+		     nd->id, from, to, nd->first_retained, nd->vlast);
+	for (qfs_lsn_t l = from; l <= to; l++, n++) {
+		struct qfs_repl_entry *e = &out->ents[n];
+
+		e->lsn = l;
+		e->ballot = nd->log[l].ballot;
+		e->type = nd->log[l].type;
+		e->time_ns = 0;
+		e->data = nd->log[l].type == QFS_REPL_ENTRY_TXN ? nd->log[l].data : NULL;
+		e->len = nd->log[l].type == QFS_REPL_ENTRY_TXN ? 8 : 0;
+		if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG) {
+			e->len = qfs_paxos_config_encode(&nd->log[l].cfg, nd->cbuf[n]);
+			e->data = nd->cbuf[n];
+		}
+	}
+	out->n = n;
+	out->prev_ballot = from > 1 ? nd->log[from - 1].ballot : 0;
+	return 0;
+}
+
+/* Apply (only durable, committed entries) and check the applied state. */
+static int sim_apply(void *ctx, qfs_lsn_t commit)
+{
+	struct node *nd = ctx;
+
+	if (commit > nd->dlast)
+		fail("node %u asked to apply %" PRIu64 " beyond durable %" PRIu64, nd->id, commit,
+		     nd->dlast);
+	grow_global(commit + 1);
+	for (qfs_lsn_t l = nd->applied + 1; l <= commit; l++) {
+		nd->hash = hash_step(nd->hash, l, &nd->log[l]);
+		if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG) {
+			nd->applied_cfg = nd->log[l].cfg;
+			nd->was_member |= cfg_has(&nd->applied_cfg, nd->id) && l > nd->rejoin_lsn;
+		}
+		if (!S.hash_at[l])
+			S.hash_at[l] = nd->hash;
+		else if (S.hash_at[l] != nd->hash)
+			fail("applied state differs at lsn %" PRIu64 " on node %u", l, nd->id);
+	}
+	nd->applied = commit;
+	return 0;
+}
+
+static qfs_lsn_t sim_applied(void *ctx)
+{
+	const struct node *nd = ctx;
+
+	return nd->applied;
+}
+
+/* The transfer is one message: subject to partitions and crashes. */
+static void sim_snapshot_to(void *ctx, uint32_t to)
+{
+	struct node *nd = ctx;
+	int t = idx_of(to);
+	struct node *tn;
+	qfs_lsn_t lsn = nd->applied;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_SNAPSHOT_INSTALLED };
+
+	if (t < 0)
+		fail("snapshot to unknown node %u", to);
+	tn = &S.n[t];
+	if (!tn->up || S.cut[nd - S.n][t] || lsn <= tn->px.commit || lsn < 1)
+		return;
+	say("node=%u snapshot to=%u lsn=%" PRIu64, nd->id, tn->id, lsn);
+	/* The store takes the snapshot; log entries up to lsn are the
+	 * leader's; the core says (truncate) whether to keep the rest. */
+	grow_log(tn, lsn);
+	memcpy(tn->log + 1, nd->log + 1, lsn * sizeof(nd->log[0]));
+	if (tn->vlast < lsn)
+		tn->vlast = lsn;
+	if (tn->dlast < lsn)
+		tn->dlast = lsn;
+	tn->applied = lsn;
+	tn->applied_cfg = nd->applied_cfg;
+	tn->was_member |= cfg_has(&tn->applied_cfg, tn->id) && lsn > tn->rejoin_lsn;
+	ev.cfg = &tn->applied_cfg;
+	tn->hash = S.hash_at[lsn];
+	tn->first_retained = lsn + 1;
+	if (tn->checked > lsn)
+		tn->checked = lsn;
+	ev.now_ms = local_now(tn);
+	ev.lsn = lsn;
+	ev.ballot = nd->log[lsn].ballot;
+	(void)qfs_drive_step(&tn->drv, &ev);
+}
+
+/* The real framing of src/net around the body (the driver's): its CRC is
+ * what catches the corruption this network injects. */
+static void sim_send(void *ctx, uint32_t to, uint8_t type, const uint8_t *buf, size_t len)
+{
+	struct node *nd = ctx;
+	int t = idx_of(to);
+	uint8_t *copy;
+
+	if (t < 0)
+		fail("message to unknown node %u", to);
+	if (type == QFS_PAXOS_HANDOFF)
+		S.handoffs++;
+	copy = xrealloc(NULL, len);
+	memcpy(copy, buf, len);
+	send_frame((int)(nd - S.n), t, copy, len);
+}
+
+static const struct qfs_drive_ops sim_ops = {
+	.step = sim_step,
+	.now_ms = sim_now,
+	.stopped = sim_stopped,
+	.stop = sim_stop,
+	.truncate = sim_truncate,
+	.append = sim_append,
+	.save_promise = sim_save_promise,
+	.want_sync = sim_want_sync,
+	.sync = sim_sync,
+	.last = sim_last,
+	.ballot_at = sim_ballot_at,
+	.read = sim_read,
+	.read_done = NULL,
+	.apply = sim_apply,
+	.applied = sim_applied,
+	.snapshot_to = sim_snapshot_to,
+	.send = sim_send,
+	.handled = sim_handled,
+};
+
+static void step(struct node *nd, const struct qfs_paxos_event *ev)
+{
+	(void)qfs_drive_step(&nd->drv, ev);
+}
+
+/* The sync scheduled by sim_want_sync completes. */
 static void node_sync(struct node *nd)
 {
-	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PERSISTED, .now_ms = local_now(nd) };
-
 	nd->sync_at = 0;
-	nd->dlast = nd->vlast;
-	nd->promised_d = nd->promised_v;
-	for (size_t i = 0; i < nd->nout; i++)
-		send_frame((int)(nd - S.n), nd->outbox[i].to, nd->outbox[i].buf, nd->outbox[i].len);
-	nd->nout = 0;
-	if (nd->dlast) {
-		ev.lsn = nd->dlast;
-		ev.ballot = nd->log[nd->dlast].ballot;
-		step(nd, &ev);
-	}
+	qfs_drive_sync(&nd->drv);
 }
 
 static void node_start(struct node *nd)
@@ -577,6 +676,8 @@ static void node_start(struct node *nd)
 	hs.last_ballot = nd->dlast ? nd->log[nd->dlast].ballot : 0;
 	hs.applied = nd->applied;
 	hs.first_retained = nd->first_retained;
+	hs.floor_lsn = nd->floor.lsn;
+	hs.floor_ballot = nd->floor.ballot;
 	for (qfs_lsn_t l = nd->applied ? nd->applied : 1; l <= nd->dlast; l++)
 		if (!nruns || runs[nruns - 1].ballot != nd->log[l].ballot) {
 			if (nruns == QFS_PAXOS_MAX_RUNS)
@@ -593,6 +694,7 @@ static void node_start(struct node *nd)
 		if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG &&
 		    (rc = qfs_paxos_restore_config(&nd->px, l, &nd->log[l].cfg)))
 			fail("node %u restore config at %" PRIu64 ": %d", nd->id, l, rc);
+	qfs_drive_init(&nd->drv, &sim_ops, nd, &S.frame, 7, nd->id);
 	nd->joined = 1;
 	nd->up = 1;
 	nd->checked = nd->applied;
@@ -601,15 +703,19 @@ static void node_start(struct node *nd)
 	    nd->dlast, nd->applied, nd->promised_d);
 }
 
+/* A crash tears the unsynced appends: a random prefix of them reached the
+ * disk (a crash during the sync's write), the rest is lost, and so are the
+ * messages held for the sync and the driver's queued local steps. */
 static void node_crash(struct node *nd)
 {
-	say("node=%u crash lost_tail=%" PRIu64, nd->id, nd->vlast - nd->dlast);
+	qfs_lsn_t kept = rn(nd->vlast - nd->dlast + 1);
+
+	say("node=%u crash lost_tail=%" PRIu64 " torn_kept=%" PRIu64, nd->id,
+	    nd->vlast - nd->dlast - kept, kept);
 	nd->up = 0;
+	nd->dlast += kept;
 	nd->vlast = nd->dlast;
-	nd->promised_v = nd->promised_d;
-	for (size_t i = 0; i < nd->nout; i++)
-		free(nd->outbox[i].buf);
-	nd->nout = 0;
+	qfs_drive_reset(&nd->drv);
 	nd->sync_at = 0;
 	nd->restart_at = S.now + 50 + rn(800);
 }
@@ -799,6 +905,150 @@ static void members_step(void)
 	step(ld, &ev);
 }
 
+/* ---- re-adding a removed member while an old member is down ---- */
+
+/* The up leader with the highest ballot, NULL if none. */
+static struct node *leader_node(void)
+{
+	struct node *ld = NULL;
+
+	for (int i = 0; i < NN; i++)
+		if (S.n[i].up && S.n[i].px.role == QFS_PAXOS_LEADER &&
+		    (!ld || S.n[i].px.ballot > ld->px.ballot))
+			ld = &S.n[i];
+	return ld;
+}
+
+static void propose_config(struct node *ld, const struct qfs_paxos_config *nc)
+{
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	struct qfs_repl_entry e;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE };
+
+	memset(&e, 0, sizeof(e));
+	e.type = QFS_REPL_ENTRY_CONFIG;
+	e.len = qfs_paxos_config_encode(nc, buf);
+	e.data = buf;
+	ev.entries = &e;
+	ev.n = 1;
+	ev.now_ms = local_now(ld);
+	say("node=%u propose config n=%u ids=%u,%u,%u", ld->id, nc->n, nc->ids[0], nc->ids[1],
+	    nc->n > 2 ? nc->ids[2] : 0);
+	step(ld, &ev);
+}
+
+/* Make the leader's configuration cfg with id added (add) or removed: 1
+ * once that is committed in its view, else 0 (proposed, or retried later). */
+static int change_to(struct node *ld, uint32_t id, int add)
+{
+	struct qfs_paxos_config nc = ld->px.cfg;
+	uint32_t k = 0;
+
+	if (cfg_has(&ld->px.base_cfg, id) == add && !ld->px.ncfgs)
+		return 1;
+	if (ld->px.ncfgs || cfg_has(&nc, id) == add)
+		return 0; /* in flight */
+	if (add) {
+		nc.ids[nc.n++] = id;
+	} else {
+		for (uint32_t i = 0; i < nc.n; i++)
+			if (nc.ids[i] != id)
+				nc.ids[k++] = nc.ids[i];
+		nc.n = k;
+	}
+	propose_config(ld, &nc);
+	return 0;
+}
+
+/* Create node nd's replica empty for its (re-)add, as `quorumfs member
+ * add` does: with the floor of leader ld (S.readd 1) or none (2, the
+ * hole); its old replica, if any, was dropped.  0, or -1 (ld gives no
+ * floor yet: retry). */
+static int recreate(struct node *nd, struct node *ld)
+{
+	struct qfs_paxos_floor fl;
+
+	memset(&fl, 0, sizeof(fl));
+	if (S.readd == 1 && qfs_paxos_join_floor(&ld->px, nd->id, &fl) != 0)
+		return -1;
+	if (nd->up)
+		node_crash(nd); /* (its held messages and local steps go) */
+	nd->vlast = nd->dlast = nd->applied = nd->checked = 0;
+	nd->hash = 0;
+	nd->first_retained = 1;
+	nd->was_member = 0;
+	nd->rejoin_lsn = ld->px.last;
+	nd->promised_d = fl.promised;
+	nd->floor = fl;
+	nd->applied_cfg = ld->px.cfg;
+	nd->restart_at = UINT64_MAX;
+	say("node=%u re-created floor=%" PRIu64 "/%" PRIx64 " promised=%" PRIx64, nd->id, fl.lsn,
+	    fl.ballot, fl.promised);
+	node_start(nd);
+	return 0;
+}
+
+/* The scenario of doc/cluster.md: node 1 (A) goes down for good with
+ * {1,2,3}; then, one change at a time, remove 1, add 4, remove 3, drop
+ * node 3's replica and add it back empty; once that CONFIG is appended, A
+ * restarts with its stale log and configuration and the leader crashes,
+ * while node 3 is still catching up.  The checker (check_commits,
+ * check_new_leader) must never see a committed entry lost or replaced. */
+static void readd_step(void)
+{
+	struct node *ld = leader_node();
+
+	if (!S.readd || S.now < S.readd_at || S.readd_phase >= 6)
+		return;
+	if (S.readd_phase == 0) {
+		if (!ld || ld->px.commit < 3)
+			return;
+		if (S.n[0].up)
+			node_crash(&S.n[0]);
+		S.n[0].restart_at = UINT64_MAX; /* down until phase 5 */
+		S.readd_phase = 1;
+		say("readd: node 1 down");
+		return;
+	}
+	if (!ld || ld->id == 1)
+		return;
+	switch (S.readd_phase) {
+	case 1:
+		S.readd_phase += change_to(ld, 1, 0);
+		break;
+	case 2:
+		if (!S.n[3].joined && recreate(&S.n[3], ld) != 0)
+			break;
+		S.readd_phase += change_to(ld, 4, 1);
+		break;
+	case 3:
+		S.readd_phase += change_to(ld, 3, 0);
+		break;
+	case 4:
+		if (ld->id == 3)
+			break; /* (it hands over: removed) */
+		if (recreate(&S.n[2], ld) != 0)
+			break;
+		S.readd_phase = 5;
+		/* fall through */
+	case 5:
+		if (!cfg_has(&ld->px.cfg, 3)) {
+			(void)change_to(ld, 3, 1);
+			if (!cfg_has(&ld->px.cfg, 3))
+				break;
+		}
+		/* node 3 is slow to catch up: the others do not reach it
+		 * for a while (node 1 does) */
+		S.readd_cut_until = S.now + 1500 + rn(2000);
+		say("readd: node 1 restarts; node 3 cut from 2 and 4 until %" PRIu64, S.readd_cut_until);
+		node_start(&S.n[0]);
+		if (S.now < S.heal_at && pct(50))
+			node_crash(ld); /* (after the heal a crashed node stays down) */
+		S.readd_phase = 6;
+		break;
+	}
+}
+
 static void heal(void)
 {
 	memset(S.cut, 0, sizeof(S.cut));
@@ -819,6 +1069,8 @@ static uint32_t leader_now(void)
 	return 0;
 }
 
+static int readd_mode; /* run()'s schedules: S.readd */
+
 static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 {
 	uint64_t next_tick = 0, next_prop = 0, next_fault = 0, next_read = 0;
@@ -827,6 +1079,7 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 	memset(&S, 0, sizeof(S));
 	S.seed = seed;
 	S.rng = seed * 0x2545F4914F6CDD1DULL + 1;
+	qfs_buf_init(&S.frame);
 	S.verbose = verbose;
 	S.loss_pct = (int)rn(4) * 7;     /* 0, 7, 14, 21 % */
 	S.dup_pct = (int)rn(3) * 5;
@@ -851,6 +1104,12 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 	S.members_change = (int)((seed * 0xD6E8FEB86659FD93ULL) >> 63);
 	S.add_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % (faulty_ms / 2);
 	S.rm_at = S.add_at + 500 + (seed * 0x9FB21C651E98DF25ULL >> 40) % (faulty_ms / 2);
+	if (readd_mode) {
+		/* the re-add scenario instead of the random changes */
+		S.readd = readd_mode;
+		S.members_change = 0;
+		S.readd_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % 700;
+	}
 	for (int i = 0; i < NN; i++)
 		S.n[i].id = (uint32_t)i + 1;
 	for (int i = 0; i < NN; i++) {
@@ -924,6 +1183,7 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 		if (S.now >= next_fault) {
 			faults();
 			members_step();
+			readd_step();
 			next_fault = S.now + 100;
 		}
 	}
@@ -976,9 +1236,7 @@ static void on_abort(int sig)
 static void cleanup(void)
 {
 	for (int i = 0; i < NN; i++) {
-		for (size_t j = 0; j < S.n[i].nout; j++)
-			free(S.n[i].outbox[j].buf);
-		free(S.n[i].outbox);
+		qfs_drive_reset(&S.n[i].drv);
 		free(S.n[i].log);
 	}
 	for (size_t i = 0; i < S.nnet; i++)
@@ -986,11 +1244,50 @@ static void cleanup(void)
 	free(S.net);
 	free(S.chosen);
 	free(S.hash_at);
+	qfs_buf_close(&S.frame);
+}
+
+#define READD_MS 6000 /* faulty time of a re-add schedule */
+
+/* The re-add schedules 1..n in mode (S.readd): how many reached the end
+ * of the scenario (node 1 back, the leader crashed); a failure exits. */
+static uint64_t readd_runs(int mode, uint64_t n)
+{
+	uint64_t done = 0;
+
+	readd_mode = mode;
+	for (uint64_t s = 1; s <= n; s++) {
+		run(s, READD_MS, 0);
+		done += S.readd_phase == 6;
+		cleanup();
+	}
+	readd_mode = 0;
+	return done;
+}
+
+/* Without the vote floor the same schedules must fail (the model keeps
+ * its teeth): run them in a child, quiet.  1 if the child failed. */
+static int readd_caught(uint64_t n)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(3);
+		(void)readd_runs(2, n);
+		_exit(0);
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		return 0;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 1;
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = 0, seeds = 2000, nlong = 4;
+	uint64_t seed = 0, seeds = 2000, nlong = 4, nreadd = 300, readd_done;
 	int verbose = 0, one = 0;
 	uint64_t total_chosen = 0, total_elections = 0, total_reads = 0, total_handoffs = 0;
 	uint64_t with_pref = 0, pref_leads = 0, with_mc = 0, mc_done = 0, cfg_total = 0;
@@ -1005,16 +1302,23 @@ int main(int argc, char **argv)
 			seeds = strtoull(argv[++i], NULL, 0);
 		} else if (!strcmp(argv[i], "--long") && i + 1 < argc) {
 			nlong = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--readd-seeds") && i + 1 < argc) {
+			nreadd = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--readd")) {
+			readd_mode = 1;
+		} else if (!strcmp(argv[i], "--readd-nofloor")) {
+			readd_mode = 2;
 		} else if (!strcmp(argv[i], "--verbose")) {
 			verbose = 1;
 		} else {
-			fprintf(stderr, "usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--verbose]\n");
+			fprintf(stderr, "usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]\n"
+				"           [--readd | --readd-nofloor] [--verbose]\n");
 			return 2;
 		}
 	}
 	if (one) {
 		/* Seeds >= 1000000 are the long schedules. */
-		run(seed, seed >= 1000000 ? 60000 : 4000, verbose);
+		run(seed, readd_mode ? READD_MS : seed >= 1000000 ? 60000 : 4000, verbose);
 		cleanup();
 		return 0;
 	}
@@ -1057,5 +1361,20 @@ int main(int argc, char **argv)
 			" of %" PRIu64 " schedules (want >= 90%%)\n", pref_leads, with_pref);
 		return 1;
 	}
+	if (!nreadd)
+		return 0;
+	/* re-adding a removed member while an old member is down */
+	readd_done = readd_runs(1, nreadd);
+	printf("sim: re-add: %" PRIu64 " schedules ok, %" PRIu64 " reached the old member's restart\n",
+	       nreadd, readd_done);
+	if (readd_done * 2 < nreadd) {
+		fprintf(stderr, "sim: FAIL the re-add scenario reached its end in fewer than half the schedules\n");
+		return 1;
+	}
+	if (!readd_caught(nreadd)) {
+		fprintf(stderr, "sim: FAIL the re-add schedules without the vote floor were not caught\n");
+		return 1;
+	}
+	printf("sim: re-add without the vote floor: caught (tests/sim/sim --readd-nofloor --seed N --verbose)\n");
 	return 0;
 }

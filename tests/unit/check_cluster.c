@@ -181,11 +181,11 @@ START_TEST(test_codec)
 	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 	body = open_frame(&b, QFS_RPC_REQ, &blen);
 	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
-	q.op = QFS_RPC_CONFIG + 1; /* the last op is CONFIG (membership) */
+	q.op = QFS_RPC_FLOOR + 1; /* the last op is FLOOR (membership) */
 	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 	body = open_frame(&b, QFS_RPC_REQ, &blen);
 	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
-	for (uint8_t op = QFS_RPC_JOIN; op <= QFS_RPC_CONFIG; op++) {
+	for (uint8_t op = QFS_RPC_JOIN; op <= QFS_RPC_FLOOR; op++) {
 		q.op = op;
 		ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 		body = open_frame(&b, QFS_RPC_REQ, &blen);

@@ -455,6 +455,63 @@ START_TEST(test_stale_reload_kept_out)
 }
 END_TEST
 
+/* Split intents (cluster mode): one claim wins, a second conflicts; a
+ * beat is a conditional swap; a split with a stale intent (taken over)
+ * cannot commit; the commit deletes the intent; the map's loader and the
+ * table's records never see intents. */
+START_TEST(test_split_intents)
+{
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl = qfs_key_inode(k, 77), n = 9;
+	struct qfs_meta_part p, left, right, *v;
+	struct qfs_meta_intent a = { 1600, 1600, 11, 1, 1601, 1 }, b = { 1600, 1600, 22, 1, 1602, 1 };
+	struct qfs_meta_intent a2 = a, got[4];
+	struct qfs_meta *m2;
+
+	create_table(1600);
+	create_table(1700);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1600, k, kl, &p), 0);
+	ck_assert_int_eq(qfs_meta_intents(m, 1600, got, 4, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &p, &a), 0);
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &p, &b), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_intents(m, 1600, got, 4, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(memcmp(&got[0], &a, sizeof(a)), 0);
+	ck_assert_int_eq(qfs_meta_intents(m, 1700, got, 4, &n), 0); /* another table's: none */
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(qfs_meta_intents(m, 0, got, 4, &n), 0);    /* all tables */
+	ck_assert_uint_eq(n, 1);
+	/* a beat, then a takeover by b over the value it saw */
+	a2.beat = 2;
+	ck_assert_int_eq(qfs_meta_intent_swap(m, &a, &a2), 0);
+	ck_assert_int_eq(qfs_meta_intent_swap(m, &a, &b), QFS_ECONFLICT); /* stale view */
+	ck_assert_int_eq(qfs_meta_intent_swap(m, &a2, &b), 0);
+	/* the old holder's commit fails, and writes nothing */
+	ck_assert_int_eq(qfs_meta_split_claimed(m, &p, k, kl, 1601, &a2, &left, &right), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_group_used(m, 1601), 0);
+	/* the holder's commit: map and the intent's deletion in one txn */
+	ck_assert_int_eq(qfs_meta_split_claimed(m, &p, k, kl, 1602, &b, &left, &right), 0);
+	ck_assert_int_eq(qfs_meta_intents(m, 0, got, 4, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(qfs_meta_parts(m, 1600, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	free(v);
+	/* a claim on a partition record that changed conflicts */
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &p, &a), QFS_ECONFLICT);
+	/* an intent left behind does not disturb a fresh map load */
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &left, &a), 0);
+	ck_assert_int_eq(qfs_meta_open(cell, &m2), 0);
+	ck_assert_int_eq(qfs_meta_parts(m2, 1600, &v, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	free(v);
+	qfs_meta_free(m2);
+	ck_assert_int_eq(qfs_meta_intent_swap(m, &a, NULL), 0);
+	ck_assert_int_eq(qfs_meta_intents(m, 0, got, 4, &n), 0);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
 	Suite *s = suite_create("meta");
@@ -471,6 +528,7 @@ static Suite *meta_suite(void)
 	tcase_add_test(tc, test_stale_reload_kept_out);
 	tcase_add_test(tc, test_set_nodes_groups_on);
 	tcase_add_test(tc, test_set_nodes_conflict_reloads);
+	tcase_add_test(tc, test_split_intents);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -934,6 +934,127 @@ START_TEST(test_config_truncate_and_restore)
 }
 END_TEST
 
+/* One step of a lone machine px at now: the reply it sends (type). */
+static int lone_step(struct qfs_paxos *px, const struct qfs_paxos_msg *in, uint64_t now,
+		     struct qfs_paxos_msg *out)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE, .now_ms = now, .msg = in };
+	struct qfs_paxos_update up;
+
+	ck_assert_int_eq(qfs_paxos_step(px, &ev, &up), 0);
+	ck_assert_uint_eq(up.nmsgs, 1);
+	*out = up.msgs[0];
+	return out->ok;
+}
+
+/* Re-adding a removed member (doc/paxos.md section 7): the leader gives
+ * the floor only once the removal committed; the empty replica created
+ * with it refuses a candidate whose log is behind the floor (a member of
+ * the old configuration that was down throughout) and the accepts of an
+ * older ballot, but votes for a candidate that holds the committed log.
+ * Without the floor it grants the stale candidate: the hole. */
+START_TEST(test_join_floor)
+{
+	const uint32_t c12[] = { 1, 2 };
+	struct qfs_paxos_config cfg12 = { .n = 2, .ids = { 1, 2 } };
+	struct qfs_paxos_floor fl;
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs;
+	struct qfs_paxos px;
+	struct qfs_paxos_msg in, out;
+	qfs_ballot_t stale_ballot;
+	qfs_lsn_t stale_last;
+
+	elect(0, 5000);
+	tick(0, 5300);
+	flush();
+	/* node 3 hears nothing from now on: its log stays at the barrier */
+	DROP_TO = 3;
+	for (uint64_t v = 1; v <= 5; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	stale_last = C[2].last;
+	stale_ballot = C[2].ballot[stale_last];
+	ck_assert_uint_lt(stale_last, C[0].px.commit);
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, &fl), -EINVAL); /* a member */
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 0, &fl), -EINVAL);
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[1].px, 4, &fl), -EREMOTE);
+	ck_assert_int_eq(propose_cfg(0, 2, c12), 0);
+	/* its removal appended, not committed yet */
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, &fl), -EBUSY);
+	flush();
+	ck_assert_uint_eq(C[0].px.ncfgs, 0);
+	ck_assert_int_eq(propose(0, 6), 0);
+	flush();
+	tick(0, 5500);
+	flush();
+	ck_assert_int_eq(qfs_paxos_join_floor(&C[0].px, 3, &fl), 0);
+	ck_assert_uint_eq(fl.promised, C[0].px.ballot);
+	ck_assert_uint_eq(fl.lsn, C[0].px.commit);
+	ck_assert_uint_eq(fl.lsn, C[0].last);
+	ck_assert_uint_eq(fl.ballot, C[0].ballot[fl.lsn]);
+	DROP_TO = 0;
+	NQ = 0;
+
+	/* node 3 comes back empty (re-added): a stale candidate (the log
+	 * node 3 had, say node 4 of the old configuration with it) asks */
+	qfs_paxos_params_default(&prm);
+	memset(&hs, 0, sizeof(hs));
+	hs.promised = fl.promised;
+	hs.floor_lsn = fl.lsn;
+	hs.floor_ballot = fl.ballot;
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg12, 3, &prm, &hs, NULL, 0, 20000), 0);
+	memset(&in, 0, sizeof(in));
+	in.type = QFS_PAXOS_PREPARE;
+	in.from = 4;
+	in.to = 3;
+	in.group = 9;
+	in.ballot = QFS_PAXOS_BALLOT(50, 4);
+	in.last_lsn = stale_last;
+	in.last_ballot = stale_ballot;
+	ck_assert_int_eq(lone_step(&px, &in, 30000, &out), 0);
+	ck_assert_uint_eq(out.type, QFS_PAXOS_PROMISE);
+	ck_assert_uint_eq(px.promised, fl.promised);
+	/* an ACCEPT of a ballot below the floor's promise: refused */
+	memset(&in, 0, sizeof(in));
+	in.type = QFS_PAXOS_ACCEPT;
+	in.from = 4;
+	in.to = 3;
+	in.group = 9;
+	in.ballot = QFS_PAXOS_BALLOT(qfs_paxos_ballot_round(fl.promised) - 1, 4);
+	in.time_ms = 1;
+	ck_assert_int_eq(lone_step(&px, &in, 30001, &out), 0);
+	ck_assert_uint_eq(out.type, QFS_PAXOS_ACCEPTED);
+	ck_assert_uint_eq(px.last, 0);
+	/* a candidate that holds the committed log: granted */
+	memset(&in, 0, sizeof(in));
+	in.type = QFS_PAXOS_PREPARE;
+	in.from = 2;
+	in.to = 3;
+	in.group = 9;
+	in.ballot = QFS_PAXOS_BALLOT(51, 2);
+	in.last_lsn = fl.lsn;
+	in.last_ballot = fl.ballot;
+	ck_assert_int_eq(lone_step(&px, &in, 30002, &out), 1);
+	ck_assert_uint_eq(px.promised, in.ballot);
+
+	/* the same replica without the floor (as before the fix) grants the
+	 * stale candidate */
+	memset(&hs, 0, sizeof(hs));
+	ck_assert_int_eq(qfs_paxos_init(&px, 9, &cfg12, 3, &prm, &hs, NULL, 0, 20000), 0);
+	memset(&in, 0, sizeof(in));
+	in.type = QFS_PAXOS_PREPARE;
+	in.from = 4;
+	in.to = 3;
+	in.group = 9;
+	in.ballot = QFS_PAXOS_BALLOT(50, 4);
+	in.last_lsn = stale_last;
+	in.last_ballot = stale_ballot;
+	ck_assert_int_eq(lone_step(&px, &in, 30000, &out), 1);
+}
+END_TEST
+
 /* The preferred member restarted (it honours the lease it may have granted
  * before): it refuses a HANDOFF, and the old leader, which stepped down for
  * it, campaigns again at once and wins (the others' grants to its own ballot
@@ -1248,6 +1369,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_config_truncate_and_restore);
 	tcase_add_test(tg, test_log_replica_votes_never_leads);
 	tcase_add_test(tg, test_log_replica_added_from_snapshot_point);
+	tcase_add_test(tg, test_join_floor);
 	suite_add_tcase(s, tg);
 	return s;
 }

@@ -309,6 +309,20 @@ static void spare_start(void)
 	ck_assert_int_eq(qfs_rnode_open(&o, &SPARE), 0);
 }
 
+/* The text of a small file into buf: 0 or -1. */
+static int file_text(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return 0;
+}
+
 static struct qfs_rnode *node_of(uint32_t id)
 {
 	return id == 4 ? SPARE : id >= 1 && id <= NN ? RN[id - 1] : NULL;
@@ -396,8 +410,9 @@ START_TEST(t_replace_member)
 {
 	const uint32_t c1234[] = { 1, 2, 3, 4 }, c124[] = { 1, 2, 4 }, c14[] = { 1, 4 };
 	struct qfs_paxos_config m, cur = { .n = 3, .ids = { 1, 2, 3 } };
-	uint32_t l;
-	char name[32], vals[20][32];
+	struct qfs_paxos_floor fl;
+	uint32_t l, hint = 0;
+	char name[32], vals[20][32], path[400], text[128], want[128];
 
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof(name), "before%d", i);
@@ -408,12 +423,33 @@ START_TEST(t_replace_member)
 	node_stop(2);
 	spare_start();
 	ck_assert_int_eq(qfs_rnode_group_create(SPARE, G, &cur), -EINVAL); /* not a member */
-	ck_assert_int_eq(qfs_rnode_group_join(SPARE, G, &cur), 0);
-	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
-	ck_assert_uint_eq(m.n, 3);
+	/* the vote floor from the leader (doc/paxos.md section 7), kept in
+	 * the promise file and groups/<group>.floor */
 	l = leader4();
 	ck_assert_uint_ne(l, 0);
 	ck_assert_uint_ne(l, 4);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), G, 3, &fl, NULL), -EINVAL); /* a member */
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l == 1 ? 2 : 1), G, 4, &fl, &hint), -EREMOTE);
+	ck_assert_uint_eq(hint, l);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), 0x7777, 4, &fl, NULL), QFS_ENOGROUP);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), G, 4, &fl, NULL), 0);
+	ck_assert_uint_ge(fl.lsn, 22);
+	ck_assert_uint_ne(fl.ballot, 0);
+	ck_assert_uint_ge(fl.promised, fl.ballot);
+	ck_assert_int_eq(qfs_rnode_group_join(SPARE, G, &cur, &fl), 0);
+	snprintf(path, sizeof(path), "%s/n4/groups/%016llx.floor", tmpdir, (unsigned long long)G);
+	ck_assert_int_eq(file_text(path, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), "floor %llu %llu\n", (unsigned long long)fl.lsn,
+		 (unsigned long long)fl.ballot);
+	ck_assert_str_eq(text, want);
+	snprintf(path, sizeof(path), "%s/n4/groups/%016llx.promise", tmpdir, (unsigned long long)G);
+	ck_assert_int_eq(file_text(path, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), "promised %llu\n", (unsigned long long)fl.promised);
+	ck_assert_str_eq(text, want);
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 1); /* below its floor */
+	ck_assert_int_eq(qfs_rnode_group_joining(RN[0], G), 0);
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert_uint_eq(m.n, 3);
 	m.n = 2;
 	memcpy(m.ids, c14, sizeof(c14));
 	ck_assert_int_eq(qfs_rnode_propose_members(node_of(l), G, &m, 1000, NULL), -EINVAL); /* two changes */
@@ -425,6 +461,7 @@ START_TEST(t_replace_member)
 		usleep(10000);
 	}
 	ck_assert(spare_has("marker", "one"));
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 0); /* caught up past it */
 	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
 	ck_assert_uint_eq(m.n, 3);
 	ck_assert_uint_eq(m.ids[2], 4);
@@ -1973,6 +2010,23 @@ START_TEST(t_snapshot)
 }
 END_TEST
 
+/* Files in node n's snapshot staging directory (store/qfs-install). */
+static int staging_files(int n)
+{
+	char path[400];
+	struct dirent *de;
+	int c = 0;
+
+	snprintf(path, sizeof(path), "%s/n%d/store/qfs-install", tmpdir, n);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		c += de->d_name[0] != '.';
+	closedir(d);
+	return c;
+}
+
 /* A snapshot several times the receiver's inbox (512 KiB here; the default
  * is 64 MiB) gets through: the leader streams it with a window of chunks
  * the follower acknowledges, instead of sending every chunk at once into
@@ -2037,6 +2091,16 @@ START_TEST(t_snapshot_big)
 		ck_assert_uint_eq(ns.drop_in_frames, 0);
 		ck_assert_uint_gt(ns.recv_bytes, (uint64_t)nitems * 28000);
 	}
+	/* node 3 wrote the items out as they came: it never held more than
+	 * two of them in memory, not the 4.5 MiB group */
+	{
+		struct qfs_rnode_ginfo gi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[2], G, &gi), 0);
+		ck_assert_uint_gt(gi.snap_in_peak, 0);
+		ck_assert_uint_le(gi.snap_in_peak, 2 * 30100);
+		ck_assert_int_eq(staging_files(3), 0);
+	}
 	put_acked("after", "v");
 	wait_key(2, "after", "v");
 }
@@ -2046,7 +2110,7 @@ END_TEST
  * transfer) is freed by the follower once idle for 2 x the abandon time
  * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
  * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
- * nothing more. */
+ * nothing more.  Then a crash between two chunks of another transfer. */
 START_TEST(t_snapshot_idle)
 {
 	struct qfs_rnode_ginfo gi;
@@ -2082,6 +2146,7 @@ START_TEST(t_snapshot_idle)
 	ck_assert(acked);
 	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
 	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	ck_assert_int_gt(staging_files(2), 0); /* on disk, not in memory */
 	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
 	for (int t = 0; t < 400; t++) {
 		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
@@ -2090,6 +2155,7 @@ START_TEST(t_snapshot_idle)
 		usleep(100000);
 	}
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_int_eq(staging_files(2), 0); /* its staging files went with it */
 	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
 	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
 	/* chunk 1 of the freed transfer is refused: nothing held again */
@@ -2103,6 +2169,34 @@ START_TEST(t_snapshot_idle)
 	c.total = 2;
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
 	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	/* A crash between two chunks of another transfer: node 2 stops with
+	 * chunk 0 taken (close removes its staging files; they are put back
+	 * as a crash would leave them) and reopens: open removes them, the
+	 * old state is intact and nothing of the transfer shows. */
+	qfs_snap_start(&b);
+	klen = qfs_key_dentry(key, DIR_INO, "k3", 2);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 43, .seq = 0, .n = 1 };
+	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
+	acked = 0;
+	for (uint64_t end = qfs_clock_mono_ms() + 10000; !acked && qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		acked = f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack && d.xfer == 43;
+		qfs_net_frame_free(f);
+	}
+	ck_assert(acked);
+	ck_assert_int_gt(staging_files(2), 0);
+	wal_copy("n2/store/qfs-install", "n2-staging");
+	node_stop(1);
+	ck_assert_int_eq(staging_files(2), 0);
+	wal_copy("n2-staging", "n2/store/qfs-install");
+	ck_assert_int_gt(staging_files(2), 0);
+	node_start(1, 0);
+	ck_assert_int_eq(staging_files(2), 0);
+	ck_assert_int_eq(get_is(1, "k3", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
 	qfs_buf_close(&b);
 	qfs_net_endpoint_close(ep);
 	node_start(0, 0);

@@ -10,11 +10,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/item.h"
@@ -1944,6 +1947,241 @@ START_TEST(test_chunk_crc)
 }
 END_TEST
 
+/* ---- snapshot install (install.c) ---- */
+
+#define INST_CHUNKS 64 /* 8 MiB of chunk items: 4 x the store's memtable budget */
+
+/* Files in the store's staging directory (0 when it does not exist). */
+static int staging_files(void)
+{
+	char path[128];
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/qfs-install", dir);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Chunk c of the install tests: random bytes from seed c. */
+static void inst_chunk(uint8_t *out, uint64_t c)
+{
+	uint32_t seed = (uint32_t)c * 7919u + 1;
+
+	for (size_t i = 0; i < QFS_CHUNK_SIZE; i++) {
+		seed = seed * 1103515245u + 12345u;
+		out[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+/* G1 holds an old state: a dentry, chunk 0 and applied LSN 5. */
+static void inst_old_state(void)
+{
+	static uint8_t old[QFS_CHUNK_SIZE];
+	uint32_t kl;
+	const uint8_t *k;
+
+	memset(old, 0x5a, sizeof(old));
+	k = kdent(DIR_INO, "old", &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, (const uint8_t *)"o", 1), 0);
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, old, sizeof(old)), 0);
+	k = kdent(DIR_INO, "g2", &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G2, k, kl, (const uint8_t *)"y", 1), 0);
+	ck_assert_int_eq(qfs_store_load_applied(st, G1, 5), 0);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+}
+
+/* The old state of inst_old_state, untouched. */
+static void inst_old_intact(void)
+{
+	static uint8_t got[QFS_CHUNK_SIZE];
+	qfs_lsn_t lsn;
+	uint64_t ballot;
+	uint32_t kl;
+	const uint8_t *k;
+
+	k = kdent(DIR_INO, "old", &kl);
+	assert_val(G1, k, kl, "o");
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_uint_eq(get_bytes(G1, k, kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(got[0], 0x5a);
+	ck_assert_uint_eq(got[QFS_CHUNK_SIZE - 1], 0x5a);
+	k = kchunk(FILE_INO, 1, &kl);
+	ck_assert(!present(G1, k, kl));
+	ck_assert_int_eq(qfs_store_applied(st, G1, &lsn), 0);
+	ck_assert_uint_eq(lsn, 5);
+	ck_assert_int_eq(qfs_store_snap_point(st, G1, &lsn, &ballot), 0);
+	ck_assert(lsn == 0 && ballot == 0);
+}
+
+/* Add chunks [from, to) of FILE_INO to in, asserting what it buffers. */
+static void inst_add(struct qfs_store_install *in, uint64_t from, uint64_t to)
+{
+	static uint8_t val[QFS_CHUNK_SIZE];
+	uint8_t k[QFS_KEY_MAX];
+
+	for (uint64_t c = from; c < to; c++) {
+		size_t kl = qfs_key_chunk(k, FILE_INO, c);
+
+		inst_chunk(val, c);
+		ck_assert_int_eq(qfs_store_install_item(in, k, kl, val, sizeof(val)), 0);
+		ck_assert_uint_le(qfs_store_install_buffered(in), 2 * QFS_CHUNK_SIZE);
+	}
+}
+
+/* A snapshot of 8 MiB in 128 KiB chunks on a store whose memtables may
+ * hold 2 MiB and whose install files roll over at 1 MiB: the install
+ * never buffers more than two items in memory (its counter, not RSS), it
+ * spreads the items over several staging files, the old state stays
+ * readable until commit,
+ * commit replaces it wholly (old items gone, chunks checked by their 'c'
+ * records), the staging files are gone, and it survives a reopen. */
+START_TEST(test_install_bounded)
+{
+	static uint8_t got[QFS_CHUNK_SIZE], want[QFS_CHUNK_SIZE];
+	struct qfs_store_opts o = { .memtable_bytes = QFS_STORE_MEMTABLE_MIN,
+				    .install_file_bytes = 1u << 20 };
+	struct qfs_store_install *in;
+	qfs_lsn_t lsn;
+	uint64_t ballot;
+	uint32_t kl;
+	const uint8_t *k;
+
+	qfs_store_close(st);
+	ck_assert_int_eq(qfs_store_open_opts(dir, &o, &st), 0);
+	inst_old_state();
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	k = kdent(DIR_INO, "new", &kl); /* dentries sort before the chunks */
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
+	inst_add(in, 0, INST_CHUNKS);
+	ck_assert_int_ge(staging_files(), INST_CHUNKS / 8); /* about 1 MiB each */
+	inst_old_intact(); /* nothing visible before commit */
+	ck_assert_int_eq(qfs_store_install_commit(in, 77, 99), 0);
+	ck_assert_uint_gt(qfs_store_install_peak(st), 0);
+	ck_assert_uint_le(qfs_store_install_peak(st), 2 * QFS_CHUNK_SIZE);
+	ck_assert_uint_lt(qfs_store_install_peak(st) * 16, (uint64_t)INST_CHUNKS * QFS_CHUNK_SIZE);
+	ck_assert_int_eq(staging_files(), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		k = kdent(DIR_INO, "old", &kl);
+		ck_assert(!present(G1, k, kl));
+		k = kdent(DIR_INO, "new", &kl);
+		assert_val(G1, k, kl, "n");
+		k = kdent(DIR_INO, "g2", &kl);
+		assert_val(G2, k, kl, "y");
+		st->crc_fast = st->crc_slow = 0;
+		for (uint64_t c = 0; c < INST_CHUNKS; c += 9) {
+			k = kchunk(FILE_INO, c, &kl);
+			inst_chunk(want, c);
+			ck_assert_uint_eq(get_bytes(G1, k, kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+			ck_assert_mem_eq(got, want, QFS_CHUNK_SIZE);
+		}
+		ck_assert_uint_eq(st->crc_slow, 0); /* every chunk had its record */
+		ck_assert_uint_gt(st->crc_fast, 0);
+		ck_assert_int_eq(qfs_store_applied(st, G1, &lsn), 0);
+		ck_assert_uint_eq(lsn, 77);
+		ck_assert_int_eq(qfs_store_snap_point(st, G1, &lsn, &ballot), 0);
+		ck_assert(lsn == 77 && ballot == 99);
+		knext = 0;
+		qfs_store_close(st);
+		ck_assert_int_eq(qfs_store_open_opts(dir, &o, &st), 0);
+	}
+}
+END_TEST
+
+/* Keys out of order are refused (-EINVAL), and an aborted install leaves
+ * the old state and no staging file. */
+START_TEST(test_install_refused)
+{
+	struct qfs_store_install *in;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+
+	inst_old_state();
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	inst_add(in, 3, 5);
+	kl = qfs_key_chunk(k, FILE_INO, 2);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"x", 1), -EINVAL);
+	qfs_store_install_abort(in);
+	ck_assert_int_eq(staging_files(), 0);
+	inst_old_intact();
+	/* abort after a few items, then a later install of the group works */
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	inst_add(in, 1, 4);
+	qfs_store_install_abort(in);
+	ck_assert_int_eq(staging_files(), 0);
+	inst_old_intact();
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 9, 1), 0); /* an empty group */
+	kl = qfs_key_chunk(k, FILE_INO, 0);
+	ck_assert(!present(G1, k, (uint32_t)kl));
+	/* a key out of order where a new staging file starts (every two
+	 * chunks here): refused as well */
+	struct qfs_store_opts o = { .install_file_bytes = 1 };
+	qfs_store_close(st);
+	ck_assert_int_eq(qfs_store_open_opts(dir, &o, &st), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	inst_add(in, 0, 2);
+	kl = qfs_key_chunk(k, FILE_INO, 1);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"x", 1), -EINVAL);
+	qfs_store_install_abort(in);
+	ck_assert_int_eq(staging_files(), 0);
+	/* and in order, the small files install the whole snapshot */
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	inst_add(in, 0, 7);
+	ck_assert_int_ge(staging_files(), 4);
+	ck_assert_int_eq(qfs_store_install_commit(in, 12, 1), 0);
+	ck_assert_int_eq(staging_files(), 0);
+	for (uint64_t c = 0; c < 8; c++) {
+		static uint8_t got[QFS_CHUNK_SIZE], want[QFS_CHUNK_SIZE];
+
+		kl = qfs_key_chunk(k, FILE_INO, c);
+		if (c == 7) {
+			ck_assert(!present(G1, k, (uint32_t)kl));
+			continue;
+		}
+		inst_chunk(want, c);
+		ck_assert_uint_eq(get_bytes(G1, k, (uint32_t)kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+		ck_assert_mem_eq(got, want, QFS_CHUNK_SIZE);
+	}
+}
+END_TEST
+
+/* A crash in the middle of an install (a child process stops between two
+ * chunks, without abort or close): the next open removes its staging files
+ * and finds the old state intact. */
+START_TEST(test_install_crash)
+{
+	inst_old_state();
+	qfs_store_close(st);
+	st = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct qfs_store_install *in;
+
+		if (qfs_store_open(dir, &st) || qfs_store_install_begin(st, G1, &in))
+			_exit(2);
+		inst_add(in, 0, 20);
+		kill(getpid(), SIGKILL); /* the crash: nothing cleaned up */
+		_exit(3);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+	ck_assert_int_ge(staging_files(), 2); /* what the crash left */
+	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
+	ck_assert_int_eq(staging_files(), 0);
+	inst_old_intact();
+}
+END_TEST
+
 /* ---- two-phase commit (doc/xact.md) ---- */
 
 static uint8_t txids[4][QFS_TXID_LEN];
@@ -2554,6 +2792,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
+	tcase_add_test(tc, test_install_bounded);
+	tcase_add_test(tc, test_install_refused);
+	tcase_add_test(tc, test_install_crash);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("xact");
 	tcase_add_checked_fixture(tc, setup, teardown);
