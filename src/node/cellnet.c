@@ -1483,9 +1483,9 @@ done:
 
 /* See cluster.h. */
 int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
-		      uint32_t n, int log)
+		      uint32_t n, int log, const struct qfs_paxos_floor *floor)
 {
-	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES];
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES], fl[QFS_RPC_FLOOR_BYTES];
 	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = group, .a = buf };
 
 	if (n + (log ? 1 : 0) > QFS_CLUSTER_MAX_NODES || node_idx(rc, node) < 0)
@@ -1495,6 +1495,13 @@ int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, co
 	if (log)
 		qfs_be32_put(buf + 4 * n++, node | QFS_PAXOS_LOG_FLAG);
 	q.alen = 4 * n;
+	if (floor) { /* as QFS_RPC_FLOOR's reply */
+		qfs_be64_put(fl, floor->promised);
+		qfs_be64_put(fl + 8, floor->lsn);
+		qfs_be64_put(fl + 16, floor->ballot);
+		q.b = fl;
+		q.blen = sizeof(fl);
+	}
 	return ask_one(rc, node, &q, ASK_MS);
 }
 

@@ -284,15 +284,19 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
  * include node id, into out (initialised, empty).  0 or -ENOMEM. */
 int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out);
 
+struct qfs_paxos_floor;
+
 /* Log replicas (doc/cluster.md "Log replicas"; the node's healer,
  * server.c).  Ask node to host an empty replica of group joining the
  * configuration in force ids[n] (words: id | QFS_PAXOS_LOG_FLAG for a log
  * member), as a log replica when log (the list then ends with the node's
  * own id | QFS_PAXOS_LOG_FLAG, which a release without log replicas
- * refuses -EINVAL).  0, -EEXIST (it still hosts one), -ETIMEDOUT (no
+ * refuses -EINVAL), starting with the vote floor *floor (the JOIN's b;
+ * from qfs_rnode_join_floor at the leader; NULL: none, doc/paxos.md
+ * sections 7 and 7a).  0, -EEXIST (it still hosts one), -ETIMEDOUT (no
  * answer), the node's error. */
 int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
-		      uint32_t n, int log);
+		      uint32_t n, int log, const struct qfs_paxos_floor *floor);
 /* Drop node's replica of group: 0, QFS_ENOGROUP, -ETIMEDOUT, its error. */
 int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group);
 /* Node's applied LSN of group (its status lines): 0 and *lsn,

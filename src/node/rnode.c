@@ -2953,11 +2953,11 @@ int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group)
 
 /* See rnode.h. */
 int qfs_rnode_group_join_log(struct qfs_rnode *rn, qfs_group_t group,
-			     const struct qfs_paxos_config *members)
+			     const struct qfs_paxos_config *members, const struct qfs_paxos_floor *floor)
 {
 	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
 		return -EINVAL;
-	return group_create(rn, group, members, 0, 2, NULL);
+	return group_create(rn, group, members, floor ? floor->promised : 0, 2, floor);
 }
 
 /* See rnode.h.  The leader's view of its peers (g->mu). */

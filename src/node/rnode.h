@@ -215,9 +215,11 @@ int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group);
  * replica keeps the log only (it applies no txn to the store, answers
  * reads -EREMOTE, never campaigns), which its members file records
  * (" kind log").  The leader starts it at its snapshot point, shipped
- * without items.  Errors of qfs_rnode_group_join. */
+ * without items.  floor: as for qfs_rnode_group_join (a log replica votes
+ * like any member, so a spare node that was a member of group before
+ * needs it: doc/paxos.md section 7a).  Errors of qfs_rnode_group_join. */
 int qfs_rnode_group_join_log(struct qfs_rnode *rn, qfs_group_t group,
-			     const struct qfs_paxos_config *members);
+			     const struct qfs_paxos_config *members, const struct qfs_paxos_floor *floor);
 
 /* A leader's view of its group's members (the healer's input, server.c). */
 struct qfs_rnode_health {

@@ -28,7 +28,9 @@
  * its reconciler dropped its old copy, or a spare), which catches up
  * through the usual path (snapshot + log); once its applied LSN reaches
  * the leader's, the log replica is removed and its replica (WAL included)
- * dropped.  The healer blocks on one group at a time; every step is
+ * dropped.  Both joins carry the vote floor this leader gives (a spare
+ * or the dead node may have been a member of the group before: doc/paxos.md
+ * section 7a).  The healer blocks on one group at a time; every step is
  * logged (`node heal ...`) and a step that fails is tried again on a later
  * round, from the members in force.
  *
@@ -314,7 +316,8 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 				fl.ballot = qfs_be64_get(q->b + 16);
 			}
 			if (join_log)
-				p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg);
+				p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg,
+								  q->blen ? &fl : NULL);
 			else
 				p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
 		} else {
@@ -640,6 +643,28 @@ static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qf
 	return rc;
 }
 
+/* Ask node id to host an empty replica of g (a log replica when log)
+ * joining the members in force w[n], with the vote floor this node gives
+ * as g's leader (doc/paxos.md sections 7 and 7a: id may have been a
+ * member of g before, as a spare or as the dead member back, and its
+ * empty replica must not vote for a stale log).  0; a floor error
+ * (-EREMOTE: not the leader any more, -EBUSY: a barrier or id's removal
+ * uncommitted) with *nofloor set; or the error of qfs_rcell_join_at. */
+static int heal_join(struct qfs_node_server *s, qfs_group_t g, uint32_t id, const uint32_t *w,
+		     uint32_t n, int log, int *nofloor)
+{
+	struct qfs_paxos_floor fl;
+	int rc = qfs_rnode_join_floor(s->rn, g, id, &fl, NULL);
+
+	*nofloor = rc != 0;
+	if (rc) {
+		QFS_LOG(QFS_LOG_INFO, "node heal floor group=%016llx node=%u err=%s (next round)",
+			(unsigned long long)g, id, qfs_strerror(rc));
+		return rc;
+	}
+	return qfs_rcell_join_at(s->peers, id, g, w, n, log, &fl);
+}
+
 /* The second step of phase 1: dead out of c (which holds log replica lr,
  * added since t0). */
 static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
@@ -670,7 +695,7 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 	struct qfs_paxos_config add = *c;
 	uint64_t t0 = mono_ms();
 	uint32_t spare = 0;
-	int rc = -ENODEV;
+	int rc = -ENODEV, nofloor = 0;
 
 	/* spares: not members, the dead member's AZ first */
 	for (int pass = 0; pass < 2; pass++)
@@ -688,7 +713,9 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 	for (uint32_t i = 0; i < nc && !heal_stopping(s); i++) {
 		if (!qfs_rcell_node_up(s->peers, cand[i]))
 			continue;
-		rc = qfs_rcell_join_at(s->peers, cand[i], g, w, c->n, 1);
+		rc = heal_join(s, g, cand[i], w, c->n, 1, &nofloor);
+		if (nofloor)
+			return; /* (the same for every spare) */
 		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal join group=%016llx node=%u "
 			"kind=log dead=%u err=%s", (unsigned long long)g, cand[i], dead,
 			rc ? qfs_strerror(rc) : "none");
@@ -752,7 +779,7 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 	struct qfs_paxos_config to = *c, rm;
 	uint32_t w[QFS_PAXOS_MAX_NODES], nw = added;
 	uint64_t t0 = mono_ms();
-	int rc;
+	int rc, nofloor = 0;
 
 	if (!nw && mono_ms() - s->heal_join_ms < RECONCILE_MS / 3)
 		return; /* a join was refused (an old copy there): not every tick */
@@ -770,7 +797,11 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 				continue;
 			/* -EEXIST: it still holds an old copy (its reconciler
 			 * drops it within RECONCILE_MS): a later round */
-			rc = qfs_rcell_join_at(s->peers, id, g, w, c->n, 0);
+			rc = heal_join(s, g, id, w, c->n, 0, &nofloor);
+			if (nofloor) {
+				s->heal_join_ms = mono_ms();
+				return;
+			}
 			QFS_LOG(rc ? QFS_LOG_DEBUG : QFS_LOG_INFO, "node heal join group=%016llx node=%u "
 				"kind=storage err=%s", (unsigned long long)g, id,
 				rc ? qfs_strerror(rc) : "none");

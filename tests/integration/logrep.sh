@@ -14,7 +14,8 @@
 #  3. both nodes restarted: the first one's old copy is dropped (no longer
 #     a member), it comes back as a storage replica (snapshot + log), and
 #     the log replica is retired (its replica and WAL dropped on the
-#     spare node);
+#     spare node); both the log replica and the restored storage replica
+#     joined with the leader's vote floor (groups/<g>.floor);
 #  4. no client error, every acknowledged file intact through the mount.
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
@@ -104,6 +105,9 @@ status >"$T/st"
 LR=$(logrep_in "$T/st" "$G")
 [ -n "$LR" ] || fail "no replica of $G says 'kind log': $(grep "group $G" "$T/st")"
 case " $R " in *" $LR "*) fail "the log replica is on node $LR, already a member ($R)" ;; esac
+# joined with the leader's vote floor (doc/paxos.md section 7a)
+fl=$(cat "$T/n$LR/groups/$G.floor" 2>/dev/null)
+case "$fl" in "floor "[1-9]*" "[1-9]*) ;; *) fail "the log replica on node $LR joined without a vote floor: '$fl'" ;; esac
 [ "$D1" = 3 ] || [ "$(az_of "$LR")" = "$(az_of "$D1")" ] || fail "log replica on node $LR (AZ $(az_of "$LR")), not in the dead node's AZ $(az_of "$D1")"
 note "log replica on node $LR after $(python3 -c "print('%.1f' % ($T1 - $T0))") s ($(nlogs | grep -o "node heal log replica added group=$G [^\"]*" | head -1))"
 wait_more "$before" "after the log replica was added"
@@ -142,6 +146,13 @@ h=$(hosts_in "$T/st" "$G")
 case ",$h," in *,$LR,*) fail "node $LR still hosts $G after the retirement: $h" ;; esac
 [ "$(for n in ${h//,/ }; do az_of $n; done | sort -u | wc -l)" -eq 3 ] || fail "group $G on $h: AZs not distinct"
 [ ! -e "$T/n$LR/wal/$G" ] || fail "the retired log replica's WAL directory $T/n$LR/wal/$G is still there"
+# the storage replica restored (on node $D1 back, or a spare) joined with
+# the leader's vote floor too: it starts empty, and node $D1 was a member
+for n in ${h//,/ }; do
+	case " $R " in *" $n "*) [ "$n" != "$D1" ] && continue ;; esac
+	fl=$(cat "$T/n$n/groups/$G.floor" 2>/dev/null)
+	case "$fl" in "floor "[1-9]*" "[1-9]*) ;; *) fail "node $n rejoined $G without a vote floor: '$fl'" ;; esac
+done
 note "storage replicas back on $h; log replica on node $LR retired ($(nlogs | grep -o "node heal storage replica caught up group=$G [^\"]*" | tail -1))"
 
 # ---- 4. every acknowledged file
