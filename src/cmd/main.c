@@ -1830,7 +1830,7 @@ static int cmd_scrub(int argc, char **argv)
 	return cnt.groups && cnt.skipped == cnt.groups ? 2 : 0;
 }
 
-/* `quorumfs node [-f] -o cluster=FILE,id=N[,log=FILE,loglevel=L] NODE_DIR`:
+/* `quorumfs node [-f] -o cluster=FILE,id=N[,log=FILE,loglevel=L,heal_after=S] NODE_DIR`:
  * one storage node as a process (node/cluster.h, doc/cluster.md).  Without
  * -f it daemonizes once it listens (the parent exits 0 then, or 1 with the
  * reason); SIGTERM or SIGINT stops it cleanly (the store made durable). */
@@ -1838,7 +1838,7 @@ static int cmd_node(int argc, char **argv)
 {
 	char dir[PATH_MAX], cluster[PATH_MAX] = "", logpath[PATH_MAX], msg[PATH_MAX + 256];
 	const char *logfile = NULL;
-	struct qfs_node_server_opts so = { .id = 0 };
+	struct qfs_node_server_opts so = { .id = 0, .heal_after_ms = 5000 }; /* heal_after default 5 s */
 	struct qfs_node_server *srv = NULL;
 	struct ready_ctx ready = { -1, NULL };
 	int foreground = 0, opt, lockfd = -1, rc, sig;
@@ -1866,11 +1866,18 @@ static int cmd_node(int argc, char **argv)
 				} else if (!strncmp(tok, "log=", 4) && tok[4]) {
 					logfile = tok + 4;
 					continue;
+				} else if (!strncmp(tok, "heal_after=", 11) && tok[11]) {
+					double v = strtod(tok + 11, &end); /* seconds; 0: no log replicas */
+
+					if (!*end && v >= 0 && v <= 3600) {
+						so.heal_after_ms = (uint32_t)(v * 1000 + 0.5);
+						continue;
+					}
 				} else if (!strncmp(tok, "loglevel=", 9) && qfs_log_set_level(tok + 9) == 0) {
 					continue;
 				}
 				fprintf(stderr, "quorumfs: node: bad option '%s' (want cluster=FILE, "
-					"id=1..32767, log=FILE, loglevel=LEVEL)\n", tok);
+					"id=1..32767, log=FILE, loglevel=LEVEL, heal_after=0..3600)\n", tok);
 				return 2;
 			}
 		} else {

@@ -61,6 +61,7 @@
 #include "common/txn.h"
 #include "net/frame.h"
 #include "node/cluster.h"
+#include "repl/paxos.h"
 
 #define TRY_MS 3000        /* one attempt at one node */
 #define MEMBERS 1024       /* members cache slots */
@@ -849,8 +850,13 @@ int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 				r = QFS_ECORRUPT;
 				goto out;
 			}
-			for (uint32_t i = 0; i < gm.n; i++)
+			for (uint32_t i = 0; i < gm.n; i++) {
 				gm.ids[i] = qfs_rd_u32(&rd);
+				if (gm.ids[i] & QFS_PAXOS_LOG_FLAG) {
+					gm.ids[i] &= ~QFS_PAXOS_LOG_FLAG;
+					gm.log |= 1u << i;
+				}
+			}
 		}
 		if (rd.err)
 			break;
@@ -1473,6 +1479,44 @@ done:
 	memcpy(out, ids, n * sizeof(ids[0]));
 	*nout = n;
 	return 0;
+}
+
+/* See cluster.h. */
+int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
+		      uint32_t n, int log, const struct qfs_paxos_floor *floor)
+{
+	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES], fl[QFS_RPC_FLOOR_BYTES];
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = group, .a = buf };
+
+	if (n + (log ? 1 : 0) > QFS_CLUSTER_MAX_NODES || node_idx(rc, node) < 0)
+		return -EINVAL;
+	for (uint32_t k = 0; k < n; k++)
+		qfs_be32_put(buf + 4 * k, words[k]);
+	if (log)
+		qfs_be32_put(buf + 4 * n++, node | QFS_PAXOS_LOG_FLAG);
+	q.alen = 4 * n;
+	if (floor) { /* as QFS_RPC_FLOOR's reply */
+		qfs_be64_put(fl, floor->promised);
+		qfs_be64_put(fl + 8, floor->lsn);
+		qfs_be64_put(fl + 16, floor->ballot);
+		q.b = fl;
+		q.blen = sizeof(fl);
+	}
+	return ask_one(rc, node, &q, ASK_MS);
+}
+
+/* See cluster.h. */
+int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group)
+{
+	struct qfs_rpc_req q = { .op = QFS_RPC_DROP, .group = group };
+
+	return ask_one(rc, node, &q, ASK_MS);
+}
+
+/* See cluster.h. */
+int qfs_rcell_applied_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, qfs_lsn_t *lsn)
+{
+	return applied_on(rc, node, group, lsn);
 }
 
 /* See cluster.h. */

@@ -138,6 +138,8 @@ struct qfs_node_server_opts {
 	const char *dir;           /* node directory (rnode.h) */
 	const char *cluster;       /* cluster file */
 	uint32_t id;               /* this node's id in it */
+	uint32_t heal_after_ms;    /* a leader adds a log replica for a member
+				      silent this long (-o heal_after=); 0: off */
 };
 
 struct qfs_node_server;
@@ -239,6 +241,8 @@ struct qfs_rcell_gm {
 	qfs_group_t g;
 	uint32_t n;
 	uint32_t ids[QFS_CLUSTER_MAX_NODES];
+	uint32_t log;            /* bit i: ids[i] is a log replica (its word on
+				    the wire carries QFS_PAXOS_LOG_FLAG) */
 };
 /* The groups node id hosts with their members (QFS_RPC_MEMBERS): *out
  * malloc'd (the caller frees), *n.  0, -ETIMEDOUT (no answer within
@@ -292,6 +296,25 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
 /* The groups whose members (as the answering nodes' members files say)
  * include node id, into out (initialised, empty).  0 or -ENOMEM. */
 int qfs_rcell_groups_of(struct qfs_rcell *rc, uint32_t id, struct qfs_glist *out);
+
+struct qfs_paxos_floor;
+
+/* Log replicas (doc/cluster.md "Log replicas"; the node's healer,
+ * server.c).  Ask node to host an empty replica of group joining the
+ * configuration in force ids[n] (words: id | QFS_PAXOS_LOG_FLAG for a log
+ * member), as a log replica when log (the list then ends with the node's
+ * own id | QFS_PAXOS_LOG_FLAG, which a release without log replicas
+ * refuses -EINVAL), starting with the vote floor *floor (the JOIN's b;
+ * from qfs_rnode_join_floor at the leader; NULL: none, doc/paxos.md
+ * sections 7 and 7a).  0, -EEXIST (it still hosts one), -ETIMEDOUT (no
+ * answer), the node's error. */
+int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
+		      uint32_t n, int log, const struct qfs_paxos_floor *floor);
+/* Drop node's replica of group: 0, QFS_ENOGROUP, -ETIMEDOUT, its error. */
+int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group);
+/* Node's applied LSN of group (its status lines): 0 and *lsn,
+ * -ETIMEDOUT, QFS_ENOGROUP. */
+int qfs_rcell_applied_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, qfs_lsn_t *lsn);
 
 /* Forget which nodes host group (qfs_cell_group_forget). */
 void qfs_rcell_group_forget(struct qfs_rcell *rc, qfs_group_t group);

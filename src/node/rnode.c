@@ -126,6 +126,8 @@
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
+#define RNODE_READ_BYTES (8u << 20) /* entry bytes of one log read for a follower
+				     * (one ACCEPT frame, QFS_NET_BODY_MAX) */
 
 /* One proposal, on the proposer's stack while it waits. */
 struct proposal {
@@ -151,6 +153,11 @@ struct group {
 	struct qfs_drive drv;    /* I/O thread: the driver rules (drive.h) */
 	uint32_t refs;           /* rn->mu: the table's + every group_get's */
 	struct qfs_paxos_config cfg;
+	int logrep;              /* this replica is a log replica (doc/paxos.md
+				    section 7a): it applies no txn to the store
+				    and serves no read; set at load or join
+				    (" kind log" in its members file), never
+				    cleared */
 	struct qfs_wal *wal;     /* I/O thread */
 	struct qfs_paxos px;     /* stepped by the I/O thread under mu */
 	pthread_mutex_t mu;      /* protects px reads by other threads and the snapshot */
@@ -163,6 +170,8 @@ struct group {
 				    read): only a rebuild heals it */
 	uint64_t nospc_warned_ms; /* I/O thread: last "proposals refused" line */
 	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not sent" line */
+	uint64_t point_sent_ms;  /* I/O thread: last snapshot point sent to a log
+				    replica (snap_send_point), mono ms */
 	struct snap_in *sin;     /* I/O thread: snapshot being received, or NULL */
 	uint64_t snap_sent_ms[QFS_PAXOS_MAX_NODES]; /* I/O thread: last snapshot
 				    sent to cfg.ids[i] (mono ms) */
@@ -386,24 +395,47 @@ static int group_paths(struct qfs_rnode *rn, struct group *g)
 	return 0;
 }
 
-static int cfg_parse(const char *text, struct qfs_paxos_config *cfg)
+/* "members ID[L] ...[ kind log]\n" (doc/format-node.md): L marks a log
+ * replica member; " kind log" says this replica is one (logrep, may be
+ * NULL).  A release without log replicas refuses both as corrupt. */
+static int cfg_parse_kind(const char *text, struct qfs_paxos_config *cfg, int *logrep)
 {
 	const char *p = text;
 	char *end;
+	int lr = 0;
 
 	if (strncmp(p, "members", 7) != 0)
 		return QFS_ECORRUPT;
 	p += 7;
 	memset(cfg, 0, sizeof(*cfg));
 	while (*p == ' ') {
-		unsigned long v = strtoul(p + 1, &end, 10);
+		unsigned long v;
 
+		if (strncmp(p, " kind log", 9) == 0) {
+			lr = 1;
+			p += 9;
+			break;
+		}
+		v = strtoul(p + 1, &end, 10);
 		if (end == p + 1 || v == 0 || v > 65535 || cfg->n == QFS_PAXOS_MAX_NODES)
 			return QFS_ECORRUPT;
+		if (*end == 'L') {
+			cfg->log |= 1u << cfg->n;
+			end++;
+		}
 		cfg->ids[cfg->n++] = (uint32_t)v;
 		p = end;
 	}
-	return strcmp(p, "\n") == 0 && cfg->n ? 0 : QFS_ECORRUPT;
+	if (strcmp(p, "\n") != 0 || !cfg->n)
+		return QFS_ECORRUPT;
+	if (logrep)
+		*logrep = lr;
+	return 0;
+}
+
+static int cfg_parse(const char *text, struct qfs_paxos_config *cfg)
+{
+	return cfg_parse_kind(text, cfg, NULL);
 }
 
 /* A valid member list; holding self unless self is 0 (a members file may
@@ -639,7 +671,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, id)) ||
 		    (rc = qfs_node_file_get(path, text, sizeof(text))))
 			goto err_free;
-		if ((rc = cfg_parse(text, &g->cfg)) || !cfg_valid(&g->cfg, 0)) {
+		if ((rc = cfg_parse_kind(text, &g->cfg, &g->logrep)) || !cfg_valid(&g->cfg, 0)) {
 			rc = QFS_ECORRUPT;
 			QFS_LOG(QFS_LOG_ERR, "rnode members file corrupt path=%s", path);
 			goto err_free;
@@ -1006,6 +1038,7 @@ static void mark_dirty(struct qfs_rnode *rn, struct group *g)
 struct read_walk {
 	struct qfs_drive_log *out;
 	uint8_t *bufs[QFS_PAXOS_MAX_BATCH];
+	size_t bytes;            /* data bytes of out->ents (RNODE_READ_BYTES) */
 	qfs_lsn_t prev;          /* from - 1 */
 };
 
@@ -1022,8 +1055,9 @@ static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		out->prev_ballot = e.ballot;
 		return 0;
 	}
-	if (out->n == QFS_PAXOS_MAX_BATCH)
-		return 1;
+	if (out->n == QFS_PAXOS_MAX_BATCH || (out->n && w->bytes + e.len > RNODE_READ_BYTES))
+		return 1; /* (an ACCEPT of 64 big entries would not fit in a frame) */
+	w->bytes += e.len;
 	/* The WAL's buffer is only valid during the callback: copy. */
 	w->bufs[out->n] = malloc(e.len ? e.len : 1);
 	if (!w->bufs[out->n])
@@ -1159,9 +1193,21 @@ static void members_text(const struct qfs_paxos_config *cfg, char *text, size_t 
 	size_t off = (size_t)snprintf(text, cap, "members");
 
 	for (uint32_t i = 0; i < cfg->n && off < cap; i++)
-		off += (size_t)snprintf(text + off, cap - off, " %u", cfg->ids[i]);
+		off += (size_t)snprintf(text + off, cap - off, " %u%s", cfg->ids[i],
+					cfg->log >> i & 1 ? "L" : "");
 	if (off < cap)
 		snprintf(text + off, cap - off, "\n");
+}
+
+/* members_text, and " kind log" when this replica is a log replica. */
+static void members_text_kind(const struct qfs_paxos_config *cfg, int logrep, char *text, size_t cap)
+{
+	size_t off;
+
+	members_text(cfg, text, cap);
+	off = strlen(text);
+	if (logrep && off > 0 && off < cap)
+		snprintf(text + off - 1, cap - off + 1, " kind log\n");
 }
 
 /* A CONFIG entry is applied (doc/paxos.md section 7): the members file
@@ -1176,7 +1222,7 @@ static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs
 
 	if ((rc = qfs_paxos_config_decode(e->data, e->len, &cfg)))
 		return rc;
-	members_text(&cfg, text, sizeof(text));
+	members_text_kind(&cfg, g->logrep || qfs_paxos_config_is_log(&cfg, rn->id), text, sizeof(text));
 	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/%016" PRIx64, g->gdir, g->id)) ||
 	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/%016" PRIx64 ".tmp", g->gdir, g->id)) ||
 	    (rc = qfs_node_file_put(g->gdir, tmp, path, text))) {
@@ -1186,6 +1232,7 @@ static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs
 	}
 	pthread_mutex_lock(&g->mu);
 	g->cfg = cfg;
+	g->logrep |= qfs_paxos_config_is_log(&cfg, rn->id);
 	pthread_mutex_unlock(&g->mu);
 	QFS_LOG(QFS_LOG_INFO, "rnode members group=%016" PRIx64 " node=%u lsn=%" PRIu64 " %.*s member=%d",
 		g->id, rn->id, e->lsn, (int)strlen(text) - 1, text, cfg_valid(&cfg, rn->id));
@@ -1207,8 +1254,8 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		w->store_rc = rc;
 		return rc;
 	}
-	if (e.type == QFS_REPL_ENTRY_NOOP || e.type == QFS_REPL_ENTRY_CONFIG)
-		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn);
+	if (e.type == QFS_REPL_ENTRY_NOOP || e.type == QFS_REPL_ENTRY_CONFIG || g->logrep)
+		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn); /* (a log replica: the LSN only) */
 	else
 		rc = qfs_store_apply(w->rn->store, g->id, lsn, e.data, e.len, &result);
 	if (rc) {
@@ -1231,6 +1278,8 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 }
 
 static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64_t gap_ms);
+static int snap_to_log(struct group *g, uint32_t to);
+static void snap_send_point(struct qfs_rnode *rn, struct group *g, uint32_t to);
 
 /* The driver's callbacks (node/drive.h): the rules are the driver's, the
  * I/O here.  ctx is the group; I/O thread. */
@@ -1401,11 +1450,16 @@ static qfs_lsn_t drive_applied(void *ctx)
 	return g->applied;
 }
 
+/* A log replica gets the snapshot point alone (snap_send_point), any
+ * other replica the items (snap_send). */
 static void drive_snapshot_to(void *ctx, uint32_t to)
 {
 	struct group *g = ctx;
 
-	snap_send(g->rn, g, to, g->rn->prm.retry_ms);
+	if (snap_to_log(g, to))
+		snap_send_point(g->rn, g, to);
+	else
+		snap_send(g->rn, g, to, g->rn->prm.retry_ms);
 }
 
 static void drive_send(void *ctx, uint32_t to, uint8_t type, const uint8_t *buf, size_t len)
@@ -1505,6 +1559,8 @@ struct snap_xfer {
 				    came since the start (snap_progress): it is
 				    up and serving the group */
 	uint64_t last_ms;        /* mono ms of the start or the last ack */
+	int logonly;             /* to a log replica: the snapshot point alone,
+				    no item (doc/paxos.md section 7a) */
 	size_t next_len;         /* resume at the first item key >= next (0: start) */
 	uint8_t next[QFS_KEY_MAX];
 };
@@ -1596,8 +1652,8 @@ static void snap_pump(struct qfs_rnode *rn, struct group *g, uint32_t i)
 		so.c.seq = x->seq;
 		memcpy(lo, x->next, lo_len);
 		qfs_snap_start(&rn->snap);
-		rc = qfs_store_snap_scan(x->sn, g->id, lo_len ? lo : NULL, lo_len, NULL, 0,
-					 snap_item_cb, &so);
+		rc = x->logonly ? 0 : qfs_store_snap_scan(x->sn, g->id, lo_len ? lo : NULL, lo_len,
+							  NULL, 0, snap_item_cb, &so);
 		if (rc == 1)
 			rc = so.err;
 		if (rc)
@@ -1677,6 +1733,7 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 		return;
 	}
 	x->to = to;
+	x->logonly = qfs_paxos_config_is_log(&g->cfg, to);
 	x->xfer = ++rn->snap_xfer;
 	x->burst = g->snap_burst[pi] && !snap_acker(rn, to);
 	x->last_ms = now_ms();
@@ -1712,6 +1769,56 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 		x->burst ? " window=none" : "");
 	g->sx[pi] = x;
 	snap_pump(rn, g, (uint32_t)pi);
+}
+
+/* 1 if `to` is a log replica in the configuration in force (I/O thread;
+ * the machine is stepped on this thread only, so px reads need no lock). */
+static int snap_to_log(struct group *g, uint32_t to)
+{
+	return qfs_paxos_config_is_log(&g->px.cfg, to);
+}
+
+/* Start log replica `to` (doc/paxos.md section 7a; leader, I/O thread):
+ * one last chunk without items that carries the applied LSN and the
+ * ballot of its entry, which the follower installs like any snapshot (an
+ * empty state: a log replica holds no store) and then takes the log from
+ * there.  Unlike snap_send it needs no window, no RocksDB snapshot and no
+ * applied configuration naming `to`: the CONFIG entry that adds it
+ * commits only with its acknowledgement when a member is down.  At most
+ * one per retry_ms per group (the machine asks again). */
+static void snap_send_point(struct qfs_rnode *rn, struct group *g, uint32_t to)
+{
+	struct qfs_snap_chunk c;
+	qfs_ballot_t b = 0;
+	qfs_lsn_t sl;
+	uint64_t sb;
+	int rc;
+
+	if (!g->applied || (g->point_sent_ms && now_ms() - g->point_sent_ms < rn->prm.retry_ms))
+		return;
+	g->point_sent_ms = now_ms();
+	rc = wal_ballot(g, g->applied, &b);
+	if (rc == -ENOENT && !(rc = qfs_store_snap_point(rn->store, g->id, &sl, &sb)))
+		rc = sl == g->applied ? (b = sb, 0) : -ENOENT;
+	memset(&c, 0, sizeof(c));
+	c.from = rn->id;
+	c.to = to;
+	c.group = g->id;
+	c.xfer = ++rn->snap_xfer;
+	c.last = 1;
+	c.lsn = g->applied;
+	c.ballot = b;
+	if (!rc) {
+		qfs_snap_start(&rn->snap);
+		rc = qfs_snap_finish(&rn->snap, &c);
+	}
+	if (!rc)
+		rc = qfs_net_send(rn->ep, to, rn->snap.data, rn->snap.len);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "rnode log replica start group=%016" PRIx64
+		" node=%u to=%u lsn=%" PRIu64 " err=%s", g->id, rn->id, to, g->applied,
+		rc ? qfs_strerror(rc) : "none");
+	if (!rc)
+		stat_add(&rn->st_out, 1);
 }
 
 /* A follower's ACK of chunks 0..c->seq of a transfer (leader, I/O thread):
@@ -2674,16 +2781,16 @@ int qfs_rnode_group_create(struct qfs_rnode *rn, qfs_group_t group,
 
 /* qfs_rnode_group_create, and when promised is not 0 the promise file
  * written (durably) before the group is loaded; join: members need not
- * hold this node (qfs_rnode_group_join), floor (may be NULL): the vote
- * floor file, written (durably) before the group is loaded too, so the
- * replica never runs without it. */
+ * hold this node (qfs_rnode_group_join), 2: as a log replica
+ * (qfs_rnode_group_join_log); floor (may be NULL): the vote floor file,
+ * written (durably) before the group is loaded too, so the replica never
+ * runs without it. */
 static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 			const struct qfs_paxos_config *members, qfs_ballot_t promised, int join,
 			const struct qfs_paxos_floor *floor)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], text[128];
 	struct group *g;
-	size_t off;
 	int rc;
 
 	if (!cfg_valid(members, join ? 0 : rn->id))
@@ -2697,10 +2804,8 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 	pthread_mutex_unlock(&rn->mu);
 	if (rc)
 		return rc;
-	off = (size_t)snprintf(text, sizeof(text), "members");
-	for (uint32_t i = 0; i < members->n; i++)
-		off += (size_t)snprintf(text + off, sizeof(text) - off, " %u", members->ids[i]);
-	snprintf(text + off, sizeof(text) - off, "\n");
+	members_text_kind(members, join == 2 || qfs_paxos_config_is_log(members, rn->id), text,
+			  sizeof(text));
 	if ((rc = qfs_node_path_fmt(path, sizeof(path), "%s/groups/%016" PRIx64, rn->dir, group)) ||
 	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/groups/%016" PRIx64 ".tmp", rn->dir, group)))
 		return rc;
@@ -2744,6 +2849,7 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 	}
 	if ((rc = group_load(rn, group, members, &g)))
 		return rc;
+	g->logrep = join == 2 || qfs_paxos_config_is_log(members, rn->id);
 	{
 		char gdir[PATH_MAX];
 
@@ -2845,6 +2951,44 @@ int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group)
 	return r;
 }
 
+/* See rnode.h. */
+int qfs_rnode_group_join_log(struct qfs_rnode *rn, qfs_group_t group,
+			     const struct qfs_paxos_config *members, const struct qfs_paxos_floor *floor)
+{
+	if (!cfg_valid(members, 0) || cfg_valid(members, rn->id))
+		return -EINVAL;
+	return group_create(rn, group, members, floor ? floor->promised : 0, 2, floor);
+}
+
+/* See rnode.h.  The leader's view of its peers (g->mu). */
+int qfs_rnode_group_health(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_health *out)
+{
+	struct group *g = group_get(rn, group);
+	uint64_t now = now_ms();
+
+	if (!g)
+		return QFS_ENOGROUP;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&g->mu);
+	out->leader = !g->stopped && !g->dropped && g->px.role == QFS_PAXOS_LEADER;
+	out->cfg = g->px.cfg;
+	out->applied_cfg = g->cfg;
+	out->changing = g->px.ncfgs > 0;
+	for (uint32_t i = 0; out->leader && i < g->px.npeers; i++) {
+		const struct qfs_paxos_peer *pe = &g->px.peers[i];
+		uint64_t since = pe->ack_ms ? pe->ack_ms : g->px.lead_since;
+
+		out->ids[out->n] = pe->id;
+		out->silent_ms[out->n] = now > since ? now - since : 0;
+		out->match[out->n] = pe->match;
+		out->n++;
+	}
+	out->last = g->px.last;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return 0;
+}
+
 /* See rnode.h.  The members this replica applied last. */
 int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out)
 {
@@ -2905,6 +3049,10 @@ int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, s
 
 	if (!g)
 		return QFS_ENOGROUP;
+	if (g->logrep) { /* it holds no store: the leader serves */
+		group_put(rn, g);
+		return -EREMOTE;
+	}
 	pthread_rwlock_rdlock(&g->rw);
 	rc = g->dropped ? QFS_ENOGROUP : qfs_store_get(rn->store, group, key, key_len, val, val_len);
 	pthread_rwlock_unlock(&g->rw);
@@ -2922,6 +3070,10 @@ int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, s
 
 	if (!g)
 		return QFS_ENOGROUP;
+	if (g->logrep) { /* it holds no store: the leader serves */
+		group_put(rn, g);
+		return -EREMOTE;
+	}
 	pthread_rwlock_rdlock(&g->rw);
 	rc = g->dropped ? QFS_ENOGROUP
 			: qfs_store_scan(rn->store, group, lo, lo_len, hi, hi_len, cb, arg);
@@ -2980,9 +3132,10 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out)
 			len = snprintf(line, sizeof(line),
 				       "group %016" PRIx64 " node %u az %s role %s ballot %" PRIu64
 				       " leader %u last %" PRIu64 " durable %" PRIu64 " commit %" PRIu64
-				       " applied %" PRIu64 "\n",
+				       " applied %" PRIu64 "%s\n",
 				       g->id, rn->id, rn->az, role_name(g), g->px.ballot, g->leader,
-				       g->px.last, g->px.persisted, g->px.commit, g->px.applied);
+				       g->px.last, g->px.persisted, g->px.commit, g->px.applied,
+				       g->logrep ? " kind log" : "");
 		pthread_mutex_unlock(&g->mu);
 		if (len > 0)
 			qfs_buf_put(out, line, (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);

@@ -211,6 +211,32 @@ int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
  * history from before its removal, not its membership.  0 otherwise
  * (also when there is no such group). */
 int qfs_rnode_group_joining(struct qfs_rnode *rn, qfs_group_t group);
+/* qfs_rnode_group_join for a log replica (doc/paxos.md section 7a): the
+ * replica keeps the log only (it applies no txn to the store, answers
+ * reads -EREMOTE, never campaigns), which its members file records
+ * (" kind log").  The leader starts it at its snapshot point, shipped
+ * without items.  floor: as for qfs_rnode_group_join (a log replica votes
+ * like any member, so a spare node that was a member of group before
+ * needs it: doc/paxos.md section 7a).  Errors of qfs_rnode_group_join. */
+int qfs_rnode_group_join_log(struct qfs_rnode *rn, qfs_group_t group,
+			     const struct qfs_paxos_config *members, const struct qfs_paxos_floor *floor);
+
+/* A leader's view of its group's members (the healer's input, server.c). */
+struct qfs_rnode_health {
+	int leader;              /* 1: this replica leads (the rest is valid) */
+	struct qfs_paxos_config cfg; /* in force (newest in the log) */
+	struct qfs_paxos_config applied_cfg; /* applied (the members file) */
+	int changing;            /* a CONFIG entry is not committed yet */
+	uint32_t n;              /* peers below */
+	uint32_t ids[QFS_PAXOS_MAX_NODES];
+	uint64_t silent_ms[QFS_PAXOS_MAX_NODES]; /* since its last answer (or
+				    since this leader's election) */
+	qfs_lsn_t match[QFS_PAXOS_MAX_NODES]; /* its durable, matching log end */
+	qfs_lsn_t last;          /* the leader's last LSN */
+};
+/* Fill *out for group (any thread, under the group's lock).  0 or
+ * QFS_ENOGROUP. */
+int qfs_rnode_group_health(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rnode_health *out);
 /* The members this replica applied last (its members file).  0 or
  * QFS_ENOGROUP. */
 int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_paxos_config *out);

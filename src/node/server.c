@@ -14,8 +14,27 @@
  * group this node is a member of that a majority of its members hosts but
  * this node lacks (one created while it was down), and drops its replica
  * of a group a membership change removed it from while it was down
- * (qfs_node_removed_here); it never recreates a group this process dropped.  Lock: s->mu
- * protects the queue, stop and the dropped list.
+ * (qfs_node_removed_here); it never recreates a group this process dropped.
+ *
+ * Log replicas (doc/cluster.md "Log replicas", doc/paxos.md section 7a).
+ * With -o heal_after (s->heal_after_ms, 0: off) a healer thread looks every
+ * HEAL_TICK_MS at the groups this node leads.  A group of three storage
+ * members one of which has not answered for heal_after gets a log replica
+ * on a spare node (not a member; the dead member's AZ first), then loses
+ * the dead member: two CONFIG entries, one change each, so writes have a
+ * quorum of durable copies again when a second member fails.  A group of
+ * two storage members and a log replica, all answering, gets a storage
+ * replica back on a node of a third AZ (the dead node once it is back and
+ * its reconciler dropped its old copy, or a spare), which catches up
+ * through the usual path (snapshot + log); once its applied LSN reaches
+ * the leader's, the log replica is removed and its replica (WAL included)
+ * dropped.  Both joins carry the vote floor this leader gives (a spare
+ * or the dead node may have been a member of the group before: doc/paxos.md
+ * section 7a).  The healer blocks on one group at a time; every step is
+ * logged (`node heal ...`) and a step that fails is tried again on a later
+ * round, from the members in force.
+ *
+ * Lock: s->mu protects the queue, stop and the dropped list.
  */
 #include "config.h"
 
@@ -24,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/glist.h"
 #include "common/log.h"
@@ -36,6 +56,9 @@
 #define QUEUE_BYTES (256u << 20) /* and bytes of them (one is always taken) */
 #define SCAN_REPLY_BYTES (4u << 20) /* items per scan reply, about */
 #define RECONCILE_MS 3000      /* how often the reconciler asks the others */
+#define HEAL_TICK_MS 250       /* how often the healer looks at the groups led here */
+#define HEAL_STEP_MS 10000     /* one CONFIG step of the healer */
+#define HEAL_CATCHUP_MS 600000 /* a restored storage replica's catch-up, at most */
 
 struct job {
 	struct job *next;
@@ -60,6 +83,11 @@ struct qfs_node_server {
 	pthread_t rec;
 	int rec_started;
 	struct qfs_glist dropped;    /* groups dropped by this process; mu */
+	uint32_t heal_after_ms;      /* immutable; 0: no healer */
+	pthread_t heal;
+	int heal_started;
+	uint64_t heal_warned_ms;     /* healer thread: last "no spare" line */
+	uint64_t heal_join_ms;       /* healer thread: last storage join refused */
 };
 
 /* rnode's on_frame hook, on its I/O thread: queue a request. */
@@ -133,8 +161,8 @@ static void members_cb(qfs_group_t g, void *arg)
 		return; /* dropped meanwhile */
 	qfs_buf_put_u64(mc->b, g);
 	qfs_buf_put_u8(mc->b, (uint8_t)cfg.n);
-	for (uint32_t i = 0; i < cfg.n; i++)
-		qfs_buf_put_u32(mc->b, cfg.ids[i]);
+	for (uint32_t i = 0; i < cfg.n; i++) /* (a log replica flagged) */
+		qfs_buf_put_u32(mc->b, cfg.ids[i] | (cfg.log >> i & 1 ? QFS_PAXOS_LOG_FLAG : 0));
 }
 
 /* EXISTS: 1 and group's members (n x be32) into pb if hosted, else 0. */
@@ -181,6 +209,8 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 		if (!read_here(s, q, p))
 			break;
 		p->err = qfs_rnode_get(s->rn, q->group, q->a, q->alen, &val, &vlen);
+		if (p->err == -EREMOTE) /* a log replica */
+			p->leader = qfs_rnode_leader(s->rn, q->group);
 		if (!p->err)
 			qfs_buf_put(pb, val, vlen);
 		free(val);
@@ -193,6 +223,8 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 					scan_cb, &so);
 		if (p->err == 1)
 			p->err = 0;
+		if (p->err == -EREMOTE) /* a log replica */
+			p->leader = qfs_rnode_leader(s->rn, q->group);
 		p->result = so.more;
 		break;
 	case QFS_RPC_CREATE:
@@ -246,16 +278,30 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 		break;
 	}
 	case QFS_RPC_JOIN:
-	case QFS_RPC_CONFIG:
+	case QFS_RPC_CONFIG: {
+		int join_log = 0;
+
 		memset(&cfg, 0, sizeof(cfg));
 		if (q->alen % 4 || !q->alen || q->alen / 4 > QFS_PAXOS_MAX_NODES) {
 			p->err = -EINVAL;
 			break;
 		}
-		cfg.n = (uint32_t)(q->alen / 4);
-		for (uint32_t i = 0; i < cfg.n; i++)
-			cfg.ids[i] = qfs_be32_get(q->a + 4 * i);
-		if (q->op == QFS_RPC_JOIN) {
+		/* a log replica's word carries QFS_PAXOS_LOG_FLAG; a JOIN
+		 * whose list ends with our own flagged id makes one here */
+		for (uint32_t i = 0; i < q->alen / 4; i++) {
+			uint32_t w = qfs_be32_get(q->a + 4 * i);
+
+			if (q->op == QFS_RPC_JOIN && w == (s->id | QFS_PAXOS_LOG_FLAG)) {
+				join_log = 1;
+				continue;
+			}
+			if (w & QFS_PAXOS_LOG_FLAG)
+				cfg.log |= 1u << cfg.n;
+			cfg.ids[cfg.n++] = w & ~QFS_PAXOS_LOG_FLAG;
+		}
+		if (!cfg.n) {
+			p->err = -EINVAL;
+		} else if (q->op == QFS_RPC_JOIN) {
 			struct qfs_paxos_floor fl;
 
 			/* b: the floor from the leader (an older router sends
@@ -269,16 +315,22 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 				fl.lsn = qfs_be64_get(q->b + 8);
 				fl.ballot = qfs_be64_get(q->b + 16);
 			}
-			p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
+			if (join_log)
+				p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg,
+								  q->blen ? &fl : NULL);
+			else
+				p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
 		} else {
 			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
 							   q->timeout_ms ? q->timeout_ms : 5000,
 							   &p->leader);
 		}
 		QFS_LOG(p->err ? QFS_LOG_WARN : QFS_LOG_INFO, "node member %s group=%016llx node=%u "
-			"members=%u err=%s", q->op == QFS_RPC_JOIN ? "join" : "config",
-			(unsigned long long)q->group, s->id, cfg.n, p->err ? qfs_strerror(p->err) : "none");
+			"members=%u%s err=%s", q->op == QFS_RPC_JOIN ? "join" : "config",
+			(unsigned long long)q->group, s->id, cfg.n, join_log ? " kind=log" : "",
+			p->err ? qfs_strerror(p->err) : "none");
 		break;
+	}
 	default:
 		p->err = -EOPNOTSUPP;
 	}
@@ -500,6 +552,7 @@ static void reconcile(struct qfs_node_server *s)
 				continue;
 			if (m) {
 				cfg.n = m->n;
+				cfg.log = m->log; /* (a log replica is created as one) */
 				memcpy(cfg.ids, m->ids, m->n * sizeof(m->ids[0]));
 			}
 			if (!has_id(cfg.ids, cfg.n, s->id))
@@ -559,6 +612,352 @@ static void *reconcile_main(void *arg)
 			break;
 		pthread_mutex_unlock(&s->mu);
 		reconcile(s);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ---- the healer: log replicas (see the file comment) ---- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int heal_stopping(struct qfs_node_server *s)
+{
+	int stop;
+
+	pthread_mutex_lock(&s->mu);
+	stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+static const char *node_az(struct qfs_node_server *s, uint32_t id)
+{
+	const struct qfs_cluster_node *n = qfs_cluster_node(&s->cl, id);
+
+	return n ? n->az : "";
+}
+
+static uint32_t nlog_of(const struct qfs_paxos_config *c)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < c->n; i++)
+		k += c->log >> i & 1;
+	return k;
+}
+
+/* The member words of c for the node RPCs (QFS_PAXOS_LOG_FLAG on a log
+ * replica's id). */
+static void cfg_words(const struct qfs_paxos_config *c, uint32_t *w)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		w[i] = c->ids[i] | (c->log >> i & 1 ? QFS_PAXOS_LOG_FLAG : 0);
+}
+
+/* Propose to = one change of the configuration in force through this
+ * node (the leader); retried while another change or a new leader's
+ * barrier is in flight.  0 or the error. */
+static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *to)
+{
+	uint64_t dl = mono_ms() + HEAL_STEP_MS;
+	uint32_t leader = 0;
+	int rc;
+
+	do {
+		rc = qfs_rnode_propose_members(s->rn, g, to, HEAL_STEP_MS, &leader);
+		if (rc != -EBUSY && rc != -EAGAIN)
+			break;
+		usleep(100 * 1000);
+	} while (mono_ms() < dl && !heal_stopping(s));
+	return rc;
+}
+
+/* Ask node id to host an empty replica of g (a log replica when log)
+ * joining the members in force w[n], with the vote floor this node gives
+ * as g's leader (doc/paxos.md sections 7 and 7a: id may have been a
+ * member of g before, as a spare or as the dead member back, and its
+ * empty replica must not vote for a stale log).  0; a floor error
+ * (-EREMOTE: not the leader any more, -EBUSY: a barrier or id's removal
+ * uncommitted) with *nofloor set; or the error of qfs_rcell_join_at. */
+static int heal_join(struct qfs_node_server *s, qfs_group_t g, uint32_t id, const uint32_t *w,
+		     uint32_t n, int log, int *nofloor)
+{
+	struct qfs_paxos_floor fl;
+	int rc = qfs_rnode_join_floor(s->rn, g, id, &fl, NULL);
+
+	*nofloor = rc != 0;
+	if (rc) {
+		QFS_LOG(QFS_LOG_INFO, "node heal floor group=%016llx node=%u err=%s (next round)",
+			(unsigned long long)g, id, qfs_strerror(rc));
+		return rc;
+	}
+	return qfs_rcell_join_at(s->peers, id, g, w, n, log, &fl);
+}
+
+/* The second step of phase 1: dead out of c (which holds log replica lr,
+ * added since t0). */
+static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
+			     const struct qfs_paxos_config *c, uint32_t dead, uint32_t lr, uint64_t t0)
+{
+	struct qfs_paxos_config rm;
+	int rc;
+
+	memset(&rm, 0, sizeof(rm));
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] != dead) {
+			if (c->log >> i & 1)
+				rm.log |= 1u << rm.n;
+			rm.ids[rm.n++] = c->ids[i];
+		}
+	rc = heal_config(s, g, &rm);
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal member removed group=%016llx node=%u "
+		"members=%u log=%u took_ms=%llu err=%s", (unsigned long long)g, dead, rm.n, lr,
+		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
+}
+
+/* Phase 1: member dead (silent for heal_after) of a group of three storage
+ * replicas c: a log replica on a spare node, then dead removed. */
+static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
+			 uint32_t dead, uint64_t silent_ms)
+{
+	uint32_t cand[QFS_CLUSTER_MAX_NODES], nc = 0, w[QFS_PAXOS_MAX_NODES];
+	struct qfs_paxos_config add = *c;
+	uint64_t t0 = mono_ms();
+	uint32_t spare = 0;
+	int rc = -ENODEV, nofloor = 0;
+
+	/* spares: not members, the dead member's AZ first */
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t i = 0; i < s->cl.n; i++) {
+			uint32_t id = s->cl.nodes[i].id;
+			int same = !strcmp(s->cl.nodes[i].az, node_az(s, dead));
+			int member = 0;
+
+			for (uint32_t k = 0; k < c->n; k++)
+				member |= c->ids[k] == id;
+			if (!member && same == !pass)
+				cand[nc++] = id;
+		}
+	cfg_words(c, w);
+	for (uint32_t i = 0; i < nc && !heal_stopping(s); i++) {
+		if (!qfs_rcell_node_up(s->peers, cand[i]))
+			continue;
+		rc = heal_join(s, g, cand[i], w, c->n, 1, &nofloor);
+		if (nofloor)
+			return; /* (the same for every spare) */
+		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal join group=%016llx node=%u "
+			"kind=log dead=%u err=%s", (unsigned long long)g, cand[i], dead,
+			rc ? qfs_strerror(rc) : "none");
+		if (rc == 0) {
+			spare = cand[i];
+			break;
+		}
+	}
+	if (!spare) {
+		if (mono_ms() - s->heal_warned_ms >= 60000) {
+			s->heal_warned_ms = mono_ms();
+			QFS_LOG(QFS_LOG_WARN, "node heal no spare group=%016llx dead=%u err=%s "
+				"(no node outside the group answers and takes a log replica)",
+				(unsigned long long)g, dead, qfs_strerror(rc));
+		}
+		return;
+	}
+	add.ids[add.n] = spare;
+	add.log |= 1u << add.n;
+	add.n++;
+	rc = heal_config(s, g, &add);
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal log replica added group=%016llx node=%u "
+		"az=%s dead=%u silent_ms=%llu took_ms=%llu err=%s", (unsigned long long)g, spare,
+		node_az(s, spare), dead, (unsigned long long)silent_ms,
+		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
+	if (rc) {
+		/* the next round starts over; after a timeout the entry may
+		 * still commit: the replica stays (a later round goes on) */
+		if (rc != -ETIMEDOUT)
+			qfs_rcell_drop_at(s->peers, spare, g);
+		return;
+	}
+	heal_remove_dead(s, g, &add, dead, spare, t0);
+}
+
+/* Wait until node applied what this leader had applied when asked (or
+ * HEAL_CATCHUP_MS).  0 or -ETIMEDOUT. */
+static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t node)
+{
+	struct qfs_rnode_ginfo gi;
+	uint64_t dl = mono_ms() + HEAL_CATCHUP_MS;
+	qfs_lsn_t got = 0;
+
+	if (qfs_rnode_group_info(s->rn, g, &gi) != 0)
+		return QFS_ENOGROUP;
+	while (qfs_rcell_applied_at(s->peers, node, g, &got) != 0 || got < gi.applied) {
+		if (mono_ms() >= dl || heal_stopping(s))
+			return -ETIMEDOUT;
+		usleep(200 * 1000);
+	}
+	return 0;
+}
+
+/* Phase 2: a group of two storage members and log replica lr (c): a
+ * storage replica on a node of a third AZ, its catch-up, then lr removed
+ * and dropped.  add: a storage member already added (a round that
+ * stopped after the add), else 0. */
+static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
+			 uint32_t lr, uint32_t added)
+{
+	struct qfs_paxos_config to = *c, rm;
+	uint32_t w[QFS_PAXOS_MAX_NODES], nw = added;
+	uint64_t t0 = mono_ms();
+	int rc, nofloor = 0;
+
+	if (!nw && mono_ms() - s->heal_join_ms < RECONCILE_MS / 3)
+		return; /* a join was refused (an old copy there): not every tick */
+	if (!nw) {
+		cfg_words(c, w);
+		for (uint32_t i = 0; i < s->cl.n && !nw && !heal_stopping(s); i++) {
+			uint32_t id = s->cl.nodes[i].id;
+			int taken = 0;
+
+			for (uint32_t k = 0; k < c->n; k++)
+				taken |= c->ids[k] == id ||
+					 (!(c->log >> k & 1) && !strcmp(node_az(s, c->ids[k]),
+									s->cl.nodes[i].az));
+			if (taken || !qfs_rcell_node_up(s->peers, id))
+				continue;
+			/* -EEXIST: it still holds an old copy (its reconciler
+			 * drops it within RECONCILE_MS): a later round */
+			rc = heal_join(s, g, id, w, c->n, 0, &nofloor);
+			if (nofloor) {
+				s->heal_join_ms = mono_ms();
+				return;
+			}
+			QFS_LOG(rc ? QFS_LOG_DEBUG : QFS_LOG_INFO, "node heal join group=%016llx node=%u "
+				"kind=storage err=%s", (unsigned long long)g, id,
+				rc ? qfs_strerror(rc) : "none");
+			if (rc == 0)
+				nw = id;
+		}
+		if (!nw) {
+			s->heal_join_ms = mono_ms();
+			return;
+		}
+		to.ids[to.n++] = nw;
+	} else {
+		to.ids[to.n++] = nw;
+	}
+	if (!added) {
+		rc = heal_config(s, g, &to);
+		QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal storage replica added group=%016llx "
+			"node=%u az=%s err=%s", (unsigned long long)g, nw, node_az(s, nw),
+			rc ? qfs_strerror(rc) : "none");
+		if (rc) {
+			if (rc != -ETIMEDOUT) /* (see heal_add_log) */
+				qfs_rcell_drop_at(s->peers, nw, g);
+			return;
+		}
+	}
+	rc = heal_caught_up(s, g, nw);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal storage replica caught up group=%016llx "
+		"node=%u took_ms=%llu err=%s", (unsigned long long)g, nw,
+		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
+	if (rc)
+		return; /* the log replica stays; a later round waits again */
+	memset(&rm, 0, sizeof(rm));
+	for (uint32_t i = 0; i < to.n; i++)
+		if (to.ids[i] != lr) {
+			if (to.log >> i & 1)
+				rm.log |= 1u << rm.n;
+			rm.ids[rm.n++] = to.ids[i];
+		}
+	rc = heal_config(s, g, &rm);
+	if (rc == 0)
+		rc = qfs_rcell_drop_at(s->peers, lr, g);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal log replica retired group=%016llx "
+		"node=%u members=%u err=%s", (unsigned long long)g, lr, rm.n,
+		rc == -ETIMEDOUT ? "no answer: its copy is dropped by its reconciler" :
+		rc ? qfs_strerror(rc) : "none");
+}
+
+/* One group led here (see the file comment). */
+static void heal_group(struct qfs_node_server *s, qfs_group_t g)
+{
+	struct qfs_rnode_health h;
+	uint32_t dead = 0, lr = 0, added = 0, nlog;
+	uint64_t silent = 0;
+	int all_up = 1;
+
+	if (qfs_rnode_group_health(s->rn, g, &h) != 0 || !h.leader || h.changing)
+		return;
+	nlog = nlog_of(&h.cfg);
+	for (uint32_t i = 0; i < h.n; i++) {
+		int log = qfs_paxos_config_is_log(&h.cfg, h.ids[i]);
+
+		if (h.silent_ms[i] >= s->heal_after_ms) {
+			all_up = 0;
+			if (!log && !dead) {
+				dead = h.ids[i];
+				silent = h.silent_ms[i];
+			}
+		}
+	}
+	for (uint32_t i = 0; i < h.cfg.n; i++)
+		if (h.cfg.log >> i & 1)
+			lr = h.cfg.ids[i];
+	if (h.cfg.n == 3 && nlog == 0 && dead) {
+		heal_add_log(s, g, &h.cfg, dead, silent);
+	} else if (h.cfg.n == 3 && nlog == 1 && all_up) {
+		heal_restore(s, g, &h.cfg, lr, 0);
+	} else if (h.cfg.n == 4 && nlog == 1) {
+		/* a round that stopped half-way: the member added last (the
+		 * highest index) is the log replica (phase 1: the dead member
+		 * is still to go) or a storage replica (phase 2: the log
+		 * replica is still to go once it caught up) */
+		struct qfs_paxos_config c3 = h.cfg;
+
+		added = h.cfg.ids[h.cfg.n - 1];
+		if (qfs_paxos_config_is_log(&h.cfg, added)) {
+			if (dead)
+				heal_remove_dead(s, g, &h.cfg, dead, added, mono_ms());
+			return;
+		}
+		if (added == s->id)
+			return;
+		c3.n--;
+		heal_restore(s, g, &c3, lr, added);
+	}
+}
+
+static void *heal_main(void *arg)
+{
+	struct qfs_node_server *s = arg;
+	struct qfs_glist mine;
+	struct timespec ts;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += HEAL_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->rcv, &s->mu, &ts);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		memset(&mine, 0, sizeof(mine));
+		qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
+		for (size_t k = 0; k < mine.n && !heal_stopping(s); k++)
+			heal_group(s, mine.v[k]);
+		qfs_glist_free(&mine);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -626,9 +1025,15 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 			goto err_stop;
 		}
 		s->rec_started = 1;
+		s->heal_after_ms = o->heal_after_ms;
+		if (s->heal_after_ms && pthread_create(&s->heal, NULL, heal_main, s) != 0) {
+			rc = -EAGAIN;
+			goto err_stop;
+		}
+		s->heal_started = s->heal_after_ms != 0;
 	}
-	QFS_LOG(QFS_LOG_INFO, "node serving id=%u az=%s addr=%s nodes=%u dir=%s", o->id, me->az,
-		me->addr, s->cl.n, o->dir);
+	QFS_LOG(QFS_LOG_INFO, "node serving id=%u az=%s addr=%s nodes=%u dir=%s heal_after_ms=%u",
+		o->id, me->az, me->addr, s->cl.n, o->dir, s->heal_after_ms);
 	*out = s;
 	return 0;
 
@@ -664,6 +1069,8 @@ void qfs_node_server_stop(struct qfs_node_server *s)
 		pthread_join(s->th[i], NULL);
 	if (s->rec_started)
 		pthread_join(s->rec, NULL);
+	if (s->heal_started)
+		pthread_join(s->heal, NULL);
 	qfs_rcell_close(s->peers);
 	qfs_rnode_close(s->rn);
 	while ((j = s->head)) {

@@ -212,12 +212,19 @@ static int is_member(const struct qfs_paxos *p, uint32_t id)
 	return 0;
 }
 
+/* A member that may lead: in the configuration, and a storage replica (a
+ * log replica holds no store: it never campaigns, section 7a). */
+static int may_lead(const struct qfs_paxos *p, uint32_t id)
+{
+	return is_member(p, id) && !qfs_paxos_config_is_log(&p->cfg, id);
+}
+
 /* The preferred member, 0 if none (not set, or not in the config). */
 static uint32_t preferred(const struct qfs_paxos *p)
 {
 	if (p->prm.preferred == QFS_PAXOS_PREFERRED_AUTO)
 		return qfs_paxos_preferred(p->group, &p->cfg);
-	return p->prm.preferred && is_member(p, p->prm.preferred) ? p->prm.preferred : 0;
+	return p->prm.preferred && may_lead(p, p->prm.preferred) ? p->prm.preferred : 0;
 }
 
 static int cfg_has(const struct qfs_paxos_config *c, uint32_t id)
@@ -230,8 +237,9 @@ static int cfg_has(const struct qfs_paxos_config *c, uint32_t id)
 
 static int cfg_ok(const struct qfs_paxos_config *c)
 {
-	if (!c->n || c->n > QFS_PAXOS_MAX_NODES)
-		return 0;
+	if (!c->n || c->n > QFS_PAXOS_MAX_NODES || (c->log >> c->n) ||
+	    c->log == (1u << c->n) - 1)
+		return 0; /* a log bit beyond the members, or no storage member */
 	for (uint32_t i = 0; i < c->n; i++) {
 		if (!c->ids[i] || c->ids[i] > 0xffff)
 			return 0;
@@ -255,7 +263,8 @@ static void cfg_changed(struct qfs_paxos *p)
 	struct qfs_paxos_peer old[QFS_PAXOS_MAX_NODES];
 	uint32_t nold = p->npeers;
 
-	if (c->n == p->cfg.n && !memcmp(c->ids, p->cfg.ids, c->n * sizeof(c->ids[0])))
+	if (c->n == p->cfg.n && c->log == p->cfg.log &&
+	    !memcmp(c->ids, p->cfg.ids, c->n * sizeof(c->ids[0])))
 		return;
 	memcpy(old, p->peers, sizeof(old));
 	p->cfg = *c;
@@ -281,8 +290,8 @@ static void cfg_changed(struct qfs_paxos *p)
 		if (p->role == QFS_PAXOS_LEADER)
 			request_read(p, pe);
 	}
-	trace(p, "event=config n=%u ids=%u,%u,%u,%u,%u member=%d", c->n, c->ids[0], c->ids[1],
-	      c->ids[2], c->ids[3], c->ids[4], cfg_has(c, p->self));
+	trace(p, "event=config n=%u ids=%u,%u,%u,%u,%u log=%#x member=%d", c->n, c->ids[0],
+	      c->ids[1], c->ids[2], c->ids[3], c->ids[4], c->log, cfg_has(c, p->self));
 	if (p->role == QFS_PAXOS_LEADER) {
 		p->lease_until = 0;
 		p->lead_since = p->now; /* (check-quorum and handoff count from here) */
@@ -413,7 +422,10 @@ static void request_read(struct qfs_paxos *p, struct qfs_paxos_peer *pe)
 
 	if (pe->read_pending || pe->next > p->last)
 		return;
-	if (pe->next < p->first_retained) {
+	/* a log replica needs no history: it starts at the snapshot point,
+	 * which its driver ships without the store (section 7a) */
+	if (pe->next < p->first_retained ||
+	    (pe->next == 1 && p->applied && qfs_paxos_config_is_log(&p->cfg, pe->id))) {
 		if (p->snapshot_to)
 			return;
 		p->snapshot_to = pe->id;
@@ -748,7 +760,7 @@ static void on_handoff(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		 * nothing, so campaign again at once (the others' grants to our
 		 * own ballot do not hold us back: on_prepare). */
 		ok = p->role == QFS_PAXOS_FOLLOWER && !p->leader && in->ballot == p->ballot &&
-		     qfs_paxos_ballot_node(p->ballot) == p->self && is_member(p, p->self) &&
+		     qfs_paxos_ballot_node(p->ballot) == p->self && may_lead(p, p->self) &&
 		     !below_floor(p);
 		trace(p, "event=handoff_refused from=%u campaign=%d", in->from, ok);
 		if (ok)
@@ -756,7 +768,7 @@ static void on_handoff(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 		return;
 	}
 	ok = p->role == QFS_PAXOS_FOLLOWER && in->ballot == p->ballot && p->leader == in->from &&
-	     in->ballot == p->promised && is_member(p, p->self) && !below_floor(p) &&
+	     in->ballot == p->promised && may_lead(p, p->self) && !below_floor(p) &&
 	     (preferred(p) == p->self || !is_member(p, in->from)) && p->now >= p->boot_grant_until &&
 	     (p->now >= p->lease_grant_until || p->lease_grant_ballot == in->ballot) &&
 	     in->last_lsn == p->last && in->last_ballot == p->last_ballot;
@@ -984,7 +996,7 @@ static void leave(struct qfs_paxos *p)
 	struct qfs_paxos_msg *m;
 
 	for (uint32_t i = 0; i < p->npeers; i++)
-		if (p->peers[i].match == p->last &&
+		if (p->peers[i].match == p->last && may_lead(p, p->peers[i].id) &&
 		    (!to || p->peers[i].id == preferred(p)))
 			to = &p->peers[i];
 	trace(p, "event=leave commit=%llu to=%u", (unsigned long long)p->commit, to ? to->id : 0);
@@ -1002,10 +1014,11 @@ static void timers(struct qfs_paxos *p)
 {
 	if (p->role != QFS_PAXOS_LEADER) {
 		/* (a replica the configuration left out never campaigns, nor
-		 * one below its vote floor: its timer starts again, so that
-		 * next_tick_ms is not in the past) */
+		 * a log replica (section 7a), nor one below its vote floor:
+		 * its timer starts again, so that next_tick_ms is not in the
+		 * past) */
 		if (p->now >= campaign_at(p)) {
-			if (is_member(p, p->self) && !below_floor(p))
+			if (may_lead(p, p->self) && !below_floor(p))
 				campaign(p);
 			else
 				election_reset(p);
@@ -1059,17 +1072,23 @@ static uint64_t next_tick(const struct qfs_paxos *p)
 /* See paxos.h. */
 uint32_t qfs_paxos_preferred(uint64_t group, const struct qfs_paxos_config *cfg)
 {
-	uint32_t k, n = cfg->n;
+	uint32_t k, n = cfg->n, ns = 0;
 
 	if (!n || n > QFS_PAXOS_MAX_NODES)
 		return 0;
-	k = (uint32_t)(group % n);
-	/* the k-th smallest id (ids are distinct) */
+	for (uint32_t i = 0; i < n; i++)
+		ns += !(cfg->log >> i & 1);
+	if (!ns)
+		return 0;
+	k = (uint32_t)(group % ns);
+	/* the k-th smallest storage member's id (ids are distinct) */
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t below = 0;
 
+		if (cfg->log >> i & 1)
+			continue;
 		for (uint32_t j = 0; j < n; j++)
-			below += cfg->ids[j] < cfg->ids[i];
+			below += !(cfg->log >> j & 1) && cfg->ids[j] < cfg->ids[i];
 		if (below == k)
 			return cfg->ids[i];
 	}
@@ -1087,11 +1106,12 @@ size_t qfs_paxos_config_encode(const struct qfs_paxos_config *cfg, uint8_t *buf)
 	buf[3] = (uint8_t)n;
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *b = buf + 4 + 4 * i;
+		uint32_t w = cfg->ids[i] | (cfg->log >> i & 1 ? QFS_PAXOS_LOG_FLAG : 0);
 
-		b[0] = (uint8_t)(cfg->ids[i] >> 24);
-		b[1] = (uint8_t)(cfg->ids[i] >> 16);
-		b[2] = (uint8_t)(cfg->ids[i] >> 8);
-		b[3] = (uint8_t)cfg->ids[i];
+		b[0] = (uint8_t)(w >> 24);
+		b[1] = (uint8_t)(w >> 16);
+		b[2] = (uint8_t)(w >> 8);
+		b[3] = (uint8_t)w;
 	}
 	return 4 + 4 * (size_t)n;
 }
@@ -1113,11 +1133,25 @@ int qfs_paxos_config_decode(const void *data, size_t len, struct qfs_paxos_confi
 	c.n = be32(b);
 	if (c.n == 0 || c.n > QFS_PAXOS_MAX_NODES || len != 4 + 4 * (size_t)c.n)
 		return QFS_ECORRUPT;
-	for (uint32_t i = 0; i < c.n; i++)
+	for (uint32_t i = 0; i < c.n; i++) {
 		c.ids[i] = be32(b + 4 + 4 * i);
+		if (c.ids[i] & QFS_PAXOS_LOG_FLAG) {
+			c.ids[i] &= ~QFS_PAXOS_LOG_FLAG;
+			c.log |= 1u << i;
+		}
+	}
 	if (!cfg_ok(&c))
 		return QFS_ECORRUPT;
 	*out = c;
+	return 0;
+}
+
+/* See paxos.h. */
+int qfs_paxos_config_is_log(const struct qfs_paxos_config *cfg, uint32_t id)
+{
+	for (uint32_t i = 0; i < cfg->n && i < QFS_PAXOS_MAX_NODES; i++)
+		if (cfg->ids[i] == id)
+			return cfg->log >> i & 1;
 	return 0;
 }
 
@@ -1128,8 +1162,12 @@ int qfs_paxos_config_one_change(const struct qfs_paxos_config *a, const struct q
 
 	if (!cfg_ok(a) || !cfg_ok(b))
 		return 0;
-	for (uint32_t i = 0; i < b->n; i++)
+	for (uint32_t i = 0; i < b->n; i++) {
+		if (cfg_has(a, b->ids[i]) &&
+		    qfs_paxos_config_is_log(a, b->ids[i]) != qfs_paxos_config_is_log(b, b->ids[i]))
+			return 0; /* a member changes kind: not one change */
 		common += cfg_has(a, b->ids[i]);
+	}
 	return (b->n == a->n + 1 && common == a->n) || (b->n + 1 == a->n && common == b->n);
 }
 

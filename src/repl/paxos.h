@@ -50,10 +50,24 @@ static inline uint32_t qfs_paxos_ballot_node(qfs_ballot_t b) { return (uint32_t)
 struct qfs_paxos_config {
 	uint32_t n;                          /* members, 1..QFS_PAXOS_MAX_NODES */
 	uint32_t ids[QFS_PAXOS_MAX_NODES];
+	uint32_t log;                        /* bit i: ids[i] is a log replica (an
+					      * acceptor that keeps the log only:
+					      * never campaigns, never preferred;
+					      * doc/paxos.md section 7a); 0: all
+					      * storage replicas */
 };
 
+/* In a CONFIG entry (and the member lists of the node RPCs), a log
+ * replica's id word carries this bit; a release without log replicas
+ * refuses such an entry as corrupt (id above 65535). */
+#define QFS_PAXOS_LOG_FLAG 0x80000000u
+
+/* 1 if id is a log replica in cfg (a member whose bit is set). */
+int qfs_paxos_config_is_log(const struct qfs_paxos_config *cfg, uint32_t id);
+
 /* Membership changes (doc/paxos.md section 7).  A CONFIG entry's data is
- * the new member list: be32 n | n x be32 id.  A replica uses the newest
+ * the new member list: be32 n | n x be32 id (id | QFS_PAXOS_LOG_FLAG for a
+ * log replica: section 7a).  A replica uses the newest
  * configuration in its log, committed or not (it takes effect when
  * appended, and a truncation that removes it brings the previous one
  * back); a leader proposes one only alone in its batch, when it differs
@@ -69,7 +83,8 @@ size_t qfs_paxos_config_encode(const struct qfs_paxos_config *cfg, uint8_t *buf)
 int qfs_paxos_config_decode(const void *data, size_t len, struct qfs_paxos_config *out);
 
 /* 1 if b is a differs from a by exactly one member added or removed (the
- * order of ids aside), so every majority of a meets every majority of b. */
+ * order of ids aside), so every majority of a meets every majority of b;
+ * the members both hold keep their kind (storage or log). */
 int qfs_paxos_config_one_change(const struct qfs_paxos_config *a, const struct qfs_paxos_config *b);
 
 #define QFS_PAXOS_PREFERRED_AUTO UINT32_MAX
@@ -404,9 +419,10 @@ static inline int qfs_paxos_msg_needs_durable(const struct qfs_paxos_msg *m)
 }
 
 /* The member that should lead group under cfg when it is healthy: the one
- * at index group % n of cfg's ids in ascending order, so consecutive group
- * ids spread their leaders evenly over the members and every replica
- * computes the same one from the same config.  0 if cfg is empty. */
+ * at index group % n of cfg's storage members' ids (log replicas never
+ * lead) in ascending order, so consecutive group ids spread their leaders
+ * evenly over the members and every replica computes the same one from the
+ * same config.  0 if cfg has no storage member. */
 uint32_t qfs_paxos_preferred(uint64_t group, const struct qfs_paxos_config *cfg);
 
 /* Quorum size of cfg (a majority). */

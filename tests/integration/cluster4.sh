@@ -35,6 +35,7 @@ M1=$T/m1
 M2=$T/m2
 mkdir -p "$M1" "$M2" "$T/s1" "$T/s2"
 NODE_PIDS=""
+HEAL_AFTER=0 # the operator moves replicas here (section 5): no log replicas racing it (logrep.sh)
 SMNT=$M1 # status, applied, leader_of, caught_up read its .quorumfs/status
 
 cleanup() {

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,7 +189,8 @@ struct rep {
 	struct qfs_paxos px;
 	qfs_lsn_t last, applied, first_retained;
 	qfs_ballot_t ballot[MAXLOG];
-	uint8_t data[MAXLOG][8];
+	uint8_t data[MAXLOG][QFS_PAXOS_CONFIG_MAX_BYTES]; /* (a TXN's first 8 bytes) */
+	uint8_t dlen[MAXLOG];
 	uint8_t type[MAXLOG];
 	uint64_t now;
 };
@@ -219,9 +221,10 @@ static void handle(int i, const struct qfs_paxos_update *up)
 		ck_assert_uint_lt(e->lsn, MAXLOG);
 		r->ballot[e->lsn] = e->ballot;
 		r->type[e->lsn] = e->type;
-		memset(r->data[e->lsn], 0, 8);
+		memset(r->data[e->lsn], 0, sizeof(r->data[0]));
+		r->dlen[e->lsn] = e->type == QFS_REPL_ENTRY_CONFIG ? (uint8_t)e->len : 8;
 		if (e->len)
-			memcpy(r->data[e->lsn], e->data, e->len > 8 ? 8 : e->len);
+			memcpy(r->data[e->lsn], e->data, e->len > r->dlen[e->lsn] ? r->dlen[e->lsn] : e->len);
 		r->last = e->lsn;
 	}
 	for (uint32_t k = 0; k < up->nmsgs; k++) {
@@ -262,7 +265,7 @@ static void handle(int i, const struct qfs_paxos_update *up)
 			ents[n].ballot = r->ballot[l];
 			ents[n].type = r->type[l];
 			ents[n].data = r->data[l];
-			ents[n].len = 8;
+			ents[n].len = r->dlen[l] ? r->dlen[l] : 8;
 		}
 		ev.peer = rd->peer;
 		ev.lsn = rd->from - 1;
@@ -280,6 +283,7 @@ static void handle(int i, const struct qfs_paxos_update *up)
 		memcpy(C[t].ballot, r->ballot, sizeof(r->ballot));
 		memcpy(C[t].data, r->data, sizeof(r->data));
 		memcpy(C[t].type, r->type, sizeof(r->type));
+		memcpy(C[t].dlen, r->dlen, sizeof(r->dlen));
 		C[t].last = C[t].applied = r->applied;
 		C[t].first_retained = r->applied + 1;
 		drive(t, &ev);
@@ -344,6 +348,12 @@ static int propose(int i, uint64_t v)
 	return rc;
 }
 
+static void dbg_trace(void *arg, uint32_t self, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "T%u %s\n", self, line);
+}
+
 static void cluster_setup(void)
 {
 	struct qfs_paxos_config cfg = { .n = NN, .ids = { 1, 2, 3 } };
@@ -359,6 +369,8 @@ static void cluster_setup(void)
 
 		qfs_paxos_params_default(&prm);
 		prm.seed = 100 + (uint64_t)i;
+		if (getenv("DBGSNAP"))
+			prm.tracer = dbg_trace;
 		C[i].first_retained = 1;
 		C[i].now = 1000;
 		ck_assert_int_eq(qfs_paxos_init(&C[i].px, 9, &cfg, (uint32_t)i + 1, &prm, &hs, NULL, 0,
@@ -1313,6 +1325,129 @@ START_TEST(test_init_errors)
 }
 END_TEST
 
+/* ---- log replicas (doc/paxos.md section 7a) ---- */
+
+START_TEST(test_config_log_codec)
+{
+	struct qfs_paxos_config a = { .n = 3, .ids = { 1, 2, 3 }, .log = 4 }, b;
+	struct qfs_paxos_config s3 = { .n = 3, .ids = { 1, 2, 3 } }, two = { .n = 2, .ids = { 1, 2 } };
+	struct qfs_paxos_config a4 = { .n = 4, .ids = { 1, 2, 3, 4 }, .log = 4 };
+	struct qfs_paxos_config all = { .n = 1, .ids = { 5 }, .log = 1 };
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	size_t len = qfs_paxos_config_encode(&a, buf);
+
+	ck_assert_uint_eq(len, 16);
+	ck_assert_uint_eq(buf[12], 0x80); /* the kind bit of id 3 */
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, len, &b), 0);
+	ck_assert_uint_eq(b.ids[2], 3);
+	ck_assert_uint_eq(b.log, 4);
+	ck_assert(qfs_paxos_config_is_log(&b, 3));
+	ck_assert(!qfs_paxos_config_is_log(&b, 1));
+	ck_assert(!qfs_paxos_config_is_log(&b, 9));
+	/* the preferred member is a storage one, for every group id */
+	for (uint64_t g = 0; g < 8; g++)
+		ck_assert_uint_ne(qfs_paxos_preferred(g, &a), 3);
+	ck_assert(qfs_paxos_config_one_change(&two, &a));   /* add a log replica */
+	ck_assert(qfs_paxos_config_one_change(&a, &two));   /* retire it */
+	ck_assert(qfs_paxos_config_one_change(&a, &a4));    /* add a storage one */
+	ck_assert(!qfs_paxos_config_one_change(&a, &s3));   /* a kind change is not one change */
+	len = qfs_paxos_config_encode(&all, buf);           /* no storage member */
+	ck_assert_int_eq(qfs_paxos_config_decode(buf, len, &b), QFS_ECORRUPT);
+}
+END_TEST
+
+/* {1, 2, 3 log}: node 3 acknowledges and votes but never campaigns; with
+ * node 1 gone, node 2 leads and commits with node 3's acknowledgements. */
+START_TEST(test_log_replica_votes_never_leads)
+{
+	struct qfs_paxos_config cfg = { .n = NN, .ids = { 1, 2, 3 }, .log = 4 };
+	struct qfs_paxos_hard hs = { .first_retained = 1, .promised = QFS_PAXOS_BALLOT(0, 1) };
+	uint64_t t;
+
+	for (int i = 0; i < NN; i++) {
+		struct qfs_paxos_params prm;
+
+		qfs_paxos_params_default(&prm);
+		prm.seed = 300 + (uint64_t)i;
+		prm.preferred = QFS_PAXOS_PREFERRED_AUTO;
+		ck_assert_int_eq(qfs_paxos_init(&C[i].px, 9, &cfg, (uint32_t)i + 1, &prm, &hs, NULL, 0,
+						1000), 0);
+	}
+	/* only node 3 ticks for a long time: it never campaigns */
+	for (t = 1000; t < 20000; t += 100)
+		tick(2, t);
+	ck_assert_int_eq(C[2].px.role, QFS_PAXOS_FOLLOWER);
+	ck_assert_uint_eq(NQ, 0);
+	elect(0, 20000);
+	ck_assert_int_eq(propose(0, 41), 0);
+	flush();
+	tick(0, 20100);
+	flush();
+	ck_assert_uint_eq(C[2].last, C[0].px.last); /* the log replica has the log */
+	/* node 1 dies: node 2 wins with node 3's vote, node 3 never campaigns */
+	DROP_TO = 1;
+	for (t = 20200; t < 40000 && C[1].px.role != QFS_PAXOS_LEADER; t += 100) {
+		tick(1, t);
+		tick(2, t);
+		flush();
+		ck_assert_int_ne(C[2].px.role, QFS_PAXOS_CANDIDATE);
+		ck_assert_int_ne(C[2].px.role, QFS_PAXOS_LEADER);
+	}
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+	ck_assert_int_eq(propose(1, 42), 0);
+	flush();
+	tick(1, t + 100);
+	flush();
+	ck_assert_uint_eq(C[1].px.commit, C[1].px.last); /* 2 of 3: node 2 and the log replica */
+	ck_assert_uint_eq(qfs_be64_get(C[1].data[C[1].applied]), 42);
+	DROP_TO = 0;
+	NQ = 0;
+}
+END_TEST
+
+/* A log replica added to {1, 2} gets the (empty) snapshot point instead
+ * of the log from LSN 1. */
+START_TEST(test_log_replica_added_from_snapshot_point)
+{
+	const uint32_t c12[] = { 1, 2 };
+	struct qfs_paxos_config c123l = { .n = 3, .ids = { 1, 2, 3 }, .log = 4 };
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	struct qfs_repl_entry e = { .type = QFS_REPL_ENTRY_CONFIG, .data = buf };
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE, .entries = &e, .n = 1 };
+	struct qfs_paxos_update up;
+
+	elect(0, 5000);
+	tick(0, 5300);
+	flush();
+	DROP_TO = 3;
+	ck_assert_int_eq(propose_cfg(0, 2, c12), 0);
+	flush();
+	ck_assert_int_eq(propose(0, 51), 0);
+	flush();
+	tick(0, 5500);
+	flush();
+	DROP_TO = 0;
+	/* node 3 comes back as a log replica */
+	e.len = qfs_paxos_config_encode(&c123l, buf);
+	ev.now_ms = C[0].now;
+	ck_assert_int_eq(qfs_paxos_step(&C[0].px, &ev, &up), 0);
+	ck_assert_uint_eq(up.snapshot_to, 3); /* the snapshot point, not LSN 1 */
+	handle(0, &up);
+	flush();
+	for (uint64_t t = 5600; t < 8000; t += 100) {
+		tick(0, t);
+		tick(1, t);
+		tick(2, t);
+		flush();
+	}
+	ck_assert_uint_gt(C[2].first_retained, 1); /* started at a snapshot point */
+	ck_assert_uint_eq(C[2].px.last, C[0].px.last);
+	ck_assert(qfs_paxos_config_is_log(&C[0].px.cfg, 3));
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+	NQ = 0;
+}
+END_TEST
+
 static Suite *paxos_suite(void)
 {
 	Suite *s = suite_create("paxos");
@@ -1328,6 +1463,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tc, test_new_group_fast_election);
 	tcase_add_test(tc, test_preferred_choice);
 	tcase_add_test(tc, test_config_codec);
+	tcase_add_test(tc, test_config_log_codec);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tg, cluster_setup, cluster_teardown);
@@ -1341,6 +1477,8 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_handoff_refused);
 	tcase_add_test(tg, test_config_remove);
 	tcase_add_test(tg, test_config_truncate_and_restore);
+	tcase_add_test(tg, test_log_replica_votes_never_leads);
+	tcase_add_test(tg, test_log_replica_added_from_snapshot_point);
 	tcase_add_test(tg, test_join_floor);
 	tcase_add_test(tg, test_join_floor_deposed);
 	tcase_add_test(tg, test_floor_no_campaign);

@@ -492,6 +492,127 @@ START_TEST(t_replace_member)
 }
 END_TEST
 
+/* Propose c (kinds included) through whoever leads (as change_members). */
+static void change_cfg(const struct qfs_paxos_config *c)
+{
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+	int rc = -1;
+
+	while (qfs_clock_mono_ms() < end) {
+		uint32_t l = leader4();
+
+		ck_assert_uint_ne(l, 0);
+		rc = qfs_rnode_propose_members(node_of(l), G, c, 3000, NULL);
+		if (rc == 0)
+			return;
+		ck_assert_msg(rc == -EREMOTE || rc == -EAGAIN || rc == -EBUSY || rc == -ETIMEDOUT, "rc %d", rc);
+		usleep(20000);
+	}
+	ck_abort_msg("members change not committed: rc %d", rc);
+}
+
+static int nitems_cb(const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, void *arg)
+{
+	(void)key, (void)key_len, (void)val, (void)val_len;
+	++*(int *)arg;
+	return 0;
+}
+
+/* A log replica (doc/paxos.md section 7a): node 3 stops, node 4 joins as
+ * a log replica with the leader's vote floor and is added, node 3
+ * removed; it passes its floor although it applies no txn; node 4 acknowledges (the
+ * add needs 3 of 4, the next write with node 1 down needs it too) but
+ * holds no item, refuses reads, says "kind log", never leads, and keeps
+ * its kind across a restart. */
+START_TEST(t_log_replica)
+{
+	struct qfs_paxos_config m, cur = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_config c1234 = { .n = 4, .ids = { 1, 2, 3, 4 }, .log = 8 };
+	struct qfs_paxos_config c124 = { .n = 3, .ids = { 1, 2, 4 }, .log = 4 };
+	struct qfs_rnode_ginfo gi;
+	struct qfs_paxos_floor fl;
+	struct qfs_buf st;
+	qfs_lsn_t applied = 0;
+	void *val = NULL;
+	char path[400], text[128], want[128];
+	uint32_t l;
+	size_t vlen;
+	int items = 0;
+
+	for (int i = 0; i < 10; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "before%d", i);
+		put_acked(name, "x");
+	}
+	node_stop(2);
+	spare_start();
+	/* with the leader's vote floor, as the healer joins it (it may have
+	 * been a member before: doc/paxos.md section 7a) */
+	l = leader4();
+	ck_assert_uint_ne(l, 0);
+	ck_assert_int_eq(qfs_rnode_join_floor(node_of(l), G, 4, &fl, NULL), 0);
+	ck_assert_int_eq(qfs_rnode_group_join_log(SPARE, G, &c1234, &fl), -EINVAL); /* names it */
+	ck_assert_int_eq(qfs_rnode_group_join_log(SPARE, G, &cur, &fl), 0);
+	snprintf(path, sizeof(path), "%s/n4/groups/%016llx.floor", tmpdir, (unsigned long long)G);
+	ck_assert_int_eq(file_text(path, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), "floor %llu %llu\n", (unsigned long long)fl.lsn,
+		 (unsigned long long)fl.ballot);
+	ck_assert_str_eq(text, want);
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 1); /* below its floor */
+	change_cfg(&c1234); /* 3 of 4: nodes 1, 2 and the log replica */
+	change_cfg(&c124);
+	put4("after", "two");
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert(qfs_paxos_config_is_log(&m, 4));
+	/* it applies no txn, yet its applied LSN passes the floor: it stops
+	 * being "joining" (the reconciler may judge its membership again) */
+	for (uint64_t end = qfs_clock_mono_ms() + 5000; qfs_rnode_group_joining(SPARE, G);) {
+		ck_assert_msg(qfs_clock_mono_ms() < end, "the log replica stays below its floor");
+		usleep(10000);
+	}
+	ck_assert_int_eq(qfs_rnode_group_info(SPARE, G, &gi), 0);
+	ck_assert_uint_ge(gi.applied, fl.lsn);
+	/* node 1 down: 2 and the log replica commit; node 2 leads, never 4 */
+	node_stop(0);
+	put4("without1", "three");
+	ck_assert_uint_eq(leader4(), 2);
+	ck_assert_int_eq(qfs_rnode_group_info(SPARE, G, &gi), 0);
+	ck_assert_uint_gt(gi.applied, 0);
+	ck_assert_int_ne(gi.role, QFS_PAXOS_LEADER);
+	{
+		uint8_t key[QFS_KEY_MAX];
+		size_t klen = qfs_key_dentry(key, DIR_INO, "after", 5);
+
+		ck_assert_int_eq(qfs_rnode_get(SPARE, G, key, klen, &val, &vlen), -EREMOTE);
+	}
+	ck_assert_int_eq(qfs_rnode_snapshot_scan(SPARE, G, &applied, nitems_cb, &items), 0);
+	ck_assert_int_eq(items, 0); /* no store */
+	qfs_buf_init(&st);
+	qfs_rnode_status(SPARE, &st);
+	qfs_buf_put(&st, "", 1);
+	ck_assert_msg(strstr((char *)st.data, " kind log\n") != NULL, "%s", (char *)st.data);
+	qfs_buf_close(&st);
+	/* its kind survives a restart */
+	qfs_rnode_close(SPARE);
+	SPARE = NULL;
+	spare_start();
+	ck_assert_int_eq(qfs_rnode_group_members(SPARE, G, &m), 0);
+	ck_assert(qfs_paxos_config_is_log(&m, 4));
+	ck_assert_int_eq(qfs_rnode_group_joining(SPARE, G), 0); /* floor reloaded, passed */
+	put4("restarted", "four");
+	{
+		uint8_t key[QFS_KEY_MAX];
+		size_t klen = qfs_key_dentry(key, DIR_INO, "after", 5);
+
+		ck_assert_int_eq(qfs_rnode_get(SPARE, G, key, klen, &val, &vlen), -EREMOTE);
+	}
+	ck_assert_uint_eq(leader4(), 2);
+	qfs_rnode_close(SPARE);
+	SPARE = NULL;
+}
+END_TEST
+
 START_TEST(t_elect_replicate)
 {
 	char name[32], val[32], line[256];
@@ -2262,6 +2383,7 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_elect_replicate);
 	tcase_add_test(tc, t_failover);
 	tcase_add_test(tc, t_replace_member);
+	tcase_add_test(tc, t_log_replica);
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);
