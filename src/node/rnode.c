@@ -2294,15 +2294,21 @@ static void propose_all(struct qfs_rnode *rn, struct proposal *list)
 		struct proposal **pp = &list;
 		struct group *g = group_get(rn, id);
 		uint32_t n = 0;
+		size_t bytes = 0;
 
-		/* Take up to a batch of this group's proposals, keeping order; a
-		 * CONFIG proposal goes alone (paxos.h). */
+		/* Take up to a batch of this group's proposals, keeping order, at
+		 * most RNODE_READ_BYTES of them unless one alone is bigger (the
+		 * batch goes to the followers in one ACCEPT frame, which holds
+		 * QFS_NET_BODY_MAX); a CONFIG proposal goes alone (paxos.h). */
 		while (*pp && n < QFS_PAXOS_MAX_BATCH) {
 			if ((*pp)->group == id) {
 				int cfg = (*pp)->type == QFS_REPL_ENTRY_CONFIG;
 
 				if (cfg && n)
 					break;
+				if (n && bytes + (*pp)->len > RNODE_READ_BYTES)
+					break;
+				bytes += (*pp)->len;
 				ps[n++] = *pp;
 				*pp = (*pp)->next;
 				if (cfg)
