@@ -23,6 +23,14 @@ void qfs_buf_init(struct qfs_buf *b)
 	b->len = 0;
 	b->cap = 0;
 	b->err = 0;
+	b->count = 0;
+}
+
+/* See buf.h. */
+void qfs_buf_init_count(struct qfs_buf *b)
+{
+	qfs_buf_init(b);
+	b->count = 1;
 }
 
 /* Free the data and leave b empty (safe to reuse or close again). */
@@ -68,6 +76,10 @@ int qfs_buf_reserve(struct qfs_buf *b, size_t more)
 /* Append n bytes of p (p may be NULL when n is 0). */
 void qfs_buf_put(struct qfs_buf *b, const void *p, size_t n)
 {
+	if (b->count) {
+		b->len += n;
+		return;
+	}
 	if (n == 0 || qfs_buf_reserve(b, n))
 		return;
 	memcpy(b->data + b->len, p, n);

@@ -18,9 +18,15 @@ struct qfs_buf {
 	size_t len;    /* bytes used */
 	size_t cap;    /* bytes allocated */
 	int err;       /* 0 or -ENOMEM after a failed growth */
+	int count;     /* counting buffer: puts add to len, store nothing */
 };
 
 void qfs_buf_init(struct qfs_buf *b);
+/* A buffer that stores nothing: qfs_buf_put and the put_u8/16/32/64/bytes
+ * helpers only add to len, so an encoder run into it gives the encoded
+ * length without allocating (qfs_buf_printf and _put_esc are not for it).
+ * Nothing to close. */
+void qfs_buf_init_count(struct qfs_buf *b);
 void qfs_buf_close(struct qfs_buf *b);              /* frees data */
 void qfs_buf_reset(struct qfs_buf *b);              /* len = 0, keeps memory, clears err */
 int qfs_buf_reserve(struct qfs_buf *b, size_t more); /* 0 or -ENOMEM (latched) */

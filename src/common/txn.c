@@ -192,6 +192,16 @@ void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out)
 	}
 }
 
+/* See txn.h. */
+size_t qfs_txn_encoded_len(const struct qfs_txn *t)
+{
+	struct qfs_buf b;
+
+	qfs_buf_init_count(&b);
+	qfs_txn_encode(t, &b);
+	return b.len;
+}
+
 /* Decode p[0..len) into t (initialised, empty); ops point into p.  0,
  * -ENOMEM, QFS_EFORMAT (unknown version) or QFS_ECORRUPT (short, trailing
  * bytes, unknown kind (one newer than the txn's version: LINK_ADD/LINK_DROP

@@ -157,6 +157,8 @@ void qfs_txn_close(struct qfs_txn *t);
 /* Append a zeroed op of kind and return it, or NULL on -ENOMEM. */
 struct qfs_op *qfs_txn_add(struct qfs_txn *t, enum qfs_op_kind kind);
 void qfs_txn_encode(const struct qfs_txn *t, struct qfs_buf *out);
+/* Bytes qfs_txn_encode(t) appends (counted, nothing allocated or copied). */
+size_t qfs_txn_encoded_len(const struct qfs_txn *t);
 /* Decode into t (initialised and empty); ops point into p, which must outlive
  * t.  Returns 0, -ENOMEM, QFS_ECORRUPT or QFS_EFORMAT. */
 int qfs_txn_decode(const void *p, size_t len, struct qfs_txn *t);

@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -1282,6 +1283,144 @@ static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
 	return c->limit && c->bytes > c->limit;
 }
 
+/* ---- the size check's walk: bytes of a partition without its file data ----
+ *
+ * A file's chunks (sk "\0c" + number) sort right before its inode ("\0i")
+ * under the same key prefix, and the inode holds the file's size.  So the
+ * walk reads the partition in key order but, at the first chunk of a file,
+ * stops and goes on at the file's inode: the file's other chunks count as
+ * its size (keys included), never read.  A check then reads one chunk per
+ * file, not every byte (after a mount it read every chunk of the
+ * partition, with RocksDB's blob checks: half the daemon's CPU during a
+ * cold read of a large file).  The count is an estimate: a sparse file
+ * counts as its size.  Without an inode right after the jump (an orphan's
+ * chunks), the walk goes back and reads that prefix's chunks. */
+struct size_walk {
+	uint64_t bytes;         /* keys + values counted (file chunks estimated) */
+	uint64_t limit;         /* stop once bytes > limit (0: never) */
+	uint8_t mid[QFS_KEY_MAX];
+	size_t mid_len;         /* the key at which bytes reached limit / 2 */
+	qfs_ino_t jump_ino;     /* a chunk of this ino stopped the walk (0: none) */
+	uint64_t jump_vl;       /* bytes of that chunk's value, counted */
+	uint8_t back[QFS_KEY_MAX + 1];
+	size_t back_len;        /* the key just after that chunk */
+	uint8_t exact[QFS_KEY_PREFIX_LEN];
+	int exact_set;          /* chunks of prefix exact are read, no jump */
+	uint8_t resume[QFS_KEY_MAX + 1];
+	size_t resume_len;      /* the walk stopped to go on at resume (0: done) */
+	uint32_t scans;         /* cell scans the walk ran */
+};
+
+static void size_add(struct size_walk *w, const uint8_t *k, size_t kl, uint64_t n)
+{
+	w->bytes += n;
+	if (w->limit && w->mid_len == 0 && w->bytes >= w->limit / 2) {
+		memcpy(w->mid, k, kl);
+		w->mid_len = kl;
+	}
+}
+
+/* After a jump over ino's chunks: the item the walk went on at is k. */
+static int size_landed(struct size_walk *w, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+		       const struct qfs_key *key, int parsed)
+{
+	qfs_ino_t ino = w->jump_ino;
+	struct qfs_attr a;
+
+	w->jump_ino = 0;
+	if (!parsed || key->kind != QFS_KEY_INODE || key->pk != ino) {
+		/* no inode: read the prefix's chunks after the one counted */
+		memcpy(w->exact, w->back, QFS_KEY_PREFIX_LEN);
+		w->exact_set = 1;
+		memcpy(w->resume, w->back, w->back_len);
+		w->resume_len = w->back_len;
+		return 1;
+	}
+	if (qfs_inode_decode_attr(v, vl, &a) == 0 && S_ISREG(a.mode) && !(a.flags & QFS_ATTR_INLINE)) {
+		uint64_t nchunks = a.size / QFS_CHUNK_SIZE + (a.size % QFS_CHUNK_SIZE != 0);
+		uint64_t rest = a.size > w->jump_vl ? a.size - w->jump_vl : 0;
+		if (nchunks > 1)
+			rest += (nchunks - 1) * (QFS_KEY_PREFIX_LEN + 10); /* their keys */
+		size_add(w, k, kl, rest);
+	}
+	return 0;
+}
+
+static int size_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct size_walk *w = arg;
+	struct qfs_key key;
+	int parsed, rc;
+
+	if (qfs_meta_is_fence(k, kl) || kl > QFS_KEY_MAX)
+		return 0;
+	parsed = qfs_key_parse(k, kl, &key) == 0;
+	if (w->jump_ino && (rc = size_landed(w, k, kl, v, vl, &key, parsed)) != 0)
+		return rc;
+	if (w->exact_set && (kl < QFS_KEY_PREFIX_LEN || memcmp(k, w->exact, QFS_KEY_PREFIX_LEN)))
+		w->exact_set = 0;
+	size_add(w, k, kl, kl + vl);
+	if (w->limit && w->bytes > w->limit)
+		return 1;
+	if (parsed && key.kind == QFS_KEY_CHUNK && !w->exact_set) {
+		w->jump_ino = key.pk;
+		w->jump_vl = vl;
+		memcpy(w->back, k, kl);
+		w->back[kl] = 0; /* the next key after k */
+		w->back_len = kl + 1;
+		w->resume_len = qfs_key_inode(w->resume, key.pk);
+		return 1;
+	}
+	return 0;
+}
+
+/* See router_int.h. */
+int router_part_size(struct qfs_router *r, const struct qfs_meta_part *p, uint64_t limit, uint64_t *bytes,
+		     uint8_t *mid, size_t *mid_len, uint32_t *scans)
+{
+	const uint8_t *hi = p->hi_len ? p->hi : key_end;
+	size_t hi_len = p->hi_len ? p->hi_len : sizeof(key_end);
+	uint8_t cur[QFS_KEY_MAX + 1];
+	size_t cur_len;
+	struct size_walk *w = calloc(1, sizeof(*w));
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+	w->limit = limit;
+	cur_len = p->lo_len ? p->lo_len : QFS_META_ITEMS_FIRST_LEN;
+	memcpy(cur, p->lo_len ? p->lo : QFS_META_ITEMS_FIRST, cur_len);
+	for (;;) {
+		w->resume_len = 0;
+		w->scans++;
+		rc = qfs_cell_scan(r->cell, p->group, cur, cur_len, hi, hi_len, size_cb, w);
+		if (rc < 0)
+			goto out;
+		if (rc == 0 && w->jump_ino) { /* the walk ended after a jump: no inode */
+			w->jump_ino = 0;
+			memcpy(w->exact, w->back, QFS_KEY_PREFIX_LEN);
+			w->exact_set = 1;
+			memcpy(w->resume, w->back, w->back_len);
+			w->resume_len = w->back_len;
+		}
+		if (!w->resume_len || (w->limit && w->bytes > w->limit))
+			break;
+		memcpy(cur, w->resume, w->resume_len);
+		cur_len = w->resume_len;
+	}
+	rc = 0;
+	*bytes = w->bytes;
+	if (mid) {
+		memcpy(mid, w->mid, w->mid_len);
+		*mid_len = w->mid_len;
+	}
+	if (scans)
+		*scans = w->scans;
+out:
+	free(w);
+	return rc;
+}
+
 static int key_cmp_q(const void *a, const void *b, void *arg)
 {
 	const struct pstat *st = arg;
@@ -1451,26 +1590,20 @@ static void check_splits(struct qfs_router *r)
 		for (size_t j = 0; j < n; j++)
 			if (v[j].group == c->group)
 				p = &v[j];
-		if (p && !c->by_load) { /* size: count the partition, up to split_bytes */
-			struct copy_ctx *cc = calloc(1, sizeof(*cc));
-			if (cc) {
-				cc->limit = cfg.split_bytes;
-				(void)qfs_cell_scan(r->cell, p->group, p->lo_len ? p->lo : QFS_META_ITEMS_FIRST,
-						    p->lo_len ? p->lo_len : QFS_META_ITEMS_FIRST_LEN, p->hi_len ? p->hi : key_end,
-						    p->hi_len ? p->hi_len : sizeof(key_end), count_cb, cc);
-				if (cc->bytes > cfg.split_bytes && cc->mid_len) {
-					/* the requests' median when it cuts the
-					 * partition, else the bytes' */
-					round_key(c);
-					if (!c->sampled || !qfs_meta_part_has(p, c->key, c->key_len) ||
-					    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) <= 0) {
-						memcpy(c->key, cc->mid, cc->mid_len);
-						c->key_len = cc->mid_len;
-					}
-				} else {
-					p = NULL;
+		if (p && !c->by_load) { /* size: estimate the partition's, up to split_bytes */
+			uint64_t bytes = 0;
+			uint8_t mid[QFS_KEY_MAX];
+			size_t mid_len = 0;
+			if (router_part_size(r, p, cfg.split_bytes, &bytes, mid, &mid_len, NULL) == 0 &&
+			    bytes > cfg.split_bytes && mid_len) {
+				/* the requests' median when it cuts the
+				 * partition, else the bytes' */
+				round_key(c);
+				if (!c->sampled || !qfs_meta_part_has(p, c->key, c->key_len) ||
+				    qfs_meta_keycmp(c->key, c->key_len, p->lo, p->lo_len) <= 0) {
+					memcpy(c->key, mid, mid_len);
+					c->key_len = mid_len;
 				}
-				free(cc);
 			} else {
 				p = NULL;
 			}

@@ -471,7 +471,6 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
-	struct qfs_buf b;
 	int res = 0, rc, wait;
 
 	if (table == QFS_META_TABLE) {
@@ -481,13 +480,10 @@ int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 			*result = res;
 		return rc;
 	}
-	qfs_buf_init(&b);
-	qfs_txn_encode(txn, &b);
-	rc = b.err;
-	if (rc == 0)
-		rc = admit(r, table, txn->nops ? txn->ops[0].key : NULL, txn->nops ? txn->ops[0].key_len : 0,
-			   QFS_ADMIT_WRITE, qfs_admit_write_units(b.len));
-	qfs_buf_close(&b);
+	/* the units of the encoded size, counted: the txn is encoded once,
+	 * by the proposer (an 8 MiB write-back was copied once more here) */
+	rc = admit(r, table, txn->nops ? txn->ops[0].key : NULL, txn->nops ? txn->ops[0].key_len : 0,
+		   QFS_ADMIT_WRITE, qfs_admit_write_units(qfs_txn_encoded_len(txn)));
 	for (int attempt = 0; rc == 0; attempt++) {
 		pthread_rwlock_rdlock(&r->tables_lock);
 		rc = route_txn(r, table, txn, &res, &wait);

@@ -219,5 +219,15 @@ int router_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uin
 void router_wait_unfrozen(struct qfs_router *r);
 /* Stats lines of the partition machinery. */
 void router_parts_stats(struct qfs_router *r, struct qfs_buf *out);
+/* The split check's size of partition p (parts.c "the size check's
+ * walk"): bytes of keys and values, a file's chunks counted as its size
+ * from its inode, not read (one chunk read per file); the walk stops once
+ * the count exceeds limit (0: never).  *bytes, and if mid the key at which
+ * the count reached limit / 2 (*mid_len 0 if it did not; mid holds
+ * QFS_KEY_MAX bytes), and if scans the cell scans it ran.  Split thread or
+ * tests; takes no router lock.  0, -ENOMEM or a scan's error (outputs
+ * untouched). */
+int router_part_size(struct qfs_router *r, const struct qfs_meta_part *p, uint64_t limit, uint64_t *bytes,
+		     uint8_t *mid, size_t *mid_len, uint32_t *scans);
 
 #endif

@@ -353,6 +353,7 @@ int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn
 	int rc, res = 0;
 
 	qfs_buf_init(&b);
+	(void)qfs_buf_reserve(&b, qfs_txn_encoded_len(txn)); /* no growth by doubling */
 	qfs_txn_encode(txn, &b);
 	if (b.err) {
 		qfs_buf_close(&b);

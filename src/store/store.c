@@ -157,6 +157,8 @@ static void store_free_handles(struct qfs_store *s)
 		rocksdb_block_based_options_destroy(s->bbto);
 	if (s->cache && s->own_cache)
 		rocksdb_cache_destroy(s->cache);
+	if (s->apply_wb)
+		rocksdb_writebatch_destroy(s->apply_wb);
 	free(s->nprep);
 	free(s->dir);
 	free(s);
@@ -217,7 +219,12 @@ static void store_set_budget(struct qfs_store *s, const struct qfs_store_opts *o
 	rocksdb_options_set_max_background_flushes(s->opts, 2);
 	rocksdb_options_set_min_write_buffer_number_to_merge(s->opts, 1);
 	rocksdb_options_set_db_write_buffer_size(s->opts, mem);
-	rocksdb_options_set_arena_block_size(s->opts, mem / 16 < (1u << 20) ? mem / 16 : (1u << 20));
+	/* memtable arena blocks of 256 KiB at most: a chunk value (128 KiB)
+	 * is then above a quarter of a block and gets its own block, a heap
+	 * allocation that the next memtable reuses; in the 1 MiB blocks it
+	 * had, each above glibc's mmap threshold (src/cmd/main.c), every
+	 * memtable faulted in fresh pages (22 % of the page faults of a dd) */
+	rocksdb_options_set_arena_block_size(s->opts, mem / 64 < (256u << 10) ? mem / 64 : (256u << 10));
 	if (blob != UINT32_MAX) {
 		rocksdb_options_set_enable_blob_files(s->opts, 1);
 		rocksdb_options_set_min_blob_size(s->opts, blob);
@@ -403,6 +410,24 @@ static int batch_write(struct qfs_store *s, rocksdb_writebatch_t *wb, const char
 	return 0;
 }
 
+/* Done with s->apply_wb: cleared for the next apply, which then appends
+ * into memory already faulted in (a fresh batch grew by doubling into
+ * newly mapped pages for every write-back: 42 % of the daemon's page
+ * faults during a dd); a batch above STORE_APPLY_WB_KEEP is freed
+ * instead, so a store keeps at most that much.  I/O thread. */
+static void apply_batch_done(struct qfs_store *s)
+{
+	size_t n = 0;
+
+	(void)rocksdb_writebatch_data(s->apply_wb, &n);
+	if (n > STORE_APPLY_WB_KEEP) {
+		rocksdb_writebatch_destroy(s->apply_wb);
+		s->apply_wb = NULL;
+	} else {
+		rocksdb_writebatch_clear(s->apply_wb);
+	}
+}
+
 /* Apply the encoded txn at lsn (= applied + 1) in one WriteBatch with the new
  * applied LSN.  *result: 0 or the first failing op's error (then no item
  * changed, but the applied LSN advanced).  Returns 0; -EINVAL (wrong lsn),
@@ -428,11 +453,11 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 			qfs_strerror(rc));
 		return rc;
 	}
-	wb = rocksdb_writebatch_create();
-	if (!wb) {
+	if (!s->apply_wb && !(s->apply_wb = rocksdb_writebatch_create())) {
 		rc = -ENOMEM;
 		goto err_close_txn;
 	}
+	wb = s->apply_wb;
 	if (t.nops && qfs_op_is_2pc(t.ops[0].kind)) {
 		rc = store_xact_apply(s, group, &t, wb, &nprep_delta, &res);
 	} else if ((rc = store_xact_nprep(s, group, &nprep)) == 0 && nprep == 0) {
@@ -452,13 +477,13 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	}
 	if (nprep_delta)
 		store_xact_count(s, group, nprep_delta);
-	rocksdb_writebatch_destroy(wb);
+	apply_batch_done(s);
 	qfs_txn_close(&t);
 	*result = res;
 	return 0;
 
 err_destroy_batch:
-	rocksdb_writebatch_destroy(wb);
+	apply_batch_done(s);
 err_close_txn:
 	qfs_txn_close(&t);
 	return rc;

@@ -61,7 +61,14 @@ struct qfs_store {
 	uint64_t install_peak;            /* most item bytes one install held in
 					     memory at once since open
 					     (qfs_store_install_peak); atomic */
+	rocksdb_writebatch_t *apply_wb;   /* qfs_store_apply's batch, reused
+					     (store.c apply_batch_done); NULL
+					     until the first apply; I/O thread */
 };
+
+/* Bytes of a batch qfs_store_apply keeps for the next apply (its memory
+ * stays allocated: about twice this at most). */
+#define STORE_APPLY_WB_KEEP (12u << 20)
 
 /* Prepared 2PC txns of one group (xact.c's cache of what the store holds). */
 struct store_nprep {

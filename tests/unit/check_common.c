@@ -976,6 +976,7 @@ START_TEST(test_txn_roundtrip)
 	qfs_buf_init(&b);
 	qfs_txn_encode(&t, &b);
 	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(qfs_txn_encoded_len(&t), b.len); /* counted, not encoded */
 	qfs_txn_init(&d);
 	ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), 0);
 	ck_assert_uint_eq(d.nops, t.nops);
@@ -1009,6 +1010,7 @@ START_TEST(test_txn_roundtrip)
 	qfs_txn_close(&t);
 	qfs_buf_reset(&b);
 	qfs_txn_encode(&t, &b);
+	ck_assert_uint_eq(qfs_txn_encoded_len(&t), b.len);
 	ck_assert_int_eq(qfs_txn_decode(b.data, b.len, &d), 0);
 	ck_assert_uint_eq(d.nops, 0);
 	qfs_buf_close(&b);

@@ -1327,6 +1327,143 @@ START_TEST(test_fence_ahead_of_map_repaired)
 }
 END_TEST
 
+/* The split check's size walk (router_part_size): a file's chunks after
+ * its first count as the file's size, unread (two scans for a partition
+ * of one file, however large), the estimate equals the exact count of
+ * .quorumfs/partitions for full chunks and grows with the writes; chunks
+ * with no inode are read; a limit stops the walk with a key at half of
+ * it; and the split thread still splits a partition above split_bytes. */
+static void put_file(qfs_table_t table, qfs_ino_t ino, uint64_t from, uint64_t nchunks, uint64_t size)
+{
+	uint8_t key[QFS_KEY_MAX], *data = malloc(QFS_CHUNK_SIZE);
+	struct qfs_txn t;
+	struct qfs_op *op;
+	int res = 1;
+
+	ck_assert_ptr_nonnull(data);
+	for (uint64_t c = from; c < from + nchunks; c++) {
+		for (size_t i = 0; i < QFS_CHUNK_SIZE; i++)
+			data[i] = (uint8_t)(1 + (i * 7 + c * 13 + ino) % 251); /* no zero byte */
+		qfs_txn_init(&t);
+		op = qfs_txn_add(&t, QFS_OP_PUT);
+		op->key = key;
+		op->key_len = (uint32_t)qfs_key_chunk(key, ino, c);
+		op->val = data;
+		op->val_len = QFS_CHUNK_SIZE;
+		ck_assert_int_eq(qfs_router_txn(r, table, &t, &res), 0);
+		ck_assert_int_eq(res, 0);
+		qfs_txn_close(&t);
+	}
+	free(data);
+	if (size == 0)
+		return;
+	struct qfs_inode in;
+	struct qfs_buf b;
+	qfs_inode_init(&in);
+	in.a.ino = ino;
+	in.a.mode = S_IFREG | 0644;
+	in.a.nlink = 1;
+	in.a.size = size;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	op = qfs_txn_add(&t, QFS_OP_PUT);
+	op->key = key;
+	op->key_len = (uint32_t)qfs_key_inode(key, ino);
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	ck_assert_int_eq(qfs_router_txn(r, table, &t, &res), 0);
+	ck_assert_int_eq(res, 0);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+}
+
+/* The exact bytes .quorumfs/partitions shows for the table's only partition. */
+static uint64_t listed_bytes(const char *table)
+{
+	struct qfs_buf b;
+	char pre[64];
+	unsigned long long n = 0;
+
+	qfs_buf_init(&b);
+	qfs_router_partitions(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	snprintf(pre, sizeof(pre), "table %s partition 0 ", table);
+	const char *l = strstr((char *)b.data, pre);
+	ck_assert_ptr_nonnull(l);
+	l = strstr(l, " bytes ");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(sscanf(l, " bytes %llu", &n), 1);
+	qfs_buf_close(&b);
+	return n;
+}
+
+static uint64_t walk(qfs_table_t table, uint64_t limit, uint8_t *mid, size_t *mid_len, uint32_t *scans)
+{
+	struct qfs_meta_part p;
+	uint8_t k[QFS_KEY_MAX];
+	uint64_t bytes = 0;
+	size_t kl = qfs_key_inode(k, 1);
+
+	qfs_meta_lookup(r->meta, table, k, kl, &p);
+	ck_assert_int_eq(router_part_size(r, &p, limit, &bytes, mid, mid_len, scans), 0);
+	return bytes;
+}
+
+START_TEST(test_size_walk)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part *v = NULL;
+	uint8_t mid[QFS_KEY_MAX];
+	size_t mid_len = 0, n = 0;
+	uint32_t scans = 0;
+	uint64_t est, est2;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "sz", &a, &t), 0);
+	put_entry(t.id, t.ino, "f", 5000);
+	put_file(t.id, 5000, 0, 8, 8 * QFS_CHUNK_SIZE);
+	est = walk(t.id, 0, NULL, NULL, &scans);
+	ck_assert_uint_eq(est, listed_bytes("sz"));
+	ck_assert_uint_gt(est, 8 * QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(scans, 2); /* to the first chunk, then from the inode */
+	/* the file grows: so does the estimate, at the same cost */
+	put_file(t.id, 5000, 8, 8, 16 * QFS_CHUNK_SIZE);
+	est2 = walk(t.id, 0, NULL, NULL, &scans);
+	ck_assert_uint_eq(est2, listed_bytes("sz"));
+	ck_assert_uint_ge(est2, est + 8 * QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(scans, 2);
+	/* chunks without an inode (no size to take) are read and counted */
+	put_file(t.id, 6000, 0, 3, 0);
+	est = walk(t.id, 0, NULL, NULL, &scans);
+	ck_assert_uint_eq(est, listed_bytes("sz"));
+	ck_assert_uint_ge(est, est2 + 3 * QFS_CHUNK_SIZE);
+	ck_assert_uint_le(scans, 5);
+	/* a limit stops the walk past it, with the key at half of it */
+	est2 = walk(t.id, 2 * QFS_CHUNK_SIZE, mid, &mid_len, &scans);
+	ck_assert_uint_gt(est2, 2 * QFS_CHUNK_SIZE);
+	ck_assert_uint_gt(mid_len, 0);
+
+	/* the split thread splits by size on the estimate: 6 files of 512 KiB
+	 * over a split_bytes of 1 MiB; the mid key (the end of the first or
+	 * second file in key order) cuts the partition */
+	for (qfs_ino_t i = 0; i < 6; i++)
+		put_file(t.id, 7000 + i, 0, 4, 4 * QFS_CHUNK_SIZE);
+	struct qfs_router_split_cfg cfg = { .split_bytes = 1u << 20, .check_ms = 100 };
+	ck_assert_int_eq(qfs_router_split_config(r, &cfg), 0);
+	for (int i = 0; i < 300 && n < 2; i++) {
+		free(v);
+		v = NULL;
+		ck_assert_int_eq(qfs_meta_parts(r->meta, t.id, &v, &n), 0);
+		if (n < 2)
+			usleep(100 * 1000);
+	}
+	free(v);
+	ck_assert_uint_ge(n, 2);
+}
+END_TEST
+
 /* The key of a load split (qfs_router_load_split_key): a chunk key of the
  * requests' median moves to the end of its file; when that end is the
  * partition's own end (a hot file written at the end of its range, where
@@ -2174,6 +2311,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_stale_reload_after_split);
 	tcase_add_test(tc, test_split_waits_then_looks_up);
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
+	tcase_add_test(tc, test_size_walk);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);

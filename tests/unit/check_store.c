@@ -325,6 +325,79 @@ START_TEST(test_put_get_del)
 }
 END_TEST
 
+/* qfs_store_apply reuses one WriteBatch (store.c apply_batch_done): what a
+ * failed txn, or a txn whose apply failed, put in it never reaches the
+ * next apply; a batch above STORE_APPLY_WB_KEEP is freed, not kept; the
+ * data of a large txn is all stored. */
+START_TEST(test_apply_batch_reuse)
+{
+	struct qfs_txn t;
+	uint32_t ka, kb, kc, kx;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka), *b = kdent(DIR_INO, "b", &kb);
+	const uint8_t *c = kdent(DIR_INO, "c", &kc), *x = kdent(DIR_INO, "x", &kx);
+	const size_t n = STORE_APPLY_WB_KEEP / QFS_CHUNK_SIZE + 2;
+	uint8_t *big = malloc(QFS_CHUNK_SIZE);
+
+	ck_assert_ptr_nonnull(big);
+	ck_assert_ptr_null(st->apply_wb);
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "one");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_ptr_nonnull(st->apply_wb); /* kept for the next apply */
+	/* a txn that fails after a put: the put is not applied, now or later */
+	qfs_txn_init(&t);
+	add_put(&t, b, kb, "lost");
+	add_range(&t, QFS_OP_EXPECT_EMPTY, a, ka, x, kx, -ENOTEMPTY);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOTEMPTY);
+	qfs_txn_init(&t);
+	add_put(&t, c, kc, "three");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, b, kb));
+	assert_val(G1, c, kc, "three");
+	/* an apply that fails (a wrong LSN) leaves nothing behind either */
+	struct qfs_buf eb;
+	int res = 0;
+	qfs_txn_init(&t);
+	add_put(&t, b, kb, "lost too");
+	qfs_buf_init(&eb);
+	qfs_txn_encode(&t, &eb);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, eb.data, eb.len, &res), -EINVAL);
+	qfs_buf_close(&eb);
+	qfs_txn_close(&t);
+	qfs_txn_init(&t);
+	add_put(&t, x, kx, "four");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, b, kb));
+	/* a txn larger than the batch kept: stored whole, its batch freed */
+	qfs_txn_init(&t);
+	uint8_t (*keys)[32] = calloc(n, sizeof(*keys));
+	ck_assert_ptr_nonnull(keys);
+	for (size_t i = 0; i < n; i++) {
+		size_t kl = qfs_key_chunk(keys[i], FILE_INO, i);
+		memset(big, 0x5a, QFS_CHUNK_SIZE);
+		add_put_bytes(&t, keys[i], (uint32_t)kl, big, QFS_CHUNK_SIZE);
+	}
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_ptr_null(st->apply_wb);
+	for (size_t i = 0; i < n; i += n - 1) {
+		void *v = NULL;
+		size_t vl = 0;
+		ck_assert_int_eq(qfs_store_get(st, G1, keys[i], qfs_key_chunk(keys[i], FILE_INO, i), &v, &vl), 0);
+		ck_assert_uint_eq(vl, QFS_CHUNK_SIZE);
+		ck_assert_mem_eq(v, big, QFS_CHUNK_SIZE);
+		free(v);
+	}
+	free(keys);
+	free(big);
+	/* and the next apply makes a new one */
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "five");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	assert_val(G1, a, ka, "five");
+	ck_assert_ptr_nonnull(st->apply_wb);
+}
+END_TEST
+
 START_TEST(test_expect_absent_present)
 {
 	struct qfs_txn t;
@@ -2927,6 +3000,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_open_empty);
 	tcase_add_test(tc, test_open_fails);
 	tcase_add_test(tc, test_put_get_del);
+	tcase_add_test(tc, test_apply_batch_reuse);
 	tcase_add_test(tc, test_expect_absent_present);
 	tcase_add_test(tc, test_expect_value);
 	tcase_add_test(tc, test_range_fence);
