@@ -847,3 +847,44 @@ int qfs_meta_split_claimed(struct qfs_meta *m, const struct qfs_meta_part *old, 
 	*right = rt;
 	return 0;
 }
+
+int qfs_meta_bump_claimed(struct qfs_meta *m, const struct qfs_meta_part *p, uint64_t epoch,
+			  const struct qfs_meta_intent *in, struct qfs_meta_part *out)
+{
+	struct qfs_meta_rec r0, r1, r2, r3;
+	struct qfs_meta_part np = *p;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	int rc;
+
+	if (epoch <= p->epoch || !in->owner)
+		return -EINVAL;
+	np.epoch = epoch;
+	qfs_meta_rec_init(&r0);
+	qfs_meta_rec_init(&r1);
+	qfs_meta_rec_init(&r2);
+	qfs_meta_rec_init(&r3);
+	qfs_buf_init(&b);
+	qfs_txn_init(&t);
+	rc = qfs_meta_add_expect(&t, &r0, p);
+	if (rc == 0)
+		rc = add_intent_expect(&t, &r1, in);
+	if (rc == 0)
+		rc = add_intent_set(&t, &r2, in, NULL);
+	if (rc == 0)
+		rc = qfs_meta_add_put(&t, &r3, &np);
+	if (rc == 0)
+		rc = meta_propose(m, &t, &b);
+	if (rc == 0)
+		rc = qfs_meta_reload_table(m, p->table);
+	qfs_txn_close(&t);
+	qfs_buf_close(&b);
+	qfs_meta_rec_close(&r0);
+	qfs_meta_rec_close(&r1);
+	qfs_meta_rec_close(&r2);
+	qfs_meta_rec_close(&r3);
+	if (rc)
+		return rc;
+	*out = np;
+	return 0;
+}

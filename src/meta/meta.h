@@ -186,6 +186,18 @@ int qfs_meta_split_claimed(struct qfs_meta *m, const struct qfs_meta_part *old, 
 			   size_t key_len, qfs_group_t newg, const struct qfs_meta_intent *in,
 			   struct qfs_meta_part *left, struct qfs_meta_part *right);
 
+/* Undo a split before its commit without moving a fence backwards
+ * (doc/cluster.md "Splits"): set p's record (as stored) to epoch (greater
+ * than p->epoch; range, group and nodes unchanged) and delete intent in
+ * (stored exactly so), in one meta txn conditional on both, then reload
+ * p's table.  Routers move to the new epoch; the caller then moves the
+ * group's fence forward to it.  0 with *out (p at epoch), -EINVAL (epoch
+ * not above p's), QFS_ECONFLICT (the record or the intent changed: a
+ * takeover, or a later split, moved first), propose and reload errors
+ * (the txn may have applied: the next repair judges by the stored map). */
+int qfs_meta_bump_claimed(struct qfs_meta *m, const struct qfs_meta_part *p, uint64_t epoch,
+			  const struct qfs_meta_intent *in, struct qfs_meta_part *out);
+
 /* A membership change moved group (doc/cluster.md "Membership"): set the
  * replica nodes of the partition whose group it is to ids[n] (n at most
  * QFS_META_REPLICAS), by one meta-group txn conditional on the record

@@ -520,6 +520,9 @@ static int copy_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 #define BEAT_MS 1000    /* a holder raises its intent's beat this often while it works */
 #define LEASE_MS 10000  /* an intent unchanged this long is taken over (its holder is gone) */
 
+uint64_t router_test_lease_ms; /* test hooks, see router_int.h */
+int router_test_cluster_splits;
+
 struct hold {
 	struct qfs_meta_intent in; /* as stored (after our last successful swap) */
 	uint64_t last_ms;          /* monotonic ms of the last beat */
@@ -610,8 +613,12 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 	return rc;
 }
 
+static const uint8_t fence_absent[1]; /* settle_group_if: expect no fence at all */
+
 /* In p's group: its fence and the deletion of its keys outside [lo, hi)
- * (the fence key "\0" excepted).  0 or an error. */
+ * (the fence key "\0" excepted); with expect, only if the fence is stored
+ * exactly so (fence_absent: not stored), else QFS_ECONFLICT.  0 or an
+ * error. */
 static int settle_group_if(struct qfs_router *r, const struct qfs_meta_part *p, const void *expect,
 			   size_t expect_len)
 {
@@ -623,14 +630,16 @@ static int settle_group_if(struct qfs_router *r, const struct qfs_meta_part *p, 
 	qfs_meta_rec_init(&rec);
 	qfs_txn_init(&t);
 	if (expect) { /* only over the fence seen (cluster mode: no ABA, see split_cluster) */
-		op = qfs_txn_add(&t, QFS_OP_EXPECT_VALUE);
+		op = qfs_txn_add(&t, expect == fence_absent ? QFS_OP_EXPECT_ABSENT : QFS_OP_EXPECT_VALUE);
 		if (!op) {
 			rc = -ENOMEM;
 		} else {
 			op->key = QFS_META_FENCE_KEY;
 			op->key_len = QFS_META_FENCE_KEY_LEN;
-			op->val = expect;
-			op->val_len = (uint32_t)expect_len;
+			if (expect != fence_absent) {
+				op->val = expect;
+				op->val_len = (uint32_t)expect_len;
+			}
 			op->err = QFS_ECONFLICT;
 		}
 	}
@@ -687,7 +696,7 @@ int router_fence_repair(struct qfs_router *r, qfs_table_t table)
 	size_t n = 0;
 	int rc;
 
-	if (qfs_cell_remote(r->cell)) { /* other routers split too: see cluster_fence_repair */
+	if (qfs_cell_remote(r->cell) || router_test_cluster_splits) { /* other routers split too: see cluster_fence_repair */
 		if (pthread_mutex_trylock(&r->split_run_mu) != 0)
 			return -EBUSY;
 		rc = cluster_fence_repair(r, table);
@@ -893,38 +902,122 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
  *   5. refresh; settle G, conditional on its fence being the one of
  *      step 2 (a later split of G may have fenced it since);
  *   6. unfreeze.
- * Abandoned before 4: the holder (a beat proves it still holds the
- * intent) puts G's fence back, then deletes the intent.  A holder that
- * died leaves its intent unchanged: another router takes it over after
- * LEASE_MS (intents_check) and does the same.  Readers of other mounts
+ * Abandoned before 4: the holder raises G's epoch in the map (range
+ * unchanged) and deletes the intent in one meta txn conditional on the
+ * intent as held, then moves G's fence forward to it (unsplit: a fence
+ * never moves back).  A holder that died leaves its intent unchanged:
+ * another router takes it over after LEASE_MS (intents_check) and does
+ * the same.  Readers of other mounts
  * check the fence after each read (router_check_read). */
 
-/* Undo a split of h's partition before its commit: beat (we still hold
- * the intent), G's fence back to old's (bumped: step 2 may have
- * happened), delete the intent, drop the new group.  Whatever fails is
- * left to a takeover (intents_check). */
+/* Read group's fence: 0 with *val (malloc'd, the caller frees it), *vl
+ * and *f decoded (zeroed, so below any epoch, when undecodable), -ENOENT
+ * (none: *f zeroed), or a read error. */
+static int fence_read(struct qfs_router *r, qfs_group_t group, void **val, size_t *vl, struct qfs_meta_part *f)
+{
+	int rc = qfs_cell_get(r->cell, group, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, val, vl);
+
+	memset(f, 0, sizeof(*f));
+	if (rc == 0 && qfs_meta_fence_decode(*val, *vl, f) != 0)
+		memset(f, 0, sizeof(*f));
+	return rc;
+}
+
+/* Move p's group's fence forward to p (its epoch and range, the keys
+ * outside deleted), never back: only while the stored fence's epoch is
+ * below p's, each write conditional on the fence as read, so a later
+ * split's fence stays.  0 (moved, or already at or past p's epoch), or an
+ * error (the fence left as it was: writes at p's epoch wait, and the
+ * repair of a write refused twice, or of the next open, moves it). */
+static int fence_forward(struct qfs_router *r, const struct qfs_meta_part *p)
+{
+	int rc = 0;
+
+	for (int i = 0; i < 10; i++) {
+		struct qfs_meta_part f;
+		void *val = NULL;
+		size_t vl = 0;
+
+		rc = fence_read(r, p->group, &val, &vl, &f);
+		if (rc && rc != -ENOENT)
+			return rc;
+		if (rc == 0 && f.epoch >= p->epoch) {
+			free(val);
+			return 0; /* p's, or a later split's */
+		}
+		rc = settle_group_if(r, p, rc == 0 ? val : fence_absent, vl);
+		free(val);
+		if (rc != QFS_ECONFLICT)
+			return rc;
+	}
+	return rc;
+}
+
+/* Undo the split of p (the stored map's record of the partition) that
+ * intent in (stored exactly so) holds, without ever moving G's fence
+ * back: a reset from E+1 to E writes the very bytes a later split's
+ * fence had before it, so a late one (its writer paused past the lease)
+ * would undo that split's fence.  One meta txn, conditional on p's record
+ * and on in, raises p's epoch (range unchanged) to G's fence's when that
+ * is step 2's (E+1, p's range), else above both, and deletes the intent;
+ * then G's fence moves forward to it (fence_forward).  Routers at E meet
+ * the fence, re-read the map and retry at the new epoch.  0 (the intent
+ * is gone; a fence left behind is logged and left to the repair),
+ * QFS_ECONFLICT (the intent or the record changed: a takeover or a later
+ * split moved first, nothing done), or the meta txn's other errors (it
+ * may have applied; the intent stays otherwise). */
+static int unsplit(struct qfs_router *r, const struct qfs_meta_part *p, const struct qfs_meta_intent *in)
+{
+	struct qfs_meta_part f, np, same = *p;
+	void *val = NULL;
+	size_t vl = 0;
+	uint64_t ne = p->epoch + 1;
+	int rc = fence_read(r, p->group, &val, &vl, &f);
+
+	if (rc && rc != -ENOENT)
+		return rc;
+	free(val);
+	if (rc == 0 && f.epoch >= ne) {
+		same.epoch = f.epoch;
+		ne = fence_differs(&same, &f) ? f.epoch + 1 : f.epoch;
+	}
+	rc = qfs_meta_bump_claimed(r->meta, p, ne, in, &np);
+	if (rc)
+		return rc;
+	int frc = fence_forward(r, &np);
+	QFS_LOG(frc ? QFS_LOG_ERR : QFS_LOG_INFO, "split undone table=%llu group=%016llx epoch=%llu fence=%llu "
+		"fence_moved=%d err=%s", (unsigned long long)p->table, (unsigned long long)p->group,
+		(unsigned long long)ne, (unsigned long long)f.epoch, frc == 0, qfs_strerror(frc));
+	return 0;
+}
+
+/* Undo a split of h's partition old (the record claimed) before its
+ * commit.  bumped (step 2 may have happened): unsplit, which moves the
+ * map and G's fence forward, never back; else only the intent's deletion
+ * (G's fence untouched).  Then drop the new group.  Both conditional on
+ * the intent as held: a holder taken over meanwhile (paused past the
+ * lease) changes nothing.  Whatever fails is left to a takeover
+ * (intents_check) or the repair. */
 static void hold_abort(struct qfs_router *r, struct hold *h, const struct qfs_meta_part *old, int bumped)
 {
-	int rc = hold_beat(r, h, 1);
+	int rc = bumped ? unsplit(r, old, &h->in) : qfs_meta_intent_swap(r->meta, &h->in, NULL);
 
 	if (rc) {
-		QFS_LOG(QFS_LOG_WARN, "split intent lost table=%llu group=%016llx new=%016llx err=%s",
+		QFS_LOG(rc == QFS_ECONFLICT ? QFS_LOG_WARN : QFS_LOG_ERR,
+			"split intent lost table=%llu group=%016llx new=%016llx err=%s",
 			(unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)h->in.newg, qfs_strerror(rc));
 		return;
 	}
-	if (bumped) {
-		rc = settle_group(r, old);
-		if (rc) {
-			QFS_LOG(QFS_LOG_ERR, "abandoned split left the old group fenced ahead of the map "
-				"group=%016llx epoch=%llu err=%s", (unsigned long long)old->group,
-				(unsigned long long)old->epoch, qfs_strerror(rc));
-			return; /* the intent stays: a takeover puts the fence back */
-		}
-	}
-	rc = qfs_meta_intent_swap(r->meta, &h->in, NULL);
-	if (rc == 0 && h->in.newg && !qfs_meta_group_used(r->meta, h->in.newg))
+	if (h->in.newg && !qfs_meta_group_used(r->meta, h->in.newg))
 		(void)qfs_cell_group_drop(r->cell, h->in.newg);
+}
+
+void router_test_abort(struct qfs_router *r, const struct qfs_meta_intent *in, const struct qfs_meta_part *old)
+{
+	struct hold h = { *in, qfs_clock_mono_ms() };
+
+	hold_abort(r, &h, old, 1);
 }
 
 static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, const uint8_t *k, size_t kl)
@@ -1069,15 +1162,16 @@ out:
 }
 
 /* Take over intent in (seen unchanged for the lease: its holder is gone)
- * and undo its split: G's fence back to the map's, the intent deleted,
- * its new group dropped.  split_run_mu held.  A swap that fails means
- * the holder (or another router) moved first: nothing to do. */
+ * and undo its split (unsplit: the map's epoch and G's fence move
+ * forward, the intent is deleted), its new group dropped.  split_run_mu
+ * held.  A swap that fails means the holder (or another router) moved
+ * first: nothing to do. */
 static void takeover(struct qfs_router *r, const struct qfs_meta_intent *in)
 {
 	struct qfs_meta_intent nw = *in;
 	struct qfs_meta_part *v = NULL;
 	size_t n = 0;
-	int rc;
+	int rc, found = 0;
 
 	nw.owner = r->nonce;
 	nw.beat = in->beat + 1;
@@ -1089,16 +1183,20 @@ static void takeover(struct qfs_router *r, const struct qfs_meta_intent *in)
 	rc = qfs_meta_reload_table(r->meta, in->table);
 	if (rc == 0)
 		rc = qfs_meta_parts(r->meta, in->table, &v, &n);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (v[i].group == in->group) /* an intent's split never committed (the commit deletes it) */
-			rc = settle_group(r, &v[i]);
+	for (size_t i = 0; rc == 0 && i < n && !found; i++)
+		if (v[i].group == in->group) { /* an intent's split never committed (the commit deletes it) */
+			rc = unsplit(r, &v[i], &nw);
+			found = 1;
+		}
 	free(v);
+	if (rc == 0 && !found) /* the table is gone */
+		rc = qfs_meta_intent_swap(r->meta, &nw, NULL);
 	if (rc) { /* the intent stays ours, unchanged: the next takeover tries again */
 		QFS_LOG(QFS_LOG_ERR, "cannot undo a split taken over group=%016llx err=%s",
 			(unsigned long long)in->group, qfs_strerror(rc));
 		return;
 	}
-	if (qfs_meta_intent_swap(r->meta, &nw, NULL) == 0 && in->newg && !qfs_meta_group_used(r->meta, in->newg))
+	if (in->newg && !qfs_meta_group_used(r->meta, in->newg))
 		(void)qfs_cell_group_drop(r->cell, in->newg);
 	(void)router_refresh(r, in->table);
 }
@@ -1140,7 +1238,7 @@ static int intents_check(struct qfs_router *r, qfs_table_t table)
 	memcpy(r->seen, nseen, k * sizeof(nseen[0]));
 	r->nseen = k;
 	for (size_t i = 0; i < n; i++) {
-		if (now - since[i] >= LEASE_MS)
+		if (now - since[i] >= (router_test_lease_ms ? router_test_lease_ms : LEASE_MS))
 			takeover(r, &v[i]);
 		else
 			left++;
@@ -1204,13 +1302,11 @@ static int cluster_fence_repair(struct qfs_router *r, qfs_table_t table)
 		struct qfs_meta_intent in = { table, v[i].group, r->nonce, 1, 0, v[i].epoch };
 		if (qfs_meta_intent_claim(r->meta, &v[i], &in) != 0)
 			continue;
-		int src = settle_group(r, &v[i]);
+		int src = unsplit(r, &v[i], &in); /* forward, never back; else the intent stays: a takeover retries */
 		QFS_LOG(src ? QFS_LOG_ERR : QFS_LOG_WARN,
 			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=%s",
 			(unsigned long long)table, (unsigned long long)v[i].group, (unsigned long long)v[i].epoch,
 			(unsigned long long)f.epoch, qfs_strerror(src));
-		if (src == 0) /* else the intent stays: a takeover after the lease retries */
-			(void)qfs_meta_intent_swap(r->meta, &in, NULL);
 	}
 	free(v);
 	return rc;

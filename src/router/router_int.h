@@ -205,6 +205,16 @@ int router_fence_repair(struct qfs_router *r, qfs_table_t table);
  * listed). */
 extern int router_test_cluster_reads;
 extern void (*router_test_gc_hook)(void);
+/* Test hooks (unit tests only; 0 otherwise): router_test_cluster_splits
+ * makes router_fence_repair act as in cluster mode (intents, takeovers,
+ * cluster_fence_repair) over an embedded cell; router_test_lease_ms,
+ * nonzero, replaces the 10 s lease after which an unchanged split intent
+ * is taken over.  router_test_abort runs what a holder of intent in (a
+ * split of old, the record it claimed) does when it abandons the split
+ * after its fence (step 2), as a holder paused past the lease would. */
+extern int router_test_cluster_splits;
+extern uint64_t router_test_lease_ms;
+void router_test_abort(struct qfs_router *r, const struct qfs_meta_intent *in, const struct qfs_meta_part *old);
 int router_check_read(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *key, size_t key_len);
 /* Forget a dropped table (cache and stats). */
 void router_forget(struct qfs_router *r, qfs_table_t table);

@@ -512,6 +512,45 @@ START_TEST(test_split_intents)
 }
 END_TEST
 
+/* An undone cluster split (qfs_meta_bump_claimed): the partition's epoch
+ * rises, range and group unchanged, and the intent goes in the same txn,
+ * only for the intent's holder as it holds it (a taken-over holder, or a
+ * stale record, changes nothing); an epoch not above the record's is
+ * refused. */
+START_TEST(test_bump_claimed)
+{
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl = qfs_key_inode(k, 77), n = 9;
+	struct qfs_meta_part p, q, got;
+	struct qfs_meta_intent a = { 1800, 1800, 11, 1, 1801, 1 }, b = a, iv[4];
+
+	create_table(1800);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1800, k, kl, &p), 0);
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &p, &a), 0);
+	b.owner = 22; /* a takeover */
+	b.beat = 2;
+	ck_assert_int_eq(qfs_meta_intent_swap(m, &a, &b), 0);
+	ck_assert_int_eq(qfs_meta_bump_claimed(m, &p, p.epoch + 1, &a, &q), QFS_ECONFLICT); /* the late holder */
+	ck_assert_int_eq(qfs_meta_lookup(m, 1800, k, kl, &got), 0);
+	ck_assert_uint_eq(got.epoch, p.epoch);
+	ck_assert_int_eq(qfs_meta_bump_claimed(m, &p, p.epoch, &b, &q), -EINVAL);
+	ck_assert_int_eq(qfs_meta_bump_claimed(m, &p, p.epoch + 1, &b, &q), 0);
+	ck_assert_uint_eq(q.epoch, p.epoch + 1);
+	ck_assert_int_eq(qfs_meta_lookup(m, 1800, k, kl, &got), 0);
+	ck_assert_uint_eq(got.epoch, p.epoch + 1);
+	ck_assert_uint_eq(got.group, p.group);
+	ck_assert_uint_eq(got.lo_len, p.lo_len);
+	ck_assert_uint_eq(got.hi_len, p.hi_len);
+	ck_assert_int_eq(qfs_meta_intents(m, 1800, iv, 4, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	/* the record moved on: a claim or a bump over the old one conflicts */
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &p, &a), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_intent_claim(m, &q, &a), 0);
+	ck_assert_int_eq(qfs_meta_bump_claimed(m, &p, q.epoch + 1, &a, &got), QFS_ECONFLICT);
+	ck_assert_int_eq(qfs_meta_intent_swap(m, &a, NULL), 0);
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
 	Suite *s = suite_create("meta");
@@ -529,6 +568,7 @@ static Suite *meta_suite(void)
 	tcase_add_test(tc, test_set_nodes_groups_on);
 	tcase_add_test(tc, test_set_nodes_conflict_reloads);
 	tcase_add_test(tc, test_split_intents);
+	tcase_add_test(tc, test_bump_claimed);
 	suite_add_tcase(s, tc);
 	return s;
 }

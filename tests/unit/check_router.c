@@ -1461,6 +1461,197 @@ START_TEST(test_size_walk)
 	}
 	free(v);
 	ck_assert_uint_ge(n, 2);
+
+/* Propose to group g: a RANGE op at epoch ep (the fence a router at map
+ * ep expects) in front of op; the txn's result. */
+static int propose_at(qfs_group_t g, uint64_t ep, struct qfs_txn *t)
+{
+	struct qfs_buf eb;
+	uint8_t be[8];
+	struct qfs_op *op;
+	int res = 1;
+
+	qfs_be64_put(be, ep);
+	op = qfs_txn_add(t, QFS_OP_RANGE);
+	ck_assert_ptr_nonnull(op);
+	op->key = QFS_META_FENCE_KEY;
+	op->key_len = QFS_META_FENCE_KEY_LEN;
+	op->val = be;
+	op->val_len = 8;
+	op->err = QFS_ESTALE;
+	/* the condition first: swap it in front */
+	struct qfs_op c = t->ops[t->nops - 1];
+	memmove(&t->ops[1], &t->ops[0], (t->nops - 1) * sizeof(t->ops[0]));
+	t->ops[0] = c;
+	qfs_buf_init(&eb);
+	qfs_txn_encode(t, &eb);
+	ck_assert_int_eq(qfs_cell_propose(node, g, eb.data, eb.len, &res), 0);
+	qfs_buf_close(&eb);
+	return res;
+}
+
+static struct qfs_meta_part fence_of(qfs_group_t g)
+{
+	struct qfs_meta_part f;
+	void *val;
+	size_t vl;
+
+	ck_assert_int_eq(qfs_cell_get(node, g, QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl), 0);
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(qfs_meta_fence_decode(val, vl, &f), 0);
+	free(val);
+	return f;
+}
+
+/* Cluster mode, the late reset (doc/cluster.md section 6): holder A of a
+ * split of G (at E) has fenced G and decides to give up, then pauses past
+ * the lease; mount C takes its intent over and undoes the split; mount D
+ * splits G again, fences it and copies the moving half; then A's undo
+ * lands.  It used to put G's fence back to (E, same range), the very
+ * bytes D's fence replaced: a router still at map E then wrote into G's
+ * moving half behind D's copy (acknowledged), D's settle of G found a
+ * fence not its own and did nothing, and the next repair deleted G's
+ * moved half, the acknowledged write with it.  Now an undo raises the
+ * map's epoch instead, conditional on the intent: A's late undo changes
+ * nothing and G's fence never goes back. */
+START_TEST(test_late_abort_keeps_later_fence)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta *ma, *md;
+	struct qfs_meta_part p, pd, g, left, right, f;
+	struct qfs_meta_intent ina, ina2, ind, iv[4];
+	struct qfs_meta_rec rec, grec;
+	struct qfs_txn tx;
+	uint8_t k[QFS_KEY_MAX], kx[QFS_KEY_MAX];
+	size_t kl, kxl, ni;
+	void *val;
+	size_t vl;
+	int res, sorted;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "late", &a, &t), 0);
+	fill_dir(&t, 10); /* e0 .. e9 */
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	/* A: claim at E, its new group, G fenced at E+1, a forced beat */
+	ck_assert_int_eq(qfs_meta_open(node, &ma), 0);
+	ck_assert_int_eq(qfs_meta_lookup(ma, t.id, k, kl, &p), 0);
+	ina = (struct qfs_meta_intent){ t.id, p.group, 41, 1, 555551, p.epoch };
+	ck_assert_int_eq(qfs_meta_intent_claim(ma, &p, &ina), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 555551), 0);
+	g = p;
+	g.epoch = p.epoch + 1;
+	put_fence(p.group, &g);
+	ina2 = ina;
+	ina2.beat = 2;
+	ck_assert_int_eq(qfs_meta_intent_swap(ma, &ina, &ina2), 0);
+	/* A pauses.  C (this router) sees the intent unchanged for the lease */
+	router_test_cluster_splits = 1;
+	router_test_lease_ms = 1;
+	(void)router_fence_repair(r, t.id);
+	usleep(5000);
+	(void)router_fence_repair(r, t.id);
+	ck_assert_int_eq(qfs_meta_intents(ma, t.id, iv, 4, &ni), 0);
+	ck_assert_uint_eq(ni, 0); /* taken over and undone */
+	f = fence_of(p.group);
+	ck_assert_uint_ge(f.epoch, p.epoch + 1); /* never back */
+	/* D: claims G as the map now has it, fences it one above, copies */
+	ck_assert_int_eq(qfs_meta_open(node, &md), 0);
+	ck_assert_int_eq(qfs_meta_reload_table(md, t.id), 0);
+	ck_assert_int_eq(qfs_meta_lookup(md, t.id, k, kl, &pd), 0);
+	ind = (struct qfs_meta_intent){ t.id, pd.group, 43, 1, 555553, pd.epoch };
+	ck_assert_int_eq(qfs_meta_intent_claim(md, &pd, &ind), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 555553), 0);
+	g = pd;
+	g.epoch = pd.epoch + 1;
+	qfs_meta_rec_init(&grec);
+	qfs_txn_init(&tx);
+	ck_assert_int_eq(qfs_meta_add_fence(&tx, &grec, &g), 0);
+	ck_assert_int_eq(propose_at(pd.group, pd.epoch, &tx), 0); /* step 2, conditional on E */
+	qfs_txn_close(&tx);
+	g = pd;
+	memcpy(g.lo, k, kl);
+	g.lo_len = (uint32_t)kl;
+	g.group = 555553;
+	g.epoch = pd.epoch + 1;
+	put_fence(555553, &g);
+	for (int i = 5; i < 10; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "e%d", i);
+		put_direct(555553, t.ino, name, 100000 + (qfs_ino_t)i);
+	}
+	/* A's undo lands late */
+	router_test_abort(r, &ina2, &p);
+	f = fence_of(p.group);
+	ck_assert_uint_eq(f.epoch, pd.epoch + 1); /* D's fence stays */
+	/* a router still at map E writes into the moving half, behind D's copy */
+	{
+		struct qfs_dentry d = { 100077, S_IFREG, 0 };
+		struct qfs_buf b;
+		struct qfs_op *op;
+
+		kxl = qfs_key_dentry(kx, t.ino, "e7x", 3);
+		qfs_buf_init(&b);
+		qfs_dentry_encode(&d, &b);
+		qfs_txn_init(&tx);
+		op = qfs_txn_add(&tx, QFS_OP_PUT);
+		op->key = kx;
+		op->key_len = (uint32_t)kxl;
+		op->val = b.data;
+		op->val_len = (uint32_t)b.len;
+		res = propose_at(p.group, p.epoch, &tx);
+		qfs_txn_close(&tx);
+		qfs_buf_close(&b);
+	}
+	ck_assert_int_eq(res, QFS_ESTALE); /* refused: nothing lands behind the copy */
+	/* D commits and settles G, conditional on its own fence */
+	ck_assert_int_eq(qfs_meta_split_claimed(md, &pd, k, kl, 555553, &ind, &left, &right), 0);
+	qfs_meta_rec_init(&rec);
+	qfs_txn_init(&tx);
+	{
+		struct qfs_op *op = qfs_txn_add(&tx, QFS_OP_EXPECT_VALUE);
+		static const uint8_t end[QFS_META_KEY_END_LEN] = {
+			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		};
+
+		op->key = QFS_META_FENCE_KEY;
+		op->key_len = QFS_META_FENCE_KEY_LEN;
+		op->val = grec.val.data;
+		op->val_len = (uint32_t)grec.val.len;
+		op->err = QFS_ECONFLICT;
+		ck_assert_int_eq(qfs_meta_add_fence(&tx, &rec, &left), 0);
+		op = qfs_txn_add(&tx, QFS_OP_DEL_RANGE);
+		op->key = left.hi;
+		op->key_len = left.hi_len;
+		op->key2 = end;
+		op->key2_len = sizeof(end);
+		ck_assert_int_eq(propose_at(left.group, left.epoch, &tx), 0); /* D's settle applies */
+	}
+	qfs_txn_close(&tx);
+	qfs_meta_rec_close(&rec);
+	qfs_meta_rec_close(&grec);
+	qfs_meta_free(ma);
+	qfs_meta_free(md);
+	/* the next repair changes nothing; every name reads back */
+	(void)router_fence_repair(r, t.id);
+	router_test_cluster_splits = 0;
+	router_test_lease_ms = 0;
+	f = fence_of(p.group);
+	ck_assert_uint_eq(f.epoch, left.epoch);
+	ck_assert_uint_eq(f.hi_len, left.hi_len);
+	router_test_cluster_reads = 1;
+	ck_assert_int_eq(count_dir(&t, &sorted), 10);
+	ck_assert(sorted);
+	for (int i = 0; i < 10; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "e%d", i);
+		kl = qfs_key_dentry(k, t.ino, name, strlen(name));
+		ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+		free(val);
+	}
+	router_test_cluster_reads = 0;
+	put_entry(t.id, t.ino, "e8y", 100088); /* a write after it all goes through */
+	ck_assert_int_eq(count_dir(&t, &sorted), 11);
 }
 END_TEST
 
@@ -2312,6 +2503,8 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_waits_then_looks_up);
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	tcase_add_test(tc, test_size_walk);
+
+	tcase_add_test(tc, test_late_abort_keeps_later_fence);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
 	tcase_add_test(th, test_hist_percentiles);
