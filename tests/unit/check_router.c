@@ -1461,6 +1461,8 @@ START_TEST(test_size_walk)
 	}
 	free(v);
 	ck_assert_uint_ge(n, 2);
+}
+END_TEST
 
 /* Propose to group g: a RANGE op at epoch ep (the fence a router at map
  * ep expects) in front of op; the txn's result. */
@@ -2503,7 +2505,6 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_waits_then_looks_up);
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	tcase_add_test(tc, test_size_walk);
-
 	tcase_add_test(tc, test_late_abort_keeps_later_fence);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
