@@ -645,15 +645,6 @@ static const char *node_az(struct qfs_node_server *s, uint32_t id)
 	return n ? n->az : "";
 }
 
-static uint32_t nlog_of(const struct qfs_paxos_config *c)
-{
-	uint32_t k = 0;
-
-	for (uint32_t i = 0; i < c->n; i++)
-		k += c->log >> i & 1;
-	return k;
-}
-
 /* The member words of c for the node RPCs (QFS_PAXOS_LOG_FLAG on a log
  * replica's id). */
 static void cfg_words(const struct qfs_paxos_config *c, uint32_t *w)
@@ -886,52 +877,77 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 		rc ? qfs_strerror(rc) : "none");
 }
 
-/* One group led here (see the file comment). */
-static void heal_group(struct qfs_node_server *s, qfs_group_t g)
+/* See cluster.h.  The decision of heal_group, apart from its I/O. */
+int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32_t heal_after_ms,
+			 struct qfs_node_heal_step *out)
 {
-	struct qfs_rnode_health h;
-	uint32_t dead = 0, lr = 0, added = 0, nlog;
-	uint64_t silent = 0;
+	uint32_t nlog = 0;
 	int all_up = 1;
 
-	if (qfs_rnode_group_health(s->rn, g, &h) != 0 || !h.leader || h.changing)
-		return;
-	nlog = nlog_of(&h.cfg);
-	for (uint32_t i = 0; i < h.n; i++) {
-		int log = qfs_paxos_config_is_log(&h.cfg, h.ids[i]);
+	memset(out, 0, sizeof(*out));
+	if (!h->leader || h->changing)
+		return QFS_NODE_HEAL_NONE;
+	for (uint32_t i = 0; i < h->cfg.n; i++)
+		if (h->cfg.log >> i & 1) {
+			nlog++;
+			out->lr = h->cfg.ids[i];
+		}
+	for (uint32_t i = 0; i < h->n; i++) {
+		int log = qfs_paxos_config_is_log(&h->cfg, h->ids[i]);
 
-		if (h.silent_ms[i] >= s->heal_after_ms) {
+		if (h->silent_ms[i] >= heal_after_ms) {
 			all_up = 0;
-			if (!log && !dead) {
-				dead = h.ids[i];
-				silent = h.silent_ms[i];
+			if (!log && !out->dead) {
+				out->dead = h->ids[i];
+				out->silent_ms = h->silent_ms[i];
 			}
 		}
 	}
-	for (uint32_t i = 0; i < h.cfg.n; i++)
-		if (h.cfg.log >> i & 1)
-			lr = h.cfg.ids[i];
-	if (h.cfg.n == 3 && nlog == 0 && dead) {
-		heal_add_log(s, g, &h.cfg, dead, silent);
-	} else if (h.cfg.n == 3 && nlog == 1 && all_up) {
-		heal_restore(s, g, &h.cfg, lr, 0);
-	} else if (h.cfg.n == 4 && nlog == 1) {
+	if (h->cfg.n == 3 && nlog == 0 && out->dead)
+		return QFS_NODE_HEAL_ADD_LOG;
+	if (h->cfg.n == 3 && nlog == 1 && all_up)
+		return QFS_NODE_HEAL_RESTORE;
+	if (h->cfg.n == 4 && nlog == 1) {
 		/* a round that stopped half-way: the member added last (the
 		 * highest index) is the log replica (phase 1: the dead member
 		 * is still to go) or a storage replica (phase 2: the log
 		 * replica is still to go once it caught up) */
-		struct qfs_paxos_config c3 = h.cfg;
+		out->added = h->cfg.ids[h->cfg.n - 1];
+		if (qfs_paxos_config_is_log(&h->cfg, out->added))
+			return out->dead ? QFS_NODE_HEAL_REMOVE_DEAD : QFS_NODE_HEAL_NONE;
+		if (out->added == self)
+			return QFS_NODE_HEAL_NONE;
+		return QFS_NODE_HEAL_FINISH_RESTORE;
+	}
+	return QFS_NODE_HEAL_NONE;
+}
 
-		added = h.cfg.ids[h.cfg.n - 1];
-		if (qfs_paxos_config_is_log(&h.cfg, added)) {
-			if (dead)
-				heal_remove_dead(s, g, &h.cfg, dead, added, mono_ms());
-			return;
-		}
-		if (added == s->id)
-			return;
+/* One group led here (see the file comment). */
+static void heal_group(struct qfs_node_server *s, qfs_group_t g)
+{
+	struct qfs_rnode_health h;
+	struct qfs_node_heal_step st;
+	struct qfs_paxos_config c3;
+
+	if (qfs_rnode_group_health(s->rn, g, &h) != 0)
+		return;
+	switch (qfs_node_heal_decide(s->id, &h, s->heal_after_ms, &st)) {
+	case QFS_NODE_HEAL_ADD_LOG:
+		heal_add_log(s, g, &h.cfg, st.dead, st.silent_ms);
+		break;
+	case QFS_NODE_HEAL_RESTORE:
+		heal_restore(s, g, &h.cfg, st.lr, 0);
+		break;
+	case QFS_NODE_HEAL_REMOVE_DEAD:
+		heal_remove_dead(s, g, &h.cfg, st.dead, st.added, mono_ms());
+		break;
+	case QFS_NODE_HEAL_FINISH_RESTORE:
+		c3 = h.cfg;
 		c3.n--;
-		heal_restore(s, g, &c3, lr, added);
+		heal_restore(s, g, &c3, st.lr, st.added);
+		break;
+	default:
+		break;
 	}
 }
 
