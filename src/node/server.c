@@ -780,7 +780,9 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 }
 
 /* Wait until node applied what this leader had applied when asked (or
- * HEAL_CATCHUP_MS).  0 or -ETIMEDOUT. */
+ * HEAL_CATCHUP_MS); node is this leader itself when the restored replica
+ * took the lead: until it applied what it had committed when asked.  0 or
+ * -ETIMEDOUT. */
 static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t node)
 {
 	struct qfs_rnode_ginfo gi;
@@ -789,6 +791,16 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 
 	if (qfs_rnode_group_info(s->rn, g, &gi) != 0)
 		return QFS_ENOGROUP;
+	if (node == s->id) {
+		qfs_lsn_t want = gi.commit;
+
+		while (qfs_rnode_group_info(s->rn, g, &gi) == 0 && gi.applied < want) {
+			if (mono_ms() >= dl || heal_stopping(s))
+				return -ETIMEDOUT;
+			usleep(200 * 1000);
+		}
+		return 0;
+	}
 	while (qfs_rcell_applied_at(s->peers, node, g, &got) != 0 || got < gi.applied) {
 		if (mono_ms() >= dl || heal_stopping(s))
 			return -ETIMEDOUT;
@@ -915,8 +927,10 @@ int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32
 		out->added = h->cfg.ids[h->cfg.n - 1];
 		if (qfs_paxos_config_is_log(&h->cfg, out->added))
 			return out->dead ? QFS_NODE_HEAL_REMOVE_DEAD : QFS_NODE_HEAL_NONE;
-		if (out->added == self)
-			return QFS_NODE_HEAL_NONE;
+		/* (also when the added replica leads now, self: a leader holds
+		 * every committed entry, and it was handed the lead or elected
+		 * before the one that added it retired the log replica) */
+		(void)self;
 		return QFS_NODE_HEAL_FINISH_RESTORE;
 	}
 	return QFS_NODE_HEAL_NONE;
