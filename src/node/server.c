@@ -907,6 +907,12 @@ int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32
 	for (uint32_t i = 0; i < h->n; i++) {
 		int log = qfs_paxos_config_is_log(&h->cfg, h->ids[i]);
 
+		/* (up: it answered this leader; one silent since the
+		 * election only may be the dead old leader: no restore, which
+		 * would make a fourth member that every write quorum then
+		 * needs, until it caught up) */
+		if (!h->answered[i])
+			all_up = 0;
 		if (h->silent_ms[i] >= heal_after_ms) {
 			all_up = 0;
 			if (!log && !out->dead) {

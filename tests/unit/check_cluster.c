@@ -311,8 +311,17 @@ START_TEST(test_heal_decide)
 	ck_assert_uint_eq(st.lr, 4);
 	/* 2 storage + log replica, all up: a storage replica back */
 	heal_view(&h, 2, two_log, 3, 1u << 2);
+	h.answered[0] = h.answered[1] = 1;
 	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_RESTORE);
 	ck_assert_uint_eq(st.lr, 4);
+	/* but not while member 1 has not answered since this leader's
+	 * election (its silence counts from there): 1 is the old leader,
+	 * maybe dead, and a fourth member then needs the new storage replica
+	 * in every write quorum, which has the whole partition to copy first:
+	 * writes would stop for the rebuild */
+	h.answered[0] = 0;
+	h.silent_ms[0] = 300;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_NONE);
 	/* storage replica 3 added; the leader (1) waits for its catch-up,
 	 * then retires 4 */
 	heal_view(&h, 1, phase2, 4, 1u << 2);
