@@ -272,8 +272,10 @@ enum qfs_node_heal {
 	QFS_NODE_HEAL_ADD_LOG,        /* a storage member is dead: a log replica */
 	QFS_NODE_HEAL_REMOVE_DEAD,    /* log replica added: the dead member out */
 	QFS_NODE_HEAL_RESTORE,        /* all up again: a storage replica back */
-	QFS_NODE_HEAL_FINISH_RESTORE  /* storage replica added: its catch-up,
+	QFS_NODE_HEAL_FINISH_RESTORE, /* storage replica added: its catch-up,
 					 then the log replica out */
+	QFS_NODE_HEAL_RETIRE_LOG      /* log replica added, the dead member
+					 back before it went: the log replica out */
 };
 struct qfs_node_heal_step {
 	uint32_t dead;       /* the first storage member silent heal_after_ms */

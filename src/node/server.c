@@ -809,6 +809,9 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 	return 0;
 }
 
+static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
+			uint32_t lr);
+
 /* Phase 2: a group of two storage members and log replica lr (c): a
  * storage replica on a node of a third AZ, its catch-up, then lr removed
  * and dropped.  add: a storage member already added (a round that
@@ -816,7 +819,7 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
 			 uint32_t lr, uint32_t added)
 {
-	struct qfs_paxos_config to = *c, rm;
+	struct qfs_paxos_config to = *c;
 	uint32_t w[QFS_PAXOS_MAX_NODES], nw = added;
 	uint64_t t0 = mono_ms();
 	int rc, nofloor = 0;
@@ -873,12 +876,22 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc)
 		return; /* the log replica stays; a later round waits again */
+	heal_retire(s, g, &to, lr);
+}
+
+/* Log replica lr out of c (one change), then its replica dropped. */
+static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
+			uint32_t lr)
+{
+	struct qfs_paxos_config rm;
+	int rc;
+
 	memset(&rm, 0, sizeof(rm));
-	for (uint32_t i = 0; i < to.n; i++)
-		if (to.ids[i] != lr) {
-			if (to.log >> i & 1)
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] != lr) {
+			if (c->log >> i & 1)
 				rm.log |= 1u << rm.n;
-			rm.ids[rm.n++] = to.ids[i];
+			rm.ids[rm.n++] = c->ids[i];
 		}
 	rc = heal_config(s, g, &rm);
 	if (rc == 0)
@@ -932,7 +945,9 @@ int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32
 		 * replica is still to go once it caught up) */
 		out->added = h->cfg.ids[h->cfg.n - 1];
 		if (qfs_paxos_config_is_log(&h->cfg, out->added))
-			return out->dead ? QFS_NODE_HEAL_REMOVE_DEAD : QFS_NODE_HEAL_NONE;
+			return out->dead ? QFS_NODE_HEAL_REMOVE_DEAD
+			       : all_up  ? QFS_NODE_HEAL_RETIRE_LOG /* (the dead came back) */
+					 : QFS_NODE_HEAL_NONE;
 		/* (also when the added replica leads now, self: a leader holds
 		 * every committed entry, and it was handed the lead or elected
 		 * before the one that added it retired the log replica) */
@@ -960,6 +975,9 @@ static void heal_group(struct qfs_node_server *s, qfs_group_t g)
 		break;
 	case QFS_NODE_HEAL_REMOVE_DEAD:
 		heal_remove_dead(s, g, &h.cfg, st.dead, st.added, mono_ms());
+		break;
+	case QFS_NODE_HEAL_RETIRE_LOG:
+		heal_retire(s, g, &h.cfg, st.lr);
 		break;
 	case QFS_NODE_HEAL_FINISH_RESTORE:
 		c3 = h.cfg;

@@ -309,6 +309,14 @@ START_TEST(test_heal_decide)
 	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_REMOVE_DEAD);
 	ck_assert_uint_eq(st.dead, 3);
 	ck_assert_uint_eq(st.lr, 4);
+	/* ... unless 3 came back before it went (the step was cut short):
+	 * the log replica goes, else the group keeps four members (three of
+	 * them in every write quorum) for good */
+	h.silent_ms[1] = 100;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	h.answered[0] = h.answered[1] = h.answered[2] = 1;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_RETIRE_LOG);
+	ck_assert_uint_eq(st.lr, 4);
 	/* 2 storage + log replica, all up: a storage replica back */
 	heal_view(&h, 2, two_log, 3, 1u << 2);
 	h.answered[0] = h.answered[1] = 1;
