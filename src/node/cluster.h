@@ -262,6 +262,32 @@ int qfs_rcell_node_members(struct qfs_rcell *rc, uint32_t id, uint32_t wait_ms,
 int qfs_node_removed_here(uint32_t self, const struct qfs_cluster *cl,
 			  const struct qfs_rcell_gm *start, const struct qfs_rcell_gm *own,
 			  int joining, struct qfs_rcell_gm *const *gm, const size_t *ngm);
+
+struct qfs_rnode_health;
+
+/* The healer's next step for one group (doc/cluster.md section 1c;
+ * `quorumfs node -o heal_after=`, server.c). */
+enum qfs_node_heal {
+	QFS_NODE_HEAL_NONE = 0,
+	QFS_NODE_HEAL_ADD_LOG,        /* a storage member is dead: a log replica */
+	QFS_NODE_HEAL_REMOVE_DEAD,    /* log replica added: the dead member out */
+	QFS_NODE_HEAL_RESTORE,        /* all up again: a storage replica back */
+	QFS_NODE_HEAL_FINISH_RESTORE, /* storage replica added: its catch-up,
+					 then the log replica out */
+	QFS_NODE_HEAL_RETIRE_LOG      /* log replica added, the dead member
+					 back before it went: the log replica out */
+};
+struct qfs_node_heal_step {
+	uint32_t dead;       /* the first storage member silent heal_after_ms */
+	uint64_t silent_ms;  /* how long it has been silent */
+	uint32_t lr;         /* the log replica, 0: none */
+	uint32_t added;      /* the member added last of a 4-member group */
+};
+/* What the healer of node self does for a group whose leader's view is *h
+ * (qfs_rnode_group_health): the step, *out filled (zeroed first).  Only a
+ * leader with no CONFIG in flight heals.  Pure. */
+int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32_t heal_after_ms,
+			 struct qfs_node_heal_step *out);
 /* Which nodes host group: its members as the nodes hosting it say (cached
  * per group; in a cluster of at most QFS_CLUSTER_REPLICAS nodes, or when
  * no node answers, every node of the file).  Writes min(count, max) ids to

@@ -2987,6 +2987,7 @@ int qfs_rnode_group_health(struct qfs_rnode *rn, qfs_group_t group, struct qfs_r
 		out->ids[out->n] = pe->id;
 		out->silent_ms[out->n] = now > since ? now - since : 0;
 		out->match[out->n] = pe->match;
+		out->answered[out->n] = pe->ack_ms != 0;
 		out->n++;
 	}
 	out->last = g->px.last;

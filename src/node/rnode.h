@@ -232,6 +232,8 @@ struct qfs_rnode_health {
 	uint64_t silent_ms[QFS_PAXOS_MAX_NODES]; /* since its last answer (or
 				    since this leader's election) */
 	qfs_lsn_t match[QFS_PAXOS_MAX_NODES]; /* its durable, matching log end */
+	uint8_t answered[QFS_PAXOS_MAX_NODES]; /* 1: it answered this leader
+				    (since its election or its addition) */
 	qfs_lsn_t last;          /* the leader's last LSN */
 };
 /* Fill *out for group (any thread, under the group's lock).  0 or

@@ -645,15 +645,6 @@ static const char *node_az(struct qfs_node_server *s, uint32_t id)
 	return n ? n->az : "";
 }
 
-static uint32_t nlog_of(const struct qfs_paxos_config *c)
-{
-	uint32_t k = 0;
-
-	for (uint32_t i = 0; i < c->n; i++)
-		k += c->log >> i & 1;
-	return k;
-}
-
 /* The member words of c for the node RPCs (QFS_PAXOS_LOG_FLAG on a log
  * replica's id). */
 static void cfg_words(const struct qfs_paxos_config *c, uint32_t *w)
@@ -789,7 +780,9 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 }
 
 /* Wait until node applied what this leader had applied when asked (or
- * HEAL_CATCHUP_MS).  0 or -ETIMEDOUT. */
+ * HEAL_CATCHUP_MS); node is this leader itself when the restored replica
+ * took the lead: until it applied what it had committed when asked.  0 or
+ * -ETIMEDOUT. */
 static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t node)
 {
 	struct qfs_rnode_ginfo gi;
@@ -798,6 +791,16 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 
 	if (qfs_rnode_group_info(s->rn, g, &gi) != 0)
 		return QFS_ENOGROUP;
+	if (node == s->id) {
+		qfs_lsn_t want = gi.commit;
+
+		while (qfs_rnode_group_info(s->rn, g, &gi) == 0 && gi.applied < want) {
+			if (mono_ms() >= dl || heal_stopping(s))
+				return -ETIMEDOUT;
+			usleep(200 * 1000);
+		}
+		return 0;
+	}
 	while (qfs_rcell_applied_at(s->peers, node, g, &got) != 0 || got < gi.applied) {
 		if (mono_ms() >= dl || heal_stopping(s))
 			return -ETIMEDOUT;
@@ -806,6 +809,9 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 	return 0;
 }
 
+static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
+			uint32_t lr);
+
 /* Phase 2: a group of two storage members and log replica lr (c): a
  * storage replica on a node of a third AZ, its catch-up, then lr removed
  * and dropped.  add: a storage member already added (a round that
@@ -813,7 +819,7 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
 			 uint32_t lr, uint32_t added)
 {
-	struct qfs_paxos_config to = *c, rm;
+	struct qfs_paxos_config to = *c;
 	uint32_t w[QFS_PAXOS_MAX_NODES], nw = added;
 	uint64_t t0 = mono_ms();
 	int rc, nofloor = 0;
@@ -870,12 +876,22 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc)
 		return; /* the log replica stays; a later round waits again */
+	heal_retire(s, g, &to, lr);
+}
+
+/* Log replica lr out of c (one change), then its replica dropped. */
+static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
+			uint32_t lr)
+{
+	struct qfs_paxos_config rm;
+	int rc;
+
 	memset(&rm, 0, sizeof(rm));
-	for (uint32_t i = 0; i < to.n; i++)
-		if (to.ids[i] != lr) {
-			if (to.log >> i & 1)
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] != lr) {
+			if (c->log >> i & 1)
 				rm.log |= 1u << rm.n;
-			rm.ids[rm.n++] = to.ids[i];
+			rm.ids[rm.n++] = c->ids[i];
 		}
 	rc = heal_config(s, g, &rm);
 	if (rc == 0)
@@ -886,52 +902,90 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 		rc ? qfs_strerror(rc) : "none");
 }
 
-/* One group led here (see the file comment). */
-static void heal_group(struct qfs_node_server *s, qfs_group_t g)
+/* See cluster.h.  The decision of heal_group, apart from its I/O. */
+int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32_t heal_after_ms,
+			 struct qfs_node_heal_step *out)
 {
-	struct qfs_rnode_health h;
-	uint32_t dead = 0, lr = 0, added = 0, nlog;
-	uint64_t silent = 0;
+	uint32_t nlog = 0;
 	int all_up = 1;
 
-	if (qfs_rnode_group_health(s->rn, g, &h) != 0 || !h.leader || h.changing)
-		return;
-	nlog = nlog_of(&h.cfg);
-	for (uint32_t i = 0; i < h.n; i++) {
-		int log = qfs_paxos_config_is_log(&h.cfg, h.ids[i]);
+	memset(out, 0, sizeof(*out));
+	if (!h->leader || h->changing)
+		return QFS_NODE_HEAL_NONE;
+	for (uint32_t i = 0; i < h->cfg.n; i++)
+		if (h->cfg.log >> i & 1) {
+			nlog++;
+			out->lr = h->cfg.ids[i];
+		}
+	for (uint32_t i = 0; i < h->n; i++) {
+		int log = qfs_paxos_config_is_log(&h->cfg, h->ids[i]);
 
-		if (h.silent_ms[i] >= s->heal_after_ms) {
+		/* (up: it answered this leader; one silent since the
+		 * election only may be the dead old leader: no restore, which
+		 * would make a fourth member that every write quorum then
+		 * needs, until it caught up) */
+		if (!h->answered[i])
 			all_up = 0;
-			if (!log && !dead) {
-				dead = h.ids[i];
-				silent = h.silent_ms[i];
+		if (h->silent_ms[i] >= heal_after_ms) {
+			all_up = 0;
+			if (!log && !out->dead) {
+				out->dead = h->ids[i];
+				out->silent_ms = h->silent_ms[i];
 			}
 		}
 	}
-	for (uint32_t i = 0; i < h.cfg.n; i++)
-		if (h.cfg.log >> i & 1)
-			lr = h.cfg.ids[i];
-	if (h.cfg.n == 3 && nlog == 0 && dead) {
-		heal_add_log(s, g, &h.cfg, dead, silent);
-	} else if (h.cfg.n == 3 && nlog == 1 && all_up) {
-		heal_restore(s, g, &h.cfg, lr, 0);
-	} else if (h.cfg.n == 4 && nlog == 1) {
+	if (h->cfg.n == 3 && nlog == 0 && out->dead)
+		return QFS_NODE_HEAL_ADD_LOG;
+	if (h->cfg.n == 3 && nlog == 1 && all_up)
+		return QFS_NODE_HEAL_RESTORE;
+	if (h->cfg.n == 4 && nlog == 1) {
 		/* a round that stopped half-way: the member added last (the
 		 * highest index) is the log replica (phase 1: the dead member
 		 * is still to go) or a storage replica (phase 2: the log
 		 * replica is still to go once it caught up) */
-		struct qfs_paxos_config c3 = h.cfg;
+		out->added = h->cfg.ids[h->cfg.n - 1];
+		if (qfs_paxos_config_is_log(&h->cfg, out->added))
+			return out->dead ? QFS_NODE_HEAL_REMOVE_DEAD
+			       : all_up  ? QFS_NODE_HEAL_RETIRE_LOG /* (the dead came back) */
+					 : QFS_NODE_HEAL_NONE;
+		/* (also when the added replica leads now, self: a leader holds
+		 * every committed entry, and it was handed the lead or elected
+		 * before the one that added it retired the log replica) */
+		(void)self;
+		return QFS_NODE_HEAL_FINISH_RESTORE;
+	}
+	return QFS_NODE_HEAL_NONE;
+}
 
-		added = h.cfg.ids[h.cfg.n - 1];
-		if (qfs_paxos_config_is_log(&h.cfg, added)) {
-			if (dead)
-				heal_remove_dead(s, g, &h.cfg, dead, added, mono_ms());
-			return;
-		}
-		if (added == s->id)
-			return;
+/* One group led here (see the file comment). */
+static void heal_group(struct qfs_node_server *s, qfs_group_t g)
+{
+	struct qfs_rnode_health h;
+	struct qfs_node_heal_step st;
+	struct qfs_paxos_config c3;
+
+	if (qfs_rnode_group_health(s->rn, g, &h) != 0)
+		return;
+	switch (qfs_node_heal_decide(s->id, &h, s->heal_after_ms, &st)) {
+	case QFS_NODE_HEAL_ADD_LOG:
+		heal_add_log(s, g, &h.cfg, st.dead, st.silent_ms);
+		break;
+	case QFS_NODE_HEAL_RESTORE:
+		heal_restore(s, g, &h.cfg, st.lr, 0);
+		break;
+	case QFS_NODE_HEAL_REMOVE_DEAD:
+		heal_remove_dead(s, g, &h.cfg, st.dead, st.added, mono_ms());
+		break;
+	case QFS_NODE_HEAL_RETIRE_LOG:
+		heal_retire(s, g, &h.cfg, st.lr);
+		break;
+	case QFS_NODE_HEAL_FINISH_RESTORE:
+		c3 = h.cfg;
 		c3.n--;
-		heal_restore(s, g, &c3, lr, added);
+		heal_restore(s, g, &c3, st.lr, st.added);
+		break;
+	default:
+		break;
 	}
 }
 

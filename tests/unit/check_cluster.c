@@ -18,6 +18,7 @@
 
 #include "net/frame.h"
 #include "node/cluster.h"
+#include "node/rnode.h"
 
 static char dir[] = "/tmp/check_clusterXXXXXX";
 
@@ -267,6 +268,86 @@ START_TEST(test_removed_here)
 }
 END_TEST
 
+/* The healer's decisions (qfs_node_heal_decide): a leader's view h of a
+ * group of nodes 1, 2, 3 (+ log replica 4), heal_after 5000 ms. */
+static void heal_view(struct qfs_rnode_health *h, uint32_t self, const uint32_t *ids, uint32_t n,
+		      uint32_t log)
+{
+	memset(h, 0, sizeof(*h));
+	h->leader = 1;
+	h->cfg.n = n;
+	h->cfg.log = log;
+	memcpy(h->cfg.ids, ids, n * sizeof(ids[0]));
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] != self)
+			h->ids[h->n++] = ids[i];
+}
+
+START_TEST(test_heal_decide)
+{
+	static const uint32_t three[3] = { 1, 2, 3 }, phase1[4] = { 1, 2, 3, 4 },
+			      two_log[3] = { 1, 2, 4 }, phase2[4] = { 1, 2, 4, 3 };
+	struct qfs_rnode_health h;
+	struct qfs_node_heal_step st;
+
+	/* all up: nothing */
+	heal_view(&h, 1, three, 3, 0);
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	/* member 3 silent heal_after: a log replica */
+	h.silent_ms[1] = 5000;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_ADD_LOG);
+	ck_assert_uint_eq(st.dead, 3);
+	/* not a leader, or a CONFIG in flight: nothing */
+	h.leader = 0;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	h.leader = 1;
+	h.changing = 1;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	/* log replica 4 added, 3 still dead: 3 goes */
+	heal_view(&h, 1, phase1, 4, 1u << 3);
+	h.silent_ms[1] = 6000;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_REMOVE_DEAD);
+	ck_assert_uint_eq(st.dead, 3);
+	ck_assert_uint_eq(st.lr, 4);
+	/* ... unless 3 came back before it went (the step was cut short):
+	 * the log replica goes, else the group keeps four members (three of
+	 * them in every write quorum) for good */
+	h.silent_ms[1] = 100;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	h.answered[0] = h.answered[1] = h.answered[2] = 1;
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_RETIRE_LOG);
+	ck_assert_uint_eq(st.lr, 4);
+	/* 2 storage + log replica, all up: a storage replica back */
+	heal_view(&h, 2, two_log, 3, 1u << 2);
+	h.answered[0] = h.answered[1] = 1;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_RESTORE);
+	ck_assert_uint_eq(st.lr, 4);
+	/* but not while member 1 has not answered since this leader's
+	 * election (its silence counts from there): 1 is the old leader,
+	 * maybe dead, and a fourth member then needs the new storage replica
+	 * in every write quorum, which has the whole partition to copy first:
+	 * writes would stop for the rebuild */
+	h.answered[0] = 0;
+	h.silent_ms[0] = 300;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	/* storage replica 3 added; the leader (1) waits for its catch-up,
+	 * then retires 4 */
+	heal_view(&h, 1, phase2, 4, 1u << 2);
+	ck_assert_int_eq(qfs_node_heal_decide(1, &h, 5000, &st), QFS_NODE_HEAL_FINISH_RESTORE);
+	ck_assert_uint_eq(st.added, 3);
+	ck_assert_uint_eq(st.lr, 4);
+	/* the same after the added replica became leader (it is the
+	 * preferred member of {1, 2, 3} for 1 group in 3, so the old leader
+	 * hands over to it as soon as it holds the log, maybe before the old
+	 * leader's healer retired the log replica): the new leader finishes,
+	 * else the group keeps four members and its log replica for good */
+	heal_view(&h, 3, phase2, 4, 1u << 2);
+	ck_assert_int_eq(qfs_node_heal_decide(3, &h, 5000, &st), QFS_NODE_HEAL_FINISH_RESTORE);
+	ck_assert_uint_eq(st.added, 3);
+	ck_assert_uint_eq(st.lr, 4);
+}
+END_TEST
+
 START_TEST(test_place)
 {
 	struct qfs_cluster cl;
@@ -324,6 +405,7 @@ int main(void)
 	tcase_add_test(tk, test_codec);
 	tcase_add_test(tk, test_place);
 	tcase_add_test(tk, test_removed_here);
+	tcase_add_test(tk, test_heal_decide);
 	suite_add_tcase(s, tk);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
