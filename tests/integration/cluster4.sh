@@ -55,24 +55,12 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
-# A hang is a failure: stop everything after 240 s (a loaded machine under ASan needs well over 110 s).
-( for _ in $(seq 240); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
-  echo "FAIL: watchdog: still running after 240 s" >&2; kill -TERM $$ ) &
+# A hang is a failure (a loaded machine under ASan needs well over 110 s).
+cluster_watchdog 240
 
-set -- $(free_ports 5)
-new_key "$T/key"
-AZS="a b c a b"
 C=$T/cluster
-{
-	echo "# test cluster: 5 nodes, 3 AZs"
-	i=1
-	for az in $AZS; do
-		eval "echo node $i az $az addr 127.0.0.1:\$$i"
-		i=$((i + 1))
-	done
-	echo "key key"
-} >"$C"
-az_of() { echo $AZS | cut -d' ' -f"$1"; }
+cluster_file a b c a b
+sed -i "1i # test cluster: 5 nodes, 3 AZs" "$C" # a comment line is allowed
 
 # ---- 1. fewer than 3 AZs: refused at mount
 sed -e 's/^node 3 az c /node 3 az a /' -e 's/^node 5 az b /node 5 az a /' "$C" >"$T/cluster2"

@@ -48,22 +48,10 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
-( for _ in $(seq 150); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
-  echo "FAIL: watchdog: still running after 150 s" >&2; kill -TERM $$ ) &
+cluster_watchdog 150
 
-set -- $(free_ports 4)
-new_key "$T/key"
-AZS="a b c a"
 C=$T/cluster
-{
-	i=1
-	for az in $AZS; do
-		eval "echo node $i az $az addr 127.0.0.1:\$$i"
-		i=$((i + 1))
-	done
-	echo "key key"
-} >"$C"
-az_of() { echo $AZS | cut -d' ' -f"$1"; }
+cluster_file a b c a
 for n in 1 2 3 4; do start_node $n; done
 
 OPTS="cluster=$C,split_bytes=1M,split_check=200ms"

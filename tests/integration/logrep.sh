@@ -45,22 +45,10 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
-( for _ in $(seq 180); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
-  echo "FAIL: watchdog: still running after 180 s" >&2; kill -TERM $$ ) &
+cluster_watchdog 180
 
-set -- $(free_ports 5)
-new_key "$T/key"
-AZS="a b c a b"
 C=$T/cluster
-{
-	i=1
-	for az in $AZS; do
-		eval "echo node $i az $az addr 127.0.0.1:\$$i"
-		i=$((i + 1))
-	done
-	echo "key key"
-} >"$C"
-az_of() { echo $AZS | cut -d' ' -f"$1"; }
+cluster_file a b c a b
 # (a status read waits 2 s for a dead node: read it once per poll)
 hosts_in() { awk -v g="$2" '$1 == "group" && $2 == g && $3 == "node" { print $4 }' "$1" | sort -n | paste -sd,; }
 logrep_in() { awk -v g="$2" '$1 == "group" && $2 == g && $3 == "node" && / kind log$/ { print $4 }' "$1"; }

@@ -1,6 +1,6 @@
 # tests/lib/cluster.sh - helpers for tests that run `quorumfs node`
 # processes on 127.0.0.1 and a router mount (cluster.sh, cluster4.sh,
-# tests/upgrade/rolling.sh).  Source it after tests/lib/common.sh.
+# cluster_split.sh, logrep.sh, tests/upgrade/rolling.sh).  Source it after tests/lib/common.sh.
 #
 # The caller sets: T (its temp dir), C (the cluster file), NODE_PIDS=""
 # (its trap kills them), SMNT (the mount whose .quorumfs/status is read).
@@ -19,6 +19,32 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 new_key() {
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
 	chmod 600 "$1"
+}
+
+# cluster_file AZ...: a key in $T/key and the cluster file $C (default
+# $T/cluster) of nodes 1..N in the AZs given, on free loopback ports; sets
+# AZS (az_of ID prints node ID's AZ).
+cluster_file() {
+	local i=1 ports
+	AZS="$*"
+	C=${C:-$T/cluster}
+	new_key "$T/key"
+	read -r -a ports <<<"$(free_ports $#)"
+	{
+		for az in "$@"; do
+			echo "node $i az $az addr 127.0.0.1:${ports[$((i - 1))]}"
+			i=$((i + 1))
+		done
+		echo "key key"
+	} >"$C"
+}
+az_of() { echo $AZS | cut -d' ' -f"$1"; }
+
+# cluster_watchdog SECONDS: a hang is a failure: TERM this script (its
+# trap stops the nodes and mounts) after SECONDS.
+cluster_watchdog() {
+	( for _ in $(seq "$1"); do sleep 1; kill -0 $$ 2>/dev/null || exit 0; done
+	  echo "FAIL: watchdog: still running after $1 s" >&2; kill -TERM $$ ) &
 }
 
 # start_node ID [CLUSTER [BIN]]: start node ID (a daemon) from BIN (default
