@@ -1385,18 +1385,22 @@ static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
  * under the same key prefix, and the inode holds the file's size.  So the
  * walk reads the partition in key order but, at the first chunk of a file,
  * stops and goes on at the file's inode: the file's other chunks count as
- * its size (keys included), never read.  A check then reads one chunk per
+ * its size past that chunk (keys included), never read (the bytes before
+ * it are not counted: a partition whose lo cuts the file holds only the
+ * chunks from there on).  A check then reads one chunk per
  * file, not every byte (after a mount it read every chunk of the
  * partition, with RocksDB's blob checks: half the daemon's CPU during a
  * cold read of a large file).  The count is an estimate: a sparse file
- * counts as its size.  Without an inode right after the jump (an orphan's
- * chunks), the walk goes back and reads that prefix's chunks. */
+ * counts as its size from its first chunk on.  Without an inode right
+ * after the jump (an orphan's chunks), the walk goes back and reads that
+ * prefix's chunks. */
 struct size_walk {
 	uint64_t bytes;         /* keys + values counted (file chunks estimated) */
 	uint64_t limit;         /* stop once bytes > limit (0: never) */
 	uint8_t mid[QFS_KEY_MAX];
 	size_t mid_len;         /* the key at which bytes reached limit / 2 */
 	qfs_ino_t jump_ino;     /* a chunk of this ino stopped the walk (0: none) */
+	uint64_t jump_chunk;    /* that chunk's number */
 	uint64_t jump_vl;       /* bytes of that chunk's value, counted */
 	uint8_t back[QFS_KEY_MAX + 1];
 	size_t back_len;        /* the key just after that chunk */
@@ -1433,10 +1437,13 @@ static int size_landed(struct size_walk *w, const uint8_t *k, size_t kl, const u
 		return 1;
 	}
 	if (qfs_inode_decode_attr(v, vl, &a) == 0 && S_ISREG(a.mode) && !(a.flags & QFS_ATTR_INLINE)) {
+		/* the file from the chunk the walk met on: when lo cuts the
+		 * file, the chunks before it are another partition's */
 		uint64_t nchunks = a.size / QFS_CHUNK_SIZE + (a.size % QFS_CHUNK_SIZE != 0);
-		uint64_t rest = a.size > w->jump_vl ? a.size - w->jump_vl : 0;
-		if (nchunks > 1)
-			rest += (nchunks - 1) * (QFS_KEY_PREFIX_LEN + 10); /* their keys */
+		uint64_t from = w->jump_chunk < nchunks ? w->jump_chunk * QFS_CHUNK_SIZE : a.size;
+		uint64_t rest = a.size - from > w->jump_vl ? a.size - from - w->jump_vl : 0;
+		if (w->jump_chunk < nchunks && nchunks - w->jump_chunk > 1)
+			rest += (nchunks - w->jump_chunk - 1) * (QFS_KEY_PREFIX_LEN + 10); /* their keys */
 		size_add(w, k, kl, rest);
 	}
 	return 0;
@@ -1460,6 +1467,7 @@ static int size_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
 		return 1;
 	if (parsed && key.kind == QFS_KEY_CHUNK && !w->exact_set) {
 		w->jump_ino = key.pk;
+		w->jump_chunk = key.chunk;
 		w->jump_vl = vl;
 		memcpy(w->back, k, kl);
 		w->back[kl] = 0; /* the next key after k */

@@ -141,9 +141,9 @@ static int propose(struct qfs_router *r, qfs_group_t group, const struct qfs_txn
 
 	qfs_buf_init(&b);
 	qfs_txn_encode(txn, &b);
-	if (b.err) {
-		qfs_buf_close(&b);
-		return b.err;
+	if ((rc = b.err) != 0) {
+		qfs_buf_close(&b); /* (resets b.err: return the saved one) */
+		return rc;
 	}
 	rc = propose_enc(r, group, &b, result);
 	qfs_buf_close(&b);

@@ -1040,6 +1040,49 @@ START_TEST(test_txn_many_ops)
 }
 END_TEST
 
+/* qfs_txn_encoded_len (the admission's size, the proposer's reserve) is
+ * the bytes qfs_txn_encode appends, for a txn of each single op kind
+ * (versions 1, 2 and 3, the optional forms) and onto a buffer not empty. */
+START_TEST(test_txn_encoded_len)
+{
+	struct qfs_txn all, t;
+	struct qfs_buf b, cb;
+	uint8_t be[8] = { 0, 0, 0, 0, 0, 0, 0, 7 };
+	struct qfs_op *op;
+
+	build_sample_txn(&all);
+	op = qfs_txn_add(&all, QFS_OP_RANGE);
+	ck_assert_ptr_nonnull(op);
+	op->key = K1, op->key_len = 7, op->val = be, op->val_len = 8, op->err = -ESTALE;
+	qfs_buf_init(&b);
+	qfs_buf_put(&b, "junk", 4); /* encode appends: the length is what it adds */
+	for (uint32_t i = 0; i <= all.nops; i++) {
+		qfs_txn_init(&t);
+		if (i < all.nops) { /* one op; i == nops: the empty txn */
+			op = qfs_txn_add(&t, all.ops[i].kind);
+			ck_assert_ptr_nonnull(op);
+			*op = all.ops[i];
+		}
+		qfs_buf_reset(&b);
+		qfs_buf_put(&b, "junk", 4);
+		qfs_txn_encode(&t, &b);
+		ck_assert_int_eq(b.err, 0);
+		ck_assert_uint_eq(qfs_txn_encoded_len(&t), b.len - 4);
+		qfs_txn_close(&t);
+	}
+	qfs_buf_reset(&b);
+	qfs_txn_encode(&all, &b);
+	ck_assert_uint_eq(qfs_txn_encoded_len(&all), b.len);
+	/* the counting buffer allocates nothing */
+	qfs_buf_init_count(&cb);
+	qfs_txn_encode(&all, &cb);
+	ck_assert_uint_eq(cb.len, b.len);
+	ck_assert_ptr_null(cb.data);
+	qfs_buf_close(&b);
+	qfs_txn_close(&all);
+}
+END_TEST
+
 /* Encode one op by hand-crafted fields and return the decode result. */
 static int decode_one(struct qfs_op *proto, size_t patch_at, uint8_t patch_val, int append)
 {
@@ -1298,6 +1341,7 @@ static Suite *common_suite(void)
 
 	tc = tcase_create("txn");
 	tcase_add_test(tc, test_txn_roundtrip);
+	tcase_add_test(tc, test_txn_encoded_len);
 	tcase_add_test(tc, test_txn_many_ops);
 	tcase_add_test(tc, test_txn_decode_rejects);
 	tcase_add_test(tc, test_txn_patch);

@@ -1464,6 +1464,69 @@ START_TEST(test_size_walk)
 }
 END_TEST
 
+/* Bytes (keys + values, fences left out) group g holds in [lo, hi). */
+static int exact_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)v;
+	if (!qfs_meta_is_fence(k, kl))
+		*(uint64_t *)arg += kl + vl;
+	return 0;
+}
+
+static uint64_t exact_bytes(const struct qfs_meta_part *p)
+{
+	uint64_t n = 0;
+
+	ck_assert_int_eq(qfs_cell_scan(node, p->group, p->lo, p->lo_len, p->hi_len ? p->hi : NULL, p->hi_len,
+				       exact_cb, &n), 0);
+	return n;
+}
+
+/* The size walk over a partition whose bounds cut a file: its inode past
+ * hi (the chunks read, none skipped), its first chunks before lo (not
+ * counted in: the estimate is the file's bytes from the first chunk the
+ * partition holds, not the whole file's). */
+START_TEST(test_size_walk_bounds)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part p, q;
+	uint8_t k[QFS_KEY_MAX];
+	uint64_t bytes = 0, want;
+	uint32_t scans = 0;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "szb", &a, &t), 0);
+	put_entry(t.id, t.ino, "f", 5100);
+	put_file(t.id, 5100, 0, 6, 6 * QFS_CHUNK_SIZE);
+	ck_assert_int_eq(qfs_meta_lookup(r->meta, t.id, k, qfs_key_inode(k, 5100), &p), 0);
+	/* [.., inode): all 6 chunks, no inode */
+	q = p;
+	q.lo_len = QFS_META_ITEMS_FIRST_LEN;
+	memcpy(q.lo, QFS_META_ITEMS_FIRST, q.lo_len);
+	q.hi_len = (uint32_t)qfs_key_inode(q.hi, 5100);
+	want = exact_bytes(&q);
+	ck_assert_uint_gt(want, 6 * QFS_CHUNK_SIZE);
+	ck_assert_int_eq(router_part_size(r, &q, 0, &bytes, NULL, NULL, &scans), 0);
+	ck_assert_uint_eq(bytes, want);
+	/* [.., chunk 3): chunks 0-2 only */
+	q.hi_len = (uint32_t)qfs_key_chunk(q.hi, 5100, 3);
+	want = exact_bytes(&q);
+	ck_assert_int_eq(router_part_size(r, &q, 0, &bytes, NULL, NULL, &scans), 0);
+	ck_assert_uint_eq(bytes, want);
+	/* [chunk 4, inode]: chunks 4, 5 and the inode; the estimate takes the
+	 * file's size from chunk 4 on (keys included), not chunks 0-3 */
+	q = p;
+	q.lo_len = (uint32_t)qfs_key_chunk(q.lo, 5100, 4);
+	q.hi_len = (uint32_t)qfs_key_inode(q.hi, 5100) + 1;
+	q.hi[q.hi_len - 1] = 0; /* just past the inode */
+	want = exact_bytes(&q);
+	ck_assert_uint_lt(want, 3 * QFS_CHUNK_SIZE);
+	ck_assert_int_eq(router_part_size(r, &q, 0, &bytes, NULL, NULL, &scans), 0);
+	ck_assert_uint_eq(bytes, want);
+	ck_assert_uint_eq(scans, 2);
+}
+END_TEST
+
 /* Propose to group g: a RANGE op at epoch ep (the fence a router at map
  * ep expects) in front of op; the txn's result. */
 static int propose_at(qfs_group_t g, uint64_t ep, struct qfs_txn *t)
@@ -2505,6 +2568,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_waits_then_looks_up);
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	tcase_add_test(tc, test_size_walk);
+	tcase_add_test(tc, test_size_walk_bounds);
 	tcase_add_test(tc, test_late_abort_keeps_later_fence);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
