@@ -456,7 +456,7 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 			for (size_t i = 0; i < n; i++)
 				g[i] = parts[i].group;
 			g[n] = QFS_META_GROUP;
-			(void)qfs_xact_recover(r->cell, QFS_META_GROUP, g, n + 1);
+			(void)qfs_xact_finish(r->cell, QFS_META_GROUP, g, n + 1);
 		}
 		for (size_t i = 0; i < n; i++)
 			router_account(r, &subs[i].p, txn->ops[0].key, txn->ops[0].key_len, subs[i].bytes);

@@ -462,7 +462,7 @@ static int settle(struct qfs_cell *c, qfs_group_t coord, const uint8_t *txid, ui
 }
 
 /* See xact.h. */
-int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
 {
 	int rc = 0, res;
 
@@ -493,6 +493,14 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 		free(prep.id);
 		free(prep.dec);
 	}
+	return rc;
+}
+
+/* See xact.h. */
+int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+{
+	int rc = qfs_xact_finish(c, coord, groups, n), res;
+
 	/* Forget the decisions whose parts are all finished: every 'C' that
 	 * no group holds prepared any more (read after the decision: a 'C'
 	 * is recorded only once every part is prepared, and a part leaves

@@ -56,11 +56,21 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
  * with no prepared part are forgotten too, except that an abort decision
  * younger than qfs_xact_abort_keep_ms stays (a live coordinator may still
  * be preparing that txid: the kept 'A' makes its DECIDE 'C' fail).  Call
- * at router open before serving, and after a coordinator timeout.  Prepared
+ * at router open before serving and with every group (the forgetting is
+ * right only then: see qfs_xact_finish for a part of them).  Prepared
  * txns of other coordinators are left alone (logged).  0, or the first
  * error of a read or proposal (what was finished stays finished; call
  * again), -ENOMEM. */
 int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
+
+/* The first half of qfs_xact_recover: finish the prepared txns of coord
+ * found on groups, forget no decision.  For a recovery that covers only
+ * some groups (a run's own parts after its timeout): a 'C' of another
+ * run whose parts are all on other groups is still needed there (its
+ * COMMITs may not have arrived yet); forgetting it would let a later
+ * recovery abort those parts, and their run's COMMIT would then answer 0
+ * for a write that is gone.  Errors of qfs_xact_recover. */
+int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
 
 /* Run one ordinary txn on group, retrying (with backoff, within the cell's
  * timeout) while its result is -EBUSY (keys locked by a prepared 2PC txn).

@@ -265,6 +265,28 @@ END_TEST
  * write (its record keeps the sub-txn's effects), one that only deletes
  * passes at the floor like a delete, and so do COMMIT, ABORT and DECIDE,
  * so that a run prepared before the disk filled still finishes. */
+/* A recovery of some groups only (a run's own, after its timeout) must not
+ * forget another run's 'C' whose parts are prepared elsewhere: a later
+ * recovery would abort them, and that run's COMMIT would answer 0 for a
+ * write that is gone. */
+START_TEST(test_partial_recovery_keeps_decision)
+{
+	struct plan pl;
+	int res = 99;
+
+	plan_init(&pl, 2, "f", "v1", -1);
+	qfs_xact_test_stop = 3; /* after 'C', before any COMMIT */
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, pl.p, 2, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	ck_assert_int_eq(qfs_xact_finish(cell, COORD, &groups[2], 1), 0); /* another run's */
+	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_DECISION), 1);
+	ck_assert_int_eq(qfs_xact_recover(cell, COORD, groups, NG), 0);
+	ck_assert(has(groups[0], "f", "v1"));
+	ck_assert(has(groups[1], "f", "v1"));
+	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_DECISION), 0);
+}
+END_TEST
+
 START_TEST(test_prepare_admitted_like_write)
 {
 	uint8_t k[NG][QFS_KEY_MAX];
@@ -635,6 +657,7 @@ static Suite *xact_suite(void)
 	tcase_add_test(tc, test_concurrent_serialise);
 	tcase_add_test(tc, test_waits_out_stale_lock);
 	tcase_add_test(tc, test_prepare_admitted_like_write);
+	tcase_add_test(tc, test_partial_recovery_keeps_decision);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kill");
 	tcase_set_timeout(tc, 120);
