@@ -46,7 +46,9 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,6 +634,33 @@ qfs_lsn_t qfs_node_wal_point(uint32_t self, const struct qfs_rnode_ginfo *gi,
 	return pt > gi->first ? pt : 0;
 }
 
+/* 1 if a sealed segment of the WAL in dir is wholly below pt: two segment
+ * files (named by their first LSN: 16 hex digits + ".wal") start at or
+ * below pt.  Keeps a release (which flushes the store first) from running
+ * every round while pt is still inside the oldest segment.  0 when the directory cannot be
+ * read (the release waits). */
+static int wal_whole_below(const char *dir, qfs_lsn_t pt)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while (n < 2 && (e = readdir(d)) != NULL) {
+		unsigned long long first;
+		char *end;
+
+		if (strlen(e->d_name) != 20 || strcmp(e->d_name + 16, ".wal"))
+			continue;
+		first = strtoull(e->d_name, &end, 16);
+		if (end == e->d_name + 16 && first <= pt)
+			n++;
+	}
+	closedir(d);
+	return n >= 2;
+}
+
 /* Release group g's WAL below qfs_node_wal_point (see the file comment);
  * one INFO line when segments went, one WARN when the release failed. */
 static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
@@ -639,7 +668,8 @@ static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
 	struct qfs_rnode_ginfo gi, after;
 	struct qfs_rnode_health h;
 	struct qfs_paxos_config members;
-	qfs_lsn_t pt;
+	char dir[PATH_MAX];
+	qfs_lsn_t pt, applied;
 	int rc;
 
 	if (qfs_rnode_group_info(s->rn, g, &gi) != 0 ||
@@ -649,7 +679,8 @@ static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
 		h.leader = 0;
 	pt = qfs_node_wal_point(s->id, &gi, &members, &h, s->wal_keep_bytes, WAL_KEEP_LSNS,
 				WAL_LIVE_MS);
-	if (!pt)
+	if (!pt || qfs_rnode_wal_info(s->rn, g, dir, sizeof(dir), &applied) != 0 ||
+	    !wal_whole_below(dir, pt))
 		return;
 	rc = qfs_rnode_wal_release(s->rn, g, pt);
 	if (rc) {
