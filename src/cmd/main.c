@@ -1875,9 +1875,13 @@ static int cmd_node(int argc, char **argv)
 					}
 				} else if (!strncmp(tok, "loglevel=", 9) && qfs_log_set_level(tok + 9) == 0) {
 					continue;
+				} else if (!strncmp(tok, "seal_size=", 10) && !parse_size(tok + 10, &so.wal_segment_bytes) &&
+					   so.wal_segment_bytes >= 4096) {
+					continue;
 				}
 				fprintf(stderr, "quorumfs: node: bad option '%s' (want cluster=FILE, "
-					"id=1..32767, log=FILE, loglevel=LEVEL, heal_after=0..3600)\n", tok);
+					"id=1..32767, log=FILE, loglevel=LEVEL, heal_after=0..3600, "
+					"seal_size=4096..)\n", tok);
 				return 2;
 			}
 		} else {

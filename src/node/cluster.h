@@ -140,6 +140,8 @@ struct qfs_node_server_opts {
 	uint32_t id;               /* this node's id in it */
 	uint32_t heal_after_ms;    /* a leader adds a log replica for a member
 				      silent this long (-o heal_after=); 0: off */
+	uint64_t wal_segment_bytes; /* WAL seal size (-o seal_size=); 0: the
+				      WAL default (64 MiB) */
 };
 
 struct qfs_node_server;
@@ -264,6 +266,8 @@ int qfs_node_removed_here(uint32_t self, const struct qfs_cluster *cl,
 			  int joining, struct qfs_rcell_gm *const *gm, const size_t *ngm);
 
 struct qfs_rnode_health;
+struct qfs_rnode_ginfo;
+struct qfs_paxos_config;
 
 /* The healer's next step for one group (doc/cluster.md section 1c;
  * `quorumfs node -o heal_after=`, server.c). */
@@ -288,6 +292,20 @@ struct qfs_node_heal_step {
  * leader with no CONFIG in flight heals.  Pure. */
 int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32_t heal_after_ms,
 			 struct qfs_node_heal_step *out);
+/* WAL release of a node process (it has no archive; server.c, doc/cluster.md
+ * "WAL release"): the LSN below which node self may release group's sealed
+ * WAL segments (qfs_rnode_wal_release), or 0 for none.  None when the
+ * replica is stopped, when self is a log replica of members (it holds no
+ * store: the group may need its whole log), or while the WAL holds at most
+ * keep_bytes.  Otherwise applied + 1 - keep_lsns (so a member that lags by
+ * fewer entries needs no snapshot), lowered on a leader (h->leader) to
+ * match + 1 of every peer that answered within live_ms (a silent or dead
+ * member is caught up by snapshot later); 0 if that is not past gi->first
+ * (nothing to free).  h may be NULL.  Pure. */
+qfs_lsn_t qfs_node_wal_point(uint32_t self, const struct qfs_rnode_ginfo *gi,
+			     const struct qfs_paxos_config *members,
+			     const struct qfs_rnode_health *h, uint64_t keep_bytes,
+			     qfs_lsn_t keep_lsns, uint64_t live_ms);
 /* Which nodes host group: its members as the nodes hosting it say (cached
  * per group; in a cluster of at most QFS_CLUSTER_REPLICAS nodes, or when
  * no node answers, every node of the file).  Writes min(count, max) ids to

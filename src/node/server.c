@@ -34,11 +34,21 @@
  * logged (`node heal ...`) and a step that fails is tried again on a later
  * round, from the members in force.
  *
+ * WAL release (doc/cluster.md "WAL release").  A node process has no
+ * archive, so after each round the reconciler releases every group's
+ * sealed WAL segments below qfs_node_wal_point (its own applied LSN minus
+ * WAL_KEEP_LSNS, lowered on the leader to the live members' match points),
+ * once the WAL holds more than WAL_KEEP_SEGS segments' worth of bytes; never
+ * on a log replica.  A member behind the released point is caught up by a
+ * snapshot.
+ *
  * Lock: s->mu protects the queue, stop and the dropped list.
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +60,7 @@
 #include "net/frame.h"
 #include "node/cluster.h"
 #include "node/rnode.h"
+#include "wal/wal.h"
 
 #define NWORK 16               /* request workers */
 #define QUEUE_MAX 4096         /* requests queued before new ones are dropped */
@@ -58,6 +69,9 @@
 #define RECONCILE_MS 3000      /* how often the reconciler asks the others */
 #define HEAL_TICK_MS 250       /* how often the healer looks at the groups led here */
 #define HEAL_STEP_MS 10000     /* one CONFIG step of the healer */
+#define WAL_KEEP_SEGS 4        /* WAL release: segments' worth of bytes kept */
+#define WAL_KEEP_LSNS 256      /* WAL release: entries kept below applied */
+#define WAL_LIVE_MS 10000      /* WAL release: a peer silent longer is not waited for */
 #define HEAL_CATCHUP_MS 600000 /* a restored storage replica's catch-up, at most */
 
 struct job {
@@ -88,6 +102,7 @@ struct qfs_node_server {
 	int heal_started;
 	uint64_t heal_warned_ms;     /* healer thread: last "no spare" line */
 	uint64_t heal_join_ms;       /* healer thread: last storage join refused */
+	uint64_t wal_keep_bytes;     /* immutable; WAL bytes a group keeps unreleased */
 };
 
 /* rnode's on_frame hook, on its I/O thread: queue a request. */
@@ -598,6 +613,102 @@ static void reconcile(struct qfs_node_server *s)
 	qfs_glist_free(&mine);
 }
 
+/* See cluster.h. */
+qfs_lsn_t qfs_node_wal_point(uint32_t self, const struct qfs_rnode_ginfo *gi,
+			     const struct qfs_paxos_config *members,
+			     const struct qfs_rnode_health *h, uint64_t keep_bytes,
+			     qfs_lsn_t keep_lsns, uint64_t live_ms)
+{
+	qfs_lsn_t pt;
+
+	if (gi->stopped || gi->untrusted || gi->wal_bytes <= keep_bytes || gi->applied <= keep_lsns)
+		return 0;
+	for (uint32_t i = 0; i < members->n; i++)
+		if (members->ids[i] == self && (members->log >> i & 1))
+			return 0; /* a log replica: the group may need all of it */
+	pt = gi->applied + 1 - keep_lsns;
+	for (uint32_t i = 0; h && h->leader && i < h->n; i++)
+		if (h->ids[i] != self && h->answered[i] && h->silent_ms[i] < live_ms &&
+		    h->match[i] + 1 < pt)
+			pt = h->match[i] + 1;
+	return pt > gi->first ? pt : 0;
+}
+
+/* 1 if a sealed segment of the WAL in dir is wholly below pt: two segment
+ * files (named by their first LSN: 16 hex digits + ".wal") start at or
+ * below pt.  Keeps a release (which flushes the store first) from running
+ * every round while pt is still inside the oldest segment.  0 when the directory cannot be
+ * read (the release waits). */
+static int wal_whole_below(const char *dir, qfs_lsn_t pt)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while (n < 2 && (e = readdir(d)) != NULL) {
+		unsigned long long first;
+		char *end;
+
+		if (strlen(e->d_name) != 20 || strcmp(e->d_name + 16, ".wal"))
+			continue;
+		first = strtoull(e->d_name, &end, 16);
+		if (end == e->d_name + 16 && first <= pt)
+			n++;
+	}
+	closedir(d);
+	return n >= 2;
+}
+
+/* Release group g's WAL below qfs_node_wal_point (see the file comment);
+ * one INFO line when segments went, one WARN when the release failed. */
+static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
+{
+	struct qfs_rnode_ginfo gi, after;
+	struct qfs_rnode_health h;
+	struct qfs_paxos_config members;
+	char dir[PATH_MAX];
+	qfs_lsn_t pt, applied;
+	int rc;
+
+	if (qfs_rnode_group_info(s->rn, g, &gi) != 0 ||
+	    qfs_rnode_group_members(s->rn, g, &members) != 0)
+		return;
+	if (qfs_rnode_group_health(s->rn, g, &h) != 0)
+		h.leader = 0;
+	pt = qfs_node_wal_point(s->id, &gi, &members, &h, s->wal_keep_bytes, WAL_KEEP_LSNS,
+				WAL_LIVE_MS);
+	if (!pt || qfs_rnode_wal_info(s->rn, g, dir, sizeof(dir), &applied) != 0 ||
+	    !wal_whole_below(dir, pt))
+		return;
+	rc = qfs_rnode_wal_release(s->rn, g, pt);
+	if (rc) {
+		if (rc != QFS_ENOGROUP && rc != QFS_ESTOPPED)
+			QFS_LOG(QFS_LOG_WARN, "node wal release failed group=%016llx node=%u lsn=%llu err=%s",
+				(unsigned long long)g, s->id, (unsigned long long)pt, qfs_strerror(rc));
+		return;
+	}
+	if (qfs_rnode_group_info(s->rn, g, &after) == 0 && after.wal_bytes < gi.wal_bytes)
+		QFS_LOG(QFS_LOG_INFO, "node wal released group=%016llx node=%u below=%llu "
+			"applied=%llu first=%llu bytes_freed=%llu bytes_kept=%llu",
+			(unsigned long long)g, s->id, (unsigned long long)pt,
+			(unsigned long long)gi.applied, (unsigned long long)after.first,
+			(unsigned long long)(gi.wal_bytes - after.wal_bytes),
+			(unsigned long long)after.wal_bytes);
+}
+
+static void wal_release_round(struct qfs_node_server *s)
+{
+	struct qfs_glist mine;
+
+	memset(&mine, 0, sizeof(mine));
+	qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
+	for (size_t k = 0; k < mine.n; k++)
+		wal_release_group(s, mine.v[k]);
+	qfs_glist_free(&mine);
+}
+
 static void *reconcile_main(void *arg)
 {
 	struct qfs_node_server *s = arg;
@@ -612,6 +723,7 @@ static void *reconcile_main(void *arg)
 			break;
 		pthread_mutex_unlock(&s->mu);
 		reconcile(s);
+		wal_release_round(s);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1058,6 +1170,9 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 	ro.addr = me->addr;
 	ro.on_frame = on_request;
 	ro.frame_arg = s;
+	ro.wal_segment_bytes = o->wal_segment_bytes;
+	s->wal_keep_bytes = WAL_KEEP_SEGS * (o->wal_segment_bytes ? o->wal_segment_bytes :
+					     QFS_WAL_SEGMENT_DEFAULT);
 	rc = qfs_rnode_open(&ro, &s->rn);
 	if (rc) {
 		QFS_LOG(QFS_LOG_ERR, "node open failed id=%u dir=%s addr=%s err=%s", o->id, o->dir,

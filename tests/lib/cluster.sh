@@ -50,10 +50,10 @@ cluster_watchdog() {
 # start_node ID [CLUSTER [BIN]]: start node ID (a daemon) from BIN (default
 # $QFS_BIN) with CLUSTER (default $C), record its PID.  HEAL_AFTER set:
 # -o heal_after=$HEAL_AFTER (log replicas, doc/cluster.md), else the
-# node's default.
+# node's default.  NODE_OPTS set: appended to -o (e.g. seal_size=64K).
 start_node() {
 	local bin=${3:-$QFS_BIN} p
-	"$bin" node -o "cluster=${2:-$C},id=$1${HEAL_AFTER:+,heal_after=$HEAL_AFTER}" "$T/n$1" 2>>"$T/node.err" ||
+	"$bin" node -o "cluster=${2:-$C},id=$1${HEAL_AFTER:+,heal_after=$HEAL_AFTER}${NODE_OPTS:+,$NODE_OPTS}" "$T/n$1" 2>>"$T/node.err" ||
 		fail "node $1 did not start from $bin: $(tail -n 3 "$T/node.err")"
 	p=$(cat "$T/n$1/lock")
 	[ -n "$p" ] && kill -0 "$p" || fail "node $1: no live pid in its lock file"

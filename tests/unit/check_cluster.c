@@ -348,6 +348,66 @@ START_TEST(test_heal_decide)
 }
 END_TEST
 
+/* The WAL release point of a node process (qfs_node_wal_point): keep 1000
+ * bytes and 10 entries, peers silent 10 s are not waited for. */
+START_TEST(test_wal_point)
+{
+	static const uint32_t three[3] = { 1, 2, 3 };
+	struct qfs_rnode_ginfo gi;
+	struct qfs_rnode_health h;
+	struct qfs_paxos_config m;
+
+	memset(&gi, 0, sizeof(gi));
+	memset(&m, 0, sizeof(m));
+	m.n = 3;
+	memcpy(m.ids, three, sizeof(three));
+	gi.applied = 100;
+	gi.first = 1;
+	gi.wal_bytes = 5000;
+	/* a follower: its own applied minus the margin */
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, NULL, 1000, 10, 10000), 91);
+	/* a small WAL, a short log, a stopped replica: nothing */
+	gi.wal_bytes = 1000;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, NULL, 1000, 10, 10000), 0);
+	gi.wal_bytes = 5000;
+	gi.applied = 10;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, NULL, 1000, 10, 10000), 0);
+	gi.applied = 100;
+	gi.stopped = 1;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, NULL, 1000, 10, 10000), 0);
+	gi.stopped = 0;
+	/* already released up to there: nothing */
+	gi.first = 91;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, NULL, 1000, 10, 10000), 0);
+	gi.first = 1;
+	/* a log replica never releases */
+	m.log = 1u << 0;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, NULL, 1000, 10, 10000), 0);
+	ck_assert_uint_eq(qfs_node_wal_point(2, &gi, &m, NULL, 1000, 10, 10000), 91);
+	m.log = 0;
+	/* a leader keeps what a live lagging peer needs ... */
+	heal_view(&h, 1, three, 3, 0);
+	h.answered[0] = h.answered[1] = 1;
+	h.match[0] = 100;
+	h.match[1] = 40;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, &h, 1000, 10, 10000), 41);
+	/* ... but not for one silent too long (it gets a snapshot) */
+	h.silent_ms[1] = 10000;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, &h, 1000, 10, 10000), 91);
+	/* nor for one that never answered this leader */
+	h.silent_ms[1] = 0;
+	h.answered[1] = 0;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, &h, 1000, 10, 10000), 91);
+	/* a peer at LSN 0 keeps everything */
+	h.answered[1] = 1;
+	h.match[1] = 0;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, &h, 1000, 10, 10000), 0);
+	/* not the leader: the view is ignored */
+	h.leader = 0;
+	ck_assert_uint_eq(qfs_node_wal_point(1, &gi, &m, &h, 1000, 10, 10000), 91);
+}
+END_TEST
+
 START_TEST(test_place)
 {
 	struct qfs_cluster cl;
@@ -406,6 +466,7 @@ int main(void)
 	tcase_add_test(tk, test_place);
 	tcase_add_test(tk, test_removed_here);
 	tcase_add_test(tk, test_heal_decide);
+	tcase_add_test(tk, test_wal_point);
 	suite_add_tcase(s, tk);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
