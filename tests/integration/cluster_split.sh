@@ -90,7 +90,18 @@ while time.time() < end and not os.path.exists(stop):
     names = set(os.listdir(d))
     missing = [n for n, _ in lines if n not in names]
     if missing:
-        sys.exit("readdir of %s misses acknowledged %s" % (d, missing[:3]))
+        # diagnostics for the integrator (the test fails all the same):
+        # is the name there by lookup, does a second listing have it, and
+        # the partitions this mount routes by (the key's place in them)
+        again = set(os.listdir(d))
+        info = ["%s: lookup %s, in a second listing %s" % (n, os.path.exists(os.path.join(d, n)), n in again)
+                for n in missing[:3]]
+        try:
+            parts = open(os.path.join(os.path.dirname(d), ".quorumfs", "partitions")).read()
+        except OSError as e:
+            parts = str(e)
+        sys.exit("readdir of %s misses acknowledged %s (listing of %d names; %s)\n"
+                 "partitions of this mount:\n%s" % (d, missing[:3], len(names), "; ".join(info), parts))
     for n, h in lines[-20:]:
         with open(os.path.join(d, n), "rb") as f:
             if hashlib.sha256(f.read()).hexdigest() != h:
