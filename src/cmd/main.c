@@ -1417,9 +1417,23 @@ static int cmd_mount(int argc, char **argv)
 				"cluster mount (-o cluster=); see doc/cluster.md\n", m.local_opt);
 			return 2;
 		}
-		/* Splits run here too: every mount of the cluster may try one,
-		 * a claim in the meta group lets one win (doc/cluster.md
-		 * "Splits"). */
+		/* Splits on cluster mounts (every mount may try one, a claim in
+		 * the meta group lets one win: doc/cluster.md section 6) are
+		 * experimental: a listing through one mount was seen missing
+		 * a name another mount had acknowledged, once in about 16
+		 * runs of tests/integration/cluster_split.sh, cause not
+		 * proven.  Off unless QFS_EXPERIMENTAL_CLUSTER_SPLITS=1. */
+		const char *xs = getenv("QFS_EXPERIMENTAL_CLUSTER_SPLITS");
+		if (!xs || strcmp(xs, "1") != 0) {
+			if ((m.split_bytes_set && m.split.split_bytes) || m.split.split_ops > 0) {
+				fprintf(stderr, "quorumfs: options split_bytes/split_ops: a cluster mount "
+					"(-o cluster=) does not split partitions (experimental, off: "
+					"see doc/cluster.md section 6)\n");
+				return 2;
+			}
+			m.split_bytes_set = 1;
+			m.split.split_bytes = 0;
+		}
 		/* Refuse a bad cluster or key file here, on the caller's stderr
 		 * (the loader says which line or which mode). */
 		if (check_cluster_file(m.cluster, 0, ""))

@@ -91,6 +91,11 @@ grep -q "archive and scrub do not run on a cluster mount" "$T/mode.err" ||
 	fail "no clear refusal of a scrub option: $(cat "$T/mode.err")"
 chmod 600 "$T/key"
 note "key file of mode 0644 refused"
+if "$QFS_BIN" mount -o "cluster=$C,split_bytes=1M" "$T/s1" "$M1" 2>"$T/split.err"; then
+	fail "a cluster mount accepted a split option (cluster splits are experimental, off)"
+fi
+grep -q "does not split partitions" "$T/split.err" ||
+	fail "no clear refusal of a split option: $(cat "$T/split.err")"
 
 NODE_OPTS=seal_size=64K # small segments: section 6 sees the WAL released
 for n in 1 2 3; do start_node $n; done

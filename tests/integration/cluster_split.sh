@@ -16,7 +16,12 @@
 #     table is as before the split, every file intact;
 #  3. the same at step 4 (committed, the old group not settled): the
 #     table is after the split in both mounts, every file intact.
-# Only 127.0.0.1.  Every node and mount process is ours, killed by PID.
+# Only 127.0.0.1.  Every node and mount process is ours, killed by PID.#
+# Not in make check: cluster splits are experimental (off unless
+# QFS_EXPERIMENTAL_CLUSTER_SPLITS=1, which this script sets): one CI-style
+# run saw a listing through mount 1 miss a name mount 2 had acknowledged
+# (doc/cluster.md section 6).  Run by hand:
+#   QFS_BIN=build/fs/quorumfs QFS_SRCDIR=. tests/integration/cluster_split.sh
 . "$QFS_SRCDIR/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/cluster.sh"
 qfs_require fusermount3 python3 mountpoint
@@ -54,6 +59,7 @@ C=$T/cluster
 cluster_file a b c a
 for n in 1 2 3 4; do start_node $n; done
 
+export QFS_EXPERIMENTAL_CLUSTER_SPLITS=1
 OPTS="cluster=$C,split_bytes=1M,split_check=200ms"
 "$QFS_BIN" mount -o "$OPTS" "$T/s1" "$M1" || fail "mount 1"
 "$QFS_BIN" mount -o "$OPTS" "$T/s2" "$M2" || fail "mount 2"
