@@ -1512,11 +1512,14 @@ START_TEST(t_seal_age)
 		n1[i] = seg_count(i, G);
 		ck_assert_msg(n1[i] >= n0[i] + 3, "node %d: %d -> %d segments", i + 1, n0[i], n1[i]);
 	}
-	/* the hook runs right after the new segment appears: poll for it too */
+	/* the hook runs right after the new segment appears: poll for it
+	 * too.  Only a seal by age runs it; under load a leader change may
+	 * seal a tail through the truncate path instead (no hook), so at
+	 * least one seal by age per burst is what is certain. */
 	for (uint64_t end = qfs_clock_mono_ms() + 5000;
 	     __atomic_load_n(&seals, __ATOMIC_RELAXED) < 3 * NN && qfs_clock_mono_ms() < end;)
 		usleep(5000);
-	ck_assert_int_ge(__atomic_load_n(&seals, __ATOMIC_RELAXED), 3 * NN);
+	ck_assert_int_ge(__atomic_load_n(&seals, __ATOMIC_RELAXED), 3);
 	for (int i = 0; i < NN; i++)
 		qfs_rnode_set_seal_hook(RN[i], NULL, NULL);
 	/* Quiet: no records, no more seals. */
