@@ -1950,12 +1950,43 @@ static int collect_table(const struct qfs_table *t, void *arg)
 	return 0;
 }
 
+/* A table's inode count (ninodes of its directory inode, kept by the store,
+ * src/store/apply.c) into *n.  A read that fails with anything but -ENOENT
+ * or -ENOMEM (an election, a short wait timed out under load) is tried
+ * again, up to STATFS_TRIES times with a short pause: statfs is not
+ * durable work, but an undercount must not come from one slow read.
+ * 0, -ENOENT (the table went away: it counts nothing), QFS_COUNT_UNKNOWN in
+ * *n for a count version 1 did not keep, or the last error. */
+#define STATFS_TRIES 4
+static int table_ninodes(struct qfs_fs *fs, const struct qfs_table *t, uint64_t *n)
+{
+	int rc = -EIO;
+
+	for (int i = 0; i < STATFS_TRIES; i++) {
+		struct qfs_inode in;
+		if (i)
+			usleep(20000u * (unsigned)i); /* 20, 40, 60 ms */
+		qfs_inode_init(&in);
+		rc = qfs_router_get_inode(fs->r, t->id, t->ino, &in);
+		if (rc == 0)
+			*n = in.ninodes;
+		qfs_inode_close(&in);
+		if (rc == 0 || rc == -ENOENT || rc == -ENOMEM)
+			break;
+	}
+	return rc;
+}
+
 /* Inodes in use: the root plus, per table, the inode items of its group as
  * the store counts them in the table's directory inode (src/store/apply.c).
- * A table whose count is unknown (made by version 1) or unreadable now
- * adds nothing; *partial says so. */
+ * What it cannot count makes *partial 1 and is left out (a lower bound,
+ * doc/fs.md "df -i"): a table whose count is unknown (made by version 1),
+ * unreadable after the retries (one WARN line: table and err), or split
+ * into several partitions (the count covers only the items of the table's
+ * first group; a WARN at most once a minute). */
 static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
 {
+	static uint64_t split_warned_ms; /* atomic; last WARN of a split table */
 	struct table_ids l = { 0 };
 	uint64_t used = 1;
 
@@ -1963,13 +1994,32 @@ static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
 	if (qfs_router_table_list(fs->r, "", collect_table, &l) != 0)
 		*partial = 1;
 	for (size_t i = 0; i < l.n; i++) {
-		struct qfs_inode in;
-		qfs_inode_init(&in);
-		if (qfs_router_get_inode(fs->r, l.v[i].id, l.v[i].ino, &in) == 0 && in.ninodes != QFS_COUNT_UNKNOWN)
-			used += in.ninodes;
-		else
+		uint64_t n = 0;
+		size_t parts = 1;
+		int rc = table_ninodes(fs, &l.v[i], &n);
+
+		if (rc == -ENOENT)
+			continue; /* removed since the list: nothing to count */
+		if (rc) {
+			QFS_LOG(QFS_LOG_WARN, "statfs: inode count of a table unreadable, df -i leaves it out table=%s err=%s",
+				l.v[i].name, qfs_strerror(rc));
 			*partial = 1;
-		qfs_inode_close(&in);
+			continue;
+		}
+		if (n == QFS_COUNT_UNKNOWN) {
+			*partial = 1;
+			continue;
+		}
+		used += n;
+		if (qfs_router_table_nparts(fs->r, l.v[i].id, &parts) == 0 && parts > 1) {
+			uint64_t now = qfs_clock_mono_ns() / 1000000u;
+			uint64_t last = __atomic_load_n(&split_warned_ms, __ATOMIC_RELAXED);
+			*partial = 1;
+			if ((!last || now - last >= 60000u) &&
+			    __atomic_compare_exchange_n(&split_warned_ms, &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+				QFS_LOG(QFS_LOG_WARN, "statfs: table split into partitions, df -i counts only its first group's inodes table=%s parts=%zu",
+					l.v[i].name, parts);
+		}
 	}
 	free(l.v);
 	return used;

@@ -2064,6 +2064,17 @@ static int plist_table(const struct qfs_table *t, void *arg)
 	return 0;
 }
 
+int qfs_router_table_nparts(struct qfs_router *r, qfs_table_t table, size_t *n)
+{
+	struct qfs_meta_part *v = NULL;
+	int rc = qfs_meta_parts(r->meta, table, &v, n);
+
+	free(v);
+	if (rc == 0 && *n == 0)
+		*n = 1;
+	return rc;
+}
+
 void qfs_router_partitions(struct qfs_router *r, struct qfs_buf *out)
 {
 	struct plist_ctx pc = { r, out, { 0 } };

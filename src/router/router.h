@@ -207,6 +207,11 @@ struct qfs_router_split_cfg {
 int qfs_router_split_config(struct qfs_router *r, const struct qfs_router_split_cfg *cfg);
 /* .quorumfs/partitions: one line per partition (doc/fs.md). */
 void qfs_router_partitions(struct qfs_router *r, struct qfs_buf *out);
+/* Number of partitions of table in this router's map (memory only, no I/O):
+ * *n >= 1.  0 or -ENOMEM.  statfs uses it: the store's inode count of a
+ * table (ninodes of its directory inode) covers only the partition of the
+ * table's first group (doc/fs.md "df -i"). */
+int qfs_router_table_nparts(struct qfs_router *r, qfs_table_t table, size_t *n);
 
 /* Admission control (admit.h, doc/admission.md).  Every qfs_router_txn,
  * _get and _scan on a table's group is charged to the table's buckets

@@ -236,6 +236,11 @@ done
 grep -q '^partition t group [0-9a-f]* throttled_reads [0-9]* throttled_writes [0-9]*$' "$MNT/.quorumfs/stats" ||
 	fail "stats lack the per-partition throttle lines"
 note "$P2 partitions after size splits under load"
+# df -i of a split table is a lower bound and the log says so (doc/fs.md "df -i")
+log_mark
+df -P -i "$MNT" >/dev/null || fail "df -i of a mount with a split table"
+log_since | qgrep 'WARN statfs: table split into partitions.* table=t parts=[0-9]' ||
+	fail "df -i of the split table t logged no WARN line"
 
 # restore reassembles the partitions the table has (from their archives)
 remount -o split_bytes=0,seal_age=1s,archive_interval=200ms # (no split goes on meanwhile)
