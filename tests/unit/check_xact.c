@@ -284,6 +284,7 @@ START_TEST(test_partial_recovery_keeps_decision)
 	ck_assert(has(groups[0], "f", "v1"));
 	ck_assert(has(groups[1], "f", "v1"));
 	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_DECISION), 0);
+	plan_close(&pl, 2);
 }
 END_TEST
 
