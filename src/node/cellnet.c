@@ -1506,6 +1506,27 @@ int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, co
 }
 
 /* See cluster.h. */
+int qfs_rcell_nonmember_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, uint32_t id,
+			   uint32_t *leader)
+{
+	uint8_t a[4];
+	struct qfs_rpc_req q = { .op = QFS_RPC_NONMEMBER, .group = group, .a = a, .alen = 4 };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r;
+
+	*leader = 0;
+	qfs_be32_put(a, id);
+	if (call(rc, node, &q, ASK_MS, &f, &p) != 0)
+		return -ETIMEDOUT;
+	r = p.err;
+	if (r == -EREMOTE)
+		*leader = p.leader;
+	qfs_net_frame_free(f);
+	return r;
+}
+
+/* See cluster.h. */
 int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group)
 {
 	struct qfs_rpc_req q = { .op = QFS_RPC_DROP, .group = group };
