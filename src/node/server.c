@@ -788,7 +788,7 @@ static void reconcile(struct qfs_node_server *s)
 		if (qfs_node_removed_here(s->id, &s->cl, st, &own, joining, gm, ngm))
 			drop_removed(s, mine.v[k]);
 	}
-	for (size_t k = 0; k < mine.n; k++)
+	for (size_t k = 0; asked && k < mine.n; k++)
 		orphan_check(s, mine.v[k]);
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->norph;) /* groups gone (or joined during the
@@ -986,6 +986,13 @@ static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qf
 	return rc;
 }
 
+/* The level of a step's log line: level when it failed, INFO when it
+ * succeeded or its view aged (-ESTALE: heal_config said why). */
+static int heal_level(int rc, int level)
+{
+	return rc && rc != -ESTALE ? level : QFS_LOG_INFO;
+}
+
 /* Ask node id to host an empty replica of g (a log replica when log)
  * joining the members in force w[n], with the vote floor this node gives
  * as g's leader (doc/paxos.md sections 7 and 7a: id may have been a
@@ -1036,7 +1043,7 @@ static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
 			rm.ids[rm.n++] = c->ids[i];
 		}
 	rc = heal_config(s, g, c, ballot, &rm);
-	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal member removed group=%016llx node=%u "
+	QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal member removed group=%016llx node=%u "
 		"members=%u log=%u took_ms=%llu err=%s", (unsigned long long)g, dead, rm.n, lr,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 }
@@ -1093,7 +1100,7 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 	add.log |= 1u << add.n;
 	add.n++;
 	rc = heal_config(s, g, c, ballot, &add);
-	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal log replica added group=%016llx node=%u "
+	QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal log replica added group=%016llx node=%u "
 		"az=%s dead=%u silent_ms=%llu took_ms=%llu err=%s", (unsigned long long)g, spare,
 		node_az(s, spare), dead, (unsigned long long)silent_ms,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
@@ -1191,7 +1198,7 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 	}
 	if (!added) {
 		rc = heal_config(s, g, c, ballot, &to);
-		QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal storage replica added group=%016llx "
+		QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal storage replica added group=%016llx "
 			"node=%u az=%s err=%s", (unsigned long long)g, nw, node_az(s, nw),
 			rc ? qfs_strerror(rc) : "none");
 		if (rc) {
@@ -1229,7 +1236,7 @@ static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct q
 	rc = heal_config(s, g, c, ballot, &rm);
 	if (rc == 0)
 		rc = qfs_rcell_drop_at(s->peers, lr, g);
-	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal log replica retired group=%016llx "
+	QFS_LOG(heal_level(rc, QFS_LOG_WARN), "node heal log replica retired group=%016llx "
 		"node=%u members=%u err=%s", (unsigned long long)g, lr, rm.n,
 		rc == -ETIMEDOUT ? "no answer: its copy is dropped by its reconciler" :
 		rc ? qfs_strerror(rc) : "none");
