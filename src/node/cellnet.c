@@ -1311,8 +1311,8 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 		      uint32_t nw, uint32_t hosting, uint64_t dl)
 {
 	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES], fl[QFS_RPC_FLOOR_BYTES];
-	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n,
-				 .b = fl, .blen = sizeof(fl) };
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .flags = QFS_RPC_ADOPT, .group = g, .a = buf,
+				 .alen = 4 * *n, .b = fl, .blen = sizeof(fl) };
 	int r, i = node_idx(rc, nw);
 
 	if (*n >= QFS_CLUSTER_MAX_NODES)

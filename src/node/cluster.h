@@ -104,6 +104,12 @@ enum qfs_rpc_op {
 			      * be64 UINT64_MAX | n x (be64 group | u8 k |
 			      * k x be32 member ids); a node of an older
 			      * release ignores it and answers the plain list */
+#define QFS_RPC_ADOPT 0x10   /* flags: JOIN from `member add`, which takes an
+			      * existing replica over on -EEXIST: its orphan
+			      * grace restarts then too (without the flag
+			      * only a JOIN that creates the replica restarts
+			      * it, so a healer's refused JOINs every 250 ms
+			      * never keep an orphan alive) */
 
 struct qfs_rpc_req {
 	uint64_t id;          /* chosen by the router, repeated in the reply */

@@ -412,18 +412,24 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 				fl.lsn = qfs_be64_get(q->b + 8);
 				fl.ballot = qfs_be64_get(q->b + 16);
 			}
-			/* an orphan's grace starts again: the CONFIG that adds
-			 * this replica (or the one already here, which `member
-			 * add` adopts on -EEXIST) follows */
+			/* an orphan's grace starts again when the CONFIG that
+			 * adds this replica follows: it was created now, or it
+			 * was already here and `member add` adopts it
+			 * (QFS_RPC_ADOPT); a healer's JOIN refused -EEXIST
+			 * leaves the grace alone, or its retries every 250 ms
+			 * would keep an orphan from ever being dropped.  Under
+			 * jmu, so no drop comes between the join and this. */
 			pthread_mutex_lock(&s->jmu);
-			pthread_mutex_lock(&s->mu);
-			(void)orphan_at(s, q->group, mono_ms(), 1);
-			pthread_mutex_unlock(&s->mu);
 			if (join_log)
 				p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg,
 								  q->blen ? &fl : NULL);
 			else
 				p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
+			if (p->err == 0 || (p->err == -EEXIST && (q->flags & QFS_RPC_ADOPT))) {
+				pthread_mutex_lock(&s->mu);
+				(void)orphan_at(s, q->group, mono_ms(), 1);
+				pthread_mutex_unlock(&s->mu);
+			}
 			pthread_mutex_unlock(&s->jmu);
 		} else {
 			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
