@@ -1075,6 +1075,10 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			   !strncmp(tok, "snapshot_", 9) || !strcmp(tok, "archive_interval"))) {
 		fprintf(stderr, "quorumfs: option %s needs a value (%s=...; see quorumfs(8))\n", tok, tok);
 		return -1;
+	} else if (!strcmp(tok, "throttle") || !strcmp(tok, "scrub") || !strcmp(tok, "scrub_repair")) {
+		/* known options whose accepted values the parsers above matched whole */
+		return bad_value(tok, v ? v : "",
+				 tok[0] == 't' ? "want wait or fail" : "want on or off");
 	} else {
 		if (eq)
 			*eq = '=';

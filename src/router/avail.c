@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -145,8 +146,12 @@ int qfs_avail_opt(struct qfs_avail_opts *o, const char *tok)
 	}
 	if (!strncmp(tok, "metrics_listen=", 15)) {
 		const char *colon = strrchr(v, ':');
-		if (!colon || colon == v || !colon[1]) {
-			fprintf(stderr, "quorumfs: bad value '%s' for option metrics_listen (want HOST:PORT)\n", v);
+		char *e = NULL;
+		unsigned long port = colon ? strtoul(colon + 1, &e, 10) : 0;
+		/* a decimal port 1..65535: 99999 would listen on 34463 */
+		if (!colon || colon == v || !colon[1] || !isdigit((unsigned char)colon[1]) || *e || port == 0 ||
+		    port > 65535) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option metrics_listen (want HOST:PORT, PORT 1 to 65535)\n", v);
 			return -1;
 		}
 		o->metrics_listen = v;

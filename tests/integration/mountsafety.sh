@@ -2,8 +2,8 @@
 # tests/integration/mountsafety.sh - operating a mount safely (issue 10,
 # items 3, 4, 5, 10, 11; quorumfs(8) "MOUNT SAFETY", "SIGNALS", "LOGS").
 #
-#  1. Option values: -o replicas=2, reads=x, quorum_timeout=0 say "bad value"
-#     naming option and value; an unknown option says so; nothing mounted.
+#  1. Option values: -o replicas=2, reads=x, quorum_timeout=0, throttle=x,
+#     scrub_repair=maybe, scrub=x say "bad value" naming option and value; an unknown option says so; nothing mounted.
 #  2. Refusals, each with its exact message and no mount: a data directory
 #     inside the mountpoint (nothing created in it; also a log file or a
 #     file:// archive there), a non-empty mountpoint
@@ -98,6 +98,10 @@ refused "bad value 'x' for option reads" "$QFS_BIN" mount -o reads=x "$DATA" "$M
 refused "bad value '0' for option quorum_timeout" "$QFS_BIN" mount -o quorum_timeout=0 "$DATA" "$MNT"
 refused "bad value 'loud' for option loglevel" "$QFS_BIN" mount -o loglevel=loud "$DATA" "$MNT"
 refused "unknown mount option 'frobnicate'" "$QFS_BIN" mount -o frobnicate "$DATA" "$MNT"
+# options that take a word: a wrong word is a bad value, not an unknown option
+refused "bad value 'x' for option throttle: want wait or fail" "$QFS_BIN" mount -o throttle=x "$DATA" "$MNT"
+refused "bad value 'maybe' for option scrub_repair: want on or off" "$QFS_BIN" mount -o scrub_repair=maybe "$DATA" "$MNT"
+refused "bad value 'x' for option scrub: want on or off" "$QFS_BIN" mount -o scrub=x "$DATA" "$MNT"
 
 # ---- 2. refusals
 refused "data directory $MNT/data is inside the mountpoint $MNT" "$QFS_BIN" mount "$MNT/data" "$MNT"
