@@ -224,8 +224,8 @@ fail:
 	qfs_avail_canary_result(fa->a, 0, why);
 }
 
-/* Every second: refresh names (every 10 s), evaluate alarms, run a canary
- * round when due. */
+/* Every second (or at the next canary round, if sooner): refresh names
+ * (every 30 s), evaluate alarms, run a canary round when due. */
 static void *ticker_main(void *arg)
 {
 	struct qfs_fs_avail *fa = arg;
@@ -234,8 +234,11 @@ static void *ticker_main(void *arg)
 
 	for (;;) {
 		struct timespec dl;
+		uint64_t wait_ms = 1000, t = qfs_clock_mono_ms();
+		if (canary_ms && next_canary < t + wait_ms) /* a sub-second canary_interval */
+			wait_ms = next_canary > t ? next_canary - t : 0;
 		pthread_mutex_lock(&fa->mu);
-		qfs_clock_deadline(CLOCK_MONOTONIC, 1000, &dl);
+		qfs_clock_deadline(CLOCK_MONOTONIC, wait_ms, &dl);
 		while (!fa->stop && pthread_cond_timedwait(&fa->cv, &fa->mu, &dl) != ETIMEDOUT)
 			;
 		int stop = fa->stop;

@@ -1777,15 +1777,19 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	int rc;
 
 	if (qfs_fs_is_ctl(ino)) {
-		int shown = 0;
+		char cmd[41], ecmd[QFS_ESC_MAX(40)];
+		size_t shown = 0;
 
-		while ((size_t)shown < size && shown < 40 && buf[shown] != '\n')
+		while (shown < size && shown < 40 && buf[shown] != '\n')
 			shown++;
+		memcpy(cmd, buf, shown);
+		cmd[shown] = '\0';
+		qfs_esc(cmd, ecmd, sizeof(ecmd)); /* one key=value line whatever was written */
 		rc = qfs_fs_ctl_command(fs, ino, buf, size);
 		if (rc)
-			return qfs_fs_fail(req, FOP_WRITE, t0, rc, "control command '%.*s'", shown, buf);
-		QFS_LOG(QFS_LOG_WARN, "control command '%.*s' done%s", shown, buf,
-			ino == QFS_CTL_NODES_INO ? " (test hook)" : "");
+			return qfs_fs_fail(req, FOP_WRITE, t0, rc, "control_cmd=%s", ecmd);
+		QFS_LOG(QFS_LOG_WARN, "control command done cmd=%s%s", ecmd,
+			ino == QFS_CTL_NODES_INO ? " hook=test" : "");
 		qfs_fs_done(req, FOP_WRITE, t0, 0);
 		fuse_reply_write(req, size);
 		return;
