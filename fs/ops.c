@@ -1440,6 +1440,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
+		qfs_fs_avail_names_changed(fs); /* availability lines follow the new name */
 		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
 	if (p1 == FUSE_ROOT_ID || p2 == FUSE_ROOT_ID)

@@ -24,7 +24,7 @@
 #    and a real Prometheus scrape: tests/integration/prometheus.sh), carry table/op labels with
 #    the table name unescaped, and another path answers 404.
 # 6. A sub-second canary_interval (100ms) runs rounds faster than once a
-#    second; metrics_listen with a port beyond 65535 or a service name is
+#    second; a renamed table's lines take its new name within 5 s; metrics_listen with a port beyond 65535 or a service name is
 #    a bad value (step 1).
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -197,6 +197,21 @@ while [ $((SECONDS - s6)) -lt 8 ]; do
 	[ "$c" -ge 10 ] && break
 	sleep 0.2
 done
+# a renamed table's lines follow its new name at the next tick (they kept
+# the old name up to 30 s)
+mkdir "$T/m6/old" && ls "$T/m6/old" >/dev/null || fail "mkdir table old"
+for _ in $(seq 50); do grep -q '^table old op ' "$T/m6/.quorumfs/availability" && break; sleep 0.1; done
+mv "$T/m6/old" "$T/m6/new" && ls "$T/m6/new" >/dev/null || fail "rename table old to new"
+renamed=0
+for _ in $(seq 50); do
+	if grep -q '^table new op ' "$T/m6/.quorumfs/availability" &&
+		! grep -q '^table old op ' "$T/m6/.quorumfs/availability"; then
+		renamed=1
+		break
+	fi
+	sleep 0.1
+done
+[ $renamed = 1 ] || fail "5 s after a table rename: $(grep -o '^table [^ ]* op [^ ]*' "$T/m6/.quorumfs/availability")"
 fusermount3 -u "$T/m6" || fail "unmount m6"
 wait "$P6" || fail "the canary_interval=100ms mount exited non-zero"
 [ "$c" -ge 10 ] || fail "canary_interval=100ms: only $c rounds in 8 s"
