@@ -1311,8 +1311,10 @@ static int daemonize(struct ready_ctx *ready, const char *what, const char *logf
 			return 0;
 		n = read(pfd[0], msg, sizeof(msg) - 1);
 		msg[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "quorumfs: %s failed: %s (see %s)\n", what, n > 0 ? msg : "daemon exited",
-			logfile);
+		/* no "(see LOG)" when that log is what could not be opened */
+		int nolog = n > 0 && strncmp(msg, "cannot open log file", 20) == 0;
+		fprintf(stderr, "quorumfs: %s failed: %s%s%s%s\n", what, n > 0 ? msg : "daemon exited",
+			nolog ? "" : " (see ", nolog ? "" : logfile, nolog ? "" : ")");
 		return 1;
 	}
 	close(pfd[0]);

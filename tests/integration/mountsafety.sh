@@ -110,6 +110,8 @@ refused "data directory $MNT is inside the mountpoint $MNT" "$QFS_BIN" mount "$M
 ln -s "$MNT/sub" "$T/link"
 refused "is inside the mountpoint $MNT" "$QFS_BIN" mount "$T/link" "$MNT"
 refused "log file $MNT/q.log is inside the mountpoint $MNT" "$QFS_BIN" mount -o log="$MNT/q.log" "$DATA" "$MNT"
+refused "cannot open log file $T/nodir/q.log: No such file or directory" "$QFS_BIN" mount -o log="$T/nodir/q.log" "$DATA" "$MNT"
+grep -q '(see ' "$T/out" && fail "a log file that cannot be opened is named as the place to look: $(cat "$T/out")"
 refused "archive directory $MNT/arch is inside the mountpoint $MNT" "$QFS_BIN" mount -o archive="file://$MNT/arch" "$DATA" "$MNT"
 [ -z "$(ls -A "$MNT")" ] || fail "a refused mount created something in the mountpoint: $(ls -A "$MNT")"
 echo x >"$MNT/file"
