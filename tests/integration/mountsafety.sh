@@ -9,7 +9,9 @@
 #     file:// archive there), a non-empty mountpoint
 #     (accepted with -o nonempty), a data directory that is a file, a data
 #     directory on a read-only file system (a read-only bind mount), a
-#     missing mountpoint.
+#     missing mountpoint, a bad archive URL, a missing archive directory;
+#     the mount right after a failed one, and `umount && mount`, succeed
+#     (the last daemon, still closing, held the lock: "in use").
 #  3. A background mount (the real daemon mode; its pid is in DATA/lock):
 #     a second mount of the same data dir is refused on its own stderr,
 #     naming the running pid, and nothing of it reaches the first's log; a
@@ -133,6 +135,16 @@ mount_bg -o nonempty
 umount_wait
 [ "$(cat "$MNT/under")" = keep ] || fail "the file under the mount changed"
 rm -f "$MNT/under"
+
+# a bad archive URL is a bad value; a mount that fails after taking the
+# lock (missing archive directory) and a mount just unmounted (umount &&
+# mount) do not make the next mount say "in use by another quorumfs"
+refused "bad value 'file://rel' for option archive" "$QFS_BIN" mount -o archive=file://rel "$DATA" "$MNT"
+refused "archive directory $T/noarch does not exist" "$QFS_BIN" mount -o archive="file://$T/noarch" "$DATA" "$MNT"
+mount_bg
+fusermount3 -u "$MNT" || fail "fusermount3 -u"
+mount_bg
+umount_wait
 
 # ---- 3. a background mount; a second mount of it
 mount_bg -o seal_age=1s
