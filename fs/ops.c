@@ -252,6 +252,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			table = tb.id;
 			d.ino = tb.ino;
 			d.type = S_IFDIR;
+		} else if (rc != -ENOENT && fs->avail) {
+			/* a path walk into a known table failed at the table's own
+			 * name (no quorum for the table list after the kernel
+			 * dropped the entry): the client sees that table fail */
+			qfs_fs_tl_table = qfs_avail_table_id(qfs_fs_avail_of(fs), name);
 		}
 	} else {
 		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
@@ -688,6 +693,8 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		rc = qfs_router_table_create(fs->r, name, &pa, &tb);
 		if (rc)
 			return rc;
+		if (fs->avail) /* its first requests show under its name */
+			qfs_avail_name_add(qfs_fs_avail_of(fs), tb.id, name);
 		struct qfs_fs_inode *tin = qfs_fs_iget(fs, tb.ino, tb.id, S_IFDIR, 1);
 		if (!tin)
 			return -ENOMEM;

@@ -397,6 +397,45 @@ void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const
 	free(old);
 }
 
+void qfs_avail_name_add(struct qfs_avail *a, uint64_t id, const char *name)
+{
+	char *dup = strdup(name);
+
+	if (!dup)
+		return;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; dup && i < a->nnames; i++)
+		if (a->names[i].id == id) {
+			free(a->names[i].name);
+			a->names[i].name = dup;
+			dup = NULL;
+		}
+	if (dup) {
+		struct name *nn = realloc(a->names, (a->nnames + 1) * sizeof(*nn));
+		if (nn) {
+			a->names = nn;
+			nn[a->nnames].id = id;
+			nn[a->nnames].name = dup;
+			a->nnames++;
+			dup = NULL;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(dup);
+}
+
+uint64_t qfs_avail_table_id(struct qfs_avail *a, const char *name)
+{
+	uint64_t id = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; !id && i < a->nnames; i++)
+		if (!strcmp(a->names[i].name, name))
+			id = a->names[i].id;
+	pthread_mutex_unlock(&a->mu);
+	return id;
+}
+
 int qfs_avail_unnamed(struct qfs_avail *a)
 {
 	int unnamed = 0;
