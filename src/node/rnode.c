@@ -918,8 +918,8 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 	g->stopped = 1;
 	g->err = err;
 	g->untrusted = 1;
-	QFS_LOG(QFS_LOG_ERR, "rnode group stopped at open group=%016" PRIx64 " node=%u err=%s "
-		"(this replica only; see the lines above)", id, rn->id, qfs_strerror(err));
+	QFS_LOG(QFS_LOG_ERR, "rnode group stopped at open group=%016" PRIx64 " node=%u err=\"%s\" "
+		"scope=replica see=\"the lines above\"", id, rn->id, qfs_strerror(err));
 	*out = g;
 	return 0;
 }
