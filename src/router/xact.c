@@ -289,7 +289,14 @@ static int attempt(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_
 int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
 		 size_t n, int *result)
 {
-	uint64_t t0 = qfs_clock_mono_ms(), budget = qfs_cell_timeout_ms(c);
+	return qfs_xact_run_wait(c, coord, parts, n, 0, result);
+}
+
+/* See xact.h. */
+int qfs_xact_run_wait(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
+		      size_t n, uint32_t busy_ms, int *result)
+{
+	uint64_t t0 = qfs_clock_mono_ms(), budget = busy_ms ? busy_ms : qfs_cell_timeout_ms(c);
 	unsigned seed = (unsigned)(t0 ^ (uintptr_t)parts);
 	struct qfs_buf *enc;
 	struct prop *p;
@@ -347,7 +354,14 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
 		     int *result)
 {
-	uint64_t t0 = qfs_clock_mono_ms(), budget = qfs_cell_timeout_ms(c);
+	return qfs_xact_propose_wait(c, group, txn, 0, result);
+}
+
+/* See xact.h. */
+int qfs_xact_propose_wait(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
+			  uint32_t busy_ms, int *result)
+{
+	uint64_t t0 = qfs_clock_mono_ms(), budget = busy_ms ? busy_ms : qfs_cell_timeout_ms(c);
 	unsigned seed = (unsigned)(t0 ^ group);
 	struct qfs_buf b;
 	int rc, res = 0;

@@ -49,6 +49,13 @@ struct qfs_xact_part {
 int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
 		 size_t n, int *result);
 
+/* qfs_xact_run, but the keys' locks are waited out for at most busy_ms
+ * (0: the cell's timeout) before *result -EBUSY: a caller that can
+ * finish stale locks (a dead coordinator's prepared txns) does that
+ * sooner than the whole timeout. */
+int qfs_xact_run_wait(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
+		      size_t n, uint32_t busy_ms, int *result);
+
 /* Finish every prepared txn of coordinator coord found on groups (which
  * must include every group a run of coord may have touched): decision 'C'
  * -> COMMIT; none -> DECIDE 'A' (-EALREADY means 'C' was recorded first:
@@ -78,6 +85,10 @@ int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *gr
  * locked.  For the router's single-group path once partitions land. */
 int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
 		     int *result);
+
+/* qfs_xact_propose with the lock wait bounded as in qfs_xact_run_wait. */
+int qfs_xact_propose_wait(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
+			  uint32_t busy_ms, int *result);
 
 /* Counts since the process started (all runs and recoveries of every
  * cell), for status text and tests.  Any thread. */

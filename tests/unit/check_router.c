@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "meta/meta.h"
@@ -741,6 +742,72 @@ START_TEST(test_split_finishes_prepared_txns)
 	int sorted;
 	ck_assert_int_eq(count_dir(&t, &sorted), 21);
 	ck_assert(sorted);
+}
+END_TEST
+
+/* A cross-partition txn prepared by a coordinator that died before its
+ * decision (cluster mode: another mount killed -9 between its PREPAREs
+ * and its COMMITs) locks its keys, and nothing else finishes it until a
+ * mount opens or a split of the group.  A write of a locked key (in
+ * cluster_split.sh: a create in the directory whose inode the dead txn
+ * held) must not fail with EBUSY after the whole timeout: the router
+ * finishes the stale txn (no decision: aborted) and writes. */
+START_TEST(test_write_finishes_dead_coordinators_txn)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t, t2;
+	uint8_t k[QFS_KEY_MAX], k2[QFS_KEY_MAX];
+	size_t kl, k2l;
+	struct qfs_dentry d = { 777, S_IFREG, 0 };
+	struct qfs_xact_part parts[2];
+	struct qfs_buf b;
+	struct qfs_txn txn, txn2;
+	struct qfs_op *op;
+	void *val;
+	size_t vl;
+	int res = 1;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "lk", &a, &t), 0);
+	ck_assert_int_eq(qfs_router_table_create(r, "lk2", &a, &t2), 0);
+	kl = qfs_key_dentry(k, t.ino, "locked", 6);
+	k2l = qfs_key_dentry(k2, t2.ino, "other", 5);
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_PUT);
+	op->key = k;
+	op->key_len = (uint32_t)kl;
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	qfs_txn_init(&txn2);
+	op = qfs_txn_add(&txn2, QFS_OP_PUT);
+	op->key = k2;
+	op->key_len = (uint32_t)k2l;
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	parts[0] = (struct qfs_xact_part){ t.id, &txn };
+	parts[1] = (struct qfs_xact_part){ t2.id, &txn2 };
+	qfs_xact_test_stop = 2; /* both parts prepared, then the coordinator dies */
+	ck_assert_int_eq(qfs_xact_run(node, QFS_META_GROUP, parts, 2, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	qfs_txn_close(&txn);
+	qfs_txn_close(&txn2);
+	qfs_buf_close(&b);
+
+	uint64_t t0 = qfs_clock_mono_ms();
+	put_entry(t.id, t.ino, "locked", 4242); /* asserts res 0 */
+	ck_assert_uint_lt(qfs_clock_mono_ms() - t0, qfs_cell_timeout_ms(node)); /* not after the whole wait */
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	ck_assert_int_eq(qfs_dentry_decode(val, vl, &d), 0);
+	ck_assert_uint_eq(d.ino, 4242);
+	free(val);
+	/* the dead txn was aborted, not half committed: its other part is
+	 * finished the same way by the next write there */
+	put_entry(t2.id, t2.ino, "other", 4343);
+	ck_assert_int_eq(qfs_router_get(r, t2.id, k2, k2l, &val, &vl), 0);
+	ck_assert_int_eq(qfs_dentry_decode(val, vl, &d), 0);
+	ck_assert_uint_eq(d.ino, 4343);
+	free(val);
 }
 END_TEST
 
@@ -2562,6 +2629,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_gc_keeps_foreign_split);
 	tcase_add_test(tc, test_split_finishes_prepared_txns);
 	tcase_add_test(tc, test_split_commit_answer_lost);
+	tcase_add_test(tc, test_write_finishes_dead_coordinators_txn);
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
 	tcase_add_test(tc, test_split_table_delete);
 	tcase_add_test(tc, test_stale_reload_after_split);
