@@ -1446,6 +1446,61 @@ static void put_file(qfs_table_t table, qfs_ino_t ino, uint64_t from, uint64_t n
 	qfs_inode_close(&in);
 }
 
+/* chunk_bytes of ino's inode as the router reads it (st_blocks comes from it). */
+static uint64_t chunk_bytes_of(qfs_table_t table, qfs_ino_t ino)
+{
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl = qfs_key_inode(k, ino), vl;
+	struct qfs_inode in;
+	void *val;
+
+	ck_assert_int_eq(qfs_router_get(r, table, k, kl, &val, &vl), 0);
+	qfs_inode_init(&in);
+	ck_assert_int_eq(qfs_inode_decode(val, vl, &in), 0);
+	free(val);
+	uint64_t n = in.chunk_bytes;
+	qfs_inode_close(&in);
+	return n;
+}
+
+/* A split copies a large file into the new group in several txns of
+ * 512 KiB, its chunks before its inode (key order).  The store counts a
+ * chunk's bytes into its inode only if the inode exists, and a PUT of a
+ * new inode starts at 0: the copied inode kept only the chunks copied in
+ * its own txn, so st_blocks of a 3 MiB file fell to a few hundred KiB
+ * after a split.  The copy must keep every chunk counted. */
+START_TEST(test_split_keeps_chunk_bytes)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+	const qfs_ino_t ino = 5000, small = 5001;
+	const uint64_t nchunks = 24;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "blocks", &a, &t), 0);
+	put_file(t.id, ino, 0, 0, nchunks * QFS_CHUNK_SIZE); /* the inode first: it counts */
+	put_file(t.id, ino, 0, nchunks, 0);
+	put_file(t.id, small, 0, 0, 2 * QFS_CHUNK_SIZE);
+	put_file(t.id, small, 0, 2, 0);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), nchunks * QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, small), 2 * QFS_CHUNK_SIZE);
+	kl = qfs_key_chunk(k, ino, 0); /* both files move to the new group */
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), 0);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), nchunks * QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, small), 2 * QFS_CHUNK_SIZE);
+	struct qfs_attr fa;
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, ino, &fa), 0);
+	ck_assert_uint_eq(fa.blocks, nchunks * QFS_CHUNK_SIZE / 512);
+	/* and the counts go on from there */
+	put_file(t.id, ino, nchunks, 1, 0);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), (nchunks + 1) * QFS_CHUNK_SIZE);
+	close_all();
+	open_all();
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), (nchunks + 1) * QFS_CHUNK_SIZE);
+}
+END_TEST
+
 /* The exact bytes .quorumfs/partitions shows for the table's only partition. */
 static uint64_t listed_bytes(const char *table)
 {
@@ -2637,6 +2692,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	tcase_add_test(tc, test_size_walk);
 	tcase_add_test(tc, test_size_walk_bounds);
+	tcase_add_test(tc, test_split_keeps_chunk_bytes);
 	tcase_add_test(tc, test_late_abort_keeps_later_fence);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");
