@@ -234,4 +234,5 @@ for k in 3 4; do
 	note "kill -9 at split step $k: $before -> $after partitions, every file intact, writes went on"
 done
 note "takeovers and fence repairs logged by mount 1: $(grep -c "partition fence repaired\|split intent taken over" "$T/s1/quorumfs.log"), mount 2: $(grep -c "partition fence repaired\|split intent taken over" "$T/s2/quorumfs.log")"
+note "stale 2PC locks finished (a dead mount's prepared txns) by mount 1: $(grep -c "txn keys locked" "$T/s1/quorumfs.log"), mount 2: $(grep -c "txn keys locked" "$T/s2/quorumfs.log")"
 exit 0
