@@ -422,6 +422,20 @@ static int any_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void
 	return 1;
 }
 
+/* Recover the prepared cross-partition txns of groups, every group the
+ * cell lists.  Embedded: this router is the only one that runs txns, and
+ * none of its runs is in flight (open, or a split's drained writes), so
+ * the list is complete: qfs_xact_recover, which also forgets finished
+ * decisions.  Cluster mode: other mounts run txns meanwhile, in groups
+ * created after the list was taken (their splits) or on nodes that did
+ * not answer it: qfs_xact_recover_live, which never forgets a 'C'. */
+static int xact_recover_all(struct qfs_router *r, const qfs_group_t *groups, size_t n)
+{
+	if (qfs_cell_remote(r->cell) || router_test_cluster_splits)
+		return qfs_xact_recover_live(r->cell, QFS_META_GROUP, groups, n);
+	return qfs_xact_recover(r->cell, QFS_META_GROUP, groups, n);
+}
+
 static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
 {
 	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
@@ -434,7 +448,7 @@ static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const
 		struct qfs_glist all = { 0 };
 
 		qfs_cell_groups(r->cell, qfs_glist_add, &all);
-		rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+		rc = all.err ? all.err : xact_recover_all(r, all.v, all.n);
 		qfs_glist_free(&all);
 	}
 	if (rc < 0) {
@@ -1943,7 +1957,7 @@ int router_parts_open(struct qfs_router *r)
 	 * stay locked until then) before any split moves a range */
 	struct qfs_glist all = { 0 };
 	qfs_cell_groups(r->cell, qfs_glist_add, &all);
-	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+	rc = all.err ? all.err : xact_recover_all(r, all.v, all.n);
 	qfs_glist_free(&all);
 	if (rc) /* a group that cannot serve (stopped, no quorum) keeps its prepared
 		 * txns, and their keys stay locked, until a later open finishes them */

@@ -510,8 +510,10 @@ int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *gr
 	return rc;
 }
 
-/* See xact.h. */
-int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+/* qfs_xact_recover; with keep_commits, every 'C' stays (the groups given
+ * may not be all a live run touched: qfs_xact_recover_live). */
+static int recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n,
+		   int keep_commits)
 {
 	int rc = qfs_xact_finish(c, coord, groups, n), res;
 
@@ -531,7 +533,7 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 		int held = 0;
 		for (size_t j = 0; j < still.n && !held; j++)
 			held = memcmp(still.id[j], dec.id[i], QFS_TXID_LEN) == 0;
-		if (held || !dec.dec[i])
+		if (held || !dec.dec[i] || (keep_commits && dec.dec[i] == QFS_DECIDE_COMMIT))
 			continue;
 		if (dec.dec[i] == QFS_DECIDE_ABORT && txid_age_ms(dec.id[i]) < qfs_xact_abort_keep_ms)
 			continue;
@@ -542,4 +544,16 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 	free(still.id);
 	free(still.dec);
 	return rc;
+}
+
+/* See xact.h. */
+int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+{
+	return recover(c, coord, groups, n, 0);
+}
+
+/* See xact.h. */
+int qfs_xact_recover_live(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+{
+	return recover(c, coord, groups, n, 1);
 }

@@ -70,6 +70,21 @@ int qfs_xact_run_wait(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xa
  * again), -ENOMEM. */
 int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
 
+/* qfs_xact_recover for a recovery that runs while other routers run txns
+ * of coord (cluster mode: several mounts of one cluster), so groups may
+ * not hold every part of a live run: another mount may have created a
+ * group (a split) after groups was listed, prepared a part there and
+ * recorded 'C', and a node's list of its groups may not have answered.
+ * Forgetting that 'C' (no part of it in groups) would let a later
+ * recovery of that group abort the part while the run's COMMIT answers
+ * 0: an acknowledged write gone (a lookup found a file's entry and not
+ * its inode, or a listing missed the name of a file whose inode was
+ * there).  So it finishes what groups hold and forgets only the abort
+ * decisions old enough, never a 'C' (a run's own forget step removes its
+ * 'C'; one left by a run that died after its commit point stays, a few
+ * dozen bytes in the coordinator group).  Errors of qfs_xact_recover. */
+int qfs_xact_recover_live(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
+
 /* The first half of qfs_xact_recover: finish the prepared txns of coord
  * found on groups, forget no decision.  For a recovery that covers only
  * some groups (a run's own parts after its timeout): a 'C' of another
