@@ -1111,6 +1111,7 @@ static int recreate_as(struct node *nd, struct node *ld, int with_floor, int log
 	return 0;
 }
 
+/* The re-add schedules' (storage) replica: the floor unless --readd-nofloor. */
 static int recreate(struct node *nd, struct node *ld)
 {
 	return recreate_as(nd, ld, S.readd == 1, 0);
