@@ -40,10 +40,13 @@
  * of server.c in the simulator's time: a log replica joined with the
  * floor on the spare, started at the leader's snapshot point (the point
  * only: no log below it, no store), added by CONFIG, the silent member
- * removed; once all members answer, a storage replica (with the floor) on
- * the free node, its catch-up, the log replica removed and dropped; a
- * step cut short (-EREMOTE, a truncated entry, a timeout) as server.c
- * handles it, and the next leader's healer goes on.  A storage member
+ * removed (once qfs_node_heal_still_dead agrees); once all members
+ * answer, a storage replica (with the floor) on the free node, its
+ * catch-up, the log replica removed and dropped; every CONFIG conditional
+ * on the ballot and members of its view and on a lease (as
+ * qfs_rnode_propose_members_if); a step cut short (-EREMOTE, -ESTALE, a
+ * truncated entry, a timeout) as server.c handles it, and the next
+ * leader's healer goes on.  A storage member
  * dies at a random point and comes back later with its stale replica; a
  * second one (the leader half the time) fails while the group is 2
  * storage + 1 log replica; in half the schedules the healer's node
@@ -135,6 +138,8 @@ struct node {
 			    * leader's snapshot point, shipped without items) */
 	struct healer {    /* its healer thread (server.c), while it leads */
 		int op;            /* HOP_*: the blocking call in progress */
+		struct qfs_paxos_config from; /* its condition: the members in */
+		qfs_ballot_t fballot;         /* force and the ballot of its view */
 		struct qfs_paxos_config to; /* the CONFIG being proposed */
 		qfs_lsn_t lsn;     /* where it was appended, 0: not yet */
 		qfs_ballot_t ballot;
@@ -1244,6 +1249,7 @@ static void health(const struct node *ld, struct qfs_rnode_health *h)
 		h->n++;
 	}
 	h->last = px->last;
+	h->ballot = px->ballot;
 }
 
 /* c without id (log bits kept). */
@@ -1261,20 +1267,28 @@ static struct qfs_paxos_config cfg_without(const struct qfs_paxos_config *c, uin
 	return r;
 }
 
-static void heal_begin(struct node *ld, int op, const struct qfs_paxos_config *to)
+/* Start step op: the CONFIG to, proposed only while ld leads in ballot
+ * with the members from in force (qfs_rnode_propose_members_if). */
+static void heal_begin(struct node *ld, int op, const struct qfs_paxos_config *from,
+		       qfs_ballot_t ballot, const struct qfs_paxos_config *to)
 {
 	ld->hl.op = op;
+	if (from)
+		ld->hl.from = *from;
+	ld->hl.fballot = ballot;
 	if (to)
 		ld->hl.to = *to;
 	ld->hl.lsn = 0;
 	ld->hl.deadline = S.now + (op == HOP_CATCHUP ? LR_CATCHUP_MS : LR_STEP_MS);
 }
 
-/* One round of heal_config (qfs_rnode_propose_members through ld,
+/* One round of heal_config (qfs_rnode_propose_members_if through ld,
  * retried on -EBUSY and -EAGAIN until its deadline): 1 while it waits, 0
  * once the entry is applied on ld, else the error: -EREMOTE (not the
- * leader when proposing), -ETIMEDOUT (the outcome is unknown).  A
- * truncated entry is -EAGAIN for the rnode's proposer: retried. */
+ * leader when proposing), -ESTALE (another ballot or other members in
+ * force than the view's), -ETIMEDOUT (the outcome is unknown).  A
+ * truncated entry is -EAGAIN for the rnode's proposer: retried; no lease
+ * is -EBUSY (config_if in rnode.c): retried. */
 static int heal_config(struct node *ld)
 {
 	struct healer *hl = &ld->hl;
@@ -1296,6 +1310,13 @@ static int heal_config(struct node *ld)
 	}
 	if (S.now >= hl->deadline)
 		return -ETIMEDOUT;
+	if (ld->px.role != QFS_PAXOS_LEADER)
+		return -EREMOTE;
+	if (ld->px.ballot != hl->fballot || ld->px.cfg.n != hl->from.n || ld->px.cfg.log != hl->from.log ||
+	    memcmp(ld->px.cfg.ids, hl->from.ids, hl->from.n * sizeof(hl->from.ids[0])))
+		return -ESTALE;
+	if (local_now(ld) >= ld->px.lease_until)
+		return 1; /* -EBUSY */
 	memset(&e, 0, sizeof(e));
 	e.type = QFS_REPL_ENTRY_CONFIG;
 	e.len = qfs_paxos_config_encode(&hl->to, buf);
@@ -1315,18 +1336,39 @@ static int heal_config(struct node *ld)
 	return 1;
 }
 
-static void heal_start_retire(struct node *ld, const struct qfs_paxos_config *c, uint32_t lr)
+static void heal_start_retire(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			      uint32_t lr)
 {
 	struct qfs_paxos_config rm = cfg_without(c, lr);
 
 	ld->hl.lr = lr;
-	heal_begin(ld, HOP_RETIRE, &rm);
+	heal_begin(ld, HOP_RETIRE, c, ballot, &rm);
+}
+
+/* heal_remove_dead: dead out of c (ballot: the view's), once ld's view
+ * taken now still shows it as the one silent storage member
+ * (qfs_node_heal_still_dead). */
+static void heal_remove_dead(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			     uint32_t dead, uint32_t lr)
+{
+	struct qfs_rnode_health h;
+	struct qfs_paxos_config rm = cfg_without(c, dead);
+
+	health(ld, &h);
+	if (!qfs_node_heal_still_dead(&h, dead, LR_HEAL_AFTER_MS)) {
+		say("node=%u heal member kept node=%u", ld->id, dead);
+		ld->hl.op = HOP_NONE;
+		return;
+	}
+	ld->hl.dead = dead;
+	ld->hl.lr = lr;
+	heal_begin(ld, HOP_RM_DEAD, c, ballot, &rm);
 }
 
 /* heal_restore: a storage replica (with the floor) on a node outside c
  * (2 storage members + log replica lr), or the one added already. */
-static void heal_restore(struct node *ld, const struct qfs_paxos_config *c, uint32_t lr,
-			 uint32_t added)
+static void heal_restore(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			 uint32_t lr, uint32_t added)
 {
 	struct qfs_paxos_config to = *c;
 	uint32_t nw = added;
@@ -1345,13 +1387,14 @@ static void heal_restore(struct node *ld, const struct qfs_paxos_config *c, uint
 	to.ids[to.n++] = nw;
 	ld->hl.lr = lr;
 	ld->hl.nw = nw;
-	heal_begin(ld, added ? HOP_CATCHUP : HOP_RESTORE, &to);
+	heal_begin(ld, added ? HOP_CATCHUP : HOP_RESTORE, c, ballot, &to);
 	ld->hl.want = nw == ld->id ? ld->px.commit : ld->applied;
 }
 
 /* heal_add_log: a log replica (with the floor) on a spare, then (on
  * commit) dead removed. */
-static void heal_add_log(struct node *ld, const struct qfs_paxos_config *c, uint32_t dead)
+static void heal_add_log(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			 uint32_t dead)
 {
 	struct qfs_paxos_config add = *c;
 
@@ -1367,7 +1410,7 @@ static void heal_add_log(struct node *ld, const struct qfs_paxos_config *c, uint
 		add.n++;
 		ld->hl.dead = dead;
 		ld->hl.lr = nd->id;
-		heal_begin(ld, HOP_ADD_LOG, &add);
+		heal_begin(ld, HOP_ADD_LOG, c, ballot, &add);
 		say("node=%u heal join node=%u kind=log dead=%u", ld->id, nd->id, dead);
 		return;
 	}
@@ -1393,24 +1436,21 @@ static void heal_tick(struct node *ld)
 		health(ld, &h);
 		switch (qfs_node_heal_decide(ld->id, &h, LR_HEAL_AFTER_MS, &st)) {
 		case QFS_NODE_HEAL_ADD_LOG:
-			heal_add_log(ld, &h.cfg, st.dead);
+			heal_add_log(ld, &h.cfg, h.ballot, st.dead);
 			break;
 		case QFS_NODE_HEAL_RESTORE:
-			heal_restore(ld, &h.cfg, st.lr, 0);
+			heal_restore(ld, &h.cfg, h.ballot, st.lr, 0);
 			break;
 		case QFS_NODE_HEAL_REMOVE_DEAD:
-			hl->dead = st.dead;
-			hl->lr = st.added;
-			c3 = cfg_without(&h.cfg, st.dead);
-			heal_begin(ld, HOP_RM_DEAD, &c3);
+			heal_remove_dead(ld, &h.cfg, h.ballot, st.dead, st.added);
 			break;
 		case QFS_NODE_HEAL_RETIRE_LOG:
-			heal_start_retire(ld, &h.cfg, st.lr);
+			heal_start_retire(ld, &h.cfg, h.ballot, st.lr);
 			break;
 		case QFS_NODE_HEAL_FINISH_RESTORE:
 			c3 = h.cfg;
 			c3.n--;
-			heal_restore(ld, &c3, st.lr, st.added);
+			heal_restore(ld, &c3, h.ballot, st.lr, st.added);
 			break;
 		default:
 			return;
@@ -1425,8 +1465,10 @@ static void heal_tick(struct node *ld)
 			     : reachable(ld, nw) && nw->up && nw->applied >= hl->want) {
 			say("node=%u heal storage replica caught up node=%u", ld->id, hl->nw);
 			S.lr_restored++;
-			heal_start_retire(ld, &hl->to, hl->lr);
-			(void)heal_config(ld);
+			/* (conditional on the members and ballot of the add) */
+			heal_start_retire(ld, &hl->to, hl->fballot, hl->lr);
+			if (hl->op != HOP_NONE)
+				(void)heal_config(ld);
 		} else if (S.now >= hl->deadline) {
 			hl->op = HOP_NONE;
 		}
@@ -1451,9 +1493,10 @@ static void heal_tick(struct node *ld)
 			hl->op = HOP_NONE;
 			break;
 		}
-		c3 = cfg_without(&hl->to, hl->dead);
-		heal_begin(ld, HOP_RM_DEAD, &c3);
-		(void)heal_config(ld);
+		c3 = hl->to;
+		heal_remove_dead(ld, &c3, hl->fballot, hl->dead, hl->lr);
+		if (hl->op != HOP_NONE)
+			(void)heal_config(ld);
 		break;
 	case HOP_RM_DEAD:
 		hl->op = HOP_NONE;
@@ -1467,7 +1510,8 @@ static void heal_tick(struct node *ld)
 			hl->op = HOP_NONE;
 			break;
 		}
-		heal_begin(ld, HOP_CATCHUP, NULL);
+		c3 = hl->from;
+		heal_begin(ld, HOP_CATCHUP, &c3, hl->fballot, NULL);
 		hl->want = ld->applied;
 		break;
 	case HOP_RETIRE:
@@ -2003,7 +2047,7 @@ logrep:
 	       "in %" PRIu64 "; second failure (2 storage + 1 log) in %" PRIu64 ", healer's node crashed "
 	       "in a step in %" PRIu64 "\n", lr.runs, lr.chosen, lr.added, lr.removed, lr.stadded,
 	       lr.retired, lr.restored, lr.second, lr.midheal);
-	if (lr.removed * 2 < lr.runs || lr.retired * 4 < lr.runs || lr.second * 4 < lr.runs) {
+	if (lr.removed * 3 < lr.runs || lr.retired * 4 < lr.runs || lr.second * 4 < lr.runs) {
 		fprintf(stderr, "sim: FAIL the log-replica scenario did not reach its steps often enough\n");
 		return 1;
 	}
