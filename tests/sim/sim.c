@@ -33,11 +33,37 @@
  * (qfs_paxos_join_floor); --readd-nofloor runs them without it, which the
  * checker must catch (the hole of doc/cluster.md).
  *
+ * Log-replica schedules (logrep_step, heal_tick; doc/paxos.md section 7a):
+ * every node runs the healer of a cluster node: while it leads, every 250
+ * ms, the real decision of src/node/server.c (qfs_node_heal_decide) on its
+ * view of the group (as qfs_rnode_group_health builds it), and the steps
+ * of server.c in the simulator's time: a log replica joined with the
+ * floor on the spare, started at the leader's snapshot point (the point
+ * only: no log below it, no store), added by CONFIG, the silent member
+ * removed (once qfs_node_heal_still_dead agrees); once all members
+ * answer, a storage replica (with the floor) on the free node, its
+ * catch-up, the log replica removed and dropped; every CONFIG conditional
+ * on the ballot and members of its view and on a lease (as
+ * qfs_rnode_propose_members_if); a step cut short (-EREMOTE, -ESTALE, a
+ * truncated entry, a timeout) as server.c handles it, and the next
+ * leader's healer goes on.  A storage member
+ * dies at a random point and comes back later with its stale replica; a
+ * second one (the leader half the time) fails while the group is 2
+ * storage + 1 log replica; in half the schedules the healer's node
+ * crashes in the middle of a step; the random faults go on (at half
+ * rate).  Checked besides the above: a log replica never leads, a lease
+ * read's store holds what was committed.  --logrep-broken lets the log
+ * replica campaign (it ignores its own kind bit), which the checker must
+ * catch: a leader without the entries acknowledged before its start.
+ *
  * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]
- *            [--readd | --readd-nofloor] [--verbose]
+ *            [--logrep-seeds COUNT] [--readd | --readd-nofloor | --logrep |
+ *            --logrep-broken] [--verbose]
  * Without arguments (make check): 2000 short schedules (9 s of simulated time
- * each), 4 long ones (65 s) and 300 re-add schedules (11 s), then the same
- * re-add schedules without the floor in a child, which must fail.
+ * each), 4 long ones (65 s), 300 re-add schedules (11 s) and 1000
+ * log-replica schedules (12 s), then the same re-add schedules without the
+ * floor and the log-replica ones with a log replica that may lead, each in
+ * a child, which must fail.
  */
 #include "config.h"
 
@@ -55,6 +81,8 @@
 #include "repl/paxos.h"
 #include "net/frame.h"
 #include "node/drive.h"
+#include "node/rnode.h"
+#include "node/cluster.h"
 
 #define NN 4    /* node slots: 1-3 start as the group, 4 is a spare */
 #define NINIT 3 /* members at the start */
@@ -103,6 +131,22 @@ struct node {
 	struct qfs_paxos_floor floor; /* vote floor it was created with (re-add) */
 	qfs_lsn_t rejoin_lsn; /* re-created: the log up to here is history from
 			       * before (its old membership there does not count) */
+	uint64_t join_at;  /* real ms its replica was made by a JOIN (0: one
+			    * of the first three) */
+	int logrep;        /* created as a log replica (its driver applies no
+			    * txn: no store, hash stays 0; started at the
+			    * leader's snapshot point, shipped without items) */
+	struct healer {    /* its healer thread (server.c), while it leads */
+		int op;            /* HOP_*: the blocking call in progress */
+		struct qfs_paxos_config from; /* its condition: the members in */
+		qfs_ballot_t fballot;         /* force and the ballot of its view */
+		struct qfs_paxos_config to; /* the CONFIG being proposed */
+		qfs_lsn_t lsn;     /* where it was appended, 0: not yet */
+		qfs_ballot_t ballot;
+		uint64_t deadline; /* real ms */
+		uint32_t dead, lr, nw;
+		qfs_lsn_t want;    /* catch-up: the applied LSN to reach */
+	} hl;
 };
 
 struct chosen {
@@ -147,6 +191,18 @@ static struct sim {
 	int readd, readd_phase;
 	uint64_t readd_at;
 	uint64_t readd_cut_until; /* node 3 cannot reach nor hear 2 and 4 */
+	/* log-replica schedules (logrep_step, heal_tick): 1 the healer as
+	 * server.c, 2 broken: the log replica ignores its kind (campaigns) */
+	int logrep;
+	uint64_t lr_kill_at, lr_back_at, next_heal;
+	uint32_t lr_dead;          /* the member that dies first (0: not yet) */
+	int lr_second;             /* 0, 1: second failure done (2 storage + 1 log) */
+	int lr_midheal;            /* 0 armed: crash the healer's node in a heal
+				    * step; 1 done; -1 not in this schedule */
+	/* chosen: a log replica added, the dead removed (2 storage + 1 log),
+	 * a storage replica added to those, a log replica removed; the
+	 * healer saw a restored replica catch up; a log replica led */
+	uint64_t lr_added, lr_removed, lr_stadded, lr_retired, lr_restored, lr_logleads;
 } S;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -160,7 +216,8 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nreplay: tests/sim/sim --seed %" PRIu64 "%s --verbose\n", S.seed,
-		S.readd == 1 ? " --readd" : S.readd == 2 ? " --readd-nofloor" : "");
+		S.readd == 1 ? " --readd" : S.readd == 2 ? " --readd-nofloor" :
+		S.logrep == 1 ? " --logrep" : S.logrep == 2 ? " --logrep-broken" : "");
 	exit(1);
 }
 
@@ -216,11 +273,15 @@ static uint64_t local_now(const struct node *nd)
 
 static void grow_log(struct node *nd, qfs_lsn_t lsn)
 {
+	qfs_lsn_t old = nd->cap;
+
 	if (lsn < nd->cap)
 		return;
 	while (nd->cap <= lsn)
 		nd->cap = nd->cap ? nd->cap * 2 : 1024;
 	nd->log = xrealloc(nd->log, nd->cap * sizeof(nd->log[0]));
+	/* (zero: a log replica holds no entry below its start point) */
+	memset(nd->log + old, 0, (nd->cap - old) * sizeof(nd->log[0]));
 }
 
 static void grow_global(qfs_lsn_t lsn)
@@ -332,9 +393,23 @@ static void check_new_leader(struct node *nd, const struct qfs_paxos_update *up)
 			     up->ballot, l);
 		e = &nd->log[l];
 		if (e->ballot != ch->ballot || e->type != ch->type || e->val != ch->val)
-			fail("leader %u (ballot %" PRIx64 ") has a different entry at committed lsn %" PRIu64,
-			     nd->id, up->ballot, l);
+			fail("leader %u (ballot %" PRIx64 ") has a different entry at committed lsn %" PRIu64
+			     "%s", nd->id, up->ballot, l,
+			     nd->logrep && l < nd->first_retained
+			     ? " (a log replica: no log below its start point, no store)" : "");
 	}
+}
+
+/* The configuration c as node nd's own machine sees it: the broken
+ * variant (--logrep-broken) clears a log replica's own kind bit, so that
+ * it campaigns and may lead while its driver still keeps no store. */
+static void own_view(const struct node *nd, struct qfs_paxos_config *c)
+{
+	if (S.logrep != 2 || !nd->logrep)
+		return;
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] == nd->id)
+			c->log &= ~(1u << i);
 }
 
 static uint64_t hash_step(uint64_t h, qfs_lsn_t lsn, const struct ent *e)
@@ -398,6 +473,13 @@ static void sim_handled(void *ctx, const struct qfs_paxos_update *up)
 
 	check_commits(nd);
 	check_new_leader(nd, up);
+	if (up->is_leader && (nd->logrep || qfs_paxos_config_is_log(&nd->px.cfg, nd->id))) {
+		/* (the broken variant lets it: its losses are what the store
+		 * checks must find) */
+		if (S.logrep != 2)
+			fail("log replica %u leads (ballot %" PRIx64 ")", nd->id, up->ballot);
+		S.lr_logleads++;
+	}
 }
 
 static uint64_t sim_now(void *ctx)
@@ -536,11 +618,14 @@ static int sim_apply(void *ctx, qfs_lsn_t commit)
 		     nd->dlast);
 	grow_global(commit + 1);
 	for (qfs_lsn_t l = nd->applied + 1; l <= commit; l++) {
-		nd->hash = hash_step(nd->hash, l, &nd->log[l]);
+		if (!nd->logrep) /* (a log replica applies no txn: no store) */
+			nd->hash = hash_step(nd->hash, l, &nd->log[l]);
 		if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG) {
 			nd->applied_cfg = nd->log[l].cfg;
 			nd->was_member |= cfg_has(&nd->applied_cfg, nd->id) && l > nd->rejoin_lsn;
 		}
+		if (nd->logrep)
+			continue;
 		if (!S.hash_at[l])
 			S.hash_at[l] = nd->hash;
 		else if (S.hash_at[l] != nd->hash)
@@ -557,7 +642,11 @@ static qfs_lsn_t sim_applied(void *ctx)
 	return nd->applied;
 }
 
-/* The transfer is one message: subject to partitions and crashes. */
+/* The transfer is one message: subject to partitions and crashes.  To or
+ * from a log replica it is the point only (rnode snap_send_point: LSN and
+ * ballot, no item, no log below it): a log replica installs it as the
+ * start of its log; a storage replica that gets it from a log replica
+ * (only the broken variant lets one lead) gets an empty store. */
 static void sim_snapshot_to(void *ctx, uint32_t to)
 {
 	struct node *nd = ctx;
@@ -565,17 +654,23 @@ static void sim_snapshot_to(void *ctx, uint32_t to)
 	struct node *tn;
 	qfs_lsn_t lsn = nd->applied;
 	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_SNAPSHOT_INSTALLED };
+	struct qfs_paxos_config cfg;
+	int point;
 
 	if (t < 0)
 		fail("snapshot to unknown node %u", to);
 	tn = &S.n[t];
 	if (!tn->up || S.cut[nd - S.n][t] || lsn <= tn->px.commit || lsn < 1)
 		return;
-	say("node=%u snapshot to=%u lsn=%" PRIu64, nd->id, tn->id, lsn);
+	point = nd->logrep || tn->logrep;
+	say("node=%u snapshot to=%u lsn=%" PRIu64 "%s", nd->id, tn->id, lsn, point ? " point" : "");
 	/* The store takes the snapshot; log entries up to lsn are the
 	 * leader's; the core says (truncate) whether to keep the rest. */
 	grow_log(tn, lsn);
-	memcpy(tn->log + 1, nd->log + 1, lsn * sizeof(nd->log[0]));
+	if (point)
+		tn->log[lsn] = nd->log[lsn];
+	else
+		memcpy(tn->log + 1, nd->log + 1, lsn * sizeof(nd->log[0]));
 	if (tn->vlast < lsn)
 		tn->vlast = lsn;
 	if (tn->dlast < lsn)
@@ -583,10 +678,12 @@ static void sim_snapshot_to(void *ctx, uint32_t to)
 	tn->applied = lsn;
 	tn->applied_cfg = nd->applied_cfg;
 	tn->was_member |= cfg_has(&tn->applied_cfg, tn->id) && lsn > tn->rejoin_lsn;
-	ev.cfg = &tn->applied_cfg;
-	tn->hash = S.hash_at[lsn];
+	cfg = tn->applied_cfg;
+	own_view(tn, &cfg);
+	ev.cfg = &cfg;
+	tn->hash = nd->logrep ? 0 : S.hash_at[lsn];
 	tn->first_retained = lsn + 1;
-	if (tn->checked > lsn)
+	if (tn->checked > lsn || point)
 		tn->checked = lsn;
 	ev.now_ms = local_now(tn);
 	ev.lsn = lsn;
@@ -646,7 +743,7 @@ static void node_sync(struct node *nd)
 
 static void node_start(struct node *nd)
 {
-	struct qfs_paxos_config cfg = nd->applied_cfg;
+	struct qfs_paxos_config cfg = nd->applied_cfg, rc_cfg;
 	struct qfs_paxos_params prm;
 	struct qfs_paxos_hard hs;
 	struct qfs_paxos_run runs[QFS_PAXOS_MAX_RUNS];
@@ -667,7 +764,8 @@ static void node_start(struct node *nd)
 	prm.election_max_ms = 600;
 	prm.heartbeat_ms = 50;
 	prm.retry_ms = 150;
-	prm.preferred = S.members_change && S.preferred ? QFS_PAXOS_PREFERRED_AUTO : S.preferred;
+	prm.preferred = (S.members_change || S.logrep) && S.preferred ? QFS_PAXOS_PREFERRED_AUTO
+								      : S.preferred;
 	prm.seed = S.seed * 31 + nd->id + S.now;
 	prm.tracer = S.verbose ? tracer : NULL;
 	memset(&hs, 0, sizeof(hs));
@@ -686,14 +784,19 @@ static void node_start(struct node *nd)
 			runs[nruns].ballot = nd->log[l].ballot;
 			nruns++;
 		}
+	own_view(nd, &cfg);
 	rc = qfs_paxos_init(&nd->px, 7, &cfg, nd->id, &prm, &hs, runs, nruns, local_now(nd));
 	if (rc)
 		fail("node %u init: %d", nd->id, rc);
 	/* the CONFIG entries of the log above applied, as the rnode reads them */
-	for (qfs_lsn_t l = nd->applied + 1; l <= nd->dlast; l++)
-		if (nd->log[l].type == QFS_REPL_ENTRY_CONFIG &&
-		    (rc = qfs_paxos_restore_config(&nd->px, l, &nd->log[l].cfg)))
+	for (qfs_lsn_t l = nd->applied + 1; l <= nd->dlast; l++) {
+		if (nd->log[l].type != QFS_REPL_ENTRY_CONFIG)
+			continue;
+		rc_cfg = nd->log[l].cfg;
+		own_view(nd, &rc_cfg);
+		if ((rc = qfs_paxos_restore_config(&nd->px, l, &rc_cfg)))
 			fail("node %u restore config at %" PRIu64 ": %d", nd->id, l, rc);
+	}
 	qfs_drive_init(&nd->drv, &sim_ops, nd, &S.frame, 7, nd->id);
 	nd->joined = 1;
 	nd->up = 1;
@@ -718,6 +821,7 @@ static void node_crash(struct node *nd)
 	qfs_drive_reset(&nd->drv);
 	nd->sync_at = 0;
 	nd->restart_at = S.now + 50 + rn(800);
+	memset(&nd->hl, 0, sizeof(nd->hl)); /* (its healer thread died with it) */
 }
 
 /* ---- workload and faults ---- */
@@ -732,11 +836,26 @@ static void deliver(size_t k)
 	size_t body_len;
 	uint8_t type;
 	int rc;
+	static uint8_t own[QFS_PAXOS_MAX_BATCH][QFS_PAXOS_CONFIG_MAX_BYTES];
 
 	S.net[k] = S.net[--S.nnet];
 	rc = qfs_net_frame_open(f.buf, f.len, &type, &body, &body_len);
 	if (rc == 0)
 		rc = qfs_paxos_msg_decode(type, body, body_len, &m, ents);
+	if (rc == 0 && S.logrep == 2 && nd->logrep) {
+		/* the broken variant: the log replica's own view of the CONFIG
+		 * entries it takes (own_view) */
+		for (uint32_t i = 0; i < m.n; i++) {
+			struct qfs_paxos_config c;
+
+			if (ents[i].type != QFS_REPL_ENTRY_CONFIG ||
+			    qfs_paxos_config_decode(ents[i].data, ents[i].len, &c))
+				continue;
+			own_view(nd, &c);
+			ents[i].len = qfs_paxos_config_encode(&c, own[i]);
+			ents[i].data = own[i];
+		}
+	}
 	if (rc == 0 && nd->up) {
 		struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE, .now_ms = local_now(nd),
 					      .msg = &m };
@@ -791,6 +910,11 @@ static void lease_read(void)
 	if (nd->applied < committed)
 		fail("stale lease read on node %u: applied %" PRIu64 " < committed %" PRIu64, nd->id,
 		     nd->applied, committed);
+	/* ... and reads it from a store that holds them (a log replica has
+	 * none: only the broken variant lets one lead) */
+	if (nd->applied && nd->hash != S.hash_at[nd->applied])
+		fail("lease read on node %u: its store lacks entries committed up to %" PRIu64 "%s",
+		     nd->id, nd->applied, nd->logrep ? " (a log replica: no store)" : "");
 	S.reads_ok++;
 }
 
@@ -961,15 +1085,17 @@ static int change_to(struct node *ld, uint32_t id, int add)
 }
 
 /* Create node nd's replica empty for its (re-)add, as `quorumfs member
- * add` does: with the floor of leader ld (S.readd 1) or none (2, the
- * hole); its old replica, if any, was dropped.  0, or -1 (ld gives no
- * floor yet: retry). */
-static int recreate(struct node *nd, struct node *ld)
+ * add` and the healer's JOIN do: with the floor of leader ld (with_floor)
+ * or none (the hole), a log replica (logrep) or a storage one; its old
+ * replica, if any, was dropped (the reconciler of its node drops a copy
+ * its group no longer counts; the sim does it here at once).  0, or -1
+ * (ld gives no floor yet: retry). */
+static int recreate_as(struct node *nd, struct node *ld, int with_floor, int logrep)
 {
 	struct qfs_paxos_floor fl;
 
 	memset(&fl, 0, sizeof(fl));
-	if (S.readd == 1 && qfs_paxos_join_floor(&ld->px, nd->id, local_now(ld), &fl) != 0)
+	if (with_floor && qfs_paxos_join_floor(&ld->px, nd->id, local_now(ld), &fl) != 0)
 		return -1;
 	if (nd->up)
 		node_crash(nd); /* (its held messages and local steps go) */
@@ -982,10 +1108,18 @@ static int recreate(struct node *nd, struct node *ld)
 	nd->floor = fl;
 	nd->applied_cfg = ld->px.cfg;
 	nd->restart_at = UINT64_MAX;
-	say("node=%u re-created floor=%" PRIu64 "/%" PRIx64 " promised=%" PRIx64, nd->id, fl.lsn,
-	    fl.ballot, fl.promised);
+	nd->logrep = logrep;
+	nd->join_at = S.now;
+	say("node=%u re-created%s floor=%" PRIu64 "/%" PRIx64 " promised=%" PRIx64, nd->id,
+	    logrep ? " as a log replica" : "", fl.lsn, fl.ballot, fl.promised);
 	node_start(nd);
 	return 0;
+}
+
+/* The re-add schedules' (storage) replica: the floor unless --readd-nofloor. */
+static int recreate(struct node *nd, struct node *ld)
+{
+	return recreate_as(nd, ld, S.readd == 1, 0);
 }
 
 /* The scenario of doc/cluster.md: node 1 (A) goes down for good with
@@ -1049,6 +1183,410 @@ static void readd_step(void)
 	}
 }
 
+/* ---- log replicas: the healer of a cluster node (src/node/server.c) ---- */
+
+/* The healer's timing in simulated ms (server.c: heal_after 5 s by
+ * default, HEAL_TICK_MS 250, HEAL_STEP_MS 10 s, a catch-up 10 min): scaled
+ * to the schedule. */
+#define LR_HEAL_AFTER_MS 600
+#define LR_TICK_MS 250
+#define LR_STEP_MS 3000
+#define LR_CATCHUP_MS 4000
+/* A JOIN finds a copy a JOIN made less than this ago: -EEXIST (the healer
+ * that made it drops it when its step fails; the reconciler drops an
+ * orphan later, with a grace period above a step's time).  An older copy,
+ * or one of a member removed since, the reconciler has dropped. */
+#define LR_ORPHAN_MS (2 * LR_STEP_MS)
+
+enum { HOP_NONE, HOP_ADD_LOG, HOP_RM_DEAD, HOP_RESTORE, HOP_CATCHUP, HOP_RETIRE };
+
+/* Node nd answers ld's RPCs (JOIN, applied, drop): its process runs (a
+ * replica up, or none hosted) and no cut between them. */
+static int reachable(const struct node *ld, const struct node *nd)
+{
+	int a = (int)(ld - S.n), b = (int)(nd - S.n);
+
+	return !S.cut[a][b] && !S.cut[b][a] && (nd->up || !nd->joined);
+}
+
+/* A JOIN to nd from ld would create a replica (no copy a JOIN made
+ * recently there: see LR_ORPHAN_MS). */
+static int joinable(const struct node *ld, const struct node *nd)
+{
+	return reachable(ld, nd) && (!nd->joined || !nd->join_at || S.now - nd->join_at >= LR_ORPHAN_MS);
+}
+
+/* The healer drops nd's replica (qfs_rcell_drop_at): store and WAL gone. */
+static void drop_replica(struct node *nd)
+{
+	say("node=%u replica dropped%s", nd->id, nd->logrep ? " (log replica)" : "");
+	if (nd->up)
+		node_crash(nd);
+	nd->joined = 0;
+	nd->logrep = 0;
+	nd->restart_at = UINT64_MAX;
+}
+
+/* qfs_rnode_group_health of leader ld, at its clock. */
+static void health(const struct node *ld, struct qfs_rnode_health *h)
+{
+	const struct qfs_paxos *px = &ld->px;
+	uint64_t now = local_now(ld);
+
+	memset(h, 0, sizeof(*h));
+	h->leader = ld->up && px->role == QFS_PAXOS_LEADER;
+	h->cfg = px->cfg;
+	h->applied_cfg = ld->applied_cfg;
+	h->changing = px->ncfgs > 0;
+	for (uint32_t i = 0; h->leader && i < px->npeers; i++) {
+		const struct qfs_paxos_peer *pe = &px->peers[i];
+		uint64_t since = pe->ack_ms ? pe->ack_ms : px->lead_since;
+
+		h->ids[h->n] = pe->id;
+		h->silent_ms[h->n] = now > since ? now - since : 0;
+		h->match[h->n] = pe->match;
+		h->answered[h->n] = pe->ack_ms != 0;
+		h->n++;
+	}
+	h->last = px->last;
+	h->ballot = px->ballot;
+}
+
+/* c without id (log bits kept). */
+static struct qfs_paxos_config cfg_without(const struct qfs_paxos_config *c, uint32_t id)
+{
+	struct qfs_paxos_config r;
+
+	memset(&r, 0, sizeof(r));
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->ids[i] != id) {
+			if (c->log >> i & 1)
+				r.log |= 1u << r.n;
+			r.ids[r.n++] = c->ids[i];
+		}
+	return r;
+}
+
+/* Start step op: the CONFIG to, proposed only while ld leads in ballot
+ * with the members from in force (qfs_rnode_propose_members_if). */
+static void heal_begin(struct node *ld, int op, const struct qfs_paxos_config *from,
+		       qfs_ballot_t ballot, const struct qfs_paxos_config *to)
+{
+	ld->hl.op = op;
+	if (from)
+		ld->hl.from = *from;
+	ld->hl.fballot = ballot;
+	if (to)
+		ld->hl.to = *to;
+	ld->hl.lsn = 0;
+	ld->hl.deadline = S.now + (op == HOP_CATCHUP ? LR_CATCHUP_MS : LR_STEP_MS);
+}
+
+/* One round of heal_config (qfs_rnode_propose_members_if through ld,
+ * retried on -EBUSY and -EAGAIN until its deadline): 1 while it waits, 0
+ * once the entry is applied on ld, else the error: -EREMOTE (not the
+ * leader when proposing), -ESTALE (another ballot or other members in
+ * force than the view's), -ETIMEDOUT (the outcome is unknown).  A
+ * truncated entry is -EAGAIN for the rnode's proposer: retried; no lease
+ * is -EBUSY (config_if in rnode.c): retried. */
+static int heal_config(struct node *ld)
+{
+	struct healer *hl = &ld->hl;
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	struct qfs_repl_entry e;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_PROPOSE };
+	int rc;
+
+	if (hl->lsn) {
+		const struct ent *le = &ld->log[hl->lsn];
+
+		if (ld->vlast >= hl->lsn && le->ballot == hl->ballot &&
+		    le->type == QFS_REPL_ENTRY_CONFIG && le->val == cfg_hash(&hl->to)) {
+			if (ld->applied >= hl->lsn)
+				return 0;
+			return S.now >= hl->deadline ? -ETIMEDOUT : 1;
+		}
+		hl->lsn = 0; /* truncated: -EAGAIN, proposed again */
+	}
+	if (S.now >= hl->deadline)
+		return -ETIMEDOUT;
+	if (ld->px.role != QFS_PAXOS_LEADER)
+		return -EREMOTE;
+	if (ld->px.ballot != hl->fballot || ld->px.cfg.n != hl->from.n || ld->px.cfg.log != hl->from.log ||
+	    memcmp(ld->px.cfg.ids, hl->from.ids, hl->from.n * sizeof(hl->from.ids[0])))
+		return -ESTALE;
+	if (local_now(ld) >= ld->px.lease_until)
+		return 1; /* -EBUSY */
+	memset(&e, 0, sizeof(e));
+	e.type = QFS_REPL_ENTRY_CONFIG;
+	e.len = qfs_paxos_config_encode(&hl->to, buf);
+	e.data = buf;
+	ev.entries = &e;
+	ev.n = 1;
+	ev.now_ms = local_now(ld);
+	rc = qfs_drive_step(&ld->drv, &ev);
+	if (rc == -EBUSY || rc == -EAGAIN)
+		return 1;
+	if (rc)
+		return rc;
+	hl->lsn = ld->px.last;
+	hl->ballot = ld->px.ballot;
+	say("node=%u heal propose config n=%u log=%x lsn=%" PRIu64, ld->id, hl->to.n, hl->to.log,
+	    hl->lsn);
+	return 1;
+}
+
+static void heal_start_retire(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			      uint32_t lr)
+{
+	struct qfs_paxos_config rm = cfg_without(c, lr);
+
+	ld->hl.lr = lr;
+	heal_begin(ld, HOP_RETIRE, c, ballot, &rm);
+}
+
+/* heal_remove_dead: dead out of c (ballot: the view's), once ld's view
+ * taken now still shows it as the one silent storage member
+ * (qfs_node_heal_still_dead). */
+static void heal_remove_dead(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			     uint32_t dead, uint32_t lr)
+{
+	struct qfs_rnode_health h;
+	struct qfs_paxos_config rm = cfg_without(c, dead);
+
+	health(ld, &h);
+	if (!qfs_node_heal_still_dead(&h, dead, LR_HEAL_AFTER_MS)) {
+		say("node=%u heal member kept node=%u", ld->id, dead);
+		ld->hl.op = HOP_NONE;
+		return;
+	}
+	ld->hl.dead = dead;
+	ld->hl.lr = lr;
+	heal_begin(ld, HOP_RM_DEAD, c, ballot, &rm);
+}
+
+/* heal_restore: a storage replica (with the floor) on a node outside c
+ * (2 storage members + log replica lr), or the one added already. */
+static void heal_restore(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			 uint32_t lr, uint32_t added)
+{
+	struct qfs_paxos_config to = *c;
+	uint32_t nw = added;
+
+	for (int i = 0; i < NN && !nw; i++) {
+		struct node *nd = &S.n[i];
+
+		if (cfg_has(c, nd->id) || !joinable(ld, nd))
+			continue;
+		if (recreate_as(nd, ld, 1, 0) != 0)
+			return; /* no floor yet: next round */
+		nw = nd->id;
+	}
+	if (!nw)
+		return;
+	to.ids[to.n++] = nw;
+	ld->hl.lr = lr;
+	ld->hl.nw = nw;
+	heal_begin(ld, added ? HOP_CATCHUP : HOP_RESTORE, c, ballot, &to);
+	ld->hl.want = nw == ld->id ? ld->px.commit : ld->applied;
+}
+
+/* heal_add_log: a log replica (with the floor) on a spare, then (on
+ * commit) dead removed. */
+static void heal_add_log(struct node *ld, const struct qfs_paxos_config *c, qfs_ballot_t ballot,
+			 uint32_t dead)
+{
+	struct qfs_paxos_config add = *c;
+
+	for (int i = 0; i < NN; i++) {
+		struct node *nd = &S.n[i];
+
+		if (cfg_has(c, nd->id) || !joinable(ld, nd))
+			continue;
+		if (recreate_as(nd, ld, 1, 1) != 0)
+			return; /* (the same for every spare) */
+		add.ids[add.n] = nd->id;
+		add.log |= 1u << add.n;
+		add.n++;
+		ld->hl.dead = dead;
+		ld->hl.lr = nd->id;
+		heal_begin(ld, HOP_ADD_LOG, c, ballot, &add);
+		say("node=%u heal join node=%u kind=log dead=%u", ld->id, nd->id, dead);
+		return;
+	}
+}
+
+/* The healer thread of node ld, every LR_TICK_MS: the next step of the
+ * blocking call in progress, else (while it leads) qfs_node_heal_decide,
+ * the decision of server.c's heal_group. */
+static void heal_tick(struct node *ld)
+{
+	struct healer *hl = &ld->hl;
+	struct qfs_rnode_health h;
+	struct qfs_node_heal_step st;
+	struct qfs_paxos_config c3;
+	int rc;
+
+	if (!ld->up)
+		return;
+	switch (hl->op) {
+	case HOP_NONE:
+		if (ld->px.role != QFS_PAXOS_LEADER)
+			return;
+		health(ld, &h);
+		switch (qfs_node_heal_decide(ld->id, &h, LR_HEAL_AFTER_MS, &st)) {
+		case QFS_NODE_HEAL_ADD_LOG:
+			heal_add_log(ld, &h.cfg, h.ballot, st.dead);
+			break;
+		case QFS_NODE_HEAL_RESTORE:
+			heal_restore(ld, &h.cfg, h.ballot, st.lr, 0);
+			break;
+		case QFS_NODE_HEAL_REMOVE_DEAD:
+			heal_remove_dead(ld, &h.cfg, h.ballot, st.dead, st.added);
+			break;
+		case QFS_NODE_HEAL_RETIRE_LOG:
+			heal_start_retire(ld, &h.cfg, h.ballot, st.lr);
+			break;
+		case QFS_NODE_HEAL_FINISH_RESTORE:
+			c3 = h.cfg;
+			c3.n--;
+			heal_restore(ld, &c3, h.ballot, st.lr, st.added);
+			break;
+		default:
+			return;
+		}
+		if (hl->op != HOP_NONE && hl->op != HOP_CATCHUP)
+			(void)heal_config(ld);
+		return;
+	case HOP_CATCHUP: {
+		struct node *nw = &S.n[idx_of(hl->nw)];
+
+		if (nw == ld ? ld->applied >= hl->want
+			     : reachable(ld, nw) && nw->up && nw->applied >= hl->want) {
+			say("node=%u heal storage replica caught up node=%u", ld->id, hl->nw);
+			S.lr_restored++;
+			/* (conditional on the members and ballot of the add) */
+			heal_start_retire(ld, &hl->to, hl->fballot, hl->lr);
+			if (hl->op != HOP_NONE)
+				(void)heal_config(ld);
+		} else if (S.now >= hl->deadline) {
+			hl->op = HOP_NONE;
+		}
+		return;
+	}
+	default:
+		break;
+	}
+	rc = heal_config(ld);
+	if (rc == 1)
+		return;
+	say("node=%u heal step %d done rc=%d", ld->id, hl->op, rc);
+	switch (hl->op) {
+	case HOP_ADD_LOG:
+		if (rc) {
+			struct node *sp = &S.n[idx_of(hl->lr)];
+
+			/* the next round starts over; after a timeout the
+			 * entry may still commit: the replica stays */
+			if (rc != -ETIMEDOUT && reachable(ld, sp))
+				drop_replica(sp);
+			hl->op = HOP_NONE;
+			break;
+		}
+		c3 = hl->to;
+		heal_remove_dead(ld, &c3, hl->fballot, hl->dead, hl->lr);
+		if (hl->op != HOP_NONE)
+			(void)heal_config(ld);
+		break;
+	case HOP_RM_DEAD:
+		hl->op = HOP_NONE;
+		break;
+	case HOP_RESTORE:
+		if (rc) {
+			struct node *nw = &S.n[idx_of(hl->nw)];
+
+			if (rc != -ETIMEDOUT && reachable(ld, nw))
+				drop_replica(nw);
+			hl->op = HOP_NONE;
+			break;
+		}
+		c3 = hl->from;
+		heal_begin(ld, HOP_CATCHUP, &c3, hl->fballot, NULL);
+		hl->want = ld->applied;
+		break;
+	case HOP_RETIRE:
+		if (rc == 0) {
+			struct node *lr = &S.n[idx_of(hl->lr)];
+
+			if (reachable(ld, lr))
+				drop_replica(lr);
+		}
+		hl->op = HOP_NONE;
+		break;
+	default:
+		hl->op = HOP_NONE;
+		break;
+	}
+}
+
+/* The log-replica scenario (doc/cluster.md section 1c) around the
+ * healers: one of the three storage members (the leader half the time)
+ * dies at lr_kill_at and its node comes back at lr_back_at with its stale
+ * replica (which the restore replaces); once the group is 2 storage + 1
+ * log replica, a second member (the leader half the time) crashes for a
+ * while; in half the schedules the node of a healer in the middle of a
+ * step crashes (a leader change in the middle of the heal).  The
+ * schedule's random faults go on meanwhile. */
+static void logrep_step(void)
+{
+	struct node *ld = leader_node();
+
+	if (!S.logrep)
+		return;
+	if (!S.lr_dead && S.now >= S.lr_kill_at && ld && ld->px.commit >= 3) {
+		struct node *x = pct(50) ? ld : &S.n[rn(NINIT)];
+
+		if (!cfg_has(&ld->px.cfg, x->id) || ld->px.cfg.log || ld->px.cfg.n != NINIT)
+			return;
+		S.lr_dead = x->id;
+		if (x->up)
+			node_crash(x);
+		x->restart_at = UINT64_MAX;
+		S.lr_back_at = S.now + LR_HEAL_AFTER_MS + 1500 + rn(3000);
+		say("logrep: node %u dies until %" PRIu64, x->id, S.lr_back_at);
+	}
+	if (S.lr_dead && S.lr_back_at && S.now >= S.lr_back_at) {
+		struct node *x = &S.n[idx_of(S.lr_dead)];
+
+		S.lr_back_at = 0;
+		if (!x->up && x->joined) {
+			say("logrep: node %u back", x->id);
+			node_start(x);
+		}
+	}
+	if (!ld || S.now >= S.heal_at)
+		return;
+	if (!S.lr_second && ld->px.base_cfg.n == 3 && ld->px.base_cfg.log && !ld->px.ncfgs) {
+		/* 2 storage + 1 log replica: a second storage member fails */
+		struct node *v = ld;
+
+		if (pct(50))
+			for (int i = 0; i < NN; i++)
+				if (&S.n[i] != ld && S.n[i].up && cfg_has(&ld->px.cfg, S.n[i].id) &&
+				    !qfs_paxos_config_is_log(&ld->px.cfg, S.n[i].id))
+					v = &S.n[i];
+		S.lr_second = 1;
+		node_crash(v);
+		v->restart_at = S.now + 200 + rn(1500);
+		say("logrep: second failure node %u until %" PRIu64, v->id, v->restart_at);
+	}
+	if (S.lr_midheal == 0 && ld->hl.op != HOP_NONE && pct(30)) {
+		S.lr_midheal = 1;
+		say("logrep: healer node %u crashes in step %d", ld->id, ld->hl.op);
+		node_crash(ld);
+	}
+}
+
 static void heal(void)
 {
 	memset(S.cut, 0, sizeof(S.cut));
@@ -1069,7 +1607,21 @@ static uint32_t leader_now(void)
 	return 0;
 }
 
+/* The healer's steps, from two consecutive chosen configurations. */
+static void logrep_count(const struct qfs_paxos_config *a, const struct qfs_paxos_config *b)
+{
+	if (!a->log && b->log)
+		S.lr_added++;
+	else if (a->log && !b->log)
+		S.lr_retired++;
+	else if (a->log && b->n == 3 && a->n == 4)
+		S.lr_removed++;
+	else if (a->log && b->n == 4 && a->n == 3)
+		S.lr_stadded++;
+}
+
 static int readd_mode; /* run()'s schedules: S.readd */
+static int logrep_mode; /* run()'s schedules: S.logrep */
 
 static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 {
@@ -1109,6 +1661,16 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 		S.readd = readd_mode;
 		S.members_change = 0;
 		S.readd_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % 700;
+	}
+	if (logrep_mode) {
+		/* the healer's scenario instead of the random changes */
+		S.logrep = logrep_mode;
+		S.members_change = 0;
+		S.lr_kill_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % 700;
+		S.lr_midheal = (seed * 0x9FB21C651E98DF25ULL >> 63) ? 0 : -1;
+		/* (the scenario's own failures come on top) */
+		S.crash_pct /= 2;
+		S.part_pct /= 2;
 	}
 	for (int i = 0; i < NN; i++)
 		S.n[i].id = (uint32_t)i + 1;
@@ -1184,7 +1746,13 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 			faults();
 			members_step();
 			readd_step();
+			logrep_step();
 			next_fault = S.now + 100;
+		}
+		if (S.logrep && S.now >= S.next_heal) {
+			for (int i = 0; i < NN; i++)
+				heal_tick(&S.n[i]);
+			S.next_heal = S.now + LR_TICK_MS;
 		}
 	}
 
@@ -1202,6 +1770,7 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 				continue;
 			if (!qfs_paxos_config_one_change(&cur, &S.chosen[l].cfg))
 				fail("configuration chosen at lsn %" PRIu64 " is not one change from the one before", l);
+			logrep_count(&cur, &S.chosen[l].cfg);
 			cur = S.chosen[l].cfg;
 			S.cfg_changes++;
 		}
@@ -1211,6 +1780,13 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 				fail("node %u applied %" PRIu64 " < %" PRIu64 " committed at heal", S.n[i].id,
 				     S.n[i].applied, S.commits_at_heal);
 	}
+	if (verbose && S.logrep)
+		printf("seed=%" PRIu64 " logrep: dead=%u log_replica_added=%" PRIu64 " dead_removed=%"
+		       PRIu64 " storage_added=%" PRIu64 " storage_caught_up=%" PRIu64 " log_replica_retired=%"
+		       PRIu64 " second_failure=%d midheal_crash=%d log_replica_leads=%" PRIu64 "\n", seed,
+		       S.lr_dead, S.lr_added, S.lr_removed, S.lr_stadded, S.lr_restored, S.lr_retired,
+		       S.lr_second,
+		       S.lr_midheal == 1, S.lr_logleads);
 	if (verbose)
 		printf("seed=%" PRIu64 " ok: chosen=%" PRIu64 " proposals=%" PRIu64 " elections=%" PRIu64
 		       " lease_reads=%" PRIu64 " handoffs=%" PRIu64 " steps=%" PRIu64 " preferred=%u leader=%u"
@@ -1248,6 +1824,7 @@ static void cleanup(void)
 }
 
 #define READD_MS 6000 /* faulty time of a re-add schedule */
+#define LOGREP_SEEDS 1000 /* log-replica schedules of a run without arguments */
 
 /* The re-add schedules 1..n in mode (S.readd): how many reached the end
  * of the scenario (node 1 back, the leader crashed); a failure exits. */
@@ -1285,9 +1862,84 @@ static int readd_caught(uint64_t n)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 1;
 }
 
+#define LOGREP_MS 7000    /* faulty time of a log-replica schedule */
+
+struct lr_stats {
+	uint64_t runs, added, removed, stadded, restored, retired, second, midheal, chosen;
+};
+
+/* The log-replica schedules 1..n in mode (S.logrep) into *st; a failure
+ * exits. */
+static void logrep_runs(int mode, uint64_t n, struct lr_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	logrep_mode = mode;
+	for (uint64_t s = 1; s <= n; s++) {
+		run(s, LOGREP_MS, 0);
+		st->runs++;
+		st->added += S.lr_added > 0;
+		st->removed += S.lr_removed > 0;
+		st->stadded += S.lr_stadded > 0;
+		st->restored += S.lr_restored > 0;
+		st->retired += S.lr_retired > 0;
+		st->second += S.lr_second;
+		st->midheal += S.lr_midheal == 1;
+		st->chosen += S.max_chosen;
+		cleanup();
+	}
+	logrep_mode = 0;
+}
+
+/* The broken variant (a log replica that ignores its kind: it campaigns
+ * and may lead without a store) must fail: run it in a child, quiet.  1 if
+ * the child failed a check. */
+static int logrep_caught(uint64_t n)
+{
+	struct lr_stats st;
+	pid_t pid;
+	int fd[2], rc;
+	char line[256], rest[256];
+	ssize_t got;
+
+	if (pipe(fd) != 0)
+		return 0;
+	pid = fork();
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		close(fd[0]);
+		if (dup2(fd[1], 2) < 0)
+			_exit(3);
+		logrep_runs(2, n, &st);
+		_exit(0);
+	}
+	close(fd[1]);
+	/* the first line of the failure: which check caught it */
+	got = 0;
+	while (got < (ssize_t)sizeof(line) - 1 && !memchr(line, '\n', (size_t)got)) {
+		ssize_t r = read(fd[0], line + got, sizeof(line) - 1 - (size_t)got);
+
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	while (read(fd[0], rest, sizeof(rest)) > 0)
+		;
+	close(fd[0]);
+	if (waitpid(pid, &rc, 0) != pid)
+		return 0;
+	if (got > 0) {
+		line[got] = 0;
+		line[strcspn(line, "\n")] = 0;
+		printf("sim: log replicas broken (one may lead): caught: %s\n", line);
+	}
+	return WIFEXITED(rc) && WEXITSTATUS(rc) == 1;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t seed = 0, seeds = 2000, nlong = 4, nreadd = 300, readd_done;
+	uint64_t seed = 0, seeds = 2000, nlong = 4, nreadd = 300, readd_done, nlogrep = LOGREP_SEEDS;
+	struct lr_stats lr;
 	int verbose = 0, one = 0;
 	uint64_t total_chosen = 0, total_elections = 0, total_reads = 0, total_handoffs = 0;
 	uint64_t with_pref = 0, pref_leads = 0, with_mc = 0, mc_done = 0, cfg_total = 0;
@@ -1308,17 +1960,25 @@ int main(int argc, char **argv)
 			readd_mode = 1;
 		} else if (!strcmp(argv[i], "--readd-nofloor")) {
 			readd_mode = 2;
+		} else if (!strcmp(argv[i], "--logrep-seeds") && i + 1 < argc) {
+			nlogrep = strtoull(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--logrep")) {
+			logrep_mode = 1;
+		} else if (!strcmp(argv[i], "--logrep-broken")) {
+			logrep_mode = 2;
 		} else if (!strcmp(argv[i], "--verbose")) {
 			verbose = 1;
 		} else {
 			fprintf(stderr, "usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]\n"
-				"           [--readd | --readd-nofloor] [--verbose]\n");
+				"           [--logrep-seeds COUNT] [--readd | --readd-nofloor | --logrep |\n"
+				"           --logrep-broken] [--verbose]\n");
 			return 2;
 		}
 	}
 	if (one) {
 		/* Seeds >= 1000000 are the long schedules. */
-		run(seed, readd_mode ? READD_MS : seed >= 1000000 ? 60000 : 4000, verbose);
+		run(seed, readd_mode ? READD_MS : logrep_mode ? LOGREP_MS : seed >= 1000000 ? 60000 : 4000,
+		    verbose);
 		cleanup();
 		return 0;
 	}
@@ -1362,7 +2022,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!nreadd)
-		return 0;
+		goto logrep;
 	/* re-adding a removed member while an old member is down */
 	readd_done = readd_runs(1, nreadd);
 	printf("sim: re-add: %" PRIu64 " schedules ok, %" PRIu64 " reached the old member's restart\n",
@@ -1376,5 +2036,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("sim: re-add without the vote floor: caught (tests/sim/sim --readd-nofloor --seed N --verbose)\n");
+logrep:
+	if (!nlogrep)
+		return 0;
+	/* the healer's log replicas (doc/paxos.md section 7a) */
+	logrep_runs(1, nlogrep, &lr);
+	printf("sim: log replicas: %" PRIu64 " schedules ok, %" PRIu64 " entries committed; chosen: "
+	       "log replica added in %" PRIu64 ", dead member removed in %" PRIu64 ", storage replica "
+	       "added back in %" PRIu64 ", log replica retired in %" PRIu64 "; storage replica caught up "
+	       "in %" PRIu64 "; second failure (2 storage + 1 log) in %" PRIu64 ", healer's node crashed "
+	       "in a step in %" PRIu64 "\n", lr.runs, lr.chosen, lr.added, lr.removed, lr.stadded,
+	       lr.retired, lr.restored, lr.second, lr.midheal);
+	if (lr.removed * 3 < lr.runs || lr.retired * 4 < lr.runs || lr.second * 4 < lr.runs) {
+		fprintf(stderr, "sim: FAIL the log-replica scenario did not reach its steps often enough\n");
+		return 1;
+	}
+	if (!logrep_caught(nlogrep)) {
+		fprintf(stderr, "sim: FAIL the log-replica schedules where a log replica may lead were not caught\n");
+		return 1;
+	}
 	return 0;
 }

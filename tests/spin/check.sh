@@ -10,7 +10,12 @@
 # change (-DMEMBERS) and its broken twin that changes two members at once.
 # Then tests/spin/readd.pml: a removed member re-added empty while a member
 # of an older configuration is down, with the vote floor (no violation) and
-# without each half of it (caught).  Exit 77 if spin or cc is missing (CI installs the
+# without each half of it (caught).  Then tests/spin/logrep.pml: the
+# healer's log replica (a member dies, a log replica joins at the commit
+# point, the dead one is removed, then the leader fails and another storage
+# member campaigns; the dead one comes back stale): no violation, and the
+# variants where the log replica may lead or votes without the up-to-date
+# check are caught.  Exit 77 if spin or cc is missing (CI installs the
 # Debian package spin).
 set -u
 
@@ -81,6 +86,21 @@ for v in BROKEN_NOFLOOR BROKEN_NOVOTEFLOOR BROKEN_NOPROMISE; do
 	echo "== broken variant readd $v must be caught"
 	if verify "-D$v"; then
 		echo "FAIL: spin did not catch readd $v: the model lost its teeth"
+		exit 1
+	fi
+done
+
+M="$SRC/tests/spin/logrep.pml"
+echo "== model: log replica joins, the dead member goes, a second failure (exhaustive)"
+if ! verify; then
+	echo "FAIL: agreement violated with a log replica; trail:"
+	( cd "$WORK" && spin -t -p paxos.pml | tail -40 )
+	exit 1
+fi
+for v in BROKEN_LOGLEADS BROKEN_LOGVOTE; do
+	echo "== broken variant logrep $v must be caught"
+	if verify "-D$v"; then
+		echo "FAIL: spin did not catch logrep $v: the model lost its teeth"
 		exit 1
 	fi
 done
