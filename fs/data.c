@@ -380,6 +380,124 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 	return data_read(fs, in, 0, buf, size, off, got);
 }
 
+/* Zeros for the holes and trimmed tails of a vector read (never written). */
+static const uint8_t zero_chunk[QFS_CHUNK_SIZE];
+
+/* Append segment [p, p + n) to v (v->iov has room: see rvec_init). */
+static void rvec_add(struct qfs_fs_rvec *v, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	if (v->n && p == zero_chunk && v->iov[v->n - 1].iov_base == zero_chunk &&
+	    v->iov[v->n - 1].iov_len + n <= sizeof(zero_chunk)) {
+		v->iov[v->n - 1].iov_len += n; /* a hole's segments merge */
+		return;
+	}
+	v->iov[v->n].iov_base = (void *)p;
+	v->iov[v->n].iov_len = n;
+	v->n++;
+}
+
+/* The segments of a clean chunked file's bytes [pos, end), end <= valid:
+ * each chunk's stored value as it came from the store (no copy; v owns
+ * it), zeros where nothing is stored.  0 or the router's read error. */
+static int rvec_chunks(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t valid, uint64_t pos, uint64_t end,
+		       struct qfs_fs_rvec *v)
+{
+	while (pos < end) {
+		uint64_t no = pos / QFS_CHUNK_SIZE, start = no * QFS_CHUNK_SIZE;
+		size_t inoff = (size_t)(pos - start), n = QFS_CHUNK_SIZE - inoff, have = 0, vlen;
+		struct qfs_router_key key = CKEY(in->ino, no);
+		void *val;
+		int rc;
+
+		if (n > end - pos)
+			n = (size_t)(end - pos);
+		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
+		if (rc && rc != -ENOENT)
+			return rc;
+		if (rc == 0) {
+			uint64_t lim = valid - start < vlen ? valid - start : vlen;
+			v->own[v->nown++] = val;
+			if (lim > inoff)
+				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
+			rvec_add(v, (uint8_t *)val + inoff, have);
+		}
+		rvec_add(v, zero_chunk, n - have);
+		pos += n;
+	}
+	return 0;
+}
+
+int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off,
+			 struct qfs_fs_rvec *v)
+{
+	struct qfs_inode inode;
+	size_t nchunks = size / QFS_CHUNK_SIZE + 2;
+	char *flat = NULL;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	pthread_mutex_lock(&in->mu);
+	int loaded = in->loaded;
+	pthread_mutex_unlock(&in->mu);
+	if (!loaded) {
+		/* clean, as in data_read: one read of the inode gives the size */
+		qfs_inode_init(&inode);
+		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
+		if (rc)
+			return rc;
+		uint64_t fsize = inode.a.size;
+		uint32_t flags = inode.a.flags;
+		qfs_inode_close(&inode);
+		if (off < 0 || (uint64_t)off >= fsize)
+			return 0;
+		if (!(flags & QFS_ATTR_INLINE)) {
+			uint64_t pos = (uint64_t)off, end = pos + size;
+			if (end > fsize || end < pos)
+				end = fsize;
+			/* a chunk gives at most a value and a zero tail */
+			v->iov = malloc(2 * nchunks * sizeof(*v->iov));
+			v->own = malloc(nchunks * sizeof(*v->own));
+			if (!v->iov || !v->own) {
+				qfs_fs_rvec_free(v);
+				return -ENOMEM;
+			}
+			rc = rvec_chunks(fs, in, fsize, pos, end, v);
+			if (rc)
+				qfs_fs_rvec_free(v);
+			return rc;
+		}
+	}
+	/* buffered state or inline bytes: one flat copy, as qfs_fs_data_read */
+	size_t got = 0;
+	flat = malloc(size ? size : 1);
+	v->iov = malloc(sizeof(*v->iov));
+	v->own = malloc(sizeof(*v->own));
+	if (!flat || !v->iov || !v->own) {
+		free(flat);
+		qfs_fs_rvec_free(v);
+		return -ENOMEM;
+	}
+	v->own[v->nown++] = flat;
+	rc = qfs_fs_data_read(fs, in, flat, size, off, &got);
+	if (rc) {
+		qfs_fs_rvec_free(v);
+		return rc;
+	}
+	rvec_add(v, flat, got);
+	return 0;
+}
+
+void qfs_fs_rvec_free(struct qfs_fs_rvec *v)
+{
+	for (int i = 0; v->own && i < v->nown; i++)
+		free(v->own[i]);
+	free(v->own);
+	free(v->iov);
+	memset(v, 0, sizeof(*v));
+}
+
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size)
 {
 	int rc;
