@@ -447,29 +447,40 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 		if (rc)
 			return rc;
-		uint64_t fsize = inode.a.size;
-		uint32_t flags = inode.a.flags;
-		qfs_inode_close(&inode);
-		if (off < 0 || (uint64_t)off >= fsize)
+		uint64_t fsize = inode.a.size, pos = (uint64_t)off, end = pos + size;
+		if (off < 0 || pos >= fsize) {
+			qfs_inode_close(&inode);
 			return 0;
-		if (!(flags & QFS_ATTR_INLINE)) {
-			uint64_t pos = (uint64_t)off, end = pos + size;
-			if (end > fsize || end < pos)
-				end = fsize;
-			/* a chunk gives at most a value and a zero tail */
-			v->iov = malloc(2 * nchunks * sizeof(*v->iov));
-			v->own = malloc(nchunks * sizeof(*v->own));
-			if (!v->iov || !v->own) {
-				qfs_fs_rvec_free(v);
-				return -ENOMEM;
-			}
-			rc = rvec_chunks(fs, in, fsize, pos, end, v);
-			if (rc)
-				qfs_fs_rvec_free(v);
-			return rc;
 		}
+		if (end > fsize || end < pos)
+			end = fsize;
+		/* a chunk gives at most a value and a zero tail; inline bytes
+		 * one buffer */
+		v->iov = malloc(2 * nchunks * sizeof(*v->iov));
+		v->own = malloc(nchunks * sizeof(*v->own));
+		if (!v->iov || !v->own) {
+			rc = -ENOMEM;
+		} else if (inode.a.flags & QFS_ATTR_INLINE) {
+			size_t got = (size_t)(end - pos), have = 0;
+			if (!(flat = malloc(got))) {
+				rc = -ENOMEM;
+			} else {
+				v->own[v->nown++] = flat;
+				if (pos < inode.data_len)
+					have = inode.data_len - pos < got ? inode.data_len - (size_t)pos : got;
+				memcpy(flat, inode.data + pos, have);
+				memset(flat + have, 0, got - have);
+				rvec_add(v, flat, got);
+			}
+		} else {
+			rc = rvec_chunks(fs, in, fsize, pos, end, v);
+		}
+		qfs_inode_close(&inode);
+		if (rc)
+			qfs_fs_rvec_free(v);
+		return rc;
 	}
-	/* buffered state or inline bytes: one flat copy, as qfs_fs_data_read */
+	/* buffered state: one flat copy, as qfs_fs_data_read */
 	size_t got = 0;
 	flat = malloc(size ? size : 1);
 	v->iov = malloc(sizeof(*v->iov));

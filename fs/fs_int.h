@@ -193,8 +193,8 @@ struct qfs_fs_rvec {
 };
 /* As qfs_fs_data_read, the bytes as segments for fuse_reply_iov: a clean
  * chunked file's chunks are the store's values themselves (no copy into a
- * reply buffer), holes and trimmed tails the zero chunk; a file with
- * buffered state or inline bytes one flat buffer (qfs_fs_data_read).  n == 0:
+ * reply buffer), holes and trimmed tails the zero chunk; a clean inline
+ * file's bytes, or a file with buffered state, one flat buffer.  n == 0:
  * nothing (at or past the end).  On success the caller frees v with
  * qfs_fs_rvec_free after the reply; on failure v holds nothing.  0,
  * -ENOMEM or the router's read errors.  Same locking as qfs_fs_data_read. */

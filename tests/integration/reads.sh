@@ -16,7 +16,8 @@
 #     never stored (holes between chunks), a hole grown by a truncate up to
 #     a size in the middle of a chunk, reads at, across and past the end of
 #     the file; then the same reads while a write is buffered (the
-#     write-back pending) through another descriptor.
+#     write-back pending) through another descriptor; and a small file
+#     (bytes in its inode).
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 setfattr getfattr cmp
 qfs_setup
@@ -120,6 +121,8 @@ os.pwrite(fd, os.urandom(100), 6 * C - 50)           # across the 5/6 boundary
 os.ftruncate(fd, 9 * C + 4097)                       # a hole to the end, mid-chunk
 os.close(fd)
 PY
+head -c 3001 /dev/urandom >"$A/small" || fail "writing a small (inline) file"
+cp "$A/small" "$T/small" || fail "copy of the small file"
 cp --sparse=never "$A/sparse" "$T/sparse" || fail "copy of the sparse file"
 qfs_umount
 qfs_mount
@@ -156,5 +159,15 @@ check(r, "write-back pending", bytes(patched))
 os.close(w)
 check(r, "after the write-back", bytes(patched))
 os.close(r)
+PY
+python3 - "$A/small" "$T/small" <<'PY' || fail "O_DIRECT reads of a small file"
+import os, sys
+ref = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+for off in (0, 1, 1000, len(ref) - 1, len(ref), len(ref) + 5):
+    for n in (1, 100, 4096, 1 << 20):
+        if os.pread(fd, n, off) != ref[off:off + n]:
+            print(f"FAIL: small file pread(off={off}, n={n})"); sys.exit(1)
+os.close(fd)
 PY
 echo "# PASS"
