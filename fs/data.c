@@ -429,6 +429,54 @@ static int rvec_chunks(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t vali
 	return 0;
 }
 
+/* A clean file's bytes [off, off + size) without reading its inode: 1 if
+ * every chunk of the range is stored and holds all the bytes asked of it
+ * (v then holds them), 0 if not (v empty: the caller reads the inode for
+ * the size), or the router's error.  Sound because the store keeps a
+ * chunked file's chunks trimmed to its size: the write-back that shrinks a
+ * file deletes or trims its chunks past the new size in the same txn as
+ * the size (qfs_fs_flush_locked; going inline deletes them all), so a
+ * stored byte is always below the size of the same moment.  Each chunk is
+ * read on its own, as in rvec_chunks: a write-back overlapping the read
+ * may show in part of it, as with the inode read first. */
+static int rvec_full(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off, struct qfs_fs_rvec *v)
+{
+	uint64_t pos = (uint64_t)off, end = pos + size;
+	size_t nchunks = size / QFS_CHUNK_SIZE + 2;
+
+	if (off < 0 || size == 0 || end < pos)
+		return 0;
+	v->iov = malloc(2 * nchunks * sizeof(*v->iov));
+	v->own = malloc(nchunks * sizeof(*v->own));
+	if (!v->iov || !v->own) {
+		qfs_fs_rvec_free(v);
+		return -ENOMEM;
+	}
+	while (pos < end) {
+		uint64_t no = pos / QFS_CHUNK_SIZE;
+		size_t inoff = (size_t)(pos - no * QFS_CHUNK_SIZE), n = QFS_CHUNK_SIZE - inoff, vlen;
+		struct qfs_router_key key = CKEY(in->ino, no);
+		void *val;
+		int rc;
+
+		if (n > end - pos)
+			n = (size_t)(end - pos);
+		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
+		if (rc == 0 && vlen < inoff + n) {
+			free(val); /* short: a trimmed tail, or the end of the file */
+			rc = -ENOENT;
+		}
+		if (rc) {
+			qfs_fs_rvec_free(v);
+			return rc == -ENOENT ? 0 : rc;
+		}
+		v->own[v->nown++] = val;
+		rvec_add(v, (uint8_t *)val + inoff, n);
+		pos += n;
+	}
+	return 1;
+}
+
 int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off,
 			 struct qfs_fs_rvec *v)
 {
@@ -442,7 +490,12 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 	int loaded = in->loaded;
 	pthread_mutex_unlock(&in->mu);
 	if (!loaded) {
-		/* clean, as in data_read: one read of the inode gives the size */
+		/* clean: the chunks alone when they hold every byte asked (most
+		 * READs of a file read in order); else, as in data_read, one read
+		 * of the inode gives the size first */
+		rc = rvec_full(fs, in, size, off, v);
+		if (rc)
+			return rc < 0 ? rc : 0;
 		qfs_inode_init(&inode);
 		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 		if (rc)

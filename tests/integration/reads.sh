@@ -16,8 +16,9 @@
 #     never stored (holes between chunks), a hole grown by a truncate up to
 #     a size in the middle of a chunk, reads at, across and past the end of
 #     the file; then the same reads while a write is buffered (the
-#     write-back pending) through another descriptor; and a small file
-#     (bytes in its inode).
+#     write-back pending) through another descriptor, after it, after
+#     truncates down (to a chunk boundary, to inline size) and up again;
+#     and a small file (bytes in its inode).
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 setfattr getfattr cmp
 qfs_setup
@@ -137,7 +138,8 @@ def check(fd, what, patch=None):
     offs = set()
     for k in range(11):
         offs.update((k * C - 1, k * C, k * C + 1, k * C + C // 2 + 3))
-    offs.update((size - 1, size, size + 1, size + C))
+    for e in (size, len(want_all)):
+        offs.update((e - C, e - 1, e, e + 1, e + C))
     for off in sorted(o for o in offs if o >= 0):
         for n in (1, 4096, C - 1, C, C + 1, 3 * C + 7, 1 << 20):
             got = os.pread(fd, n, off)
@@ -158,6 +160,18 @@ patched[2 * C - 5:3 * C + 5] = new
 check(r, "write-back pending", bytes(patched))
 os.close(w)
 check(r, "after the write-back", bytes(patched))
+# shrunk (and written back: closed, or truncate(2) without a handle), then
+# grown again: nothing of the old bytes past the smaller size comes back
+for newsize, how in ((7 * C + 100, "ftruncate"), (5 * C, "truncate"), (3000, "ftruncate"),
+                     (6 * C + 5, "truncate")):
+    if how == "truncate":
+        os.truncate(path, newsize)
+    else:
+        w = os.open(path, os.O_RDWR)
+        os.ftruncate(w, newsize)
+        os.close(w)
+    patched = patched[:newsize] + bytes(max(0, newsize - len(patched)))
+    check(r, f"after a {how} to {newsize}", bytes(patched))
 os.close(r)
 PY
 python3 - "$A/small" "$T/small" <<'PY' || fail "O_DIRECT reads of a small file"
