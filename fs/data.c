@@ -380,6 +380,188 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 	return data_read(fs, in, 0, buf, size, off, got);
 }
 
+/* Zeros for the holes and trimmed tails of a vector read (never written). */
+static const uint8_t zero_chunk[QFS_CHUNK_SIZE];
+
+/* Append segment [p, p + n) to v (v->iov has room: see rvec_init). */
+static void rvec_add(struct qfs_fs_rvec *v, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	if (v->n && p == zero_chunk && v->iov[v->n - 1].iov_base == zero_chunk &&
+	    v->iov[v->n - 1].iov_len + n <= sizeof(zero_chunk)) {
+		v->iov[v->n - 1].iov_len += n; /* a hole's segments merge */
+		return;
+	}
+	v->iov[v->n].iov_base = (void *)p;
+	v->iov[v->n].iov_len = n;
+	v->n++;
+}
+
+/* The segments of a clean chunked file's bytes [pos, end), end <= valid:
+ * each chunk's stored value as it came from the store (no copy; v owns
+ * it), zeros where nothing is stored.  0 or the router's read error. */
+static int rvec_chunks(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t valid, uint64_t pos, uint64_t end,
+		       struct qfs_fs_rvec *v)
+{
+	while (pos < end) {
+		uint64_t no = pos / QFS_CHUNK_SIZE, start = no * QFS_CHUNK_SIZE;
+		size_t inoff = (size_t)(pos - start), n = QFS_CHUNK_SIZE - inoff, have = 0, vlen;
+		struct qfs_router_key key = CKEY(in->ino, no);
+		void *val;
+		int rc;
+
+		if (n > end - pos)
+			n = (size_t)(end - pos);
+		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
+		if (rc && rc != -ENOENT)
+			return rc;
+		if (rc == 0) {
+			uint64_t lim = valid - start < vlen ? valid - start : vlen;
+			v->own[v->nown++] = val;
+			if (lim > inoff)
+				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
+			rvec_add(v, (uint8_t *)val + inoff, have);
+		}
+		rvec_add(v, zero_chunk, n - have);
+		pos += n;
+	}
+	return 0;
+}
+
+/* A clean file's bytes [off, off + size) without reading its inode: 1 if
+ * every chunk of the range is stored and holds all the bytes asked of it
+ * (v then holds them), 0 if not (v empty: the caller reads the inode for
+ * the size), or the router's error.  Sound because the store keeps a
+ * chunked file's chunks trimmed to its size: the write-back that shrinks a
+ * file deletes or trims its chunks past the new size in the same txn as
+ * the size (qfs_fs_flush_locked; going inline deletes them all), so a
+ * stored byte is always below the size of the same moment.  Each chunk is
+ * read on its own, as in rvec_chunks: a write-back overlapping the read
+ * may show in part of it, as with the inode read first. */
+static int rvec_full(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off, struct qfs_fs_rvec *v)
+{
+	uint64_t pos = (uint64_t)off, end = pos + size;
+	size_t nchunks = size / QFS_CHUNK_SIZE + 2;
+
+	if (off < 0 || size == 0 || end < pos)
+		return 0;
+	v->iov = malloc(2 * nchunks * sizeof(*v->iov));
+	v->own = malloc(nchunks * sizeof(*v->own));
+	if (!v->iov || !v->own) {
+		qfs_fs_rvec_free(v);
+		return -ENOMEM;
+	}
+	while (pos < end) {
+		uint64_t no = pos / QFS_CHUNK_SIZE;
+		size_t inoff = (size_t)(pos - no * QFS_CHUNK_SIZE), n = QFS_CHUNK_SIZE - inoff, vlen;
+		struct qfs_router_key key = CKEY(in->ino, no);
+		void *val;
+		int rc;
+
+		if (n > end - pos)
+			n = (size_t)(end - pos);
+		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
+		if (rc == 0 && vlen < inoff + n) {
+			free(val); /* short: a trimmed tail, or the end of the file */
+			rc = -ENOENT;
+		}
+		if (rc) {
+			qfs_fs_rvec_free(v);
+			return rc == -ENOENT ? 0 : rc;
+		}
+		v->own[v->nown++] = val;
+		rvec_add(v, (uint8_t *)val + inoff, n);
+		pos += n;
+	}
+	return 1;
+}
+
+int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off,
+			 struct qfs_fs_rvec *v)
+{
+	struct qfs_inode inode;
+	size_t nchunks = size / QFS_CHUNK_SIZE + 2;
+	char *flat = NULL;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	pthread_mutex_lock(&in->mu);
+	int loaded = in->loaded;
+	pthread_mutex_unlock(&in->mu);
+	if (!loaded) {
+		/* clean: the chunks alone when they hold every byte asked (most
+		 * READs of a file read in order); else, as in data_read, one read
+		 * of the inode gives the size first */
+		rc = rvec_full(fs, in, size, off, v);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		qfs_inode_init(&inode);
+		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
+		if (rc)
+			return rc;
+		uint64_t fsize = inode.a.size, pos = (uint64_t)off, end = pos + size;
+		if (off < 0 || pos >= fsize) {
+			qfs_inode_close(&inode);
+			return 0;
+		}
+		if (end > fsize || end < pos)
+			end = fsize;
+		/* a chunk gives at most a value and a zero tail; inline bytes
+		 * one buffer */
+		v->iov = malloc(2 * nchunks * sizeof(*v->iov));
+		v->own = malloc(nchunks * sizeof(*v->own));
+		if (!v->iov || !v->own) {
+			rc = -ENOMEM;
+		} else if (inode.a.flags & QFS_ATTR_INLINE) {
+			size_t got = (size_t)(end - pos), have = 0;
+			if (!(flat = malloc(got))) {
+				rc = -ENOMEM;
+			} else {
+				v->own[v->nown++] = flat;
+				if (pos < inode.data_len)
+					have = inode.data_len - pos < got ? inode.data_len - (size_t)pos : got;
+				memcpy(flat, inode.data + pos, have);
+				memset(flat + have, 0, got - have);
+				rvec_add(v, flat, got);
+			}
+		} else {
+			rc = rvec_chunks(fs, in, fsize, pos, end, v);
+		}
+		qfs_inode_close(&inode);
+		if (rc)
+			qfs_fs_rvec_free(v);
+		return rc;
+	}
+	/* buffered state: one flat copy, as qfs_fs_data_read */
+	size_t got = 0;
+	flat = malloc(size ? size : 1);
+	v->iov = malloc(sizeof(*v->iov));
+	v->own = malloc(sizeof(*v->own));
+	if (!flat || !v->iov || !v->own) {
+		free(flat);
+		qfs_fs_rvec_free(v);
+		return -ENOMEM;
+	}
+	v->own[v->nown++] = flat;
+	rc = qfs_fs_data_read(fs, in, flat, size, off, &got);
+	if (rc) {
+		qfs_fs_rvec_free(v);
+		return rc;
+	}
+	rvec_add(v, flat, got);
+	return 0;
+}
+
+void qfs_fs_rvec_free(struct qfs_fs_rvec *v)
+{
+	for (int i = 0; v->own && i < v->nown; i++)
+		free(v->own[i]);
+	free(v->own);
+	free(v->iov);
+	memset(v, 0, sizeof(*v));
+}
+
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size)
 {
 	int rc;

@@ -182,6 +182,26 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
  * buffered state; a clean file is read from the store without it, so reads
  * of one file run in parallel.  0, -ENOMEM, or the router's read errors. */
 int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
+/* A read's reply as segments (qfs_fs_data_read_vec): iov[0..n) in order,
+ * pointing into the buffers own[0..nown) (freed by qfs_fs_rvec_free) or
+ * into a static zero chunk. */
+struct qfs_fs_rvec {
+	struct iovec *iov;
+	int n;
+	void **own;
+	int nown;
+};
+/* As qfs_fs_data_read, the bytes as segments for fuse_reply_iov: a clean
+ * chunked file's chunks are the store's values themselves (no copy into a
+ * reply buffer), holes and trimmed tails the zero chunk; a clean inline
+ * file's bytes, or a file with buffered state, one flat buffer.  n == 0:
+ * nothing (at or past the end).  On success the caller frees v with
+ * qfs_fs_rvec_free after the reply; on failure v holds nothing.  0,
+ * -ENOMEM or the router's read errors.  Same locking as qfs_fs_data_read. */
+int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off,
+			 struct qfs_fs_rvec *v);
+/* Free what v owns and reset it; v may be empty.  Any thread. */
+void qfs_fs_rvec_free(struct qfs_fs_rvec *v);
 int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t size);
 /* fallocate of [off, off + len) (checked by the caller: off >= 0, len > 0,
  * off + len <= QFS_FS_FILE_MAX) on a regular file.  Buffered writes are

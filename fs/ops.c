@@ -1764,17 +1764,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		return;
 	}
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
-	char *buf = malloc(size ? size : 1);
-	if (!buf)
-		return qfs_fs_fail(req, FOP_READ, t0, -ENOMEM, "read buffer size=%zu", size);
-	rc = qfs_fs_data_read(fs, in, buf, size, off, &got); /* takes in->mu when it must */
-	if (rc) {
-		free(buf);
+	struct qfs_fs_rvec v;
+	/* a clean file's chunks go to the kernel straight from the store's
+	 * values: no copy into a reply buffer (doc/perf.md "AFTER 8") */
+	rc = qfs_fs_data_read_vec(fs, in, size, off, &v); /* takes in->mu when it must */
+	if (rc)
 		return qfs_fs_fail(req, FOP_READ, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
-	}
 	qfs_fs_done(req, FOP_READ, t0, 0);
-	fuse_reply_buf(req, buf, got);
-	free(buf);
+	if (v.n)
+		fuse_reply_iov(req, v.iov, v.n);
+	else
+		fuse_reply_buf(req, NULL, 0);
+	qfs_fs_rvec_free(&v);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

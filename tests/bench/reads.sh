@@ -11,15 +11,18 @@
 #   -W       no walks (only the file)
 #   QFS_BIN      the quorumfs binary (default ./fs/quorumfs)
 #   QFS_OLD_BIN  a second quorumfs binary measured in the same run (target
-#                "old"), for a before/after beside passthrough_ll
+#                "old"), for a before/after beside passthrough_ll; old and
+#                new swap places in the cold reads every other run
 # Not a test (not in make check).  Each target gets the same random file
 # (dd bs=1M conv=fsync) and a cp -a of TREE; then, per run and per target,
 # interleaved: a remount (quorumfs, passthrough_ll) + drop_caches and a
 # dd bs=1M read of the file; the walks find -ls, ls -lR, du -s warm (after
 # one unmeasured walk) and cold (remount + drop_caches before each).
 # Prints one "key target value" line per median, then a markdown table
-# with the ratios to passthrough_ll and native, and each quorumfs daemon's
-# VmHWM after its writes and after its cold reads.
+# with the ratios to passthrough_ll and native, each daemon's CPU time
+# (utime + stime) per GiB of cold read (load-independent, unlike the
+# MiB/s), and each quorumfs daemon's VmHWM after its writes and after its
+# cold reads.
 R=3
 BIG=256
 TREE=/usr/include
@@ -30,7 +33,7 @@ while getopts r:b:t:Wh opt; do
 	b) BIG=$OPTARG ;;
 	t) TREE=$OPTARG ;;
 	W) WALKS= ;;
-	*) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	*) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 2 ;;
 	esac
 done
 TREE=$(cd "$TREE" && pwd) || exit 2
@@ -71,6 +74,8 @@ cold() {
 }
 RES=$T/results
 : >"$RES"
+# ticks TARGET: utime + stime of its daemon (clock ticks; none for native)
+ticks() { case $1 in pt) awk '{ print $14 + $15 }' "/proc/$PT_PID/stat" ;; qfs | old) awk '{ print $14 + $15 }' "/proc/$(pid_of "$1")/stat" ;; esac; }
 hwm() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$(pid_of "$1")/status"; }
 
 echo "# reads.sh: $BIG MiB file${WALKS:+, tree $TREE ($(find "$TREE" | wc -l) entries)}, $R runs; $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -84,13 +89,19 @@ for tgt in $TARGETS; do
 	case $tgt in qfs | old) put hwm_write "$tgt" "$(hwm "$tgt")" ;; esac
 	sync
 done
-for _ in $(seq "$R"); do
-	for tgt in $TARGETS; do
+# order RUN: the targets of that run; with an old binary, old and new swap
+# places every other run (the one read second is often slower on one disk)
+order() { if [ -n "${QFS_OLD_BIN:-}" ] && [ $(($1 % 2)) -eq 0 ]; then echo "native pt qfs old"; else echo "$TARGETS"; fi; }
+for run in $(seq "$R"); do
+	for tgt in $(order "$run"); do
 		cold "$tgt"
+		c0=$(ticks "$tgt")
 		t0=$EPOCHREALTIME
 		dd if="$(dir_of "$tgt")/big" of=/dev/null bs=1M status=none || fail "read on $tgt"
 		t1=$EPOCHREALTIME
+		c1=$(ticks "$tgt")
 		put cold_read "$tgt" "$(awk -v a="$t0" -v b="$t1" -v m="$BIG" 'BEGIN { printf "%.1f", m / (b - a) }')"
+		[ -n "$c0" ] && put read_cpu "$tgt" "$(awk -v a="$c0" -v b="$c1" -v m="$BIG" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (b - a) / hz * 1024 / m }')"
 		cmp -s "$T/src" "$(dir_of "$tgt")/big" || fail "$tgt: the file read back differs"
 		case $tgt in qfs | old) put hwm_read "$tgt" "$(hwm "$tgt")" ;; esac
 	done
@@ -108,8 +119,8 @@ awk -v targets="$TARGETS" '
 	}
 	END {
 		nt = split(targets, T, " ")
-		split("cold_read hwm_write hwm_read warm_find warm_ls warm_du cold_find cold_ls cold_du", K, " ")
-		for (i = 1; i <= 9; i++) for (j = 1; j <= nt; j++) { m = med(K[i], T[j]); if (m != "") print K[i], T[j], m }
+		split("cold_read read_cpu hwm_write hwm_read warm_find warm_ls warm_du cold_find cold_ls cold_du", K, " ")
+		for (i = 1; i <= 10; i++) for (j = 1; j <= nt; j++) { m = med(K[i], T[j]); if (m != "") print K[i], T[j], m }
 		printf "\n| work | unit |"
 		for (j = 1; j <= nt; j++) printf " %s |", T[j]
 		for (j = 1; j <= nt; j++) if (T[j] == "qfs" || T[j] == "old") printf " %s / pt | %s / native |", T[j], T[j]
@@ -117,8 +128,8 @@ awk -v targets="$TARGETS" '
 		for (j = 1; j <= nt; j++) printf "--:|"
 		for (j = 1; j <= nt; j++) if (T[j] == "qfs" || T[j] == "old") printf "--:|--:|"
 		printf "\n"
-		for (i = 1; i <= 9; i++) {
-			u = K[i] == "cold_read" ? "MiB/s" : K[i] ~ /^hwm/ ? "MiB" : "s"
+		for (i = 1; i <= 10; i++) {
+			u = K[i] == "cold_read" ? "MiB/s" : K[i] == "read_cpu" ? "daemon CPU s/GiB" : K[i] ~ /^hwm/ ? "MiB" : "s"
 			if (med(K[i], "qfs") == "") continue
 			printf "| %s | %s |", K[i], u
 			for (j = 1; j <= nt; j++) printf " %s |", med(K[i], T[j])

@@ -9,7 +9,16 @@
 #     locked path): the new bytes, and zeros past an in-memory truncate;
 #  3. what a lookup or a readdirplus entry learnt about an inode's xattrs
 #     ("none", "no security.*") never hides one set, or an ACL set, later;
-#     and files listed with xattrs keep answering them.
+#     and files listed with xattrs keep answering them;
+#  4. O_DIRECT reads (each one reaches the daemon at its own offset and
+#     size) of a clean sparse file, at and around every chunk boundary:
+#     chunks whose stored value is trimmed of its zero tail, whole chunks
+#     never stored (holes between chunks), a hole grown by a truncate up to
+#     a size in the middle of a chunk, reads at, across and past the end of
+#     the file; then the same reads while a write is buffered (the
+#     write-back pending) through another descriptor, after it, after
+#     truncates down (to a chunk boundary, to inline size) and up again;
+#     and a small file (bytes in its inode).
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 setfattr getfattr cmp
 qfs_setup
@@ -102,4 +111,77 @@ if command -v setfacl >/dev/null && command -v getfacl >/dev/null; then
 fi
 setfattr -x user.late "$A/x/f3" || fail "removexattr"
 getfattr -n user.late "$A/x/f3" 2>/dev/null && fail "a removed xattr is still there"
+# --- 4. O_DIRECT reads around chunk boundaries, holes, the end of file
+python3 - "$A/sparse" <<'PY' || fail "writing the sparse file"
+import os, sys
+C = 131072
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+os.pwrite(fd, os.urandom(C), 0)                      # chunk 0 full
+os.pwrite(fd, os.urandom(C // 2 + 3), 4 * C)         # chunk 4: zero tail; chunks 1-3 holes
+os.pwrite(fd, os.urandom(100), 6 * C - 50)           # across the 5/6 boundary
+os.ftruncate(fd, 9 * C + 4097)                       # a hole to the end, mid-chunk
+os.close(fd)
+PY
+head -c 3001 /dev/urandom >"$A/small" || fail "writing a small (inline) file"
+cp "$A/small" "$T/small" || fail "copy of the small file"
+cp --sparse=never "$A/sparse" "$T/sparse" || fail "copy of the sparse file"
+qfs_umount
+qfs_mount
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+python3 - "$A/sparse" "$T/sparse" <<'PY' || fail "O_DIRECT reads around chunk boundaries"
+import os, sys
+C = 131072
+path, ref = sys.argv[1], open(sys.argv[2], "rb").read()
+size = len(ref)
+def check(fd, what, patch=None):
+    want_all = ref if patch is None else patch
+    offs = set()
+    for k in range(11):
+        offs.update((k * C - 1, k * C, k * C + 1, k * C + C // 2 + 3))
+    for e in (size, len(want_all)):
+        offs.update((e - C, e - 1, e, e + 1, e + C))
+    for off in sorted(o for o in offs if o >= 0):
+        for n in (1, 4096, C - 1, C, C + 1, 3 * C + 7, 1 << 20):
+            got = os.pread(fd, n, off)
+            want = want_all[off:off + n]
+            if got != want:
+                print(f"FAIL: {what}: pread(off={off}, n={n}) gave {len(got)} bytes, want {len(want)}"
+                      f"{'' if len(got) != len(want) else ', bytes differ'}")
+                sys.exit(1)
+r = os.open(path, os.O_RDONLY | os.O_DIRECT)
+check(r, "clean file")
+# a write buffered through another descriptor (not written back before
+# close): the reads overlay it on the stored chunks
+w = os.open(path, os.O_RDWR)
+new = os.urandom(C + 10)
+os.pwrite(w, new, 2 * C - 5)
+patched = bytearray(ref)
+patched[2 * C - 5:3 * C + 5] = new
+check(r, "write-back pending", bytes(patched))
+os.close(w)
+check(r, "after the write-back", bytes(patched))
+# shrunk (and written back: closed, or truncate(2) without a handle), then
+# grown again: nothing of the old bytes past the smaller size comes back
+for newsize, how in ((7 * C + 100, "ftruncate"), (5 * C, "truncate"), (3000, "ftruncate"),
+                     (6 * C + 5, "truncate")):
+    if how == "truncate":
+        os.truncate(path, newsize)
+    else:
+        w = os.open(path, os.O_RDWR)
+        os.ftruncate(w, newsize)
+        os.close(w)
+    patched = patched[:newsize] + bytes(max(0, newsize - len(patched)))
+    check(r, f"after a {how} to {newsize}", bytes(patched))
+os.close(r)
+PY
+python3 - "$A/small" "$T/small" <<'PY' || fail "O_DIRECT reads of a small file"
+import os, sys
+ref = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+for off in (0, 1, 1000, len(ref) - 1, len(ref), len(ref) + 5):
+    for n in (1, 100, 4096, 1 << 20):
+        if os.pread(fd, n, off) != ref[off:off + n]:
+            print(f"FAIL: small file pread(off={off}, n={n})"); sys.exit(1)
+os.close(fd)
+PY
 echo "# PASS"
