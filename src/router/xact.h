@@ -139,6 +139,11 @@ extern uint32_t qfs_xact_abort_keep_ms;
  * parts.  Not thread-safe: set it while no run is in progress. */
 extern int qfs_xact_test_stop;
 
+/* TEST HOOK: when set, every read of a decision by a recovery finds none,
+ * as an eventual read from a replica that has not applied it yet (the
+ * leader that recorded it gone).  Set it while no recovery runs. */
+extern int qfs_xact_test_stale_decisions;
+
 /* TEST HOOK: when set, the wall clock (ms since the epoch) that txids are
  * stamped and aged with, instead of CLOCK_REALTIME.  Set it while no run
  * or recovery is in progress. */

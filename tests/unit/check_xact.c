@@ -329,6 +329,34 @@ START_TEST(test_live_recovery_keeps_commit)
 }
 END_TEST
 
+/* A recovery (a stale lock's finisher, a split's, an open's) settles a
+ * prepared txid: no decision read, DECIDE 'A', which answers -EALREADY
+ * because 'C' was recorded first.  That answer is the decision: read
+ * again, the decision may be missed (an eventual read from a replica
+ * that has not applied it, the leader gone), and the part was aborted
+ * while 'C' stood and another part was committed: half a txn, and the
+ * live coordinator's late COMMIT of it answers 0. */
+START_TEST(test_settle_trusts_ealready)
+{
+	struct plan pl;
+	int res = 99;
+
+	plan_init(&pl, 2, "f", "v1", -1);
+	qfs_xact_test_stop = 4; /* 'C', then the COMMIT of part 0 only */
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, pl.p, 2, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	ck_assert(has(groups[0], "f", "v1"));
+	ck_assert_int_eq(nreserved(groups[1], QFS_KEY_XACT_PREPARED), 1);
+	qfs_xact_test_stale_decisions = 1;
+	ck_assert_int_eq(qfs_xact_finish(cell, COORD, &groups[1], 1), 0);
+	qfs_xact_test_stale_decisions = 0;
+	ck_assert_int_eq(nreserved(groups[1], QFS_KEY_XACT_PREPARED), 0);
+	ck_assert(has(groups[0], "f", "v1"));
+	ck_assert(has(groups[1], "f", "v1")); /* committed, as 'C' says */
+	plan_close(&pl, 2);
+}
+END_TEST
+
 START_TEST(test_prepare_admitted_like_write)
 {
 	uint8_t k[NG][QFS_KEY_MAX];
@@ -701,6 +729,7 @@ static Suite *xact_suite(void)
 	tcase_add_test(tc, test_prepare_admitted_like_write);
 	tcase_add_test(tc, test_partial_recovery_keeps_decision);
 	tcase_add_test(tc, test_live_recovery_keeps_commit);
+	tcase_add_test(tc, test_settle_trusts_ealready);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kill");
 	tcase_set_timeout(tc, 120);
