@@ -521,7 +521,8 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 				v->own[v->nown++] = flat;
 				if (pos < inode.data_len)
 					have = inode.data_len - pos < got ? inode.data_len - (size_t)pos : got;
-				memcpy(flat, inode.data + pos, have);
+				if (have) /* inode.data is NULL when nothing is kept (all zeros) */
+					memcpy(flat, inode.data + pos, have);
 				memset(flat + have, 0, got - have);
 				rvec_add(v, flat, got);
 			}
