@@ -383,7 +383,7 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 /* Zeros for the holes and trimmed tails of a vector read (never written). */
 static const uint8_t zero_chunk[QFS_CHUNK_SIZE];
 
-/* Append segment [p, p + n) to v (v->iov has room: see rvec_init). */
+/* Append segment [p, p + n) to v (v->iov has room: qfs_fs_data_read_vec). */
 static void rvec_add(struct qfs_fs_rvec *v, const void *p, size_t n)
 {
 	if (!n)
@@ -398,90 +398,74 @@ static void rvec_add(struct qfs_fs_rvec *v, const void *p, size_t n)
 	v->n++;
 }
 
-/* The segments of a clean chunked file's bytes [pos, end), end <= valid:
- * each chunk's stored value as it came from the store (no copy; v owns
- * it), zeros where nothing is stored.  0 or the router's read error. */
-static int rvec_chunks(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t valid, uint64_t pos, uint64_t end,
-		       struct qfs_fs_rvec *v)
+/* Chunk no of a clean chunked file: its stored value (NULL: none) and
+ * length.  0 or the router's read error. */
+static int rvec_get(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t no, void **val, size_t *len)
 {
-	while (pos < end) {
-		uint64_t no = pos / QFS_CHUNK_SIZE, start = no * QFS_CHUNK_SIZE;
-		size_t inoff = (size_t)(pos - start), n = QFS_CHUNK_SIZE - inoff, have = 0, vlen;
-		struct qfs_router_key key = CKEY(in->ino, no);
-		void *val;
-		int rc;
+	struct qfs_router_key key = CKEY(in->ino, no);
+	int rc = qfs_router_item_get(fs->r, in->table, &key, val, len);
 
-		if (n > end - pos)
-			n = (size_t)(end - pos);
-		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
-		if (rc && rc != -ENOENT)
+	if (rc == -ENOENT) {
+		*val = NULL;
+		*len = 0;
+		rc = 0;
+	}
+	return rc;
+}
+
+#define RVEC_UNREAD ((size_t)-1) /* lens[i]: chunk i not read yet */
+
+/* Read the chunks i in [0, n) of a vector read (chunk first + i) not read
+ * yet into v->own[i] and lens[i].  0 or the router's read error. */
+static int rvec_fetch(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t first, size_t n,
+		      struct qfs_fs_rvec *v, size_t *lens)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lens[i] != RVEC_UNREAD)
+			continue;
+		int rc = rvec_get(fs, in, first + i, &v->own[i], &lens[i]);
+		if (rc)
 			return rc;
-		if (rc == 0) {
-			uint64_t lim = valid - start < vlen ? valid - start : vlen;
-			v->own[v->nown++] = val;
-			if (lim > inoff)
-				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
-			rvec_add(v, (uint8_t *)val + inoff, have);
-		}
-		rvec_add(v, zero_chunk, n - have);
-		pos += n;
 	}
 	return 0;
 }
 
-/* A clean file's bytes [off, off + size) without reading its inode: 1 if
- * every chunk of the range is stored and holds all the bytes asked of it
- * (v then holds them), 0 if not (v empty: the caller reads the inode for
- * the size), or the router's error.  Sound because the store keeps a
- * chunked file's chunks trimmed to its size: the write-back that shrinks a
- * file deletes or trims its chunks past the new size in the same txn as
- * the size (qfs_fs_flush_locked; going inline deletes them all), so a
- * stored byte is always below the size of the same moment.  Each chunk is
- * read on its own, as in rvec_chunks: a write-back overlapping the read
- * may show in part of it, as with the inode read first. */
-static int rvec_full(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off, struct qfs_fs_rvec *v)
+/* v's segments for bytes [pos, end) of a clean chunked file from the values
+ * read (v->own[i], lens[i]: chunk pos / QFS_CHUNK_SIZE + i), each limited
+ * to valid (end <= valid), zeros where a value lacks bytes. */
+static void rvec_build(struct qfs_fs_rvec *v, const size_t *lens, uint64_t valid, uint64_t pos, uint64_t end)
 {
-	uint64_t pos = (uint64_t)off, end = pos + size;
-	size_t nchunks = size / QFS_CHUNK_SIZE + 2;
+	uint64_t first = pos / QFS_CHUNK_SIZE;
 
-	if (off < 0 || size == 0 || end < pos)
-		return 0;
-	v->iov = malloc(2 * nchunks * sizeof(*v->iov));
-	v->own = malloc(nchunks * sizeof(*v->own));
-	if (!v->iov || !v->own) {
-		qfs_fs_rvec_free(v);
-		return -ENOMEM;
-	}
 	while (pos < end) {
-		uint64_t no = pos / QFS_CHUNK_SIZE;
-		size_t inoff = (size_t)(pos - no * QFS_CHUNK_SIZE), n = QFS_CHUNK_SIZE - inoff, vlen;
-		struct qfs_router_key key = CKEY(in->ino, no);
-		void *val;
-		int rc;
+		uint64_t no = pos / QFS_CHUNK_SIZE, start = no * QFS_CHUNK_SIZE;
+		size_t i = (size_t)(no - first), inoff = (size_t)(pos - start), n = QFS_CHUNK_SIZE - inoff, have = 0;
 
 		if (n > end - pos)
 			n = (size_t)(end - pos);
-		rc = qfs_router_item_get(fs->r, in->table, &key, &val, &vlen);
-		if (rc == 0 && vlen < inoff + n) {
-			free(val); /* short: a trimmed tail, or the end of the file */
-			rc = -ENOENT;
+		if (v->own[i]) {
+			uint64_t lim = valid - start < lens[i] ? valid - start : lens[i];
+			if (lim > inoff)
+				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
+			rvec_add(v, (uint8_t *)v->own[i] + inoff, have);
 		}
-		if (rc) {
-			qfs_fs_rvec_free(v);
-			return rc == -ENOENT ? 0 : rc;
-		}
-		v->own[v->nown++] = val;
-		rvec_add(v, (uint8_t *)val + inoff, n);
+		rvec_add(v, zero_chunk, n - have);
 		pos += n;
 	}
-	return 1;
+}
+
+/* Free the values v owns and keep its arrays (v->n must be 0). */
+static void rvec_drop_values(struct qfs_fs_rvec *v)
+{
+	for (int i = 0; i < v->nown; i++)
+		free(v->own[i]);
+	v->nown = 0;
 }
 
 int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size, off_t off,
 			 struct qfs_fs_rvec *v)
 {
 	struct qfs_inode inode;
-	size_t nchunks = size / QFS_CHUNK_SIZE + 2;
 	char *flat = NULL;
 	int rc;
 
@@ -490,45 +474,77 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 	int loaded = in->loaded;
 	pthread_mutex_unlock(&in->mu);
 	if (!loaded) {
-		/* clean: the chunks alone when they hold every byte asked (most
-		 * READs of a file read in order); else, as in data_read, one read
-		 * of the inode gives the size first */
-		rc = rvec_full(fs, in, size, off, v);
+		/* clean: the read's last chunk first.  If it is stored and holds
+		 * every byte asked of it, the store keeps a chunked file's chunks
+		 * trimmed to its size (the write-back that shrinks a file deletes
+		 * or trims the chunks past the new size in the same txn as the
+		 * size, qfs_fs_flush_locked; going inline deletes them all), so
+		 * every byte asked is below the size: the other chunks alone
+		 * answer, zeros where they lack bytes (holes, trimmed zero tails).
+		 * Else (a trimmed tail, a hole or the end of the file), one read
+		 * of the inode gives the size first, as in data_read, and the
+		 * chunk already read is not read again.  Each chunk is read on its
+		 * own: a write-back overlapping the read may show in part of it. */
+		uint64_t pos = (uint64_t)off, end = pos + size;
+		if (off < 0 || size == 0 || end < pos)
+			return 0;
+		uint64_t first = pos / QFS_CHUNK_SIZE, lastno = (end - 1) / QFS_CHUNK_SIZE;
+		size_t nchunks = (size_t)(lastno - first + 1), *lens = malloc(nchunks * sizeof(*lens));
+		/* a chunk gives at most a value and a zero tail */
+		v->iov = malloc(2 * nchunks * sizeof(*v->iov));
+		v->own = calloc(nchunks, sizeof(*v->own));
+		if (!lens || !v->iov || !v->own) {
+			free(lens);
+			qfs_fs_rvec_free(v);
+			return -ENOMEM;
+		}
+		v->nown = (int)nchunks;
+		for (size_t i = 0; i < nchunks; i++)
+			lens[i] = RVEC_UNREAD;
+		size_t last = nchunks - 1;
+		rc = rvec_get(fs, in, lastno, &v->own[last], &lens[last]);
 		if (rc)
-			return rc < 0 ? rc : 0;
+			goto clean_out;
+		if (v->own[last] && lens[last] >= end - lastno * QFS_CHUNK_SIZE) {
+			rc = rvec_fetch(fs, in, first, nchunks, v, lens);
+			if (rc == 0)
+				rvec_build(v, lens, end, pos, end);
+			goto clean_out;
+		}
 		qfs_inode_init(&inode);
 		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 		if (rc)
-			return rc;
-		uint64_t fsize = inode.a.size, pos = (uint64_t)off, end = pos + size;
-		if (off < 0 || pos >= fsize) {
-			qfs_inode_close(&inode);
-			return 0;
+			goto inode_out;
+		uint64_t fsize = inode.a.size;
+		if (pos >= fsize) {
+			rvec_drop_values(v); /* nothing to read: v empty */
+			goto inode_out;
 		}
-		if (end > fsize || end < pos)
+		if (end > fsize)
 			end = fsize;
-		/* a chunk gives at most a value and a zero tail; inline bytes
-		 * one buffer */
-		v->iov = malloc(2 * nchunks * sizeof(*v->iov));
-		v->own = malloc(nchunks * sizeof(*v->own));
-		if (!v->iov || !v->own) {
-			rc = -ENOMEM;
-		} else if (inode.a.flags & QFS_ATTR_INLINE) {
+		if (inode.a.flags & QFS_ATTR_INLINE) {
 			size_t got = (size_t)(end - pos), have = 0;
+			rvec_drop_values(v); /* no chunks: the bytes are in the inode */
 			if (!(flat = malloc(got))) {
 				rc = -ENOMEM;
-			} else {
-				v->own[v->nown++] = flat;
-				if (pos < inode.data_len)
-					have = inode.data_len - pos < got ? inode.data_len - (size_t)pos : got;
-				memcpy(flat, inode.data + pos, have);
-				memset(flat + have, 0, got - have);
-				rvec_add(v, flat, got);
+				goto inode_out;
 			}
+			v->own[v->nown++] = flat;
+			if (pos < inode.data_len)
+				have = inode.data_len - pos < got ? inode.data_len - (size_t)pos : got;
+			if (have) /* inode.data is NULL when nothing is kept (all zeros) */
+				memcpy(flat, inode.data + pos, have);
+			memset(flat + have, 0, got - have);
+			rvec_add(v, flat, got);
 		} else {
-			rc = rvec_chunks(fs, in, fsize, pos, end, v);
+			rc = rvec_fetch(fs, in, first, (size_t)((end - 1) / QFS_CHUNK_SIZE - first + 1), v, lens);
+			if (rc == 0)
+				rvec_build(v, lens, fsize, pos, end);
 		}
+inode_out:
 		qfs_inode_close(&inode);
+clean_out:
+		free(lens);
 		if (rc)
 			qfs_fs_rvec_free(v);
 		return rc;

@@ -18,7 +18,10 @@
 #     the file; then the same reads while a write is buffered (the
 #     write-back pending) through another descriptor, after it, after
 #     truncates down (to a chunk boundary, to inline size) and up again;
-#     and a small file (bytes in its inode).
+#     and a small file (bytes in its inode);
+#  5. the same for small files with a zero tail (one of zeros alone) and a
+#     chunked file shrunk and grown again in one write-back; the table gets
+#     a READ of a clean file costs across holes and trimmed zero tails.
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 setfattr getfattr cmp
 qfs_setup
@@ -182,6 +185,68 @@ for off in (0, 1, 1000, len(ref) - 1, len(ref), len(ref) + 5):
     for n in (1, 100, 4096, 1 << 20):
         if os.pread(fd, n, off) != ref[off:off + n]:
             print(f"FAIL: small file pread(off={off}, n={n})"); sys.exit(1)
+os.close(fd)
+PY
+# --- 5. O_DIRECT reads of clean files whose stored bytes stop before the
+# size: small files with a zero tail (one all zeros: nothing kept in the
+# inode), and a chunked file shrunk and grown again in one write-back
+head -c 3001 /dev/urandom >"$A/ztail" || fail "writing a small file"
+truncate -s 60000 "$A/ztail" || fail "growing the small file"
+truncate -s 5000 "$A/zeros" || fail "creating an all-zero small file"
+python3 - "$A/ztail" "$A/zeros" "$A/regrow" "$MNT/.quorumfs/stats" <<'PY' || fail "O_DIRECT reads of zero tails"
+import os, sys
+C = 131072
+ztail, zeros, regrow, stats = sys.argv[1:]
+def check(path, ref, what):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    for off in (0, 1, 3000, 3001, 4096, 4999, 5000, 30000, len(ref) - 1, len(ref), len(ref) + 7,
+                C - 1, C, 2 * C + 5, 3 * C, 5 * C):
+        for n in (1, 100, 4096, C, 1 << 20):
+            got = os.pread(fd, n, off)
+            if got != ref[off:off + n]:
+                print(f"FAIL: {what}: pread(off={off}, n={n}) gave {len(got)} bytes, want {len(ref[off:off + n])}")
+                sys.exit(1)
+    os.close(fd)
+with open(ztail, "rb") as f:
+    head = f.read(3001)
+check(ztail, head + bytes(60000 - 3001), "small file grown by truncate")
+check(zeros, bytes(5000), "all-zero small file")
+data = bytearray(os.urandom(5 * C + 99))
+with open(regrow, "wb") as f:
+    f.write(data)
+w = os.open(regrow, os.O_RDWR)
+os.pwrite(w, b"x" * 10, 7)          # a write-back pending: the truncates join it
+data[7:17] = b"x" * 10
+os.ftruncate(w, C + 1000)           # down, mid-chunk
+os.ftruncate(w, 4 * C + 10)         # up again: zeros past C + 1000
+os.close(w)                         # one write-back
+ref = bytes(data[:C + 1000]) + bytes(3 * C - 990)
+check(regrow, ref, "shrunk and grown in one write-back")
+# what a READ costs (table gets, load-independent): a READ whose last chunk
+# holds every byte asked reads no inode, even across a hole or a chunk
+# trimmed of its zero tail; one ending in a trimmed chunk reads the inode
+# once and no chunk twice
+sparse = os.path.join(os.path.dirname(regrow), "holes")
+with open(sparse, "wb") as f:
+    f.write(os.urandom(C - 1) + b"\0")        # chunk 0: a zero tail
+    f.seek(2 * C)                             # chunk 1: a hole
+    f.write(os.urandom(C - 1) + b"\0")        # chunk 2: a zero tail
+    f.write(os.urandom(C))                    # chunk 3
+def gets():
+    for line in open(stats):
+        w = line.split()
+        if w[:2] == ["table", "t"] and w[3] == "get":
+            return int(w[5])
+    print("FAIL: no table gets in .quorumfs/stats"); sys.exit(1)
+fd = os.open(sparse, os.O_RDONLY | os.O_DIRECT)
+for off, n, most in ((0, 4 * C, 4), (0, 3 * C, 3 + 1), (C, 2 * C, 2 + 1)):
+    g0 = gets()
+    for _ in range(10):
+        if len(os.pread(fd, n, off)) != n:
+            print(f"FAIL: short read off={off} n={n}"); sys.exit(1)
+    g = gets() - g0
+    if g > 10 * most + 2:  # + 2: a lookup or getattr meanwhile
+        print(f"FAIL: 10 READs off={off} n={n} cost {g} table gets, want at most {10 * most + 2}"); sys.exit(1)
 os.close(fd)
 PY
 echo "# PASS"
