@@ -1841,12 +1841,11 @@ static int cmd_scrub(int argc, char **argv)
 		fprintf(stderr, "quorumfs: %s is not a quorumfs data directory (no FORMAT)\n", data);
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s/lock", data);
-	int lockfd = open(path, O_RDWR | O_CLOEXEC);
-	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-		fprintf(stderr, "quorumfs: data directory %s is in use (mounted?): unmount it first\n", data);
-		if (lockfd >= 0)
-			close(lockfd);
+	/* a daemon unmounted a moment ago and still closing is waited for,
+	 * as by a mount (`umount M && quorumfs scrub DATA`) */
+	int lockfd = -1;
+	if (take_lock(data, &lockfd, msg, sizeof(msg), 10000)) {
+		fprintf(stderr, "quorumfs: %s: unmount it first\n", msg);
 		return 2;
 	}
 	if ((rc = check_format(data, 0, msg, sizeof(msg))) || (rc = check_replicas(data, &co.nodes, msg, sizeof(msg)))) {

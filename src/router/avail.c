@@ -404,6 +404,16 @@ void qfs_avail_name_add(struct qfs_avail *a, uint64_t id, const char *name)
 	if (!dup)
 		return;
 	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->nnames;)
+		if (a->names[i].id != id && !strcmp(a->names[i].name, name)) {
+			/* the name's last table was dropped or renamed: it goes
+			 * unnamed (so the next refresh comes soon and prunes it)
+			 * rather than answer for the name or show the same labels */
+			free(a->names[i].name);
+			a->names[i] = a->names[--a->nnames];
+		} else {
+			i++;
+		}
 	for (size_t i = 0; dup && i < a->nnames; i++)
 		if (a->names[i].id == id) {
 			free(a->names[i].name);

@@ -70,7 +70,10 @@ void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const
 
 /* Add (or rename) one table in the id -> name cache (name copied): the
  * frontend knows a table's name when it creates it, so its first requests
- * never show as "group-...".  Nothing on ENOMEM. */
+ * never show as "group-...".  Another id cached under the same name (a
+ * table dropped or renamed a moment ago) loses it: it shows as "group-..."
+ * and makes qfs_avail_unnamed true until a refresh prunes it.  Nothing on
+ * ENOMEM. */
 void qfs_avail_name_add(struct qfs_avail *a, uint64_t id, const char *name);
 
 /* The id of the table named name in the cache, 0 if none. */

@@ -27,7 +27,8 @@
 #    the table name unescaped, and another path answers 404.
 # 6. A sub-second canary_interval (100ms) runs rounds faster than once a
 #    second; a new table's lines carry its name from its first request, a
-#    renamed table's take its new name within 5 s; metrics_listen with a port beyond 65535 or a service name is
+#    renamed table's take its new name within 5 s; a table dropped and
+#    made again under its name has one series per label set; metrics_listen with a port beyond 65535 or a service name is
 #    a bad value (step 1).
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -229,6 +230,14 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 [ $renamed = 1 ] || fail "5 s after a table rename: $(grep -o '^table [^ ]* op [^ ]*' "$T/m6/.quorumfs/availability")"
+# a table dropped and made again under the same name: one series per
+# label set (the dropped table's id kept the name up to 30 s: /metrics
+# showed table="again" twice for each op both had, which Prometheus rejects)
+mkdir "$T/m6/again" && echo x >"$T/m6/again/f" && rm "$T/m6/again/f" && rmdir "$T/m6/again" &&
+	mkdir "$T/m6/again" && echo y >"$T/m6/again/g" || fail "drop and make again table again"
+cat "$T/m6/.quorumfs/metrics" >"$T/metrics.again" || fail "read .quorumfs/metrics (m6)"
+python3 "$QFS_SRCDIR/tests/lib/promcheck.py" "$T/metrics.again" ||
+	fail "a table made again under a dropped one's name: $(grep 'table="again"' "$T/metrics.again" | sort | uniq -d | head -3)"
 fusermount3 -u "$T/m6" || fail "unmount m6"
 wait "$P6" || fail "the canary_interval=100ms mount exited non-zero"
 [ "$c" -ge 10 ] || fail "canary_interval=100ms: only $c rounds in 8 s"

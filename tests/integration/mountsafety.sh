@@ -11,7 +11,8 @@
 #     directory on a read-only file system (a read-only bind mount), a
 #     missing mountpoint, a bad archive URL, a missing archive directory;
 #     the mount right after a failed one, and `umount && mount`, succeed
-#     (the last daemon, still closing, held the lock: "in use").
+#     (the last daemon, still closing, held the lock: "in use"); so does
+#     `umount && quorumfs scrub DATA` (refused while mounted).
 #  3. A background mount (the real daemon mode; its pid is in DATA/lock):
 #     a second mount of the same data dir is refused on its own stderr,
 #     naming the running pid, and nothing of it reaches the first's log; a
@@ -144,6 +145,17 @@ refused "archive directory $T/noarch does not exist" "$QFS_BIN" mount -o archive
 mount_bg
 fusermount3 -u "$MNT" || fail "fusermount3 -u"
 mount_bg
+# the offline scrub right after an unmount (umount && quorumfs scrub) waits
+# for the closing daemon too (it said "in use (mounted?)": exit 2); and it
+# is still refused while the data directory is mounted
+refused "data directory $DATA is in use by another quorumfs (pid $(daemon_pid)" "$QFS_BIN" scrub "$DATA"
+for i in 1 2 3; do
+	fusermount3 -u "$MNT" || fail "fusermount3 -u"
+	rc=0
+	timeout 60 "$QFS_BIN" scrub "$DATA" >"$T/scrub.out" 2>&1 || rc=$?
+	[ $rc -eq 0 ] || { cat "$T/scrub.out" >&2; fail "umount && quorumfs scrub (try $i): exit $rc"; }
+	mount_bg
+done
 umount_wait
 
 # ---- 3. a background mount; a second mount of it

@@ -253,6 +253,41 @@ START_TEST(test_deleted_table_pruned)
 }
 END_TEST
 
+/* The frontend's own name entries (qfs_avail_name_add: a table it
+ * created; qfs_avail_table_id: a failed lookup of a known name).  A name
+ * belongs to one table: a table created under the name of one dropped (or
+ * renamed) a moment ago takes it, so that the old id neither answers for
+ * the name nor shows a second series with the same labels until the next
+ * refresh (up to 30 s). */
+START_TEST(test_name_add)
+{
+	struct qfs_avail *a = mk(60000, 20);
+	const char *p, *q;
+	char *t;
+
+	qfs_avail_name_add(a, 7000, "t");
+	qfs_avail_record(a, 7000, "read", 1000, 0);
+	ck_assert_int_eq(qfs_avail_unnamed(a), 0);
+	ck_assert_uint_eq(qfs_avail_table_id(a, "t"), 7000);
+	ck_assert_uint_eq(qfs_avail_table_id(a, "x"), 0);
+	qfs_avail_name_add(a, 7000, "u"); /* renamed */
+	ck_assert_uint_eq(qfs_avail_table_id(a, "u"), 7000);
+	ck_assert_uint_eq(qfs_avail_table_id(a, "t"), 0);
+	/* u dropped, and a new table u created at once */
+	qfs_avail_name_add(a, 8000, "u");
+	qfs_avail_record(a, 8000, "read", 1000, 0);
+	ck_assert_uint_eq(qfs_avail_table_id(a, "u"), 8000);
+	ck_assert_int_eq(qfs_avail_unnamed(a), 1); /* 7000: the next refresh prunes it */
+	t = text_of(a, qfs_avail_metrics);
+	p = strstr(t, "quorumfs_requests_total{table=\"u\",op=\"read\"}");
+	ck_assert_msg(p, "%s", t);
+	q = strstr(p + 1, "quorumfs_requests_total{table=\"u\",op=\"read\"}");
+	ck_assert_msg(!q, "two series with the same labels:\n%s", t);
+	free(t);
+	qfs_avail_free(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("avail");
@@ -267,6 +302,7 @@ int main(void)
 	tcase_add_test(tc, test_canary_alarm);
 	tcase_add_test(tc, test_label_escapes);
 	tcase_add_test(tc, test_deleted_table_pruned);
+	tcase_add_test(tc, test_name_add);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
