@@ -185,7 +185,10 @@ static void node_put(struct qfs_cell *c, uint32_t id)
 	struct cnode *cn = cnode_of(c, id);
 
 	pthread_mutex_lock(&c->mu);
-	if (--cn->users == 0)
+	/* only a stop waits for the users to drain (stop_locked sets busy
+	 * first): a broadcast per call would wake the keeper, which shares
+	 * the cv, for a whole keeper round per request */
+	if (--cn->users == 0 && cn->busy)
 		pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
