@@ -275,6 +275,9 @@ struct qfs_rnode {
 				    the ACCEPTEDs: the wake callback signals it
 				    (not the I/O thread); it drains them itself
 				    if round_mu is free, else hands over */
+	int io_waiting;          /* the I/O thread woke and waits for round_mu: no
+				    proposer starts or continues a direct round
+				    (a stream of them would starve its ticks) */
 	uint64_t io_next;        /* mono ms the idle I/O thread wakes up at the
 				    latest (its timers); a direct round that asks
 				    for earlier lowers it and signals */
@@ -2620,10 +2623,12 @@ static void *io_main(void *arg)
 		}
 		/* A proposer may be running a round of its own: wait for it
 		 * (round_mu before mu), then take what is queued. */
+		rn->io_waiting = 1;
 		pthread_mutex_unlock(&rn->mu);
 		pthread_mutex_lock(&rn->round_mu);
 		rn->round_next = UINT64_MAX;
 		pthread_mutex_lock(&rn->mu);
+		rn->io_waiting = 0;
 		list = rn->qhead;
 		rn->qhead = rn->qtail = NULL;
 		reqs = rn->rhead;
@@ -2732,8 +2737,8 @@ static void direct_drain(struct qfs_rnode *rn, struct proposal *p)
 }
 
 /* A direct round (doc/rnode.md section 2, "The proposer's own round"):
- * called with rn->mu and round_mu held (the I/O thread idle, nothing
- * queued), p not queued.  Carries out p as the I/O thread would have:
+ * called with rn->mu and round_mu held (the I/O thread idle and not
+ * waiting for round_mu, nothing queued), p not queued.  Carries out p as the I/O thread would have:
  * PROPOSE, append, ACCEPTs sent, the WAL synced, PERSISTED, the frames
  * that came meanwhile drained (direct_drain).  Then, until p is answered,
  * p's thread is the one the wake callback signals: it drains the
@@ -2754,7 +2759,8 @@ static void propose_direct(struct qfs_rnode *rn, struct proposal *p)
 	rn->direct_p = p;
 	while (!p->done) {
 		if (rn->wake) {
-			if (rn->qhead || rn->rhead || pthread_mutex_trylock(&rn->round_mu) != 0)
+			if (rn->qhead || rn->rhead || rn->io_waiting ||
+			    pthread_mutex_trylock(&rn->round_mu) != 0)
 				break; /* the I/O thread has work: it drains too */
 			rn->direct = 1;
 			pthread_mutex_unlock(&rn->mu);
@@ -3157,7 +3163,7 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 		pthread_cond_destroy(&p.cv);
 		return QFS_ESTOPPED;
 	}
-	if (!rn->qhead && !rn->rhead && pthread_mutex_trylock(&rn->round_mu) == 0) {
+	if (!rn->qhead && !rn->rhead && !rn->io_waiting && pthread_mutex_trylock(&rn->round_mu) == 0) {
 		propose_direct(rn, &p);
 	} else {
 		if (rn->qtail)
