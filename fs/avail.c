@@ -25,6 +25,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,14 @@ struct qfs_fs_avail {
 	int stop;                     /* protected by mu */
 	uint64_t canary_round;        /* ticker thread only */
 	uint64_t canary_ms;           /* canary interval in effect (0: none; off on -o ro) */
+	atomic_int names_changed;     /* a table was renamed: refresh names at the next tick */
 };
+
+void qfs_fs_avail_names_changed(struct qfs_fs *fs)
+{
+	if (fs->avail)
+		atomic_store(&fs->avail->names_changed, 1);
+}
 
 void qfs_fs_avail_record(struct qfs_fs *fs, const char *op, uint64_t ns, int failed)
 {
@@ -224,8 +232,8 @@ fail:
 	qfs_avail_canary_result(fa->a, 0, why);
 }
 
-/* Every second: refresh names (every 10 s), evaluate alarms, run a canary
- * round when due. */
+/* Every second (or at the next canary round, if sooner): refresh names
+ * (every 30 s), evaluate alarms, run a canary round when due. */
 static void *ticker_main(void *arg)
 {
 	struct qfs_fs_avail *fa = arg;
@@ -234,8 +242,11 @@ static void *ticker_main(void *arg)
 
 	for (;;) {
 		struct timespec dl;
+		uint64_t wait_ms = 1000, t = qfs_clock_mono_ms();
+		if (canary_ms && next_canary < t + wait_ms) /* a sub-second canary_interval */
+			wait_ms = next_canary > t ? next_canary - t : 0;
 		pthread_mutex_lock(&fa->mu);
-		qfs_clock_deadline(CLOCK_MONOTONIC, 1000, &dl);
+		qfs_clock_deadline(CLOCK_MONOTONIC, wait_ms, &dl);
 		while (!fa->stop && pthread_cond_timedwait(&fa->cv, &fa->mu, &dl) != ETIMEDOUT)
 			;
 		int stop = fa->stop;
@@ -244,7 +255,8 @@ static void *ticker_main(void *arg)
 			break;
 		uint64_t now = qfs_clock_mono_ms();
 		/* names: every 30 s, and soon after a new table shows up */
-		if (now >= next_names || (now + 29000 >= next_names && qfs_avail_unnamed(fa->a))) {
+		if (now >= next_names || (now + 29000 >= next_names && qfs_avail_unnamed(fa->a)) ||
+		    atomic_exchange(&fa->names_changed, 0)) {
 			refresh_names(fa);
 			next_names = now + 30000;
 		}

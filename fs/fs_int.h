@@ -297,6 +297,9 @@ int qfs_fs_avail_start(struct qfs_fs *fs);
 void qfs_fs_avail_stop(struct qfs_fs *fs);
 /* The recorder, or NULL before start. */
 struct qfs_avail *qfs_fs_avail_of(struct qfs_fs *fs);
+/* A table was renamed: the ticker re-reads the table names at its next
+ * tick (else they are re-read every 30 s).  Any thread; nothing before start. */
+void qfs_fs_avail_names_changed(struct qfs_fs *fs);
 /* The inode of an open file handle, noting its table for this reply. */
 static inline struct qfs_fs_inode *qfs_fs_fh_inode(struct fuse_file_info *fi)
 {

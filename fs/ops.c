@@ -252,6 +252,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			table = tb.id;
 			d.ino = tb.ino;
 			d.type = S_IFDIR;
+		} else if (rc != -ENOENT && fs->avail) {
+			/* a path walk into a known table failed at the table's own
+			 * name (no quorum for the table list after the kernel
+			 * dropped the entry): the client sees that table fail */
+			qfs_fs_tl_table = qfs_avail_table_id(qfs_fs_avail_of(fs), name);
 		}
 	} else {
 		struct qfs_fs_inode *p = qfs_fs_get_inode(fs, parent);
@@ -688,6 +693,8 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		rc = qfs_router_table_create(fs->r, name, &pa, &tb);
 		if (rc)
 			return rc;
+		if (fs->avail) /* its first requests show under its name */
+			qfs_avail_name_add(qfs_fs_avail_of(fs), tb.id, name);
 		struct qfs_fs_inode *tin = qfs_fs_iget(fs, tb.ino, tb.id, S_IFDIR, 1);
 		if (!tin)
 			return -ENOMEM;
@@ -1440,6 +1447,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
+		qfs_fs_avail_names_changed(fs); /* availability lines follow the new name */
 		return qfs_fs_ok(req, FOP_RENAME, t0);
 	}
 	if (p1 == FUSE_ROOT_ID || p2 == FUSE_ROOT_ID)
@@ -1777,15 +1785,19 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	int rc;
 
 	if (qfs_fs_is_ctl(ino)) {
-		int shown = 0;
+		char cmd[41], ecmd[QFS_ESC_MAX(40)];
+		size_t shown = 0;
 
-		while ((size_t)shown < size && shown < 40 && buf[shown] != '\n')
+		while (shown < size && shown < 40 && buf[shown] != '\n')
 			shown++;
+		memcpy(cmd, buf, shown);
+		cmd[shown] = '\0';
+		qfs_esc(cmd, ecmd, sizeof(ecmd)); /* one key=value line whatever was written */
 		rc = qfs_fs_ctl_command(fs, ino, buf, size);
 		if (rc)
-			return qfs_fs_fail(req, FOP_WRITE, t0, rc, "control command '%.*s'", shown, buf);
-		QFS_LOG(QFS_LOG_WARN, "control command '%.*s' done%s", shown, buf,
-			ino == QFS_CTL_NODES_INO ? " (test hook)" : "");
+			return qfs_fs_fail(req, FOP_WRITE, t0, rc, "control_cmd=%s", ecmd);
+		QFS_LOG(QFS_LOG_WARN, "control command done cmd=%s%s", ecmd,
+			ino == QFS_CTL_NODES_INO ? " hook=test" : "");
 		qfs_fs_done(req, FOP_WRITE, t0, 0);
 		fuse_reply_write(req, size);
 		return;

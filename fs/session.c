@@ -378,8 +378,19 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	timed_ops(&timed);
 	if (o->readonly)
 		ro_ops(&timed);
-	if ((size_t)snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=quorumfs,subtype=quorumfs%s%s%s",
-			     geteuid() == 0 ? "allow_other," : "", o->readonly ? ",ro" : "",
+	/* fsname: the data directory, so that /proc/mounts, df and findmnt name
+	 * it and mount -a sees an fstab line as mounted already (libfuse's
+	 * option syntax: a comma or backslash escaped with a backslash) */
+	char fsname[2 * PATH_MAX + 1];
+	size_t fn = 0;
+	for (const char *c = o->data_dir ? o->data_dir : "quorumfs"; *c && fn + 2 < sizeof(fsname); c++) {
+		if (*c == ',' || *c == '\\')
+			fsname[fn++] = '\\';
+		fsname[fn++] = *c;
+	}
+	fsname[fn] = '\0';
+	if ((size_t)snprintf(opts, sizeof(opts), "%sdefault_permissions,noatime,fsname=%s,subtype=quorumfs%s%s%s",
+			     geteuid() == 0 ? "allow_other," : "", fsname, o->readonly ? ",ro" : "",
 			     o->kernel_opts && *o->kernel_opts ? "," : "",
 			     o->kernel_opts ? o->kernel_opts : "") >= sizeof(opts)) {
 		rc = -E2BIG;

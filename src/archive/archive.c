@@ -103,6 +103,7 @@ struct qfs_archive {
 	size_t nparts;                 /* mu */
 	char alarm[ERR_MAX];           /* mu; "" when no alarm */
 	uint64_t alarm_ns;             /* mu; wall ns when the alarm was raised */
+	int stuck_logged, auth_logged; /* archiver thread only: the alarm up at its last log line */
 	uint64_t up_segs, up_bytes, up_snaps; /* mu */
 	uint64_t passes;               /* mu */
 	int link;                      /* the store links sealed segments (archive_link) */
@@ -1037,6 +1038,28 @@ static int sync_parts(struct qfs_archive *a)
 	return got < c.n ? -ENOMEM : 0;
 }
 
+static void stuck_text(struct qfs_archive *a, uint64_t now, char *buf, size_t len);
+
+/* After a pass (a->mu held; the archiver thread): one log line when the
+ * stuck or auth alarm goes up or down, as every alarm of .quorumfs/alarms
+ * does ("alarm raised kind=... text=..." / "alarm cleared kind=..."). */
+static void alarm_log(struct qfs_archive *a)
+{
+	char stuck[ERR_MAX];
+
+	stuck_text(a, wall_ns(), stuck, sizeof(stuck));
+	if (stuck[0] && !a->stuck_logged)
+		QFS_LOG(QFS_LOG_WARN, "alarm raised kind=archive-stuck text=\"%s\"", stuck);
+	else if (!stuck[0] && a->stuck_logged)
+		QFS_LOG(QFS_LOG_WARN, "alarm cleared kind=archive-stuck why=\"every partition archived or archiving\"");
+	a->stuck_logged = stuck[0] != '\0';
+	if (a->alarm[0] && !a->auth_logged)
+		QFS_LOG(QFS_LOG_WARN, "alarm raised kind=archive-auth text=\"%s\"", a->alarm);
+	else if (!a->alarm[0] && a->auth_logged)
+		QFS_LOG(QFS_LOG_WARN, "alarm cleared kind=archive-auth why=\"an upload succeeded\"");
+	a->auth_logged = a->alarm[0] != '\0';
+}
+
 static void *archive_main(void *arg)
 {
 	struct qfs_archive *a = arg;
@@ -1074,6 +1097,7 @@ static void *archive_main(void *arg)
 
 		pthread_mutex_lock(&a->mu);
 		a->passes++;
+		alarm_log(a);
 		qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
 		while (!a->stop && !(a->kicked && !a->backoff_ms)) {
 			if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == ETIMEDOUT)

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
@@ -212,9 +213,12 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 	if (!v)
 		return 0;
 	*v++ = '\0';
-	if (!strcmp(tok, "archive"))
+	if (!strcmp(tok, "archive")) {
+		/* off, file:///ABSOLUTE/DIR or s3://BUCKET[/PREFIX] (objstore.h) */
 		c->url = v;
-	else if (!strcmp(tok, "s3_endpoint"))
+		bad = strcmp(v, "off") && strncmp(v, "file:///", 8) &&
+		      (strncmp(v, "s3://", 5) || !v[5] || v[5] == '/');
+	} else if (!strcmp(tok, "s3_endpoint"))
 		c->os.endpoint = v;
 	else if (!strcmp(tok, "s3_region"))
 		c->os.region = v;
@@ -251,7 +255,8 @@ static int arch_opt(struct arch_cfg *c, char *tok)
 		return 0;
 	}
 	if (bad) {
-		fprintf(stderr, "quorumfs: bad value '%s' for option %s\n", v, tok);
+		fprintf(stderr, "quorumfs: bad value '%s' for option %s%s\n", v, tok,
+			!strcmp(tok, "archive") ? " (want off, file:///DIR or s3://BUCKET/PREFIX)" : "");
 		return -1;
 	}
 	return 1;
@@ -800,11 +805,39 @@ static int check_data_dir(const char *arg, const char *mnt, char *data, char *ms
 	return 0;
 }
 
+/* 1 if some mount's source (fsname, fs/session.c) is data: a quorumfs
+ * serves it; 0 if none (or mountinfo is unreadable). */
+static int source_mounted(const char *data)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* ... - FSTYPE SOURCE SUPER */
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		while (tok && strcmp(tok, "-") != 0)
+			tok = strtok_r(NULL, " ", &save);
+		if (!tok || !strtok_r(NULL, " ", &save) || !(tok = strtok_r(NULL, " ", &save)))
+			continue;
+		unescape_octal(tok);
+		found = strcmp(tok, data) == 0;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
 /* Take DATA/lock (flock, held for the life of the process, across the
  * fork: the child's copy of the descriptor keeps it).  *fd gets it.  0, or
  * -1 with a one-line reason in msg (another quorumfs: its pid, from the
- * file). */
-static int take_lock(const char *data, int *fd, char *msg, size_t len)
+ * file).  While the holder mounts nothing of data (a mount unmounted a
+ * moment ago and still closing its stores: `umount M && mount M`), wait
+ * for it up to wait_ms. */
+static int take_lock(const char *data, int *fd, char *msg, size_t len, int wait_ms)
 {
 	char path[PATH_MAX], pid[24] = "";
 	int lfd;
@@ -815,6 +848,10 @@ static int take_lock(const char *data, int *fd, char *msg, size_t len)
 		snprintf(msg, len, "cannot open the lock file %s: %s", path, strerror(errno));
 		return -1;
 	}
+	for (int waited = 0; waited < wait_ms && flock(lfd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
+			     !source_mounted(data);
+	     waited += 50)
+		usleep(50000);
 	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
 		int err = errno;
 		ssize_t n = err == EWOULDBLOCK ? pread(lfd, pid, sizeof(pid) - 1, 0) : -1;
@@ -1075,6 +1112,10 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			   !strncmp(tok, "snapshot_", 9) || !strcmp(tok, "archive_interval"))) {
 		fprintf(stderr, "quorumfs: option %s needs a value (%s=...; see quorumfs(8))\n", tok, tok);
 		return -1;
+	} else if (!strcmp(tok, "throttle") || !strcmp(tok, "scrub") || !strcmp(tok, "scrub_repair")) {
+		/* known options whose accepted values the parsers above matched whole */
+		return bad_value(tok, v ? v : "",
+				 tok[0] == 't' ? "want wait or fail" : "want on or off");
 	} else {
 		if (eq)
 			*eq = '=';
@@ -1307,8 +1348,15 @@ static int daemonize(struct ready_ctx *ready, const char *what, const char *logf
 			return 0;
 		n = read(pfd[0], msg, sizeof(msg) - 1);
 		msg[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "quorumfs: %s failed: %s (see %s)\n", what, n > 0 ? msg : "daemon exited",
-			logfile);
+		/* no "(see LOG)" when that log is what could not be opened */
+		int nolog = n > 0 && strncmp(msg, "cannot open log file", 20) == 0;
+		fprintf(stderr, "quorumfs: %s failed: %s%s%s%s\n", what, n > 0 ? msg : "daemon exited",
+			nolog ? "" : " (see ", nolog ? "" : logfile, nolog ? "" : ")");
+		/* the child still closes what it opened and holds DATA_DIR/lock:
+		 * wait (at most 30 s) so that a mount run right after this one
+		 * is not told "in use by another quorumfs" */
+		for (int i = 0; i < 3000 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+			usleep(10000);
 		return 1;
 	}
 	close(pfd[0]);
@@ -1450,7 +1498,7 @@ static int cmd_mount(int argc, char **argv)
 	 * goes to the log file (which belongs to the mount that runs). */
 	if (check_mountpoint(argv[optind + 1], m.nonempty, mnt, msg, sizeof(msg)) ||
 	    check_data_dir(argv[optind], mnt, data, msg, sizeof(msg)) ||
-	    take_lock(data, &lockfd, msg, sizeof(msg))) {
+	    take_lock(data, &lockfd, msg, sizeof(msg), 10000)) {
 		fprintf(stderr, "quorumfs: %s\n", msg);
 		return 1;
 	}
@@ -1560,7 +1608,11 @@ static int cmd_mount(int argc, char **argv)
 		}
 		rc = qfs_archive_start(cell, &ao, &archive);
 		if (rc) {
-			snprintf(msg, sizeof(msg), "cannot start the archiver for %s: %s", url, qfs_strerror(rc));
+			if (rc == -ENXIO && !strncmp(url, "file://", 7)) /* objstore/local.c: no such directory */
+				snprintf(msg, sizeof(msg), "archive directory %s does not exist: create it (mkdir -p)",
+					 url + 7);
+			else
+				snprintf(msg, sizeof(msg), "cannot start the archiver for %s: %s", url, qfs_strerror(rc));
 			report_failure(&ready, msg);
 			goto err_router;
 		}
@@ -1918,7 +1970,7 @@ static int cmd_node(int argc, char **argv)
 		fprintf(stderr, "quorumfs: node: cannot resolve %s\n", argv[optind]);
 		return 1;
 	}
-	if (take_lock(dir, &lockfd, msg, sizeof(msg))) {
+	if (take_lock(dir, &lockfd, msg, sizeof(msg), 0)) {
 		fprintf(stderr, "quorumfs: node: %s\n", msg);
 		return 1;
 	}

@@ -1311,8 +1311,8 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 		      uint32_t nw, uint32_t hosting, uint64_t dl)
 {
 	uint8_t buf[4 * QFS_CLUSTER_MAX_NODES], fl[QFS_RPC_FLOOR_BYTES];
-	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .group = g, .a = buf, .alen = 4 * *n,
-				 .b = fl, .blen = sizeof(fl) };
+	struct qfs_rpc_req q = { .op = QFS_RPC_JOIN, .flags = QFS_RPC_ADOPT, .group = g, .a = buf,
+				 .alen = 4 * *n, .b = fl, .blen = sizeof(fl) };
 	int r, i = node_idx(rc, nw);
 
 	if (*n >= QFS_CLUSTER_MAX_NODES)
@@ -1329,27 +1329,31 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 			(unsigned long long)g, nw, r ? qfs_strerror(r) : "none");
 		if (r && r != QFS_ENOGROUP)
 			return r;
-		hosting &= ~(1u << i);
 	}
-	if (!(hosting & (1u << i))) {
-		/* An empty replica must not vote like a member that never
-		 * was one: node nw may have been one, and a member down since
-		 * may still count it (doc/cluster.md "Membership") */
-		r = floor_from(rc, g, ids, *n, nw, dl, fl);
-		if (r) {
-			QFS_LOG(QFS_LOG_ERR, "cluster member floor group=%016llx node=%u err=%s",
-				(unsigned long long)g, nw, qfs_strerror(r));
-			return r;
-		}
-		for (uint32_t k = 0; k < *n; k++)
-			qfs_be32_put(buf + 4 * k, ids[k]);
-		r = ask_one(rc, nw, &q, ASK_MS);
-		QFS_LOG(r && r != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
-			"cluster member join group=%016llx node=%u err=%s", (unsigned long long)g, nw,
-			r ? qfs_strerror(r) : "none");
-		if (r && r != -EEXIST)
-			return r;
+	/* A JOIN also when nw hosts a replica its members do not name (a
+	 * join whose CONFIG never committed): it answers -EEXIST and the
+	 * replica is taken over, but the JOIN restarts its orphan grace and
+	 * waits for (or keeps out) its reconciler's drop (doc/cluster.md
+	 * "Orphan replicas"), so the CONFIG below never adds a node whose
+	 * replica was just dropped; dropped meanwhile, the JOIN makes a new
+	 * one, with the floor.
+	 * An empty replica must not vote like a member that never was one:
+	 * node nw may have been one, and a member down since may still count
+	 * it (doc/cluster.md "Membership") */
+	r = floor_from(rc, g, ids, *n, nw, dl, fl);
+	if (r) {
+		QFS_LOG(QFS_LOG_ERR, "cluster member floor group=%016llx node=%u err=%s",
+			(unsigned long long)g, nw, qfs_strerror(r));
+		return r;
 	}
+	for (uint32_t k = 0; k < *n; k++)
+		qfs_be32_put(buf + 4 * k, ids[k]);
+	r = ask_one(rc, nw, &q, ASK_MS);
+	QFS_LOG(r && r != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
+		"cluster member join group=%016llx node=%u err=%s", (unsigned long long)g, nw,
+		r == -EEXIST ? "none (its replica is there: taken over)" : r ? qfs_strerror(r) : "none");
+	if (r && r != -EEXIST)
+		return r;
 	ids[(*n)++] = nw;
 	r = config_to(rc, g, ids, *n, ids, *n, dl);
 	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member added group=%016llx node=%u members=%u "
@@ -1503,6 +1507,27 @@ int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, co
 		q.blen = sizeof(fl);
 	}
 	return ask_one(rc, node, &q, ASK_MS);
+}
+
+/* See cluster.h. */
+int qfs_rcell_nonmember_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, uint32_t id,
+			   uint32_t *leader)
+{
+	uint8_t a[4];
+	struct qfs_rpc_req q = { .op = QFS_RPC_NONMEMBER, .group = group, .a = a, .alen = 4 };
+	struct qfs_net_frame *f;
+	struct qfs_rpc_rep p;
+	int r;
+
+	*leader = 0;
+	qfs_be32_put(a, id);
+	if (call(rc, node, &q, ASK_MS, &f, &p) != 0)
+		return -ETIMEDOUT;
+	r = p.err;
+	if (r == -EREMOTE)
+		*leader = p.leader;
+	qfs_net_frame_free(f);
+	return r;
 }
 
 /* See cluster.h. */

@@ -257,7 +257,7 @@ int qfs_rpc_req_decode(const uint8_t *body, size_t len, struct qfs_rpc_req *out)
 	r.a = qfs_rd_bytes(&rd, &r.alen);
 	r.b = qfs_rd_bytes(&rd, &r.blen);
 	if (rd.err || qfs_rd_left(&rd) || alen >= sizeof(addr) || (alen && memchr(a, 0, alen)) ||
-	    r.op < QFS_RPC_PROPOSE || r.op > QFS_RPC_FLOOR || r.from < QFS_RPC_ROUTER_MIN ||
+	    r.op < QFS_RPC_PROPOSE || r.op > QFS_RPC_NONMEMBER || r.from < QFS_RPC_ROUTER_MIN ||
 	    r.from > 65535)
 		return QFS_ECORRUPT;
 	memcpy(addr, a, alen);

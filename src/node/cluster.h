@@ -90,6 +90,9 @@ enum qfs_rpc_op {
 	QFS_RPC_FLOOR,       /* a: be32 node about to join; reply data: be64
 			      * promised | be64 lsn | be64 ballot, at the leader:
 			      * qfs_rnode_join_floor (err -EREMOTE + leader, -EBUSY) */
+	QFS_RPC_NONMEMBER,   /* a: be32 node; at the leader: qfs_rnode_nonmember
+			      * (0: no configuration names it; err -EREMOTE +
+			      * leader, -EBUSY, -EINVAL: a member) */
 };
 
 #define QFS_RPC_FLOOR_BYTES 24 /* QFS_RPC_FLOOR's reply, JOIN's b */
@@ -101,6 +104,12 @@ enum qfs_rpc_op {
 			      * be64 UINT64_MAX | n x (be64 group | u8 k |
 			      * k x be32 member ids); a node of an older
 			      * release ignores it and answers the plain list */
+#define QFS_RPC_ADOPT 0x10   /* flags: JOIN from `member add`, which takes an
+			      * existing replica over on -EEXIST: its orphan
+			      * grace restarts then too (without the flag
+			      * only a JOIN that creates the replica restarts
+			      * it, so a healer's refused JOINs every 250 ms
+			      * never keep an orphan alive) */
 
 struct qfs_rpc_req {
 	uint64_t id;          /* chosen by the router, repeated in the reply */
@@ -289,9 +298,24 @@ struct qfs_node_heal_step {
 };
 /* What the healer of node self does for a group whose leader's view is *h
  * (qfs_rnode_group_health): the step, *out filled (zeroed first).  Only a
- * leader with no CONFIG in flight heals.  Pure. */
+ * leader with no CONFIG in flight heals.  A member is dead when silent for
+ * heal_after_ms as this leader sees it (since its last answer, or since
+ * this leader's election or last change when it has not answered since);
+ * while two storage members are silent nothing is removed or added (which
+ * one died first is not known here: e.g. a new leader cannot tell the
+ * restarting old leader from the member whose loss the log replica
+ * replaces).  Pure. */
 int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32_t heal_after_ms,
 			 struct qfs_node_heal_step *out);
+/* The healer's check just before the CONFIG entry that removes dead
+ * (doc/cluster.md section 1c): 1 if *h (taken now, at the leader) shows no
+ * CONFIG in flight, dead a storage member of h->cfg still silent (no answer
+ * to this leader, or none for heal_after_ms) and every other storage
+ * member answering (answered, silent less than heal_after_ms), so that the
+ * removal leaves every storage replica this leader hears from; else 0.
+ * Pure. */
+int qfs_node_heal_still_dead(const struct qfs_rnode_health *h, uint32_t dead,
+			     uint32_t heal_after_ms);
 /* WAL release of a node process (it has no archive; server.c, doc/cluster.md
  * "WAL release"): the LSN below which node self may release group's sealed
  * WAL segments (qfs_rnode_wal_release), or 0 for none.  None when the
@@ -354,6 +378,12 @@ struct qfs_paxos_floor;
  * answer), the node's error. */
 int qfs_rcell_join_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, const uint32_t *words,
 		      uint32_t n, int log, const struct qfs_paxos_floor *floor);
+/* Ask node, as group's leader, whether id is no member of group
+ * (QFS_RPC_NONMEMBER, qfs_rnode_nonmember there): 0 (no configuration
+ * names id), -EREMOTE (*leader: its hint, 0 if none), -EINVAL (a member),
+ * -EBUSY, -ETIMEDOUT (no answer), -EOPNOTSUPP (an older node), QFS_ENOGROUP. */
+int qfs_rcell_nonmember_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group, uint32_t id,
+			   uint32_t *leader);
 /* Drop node's replica of group: 0, QFS_ENOGROUP, -ETIMEDOUT, its error. */
 int qfs_rcell_drop_at(struct qfs_rcell *rc, uint32_t node, qfs_group_t group);
 /* Node's applied LSN of group (its status lines): 0 and *lsn,

@@ -142,6 +142,11 @@ struct proposal {
 	uint8_t type;           /* QFS_REPL_ENTRY_TXN, or _CONFIG (txn: the encoded
 				   member list; batched alone) */
 	uint64_t deadline_ms;   /* monotonic */
+	const struct qfs_paxos_config *from; /* CONFIG only: appended only if
+				   this is still the configuration in force, in
+				   ballot from_ballot, under a lease (NULL: no
+				   condition; qfs_rnode_propose_members_if) */
+	qfs_ballot_t from_ballot;
 	qfs_lsn_t lsn;          /* (lsn, ballot) assigned by PROPOSE */
 	qfs_ballot_t ballot;
 	int rc;                 /* outcome, written by the I/O thread before done */
@@ -938,8 +943,8 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 	g->stopped = 1;
 	g->err = err;
 	g->untrusted = 1;
-	QFS_LOG(QFS_LOG_ERR, "rnode group stopped at open group=%016" PRIx64 " node=%u err=%s "
-		"(this replica only; see the lines above)", id, rn->id, qfs_strerror(err));
+	QFS_LOG(QFS_LOG_ERR, "rnode group stopped at open group=%016" PRIx64 " node=%u err=\"%s\" "
+		"scope=replica see=\"the lines above\"", id, rn->id, qfs_strerror(err));
 	*out = g;
 	return 0;
 }
@@ -2236,6 +2241,27 @@ static int txn_frees(const void *txn, size_t len)
 	return txn_frees_at(txn, len, 0);
 }
 
+/* The condition of a CONFIG proposal p (qfs_rnode_propose_members_if), on
+ * the I/O thread, which alone steps g->px: 0 if it still holds. */
+static int config_if(struct group *g, const struct proposal *p)
+{
+	const struct qfs_paxos *px = &g->px;
+	int rc = 0;
+
+	pthread_mutex_lock(&g->mu);
+	if (px->role != QFS_PAXOS_LEADER)
+		rc = -EREMOTE;
+	else if (px->ballot != p->from_ballot || px->cfg.n != p->from->n ||
+		 px->cfg.log != p->from->log ||
+		 memcmp(px->cfg.ids, p->from->ids, px->cfg.n * sizeof(px->cfg.ids[0])))
+		rc = -ESTALE;
+	else if (!(qfs_paxos_quorum(&px->cfg) == 1 && cfg_valid(&px->cfg, g->rn->id)) &&
+		 now_ms() >= px->lease_until)
+		rc = -EBUSY; /* (as qfs_paxos_join_floor: a lone member needs none) */
+	pthread_mutex_unlock(&g->mu);
+	return rc;
+}
+
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
 static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal **ps, uint32_t n)
 {
@@ -2283,6 +2309,11 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 				answer(rn, ps[i], -ENOSPC, 0);
 			return;
 		}
+	}
+	if (n == 1 && ps[0]->from && (rc = config_if(g, ps[0]))) {
+		ps[0]->leader = g->leader;
+		answer(rn, ps[0], rc, 0);
+		return;
 	}
 	qfs_clock_now(&ts);
 	memset(ents, 0, sizeof(ents));
@@ -3026,12 +3057,14 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 /* See rnode.h.  The proposal lives on this stack until the I/O thread set
  * done; the I/O thread enforces the deadline, this thread only waits. */
 static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, const void *txn,
-			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader);
+			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader,
+			const struct qfs_paxos_config *from, qfs_ballot_t from_ballot);
 
 int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, size_t len,
 		      uint32_t timeout_ms, int *result, uint32_t *leader)
 {
-	return propose_type(rn, group, QFS_REPL_ENTRY_TXN, txn, len, timeout_ms, result, leader);
+	return propose_type(rn, group, QFS_REPL_ENTRY_TXN, txn, len, timeout_ms, result, leader,
+			    NULL, 0);
 }
 
 /* See rnode.h. */
@@ -3045,7 +3078,25 @@ int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
 	if (!cfg_valid(members, 0))
 		return -EINVAL;
 	len = qfs_paxos_config_encode(members, buf);
-	return propose_type(rn, group, QFS_REPL_ENTRY_CONFIG, buf, len, timeout_ms, &result, leader);
+	return propose_type(rn, group, QFS_REPL_ENTRY_CONFIG, buf, len, timeout_ms, &result, leader,
+			    NULL, 0);
+}
+
+/* See rnode.h. */
+int qfs_rnode_propose_members_if(struct qfs_rnode *rn, qfs_group_t group,
+				 const struct qfs_paxos_config *from, qfs_ballot_t ballot,
+				 const struct qfs_paxos_config *members, uint32_t timeout_ms,
+				 uint32_t *leader)
+{
+	uint8_t buf[QFS_PAXOS_CONFIG_MAX_BYTES];
+	size_t len;
+	int result = 0;
+
+	if (!from || !cfg_valid(members, 0))
+		return -EINVAL;
+	len = qfs_paxos_config_encode(members, buf);
+	return propose_type(rn, group, QFS_REPL_ENTRY_CONFIG, buf, len, timeout_ms, &result, leader,
+			    from, ballot);
 }
 
 /* See rnode.h. */
@@ -3068,6 +3119,30 @@ int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
 		return QFS_ENOGROUP;
 	pthread_mutex_lock(&g->mu);
 	rc = g->stopped || g->dropped ? QFS_ESTOPPED : qfs_paxos_join_floor(&g->px, id, now_ms(), out);
+	if (leader)
+		*leader = rc == -EREMOTE ? g->leader : 0;
+	pthread_mutex_unlock(&g->mu);
+	group_put(rn, g);
+	return rc;
+}
+
+/* See rnode.h.  One look under g->mu: the floor's checks (leader, lease,
+ * barrier, id not in the committed configuration), then nothing in flight
+ * and id not in the newest one. */
+int qfs_rnode_nonmember(struct qfs_rnode *rn, qfs_group_t group, uint32_t id, uint32_t *leader)
+{
+	struct group *g = group_get(rn, group);
+	struct qfs_paxos_floor fl;
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	pthread_mutex_lock(&g->mu);
+	rc = g->stopped || g->dropped ? QFS_ESTOPPED : qfs_paxos_join_floor(&g->px, id, now_ms(), &fl);
+	if (rc == 0 && cfg_valid(&g->px.cfg, id))
+		rc = -EINVAL; /* being added */
+	else if (rc == 0 && g->px.ncfgs)
+		rc = -EBUSY;
 	if (leader)
 		*leader = rc == -EREMOTE ? g->leader : 0;
 	pthread_mutex_unlock(&g->mu);
@@ -3124,6 +3199,7 @@ int qfs_rnode_group_health(struct qfs_rnode *rn, qfs_group_t group, struct qfs_r
 		out->n++;
 	}
 	out->last = g->px.last;
+	out->ballot = g->px.ballot;
 	pthread_mutex_unlock(&g->mu);
 	group_put(rn, g);
 	return 0;
@@ -3144,7 +3220,8 @@ int qfs_rnode_group_members(struct qfs_rnode *rn, qfs_group_t group, struct qfs_
 }
 
 static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, const void *txn,
-			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader)
+			size_t len, uint32_t timeout_ms, int *result, uint32_t *leader,
+			const struct qfs_paxos_config *from, qfs_ballot_t from_ballot)
 {
 	struct proposal p;
 
@@ -3155,6 +3232,8 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 	p.txn = txn;
 	p.len = len;
 	p.type = type;
+	p.from = from;
+	p.from_ballot = from_ballot;
 	p.deadline_ms = now_ms() + timeout_ms;
 	pthread_cond_init(&p.cv, NULL);
 	pthread_mutex_lock(&rn->mu);

@@ -188,6 +188,19 @@ int qfs_rnode_propose(struct qfs_rnode *rn, qfs_group_t group, const void *txn, 
 int qfs_rnode_propose_members(struct qfs_rnode *rn, qfs_group_t group,
 			      const struct qfs_paxos_config *members, uint32_t timeout_ms,
 			      uint32_t *leader);
+/* qfs_rnode_propose_members on a condition, for a proposer that computed
+ * members from an earlier view (the node's healer, doc/cluster.md section
+ * 1c): the I/O thread appends the entry only if this replica still leads
+ * in ballot, its configuration in force (committed or not) is *from, and
+ * it holds its lease; checked on the I/O thread just before the append, so
+ * no other change can come between.  -ESTALE (another ballot or another
+ * configuration: the view is old, decide again), -EBUSY (no lease now,
+ * e.g. just after a change: retry), -EREMOTE (not the leader), else as
+ * qfs_rnode_propose_members. */
+int qfs_rnode_propose_members_if(struct qfs_rnode *rn, qfs_group_t group,
+				 const struct qfs_paxos_config *from, qfs_ballot_t ballot,
+				 const struct qfs_paxos_config *members, uint32_t timeout_ms,
+				 uint32_t *leader);
 /* Host a new, empty replica of group that is about to be added: members is
  * the configuration in force, which must not hold this node.  It accepts
  * the leader's entries (from LSN 1, or a snapshot) but never campaigns
@@ -206,6 +219,15 @@ int qfs_rnode_group_join(struct qfs_rnode *rn, qfs_group_t group, const struct q
  * retry), -EINVAL (id is a member), QFS_ENOGROUP, QFS_ESTOPPED. */
 int qfs_rnode_join_floor(struct qfs_rnode *rn, qfs_group_t group, uint32_t id,
 			 struct qfs_paxos_floor *out, uint32_t *leader);
+/* For node id's reconciler, which hosts a replica of group that its own
+ * members do not name (doc/cluster.md section 1c, "Orphan replicas"): 0
+ * if this node leads group, holds its lease, its barrier committed, no
+ * CONFIG entry is in flight and id is in neither its committed nor its
+ * newest configuration (so only a later CONFIG could add id); -EINVAL (id
+ * is a member, or being added or removed), -EBUSY (no lease, a barrier or
+ * a change uncommitted: ask again), -EREMOTE (*leader, if not NULL: the
+ * known leader, 0 if none), QFS_ENOGROUP, QFS_ESTOPPED. */
+int qfs_rnode_nonmember(struct qfs_rnode *rn, qfs_group_t group, uint32_t id, uint32_t *leader);
 /* 1 if this replica of group was created with a vote floor (a re-add)
  * and has not applied up to it yet: the members it applied meanwhile are
  * history from before its removal, not its membership.  0 otherwise
@@ -235,6 +257,8 @@ struct qfs_rnode_health {
 	uint8_t answered[QFS_PAXOS_MAX_NODES]; /* 1: it answered this leader
 				    (since its election or its addition) */
 	qfs_lsn_t last;          /* the leader's last LSN */
+	qfs_ballot_t ballot;     /* the leader's ballot (a view's epoch:
+				    qfs_rnode_propose_members_if) */
 };
 /* Fill *out for group (any thread, under the group's lock).  0 or
  * QFS_ENOGROUP. */

@@ -32,7 +32,26 @@
  * or the dead node may have been a member of the group before: doc/paxos.md
  * section 7a).  The healer blocks on one group at a time; every step is
  * logged (`node heal ...`) and a step that fails is tried again on a later
- * round, from the members in force.
+ * round, from the members in force.  Every CONFIG entry the healer proposes
+ * is conditional (qfs_rnode_propose_members_if): appended only while this
+ * node still leads in the ballot and with the members its decision was
+ * computed from, under its lease, so a healer whose view aged (a leader
+ * deposed, or deposed and elected again while another leader healed)
+ * never undoes another change.  A dead member is removed only when it is
+ * the one storage member silent (qfs_node_heal_decide), checked again just
+ * before the removal is proposed (qfs_node_heal_still_dead).
+ *
+ * Orphan replicas (doc/cluster.md "Orphan replicas").  A JOIN creates a
+ * replica whose members do not name this node; when the CONFIG entry that
+ * should add it never commits (a timeout, a leader change), no
+ * configuration ever names it.  The reconciler drops such a replica once
+ * it has been in that state for ORPHAN_GRACE_MS since it was first seen or
+ * since the last JOIN of its group here, and the group's leader (holding
+ * its lease, no CONFIG in flight) answers that this node is in none of its
+ * configurations (QFS_RPC_NONMEMBER), and the replica heard from no leader
+ * during that question; s->jmu keeps a JOIN (which `member add` may answer
+ * with -EEXIST and then adopt the replica) from coming between the check
+ * and the drop.
  *
  * WAL release (doc/cluster.md "WAL release").  A node process has no
  * archive, so after each round the reconciler releases every group's
@@ -42,7 +61,9 @@
  * on a log replica.  A member behind the released point is caught up by a
  * snapshot.
  *
- * Lock: s->mu protects the queue, stop and the dropped list.
+ * Locks: s->mu protects the queue, stop, the dropped list and the orphan
+ * list; s->jmu (taken before s->mu) is held across a JOIN and across an
+ * orphan's last check and drop.
  */
 #include "config.h"
 
@@ -73,10 +94,19 @@
 #define WAL_KEEP_LSNS 256      /* WAL release: entries kept below applied */
 #define WAL_LIVE_MS 10000      /* WAL release: a peer silent longer is not waited for */
 #define HEAL_CATCHUP_MS 600000 /* a restored storage replica's catch-up, at most */
+#define ORPHAN_GRACE_MS 30000  /* a replica no configuration names is kept this
+				  long after it was first seen or joined */
 
 struct job {
 	struct job *next;
 	struct qfs_net_frame *f;
+};
+
+/* A replica here whose own members do not name this node (joined, not
+ * added yet; or an orphan), and since when. */
+struct orphan {
+	qfs_group_t g;
+	uint64_t since_ms;           /* monotonic: first seen, or its group's last JOIN */
 };
 
 struct qfs_node_server {
@@ -103,7 +133,59 @@ struct qfs_node_server {
 	uint64_t heal_warned_ms;     /* healer thread: last "no spare" line */
 	uint64_t heal_join_ms;       /* healer thread: last storage join refused */
 	uint64_t wal_keep_bytes;     /* immutable; WAL bytes a group keeps unreleased */
+	pthread_mutex_t jmu;         /* a JOIN, or an orphan's last check and drop */
+	struct orphan *orph;         /* mu: replicas their members do not name */
+	size_t norph, corph;         /* mu: entries, allocated */
+	uint32_t orphan_grace_ms;    /* immutable: ORPHAN_GRACE_MS (tests: the
+					environment's QFS_TEST_ORPHAN_GRACE_MS) */
 };
+
+static uint64_t mono_ms(void);
+
+/* The orphan entry of g, or NULL.  s->mu held. */
+static struct orphan *orphan_find(struct qfs_node_server *s, qfs_group_t g)
+{
+	for (size_t i = 0; i < s->norph; i++)
+		if (s->orph[i].g == g)
+			return &s->orph[i];
+	return NULL;
+}
+
+/* The orphan entry of g, made at now if absent, its time set to now when
+ * reset (a JOIN: the grace starts again); NULL when out of memory (the
+ * replica is then kept).  s->mu held. */
+static struct orphan *orphan_at(struct qfs_node_server *s, qfs_group_t g, uint64_t now, int reset)
+{
+	struct orphan *o = orphan_find(s, g);
+
+	if (!o) {
+		if (s->norph == s->corph) {
+			size_t c = s->corph ? 2 * s->corph : 8;
+			struct orphan *v = realloc(s->orph, c * sizeof(*v));
+
+			if (!v)
+				return NULL;
+			s->orph = v;
+			s->corph = c;
+		}
+		o = &s->orph[s->norph++];
+		o->g = g;
+		o->since_ms = now;
+	}
+	if (reset)
+		o->since_ms = now;
+	return o;
+}
+
+/* Forget g's orphan entry.  s->mu held. */
+static void orphan_forget(struct qfs_node_server *s, qfs_group_t g)
+{
+	struct orphan *o = orphan_find(s, g);
+
+	if (o)
+		*o = s->orph[--s->norph];
+}
+
 
 /* rnode's on_frame hook, on its I/O thread: queue a request. */
 static void on_request(struct qfs_net_frame *f, uint8_t type, void *arg)
@@ -330,11 +412,25 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 				fl.lsn = qfs_be64_get(q->b + 8);
 				fl.ballot = qfs_be64_get(q->b + 16);
 			}
+			/* an orphan's grace starts again when the CONFIG that
+			 * adds this replica follows: it was created now, or it
+			 * was already here and `member add` adopts it
+			 * (QFS_RPC_ADOPT); a healer's JOIN refused -EEXIST
+			 * leaves the grace alone, or its retries every 250 ms
+			 * would keep an orphan from ever being dropped.  Under
+			 * jmu, so no drop comes between the join and this. */
+			pthread_mutex_lock(&s->jmu);
 			if (join_log)
 				p->err = qfs_rnode_group_join_log(s->rn, q->group, &cfg,
 								  q->blen ? &fl : NULL);
 			else
 				p->err = qfs_rnode_group_join(s->rn, q->group, &cfg, q->blen ? &fl : NULL);
+			if (p->err == 0 || (p->err == -EEXIST && (q->flags & QFS_RPC_ADOPT))) {
+				pthread_mutex_lock(&s->mu);
+				(void)orphan_at(s, q->group, mono_ms(), 1);
+				pthread_mutex_unlock(&s->mu);
+			}
+			pthread_mutex_unlock(&s->jmu);
 		} else {
 			p->err = qfs_rnode_propose_members(s->rn, q->group, &cfg,
 							   q->timeout_ms ? q->timeout_ms : 5000,
@@ -346,6 +442,13 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 			p->err ? qfs_strerror(p->err) : "none");
 		break;
 	}
+	case QFS_RPC_NONMEMBER:
+		if (q->alen != 4) {
+			p->err = -EINVAL;
+			break;
+		}
+		p->err = qfs_rnode_nonmember(s->rn, q->group, qfs_be32_get(q->a), &p->leader);
+		break;
 	default:
 		p->err = -EOPNOTSUPP;
 	}
@@ -515,6 +618,93 @@ static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
 		"err=%s (no longer a member)", (unsigned long long)g, s->id, rc ? qfs_strerror(rc) : "none");
 }
 
+/* 1 if g's leader says this node is in none of g's configurations
+ * (QFS_RPC_NONMEMBER), asked from the members own names, then every node,
+ * following the leaders' hints; *leader: the one that said so.  A leader
+ * that counts it, or cannot tell yet (no lease, a change in flight), ends
+ * the question with 0, as does no answer (a node of an older release
+ * does not know the request). */
+static int orphan_confirmed(struct qfs_node_server *s, qfs_group_t g, const struct qfs_rcell_gm *own,
+			    uint32_t *leader)
+{
+	uint32_t ask[QFS_CLUSTER_MAX_NODES], n = 0;
+
+	for (uint32_t i = 0; i < own->n; i++)
+		if (own->ids[i] != s->id && qfs_cluster_node(&s->cl, own->ids[i]))
+			ask[n++] = own->ids[i];
+	for (uint32_t i = 0; i < s->cl.n; i++)
+		if (s->cl.nodes[i].id != s->id && !has_id(ask, n, s->cl.nodes[i].id))
+			ask[n++] = s->cl.nodes[i].id;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t hint = 0;
+		int r = qfs_rcell_nonmember_at(s->peers, ask[k], g, s->id, &hint);
+
+		if (r == 0) {
+			*leader = ask[k];
+			return 1;
+		}
+		if (r == -EINVAL || r == -EBUSY)
+			return 0;
+		for (uint32_t j = k + 2; r == -EREMOTE && hint && j < n; j++)
+			if (ask[j] == hint) { /* the leader next */
+				memmove(ask + k + 2, ask + k + 1, (j - k - 1) * sizeof(ask[0]));
+				ask[k + 1] = hint;
+				break;
+			}
+	}
+	return 0;
+}
+
+/* The orphan rule for this node's replica of g (see the file comment):
+ * one that its members name is forgotten; one that they do not is dropped
+ * once its grace passed and its group's leader confirms (one INFO line). */
+static void orphan_check(struct qfs_node_server *s, qfs_group_t g)
+{
+	struct qfs_rnode_ginfo before, after;
+	struct qfs_rcell_gm own;
+	const struct orphan *o;
+	uint64_t now = mono_ms(), since;
+	uint32_t leader = 0;
+	int joining, rc, fresh;
+
+	own_members(s, g, &own, &joining);
+	pthread_mutex_lock(&s->mu);
+	if (!own.n || has_id(own.ids, own.n, s->id)) {
+		orphan_forget(s, g);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	o = orphan_at(s, g, now, 0);
+	since = o ? o->since_ms : now;
+	pthread_mutex_unlock(&s->mu);
+	if (now - since < s->orphan_grace_ms || qfs_rnode_group_info(s->rn, g, &before) != 0 ||
+	    !orphan_confirmed(s, g, &own, &leader))
+		return;
+	pthread_mutex_lock(&s->jmu);
+	pthread_mutex_lock(&s->mu);
+	o = orphan_find(s, g);
+	fresh = !o || o->since_ms != since; /* a JOIN came meanwhile */
+	pthread_mutex_unlock(&s->mu);
+	/* a leader's entries or snapshot reached it during the question: a
+	 * CONFIG that adds it may be in flight after all */
+	if (fresh || qfs_rnode_group_info(s->rn, g, &after) != 0 || after.last != before.last ||
+	    after.commit != before.commit || after.applied != before.applied ||
+	    after.ballot != before.ballot || after.leader != before.leader) {
+		pthread_mutex_unlock(&s->jmu);
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	qfs_glist_add(g, &s->dropped);
+	orphan_forget(s, g);
+	pthread_mutex_unlock(&s->mu);
+	rc = qfs_rnode_group_drop(s->rn, g);
+	pthread_mutex_unlock(&s->jmu);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
+		"leader=%u members=%u age_ms=%llu err=%s (an orphan: no configuration names it)",
+		(unsigned long long)g, s->id, leader, own.n, (unsigned long long)(now - since),
+		rc ? qfs_strerror(rc) : "none");
+}
+
 /* One reconciliation round: see the file comment.  A group is created
  * here only if this node is one of its members (placement, doc/cluster.md)
  * and a majority of its members host it; a peer of an older release does
@@ -604,6 +794,16 @@ static void reconcile(struct qfs_node_server *s)
 		if (qfs_node_removed_here(s->id, &s->cl, st, &own, joining, gm, ngm))
 			drop_removed(s, mine.v[k]);
 	}
+	for (size_t k = 0; asked && k < mine.n; k++)
+		orphan_check(s, mine.v[k]);
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->norph;) /* groups gone (or joined during the
+					     round: their grace starts later) */
+		if (!qfs_glist_has(&mine, s->orph[i].g))
+			s->orph[i] = s->orph[--s->norph];
+		else
+			i++;
+	pthread_mutex_unlock(&s->mu);
 	for (uint32_t i = 0; i < s->cl.n; i++) {
 		qfs_glist_free(&gl[i]);
 		free(gm[i]);
@@ -765,22 +965,38 @@ static void cfg_words(const struct qfs_paxos_config *c, uint32_t *w)
 		w[i] = c->ids[i] | (c->log >> i & 1 ? QFS_PAXOS_LOG_FLAG : 0);
 }
 
-/* Propose to = one change of the configuration in force through this
- * node (the leader); retried while another change or a new leader's
- * barrier is in flight.  0 or the error. */
-static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *to)
+/* Propose to = one change of from, the configuration the decision was
+ * computed from in ballot (this node leading), only while both are still
+ * in force and this node holds its lease (qfs_rnode_propose_members_if);
+ * retried while another change, a new leader's barrier or the lease after
+ * a change is pending.  0 or the error (-ESTALE: the view aged, one INFO
+ * line; the next round decides again). */
+static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *from,
+		       qfs_ballot_t ballot, const struct qfs_paxos_config *to)
 {
 	uint64_t dl = mono_ms() + HEAL_STEP_MS;
 	uint32_t leader = 0;
 	int rc;
 
 	do {
-		rc = qfs_rnode_propose_members(s->rn, g, to, HEAL_STEP_MS, &leader);
+		rc = qfs_rnode_propose_members_if(s->rn, g, from, ballot, to, HEAL_STEP_MS, &leader);
 		if (rc != -EBUSY && rc != -EAGAIN)
 			break;
 		usleep(100 * 1000);
 	} while (mono_ms() < dl && !heal_stopping(s));
+	if (rc == -ESTALE)
+		QFS_LOG(QFS_LOG_INFO, "node heal stale group=%016llx node=%u members=%u ballot=%llu "
+			"err=the members in force or the ballot changed since the decision (the next "
+			"round decides again)", (unsigned long long)g, s->id, from->n,
+			(unsigned long long)ballot);
 	return rc;
+}
+
+/* The level of a step's log line: level when it failed, INFO when it
+ * succeeded or its view aged (-ESTALE: heal_config said why). */
+static int heal_level(int rc, int level)
+{
+	return rc && rc != -ESTALE ? level : QFS_LOG_INFO;
 }
 
 /* Ask node id to host an empty replica of g (a log replica when log)
@@ -806,13 +1022,25 @@ static int heal_join(struct qfs_node_server *s, qfs_group_t g, uint32_t id, cons
 }
 
 /* The second step of phase 1: dead out of c (which holds log replica lr,
- * added since t0). */
+ * added since t0; ballot: this leader's when c was in force), once the
+ * leader's view taken now still shows dead as the one silent storage
+ * member (qfs_node_heal_still_dead): it may have answered again, or
+ * another member may have gone silent, since the decision. */
 static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
-			     const struct qfs_paxos_config *c, uint32_t dead, uint32_t lr, uint64_t t0)
+			     const struct qfs_paxos_config *c, qfs_ballot_t ballot, uint32_t dead,
+			     uint32_t lr, uint64_t t0)
 {
 	struct qfs_paxos_config rm;
+	struct qfs_rnode_health h;
 	int rc;
 
+	if (qfs_rnode_group_health(s->rn, g, &h) != 0 ||
+	    !qfs_node_heal_still_dead(&h, dead, s->heal_after_ms)) {
+		QFS_LOG(QFS_LOG_INFO, "node heal member kept group=%016llx node=%u log=%u (it answers "
+			"again, another storage member is silent, or this node no longer leads: the "
+			"next round decides)", (unsigned long long)g, dead, lr);
+		return;
+	}
 	memset(&rm, 0, sizeof(rm));
 	for (uint32_t i = 0; i < c->n; i++)
 		if (c->ids[i] != dead) {
@@ -820,16 +1048,17 @@ static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
 				rm.log |= 1u << rm.n;
 			rm.ids[rm.n++] = c->ids[i];
 		}
-	rc = heal_config(s, g, &rm);
-	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal member removed group=%016llx node=%u "
+	rc = heal_config(s, g, c, ballot, &rm);
+	QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal member removed group=%016llx node=%u "
 		"members=%u log=%u took_ms=%llu err=%s", (unsigned long long)g, dead, rm.n, lr,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 }
 
 /* Phase 1: member dead (silent for heal_after) of a group of three storage
- * replicas c: a log replica on a spare node, then dead removed. */
+ * replicas c (in force in ballot): a log replica on a spare node, then
+ * dead removed. */
 static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
-			 uint32_t dead, uint64_t silent_ms)
+			 qfs_ballot_t ballot, uint32_t dead, uint64_t silent_ms)
 {
 	uint32_t cand[QFS_CLUSTER_MAX_NODES], nc = 0, w[QFS_PAXOS_MAX_NODES];
 	struct qfs_paxos_config add = *c;
@@ -876,19 +1105,20 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 	add.ids[add.n] = spare;
 	add.log |= 1u << add.n;
 	add.n++;
-	rc = heal_config(s, g, &add);
-	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal log replica added group=%016llx node=%u "
+	rc = heal_config(s, g, c, ballot, &add);
+	QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal log replica added group=%016llx node=%u "
 		"az=%s dead=%u silent_ms=%llu took_ms=%llu err=%s", (unsigned long long)g, spare,
 		node_az(s, spare), dead, (unsigned long long)silent_ms,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc) {
 		/* the next round starts over; after a timeout the entry may
-		 * still commit: the replica stays (a later round goes on) */
+		 * still commit: the replica stays (a later round goes on, or
+		 * the spare's reconciler drops it as an orphan) */
 		if (rc != -ETIMEDOUT)
 			qfs_rcell_drop_at(s->peers, spare, g);
 		return;
 	}
-	heal_remove_dead(s, g, &add, dead, spare, t0);
+	heal_remove_dead(s, g, &add, ballot, dead, spare, t0);
 }
 
 /* Wait until node applied what this leader had applied when asked (or
@@ -922,14 +1152,15 @@ static int heal_caught_up(struct qfs_node_server *s, qfs_group_t g, uint32_t nod
 }
 
 static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
-			uint32_t lr);
+			qfs_ballot_t ballot, uint32_t lr);
 
-/* Phase 2: a group of two storage members and log replica lr (c): a
- * storage replica on a node of a third AZ, its catch-up, then lr removed
- * and dropped.  add: a storage member already added (a round that
- * stopped after the add), else 0. */
+/* Phase 2: a group of two storage members and log replica lr (c, in force
+ * in ballot): a storage replica on a node of a third AZ, its catch-up,
+ * then lr removed and dropped.  add: a storage member already added (a
+ * round that stopped after the add; c is then the members before it),
+ * else 0. */
 static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
-			 uint32_t lr, uint32_t added)
+			 qfs_ballot_t ballot, uint32_t lr, uint32_t added)
 {
 	struct qfs_paxos_config to = *c;
 	uint32_t w[QFS_PAXOS_MAX_NODES], nw = added;
@@ -972,8 +1203,8 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 		to.ids[to.n++] = nw;
 	}
 	if (!added) {
-		rc = heal_config(s, g, &to);
-		QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "node heal storage replica added group=%016llx "
+		rc = heal_config(s, g, c, ballot, &to);
+		QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal storage replica added group=%016llx "
 			"node=%u az=%s err=%s", (unsigned long long)g, nw, node_az(s, nw),
 			rc ? qfs_strerror(rc) : "none");
 		if (rc) {
@@ -988,12 +1219,15 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc)
 		return; /* the log replica stays; a later round waits again */
-	heal_retire(s, g, &to, lr);
+	/* (the catch-up may take minutes: the retirement is proposed only if
+	 * the members and the ballot are still those of the add) */
+	heal_retire(s, g, &to, ballot, lr);
 }
 
-/* Log replica lr out of c (one change), then its replica dropped. */
+/* Log replica lr out of c (one change; in force in ballot), then its
+ * replica dropped. */
 static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct qfs_paxos_config *c,
-			uint32_t lr)
+			qfs_ballot_t ballot, uint32_t lr)
 {
 	struct qfs_paxos_config rm;
 	int rc;
@@ -1005,20 +1239,37 @@ static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct q
 				rm.log |= 1u << rm.n;
 			rm.ids[rm.n++] = c->ids[i];
 		}
-	rc = heal_config(s, g, &rm);
+	rc = heal_config(s, g, c, ballot, &rm);
 	if (rc == 0)
 		rc = qfs_rcell_drop_at(s->peers, lr, g);
-	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal log replica retired group=%016llx "
+	QFS_LOG(heal_level(rc, QFS_LOG_WARN), "node heal log replica retired group=%016llx "
 		"node=%u members=%u err=%s", (unsigned long long)g, lr, rm.n,
 		rc == -ETIMEDOUT ? "no answer: its copy is dropped by its reconciler" :
 		rc ? qfs_strerror(rc) : "none");
+}
+
+/* Storage peers of h silent for heal_after_ms (no answer for that long, or
+ * none since this leader's election or last change for that long); *first:
+ * the first of them, *silent_ms its silence. */
+static uint32_t heal_silent(const struct qfs_rnode_health *h, uint32_t heal_after_ms,
+			    uint32_t *first, uint64_t *silent_ms)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < h->n; i++)
+		if (!qfs_paxos_config_is_log(&h->cfg, h->ids[i]) && h->silent_ms[i] >= heal_after_ms &&
+		    n++ == 0) {
+			*first = h->ids[i];
+			*silent_ms = h->silent_ms[i];
+		}
+	return n;
 }
 
 /* See cluster.h.  The decision of heal_group, apart from its I/O. */
 int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32_t heal_after_ms,
 			 struct qfs_node_heal_step *out)
 {
-	uint32_t nlog = 0;
+	uint32_t nlog = 0, nsilent;
 	int all_up = 1;
 
 	memset(out, 0, sizeof(*out));
@@ -1029,22 +1280,24 @@ int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32
 			nlog++;
 			out->lr = h->cfg.ids[i];
 		}
-	for (uint32_t i = 0; i < h->n; i++) {
-		int log = qfs_paxos_config_is_log(&h->cfg, h->ids[i]);
-
+	for (uint32_t i = 0; i < h->n; i++)
 		/* (up: it answered this leader; one silent since the
 		 * election only may be the dead old leader: no restore, which
 		 * would make a fourth member that every write quorum then
 		 * needs, until it caught up) */
-		if (!h->answered[i])
+		if (!h->answered[i] || h->silent_ms[i] >= heal_after_ms)
 			all_up = 0;
-		if (h->silent_ms[i] >= heal_after_ms) {
-			all_up = 0;
-			if (!log && !out->dead) {
-				out->dead = h->ids[i];
-				out->silent_ms = h->silent_ms[i];
-			}
-		}
+	nsilent = heal_silent(h, heal_after_ms, &out->dead, &out->silent_ms);
+	if (nsilent > 1) {
+		/* which one died first (the one the log replica stands for)
+		 * is not known here: a new leader counts both from its
+		 * election, e.g. the restarting old leader and the member
+		 * that really died.  A removal could take the wrong one, the
+		 * group then left with one storage copy and the other never
+		 * back; wait until one answers (the group has no write quorum
+		 * meanwhile anyway: two of three, or of four, are silent) */
+		out->dead = 0;
+		out->silent_ms = 0;
 	}
 	if (h->cfg.n == 3 && nlog == 0 && out->dead)
 		return QFS_NODE_HEAL_ADD_LOG;
@@ -1069,6 +1322,25 @@ int qfs_node_heal_decide(uint32_t self, const struct qfs_rnode_health *h, uint32
 	return QFS_NODE_HEAL_NONE;
 }
 
+/* See cluster.h. */
+int qfs_node_heal_still_dead(const struct qfs_rnode_health *h, uint32_t dead,
+			     uint32_t heal_after_ms)
+{
+	int found = 0;
+
+	if (!h->leader || h->changing || !dead || qfs_paxos_config_is_log(&h->cfg, dead))
+		return 0;
+	for (uint32_t i = 0; i < h->n; i++) {
+		int silent = !h->answered[i] || h->silent_ms[i] >= heal_after_ms;
+
+		if (h->ids[i] == dead)
+			found = silent;
+		else if (silent && !qfs_paxos_config_is_log(&h->cfg, h->ids[i]))
+			return 0; /* not the only storage member silent */
+	}
+	return found;
+}
+
 /* One group led here (see the file comment). */
 static void heal_group(struct qfs_node_server *s, qfs_group_t g)
 {
@@ -1080,21 +1352,21 @@ static void heal_group(struct qfs_node_server *s, qfs_group_t g)
 		return;
 	switch (qfs_node_heal_decide(s->id, &h, s->heal_after_ms, &st)) {
 	case QFS_NODE_HEAL_ADD_LOG:
-		heal_add_log(s, g, &h.cfg, st.dead, st.silent_ms);
+		heal_add_log(s, g, &h.cfg, h.ballot, st.dead, st.silent_ms);
 		break;
 	case QFS_NODE_HEAL_RESTORE:
-		heal_restore(s, g, &h.cfg, st.lr, 0);
+		heal_restore(s, g, &h.cfg, h.ballot, st.lr, 0);
 		break;
 	case QFS_NODE_HEAL_REMOVE_DEAD:
-		heal_remove_dead(s, g, &h.cfg, st.dead, st.added, mono_ms());
+		heal_remove_dead(s, g, &h.cfg, h.ballot, st.dead, st.added, mono_ms());
 		break;
 	case QFS_NODE_HEAL_RETIRE_LOG:
-		heal_retire(s, g, &h.cfg, st.lr);
+		heal_retire(s, g, &h.cfg, h.ballot, st.lr);
 		break;
 	case QFS_NODE_HEAL_FINISH_RESTORE:
 		c3 = h.cfg;
 		c3.n--;
-		heal_restore(s, g, &c3, st.lr, st.added);
+		heal_restore(s, g, &c3, h.ballot, st.lr, st.added);
 		break;
 	default:
 		break;
@@ -1142,8 +1414,19 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->jmu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->rcv, NULL);
+	s->orphan_grace_ms = ORPHAN_GRACE_MS;
+	{
+		/* tests only (logrep.sh): a shorter grace */
+		const char *e = getenv("QFS_TEST_ORPHAN_GRACE_MS");
+		char *end;
+		unsigned long v = e ? strtoul(e, &end, 10) : 0;
+
+		if (e && *e && !*end && v >= 1000 && v <= ORPHAN_GRACE_MS)
+			s->orphan_grace_ms = (uint32_t)v;
+	}
 	rc = qfs_cluster_load(o->cluster, &s->cl);
 	if (rc)
 		goto err_free;
@@ -1214,6 +1497,7 @@ err_net:
 err_free:
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->rcv);
+	pthread_mutex_destroy(&s->jmu);
 	pthread_mutex_destroy(&s->mu);
 	memset(&s->cl, 0, sizeof(s->cl));
 	free(s);
@@ -1251,8 +1535,10 @@ void qfs_node_server_stop(struct qfs_node_server *s)
 	QFS_LOG(QFS_LOG_INFO, "node stopped id=%u", s->id);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->rcv);
+	pthread_mutex_destroy(&s->jmu);
 	pthread_mutex_destroy(&s->mu);
 	qfs_glist_free(&s->dropped);
+	free(s->orph);
 	memset(&s->cl, 0, sizeof(s->cl));
 	free(s);
 }

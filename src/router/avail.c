@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -145,8 +146,12 @@ int qfs_avail_opt(struct qfs_avail_opts *o, const char *tok)
 	}
 	if (!strncmp(tok, "metrics_listen=", 15)) {
 		const char *colon = strrchr(v, ':');
-		if (!colon || colon == v || !colon[1]) {
-			fprintf(stderr, "quorumfs: bad value '%s' for option metrics_listen (want HOST:PORT)\n", v);
+		char *e = NULL;
+		unsigned long port = colon ? strtoul(colon + 1, &e, 10) : 0;
+		/* a decimal port 1..65535: 99999 would listen on 34463 */
+		if (!colon || colon == v || !colon[1] || !isdigit((unsigned char)colon[1]) || *e || port == 0 ||
+		    port > 65535) {
+			fprintf(stderr, "quorumfs: bad value '%s' for option metrics_listen (want HOST:PORT, PORT 1 to 65535)\n", v);
 			return -1;
 		}
 		o->metrics_listen = v;
@@ -390,6 +395,45 @@ void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const
 	for (size_t i = 0; i < nold; i++)
 		free(old[i].name);
 	free(old);
+}
+
+void qfs_avail_name_add(struct qfs_avail *a, uint64_t id, const char *name)
+{
+	char *dup = strdup(name);
+
+	if (!dup)
+		return;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; dup && i < a->nnames; i++)
+		if (a->names[i].id == id) {
+			free(a->names[i].name);
+			a->names[i].name = dup;
+			dup = NULL;
+		}
+	if (dup) {
+		struct name *nn = realloc(a->names, (a->nnames + 1) * sizeof(*nn));
+		if (nn) {
+			a->names = nn;
+			nn[a->nnames].id = id;
+			nn[a->nnames].name = dup;
+			a->nnames++;
+			dup = NULL;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(dup);
+}
+
+uint64_t qfs_avail_table_id(struct qfs_avail *a, const char *name)
+{
+	uint64_t id = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; !id && i < a->nnames; i++)
+		if (!strcmp(a->names[i].name, name))
+			id = a->names[i].id;
+	pthread_mutex_unlock(&a->mu);
+	return id;
 }
 
 int qfs_avail_unnamed(struct qfs_avail *a)

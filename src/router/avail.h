@@ -68,6 +68,14 @@ void qfs_avail_record(struct qfs_avail *a, uint64_t table, const char *op, uint6
  * dropped. */
 void qfs_avail_names(struct qfs_avail *a, const uint64_t *ids, const char *const *names, size_t n);
 
+/* Add (or rename) one table in the id -> name cache (name copied): the
+ * frontend knows a table's name when it creates it, so its first requests
+ * never show as "group-...".  Nothing on ENOMEM. */
+void qfs_avail_name_add(struct qfs_avail *a, uint64_t id, const char *name);
+
+/* The id of the table named name in the cache, 0 if none. */
+uint64_t qfs_avail_table_id(struct qfs_avail *a, const char *name);
+
 /* Whether some recorded table id has no name in the cache (a new table). */
 int qfs_avail_unnamed(struct qfs_avail *a);
 

@@ -422,6 +422,20 @@ static int any_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void
 	return 1;
 }
 
+/* Recover the prepared cross-partition txns of groups, every group the
+ * cell lists.  Embedded: this router is the only one that runs txns, and
+ * none of its runs is in flight (open, or a split's drained writes), so
+ * the list is complete: qfs_xact_recover, which also forgets finished
+ * decisions.  Cluster mode: other mounts run txns meanwhile, in groups
+ * created after the list was taken (their splits) or on nodes that did
+ * not answer it: qfs_xact_recover_live, which never forgets a 'C'. */
+static int xact_recover_all(struct qfs_router *r, const qfs_group_t *groups, size_t n)
+{
+	if (qfs_cell_remote(r->cell) || router_test_cluster_splits)
+		return qfs_xact_recover_live(r->cell, QFS_META_GROUP, groups, n);
+	return qfs_xact_recover(r->cell, QFS_META_GROUP, groups, n);
+}
+
 static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const uint8_t *k, size_t kl)
 {
 	uint8_t lo[QFS_KEY_PREFIX_LEN + 2], hi[QFS_KEY_PREFIX_LEN + 2];
@@ -434,7 +448,7 @@ static int set_frozen(struct qfs_router *r, const struct qfs_meta_part *p, const
 		struct qfs_glist all = { 0 };
 
 		qfs_cell_groups(r->cell, qfs_glist_add, &all);
-		rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+		rc = all.err ? all.err : xact_recover_all(r, all.v, all.n);
 		qfs_glist_free(&all);
 	}
 	if (rc < 0) {
@@ -550,6 +564,54 @@ static int hold_beat(struct qfs_router *r, struct hold *h, int force)
 	return force || rc == QFS_ECONFLICT ? rc : 0;
 }
 
+/* The inode of the file whose chunk key ck is (copy_range): a file's
+ * chunks sort before its inode, and the store counts a chunk's bytes into
+ * its inode's chunk_bytes only if the inode exists (a PUT of a new inode
+ * starts at 0, doc/format-items.md "Counts kept at apply time").  So the
+ * copy puts a file's inode into the new group before its first chunk, and
+ * again at its place in key order (a PUT keeps the counts of the inode it
+ * replaces): every chunk copied is counted, as in the old group (copied
+ * in several txns, the inode kept only the chunks of its own txn: a split
+ * lowered st_blocks).  *ino: the last file handled (its inode is there or
+ * absent).  Appends to t a PUT whose value is returned in *val (the
+ * caller frees it after the proposal), or nothing.  0 or an error. */
+static int copy_inode_first(struct qfs_router *r, qfs_group_t from, const uint8_t *ck, size_t ckl,
+			    const uint8_t *hi, size_t hil, qfs_ino_t *ino, struct qfs_txn *t, void **val)
+{
+	uint8_t ik[QFS_KEY_MAX];
+	struct qfs_key key;
+	struct qfs_op *op;
+	size_t ikl, vl;
+	int rc;
+
+	*val = NULL;
+	if (qfs_key_parse(ck, ckl, &key) != 0 || key.kind != QFS_KEY_CHUNK || key.pk == *ino)
+		return 0;
+	*ino = key.pk;
+	ikl = qfs_key_inode(ik, key.pk);
+	if (qfs_meta_keycmp(ik, ikl, hi, hil) >= 0)
+		return 0; /* the inode stays in the old group: nothing to count here */
+	rc = qfs_cell_get(r->cell, from, ik, ikl, val, &vl);
+	if (rc == -ENOENT) /* chunks with no inode (an orphan's): counted as before */
+		return 0;
+	if (rc)
+		return rc;
+	uint8_t *kc = malloc(ikl);
+	op = kc ? qfs_txn_add(t, QFS_OP_PUT) : NULL;
+	if (!op) {
+		free(kc);
+		free(*val);
+		*val = NULL;
+		return -ENOMEM;
+	}
+	memcpy(kc, ik, ikl);
+	op->key = kc;
+	op->key_len = (uint32_t)ikl;
+	op->val = *val;
+	op->val_len = (uint32_t)vl;
+	return 0;
+}
+
 /* Copy [k, hi) of group from into group to, batch by batch, beating h
  * (NULL: embedded mode, no intent).  0 or an error. */
 static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, const uint8_t *k, size_t kl,
@@ -558,6 +620,7 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 	struct copy_ctx *c = calloc(1, sizeof(*c));
 	uint8_t cur[QFS_KEY_MAX + 1];
 	size_t cur_len = kl;
+	qfs_ino_t file = 0; /* copy_inode_first's last file */
 	int rc = 0;
 
 	if (!c)
@@ -567,6 +630,9 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 	for (;;) {
 		struct qfs_txn t;
 		struct qfs_rd rd;
+		void *first[COPY_BATCH_ITEMS]; /* inodes put before their chunks */
+		const uint8_t *firstk[COPY_BATCH_ITEMS];
+		uint32_t nfirst = 0;
 
 		qfs_buf_reset(&c->items);
 		c->n = 0;
@@ -588,20 +654,31 @@ static int copy_range(struct qfs_router *r, qfs_group_t from, qfs_group_t to, co
 		qfs_txn_init(&t);
 		qfs_rd_init(&rd, c->items.data, c->items.len);
 		for (uint32_t i = 0; i < c->n && rc == 0; i++) {
-			struct qfs_op *op = qfs_txn_add(&t, QFS_OP_PUT);
 			size_t l1, l2;
+			const uint8_t *key = qfs_rd_bytes(&rd, &l1), *val = qfs_rd_bytes(&rd, &l2);
+			uint32_t nops = t.nops;
+			rc = copy_inode_first(r, from, key, l1, hi, hil, &file, &t, &first[nfirst]);
+			if (t.nops > nops) /* its key and value are ours to free */
+				firstk[nfirst++] = t.ops[nops].key;
+			if (rc)
+				break;
+			struct qfs_op *op = qfs_txn_add(&t, QFS_OP_PUT);
 			if (!op) {
 				rc = -ENOMEM;
 				break;
 			}
-			op->key = qfs_rd_bytes(&rd, &l1);
-			op->val = qfs_rd_bytes(&rd, &l2);
+			op->key = key;
+			op->val = val;
 			op->key_len = (uint32_t)l1;
 			op->val_len = (uint32_t)l2;
 		}
 		if (rc == 0)
 			rc = propose_txn(r, to, &t);
 		qfs_txn_close(&t);
+		for (uint32_t i = 0; i < nfirst; i++) {
+			free((void *)(uintptr_t)firstk[i]);
+			free(first[i]);
+		}
 		if (rc)
 			break;
 		memcpy(cur, c->last, c->last_len);
@@ -1880,7 +1957,7 @@ int router_parts_open(struct qfs_router *r)
 	 * stay locked until then) before any split moves a range */
 	struct qfs_glist all = { 0 };
 	qfs_cell_groups(r->cell, qfs_glist_add, &all);
-	rc = all.err ? all.err : qfs_xact_recover(r->cell, QFS_META_GROUP, all.v, all.n);
+	rc = all.err ? all.err : xact_recover_all(r, all.v, all.n);
 	qfs_glist_free(&all);
 	if (rc) /* a group that cannot serve (stopped, no quorum) keeps its prepared
 		 * txns, and their keys stay locked, until a later open finishes them */

@@ -400,6 +400,42 @@ out:
 	return rc;
 }
 
+/* The keys of a txn stayed locked for UNLOCK_AFTER_MS by prepared
+ * cross-partition txns (-EBUSY).  Their coordinator may be gone: in
+ * cluster mode another mount killed between its PREPAREs and COMMITs,
+ * whose prepared parts nothing else finishes until a mount opens or a
+ * split of the group (the dead mount's locks on a directory's inode
+ * then refused every create in it with EBUSY); in the embedded default
+ * a run whose own recovery failed.  Finish the prepared txns of groups
+ * (qfs_xact_finish: COMMIT where 'C' was recorded, else 'A' and ABORT;
+ * a live run aborted so retries, its DECIDE 'C' fails) so that the
+ * caller can try again.  0 if finished. */
+#define UNLOCK_AFTER_MS 2000
+
+static int unlock_groups(struct qfs_router *r, qfs_table_t table, const qfs_group_t *g, size_t n)
+{
+	qfs_group_t v[MAX_TXN_PARTS + 1];
+	int rc;
+
+	memcpy(v, g, n * sizeof(*v));
+	v[n] = QFS_META_GROUP; /* the coordinator's own part, if it had one */
+	rc = qfs_xact_finish(r->cell, QFS_META_GROUP, v, n + 1);
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN,
+		"txn keys locked for %u ms: prepared txns of its groups finished table=%llu group=%016llx "
+		"groups=%zu err=%s", UNLOCK_AFTER_MS, (unsigned long long)table, (unsigned long long)g[0], n,
+		qfs_strerror(rc));
+	return rc;
+}
+
+/* The lock wait of a txn's first try: UNLOCK_AFTER_MS, unless the cell's
+ * timeout is shorter (then the whole timeout, and no second try). */
+static uint32_t first_wait(struct qfs_router *r)
+{
+	uint32_t t = qfs_cell_timeout_ms(r->cell);
+
+	return t > 2 * UNLOCK_AFTER_MS ? UNLOCK_AFTER_MS : 0;
+}
+
 /* Route txn (ops by key; tables_lock held shared): one partition is one
  * proposal with the fence op in front (the fast path), several are one
  * cross-partition transaction (two-phase commit, router/xact.h) whose
@@ -417,7 +453,10 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 		return propose(r, QFS_META_GROUP, txn, result); /* nothing to route: a no-op */
 	rc = cut_txn(r, table, txn, subs, 1, &n, wait);
 	if (rc == 0 && !*wait) { /* one partition: the fast path */
-		rc = qfs_xact_propose(r->cell, one.p.group, &one.t, result);
+		uint32_t w = first_wait(r);
+		rc = qfs_xact_propose_wait(r->cell, one.p.group, &one.t, w, result);
+		if (rc == 0 && *result == -EBUSY && w && unlock_groups(r, table, &one.p.group, 1) == 0)
+			rc = qfs_xact_propose(r->cell, one.p.group, &one.t, result);
 		router_account(r, &one.p, txn->ops[0].key, txn->ops[0].key_len, one.bytes);
 		qfs_txn_close(&one.t);
 		return rc;
@@ -450,11 +489,14 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 			parts[i].group = subs[i].p.group;
 			parts[i].txn = &subs[i].t;
 		}
-		rc = qfs_xact_run(r->cell, QFS_META_GROUP, parts, n, result);
+		qfs_group_t g[MAX_TXN_PARTS + 1];
+		uint32_t w = first_wait(r);
+		for (size_t i = 0; i < n; i++)
+			g[i] = parts[i].group;
+		rc = qfs_xact_run_wait(r->cell, QFS_META_GROUP, parts, n, w, result);
+		if (rc == 0 && *result == -EBUSY && w && unlock_groups(r, table, g, n) == 0)
+			rc = qfs_xact_run(r->cell, QFS_META_GROUP, parts, n, result);
 		if (rc < 0 && rc != -ENOMEM) { /* outcome unknown: finish it now if we can */
-			qfs_group_t g[MAX_TXN_PARTS + 1];
-			for (size_t i = 0; i < n; i++)
-				g[i] = parts[i].group;
 			g[n] = QFS_META_GROUP;
 			(void)qfs_xact_finish(r->cell, QFS_META_GROUP, g, n + 1);
 		}

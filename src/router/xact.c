@@ -289,7 +289,14 @@ static int attempt(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_
 int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
 		 size_t n, int *result)
 {
-	uint64_t t0 = qfs_clock_mono_ms(), budget = qfs_cell_timeout_ms(c);
+	return qfs_xact_run_wait(c, coord, parts, n, 0, result);
+}
+
+/* See xact.h. */
+int qfs_xact_run_wait(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
+		      size_t n, uint32_t busy_ms, int *result)
+{
+	uint64_t t0 = qfs_clock_mono_ms(), budget = busy_ms ? busy_ms : qfs_cell_timeout_ms(c);
 	unsigned seed = (unsigned)(t0 ^ (uintptr_t)parts);
 	struct qfs_buf *enc;
 	struct prop *p;
@@ -347,7 +354,14 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
 int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
 		     int *result)
 {
-	uint64_t t0 = qfs_clock_mono_ms(), budget = qfs_cell_timeout_ms(c);
+	return qfs_xact_propose_wait(c, group, txn, 0, result);
+}
+
+/* See xact.h. */
+int qfs_xact_propose_wait(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
+			  uint32_t busy_ms, int *result)
+{
+	uint64_t t0 = qfs_clock_mono_ms(), budget = busy_ms ? busy_ms : qfs_cell_timeout_ms(c);
 	unsigned seed = (unsigned)(t0 ^ group);
 	struct qfs_buf b;
 	int rc, res = 0;
@@ -496,8 +510,10 @@ int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *gr
 	return rc;
 }
 
-/* See xact.h. */
-int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+/* qfs_xact_recover; with keep_commits, every 'C' stays (the groups given
+ * may not be all a live run touched: qfs_xact_recover_live). */
+static int recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n,
+		   int keep_commits)
 {
 	int rc = qfs_xact_finish(c, coord, groups, n), res;
 
@@ -517,7 +533,7 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 		int held = 0;
 		for (size_t j = 0; j < still.n && !held; j++)
 			held = memcmp(still.id[j], dec.id[i], QFS_TXID_LEN) == 0;
-		if (held || !dec.dec[i])
+		if (held || !dec.dec[i] || (keep_commits && dec.dec[i] == QFS_DECIDE_COMMIT))
 			continue;
 		if (dec.dec[i] == QFS_DECIDE_ABORT && txid_age_ms(dec.id[i]) < qfs_xact_abort_keep_ms)
 			continue;
@@ -528,4 +544,16 @@ int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *g
 	free(still.id);
 	free(still.dec);
 	return rc;
+}
+
+/* See xact.h. */
+int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+{
+	return recover(c, coord, groups, n, 0);
+}
+
+/* See xact.h. */
+int qfs_xact_recover_live(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n)
+{
+	return recover(c, coord, groups, n, 1);
 }

@@ -49,6 +49,13 @@ struct qfs_xact_part {
 int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
 		 size_t n, int *result);
 
+/* qfs_xact_run, but the keys' locks are waited out for at most busy_ms
+ * (0: the cell's timeout) before *result -EBUSY: a caller that can
+ * finish stale locks (a dead coordinator's prepared txns) does that
+ * sooner than the whole timeout. */
+int qfs_xact_run_wait(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_part *parts,
+		      size_t n, uint32_t busy_ms, int *result);
+
 /* Finish every prepared txn of coordinator coord found on groups (which
  * must include every group a run of coord may have touched): decision 'C'
  * -> COMMIT; none -> DECIDE 'A' (-EALREADY means 'C' was recorded first:
@@ -62,6 +69,21 @@ int qfs_xact_run(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_pa
  * error of a read or proposal (what was finished stays finished; call
  * again), -ENOMEM. */
 int qfs_xact_recover(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
+
+/* qfs_xact_recover for a recovery that runs while other routers run txns
+ * of coord (cluster mode: several mounts of one cluster), so groups may
+ * not hold every part of a live run: another mount may have created a
+ * group (a split) after groups was listed, prepared a part there and
+ * recorded 'C', and a node's list of its groups may not have answered.
+ * Forgetting that 'C' (no part of it in groups) would let a later
+ * recovery of that group abort the part while the run's COMMIT answers
+ * 0: an acknowledged write gone (a lookup found a file's entry and not
+ * its inode, or a listing missed the name of a file whose inode was
+ * there).  So it finishes what groups hold and forgets only the abort
+ * decisions old enough, never a 'C' (a run's own forget step removes its
+ * 'C'; one left by a run that died after its commit point stays, a few
+ * dozen bytes in the coordinator group).  Errors of qfs_xact_recover. */
+int qfs_xact_recover_live(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *groups, size_t n);
 
 /* The first half of qfs_xact_recover: finish the prepared txns of coord
  * found on groups, forget no decision.  For a recovery that covers only
@@ -78,6 +100,10 @@ int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *gr
  * locked.  For the router's single-group path once partitions land. */
 int qfs_xact_propose(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
 		     int *result);
+
+/* qfs_xact_propose with the lock wait bounded as in qfs_xact_run_wait. */
+int qfs_xact_propose_wait(struct qfs_cell *c, qfs_group_t group, const struct qfs_txn *txn,
+			  uint32_t busy_ms, int *result);
 
 /* Counts since the process started (all runs and recoveries of every
  * cell), for status text and tests.  Any thread. */

@@ -10,8 +10,9 @@
 # 2. Node 1 stopped through .quorumfs/nodes: archiving pauses; every
 #    partition says "state paused" and none "stopped after a fatal error";
 #    .quorumfs/archive has an "alarm stuck" line naming node 1 and the
-#    status summary says "alarm stuck"; after "start 1" everything is
-#    archived and the alarm goes (bounded).
+#    status summary says "alarm stuck", and the log "alarm raised
+#    kind=archive-stuck"; after "start 1" everything is archived and the
+#    alarm goes (bounded), with an "alarm cleared" log line.
 # 3. The store taken away (the archive directory renamed): both tables get
 #    writes; each partition's last_error names only its own group's objects
 #    (never another partition's segment), and once a record has waited over
@@ -63,8 +64,13 @@ if [ -e "$MNT/.quorumfs/alarms" ]; then
 	grep -q '^alarm archive-stuck raised ' "$MNT/.quorumfs/alarms" ||
 		{ cat "$MNT/.quorumfs/alarms" >&2; fail "no 'alarm archive-stuck' line in .quorumfs/alarms"; }
 fi
+# raising and clearing it each write one log line, as the other alarms do
+wait_for 10 grep -q 'WARN alarm raised kind=archive-stuck text="node 1' "$T/daemon.out" ||
+	fail "no 'alarm raised kind=archive-stuck' log line"
 qfs_node_ctl "start 1" || fail "start 1"
 wait_for 30 no_alarm || { cat "$A" >&2; fail "the alarm stays after node 1 is back"; }
+wait_for 10 grep -q 'WARN alarm cleared kind=archive-stuck ' "$T/daemon.out" ||
+	fail "no 'alarm cleared kind=archive-stuck' log line"
 wait_for 30 state_is "$GA" ok || { cat "$A" >&2; fail "partition $GA not ok after node 1 is back"; }
 
 # --- 3. the store away: per-partition errors, then a stuck alarm

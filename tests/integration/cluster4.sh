@@ -295,6 +295,27 @@ caught_up 5 "$GX" $(echo "$r" | tr ',' ' ')
 	fail "member remove $GX 5 after the add back: $(tail -5 "$T/member.err")"
 grep -q "^group $GX members $r\$" "$T/member.out" || fail "remove after the add back: $(cat "$T/member.out")"
 note "node 5 added back to $GX with a vote floor ($fl), caught up, removed again ($((SECONDS - t0)) s)"
+# node 5 hosts a replica of $GX that no configuration names (an orphan: a
+# join whose CONFIG never committed): `member add` takes it over through a
+# JOIN all the same (-EEXIST), which restarts its orphan grace and waits
+# for or keeps out its reconciler's drop (doc/cluster.md "Orphan
+# replicas"), so the CONFIG never adds a node whose replica was just dropped
+kill -TERM "$(pid_of 5)"
+for _ in $(seq 100); do kill -0 "$(pid_of 5)" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$(pid_of 5)" 2>/dev/null && fail "node 5 did not stop on SIGTERM"
+[ ! -e "$T/n5/groups/$GX" ] || fail "node 5 still hosts $GX after its removal"
+echo "members $(echo "$r" | tr ',' ' ')" >"$T/n5/groups/$GX"
+start_node 5
+"$QFS_BIN" member -o "cluster=$C" add "$GX" 5 >"$T/member.out" 2>"$T/member.err" ||
+	fail "member add $GX 5 (its orphan there): $(tail -5 "$T/member.err")"
+grep -q "^group $GX members .*\b5\b" "$T/member.out" || fail "add over the orphan: $(cat "$T/member.out")"
+qgrep "node member join group=$GX node=5 .*err=File exists" <"$T/n5/quorumfs-node.log" ||
+	fail "member add took node 5's orphan replica of $GX over without a JOIN: $(grep "group=$GX" "$T/n5/quorumfs-node.log" | tail -3)"
+caught_up 5 "$GX" $(echo "$r" | tr ',' ' ')
+"$QFS_BIN" member -o "cluster=$C" remove "$GX" 5 >"$T/member.out" 2>"$T/member.err" ||
+	fail "member remove $GX 5 after the take-over: $(tail -5 "$T/member.err")"
+grep -q "^group $GX members $r\$" "$T/member.out" || fail "remove after the take-over: $(cat "$T/member.out")"
+note "node 5's orphan replica of $GX taken over by member add through a JOIN, caught up, removed again"
 touch "$T/STOP"
 wait "$WPID" || fail "the writer saw a client error during the membership changes: $(cat "$T/writer.out")"
 note "writer: $(cat "$T/writer.out")"

@@ -144,6 +144,11 @@ log_since | grep -E "cell replica rebuild .*group=$G node=1 " >"$T/rebuild.lines
 	{ log_since | tail -n 40 >&2; fail "no 'cell replica rebuild ... group=$G node=1' line in the log"; }
 cat "$T/rebuild.lines"
 grep -q 'operator=' "$T/rebuild.lines" || fail "the rebuild line does not say what an operator can do"
+# the replica's refusal is a key=value event too (its err= value was bare
+# words: "err=Corrupt data (checksum or format error) (this replica only...")
+log_since | grep -E "rnode group stopped at open group=$G node=1 " >"$T/stopped.lines" ||
+	fail "no 'rnode group stopped at open group=$G node=1' line"
+grep -qE ' err="[^"]*" scope=replica ' "$T/stopped.lines" || fail "unquoted err= in: $(cat "$T/stopped.lines")"
 for _ in $(seq 50); do
 	log_since | grep -Eq "rnode snapshot installed group=$G node=1 " && break
 	sleep 0.1

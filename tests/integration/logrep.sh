@@ -16,7 +16,12 @@
 #     the log replica is retired (its replica and WAL dropped on the
 #     spare node); both the log replica and the restored storage replica
 #     joined with the leader's vote floor (groups/<g>.floor);
-#  4. no client error, every acknowledged file intact through the mount.
+#  4. no client error, every acknowledged file intact through the mount;
+#  0. (first) an orphan replica: a spare node hosts a replica of the group
+#     that no configuration names (what a JOIN whose CONFIG never committed
+#     leaves behind); its reconciler drops it once the grace passed
+#     (QFS_TEST_ORPHAN_GRACE_MS) and the group's leader says the node is
+#     no member.
 # Only 127.0.0.1.  Every node process is ours, killed by PID in the trap.
 . "$QFS_SRCDIR/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/cluster.sh"
@@ -28,6 +33,7 @@ mkdir -p "$M1" "$T/s1"
 NODE_PIDS=""
 HEAL_AFTER=2
 SMNT=$M1
+export QFS_TEST_ORPHAN_GRACE_MS=3000 # (default 30 s)
 
 cleanup() {
 	local rc=$?
@@ -66,12 +72,31 @@ R=$(awk '$1 == "table" && $2 == "t" { for (i = 1; i < NF; i++) if ($i == "replic
 	"$M1/.quorumfs/partitions" | tr ',' ' ')
 [ -n "$G" ] && [ "$(echo $R | wc -w)" -eq 3 ] || fail "table t: group '$G' replicas '$R'"
 
+# ---- 0. an orphan replica on spare node S (doc/cluster.md "Orphan replicas")
+S=""
+for n in 1 2 3 4 5; do case " $R " in *" $n "*) ;; *) S=$n; break ;; esac; done
+kill -TERM "$(pid_of "$S")"
+for _ in $(seq 100); do kill -0 "$(pid_of "$S")" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$(pid_of "$S")" 2>/dev/null && fail "node $S did not stop on SIGTERM"
+[ ! -e "$T/n$S/groups/$G" ] || fail "spare node $S hosts group $G already"
+echo "members $R" >"$T/n$S/groups/$G"
+start_node "$S"
+T0=$(date +%s.%N)
+
 rm -f "$T/STOP"
 writer "$M1/t" w 150 >"$T/writer.out" 2>&1 &
 WPID=$!
 sleep 1.5
 L=$(leader_of "$G")
 [ -n "$L" ] || fail "no leader of group $G"
+for _ in $(seq 200); do
+	qgrep "node reconcile dropped group=$G node=$S .*orphan" <"$T/n$S/quorumfs-node.log" && break
+	sleep 0.1
+done
+qgrep "node reconcile dropped group=$G node=$S .* err=none (an orphan" <"$T/n$S/quorumfs-node.log" ||
+	fail "node $S kept the orphan replica of $G: $(grep "group=$G" "$T/n$S/quorumfs-node.log" | tail -3)"
+[ ! -e "$T/n$S/groups/$G" ] && [ ! -e "$T/n$S/wal/$G" ] || fail "the orphan's files are still on node $S"
+note "node $S dropped its orphan replica after $(python3 -c "print('%.1f' % ($(date +%s.%N) - $T0))") s ($(grep -o "node reconcile dropped group=$G [^(]*" "$T/n$S/quorumfs-node.log"))"
 # the first victim: the leader (node 3, alone in AZ c, has no spare of its
 # AZ: then any spare will do)
 D1=$L

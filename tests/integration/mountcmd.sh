@@ -14,6 +14,8 @@
 #     a file round-trips; umount(8) ends the daemon.
 #  2. A private fstab line (mount -T FILE MNT) with type quorumfs, ro and
 #     log=FILE: mounted read-only, reads the file, logs to FILE; umount.
+#  2b. mount -a -T FILE twice: the second run sees the line mounted (the
+#     source in /proc/mounts is the data directory) and does nothing.
 #  3. mount -t fuse.quorumfs (mount.fuse.quorumfs); umount.
 #  4. mount.fuse3 "quorumfs#DATA" MNT (the program named by the type, with
 #     mount.fuse3's dev,suid added); umount.
@@ -106,6 +108,21 @@ esac
 cmp -s "$T/r1" "$MNT/t/f" || fail "the fstab mount does not read the file"
 touch "$MNT/t/new" 2>/dev/null && fail "the fstab ro mount accepted a create"
 grep -q 'mounted mountpoint=.* ro=1' "$T/fstab.log" || fail "the fstab log= option was not used"
+umount_wait
+
+# ---- 2b. mount -a -T FSTAB, twice: the second run must see the line as
+# mounted (the source in /proc/mounts is the data directory) and neither
+# fail nor start a second daemon ("already a mount point", exit 32 before)
+cat >"$T/fstab.a" <<EOF2
+$DATA  $MNT  quorumfs  _netdev,nofail,x-systemd.requires=network-online.target  0  0
+EOF2
+timeout 60 mount -a -T "$T/fstab.a" 2>"$T/err" || { cat "$T/err" >&2; fail "mount -a -T FSTAB failed"; }
+[ "$(awk -v m="$MNT" '$2 == m { print $1 }' /proc/mounts)" = "$DATA" ] ||
+	fail "/proc/mounts does not name the data directory as the source: $(grep " $MNT " /proc/mounts)"
+timeout 60 mount -a -T "$T/fstab.a" 2>"$T/err" || { cat "$T/err" >&2; fail "a second mount -a -T FSTAB failed"; }
+[ -s "$T/err" ] && { cat "$T/err" >&2; fail "a second mount -a complained"; }
+[ "$(grep -c " $MNT " /proc/mounts)" -eq 1 ] || fail "mount -a mounted twice: $(grep " $MNT " /proc/mounts)"
+cmp -s "$T/r1" "$MNT/t/f" || fail "the mount -a mount does not read the file"
 umount_wait
 
 # ---- 3. mount -t fuse.quorumfs

@@ -2,14 +2,16 @@
 # tests/integration/mountsafety.sh - operating a mount safely (issue 10,
 # items 3, 4, 5, 10, 11; quorumfs(8) "MOUNT SAFETY", "SIGNALS", "LOGS").
 #
-#  1. Option values: -o replicas=2, reads=x, quorum_timeout=0 say "bad value"
-#     naming option and value; an unknown option says so; nothing mounted.
+#  1. Option values: -o replicas=2, reads=x, quorum_timeout=0, throttle=x,
+#     scrub_repair=maybe, scrub=x say "bad value" naming option and value; an unknown option says so; nothing mounted.
 #  2. Refusals, each with its exact message and no mount: a data directory
 #     inside the mountpoint (nothing created in it; also a log file or a
 #     file:// archive there), a non-empty mountpoint
 #     (accepted with -o nonempty), a data directory that is a file, a data
 #     directory on a read-only file system (a read-only bind mount), a
-#     missing mountpoint.
+#     missing mountpoint, a bad archive URL, a missing archive directory;
+#     the mount right after a failed one, and `umount && mount`, succeed
+#     (the last daemon, still closing, held the lock: "in use").
 #  3. A background mount (the real daemon mode; its pid is in DATA/lock):
 #     a second mount of the same data dir is refused on its own stderr,
 #     naming the running pid, and nothing of it reaches the first's log; a
@@ -98,6 +100,10 @@ refused "bad value 'x' for option reads" "$QFS_BIN" mount -o reads=x "$DATA" "$M
 refused "bad value '0' for option quorum_timeout" "$QFS_BIN" mount -o quorum_timeout=0 "$DATA" "$MNT"
 refused "bad value 'loud' for option loglevel" "$QFS_BIN" mount -o loglevel=loud "$DATA" "$MNT"
 refused "unknown mount option 'frobnicate'" "$QFS_BIN" mount -o frobnicate "$DATA" "$MNT"
+# options that take a word: a wrong word is a bad value, not an unknown option
+refused "bad value 'x' for option throttle: want wait or fail" "$QFS_BIN" mount -o throttle=x "$DATA" "$MNT"
+refused "bad value 'maybe' for option scrub_repair: want on or off" "$QFS_BIN" mount -o scrub_repair=maybe "$DATA" "$MNT"
+refused "bad value 'x' for option scrub: want on or off" "$QFS_BIN" mount -o scrub=x "$DATA" "$MNT"
 
 # ---- 2. refusals
 refused "data directory $MNT/data is inside the mountpoint $MNT" "$QFS_BIN" mount "$MNT/data" "$MNT"
@@ -106,6 +112,8 @@ refused "data directory $MNT is inside the mountpoint $MNT" "$QFS_BIN" mount "$M
 ln -s "$MNT/sub" "$T/link"
 refused "is inside the mountpoint $MNT" "$QFS_BIN" mount "$T/link" "$MNT"
 refused "log file $MNT/q.log is inside the mountpoint $MNT" "$QFS_BIN" mount -o log="$MNT/q.log" "$DATA" "$MNT"
+refused "cannot open log file $T/nodir/q.log: No such file or directory" "$QFS_BIN" mount -o log="$T/nodir/q.log" "$DATA" "$MNT"
+grep -q '(see ' "$T/out" && fail "a log file that cannot be opened is named as the place to look: $(cat "$T/out")"
 refused "archive directory $MNT/arch is inside the mountpoint $MNT" "$QFS_BIN" mount -o archive="file://$MNT/arch" "$DATA" "$MNT"
 [ -z "$(ls -A "$MNT")" ] || fail "a refused mount created something in the mountpoint: $(ls -A "$MNT")"
 echo x >"$MNT/file"
@@ -127,6 +135,16 @@ mount_bg -o nonempty
 umount_wait
 [ "$(cat "$MNT/under")" = keep ] || fail "the file under the mount changed"
 rm -f "$MNT/under"
+
+# a bad archive URL is a bad value; a mount that fails after taking the
+# lock (missing archive directory) and a mount just unmounted (umount &&
+# mount) do not make the next mount say "in use by another quorumfs"
+refused "bad value 'file://rel' for option archive" "$QFS_BIN" mount -o archive=file://rel "$DATA" "$MNT"
+refused "archive directory $T/noarch does not exist" "$QFS_BIN" mount -o archive="file://$T/noarch" "$DATA" "$MNT"
+mount_bg
+fusermount3 -u "$MNT" || fail "fusermount3 -u"
+mount_bg
+umount_wait
 
 # ---- 3. a background mount; a second mount of it
 mount_bg -o seal_age=1s

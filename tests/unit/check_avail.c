@@ -77,6 +77,11 @@ START_TEST(test_options)
 	ck_assert_int_eq(qfs_avail_opt(&o, "alarm_window=1ms"), -1);
 	ck_assert_int_eq(qfs_avail_opt(&o, "canary_interval=-1"), -1);
 	ck_assert_int_eq(qfs_avail_opt(&o, "metrics_listen=9100"), -1);
+	ck_assert_int_eq(qfs_avail_opt(&o, "metrics_listen=127.0.0.1:99999"), -1); /* would wrap to 34463 */
+	ck_assert_int_eq(qfs_avail_opt(&o, "metrics_listen=127.0.0.1:0"), -1);
+	ck_assert_int_eq(qfs_avail_opt(&o, "metrics_listen=127.0.0.1:http"), -1);
+	ck_assert_int_eq(qfs_avail_opt(&o, "metrics_listen=127.0.0.1:91x"), -1);
+	ck_assert_int_eq(qfs_avail_opt(&o, "metrics_listen=[::1]:9100"), 1);
 	ck_assert(o.error_rate == 0.05);
 	ck_assert_uint_eq(o.window_ms, 10000);
 }

@@ -182,11 +182,11 @@ START_TEST(test_codec)
 	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 	body = open_frame(&b, QFS_RPC_REQ, &blen);
 	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
-	q.op = QFS_RPC_FLOOR + 1; /* the last op is FLOOR (membership) */
+	q.op = QFS_RPC_NONMEMBER + 1; /* the last op is NONMEMBER (orphan replicas) */
 	ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 	body = open_frame(&b, QFS_RPC_REQ, &blen);
 	ck_assert_int_eq(qfs_rpc_req_decode(body, blen, &dq), QFS_ECORRUPT);
-	for (uint8_t op = QFS_RPC_JOIN; op <= QFS_RPC_FLOOR; op++) {
+	for (uint8_t op = QFS_RPC_JOIN; op <= QFS_RPC_NONMEMBER; op++) {
 		q.op = op;
 		ck_assert_int_eq(qfs_rpc_req_encode(&b, &q), 0);
 		body = open_frame(&b, QFS_RPC_REQ, &blen);
@@ -348,6 +348,94 @@ START_TEST(test_heal_decide)
 }
 END_TEST
 
+/* A leader change in the middle of phase 1 (issue 14, healer review B):
+ * node 1 led {1, 2, 3}, 3 died, 1 added log replica 4 and was restarted
+ * before it removed 3; node 2 leads now and has heard from neither 1 nor 3
+ * since its election (both silent heal_after, counted from there).  Which
+ * one the log replica stands for is not known to 2: removing 1 (the first
+ * silent one, as before) would leave {2, 3, 4L} with one live storage copy
+ * and 3 never back, 1's copy dropped by its reconciler.  Nothing is
+ * removed until one of them answers. */
+START_TEST(test_heal_decide_two_silent)
+{
+	static const uint32_t three[3] = { 1, 2, 3 }, phase1[4] = { 1, 2, 3, 4 };
+	struct qfs_rnode_health h;
+	struct qfs_node_heal_step st;
+
+	heal_view(&h, 2, phase1, 4, 1u << 3); /* peers 1, 3, 4 */
+	h.answered[2] = 1;                    /* the log replica answers */
+	h.silent_ms[2] = 100;
+	h.silent_ms[0] = h.silent_ms[1] = 5200;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	ck_assert_uint_eq(st.dead, 0);
+	/* also when one of them answered 2 once, long ago */
+	h.answered[0] = 1;
+	h.silent_ms[0] = 9000;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	/* 1 answers again: 3 is the dead one, and goes */
+	h.silent_ms[0] = 150;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_REMOVE_DEAD);
+	ck_assert_uint_eq(st.dead, 3);
+	ck_assert_uint_eq(st.lr, 4);
+	/* the same in a group of three storage members: no log replica for
+	 * a dead member that is not known (the leader has no quorum anyway) */
+	heal_view(&h, 2, three, 3, 0);
+	h.silent_ms[0] = h.silent_ms[1] = 6000;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_NONE);
+	h.silent_ms[0] = 0;
+	h.answered[0] = 1;
+	ck_assert_int_eq(qfs_node_heal_decide(2, &h, 5000, &st), QFS_NODE_HEAL_ADD_LOG);
+	ck_assert_uint_eq(st.dead, 3);
+}
+END_TEST
+
+/* The check just before the removal of the dead member is proposed
+ * (qfs_node_heal_still_dead): leader 1 of {1, 2, 3, 4L}, 3 dead. */
+START_TEST(test_heal_still_dead)
+{
+	static const uint32_t phase1[4] = { 1, 2, 3, 4 };
+	struct qfs_rnode_health h;
+
+	heal_view(&h, 1, phase1, 4, 1u << 3); /* peers 2, 3, 4 */
+	/* just after the log replica was added: the change restarts the
+	 * silence of a member that never answered this leader (3's is
+	 * short), and it is still dead */
+	h.answered[0] = h.answered[2] = 1;
+	h.silent_ms[0] = h.silent_ms[2] = 50;
+	h.silent_ms[1] = 300;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 1);
+	/* it answered meanwhile: kept (the next round retires the log replica) */
+	h.answered[1] = 1;
+	h.silent_ms[1] = 40;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 0);
+	/* silent for heal_after after an answer: dead */
+	h.silent_ms[1] = 5000;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 1);
+	/* the other storage member silent too, or not heard from since this
+	 * leader's election: kept */
+	h.silent_ms[0] = 5000;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 0);
+	h.silent_ms[0] = 50;
+	h.answered[0] = 0;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 0);
+	h.answered[0] = 1;
+	/* a silent log replica does not count */
+	h.silent_ms[2] = 9000;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 1);
+	/* no longer the leader, a change in flight, the log replica itself,
+	 * a node that is no member */
+	h.leader = 0;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 0);
+	h.leader = 1;
+	h.changing = 1;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 0);
+	h.changing = 0;
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 4, 5000), 0);
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 9, 5000), 0);
+	ck_assert_int_eq(qfs_node_heal_still_dead(&h, 3, 5000), 1);
+}
+END_TEST
+
 /* The WAL release point of a node process (qfs_node_wal_point): keep 1000
  * bytes and 10 entries, peers silent 10 s are not waited for. */
 START_TEST(test_wal_point)
@@ -466,6 +554,8 @@ int main(void)
 	tcase_add_test(tk, test_place);
 	tcase_add_test(tk, test_removed_here);
 	tcase_add_test(tk, test_heal_decide);
+	tcase_add_test(tk, test_heal_decide_two_silent);
+	tcase_add_test(tk, test_heal_still_dead);
 	tcase_add_test(tk, test_wal_point);
 	suite_add_tcase(s, tk);
 	sr = srunner_create(s);

@@ -613,6 +613,106 @@ START_TEST(t_log_replica)
 }
 END_TEST
 
+/* The leader of G holding its lease (waits up to 10 s). */
+static uint32_t leader_leased(void)
+{
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+
+	for (;;) {
+		uint32_t l = leader4();
+
+		if (l && qfs_rnode_can_read_strong(node_of(l), G))
+			return l;
+		ck_assert_msg(qfs_clock_mono_ms() < end, "no leader with a lease");
+		usleep(10000);
+	}
+}
+
+/* Conditional membership changes (qfs_rnode_propose_members_if: a healer
+ * whose view aged must not undo another change, doc/cluster.md section
+ * 1c) and the leader's answer to the reconciler of a node that hosts a
+ * replica no configuration names (qfs_rnode_nonmember). */
+START_TEST(t_config_if)
+{
+	struct qfs_paxos_config v0 = { .n = 3, .ids = { 1, 2, 3 } }, v1, m;
+	struct qfs_rnode_health h;
+	uint32_t l, x, hint = 0;
+	uint64_t end;
+	int rc = -1;
+
+	put_acked("a", "1");
+	l = leader_leased();
+	ck_assert_int_eq(qfs_rnode_group_health(node_of(l), G, &h), 0);
+	ck_assert(h.leader);
+	ck_assert_uint_ne(h.ballot, 0);
+	x = l % 3 + 1; /* a follower */
+	memset(&v1, 0, sizeof(v1));
+	for (uint32_t i = 0; i < v0.n; i++)
+		if (v0.ids[i] != x)
+			v1.ids[v1.n++] = v0.ids[i];
+	/* the leader's answers: 4 is no member, x is one; a follower redirects */
+	ck_assert_int_eq(qfs_rnode_nonmember(node_of(l), G, 4, NULL), 0);
+	ck_assert_int_eq(qfs_rnode_nonmember(node_of(l), G, x, NULL), -EINVAL);
+	/* (a follower the acked put did not need may not know the leader
+	 * yet: its hint is 0 until the leader's next message) */
+	for (end = qfs_clock_mono_ms() + 5000;;) {
+		ck_assert_int_eq(qfs_rnode_nonmember(node_of(x), G, 4, &hint), -EREMOTE);
+		if (hint || qfs_clock_mono_ms() >= end)
+			break;
+		usleep(10000);
+	}
+	ck_assert_uint_eq(hint, l);
+	ck_assert_int_eq(qfs_rnode_nonmember(node_of(l), 0x7777, 4, NULL), QFS_ENOGROUP);
+	/* a view of another configuration or another ballot is refused
+	 * before the append; so is a follower, and no view at all */
+	ck_assert_int_eq(qfs_rnode_propose_members_if(node_of(l), G, &v1, h.ballot, &v1, 1000, NULL),
+			 -ESTALE);
+	ck_assert_int_eq(qfs_rnode_propose_members_if(node_of(l), G, &v0, h.ballot + 1, &v1, 1000,
+						      NULL), -ESTALE);
+	ck_assert_int_eq(qfs_rnode_propose_members_if(node_of(x), G, &v0, h.ballot, &v1, 1000, &hint),
+			 -EREMOTE);
+	ck_assert_int_eq(qfs_rnode_propose_members_if(node_of(l), G, NULL, h.ballot, &v1, 1000, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(qfs_rnode_group_members(node_of(l), G, &m), 0);
+	ck_assert_uint_eq(m.n, 3); /* nothing appended */
+	/* the view holds: x goes (a new leader: its own view, same members) */
+	for (end = qfs_clock_mono_ms() + 10000; qfs_clock_mono_ms() < end;) {
+		rc = qfs_rnode_propose_members_if(node_of(l), G, &v0, h.ballot, &v1, 3000, NULL);
+		if (rc == 0)
+			break;
+		ck_assert_msg(rc == -EBUSY || rc == -ESTALE || rc == -EREMOTE || rc == -ETIMEDOUT,
+			      "rc %d", rc);
+		usleep(20000);
+		if (rc != -EBUSY) {
+			l = leader_leased();
+			ck_assert_int_eq(qfs_rnode_group_health(node_of(l), G, &h), 0);
+			ck_assert_uint_eq(h.cfg.n, 3);
+		}
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(qfs_rnode_group_members(node_of(l), G, &m), 0);
+	ck_assert_uint_eq(m.n, 2);
+	/* x back in is a single change of the members in force, which an
+	 * unconditional proposal would append; computed from the view before
+	 * the removal it is stale */
+	ck_assert(qfs_paxos_config_one_change(&v1, &v0));
+	l = leader_leased();
+	ck_assert_int_eq(qfs_rnode_propose_members_if(node_of(l), G, &v0, h.ballot, &v0, 1000, NULL),
+			 -ESTALE);
+	ck_assert_int_eq(qfs_rnode_group_members(node_of(l), G, &m), 0);
+	ck_assert_uint_eq(m.n, 2);
+	/* x removed is no member now (once the leader's lease is back) */
+	for (end = qfs_clock_mono_ms() + 5000;;) {
+		rc = qfs_rnode_nonmember(node_of(leader_leased()), G, x, NULL);
+		if (rc != -EBUSY && rc != -EREMOTE)
+			break;
+		ck_assert_msg(qfs_clock_mono_ms() < end, "rc %d", rc);
+		usleep(20000);
+	}
+	ck_assert_int_eq(rc, 0);
+}
+END_TEST
+
 START_TEST(t_elect_replicate)
 {
 	char name[32], val[32], line[256];
@@ -2520,6 +2620,7 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_failover);
 	tcase_add_test(tc, t_replace_member);
 	tcase_add_test(tc, t_log_replica);
+	tcase_add_test(tc, t_config_if);
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);

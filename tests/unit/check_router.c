@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
 #include "meta/meta.h"
@@ -744,6 +745,72 @@ START_TEST(test_split_finishes_prepared_txns)
 }
 END_TEST
 
+/* A cross-partition txn prepared by a coordinator that died before its
+ * decision (cluster mode: another mount killed -9 between its PREPAREs
+ * and its COMMITs) locks its keys, and nothing else finishes it until a
+ * mount opens or a split of the group.  A write of a locked key (in
+ * cluster_split.sh: a create in the directory whose inode the dead txn
+ * held) must not fail with EBUSY after the whole timeout: the router
+ * finishes the stale txn (no decision: aborted) and writes. */
+START_TEST(test_write_finishes_dead_coordinators_txn)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t, t2;
+	uint8_t k[QFS_KEY_MAX], k2[QFS_KEY_MAX];
+	size_t kl, k2l;
+	struct qfs_dentry d = { 777, S_IFREG, 0 };
+	struct qfs_xact_part parts[2];
+	struct qfs_buf b;
+	struct qfs_txn txn, txn2;
+	struct qfs_op *op;
+	void *val;
+	size_t vl;
+	int res = 1;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "lk", &a, &t), 0);
+	ck_assert_int_eq(qfs_router_table_create(r, "lk2", &a, &t2), 0);
+	kl = qfs_key_dentry(k, t.ino, "locked", 6);
+	k2l = qfs_key_dentry(k2, t2.ino, "other", 5);
+	qfs_buf_init(&b);
+	qfs_dentry_encode(&d, &b);
+	qfs_txn_init(&txn);
+	op = qfs_txn_add(&txn, QFS_OP_PUT);
+	op->key = k;
+	op->key_len = (uint32_t)kl;
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	qfs_txn_init(&txn2);
+	op = qfs_txn_add(&txn2, QFS_OP_PUT);
+	op->key = k2;
+	op->key_len = (uint32_t)k2l;
+	op->val = b.data;
+	op->val_len = (uint32_t)b.len;
+	parts[0] = (struct qfs_xact_part){ t.id, &txn };
+	parts[1] = (struct qfs_xact_part){ t2.id, &txn2 };
+	qfs_xact_test_stop = 2; /* both parts prepared, then the coordinator dies */
+	ck_assert_int_eq(qfs_xact_run(node, QFS_META_GROUP, parts, 2, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	qfs_txn_close(&txn);
+	qfs_txn_close(&txn2);
+	qfs_buf_close(&b);
+
+	uint64_t t0 = qfs_clock_mono_ms();
+	put_entry(t.id, t.ino, "locked", 4242); /* asserts res 0 */
+	ck_assert_uint_lt(qfs_clock_mono_ms() - t0, qfs_cell_timeout_ms(node)); /* not after the whole wait */
+	ck_assert_int_eq(qfs_router_get(r, t.id, k, kl, &val, &vl), 0);
+	ck_assert_int_eq(qfs_dentry_decode(val, vl, &d), 0);
+	ck_assert_uint_eq(d.ino, 4242);
+	free(val);
+	/* the dead txn was aborted, not half committed: its other part is
+	 * finished the same way by the next write there */
+	put_entry(t2.id, t2.ino, "other", 4343);
+	ck_assert_int_eq(qfs_router_get(r, t2.id, k2, k2l, &val, &vl), 0);
+	ck_assert_int_eq(qfs_dentry_decode(val, vl, &d), 0);
+	ck_assert_uint_eq(d.ino, 4343);
+	free(val);
+}
+END_TEST
+
 /* The split's commit whose answer is lost (a timeout after it applied):
  * the split must find out from the map, not drop the new group that the
  * map now names for the moved range. */
@@ -1378,6 +1445,61 @@ static void put_file(qfs_table_t table, qfs_ino_t ino, uint64_t from, uint64_t n
 	qfs_buf_close(&b);
 	qfs_inode_close(&in);
 }
+
+/* chunk_bytes of ino's inode as the router reads it (st_blocks comes from it). */
+static uint64_t chunk_bytes_of(qfs_table_t table, qfs_ino_t ino)
+{
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl = qfs_key_inode(k, ino), vl;
+	struct qfs_inode in;
+	void *val;
+
+	ck_assert_int_eq(qfs_router_get(r, table, k, kl, &val, &vl), 0);
+	qfs_inode_init(&in);
+	ck_assert_int_eq(qfs_inode_decode(val, vl, &in), 0);
+	free(val);
+	uint64_t n = in.chunk_bytes;
+	qfs_inode_close(&in);
+	return n;
+}
+
+/* A split copies a large file into the new group in several txns of
+ * 512 KiB, its chunks before its inode (key order).  The store counts a
+ * chunk's bytes into its inode only if the inode exists, and a PUT of a
+ * new inode starts at 0: the copied inode kept only the chunks copied in
+ * its own txn, so st_blocks of a 3 MiB file fell to a few hundred KiB
+ * after a split.  The copy must keep every chunk counted. */
+START_TEST(test_split_keeps_chunk_bytes)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	uint8_t k[QFS_KEY_MAX];
+	size_t kl;
+	const qfs_ino_t ino = 5000, small = 5001;
+	const uint64_t nchunks = 24;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "blocks", &a, &t), 0);
+	put_file(t.id, ino, 0, 0, nchunks * QFS_CHUNK_SIZE); /* the inode first: it counts */
+	put_file(t.id, ino, 0, nchunks, 0);
+	put_file(t.id, small, 0, 0, 2 * QFS_CHUNK_SIZE);
+	put_file(t.id, small, 0, 2, 0);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), nchunks * QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, small), 2 * QFS_CHUNK_SIZE);
+	kl = qfs_key_chunk(k, ino, 0); /* both files move to the new group */
+	ck_assert_int_eq(qfs_router_split(r, t.id, k, kl), 0);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), nchunks * QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, small), 2 * QFS_CHUNK_SIZE);
+	struct qfs_attr fa;
+	ck_assert_int_eq(qfs_router_get_attr(r, t.id, ino, &fa), 0);
+	ck_assert_uint_eq(fa.blocks, nchunks * QFS_CHUNK_SIZE / 512);
+	/* and the counts go on from there */
+	put_file(t.id, ino, nchunks, 1, 0);
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), (nchunks + 1) * QFS_CHUNK_SIZE);
+	close_all();
+	open_all();
+	ck_assert_uint_eq(chunk_bytes_of(t.id, ino), (nchunks + 1) * QFS_CHUNK_SIZE);
+}
+END_TEST
 
 /* The exact bytes .quorumfs/partitions shows for the table's only partition. */
 static uint64_t listed_bytes(const char *table)
@@ -2562,6 +2684,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_gc_keeps_foreign_split);
 	tcase_add_test(tc, test_split_finishes_prepared_txns);
 	tcase_add_test(tc, test_split_commit_answer_lost);
+	tcase_add_test(tc, test_write_finishes_dead_coordinators_txn);
 	tcase_add_test(tc, test_new_group_before_commit_dropped);
 	tcase_add_test(tc, test_split_table_delete);
 	tcase_add_test(tc, test_stale_reload_after_split);
@@ -2569,6 +2692,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	tcase_add_test(tc, test_size_walk);
 	tcase_add_test(tc, test_size_walk_bounds);
+	tcase_add_test(tc, test_split_keeps_chunk_bytes);
 	tcase_add_test(tc, test_late_abort_keeps_later_fence);
 	suite_add_tcase(s, tc);
 	TCase *th = tcase_create("metrics");

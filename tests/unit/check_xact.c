@@ -288,6 +288,47 @@ START_TEST(test_partial_recovery_keeps_decision)
 }
 END_TEST
 
+/* Cluster mode: a split's recovery (or a mount's open) lists the groups,
+ * then recovers them while other mounts run txns.  A run whose part is
+ * in a group the list does not hold (created by another mount's split
+ * after the list, or on nodes that did not answer) and that recorded 'C'
+ * with that part still prepared: forgetting the 'C' lets the next
+ * recovery of that group abort the part, and the run's late COMMIT
+ * answers 0 for a write that is gone (through another mount: a file's
+ * entry without its inode, or a listing without the name).  The live
+ * recovery keeps every 'C'. */
+START_TEST(test_live_recovery_keeps_commit)
+{
+	const qfs_group_t listed[2] = { groups[0], groups[2] }; /* groups[1] came later */
+	struct plan pl;
+	int res = 99;
+
+	plan_init(&pl, 2, "f", "v1", -1);
+	qfs_xact_test_stop = 4; /* 'C', then the COMMIT of part 0 only */
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, pl.p, 2, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	ck_assert(has(groups[0], "f", "v1"));
+	ck_assert_int_eq(nreserved(groups[1], QFS_KEY_XACT_PREPARED), 1);
+	ck_assert_int_eq(qfs_xact_recover_live(cell, COORD, listed, 2), 0);
+	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_DECISION), 1); /* the 'C' stays */
+	/* the next recovery of groups[1] (a split of it, a stale lock) commits */
+	ck_assert_int_eq(qfs_xact_finish(cell, COORD, &groups[1], 1), 0);
+	ck_assert(has(groups[1], "f", "v1"));
+	/* old aborts still go: a recovery's 'A' of a dead run, once old */
+	plan_close(&pl, 2);
+	plan_init(&pl, 2, "g", "v2", -1);
+	qfs_xact_test_stop = 2; /* prepared, no decision */
+	ck_assert_int_eq(qfs_xact_run(cell, COORD, pl.p, 2, &res), -ECANCELED);
+	qfs_xact_test_stop = 0;
+	qfs_xact_abort_keep_ms = 0;
+	ck_assert_int_eq(qfs_xact_recover_live(cell, COORD, groups, NG), 0);
+	ck_assert(absent(groups[0], "g"));
+	ck_assert_int_eq(nreserved(groups[0], QFS_KEY_XACT_PREPARED), 0);
+	ck_assert_int_eq(nreserved(COORD, QFS_KEY_XACT_DECISION), 1); /* the first run's 'C' only */
+	plan_close(&pl, 2);
+}
+END_TEST
+
 START_TEST(test_prepare_admitted_like_write)
 {
 	uint8_t k[NG][QFS_KEY_MAX];
@@ -659,6 +700,7 @@ static Suite *xact_suite(void)
 	tcase_add_test(tc, test_waits_out_stale_lock);
 	tcase_add_test(tc, test_prepare_admitted_like_write);
 	tcase_add_test(tc, test_partial_recovery_keeps_decision);
+	tcase_add_test(tc, test_live_recovery_keeps_commit);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kill");
 	tcase_set_timeout(tc, 120);
