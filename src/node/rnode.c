@@ -2242,7 +2242,7 @@ static int txn_frees(const void *txn, size_t len)
 }
 
 /* The condition of a CONFIG proposal p (qfs_rnode_propose_members_if), on
- * the I/O thread, which alone steps g->px: 0 if it still holds. */
+ * the round's thread, which alone steps g->px: 0 if it still holds. */
 static int config_if(struct group *g, const struct proposal *p)
 {
 	const struct qfs_paxos *px = &g->px;
