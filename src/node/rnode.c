@@ -40,14 +40,18 @@
  * Threads.  Proposers queue a struct proposal (on their stack) under rn->mu
  * and sleep on its own condition variable (an answer wakes its proposer
  * only); group_drop and wal_release queue a struct ioreq and sleep on
- * rn->done_cv.  The I/O thread alone touches the WALs, the paxos machines
+ * rn->done_cv.  One round at a time touches the WALs, the paxos machines
  * (stepped under g->mu, so that readers can ask for the lease), the
- * endpoint and the pending lists, and it alone drops groups and releases
- * WAL segments.  It waits on rn->work_cv for proposals, requests, frames
- * (the net's wake callback sets rn->wake), the next tick or the next age
- * seal.  It never holds rn->mu while sending: the peer's wake callback
- * takes the peer's rn->mu, and two nodes sending to each other while each
- * holds its own would deadlock (net.h's rule).
+ * endpoint and the pending lists: the I/O thread's, or a proposer's own
+ * round (propose_direct: the I/O thread idle and nothing queued, it
+ * proposes, sends, syncs and drains the answers on its own thread, with
+ * the same driver rules); rn->round_mu is held by whoever runs it.  The
+ * I/O thread alone drops groups, releases WAL segments, ticks and seals.
+ * It waits on rn->work_cv for proposals, requests, frames (the net's wake
+ * callback sets rn->wake), the next tick or the next age seal.  No round
+ * holds rn->mu while sending: the peer's wake callback takes the peer's
+ * rn->mu, and two nodes sending to each other while each holds its own
+ * would deadlock (net.h's rule).
  *
  * Group lifetime.  rn->groups[] holds one reference to each group; every
  * other user (a reader thread, the I/O thread's round) takes one with
@@ -255,20 +259,41 @@ struct qfs_rnode {
 	struct qfs_store *store;
 	struct qfs_net_ep *ep;
 
+	pthread_mutex_t round_mu; /* held by the thread running a round: the I/O
+				    thread, or a proposer running its own (direct
+				    round, propose_direct); protects the I/O
+				    thread's state below and in the groups.
+				    Taken before mu, never while holding it
+				    (trylock excepted) */
 	pthread_mutex_t mu;      /* protects below */
-	pthread_cond_t work_cv;  /* I/O thread: queue, wake, closing */
+	pthread_cond_t work_cv;  /* I/O thread: queue, wake, closing, io_next */
 	pthread_cond_t done_cv;  /* ioreq waiters (proposals have their own) */
 	struct proposal *qhead, *qtail;
 	struct ioreq *rhead, *rtail;
 	void (*seal_hook)(qfs_group_t group, void *arg); /* rn->mu */
 	void *seal_hook_arg;
 	int wake;                /* frames arrived */
+	int direct;              /* a proposer runs a round (propose_direct): the
+				    wake callback only sets wake, the proposer
+				    drains or passes it on at the end */
+	struct proposal *direct_p; /* a proposer that ran its round and waits for
+				    the ACCEPTEDs: the wake callback signals it
+				    (not the I/O thread); it drains them itself
+				    if round_mu is free, else hands over */
+	int io_waiting;          /* the I/O thread woke and waits for round_mu: no
+				    proposer starts or continues a direct round
+				    (a stream of them would starve its ticks) */
+	uint64_t io_next;        /* mono ms the idle I/O thread wakes up at the
+				    latest (its timers); a direct round that asks
+				    for earlier lowers it and signals */
 	int closing;
 	struct group *groups[QFS_RNODE_MAX_GROUPS];
 	size_t ngroups;
 	pthread_t io;
 
-	/* I/O thread scratch */
+	/* I/O thread scratch (round_mu) */
+	uint64_t round_next;     /* earliest next_tick_ms stepped or age seal due
+				    this round (a direct round passes it on) */
 	struct group *dirty;     /* groups with unsynced appends (g->dirty), each
 				    with a reference, until flush_dirty */
 	struct qfs_buf frame;    /* one encoded message */
@@ -278,7 +303,7 @@ struct qfs_rnode {
 				    snapshot ACK frame since open (it speaks
 				    the windowed stream; never treated as old) */
 
-	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out; /* atomics, relaxed */
+	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out, st_direct; /* atomics, relaxed */
 };
 
 static void stat_add(uint64_t *c, uint64_t v)
@@ -960,7 +985,7 @@ static int load_groups(struct qfs_rnode *rn, const char *gdir)
 
 /* ---------------------------------------------------------------- I/O thread */
 
-/* Answer p (I/O thread): wakes its proposer only.  Takes rn->mu. */
+/* Answer p (the round's thread): wakes its proposer only.  Takes rn->mu. */
 static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
 {
 	pthread_mutex_lock(&rn->mu);
@@ -1021,6 +1046,8 @@ static int step(struct group *g, const struct qfs_paxos_event *ev, struct qfs_pa
 	g->leader = up->leader;
 	pthread_mutex_unlock(&g->mu);
 	g->next_tick_ms = up->next_tick_ms;
+	if (up->next_tick_ms && up->next_tick_ms < g->rn->round_next)
+		g->rn->round_next = up->next_tick_ms;
 	return rc;
 }
 
@@ -1384,8 +1411,13 @@ static int drive_sync(void *ctx)
 		stat_add(&rn->st_fsyncs, 1);
 		if (rc)
 			return rc;
-		if (!g->unsealed_ms)
+		if (!g->unsealed_ms) {
 			g->unsealed_ms = now_ms();
+			/* the I/O thread's timers seal it by age: a direct
+			 * round tells it when (round_next) */
+			if (rn->seal_age_ms != UINT64_MAX && g->unsealed_ms + rn->seal_age_ms < rn->round_next)
+				rn->round_next = g->unsealed_ms + rn->seal_age_ms;
+		}
 	}
 	wal_snap(g);
 	return 0;
@@ -2210,7 +2242,7 @@ static int txn_frees(const void *txn, size_t len)
 }
 
 /* The condition of a CONFIG proposal p (qfs_rnode_propose_members_if), on
- * the I/O thread, which alone steps g->px: 0 if it still holds. */
+ * the round's thread, which alone steps g->px: 0 if it still holds. */
 static int config_if(struct group *g, const struct proposal *p)
 {
 	const struct qfs_paxos *px = &g->px;
@@ -2611,15 +2643,23 @@ static void *io_main(void *arg)
 		size_t ng;
 
 		pthread_mutex_lock(&rn->mu);
-		while (!rn->qhead && !rn->rhead && !rn->wake && !rn->closing && now_ms() < next) {
+		while (!rn->qhead && !rn->rhead && !rn->wake && !rn->closing && now_ms() < rn->io_next) {
 			struct timespec ts;
-			uint64_t wait = next - now_ms();
+			uint64_t wait = rn->io_next - now_ms();
 
 			if (wait > 1000)
 				wait = 1000;
 			qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
 			pthread_cond_timedwait(&rn->work_cv, &rn->mu, &ts);
 		}
+		/* A proposer may be running a round of its own: wait for it
+		 * (round_mu before mu), then take what is queued. */
+		rn->io_waiting = 1;
+		pthread_mutex_unlock(&rn->mu);
+		pthread_mutex_lock(&rn->round_mu);
+		rn->round_next = UINT64_MAX;
+		pthread_mutex_lock(&rn->mu);
+		rn->io_waiting = 0;
 		list = rn->qhead;
 		rn->qhead = rn->qtail = NULL;
 		reqs = rn->rhead;
@@ -2638,6 +2678,7 @@ static void *io_main(void *arg)
 				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
 			snap_wait_check(rn, gs, ng, 1);
 			groups_put(rn, gs, ng);
+			pthread_mutex_unlock(&rn->round_mu);
 			break;
 		}
 		rn->wake = 0;
@@ -2665,18 +2706,107 @@ static void *io_main(void *arg)
 		flush_dirty(rn, &next);
 		snap_wait_check(rn, gs, ng, 0);
 		groups_put(rn, gs, ng);
+		/* before round_mu goes: a direct round may lower it */
+		pthread_mutex_lock(&rn->mu);
+		rn->io_next = next;
+		pthread_mutex_unlock(&rn->mu);
+		pthread_mutex_unlock(&rn->round_mu);
 	}
 	return NULL;
 }
 
+/* The transport's wake callback (any thread, never under our locks).
+ * While a proposer runs a direct round it only notes the frames: that
+ * proposer drains them after its sync or signals the I/O thread at its
+ * end (propose_direct), so the I/O thread is not woken to find round_mu
+ * taken. */
 static void on_wake(void *arg)
 {
 	struct qfs_rnode *rn = arg;
 
 	pthread_mutex_lock(&rn->mu);
 	rn->wake = 1;
-	pthread_cond_signal(&rn->work_cv);
+	if (rn->direct_p)
+		pthread_cond_signal(&rn->direct_p->cv);
+	else if (!rn->direct)
+		pthread_cond_signal(&rn->work_cv);
 	pthread_mutex_unlock(&rn->mu);
+}
+
+/* The end of a direct round: drain the frames that came (the followers'
+ * ACCEPTEDs: the commit, the apply and the answers may happen here), sync
+ * what they appended, then release round_mu.  Called with round_mu held and
+ * rn->direct set, without rn->mu; returns with rn->mu held.  Signals the I/O
+ * thread if work was queued meanwhile, if the round asks for an earlier
+ * tick or deadline than the one the I/O thread sleeps until, or if frames
+ * came after the drain and no proposer waits for them (rn->direct_p). */
+static void direct_drain(struct qfs_rnode *rn, struct proposal *p)
+{
+	struct qfs_net_frame *f;
+	uint64_t want;
+
+	pthread_mutex_lock(&rn->mu);
+	rn->wake = 0;
+	pthread_mutex_unlock(&rn->mu);
+	while (qfs_net_recv(rn->ep, &f) == 0) {
+		if (!on_frame(rn, f))
+			qfs_net_frame_free(f);
+	}
+	flush_dirty(rn, NULL);
+	want = rn->round_next;
+	pthread_mutex_lock(&rn->mu);
+	if (!p->done && p->deadline_ms < want)
+		want = p->deadline_ms;
+	rn->direct = 0;
+	if (want < rn->io_next)
+		rn->io_next = want;
+	else
+		want = 0;
+	if ((rn->wake && !rn->direct_p) || rn->qhead || rn->rhead || want)
+		pthread_cond_signal(&rn->work_cv);
+	pthread_mutex_unlock(&rn->round_mu);
+}
+
+/* A direct round (doc/rnode.md section 2, "The proposer's own round"):
+ * called with rn->mu and round_mu held (the I/O thread idle and not
+ * waiting for round_mu, nothing queued), p not queued.  Carries out p as the I/O thread would have:
+ * PROPOSE, append, ACCEPTs sent, the WAL synced, PERSISTED, the frames
+ * that came meanwhile drained (direct_drain).  Then, until p is answered,
+ * p's thread is the one the wake callback signals: it drains the
+ * followers' answers itself while round_mu is free and nothing is queued,
+ * else it hands the frames over to the I/O thread.  Returns with rn->mu
+ * held and p done. */
+static void propose_direct(struct qfs_rnode *rn, struct proposal *p)
+{
+	rn->direct = 1;
+	pthread_mutex_unlock(&rn->mu);
+	rn->round_next = UINT64_MAX;
+	stat_add(&rn->st_direct, 1);
+	propose_all(rn, p);
+	flush_dirty(rn, NULL);
+	direct_drain(rn, p);
+	if (p->done || rn->direct_p)
+		goto wait;
+	rn->direct_p = p;
+	while (!p->done) {
+		if (rn->wake) {
+			if (rn->qhead || rn->rhead || rn->io_waiting ||
+			    pthread_mutex_trylock(&rn->round_mu) != 0)
+				break; /* the I/O thread has work: it drains too */
+			rn->direct = 1;
+			pthread_mutex_unlock(&rn->mu);
+			rn->round_next = UINT64_MAX;
+			direct_drain(rn, p);
+			continue;
+		}
+		pthread_cond_wait(&p->cv, &rn->mu);
+	}
+	rn->direct_p = NULL;
+	if (rn->wake)
+		pthread_cond_signal(&rn->work_cv);
+wait:
+	while (!p->done)
+		pthread_cond_wait(&p->cv, &rn->mu);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -2750,6 +2880,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		goto err_free;
 
 	pthread_mutex_init(&rn->mu, NULL);
+	pthread_mutex_init(&rn->round_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rn->work_cv, &ca);
@@ -2773,6 +2904,7 @@ err_destroy_locks:
 	pthread_cond_destroy(&rn->done_cv);
 	pthread_cond_destroy(&rn->work_cv);
 	pthread_mutex_destroy(&rn->mu);
+	pthread_mutex_destroy(&rn->round_mu);
 err_free:
 	rnode_free(rn);
 	return rc;
@@ -2799,6 +2931,7 @@ void qfs_rnode_close(struct qfs_rnode *rn)
 	pthread_cond_destroy(&rn->done_cv);
 	pthread_cond_destroy(&rn->work_cv);
 	pthread_mutex_destroy(&rn->mu);
+	pthread_mutex_destroy(&rn->round_mu);
 	rnode_free(rn);
 }
 
@@ -3109,12 +3242,16 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 		pthread_cond_destroy(&p.cv);
 		return QFS_ESTOPPED;
 	}
-	if (rn->qtail)
-		rn->qtail->next = &p;
-	else
-		rn->qhead = &p;
-	rn->qtail = &p;
-	pthread_cond_signal(&rn->work_cv);
+	if (!rn->qhead && !rn->rhead && !rn->io_waiting && pthread_mutex_trylock(&rn->round_mu) == 0) {
+		propose_direct(rn, &p);
+	} else {
+		if (rn->qtail)
+			rn->qtail->next = &p;
+		else
+			rn->qhead = &p;
+		rn->qtail = &p;
+		pthread_cond_signal(&rn->work_cv);
+	}
 	while (!p.done)
 		pthread_cond_wait(&p.cv, &rn->mu);
 	pthread_mutex_unlock(&rn->mu);
@@ -3503,6 +3640,7 @@ void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out)
 	out->fsyncs = __atomic_load_n(&rn->st_fsyncs, __ATOMIC_RELAXED);
 	out->frames_in = __atomic_load_n(&rn->st_in, __ATOMIC_RELAXED);
 	out->frames_out = __atomic_load_n(&rn->st_out, __ATOMIC_RELAXED);
+	out->direct = __atomic_load_n(&rn->st_direct, __ATOMIC_RELAXED);
 }
 
 /* See rnode.h.  Queued as IOREQ_SNAP; the I/O thread answers it at once or

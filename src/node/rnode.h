@@ -335,6 +335,9 @@ struct qfs_rnode_stat {
 	uint64_t fsyncs;      /* WAL fsyncs */
 	uint64_t frames_in;   /* frames received and decoded */
 	uint64_t frames_out;  /* frames handed to the transport */
+	uint64_t direct;      /* proposals carried out by the proposer's own
+				 thread (the I/O thread was idle; doc/rnode.md
+				 section 2) */
 };
 void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out);
 

@@ -936,6 +936,106 @@ START_TEST(t_concurrent)
 }
 END_TEST
 
+/* A proposal carried out by the proposer's own thread (the I/O thread
+ * idle: doc/rnode.md section 2) still needs the quorum: with one follower
+ * stopped the entries commit on the leader and the other follower; with
+ * both stopped none is acknowledged (the deadline or a redirect), and the
+ * lone leader applies none of them. */
+START_TEST(t_direct_quorum)
+{
+	struct qfs_rnode_stat s0, s1;
+	char name[32];
+	uint32_t hint = 0;
+	int l, f1, f2, result = 99, rc;
+
+	put_acked("warm", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	f1 = (l + 1) % NN;
+	f2 = (l + 2) % NN;
+	node_stop(f1);
+	qfs_rnode_stat(RN[l], &s0);
+	for (int k = 0; k < 10; k++) {
+		snprintf(name, sizeof(name), "d%02d", k);
+		rc = propose(l, name, "v", 0, 5000, &result, &hint);
+		ck_assert_msg(rc == 0 && result == 0, "rc %d result %d", rc, result);
+		usleep(20000); /* let the I/O thread go idle */
+	}
+	qfs_rnode_stat(RN[l], &s1);
+	ck_assert_uint_eq(s1.proposals - s0.proposals, 10);
+	ck_assert_uint_ge(s1.direct - s0.direct, 1);
+	fprintf(stderr, "check_rnode: one follower down: %llu of 10 proposals direct\n",
+		(unsigned long long)(s1.direct - s0.direct));
+	for (int k = 0; k < 10; k++) {
+		snprintf(name, sizeof(name), "d%02d", k);
+		wait_key(f2, name, "v");
+	}
+	node_stop(f2);
+	qfs_rnode_stat(RN[l], &s0);
+	for (int k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "lone%d", k);
+		rc = propose(l, name, "v", 0, 500, &result, &hint);
+		ck_assert_msg(rc == -ETIMEDOUT || rc == -EREMOTE, "rc %d", rc);
+		ck_assert_int_eq(get_is(l, name, "v"), -ENOENT);
+		usleep(20000);
+	}
+	qfs_rnode_stat(RN[l], &s1);
+	ck_assert_uint_ge(s1.direct - s0.direct, 1);
+	node_start(f1, 0);
+	node_start(f2, 0);
+	put_acked("back", "v");
+	for (int i = 0; i < NN; i++) {
+		wait_key(i, "d09", "v");
+		wait_key(i, "back", "v");
+	}
+	wait_equal(0, 1);
+	wait_equal(0, 2);
+}
+END_TEST
+
+/* Two proposers racing each other and the I/O thread (heartbeats, the
+ * followers' answers): every proposal applied exactly where it belongs,
+ * some carried out by the proposers' own threads, the replicas equal. */
+START_TEST(t_direct_race)
+{
+	struct qfs_rnode_stat s0, s1;
+	struct worker w[2];
+	pthread_t th[2];
+	int l;
+
+	put_acked("warm", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	qfs_rnode_stat(RN[l], &s0);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct worker){ .leader = l, .id = i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	qfs_rnode_stat(RN[l], &s1);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(w[i].ok, 50);
+	if (!w[0].moved && !w[1].moved) {
+		ck_assert_uint_eq(s1.proposals - s0.proposals, 100);
+		ck_assert_uint_ge(s1.direct - s0.direct, 1);
+	}
+	fprintf(stderr, "check_rnode: 2 racing proposers: %llu of %llu proposals direct, %llu leader fsyncs\n",
+		(unsigned long long)(s1.direct - s0.direct), (unsigned long long)(s1.proposals - s0.proposals),
+		(unsigned long long)(s1.fsyncs - s0.fsyncs));
+	for (int i = 0; i < NN; i++)
+		for (int k = 0; k < 50; k += 7)
+			for (int j = 0; j < 2; j++) {
+				char name[32];
+
+				snprintf(name, sizeof(name), "w%d-%02d", j, k);
+				wait_key(i, name, "v");
+			}
+	wait_equal(0, 1);
+	wait_equal(0, 2);
+}
+END_TEST
+
 /* The seam of t_send_while_sync: the I/O thread of node arg about to sync. */
 static struct {
 	int armed;            /* 1 + index of the node whose next sync of G waits */
@@ -1586,6 +1686,7 @@ static void seal_hook(qfs_group_t g, void *arg)
  * writes (the hook runs); with the default age nothing is sealed. */
 START_TEST(t_seal_age)
 {
+	qfs_lsn_t last[NN];
 	int n0[NN], n1[NN], l;
 
 	l = put_acked("s0", "v");
@@ -1609,6 +1710,10 @@ START_TEST(t_seal_age)
 			wait_segs_above(i, n1[i]);
 	}
 	for (int i = 0; i < NN; i++) {
+		struct qfs_rnode_ginfo gi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), 0);
+		last[i] = gi.last;
 		n1[i] = seg_count(i, G);
 		ck_assert_msg(n1[i] >= n0[i] + 3, "node %d: %d -> %d segments", i + 1, n0[i], n1[i]);
 	}
@@ -1622,10 +1727,34 @@ START_TEST(t_seal_age)
 	ck_assert_int_ge(__atomic_load_n(&seals, __ATOMIC_RELAXED), 3);
 	for (int i = 0; i < NN; i++)
 		qfs_rnode_set_seal_hook(RN[i], NULL, NULL);
-	/* Quiet: no records, no more seals. */
+	/* Quiet: no records, no more seals.  A leadership handover to the
+	 * preferred member (doc/paxos.md section 6: 500 ms after a restart
+	 * that another member won, with these timers) appends a NOOP that is
+	 * rightly sealed by age: a node whose log grew after the bursts is
+	 * checked from a new point, once that seal is done. */
+	usleep(150000);
+	for (int i = 0; i < NN; i++) {
+		struct qfs_rnode_ginfo gi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), 0);
+		if (gi.last != last[i]) {
+			fprintf(stderr, "check_rnode: t_seal_age: node %d logged %llu -> %llu after the "
+				"bursts (a leader change)\n", i + 1, (unsigned long long)last[i],
+				(unsigned long long)gi.last);
+			usleep(150000); /* its seal by age */
+			ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), 0);
+			last[i] = gi.last;
+			n1[i] = seg_count(i, G);
+		}
+	}
 	usleep(300000);
-	for (int i = 0; i < NN; i++)
-		ck_assert_int_eq(seg_count(i, G), n1[i]);
+	for (int i = 0; i < NN; i++) {
+		struct qfs_rnode_ginfo gi;
+
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), 0);
+		if (gi.last == last[i])
+			ck_assert_int_eq(seg_count(i, G), n1[i]);
+	}
 	fprintf(stderr, "check_rnode: seal age 100 ms: segments %d -> %d on node 1\n", n0[0], n1[0]);
 }
 END_TEST
@@ -1670,6 +1799,15 @@ START_TEST(t_wal_release)
 	qfs_lsn_t applied, snap_applied, rel;
 
 	restart_all(50);
+	/* Count from a log that holds a record on every node (the new
+	 * leader's barrier): a node that had none at the restart (setup's
+	 * election need not have reached it) gets its first segment from an
+	 * append, not a seal, so its first wait passed without one and it
+	 * could end a segment short, depending on when its seals ran against
+	 * the other nodes' (5 runs in 120 with main's code, 8 in 120 with this
+	 * branch's: node 3 ended with 3). */
+	for (int i = 0; i < NN; i++)
+		wait_segs_above(i, 0);
 	for (int i = 0; i < NN; i++)
 		segs[i] = seg_count(i, G);
 	for (int k = 0; k < 30; k++) {
@@ -2495,6 +2633,8 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);
+	tcase_add_test(tc, t_direct_quorum);
+	tcase_add_test(tc, t_direct_race);
 	tcase_add_test(tc, t_replaced);
 	tcase_add_test(tc, t_errors);
 	tcase_add_test(tc, t_store_behind);
