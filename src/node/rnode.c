@@ -3039,8 +3039,11 @@ static int group_create(struct qfs_rnode *rn, qfs_group_t group,
 		/* its first tick now (the preferred member of a new group
 		 * campaigns on it): a signal alone does not end the I/O
 		 * thread's wait, which runs until its old deadline (up to
-		 * 1 s) unless wake is set */
+		 * 1 s) unless wake is set; io_next too: a direct round
+		 * (propose_direct) takes wake for frames and may clear it
+		 * before the I/O thread looks, but only lowers io_next */
 		rn->wake = 1;
+		rn->io_next = 0;
 		pthread_cond_signal(&rn->work_cv);
 	}
 	pthread_mutex_unlock(&rn->mu);

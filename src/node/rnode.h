@@ -48,9 +48,10 @@ struct qfs_rnode_opts {
 	uint64_t wal_seal_age_ms; /* seal a group's open segment once its oldest
 				     record is this old (archive lag bound); 0:
 				     QFS_RNODE_SEAL_AGE_DEFAULT_MS, UINT64_MAX: never */
-	/* Test seam, NULL otherwise: called on the I/O thread just before it
-	 * syncs group's WAL, whose last entry is lsn; the leader's ACCEPTs
-	 * for those entries are already sent (tests/unit/check_rnode.c). */
+	/* Test seam, NULL otherwise: called on the round's thread (the I/O
+	 * thread or a proposer's direct round) just before it syncs group's
+	 * WAL, whose last entry is lsn; the leader's ACCEPTs for those
+	 * entries are already sent (tests/unit/check_rnode.c). */
 	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 	void *test_arg;
 	const struct qfs_store_opts *store; /* RocksDB budget (store.h); NULL: defaults */
@@ -65,8 +66,10 @@ struct qfs_rnode_opts {
 				     ("a.b.c.d:port"); NULL for inproc */
 	/* Frames of a type the node does not speak itself (neither Paxos nor
 	 * snapshot: the request frames of `quorumfs node`, node/rpc.h) go
-	 * here, on the I/O thread, which gives up f: the hook owns it and
-	 * must not block.  NULL: such frames are dropped. */
+	 * here, on the round's thread (the I/O thread, or a proposer's own
+	 * round: doc/rnode.md section 2), which gives up f: the hook owns it
+	 * and must not block nor call this node.  NULL: such frames are
+	 * dropped. */
 	void (*on_frame)(struct qfs_net_frame *f, uint8_t type, void *arg);
 	void *frame_arg;
 };
