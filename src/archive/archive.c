@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1128,6 +1129,45 @@ static void archive_free(struct qfs_archive *a)
 	free(a);
 }
 
+/* Remove the snapshot staging files (take_snapshot's
+ * qfs-snap-GROUP-PID.tmp) that a daemon killed mid-snapshot left in tmp_dir:
+ * one per group, as large as the group, never removed otherwise, since the
+ * next daemon has another pid.  Only files whose pid no longer runs
+ * (kill(pid, 0): ESRCH) go; another live daemon's (a second data
+ * directory's mount sharing /tmp) stay.  A name that a linked snapshot
+ * object also has loses only this name.  One INFO line per file. */
+static void staging_sweep(struct qfs_archive *a)
+{
+	DIR *d = opendir(a->tmp_dir);
+	struct dirent *e;
+
+	if (!d)
+		return; /* take_snapshot reports a missing tmp_dir */
+	while ((e = readdir(d))) {
+		unsigned long long g;
+		char path[PATH_MAX], tail[8];
+		struct stat st;
+		long pid;
+
+		if (sscanf(e->d_name, "qfs-snap-%16llx-%ld%7s", &g, &pid, tail) != 3 ||
+		    strcmp(tail, ".tmp") || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", a->tmp_dir, e->d_name) >= sizeof(path))
+			continue;
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (qfs_sys_unlink(path) == 0)
+			QFS_LOG(QFS_LOG_INFO, "archive stale snapshot staging file removed path=\"%s\" "
+				"group=%016llx pid=%ld bytes=%lld (its daemon is gone)", path, g, pid,
+				(long long)st.st_size);
+		else
+			QFS_LOG(QFS_LOG_WARN, "archive stale snapshot staging file not removed path=\"%s\" "
+				"err=%s", path, qfs_strerror(-errno));
+	}
+	closedir(d);
+}
+
 /* See archive.h.  Runs on the caller's thread. */
 int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, struct qfs_archive **out)
 {
@@ -1157,6 +1197,7 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 		QFS_LOG(QFS_LOG_ERR, "archive store open failed url=%s err=%s", a->url, qfs_strerror(rc));
 		goto err_free;
 	}
+	staging_sweep(a);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

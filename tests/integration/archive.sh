@@ -82,4 +82,19 @@ awk '/^partition/ { if ($16 != "ok") exit 1 }' "$A" || fail "state not ok after 
 [ "$(tree_sum "$MNT/t")" = "$(tree_sum "$T/r2")" ] || fail "restored tree differs after catch-up"
 
 qfs_umount
+
+# A daemon killed -9 in the middle of a snapshot leaves its staging file
+# (qfs-snap-GROUP-PID.tmp, as large as the group) in $TMPDIR: the next
+# start removes the ones whose pid no longer runs and keeps a live one's.
+mkdir "$T/stage"
+dead="$T/stage/qfs-snap-0000000000000400-999999999.tmp" # above pid_max
+live="$T/stage/qfs-snap-0000000000000400-1.tmp"         # init runs
+head -c 70000 /dev/urandom >"$dead"
+head -c 70000 /dev/urandom >"$live"
+TMPDIR="$T/stage" mount_again -o seal_age=1s,seal_size=64K,snapshot_segments=4,archive_interval=200ms
+[ ! -e "$dead" ] || fail "a dead daemon's snapshot staging file was left in TMPDIR"
+[ -e "$live" ] || fail "a live process's snapshot staging file was removed"
+qgrep 'archive stale snapshot staging file removed .*pid=999999999 bytes=70000' "$T/daemon.out" ||
+	fail "no log line for the removed staging file"
+qfs_umount
 note "archive: ok"
