@@ -44,15 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-set -- $(free_ports 3)
-new_key "$T/key"
 C=$T/cluster
-cat >"$C" <<EOF
-node 1 az a addr 127.0.0.1:$1
-node 2 az b addr 127.0.0.1:$2
-node 3 az c addr 127.0.0.1:$3
-key key
-EOF
+cluster_file a b c
 for n in 1 2 3; do start_node $n; done
 "$QFS_BIN" mount -o "cluster=$C" "$T/s" "$M" || fail "mount"
 mkdir "$M/t" || fail "mkdir of a table"

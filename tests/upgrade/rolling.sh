@@ -69,15 +69,8 @@ qfs_old_release "$PREV" tests/upgrade/PREVIOUS_CLUSTER
   echo "FAIL: watchdog: still running after 240 s" >&2; kill -TERM $$ ) &
 WDPID=$!
 
-set -- $(free_ports 3)
-new_key "$T/key"
 C=$T/cluster
-cat >"$C" <<EOF
-node 1 az a addr 127.0.0.1:$1
-node 2 az b addr 127.0.0.1:$2
-node 3 az c addr 127.0.0.1:$3
-key key
-EOF
+cluster_file a b c
 
 # node_from BIN ID: start node ID from BIN.
 node_from() { start_node "$2" "$C" "$1"; }
