@@ -392,7 +392,7 @@ static int http_listen(const char *hostport)
 out:
 	freeaddrinfo(res);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "metrics_listen cannot listen addr=%s err=%s", hostport, strerror(-rc));
+		QFS_LOG(QFS_LOG_ERR, "metrics_listen cannot listen addr=%s err=\"%s\"", hostport, strerror(-rc));
 		return rc;
 	}
 	return fd;
@@ -469,7 +469,7 @@ void qfs_fs_avail_stop(struct qfs_fs *fs)
 	pthread_cond_broadcast(&fa->cv);
 	pthread_mutex_unlock(&fa->mu);
 	if (fa->wake[1] >= 0 && write(fa->wake[1], "x", 1) < 0)
-		QFS_LOG(QFS_LOG_WARN, "metrics listener wake failed err=%s", strerror(errno));
+		QFS_LOG(QFS_LOG_WARN, "metrics listener wake failed err=\"%s\"", strerror(errno));
 	if (fa->have_ticker)
 		pthread_join(fa->ticker, NULL);
 	if (fa->have_http)

@@ -805,7 +805,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		in->valid_size = size;
 		in->stored_flags = flags;
 	} else {
-		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu table=%llu size=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu table=%llu size=%llu err=\"%s\"",
 			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)size,
 			qfs_strerror(rc));
 	}
@@ -836,7 +836,7 @@ void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	if (!in->loaded)
 		return;
 	if (in->chunks || in->attr_dirty || in->pend)
-		QFS_LOG(QFS_LOG_ERR, "buffered writes discarded after a failed write-back ino=%llu bytes=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "buffered writes discarded after a failed write-back ino=%llu bytes=%llu err=\"%s\"",
 			(unsigned long long)in->ino, (unsigned long long)in->dirty_bytes, qfs_strerror(in->wb_err));
 	qfs_fs_drop_buffers(in);
 	in->attr_dirty = 0;
@@ -973,7 +973,7 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 	rc = qfs_fs_run_txn(fs, in->table, &t);
 out:
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "punch hole failed ino=%llu table=%llu off=%llu end=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "punch hole failed ino=%llu table=%llu off=%llu end=%llu err=\"%s\"",
 			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)off,
 			(unsigned long long)end, qfs_strerror(rc));
 	qfs_router_itxn_close(&t);

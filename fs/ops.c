@@ -998,7 +998,7 @@ static void after_drop(struct qfs_fs *fs, struct qfs_fs_inode *vin, const struct
 	if (rc == -ENOENT) { /* destroyed: it was not open */
 		a.nlink = 0;
 	} else if (rc) {
-		QFS_LOG(QFS_LOG_WARN, "fs link count not re-read after unlink ino=%llu err=%s",
+		QFS_LOG(QFS_LOG_WARN, "fs link count not re-read after unlink ino=%llu err=\"%s\"",
 			(unsigned long long)vin->ino, qfs_strerror(rc));
 		return;
 	}
@@ -1928,7 +1928,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (last) {
 		int drc = qfs_fs_destroy_inode(fs, in->table, in->ino);
 		if (drc)
-			QFS_LOG(QFS_LOG_WARN, "orphan not removed; the next mount removes it ino=%llu err=%s",
+			QFS_LOG(QFS_LOG_WARN, "orphan not removed; the next mount removes it ino=%llu err=\"%s\"",
 				(unsigned long long)in->ino, qfs_strerror(drc));
 		in->unlinked = false;
 	}
@@ -1937,7 +1937,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (gone_parent && fs->se) /* no lock held: the kernel takes the directory's */
 		fuse_lowlevel_notify_inval_entry(fs->se, gone_parent, gone_name, strlen(gone_name));
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "fs op=release write-back failed ino=%lu err=%s", ino, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "fs op=release write-back failed ino=%lu err=\"%s\"", ino, qfs_strerror(rc));
 	qfs_fs_done(req, FOP_RELEASE, t0, rc != 0);
 	fuse_reply_err(req, 0);
 }
@@ -2014,7 +2014,7 @@ static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
 		if (rc == -ENOENT)
 			continue; /* removed since the list: nothing to count */
 		if (rc) {
-			QFS_LOG(QFS_LOG_WARN, "statfs: inode count of a table unreadable, df -i leaves it out table=%s err=%s",
+			QFS_LOG(QFS_LOG_WARN, "statfs: inode count of a table unreadable, df -i leaves it out table=%s err=\"%s\"",
 				l.v[i].name, qfs_strerror(rc));
 			*partial = 1;
 			continue;

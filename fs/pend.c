@@ -124,7 +124,7 @@ int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir)
 		pthread_mutex_unlock(&in->mu);
 		qfs_fs_iput(fs, in);
 		if (r) {
-			QFS_LOG(QFS_LOG_WARN, "pending create not written back dir=%llu ino=%llu err=%s",
+			QFS_LOG(QFS_LOG_WARN, "pending create not written back dir=%llu ino=%llu err=\"%s\"",
 				(unsigned long long)dir, (unsigned long long)ino, qfs_strerror(r));
 			return r;
 		}
@@ -193,7 +193,7 @@ static int dattr_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		return 0;
 	int rc = qfs_fs_flush_locked(fs, in);
 	if (rc)
-		QFS_LOG(QFS_LOG_WARN, "directory attributes not written back ino=%llu table=%llu err=%s",
+		QFS_LOG(QFS_LOG_WARN, "directory attributes not written back ino=%llu table=%llu err=\"%s\"",
 			(unsigned long long)in->ino, (unsigned long long)in->table, qfs_strerror(rc));
 	return rc;
 }
@@ -357,7 +357,7 @@ int qfs_fs_dattr_start(struct qfs_fs *fs)
 	int rc = -pthread_create(&fs->dattr_thread, NULL, dattr_main, fs);
 
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "directory attribute timer not started err=%s", qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "directory attribute timer not started err=\"%s\"", qfs_strerror(rc));
 	else
 		fs->dattr_running = true;
 	return rc;

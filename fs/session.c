@@ -160,7 +160,7 @@ static int sweep_table(const struct qfs_table *t, void *arg)
 		int rc = qfs_fs_destroy_inode(s->fs, t->id, c.inos[i]);
 		if (rc) {
 			char en[QFS_ESC_MAX(QFS_NAME_MAX)];
-			QFS_LOG(QFS_LOG_WARN, "orphan not removed table=%s ino=%llu err=%s",
+			QFS_LOG(QFS_LOG_WARN, "orphan not removed table=%s ino=%llu err=\"%s\"",
 				qfs_esc(t->name, en, sizeof(en)), (unsigned long long)c.inos[i], qfs_strerror(rc));
 		} else {
 			s->removed++;
@@ -318,7 +318,7 @@ static void flush_all(struct qfs_fs *fs)
 				int rc = qfs_fs_flush_locked(fs, in);
 				if (rc) {
 					failed++;
-					QFS_LOG(QFS_LOG_ERR, "unmount flush failed ino=%llu err=%s",
+					QFS_LOG(QFS_LOG_ERR, "unmount flush failed ino=%llu err=\"%s\"",
 						(unsigned long long)in->ino, qfs_strerror(rc));
 				} else {
 					flushed++;

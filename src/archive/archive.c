@@ -803,7 +803,7 @@ static void nudge(struct qfs_archive *a, struct part *pt, const struct qfs_wal_s
 	qfs_txn_close(&t);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "archive log nudged group=%016llx applied=%llu held_bytes=%llu "
 		"why=\"the last applied record closes an archived segment: a no-op record lets the nodes release it\" "
-		"err=%s", (unsigned long long)pt->group, (unsigned long long)applied,
+		"err=\"%s\"", (unsigned long long)pt->group, (unsigned long long)applied,
 		(unsigned long long)ls[i].size, rc ? qfs_strerror(rc) : "none");
 	if (!rc)
 		pt->released = pt->stored - 1; /* release again at the next pass */
@@ -968,13 +968,13 @@ static int retain(struct qfs_archive *a, struct part *pt)
 		qfs_arch_key_seg(key, pt->group, old.segs[i].first, old.segs[i].last);
 		int drc = qfs_objstore_delete(a->os, key);
 		if (drc && drc != -ENOENT)
-			QFS_LOG(QFS_LOG_WARN, "archive retention delete failed key=%s err=%s", key, qfs_strerror(drc));
+			QFS_LOG(QFS_LOG_WARN, "archive retention delete failed key=%s err=\"%s\"", key, qfs_strerror(drc));
 	}
 	for (size_t i = 0; i < dn; i++) {
 		qfs_arch_key_snap(key, pt->group, old.snaps[i].lsn);
 		int drc = qfs_objstore_delete(a->os, key);
 		if (drc && drc != -ENOENT)
-			QFS_LOG(QFS_LOG_WARN, "archive retention delete failed key=%s err=%s", key, qfs_strerror(drc));
+			QFS_LOG(QFS_LOG_WARN, "archive retention delete failed key=%s err=\"%s\"", key, qfs_strerror(drc));
 	}
 	qfs_arch_delete_unlock();
 	pthread_mutex_lock(&a->mu);
@@ -1163,7 +1163,7 @@ static void staging_sweep(struct qfs_archive *a)
 				(long long)st.st_size);
 		else
 			QFS_LOG(QFS_LOG_WARN, "archive stale snapshot staging file not removed path=\"%s\" "
-				"err=%s", path, qfs_strerror(-errno));
+				"err=\"%s\"", path, qfs_strerror(-errno));
 	}
 	closedir(d);
 }
@@ -1194,7 +1194,7 @@ int qfs_archive_start(struct qfs_cell *n, const struct qfs_archive_opts *o, stru
 	}
 	rc = qfs_objstore_open(&o->store, &a->os);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "archive store open failed url=%s err=%s", a->url, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "archive store open failed url=%s err=\"%s\"", a->url, qfs_strerror(rc));
 		goto err_free;
 	}
 	staging_sweep(a);

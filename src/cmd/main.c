@@ -468,7 +468,7 @@ static int check_format(const char *data, int upgrade, char *msg, size_t len)
 		int rc = write_format(data);
 		if (rc) {
 			snprintf(msg, len, "cannot upgrade %s from format 2 to 3: %s", path, qfs_strerror(rc));
-			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=2 to=3 err=%s",
+			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=2 to=3 err=\"%s\"",
 				path, qfs_strerror(rc));
 			return rc;
 		}
@@ -1168,7 +1168,7 @@ static void *hup_main(void *arg)
 		if (rc == -ENOENT)
 			QFS_LOG(QFS_LOG_INFO, "log not reopened signal=SIGHUP why=\"logging to stderr, not to a file\"");
 		else if (rc)
-			QFS_LOG(QFS_LOG_ERR, "log reopen failed signal=SIGHUP file=%s err=%s", qfs_log_file(),
+			QFS_LOG(QFS_LOG_ERR, "log reopen failed signal=SIGHUP file=%s err=\"%s\"", qfs_log_file(),
 				strerror(-rc));
 		else
 			QFS_LOG(QFS_LOG_INFO, "log reopened signal=SIGHUP file=%s", qfs_log_file());
@@ -1222,7 +1222,7 @@ static void sd_notify_text(const char *text)
 		return;
 	if (sendto(fd, text, strlen(text), MSG_NOSIGNAL, (struct sockaddr *)&sa,
 		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
-		QFS_LOG(QFS_LOG_WARN, "sd_notify failed socket=%s err=%s", path, strerror(errno));
+		QFS_LOG(QFS_LOG_WARN, "sd_notify failed socket=%s err=\"%s\"", path, strerror(errno));
 	close(fd);
 }
 
@@ -1585,7 +1585,7 @@ static int cmd_mount(int argc, char **argv)
 	if (!m.split_bytes_set)
 		m.split.split_bytes = QFS_ROUTER_SPLIT_BYTES_DEFAULT;
 	if (!m.readonly && (rc = qfs_router_split_config(router, &m.split)) != 0)
-		QFS_LOG(QFS_LOG_ERR, "splits are off: cannot start their thread err=%s", qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "splits are off: cannot start their thread err=\"%s\"", qfs_strerror(rc));
 	struct qfs_archive *archive = NULL;
 	const char *url = arch_url(&m.ac, data, urlbuf, sizeof(urlbuf));
 	if (strcmp(url, "off") != 0) {
@@ -1603,7 +1603,7 @@ static int cmd_mount(int argc, char **argv)
 			char adir[PATH_MAX];
 			snprintf(adir, sizeof(adir), "%s/archive", data);
 			if (mkdir(adir, 0700) != 0 && errno != EEXIST)
-				QFS_LOG(QFS_LOG_WARN, "cannot create the default archive dir=%s err=%s", adir,
+				QFS_LOG(QFS_LOG_WARN, "cannot create the default archive dir=%s err=\"%s\"", adir,
 					strerror(errno));
 		}
 		rc = qfs_archive_start(cell, &ao, &archive);
@@ -1628,7 +1628,7 @@ static int cmd_mount(int argc, char **argv)
 	if (!m.sc.off) {
 		rc = qfs_scrub_start(cell, &m.sc.so, &sw.s);
 		if (rc)
-			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=%s (mounting without it)",
+			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=\"%s\" (mounting without it)",
 				qfs_strerror(rc));
 	}
 	struct qfs_fs_opts fo = {

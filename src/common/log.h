@@ -8,7 +8,7 @@
  * name, say) are written as \ooo octal escapes.  Names that may hold spaces
  * go through qfs_esc (common/buf.h) at the call site, so that a field never
  * splits.  Group ids are always spelled group=%016llx.
- * Example: QFS_LOG(QFS_LOG_WARN, "wal open failed group=%016llx err=%s", ...).
+ * Example: QFS_LOG(QFS_LOG_WARN, "wal open failed group=%016llx err=\"%s\"", ...).
  */
 #ifndef QFS_COMMON_LOG_H
 #define QFS_COMMON_LOG_H

@@ -776,7 +776,7 @@ int qfs_meta_intents(struct qfs_meta *m, qfs_table_t table, struct qfs_meta_inte
 		rc = c.err;
 	if (rc < 0) {
 		if (rc == QFS_ECORRUPT)
-			QFS_LOG(QFS_LOG_ERR, "undecodable split intent record table=%llu err=%s",
+			QFS_LOG(QFS_LOG_ERR, "undecodable split intent record table=%llu err=\"%s\"",
 				(unsigned long long)table, qfs_strerror(rc));
 		return rc;
 	}

@@ -39,7 +39,7 @@ int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		err = -errno;
-		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s err=%s", path, qfs_strerror(err));
+		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s err=\"%s\"", path, qfs_strerror(err));
 		return err;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -47,8 +47,8 @@ int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len)
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s mode=%04o err=the cluster key file "
-			"must be a regular file of mode 0600 (chmod 600 %s)", path,
+		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s mode=%04o err=\"the cluster key file "
+			"must be a regular file of mode 0600 (chmod 600 %s)\"", path,
 			(unsigned)(st.st_mode & 07777), path);
 		err = -EPERM;
 		goto out_close;
@@ -65,8 +65,8 @@ int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len)
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		n--; /* "openssl rand -hex 32 > key" and "echo" leave a newline */
 	if (n < QFS_NET_KEY_MIN || n > QFS_NET_KEY_MAX || n > cap) {
-		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s bytes=%zu err=the cluster key must "
-			"hold %u to %u bytes", path, n, QFS_NET_KEY_MIN, QFS_NET_KEY_MAX);
+		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s bytes=%zu err=\"the cluster key must "
+			"hold %u to %u bytes\"", path, n, QFS_NET_KEY_MIN, QFS_NET_KEY_MAX);
 		err = -EINVAL;
 		goto out_close;
 	}
@@ -74,7 +74,7 @@ int qfs_net_key_load(const char *path, uint8_t *key, size_t cap, size_t *len)
 	*len = n;
 out_close:
 	if (err && err != -EPERM && err != -EINVAL)
-		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s err=%s", path, qfs_strerror(err));
+		QFS_LOG(QFS_LOG_ERR, "net key refused path=%s err=\"%s\"", path, qfs_strerror(err));
 	OPENSSL_cleanse(buf, sizeof(buf));
 	close(fd);
 	return err;

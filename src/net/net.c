@@ -462,7 +462,7 @@ int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t l
 			NET_ADD(p->st.rejected, 1);
 		else
 			NET_ADD(ep->rejected_anon, 1);
-		QFS_LOG(QFS_LOG_WARN, "net send rejected node=%u to=%u len=%zu err=%s", ep->node, to,
+		QFS_LOG(QFS_LOG_WARN, "net send rejected node=%u to=%u len=%zu err=\"%s\"", ep->node, to,
 			len, flen < 0 ? qfs_strerror((int)flen) : "length mismatch");
 		return -EINVAL;
 	}

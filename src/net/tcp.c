@@ -184,7 +184,7 @@ static void reject(struct qfs_net_ep *ep, struct tcp_conn *c, const char *why)
 		NET_ADD(p->st.rejected, 1);
 	else
 		NET_ADD(ep->rejected_anon, 1);
-	QFS_LOG(QFS_LOG_WARN, "net frame rejected node=%u peer=%u magic=0x%08x version=%u len=%u err=%s",
+	QFS_LOG(QFS_LOG_WARN, "net frame rejected node=%u peer=%u magic=0x%08x version=%u len=%u err=\"%s\"",
 		ep->node, c->peer, qfs_be32_get(c->hdr), c->hdr[4], qfs_be32_get(c->hdr + 8), why);
 }
 
@@ -202,7 +202,7 @@ static int hello_accept(struct qfs_net_ep *ep, struct tcp_conn *c, const struct 
 	}
 	if (to != ep->node) {
 		NET_ADD(ep->rejected_anon, 1);
-		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u wanted=%u err=wrong node",
+		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u wanted=%u err=\"wrong node\"",
 			ep->node, from, to);
 		return -1;
 	}
@@ -246,7 +246,7 @@ static int proof_accept(struct qfs_net_ep *ep, struct tcp_conn *c, const struct 
 		now = qfs_clock_mono_ms();
 		QFS_LOG(!t->auth_log_ms || now - t->auth_log_ms >= AUTH_LOG_MS ? QFS_LOG_WARN :
 			QFS_LOG_DEBUG, "net auth refused node=%u peer=%u refused=%" PRIu64
-			" err=wrong cluster key", ep->node, c->peer, n);
+			" err=\"wrong cluster key\"", ep->node, c->peer, n);
 		if (!t->auth_log_ms || now - t->auth_log_ms >= AUTH_LOG_MS)
 			t->auth_log_ms = now;
 		return -1;
@@ -273,7 +273,7 @@ static int conn_header(struct qfs_net_ep *ep, struct tcp_conn *c)
 		/* Answer with our version so that the peer can say why. */
 		NET_ADD(ep->rejected_anon, 1);
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer_version=%u version=%u "
-			"err=protocol version not supported", ep->node, c->hdr[4], QFS_NET_VERSION);
+			"err=\"protocol version not supported\"", ep->node, c->hdr[4], QFS_NET_VERSION);
 		hello_build(reply, ep->node, 0, NULL, NULL);
 		(void)!send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL);
 		return -1;
@@ -421,7 +421,7 @@ static void *rx_main(void *arg)
 		if (poll(pfd, 2 + n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
-			QFS_LOG(QFS_LOG_ERR, "net poll failed node=%u err=%s", ep->node,
+			QFS_LOG(QFS_LOG_ERR, "net poll failed node=%u err=\"%s\"", ep->node,
 				qfs_strerror(-errno));
 			break;
 		}
@@ -551,7 +551,7 @@ static int tcp_connect(struct tcp_peer *tp, int *out, struct qfs_net_mac **mac)
 			goto err_close_fd;
 		n = recv(fd, hello + got, sizeof(hello) - got, 0);
 		if (n == 0) {
-			QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u err=closed by peer",
+			QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u err=\"closed by peer\"",
 				ep->node, peer);
 			r = -ECONNREFUSED;
 			goto err_close_fd;
@@ -566,12 +566,12 @@ static int tcp_connect(struct tcp_peer *tp, int *out, struct qfs_net_mac **mac)
 	}
 	if (qfs_be32_get(hello) == QFS_NET_MAGIC && hello[4] != QFS_NET_VERSION) {
 		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u peer_version=%u version=%u "
-			"err=protocol version not supported", ep->node, peer, hello[4], QFS_NET_VERSION);
+			"err=\"protocol version not supported\"", ep->node, peer, hello[4], QFS_NET_VERSION);
 		r = -EPROTO;
 		goto err_close_fd;
 	}
 	if (hello_parse(hello, &from, &to, &na, &proof) < 0 || from != peer || to != ep->node) {
-		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u err=bad hello reply",
+		QFS_LOG(QFS_LOG_WARN, "net hello refused node=%u peer=%u err=\"bad hello reply\"",
 			ep->node, peer);
 		r = -EPROTO;
 		goto err_close_fd;
@@ -594,7 +594,7 @@ static int tcp_connect(struct tcp_peer *tp, int *out, struct qfs_net_mac **mac)
 	if (!qfs_net_mac_equal(want, proof, QFS_NET_PROOF)) {
 		NET_ADD(tp->np->st.auth_refused, 1);
 		QFS_LOG(tp->fails ? QFS_LOG_DEBUG : QFS_LOG_WARN,
-			"net auth refused node=%u peer=%u err=wrong cluster key", ep->node, peer);
+			"net auth refused node=%u peer=%u err=\"wrong cluster key\"", ep->node, peer);
 		r = -EKEYREJECTED;
 		goto err_close_fd;
 	}
@@ -729,7 +729,7 @@ static void *sender_main(void *arg)
 			pthread_mutex_lock(&tp->mu);
 			if (r < 0) {
 				QFS_LOG(tp->fails ? QFS_LOG_DEBUG : QFS_LOG_WARN,
-					"net connect failed node=%u peer=%u err=%s retry_ms=%u dropped=%zu",
+					"net connect failed node=%u peer=%u err=\"%s\" retry_ms=%u dropped=%zu",
 					self, peer, qfs_strerror(r), tp->backoff_ms, tp->bytes);
 				tp->fails++;
 				queue_drop(tp);
@@ -771,7 +771,7 @@ static void *sender_main(void *arg)
 			pthread_mutex_lock(&tp->mu);
 		}
 		if (r < 0) {
-			QFS_LOG(QFS_LOG_INFO, "net connection lost node=%u peer=%u err=%s", self, peer,
+			QFS_LOG(QFS_LOG_INFO, "net connection lost node=%u peer=%u err=\"%s\"", self, peer,
 				qfs_strerror(r));
 			close(tp->fd);
 			tp->fd = -1;
@@ -841,8 +841,8 @@ static int tcp_open(struct qfs_net_ep *ep, const struct sockaddr_in *sa)
 	int one = 1, r;
 
 	if (!ep->net->key_len) {
-		QFS_LOG(QFS_LOG_ERR, "net listen refused node=%u err=a tcp endpoint needs the "
-			"cluster key (qfs_net_set_key)", ep->node);
+		QFS_LOG(QFS_LOG_ERR, "net listen refused node=%u err=\"a tcp endpoint needs the "
+			"cluster key (qfs_net_set_key)\"", ep->node);
 		free(t);
 		return -ENOKEY;
 	}
@@ -857,7 +857,7 @@ static int tcp_open(struct qfs_net_ep *ep, const struct sockaddr_in *sa)
 	if (bind(t->lfd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 || listen(t->lfd, 64) < 0 ||
 	    getsockname(t->lfd, (struct sockaddr *)&bound, &bl) < 0) {
 		r = -errno;
-		QFS_LOG(QFS_LOG_WARN, "net listen failed node=%u port=%u err=%s", ep->node,
+		QFS_LOG(QFS_LOG_WARN, "net listen failed node=%u port=%u err=\"%s\"", ep->node,
 			ntohs(sa->sin_port), qfs_strerror(r));
 		goto err_close_lfd;
 	}

@@ -478,7 +478,7 @@ static int start_locked(struct qfs_cell *c, struct cnode *cn)
 		pthread_mutex_lock(&c->mu);
 		cn->err = rc;
 		pthread_mutex_unlock(&c->mu);
-		QFS_LOG(QFS_LOG_ERR, "cell node start failed node=%u az=%s dir=%s err=%s", cn->id, cn->az,
+		QFS_LOG(QFS_LOG_ERR, "cell node start failed node=%u az=%s dir=%s err=\"%s\"", cn->id, cn->az,
 			cn->dir, qfs_strerror(rc));
 		return rc;
 	}
@@ -666,7 +666,7 @@ static void keeper_round(struct qfs_cell *c)
 				continue;
 			if (!cn->retry_at_ms) {
 				backoff_next(cn, now);
-				QFS_LOG(QFS_LOG_WARN, "cell node restart scheduled node=%u err=%s in_ms=%" PRIu64,
+				QFS_LOG(QFS_LOG_WARN, "cell node restart scheduled node=%u err=\"%s\" in_ms=%" PRIu64,
 					cn->id, qfs_strerror(err), cn->backoff_ms);
 				continue;
 			}
@@ -734,7 +734,7 @@ static void keeper_space(struct qfs_cell *c)
 			continue;
 		rc = qfs_rnode_store_compact(rn, c->reserve);
 		node_put(c, id);
-		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell store compacted node=%u free=%llu err=%s", id,
+		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell store compacted node=%u free=%llu err=\"%s\"", id,
 			(unsigned long long)sv.f_bavail * sv.f_frsize, rc ? qfs_strerror(rc) : "none");
 	}
 }
@@ -939,7 +939,7 @@ static void heal_one(struct qfs_cell *c, struct cnode *cn, const struct qfs_rnod
 	pthread_mutex_unlock(&c->op_mu);
 	if (rc) {
 		QFS_LOG(QFS_LOG_ERR, "cell replica rebuild failed group=%016" PRIx64 " node=%u attempt=%u"
-			" err=%s", g, cn->id, h->attempts, qfs_strerror(rc));
+			" err=\"%s\"", g, cn->id, h->attempts, qfs_strerror(rc));
 		heal_backoff(h, now);
 		return;
 	}
@@ -1229,14 +1229,14 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 			     : c->sto.memtable_bytes ? QFS_STORE_MEMTABLE_MIN : QFS_STORE_MEMTABLE_DEFAULT) +
 		     CELL_RESERVE_SLACK;
 	if ((rc = qfs_sysio_mkdir(c->dir, 0700)) < 0 && rc != -EEXIST) {
-		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=%s", c->dir, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s err=\"%s\"", c->dir, qfs_strerror(rc));
 		cell_free(c);
 		return rc;
 	}
 	c->tomb = calloc(1, sizeof(*c->tomb));
 	rc = c->tomb ? tomb_load(c) : -ENOMEM;
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s what=DROPPED err=%s", c->dir, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "cell open failed dir=%s what=DROPPED err=\"%s\"", c->dir, qfs_strerror(rc));
 		cell_free(c);
 		return rc;
 	}
@@ -1278,7 +1278,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 			cn->err = rc;
 			if (!first_err)
 				first_err = rc;
-			QFS_LOG(QFS_LOG_ERR, "cell node open failed node=%u az=%s dir=%s err=%s", cn->id,
+			QFS_LOG(QFS_LOG_ERR, "cell node open failed node=%u az=%s dir=%s err=\"%s\"", cn->id,
 				cn->az, cn->dir, qfs_strerror(rc));
 			continue;
 		}
@@ -1408,7 +1408,7 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 		else if (!err)
 			err = rc;
 		if (rc && rc != -EEXIST) /* the reconciliation at its next start makes it */
-			QFS_LOG(QFS_LOG_WARN, "cell group create failed on a node group=%016" PRIx64 " node=%u err=%s",
+			QFS_LOG(QFS_LOG_WARN, "cell group create failed on a node group=%016" PRIx64 " node=%u err=\"%s\"",
 				group, i + 1, qfs_strerror(rc));
 	}
 	if (had >= majority(c)) {
@@ -1417,7 +1417,7 @@ int qfs_cell_group_create(struct qfs_cell *c, qfs_group_t group)
 		rc = 0;
 	} else {
 		rc = err ? err : -ETIMEDOUT;
-		QFS_LOG(QFS_LOG_ERR, "cell group create failed group=%016" PRIx64 " made=%u of %u err=%s",
+		QFS_LOG(QFS_LOG_ERR, "cell group create failed group=%016" PRIx64 " made=%u of %u err=\"%s\"",
 			group, made, c->n, qfs_strerror(rc));
 		for (uint32_t k = 0; k < made; k++) {
 			struct qfs_rnode *rn = node_get(c, created[k]);
@@ -1456,7 +1456,7 @@ int qfs_cell_group_drop(struct qfs_cell *c, qfs_group_t group)
 		if ((rc = c->tomb->err ? c->tomb->err : tomb_save(c)) != 0) {
 			c->tomb->n--;
 			pthread_mutex_unlock(&c->op_mu);
-			QFS_LOG(QFS_LOG_ERR, "cell group drop failed group=%016" PRIx64 " what=DROPPED err=%s",
+			QFS_LOG(QFS_LOG_ERR, "cell group drop failed group=%016" PRIx64 " what=DROPPED err=\"%s\"",
 				group, qfs_strerror(rc));
 			return rc;
 		}
@@ -2370,7 +2370,7 @@ static int cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t gro
 		}
 	}
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN, "cell replica wiped for rebuild node=%u group=%016" PRIx64
-		" why=\"%s\" err=%s", id, group, why, rc ? qfs_strerror(rc) : "-");
+		" why=\"%s\" err=\"%s\"", id, group, why, rc ? qfs_strerror(rc) : "-");
 restart:
 	{
 		int src = start_locked(c, cn);

@@ -1006,7 +1006,7 @@ int qfs_rcell_open(const char *path, uint32_t self, uint32_t timeout_ms, int str
 	rc->timeout_ms = timeout_ms;
 	rc->strong = strong;
 	if ((r = local_addr(rc, host, sizeof(host))) < 0) {
-		QFS_LOG(QFS_LOG_ERR, "cluster router refused cluster=%s err=no route to node %u at %s: %s",
+		QFS_LOG(QFS_LOG_ERR, "cluster router refused cluster=%s err=\"no route to node %u at %s: %s\"",
 			path, rc->cl.nodes[0].id, rc->cl.nodes[0].addr, qfs_strerror(r));
 		goto err_free;
 	}
@@ -1325,7 +1325,7 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 
 		r = ask_one(rc, nw, &d, ASK_MS);
 		QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member dropped "
-			"group=%016llx node=%u err=%s (its replica of an earlier membership)",
+			"group=%016llx node=%u err=\"%s\" (its replica of an earlier membership)",
 			(unsigned long long)g, nw, r ? qfs_strerror(r) : "none");
 		if (r && r != QFS_ENOGROUP)
 			return r;
@@ -1342,7 +1342,7 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 	 * it (doc/cluster.md "Membership") */
 	r = floor_from(rc, g, ids, *n, nw, dl, fl);
 	if (r) {
-		QFS_LOG(QFS_LOG_ERR, "cluster member floor group=%016llx node=%u err=%s",
+		QFS_LOG(QFS_LOG_ERR, "cluster member floor group=%016llx node=%u err=\"%s\"",
 			(unsigned long long)g, nw, qfs_strerror(r));
 		return r;
 	}
@@ -1350,14 +1350,14 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 		qfs_be32_put(buf + 4 * k, ids[k]);
 	r = ask_one(rc, nw, &q, ASK_MS);
 	QFS_LOG(r && r != -EEXIST ? QFS_LOG_ERR : QFS_LOG_INFO,
-		"cluster member join group=%016llx node=%u err=%s", (unsigned long long)g, nw,
+		"cluster member join group=%016llx node=%u err=\"%s\"", (unsigned long long)g, nw,
 		r == -EEXIST ? "none (its replica is there: taken over)" : r ? qfs_strerror(r) : "none");
 	if (r && r != -EEXIST)
 		return r;
 	ids[(*n)++] = nw;
 	r = config_to(rc, g, ids, *n, ids, *n, dl);
 	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member added group=%016llx node=%u members=%u "
-		"err=%s", (unsigned long long)g, nw, *n, r ? qfs_strerror(r) : "none");
+		"err=\"%s\"", (unsigned long long)g, nw, *n, r ? qfs_strerror(r) : "none");
 	if (r) {
 		(*n)--;
 		return r;
@@ -1380,14 +1380,14 @@ static int remove_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uin
 		return -EINVAL;
 	r = config_to(rc, g, ids, *n, nids, m, dl);
 	QFS_LOG(r ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member removed group=%016llx node=%u members=%u "
-		"err=%s", (unsigned long long)g, old, m, r ? qfs_strerror(r) : "none");
+		"err=\"%s\"", (unsigned long long)g, old, m, r ? qfs_strerror(r) : "none");
 	if (r)
 		return r;
 	memcpy(ids, nids, m * sizeof(nids[0]));
 	*n = m;
 	r = ask_one(rc, old, &q, ASK_MS);
 	QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_WARN : QFS_LOG_INFO, "cluster member dropped "
-		"group=%016llx node=%u err=%s", (unsigned long long)g, old,
+		"group=%016llx node=%u err=\"%s\"", (unsigned long long)g, old,
 		r == -ETIMEDOUT ? "no answer: its copy stays until it is dropped or wiped" :
 		r ? qfs_strerror(r) : "none");
 	return 0;
@@ -1428,7 +1428,7 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
 	}
 	if (why) {
 		QFS_LOG(QFS_LOG_ERR, "cluster member refused group=%016llx old=%u new=%u members=%u "
-			"err=%s", (unsigned long long)group, old, new, n, why);
+			"err=\"%s\"", (unsigned long long)group, old, new, n, why);
 		return -EINVAL;
 	}
 	if (op == QFS_MEMBER_REPLACE) {
@@ -1438,7 +1438,7 @@ int qfs_rcell_member_change(struct qfs_rcell *rc, qfs_group_t group, enum qfs_me
 			if (ids[k] != old && ids[k] != new && qfs_cluster_node(&rc->cl, ids[k]) &&
 			    !strcmp(qfs_cluster_node(&rc->cl, ids[k])->az, az)) {
 				QFS_LOG(QFS_LOG_ERR, "cluster member refused group=%016llx old=%u new=%u "
-					"err=node %u is already in AZ %s", (unsigned long long)group, old,
+					"err=\"node %u is already in AZ %s\"", (unsigned long long)group, old,
 					new, ids[k], az);
 				return -EINVAL;
 			}

@@ -54,7 +54,7 @@ int qfs_cluster_load(const char *path, struct qfs_cluster *out)
 	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;
-		QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s err=%s", path, qfs_strerror(r));
+		QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s err=\"%s\"", path, qfs_strerror(r));
 		free(cl);
 		return r;
 	}
@@ -84,7 +84,7 @@ int qfs_cluster_load(const char *path, struct qfs_cluster *out)
 			struct qfs_cluster_node *n;
 
 			if (cl->n == QFS_CLUSTER_MAX_NODES) {
-				QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s line=%u err=more than %u nodes",
+				QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s line=%u err=\"more than %u nodes\"",
 					path, lineno, QFS_CLUSTER_MAX_NODES);
 				r = -EINVAL;
 				break;
@@ -100,15 +100,15 @@ int qfs_cluster_load(const char *path, struct qfs_cluster *out)
 			continue;
 		}
 bad:
-		QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s line=%u err=expected 'node ID az AZ "
-			"addr A.B.C.D:PORT' (ids 1..%u, unique) or 'key PATH'", path, lineno,
+		QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s line=%u err=\"expected 'node ID az AZ "
+			"addr A.B.C.D:PORT' (ids 1..%u, unique) or 'key PATH'\"", path, lineno,
 			QFS_RPC_ROUTER_MIN - 1);
 		r = -EINVAL;
 		break;
 	}
 	fclose(f);
 	if (!r && (!cl->n || !cl->key_path[0])) {
-		QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s err=%s", path,
+		QFS_LOG(QFS_LOG_ERR, "cluster file refused path=%s err=\"%s\"", path,
 			!cl->n ? "no node line" : "no key line");
 		r = -EINVAL;
 	}

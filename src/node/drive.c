@@ -122,7 +122,7 @@ static void send_msgs(struct qfs_drive *d, const struct qfs_paxos_update *up)
 			continue; /* lossy network: paxos retransmits */
 		len = qfs_paxos_msg_encode(m, b->data + QFS_NET_FRAME_HDR, b->cap - QFS_NET_FRAME_HDR);
 		if (len < 0 || (size_t)len > QFS_NET_BODY_MAX) {
-			QFS_LOG(QFS_LOG_WARN, "rnode encode failed group=%016" PRIx64 " node=%u to=%u err=%s",
+			QFS_LOG(QFS_LOG_WARN, "rnode encode failed group=%016" PRIx64 " node=%u to=%u err=\"%s\"",
 				d->group, d->self, m->to, qfs_strerror(len < 0 ? (int)len : -EMSGSIZE));
 			continue;
 		}

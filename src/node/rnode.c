@@ -729,7 +729,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	 * came between a truncation and the seal that follows it (see
 	 * "Sealing by age"): never append to it again. */
 	if (!cfg && (rc = qfs_wal_seal(g->wal))) {
-		QFS_LOG(QFS_LOG_ERR, "rnode wal seal failed group=%016" PRIx64 " err=%s", id,
+		QFS_LOG(QFS_LOG_ERR, "rnode wal seal failed group=%016" PRIx64 " err=\"%s\"", id,
 			qfs_strerror(rc));
 		goto err_free;
 	}
@@ -760,7 +760,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 
 		rc = qfs_wal_read(g->wal, from, hs.last, runs_cb, w);
 		if (rc) {
-			QFS_LOG(QFS_LOG_ERR, "rnode wal read failed group=%016" PRIx64 " err=%s%s", id,
+			QFS_LOG(QFS_LOG_ERR, "rnode wal read failed group=%016" PRIx64 " err=\"%s\"%s", id,
 				qfs_strerror(rc), w->overflow ? " (too many ballot runs)" : "");
 			goto err_free;
 		}
@@ -790,7 +790,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 		if (w->cfgs[i].lsn > hs.applied)
 			rc = qfs_paxos_restore_config(&g->px, w->cfgs[i].lsn, &w->cfgs[i].cfg);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "rnode paxos init failed group=%016" PRIx64 " err=%s", id,
+		QFS_LOG(QFS_LOG_ERR, "rnode paxos init failed group=%016" PRIx64 " err=\"%s\"", id,
 			qfs_strerror(rc));
 		goto err_free;
 	}
@@ -818,7 +818,7 @@ static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
 	int rc;
 
 	if ((rc = qfs_store_drop_group(rn->store, id))) {
-		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=store err=%s",
+		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=store err=\"%s\"",
 			id, rn->id, qfs_strerror(rc));
 		return rc;
 	}
@@ -832,7 +832,7 @@ static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
 		if (qfs_sys_unlink(path) < 0 && errno != ENOENT) {
 			rc = -errno;
 			QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64
-				" node=%u step=promise path=%s err=%s", id, rn->id, path, qfs_strerror(rc));
+				" node=%u step=promise path=%s err=\"%s\"", id, rn->id, path, qfs_strerror(rc));
 			return rc;
 		}
 	}
@@ -843,7 +843,7 @@ static int finish_drop(struct qfs_rnode *rn, qfs_group_t id)
 		return rc;
 	rc = qfs_wal_destroy(path);
 	if (rc && rc != -ENOENT) {
-		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=wal dir=%s err=%s",
+		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=wal dir=%s err=\"%s\"",
 			id, rn->id, path, qfs_strerror(rc));
 		return rc;
 	}
@@ -1030,7 +1030,7 @@ static void group_stop(struct qfs_rnode *rn, struct group *g, int rc, const char
 		g->stopped = 1;
 		g->err = rc;
 		g->untrusted = rc == QFS_ECORRUPT;
-		QFS_LOG(QFS_LOG_ERR, "rnode group stopped group=%016" PRIx64 " node=%u what=%s err=%s",
+		QFS_LOG(QFS_LOG_ERR, "rnode group stopped group=%016" PRIx64 " node=%u what=%s err=\"%s\"",
 			g->id, rn->id, what, qfs_strerror(rc));
 	}
 	pthread_mutex_unlock(&g->mu);
@@ -1207,7 +1207,7 @@ static int io_wal_verify(struct qfs_rnode *rn, qfs_group_t id)
 			rc = qfs_wal_read(g->wal, first, last, verify_cb, NULL);
 		if (rc)
 			QFS_LOG(QFS_LOG_ERR, "rnode wal verify failed group=%016" PRIx64 " node=%u first=%" PRIu64
-				" last=%" PRIu64 " err=%s", id, rn->id, first, last, qfs_strerror(rc));
+				" last=%" PRIu64 " err=\"%s\"", id, rn->id, first, last, qfs_strerror(rc));
 	}
 	group_put(rn, g);
 	return rc;
@@ -1259,7 +1259,7 @@ static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs
 	    (rc = qfs_node_path_fmt(tmp, sizeof(tmp), "%s/%016" PRIx64 ".tmp", g->gdir, g->id)) ||
 	    (rc = qfs_node_file_put(g->gdir, tmp, path, text))) {
 		QFS_LOG(QFS_LOG_ERR, "rnode members update failed group=%016" PRIx64 " node=%u lsn=%" PRIu64
-			" err=%s", g->id, rn->id, e->lsn, qfs_strerror(rc));
+			" err=\"%s\"", g->id, rn->id, e->lsn, qfs_strerror(rc));
 		return rc;
 	}
 	pthread_mutex_lock(&g->mu);
@@ -1451,7 +1451,7 @@ static int drive_read(void *ctx, qfs_lsn_t from, qfs_lsn_t to, struct qfs_drive_
 	if (rc >= 0)
 		return 0;
 	if (rc != QFS_ECORRUPT)
-		QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=%s", g->id,
+		QFS_LOG(QFS_LOG_WARN, "rnode log read failed group=%016" PRIx64 " err=\"%s\"", g->id,
 			qfs_strerror(rc));
 	return rc;
 }
@@ -1659,7 +1659,7 @@ static void snap_warn(struct qfs_rnode *rn, struct group *g, uint32_t to, qfs_ls
 	if (now_ms() - g->snap_warned_ms >= 60000) {
 		g->snap_warned_ms = now_ms();
 		QFS_LOG(QFS_LOG_WARN, "rnode snapshot not sent group=%016" PRIx64 " node=%u to=%u"
-			" applied=%" PRIu64 " chunks=%u err=%s", g->id, rn->id, to, applied, chunks,
+			" applied=%" PRIu64 " chunks=%u err=\"%s\"", g->id, rn->id, to, applied, chunks,
 			qfs_strerror(rc));
 	}
 }
@@ -1852,7 +1852,7 @@ static void snap_send_point(struct qfs_rnode *rn, struct group *g, uint32_t to)
 	if (!rc)
 		rc = qfs_net_send(rn->ep, to, rn->snap.data, rn->snap.len);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "rnode log replica start group=%016" PRIx64
-		" node=%u to=%u lsn=%" PRIu64 " err=%s", g->id, rn->id, to, g->applied,
+		" node=%u to=%u lsn=%" PRIu64 " err=\"%s\"", g->id, rn->id, to, g->applied,
 		rc ? qfs_strerror(rc) : "none");
 	if (!rc)
 		stat_add(&rn->st_out, 1);
@@ -2142,7 +2142,7 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 	while (qfs_snap_next(&c, &pos, &k, &kl, &v, &vl)) {
 		if ((rc = qfs_store_install_item(g->sin->inst, k, kl, v, vl))) {
 			QFS_LOG(QFS_LOG_WARN, "rnode snapshot item refused group=%016" PRIx64
-				" node=%u from=%u err=%s", g->id, rn->id, c.from, qfs_strerror(rc));
+				" node=%u from=%u err=\"%s\"", g->id, rn->id, c.from, qfs_strerror(rc));
 			snap_in_free(g);
 			goto out_put;
 		}
@@ -2397,7 +2397,7 @@ static void seal_aged(struct qfs_rnode *rn, struct group *g, uint64_t now,
 	int rc = qfs_wal_seal(g->wal);
 
 	if (rc) {
-		QFS_LOG(QFS_LOG_WARN, "rnode wal seal failed group=%016" PRIx64 " node=%u err=%s", g->id,
+		QFS_LOG(QFS_LOG_WARN, "rnode wal seal failed group=%016" PRIx64 " node=%u err=\"%s\"", g->id,
 			rn->id, qfs_strerror(rc));
 		g->unsealed_ms = now; /* try again one age later */
 		return;
@@ -2468,7 +2468,7 @@ static int io_drop(struct qfs_rnode *rn, qfs_group_t id)
 		goto out_put;
 	if (qfs_sys_unlink(path) < 0 && errno != ENOENT) {
 		rc = -errno;
-		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=members err=%s",
+		QFS_LOG(QFS_LOG_ERR, "rnode group drop failed group=%016" PRIx64 " node=%u step=members err=\"%s\"",
 			id, rn->id, qfs_strerror(rc));
 		goto out_put;
 	}
@@ -2498,7 +2498,7 @@ static int io_drop(struct qfs_rnode *rn, qfs_group_t id)
 			break;
 		}
 	pthread_mutex_unlock(&rn->mu);
-	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group drop group=%016" PRIx64 " node=%u err=%s",
+	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group drop group=%016" PRIx64 " node=%u err=\"%s\"",
 		id, rn->id, rc ? qfs_strerror(rc) : "-");
 out_put:
 	group_put(rn, g);
@@ -2531,7 +2531,7 @@ static int io_release(struct qfs_rnode *rn, qfs_group_t id, qfs_lsn_t lsn)
 	wal_snap(g);
 	if (rc) {
 		QFS_LOG(QFS_LOG_WARN, "rnode wal release failed group=%016" PRIx64 " node=%u below=%" PRIu64
-			" err=%s", id, rn->id, lsn, qfs_strerror(rc));
+			" err=\"%s\"", id, rn->id, lsn, qfs_strerror(rc));
 		goto out_put;
 	}
 	first = qfs_wal_first(g->wal);
@@ -2862,7 +2862,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		goto err_free;
 	}
 	if ((rc = qfs_sysio_mkdir(o->dir, 0755)) < 0 && rc != -EEXIST) {
-		QFS_LOG(QFS_LOG_ERR, "rnode open failed dir=%s err=%s", o->dir, qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "rnode open failed dir=%s err=\"%s\"", o->dir, qfs_strerror(rc));
 		goto err_free;
 	}
 	if ((rc = qfs_node_format_check(o->dir, RNODE_FORMAT)))
@@ -3433,7 +3433,7 @@ int qfs_rnode_group_rebuild(struct qfs_rnode *rn, qfs_group_t group,
 		return rc;
 	rc = group_create(rn, group, members, promised, 0, NULL);
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_INFO, "rnode group rebuilt empty group=%016" PRIx64
-		" node=%u promised=%" PRIu64 " err=%s", group, rn->id, promised,
+		" node=%u promised=%" PRIu64 " err=\"%s\"", group, rn->id, promised,
 		rc ? qfs_strerror(rc) : "-");
 	return rc;
 }

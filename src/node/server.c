@@ -437,7 +437,7 @@ static void handle(struct qfs_node_server *s, const struct qfs_rpc_req *q, struc
 							   &p->leader);
 		}
 		QFS_LOG(p->err ? QFS_LOG_WARN : QFS_LOG_INFO, "node member %s group=%016llx node=%u "
-			"members=%u%s err=%s", q->op == QFS_RPC_JOIN ? "join" : "config",
+			"members=%u%s err=\"%s\"", q->op == QFS_RPC_JOIN ? "join" : "config",
 			(unsigned long long)q->group, s->id, cfg.n, join_log ? " kind=log" : "",
 			p->err ? qfs_strerror(p->err) : "none");
 		break;
@@ -497,7 +497,7 @@ static void *worker_main(void *arg)
 		}
 		/* The router listens there; its connection back to it. */
 		if (q.addr[0] && (rc = qfs_net_set_addr(s->net, q.from, q.addr)) < 0) {
-			QFS_LOG(QFS_LOG_WARN, "node request rejected node=%u from=%u addr=%s err=%s", s->id,
+			QFS_LOG(QFS_LOG_WARN, "node request rejected node=%u from=%u addr=%s err=\"%s\"", s->id,
 				q.from, q.addr, qfs_strerror(rc));
 			goto next;
 		}
@@ -615,7 +615,7 @@ static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
 	pthread_mutex_unlock(&s->mu);
 	rc = qfs_rnode_group_drop(s->rn, g);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
-		"err=%s (no longer a member)", (unsigned long long)g, s->id, rc ? qfs_strerror(rc) : "none");
+		"err=\"%s\" (no longer a member)", (unsigned long long)g, s->id, rc ? qfs_strerror(rc) : "none");
 }
 
 /* 1 if g's leader says this node is in none of g's configurations
@@ -700,7 +700,7 @@ static void orphan_check(struct qfs_node_server *s, qfs_group_t g)
 	rc = qfs_rnode_group_drop(s->rn, g);
 	pthread_mutex_unlock(&s->jmu);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
-		"leader=%u members=%u age_ms=%llu err=%s (an orphan: no configuration names it)",
+		"leader=%u members=%u age_ms=%llu err=\"%s\" (an orphan: no configuration names it)",
 		(unsigned long long)g, s->id, leader, own.n, (unsigned long long)(now - since),
 		rc ? qfs_strerror(rc) : "none");
 }
@@ -771,7 +771,7 @@ static void reconcile(struct qfs_node_server *s)
 				continue;
 			rc = qfs_rnode_group_create(s->rn, g, &cfg);
 			QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile created group=%016llx "
-				"node=%u hosts=%u members=%u err=%s", (unsigned long long)g, s->id, hosts,
+				"node=%u hosts=%u members=%u err=\"%s\"", (unsigned long long)g, s->id, hosts,
 				cfg.n, rc ? qfs_strerror(rc) : "none");
 			qfs_glist_add(g, &mine);
 		}
@@ -885,7 +885,7 @@ static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
 	rc = qfs_rnode_wal_release(s->rn, g, pt);
 	if (rc) {
 		if (rc != QFS_ENOGROUP && rc != QFS_ESTOPPED)
-			QFS_LOG(QFS_LOG_WARN, "node wal release failed group=%016llx node=%u lsn=%llu err=%s",
+			QFS_LOG(QFS_LOG_WARN, "node wal release failed group=%016llx node=%u lsn=%llu err=\"%s\"",
 				(unsigned long long)g, s->id, (unsigned long long)pt, qfs_strerror(rc));
 		return;
 	}
@@ -986,8 +986,8 @@ static int heal_config(struct qfs_node_server *s, qfs_group_t g, const struct qf
 	} while (mono_ms() < dl && !heal_stopping(s));
 	if (rc == -ESTALE)
 		QFS_LOG(QFS_LOG_INFO, "node heal stale group=%016llx node=%u members=%u ballot=%llu "
-			"err=the members in force or the ballot changed since the decision (the next "
-			"round decides again)", (unsigned long long)g, s->id, from->n,
+			"err=\"the members in force or the ballot changed since the decision (the next "
+			"round decides again)\"", (unsigned long long)g, s->id, from->n,
 			(unsigned long long)ballot);
 	return rc;
 }
@@ -1014,7 +1014,7 @@ static int heal_join(struct qfs_node_server *s, qfs_group_t g, uint32_t id, cons
 
 	*nofloor = rc != 0;
 	if (rc) {
-		QFS_LOG(QFS_LOG_INFO, "node heal floor group=%016llx node=%u err=%s (next round)",
+		QFS_LOG(QFS_LOG_INFO, "node heal floor group=%016llx node=%u err=\"%s\" (next round)",
 			(unsigned long long)g, id, qfs_strerror(rc));
 		return rc;
 	}
@@ -1050,7 +1050,7 @@ static void heal_remove_dead(struct qfs_node_server *s, qfs_group_t g,
 		}
 	rc = heal_config(s, g, c, ballot, &rm);
 	QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal member removed group=%016llx node=%u "
-		"members=%u log=%u took_ms=%llu err=%s", (unsigned long long)g, dead, rm.n, lr,
+		"members=%u log=%u took_ms=%llu err=\"%s\"", (unsigned long long)g, dead, rm.n, lr,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 }
 
@@ -1086,7 +1086,7 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 		if (nofloor)
 			return; /* (the same for every spare) */
 		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal join group=%016llx node=%u "
-			"kind=log dead=%u err=%s", (unsigned long long)g, cand[i], dead,
+			"kind=log dead=%u err=\"%s\"", (unsigned long long)g, cand[i], dead,
 			rc ? qfs_strerror(rc) : "none");
 		if (rc == 0) {
 			spare = cand[i];
@@ -1096,7 +1096,7 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 	if (!spare) {
 		if (mono_ms() - s->heal_warned_ms >= 60000) {
 			s->heal_warned_ms = mono_ms();
-			QFS_LOG(QFS_LOG_WARN, "node heal no spare group=%016llx dead=%u err=%s "
+			QFS_LOG(QFS_LOG_WARN, "node heal no spare group=%016llx dead=%u err=\"%s\" "
 				"(no node outside the group answers and takes a log replica)",
 				(unsigned long long)g, dead, qfs_strerror(rc));
 		}
@@ -1107,7 +1107,7 @@ static void heal_add_log(struct qfs_node_server *s, qfs_group_t g, const struct 
 	add.n++;
 	rc = heal_config(s, g, c, ballot, &add);
 	QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal log replica added group=%016llx node=%u "
-		"az=%s dead=%u silent_ms=%llu took_ms=%llu err=%s", (unsigned long long)g, spare,
+		"az=%s dead=%u silent_ms=%llu took_ms=%llu err=\"%s\"", (unsigned long long)g, spare,
 		node_az(s, spare), dead, (unsigned long long)silent_ms,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc) {
@@ -1189,7 +1189,7 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 				return;
 			}
 			QFS_LOG(rc ? QFS_LOG_DEBUG : QFS_LOG_INFO, "node heal join group=%016llx node=%u "
-				"kind=storage err=%s", (unsigned long long)g, id,
+				"kind=storage err=\"%s\"", (unsigned long long)g, id,
 				rc ? qfs_strerror(rc) : "none");
 			if (rc == 0)
 				nw = id;
@@ -1205,7 +1205,7 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 	if (!added) {
 		rc = heal_config(s, g, c, ballot, &to);
 		QFS_LOG(heal_level(rc, QFS_LOG_ERR), "node heal storage replica added group=%016llx "
-			"node=%u az=%s err=%s", (unsigned long long)g, nw, node_az(s, nw),
+			"node=%u az=%s err=\"%s\"", (unsigned long long)g, nw, node_az(s, nw),
 			rc ? qfs_strerror(rc) : "none");
 		if (rc) {
 			if (rc != -ETIMEDOUT) /* (see heal_add_log) */
@@ -1215,7 +1215,7 @@ static void heal_restore(struct qfs_node_server *s, qfs_group_t g, const struct 
 	}
 	rc = heal_caught_up(s, g, nw);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node heal storage replica caught up group=%016llx "
-		"node=%u took_ms=%llu err=%s", (unsigned long long)g, nw,
+		"node=%u took_ms=%llu err=\"%s\"", (unsigned long long)g, nw,
 		(unsigned long long)(mono_ms() - t0), rc ? qfs_strerror(rc) : "none");
 	if (rc)
 		return; /* the log replica stays; a later round waits again */
@@ -1243,7 +1243,7 @@ static void heal_retire(struct qfs_node_server *s, qfs_group_t g, const struct q
 	if (rc == 0)
 		rc = qfs_rcell_drop_at(s->peers, lr, g);
 	QFS_LOG(heal_level(rc, QFS_LOG_WARN), "node heal log replica retired group=%016llx "
-		"node=%u members=%u err=%s", (unsigned long long)g, lr, rm.n,
+		"node=%u members=%u err=\"%s\"", (unsigned long long)g, lr, rm.n,
 		rc == -ETIMEDOUT ? "no answer: its copy is dropped by its reconciler" :
 		rc ? qfs_strerror(rc) : "none");
 }
@@ -1432,7 +1432,7 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 		goto err_free;
 	me = qfs_cluster_node(&s->cl, o->id);
 	if (!me) {
-		QFS_LOG(QFS_LOG_ERR, "node refused id=%u cluster=%s err=no such node in the cluster file",
+		QFS_LOG(QFS_LOG_ERR, "node refused id=%u cluster=%s err=\"no such node in the cluster file\"",
 			o->id, o->cluster);
 		rc = -EINVAL;
 		goto err_free;
@@ -1458,7 +1458,7 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 					     QFS_WAL_SEGMENT_DEFAULT);
 	rc = qfs_rnode_open(&ro, &s->rn);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "node open failed id=%u dir=%s addr=%s err=%s", o->id, o->dir,
+		QFS_LOG(QFS_LOG_ERR, "node open failed id=%u dir=%s addr=%s err=\"%s\"", o->id, o->dir,
 			me->addr, qfs_strerror(rc));
 		goto err_net;
 	}

@@ -299,7 +299,7 @@ static int local_put(struct qfs_objstore *os, const char *key, const struct qfs_
 	if (rc < 0) {
 		/* the object is in place but maybe not durable: report it */
 		qfs_os_set_error(os, "fsync directory of %s: %s", key, strerror(-rc));
-		QFS_LOG(QFS_LOG_ERR, "objstore local fsync dir failed key=%s err=%s", key, strerror(-rc));
+		QFS_LOG(QFS_LOG_ERR, "objstore local fsync dir failed key=%s err=\"%s\"", key, strerror(-rc));
 	}
 	return rc;
 
@@ -309,7 +309,7 @@ err_unlink_tmp:
 	if (id)
 		qfs_sys_unlink(dpath);
 	qfs_os_set_error(os, "write %s: %s", key, qfs_strerror(rc));
-	QFS_LOG(QFS_LOG_WARN, "objstore local put failed key=%s err=%s", key, qfs_strerror(rc));
+	QFS_LOG(QFS_LOG_WARN, "objstore local put failed key=%s err=\"%s\"", key, qfs_strerror(rc));
 	return rc;
 }
 
@@ -359,7 +359,7 @@ static int open_obj(struct qfs_objstore *os, const char *key, int *fd_out, uint6
 				close(dfd);
 			rc = QFS_ECORRUPT;
 			qfs_os_set_error(os, "object %s: data file %s missing (corrupt object)", key, dpath);
-			QFS_LOG(QFS_LOG_ERR, "objstore corrupt object key=%s path=%s err=data file missing", key,
+			QFS_LOG(QFS_LOG_ERR, "objstore corrupt object key=%s path=%s err=\"data file missing\"", key,
 				dpath);
 			goto err_close_fd;
 		}
@@ -372,7 +372,7 @@ static int open_obj(struct qfs_objstore *os, const char *key, int *fd_out, uint6
 	    (uint64_t)st.st_size != HDR_LEN + get_le64(hdr + 8)) {
 		rc = QFS_ECORRUPT;
 		qfs_os_set_error(os, "object %s: bad header or length (corrupt object)", key);
-		QFS_LOG(QFS_LOG_ERR, "objstore corrupt object key=%s path=%s err=bad header or length", key, path);
+		QFS_LOG(QFS_LOG_ERR, "objstore corrupt object key=%s path=%s err=\"bad header or length\"", key, path);
 		goto err_close_fd;
 	}
 	info->size = get_le64(hdr + 8);
@@ -623,7 +623,7 @@ int qfs_os_local_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cf
 	size_t n = strlen(root);
 
 	if (root[0] != '/' || n + QFS_OBJSTORE_KEY_MAX + 64 >= PATH_MAX) {
-		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=want file:///absolute/dir", cfg->url);
+		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=\"want file:///absolute/dir\"", cfg->url);
 		return -EINVAL;
 	}
 	while (n > 1 && root[n - 1] == '/')
@@ -635,7 +635,7 @@ int qfs_os_local_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cf
 	l->no_link = !cfg->link_immutable;
 	l->keep_free = cfg->keep_free;
 	if (root_missing(l)) {
-		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=directory missing", cfg->url);
+		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=\"directory missing\"", cfg->url);
 		free(l);
 		return -ENXIO;
 	}

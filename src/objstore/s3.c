@@ -1087,7 +1087,7 @@ static int load_cred_file(struct s3 *s, const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		QFS_LOG(QFS_LOG_ERR, "objstore credentials file unreadable path=%s err=%s", path, strerror(-rc));
+		QFS_LOG(QFS_LOG_ERR, "objstore credentials file unreadable path=%s err=\"%s\"", path, strerror(-rc));
 		return rc == -ENOENT ? -EACCES : rc;
 	}
 	if (fstat(fd, &st) < 0 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
@@ -1153,13 +1153,13 @@ static int load_creds(struct s3 *s, const struct qfs_objstore_cfg *cfg)
 			return -ENOMEM;
 	}
 	if (!s->akid || !s->secret || !*s->akid || !*s->secret) {
-		QFS_LOG(QFS_LOG_ERR, "objstore no credentials source=%s err=need an access key id and a secret key",
+		QFS_LOG(QFS_LOG_ERR, "objstore no credentials source=%s err=\"need an access key id and a secret key\"",
 			cfg->credentials ? cfg->credentials : "environment");
 		return -EACCES;
 	}
 	if (strchr(s->akid, ':') || strpbrk(s->akid, "\r\n") || strpbrk(s->secret, "\r\n") ||
 	    (s->token && strpbrk(s->token, "\r\n"))) {
-		QFS_LOG(QFS_LOG_ERR, "objstore bad credentials source=%s err=invalid characters",
+		QFS_LOG(QFS_LOG_ERR, "objstore bad credentials source=%s err=\"invalid characters\"",
 			cfg->credentials ? cfg->credentials : "environment");
 		return -EINVAL;
 	}
@@ -1221,7 +1221,7 @@ int qfs_os_s3_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cfg, 
 	if (global_rc < 0)
 		return global_rc;
 	if (!bucket_ok(bp, blen) || strlen(region) > 40 || strpbrk(region, ":/ ")) {
-		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=bad bucket name or region", cfg->url);
+		QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=\"bad bucket name or region\"", cfg->url);
 		return -EINVAL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -1246,7 +1246,7 @@ int qfs_os_s3_open(struct qfs_objstore *os, const struct qfs_objstore_cfg *cfg, 
 		if (pl) {
 			s->prefix[pl] = '\0';
 			if (qfs_objstore_key_check(s->prefix, 0) < 0) {
-				QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=bad prefix", cfg->url);
+				QFS_LOG(QFS_LOG_ERR, "objstore open failed url=%s err=\"bad prefix\"", cfg->url);
 				rc = -EINVAL;
 				goto err_close;
 			}

@@ -177,7 +177,7 @@ static int item_scan_cb(const uint8_t *key, size_t key_len, const uint8_t *val, 
 	int rc = qfs_key_parse(key, key_len, &pk);
 
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "undecodable key in a scan table=%llu key_len=%zu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "undecodable key in a scan table=%llu key_len=%zu err=\"%s\"",
 			(unsigned long long)s->table, key_len, qfs_strerror(rc));
 		s->err = rc;
 		return 1;

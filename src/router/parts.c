@@ -121,7 +121,7 @@ static void admit_parts(struct qfs_router *r, const struct pc_table *e)
 	if (v != g)
 		free(v);
 	if (rc)
-		QFS_LOG(QFS_LOG_WARN, "partition shares not updated table=%llu err=%s", (unsigned long long)e->table,
+		QFS_LOG(QFS_LOG_WARN, "partition shares not updated table=%llu err=\"%s\"", (unsigned long long)e->table,
 			qfs_strerror(rc));
 }
 
@@ -807,7 +807,7 @@ int router_fence_repair(struct qfs_router *r, qfs_table_t table)
 			continue;
 		rc = settle_group(r, &v[i]);
 		QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN,
-			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=%s",
+			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=\"%s\"",
 			(unsigned long long)table, (unsigned long long)v[i].group,
 			(unsigned long long)v[i].epoch, (unsigned long long)f.epoch, qfs_strerror(rc));
 	}
@@ -834,7 +834,7 @@ static int commit_outcome(struct qfs_router *r, const struct qfs_meta_part *old,
 				return err;
 			qfs_meta_lookup(r->meta, old->table, old->lo, old->lo_len, left);
 			qfs_meta_lookup(r->meta, old->table, k, kl, right);
-			QFS_LOG(QFS_LOG_WARN, "split committed despite err=%s table=%llu new=%016llx",
+			QFS_LOG(QFS_LOG_WARN, "split committed despite err=\"%s\" table=%llu new=%016llx",
 				qfs_strerror(err), (unsigned long long)old->table,
 				(unsigned long long)newg);
 			return 0;
@@ -868,7 +868,7 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 	rc = set_frozen(r, old, k, kl);
 	if (rc) {
 		QFS_LOG(QFS_LOG_WARN, "split abandoned: prepared cross-partition txns not finished "
-			"table=%llu group=%016llx new=%016llx err=%s", (unsigned long long)old->table,
+			"table=%llu group=%016llx new=%016llx err=\"%s\"", (unsigned long long)old->table,
 			(unsigned long long)old->group, (unsigned long long)newg, qfs_strerror(rc));
 		if (!qfs_meta_group_used(r->meta, newg))
 			(void)qfs_cell_group_drop(r->cell, newg); /* else an open drops it */
@@ -914,7 +914,7 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 		/* neither dropped nor settled: the next open's repair finishes
 		 * the split (the map names newg) or undoes G's fence (it does not) */
 		clear_frozen(r);
-		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=%s",
+		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=\"%s\"",
 			(unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)newg, qfs_strerror(-ETIMEDOUT));
 		return -ETIMEDOUT;
@@ -924,11 +924,11 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 			int src = settle_group(r, old);
 			if (src) /* its writes meet QFS_ESTALE and repair it (router_fence_repair) */
 				QFS_LOG(QFS_LOG_ERR, "abandoned split left the old group fenced ahead of the map "
-					"group=%016llx epoch=%llu err=%s", (unsigned long long)old->group,
+					"group=%016llx epoch=%llu err=\"%s\"", (unsigned long long)old->group,
 					(unsigned long long)old->epoch, qfs_strerror(src));
 		}
 		clear_frozen(r);
-		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=%s",
+		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=\"%s\"",
 			(unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)newg, qfs_strerror(rc));
 		if (!qfs_meta_group_used(r->meta, newg))
@@ -944,7 +944,7 @@ static int split(struct qfs_router *r, const struct qfs_meta_part *old, const ui
 		usleep(100000);
 	}
 	if (rc) /* committed: the next open's repair finishes it */
-		QFS_LOG(QFS_LOG_ERR, "split committed but the old group was not settled group=%016llx err=%s",
+		QFS_LOG(QFS_LOG_ERR, "split committed but the old group was not settled group=%016llx err=\"%s\"",
 			(unsigned long long)left.group, qfs_strerror(rc));
 	test_stop(5);
 	clear_frozen(r);
@@ -1063,7 +1063,7 @@ static int unsplit(struct qfs_router *r, const struct qfs_meta_part *p, const st
 		return rc;
 	int frc = fence_forward(r, &np);
 	QFS_LOG(frc ? QFS_LOG_ERR : QFS_LOG_INFO, "split undone table=%llu group=%016llx epoch=%llu fence=%llu "
-		"fence_moved=%d err=%s", (unsigned long long)p->table, (unsigned long long)p->group,
+		"fence_moved=%d err=\"%s\"", (unsigned long long)p->table, (unsigned long long)p->group,
 		(unsigned long long)ne, (unsigned long long)f.epoch, frc == 0, qfs_strerror(frc));
 	return 0;
 }
@@ -1081,7 +1081,7 @@ static void hold_abort(struct qfs_router *r, struct hold *h, const struct qfs_me
 
 	if (rc) {
 		QFS_LOG(rc == QFS_ECONFLICT ? QFS_LOG_WARN : QFS_LOG_ERR,
-			"split intent lost table=%llu group=%016llx new=%016llx err=%s",
+			"split intent lost table=%llu group=%016llx new=%016llx err=\"%s\"",
 			(unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)h->in.newg, qfs_strerror(rc));
 		return;
@@ -1160,7 +1160,7 @@ static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, 
 	qfs_txn_close(&t);
 	if (rc) { /* QFS_ESTALE: a fence this split did not write (left over: the repair's) */
 		QFS_LOG(QFS_LOG_WARN, "split abandoned: old group not fenced table=%llu group=%016llx "
-			"new=%016llx err=%s", (unsigned long long)old->table, (unsigned long long)old->group,
+			"new=%016llx err=\"%s\"", (unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)newg, qfs_strerror(rc));
 		hold_abort(r, &h, old, rc != QFS_ESTALE && rc != -ENOMEM);
 		goto out;
@@ -1168,7 +1168,7 @@ static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, 
 	rc = set_frozen(r, old, k, kl);
 	if (rc) {
 		QFS_LOG(QFS_LOG_WARN, "split abandoned: prepared cross-partition txns not finished "
-			"table=%llu group=%016llx new=%016llx err=%s", (unsigned long long)old->table,
+			"table=%llu group=%016llx new=%016llx err=\"%s\"", (unsigned long long)old->table,
 			(unsigned long long)old->group, (unsigned long long)newg, qfs_strerror(rc));
 		hold_abort(r, &h, old, 1);
 		goto out;
@@ -1196,7 +1196,7 @@ static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, 
 	}
 	if (rc == QFS_EUNKNOWN_SPLIT) { /* the intent stays: a takeover, or the repair, settles it */
 		clear_frozen(r);
-		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=%s",
+		QFS_LOG(QFS_LOG_ERR, "split outcome unknown table=%llu group=%016llx new=%016llx err=\"%s\"",
 			(unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)newg, qfs_strerror(-ETIMEDOUT));
 		rc = -ETIMEDOUT;
@@ -1205,7 +1205,7 @@ static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, 
 	if (rc) {
 		hold_abort(r, &h, old, 1);
 		clear_frozen(r);
-		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=%s",
+		QFS_LOG(QFS_LOG_WARN, "split abandoned table=%llu group=%016llx new=%016llx err=\"%s\"",
 			(unsigned long long)old->table, (unsigned long long)old->group,
 			(unsigned long long)newg, qfs_strerror(rc));
 		goto out;
@@ -1219,7 +1219,7 @@ static int split_cluster(struct qfs_router *r, const struct qfs_meta_part *old, 
 		usleep(100000);
 	}
 	if (rc && rc != QFS_ECONFLICT) /* committed: the repair finishes it */
-		QFS_LOG(QFS_LOG_ERR, "split committed but the old group was not settled group=%016llx err=%s",
+		QFS_LOG(QFS_LOG_ERR, "split committed but the old group was not settled group=%016llx err=\"%s\"",
 			(unsigned long long)left.group, qfs_strerror(rc));
 	rc = 0;
 	test_stop(5);
@@ -1269,7 +1269,7 @@ static void takeover(struct qfs_router *r, const struct qfs_meta_intent *in)
 	if (rc == 0 && !found) /* the table is gone */
 		rc = qfs_meta_intent_swap(r->meta, &nw, NULL);
 	if (rc) { /* the intent stays ours, unchanged: the next takeover tries again */
-		QFS_LOG(QFS_LOG_ERR, "cannot undo a split taken over group=%016llx err=%s",
+		QFS_LOG(QFS_LOG_ERR, "cannot undo a split taken over group=%016llx err=\"%s\"",
 			(unsigned long long)in->group, qfs_strerror(rc));
 		return;
 	}
@@ -1363,7 +1363,7 @@ static int cluster_fence_repair(struct qfs_router *r, qfs_table_t table)
 			free(val);
 			if (src != QFS_ECONFLICT)
 				QFS_LOG(src ? QFS_LOG_ERR : QFS_LOG_WARN,
-					"partition fence repaired table=%llu group=%016llx epoch=%llu err=%s",
+					"partition fence repaired table=%llu group=%016llx epoch=%llu err=\"%s\"",
 					(unsigned long long)table, (unsigned long long)v[i].group,
 					(unsigned long long)v[i].epoch, qfs_strerror(src));
 			continue;
@@ -1381,7 +1381,7 @@ static int cluster_fence_repair(struct qfs_router *r, qfs_table_t table)
 			continue;
 		int src = unsplit(r, &v[i], &in); /* forward, never back; else the intent stays: a takeover retries */
 		QFS_LOG(src ? QFS_LOG_ERR : QFS_LOG_WARN,
-			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=%s",
+			"partition fence repaired table=%llu group=%016llx epoch=%llu fence=%llu err=\"%s\"",
 			(unsigned long long)table, (unsigned long long)v[i].group, (unsigned long long)v[i].epoch,
 			(unsigned long long)f.epoch, qfs_strerror(src));
 	}
@@ -1805,7 +1805,7 @@ static void check_splits(struct qfs_router *r)
 			int rc = split(r, p, c->key, c->key_len);
 			/* QFS_ECONFLICT: another router of the cluster splits it (logged) */
 			QFS_LOG(rc == QFS_ECONFLICT ? QFS_LOG_DEBUG : rc ? QFS_LOG_WARN : QFS_LOG_INFO,
-				"split by %s table=%llu group=%016llx err=%s",
+				"split by %s table=%llu group=%016llx err=\"%s\"",
 				c->by_load ? "load" : "size", (unsigned long long)c->table,
 				(unsigned long long)c->group, qfs_strerror(rc));
 			c->done = rc == 0;
@@ -1880,7 +1880,7 @@ static int repair_table_cb(const struct qfs_table *t, void *arg)
 	rc = cluster_fence_repair(r, t->id);
 	pthread_mutex_unlock(&r->split_run_mu);
 	if (rc)
-		QFS_LOG(QFS_LOG_WARN, "cannot check a table's partition fences table=%llu err=%s",
+		QFS_LOG(QFS_LOG_WARN, "cannot check a table's partition fences table=%llu err=\"%s\"",
 			(unsigned long long)t->id, qfs_strerror(rc));
 	return 0;
 }
@@ -1908,7 +1908,7 @@ static int repair(struct qfs_router *r)
 		int grc = qfs_cell_get(r->cell, groups.v[i], QFS_META_FENCE_KEY, QFS_META_FENCE_KEY_LEN, &val, &vl);
 		if (grc && grc != -ENOENT) { /* a group that cannot serve: its own errors
 					       * say so; the next open checks it again */
-			QFS_LOG(QFS_LOG_WARN, "cannot read a partition's fence group=%016llx err=%s",
+			QFS_LOG(QFS_LOG_WARN, "cannot read a partition's fence group=%016llx err=\"%s\"",
 				(unsigned long long)groups.v[i], qfs_strerror(grc));
 			continue;
 		}
@@ -1933,7 +1933,7 @@ static int repair(struct qfs_router *r)
 					(unsigned long long)f.epoch);
 				rc = settle_group(r, &p);
 				if (rc) { /* the group cannot take it now: the next open will */
-					QFS_LOG(QFS_LOG_ERR, "cannot finish an interrupted split group=%016llx err=%s",
+					QFS_LOG(QFS_LOG_ERR, "cannot finish an interrupted split group=%016llx err=\"%s\"",
 						(unsigned long long)p.group, qfs_strerror(rc));
 					rc = 0;
 				}
@@ -1961,7 +1961,7 @@ int router_parts_open(struct qfs_router *r)
 	qfs_glist_free(&all);
 	if (rc) /* a group that cannot serve (stopped, no quorum) keeps its prepared
 		 * txns, and their keys stay locked, until a later open finishes them */
-		QFS_LOG(QFS_LOG_ERR, "cannot finish every prepared cross-partition txn err=%s", qfs_strerror(rc));
+		QFS_LOG(QFS_LOG_ERR, "cannot finish every prepared cross-partition txn err=\"%s\"", qfs_strerror(rc));
 	rc = repair(r);
 	if (rc)
 		return rc;

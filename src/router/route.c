@@ -633,7 +633,7 @@ int qfs_route_propose(struct qfs_route *rt, qfs_group_t group, const void *txn, 
 timeout:
 	__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
 	noquorum_note(rt, group, 1, t0);
-	QFS_LOG(QFS_LOG_WARN, "cell propose failed group=%016" PRIx64 " timeout_ms=%u err=%s", group,
+	QFS_LOG(QFS_LOG_WARN, "cell propose failed group=%016" PRIx64 " timeout_ms=%u err=\"%s\"", group,
 		rt->ops->timeout_ms(rt->cell), qfs_strerror(last));
 	return last;
 }
@@ -677,7 +677,7 @@ static int read_timeout(struct qfs_route *rt, qfs_group_t group, uint64_t t0)
 {
 	__atomic_fetch_add(&rt->st_timeouts, 1, __ATOMIC_RELAXED);
 	noquorum_note(rt, group, 1, t0);
-	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=no leader with a lease",
+	QFS_LOG(QFS_LOG_WARN, "cell read failed group=%016" PRIx64 " timeout_ms=%u err=\"no leader with a lease\"",
 		group, rt->ops->timeout_ms(rt->cell));
 	return -ETIMEDOUT;
 }

@@ -422,7 +422,7 @@ static int unlock_groups(struct qfs_router *r, qfs_table_t table, const qfs_grou
 	rc = qfs_xact_finish(r->cell, QFS_META_GROUP, v, n + 1);
 	QFS_LOG(rc ? QFS_LOG_ERR : QFS_LOG_WARN,
 		"txn keys locked for %u ms: prepared txns of its groups finished table=%llu group=%016llx "
-		"groups=%zu err=%s", UNLOCK_AFTER_MS, (unsigned long long)table, (unsigned long long)g[0], n,
+		"groups=%zu err=\"%s\"", UNLOCK_AFTER_MS, (unsigned long long)table, (unsigned long long)g[0], n,
 		qfs_strerror(rc));
 	return rc;
 }
@@ -473,7 +473,7 @@ static int route_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_t
 		return -ENOMEM;
 	rc = cut_txn(r, table, txn, subs, MAX_TXN_PARTS, &n, wait);
 	if (rc == 1) {
-		QFS_LOG(QFS_LOG_WARN, "txn touches more than %d partitions table=%llu err=%s", MAX_TXN_PARTS,
+		QFS_LOG(QFS_LOG_WARN, "txn touches more than %d partitions table=%llu err=\"%s\"", MAX_TXN_PARTS,
 			(unsigned long long)table, qfs_strerror(-EXDEV));
 		rc = -EXDEV;
 	}
@@ -606,7 +606,7 @@ int qfs_router_get_inode(struct qfs_router *r, qfs_table_t group, qfs_ino_t ino,
 	rc = qfs_inode_decode(val, vlen, out);
 	free(val);
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "undecodable inode table=%llu ino=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "undecodable inode table=%llu ino=%llu err=\"%s\"",
 			(unsigned long long)group, (unsigned long long)ino, qfs_strerror(rc));
 	return rc;
 }
@@ -624,7 +624,7 @@ int qfs_router_get_attr(struct qfs_router *r, qfs_table_t group, qfs_ino_t ino, 
 	rc = qfs_inode_decode_attr(val, vlen, &a);
 	free(val);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "undecodable inode table=%llu ino=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "undecodable inode table=%llu ino=%llu err=\"%s\"",
 			(unsigned long long)group, (unsigned long long)ino, qfs_strerror(rc));
 		return rc;
 	}
@@ -877,7 +877,7 @@ static int read_table(struct qfs_router *r, const char *name, struct qfs_table *
 	if (rc) {
 		char en[QFS_ESC_MAX(QFS_NAME_MAX)];
 		free(val);
-		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=%s", qfs_esc(name, en, sizeof(en)),
+		QFS_LOG(QFS_LOG_ERR, "undecodable table entry name=%s err=\"%s\"", qfs_esc(name, en, sizeof(en)),
 			qfs_strerror(rc));
 		return rc;
 	}
@@ -1022,7 +1022,7 @@ int qfs_router_table_create(struct qfs_router *r, const char *name, const struct
 	if (rc == 0)
 		rc = router_refresh(r, ino);
 	if (rc) /* the table exists: the next open loads its map */
-		QFS_LOG(QFS_LOG_ERR, "table created but its partition map was not loaded table=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "table created but its partition map was not loaded table=%llu err=\"%s\"",
 			(unsigned long long)ino, qfs_strerror(rc));
 	__atomic_fetch_add(&r->ntables, 1, __ATOMIC_RELAXED);
 	snprintf(out->name, sizeof(out->name), "%s", name);
@@ -1129,7 +1129,7 @@ static void drop_group(struct qfs_router *r, const char *name, qfs_group_t group
 		(void)r->drop_hook(group, r->drop_arg); /* logs its failures */
 	rc = qfs_cell_group_drop(r->cell, group);
 	if (rc) /* the table is gone; the next start drops the orphan group */
-		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=%s",
+		QFS_LOG(QFS_LOG_WARN, "table deleted but its group was not dropped name=%s group=%016llx err=\"%s\"",
 			QFS_ESC_NAME(name), (unsigned long long)group, qfs_strerror(rc));
 }
 

@@ -200,7 +200,7 @@ static void abort_prepared(struct prop *p, size_t n)
 	phase(p, m);
 	for (size_t i = 0; i < m; i++)
 		if (p[i].rc)
-			QFS_LOG(QFS_LOG_WARN, "xact abort failed group=%016llx txid=%016llx err=%s",
+			QFS_LOG(QFS_LOG_WARN, "xact abort failed group=%016llx txid=%016llx err=\"%s\"",
 				(unsigned long long)p[i].group,
 				(unsigned long long)qfs_be64_get(p[i].txid + 8), qfs_strerror(p[i].rc));
 }
@@ -277,7 +277,7 @@ static int attempt(struct qfs_cell *c, qfs_group_t coord, const struct qfs_xact_
 	/* 4. forget (step 2n+2) */
 	rc = decide(c, coord, txid, QFS_DECIDE_FORGET, &res);
 	if (rc)
-		QFS_LOG(QFS_LOG_WARN, "xact forget failed group=%016llx txid=%016llx err=%s",
+		QFS_LOG(QFS_LOG_WARN, "xact forget failed group=%016llx txid=%016llx err=\"%s\"",
 			(unsigned long long)coord, (unsigned long long)qfs_be64_get(txid + 8),
 			qfs_strerror(rc));
 	if (qfs_xact_test_stop == 2 * (int)n + 2)
@@ -511,7 +511,7 @@ int qfs_xact_finish(struct qfs_cell *c, qfs_group_t coord, const qfs_group_t *gr
 				STAT_INC(rec_commits);
 			else if (!rc)
 				STAT_INC(rec_aborts);
-			QFS_LOG(QFS_LOG_INFO, "xact recovered group=%016llx txid=%016llx decision=%c err=%s",
+			QFS_LOG(QFS_LOG_INFO, "xact recovered group=%016llx txid=%016llx decision=%c err=\"%s\"",
 				(unsigned long long)groups[g], (unsigned long long)qfs_be64_get(txid + 8),
 				d ? d : '?', qfs_strerror(rc));
 		}

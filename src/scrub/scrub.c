@@ -453,7 +453,7 @@ static int corrupt_node(struct qfs_scrub *s, qfs_group_t g, uint32_t id, int *re
 		return 0;
 	rc = qfs_cell_replica_rebuild(s->c, id, QFS_CELL_ALL_GROUPS, "scrub: RocksDB corruption");
 	if (rc) {
-		finding(s, "repair failed node=%u group=all err=%s", id, qfs_strerror(rc));
+		finding(s, "repair failed node=%u group=all err=\"%s\"", id, qfs_strerror(rc));
 		return rc;
 	}
 	report(s, QFS_LOG_WARN, "repaired node=%u group=all why=corruption", id);
@@ -479,7 +479,7 @@ static enum gout group_once(struct qfs_scrub *s, qfs_group_t g, uint32_t timeout
 	for (uint32_t i = 0; i < nr; i++) {
 		if (reps[i].rc) {
 			QFS_LOG(QFS_LOG_INFO, "scrub replica left out group=%016" PRIx64 " node=%u lsn=%" PRIu64
-				" err=%s", g, reps[i].id, L, qfs_strerror(reps[i].rc));
+				" err=\"%s\"", g, reps[i].id, L, qfs_strerror(reps[i].rc));
 			continue;
 		}
 		ok++;
@@ -509,7 +509,7 @@ static enum gout group_once(struct qfs_scrub *s, qfs_group_t g, uint32_t timeout
 			continue;
 		}
 		if (rc) {
-			finding(s, "unreadable group=%016" PRIx64 " node=%u err=%s", g, reps[i].id,
+			finding(s, "unreadable group=%016" PRIx64 " node=%u err=\"%s\"", g, reps[i].id,
 				qfs_strerror(rc));
 			qfs_scrub_sum_close(&reps[i].sum);
 			reps[i].summed = 0;
@@ -632,7 +632,7 @@ static int stopped_replicas(struct qfs_scrub *s, qfs_group_t g)
 				continue;
 			int rc = qfs_cell_replica_rebuild(s->c, id, g, "scrub: replica log corrupt");
 			if (rc) {
-				finding(s, "repair failed group=%016" PRIx64 " node=%u err=%s", g, id,
+				finding(s, "repair failed group=%016" PRIx64 " node=%u err=\"%s\"", g, id,
 					qfs_strerror(rc));
 				continue;
 			}
@@ -679,7 +679,7 @@ static int wal_check(struct qfs_scrub *s, qfs_group_t g)
 			continue;
 		rc = qfs_cell_replica_rebuild(s->c, id, g, "scrub: WAL corruption");
 		if (rc) {
-			finding(s, "repair failed group=%016" PRIx64 " node=%u err=%s", g, id, qfs_strerror(rc));
+			finding(s, "repair failed group=%016" PRIx64 " node=%u err=\"%s\"", g, id, qfs_strerror(rc));
 			continue;
 		}
 		report(s, QFS_LOG_WARN, "repaired group=%016" PRIx64 " node=%u why=wal", g, id);
@@ -705,7 +705,7 @@ static void scrub_group(struct qfs_scrub *s, qfs_group_t g)
 	if (r == G_MISMATCH && odd && s->o.repair && !stopping(s)) {
 		int rc = qfs_cell_replica_rebuild(s->c, odd, g, "scrub: replica differs from the majority");
 		if (rc) {
-			finding(s, "repair failed group=%016" PRIx64 " node=%u err=%s", g, odd, qfs_strerror(rc));
+			finding(s, "repair failed group=%016" PRIx64 " node=%u err=\"%s\"", g, odd, qfs_strerror(rc));
 		} else {
 			uint32_t odd2;
 			report(s, QFS_LOG_WARN, "repaired group=%016" PRIx64 " node=%u", g, odd);
@@ -753,7 +753,7 @@ static void reference_pass(struct qfs_scrub *s)
 
 		snprintf(dir, sizeof(dir), "%s/qfs-scrub-ref.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(dir)) {
-			QFS_LOG(QFS_LOG_WARN, "scrub reference scratch dir=%s err=%s", dir, strerror(errno));
+			QFS_LOG(QFS_LOG_WARN, "scrub reference scratch dir=%s err=\"%s\"", dir, strerror(errno));
 			return;
 		}
 		snprintf(db, sizeof(db), "%s/db", dir);

@@ -453,7 +453,7 @@ static int inode_load(struct applier *a, const struct qfs_op *op, struct qfs_ino
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "store inode undecodable dir=%s group=%016llx ino=%llu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "store inode undecodable dir=%s group=%016llx ino=%llu err=\"%s\"",
 			a->s->dir, (unsigned long long)a->group, (unsigned long long)k.pk,
 			qfs_strerror(rc));
 		*fail = rc;

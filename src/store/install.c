@@ -249,7 +249,7 @@ int qfs_store_install_begin(struct qfs_store *s, qfs_group_t group,
 	snprintf(dir, sizeof(dir), "%s/" INSTALL_DIR, s->dir);
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = -errno;
-		QFS_LOG(QFS_LOG_ERR, "store install staging failed dir=%s err=%s", dir,
+		QFS_LOG(QFS_LOG_ERR, "store install staging failed dir=%s err=\"%s\"", dir,
 			qfs_strerror(rc));
 		goto err_free;
 	}
@@ -405,7 +405,7 @@ void qfs_store_install_abort(struct qfs_store_install *in)
 			rocksdb_sstfilewriter_destroy(in->st[t].w);
 	for (size_t f = 0; f < in->nfiles; f++) {
 		if (unlink(in->files[f]) != 0 && errno != ENOENT)
-			QFS_LOG(QFS_LOG_WARN, "store install staging file not removed path=%s err=%s",
+			QFS_LOG(QFS_LOG_WARN, "store install staging file not removed path=%s err=\"%s\"",
 				in->files[f], qfs_strerror(-errno));
 		free(in->files[f]);
 	}
@@ -439,7 +439,7 @@ int store_install_clean(struct qfs_store *s)
 	if (n)
 		QFS_LOG(QFS_LOG_WARN, "store install staging removed dir=%s files=%u", s->dir, n);
 	if (rc)
-		QFS_LOG(QFS_LOG_ERR, "store install staging not removed dir=%s err=%s", dir,
+		QFS_LOG(QFS_LOG_ERR, "store install staging not removed dir=%s err=\"%s\"", dir,
 			qfs_strerror(rc));
 	return rc;
 }

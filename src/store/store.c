@@ -448,7 +448,7 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	qfs_txn_init(&t);
 	rc = qfs_txn_decode(txn, len, &t);
 	if (rc) {
-		QFS_LOG(QFS_LOG_ERR, "store txn undecodable dir=%s group=%016llx lsn=%llu len=%zu err=%s",
+		QFS_LOG(QFS_LOG_ERR, "store txn undecodable dir=%s group=%016llx lsn=%llu len=%zu err=\"%s\"",
 			s->dir, (unsigned long long)group, (unsigned long long)lsn, len,
 			qfs_strerror(rc));
 		return rc;

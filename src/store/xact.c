@@ -266,7 +266,7 @@ int store_xact_conflict(struct qfs_store *s, qfs_group_t group, const uint8_t *l
 	int rc = prepared_each(s, group, "read prepared", conflict_one, &c);
 
 	if (rc == QFS_ECORRUPT)
-		QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=%s",
+		QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=\"%s\"",
 			s->dir, (unsigned long long)group, qfs_strerror(rc));
 	return rc;
 }
@@ -555,7 +555,7 @@ static int op_finish(struct qfs_store *s, qfs_group_t group, const struct qfs_op
 	if (commit) {
 		rc = record_parse((const uint8_t *)v, vl, &crc, &pl, &pll, &pe, &pel);
 		if (rc)
-			QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=%s",
+			QFS_LOG(QFS_LOG_ERR, "store prepared record undecodable dir=%s group=%016llx err=\"%s\"",
 				s->dir, (unsigned long long)group, qfs_strerror(rc));
 		else
 			rc = effects_emit(s, group, pe, pel, wb);

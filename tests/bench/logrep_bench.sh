@@ -71,17 +71,17 @@ WPID=$!
 sleep 1
 k0=$(date +%s.%N)
 kill -9 "$(pid_of "$D")"
-wait_log "node heal log replica added group=$G .*err=none" 60
+wait_log "node heal log replica added group=$G .*err=\"none\"" 60
 k1=$(date +%s.%N)
-line=$(nlogs | grep -h "node heal log replica added group=$G .*err=none" | head -1)
+line=$(nlogs | grep -h "node heal log replica added group=$G .*err=\"none\"" | head -1)
 took=$(echo "$line" | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
 echo "kill_to_durable_quorum_s=$(python3 -c "print('%.2f' % ($k1 - $k0))") heal_after_s=$HEAL_AFTER healer_took_ms=$took (log replica added; polled every 0.1 s)"
-wait_log "node heal member removed group=$G node=$D .*err=none" 30
+wait_log "node heal member removed group=$G node=$D .*err=\"none\"" 30
 start_node "$D"
 r0=$(date +%s.%N)
-wait_log "node heal storage replica caught up group=$G .*err=none" 1200
+wait_log "node heal storage replica caught up group=$G .*err=\"none\"" 1200
 r1=$(date +%s.%N)
-cu=$(nlogs | grep -h "node heal storage replica caught up group=$G .*err=none" | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
+cu=$(nlogs | grep -h "node heal storage replica caught up group=$G .*err=\"none\"" | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
 echo "rebuild_s=$(python3 -c "print('%.2f' % ($cu / 1000.0))") restart_to_caught_up_s=$(python3 -c "print('%.2f' % ($r1 - $r0))") (storage replica: join + CONFIG + the whole partition, ${MIB} MiB, as log entries from LSN 1 or a snapshot)"
 wait_log "node heal log replica retired group=$G" 60
 touch "$T/STOP"

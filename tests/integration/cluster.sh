@@ -167,13 +167,13 @@ echo new >"$M1/t2/f" || fail "write in the new table"
 G2=$(awk '$1 == "table" && $2 == "t2" { print $4 }' "$M1/.quorumfs/status")
 [ -n "$G2" ] || fail "no group for table t2"
 for _ in $(seq 50); do
-	grep -q "net auth refused node=[12] peer=3 .*err=wrong cluster key" "$T/n1/quorumfs-node.log" \
+	grep -q "net auth refused node=[12] peer=3 .*err=\"wrong cluster key\"" "$T/n1/quorumfs-node.log" \
 		"$T/n2/quorumfs-node.log" && break
 	sleep 0.1
 done
-grep -q "net auth refused node=[12] peer=3 .*err=wrong cluster key" "$T/n1/quorumfs-node.log" \
+grep -q "net auth refused node=[12] peer=3 .*err=\"wrong cluster key\"" "$T/n1/quorumfs-node.log" \
 	"$T/n2/quorumfs-node.log" || fail "no refusal of the wrong-key node in nodes 1/2's logs"
-grep -q "net auth refused node=3 .*err=wrong cluster key" "$T/n3/quorumfs-node.log" ||
+grep -q "net auth refused node=3 .*err=\"wrong cluster key\"" "$T/n3/quorumfs-node.log" ||
 	fail "the wrong-key node does not say why it is refused"
 [ -z "$(applied 3 "$G")" ] || fail "the router reached the wrong-key node"
 grep -q "$(head -c 16 "$T/key")" "$T"/n*/quorumfs-node.log && fail "a key was logged"

@@ -309,7 +309,7 @@ start_node 5
 "$QFS_BIN" member -o "cluster=$C" add "$GX" 5 >"$T/member.out" 2>"$T/member.err" ||
 	fail "member add $GX 5 (its orphan there): $(tail -5 "$T/member.err")"
 grep -q "^group $GX members .*\b5\b" "$T/member.out" || fail "add over the orphan: $(cat "$T/member.out")"
-qgrep "node member join group=$GX node=5 .*err=File exists" <"$T/n5/quorumfs-node.log" ||
+qgrep "node member join group=$GX node=5 .*err=\"File exists\"" <"$T/n5/quorumfs-node.log" ||
 	fail "member add took node 5's orphan replica of $GX over without a JOIN: $(grep "group=$GX" "$T/n5/quorumfs-node.log" | tail -3)"
 caught_up 5 "$GX" $(echo "$r" | tr ',' ' ')
 "$QFS_BIN" member -o "cluster=$C" remove "$GX" 5 >"$T/member.out" 2>"$T/member.err" ||

@@ -93,7 +93,7 @@ for _ in $(seq 200); do
 	qgrep "node reconcile dropped group=$G node=$S .*orphan" <"$T/n$S/quorumfs-node.log" && break
 	sleep 0.1
 done
-qgrep "node reconcile dropped group=$G node=$S .* err=none (an orphan" <"$T/n$S/quorumfs-node.log" ||
+qgrep "node reconcile dropped group=$G node=$S .* err=\"none\" (an orphan" <"$T/n$S/quorumfs-node.log" ||
 	fail "node $S kept the orphan replica of $G: $(grep "group=$G" "$T/n$S/quorumfs-node.log" | tail -3)"
 [ ! -e "$T/n$S/groups/$G" ] && [ ! -e "$T/n$S/wal/$G" ] || fail "the orphan's files are still on node $S"
 note "node $S dropped its orphan replica after $(python3 -c "print('%.1f' % ($(date +%s.%N) - $T0))") s ($(grep -o "node reconcile dropped group=$G [^(]*" "$T/n$S/quorumfs-node.log"))"
@@ -108,10 +108,10 @@ T0=$(date +%s.%N)
 kill -9 "$(pid_of "$D1")"
 LR=""
 for _ in $(seq 300); do
-	nlogs | qgrep "node heal member removed group=$G node=$D1 .* err=none" && break
+	nlogs | qgrep "node heal member removed group=$G node=$D1 .* err=\"none\"" && break
 	sleep 0.1
 done
-nlogs | qgrep "node heal member removed group=$G node=$D1 .* err=none" ||
+nlogs | qgrep "node heal member removed group=$G node=$D1 .* err=\"none\"" ||
 	fail "no log replica took node $D1's place within 30 s: $(nlogs | grep 'node heal' | tail -5)"
 T1=$(date +%s.%N)
 status >"$T/st"
@@ -146,12 +146,12 @@ note "writes go on with two of three members down among the originals"
 start_node "$D2"
 start_node "$D1"
 for _ in $(seq 600); do
-	nlogs | qgrep "node heal log replica retired group=$G node=$LR .* err=none" && break
+	nlogs | qgrep "node heal log replica retired group=$G node=$LR .* err=\"none\"" && break
 	sleep 0.1
 done
-nlogs | qgrep "node heal log replica retired group=$G node=$LR .* err=none" ||
+nlogs | qgrep "node heal log replica retired group=$G node=$LR .* err=\"none\"" ||
 	fail "the log replica was not retired within 60 s: $(nlogs | grep 'node heal' | tail -5)"
-nlogs | qgrep "node heal storage replica caught up group=$G .* err=none" || fail "no storage catch-up logged"
+nlogs | qgrep "node heal storage replica caught up group=$G .* err=\"none\"" || fail "no storage catch-up logged"
 status >"$T/st"
 [ -z "$(logrep_in "$T/st" "$G")" ] || fail "a log replica is left: $(grep "group $G" "$T/st")"
 h=$(hosts_in "$T/st" "$G")

@@ -309,10 +309,10 @@ before=$(nparts)
 log_mark
 $PT hammer "$MNT/t" "$MAN" d3 6 || fail "a reader saw an error during a load split"
 for _ in $(seq 20); do
-	log_since | qgrep 'split by load .*err=Success' && break
+	log_since | qgrep 'split by load .*err="Success"' && break
 	sleep 0.3
 done
-log_since | qgrep 'split by load .*err=Success' || fail "no split by load"
+log_since | qgrep 'split by load .*err="Success"' || fail "no split by load"
 [ "$(nparts)" -gt "$before" ] || fail "no new partition after the load split"
 $PT verify "$MNT/t" "$MAN" || fail "tree after the load split"
 note "load split: $before -> $(nparts) partitions"
@@ -326,10 +326,10 @@ mkdir -p "$MNT/c/h" || fail "mkdir c/h"
 for i in $(seq 40); do head -c 100 /dev/urandom >"$MNT/c/h/f$i" || fail "create c/h/f$i at the ceiling"; done
 $PT hammer "$MNT/c" "$MAN" h 5 || fail "a reader saw an error at its partition's ceiling (it must wait)"
 for _ in $(seq 20); do
-	log_since | qgrep 'split by load table=.*err=Success' && break
+	log_since | qgrep 'split by load table=.*err="Success"' && break
 	sleep 0.3
 done
-log_since | qgrep 'split by load .*err=Success' || fail "a partition held at its ceiling did not split"
+log_since | qgrep 'split by load .*err="Success"' || fail "a partition held at its ceiling did not split"
 cparts=$(grep -c '^table c partition ' "$MNT/.quorumfs/partitions")
 [ "$cparts" -gt 1 ] || fail "table c is still one partition after its ceiling held it"
 held=$(awk '$1 == "partition" && $2 == "c" { for (i = 3; i < NF; i += 2) if ($i == "throttled_reads") s += $(i + 1) }

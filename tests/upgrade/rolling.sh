@@ -219,7 +219,7 @@ node_from "$OLD" "$B"
 # OLD's txn decoder knows version 3 with ops 15..19 only: op 20 (RANGE)
 # is an unknown op, which it reports as corrupt data (not as an unknown
 # version), then stops that replica: nothing applied, nothing misread.
-UNDEC="store txn undecodable .*group=$G .*err=Corrupt data (checksum or format error)"
+UNDEC="store txn undecodable .*group=$G .*err=\"\?Corrupt data (checksum or format error)"
 for _ in $(seq 100); do
 	grep -q "$UNDEC" "$T/n$B/quorumfs-node.log" && break
 	sleep 0.1
