@@ -495,8 +495,8 @@ static void alarm_raise(struct qfs_avail *a, const char *kind, uint64_t table, c
 	clock_gettime(CLOCK_REALTIME, &ts);
 	al->raised_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	snprintf(al->text, sizeof(al->text), "%s", text);
-	QFS_LOG(QFS_LOG_WARN, "alarm raised kind=%s table=%s text=\"%s\"", kind, name_of(a, table, nb, sizeof(nb)),
-		text);
+	QFS_LOG(QFS_LOG_WARN, "alarm raised kind=%s table=%s text=\"%s\"", kind,
+		QFS_ESC_NAME(name_of(a, table, nb, sizeof(nb))), text);
 }
 
 static void alarm_clear(struct qfs_avail *a, const char *kind, uint64_t table, const char *why)
@@ -506,8 +506,8 @@ static void alarm_clear(struct qfs_avail *a, const char *kind, uint64_t table, c
 
 	if (!al)
 		return;
-	QFS_LOG(QFS_LOG_WARN, "alarm cleared kind=%s table=%s why=\"%s\"", kind, name_of(a, table, nb, sizeof(nb)),
-		why);
+	QFS_LOG(QFS_LOG_WARN, "alarm cleared kind=%s table=%s why=\"%s\"", kind,
+		QFS_ESC_NAME(name_of(a, table, nb, sizeof(nb))), why);
 	*al = a->al[--a->nal];
 }
 
