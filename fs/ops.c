@@ -2015,7 +2015,7 @@ static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
 			continue; /* removed since the list: nothing to count */
 		if (rc) {
 			QFS_LOG(QFS_LOG_WARN, "statfs: inode count of a table unreadable, df -i leaves it out table=%s err=\"%s\"",
-				l.v[i].name, qfs_strerror(rc));
+				QFS_ESC_NAME(l.v[i].name), qfs_strerror(rc));
 			*partial = 1;
 			continue;
 		}
@@ -2031,7 +2031,7 @@ static uint64_t inodes_used(struct qfs_fs *fs, int *partial)
 			if ((!last || now - last >= 60000u) &&
 			    __atomic_compare_exchange_n(&split_warned_ms, &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 				QFS_LOG(QFS_LOG_WARN, "statfs: table split into partitions, df -i counts only its first group's inodes table=%s parts=%zu",
-					l.v[i].name, parts);
+					QFS_ESC_NAME(l.v[i].name), parts);
 		}
 	}
 	free(l.v);

@@ -86,7 +86,7 @@ static void admit_load(struct qfs_router *r, qfs_table_t group, int reset)
 				const struct qfs_xattr *x = &in.xattrs[i];
 				if (qfs_admit_parse(x->name, x->value, x->len, &cap) < 0)
 					QFS_LOG(QFS_LOG_WARN, "ignoring a bad stored table setting group=%016llx name=%s",
-						(unsigned long long)group, x->name);
+						(unsigned long long)group, QFS_ESC_NAME(x->name));
 			}
 		}
 		free(val);
