@@ -8,7 +8,11 @@
  * for the lookup worker, which asks src/meta and refreshes the table's
  * cached map if the answer differs.  The queue is bounded and coalesces
  * lookups of one partition, so the metadata load follows the request rate
- * whatever the hit rate (DESIGN.md section 6).
+ * whatever the hit rate (DESIGN.md section 6).  The worker runs in ticks
+ * of CQ_TICK_MS: one pass per tick takes the whole queue, so it does one
+ * lookup per partition touched per tick, and a request wakes it only when
+ * it sleeps idle (no request since its last pass): no context switch per
+ * request, no timer while no request comes (cq_main).
  *
  * A split of partition P = [lo, hi) (group G, epoch E) at key k:
  *   1. create the new group N (unreferenced until step 4: an open drops it)
@@ -55,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -68,6 +73,7 @@
 #define COPY_BATCH_BYTES (512u * 1024u)  /* bytes of items per copy txn */
 #define COPY_BATCH_ITEMS 512
 #define CQ_RELOAD_MS 500  /* cluster mode: the lookup worker re-reads a table's map at most this often */
+#define CQ_TICK_MS 2      /* the lookup worker's period while requests come (cq_main) */
 
 /* Above every item key and below the groups' reserved 2PC keys (key.h):
  * the end of item ranges, so that copies and deletions of a split never
@@ -207,7 +213,9 @@ void router_forget(struct qfs_router *r, qfs_table_t table)
 }
 
 /* Queue (table, key) for the lookup worker, coalesced with a queued lookup
- * of the same partition; a full queue drops it (counted). */
+ * of the same partition; a full queue drops it (counted).  The worker is
+ * signalled only when it sleeps idle (its queue ran empty after a pass):
+ * at most one wake-up per idle period, none per request while it ticks. */
 static void cq_send(struct qfs_router *r, qfs_table_t table, qfs_group_t group, const uint8_t *key,
 		    size_t key_len)
 {
@@ -235,7 +243,10 @@ static void cq_send(struct qfs_router *r, qfs_table_t table, qfs_group_t group, 
 	q->key_len = (uint16_t)(key_len > QFS_KEY_MAX ? QFS_KEY_MAX : key_len);
 	memcpy(q->key, key, q->key_len);
 	r->cq_n++;
-	pthread_cond_signal(&r->cq_cv);
+	if (r->cq_idle) {
+		r->cq_idle = 0;
+		pthread_cond_signal(&r->cq_cv);
+	}
 	pthread_mutex_unlock(&r->cq_mu);
 }
 
@@ -262,59 +273,81 @@ int router_resolve(struct qfs_router *r, qfs_table_t table, const uint8_t *key, 
 	return 0;
 }
 
-/* The lookup worker: one meta lookup per queued request. */
+/* One queued lookup: ask src/meta for q's partition and refresh the cached
+ * table when the answer differs (group or epoch). */
+static void cq_check(struct qfs_router *r, const struct cq_ent *q)
+{
+	struct qfs_meta_part m, c;
+	int differs = 1;
+
+	__atomic_fetch_add(&r->st_sent, 1, __ATOMIC_RELAXED);
+	if (qfs_cell_remote(r->cell)) {
+		/* other mounts split too: the map in memory is this
+		 * router's copy; re-read the table's stored map (at most
+		 * every CQ_RELOAD_MS per table) so a split elsewhere reaches
+		 * the cache without waiting for a stale write */
+		uint64_t now = qfs_clock_mono_ms(), last = 0;
+		pthread_rwlock_rdlock(&r->pc_lock);
+		struct pc_table *pe = pc_find(r, q->table);
+		if (pe) {
+			last = __atomic_load_n(&pe->reload_ms, __ATOMIC_RELAXED);
+			if (now - last >= CQ_RELOAD_MS)
+				__atomic_store_n(&pe->reload_ms, now, __ATOMIC_RELAXED);
+		}
+		pthread_rwlock_unlock(&r->pc_lock);
+		if (pe && now - last >= CQ_RELOAD_MS)
+			(void)qfs_meta_reload_table(r->meta, q->table);
+	}
+	qfs_meta_lookup(r->meta, q->table, q->key, q->key_len, &m);
+	pthread_rwlock_rdlock(&r->pc_lock);
+	struct pc_table *e = pc_find(r, q->table);
+	if (e) {
+		c = *pc_part(e, q->key, q->key_len);
+		differs = c.group != m.group || c.epoch != m.epoch;
+	}
+	pthread_rwlock_unlock(&r->pc_lock);
+	if (e && differs && router_refresh(r, q->table) == 0)
+		__atomic_fetch_add(&r->st_refreshed, 1, __ATOMIC_RELAXED);
+}
+
+/* The lookup worker, in ticks of CQ_TICK_MS: woken by the first request
+ * after an idle period, it sleeps one tick (so the rest of the burst
+ * queues up, coalesced per partition), takes the whole queue and does one
+ * lookup per queued partition; while requests keep coming it goes on
+ * tick after tick without being signalled; a pass that finds the queue
+ * empty makes it idle (an untimed wait: no wake-ups without requests). */
 static void *cq_main(void *arg)
 {
 	struct qfs_router *r = arg;
-	struct cq_ent *q = malloc(sizeof(*q));
+	struct cq_ent *batch = r->cq_batch;
+	const struct timespec tick = { 0, CQ_TICK_MS * 1000000L };
 
-	if (!q)
-		return NULL;
+	(void)pthread_setname_np(pthread_self(), "qfs-cq");
 	pthread_mutex_lock(&r->cq_mu);
 	for (;;) {
-		while (!r->cq_stop && r->cq_n == 0)
+		while (!r->cq_stop && r->cq_n == 0) {
+			r->cq_idle = 1;
 			pthread_cond_wait(&r->cq_cv, &r->cq_mu);
+		}
+		r->cq_idle = 0;
 		if (r->cq_stop)
 			break;
-		*q = r->cq[r->cq_head];
-		r->cq_head = (r->cq_head + 1) % CQ_SIZE;
-		r->cq_n--;
 		pthread_mutex_unlock(&r->cq_mu);
-
-		struct qfs_meta_part m, c;
-		int differs = 1;
-		__atomic_fetch_add(&r->st_sent, 1, __ATOMIC_RELAXED);
-		if (qfs_cell_remote(r->cell)) {
-			/* other mounts split too: the map in memory is this
-			 * router's copy; re-read the table's stored map (at most
-			 * every CQ_RELOAD_MS per table) so a split elsewhere reaches
-			 * the cache without waiting for a stale write */
-			uint64_t now = qfs_clock_mono_ms(), last = 0;
-			pthread_rwlock_rdlock(&r->pc_lock);
-			struct pc_table *pe = pc_find(r, q->table);
-			if (pe) {
-				last = __atomic_load_n(&pe->reload_ms, __ATOMIC_RELAXED);
-				if (now - last >= CQ_RELOAD_MS)
-					__atomic_store_n(&pe->reload_ms, now, __ATOMIC_RELAXED);
-			}
-			pthread_rwlock_unlock(&r->pc_lock);
-			if (pe && now - last >= CQ_RELOAD_MS)
-				(void)qfs_meta_reload_table(r->meta, q->table);
-		}
-		qfs_meta_lookup(r->meta, q->table, q->key, q->key_len, &m);
-		pthread_rwlock_rdlock(&r->pc_lock);
-		struct pc_table *e = pc_find(r, q->table);
-		if (e) {
-			c = *pc_part(e, q->key, q->key_len);
-			differs = c.group != m.group || c.epoch != m.epoch;
-		}
-		pthread_rwlock_unlock(&r->pc_lock);
-		if (e && differs && router_refresh(r, q->table) == 0)
-			__atomic_fetch_add(&r->st_refreshed, 1, __ATOMIC_RELAXED);
+		nanosleep(&tick, NULL);
+		pthread_mutex_lock(&r->cq_mu);
+		if (r->cq_stop)
+			break;
+		uint32_t n = r->cq_n;
+		for (uint32_t i = 0; i < n; i++)
+			batch[i] = r->cq[(r->cq_head + i) % CQ_SIZE];
+		r->cq_head = 0;
+		r->cq_n = 0;
+		pthread_mutex_unlock(&r->cq_mu);
+		for (uint32_t i = 0; i < n; i++)
+			cq_check(r, &batch[i]);
 		pthread_mutex_lock(&r->cq_mu);
 	}
 	pthread_mutex_unlock(&r->cq_mu);
-	free(q);
 	return NULL;
 }
 
@@ -1951,8 +1984,13 @@ int router_parts_open(struct qfs_router *r)
 	int rc;
 
 	r->cq = calloc(CQ_SIZE, sizeof(*r->cq));
-	if (!r->cq)
+	r->cq_batch = calloc(CQ_SIZE, sizeof(*r->cq_batch));
+	if (!r->cq || !r->cq_batch) {
+		free(r->cq);
+		free(r->cq_batch);
+		r->cq = r->cq_batch = NULL;
 		return -ENOMEM;
+	}
 	/* finish the cross-partition txns a crash left prepared (their keys
 	 * stay locked until then) before any split moves a range */
 	struct qfs_glist all = { 0 };
@@ -1989,7 +2027,8 @@ void router_parts_close(struct qfs_router *r)
 		pthread_join(r->cq_thread, NULL);
 	r->cq_running = 0;
 	free(r->cq);
-	r->cq = NULL;
+	free(r->cq_batch);
+	r->cq = r->cq_batch = NULL;
 	free(r->seen);
 	r->seen = NULL;
 	r->nseen = 0;

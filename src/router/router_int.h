@@ -97,6 +97,8 @@ struct qfs_router {
 	struct cq_ent *cq;              /* ring of CQ_SIZE; protected by cq_mu */
 	uint32_t cq_head, cq_n;         /* protected by cq_mu */
 	int cq_stop;                    /* protected by cq_mu */
+	int cq_idle;                    /* the worker waits for a request, untimed; protected by cq_mu */
+	struct cq_ent *cq_batch;        /* CQ_SIZE entries: the worker's copy of one pass */
 	pthread_t cq_thread;
 	int cq_running;
 	uint64_t st_sent, st_coalesced, st_refreshed, st_stale, st_dropped; /* atomic counters */

@@ -1363,6 +1363,93 @@ START_TEST(test_split_waits_then_looks_up)
 }
 END_TEST
 
+/* The stats' meta counter that follows name (" lookups_sent ", ...). */
+static unsigned long long meta_stat(const char *name)
+{
+	struct qfs_buf b;
+	unsigned long long n;
+	const char *p;
+
+	qfs_buf_init(&b);
+	qfs_router_stats(r, &b);
+	qfs_buf_put_u8(&b, 0);
+	p = strstr((char *)b.data, name);
+	ck_assert_ptr_nonnull(p);
+	n = strtoull(p + strlen(name), NULL, 10);
+	qfs_buf_close(&b);
+	return n;
+}
+
+/* The lookup worker sleeps idle: its queue is empty and it waits for a
+ * request without a timeout (parts.c cq_main). */
+static int cq_is_idle(void)
+{
+	int idle;
+
+	pthread_mutex_lock(&r->cq_mu);
+	idle = r->cq_idle && r->cq_n == 0;
+	pthread_mutex_unlock(&r->cq_mu);
+	return idle;
+}
+
+/* The constant-work lookups run in ticks, the worker not woken per
+ * request (parts.c cq_main): a map changed behind the router's cache
+ * (committed in src/meta only, as another mount's split is) is still
+ * noticed through the lookup of a request, and the cache refreshed
+ * (counted); once requests stop, the worker sleeps idle and does no
+ * lookup by itself; the next request wakes it again. */
+START_TEST(test_constant_work_ticks)
+{
+	struct qfs_attr a = dir_attr();
+	struct qfs_table t;
+	struct qfs_meta_part p, left, right;
+	uint8_t k[QFS_KEY_MAX], k0[QFS_KEY_MAX];
+	size_t kl, k0l;
+	void *val = NULL;
+	size_t vl;
+	int i;
+
+	ck_assert_int_eq(qfs_router_table_create(r, "ticks", &a, &t), 0);
+	fill_dir(&t, 20);
+	kl = qfs_key_dentry(k, t.ino, "e5", 2);
+	k0l = qfs_key_dentry(k0, t.ino, "e1", 2);
+	ck_assert_int_lt(qfs_meta_keycmp(k0, k0l, k, kl), 0); /* stays left */
+	ck_assert_int_eq(qfs_meta_lookup(r->meta, t.id, k, kl, &p), 0);
+	ck_assert_int_eq(qfs_cell_group_create(node, 777777), 0);
+	for (i = 0; i < 1000 && !cq_is_idle(); i++)
+		usleep(10000); /* fill_dir's lookups done */
+	ck_assert(cq_is_idle());
+	unsigned long long ref0 = meta_stat(" refreshed "), sent0 = meta_stat(" lookups_sent ");
+	ck_assert_int_eq(qfs_meta_split(r->meta, &p, k, kl, 777777, &left, &right), 0);
+	ck_assert_uint_eq(router_peek(r, t.id, k, kl), t.id); /* the cache did not see it */
+	/* requests of the left side, which the cache routes at the old
+	 * epoch: their lookups find it changed */
+	for (i = 0; i < 20; i++) {
+		ck_assert_int_eq(qfs_router_get(r, t.id, k0, k0l, &val, &vl), 0);
+		free(val);
+	}
+	for (i = 0; i < 1000 && router_peek(r, t.id, k, kl) != 777777; i++)
+		usleep(10000);
+	ck_assert_uint_eq(router_peek(r, t.id, k, kl), 777777);
+	ck_assert_uint_gt(meta_stat(" refreshed "), ref0);
+	ck_assert_uint_gt(meta_stat(" lookups_sent "), sent0);
+	/* idle: no lookup without requests, over many ticks */
+	for (i = 0; i < 1000 && !cq_is_idle(); i++)
+		usleep(10000);
+	ck_assert(cq_is_idle());
+	sent0 = meta_stat(" lookups_sent ");
+	usleep(100000);
+	ck_assert(cq_is_idle());
+	ck_assert_uint_eq(meta_stat(" lookups_sent "), sent0);
+	/* and the next request is looked up */
+	ck_assert_int_eq(qfs_router_get(r, t.id, k0, k0l, &val, &vl), 0);
+	free(val);
+	for (i = 0; i < 1000 && meta_stat(" lookups_sent ") == sent0; i++)
+		usleep(10000);
+	ck_assert_uint_gt(meta_stat(" lookups_sent "), sent0);
+}
+END_TEST
+
 /* An abandoned split whose reset of the old group's fence failed leaves
  * G fenced at E+1 while the map says E: writes must not fail (after
  * thousands of stale retries) until the next mount; the router repairs
@@ -2689,6 +2776,7 @@ static Suite *router_suite(void)
 	tcase_add_test(tc, test_split_table_delete);
 	tcase_add_test(tc, test_stale_reload_after_split);
 	tcase_add_test(tc, test_split_waits_then_looks_up);
+	tcase_add_test(tc, test_constant_work_ticks);
 	tcase_add_test(tc, test_fence_ahead_of_map_repaired);
 	tcase_add_test(tc, test_size_walk);
 	tcase_add_test(tc, test_size_walk_bounds);
