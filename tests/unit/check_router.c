@@ -303,8 +303,22 @@ START_TEST(test_item_api)
 	free(val);
 	ck_assert_int_eq(qfs_router_item_get(r, t.id, &dk, &val, &vlen), 0);
 	free(val);
+	/* the same value held without a copy: the same bytes, released once */
+	struct qfs_val pv = { 0 };
+	ck_assert_int_eq(qfs_router_item_get_val(r, t.id, &ck, &pv), 0);
+	ck_assert(qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, 4);
+	ck_assert_mem_eq(pv.data, "data", 4);
+	qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, 0);
+	qfs_val_release(&pv); /* a second release gives nothing back */
 	ck = qfs_router_key_chunk(4242, 2);
 	ck_assert_int_eq(qfs_router_item_get(r, t.id, &ck, &val, &vlen), -ENOENT);
+	ck_assert_int_eq(qfs_router_item_get_val(r, t.id, &ck, &pv), -ENOENT);
+	ck_assert(!qfs_val_held(&pv)); /* set only on success */
+	ck_assert_int_eq(qfs_router_item_get_val(r, 987654321, &ck, &pv), QFS_ENOGROUP);
+	ck_assert(!qfs_val_held(&pv));
 	ck_assert_int_eq(qfs_router_item_scan(r, t.id, &dr, item_cb, &seen), 0);
 	ck_assert_int_eq(seen.n, 2); /* after "aa": bb, cc */
 	ck_assert_str_eq(seen.names[0], "bb");
