@@ -2179,10 +2179,18 @@ START_TEST(test_route_timeout_bounded)
 	ck_assert_int_eq(f.gets, 0);
 	qfs_route_stat(rt, &redir, &tmo);
 	ck_assert_uint_eq(tmo, 2);
+
 	f.exists = 0;
 	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), QFS_ENOGROUP);
 	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), QFS_ENOGROUP);
 	ck_assert_uint_eq(f.now, 2000);
+	struct qfs_val pv = { 0 }; /* the pinned read: the same error, nothing held */
+	ck_assert_int_eq(qfs_route_get_val(rt, 9, (const uint8_t *)"k", 1, &pv), QFS_ENOGROUP);
+	ck_assert(!qfs_val_held(&pv));
+	f.exists = 1;
+	ck_assert_int_eq(qfs_route_get_val(rt, 9, (const uint8_t *)"k", 1, &pv), -ETIMEDOUT);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_int_eq(f.gets, 0);
 	qfs_route_free(rt);
 }
 END_TEST
@@ -2261,6 +2269,15 @@ START_TEST(test_route_reads)
 	fk_init(&f, &rt);
 	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
 	ck_assert_uint_eq(f.got_at, 1);
+	/* _get_val over ops without get_at_val: get_at's value held, the same
+	 * bytes, freed by the release (ASan: once) */
+	struct qfs_val pv = { 0 };
+	ck_assert_int_eq(qfs_route_get_val(rt, 9, (const uint8_t *)"k", 1, &pv), 0);
+	ck_assert(qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, vl);
+	ck_assert_mem_eq(pv.data, v, vl);
+	qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
 	free(v);
 	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
 	ck_assert_int_eq(n, 1);
