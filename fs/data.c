@@ -445,7 +445,8 @@ static void rvec_build(struct qfs_fs_rvec *v, const size_t *lens, uint64_t valid
 			uint64_t lim = valid - start < lens[i] ? valid - start : lens[i];
 			if (lim > inoff)
 				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
-			rvec_add(v, v->own[i].data + inoff, have);
+			if (have) /* an empty value's data may be NULL */
+				rvec_add(v, v->own[i].data + inoff, have);
 		}
 		rvec_add(v, zero_chunk, n - have);
 		pos += n;
