@@ -398,18 +398,16 @@ static void rvec_add(struct qfs_fs_rvec *v, const void *p, size_t n)
 	v->n++;
 }
 
-/* Chunk no of a clean chunked file: its stored value (NULL: none) and
- * length.  0 or the router's read error. */
-static int rvec_get(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t no, void **val, size_t *len)
+/* Chunk no of a clean chunked file: its stored value held in *val (empty:
+ * none) and its length.  0 or the router's read error. */
+static int rvec_get(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t no, struct qfs_val *val, size_t *len)
 {
 	struct qfs_router_key key = CKEY(in->ino, no);
-	int rc = qfs_router_item_get(fs->r, in->table, &key, val, len);
+	int rc = qfs_router_item_get_val(fs->r, in->table, &key, val);
 
-	if (rc == -ENOENT) {
-		*val = NULL;
-		*len = 0;
+	*len = rc == 0 ? val->len : 0;
+	if (rc == -ENOENT)
 		rc = 0;
-	}
 	return rc;
 }
 
@@ -443,11 +441,12 @@ static void rvec_build(struct qfs_fs_rvec *v, const size_t *lens, uint64_t valid
 
 		if (n > end - pos)
 			n = (size_t)(end - pos);
-		if (v->own[i]) {
+		if (qfs_val_held(&v->own[i])) {
 			uint64_t lim = valid - start < lens[i] ? valid - start : lens[i];
 			if (lim > inoff)
 				have = lim - inoff < n ? (size_t)(lim - inoff) : n;
-			rvec_add(v, (uint8_t *)v->own[i] + inoff, have);
+			if (have) /* an empty value's data may be NULL */
+				rvec_add(v, v->own[i].data + inoff, have);
 		}
 		rvec_add(v, zero_chunk, n - have);
 		pos += n;
@@ -458,7 +457,7 @@ static void rvec_build(struct qfs_fs_rvec *v, const size_t *lens, uint64_t valid
 static void rvec_drop_values(struct qfs_fs_rvec *v)
 {
 	for (int i = 0; i < v->nown; i++)
-		free(v->own[i]);
+		qfs_val_release(&v->own[i]);
 	v->nown = 0;
 }
 
@@ -505,7 +504,7 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 		rc = rvec_get(fs, in, lastno, &v->own[last], &lens[last]);
 		if (rc)
 			goto clean_out;
-		if (v->own[last] && lens[last] >= end - lastno * QFS_CHUNK_SIZE) {
+		if (qfs_val_held(&v->own[last]) && lens[last] >= end - lastno * QFS_CHUNK_SIZE) {
 			rc = rvec_fetch(fs, in, first, nchunks, v, lens);
 			if (rc == 0)
 				rvec_build(v, lens, end, pos, end);
@@ -529,7 +528,7 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 				rc = -ENOMEM;
 				goto inode_out;
 			}
-			v->own[v->nown++] = flat;
+			qfs_val_adopt(&v->own[v->nown++], flat, got);
 			if (pos < inode.data_len)
 				have = inode.data_len - pos < got ? inode.data_len - (size_t)pos : got;
 			if (have) /* inode.data is NULL when nothing is kept (all zeros) */
@@ -559,7 +558,7 @@ clean_out:
 		qfs_fs_rvec_free(v);
 		return -ENOMEM;
 	}
-	v->own[v->nown++] = flat;
+	qfs_val_adopt(&v->own[v->nown++], flat, size);
 	rc = qfs_fs_data_read(fs, in, flat, size, off, &got);
 	if (rc) {
 		qfs_fs_rvec_free(v);
@@ -572,7 +571,7 @@ clean_out:
 void qfs_fs_rvec_free(struct qfs_fs_rvec *v)
 {
 	for (int i = 0; v->own && i < v->nown; i++)
-		free(v->own[i]);
+		qfs_val_release(&v->own[i]);
 	free(v->own);
 	free(v->iov);
 	memset(v, 0, sizeof(*v));

@@ -183,17 +183,18 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
  * of one file run in parallel.  0, -ENOMEM, or the router's read errors. */
 int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size_t size, off_t off, size_t *got);
 /* A read's reply as segments (qfs_fs_data_read_vec): iov[0..n) in order,
- * pointing into the buffers own[0..nown) (freed by qfs_fs_rvec_free) or
- * into a static zero chunk. */
+ * pointing into the values own[0..nown) (the store's pinned values or
+ * malloc'd buffers, released by qfs_fs_rvec_free) or into a static zero
+ * chunk. */
 struct qfs_fs_rvec {
 	struct iovec *iov;
 	int n;
-	void **own;
+	struct qfs_val *own;    /* empty where nothing is held */
 	int nown;
 };
 /* As qfs_fs_data_read, the bytes as segments for fuse_reply_iov: a clean
- * chunked file's chunks are the store's values themselves (no copy into a
- * reply buffer), holes and trimmed tails the zero chunk; a clean inline
+ * chunked file's chunks are the store's values themselves (RocksDB's
+ * pinned slices: no copy into a malloc'd value nor into a reply buffer), holes and trimmed tails the zero chunk; a clean inline
  * file's bytes, or a file with buffered state, one flat buffer.  n == 0:
  * nothing (at or past the end).  On success the caller frees v with
  * qfs_fs_rvec_free after the reply; on failure v holds nothing.  0,

@@ -1766,7 +1766,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	struct qfs_fs_rvec v;
 	/* a clean file's chunks go to the kernel straight from the store's
-	 * values: no copy into a reply buffer (doc/perf.md "AFTER 8") */
+	 * values, RocksDB's pinned slices, released after the reply: no copy
+	 * into a malloc'd value nor a reply buffer (doc/perf.md "AFTER 8",
+	 * "AFTER 12") */
 	rc = qfs_fs_data_read_vec(fs, in, size, off, &v); /* takes in->mu when it must */
 	if (rc)
 		return qfs_fs_fail(req, FOP_READ, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);

@@ -262,3 +262,23 @@ const char *qfs_esc(const char *s, char *out, size_t len)
 	out[n] = '\0';
 	return out;
 }
+
+/* See buf.h. */
+void qfs_val_adopt(struct qfs_val *v, void *p, size_t len)
+{
+	v->data = p;
+	v->len = len;
+	v->release = p ? free : NULL;
+	v->own = p;
+}
+
+/* See buf.h. */
+void qfs_val_release(struct qfs_val *v)
+{
+	void (*rel)(void *) = v->release;
+	void *own = v->own;
+
+	memset(v, 0, sizeof(*v));
+	if (rel)
+		rel(own);
+}

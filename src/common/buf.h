@@ -100,4 +100,27 @@ static inline uint32_t qfs_be32_get(const uint8_t *p)
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+/* A value read from a store, held without a copy (qfs_store_get_val and
+ * the _val reads above it): data[0..len) stays valid until
+ * qfs_val_release, which gives it back to its owner (RocksDB's pinned
+ * slice, or a malloc'd buffer).  An empty qfs_val (all zero) holds
+ * nothing.  Not shared between threads without a lock. */
+struct qfs_val {
+	const uint8_t *data;        /* NULL only when len == 0 and nothing held */
+	size_t len;                 /* bytes */
+	void (*release)(void *own); /* gives own back; NULL: nothing to give */
+	void *own;
+};
+/* Hold the malloc'd buffer p of len bytes in v (v must be empty); p is
+ * freed at qfs_val_release.  p may be NULL (len 0). */
+void qfs_val_adopt(struct qfs_val *v, void *p, size_t len);
+/* 1 if v holds a value (from a read or qfs_val_adopt of a buffer). */
+static inline int qfs_val_held(const struct qfs_val *v)
+{
+	return v->release != NULL;
+}
+/* Give what v holds back to its owner, exactly once, and empty v; an
+ * empty v (or one released already) is left as is.  Any thread. */
+void qfs_val_release(struct qfs_val *v);
+
 #endif

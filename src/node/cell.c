@@ -1711,6 +1711,33 @@ int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const ui
 }
 
 /* See cell.h. */
+int qfs_cell_get_at_val(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
+			size_t key_len, uint32_t wait_ms, struct qfs_val *out, uint32_t *leader)
+{
+	struct qfs_rnode *rn;
+	int rc;
+
+	if (c->rc) {
+		void *val;
+		size_t len;
+
+		rc = qfs_rcell_get_at(c->rc, id, group, key, key_len, wait_ms, &val, &len, leader);
+		if (rc == 0)
+			qfs_val_adopt(out, val, len);
+		return rc;
+	}
+	if (!cnode_of(c, id))
+		return -EINVAL;
+	if (!(rn = node_get(c, id)))
+		return -EHOSTDOWN;
+	rc = strong_ok(c, rn, group, leader);
+	if (!rc)
+		rc = qfs_rnode_get_val(rn, group, key, key_len, out);
+	node_put(c, id);
+	return rc;
+}
+
+/* See cell.h. */
 int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *lo,
 		     size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
 		     qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
@@ -1770,6 +1797,24 @@ int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size
 	if (!c->route)
 		return -ENOSYS;
 	return c->route->get(c->route_arg, group, key, key_len, val, val_len);
+}
+
+/* See cell.h. */
+int qfs_cell_get_val(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
+		     struct qfs_val *out)
+{
+	void *val;
+	size_t len;
+	int rc;
+
+	if (!c->route)
+		return -ENOSYS;
+	if (c->route->get_val)
+		return c->route->get_val(c->route_arg, group, key, key_len, out);
+	rc = c->route->get(c->route_arg, group, key, key_len, &val, &len);
+	if (rc == 0)
+		qfs_val_adopt(out, val, len);
+	return rc;
 }
 
 /* See cell.h. */

@@ -123,6 +123,10 @@ struct qfs_cell_route {
 	int (*scan)(void *arg, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		    const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *cbarg);
 	void (*stat)(void *arg, uint64_t *redirects, uint64_t *timeouts);
+	/* get's value held without a copy (qfs_cell_get_val); NULL: get's
+	 * malloc'd value is held instead */
+	int (*get_val)(void *arg, qfs_group_t group, const uint8_t *key, size_t key_len,
+		       struct qfs_val *out);
 	void (*release)(void *arg); /* at qfs_cell_close, once the cell's own
 				       threads stopped (or NULL) */
 	void (*node_up)(void *arg); /* a node (re)started (or NULL); called with
@@ -192,6 +196,11 @@ int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const u
 		     size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
 		     qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
 		     uint32_t *leader);
+/* As qfs_cell_get_at, the value held in *out (empty on entry; the
+ * caller releases it once): embedded, RocksDB's pinned value, no copy;
+ * cluster, the received buffer. */
+int qfs_cell_get_at_val(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
+			size_t key_len, uint32_t wait_ms, struct qfs_val *out, uint32_t *leader);
 int qfs_cell_remote(const struct qfs_cell *c);
 uint32_t qfs_cell_node_id(struct qfs_cell *c, uint32_t idx);
 int qfs_cell_node_silent(struct qfs_cell *c, uint32_t id);
@@ -213,6 +222,9 @@ int qfs_cell_get(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size
 		 void **val, size_t *val_len);
 int qfs_cell_scan(struct qfs_cell *c, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		  const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+/* As qfs_cell_get, the value held in *out (qfs_cell_get_at_val). */
+int qfs_cell_get_val(struct qfs_cell *c, qfs_group_t group, const uint8_t *key, size_t key_len,
+		     struct qfs_val *out);
 
 /* Read key of group from node id's replica alone, whatever it has applied
  * (an eventually consistent read pinned to one node/AZ: the canary's,

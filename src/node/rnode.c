@@ -3286,6 +3286,27 @@ int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, s
 	return rc;
 }
 
+/* See rnode.h.  As qfs_rnode_get; a pinned value outlives the lock (a
+ * RocksDB pinned slice survives deletes and compactions of its key). */
+int qfs_rnode_get_val(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out)
+{
+	struct group *g = group_get(rn, group);
+	int rc;
+
+	if (!g)
+		return QFS_ENOGROUP;
+	if (g->logrep) { /* it holds no store: the leader serves */
+		group_put(rn, g);
+		return -EREMOTE;
+	}
+	pthread_rwlock_rdlock(&g->rw);
+	rc = g->dropped ? QFS_ENOGROUP : qfs_store_get_val(rn->store, group, key, key_len, out);
+	pthread_rwlock_unlock(&g->rw);
+	group_put(rn, g);
+	return rc;
+}
+
 /* See rnode.h.  Any thread; one RocksDB snapshot, under g->rw shared (cb
  * must not drop the group or propose on this node). */
 int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, size_t lo_len,

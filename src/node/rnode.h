@@ -279,6 +279,10 @@ int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, s
 		  void **val, size_t *val_len);
 int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+/* As qfs_rnode_get, the value pinned (qfs_store_get_val): *out is the
+ * caller's to release once; it stays valid after a drop of the group. */
+int qfs_rnode_get_val(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out);
 
 /* 1 if this replica leads group with a valid lease and has applied all it
  * committed (qfs_paxos_can_read_local), so a local read is strongly

@@ -153,6 +153,15 @@ int qfs_router_item_get(struct qfs_router *r, qfs_table_t table, const struct qf
 	return qfs_router_get(r, table, key, klen, val, val_len);
 }
 
+int qfs_router_item_get_val(struct qfs_router *r, qfs_table_t table, const struct qfs_router_key *k,
+			    struct qfs_val *out)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = key_encode(key, k);
+
+	return qfs_router_get_val(r, table, key, klen, out);
+}
+
 int qfs_router_item_get_node(struct qfs_router *r, uint32_t id, qfs_table_t table, const struct qfs_router_key *k,
 			     void **val, size_t *val_len)
 {

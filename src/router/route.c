@@ -67,6 +67,12 @@ static int rc_get_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, si
 	return qfs_cell_get_at(c, id, g, key, key_len, wait_ms, val, val_len, leader);
 }
 
+static int rc_get_at_val(void *c, uint32_t id, qfs_group_t g, const uint8_t *key, size_t key_len,
+			 uint32_t wait_ms, struct qfs_val *out, uint32_t *leader)
+{
+	return qfs_cell_get_at_val(c, id, g, key, key_len, wait_ms, out, leader);
+}
+
 static int rc_scan_at(void *c, uint32_t id, qfs_group_t g, const uint8_t *lo, size_t lo_len,
 		      const uint8_t *hi, size_t hi_len, uint32_t wait_ms, qfs_store_scan_cb cb,
 		      void *arg, int *more, struct qfs_buf *resume, uint32_t *leader)
@@ -111,6 +117,7 @@ static void rc_sleep(void *c, uint32_t ms)
 static const struct qfs_route_ops real_ops = {
 	.nodes = rc_nodes, .timeout_ms = rc_timeout, .read_mode = rc_mode, .exists = rc_exists,
 	.view = rc_view, .propose_at = rc_propose_at, .get_at = rc_get_at, .scan_at = rc_scan_at,
+	.get_at_val = rc_get_at_val,
 	.now_ms = rc_now, .sleep_ms = rc_sleep, .remote = rc_remote, .prepare = rc_prepare,
 	.node_id = rc_node_id, .silent = rc_silent, .group_nodes = rc_group_nodes,
 	.group_forget = rc_group_forget,
@@ -465,16 +472,28 @@ struct rget {
 	qfs_group_t group;
 	const uint8_t *key;
 	size_t key_len;
-	void **val;
+	void **val;             /* malloc'd value (pin NULL) */
 	size_t *val_len;
+	struct qfs_val *pin;    /* or the value held (qfs_route_get_val) */
 };
 
 static int rget_at(struct qfs_route *rt, uint32_t id, uint32_t wait_ms, void *ctx, uint32_t *leader)
 {
 	struct rget *g = ctx;
+	void *val;
+	size_t len;
+	int rc;
 
-	return rt->ops->get_at(rt->cell, id, g->group, g->key, g->key_len, wait_ms, g->val,
-			       g->val_len, leader);
+	if (!g->pin)
+		return rt->ops->get_at(rt->cell, id, g->group, g->key, g->key_len, wait_ms, g->val,
+				       g->val_len, leader);
+	if (rt->ops->get_at_val)
+		return rt->ops->get_at_val(rt->cell, id, g->group, g->key, g->key_len, wait_ms, g->pin,
+					   leader);
+	rc = rt->ops->get_at(rt->cell, id, g->group, g->key, g->key_len, wait_ms, &val, &len, leader);
+	if (rc == 0)
+		qfs_val_adopt(g->pin, val, len);
+	return rc;
 }
 
 struct rscan {
@@ -722,21 +741,17 @@ static int read_refused(struct qfs_route *rt, qfs_group_t group, uint64_t t0, ui
 	return 0;
 }
 
-/* See route.h.  A replica whose node stopped between the choice and the
- * read (-EHOSTDOWN), or that refused a strong read (-EREMOTE: its lease
- * lapsed or it restarted since the choice), is chosen again within the
- * same deadline. */
-int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
-		  void **val, size_t *val_len)
+/* qfs_route_get and _get_val: a replica whose node stopped between the
+ * choice and the read (-EHOSTDOWN), or that refused a strong read
+ * (-EREMOTE: its lease lapsed or it restarted since the choice), is
+ * chosen again within the same deadline. */
+static int route_get(struct qfs_route *rt, struct rget *g)
 {
 	uint64_t t0, deadline;
+	qfs_group_t group = g->group;
 
-	if (rt->remote) {
-		struct rget g = { .group = group, .key = key, .key_len = key_len, .val = val,
-				  .val_len = val_len };
-
-		return remote_call(rt, group, rget_at, &g, NULL);
-	}
+	if (rt->remote)
+		return remote_call(rt, group, rget_at, g, NULL);
 	t0 = now_ms(rt);
 	deadline = wait_deadline(rt, group, t0);
 	for (;;) {
@@ -745,8 +760,7 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 
 		if (rc)
 			return rc;
-		rc = rt->ops->get_at(rt->cell, id, group, key, key_len, (uint32_t)(deadline - t0), val,
-				     val_len, &leader);
+		rc = rget_at(rt, id, (uint32_t)(deadline - t0), g, &leader);
 		if (rc == -EREMOTE) {
 			if ((rc = read_refused(rt, group, t0, deadline)) != 0)
 				return rc;
@@ -755,6 +769,24 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 		if (rc != -EHOSTDOWN)
 			return rc;
 	}
+}
+
+/* See route.h. */
+int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
+		  void **val, size_t *val_len)
+{
+	struct rget g = { .group = group, .key = key, .key_len = key_len, .val = val, .val_len = val_len };
+
+	return route_get(rt, &g);
+}
+
+/* See route.h. */
+int qfs_route_get_val(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out)
+{
+	struct rget g = { .group = group, .key = key, .key_len = key_len, .pin = out };
+
+	return route_get(rt, &g);
 }
 
 /* See route.h.  As qfs_route_get; a node that stopped before the scan
@@ -807,6 +839,12 @@ static int hook_get(void *arg, qfs_group_t g, const uint8_t *key, size_t key_len
 	return qfs_route_get(arg, g, key, key_len, val, val_len);
 }
 
+static int hook_get_val(void *arg, qfs_group_t g, const uint8_t *key, size_t key_len,
+			struct qfs_val *out)
+{
+	return qfs_route_get_val(arg, g, key, key_len, out);
+}
+
 static int hook_scan(void *arg, qfs_group_t g, const uint8_t *lo, size_t lo_len, const uint8_t *hi,
 		     size_t hi_len, qfs_store_scan_cb cb, void *cbarg)
 {
@@ -837,7 +875,7 @@ static void hook_node_up(void *arg)
 
 static const struct qfs_cell_route hook = {
 	.propose = hook_propose, .get = hook_get, .scan = hook_scan, .stat = hook_stat,
-	.release = hook_release, .node_up = hook_node_up,
+	.release = hook_release, .node_up = hook_node_up, .get_val = hook_get_val,
 };
 
 /* See route.h. */

@@ -87,6 +87,10 @@ struct qfs_route_ops {
 		       size_t lo_len, const uint8_t *hi, size_t hi_len, uint32_t wait_ms,
 		       qfs_store_scan_cb cb, void *arg, int *more, struct qfs_buf *resume,
 		       uint32_t *leader);                    /* qfs_cell_scan_at */
+	int (*get_at_val)(void *cell, uint32_t id, qfs_group_t group, const uint8_t *key,
+			  size_t key_len, uint32_t wait_ms, struct qfs_val *out,
+			  uint32_t *leader);         /* qfs_cell_get_at_val; or NULL:
+							get_at's value held */
 	uint64_t (*now_ms)(void *cell);                      /* monotonic ms */
 	void (*sleep_ms)(void *cell, uint32_t ms);
 	/* Remote cells (cluster mode) only; NULL for an embedded one: */
@@ -128,6 +132,10 @@ int qfs_route_get(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, s
 		  void **val, size_t *val_len);
 int qfs_route_scan(struct qfs_route *rt, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
+/* As qfs_route_get, the value held in *out (empty on entry, set only on
+ * success; the caller releases it once): qfs_cell_get_val's contract. */
+int qfs_route_get_val(struct qfs_route *rt, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out);
 
 /* Counters since new: attempts re-sent after -EREMOTE/-EAGAIN (redirects)
  * and calls that gave up with -ETIMEDOUT. */

@@ -554,27 +554,46 @@ int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn
 	return rc;
 }
 
-int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
-		   void **val, size_t *val_len)
+/* A read of key in group into out (empty): pinned (qfs_cell_get_val), or
+ * (pin 0) the malloc'd value of qfs_cell_get adopted.  qfs_cell_get's
+ * contract. */
+static int cell_get(struct qfs_router *r, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    struct qfs_val *out, int pin)
+{
+	void *val;
+	size_t len;
+	int rc;
+
+	if (pin)
+		return qfs_cell_get_val(r->cell, group, key, key_len, out);
+	rc = qfs_cell_get(r->cell, group, key, key_len, &val, &len);
+	if (rc == 0)
+		qfs_val_adopt(out, val, len);
+	return rc;
+}
+
+/* qfs_router_get (*out holds a malloc'd value: pin 0) and _get_val. */
+static int router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out, int pin)
 {
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct qfs_meta_part p;
 	int rc = admit(r, table, key, key_len, QFS_ADMIT_READ, 1);
 
 	if (rc == 0 && table == QFS_META_TABLE) {
-		rc = qfs_cell_get(r->cell, QFS_META_GROUP, key, key_len, val, val_len);
+		rc = cell_get(r, QFS_META_GROUP, key, key_len, out, pin);
 	} else {
 		for (int attempt = 0; rc == 0; attempt++) {
 			uint64_t gen = __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE);
 			rc = router_resolve(r, table, key, key_len, &p);
 			if (rc)
 				break;
-			rc = qfs_cell_get(r->cell, p.group, key, key_len, val, val_len);
+			rc = cell_get(r, p.group, key, key_len, out, pin);
 			if (rc == 0 || rc == -ENOENT) { /* cluster: did another router's split move it? */
 				int crc = router_check_read(r, &p, key, key_len);
 				if (crc < 0) {
 					if (rc == 0)
-						free(*val);
+						qfs_val_release(out);
 					rc = crc;
 					break;
 				}
@@ -582,16 +601,35 @@ int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, 
 			if (gen == __atomic_load_n(&r->map_gen, __ATOMIC_ACQUIRE) || attempt >= STALE_RETRIES)
 				break;
 			if (rc == 0) /* the map moved under the read: read again */
-				free(*val);
+				qfs_val_release(out);
 			rc = 0;
 		}
 		if (rc == 0)
 			router_account(r, &p, key, key_len, 0);
 	}
 	if (rc == 0)
-		admit_settle(r, table, key, key_len, qfs_admit_read_units(*val_len) - 1);
+		admit_settle(r, table, key, key_len, qfs_admit_read_units(out->len) - 1);
 	record(r, table, QFS_ROUTER_GET, t0, rc != 0 && rc != -ENOENT);
 	return rc;
+}
+
+int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		   void **val, size_t *val_len)
+{
+	struct qfs_val v = { 0 };
+	int rc = router_get(r, table, key, key_len, &v, 0);
+
+	if (rc == 0) { /* v holds the malloc'd value itself (cell_get) */
+		*val = v.own;
+		*val_len = v.len;
+	}
+	return rc;
+}
+
+int qfs_router_get_val(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		       struct qfs_val *out)
+{
+	return router_get(r, table, key, key_len, out, 1);
 }
 
 int qfs_router_get_inode(struct qfs_router *r, qfs_table_t group, qfs_ino_t ino, struct qfs_inode *out)

@@ -177,6 +177,13 @@ int qfs_router_item_txn(struct qfs_router *r, qfs_table_t table, const struct qf
 /* Point read of item k; *val malloc'd.  0, -ENOENT, read errors. */
 int qfs_router_item_get(struct qfs_router *r, qfs_table_t table, const struct qfs_router_key *k, void **val,
 			size_t *val_len);
+/* As qfs_router_item_get, the value held without a copy: *out (empty on
+ * entry, set only on success) is RocksDB's pinned value on an embedded
+ * cell, the received buffer on a cluster; the caller gives it back with
+ * qfs_val_release exactly once (e.g. after fuse_reply_iov).  Same checks
+ * (a damaged chunk is never returned) and errors. */
+int qfs_router_item_get_val(struct qfs_router *r, qfs_table_t table, const struct qfs_router_key *k,
+			    struct qfs_val *out);
 /* Convenience: read and decode inode ino of table.  out initialised by the
  * caller; 0, -ENOENT, QFS_ECORRUPT, read errors. */
 int qfs_router_get_inode(struct qfs_router *r, qfs_table_t table, qfs_ino_t ino, struct qfs_inode *out);

@@ -141,6 +141,9 @@ struct seen_intent {
  * calls (item.c) encode keys and land here. */
 /* Run txn on table; as qfs_router_item_txn (router.h). */
 int qfs_router_txn(struct qfs_router *r, qfs_table_t table, const struct qfs_txn *txn, int *result);
+/* As qfs_router_get, the value held (qfs_router_item_get_val). */
+int qfs_router_get_val(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
+		       struct qfs_val *out);
 /* Point read; *val malloc'd.  0, -ENOENT, read errors. */
 int qfs_router_get(struct qfs_router *r, qfs_table_t table, const uint8_t *key, size_t key_len,
 		   void **val, size_t *val_len);

@@ -601,6 +601,30 @@ int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, si
 	return rc;
 }
 
+static void pin_release(void *own)
+{
+	rocksdb_pinnableslice_destroy(own);
+}
+
+/* See store.h: the pinned slice itself, no copy. */
+int qfs_store_get_val(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out)
+{
+	rocksdb_pinnableslice_t *v;
+	size_t vlen;
+	int rc = store_get_item(s, group, key, key_len, &v);
+
+	if (rc)
+		return rc;
+	if (!v)
+		return -ENOENT;
+	out->data = (const uint8_t *)rocksdb_pinnableslice_value(v, &vlen);
+	out->len = vlen;
+	out->release = pin_release;
+	out->own = v;
+	return 0;
+}
+
 /* Call cb for each item of group with lo <= key < hi (hi NULL: to the end of
  * the group) in key order, from one snapshot.  Keys and values passed to cb
  * are valid only during the call.  Returns 0, cb's first nonzero value, -ENOMEM

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/qfs.h"
+#include "common/buf.h"
 
 struct qfs_store;
 
@@ -100,6 +101,13 @@ int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
  * never returned.  0, -ENOENT, -ENOMEM, -EIO, QFS_ECORRUPT. */
 int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len);
+
+/* As qfs_store_get, without the copy: *out (empty on entry) holds
+ * RocksDB's pinned value, valid until qfs_val_release(out), which the
+ * caller must call exactly once, before qfs_store_close; set only on
+ * success.  Same checks and errors. */
+int qfs_store_get_val(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		      struct qfs_val *out);
 
 /* Items of group with lo <= key < hi in order; hi NULL = to the group's end.
  * Reads one consistent snapshot.  Returns 0, cb's nonzero value, or -EIO. */

@@ -1285,6 +1285,28 @@ START_TEST(t_strong_read_at_needs_lease)
 	ck_assert_msg(rc == 0, "strong get_at the leader: %s", qfs_strerror(rc));
 	ck_assert_uint_eq(vlen, 1);
 	free(val);
+	/* the same for the pinned read: the leader's value held (released
+	 * once), a follower's refusal and an unknown node hold nothing */
+	struct qfs_val pv = { 0 };
+	while ((l = qfs_cell_leader_node(C, G)) == 0 ||
+	       ((rc = qfs_cell_get_at_val(C, l, G, key, klen, 1000, &pv, &hint)) == -EREMOTE &&
+		qfs_clock_mono_ms() < end)) {
+		ck_assert(qfs_clock_mono_ms() < end);
+		usleep(10000);
+	}
+	ck_assert_msg(rc == 0, "strong get_at_val the leader: %s", qfs_strerror(rc));
+	ck_assert(qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, 1);
+	ck_assert_mem_eq(pv.data, "v", 1);
+	qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
+	rc = qfs_cell_get_at_val(C, l % 3 + 1, G, key, klen, 1000, &pv, &hint);
+	ck_assert(rc == -EREMOTE || rc == 0); /* 0: the leader moved there meanwhile */
+	if (rc == 0)
+		qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_int_eq(qfs_cell_get_at_val(C, 99, G, key, klen, 1000, &pv, &hint), -EINVAL);
+	ck_assert(!qfs_val_held(&pv));
 }
 END_TEST
 

@@ -765,6 +765,9 @@ START_TEST(t_elect_replicate)
 	qfs_buf_close(&st);
 	ck_assert_int_eq(qfs_rnode_get(RN[l], 0x999, (const uint8_t *)"k", 1, NULL, NULL),
 			 QFS_ENOGROUP);
+	struct qfs_val pv = { 0 };
+	ck_assert_int_eq(qfs_rnode_get_val(RN[l], 0x999, (const uint8_t *)"k", 1, &pv), QFS_ENOGROUP);
+	ck_assert(!qfs_val_held(&pv));
 }
 END_TEST
 

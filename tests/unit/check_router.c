@@ -303,8 +303,22 @@ START_TEST(test_item_api)
 	free(val);
 	ck_assert_int_eq(qfs_router_item_get(r, t.id, &dk, &val, &vlen), 0);
 	free(val);
+	/* the same value held without a copy: the same bytes, released once */
+	struct qfs_val pv = { 0 };
+	ck_assert_int_eq(qfs_router_item_get_val(r, t.id, &ck, &pv), 0);
+	ck_assert(qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, 4);
+	ck_assert_mem_eq(pv.data, "data", 4);
+	qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, 0);
+	qfs_val_release(&pv); /* a second release gives nothing back */
 	ck = qfs_router_key_chunk(4242, 2);
 	ck_assert_int_eq(qfs_router_item_get(r, t.id, &ck, &val, &vlen), -ENOENT);
+	ck_assert_int_eq(qfs_router_item_get_val(r, t.id, &ck, &pv), -ENOENT);
+	ck_assert(!qfs_val_held(&pv)); /* set only on success */
+	ck_assert_int_eq(qfs_router_item_get_val(r, 987654321, &ck, &pv), QFS_ENOGROUP);
+	ck_assert(!qfs_val_held(&pv));
 	ck_assert_int_eq(qfs_router_item_scan(r, t.id, &dr, item_cb, &seen), 0);
 	ck_assert_int_eq(seen.n, 2); /* after "aa": bb, cc */
 	ck_assert_str_eq(seen.names[0], "bb");
@@ -2252,10 +2266,18 @@ START_TEST(test_route_timeout_bounded)
 	ck_assert_int_eq(f.gets, 0);
 	qfs_route_stat(rt, &redir, &tmo);
 	ck_assert_uint_eq(tmo, 2);
+
 	f.exists = 0;
 	ck_assert_int_eq(qfs_route_propose(rt, 9, "t", 1, &res), QFS_ENOGROUP);
 	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), QFS_ENOGROUP);
 	ck_assert_uint_eq(f.now, 2000);
+	struct qfs_val pv = { 0 }; /* the pinned read: the same error, nothing held */
+	ck_assert_int_eq(qfs_route_get_val(rt, 9, (const uint8_t *)"k", 1, &pv), QFS_ENOGROUP);
+	ck_assert(!qfs_val_held(&pv));
+	f.exists = 1;
+	ck_assert_int_eq(qfs_route_get_val(rt, 9, (const uint8_t *)"k", 1, &pv), -ETIMEDOUT);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_int_eq(f.gets, 0);
 	qfs_route_free(rt);
 }
 END_TEST
@@ -2334,6 +2356,15 @@ START_TEST(test_route_reads)
 	fk_init(&f, &rt);
 	ck_assert_int_eq(qfs_route_get(rt, 9, (const uint8_t *)"k", 1, &v, &vl), 0);
 	ck_assert_uint_eq(f.got_at, 1);
+	/* _get_val over ops without get_at_val: get_at's value held, the same
+	 * bytes, freed by the release (ASan: once) */
+	struct qfs_val pv = { 0 };
+	ck_assert_int_eq(qfs_route_get_val(rt, 9, (const uint8_t *)"k", 1, &pv), 0);
+	ck_assert(qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, vl);
+	ck_assert_mem_eq(pv.data, v, vl);
+	qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
 	free(v);
 	ck_assert_int_eq(qfs_route_scan(rt, 9, NULL, 0, NULL, 0, count_keys_cb, &n), 0);
 	ck_assert_int_eq(n, 1);

@@ -325,6 +325,55 @@ START_TEST(test_put_get_del)
 }
 END_TEST
 
+/* qfs_store_get_val: the value pinned, without a copy; it stays intact
+ * while the key is overwritten, deleted and flushed; absent keys and
+ * unknown groups hold nothing. */
+START_TEST(test_get_val)
+{
+	struct qfs_txn t;
+	struct qfs_val v = { 0 }, w = { 0 };
+	uint32_t ka, kc;
+	const uint8_t *a = kdent(DIR_INO, "a", &ka), *c = kchunk(FILE_INO, 4, &kc);
+	uint8_t chunk[3000];
+
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (uint8_t)(i * 7 + 1);
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "one");
+	add_put_bytes(&t, c, kc, chunk, sizeof(chunk));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_get_val(st, G1, a, ka, &v), 0);
+	ck_assert(qfs_val_held(&v));
+	ck_assert_uint_eq(v.len, 3);
+	ck_assert_mem_eq(v.data, "one", 3);
+	ck_assert_int_eq(qfs_store_get_val(st, G1, c, kc, &w), 0);
+	ck_assert_uint_eq(w.len, sizeof(chunk));
+	ck_assert_mem_eq(w.data, chunk, sizeof(chunk));
+
+	/* overwritten, then deleted and flushed while pinned */
+	qfs_txn_init(&t);
+	add_put(&t, a, ka, "two");
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_DEL, a, ka);
+	add(&t, QFS_OP_DEL, c, kc);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	ck_assert_mem_eq(v.data, "one", 3);
+	ck_assert_mem_eq(w.data, chunk, sizeof(chunk));
+	qfs_val_release(&v);
+	qfs_val_release(&w);
+	ck_assert(!qfs_val_held(&v));
+	ck_assert(!qfs_val_held(&w));
+
+	/* absent: -ENOENT, nothing held */
+	ck_assert_int_eq(qfs_store_get_val(st, G1, a, ka, &v), -ENOENT);
+	ck_assert(!qfs_val_held(&v));
+	ck_assert_int_eq(qfs_store_get_val(st, G2, c, kc, &v), -ENOENT);
+	ck_assert(!qfs_val_held(&v));
+}
+END_TEST
+
 /* qfs_store_apply reuses one WriteBatch (store.c apply_batch_done): what a
  * failed txn, or a txn whose apply failed, put in it never reaches the
  * next apply; a batch above STORE_APPLY_WB_KEEP is freed, not kept; the
@@ -1981,6 +2030,13 @@ START_TEST(test_chunk_crc)
 	ck_assert_mem_eq(got, a, QFS_CHUNK_SIZE);
 	ck_assert_uint_eq(st->crc_fast, 1);
 	ck_assert_uint_eq(st->crc_slow, 0);
+	/* pinned (qfs_store_get_val): the same check by the record */
+	struct qfs_val pv = { 0 };
+	ck_assert_int_eq(qfs_store_get_val(st, G1, ka, ka_l, &pv), 0);
+	ck_assert_uint_eq(pv.len, QFS_CHUNK_SIZE);
+	ck_assert_mem_eq(pv.data, a, QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(st->crc_fast, 2);
+	qfs_val_release(&pv);
 
 	/* a chunk written without its record: the record no longer matches */
 	uint8_t dk[STORE_DBKEY_MAX];
@@ -2010,6 +2066,11 @@ START_TEST(test_chunk_crc)
 	ck_assert(rc == QFS_ECORRUPT || rc == -EIO);
 	ck_assert_uint_eq(st->crc_fast, 0);
 	ck_assert_uint_eq(st->crc_slow, 1);
+	/* the pinned read refuses it the same way, and holds nothing */
+	rc = qfs_store_get_val(st, G1, kb, kb_l, &pv);
+	ck_assert(rc == QFS_ECORRUPT || rc == -EIO);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_uint_eq(st->crc_slow, 2);
 
 	/* delete (of the intact chunk a: a's rewrite above was only in the
 	 * memtable, gone with the reopen): the record goes with the chunk */
@@ -3029,6 +3090,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
+	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_install_bounded);
 	tcase_add_test(tc, test_install_refused);
 	tcase_add_test(tc, test_install_crash);
