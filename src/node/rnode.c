@@ -130,6 +130,14 @@
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
+#define RNODE_APPLY_WAIT_MS 20u /* longest wait of a strong read for an apply under way */
+#define RNODE_GATHER_MIN_US 500u /* a batch waits for the proposers of the last
+				    answered ones to propose again (gather) about
+				    one log sync's time, at least this long */
+#define RNODE_GATHER_MAX_US 4000u /* ... and at most this long */
+#define RNODE_GATHER_VAIN 2u /* gathers in a row in vain (no other proposal came)
+			       stop gathering for ... */
+#define RNODE_GATHER_SKIP 32u /* ... this many successes (not counted in returning) */
 #define RNODE_READ_BYTES (8u << 20) /* entry bytes of one log read for a follower
 				     * (one ACCEPT frame, QFS_NET_BODY_MAX) */
 
@@ -170,6 +178,10 @@ struct group {
 	struct qfs_wal *wal;     /* I/O thread */
 	struct qfs_paxos px;     /* stepped by the I/O thread under mu */
 	pthread_mutex_t mu;      /* protects px reads by other threads and the snapshot */
+	pthread_cond_t applied_cv; /* with mu: broadcast after an APPLIED step or a
+				    stop while apply_waiters > 0 */
+	uint32_t apply_waiters;  /* mu: strong reads waiting for an apply
+				    (qfs_rnode_can_read_strong) */
 	pthread_rwlock_t rw;     /* shared: a store read of the group; exclusive: drop */
 	int dropped;             /* set under rw exclusive and mu (I/O thread) */
 	int stopped;             /* protected by mu */
@@ -178,6 +190,11 @@ struct group {
 				    be trusted (loaded stopped, or a corrupt
 				    read): only a rebuild heals it */
 	uint64_t nospc_warned_ms; /* I/O thread: last "proposals refused" line */
+	struct proposal *applied_q; /* round's thread: proposals whose entry is
+				    applied, answered once the machine's
+				    APPLIED step ran (answers_release), in
+				    LSN order; applied_qt its tail */
+	struct proposal *applied_qt;
 	uint64_t snap_warned_ms; /* I/O thread: last "snapshot not sent" line */
 	uint64_t point_sent_ms;  /* I/O thread: last snapshot point sent to a log
 				    replica (snap_send_point), mono ms */
@@ -286,6 +303,21 @@ struct qfs_rnode {
 	uint64_t io_next;        /* mono ms the idle I/O thread wakes up at the
 				    latest (its timers); a direct round that asks
 				    for earlier lowers it and signals */
+	uint32_t qlen;           /* proposals queued (qhead) */
+	uint32_t returning;      /* proposals answered with success whose
+				    proposers have not proposed again since
+				    (each new proposal takes one off): the
+				    ones a batch may still gather (gather) */
+	uint64_t gather_ns;      /* mono ns: a batch gathers until then at
+				    the latest (the last success answered +
+				    about one sync: RNODE_GATHER_MIN_US..MAX_US) */
+	uint32_t arrived;        /* proposals made since the last success
+				    answered */
+	uint32_t gather_skip;    /* successes not counted in returning (after
+				    gathers that waited in vain) */
+	uint32_t gather_vain;    /* gathers in a row that waited in vain */
+	uint64_t sync_avg_ns;    /* atomic: moving average of a log sync's time
+				    (written by the round's thread) */
 	int closing;
 	struct group *groups[QFS_RNODE_MAX_GROUPS];
 	size_t ngroups;
@@ -306,6 +338,10 @@ struct qfs_rnode {
 	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out, st_direct; /* atomics, relaxed */
 };
 
+/* 1 on the thread that holds its node's round_mu (a round's thread: the I/O
+ * thread or a proposer in its own round), which must never wait for an
+ * apply (qfs_rnode_can_read_strong): it is the thread that applies. */
+static __thread int round_held;
 static void stat_add(uint64_t *c, uint64_t v)
 {
 	__atomic_fetch_add(c, v, __ATOMIC_RELAXED);
@@ -352,6 +388,17 @@ static struct group *group_get(struct qfs_rnode *rn, qfs_group_t id)
 
 static void snap_xfer_free(struct group *g, uint32_t i);
 
+/* A condition variable on the monotonic clock (timed waits). */
+static void group_cv_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static void group_free(struct group *g)
 {
 	if (!g)
@@ -366,6 +413,7 @@ static void group_free(struct group *g)
 	}
 	pthread_rwlock_destroy(&g->rw);
 	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->applied_cv);
 	free(g);
 }
 
@@ -684,6 +732,7 @@ static int group_load(struct qfs_rnode *rn, qfs_group_t id, const struct qfs_pax
 	g->refs = 1;
 	group_drive_init(rn, g);
 	pthread_mutex_init(&g->mu, NULL);
+	group_cv_init(&g->applied_cv);
 	{
 		pthread_rwlockattr_t ra;
 
@@ -926,6 +975,7 @@ static int group_stopped_stub(struct qfs_rnode *rn, qfs_group_t id, int err, str
 	g->refs = 1;
 	group_drive_init(rn, g);
 	pthread_mutex_init(&g->mu, NULL);
+	group_cv_init(&g->applied_cv);
 	pthread_rwlockattr_init(&ra);
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&g->rw, &ra);
@@ -985,10 +1035,24 @@ static int load_groups(struct qfs_rnode *rn, const char *gdir)
 
 /* ---------------------------------------------------------------- I/O thread */
 
-/* Answer p (the round's thread): wakes its proposer only.  Takes rn->mu. */
+/* Answer p (the round's thread): wakes its proposer only; a success counts
+ * in rn->returning (gather).  Takes rn->mu. */
 static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
 {
+	uint64_t w = __atomic_load_n(&rn->sync_avg_ns, __ATOMIC_RELAXED);
+
+	if (w < RNODE_GATHER_MIN_US * 1000ull)
+		w = RNODE_GATHER_MIN_US * 1000ull;
+	if (w > RNODE_GATHER_MAX_US * 1000ull)
+		w = RNODE_GATHER_MAX_US * 1000ull;
 	pthread_mutex_lock(&rn->mu);
+	if (rc == 0 && rn->gather_skip) {
+		rn->gather_skip--;
+	} else if (rc == 0) { /* its proposer may come back: gather */
+		rn->returning++;
+		rn->arrived = 0;
+		rn->gather_ns = qfs_clock_mono_ns() + w;
+	}
 	p->rc = rc;
 	p->result = result;
 	p->done = 1;
@@ -1006,11 +1070,31 @@ static void pending_add(struct group *g, struct proposal *p)
 	*pp = p;
 }
 
-/* Fail every pending proposal matching pred (lsn > after, or all). */
+/* Answer the proposals of g whose entry was applied (apply_cb queued them
+ * with their outcome): called once the machine's APPLIED step ran, so that
+ * a proposer woken here finds the leader's applied point at its entry and a
+ * strong read it makes next is served at once (qfs_paxos_can_read_local
+ * wants applied >= commit; answered during the apply, it found the rest of
+ * the batch unapplied and its read slept a poll step: doc/rnode.md section
+ * 2).  Also when the group stops or fails its proposals: they were applied. */
+static void answers_release(struct qfs_rnode *rn, struct group *g)
+{
+	while (g->applied_q) {
+		struct proposal *p = g->applied_q;
+
+		g->applied_q = p->next;
+		answer(rn, p, p->rc, p->result);
+	}
+	g->applied_qt = NULL;
+}
+
+/* Fail every pending proposal matching pred (lsn > after, or all); the
+ * applied ones waiting for their answer get it first. */
 static void pending_fail_after(struct qfs_rnode *rn, struct group *g, qfs_lsn_t after, int rc)
 {
 	struct proposal **pp = &g->pending;
 
+	answers_release(rn, g);
 	while (*pp) {
 		struct proposal *p = *pp;
 
@@ -1033,6 +1117,8 @@ static void group_stop(struct qfs_rnode *rn, struct group *g, int rc, const char
 		QFS_LOG(QFS_LOG_ERR, "rnode group stopped group=%016" PRIx64 " node=%u what=%s err=\"%s\"",
 			g->id, rn->id, what, qfs_strerror(rc));
 	}
+	if (g->apply_waiters)
+		pthread_cond_broadcast(&g->applied_cv);
 	pthread_mutex_unlock(&g->mu);
 	pending_fail_after(rn, g, 0, rc);
 }
@@ -1301,10 +1387,20 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 		struct proposal *pr = g->pending;
 
 		g->pending = pr->next;
-		if (pr->lsn == lsn && pr->ballot == e.ballot)
-			answer(w->rn, pr, 0, result);
+		if (pr->lsn == lsn && pr->ballot == e.ballot) {
+			pr->rc = 0;
+			pr->result = result;
+		} else {
+			pr->rc = -EAGAIN; /* replaced by another leader's entry */
+			pr->result = 0;
+		}
+		/* answered after the APPLIED step (answers_release) */
+		pr->next = NULL;
+		if (g->applied_qt)
+			g->applied_qt->next = pr;
 		else
-			answer(w->rn, pr, -EAGAIN, 0); /* replaced by another leader's entry */
+			g->applied_q = pr;
+		g->applied_qt = pr;
 	}
 	return 0;
 }
@@ -1318,7 +1414,17 @@ static void snap_send_point(struct qfs_rnode *rn, struct group *g, uint32_t to);
 
 static int drive_step(void *ctx, const struct qfs_paxos_event *ev, struct qfs_paxos_update *up)
 {
-	return step(ctx, ev, up);
+	struct group *g = ctx;
+	int rc = step(g, ev, up);
+
+	if (ev->type == QFS_PAXOS_EV_APPLIED) {
+		pthread_mutex_lock(&g->mu);
+		if (g->apply_waiters)
+			pthread_cond_broadcast(&g->applied_cv);
+		pthread_mutex_unlock(&g->mu);
+		answers_release(g->rn, g);
+	}
+	return rc;
 }
 
 static uint64_t drive_now(void *ctx)
@@ -1405,9 +1511,16 @@ static int drive_sync(void *ctx)
 	int rc;
 
 	if (qfs_wal_durable(g->wal) < qfs_wal_last(g->wal)) {
+		uint64_t t0 = qfs_clock_mono_ns(), d, avg;
+
 		if (rn->test_before_sync)
 			rn->test_before_sync(g->id, qfs_wal_last(g->wal), rn->test_arg);
 		rc = qfs_wal_sync(g->wal);
+		/* the sync's time (the test seam's included), averaged: how
+		 * long a batch gathers (gather) */
+		d = qfs_clock_mono_ns() - t0;
+		avg = __atomic_load_n(&rn->sync_avg_ns, __ATOMIC_RELAXED);
+		__atomic_store_n(&rn->sync_avg_ns, avg ? (avg * 7 + d) / 8 : d, __ATOMIC_RELAXED);
 		stat_add(&rn->st_fsyncs, 1);
 		if (rc)
 			return rc;
@@ -2628,6 +2741,42 @@ static void groups_put(struct qfs_rnode *rn, struct group **gs, size_t ng)
 		group_put(rn, gs[i]);
 }
 
+/* Group commit across rounds (doc/rnode.md section 2, "Gathering"): 1 while
+ * the queued proposals should wait for more before a round takes them:
+ * proposers answered with success lately (about one log sync's time ago,
+ * gather_ns) have not proposed again (rn->returning), and the batch is not
+ * full.  Concurrent writers that each fsync in a loop come back a few
+ * hundred microseconds after their answer; without the wait a round took
+ * whoever came first and the rest made a round of their own (the writers
+ * split into cohorts that stay split, one sync per replica each).  A single
+ * proposer never waits (its own return takes the count to 0); a proposer
+ * that does not come back costs the queued ones the window once (the count
+ * is dropped when it runs out), and gathers that wait in vain in a row stop
+ * the gathering for a while.  Also makes a proposer queue instead of
+ * running its own round.  rn->mu held. */
+static int gather(struct qfs_rnode *rn)
+{
+	uint64_t now;
+
+	if (!rn->returning || rn->qlen >= QFS_PAXOS_MAX_BATCH)
+		return 0;
+	now = qfs_clock_mono_ns();
+	if (now >= rn->gather_ns) {
+		/* in vain if only the queued one came: no gathering for a while */
+		if (rn->qhead && rn->arrived <= 1) {
+			if (++rn->gather_vain >= RNODE_GATHER_VAIN) {
+				rn->gather_skip = RNODE_GATHER_SKIP;
+				rn->gather_vain = 0;
+			}
+		} else {
+			rn->gather_vain = 0;
+		}
+		rn->returning = 0;
+		return 0;
+	}
+	return 1;
+}
+
 static void *io_main(void *arg)
 {
 	struct qfs_rnode *rn = arg;
@@ -2643,13 +2792,19 @@ static void *io_main(void *arg)
 		size_t ng;
 
 		pthread_mutex_lock(&rn->mu);
-		while (!rn->qhead && !rn->rhead && !rn->wake && !rn->closing && now_ms() < rn->io_next) {
+		while ((!rn->qhead || gather(rn)) && !rn->rhead && !rn->wake && !rn->closing &&
+		       now_ms() < rn->io_next) {
 			struct timespec ts;
 			uint64_t wait = rn->io_next - now_ms();
 
 			if (wait > 1000)
 				wait = 1000;
-			qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
+			if (rn->qhead) { /* gathering: until gather_ns at the latest */
+				ts.tv_sec = (time_t)(rn->gather_ns / 1000000000ull);
+				ts.tv_nsec = (long)(rn->gather_ns % 1000000000ull);
+			} else {
+				qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
+			}
 			pthread_cond_timedwait(&rn->work_cv, &rn->mu, &ts);
 		}
 		/* A proposer may be running a round of its own: wait for it
@@ -2657,11 +2812,17 @@ static void *io_main(void *arg)
 		rn->io_waiting = 1;
 		pthread_mutex_unlock(&rn->mu);
 		pthread_mutex_lock(&rn->round_mu);
+		round_held = 1;
 		rn->round_next = UINT64_MAX;
 		pthread_mutex_lock(&rn->mu);
 		rn->io_waiting = 0;
-		list = rn->qhead;
-		rn->qhead = rn->qtail = NULL;
+		/* a round for frames or requests leaves a gathering batch queued */
+		list = NULL;
+		if (!gather(rn) || rn->closing) {
+			list = rn->qhead;
+			rn->qhead = rn->qtail = NULL;
+			rn->qlen = 0;
+		}
 		reqs = rn->rhead;
 		rn->rhead = rn->rtail = NULL;
 		if (rn->closing) {
@@ -2678,6 +2839,7 @@ static void *io_main(void *arg)
 				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
 			snap_wait_check(rn, gs, ng, 1);
 			groups_put(rn, gs, ng);
+			round_held = 0;
 			pthread_mutex_unlock(&rn->round_mu);
 			break;
 		}
@@ -2710,6 +2872,7 @@ static void *io_main(void *arg)
 		pthread_mutex_lock(&rn->mu);
 		rn->io_next = next;
 		pthread_mutex_unlock(&rn->mu);
+		round_held = 0;
 		pthread_mutex_unlock(&rn->round_mu);
 	}
 	return NULL;
@@ -2764,6 +2927,7 @@ static void direct_drain(struct qfs_rnode *rn, struct proposal *p)
 		want = 0;
 	if ((rn->wake && !rn->direct_p) || rn->qhead || rn->rhead || want)
 		pthread_cond_signal(&rn->work_cv);
+	round_held = 0;
 	pthread_mutex_unlock(&rn->round_mu);
 }
 
@@ -2778,6 +2942,7 @@ static void direct_drain(struct qfs_rnode *rn, struct proposal *p)
  * held and p done. */
 static void propose_direct(struct qfs_rnode *rn, struct proposal *p)
 {
+	round_held = 1;
 	rn->direct = 1;
 	pthread_mutex_unlock(&rn->mu);
 	rn->round_next = UINT64_MAX;
@@ -2794,6 +2959,7 @@ static void propose_direct(struct qfs_rnode *rn, struct proposal *p)
 			    pthread_mutex_trylock(&rn->round_mu) != 0)
 				break; /* the I/O thread has work: it drains too */
 			rn->direct = 1;
+			round_held = 1;
 			pthread_mutex_unlock(&rn->mu);
 			rn->round_next = UINT64_MAX;
 			direct_drain(rn, p);
@@ -3245,7 +3411,12 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 		pthread_cond_destroy(&p.cv);
 		return QFS_ESTOPPED;
 	}
-	if (!rn->qhead && !rn->rhead && !rn->io_waiting && pthread_mutex_trylock(&rn->round_mu) == 0) {
+	if (rn->returning)
+		rn->returning--; /* (one of) the proposers answered last, back */
+	if (rn->arrived < UINT32_MAX)
+		rn->arrived++;
+	if (!rn->qhead && !rn->rhead && !rn->io_waiting && !gather(rn) &&
+	    pthread_mutex_trylock(&rn->round_mu) == 0) {
 		propose_direct(rn, &p);
 	} else {
 		if (rn->qtail)
@@ -3253,6 +3424,7 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 		else
 			rn->qhead = &p;
 		rn->qtail = &p;
+		rn->qlen++;
 		pthread_cond_signal(&rn->work_cv);
 	}
 	while (!p.done)
@@ -3329,16 +3501,48 @@ int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, s
 	return rc;
 }
 
-/* See rnode.h.  Asks the machine under g->mu with the monotonic clock. */
+/* 1 if g's leader machine only waits for its apply to serve strong reads:
+ * it leads with a lease, its barrier is committed, and what it committed
+ * is durable here but not yet applied (the round's thread applies it next,
+ * without waiting for the network or a sync).  g->mu held. */
+static int apply_behind(const struct group *g, uint64_t now)
+{
+	const struct qfs_paxos *px = &g->px;
+
+	return !g->stopped && !g->dropped && px->role == QFS_PAXOS_LEADER && now < px->lease_until &&
+	       px->commit >= px->barrier && px->applied < px->commit && px->commit <= px->persisted;
+}
+
+/* See rnode.h.  Asks the machine under g->mu with the monotonic clock; waits
+ * (on g->applied_cv, at most RNODE_APPLY_WAIT_MS) while only the apply of
+ * entries committed and durable here is missing: a strong read that came
+ * during another batch's apply then waits the apply's microseconds instead
+ * of the router's poll step (doc/rnode.md section 2).  The round's thread
+ * never waits (it is the one that applies). */
 int qfs_rnode_can_read_strong(struct qfs_rnode *rn, qfs_group_t group)
 {
 	struct group *g = group_get(rn, group);
+	uint64_t now, end;
 	int ok;
 
 	if (!g)
 		return 0;
 	pthread_mutex_lock(&g->mu);
-	ok = !g->stopped && !g->dropped && qfs_paxos_can_read_local(&g->px, now_ms());
+	now = now_ms();
+	ok = !g->stopped && !g->dropped && qfs_paxos_can_read_local(&g->px, now);
+	if (!ok && !round_held && apply_behind(g, now)) {
+		struct timespec ts;
+
+		end = now + RNODE_APPLY_WAIT_MS;
+		qfs_clock_deadline(CLOCK_MONOTONIC, RNODE_APPLY_WAIT_MS, &ts);
+		g->apply_waiters++;
+		while (!ok && now < end && apply_behind(g, now)) {
+			pthread_cond_timedwait(&g->applied_cv, &g->mu, &ts);
+			now = now_ms();
+			ok = !g->stopped && !g->dropped && qfs_paxos_can_read_local(&g->px, now);
+		}
+		g->apply_waiters--;
+	}
 	pthread_mutex_unlock(&g->mu);
 	group_put(rn, g);
 	return ok;

@@ -286,7 +286,9 @@ int qfs_rnode_get_val(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *ke
 
 /* 1 if this replica leads group with a valid lease and has applied all it
  * committed (qfs_paxos_can_read_local), so a local read is strongly
- * consistent; 0 otherwise (also for an unknown group). */
+ * consistent; 0 otherwise (also for an unknown group).  If only the apply
+ * of entries committed and durable here is missing, waits for it (at most
+ * 20 ms; never on the round's own thread): doc/rnode.md section 2. */
 int qfs_rnode_can_read_strong(struct qfs_rnode *rn, qfs_group_t group);
 
 /* The known leader of group (0: none or unknown group). */
