@@ -1223,6 +1223,8 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 		cell_free(c);
 		return rc;
 	}
+	/* shared by the nodes and freed after them: a READ's pinned value
+	 * (qfs_cell_get_at_val) may hold one of its blocks across a node stop */
 	c->sto.cache = c->cache;
 	c->sto.memtable_bytes = o->memtable_bytes ? o->memtable_bytes / c->n : 0;
 	c->reserve = c->n * (c->sto.memtable_bytes > QFS_STORE_MEMTABLE_MIN ? c->sto.memtable_bytes

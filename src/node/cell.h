@@ -198,7 +198,10 @@ int qfs_cell_scan_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const u
 		     uint32_t *leader);
 /* As qfs_cell_get_at, the value held in *out (empty on entry; the
  * caller releases it once): embedded, RocksDB's pinned value, no copy;
- * cluster, the received buffer. */
+ * cluster, the received buffer.  The value outlives a stop of node id
+ * (its store closed while a READ holds it): it may pin a block of the
+ * cell's shared block cache, which qfs_cell_close frees only after the
+ * nodes, so it must be released before qfs_cell_close. */
 int qfs_cell_get_at_val(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
 			size_t key_len, uint32_t wait_ms, struct qfs_val *out, uint32_t *leader);
 int qfs_cell_remote(const struct qfs_cell *c);

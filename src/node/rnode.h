@@ -280,7 +280,9 @@ int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, s
 int qfs_rnode_scan(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *lo, size_t lo_len,
 		   const uint8_t *hi, size_t hi_len, qfs_store_scan_cb cb, void *arg);
 /* As qfs_rnode_get, the value pinned (qfs_store_get_val): *out is the
- * caller's to release once; it stays valid after a drop of the group. */
+ * caller's to release once; it stays valid after a drop of the group,
+ * and after qfs_rnode_close only if rn's store uses a shared block cache
+ * that outlives the value (qfs_store_get_val; the cell's does). */
 int qfs_rnode_get_val(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
 		      struct qfs_val *out);
 

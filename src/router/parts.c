@@ -343,7 +343,10 @@ static void *cq_main(void *arg)
 		r->cq_head = 0;
 		r->cq_n = 0;
 		pthread_mutex_unlock(&r->cq_mu);
-		for (uint32_t i = 0; i < n; i++)
+		/* a stop ends the pass: router_parts_close waits for one lookup
+		 * at most, not for a whole batch (in cluster mode each may
+		 * re-read a table's map over the network) */
+		for (uint32_t i = 0; i < n && !__atomic_load_n(&r->cq_stop, __ATOMIC_RELAXED); i++)
 			cq_check(r, &batch[i]);
 		pthread_mutex_lock(&r->cq_mu);
 	}
@@ -2020,7 +2023,7 @@ void router_parts_close(struct qfs_router *r)
 		pthread_join(r->split_thread, NULL);
 	r->split_running = 0;
 	pthread_mutex_lock(&r->cq_mu);
-	r->cq_stop = 1;
+	__atomic_store_n(&r->cq_stop, 1, __ATOMIC_RELAXED); /* also read by a pass, unlocked */
 	pthread_cond_broadcast(&r->cq_cv);
 	pthread_mutex_unlock(&r->cq_mu);
 	if (r->cq_running)

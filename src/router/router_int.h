@@ -96,7 +96,7 @@ struct qfs_router {
 	pthread_cond_t cq_cv;
 	struct cq_ent *cq;              /* ring of CQ_SIZE; protected by cq_mu */
 	uint32_t cq_head, cq_n;         /* protected by cq_mu */
-	int cq_stop;                    /* protected by cq_mu */
+	int cq_stop;                    /* written under cq_mu (atomic: a pass reads it unlocked) */
 	int cq_idle;                    /* the worker waits for a request, untimed; protected by cq_mu */
 	struct cq_ent *cq_batch;        /* CQ_SIZE entries: the worker's copy of one pass */
 	pthread_t cq_thread;

@@ -104,8 +104,13 @@ int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, si
 
 /* As qfs_store_get, without the copy: *out (empty on entry) holds
  * RocksDB's pinned value, valid until qfs_val_release(out), which the
- * caller must call exactly once, before qfs_store_close; set only on
- * success.  Same checks and errors. */
+ * caller must call exactly once; set only on success.  Same checks and
+ * errors.  The value may pin a block of the store's block cache (a value
+ * in an SST; memtable and blob values are RocksDB's own copies): it may
+ * outlive qfs_store_close only if that cache is a shared one
+ * (qfs_store_opts.cache) freed after the release; with the store's
+ * private cache, release before qfs_store_close (after it, the release
+ * calls into the freed cache: RocksDB aborts or worse). */
 int qfs_store_get_val(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		      struct qfs_val *out);
 

@@ -1310,6 +1310,54 @@ START_TEST(t_strong_read_at_needs_lease)
 }
 END_TEST
 
+/* A value held by qfs_cell_get_at_val outlives the node it came from: the
+ * node's users drain at a stop (node_put) but a READ still holds its
+ * value until fuse_reply_iov, so a stop by the keeper or the control file
+ * closes that replica's RocksDB under it.  The value read here comes from
+ * an SST block in the block cache (the nodes were stopped, which flushes,
+ * and started again), the case where RocksDB's pinned slice holds a
+ * cache handle, not a copy: its bytes stay intact after the stop and the
+ * release after the close is clean (the cell's shared cache outlives its
+ * stores; ASan build: no use after free). */
+START_TEST(t_pinned_value_outlives_node_stop)
+{
+	char big[200];
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, "p03", 3);
+	struct qfs_val pv = { 0 };
+	uint32_t l = 0, hint = 0;
+	uint64_t end;
+	int rc = -EREMOTE;
+
+	memset(big, 'q', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cell_open(QFS_CELL_READ_STRONG, 5000, 0);
+	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
+	put_many(G, "p", 0, 8, big);
+	wait_caught_up(G, 5000);
+	for (uint32_t k = 1; k <= 3; k++) /* flushed to SSTs */
+		ck_assert_int_eq(qfs_cell_node_stop(C, k), 0);
+	for (uint32_t k = 1; k <= 3; k++)
+		ck_assert_int_eq(qfs_cell_node_start(C, k), 0);
+	end = qfs_clock_mono_ms() + 10000;
+	while ((l = qfs_cell_leader_node(C, G)) == 0 ||
+	       (rc = qfs_cell_get_at_val(C, l, G, key, klen, 1000, &pv, &hint)) != 0) {
+		ck_assert_msg(qfs_clock_mono_ms() < end, "pinned read after restart: %s", qfs_strerror(rc));
+		usleep(10000);
+	}
+	ck_assert(qfs_val_held(&pv));
+	ck_assert_uint_eq(pv.len, strlen(big));
+	ck_assert_mem_eq(pv.data, big, pv.len);
+	/* the node stops (its store closed) while the value is held */
+	ck_assert_int_eq(qfs_cell_node_stop(C, l), 0);
+	ck_assert_mem_eq(pv.data, big, pv.len);
+	qfs_val_release(&pv);
+	ck_assert(!qfs_val_held(&pv));
+	ck_assert_int_eq(qfs_cell_node_start(C, l), 0);
+	get_ok(G, "p03", big);
+}
+END_TEST
+
 /* A routing hook that records whether it was released while the keeper
  * was inside its node_up (route.c's node_up touches the route's mutex:
  * a release before the keeper stopped is a use after free). */
@@ -1461,6 +1509,7 @@ static Suite *cell_suite(void)
 	tcase_set_timeout(tk, 60);
 	tcase_add_test(tk, t_close_while_keeper_starts);
 	tcase_add_test(tk, t_strong_read_at_needs_lease);
+	tcase_add_test(tk, t_pinned_value_outlives_node_stop);
 	suite_add_tcase(s, tk);
 	return s;
 }
