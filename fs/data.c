@@ -1013,3 +1013,33 @@ int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch,
 		forget_change(in);
 	return rc;
 }
+
+int qfs_fs_data_zero_range(struct qfs_fs *fs, struct qfs_fs_inode *in, int keep_size, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+	int rc;
+
+	rc = qfs_fs_flush_locked(fs, in); /* as fallocate: buffered writes first */
+	if (rc)
+		return rc;
+	rc = qfs_fs_load(fs, in);
+	if (rc)
+		return rc;
+	if (keep_size || end <= in->attr.size) {
+		/* nothing changes size: the range below it reads as zeros, as
+		 * after a punch, which rereads the inode itself */
+		in->loaded = false;
+		return punch_clean(fs, in, off, end);
+	}
+	/* past the end, [off, end) all zeros: cut at off, grow to end, one txn */
+	if (off < in->attr.size && (rc = qfs_fs_data_truncate(fs, in, off)) != 0) {
+		forget_change(in);
+		return rc;
+	}
+	rc = qfs_fs_data_truncate(fs, in, end);
+	if (rc == 0)
+		rc = qfs_fs_flush_locked(fs, in);
+	if (rc)
+		forget_change(in);
+	return rc;
+}

@@ -1856,21 +1856,23 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
  * for a handle not open for writing, EISDIR/ENODEV/ESPIPE for other types,
  * EINVAL for off < 0 or len <= 0, EOPNOTSUPP for PUNCH_HOLE without
  * KEEP_SIZE and for COLLAPSE/INSERT/UNSHARE, EFBIG past RLIMIT_FSIZE; it
- * sends PUNCH_HOLE, ZERO_RANGE and KEEP_SIZE (and drops its cached pages of
- * a punched range itself).  Never answer ENOSYS: the kernel would then
- * refuse fallocate on the whole mount from there on. */
+ * sends PUNCH_HOLE, ZERO_RANGE and KEEP_SIZE (and handles its cached pages
+ * of a punched or zeroed range itself: fsx mixing mmap writes with both
+ * passes, doc/fs.md "Data integrity").  Never answer ENOSYS: the kernel
+ * would then refuse fallocate on the whole mount from there on. */
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	int punch = (mode & FALLOC_FL_PUNCH_HOLE) != 0, keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+	int zero = (mode & FALLOC_FL_ZERO_RANGE) != 0;
 	int rc;
 
 	if (qfs_fs_is_ctl(ino))
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EROFS, "control tree is read-only");
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+	if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) || (punch && zero))
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EOPNOTSUPP,
-				   "fallocate mode 0x%x: only 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE are supported ino=%lu",
+				   "fallocate mode 0x%x: only 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE are supported ino=%lu",
 				   mode, ino);
 	if (punch && !keep)
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, -EOPNOTSUPP, "PUNCH_HOLE needs KEEP_SIZE ino=%lu", ino);
@@ -1884,7 +1886,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, S_ISDIR(in->type) ? -EISDIR : -ENODEV, "ino=%lu is not a file",
 				   ino);
 	pthread_mutex_lock(&in->mu);
-	rc = qfs_fs_data_fallocate(fs, in, punch, keep, (uint64_t)off, (uint64_t)len);
+	if (zero)
+		rc = qfs_fs_data_zero_range(fs, in, keep, (uint64_t)off, (uint64_t)len);
+	else
+		rc = qfs_fs_data_fallocate(fs, in, punch, keep, (uint64_t)off, (uint64_t)len);
 	/* the S_ISGID drop, if any, is written back with the next flush (close) */
 	int dropped = rc == 0 && qfs_fs_load(fs, in) == 0 && drop_sgid_locked(req, in);
 	pthread_mutex_unlock(&in->mu);

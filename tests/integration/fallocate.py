@@ -9,7 +9,10 @@
 # Spec: mode 0 grows the size (nothing is reserved: st_blocks unchanged),
 # KEEP_SIZE changes no size; PUNCH_HOLE|KEEP_SIZE makes the range read as
 # zeros and gives its space back (st_blocks), also on a file with buffered
-# writes; other modes EOPNOTSUPP; EINVAL, EFBIG, EBADF, ESPIPE, EROFS as
+# writes; ZERO_RANGE zeros the range below the size as a punch and, without
+# KEEP_SIZE, grows the size to its end (the bytes from its offset on read
+# as zeros, also past a chunk bound and out of an inline file); other modes
+# EOPNOTSUPP; EINVAL, EFBIG, EBADF, ESPIPE, EROFS as
 # Linux.  st_blocks counts the bytes stored (holes and the trailing zeros
 # of a 128 KiB chunk are not); directories show st_size 4096; statvfs
 # f_files - f_ffree is the number of inodes in use.
@@ -194,6 +197,59 @@ def punch_inline_file():
 
 
 @check
+def zero_range():
+    # inside a chunked file, over a chunk bound: as a punch, size kept
+    f = P("zero")
+    data = rand(3 * CHUNK + 100)
+    wfile(f, data)
+    old = 981173106_000000000
+    os.utime(f, ns=(old, old))
+    falloc_path(f, ZERO_RANGE, CHUNK - 10, 20)
+    want = data[:CHUNK - 10] + b"\0" * 20 + data[CHUNK + 10:]
+    s = os.stat(f)
+    eq("ZERO_RANGE inside: size", s.st_size, len(data))
+    true("ZERO_RANGE moved mtime", s.st_mtime_ns > old)
+    eq("ZERO_RANGE inside: bytes", rfile(f), want)
+    # KEEP_SIZE past the end: the bytes below the size only
+    falloc_path(f, ZERO_RANGE | KEEP_SIZE, 3 * CHUNK, CHUNK)
+    want = want[:3 * CHUNK] + b"\0" * 100
+    eq("ZERO_RANGE|KEEP_SIZE past the end: size", os.stat(f).st_size, len(data))
+    eq("ZERO_RANGE|KEEP_SIZE past the end: bytes", rfile(f), want)
+    # without KEEP_SIZE past the end: zeros from the offset, size to the end
+    falloc_path(f, ZERO_RANGE, 2 * CHUNK + 5, 3 * CHUNK)
+    want = want[:2 * CHUNK + 5] + b"\0" * (3 * CHUNK)
+    eq("ZERO_RANGE past the end: size", os.stat(f).st_size, 5 * CHUNK + 5)
+    eq("ZERO_RANGE past the end: bytes", rfile(f), want)
+    with open(P("zero.model"), "wb") as fh:   # for the verify phase
+        fh.write(want)
+    # an inline file grown past the inline limit by ZERO_RANGE
+    g = P("zero_small")
+    small = rand(3000)
+    wfile(g, small)
+    falloc_path(g, ZERO_RANGE, 1000, 2 * CHUNK)
+    eq("inline file, ZERO_RANGE past the end: size", os.stat(g).st_size, 1000 + 2 * CHUNK)
+    eq("inline file, ZERO_RANGE past the end: bytes", rfile(g), small[:1000] + b"\0" * (2 * CHUNK))
+    fd = os.open(g, os.O_RDWR)
+    try:
+        os.pwrite(fd, b"tail", 1000 + 2 * CHUNK)
+    finally:
+        os.close(fd)
+    eq("inline file grown by ZERO_RANGE, then written", rfile(g),
+       small[:1000] + b"\0" * (2 * CHUNK) + b"tail")
+    # with buffered writes: they are written back first, then zeroed
+    h = P("zero_buffered")
+    fd = os.open(h, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        buf = rand(200000)
+        os.write(fd, buf)
+        fallocate(fd, ZERO_RANGE, 50000, 100000)
+        eq("ZERO_RANGE over buffered writes", os.pread(fd, 200000, 0),
+           buf[:50000] + b"\0" * 100000 + buf[150000:])
+    finally:
+        os.close(fd)
+
+
+@check
 def punch_with_buffered_writes():
     f = P("buffered")
     data = bytearray(rand(600000))
@@ -241,7 +297,7 @@ def errors():
     wfile(f, rand(1000))
     fd = os.open(f, os.O_RDWR)
     try:
-        for mode, name in ((ZERO_RANGE, "ZERO_RANGE"), (ZERO_RANGE | KEEP_SIZE, "ZERO_RANGE|KEEP_SIZE"),
+        for mode, name in ((ZERO_RANGE | PUNCH_HOLE | KEEP_SIZE, "ZERO_RANGE|PUNCH_HOLE"),
                            (COLLAPSE_RANGE, "COLLAPSE_RANGE"), (INSERT_RANGE, "INSERT_RANGE"),
                            (PUNCH_HOLE, "PUNCH_HOLE without KEEP_SIZE")):
             try:
@@ -360,6 +416,7 @@ def persisted():
     eq("punched file after remount", rfile(P("punch")), rfile(P("punch.model")))
     eq("st_blocks of the punched file after remount", blocks(P("punch")), e["punch_blocks"])
     eq("buffered-punch file after remount", rfile(P("buffered")), rfile(P("buffered.model")))
+    eq("ZERO_RANGE file after remount", rfile(P("zero")), rfile(P("zero.model")))
     eq("st_blocks of the sparse file after remount", blocks(P("sparse1g")), e["sparse_blocks"])
     eq("directory st_size after remount", os.stat(P("dirsize")).st_size, 4096)
     # and the punched file can be punched again after the remount
