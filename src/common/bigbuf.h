@@ -29,8 +29,8 @@
 
 #define QFS_BIGBUF_MIN (1u << 20)         /* smaller requests: plain malloc */
 #define QFS_BIGBUF_ROUND (1u << 20)       /* capacities are multiples of this */
-#define QFS_BIGBUF_KEEP 4                 /* unused buffers held, at most */
-#define QFS_BIGBUF_KEEP_BYTES (36u << 20) /* their capacity, at most */
+#define QFS_BIGBUF_KEEP 3                 /* unused buffers held, at most */
+#define QFS_BIGBUF_KEEP_BYTES (27u << 20) /* their capacity, at most */
 #define QFS_BIGBUF_IDLE_MS 2000           /* an unused buffer is freed after */
 
 struct qfs_bigbuf_stats {
