@@ -55,7 +55,7 @@ static int inproc_send(struct qfs_net_ep *ep, struct net_peer *p, struct qfs_net
 	int r;
 
 	if (!dst) {
-		free(f);
+		qfs_net_frame_free(f);
 		r = -ENOTCONN;
 		goto drop;
 	}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/bigbuf.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -269,7 +270,7 @@ void qfs_net_endpoint_close(struct qfs_net_ep *ep)
 	QFS_LOG(QFS_LOG_INFO, "net endpoint close node=%u", ep->node);
 	while ((f = ep->head)) {
 		ep->head = f->next;
-		free(f);
+		qfs_net_frame_free(f);
 	}
 	for (uint32_t i = 0; i < ep->npeers; i++)
 		free(ep->peers[i]);
@@ -299,14 +300,18 @@ long qfs_net_frame_check(const uint8_t *hdr)
 	return (long)body + QFS_NET_FRAME_HDR;
 }
 
-/* See net_int.h. */
+/* See net_int.h.  A frame of QFS_BIGBUF_MIN bytes or more comes from the
+ * pool of large buffers (common/bigbuf.h) and goes back to it when freed:
+ * an 8 MiB write-back's frames then reuse pages already faulted in. */
 struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len)
 {
-	struct qfs_net_frame *f = malloc(sizeof(*f) + len + QFS_NET_TAG);
+	size_t cap;
+	struct qfs_net_frame *f = qfs_bigbuf_get(sizeof(*f) + len + QFS_NET_TAG, &cap);
 
 	if (f) {
 		f->next = NULL;
 		f->link = NULL;
+		f->cap = cap;
 		f->from = 0;
 		f->len = len;
 	}
@@ -314,9 +319,18 @@ struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len)
 }
 
 /* See net.h. */
+struct qfs_net_frame *qfs_net_frame_new(size_t len)
+{
+	if (len < QFS_NET_FRAME_HDR || len > QFS_NET_FRAME_MAX)
+		return NULL;
+	return qfs_net_frame_alloc((uint32_t)len);
+}
+
+/* See net.h. */
 void qfs_net_frame_free(struct qfs_net_frame *f)
 {
-	free(f);
+	if (f)
+		qfs_bigbuf_put(f, f->cap);
 }
 
 /* See net_int.h. */
@@ -440,15 +454,17 @@ int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f)
 drop:
 	if (p)
 		NET_ADD(p->st.drop_in_frames, 1);
-	free(f);
+	qfs_net_frame_free(f);
 	return r;
 }
 
-/* See net.h. */
-int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t len)
+/* Check that frame[0..len) is a frame for ep to send to `to`: header,
+ * length and destination.  0 with *pp, or the error of qfs_net_send
+ * (counted and logged as it says). */
+static int send_check(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t len,
+		      struct net_peer **pp)
 {
 	struct net_peer *p;
-	struct qfs_net_frame *f;
 	long flen = -EINVAL;
 
 	if (!node_ok(to) || to == ep->node)
@@ -468,11 +484,34 @@ int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t l
 	}
 	if (!p)
 		return -EHOSTUNREACH;
+	*pp = p;
+	return 0;
+}
+
+/* Hand f (checked) to the transport, or count it dropped for a cut link. */
+static int send_owned(struct qfs_net_ep *ep, struct net_peer *p, uint32_t to, struct qfs_net_frame *f)
+{
 	if (!qfs_net_link_up(ep->net, ep->node, to)) {
 		NET_ADD(p->st.drop_frames, 1);
-		NET_ADD(p->st.drop_bytes, len);
+		NET_ADD(p->st.drop_bytes, f->len);
+		qfs_net_frame_free(f);
 		return 0;
 	}
+	f->from = ep->node;
+	f->next = NULL;
+	f->link = NULL;
+	return ep->net->ops->send(ep, p, f);
+}
+
+/* See net.h. */
+int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t len)
+{
+	struct net_peer *p;
+	struct qfs_net_frame *f;
+	int r = send_check(ep, to, frame, len, &p);
+
+	if (r < 0)
+		return r;
 	f = qfs_net_frame_alloc((uint32_t)len);
 	if (!f) {
 		NET_ADD(p->st.drop_frames, 1);
@@ -480,8 +519,20 @@ int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t l
 		return -ENOMEM;
 	}
 	memcpy(f->data, frame, len);
-	f->from = ep->node;
-	return ep->net->ops->send(ep, p, f);
+	return send_owned(ep, p, to, f);
+}
+
+/* See net.h. */
+int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f)
+{
+	struct net_peer *p;
+	int r = send_check(ep, to, f->data, f->len, &p);
+
+	if (r < 0) {
+		qfs_net_frame_free(f);
+		return r;
+	}
+	return send_owned(ep, p, to, f);
 }
 
 /* See net.h. */

@@ -76,6 +76,8 @@ struct qfs_net_frame {
 	struct qfs_net_frame *next; /* private: queue link */
 	void *link;                 /* private: the receiver's accounting of the
 				     * sender while queued (NULL: none) */
+	size_t cap;                 /* private: bytes allocated for the frame,
+				     * this struct included (common/bigbuf.h) */
 	uint32_t from;              /* node id of the sending endpoint */
 	uint32_t len;               /* bytes in data: the whole frame, header first */
 	uint8_t data[];
@@ -152,7 +154,8 @@ void qfs_net_endpoint_close(struct qfs_net_ep *ep);
 uint32_t qfs_net_endpoint_node(const struct qfs_net_ep *ep);
 uint16_t qfs_net_endpoint_port(const struct qfs_net_ep *ep);
 
-/* Send the len-byte frame to node `to`.  Copies the frame, never blocks on
+/* Send the len-byte frame to node `to`.  Copies the frame (see
+ * qfs_net_send_frame to hand one over instead), never blocks on
  * the network.  Returns 0 when the frame was queued or delivered (tcp: it
  * can still be lost if the connection breaks; a link cut by
  * qfs_net_set_link also returns 0, as a real network would), or, with the
@@ -167,6 +170,22 @@ uint16_t qfs_net_endpoint_port(const struct qfs_net_ep *ep);
  *                 or this sender's share, link_bytes) is over its bound
  *   -ENOMEM       out of memory */
 int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t len);
+
+/* A frame of len bytes (whole frame, header first; contents undefined)
+ * for the caller to fill and give to qfs_net_send_frame(): the message is
+ * then encoded straight into what the receiver gets.  Large frames come
+ * from the pool of common/bigbuf.h.  NULL if len is outside [16,
+ * QFS_NET_FRAME_MAX] or out of memory.  Free an unsent one with
+ * qfs_net_frame_free(). */
+struct qfs_net_frame *qfs_net_frame_new(size_t len);
+
+/* qfs_net_send() of the frame f->data[0..f->len) without copying it: f is
+ * handed over (inproc: f itself lands in the receiver's inbox; tcp: it is
+ * queued as is).  Takes ownership of f in every case, sent or not: the
+ * caller must not touch f after the call (a receiver in another thread
+ * may already own and free it).  Same checks, counters and errors as
+ * qfs_net_send() (-ENOMEM is not possible). */
+int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f);
 
 /* Take the oldest frame of ep's inbound queue: 0 and *out (free with
  * qfs_net_frame_free), or -EAGAIN when the queue is empty. */

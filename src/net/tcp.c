@@ -170,7 +170,7 @@ static void conn_close(struct tcp_ep *t, uint32_t i)
 	struct tcp_conn *c = &t->conns[i];
 
 	close(c->fd);
-	free(c->f);
+	qfs_net_frame_free(c->f);
 	free(c->rbuf);
 	qfs_net_mac_free(c->mac);
 	t->conns[i] = t->conns[--t->nconns];
@@ -318,7 +318,7 @@ static int conn_frame(struct qfs_net_ep *ep, struct tcp_conn *c)
 	c->hdr_got = 0;
 	if (c->state != CONN_UP) {
 		r = c->state == CONN_HELLO ? hello_accept(ep, c, f) : proof_accept(ep, c, f);
-		free(f);
+		qfs_net_frame_free(f);
 		return r;
 	}
 	/* The tag covers the frame and its place on the connection: a
@@ -326,7 +326,7 @@ static int conn_frame(struct qfs_net_ep *ep, struct tcp_conn *c)
 	if (qfs_net_mac_tag(c->mac, c->rseq, f->data, f->len, tag) < 0 ||
 	    !qfs_net_mac_equal(tag, f->data + f->len, QFS_NET_TAG)) {
 		reject(ep, c, "bad tag: tampered, replayed or reordered frame");
-		free(f);
+		qfs_net_frame_free(f);
 		return -1;
 	}
 	c->rseq++;
@@ -662,7 +662,7 @@ static int write_batch(struct tcp_peer *tp, int fd, struct qfs_net_frame *f)
 			NET_ADD(np->st.sent_frames, 1);
 			NET_ADD(np->st.sent_bytes, f->len);
 			next = f->next;
-			free(f);
+			qfs_net_frame_free(f);
 			f = next;
 		}
 		off += left;
@@ -672,7 +672,7 @@ drop:
 		next = f->next;
 		NET_ADD(np->st.drop_frames, 1);
 		NET_ADD(np->st.drop_bytes, f->len);
-		free(f);
+		qfs_net_frame_free(f);
 	}
 	return err;
 }
@@ -686,7 +686,7 @@ static void queue_drop(struct tcp_peer *tp)
 		next = f->next;
 		NET_ADD(tp->np->st.drop_frames, 1);
 		NET_ADD(tp->np->st.drop_bytes, f->len);
-		free(f);
+		qfs_net_frame_free(f);
 	}
 	tp->head = tp->tail = NULL;
 	tp->bytes = 0;
@@ -949,7 +949,7 @@ static int tcp_send(struct qfs_net_ep *ep, struct net_peer *p, struct qfs_net_fr
 drop:
 	NET_ADD(p->st.drop_frames, 1);
 	NET_ADD(p->st.drop_bytes, len);
-	free(f);
+	qfs_net_frame_free(f);
 	return r;
 }
 

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bigbuf.h"
 #include "common/clock.h"
 #include "common/glist.h"
 #include "common/log.h"
@@ -720,6 +721,7 @@ static void keeper_space(struct qfs_cell *c)
 
 	if (now - c->mem_ms >= CELL_TRIM_MS) {
 		c->mem_ms = now;
+		qfs_bigbuf_trim(QFS_BIGBUF_IDLE_MS); /* idle write-back buffers */
 		malloc_trim(0);
 	}
 	if (now - c->compact_ms < CELL_COMPACT_MS || statvfs(c->dir, &sv) != 0 ||

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bigbuf.h"
 #include "common/log.h"
 #include "common/qfs.h"
 #include "net/frame.h"
@@ -105,6 +106,44 @@ static int enqueue(struct qfs_drive *d, uint8_t kind, uint32_t peer, qfs_lsn_t f
 	return 0;
 }
 
+/* Empty the scratch frame b; a large buffer goes back to the pool. */
+static void frame_release(struct qfs_buf *b)
+{
+	if (b->cap > DRIVE_FRAME_KEEP) {
+		qfs_bigbuf_put(b->data, b->cap);
+		b->data = NULL;
+	}
+	qfs_buf_close(b);
+	qfs_buf_init(b);
+}
+
+/* Encode m straight into a frame of the transport (need bytes) and hand
+ * it over (ops->frame_new, frame_send). */
+static void send_owned(struct qfs_drive *d, const struct qfs_paxos_msg *m, size_t need)
+{
+	uint8_t *data;
+	void *f;
+	ssize_t len;
+
+	if (need - QFS_NET_FRAME_HDR > QFS_NET_BODY_MAX) {
+		QFS_LOG(QFS_LOG_WARN, "rnode encode failed group=%016" PRIx64 " node=%u to=%u err=%s",
+			d->group, d->self, m->to, qfs_strerror(-EMSGSIZE));
+		return;
+	}
+	f = d->ops->frame_new(d->ctx, need, &data);
+	if (!f)
+		return; /* lossy network: paxos retransmits */
+	len = qfs_paxos_msg_encode(m, data + QFS_NET_FRAME_HDR, need - QFS_NET_FRAME_HDR);
+	if (len < 0 || (size_t)len != need - QFS_NET_FRAME_HDR) {
+		QFS_LOG(QFS_LOG_WARN, "rnode encode failed group=%016" PRIx64 " node=%u to=%u err=%s",
+			d->group, d->self, m->to, qfs_strerror(len < 0 ? (int)len : -EINVAL));
+		d->ops->frame_send(d->ctx, 0, m->type, f); /* to 0: freed, not sent */
+		return;
+	}
+	qfs_net_frame_seal(data, m->type, (size_t)len);
+	d->ops->frame_send(d->ctx, m->to, m->type, f);
+}
+
 /* Encode each message of up into a frame and send it, or hold it until
  * the next sync when it reports state not yet durable. */
 static void send_msgs(struct qfs_drive *d, const struct qfs_paxos_update *up)
@@ -117,7 +156,23 @@ static void send_msgs(struct qfs_drive *d, const struct qfs_paxos_update *up)
 		struct qfs_drive_held *h;
 		ssize_t len;
 
+		if (d->ops->frame_new && !(d->dirty && qfs_paxos_msg_needs_durable(m))) {
+			send_owned(d, m, need);
+			continue;
+		}
 		qfs_buf_reset(b);
+		if (need > DRIVE_FRAME_KEEP && b->cap < need) {
+			/* A large frame from the pool (common/bigbuf.h): its pages
+			 * are already faulted in when an earlier one came back. */
+			size_t cap;
+			void *p = qfs_bigbuf_get(need, &cap);
+
+			if (!p)
+				continue; /* lossy network: paxos retransmits */
+			frame_release(b);
+			b->data = p;
+			b->cap = cap;
+		}
 		if (qfs_buf_reserve(b, need))
 			continue; /* lossy network: paxos retransmits */
 		len = qfs_paxos_msg_encode(m, b->data + QFS_NET_FRAME_HDR, b->cap - QFS_NET_FRAME_HDR);
@@ -147,10 +202,8 @@ static void send_msgs(struct qfs_drive *d, const struct qfs_paxos_update *up)
 		}
 		d->ops->send(d->ctx, m->to, m->type, b->data, (size_t)len);
 	}
-	if (b->cap > DRIVE_FRAME_KEEP) {
-		qfs_buf_close(b);
-		qfs_buf_init(b);
-	}
+	if (b->cap > DRIVE_FRAME_KEEP)
+		frame_release(b);
 }
 
 /* Steps 1-3 of the contract for up (drive.h); the local steps are queued. */

@@ -91,6 +91,15 @@ struct qfs_drive_ops {
 	/* Put one frame (QFS_NET_FRAME_HDR + body, type its frame type) on
 	 * the wire to node to; buf is only valid during the call. */
 	void (*send)(void *ctx, uint32_t to, uint8_t type, const uint8_t *buf, size_t len);
+	/* Both NULL, or both set: a message sent at once (not held) is then
+	 * encoded straight into a frame of the transport and handed over,
+	 * without the copy of send().  frame_new returns a frame of len
+	 * bytes (NULL: out of memory, the message is lost as on the wire)
+	 * and its first byte in *data; frame_send takes the frame in every
+	 * case (the driver never touches it again), and frees it unsent when
+	 * to is 0 (the encoder failed). */
+	void *(*frame_new)(void *ctx, size_t len, uint8_t **data);
+	void (*frame_send)(void *ctx, uint32_t to, uint8_t type, void *frame);
 	/* May be NULL: up was persisted and its messages sent or held, its
 	 * local steps not run yet (the simulator's checks look at it). */
 	void (*handled)(void *ctx, const struct qfs_paxos_update *up);

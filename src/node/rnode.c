@@ -1621,6 +1621,31 @@ static void drive_send(void *ctx, uint32_t to, uint8_t type, const uint8_t *buf,
 	stat_add(&g->rn->st_out, 1);
 }
 
+/* A frame of src/net for the driver to encode a message into (drive.h). */
+static void *drive_frame_new(void *ctx, size_t len, uint8_t **data)
+{
+	struct qfs_net_frame *f = qfs_net_frame_new(len);
+
+	(void)ctx;
+	if (f)
+		*data = f->data;
+	return f;
+}
+
+/* Hand the encoded frame over to node to without a copy (to 0: free it). */
+static void drive_frame_send(void *ctx, uint32_t to, uint8_t type, void *frame)
+{
+	struct group *g = ctx;
+
+	(void)type;
+	if (!to) {
+		qfs_net_frame_free(frame);
+		return;
+	}
+	(void)qfs_net_send_frame(g->rn->ep, to, frame);
+	stat_add(&g->rn->st_out, 1);
+}
+
 static const struct qfs_drive_ops drive_ops = {
 	.step = drive_step,
 	.now_ms = drive_now,
@@ -1639,6 +1664,8 @@ static const struct qfs_drive_ops drive_ops = {
 	.applied = drive_applied,
 	.snapshot_to = drive_snapshot_to,
 	.send = drive_send,
+	.frame_new = drive_frame_new,
+	.frame_send = drive_frame_send,
 };
 
 /* Step ev and handle its update: the driver's rules (drive.h), its local

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/bigbuf.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "common/sysio.h"
@@ -41,7 +42,8 @@
 
 #define RD_WINDOW (256u << 10)   /* bytes read ahead when scanning a segment */
 #define PEND_KEEP (1u << 20)     /* pending buffer kept across syncs up to this (one per
-				  * group and node: larger ones are freed after the sync) */
+				  * group and node); larger ones come from and go back
+				  * to the pool of common/bigbuf.h */
 
 /* ---- helpers shared with recover.c (contracts in wal_int.h) ---- */
 
@@ -90,6 +92,24 @@ ssize_t qfs_wal_pread_upto(int fd, uint8_t *buf, size_t len, uint64_t off)
 	return (ssize_t)got;
 }
 
+static void rbuf_free(uint8_t *p, size_t cap)
+{
+	if (cap > RD_WINDOW)
+		qfs_bigbuf_put(p, cap);
+	else
+		free(p);
+}
+
+/* See wal_int.h. */
+void qfs_wal_rbuf_release(struct qfs_wal *w)
+{
+	if (w->rcap > RD_WINDOW) {
+		qfs_bigbuf_put(w->rbuf, w->rcap);
+		w->rbuf = NULL;
+		w->rcap = 0;
+	}
+}
+
 int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t **p)
 {
 	size_t want = n > RD_WINDOW ? n : RD_WINDOW, got;
@@ -100,12 +120,17 @@ int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t *
 		return 0;
 	}
 	if (*r->cap < want) {
-		uint8_t *nb = realloc(*r->buf, want);
+		/* A window for a large record comes from the pool of large
+		 * buffers; qfs_wal_rbuf_release gives it back after the read. */
+		size_t ncap;
+		uint8_t *nb = qfs_bigbuf_get(want, &ncap);
 
 		if (!nb)
 			return -ENOMEM;
+		r->len = 0;
+		rbuf_free(*r->buf, *r->cap);
 		*r->buf = nb;
-		*r->cap = want;
+		*r->cap = ncap;
 	}
 	r->len = 0;
 	k = qfs_wal_pread_upto(r->fd, *r->buf, want, off);
@@ -179,6 +204,17 @@ static void close_sealed(struct qfs_wal *w)
 	}
 }
 
+/* Free the pending buffer: a large one goes back to the pool. */
+static void pend_release(struct qfs_wal *w)
+{
+	if (w->pend_cap > PEND_KEEP)
+		qfs_bigbuf_put(w->pend, w->pend_cap);
+	else
+		free(w->pend);
+	w->pend = NULL;
+	w->pend_cap = 0;
+}
+
 static int set_sticky(struct qfs_wal *w, qfs_lsn_t first, const char *what, int err)
 {
 	QFS_LOG(QFS_LOG_ERR, "wal %s failed, log refuses writes from now on dir=%s seg=%016llx err=\"%s\"", what,
@@ -187,6 +223,10 @@ static int set_sticky(struct qfs_wal *w, qfs_lsn_t first, const char *what, int 
 	return -EIO;
 }
 
+/* Make room for more bytes in the pending buffer.  Up to PEND_KEEP it
+ * grows by realloc; past it the buffer comes from the pool of large
+ * buffers (common/bigbuf.h), already faulted in when a previous sync gave
+ * one back, and the pending bytes are copied over. */
 static int pend_reserve(struct qfs_wal *w, size_t more)
 {
 	size_t need = w->pend_len + more, ncap;
@@ -197,9 +237,18 @@ static int pend_reserve(struct qfs_wal *w, size_t more)
 	ncap = w->pend_cap ? w->pend_cap : 64u << 10;
 	while (ncap < need)
 		ncap *= 2;
-	np = realloc(w->pend, ncap);
-	if (!np)
-		return -ENOMEM;
+	if (ncap <= PEND_KEEP) {
+		np = realloc(w->pend, ncap);
+		if (!np)
+			return -ENOMEM;
+	} else {
+		np = qfs_bigbuf_get(need > 2 * w->pend_cap ? need : 2 * w->pend_cap, &ncap);
+		if (!np)
+			return -ENOMEM;
+		if (w->pend_len)
+			memcpy(np, w->pend, w->pend_len);
+		pend_release(w);
+	}
 	w->pend = np;
 	w->pend_cap = ncap;
 	return 0;
@@ -208,11 +257,8 @@ static int pend_reserve(struct qfs_wal *w, size_t more)
 static void pend_reset(struct qfs_wal *w)
 {
 	w->pend_len = 0;
-	if (w->pend_cap > PEND_KEEP) {
-		free(w->pend);
-		w->pend = NULL;
-		w->pend_cap = 0;
-	}
+	if (w->pend_cap > PEND_KEEP)
+		pend_release(w);
 }
 
 static void hint_clear(struct qfs_wal *w)
@@ -248,8 +294,8 @@ static void wal_free(struct qfs_wal *w)
 	if (w->dfd >= 0)
 		close(w->dfd);
 	free(w->segs);
-	free(w->pend);
-	free(w->rbuf);
+	pend_release(w);
+	rbuf_free(w->rbuf, w->rcap);
 	free(w->dir);
 	free(w);
 }
@@ -285,6 +331,7 @@ int qfs_wal_open(const char *dir, const struct qfs_wal_opts *opts, struct qfs_wa
 		goto err_free;
 	}
 	rc = qfs_wal_recover(w);
+	qfs_wal_rbuf_release(w);
 	if (rc < 0)
 		goto err_free;
 	QFS_LOG(QFS_LOG_DEBUG, "wal open dir=%s segments=%zu first=%llu last=%llu", w->dir, w->nseg,
@@ -590,13 +637,8 @@ static int read_pend(struct qfs_wal_seg *s, const uint8_t *pend, qfs_lsn_t from,
 	return 0;
 }
 
-/*
- * Call cb for each record with from <= lsn <= to, durable or buffered, in LSN
- * order (see wal.h).  The payload pointer is valid only during the call; cb
- * must not call into the log.  Returns 0, cb's nonzero value, -errno,
- * -ENOMEM, or QFS_ECORRUPT (logged with file and offset).
- */
-int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+/* The walk of qfs_wal_read. */
+static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
 {
 	if (w->last == 0 || from > to || from > w->last)
 		return 0;
@@ -620,6 +662,21 @@ int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_c
 		}
 	}
 	return 0;
+}
+
+/*
+ * Call cb for each record with from <= lsn <= to, durable or buffered, in LSN
+ * order (see wal.h).  The payload pointer is valid only during the call; cb
+ * must not call into the log.  Returns 0, cb's nonzero value, -errno,
+ * -ENOMEM, or QFS_ECORRUPT (logged with file and offset).  A read window
+ * grown for a large record goes back to the pool after the walk.
+ */
+int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+{
+	int rc = read_range(w, from, to, cb, arg);
+
+	qfs_wal_rbuf_release(w);
+	return rc;
 }
 
 /* ---- truncation and sealing ---- */
@@ -737,6 +794,7 @@ int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn)
 		if (fd < 0)
 			return fd;
 		rc = seg_offset_after(w, t, lsn, &off);
+		qfs_wal_rbuf_release(w);
 		if (rc < 0)
 			return rc;
 		if (qfs_sys_ftruncate(fd, (off_t)off) < 0)

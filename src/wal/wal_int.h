@@ -52,7 +52,9 @@ struct qfs_wal {
 	qfs_lsn_t last;           /* last LSN held, buffered included; 0 if empty */
 	qfs_lsn_t durable;        /* last LSN fsync'd; 0 if none */
 	int err;                  /* sticky error (-EIO after a failed fsync) */
-	uint8_t *rbuf;            /* read window, heap (see struct qfs_wal_rd) */
+	uint8_t *rbuf;            /* read window, heap (see struct qfs_wal_rd); above
+				   * RD_WINDOW bytes from common/bigbuf.h, given back
+				   * after each read (qfs_wal_rbuf_release) */
 	size_t rcap;              /* bytes allocated for rbuf */
 	/* Read hint: file offset of record hint_lsn in the segment starting at
 	 * hint_first, so sequential qfs_wal_read calls do not rescan. 0 = none. */
@@ -116,6 +118,11 @@ ssize_t qfs_wal_pread_upto(int fd, uint8_t *buf, size_t len, uint64_t off);
 /* Make bytes [off, off + n) of the file available: *p points at them, valid
  * until the next call on the same window.  Returns 0, 1 if the file ends
  * before off + n, -ENOMEM or -errno from pread. */
+/* Give a read window grown past its usual size for a large record back
+ * to the pool (common/bigbuf.h), so that each log does not keep one as
+ * large as its largest record.  Call when no qfs_wal_rd uses it. */
+void qfs_wal_rbuf_release(struct qfs_wal *w);
+
 int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t **p);
 
 /* Scan the directory and rebuild w->segs, w->last and w->durable, trimming a

@@ -17,6 +17,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/bigbuf.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/item.h"
@@ -25,6 +26,147 @@
 #include "common/log.h"
 #include "common/qfs.h"
 #include "common/txn.h"
+
+/* ---- bigbuf.c ---- */
+
+static struct qfs_bigbuf_stats bb_stats(void)
+{
+	struct qfs_bigbuf_stats st;
+
+	qfs_bigbuf_stats(&st);
+	return st;
+}
+
+/* A large buffer given back is reused by the next get that fits (the
+ * smallest such), with its contents still there (not reallocated); a
+ * small one is plain malloc and never held. */
+START_TEST(test_bigbuf_reuse)
+{
+	size_t cap, cap2, cap3;
+	uint8_t *p, *q, *r, *s;
+
+	qfs_bigbuf_trim(0);
+	p = qfs_bigbuf_get(100, &cap);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(cap, 100);
+	qfs_bigbuf_put(p, cap);
+	ck_assert_uint_eq(bb_stats().held, 0);
+
+	p = qfs_bigbuf_get(3 * QFS_BIGBUF_ROUND + 1, &cap);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(cap, 4 * QFS_BIGBUF_ROUND);
+	ck_assert_uint_eq(bb_stats().misses, 1);
+	memset(p, 0xa5, cap);
+	r = qfs_bigbuf_get(8 * QFS_BIGBUF_ROUND, &cap3);
+	ck_assert_ptr_nonnull(r);
+	qfs_bigbuf_put(r, cap3);
+	qfs_bigbuf_put(p, cap);
+	ck_assert_uint_eq(bb_stats().held, 2);
+	ck_assert_uint_eq(bb_stats().held_bytes, cap + cap3);
+
+	q = qfs_bigbuf_get(2 * QFS_BIGBUF_ROUND, &cap2);
+	ck_assert_ptr_eq(q, p); /* the smallest that fits, not r */
+	ck_assert_uint_eq(cap2, cap);
+	ck_assert_uint_eq(q[cap - 1], 0xa5);
+	ck_assert_uint_eq(bb_stats().hits, 1);
+	ck_assert_uint_eq(bb_stats().held, 1);
+	s = qfs_bigbuf_get(5 * QFS_BIGBUF_ROUND, &cap3);
+	ck_assert_ptr_eq(s, r);
+	ck_assert_uint_eq(bb_stats().held, 0);
+	ck_assert_uint_eq(bb_stats().held_bytes, 0);
+	/* nothing held fits: a new one */
+	r = qfs_bigbuf_get(QFS_BIGBUF_MIN, &cap);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(bb_stats().misses, 3);
+	free(r); /* plain free is allowed */
+	qfs_bigbuf_put(q, cap2);
+	qfs_bigbuf_put(s, cap3);
+	qfs_bigbuf_put(NULL, 0);
+	ck_assert_uint_eq(bb_stats().held, 2);
+	qfs_bigbuf_trim(0);
+}
+END_TEST
+
+/* At most QFS_BIGBUF_KEEP buffers and QFS_BIGBUF_KEEP_BYTES are held: the
+ * rest are freed by the put (counted); a larger buffer displaces the
+ * smallest held one; one above the byte bound is never held. */
+START_TEST(test_bigbuf_bound)
+{
+	void *v[QFS_BIGBUF_KEEP + 3], *big;
+	size_t caps[QFS_BIGBUF_KEEP + 3], cap;
+	struct qfs_bigbuf_stats st;
+
+	qfs_bigbuf_trim(0);
+	for (unsigned i = 0; i < QFS_BIGBUF_KEEP + 3; i++) {
+		v[i] = qfs_bigbuf_get(QFS_BIGBUF_MIN, &caps[i]);
+		ck_assert_ptr_nonnull(v[i]);
+	}
+	for (unsigned i = 0; i < QFS_BIGBUF_KEEP + 3; i++)
+		qfs_bigbuf_put(v[i], caps[i]);
+	st = bb_stats();
+	ck_assert_uint_eq(st.held, QFS_BIGBUF_KEEP);
+	ck_assert_uint_eq(st.drops, 3);
+	ck_assert_uint_le(st.held_bytes, QFS_BIGBUF_KEEP_BYTES);
+
+	/* a larger one displaces a smaller one */
+	big = qfs_bigbuf_get(4 * QFS_BIGBUF_MIN, &cap);
+	ck_assert_ptr_nonnull(big);
+	qfs_bigbuf_put(big, cap);
+	st = bb_stats();
+	ck_assert_uint_eq(st.held, QFS_BIGBUF_KEEP);
+	ck_assert_uint_eq(st.drops, 4);
+	ck_assert_uint_eq(st.held_bytes, (QFS_BIGBUF_KEEP - 1) * (size_t)QFS_BIGBUF_MIN + cap);
+	ck_assert_ptr_eq(qfs_bigbuf_get(3 * QFS_BIGBUF_MIN, &cap), big);
+	qfs_bigbuf_put(big, cap);
+
+	/* the byte bound: buffers of a third of it, at most two held (plus
+	 * nothing else, the small ones displaced) */
+	qfs_bigbuf_trim(0);
+	for (unsigned i = 0; i < 4; i++) {
+		v[i] = qfs_bigbuf_get(QFS_BIGBUF_KEEP_BYTES / 3, &caps[i]);
+		ck_assert_ptr_nonnull(v[i]);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		qfs_bigbuf_put(v[i], caps[i]);
+	st = bb_stats();
+	ck_assert_uint_le(st.held_bytes, QFS_BIGBUF_KEEP_BYTES);
+	ck_assert_uint_eq(st.held, QFS_BIGBUF_KEEP_BYTES / caps[0]);
+
+	/* above the byte bound: freed at once */
+	qfs_bigbuf_trim(0);
+	big = qfs_bigbuf_get(QFS_BIGBUF_KEEP_BYTES + 1, &cap);
+	ck_assert_ptr_nonnull(big);
+	qfs_bigbuf_put(big, cap);
+	ck_assert_uint_eq(bb_stats().held, 0);
+}
+END_TEST
+
+/* A held buffer unused for the idle time is freed by trim (and by the
+ * next get or put); a recent one stays; trim(0) frees all. */
+START_TEST(test_bigbuf_idle)
+{
+	size_t c1, c2;
+	void *a = qfs_bigbuf_get(QFS_BIGBUF_MIN, &c1), *b = qfs_bigbuf_get(QFS_BIGBUF_MIN, &c2);
+
+	qfs_bigbuf_trim(0);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	qfs_bigbuf_put(a, c1);
+	qfs_bigbuf_trim(QFS_BIGBUF_IDLE_MS);
+	ck_assert_uint_eq(bb_stats().held, 1); /* not idle yet */
+	usleep(60 * 1000);
+	qfs_bigbuf_put(b, c2);
+	qfs_bigbuf_trim(50);
+	ck_assert_uint_eq(bb_stats().held, 1); /* a went, b stays */
+	ck_assert_uint_eq(bb_stats().idle_frees, 1);
+	ck_assert_ptr_eq(qfs_bigbuf_get(QFS_BIGBUF_MIN, &c1), b);
+	qfs_bigbuf_put(b, c1);
+	qfs_bigbuf_trim(0);
+	ck_assert_uint_eq(bb_stats().held, 0);
+	ck_assert_uint_eq(bb_stats().held_bytes, 0);
+	ck_assert_uint_eq(bb_stats().idle_frees, 2);
+}
+END_TEST
 
 /* ---- qfs.c ---- */
 
@@ -1399,6 +1541,12 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, test_clock);
 	tcase_add_test(tc, test_call_budget);
 	tcase_add_test(tc, test_glist);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bigbuf");
+	tcase_add_test(tc, test_bigbuf_reuse);
+	tcase_add_test(tc, test_bigbuf_bound);
+	tcase_add_test(tc, test_bigbuf_idle);
 	suite_add_tcase(s, tc);
 	return s;
 }

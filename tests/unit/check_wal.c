@@ -27,6 +27,7 @@
 
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/bigbuf.h"
 #include "common/sysio.h"
 #include "wal/wal.h"
 #include "wal/wal_int.h"
@@ -485,6 +486,83 @@ START_TEST(test_large_record)
 	ck_assert_uint_eq(k.n, 1);
 	check_range(W, 3, 3);
 	free(b);
+}
+END_TEST
+
+/* Large records go through the pool of common/bigbuf.h: the pending
+ * buffer of a sync comes back to the pool and serves the next large
+ * append (a hit, its old bytes overwritten: every record reads back
+ * right, buffered and durable), and the read window grown for a large
+ * record goes back after each read and after recovery, so a log keeps
+ * no buffer as large as its largest record.  A failed write with a large
+ * record pending gives the buffer back too and the log goes on. */
+static int big_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	const uint8_t *q = p;
+	size_t *n = arg;
+
+	ck_assert_uint_eq(len, (3u << 20) + lsn);
+	for (size_t i = 0; i < len; i += 4093)
+		ck_assert_uint_eq(q[i], (uint8_t)(i * 13 + lsn));
+	ck_assert_uint_eq(q[len - 1], (uint8_t)((len - 1) * 13 + lsn));
+	(*n)++;
+	return 0;
+}
+
+static void big_append(qfs_lsn_t l)
+{
+	size_t n = (3u << 20) + l;
+	uint8_t *b = malloc(n);
+
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 13 + l);
+	ck_assert_int_eq(qfs_wal_append2(W, l, b, 100, b + 100, n - 100), 0);
+	free(b);
+}
+
+START_TEST(test_large_pooled)
+{
+	struct qfs_bigbuf_stats st0, st;
+	size_t n = 0;
+
+	qfs_bigbuf_trim(0);
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	qfs_bigbuf_stats(&st0);
+	big_append(1);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_bigbuf_stats(&st);
+	ck_assert_uint_eq(st.misses, st0.misses + 1);
+	ck_assert_uint_eq(st.held, 1); /* the pending buffer, back */
+	big_append(2);
+	qfs_bigbuf_stats(&st);
+	ck_assert_uint_eq(st.hits, st0.hits + 1);
+	ck_assert_int_eq(qfs_wal_read(W, 2, 2, big_cb, &n), 0); /* buffered */
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_read(W, 1, 2, big_cb, &n), 0); /* from the file */
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_lt(W->rcap, 1u << 20);
+	ck_assert_ptr_null(W->pend);
+	qfs_bigbuf_stats(&st);
+	ck_assert_uint_ge(st.held, 1);
+
+	/* a failed write drops the pending records and their buffer */
+	big_append(3);
+	fail_write(1, ENOSPC);
+	ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
+	qfs_sysio_reset();
+	ck_assert_uint_eq(qfs_wal_last(W), 2);
+	big_append(3);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+
+	reopen(NULL);
+	ck_assert_uint_lt(W->rcap, 1u << 20); /* recovery read them all */
+	n = 0;
+	ck_assert_int_eq(qfs_wal_read(W, 1, 3, big_cb, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_lt(W->rcap, 1u << 20);
+	qfs_bigbuf_trim(0);
 }
 END_TEST
 
@@ -1610,6 +1688,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_roundtrip_segments);
 	tcase_add_test(tc, test_close_discards_unsynced);
 	tcase_add_test(tc, test_large_record);
+	tcase_add_test(tc, test_large_pooled);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("recovery");

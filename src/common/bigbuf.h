@@ -1,0 +1,68 @@
+/*
+ * bigbuf.h - a small process-wide pool of large heap buffers (1 MiB and
+ * up) for the write path's short-lived copies of a write-back: the WAL's
+ * pending buffer (src/wal), the frames of the in-process transport
+ * (src/net) and the Paxos encoder's scratch frame (src/node/drive.c).
+ *
+ * Why: glibc serves an allocation of M_MMAP_THRESHOLD (1 MiB here,
+ * src/cmd/main.c) or more with a fresh mmap and unmaps it on free, so
+ * every 8 MiB write-back faulted its buffers in page by page, each time
+ * (doc/perf.md "AFTER 11").  A buffer given back here is kept, still
+ * mapped and faulted in, for the next one.
+ *
+ * Bounds: at most QFS_BIGBUF_KEEP buffers and QFS_BIGBUF_KEEP_BYTES of
+ * capacity are held while unused (a put beyond that frees the buffer at
+ * once); a buffer unused for QFS_BIGBUF_IDLE_MS is freed by the next
+ * get, put or qfs_bigbuf_trim() (the cell's keeper calls it with its
+ * malloc_trim), so an idle daemon holds none.  Buffers in use are the
+ * caller's and are not counted.
+ *
+ * Every buffer comes from malloc(): one may also be freed with free()
+ * (it is then simply not reused).  Thread-safe (one mutex, held only to
+ * pick or file a buffer, never across malloc or free of a large one).
+ */
+#ifndef QFS_COMMON_BIGBUF_H
+#define QFS_COMMON_BIGBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QFS_BIGBUF_MIN (1u << 20)         /* smaller requests: plain malloc */
+#define QFS_BIGBUF_ROUND (1u << 20)       /* capacities are multiples of this */
+#define QFS_BIGBUF_KEEP 3                 /* unused buffers held, at most */
+#define QFS_BIGBUF_KEEP_BYTES (27u << 20) /* their capacity, at most */
+#define QFS_BIGBUF_IDLE_MS 2000           /* an unused buffer is freed after */
+
+struct qfs_bigbuf_stats {
+	uint64_t hits;       /* gets served by a held buffer */
+	uint64_t misses;     /* gets that allocated (size >= QFS_BIGBUF_MIN) */
+	uint64_t drops;      /* buffers a put freed for a full pool (its
+			      * own, or a smaller one it displaced) */
+	uint64_t idle_frees; /* held buffers freed for being unused too long */
+	uint32_t held;       /* buffers held now */
+	uint64_t held_bytes; /* their capacity */
+};
+
+/* A buffer of at least size bytes (contents undefined); *cap gets its
+ * capacity (size rounded up to QFS_BIGBUF_ROUND when size >=
+ * QFS_BIGBUF_MIN, else size).  A held buffer is reused when one is large
+ * enough (the smallest such), else one is allocated.  The caller owns
+ * it: give it back with qfs_bigbuf_put(p, *cap) or free(p).  NULL if out
+ * of memory (*cap untouched). */
+void *qfs_bigbuf_get(size_t size, size_t *cap);
+
+/* Give back p of capacity cap (as qfs_bigbuf_get returned it; NULL:
+ * nothing).  Below QFS_BIGBUF_MIN p is freed; else it is held for the
+ * next get, unless the pool is full (QFS_BIGBUF_KEEP buffers or
+ * QFS_BIGBUF_KEEP_BYTES): then p replaces the smallest held buffer when
+ * that one is smaller (it is freed), or is freed itself.  The caller
+ * must not touch p after. */
+void qfs_bigbuf_put(void *p, size_t cap);
+
+/* Free the held buffers unused for idle_ms or more (0: all of them). */
+void qfs_bigbuf_trim(uint32_t idle_ms);
+
+/* The pool's counters (for tests and .quorumfs/stats). */
+void qfs_bigbuf_stats(struct qfs_bigbuf_stats *out);
+
+#endif

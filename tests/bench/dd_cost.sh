@@ -1,0 +1,81 @@
+#!/bin/bash
+# tests/bench/dd_cost.sh - what a big write costs the daemon, in counters
+# that move little with the machine's load: per GiB of `dd bs=1M
+# conv=fsync` of random data into a fresh default mount, the daemon's
+# CPU time (utime + stime) and minor page faults (/proc/PID/stat), its
+# VmHWM after the dd, and the dd's MiB/s (which does move with the load).
+#
+# Usage (as root, from a build directory):
+#   tests/bench/dd_cost.sh [-b MIB] [-r ROUNDS]
+#   -b MIB     MiB written per dd (default 1024)
+#   -r ROUNDS  rounds (default 1); with QFS_OLD_BIN each round runs the
+#              two binaries ABBA (new, old, old, new), so both see the
+#              same load on average
+#   QFS_BIN      the quorumfs binary (default ./fs/quorumfs)
+#   QFS_OLD_BIN  a baseline binary (optional)
+# Not a test (not in make check).  One line per dd:
+#   bin=new MiB=1024 secs=... MiB/s=... cpu_s_per_GiB=... minflt_per_GiB=... VmHWM_MiB=... load=...
+# doc/perf.md "AFTER 11".
+MB=1024
+ROUNDS=1
+while getopts b:r:h opt; do
+	case $opt in
+	b) MB=$OPTARG ;;
+	r) ROUNDS=$OPTARG ;;
+	*) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	esac
+done
+: "${QFS_BIN:=$(pwd)/fs/quorumfs}"
+[ -x "$QFS_BIN" ] || { echo "dd_cost.sh: $QFS_BIN is not executable (set QFS_BIN)" >&2; exit 2; }
+[ -z "${QFS_OLD_BIN:-}" ] || [ -x "$QFS_OLD_BIN" ] || { echo "dd_cost.sh: QFS_OLD_BIN $QFS_OLD_BIN is not executable" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "dd_cost.sh: needs root (FUSE)" >&2; exit 2; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-ddcost.XXXXXX")
+MNT=$T/mnt
+PID=
+cleanup() {
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+	[ -n "$PID" ] && wait "$PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+head -c $((MB << 20)) /dev/urandom >"$T/rand" || exit 1
+TCK=$(getconf CLK_TCK)
+
+# one NAME BIN: mount BIN fresh, dd, print the line, unmount.
+one() {
+	local data=$T/data.$1 f0 c0 f1 c1 t0 t1 hwm
+	rm -rf "$data"
+	mkdir -p "$data" "$MNT"
+	"$2" mount -f "$data" "$MNT" >"$T/daemon.$1.out" 2>&1 &
+	PID=$!
+	for _ in $(seq 200); do [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.05; done
+	[ -e "$MNT/.quorumfs/status" ] || { cat "$T/daemon.$1.out" >&2; echo "mount failed" >&2; exit 1; }
+	mkdir "$MNT/t" || exit 1
+	sleep 1
+	read -r f0 c0 < <(awk '{ print $10, $14 + $15 }' "/proc/$PID/stat")
+	t0=$(date +%s.%N)
+	dd if="$T/rand" of="$MNT/t/f" bs=1M conv=fsync 2>/dev/null || { echo "dd failed" >&2; exit 1; }
+	t1=$(date +%s.%N)
+	read -r f1 c1 < <(awk '{ print $10, $14 + $15 }' "/proc/$PID/stat")
+	hwm=$(awk '$1 == "VmHWM:" { print int($2 / 1024) }' "/proc/$PID/status")
+	awk -v n="$1" -v mb="$MB" -v f=$((f1 - f0)) -v c=$((c1 - c0)) -v t0="$t0" -v t1="$t1" \
+		-v h="$hwm" -v k="$TCK" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+		g = mb / 1024; t = t1 - t0
+		printf "bin=%s MiB=%d secs=%.2f MiB/s=%.1f cpu_s_per_GiB=%.2f minflt_per_GiB=%.0f VmHWM_MiB=%d load=%s\n",
+			n, mb, t, mb / t, c / k / g, f / g, h, l }'
+	cmp -s "$T/rand" "$MNT/t/f" || { echo "dd_cost.sh: the file read back differs" >&2; exit 1; }
+	fusermount3 -u "$MNT" || exit 1
+	wait "$PID"
+	PID=
+	rm -rf "$data"
+}
+
+for _ in $(seq "$ROUNDS"); do
+	if [ -n "${QFS_OLD_BIN:-}" ]; then
+		one new "$QFS_BIN"; one old "$QFS_OLD_BIN"; one old "$QFS_OLD_BIN"; one new "$QFS_BIN"
+	else
+		one new "$QFS_BIN"
+	fi
+done
