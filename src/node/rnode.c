@@ -2826,9 +2826,14 @@ static void *io_main(void *arg)
 
 			if (wait > 1000)
 				wait = 1000;
-			if (rn->qhead) { /* gathering: until gather_ns at the latest */
-				ts.tv_sec = (time_t)(rn->gather_ns / 1000000000ull);
-				ts.tv_nsec = (long)(rn->gather_ns % 1000000000ull);
+			if (rn->qhead) { /* gathering: until gather_ns at the latest,
+					    or a timer due earlier (io_next) */
+				uint64_t until = rn->gather_ns;
+
+				if (rn->io_next < until / 1000000ull)
+					until = rn->io_next * 1000000ull;
+				ts.tv_sec = (time_t)(until / 1000000000ull);
+				ts.tv_nsec = (long)(until % 1000000000ull);
 			} else {
 				qfs_clock_deadline(CLOCK_MONOTONIC, wait, &ts);
 			}
@@ -2860,8 +2865,13 @@ static void *io_main(void *arg)
 			}
 			pthread_cond_broadcast(&rn->done_cv);
 			pthread_mutex_unlock(&rn->mu);
-			for (; list; list = list->next)
-				answer(rn, list, QFS_ESTOPPED, 0);
+			while (list) { /* next first: an answered proposal's frame
+					  * is its proposer's stack, gone once woken */
+				struct proposal *p = list;
+
+				list = p->next;
+				answer(rn, p, QFS_ESTOPPED, 0);
+			}
 			for (size_t i = 0; i < ng; i++)
 				pending_fail_after(rn, gs[i], 0, QFS_ESTOPPED);
 			snap_wait_check(rn, gs, ng, 1);
