@@ -138,6 +138,8 @@
 #define RNODE_GATHER_VAIN 2u /* gathers in a row in vain (no other proposal came)
 			       stop gathering for ... */
 #define RNODE_GATHER_SKIP 32u /* ... this many successes (not counted in returning) */
+uint32_t qfs_rnode_gather_test_us; /* see rnode.h */
+
 #define RNODE_READ_BYTES (8u << 20) /* entry bytes of one log read for a follower
 				     * (one ACCEPT frame, QFS_NET_BODY_MAX) */
 
@@ -1045,6 +1047,8 @@ static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
 		w = RNODE_GATHER_MIN_US * 1000ull;
 	if (w > RNODE_GATHER_MAX_US * 1000ull)
 		w = RNODE_GATHER_MAX_US * 1000ull;
+	if (__atomic_load_n(&qfs_rnode_gather_test_us, __ATOMIC_RELAXED))
+		w = __atomic_load_n(&qfs_rnode_gather_test_us, __ATOMIC_RELAXED) * 1000ull;
 	pthread_mutex_lock(&rn->mu);
 	if (rc == 0 && rn->gather_skip) {
 		rn->gather_skip--;

@@ -380,4 +380,11 @@ int qfs_rnode_store_compact(struct qfs_rnode *rn, uint64_t room);
 /* The store's memory now (qfs_store_mem).  0 or -EIO.  Any thread. */
 int qfs_rnode_store_mem(struct qfs_rnode *rn, uint64_t *memtables, uint64_t *cache);
 
+/* TEST HOOK (never set in production): when nonzero, the time (us) a
+ * batch gathers the proposers of the last answered ones (doc/rnode.md
+ * section 2, "Gathering"), instead of about one log sync's time (0.5 to 4
+ * ms).  Tests set it long so that a count of rounds does not depend on how
+ * long the machine leaves a proposer thread descheduled. */
+extern uint32_t qfs_rnode_gather_test_us;
+
 #endif
