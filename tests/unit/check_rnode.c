@@ -1872,9 +1872,13 @@ START_TEST(t_info)
 		struct qfs_rnode_ginfo fi;
 
 		ck_assert_int_eq(qfs_rnode_group_info(RN[f], G, &fi), 0);
-		ck_assert_int_eq(fi.role, QFS_PAXOS_FOLLOWER);
-		ck_assert_uint_eq(fi.leader, (uint32_t)l + 1);
-		if (fi.applied == gi.applied && fi.last == gi.last) {
+		/* a follower that missed heartbeats on a loaded machine knows
+		 * no leader for a moment (leader 0): wait for it, up to end */
+		if (fi.leader != 0) {
+			ck_assert_int_eq(fi.role, QFS_PAXOS_FOLLOWER);
+			ck_assert_uint_eq(fi.leader, (uint32_t)l + 1);
+		}
+		if (fi.leader != 0 && fi.applied == gi.applied && fi.last == gi.last) {
 			ck_assert_uint_eq(fi.ballot, gi.ballot);
 			ck_assert_uint_eq(fi.first, 1);
 			break;
