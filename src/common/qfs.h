@@ -49,7 +49,7 @@ int qfs_err_to_errno(int err);
 #define QFS_XATTR_NAME_MAX 255           /* bytes in one xattr name */
 #define QFS_XATTR_VALUE_MAX 65536        /* bytes in one xattr value */
 #define QFS_XATTR_TOTAL_MAX 65536        /* bytes of all names+values of one inode */
-#define QFS_INLINE_MAX 65536             /* files up to this size live in the inode item */
+#define QFS_INLINE_MAX 3072              /* files up to this size are written into the inode item (doc/format-items.md) */
 #define QFS_CHUNK_SIZE 131072            /* bytes per chunk item of a large file */
 #define QFS_SYMLINK_MAX 4095             /* bytes in a symlink target */
 

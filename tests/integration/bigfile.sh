@@ -122,7 +122,7 @@ def cmd_truncated(path, keep, size):
 
 def cmd_boundary(d):
     """Boundary sizes, appends across them, truncates back."""
-    sizes = [0, 1, 4095, 4096, 65535, 65536, 65537, 131071, 131072, 131073, 262145]
+    sizes = [0, 1, 3071, 3072, 3073, 4095, 4096, 65535, 65536, 65537, 131071, 131072, 131073, 262145]
     for s in sizes:
         p = os.path.join(d, f"size-{s}")
         want = pattern(s, seed=s % 97)
@@ -162,9 +162,27 @@ def cmd_boundary(d):
     with open(p, "ab") as f:
         f.write(full[:70000])
     check_bytes(p, full[:70000], "regrown from 0 to 70000 bytes")
+    # across the inline limit (QFS_INLINE_MAX, 3072 bytes): appends, a
+    # truncate under it and over it again, an overwrite inside it
+    p4 = os.path.join(d, "limit")
+    with open(p4, "wb") as f:
+        f.write(full[:3000])
+    for s in [3071, 3072, 3073, 5000]:
+        with open(p4, "ab") as f:
+            f.write(full[os.path.getsize(p4):s])
+        check_bytes(p4, full[:s], f"grown by append to {s} bytes (inline limit)")
+    for s in [3073, 3072, 2000]:
+        os.truncate(p4, s)
+        check_bytes(p4, full[:s], f"truncated down to {s} bytes (inline limit)")
+    os.truncate(p4, 4000)
+    check_bytes(p4, full[:2000] + bytes(2000), "truncated up from 2000 to 4000 bytes (inline limit)")
+    with open(p4, "r+b") as f:
+        f.seek(1000)
+        f.write(full[1000:3500])
+    check_bytes(p4, full[:3500] + bytes(500), "overwritten across the inline limit")
 
 def cmd_boundary_verify(d):
-    sizes = [0, 1, 4095, 4096, 65535, 65536, 65537, 131071, 131072, 131073, 262145]
+    sizes = [0, 1, 3071, 3072, 3073, 4095, 4096, 65535, 65536, 65537, 131071, 131072, 131073, 262145]
     for s in sizes:
         want = pattern(s, seed=s % 97)
         check_bytes(os.path.join(d, f"size-{s}"), want, f"after remount, file of {s} bytes")
@@ -172,6 +190,7 @@ def cmd_boundary_verify(d):
     full = pattern(300000, seed=7)
     check_bytes(os.path.join(d, "grow"), full[:70000], "after remount, regrown file")
     check_bytes(os.path.join(d, "jump"), full[:262145], "after remount, jump file")
+    check_bytes(os.path.join(d, "limit"), full[:3500] + bytes(500), "after remount, limit file")
 
 def cmd_random(p, model):
     """Random pwrites/ftruncates through one fd against a bytearray model."""

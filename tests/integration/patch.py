@@ -18,7 +18,7 @@ import random
 import sys
 
 CHUNK = 131072
-INLINE_MAX = 65536
+INLINE_MAX = 3072  # QFS_INLINE_MAX (a file up to 64 KiB is one chunk: the same blocks)
 FALLOC_FL_KEEP_SIZE = 1
 FALLOC_FL_PUNCH_HOLE = 2
 libc = ctypes.CDLL(None, use_errno=True)

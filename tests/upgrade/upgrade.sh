@@ -140,6 +140,12 @@ cd "$MNT/t1" || fail "cd"
 ln chunky hard || fail "hard link (version-2 txn)"
 rnd new 300000                        # version-2 inode item
 rnd small 777                         # overwrite an old file
+# old inline files above QFS_INLINE_MAX (3072) written again: their bytes
+# move to chunk 0 (doc/format-items.md)
+cp inl "$T/inl.want" && head -c 5000 /dev/urandom | tee -a "$T/inl.want" >>inl || fail "append to inl"
+cmp inl "$T/inl.want" || fail "an old 60000-byte inline file appended to reads back wrong"
+head -c 3500 page >"$T/page.want" && truncate -s 3500 page || fail "truncate page"
+cmp page "$T/page.want" || fail "an old 4096-byte inline file truncated to 3500 bytes reads back wrong"
 rm d/one || fail "unlink (a version-2 txn: LINK_DROP)"
 setfattr -n user.k2 -v more page || fail "setfattr (new)"
 mkdir "$MNT/t3" && rnd "$MNT/t3/z" 140000 || fail "new table"
