@@ -1025,6 +1025,18 @@ int qfs_fs_data_zero_range(struct qfs_fs *fs, struct qfs_fs_inode *in, int keep_
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		return rc;
+	if (keep_size && off >= in->attr.size) {
+		/* no byte below the size: mtime and ctime move all the same, as
+		 * on ext4 and xfs (which allocate there); punch_clean would
+		 * change nothing */
+		qfs_clock_now(&in->attr.mtime);
+		in->attr.ctime = in->attr.mtime;
+		in->attr_dirty |= QFS_SET_MTIME | QFS_SET_CTIME;
+		rc = qfs_fs_flush_locked(fs, in);
+		if (rc)
+			forget_change(in);
+		return rc;
+	}
 	if (keep_size || end <= in->attr.size) {
 		/* nothing changes size: the range below it reads as zeros, as
 		 * after a punch, which rereads the inode itself */

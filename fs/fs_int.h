@@ -222,7 +222,8 @@ int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch,
  * writes are written back first; then the bytes of the range below the
  * size read as zeros (as a punch: one txn), and unless keep_size a range
  * past the end also grows the size to off + len (one txn: the file cut at
- * off, then grown).  Nothing is reserved.  mtime, ctime.  Durable when
+ * off, then grown).  Nothing is reserved.  mtime, ctime, also for a
+ * keep_size range at or past the end (as ext4 and xfs).  Durable when
  * this returns; on failure the file is as before.  Errors as above. */
 int qfs_fs_data_zero_range(struct qfs_fs *fs, struct qfs_fs_inode *in, int keep_size, uint64_t off, uint64_t len);
 /* st_blocks of in's attributes: as stored when clean; with buffered state

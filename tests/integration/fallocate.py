@@ -215,6 +215,17 @@ def zero_range():
     want = want[:3 * CHUNK] + b"\0" * 100
     eq("ZERO_RANGE|KEEP_SIZE past the end: size", os.stat(f).st_size, len(data))
     eq("ZERO_RANGE|KEEP_SIZE past the end: bytes", rfile(f), want)
+    # wholly past the end with KEEP_SIZE: no byte changes, but mtime and
+    # ctime move, as on ext4 and xfs (they allocate there)
+    os.utime(f, ns=(old, old))
+    c0 = os.stat(f).st_ctime_ns
+    time.sleep(0.02)
+    falloc_path(f, ZERO_RANGE | KEEP_SIZE, 4 * CHUNK, CHUNK)
+    s = os.stat(f)
+    eq("ZERO_RANGE|KEEP_SIZE wholly past the end: size", s.st_size, len(data))
+    true("ZERO_RANGE|KEEP_SIZE wholly past the end moved mtime", s.st_mtime_ns > old)
+    true("ZERO_RANGE|KEEP_SIZE wholly past the end moved ctime", s.st_ctime_ns > c0)
+    eq("ZERO_RANGE|KEEP_SIZE wholly past the end: bytes", rfile(f), want)
     # without KEEP_SIZE past the end: zeros from the offset, size to the end
     falloc_path(f, ZERO_RANGE, 2 * CHUNK + 5, 3 * CHUNK)
     want = want[:2 * CHUNK + 5] + b"\0" * (3 * CHUNK)
