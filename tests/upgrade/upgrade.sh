@@ -12,7 +12,8 @@
 #  2. the current build mounts the same data directory, must show exactly
 #     that tree (SHA-256, modes, owners, sizes, mtimes, xattrs, ACLs), then
 #     writes more: a hard link (a version-2 txn), new files and an
-#     overwrite (version-2 inode items), a new table; unmounts;
+#     overwrite (version-2 inode items), old inline files above 3072 bytes
+#     appended to, truncated and zeroed by fallocate -z, a new table; unmounts;
 #  3. the old build mounts it again: it must refuse, naming the data
 #     directory format ("quorumfs-data 3"), and exit non-zero with nothing
 #     mounted; the current build then mounts it and still shows step 2's tree;
@@ -26,7 +27,7 @@
 # tarball or a shallow clone), or the old release does not build here.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
-qfs_require git python3 setfattr setfacl mkfifo autoreconf make
+qfs_require git python3 setfattr setfacl mkfifo fallocate autoreconf make
 [ "$(id -u)" -eq 0 ] || skip "needs root (FUSE allow_other, chown)"
 [ -c /dev/fuse ] || skip "/dev/fuse is missing"
 
@@ -146,6 +147,16 @@ cp inl "$T/inl.want" && head -c 5000 /dev/urandom | tee -a "$T/inl.want" >>inl |
 cmp inl "$T/inl.want" || fail "an old 60000-byte inline file appended to reads back wrong"
 head -c 3500 page >"$T/page.want" && truncate -s 3500 page || fail "truncate page"
 cmp page "$T/page.want" || fail "an old 4096-byte inline file truncated to 3500 bytes reads back wrong"
+# fallocate ZERO_RANGE on an old 40000-byte inline file: inside with
+# KEEP_SIZE (a punch of its inline bytes), then past the end (cut at the
+# offset and grown: its bytes move to chunk 0)
+f1=$MNT/t2/f1
+cp "$f1" "$T/f1.old" || fail "cp t2/f1"
+{ head -c 1000 "$T/f1.old"; head -c 2000 /dev/zero; tail -c +3001 "$T/f1.old" | head -c 27000
+  head -c 100000 /dev/zero; } >"$T/f1.want"
+fallocate -z -n -o 1000 -l 2000 "$f1" && fallocate -z -o 30000 -l 100000 "$f1" ||
+	fail "fallocate -z on an old inline file"
+cmp "$f1" "$T/f1.want" || fail "an old 40000-byte inline file zeroed by fallocate -z reads back wrong"
 rm d/one || fail "unlink (a version-2 txn: LINK_DROP)"
 setfattr -n user.k2 -v more page || fail "setfattr (new)"
 mkdir "$MNT/t3" && rnd "$MNT/t3/z" 140000 || fail "new table"
