@@ -13,8 +13,9 @@
 #     reserve, by the copies each byte gets on that disk: doc/fs.md).
 #  2. Files of 1 MiB of random data are written until one fails: the errno
 #     must be ENOSPC.  The log says why.
-#  3. Three files in four are deleted through the mount (deletes must pass
-#     on the full disk: they may use the reserve); then, waiting at most 120 s
+#  3. Three files in four are deleted through the mount, one of them first
+#     truncated to 0 (deletes and truncates to 0 must pass on the full disk:
+#     they may use the reserve); then, waiting at most 120 s
 #     for the archive to catch up and the WAL to be released (a loaded
 #     machine is slow at it), files of 300 KiB are written again
 #     successfully, with no remount.
@@ -98,6 +99,12 @@ elif cmd == "delete":
         if k % 4 == 3:
             keep.append(line)
             continue
+        if k % 4 == 0:
+            # emptying a file frees space too (`: > f`): it may use the reserve
+            try:
+                os.truncate(os.path.join(d, name), 0)
+            except OSError as e:
+                die("truncate to 0 on the full disk failed with %s" % errno.errorcode.get(e.errno, e.errno))
         os.unlink(os.path.join(d, name))   # must not fail on the full disk
     open(acks, "w").write("".join(x + "\n" for x in keep))
 elif cmd == "again":
