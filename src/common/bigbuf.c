@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "common/bigbuf.h"
@@ -82,6 +83,9 @@ void *qfs_bigbuf_get(size_t size, size_t *cap)
 			*cap = size;
 		return p;
 	}
+	if (size > SIZE_MAX - (QFS_BIGBUF_ROUND - 1))
+		return NULL; /* no such buffer: round_cap would wrap to 0 and
+			      * hand out any held one */
 	c = round_cap(size);
 	pthread_mutex_lock(&mu);
 	for (unsigned i = 0; i < QFS_BIGBUF_KEEP; i++)

@@ -174,6 +174,30 @@ START_TEST(test_bigbuf_idle)
 }
 END_TEST
 
+/* A request the size of the address space is refused (NULL, *cap left
+ * alone), never served by a held buffer: rounding it up to the pool's
+ * step wrapped to 0, so any held buffer "fitted" and was handed out, far
+ * smaller than asked (and with nothing held, malloc(0)). */
+START_TEST(test_bigbuf_huge)
+{
+	size_t cap, cap2 = 7;
+	void *p;
+
+	qfs_bigbuf_trim(0);
+	p = qfs_bigbuf_get(QFS_BIGBUF_MIN, &cap);
+	ck_assert_ptr_nonnull(p);
+	qfs_bigbuf_put(p, cap);
+	ck_assert_uint_eq(bb_stats().held, 1);
+	ck_assert_ptr_null(qfs_bigbuf_get(SIZE_MAX, &cap2));
+	ck_assert_ptr_null(qfs_bigbuf_get(SIZE_MAX - QFS_BIGBUF_ROUND + 2, &cap2));
+	ck_assert_uint_eq(cap2, 7);
+	ck_assert_uint_eq(bb_stats().held, 1); /* still there */
+	qfs_bigbuf_trim(0);
+	ck_assert_ptr_null(qfs_bigbuf_get(SIZE_MAX, &cap2));
+	ck_assert_uint_eq(cap2, 7);
+}
+END_TEST
+
 /* Several threads get, stamp, check and put buffers of 1-5 MiB while one
  * of them trims now and then: no buffer is handed to two owners at once
  * (each page's stamp survives until its put), none is smaller than asked,
@@ -1640,6 +1664,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, test_bigbuf_bound);
 	tcase_add_test(tc, test_bigbuf_idle);
 	tcase_add_test(tc, test_bigbuf_threads);
+	tcase_add_test(tc, test_bigbuf_huge);
 #if defined(__SANITIZE_ADDRESS__)
 	tcase_add_test(tc, test_bigbuf_poison);
 #endif
