@@ -2,14 +2,30 @@
  * bigbuf.c - the pool of large write-path buffers (contract and bounds:
  * bigbuf.h).  A fixed table of QFS_BIGBUF_KEEP slots under one mutex;
  * large frees happen after the mutex is dropped.
+ *
+ * Under AddressSanitizer a held buffer is poisoned from its put to the get
+ * that hands it out again (or its free): a caller that touches a buffer
+ * after giving it back (a frame read after its send, a WAL payload read
+ * after the window went back) is reported as it would be after a free(),
+ * which the pool otherwise hides.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "common/bigbuf.h"
 #include "common/clock.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define HELD_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define HELD_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define HELD_POISON(p, n) ((void)(p), (void)(n))
+#define HELD_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 struct slot {
 	void *p;          /* NULL: empty */
@@ -27,7 +43,8 @@ static size_t round_cap(size_t size)
 }
 
 /* Move the held buffers unused since before now - idle_ms to out[] (at
- * most QFS_BIGBUF_KEEP); mu held.  Returns how many. */
+ * most QFS_BIGBUF_KEEP); mu held.  Returns how many.  (They stay poisoned
+ * under ASan: free() does not look at the bytes.) */
 static unsigned take_idle(uint64_t now, uint32_t idle_ms, void **out)
 {
 	unsigned n = 0;
@@ -66,6 +83,9 @@ void *qfs_bigbuf_get(size_t size, size_t *cap)
 			*cap = size;
 		return p;
 	}
+	if (size > SIZE_MAX - (QFS_BIGBUF_ROUND - 1))
+		return NULL; /* no such buffer: round_cap would wrap to 0 and
+			      * hand out any held one */
 	c = round_cap(size);
 	pthread_mutex_lock(&mu);
 	for (unsigned i = 0; i < QFS_BIGBUF_KEEP; i++)
@@ -78,6 +98,7 @@ void *qfs_bigbuf_get(size_t size, size_t *cap)
 		st.held--;
 		st.held_bytes -= c;
 		st.hits++;
+		HELD_UNPOISON(p, c);
 	} else {
 		st.misses++;
 	}
@@ -106,6 +127,8 @@ void qfs_bigbuf_put(void *p, size_t cap)
 		return;
 	}
 	now = qfs_clock_mono_ms();
+	HELD_POISON(p, cap); /* no longer the caller's (unpoisoned by the get
+			      * that hands it out again) */
 	pthread_mutex_lock(&mu);
 	n = take_idle(now, QFS_BIGBUF_IDLE_MS, stale);
 	for (unsigned i = 0; i < QFS_BIGBUF_KEEP; i++) {

@@ -20,6 +20,8 @@
  * Every buffer comes from malloc(): one may also be freed with free()
  * (it is then simply not reused).  Thread-safe (one mutex, held only to
  * pick or file a buffer, never across malloc or free of a large one).
+ * Under AddressSanitizer a held buffer is poisoned until a get hands it
+ * out again: a use after put is reported as a use after free would be.
  */
 #ifndef QFS_COMMON_BIGBUF_H
 #define QFS_COMMON_BIGBUF_H

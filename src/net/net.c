@@ -526,8 +526,17 @@ int qfs_net_send(struct qfs_net_ep *ep, uint32_t to, const void *frame, size_t l
 int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f)
 {
 	struct net_peer *p;
-	int r = send_check(ep, to, f->data, f->len, &p);
+	int r;
 
+	/* f->len is the caller's to lower, never to raise past what
+	 * qfs_net_frame_new gave: tcp writes the tag just past it. */
+	if (f->len > f->cap - sizeof(*f) - QFS_NET_TAG) {
+		QFS_LOG(QFS_LOG_WARN, "net send rejected node=%u to=%u len=%u err=\"frame longer than "
+			"its buffer\"", ep->node, to, f->len);
+		qfs_net_frame_free(f);
+		return -EINVAL;
+	}
+	r = send_check(ep, to, f->data, f->len, &p);
 	if (r < 0) {
 		qfs_net_frame_free(f);
 		return r;

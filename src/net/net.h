@@ -184,7 +184,8 @@ struct qfs_net_frame *qfs_net_frame_new(size_t len);
  * queued as is).  Takes ownership of f in every case, sent or not: the
  * caller must not touch f after the call (a receiver in another thread
  * may already own and free it).  Same checks, counters and errors as
- * qfs_net_send() (-ENOMEM is not possible). */
+ * qfs_net_send() (-ENOMEM is not possible), and -EINVAL when f->len was
+ * raised past the length qfs_net_frame_new() gave (lowering it is fine). */
 int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f);
 
 /* Take the oldest frame of ep's inbound queue: 0 and *out (free with

@@ -8,6 +8,9 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <regex.h>
 #include <stdio.h>
@@ -17,6 +20,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 #include "common/bigbuf.h"
 #include "common/buf.h"
 #include "common/clock.h"
@@ -167,6 +173,116 @@ START_TEST(test_bigbuf_idle)
 	ck_assert_uint_eq(bb_stats().idle_frees, 2);
 }
 END_TEST
+
+/* A request the size of the address space is refused (NULL, *cap left
+ * alone), never served by a held buffer: rounding it up to the pool's
+ * step wrapped to 0, so any held buffer "fitted" and was handed out, far
+ * smaller than asked (and with nothing held, malloc(0)). */
+START_TEST(test_bigbuf_huge)
+{
+	size_t cap, cap2 = 7;
+	void *p;
+
+	qfs_bigbuf_trim(0);
+	p = qfs_bigbuf_get(QFS_BIGBUF_MIN, &cap);
+	ck_assert_ptr_nonnull(p);
+	qfs_bigbuf_put(p, cap);
+	ck_assert_uint_eq(bb_stats().held, 1);
+	ck_assert_ptr_null(qfs_bigbuf_get(SIZE_MAX, &cap2));
+	ck_assert_ptr_null(qfs_bigbuf_get(SIZE_MAX - QFS_BIGBUF_ROUND + 2, &cap2));
+	ck_assert_uint_eq(cap2, 7);
+	ck_assert_uint_eq(bb_stats().held, 1); /* still there */
+	qfs_bigbuf_trim(0);
+	ck_assert_ptr_null(qfs_bigbuf_get(SIZE_MAX, &cap2));
+	ck_assert_uint_eq(cap2, 7);
+}
+END_TEST
+
+/* Several threads get, stamp, check and put buffers of 1-5 MiB while one
+ * of them trims now and then: no buffer is handed to two owners at once
+ * (each page's stamp survives until its put), none is smaller than asked,
+ * and the bounds hold after. */
+#define BB_THREADS 4
+#define BB_ROUNDS 150
+
+static int bb_bad; /* atomic: stamps or capacities found wrong */
+
+static void *bb_worker(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg, seed = id * 7919u + 1;
+
+	for (unsigned r = 0; r < BB_ROUNDS; r++) {
+		size_t size = QFS_BIGBUF_MIN + (size_t)(rand_r(&seed) % (4u * QFS_BIGBUF_ROUND)), cap = 0;
+		uint8_t *p = qfs_bigbuf_get(size, &cap), stamp = (uint8_t)(id * 16 + r % 16 + 1);
+
+		if (!p || cap < size) {
+			__atomic_add_fetch(&bb_bad, 1, __ATOMIC_RELAXED);
+			free(p);
+			continue;
+		}
+		for (size_t o = 0; o < size; o += 4096)
+			p[o] = stamp;
+		p[size - 1] = stamp;
+		sched_yield();
+		for (size_t o = 0; o < size; o += 4096)
+			if (p[o] != stamp)
+				__atomic_add_fetch(&bb_bad, 1, __ATOMIC_RELAXED);
+		if (p[size - 1] != stamp)
+			__atomic_add_fetch(&bb_bad, 1, __ATOMIC_RELAXED);
+		if (id == 0 && r % 10 == 0)
+			qfs_bigbuf_trim(r % 20 ? 0 : 1);
+		qfs_bigbuf_put(p, cap);
+	}
+	return NULL;
+}
+
+START_TEST(test_bigbuf_threads)
+{
+	pthread_t th[BB_THREADS];
+	struct qfs_bigbuf_stats st;
+
+	for (unsigned i = 0; i < BB_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, bb_worker, (void *)(uintptr_t)i), 0);
+	for (unsigned i = 0; i < BB_THREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(bb_bad, 0);
+	st = bb_stats();
+	ck_assert_uint_le(st.held, QFS_BIGBUF_KEEP);
+	ck_assert_uint_le(st.held_bytes, QFS_BIGBUF_KEEP_BYTES);
+	ck_assert_uint_eq(st.hits + st.misses, BB_THREADS * BB_ROUNDS);
+	qfs_bigbuf_trim(0);
+	st = bb_stats();
+	ck_assert_uint_eq(st.held, 0);
+	ck_assert_uint_eq(st.held_bytes, 0);
+}
+END_TEST
+
+#if defined(__SANITIZE_ADDRESS__)
+/* Under ASan a held buffer is poisoned: touching one after its put is
+ * reported like a use after free; the get that hands it out again
+ * unpoisons all of its capacity. */
+START_TEST(test_bigbuf_poison)
+{
+	size_t cap, cap2;
+	uint8_t *p;
+
+	qfs_bigbuf_trim(0);
+	p = qfs_bigbuf_get(2 * QFS_BIGBUF_ROUND, &cap);
+	ck_assert_ptr_nonnull(p);
+	ck_assert(!__asan_region_is_poisoned(p, cap));
+	qfs_bigbuf_put(p, cap);
+	ck_assert(__asan_address_is_poisoned(p));
+	ck_assert(__asan_address_is_poisoned(p + cap - 1));
+	ck_assert_ptr_eq(qfs_bigbuf_get(QFS_BIGBUF_MIN + 1, &cap2), p);
+	ck_assert_uint_eq(cap2, cap);
+	ck_assert(!__asan_region_is_poisoned(p, cap2));
+	p[cap2 - 1] = 1;
+	qfs_bigbuf_put(p, cap2);
+	qfs_bigbuf_trim(0); /* frees a poisoned buffer: fine for ASan */
+	ck_assert_uint_eq(bb_stats().held, 0);
+}
+END_TEST
+#endif
 
 /* ---- qfs.c ---- */
 
@@ -1547,6 +1663,11 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, test_bigbuf_reuse);
 	tcase_add_test(tc, test_bigbuf_bound);
 	tcase_add_test(tc, test_bigbuf_idle);
+	tcase_add_test(tc, test_bigbuf_threads);
+	tcase_add_test(tc, test_bigbuf_huge);
+#if defined(__SANITIZE_ADDRESS__)
+	tcase_add_test(tc, test_bigbuf_poison);
+#endif
 	suite_add_tcase(s, tc);
 	return s;
 }

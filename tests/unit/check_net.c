@@ -399,6 +399,16 @@ START_TEST(test_send_frame)
 		ck_assert_int_eq(qfs_net_send_frame(a, 3, f), -ENOTCONN); /* no such node */
 	}
 	free(img);
+	/* a length raised past the frame's buffer (its header agreeing):
+	 * refused, never written (tcp puts its tag right after the bytes) */
+	img = mkframe(1, 2, 10, 100, &len);
+	f = qfs_net_frame_new(len - 64);
+	ck_assert_ptr_nonnull(f);
+	f->len = (uint32_t)len;
+	memcpy(f->data, img, QFS_NET_FRAME_HDR); /* the header only: the
+						  * rest does not fit */
+	ck_assert_int_eq(qfs_net_send_frame(a, 2, f), -EINVAL);
+	free(img);
 	ck_assert_int_eq(qfs_net_recv(b, &g), -EAGAIN);
 	qfs_net_free(net);
 }
