@@ -282,3 +282,20 @@ void qfs_val_release(struct qfs_val *v)
 	if (rel)
 		rel(own);
 }
+
+/* See buf.h. */
+int qfs_val_copy_out(struct qfs_val *v, void **p, size_t *len)
+{
+	void *copy = malloc(v->len ? v->len : 1);
+
+	if (!copy) {
+		qfs_val_release(v);
+		return -ENOMEM;
+	}
+	if (v->len)
+		memcpy(copy, v->data, v->len);
+	*p = copy;
+	*len = v->len;
+	qfs_val_release(v);
+	return 0;
+}

@@ -122,5 +122,11 @@ static inline int qfs_val_held(const struct qfs_val *v)
 /* Give what v holds back to its owner, exactly once, and empty v; an
  * empty v (or one released already) is left as is.  Any thread. */
 void qfs_val_release(struct qfs_val *v);
+/* Copy what v holds into a malloc'd *p (never NULL, even for an empty
+ * value; the caller frees it) with *len, then release v; on -ENOMEM v is
+ * released too and *p, *len are not set.  0 or -ENOMEM.  The copying
+ * reads (qfs_store_get, qfs_rnode_get, qfs_cell_get_at) are their _val
+ * read plus this. */
+int qfs_val_copy_out(struct qfs_val *v, void **p, size_t *len);
 
 #endif

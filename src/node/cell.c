@@ -1698,20 +1698,13 @@ static int strong_ok(struct qfs_cell *c, struct qfs_rnode *rn, qfs_group_t group
 int qfs_cell_get_at(struct qfs_cell *c, uint32_t id, qfs_group_t group, const uint8_t *key,
 		    size_t key_len, uint32_t wait_ms, void **val, size_t *val_len, uint32_t *leader)
 {
-	struct qfs_rnode *rn;
+	struct qfs_val v = { 0 };
 	int rc;
 
-	if (c->rc)
+	if (c->rc) /* the answer's buffer itself: no copy */
 		return qfs_rcell_get_at(c->rc, id, group, key, key_len, wait_ms, val, val_len, leader);
-	if (!cnode_of(c, id))
-		return -EINVAL;
-	if (!(rn = node_get(c, id)))
-		return -EHOSTDOWN;
-	rc = strong_ok(c, rn, group, leader);
-	if (!rc)
-		rc = qfs_rnode_get(rn, group, key, key_len, val, val_len);
-	node_put(c, id);
-	return rc;
+	rc = qfs_cell_get_at_val(c, id, group, key, key_len, wait_ms, &v, leader);
+	return rc ? rc : qfs_val_copy_out(&v, val, val_len);
 }
 
 /* See cell.h. */

@@ -3485,20 +3485,10 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 int qfs_rnode_get(struct qfs_rnode *rn, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
-	struct group *g = group_get(rn, group);
-	int rc;
+	struct qfs_val v = { 0 };
+	int rc = qfs_rnode_get_val(rn, group, key, key_len, &v);
 
-	if (!g)
-		return QFS_ENOGROUP;
-	if (g->logrep) { /* it holds no store: the leader serves */
-		group_put(rn, g);
-		return -EREMOTE;
-	}
-	pthread_rwlock_rdlock(&g->rw);
-	rc = g->dropped ? QFS_ENOGROUP : qfs_store_get(rn->store, group, key, key_len, val, val_len);
-	pthread_rwlock_unlock(&g->rw);
-	group_put(rn, g);
-	return rc;
+	return rc ? rc : qfs_val_copy_out(&v, val, val_len);
 }
 
 /* See rnode.h.  As qfs_rnode_get; a pinned value outlives the lock (a

@@ -579,26 +579,10 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
 int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		  void **val, size_t *val_len)
 {
-	rocksdb_pinnableslice_t *v;
-	size_t vlen;
-	int rc = store_get_item(s, group, key, key_len, &v);
+	struct qfs_val v = { 0 };
+	int rc = qfs_store_get_val(s, group, key, key_len, &v);
 
-	if (rc)
-		return rc;
-	if (!v)
-		return -ENOENT;
-	const char *p = rocksdb_pinnableslice_value(v, &vlen);
-	void *copy = malloc(vlen ? vlen : 1);
-	if (!copy) {
-		rc = -ENOMEM;
-	} else {
-		if (vlen)
-			memcpy(copy, p, vlen);
-		*val = copy;
-		*val_len = vlen;
-	}
-	rocksdb_pinnableslice_destroy(v);
-	return rc;
+	return rc ? rc : qfs_val_copy_out(&v, val, val_len);
 }
 
 static void pin_release(void *own)
