@@ -9,7 +9,11 @@
  * node (stores compared by scan); two nodes down (bounded failure, no hang)
  * then recovery; 4 and 8 concurrent proposers (group commit: fewer fsyncs
  * than proposals); the leader sending an entry before its own sync (the
- * followers make it durable while the leader's sync is held back); a cut-off leader's uncommitted entry replaced (-EAGAIN);
+ * followers make it durable while the leader's sync is held back); 8
+ * proposers in flight while the followers' and then the leader's syncs are
+ * held back (nothing answered, nothing committed beyond what the leader and
+ * one follower can have synced; every answered write read back strongly);
+ * a cut-off leader's uncommitted entry replaced (-EAGAIN);
  * a follower whose store was lost rebuilt from its WAL; argument and open
  * errors (bad config, unknown group, duplicate endpoint,
  * corrupt members file, foreign FORMAT) and the promise file on disk; a
@@ -61,6 +65,15 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 	return remove(path);
 }
 
+/* The seam of t_quorum_durable: syncs of G held back per node, and the
+ * highest LSN each node may have made durable (the last entry of every
+ * sync of G whose hook returned: its fdatasync comes after). */
+static struct {
+	int hold[NN];          /* atomic: 1 = the node's next syncs of G wait */
+	int blocked[NN];       /* atomic: 1 = a sync of the node waits now */
+	qfs_lsn_t released[NN]; /* atomic: >= the node's durable point in G */
+} QD;
+
 static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 
 /* Timers fast enough for tests: a leader in well under a second. */
@@ -110,6 +123,7 @@ static void node_stop(int i)
 
 static void setup(void)
 {
+	memset(&QD, 0, sizeof(QD));
 	SEAL_MS = 0;
 	strcpy(tmpdir, "/tmp/check_rnode.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -1065,10 +1079,22 @@ static struct {
 	int slow_ms;
 } SYNCT;
 
+
 static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg)
 {
 	int i = (int)(intptr_t)arg;
 	uint64_t end = qfs_clock_mono_ms() + 5000;
+
+	if (group == G) {
+		while (__atomic_load_n(&QD.hold[i], __ATOMIC_SEQ_CST) && qfs_clock_mono_ms() < end) {
+			__atomic_store_n(&QD.blocked[i], 1, __ATOMIC_SEQ_CST);
+			usleep(500);
+		}
+		__atomic_store_n(&QD.blocked[i], 0, __ATOMIC_SEQ_CST);
+		if (lsn > __atomic_load_n(&QD.released[i], __ATOMIC_SEQ_CST))
+			__atomic_store_n(&QD.released[i], lsn, __ATOMIC_SEQ_CST);
+		end = qfs_clock_mono_ms() + 5000;
+	}
 
 	if (group == G && __atomic_load_n(&SYNCT.slow, __ATOMIC_SEQ_CST) == i + 1)
 		usleep((useconds_t)SYNCT.slow_ms * 1000);
@@ -1116,6 +1142,197 @@ START_TEST(t_send_while_sync)
 	ck_assert_uint_ge(gi.durable, SYNCT.lsn);
 	for (int i = 0; i < NN; i++)
 		wait_key(i, "early", "v");
+}
+END_TEST
+
+/* t_quorum_durable's proposers and checker. */
+struct qd_worker {
+	int leader, id, ok;
+	qfs_ballot_t ballot;     /* the leader's, at the start */
+	uint32_t answered;       /* bit k: proposal k answered with success */
+};
+
+static int QD_OK;    /* atomic: proposals answered with success */
+static int QD_STOP;  /* atomic: the checker ends */
+static int QD_VIOL;  /* atomic: commits or answers beyond a durable quorum */
+static int QD_MOVED; /* atomic: leadership moved (the checks stop) */
+
+/* The highest LSN a quorum containing leader l can have durable now: l's
+ * own bound and the best follower's, the lower of the two. */
+static qfs_lsn_t qd_quorum(int l)
+{
+	qfs_lsn_t own = __atomic_load_n(&QD.released[l], __ATOMIC_SEQ_CST), best = 0;
+
+	for (int k = 0; k < NN; k++) {
+		qfs_lsn_t r = __atomic_load_n(&QD.released[k], __ATOMIC_SEQ_CST);
+
+		if (k != l && r > best)
+			best = r;
+	}
+	return own < best ? own : best;
+}
+
+/* Read leader l's state, then the bounds (which only grow): the commit and
+ * the applied point may never pass what l and one follower may have synced.
+ * Returns the applied point, or 0 if l no longer leads in ballot b. */
+static qfs_lsn_t qd_check(int l, qfs_ballot_t b, const char *who)
+{
+	struct qfs_rnode_ginfo gi;
+	qfs_lsn_t q;
+
+	if (qfs_rnode_group_info(RN[l], G, &gi) != 0 || gi.role != QFS_PAXOS_LEADER || gi.ballot != b) {
+		__atomic_store_n(&QD_MOVED, 1, __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	q = qd_quorum(l);
+	if (gi.commit > q || gi.applied > q) {
+		fprintf(stderr, "check_rnode: %s: commit %" PRIu64 " applied %" PRIu64
+			" beyond the durable quorum %" PRIu64 "\n", who, gi.commit, gi.applied, q);
+		__atomic_add_fetch(&QD_VIOL, 1, __ATOMIC_SEQ_CST);
+	}
+	return gi.applied;
+}
+
+static void *qd_writer(void *arg)
+{
+	struct qd_worker *w = arg;
+	char name[32];
+
+	for (int k = 0; k < 30; k++) {
+		int result = 99, rc;
+
+		snprintf(name, sizeof(name), "qd%d-%02d", w->id, k);
+		rc = propose(w->leader, name, "v", 0, 10000, &result, NULL);
+		if (rc != 0 || result != 0)
+			continue;
+		/* answered after the apply of its entry: the leader's applied
+		 * point covers it, so it must be durable on a quorum */
+		(void)qd_check(w->leader, w->ballot, "answer");
+		w->ok++;
+		w->answered |= 1u << k;
+		__atomic_add_fetch(&QD_OK, 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+struct qd_checker {
+	int leader;
+	qfs_ballot_t ballot;
+	uint64_t samples;
+};
+
+static void *qd_checker_main(void *arg)
+{
+	struct qd_checker *c = arg;
+
+	while (!__atomic_load_n(&QD_STOP, __ATOMIC_SEQ_CST) && !__atomic_load_n(&QD_MOVED, __ATOMIC_SEQ_CST)) {
+		(void)qd_check(c->leader, c->ballot, "sample");
+		c->samples++;
+		usleep(200);
+	}
+	return NULL;
+}
+
+/* Wait up to 5 s until a sync of node i waits in the seam; 0 if it does. */
+static int qd_wait_blocked(int i)
+{
+	uint64_t end = qfs_clock_mono_ms() + 5000;
+
+	while (!__atomic_load_n(&QD.blocked[i], __ATOMIC_SEQ_CST))
+		if (qfs_clock_mono_ms() >= end)
+			return -1;
+		else
+			usleep(500);
+	return 0;
+}
+
+/* An answer means durable on 2 of 3, the leader's own sync counted (the
+ * rule any overlap of rounds must keep): 8 proposer threads keep proposals
+ * in flight (30 each) while the followers' syncs are held back by the test
+ * seam: for 50 ms nothing is answered although the leader synced entries
+ * of its own (durable > commit there).  Then one follower syncs again: the
+ * proposals go on with it, the other one still held.  Then the leader's
+ * own syncs are held too for 50 ms.  All along, a checker thread and
+ * every proposer after its answer check that the leader's commit and
+ * applied points never pass what the leader and one follower may have
+ * made durable (each node's bound: the last entry of every sync whose
+ * seam returned).  At the end every answered write is read back by a
+ * strong read on the leader.  Holds are shorter than an election timeout
+ * (150 ms here); if leadership moves anyway, the checks stop there and
+ * only what was checked until then is asserted. */
+START_TEST(t_quorum_durable)
+{
+	struct qd_worker w[8];
+	struct qd_checker ck;
+	struct qfs_rnode_ginfo gi;
+	pthread_t th[8], ct;
+	int l, f1, f2, ok = 0;
+
+	put_acked("warm", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	f1 = (l + 1) % NN;
+	f2 = (l + 2) % NN;
+	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+	QD_OK = QD_STOP = QD_VIOL = QD_MOVED = 0;
+	ck = (struct qd_checker){ .leader = l, .ballot = gi.ballot };
+	for (int i = 0; i < 8; i++)
+		w[i] = (struct qd_worker){ .leader = l, .id = i, .ballot = gi.ballot };
+	__atomic_store_n(&QD.hold[f1], 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&QD.hold[f2], 1, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(pthread_create(&ct, NULL, qd_checker_main, &ck), 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, qd_writer, &w[i]), 0);
+	/* 1. both followers held: nothing may be answered */
+	ck_assert_int_eq(qd_wait_blocked(f1), 0);
+	ck_assert_int_eq(qd_wait_blocked(f2), 0);
+	usleep(50000);
+	for (uint64_t end = qfs_clock_mono_ms() + 5000;; usleep(1000)) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.durable > gi.commit || qfs_clock_mono_ms() >= end)
+			break;
+	}
+	ck_assert_int_eq(__atomic_load_n(&QD_OK, __ATOMIC_SEQ_CST), 0);
+	ck_assert_msg(gi.durable > gi.commit, "leader durable %" PRIu64 " commit %" PRIu64, gi.durable,
+		      gi.commit);
+	/* 2. one follower syncs again: the quorum is the leader and it */
+	__atomic_store_n(&QD.hold[f1], 0, __ATOMIC_SEQ_CST);
+	for (uint64_t end = qfs_clock_mono_ms() + 5000;
+	     __atomic_load_n(&QD_OK, __ATOMIC_SEQ_CST) < 40 && qfs_clock_mono_ms() < end;)
+		usleep(1000);
+	/* 3. the leader's own syncs held as well */
+	__atomic_store_n(&QD.hold[l], 1, __ATOMIC_SEQ_CST);
+	if (qd_wait_blocked(l) == 0)
+		usleep(50000);
+	__atomic_store_n(&QD.hold[l], 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&QD.hold[f2], 0, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	__atomic_store_n(&QD_STOP, 1, __ATOMIC_SEQ_CST);
+	pthread_join(ct, NULL);
+	for (int i = 0; i < 8; i++)
+		ok += w[i].ok;
+	fprintf(stderr, "check_rnode: t_quorum_durable: %d of 240 answered, %llu samples%s\n", ok,
+		(unsigned long long)ck.samples, QD_MOVED ? ", leadership moved" : "");
+	ck_assert_int_eq(__atomic_load_n(&QD_VIOL, __ATOMIC_SEQ_CST), 0);
+	if (!QD_MOVED)
+		ck_assert_int_eq(ok, 240);
+	/* every answered write, read back by a strong read on the leader */
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	for (int i = 0; i < 8; i++)
+		for (int k = 0; k < 30; k++) {
+			char name[32];
+			uint64_t end = qfs_clock_mono_ms() + 5000;
+
+			if (!(w[i].answered & (1u << k)))
+				continue;
+			snprintf(name, sizeof(name), "qd%d-%02d", i, k);
+			while (!qfs_rnode_can_read_strong(RN[l], G) && qfs_clock_mono_ms() < end)
+				usleep(1000);
+			ck_assert(qfs_rnode_can_read_strong(RN[l], G));
+			ck_assert_int_eq(get_is(l, name, "v"), 0);
+		}
 }
 END_TEST
 
@@ -2867,6 +3084,11 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_snapshot);
 	tcase_add_test(tc, t_snap_codec);
 	tcase_add_test(tc, t_store_install);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("quorum");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t_quorum_durable);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("big");
 	tcase_add_checked_fixture(tc, setup, teardown);
