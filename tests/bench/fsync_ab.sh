@@ -1,0 +1,105 @@
+#!/bin/bash
+# tests/bench/fsync_ab.sh - concurrent 4 KiB pwrite+fsync writers (issue 8's
+# "8 writers" row) against a fresh default mount, two binaries alternating
+# (ABBA), with the counters that tell where the rate comes from: replica
+# log syncs and proposals per fsync() (.quorumfs/stats, all three
+# replicas) and the daemon's CPU time per fsync() (/proc/PID/stat).
+#
+# Usage (as root, from a build directory):
+#   tests/bench/fsync_ab.sh [-r ROUNDS] [-f FSYNCS] [-w WRITERS]
+#   -r ROUNDS   rounds (default 3); with QFS_OLD_BIN each round runs the
+#               two binaries ABBA (new, old, old, new)
+#   -f FSYNCS   pwrite+fsync calls per writer (default 500)
+#   -w WRITERS  writers, each its own file (default 8; 1 for the serial row)
+#   QFS_BIN      the quorumfs binary (default ./fs/quorumfs)
+#   QFS_OLD_BIN  a baseline binary (optional)
+# Not a test (not in make check).  One line per run, then the medians:
+#   bin=new fsyncs/s=... p50_ms=... syncs/fsync=... proposals/fsync=... cpu_us/fsync=... load=...
+#   median bin=new fsyncs/s=... syncs/fsync=... cpu_us/fsync=... runs=N
+# The writers are `quorumfs bench --raw --only fsyncn` (fsync1 with -w 1),
+# which also does a warm-up of 100 calls per writer: the counters divide
+# by the timed calls only, so they include the warm-up's share.
+# doc/perf.md "AFTER 15".
+ROUNDS=3
+F=500
+W=8
+while getopts r:f:w:h opt; do
+	case $opt in
+	r) ROUNDS=$OPTARG ;;
+	f) F=$OPTARG ;;
+	w) W=$OPTARG ;;
+	*) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	esac
+done
+: "${QFS_BIN:=$(pwd)/fs/quorumfs}"
+[ -x "$QFS_BIN" ] || { echo "fsync_ab.sh: $QFS_BIN is not executable (set QFS_BIN)" >&2; exit 2; }
+[ -z "${QFS_OLD_BIN:-}" ] || [ -x "$QFS_OLD_BIN" ] || { echo "fsync_ab.sh: QFS_OLD_BIN $QFS_OLD_BIN is not executable" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "fsync_ab.sh: needs root (FUSE)" >&2; exit 2; }
+ONLY=fsyncn
+[ "$W" -eq 1 ] && ONLY=fsync1
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-fsyncab.XXXXXX")
+MNT=$T/mnt
+PID=
+cleanup() {
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+	[ -n "$PID" ] && wait "$PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+TCK=$(getconf CLK_TCK)
+
+# cell_sum: "FSYNCS PROPOSALS" of the mount (.quorumfs/stats, line "cell")
+cell_sum() {
+	awk '$1 == "cell" { for (i = 2; i < NF; i++) { if ($i == "fsyncs") f = $(i + 1); if ($i == "proposals") p = $(i + 1) } }
+	     END { print f + 0, p + 0 }' "$MNT/.quorumfs/stats"
+}
+
+# one NAME BIN: mount BIN fresh, run the writers, print the line, unmount.
+one() {
+	local data=$T/data.$1 s0 p0 s1 p1 c0 c1 rate p50
+	rm -rf "$data"
+	mkdir -p "$data" "$MNT"
+	"$2" mount -f "$data" "$MNT" >"$T/daemon.$1.out" 2>&1 &
+	PID=$!
+	for _ in $(seq 200); do [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.05; done
+	[ -e "$MNT/.quorumfs/status" ] || { cat "$T/daemon.$1.out" >&2; echo "mount failed" >&2; exit 1; }
+	mkdir "$MNT/b" || exit 1
+	read -r s0 p0 < <(cell_sum)
+	c0=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
+	"$2" bench --raw --only "$ONLY" -f "$F" -w "$W" "$MNT/b" >"$T/bench.out" 2>"$T/bench.err" ||
+		{ cat "$T/bench.err" >&2; echo "fsync_ab.sh: quorumfs bench failed" >&2; exit 1; }
+	c1=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
+	read -r s1 p1 < <(cell_sum)
+	read -r rate p50 < <(awk '$2 ~ /^fsync_/ { print $3, $5 }' "$T/bench.out")
+	[ -n "$rate" ] || { cat "$T/bench.out" >&2; echo "fsync_ab.sh: no fsync row" >&2; exit 1; }
+	awk -v b="$1" -v r="$rate" -v p="$p50" -v n=$((F * W)) -v s=$((s1 - s0)) -v q=$((p1 - p0)) \
+		-v c=$((c1 - c0)) -v k="$TCK" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+		printf "bin=%s fsyncs/s=%.0f p50_ms=%s syncs/fsync=%.2f proposals/fsync=%.2f cpu_us/fsync=%.0f load=%s\n",
+			b, r, p, s / n, q / n, c / k / n * 1e6, l }' | tee -a "$T/lines"
+	fusermount3 -u "$MNT" || exit 1
+	wait "$PID"
+	PID=
+	rm -rf "$data"
+}
+
+for _ in $(seq "$ROUNDS"); do
+	if [ -n "${QFS_OLD_BIN:-}" ]; then
+		one new "$QFS_BIN"; one old "$QFS_OLD_BIN"; one old "$QFS_OLD_BIN"; one new "$QFS_BIN"
+	else
+		one new "$QFS_BIN"
+	fi
+done
+# medians per binary
+for b in new old; do
+	grep -q "^bin=$b " "$T/lines" || continue
+	awk -v b="$b" '$1 == "bin=" b { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1], ++n[kv[1]]] = kv[2] } }
+	function med(k,   m, i, j, t, a) {
+		m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k, i]
+		for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+	}
+	END { printf "median bin=%s fsyncs/s=%.0f syncs/fsync=%.2f cpu_us/fsync=%.0f runs=%d\n",
+		b, med("fsyncs/s"), med("syncs/fsync"), med("cpu_us/fsync"), n["fsyncs/s"] }' "$T/lines"
+done
