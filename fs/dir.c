@@ -12,8 +12,13 @@
  * getdents calls, unlinks and seekdirs come in between.  Offsets 1 and 2
  * follow "." and ".." (the parent as last seen).  Design: doc/fs.md
  * ("readdir offsets").
+ * When the kernel opens directories itself (fs->no_opendir: opendir answers
+ * ENOSYS, so a warm walk asks the daemon nothing), readdir comes with no
+ * handle (fh 0) and uses the directory inode's own one (in->dsh), made at
+ * its first listing; its page is dropped at the end of each listing.
  * Locks: a handle's mu before its directory's registry mu (dircookies.mu);
- * opendir takes the inode's mu alone, to set in->dck once.
+ * opendir and the first handle-less readdir take the inode's mu alone, to
+ * set in->dck and in->dsh once.
  */
 #include "config.h"
 
@@ -170,12 +175,47 @@ static void dirh_free(struct dir_handle *h)
 	free(h);
 }
 
+void qfs_fs_dir_shared_free(struct dir_handle *h)
+{
+	if (h)
+		dirh_free(h);
+}
+
+/* The inode's handle for readdirs without opendir (in->dsh), made at the
+ * first; with in's reference held by the caller.  NULL when out of memory. */
+static struct dir_handle *dir_shared(struct qfs_fs_inode *in)
+{
+	struct dir_handle *h;
+
+	pthread_mutex_lock(&in->mu);
+	if (!in->dck)
+		in->dck = ck_new();
+	if (!in->dsh && in->dck && (in->dsh = calloc(1, sizeof(*in->dsh)))) {
+		in->dsh->ino = in->ino;
+		in->dsh->table = in->table;
+		in->dsh->ck = in->dck;
+		pthread_mutex_init(&in->dsh->mu, NULL);
+	}
+	h = in->dsh;
+	pthread_mutex_unlock(&in->mu);
+	return h;
+}
+
 void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct dir_handle *h;
 
+	if (fs->no_opendir) {
+		/* the kernel opens the directory itself, FOPEN_CACHE_DIR and
+		 * KEEP_CACHE set, and sends no releasedir; its readdirs use
+		 * the inode's handle (dir_fill), the first of a listing stores
+		 * the pending creates */
+		qfs_fs_done(req, FOP_OPENDIR, t0, 0);
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return qfs_fs_fail(req, FOP_OPENDIR, t0, -ENOMEM, "dir handle");
@@ -414,14 +454,27 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	struct qfs_fs *fs = qfs_fs_of(req);
 	uint64_t t0 = qfs_clock_mono_ns();
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
-	qfs_fs_tl_table = h ? h->table : 0; /* this reply's table (avail.c) */
+	struct qfs_fs_inode *in = NULL; /* referenced while its own handle is used */
 	char *buf;
 	size_t pos = 0;
 	int rc = 0;
 
+	if (!h && !qfs_fs_is_ctl(ino)) {
+		in = qfs_fs_get_inode(fs, ino);
+		if (!in)
+			return qfs_fs_fail(req, FOP_READDIR, t0, -ESTALE, "unknown ino=%lu", ino);
+		if (!(h = dir_shared(in))) {
+			qfs_fs_iput(fs, in);
+			return qfs_fs_fail(req, FOP_READDIR, t0, -ENOMEM, "dir handle of ino=%lu", ino);
+		}
+	}
+	qfs_fs_tl_table = h ? h->table : 0; /* this reply's table (avail.c) */
 	buf = malloc(size);
-	if (!buf)
+	if (!buf) {
+		if (in)
+			qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_READDIR, t0, -ENOMEM, "readdir buffer");
+	}
 	if (qfs_fs_is_ctl(ino)) {
 		pos = qfs_fs_ctl_readdir(req, buf, size, off, plus);
 		qfs_fs_done(req, FOP_READDIR, t0, 0);
@@ -431,9 +484,16 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	}
 	if (off == 0 && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
 		free(buf);
+		if (in)
+			qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_READDIR, t0, rc, "pending creates of ino=%lu", ino);
 	}
 	pthread_mutex_lock(&h->mu);
+	if (in) { /* ".." as the inode last saw it */
+		pthread_mutex_lock(&fs->itab_mu);
+		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
+		pthread_mutex_unlock(&fs->itab_mu);
+	}
 	size_t idx = 0;
 	off_t i = off < 0 ? 0 : off; /* 0: ".", 1: "..", 2: the entries */
 	if (i >= COOKIE_FIRST)
@@ -482,7 +542,17 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 			idx++;
 	}
 	h->hint = idx;
+	if (in && rc == 0 && pos == 0) {
+		/* the end of a listing (the kernel reads up to an empty reply):
+		 * the inode's handle keeps no page while no listing runs */
+		page_clear(h);
+		free(h->ents);
+		h->ents = NULL;
+		h->cap = 0;
+	}
 	pthread_mutex_unlock(&h->mu);
+	if (in)
+		qfs_fs_iput(fs, in);
 	if (rc && pos == 0) {
 		free(buf);
 		return qfs_fs_fail(req, FOP_READDIR, t0, rc, "ino=%lu off=%lld", ino, (long long)off);
@@ -508,6 +578,10 @@ void qfs_fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
 	qfs_fs_tl_table = h ? h->table : 0; /* this reply's table (avail.c) */
 
+	if (!h) { /* not ours: a directory the kernel opened itself (fs->no_opendir) */
+		fuse_reply_err(req, 0);
+		return;
+	}
 	pthread_mutex_lock(&fs->dirh_mu);
 	if (h->prev)
 		h->prev->next = h->next;

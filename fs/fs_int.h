@@ -76,6 +76,7 @@ struct qfs_fs_pend {
 };
 
 struct qfs_fs_dircookies;
+struct dir_handle;
 
 struct qfs_fs_inode {
 	qfs_ino_t ino;
@@ -117,6 +118,9 @@ struct qfs_fs_inode {
 					thread's own (or the unmount's) list */
 	struct qfs_fs_dircookies *dck; /* directories: readdir offsets handed out (dir.c);
 					set once by opendir under mu, freed with the inode */
+	struct dir_handle *dsh;      /* directories: the handle of the readdirs that come
+					without an opendir (fs->no_opendir; dir.c); set
+					once under mu, freed with the inode */
 };
 
 enum qfs_fs_op {
@@ -130,6 +134,10 @@ struct qfs_fs {
 	struct qfs_router *r;
 	const struct qfs_fs_opts *o;
 	double timeout;               /* kernel entry/attr/negative-entry cache, seconds */
+	bool no_opendir;              /* opendir answers ENOSYS: the kernel opens and
+					 releases directories itself, every listing
+					 cacheable; set by op_init before any other
+					 request (doc/fs.md "Kernel caches") */
 	struct fuse_session *se;      /* set once mounted; for cache invalidation */
 	pthread_mutex_t itab_mu;
 	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
@@ -399,6 +407,8 @@ void qfs_fs_dir_close_all(struct qfs_fs *fs);
 /* Free a directory's readdir offset registry (NULL: nothing); the inode is
  * being freed, so the kernel holds none of its offsets any more. */
 void qfs_fs_dir_cookies_free(struct qfs_fs_dircookies *ck);
+/* Free an inode's handle of readdirs without opendir (in->dsh; NULL: nothing). */
+void qfs_fs_dir_shared_free(struct dir_handle *h);
 
 /* xattr.c */
 void qfs_fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,

@@ -31,6 +31,7 @@ static void ifree(struct qfs_fs_inode *in)
 {
 	qfs_fs_drop_buffers(in);
 	qfs_fs_pend_free(in->pend); /* unmounted while pending: never stored */
+	qfs_fs_dir_shared_free(in->dsh);
 	qfs_fs_dir_cookies_free(in->dck);
 	pthread_mutex_destroy(&in->mu);
 	free(in);

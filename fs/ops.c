@@ -2082,6 +2082,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct qfs_fs *fs = userdata;
+
 	conn->max_write = 1u << 20;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE; /* doc/fs.md "Kernel caches" */
 	/* O_TRUNC arrives with OPEN (op_open truncates in memory, stored at
@@ -2103,6 +2105,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * here, less than the LOOKUP round trip find, du and ls -l would make
 	 * for each entry past the first page (doc/fs.md "Kernel caches") */
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	/* a warm walk asks the daemon nothing (doc/fs.md "Kernel caches"):
+	 * opendir answers ENOSYS, so the kernel opens and releases
+	 * directories itself with their listings cached (FOPEN_CACHE_DIR),
+	 * and keeps symlink targets in its page cache (a target never
+	 * changes); not with kernel caching off (cache_timeout=0) */
+	if (fs->timeout > 0 && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT))
+		fs->no_opendir = true;
+	if (fs->timeout > 0 && (conn->capable & FUSE_CAP_CACHE_SYMLINKS))
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
 const struct fuse_lowlevel_ops qfs_fs_ops = {

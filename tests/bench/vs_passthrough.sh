@@ -5,7 +5,7 @@
 #
 # Usage (as root, from a build directory or with QFS_BIN set):
 #   tests/bench/vs_passthrough.sh [-q] [-r CYCLES] [-n CREATES] [-f FSYNCS]
-#                                 [-b MIB] [-t TREE] [-S]
+#                                 [-b MIB] [-t TREE] [-w WALKS] [-S]
 #     -q  quick: -r 1 -n 200 -f 50 -b 64 -t /usr/include/linux
 #     -r  cp -a / rm -rf cycles of the tree, and repetitions of the create and
 #         fsync rows; medians are printed (default 3)
@@ -13,6 +13,8 @@
 #     -f  4 KiB pwrite+fsync calls per writer, 1 and 8 writers (default 500)
 #     -b  MiB of random data written with dd conv=fsync (default 1024, at least 4)
 #     -t  the tree copied with cp -a (default /usr/include)
+#     -w  timed warm walks of each kind per target, the median printed
+#         (default 3; a warm walk takes milliseconds: 20 for a stable figure)
 #     -S  also strace the daemon during one more (untimed) cp -a and a loop of
 #         creates: fsync+fdatasync calls per entry, futex calls per create
 #   QFS_BIN   the quorumfs binary (default ./fs/quorumfs)
@@ -36,7 +38,7 @@
 #    per entry from .quorumfs/stats deltas during the first cp; the
 #    daemon's VmRSS/VmHWM after the R-th copy; proposals and cell fsyncs
 #    per fsync() of 8 writers (group commit) from the same counters;
-#  - warm find -ls / ls -lR / du -s of the copied tree (median of 3), and
+#  - warm find -ls / ls -lR / du -s of the copied tree (median of -w), and
 #    each again after a remount (native: none) + echo 3 > drop_caches;
 #  - `quorumfs bench --raw --only small,fsync` for serial creates/unlinks
 #    and 4 KiB pwrite+fsync with 1 and 8 writers (R repetitions);
@@ -59,7 +61,8 @@ NFSYNC=500
 BIG=1024
 TREE=/usr/include
 STRACE=
-while getopts qr:n:f:b:t:Sh opt; do
+WARM=3
+while getopts qr:n:f:b:t:w:Sh opt; do
 	case $opt in
 	q) R=1; NCREATE=200; NFSYNC=50; BIG=64; TREE=/usr/include/linux ;;
 	r) R=$OPTARG ;;
@@ -67,6 +70,7 @@ while getopts qr:n:f:b:t:Sh opt; do
 	f) NFSYNC=$OPTARG ;;
 	b) BIG=$OPTARG ;;
 	t) TREE=$OPTARG ;;
+	w) WARM=$OPTARG ;;
 	S) STRACE=1 ;;
 	*) sed -n '2,40s/^# \{0,1\}//p' "$0"; exit 2 ;;
 	esac
@@ -163,8 +167,8 @@ for tgt in $QTARGETS; do
 	put hwm "$tgt" "$(awk '$1 == "VmHWM:" { print $2 }' "$T/rss")"
 done
 
-# --- walks of the last copy: warm (median of 3), then cold
-walks 3 1
+# --- walks of the last copy: warm (median of WARM), then cold
+walks "$WARM" 1
 note "walks done"
 for tgt in $TARGETS; do settle; timed rm "$tgt" rm -rf "$(dir_of "$tgt")/tree"; done
 
@@ -248,7 +252,7 @@ note "dd done"
 
 # --- the table
 awk -v entries="$ENTRIES" -v tree="$TREE" -v mb="$TREE_MB" -v r="$R" -v nc="$NCREATE" -v big="$BIG" \
-	-v nfloor="$NFLOOR" -v old="${QFS_OLD_BIN:+1}" '
+	-v nfloor="$NFLOOR" -v warm="$WARM" -v old="${QFS_OLD_BIN:+1}" '
 function med(k, t,    n, i, j, v, x) {
 	n = cnt[k, t]
 	if (n == 0) return ""
@@ -265,7 +269,7 @@ function least(k, t,    i, m) {
 }
 function fmt(x, unit) {
 	if (x == "") return ""
-	if (unit == "s") return sprintf(x < 1 ? "%.3f s" : "%.2f s", x)
+	if (unit == "s") return sprintf(x < 0.1 ? "%.4f s" : x < 1 ? "%.3f s" : "%.2f s", x)
 	if (unit == "/s") return sprintf("%.0f /s", x)
 	if (unit == "MiB/s") return sprintf("%.0f MiB/s", x)
 	return sprintf("%s %s", x, unit)
@@ -301,7 +305,7 @@ END {
 	row(sprintf("cp -a %s (%d entries, %s MB), median of %d", tree, entries, mb, r), "cp", "s")
 	row(sprintf("rm -rf of it, median of %d", r), "rm", "s")
 	row(sprintf("cp -a + rm -rf, median of %d", r), "cprm", "s")
-	row("warm find -ls of the copy, median of 3", "warm_find", "s")
+	row("warm find -ls of the copy, median of " warm, "warm_find", "s")
 	row("warm ls -lR", "warm_ls", "s")
 	row("warm du -s", "warm_du", "s")
 	row("find -ls after remount + drop_caches", "cold_find", "s")
@@ -368,7 +372,7 @@ function target(label, bound, key, kind, unit, how,    q, o) {
 }
 function fmtb(x, unit) {
 	if (x == "") return ""
-	if (unit == "s") return sprintf("%.2f s", x)
+	if (unit == "s") return sprintf(x < 0.1 ? "%.4f s" : "%.2f s", x)
 	if (unit == "ms") return sprintf("%.3f ms", x)
 	if (unit == "x") return sprintf("%.2f", x)
 	return sprintf("%.0f %s", x, unit)

@@ -20,6 +20,13 @@
 #     forgotten exactly (no "forget beyond lookup count" in the log).
 #  6. a security.* xattr set after writes (which cached "none") is seen.
 #  7. a chmod with no open handle is durable at return (kill -9 after it).
+#  8. a warm walk asks the daemon nothing: after one find -ls / ls -lR /
+#     du -s of a small tree (symlinks too), a second sends no OPENDIR,
+#     READDIR(PLUS), READLINK, LOOKUP, GETATTR nor xattr request
+#     (.quorumfs/stats op counts unchanged but for reading the stats file);
+#     and what changes after it is still seen: a name created (pending,
+#     still open), renamed and unlinked in a listed directory, a symlink
+#     replaced, a table made at the listed root.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 rsync setfattr getfattr
@@ -287,4 +294,50 @@ qfs_kill9
 mount_again $MOPTS
 [ "$(stat -c '%a %u %g %Y' "$A/g")" = "612 77 88 $(date -d '2002-03-04 05:06:07.5' +%s)" ] ||
 	fail "a shell setattr was lost: $(stat -c '%a %u %g %Y' "$A/g")"
+
+# --- 8. a warm walk asks the daemon nothing; later changes are still seen
+W=$A/ww
+mkdir -p "$W/d1/d2" "$W/e" || fail "mkdir ww"
+for i in $(seq 30); do head -c $((RANDOM % 3000 + 1)) /dev/urandom >"$W/d1/f$i"; done
+for i in $(seq 10); do head -c 100 /dev/urandom >"$W/d1/d2/g$i"; done
+ln -s d1/f1 "$W/l1" && ln -s ../d1/d2/g1 "$W/e/l2" || fail "symlinks"
+# ops NAME...: "name count" of the FUSE ops of .quorumfs/stats
+ops() { awk '$1 == "op" { print $2, $4 }' "$MNT/.quorumfs/stats"; }
+walk() { find "$W" -ls && ls -lR "$W" && du -s "$W" && readlink "$W/l1" "$W/e/l2"; }
+# two walks: the first listing invalidates the directories' atime, so the
+# next stat of each sends a GETATTR, which makes the kernel forget their
+# cached ACLs, asked again (getxattr) by the next ls -l
+walk >/dev/null && walk >/dev/null || fail "first walks"
+ops >"$T/ops0"; ops >"$T/ops1"             # what reading the stats file itself costs
+walk >"$T/walk2" || fail "warm walk"
+ops >"$T/ops2"
+# allowed: ls's one getxattr of security.selinux (EOPNOTSUPP, then no more
+# on this device: doc/fs.md "Kernel caches")
+bad=$(join "$T/ops0" "$T/ops1" | join - "$T/ops2" | awk '
+	$1 ~ /^(lookup|getattr|opendir|readdir|readlink|getxattr|listxattr)$/ &&
+	$4 - $3 - ($3 - $2) > ($1 == "getxattr") {
+		printf "%s +%d ", $1, $4 - $3 - ($3 - $2) }')
+[ -z "$bad" ] || fail "a warm walk reached the daemon: $bad"
+grep -q ' d1/f1$' "$T/walk2" || fail "warm walk output lacks the symlink target"
+# changes after the walk, each seen by the next listing
+python3 - "$W" <<'PY' || fail "changes after a warm walk not seen"
+import os, subprocess, sys
+w = sys.argv[1]
+ls = lambda d: set(os.listdir(d))
+fd = os.open(f"{w}/d1/new", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # pending: not closed
+os.write(fd, b"x")
+out = subprocess.run(["ls", f"{w}/d1"], capture_output=True, text=True, check=True).stdout.split()
+assert "new" in out, "a pending create missing from another process's listing"
+os.close(fd)
+os.rename(f"{w}/d1/f2", f"{w}/e/f2m")
+assert "f2" not in ls(f"{w}/d1") and "f2m" in ls(f"{w}/e"), "rename not seen"
+os.unlink(f"{w}/d1/f3")
+assert "f3" not in ls(f"{w}/d1"), "unlink not seen"
+os.unlink(f"{w}/l1"); os.symlink("d1/f4", f"{w}/l1")
+assert os.readlink(f"{w}/l1") == "d1/f4", "replaced symlink shows its old target"
+root = os.path.dirname(os.path.dirname(w))
+before = ls(root)
+os.mkdir(f"{root}/wwt")
+assert ls(root) == before | {"wwt"}, "a new table missing from the cached root listing"
+PY
 echo "ok"

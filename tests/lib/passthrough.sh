@@ -57,16 +57,21 @@ timed() {
 walk_find() { find "$1" -ls; }
 walk_ls() { ls -lR "$1"; }
 walk_du() { du -s "$1"; }
-# walks WARM COLD: per target of TARGETS, one unmeasured walk of each kind
-# of its tree (dir_of TARGET/tree), then WARM timed rounds (warm_find,
-# warm_ls, warm_du); then COLD rounds of, per kind and target, cold TARGET
-# (the caller's remount + drop) and a timed walk (cold_find ...).
+# walks WARM COLD: per target of TARGETS, two unmeasured walks of each
+# kind of its tree (dir_of TARGET/tree), then WARM timed rounds (warm_find,
+# warm_ls, warm_du), each round over every target, in the caller's
+# targets_of ROUND order when it has one (else TARGETS); then COLD rounds
+# of, per kind and target, cold TARGET (the caller's remount + drop) and a
+# timed walk (cold_find ...).
 walks() {
-	local warm=$1 rounds=$2 tgt d w
+	local warm=$1 rounds=$2 tgt d w r
 	for tgt in $TARGETS; do
 		d=$(dir_of "$tgt")/tree
-		for w in find ls du; do walk_$w "$d" >/dev/null; done
-		for _ in $(seq "$warm"); do
+		for _ in 1 2; do for w in find ls du; do walk_$w "$d" >/dev/null; done; done
+	done
+	for r in $(seq "$warm"); do
+		for tgt in $(if declare -F targets_of >/dev/null; then targets_of "$r"; else echo "$TARGETS"; fi); do
+			d=$(dir_of "$tgt")/tree
 			for w in find ls du; do timed "warm_$w" "$tgt" "walk_$w" "$d"; done
 		done
 	done
