@@ -149,7 +149,7 @@ grep -q 'operator=' "$T/rebuild.lines" || fail "the rebuild line does not say wh
 log_since | grep -E "rnode group stopped at open group=$G node=1 " >"$T/stopped.lines" ||
 	fail "no 'rnode group stopped at open group=$G node=1' line"
 grep -qE ' err="[^"]*" scope=replica ' "$T/stopped.lines" || fail "unquoted err= in: $(cat "$T/stopped.lines")"
-for _ in $(seq 50); do
+for _ in $(seq 300); do # 30 s at most (was 5: short for a loaded machine)
 	log_since | grep -Eq "rnode snapshot installed group=$G node=1 " && break
 	sleep 0.1
 done
