@@ -156,8 +156,9 @@ qfs_wait_agree "$G" 30 || fail "node 3 was not rebuilt: the replicas of group $G
 qfs_wait_agree "$META" 30 || fail "node 3 was not rebuilt: the replicas of the meta group do not agree 30 s after its start"
 note "node 3 rebuilt in $((SECONDS - t0)) s"
 status_of "$G"
-# the line follows the store's install by a moment: allow 5 s
-for _ in $(seq 50); do
+# the line follows the store's install by a moment: allow 30 s (5 s was
+# short for a loaded machine)
+for _ in $(seq 300); do
 	grep -Eq "rnode snapshot installed group=$G node=3 from=[12] lsn=[0-9]+ " "$T/daemon.out" && break
 	sleep 0.1
 done
