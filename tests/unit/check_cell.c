@@ -354,6 +354,22 @@ static int seg_count(uint32_t id, qfs_group_t g)
 	return n;
 }
 
+/* Wait (10 s at most, then fail) until node id's WAL of g has more than
+ * `than` segment files: an age seal is the I/O thread's, which a loaded
+ * machine (the sanitizer build, other tests) runs late; a fixed sleep past
+ * the seal age alone made the next records join the unsealed segment. */
+static void wait_segs(uint32_t id, qfs_group_t g, int than)
+{
+	uint64_t t0 = qfs_clock_mono_ms();
+
+	while (seg_count(id, g) <= than) {
+		ck_assert_msg(qfs_clock_mono_ms() - t0 < 10000, "node %u: group %016" PRIx64
+			      " still has %d segments after 10 s, want more than %d (no age seal)",
+			      id, g, seg_count(id, g), than);
+		usleep(10000);
+	}
+}
+
 /* Check that node id alone (the other two stopped; eventual reads) holds
  * names prefix00..prefix<n-1> = val in g and exactly n items; restart the
  * other two. */
@@ -807,6 +823,8 @@ START_TEST(t_reconcile_create)
 	ck_assert(!on_disk(3, G));
 	put_many(G, "r", 0, 10, "v");
 	usleep(120000); /* segment 1 sealed by age (50 ms) */
+	wait_segs(1, G, 1);
+	wait_segs(2, G, 1);
 	put_many(G, "r", 10, 20, "v");
 	/* node 3 never reported this group: a release frees nothing */
 	ck_assert_int_ge(seg_count(1, G), 2);
@@ -1076,16 +1094,23 @@ START_TEST(t_wal_release)
 	qfs_lsn_t applied;
 	struct grp s;
 	uint64_t a2;
+	int n0[3] = { 0, 0, 0 };
 
 	cell_open(QFS_CELL_READ_EVENTUAL, 5000, 50);
 	ck_assert_int_eq(qfs_cell_group_create(C, G), 0);
 	for (int k = 0; k < 20; k++) {
 		char name[16];
 
+		if (k % 5 == 0)
+			for (uint32_t id = 1; id <= 3; id++)
+				n0[id - 1] = seg_count(id, G);
 		snprintf(name, sizeof(name), "w%02d", k);
 		put_ok(G, name, "v");
-		if (k % 5 == 4)
+		if (k % 5 == 4) {
 			usleep(120000); /* the open segment ages out: sealed */
+			for (uint32_t id = 1; id <= 3; id++)
+				wait_segs(id, G, n0[id - 1]);
+		}
 	}
 	wait_caught_up(G, 5000);
 	ck_assert_int_eq(qfs_cell_wal_info(C, G, dir, sizeof(dir), &applied), 0);
@@ -1101,10 +1126,16 @@ START_TEST(t_wal_release)
 	for (int k = 20; k < 50; k++) {
 		char name[16];
 
+		if (k % 5 == 0)
+			for (uint32_t id = 1; id <= 3; id += 2)
+				n0[id - 1] = seg_count(id, G);
 		snprintf(name, sizeof(name), "w%02d", k);
 		put_ok(G, name, "v");
-		if (k % 5 == 4)
+		if (k % 5 == 4) {
 			usleep(120000);
+			for (uint32_t id = 1; id <= 3; id += 2)
+				wait_segs(id, G, n0[id - 1]);
+		}
 	}
 	for (uint32_t id = 1; id <= 3; id += 2)
 		ck_assert_msg(seg_exists(id, G, 1), "node %u: no segment 1 before the release", id);
