@@ -25,8 +25,13 @@ for c in promtool prometheus; do
 	fi
 done
 set -o pipefail
-PORT=$((20000 + RANDOM % 20000))
-PPORT=$((PORT + 1))
+# two ports the kernel says are free now (free_ports of tests/lib/cluster.sh),
+# not a random pick in 20000-39999: that range overlaps the ephemeral ports
+# of every connection other tests make (and their TIME_WAITs), so a random
+# port could be taken and the mount or prometheus fail to listen
+. "$QFS_SRCDIR/tests/lib/cluster.sh"
+read -r PORT PPORT < <(free_ports 2)
+[ -n "$PPORT" ] || fail "no free TCP ports on 127.0.0.1"
 qfs_setup -o metrics_listen=127.0.0.1:$PORT
 echo "$QFS_PID" >"$T/daemon.pid"
 PROM_PID=
