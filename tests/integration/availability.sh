@@ -35,7 +35,13 @@
 
 qfs_require python3 curl rsync timeout
 set -o pipefail
-PORT=$((20000 + RANDOM % 20000))
+# a port the kernel says is free now (free_ports of tests/lib/cluster.sh),
+# not a random pick in 20000-39999: that range overlaps the ephemeral ports
+# of every connection other tests make (and their TIME_WAITs), so a random
+# port could be taken and the mount fail to listen
+. "$QFS_SRCDIR/tests/lib/cluster.sh"
+PORT=$(free_ports 1)
+[ -n "$PORT" ] || fail "no free TCP port on 127.0.0.1"
 qfs_setup -o quorum_timeout=1s,alarm_window=6s,alarm_min_requests=3,canary_interval=1s,metrics_listen=127.0.0.1:$PORT
 echo "$QFS_PID" >"$T/daemon.pid"
 watchdog 240
