@@ -59,8 +59,8 @@ cluster_file a b c a b
 hosts_in() { awk -v g="$2" '$1 == "group" && $2 == g && $3 == "node" { print $4 }' "$1" | sort -n | paste -sd,; }
 logrep_in() { awk -v g="$2" '$1 == "group" && $2 == g && $3 == "node" && / kind log$/ { print $4 }' "$1"; }
 nlogs() { cat "$T"/n*/quorumfs-node.log 2>/dev/null; }
-wait_more() { # BEFORE WHAT: wait (15 s at most) for 5 more acknowledged files
-	for _ in $(seq 150); do [ "$(wc -l <"$T/w.acked")" -ge $(($1 + 5)) ] && return 0; sleep 0.1; done
+wait_more() { # BEFORE WHAT: wait (30 s at most: an election plus fsyncs on a loaded machine) for 5 more acknowledged files
+	for _ in $(seq 300); do [ "$(wc -l <"$T/w.acked")" -ge $(($1 + 5)) ] && return 0; sleep 0.1; done
 	fail "writes stalled $2 ($(cat "$T/writer.out"))"
 }
 
@@ -87,7 +87,8 @@ rm -f "$T/STOP"
 writer "$M1/t" w 150 >"$T/writer.out" 2>&1 &
 WPID=$!
 sleep 1.5
-L=$(leader_of "$G")
+# a leader (elected, or re-elected after a slow heartbeat): 30 s at most
+for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
 [ -n "$L" ] || fail "no leader of group $G"
 for _ in $(seq 200); do
 	qgrep "node reconcile dropped group=$G node=$S .*orphan" <"$T/n$S/quorumfs-node.log" && break
@@ -126,8 +127,13 @@ note "log replica on node $LR after $(python3 -c "print('%.1f' % ($T1 - $T0))") 
 wait_more "$before" "after the log replica was added"
 # it holds the log, not the store: its applied LSN moves, it serves no read
 a1=$(applied "$LR" "$G")
-sleep 1
-a2=$(applied "$LR" "$G")
+# the writer goes on: the log replica's applied LSN moves (30 s at most;
+# a fixed 1 s could see no new record on a loaded machine)
+for _ in $(seq 300); do
+	a2=$(applied "$LR" "$G")
+	[ -n "$a2" ] && [ "$a2" -gt "${a1:-0}" ] && break
+	sleep 0.1
+done
 [ -n "$a2" ] && [ "$a2" -gt "${a1:-0}" ] || fail "the log replica does not follow the log: applied $a1 then $a2"
 
 # ---- 2. a second original member dies: writes go on (2 of 3 with the log replica)
