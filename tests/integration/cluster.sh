@@ -112,7 +112,8 @@ rm -f "$T/STOP"
 writer "$M1/t" w 60 >"$T/writer.out" 2>&1 &
 WPID=$!
 sleep 1
-L=$(leader_of "$G")
+# a leader (elected, or re-elected after a slow heartbeat): 30 s at most
+for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
 [ -n "$L" ] || fail "no leader of group $G"
 ORDER="$L $(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | tr '\n' ' ')"
 for n in $ORDER; do
@@ -120,7 +121,8 @@ for n in $ORDER; do
 	kill -9 "$(pid_of "$n")"
 	note "killed node $n (pid $(pid_of "$n"))$([ "$n" = "$L" ] && echo ', the leader')"
 	# writes go on without it
-	for _ in $(seq 100); do [ "$(wc -l <"$T/w.acked")" -ge $((before + 5)) ] && break; sleep 0.1; done
+	# (30 s at most: an election plus fsyncs on a loaded machine)
+	for _ in $(seq 300); do [ "$(wc -l <"$T/w.acked")" -ge $((before + 5)) ] && break; sleep 0.1; done
 	[ "$(wc -l <"$T/w.acked")" -ge $((before + 5)) ] ||
 		fail "writes stalled while node $n was down ($(cat "$T/writer.out"))"
 	kill -0 "$WPID" 2>/dev/null || fail "the writer stopped: $(cat "$T/writer.out")"
@@ -166,7 +168,7 @@ mkdir "$M1/t2" || fail "mkdir of a table with node 3 refused"
 echo new >"$M1/t2/f" || fail "write in the new table"
 G2=$(awk '$1 == "table" && $2 == "t2" { print $4 }' "$M1/.quorumfs/status")
 [ -n "$G2" ] || fail "no group for table t2"
-for _ in $(seq 50); do
+for _ in $(seq 300); do # 30 s at most (was 5: short for a loaded machine)
 	grep -q "net auth refused node=[12] peer=3 .*err=\"wrong cluster key\"" "$T/n1/quorumfs-node.log" \
 		"$T/n2/quorumfs-node.log" && break
 	sleep 0.1
