@@ -87,12 +87,14 @@ mount_router() { # BIN
 	[ -n "$RPID" ] || fail "no router pid in its lock file"
 }
 acked() { wc -l <"$T/w.acked"; }
-# progress N WHAT: wait (10 s at most) until N more files are acknowledged
-# and the writer and reader are still running.
+# progress N WHAT: wait (60 s at most) until N more files are acknowledged
+# and the writer and reader are still running (10 s was short: one
+# create+write+fsync+close took 3 s in a normal run across a node's
+# restart, and the sanitizer build on a loaded machine is 2-5x slower).
 progress() {
 	local before
 	before=$(acked)
-	for _ in $(seq 100); do [ "$(acked)" -ge $((before + $1)) ] && break; sleep 0.1; done
+	for _ in $(seq 600); do [ "$(acked)" -ge $((before + $1)) ] && break; sleep 0.1; done
 	kill -0 "$WPID" 2>/dev/null || fail "the writer stopped ($2): $(cat "$T/writer.out")"
 	kill -0 "$RDPID" 2>/dev/null || fail "the reader stopped ($2): $(cat "$T/reader.out")"
 	[ "$(acked)" -ge $((before + $1)) ] || fail "writes stalled ($2): $(acked) acknowledged"
