@@ -568,6 +568,16 @@ START_TEST(test_waits_out_stale_lock)
 	ck_assert_int_eq(pthread_create(&th, NULL, wait_run, &w), 0);
 	struct timespec ts = { 0, 400 * 1000000L };
 	nanosleep(&ts, NULL);
+	/* ...and has met the stale lock (a retry counted): on a loaded machine
+	 * its first prepare can come after 400 ms, and a recovery before it
+	 * cleared the lock first (no retry: a false failure below) */
+	for (int i = 0; i < 1000; i++) {
+		qfs_xact_stat(&after);
+		if (after.retries > before.retries)
+			break;
+		usleep(10000);
+	}
+	ck_assert_msg(after.retries > before.retries, "the live run met no stale lock within 10 s");
 	/* the live run is waiting, not failing; recovery keeps its 'A'
 	 * decisions (young), so it cannot hurt the live run */
 	ck_assert_int_eq(qfs_xact_recover(cell, COORD, groups, NG), 0);
