@@ -173,10 +173,14 @@ static struct qfs_net_stats stats_or0(struct qfs_net_ep *ep, uint32_t peer)
 	return st;
 }
 
-/* Poll cond every 2 ms for up to ms milliseconds. */
+/* Poll cond every 2 ms for up to ms milliseconds, 20 s at least: every
+ * caller asserts cond right after, so the bound only decides how long a
+ * failure takes to show, and 2 s (a connect, the key handshake, frames
+ * through two threads) is short for the sanitizer build on a loaded 2-core
+ * machine. */
 #define WAIT_UNTIL(cond, ms)                                                           \
 	do {                                                                               \
-		uint64_t dl_ = qfs_clock_mono_ms() + (ms);                                     \
+		uint64_t dl_ = qfs_clock_mono_ms() + ((ms) > 20000 ? (ms) : 20000);            \
 		while (!(cond) && qfs_clock_mono_ms() < dl_)                                   \
 			usleep(2000);                                                              \
 	} while (0)
