@@ -15,7 +15,8 @@
  * When the kernel opens directories itself (fs->no_opendir: opendir answers
  * ENOSYS, so a warm walk asks the daemon nothing), readdir comes with no
  * handle (fh 0) and uses the directory inode's own one (in->dsh), made at
- * its first listing; its page is dropped at the end of each listing.
+ * its first listing; its page is dropped at the end of each listing, and
+ * read again when entries changed since it was read (in->dgen).
  * Locks: a handle's mu before its directory's registry mu (dircookies.mu);
  * opendir and the first handle-less readdir take the inode's mu alone, to
  * set in->dck and in->dsh once.
