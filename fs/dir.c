@@ -15,7 +15,8 @@
  * When the kernel opens directories itself (fs->no_opendir: opendir answers
  * ENOSYS, so a warm walk asks the daemon nothing), readdir comes with no
  * handle (fh 0) and uses the directory inode's own one (in->dsh), made at
- * its first listing; its page is dropped at the end of each listing.
+ * its first listing; its page is dropped at the end of each listing, and
+ * read again when entries changed since it was read (in->dgen).
  * Locks: a handle's mu before its directory's registry mu (dircookies.mu);
  * opendir and the first handle-less readdir take the inode's mu alone, to
  * set in->dck and in->dsh once.
@@ -71,6 +72,8 @@ struct dir_handle {
 	int eof;                  /* no more entries after ents[n-1] */
 	size_t hint;              /* index the last reply resumed at or stopped before */
 	uint64_t before;          /* cookie of the entry just before ents[0] (0: none) */
+	uint64_t gen;             /* in->dsh: the page's entries are those of the store
+				     when in->dgen + fs->dgen_all was this */
 	pthread_mutex_t mu;       /* readdir calls on one handle may overlap */
 	struct dir_handle *prev, *next; /* fs->dirhs; protected by fs->dirh_mu */
 };
@@ -492,7 +495,15 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 	if (in) { /* ".." as the inode last saw it */
 		pthread_mutex_lock(&fs->itab_mu);
 		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
+		uint64_t gen = in->dgen + fs->dgen_all; /* read before any page below */
 		pthread_mutex_unlock(&fs->itab_mu);
+		/* a page another listing read before entries changed: a new
+		 * open resuming at an offset (it sends no opendir) must not
+		 * see it; dir_seek reads again after the offset's name */
+		if (h->gen != gen) {
+			page_clear(h);
+			h->gen = gen;
+		}
 	}
 	size_t idx = 0;
 	off_t i = off < 0 ? 0 : off; /* 0: ".", 1: "..", 2: the entries */

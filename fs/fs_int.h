@@ -121,6 +121,9 @@ struct qfs_fs_inode {
 	struct dir_handle *dsh;      /* directories: the handle of the readdirs that come
 					without an opendir (fs->no_opendir; dir.c); set
 					once under mu, freed with the inode */
+	uint64_t dgen;               /* directories: entry changes stored in it, counted
+					after each (qfs_fs_dir_changed); a page of dsh
+					read before the last one is read again; itab_mu */
 };
 
 enum qfs_fs_op {
@@ -143,6 +146,8 @@ struct qfs_fs {
 	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
 	size_t itab_size;             /* buckets */
 	uint64_t ninodes;             /* protected by itab_mu */
+	uint64_t dgen_all;            /* entry changes of directories not told apart
+					 (qfs_fs_dir_changed); protected by itab_mu */
 	uint64_t started_ms;
 	struct qfs_ts mounted;        /* wall clock at start: the control tree's times */
 	struct qfs_hist ops[FOP_NOPS];
@@ -181,6 +186,9 @@ struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino);
 void qfs_fs_iput(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_forget(struct qfs_fs *fs, qfs_ino_t ino, uint64_t n);
 void qfs_fs_ipin(struct qfs_fs *fs, struct qfs_fs_inode *in); /* +1 ref */
+/* The entries of directory dir changed in the store (just stored; dir 0:
+ * of any directory): a readdir page read before is stale (in->dgen). */
+void qfs_fs_dir_changed(struct qfs_fs *fs, qfs_ino_t dir);
 
 /* data.c: regular-file data; all called with in->mu held but data_read. */
 int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);

@@ -138,6 +138,18 @@ void qfs_fs_ipin(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	pthread_mutex_unlock(&fs->itab_mu);
 }
 
+void qfs_fs_dir_changed(struct qfs_fs *fs, qfs_ino_t dir)
+{
+	struct qfs_fs_inode *in;
+
+	pthread_mutex_lock(&fs->itab_mu);
+	if (!dir)
+		fs->dgen_all++;
+	else if ((in = lookup_locked(fs, dir)))
+		in->dgen++;
+	pthread_mutex_unlock(&fs->itab_mu);
+}
+
 /* Unlink in from the table and free it if nobody holds it; itab_mu held. */
 static void maybe_free_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {

@@ -188,8 +188,23 @@ static int read_dentry(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, c
 	return 0;
 }
 
+/* The directories whose entries the txn being built on this thread
+ * touches (qfs_fs_add_op), told once it ran (qfs_fs_run_txn): readdir
+ * pages read before are stale (dir.c).  TXN_DIRS + 1: more than fit, any
+ * directory.  A txn built but not run tells them with the next one. */
+#define TXN_DIRS 4
+static __thread qfs_ino_t txn_dirs[TXN_DIRS];
+static __thread unsigned txn_ndirs;
+
 struct qfs_op *qfs_fs_add_op(struct qfs_router_itxn *t, enum qfs_op_kind kind, struct qfs_router_key k)
 {
+	if (k.kind == QFS_RKEY_DENTRY && txn_ndirs <= TXN_DIRS) {
+		unsigned i = 0;
+		while (i < txn_ndirs && txn_dirs[i] != k.ino)
+			i++;
+		if (i == txn_ndirs && txn_ndirs++ < TXN_DIRS)
+			txn_dirs[i] = k.ino;
+	}
 	return qfs_router_itxn_add(t, kind, &k, NULL);
 }
 
@@ -217,6 +232,10 @@ int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn 
 	int res = 0;
 	int rc = qfs_router_item_txn(fs->r, table, t, &res);
 
+	/* after it ran (or failed: a stale page is only read again) */
+	for (unsigned i = 0; i < txn_ndirs; i++)
+		qfs_fs_dir_changed(fs, i < TXN_DIRS ? txn_dirs[i] : 0);
+	txn_ndirs = 0;
 	return rc ? rc : res;
 }
 
@@ -691,6 +710,7 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 		qfs_clock_now(&pa.mtime);
 		pa.atime = pa.ctime = pa.btime = pa.mtime;
 		rc = qfs_router_table_create(fs->r, name, &pa, &tb);
+		qfs_fs_dir_changed(fs, FUSE_ROOT_ID);
 		if (rc)
 			return rc;
 		if (fs->avail) /* its first requests show under its name */
@@ -1118,6 +1138,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			struct timespec ts = { 0, 20 * 1000000L };
 			nanosleep(&ts, NULL);
 		}
+		qfs_fs_dir_changed(fs, FUSE_ROOT_ID);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "table=%.64s", name);
 		return qfs_fs_ok(req, FOP_RMDIR, t0);
@@ -1445,6 +1466,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		    (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of table=%.64s", n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
+		qfs_fs_dir_changed(fs, FUSE_ROOT_ID);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);
 		qfs_fs_avail_names_changed(fs); /* availability lines follow the new name */

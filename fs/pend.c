@@ -93,8 +93,10 @@ void qfs_fs_pend_remove(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	}
 	in->pnext = NULL;
 	pthread_mutex_unlock(&fs->pend_mu);
+	qfs_ino_t parent = in->pend->parent;
 	qfs_fs_pend_free(in->pend);
 	in->pend = NULL;
+	qfs_fs_dir_changed(fs, parent); /* stored (data.c) or dropped */
 }
 
 int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir)

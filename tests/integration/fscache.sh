@@ -27,9 +27,19 @@
 #     and what changes after it is still seen: a name created (pending,
 #     still open), renamed and unlinked in a listed directory, a symlink
 #     replaced, a table made at the listed root.
+#  9. listings without opendir (the directory inode's own handle): two
+#     listers of a 3000-entry directory at once (telldir/seekdir,
+#     rewinddir), one killed midway, a third: every name exactly once;
+#     names removed/renamed/made during a listing; a new open resuming at
+#     the offset of a listing stopped midway after changes (not that
+#     listing's page); a directory removed while listed (ENOENT); EACCES
+#     as nobody (no r; no x on the parent); the root, a table, .quorumfs;
+#     symlinks renamed, hard-linked and replaced keep their own targets.
+# 10. cache_timeout=0: every opendir, readdir and readlink reaches the
+#     daemon, as before.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
-qfs_require python3 rsync setfattr getfattr
+qfs_require python3 rsync setfattr getfattr setpriv
 MOPTS=-o\ seal_age=1s,seal_size=64K,archive_interval=200ms
 qfs_setup $MOPTS
 echo "$QFS_PID" >"$T/daemon.pid"
@@ -340,4 +350,160 @@ before = ls(root)
 os.mkdir(f"{root}/wwt")
 assert ls(root) == before | {"wwt"}, "a new table missing from the cached root listing"
 PY
+
+# --- 9. listings without opendir: the directory inode's own handle
+# (fs/dir.c): two listers at once (one with telldir/seekdir and
+# rewinddir), one killed midway, then a third, over several READDIR
+# pages: every name exactly once; names removed, renamed and made during
+# a listing: every other name exactly once; a listing stopped midway, then
+# a name removed and one made: a new open resuming at its offset sees the
+# store as it is (not the stopped listing's page); a directory removed
+# while listed; EACCES as another user; the root, a table, .quorumfs
+D9=$A/l9
+mkdir "$D9" "$D9/c" "$D9/m" "$D9/s" "$D9/r" || fail "mkdir l9"
+python3 - "$D9" <<'PY' || fail "listings without opendir"
+import ctypes, os, signal, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+def getdents(fd, size):
+    buf = ctypes.create_string_buffer(size)
+    n = libc.syscall(217, fd, buf, size)  # getdents64 (x86_64)
+    if n < 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+    out, p, raw = [], 0, buf.raw[:n]
+    while p < n:
+        off, reclen = struct.unpack_from("qH", raw, p + 8)
+        out.append((raw[p + 19:p + reclen].split(b"\0", 1)[0], off)); p += reclen
+    return out
+def drain(fd, size=4096, got=None):
+    got = [] if got is None else got
+    while True:
+        e = getdents(fd, size)
+        if not e: return got
+        got += e
+def names(got): return [x for x, _ in got if x not in (b".", b"..")]
+def once(got, want, what):
+    n = names(got)
+    assert len(n) == len(set(n)), f"{what}: doubled {sorted(x for x in set(n) if n.count(x) > 1)[:3]}"
+    assert set(n) == set(want), f"{what}: missing {sorted(set(want) - set(n))[:3]} extra {sorted(set(n) - set(want))[:3]}"
+def mk(d, x): os.close(os.open(os.path.join(d, x), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+d9 = os.fsencode(sys.argv[1])
+c = os.path.join(d9, b"c")
+want = [b"e%05d" % i for i in range(3000)]
+for x in want: mk(c, x)
+for rnd in range(3):
+    mk(c, b"chg"); os.unlink(os.path.join(c, b"chg"))  # uncached: the first listing after a change
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # killed in the middle of a listing
+        fd = os.open(c, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(3 + 7 * rnd): getdents(fd, 1024)
+        os.write(w, b"x"); time.sleep(60); os._exit(0)
+    os.read(r, 1)
+    f1 = os.open(c, os.O_RDONLY | os.O_DIRECTORY)
+    f2 = os.open(c, os.O_RDONLY | os.O_DIRECTORY)
+    g1, g2, k = [], [], 0
+    while True:
+        e = getdents(f1, 700)
+        if not e: break
+        g1 += e; g2 += getdents(f2, 300); k += 1
+        if k == 4: mark, pos = list(g1), g1[-1][1]  # telldir
+        if k == 9: os.lseek(f1, pos, os.SEEK_SET); g1 = list(mark)  # seekdir
+    os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0)
+    drain(f2, 300, g2)
+    os.lseek(f2, 0, os.SEEK_SET)  # rewinddir
+    g3 = drain(f2)
+    os.close(f1); os.close(f2)
+    once(g1, want, f"round {rnd}: the lister with seekdir")
+    once(g2, want, f"round {rnd}: the other lister")
+    once(g3, want, f"round {rnd}: after rewinddir")
+    f3 = os.open(c, os.O_RDONLY | os.O_DIRECTORY)
+    once(drain(f3), want, f"round {rnd}: a third listing"); os.close(f3)
+# changes during a listing
+m = os.path.join(d9, b"m")
+base = [b"m%05d" % i for i in range(2000)]
+for x in base: mk(m, x)
+rm, mv = set(base[1::7]), set(base[3::11]) - set(base[1::7])
+fd = os.open(m, os.O_RDONLY | os.O_DIRECTORY)
+got, k = [], 0
+while True:
+    e = getdents(fd, 512)
+    if not e: break
+    got += e; k += 1
+    if k == 3:
+        for x in rm: os.unlink(os.path.join(m, x))
+        for x in mv: os.rename(os.path.join(m, x), os.path.join(m, b"z" + x))
+        for i in range(200): mk(m, b"n%05d" % (i * 13))
+os.close(fd)
+n = names(got)
+assert len(n) == len(set(n)), "changes during a listing: a name doubled"
+lost = set(base) - rm - mv - set(n)
+assert not lost, f"changes during a listing: unchanged names lost {sorted(lost)[:3]}"
+fd = os.open(m, os.O_RDONLY | os.O_DIRECTORY)
+once(drain(fd), (set(base) - rm - mv) | {b"z" + x for x in mv} | {b"n%05d" % (i * 13) for i in range(200)},
+     "the listing after the changes")
+os.close(fd)
+# a listing stopped midway; changes; a new open resumes at its offset
+s = os.path.join(d9, b"s")
+sn = [b"s%03d" % i for i in range(300)]
+for x in sn: mk(s, x)
+fd = os.open(s, os.O_RDONLY | os.O_DIRECTORY)
+got = []
+for _ in range(3): got += getdents(fd, 512)
+os.close(fd)
+seen = names(got)
+gone, new = sn[sn.index(seen[-1]) + 1], seen[-1] + b"a"
+os.unlink(os.path.join(s, gone)); mk(s, new)
+fd = os.open(s, os.O_RDONLY | os.O_DIRECTORY)
+os.lseek(fd, got[-1][1], os.SEEK_SET)
+rest = names(drain(fd)); os.close(fd)
+assert gone not in rest, f"{gone} removed before the open is listed (a stopped listing's page)"
+assert set(rest) == (set(sn) - {gone} | {new}) - set(seen), f"resumed listing: {sorted(set(rest) ^ ((set(sn) - {gone} | {new}) - set(seen)))[:3]}"
+# a directory removed while listed: ENOENT or the end, the daemon alive
+r9 = os.path.join(d9, b"r")
+for i in range(300): mk(r9, b"x%d" % i)
+fd = os.open(r9, os.O_RDONLY | os.O_DIRECTORY)
+getdents(fd, 512)
+for x in os.listdir(r9): os.unlink(os.path.join(r9, x))
+os.rmdir(r9)
+try:
+    drain(fd, 512)
+except OSError as ex:
+    assert ex.errno == 2, f"listing a removed directory: {ex}"
+os.close(fd)
+PY
+mkdir -p "$D9/noread/sub" "$D9/nox/sub" && touch "$D9/noread/f" "$D9/nox/sub/g" || fail "perm dirs"
+chmod 311 "$D9/noread"; chmod 644 "$D9/nox"
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+as_nobody ls "$D9/noread" >/dev/null 2>"$T/e9" && fail "nobody listed a directory without r"
+qgrep 'Permission denied' "$T/e9" || fail "listing without r: $(cat "$T/e9")"
+as_nobody ls "$D9/nox/sub" >/dev/null 2>"$T/e9" && fail "nobody listed under a parent without x"
+qgrep 'Permission denied' "$T/e9" || fail "listing under a parent without x: $(cat "$T/e9")"
+chmod 755 "$D9/noread"
+[ "$(as_nobody ls "$D9/noread" | tr '\n' ' ')" = "f sub " ] || fail "nobody's listing once readable"
+[ "$(ls "$MNT" | grep -cx t)" = 1 ] || fail "the root listing lacks the table"
+[ "$(ls "$D9" | tr '\n' ' ')" = "c m noread nox s " ] || fail "a table directory's listing: $(ls "$D9")"
+ls "$MNT/.quorumfs" | qgrep -x stats || fail ".quorumfs listing lacks stats"
+kill -0 "$QFS_PID" || fail "the daemon died listing"
+# symlink targets cached: a symlink renamed away and a new one made under
+# its name, a hard link of it, replaced again: each name shows its own
+mkdir "$A/sy" && ln -s t1 "$A/sy/l" && [ "$(readlink "$A/sy/l")" = t1 ] || fail "symlink t1"
+mv "$A/sy/l" "$A/sy/l2" && ln -s t2 "$A/sy/l" && ln "$A/sy/l" "$A/sy/l3" && rm "$A/sy/l" &&
+	ln -s t3 "$A/sy/l" || fail "symlinks replaced"
+[ "$(readlink "$A/sy/l" "$A/sy/l2" "$A/sy/l3" | tr '\n' ' ')" = "t3 t1 t2 " ] ||
+	fail "cached symlink targets: $(readlink "$A/sy/l" "$A/sy/l2" "$A/sy/l3" | tr '\n' ' ')"
+
+# --- 10. cache_timeout=0 (as a cluster mount): opendir answers a handle
+# and every listing and readlink reaches the daemon, as before
+n_m=$(ls "$D9/m" | wc -l)
+qfs_umount
+mount_again -o seal_age=1s,seal_size=64K,archive_interval=200ms,cache_timeout=0
+ops >"$T/ops10a"
+for _ in 1 2; do ls "$D9/m" >/dev/null && readlink "$A/sy/l" >/dev/null || fail "cache_timeout=0 listing"; done
+ops >"$T/ops10b"
+d10=$(join "$T/ops10a" "$T/ops10b" | awk '$1 ~ /^(opendir|readdir|readlink)$/ { printf "%s=%d ", $1, $3 - $2 }')
+for want in opendir=2 readlink=2; do
+	case " $d10" in *" $want "*) ;; *) fail "cache_timeout=0: not every opendir/readlink reached the daemon: $d10" ;; esac
+done
+case " $d10" in *" readdir=0 "*|*" readdir=1 "*) fail "cache_timeout=0: a listing was cached: $d10" ;; esac
+[ "$(ls "$D9/m" | wc -l)" = "$n_m" ] || fail "cache_timeout=0: the listing of m changed"
 echo "ok"
