@@ -916,7 +916,7 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 		goto out;
 	size = inode.a.size;
 	if (off >= size)
-		goto out; /* nothing below the size: no change (as ext4) */
+		goto times; /* no byte below the size: the times all the same (ext4) */
 	if (end > size)
 		end = size;
 	rc = -ENOMEM;
@@ -963,6 +963,8 @@ static int punch_clean(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t off,
 			op->val_len = (uint32_t)vlen;
 		}
 	}
+times:
+	rc = -ENOMEM;
 	qfs_clock_now(&now);
 	if (!(op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey)))
 		goto out;
@@ -1005,8 +1007,11 @@ int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch,
 			return rc;
 		}
 	} else {
-		qfs_clock_now(&in->attr.ctime);
-		in->attr_dirty |= QFS_SET_CTIME;
+		/* no size change: mtime and ctime all the same, as ext4 (Linux
+		 * 6.18) for every fallocate that succeeds; one write-back */
+		qfs_clock_now(&in->attr.mtime);
+		in->attr.ctime = in->attr.mtime;
+		in->attr_dirty |= QFS_SET_MTIME | QFS_SET_CTIME;
 	}
 	rc = qfs_fs_flush_locked(fs, in);
 	if (rc)
@@ -1025,21 +1030,10 @@ int qfs_fs_data_zero_range(struct qfs_fs *fs, struct qfs_fs_inode *in, int keep_
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		return rc;
-	if (keep_size && off >= in->attr.size) {
-		/* no byte below the size: mtime and ctime move all the same, as
-		 * on ext4 and xfs (which allocate there); punch_clean would
-		 * change nothing */
-		qfs_clock_now(&in->attr.mtime);
-		in->attr.ctime = in->attr.mtime;
-		in->attr_dirty |= QFS_SET_MTIME | QFS_SET_CTIME;
-		rc = qfs_fs_flush_locked(fs, in);
-		if (rc)
-			forget_change(in);
-		return rc;
-	}
 	if (keep_size || end <= in->attr.size) {
 		/* nothing changes size: the range below it reads as zeros, as
-		 * after a punch, which rereads the inode itself */
+		 * after a punch, which rereads the inode itself (and moves mtime
+		 * and ctime also for a range wholly past the end) */
 		in->loaded = false;
 		return punch_clean(fs, in, off, end);
 	}

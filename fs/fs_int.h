@@ -226,10 +226,12 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
  * else); then the change is one txn, durable when this returns:
  *   punch != 0: the bytes of the range below the size read as zeros from
  *     now on: chunk items wholly inside are deleted, partial ones rewritten
- *     (deleted if all zeros), inline data zeroed; mtime and ctime.  A range
- *     at or past the end of the file changes nothing.
+ *     (deleted if all zeros), inline data zeroed.  A range at or past the
+ *     end of the file changes no byte.
  *   punch == 0: nothing is reserved (there is no preallocation); unless
- *     keep_size, a range past the end grows the size (mtime too); ctime.
+ *     keep_size, a range past the end grows the size.
+ * Either way mtime and ctime move (to the same time), in the same txn as
+ * the change, as ext4 does for every fallocate that succeeds; not atime.
  * On failure the file is as before.  0, -ENOMEM, or the errors of the
  * router (-ETIMEDOUT, -ENOSPC, -EIO...). */
 int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch, int keep_size, uint64_t off,
@@ -238,8 +240,8 @@ int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch,
  * writes are written back first; then the bytes of the range below the
  * size read as zeros (as a punch: one txn), and unless keep_size a range
  * past the end also grows the size to off + len (one txn: the file cut at
- * off, then grown).  Nothing is reserved.  mtime, ctime, also for a
- * keep_size range at or past the end (as ext4 and xfs).  Durable when
+ * off, then grown).  Nothing is reserved.  mtime, ctime in the same txn,
+ * also for a range that changes no byte (as ext4).  Durable when
  * this returns; on failure the file is as before.  Errors as above. */
 int qfs_fs_data_zero_range(struct qfs_fs *fs, struct qfs_fs_inode *in, int keep_size, uint64_t off, uint64_t len);
 /* st_blocks of in's attributes: as stored when clean; with buffered state
