@@ -1457,7 +1457,7 @@ int qfs_archive_drop_hook(qfs_group_t group, void *arg)
 			rc = qfs_archive_flush(a, pins[i], QFS_ARCHIVE_DROP_WAIT_MS);
 	if (rc)
 		QFS_LOG(QFS_LOG_WARN, "table group dropped before its final records were archived"
-			" group=%016llx err=\"%s\" (restore reaches only what was archived)",
+			" group=%016llx err=\"%s\" effect=\"restore reaches only what was archived\"",
 			(unsigned long long)group, qfs_strerror(rc));
 	return rc;
 }

@@ -1628,7 +1628,7 @@ static int cmd_mount(int argc, char **argv)
 	if (!m.sc.off) {
 		rc = qfs_scrub_start(cell, &m.sc.so, &sw.s);
 		if (rc)
-			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=\"%s\" (mounting without it)",
+			QFS_LOG(QFS_LOG_ERR, "cannot start the scrubber err=\"%s\" action=\"mounting without it\"",
 				qfs_strerror(rc));
 	}
 	struct qfs_fs_opts fo = {

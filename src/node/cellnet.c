@@ -1325,7 +1325,7 @@ static int add_member(struct qfs_rcell *rc, qfs_group_t g, uint32_t *ids, uint32
 
 		r = ask_one(rc, nw, &d, ASK_MS);
 		QFS_LOG(r && r != QFS_ENOGROUP ? QFS_LOG_ERR : QFS_LOG_INFO, "cluster member dropped "
-			"group=%016llx node=%u err=\"%s\" (its replica of an earlier membership)",
+			"group=%016llx node=%u err=\"%s\" why=\"its replica of an earlier membership\"",
 			(unsigned long long)g, nw, r ? qfs_strerror(r) : "none");
 		if (r && r != QFS_ENOGROUP)
 			return r;

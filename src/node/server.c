@@ -615,7 +615,8 @@ static void drop_removed(struct qfs_node_server *s, qfs_group_t g)
 	pthread_mutex_unlock(&s->mu);
 	rc = qfs_rnode_group_drop(s->rn, g);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
-		"err=\"%s\" (no longer a member)", (unsigned long long)g, s->id, rc ? qfs_strerror(rc) : "none");
+		"err=\"%s\" why=\"no longer a member\"", (unsigned long long)g, s->id,
+		rc ? qfs_strerror(rc) : "none");
 }
 
 /* 1 if g's leader says this node is in none of g's configurations
@@ -700,7 +701,7 @@ static void orphan_check(struct qfs_node_server *s, qfs_group_t g)
 	rc = qfs_rnode_group_drop(s->rn, g);
 	pthread_mutex_unlock(&s->jmu);
 	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node reconcile dropped group=%016llx node=%u "
-		"leader=%u members=%u age_ms=%llu err=\"%s\" (an orphan: no configuration names it)",
+		"leader=%u members=%u age_ms=%llu err=\"%s\" why=\"an orphan: no configuration names it\"",
 		(unsigned long long)g, s->id, leader, own.n, (unsigned long long)(now - since),
 		rc ? qfs_strerror(rc) : "none");
 }
@@ -1014,7 +1015,8 @@ static int heal_join(struct qfs_node_server *s, qfs_group_t g, uint32_t id, cons
 
 	*nofloor = rc != 0;
 	if (rc) {
-		QFS_LOG(QFS_LOG_INFO, "node heal floor group=%016llx node=%u err=\"%s\" (next round)",
+		QFS_LOG(QFS_LOG_INFO, "node heal floor group=%016llx node=%u err=\"%s\""
+			" action=\"tried again in the next round\"",
 			(unsigned long long)g, id, qfs_strerror(rc));
 		return rc;
 	}

@@ -2024,11 +2024,12 @@ void router_parts_close(struct qfs_router *r)
 	r->split_running = 0;
 	pthread_mutex_lock(&r->cq_mu);
 	__atomic_store_n(&r->cq_stop, 1, __ATOMIC_RELAXED); /* also read by a pass, unlocked */
+	int cq_ran = r->cq_running;
+	r->cq_running = 0; /* under cq_mu, as cq_send reads it: a late request queues nothing */
 	pthread_cond_broadcast(&r->cq_cv);
 	pthread_mutex_unlock(&r->cq_mu);
-	if (r->cq_running)
+	if (cq_ran)
 		pthread_join(r->cq_thread, NULL);
-	r->cq_running = 0;
 	free(r->cq);
 	free(r->cq_batch);
 	r->cq = r->cq_batch = NULL;

@@ -100,7 +100,7 @@ struct qfs_router {
 	int cq_idle;                    /* the worker waits for a request, untimed; protected by cq_mu */
 	struct cq_ent *cq_batch;        /* CQ_SIZE entries: the worker's copy of one pass */
 	pthread_t cq_thread;
-	int cq_running;
+	int cq_running;                 /* the worker runs (cq_send queues); protected by cq_mu */
 	uint64_t st_sent, st_coalesced, st_refreshed, st_stale, st_dropped; /* atomic counters */
 	uint64_t st_xacts;              /* atomic: cross-partition txns run */
 

@@ -505,6 +505,73 @@ int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
 	return rc;
 }
 
+/* The fast check of store_get_item: the 'c' record at k (item key k with
+ * its prefix byte swapped, restored on return) read through rc, the chunk
+ * through rv (no RocksDB checks).  1 with *out when both are there and
+ * agree, 2 when they disagree, 0 when the record is absent or unusable or
+ * the chunk absent or unreadable, or a -errno of the record's read. */
+static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const rocksdb_readoptions_t *rv,
+		     uint8_t *k, size_t klen, const uint8_t *key, size_t key_len, rocksdb_pinnableslice_t **out)
+{
+	char *err = NULL;
+	rocksdb_pinnableslice_t *v = NULL, *c;
+	int res = 0;
+
+	k[0] = STORE_CRC_PREFIX;
+	c = rocksdb_get_pinned(s->db, rc, (const char *)k, klen, &err);
+	k[0] = STORE_ITEM_PREFIX;
+	if (err)
+		return store_rocks_err(s, "get", err);
+	if (!c)
+		return 0;
+	size_t cl, vl;
+	const uint8_t *cv = (const uint8_t *)rocksdb_pinnableslice_value(c, &cl);
+
+	if (cl == STORE_CRC_LEN) {
+		v = rocksdb_get_pinned(s->db, rv, (const char *)k, klen, &err);
+		if (err) { /* said again by the checked read, if real */
+			rocksdb_free(err);
+			v = NULL;
+		}
+		if (v) {
+			const char *p = rocksdb_pinnableslice_value(v, &vl);
+			res = vl == qfs_be32_get(cv) && item_crc(key, key_len, p, vl) == qfs_be32_get(cv + 4) ? 1 : 2;
+		}
+	}
+	rocksdb_pinnableslice_destroy(c);
+	if (res == 1)
+		*out = v;
+	else if (v)
+		rocksdb_pinnableslice_destroy(v);
+	return res;
+}
+
+/* crc_check again, the record and the chunk from one snapshot: the first
+ * check's two reads may fall on either side of an apply that rewrote the
+ * chunk (and its record), which is no mismatch.  As crc_check (-ENOMEM). */
+static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8_t *key, size_t key_len,
+		       rocksdb_pinnableslice_t **out)
+{
+	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	rocksdb_readoptions_t *rc = rocksdb_readoptions_create(), *rv = rocksdb_readoptions_create();
+	int res = -ENOMEM;
+
+	if (snap && rc && rv) {
+		rocksdb_readoptions_set_snapshot(rc, snap);
+		rocksdb_readoptions_set_snapshot(rv, snap);
+		rocksdb_readoptions_set_verify_checksums(rv, 0); /* as s->ro_fast */
+		rocksdb_readoptions_set_fill_cache(rv, 0);
+		res = crc_check(s, rc, rv, k, klen, key, key_len, out);
+	}
+	if (rv)
+		rocksdb_readoptions_destroy(rv);
+	if (rc)
+		rocksdb_readoptions_destroy(rc);
+	if (snap)
+		rocksdb_release_snapshot(s->db, snap);
+	return res;
+}
+
 /* See store_int.h. */
 int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		   rocksdb_pinnableslice_t **out)
@@ -518,51 +585,30 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
 	if (!k)
 		return -ENOMEM;
 	if (is_chunk_key(key, key_len)) {
-		int ok = 0, mismatch = 0;
+		int res = crc_check(s, s->ro, s->ro_fast, k, klen, key, key_len, &v);
 
-		k[0] = STORE_CRC_PREFIX;
-		rocksdb_pinnableslice_t *c = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
-		k[0] = STORE_ITEM_PREFIX;
-		if (err) {
-			if (k != kb)
-				free(k);
-			return store_rocks_err(s, "get", err);
-		}
-		if (c) {
-			size_t cl, vl;
-			const uint8_t *cv = (const uint8_t *)rocksdb_pinnableslice_value(c, &cl);
-
-			if (cl == STORE_CRC_LEN) {
-				v = rocksdb_get_pinned(s->db, s->ro_fast, (const char *)k, klen, &err);
-				if (err) { /* said again by the checked read below, if real */
-					rocksdb_free(err);
-					err = NULL;
-					v = NULL;
-				}
-				if (v) {
-					const char *p = rocksdb_pinnableslice_value(v, &vl);
-					ok = vl == qfs_be32_get(cv) &&
-					     item_crc(key, key_len, p, vl) == qfs_be32_get(cv + 4);
-					mismatch = !ok;
-				}
-			}
-			rocksdb_pinnableslice_destroy(c);
-		}
-		if (ok) {
+		if (res == 2) /* a rewrite between the two reads, or a real mismatch */
+			res = crc_recheck(s, k, klen, key, key_len, &v);
+		if (res == 1) {
 			__atomic_add_fetch(&s->crc_fast, 1, __ATOMIC_RELAXED);
 			if (k != kb)
 				free(k);
 			*out = v;
 			return 0;
 		}
-		if (v)
-			rocksdb_pinnableslice_destroy(v);
+		if (res < 0) {
+			if (k != kb)
+				free(k);
+			return res;
+		}
 		v = NULL;
 		__atomic_add_fetch(&s->crc_slow, 1, __ATOMIC_RELAXED);
-		if (mismatch)
+		if (res == 2) {
+			__atomic_add_fetch(&s->crc_mismatch, 1, __ATOMIC_RELAXED);
 			QFS_LOG(QFS_LOG_WARN,
 				"store chunk checksum mismatch, reading it again with RocksDB's checks dir=%s group=%016llx",
 				s->dir, (unsigned long long)group);
+		}
 	}
 	v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
 	if (k != kb)

@@ -45,6 +45,9 @@ struct qfs_store {
 					     read again with RocksDB's checks
 					     (no, stale or mismatching record);
 					     atomic, for tests and stats */
+	uint64_t crc_mismatch;            /* of those, a record and a chunk
+					     that disagree in one snapshot
+					     (logged); atomic, for tests */
 	char *dir;                        /* path of the RocksDB, for log lines */
 	int flush_err;                    /* sticky: a flush failed (full disk...);
 					     RocksDB must not be asked to flush again

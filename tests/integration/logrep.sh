@@ -94,10 +94,10 @@ for _ in $(seq 200); do
 	qgrep "node reconcile dropped group=$G node=$S .*orphan" <"$T/n$S/quorumfs-node.log" && break
 	sleep 0.1
 done
-qgrep "node reconcile dropped group=$G node=$S .* err=\"none\" (an orphan" <"$T/n$S/quorumfs-node.log" ||
+qgrep "node reconcile dropped group=$G node=$S .* err=\"none\" why=\"an orphan" <"$T/n$S/quorumfs-node.log" ||
 	fail "node $S kept the orphan replica of $G: $(grep "group=$G" "$T/n$S/quorumfs-node.log" | tail -3)"
 [ ! -e "$T/n$S/groups/$G" ] && [ ! -e "$T/n$S/wal/$G" ] || fail "the orphan's files are still on node $S"
-note "node $S dropped its orphan replica after $(python3 -c "print('%.1f' % ($(date +%s.%N) - $T0))") s ($(grep -o "node reconcile dropped group=$G [^(]*" "$T/n$S/quorumfs-node.log"))"
+note "node $S dropped its orphan replica after $(python3 -c "print('%.1f' % ($(date +%s.%N) - $T0))") s ($(grep -o "node reconcile dropped group=$G .* err=\"[^\"]*\"" "$T/n$S/quorumfs-node.log"))"
 # the first victim: the leader (node 3, alone in AZ c, has no spare of its
 # AZ: then any spare will do)
 D1=$L

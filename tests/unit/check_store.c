@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -2136,6 +2137,81 @@ START_TEST(test_chunk_crc)
 }
 END_TEST
 
+/* A reader of a chunk while the applier rewrites it: the 'c' record and the
+ * chunk may be read on either side of one apply, which is no mismatch. */
+struct rewrite_reader {
+	const uint8_t *k;
+	uint32_t kl;
+	const uint8_t *a, *b; /* the two contents the chunk alternates between */
+	int stop;             /* atomic */
+	unsigned reads, bad;  /* reads done; values neither a nor b (or errors) */
+};
+
+static void *rewrite_reader_main(void *arg)
+{
+	struct rewrite_reader *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		void *v;
+		size_t vl;
+
+		if (qfs_store_get(st, G1, r->k, r->kl, &v, &vl) != 0) {
+			r->bad++;
+			continue;
+		}
+		if (vl != QFS_CHUNK_SIZE || (memcmp(v, r->a, vl) != 0 && memcmp(v, r->b, vl) != 0))
+			r->bad++;
+		free(v);
+		r->reads++;
+	}
+	return NULL;
+}
+
+START_TEST(test_chunk_crc_rewrite)
+{
+	static uint8_t a[QFS_CHUNK_SIZE], b[QFS_CHUNK_SIZE];
+	uint32_t kl, seed = 7;
+	const uint8_t *k = kchunk(FILE_INO, 0, &kl);
+	struct rewrite_reader r = { .k = k, .kl = kl, .a = a, .b = b };
+	struct qfs_txn t;
+	pthread_t th;
+
+	for (size_t i = 0; i < QFS_CHUNK_SIZE; i++) {
+		seed = seed * 1103515245u + 12345u;
+		a[i] = (uint8_t)(seed >> 16);
+		b[i] = (uint8_t)(seed >> 8);
+	}
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k, kl, a, sizeof(a));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, rewrite_reader_main, &r), 0);
+	for (unsigned i = 0; i < 3000; i++) {
+		qfs_txn_init(&t);
+		add_put_bytes(&t, k, kl, i % 2 ? a : b, QFS_CHUNK_SIZE);
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+		if (i % 500 == 499)
+			ck_assert_int_eq(qfs_store_sync(st), 0); /* some reads from blob files */
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_uint_gt(r.reads, 0);
+	ck_assert_uint_eq(r.bad, 0);
+	ck_assert_uint_eq(st->crc_mismatch, 0);
+
+	/* a chunk written without its record is still a mismatch */
+	uint8_t dk[STORE_DBKEY_MAX];
+	size_t dkl;
+	char *err = NULL;
+	static uint8_t got[QFS_CHUNK_SIZE];
+	ck_assert_ptr_eq(store_item_key(dk, sizeof(dk), G1, k, kl, &dkl), dk);
+	rocksdb_put(st->db, st->wo, (const char *)dk, dkl, (const char *)b, sizeof(b), &err);
+	ck_assert_ptr_null(err); /* the last rewrite left a (and a's record) */
+	ck_assert_uint_eq(get_bytes(G1, k, kl, got, sizeof(got)), QFS_CHUNK_SIZE);
+	ck_assert_mem_eq(got, b, QFS_CHUNK_SIZE);
+	ck_assert_uint_eq(st->crc_mismatch, 1);
+}
+END_TEST
+
 /* ---- snapshot install (install.c) ---- */
 
 #define INST_CHUNKS 64 /* 8 MiB of chunk items: 4 x the store's memtable budget */
@@ -3140,6 +3216,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
+	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
 	tcase_add_test(tc, test_install_bounded);
