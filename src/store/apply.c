@@ -497,10 +497,23 @@ static void setattr(struct qfs_attr *d, const struct qfs_attr *s, uint32_t mask)
 		d->rdev = s->rdev;
 }
 
+/* Files of at most this many chunks lose them to point deletes, larger
+ * ones to a walk of their chunk range (last_link). */
+#define LAST_LINK_POINT_CHUNKS 16
+
 /* LINK_DROP that took the last link: the orphan entry (key2) of a file still
  * open, the inode kept with nlink 0; or, without key2, the inode and its
- * chunk range deleted. */
-static int last_link(struct applier *a, const struct qfs_op *op, int *stored)
+ * chunk range deleted.  fs/ stores no chunk at or past the file size
+ * (doc/format-items.md), so a file of at most LAST_LINK_POINT_CHUNKS
+ * chunks (a 4 KiB file: one) whose counted chunk bytes fit in its size
+ * has its chunks deleted by key, absent ones too, with no read: a walk of
+ * the range would read every chunk's value from its blob file only to
+ * count bytes that the range reset discards anyway (the inode is gone).
+ * An inline file with no chunk bytes counted has none to delete.  Any
+ * other file (unknown count, more bytes counted than its size: items not
+ * written by fs/) has its whole chunk range walked.  in: the inode as
+ * loaded. */
+static int last_link(struct applier *a, const struct qfs_op *op, const struct qfs_inode *in, int *stored)
 {
 	uint8_t lo[QFS_KEY_MAX], hi[QFS_KEY_MAX];
 	size_t lol, hil;
@@ -522,6 +535,24 @@ static int last_link(struct applier *a, const struct qfs_op *op, int *stored)
 	if (rc)
 		return rc;
 	(void)qfs_key_parse(op->key, op->key_len, &k); /* inode_load parsed it */
+	uint64_t nchunks = in->a.size / QFS_CHUNK_SIZE + (in->a.size % QFS_CHUNK_SIZE != 0);
+	if ((in->a.flags & QFS_ATTR_INLINE) && in->chunk_bytes == 0)
+		nchunks = 0; /* its bytes are in the inode, and no chunk is counted */
+	if (nchunks <= LAST_LINK_POINT_CHUNKS && in->chunk_bytes != QFS_COUNT_UNKNOWN &&
+	    in->chunk_bytes <= in->a.size) {
+		struct acct *ac = acct_get(a, k.pk);
+
+		if (!ac)
+			return -ENOMEM;
+		for (uint64_t no = 0; no < nchunks; no++) {
+			lol = qfs_key_chunk(lo, k.pk, no);
+			if ((rc = ov_set(a, lo, lol, NULL, 0, 1)))
+				return rc;
+		}
+		ac->delta = 0; /* as count_range_reset: every chunk is gone */
+		ac->reset = 1;
+		return 0;
+	}
 	qfs_key_chunk_range(lo, &lol, hi, &hil, k.pk, 0, UINT64_MAX);
 	struct qfs_op range = { .kind = QFS_OP_DEL_RANGE, .key = lo, .key_len = (uint32_t)lol,
 				.key2 = hi, .key2_len = (uint32_t)hil };
@@ -582,7 +613,7 @@ static int op_patch(struct applier *a, const struct qfs_op *op, int *fail)
 		else if (in.a.nlink == 0)
 			f = -EINVAL;
 		else if (--in.a.nlink == 0)
-			rc = last_link(a, op, &stored);
+			rc = last_link(a, op, &in, &stored);
 		break;
 	default:
 		break;

@@ -119,6 +119,8 @@ int qfs_wal_rd_get(struct qfs_wal_rd *r, uint64_t off, size_t n, const uint8_t *
 		*p = *r->buf + (off - r->off);
 		return 0;
 	}
+	if (r->end > off && r->end - off >= n && want > r->end - off)
+		want = (size_t)(r->end - off);
 	if (*r->cap < want) {
 		/* A window for a large record comes from the pool of large
 		 * buffers; qfs_wal_rbuf_release gives it back after the read. */
@@ -554,7 +556,7 @@ static int read_corrupt(struct qfs_wal *w, const struct qfs_wal_seg *s, uint64_t
 static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb,
 		     void *arg)
 {
-	struct qfs_wal_rd rd = { .fd = s->fd, .buf = &w->rbuf, .cap = &w->rcap };
+	struct qfs_wal_rd rd = { .fd = s->fd, .buf = &w->rbuf, .cap = &w->rcap, .end = s->size };
 	qfs_lsn_t lsn = s->first, end_lsn = to < s->durable_last ? to : s->durable_last;
 	uint64_t off = QFS_WAL_SEG_HDR;
 	int own = 0, rc = 0;

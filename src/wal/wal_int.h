@@ -70,6 +70,10 @@ struct qfs_wal_rd {
 	size_t *cap;
 	uint64_t off;
 	size_t len;
+	uint64_t end; /* bytes of the file worth reading (the segment's durable
+		       * size): a window stops there, so a read at the tail is
+		       * one pread, not a second one that finds the end; 0 = no
+		       * limit */
 };
 
 /* Big-endian codecs for the format. */

@@ -1740,6 +1740,76 @@ START_TEST(test_link_drop)
 }
 END_TEST
 
+/* A regular file as fs/ writes it: not inline, size bytes, no data. */
+static void put_file(qfs_group_t g, uint64_t ino, uint64_t size)
+{
+	struct qfs_inode in;
+	struct qfs_buf b;
+	struct qfs_txn t;
+	uint32_t kl;
+	const uint8_t *k = kino(ino, &kl);
+
+	qfs_inode_init(&in);
+	in.a.ino = ino;
+	in.a.mode = S_IFREG | 0644;
+	in.a.nlink = 1;
+	in.a.size = size;
+	qfs_buf_init(&b);
+	qfs_inode_encode(&in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	ck_assert_int_eq(APPLY(g, &t), 0);
+	qfs_buf_close(&b);
+	qfs_inode_close(&in);
+}
+
+/* The last name of a file as fs/ writes it (chunks only below its size):
+ * up to 16 chunks they are deleted by key, past that by a walk of the
+ * range; either way every chunk goes, the first, the last and none is
+ * left behind a hole; an empty file and an inline one have none. */
+START_TEST(test_link_drop_sized)
+{
+	static const uint64_t sizes[] = { 2 * QFS_CHUNK_SIZE + 10, 16 * QFS_CHUNK_SIZE, 16 * QFS_CHUNK_SIZE + 1,
+					  4096, 0 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t ino = 9 + i, size = sizes[i], last = size ? (size - 1) / QFS_CHUNK_SIZE : 0;
+		uint32_t kl, c0l, cnl;
+		const uint8_t *k = kino(ino, &kl);
+		uint8_t c0[QFS_KEY_MAX], cn[QFS_KEY_MAX];
+		struct qfs_txn t;
+
+		put_file(G1, ino, size);
+		qfs_txn_init(&t);
+		c0l = (uint32_t)qfs_key_chunk(c0, ino, 0);
+		cnl = (uint32_t)qfs_key_chunk(cn, ino, last);
+		if (size) {
+			add_put(&t, c0, c0l, "chunk");
+			if (last)
+				add_put(&t, cn, cnl, "chunk");
+			ck_assert_int_eq(APPLY(G1, &t), 0);
+			ck_assert_uint_eq(chunk_bytes_of(G1, ino), last ? 10 : 5);
+		}
+		qfs_txn_init(&t);
+		add(&t, QFS_OP_LINK_DROP, k, kl);
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+		ck_assert(!present(G1, k, kl));
+		ck_assert(!present(G1, c0, c0l));
+		ck_assert(!present(G1, cn, cnl));
+		ck_assert_int_eq(nchunks(G1, ino), 0);
+	}
+	/* inline (put_inode: 3 bytes in the inode), no chunk */
+	uint32_t kl;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	struct qfs_txn t;
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	add(&t, QFS_OP_LINK_DROP, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert(!present(G1, k, kl));
+}
+END_TEST
+
 /* Two unlinks of two names of one inode, proposed at once (each built from
  * a read that saw nlink 2), are ordered by the log: whichever applies second
  * destroys the inode, on every replica alike, and none leaks or loses it. */
@@ -3198,6 +3268,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_nlink);
 	tcase_add_test(tc, test_link_add);
 	tcase_add_test(tc, test_link_drop);
+	tcase_add_test(tc, test_link_drop_sized);
 	tcase_add_test(tc, test_link_drop_race);
 	tcase_add_test(tc, test_setdata);
 	tcase_add_test(tc, test_xattrs);
