@@ -1568,6 +1568,56 @@ START_TEST(test_drop_group)
 }
 END_TEST
 
+/* The applied LSN an apply checks comes from a cache (store.c): every
+ * write of it, a drop and an install keep that cache exact without a
+ * reopen; an apply at any other LSN than the next is refused. */
+START_TEST(test_applied_cache)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	struct qfs_store_install *in;
+	uint32_t kl;
+	int res = 12345;
+	const uint8_t *k = kdent(DIR_INO, "c", &kl);
+
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "v");
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_int_eq(b.err, 0);
+	qfs_txn_close(&t);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(qfs_store_apply(st, G1, i + 1, b.data, b.len, &res), 0);
+	ck_assert_uint_eq(applied(G1), 3);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 3, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 5, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply_noop(st, G1, 4), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 4, b.data, b.len, &res), -EINVAL);
+	ck_assert_uint_eq(applied(G1), 4);
+
+	/* a drop: the group starts over at 1, without a reopen */
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 5, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), 0);
+	ck_assert_uint_eq(applied(G1), 1);
+
+	/* load_applied sets it; an install brings its own */
+	ck_assert_int_eq(qfs_store_load_applied(st, G1, 2), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 2, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 3, b.data, b.len, &res), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 77, 9), 0);
+	ck_assert_uint_eq(applied(G1), 77);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 4, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 78, b.data, b.len, &res), 0);
+	ck_assert_uint_eq(applied(G2), 0); /* another group untouched */
+	reopen();
+	ck_assert_uint_eq(applied(G1), 78);
+	qfs_buf_close(&b);
+}
+END_TEST
+
 START_TEST(test_group_size)
 {
 	struct qfs_txn t;
@@ -3137,6 +3187,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_scan_snapshot);
 	tcase_add_test(tc, test_drop_group);
+	tcase_add_test(tc, test_applied_cache);
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
