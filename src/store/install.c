@@ -379,6 +379,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 	}
 	store_xact_forget(in->s, in->group); /* the snapshot's prepared txns are counted anew */
 	store_applied_forget(in->s, in->group); /* and its applied LSN read anew */
+	store_fence_forget(in->s, in->group, NULL, 0); /* and its fence */
 	if (err) {
 		rc = store_rocks_err(in->s, "install ingest", err);
 		goto out;

@@ -376,6 +376,63 @@ void store_applied_forget(struct qfs_store *s, qfs_group_t group)
 	pthread_mutex_unlock(&s->ap_mu);
 }
 
+/* ---- the fence a RANGE op reads ----
+ * Every txn of a partition starts with a RANGE op, which compares the
+ * epoch of the group's fence record with the one it was routed by, on
+ * every replica: a RocksDB point read of a key written once per split,
+ * which searches the memtables and every level (5 % of the daemon's CPU
+ * during cp -a, doc/perf.md AFTER 19).  The cache keeps that epoch; every
+ * write of an item goes through ov_emit, which drops the slot of the key
+ * it writes; the writes that do not (2PC commits, load_item, drop,
+ * install) drop the group's slot whatever the key. */
+
+static struct store_fence *fence_slot(struct qfs_store *s, qfs_group_t group)
+{
+	return &s->fence[(group ^ (group >> 17)) % STORE_AP_SLOTS];
+}
+
+/* See store_int.h. */
+int store_fence_get(struct qfs_store *s, qfs_group_t group, const uint8_t *k, size_t kl,
+		    uint64_t *epoch)
+{
+	void *v = NULL;
+	size_t vl = 0;
+	int rc;
+
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_fence *e = fence_slot(s, group);
+	if (e->valid && e->group == group && e->key_len == kl && memcmp(e->key, k, kl) == 0) {
+		*epoch = e->epoch;
+		pthread_mutex_unlock(&s->ap_mu);
+		return 0;
+	}
+	rc = qfs_store_get(s, group, k, kl, &v, &vl);
+	if (rc == 0 || rc == -ENOENT) {
+		*epoch = rc == 0 && vl >= 8 ? qfs_be64_get(v) : 0;
+		rc = 0;
+		if (kl <= sizeof(e->key)) {
+			e->group = group;
+			memcpy(e->key, k, kl);
+			e->key_len = (uint32_t)kl;
+			e->epoch = *epoch;
+			e->valid = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->ap_mu);
+	free(v);
+	return rc;
+}
+
+/* See store_int.h. */
+void store_fence_forget(struct qfs_store *s, qfs_group_t group, const uint8_t *k, size_t kl)
+{
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_fence *e = fence_slot(s, group);
+	if (e->group == group && (!k || (e->key_len == kl && memcmp(e->key, k, kl) == 0)))
+		e->valid = 0;
+	pthread_mutex_unlock(&s->ap_mu);
+}
+
 /* Read group's applied LSN into *lsn (0 when absent): from the cache, else
  * from RocksDB (then cached).  0, -EIO, or QFS_ECORRUPT for a value that
  * is not 8 bytes. */
@@ -515,6 +572,7 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	}
 	wb = s->apply_wb;
 	if (t.nops && qfs_op_is_2pc(t.ops[0].kind)) {
+		store_fence_forget(s, group, NULL, 0); /* a commit writes around ov_emit */
 		rc = store_xact_apply(s, group, &t, wb, &nprep_delta, &res);
 	} else if ((rc = store_xact_nprep(s, group, &nprep)) == 0 && nprep == 0) {
 		rc = store_apply_ops(s, group, &t, wb, &res); /* the ordinary path */
@@ -813,6 +871,7 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	}
 	rocksdb_writebatch_put(wb, (const char *)k, klen, (const char *)val, val_len);
 	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
+	store_fence_forget(s, group, NULL, 0);
 	rocksdb_write(s->db, s->wo, wb, &err);
 	rocksdb_writebatch_destroy(wb);
 	if (k != kb)
@@ -904,6 +963,7 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rocksdb_writebatch_destroy(wb);
 	store_xact_forget(s, group);
 	store_applied_forget(s, group);
+	store_fence_forget(s, group, NULL, 0);
 	if (!rc) /* the group's WAL is gone: make the drop durable now */
 		rc = qfs_store_sync(s);
 	if (!rc)

@@ -1618,6 +1618,75 @@ START_TEST(test_applied_cache)
 }
 END_TEST
 
+/* The fence a RANGE op compares comes from a cache (store.c): a txn that
+ * writes the fence, a drop, a load_item and an install each make the
+ * next RANGE op see the new record, without a reopen. */
+static int fence_res(qfs_group_t g, uint64_t epoch)
+{
+	struct qfs_txn t;
+	uint8_t ep[8];
+
+	qfs_be64_put(ep, epoch);
+	qfs_txn_init(&t);
+	add_fence(&t, ep);
+	return APPLY(g, &t);
+}
+
+START_TEST(test_fence_cache)
+{
+	struct qfs_txn t;
+	struct qfs_store_install *in;
+	uint8_t rec[12], ep5[8];
+
+	ck_assert_int_eq(fence_res(G1, 0), 0); /* absent: epoch 0 (now cached) */
+	ck_assert_int_eq(fence_res(G1, 5), QFS_ESTALE);
+	qfs_be64_put(rec, 5);
+	memcpy(rec + 8, "rest", 4);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, sizeof(rec));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 0), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 5), 0);
+	ck_assert_int_eq(fence_res(G2, 0), 0); /* per group */
+	ck_assert_int_eq(fence_res(G2, 5), QFS_ESTALE);
+
+	/* a txn that writes the fence after its RANGE op: the next one sees it */
+	qfs_txn_init(&t);
+	qfs_be64_put(ep5, 5);
+	add_fence(&t, ep5);
+	qfs_be64_put(rec, 6);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 5), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 6), 0);
+
+	/* a failed txn writes nothing: the fence stays */
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, (const uint8_t *)"zz", 2, -ENOENT);
+	qfs_be64_put(rec, 9);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	ck_assert_int_eq(fence_res(G1, 6), 0);
+
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(fence_res(G1, 6), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 0), 0);
+	qfs_be64_put(rec, 7);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, (const uint8_t *)"", 0, rec, 8), 0);
+	ck_assert_int_eq(fence_res(G1, 0), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 7), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	qfs_be64_put(rec, 8);
+	ck_assert_int_eq(qfs_store_install_item(in, (const uint8_t *)"", 0, rec, 8), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 9), 0);
+	ck_assert_int_eq(fence_res(G1, 7), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 8), 0);
+	reopen();
+	ck_assert_int_eq(fence_res(G1, 8), 0);
+	ck_assert_int_eq(fence_res(G2, 0), 0);
+}
+END_TEST
+
 START_TEST(test_group_size)
 {
 	struct qfs_txn t;
@@ -3188,6 +3257,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_scan_snapshot);
 	tcase_add_test(tc, test_drop_group);
 	tcase_add_test(tc, test_applied_cache);
+	tcase_add_test(tc, test_fence_cache);
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
