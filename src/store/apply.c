@@ -835,15 +835,17 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 			*fail = op->err;
 		free(v);
 		return rc;
-	case QFS_OP_RANGE: /* the partition fence: the first 8 bytes of the record are its epoch */
-		rc = view_get(a, op->key, op->key_len, &v, &vl, &found);
-		if (!rc) {
-			uint64_t have = found && vl >= 8 ? qfs_be64_get(v) : 0;
-			if (op->val_len != 8 || have != qfs_be64_get(op->val))
-				*fail = op->err;
-		}
-		free(v);
+	case QFS_OP_RANGE: { /* the partition fence: the first 8 bytes of the record are its epoch */
+		const struct ov_ent *e = ov_find(a, op->key, op->key_len);
+		uint64_t have = 0;
+		if (e) /* written by this txn */
+			have = !e->del && e->val_len >= 8 ? qfs_be64_get(e->val) : 0;
+		else /* RocksDB's, through the store's cache (store.c) */
+			rc = store_fence_get(a->s, a->group, op->key, op->key_len, &have);
+		if (!rc && (op->val_len != 8 || have != qfs_be64_get(op->val)))
+			*fail = op->err;
 		return rc;
+	}
 	case QFS_OP_EXPECT_EMPTY:
 		rc = view_walk(a, op->key, op->key_len, op->key2, op->key2_len, walk_found, NULL);
 		if (rc == 1) {
@@ -881,6 +883,7 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 		uint8_t *k = store_item_key(kb, sizeof(kb), a->group, e->key, e->key_len, &kl);
 		if (!k)
 			return -ENOMEM;
+		store_fence_forget(a->s, a->group, e->key, e->key_len); /* before the write */
 		if (e->del)
 			rocksdb_writebatch_delete(wb, (const char *)k, kl);
 		else

@@ -378,6 +378,8 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		goto out;
 	}
 	store_xact_forget(in->s, in->group); /* the snapshot's prepared txns are counted anew */
+	store_applied_forget(in->s, in->group); /* and its applied LSN read anew */
+	store_fence_forget(in->s, in->group, NULL, 0); /* and its fence */
 	if (err) {
 		rc = store_rocks_err(in->s, "install ingest", err);
 		goto out;

@@ -161,6 +161,7 @@ static void store_free_handles(struct qfs_store *s)
 		rocksdb_writebatch_destroy(s->apply_wb);
 	free(s->nprep);
 	free(s->dir);
+	pthread_mutex_destroy(&s->ap_mu);
 	free(s);
 }
 
@@ -263,6 +264,7 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 
 	if (!s)
 		return -ENOMEM;
+	pthread_mutex_init(&s->ap_mu, NULL);
 	s->dir = strdup(dir);
 	s->opts = rocksdb_options_create();
 	s->bbto = rocksdb_block_based_options_create();
@@ -343,32 +345,143 @@ void qfs_store_close(struct qfs_store *s)
 		store_free_handles(s);
 }
 
-/* Read group's applied LSN into *lsn (0 when absent).  0, -EIO, or
- * QFS_ECORRUPT for a value that is not 8 bytes. */
+/* ---- the applied LSN ----
+ * Every apply checks that its LSN follows the group's applied one, which
+ * the apply before wrote: the cache s->ap keeps it, so that check reads
+ * no RocksDB (a point read through the memtables and every level: 2 % of
+ * the daemon's CPU during cp -a, doc/perf.md AFTER 19).  A write of the
+ * 'a' record sets its group's slot after RocksDB took it; every other
+ * change of a group's state (drop, install) and a failed write empty it;
+ * a miss reads RocksDB and fills the slot, under ap_mu so that a write's
+ * update, which comes after its RocksDB write, cannot be overtaken by the
+ * value a read took before it.  Writes of one group's 'a' record come one
+ * at a time (each checks the one before), from the node's I/O thread. */
+
+static struct store_ap *ap_slot(struct qfs_store *s, qfs_group_t group)
+{
+	return &s->ap[(group ^ (group >> 17)) % STORE_AP_SLOTS];
+}
+
+/* Group's applied LSN is lsn in RocksDB now. */
+static void ap_set(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
+{
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_ap *e = ap_slot(s, group);
+	e->group = group;
+	e->lsn = lsn;
+	e->valid = 1;
+	pthread_mutex_unlock(&s->ap_mu);
+}
+
+/* See store_int.h. */
+void store_applied_forget(struct qfs_store *s, qfs_group_t group)
+{
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_ap *e = ap_slot(s, group);
+	if (e->group == group)
+		e->valid = 0;
+	pthread_mutex_unlock(&s->ap_mu);
+}
+
+/* ---- the fence a RANGE op reads ----
+ * Every txn of a partition starts with a RANGE op, which compares the
+ * epoch of the group's fence record with the one it was routed by, on
+ * every replica: a RocksDB point read of a key written once per split,
+ * which searches the memtables and every level (5 % of the daemon's CPU
+ * during cp -a, doc/perf.md AFTER 19).  The cache keeps that epoch; every
+ * write of an item goes through ov_emit, which drops the slot of the key
+ * it writes; the writes that do not (2PC commits, load_item, drop,
+ * install) drop the group's slot whatever the key. */
+
+static struct store_fence *fence_slot(struct qfs_store *s, qfs_group_t group)
+{
+	return &s->fence[(group ^ (group >> 17)) % STORE_AP_SLOTS];
+}
+
+/* See store_int.h. */
+int store_fence_get(struct qfs_store *s, qfs_group_t group, const uint8_t *k, size_t kl,
+		    uint64_t *epoch)
+{
+	void *v = NULL;
+	size_t vl = 0;
+	int rc;
+
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_fence *e = fence_slot(s, group);
+	if (e->valid && e->group == group && e->key_len == kl && memcmp(e->key, k, kl) == 0) {
+		*epoch = e->epoch;
+		pthread_mutex_unlock(&s->ap_mu);
+		return 0;
+	}
+	rc = qfs_store_get(s, group, k, kl, &v, &vl);
+	if (rc == 0 || rc == -ENOENT) {
+		*epoch = rc == 0 && vl >= 8 ? qfs_be64_get(v) : 0;
+		rc = 0;
+		if (kl <= sizeof(e->key)) {
+			e->group = group;
+			memcpy(e->key, k, kl);
+			e->key_len = (uint32_t)kl;
+			e->epoch = *epoch;
+			e->valid = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->ap_mu);
+	free(v);
+	return rc;
+}
+
+/* See store_int.h. */
+void store_fence_forget(struct qfs_store *s, qfs_group_t group, const uint8_t *k, size_t kl)
+{
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_fence *e = fence_slot(s, group);
+	if (e->group == group && (!k || (e->key_len == kl && memcmp(e->key, k, kl) == 0)))
+		e->valid = 0;
+	pthread_mutex_unlock(&s->ap_mu);
+}
+
+/* Read group's applied LSN into *lsn (0 when absent): from the cache, else
+ * from RocksDB (then cached).  0, -EIO, or QFS_ECORRUPT for a value that
+ * is not 8 bytes. */
 static int applied_read(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *lsn)
 {
 	uint8_t k[STORE_GROUP_PREFIX_LEN];
 	char *err = NULL;
 	size_t vlen;
+	int rc = 0;
 
+	pthread_mutex_lock(&s->ap_mu);
+	struct store_ap *e = ap_slot(s, group);
+	if (e->valid && e->group == group) {
+		*lsn = e->lsn;
+		goto out;
+	}
 	store_applied_key(k, group);
 	rocksdb_pinnableslice_t *v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, sizeof(k), &err);
-	if (err)
-		return store_rocks_err(s, "get applied", err);
+	if (err) {
+		rc = store_rocks_err(s, "get applied", err);
+		goto out;
+	}
 	if (!v) {
 		*lsn = 0;
-		return 0;
-	}
-	const char *p = rocksdb_pinnableslice_value(v, &vlen);
-	int rc = 0;
-	if (vlen != 8) {
-		QFS_LOG(QFS_LOG_ERR, "store applied lsn corrupt dir=%s group=%016llx len=%zu", s->dir,
-			(unsigned long long)group, vlen);
-		rc = QFS_ECORRUPT;
 	} else {
-		*lsn = qfs_be64_get((const uint8_t *)p);
+		const char *p = rocksdb_pinnableslice_value(v, &vlen);
+		if (vlen != 8) {
+			QFS_LOG(QFS_LOG_ERR, "store applied lsn corrupt dir=%s group=%016llx len=%zu", s->dir,
+				(unsigned long long)group, vlen);
+			rc = QFS_ECORRUPT;
+		} else {
+			*lsn = qfs_be64_get((const uint8_t *)p);
+		}
+		rocksdb_pinnableslice_destroy(v);
 	}
-	rocksdb_pinnableslice_destroy(v);
+	if (rc == 0) {
+		e->group = group;
+		e->lsn = *lsn;
+		e->valid = 1;
+	}
+out:
+	pthread_mutex_unlock(&s->ap_mu);
 	return rc;
 }
 
@@ -466,6 +579,7 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	}
 	wb = s->apply_wb;
 	if (t.nops && qfs_op_is_2pc(t.ops[0].kind)) {
+		store_fence_forget(s, group, NULL, 0); /* a commit writes around ov_emit */
 		rc = store_xact_apply(s, group, &t, wb, &nprep_delta, &res);
 	} else if ((rc = store_xact_nprep(s, group, &nprep)) == 0 && nprep == 0) {
 		rc = store_apply_ops(s, group, &t, wb, &res); /* the ordinary path */
@@ -480,8 +594,10 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 	rc = batch_write(s, wb, "apply");
 	if (rc) {
 		store_xact_forget(s, group); /* recount from what RocksDB holds */
+		store_applied_forget(s, group);
 		goto err_destroy_batch;
 	}
+	ap_set(s, group, lsn);
 	if (nprep_delta)
 		store_xact_count(s, group, nprep_delta);
 	apply_batch_done(s);
@@ -509,6 +625,10 @@ int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
 	batch_put_applied(wb, group, lsn);
 	rc = batch_write(s, wb, "apply noop");
 	rocksdb_writebatch_destroy(wb);
+	if (rc)
+		store_applied_forget(s, group);
+	else
+		ap_set(s, group, lsn);
 	return rc;
 }
 
@@ -804,6 +924,7 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	}
 	rocksdb_writebatch_put(wb, (const char *)k, klen, (const char *)val, val_len);
 	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
+	store_fence_forget(s, group, NULL, 0);
 	rocksdb_write(s->db, s->wo, wb, &err);
 	rocksdb_writebatch_destroy(wb);
 	if (k != kb)
@@ -825,6 +946,10 @@ int qfs_store_load_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn
 	batch_put_applied(wb, group, lsn);
 	rc = batch_write(s, wb, "load applied");
 	rocksdb_writebatch_destroy(wb);
+	if (rc)
+		store_applied_forget(s, group);
+	else
+		ap_set(s, group, lsn);
 	return rc;
 }
 
@@ -890,6 +1015,8 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rc = batch_write(s, wb, "drop group");
 	rocksdb_writebatch_destroy(wb);
 	store_xact_forget(s, group);
+	store_applied_forget(s, group);
+	store_fence_forget(s, group, NULL, 0);
 	if (!rc) /* the group's WAL is gone: make the drop durable now */
 		rc = qfs_store_sync(s);
 	if (!rc)

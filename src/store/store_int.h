@@ -12,6 +12,7 @@
 #ifndef QFS_STORE_STORE_INT_H
 #define QFS_STORE_STORE_INT_H
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,12 @@
 #define STORE_CRC_LEN 8                                /* the 'c' record's value */
 #define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
 #define STORE_DBKEY_MAX (STORE_GROUP_PREFIX_LEN + QFS_KEY_MAX)
+
+/* Slots of the applied-LSN cache (struct qfs_store ap): one per group a
+ * node replicates, in practice; a collision only costs a RocksDB read. */
+#define STORE_AP_SLOTS 64
+/* Longest RANGE key the fence cache keeps (the fence's is 1 byte). */
+#define STORE_FENCE_KEY_MAX 16
 
 struct qfs_store {
 	rocksdb_t *db;
@@ -67,6 +74,29 @@ struct qfs_store {
 	rocksdb_writebatch_t *apply_wb;   /* qfs_store_apply's batch, reused
 					     (store.c apply_batch_done); NULL
 					     until the first apply; I/O thread */
+	pthread_mutex_t ap_mu;            /* protects ap */
+	struct store_ap {                 /* applied LSNs known, by group (a
+					     direct-mapped cache of the 'a'
+					     records: set after the writes of
+					     apply, apply_noop, load_applied;
+					     dropped by drop, install and a
+					     failed write; store.c applied_read) */
+		qfs_group_t group;
+		qfs_lsn_t lsn;
+		int valid;
+	} ap[STORE_AP_SLOTS];
+	struct store_fence {              /* the record each RANGE op reads (the
+					     partition fence), by group: the
+					     epoch it holds (0: absent); set by
+					     a read, dropped by any write of
+					     its key (ov_emit), a 2PC apply,
+					     load_item, drop, install; ap_mu */
+		qfs_group_t group;
+		uint8_t key[STORE_FENCE_KEY_MAX];
+		uint32_t key_len;
+		uint64_t epoch;
+		int valid;
+	} fence[STORE_AP_SLOTS];
 };
 
 /* Bytes of a batch qfs_store_apply keeps for the next apply (its memory
@@ -177,6 +207,18 @@ int store_txn_locks(const struct qfs_txn *t, struct qfs_buf *locks);
  *   QFS_ECORRUPT (a record that does not decode). */
 int store_xact_nprep(struct qfs_store *s, qfs_group_t group, uint64_t *out);
 void store_xact_forget(struct qfs_store *s, qfs_group_t group);
+/* store.c: group's applied LSN is unknown again to the cache in front of
+ * its 'a' record (install: the snapshot brought its own).  Any thread. */
+void store_applied_forget(struct qfs_store *s, qfs_group_t group);
+/* store.c: the fence cache.  store_fence_get: the epoch (the first 8
+ * bytes; 0 when absent or shorter) of group's record at key k as RocksDB
+ * holds it, from the cache or read (then cached): 0, -ENOMEM, -EIO.
+ * store_fence_forget: a write of group's key k (any key when k is NULL)
+ * is about to be made: the cache drops what it has of it.  Any thread;
+ * the RANGE reads of one group come from its applies, one at a time. */
+int store_fence_get(struct qfs_store *s, qfs_group_t group, const uint8_t *k, size_t kl,
+		    uint64_t *epoch);
+void store_fence_forget(struct qfs_store *s, qfs_group_t group, const uint8_t *k, size_t kl);
 void store_xact_count(struct qfs_store *s, qfs_group_t group, int64_t delta);
 int store_xact_apply(struct qfs_store *s, qfs_group_t group, const struct qfs_txn *t,
 		     rocksdb_writebatch_t *wb, int64_t *delta, int *result);

@@ -1569,6 +1569,125 @@ START_TEST(test_drop_group)
 }
 END_TEST
 
+/* The applied LSN an apply checks comes from a cache (store.c): every
+ * write of it, a drop and an install keep that cache exact without a
+ * reopen; an apply at any other LSN than the next is refused. */
+START_TEST(test_applied_cache)
+{
+	struct qfs_txn t;
+	struct qfs_buf b;
+	struct qfs_store_install *in;
+	uint32_t kl;
+	int res = 12345;
+	const uint8_t *k = kdent(DIR_INO, "c", &kl);
+
+	qfs_txn_init(&t);
+	add_put(&t, k, kl, "v");
+	qfs_buf_init(&b);
+	qfs_txn_encode(&t, &b);
+	ck_assert_int_eq(b.err, 0);
+	qfs_txn_close(&t);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(qfs_store_apply(st, G1, i + 1, b.data, b.len, &res), 0);
+	ck_assert_uint_eq(applied(G1), 3);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 3, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 5, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply_noop(st, G1, 4), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 4, b.data, b.len, &res), -EINVAL);
+	ck_assert_uint_eq(applied(G1), 4);
+
+	/* a drop: the group starts over at 1, without a reopen */
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 5, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 1, b.data, b.len, &res), 0);
+	ck_assert_uint_eq(applied(G1), 1);
+
+	/* load_applied sets it; an install brings its own */
+	ck_assert_int_eq(qfs_store_load_applied(st, G1, 2), 0);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 2, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 3, b.data, b.len, &res), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, (const uint8_t *)"n", 1), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 77, 9), 0);
+	ck_assert_uint_eq(applied(G1), 77);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 4, b.data, b.len, &res), -EINVAL);
+	ck_assert_int_eq(qfs_store_apply(st, G1, 78, b.data, b.len, &res), 0);
+	ck_assert_uint_eq(applied(G2), 0); /* another group untouched */
+	reopen();
+	ck_assert_uint_eq(applied(G1), 78);
+	qfs_buf_close(&b);
+}
+END_TEST
+
+/* The fence a RANGE op compares comes from a cache (store.c): a txn that
+ * writes the fence, a drop, a load_item and an install each make the
+ * next RANGE op see the new record, without a reopen. */
+static int fence_res(qfs_group_t g, uint64_t epoch)
+{
+	struct qfs_txn t;
+	uint8_t ep[8];
+
+	qfs_be64_put(ep, epoch);
+	qfs_txn_init(&t);
+	add_fence(&t, ep);
+	return APPLY(g, &t);
+}
+
+START_TEST(test_fence_cache)
+{
+	struct qfs_txn t;
+	struct qfs_store_install *in;
+	uint8_t rec[12], ep5[8];
+
+	ck_assert_int_eq(fence_res(G1, 0), 0); /* absent: epoch 0 (now cached) */
+	ck_assert_int_eq(fence_res(G1, 5), QFS_ESTALE);
+	qfs_be64_put(rec, 5);
+	memcpy(rec + 8, "rest", 4);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, sizeof(rec));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 0), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 5), 0);
+	ck_assert_int_eq(fence_res(G2, 0), 0); /* per group */
+	ck_assert_int_eq(fence_res(G2, 5), QFS_ESTALE);
+
+	/* a txn that writes the fence after its RANGE op: the next one sees it */
+	qfs_txn_init(&t);
+	qfs_be64_put(ep5, 5);
+	add_fence(&t, ep5);
+	qfs_be64_put(rec, 6);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 5), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 6), 0);
+
+	/* a failed txn writes nothing: the fence stays */
+	qfs_txn_init(&t);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, (const uint8_t *)"zz", 2, -ENOENT);
+	qfs_be64_put(rec, 9);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	ck_assert_int_eq(fence_res(G1, 6), 0);
+
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(fence_res(G1, 6), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 0), 0);
+	qfs_be64_put(rec, 7);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, (const uint8_t *)"", 0, rec, 8), 0);
+	ck_assert_int_eq(fence_res(G1, 0), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 7), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	qfs_be64_put(rec, 8);
+	ck_assert_int_eq(qfs_store_install_item(in, (const uint8_t *)"", 0, rec, 8), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 9), 0);
+	ck_assert_int_eq(fence_res(G1, 7), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 8), 0);
+	reopen();
+	ck_assert_int_eq(fence_res(G1, 8), 0);
+	ck_assert_int_eq(fence_res(G2, 0), 0);
+}
+END_TEST
+
 START_TEST(test_group_size)
 {
 	struct qfs_txn t;
@@ -3284,6 +3403,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_scan_snapshot);
 	tcase_add_test(tc, test_drop_group);
+	tcase_add_test(tc, test_applied_cache);
+	tcase_add_test(tc, test_fence_cache);
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
