@@ -215,11 +215,14 @@ static void pend_release(struct qfs_wal *w)
 	w->pend_cap = 0;
 }
 
-/* Give the records kept from the last large sync back (see wal_int.h). */
+/* Free the records kept from the last large sync (see wal_int.h).  Freed,
+ * not put back into the pool of common/bigbuf.h: the pool already holds
+ * up to its bound of unused buffers beside the ones the replicas keep,
+ * and putting these back too raised the daemon's peak RSS by about
+ * 30 MiB (doc/perf.md AFTER 17). */
 static void kept_release(struct qfs_wal *w)
 {
-	if (w->kept)
-		qfs_bigbuf_put(w->kept, w->kept_cap);
+	free(w->kept);
 	w->kept = NULL;
 	w->kept_cap = 0;
 	w->kept_first = w->kept_last = 0;
@@ -768,7 +771,7 @@ int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_c
  * memory (the sync's pending buffer, wal_int.h) are delivered from there:
  * not read back from the file nor CRC-checked again.  Once a walk has
  * delivered the last of them, or asked only for records past them, the
- * buffer goes back to the pool.  Same returns as qfs_wal_read.  For the
+ * buffer is freed.  Same returns as qfs_wal_read.  For the
  * apply right after a sync; a check of the file uses qfs_wal_read.
  */
 int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
