@@ -68,7 +68,7 @@ struct qfs_wal {
 	 * reaches them, or close.  kept == NULL: none. */
 	uint8_t *kept;            /* the sync's pending buffer (from common/bigbuf.h;
 				   * freed, not put back, when released) */
-	size_t kept_cap;          /* its capacity, for qfs_bigbuf_put */
+	size_t kept_cap;          /* its capacity in bytes */
 	size_t kept_off;          /* first record's header at kept + kept_off */
 	qfs_lsn_t kept_first;     /* LSNs of the records held, all durable */
 	qfs_lsn_t kept_last;
