@@ -215,14 +215,17 @@ static void pend_release(struct qfs_wal *w)
 	w->pend_cap = 0;
 }
 
-/* Free the records kept from the last large sync (see wal_int.h).  Freed,
- * not put back into the pool of common/bigbuf.h: the pool already holds
- * up to its bound of unused buffers beside the ones the replicas keep,
- * and putting these back too raised the daemon's peak RSS by about
- * 30 MiB (doc/perf.md AFTER 17). */
+/* Give the records kept from the last large sync back to the pool of
+ * common/bigbuf.h (see wal_int.h).  While kept, the buffer counts
+ * against the pool's byte bound (qfs_bigbuf_lend): without that, the
+ * replicas' kept buffers came on top of the pool's held ones and raised
+ * the daemon's peak RSS by about 30 MiB (doc/perf.md AFTER 17). */
 static void kept_release(struct qfs_wal *w)
 {
-	free(w->kept);
+	if (w->kept) {
+		qfs_bigbuf_unlend(w->kept_cap);
+		qfs_bigbuf_put(w->kept, w->kept_cap);
+	}
 	w->kept = NULL;
 	w->kept_cap = 0;
 	w->kept_first = w->kept_last = 0;
@@ -239,6 +242,7 @@ static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
 	if (w->pend_cap <= PEND_KEEP || s->last <= s->durable_last || s->pend_len <= hdr)
 		return 0;
 	kept_release(w);
+	qfs_bigbuf_lend(w->pend_cap);
 	w->kept = w->pend;
 	w->kept_cap = w->pend_cap;
 	w->kept_off = s->pend_off + hdr;
@@ -771,7 +775,7 @@ int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_c
  * memory (the sync's pending buffer, wal_int.h) are delivered from there:
  * not read back from the file nor CRC-checked again.  Once a walk has
  * delivered the last of them, or asked only for records past them, the
- * buffer is freed.  Same returns as qfs_wal_read.  For the
+ * buffer goes back to the pool of common/bigbuf.h.  Same returns as qfs_wal_read.  For the
  * apply right after a sync; a check of the file uses qfs_wal_read.
  */
 int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)

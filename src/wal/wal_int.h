@@ -66,8 +66,8 @@ struct qfs_wal {
 	 * qfs_wal_read_recent: that buffer itself, held until a read_recent
 	 * has delivered kept_last, the next such sync, a truncation that
 	 * reaches them, or close.  kept == NULL: none. */
-	uint8_t *kept;            /* the sync's pending buffer (from common/bigbuf.h;
-				   * freed, not put back, when released) */
+	uint8_t *kept;            /* the sync's pending buffer (common/bigbuf.h: lent
+				   * while kept, put back when released) */
 	size_t kept_cap;          /* its capacity in bytes */
 	size_t kept_off;          /* first record's header at kept + kept_off */
 	qfs_lsn_t kept_first;     /* LSNs of the records held, all durable */

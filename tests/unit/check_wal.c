@@ -490,8 +490,9 @@ START_TEST(test_large_record)
 END_TEST
 
 /* Large records and the pool of common/bigbuf.h: the pending buffer of
- * a large sync is kept for qfs_wal_read_recent (the apply) and freed once
- * that read delivered it (test_read_recent); the read window grown for a
+ * a large sync is kept for qfs_wal_read_recent (the apply), lent
+ * (counted against the pool's bound) meanwhile, and put back once that
+ * read delivered it (test_read_recent); the read window grown for a
  * large record goes back after each read and after recovery, so a log
  * keeps no buffer as large as its largest record.  A failed write with a
  * large record pending gives the buffer back to the pool, the next large
@@ -536,9 +537,13 @@ START_TEST(test_large_pooled)
 	ck_assert_uint_eq(st.misses, st0.misses + 1);
 	ck_assert_uint_eq(st.held, 0); /* the pending buffer, kept for the apply */
 	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_uint_eq(st.lent_bytes, W->kept_cap); /* and lent meanwhile */
 	ck_assert_int_eq(qfs_wal_read_recent(W, 1, 1, big_cb, &n), 0);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_ptr_null(W->kept); /* freed once read */
+	ck_assert_ptr_null(W->kept);
+	qfs_bigbuf_stats(&st);
+	ck_assert_uint_eq(st.held, 1); /* back in the pool once read */
+	ck_assert_uint_eq(st.lent_bytes, 0);
 	n = 0;
 	big_append(2);
 	ck_assert_int_eq(qfs_wal_read(W, 2, 2, big_cb, &n), 0); /* buffered */
@@ -594,7 +599,7 @@ static int recent_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 
 /* qfs_wal_read_recent: the records of the last large sync come from the
  * buffer they were written from, the others from the file, in order and
- * each once; the buffer is freed once read (or passed), at
+ * each once; the buffer goes back to the pool once read (or passed), at
  * the next large sync, at a truncation reaching it and at close; a small
  * sync keeps none.  The file is what a plain qfs_wal_read checks: after
  * a bit flipped in a kept record on disk, read_recent still delivers the
@@ -643,7 +648,7 @@ START_TEST(test_read_recent)
 	n = 0;
 	ck_assert_int_eq(qfs_wal_read_recent(W, 4, 7, recent_cb, &n), 0);
 	ck_assert_uint_eq(n, 4);
-	ck_assert_ptr_null(W->kept); /* delivered: freed */
+	ck_assert_ptr_null(W->kept); /* delivered: back to the pool */
 	/* now from the file: the flipped byte shows */
 	ck_assert_int_eq(qfs_wal_read_recent(W, 6, 6, recent_cb, &n), QFS_ECORRUPT);
 	ck_assert_int_eq(qfs_wal_truncate_after(W, 3), 0);
