@@ -37,6 +37,13 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct slot slots[QFS_BIGBUF_KEEP]; /* mu */
 static struct qfs_bigbuf_stats st;         /* mu (held, held_bytes kept live) */
 
+/* The bytes bound of the held buffers: QFS_BIGBUF_KEEP_BYTES less what
+ * callers keep lent (qfs_bigbuf_lend); mu held. */
+static uint64_t held_bound(void)
+{
+	return st.lent_bytes >= QFS_BIGBUF_KEEP_BYTES ? 0 : QFS_BIGBUF_KEEP_BYTES - st.lent_bytes;
+}
+
 static size_t round_cap(size_t size)
 {
 	return (size + QFS_BIGBUF_ROUND - 1) / QFS_BIGBUF_ROUND * QFS_BIGBUF_ROUND;
@@ -139,7 +146,7 @@ void qfs_bigbuf_put(void *p, size_t cap)
 	}
 	/* Make room: the smallest held buffer goes when it is smaller than p
 	 * and either no slot is free or the bytes bound would be passed. */
-	while ((!free_slot || st.held_bytes + cap > QFS_BIGBUF_KEEP_BYTES) && small &&
+	while ((!free_slot || st.held_bytes + cap > held_bound()) && small &&
 	       small->cap < cap) {
 		stale[n++] = small->p;
 		st.held--;
@@ -154,7 +161,7 @@ void qfs_bigbuf_put(void *p, size_t cap)
 	}
 	/* stale[] holds at most QFS_BIGBUF_KEEP here: each buffer taken was
 	 * held, and at most QFS_BIGBUF_KEEP are. */
-	if (free_slot && st.held_bytes + cap <= QFS_BIGBUF_KEEP_BYTES) {
+	if (free_slot && st.held_bytes + cap <= held_bound()) {
 		free_slot->p = p;
 		free_slot->cap = cap;
 		free_slot->put_ms = now;
@@ -166,6 +173,39 @@ void qfs_bigbuf_put(void *p, size_t cap)
 	}
 	pthread_mutex_unlock(&mu);
 	free_all(stale, n);
+}
+
+/* See bigbuf.h. */
+void qfs_bigbuf_lend(size_t cap)
+{
+	void *stale[QFS_BIGBUF_KEEP];
+	unsigned n = 0;
+
+	pthread_mutex_lock(&mu);
+	st.lent_bytes += cap;
+	/* the largest held buffers go first until the rest fits the bound */
+	while (st.held_bytes > held_bound()) {
+		struct slot *big = NULL;
+
+		for (unsigned i = 0; i < QFS_BIGBUF_KEEP; i++)
+			if (slots[i].p && (!big || slots[i].cap > big->cap))
+				big = &slots[i];
+		stale[n++] = big->p;
+		st.held--;
+		st.held_bytes -= big->cap;
+		st.drops++;
+		big->p = NULL;
+	}
+	pthread_mutex_unlock(&mu);
+	free_all(stale, n);
+}
+
+/* See bigbuf.h. */
+void qfs_bigbuf_unlend(size_t cap)
+{
+	pthread_mutex_lock(&mu);
+	st.lent_bytes = st.lent_bytes > cap ? st.lent_bytes - cap : 0;
+	pthread_mutex_unlock(&mu);
 }
 
 /* See bigbuf.h. */

@@ -15,7 +15,9 @@
  * once); a buffer unused for QFS_BIGBUF_IDLE_MS is freed by the next
  * get, put or qfs_bigbuf_trim() (the cell's keeper calls it with its
  * malloc_trim), so an idle daemon holds none.  Buffers in use are the
- * caller's and are not counted.
+ * caller's and are not counted, except those a caller keeps for a while
+ * and lends (qfs_bigbuf_lend: the WAL's last large sync, kept for the
+ * apply), which lower the byte bound of the held ones.
  *
  * Every buffer comes from malloc(): one may also be freed with free()
  * (it is then simply not reused).  Thread-safe (one mutex, held only to
@@ -43,6 +45,7 @@ struct qfs_bigbuf_stats {
 	uint64_t idle_frees; /* held buffers freed for being unused too long */
 	uint32_t held;       /* buffers held now */
 	uint64_t held_bytes; /* their capacity */
+	uint64_t lent_bytes; /* capacity kept by callers (qfs_bigbuf_lend) */
 };
 
 /* A buffer of at least size bytes (contents undefined); *cap gets its
@@ -60,6 +63,15 @@ void *qfs_bigbuf_get(size_t size, size_t *cap);
  * that one is smaller (it is freed), or is freed itself.  The caller
  * must not touch p after. */
 void qfs_bigbuf_put(void *p, size_t cap);
+
+/* A buffer of cap bytes that a caller keeps in use for a while instead of
+ * putting it back (the WAL's records of its last large sync, kept for the
+ * apply) counts against the pool's byte bound from qfs_bigbuf_lend until
+ * qfs_bigbuf_unlend(cap): held buffers past the lowered bound are freed
+ * at once, and puts respect it, so the pool's held buffers and the kept
+ * ones together stay within QFS_BIGBUF_KEEP_BYTES. */
+void qfs_bigbuf_lend(size_t cap);
+void qfs_bigbuf_unlend(size_t cap);
 
 /* Free the held buffers unused for idle_ms or more (0: all of them). */
 void qfs_bigbuf_trim(uint32_t idle_ms);

@@ -1585,12 +1585,14 @@ static void drive_read_done(void *ctx, struct qfs_drive_log *out)
 	free(w);
 }
 
-/* Apply [applied + 1, commit] read back from the WAL (apply_cb). */
+/* Apply [applied + 1, commit] from the WAL (apply_cb): the records of its
+ * last large sync from the memory they were written from, the others read
+ * back from the file (qfs_wal_read_recent). */
 static int drive_apply(void *ctx, qfs_lsn_t commit)
 {
 	struct group *g = ctx;
 	struct apply_walk aw = { .rn = g->rn, .g = g };
-	int rc = qfs_wal_read(g->wal, g->applied + 1, commit, apply_cb, &aw);
+	int rc = qfs_wal_read_recent(g->wal, g->applied + 1, commit, apply_cb, &aw);
 
 	if (rc)
 		return aw.store_rc ? aw.store_rc : rc;

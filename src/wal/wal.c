@@ -217,6 +217,47 @@ static void pend_release(struct qfs_wal *w)
 	w->pend_cap = 0;
 }
 
+/* Give the records kept from the last large sync back to the pool of
+ * common/bigbuf.h (see wal_int.h).  While kept, the buffer counts
+ * against the pool's byte bound (qfs_bigbuf_lend): without that, the
+ * replicas' kept buffers came on top of the pool's held ones and raised
+ * the daemon's peak RSS by about 30 MiB (doc/perf.md AFTER 17). */
+static void kept_release(struct qfs_wal *w)
+{
+	if (w->kept) {
+		qfs_bigbuf_unlend(w->kept_cap);
+		qfs_bigbuf_put(w->kept, w->kept_cap);
+	}
+	w->kept = NULL;
+	w->kept_cap = 0;
+	w->kept_first = w->kept_last = 0;
+}
+
+/* After a successful sync of segment s alone (its pending bytes not yet
+ * counted in s->size): keep a large pending buffer, with the records it
+ * just made durable, for qfs_wal_read_recent instead of handing it back
+ * to the pool.  Returns 1 if kept (w->pend is then empty). */
+static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
+{
+	size_t hdr = s->size == 0 ? QFS_WAL_SEG_HDR : 0;
+
+	if (w->pend_cap <= PEND_KEEP || s->last <= s->durable_last || s->pend_len <= hdr)
+		return 0;
+	kept_release(w);
+	qfs_bigbuf_lend(w->pend_cap);
+	w->kept = w->pend;
+	w->kept_cap = w->pend_cap;
+	w->kept_off = s->pend_off + hdr;
+	w->kept_first = s->durable_last + 1;
+	w->kept_last = s->last;
+	w->kept_seg = s->first;
+	w->kept_end = s->size + s->pend_len;
+	w->pend = NULL;
+	w->pend_cap = 0;
+	w->pend_len = 0;
+	return 1;
+}
+
 static int set_sticky(struct qfs_wal *w, qfs_lsn_t first, const char *what, int err)
 {
 	QFS_LOG(QFS_LOG_ERR, "wal %s failed, log refuses writes from now on dir=%s seg=%016llx err=\"%s\"", what,
@@ -297,6 +338,7 @@ static void wal_free(struct qfs_wal *w)
 		close(w->dfd);
 	free(w->segs);
 	pend_release(w);
+	kept_release(w);
 	rbuf_free(w->rbuf, w->rcap);
 	free(w->dir);
 	free(w);
@@ -527,6 +569,8 @@ int qfs_wal_sync(struct qfs_wal *w)
 			return set_sticky(w, tail(w) ? tail(w)->first : 0, "directory fsync", r2);
 	}
 	if (rc == 0) {
+		int kept = i0 + 1 == w->nseg && kept_take(w, &w->segs[i0]);
+
 		for (size_t i = i0; i < w->nseg; i++) {
 			struct qfs_wal_seg *s = &w->segs[i];
 
@@ -535,7 +579,8 @@ int qfs_wal_sync(struct qfs_wal *w)
 			s->durable_last = s->last;
 		}
 		w->durable = w->last;
-		pend_reset(w);
+		if (!kept)
+			pend_reset(w);
 	}
 	close_sealed(w);
 	return rc;
@@ -639,8 +684,54 @@ static int read_pend(struct qfs_wal_seg *s, const uint8_t *pend, qfs_lsn_t from,
 	return 0;
 }
 
-/* The walk of qfs_wal_read. */
-static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+/* Deliver the kept records (wal_int.h) in [from, to] from memory: the
+ * bytes this log wrote and synced, not read back nor checked again.
+ * Leaves the read hint after kept_last once it was delivered. */
+static int read_kept(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+{
+	const uint8_t *p = w->kept + w->kept_off;
+	qfs_lsn_t lsn = w->kept_first;
+
+	for (; lsn <= w->kept_last && lsn <= to; lsn++) {
+		uint32_t len = qfs_wal_get32(p + 4);
+
+		if (lsn >= from) {
+			int rc = cb(lsn, p + QFS_WAL_REC_HDR, len, arg);
+
+			if (rc)
+				return rc;
+		}
+		p += QFS_WAL_REC_HDR + len;
+	}
+	if (lsn > w->kept_last) {
+		w->hint_first = w->kept_seg;
+		w->hint_lsn = w->kept_last + 1;
+		w->hint_off = w->kept_end;
+	}
+	return 0;
+}
+
+/* The durable records of s in [from, to]; with recent, those kept in
+ * memory (wal_int.h) from there and the others from the file. */
+static int read_durable(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, qfs_lsn_t to, int recent,
+			qfs_wal_read_cb cb, void *arg)
+{
+	int rc;
+
+	if (!recent || !w->kept || w->kept_seg != s->first || from > w->kept_last || to < w->kept_first)
+		return read_disk(w, s, from, to, cb, arg);
+	if (from < w->kept_first && (rc = read_disk(w, s, from, w->kept_first - 1, cb, arg)))
+		return rc;
+	if ((rc = read_kept(w, from, to, cb, arg)))
+		return rc;
+	if (to > w->kept_last && s->durable_last > w->kept_last)
+		return read_disk(w, s, w->kept_last + 1, to, cb, arg);
+	return 0;
+}
+
+/* The walk of qfs_wal_read and qfs_wal_read_recent. */
+static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, int recent, qfs_wal_read_cb cb,
+		      void *arg)
 {
 	if (w->last == 0 || from > to || from > w->last)
 		return 0;
@@ -653,7 +744,7 @@ static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_r
 		if (!has_records(s))
 			continue;
 		if (s->durable_last >= from && s->durable_last >= s->first) {
-			rc = read_disk(w, s, from, to, cb, arg);
+			rc = read_durable(w, s, from, to, recent, cb, arg);
 			if (rc)
 				return rc;
 		}
@@ -675,8 +766,26 @@ static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_r
  */
 int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
 {
-	int rc = read_range(w, from, to, cb, arg);
+	int rc = read_range(w, from, to, 0, cb, arg);
 
+	qfs_wal_rbuf_release(w);
+	return rc;
+}
+
+/*
+ * qfs_wal_read, but the records of the last large sync still held in
+ * memory (the sync's pending buffer, wal_int.h) are delivered from there:
+ * not read back from the file nor CRC-checked again.  Once a walk has
+ * delivered the last of them, or asked only for records past them, the
+ * buffer goes back to the pool of common/bigbuf.h.  Same returns as qfs_wal_read.  For the
+ * apply right after a sync; a check of the file uses qfs_wal_read.
+ */
+int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+{
+	int rc = read_range(w, from, to, 1, cb, arg);
+
+	if (w->kept && ((rc == 0 && to >= w->kept_last) || from > w->kept_last))
+		kept_release(w);
 	qfs_wal_rbuf_release(w);
 	return rc;
 }
@@ -780,6 +889,8 @@ int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn)
 	}
 	trim_pend(w, w->durable);
 	hint_clear(w);
+	if (w->kept && lsn < w->kept_last)
+		kept_release(w);
 	while ((t = tail(w)) && t->first > lsn) {
 		rc = unlink_seg(w, t);
 		if (rc < 0)
@@ -832,6 +943,8 @@ int qfs_wal_truncate_before(struct qfs_wal *w, qfs_lsn_t lsn)
 			return rc;
 		memmove(&w->segs[0], &w->segs[1], (w->nseg - 1) * sizeof(*w->segs));
 		w->nseg--;
+		if (w->kept && w->kept_first < w->segs[0].first)
+			kept_release(w);
 		if (rc < 0)
 			return rc;
 	}

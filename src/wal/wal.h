@@ -75,6 +75,14 @@ int qfs_wal_sync(struct qfs_wal *w);
  * fails its CRC when read back. */
 int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg);
 
+/* qfs_wal_read, but the records of the last sync of a large buffer (past
+ * 1 MiB) are delivered from the memory that sync wrote them from, not
+ * read back and CRC-checked from the file; that memory is held until a
+ * walk delivered them (or passed them), the next such sync, a truncation
+ * reaching them, or close.  For the apply right after a sync; checks of
+ * the file (recovery, verify) use qfs_wal_read.  Same returns. */
+int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg);
+
 /* Remove every record with LSN > lsn (a leader overwriting uncommitted slots).
  * Durable on return.  Errors: -errno, -EIO (sticky). */
 int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn);

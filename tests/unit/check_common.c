@@ -147,6 +147,61 @@ START_TEST(test_bigbuf_bound)
 }
 END_TEST
 
+/* A lent buffer (kept by its caller, qfs_bigbuf_lend) lowers the byte
+ * bound of the held ones: lending frees the largest held buffers past the
+ * lowered bound, puts respect it, unlend gives the room back. */
+START_TEST(test_bigbuf_lend)
+{
+	void *v[3], *kept;
+	size_t caps[3], kcap, third = QFS_BIGBUF_KEEP_BYTES / 3;
+	struct qfs_bigbuf_stats st;
+
+	qfs_bigbuf_trim(0);
+	for (unsigned i = 0; i < 3; i++) {
+		v[i] = qfs_bigbuf_get(third, &caps[i]);
+		ck_assert_ptr_nonnull(v[i]);
+	}
+	kept = qfs_bigbuf_get(third, &kcap);
+	ck_assert_ptr_nonnull(kept);
+	for (unsigned i = 0; i < 3; i++)
+		qfs_bigbuf_put(v[i], caps[i]);
+	st = bb_stats();
+	ck_assert_uint_eq(st.held, 3);
+	ck_assert_uint_eq(st.lent_bytes, 0);
+	qfs_bigbuf_lend(kcap);
+	st = bb_stats();
+	ck_assert_uint_eq(st.lent_bytes, kcap);
+	ck_assert_uint_eq(st.held, 2); /* held + lent within the bound */
+	ck_assert_uint_le(st.held_bytes + st.lent_bytes, QFS_BIGBUF_KEEP_BYTES);
+	/* a put while lent: not held past the lowered bound */
+	v[0] = qfs_bigbuf_get(third, &caps[0]);
+	ck_assert_ptr_nonnull(v[0]);
+	v[1] = qfs_bigbuf_get(third, &caps[1]);
+	ck_assert_ptr_nonnull(v[1]);
+	ck_assert_uint_eq(bb_stats().held, 0);
+	qfs_bigbuf_put(v[0], caps[0]);
+	qfs_bigbuf_put(v[1], caps[1]);
+	v[2] = qfs_bigbuf_get(third, &caps[2]);
+	ck_assert_ptr_nonnull(v[2]);
+	qfs_bigbuf_put(v[2], caps[2]);
+	st = bb_stats();
+	ck_assert_uint_eq(st.held, 2);
+	ck_assert_uint_le(st.held_bytes + st.lent_bytes, QFS_BIGBUF_KEEP_BYTES);
+	/* unlent and put back: held again up to the full bound */
+	qfs_bigbuf_unlend(kcap);
+	qfs_bigbuf_put(kept, kcap);
+	st = bb_stats();
+	ck_assert_uint_eq(st.lent_bytes, 0);
+	ck_assert_uint_eq(st.held, 3);
+	/* lending more than the bound holds nothing */
+	qfs_bigbuf_lend(QFS_BIGBUF_KEEP_BYTES + 1);
+	ck_assert_uint_eq(bb_stats().held, 0);
+	qfs_bigbuf_unlend(QFS_BIGBUF_KEEP_BYTES + 1);
+	ck_assert_uint_eq(bb_stats().lent_bytes, 0);
+	qfs_bigbuf_trim(0);
+}
+END_TEST
+
 /* A held buffer unused for the idle time is freed by trim (and by the
  * next get or put); a recent one stays; trim(0) frees all. */
 START_TEST(test_bigbuf_idle)
@@ -1666,6 +1721,7 @@ static Suite *common_suite(void)
 	tc = tcase_create("bigbuf");
 	tcase_add_test(tc, test_bigbuf_reuse);
 	tcase_add_test(tc, test_bigbuf_bound);
+	tcase_add_test(tc, test_bigbuf_lend);
 	tcase_add_test(tc, test_bigbuf_idle);
 	tcase_add_test(tc, test_bigbuf_threads);
 	tcase_add_test(tc, test_bigbuf_huge);

@@ -489,13 +489,15 @@ START_TEST(test_large_record)
 }
 END_TEST
 
-/* Large records go through the pool of common/bigbuf.h: the pending
- * buffer of a sync comes back to the pool and serves the next large
- * append (a hit, its old bytes overwritten: every record reads back
- * right, buffered and durable), and the read window grown for a large
- * record goes back after each read and after recovery, so a log keeps
- * no buffer as large as its largest record.  A failed write with a large
- * record pending gives the buffer back too and the log goes on. */
+/* Large records and the pool of common/bigbuf.h: the pending buffer of
+ * a large sync is kept for qfs_wal_read_recent (the apply), lent
+ * (counted against the pool's bound) meanwhile, and put back once that
+ * read delivered it (test_read_recent); the read window grown for a
+ * large record goes back after each read and after recovery, so a log
+ * keeps no buffer as large as its largest record.  A failed write with a
+ * large record pending gives the buffer back to the pool, the next large
+ * append reuses it (a hit, its old bytes overwritten: every record reads
+ * back right) and the log goes on. */
 static int big_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 {
 	const uint8_t *q = p;
@@ -533,10 +535,17 @@ START_TEST(test_large_pooled)
 	ck_assert_int_eq(qfs_wal_sync(W), 0);
 	qfs_bigbuf_stats(&st);
 	ck_assert_uint_eq(st.misses, st0.misses + 1);
-	ck_assert_uint_eq(st.held, 1); /* the pending buffer, back */
-	big_append(2);
+	ck_assert_uint_eq(st.held, 0); /* the pending buffer, kept for the apply */
+	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_uint_eq(st.lent_bytes, W->kept_cap); /* and lent meanwhile */
+	ck_assert_int_eq(qfs_wal_read_recent(W, 1, 1, big_cb, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_null(W->kept);
 	qfs_bigbuf_stats(&st);
-	ck_assert_uint_eq(st.hits, st0.hits + 1);
+	ck_assert_uint_eq(st.held, 1); /* back in the pool once read */
+	ck_assert_uint_eq(st.lent_bytes, 0);
+	n = 0;
+	big_append(2);
 	ck_assert_int_eq(qfs_wal_read(W, 2, 2, big_cb, &n), 0); /* buffered */
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(qfs_wal_sync(W), 0);
@@ -544,16 +553,20 @@ START_TEST(test_large_pooled)
 	ck_assert_uint_eq(n, 3);
 	ck_assert_uint_lt(W->rcap, 1u << 20);
 	ck_assert_ptr_null(W->pend);
-	qfs_bigbuf_stats(&st);
-	ck_assert_uint_ge(st.held, 1);
+	ck_assert_ptr_nonnull(W->kept); /* a plain read does not release it */
 
-	/* a failed write drops the pending records and their buffer */
+	/* a failed write drops the pending records and gives their buffer
+	 * back to the pool, where the next large append finds it */
 	big_append(3);
 	fail_write(1, ENOSPC);
 	ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
 	qfs_sysio_reset();
 	ck_assert_uint_eq(qfs_wal_last(W), 2);
+	qfs_bigbuf_stats(&st0);
+	ck_assert_uint_ge(st0.held, 1);
 	big_append(3);
+	qfs_bigbuf_stats(&st);
+	ck_assert_uint_eq(st.hits, st0.hits + 1);
 	ck_assert_int_eq(qfs_wal_sync(W), 0);
 
 	reopen(NULL);
@@ -562,6 +575,119 @@ START_TEST(test_large_pooled)
 	ck_assert_int_eq(qfs_wal_read(W, 1, 3, big_cb, &n), 0);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_uint_lt(W->rcap, 1u << 20);
+	qfs_bigbuf_trim(0);
+}
+END_TEST
+
+static void flip(const char *path, size_t off);
+
+/* test_read_recent's records: 4 large (big_append), then "five", "six",
+ * "seven"; counts them in *arg. */
+static int recent_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	static const char *const small_rec[] = { "five", "six", "seven" };
+
+	if (lsn == 4)
+		return big_cb(lsn, p, len, arg);
+	ck_assert_uint_ge(lsn, 5);
+	ck_assert_uint_le(lsn, 7);
+	ck_assert_uint_eq(len, strlen(small_rec[lsn - 5]));
+	ck_assert(memcmp(p, small_rec[lsn - 5], len) == 0);
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* qfs_wal_read_recent: the records of the last large sync come from the
+ * buffer they were written from, the others from the file, in order and
+ * each once; the buffer goes back to the pool once read (or passed), at
+ * the next large sync, at a truncation reaching it and at close; a small
+ * sync keeps none.  The file is what a plain qfs_wal_read checks: after
+ * a bit flipped in a kept record on disk, read_recent still delivers the
+ * bytes that were written, qfs_wal_read reports the corruption. */
+START_TEST(test_read_recent)
+{
+	char names[8][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	struct walk k;
+	size_t n = 0;
+
+	qfs_bigbuf_trim(0);
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	append_range(W, 1, 3);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_null(W->kept); /* small: nothing kept */
+	/* 4 (large) and 5, 6 (small) in one sync: all three kept */
+	big_append(4);
+	ck_assert_int_eq(qfs_wal_append(W, 5, "five", 4), 0);
+	ck_assert_int_eq(qfs_wal_append(W, 6, "six", 3), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_uint_eq(W->kept_first, 4);
+	ck_assert_uint_eq(W->kept_last, 6);
+	/* a read of older records only (file) keeps them */
+	k = (struct walk){ .next = 1 };
+	ck_assert_int_eq(qfs_wal_read_recent(W, 1, 3, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 3);
+	ck_assert_ptr_nonnull(W->kept);
+	/* a read stopping inside them keeps them */
+	ck_assert_int_eq(qfs_wal_read_recent(W, 4, 4, big_cb, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_ptr_nonnull(W->kept);
+	/* the disk under them changes: read_recent gives what was written,
+	 * qfs_wal_read checks the file */
+	seg_files(names, 8);
+	seg_path(path, names[0]);
+	flip(path, (size_t)W->kept_end - 2);
+	n = 0;
+	ck_assert_int_eq(qfs_wal_read(W, 6, 6, recent_cb, &n), QFS_ECORRUPT);
+	ck_assert_uint_eq(n, 0);
+	/* 7 buffered after them: a walk over file, memory and buffer */
+	ck_assert_int_eq(qfs_wal_append(W, 7, "seven", 5), 0);
+	k = (struct walk){ .next = 3, .stop = 3 };
+	ck_assert_int_eq(qfs_wal_read_recent(W, 3, 7, check_cb, &k), 77); /* cb stops: kept */
+	ck_assert_ptr_nonnull(W->kept);
+	n = 0;
+	ck_assert_int_eq(qfs_wal_read_recent(W, 4, 7, recent_cb, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_ptr_null(W->kept); /* delivered: back to the pool */
+	/* now from the file: the flipped byte shows */
+	ck_assert_int_eq(qfs_wal_read_recent(W, 6, 6, recent_cb, &n), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 3), 0);
+	append_range(W, 4, 4);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+
+	/* the next large sync replaces them; a truncation below drops them */
+	big_append(5);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(W->kept_first, 5);
+	big_append(6);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(W->kept_first, 6);
+	n = 0;
+	ck_assert_int_eq(qfs_wal_read_recent(W, 5, 6, big_cb, &n), 0); /* 5 file, 6 memory */
+	ck_assert_uint_eq(n, 2);
+	ck_assert_ptr_null(W->kept);
+	big_append(7);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 6), 0);
+	ck_assert_ptr_null(W->kept);
+	n = 0;
+	ck_assert_int_eq(qfs_wal_read_recent(W, 5, 7, big_cb, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	/* a walk past them gives them back; close gives them back */
+	big_append(7);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_int_eq(qfs_wal_read_recent(W, 8, 8, big_cb, &n), 0);
+	ck_assert_ptr_null(W->kept);
+	big_append(8);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	reopen(NULL);
+	ck_assert_ptr_null(W->kept);
+	n = 0;
+	ck_assert_int_eq(qfs_wal_read_recent(W, 5, 8, big_cb, &n), 0);
+	ck_assert_uint_eq(n, 4);
 	qfs_bigbuf_trim(0);
 }
 END_TEST
@@ -1689,6 +1815,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_close_discards_unsynced);
 	tcase_add_test(tc, test_large_record);
 	tcase_add_test(tc, test_large_pooled);
+	tcase_add_test(tc, test_read_recent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("recovery");
