@@ -11,9 +11,11 @@
  * Anything that deletes our WAL below the applied LSN must first make the
  * memtables durable with qfs_store_sync (a flush), never a RocksDB WAL sync.
  *
- * Threads: RocksDB is thread-safe; s's fields are immutable after open, so
- * reads may run anywhere.  apply/drop run only on the node's I/O thread, which
- * is what makes the read-check-write of apply safe without a lock.
+ * Threads: RocksDB is thread-safe; s's fields are immutable after open
+ * (but for the caches of applied LSNs and fences, under s->ap_mu, and the
+ * I/O thread's own), so reads may run anywhere.  apply/drop run only on
+ * the node's I/O thread, which is what makes the read-check-write of apply
+ * safe without a lock.
  */
 #include "config.h"
 

@@ -74,7 +74,7 @@ struct qfs_store {
 	rocksdb_writebatch_t *apply_wb;   /* qfs_store_apply's batch, reused
 					     (store.c apply_batch_done); NULL
 					     until the first apply; I/O thread */
-	pthread_mutex_t ap_mu;            /* protects ap */
+	pthread_mutex_t ap_mu;            /* protects ap and fence */
 	struct store_ap {                 /* applied LSNs known, by group (a
 					     direct-mapped cache of the 'a'
 					     records: set after the writes of

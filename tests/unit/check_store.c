@@ -2969,6 +2969,80 @@ START_TEST(test_xact_abort_and_fail)
 }
 END_TEST
 
+/* The fence cache (store.c) against the writers test_fence_cache leaves
+ * out: a 2PC commit of a prepared sub-txn that writes the fence (its
+ * RANGE op read, and cached, the old record at prepare), an ordinary txn
+ * applied while a txn is prepared (store_xact_eval), a DEL_RANGE over the
+ * fence, and two groups that share a slot of both caches (G1 and
+ * G1 + 64: the same (g ^ g >> 17) % 64). */
+START_TEST(test_fence_cache_writers)
+{
+	const qfs_group_t gs = G1 + 64; /* G1's slot */
+	struct qfs_txn t;
+	uint8_t rec[8], ep[8];
+	uint32_t al;
+	const uint8_t *a = kdent(DIR_INO, "a", &al);
+
+	/* 2PC: prepared against epoch 0 (cached), the commit writes 3 */
+	ck_assert_int_eq(fence_res(G1, 0), 0);
+	qfs_txn_init(&t);
+	qfs_be64_put(ep, 0);
+	add_fence(&t, ep);
+	qfs_be64_put(rec, 3);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 0), 0); /* prepared, not written */
+	ck_assert_int_eq(fence_res(G1, 3), QFS_ESTALE);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	ck_assert_int_eq(fence_res(G1, 0), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 3), 0);
+
+	/* an ordinary txn while another is prepared (under locks) */
+	qfs_txn_init(&t);
+	add_put(&t, a, al, "x");
+	ck_assert_int_eq(prepare(G1, 1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 3), 0);
+	qfs_txn_init(&t);
+	qfs_be64_put(rec, 4);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 3), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 4), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_ABORT, 1, NULL), 0);
+	ck_assert_int_eq(fence_res(G1, 4), 0);
+
+	/* a DEL_RANGE that takes the fence with it */
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, (const uint8_t *)"", 0, (const uint8_t *)"\x01", 1, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(fence_res(G1, 4), QFS_ESTALE);
+	ck_assert_int_eq(fence_res(G1, 0), 0);
+
+	/* two groups in one slot: each sees its own fence and applied LSN */
+	qfs_be64_put(rec, 9);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, (const uint8_t *)"", 0, rec, 8);
+	ck_assert_int_eq(APPLY(gs, &t), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(fence_res(G1, 0), 0);
+		ck_assert_int_eq(fence_res(gs, 9), 0);
+		ck_assert_int_eq(fence_res(gs, 0), QFS_ESTALE);
+		ck_assert_int_eq(fence_res(G1, 9), QFS_ESTALE);
+	}
+	qfs_lsn_t a1 = applied(G1), as = applied(gs);
+	ck_assert_uint_ne(a1, as);
+	ck_assert_int_eq(qfs_store_apply_noop(st, gs, as + 1), 0);
+	ck_assert_uint_eq(applied(G1), a1);
+	ck_assert_int_eq(qfs_store_apply_noop(st, G1, a1 + 1), 0);
+	ck_assert_uint_eq(applied(gs), as + 1);
+	ck_assert_int_eq(qfs_store_drop_group(st, gs), 0);
+	ck_assert_uint_eq(applied(G1), a1 + 1);
+	ck_assert_uint_eq(applied(gs), 0);
+	ck_assert_int_eq(fence_res(gs, 0), 0);
+	ck_assert_int_eq(fence_res(G1, 0), 0);
+}
+END_TEST
+
 START_TEST(test_xact_ranges)
 {
 	struct qfs_txn t;
@@ -3421,6 +3495,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_xact_prepare_commit);
+	tcase_add_test(tc, test_fence_cache_writers);
 	tcase_add_test(tc, test_xact_abort_and_fail);
 	tcase_add_test(tc, test_xact_ranges);
 	tcase_add_test(tc, test_xact_link_drop);
