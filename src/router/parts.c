@@ -1895,7 +1895,7 @@ int qfs_router_split_config(struct qfs_router *r, const struct qfs_router_split_
 	r->split_cfg = *cfg;
 	if (!r->split_cfg.window_ms)
 		r->split_cfg.window_ms = QFS_ROUTER_SPLIT_WINDOW_DEFAULT_MS;
-	if (!r->split_running && (cfg->split_bytes || cfg->split_ops > 0)) {
+	if (!r->split_running && !r->split_stop && (cfg->split_bytes || cfg->split_ops > 0)) {
 		rc = -pthread_create(&r->split_thread, NULL, split_main, r);
 		r->split_running = rc == 0;
 	}
@@ -2016,12 +2016,13 @@ int router_parts_open(struct qfs_router *r)
 void router_parts_close(struct qfs_router *r)
 {
 	pthread_mutex_lock(&r->split_mu);
-	r->split_stop = 1;
+	r->split_stop = 1; /* a split_config from now on starts no thread */
+	int split_ran = r->split_running;
+	r->split_running = 0; /* under split_mu, as split_config reads it */
 	pthread_cond_broadcast(&r->split_cv);
 	pthread_mutex_unlock(&r->split_mu);
-	if (r->split_running)
+	if (split_ran)
 		pthread_join(r->split_thread, NULL);
-	r->split_running = 0;
 	pthread_mutex_lock(&r->cq_mu);
 	__atomic_store_n(&r->cq_stop, 1, __ATOMIC_RELAXED); /* also read by a pass, unlocked */
 	int cq_ran = r->cq_running;

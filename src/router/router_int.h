@@ -117,7 +117,7 @@ struct qfs_router {
 	struct qfs_router_split_cfg split_cfg; /* protected by split_mu */
 	int split_stop;                 /* protected by split_mu */
 	pthread_t split_thread;
-	int split_running;
+	int split_running;              /* protected by split_mu: split_thread was started */
 	uint64_t splits;                /* atomic: splits done */
 	pthread_mutex_t pst_mu;
 	struct pstat *pst[PC_BUCKETS];  /* protected by pst_mu */
