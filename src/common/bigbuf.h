@@ -69,7 +69,10 @@ void qfs_bigbuf_put(void *p, size_t cap);
  * apply) counts against the pool's byte bound from qfs_bigbuf_lend until
  * qfs_bigbuf_unlend(cap): held buffers past the lowered bound are freed
  * at once, and puts respect it, so the pool's held buffers and the kept
- * ones together stay within QFS_BIGBUF_KEEP_BYTES. */
+ * ones together stay within QFS_BIGBUF_KEEP_BYTES as long as the kept ones
+ * do (past it, none is held; the kept ones themselves are their callers'
+ * and not bounded here: one per WAL).  Unlend exactly what was lent, once
+ * (an excess is ignored). */
 void qfs_bigbuf_lend(size_t cap);
 void qfs_bigbuf_unlend(size_t cap);
 

@@ -1585,6 +1585,188 @@ START_TEST(test_crash_torn_sync)
 }
 END_TEST
 
+/* ---- qfs_wal_read_recent against a model ---- */
+
+#define RR_MAX 1024 /* LSNs the model tracks */
+
+/* What the log must hold: the version each LSN was last appended with
+ * (an LSN appended again after a truncation or a failed sync gets other
+ * bytes) and whether that append was large. */
+struct rr_model {
+	uint32_t ver[RR_MAX];
+	uint8_t big[RR_MAX];
+	uint32_t nver;
+};
+
+static size_t rr_len(const struct rr_model *m, qfs_lsn_t l)
+{
+	return m->big[l] ? (1u << 20) + 4096 + (m->ver[l] % 512) : 16 + (m->ver[l] * 7 + l) % 200;
+}
+
+static uint8_t rr_byte(const struct rr_model *m, qfs_lsn_t l, size_t i)
+{
+	return (uint8_t)(i * 29 + l * 3 + m->ver[l] * 101);
+}
+
+static void rr_append(struct rr_model *m, qfs_lsn_t l, int big)
+{
+	size_t n;
+	uint8_t *b;
+
+	ck_assert_uint_lt(l, RR_MAX);
+	m->ver[l] = ++m->nver;
+	m->big[l] = (uint8_t)big;
+	n = rr_len(m, l);
+	b = malloc(n);
+	ck_assert_ptr_nonnull(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = rr_byte(m, l, i);
+	ck_assert_int_eq(qfs_wal_append(W, l, b, n), 0);
+	free(b);
+}
+
+struct rr_walk {
+	const struct rr_model *m;
+	qfs_lsn_t next;
+	size_t n;
+};
+
+static int rr_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+{
+	struct rr_walk *k = arg;
+	const uint8_t *q = p;
+
+	ck_assert_uint_eq(lsn, k->next);
+	ck_assert_msg(len == rr_len(k->m, lsn), "lsn %llu: length %zu, appended %zu", (unsigned long long)lsn,
+		      len, rr_len(k->m, lsn));
+	for (size_t i = 0; i < len; i++)
+		if (q[i] != rr_byte(k->m, lsn, i))
+			ck_abort_msg("lsn %llu: byte %zu differs from its last append", (unsigned long long)lsn, i);
+	k->next++;
+	k->n++;
+	return 0;
+}
+
+/* Read [from, to] with read_recent (recent) or qfs_wal_read; every record
+ * of [max(from, first), min(to, last)] must come once with the bytes of
+ * its last append. */
+static void rr_check(const struct rr_model *m, qfs_lsn_t from, qfs_lsn_t to, int recent)
+{
+	qfs_lsn_t first = qfs_wal_first(W), last = qfs_wal_last(W);
+	qfs_lsn_t a = from > first ? from : first, b = to < last ? to : last;
+	struct rr_walk k = { .m = m, .next = a };
+	int rc = recent ? qfs_wal_read_recent(W, from, to, rr_cb, &k) : qfs_wal_read(W, from, to, rr_cb, &k);
+
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(k.n, last && b >= a ? b - a + 1 : 0);
+}
+
+/* The pool counts exactly the kept buffer as lent; the kept records are
+ * durable ones the log still holds. */
+static void rr_lent(void)
+{
+	struct qfs_bigbuf_stats st;
+
+	qfs_bigbuf_stats(&st);
+	ck_assert_uint_eq(st.lent_bytes, W && W->kept ? W->kept_cap : 0);
+	if (W && W->kept) {
+		ck_assert_uint_ge(W->kept_first, qfs_wal_first(W));
+		ck_assert_uint_le(W->kept_last, qfs_wal_durable(W));
+	}
+}
+
+/*
+ * Random appends (small and past 1 MiB), syncs, failed writes (the batch
+ * dropped, its LSNs appended again with other bytes), truncations both
+ * ways (a new leader's: the same LSNs again with other bytes), seals,
+ * segment rolls and reopens, with read_recent walks over random ranges in
+ * between (partly in the kept records, partly past or before them): each
+ * walk gives exactly what the last append of each LSN wrote, and so does
+ * a plain qfs_wal_read of the file afterwards; the pool's lent bytes are
+ * always those of the kept buffer.
+ */
+START_TEST(test_read_recent_model)
+{
+	static const struct qfs_wal_opts opts = { .segment_bytes = 3u << 20 };
+	uint64_t seed = (uint64_t)_i * 104729 + 17;
+	const char *env = getenv("QFS_SEED");
+	struct rr_model *m = calloc(1, sizeof(*m));
+
+	ck_assert_ptr_nonnull(m);
+	if (env)
+		seed += strtoull(env, NULL, 0);
+	qfs_bigbuf_trim(0);
+	ck_assert_int_eq(qfs_wal_open(dir, &opts, &W), 0);
+	rr_append(m, 1, 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	for (int op = 0; op < 160; op++) {
+		qfs_lsn_t first = qfs_wal_first(W), last = qfs_wal_last(W), from, to;
+		uint32_t r = rnd(&seed) % 100;
+
+		if (last + 4 >= RR_MAX)
+			break;
+		if (r < 30) {
+			for (uint32_t n = 1 + rnd(&seed) % 3; n; n--)
+				rr_append(m, ++last, rnd(&seed) % 3 == 0);
+		} else if (r < 50) {
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+		} else if (r < 55 && qfs_wal_durable(W) < last) {
+			fail_write(1, ENOSPC);
+			ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
+			qfs_sysio_reset();
+			ck_assert_uint_eq(qfs_wal_last(W), qfs_wal_durable(W));
+		} else if (r < 63 && last > first) {
+			qfs_lsn_t at = first + rnd(&seed) % (last - first);
+
+			ck_assert_int_eq(qfs_wal_truncate_after(W, at), 0);
+			ck_assert_uint_eq(qfs_wal_last(W), at);
+			/* the new leader's entries at the same LSNs */
+			for (uint32_t n = rnd(&seed) % 3; n; n--)
+				rr_append(m, ++at, rnd(&seed) % 2);
+			if (rnd(&seed) % 2)
+				ck_assert_int_eq(qfs_wal_sync(W), 0);
+		} else if (r < 68) {
+			ck_assert_int_eq(qfs_wal_truncate_before(W, first + rnd(&seed) % (last - first + 2)), 0);
+		} else if (r < 73) {
+			ck_assert_int_eq(qfs_wal_seal(W), 0);
+		} else if (r < 75) {
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+			reopen(&opts);
+		} else {
+			first = qfs_wal_first(W);
+			last = qfs_wal_last(W);
+			from = first + rnd(&seed) % (last - first + 2);
+			to = from + rnd(&seed) % (last - from + 2);
+			rr_check(m, from, to, 1);
+			rr_lent();
+			rr_check(m, from, to, 0);
+		}
+		rr_lent();
+	}
+	/* and for sure once: the kept records' segment released below */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	rr_append(m, qfs_wal_last(W) + 1, 1);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_int_eq(qfs_wal_seal(W), 0);
+	rr_append(m, qfs_wal_last(W) + 1, 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_truncate_before(W, qfs_wal_last(W)), 0);
+	ck_assert_uint_eq(qfs_wal_first(W), qfs_wal_last(W));
+	rr_lent();
+	ck_assert_ptr_null(W->kept);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	rr_check(m, qfs_wal_first(W), qfs_wal_last(W), 1);
+	reopen(&opts);
+	rr_check(m, qfs_wal_first(W), qfs_wal_last(W), 0);
+	qfs_wal_close(W);
+	W = NULL;
+	rr_lent();
+	free(m);
+	qfs_bigbuf_trim(0);
+}
+END_TEST
+
 /* ---- the segment reader (wal.h "segments") ---- */
 
 /* Read the segment image b[len] (or the file path when b is NULL) to its
@@ -1816,6 +1998,12 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_large_record);
 	tcase_add_test(tc, test_large_pooled);
 	tcase_add_test(tc, test_read_recent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("read_recent");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_read_recent_model, 0, 10);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("recovery");
