@@ -661,27 +661,34 @@ static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, q
 	return rc;
 }
 
+/* Deliver the records in memory from p on (the first one lsn), those in
+ * [from, to], stopping at end or after last; *lsnp: the LSN after the
+ * last record walked. */
+static int read_mem(const uint8_t *p, const uint8_t *end, qfs_lsn_t *lsnp, qfs_lsn_t last, qfs_lsn_t from,
+		    qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+{
+	qfs_lsn_t lsn = *lsnp;
+	int rc = 0;
+
+	for (; p < end && lsn <= last && lsn <= to; lsn++) {
+		uint32_t len = qfs_wal_get32(p + 4);
+
+		if (lsn >= from && (rc = cb(lsn, p + QFS_WAL_REC_HDR, len, arg)))
+			break;
+		p += QFS_WAL_REC_HDR + len;
+	}
+	*lsnp = lsn;
+	return rc;
+}
+
 /* Deliver the buffered records of s in [from, to] from memory. */
 static int read_pend(struct qfs_wal_seg *s, const uint8_t *pend, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb,
 		     void *arg)
 {
-	const uint8_t *p = pend + s->pend_off, *end = p + s->pend_len;
+	const uint8_t *p = pend + s->pend_off;
 	qfs_lsn_t lsn = s->durable_last + 1;
 
-	if (s->size == 0)
-		p += QFS_WAL_SEG_HDR;
-	for (; p < end && lsn <= to; lsn++) {
-		uint32_t len = qfs_wal_get32(p + 4);
-
-		if (lsn >= from) {
-			int rc = cb(lsn, p + QFS_WAL_REC_HDR, len, arg);
-
-			if (rc)
-				return rc;
-		}
-		p += QFS_WAL_REC_HDR + len;
-	}
-	return 0;
+	return read_mem(s->size == 0 ? p + QFS_WAL_SEG_HDR : p, p + s->pend_len, &lsn, to, from, to, cb, arg);
 }
 
 /* Deliver the kept records (wal_int.h) in [from, to] from memory: the
@@ -691,18 +698,10 @@ static int read_kept(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_re
 {
 	const uint8_t *p = w->kept + w->kept_off;
 	qfs_lsn_t lsn = w->kept_first;
+	int rc = read_mem(p, w->kept + w->kept_cap, &lsn, w->kept_last, from, to, cb, arg);
 
-	for (; lsn <= w->kept_last && lsn <= to; lsn++) {
-		uint32_t len = qfs_wal_get32(p + 4);
-
-		if (lsn >= from) {
-			int rc = cb(lsn, p + QFS_WAL_REC_HDR, len, arg);
-
-			if (rc)
-				return rc;
-		}
-		p += QFS_WAL_REC_HDR + len;
-	}
+	if (rc)
+		return rc;
 	if (lsn > w->kept_last) {
 		w->hint_first = w->kept_seg;
 		w->hint_lsn = w->kept_last + 1;
