@@ -84,13 +84,8 @@ one() {
 	rm -rf "$data"
 }
 
-for _ in $(seq "$ROUNDS"); do
-	if [ -n "${QFS_OLD_BIN:-}" ]; then
-		one new "$QFS_BIN"; one old "$QFS_OLD_BIN"; one old "$QFS_OLD_BIN"; one new "$QFS_BIN"
-	else
-		one new "$QFS_BIN"
-	fi
-done
+. "$(dirname "$0")/../lib/abba.sh"
+qfs_abba_rounds "$ROUNDS"
 # medians per binary
 for b in new old; do
 	grep -q "^bin=$b " "$T/lines" || continue
