@@ -25,33 +25,15 @@ while getopts b:r:h opt; do
 	*) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 2 ;;
 	esac
 done
-: "${QFS_BIN:=$(pwd)/fs/quorumfs}"
-[ -x "$QFS_BIN" ] || { echo "dd_cost.sh: $QFS_BIN is not executable (set QFS_BIN)" >&2; exit 2; }
-[ -z "${QFS_OLD_BIN:-}" ] || [ -x "$QFS_OLD_BIN" ] || { echo "dd_cost.sh: QFS_OLD_BIN $QFS_OLD_BIN is not executable" >&2; exit 2; }
-[ "$(id -u)" -eq 0 ] || { echo "dd_cost.sh: needs root (FUSE)" >&2; exit 2; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-ddcost.XXXXXX")
-MNT=$T/mnt
-PID=
-cleanup() {
-	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$(dirname "$0")/../lib/abba.sh"
+qfs_ab_setup dd_cost.sh ddcost
 head -c $((MB << 20)) /dev/urandom >"$T/rand" || exit 1
 TCK=$(getconf CLK_TCK)
 
 # one NAME BIN: mount BIN fresh, dd, print the line, unmount.
 one() {
-	local data=$T/data.$1 f0 c0 f1 c1 t0 t1 hwm
-	rm -rf "$data"
-	mkdir -p "$data" "$MNT"
-	"$2" mount -f "$data" "$MNT" >"$T/daemon.$1.out" 2>&1 &
-	PID=$!
-	for _ in $(seq 200); do [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.05; done
-	[ -e "$MNT/.quorumfs/status" ] || { cat "$T/daemon.$1.out" >&2; echo "mount failed" >&2; exit 1; }
+	local f0 c0 f1 c1 t0 t1 hwm
+	qfs_ab_mount "$1" "$2"
 	mkdir "$MNT/t" || exit 1
 	sleep 1
 	read -r f0 c0 < <(awk '{ print $10, $14 + $15 }' "/proc/$PID/stat")
@@ -66,11 +48,7 @@ one() {
 		printf "bin=%s MiB=%d secs=%.2f MiB/s=%.1f cpu_s_per_GiB=%.2f minflt_per_GiB=%.0f VmHWM_MiB=%d load=%s\n",
 			n, mb, t, mb / t, c / k / g, f / g, h, l }'
 	cmp -s "$T/rand" "$MNT/t/f" || { echo "dd_cost.sh: the file read back differs" >&2; exit 1; }
-	fusermount3 -u "$MNT" || exit 1
-	wait "$PID"
-	PID=
-	rm -rf "$data"
+	qfs_ab_umount "$1"
 }
 
-. "$(dirname "$0")/../lib/abba.sh"
 qfs_abba_rounds "$ROUNDS"

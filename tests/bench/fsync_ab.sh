@@ -31,23 +31,10 @@ while getopts r:f:w:h opt; do
 	*) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 2 ;;
 	esac
 done
-: "${QFS_BIN:=$(pwd)/fs/quorumfs}"
-[ -x "$QFS_BIN" ] || { echo "fsync_ab.sh: $QFS_BIN is not executable (set QFS_BIN)" >&2; exit 2; }
-[ -z "${QFS_OLD_BIN:-}" ] || [ -x "$QFS_OLD_BIN" ] || { echo "fsync_ab.sh: QFS_OLD_BIN $QFS_OLD_BIN is not executable" >&2; exit 2; }
-[ "$(id -u)" -eq 0 ] || { echo "fsync_ab.sh: needs root (FUSE)" >&2; exit 2; }
+. "$(dirname "$0")/../lib/abba.sh"
+qfs_ab_setup fsync_ab.sh fsyncab
 ONLY=fsyncn
 [ "$W" -eq 1 ] && ONLY=fsync1
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-fsyncab.XXXXXX")
-MNT=$T/mnt
-PID=
-cleanup() {
-	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 TCK=$(getconf CLK_TCK)
 
 # cell_sum: "FSYNCS PROPOSALS" of the mount (.quorumfs/stats, line "cell")
@@ -58,13 +45,8 @@ cell_sum() {
 
 # one NAME BIN: mount BIN fresh, run the writers, print the line, unmount.
 one() {
-	local data=$T/data.$1 s0 p0 s1 p1 c0 c1 rate p50
-	rm -rf "$data"
-	mkdir -p "$data" "$MNT"
-	"$2" mount -f "$data" "$MNT" >"$T/daemon.$1.out" 2>&1 &
-	PID=$!
-	for _ in $(seq 200); do [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.05; done
-	[ -e "$MNT/.quorumfs/status" ] || { cat "$T/daemon.$1.out" >&2; echo "mount failed" >&2; exit 1; }
+	local s0 p0 s1 p1 c0 c1 rate p50
+	qfs_ab_mount "$1" "$2"
 	mkdir "$MNT/b" || exit 1
 	read -r s0 p0 < <(cell_sum)
 	c0=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
@@ -78,13 +60,9 @@ one() {
 		-v c=$((c1 - c0)) -v k="$TCK" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
 		printf "bin=%s fsyncs/s=%.0f p50_ms=%s syncs/fsync=%.2f proposals/fsync=%.2f cpu_us/fsync=%.0f load=%s\n",
 			b, r, p, s / n, q / n, c / k / n * 1e6, l }' | tee -a "$T/lines"
-	fusermount3 -u "$MNT" || exit 1
-	wait "$PID"
-	PID=
-	rm -rf "$data"
+	qfs_ab_umount "$1"
 }
 
-. "$(dirname "$0")/../lib/abba.sh"
 qfs_abba_rounds "$ROUNDS"
 # medians per binary
 for b in new old; do

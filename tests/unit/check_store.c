@@ -210,14 +210,27 @@ static void assert_val(qfs_group_t g, const uint8_t *k, uint32_t kl, const char 
 	free(s);
 }
 
+/* Store in (encoded) as the inode item of in->a.ino in g, and close it. */
+static void put_encoded(qfs_group_t g, struct qfs_inode *in)
+{
+	struct qfs_buf b;
+	struct qfs_txn t;
+	uint32_t kl;
+	const uint8_t *k = kino(in->a.ino, &kl);
+
+	qfs_buf_init(&b);
+	qfs_inode_encode(in, &b);
+	qfs_txn_init(&t);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	ck_assert_int_eq(APPLY(g, &t), 0);
+	qfs_buf_close(&b);
+	qfs_inode_close(in);
+}
+
 /* Store an inode for ino in g with a known attribute set. */
 static void put_inode(qfs_group_t g, uint64_t ino, uint32_t mode)
 {
 	struct qfs_inode in;
-	struct qfs_buf b;
-	struct qfs_txn t;
-	uint32_t kl;
-	const uint8_t *k = kino(ino, &kl);
 
 	qfs_inode_init(&in);
 	in.a.ino = ino;
@@ -233,13 +246,7 @@ static void put_inode(qfs_group_t g, uint64_t ino, uint32_t mode)
 	in.a.ctime = (struct qfs_ts){ 30, 3 };
 	in.a.btime = (struct qfs_ts){ 40, 4 };
 	ck_assert_int_eq(qfs_inode_set_data(&in, "abc", 3), 0);
-	qfs_buf_init(&b);
-	qfs_inode_encode(&in, &b);
-	qfs_txn_init(&t);
-	add_put_bytes(&t, k, kl, b.data, b.len);
-	ck_assert_int_eq(APPLY(g, &t), 0);
-	qfs_buf_close(&b);
-	qfs_inode_close(&in);
+	put_encoded(g, &in);
 }
 
 /* Read and decode the inode of ino in g (asserts presence). */
@@ -1863,23 +1870,13 @@ END_TEST
 static void put_file(qfs_group_t g, uint64_t ino, uint64_t size)
 {
 	struct qfs_inode in;
-	struct qfs_buf b;
-	struct qfs_txn t;
-	uint32_t kl;
-	const uint8_t *k = kino(ino, &kl);
 
 	qfs_inode_init(&in);
 	in.a.ino = ino;
 	in.a.mode = S_IFREG | 0644;
 	in.a.nlink = 1;
 	in.a.size = size;
-	qfs_buf_init(&b);
-	qfs_inode_encode(&in, &b);
-	qfs_txn_init(&t);
-	add_put_bytes(&t, k, kl, b.data, b.len);
-	ck_assert_int_eq(APPLY(g, &t), 0);
-	qfs_buf_close(&b);
-	qfs_inode_close(&in);
+	put_encoded(g, &in);
 }
 
 /* The last name of a file as fs/ writes it (chunks only below its size):
