@@ -433,8 +433,8 @@ static int upload_image(struct qfs_archive *a, struct part *pt, const char *src,
 	if (from_node1) {
 		/* A sealed segment never changes again (only whole segments
 		 * are deleted, and truncation stays above the commit point):
-		 * the local backend may link it instead of copying its bytes
-		 * (-o archive_link=on).  A copy onto the data disk holds
+		 * the local backend links it instead of copying its bytes
+		 * (-o archive_link, on by default).  A copy onto the data disk holds
 		 * its size there, so that writes do not take the room it
 		 * needs; short of room, the local backend links anyway
 		 * (objstore.h keep_free): the release of this segment is what

@@ -139,8 +139,8 @@ static void usage(FILE *f)
 		"  -o s3_retries=N,s3_timeout=SECONDS\n"
 		"  -o archive_interval=SECONDS, snapshot_segments=N, snapshot_bytes=BYTES\n"
 		"  -o archive_link=on|off  local archive on the data disk: hard-link sealed WAL\n"
-		"                        segments instead of copying them (default off: releases\n"
-		"                        before this one cannot read such an archive)\n"
+		"                        segments instead of copying them (default on; off:\n"
+		"                        copies, which releases before 1432379 can read)\n"
 		"  -o archive_retention=DURATION  keep what restores to any time this far back\n"
 		"                        (default 7d; also 36h, 90m; off: keep everything)\n"
 		"status  print MOUNTPOINT/.quorumfs/status\n"
@@ -1407,6 +1407,7 @@ static int cmd_mount(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
+	m.ac.os.link_immutable = 1; /* -o archive_link= defaults to on (doc/compat.md) */
 	qfs_avail_opts_default(&m.av);
 	/* Two malloc arenas instead of eight per core: the daemon's threads
 	 * (FUSE, one I/O thread per node, RocksDB's, the archiver) otherwise

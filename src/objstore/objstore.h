@@ -58,8 +58,9 @@ struct qfs_objstore_cfg {
 	                               doubling per retry up to 10 s; 0: 100 */
 	int link_immutable;         /* local backend: put_file_immutable hard-links
 	                               the file (QFSOBJL objects, doc/objstore.md),
-	                               which releases before it cannot read; 0:
-	                               copy (the default, -o archive_link=on sets it) */
+	                               which releases before 1432379 cannot read;
+	                               0: copy (a mount sets it unless -o
+	                               archive_link=off) */
 	uint32_t list_max_keys;     /* S3 max-keys per list page; 0: 1000 (tests
 	                               lower it to exercise pagination) */
 	uint64_t keep_free;         /* local backend with linking off: bytes a

@@ -5,24 +5,29 @@
 # Builds the release named in tests/upgrade/PREVIOUS from git history (the
 # quorumfs binary only; cached as BUILDDIR/tests/upgrade/quorumfs-COMMIT so
 # a second run skips the build), then:
+#  0. the current build makes a new data directory: its FORMAT (NEW) is
+#     "quorumfs-data N"; a data directory of format 2 (release ec835a6 and
+#     before, doc/compat.md "Older releases") is rewritten to NEW by a mount;
 #  1. the old build writes a tree (random files of several sizes, > 128 KiB
 #     chunks, sparse files, dirs, symlinks, a fifo, xattrs, ACLs, modes,
 #     owners, nanosecond times) in two tables, waits until the archive
-#     holds it, unmounts;
+#     holds it, unmounts; its FORMAT is OLDF;
 #  2. the current build mounts the same data directory, must show exactly
 #     that tree (SHA-256, modes, owners, sizes, mtimes, xattrs, ACLs), then
-#     writes more: a hard link (a version-2 txn), new files and an
-#     overwrite (version-2 inode items), old inline files above 3072 bytes
-#     appended to, truncated and zeroed by fallocate -z, a new table; unmounts;
-#  3. the old build mounts it again: it must refuse, naming the data
-#     directory format ("quorumfs-data 3"), and exit non-zero with nothing
-#     mounted; the current build then mounts it and still shows step 2's tree;
+#     writes more: a hard link, an unlink (LINK_DROP), new files and an
+#     overwrite, old files appended to, truncated and zeroed by fallocate -z,
+#     a new table; FORMAT is then NEW (with a log line when OLDF differs);
+#     its archive holds linked objects (archive_link, on by default);
+#  3. the way down: if OLDF != NEW the old build must refuse the directory,
+#     naming NEW, and exit non-zero with nothing mounted; if they are equal
+#     it must mount it and show exactly step 2's tree; the current build
+#     then mounts it and still shows step 2's tree;
 #  4. the current build restores each table from the archive the old build
 #     wrote, as of the end of step 1, and as of now (mixed old/new log);
 #  5. the old build restores a table as of the end of step 1 (the way back)
-#     and refuses, naming the format, to restore it as of now;
-#  6. the current build refuses an unknown FORMAT and writes format 3 in a
-#     new data directory.
+#     and as of now (it reads every txn and item version and the linked
+#     archive objects the current build writes): both exactly as mounted;
+#  6. the current build refuses "quorumfs-data N+1", naming it.
 # Skips (77) when git, the history or the commit is not available (e.g. a
 # tarball or a shallow clone), or the old release does not build here.
 
@@ -97,6 +102,25 @@ same() { # same WHAT EXPECTED ACTUAL
 	fail "$1"
 }
 rnd() { head -c "$2" /dev/urandom >"$1" || fail "write $1"; }
+# fmt_num DIR: N of DIR/FORMAT "quorumfs-data N", else nothing
+fmt_num() { sed -n '1s/^quorumfs-data \([0-9][0-9]*\)$/\1/p' "$1/FORMAT" 2>/dev/null; }
+
+# --- 0. the format the current release writes into a new data directory,
+# and the rewrite of format 2 (ec835a6 and before) by its first mount
+mkdir "$T/fresh" "$T/fmt2" || fail "mkdir"
+DATA=$T/fresh new_mount
+qfs_umount
+NEWN=$(fmt_num "$T/fresh")
+[ -n "$NEWN" ] || fail "a new data directory has FORMAT \"$(cat "$T/fresh/FORMAT")\""
+NEWF="quorumfs-data $NEWN"
+echo "quorumfs-data 2" >"$T/fmt2/FORMAT"
+log_mark
+DATA=$T/fmt2 new_mount
+qfs_umount
+[ "$(cat "$T/fmt2/FORMAT")" = "$NEWF" ] || fail "format 2 after a mount: FORMAT \"$(cat "$T/fmt2/FORMAT")\", not \"$NEWF\""
+log_since | grep -q "format upgraded.*from=2.*to=$NEWN" || fail "no log line for the upgrade of format 2 to $NEWN"
+rm -rf "$T/fresh" "$T/fmt2"
+note "the current release writes \"$NEWF\" and turns format 2 into it"
 
 # --- 1. the old release writes
 old_mount
@@ -131,33 +155,37 @@ grep -q system.posix_acl_access "$T/d1" && grep -q system.posix_acl_default "$T/
 describe "$MNT/t1" user. >"$T/d1.t1"
 describe "$MNT/t2" user. >"$T/d1.t2"
 qfs_umount
-note "old release wrote $(wc -l <"$T/d1") entries"
+OLDN=$(fmt_num "$DATA")
+[ -n "$OLDN" ] || fail "the old release's data directory has FORMAT \"$(cat "$DATA/FORMAT")\""
+OLDF="quorumfs-data $OLDN"
+note "old release wrote $(wc -l <"$T/d1") entries, FORMAT \"$OLDF\""
 
 # --- 2. the current release reads it and writes more
+log_mark
 new_mount
 describe "$MNT" "$ALLX" >"$T/d1b" || fail "describe after upgrade"
 same "the current release does not read the old release's tree as written" "$T/d1" "$T/d1b"
 cd "$MNT/t1" || fail "cd"
-ln chunky hard || fail "hard link (version-2 txn)"
-rnd new 300000                        # version-2 inode item
+ln chunky hard || fail "hard link (LINK_ADD)"
+rnd new 300000
 rnd small 777                         # overwrite an old file
-# old inline files above QFS_INLINE_MAX (3072) written again: their bytes
-# move to chunk 0 (doc/format-items.md)
+# old files written again (with ec835a6 as the old release these were
+# inline files above QFS_INLINE_MAX, 3072, whose bytes moved to chunk 0:
+# doc/format-items.md; the same steps still check old files' chunks)
 cp inl "$T/inl.want" && head -c 5000 /dev/urandom | tee -a "$T/inl.want" >>inl || fail "append to inl"
-cmp inl "$T/inl.want" || fail "an old 60000-byte inline file appended to reads back wrong"
+cmp inl "$T/inl.want" || fail "an old 60000-byte file appended to reads back wrong"
 head -c 3500 page >"$T/page.want" && truncate -s 3500 page || fail "truncate page"
-cmp page "$T/page.want" || fail "an old 4096-byte inline file truncated to 3500 bytes reads back wrong"
-# fallocate ZERO_RANGE on an old 40000-byte inline file: inside with
-# KEEP_SIZE (a punch of its inline bytes), then past the end (cut at the
-# offset and grown: its bytes move to chunk 0)
+cmp page "$T/page.want" || fail "an old 4096-byte file truncated to 3500 bytes reads back wrong"
+# fallocate ZERO_RANGE on an old 40000-byte file: inside with KEEP_SIZE (a
+# punch), then past the end (cut at the offset and grown)
 f1=$MNT/t2/f1
 cp "$f1" "$T/f1.old" || fail "cp t2/f1"
 { head -c 1000 "$T/f1.old"; head -c 2000 /dev/zero; tail -c +3001 "$T/f1.old" | head -c 27000
   head -c 100000 /dev/zero; } >"$T/f1.want"
 fallocate -z -n -o 1000 -l 2000 "$f1" && fallocate -z -o 30000 -l 100000 "$f1" ||
-	fail "fallocate -z on an old inline file"
-cmp "$f1" "$T/f1.want" || fail "an old 40000-byte inline file zeroed by fallocate -z reads back wrong"
-rm d/one || fail "unlink (a version-2 txn: LINK_DROP)"
+	fail "fallocate -z on an old file"
+cmp "$f1" "$T/f1.want" || fail "an old 40000-byte file zeroed by fallocate -z reads back wrong"
+rm d/one || fail "unlink (LINK_DROP)"
 setfattr -n user.k2 -v more page || fail "setfattr (new)"
 mkdir "$MNT/t3" && rnd "$MNT/t3/z" 140000 || fail "new table"
 cd /
@@ -166,8 +194,17 @@ lag0 || fail "the current release's archive does not catch up"
 describe "$MNT" "$ALLX" >"$T/d2" || fail "describe (new)"
 describe "$MNT/t1" user. >"$T/d2.t1"
 qfs_umount
-grep -qx 'quorumfs-data 3' "$DATA/FORMAT" || fail "FORMAT after the current release: $(cat "$DATA/FORMAT")"
-grep -q 'data directory format upgraded .*from=2 to=3' "$T/daemon.out" || fail "no log line for the FORMAT upgrade"
+[ "$(cat "$DATA/FORMAT")" = "$NEWF" ] || fail "FORMAT after the current release: \"$(cat "$DATA/FORMAT")\", not \"$NEWF\""
+if [ "$OLDN" != "$NEWN" ]; then
+	log_since | grep -q "format upgraded.*from=$OLDN.*to=$NEWN" || fail "no log line for the FORMAT upgrade $OLDN -> $NEWN"
+else
+	log_since | grep "format upgraded" >&2 && fail "FORMAT $OLDN rewritten although unchanged"
+fi
+# archive_link is on by default: the segments sealed since are hard links
+# (header-only QFSOBJL objects + NAME.obj.ID.data), which step 5's old
+# release must read
+nlinked=$(find "$DATA/archive" -name '*.obj.*.data' | wc -l)
+[ "$nlinked" -gt 0 ] || fail "the current release's archive holds no linked object (archive_link default)"
 
 # refused BIN PATTERN WHAT: mounting DATA with BIN must fail at once (exit
 # non-zero, nothing mounted, DATA/FORMAT unchanged) with a line matching
@@ -189,8 +226,18 @@ refused() {
 	note "$what: $(grep -m1 "$pat" "$T/refused.out")"
 }
 
-# --- 3. downgrade: the old release must refuse, naming the format
-refused "$OLD" 'unknown format.*content="quorumfs-data 3"' "old release on format 3"
+# --- 3. downgrade: a FORMAT the old release does not know is refused,
+# naming it; the same FORMAT mounts and shows step 2's tree
+if [ "$OLDN" != "$NEWN" ]; then
+	refused "$OLD" "unknown format.*\"$NEWF\"" "old release on format $NEWN"
+else
+	old_mount
+	describe "$MNT" "$ALLX" >"$T/d2o" || fail "describe (the old release on the current release's data)"
+	same "the old release does not show the current release's tree" "$T/d2" "$T/d2o"
+	qfs_umount
+	[ "$(cat "$DATA/FORMAT")" = "$NEWF" ] || fail "the old release's mount changed FORMAT to \"$(cat "$DATA/FORMAT")\""
+	note "old release mounts format $NEWN and shows the current release's tree"
+fi
 new_mount
 describe "$MNT" "$ALLX" >"$T/d2b" || fail "describe after the refused downgrade"
 same "the tree changed after the old release's refused mount" "$T/d2" "$T/d2b"
@@ -209,24 +256,20 @@ describe "$T/r-now" user. >"$T/r-now.d"
 same "restore of t1 latest (old and new log) differs" "$T/d2.t1" "$T/r-now.d"
 
 # --- 5. the way back (doc/compat.md): the old release restores from the
-# archive as of before the upgrade; after it, it refuses the new items
+# archive as of before the upgrade, and as of now: the current release
+# writes no txn, item or archive format it does not know (txn versions
+# 1-3, inode version 2, linked objects)
 "$OLD" restore --data "$DATA" --table t1 --time "@$TA" --to "$T/o-t1" >>"$T/restore.out" 2>&1 ||
 	{ cat "$T/restore.out" >&2; fail "old release: restore t1 as of before the upgrade"; }
 describe "$T/o-t1" user. >"$T/o-t1.d"
 same "old release: restore of t1 as of before the upgrade differs" "$T/d1.t1" "$T/o-t1.d"
-if "$OLD" restore --data "$DATA" --table t1 --time latest --to "$T/o-now" >"$T/o-now.out" 2>&1; then
-	fail "old release restored t1 with the current release's items (doc/compat.md says it refuses)"
-fi
-grep -qi 'format' "$T/o-now.out" || { cat "$T/o-now.out" >&2; fail "old release's restore refusal does not name the format"; }
-note "old release's restore of the new log refuses: $(grep -i -m1 format "$T/o-now.out")"
+"$OLD" restore --data "$DATA" --table t1 --time latest --to "$T/o-now" >>"$T/restore.out" 2>&1 ||
+	{ cat "$T/restore.out" >&2; fail "old release: restore t1 latest (old and new log, linked objects)"; }
+describe "$T/o-now" user. >"$T/o-now.d"
+same "old release: restore of t1 latest (old and new log) differs" "$T/d2.t1" "$T/o-now.d"
 
-# --- 6. the current release refuses a format it does not know, and makes
-# format 3 in a new data directory
-echo "quorumfs-data 4" >"$DATA/FORMAT"
-refused "$NEW" 'unknown format.*"quorumfs-data 4"' "current release on format 4"
-mkdir "$T/fresh"
-DATA=$T/fresh new_mount
-qfs_umount
-grep -qx 'quorumfs-data 3' "$T/fresh/FORMAT" || fail "a new data directory has FORMAT $(cat "$T/fresh/FORMAT")"
-note "upgrade, refused downgrade and restore of the old archive: ok"
+# --- 6. the current release refuses a format it does not know
+echo "quorumfs-data $((NEWN + 1))" >"$DATA/FORMAT"
+refused "$NEW" "unknown format.*\"quorumfs-data $((NEWN + 1))\"" "current release on format $((NEWN + 1))"
+note "upgrade, downgrade and restores of the mixed archive: ok"
 exit 0
