@@ -9,9 +9,13 @@
 # Then takes the object store away (renames the archive directory: root
 # writes anyway, so permissions would not stop it), writes more: the mount
 # keeps working, status shows the error, nothing local is deleted; puts it
-# back: archiving catches up and the restore matches again.
+# back: archiving catches up and the restore matches again.  With the
+# default -o archive_link=on node 1's sealed segments are hard-linked into
+# the archive (header-only objects); a last mount with archive_link=off
+# copies the segments it archives, and the restore reads both kinds.
 # Objects in the local archive are ROOT/KEY.obj with a 32-byte header
-# (src/objstore/local.c).  Doc: doc/archive.md.
+# (src/objstore/local.c), or that header alone with the data in
+# ROOT/KEY.obj.ID.data (linked).  Doc: doc/archive.md, doc/objstore.md.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 cmp
@@ -53,7 +57,14 @@ for g in 0000000000000001 0000000000000400; do
 done
 tail -c +33 "$DATA/archive/groups/0000000000000400/manifest.obj" | head -1 | grep -qx 'quorumfs-manifest 1' || fail "manifest header"
 ls "$DATA/archive/groups/0000000000000400/snap/" | grep -q '\.snap' || fail "no snapshot uploaded"
-note "archived $nseg segments; local WAL files: $(count_wal)"
+# archive_link is on by default: segments are linked, each a 32-byte
+# header-only object with its data file (a segment that came from another
+# replica's log, to fill a gap, is a copy)
+nlinked=$(find "$DATA/archive" -name '*.seg.obj.*.data' | wc -l)
+nhdr=$(find "$DATA/archive" -name '*.seg.obj' -size 32c | wc -l)
+[ "$nlinked" -gt 0 ] || fail "no segment linked into the archive (archive_link is on by default)"
+[ "$nhdr" = "$nlinked" ] || fail "$nlinked linked data files but $nhdr header-only segment objects"
+note "archived $nseg segments ($nlinked linked); local WAL files: $(count_wal)"
 
 "$QFS_BIN" restore --data "$DATA" --table t --to "$T/r1" || fail "restore failed"
 [ "$(tree_sum "$MNT/t")" = "$(tree_sum "$T/r1")" ] || fail "restored tree differs from the mount"
@@ -96,10 +107,26 @@ dead="$T/stage/qfs-snap-0000000000000400-999999999.tmp" # above pid_max
 live="$T/stage/qfs-snap-0000000000000400-1.tmp"         # init runs
 head -c 70000 /dev/urandom >"$dead"
 head -c 70000 /dev/urandom >"$live"
-TMPDIR="$T/stage" mount_again -o seal_age=1s,seal_size=64K,snapshot_segments=4,archive_interval=200ms
+TMPDIR="$T/stage" mount_again -o seal_age=1s,seal_size=64K,snapshot_segments=4,archive_interval=200ms,archive_link=off
 [ ! -e "$dead" ] || fail "a dead daemon's snapshot staging file was left in TMPDIR"
 [ -e "$live" ] || fail "a live process's snapshot staging file was removed"
 qgrep 'archive stale snapshot staging file removed .*pid=999999999 bytes=70000' "$T/daemon.out" ||
 	fail "no log line for the removed staging file"
+
+# archive_link=off: the segments archived from now on are copies (objects
+# holding their data, no new data file); the linked ones stay readable
+ndata=$(find "$DATA/archive" -name '*.obj.*.data' | wc -l)
+ncopied=$(find "$DATA/archive" -name '*.seg.obj' -size +32c | wc -l)
+for i in $(seq 71 90); do
+	head -c 40000 /dev/urandom > "$MNT/t/f$i" || fail "write f$i (archive_link=off)"
+done
+lag0 30 || fail "archive lag did not reach 0 within 30 s (archive_link=off)"
+[ "$(find "$DATA/archive" -name '*.obj.*.data' | wc -l)" = "$ndata" ] ||
+	fail "archive_link=off: objects were linked ($ndata data files before, $(find "$DATA/archive" -name '*.obj.*.data' | wc -l) after)"
+ncopied2=$(find "$DATA/archive" -name '*.seg.obj' -size +32c | wc -l)
+[ "$ncopied2" -gt "$ncopied" ] || fail "archive_link=off: no segment copied into the archive ($ncopied copies before, $ncopied2 after)"
+"$QFS_BIN" restore --data "$DATA" --table t --to "$T/r3" || fail "restore of linked and copied segments failed"
+[ "$(tree_sum "$MNT/t")" = "$(tree_sum "$T/r3")" ] || fail "restored tree differs (linked and copied segments)"
+note "archive_link=off: $((ncopied2 - ncopied)) segments copied, $ndata linked data files kept"
 qfs_umount
 note "archive: ok"
