@@ -247,7 +247,9 @@ START_TEST(test_put_linked)
 	struct qfs_objstore_cfg cfg = { .url = url, .link_immutable = 1 };
 
 	ck_assert_ptr_nonnull(buf);
-	/* linking is off by default: a copy */
+	/* link_immutable 0 (the cfg's zero value; a mount with -o
+	 * archive_link=off, the mount's default being on): a copy, an object
+	 * holding the bytes */
 	snprintf(src, sizeof(src), "%s/plain.wal", base);
 	f = fopen(src, "wb");
 	ck_assert_ptr_nonnull(f);
@@ -256,6 +258,13 @@ START_TEST(test_put_linked)
 	ck_assert_int_eq(qfs_objstore_put_file_immutable(OS, "g/plain", src), 0);
 	ck_assert_int_eq(stat(src, &st), 0);
 	ck_assert_uint_eq(st.st_nlink, 1);
+	snprintf(dpath, sizeof(dpath), "%s/g/plain.obj", base);
+	ck_assert_int_eq(stat(dpath, &st), 0);
+	ck_assert_int_eq(st.st_size, 32 + 7);
+	ck_assert_int_eq(qfs_objstore_get(OS, "g/plain", 0, 0, &d, &n), 0);
+	ck_assert_uint_eq(n, 7);
+	ck_assert_int_eq(memcmp(d, "segment", 7), 0);
+	free(d);
 	qfs_objstore_close(OS);
 	ck_assert_int_eq(qfs_objstore_open(&cfg, &OS), 0);
 	for (size_t i = 0; i < len; i++)
