@@ -20,12 +20,20 @@
 #     machine is slow at it), files of 300 KiB are written again
 #     successfully, with no remount.
 #  4. Every file kept is intact; after a clean unmount and a remount too.
+#  5. The archive took the segments by hard link (-o archive_link, the
+#     default; none for want of space), or, run as enospc_recover_copy.sh (archive_link=off), by
+#     copy: at least one copied segment object (the copy's hold and the
+#     short-of-space links are then on the path).
 # Skips (77) when tmpfs cannot be mounted.  Behaviour: quorumfs(8) "Full
 # disk", doc/cell.md.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 
 qfs_require python3 mount umount df
+# QFS_ENOSPC_ARCHIVE_LINK=off (enospc_recover_copy.sh): the archive copies
+# its segments (the copy's hold, and links when short of space) instead of
+# the default hard links
+LINKOPT=${QFS_ENOSPC_ARCHIVE_LINK:+,archive_link=$QFS_ENOSPC_ARCHIVE_LINK}
 set -o pipefail
 qfs_setup
 echo "$QFS_PID" >"$T/daemon.pid"
@@ -37,7 +45,7 @@ mount -t tmpfs -o size=320m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
 	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
 QFS_EXTRA_UMOUNTS=$SMALL
 DATA=$SMALL/data
-mount_again -o seal_age=2s
+mount_again -o "seal_age=2s$LINKOPT"
 mkdir "$MNT/idle" || fail "mkdir table"
 head -c 3000000 /dev/urandom >"$T/idle" || fail "random data"
 cp "$T/idle" "$MNT/idle/f" || fail "write 3 MB"
@@ -152,8 +160,21 @@ py delete "$MNT/full" "$T/acks"
 py again "$MNT/full" "$T/acks" 120
 py verify "$MNT/full" "$T/acks"
 qfs_umount
-mount_again -o seal_age=2s
+mount_again -o "seal_age=2s$LINKOPT"
 py verify "$MNT/full" "$T/acks"
 qfs_umount
+# the path the archive took: links by default, copies with archive_link=off
+# (and links where a copy would have eaten the reserve)
+nlink=$(find "$DATA/archive" -name '*.seg.obj.*.data' | wc -l)
+ncopy=$(find "$DATA/archive" -name '*.seg.obj' -size +32c | wc -l)
+nshort=$(grep -c 'links instead of copying' "$T/daemon.out")
+note "archive: $nlink segments linked, $ncopy copied; $nshort short-of-space links"
+if [ "${QFS_ENOSPC_ARCHIVE_LINK:-on}" = off ]; then
+	[ "$ncopy" -gt 0 ] || fail "archive_link=off: no segment was copied into the archive"
+else
+	# linking by default, not because a copy would have eaten the reserve
+	[ "$nlink" -gt 0 ] && [ "$nshort" = 0 ] ||
+		fail "the archive did not link by default ($nlink linked, $nshort short-of-space links)"
+fi
 note "PASS ($SECONDS s)"
 exit 0
