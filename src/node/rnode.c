@@ -2324,7 +2324,7 @@ static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	size_t body_len;
 	uint8_t type;
 
-	if (qfs_net_frame_open(f->data, f->len, &type, &body, &body_len) != 0)
+	if (qfs_net_frame_open_rx(f, &type, &body, &body_len) != 0)
 		return 0; /* corrupt: dropped, paxos retransmits */
 	if (type == QFS_SNAP_FRAME_TYPE) {
 		snap_recv(rn, body, body_len);
