@@ -5,7 +5,10 @@
  * chunks) encode bodies only; their driver (src/node) reserves
  * QFS_NET_FRAME_HDR bytes in front of a body and seals the frame with
  * qfs_net_frame_seal(), and opens a received frame with
- * qfs_net_frame_open() before it hands the body to a decoder.
+ * qfs_net_frame_open() before it hands the body to a decoder.  The CRC
+ * guards bytes that crossed a socket: frames the in-process transport
+ * moves between the nodes of one process are not summed (doc/format-net.md
+ * section 1, "In-process frames").
  *
  *   be32 magic "QPAX" | u8 version | u8 type | be16 0 | be32 body length |
  *   be32 CRC32C(header bytes 0..11, body) | body
@@ -40,6 +43,13 @@
  * type, length and the CRC over both. */
 void qfs_net_frame_seal(void *frame, uint8_t type, size_t body_len);
 
+/* qfs_net_frame_seal in two halves: the header with a CRC field of 0 (a
+ * frame for qfs_net_send_frame(), which sets the CRC when the frame leaves
+ * the process: net.h), and the CRC over header and body_len bytes of body
+ * (the header already written). */
+void qfs_net_frame_seal_hdr(void *frame, uint8_t type, size_t body_len);
+void qfs_net_frame_crc_set(void *frame, size_t body_len);
+
 /* Check the len-byte frame: magic, body length = len - header, CRC, then
  * version and reserved bytes.  0 with *type, *body (points into frame) and
  * *body_len, written only on success; QFS_ECORRUPT (short, bad magic,
@@ -47,5 +57,12 @@ void qfs_net_frame_seal(void *frame, uint8_t type, size_t body_len);
  * another version). */
 int qfs_net_frame_open(const void *frame, size_t len, uint8_t *type, const uint8_t **body,
 		       size_t *body_len);
+
+/* qfs_net_frame_open without the CRC check, for a frame that never left
+ * this process's memory (the in-process transport delivered it: struct
+ * qfs_net_frame's local; qfs_net_frame_open_rx decides).  Every other
+ * check is the same. */
+int qfs_net_frame_open_local(const void *frame, size_t len, uint8_t *type, const uint8_t **body,
+			     size_t *body_len);
 
 #endif

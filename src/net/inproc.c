@@ -5,7 +5,9 @@
  * thread: no threads, no sockets, FIFO per pair because one sender thread's
  * appends are ordered.  The destination is pinned by a reference count
  * (net->mu) while the frame is appended, so that closing it waits for the
- * append to finish.  Contract: net.h; policy: doc/format-net.md.
+ * append to finish.  The frame is marked local: its receiver does not check
+ * its CRC, and qfs_net_send_frame does not compute it (frame.h).
+ * Contract: net.h; policy: doc/format-net.md.
  */
 #include "config.h"
 
@@ -59,6 +61,7 @@ static int inproc_send(struct qfs_net_ep *ep, struct net_peer *p, struct qfs_net
 		r = -ENOTCONN;
 		goto drop;
 	}
+	f->local = 1; /* never leaves memory: the receiver skips the CRC */
 	r = qfs_net_deliver(dst, f);
 	ep_put(dst);
 	if (r < 0)

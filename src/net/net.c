@@ -314,6 +314,7 @@ struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len)
 		f->cap = cap;
 		f->from = 0;
 		f->len = len;
+		f->local = 0;
 	}
 	return f;
 }
@@ -541,7 +542,20 @@ int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame 
 		qfs_net_frame_free(f);
 		return r;
 	}
+	/* The CRC guards the bytes on the socket; in-process frames skip it
+	 * (frame.h).  send_check read the header's body length = f->len. */
+	if (ep->net->kind != QFS_NET_INPROC)
+		qfs_net_frame_crc_set(f->data, f->len - QFS_NET_FRAME_HDR);
 	return send_owned(ep, p, to, f);
+}
+
+/* See net.h. */
+int qfs_net_frame_open_rx(const struct qfs_net_frame *f, uint8_t *type, const uint8_t **body,
+			  size_t *body_len)
+{
+	if (f->local)
+		return qfs_net_frame_open_local(f->data, f->len, type, body, body_len);
+	return qfs_net_frame_open(f->data, f->len, type, body, body_len);
 }
 
 /* See net.h. */

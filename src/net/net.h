@@ -80,6 +80,10 @@ struct qfs_net_frame {
 				     * this struct included (common/bigbuf.h) */
 	uint32_t from;              /* node id of the sending endpoint */
 	uint32_t len;               /* bytes in data: the whole frame, header first */
+	uint8_t local;              /* 1: delivered by the in-process transport,
+				     * the bytes the sender wrote, never out of
+				     * memory (its CRC is not checked, and is 0
+				     * if sent by qfs_net_send_frame) */
 	uint8_t data[];
 };
 
@@ -185,8 +189,18 @@ struct qfs_net_frame *qfs_net_frame_new(size_t len);
  * caller must not touch f after the call (a receiver in another thread
  * may already own and free it).  Same checks, counters and errors as
  * qfs_net_send() (-ENOMEM is not possible), and -EINVAL when f->len was
- * raised past the length qfs_net_frame_new() gave (lowering it is fine). */
+ * raised past the length qfs_net_frame_new() gave (lowering it is fine).
+ * The caller seals f with qfs_net_frame_seal_hdr() (or _seal()): the
+ * frame's CRC is computed here when it leaves the process (tcp), and left
+ * as it is over inproc, where the receiver does not check it
+ * (qfs_net_frame_open_rx). */
 int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f);
+
+/* Open a received frame as qfs_net_frame_open() does (net/frame.h), but
+ * without the CRC check when f->local says it never left this process:
+ * a frame from tcp is always summed.  Same returns. */
+int qfs_net_frame_open_rx(const struct qfs_net_frame *f, uint8_t *type, const uint8_t **body,
+			  size_t *body_len);
 
 /* Take the oldest frame of ep's inbound queue: 0 and *out (free with
  * qfs_net_frame_free), or -EAGAIN when the queue is empty. */

@@ -140,7 +140,7 @@ static void send_owned(struct qfs_drive *d, const struct qfs_paxos_msg *m, size_
 		d->ops->frame_send(d->ctx, 0, m->type, f); /* to 0: freed, not sent */
 		return;
 	}
-	qfs_net_frame_seal(data, m->type, (size_t)len);
+	qfs_net_frame_seal_hdr(data, m->type, (size_t)len); /* CRC: the transport's (drive.h) */
 	d->ops->frame_send(d->ctx, m->to, m->type, f);
 }
 

@@ -97,7 +97,9 @@ struct qfs_drive_ops {
 	 * bytes (NULL: out of memory, the message is lost as on the wire)
 	 * and its first byte in *data; frame_send takes the frame in every
 	 * case (the driver never touches it again), and frees it unsent when
-	 * to is 0 (the encoder failed). */
+	 * to is 0 (the encoder failed).  The frame comes sealed without its
+	 * CRC (qfs_net_frame_seal_hdr): qfs_net_send_frame sets it when the
+	 * frame leaves the process. */
 	void *(*frame_new)(void *ctx, size_t len, uint8_t **data);
 	void (*frame_send)(void *ctx, uint32_t to, uint8_t type, void *frame);
 	/* May be NULL: up was persisted and its messages sent or held, its

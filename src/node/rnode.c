@@ -129,6 +129,8 @@
 #define RNODE_FORMAT "quorumfs-rnode 1\n"
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
+#define RNODE_SPACE_CACHE_MS 5         /* a statvfs of the admission check serves this long */
+#define RNODE_SPACE_SLACK (64ull << 20) /* ... and only while it shows this much beyond need */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
 #define RNODE_APPLY_WAIT_MS 20u /* longest wait of a strong read for an apply under way */
 #define RNODE_GATHER_MIN_US 500u /* a batch waits for the proposers of the last
@@ -192,6 +194,11 @@ struct group {
 				    be trusted (loaded stopped, or a corrupt
 				    read): only a rebuild heals it */
 	uint64_t nospc_warned_ms; /* I/O thread: last "proposals refused" line */
+	/* The admission check's statvfs (space_free), under round_mu: bytes
+	 * free on the WAL's disk at space_ms, minus every batch admitted since;
+	 * space_ms 0: none. */
+	uint64_t space_free;
+	uint64_t space_ms;
 	struct proposal *applied_q; /* round's thread: proposals whose entry is
 				    applied, answered once the machine's
 				    APPLIED step ran (answers_release), in
@@ -2324,7 +2331,7 @@ static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 	size_t body_len;
 	uint8_t type;
 
-	if (qfs_net_frame_open(f->data, f->len, &type, &body, &body_len) != 0)
+	if (qfs_net_frame_open_rx(f, &type, &body, &body_len) != 0)
 		return 0; /* corrupt: dropped, paxos retransmits */
 	if (type == QFS_SNAP_FRAME_TYPE) {
 		snap_recv(rn, body, body_len);
@@ -2410,6 +2417,37 @@ static int config_if(struct group *g, const struct proposal *p)
 	return rc;
 }
 
+/* Bytes free on the disk of g's WAL for the admission check of a batch
+ * that needs need bytes: a fresh statvfs, or the last one if it is younger
+ * than RNODE_SPACE_CACHE_MS and, less every batch admitted since
+ * (space_admit), still shows RNODE_SPACE_SLACK beyond need: a fresh one
+ * could then decide otherwise only if something else had written 64 MiB
+ * in those 5 ms, and the reserve is there for RocksDB's flushes.  Near
+ * the bound every batch asks the disk, as before.  UINT64_MAX when
+ * statvfs fails (the batch is admitted, as before). */
+static uint64_t space_free(struct group *g, uint64_t need)
+{
+	uint64_t now = now_ms();
+	struct statvfs sv;
+
+	if (g->space_ms && now - g->space_ms < RNODE_SPACE_CACHE_MS && g->space_free >= need &&
+	    g->space_free - need >= RNODE_SPACE_SLACK)
+		return g->space_free;
+	if (statvfs(g->waldir, &sv) != 0) {
+		g->space_ms = 0;
+		return UINT64_MAX;
+	}
+	g->space_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	g->space_ms = now ? now : 1;
+	return g->space_free;
+}
+
+/* A batch that writes bytes was admitted: what space_free serves shrinks. */
+static void space_admit(struct group *g, uint64_t bytes)
+{
+	g->space_free = g->space_free > bytes ? g->space_free - bytes : 0;
+}
+
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
 static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal **ps, uint32_t n)
 {
@@ -2433,8 +2471,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 	 * back, so they must pass when writes no longer do (doc/rnode.md).
 	 * Reads go on under the lease meanwhile. */
 	if (g->px.role == QFS_PAXOS_LEADER) {
-		struct statvfs sv;
-		uint64_t need = 0;
+		uint64_t need = 0, write, free;
 		int frees = 1;
 
 		/* every member may write the batch to this same disk */
@@ -2443,20 +2480,23 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 			if (frees && !txn_frees(ps[i]->txn, ps[i]->len))
 				frees = 0;
 		}
+		write = need;
 		need += frees ? RNODE_SPACE_FLOOR : rn->space_reserve;
 		if (!frees && rn->space_hold)
 			need += __atomic_load_n(rn->space_hold, __ATOMIC_RELAXED);
-		if (statvfs(g->waldir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need) {
+		free = space_free(g, need);
+		if (free < need) {
 			if (now_ms() - g->nospc_warned_ms >= 10000) {
 				g->nospc_warned_ms = now_ms();
 				QFS_LOG(QFS_LOG_ERR, "rnode proposals refused group=%016" PRIx64
-					" err=\"No space left on device\" free=%llu need=%" PRIu64 " dir=%s",
-					g->id, (unsigned long long)sv.f_bavail * sv.f_frsize, need, g->waldir);
+					" err=\"No space left on device\" free=%" PRIu64 " need=%" PRIu64 " dir=%s",
+					g->id, free, need, g->waldir);
 			}
 			for (uint32_t i = 0; i < n; i++)
 				answer(rn, ps[i], -ENOSPC, 0);
 			return;
 		}
+		space_admit(g, write);
 	}
 	if (n == 1 && ps[0]->from && (rc = config_if(g, ps[0]))) {
 		ps[0]->leader = g->leader;

@@ -44,6 +44,9 @@
 #define PEND_KEEP (1u << 20)     /* pending buffer kept across syncs up to this (one per
 				  * group and node); larger ones come from and go back
 				  * to the pool of common/bigbuf.h */
+#define KEPT_SMALL (256u << 10)  /* a pending buffer up to this is kept after its sync
+				  * too (then reused: w->spare); between it and
+				  * PEND_KEEP it is reused at once, not kept */
 
 /* ---- helpers shared with recover.c (contracts in wal_int.h) ---- */
 
@@ -224,9 +227,14 @@ static void pend_release(struct qfs_wal *w)
  * the daemon's peak RSS by about 30 MiB (doc/perf.md AFTER 17). */
 static void kept_release(struct qfs_wal *w)
 {
-	if (w->kept) {
+	if (w->kept && w->kept_cap > PEND_KEEP) {
 		qfs_bigbuf_unlend(w->kept_cap);
 		qfs_bigbuf_put(w->kept, w->kept_cap);
+	} else if (w->kept && !w->spare) {
+		w->spare = w->kept; /* the next pending buffer (kept_take) */
+		w->spare_cap = w->kept_cap;
+	} else {
+		free(w->kept);
 	}
 	w->kept = NULL;
 	w->kept_cap = 0;
@@ -234,17 +242,21 @@ static void kept_release(struct qfs_wal *w)
 }
 
 /* After a successful sync of segment s alone (its pending bytes not yet
- * counted in s->size): keep a large pending buffer, with the records it
- * just made durable, for qfs_wal_read_recent instead of handing it back
- * to the pool.  Returns 1 if kept (w->pend is then empty). */
+ * counted in s->size): keep the pending buffer, with the records it just
+ * made durable, for qfs_wal_read_recent instead of handing it back to the
+ * pool (large) or reusing it (small, up to KEPT_SMALL: the next pending
+ * buffer is then the spare one, or a new one).  Returns 1 if kept (w->pend
+ * is then empty). */
 static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
 {
 	size_t hdr = s->size == 0 ? QFS_WAL_SEG_HDR : 0;
 
-	if (w->pend_cap <= PEND_KEEP || s->last <= s->durable_last || s->pend_len <= hdr)
+	if ((w->pend_cap > KEPT_SMALL && w->pend_cap <= PEND_KEEP) || s->last <= s->durable_last ||
+	    s->pend_len <= hdr)
 		return 0;
 	kept_release(w);
-	qfs_bigbuf_lend(w->pend_cap);
+	if (w->pend_cap > PEND_KEEP)
+		qfs_bigbuf_lend(w->pend_cap);
 	w->kept = w->pend;
 	w->kept_cap = w->pend_cap;
 	w->kept_off = s->pend_off + hdr;
@@ -252,9 +264,11 @@ static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
 	w->kept_last = s->last;
 	w->kept_seg = s->first;
 	w->kept_end = s->size + s->pend_len;
-	w->pend = NULL;
-	w->pend_cap = 0;
+	w->pend = w->spare; /* NULL or a small buffer: pend_reserve grows it */
+	w->pend_cap = w->spare_cap;
 	w->pend_len = 0;
+	w->spare = NULL;
+	w->spare_cap = 0;
 	return 1;
 }
 
@@ -339,6 +353,7 @@ static void wal_free(struct qfs_wal *w)
 	free(w->segs);
 	pend_release(w);
 	kept_release(w);
+	free(w->spare);
 	rbuf_free(w->rbuf, w->rcap);
 	free(w->dir);
 	free(w);
@@ -772,11 +787,12 @@ int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_c
 }
 
 /*
- * qfs_wal_read, but the records of the last large sync still held in
- * memory (the sync's pending buffer, wal_int.h) are delivered from there:
- * not read back from the file nor CRC-checked again.  Once a walk has
+ * qfs_wal_read, but the records of the last sync still held in memory
+ * (the sync's pending buffer, wal_int.h) are delivered from there: not
+ * read back from the file nor CRC-checked again.  Once a walk has
  * delivered the last of them, or asked only for records past them, the
- * buffer goes back to the pool of common/bigbuf.h.  Same returns as qfs_wal_read.  For the
+ * buffer goes back to the pool of common/bigbuf.h (large) or becomes the
+ * spare pending buffer (small).  Same returns as qfs_wal_read.  For the
  * apply right after a sync; a check of the file uses qfs_wal_read.
  */
 int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)

@@ -62,18 +62,23 @@ struct qfs_wal {
 	qfs_lsn_t hint_lsn;
 	uint64_t hint_off;
 	/* The records of the last sync that wrote a large pending buffer (past
-	 * PEND_KEEP, one segment), kept readable from memory for
-	 * qfs_wal_read_recent: that buffer itself, held until a read_recent
-	 * has delivered kept_last, the next such sync, a truncation that
-	 * reaches them, or close.  kept == NULL: none. */
-	uint8_t *kept;            /* the sync's pending buffer (common/bigbuf.h: lent
-				   * while kept, put back when released) */
+	 * PEND_KEEP) or a small one (up to KEPT_SMALL; one segment), kept
+	 * readable from memory for qfs_wal_read_recent: that buffer itself,
+	 * held until a read_recent has delivered kept_last, the next such
+	 * sync, a truncation that reaches them, or close.  kept == NULL:
+	 * none. */
+	uint8_t *kept;            /* the sync's pending buffer (large: common/bigbuf.h,
+				   * lent while kept, put back when released; small:
+				   * malloc'd, becomes spare when released) */
 	size_t kept_cap;          /* its capacity in bytes */
 	size_t kept_off;          /* first record's header at kept + kept_off */
 	qfs_lsn_t kept_first;     /* LSNs of the records held, all durable */
 	qfs_lsn_t kept_last;
 	qfs_lsn_t kept_seg;       /* first LSN of the segment they are in */
 	uint64_t kept_end;        /* file offset just after kept_last in it */
+	uint8_t *spare;           /* a released small kept buffer: the next pending
+				   * buffer after a sync that keeps one (NULL: none) */
+	size_t spare_cap;         /* its capacity in bytes */
 };
 
 /* A read window over one file: bytes [off, off + len) of fd are in buf. */

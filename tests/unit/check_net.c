@@ -418,6 +418,85 @@ START_TEST(test_send_frame)
 }
 END_TEST
 
+/* Frames sealed without their CRC (qfs_net_frame_seal_hdr, as the rnode's
+ * driver seals its ACCEPTs) and handed over with qfs_net_send_frame: over
+ * inproc the receiver gets the sender's exact bytes marked local, CRC
+ * field still 0, and qfs_net_frame_open_rx takes them without a CRC (the
+ * summing qfs_net_frame_open would refuse them); over tcp the CRC was set
+ * on the way out (what qfs_net_frame_seal would have written), the frame
+ * is not local and open_rx checks it: one flipped bit (damage on the wire
+ * past the sender's sum) is refused.  The header checks stay for local
+ * frames too.  Fails if inproc stops marking frames local, if tcp sends
+ * without the CRC, or if open_rx skips the CRC of a non-local frame. */
+START_TEST(test_send_frame_crc)
+{
+	static struct qfs_repl_entry ents[QFS_PAXOS_MAX_BATCH];
+	struct qfs_paxos_msg m;
+	struct qfs_net *net;
+	struct qfs_net_ep *a, *b;
+	struct qfs_net_frame *f, *g;
+	const uint8_t *body;
+	size_t len, blen;
+	uint8_t *img, *sealed, type;
+
+	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
+	a = open_ep(net, _i, 1);
+	b = open_ep(net, _i, 2);
+	img = mkframe(1, 2, 5, 70000, &len);
+	sealed = malloc(len);
+	ck_assert_ptr_nonnull(sealed);
+	memcpy(sealed, img, len); /* the frame as qfs_net_frame_seal writes it */
+	qfs_net_frame_seal_hdr(img, QFS_PAXOS_ACCEPT, len - QFS_NET_FRAME_HDR);
+	ck_assert_uint_eq(qfs_be32_get(img + 12), 0);
+	f = qfs_net_frame_new(len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(f->local, 0);
+	memcpy(f->data, img, len);
+	ck_assert_int_eq(qfs_net_send_frame(a, 2, f), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 20000, &g), 0);
+	ck_assert_uint_eq(g->len, len);
+	ck_assert_uint_eq(g->local, (_i ? 0 : 1));
+	ck_assert_int_eq(memcmp(g->data, (_i ? sealed : img), len), 0); /* exact bytes */
+	ck_assert_int_eq(qfs_net_frame_open_rx(g, &type, &body, &blen), 0);
+	ck_assert_uint_eq(type, QFS_PAXOS_ACCEPT);
+	ck_assert_ptr_eq(body, g->data + QFS_NET_FRAME_HDR);
+	ck_assert_uint_eq(blen, len - QFS_NET_FRAME_HDR);
+	ck_assert_int_eq(qfs_paxos_msg_decode(type, body, blen, &m, ents), 0);
+	ck_assert_uint_eq(m.time_ms, 5);
+	ck_assert_uint_eq(m.n, 1);
+	ck_assert_uint_eq(m.entries[0].len, 70000);
+	for (size_t i = 0; i < 70000; i++)
+		ck_assert_uint_eq(m.entries[0].data[i], (uint8_t)(5 * 31 + i * 7));
+	ck_assert_int_eq(qfs_net_frame_open(g->data, g->len, &type, &body, &blen),
+			 (_i ? 0 : QFS_ECORRUPT)); /* summed: only the tcp one */
+	/* One bit of the body flipped after the sender's sum: refused from
+	 * tcp; an in-process frame is not summed (it never left memory). */
+	g->data[QFS_NET_FRAME_HDR + 100] ^= 4;
+	ck_assert_int_eq(qfs_net_frame_open_rx(g, &type, &body, &blen), (_i ? QFS_ECORRUPT : 0));
+	g->data[QFS_NET_FRAME_HDR + 100] ^= 4;
+	/* The header checks hold for local frames too. */
+	g->data[0] ^= 1; /* magic */
+	ck_assert_int_eq(qfs_net_frame_open_rx(g, &type, &body, &blen), QFS_ECORRUPT);
+	g->data[0] ^= 1;
+	g->len--; /* header length != frame length */
+	ck_assert_int_eq(qfs_net_frame_open_rx(g, &type, &body, &blen), QFS_ECORRUPT);
+	g->len++;
+	g->data[4]++; /* another version */
+	ck_assert_int_eq(qfs_net_frame_open_rx(g, &type, &body, &blen), (_i ? QFS_ECORRUPT : QFS_EFORMAT));
+	qfs_net_frame_free(g);
+	/* A frame sent by copy (qfs_net_send, fully sealed) opens either way. */
+	ck_assert_int_eq(qfs_net_send(a, 2, sealed, len), 0);
+	ck_assert_int_eq(qfs_net_recv_wait(b, 20000, &g), 0);
+	ck_assert_uint_eq(g->local, (_i ? 0 : 1));
+	ck_assert_int_eq(qfs_net_frame_open_rx(g, &type, &body, &blen), 0);
+	ck_assert_int_eq(qfs_net_frame_open(g->data, g->len, &type, &body, &blen), 0);
+	qfs_net_frame_free(g);
+	free(sealed);
+	free(img);
+	qfs_net_free(net);
+}
+END_TEST
+
 /* The frame header of net/frame.h around a Paxos body: every bit flip and
  * every truncation is refused by qfs_net_frame_open (the CRC covers header
  * and body) and *type etc. are left alone; an intact frame of another
@@ -1375,6 +1454,7 @@ static Suite *net_suite(void)
 	tcase_add_loop_test(tc, test_concurrent, 0, 2);
 	tcase_add_loop_test(tc, test_large, 0, 2);
 	tcase_add_loop_test(tc, test_send_frame, 0, 2);
+	tcase_add_loop_test(tc, test_send_frame_crc, 0, 2);
 	tcase_add_loop_test(tc, test_malformed_send, 0, 2);
 	tcase_add_loop_test(tc, test_drop_down, 0, 2);
 	tcase_add_loop_test(tc, test_inbox_bound, 0, 2);
