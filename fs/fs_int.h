@@ -78,6 +78,15 @@ struct qfs_fs_pend {
 struct qfs_fs_dircookies;
 struct dir_handle;
 
+#define QFS_FS_HINTS 16384u /* name hints kept (inode.c), a power of 2; 24 bytes each */
+
+/* One name hint (inode.c): a (parent, name) hash and what it named. */
+struct qfs_fs_hint {
+	uint64_t h;                  /* hash of (parent, name); 0: empty */
+	qfs_ino_t ino;
+	uint32_t type;               /* S_IFMT bits */
+};
+
 struct qfs_fs_inode {
 	qfs_ino_t ino;
 	qfs_table_t table;           /* table of the inode item (QFS_META_TABLE for the root) */
@@ -188,6 +197,8 @@ struct qfs_fs {
 					 not tracked (not in the inode table, or past
 					 the directories a txn tracks); dac_mu */
 	uint64_t dac_ggen;            /* bumped at the start and end of each; dac_mu */
+	pthread_mutex_t hint_mu;      /* a leaf lock */
+	struct qfs_fs_hint *hints;    /* QFS_FS_HINTS name hints (inode.c); hint_mu */
 };
 
 /* inode.c */
@@ -198,6 +209,13 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t t
 				 int kernel);
 /* Find ino with +1 ref, NULL if the kernel never looked it up. */
 struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino);
+/* Name hints (inode.c): remember that name in parent names ino (of type's
+ * S_IFMT bits), forget it, or get it (0, or -ENOENT: no hint).  A hint may
+ * be stale or another name's: only use it where the store checks it (a
+ * txn's condition).  Any thread; takes fs->hint_mu, a leaf. */
+void qfs_fs_hint_put(struct qfs_fs *fs, qfs_ino_t parent, const char *name, qfs_ino_t ino, uint32_t type);
+void qfs_fs_hint_del(struct qfs_fs *fs, qfs_ino_t parent, const char *name);
+int qfs_fs_hint_get(struct qfs_fs *fs, qfs_ino_t parent, const char *name, qfs_ino_t *ino, uint32_t *type);
 void qfs_fs_iput(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_forget(struct qfs_fs *fs, qfs_ino_t ino, uint64_t n);
 void qfs_fs_ipin(struct qfs_fs *fs, struct qfs_fs_inode *in); /* +1 ref */

@@ -377,6 +377,23 @@ static int read_dentry(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, c
 	return 0;
 }
 
+/* The stored value a dentry d would have (as read_dentry's raw), malloc'd. */
+static int hinted_dentry(const struct qfs_dentry *d, void **raw, size_t *raw_len)
+{
+	struct qfs_buf b;
+
+	qfs_buf_init(&b);
+	qfs_dentry_encode(d, &b);
+	if (b.err) {
+		int rc = b.err;
+		qfs_buf_close(&b);
+		return rc;
+	}
+	*raw = b.data; /* the buffer's own heap block, freed with free() */
+	*raw_len = b.len;
+	return 0;
+}
+
 /* The directories whose entries the txn being built on this thread
  * touches (qfs_fs_add_op), told once it ran (qfs_fs_run_txn): readdir
  * pages read before are stale (dir.c).  TXN_DIRS + 1: more than fit, any
@@ -510,6 +527,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		in->parent = parent;
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
+	if (parent != FUSE_ROOT_ID)
+		qfs_fs_hint_put(fs, parent, name, d.ino, d.type);
 	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 	fuse_reply_entry(req, &e);
@@ -979,6 +998,8 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	if (S_ISDIR(nn->mode))
 		nin->parent = parent;
 	qfs_fs_iput(fs, nin);
+	if (parent != FUSE_ROOT_ID)
+		qfs_fs_hint_put(fs, parent, name, ino, d.type);
 	*out = in.a;
 out:
 	qfs_router_itxn_close(&t);
@@ -1249,7 +1270,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		void *raw = NULL;
 		size_t raw_len;
 
-		rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
+		/* The first attempt takes the dentry from the name hint (inode.c),
+		 * with no store read: the txn's EXPECT_VALUE checks it, and a
+		 * stale hint fails with QFS_ECONFLICT (a round of its own); the
+		 * retry reads.  Not with cache_timeout=0 (a cluster mount: other
+		 * routers change names). */
+		memset(&d, 0, sizeof(d));
+		if (attempt == 0 && fs->timeout > 0 && qfs_fs_hint_get(fs, parent, name, &d.ino, &d.type) == 0 &&
+		    !S_ISDIR(d.type)) {
+			rc = hinted_dentry(&d, &raw, &raw_len);
+		} else {
+			rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
+		}
 		if (rc)
 			break;
 		if (S_ISDIR(d.type)) {
@@ -1298,6 +1330,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
+	qfs_fs_hint_del(fs, parent, name);
 	qfs_fs_ok(req, FOP_UNLINK, t0);
 }
 
@@ -1677,6 +1710,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	/* both names (an exchange too) are read from the store */
 	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
+	qfs_fs_hint_del(fs, p1, n1); /* the names change: their hints would only cost a retry */
+	qfs_fs_hint_del(fs, p2, n2);
 	if (flags & RENAME_EXCHANGE) {
 		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
 		struct qfs_ts when;
@@ -1902,6 +1937,7 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 	qfs_fs_pend_add(fs, in, pd);
 	pd = NULL;
 	pthread_mutex_unlock(&in->mu);
+	qfs_fs_hint_put(fs, parent, name, ni.a.ino, S_IFREG);
 	*out = in;
 	*a = ni.a;
 	rc = 0;
