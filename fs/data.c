@@ -796,7 +796,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		op->mask |= QFS_SET_SIZE | QFS_SET_FLAGS;
 	op->attr = in->attr;
 	op->attr.flags = flags;
-	rc = qfs_router_item_txn(fs->r, in->table, &t, &res);
+	rc = qfs_fs_item_txn(fs, in->table, &t, &res);
 	if (rc == 0)
 		rc = res;
 	if (rc == 0) {
@@ -867,7 +867,7 @@ int qfs_fs_destroy_inode(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t ino)
 		goto out;
 	if (!qfs_fs_add_op(&t, QFS_OP_DEL, DKEY(QFS_FS_ORPHAN_DIR, oname)))
 		goto out;
-	rc = qfs_router_item_txn(fs->r, table, &t, &res);
+	rc = qfs_fs_item_txn(fs, table, &t, &res);
 	if (rc == 0)
 		rc = res;
 out:

@@ -445,6 +445,8 @@ static size_t add_plus(struct qfs_fs *fs, fuse_req_t req, char *buf, size_t room
 			if (S_ISDIR(a.mode))
 				in->parent = dir;
 			pthread_mutex_unlock(&fs->itab_mu);
+			if (dir != FUSE_ROOT_ID)
+				qfs_fs_hint_put(fs, dir, name, r->ino, r->type);
 		}
 		if (in)
 			qfs_fs_iput(fs, in);

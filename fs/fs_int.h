@@ -78,6 +78,15 @@ struct qfs_fs_pend {
 struct qfs_fs_dircookies;
 struct dir_handle;
 
+#define QFS_FS_HINTS 16384u /* name hints kept (inode.c), a power of 2; 24 bytes each */
+
+/* One name hint (inode.c): a (parent, name) hash and what it named. */
+struct qfs_fs_hint {
+	uint64_t h;                  /* hash of (parent, name); 0: empty */
+	qfs_ino_t ino;
+	uint32_t type;               /* S_IFMT bits */
+};
+
 struct qfs_fs_inode {
 	qfs_ino_t ino;
 	qfs_table_t table;           /* table of the inode item (QFS_META_TABLE for the root) */
@@ -124,6 +133,14 @@ struct qfs_fs_inode {
 	uint64_t dgen;               /* directories: entry changes stored in it, counted
 					after each (qfs_fs_dir_changed); a page of dsh
 					read before the last one is read again; itab_mu */
+	/* Directories with no buffered state: their stored attributes, kept
+	 * exact by every txn of fs/ (ops.c "directory attribute cache");
+	 * this and the three below: fs->dac_mu */
+	struct qfs_attr dac_attr;
+	bool dac_ok;                 /* dac_attr equals the stored inode's attributes */
+	bool dac_spoiled;            /* txns on it overlapped: their order is unknown */
+	uint32_t dac_busy;           /* txns that touch its inode, in flight */
+	uint64_t dac_gen;            /* bumped at the start and at the end of each */
 };
 
 enum qfs_fs_op {
@@ -173,6 +190,15 @@ struct qfs_fs {
 	struct dir_handle *dirhs;     /* list head; protected by dirh_mu */
 	struct qfs_fs_avail *avail;   /* client-side availability (avail.c); set
 					 before mount, cleared after unmount */
+	/* The directory attribute cache (ops.c; the inodes' dac_* fields).
+	 * A leaf lock: nothing else is taken while it is held. */
+	pthread_mutex_t dac_mu;
+	uint32_t dac_gbusy;           /* txns in flight with an inode op on an inode
+					 not tracked (not in the inode table, or past
+					 the directories a txn tracks); dac_mu */
+	uint64_t dac_ggen;            /* bumped at the start and end of each; dac_mu */
+	pthread_mutex_t hint_mu;      /* a leaf lock */
+	struct qfs_fs_hint *hints;    /* QFS_FS_HINTS name hints (inode.c); hint_mu */
 };
 
 /* inode.c */
@@ -183,6 +209,13 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t t
 				 int kernel);
 /* Find ino with +1 ref, NULL if the kernel never looked it up. */
 struct qfs_fs_inode *qfs_fs_ifind(struct qfs_fs *fs, qfs_ino_t ino);
+/* Name hints (inode.c): remember that name in parent names ino (of type's
+ * S_IFMT bits), forget it, or get it (0, or -ENOENT: no hint).  A hint may
+ * be stale or another name's: only use it where the store checks it (a
+ * txn's condition).  Any thread; takes fs->hint_mu, a leaf. */
+void qfs_fs_hint_put(struct qfs_fs *fs, qfs_ino_t parent, const char *name, qfs_ino_t ino, uint32_t type);
+void qfs_fs_hint_del(struct qfs_fs *fs, qfs_ino_t parent, const char *name);
+int qfs_fs_hint_get(struct qfs_fs *fs, qfs_ino_t parent, const char *name, qfs_ino_t *ino, uint32_t *type);
 void qfs_fs_iput(struct qfs_fs *fs, struct qfs_fs_inode *in);
 void qfs_fs_forget(struct qfs_fs *fs, qfs_ino_t ino, uint64_t n);
 void qfs_fs_ipin(struct qfs_fs *fs, struct qfs_fs_inode *in); /* +1 ref */
@@ -372,6 +405,16 @@ void qfs_fs_ok(fuse_req_t req, enum qfs_fs_op op, uint64_t t0);
 /* Current attributes of in: memory if it has buffered state, else the
  * store.  Takes in->mu.  0 or the router's error. */
 int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out);
+/* Run t on table's partitions (qfs_router_item_txn) and keep the directory
+ * attribute cache in step with what it changed: a directory inode that t
+ * touches is marked busy while t runs, gets t's SETATTR and NLINK ops
+ * applied if t committed, and is dropped from the cache otherwise (a
+ * failure, an unknown outcome, an overlap with another txn on it, any other
+ * op on it).  Returns the router's error (<0), else *res as
+ * qfs_router_item_txn sets it.  Any thread; no lock held (the caller may
+ * hold inode mutexes, never fs->dac_mu). */
+int qfs_fs_item_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t, int *res);
+
 /* The inode the kernel calls ino, with a reference (qfs_fs_iput); NULL if unknown. */
 struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);
 /* Item keys (router.h): an inode, a dentry (name NUL-terminated), a chunk. */

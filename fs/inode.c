@@ -1,6 +1,7 @@
 /*
  * inode.c - the frontend's inode table: kernel lookup counts and our own
  * references for every inode in use.  Rules and lock order: fs_int.h.
+ * Also the name hints: which inode a name was last seen to name (below).
  */
 #include "config.h"
 
@@ -23,7 +24,14 @@ int qfs_fs_itab_init(struct qfs_fs *fs)
 	fs->itab = calloc(fs->itab_size, sizeof(*fs->itab));
 	if (!fs->itab)
 		return -ENOMEM;
+	fs->hints = calloc(QFS_FS_HINTS, sizeof(*fs->hints));
+	if (!fs->hints) {
+		free(fs->itab);
+		fs->itab = NULL;
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&fs->itab_mu, NULL);
+	pthread_mutex_init(&fs->hint_mu, NULL);
 	return 0;
 }
 
@@ -48,7 +56,66 @@ void qfs_fs_itab_close(struct qfs_fs *fs)
 	}
 	free(fs->itab);
 	fs->itab = NULL;
+	free(fs->hints);
+	fs->hints = NULL;
 	pthread_mutex_destroy(&fs->itab_mu);
+	pthread_mutex_destroy(&fs->hint_mu);
+}
+
+/* ---- name hints ----
+ * A direct-mapped table of (parent, name) -> (ino, type), filled where fs/
+ * learns a name (lookup, create, mkdir, link, rename, readdirplus) and
+ * emptied where it removes one.  A hint is never trusted: unlink uses it
+ * for the condition of its txn (the dentry's value must be what the hint
+ * says), so a stale or colliding hint only costs a failed txn and a read.
+ * That saves the store read of the dentry before each unlink. */
+
+static uint64_t hint_hash(qfs_ino_t parent, const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ (parent * 0x9e3779b97f4a7c15ull);
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return h | 1; /* 0: an empty slot */
+}
+
+void qfs_fs_hint_put(struct qfs_fs *fs, qfs_ino_t parent, const char *name, qfs_ino_t ino, uint32_t type)
+{
+	uint64_t h = hint_hash(parent, name);
+	struct qfs_fs_hint *e = &fs->hints[h & (QFS_FS_HINTS - 1)];
+
+	pthread_mutex_lock(&fs->hint_mu);
+	e->h = h;
+	e->ino = ino;
+	e->type = type;
+	pthread_mutex_unlock(&fs->hint_mu);
+}
+
+void qfs_fs_hint_del(struct qfs_fs *fs, qfs_ino_t parent, const char *name)
+{
+	uint64_t h = hint_hash(parent, name);
+	struct qfs_fs_hint *e = &fs->hints[h & (QFS_FS_HINTS - 1)];
+
+	pthread_mutex_lock(&fs->hint_mu);
+	if (e->h == h)
+		e->h = 0;
+	pthread_mutex_unlock(&fs->hint_mu);
+}
+
+int qfs_fs_hint_get(struct qfs_fs *fs, qfs_ino_t parent, const char *name, qfs_ino_t *ino, uint32_t *type)
+{
+	uint64_t h = hint_hash(parent, name);
+	const struct qfs_fs_hint *e = &fs->hints[h & (QFS_FS_HINTS - 1)];
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&fs->hint_mu);
+	if (e->h == h) {
+		*ino = e->ino;
+		*type = e->type;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&fs->hint_mu);
+	return rc;
 }
 
 /* Double the bucket array; with itab_mu held.  Failure just keeps chains long. */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -143,6 +144,191 @@ static int check_name(const char *name)
 	return 0;
 }
 
+/* ---- the directory attribute cache ----
+ *
+ * The kernel asks a directory's attributes (GETATTR) after every create,
+ * unlink, mkdir ... in it: the change invalidated them, and with
+ * default_permissions its next permission check needs them.  A directory
+ * with no buffered state (!loaded) answers them from dac_attr, a copy of
+ * its stored attributes, instead of a store read (doc/fs.md "Kernel
+ * caches").  The copy is exact because this mount is the only writer of its
+ * items (not with cache_timeout=0, which a cluster mount implies: nothing
+ * is kept then) and every txn of fs/ runs through qfs_fs_item_txn:
+ *  - dac_begin marks each directory inode the txn touches busy (and bumps
+ *    its dac_gen); a txn touching an inode that is not in the inode table
+ *    (the kernel may look it up while the txn runs) marks the whole cache
+ *    busy instead (dac_gbusy, dac_ggen);
+ *  - dac_end, if the txn committed and no other txn on that directory
+ *    overlapped it, applies the txn's SETATTR (mode, owner, times) and
+ *    NLINK ops to the copy, as the store applies them; anything else (a
+ *    failure or an unknown outcome, an overlap, whose order of commit is
+ *    not known here, any other op on the inode) drops the copy;
+ *  - a read fills the copy only if no txn on the directory (and none
+ *    untracked) started or ended while it read.
+ * Lock: fs->dac_mu, a leaf, taken under an inode's mu or none. */
+#define DAC_DIRS 8 /* directories one txn tracks; more: the whole cache is busy */
+
+struct dac_txn {
+	unsigned n;
+	bool global;                     /* counted in fs->dac_gbusy */
+	struct qfs_fs_inode *in[DAC_DIRS]; /* referenced */
+};
+
+static qfs_ino_t op_inode(const struct qfs_op *op)
+{
+	struct qfs_key k;
+
+	if (qfs_key_parse(op->key, op->key_len, &k) || k.kind != QFS_KEY_INODE)
+		return 0;
+	return k.pk;
+}
+
+static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_router_itxn *t, struct dac_txn *d)
+{
+	d->n = 0;
+	d->global = false;
+	if (fs->timeout <= 0)
+		return;
+	for (uint32_t i = 0; i < t->t.nops; i++) {
+		qfs_ino_t ino = op_inode(&t->t.ops[i]);
+		unsigned j = 0;
+
+		if (ino == 0 || ino == FUSE_ROOT_ID)
+			continue; /* no inode, or the root: never cached */
+		while (j < d->n && d->in[j]->ino != ino)
+			j++;
+		if (j < d->n)
+			continue;
+		struct qfs_fs_inode *in = qfs_fs_ifind(fs, ino);
+		if (in && (!S_ISDIR(in->type) || in->table != table)) {
+			qfs_fs_iput(fs, in);
+			continue;
+		}
+		pthread_mutex_lock(&fs->dac_mu);
+		if (in && d->n < DAC_DIRS) {
+			if (in->dac_busy)
+				in->dac_spoiled = true;
+			in->dac_busy++;
+			in->dac_gen++;
+			d->in[d->n++] = in;
+			in = NULL;
+		} else if (!d->global) {
+			d->global = true;
+			fs->dac_gbusy++;
+			fs->dac_ggen++;
+		}
+		pthread_mutex_unlock(&fs->dac_mu);
+		if (in)
+			qfs_fs_iput(fs, in);
+	}
+}
+
+/* Apply t's ops on in's inode to in->dac_attr; false if one is not kept. */
+static bool dac_apply(struct qfs_fs_inode *in, const struct qfs_router_itxn *t)
+{
+	const uint32_t kept = QFS_SET_MODE | QFS_SET_UID | QFS_SET_GID | QFS_SET_ATIME | QFS_SET_MTIME |
+			      QFS_SET_CTIME;
+	struct qfs_attr *a = &in->dac_attr;
+
+	for (uint32_t i = 0; i < t->t.nops; i++) {
+		const struct qfs_op *op = &t->t.ops[i];
+
+		if (op_inode(op) != in->ino)
+			continue;
+		switch (op->kind) {
+		case QFS_OP_EXPECT_ABSENT:
+		case QFS_OP_EXPECT_PRESENT:
+		case QFS_OP_EXPECT_VALUE:
+			break;
+		case QFS_OP_SETATTR:
+			if (op->mask & ~kept)
+				return false;
+			if (op->mask & QFS_SET_MODE)
+				a->mode = (a->mode & S_IFMT) | (op->attr.mode & 07777);
+			if (op->mask & QFS_SET_UID)
+				a->uid = op->attr.uid;
+			if (op->mask & QFS_SET_GID)
+				a->gid = op->attr.gid;
+			if (op->mask & QFS_SET_ATIME)
+				a->atime = op->attr.atime;
+			if (op->mask & QFS_SET_MTIME)
+				a->mtime = op->attr.mtime;
+			if (op->mask & QFS_SET_CTIME)
+				a->ctime = op->attr.ctime;
+			break;
+		case QFS_OP_NLINK: /* committed: the store found it in range */
+			a->nlink = (uint32_t)((int64_t)a->nlink + op->delta);
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
+static void dac_end(struct qfs_fs *fs, const struct qfs_router_itxn *t, struct dac_txn *d, bool committed)
+{
+	if (d->n == 0 && !d->global)
+		return;
+	pthread_mutex_lock(&fs->dac_mu);
+	for (unsigned i = 0; i < d->n; i++) {
+		struct qfs_fs_inode *in = d->in[i];
+
+		in->dac_busy--;
+		in->dac_gen++;
+		if (in->dac_ok && (!committed || in->dac_spoiled || !dac_apply(in, t)))
+			in->dac_ok = false;
+		if (in->dac_busy == 0)
+			in->dac_spoiled = false;
+	}
+	if (d->global) {
+		fs->dac_gbusy--;
+		fs->dac_ggen++;
+	}
+	pthread_mutex_unlock(&fs->dac_mu);
+	for (unsigned i = 0; i < d->n; i++)
+		qfs_fs_iput(fs, d->in[i]);
+}
+
+int qfs_fs_item_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t, int *res)
+{
+	struct dac_txn d;
+	int rc;
+
+	dac_begin(fs, table, t, &d);
+	rc = qfs_router_item_txn(fs->r, table, t, res);
+	dac_end(fs, t, &d, rc == 0 && *res == 0);
+	return rc;
+}
+
+/* A directory's stored attributes, from the cache or read (and kept);
+ * in->mu held, !in->loaded. */
+static int dir_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
+{
+	uint64_t gen, ggen;
+	int rc;
+
+	pthread_mutex_lock(&fs->dac_mu);
+	if (in->dac_ok) {
+		*out = in->dac_attr;
+		pthread_mutex_unlock(&fs->dac_mu);
+		return 0;
+	}
+	gen = in->dac_gen;
+	ggen = fs->dac_ggen;
+	pthread_mutex_unlock(&fs->dac_mu);
+	rc = qfs_router_get_attr(fs->r, in->table, in->ino, out);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->dac_mu);
+	if (in->dac_busy == 0 && in->dac_gen == gen && fs->dac_gbusy == 0 && fs->dac_ggen == ggen) {
+		in->dac_attr = *out;
+		in->dac_ok = true;
+	}
+	pthread_mutex_unlock(&fs->dac_mu);
+	return 0;
+}
+
 int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
 {
 	int rc = 0;
@@ -151,8 +337,11 @@ int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
 	if (in->loaded) {
 		*out = in->attr;
 		out->blocks = qfs_fs_blocks(in);
-	} else
+	} else if (S_ISDIR(in->type) && in->ino != FUSE_ROOT_ID && fs->timeout > 0) {
+		rc = dir_attr(fs, in, out);
+	} else {
 		rc = qfs_router_get_attr(fs->r, in->table, in->ino, out);
+	}
 	pthread_mutex_unlock(&in->mu);
 	return rc;
 }
@@ -185,6 +374,23 @@ static int read_dentry(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, c
 	} else {
 		free(val);
 	}
+	return 0;
+}
+
+/* The stored value a dentry d would have (as read_dentry's raw), malloc'd. */
+static int hinted_dentry(const struct qfs_dentry *d, void **raw, size_t *raw_len)
+{
+	struct qfs_buf b;
+
+	qfs_buf_init(&b);
+	qfs_dentry_encode(d, &b);
+	if (b.err) {
+		int rc = b.err;
+		qfs_buf_close(&b);
+		return rc;
+	}
+	*raw = b.data; /* the buffer's own heap block, freed with free() */
+	*raw_len = b.len;
 	return 0;
 }
 
@@ -230,7 +436,7 @@ static int touch_dir(struct qfs_router_itxn *t, struct qfs_router_key dir, const
 int qfs_fs_run_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t)
 {
 	int res = 0;
-	int rc = qfs_router_item_txn(fs->r, table, t, &res);
+	int rc = qfs_fs_item_txn(fs, table, t, &res);
 
 	/* after it ran (or failed: a stale page is only read again) */
 	for (unsigned i = 0; i < txn_ndirs; i++)
@@ -321,6 +527,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		in->parent = parent;
 	pthread_mutex_unlock(&fs->itab_mu);
 	qfs_fs_iput(fs, in);
+	if (parent != FUSE_ROOT_ID)
+		qfs_fs_hint_put(fs, parent, name, d.ino, d.type);
 	qfs_fs_fill_entry(fs, &e, &a);
 	qfs_fs_done(req, FOP_LOOKUP, t0, 0);
 	fuse_reply_entry(req, &e);
@@ -790,6 +998,8 @@ static int make_node(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const
 	if (S_ISDIR(nn->mode))
 		nin->parent = parent;
 	qfs_fs_iput(fs, nin);
+	if (parent != FUSE_ROOT_ID)
+		qfs_fs_hint_put(fs, parent, name, ino, d.type);
 	*out = in.a;
 out:
 	qfs_router_itxn_close(&t);
@@ -1060,7 +1270,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		void *raw = NULL;
 		size_t raw_len;
 
-		rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
+		/* The first attempt takes the dentry from the name hint (inode.c),
+		 * with no store read: the txn's EXPECT_VALUE checks it, and a
+		 * stale hint fails with QFS_ECONFLICT (a round of its own); the
+		 * retry reads.  Not with cache_timeout=0 (a cluster mount: other
+		 * routers change names). */
+		memset(&d, 0, sizeof(d));
+		if (attempt == 0 && fs->timeout > 0 && qfs_fs_hint_get(fs, parent, name, &d.ino, &d.type) == 0 &&
+		    !S_ISDIR(d.type)) {
+			rc = hinted_dentry(&d, &raw, &raw_len);
+		} else {
+			rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
+		}
 		if (rc)
 			break;
 		if (S_ISDIR(d.type)) {
@@ -1109,6 +1330,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
+	qfs_fs_hint_del(fs, parent, name);
 	qfs_fs_ok(req, FOP_UNLINK, t0);
 }
 
@@ -1488,6 +1710,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 	/* both names (an exchange too) are read from the store */
 	if ((rc = qfs_fs_pend_flush_dir(fs, p1)) || (p2 != p1 && (rc = qfs_fs_pend_flush_dir(fs, p2))))
 		return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of %lu or %lu", p1, p2);
+	qfs_fs_hint_del(fs, p1, n1); /* the names change: their hints would only cost a retry */
+	qfs_fs_hint_del(fs, p2, n2);
 	if (flags & RENAME_EXCHANGE) {
 		struct qfs_dentry xo = { 0, 0, 0 }, yo = { 0, 0, 0 };
 		struct qfs_ts when;
@@ -1713,6 +1937,7 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 	qfs_fs_pend_add(fs, in, pd);
 	pd = NULL;
 	pthread_mutex_unlock(&in->mu);
+	qfs_fs_hint_put(fs, parent, name, ni.a.ino, S_IFREG);
 	*out = in;
 	*a = ni.a;
 	rc = 0;
