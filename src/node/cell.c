@@ -44,6 +44,8 @@
 #include "node/rnode.h"
 
 #define CELL_KEEPER_MS 250       /* keeper period */
+#define CELL_VLOG_GC_MS 5000     /* value log collection period (cheap when
+				    nothing can go: a directory listing) */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
 #define CELL_TRIM_MS 5000        /* malloc_trim period */
@@ -115,6 +117,7 @@ struct qfs_cell {
 	uint64_t reserve;              /* disk bytes kept for flushes and deletes
 					  (every node's memtables + 16 MiB); immutable */
 	uint64_t mem_ms, compact_ms;   /* keeper: last malloc_trim, last compaction */
+	uint64_t vlog_ms;              /* keeper: last value log collection */
 
 	pthread_mutex_t op_mu;   /* stop/start/create/drop */
 	pthread_mutex_t mu;      /* see the file comment */
@@ -724,6 +727,24 @@ static void keeper_space(struct qfs_cell *c)
 		qfs_bigbuf_trim(QFS_BIGBUF_IDLE_MS); /* idle write-back buffers */
 		malloc_trim(0);
 	}
+	if (now - c->vlog_ms >= CELL_VLOG_GC_MS) {
+		c->vlog_ms = now;
+		for (uint32_t id = 1; id <= c->n; id++) {
+			struct qfs_rnode *rn = node_get(c, id); /* a stop waits for us */
+			struct qfs_store_vlog_stat vs;
+			int rc;
+
+			if (!rn)
+				continue;
+			rc = qfs_rnode_store_vlog_gc(rn, &vs);
+			node_put(c, id);
+			if (rc || vs.removed)
+				QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell vlog collected node=%u removed=%llu "
+					"freed=%llu segments=%llu err=\"%s\"", id, (unsigned long long)vs.removed,
+					(unsigned long long)vs.freed, (unsigned long long)vs.segments,
+					rc ? qfs_strerror(rc) : "none");
+		}
+	}
 	if (now - c->compact_ms < CELL_COMPACT_MS || statvfs(c->dir, &sv) != 0 ||
 	    (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * c->reserve)
 		return;
@@ -1229,6 +1250,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	 * (qfs_cell_get_at_val) may hold one of its blocks across a node stop */
 	c->sto.cache = c->cache;
 	c->sto.memtable_bytes = o->memtable_bytes ? o->memtable_bytes / c->n : 0;
+	c->sto.vlog_min_bytes = o->vlog_off ? UINT32_MAX : 0;
 	c->reserve = c->n * (c->sto.memtable_bytes > QFS_STORE_MEMTABLE_MIN ? c->sto.memtable_bytes
 			     : c->sto.memtable_bytes ? QFS_STORE_MEMTABLE_MIN : QFS_STORE_MEMTABLE_DEFAULT) +
 		     CELL_RESERVE_SLACK;

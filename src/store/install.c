@@ -385,6 +385,12 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		goto out;
 	}
 	rc = qfs_store_sync(in->s);
+	/* no pointer of the group is left: its links go, unless a snapshot
+	 * read may still resolve an old one (the collector removes them) */
+	if (!rc && __atomic_load_n(&in->s->vlog_snaps, __ATOMIC_ACQUIRE) == 0)
+		(void)store_vlog_drop(in->s, in->group); /* a failure is logged */
+	else if (!rc)
+		store_vlog_forget(in->s, in->group);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "store snapshot installed dir=%s group=%016" PRIx64 " lsn=%" PRIu64
 			" items=%" PRIu64 " files=%zu", in->s->dir, in->group, lsn, in->items, in->nfiles);

@@ -74,6 +74,7 @@ struct qfs_wal {
 	qfs_lsn_t kept_last;
 	qfs_lsn_t kept_seg;       /* first LSN of the segment they are in */
 	uint64_t kept_end;        /* file offset just after kept_last in it */
+	uint64_t kept_foff;       /* file offset of kept_first's record header */
 };
 
 /* A read window over one file: bytes [off, off + len) of fd are in buf. */

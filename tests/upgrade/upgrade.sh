@@ -15,14 +15,14 @@
 #     overwrite (version-2 inode items), old inline files above 3072 bytes
 #     appended to, truncated and zeroed by fallocate -z, a new table; unmounts;
 #  3. the old build mounts it again: it must refuse, naming the data
-#     directory format ("quorumfs-data 3"), and exit non-zero with nothing
+#     directory format ("quorumfs-data 4"), and exit non-zero with nothing
 #     mounted; the current build then mounts it and still shows step 2's tree;
 #  4. the current build restores each table from the archive the old build
 #     wrote, as of the end of step 1, and as of now (mixed old/new log);
 #  5. the old build restores a table as of the end of step 1 (the way back)
 #     and refuses, naming the format, to restore it as of now;
-#  6. the current build refuses an unknown FORMAT and writes format 3 in a
-#     new data directory.
+#  6. the current build refuses an unknown FORMAT and writes format 4 in a
+#     new data directory (format 4: the value log, doc/compat.md).
 # Skips (77) when git, the history or the commit is not available (e.g. a
 # tarball or a shallow clone), or the old release does not build here.
 
@@ -166,8 +166,8 @@ lag0 || fail "the current release's archive does not catch up"
 describe "$MNT" "$ALLX" >"$T/d2" || fail "describe (new)"
 describe "$MNT/t1" user. >"$T/d2.t1"
 qfs_umount
-grep -qx 'quorumfs-data 3' "$DATA/FORMAT" || fail "FORMAT after the current release: $(cat "$DATA/FORMAT")"
-grep -q 'data directory format upgraded .*from=2 to=3' "$T/daemon.out" || fail "no log line for the FORMAT upgrade"
+grep -qx 'quorumfs-data 4' "$DATA/FORMAT" || fail "FORMAT after the current release: $(cat "$DATA/FORMAT")"
+grep -q 'data directory format upgraded .*from=[23] to=4' "$T/daemon.out" || fail "no log line for the FORMAT upgrade"
 
 # refused BIN PATTERN WHAT: mounting DATA with BIN must fail at once (exit
 # non-zero, nothing mounted, DATA/FORMAT unchanged) with a line matching
@@ -190,7 +190,7 @@ refused() {
 }
 
 # --- 3. downgrade: the old release must refuse, naming the format
-refused "$OLD" 'unknown format.*content="quorumfs-data 3"' "old release on format 3"
+refused "$OLD" 'unknown format.*content="quorumfs-data 4"' "old release on format 4"
 new_mount
 describe "$MNT" "$ALLX" >"$T/d2b" || fail "describe after the refused downgrade"
 same "the tree changed after the old release's refused mount" "$T/d2" "$T/d2b"
@@ -221,12 +221,12 @@ grep -qi 'format' "$T/o-now.out" || { cat "$T/o-now.out" >&2; fail "old release'
 note "old release's restore of the new log refuses: $(grep -i -m1 format "$T/o-now.out")"
 
 # --- 6. the current release refuses a format it does not know, and makes
-# format 3 in a new data directory
-echo "quorumfs-data 4" >"$DATA/FORMAT"
-refused "$NEW" 'unknown format.*"quorumfs-data 4"' "current release on format 4"
+# format 4 in a new data directory
+echo "quorumfs-data 5" >"$DATA/FORMAT"
+refused "$NEW" 'unknown format.*"quorumfs-data 5"' "current release on format 5"
 mkdir "$T/fresh"
 DATA=$T/fresh new_mount
 qfs_umount
-grep -qx 'quorumfs-data 3' "$T/fresh/FORMAT" || fail "a new data directory has FORMAT $(cat "$T/fresh/FORMAT")"
+grep -qx 'quorumfs-data 4' "$T/fresh/FORMAT" || fail "a new data directory has FORMAT $(cat "$T/fresh/FORMAT")"
 note "upgrade, refused downgrade and restore of the old archive: ok"
 exit 0
