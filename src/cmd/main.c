@@ -1309,8 +1309,10 @@ static void report_failure(struct ready_ctx *c, const char *msg)
  * nodes' WALs hold up to one copy per node for a few seconds; node 1's
  * sealed segments become the local archive's by hard link).  Once the
  * archive has caught up a byte holds nodes (+ 1) copies; a burst of writes
- * holds up to twice the nodes; this is the middle (doc/fs.md "statfs"). */
-static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url)
+ * holds up to twice the nodes; this is the middle (doc/fs.md "statfs").
+ * With the value log (vlog), a node's store keeps the WAL's copy itself:
+ * nodes (+ 1) copies, from the write on. */
+static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url, int vlog)
 {
 	char path[PATH_MAX];
 	struct stat ds, st;
@@ -1326,7 +1328,7 @@ static uint32_t space_copies(const char *data, uint32_t nodes, const char *archi
 	if (archive_url && strncmp(archive_url, "file://", 7) == 0 &&
 	    stat(archive_url + 7, &st) == 0 && st.st_dev == ds.st_dev)
 		n++;
-	return n ? n + 1 : 1;
+	return n ? n + !vlog : 1;
 }
 
 /* Go to the background: fork (before any thread exists), the parent waits
@@ -1663,7 +1665,8 @@ static int cmd_mount(int argc, char **argv)
 		.scrub_ctl = scrub_ctl,
 		.scrub_arg = &sw,
 		.space_reserve = qfs_cell_space_reserve(cell),
-		.space_copies = space_copies(data, m.co.nodes ? m.co.nodes : 3, archive ? url : NULL),
+		.space_copies = space_copies(data, m.co.nodes ? m.co.nodes : 3, archive ? url : NULL,
+					     !m.co.vlog_off),
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc) {
@@ -1873,6 +1876,7 @@ static int cmd_scrub(int argc, char **argv)
 	co.dir = path;
 	co.pinned = cell_pinned;
 	co.npinned = sizeof(cell_pinned) / sizeof(cell_pinned[0]);
+	co.vlog_off = 1; /* FORMAT is left as it is: no pointer may appear */
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&co, &cell);
 	if (rc) {

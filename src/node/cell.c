@@ -44,8 +44,9 @@
 #include "node/rnode.h"
 
 #define CELL_KEEPER_MS 250       /* keeper period */
-#define CELL_VLOG_GC_MS 5000     /* value log collection period (cheap when
-				    nothing can go: a directory listing) */
+#define CELL_VLOG_GC_MS 10000    /* value log collection period (a directory
+				    listing when nothing can go or nothing
+				    changed; else a scan of the chunk records) */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
 #define CELL_TRIM_MS 5000        /* malloc_trim period */
@@ -716,7 +717,9 @@ static void keeper_round(struct qfs_cell *c)
  *    the reserve: a compaction that hits a full disk would stop the store),
  *    every running node's store is compacted (at most every
  *    CELL_COMPACT_MS), so that the space of deleted files returns (RocksDB
- *    frees it only when compaction meets the deletes). */
+ *    frees it only when compaction meets the deletes);
+ *  - every CELL_VLOG_GC_MS each store's value log is collected (segments
+ *    no chunk uses any more go: doc/format-store.md "Value log"). */
 static void keeper_space(struct qfs_cell *c)
 {
 	uint64_t now = now_ms();

@@ -363,6 +363,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 	rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 0);
 	for (size_t f = 0; f < in->nfiles; f++)
 		files[f] = in->files[f];
+	pthread_mutex_lock(&in->s->apply_mu); /* no rewrite of the collector in between */
 	for (int tries = 0; tries < 3; tries++) {
 		rocksdb_free(err);
 		err = NULL;
@@ -372,6 +373,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		if (!err || !strstr(err, "requires flush"))
 			break;
 	}
+	pthread_mutex_unlock(&in->s->apply_mu);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	if (rc) {
 		rocksdb_free(err);

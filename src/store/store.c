@@ -578,8 +578,23 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 }
 
 /* See store.h: the apply, with the entry's place for ov_emit (apply.c). */
+static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn, size_t len,
+			const struct qfs_store_src *src, int *result);
+
 int qfs_store_apply_src(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
 			size_t len, const struct qfs_store_src *src, int *result)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->apply_mu); /* the collector's rewrites wait */
+	rc = apply_locked(s, group, lsn, txn, len, src, result);
+	pthread_mutex_unlock(&s->apply_mu);
+	return rc;
+}
+
+/* qfs_store_apply_src under s->apply_mu. */
+static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn, size_t len,
+			const struct qfs_store_src *src, int *result)
 {
 	struct qfs_txn t;
 	rocksdb_writebatch_t *wb;
@@ -1043,7 +1058,9 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	rocksdb_writebatch_put(wb, (const char *)k, klen, (const char *)val, val_len);
 	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
 	store_fence_forget(s, group, NULL, 0);
+	pthread_mutex_lock(&s->apply_mu);
 	rocksdb_write(s->db, s->wo, wb, &err);
+	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);
 	if (k != kb)
 		free(k);
@@ -1130,7 +1147,9 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	store_snap_key(ak, group);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
+	pthread_mutex_lock(&s->apply_mu);
 	rc = batch_write(s, wb, "drop group");
+	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);
 	store_xact_forget(s, group);
 	store_applied_forget(s, group);

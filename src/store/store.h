@@ -273,8 +273,10 @@ int qfs_store_compact(struct qfs_store *s, uint64_t room);
  * into again (flushing the store first, qfs_store_sync, when there is one
  * to remove), and reports what the value log holds in *st.  The pointers
  * are read (live, dangling, scanned) only when some link may go or when
- * full.  A segment with live values stays whole (its dead bytes are
- * bytes - live).  0, -ENOSPC (no room to flush: nothing removed),
+ * full.  A segment less than half live (below the applied LSN, not its
+ * group's last) first gets its live values moved into RocksDB, each
+ * checked against the pointer under the apply's lock (an apply that
+ * replaced the chunk wins); a segment more than half live stays whole.  0, -ENOSPC (no room to flush: nothing removed),
  * -ENOMEM, -EIO.  Any thread but one at a time; it blocks on I/O. */
 struct qfs_store_vlog_stat {
 	uint64_t segments;   /* links held after the pass */
@@ -284,7 +286,10 @@ struct qfs_store_vlog_stat {
 	uint64_t dangling;   /* pointers whose link is missing (0 unless damaged) */
 	uint64_t removed;    /* links removed by this pass ... */
 	uint64_t freed;      /* ... and their bytes */
+	uint64_t rewritten;  /* bytes of live values this pass moved into RocksDB
+				(from segments less than half live) */
 	uint64_t gc_removed; /* links removed since open */
+	uint64_t gc_rewritten; /* values moved into RocksDB since open */
 	uint64_t reads;      /* values read from segments since open */
 	uint64_t bad;        /* of those, damaged or missing (EIO) */
 };

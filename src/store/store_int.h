@@ -96,6 +96,12 @@ struct qfs_store {
 		int rc;
 		int valid;
 	} vlink[STORE_VLINK_SLOTS];
+	pthread_mutex_t apply_mu;         /* held by every write that replaces
+					     items from the I/O thread (apply, drop,
+					     install's ingestion, load_item) and by
+					     the collector's rewrite of a pointer,
+					     which checks the pointer and writes its
+					     value under it (vlog.c) */
 	pthread_mutex_t vlog_mu;          /* protects vfd and vtick */
 	struct store_vfd {                /* open links (LRU by tick); fd -1: free */
 		qfs_group_t group;
@@ -111,6 +117,10 @@ struct qfs_store {
 					     missing (EIO); atomic */
 	uint64_t vlog_gc_removed;         /* links removed by the collector since
 					     open; atomic */
+	uint64_t vlog_gc_rewritten;       /* values it moved into RocksDB; atomic */
+	uint64_t vlog_sig;                /* the links and applied LSNs the last
+					     collection scanned (it skips an
+					     unchanged store); the collector's */
 	pthread_mutex_t ap_mu;            /* protects ap and fence */
 	struct store_ap {                 /* applied LSNs known, by group (a
 					     direct-mapped cache of the 'a'

@@ -53,6 +53,7 @@ int store_vlog_open(struct qfs_store *s, uint32_t min_bytes)
 	int n;
 
 	pthread_mutex_init(&s->vlog_mu, NULL);
+	pthread_mutex_init(&s->apply_mu, NULL);
 	for (size_t i = 0; i < STORE_VLOG_FDS; i++)
 		s->vfd[i].fd = -1;
 	s->vlog_min = min_bytes;
@@ -71,6 +72,7 @@ void store_vlog_close(struct qfs_store *s)
 			close(s->vfd[i].fd);
 	free(s->vlog_dir);
 	pthread_mutex_destroy(&s->vlog_mu);
+	pthread_mutex_destroy(&s->apply_mu);
 }
 
 static void link_name(char name[VLOG_NAME_LEN + 1], qfs_group_t group, qfs_lsn_t first)
@@ -499,6 +501,100 @@ out:
 	return rc;
 }
 
+/* Move the values the pointers of group into segment first still hold
+ * into RocksDB (an item with its value and the 8-byte record), each in
+ * one batch written under s->apply_mu after checking that the record is
+ * still that pointer: an apply that replaced the chunk meanwhile wins.
+ * Adds the values moved to *moved.  0, -ENOMEM, -EIO, QFS_ECORRUPT (a
+ * value that cannot be read: the segment is kept). */
+static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, uint64_t *moved)
+{
+	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN];
+	size_t hil = store_crc_range(lo, hi, group);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	char *err = NULL;
+	int rc = 0;
+
+	if (!ro)
+		return -ENOMEM;
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hil);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+
+	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t kl, vl, cl = 0;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+		const uint8_t *rec = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		uint8_t kb[STORE_DBKEY_MAX], rb[STORE_VLOG_REC_LEN], v8[STORE_CRC_LEN], *val = NULL;
+		size_t val_len = 0;
+		char *cur;
+
+		if (vl != STORE_VLOG_REC_LEN || kl > sizeof(kb) || kl <= STORE_GROUP_PREFIX_LEN ||
+		    qfs_be64_get(rec + 8) != first)
+			continue;
+		memcpy(kb, k, kl);
+		memcpy(rb, rec, sizeof(rb));
+		rc = store_vlog_read(s, group, kb + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN, rb, &val,
+				     &val_len);
+		if (rc == 2) {
+			rc = 0; /* replaced meanwhile, or damaged: checked again below */
+			val = NULL;
+		}
+		if (rc)
+			break;
+		pthread_mutex_lock(&s->apply_mu);
+		cur = rocksdb_get(s->db, s->ro, (const char *)kb, kl, &cl, &err);
+		if (err) {
+			pthread_mutex_unlock(&s->apply_mu);
+			free(val);
+			rc = store_rocks_err(s, "vlog rewrite", err);
+			break;
+		}
+		if (cur && cl == sizeof(rb) && memcmp(cur, rb, sizeof(rb)) == 0) {
+			if (!val) { /* the pointer stands and its value cannot be read */
+				pthread_mutex_unlock(&s->apply_mu);
+				rocksdb_free(cur);
+				rc = store_vlog_bad(s, group);
+				break;
+			}
+			rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+
+			if (!wb) {
+				pthread_mutex_unlock(&s->apply_mu);
+				rocksdb_free(cur);
+				free(val);
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(v8, rb, sizeof(v8)); /* the same length and CRC */
+			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)v8, sizeof(v8));
+			kb[0] = STORE_ITEM_PREFIX;
+			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)val, val_len);
+			rocksdb_write(s->db, s->wo, wb, &err);
+			rocksdb_writebatch_destroy(wb);
+			if (!err) {
+				*moved += val_len;
+				__atomic_add_fetch(&s->vlog_gc_rewritten, 1, __ATOMIC_RELAXED);
+			}
+		}
+		pthread_mutex_unlock(&s->apply_mu);
+		rocksdb_free(cur);
+		free(val);
+		if (err) {
+			rc = store_rocks_err(s, "vlog rewrite", err);
+			break;
+		}
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		if (err)
+			rc = store_rocks_err(s, "vlog rewrite scan", err);
+	}
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
 /* Link i (not the last of v) may go: no pointer into it, and its group
  * applied past the first LSN of its next link. */
 static int removable(const struct glink *v, const qfs_lsn_t *applied, size_t i)
@@ -551,10 +647,43 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 
 	for (size_t i = 0; i + 1 < n; i++)
 		maybe += v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
-	if (!maybe && !full)
+	/* nothing changed since the last pass (same links, no apply): skip */
+	uint64_t sig = n;
+
+	for (size_t i = 0; i < n; i++)
+		sig = (sig ^ v[i].group ^ (v[i].first << 1) ^ (applied[i] << 3)) * 0x100000001b3ull;
+	if (!full && (!maybe || sig == s->vlog_sig))
 		goto out;
+	s->vlog_sig = sig;
 	if ((rc = live_scan(s, v, n, &dangling)))
 		goto out;
+	/* segments below the applied LSN whose live values are less than
+	 * half of them: those values move into RocksDB, then the segment has
+	 * no pointer left (counted again) */
+	size_t moved = 0;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		uint64_t bytes = 0;
+
+		if (!v[i].live || v[i].live * 2 >= v[i].size || v[i + 1].group != v[i].group ||
+		    v[i + 1].first > applied[i])
+			continue;
+		if ((rc = rewrite_seg(s, v[i].group, v[i].first, &bytes))) {
+			QFS_LOG(QFS_LOG_WARN, "store vlog rewrite stopped dir=%s group=%016" PRIx64 " seg=%016" PRIx64
+				" err=\"%s\"", s->dir, (uint64_t)v[i].group, (uint64_t)v[i].first, qfs_strerror(rc));
+			rc = 0; /* the segment stays; the others may go */
+			continue;
+		}
+		st->rewritten += bytes;
+		moved++;
+	}
+	if (moved) {
+		for (size_t i = 0; i < n; i++)
+			v[i].live = 0;
+		dangling = 0;
+		if ((rc = live_scan(s, v, n, &dangling)))
+			goto out;
+	}
 	for (size_t i = 0; i < n; i++)
 		st->live += v[i].live;
 	st->dangling = dangling;
@@ -593,6 +722,7 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 		__atomic_add_fetch(&s->vlog_gc_removed, (uint64_t)removed, __ATOMIC_RELAXED);
 out:
 	st->gc_removed = __atomic_load_n(&s->vlog_gc_removed, __ATOMIC_RELAXED);
+	st->gc_rewritten = __atomic_load_n(&s->vlog_gc_rewritten, __ATOMIC_RELAXED);
 	st->reads = __atomic_load_n(&s->vlog_reads, __ATOMIC_RELAXED);
 	st->bad = __atomic_load_n(&s->vlog_bad, __ATOMIC_RELAXED);
 	free(applied);

@@ -3685,6 +3685,48 @@ START_TEST(test_vlog_overwrite_gc)
 }
 END_TEST
 
+/* A segment less than half live below the applied LSN: its live values
+ * move into RocksDB (8-byte records), then it goes; one more than half
+ * live stays. */
+START_TEST(test_vlog_rewrite)
+{
+	static uint8_t v[4][QFS_CHUNK_SIZE / 2], w[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	for (int i = 0; i < 4; i++) {
+		fill_rand(v[i], sizeof(v[i]), 20 + (unsigned)i);
+		kp = kchunk(FILE_INO, (uint64_t)i, &kl);
+		add_put_bytes(&t, kp, kl, v[i], sizeof(v[i]));
+	}
+	ck_assert_int_eq(apply_seg(G1, &t, 2), 0); /* lsn 2: four chunks in seg 2 */
+	for (int i = 1; i < 4; i++)                 /* lsn 3-5: three replaced in seg 3 */
+		ck_assert_int_eq(put_chunk_seg(G1, (uint64_t)i, sizeof(w), 30 + (unsigned)i, 3, w), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_REC_LEN);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.rewritten, sizeof(v[0]));
+	ck_assert_uint_eq(vs.removed, 1);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, sizeof(v[0]));
+	assert_chunk(G1, 0, v[0], sizeof(v[0]));
+	assert_chunk(G1, 3, w, sizeof(w));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 4 * sizeof(w));
+	/* seg 3 (live 3 chunks of 3) stays after seg 4 passes it */
+	ck_assert_int_eq(put_chunk_seg(G1, 9, sizeof(w), 40, 6, w), 0); /* lsn 6, seg 6 */
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.rewritten, 0);
+	ck_assert_uint_eq(vs.removed, 0);
+	ck_assert(link_exists(G1, 3));
+	reopen();
+	assert_chunk(G1, 0, v[0], sizeof(v[0]));
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -3874,6 +3916,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_chunk_crc);
 	tcase_add_test(tc, test_vlog_put_get);
 	tcase_add_test(tc, test_vlog_overwrite_gc);
+	tcase_add_test(tc, test_vlog_rewrite);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
