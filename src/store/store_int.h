@@ -35,6 +35,9 @@
 /* Value log (vlog.c): cached fds of links, and segments linked by apply. */
 #define STORE_VLOG_FDS 64
 #define STORE_VLINK_SLOTS 64
+/* A read that ends within STORE_VLOG_RA of what was asked ahead of a link
+ * asks for the next STORE_VLOG_RA bytes (a sequential file read). */
+#define STORE_VLOG_RA (16u << 20)
 
 /* Slots of the applied-LSN cache (struct qfs_store ap): one per group a
  * node replicates, in practice; a collision only costs a RocksDB read. */
@@ -108,6 +111,8 @@ struct qfs_store {
 		qfs_lsn_t first;
 		int fd;
 		uint64_t tick;
+		uint64_t ra_end;          /* bytes up to here were asked ahead
+					     (POSIX_FADV_WILLNEED) */
 	} vfd[STORE_VLOG_FDS];
 	uint64_t vtick;
 	int vlog_snaps;                   /* snapshot reads open now (they may

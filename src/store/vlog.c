@@ -203,9 +203,41 @@ static int fd_get(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first)
 		victim->group = group;
 		victim->first = first;
 		victim->tick = s->vtick;
+		victim->ra_end = 0;
 	}
 	pthread_mutex_unlock(&s->vlog_mu);
 	return fd;
+}
+
+/* Ask the kernel ahead for a sequential read of group's link first (fd)
+ * that reads [off, off + len): when it ends within half of STORE_VLOG_RA
+ * of what was asked before and starts inside it (or nothing was), the
+ * next STORE_VLOG_RA bytes are asked for; a read elsewhere only moves the
+ * mark (the next one asks if it follows) (POSIX_FADV_WILLNEED: the reads of a
+ * file's chunks come from several FUSE threads, and the page cache then
+ * holds them as RocksDB's blob files did). */
+static void read_ahead(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, int fd, uint64_t off,
+		       uint64_t len)
+{
+	uint64_t from = 0;
+
+	pthread_mutex_lock(&s->vlog_mu);
+	for (size_t i = 0; i < STORE_VLOG_FDS; i++) {
+		struct store_vfd *f = &s->vfd[i];
+
+		if (f->fd < 0 || f->group != group || f->first != first)
+			continue;
+		if (f->ra_end && (off > f->ra_end || off + len + 2 * STORE_VLOG_RA < f->ra_end)) {
+			f->ra_end = off + len; /* a jump: ask once the next read follows it */
+		} else if (off + len + STORE_VLOG_RA / 2 > f->ra_end) {
+			from = off + len > f->ra_end ? off + len : f->ra_end;
+			f->ra_end = from + STORE_VLOG_RA;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&s->vlog_mu);
+	if (from)
+		(void)posix_fadvise(fd, (off_t)from, STORE_VLOG_RA, POSIX_FADV_WILLNEED);
 }
 
 /* Drop the cached fds of group (every first LSN when all), or of its
@@ -242,6 +274,7 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 		free(buf);
 		return fd == -ENOMEM ? -ENOMEM : 2;
 	}
+	read_ahead(s, group, first, fd, off, len);
 	while (got < len) {
 		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
