@@ -38,6 +38,9 @@
 /* A read that ends within STORE_VLOG_RA of what was asked ahead of a link
  * asks for the next STORE_VLOG_RA bytes (a sequential file read). */
 #define STORE_VLOG_RA (16u << 20)
+/* No pointer names a longer value (a WAL record's payload is at most 64
+ * MiB): a record that says more is damaged. */
+#define STORE_VLOG_VALUE_MAX (64u << 20)
 
 /* Slots of the applied-LSN cache (struct qfs_store ap): one per group a
  * node replicates, in practice; a collision only costs a RocksDB read. */

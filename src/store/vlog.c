@@ -263,10 +263,13 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 	uint32_t len = qfs_be32_get(rec), crc = qfs_be32_get(rec + 4);
 	qfs_lsn_t first = qfs_be64_get(rec + 8);
 	uint64_t off = qfs_be64_get(rec + 16);
-	uint8_t *buf = malloc(len ? len : 1);
+	uint8_t *buf;
 	size_t got = 0;
 	int fd;
 
+	if (len > STORE_VLOG_VALUE_MAX) /* a damaged record: no such value */
+		return 2;
+	buf = malloc(len ? len : 1);
 	if (!buf)
 		return -ENOMEM;
 	fd = fd_get(s, group, first);

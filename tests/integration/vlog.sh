@@ -7,7 +7,8 @@
 #     reads back exactly, cold (page cache dropped), and every replica
 #     holds links (the values really are in the value log);
 #  2. the file deleted: the keeper's collector removes the links of the
-#     segments no pointer uses (du of the qfs-vlog directories goes down);
+#     segments no pointer uses (du of the qfs-vlog directories goes down,
+#     the vlog line of .quorumfs/status counts them);
 #  3. a byte flipped every 64 KiB in every link of one replica: reading
 #     the file never returns other bytes than the ones written (a chunk
 #     reads back or fails with EIO: reads are served by the group's leader,
@@ -50,6 +51,14 @@ for _ in $(seq 60); do
 done
 note "value log 30 s after the delete at most: ${after} KiB"
 [ "$after" -lt $((before / 2)) ] || fail "the value log did not shrink after the delete: $before -> $after KiB"
+for _ in $(seq 40); do # (the keeper sums its pass over the three nodes)
+	vl=$(grep '^vlog ' "$MNT/.quorumfs/status") || fail "no vlog line in .quorumfs/status"
+	echo "$vl" | awk '{ exit !($3 > 0 && $11 == 0 && $13 > 0) }' && break
+	sleep 0.5
+done
+note "$vl"
+echo "$vl" | awk '{ exit !($3 > 0 && $11 == 0 && $13 > 0) }' ||
+	fail "the status line does not count the segments and the collected ones: $vl"
 
 # --- 3 and 4. damaged links: never wrong bytes
 head -c $((6 << 20)) /dev/urandom >"$T/src2" || fail "random source"
