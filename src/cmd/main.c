@@ -52,7 +52,8 @@
  * and txn version 2, which releases that write 2 cannot read.  A mount
  * turns 2 into 3 before it opens the cell, so such a release refuses the
  * directory, naming the format, instead of failing on every item. */
-#define DATA_FORMAT "quorumfs-data 3\n"
+#define DATA_FORMAT "quorumfs-data 4\n"
+#define DATA_FORMAT_V3 "quorumfs-data 3\n" /* before the value log: chunk values only in RocksDB */
 #define DATA_FORMAT_V2 "quorumfs-data 2\n" /* three replicas, inode/txn version 1 */
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
 
@@ -125,6 +126,8 @@ static void usage(FILE *f)
 		"  -o cache_size=BYTES   RocksDB block cache of all nodes together (default 32M)\n"
 		"  -o memtable_size=BYTES  RocksDB memtables of all nodes together\n"
 		"                        (default 16M per node, 48M for 3)\n"
+		"  -o vlog=on|off        file chunks stay in the WAL's segments, the stores\n"
+		"                        pointing at them (default on; off: in RocksDB's blob files)\n"
 		"  -o alarm_error_rate=R  raise the availability alarm of a table when this\n"
 		"                        fraction of its requests over the last minute failed\n"
 		"                        server-side (default 0.01; doc/availability.md)\n"
@@ -424,9 +427,9 @@ static int write_format(const char *data)
 	return qfs_sysio_file_put(path, DATA_FORMAT, strlen(DATA_FORMAT));
 }
 
-/* Check or write DATA_DIR/FORMAT.  A format-2 directory is accepted and,
- * when upgrade is set (a mount, which writes version-2 items), rewritten as
- * format 3 first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a
+/* Check or write DATA_DIR/FORMAT.  A format-2 or 3 directory is accepted
+ * and, when upgrade is set (a mount, which writes version-2 items and
+ * value log pointers), rewritten as format 4 first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a
  * one-line reason in msg. */
 static int check_format(const char *data, int upgrade, char *msg, size_t len)
 {
@@ -462,20 +465,22 @@ static int check_format(const char *data, int upgrade, char *msg, size_t len)
 			 data, data);
 		return QFS_EFORMAT;
 	}
-	if (strcmp(buf, DATA_FORMAT_V2) == 0) {
+	if (strcmp(buf, DATA_FORMAT_V2) == 0 || strcmp(buf, DATA_FORMAT_V3) == 0) {
+		int from = strcmp(buf, DATA_FORMAT_V2) == 0 ? 2 : 3;
+
 		if (!upgrade)
 			return 0;
 		int rc = write_format(data);
 		if (rc) {
-			snprintf(msg, len, "cannot upgrade %s from format 2 to 3: %s", path, qfs_strerror(rc));
-			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=2 to=3 err=\"%s\"",
-				path, qfs_strerror(rc));
+			snprintf(msg, len, "cannot upgrade %s from format %d to 4: %s", path, from, qfs_strerror(rc));
+			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=%d to=4 err=\"%s\"",
+				path, from, qfs_strerror(rc));
 			return rc;
 		}
 		QFS_LOG(QFS_LOG_WARN,
-			"data directory format upgraded file=%s from=2 to=3 (inode items and txns version 2: "
-			"earlier releases refuse it from now on, doc/compat.md)",
-			path);
+			"data directory format upgraded file=%s from=%d to=4 (inode items and txns version 2, "
+			"chunk values in the WAL's segments: earlier releases refuse it from now on, doc/compat.md)",
+			path, from);
 		return 0;
 	}
 	if (strcmp(buf, DATA_FORMAT) != 0) {
@@ -1105,6 +1110,8 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			m->co.cache_bytes = v64;
 		else
 			m->co.memtable_bytes = v64;
+	} else if (!strcmp(tok, "vlog") && v && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+		m->co.vlog_off = v[1] == 'f';
 	} else if (!strcmp(tok, "loglevel")) {
 		if (!v || qfs_log_set_level(v) != 0)
 			return bad_value("loglevel", v ? v : "", "want err, warn, info or debug");
@@ -1112,7 +1119,8 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			   !strncmp(tok, "snapshot_", 9) || !strcmp(tok, "archive_interval"))) {
 		fprintf(stderr, "quorumfs: option %s needs a value (%s=...; see quorumfs(8))\n", tok, tok);
 		return -1;
-	} else if (!strcmp(tok, "throttle") || !strcmp(tok, "scrub") || !strcmp(tok, "scrub_repair")) {
+	} else if (!strcmp(tok, "throttle") || !strcmp(tok, "scrub") || !strcmp(tok, "scrub_repair") ||
+		   !strcmp(tok, "vlog")) {
 		/* known options whose accepted values the parsers above matched whole */
 		return bad_value(tok, v ? v : "",
 				 tok[0] == 't' ? "want wait or fail" : "want on or off");
@@ -1301,8 +1309,10 @@ static void report_failure(struct ready_ctx *c, const char *msg)
  * nodes' WALs hold up to one copy per node for a few seconds; node 1's
  * sealed segments become the local archive's by hard link).  Once the
  * archive has caught up a byte holds nodes (+ 1) copies; a burst of writes
- * holds up to twice the nodes; this is the middle (doc/fs.md "statfs"). */
-static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url)
+ * holds up to twice the nodes; this is the middle (doc/fs.md "statfs").
+ * With the value log (vlog), a node's store keeps the WAL's copy itself:
+ * nodes (+ 1) copies, from the write on. */
+static uint32_t space_copies(const char *data, uint32_t nodes, const char *archive_url, int vlog)
 {
 	char path[PATH_MAX];
 	struct stat ds, st;
@@ -1318,7 +1328,7 @@ static uint32_t space_copies(const char *data, uint32_t nodes, const char *archi
 	if (archive_url && strncmp(archive_url, "file://", 7) == 0 &&
 	    stat(archive_url + 7, &st) == 0 && st.st_dev == ds.st_dev)
 		n++;
-	return n ? n + 1 : 1;
+	return n ? n + !vlog : 1;
 }
 
 /* Go to the background: fork (before any thread exists), the parent waits
@@ -1656,7 +1666,8 @@ static int cmd_mount(int argc, char **argv)
 		.scrub_ctl = scrub_ctl,
 		.scrub_arg = &sw,
 		.space_reserve = qfs_cell_space_reserve(cell),
-		.space_copies = space_copies(data, m.co.nodes ? m.co.nodes : 3, archive ? url : NULL),
+		.space_copies = space_copies(data, m.co.nodes ? m.co.nodes : 3, archive ? url : NULL,
+					     !m.co.vlog_off),
 	};
 	rc = qfs_fs_run(router, &fo);
 	if (rc) {
@@ -1866,6 +1877,7 @@ static int cmd_scrub(int argc, char **argv)
 	co.dir = path;
 	co.pinned = cell_pinned;
 	co.npinned = sizeof(cell_pinned) / sizeof(cell_pinned[0]);
+	co.vlog_off = 1; /* FORMAT is left as it is: no pointer may appear */
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&co, &cell);
 	if (rc) {

@@ -44,6 +44,9 @@
 #include "node/rnode.h"
 
 #define CELL_KEEPER_MS 250       /* keeper period */
+#define CELL_VLOG_GC_MS 10000    /* value log collection period (a directory
+				    listing when nothing can go or nothing
+				    changed; else a scan of the chunk records) */
 #define CELL_BACKOFF_MIN_MS 1000 /* first restart delay of a failed node */
 #define CELL_BACKOFF_MAX_MS 4000
 #define CELL_TRIM_MS 5000        /* malloc_trim period */
@@ -115,6 +118,13 @@ struct qfs_cell {
 	uint64_t reserve;              /* disk bytes kept for flushes and deletes
 					  (every node's memtables + 16 MiB); immutable */
 	uint64_t mem_ms, compact_ms;   /* keeper: last malloc_trim, last compaction */
+	uint64_t vlog_ms;              /* keeper: last value log collection */
+	uint64_t vlog_sum[7];          /* the nodes' value logs at the last
+					  collection, summed (status "vlog"
+					  line): segments, bytes, live (last
+					  scan), reads, bad, removed, rewritten
+					  since open; written by the keeper,
+					  atomic */
 
 	pthread_mutex_t op_mu;   /* stop/start/create/drop */
 	pthread_mutex_t mu;      /* see the file comment */
@@ -713,7 +723,9 @@ static void keeper_round(struct qfs_cell *c)
  *    the reserve: a compaction that hits a full disk would stop the store),
  *    every running node's store is compacted (at most every
  *    CELL_COMPACT_MS), so that the space of deleted files returns (RocksDB
- *    frees it only when compaction meets the deletes). */
+ *    frees it only when compaction meets the deletes);
+ *  - every CELL_VLOG_GC_MS each store's value log is collected (segments
+ *    no chunk uses any more go: doc/format-store.md "Value log"). */
 static void keeper_space(struct qfs_cell *c)
 {
 	uint64_t now = now_ms();
@@ -723,6 +735,38 @@ static void keeper_space(struct qfs_cell *c)
 		c->mem_ms = now;
 		qfs_bigbuf_trim(QFS_BIGBUF_IDLE_MS); /* idle write-back buffers */
 		malloc_trim(0);
+	}
+	if (now - c->vlog_ms >= CELL_VLOG_GC_MS) {
+		uint64_t sum[7] = { 0 };
+		int scanned = 0;
+
+		c->vlog_ms = now;
+		for (uint32_t id = 1; id <= c->n; id++) {
+			struct qfs_rnode *rn = node_get(c, id); /* a stop waits for us */
+			struct qfs_store_vlog_stat vs;
+			int rc;
+
+			if (!rn)
+				continue;
+			rc = qfs_rnode_store_vlog_gc(rn, &vs);
+			node_put(c, id);
+			sum[0] += vs.segments;
+			sum[1] += vs.bytes;
+			sum[2] += vs.live;
+			sum[3] += vs.reads;
+			sum[4] += vs.bad;
+			sum[5] += vs.gc_removed;
+			sum[6] += vs.gc_rewritten;
+			scanned |= vs.scanned;
+			if (rc || vs.removed)
+				QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell vlog collected node=%u removed=%llu "
+					"freed=%llu segments=%llu err=\"%s\"", id, (unsigned long long)vs.removed,
+					(unsigned long long)vs.freed, (unsigned long long)vs.segments,
+					rc ? qfs_strerror(rc) : "none");
+		}
+		for (int i = 0; i < 7; i++)
+			if (i != 2 || scanned)
+				__atomic_store_n(&c->vlog_sum[i], sum[i], __ATOMIC_RELAXED);
 	}
 	if (now - c->compact_ms < CELL_COMPACT_MS || statvfs(c->dir, &sv) != 0 ||
 	    (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * c->reserve)
@@ -1229,6 +1273,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 	 * (qfs_cell_get_at_val) may hold one of its blocks across a node stop */
 	c->sto.cache = c->cache;
 	c->sto.memtable_bytes = o->memtable_bytes ? o->memtable_bytes / c->n : 0;
+	c->sto.vlog_min_bytes = o->vlog_off ? UINT32_MAX : 0;
 	c->reserve = c->n * (c->sto.memtable_bytes > QFS_STORE_MEMTABLE_MIN ? c->sto.memtable_bytes
 			     : c->sto.memtable_bytes ? QFS_STORE_MEMTABLE_MIN : QFS_STORE_MEMTABLE_DEFAULT) +
 		     CELL_RESERVE_SLACK;
@@ -1914,6 +1959,16 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 			       (unsigned long long)sv.f_bavail * sv.f_frsize, (unsigned long long)c->reserve);
 	qfs_buf_printf(out, "memory memtables_bytes %llu cache_bytes %llu\n", (unsigned long long)mem,
 		       (unsigned long long)cache);
+	{ /* the value log (doc/format-store.md "Value log"), every node's */
+		uint64_t v[7];
+
+		for (int i = 0; i < 7; i++)
+			v[i] = __atomic_load_n(&c->vlog_sum[i], __ATOMIC_RELAXED);
+		qfs_buf_printf(out, "vlog segments %llu bytes %llu live_bytes %llu reads %llu bad %llu "
+			       "gc_removed %llu gc_rewritten %llu\n", (unsigned long long)v[0],
+			       (unsigned long long)v[1], (unsigned long long)v[2], (unsigned long long)v[3],
+			       (unsigned long long)v[4], (unsigned long long)v[5], (unsigned long long)v[6]);
+	}
 	all_groups(c, &all);
 	memset(nlead, 0, sizeof(nlead));
 	memset(npref, 0, sizeof(npref));

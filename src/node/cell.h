@@ -73,6 +73,8 @@ struct qfs_cell_opts {
 	uint64_t memtable_bytes;     /* memtable budget of all the nodes together
 				        (each store gets its share); 0:
 				        QFS_STORE_MEMTABLE_DEFAULT per node */
+	int vlog_off;                /* 1: no value log (chunks in RocksDB;
+				        qfs_store_opts.vlog_min_bytes) */
 	const qfs_group_t *pinned;   /* npinned groups never dropped for good
 					(copied at open): a drop leaves no
 					tombstone, reconciliation never drops

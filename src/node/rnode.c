@@ -1368,7 +1368,7 @@ static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs
 	return 0;
 }
 
-static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
+static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_wal_loc *loc, void *arg)
 {
 	struct apply_walk *w = arg;
 	struct group *g = w->g;
@@ -1386,7 +1386,13 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 	if (e.type == QFS_REPL_ENTRY_NOOP || e.type == QFS_REPL_ENTRY_CONFIG || g->logrep)
 		rc = qfs_store_apply_noop(w->rn->store, g->id, lsn); /* (a log replica: the LSN only) */
 	else
-		rc = qfs_store_apply(w->rn->store, g->id, lsn, e.data, e.len, &result);
+		rc = qfs_store_apply_src(w->rn->store, g->id, lsn, e.data, e.len,
+					 loc ? &(struct qfs_store_src){ .seg_dir = loc->dir,
+									.seg_first = loc->seg_first,
+									.off = loc->off, .base = p,
+									.len = len }
+					     : NULL,
+					 &result); /* large chunks: pointers into the WAL */
 	if (rc) {
 		w->store_rc = rc;
 		return rc;
@@ -1599,7 +1605,7 @@ static int drive_apply(void *ctx, qfs_lsn_t commit)
 {
 	struct group *g = ctx;
 	struct apply_walk aw = { .rn = g->rn, .g = g };
-	int rc = qfs_wal_read_recent(g->wal, g->applied + 1, commit, apply_cb, &aw);
+	int rc = qfs_wal_read_recent_at(g->wal, g->applied + 1, commit, apply_cb, &aw);
 
 	if (rc)
 		return aw.store_rc ? aw.store_rc : rc;
@@ -3923,6 +3929,13 @@ int qfs_rnode_store_mem(struct qfs_rnode *rn, uint64_t *memtables, uint64_t *cac
 int qfs_rnode_store_compact(struct qfs_rnode *rn, uint64_t room)
 {
 	return qfs_store_compact(rn->store, room);
+}
+
+/* See rnode.h.  RocksDB is thread-safe; the collector runs on one
+ * thread at a time (the cell's keeper). */
+int qfs_rnode_store_vlog_gc(struct qfs_rnode *rn, struct qfs_store_vlog_stat *st)
+{
+	return qfs_store_vlog_gc(rn->store, 0, st);
 }
 
 /* See rnode.h.  Stored under rn->mu; the I/O thread reads it each round. */

@@ -377,6 +377,9 @@ int qfs_rnode_wal_verify(struct qfs_rnode *rn, qfs_group_t group);
  * (qfs_store_compact; refused with -ENOSPC below room free bytes).  Any
  * thread but not during close; blocks on I/O. */
 int qfs_rnode_store_compact(struct qfs_rnode *rn, uint64_t room);
+/* The store's value log collector (qfs_store_vlog_gc, not full): links of
+ * segments no pointer uses go.  Same returns.  The keeper's thread. */
+int qfs_rnode_store_vlog_gc(struct qfs_rnode *rn, struct qfs_store_vlog_stat *st);
 /* The store's memory now (qfs_store_mem).  0 or -EIO.  Any thread. */
 int qfs_rnode_store_mem(struct qfs_rnode *rn, uint64_t *memtables, uint64_t *cache);
 

@@ -1456,6 +1456,10 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 	ro.on_frame = on_request;
 	ro.frame_arg = s;
 	ro.wal_segment_bytes = o->wal_segment_bytes;
+	/* no value log on a cluster node: nothing bumps its directory's
+	 * format and no keeper collects (doc/format-store.md "Value log") */
+	static const struct qfs_store_opts node_sto = { .vlog_min_bytes = UINT32_MAX };
+	ro.store = &node_sto;
 	s->wal_keep_bytes = WAL_KEEP_SEGS * (o->wal_segment_bytes ? o->wal_segment_bytes :
 					     QFS_WAL_SEGMENT_DEFAULT);
 	rc = qfs_rnode_open(&ro, &s->rn);

@@ -202,27 +202,50 @@ static int view_exists(struct applier *a, const uint8_t *k, size_t kl, int *foun
 	return rc;
 }
 
+/* 1 with *len if item k of the group is a chunk with a 'c' record, which
+ * holds its length (a pointer's value is not in the item: the value log),
+ * so the value is not read; 0 if not; -ENOMEM, -EIO. */
+static int ptr_len(struct applier *a, const uint8_t *k, size_t kl, size_t *len)
+{
+	uint8_t kb[STORE_DBKEY_MAX];
+	size_t dkl;
+	uint8_t *dk;
+	int rc;
+
+	if (!store_is_chunk_key(k, kl))
+		return 0;
+	dk = store_item_key(kb, sizeof(kb), a->group, k, kl, &dkl);
+	if (!dk)
+		return -ENOMEM;
+	rc = store_vlog_len(a->s, dk, dkl, len);
+	if (dk != kb)
+		free(dk);
+	return rc;
+}
+
 /* Length of key's value in the view; *found = 0 when absent.  0, -ENOMEM or
  * -EIO. */
 static int view_len(struct applier *a, const uint8_t *k, size_t kl, size_t *len, int *found)
 {
 	const struct ov_ent *e = ov_find(a, k, kl);
-	rocksdb_pinnableslice_t *v;
+	struct qfs_val v = { 0 };
 
 	if (e) {
 		*found = !e->del;
 		*len = e->del ? 0 : e->val_len;
 		return 0;
 	}
-	int rc = store_get_item(a->s, a->group, k, kl, &v);
+	int rc = ptr_len(a, k, kl, len);
+	if (rc) { /* a chunk: its record has the length (no read of the value) */
+		*found = rc == 1;
+		return rc == 1 ? 0 : rc;
+	}
+	rc = store_get_item(a->s, a->group, k, kl, &v);
 	if (rc)
 		return rc;
-	*found = v != NULL;
-	*len = 0;
-	if (v) {
-		rocksdb_pinnableslice_value(v, len);
-		rocksdb_pinnableslice_destroy(v);
-	}
+	*found = qfs_val_held(&v);
+	*len = v.len;
+	qfs_val_release(&v);
 	return 0;
 }
 
@@ -350,6 +373,8 @@ static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const 
 		if (c < 0) {
 			size_t dvl;
 			rocksdb_iter_value(it, &dvl);
+			if (dvl == 0 && (rc = ptr_len(a, dk, dkl, &dvl)) < 0)
+				break;
 			rc = fn(dk, dkl, dvl, arg);
 			rocksdb_iter_next(it);
 		} else {
@@ -873,6 +898,31 @@ static int op_run(struct applier *a, const struct qfs_op *op, int *fail)
 	return 0;
 }
 
+/* A chunk value of the txn being applied (borrowed: the PUT's own bytes,
+ * which lie in the log entry), large enough, of an entry whose segment the
+ * store could link: emitted as an empty item and a pointer record
+ * (doc/format-store.md "Value log"); 1 if so, 0 to emit it as usual. */
+static int ptr_emit(struct applier *a, rocksdb_writebatch_t *wb, const struct ov_ent *e, uint8_t *k, size_t kl)
+{
+	const struct qfs_store_src *src = a->s->apply_src;
+	const uint8_t *base;
+	uint8_t v[STORE_VLOG_REC_LEN];
+
+	if (!src || !e->borrowed || e->val_len < a->s->vlog_min || e->val_len > UINT32_MAX ||
+	    !store_is_chunk_key(e->key, e->key_len))
+		return 0;
+	base = src->base;
+	if (e->val < base || e->val + e->val_len > base + src->len || store_vlog_link(a->s, a->group, src))
+		return 0;
+	store_vlog_rec(v, e->key, e->key_len, e->val, e->val_len, src->seg_first,
+		       src->off + (uint64_t)(e->val - base));
+	rocksdb_writebatch_put(wb, (const char *)k, kl, "", 0);
+	k[0] = STORE_CRC_PREFIX;
+	rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)v, sizeof(v));
+	k[0] = STORE_ITEM_PREFIX;
+	return 1;
+}
+
 /* Emit the overlay into wb as puts and deletes of group's items. */
 static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 {
@@ -884,10 +934,15 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 		if (!k)
 			return -ENOMEM;
 		store_fence_forget(a->s, a->group, e->key, e->key_len); /* before the write */
-		if (e->del)
+		if (e->del) {
 			rocksdb_writebatch_delete(wb, (const char *)k, kl);
-		else
+		} else if (ptr_emit(a, wb, e, k, kl)) {
+			if (k != kb)
+				free(k);
+			continue;
+		} else {
 			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
+		}
 		store_crc_emit(wb, a->group, e->key, e->key_len, e->val, e->val_len, e->del);
 		if (k != kb)
 			free(k);

@@ -363,6 +363,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 	rocksdb_ingestexternalfileoptions_set_allow_blocking_flush(io, 0);
 	for (size_t f = 0; f < in->nfiles; f++)
 		files[f] = in->files[f];
+	pthread_mutex_lock(&in->s->apply_mu); /* no rewrite of the collector in between */
 	for (int tries = 0; tries < 3; tries++) {
 		rocksdb_free(err);
 		err = NULL;
@@ -372,6 +373,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		if (!err || !strstr(err, "requires flush"))
 			break;
 	}
+	pthread_mutex_unlock(&in->s->apply_mu);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	if (rc) {
 		rocksdb_free(err);
@@ -385,6 +387,12 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 		goto out;
 	}
 	rc = qfs_store_sync(in->s);
+	/* no pointer of the group is left: its links go, unless a snapshot
+	 * read may still resolve an old one (the collector removes them) */
+	if (!rc && __atomic_load_n(&in->s->vlog_snaps, __ATOMIC_ACQUIRE) == 0)
+		(void)store_vlog_drop(in->s, in->group); /* a failure is logged */
+	else if (!rc)
+		store_vlog_forget(in->s, in->group);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "store snapshot installed dir=%s group=%016" PRIx64 " lsn=%" PRIu64
 			" items=%" PRIu64 " files=%zu", in->s->dir, in->group, lsn, in->items, in->nfiles);

@@ -53,8 +53,10 @@ int qfs_store_snap_take(struct qfs_store *s, struct qfs_store_snap **out)
 	if (!sn)
 		return -ENOMEM;
 	sn->s = s;
+	store_vlog_snap(s, 1);
 	sn->snap = rocksdb_create_snapshot(s->db);
 	if (!sn->snap) {
+		store_vlog_snap(s, -1);
 		free(sn);
 		return -ENOMEM;
 	}
@@ -68,6 +70,7 @@ void qfs_store_snap_release(struct qfs_store_snap *sn)
 	if (!sn)
 		return;
 	rocksdb_release_snapshot(sn->s->db, sn->snap);
+	store_vlog_snap(sn->s, -1);
 	free(sn);
 }
 
@@ -130,7 +133,10 @@ static int raw_scan(struct qfs_store *s, struct qfs_store_snap *sn, const uint8_
 				s->dir);
 			break;
 		}
-		rc = cb((const uint8_t *)k + skip, kl - skip, (const uint8_t *)v, vl, arg);
+		if (skip == STORE_GROUP_PREFIX_LEN) /* items: a pointer is resolved */
+			rc = store_scan_item(s, ro, (const uint8_t *)k, kl, (const uint8_t *)v, vl, cb, arg);
+		else
+			rc = cb((const uint8_t *)k + skip, kl - skip, (const uint8_t *)v, vl, arg);
 		if (rc)
 			break;
 	}

@@ -51,6 +51,12 @@ uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const u
 /* A chunk item key (key.h): pk's prefix, "\0" "c", be64(chunk). */
 static int is_chunk_key(const uint8_t *key, size_t len)
 {
+	return store_is_chunk_key(key, len);
+}
+
+/* See store_int.h. */
+int store_is_chunk_key(const uint8_t *key, size_t len)
+{
 	return len == QFS_KEY_PREFIX_LEN + 10 && key[QFS_KEY_PREFIX_LEN] == 0 &&
 	       key[QFS_KEY_PREFIX_LEN + 1] == 'c';
 }
@@ -162,6 +168,7 @@ static void store_free_handles(struct qfs_store *s)
 	if (s->apply_wb)
 		rocksdb_writebatch_destroy(s->apply_wb);
 	free(s->nprep);
+	store_vlog_close(s);
 	free(s->dir);
 	pthread_mutex_destroy(&s->ap_mu);
 	free(s);
@@ -268,6 +275,15 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 		return -ENOMEM;
 	pthread_mutex_init(&s->ap_mu, NULL);
 	s->dir = strdup(dir);
+	{
+		uint32_t vmin = o && o->vlog_min_bytes ? o->vlog_min_bytes : QFS_STORE_VLOG_MIN_DEFAULT;
+		int vrc = store_vlog_open(s, vmin == UINT32_MAX ? 0 : vmin);
+
+		if (vrc) {
+			store_free_handles(s);
+			return vrc;
+		}
+	}
 	s->opts = rocksdb_options_create();
 	s->bbto = rocksdb_block_based_options_create();
 	if (o && o->cache) {
@@ -558,6 +574,28 @@ static void apply_batch_done(struct qfs_store *s)
 int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
 		    size_t len, int *result)
 {
+	return qfs_store_apply_src(s, group, lsn, txn, len, NULL, result);
+}
+
+/* See store.h: the apply, with the entry's place for ov_emit (apply.c). */
+static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn, size_t len,
+			const struct qfs_store_src *src, int *result);
+
+int qfs_store_apply_src(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
+			size_t len, const struct qfs_store_src *src, int *result)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->apply_mu); /* the collector's rewrites wait */
+	rc = apply_locked(s, group, lsn, txn, len, src, result);
+	pthread_mutex_unlock(&s->apply_mu);
+	return rc;
+}
+
+/* qfs_store_apply_src under s->apply_mu. */
+static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn, size_t len,
+			const struct qfs_store_src *src, int *result)
+{
 	struct qfs_txn t;
 	rocksdb_writebatch_t *wb;
 	uint64_t nprep = 0;
@@ -584,7 +622,14 @@ int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const
 		store_fence_forget(s, group, NULL, 0); /* a commit writes around ov_emit */
 		rc = store_xact_apply(s, group, &t, wb, &nprep_delta, &res);
 	} else if ((rc = store_xact_nprep(s, group, &nprep)) == 0 && nprep == 0) {
-		rc = store_apply_ops(s, group, &t, wb, &res); /* the ordinary path */
+		/* the ordinary path; only its PUTs may become pointers */
+		s->apply_src = s->vlog_min && src && src->seg_dir &&
+				       (const uint8_t *)txn >= (const uint8_t *)src->base &&
+				       (const uint8_t *)txn + len <= (const uint8_t *)src->base + src->len
+			       ? src
+			       : NULL;
+		rc = store_apply_ops(s, group, &t, wb, &res);
+		s->apply_src = NULL;
 	} else if (!rc) {
 		rc = store_xact_eval(s, group, &t, wb, NULL, NULL, &res); /* under locks */
 	}
@@ -634,13 +679,32 @@ int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn)
 	return rc;
 }
 
+static void pin_release(void *own)
+{
+	rocksdb_pinnableslice_destroy(own);
+}
+
+/* Hold RocksDB's pinned value v in out (empty). */
+static void pin_hold(struct qfs_val *out, rocksdb_pinnableslice_t *v)
+{
+	size_t vl;
+
+	out->data = (const uint8_t *)rocksdb_pinnableslice_value(v, &vl);
+	out->len = vl;
+	out->release = pin_release;
+	out->own = v;
+}
+
 /* The fast check of store_get_item: the 'c' record at k (item key k with
  * its prefix byte swapped, restored on return) read through rc, the chunk
- * through rv (no RocksDB checks).  1 with *out when both are there and
- * agree, 2 when they disagree, 0 when the record is absent or unusable or
- * the chunk absent or unreadable, or a -errno of the record's read. */
+ * through rv (no RocksDB checks), or through the value log when the
+ * record is a pointer.  1 with *out when both are there and agree, 2 when
+ * they disagree, 3 when the record is a pointer whose value cannot be
+ * read or does not match, 0 when the record is absent or unusable or the
+ * chunk absent or unreadable, or a -errno of the record's read. */
 static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const rocksdb_readoptions_t *rv,
-		     uint8_t *k, size_t klen, const uint8_t *key, size_t key_len, rocksdb_pinnableslice_t **out)
+		     uint8_t *k, size_t klen, const uint8_t *key, size_t key_len, qfs_group_t group,
+		     struct qfs_val *out)
 {
 	char *err = NULL;
 	rocksdb_pinnableslice_t *v = NULL, *c;
@@ -656,6 +720,18 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
 	size_t cl, vl;
 	const uint8_t *cv = (const uint8_t *)rocksdb_pinnableslice_value(c, &cl);
 
+	if (cl == STORE_VLOG_REC_LEN) {
+		uint8_t *p = NULL;
+		size_t pl = 0;
+
+		res = store_vlog_read(s, group, key, key_len, cv, &p, &pl);
+		rocksdb_pinnableslice_destroy(c);
+		if (res == 0) {
+			qfs_val_adopt(out, p, pl);
+			return 1;
+		}
+		return res == 2 ? 3 : res;
+	}
 	if (cl == STORE_CRC_LEN) {
 		v = rocksdb_get_pinned(s->db, rv, (const char *)k, klen, &err);
 		if (err) { /* said again by the checked read, if real */
@@ -669,7 +745,7 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
 	}
 	rocksdb_pinnableslice_destroy(c);
 	if (res == 1)
-		*out = v;
+		pin_hold(out, v);
 	else if (v)
 		rocksdb_pinnableslice_destroy(v);
 	return res;
@@ -679,7 +755,7 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
  * check's two reads may fall on either side of an apply that rewrote the
  * chunk (and its record), which is no mismatch.  As crc_check (-ENOMEM). */
 static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8_t *key, size_t key_len,
-		       rocksdb_pinnableslice_t **out)
+		       qfs_group_t group, struct qfs_val *out)
 {
 	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
 	rocksdb_readoptions_t *rc = rocksdb_readoptions_create(), *rv = rocksdb_readoptions_create();
@@ -690,7 +766,7 @@ static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8
 		rocksdb_readoptions_set_snapshot(rv, snap);
 		rocksdb_readoptions_set_verify_checksums(rv, 0); /* as s->ro_fast */
 		rocksdb_readoptions_set_fill_cache(rv, 0);
-		res = crc_check(s, rc, rv, k, klen, key, key_len, out);
+		res = crc_check(s, rc, rv, k, klen, key, key_len, group, out);
 	}
 	if (rv)
 		rocksdb_readoptions_destroy(rv);
@@ -701,36 +777,76 @@ static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8
 	return res;
 }
 
+/* The checked read of a chunk item at k, from one snapshot: RocksDB's
+ * checks on, and a pointer resolved from the same snapshot (a value that
+ * cannot be read then is QFS_ECORRUPT).  0 (out empty when absent),
+ * -ENOMEM, -EIO, QFS_ECORRUPT. */
+static int chunk_get_checked(struct qfs_store *s, const uint8_t *k, size_t klen, struct qfs_val *out)
+{
+	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_pinnableslice_t *v = NULL;
+	char *err = NULL;
+	int rc = -ENOMEM;
+
+	if (!snap || !ro)
+		goto out;
+	rocksdb_readoptions_set_snapshot(ro, snap);
+	v = rocksdb_get_pinned(s->db, ro, (const char *)k, klen, &err);
+	if (err) {
+		rc = store_rocks_err(s, "get", err);
+		goto out;
+	}
+	rc = 0;
+	if (!v)
+		goto out;
+	size_t vl;
+	uint8_t *p = NULL;
+	size_t pl = 0;
+
+	(void)rocksdb_pinnableslice_value(v, &vl);
+	rc = store_vlog_resolve(s, ro, k, klen, vl, &p, &pl);
+	if (rc == 1) {
+		rocksdb_pinnableslice_destroy(v);
+		qfs_val_adopt(out, p, pl);
+		rc = 0;
+	} else if (rc == 0) {
+		pin_hold(out, v);
+	} else {
+		rocksdb_pinnableslice_destroy(v);
+	}
+out:
+	if (ro)
+		rocksdb_readoptions_destroy(ro);
+	if (snap)
+		rocksdb_release_snapshot(s->db, snap);
+	return rc;
+}
+
 /* See store_int.h. */
 int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
-		   rocksdb_pinnableslice_t **out)
+		   struct qfs_val *out)
 {
 	uint8_t kb[STORE_DBKEY_MAX];
 	size_t klen;
 	char *err = NULL;
 	rocksdb_pinnableslice_t *v = NULL;
 	uint8_t *k = store_item_key(kb, sizeof(kb), group, key, key_len, &klen);
+	int res;
 
 	if (!k)
 		return -ENOMEM;
 	if (is_chunk_key(key, key_len)) {
-		int res = crc_check(s, s->ro, s->ro_fast, k, klen, key, key_len, &v);
-
+		res = crc_check(s, s->ro, s->ro_fast, k, klen, key, key_len, group, out);
 		if (res == 2) /* a rewrite between the two reads, or a real mismatch */
-			res = crc_recheck(s, k, klen, key, key_len, &v);
+			res = crc_recheck(s, k, klen, key, key_len, group, out);
 		if (res == 1) {
 			__atomic_add_fetch(&s->crc_fast, 1, __ATOMIC_RELAXED);
-			if (k != kb)
-				free(k);
-			*out = v;
-			return 0;
+			res = 0;
+			goto out;
 		}
-		if (res < 0) {
-			if (k != kb)
-				free(k);
-			return res;
-		}
-		v = NULL;
+		if (res < 0)
+			goto out;
 		__atomic_add_fetch(&s->crc_slow, 1, __ATOMIC_RELAXED);
 		if (res == 2) {
 			__atomic_add_fetch(&s->crc_mismatch, 1, __ATOMIC_RELAXED);
@@ -738,14 +854,22 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
 				"store chunk checksum mismatch, reading it again with RocksDB's checks dir=%s group=%016llx",
 				s->dir, (unsigned long long)group);
 		}
+		/* 3 (a pointer that failed: an apply may have moved the value
+		 * between the record's read and ours) and the others: one
+		 * snapshot, every check on */
+		res = chunk_get_checked(s, k, klen, out);
+		goto out;
 	}
 	v = rocksdb_get_pinned(s->db, s->ro, (const char *)k, klen, &err);
+	res = 0;
+	if (err)
+		res = store_rocks_err(s, "get", err);
+	else if (v)
+		pin_hold(out, v);
+out:
 	if (k != kb)
 		free(k);
-	if (err)
-		return store_rocks_err(s, "get", err);
-	*out = v;
-	return 0;
+	return res;
 }
 
 /* Point read of key in group.  *val (malloc'd, caller frees; never NULL on
@@ -760,28 +884,32 @@ int qfs_store_get(struct qfs_store *s, qfs_group_t group, const uint8_t *key, si
 	return rc ? rc : qfs_val_copy_out(&v, val, val_len);
 }
 
-static void pin_release(void *own)
-{
-	rocksdb_pinnableslice_destroy(own);
-}
-
-/* See store.h: the pinned slice itself, no copy. */
+/* See store.h: the pinned slice itself (or the value log's copy), no
+ * copy. */
 int qfs_store_get_val(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		      struct qfs_val *out)
 {
-	rocksdb_pinnableslice_t *v;
-	size_t vlen;
-	int rc = store_get_item(s, group, key, key_len, &v);
+	int rc = store_get_item(s, group, key, key_len, out);
 
 	if (rc)
 		return rc;
-	if (!v)
-		return -ENOENT;
-	out->data = (const uint8_t *)rocksdb_pinnableslice_value(v, &vlen);
-	out->len = vlen;
-	out->release = pin_release;
-	out->own = v;
-	return 0;
+	return qfs_val_held(out) ? 0 : -ENOENT;
+}
+
+/* See store_int.h. */
+int store_scan_item(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t kl,
+		    const uint8_t *v, size_t vl, qfs_store_scan_cb cb, void *arg)
+{
+	uint8_t *p = NULL;
+	size_t pl = 0;
+	int rc = store_vlog_resolve(s, ro, k, kl, vl, &p, &pl);
+
+	if (rc < 0)
+		return rc;
+	rc = cb(k + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN, rc == 1 ? p : v, rc == 1 ? pl : vl,
+		arg);
+	free(p);
+	return rc;
 }
 
 /* Call cb for each item of group with lo <= key < hi (hi NULL: to the end of
@@ -811,6 +939,7 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 		hik_len = store_group_end(hib, group);
 	}
 
+	store_vlog_snap(s, 1);
 	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_snapshot(ro, snap);
@@ -823,8 +952,7 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 		size_t kl, vl;
 		const char *k = rocksdb_iter_key(it, &kl);
 		const char *v = rocksdb_iter_value(it, &vl);
-		rc = cb((const uint8_t *)k + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN,
-			(const uint8_t *)v, vl, arg);
+		rc = store_scan_item(s, ro, (const uint8_t *)k, kl, (const uint8_t *)v, vl, cb, arg);
 		if (rc)
 			break;
 	}
@@ -836,6 +964,7 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 	rocksdb_iter_destroy(it);
 	rocksdb_readoptions_destroy(ro);
 	rocksdb_release_snapshot(s->db, snap);
+	store_vlog_snap(s, -1);
 	if (hik != hib)
 		free(hik);
 err_free_lo:
@@ -858,10 +987,12 @@ int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *a
 	store_group_prefix(lo, group);
 	hi_len = store_group_end(hi, group);
 	store_applied_key(ak, group);
+	store_vlog_snap(s, 1);
 	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	if (!ro) {
 		rocksdb_release_snapshot(s->db, snap);
+		store_vlog_snap(s, -1);
 		return -ENOMEM;
 	}
 	rocksdb_readoptions_set_snapshot(ro, snap);
@@ -888,8 +1019,7 @@ int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *a
 		size_t kl, vl;
 		const char *k = rocksdb_iter_key(it, &kl);
 		const char *val = rocksdb_iter_value(it, &vl);
-		rc = cb((const uint8_t *)k + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN,
-			(const uint8_t *)val, vl, arg);
+		rc = store_scan_item(s, ro, (const uint8_t *)k, kl, (const uint8_t *)val, vl, cb, arg);
 		if (rc)
 			break;
 	}
@@ -902,6 +1032,7 @@ int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *a
 out_ro:
 	rocksdb_readoptions_destroy(ro);
 	rocksdb_release_snapshot(s->db, snap);
+	store_vlog_snap(s, -1);
 	if (rc == 0)
 		*applied = lsn;
 	return rc;
@@ -927,7 +1058,9 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	rocksdb_writebatch_put(wb, (const char *)k, klen, (const char *)val, val_len);
 	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
 	store_fence_forget(s, group, NULL, 0);
+	pthread_mutex_lock(&s->apply_mu);
 	rocksdb_write(s->db, s->wo, wb, &err);
+	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);
 	if (k != kb)
 		free(k);
@@ -1014,13 +1147,17 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	store_snap_key(ak, group);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
+	pthread_mutex_lock(&s->apply_mu);
 	rc = batch_write(s, wb, "drop group");
+	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);
 	store_xact_forget(s, group);
 	store_applied_forget(s, group);
 	store_fence_forget(s, group, NULL, 0);
 	if (!rc) /* the group's WAL is gone: make the drop durable now */
 		rc = qfs_store_sync(s);
+	if (!rc) /* no pointer into the group's segments is left */
+		rc = store_vlog_drop(s, group);
 	if (!rc)
 		QFS_LOG(QFS_LOG_INFO, "store group dropped dir=%s group=%016llx", s->dir,
 			(unsigned long long)group);
@@ -1139,6 +1276,11 @@ int qfs_store_compact(struct qfs_store *s, uint64_t room)
 
 	if ((rc = qfs_store_sync(s)))
 		return rc;
+	{ /* segments of the value log no pointer uses go first */
+		struct qfs_store_vlog_stat vs;
+
+		(void)qfs_store_vlog_gc(s, 0, &vs); /* a failure is logged */
+	}
 	/* relocating live blobs may need as much room as they take */
 	gc = s->blobs && rocksdb_property_int(s->db, "rocksdb.live-blob-file-size", &live) == 0 &&
 	     (uint64_t)sv.f_bavail * sv.f_frsize >= room + live;

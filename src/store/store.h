@@ -9,7 +9,11 @@
  *                   's' be64(group)          -> be64(lsn) be64(ballot): the
  *                                               last snapshot installed
  *                   'c' be64(group) itemkey  -> be32(len) be32(crc32c):
- *                                               a chunk item's checksum
+ *                                               a chunk item's checksum,
+ *                                               or with be64(segment)
+ *                                               be64(offset) after it: a
+ *                                               pointer to the value in a
+ *                                               WAL segment (value log)
  * A committed log entry is applied in one WriteBatch together with the new
  * applied LSN, so after a crash the store is exactly "all entries up to
  * applied"; the node replays the WAL from applied+1.  RocksDB's own WAL is
@@ -46,6 +50,7 @@ void qfs_store_cache_free(struct qfs_store_cache *c);
 #define QFS_STORE_MEMTABLE_MIN (2ull << 20)
 #define QFS_STORE_BLOB_MIN_DEFAULT 4096u         /* values this large go to blob files */
 #define QFS_STORE_INSTALL_FILE_DEFAULT (64ull << 20) /* snapshot install: staging file size */
+#define QFS_STORE_VLOG_MIN_DEFAULT 4096u         /* chunk values this large stay in the WAL */
 
 /* Memory and layout budget of one store (doc/format-store.md "Options"). */
 struct qfs_store_opts {
@@ -64,6 +69,13 @@ struct qfs_store_opts {
 					  which bounds the memory of the file's
 					  index and filter; 0:
 					  QFS_STORE_INSTALL_FILE_DEFAULT */
+	uint32_t vlog_min_bytes;       /* chunk values of at least this many bytes
+					  applied from a log entry with its place
+					  (qfs_store_apply_src) stay in the WAL
+					  segment, the store keeping a pointer
+					  (doc/format-store.md "Value log"); 0:
+					  QFS_STORE_VLOG_MIN_DEFAULT, UINT32_MAX:
+					  off */
 };
 
 /* Open or create the RocksDB in dir with the default options (a private
@@ -90,6 +102,27 @@ int qfs_store_applied(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *out);
  * -ENOMEM, or -EIO when RocksDB fails (nothing done). */
 int qfs_store_apply(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
 		    size_t len, int *result);
+
+/* Where the bytes of an entry being applied lie on disk (plain data: the
+ * WAL's struct qfs_wal_loc as the store needs it): the entry's payload
+ * base[0..len) is bytes [off, off + len) of the durable segment file
+ * seg_dir/<seg_first as 16 hex digits>.wal, which is never rewritten in
+ * place below the applied LSN (doc/format-wal.md). */
+struct qfs_store_src {
+	const char *seg_dir;
+	qfs_lsn_t seg_first;
+	uint64_t off;
+	const void *base;
+	size_t len;
+};
+
+/* qfs_store_apply of the txn at txn[0..len), which lies within src's
+ * payload (src NULL: as qfs_store_apply): a chunk value the txn PUTs as
+ * is, of at least vlog_min_bytes, is stored as a pointer into src's
+ * segment, which the store links into <dir>/qfs-vlog/ first (a link that
+ * cannot be made leaves the values in RocksDB).  Same returns. */
+int qfs_store_apply_src(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, const void *txn,
+			size_t len, const struct qfs_store_src *src, int *result);
 
 /* Advance the applied LSN to lsn without changing items (no-op entries). */
 int qfs_store_apply_noop(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn);
@@ -234,5 +267,32 @@ int qfs_store_mem(struct qfs_store *s, uint64_t *memtables, uint64_t *cache);
  * -ENOSPC, like qfs_store_sync, when less than `room` bytes are free.
  * 0, -ENOSPC, -ENOMEM or -EIO.  Any thread; it blocks on I/O. */
 int qfs_store_compact(struct qfs_store *s, uint64_t room);
+
+/* The value log's collector (doc/format-store.md "Value log"): removes the
+ * links of segments no pointer uses any more and that no apply can point
+ * into again (flushing the store first, qfs_store_sync, when there is one
+ * to remove), and reports what the value log holds in *st.  The pointers
+ * are read (live, dangling, scanned) only when some link may go or when
+ * full.  A segment less than half live (below the applied LSN, not its
+ * group's last) first gets its live values moved into RocksDB, each
+ * checked against the pointer under the apply's lock (an apply that
+ * replaced the chunk wins); a segment more than half live stays whole.  0, -ENOSPC (no room to flush: nothing removed),
+ * -ENOMEM, -EIO.  Any thread but one at a time; it blocks on I/O. */
+struct qfs_store_vlog_stat {
+	uint64_t segments;   /* links held after the pass */
+	uint64_t bytes;      /* their disk usage (bytes) */
+	uint64_t live;       /* bytes of values pointed at (when scanned) */
+	int scanned;         /* the pointers were read by this pass */
+	uint64_t dangling;   /* pointers whose link is missing (0 unless damaged) */
+	uint64_t removed;    /* links removed by this pass ... */
+	uint64_t freed;      /* ... and their bytes */
+	uint64_t rewritten;  /* bytes of live values this pass moved into RocksDB
+				(from segments less than half live) */
+	uint64_t gc_removed; /* links removed since open */
+	uint64_t gc_rewritten; /* values moved into RocksDB since open */
+	uint64_t reads;      /* values read from segments since open */
+	uint64_t bad;        /* of those, damaged or missing (EIO) */
+};
+int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat *st);
 
 #endif

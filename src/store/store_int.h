@@ -27,8 +27,20 @@
 #define STORE_CRC_PREFIX 'c'
 #define STORE_SNAP_PREFIX 's'
 #define STORE_CRC_LEN 8                                /* the 'c' record's value */
+#define STORE_VLOG_REC_LEN 24                          /* its long form: a pointer
+							  into a WAL segment (vlog.c) */
 #define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
 #define STORE_DBKEY_MAX (STORE_GROUP_PREFIX_LEN + QFS_KEY_MAX)
+
+/* Value log (vlog.c): cached fds of links, and segments linked by apply. */
+#define STORE_VLOG_FDS 64
+#define STORE_VLINK_SLOTS 64
+/* A read that ends within STORE_VLOG_RA of what was asked ahead of a link
+ * asks for the next STORE_VLOG_RA bytes (a sequential file read). */
+#define STORE_VLOG_RA (16u << 20)
+/* No pointer names a longer value (a WAL record's payload is at most 64
+ * MiB): a record that says more is damaged. */
+#define STORE_VLOG_VALUE_MAX (64u << 20)
 
 /* Slots of the applied-LSN cache (struct qfs_store ap): one per group a
  * node replicates, in practice; a collision only costs a RocksDB read. */
@@ -74,6 +86,49 @@ struct qfs_store {
 	rocksdb_writebatch_t *apply_wb;   /* qfs_store_apply's batch, reused
 					     (store.c apply_batch_done); NULL
 					     until the first apply; I/O thread */
+	/* value log (vlog.c, doc/format-store.md "Value log") */
+	uint32_t vlog_min;                /* chunk values of at least this many bytes,
+					     applied from a log entry, stay in its WAL
+					     segment; 0: off; immutable after open */
+	char *vlog_dir;                   /* <dir>/qfs-vlog, heap; immutable */
+	int vlog_dir_ok;                  /* vlog_dir made; I/O thread */
+	const struct qfs_store_src *apply_src; /* where the entry being applied
+					     lies (qfs_store_apply_src), NULL: none;
+					     I/O thread, during an apply only */
+	struct store_vlink {              /* the link of a group's segment made (or
+					     refused: rc) by apply; I/O thread */
+		qfs_group_t group;
+		qfs_lsn_t first;
+		int rc;
+		int valid;
+	} vlink[STORE_VLINK_SLOTS];
+	pthread_mutex_t apply_mu;         /* held by every write that replaces
+					     items from the I/O thread (apply, drop,
+					     install's ingestion, load_item) and by
+					     the collector's rewrite of a pointer,
+					     which checks the pointer and writes its
+					     value under it (vlog.c) */
+	pthread_mutex_t vlog_mu;          /* protects vfd and vtick */
+	struct store_vfd {                /* open links (LRU by tick); fd -1: free */
+		qfs_group_t group;
+		qfs_lsn_t first;
+		int fd;
+		uint64_t tick;
+		uint64_t ra_end;          /* bytes up to here were asked ahead
+					     (POSIX_FADV_WILLNEED) */
+	} vfd[STORE_VLOG_FDS];
+	uint64_t vtick;
+	int vlog_snaps;                   /* snapshot reads open now (they may
+					     resolve pointers the collector no
+					     longer sees); atomic */
+	uint64_t vlog_reads, vlog_bad;    /* values read from segments / damaged or
+					     missing (EIO); atomic */
+	uint64_t vlog_gc_removed;         /* links removed by the collector since
+					     open; atomic */
+	uint64_t vlog_gc_rewritten;       /* values it moved into RocksDB; atomic */
+	uint64_t vlog_sig;                /* the links and applied LSNs the last
+					     collection scanned (it skips an
+					     unchanged store); the collector's */
 	pthread_mutex_t ap_mu;            /* protects ap and fence */
 	struct store_ap {                 /* applied LSNs known, by group (a
 					     direct-mapped cache of the 'a'
@@ -151,8 +206,9 @@ int store_install_clean(struct qfs_store *s);
  * returned), for range deletes next to the group's items. */
 size_t store_crc_range(uint8_t lo[STORE_GROUP_PREFIX_LEN], uint8_t hi[STORE_GROUP_PREFIX_LEN],
 		       qfs_group_t group);
-/* Point read of item key of group: *out gets the value pinned (destroy it
- * with rocksdb_pinnableslice_destroy) or NULL when absent.  A chunk item
+/* Point read of item key of group: *out (empty on entry) gets the value
+ * (RocksDB's pinned slice, or a heap copy of a value the value log points
+ * at: qfs_val_release it), left empty when absent.  A chunk item
  * whose 'c' record is present is read without RocksDB's checksums (its blob
  * check is a software CRC of the whole 128 KiB) and returned only if its
  * length and our CRC32C match the record; in every other case (no record,
@@ -160,7 +216,53 @@ size_t store_crc_range(uint8_t lo[STORE_GROUP_PREFIX_LEN], uint8_t hi[STORE_GROU
  * checks, whose result is returned.  0, -ENOMEM, -EIO, QFS_ECORRUPT.  Any
  * thread. */
 int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
-		   rocksdb_pinnableslice_t **out);
+		   struct qfs_val *out);
+
+/* vlog.c (the value log).
+ * store_vlog_open/close: set up and free s's value log state (open: 0,
+ *   -ENOMEM, -ENAMETOOLONG; min_bytes 0 turns it off).
+ * store_vlog_link: make sure s holds a durable link to src's segment for
+ *   group (once per segment; an earlier answer is remembered): 0, or
+ *   -errno when no pointer may go into it (logged once per segment; the
+ *   values then stay in RocksDB).  I/O thread.
+ * store_vlog_rec: the long 'c' record of a value at off in segment
+ *   seg_first.
+ * store_vlog_read: the value rec points at into *out (heap) with *out_len:
+ *   0; 2 when its file is missing or the bytes do not match rec's length
+ *   and CRC; -ENOMEM.  Any thread.
+ * store_vlog_resolve: an iterator's item (RocksDB key k, value of vl bytes)
+ *   read through ro: 1 with *out (heap) when it is a pointer, 0 when the
+ *   value is the item's own, QFS_ECORRUPT (store_vlog_bad), -ENOMEM, -EIO.
+ * store_vlog_bad: count and log (once) a value that cannot be read:
+ *   QFS_ECORRUPT.
+ * store_vlog_len: 1 with *len, the value's length its 'c' record holds
+ *   (either form), when RocksDB item key k has one; 0 if not; -EIO.
+ * store_vlog_snap: a snapshot read begins (+1, before its snapshot is
+ *   taken) or ends (-1, after it is released).
+ * store_vlog_drop: remove group's links (after its items went).  0 or
+ *   -errno.  I/O thread. */
+int store_vlog_open(struct qfs_store *s, uint32_t min_bytes);
+void store_vlog_close(struct qfs_store *s);
+int store_vlog_link(struct qfs_store *s, qfs_group_t group, const struct qfs_store_src *src);
+void store_vlog_rec(uint8_t v[STORE_VLOG_REC_LEN], const uint8_t *key, size_t key_len, const void *val,
+		    size_t val_len, qfs_lsn_t seg_first, uint64_t off);
+int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    const uint8_t rec[STORE_VLOG_REC_LEN], uint8_t **out, size_t *out_len);
+int store_vlog_resolve(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
+		       size_t vl, uint8_t **out, size_t *out_len);
+int store_vlog_bad(struct qfs_store *s, qfs_group_t group);
+int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *len);
+void store_vlog_snap(struct qfs_store *s, int delta);
+int store_vlog_drop(struct qfs_store *s, qfs_group_t group);
+/* store_vlog_forget: apply links group's next segment anew (I/O thread). */
+void store_vlog_forget(struct qfs_store *s, qfs_group_t group);
+/* store.c: cb of a scan for the item at RocksDB key k ('d' be64(group)
+ * itemkey) with value v, a pointer resolved through ro first (the
+ * scan's snapshot).  cb's value, QFS_ECORRUPT, -ENOMEM or -EIO. */
+int store_scan_item(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t kl,
+		    const uint8_t *v, size_t vl, qfs_store_scan_cb cb, void *arg);
+/* A chunk item key (key.h). */
+int store_is_chunk_key(const uint8_t *key, size_t len);
 
 /* Turn a RocksDB error string into QFS_ECORRUPT (a "Corruption:" status)
  * or -EIO, with one log line naming what and the store; frees errstr. */

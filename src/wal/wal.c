@@ -264,6 +264,7 @@ static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
 	w->kept_last = s->last;
 	w->kept_seg = s->first;
 	w->kept_end = s->size + s->pend_len;
+	w->kept_foff = s->size + hdr;
 	w->pend = w->spare; /* NULL or a small buffer: pend_reserve grows it */
 	w->pend_cap = w->spare_cap;
 	w->pend_len = 0;
@@ -603,6 +604,27 @@ int qfs_wal_sync(struct qfs_wal *w)
 
 /* ---- reads ---- */
 
+/* One walk's consumer: cb, or at with the record's place in its file. */
+struct walk {
+	qfs_wal_read_cb cb;
+	qfs_wal_read_at_cb at;
+	void *arg;
+	const char *dir;
+};
+
+/* Hand record lsn (payload p, len bytes) to the walk's consumer; seg is
+ * the first LSN of its segment and off the payload's file offset, or
+ * UINT64_MAX when the record is not durable yet (no place to give). */
+static int deliver(const struct walk *wk, qfs_lsn_t lsn, const uint8_t *p, size_t len, qfs_lsn_t seg,
+		   uint64_t off)
+{
+	if (!wk->at)
+		return wk->cb(lsn, p, len, wk->arg);
+	struct qfs_wal_loc loc = { .dir = wk->dir, .seg_first = seg, .off = off };
+
+	return wk->at(lsn, p, len, off == UINT64_MAX ? NULL : &loc, wk->arg);
+}
+
 static int read_corrupt(struct qfs_wal *w, const struct qfs_wal_seg *s, uint64_t off, qfs_lsn_t lsn, const char *why)
 {
 	QFS_LOG(QFS_LOG_ERR, "wal corrupt on read dir=%s file=%016llx.wal off=%llu lsn=%llu reason=\"%s\"", w->dir,
@@ -613,8 +635,8 @@ static int read_corrupt(struct qfs_wal *w, const struct qfs_wal_seg *s, uint64_t
 /* Deliver the durable records of s in [from, to], starting from the read
  * hint when it points into s before from; leaves the hint after the last
  * record looked at. */
-static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb,
-		     void *arg)
+static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, qfs_lsn_t to,
+		     const struct walk *wk)
 {
 	struct qfs_wal_rd rd = { .fd = s->fd, .buf = &w->rbuf, .cap = &w->rcap, .end = s->size };
 	qfs_lsn_t lsn = s->first, end_lsn = to < s->durable_last ? to : s->durable_last;
@@ -662,7 +684,7 @@ static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, q
 		off += QFS_WAL_REC_HDR + len;
 		lsn++;
 		if (lsn - 1 >= from) {
-			rc = cb(lsn - 1, h + QFS_WAL_REC_HDR, len, arg);
+			rc = deliver(wk, lsn - 1, h + QFS_WAL_REC_HDR, len, s->first, off - len);
 			if (rc)
 				break;
 		}
@@ -680,7 +702,7 @@ static int read_disk(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, q
  * [from, to], stopping at end or after last; *lsnp: the LSN after the
  * last record walked. */
 static int read_mem(const uint8_t *p, const uint8_t *end, qfs_lsn_t *lsnp, qfs_lsn_t last, qfs_lsn_t from,
-		    qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+		    qfs_lsn_t to, qfs_lsn_t seg, uint64_t foff, const struct walk *wk)
 {
 	qfs_lsn_t lsn = *lsnp;
 	int rc = 0;
@@ -688,32 +710,37 @@ static int read_mem(const uint8_t *p, const uint8_t *end, qfs_lsn_t *lsnp, qfs_l
 	for (; p < end && lsn <= last && lsn <= to; lsn++) {
 		uint32_t len = qfs_wal_get32(p + 4);
 
-		if (lsn >= from && (rc = cb(lsn, p + QFS_WAL_REC_HDR, len, arg)))
+		if (lsn >= from &&
+		    (rc = deliver(wk, lsn, p + QFS_WAL_REC_HDR, len, seg,
+				  foff == UINT64_MAX ? UINT64_MAX : foff + QFS_WAL_REC_HDR)))
 			break;
 		p += QFS_WAL_REC_HDR + len;
+		if (foff != UINT64_MAX)
+			foff += QFS_WAL_REC_HDR + len;
 	}
 	*lsnp = lsn;
 	return rc;
 }
 
 /* Deliver the buffered records of s in [from, to] from memory. */
-static int read_pend(struct qfs_wal_seg *s, const uint8_t *pend, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb,
-		     void *arg)
+static int read_pend(struct qfs_wal_seg *s, const uint8_t *pend, qfs_lsn_t from, qfs_lsn_t to,
+		     const struct walk *wk)
 {
 	const uint8_t *p = pend + s->pend_off;
 	qfs_lsn_t lsn = s->durable_last + 1;
 
-	return read_mem(s->size == 0 ? p + QFS_WAL_SEG_HDR : p, p + s->pend_len, &lsn, to, from, to, cb, arg);
+	return read_mem(s->size == 0 ? p + QFS_WAL_SEG_HDR : p, p + s->pend_len, &lsn, to, from, to, s->first,
+			UINT64_MAX, wk);
 }
 
 /* Deliver the kept records (wal_int.h) in [from, to] from memory: the
  * bytes this log wrote and synced, not read back nor checked again.
  * Leaves the read hint after kept_last once it was delivered. */
-static int read_kept(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
+static int read_kept(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, const struct walk *wk)
 {
 	const uint8_t *p = w->kept + w->kept_off;
 	qfs_lsn_t lsn = w->kept_first;
-	int rc = read_mem(p, w->kept + w->kept_cap, &lsn, w->kept_last, from, to, cb, arg);
+	int rc = read_mem(p, w->kept + w->kept_cap, &lsn, w->kept_last, from, to, w->kept_seg, w->kept_foff, wk);
 
 	if (rc)
 		return rc;
@@ -728,24 +755,23 @@ static int read_kept(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_re
 /* The durable records of s in [from, to]; with recent, those kept in
  * memory (wal_int.h) from there and the others from the file. */
 static int read_durable(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from, qfs_lsn_t to, int recent,
-			qfs_wal_read_cb cb, void *arg)
+			const struct walk *wk)
 {
 	int rc;
 
 	if (!recent || !w->kept || w->kept_seg != s->first || from > w->kept_last || to < w->kept_first)
-		return read_disk(w, s, from, to, cb, arg);
-	if (from < w->kept_first && (rc = read_disk(w, s, from, w->kept_first - 1, cb, arg)))
+		return read_disk(w, s, from, to, wk);
+	if (from < w->kept_first && (rc = read_disk(w, s, from, w->kept_first - 1, wk)))
 		return rc;
-	if ((rc = read_kept(w, from, to, cb, arg)))
+	if ((rc = read_kept(w, from, to, wk)))
 		return rc;
 	if (to > w->kept_last && s->durable_last > w->kept_last)
-		return read_disk(w, s, w->kept_last + 1, to, cb, arg);
+		return read_disk(w, s, w->kept_last + 1, to, wk);
 	return 0;
 }
 
 /* The walk of qfs_wal_read and qfs_wal_read_recent. */
-static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, int recent, qfs_wal_read_cb cb,
-		      void *arg)
+static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, int recent, const struct walk *wk)
 {
 	if (w->last == 0 || from > to || from > w->last)
 		return 0;
@@ -758,12 +784,12 @@ static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, int recen
 		if (!has_records(s))
 			continue;
 		if (s->durable_last >= from && s->durable_last >= s->first) {
-			rc = read_durable(w, s, from, to, recent, cb, arg);
+			rc = read_durable(w, s, from, to, recent, wk);
 			if (rc)
 				return rc;
 		}
 		if (s->last > s->durable_last && s->last >= from && s->durable_last < to) {
-			rc = read_pend(s, w->pend, from, to, cb, arg);
+			rc = read_pend(s, w->pend, from, to, wk);
 			if (rc)
 				return rc;
 		}
@@ -780,8 +806,20 @@ static int read_range(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, int recen
  */
 int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
 {
-	int rc = read_range(w, from, to, 0, cb, arg);
+	struct walk wk = { .cb = cb, .arg = arg, .dir = w->dir };
+	int rc = read_range(w, from, to, 0, &wk);
 
+	qfs_wal_rbuf_release(w);
+	return rc;
+}
+
+/* The body of qfs_wal_read_recent and qfs_wal_read_recent_at. */
+static int read_recent_walk(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, const struct walk *wk)
+{
+	int rc = read_range(w, from, to, 1, wk);
+
+	if (w->kept && ((rc == 0 && to >= w->kept_last) || from > w->kept_last))
+		kept_release(w);
 	qfs_wal_rbuf_release(w);
 	return rc;
 }
@@ -797,12 +835,17 @@ int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_c
  */
 int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg)
 {
-	int rc = read_range(w, from, to, 1, cb, arg);
+	struct walk wk = { .cb = cb, .arg = arg, .dir = w->dir };
 
-	if (w->kept && ((rc == 0 && to >= w->kept_last) || from > w->kept_last))
-		kept_release(w);
-	qfs_wal_rbuf_release(w);
-	return rc;
+	return read_recent_walk(w, from, to, &wk);
+}
+
+/* See wal.h: qfs_wal_read_recent with each record's place. */
+int qfs_wal_read_recent_at(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_at_cb cb, void *arg)
+{
+	struct walk wk = { .at = cb, .arg = arg, .dir = w->dir };
+
+	return read_recent_walk(w, from, to, &wk);
 }
 
 /* ---- truncation and sealing ---- */

@@ -83,6 +83,27 @@ int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_c
  * the file (recovery, verify) use qfs_wal_read.  Same returns. */
 int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg);
 
+/* Where a durable record's payload lies: the file dir/<seg_first as 16
+ * hex digits>.wal, at byte off.  The bytes there stay as they are while
+ * the file exists: the log never rewrites a durable record in place
+ * (truncate_after cuts records past a committed LSN only, and a segment
+ * file is never reused for another first LSN; doc/format-wal.md "Files
+ * are never rewritten"), so a hard link to it (the store's value log,
+ * doc/format-store.md "Value log") keeps them readable after the log
+ * deleted its own name. */
+struct qfs_wal_loc {
+	const char *dir;     /* the log's directory (valid during the call) */
+	qfs_lsn_t seg_first; /* its segment's first LSN (its file name) */
+	uint64_t off;        /* file offset of the payload's first byte */
+};
+/* As qfs_wal_read_cb, with loc: the record's place, or NULL for a record
+ * that is not durable yet (buffered). */
+typedef int (*qfs_wal_read_at_cb)(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_wal_loc *loc,
+				  void *arg);
+/* qfs_wal_read_recent handing each record's place to cb.  Same returns. */
+int qfs_wal_read_recent_at(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_at_cb cb,
+			   void *arg);
+
 /* Remove every record with LSN > lsn (a leader overwriting uncommitted slots).
  * Durable on return.  Errors: -errno, -EIO (sticky). */
 int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn);

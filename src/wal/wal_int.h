@@ -79,6 +79,7 @@ struct qfs_wal {
 	uint8_t *spare;           /* a released small kept buffer: the next pending
 				   * buffer after a sync that keeps one (NULL: none) */
 	size_t spare_cap;         /* its capacity in bytes */
+	uint64_t kept_foff;       /* file offset of kept_first's record header */
 };
 
 /* A read window over one file: bytes [off, off + len) of fd are in buf. */

@@ -271,6 +271,7 @@ static qfs_lsn_t applied(qfs_group_t g)
 
 /* ---- tests ---- */
 
+
 START_TEST(test_open_empty)
 {
 	uint32_t kl;
@@ -3438,6 +3439,440 @@ START_TEST(test_xact_reopen_snapshot_drop)
 }
 END_TEST
 
+/* ---- the value log (doc/format-store.md "Value log") ---- */
+
+#define VLOG_JUNK 100 /* bytes before the entry in a fake segment file */
+
+/* Random bytes (never a run of zeros). */
+static void fill_rand(uint8_t *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)((seed >> 16) | 1);
+	}
+}
+
+/* Apply t at applied + 1 of g as an entry of a fake WAL segment
+ * dir/wal/<seg>.wal: the encoded txn is written to that file at
+ * VLOG_JUNK (appended when the file exists), and handed to
+ * qfs_store_apply_src with its place.  Closes t; returns the result. */
+static int apply_seg(qfs_group_t g, struct qfs_txn *t, qfs_lsn_t seg)
+{
+	char wd[128], path[192];
+	struct qfs_buf b;
+	struct stat sb;
+	int fd, res = 12345;
+	off_t off;
+
+	snprintf(wd, sizeof(wd), "%s/wal", dir);
+	(void)mkdir(wd, 0755);
+	snprintf(path, sizeof(path), "%s/%016llx.wal", wd, (unsigned long long)seg);
+	qfs_buf_init(&b);
+	qfs_txn_encode(t, &b);
+	ck_assert_int_eq(b.err, 0);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	off = sb.st_size ? sb.st_size : VLOG_JUNK;
+	ck_assert_int_eq(pwrite(fd, b.data, b.len, off), (ssize_t)b.len);
+	close(fd);
+	struct qfs_store_src src = { .seg_dir = wd, .seg_first = seg, .off = (uint64_t)off, .base = b.data,
+				     .len = b.len };
+	ck_assert_int_eq(qfs_store_apply_src(st, g, applied(g) + 1, b.data, b.len, &src, &res), 0);
+	ck_assert_int_ne(res, 12345);
+	qfs_buf_close(&b);
+	qfs_txn_close(t);
+	return res;
+}
+
+/* PUT one chunk (n random bytes from seed) of FILE_INO, entry in seg. */
+static int put_chunk_seg(qfs_group_t g, uint64_t c, size_t n, unsigned seed, qfs_lsn_t seg, uint8_t *out)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+
+	fill_rand(out, n, seed);
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, c, &kl);
+	add_put_bytes(&t, kp, kl, out, n);
+	return apply_seg(g, &t, seg);
+}
+
+/* Length of the raw 'c' record of chunk c of FILE_INO in g (0: absent),
+ * and of its raw 'd' value in *dlen. */
+static size_t raw_rec(qfs_group_t g, uint64_t c, size_t *dlen)
+{
+	uint8_t k[STORE_DBKEY_MAX];
+	uint32_t kl;
+	size_t klen, vl = 0, dl = 0;
+	char *err = NULL, *v;
+	const uint8_t *ck = kchunk(FILE_INO, c, &kl);
+	uint8_t *kk = store_item_key(k, sizeof(k), g, ck, kl, &klen);
+
+	ck_assert_ptr_eq(kk, k);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	v = rocksdb_get(st->db, ro, (const char *)k, klen, &dl, &err);
+	ck_assert_ptr_null(err);
+	*dlen = v ? dl : (size_t)-1;
+	rocksdb_free(v);
+	k[0] = STORE_CRC_PREFIX;
+	v = rocksdb_get(st->db, ro, (const char *)k, klen, &vl, &err);
+	ck_assert_ptr_null(err);
+	rocksdb_free(v);
+	rocksdb_readoptions_destroy(ro);
+	return v ? vl : 0;
+}
+
+static void assert_chunk(qfs_group_t g, uint64_t c, const uint8_t *want, size_t n)
+{
+	uint32_t kl;
+	const uint8_t *k = kchunk(FILE_INO, c, &kl);
+	struct qfs_val v = { 0 };
+	void *p;
+	size_t pl;
+
+	ck_assert_int_eq(qfs_store_get(st, g, k, kl, &p, &pl), 0);
+	ck_assert_uint_eq(pl, n);
+	ck_assert_int_eq(memcmp(p, want, n), 0);
+	free(p);
+	ck_assert_int_eq(qfs_store_get_val(st, g, k, kl, &v), 0);
+	ck_assert_uint_eq(v.len, n);
+	ck_assert_int_eq(memcmp(v.data, want, n), 0);
+	qfs_val_release(&v);
+}
+
+static int link_exists(qfs_group_t g, qfs_lsn_t seg)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/qfs-vlog/%016llx.%016llx.wal", dir, (unsigned long long)g,
+		 (unsigned long long)seg);
+	return access(path, F_OK) == 0;
+}
+
+struct vscan {
+	const uint8_t *want;
+	size_t n;
+	int seen;
+};
+
+static int vscan_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	struct vscan *a = arg;
+
+	if (store_is_chunk_key(k, kl)) {
+		ck_assert_uint_eq(vl, a->n);
+		ck_assert_int_eq(memcmp(v, a->want, vl), 0);
+		a->seen++;
+	}
+	return 0;
+}
+
+/* A chunk applied with its place is a pointer (empty item, long record)
+ * that every read resolves: get, get_val, scan, snapshot scan, scrub
+ * snapshot; a small chunk and a plain apply stay in RocksDB. */
+START_TEST(test_vlog_put_get)
+{
+	static uint8_t big[QFS_CHUNK_SIZE], small[100];
+	struct vscan a = { big, sizeof(big), 0 };
+	struct qfs_store_snap *sn;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(big), 1, 2, big), 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(small), 2, 2, small), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_REC_LEN);
+	ck_assert_uint_eq(dl, 0);
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, sizeof(small));
+	ck_assert(link_exists(G1, 2));
+	assert_chunk(G1, 0, big, sizeof(big));
+	assert_chunk(G1, 1, small, sizeof(small));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), sizeof(big) + sizeof(small));
+	uint32_t lol, hil;
+	const uint8_t *lo = kchunk(FILE_INO, 0, &lol), *hi = kchunk(FILE_INO, 1, &hil);
+
+	ck_assert_int_eq(qfs_store_scan(st, G1, lo, lol, hi, hil, vscan_cb, &a), 0);
+	ck_assert_int_eq(a.seen, 1);
+	a.seen = 0;
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	ck_assert_int_eq(qfs_store_snap_scan(sn, G1, lo, lol, hi, hil, vscan_cb, &a), 0);
+	ck_assert_int_eq(a.seen, 1);
+	qfs_store_snap_release(sn);
+	/* an apply without a place keeps the value in RocksDB */
+	{
+		struct qfs_txn t;
+		uint32_t kl;
+
+		qfs_txn_init(&t);
+		kp = kchunk(FILE_INO, 2, &kl);
+		add_put_bytes(&t, kp, kl, big, sizeof(big));
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+		ck_assert_uint_eq(raw_rec(G1, 2, &dl), STORE_CRC_LEN);
+		ck_assert_uint_eq(dl, sizeof(big));
+	}
+	/* and from the durable store after a reopen */
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_chunk(G1, 0, big, sizeof(big));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 2 * sizeof(big) + sizeof(small));
+}
+END_TEST
+
+/* Overwrites and deletes of pointers keep the counts right (the old
+ * length comes from the record) and the collector removes a segment no
+ * pointer uses once its group applied past the next one, never the last
+ * one of a group, nor while a snapshot read is open. */
+START_TEST(test_vlog_overwrite_gc)
+{
+	static uint8_t v1[QFS_CHUNK_SIZE], v2[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_store_snap *sn;
+	struct qfs_txn t;
+	uint32_t kl, lol, hil;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);            /* lsn 1 */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v1), 3, 2, v1), 0); /* lsn 2, seg 2 */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v2), 4, 3, v2), 0); /* lsn 3, seg 3 */
+	assert_chunk(G1, 0, v2, sizeof(v2));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), sizeof(v2));
+	ck_assert(link_exists(G1, 2) && link_exists(G1, 3));
+	/* an open snapshot read holds the collector back */
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.removed, 0);
+	ck_assert_uint_eq(vs.segments, 2);
+	ck_assert_uint_eq(vs.live, sizeof(v2));
+	qfs_store_snap_release(sn);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.removed, 1);
+	ck_assert_uint_eq(vs.segments, 1);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	assert_chunk(G1, 0, v2, sizeof(v2));
+	/* delete every chunk (DEL_RANGE): the count follows the record's length */
+	const uint8_t *lo = kchunk(FILE_INO, 0, &lol), *hi = kchunk(FILE_INO, 100, &hil);
+
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(v1), 5, 3, v1), 0); /* lsn 4, seg 3 */
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), sizeof(v1) + sizeof(v2));
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, lo, lol, hi, hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), 0);
+	kp = kchunk(FILE_INO, 0, &kl);
+	ck_assert(!present(G1, kp, kl));
+	/* the group's last segment stays */
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.removed, 0);
+	ck_assert(link_exists(G1, 3));
+	/* a later one makes it removable; drop removes them all */
+	ck_assert_int_eq(put_chunk_seg(G1, 5, sizeof(v1), 6, 6, v1), 0); /* lsn 6, seg 6 */
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.removed, 1);
+	ck_assert(!link_exists(G1, 3) && link_exists(G1, 6));
+	/* a segment with a live value stays, later ones or not */
+	ck_assert_int_eq(put_chunk_seg(G1, 7, sizeof(v2), 10, 8, v2), 0); /* lsn 7, seg 8 */
+	put_inode(G1, FILE_INO + 1, S_IFREG | 0644);                     /* lsn 8 */
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.removed, 0);
+	ck_assert_uint_eq(vs.live, sizeof(v1) + sizeof(v2));
+	ck_assert(link_exists(G1, 6) && link_exists(G1, 8));
+	fill_rand(v1, sizeof(v1), 6);
+	assert_chunk(G1, 5, v1, sizeof(v1));
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert(!link_exists(G1, 6));
+}
+END_TEST
+
+/* A segment less than half live below the applied LSN: its live values
+ * move into RocksDB (8-byte records), then it goes; one more than half
+ * live stays. */
+START_TEST(test_vlog_rewrite)
+{
+	static uint8_t v[4][QFS_CHUNK_SIZE / 2], w[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	for (int i = 0; i < 4; i++) {
+		fill_rand(v[i], sizeof(v[i]), 20 + (unsigned)i);
+		kp = kchunk(FILE_INO, (uint64_t)i, &kl);
+		add_put_bytes(&t, kp, kl, v[i], sizeof(v[i]));
+	}
+	ck_assert_int_eq(apply_seg(G1, &t, 2), 0); /* lsn 2: four chunks in seg 2 */
+	for (int i = 1; i < 4; i++)                 /* lsn 3-5: three replaced in seg 3 */
+		ck_assert_int_eq(put_chunk_seg(G1, (uint64_t)i, sizeof(w), 30 + (unsigned)i, 3, w), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_REC_LEN);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.rewritten, sizeof(v[0]));
+	ck_assert_uint_eq(vs.removed, 1);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, sizeof(v[0]));
+	assert_chunk(G1, 0, v[0], sizeof(v[0]));
+	assert_chunk(G1, 3, w, sizeof(w));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 4 * sizeof(w));
+	/* seg 3 (live 3 chunks of 3) stays after seg 4 passes it */
+	ck_assert_int_eq(put_chunk_seg(G1, 9, sizeof(w), 40, 6, w), 0); /* lsn 6, seg 6 */
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.rewritten, 0);
+	ck_assert_uint_eq(vs.removed, 0);
+	ck_assert(link_exists(G1, 3));
+	reopen();
+	assert_chunk(G1, 0, v[0], sizeof(v[0]));
+}
+END_TEST
+
+/* A crash (close without a flush: RocksDB's WAL is off) loses the
+ * pointers with the memtable; the replay of the same entries links the
+ * segment again (it exists: EEXIST, same file) and reads are right. */
+START_TEST(test_vlog_crash_replay)
+{
+	static uint8_t v[QFS_CHUNK_SIZE], w[QFS_CHUNK_SIZE];
+	char path[192];
+	struct qfs_txn t;
+	uint32_t kl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	qfs_store_close(st);
+	st = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* the apply of lsn 2, then a crash before any flush */
+		if (qfs_store_open(dir, &st) || put_chunk_seg(G1, 0, sizeof(v), 7, 2, v) != 0)
+			_exit(2);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
+	ck_assert_uint_eq(applied(G1), 1); /* lsn 2 is gone with the memtable */
+	ck_assert(link_exists(G1, 2));
+	/* the replay: the same bytes at the same place (the file holds them) */
+	fill_rand(w, sizeof(w), 11);
+	snprintf(path, sizeof(path), "%s/wal/%016llx.wal", dir, 2ull);
+	ck_assert_int_eq(truncate(path, VLOG_JUNK), 0); /* apply_seg appends at the end */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 7, 2, v), 0);
+	assert_chunk(G1, 0, v, sizeof(v));
+	/* a stale link (another file of the same name) is never pointed into */
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	snprintf(path, sizeof(path), "%s/qfs-vlog/%016llx.%016llx.wal", dir, (unsigned long long)G2, 9ull);
+	ck_assert_int_eq(mkdir(path, 0755) == 0 || errno == EEXIST, 1);
+	ck_assert_int_eq(rmdir(path), 0);
+	{
+		int fd = open(path, O_WRONLY | O_CREAT, 0644);
+
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, kp, kl, w, sizeof(w));
+	ck_assert_int_eq(apply_seg(G2, &t, 9), 0);
+	{
+		size_t dl;
+
+		ck_assert_uint_eq(raw_rec(G2, 0, &dl), STORE_CRC_LEN);
+		ck_assert_uint_eq(dl, sizeof(w));
+	}
+	assert_chunk(G2, 0, w, sizeof(w));
+}
+END_TEST
+
+static int vcount_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	++*(int *)arg;
+	return 0;
+}
+
+/* A damaged value (a flipped byte in the segment) or a missing segment is
+ * an error (QFS_ECORRUPT: EIO), never wrong bytes, for every read. */
+START_TEST(test_vlog_damage)
+{
+	static uint8_t v[QFS_CHUNK_SIZE];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_store_snap *sn;
+	struct qfs_val val = { 0 };
+	char path[256];
+	uint32_t kl;
+	const uint8_t *k;
+	void *p;
+	size_t pl;
+	int fd, n = 0;
+	uint8_t b;
+
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 8, 2, v), 0);
+	k = kchunk(FILE_INO, 0, &kl);
+	snprintf(path, sizeof(path), "%s/qfs-vlog/%016llx.%016llx.wal", dir, (unsigned long long)G1, 2ull);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, VLOG_JUNK + 4000), 1);
+	b ^= 0x10;
+	ck_assert_int_eq(pwrite(fd, &b, 1, VLOG_JUNK + 4000), 1);
+	close(fd);
+	ck_assert_int_eq(qfs_store_get(st, G1, k, kl, &p, &pl), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_store_get_val(st, G1, k, kl, &val), QFS_ECORRUPT);
+	ck_assert(!qfs_val_held(&val));
+	ck_assert_int_eq(qfs_store_scan(st, G1, NULL, 0, NULL, 0, vcount_cb, &n), QFS_ECORRUPT);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	ck_assert_int_eq(qfs_store_snap_scan(sn, G1, NULL, 0, NULL, 0, vcount_cb, &n), QFS_ECORRUPT);
+	qfs_store_snap_release(sn);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_ge(vs.bad, 1);
+	/* repaired, then missing */
+	fd = open(path, O_RDWR);
+	b ^= 0x10;
+	ck_assert_int_eq(pwrite(fd, &b, 1, VLOG_JUNK + 4000), 1);
+	close(fd);
+	assert_chunk(G1, 0, v, sizeof(v));
+	ck_assert_int_eq(unlink(path), 0);
+	reopen(); /* no cached fd */
+	ck_assert_int_eq(qfs_store_get(st, G1, k, kl, &p, &pl), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.dangling, 1);
+	/* an overwrite from RocksDB brings the item back */
+	{
+		struct qfs_txn t;
+
+		qfs_txn_init(&t);
+		add_put_bytes(&t, k, kl, v, sizeof(v));
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	assert_chunk(G1, 0, v, sizeof(v));
+}
+END_TEST
+
+/* The value log turned off (vlog_min_bytes UINT32_MAX): no pointer. */
+START_TEST(test_vlog_off)
+{
+	static uint8_t v[QFS_CHUNK_SIZE];
+	struct qfs_store_opts o = { .vlog_min_bytes = UINT32_MAX };
+	size_t dl;
+
+	qfs_store_close(st);
+	ck_assert_int_eq(qfs_store_open_opts(dir, &o, &st), 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 9, 2, v), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, sizeof(v));
+	ck_assert(!link_exists(G1, 2));
+	assert_chunk(G1, 0, v, sizeof(v));
+}
+END_TEST
+
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -3479,6 +3914,12 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_group_size);
 	tcase_add_test(tc, test_budget_blobs);
 	tcase_add_test(tc, test_chunk_crc);
+	tcase_add_test(tc, test_vlog_put_get);
+	tcase_add_test(tc, test_vlog_overwrite_gc);
+	tcase_add_test(tc, test_vlog_rewrite);
+	tcase_add_test(tc, test_vlog_crash_replay);
+	tcase_add_test(tc, test_vlog_damage);
+	tcase_add_test(tc, test_vlog_off);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);

@@ -1,0 +1,767 @@
+/*
+ * vlog.c - the store's value log (doc/format-store.md "Value log"): a
+ * chunk value applied from a log entry stays where the WAL wrote it, in
+ * the entry's segment file, and the store keeps a pointer to it.
+ *
+ * A pointer is the long form of the chunk's 'c' record (STORE_VLOG_REC_LEN
+ * bytes: be32 len, be32 crc32c(itemkey || value), be64 first LSN of the
+ * segment, be64 file offset of the value) next to an empty 'd' value.  The
+ * store keeps its own hard link to every segment it points into,
+ * <dir>/qfs-vlog/<group 16 hex>.<first 16 hex>.wal, made (and the
+ * directory fsync'd) before the batch that writes the first pointer into
+ * it, so the WAL deleting its own name never takes the bytes away.
+ *
+ * Reads (any thread) open the links through a small cache of fds under
+ * s->vlog_mu, pread the value and check its length and CRC against the
+ * record: a value that does not match is never returned (the caller reads
+ * the record again from a fresh snapshot, then fails with QFS_ECORRUPT).
+ *
+ * Garbage collection (qfs_store_vlog_gc, the cell's keeper): a link with
+ * no pointer into it, whose group has applied past the next link's first
+ * LSN (so no apply, and no replay after a crash, can point into it again),
+ * is unlinked once the store was flushed; see qfs_store_vlog_gc for the
+ * order of its steps and why a crash between them loses nothing.
+ *
+ * Links made by apply are remembered per group (s->vlink, I/O thread only)
+ * so that an apply links and fsyncs once per segment, not once per chunk.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "common/sysio.h"
+#include "store/store_int.h"
+
+#define VLOG_DIR "qfs-vlog"
+#define VLOG_NAME_LEN 37 /* 16 hex "." 16 hex ".wal" */
+
+/* See store_int.h. */
+int store_vlog_open(struct qfs_store *s, uint32_t min_bytes)
+{
+	char path[PATH_MAX];
+	int n;
+
+	pthread_mutex_init(&s->vlog_mu, NULL);
+	pthread_mutex_init(&s->apply_mu, NULL);
+	for (size_t i = 0; i < STORE_VLOG_FDS; i++)
+		s->vfd[i].fd = -1;
+	s->vlog_min = min_bytes;
+	n = snprintf(path, sizeof(path), "%s/" VLOG_DIR, s->dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	s->vlog_dir = strdup(path);
+	return s->vlog_dir ? 0 : -ENOMEM;
+}
+
+/* See store_int.h. */
+void store_vlog_close(struct qfs_store *s)
+{
+	for (size_t i = 0; i < STORE_VLOG_FDS; i++)
+		if (s->vfd[i].fd >= 0)
+			close(s->vfd[i].fd);
+	free(s->vlog_dir);
+	pthread_mutex_destroy(&s->vlog_mu);
+	pthread_mutex_destroy(&s->apply_mu);
+}
+
+static void link_name(char name[VLOG_NAME_LEN + 1], qfs_group_t group, qfs_lsn_t first)
+{
+	snprintf(name, VLOG_NAME_LEN + 1, "%016" PRIx64 ".%016" PRIx64 ".wal", (uint64_t)group,
+		 (uint64_t)first);
+}
+
+/* Parse a link's name: 1 with its group and first LSN, 0 for another file. */
+static int link_parse(const char *name, qfs_group_t *group, qfs_lsn_t *first)
+{
+	char *end;
+
+	if (strlen(name) != VLOG_NAME_LEN || name[16] != '.' || strcmp(name + 33, ".wal") != 0)
+		return 0;
+	*group = strtoull(name, &end, 16);
+	if (end != name + 16)
+		return 0;
+	*first = strtoull(name + 17, &end, 16);
+	return end == name + 33;
+}
+
+static struct store_vlink *vlink_slot(struct qfs_store *s, qfs_group_t group)
+{
+	return &s->vlink[(group ^ (group >> 17)) % STORE_VLINK_SLOTS];
+}
+
+/* See store_int.h. */
+int store_vlog_link(struct qfs_store *s, qfs_group_t group, const struct qfs_store_src *src)
+{
+	struct store_vlink *e = vlink_slot(s, group);
+	char from[PATH_MAX], to[PATH_MAX], name[VLOG_NAME_LEN + 1];
+	struct stat a, b;
+	int n, rc = 0;
+
+	if (e->valid && e->group == group && e->first == src->seg_first)
+		return e->rc;
+	link_name(name, group, src->seg_first);
+	n = snprintf(from, sizeof(from), "%s/%016" PRIx64 ".wal", src->seg_dir, (uint64_t)src->seg_first);
+	if (n < 0 || (size_t)n >= sizeof(from))
+		return -ENAMETOOLONG;
+	n = snprintf(to, sizeof(to), "%s/%s", s->vlog_dir, name);
+	if (n < 0 || (size_t)n >= sizeof(to))
+		return -ENAMETOOLONG;
+	if (!s->vlog_dir_ok) {
+		if ((rc = qfs_sysio_mkdir(s->vlog_dir, 0755)) && rc != -EEXIST)
+			goto out;
+		if ((rc = qfs_sysio_fsync_parent(s->vlog_dir)))
+			goto out;
+		s->vlog_dir_ok = 1;
+	}
+	if (qfs_sys_link(from, to) != 0) {
+		rc = -errno;
+		if (rc != -EEXIST)
+			goto out;
+		/* a replay, or a link left by a crash: the same file, or no
+		 * pointer (a stale link of another incarnation of the log) */
+		if (stat(from, &a) != 0 || stat(to, &b) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+			rc = -ESTALE;
+			goto out;
+		}
+		rc = 0;
+	}
+	rc = qfs_sysio_fsync_dir(s->vlog_dir);
+out:
+	if (rc)
+		QFS_LOG(QFS_LOG_WARN, "store vlog link failed, values stay in RocksDB dir=%s group=%016" PRIx64
+			" seg=%016" PRIx64 " err=\"%s\"", s->dir, (uint64_t)group, (uint64_t)src->seg_first,
+			qfs_strerror(rc));
+	e->group = group;
+	e->first = src->seg_first;
+	e->rc = rc;
+	e->valid = 1;
+	return rc;
+}
+
+/* See store_int.h. */
+void store_vlog_rec(uint8_t v[STORE_VLOG_REC_LEN], const uint8_t *key, size_t key_len, const void *val,
+		    size_t val_len, qfs_lsn_t seg_first, uint64_t off)
+{
+	qfs_be32_put(v, (uint32_t)val_len);
+	qfs_be32_put(v + 4, qfs_crc32c(qfs_crc32c(0, key, key_len), val, val_len));
+	qfs_be64_put(v + 8, seg_first);
+	qfs_be64_put(v + 16, off);
+}
+
+/* An fd of group's link for first, from the cache or opened (then
+ * cached, the least recently used one closed), dup'd for the caller; or
+ * -errno. */
+static int fd_get(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first)
+{
+	char path[PATH_MAX], name[VLOG_NAME_LEN + 1];
+	struct store_vfd *victim = &s->vfd[0];
+	int fd;
+
+	pthread_mutex_lock(&s->vlog_mu);
+	s->vtick++;
+	for (size_t i = 0; i < STORE_VLOG_FDS; i++) {
+		struct store_vfd *f = &s->vfd[i];
+
+		if (f->fd >= 0 && f->group == group && f->first == first) {
+			f->tick = s->vtick;
+			fd = dup(f->fd);
+			pthread_mutex_unlock(&s->vlog_mu);
+			return fd < 0 ? -errno : fd;
+		}
+		if (f->fd < 0 || (victim->fd >= 0 && f->tick < victim->tick))
+			victim = f;
+	}
+	pthread_mutex_unlock(&s->vlog_mu);
+	link_name(name, group, first);
+	snprintf(path, sizeof(path), "%s/%s", s->vlog_dir, name);
+	fd = qfs_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&s->vlog_mu);
+	int d = dup(fd);
+
+	if (d >= 0) {
+		/* the victim may have been taken meanwhile: any slot will do */
+		if (victim->fd >= 0)
+			close(victim->fd);
+		victim->fd = d;
+		victim->group = group;
+		victim->first = first;
+		victim->tick = s->vtick;
+		victim->ra_end = 0;
+	}
+	pthread_mutex_unlock(&s->vlog_mu);
+	return fd;
+}
+
+/* Ask the kernel ahead for a sequential read of group's link first (fd)
+ * that reads [off, off + len): when it ends within half of STORE_VLOG_RA
+ * of what was asked before and starts inside it (or nothing was), the
+ * next STORE_VLOG_RA bytes are asked for; a read elsewhere only moves the
+ * mark (the next one asks if it follows) (POSIX_FADV_WILLNEED: the reads of a
+ * file's chunks come from several FUSE threads, and the page cache then
+ * holds them as RocksDB's blob files did). */
+static void read_ahead(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, int fd, uint64_t off,
+		       uint64_t len)
+{
+	uint64_t from = 0;
+
+	pthread_mutex_lock(&s->vlog_mu);
+	for (size_t i = 0; i < STORE_VLOG_FDS; i++) {
+		struct store_vfd *f = &s->vfd[i];
+
+		if (f->fd < 0 || f->group != group || f->first != first)
+			continue;
+		if (f->ra_end && (off > f->ra_end || off + len + 2 * STORE_VLOG_RA < f->ra_end)) {
+			f->ra_end = off + len; /* a jump: ask once the next read follows it */
+		} else if (off + len + STORE_VLOG_RA / 2 > f->ra_end) {
+			from = off + len > f->ra_end ? off + len : f->ra_end;
+			f->ra_end = from + STORE_VLOG_RA;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&s->vlog_mu);
+	if (from)
+		(void)posix_fadvise(fd, (off_t)from, STORE_VLOG_RA, POSIX_FADV_WILLNEED);
+}
+
+/* Drop the cached fds of group (every first LSN when all), or of its
+ * link for first only. */
+static void fd_forget(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, int all)
+{
+	pthread_mutex_lock(&s->vlog_mu);
+	for (size_t i = 0; i < STORE_VLOG_FDS; i++) {
+		struct store_vfd *f = &s->vfd[i];
+
+		if (f->fd >= 0 && f->group == group && (all || f->first == first)) {
+			close(f->fd);
+			f->fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&s->vlog_mu);
+}
+
+/* See store_int.h. */
+int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    const uint8_t rec[STORE_VLOG_REC_LEN], uint8_t **out, size_t *out_len)
+{
+	uint32_t len = qfs_be32_get(rec), crc = qfs_be32_get(rec + 4);
+	qfs_lsn_t first = qfs_be64_get(rec + 8);
+	uint64_t off = qfs_be64_get(rec + 16);
+	uint8_t *buf;
+	size_t got = 0;
+	int fd;
+
+	if (len > STORE_VLOG_VALUE_MAX) /* a damaged record: no such value */
+		return 2;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	fd = fd_get(s, group, first);
+	if (fd < 0) {
+		free(buf);
+		return fd == -ENOMEM ? -ENOMEM : 2;
+	}
+	read_ahead(s, group, first, fd, off, len);
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got != len || qfs_crc32c(qfs_crc32c(0, key, key_len), buf, len) != crc) {
+		free(buf);
+		return 2;
+	}
+	__atomic_add_fetch(&s->vlog_reads, 1, __ATOMIC_RELAXED);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+/* The 'c' record of RocksDB item key k ('d' be64(group) itemkey) read
+ * through ro into *rec (heap: rocksdb_free) with *rl, NULL when absent.
+ * 0 or -EIO. */
+static int crc_rec_get(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
+		       char **rec, size_t *rl)
+{
+	uint8_t cb[STORE_DBKEY_MAX];
+	char *err = NULL;
+
+	if (klen > sizeof(cb))
+		return -EIO;
+	memcpy(cb, k, klen);
+	cb[0] = STORE_CRC_PREFIX;
+	*rec = rocksdb_get(s->db, ro, (const char *)cb, klen, rl, &err);
+	if (err)
+		return store_rocks_err(s, "get", err);
+	return 0;
+}
+
+/* See store_int.h. */
+int store_vlog_resolve(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
+		       size_t vl, uint8_t **out, size_t *out_len)
+{
+	char *rec = NULL;
+	size_t rl = 0;
+	int rc;
+
+	if (vl != 0 || klen <= STORE_GROUP_PREFIX_LEN || k[0] != STORE_ITEM_PREFIX ||
+	    !store_is_chunk_key(k + STORE_GROUP_PREFIX_LEN, klen - STORE_GROUP_PREFIX_LEN))
+		return 0;
+	if ((rc = crc_rec_get(s, ro, k, klen, &rec, &rl)))
+		return rc;
+	if (!rec || rl != STORE_VLOG_REC_LEN) {
+		rocksdb_free(rec);
+		return 0;
+	}
+	qfs_group_t group = qfs_be64_get(k + 1);
+
+	rc = store_vlog_read(s, group, k + STORE_GROUP_PREFIX_LEN, klen - STORE_GROUP_PREFIX_LEN,
+			     (const uint8_t *)rec, out, out_len);
+	rocksdb_free(rec);
+	if (rc == 0)
+		return 1;
+	return rc == 2 ? store_vlog_bad(s, group) : rc;
+}
+
+/* See store_int.h. */
+int store_vlog_bad(struct qfs_store *s, qfs_group_t group)
+{
+	if (__atomic_fetch_add(&s->vlog_bad, 1, __ATOMIC_RELAXED) == 0)
+		QFS_LOG(QFS_LOG_ERR, "store vlog value damaged or missing, read fails with EIO dir=%s group=%016"
+			PRIx64, s->dir, (uint64_t)group);
+	return QFS_ECORRUPT;
+}
+
+/* See store_int.h. */
+int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *len)
+{
+	char *rec = NULL;
+	size_t rl = 0;
+	int rc;
+
+	if ((rc = crc_rec_get(s, s->ro, k, klen, &rec, &rl)))
+		return rc;
+	rc = rec && (rl == STORE_VLOG_REC_LEN || rl == STORE_CRC_LEN);
+	if (rc)
+		*len = qfs_be32_get((const uint8_t *)rec);
+	rocksdb_free(rec);
+	return rc;
+}
+
+/* See store_int.h. */
+void store_vlog_snap(struct qfs_store *s, int delta)
+{
+	__atomic_add_fetch(&s->vlog_snaps, delta, __ATOMIC_ACQ_REL);
+}
+
+/* Remove every link of group (all groups when all), and forget them.
+ * 0 or the first -errno (logged). */
+static int links_remove(struct qfs_store *s, qfs_group_t group, int all)
+{
+	DIR *d = opendir(s->vlog_dir);
+	struct dirent *de;
+	int rc = 0, n = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		qfs_group_t g;
+		qfs_lsn_t first;
+
+		if (!link_parse(de->d_name, &g, &first) || (!all && g != group))
+			continue;
+		if (qfs_sys_unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT && !rc)
+			rc = -errno;
+		n++;
+	}
+	closedir(d);
+	if (all) {
+		for (size_t i = 0; i < STORE_VLINK_SLOTS; i++)
+			s->vlink[i].valid = 0;
+	} else {
+		vlink_slot(s, group)->valid = 0;
+	}
+	fd_forget(s, group, 0, 1);
+	if (n && !rc)
+		rc = qfs_sysio_fsync_dir(s->vlog_dir);
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "store vlog links not removed dir=%s group=%016" PRIx64 " err=\"%s\"", s->dir,
+			(uint64_t)group, qfs_strerror(rc));
+	return rc;
+}
+
+/* See store_int.h. */
+int store_vlog_drop(struct qfs_store *s, qfs_group_t group)
+{
+	return links_remove(s, group, 0);
+}
+
+/* See store_int.h. */
+void store_vlog_forget(struct qfs_store *s, qfs_group_t group)
+{
+	struct store_vlink *e = vlink_slot(s, group);
+
+	if (e->group == group)
+		e->valid = 0;
+}
+
+/* One link found by the collector. */
+struct glink {
+	qfs_group_t group;
+	qfs_lsn_t first;
+	uint64_t size;  /* bytes of the file */
+	uint64_t live;  /* bytes of values still pointed at */
+};
+
+static int glink_cmp(const void *a, const void *b)
+{
+	const struct glink *x = a, *y = b;
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static struct glink *glink_find(struct glink *v, size_t n, qfs_group_t group, qfs_lsn_t first)
+{
+	struct glink key = { .group = group, .first = first };
+
+	return bsearch(&key, v, n, sizeof(*v), glink_cmp);
+}
+
+/* The links of s (sorted), with their sizes.  0, -ENOMEM or -errno. */
+static int links_list(struct qfs_store *s, struct glink **out, size_t *nout)
+{
+	DIR *d = opendir(s->vlog_dir);
+	struct glink *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+
+	*out = NULL;
+	*nout = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		struct glink l = { 0 };
+		struct stat st;
+
+		if (!link_parse(de->d_name, &l.group, &l.first) ||
+		    fstatat(dirfd(d), de->d_name, &st, 0) != 0)
+			continue;
+		l.size = (uint64_t)st.st_blocks * 512;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct glink *nv = realloc(v, c * sizeof(*nv));
+
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = c;
+		}
+		v[n++] = l;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof(*v), glink_cmp);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+/* Add the bytes of every pointer (every long 'c' record) to its link's
+ * live count, read from one snapshot.  0, -ENOMEM or -EIO. */
+static int live_scan(struct qfs_store *s, struct glink *v, size_t n, uint64_t *dangling)
+{
+	uint8_t lo[1] = { STORE_CRC_PREFIX }, hi[1] = { STORE_CRC_PREFIX + 1 };
+	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	char *err = NULL;
+	int rc = 0;
+
+	if (!snap || !ro) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rocksdb_readoptions_set_snapshot(ro, snap);
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof(hi));
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+
+	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		struct glink *l;
+
+		if (vl != STORE_VLOG_REC_LEN || kl < STORE_GROUP_PREFIX_LEN)
+			continue;
+		l = glink_find(v, n, qfs_be64_get(k + 1), qfs_be64_get(val + 8));
+		if (l)
+			l->live += qfs_be32_get(val);
+		else
+			(*dangling)++;
+	}
+	rocksdb_iter_get_error(it, &err);
+	if (err)
+		rc = store_rocks_err(s, "vlog scan", err);
+	rocksdb_iter_destroy(it);
+out:
+	if (ro)
+		rocksdb_readoptions_destroy(ro);
+	if (snap)
+		rocksdb_release_snapshot(s->db, snap);
+	return rc;
+}
+
+/* Move the values the pointers of group into segment first still hold
+ * into RocksDB (an item with its value and the 8-byte record), each in
+ * one batch written under s->apply_mu after checking that the record is
+ * still that pointer: an apply that replaced the chunk meanwhile wins.
+ * Adds the values moved to *moved.  0, -ENOMEM, -EIO, QFS_ECORRUPT (a
+ * value that cannot be read: the segment is kept). */
+static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, uint64_t *moved)
+{
+	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN];
+	size_t hil = store_crc_range(lo, hi, group);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	char *err = NULL;
+	int rc = 0;
+
+	if (!ro)
+		return -ENOMEM;
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hil);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+
+	for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t kl, vl, cl = 0;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+		const uint8_t *rec = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		uint8_t kb[STORE_DBKEY_MAX], rb[STORE_VLOG_REC_LEN], v8[STORE_CRC_LEN], *val = NULL;
+		size_t val_len = 0;
+		char *cur;
+
+		if (vl != STORE_VLOG_REC_LEN || kl > sizeof(kb) || kl <= STORE_GROUP_PREFIX_LEN ||
+		    qfs_be64_get(rec + 8) != first)
+			continue;
+		memcpy(kb, k, kl);
+		memcpy(rb, rec, sizeof(rb));
+		rc = store_vlog_read(s, group, kb + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN, rb, &val,
+				     &val_len);
+		if (rc == 2) {
+			rc = 0; /* replaced meanwhile, or damaged: checked again below */
+			val = NULL;
+		}
+		if (rc)
+			break;
+		pthread_mutex_lock(&s->apply_mu);
+		cur = rocksdb_get(s->db, s->ro, (const char *)kb, kl, &cl, &err);
+		if (err) {
+			pthread_mutex_unlock(&s->apply_mu);
+			free(val);
+			rc = store_rocks_err(s, "vlog rewrite", err);
+			break;
+		}
+		if (cur && cl == sizeof(rb) && memcmp(cur, rb, sizeof(rb)) == 0) {
+			if (!val) { /* the pointer stands and its value cannot be read */
+				pthread_mutex_unlock(&s->apply_mu);
+				rocksdb_free(cur);
+				rc = store_vlog_bad(s, group);
+				break;
+			}
+			rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+
+			if (!wb) {
+				pthread_mutex_unlock(&s->apply_mu);
+				rocksdb_free(cur);
+				free(val);
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(v8, rb, sizeof(v8)); /* the same length and CRC */
+			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)v8, sizeof(v8));
+			kb[0] = STORE_ITEM_PREFIX;
+			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)val, val_len);
+			rocksdb_write(s->db, s->wo, wb, &err);
+			rocksdb_writebatch_destroy(wb);
+			if (!err) {
+				*moved += val_len;
+				__atomic_add_fetch(&s->vlog_gc_rewritten, 1, __ATOMIC_RELAXED);
+			}
+		}
+		pthread_mutex_unlock(&s->apply_mu);
+		rocksdb_free(cur);
+		free(val);
+		if (err) {
+			rc = store_rocks_err(s, "vlog rewrite", err);
+			break;
+		}
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		if (err)
+			rc = store_rocks_err(s, "vlog rewrite scan", err);
+	}
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
+/* Link i (not the last of v) may go: no pointer into it, and its group
+ * applied past the first LSN of its next link. */
+static int removable(const struct glink *v, const qfs_lsn_t *applied, size_t i)
+{
+	return !v[i].live && v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
+}
+
+/* See store.h.  The steps, in this order:
+ *   1. list the links; 2. read each group's applied LSN A (applies only
+ *   raise it, so every record at or below A is applied for good); 3. scan
+ *   the pointers (one snapshot) for the live bytes of each link;
+ *   4. qfs_store_sync, so that the durable store is at least the scanned
+ *   one (its applied LSN >= A: a replay after a crash starts above A);
+ *   5. unlink each link X with no pointer whose group has a later link
+ *   starting at F <= A: X's records all lie below F, so no apply (nor
+ *   replay) can point into X again, and no durable pointer into X is left.
+ *   Nothing is unlinked while a snapshot read (scan, scrub or archive
+ *   snapshot, snapshot install's sending side) is open: it may still
+ *   resolve a pointer that the scan no longer saw.  The last link of a
+ *   group stays (at most one segment per group). */
+int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat *st)
+{
+	struct glink *v = NULL;
+	qfs_lsn_t *applied = NULL;
+	uint64_t dangling = 0;
+	size_t n = 0;
+	int rc, removed = 0;
+
+	memset(st, 0, sizeof(*st));
+	if ((rc = links_list(s, &v, &n)))
+		goto out;
+	applied = calloc(n ? n : 1, sizeof(*applied));
+	if (!applied) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		st->segments++;
+		st->bytes += v[i].size;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || v[i].group != v[i - 1].group) {
+			if ((rc = qfs_store_applied(s, v[i].group, &applied[i])))
+				goto out;
+		} else {
+			applied[i] = applied[i - 1];
+		}
+	/* the scan reads every pointer: only when a link may go, or asked */
+	size_t maybe = 0;
+
+	for (size_t i = 0; i + 1 < n; i++)
+		maybe += v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
+	/* nothing changed since the last pass (same links, no apply): skip */
+	uint64_t sig = n;
+
+	for (size_t i = 0; i < n; i++)
+		sig = (sig ^ v[i].group ^ (v[i].first << 1) ^ (applied[i] << 3)) * 0x100000001b3ull;
+	if (!full && (!maybe || sig == s->vlog_sig))
+		goto out;
+	s->vlog_sig = sig;
+	if ((rc = live_scan(s, v, n, &dangling)))
+		goto out;
+	/* segments below the applied LSN whose live values are less than
+	 * half of them: those values move into RocksDB, then the segment has
+	 * no pointer left (counted again) */
+	size_t moved = 0;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		uint64_t bytes = 0;
+
+		if (!v[i].live || v[i].live * 2 >= v[i].size || v[i + 1].group != v[i].group ||
+		    v[i + 1].first > applied[i])
+			continue;
+		if ((rc = rewrite_seg(s, v[i].group, v[i].first, &bytes))) {
+			QFS_LOG(QFS_LOG_WARN, "store vlog rewrite stopped dir=%s group=%016" PRIx64 " seg=%016" PRIx64
+				" err=\"%s\"", s->dir, (uint64_t)v[i].group, (uint64_t)v[i].first, qfs_strerror(rc));
+			rc = 0; /* the segment stays; the others may go */
+			continue;
+		}
+		st->rewritten += bytes;
+		moved++;
+	}
+	if (moved) {
+		for (size_t i = 0; i < n; i++)
+			v[i].live = 0;
+		dangling = 0;
+		if ((rc = live_scan(s, v, n, &dangling)))
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		st->live += v[i].live;
+	st->dangling = dangling;
+	st->scanned = 1;
+	if (__atomic_load_n(&s->vlog_snaps, __ATOMIC_ACQUIRE) != 0)
+		goto out;
+	size_t cand = 0;
+
+	for (size_t i = 0; i + 1 < n; i++)
+		cand += removable(v, applied, i);
+	if (!cand)
+		goto out; /* nothing to remove: no flush */
+	if ((rc = qfs_store_sync(s)))
+		goto out;
+	for (size_t i = 0; i + 1 < n; i++) {
+		char name[VLOG_NAME_LEN + 1], path[PATH_MAX];
+
+		if (!removable(v, applied, i))
+			continue;
+		link_name(name, v[i].group, v[i].first);
+		snprintf(path, sizeof(path), "%s/%s", s->vlog_dir, name);
+		fd_forget(s, v[i].group, v[i].first, 0);
+		if (qfs_sys_unlink(path) != 0 && errno != ENOENT) {
+			rc = -errno;
+			QFS_LOG(QFS_LOG_ERR, "store vlog unlink failed dir=%s file=%s err=\"%s\"", s->dir, name,
+				qfs_strerror(rc));
+			break;
+		}
+		removed++;
+		st->segments--;
+		st->bytes -= v[i].size;
+		st->removed++;
+		st->freed += v[i].size;
+	}
+	if (removed)
+		__atomic_add_fetch(&s->vlog_gc_removed, (uint64_t)removed, __ATOMIC_RELAXED);
+out:
+	st->gc_removed = __atomic_load_n(&s->vlog_gc_removed, __ATOMIC_RELAXED);
+	st->gc_rewritten = __atomic_load_n(&s->vlog_gc_rewritten, __ATOMIC_RELAXED);
+	st->reads = __atomic_load_n(&s->vlog_reads, __ATOMIC_RELAXED);
+	st->bad = __atomic_load_n(&s->vlog_bad, __ATOMIC_RELAXED);
+	free(applied);
+	free(v);
+	return rc;
+}

@@ -1,0 +1,120 @@
+#!/bin/bash
+# tests/integration/vlog.sh - the store's value log (doc/format-store.md
+# "Value log"): file chunks stay in the WAL segment each replica wrote them
+# to, the store pointing at them through its hard links
+# (nodes/n*/store/qfs-vlog/).
+#  1. random data written with fsync, then kill -9 and a remount: the file
+#     reads back exactly, cold (page cache dropped), and every replica
+#     holds links (the values really are in the value log);
+#  2. the file deleted: the keeper's collector removes the links of the
+#     segments no pointer uses (du of the qfs-vlog directories goes down,
+#     the vlog line of .quorumfs/status counts them);
+#  3. a byte flipped every 64 KiB in every link of one replica: reading
+#     the file never returns other bytes than the ones written (a chunk
+#     reads back or fails with EIO: reads are served by the group's leader,
+#     which does not fall back to another replica; the scrub reports such
+#     a replica);
+#  4. the same on all three replicas: at least one chunk fails with EIO,
+#     none returns wrong bytes, and the log names the damage.
+. "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+qfs_require python3 cmp du
+set -o pipefail
+qfs_setup -o seal_size=2M
+watchdog 110
+mkdir "$MNT/t" || fail "mkdir table"
+
+vlog_kb() { du -sk "$DATA"/nodes/n*/store/qfs-vlog 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+nlinks() { ls "$DATA"/nodes/n"$1"/store/qfs-vlog 2>/dev/null | grep -c '\.wal$'; }
+
+# --- 1. write, kill -9, remount, read back cold
+head -c $((24 << 20)) /dev/urandom >"$T/src" || fail "random source"
+dd if="$T/src" of="$MNT/t/f" bs=1M conv=fsync status=none || fail "dd into the mount"
+for n in 1 2 3; do # (a follower may not have applied the last entry yet)
+	[ "$(nlinks $n)" -ge 1 ] || fail "node $n holds no value log link"
+done
+[ $(($(nlinks 1) + $(nlinks 2) + $(nlinks 3))) -ge 6 ] || fail "expected several links per replica"
+qfs_kill9
+qfs_mount
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+cmp "$T/src" "$MNT/t/f" || fail "the file differs after kill -9 and a remount"
+before=$(vlog_kb)
+note "value log after the write: ${before} KiB on three replicas"
+
+# --- 2. delete: the collector frees the segments
+rm "$MNT/t/f" || fail "rm"
+sync "$MNT/t" 2>/dev/null || true
+after=$before
+for _ in $(seq 60); do
+	after=$(vlog_kb)
+	[ "$after" -lt $((before / 2)) ] && break
+	sleep 0.5
+done
+note "value log 30 s after the delete at most: ${after} KiB"
+[ "$after" -lt $((before / 2)) ] || fail "the value log did not shrink after the delete: $before -> $after KiB"
+for _ in $(seq 40); do # (the keeper sums its pass over the three nodes)
+	vl=$(grep '^vlog ' "$MNT/.quorumfs/status") || fail "no vlog line in .quorumfs/status"
+	echo "$vl" | awk '{ exit !($3 > 0 && $11 == 0 && $13 > 0) }' && break
+	sleep 0.5
+done
+note "$vl"
+echo "$vl" | awk '{ exit !($3 > 0 && $11 == 0 && $13 > 0) }' ||
+	fail "the status line does not count the segments and the collected ones: $vl"
+
+# --- 3 and 4. damaged links: never wrong bytes
+head -c $((6 << 20)) /dev/urandom >"$T/src2" || fail "random source"
+dd if="$T/src2" of="$MNT/t/g" bs=1M conv=fsync status=none || fail "dd g"
+flip() { # flip one byte every 64 KiB of every link of the nodes given
+	local n
+	for n in "$@"; do
+		for f in "$DATA"/nodes/n"$n"/store/qfs-vlog/*.wal; do
+			[ -f "$f" ] || continue
+			python3 - "$f" <<'PY' || fail "flipping bytes in $f"
+import os, sys
+p = sys.argv[1]
+size = os.path.getsize(p)
+with open(p, "r+b") as f:
+    for pos in range(4096, size, 65536):
+        f.seek(pos)
+        c = f.read(1)
+        f.seek(pos)
+        f.write(bytes([c[0] ^ 0x5a]))
+PY
+		done
+	done
+}
+readcheck() { # good/eio counts; fails on wrong bytes
+	python3 - "$MNT/t/g" "$T/src2" <<'PY'
+import errno, os, sys
+want = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_RDONLY)
+good = bad = 0
+for off in range(0, len(want), 131072):
+    try:
+        got = os.pread(fd, 131072, off)
+    except OSError as e:
+        if e.errno != errno.EIO:
+            print("chunk at %d: %s" % (off, e))
+            sys.exit(1)
+        bad += 1
+        continue
+    if got != want[off:off + 131072]:
+        print("chunk at %d: wrong bytes returned" % off)
+        sys.exit(1)
+    good += 1
+print("good %d eio %d" % (good, bad))
+PY
+}
+flip 3
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+out=$(readcheck) || fail "reading with one damaged replica: $out"
+note "one damaged replica: $out"
+log_mark
+flip 1 2
+echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+out=$(readcheck) || fail "reading with three damaged replicas: $out"
+note "three damaged replicas: $out"
+case "$out" in *"eio 0") fail "no read failed with every replica damaged: $out" ;; esac
+log_since | qgrep "vlog value damaged" || fail "the damage was not logged"
+# the WAL shares the damaged files: no clean restart is expected
+qfs_kill9
+echo "PASS"
