@@ -183,6 +183,19 @@ static qfs_ino_t op_inode(const struct qfs_op *op)
 	return k.pk;
 }
 
+void qfs_fs_dac_drop(struct qfs_fs *fs, qfs_ino_t ino)
+{
+	struct qfs_fs_inode *in = qfs_fs_ifind(fs, ino);
+
+	if (!in)
+		return;
+	pthread_mutex_lock(&fs->dac_mu);
+	in->dac_ok = false;
+	in->dac_gen++; /* a read in flight does not fill it */
+	pthread_mutex_unlock(&fs->dac_mu);
+	qfs_fs_iput(fs, in);
+}
+
 static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_router_itxn *t, struct dac_txn *d)
 {
 	d->n = 0;
@@ -211,8 +224,10 @@ static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_rou
 			in->dac_busy++;
 			in->dac_gen++;
 			d->in[d->n++] = in;
-			in = NULL;
-		} else if (!d->global) {
+			pthread_mutex_unlock(&fs->dac_mu);
+			continue;
+		}
+		if (!d->global) {
 			d->global = true;
 			fs->dac_gbusy++;
 			fs->dac_ggen++;
@@ -220,6 +235,10 @@ static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_rou
 		pthread_mutex_unlock(&fs->dac_mu);
 		if (in)
 			qfs_fs_iput(fs, in);
+		/* Not tracked: a copy it has now (one past DAC_DIRS, or one
+		 * looked up and read since the ifind above) would miss t's
+		 * changes; the busy cache keeps it from being filled again. */
+		qfs_fs_dac_drop(fs, ino);
 	}
 }
 

@@ -23,7 +23,9 @@
 #     names listed after a remount; the right inode goes each time (link
 #     counts, contents), and a serial unlink costs one round (a stale
 #     hint would cost a failed round more);
-#  4. cache_timeout=0: nothing is kept (the same checks hold).
+#  4. cache_timeout=0: nothing is kept (the same checks hold);
+#  5. directories changed other than by one tracked txn: one write-back
+#     txn of the buffered modes of 24 directories, more than a txn tracks.
 
 . "$QFS_SRCDIR/tests/lib/common.sh"
 export LC_ALL=C LANG=C TZ=UTC
@@ -160,15 +162,42 @@ hints() {
 	[ $((p1 - p0)) -le 55 ] || fail "50 serial unlinks took $((p1 - p0)) rounds (stale hints?)"
 	note "name hints (${1:-default}): right inodes, $((p1 - p0)) rounds for 50 unlinks"
 }
+# ---- 5. directory attributes changed other than by one tracked txn ----
+others() {
+	local R=$MNT/o$1
+	# one write-back txn of the buffered attributes of more directories
+	# than a txn tracks (pend.c batches those due at one tick; 24 chmods
+	# at once: a batch of more than 8 even if a tick splits them): each
+	# copy is dropped, none keeps the old mode
+	mkdir "$R" || fail "mkdir table"
+	python3 - "$R" <<'PY' || fail "setting up 24 directories"
+import os, sys
+r = sys.argv[1]
+ds = [f"{r}/d{i}" for i in range(1, 25)]
+for d in ds:
+    os.mkdir(d)
+for d in ds:
+    open(d + "/f", "w").close()
+for d in ds:
+    os.stat(d)                 # the copies are made
+for d in ds:
+    os.chmod(d, 0o701)         # buffered
+PY
+	sleep 1.5                        # the timer writes them back
+	for i in $(seq 24); do : >"$R/d$i/g"; done
+	check "24 directories written back at once (${1:-default})" "$R" $(for i in $(seq 24); do echo "$R/d$i"; done)
+}
 proposals() { awk '$1 == "cell" && $2 == "proposals" { print $3 }' "$MNT/.quorumfs/stats"; }
 
 MOPTS=()
 run_rounds ""
 hints ""
+others ""
 # ---- 3. the cache off ----
 qfs_umount
 MOPTS=(-o cache_timeout=0)
 mount_again "${MOPTS[@]}"
 run_rounds 0
 hints 0
+others 0
 note "ok"
