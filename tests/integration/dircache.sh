@@ -24,8 +24,10 @@
 #     counts, contents), and a serial unlink costs one round (a stale
 #     hint would cost a failed round more);
 #  4. cache_timeout=0: nothing is kept (the same checks hold);
-#  5. directories changed other than by one tracked txn: one write-back
-#     txn of the buffered modes of 24 directories, more than a txn tracks.
+#  5. directories changed other than by one tracked txn: a table deleted
+#     or replaced by a rename (router, not fs/ txns) with its root open
+#     (fstat: ESTALE, not the old copy), and one write-back txn of the
+#     buffered modes of 24 directories, more than a txn tracks.
 
 . "$QFS_SRCDIR/tests/lib/common.sh"
 export LC_ALL=C LANG=C TZ=UTC
@@ -165,6 +167,35 @@ hints() {
 # ---- 5. directory attributes changed other than by one tracked txn ----
 others() {
 	local R=$MNT/o$1
+	# a table deleted, or replaced by a rename, while a descriptor of its
+	# root is open: fstat answers what the store holds (the table is
+	# gone: ESTALE), not the daemon's copy of the root's attributes
+	mkdir "$MNT/o$1a" "$MNT/o$1b" "$MNT/o$1c" || fail "mkdir tables"
+	python3 - "$MNT/o$1" <<'PY' || fail "a deleted or replaced table still answers its attributes"
+import errno, os, sys
+m = sys.argv[1]
+def gone(path, fd, what):
+    try:
+        st = os.fstat(fd)
+    except OSError as e:
+        if e.errno != errno.ESTALE:
+            sys.exit(f"{what}: fstat: {e} (want ESTALE)")
+        return
+    sys.exit(f"{what}: fstat answered nlink={st.st_nlink} mode={st.st_mode:o}")
+fa, fb = os.open(m + "a", os.O_RDONLY), os.open(m + "b", os.O_RDONLY)
+for t in "ab":                 # each root's attributes asked once changed
+    os.mkdir(f"{m}{t}/sub")
+    os.fstat(fa if t == "a" else fb)
+os.rmdir(m + "a/sub")
+assert os.fstat(fa).st_nlink == 2
+os.rmdir(m + "b/sub")
+os.rmdir(m + "a")
+gone(m + "a", fa, "deleted table")
+os.rename(m + "c", m + "b")
+gone(m + "b", fb, "table replaced by a rename")
+PY
+	rmdir "$MNT/o$1b" || fail "rmdir table"
+	note "deleted and replaced tables (${1:-default}): ESTALE, no cached attributes"
 	# one write-back txn of the buffered attributes of more directories
 	# than a txn tracks (pend.c batches those due at one tick; 24 chmods
 	# at once: a batch of more than 8 even if a tick splits them): each
