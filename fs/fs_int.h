@@ -414,6 +414,12 @@ int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
  * qfs_router_item_txn sets it.  Any thread; no lock held (the caller may
  * hold inode mutexes, never fs->dac_mu). */
 int qfs_fs_item_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t, int *res);
+/* Drop ino's copy in the directory attribute cache, if it has one, and
+ * keep a read in flight from filling it: for a change to its stored
+ * attributes made other than by qfs_fs_item_txn (a table deleted or
+ * replaced by the router).  Call it after the change.  Any thread; takes
+ * fs->itab_mu and fs->dac_mu (no lock held). */
+void qfs_fs_dac_drop(struct qfs_fs *fs, qfs_ino_t ino);
 
 /* The inode the kernel calls ino, with a reference (qfs_fs_iput); NULL if unknown. */
 struct qfs_fs_inode *qfs_fs_get_inode(struct qfs_fs *fs, fuse_ino_t ino);

@@ -156,15 +156,18 @@ static int check_name(const char *name)
  * is kept then) and every txn of fs/ runs through qfs_fs_item_txn:
  *  - dac_begin marks each directory inode the txn touches busy (and bumps
  *    its dac_gen); a txn touching an inode that is not in the inode table
- *    (the kernel may look it up while the txn runs) marks the whole cache
- *    busy instead (dac_gbusy, dac_ggen);
+ *    (the kernel may look it up while the txn runs), or more than
+ *    DAC_DIRS directories, marks the whole cache busy instead (dac_gbusy,
+ *    dac_ggen) and drops the copies of those it does not track;
  *  - dac_end, if the txn committed and no other txn on that directory
  *    overlapped it, applies the txn's SETATTR (mode, owner, times) and
  *    NLINK ops to the copy, as the store applies them; anything else (a
  *    failure or an unknown outcome, an overlap, whose order of commit is
  *    not known here, any other op on the inode) drops the copy;
  *  - a read fills the copy only if no txn on the directory (and none
- *    untracked) started or ended while it read.
+ *    untracked) started or ended while it read;
+ *  - the router's own writes (a table deleted, or replaced by a rename)
+ *    drop the copy of the table's root (qfs_fs_dac_drop).
  * Lock: fs->dac_mu, a leaf, taken under an inode's mu or none. */
 #define DAC_DIRS 8 /* directories one txn tracks; more: the whole cache is busy */
 
@@ -181,6 +184,19 @@ static qfs_ino_t op_inode(const struct qfs_op *op)
 	if (qfs_key_parse(op->key, op->key_len, &k) || k.kind != QFS_KEY_INODE)
 		return 0;
 	return k.pk;
+}
+
+void qfs_fs_dac_drop(struct qfs_fs *fs, qfs_ino_t ino)
+{
+	struct qfs_fs_inode *in = qfs_fs_ifind(fs, ino);
+
+	if (!in)
+		return;
+	pthread_mutex_lock(&fs->dac_mu);
+	in->dac_ok = false;
+	in->dac_gen++; /* a read in flight does not fill it */
+	pthread_mutex_unlock(&fs->dac_mu);
+	qfs_fs_iput(fs, in);
 }
 
 static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_router_itxn *t, struct dac_txn *d)
@@ -211,8 +227,10 @@ static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_rou
 			in->dac_busy++;
 			in->dac_gen++;
 			d->in[d->n++] = in;
-			in = NULL;
-		} else if (!d->global) {
+			pthread_mutex_unlock(&fs->dac_mu);
+			continue;
+		}
+		if (!d->global) {
 			d->global = true;
 			fs->dac_gbusy++;
 			fs->dac_ggen++;
@@ -220,6 +238,10 @@ static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_rou
 		pthread_mutex_unlock(&fs->dac_mu);
 		if (in)
 			qfs_fs_iput(fs, in);
+		/* Not tracked: a copy it has now (one past DAC_DIRS, or one
+		 * looked up and read since the ifind above) would miss t's
+		 * changes; the busy cache keeps it from being filled again. */
+		qfs_fs_dac_drop(fs, ino);
 	}
 }
 
@@ -1351,7 +1373,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 * up to 2 s before answering EBUSY. */
 		/* (with -s the RELEASE waits behind this request: no point) */
 		struct qfs_table tb;
-		if (qfs_router_table_lookup(fs->r, name, &tb) == 0 && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+		bool known = qfs_router_table_lookup(fs->r, name, &tb) == 0;
+		if (known && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
 			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of table=%.64s", name);
 		for (int i = 0; i < (fs->o->single_thread ? 1 : 100); i++) {
 			rc = qfs_router_table_delete(fs->r, name);
@@ -1360,6 +1383,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			struct timespec ts = { 0, 20 * 1000000L };
 			nanosleep(&ts, NULL);
 		}
+		if (known) /* its root is gone (or may be): not from the cache */
+			qfs_fs_dac_drop(fs, tb.ino);
 		qfs_fs_dir_changed(fs, FUSE_ROOT_ID);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "table=%.64s", name);
@@ -1684,10 +1709,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t p1, const char *n1, fuse_ino_t 
 		/* a table replaced must be empty, which is read from the store:
 		 * the files created in its top directory and still open first */
 		struct qfs_table tb;
-		if (qfs_router_table_lookup(fs->r, n2, &tb) == 0 && strcmp(n1, n2) &&
-		    (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+		bool known = qfs_router_table_lookup(fs->r, n2, &tb) == 0 && strcmp(n1, n2);
+		if (known && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "pending creates of table=%.64s", n2);
 		rc = qfs_router_table_rename(fs->r, n1, n2, (flags & RENAME_NOREPLACE) != 0);
+		if (known) /* the replaced table's root is gone (or may be) */
+			qfs_fs_dac_drop(fs, tb.ino);
 		qfs_fs_dir_changed(fs, FUSE_ROOT_ID);
 		if (rc)
 			return qfs_fs_fail(req, FOP_RENAME, t0, rc, "table %.64s -> %.64s", n1, n2);

@@ -22,8 +22,13 @@
 #     txn: names replaced by a rename, hard links in two directories,
 #     names listed after a remount; the right inode goes each time (link
 #     counts, contents), and a serial unlink costs one round (a stale
-#     hint would cost a failed round more);
-#  4. cache_timeout=0: nothing is kept (the same checks hold).
+#     hint would cost a failed round more); 4 threads unlinking the same
+#     names at once: one succeeds per name, the others get ENOENT;
+#  4. cache_timeout=0: nothing is kept (the same checks hold);
+#  5. directories changed other than by one tracked txn: a table deleted
+#     or replaced by a rename (router, not fs/ txns) with its root open
+#     (fstat: ESTALE, not the old copy), and one write-back txn of the
+#     buffered modes of 24 directories, more than a txn tracks.
 
 . "$QFS_SRCDIR/tests/lib/common.sh"
 export LC_ALL=C LANG=C TZ=UTC
@@ -158,17 +163,109 @@ hints() {
 	p1=$(proposals)
 	ls -A "$R/d3" | grep -q . && fail "names left after the unlinks: $(ls -A "$R/d3")"
 	[ $((p1 - p0)) -le 55 ] || fail "50 serial unlinks took $((p1 - p0)) rounds (stale hints?)"
+	# the same names unlinked by 4 threads at once, each from its hint:
+	# one unlink of each name succeeds, the others fail with ENOENT (a
+	# hint gone stale under them: their txn fails, the retry reads), and
+	# a hard link of each in another directory keeps its inode and data
+	python3 - "$R/d3" "$R/d2" <<'PY' || fail "concurrent unlinks of one name"
+import errno, os, sys, threading
+d, o = sys.argv[1], sys.argv[2]
+names = [f"r{i}" for i in range(20)]
+for n in names:
+    with open(f"{d}/{n}", "w") as f:
+        f.write(n)
+    os.link(f"{d}/{n}", f"{o}/{n}")
+    os.stat(f"{d}/{n}")            # a lookup: the hint
+bar = threading.Barrier(4)
+ok, errs = [0] * len(names), []
+def work():
+    for i, n in enumerate(names):
+        bar.wait()
+        try:
+            os.unlink(f"{d}/{n}")
+            ok[i] += 1
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                errs.append(f"{n}: {e}")
+ts = [threading.Thread(target=work) for _ in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+if errs:
+    sys.exit(f"unlink failed other than ENOENT: {errs[0]}")
+if ok != [1] * len(names):
+    sys.exit(f"successful unlinks per name: {ok}")
+for n in names:
+    st = os.stat(f"{o}/{n}")
+    if st.st_nlink != 1 or open(f"{o}/{n}").read() != n:
+        sys.exit(f"{o}/{n}: nlink {st.st_nlink}, contents changed")
+PY
 	note "name hints (${1:-default}): right inodes, $((p1 - p0)) rounds for 50 unlinks"
+}
+# ---- 5. directory attributes changed other than by one tracked txn ----
+others() {
+	local R=$MNT/o$1
+	# a table deleted, or replaced by a rename, while a descriptor of its
+	# root is open: fstat answers what the store holds (the table is
+	# gone: ESTALE), not the daemon's copy of the root's attributes
+	mkdir "$MNT/o$1a" "$MNT/o$1b" "$MNT/o$1c" || fail "mkdir tables"
+	python3 - "$MNT/o$1" <<'PY' || fail "a deleted or replaced table still answers its attributes"
+import errno, os, sys
+m = sys.argv[1]
+def gone(path, fd, what):
+    try:
+        st = os.fstat(fd)
+    except OSError as e:
+        if e.errno != errno.ESTALE:
+            sys.exit(f"{what}: fstat: {e} (want ESTALE)")
+        return
+    sys.exit(f"{what}: fstat answered nlink={st.st_nlink} mode={st.st_mode:o}")
+fa, fb = os.open(m + "a", os.O_RDONLY), os.open(m + "b", os.O_RDONLY)
+for t in "ab":                 # each root's attributes asked once changed
+    os.mkdir(f"{m}{t}/sub")
+    os.fstat(fa if t == "a" else fb)
+os.rmdir(m + "a/sub")
+assert os.fstat(fa).st_nlink == 2
+os.rmdir(m + "b/sub")
+os.rmdir(m + "a")
+gone(m + "a", fa, "deleted table")
+os.rename(m + "c", m + "b")
+gone(m + "b", fb, "table replaced by a rename")
+PY
+	rmdir "$MNT/o$1b" || fail "rmdir table"
+	note "deleted and replaced tables (${1:-default}): ESTALE, no cached attributes"
+	# one write-back txn of the buffered attributes of more directories
+	# than a txn tracks (pend.c batches those due at one tick; 24 chmods
+	# at once: a batch of more than 8 even if a tick splits them): each
+	# copy is dropped, none keeps the old mode
+	mkdir "$R" || fail "mkdir table"
+	python3 - "$R" <<'PY' || fail "setting up 24 directories"
+import os, sys
+r = sys.argv[1]
+ds = [f"{r}/d{i}" for i in range(1, 25)]
+for d in ds:
+    os.mkdir(d)
+for d in ds:
+    open(d + "/f", "w").close()
+for d in ds:
+    os.stat(d)                 # the copies are made
+for d in ds:
+    os.chmod(d, 0o701)         # buffered
+PY
+	sleep 1.5                        # the timer writes them back
+	for i in $(seq 24); do : >"$R/d$i/g"; done
+	check "24 directories written back at once (${1:-default})" "$R" $(for i in $(seq 24); do echo "$R/d$i"; done)
 }
 proposals() { awk '$1 == "cell" && $2 == "proposals" { print $3 }' "$MNT/.quorumfs/stats"; }
 
 MOPTS=()
 run_rounds ""
 hints ""
+others ""
 # ---- 3. the cache off ----
 qfs_umount
 MOPTS=(-o cache_timeout=0)
 mount_again "${MOPTS[@]}"
 run_rounds 0
 hints 0
+others 0
 note "ok"
