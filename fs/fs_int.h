@@ -197,6 +197,10 @@ struct qfs_fs {
 					 not tracked (not in the inode table, or past
 					 the directories a txn tracks); dac_mu */
 	uint64_t dac_ggen;            /* bumped at the start and end of each; dac_mu */
+	int dac_off;                  /* set (atomically, never cleared) once a txn
+					 that touched directories failed: its outcome
+					 may be unknown (a timeout may still commit),
+					 so no copy is trusted again in this mount */
 	pthread_mutex_t hint_mu;      /* a leaf lock */
 	struct qfs_fs_hint *hints;    /* QFS_FS_HINTS name hints (inode.c); hint_mu */
 };

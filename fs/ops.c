@@ -167,7 +167,10 @@ static int check_name(const char *name)
  *  - a read fills the copy only if no txn on the directory (and none
  *    untracked) started or ended while it read;
  *  - the router's own writes (a table deleted, or replaced by a rename)
- *    drop the copy of the table's root (qfs_fs_dac_drop).
+ *    drop the copy of the table's root (qfs_fs_dac_drop);
+ *  - a txn on directories that fails (but for -ENOSPC, the leader's
+ *    refusal) turns the cache off for the rest of the mount (fs->dac_off):
+ *    a timed-out entry may still commit after a read refilled a copy.
  * Lock: fs->dac_mu, a leaf, taken under an inode's mu or none. */
 #define DAC_DIRS 8 /* directories one txn tracks; more: the whole cache is busy */
 
@@ -319,6 +322,14 @@ int qfs_fs_item_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn
 
 	dac_begin(fs, table, t, &d);
 	rc = qfs_router_item_txn(fs->r, table, t, res);
+	/* A failed txn (a timeout above all) may still commit later, after a
+	 * read refilled the copy: from then on no copy is trusted.  -ENOSPC is
+	 * the leader's refusal before the entry was taken. */
+	if (rc < 0 && rc != -ENOSPC && (d.n || d.global) &&
+	    !__atomic_exchange_n(&fs->dac_off, 1, __ATOMIC_SEQ_CST))
+		QFS_LOG(QFS_LOG_WARN, "fs directory attribute cache off table=%llu err=\"%s\""
+			" why=\"a txn's outcome is unknown\" effect=\"directories' attributes read from the store\"",
+			(unsigned long long)table, qfs_strerror(rc));
 	dac_end(fs, t, &d, rc == 0 && *res == 0);
 	return rc;
 }
@@ -359,7 +370,8 @@ int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
 	if (in->loaded) {
 		*out = in->attr;
 		out->blocks = qfs_fs_blocks(in);
-	} else if (S_ISDIR(in->type) && in->ino != FUSE_ROOT_ID && fs->timeout > 0) {
+	} else if (S_ISDIR(in->type) && in->ino != FUSE_ROOT_ID && fs->timeout > 0 &&
+		   !__atomic_load_n(&fs->dac_off, __ATOMIC_RELAXED)) {
 		rc = dir_attr(fs, in, out);
 	} else {
 		rc = qfs_router_get_attr(fs->r, in->table, in->ino, out);

@@ -28,7 +28,11 @@
 #  5. directories changed other than by one tracked txn: a table deleted
 #     or replaced by a rename (router, not fs/ txns) with its root open
 #     (fstat: ESTALE, not the old copy), and one write-back txn of the
-#     buffered modes of 24 directories, more than a txn tracks.
+#     buffered modes of 24 directories, more than a txn tracks;
+#  6. a txn on a directory that times out (an unlink with 2 of 3 nodes
+#     stopped) may still commit later: the cache goes off for the rest
+#     of the mount (one log line), and the directory's attributes then
+#     agree with the store.
 
 . "$QFS_SRCDIR/tests/lib/common.sh"
 export LC_ALL=C LANG=C TZ=UTC
@@ -268,4 +272,30 @@ mount_again "${MOPTS[@]}"
 run_rounds 0
 hints 0
 others 0
+# ---- 6. an unknown outcome turns the cache off ----
+qfs_umount
+MOPTS=(-o quorum_timeout=1s)
+mount_again "${MOPTS[@]}"
+R=$MNT/t6
+mkdir "$R" "$R/d" || fail "mkdir t6"
+# an unlink by name hint: no lookup (the kernel keeps the entry) and no
+# store read before its txn
+head -c 5000 /dev/urandom >"$R/d/x" || fail "create x"
+stat "$R/d" "$R/d/x" >/dev/null
+grep -q 'directory attribute cache off' "$T/daemon.out" "$DATA/quorumfs.log" 2>/dev/null &&
+	fail "cache off before any failure"
+echo stop 2 >"$MNT/.quorumfs/nodes" || fail "stop 2"
+echo stop 3 >"$MNT/.quorumfs/nodes" || fail "stop 3"
+rm "$R/d/x" 2>"$T/mkdir6.err" && fail "unlink succeeded without a quorum"
+echo start 2 >"$MNT/.quorumfs/nodes" || fail "start 2"
+echo start 3 >"$MNT/.quorumfs/nodes" || fail "start 3"
+ok=0
+for _ in $(seq 100); do
+	grep -q 'directory attribute cache off' "$T/daemon.out" "$DATA/quorumfs.log" 2>/dev/null && { ok=1; break; }
+	sleep 0.1
+done
+[ $ok = 1 ] || fail "no 'directory attribute cache off' line after a failed unlink ($(cat "$T/mkdir6.err"))"
+for _ in $(seq 100); do : >"$R/d/y" 2>/dev/null && break; sleep 0.2; done
+[ -e "$R/d/y" ] || fail "no create after the nodes came back"
+check "after a failed txn" "$R" "$R/d"
 note "ok"
