@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/key.h"
 #include "common/log.h"
 #include "fs/fs_int.h"
 
@@ -180,15 +179,6 @@ struct dac_txn {
 	struct qfs_fs_inode *in[DAC_DIRS]; /* referenced */
 };
 
-static qfs_ino_t op_inode(const struct qfs_op *op)
-{
-	struct qfs_key k;
-
-	if (qfs_key_parse(op->key, op->key_len, &k) || k.kind != QFS_KEY_INODE)
-		return 0;
-	return k.pk;
-}
-
 void qfs_fs_dac_drop(struct qfs_fs *fs, qfs_ino_t ino)
 {
 	struct qfs_fs_inode *in = qfs_fs_ifind(fs, ino);
@@ -209,7 +199,7 @@ static void dac_begin(struct qfs_fs *fs, qfs_table_t table, const struct qfs_rou
 	if (fs->timeout <= 0)
 		return;
 	for (uint32_t i = 0; i < t->t.nops; i++) {
-		qfs_ino_t ino = op_inode(&t->t.ops[i]);
+		qfs_ino_t ino = qfs_router_op_inode(&t->t.ops[i]);
 		unsigned j = 0;
 
 		if (ino == 0 || ino == FUSE_ROOT_ID)
@@ -258,7 +248,7 @@ static bool dac_apply(struct qfs_fs_inode *in, const struct qfs_router_itxn *t)
 	for (uint32_t i = 0; i < t->t.nops; i++) {
 		const struct qfs_op *op = &t->t.ops[i];
 
-		if (op_inode(op) != in->ino)
+		if (qfs_router_op_inode(op) != in->ino)
 			continue;
 		switch (op->kind) {
 		case QFS_OP_EXPECT_ABSENT:

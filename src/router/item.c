@@ -118,6 +118,15 @@ struct qfs_op *qfs_router_itxn_add(struct qfs_router_itxn *t, enum qfs_op_kind k
 	return op;
 }
 
+qfs_ino_t qfs_router_op_inode(const struct qfs_op *op)
+{
+	struct qfs_key k;
+
+	if (!op->key || qfs_key_parse(op->key, op->key_len, &k) || k.kind != QFS_KEY_INODE)
+		return 0;
+	return k.pk;
+}
+
 struct qfs_op *qfs_router_itxn_add_range(struct qfs_router_itxn *t, enum qfs_op_kind kind,
 					 const struct qfs_router_range *rg)
 {

@@ -160,6 +160,9 @@ void qfs_router_itxn_close(struct qfs_router_itxn *t); /* frees the ops and keys
  * the next append. */
 struct qfs_op *qfs_router_itxn_add(struct qfs_router_itxn *t, enum qfs_op_kind kind,
 				   const struct qfs_router_key *k, const struct qfs_router_key *k2);
+/* The inode whose inode item op (an op of an itxn) names, or 0 when its
+ * key is not an inode key (a dentry, a chunk, a range). */
+qfs_ino_t qfs_router_op_inode(const struct qfs_op *op);
 /* Append a range op (DEL_RANGE, EXPECT_EMPTY) over rg; as _add. */
 struct qfs_op *qfs_router_itxn_add_range(struct qfs_router_itxn *t, enum qfs_op_kind kind,
 					 const struct qfs_router_range *rg);
