@@ -294,7 +294,6 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 		free(buf);
 		return fd == -ENOMEM ? -ENOMEM : 2;
 	}
-	read_ahead(s, group, first, fd, off, len);
 	while (got < len) {
 		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
@@ -304,6 +303,9 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 			break;
 		got += (size_t)n;
 	}
+	/* after the pread: a read that missed (the first of a link, or after
+	 * a jump) does not wait behind the megabytes it asks ahead */
+	read_ahead(s, group, first, fd, off, len);
 	close(fd);
 	if (got != len || qfs_crc32c(qfs_crc32c(0, key, key_len), buf, len) != crc) {
 		free(buf);
