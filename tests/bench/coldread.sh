@@ -10,9 +10,11 @@
 #   -P         also passthrough_ll, once per round
 #   -s TOOL    one more cold read of the new binary under strace -f -T
 #              (pread64, fadvise64, read, writev: counts and times) or
-#              perf record -g (report of the top symbols), printed at the end
+#              perf record -g (report of the top symbols), printed at the end;
+#              the raw trace is kept in /tmp/coldread.strace or .perf
 #   QFS_BIN      the new binary (default ./fs/quorumfs)
 #   QFS_OLD_BIN  the old binary (required)
+#   RA_KB        read_ahead_kb of each mount's bdi (default: the kernel's)
 # Not a test (not in make check).  Prints one line per read: target,
 # MiB/s, daemon CPU seconds per GiB (utime + stime, load-independent),
 # then the median of each target.
@@ -36,6 +38,7 @@ export QFS_BIN
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 . "$QFS_SRCDIR/tests/lib/passthrough.sh"
 qfs_require dd awk
+EXAMPLES=/usr/share/doc/libfuse3-dev/examples
 [ -w /proc/sys/vm/drop_caches ] || skip "needs root"
 
 qfs_setup
@@ -66,6 +69,8 @@ one() { # one TARGET: remount, drop caches, read; prints and records
 	old) old_stop; old_start; pid=$OLD_PID; dir=$OLDMNT/b ;;
 	pt) pt_stop; pt_start; pid=$PT_PID; dir=$PTMNT ;;
 	esac
+	# RA_KB: the mount's kernel read-ahead window (its bdi), default kept
+	[ -n "${RA_KB:-}" ] && echo "$RA_KB" >"/sys/class/bdi/$(mountpoint -d "${dir%/b}")/read_ahead_kb"
 	sync; echo 3 >/proc/sys/vm/drop_caches
 	c0=$(ticks "$pid")
 	t0=$(date +%s.%N)
@@ -109,5 +114,6 @@ perf)
 	dd if="$MNT/b/f" of=/dev/null bs=1M status=none
 	kill -INT "$SP"; wait "$SP" 2>/dev/null
 	perf report -i "$T/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -40
+	cp "$T/perf.data" /tmp/coldread.perf 2>/dev/null
 	;;
 esac
