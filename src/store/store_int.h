@@ -35,9 +35,13 @@
 /* Value log (vlog.c): cached fds of links, and segments linked by apply. */
 #define STORE_VLOG_FDS 64
 #define STORE_VLINK_SLOTS 64
-/* A read that ends within STORE_VLOG_RA of what was asked ahead of a link
- * asks for the next STORE_VLOG_RA bytes (a sequential file read). */
+/* A sequential read of a link keeps STORE_VLOG_RA bytes asked ahead of
+ * it (POSIX_FADV_WILLNEED), asked in calls of STORE_VLOG_RA_STEP bytes:
+ * Linux reads at most max(read_ahead_kb, max_sectors_kb) of one call
+ * (8 MiB on vda here, often 512 KiB-1 MiB), the rest of a longer one is
+ * silently dropped (store_vlog_ra_next). */
 #define STORE_VLOG_RA (16u << 20)
+#define STORE_VLOG_RA_STEP (512u << 10)
 /* No pointer names a longer value (a WAL record's payload is at most 64
  * MiB): a record that says more is damaged. */
 #define STORE_VLOG_VALUE_MAX (64u << 20)
@@ -256,6 +260,15 @@ void store_vlog_snap(struct qfs_store *s, int delta);
 int store_vlog_drop(struct qfs_store *s, qfs_group_t group);
 /* store_vlog_forget: apply links group's next segment anew (I/O thread). */
 void store_vlog_forget(struct qfs_store *s, qfs_group_t group);
+/* The read-ahead of a link whose mark is *ra_end (bytes up to there were
+ * asked; 0: nothing yet) after a read of [off, off + len): a read that
+ * starts beyond the mark or ends more than 2 * STORE_VLOG_RA before it is a
+ * jump (the mark moves to its end, nothing asked: the next read asks if
+ * it follows); else once the bytes asked ahead of its end fall below
+ * STORE_VLOG_RA - STORE_VLOG_RA_STEP, [*from, *from + ret) is to be asked
+ * and the mark moves to off + len + STORE_VLOG_RA.  The bytes to ask (0:
+ * none).  Pure: the caller holds the lock of *ra_end. */
+uint64_t store_vlog_ra_next(uint64_t *ra_end, uint64_t off, uint64_t len, uint64_t *from);
 /* store.c: cb of a scan for the item at RocksDB key k ('d' be64(group)
  * itemkey) with value v, a pointer resolved through ro first (the
  * scan's snapshot).  cb's value, QFS_ECORRUPT, -ENOMEM or -EIO. */

@@ -209,17 +209,34 @@ static int fd_get(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first)
 	return fd;
 }
 
+/* See store_int.h. */
+uint64_t store_vlog_ra_next(uint64_t *ra_end, uint64_t off, uint64_t len, uint64_t *from)
+{
+	uint64_t end = off + len;
+
+	if (*ra_end && (off > *ra_end || end + 2 * (uint64_t)STORE_VLOG_RA < *ra_end)) {
+		*ra_end = end; /* a jump: ask once the next read follows it */
+		return 0;
+	}
+	if (end + STORE_VLOG_RA < *ra_end + STORE_VLOG_RA_STEP)
+		return 0; /* enough is asked ahead already */
+	*from = end > *ra_end ? end : *ra_end;
+	*ra_end = end + STORE_VLOG_RA;
+	return *ra_end - *from;
+}
+
 /* Ask the kernel ahead for a sequential read of group's link first (fd)
- * that reads [off, off + len): when it ends within half of STORE_VLOG_RA
- * of what was asked before and starts inside it (or nothing was), the
- * next STORE_VLOG_RA bytes are asked for; a read elsewhere only moves the
- * mark (the next one asks if it follows) (POSIX_FADV_WILLNEED: the reads of a
- * file's chunks come from several FUSE threads, and the page cache then
- * holds them as RocksDB's blob files did). */
+ * that reads [off, off + len): keep STORE_VLOG_RA bytes asked ahead of it
+ * (store_vlog_ra_next), in calls of STORE_VLOG_RA_STEP bytes, since the
+ * kernel reads only the first max(read_ahead_kb, max_sectors_kb) of one
+ * call (POSIX_FADV_WILLNEED: the reads of a file's chunks come from
+ * several FUSE threads, and the page cache then holds them as RocksDB's
+ * blob files did).  A step every few chunks keeps the disk busy ahead of
+ * the reads without queueing megabytes in front of a read's own miss. */
 static void read_ahead(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, int fd, uint64_t off,
 		       uint64_t len)
 {
-	uint64_t from = 0;
+	uint64_t from = 0, n = 0;
 
 	pthread_mutex_lock(&s->vlog_mu);
 	for (size_t i = 0; i < STORE_VLOG_FDS; i++) {
@@ -227,17 +244,17 @@ static void read_ahead(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 
 		if (f->fd < 0 || f->group != group || f->first != first)
 			continue;
-		if (f->ra_end && (off > f->ra_end || off + len + 2 * STORE_VLOG_RA < f->ra_end)) {
-			f->ra_end = off + len; /* a jump: ask once the next read follows it */
-		} else if (off + len + STORE_VLOG_RA / 2 > f->ra_end) {
-			from = off + len > f->ra_end ? off + len : f->ra_end;
-			f->ra_end = from + STORE_VLOG_RA;
-		}
+		n = store_vlog_ra_next(&f->ra_end, off, len, &from);
 		break;
 	}
 	pthread_mutex_unlock(&s->vlog_mu);
-	if (from)
-		(void)posix_fadvise(fd, (off_t)from, STORE_VLOG_RA, POSIX_FADV_WILLNEED);
+	while (n) {
+		uint64_t step = n < STORE_VLOG_RA_STEP ? n : STORE_VLOG_RA_STEP;
+
+		(void)posix_fadvise(fd, (off_t)from, (off_t)step, POSIX_FADV_WILLNEED);
+		from += step;
+		n -= step;
+	}
 }
 
 /* Drop the cached fds of group (every first LSN when all), or of its
@@ -277,7 +294,6 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 		free(buf);
 		return fd == -ENOMEM ? -ENOMEM : 2;
 	}
-	read_ahead(s, group, first, fd, off, len);
 	while (got < len) {
 		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
@@ -287,6 +303,9 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 			break;
 		got += (size_t)n;
 	}
+	/* after the pread: a read that missed (the first of a link, or after
+	 * a jump) does not wait behind the megabytes it asks ahead */
+	read_ahead(s, group, first, fd, off, len);
 	close(fd);
 	if (got != len || qfs_crc32c(qfs_crc32c(0, key, key_len), buf, len) != crc) {
 		free(buf);

@@ -3872,6 +3872,52 @@ START_TEST(test_vlog_off)
 }
 END_TEST
 
+/* The read-ahead window of a link (store_vlog_ra_next): a sequential read,
+ * its chunks taken out of order as by several FUSE threads, keeps at least
+ * STORE_VLOG_RA - STORE_VLOG_RA_STEP bytes asked ahead of every read, the
+ * asked ranges follow each other with no gap, and a read asks at most a
+ * step beyond what it read once the window is open.  A jump asks nothing;
+ * the read that follows it opens a window at its end.  (Fails if the lead
+ * may fall to STORE_VLOG_RA / 2 as before, or a range is skipped.) */
+START_TEST(test_vlog_ra_window)
+{
+	const uint64_t base = (8u << 20) + 123, len = QFS_CHUNK_SIZE, n = 2048;
+	uint64_t mark = 0, next = 0, from = 0, asked = 0;
+
+	for (uint64_t k = 0; k < n; k++) {
+		/* pairs swapped every third pair: chunk 2j + 1 before 2j */
+		uint64_t i = (k / 2) % 3 == 1 ? (k % 2 ? k - 1 : k + 1) : k;
+		uint64_t off = base + i * len, m = store_vlog_ra_next(&mark, off, len, &from);
+
+		if (m) {
+			if (next)
+				ck_assert_uint_eq(from, next); /* no gap, no overlap */
+			else
+				ck_assert_uint_eq(from, off + len);
+			next = from + m;
+			ck_assert_uint_eq(next, mark);
+			asked += m;
+			if (k > 0)
+				ck_assert_uint_le(m, STORE_VLOG_RA_STEP + 2 * len);
+		}
+		ck_assert_uint_ge(mark, off + len + STORE_VLOG_RA - STORE_VLOG_RA_STEP);
+	}
+	ck_assert_uint_eq(asked, mark - (base + len));
+	/* a jump ahead: nothing asked, the mark at its end; the next read asks */
+	uint64_t far = mark + (1u << 30);
+
+	ck_assert_uint_eq(store_vlog_ra_next(&mark, far, len, &from), 0);
+	ck_assert_uint_eq(mark, far + len);
+	ck_assert_uint_eq(store_vlog_ra_next(&mark, far + len, len, &from), STORE_VLOG_RA);
+	ck_assert_uint_eq(from, far + 2 * len);
+	/* a jump back (a reread of the file's start): the same */
+	ck_assert_uint_eq(store_vlog_ra_next(&mark, base, len, &from), 0);
+	ck_assert_uint_eq(mark, base + len);
+	ck_assert_uint_eq(store_vlog_ra_next(&mark, base + len, len, &from), STORE_VLOG_RA);
+	ck_assert_uint_eq(from, base + 2 * len);
+}
+END_TEST
+
 
 static Suite *store_suite(void)
 {
@@ -3920,6 +3966,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
+	tcase_add_test(tc, test_vlog_ra_window);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
