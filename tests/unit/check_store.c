@@ -28,6 +28,7 @@
 #include "common/item.h"
 #include "common/key.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "common/txn.h"
 #include "store/store.h"
 #include "store/store_int.h" /* the chunk checksum counters and the raw RocksDB handle */
@@ -3727,6 +3728,89 @@ START_TEST(test_vlog_rewrite)
 }
 END_TEST
 
+/* The collector moving a chunk while an apply rewrites it: the apply
+ * wins.  The collector reads the value of chunk 0 (the one live chunk of
+ * a segment less than half live) outside the apply lock; a hook on its
+ * open of the link applies, right then, a new value of chunk 0 (a
+ * pointer into another segment, a value in RocksDB) or its delete.  The
+ * collector must then write nothing for chunk 0: fails if its check of
+ * the record under the lock were missing (the old value would come back,
+ * or the deleted chunk). */
+static int race_variant, race_armed;
+static uint8_t race_new[QFS_CHUNK_SIZE / 2];
+
+static int race_open(const char *path, int flags, mode_t mode)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "qfs-vlog/%016llx.%016llx.wal", (unsigned long long)G1, 2ull);
+	if (race_armed && strstr(path, name)) {
+		struct qfs_txn t;
+		uint32_t kl;
+
+		race_armed = 0;
+		if (race_variant == 0) { /* a pointer into segment 3 */
+			ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(race_new), 77, 3, race_new), 0);
+		} else {
+			qfs_txn_init(&t);
+			kp = kchunk(FILE_INO, 0, &kl);
+			if (race_variant == 1) { /* a value in RocksDB */
+				fill_rand(race_new, sizeof(race_new), 78);
+				add_put_bytes(&t, kp, kl, race_new, sizeof(race_new));
+			} else { /* a delete */
+				add(&t, QFS_OP_DEL, kp, kl);
+			}
+			ck_assert_int_eq(APPLY(G1, &t), 0);
+		}
+	}
+	return qfs_sysio_default.open(path, flags, mode);
+}
+
+START_TEST(test_vlog_rewrite_race)
+{
+	static uint8_t v[4][QFS_CHUNK_SIZE / 2], w[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl;
+	size_t dl;
+
+	race_variant = _i;
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	for (int i = 0; i < 4; i++) {
+		fill_rand(v[i], sizeof(v[i]), 50 + (unsigned)i);
+		kp = kchunk(FILE_INO, (uint64_t)i, &kl);
+		add_put_bytes(&t, kp, kl, v[i], sizeof(v[i]));
+	}
+	ck_assert_int_eq(apply_seg(G1, &t, 2), 0); /* four chunks in seg 2 */
+	for (int i = 1; i < 4; i++)                 /* three replaced in seg 3 */
+		ck_assert_int_eq(put_chunk_seg(G1, (uint64_t)i, sizeof(w), 60 + (unsigned)i, 3, w), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_REC_LEN);
+	reopen(); /* no cached fd: the collector opens the link */
+	__atomic_store_n(&qfs_sysio.open, race_open, __ATOMIC_RELEASE);
+	race_armed = 1;
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	qfs_sysio_reset();
+	ck_assert_int_eq(race_armed, 0); /* the hook ran */
+	ck_assert_uint_eq(vs.rewritten, 0);
+	ck_assert_uint_eq(vs.removed, 1); /* seg 2 has no pointer left */
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	for (int round = 0; round < 2; round++) {
+		if (race_variant == 2) {
+			kp = kchunk(FILE_INO, 0, &kl);
+			ck_assert(!present(G1, kp, kl));
+			ck_assert_uint_eq(raw_rec(G1, 0, &dl), 0);
+			ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 3 * sizeof(w));
+		} else {
+			assert_chunk(G1, 0, race_new, sizeof(race_new));
+			ck_assert_uint_eq(raw_rec(G1, 0, &dl), race_variant == 0 ? STORE_VLOG_REC_LEN : STORE_CRC_LEN);
+			ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 4 * sizeof(w));
+		}
+		reopen();
+	}
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -3917,6 +4001,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_put_get);
 	tcase_add_test(tc, test_vlog_overwrite_gc);
 	tcase_add_test(tc, test_vlog_rewrite);
+	tcase_add_loop_test(tc, test_vlog_rewrite_race, 0, 3);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
