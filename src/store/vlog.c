@@ -411,10 +411,20 @@ static int links_remove(struct qfs_store *s, qfs_group_t group, int all)
 	return rc;
 }
 
-/* See store_int.h. */
+/* See store_int.h.  While a snapshot read is open it may still resolve
+ * the group's pointers: the links stay, the collector removes them once
+ * none is open (orphans_remove). */
 int store_vlog_drop(struct qfs_store *s, qfs_group_t group)
 {
-	return links_remove(s, group, 0);
+	int rc = 0;
+
+	pthread_mutex_lock(&s->apply_mu);
+	if (__atomic_load_n(&s->vlog_snaps, __ATOMIC_ACQUIRE) == 0)
+		rc = links_remove(s, group, 0);
+	else
+		vlink_slot(s, group)->valid = 0;
+	pthread_mutex_unlock(&s->apply_mu);
+	return rc;
 }
 
 /* See store_int.h. */
@@ -422,8 +432,10 @@ void store_vlog_forget(struct qfs_store *s, qfs_group_t group)
 {
 	struct store_vlink *e = vlink_slot(s, group);
 
+	pthread_mutex_lock(&s->apply_mu);
 	if (e->group == group)
 		e->valid = 0;
+	pthread_mutex_unlock(&s->apply_mu);
 }
 
 /* One link found by the collector. */
@@ -631,6 +643,48 @@ static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 	return rc;
 }
 
+/* Remove the links of the groups of v without an applied LSN (applied[i]
+ * 0 when listed): a group dropped while a snapshot read was open
+ * (store_vlog_drop), or by a crash between its drop and the removal, or
+ * whose first apply linked a segment and crashed before its batch.  Under
+ * s->apply_mu (every batch that writes a pointer is written under it,
+ * after its link) the group's applied LSN is read again: still 0, no
+ * pointer of it is in the store, and the store is flushed first so that
+ * none is in the durable one either (a drop's batch may not be flushed
+ * yet).  Not while a snapshot read is open.  Adds the links removed to
+ * *removed.  0 or -errno (logged). */
+static int orphans_remove(struct qfs_store *s, const struct glink *v, const qfs_lsn_t *applied, size_t n,
+			  uint64_t *removed)
+{
+	size_t cand = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cand += applied[i] == 0;
+	if (!cand)
+		return 0;
+	pthread_mutex_lock(&s->apply_mu);
+	if (__atomic_load_n(&s->vlog_snaps, __ATOMIC_ACQUIRE) != 0 || (rc = qfs_store_sync(s)))
+		goto out;
+	for (size_t i = 0; i < n && !rc; i++) {
+		qfs_lsn_t a;
+
+		if (applied[i] != 0 || (i > 0 && v[i - 1].group == v[i].group))
+			continue;
+		if ((rc = qfs_store_applied(s, v[i].group, &a)) || a != 0)
+			continue;
+		if ((rc = links_remove(s, v[i].group, 0)))
+			break;
+		for (size_t j = i; j < n && v[j].group == v[i].group; j++)
+			(*removed)++;
+		QFS_LOG(QFS_LOG_INFO, "store vlog links of a dropped group removed dir=%s group=%016" PRIx64, s->dir,
+			(uint64_t)v[i].group);
+	}
+out:
+	pthread_mutex_unlock(&s->apply_mu);
+	return rc;
+}
+
 /* Link i (not the last of v) may go: no pointer into it, and its group
  * applied past the first LSN of its next link. */
 static int removable(const struct glink *v, const qfs_lsn_t *applied, size_t i)
@@ -658,18 +712,16 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 	uint64_t dangling = 0;
 	size_t n = 0;
 	int rc, removed = 0;
+	uint64_t orphans = 0;
 
 	memset(st, 0, sizeof(*st));
+relist:
 	if ((rc = links_list(s, &v, &n)))
 		goto out;
 	applied = calloc(n ? n : 1, sizeof(*applied));
 	if (!applied) {
 		rc = -ENOMEM;
 		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		st->segments++;
-		st->bytes += v[i].size;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || v[i].group != v[i - 1].group) {
@@ -678,6 +730,22 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 		} else {
 			applied[i] = applied[i - 1];
 		}
+	/* the links of dropped groups go first (at most one pass) */
+	if (!orphans && (rc = orphans_remove(s, v, applied, n, &orphans)) == 0 && orphans) {
+		st->removed += orphans;
+		__atomic_add_fetch(&s->vlog_gc_removed, orphans, __ATOMIC_RELAXED);
+		free(applied);
+		free(v);
+		applied = NULL;
+		v = NULL;
+		goto relist;
+	}
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		st->segments++;
+		st->bytes += v[i].size;
+	}
 	/* the scan reads every pointer: only when a link may go, or asked */
 	size_t maybe = 0;
 

@@ -3811,6 +3811,48 @@ START_TEST(test_vlog_rewrite_race)
 }
 END_TEST
 
+/* A snapshot read (scrub, archive, snapshot send) open while its group
+ * is dropped reads the group as it was: the values it resolves stay
+ * readable until it ends (no EIO, no damage counted); then the links go
+ * (the collector), not one is left behind. */
+START_TEST(test_vlog_drop_snapshot)
+{
+	static uint8_t v[QFS_CHUNK_SIZE];
+	struct vscan a = { v, sizeof(v), 0 };
+	struct qfs_store_vlog_stat vs;
+	struct qfs_store_snap *sn;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 90, 2, v), 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(v), 90, 3, v), 0);
+	ck_assert_int_eq(put_chunk_seg(G2, 0, sizeof(v), 90, 4, v), 0);
+	ck_assert(link_exists(G1, 2) && link_exists(G1, 3));
+	reopen(); /* no cached fd */
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(qfs_store_snap_scan(sn, G1, NULL, 0, NULL, 0, vscan_cb, &a), 0);
+	ck_assert_int_eq(a.seen, 2);
+	qfs_store_snap_release(sn);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.bad, 0);
+	ck_assert(!link_exists(G1, 2) && !link_exists(G1, 3));
+	ck_assert_uint_eq(vs.segments, 1); /* G2's */
+	ck_assert(link_exists(G2, 4));
+	assert_chunk(G2, 0, v, sizeof(v));
+	/* links left by a crash after a drop: removed at the next pass */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 90, 5, v), 0);
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert(link_exists(G1, 5));
+	qfs_store_snap_release(sn);
+	reopen(); /* (as after a crash before the collector's pass) */
+	ck_assert(link_exists(G1, 5));
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+	ck_assert(!link_exists(G1, 5) && link_exists(G2, 4));
+	assert_chunk(G2, 0, v, sizeof(v));
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -4002,6 +4044,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_overwrite_gc);
 	tcase_add_test(tc, test_vlog_rewrite);
 	tcase_add_loop_test(tc, test_vlog_rewrite_race, 0, 3);
+	tcase_add_test(tc, test_vlog_drop_snapshot);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
