@@ -3853,6 +3853,73 @@ START_TEST(test_vlog_drop_snapshot)
 }
 END_TEST
 
+/* A point read's own snapshot (the checked read after a failed first
+ * try) holds the collector back as a scan's does: a pointer it resolves
+ * stays readable.  The first try's open of the link fails (EMFILE); on
+ * the checked read's open, a hook runs the collector, which moves the
+ * chunk into RocksDB and would unlink the link the read's snapshot still
+ * points into: fails with QFS_ECORRUPT if point reads were not counted
+ * in vlog_snaps. */
+static int pr_opens;
+static struct qfs_store_vlog_stat pr_vs;
+
+static int pr_open(const char *path, int flags, mode_t mode)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "qfs-vlog/%016llx.%016llx.wal", (unsigned long long)G1, 2ull);
+	if (strstr(path, name)) {
+		int n = ++pr_opens;
+
+		if (n == 1) {
+			errno = EMFILE;
+			return -1;
+		}
+		if (n == 2)
+			ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &pr_vs), 0);
+	}
+	return qfs_sysio_default.open(path, flags, mode);
+}
+
+START_TEST(test_vlog_point_read_gc)
+{
+	static uint8_t v[4][QFS_CHUNK_SIZE / 2], w[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	for (int i = 0; i < 4; i++) {
+		fill_rand(v[i], sizeof(v[i]), 80 + (unsigned)i);
+		kp = kchunk(FILE_INO, (uint64_t)i, &kl);
+		add_put_bytes(&t, kp, kl, v[i], sizeof(v[i]));
+	}
+	ck_assert_int_eq(apply_seg(G1, &t, 2), 0);
+	for (int i = 1; i < 4; i++)
+		ck_assert_int_eq(put_chunk_seg(G1, (uint64_t)i, sizeof(w), 85 + (unsigned)i, 3, w), 0);
+	reopen(); /* no cached fd */
+	pr_opens = 0;
+	__atomic_store_n(&qfs_sysio.open, pr_open, __ATOMIC_RELEASE);
+	kp = kchunk(FILE_INO, 0, &kl);
+	void *p = NULL;
+	size_t pl = 0;
+	int rc = qfs_store_get(st, G1, kp, kl, &p, &pl);
+
+	qfs_sysio_reset();
+	ck_assert_int_ge(pr_opens, 3); /* the try, the checked read, the collector */
+	ck_assert_uint_eq(pr_vs.rewritten, sizeof(v[0]));
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(pl, sizeof(v[0]));
+	ck_assert_int_eq(memcmp(p, v[0], pl), 0);
+	free(p);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0); /* now it goes */
+	ck_assert_uint_eq(vs.bad, 0);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	assert_chunk(G1, 0, v[0], sizeof(v[0]));
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -4045,6 +4112,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_rewrite);
 	tcase_add_loop_test(tc, test_vlog_rewrite_race, 0, 3);
 	tcase_add_test(tc, test_vlog_drop_snapshot);
+	tcase_add_test(tc, test_vlog_point_read_gc);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
