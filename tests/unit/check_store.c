@@ -3920,6 +3920,50 @@ START_TEST(test_vlog_point_read_gc)
 }
 END_TEST
 
+/* A link that cannot be made (ENOSPC on link, EIO on the directory's
+ * fsync): the values of that segment stay in RocksDB (8-byte records),
+ * read back right, and the next segment is linked again; a link left
+ * without its fsync holds no pointer and the collector removes it. */
+START_TEST(test_vlog_link_fails)
+{
+	static uint8_t v[QFS_CHUNK_SIZE];
+	struct qfs_store_vlog_stat vs;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_RENAME), 1, ENOSPC, 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 91, 2, v), 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(v), 92, 2, v), 0); /* same segment: not tried again */
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 1);
+	qfs_sysio_reset();
+	ck_assert(!link_exists(G1, 2));
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
+	assert_chunk(G1, 1, v, sizeof(v));
+	fill_rand(v, sizeof(v), 91);
+	assert_chunk(G1, 0, v, sizeof(v));
+	/* the link made, its directory fsync failing */
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_SYNC), 1, EIO, 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 2, sizeof(v), 93, 3, v), 0);
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 1);
+	qfs_sysio_reset();
+	ck_assert(link_exists(G1, 3));
+	ck_assert_uint_eq(raw_rec(G1, 2, &dl), STORE_CRC_LEN);
+	assert_chunk(G1, 2, v, sizeof(v));
+	/* the next segment is linked: pointers again */
+	ck_assert_int_eq(put_chunk_seg(G1, 3, sizeof(v), 94, 4, v), 0);
+	ck_assert(link_exists(G1, 4));
+	ck_assert_uint_eq(raw_rec(G1, 3, &dl), STORE_VLOG_REC_LEN);
+	assert_chunk(G1, 3, v, sizeof(v));
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(!link_exists(G1, 3) && link_exists(G1, 4));
+	reopen();
+	assert_chunk(G1, 3, v, sizeof(v));
+	fill_rand(v, sizeof(v), 93);
+	assert_chunk(G1, 2, v, sizeof(v));
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -4113,6 +4157,7 @@ static Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_vlog_rewrite_race, 0, 3);
 	tcase_add_test(tc, test_vlog_drop_snapshot);
 	tcase_add_test(tc, test_vlog_point_read_gc);
+	tcase_add_test(tc, test_vlog_link_fails);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
