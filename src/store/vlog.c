@@ -444,6 +444,7 @@ struct glink {
 	qfs_lsn_t first;
 	uint64_t size;  /* bytes of the file */
 	uint64_t live;  /* bytes of values still pointed at */
+	nlink_t nlink;  /* names of the file (1: the WAL has none left) */
 };
 
 static int glink_cmp(const void *a, const void *b)
@@ -482,6 +483,7 @@ static int links_list(struct qfs_store *s, struct glink **out, size_t *nout)
 		    fstatat(dirfd(d), de->d_name, &st, 0) != 0)
 			continue;
 		l.size = (uint64_t)st.st_blocks * 512;
+		l.nlink = st.st_nlink;
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
 			struct glink *nv = realloc(v, c * sizeof(*nv));
@@ -643,12 +645,14 @@ static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 	return rc;
 }
 
-/* Remove the links of the groups of v without an applied LSN (applied[i]
- * 0 when listed): a group dropped while a snapshot read was open
- * (store_vlog_drop), or by a crash between its drop and the removal, or
- * whose first apply linked a segment and crashed before its batch.  Under
- * s->apply_mu (every batch that writes a pointer is written under it,
- * after its link) the group's applied LSN is read again: still 0, no
+/* Remove the links of v whose group has no applied LSN (applied[i] 0
+ * when listed) and whose WAL file has no other name left (the WAL was
+ * removed): a group dropped while a snapshot read was open
+ * (store_vlog_drop), or by a crash between its drop and the removal.
+ * (A live group without an applied LSN, its store never flushed before a
+ * crash, still has its WAL's names: its links stay for the replay.)
+ * Under s->apply_mu (every batch that writes a pointer is written under
+ * it, after its link) the group's applied LSN is read again: still 0, no
  * pointer of it is in the store, and the store is flushed first so that
  * none is in the durable one either (a drop's batch may not be flushed
  * yet).  Not while a snapshot read is open.  Adds the links removed to
@@ -660,26 +664,38 @@ static int orphans_remove(struct qfs_store *s, const struct glink *v, const qfs_
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++)
-		cand += applied[i] == 0;
+		cand += applied[i] == 0 && v[i].nlink == 1;
 	if (!cand)
 		return 0;
 	pthread_mutex_lock(&s->apply_mu);
 	if (__atomic_load_n(&s->vlog_snaps, __ATOMIC_ACQUIRE) != 0 || (rc = qfs_store_sync(s)))
 		goto out;
-	for (size_t i = 0; i < n && !rc; i++) {
+	for (size_t i = 0; i < n; i++) {
+		char name[VLOG_NAME_LEN + 1], path[PATH_MAX];
 		qfs_lsn_t a;
 
-		if (applied[i] != 0 || (i > 0 && v[i - 1].group == v[i].group))
+		if (applied[i] != 0 || v[i].nlink != 1)
 			continue;
-		if ((rc = qfs_store_applied(s, v[i].group, &a)) || a != 0)
-			continue;
-		if ((rc = links_remove(s, v[i].group, 0)))
+		if ((rc = qfs_store_applied(s, v[i].group, &a)))
 			break;
-		for (size_t j = i; j < n && v[j].group == v[i].group; j++)
-			(*removed)++;
-		QFS_LOG(QFS_LOG_INFO, "store vlog links of a dropped group removed dir=%s group=%016" PRIx64, s->dir,
-			(uint64_t)v[i].group);
+		if (a != 0)
+			continue;
+		link_name(name, v[i].group, v[i].first);
+		snprintf(path, sizeof(path), "%s/%s", s->vlog_dir, name);
+		fd_forget(s, v[i].group, v[i].first, 0);
+		vlink_slot(s, v[i].group)->valid = 0;
+		if (qfs_sys_unlink(path) != 0 && errno != ENOENT) {
+			rc = -errno;
+			break;
+		}
+		(*removed)++;
+		QFS_LOG(QFS_LOG_INFO, "store vlog link of a dropped group removed dir=%s file=%s", s->dir, name);
 	}
+	if (!rc && *removed)
+		rc = qfs_sysio_fsync_dir(s->vlog_dir);
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "store vlog links of dropped groups not removed dir=%s err=\"%s\"", s->dir,
+			qfs_strerror(rc));
 out:
 	pthread_mutex_unlock(&s->apply_mu);
 	return rc;
