@@ -3852,6 +3852,14 @@ START_TEST(test_vlog_drop_snapshot)
 	ck_assert_uint_eq(vs.segments, 1); /* G2's */
 	ck_assert(link_exists(G2, 4));
 	assert_chunk(G2, 0, v, sizeof(v));
+	{ /* the archiver's table snapshot resolves pointers too */
+		struct vscan b = { v, sizeof(v), 0 };
+		qfs_lsn_t ap = 0;
+
+		ck_assert_int_eq(qfs_store_snapshot_scan(st, G2, &ap, vscan_cb, &b), 0);
+		ck_assert_int_eq(b.seen, 1);
+		ck_assert_uint_eq(ap, 1);
+	}
 	/* links left by a crash after a drop: removed at the next pass */
 	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 90, 5, v), 0);
 	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
