@@ -701,11 +701,24 @@ out:
 	return rc;
 }
 
-/* Link i (not the last of v) may go: no pointer into it, and its group
- * applied past the first LSN of its next link. */
+/* Link i (not the last of v) is below the applied LSN for good: its group
+ * applied past the first LSN of its next link, and that next link is a
+ * segment of the log as it is now (its WAL file still has the WAL's name)
+ * or link i's own file left the log.  (A stale link of the group's
+ * earlier life, left by a drop or an install while a snapshot read was
+ * open, has no WAL name: it proves nothing about the segments before it,
+ * one of which may be the one the log appends to now.) */
+static int below_applied(const struct glink *v, const qfs_lsn_t *applied, size_t i)
+{
+	return v[i + 1].group == v[i].group && v[i + 1].first <= applied[i] &&
+	       (v[i + 1].nlink >= 2 || v[i].nlink == 1);
+}
+
+/* Link i (not the last of v) may go: no pointer into it, and below the
+ * applied LSN for good. */
 static int removable(const struct glink *v, const qfs_lsn_t *applied, size_t i)
 {
-	return !v[i].live && v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
+	return !v[i].live && below_applied(v, applied, i);
 }
 
 /* See store.h.  The steps, in this order:
@@ -766,7 +779,7 @@ relist:
 	size_t maybe = 0;
 
 	for (size_t i = 0; i + 1 < n; i++)
-		maybe += v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
+		maybe += below_applied(v, applied, i);
 	/* nothing changed since the last pass (same links, no apply): skip */
 	uint64_t sig = n;
 
@@ -785,8 +798,7 @@ relist:
 	for (size_t i = 0; i + 1 < n; i++) {
 		uint64_t bytes = 0;
 
-		if (!v[i].live || v[i].live * 2 >= v[i].size || v[i + 1].group != v[i].group ||
-		    v[i + 1].first > applied[i])
+		if (!v[i].live || v[i].live * 2 >= v[i].size || !below_applied(v, applied, i))
 			continue;
 		if ((rc = rewrite_seg(s, v[i].group, v[i].first, &bytes))) {
 			QFS_LOG(QFS_LOG_WARN, "store vlog rewrite stopped dir=%s group=%016" PRIx64 " seg=%016" PRIx64

@@ -3986,6 +3986,48 @@ START_TEST(test_vlog_link_fails)
 }
 END_TEST
 
+/* A stale link of the group's earlier life (a drop, or a snapshot install
+ * while a snapshot read was open, left it: its WAL file has no other
+ * name) named after the segment the group appends to now: the collector
+ * must not take it for a later segment of the log and remove the link of
+ * that current segment (its pointers would then name a missing file:
+ * EIO).  A link whose WAL file has no other name left (the WAL deleted
+ * it) still goes. */
+START_TEST(test_vlog_stale_next)
+{
+	static uint8_t v[QFS_CHUNK_SIZE], w[QFS_CHUNK_SIZE];
+	struct qfs_store_vlog_stat vs;
+	char path[256];
+	struct qfs_txn t;
+	uint32_t kl;
+	int fd;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);                             /* lsn 1 */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 95, 2, v), 0);      /* lsn 2, seg 2 */
+	snprintf(path, sizeof(path), "%s/qfs-vlog/%016llx.%016llx.wal", dir, (unsigned long long)G1, 3ull);
+	fd = open(path, O_WRONLY | O_CREAT, 0644); /* the stale link */
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	qfs_txn_init(&t); /* lsn 3: chunk 0 in RocksDB, no pointer into seg 2 */
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, kp, kl, v, sizeof(v));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(link_exists(G1, 2)); /* the log still appends to seg 2 */
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(w), 96, 2, w), 0);      /* lsn 4, seg 2 */
+	assert_chunk(G1, 1, w, sizeof(w));
+	reopen();
+	assert_chunk(G1, 1, w, sizeof(w));
+	/* the WAL deletes seg 2 (the group moved on): its link may go once
+	 * nothing points into it */
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(w), 97, 5, w), 0);      /* lsn 5, seg 5 */
+	wal_unlink(2);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 5));
+	assert_chunk(G1, 1, w, sizeof(w));
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -4180,6 +4222,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_drop_snapshot);
 	tcase_add_test(tc, test_vlog_point_read_gc);
 	tcase_add_test(tc, test_vlog_link_fails);
+	tcase_add_test(tc, test_vlog_stale_next);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
