@@ -757,6 +757,7 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
 static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8_t *key, size_t key_len,
 		       qfs_group_t group, struct qfs_val *out)
 {
+	store_vlog_snap(s, 1); /* a pointer it resolves stays readable */
 	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
 	rocksdb_readoptions_t *rc = rocksdb_readoptions_create(), *rv = rocksdb_readoptions_create();
 	int res = -ENOMEM;
@@ -774,6 +775,7 @@ static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8
 		rocksdb_readoptions_destroy(rc);
 	if (snap)
 		rocksdb_release_snapshot(s->db, snap);
+	store_vlog_snap(s, -1);
 	return res;
 }
 
@@ -783,6 +785,7 @@ static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8
  * -ENOMEM, -EIO, QFS_ECORRUPT. */
 static int chunk_get_checked(struct qfs_store *s, const uint8_t *k, size_t klen, struct qfs_val *out)
 {
+	store_vlog_snap(s, 1); /* a pointer it resolves stays readable */
 	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_pinnableslice_t *v = NULL;
@@ -820,6 +823,7 @@ out:
 		rocksdb_readoptions_destroy(ro);
 	if (snap)
 		rocksdb_release_snapshot(s->db, snap);
+	store_vlog_snap(s, -1);
 	return rc;
 }
 

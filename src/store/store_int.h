@@ -100,7 +100,7 @@ struct qfs_store {
 					     lies (qfs_store_apply_src), NULL: none;
 					     I/O thread, during an apply only */
 	struct store_vlink {              /* the link of a group's segment made (or
-					     refused: rc) by apply; I/O thread */
+					     refused: rc) by apply; under apply_mu */
 		qfs_group_t group;
 		qfs_lsn_t first;
 		int rc;
@@ -243,8 +243,10 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
  *   (either form), when RocksDB item key k has one; 0 if not; -EIO.
  * store_vlog_snap: a snapshot read begins (+1, before its snapshot is
  *   taken) or ends (-1, after it is released).
- * store_vlog_drop: remove group's links (after its items went).  0 or
- *   -errno.  I/O thread. */
+ * store_vlog_drop: remove group's links (after its items went, durably);
+ *   while a snapshot read is open they stay, and the collector removes
+ *   them once none is and the group still has no applied LSN.  0 or
+ *   -errno.  I/O thread; takes s->apply_mu. */
 int store_vlog_open(struct qfs_store *s, uint32_t min_bytes);
 void store_vlog_close(struct qfs_store *s);
 int store_vlog_link(struct qfs_store *s, qfs_group_t group, const struct qfs_store_src *src);
@@ -258,7 +260,8 @@ int store_vlog_bad(struct qfs_store *s, qfs_group_t group);
 int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *len);
 void store_vlog_snap(struct qfs_store *s, int delta);
 int store_vlog_drop(struct qfs_store *s, qfs_group_t group);
-/* store_vlog_forget: apply links group's next segment anew (I/O thread). */
+/* store_vlog_forget: apply links group's next segment anew (I/O thread;
+ * takes s->apply_mu). */
 void store_vlog_forget(struct qfs_store *s, qfs_group_t group);
 /* The read-ahead of a link whose mark is *ra_end (bytes up to there were
  * asked; 0: nothing yet) after a read of [off, off + len): a read that

@@ -430,10 +430,20 @@ static int links_remove(struct qfs_store *s, qfs_group_t group, int all)
 	return rc;
 }
 
-/* See store_int.h. */
+/* See store_int.h.  While a snapshot read is open it may still resolve
+ * the group's pointers: the links stay, the collector removes them once
+ * none is open (orphans_remove). */
 int store_vlog_drop(struct qfs_store *s, qfs_group_t group)
 {
-	return links_remove(s, group, 0);
+	int rc = 0;
+
+	pthread_mutex_lock(&s->apply_mu);
+	if (__atomic_load_n(&s->vlog_snaps, __ATOMIC_ACQUIRE) == 0)
+		rc = links_remove(s, group, 0);
+	else
+		vlink_slot(s, group)->valid = 0;
+	pthread_mutex_unlock(&s->apply_mu);
+	return rc;
 }
 
 /* See store_int.h. */
@@ -441,8 +451,10 @@ void store_vlog_forget(struct qfs_store *s, qfs_group_t group)
 {
 	struct store_vlink *e = vlink_slot(s, group);
 
+	pthread_mutex_lock(&s->apply_mu);
 	if (e->group == group)
 		e->valid = 0;
+	pthread_mutex_unlock(&s->apply_mu);
 }
 
 /* One link found by the collector. */
@@ -451,6 +463,7 @@ struct glink {
 	qfs_lsn_t first;
 	uint64_t size;  /* bytes of the file */
 	uint64_t live;  /* bytes of values still pointed at */
+	nlink_t nlink;  /* names of the file (1: the WAL has none left) */
 };
 
 static int glink_cmp(const void *a, const void *b)
@@ -489,6 +502,7 @@ static int links_list(struct qfs_store *s, struct glink **out, size_t *nout)
 		    fstatat(dirfd(d), de->d_name, &st, 0) != 0)
 			continue;
 		l.size = (uint64_t)st.st_blocks * 512;
+		l.nlink = st.st_nlink;
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
 			struct glink *nv = realloc(v, c * sizeof(*nv));
@@ -650,11 +664,80 @@ static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 	return rc;
 }
 
-/* Link i (not the last of v) may go: no pointer into it, and its group
- * applied past the first LSN of its next link. */
+/* Remove the links of v whose group has no applied LSN (applied[i] 0
+ * when listed) and whose WAL file has no other name left (the WAL was
+ * removed): a group dropped while a snapshot read was open
+ * (store_vlog_drop), or by a crash between its drop and the removal.
+ * (A live group without an applied LSN, its store never flushed before a
+ * crash, still has its WAL's names: its links stay for the replay.)
+ * Under s->apply_mu (every batch that writes a pointer is written under
+ * it, after its link) the group's applied LSN is read again: still 0, no
+ * pointer of it is in the store, and the store is flushed first so that
+ * none is in the durable one either (a drop's batch may not be flushed
+ * yet).  Not while a snapshot read is open.  Adds the links removed to
+ * *removed.  0 or -errno (logged). */
+static int orphans_remove(struct qfs_store *s, const struct glink *v, const qfs_lsn_t *applied, size_t n,
+			  uint64_t *removed)
+{
+	size_t cand = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cand += applied[i] == 0 && v[i].nlink == 1;
+	if (!cand)
+		return 0;
+	pthread_mutex_lock(&s->apply_mu);
+	if (__atomic_load_n(&s->vlog_snaps, __ATOMIC_ACQUIRE) != 0 || (rc = qfs_store_sync(s)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char name[VLOG_NAME_LEN + 1], path[PATH_MAX];
+		qfs_lsn_t a;
+
+		if (applied[i] != 0 || v[i].nlink != 1)
+			continue;
+		if ((rc = qfs_store_applied(s, v[i].group, &a)))
+			break;
+		if (a != 0)
+			continue;
+		link_name(name, v[i].group, v[i].first);
+		snprintf(path, sizeof(path), "%s/%s", s->vlog_dir, name);
+		fd_forget(s, v[i].group, v[i].first, 0);
+		vlink_slot(s, v[i].group)->valid = 0;
+		if (qfs_sys_unlink(path) != 0 && errno != ENOENT) {
+			rc = -errno;
+			break;
+		}
+		(*removed)++;
+		QFS_LOG(QFS_LOG_INFO, "store vlog link of a dropped group removed dir=%s file=%s", s->dir, name);
+	}
+	if (!rc && *removed)
+		rc = qfs_sysio_fsync_dir(s->vlog_dir);
+	if (rc)
+		QFS_LOG(QFS_LOG_ERR, "store vlog links of dropped groups not removed dir=%s err=\"%s\"", s->dir,
+			qfs_strerror(rc));
+out:
+	pthread_mutex_unlock(&s->apply_mu);
+	return rc;
+}
+
+/* Link i (not the last of v) is below the applied LSN for good: its group
+ * applied past the first LSN of its next link, and that next link is a
+ * segment of the log as it is now (its WAL file still has the WAL's name)
+ * or link i's own file left the log.  (A stale link of the group's
+ * earlier life, left by a drop or an install while a snapshot read was
+ * open, has no WAL name: it proves nothing about the segments before it,
+ * one of which may be the one the log appends to now.) */
+static int below_applied(const struct glink *v, const qfs_lsn_t *applied, size_t i)
+{
+	return v[i + 1].group == v[i].group && v[i + 1].first <= applied[i] &&
+	       (v[i + 1].nlink >= 2 || v[i].nlink == 1);
+}
+
+/* Link i (not the last of v) may go: no pointer into it, and below the
+ * applied LSN for good. */
 static int removable(const struct glink *v, const qfs_lsn_t *applied, size_t i)
 {
-	return !v[i].live && v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
+	return !v[i].live && below_applied(v, applied, i);
 }
 
 /* See store.h.  The steps, in this order:
@@ -677,18 +760,16 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 	uint64_t dangling = 0;
 	size_t n = 0;
 	int rc, removed = 0;
+	uint64_t orphans = 0;
 
 	memset(st, 0, sizeof(*st));
+relist:
 	if ((rc = links_list(s, &v, &n)))
 		goto out;
 	applied = calloc(n ? n : 1, sizeof(*applied));
 	if (!applied) {
 		rc = -ENOMEM;
 		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		st->segments++;
-		st->bytes += v[i].size;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || v[i].group != v[i - 1].group) {
@@ -697,11 +778,27 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 		} else {
 			applied[i] = applied[i - 1];
 		}
+	/* the links of dropped groups go first (at most one pass) */
+	if (!orphans && (rc = orphans_remove(s, v, applied, n, &orphans)) == 0 && orphans) {
+		st->removed += orphans;
+		__atomic_add_fetch(&s->vlog_gc_removed, orphans, __ATOMIC_RELAXED);
+		free(applied);
+		free(v);
+		applied = NULL;
+		v = NULL;
+		goto relist;
+	}
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		st->segments++;
+		st->bytes += v[i].size;
+	}
 	/* the scan reads every pointer: only when a link may go, or asked */
 	size_t maybe = 0;
 
 	for (size_t i = 0; i + 1 < n; i++)
-		maybe += v[i + 1].group == v[i].group && v[i + 1].first <= applied[i];
+		maybe += below_applied(v, applied, i);
 	/* nothing changed since the last pass (same links, no apply): skip */
 	uint64_t sig = n;
 
@@ -720,8 +817,7 @@ int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat 
 	for (size_t i = 0; i + 1 < n; i++) {
 		uint64_t bytes = 0;
 
-		if (!v[i].live || v[i].live * 2 >= v[i].size || v[i + 1].group != v[i].group ||
-		    v[i + 1].first > applied[i])
+		if (!v[i].live || v[i].live * 2 >= v[i].size || !below_applied(v, applied, i))
 			continue;
 		if ((rc = rewrite_seg(s, v[i].group, v[i].first, &bytes))) {
 			QFS_LOG(QFS_LOG_WARN, "store vlog rewrite stopped dir=%s group=%016" PRIx64 " seg=%016" PRIx64

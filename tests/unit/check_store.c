@@ -28,6 +28,7 @@
 #include "common/item.h"
 #include "common/key.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "common/txn.h"
 #include "store/store.h"
 #include "store/store_int.h" /* the chunk checksum counters and the raw RocksDB handle */
@@ -3727,6 +3728,306 @@ START_TEST(test_vlog_rewrite)
 }
 END_TEST
 
+/* The collector moving a chunk while an apply rewrites it: the apply
+ * wins.  The collector reads the value of chunk 0 (the one live chunk of
+ * a segment less than half live) outside the apply lock; a hook on its
+ * open of the link applies, right then, a new value of chunk 0 (a
+ * pointer into another segment, a value in RocksDB) or its delete.  The
+ * collector must then write nothing for chunk 0: fails if its check of
+ * the record under the lock were missing (the old value would come back,
+ * or the deleted chunk). */
+static int race_variant, race_armed;
+static uint8_t race_new[QFS_CHUNK_SIZE / 2];
+
+static int race_open(const char *path, int flags, mode_t mode)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "qfs-vlog/%016llx.%016llx.wal", (unsigned long long)G1, 2ull);
+	if (race_armed && strstr(path, name)) {
+		struct qfs_txn t;
+		uint32_t kl;
+
+		race_armed = 0;
+		if (race_variant == 0) { /* a pointer into segment 3 */
+			ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(race_new), 77, 3, race_new), 0);
+		} else {
+			qfs_txn_init(&t);
+			kp = kchunk(FILE_INO, 0, &kl);
+			if (race_variant == 1) { /* a value in RocksDB */
+				fill_rand(race_new, sizeof(race_new), 78);
+				add_put_bytes(&t, kp, kl, race_new, sizeof(race_new));
+			} else { /* a delete */
+				add(&t, QFS_OP_DEL, kp, kl);
+			}
+			ck_assert_int_eq(APPLY(G1, &t), 0);
+		}
+	}
+	return qfs_sysio_default.open(path, flags, mode);
+}
+
+START_TEST(test_vlog_rewrite_race)
+{
+	static uint8_t v[4][QFS_CHUNK_SIZE / 2], w[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl;
+	size_t dl;
+
+	race_variant = _i;
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	for (int i = 0; i < 4; i++) {
+		fill_rand(v[i], sizeof(v[i]), 50 + (unsigned)i);
+		kp = kchunk(FILE_INO, (uint64_t)i, &kl);
+		add_put_bytes(&t, kp, kl, v[i], sizeof(v[i]));
+	}
+	ck_assert_int_eq(apply_seg(G1, &t, 2), 0); /* four chunks in seg 2 */
+	for (int i = 1; i < 4; i++)                 /* three replaced in seg 3 */
+		ck_assert_int_eq(put_chunk_seg(G1, (uint64_t)i, sizeof(w), 60 + (unsigned)i, 3, w), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_REC_LEN);
+	reopen(); /* no cached fd: the collector opens the link */
+	__atomic_store_n(&qfs_sysio.open, race_open, __ATOMIC_RELEASE);
+	race_armed = 1;
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	qfs_sysio_reset();
+	ck_assert_int_eq(race_armed, 0); /* the hook ran */
+	ck_assert_uint_eq(vs.rewritten, 0);
+	ck_assert_uint_eq(vs.removed, 1); /* seg 2 has no pointer left */
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	for (int round = 0; round < 2; round++) {
+		if (race_variant == 2) {
+			kp = kchunk(FILE_INO, 0, &kl);
+			ck_assert(!present(G1, kp, kl));
+			ck_assert_uint_eq(raw_rec(G1, 0, &dl), 0);
+			ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 3 * sizeof(w));
+		} else {
+			assert_chunk(G1, 0, race_new, sizeof(race_new));
+			ck_assert_uint_eq(raw_rec(G1, 0, &dl), race_variant == 0 ? STORE_VLOG_REC_LEN : STORE_CRC_LEN);
+			ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 4 * sizeof(w));
+		}
+		reopen();
+	}
+}
+END_TEST
+
+/* Remove the fake WAL segment seg (its links keep the file). */
+static void wal_unlink(qfs_lsn_t seg)
+{
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/wal/%016llx.wal", dir, (unsigned long long)seg);
+	ck_assert_int_eq(unlink(path), 0);
+}
+
+/* A snapshot read (scrub, archive, snapshot send) open while its group
+ * is dropped reads the group as it was: the values it resolves stay
+ * readable until it ends (no EIO, no damage counted); then the links go
+ * (the collector: a group without an applied LSN whose WAL files have no
+ * other name), not one is left behind, also after a crash; another
+ * group's stay. */
+START_TEST(test_vlog_drop_snapshot)
+{
+	static uint8_t v[QFS_CHUNK_SIZE];
+	struct vscan a = { v, sizeof(v), 0 };
+	struct qfs_store_vlog_stat vs;
+	struct qfs_store_snap *sn;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 90, 2, v), 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(v), 90, 3, v), 0);
+	ck_assert_int_eq(put_chunk_seg(G2, 0, sizeof(v), 90, 4, v), 0);
+	ck_assert(link_exists(G1, 2) && link_exists(G1, 3));
+	reopen(); /* no cached fd */
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	wal_unlink(2); /* the group's WAL goes first (rnode) */
+	wal_unlink(3);
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_eq(qfs_store_snap_scan(sn, G1, NULL, 0, NULL, 0, vscan_cb, &a), 0);
+	ck_assert_int_eq(a.seen, 2);
+	qfs_store_snap_release(sn);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_eq(vs.bad, 0);
+	ck_assert(!link_exists(G1, 2) && !link_exists(G1, 3));
+	ck_assert_uint_eq(vs.segments, 1); /* G2's */
+	ck_assert(link_exists(G2, 4));
+	assert_chunk(G2, 0, v, sizeof(v));
+	{ /* the archiver's table snapshot resolves pointers too */
+		struct vscan b = { v, sizeof(v), 0 };
+		qfs_lsn_t ap = 0;
+
+		ck_assert_int_eq(qfs_store_snapshot_scan(st, G2, &ap, vscan_cb, &b), 0);
+		ck_assert_int_eq(b.seen, 1);
+		ck_assert_uint_eq(ap, 1);
+	}
+	/* links left by a crash after a drop: removed at the next pass */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 90, 5, v), 0);
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	wal_unlink(5);
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert(link_exists(G1, 5));
+	qfs_store_snap_release(sn);
+	reopen(); /* (as after a crash before the collector's pass) */
+	ck_assert(link_exists(G1, 5));
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+	ck_assert(!link_exists(G1, 5) && link_exists(G2, 4));
+	assert_chunk(G2, 0, v, sizeof(v));
+}
+END_TEST
+
+/* A point read's own snapshot (the checked read after a failed first
+ * try) holds the collector back as a scan's does: a pointer it resolves
+ * stays readable.  The first try's open of the link fails (EMFILE); on
+ * the checked read's open, a hook runs the collector, which moves the
+ * chunk into RocksDB and would unlink the link the read's snapshot still
+ * points into: fails with QFS_ECORRUPT if point reads were not counted
+ * in vlog_snaps. */
+static int pr_opens;
+static struct qfs_store_vlog_stat pr_vs;
+
+static int pr_open(const char *path, int flags, mode_t mode)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "qfs-vlog/%016llx.%016llx.wal", (unsigned long long)G1, 2ull);
+	if (strstr(path, name)) {
+		int n = ++pr_opens;
+
+		if (n == 1) {
+			errno = EMFILE;
+			return -1;
+		}
+		if (n == 2)
+			ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &pr_vs), 0);
+	}
+	return qfs_sysio_default.open(path, flags, mode);
+}
+
+START_TEST(test_vlog_point_read_gc)
+{
+	static uint8_t v[4][QFS_CHUNK_SIZE / 2], w[QFS_CHUNK_SIZE / 2];
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_txn_init(&t);
+	for (int i = 0; i < 4; i++) {
+		fill_rand(v[i], sizeof(v[i]), 80 + (unsigned)i);
+		kp = kchunk(FILE_INO, (uint64_t)i, &kl);
+		add_put_bytes(&t, kp, kl, v[i], sizeof(v[i]));
+	}
+	ck_assert_int_eq(apply_seg(G1, &t, 2), 0);
+	for (int i = 1; i < 4; i++)
+		ck_assert_int_eq(put_chunk_seg(G1, (uint64_t)i, sizeof(w), 85 + (unsigned)i, 3, w), 0);
+	reopen(); /* no cached fd */
+	pr_opens = 0;
+	__atomic_store_n(&qfs_sysio.open, pr_open, __ATOMIC_RELEASE);
+	kp = kchunk(FILE_INO, 0, &kl);
+	void *p = NULL;
+	size_t pl = 0;
+	int rc = qfs_store_get(st, G1, kp, kl, &p, &pl);
+
+	qfs_sysio_reset();
+	ck_assert_int_ge(pr_opens, 3); /* the try, the checked read, the collector */
+	ck_assert_uint_eq(pr_vs.rewritten, sizeof(v[0]));
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(pl, sizeof(v[0]));
+	ck_assert_int_eq(memcmp(p, v[0], pl), 0);
+	free(p);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0); /* now it goes */
+	ck_assert_uint_eq(vs.bad, 0);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 3));
+	assert_chunk(G1, 0, v[0], sizeof(v[0]));
+}
+END_TEST
+
+/* A link that cannot be made (ENOSPC on link, EIO on the directory's
+ * fsync): the values of that segment stay in RocksDB (8-byte records),
+ * read back right, and the next segment is linked again; a link left
+ * without its fsync holds no pointer and the collector removes it. */
+START_TEST(test_vlog_link_fails)
+{
+	static uint8_t v[QFS_CHUNK_SIZE];
+	struct qfs_store_vlog_stat vs;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_RENAME), 1, ENOSPC, 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 91, 2, v), 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(v), 92, 2, v), 0); /* same segment: not tried again */
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 1);
+	qfs_sysio_reset();
+	ck_assert(!link_exists(G1, 2));
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
+	assert_chunk(G1, 1, v, sizeof(v));
+	fill_rand(v, sizeof(v), 91);
+	assert_chunk(G1, 0, v, sizeof(v));
+	/* the link made, its directory fsync failing */
+	qfs_sysio_fault_set(QFS_SYSIO_BIT(QFS_SYSIO_SYNC), 1, EIO, 0);
+	ck_assert_int_eq(put_chunk_seg(G1, 2, sizeof(v), 93, 3, v), 0);
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 1);
+	qfs_sysio_reset();
+	ck_assert(link_exists(G1, 3));
+	ck_assert_uint_eq(raw_rec(G1, 2, &dl), STORE_CRC_LEN);
+	assert_chunk(G1, 2, v, sizeof(v));
+	/* the next segment is linked: pointers again */
+	ck_assert_int_eq(put_chunk_seg(G1, 3, sizeof(v), 94, 4, v), 0);
+	ck_assert(link_exists(G1, 4));
+	ck_assert_uint_eq(raw_rec(G1, 3, &dl), STORE_VLOG_REC_LEN);
+	assert_chunk(G1, 3, v, sizeof(v));
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(!link_exists(G1, 3) && link_exists(G1, 4));
+	reopen();
+	assert_chunk(G1, 3, v, sizeof(v));
+	fill_rand(v, sizeof(v), 93);
+	assert_chunk(G1, 2, v, sizeof(v));
+}
+END_TEST
+
+/* A stale link of the group's earlier life (a drop, or a snapshot install
+ * while a snapshot read was open, left it: its WAL file has no other
+ * name) named after the segment the group appends to now: the collector
+ * must not take it for a later segment of the log and remove the link of
+ * that current segment (its pointers would then name a missing file:
+ * EIO).  A link whose WAL file has no other name left (the WAL deleted
+ * it) still goes. */
+START_TEST(test_vlog_stale_next)
+{
+	static uint8_t v[QFS_CHUNK_SIZE], w[QFS_CHUNK_SIZE];
+	struct qfs_store_vlog_stat vs;
+	char path[256];
+	struct qfs_txn t;
+	uint32_t kl;
+	int fd;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);                             /* lsn 1 */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, sizeof(v), 95, 2, v), 0);      /* lsn 2, seg 2 */
+	snprintf(path, sizeof(path), "%s/qfs-vlog/%016llx.%016llx.wal", dir, (unsigned long long)G1, 3ull);
+	fd = open(path, O_WRONLY | O_CREAT, 0644); /* the stale link */
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	qfs_txn_init(&t); /* lsn 3: chunk 0 in RocksDB, no pointer into seg 2 */
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, kp, kl, v, sizeof(v));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(link_exists(G1, 2)); /* the log still appends to seg 2 */
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(w), 96, 2, w), 0);      /* lsn 4, seg 2 */
+	assert_chunk(G1, 1, w, sizeof(w));
+	reopen();
+	assert_chunk(G1, 1, w, sizeof(w));
+	/* the WAL deletes seg 2 (the group moved on): its link may go once
+	 * nothing points into it */
+	ck_assert_int_eq(put_chunk_seg(G1, 1, sizeof(w), 97, 5, w), 0);      /* lsn 5, seg 5 */
+	wal_unlink(2);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(!link_exists(G1, 2) && link_exists(G1, 5));
+	assert_chunk(G1, 1, w, sizeof(w));
+}
+END_TEST
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -3963,6 +4264,11 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_put_get);
 	tcase_add_test(tc, test_vlog_overwrite_gc);
 	tcase_add_test(tc, test_vlog_rewrite);
+	tcase_add_loop_test(tc, test_vlog_rewrite_race, 0, 3);
+	tcase_add_test(tc, test_vlog_drop_snapshot);
+	tcase_add_test(tc, test_vlog_point_read_gc);
+	tcase_add_test(tc, test_vlog_link_fails);
+	tcase_add_test(tc, test_vlog_stale_next);
 	tcase_add_test(tc, test_vlog_crash_replay);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);

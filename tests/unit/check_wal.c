@@ -787,6 +787,121 @@ START_TEST(test_read_recent_small)
 }
 END_TEST
 
+/* qfs_wal_read_recent_at hands each durable record's place (segment,
+ * file offset of the payload): the bytes at that place in the segment
+ * file are the payload, whether the record came from memory (a kept
+ * buffer, small or large, whose first record may follow a segment
+ * header) or from the file, after a truncation and re-append, and after a
+ * reopen (no kept buffer).  The store's value log points there
+ * (doc/format-store.md "Value log"): a wrong offset would make every
+ * pointer of a serial write wrong. */
+struct place {
+	qfs_lsn_t next;
+	size_t n, mem, seen;  /* records, of them while a buffer was kept */
+	int kept;
+	const uint8_t *want;  /* the big payloads, or NULL for pfill */
+};
+
+static void fill_big(uint8_t *b, size_t n, qfs_lsn_t l)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(l * 29 + i * 11 + 3);
+}
+
+static int place_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_wal_loc *loc, void *arg)
+{
+	struct place *k = arg;
+	char name[QFS_WAL_NAME_LEN + 1], path[PATH_MAX * 2];
+	uint8_t *b = malloc(len ? len : 1);
+	int fd;
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(lsn, k->next);
+	ck_assert_ptr_nonnull(loc); /* durable: it has a place */
+	qfs_wal_seg_name(name, loc->seg_first);
+	snprintf(path, sizeof(path), "%s/%s", loc->dir, name);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, b, len, (off_t)loc->off), (ssize_t)len);
+	close(fd);
+	ck_assert_msg(memcmp(b, p, len) == 0, "lsn %llu: the file at seg %llu off %llu is not the payload",
+		      (unsigned long long)lsn, (unsigned long long)loc->seg_first, (unsigned long long)loc->off);
+	if (!k->want) {
+		ck_assert_uint_eq(len, plen(lsn));
+		pfill(b, lsn, len);
+		ck_assert_int_eq(memcmp(b, p, len), 0);
+	}
+	free(b);
+	k->next++;
+	k->n++;
+	k->mem += k->kept;
+	return 0;
+}
+
+static void place_check(qfs_lsn_t from, qfs_lsn_t to, struct place *k)
+{
+	k->next = from;
+	k->n = 0;
+	k->kept = W->kept != NULL && W->kept_first <= from;
+	ck_assert_int_eq(qfs_wal_read_recent_at(W, from, to, place_cb, k), 0);
+	ck_assert_uint_eq(k->n, to - from + 1);
+	k->seen += k->n;
+}
+
+START_TEST(test_read_recent_at_place)
+{
+	static const struct qfs_wal_opts mid = { .segment_bytes = 64u << 10 };
+	struct place k = { 0 };
+	qfs_lsn_t l = 1;
+
+	ck_assert_int_eq(qfs_wal_open(dir, &mid, &W), 0);
+	/* serial small syncs: one record each (the first one after the
+	 * segment header), then a few per sync, crossing segments */
+	for (int round = 0; round < 120; round++) {
+		qfs_lsn_t a = l, b = l + (round < 60 ? 0 : (qfs_lsn_t)(round % 7));
+
+		append_range(W, a, b);
+		ck_assert_int_eq(qfs_wal_sync(W), 0);
+		place_check(a, b, &k);
+		l = b + 1;
+		if (round == 90) { /* cut back the last two, then again */
+			ck_assert_int_eq(qfs_wal_truncate_after(W, l - 3), 0);
+			l -= 2;
+		}
+	}
+	ck_assert_uint_gt(k.mem, 60); /* most came from memory */
+	/* a large sync (past 1 MiB: the pool's buffer is kept) */
+	uint8_t *big = malloc(60000);
+
+	ck_assert_ptr_nonnull(big);
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
+	qfs_lsn_t a = l;
+
+	for (int i = 0; i < 20; i++, l++) {
+		fill_big(big, 60000, l);
+		ck_assert_int_eq(qfs_wal_append(W, l, big, 60000), 0);
+	}
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	k.want = big;
+	size_t mem = k.mem;
+
+	place_check(a, l - 1, &k);
+	ck_assert_uint_eq(k.mem, mem + 20);
+	/* every record again, from the files after a reopen */
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_open(dir, &mid, &W), 0);
+	ck_assert_ptr_null(W->kept);
+	place_check(a, l - 1, &k);
+	k.want = NULL;
+	place_check(1, a - 1, &k);
+	free(big);
+}
+END_TEST
+
 /* ---- torn tails ---- */
 
 /* Build records 1..n (synced) with small segments; return the image of the
@@ -2103,6 +2218,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_large_pooled);
 	tcase_add_test(tc, test_read_recent);
 	tcase_add_test(tc, test_read_recent_small);
+	tcase_add_test(tc, test_read_recent_at_place);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("read_recent");
