@@ -479,6 +479,8 @@ static struct glink *glink_find(struct glink *v, size_t n, qfs_group_t group, qf
 {
 	struct glink key = { .group = group, .first = first };
 
+	if (n == 0) /* v may be NULL: bsearch's array must not be */
+		return NULL;
 	return bsearch(&key, v, n, sizeof(*v), glink_cmp);
 }
 
