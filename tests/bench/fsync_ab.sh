@@ -65,14 +65,4 @@ one() {
 
 qfs_abba_rounds "$ROUNDS"
 # medians per binary
-for b in new old; do
-	grep -q "^bin=$b " "$T/lines" || continue
-	awk -v b="$b" '$1 == "bin=" b { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1], ++n[kv[1]]] = kv[2] } }
-	function med(k,   m, i, j, t, a) {
-		m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k, i]
-		for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-		return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-	}
-	END { printf "median bin=%s fsyncs/s=%.0f syncs/fsync=%.2f cpu_us/fsync=%.0f runs=%d\n",
-		b, med("fsyncs/s"), med("syncs/fsync"), med("cpu_us/fsync"), n["fsyncs/s"] }' "$T/lines"
-done
+qfs_abba_medians "$T/lines" fsyncs/s syncs/fsync cpu_us/fsync

@@ -58,27 +58,7 @@ qfs_mount -o vlog=off
 echo "$QFS_PID" >"$T/daemon.pid"
 log_mark
 echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
-out=$(python3 - "$MNT/t/f" "$T/src" <<'PY'
-import errno, os, sys
-want = open(sys.argv[2], "rb").read()
-fd = os.open(sys.argv[1], os.O_RDONLY)
-good = bad = 0
-for off in range(0, len(want), 131072):
-    try:
-        got = os.pread(fd, 131072, off)
-    except OSError as e:
-        if e.errno != errno.EIO:
-            print("chunk at %d: %s" % (off, e))
-            sys.exit(1)
-        bad += 1
-        continue
-    if got != want[off:off + 131072]:
-        print("chunk at %d: wrong bytes returned" % off)
-        sys.exit(1)
-    good += 1
-print("good %d eio %d" % (good, bad))
-PY
-) || fail "reading the damaged file: $out"
+out=$(python3 "$QFS_SRCDIR/tests/lib/chunkread.py" "$MNT/t/f" "$T/src") || fail "reading the damaged file: $out"
 note "$out"
 [ "${out##* eio }" -ge 1 ] || fail "no read failed with every blob file damaged: $out"
 log_since | qgrep -i "corrupt" || fail "no log line names the corruption"

@@ -97,28 +97,7 @@ PY
 		done
 	done
 }
-readcheck() { # good/eio counts; fails on wrong bytes
-	python3 - "$MNT/t/g" "$T/src2" <<'PY'
-import errno, os, sys
-want = open(sys.argv[2], "rb").read()
-fd = os.open(sys.argv[1], os.O_RDONLY)
-good = bad = 0
-for off in range(0, len(want), 131072):
-    try:
-        got = os.pread(fd, 131072, off)
-    except OSError as e:
-        if e.errno != errno.EIO:
-            print("chunk at %d: %s" % (off, e))
-            sys.exit(1)
-        bad += 1
-        continue
-    if got != want[off:off + 131072]:
-        print("chunk at %d: wrong bytes returned" % off)
-        sys.exit(1)
-    good += 1
-print("good %d eio %d" % (good, bad))
-PY
-}
+readcheck() { python3 "$QFS_SRCDIR/tests/lib/chunkread.py" "$MNT/t/g" "$T/src2"; } # good/eio counts; fails on wrong bytes
 flip 3
 echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
 out=$(readcheck) || fail "reading with one damaged replica: $out"

@@ -60,3 +60,29 @@ qfs_abba_rounds() {
 		fi
 	done
 }
+
+# qfs_abba_medians LINES KEY...: for each binary (new, old) with lines
+# "bin=B key=value ..." in the file LINES, print one line "median bin=B
+# KEY=median ... runs=N" (N: lines of that binary; each median as %.0f,
+# or %.2f for a KEY holding a '/' between two per-op counts, e.g.
+# syncs/fsync).
+qfs_abba_medians() {
+	local lines=$1 b
+	shift
+	for b in new old; do
+		grep -q "^bin=$b " "$lines" || continue
+		awk -v b="$b" -v keys="$*" '$1 == "bin=" b { r++; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1], ++n[kv[1]]] = kv[2] } }
+		function med(k,   m, i, j, t, a) {
+			m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k, i]
+			for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+			return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+		}
+		END {
+			line = "median bin=" b
+			nk = split(keys, ks, " ")
+			for (i = 1; i <= nk; i++)
+				line = line sprintf(ks[i] ~ /^(syncs|proposals)\// ? " %s=%.2f" : " %s=%.0f", ks[i], med(ks[i]))
+			print line " runs=" r
+		}' "$lines"
+	done
+}
