@@ -53,10 +53,8 @@ int qfs_store_snap_take(struct qfs_store *s, struct qfs_store_snap **out)
 	if (!sn)
 		return -ENOMEM;
 	sn->s = s;
-	store_vlog_snap(s, 1);
-	sn->snap = rocksdb_create_snapshot(s->db);
+	sn->snap = store_snap_take(s);
 	if (!sn->snap) {
-		store_vlog_snap(s, -1);
 		free(sn);
 		return -ENOMEM;
 	}
@@ -69,8 +67,7 @@ void qfs_store_snap_release(struct qfs_store_snap *sn)
 {
 	if (!sn)
 		return;
-	rocksdb_release_snapshot(sn->s->db, sn->snap);
-	store_vlog_snap(sn->s, -1);
+	store_snap_put(sn->s, sn->snap);
 	free(sn);
 }
 

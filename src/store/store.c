@@ -48,13 +48,8 @@ uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const u
 	return p;
 }
 
-/* A chunk item key (key.h): pk's prefix, "\0" "c", be64(chunk). */
-static int is_chunk_key(const uint8_t *key, size_t len)
-{
-	return store_is_chunk_key(key, len);
-}
-
-/* See store_int.h. */
+/* See store_int.h: a chunk item key (key.h): pk's prefix, "\0" "c",
+ * be64(chunk). */
 int store_is_chunk_key(const uint8_t *key, size_t len)
 {
 	return len == QFS_KEY_PREFIX_LEN + 10 && key[QFS_KEY_PREFIX_LEN] == 0 &&
@@ -72,7 +67,7 @@ static uint32_t item_crc(const uint8_t *key, size_t key_len, const void *val, si
 int store_crc_record(uint8_t k[STORE_DBKEY_MAX], uint8_t v[STORE_CRC_LEN], qfs_group_t group,
 		     const uint8_t *key, size_t key_len, const void *val, size_t val_len)
 {
-	if (!is_chunk_key(key, key_len) || val_len > UINT32_MAX)
+	if (!store_is_chunk_key(key, key_len) || val_len > UINT32_MAX)
 		return 0;
 	k[0] = STORE_CRC_PREFIX;
 	qfs_be64_put(k + 1, group);
@@ -87,7 +82,7 @@ void store_crc_emit(rocksdb_writebatch_t *wb, qfs_group_t group, const uint8_t *
 {
 	uint8_t k[STORE_GROUP_PREFIX_LEN + QFS_KEY_PREFIX_LEN + 10], v[STORE_CRC_LEN];
 
-	if (!is_chunk_key(key, key_len))
+	if (!store_is_chunk_key(key, key_len))
 		return;
 	k[0] = STORE_CRC_PREFIX;
 	qfs_be64_put(k + 1, group);
@@ -757,8 +752,7 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
 static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8_t *key, size_t key_len,
 		       qfs_group_t group, struct qfs_val *out)
 {
-	store_vlog_snap(s, 1); /* a pointer it resolves stays readable */
-	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	const rocksdb_snapshot_t *snap = store_snap_take(s); /* a pointer it resolves stays readable */
 	rocksdb_readoptions_t *rc = rocksdb_readoptions_create(), *rv = rocksdb_readoptions_create();
 	int res = -ENOMEM;
 
@@ -773,9 +767,7 @@ static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8
 		rocksdb_readoptions_destroy(rv);
 	if (rc)
 		rocksdb_readoptions_destroy(rc);
-	if (snap)
-		rocksdb_release_snapshot(s->db, snap);
-	store_vlog_snap(s, -1);
+	store_snap_put(s, snap);
 	return res;
 }
 
@@ -785,8 +777,7 @@ static int crc_recheck(struct qfs_store *s, uint8_t *k, size_t klen, const uint8
  * -ENOMEM, -EIO, QFS_ECORRUPT. */
 static int chunk_get_checked(struct qfs_store *s, const uint8_t *k, size_t klen, struct qfs_val *out)
 {
-	store_vlog_snap(s, 1); /* a pointer it resolves stays readable */
-	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	const rocksdb_snapshot_t *snap = store_snap_take(s); /* a pointer it resolves stays readable */
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_pinnableslice_t *v = NULL;
 	char *err = NULL;
@@ -821,9 +812,7 @@ static int chunk_get_checked(struct qfs_store *s, const uint8_t *k, size_t klen,
 out:
 	if (ro)
 		rocksdb_readoptions_destroy(ro);
-	if (snap)
-		rocksdb_release_snapshot(s->db, snap);
-	store_vlog_snap(s, -1);
+	store_snap_put(s, snap);
 	return rc;
 }
 
@@ -840,7 +829,7 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
 
 	if (!k)
 		return -ENOMEM;
-	if (is_chunk_key(key, key_len)) {
+	if (store_is_chunk_key(key, key_len)) {
 		res = crc_check(s, s->ro, s->ro_fast, k, klen, key, key_len, group, out);
 		if (res == 2) /* a rewrite between the two reads, or a real mismatch */
 			res = crc_recheck(s, k, klen, key, key_len, group, out);
@@ -943,8 +932,7 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 		hik_len = store_group_end(hib, group);
 	}
 
-	store_vlog_snap(s, 1);
-	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	const rocksdb_snapshot_t *snap = store_snap_take(s);
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_snapshot(ro, snap);
 	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hik, hik_len);
@@ -967,8 +955,7 @@ int qfs_store_scan(struct qfs_store *s, qfs_group_t group, const uint8_t *lo, si
 	}
 	rocksdb_iter_destroy(it);
 	rocksdb_readoptions_destroy(ro);
-	rocksdb_release_snapshot(s->db, snap);
-	store_vlog_snap(s, -1);
+	store_snap_put(s, snap);
 	if (hik != hib)
 		free(hik);
 err_free_lo:
@@ -991,12 +978,10 @@ int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *a
 	store_group_prefix(lo, group);
 	hi_len = store_group_end(hi, group);
 	store_applied_key(ak, group);
-	store_vlog_snap(s, 1);
-	const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+	const rocksdb_snapshot_t *snap = store_snap_take(s);
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	if (!ro) {
-		rocksdb_release_snapshot(s->db, snap);
-		store_vlog_snap(s, -1);
+		store_snap_put(s, snap);
 		return -ENOMEM;
 	}
 	rocksdb_readoptions_set_snapshot(ro, snap);
@@ -1035,8 +1020,7 @@ int qfs_store_snapshot_scan(struct qfs_store *s, qfs_group_t group, qfs_lsn_t *a
 	rocksdb_iter_destroy(it);
 out_ro:
 	rocksdb_readoptions_destroy(ro);
-	rocksdb_release_snapshot(s->db, snap);
-	store_vlog_snap(s, -1);
+	store_snap_put(s, snap);
 	if (rc == 0)
 		*applied = lsn;
 	return rc;

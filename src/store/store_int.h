@@ -241,8 +241,11 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
  *   QFS_ECORRUPT.
  * store_vlog_len: 1 with *len, the value's length its 'c' record holds
  *   (either form), when RocksDB item key k has one; 0 if not; -EIO.
- * store_vlog_snap: a snapshot read begins (+1, before its snapshot is
- *   taken) or ends (-1, after it is released).
+ * store_snap_take: a RocksDB snapshot for a read that may resolve
+ *   pointers, counted as an open snapshot read before it is taken (the
+ *   collector unlinks nothing while one is open); NULL if RocksDB gave
+ *   none (then nothing stays counted).  store_snap_put: release it and
+ *   end the count; NULL does nothing.
  * store_vlog_drop: remove group's links (after its items went, durably);
  *   while a snapshot read is open they stay, and the collector removes
  *   them once none is and the group still has no applied LSN.  0 or
@@ -258,7 +261,8 @@ int store_vlog_resolve(struct qfs_store *s, const rocksdb_readoptions_t *ro, con
 		       size_t vl, uint8_t **out, size_t *out_len);
 int store_vlog_bad(struct qfs_store *s, qfs_group_t group);
 int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *len);
-void store_vlog_snap(struct qfs_store *s, int delta);
+const rocksdb_snapshot_t *store_snap_take(struct qfs_store *s);
+void store_snap_put(struct qfs_store *s, const rocksdb_snapshot_t *snap);
 int store_vlog_drop(struct qfs_store *s, qfs_group_t group);
 /* store_vlog_forget: apply links group's next segment anew (I/O thread;
  * takes s->apply_mu). */

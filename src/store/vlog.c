@@ -389,9 +389,24 @@ int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *l
 }
 
 /* See store_int.h. */
-void store_vlog_snap(struct qfs_store *s, int delta)
+const rocksdb_snapshot_t *store_snap_take(struct qfs_store *s)
 {
-	__atomic_add_fetch(&s->vlog_snaps, delta, __ATOMIC_ACQ_REL);
+	const rocksdb_snapshot_t *snap;
+
+	__atomic_add_fetch(&s->vlog_snaps, 1, __ATOMIC_ACQ_REL);
+	snap = rocksdb_create_snapshot(s->db);
+	if (!snap)
+		__atomic_sub_fetch(&s->vlog_snaps, 1, __ATOMIC_ACQ_REL);
+	return snap;
+}
+
+/* See store_int.h. */
+void store_snap_put(struct qfs_store *s, const rocksdb_snapshot_t *snap)
+{
+	if (!snap)
+		return;
+	rocksdb_release_snapshot(s->db, snap);
+	__atomic_sub_fetch(&s->vlog_snaps, 1, __ATOMIC_ACQ_REL);
 }
 
 /* Remove every link of group (all groups when all), and forget them.
