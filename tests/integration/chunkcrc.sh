@@ -39,18 +39,7 @@ qfs_umount
 n=0
 for b in "$DATA"/nodes/n*/store/*.blob; do
 	[ -f "$b" ] || continue
-	size=$(stat -c %s "$b")
-	python3 - "$b" "$size" <<'PY' || fail "flipping bytes in $b"
-import sys
-p, size = sys.argv[1], int(sys.argv[2])
-with open(p, "r+b") as f:
-    # past the blob file header, then one byte every 64 KiB
-    for pos in range(4096, size, 65536):
-        f.seek(pos)
-        c = f.read(1)
-        f.seek(pos)
-        f.write(bytes([c[0] ^ 0x5a]))
-PY
+	python3 "$QFS_SRCDIR/tests/lib/chunkread.py" --flip "$b" || fail "flipping bytes in $b"
 	n=$((n + 1))
 done
 [ "$n" -ge 3 ] || fail "expected blob files on the three replicas, found $n"

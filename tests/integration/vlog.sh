@@ -83,17 +83,7 @@ flip() { # flip one byte every 64 KiB of every link of the nodes given
 	for n in "$@"; do
 		for f in "$DATA"/nodes/n"$n"/store/qfs-vlog/*.wal; do
 			[ -f "$f" ] || continue
-			python3 - "$f" <<'PY' || fail "flipping bytes in $f"
-import os, sys
-p = sys.argv[1]
-size = os.path.getsize(p)
-with open(p, "r+b") as f:
-    for pos in range(4096, size, 65536):
-        f.seek(pos)
-        c = f.read(1)
-        f.seek(pos)
-        f.write(bytes([c[0] ^ 0x5a]))
-PY
+			python3 "$QFS_SRCDIR/tests/lib/chunkread.py" --flip "$f" || fail "flipping bytes in $f"
 		done
 	done
 }

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """tests/lib/chunkread.py FILE WANT - read FILE in 128 KiB chunks (pread)
-and compare each with the same bytes of WANT.  Prints "good N eio M": a
-chunk that fails with EIO is counted; any other error, or a chunk that
-reads but differs (wrong bytes returned), exits 1 with a line naming its
-offset.  Used by chunkcrc.sh and vlog.sh (damaged blob files or value log
+and compare each with the same bytes of WANT.
+
+tests/lib/chunkread.py --flip FILE - damage FILE (a blob file or a value
+log segment): flip one byte every 64 KiB, from offset 4096 (past a blob
+file's header).
+
+Reading prints "good N eio M": a chunk that fails with EIO is counted;
+any other error, or a chunk that reads but differs (wrong bytes
+returned), exits 1 with a line naming its offset.  Used by chunkcrc.sh and vlog.sh (damaged blob files or value log
 segments: EIO is allowed, wrong bytes never)."""
 import errno
 import os
@@ -12,7 +17,20 @@ import sys
 CHUNK = 131072
 
 
+def flip(path):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        for pos in range(4096, size, 65536):
+            f.seek(pos)
+            c = f.read(1)
+            f.seek(pos)
+            f.write(bytes([c[0] ^ 0x5a]))
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--flip":
+        return flip(sys.argv[2])
     want = open(sys.argv[2], "rb").read()
     fd = os.open(sys.argv[1], os.O_RDONLY)
     good = bad = 0
