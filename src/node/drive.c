@@ -69,6 +69,7 @@ void qfs_drive_reset(struct qfs_drive *d)
 	d->qhead = d->qlen = 0;
 	d->apply_to = 0;
 	d->apply_queued = 0;
+	d->apply_wait = 0;
 }
 
 int qfs_drive_dirty(const struct qfs_drive *d)
@@ -358,6 +359,15 @@ static void run(struct qfs_drive *d)
 			d->ops->snapshot_to(d->ctx, l.peer);
 			break;
 		case QFS_DRIVE_L_APPLY:
+			if (d->apply_after_sync && d->dirty) {
+				/* A follower's ACCEPT appends new entries and
+				 * commits older ones: the sync (and the ACCEPTED
+				 * it releases) goes first, the apply right after
+				 * it (qfs_drive_sync), not in front of it. */
+				d->apply_queued = 0;
+				d->apply_wait = 1;
+				break;
+			}
 			local_apply(d);
 			break;
 		}
@@ -406,6 +416,12 @@ void qfs_drive_sync(struct qfs_drive *d)
 		free(h);
 	}
 	d->held_last = NULL;
+	if (d->apply_wait) {
+		d->apply_wait = 0;
+		if (!d->apply_queued && d->apply_to > d->ops->applied(d->ctx) &&
+		    enqueue(d, QFS_DRIVE_L_APPLY, 0, 0, 0) == 0)
+			d->apply_queued = 1;
+	}
 	/* A truncation (or a snapshot install) since the append may have cut
 	 * the log below that entry: report the entry the log now ends with. */
 	last = d->ops->last(d->ctx);
@@ -422,4 +438,5 @@ void qfs_drive_sync(struct qfs_drive *d)
 		ev.ballot = ballot;
 		(void)qfs_drive_step(d, &ev);
 	}
+	run(d); /* the local steps queued without a PERSISTED step (none if it ran) */
 }

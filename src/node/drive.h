@@ -138,6 +138,10 @@ struct qfs_drive {
 	uint32_t qhead, qlen;
 	qfs_lsn_t apply_to;      /* the highest commit an update asked to apply */
 	int apply_queued;        /* an APPLY local step is in q */
+	int apply_after_sync;    /* caller's choice (qfs_drive_init leaves it 0):
+				  * an apply waits while appends wait for their
+				  * sync, and runs right after it */
+	int apply_wait;          /* an apply waits for the sync */
 	int running;             /* the local steps are being run */
 	uint64_t st_held;        /* messages held for a sync (count) */
 };
@@ -166,7 +170,8 @@ void qfs_drive_handle(struct qfs_drive *d, const struct qfs_paxos_update *up);
 /* Sync now: ops->sync if anything was appended since the last one, then
  * the held messages in order, then step PERSISTED with the entry the log
  * ends with (if it was cut below the last append) and run the local
- * steps.  A failed sync stops the group and drops the held messages.  A
+ * steps (an apply that waited for this sync, apply_after_sync, among
+ * them).  A failed sync stops the group and drops the held messages.  A
  * stopped group only drops them.  Nothing to do returns at once. */
 void qfs_drive_sync(struct qfs_drive *d);
 

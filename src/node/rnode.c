@@ -677,6 +677,9 @@ static void group_drive_init(struct qfs_rnode *rn, struct group *g)
 {
 	g->rn = rn;
 	qfs_drive_init(&g->drv, &drive_ops, g, &rn->frame, g->id, rn->id);
+	/* a follower syncs (and answers) an ACCEPT before it applies the
+	 * commit the ACCEPT carried: doc/rnode.md section 2 */
+	g->drv.apply_after_sync = 1;
 }
 
 /* The paxos core's decisions: leadership changes (campaign, leader, step

@@ -798,6 +798,7 @@ static void node_start(struct node *nd)
 			fail("node %u restore config at %" PRIu64 ": %d", nd->id, l, rc);
 	}
 	qfs_drive_init(&nd->drv, &sim_ops, nd, &S.frame, 7, nd->id);
+	nd->drv.apply_after_sync = 1; /* as the rnode runs it */
 	nd->joined = 1;
 	nd->up = 1;
 	nd->checked = nd->applied;

@@ -526,6 +526,73 @@ START_TEST(test_empty_read_skipped)
 }
 END_TEST
 
+/* apply_after_sync (the rnode's choice): a follower's ACCEPT that appends
+ * entries and commits earlier ones has its sync and its ACCEPTED first,
+ * the apply right after the sync; without appends waiting the apply runs
+ * at once; a sync with nothing appended (no PERSISTED step) still runs an
+ * apply that waited; a reset forgets it.  Without the flag (the default)
+ * the apply runs before the sync, as before. */
+START_TEST(test_apply_after_sync)
+{
+	struct qfs_paxos_update up;
+
+	D.apply_after_sync = 1;
+	memset(&up, 0, sizeof(up));
+	up.persist = E + 2;
+	up.npersist = 1; /* entry 3 */
+	up.commit = 2;
+	msg(0, QFS_PAXOS_ACCEPTED, 2);
+	up.msgs = M;
+	up.nmsgs = 1;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "append:3 want_sync");
+	ck_assert_uint_eq(T.napply, 0);
+	T.trace[0] = 0;
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "sync send:ACCEPTED>2 step:PERSISTED(3) apply:2 step:APPLIED(2)");
+	ck_assert_uint_eq(T.applied, 2);
+	/* nothing appended: applied at once */
+	memset(&up, 0, sizeof(up));
+	up.commit = 3;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "apply:3 step:APPLIED(3)");
+	/* a waiting apply and a sync that steps no PERSISTED (the log was
+	 * cut to nothing meanwhile) */
+	memset(&up, 0, sizeof(up));
+	up.persist = E + 3;
+	up.npersist = 1; /* entry 4 */
+	up.commit = 4;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "append:4 want_sync");
+	T.last = 0;
+	T.trace[0] = 0;
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "sync apply:4 step:APPLIED(4)");
+	/* a reset forgets a waiting apply */
+	memset(&up, 0, sizeof(up));
+	up.persist = E;
+	up.npersist = 1;
+	up.commit = 5;
+	qfs_drive_handle(&D, &up);
+	ck_assert_int_eq(D.apply_wait, 1);
+	qfs_drive_reset(&D);
+	ck_assert_int_eq(D.apply_wait, 0);
+	ck_assert_int_eq(D.apply_after_sync, 1);
+	/* the default: the apply before the sync */
+	qfs_drive_init(&D, &OPS, NULL, &F, 7, 1);
+	T.applied = 0;
+	memset(&up, 0, sizeof(up));
+	up.persist = E + 2;
+	up.npersist = 1;
+	up.commit = 2;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "append:3 want_sync apply:2 step:APPLIED(2)");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("drive");
@@ -542,6 +609,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_apply_not_crowded_out);
 	tcase_add_test(tc, test_short_apply_stops);
 	tcase_add_test(tc, test_empty_read_skipped);
+	tcase_add_test(tc, test_apply_after_sync);
 	suite_add_tcase(s, tc);
 	return s;
 }
