@@ -47,7 +47,13 @@
 #    remount + drop_caches;
 #  - the disk's own 4 KiB write+fdatasync (dd oflag=dsync, 1000 appending
 #    writes, R times; the least is used): the physical floor of a durable
-#    serial operation.
+#    serial operation;
+#  - an informative row, not a target: 1, 2 and 3 threads each doing a 4 KiB
+#    pwrite + fdatasync of its own preallocated file per round, a barrier
+#    between rounds (tests/bench/syncpar.c, built here; NFLOOR rounds, R
+#    times, the least): a round's time, and for 3 threads the time to the
+#    second finished sync, the physical floor of a 2-of-3 quorum round
+#    whose three replicas share this one disk (the embedded default).
 # Output: a markdown table (times and rates, ratios quorumfs/passthrough_ll
 # and quorumfs/native) and the targets with PASS/MISS.  doc/perf.md.
 
@@ -98,6 +104,7 @@ trap 'pt_stop; old_stop; qfs_cleanup' EXIT
 
 # passthrough_ll, compiled here from libfuse's installed example
 pt_build
+gcc -O2 -Wall -pthread -o "$T/syncpar" "$QFS_SRCDIR/tests/bench/syncpar.c" || fail "could not build syncpar"
 pt_start
 
 TARGETS="native pt qfs"
@@ -217,6 +224,12 @@ for i in $(seq "$R"); do
 	settle
 	timed floor native dd if="$T/rand" of="$NAT/floor" bs=4k count="$NFLOOR" oflag=dsync
 	rm -f "$NAT/floor"
+	# 1, 2, 3 concurrent syncs per round (syncpar.c): a round, the second sync of 3
+	for n in 1 2 3; do
+		settle
+		"$T/syncpar" "$NAT" "$n" "$NFLOOR" >"$T/syncpar.out" || fail "syncpar $n"
+		awk -v n="$n" '{ print "syncpar" n, "native", $6 / 1e6; if (n == 3) print "syncpar3_2nd", "native", $10 / 1e6 }' "$T/syncpar.out" >>"$RES"
+	done
 done
 # group commit: proposals and replica log syncs per fsync() of 8 writers
 for tgt in $QTARGETS; do
@@ -319,6 +332,8 @@ END {
 	row("its read after remount + drop_caches", "ddr_r", "MiB/s")
 	floor = least("floor", "native") / nfloor
 	printf "| disk: 4 KiB append + fdatasync (dd oflag=dsync, %d; least of %d, median %.3f ms) | %.3f ms | | | | |\n", nfloor, cnt["floor", "native"], med("floor", "native") / nfloor * 1000, floor * 1000
+	if (cnt["syncpar3", "native"])
+		printf "| disk: 1 / 2 / 3 threads, 4 KiB pwrite + fdatasync each per round, barrier (syncpar.c; least of %d): round; 2nd of 3 done (2-of-3 quorum floor; informative, not a target) | %.3f / %.3f / %.3f ms; %.3f ms | | | | |\n", cnt["syncpar3", "native"], least("syncpar1", "native") * 1000, least("syncpar2", "native") * 1000, least("syncpar3", "native") * 1000, least("syncpar3_2nd", "native") * 1000
 	for (k = 1; k <= 2; k++) { t = k == 1 ? "old" : "qfs"; if (cnt["rss", t]) rss[t] = med("rss", t) " / " med("hwm", t) " MiB" }
 	if (old) printf "| daemon VmRSS / VmHWM after %d copies of the tree | | | %s | %s | | | |\n", r, rss["old"], rss["qfs"]
 	else printf "| daemon VmRSS / VmHWM after %d copies of the tree | | | %s | | |\n", r, rss["qfs"]
