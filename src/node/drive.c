@@ -247,6 +247,7 @@ static void handle(struct qfs_drive *d, const struct qfs_paxos_update *up)
 		(void)enqueue(d, QFS_DRIVE_L_READ, up->reads[i].peer, up->reads[i].from, up->reads[i].to);
 	if (up->snapshot_to)
 		(void)enqueue(d, QFS_DRIVE_L_SNAP, up->snapshot_to, 0, 0);
+	d->leading = up->is_leader;
 	if (up->commit > d->apply_to)
 		d->apply_to = up->commit;
 	if (!d->apply_queued && d->apply_to > o->applied(d->ctx)) {
@@ -359,11 +360,14 @@ static void run(struct qfs_drive *d)
 			d->ops->snapshot_to(d->ctx, l.peer);
 			break;
 		case QFS_DRIVE_L_APPLY:
-			if (d->apply_after_sync && d->dirty) {
+			if (d->apply_after_sync && d->dirty && !d->leading) {
 				/* A follower's ACCEPT appends new entries and
 				 * commits older ones: the sync (and the ACCEPTED
 				 * it releases) goes first, the apply right after
-				 * it (qfs_drive_sync), not in front of it. */
+				 * it (qfs_drive_sync), not in front of it.  Never
+				 * a leader's: its proposers wait for the apply,
+				 * and an append of the next batch must not put a
+				 * sync in front of the answers of this one. */
 				d->apply_queued = 0;
 				d->apply_wait = 1;
 				break;

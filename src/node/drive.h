@@ -142,6 +142,7 @@ struct qfs_drive {
 				  * an apply waits while appends wait for their
 				  * sync, and runs right after it */
 	int apply_wait;          /* an apply waits for the sync */
+	int leading;             /* the last update said this node leads */
 	int running;             /* the local steps are being run */
 	uint64_t st_held;        /* messages held for a sync (count) */
 };

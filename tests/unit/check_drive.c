@@ -570,11 +570,26 @@ START_TEST(test_apply_after_sync)
 	T.trace[0] = 0;
 	qfs_drive_sync(&D);
 	ck_assert_str_eq(T.trace, "sync apply:4 step:APPLIED(4)");
+	/* a leader's apply never waits for the sync of a later append: its
+	 * proposers wait for the answers the apply gives */
+	memset(&up, 0, sizeof(up));
+	up.persist = E + 3;
+	up.npersist = 1; /* entry 4 again: the mock's log takes it */
+	up.commit = 5;
+	up.is_leader = 1;
+	T.last = 4;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "append:4 want_sync apply:5 step:APPLIED(5)");
+	ck_assert_int_eq(D.apply_wait, 0);
+	T.trace[0] = 0;
+	qfs_drive_sync(&D);
+	ck_assert_ptr_null(strstr(T.trace, "apply:"));
 	/* a reset forgets a waiting apply */
 	memset(&up, 0, sizeof(up));
 	up.persist = E;
 	up.npersist = 1;
-	up.commit = 5;
+	up.commit = 6;
 	qfs_drive_handle(&D, &up);
 	ck_assert_int_eq(D.apply_wait, 1);
 	qfs_drive_reset(&D);
