@@ -4220,59 +4220,6 @@ START_TEST(test_vlog_ra_window)
 END_TEST
 
 
-/* Open fds of this process (entries of /proc/self/fd, the DIR's own
- * included). */
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
-/* The read-ahead thread (vlog.c ra_main): the first read of each link asks
- * ahead, handing a dup of its fd to the thread (or asking itself when the
- * ring of STORE_VLOG_RAQ is full: 3 * STORE_VLOG_RAQ links read back to
- * back); every value reads back exactly, twice, and once the store is
- * closed (the thread joined, what it still held dropped) no fd is left
- * open.  (Fails if a handed fd leaks, a read returns other bytes, or the
- * close hangs.) */
-START_TEST(test_vlog_ra_thread)
-{
-	enum { NL = 3 * STORE_VLOG_RAQ };
-	static uint8_t vals[NL][QFS_CHUNK_SIZE];
-
-	put_inode(G1, FILE_INO, S_IFREG | 0644);
-	for (unsigned i = 0; i < NL; i++) {
-		knext = 0; /* the key pool: the keys are used at once */
-		ck_assert_int_eq(put_chunk_seg(G1, i, sizeof(vals[i]), 100 + i, 2 + i, vals[i]), 0);
-	}
-	ck_assert_int_eq(qfs_store_sync(st), 0);
-	reopen(); /* no fd cached, no thread yet */
-	int before = open_fds();
-
-	for (int pass = 0; pass < 2; pass++)
-		for (unsigned i = 0; i < NL; i++) {
-			knext = 0;
-			assert_chunk(G1, i, vals[i], sizeof(vals[i]));
-		}
-	ck_assert_int_gt(open_fds(), before); /* the fd cache holds the links */
-	qfs_store_close(st);
-	st = NULL;
-	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
-	int after = open_fds();
-
-	reopen(); /* a store opened and closed without a read: no thread */
-	ck_assert_int_eq(open_fds(), after);
-	ck_assert_int_eq(after, before);
-}
-END_TEST
-
-
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -4326,7 +4273,6 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
 	tcase_add_test(tc, test_vlog_ra_window);
-	tcase_add_test(tc, test_vlog_ra_thread);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
