@@ -42,9 +42,6 @@
  * silently dropped (store_vlog_ra_next). */
 #define STORE_VLOG_RA (16u << 20)
 #define STORE_VLOG_RA_STEP (512u << 10)
-/* Read-ahead requests waiting for the read-ahead thread; a read that finds
- * the ring full asks the kernel itself (ra_ask). */
-#define STORE_VLOG_RAQ 16
 /* No pointer names a longer value (a WAL record's payload is at most 64
  * MiB): a record that says more is damaged. */
 #define STORE_VLOG_VALUE_MAX (64u << 20)
@@ -125,18 +122,6 @@ struct qfs_store {
 					     (POSIX_FADV_WILLNEED) */
 	} vfd[STORE_VLOG_FDS];
 	uint64_t vtick;
-	/* the read-ahead thread (vlog.c ra_main): READs hand it the
-	 * POSIX_FADV_WILLNEED calls their read asks for, in a ring of
-	 * STORE_VLOG_RAQ; started by the first, stopped by store_vlog_close */
-	pthread_mutex_t ra_mu;            /* protects the ring and ra_stop */
-	pthread_cond_t ra_cv;
-	pthread_t ra_thread;
-	int ra_started, ra_stop;          /* ra_started: ra_thread runs */
-	unsigned ra_head, ra_len;
-	struct store_vra {                /* one request: fd (a dup the thread closes) */
-		int fd;
-		uint64_t from, n;
-	} raq[STORE_VLOG_RAQ];
 	int vlog_snaps;                   /* snapshot reads open now (they may
 					     resolve pointers the collector no
 					     longer sees); atomic */

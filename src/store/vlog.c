@@ -54,8 +54,6 @@ int store_vlog_open(struct qfs_store *s, uint32_t min_bytes)
 
 	pthread_mutex_init(&s->vlog_mu, NULL);
 	pthread_mutex_init(&s->apply_mu, NULL);
-	pthread_mutex_init(&s->ra_mu, NULL);
-	pthread_cond_init(&s->ra_cv, NULL);
 	for (size_t i = 0; i < STORE_VLOG_FDS; i++)
 		s->vfd[i].fd = -1;
 	s->vlog_min = min_bytes;
@@ -69,17 +67,6 @@ int store_vlog_open(struct qfs_store *s, uint32_t min_bytes)
 /* See store_int.h. */
 void store_vlog_close(struct qfs_store *s)
 {
-	if (s->ra_started) { /* store_vlog_open ran: the ra_ fields are set up */
-		pthread_mutex_lock(&s->ra_mu);
-		s->ra_stop = 1;
-		pthread_cond_signal(&s->ra_cv);
-		pthread_mutex_unlock(&s->ra_mu);
-		pthread_join(s->ra_thread, NULL);
-	}
-	if (s->vlog_dir) {
-		pthread_mutex_destroy(&s->ra_mu);
-		pthread_cond_destroy(&s->ra_cv);
-	}
 	for (size_t i = 0; i < STORE_VLOG_FDS; i++)
 		if (s->vfd[i].fd >= 0)
 			close(s->vfd[i].fd);
@@ -238,61 +225,14 @@ uint64_t store_vlog_ra_next(uint64_t *ra_end, uint64_t off, uint64_t len, uint64
 	return *ra_end - *from;
 }
 
-/* POSIX_FADV_WILLNEED for [from, from + n) of fd in calls of
- * STORE_VLOG_RA_STEP bytes (the kernel reads only the first
- * max(read_ahead_kb, max_sectors_kb) of one call), then close fd. */
-static void ra_ask(int fd, uint64_t from, uint64_t n)
-{
-	while (n) {
-		uint64_t step = n < STORE_VLOG_RA_STEP ? n : STORE_VLOG_RA_STEP;
-
-		(void)posix_fadvise(fd, (off_t)from, (off_t)step, POSIX_FADV_WILLNEED);
-		from += step;
-		n -= step;
-	}
-	close(fd);
-}
-
-/* The read-ahead thread: asks what the reads queued, in their order,
- * until store_vlog_close; what is still queued then is dropped. */
-static void *ra_main(void *arg)
-{
-	struct qfs_store *s = arg;
-
-	pthread_mutex_lock(&s->ra_mu);
-	for (;;) {
-		while (!s->ra_stop && !s->ra_len)
-			pthread_cond_wait(&s->ra_cv, &s->ra_mu);
-		if (!s->ra_len)
-			break;
-		struct store_vra q = s->raq[s->ra_head];
-
-		s->ra_head = (s->ra_head + 1) % STORE_VLOG_RAQ;
-		s->ra_len--;
-		if (s->ra_stop) {
-			close(q.fd);
-			continue;
-		}
-		pthread_mutex_unlock(&s->ra_mu);
-		ra_ask(q.fd, q.from, q.n);
-		pthread_mutex_lock(&s->ra_mu);
-	}
-	pthread_mutex_unlock(&s->ra_mu);
-	return NULL;
-}
-
-/* Ask the kernel ahead for a sequential read of group's link first (fd,
- * which this closes or hands on) that reads [off, off + len): keep
- * STORE_VLOG_RA bytes asked ahead of it (store_vlog_ra_next), in calls of
- * STORE_VLOG_RA_STEP bytes (ra_ask; POSIX_FADV_WILLNEED: the reads of a
- * file's chunks come from several FUSE threads, and the page cache then
- * holds them as RocksDB's blob files did).  A step every few chunks keeps
- * the disk busy ahead of the reads without queueing megabytes in front of
- * a read's own miss.  The calls are made by the read-ahead thread (ra_main,
- * started here the first time), not on the READ's path: they allocate the
- * pages and queue the I/O, 30-130 us per 512 KiB, which the READ's reply
- * no longer waits for; the read makes them itself only when the thread
- * cannot start or is STORE_VLOG_RAQ requests behind. */
+/* Ask the kernel ahead for a sequential read of group's link first (fd)
+ * that reads [off, off + len): keep STORE_VLOG_RA bytes asked ahead of it
+ * (store_vlog_ra_next), in calls of STORE_VLOG_RA_STEP bytes, since the
+ * kernel reads only the first max(read_ahead_kb, max_sectors_kb) of one
+ * call (POSIX_FADV_WILLNEED: the reads of a file's chunks come from
+ * several FUSE threads, and the page cache then holds them as RocksDB's
+ * blob files did).  A step every few chunks keeps the disk busy ahead of
+ * the reads without queueing megabytes in front of a read's own miss. */
 static void read_ahead(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, int fd, uint64_t off,
 		       uint64_t len)
 {
@@ -308,22 +248,13 @@ static void read_ahead(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 		break;
 	}
 	pthread_mutex_unlock(&s->vlog_mu);
-	if (!n) {
-		close(fd);
-		return;
+	while (n) {
+		uint64_t step = n < STORE_VLOG_RA_STEP ? n : STORE_VLOG_RA_STEP;
+
+		(void)posix_fadvise(fd, (off_t)from, (off_t)step, POSIX_FADV_WILLNEED);
+		from += step;
+		n -= step;
 	}
-	pthread_mutex_lock(&s->ra_mu);
-	if (!s->ra_started && !s->ra_stop && pthread_create(&s->ra_thread, NULL, ra_main, s) == 0)
-		s->ra_started = 1;
-	if (s->ra_started && !s->ra_stop && s->ra_len < STORE_VLOG_RAQ) {
-		s->raq[(s->ra_head + s->ra_len) % STORE_VLOG_RAQ] = (struct store_vra){ fd, from, n };
-		s->ra_len++;
-		pthread_cond_signal(&s->ra_cv);
-		fd = -1;
-	}
-	pthread_mutex_unlock(&s->ra_mu);
-	if (fd >= 0)
-		ra_ask(fd, from, n);
 }
 
 /* Drop the cached fds of group (every first LSN when all), or of its
@@ -374,7 +305,8 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 	}
 	/* after the pread: a read that missed (the first of a link, or after
 	 * a jump) does not wait behind the megabytes it asks ahead */
-	read_ahead(s, group, first, fd, off, len); /* closes fd */
+	read_ahead(s, group, first, fd, off, len);
+	close(fd);
 	if (got != len || qfs_crc32c(qfs_crc32c(0, key, key_len), buf, len) != crc) {
 		free(buf);
 		return 2;
