@@ -4,10 +4,14 @@
 # file after a remount + drop_caches, in alternating order.
 #
 # Usage (as root, from a build directory):
-#   tests/bench/coldread.sh [-r ROUNDS] [-b MIB] [-P] [-s strace|perf]
+#   tests/bench/coldread.sh [-r ROUNDS] [-b MIB] [-P] [-M] [-s strace|perf]
 #   -r ROUNDS  ABBA rounds (each: new, old, old, new; default 2)
 #   -b MIB     size of the file (default 256)
 #   -P         also passthrough_ll, once per round
+#   -M         also passthrough_ll with glibc's mmap threshold at 4 MiB
+#              ("ptm", once per round): its READ buffer (malloc of 128
+#              KiB) then comes from the heap, not an mmap + munmap per
+#              READ, whose TLB shootdowns dominate it on some VMs
 #   -s TOOL    one more cold read of the new binary under strace -f -T
 #              (pread64, fadvise64, read, writev: counts and times) or
 #              perf record -g (report of the top symbols), printed at the end;
@@ -21,14 +25,16 @@
 R=2
 BIG=256
 PT=
+PTM=
 TOOL=
-while getopts r:b:Ps:h opt; do
+while getopts r:b:PMs:h opt; do
 	case $opt in
 	r) R=$OPTARG ;;
 	b) BIG=$OPTARG ;;
 	P) PT=1 ;;
+	M) PTM=1 ;;
 	s) TOOL=$OPTARG ;;
-	*) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	*) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 2 ;;
 	esac
 done
 : "${QFS_BIN:=$(pwd)/fs/quorumfs}"
@@ -47,13 +53,15 @@ OLDDATA=$T/olddata OLDMNT=$T/oldmnt PTSRC=$T/ptsrc PTMNT=$T/ptmnt
 mkdir -p "$OLDDATA" "$OLDMNT" "$PTSRC" "$PTMNT" "$T/pt" || fail mkdir
 trap 'pt_stop; old_stop; qfs_cleanup' EXIT
 old_start
-if [ -n "$PT" ]; then
+if [ -n "$PT$PTM" ]; then
 	pt_build
 	pt_start
 fi
 dd if=/dev/urandom of="$T/src" bs=1M count="$BIG" status=none || fail "dd urandom"
 mkdir "$MNT/b" "$OLDMNT/b" || fail "mkdir b" # files live in tables (directories)
-for d in "$MNT/b" "$OLDMNT/b" ${PT:+"$PTMNT"}; do
+PTDIR=
+[ -n "$PT$PTM" ] && PTDIR=$PTMNT
+for d in "$MNT/b" "$OLDMNT/b" ${PTDIR:+"$PTDIR"}; do
 	dd if="$T/src" of="$d/f" bs=1M conv=fsync status=none || fail "write $d"
 done
 rm -f "$T/src"
@@ -68,6 +76,7 @@ one() { # one TARGET: remount, drop caches, read; prints and records
 	new) qfs_umount; qfs_mount; pid=$QFS_PID; dir=$MNT/b ;;
 	old) old_stop; old_start; pid=$OLD_PID; dir=$OLDMNT/b ;;
 	pt) pt_stop; pt_start; pid=$PT_PID; dir=$PTMNT ;;
+	ptm) pt_stop; GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304 pt_start; pid=$PT_PID; dir=$PTMNT ;;
 	esac
 	# RA_KB: the mount's kernel read-ahead window (its bdi), default kept
 	[ -n "${RA_KB:-}" ] && echo "$RA_KB" >"/sys/class/bdi/$(mountpoint -d "${dir%/b}")/read_ahead_kb"
@@ -83,8 +92,9 @@ one() { # one TARGET: remount, drop caches, read; prints and records
 for _ in $(seq "$R"); do
 	for tgt in new old old new; do one "$tgt"; done
 	[ -n "$PT" ] && one pt
+	[ -n "$PTM" ] && one ptm
 done
-for tgt in new old ${PT:+pt}; do
+for tgt in new old ${PT:+pt} ${PTM:+ptm}; do
 	r=$(awk -v t="$tgt" '$1 == t { print $2 }' "$RES" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 	c=$(awk -v t="$tgt" '$1 == t { print $3 }' "$RES" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 	echo "median $tgt MiB/s $r cpu_s_per_GiB $c (all: $(awk -v t="$tgt" '$1 == t { printf "%s ", $2 }' "$RES"))"
