@@ -742,7 +742,7 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
 			if (v)
 				dv = rocksdb_pinnableslice_value(v, &vl);
 		}
-		res = store_vlog_ext_read(s, group, key, key_len, cv, cl, (const uint8_t *)dv, vl, &p, &pl);
+		res = store_vlog_ext_read(s, group, key, key_len, cv, cl, (const uint8_t *)dv, vl, 0, &p, &pl);
 		if (v)
 			rocksdb_pinnableslice_destroy(v);
 		rocksdb_pinnableslice_destroy(c);

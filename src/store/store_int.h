@@ -140,6 +140,8 @@ struct qfs_store {
 	uint64_t vlog_gc_removed;         /* links removed by the collector since
 					     open; atomic */
 	uint64_t vlog_gc_rewritten;       /* values it moved into RocksDB; atomic */
+	uint64_t vlog_stale;              /* extents read over a stale 8-byte
+					     record's base (vlog.c); atomic */
 	uint64_t vlog_extents;            /* PATCHes stored as extents (apply.c
 					     patch_ext) since open; atomic */
 	uint64_t vlog_sig;                /* the links and applied LSNs the last
@@ -255,7 +257,10 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
  * store_vlog_ext_read: the value of an extents record rec (rl bytes) of
  *   item key of group, its base being dval (dlen bytes: the 'd' item, may
  *   be NULL when the base is a pointer), into *out (heap): 0; 2 when a
- *   part is missing or does not match its length or CRC; -ENOMEM.
+ *   part is missing or does not match its length or CRC; -ENOMEM.  A
+ *   'd' base that does not match the record, when checked (dval was read
+ *   with RocksDB's checks), is a stale record: dval is the base (logged
+ *   once, counted in vlog_stale).
  * store_vlog_ilen: the length of the item at RocksDB key k whose 'd'
  *   value has dvl bytes, its 'c' record read (a pointer's or extents'
  *   length): 0 or -EIO.
@@ -283,8 +288,8 @@ int store_vlog_resolve(struct qfs_store *s, const rocksdb_readoptions_t *ro, con
 		       const uint8_t *v, size_t vl, uint8_t **out, size_t *out_len);
 int store_vlog_is_ext(const uint8_t *rec, size_t rl);
 int store_vlog_ext_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
-			const uint8_t *rec, size_t rl, const uint8_t *dval, size_t dlen, uint8_t **out,
-			size_t *out_len);
+			const uint8_t *rec, size_t rl, const uint8_t *dval, size_t dlen, int checked,
+			uint8_t **out, size_t *out_len);
 int store_vlog_ilen(struct qfs_store *s, const uint8_t *k, size_t klen, size_t dvl, size_t *len);
 int store_vlog_bad(struct qfs_store *s, qfs_group_t group);
 int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *len);
