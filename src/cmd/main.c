@@ -49,9 +49,12 @@
 #include "scrub/scrub.h"
 
 /* Data directory format (doc/compat.md): 3 = 2 plus inode items version 2
- * and txn version 2, which releases that write 2 cannot read.  A mount
- * turns 2 into 3 before it opens the cell, so such a release refuses the
- * directory, naming the format, instead of failing on every item. */
+ * and txn version 2, which releases that write 2 cannot read; 4 = 3 plus
+ * the value log (chunk pointers into WAL segments); 5 = 4 plus PATCH
+ * extents ('c' records in the extents form, doc/format-store.md).  A
+ * mount turns 2, 3 or 4 into 5 before it opens the cell, so such a
+ * release refuses the directory, naming the format, instead of misreading
+ * or failing on every item. */
 #define DATA_FORMAT "quorumfs-data 5\n"
 #define DATA_FORMAT_V4 "quorumfs-data 4\n" /* before PATCH extents: a 'c' record of 8 or 24 bytes */
 #define DATA_FORMAT_V3 "quorumfs-data 3\n" /* before the value log: chunk values only in RocksDB */
@@ -430,8 +433,9 @@ static int write_format(const char *data)
 
 /* Check or write DATA_DIR/FORMAT.  A format-2, 3 or 4 directory is
  * accepted and, when upgrade is set (a mount, which writes version-2
- * items, value log pointers and PATCH extents), rewritten as format 5 first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a
- * one-line reason in msg. */
+ * items, value log pointers and PATCH extents), rewritten as format 5
+ * first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a one-line
+ * reason in msg. */
 static int check_format(const char *data, int upgrade, char *msg, size_t len)
 {
 	char path[PATH_MAX], buf[64];

@@ -763,9 +763,9 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	char *rec = NULL;
 	int rc, found = 1, dput = 0;
 
-	if (!src || !src->seg_first || a->s->vlog_min == UINT32_MAX || !op->val_len || val < (const uint8_t *)src->base ||
-	    val + op->val_len > (const uint8_t *)src->base + src->len || ov_find(a, op->key, op->key_len) ||
-	    !only_op_of_key(a, op))
+	if (!src || !src->seg_first || a->s->vlog_min == UINT32_MAX || !op->val_len ||
+	    val < (const uint8_t *)src->base || val + op->val_len > (const uint8_t *)src->base + src->len ||
+	    ov_find(a, op->key, op->key_len) || !only_op_of_key(a, op))
 		return 0;
 	dk = store_item_key(kb, sizeof(kb), a->group, op->key, op->key_len, &dkl);
 	if (!dk)

@@ -277,8 +277,8 @@ static void fd_forget(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, i
  * read-ahead of a sequential reader) and check them against crc (over
  * key, then the bytes): 0; 2 when the file is missing, short or the CRC
  * does not match. */
-static int seg_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len, qfs_lsn_t first,
-		    uint64_t off, uint32_t len, uint32_t crc, uint8_t *dst)
+static int seg_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    qfs_lsn_t first, uint64_t off, uint32_t len, uint32_t crc, uint8_t *dst)
 {
 	size_t got = 0;
 	int fd = fd_get(s, group, first);
