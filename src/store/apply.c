@@ -773,7 +773,16 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl)))
 		goto out;
 	r = (const uint8_t *)rec;
-	if (!rec) { /* absent, or a chunk of a release without records */
+	if (rec && rl == STORE_CRC_LEN &&
+	    !rocksdb_key_may_exist(a->s->db, a->s->ro, (const char *)dk, dkl, NULL, NULL, NULL, 0, NULL)) {
+		/* a record without its item (a delete by a format-3 release
+		 * from before the records left it): the chunk is absent */
+		rocksdb_free(rec);
+		rec = NULL;
+		found = 0;
+		dput = 1;
+		qfs_be32_put(base + 4, qfs_crc32c(0, op->key, op->key_len));
+	} else if (!rec) { /* absent, or a chunk of a release without records */
 		char *err = NULL, *d;
 		size_t dl;
 

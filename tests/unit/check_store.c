@@ -4762,6 +4762,22 @@ START_TEST(test_vlog_patch_damage)
 		ck_assert_uint_gt(st->crc_slow, c0); /* the checked read */
 		ck_assert_uint_ge(st->vlog_stale, 1);
 	}
+	/* an 8-byte record left without its item (a delete by a release
+	 * before the records): a PATCH over it takes an empty base */
+	{
+		uint8_t ck[STORE_DBKEY_MAX], cv[STORE_CRC_LEN];
+		char *err = NULL;
+		static struct pmodel mo;
+
+		kp = kchunk(FILE_INO, 3, &kl);
+		ck_assert(store_crc_record(ck, cv, G1, kp, kl, p, 500));
+		rocksdb_put(st->db, st->wo, (const char *)ck, STORE_GROUP_PREFIX_LEN + kl, (const char *)cv, sizeof(cv),
+			    &err);
+		ck_assert_ptr_null(err);
+		ck_assert_int_eq(patch_seg(G1, 3, 40, p + 3, 30, 2, &mo), 0);
+		ck_assert(is_ext_rec(G1, 3, NULL));
+		assert_model(G1, 3, &mo);
+	}
 	/* the segment missing */
 	ck_assert_int_eq(unlink(path), 0);
 	reopen();
