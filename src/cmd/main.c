@@ -49,10 +49,14 @@
 #include "scrub/scrub.h"
 
 /* Data directory format (doc/compat.md): 3 = 2 plus inode items version 2
- * and txn version 2, which releases that write 2 cannot read.  A mount
- * turns 2 into 3 before it opens the cell, so such a release refuses the
- * directory, naming the format, instead of failing on every item. */
-#define DATA_FORMAT "quorumfs-data 4\n"
+ * and txn version 2, which releases that write 2 cannot read; 4 = 3 plus
+ * the value log (chunk pointers into WAL segments); 5 = 4 plus PATCH
+ * extents ('c' records in the extents form, doc/format-store.md).  A
+ * mount turns 2, 3 or 4 into 5 before it opens the cell, so such a
+ * release refuses the directory, naming the format, instead of misreading
+ * or failing on every item. */
+#define DATA_FORMAT "quorumfs-data 5\n"
+#define DATA_FORMAT_V4 "quorumfs-data 4\n" /* before PATCH extents: a 'c' record of 8 or 24 bytes */
 #define DATA_FORMAT_V3 "quorumfs-data 3\n" /* before the value log: chunk values only in RocksDB */
 #define DATA_FORMAT_V2 "quorumfs-data 2\n" /* three replicas, inode/txn version 1 */
 #define DATA_FORMAT_V1 "quorumfs-data 1\n" /* one replica (node.c), before 3 replicas */
@@ -427,10 +431,11 @@ static int write_format(const char *data)
 	return qfs_sysio_file_put(path, DATA_FORMAT, strlen(DATA_FORMAT));
 }
 
-/* Check or write DATA_DIR/FORMAT.  A format-2 or 3 directory is accepted
- * and, when upgrade is set (a mount, which writes version-2 items and
- * value log pointers), rewritten as format 4 first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a
- * one-line reason in msg. */
+/* Check or write DATA_DIR/FORMAT.  A format-2, 3 or 4 directory is
+ * accepted and, when upgrade is set (a mount, which writes version-2
+ * items, value log pointers and PATCH extents), rewritten as format 5
+ * first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a one-line
+ * reason in msg. */
 static int check_format(const char *data, int upgrade, char *msg, size_t len)
 {
 	char path[PATH_MAX], buf[64];
@@ -465,21 +470,23 @@ static int check_format(const char *data, int upgrade, char *msg, size_t len)
 			 data, data);
 		return QFS_EFORMAT;
 	}
-	if (strcmp(buf, DATA_FORMAT_V2) == 0 || strcmp(buf, DATA_FORMAT_V3) == 0) {
-		int from = strcmp(buf, DATA_FORMAT_V2) == 0 ? 2 : 3;
+	if (strcmp(buf, DATA_FORMAT_V2) == 0 || strcmp(buf, DATA_FORMAT_V3) == 0 ||
+	    strcmp(buf, DATA_FORMAT_V4) == 0) {
+		int from = buf[strlen("quorumfs-data ")] - '0';
 
 		if (!upgrade)
 			return 0;
 		int rc = write_format(data);
 		if (rc) {
-			snprintf(msg, len, "cannot upgrade %s from format %d to 4: %s", path, from, qfs_strerror(rc));
-			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=%d to=4 err=\"%s\"",
+			snprintf(msg, len, "cannot upgrade %s from format %d to 5: %s", path, from, qfs_strerror(rc));
+			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=%d to=5 err=\"%s\"",
 				path, from, qfs_strerror(rc));
 			return rc;
 		}
 		QFS_LOG(QFS_LOG_WARN,
-			"data directory format upgraded file=%s from=%d to=4 (inode items and txns version 2, "
-			"chunk values in the WAL's segments: earlier releases refuse it from now on, doc/compat.md)",
+			"data directory format upgraded file=%s from=%d to=5 (inode items and txns version 2, "
+			"chunk values and PATCH extents in the WAL's segments: earlier releases refuse it from "
+			"now on, doc/compat.md)",
 			path, from);
 		return 0;
 	}

@@ -119,7 +119,7 @@ struct qfs_cell {
 					  (every node's memtables + 16 MiB); immutable */
 	uint64_t mem_ms, compact_ms;   /* keeper: last malloc_trim, last compaction */
 	uint64_t vlog_ms;              /* keeper: last value log collection */
-	uint64_t vlog_sum[7];          /* the nodes' value logs at the last
+	uint64_t vlog_sum[8];          /* the nodes' value logs at the last
 					  collection, summed (status "vlog"
 					  line): segments, bytes, live (last
 					  scan), reads, bad, removed, rewritten
@@ -737,7 +737,7 @@ static void keeper_space(struct qfs_cell *c)
 		malloc_trim(0);
 	}
 	if (now - c->vlog_ms >= CELL_VLOG_GC_MS) {
-		uint64_t sum[7] = { 0 };
+		uint64_t sum[8] = { 0 };
 		int scanned = 0;
 
 		c->vlog_ms = now;
@@ -757,6 +757,7 @@ static void keeper_space(struct qfs_cell *c)
 			sum[4] += vs.bad;
 			sum[5] += vs.gc_removed;
 			sum[6] += vs.gc_rewritten;
+			sum[7] += vs.extents;
 			scanned |= vs.scanned;
 			if (rc || vs.removed)
 				QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell vlog collected node=%u removed=%llu "
@@ -764,7 +765,7 @@ static void keeper_space(struct qfs_cell *c)
 					(unsigned long long)vs.freed, (unsigned long long)vs.segments,
 					rc ? qfs_strerror(rc) : "none");
 		}
-		for (int i = 0; i < 7; i++)
+		for (int i = 0; i < 8; i++)
 			if (i != 2 || scanned)
 				__atomic_store_n(&c->vlog_sum[i], sum[i], __ATOMIC_RELAXED);
 	}
@@ -1960,14 +1961,15 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 	qfs_buf_printf(out, "memory memtables_bytes %llu cache_bytes %llu\n", (unsigned long long)mem,
 		       (unsigned long long)cache);
 	{ /* the value log (doc/format-store.md "Value log"), every node's */
-		uint64_t v[7];
+		uint64_t v[8];
 
-		for (int i = 0; i < 7; i++)
+		for (int i = 0; i < 8; i++)
 			v[i] = __atomic_load_n(&c->vlog_sum[i], __ATOMIC_RELAXED);
 		qfs_buf_printf(out, "vlog segments %llu bytes %llu live_bytes %llu reads %llu bad %llu "
-			       "gc_removed %llu gc_rewritten %llu\n", (unsigned long long)v[0],
+			       "gc_removed %llu gc_rewritten %llu extents %llu\n", (unsigned long long)v[0],
 			       (unsigned long long)v[1], (unsigned long long)v[2], (unsigned long long)v[3],
-			       (unsigned long long)v[4], (unsigned long long)v[5], (unsigned long long)v[6]);
+			       (unsigned long long)v[4], (unsigned long long)v[5], (unsigned long long)v[6],
+			       (unsigned long long)v[7]);
 	}
 	all_groups(c, &all);
 	memset(nlead, 0, sizeof(nlead));

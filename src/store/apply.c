@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/crc32c.h"
 #include "common/item.h"
 #include "common/log.h"
 #include "store/store_int.h"
@@ -53,6 +54,9 @@ struct ov_ent {
 	int del;
 	int borrowed;     /* val points into the txn being applied (a PUT's
 			     value, which outlives the applier): not freed */
+	int ext;          /* val is the chunk's 'c' record in the extents
+			     form (patch_ext), val_len its length: 1 the
+			     item stays as it is, 2 it is written empty */
 };
 
 /* Change of the chunk bytes of one ino during the txn. */
@@ -65,6 +69,7 @@ struct acct {
 struct applier {
 	struct qfs_store *s;
 	qfs_group_t group;
+	const struct qfs_txn *t; /* the txn being run */
 	struct ov_ent *ov; /* sorted by key, no duplicates */
 	size_t nov;
 	size_t cap;
@@ -110,6 +115,7 @@ static int ov_set_val(struct applier *a, const uint8_t *k, size_t kl, uint8_t *v
 		a->ov[i].val_len = vl;
 		a->ov[i].del = del;
 		a->ov[i].borrowed = borrowed;
+		a->ov[i].ext = 0;
 		return 0;
 	}
 	uint8_t *kc = malloc(kl ? kl : 1);
@@ -170,6 +176,8 @@ static int view_get(struct applier *a, const uint8_t *k, size_t kl, uint8_t **va
 		    int *found)
 {
 	const struct ov_ent *e = ov_find(a, k, kl);
+	if (e && e->ext)
+		return -EIO; /* never: patch_ext takes only a chunk no other op names */
 	if (e) {
 		*found = !e->del;
 		if (e->del)
@@ -230,6 +238,8 @@ static int view_len(struct applier *a, const uint8_t *k, size_t kl, size_t *len,
 	const struct ov_ent *e = ov_find(a, k, kl);
 	struct qfs_val v = { 0 };
 
+	if (e && e->ext)
+		return -EIO; /* never: patch_ext takes only a chunk no other op names */
 	if (e) {
 		*found = !e->del;
 		*len = e->del ? 0 : e->val_len;
@@ -371,9 +381,12 @@ static int view_walk(struct applier *a, const uint8_t *lo, size_t lo_len, const 
 		else
 			c = qfs_key_cmp(dk, dkl, a->ov[oi].key, a->ov[oi].key_len);
 		if (c < 0) {
-			size_t dvl;
+			size_t dvl, kl0;
+			const uint8_t *k0 = (const uint8_t *)rocksdb_iter_key(it, &kl0);
+
 			rocksdb_iter_value(it, &dvl);
-			if (dvl == 0 && (rc = ptr_len(a, dk, dkl, &dvl)) < 0)
+			/* a pointer's or extents' length is its record's */
+			if ((rc = store_vlog_ilen(a->s, k0, kl0, dvl, &dvl)) < 0)
 				break;
 			rc = fn(dk, dkl, dvl, arg);
 			rocksdb_iter_next(it);
@@ -713,6 +726,132 @@ static size_t trimmed_len(const uint8_t *p, size_t n)
 	return n;
 }
 
+/* 1 if op is the only op of the txn that may read or write its key: no
+ * other op names it and no op reaches a range of keys. */
+static int only_op_of_key(const struct applier *a, const struct qfs_op *op)
+{
+	for (uint32_t i = 0; i < a->t->nops; i++) {
+		const struct qfs_op *o = &a->t->ops[i];
+
+		if (o == op)
+			continue;
+		if (o->kind == QFS_OP_DEL_RANGE || o->kind == QFS_OP_EXPECT_EMPTY || o->kind == QFS_OP_LINK_DROP ||
+		    qfs_key_cmp(o->key, o->key_len, op->key, op->key_len) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* A PATCH applied from a durable log record (the value log,
+ * doc/format-store.md "Value log"): instead of reading the chunk, its
+ * 'c' record gets one more extent, the PATCH's own bytes in the record's
+ * segment.  Only for a chunk no other op of the txn names (the overlay
+ * never holds its value), whose record is the short one, a pointer or
+ * extents (or that is absent), with fewer than STORE_VLOG_EXT_MAX
+ * extents whose bytes (with these) are at most QFS_CHUNK_SIZE, and when
+ * the result needs no trimming: it ends before the chunk's end or its
+ * last byte is not zero.  1 when done, 0 to patch the chunk as usual
+ * (which compacts it), -ENOMEM, -EIO. */
+static int patch_ext(struct applier *a, const struct qfs_op *op)
+{
+	const struct qfs_store_src *src = a->s->apply_src;
+	const uint8_t *val = op->val;
+	uint8_t kb[STORE_DBKEY_MAX], base[STORE_VLOG_REC_LEN] = { 0 }, *dk, *nr, *e;
+	size_t dkl, rl = 0, old_len = 0, end = (size_t)op->offset + op->val_len, len, nrl;
+	uint32_t n = 0;
+	const uint8_t *r;
+	char *rec = NULL;
+	int rc, found = 1, dput = 0;
+
+	if (!src || !src->seg_first || a->s->vlog_min == UINT32_MAX || !op->val_len ||
+	    val < (const uint8_t *)src->base || val + op->val_len > (const uint8_t *)src->base + src->len ||
+	    ov_find(a, op->key, op->key_len) || !only_op_of_key(a, op))
+		return 0;
+	dk = store_item_key(kb, sizeof(kb), a->group, op->key, op->key_len, &dkl);
+	if (!dk)
+		return -ENOMEM;
+	if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl)))
+		goto out;
+	r = (const uint8_t *)rec;
+	if (rec && rl == STORE_CRC_LEN &&
+	    !rocksdb_key_may_exist(a->s->db, a->s->ro, (const char *)dk, dkl, NULL, NULL, NULL, 0, NULL)) {
+		/* a record without its item (a delete by a format-3 release
+		 * from before the records left it): the chunk is absent */
+		rocksdb_free(rec);
+		rec = NULL;
+		found = 0;
+		dput = 1;
+		qfs_be32_put(base + 4, qfs_crc32c(0, op->key, op->key_len));
+	} else if (!rec) { /* absent, or a chunk of a release without records */
+		char *err = NULL, *d;
+		size_t dl;
+
+		d = rocksdb_get(a->s->db, a->s->ro, (const char *)dk, dkl, &dl, &err);
+		if (err) {
+			rc = store_rocks_err(a->s, "get", err);
+			goto out;
+		}
+		rocksdb_free(d);
+		if (d)
+			goto out; /* rc 0: as usual */
+		found = 0;
+		dput = 1;
+		qfs_be32_put(base + 4, qfs_crc32c(0, op->key, op->key_len));
+	} else if (rl == STORE_CRC_LEN || (rl == STORE_VLOG_REC_LEN && qfs_be64_get(r + 8))) {
+		memcpy(base, r, rl);
+		old_len = qfs_be32_get(r);
+	} else if (store_vlog_is_ext(r, rl)) {
+		uint64_t bytes = op->val_len;
+
+		n = qfs_be32_get(r + 4);
+		for (uint32_t i = 0; i < n; i++)
+			bytes += qfs_be32_get(r + STORE_VLOG_EXT_HEAD + (size_t)i * STORE_VLOG_EXT_LEN + 4);
+		if (n >= STORE_VLOG_EXT_MAX || bytes > QFS_CHUNK_SIZE)
+			goto out; /* compact */
+		memcpy(base, r + 8, sizeof(base));
+		old_len = qfs_be32_get(r);
+	} else {
+		goto out;
+	}
+	if (end >= old_len && val[op->val_len - 1] == 0)
+		goto out; /* the result's tail may need trimming */
+	if (store_vlog_link(a->s, a->group, src))
+		goto out;
+	len = old_len > end ? old_len : end;
+	nrl = STORE_VLOG_EXT_HEAD + (size_t)(n + 1) * STORE_VLOG_EXT_LEN;
+	nr = malloc(nrl);
+	if (!nr) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	qfs_be32_put(nr, (uint32_t)len);
+	qfs_be32_put(nr + 4, n + 1);
+	memcpy(nr + 8, base, sizeof(base));
+	if (n)
+		memcpy(nr + STORE_VLOG_EXT_HEAD, r + STORE_VLOG_EXT_HEAD, (size_t)n * STORE_VLOG_EXT_LEN);
+	e = nr + STORE_VLOG_EXT_HEAD + (size_t)n * STORE_VLOG_EXT_LEN;
+	qfs_be32_put(e, (uint32_t)op->offset);
+	qfs_be32_put(e + 4, op->val_len);
+	qfs_be32_put(e + 8, qfs_crc32c(qfs_crc32c(0, op->key, op->key_len), val, op->val_len));
+	qfs_be64_put(e + 12, src->seg_first);
+	qfs_be64_put(e + 20, src->off + (uint64_t)(val - (const uint8_t *)src->base));
+	rc = count_change(a, op->key, op->key_len, found, old_len, 1, len);
+	if (rc) {
+		free(nr);
+		goto out;
+	}
+	if ((rc = ov_set(a, op->key, op->key_len, nr, nrl, 0)))
+		goto out;
+	ov_find(a, op->key, op->key_len)->ext = dput ? 2 : 1;
+	__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
+	rc = 1;
+out:
+	rocksdb_free(rec);
+	if (dk != kb)
+		free(dk);
+	return rc;
+}
+
 /* PATCH: the stored chunk (absent: no bytes) with op->val laid over it at
  * op->offset, extended with zeros up to the offset if shorter, stored
  * without its trailing zero bytes (deleted if nothing is left: the chunk
@@ -730,6 +869,9 @@ static int op_patch_chunk(struct applier *a, const struct qfs_op *op, int *fail)
 		*fail = -EINVAL;
 		return 0;
 	}
+	rc = patch_ext(a, op);
+	if (rc)
+		return rc < 0 ? rc : 0;
 	rc = view_get(a, op->key, op->key_len, &old, &old_len, &found);
 	if (rc)
 		return rc;
@@ -934,6 +1076,15 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 		if (!k)
 			return -ENOMEM;
 		store_fence_forget(a->s, a->group, e->key, e->key_len); /* before the write */
+		if (e->ext) { /* the 'c' record in the extents form (patch_ext) */
+			if (e->ext == 2)
+				rocksdb_writebatch_put(wb, (const char *)k, kl, "", 0);
+			k[0] = STORE_CRC_PREFIX;
+			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
+			if (k != kb)
+				free(k);
+			continue;
+		}
 		if (e->del) {
 			rocksdb_writebatch_delete(wb, (const char *)k, kl);
 		} else if (ptr_emit(a, wb, e, k, kl)) {
@@ -1039,7 +1190,7 @@ int store_eval_ops(struct qfs_store *s, qfs_group_t group, const struct qfs_txn 
 		   rocksdb_writebatch_t *wb, struct qfs_buf *effects, struct qfs_buf *written,
 		   int *result)
 {
-	struct applier a = { .s = s, .group = group };
+	struct applier a = { .s = s, .group = group, .t = t };
 	int rc = 0, fail = store_txn_valid(t);
 
 	for (uint32_t i = 0; i < t->nops && !rc && !fail; i++)

@@ -693,9 +693,9 @@ static void pin_hold(struct qfs_val *out, rocksdb_pinnableslice_t *v)
 /* The fast check of store_get_item: the 'c' record at k (item key k with
  * its prefix byte swapped, restored on return) read through rc, the chunk
  * through rv (no RocksDB checks), or through the value log when the
- * record is a pointer.  1 with *out when both are there and agree, 2 when
- * they disagree, 3 when the record is a pointer whose value cannot be
- * read or does not match, 0 when the record is absent or unusable or the
+ * record is a pointer or has extents.  1 with *out when both are there
+ * and agree, 2 when they disagree, 3 when the record is a pointer or has
+ * extents and the value cannot be read or does not match, 0 when the record is absent or unusable or the
  * chunk absent or unreadable, or a -errno of the record's read. */
 static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const rocksdb_readoptions_t *rv,
 		     uint8_t *k, size_t klen, const uint8_t *key, size_t key_len, qfs_group_t group,
@@ -720,6 +720,31 @@ static int crc_check(struct qfs_store *s, const rocksdb_readoptions_t *rc, const
 		size_t pl = 0;
 
 		res = store_vlog_read(s, group, key, key_len, cv, &p, &pl);
+		rocksdb_pinnableslice_destroy(c);
+		if (res == 0) {
+			qfs_val_adopt(out, p, pl);
+			return 1;
+		}
+		return res == 2 ? 3 : res;
+	}
+	if (store_vlog_is_ext(cv, cl)) { /* a base and PATCH extents (vlog.c) */
+		const char *dv = NULL;
+		uint8_t *p = NULL;
+		size_t pl = 0;
+
+		vl = 0;
+		if (qfs_be64_get(cv + 16) == 0) { /* the base is the item's own value */
+			v = rocksdb_get_pinned(s->db, rv, (const char *)k, klen, &err);
+			if (err) { /* said again by the checked read, if real */
+				rocksdb_free(err);
+				v = NULL;
+			}
+			if (v)
+				dv = rocksdb_pinnableslice_value(v, &vl);
+		}
+		res = store_vlog_ext_read(s, group, key, key_len, cv, cl, (const uint8_t *)dv, vl, 0, &p, &pl);
+		if (v)
+			rocksdb_pinnableslice_destroy(v);
 		rocksdb_pinnableslice_destroy(c);
 		if (res == 0) {
 			qfs_val_adopt(out, p, pl);
@@ -798,8 +823,9 @@ static int chunk_get_checked(struct qfs_store *s, const uint8_t *k, size_t klen,
 	uint8_t *p = NULL;
 	size_t pl = 0;
 
-	(void)rocksdb_pinnableslice_value(v, &vl);
-	rc = store_vlog_resolve(s, ro, k, klen, vl, &p, &pl);
+	const uint8_t *vp = (const uint8_t *)rocksdb_pinnableslice_value(v, &vl);
+
+	rc = store_vlog_resolve(s, ro, k, klen, vp, vl, &p, &pl);
 	if (rc == 1) {
 		rocksdb_pinnableslice_destroy(v);
 		qfs_val_adopt(out, p, pl);
@@ -895,7 +921,7 @@ int store_scan_item(struct qfs_store *s, const rocksdb_readoptions_t *ro, const 
 {
 	uint8_t *p = NULL;
 	size_t pl = 0;
-	int rc = store_vlog_resolve(s, ro, k, kl, vl, &p, &pl);
+	int rc = store_vlog_resolve(s, ro, k, kl, v, vl, &p, &pl);
 
 	if (rc < 0)
 		return rc;

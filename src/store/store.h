@@ -292,6 +292,7 @@ struct qfs_store_vlog_stat {
 	uint64_t gc_rewritten; /* values moved into RocksDB since open */
 	uint64_t reads;      /* values read from segments since open */
 	uint64_t bad;        /* of those, damaged or missing (EIO) */
+	uint64_t extents;    /* PATCHes stored as extents since open */
 };
 int qfs_store_vlog_gc(struct qfs_store *s, int full, struct qfs_store_vlog_stat *st);
 

@@ -29,6 +29,16 @@
 #define STORE_CRC_LEN 8                                /* the 'c' record's value */
 #define STORE_VLOG_REC_LEN 24                          /* its long form: a pointer
 							  into a WAL segment (vlog.c) */
+/* The extents form of the 'c' record (vlog.c, doc/format-store.md "Value
+ * log"): be32 len, be32 n, a 24-byte base (a pointer's bytes, or be32
+ * len, be32 crc and 16 zero bytes for the item's own value), then n
+ * extents of be32 chunk offset, be32 length, be32 crc32c(itemkey ||
+ * bytes), be64 segment's first LSN, be64 file offset. */
+#define STORE_VLOG_EXT_HEAD 32
+#define STORE_VLOG_EXT_LEN 28
+#define STORE_VLOG_EXT_MAX 12                          /* extents at most: the
+							  next PATCH compacts */
+#define STORE_VLOG_EXT_REC_MAX (STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_MAX * STORE_VLOG_EXT_LEN)
 #define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
 #define STORE_DBKEY_MAX (STORE_GROUP_PREFIX_LEN + QFS_KEY_MAX)
 
@@ -130,6 +140,10 @@ struct qfs_store {
 	uint64_t vlog_gc_removed;         /* links removed by the collector since
 					     open; atomic */
 	uint64_t vlog_gc_rewritten;       /* values it moved into RocksDB; atomic */
+	uint64_t vlog_stale;              /* extents read over a stale 8-byte
+					     record's base (vlog.c); atomic */
+	uint64_t vlog_extents;            /* PATCHes stored as extents (apply.c
+					     patch_ext) since open; atomic */
 	uint64_t vlog_sig;                /* the links and applied LSNs the last
 					     collection scanned (it skips an
 					     unchanged store); the collector's */
@@ -234,9 +248,22 @@ int store_get_item(struct qfs_store *s, qfs_group_t group, const uint8_t *key, s
  * store_vlog_read: the value rec points at into *out (heap) with *out_len:
  *   0; 2 when its file is missing or the bytes do not match rec's length
  *   and CRC; -ENOMEM.  Any thread.
- * store_vlog_resolve: an iterator's item (RocksDB key k, value of vl bytes)
- *   read through ro: 1 with *out (heap) when it is a pointer, 0 when the
- *   value is the item's own, QFS_ECORRUPT (store_vlog_bad), -ENOMEM, -EIO.
+ * store_vlog_resolve: an iterator's item (RocksDB key k, value v of vl
+ *   bytes) read through ro: 1 with *out (heap) when it is a pointer or
+ *   has extents, 0 when the value is the item's own, QFS_ECORRUPT
+ *   (store_vlog_bad), -ENOMEM, -EIO.
+ * store_vlog_is_ext: 1 if a 'c' record rec of rl bytes is the extents
+ *   form (its count agrees with its length).
+ * store_vlog_ext_read: the value of an extents record rec (rl bytes) of
+ *   item key of group, its base being dval (dlen bytes: the 'd' item, may
+ *   be NULL when the base is a pointer), into *out (heap): 0; 2 when a
+ *   part is missing or does not match its length or CRC; -ENOMEM.  A
+ *   'd' base that does not match the record, when checked (dval was read
+ *   with RocksDB's checks), is a stale record: dval is the base (logged
+ *   once, counted in vlog_stale).
+ * store_vlog_ilen: the length of the item at RocksDB key k whose 'd'
+ *   value has dvl bytes, its 'c' record read (a pointer's or extents'
+ *   length): 0 or -EIO.
  * store_vlog_bad: count and log (once) a value that cannot be read:
  *   QFS_ECORRUPT.
  * store_vlog_len: 1 with *len, the value's length its 'c' record holds
@@ -258,9 +285,19 @@ void store_vlog_rec(uint8_t v[STORE_VLOG_REC_LEN], const uint8_t *key, size_t ke
 int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
 		    const uint8_t rec[STORE_VLOG_REC_LEN], uint8_t **out, size_t *out_len);
 int store_vlog_resolve(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
-		       size_t vl, uint8_t **out, size_t *out_len);
+		       const uint8_t *v, size_t vl, uint8_t **out, size_t *out_len);
+int store_vlog_is_ext(const uint8_t *rec, size_t rl);
+int store_vlog_ext_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+			const uint8_t *rec, size_t rl, const uint8_t *dval, size_t dlen, int checked,
+			uint8_t **out, size_t *out_len);
+int store_vlog_ilen(struct qfs_store *s, const uint8_t *k, size_t klen, size_t dvl, size_t *len);
 int store_vlog_bad(struct qfs_store *s, qfs_group_t group);
 int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *len);
+/* store_vlog_rec_get: the 'c' record of RocksDB item key k ('d'
+ * be64(group) itemkey) read through ro into *rec (heap: rocksdb_free)
+ * with *rl, NULL when absent.  0 or -EIO. */
+int store_vlog_rec_get(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
+		       char **rec, size_t *rl);
 const rocksdb_snapshot_t *store_snap_take(struct qfs_store *s);
 void store_snap_put(struct qfs_store *s, const rocksdb_snapshot_t *snap);
 int store_vlog_drop(struct qfs_store *s, qfs_group_t group);

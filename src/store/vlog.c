@@ -273,29 +273,20 @@ static void fd_forget(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, i
 	pthread_mutex_unlock(&s->vlog_mu);
 }
 
-/* See store_int.h. */
-int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
-		    const uint8_t rec[STORE_VLOG_REC_LEN], uint8_t **out, size_t *out_len)
+/* Read len bytes at off of group's link first into dst (with the
+ * read-ahead of a sequential reader) and check them against crc (over
+ * key, then the bytes): 0; 2 when the file is missing, short or the CRC
+ * does not match. */
+static int seg_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    qfs_lsn_t first, uint64_t off, uint32_t len, uint32_t crc, uint8_t *dst)
 {
-	uint32_t len = qfs_be32_get(rec), crc = qfs_be32_get(rec + 4);
-	qfs_lsn_t first = qfs_be64_get(rec + 8);
-	uint64_t off = qfs_be64_get(rec + 16);
-	uint8_t *buf;
 	size_t got = 0;
-	int fd;
+	int fd = fd_get(s, group, first);
 
-	if (len > STORE_VLOG_VALUE_MAX) /* a damaged record: no such value */
-		return 2;
-	buf = malloc(len ? len : 1);
-	if (!buf)
-		return -ENOMEM;
-	fd = fd_get(s, group, first);
-	if (fd < 0) {
-		free(buf);
+	if (fd < 0)
 		return fd == -ENOMEM ? -ENOMEM : 2;
-	}
 	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
+		ssize_t n = pread(fd, dst + got, len - got, (off_t)(off + got));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -307,9 +298,29 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 	 * a jump) does not wait behind the megabytes it asks ahead */
 	read_ahead(s, group, first, fd, off, len);
 	close(fd);
-	if (got != len || qfs_crc32c(qfs_crc32c(0, key, key_len), buf, len) != crc) {
-		free(buf);
+	if (got != len || qfs_crc32c(qfs_crc32c(0, key, key_len), dst, len) != crc)
 		return 2;
+	return 0;
+}
+
+/* See store_int.h. */
+int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+		    const uint8_t rec[STORE_VLOG_REC_LEN], uint8_t **out, size_t *out_len)
+{
+	uint32_t len = qfs_be32_get(rec);
+	uint8_t *buf;
+	int rc;
+
+	if (len > STORE_VLOG_VALUE_MAX) /* a damaged record: no such value */
+		return 2;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	rc = seg_read(s, group, key, key_len, qfs_be64_get(rec + 8), qfs_be64_get(rec + 16), len,
+		      qfs_be32_get(rec + 4), buf);
+	if (rc) {
+		free(buf);
+		return rc;
 	}
 	__atomic_add_fetch(&s->vlog_reads, 1, __ATOMIC_RELAXED);
 	*out = buf;
@@ -317,10 +328,83 @@ int store_vlog_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, 
 	return 0;
 }
 
-/* The 'c' record of RocksDB item key k ('d' be64(group) itemkey) read
- * through ro into *rec (heap: rocksdb_free) with *rl, NULL when absent.
- * 0 or -EIO. */
-static int crc_rec_get(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
+/* See store_int.h. */
+int store_vlog_is_ext(const uint8_t *rec, size_t rl)
+{
+	return rl >= STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_LEN && rl <= STORE_VLOG_EXT_REC_MAX &&
+	       (rl - STORE_VLOG_EXT_HEAD) % STORE_VLOG_EXT_LEN == 0 &&
+	       qfs_be32_get(rec + 4) == (rl - STORE_VLOG_EXT_HEAD) / STORE_VLOG_EXT_LEN;
+}
+
+/* See store_int.h.  The value is zeros up to its length, the base laid
+ * over it, then each extent in order; each part checked by its CRC. */
+int store_vlog_ext_read(struct qfs_store *s, qfs_group_t group, const uint8_t *key, size_t key_len,
+			const uint8_t *rec, size_t rl, const uint8_t *dval, size_t dlen, int checked,
+			uint8_t **out, size_t *out_len)
+{
+	uint32_t len = qfs_be32_get(rec), n = qfs_be32_get(rec + 4);
+	const uint8_t *b = rec + 8;
+	uint32_t blen = qfs_be32_get(b), bcrc = qfs_be32_get(b + 4);
+	qfs_lsn_t bfirst = qfs_be64_get(b + 8);
+	uint8_t *buf;
+	int rc = 0, stale = 0;
+
+	if (len > STORE_VLOG_VALUE_MAX || blen > len)
+		return 2;
+	if (bfirst == 0 && (dlen != blen || (blen && !dval) ||
+			    qfs_crc32c(qfs_crc32c(0, key, key_len), dval, dlen) != bcrc)) {
+		/* the item is not the base the record names: damaged (the
+		 * unchecked read: 2, read again with RocksDB's checks), or
+		 * read with RocksDB's checks and the record was stale (a
+		 * release before the records rewrote the chunk): the item is
+		 * the base, as a chunk read goes by the checked value */
+		if (!checked || dlen > QFS_CHUNK_SIZE || (dlen && !dval))
+			return 2;
+		stale = 1;
+		blen = (uint32_t)dlen;
+		if (blen > len)
+			len = blen;
+	}
+	buf = calloc(1, len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	if (bfirst == 0) { /* the item's own value */
+		if (blen)
+			memcpy(buf, dval, blen);
+	} else {
+		rc = seg_read(s, group, key, key_len, bfirst, qfs_be64_get(b + 16), blen, bcrc, buf);
+	}
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		const uint8_t *e = rec + STORE_VLOG_EXT_HEAD + (size_t)i * STORE_VLOG_EXT_LEN;
+		uint32_t off = qfs_be32_get(e), el = qfs_be32_get(e + 4);
+
+		if ((uint64_t)off + el > len) {
+			rc = 2;
+			break;
+		}
+		rc = seg_read(s, group, key, key_len, qfs_be64_get(e + 12), qfs_be64_get(e + 20), el,
+			      qfs_be32_get(e + 8), buf + off);
+	}
+	(void)rl;
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	if (stale) {
+		while (len && buf[len - 1] == 0)
+			len--; /* the chunk invariant (format-items.md) */
+		if (__atomic_fetch_add(&s->vlog_stale, 1, __ATOMIC_RELAXED) == 0)
+			QFS_LOG(QFS_LOG_WARN, "store chunk record stale under extents, the item read with RocksDB's "
+				"checks is the base dir=%s group=%016" PRIx64, s->dir, (uint64_t)group);
+	}
+	__atomic_add_fetch(&s->vlog_reads, 1, __ATOMIC_RELAXED);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+/* See store_int.h. */
+int store_vlog_rec_get(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
 		       char **rec, size_t *rl)
 {
 	uint8_t cb[STORE_DBKEY_MAX];
@@ -336,28 +420,33 @@ static int crc_rec_get(struct qfs_store *s, const rocksdb_readoptions_t *ro, con
 	return 0;
 }
 
-/* See store_int.h. */
+/* See store_int.h.  Every chunk item's record is read: one with extents
+ * may have its base in the item. */
 int store_vlog_resolve(struct qfs_store *s, const rocksdb_readoptions_t *ro, const uint8_t *k, size_t klen,
-		       size_t vl, uint8_t **out, size_t *out_len)
+		       const uint8_t *v, size_t vl, uint8_t **out, size_t *out_len)
 {
 	char *rec = NULL;
 	size_t rl = 0;
 	int rc;
 
-	if (vl != 0 || klen <= STORE_GROUP_PREFIX_LEN || k[0] != STORE_ITEM_PREFIX ||
+	if (klen <= STORE_GROUP_PREFIX_LEN || k[0] != STORE_ITEM_PREFIX ||
 	    !store_is_chunk_key(k + STORE_GROUP_PREFIX_LEN, klen - STORE_GROUP_PREFIX_LEN))
 		return 0;
-	if ((rc = crc_rec_get(s, ro, k, klen, &rec, &rl)))
+	if ((rc = store_vlog_rec_get(s, ro, k, klen, &rec, &rl)))
 		return rc;
-	if (!rec || rl != STORE_VLOG_REC_LEN) {
-		rocksdb_free(rec);
-		return 0;
-	}
 	qfs_group_t group = qfs_be64_get(k + 1);
+	const uint8_t *key = k + STORE_GROUP_PREFIX_LEN;
+	size_t key_len = klen - STORE_GROUP_PREFIX_LEN;
 
-	rc = store_vlog_read(s, group, k + STORE_GROUP_PREFIX_LEN, klen - STORE_GROUP_PREFIX_LEN,
-			     (const uint8_t *)rec, out, out_len);
+	if (rec && rl == STORE_VLOG_REC_LEN && vl == 0)
+		rc = store_vlog_read(s, group, key, key_len, (const uint8_t *)rec, out, out_len);
+	else if (rec && store_vlog_is_ext((const uint8_t *)rec, rl))
+		rc = store_vlog_ext_read(s, group, key, key_len, (const uint8_t *)rec, rl, v, vl, 1, out, out_len);
+	else
+		rc = 1; /* the item's own value */
 	rocksdb_free(rec);
+	if (rc == 1)
+		return 0;
 	if (rc == 0)
 		return 1;
 	return rc == 2 ? store_vlog_bad(s, group) : rc;
@@ -379,13 +468,32 @@ int store_vlog_len(struct qfs_store *s, const uint8_t *k, size_t klen, size_t *l
 	size_t rl = 0;
 	int rc;
 
-	if ((rc = crc_rec_get(s, s->ro, k, klen, &rec, &rl)))
+	if ((rc = store_vlog_rec_get(s, s->ro, k, klen, &rec, &rl)))
 		return rc;
-	rc = rec && (rl == STORE_VLOG_REC_LEN || rl == STORE_CRC_LEN);
+	rc = rec && (rl == STORE_VLOG_REC_LEN || rl == STORE_CRC_LEN || store_vlog_is_ext((const uint8_t *)rec, rl));
 	if (rc)
 		*len = qfs_be32_get((const uint8_t *)rec);
 	rocksdb_free(rec);
 	return rc;
+}
+
+/* See store_int.h. */
+int store_vlog_ilen(struct qfs_store *s, const uint8_t *k, size_t klen, size_t dvl, size_t *len)
+{
+	char *rec = NULL;
+	size_t rl = 0;
+	int rc;
+
+	*len = dvl;
+	if (klen <= STORE_GROUP_PREFIX_LEN ||
+	    !store_is_chunk_key(k + STORE_GROUP_PREFIX_LEN, klen - STORE_GROUP_PREFIX_LEN))
+		return 0;
+	if ((rc = store_vlog_rec_get(s, s->ro, k, klen, &rec, &rl)))
+		return rc;
+	if (rec && ((rl == STORE_VLOG_REC_LEN && dvl == 0) || store_vlog_is_ext((const uint8_t *)rec, rl)))
+		*len = qfs_be32_get((const uint8_t *)rec);
+	rocksdb_free(rec);
+	return 0;
 }
 
 /* See store_int.h. */
@@ -542,8 +650,38 @@ static int links_list(struct qfs_store *s, struct glink **out, size_t *nout)
 	return 0;
 }
 
-/* Add the bytes of every pointer (every long 'c' record) to its link's
- * live count, read from one snapshot.  0, -ENOMEM or -EIO. */
+/* Add len bytes of group's segment first to its link's live count
+ * (*dangling when no link has it). */
+static void live_add(struct glink *v, size_t n, qfs_group_t group, qfs_lsn_t first, uint64_t len,
+		     uint64_t *dangling)
+{
+	struct glink *l = glink_find(v, n, group, first);
+
+	if (l)
+		l->live += len;
+	else
+		(*dangling)++;
+}
+
+/* 1 if 'c' record val (vl bytes) points into segment first: a pointer,
+ * or the base or an extent of an extents record. */
+static int rec_points_into(const uint8_t *val, size_t vl, qfs_lsn_t first)
+{
+	if (vl == STORE_VLOG_REC_LEN)
+		return qfs_be64_get(val + 8) == first;
+	if (!store_vlog_is_ext(val, vl))
+		return 0;
+	if (qfs_be64_get(val + 16) == first)
+		return 1;
+	for (size_t i = STORE_VLOG_EXT_HEAD; i < vl; i += STORE_VLOG_EXT_LEN)
+		if (qfs_be64_get(val + i + 12) == first)
+			return 1;
+	return 0;
+}
+
+/* Add the bytes of every pointer (every long 'c' record, and the base
+ * pointer and extents of every extents record) to its link's live count,
+ * read from one snapshot.  0, -ENOMEM or -EIO. */
 static int live_scan(struct qfs_store *s, struct glink *v, size_t n, uint64_t *dangling)
 {
 	uint8_t lo[1] = { STORE_CRC_PREFIX }, hi[1] = { STORE_CRC_PREFIX + 1 };
@@ -565,15 +703,19 @@ static int live_scan(struct qfs_store *s, struct glink *v, size_t n, uint64_t *d
 		size_t kl, vl;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
 		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		struct glink *l;
+		qfs_group_t g;
 
-		if (vl != STORE_VLOG_REC_LEN || kl < STORE_GROUP_PREFIX_LEN)
+		if (kl < STORE_GROUP_PREFIX_LEN)
 			continue;
-		l = glink_find(v, n, qfs_be64_get(k + 1), qfs_be64_get(val + 8));
-		if (l)
-			l->live += qfs_be32_get(val);
-		else
-			(*dangling)++;
+		g = qfs_be64_get(k + 1);
+		if (vl == STORE_VLOG_REC_LEN) {
+			live_add(v, n, g, qfs_be64_get(val + 8), qfs_be32_get(val), dangling);
+		} else if (store_vlog_is_ext(val, vl)) {
+			if (qfs_be64_get(val + 16))
+				live_add(v, n, g, qfs_be64_get(val + 16), qfs_be32_get(val + 8), dangling);
+			for (size_t i = STORE_VLOG_EXT_HEAD; i < vl; i += STORE_VLOG_EXT_LEN)
+				live_add(v, n, g, qfs_be64_get(val + i + 12), qfs_be32_get(val + i + 4), dangling);
+		}
 	}
 	rocksdb_iter_get_error(it, &err);
 	if (err)
@@ -587,12 +729,38 @@ out:
 	return rc;
 }
 
+/* The value of chunk item kb (RocksDB key, kl bytes) whose 'c' record is
+ * rb (rl bytes, a pointer or extents), read now: 0 with *val (heap), 2
+ * when it cannot be read or does not match, -ENOMEM, -EIO. */
+static int rec_value(struct qfs_store *s, qfs_group_t group, const uint8_t *kb, size_t kl, const uint8_t *rb,
+		     size_t rl, uint8_t **val, size_t *val_len)
+{
+	const uint8_t *key = kb + STORE_GROUP_PREFIX_LEN;
+	size_t key_len = kl - STORE_GROUP_PREFIX_LEN, dl = 0;
+	char *err = NULL, *d = NULL;
+	int rc;
+
+	if (rl == STORE_VLOG_REC_LEN)
+		return store_vlog_read(s, group, key, key_len, rb, val, val_len);
+	if (qfs_be64_get(rb + 16) == 0) { /* the base is the item's own value */
+		d = rocksdb_get(s->db, s->ro, (const char *)kb, kl, &dl, &err);
+		if (err)
+			return store_rocks_err(s, "vlog rewrite", err);
+	}
+	rc = store_vlog_ext_read(s, group, key, key_len, rb, rl, (const uint8_t *)d, d ? dl : 0, 1, val, val_len);
+	rocksdb_free(d);
+	return rc;
+}
+
 /* Move the values the pointers of group into segment first still hold
- * into RocksDB (an item with its value and the 8-byte record), each in
+ * (pointers, and chunks with extents any part of which lies there) into
+ * RocksDB (an item with its whole value and the 8-byte record), each in
  * one batch written under s->apply_mu after checking that the record is
- * still that pointer: an apply that replaced the chunk meanwhile wins.
- * Adds the values moved to *moved.  0, -ENOMEM, -EIO, QFS_ECORRUPT (a
- * value that cannot be read: the segment is kept). */
+ * still the one scanned: an apply that replaced the chunk meanwhile
+ * wins.  A pointer's value is read before the lock, a chunk with extents
+ * under it (its base may be the item).  Adds the values moved to *moved.
+ * 0, -ENOMEM, -EIO, QFS_ECORRUPT (a value that cannot be read: the
+ * segment is kept). */
 static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, uint64_t *moved)
 {
 	uint8_t lo[STORE_GROUP_PREFIX_LEN], hi[STORE_GROUP_PREFIX_LEN];
@@ -611,32 +779,49 @@ static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 		size_t kl, vl, cl = 0;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
 		const uint8_t *rec = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		uint8_t kb[STORE_DBKEY_MAX], rb[STORE_VLOG_REC_LEN], v8[STORE_CRC_LEN], *val = NULL;
+		uint8_t kb[STORE_DBKEY_MAX], rb[STORE_VLOG_EXT_REC_MAX], v8[STORE_CRC_LEN], *val = NULL;
 		size_t val_len = 0;
+		int ext = vl != STORE_VLOG_REC_LEN;
 		char *cur;
 
-		if (vl != STORE_VLOG_REC_LEN || kl > sizeof(kb) || kl <= STORE_GROUP_PREFIX_LEN ||
-		    qfs_be64_get(rec + 8) != first)
+		if (kl > sizeof(kb) || kl <= STORE_GROUP_PREFIX_LEN || vl > sizeof(rb) ||
+		    !rec_points_into(rec, vl, first))
 			continue;
 		memcpy(kb, k, kl);
-		memcpy(rb, rec, sizeof(rb));
-		rc = store_vlog_read(s, group, kb + STORE_GROUP_PREFIX_LEN, kl - STORE_GROUP_PREFIX_LEN, rb, &val,
-				     &val_len);
-		if (rc == 2) {
-			rc = 0; /* replaced meanwhile, or damaged: checked again below */
-			val = NULL;
+		memcpy(rb, rec, vl);
+		kb[0] = STORE_ITEM_PREFIX;
+		if (!ext) {
+			rc = rec_value(s, group, kb, kl, rb, vl, &val, &val_len);
+			if (rc == 2) {
+				rc = 0; /* replaced meanwhile, or damaged: checked again below */
+				val = NULL;
+			}
+			if (rc)
+				break;
 		}
-		if (rc)
-			break;
 		pthread_mutex_lock(&s->apply_mu);
+		kb[0] = STORE_CRC_PREFIX;
 		cur = rocksdb_get(s->db, s->ro, (const char *)kb, kl, &cl, &err);
+		kb[0] = STORE_ITEM_PREFIX;
 		if (err) {
 			pthread_mutex_unlock(&s->apply_mu);
 			free(val);
 			rc = store_rocks_err(s, "vlog rewrite", err);
 			break;
 		}
-		if (cur && cl == sizeof(rb) && memcmp(cur, rb, sizeof(rb)) == 0) {
+		if (cur && cl == vl && memcmp(cur, rb, vl) == 0) {
+			if (ext) {
+				rc = rec_value(s, group, kb, kl, rb, vl, &val, &val_len);
+				if (rc == 2) {
+					rc = 0;
+					val = NULL;
+				}
+				if (rc) {
+					pthread_mutex_unlock(&s->apply_mu);
+					rocksdb_free(cur);
+					break;
+				}
+			}
 			if (!val) { /* the pointer stands and its value cannot be read */
 				pthread_mutex_unlock(&s->apply_mu);
 				rocksdb_free(cur);
@@ -652,7 +837,10 @@ static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 				rc = -ENOMEM;
 				break;
 			}
-			memcpy(v8, rb, sizeof(v8)); /* the same length and CRC */
+			qfs_be32_put(v8, (uint32_t)val_len);
+			qfs_be32_put(v8 + 4, qfs_crc32c(qfs_crc32c(0, kb + STORE_GROUP_PREFIX_LEN,
+								   kl - STORE_GROUP_PREFIX_LEN), val, val_len));
+			kb[0] = STORE_CRC_PREFIX;
 			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)v8, sizeof(v8));
 			kb[0] = STORE_ITEM_PREFIX;
 			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)val, val_len);
@@ -893,6 +1081,7 @@ out:
 	st->gc_rewritten = __atomic_load_n(&s->vlog_gc_rewritten, __ATOMIC_RELAXED);
 	st->reads = __atomic_load_n(&s->vlog_reads, __ATOMIC_RELAXED);
 	st->bad = __atomic_load_n(&s->vlog_bad, __ATOMIC_RELAXED);
+	st->extents = __atomic_load_n(&s->vlog_extents, __ATOMIC_RELAXED);
 	free(applied);
 	free(v);
 	return rc;

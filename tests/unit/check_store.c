@@ -4219,6 +4219,575 @@ START_TEST(test_vlog_ra_window)
 }
 END_TEST
 
+/* ---- PATCH extents in the value log (doc/format-store.md "Value log") ---- */
+
+/* The model of chunk c: its bytes and length as the PATCH semantics make
+ * them (overlay, zeros in a gap, trailing zeros trimmed). */
+struct pmodel {
+	uint8_t b[QFS_CHUNK_SIZE];
+	size_t len;
+};
+
+static void pmodel_patch(struct pmodel *m, size_t off, const uint8_t *v, size_t n)
+{
+	memcpy(m->b + off, v, n);
+	if (off + n > m->len)
+		m->len = off + n;
+	while (m->len && m->b[m->len - 1] == 0)
+		m->len--;
+}
+
+/* PATCH chunk c of FILE_INO at off with n bytes of v, the entry in seg;
+ * the model follows.  Returns the txn's result. */
+static int patch_seg(qfs_group_t g, uint64_t c, size_t off, const uint8_t *v, size_t n, qfs_lsn_t seg,
+		     struct pmodel *m)
+{
+	struct qfs_txn t;
+	uint32_t kl;
+
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, c, &kl);
+	add_patch(&t, kp, kl, (uint32_t)off, v, n);
+	if (m)
+		pmodel_patch(m, off, v, n);
+	return apply_seg(g, &t, seg);
+}
+
+/* The raw 'c' record of chunk c of FILE_INO in g into out (cap bytes):
+ * its length, 0 when absent. */
+static size_t raw_rec_bytes(qfs_group_t g, uint64_t c, uint8_t *out, size_t cap)
+{
+	uint8_t k[STORE_DBKEY_MAX];
+	uint32_t kl;
+	size_t klen, vl = 0;
+	char *err = NULL, *v;
+	const uint8_t *ck = kchunk(FILE_INO, c, &kl);
+
+	ck_assert_ptr_eq(store_item_key(k, sizeof(k), g, ck, kl, &klen), k);
+	k[0] = STORE_CRC_PREFIX;
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	v = rocksdb_get(st->db, ro, (const char *)k, klen, &vl, &err);
+	ck_assert_ptr_null(err);
+	rocksdb_readoptions_destroy(ro);
+	if (!v)
+		return 0;
+	ck_assert_uint_le(vl, cap);
+	memcpy(out, v, vl);
+	rocksdb_free(v);
+	return vl;
+}
+
+/* Every read of chunk c agrees with the model (absent when empty), and
+ * so does the count. */
+static void assert_model(qfs_group_t g, uint64_t c, const struct pmodel *m)
+{
+	if (m->len) {
+		struct vscan a = { m->b, m->len, 0 };
+		uint32_t lol, hil;
+		const uint8_t *lo;
+		uint8_t lob[QFS_KEY_MAX];
+		struct qfs_store_snap *sn;
+
+		assert_chunk(g, c, m->b, m->len);
+		lo = kchunk(FILE_INO, c, &lol);
+		memcpy(lob, lo, lol);
+		const uint8_t *hi = kchunk(FILE_INO, c + 1, &hil);
+
+		ck_assert_int_eq(qfs_store_scan(st, g, lob, lol, hi, hil, vscan_cb, &a), 0);
+		ck_assert_int_eq(a.seen, 1);
+		a.seen = 0;
+		lo = kchunk(FILE_INO, c, &lol);
+		ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+		ck_assert_int_eq(qfs_store_snap_scan(sn, g, lob, lol, hi, hil, vscan_cb, &a), 0);
+		ck_assert_int_eq(a.seen, 1);
+		qfs_store_snap_release(sn);
+	} else {
+		uint32_t kl;
+		const uint8_t *k = kchunk(FILE_INO, c, &kl);
+
+		ck_assert(!present(g, k, kl));
+	}
+}
+
+static int is_ext_rec(qfs_group_t g, uint64_t c, uint32_t *n)
+{
+	uint8_t r[STORE_VLOG_EXT_REC_MAX];
+	size_t rl = raw_rec_bytes(g, c, r, sizeof(r));
+
+	if (!store_vlog_is_ext(r, rl))
+		return 0;
+	if (n)
+		*n = qfs_be32_get(r + 4);
+	return 1;
+}
+
+/* PATCHes applied from a durable record become extents of the chunk's
+ * record, not a rewrite of the chunk: over an absent chunk, a pointer and
+ * a value in RocksDB; overlapping extents apply in order; a PATCH past
+ * the end leaves zeros in the gap; every read (get, get_val, scan,
+ * snapshot scan) and the count follow the PATCH semantics, before and
+ * after a reopen. */
+START_TEST(test_vlog_patch_extents)
+{
+	static struct pmodel m0, m1, m2;
+	static uint8_t big[QFS_CHUNK_SIZE], p[3][8192];
+	size_t dl;
+	uint32_t n;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	for (int i = 0; i < 3; i++)
+		fill_rand(p[i], sizeof(p[i]), 40 + i);
+	/* chunk 0: absent, then extents only */
+	ck_assert_int_eq(patch_seg(G1, 0, 4096, p[0], 4096, 2, &m0), 0);
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_LEN);
+	ck_assert_uint_eq(dl, 0); /* the item is empty */
+	assert_model(G1, 0, &m0);
+	ck_assert_int_eq(patch_seg(G1, 0, 6000, p[1], 4096, 2, &m0), 0); /* overlaps the first */
+	ck_assert_int_eq(patch_seg(G1, 0, 5000, p[2], 100, 2, &m0), 0);  /* inside both */
+	ck_assert_int_eq(patch_seg(G1, 0, 60000, p[2] + 7, 3000, 2, &m0), 0); /* past the end: a gap */
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 4);
+	assert_model(G1, 0, &m0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m0.len);
+	/* chunk 1: a pointer as the base */
+	ck_assert_int_eq(put_chunk_seg(G1, 1, 70000, 41, 3, m1.b), 0);
+	m1.len = 70000;
+	ck_assert_int_eq(patch_seg(G1, 1, 100, p[0], 8192, 3, &m1), 0);
+	ck_assert_int_eq(patch_seg(G1, 1, 69999, p[1], 50, 3, &m1), 0); /* across the end */
+	ck_assert(is_ext_rec(G1, 1, &n));
+	ck_assert_uint_eq(n, 2);
+	assert_model(G1, 1, &m1);
+	/* chunk 2: a value in RocksDB as the base (applied without a place) */
+	{
+		struct qfs_txn t;
+		uint32_t kl;
+
+		fill_rand(big, 3000, 42);
+		memcpy(m2.b, big, 3000);
+		m2.len = 3000;
+		qfs_txn_init(&t);
+		kp = kchunk(FILE_INO, 2, &kl);
+		add_put_bytes(&t, kp, kl, big, 3000);
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	ck_assert_int_eq(patch_seg(G1, 2, 1000, p[2], 500, 3, &m2), 0);
+	ck_assert(is_ext_rec(G1, 2, &n));
+	ck_assert_uint_eq(raw_rec(G1, 2, &dl), STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_LEN);
+	ck_assert_uint_eq(dl, 3000); /* the base stays in the item */
+	assert_model(G1, 2, &m2);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m0.len + m1.len + m2.len);
+	/* an apply without a place patches the chunk whole (compacts) */
+	{
+		struct qfs_txn t;
+		uint32_t kl;
+
+		qfs_txn_init(&t);
+		kp = kchunk(FILE_INO, 0, &kl);
+		add_patch(&t, kp, kl, 10, p[1], 10);
+		pmodel_patch(&m0, 10, p[1], 10);
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+		ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+		ck_assert_uint_eq(dl, m0.len);
+	}
+	assert_model(G1, 0, &m0);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_model(G1, 0, &m0);
+	assert_model(G1, 1, &m1);
+	assert_model(G1, 2, &m2);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m0.len + m1.len + m2.len);
+}
+END_TEST
+
+/* A PATCH whose last byte is zero at or past the chunk's end is applied
+ * whole (the tail is trimmed, the chunk deleted when nothing is left):
+ * the length and the count stay exact; a zero byte ending inside the
+ * chunk stays an extent. */
+START_TEST(test_vlog_patch_zero_tail)
+{
+	static struct pmodel m;
+	static uint8_t p[8192], z[8192];
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 50);
+	ck_assert_int_eq(patch_seg(G1, 0, 0, p, 8192, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL));
+	/* zeros inside: an extent */
+	ck_assert_int_eq(patch_seg(G1, 0, 100, z, 1000, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL));
+	assert_model(G1, 0, &m);
+	/* zeros at the end: the chunk is rewritten trimmed */
+	ck_assert_int_eq(patch_seg(G1, 0, 6000, z, 2192, 2, &m), 0);
+	ck_assert_uint_eq(m.len, 6000);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, 6000);
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 6000);
+	/* a nonzero byte past the end: an extent again, the gap zeros */
+	ck_assert_int_eq(patch_seg(G1, 0, 9000, p + 1, 1, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL));
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 9001);
+	/* zeros over everything: the chunk goes */
+	ck_assert_int_eq(patch_seg(G1, 0, 0, z, 8192, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL)); /* ends before 9001: still an extent */
+	static uint8_t zz[9001];
+	ck_assert_int_eq(patch_seg(G1, 0, 0, zz, sizeof(zz), 2, &m), 0);
+	ck_assert_uint_eq(m.len, 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), 0);
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 0);
+}
+END_TEST
+
+/* PUT, DEL, DEL_RANGE (truncate) and a txn naming the chunk twice over a
+ * chunk with extents leave no stale extent: the record is replaced or
+ * deleted with the item, and the counts stay exact. */
+START_TEST(test_vlog_patch_overwrite)
+{
+	static struct pmodel m;
+	static uint8_t p[4096], w[5000];
+	struct qfs_txn t;
+	uint32_t kl, lol, hil;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 60);
+	fill_rand(w, sizeof(w), 61);
+	for (uint64_t c = 0; c < 3; c++) {
+		memset(&m, 0, sizeof(m));
+		ck_assert_int_eq(patch_seg(G1, c, 4096, p, sizeof(p), 2, &m), 0);
+		ck_assert(is_ext_rec(G1, c, NULL));
+	}
+	/* PUT over chunk 0 (in RocksDB), DEL of chunk 1 */
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, kp, kl, w, sizeof(w));
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	assert_chunk(G1, 0, w, sizeof(w));
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 1, &kl);
+	add(&t, QFS_OP_DEL, kp, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), 0);
+	ck_assert(!present(G1, kp, kl));
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), sizeof(w) + 8192);
+	/* a PUT with its place over extents: a pointer */
+	ck_assert_int_eq(patch_seg(G1, 0, 100, p, 100, 3, NULL), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL));
+	ck_assert_int_eq(put_chunk_seg(G1, 0, 70000, 62, 3, m.b), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_VLOG_REC_LEN);
+	assert_chunk(G1, 0, m.b, 70000);
+	/* a txn that patches a chunk twice: applied whole, both in order */
+	memset(&m, 0, sizeof(m));
+	fill_rand(m.b, 70000, 62);
+	m.len = 70000;
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_patch(&t, kp, kl, 10, p, 50);
+	add_patch(&t, kp, kl, 30, p + 1000, 50);
+	pmodel_patch(&m, 10, p, 50);
+	pmodel_patch(&m, 30, p + 1000, 50);
+	ck_assert_int_eq(apply_seg(G1, &t, 3), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	assert_model(G1, 0, &m);
+	/* DEL_RANGE of every chunk (truncate to 0) */
+	ck_assert(is_ext_rec(G1, 2, NULL));
+	const uint8_t *lo = kchunk(FILE_INO, 0, &lol);
+	uint8_t lob[QFS_KEY_MAX];
+
+	memcpy(lob, lo, lol);
+	const uint8_t *hi = kchunk(FILE_INO, 100, &hil);
+
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, lob, lol, hi, hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 0);
+	for (uint64_t c = 0; c < 3; c++)
+		ck_assert_uint_eq(raw_rec(G1, c, &dl), 0);
+	/* a DEL_RANGE of one extent chunk among others counts its length */
+	memset(&m, 0, sizeof(m));
+	ck_assert_int_eq(patch_seg(G1, 1, 20000, p, sizeof(p), 4, &m), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 24096);
+	lo = kchunk(FILE_INO, 1, &lol);
+	memcpy(lob, lo, lol);
+	hi = kchunk(FILE_INO, 2, &hil);
+	qfs_txn_init(&t);
+	add_range(&t, QFS_OP_DEL_RANGE, lob, lol, hi, hil, 0);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 0);
+}
+END_TEST
+
+/* Past STORE_VLOG_EXT_MAX extents, or more extent bytes than a chunk, the
+ * next PATCH reads the chunk and stores it whole (8-byte record); then
+ * extents start again over that base. */
+START_TEST(test_vlog_patch_compact)
+{
+	static struct pmodel m;
+	static uint8_t p[QFS_CHUNK_SIZE];
+	size_t dl;
+	uint32_t n;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 70);
+	for (uint32_t i = 0; i < STORE_VLOG_EXT_MAX; i++) {
+		ck_assert_int_eq(patch_seg(G1, 0, i * 3000, p + i, 4000, 2, &m), 0);
+		ck_assert(is_ext_rec(G1, 0, &n));
+		ck_assert_uint_eq(n, i + 1);
+	}
+	assert_model(G1, 0, &m);
+	ck_assert_int_eq(patch_seg(G1, 0, 7, p + 99, 4000, 2, &m), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, m.len);
+	assert_model(G1, 0, &m);
+	ck_assert_int_eq(patch_seg(G1, 0, 50000, p + 5, 4000, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 1);
+	assert_model(G1, 0, &m);
+	/* the byte bound: two extents of 60000 bytes, a third of 20000 compacts */
+	ck_assert_int_eq(patch_seg(G1, 0, 0, p, 60000, 2, &m), 0);
+	ck_assert_int_eq(patch_seg(G1, 0, 1, p + 1, 60000, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(patch_seg(G1, 0, 2, p + 2, 20000, 2, &m), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+}
+END_TEST
+
+/* Pad segment seg of the fake WAL with n bytes of junk at its end. */
+static void seg_pad(qfs_lsn_t seg, size_t n)
+{
+	char path[192];
+	struct stat sb;
+	int fd;
+	static uint8_t junk[65536];
+
+	snprintf(path, sizeof(path), "%s/wal/%016llx.wal", dir, (unsigned long long)seg);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	fill_rand(junk, sizeof(junk), 3);
+	for (size_t done = 0; done < n; done += sizeof(junk))
+		ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), sb.st_size + (off_t)done), (ssize_t)sizeof(junk));
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+}
+
+/* The collector counts extents as live bytes of their segments: a segment
+ * only extents point into stays (more than half live) or has its chunks
+ * moved whole into RocksDB (less than half live) before it goes; the
+ * base's segment and the extents' are counted apart. */
+START_TEST(test_vlog_patch_gc)
+{
+	static struct pmodel m0, m1;
+	static uint8_t p[QFS_CHUNK_SIZE];
+	struct qfs_store_vlog_stat vs;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 80);
+	/* chunk 0: a pointer into seg 2, extents in seg 3 (mostly live) */
+	ck_assert_int_eq(put_chunk_seg(G1, 0, 60000, 81, 2, m0.b), 0);
+	m0.len = 60000;
+	ck_assert_int_eq(patch_seg(G1, 0, 1000, p, 50000, 3, &m0), 0);
+	/* chunk 1: extents only, in seg 4 (padded: less than half live) */
+	ck_assert_int_eq(patch_seg(G1, 1, 0, p + 3, 4000, 4, &m1), 0);
+	ck_assert_int_eq(patch_seg(G1, 1, 8000, p + 4, 4000, 4, &m1), 0);
+	seg_pad(4, 1 << 20);
+	ck_assert_int_eq(put_chunk_seg(G1, 9, 5000, 82, 5, p), 0); /* a later link, applied past */
+	ck_assert(is_ext_rec(G1, 0, NULL) && is_ext_rec(G1, 1, NULL));
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	/* seg 2 holds chunk 0's base (60000 of ~60 KiB): stays; seg 3 its
+	 * extent: stays; seg 4 was rewritten: chunk 1 whole in RocksDB */
+	ck_assert(link_exists(G1, 2) && link_exists(G1, 3));
+	ck_assert(!link_exists(G1, 4));
+	ck_assert_uint_ge(vs.rewritten, m1.len);
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, m1.len);
+	ck_assert_uint_eq(vs.live, 60000 + 50000 + 5000);
+	ck_assert(is_ext_rec(G1, 0, NULL));
+	assert_model(G1, 0, &m0);
+	assert_model(G1, 1, &m1);
+	/* an overwrite of chunk 0 in RocksDB: no pointer left in 2 and 3 */
+	{
+		struct qfs_txn t;
+		uint32_t kl;
+
+		qfs_txn_init(&t);
+		kp = kchunk(FILE_INO, 0, &kl);
+		add_put_bytes(&t, kp, kl, p, 100);
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+	}
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(!link_exists(G1, 2) && !link_exists(G1, 3) && link_exists(G1, 5));
+	assert_model(G1, 1, &m1);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), 100 + m1.len + 5000);
+}
+END_TEST
+
+/* A crash (kill -9) after extents were applied but before any flush: the
+ * replay of the same entries (the same bytes at the same places) gives
+ * the same chunk; the entries applied before the crash and flushed stay. */
+START_TEST(test_vlog_patch_replay)
+{
+	static struct pmodel m, mc;
+	static uint8_t p[3][4096];
+	char path[192];
+	struct stat sb;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	for (int i = 0; i < 3; i++)
+		fill_rand(p[i], sizeof(p[i]), 90 + i);
+	ck_assert_int_eq(patch_seg(G1, 0, 0, p[0], 4096, 2, &m), 0);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	snprintf(path, sizeof(path), "%s/wal/%016llx.wal", dir, 2ull);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	qfs_store_close(st);
+	st = NULL;
+	mc = m;
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* lsn 3 and 4, then a crash before any flush */
+		if (qfs_store_open(dir, &st) || patch_seg(G1, 0, 2048, p[1], 4096, 2, &mc) != 0 ||
+		    patch_seg(G1, 0, 100, p[2], 1000, 2, &mc) != 0)
+			_exit(2);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
+	ck_assert_uint_eq(applied(G1), 2);
+	assert_model(G1, 0, &m);
+	/* the replay: the segment as the WAL keeps it, the same entries */
+	ck_assert_int_eq(truncate(path, sb.st_size), 0);
+	ck_assert_int_eq(patch_seg(G1, 0, 2048, p[1], 4096, 2, &m), 0);
+	ck_assert_int_eq(patch_seg(G1, 0, 100, p[2], 1000, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL));
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_model(G1, 0, &m);
+}
+END_TEST
+
+/* A damaged extent (a flipped byte in the segment), a damaged base in the
+ * item and a missing segment are QFS_ECORRUPT for every read, never
+ * wrong bytes; the collector keeps the segment. */
+START_TEST(test_vlog_patch_damage)
+{
+	static struct pmodel m;
+	static uint8_t p[4096];
+	uint8_t r[STORE_VLOG_EXT_REC_MAX], b;
+	struct qfs_store_snap *sn;
+	struct qfs_val val = { 0 };
+	struct qfs_store_vlog_stat vs;
+	char path[256];
+	uint32_t kl;
+	const uint8_t *k;
+	void *pv;
+	size_t pl, rl;
+	int fd, n = 0;
+	off_t at;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 95);
+	ck_assert_int_eq(patch_seg(G1, 0, 0, p, 4096, 2, &m), 0);
+	ck_assert_int_eq(patch_seg(G1, 0, 1000, p + 7, 2000, 2, &m), 0);
+	rl = raw_rec_bytes(G1, 0, r, sizeof(r));
+	ck_assert(store_vlog_is_ext(r, rl));
+	/* the second extent's bytes, one flipped */
+	at = (off_t)qfs_be64_get(r + STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_LEN + 20) + 500;
+	snprintf(path, sizeof(path), "%s/qfs-vlog/%016llx.%016llx.wal", dir, (unsigned long long)G1, 2ull);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, at), 1);
+	b ^= 0x04;
+	ck_assert_int_eq(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_int_eq(qfs_store_get(st, G1, k, kl, &pv, &pl), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_store_get_val(st, G1, k, kl, &val), QFS_ECORRUPT);
+	ck_assert(!qfs_val_held(&val));
+	ck_assert_int_eq(qfs_store_scan(st, G1, NULL, 0, NULL, 0, vcount_cb, &n), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_store_snap_take(st, &sn), 0);
+	ck_assert_int_eq(qfs_store_snap_scan(sn, G1, NULL, 0, NULL, 0, vcount_cb, &n), QFS_ECORRUPT);
+	qfs_store_snap_release(sn);
+	/* a PATCH over it still applies as an extent (no read); the read fails */
+	ck_assert_int_eq(patch_seg(G1, 0, 3000, p, 100, 2, &m), 0);
+	ck_assert_int_eq(qfs_store_get(st, G1, k, kl, &pv, &pl), QFS_ECORRUPT);
+	/* repaired: right again */
+	fd = open(path, O_RDWR);
+	b ^= 0x04;
+	ck_assert_int_eq(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+	assert_model(G1, 0, &m);
+	/* a base in the item that does not match its record (a stale record
+	 * left by a release before the records): the item, read with
+	 * RocksDB's checks, is the base; the extents lie over it */
+	{
+		struct qfs_txn t;
+		uint8_t dk[STORE_DBKEY_MAX];
+		size_t dkl;
+		char *err = NULL;
+
+		qfs_txn_init(&t);
+		kp = kchunk(FILE_INO, 1, &kl);
+		add_put_bytes(&t, kp, kl, p, 3000);
+		ck_assert_int_eq(APPLY(G1, &t), 0);
+		ck_assert_int_eq(patch_seg(G1, 1, 5, p + 9, 10, 2, NULL), 0);
+		ck_assert(is_ext_rec(G1, 1, NULL));
+		kp = kchunk(FILE_INO, 1, &kl);
+		ck_assert_ptr_eq(store_item_key(dk, sizeof(dk), G1, kp, kl, &dkl), dk);
+		rocksdb_put(st->db, st->wo, (const char *)dk, dkl, (const char *)p + 1, 2000, &err);
+		ck_assert_ptr_null(err);
+		static struct pmodel ms;
+
+		memcpy(ms.b, p + 1, 2000);
+		ms.len = 2000;
+		pmodel_patch(&ms, 5, p + 9, 10);
+		uint64_t c0 = st->crc_slow;
+
+		assert_chunk(G1, 1, ms.b, ms.len);
+		ck_assert_uint_gt(st->crc_slow, c0); /* the checked read */
+		ck_assert_uint_ge(st->vlog_stale, 1);
+	}
+	/* an 8-byte record left without its item (a delete by a release
+	 * before the records): a PATCH over it takes an empty base */
+	{
+		uint8_t ck[STORE_DBKEY_MAX], cv[STORE_CRC_LEN];
+		char *err = NULL;
+		static struct pmodel mo;
+
+		kp = kchunk(FILE_INO, 3, &kl);
+		ck_assert(store_crc_record(ck, cv, G1, kp, kl, p, 500));
+		rocksdb_put(st->db, st->wo, (const char *)ck, STORE_GROUP_PREFIX_LEN + kl, (const char *)cv, sizeof(cv),
+			    &err);
+		ck_assert_ptr_null(err);
+		ck_assert_int_eq(patch_seg(G1, 3, 40, p + 3, 30, 2, &mo), 0);
+		ck_assert(is_ext_rec(G1, 3, NULL));
+		assert_model(G1, 3, &mo);
+	}
+	/* the segment missing */
+	ck_assert_int_eq(unlink(path), 0);
+	reopen();
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_int_eq(qfs_store_get(st, G1, k, kl, &pv, &pl), QFS_ECORRUPT);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert_uint_ge(vs.dangling, 1);
+}
+END_TEST
+
 
 static Suite *store_suite(void)
 {
@@ -4273,6 +4842,13 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_vlog_off);
 	tcase_add_test(tc, test_vlog_ra_window);
+	tcase_add_test(tc, test_vlog_patch_extents);
+	tcase_add_test(tc, test_vlog_patch_zero_tail);
+	tcase_add_test(tc, test_vlog_patch_overwrite);
+	tcase_add_test(tc, test_vlog_patch_compact);
+	tcase_add_test(tc, test_vlog_patch_gc);
+	tcase_add_test(tc, test_vlog_patch_replay);
+	tcase_add_test(tc, test_vlog_patch_damage);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
