@@ -138,6 +138,9 @@ struct qfs_fs_inode {
 	 * this and the three below: fs->dac_mu */
 	struct qfs_attr dac_attr;
 	bool dac_ok;                 /* dac_attr equals the stored inode's attributes */
+	bool dac_nodef;              /* and, with dac_ok, the stored inode has no default
+					ACL (filled from a whole inode read: build_node
+					answers from the copy) */
 	bool dac_spoiled;            /* txns on it overlapped: their order is unknown */
 	uint32_t dac_busy;           /* txns that touch its inode, in flight */
 	uint64_t dac_gen;            /* bumped at the start and at the end of each */
@@ -201,6 +204,17 @@ struct qfs_fs {
 					 that touched directories failed: its outcome
 					 may be unknown (a timeout may still commit),
 					 so no copy is trusted again in this mount */
+	/* The last negative lookup (ops.c "negative answer"), so that the
+	 * create the kernel sends right after it need not read the dentry
+	 * again.  A leaf lock. */
+	pthread_mutex_t neg_mu;
+	uint32_t txn_busy;            /* txns of qfs_fs_item_txn in flight; neg_mu */
+	uint64_t txn_gen;             /* bumped at the start and end of each; neg_mu */
+	qfs_ino_t neg_parent;         /* the answer's directory, 0: none; neg_mu */
+	uint64_t neg_gen;             /* txn_gen when its read started; neg_mu */
+	char neg_name[QFS_NAME_MAX + 1]; /* its name; neg_mu */
+	int neg_off;                  /* set (atomically, never cleared) once a txn's
+					 outcome is unknown (as dac_off) */
 	pthread_mutex_t hint_mu;      /* a leaf lock */
 	struct qfs_fs_hint *hints;    /* QFS_FS_HINTS name hints (inode.c); hint_mu */
 };

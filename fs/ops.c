@@ -305,13 +305,75 @@ static void dac_end(struct qfs_fs *fs, const struct qfs_router_itxn *t, struct d
 		qfs_fs_iput(fs, d->in[i]);
 }
 
+/* The negative answer: op_lookup keeps its last ENOENT from the store,
+ * (parent, name), and create_pending, which the kernel sends right after
+ * that lookup (open with O_CREAT holds the directory's lock across both),
+ * takes it instead of reading the dentry again.  Exact for the reason the
+ * directory attribute cache is (this mount is the only writer of its items;
+ * not with cache_timeout=0): a name appears only through a txn of fs/, and
+ * every one runs through qfs_fs_item_txn, which counts itself in
+ * fs->txn_busy and bumps fs->txn_gen at its start and its end; the answer
+ * is kept only if no txn was in flight when its read started and none
+ * started or ended until it was kept, and taken only if none did since.
+ * Pending creates (pend.c) are found before it by both.  A txn whose
+ * outcome is unknown (it may still commit) turns it off for the mount
+ * (fs->neg_off).  Lock: fs->neg_mu, a leaf. */
+static void neg_snap(struct qfs_fs *fs, uint64_t *gen, uint32_t *busy)
+{
+	pthread_mutex_lock(&fs->neg_mu);
+	*gen = fs->txn_gen;
+	*busy = fs->txn_busy;
+	pthread_mutex_unlock(&fs->neg_mu);
+}
+
+static bool neg_usable(const struct qfs_fs *fs)
+{
+	return fs->timeout > 0 && !__atomic_load_n(&fs->neg_off, __ATOMIC_RELAXED);
+}
+
+/* Keep (parent, name) as absent: its read started at gen with busy txns. */
+static void neg_put(struct qfs_fs *fs, qfs_ino_t parent, const char *name, uint64_t gen, uint32_t busy)
+{
+	pthread_mutex_lock(&fs->neg_mu);
+	if (busy == 0 && fs->txn_busy == 0 && fs->txn_gen == gen) {
+		fs->neg_parent = parent;
+		fs->neg_gen = gen;
+		strcpy(fs->neg_name, name); /* check_name: at most QFS_NAME_MAX bytes */
+	}
+	pthread_mutex_unlock(&fs->neg_mu);
+}
+
+/* true if (parent, name) is known absent from the store (no txn since). */
+static bool neg_get(struct qfs_fs *fs, qfs_ino_t parent, const char *name)
+{
+	bool hit;
+
+	pthread_mutex_lock(&fs->neg_mu);
+	hit = fs->neg_parent == parent && fs->txn_busy == 0 && fs->txn_gen == fs->neg_gen &&
+	      strcmp(fs->neg_name, name) == 0;
+	pthread_mutex_unlock(&fs->neg_mu);
+	return hit && neg_usable(fs);
+}
+
+static void txn_count(struct qfs_fs *fs, int delta)
+{
+	pthread_mutex_lock(&fs->neg_mu);
+	fs->txn_busy = (uint32_t)((int32_t)fs->txn_busy + delta);
+	fs->txn_gen++;
+	pthread_mutex_unlock(&fs->neg_mu);
+}
+
 int qfs_fs_item_txn(struct qfs_fs *fs, qfs_table_t table, struct qfs_router_itxn *t, int *res)
 {
 	struct dac_txn d;
 	int rc;
 
 	dac_begin(fs, table, t, &d);
+	txn_count(fs, +1);
 	rc = qfs_router_item_txn(fs->r, table, t, res);
+	if (rc < 0 && rc != -ENOSPC)
+		__atomic_store_n(&fs->neg_off, 1, __ATOMIC_SEQ_CST); /* before the count drops */
+	txn_count(fs, -1);
 	/* A failed txn (a timeout above all) may still commit later, after a
 	 * read refilled the copy: from then on no copy is trusted.  -ENOSPC is
 	 * the leader's refusal before the entry was taken. */
@@ -347,9 +409,53 @@ static int dir_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr 
 	if (in->dac_busy == 0 && in->dac_gen == gen && fs->dac_gbusy == 0 && fs->dac_ggen == ggen) {
 		in->dac_attr = *out;
 		in->dac_ok = true;
+		in->dac_nodef = false; /* not read */
 	}
 	pthread_mutex_unlock(&fs->dac_mu);
 	return 0;
+}
+
+/* The stored inode of directory parent of table for build_node: from the
+ * directory attribute cache when its copy is known to have no default ACL
+ * (then *out holds the attributes and no xattr), else read, and the copy
+ * filled from that read as dir_attr does when it has none.  0 or the
+ * router's error. */
+static int parent_inode(struct qfs_fs *fs, qfs_table_t table, qfs_ino_t parent, struct qfs_inode *out)
+{
+	struct qfs_fs_inode *in = NULL;
+	uint64_t gen = 0, ggen = 0;
+	int rc;
+
+	if (parent != FUSE_ROOT_ID && fs->timeout > 0 && !__atomic_load_n(&fs->dac_off, __ATOMIC_RELAXED))
+		in = qfs_fs_ifind(fs, parent);
+	if (in && (!S_ISDIR(in->type) || in->table != table)) {
+		qfs_fs_iput(fs, in);
+		in = NULL;
+	}
+	if (in) {
+		pthread_mutex_lock(&fs->dac_mu);
+		if (in->dac_ok && in->dac_nodef) {
+			out->a = in->dac_attr;
+			pthread_mutex_unlock(&fs->dac_mu);
+			qfs_fs_iput(fs, in);
+			return 0;
+		}
+		gen = in->dac_gen;
+		ggen = fs->dac_ggen;
+		pthread_mutex_unlock(&fs->dac_mu);
+	}
+	rc = qfs_router_get_inode(fs->r, table, parent, out);
+	if (in && rc == 0 && S_ISDIR(out->a.mode) && !qfs_inode_xattr_find(out, QFS_ACL_DEFAULT)) {
+		pthread_mutex_lock(&fs->dac_mu);
+		if (in->dac_busy == 0 && in->dac_gen == gen && fs->dac_gbusy == 0 && fs->dac_ggen == ggen) {
+			in->dac_attr = out->a;
+			in->dac_ok = true;
+			in->dac_nodef = true;
+		}
+		pthread_mutex_unlock(&fs->dac_mu);
+	}
+	qfs_fs_iput(fs, in);
+	return rc;
 }
 
 int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_attr *out)
@@ -521,7 +627,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			qfs_fs_iput(fs, x);
 			rc = 0;
 		} else {
+			uint64_t gen;
+			uint32_t busy;
+			neg_snap(fs, &gen, &busy);
 			rc = read_dentry(fs, table, parent, name, &d, NULL, NULL);
+			if (rc == -ENOENT && neg_usable(fs))
+				neg_put(fs, parent, name, gen, busy);
 		}
 	}
 	if (rc == -ENOENT) {
@@ -870,8 +981,9 @@ static int inherit_acl(const struct qfs_inode *pin, mode_t mode, mode_t umask, s
 /* The inode *in (initialised by the caller, closed by it also on error) and
  * dentry *d of a new entry nn in directory parent of table: a new inode
  * number, owner from ctx, mode and ACLs as inherited (inherit_acl), set-gid
- * directories, times now.  Reads the parent's inode.  0, -ENOTDIR,
- * -ENAMETOOLONG (symlink target), -ENOMEM or the router's error. */
+ * directories, times now.  Reads the parent's inode (or its cached copy:
+ * parent_inode).  0, -ENOTDIR, -ENAMETOOLONG (symlink target), -ENOMEM or
+ * the router's error. */
 static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t parent, qfs_table_t table,
 		      const struct newnode *nn, struct qfs_inode *in, struct qfs_dentry *d)
 {
@@ -881,7 +993,7 @@ static int build_node(struct qfs_fs *fs, const struct fuse_ctx *ctx, fuse_ino_t 
 	int rc;
 
 	qfs_inode_init(&pin);
-	rc = qfs_router_get_inode(fs->r, table, parent, &pin);
+	rc = parent_inode(fs, table, parent, &pin);
 	pa = pin.a;
 	if (rc == 0 && !S_ISDIR(pa.mode))
 		rc = -ENOTDIR;
@@ -1927,7 +2039,8 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 		qfs_fs_iput(fs, x);
 		return excl ? -EEXIST : create_open_existing(fs, xino, table, S_IFREG, flags, out, a);
 	}
-	rc = read_dentry(fs, table, parent, name, &d, NULL, NULL);
+	/* the lookup just before found it absent (the negative answer) */
+	rc = neg_get(fs, parent, name) ? -ENOENT : read_dentry(fs, table, parent, name, &d, NULL, NULL);
 	if (rc == 0)
 		return excl ? -EEXIST : create_open_existing(fs, d.ino, table, d.type, flags, out, a);
 	if (rc != -ENOENT)

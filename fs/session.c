@@ -355,6 +355,7 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 	pthread_mutex_init(&fs->dirh_mu, NULL);
 	pthread_mutex_init(&fs->dattr_mu, NULL);
 	pthread_mutex_init(&fs->dac_mu, NULL);
+	pthread_mutex_init(&fs->neg_mu, NULL);
 	pthread_cond_init(&fs->dattr_cv, NULL);
 	rc = qfs_fs_itab_init(fs);
 	if (rc)
@@ -468,6 +469,7 @@ err_free:
 	pthread_mutex_destroy(&fs->pend_mu);
 	pthread_mutex_destroy(&fs->dattr_mu);
 	pthread_mutex_destroy(&fs->dac_mu);
+	pthread_mutex_destroy(&fs->neg_mu);
 	pthread_cond_destroy(&fs->dattr_cv);
 	free(fs);
 	return rc;

@@ -34,8 +34,9 @@
 # over a directory of the disk, mounts a fresh default quorumfs (3 replicas)
 # and works in a table of it.  Per target, native / passthrough_ll /
 # quorumfs, interleaved so all three see the same load:
-#  - cp -a TREE, rm -rf of it (R cycles); replicated txns and cell fsyncs
-#    per entry from .quorumfs/stats deltas during the first cp; the
+#  - cp -a TREE, rm -rf of it (R cycles); replicated txns, router gets and
+#    cell fsyncs per entry from .quorumfs/stats deltas during each cp, and
+#    the daemon's CPU seconds (utime+stime) per cp; the
 #    daemon's VmRSS/VmHWM after the R-th copy; proposals and cell fsyncs
 #    per fsync() of 8 writers (group commit) from the same counters;
 #  - warm find -ls / ls -lR / du -s of the copied tree (median of -w), and
@@ -137,6 +138,8 @@ cold() {
 }
 RES=$T/results
 : >"$RES"
+# cpu_ticks TARGET: the daemon's utime+stime so far, in clock ticks (/proc/PID/stat)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(pid_of "$1")/stat"; }
 # stat_sum TARGET: "TXNS FSYNCS PROPOSALS" of its mount so far (.quorumfs/stats)
 stat_sum() {
 	awk '$1 == "table" && $3 == "op" && $4 == "txn" { t += $6 }
@@ -155,9 +158,12 @@ for i in $(seq "$R"); do
 	for tgt in $(targets_of "$i"); do
 		d=$(dir_of "$tgt")
 		settle
-		is_q "$tgt" && before=$(stat_sum "$tgt")
+		is_q "$tgt" && before=$(stat_sum "$tgt") && cpu0=$(cpu_ticks "$tgt") &&
+			gets0=$(awk '$1 == "table" && $3 == "op" && $4 == "get" { g += $6 } END { print g + 0 }' "$(mnt_of "$tgt")/.quorumfs/stats")
 		timed cp "$tgt" cp -a "$TREE" "$d/tree"
 		if is_q "$tgt"; then
+			put cpu_s "$tgt" "$(awk -v a="$cpu0" -v b="$(cpu_ticks "$tgt")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+			put gets_per_entry "$tgt" "$(awk -v a="$gets0" -v n="$ENTRIES" '$1 == "table" && $3 == "op" && $4 == "get" { g += $6 } END { printf "%.2f", (g - a) / n }' "$(mnt_of "$tgt")/.quorumfs/stats")"
 			after=$(stat_sum "$tgt")
 			set -- $before $after
 			put txn_per_entry "$tgt" "$(awk -v a="$1" -v b="$4" -v n="$ENTRIES" 'BEGIN { printf "%.2f", (b - a) / n }')"
@@ -339,6 +345,8 @@ END {
 	else printf "| daemon VmRSS / VmHWM after %d copies of the tree | | | %s | | |\n", r, rss["qfs"]
 	crow("daemon VmHWM after the dd (MiB; mounted before the walks)", "hwm_dd")
 	crow("daemon bytes written per byte of the dd (/proc/PID/io, 2 s after; later compactions not counted)", "wamp")
+	crow("daemon CPU seconds per cp -a (utime+stime, /proc/PID/stat), median", "cpu_s")
+	crow("router gets per entry, cp -a (.quorumfs/stats)", "gets_per_entry")
 	crow("replicated txns per entry, cp -a (.quorumfs/stats)", "txn_per_entry")
 	crow("cell fsyncs per entry, cp -a (.quorumfs/stats)", "fsync_per_entry")
 	crow("cell proposals per entry, cp -a (.quorumfs/stats)", "prop_per_entry")
