@@ -742,6 +742,33 @@ static int only_op_of_key(const struct applier *a, const struct qfs_op *op)
 	return 1;
 }
 
+/* 1 if item k (RocksDB key, kl bytes) is absent, 0 if present, -EIO.
+ * rocksdb_key_may_exist answers from the memtables, the bloom filters
+ * and cached blocks only: "maybe" (a delete flushed into an SST whose
+ * block is not cached) is settled by a read without checks. */
+static int item_absent(struct qfs_store *s, const uint8_t *k, size_t kl)
+{
+	rocksdb_pinnableslice_t *v;
+	unsigned char vf = 0;
+	char *val = NULL, *err = NULL;
+	size_t vl = 0;
+
+	unsigned char may = rocksdb_key_may_exist(s->db, s->ro, (const char *)k, kl, &val, &vl, NULL, 0, &vf);
+
+	rocksdb_free(val); /* (set with vf also when it says absent) */
+	if (!may)
+		return 1;
+	if (vf)
+		return 0;
+	v = rocksdb_get_pinned(s->db, s->ro_fast, (const char *)k, kl, &err);
+	if (err)
+		return store_rocks_err(s, "get", err);
+	if (!v)
+		return 1;
+	rocksdb_pinnableslice_destroy(v);
+	return 0;
+}
+
 /* A PATCH applied from a durable log record (the value log,
  * doc/format-store.md "Value log"): instead of reading the chunk, its
  * 'c' record gets one more extent, the PATCH's own bytes in the record's
@@ -761,7 +788,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	uint32_t n = 0;
 	const uint8_t *r;
 	char *rec = NULL;
-	int rc, found = 1, dput = 0;
+	int rc, found = 1, dput = 0, absent = 0;
 
 	if (!src || !src->seg_first || a->s->vlog_min == UINT32_MAX || !op->val_len ||
 	    val < (const uint8_t *)src->base || val + op->val_len > (const uint8_t *)src->base + src->len ||
@@ -773,8 +800,11 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl)))
 		goto out;
 	r = (const uint8_t *)rec;
-	if (rec && rl == STORE_CRC_LEN &&
-	    !rocksdb_key_may_exist(a->s->db, a->s->ro, (const char *)dk, dkl, NULL, NULL, NULL, 0, NULL)) {
+	if (rec && rl == STORE_CRC_LEN && (absent = item_absent(a->s, dk, dkl)) < 0) {
+		rc = absent;
+		goto out;
+	}
+	if (rec && rl == STORE_CRC_LEN && absent == 1) {
 		/* a record without its item (a delete by a format-3 release
 		 * from before the records left it): the chunk is absent */
 		rocksdb_free(rec);

@@ -4788,6 +4788,45 @@ START_TEST(test_vlog_patch_damage)
 }
 END_TEST
 
+/* An 8-byte record left without its item by a release before the
+ * records, whose delete lies in an SST (after a flush and a reopen, the
+ * usual state of an upgraded store): rocksdb_key_may_exist cannot say
+ * "definitely absent" (the tombstone's key is in its file's bloom
+ * filter, its block not cached), yet the item is absent: the PATCH must
+ * still take an empty base and write the item, or every read finds the
+ * chunk absent and the PATCH's bytes are lost. */
+START_TEST(test_vlog_patch_stale_deleted)
+{
+	static struct pmodel mo;
+	static uint8_t p[4096];
+	uint8_t dk[STORE_DBKEY_MAX];
+	size_t dkl;
+	uint32_t kl;
+	char *err = NULL;
+	struct qfs_txn t;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 97);
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, kp, kl, p, 500);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	/* the old release's delete: the item only, the record stays */
+	kp = kchunk(FILE_INO, 0, &kl);
+	ck_assert_ptr_eq(store_item_key(dk, sizeof(dk), G1, kp, kl, &dkl), dk);
+	rocksdb_delete(st->db, st->wo, (const char *)dk, dkl, &err);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	ck_assert_int_eq(patch_seg(G1, 0, 40, p + 3, 30, 2, &mo), 0);
+	assert_model(G1, 0, &mo);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_model(G1, 0, &mo);
+}
+END_TEST
+
 
 static Suite *store_suite(void)
 {
@@ -4849,6 +4888,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_patch_gc);
 	tcase_add_test(tc, test_vlog_patch_replay);
 	tcase_add_test(tc, test_vlog_patch_damage);
+	tcase_add_test(tc, test_vlog_patch_stale_deleted);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
