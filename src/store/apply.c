@@ -744,22 +744,16 @@ static int only_op_of_key(const struct applier *a, const struct qfs_op *op)
 
 /* 1 if item k (RocksDB key, kl bytes) is absent, 0 if present, -EIO.
  * rocksdb_key_may_exist answers from the memtables, the bloom filters
- * and cached blocks only: "maybe" (a delete flushed into an SST whose
- * block is not cached) is settled by a read without checks. */
+ * and cached blocks only: a "maybe" (a delete flushed into an SST whose
+ * block is not cached) is settled by a pinned read without checks (no
+ * copy of a value in a memtable or a cached block). */
 static int item_absent(struct qfs_store *s, const uint8_t *k, size_t kl)
 {
 	rocksdb_pinnableslice_t *v;
-	unsigned char vf = 0;
-	char *val = NULL, *err = NULL;
-	size_t vl = 0;
+	char *err = NULL;
 
-	unsigned char may = rocksdb_key_may_exist(s->db, s->ro, (const char *)k, kl, &val, &vl, NULL, 0, &vf);
-
-	rocksdb_free(val); /* (set with vf also when it says absent) */
-	if (!may)
+	if (!rocksdb_key_may_exist(s->db, s->ro, (const char *)k, kl, NULL, NULL, NULL, 0, NULL))
 		return 1;
-	if (vf)
-		return 0;
 	v = rocksdb_get_pinned(s->db, s->ro_fast, (const char *)k, kl, &err);
 	if (err)
 		return store_rocks_err(s, "get", err);
