@@ -866,8 +866,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	}
 	if ((rc = ov_set(a, op->key, op->key_len, nr, nrl, 0)))
 		goto out;
-	ov_find(a, op->key, op->key_len)->ext = dput ? 2 : 1;
-	__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
+	ov_find(a, op->key, op->key_len)->ext = dput ? 2 : 1; /* counted when emitted */
 	rc = 1;
 out:
 	rocksdb_free(rec);
@@ -1101,6 +1100,7 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 			return -ENOMEM;
 		store_fence_forget(a->s, a->group, e->key, e->key_len); /* before the write */
 		if (e->ext) { /* the 'c' record in the extents form (patch_ext) */
+			__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
 			if (e->ext == 2)
 				rocksdb_writebatch_put(wb, (const char *)k, kl, "", 0);
 			k[0] = STORE_CRC_PREFIX;

@@ -4901,6 +4901,24 @@ START_TEST(test_vlog_patch_writers)
 	assert_model(G1, 2, &m2);
 	assert_model(G1, 3, &m3);
 	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), cb0 + m1.len + m2.len + m3.len);
+	/* a txn that fails after its PATCH took the extents form: nothing
+	 * changes, and the status counts no extent */
+	{
+		struct qfs_store_vlog_stat vs;
+		uint64_t e0;
+
+		ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+		e0 = vs.extents;
+		qfs_txn_init(&t);
+		k = kchunk(FILE_INO, 2, &kl);
+		add_patch(&t, k, kl, 20, p + 13, 300);
+		ik = kino(FILE_INO, &il);
+		add(&t, QFS_OP_EXPECT_ABSENT, ik, il)->err = -EEXIST;
+		ck_assert_int_eq(apply_seg(G1, &t, 60), -EEXIST);
+		assert_model(G1, 2, &m2);
+		ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+		ck_assert_uint_eq(vs.extents, e0);
+	}
 	ck_assert_int_eq(qfs_store_sync(st), 0);
 	reopen();
 	assert_model(G1, 1, &m1);
