@@ -742,6 +742,27 @@ static int only_op_of_key(const struct applier *a, const struct qfs_op *op)
 	return 1;
 }
 
+/* 1 if item k (RocksDB key, kl bytes) is absent, 0 if present, -EIO.
+ * rocksdb_key_may_exist answers from the memtables, the bloom filters
+ * and cached blocks only: a "maybe" (a delete flushed into an SST whose
+ * block is not cached) is settled by a pinned read without checks (no
+ * copy of a value in a memtable or a cached block). */
+static int item_absent(struct qfs_store *s, const uint8_t *k, size_t kl)
+{
+	rocksdb_pinnableslice_t *v;
+	char *err = NULL;
+
+	if (!rocksdb_key_may_exist(s->db, s->ro, (const char *)k, kl, NULL, NULL, NULL, 0, NULL))
+		return 1;
+	v = rocksdb_get_pinned(s->db, s->ro_fast, (const char *)k, kl, &err);
+	if (err)
+		return store_rocks_err(s, "get", err);
+	if (!v)
+		return 1;
+	rocksdb_pinnableslice_destroy(v);
+	return 0;
+}
+
 /* A PATCH applied from a durable log record (the value log,
  * doc/format-store.md "Value log"): instead of reading the chunk, its
  * 'c' record gets one more extent, the PATCH's own bytes in the record's
@@ -761,7 +782,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	uint32_t n = 0;
 	const uint8_t *r;
 	char *rec = NULL;
-	int rc, found = 1, dput = 0;
+	int rc, found = 1, dput = 0, absent = 0;
 
 	if (!src || !src->seg_first || a->s->vlog_min == UINT32_MAX || !op->val_len ||
 	    val < (const uint8_t *)src->base || val + op->val_len > (const uint8_t *)src->base + src->len ||
@@ -773,8 +794,11 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl)))
 		goto out;
 	r = (const uint8_t *)rec;
-	if (rec && rl == STORE_CRC_LEN &&
-	    !rocksdb_key_may_exist(a->s->db, a->s->ro, (const char *)dk, dkl, NULL, NULL, NULL, 0, NULL)) {
+	if (rec && rl == STORE_CRC_LEN && (absent = item_absent(a->s, dk, dkl)) < 0) {
+		rc = absent;
+		goto out;
+	}
+	if (rec && rl == STORE_CRC_LEN && absent == 1) {
 		/* a record without its item (a delete by a format-3 release
 		 * from before the records left it): the chunk is absent */
 		rocksdb_free(rec);
@@ -842,8 +866,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	}
 	if ((rc = ov_set(a, op->key, op->key_len, nr, nrl, 0)))
 		goto out;
-	ov_find(a, op->key, op->key_len)->ext = dput ? 2 : 1;
-	__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
+	ov_find(a, op->key, op->key_len)->ext = dput ? 2 : 1; /* counted when emitted */
 	rc = 1;
 out:
 	rocksdb_free(rec);
@@ -1077,6 +1100,7 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 			return -ENOMEM;
 		store_fence_forget(a->s, a->group, e->key, e->key_len); /* before the write */
 		if (e->ext) { /* the 'c' record in the extents form (patch_ext) */
+			__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
 			if (e->ext == 2)
 				rocksdb_writebatch_put(wb, (const char *)k, kl, "", 0);
 			k[0] = STORE_CRC_PREFIX;

@@ -4788,6 +4788,145 @@ START_TEST(test_vlog_patch_damage)
 }
 END_TEST
 
+/* An 8-byte record left without its item by a release before the
+ * records, whose delete lies in an SST (after a flush and a reopen, the
+ * usual state of an upgraded store): rocksdb_key_may_exist cannot say
+ * "definitely absent" (the tombstone's key is in its file's bloom
+ * filter, its block not cached), yet the item is absent: the PATCH must
+ * still take an empty base and write the item, or every read finds the
+ * chunk absent and the PATCH's bytes are lost. */
+START_TEST(test_vlog_patch_stale_deleted)
+{
+	static struct pmodel mo;
+	static uint8_t p[4096];
+	uint8_t dk[STORE_DBKEY_MAX];
+	size_t dkl;
+	uint32_t kl;
+	char *err = NULL;
+	struct qfs_txn t;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 97);
+	qfs_txn_init(&t);
+	kp = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, kp, kl, p, 500);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	/* the old release's delete: the item only, the record stays */
+	kp = kchunk(FILE_INO, 0, &kl);
+	ck_assert_ptr_eq(store_item_key(dk, sizeof(dk), G1, kp, kl, &dkl), dk);
+	rocksdb_delete(st->db, st->wo, (const char *)dk, dkl, &err);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	ck_assert_int_eq(patch_seg(G1, 0, 40, p + 3, 30, 2, &mo), 0);
+	assert_model(G1, 0, &mo);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_model(G1, 0, &mo);
+}
+END_TEST
+
+/* The other writers of a chunk over one with extents: restore's
+ * load_item and a snapshot install replace the record whole (8 bytes, no
+ * extent left to lie over the new value); a PATCH after the install
+ * starts extents over the installed base; a txn PATCHing two chunks and
+ * setting the inode's size stores both as extents and counts both. */
+START_TEST(test_vlog_patch_writers)
+{
+	static struct pmodel m1, m2, m3;
+	static uint8_t p[8192], w[6000];
+	struct qfs_store_install *in;
+	struct qfs_txn t;
+	struct qfs_op *op;
+	uint32_t kl, kl2, il;
+	size_t dl;
+	const uint8_t *k, *k2, *ik;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	fill_rand(p, sizeof(p), 98);
+	fill_rand(w, sizeof(w), 99);
+	ck_assert_int_eq(patch_seg(G1, 0, 100, p, 4000, 2, NULL), 0);
+	ck_assert_int_eq(patch_seg(G1, 1, 0, p + 5, 3000, 2, NULL), 0);
+	ck_assert(is_ext_rec(G1, 0, NULL) && is_ext_rec(G1, 1, NULL));
+	/* restore's load_item over chunk 0 */
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, w, sizeof(w)), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, sizeof(w));
+	assert_chunk(G1, 0, w, sizeof(w));
+	/* a snapshot install: the inode and chunk 1 with other bytes; chunk 0 gone */
+	ik = kino(FILE_INO, &il);
+	k = kchunk(FILE_INO, 1, &kl);
+	{
+		void *iv;
+		size_t ivl;
+		int chunk_first = memcmp(k, ik, kl < il ? kl : il) < 0;
+
+		ck_assert_int_eq(qfs_store_get(st, G1, ik, il, &iv, &ivl), 0);
+		ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+		if (chunk_first)
+			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 1, 5000), 0);
+		ck_assert_int_eq(qfs_store_install_item(in, ik, il, iv, ivl), 0);
+		if (!chunk_first)
+			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 1, 5000), 0);
+		free(iv);
+	}
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), 0);
+	memcpy(m1.b, w + 1, 5000);
+	m1.len = 5000;
+	assert_model(G1, 1, &m1);
+	/* (the installed inode's count is the snapshot's: the changes count) */
+	uint64_t cb0 = chunk_bytes_of(G1, FILE_INO) - m1.len;
+	/* a PATCH after the install (a new segment): extents over that base */
+	ck_assert_int_eq(patch_seg(G1, 1, 4000, p + 9, 2000, 60, &m1), 0);
+	ck_assert(is_ext_rec(G1, 1, NULL));
+	assert_model(G1, 1, &m1);
+	/* one txn: PATCHes of chunks 2 and 3 and the inode's size */
+	qfs_txn_init(&t);
+	k = kchunk(FILE_INO, 2, &kl);
+	k2 = kchunk(FILE_INO, 3, &kl2);
+	add_patch(&t, k, kl, 10, p + 11, 700);
+	pmodel_patch(&m2, 10, p + 11, 700);
+	add_patch(&t, k2, kl2, 0, p + 12, 900);
+	pmodel_patch(&m3, 0, p + 12, 900);
+	ik = kino(FILE_INO, &il);
+	op = add(&t, QFS_OP_SETATTR, ik, il);
+	op->mask = QFS_SET_SIZE;
+	op->attr.size = 3 * (uint64_t)QFS_CHUNK_SIZE + 900;
+	ck_assert_int_eq(apply_seg(G1, &t, 60), 0);
+	ck_assert(is_ext_rec(G1, 2, NULL) && is_ext_rec(G1, 3, NULL));
+	assert_model(G1, 2, &m2);
+	assert_model(G1, 3, &m3);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), cb0 + m1.len + m2.len + m3.len);
+	/* a txn that fails after its PATCH took the extents form: nothing
+	 * changes, and the status counts no extent */
+	{
+		struct qfs_store_vlog_stat vs;
+		uint64_t e0;
+
+		ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+		e0 = vs.extents;
+		qfs_txn_init(&t);
+		k = kchunk(FILE_INO, 2, &kl);
+		add_patch(&t, k, kl, 20, p + 13, 300);
+		ik = kino(FILE_INO, &il);
+		add(&t, QFS_OP_EXPECT_ABSENT, ik, il)->err = -EEXIST;
+		ck_assert_int_eq(apply_seg(G1, &t, 60), -EEXIST);
+		assert_model(G1, 2, &m2);
+		ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+		ck_assert_uint_eq(vs.extents, e0);
+	}
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_model(G1, 1, &m1);
+	assert_model(G1, 2, &m2);
+	assert_model(G1, 3, &m3);
+}
+END_TEST
+
 
 static Suite *store_suite(void)
 {
@@ -4849,6 +4988,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_patch_gc);
 	tcase_add_test(tc, test_vlog_patch_replay);
 	tcase_add_test(tc, test_vlog_patch_damage);
+	tcase_add_test(tc, test_vlog_patch_stale_deleted);
+	tcase_add_test(tc, test_vlog_patch_writers);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
