@@ -4028,6 +4028,32 @@ START_TEST(test_vlog_stale_next)
 }
 END_TEST
 
+/* Run body(arg) in a child that opens the store of dir and is then killed
+ * (SIGKILL: nothing flushed or cleaned up); body returns 0 if it worked.
+ * Asserts the child died of the kill, not of a failed body. */
+static void crash_child(int (*body)(void *), void *arg)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (qfs_store_open(dir, &st) || body(arg) != 0)
+			_exit(2);
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+}
+
+static int crash_put_lsn2(void *v)
+{
+	return put_chunk_seg(G1, 0, QFS_CHUNK_SIZE, 7, 2, v);
+}
+
 /* A crash (close without a flush: RocksDB's WAL is off) loses the
  * pointers with the memtable; the replay of the same entries links the
  * segment again (it exists: EEXIST, same file) and reads are right. */
@@ -4042,18 +4068,7 @@ START_TEST(test_vlog_crash_replay)
 	ck_assert_int_eq(qfs_store_sync(st), 0);
 	qfs_store_close(st);
 	st = NULL;
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) { /* the apply of lsn 2, then a crash before any flush */
-		if (qfs_store_open(dir, &st) || put_chunk_seg(G1, 0, sizeof(v), 7, 2, v) != 0)
-			_exit(2);
-		kill(getpid(), SIGKILL);
-		_exit(3);
-	}
-	int status = 0;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+	crash_child(crash_put_lsn2, v); /* the apply of lsn 2, then a crash before any flush */
 	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
 	ck_assert_uint_eq(applied(G1), 1); /* lsn 2 is gone with the memtable */
 	ck_assert(link_exists(G1, 2));
@@ -4632,6 +4647,18 @@ START_TEST(test_vlog_patch_gc)
 }
 END_TEST
 
+struct patch34 {
+	uint8_t (*p)[4096];
+	struct pmodel *mc;
+};
+
+static int crash_patch_lsn34(void *arg)
+{
+	struct patch34 *a = arg;
+
+	return patch_seg(G1, 0, 2048, a->p[1], 4096, 2, a->mc) || patch_seg(G1, 0, 100, a->p[2], 1000, 2, a->mc);
+}
+
 /* A crash (kill -9) after extents were applied but before any flush: the
  * replay of the same entries (the same bytes at the same places) gives
  * the same chunk; the entries applied before the crash and flushed stay. */
@@ -4652,19 +4679,8 @@ START_TEST(test_vlog_patch_replay)
 	qfs_store_close(st);
 	st = NULL;
 	mc = m;
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) { /* lsn 3 and 4, then a crash before any flush */
-		if (qfs_store_open(dir, &st) || patch_seg(G1, 0, 2048, p[1], 4096, 2, &mc) != 0 ||
-		    patch_seg(G1, 0, 100, p[2], 1000, 2, &mc) != 0)
-			_exit(2);
-		kill(getpid(), SIGKILL);
-		_exit(3);
-	}
-	int status = 0;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+	struct patch34 a = { p, &mc };
+	crash_child(crash_patch_lsn34, &a); /* lsn 3 and 4, then a crash before any flush */
 	ck_assert_int_eq(qfs_store_open(dir, &st), 0);
 	ck_assert_uint_eq(applied(G1), 2);
 	assert_model(G1, 0, &m);
