@@ -26,6 +26,8 @@
 #include "common/log.h"
 #include "fs/fs_int.h"
 
+#define SESSION_WORKERS 64 /* FUSE worker threads at most, idle ones kept */
+
 /* ------------------------------------------------------- call budget */
 
 /* Operations of qfs_fs_ops run between qfs_clock_call_begin/_end (replies
@@ -437,8 +439,15 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 			rc = -ENOMEM;
 		} else {
 			fuse_loop_cfg_set_clone_fd(cfg, 0);
-			fuse_loop_cfg_set_max_threads(cfg, 64);
-			fuse_loop_cfg_set_idle_threads(cfg, 8);
+			/* An idle worker is kept (up to the 64): with an idle
+			 * limit below the busy count (8 fsync writers: 8
+			 * workers waiting in their proposals) libfuse started
+			 * a worker whenever none was free and ended one
+			 * whenever more than the limit were, a clone and an
+			 * exit every ~24 fsync() calls (doc/fs.md "FUSE
+			 * workers"). */
+			fuse_loop_cfg_set_max_threads(cfg, SESSION_WORKERS);
+			fuse_loop_cfg_set_idle_threads(cfg, SESSION_WORKERS);
 			rc = fuse_session_loop_mt(se, cfg);
 			fuse_loop_cfg_destroy(cfg);
 		}

@@ -38,10 +38,11 @@
  * the proposals it took, while its followers sync the same entries.
  *
  * Threads.  Proposers queue a struct proposal (on their stack) under rn->mu
- * and sleep on its own condition variable (an answer wakes its proposer
- * only); group_drop and wal_release queue a struct ioreq and sleep on
- * rn->done_cv.  One round at a time touches the WALs, the paxos machines
- * (stepped under g->mu, so that readers can ask for the lease), the
+ * and sleep on its done word as a futex, without rn->mu (an answer wakes its
+ * proposer only, once, after rn->mu is released: answer()); group_drop
+ * and wal_release queue a struct ioreq and sleep on rn->done_cv.  One
+ * round at a time touches the WALs, the paxos machines (stepped under
+ * g->mu, so that readers can ask for the lease), the
  * endpoint and the pending lists: the I/O thread's, or a proposer's own
  * round (propose_direct: the I/O thread idle and nothing queued, it
  * proposes, sends, syncs and drains the answers on its own thread, with
@@ -104,6 +105,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -111,6 +113,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,8 +167,13 @@ struct proposal {
 	int rc;                 /* outcome, written by the I/O thread before done */
 	int result;
 	uint32_t leader;        /* hint for -EREMOTE */
-	int done;               /* protected by rn->mu */
-	pthread_cond_t cv;      /* signalled (under rn->mu) when done is set */
+	int done;               /* protected by rn->mu; a queued proposal's is
+				   also its proposer's futex word (stored with
+				   release, loaded with acquire) */
+	int queued;             /* rn->mu: its proposer waits on done (a futex)
+				   without rn->mu, not on cv (propose_type) */
+	pthread_cond_t cv;      /* signalled (under rn->mu) when done is set,
+				   unless queued; and by on_wake (direct_p) */
 };
 
 struct group {
@@ -1048,10 +1056,19 @@ static int load_groups(struct qfs_rnode *rn, const char *gdir)
 /* ---------------------------------------------------------------- I/O thread */
 
 /* Answer p (the round's thread): wakes its proposer only; a success counts
- * in rn->returning (gather).  Takes rn->mu. */
+ * in rn->returning (gather).  Takes rn->mu.  A queued proposal's proposer
+ * sleeps on p->done as a futex word, without rn->mu: it is woken after
+ * rn->mu is released, so it neither wakes into a mutex still held here nor
+ * needs a second wake-up at the unlock (before: a cond signal under rn->mu,
+ * the proposer blocked again on rn->mu, woken again by the unlock).  From
+ * the store of done on, p may be gone (its proposer's stack): the wake
+ * uses the word's address only (a private futex wake reads no memory; a
+ * spurious wake of whatever lives there later is harmless to every futex
+ * waiter, which re-checks its condition). */
 static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
 {
 	uint64_t w = __atomic_load_n(&rn->sync_avg_ns, __ATOMIC_RELAXED);
+	int *word = &p->done, queued;
 
 	if (w < RNODE_GATHER_MIN_US * 1000ull)
 		w = RNODE_GATHER_MIN_US * 1000ull;
@@ -1069,9 +1086,16 @@ static void answer(struct qfs_rnode *rn, struct proposal *p, int rc, int result)
 	}
 	p->rc = rc;
 	p->result = result;
-	p->done = 1;
-	pthread_cond_signal(&p->cv);
+	queued = p->queued;
+	if (queued) {
+		__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
+	} else {
+		p->done = 1;
+		pthread_cond_signal(&p->cv);
+	}
 	pthread_mutex_unlock(&rn->mu);
+	if (queued)
+		(void)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static void pending_add(struct group *g, struct proposal *p)
@@ -3513,6 +3537,7 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 	    pthread_mutex_trylock(&rn->round_mu) == 0) {
 		propose_direct(rn, &p);
 	} else {
+		p.queued = 1; /* answered through the futex word (answer) */
 		if (rn->qtail)
 			rn->qtail->next = &p;
 		else
@@ -3520,10 +3545,15 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 		rn->qtail = &p;
 		rn->qlen++;
 		pthread_cond_signal(&rn->work_cv);
+		pthread_mutex_unlock(&rn->mu);
+		while (!__atomic_load_n(&p.done, __ATOMIC_ACQUIRE))
+			(void)syscall(SYS_futex, &p.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+		goto answered;
 	}
 	while (!p.done)
 		pthread_cond_wait(&p.cv, &rn->mu);
 	pthread_mutex_unlock(&rn->mu);
+answered:
 	pthread_cond_destroy(&p.cv);
 	if (p.rc == -EREMOTE && leader)
 		*leader = p.leader;
