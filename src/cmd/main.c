@@ -51,11 +51,13 @@
 /* Data directory format (doc/compat.md): 3 = 2 plus inode items version 2
  * and txn version 2, which releases that write 2 cannot read; 4 = 3 plus
  * the value log (chunk pointers into WAL segments); 5 = 4 plus PATCH
- * extents ('c' records in the extents form, doc/format-store.md).  A
- * mount turns 2, 3 or 4 into 5 before it opens the cell, so such a
- * release refuses the directory, naming the format, instead of misreading
- * or failing on every item. */
-#define DATA_FORMAT "quorumfs-data 5\n"
+ * extents ('c' records in the extents form, doc/format-store.md, at most
+ * 12 extents); 6 = 5 with up to 32 extents per record, which a release
+ * that writes 5 would misread.  A mount turns 2, 3, 4 or 5 into 6 before
+ * it opens the cell, so such a release refuses the directory, naming the
+ * format, instead of misreading or failing on every item. */
+#define DATA_FORMAT "quorumfs-data 6\n"
+#define DATA_FORMAT_V5 "quorumfs-data 5\n" /* PATCH extents, at most 12 per record */
 #define DATA_FORMAT_V4 "quorumfs-data 4\n" /* before PATCH extents: a 'c' record of 8 or 24 bytes */
 #define DATA_FORMAT_V3 "quorumfs-data 3\n" /* before the value log: chunk values only in RocksDB */
 #define DATA_FORMAT_V2 "quorumfs-data 2\n" /* three replicas, inode/txn version 1 */
@@ -431,9 +433,10 @@ static int write_format(const char *data)
 	return qfs_sysio_file_put(path, DATA_FORMAT, strlen(DATA_FORMAT));
 }
 
-/* Check or write DATA_DIR/FORMAT.  A format-2, 3 or 4 directory is
+/* Check or write DATA_DIR/FORMAT.  A format-2, 3, 4 or 5 directory is
  * accepted and, when upgrade is set (a mount, which writes version-2
- * items, value log pointers and PATCH extents), rewritten as format 5
+ * items, value log pointers and up to 32 PATCH extents per chunk record),
+ * rewritten as format 6
  * first (doc/compat.md).  0, or QFS_EFORMAT or -errno with a one-line
  * reason in msg. */
 static int check_format(const char *data, int upgrade, char *msg, size_t len)
@@ -471,20 +474,20 @@ static int check_format(const char *data, int upgrade, char *msg, size_t len)
 		return QFS_EFORMAT;
 	}
 	if (strcmp(buf, DATA_FORMAT_V2) == 0 || strcmp(buf, DATA_FORMAT_V3) == 0 ||
-	    strcmp(buf, DATA_FORMAT_V4) == 0) {
+	    strcmp(buf, DATA_FORMAT_V4) == 0 || strcmp(buf, DATA_FORMAT_V5) == 0) {
 		int from = buf[strlen("quorumfs-data ")] - '0';
 
 		if (!upgrade)
 			return 0;
 		int rc = write_format(data);
 		if (rc) {
-			snprintf(msg, len, "cannot upgrade %s from format %d to 5: %s", path, from, qfs_strerror(rc));
-			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=%d to=5 err=\"%s\"",
+			snprintf(msg, len, "cannot upgrade %s from format %d to 6: %s", path, from, qfs_strerror(rc));
+			QFS_LOG(QFS_LOG_ERR, "data directory format upgrade failed file=%s from=%d to=6 err=\"%s\"",
 				path, from, qfs_strerror(rc));
 			return rc;
 		}
 		QFS_LOG(QFS_LOG_WARN,
-			"data directory format upgraded file=%s from=%d to=5 (inode items and txns version 2, "
+			"data directory format upgraded file=%s from=%d to=6 (inode items and txns version 2, "
 			"chunk values and PATCH extents in the WAL's segments: earlier releases refuse it from "
 			"now on, doc/compat.md)",
 			path, from);

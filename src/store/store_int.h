@@ -36,7 +36,9 @@
  * bytes), be64 segment's first LSN, be64 file offset. */
 #define STORE_VLOG_EXT_HEAD 32
 #define STORE_VLOG_EXT_LEN 28
-#define STORE_VLOG_EXT_MAX 12                          /* extents at most: the
+#define STORE_VLOG_EXT_MAX 32                          /* extents at most (a
+							  chunk of 4 KiB PATCHes;
+							  12 in format 5): the
 							  next PATCH compacts */
 #define STORE_VLOG_EXT_REC_MAX (STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_MAX * STORE_VLOG_EXT_LEN)
 #define STORE_GROUP_PREFIX_LEN 9                       /* tag + be64(group) */
