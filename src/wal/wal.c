@@ -242,6 +242,47 @@ static void kept_release(struct qfs_wal *w)
 }
 
 /* After a successful sync of segment s alone (its pending bytes not yet
+ * counted in s->size), when a small kept buffer holds the records of the
+ * sync before, in s, just before these: keep the records of both syncs,
+ * the older one's moved to the front of that buffer and this one's copied
+ * after them (the pending buffer is then reused as usual).  A follower
+ * applies entry k after the sync of k + 1 (drive.h apply_after_sync): k
+ * is then read from here, not from the file.  Returns 1 if merged, 0 if
+ * not (nothing changed). */
+static int kept_merge(struct qfs_wal *w, const struct qfs_wal_seg *s)
+{
+	size_t keep, need;
+
+	if (!w->kept || w->kept_cap > KEPT_SMALL || w->pend_cap > KEPT_SMALL || w->kept_seg != s->first ||
+	    s->size == 0 || w->kept_end != s->size || s->last <= s->durable_last)
+		return 0;
+	keep = (size_t)(w->kept_end - w->kept_lfoff); /* the last kept sync's records */
+	need = keep + s->pend_len;
+	if (need > KEPT_SMALL)
+		return 0;
+	memmove(w->kept, w->kept + w->kept_off + (size_t)(w->kept_lfoff - w->kept_foff), keep);
+	if (need > w->kept_cap) {
+		uint8_t *nb = realloc(w->kept, need);
+
+		if (!nb) {
+			kept_release(w);
+			return 0;
+		}
+		w->kept = nb;
+		w->kept_cap = need;
+	}
+	memcpy(w->kept + keep, w->pend + s->pend_off, s->pend_len);
+	w->kept_off = 0;
+	w->kept_first = w->kept_lfirst;
+	w->kept_foff = w->kept_lfoff;
+	w->kept_lfirst = s->durable_last + 1;
+	w->kept_lfoff = s->size;
+	w->kept_last = s->last;
+	w->kept_end = s->size + s->pend_len;
+	return 1;
+}
+
+/* After a successful sync of segment s alone (its pending bytes not yet
  * counted in s->size): keep the pending buffer, with the records it just
  * made durable, for qfs_wal_read_recent instead of handing it back to the
  * pool (large) or reusing it (small, up to KEPT_SMALL: the next pending
@@ -265,6 +306,8 @@ static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
 	w->kept_seg = s->first;
 	w->kept_end = s->size + s->pend_len;
 	w->kept_foff = s->size + hdr;
+	w->kept_lfirst = w->kept_first;
+	w->kept_lfoff = w->kept_foff;
 	w->pend = w->spare; /* NULL or a small buffer: pend_reserve grows it */
 	w->pend_cap = w->spare_cap;
 	w->pend_len = 0;
@@ -585,7 +628,8 @@ int qfs_wal_sync(struct qfs_wal *w)
 			return set_sticky(w, tail(w) ? tail(w)->first : 0, "directory fsync", r2);
 	}
 	if (rc == 0) {
-		int kept = i0 + 1 == w->nseg && kept_take(w, &w->segs[i0]);
+		int kept = i0 + 1 == w->nseg && !kept_merge(w, &w->segs[i0]) &&
+			   kept_take(w, &w->segs[i0]);
 
 		for (size_t i = i0; i < w->nseg; i++) {
 			struct qfs_wal_seg *s = &w->segs[i];

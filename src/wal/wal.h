@@ -76,10 +76,12 @@ int qfs_wal_sync(struct qfs_wal *w);
 int qfs_wal_read(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg);
 
 /* qfs_wal_read, but the records of the last sync of a large buffer (past
- * 1 MiB) or a small one (up to 256 KiB) are delivered from the memory that
- * sync wrote them from, not read back and CRC-checked from the file; that
- * memory is held until a walk delivered them (or passed them), the next
- * sync that keeps its own, a truncation reaching them, or close.  For the apply right after a sync; checks of
+ * 1 MiB) or a small one (up to 256 KiB; with those of the sync before it
+ * when both were small, adjoin, and these were still held) are delivered
+ * from the memory that sync wrote them from, not read back and CRC-checked
+ * from the file; that memory is held until a walk delivered them (or
+ * passed them), the next sync that keeps its own, a truncation reaching
+ * them, or close.  For the apply right after a sync; checks of
  * the file (recovery, verify) use qfs_wal_read.  Same returns. */
 int qfs_wal_read_recent(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_cb cb, void *arg);
 

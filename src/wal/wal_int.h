@@ -62,7 +62,8 @@ struct qfs_wal {
 	qfs_lsn_t hint_lsn;
 	uint64_t hint_off;
 	/* The records of the last sync that wrote a large pending buffer (past
-	 * PEND_KEEP) or a small one (up to KEPT_SMALL; one segment), kept
+	 * PEND_KEEP) or a small one (up to KEPT_SMALL; one segment; with those
+	 * of the sync before it when both are small and adjoin), kept
 	 * readable from memory for qfs_wal_read_recent: that buffer itself,
 	 * held until a read_recent has delivered kept_last, the next such
 	 * sync, a truncation that reaches them, or close.  kept == NULL:
@@ -80,6 +81,10 @@ struct qfs_wal {
 				   * buffer after a sync that keeps one (NULL: none) */
 	size_t spare_cap;         /* its capacity in bytes */
 	uint64_t kept_foff;       /* file offset of kept_first's record header */
+	qfs_lsn_t kept_lfirst;    /* the first record of the last sync among the
+				   * kept ones (kept_merge: a small kept buffer
+				   * holds the records of the last two syncs) */
+	uint64_t kept_lfoff;      /* file offset of kept_lfirst's record header */
 };
 
 /* A read window over one file: bytes [off, off + len) of fd are in buf. */
