@@ -85,21 +85,9 @@ static void inproc_peer_state(struct qfs_net_ep *ep, struct net_peer *p, struct 
 		ep_put(dst);
 }
 
-/* qfs_net_wake: wake node to for the frames queued without a wake. */
-static void inproc_wake(struct qfs_net_ep *ep, uint32_t to)
-{
-	struct qfs_net_ep *dst = ep_get(ep->net, to);
-
-	if (!dst)
-		return;
-	qfs_net_poke(dst);
-	ep_put(dst);
-}
-
 const struct net_ops qfs_net_inproc_ops = {
 	.open = inproc_open,
 	.close = inproc_close,
 	.send = inproc_send,
 	.peer_state = inproc_peer_state,
-	.wake = inproc_wake,
 };

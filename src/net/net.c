@@ -315,7 +315,6 @@ struct qfs_net_frame *qfs_net_frame_alloc(uint32_t len)
 		f->from = 0;
 		f->len = len;
 		f->local = 0;
-		f->nowake = 0;
 	}
 	return f;
 }
@@ -415,7 +414,7 @@ int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f)
 {
 	struct net_peer *p = qfs_net_peer_get(ep, f->from, 1);
 	uint32_t len = f->len; /* f belongs to the receiver once queued */
-	int r = 0, wake = 0, nowake = f->nowake;
+	int r = 0, wake = 0;
 
 	if (!qfs_net_link_up(ep->net, f->from, ep->node))
 		goto drop;
@@ -443,10 +442,8 @@ int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f)
 			NET_ADD(p->st.recv_frames, 1);
 			NET_ADD(p->st.recv_bytes, len);
 		}
-		f->nowake = 0;
-		wake = !nowake; /* else the sender calls qfs_net_wake */
-		if (wake)
-			pthread_cond_signal(&ep->cond);
+		wake = 1;
+		pthread_cond_signal(&ep->cond);
 	}
 	pthread_mutex_unlock(&ep->mu);
 	if (r < 0)
@@ -550,35 +547,6 @@ int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame 
 	if (ep->net->kind != QFS_NET_INPROC)
 		qfs_net_frame_crc_set(f->data, f->len - QFS_NET_FRAME_HDR);
 	return send_owned(ep, p, to, f);
-}
-
-/* See net.h. */
-int qfs_net_send_frame_nowake(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f)
-{
-	if (ep->net->kind == QFS_NET_INPROC)
-		f->nowake = 1; /* read by qfs_net_deliver before it queues f */
-	return qfs_net_send_frame(ep, to, f);
-}
-
-/* See net_int.h. */
-void qfs_net_poke(struct qfs_net_ep *ep)
-{
-	int any;
-
-	pthread_mutex_lock(&ep->mu);
-	any = ep->head != NULL && !ep->closing;
-	if (any)
-		pthread_cond_signal(&ep->cond);
-	pthread_mutex_unlock(&ep->mu);
-	if (any && ep->wake)
-		ep->wake(ep->wake_arg);
-}
-
-/* See net.h. */
-void qfs_net_wake(struct qfs_net_ep *ep, uint32_t to)
-{
-	if (ep->net->ops->wake)
-		ep->net->ops->wake(ep, to);
 }
 
 /* See net.h. */

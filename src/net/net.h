@@ -84,8 +84,6 @@ struct qfs_net_frame {
 				     * the bytes the sender wrote, never out of
 				     * memory (its CRC is not checked, and is 0
 				     * if sent by qfs_net_send_frame) */
-	uint8_t nowake;             /* private: sent by qfs_net_send_frame_nowake
-				     * (inproc: queued without the wake call) */
 	uint8_t data[];
 };
 
@@ -197,20 +195,6 @@ struct qfs_net_frame *qfs_net_frame_new(size_t len);
  * as it is over inproc, where the receiver does not check it
  * (qfs_net_frame_open_rx). */
 int qfs_net_send_frame(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f);
-
-/* qfs_net_send_frame(), except that over inproc the frame is queued in the
- * receiver's inbox without calling its wakeup: the caller must call
- * qfs_net_wake(ep, to) after it, before it waits for anything (a sender
- * that queues several frames to several nodes first, then wakes them,
- * runs on until it has sent them all instead of being preempted by the
- * first receiver it woke).  Over tcp the same as qfs_net_send_frame (the
- * receiving process is woken by its socket). */
-int qfs_net_send_frame_nowake(struct qfs_net_ep *ep, uint32_t to, struct qfs_net_frame *f);
-
-/* Inproc: call the wakeup of node to's endpoint (and signal a waiting
- * qfs_net_recv_wait) if its inbox holds frames; nothing if it is not open.
- * Tcp: nothing.  Any thread, no lock of the net held. */
-void qfs_net_wake(struct qfs_net_ep *ep, uint32_t to);
 
 /* Open a received frame as qfs_net_frame_open() does (net/frame.h), but
  * without the CRC check when f->local says it never left this process:

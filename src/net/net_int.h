@@ -36,8 +36,6 @@ struct net_ops {
 	int (*send)(struct qfs_net_ep *ep, struct net_peer *p, struct qfs_net_frame *f);
 	/* Fill the transport parts of st (up, queued_bytes). */
 	void (*peer_state)(struct qfs_net_ep *ep, struct net_peer *p, struct qfs_net_stats *st);
-	/* May be NULL: qfs_net_wake of node to (inproc). */
-	void (*wake)(struct qfs_net_ep *ep, uint32_t to);
 };
 
 struct net_addr {
@@ -114,17 +112,12 @@ int qfs_net_link_up(struct qfs_net *net, uint32_t from, uint32_t to);
 /* Look up node's address; 0 and *out, or -EHOSTUNREACH. */
 int qfs_net_addr_get(struct qfs_net *net, uint32_t node, struct sockaddr_in *out);
 
-/* Append f (f->from set) to ep's inbound queue and wake the owner (unless
- * f->nowake: then the sender wakes it later, qfs_net_wake); takes
+/* Append f (f->from set) to ep's inbound queue and wake the owner; takes
  * ownership of f.  Drops and counts it (drop_in_frames of the from peer)
  * when the link is cut, ep is closing or the inbox, or the sender's share
  * of it (link_bytes), is over its bound.
  * Returns 0 (queued), -ENOBUFS (inbox full), -ENOTCONN (closing) or 0 for
  * a cut link.  Call with no net lock held. */
 int qfs_net_deliver(struct qfs_net_ep *ep, struct qfs_net_frame *f);
-
-/* Signal ep's inbox waiters and call its wakeup if its inbox holds frames
- * (the wake of frames queued with f->nowake).  No net lock held. */
-void qfs_net_poke(struct qfs_net_ep *ep);
 
 #endif

@@ -346,12 +346,6 @@ struct qfs_rnode {
 	struct group *dirty;     /* groups with unsynced appends (g->dirty), each
 				    with a reference, until flush_dirty */
 	struct qfs_buf frame;    /* one encoded message */
-	int wake_defer;          /* 1 while a PROPOSE's update is handled
-				    (propose_batch): frames go out without
-				    waking their receivers, wakes_flush wakes
-				    them after the last one */
-	uint32_t wake_to[8];     /* the nodes to wake (wake_defer) */
-	uint32_t nwake_to;
 	struct qfs_buf snap;     /* one snapshot chunk being built */
 	uint64_t snap_xfer;      /* last transfer id used */
 	uint8_t snap_ackers[65536 / 8]; /* bit id: node id sent this node a
@@ -1684,35 +1678,7 @@ static void *drive_frame_new(void *ctx, size_t len, uint8_t **data)
 	return f;
 }
 
-/* 1 if a frame to node to may go without waking it now (wake_defer: the
- * node is then on the list wakes_flush wakes); 0 if it is sent as usual
- * (no deferral, or the list is full).  Round's thread. */
-static int frame_defer(struct qfs_rnode *rn, uint32_t to)
-{
-	if (!rn->wake_defer)
-		return 0;
-	for (uint32_t i = 0; i < rn->nwake_to; i++)
-		if (rn->wake_to[i] == to)
-			return 1;
-	if (rn->nwake_to == sizeof(rn->wake_to) / sizeof(rn->wake_to[0]))
-		return 0;
-	rn->wake_to[rn->nwake_to++] = to;
-	return 1;
-}
-
-/* End the deferral of frame_defer: wake every node a frame went to
- * without its wake.  Round's thread. */
-static void wakes_flush(struct qfs_rnode *rn)
-{
-	rn->wake_defer = 0;
-	for (uint32_t i = 0; i < rn->nwake_to; i++)
-		qfs_net_wake(rn->ep, rn->wake_to[i]);
-	rn->nwake_to = 0;
-}
-
-/* Hand the encoded frame over to node to without a copy (to 0: free it).
- * The ACCEPTs of a PROPOSE are queued to every follower before any of them
- * is woken (frame_defer). */
+/* Hand the encoded frame over to node to without a copy (to 0: free it). */
 static void drive_frame_send(void *ctx, uint32_t to, uint8_t type, void *frame)
 {
 	struct group *g = ctx;
@@ -1722,10 +1688,7 @@ static void drive_frame_send(void *ctx, uint32_t to, uint8_t type, void *frame)
 		qfs_net_frame_free(frame);
 		return;
 	}
-	if (frame_defer(g->rn, to))
-		(void)qfs_net_send_frame_nowake(g->rn->ep, to, frame);
-	else
-		(void)qfs_net_send_frame(g->rn->ep, to, frame);
+	(void)qfs_net_send_frame(g->rn->ep, to, frame);
 	stat_add(&g->rn->st_out, 1);
 }
 
@@ -2603,9 +2566,7 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 		ps[i]->ballot = up.persist[up.npersist - n + i].ballot;
 		pending_add(g, ps[i]);
 	}
-	rn->wake_defer = 1;
 	qfs_drive_handle(&g->drv, &up);
-	wakes_flush(rn);
 }
 
 static void propose_all(struct qfs_rnode *rn, struct proposal *list)

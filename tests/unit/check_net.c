@@ -418,65 +418,6 @@ START_TEST(test_send_frame)
 }
 END_TEST
 
-/* qfs_net_send_frame_nowake: over inproc the frames land in the
- * receivers' inboxes without their wakeup being called (the rnode's
- * leader queues both followers' ACCEPTs before it wakes either), and
- * qfs_net_wake calls it once per node woken, only if frames wait (a wake
- * of an empty inbox or of a node not open does nothing); over tcp the
- * frames come with the receiver's usual wake.  Fails if a nowake send
- * wakes, or if qfs_net_wake does not. */
-START_TEST(test_send_nowake)
-{
-	struct qfs_net *net;
-	struct qfs_net_ep *a, *b, *c;
-	struct qfs_net_frame *f, *g;
-	size_t len;
-	uint8_t *img;
-
-	memset(wakes, 0, sizeof(wakes));
-	ck_assert_int_eq(net_new(kind_of(_i), NULL, &net), 0);
-	a = open_ep(net, _i, 1);
-	b = open_ep(net, _i, 2);
-	c = open_ep(net, _i, 3);
-	for (uint32_t to = 2; to <= 3; to++) {
-		img = mkframe(1, to, to, 100, &len);
-		f = qfs_net_frame_new(len);
-		ck_assert_ptr_nonnull(f);
-		memcpy(f->data, img, len);
-		free(img);
-		ck_assert_int_eq(qfs_net_send_frame_nowake(a, to, f), 0);
-	}
-	if (!_i) {
-		ck_assert_int_eq(__atomic_load_n(&wakes[2], __ATOMIC_RELAXED), 0);
-		ck_assert_int_eq(__atomic_load_n(&wakes[3], __ATOMIC_RELAXED), 0);
-		qfs_net_wake(a, 2);
-		ck_assert_int_eq(__atomic_load_n(&wakes[2], __ATOMIC_RELAXED), 1);
-		ck_assert_int_eq(__atomic_load_n(&wakes[3], __ATOMIC_RELAXED), 0);
-		qfs_net_wake(a, 3);
-		ck_assert_int_eq(__atomic_load_n(&wakes[3], __ATOMIC_RELAXED), 1);
-		qfs_net_wake(a, 4); /* not open: nothing */
-	} else {
-		qfs_net_wake(a, 2); /* tcp: nothing to do; the frames wake */
-		qfs_net_wake(a, 3);
-		WAIT_UNTIL(__atomic_load_n(&wakes[2], __ATOMIC_RELAXED) > 0 &&
-			   __atomic_load_n(&wakes[3], __ATOMIC_RELAXED) > 0, 2000);
-		ck_assert_int_gt(__atomic_load_n(&wakes[2], __ATOMIC_RELAXED), 0);
-		ck_assert_int_gt(__atomic_load_n(&wakes[3], __ATOMIC_RELAXED), 0);
-	}
-	ck_assert_int_eq(qfs_net_recv_wait(b, 20000, &g), 0);
-	ck_assert_uint_eq(chkframe(g, 1, 2), 2);
-	qfs_net_frame_free(g);
-	ck_assert_int_eq(qfs_net_recv_wait(c, 20000, &g), 0);
-	ck_assert_uint_eq(chkframe(g, 1, 3), 3);
-	qfs_net_frame_free(g);
-	if (!_i) { /* inboxes empty: a wake does nothing */
-		qfs_net_wake(a, 2);
-		ck_assert_int_eq(__atomic_load_n(&wakes[2], __ATOMIC_RELAXED), 1);
-	}
-	qfs_net_free(net);
-}
-END_TEST
-
 /* Frames sealed without their CRC (qfs_net_frame_seal_hdr, as the rnode's
  * driver seals its ACCEPTs) and handed over with qfs_net_send_frame: over
  * inproc the receiver gets the sender's exact bytes marked local, CRC
@@ -1513,7 +1454,6 @@ static Suite *net_suite(void)
 	tcase_add_loop_test(tc, test_concurrent, 0, 2);
 	tcase_add_loop_test(tc, test_large, 0, 2);
 	tcase_add_loop_test(tc, test_send_frame, 0, 2);
-	tcase_add_loop_test(tc, test_send_nowake, 0, 2);
 	tcase_add_loop_test(tc, test_send_frame_crc, 0, 2);
 	tcase_add_loop_test(tc, test_malformed_send, 0, 2);
 	tcase_add_loop_test(tc, test_drop_down, 0, 2);
