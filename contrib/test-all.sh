@@ -19,14 +19,14 @@
 # ERROR and XPASS as failed; a configure/make failure or a make check that
 # times out counts as one failed).  Exit status 0 only if nothing failed.
 # Environment: JOBS (make -j of the compiles, default 2), CHECK_JOBS (make -j
-# of each make check, default 3), QFS_CHECK_TIMEOUT (seconds per make check,
+# of each make check, default JOBS), QFS_CHECK_TIMEOUT (seconds per make check,
 # default 1800), CONFIGURE_FLAGS (extra flags for both configures).
 # Integration tests need root and /dev/fuse; without them they skip.
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
 JOBS=${JOBS:-2}
-CHECK_JOBS=${CHECK_JOBS:-3}
+CHECK_JOBS=${CHECK_JOBS:-$JOBS}
 CHECK_TIMEOUT=${QFS_CHECK_TIMEOUT:-1800}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
