@@ -121,6 +121,8 @@ fi
 t_san=$SECONDS
 mkdir -p build-san && rm -f build-san/build.out build-san/build.rc
 (
+	# at a lower priority: build/'s tests (timers, watchdogs) come first
+	renice -n 10 "$BASHPID" >/dev/null 2>&1
 	build_tree build-san --enable-sanitizers >build-san/build.out 2>&1
 	echo $? >build-san/build.rc
 ) &
