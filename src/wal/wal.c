@@ -628,7 +628,22 @@ int qfs_wal_sync(struct qfs_wal *w)
 			return set_sticky(w, tail(w) ? tail(w)->first : 0, "directory fsync", r2);
 	}
 	if (rc == 0) {
-		int kept = i0 + 1 == w->nseg && !kept_merge(w, &w->segs[i0]) &&
+		int kept;
+
+		/* A small sync in a pending buffer an earlier sync grew past
+		 * KEPT_SMALL: the buffer shrinks to its bytes, so that they can
+		 * be kept (else, after one sync of 256 KiB-1 MiB, no small sync
+		 * kept its records and every follower's apply read them back). */
+		if (w->pend_cap > KEPT_SMALL && w->pend_cap <= PEND_KEEP && w->pend_len <= KEPT_SMALL &&
+		    w->pend_len > 0) {
+			uint8_t *nb = realloc(w->pend, w->pend_len);
+
+			if (nb) {
+				w->pend = nb;
+				w->pend_cap = w->pend_len;
+			}
+		}
+		kept = i0 + 1 == w->nseg && !kept_merge(w, &w->segs[i0]) &&
 			   kept_take(w, &w->segs[i0]);
 
 		for (size_t i = i0; i < w->nseg; i++) {

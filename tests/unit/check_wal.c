@@ -783,6 +783,21 @@ START_TEST(test_read_recent_small)
 	n = 0;
 	ck_assert_int_eq(qfs_wal_read_recent(W, 6, 10, mid_cb, &n), 0);
 	ck_assert_uint_eq(n, 5);
+	/* a small sync after it, in that buffer: the buffer shrinks to its
+	 * bytes and they are kept (they were not, and no later small sync's
+	 * were, while the pending buffer stayed past 256 KiB) */
+	append_range(W, 11, 11);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_ptr_nonnull(W->kept);
+	ck_assert_uint_eq(W->kept_first, 11);
+	ck_assert_uint_le(W->kept_cap, 256u << 10);
+	append_range(W, 12, 12);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(W->kept_first, 11);
+	ck_assert_uint_eq(W->kept_last, 12);
+	k = (struct walk){ .next = 11 };
+	ck_assert_int_eq(qfs_wal_read_recent(W, 11, 12, check_cb, &k), 0);
+	ck_assert_uint_eq(k.n, 2);
 	qfs_bigbuf_trim(0);
 }
 END_TEST
