@@ -231,143 +231,11 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 	return c;
 }
 
-static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_router_itxn *t, uint8_t **inlp,
-		    uint64_t *sizep, uint32_t *flagsp);
-
-void qfs_fs_ilock(struct qfs_fs_inode *in)
-{
-	pthread_mutex_lock(&in->mu);
-	while (in->wb_busy)
-		pthread_cond_wait(&in->wb_cv, &in->mu);
-}
-
-/* Wait (in->mu held, released meanwhile) until in's pipelined write-back
- * ended. */
-static void wb_wait(struct qfs_fs_inode *in)
-{
-	while (in->wb_busy)
-		pthread_cond_wait(&in->wb_cv, &in->mu);
-}
-
-/* 1 if the write of [pos, end) needs stored bytes of a chunk it finds in
- * no buffer (the write path reads them, or marks the chunk partial for a
- * later read), or touches a chunk of list (the detached write-back's):
- * such a write must not run beside a write-back that is changing what is
- * stored. */
-static int wb_conflict(const struct qfs_fs_inode *in, const struct qfs_dchunk *list, uint64_t pos, uint64_t end)
-{
-	for (uint64_t no = pos / QFS_CHUNK_SIZE; no * QFS_CHUNK_SIZE < end; no++) {
-		uint64_t cstart = no * QFS_CHUNK_SIZE;
-		uint64_t lo = pos > cstart ? pos : cstart;
-		uint64_t hi = end < cstart + QFS_CHUNK_SIZE ? end : cstart + QFS_CHUNK_SIZE;
-		uint64_t old_end = in->valid_size < cstart + QFS_CHUNK_SIZE ? in->valid_size : cstart + QFS_CHUNK_SIZE;
-
-		for (const struct qfs_dchunk *c = list; c; c = c->next)
-			if (c->no == no)
-				return 1;
-		if (chunk_find((struct qfs_fs_inode *)in, no))
-			continue;
-		if (old_end > cstart && !(lo == cstart && hi >= old_end))
-			return 1;
-	}
-	return 0;
-}
-
-/* Detach in's buffered state into a write-back txn in *wb, which the
- * caller runs with qfs_fs_wb_run after unlocking (doc/fs.md "Pipelined
- * write-back").  in->mu held, !in->wb_busy.  0, or the error of building
- * the txn (nothing detached, wb not active). */
-static int wb_start(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb *wb)
-{
-	int rc;
-
-	assert(!in->wb_busy && !wb->active);
-	qfs_router_itxn_init(&wb->t);
-	wb->inl = NULL;
-	rc = wb_build(fs, in, &wb->t, &wb->inl, &wb->size, &wb->flags);
-	if (rc) {
-		qfs_router_itxn_close(&wb->t);
-		free(wb->inl);
-		wb->inl = NULL;
-		return rc;
-	}
-	qfs_fs_ipin(fs, in);
-	wb->in = in;
-	wb->mask = in->attr_dirty;
-	wb->acl_drop = in->acl_drop;
-	in->wb_chunks = in->chunks;
-	in->wb_bytes = in->dirty_bytes;
-	in->chunks = NULL;
-	in->dirty_bytes = 0;
-	in->attr_dirty = 0;
-	in->acl_drop = false;
-	in->wb_busy = true;
-	wb->active = true;
-	return 0;
-}
-
-void qfs_fs_wb_run(struct qfs_fs *fs, struct qfs_fs_wb *wb)
-{
-	struct qfs_fs_inode *in = wb->in;
-	int rc, res = 0;
-
-	if (!wb->active)
-		return;
-	rc = qfs_fs_item_txn(fs, in->table, &wb->t, &res);
-	if (rc == 0)
-		rc = res;
-	pthread_mutex_lock(&in->mu);
-	assert(in->wb_busy);
-	if (rc == 0) {
-		struct qfs_dchunk *c = in->wb_chunks, *next;
-
-		in->stored_size = wb->size;
-		in->valid_size = wb->size;
-		in->stored_flags = wb->flags;
-		for (; c; c = next) {
-			next = c->next;
-			free(c->data);
-			free(c);
-		}
-		__atomic_sub_fetch(&dirty_total, in->wb_bytes, __ATOMIC_RELAXED);
-		in->wb_err = 0;
-		qfs_fs_pend_remove(fs, in);
-		if (!in->chunks && in->attr_dirty == 0 && !in->acl_drop)
-			in->loaded = false; /* stored: the store is the truth */
-	} else {
-		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu table=%llu size=%llu err=\"%s\"",
-			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)wb->size,
-			qfs_strerror(rc));
-		/* the detached state goes back (no chunk number is in both
-		 * lists: wb_conflict), for the next flush to retry and report */
-		struct qfs_dchunk **tail = &in->chunks;
-		while (*tail)
-			tail = &(*tail)->next;
-		*tail = in->wb_chunks;
-		in->dirty_bytes += in->wb_bytes;
-		in->attr_dirty |= wb->mask;
-		in->acl_drop = in->acl_drop || wb->acl_drop;
-		in->wb_err = rc;
-	}
-	in->wb_chunks = NULL;
-	in->wb_bytes = 0;
-	in->wb_busy = false;
-	pthread_cond_broadcast(&in->wb_cv);
-	pthread_mutex_unlock(&in->mu);
-	qfs_router_itxn_close(&wb->t);
-	free(wb->inl);
-	wb->inl = NULL;
-	wb->active = false;
-	qfs_fs_iput(fs, in);
-}
-
-int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off,
-		      struct qfs_fs_wb *wb)
+int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off)
 {
 	uint64_t pos = (uint64_t)off, end = pos + size;
 	int rc;
 
-	wb->active = false;
 	if (off < 0)
 		return -EINVAL;
 	if (end > QFS_FS_FILE_MAX || end < pos)
@@ -375,24 +243,16 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		return rc;
-	/* beside a running write-back: only while within budget and touching
-	 * none of its chunks nor needing stored bytes */
-	if (in->wb_busy && (over_budget(in) || wb_conflict(in, in->wb_chunks, pos, end)))
-		wb_wait(in);
 	if (over_budget(in)) {
-		/* write back what is buffered before taking more: in the
-		 * background (after this write's reply) unless the last write-back
-		 * failed or this write needs the buffers; then here, and if that
-		 * fails, this write fails and takes no effect (the buffered,
-		 * already acknowledged writes stay buffered for the next attempt) */
-		if (in->wb_err || wb_conflict(in, in->chunks, pos, end) || wb_start(fs, in, wb)) {
-			rc = qfs_fs_flush_locked(fs, in);
-			if (rc)
-				return rc;
-			rc = qfs_fs_load(fs, in);
-			if (rc)
-				return rc;
-		}
+		/* write back what is buffered before taking more; if that fails,
+		 * this write fails and takes no effect (the buffered, already
+		 * acknowledged writes stay buffered for the next attempt) */
+		rc = qfs_fs_flush_locked(fs, in);
+		if (rc)
+			return rc;
+		rc = qfs_fs_load(fs, in);
+		if (rc)
+			return rc;
 	}
 	while (pos < end) {
 		uint64_t no = pos / QFS_CHUNK_SIZE, cstart = no * QFS_CHUNK_SIZE;
@@ -429,17 +289,12 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	qfs_clock_now(&in->attr.mtime);
 	in->attr.ctime = in->attr.mtime;
 	in->attr_dirty |= QFS_SET_SIZE | QFS_SET_MTIME | QFS_SET_CTIME;
-	if (over_budget(in) && !in->wb_busy) {
-		/* the write itself is buffered and acknowledged; its buffers go
-		 * back in the background (after the reply), and a failure is kept
-		 * and reported by the next flush, fsync or close */
-		if (in->wb_err) {
-			rc = qfs_fs_flush_locked(fs, in);
-			if (rc)
-				in->wb_err = rc;
-		} else if ((rc = wb_start(fs, in, wb))) {
+	if (over_budget(in)) {
+		/* the write itself is buffered and acknowledged; a failure here is
+		 * kept and reported by the next flush, fsync or close */
+		rc = qfs_fs_flush_locked(fs, in);
+		if (rc)
 			in->wb_err = rc;
-		}
 	}
 	return 0;
 }
@@ -513,7 +368,7 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 {
 	int rc;
 
-	qfs_fs_ilock(in);
+	pthread_mutex_lock(&in->mu);
 	if (in->loaded) {
 		rc = data_read(fs, in, 1, buf, size, off, got);
 		pthread_mutex_unlock(&in->mu);
@@ -614,7 +469,7 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	qfs_fs_ilock(in);
+	pthread_mutex_lock(&in->mu);
 	int loaded = in->loaded;
 	pthread_mutex_unlock(&in->mu);
 	if (!loaded) {
@@ -806,23 +661,24 @@ static int patchable(const struct qfs_fs_inode *in, const struct qfs_dchunk *c)
 	       c->dhi - c->dlo < QFS_CHUNK_SIZE / 2;
 }
 
-/* Build the txn that writes in's buffered state back into *t (initialised
- * by the caller): the pending create, the data, the attributes.  *inl gets
- * the inline data buffer it points into (malloc'd, or NULL), *sizep and
- * *flagsp what it stores.  0 or an error (-ENOMEM, a read error); *t and
- * *inl are the caller's to free either way. */
-static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_router_itxn *t, uint8_t **inlp,
-		    uint64_t *sizep, uint32_t *flagsp)
+int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
+	struct qfs_router_itxn t;
 	struct qfs_router_key ikey = IKEY(in->ino);
 	uint8_t *inl = NULL;
 	struct qfs_op *op;
-	int rc = -ENOMEM;
+	int rc = -ENOMEM, res = 0;
 	int is_file = S_ISREG(in->attr.mode);
 	uint32_t flags;
 
+	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
+		in->loaded = false;
+		in->wb_err = 0;
+		return 0;
+	}
+	qfs_router_itxn_init(&t);
 	/* a pending create is stored by the same txn (pend.c) */
-	if (in->pend && (rc = qfs_fs_pend_add_ops(t, in->pend)))
+	if (in->pend && (rc = qfs_fs_pend_add_ops(&t, in->pend)))
 		goto out;
 	rc = -ENOMEM;
 	flags = in->stored_flags;
@@ -854,11 +710,11 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 		}
 		if (!(in->stored_flags & QFS_ATTR_INLINE) && in->stored_size > 0) {
 			struct qfs_router_range all = qfs_router_range_chunks(in->ino, 0, UINT64_MAX);
-			op = qfs_router_itxn_add_range(t, QFS_OP_DEL_RANGE, &all);
+			op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &all);
 			if (!op)
 				goto out;
 		}
-		op = qfs_fs_add_op(t, QFS_OP_SETDATA, ikey);
+		op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey);
 		if (!op)
 			goto out;
 		op->val = inl;
@@ -871,7 +727,7 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 			rc = -ENOMEM;
 		}
 		if (in->stored_flags & QFS_ATTR_INLINE) {
-			op = qfs_fs_add_op(t, QFS_OP_SETDATA, ikey);
+			op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey);
 			if (!op)
 				goto out;
 			op->val = (const uint8_t *)"";
@@ -879,7 +735,7 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 		} else if (in->valid_size < in->stored_size) {
 			uint64_t from = (in->valid_size + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE;
 			struct qfs_router_range tail = qfs_router_range_chunks(in->ino, from, UINT64_MAX);
-			op = qfs_router_itxn_add_range(t, QFS_OP_DEL_RANGE, &tail);
+			op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &tail);
 			if (!op)
 				goto out;
 		}
@@ -896,7 +752,7 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 				size_t hi = c->dhi < len ? c->dhi : len;
 				if (c->dlo >= hi)
 					continue; /* nothing written below the size */
-				op = qfs_fs_add_op(t, QFS_OP_PATCH, k);
+				op = qfs_fs_add_op(&t, QFS_OP_PATCH, k);
 				if (!op)
 					goto out;
 				op->offset = c->dlo;
@@ -906,9 +762,9 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 			}
 			len = trim_zeros(c->data, len);
 			if (len == 0) {
-				op = qfs_fs_add_op(t, QFS_OP_DEL, k);
+				op = qfs_fs_add_op(&t, QFS_OP_DEL, k);
 			} else {
-				op = qfs_fs_add_op(t, QFS_OP_PUT, k);
+				op = qfs_fs_add_op(&t, QFS_OP_PUT, k);
 				if (op) {
 					op->val = c->data;
 					op->val_len = (uint32_t)len;
@@ -921,18 +777,18 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 	}
 	if (in->acl_drop) {
 		/* set, then drop: removed whether or not one was stored */
-		op = qfs_fs_add_op(t, QFS_OP_XSET, ikey);
+		op = qfs_fs_add_op(&t, QFS_OP_XSET, ikey);
 		if (!op)
 			goto out;
 		op->name = QFS_ACL_ACCESS;
 		op->val = (const uint8_t *)"";
 		op->val_len = 0;
-		op = qfs_fs_add_op(t, QFS_OP_XDEL, ikey);
+		op = qfs_fs_add_op(&t, QFS_OP_XDEL, ikey);
 		if (!op)
 			goto out;
 		op->name = QFS_ACL_ACCESS;
 	}
-	op = qfs_fs_add_op(t, QFS_OP_SETATTR, ikey);
+	op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey);
 	if (!op)
 		goto out;
 	op->mask = in->attr_dirty;
@@ -940,32 +796,6 @@ static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_route
 		op->mask |= QFS_SET_SIZE | QFS_SET_FLAGS;
 	op->attr = in->attr;
 	op->attr.flags = flags;
-	rc = 0;
-	*sizep = size;
-	*flagsp = flags;
-out:
-	*inlp = inl;
-	return rc;
-}
-
-int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
-{
-	struct qfs_router_itxn t;
-	uint8_t *inl = NULL;
-	int rc, res = 0;
-	uint64_t size = 0;
-	uint32_t flags = 0;
-
-	assert(!in->wb_busy);
-	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
-		in->loaded = false;
-		in->wb_err = 0;
-		return 0;
-	}
-	qfs_router_itxn_init(&t);
-	rc = wb_build(fs, in, &t, &inl, &size, &flags);
-	if (rc)
-		goto out;
 	rc = qfs_fs_item_txn(fs, in->table, &t, &res);
 	if (rc == 0)
 		rc = res;

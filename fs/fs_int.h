@@ -108,14 +108,6 @@ struct qfs_fs_inode {
 	struct qfs_dchunk *chunks;   /* buffered chunks */
 	uint64_t dirty_bytes;        /* bytes of buffered chunks */
 	int wb_err;                  /* last write-back failure; buffers kept for a retry */
-	bool wb_busy;                /* a pipelined write-back runs without mu (data.c
-					"Pipelined write-back"): only qfs_fs_data_write may
-					change the state below meanwhile; everyone else
-					waits for it in qfs_fs_ilock */
-	pthread_cond_t wb_cv;        /* broadcast when wb_busy clears (with mu) */
-	struct qfs_dchunk *wb_chunks; /* that write-back's chunks, read-only until it ends */
-	uint64_t wb_bytes;           /* their bytes (counted in the dirty total, not in
-					dirty_bytes) */
 	bool nosec;                  /* known: no security.* xattr stored (getxattr answers
 					ENODATA without reading the inode) */
 	bool noxattr;                /* known: no xattr stored at all (getxattr answers
@@ -251,38 +243,7 @@ void qfs_fs_dir_changed(struct qfs_fs *fs, qfs_ino_t dir);
 
 /* data.c: regular-file data; all called with in->mu held but data_read. */
 int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
-/* Lock in->mu and wait until no pipelined write-back of in runs (data.c
- * "Pipelined write-back"): every user of an inode's mu but the write
- * path takes it this way, so it sees no state detached from the inode. */
-void qfs_fs_ilock(struct qfs_fs_inode *in);
-/* A write-back that qfs_fs_data_write started and detached from the inode
- * (in->wb_busy): its txn is run by qfs_fs_wb_run, without in->mu, after
- * the WRITE's reply.  Embedded; active is false when there is none. */
-struct qfs_fs_wb {
-	bool active;
-	struct qfs_fs_inode *in;     /* pinned (qfs_fs_ipin) while active */
-	struct qfs_router_itxn t;    /* its ops point into in->wb_chunks, inl, in->pend */
-	uint8_t *inl;                /* inline data of the txn (malloc'd) or NULL */
-	uint64_t size;               /* the size it stores */
-	uint32_t flags;              /* the flags it stores */
-	uint32_t mask;               /* the attr_dirty bits it stores */
-	bool acl_drop;               /* it drops the access ACL */
-};
-/* Buffer a write (in->mu held).  When the file's buffers pass their
- * budget, a write-back of them is started in *wb (wb->active; in->wb_busy
- * set, the buffers detached): the caller unlocks, replies, then calls
- * qfs_fs_wb_run(fs, wb).  A write that would touch the detached state
- * waits for the running write-back first (in->mu released meanwhile).
- * 0 or an error (the write then takes no effect, *wb is not active). */
-int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off,
-		      struct qfs_fs_wb *wb);
-/* Run the write-back wb (active) that qfs_fs_data_write started, without
- * in->mu held; takes it at the end to store the outcome: on success the
- * detached buffers are freed and the stored size and flags are the txn's;
- * on failure they go back into the inode's buffers (in->wb_err set), for
- * the next flush, fsync or close to retry and report.  Clears wb_busy,
- * wakes the waiters and drops the pin.  Any thread. */
-void qfs_fs_wb_run(struct qfs_fs *fs, struct qfs_fs_wb *wb);
+int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
 /* Read up to size bytes at off into buf (*got: bytes, short only at the end
  * of the file).  Takes in->mu itself, and holds it only when the file has
  * buffered state; a clean file is read from the store without it, so reads

@@ -42,7 +42,6 @@ static void ifree(struct qfs_fs_inode *in)
 	qfs_fs_dir_shared_free(in->dsh);
 	qfs_fs_dir_cookies_free(in->dck);
 	pthread_mutex_destroy(&in->mu);
-	pthread_cond_destroy(&in->wb_cv);
 	free(in);
 }
 
@@ -170,7 +169,6 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t t
 		in->table = table;
 		in->type = type;
 		pthread_mutex_init(&in->mu, NULL);
-		pthread_cond_init(&in->wb_cv, NULL);
 		if (fs->ninodes >= fs->itab_size)
 			grow(fs);
 		size_t b = bucket(fs, ino);

@@ -120,7 +120,7 @@ int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir)
 		if (!in)
 			return 0;
 		qfs_ino_t ino = in->ino;
-		qfs_fs_ilock(in);
+		pthread_mutex_lock(&in->mu);
 		int r = in->pend ? qfs_fs_flush_locked(fs, in) : 0;
 		int still = in->pend != NULL;
 		pthread_mutex_unlock(&in->mu);
@@ -139,7 +139,7 @@ int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
 	int rc = 0;
 
-	qfs_fs_ilock(in);
+	pthread_mutex_lock(&in->mu);
 	if (in->pend)
 		rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
@@ -207,7 +207,7 @@ int qfs_fs_dattr_flush(struct qfs_fs *fs, qfs_ino_t ino)
 
 	if (!in)
 		return 0;
-	qfs_fs_ilock(in);
+	pthread_mutex_lock(&in->mu);
 	rc = dattr_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
@@ -258,7 +258,7 @@ static int dattr_flush_batch(struct qfs_fs *fs, struct qfs_fs_inode **v, size_t 
 	if (!in_txn)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		qfs_fs_ilock(v[i]);
+		pthread_mutex_lock(&v[i]->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct qfs_fs_inode *in = v[i];
 		if (!S_ISDIR(in->type) || !in->loaded || in->attr_dirty == 0)
@@ -320,7 +320,7 @@ static void dattr_flush_due(struct qfs_fs *fs, struct qfs_fs_inode *due)
 	while (due) {
 		struct qfs_fs_inode *in = due;
 		due = in->dtnext;
-		qfs_fs_ilock(in);
+		pthread_mutex_lock(&in->mu);
 		int rc = dattr_flush_locked(fs, in);
 		int again = rc && in->loaded && in->attr_dirty;
 		pthread_mutex_unlock(&in->mu);
@@ -384,7 +384,7 @@ void qfs_fs_dattr_stop(struct qfs_fs *fs)
 	while (all) {
 		struct qfs_fs_inode *in = all;
 		all = in->dtnext;
-		qfs_fs_ilock(in);
+		pthread_mutex_lock(&in->mu);
 		failed += dattr_flush_locked(fs, in) != 0;
 		pthread_mutex_unlock(&in->mu);
 		qfs_fs_iput(fs, in);
