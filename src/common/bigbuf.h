@@ -19,6 +19,16 @@
  * and lends (qfs_bigbuf_lend: the WAL's last large sync, kept for the
  * apply), which lower the byte bound of the held ones.
  *
+ * Size: an 8 MiB write-back has about eight large buffers in use at
+ * once in the embedded cell (the router's encoded entry, the leader's
+ * pending buffer, the entry read back from its WAL by the driver, the
+ * frames, the followers' pending buffers, the applies' read windows);
+ * with 3 held (27 MiB) most of them were fresh mmaps each time: 1.6-1.9 M
+ * minor faults per GiB written, and a fault is expensive on a
+ * paravirtualised guest.  8 held, 72 MiB (eight 9 MiB buffers), cut the
+ * dd's faults to about 0.4 M per GiB and its CPU about 3x, for about
+ * 10 MiB more VmHWM (doc/perf.md AFTER 34).
+ *
  * Every buffer comes from malloc(): one may also be freed with free()
  * (it is then simply not reused).  Thread-safe (one mutex, held only to
  * pick or file a buffer, never across malloc or free of a large one).
@@ -33,8 +43,8 @@
 
 #define QFS_BIGBUF_MIN (1u << 20)         /* smaller requests: plain malloc */
 #define QFS_BIGBUF_ROUND (1u << 20)       /* capacities are multiples of this */
-#define QFS_BIGBUF_KEEP 3                 /* unused buffers held, at most */
-#define QFS_BIGBUF_KEEP_BYTES (27u << 20) /* their capacity, at most */
+#define QFS_BIGBUF_KEEP 8                 /* unused buffers held, at most */
+#define QFS_BIGBUF_KEEP_BYTES (72u << 20) /* their capacity, at most */
 #define QFS_BIGBUF_IDLE_MS 2000           /* an unused buffer is freed after */
 
 struct qfs_bigbuf_stats {

@@ -117,6 +117,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bigbuf.h"
 #include "common/clock.h"
 #include "common/key.h"
 #include "common/log.h"
@@ -1193,7 +1194,8 @@ static void mark_dirty(struct qfs_rnode *rn, struct group *g)
  * the WAL's buffer, live in bufs[] until drive_read_done. */
 struct read_walk {
 	struct qfs_drive_log *out;
-	uint8_t *bufs[QFS_PAXOS_MAX_BATCH];
+	uint8_t *bufs[QFS_PAXOS_MAX_BATCH]; /* from common/bigbuf.h: */
+	size_t caps[QFS_PAXOS_MAX_BATCH];   /* their capacities */
 	size_t bytes;            /* data bytes of out->ents (RNODE_READ_BYTES) */
 	qfs_lsn_t prev;          /* from - 1 */
 };
@@ -1214,8 +1216,10 @@ static int read_cb(qfs_lsn_t lsn, const void *p, size_t len, void *arg)
 	if (out->n == QFS_PAXOS_MAX_BATCH || (out->n && w->bytes + e.len > RNODE_READ_BYTES))
 		return 1; /* (an ACCEPT of 64 big entries would not fit in a frame) */
 	w->bytes += e.len;
-	/* The WAL's buffer is only valid during the callback: copy. */
-	w->bufs[out->n] = malloc(e.len ? e.len : 1);
+	/* The WAL's buffer is only valid during the callback: copy, into a
+	 * pooled buffer when large (an 8 MiB write-back's entry: a fresh
+	 * mapping faulted in page by page otherwise, doc/perf.md AFTER 34). */
+	w->bufs[out->n] = qfs_bigbuf_get(e.len ? e.len : 1, &w->caps[out->n]);
 	if (!w->bufs[out->n])
 		return -ENOMEM;
 	memcpy(w->bufs[out->n], e.data, e.len);
@@ -1621,7 +1625,7 @@ static void drive_read_done(void *ctx, struct qfs_drive_log *out)
 	if (!w)
 		return;
 	for (uint32_t j = 0; j < out->n; j++)
-		free(w->bufs[j]);
+		qfs_bigbuf_put(w->bufs[j], w->caps[j]);
 	free(w);
 }
 

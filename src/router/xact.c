@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bigbuf.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/key.h"
@@ -367,11 +368,18 @@ int qfs_xact_propose_wait(struct qfs_cell *c, qfs_group_t group, const struct qf
 	struct qfs_buf b;
 	int rc, res = 0;
 
+	size_t need = qfs_txn_encoded_len(txn);
+
 	qfs_buf_init(&b);
-	(void)qfs_buf_reserve(&b, qfs_txn_encoded_len(txn)); /* no growth by doubling */
+	/* the whole entry at once (no growth by doubling), and a large one
+	 * (a write-back of up to 8 MiB) in a buffer of the pool, already
+	 * faulted in (common/bigbuf.h; doc/perf.md AFTER 34) */
+	b.data = qfs_bigbuf_get(need ? need : 1, &b.cap);
+	if (!b.data)
+		return -ENOMEM;
 	qfs_txn_encode(txn, &b);
 	if (b.err) {
-		qfs_buf_close(&b);
+		qfs_bigbuf_put(b.data, b.cap);
 		return -ENOMEM;
 	}
 	for (unsigned a = 0;; a++) {
@@ -381,7 +389,7 @@ int qfs_xact_propose_wait(struct qfs_cell *c, qfs_group_t group, const struct qf
 		STAT_INC(busy_waits);
 		backoff(a, &seed);
 	}
-	qfs_buf_close(&b);
+	qfs_bigbuf_put(b.data, b.cap); /* the capacity it has (a growth reallocs and says so) */
 	if (!rc)
 		*result = res;
 	return rc;
