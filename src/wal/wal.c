@@ -248,7 +248,8 @@ static void kept_release(struct qfs_wal *w)
  * after them (the pending buffer is then reused as usual).  A follower
  * applies entry k after the sync of k + 1 (drive.h apply_after_sync): k
  * is then read from here, not from the file.  Returns 1 if merged, 0 if
- * not (nothing changed). */
+ * not (nothing changed, except after a failed realloc: the held records
+ * are then released, so reads go to the file). */
 static int kept_merge(struct qfs_wal *w, const struct qfs_wal_seg *s)
 {
 	size_t keep, need;
