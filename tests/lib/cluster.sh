@@ -6,13 +6,33 @@
 # (its trap kills them), SMNT (the mount whose .quorumfs/status is read).
 # Nodes live in $T/nID; start_node records PID<ID> and appends to NODE_PIDS.
 
-# free_ports N: N free TCP ports on 127.0.0.1 (bound, then released).
+# free_ports N: N free TCP ports on 127.0.0.1 (bound, then released),
+# drawn at random from below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range), so that no socket bound to port 0 later
+# (a router's own endpoint, an outgoing connection) can take one of them
+# before its node listens on it: a CI run lost logrep.sh that way (node 2's
+# port went to node 1's router endpoint).  With an ephemeral range that
+# starts below 12000, ports come from the kernel as before.
 free_ports() {
 	python3 -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo = 0
+ss, ports = [], []
+while len(ss) < n:
+    s = socket.socket()
+    port = random.randrange(10000, lo) if lo >= 12000 else 0
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    ss.append(s)
+    ports.append(s.getsockname()[1])
+print(" ".join(str(p) for p in ports))' "$1"
 }
 
 # new_key FILE: a random cluster key, mode 0600.
