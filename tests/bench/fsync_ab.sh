@@ -17,13 +17,7 @@
 #   bin=new fsyncs/s=... p50_ms=... syncs/fsync=... proposals/fsync=... cpu_us/fsync=... disk_B/B=... load=...
 #   median bin=new fsyncs/s=... syncs/fsync=... cpu_us/fsync=... disk_B/B=... runs=N
 # disk_B/B: the daemon's /proc/PID/io write_bytes during the run per byte
-# the writers wrote (4 KiB per call).  The kernel counts a whole page-cache
-# folio there each time a page of a clean one is dirtied: once the WAL
-# writes its records over the zeros it wrote ahead (large folios,
-# doc/format-wal.md "Zeroed ahead"), write_bytes counts tens of times the
-# bytes that reach the disk (the sectors of /proc/diskstats do not move
-# with it), so a binary with zeros ahead shows 60-70 here: compare
-# disk_B/B only between binaries that both have them or both do not.
+# the writers wrote (4 KiB per call).
 # The writers are `quorumfs bench --raw --only fsyncn` (fsync1 with -w 1),
 # which also does a warm-up of 100 calls per writer: the counters divide
 # by the timed calls only, so they include the warm-up's share.
