@@ -69,30 +69,8 @@ static int find_valid(struct qfs_wal_rd *rd, uint64_t start, uint64_t size, qfs_
 	return 0;
 }
 
-/* Are bytes [off, size) all zero?  1, 0, or -errno. */
-static int all_zero(struct qfs_wal_rd *rd, uint64_t off, uint64_t size)
-{
-	while (off < size) {
-		size_t n = size - off > (64u << 10) ? 64u << 10 : (size_t)(size - off);
-		const uint8_t *p;
-		int rc = qfs_wal_rd_get(rd, off, n, &p);
-
-		if (rc < 0)
-			return rc;
-		if (rc > 0)
-			return 0;
-		for (size_t i = 0; i < n; i++)
-			if (p[i])
-				return 0;
-		off += n;
-	}
-	return 1;
-}
-
 /* Torn tail at off of the last segment: decide, and cut the file there.
- * Zeros alone past the last record are the zeros ahead of a log that was
- * closed or crashed (doc/format-wal.md "Zeroed ahead"): cut with an INFO
- * line, not a WARN.  Returns 0 (trimmed), QFS_ECORRUPT or -errno. */
+ * Returns 0 (trimmed), QFS_ECORRUPT or -errno. */
 static int torn_tail(struct qfs_wal *w, struct qfs_wal_rd *rd, const char *name, uint64_t off, uint64_t size,
 		     qfs_lsn_t expect, const char *why)
 {
@@ -106,16 +84,8 @@ static int torn_tail(struct qfs_wal *w, struct qfs_wal_rd *rd, const char *name,
 			w->dir, name, (unsigned long long)off, (unsigned long long)expect, why, (unsigned long long)at);
 		return QFS_ECORRUPT;
 	}
-	rc = all_zero(rd, off, size);
-	if (rc < 0)
-		return rc;
-	if (rc)
-		QFS_LOG(QFS_LOG_INFO, "wal zeros ahead trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu", w->dir,
-			name, (unsigned long long)off, (unsigned long long)expect, (unsigned long long)(size - off));
-	else
-		QFS_LOG(QFS_LOG_WARN, "wal torn tail trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu reason=\"%s\"",
-			w->dir, name, (unsigned long long)off, (unsigned long long)expect,
-			(unsigned long long)(size - off), why);
+	QFS_LOG(QFS_LOG_WARN, "wal torn tail trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu reason=\"%s\"", w->dir,
+		name, (unsigned long long)off, (unsigned long long)expect, (unsigned long long)(size - off), why);
 	if (qfs_sys_ftruncate(rd->fd, (off_t)off) < 0)
 		return -errno;
 	return qfs_sysio_fdatasync(rd->fd);
@@ -262,7 +232,7 @@ static int seg_load(struct qfs_wal *w, qfs_lsn_t first, int last, int have_prev,
 	memset(s, 0, sizeof(*s));
 	s->first = first;
 	s->last = s->durable_last = expect - 1;
-	s->size = s->alloc = size;
+	s->size = size;
 	s->fd = rd.fd;
 	s->exists = 1;
 	*keep = 1;

@@ -33,9 +33,6 @@ struct qfs_wal_seg {
 	qfs_lsn_t last;         /* last record, buffered ones included; first-1 if none */
 	qfs_lsn_t durable_last; /* last record on disk and fsync'd; first-1 if none */
 	uint64_t size;          /* durable bytes in the file, header included; 0 = no file */
-	uint64_t alloc;         /* >= size, and >= the file's size: past size the file
-				 * holds zeros and nothing else (opts.zero_ahead;
-				 * the tail only) */
 	size_t pend_off;        /* start of its unsynced bytes in w->pend */
 	size_t pend_len;        /* unsynced bytes (a new segment's header included) */
 	int fd;                 /* open O_RDWR for the tail, -1 for the others */
@@ -46,7 +43,6 @@ struct qfs_wal {
 	char *dir;                /* log directory, heap */
 	int dfd;                  /* the directory, for openat/unlinkat/fsync */
 	uint64_t segment_bytes;   /* seal threshold in bytes */
-	uint64_t zero_ahead;      /* opts.zero_ahead */
 	struct qfs_wal_seg *segs; /* ordered by first LSN; heap */
 	size_t nseg;              /* segments in use */
 	size_t segcap;            /* segments allocated */
