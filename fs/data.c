@@ -39,6 +39,45 @@
  * the buffers do not grow with the number of files open for writing. */
 static uint64_t dirty_total;
 
+/* Chunk buffers (QFS_CHUNK_SIZE bytes each) kept for reuse, at most
+ * CHUNK_POOL_MAX of them (2 MiB): a write buffers a whole chunk whatever
+ * its size, and a buffer taken fresh from malloc after the write-back freed
+ * the last one was new memory as often as not, so a 4 KiB write into a new
+ * chunk (zeroed first) faulted in 32 pages: with 8 writers of 4 KiB +
+ * fsync each, 1.1 page faults per fsync() and 4 % of the daemon's CPU
+ * (doc/perf.md "AFTER 37").  A buffer from the pool is already in memory.
+ * Lock: pool_mu, a leaf. */
+#define CHUNK_POOL_MAX 16
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *pool[CHUNK_POOL_MAX]; /* protected by pool_mu */
+static int npool;                     /* protected by pool_mu */
+
+/* A chunk buffer (contents undefined), or NULL. */
+static uint8_t *chunk_buf_get(void)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&pool_mu);
+	if (npool)
+		b = pool[--npool];
+	pthread_mutex_unlock(&pool_mu);
+	return b ? b : malloc(QFS_CHUNK_SIZE);
+}
+
+/* Give back a buffer of chunk_buf_get (NULL does nothing). */
+static void chunk_buf_put(uint8_t *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&pool_mu);
+	if (npool < CHUNK_POOL_MAX) {
+		pool[npool++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	free(b);
+}
+
 static int over_budget(const struct qfs_fs_inode *in)
 {
 	return in->dirty_bytes >= QFS_FS_DIRTY_MAX ||
@@ -59,7 +98,7 @@ void qfs_fs_drop_buffers(struct qfs_fs_inode *in)
 
 	for (; c; c = next) {
 		next = c->next;
-		free(c->data);
+		chunk_buf_put(c->data);
 		free(c);
 	}
 	in->chunks = NULL;
@@ -135,17 +174,17 @@ static int chunk_fill(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_dch
 
 	if (!c->partial)
 		return 0;
-	d = malloc(QFS_CHUNK_SIZE);
+	d = chunk_buf_get();
 	if (!d)
 		return -ENOMEM;
 	rc = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, c->no, d);
 	if (rc) {
-		free(d);
+		chunk_buf_put(d);
 		return rc;
 	}
 	if (c->dlo < c->dhi)
 		memcpy(d + c->dlo, c->data + c->dlo, c->dhi - c->dlo);
-	free(c->data);
+	chunk_buf_put(c->data);
 	c->data = d;
 	c->partial = false;
 	return 0;
@@ -204,7 +243,7 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 	if (c)
 		return c;
 	c = calloc(1, sizeof(*c));
-	if (!c || !(c->data = malloc(QFS_CHUNK_SIZE))) {
+	if (!c || !(c->data = chunk_buf_get())) {
 		free(c);
 		*err = -ENOMEM;
 		return NULL;
@@ -217,7 +256,7 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 	} else if (need_old) {
 		*err = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, no, c->data);
 		if (*err) {
-			free(c->data);
+			chunk_buf_put(c->data);
 			free(c);
 			return NULL;
 		}
@@ -608,7 +647,7 @@ int qfs_fs_data_truncate(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t si
 				*pp = c->next;
 				in->dirty_bytes -= QFS_CHUNK_SIZE;
 				__atomic_sub_fetch(&dirty_total, QFS_CHUNK_SIZE, __ATOMIC_RELAXED);
-				free(c->data);
+				chunk_buf_put(c->data);
 				free(c);
 			} else {
 				pp = &c->next;
