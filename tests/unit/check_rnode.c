@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,19 @@ static struct {
 
 static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 
+/* The seam of t_idle_apply (in_apply): per node, the applies of G run at
+ * SCHED_IDLE or not; one node's next idle apply held until its thread is
+ * put back to SCHED_OTHER (by the wake callback of a frame for it). */
+static struct {
+	int idle[NN];          /* atomic: applies run at SCHED_IDLE (and seen so) */
+	int normal[NN];        /* atomic: applies at the normal priority */
+	int leak;              /* atomic: a sync ran on a thread left at SCHED_IDLE */
+	int hold;              /* atomic: node index + 1 whose next idle apply waits */
+	int held;              /* atomic: 1 waiting, 2 put back, 3 gave up after 10 s */
+} IA;
+
+static void in_apply(qfs_group_t group, qfs_lsn_t commit, int idle, void *arg);
+
 /* Timers fast enough for tests: a leader in well under a second. */
 static void fast_params(struct qfs_paxos_params *prm)
 {
@@ -105,6 +119,7 @@ static void node_start(int i, int create)
 	o.paxos = &prm;
 	o.wal_seal_age_ms = SEAL_MS;
 	o.test_before_sync = before_sync;
+	o.test_in_apply = in_apply;
 	o.test_arg = (void *)(intptr_t)i;
 	ck_assert_ptr_null(RN[i]);
 	ck_assert_int_eq(qfs_rnode_open(&o, &RN[i]), 0);
@@ -125,6 +140,7 @@ static void node_stop(int i)
 static void setup(void)
 {
 	memset(&QD, 0, sizeof(QD));
+	memset(&IA, 0, sizeof(IA));
 	SEAL_MS = 0;
 	strcpy(tmpdir, "/tmp/check_rnode.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -1154,6 +1170,8 @@ static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg)
 	int i = (int)(intptr_t)arg;
 	uint64_t end = qfs_clock_mono_ms() + 5000;
 
+	if (sched_getscheduler(0) == SCHED_IDLE)
+		__atomic_store_n(&IA.leak, 1, __ATOMIC_SEQ_CST);
 	if (group == G) {
 		while (__atomic_load_n(&QD.hold[i], __ATOMIC_SEQ_CST) && qfs_clock_mono_ms() < end) {
 			__atomic_store_n(&QD.blocked[i], 1, __ATOMIC_SEQ_CST);
@@ -1189,6 +1207,105 @@ static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg)
 		usleep(1000);
 	}
 }
+
+static void in_apply(qfs_group_t group, qfs_lsn_t commit, int idle, void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	uint64_t end;
+
+	(void)commit;
+	if (group != G)
+		return;
+	if (!idle) {
+		__atomic_add_fetch(&IA.normal[i], 1, __ATOMIC_SEQ_CST);
+		return;
+	}
+	if (sched_getscheduler(0) == SCHED_IDLE)
+		__atomic_add_fetch(&IA.idle[i], 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&IA.hold, __ATOMIC_SEQ_CST) != i + 1)
+		return;
+	__atomic_store_n(&IA.hold, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&IA.held, 1, __ATOMIC_SEQ_CST);
+	end = qfs_clock_mono_ms() + 10000;
+	while (sched_getscheduler(0) == SCHED_IDLE && qfs_clock_mono_ms() < end)
+		usleep(1000);
+	__atomic_store_n(&IA.held, sched_getscheduler(0) == SCHED_OTHER ? 2 : 3, __ATOMIC_SEQ_CST);
+}
+
+static void *idle_probe_main(void *arg)
+{
+	static const struct sched_param sp;
+
+	*(int *)arg = sched_setscheduler(0, SCHED_IDLE, &sp) == 0 &&
+		      sched_setscheduler(0, SCHED_OTHER, &sp) == 0;
+	return NULL;
+}
+
+/* 1 if a thread of this process may go SCHED_IDLE and back (rnode.c's probe). */
+static int idle_allowed(void)
+{
+	pthread_t t;
+	int ok = 0;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, idle_probe_main, &ok), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	return ok;
+}
+
+/* A follower applies at SCHED_IDLE, a leader never (doc/rnode.md section
+ * 2, "A follower applies at idle priority"); a frame for a follower whose
+ * apply is held at SCHED_IDLE puts its thread back to SCHED_OTHER (the
+ * heartbeats or the next ACCEPT; without it the held apply stays idle
+ * and gives up after 10 s); no sync ever runs on a thread left idle.
+ * Where the switch back is not allowed (not root, RLIMIT_NICE), nothing
+ * runs idle. */
+START_TEST(t_idle_apply)
+{
+	char name[32];
+	uint32_t hint = 0;
+	int l, f1, result = 99, rc, ok = idle_allowed();
+	uint64_t end;
+
+	put_acked("warm", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	for (int k = 0; k < 10; k++) {
+		snprintf(name, sizeof(name), "ia%02d", k);
+		rc = propose(l, name, "v", 0, 5000, &result, &hint);
+		ck_assert_msg(rc == 0 && result == 0, "rc %d result %d", rc, result);
+	}
+	for (int i = 0; i < NN; i++)
+		wait_key(i, "ia09", "v");
+	ck_assert_int_eq(__atomic_load_n(&IA.idle[l], __ATOMIC_SEQ_CST), 0);
+	ck_assert_int_gt(__atomic_load_n(&IA.normal[l], __ATOMIC_SEQ_CST), 0);
+	for (int i = 0; i < NN; i++) {
+		if (i == l)
+			continue;
+		if (ok)
+			ck_assert_int_gt(__atomic_load_n(&IA.idle[i], __ATOMIC_SEQ_CST), 0);
+		else
+			ck_assert_int_eq(__atomic_load_n(&IA.idle[i], __ATOMIC_SEQ_CST), 0);
+	}
+	if (!ok) {
+		fprintf(stderr, "check_rnode: t_idle_apply: SCHED_IDLE cannot be undone here: "
+			"the boost not checked\n");
+		return;
+	}
+	f1 = (l + 1) % NN;
+	__atomic_store_n(&IA.hold, f1 + 1, __ATOMIC_SEQ_CST);
+	for (int k = 0; k < 2; k++) {
+		snprintf(name, sizeof(name), "ih%d", k);
+		rc = propose(l, name, "v", 0, 5000, &result, &hint);
+		ck_assert_msg(rc == 0 && result == 0, "rc %d result %d", rc, result);
+	}
+	end = qfs_clock_mono_ms() + 15000;
+	while (__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST) < 2 && qfs_clock_mono_ms() < end)
+		usleep(1000);
+	ck_assert_int_eq(__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST), 2);
+	wait_key(f1, "ih1", "v");
+	ck_assert_int_eq(__atomic_load_n(&IA.leak, __ATOMIC_SEQ_CST), 0);
+}
+END_TEST
 
 /* The leader sends an entry while it syncs it itself: with its sync held
  * back, both followers make the entry durable; it is acknowledged only
@@ -3143,6 +3260,7 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);
+	tcase_add_test(tc, t_idle_apply);
 	tcase_add_test(tc, t_gather);
 	tcase_add_test(tc, t_read_own_write);
 	tcase_add_test(tc, t_direct_quorum);
