@@ -1262,20 +1262,30 @@ static int idle_allowed(void)
 START_TEST(t_idle_apply)
 {
 	char name[32];
-	uint32_t hint = 0;
-	int l, f1, result = 99, rc, ok = idle_allowed();
+	int l = -1, f1, ok = idle_allowed(), stable = 0;
 	uint64_t end;
 
-	put_acked("warm", "v");
-	l = find_leader(3000);
-	ck_assert_int_ge(l, 0);
-	for (int k = 0; k < 10; k++) {
-		snprintf(name, sizeof(name), "ia%02d", k);
-		rc = propose(l, name, "v", 0, 5000, &result, &hint);
-		ck_assert_msg(rc == 0 && result == 0, "rc %d result %d", rc, result);
+	/* the counts of one leader's term (retried if the leader changes
+	 * under a loaded machine) */
+	for (int attempt = 0; attempt < 3 && !stable; attempt++) {
+		for (int i = 0; i < NN; i++) {
+			__atomic_store_n(&IA.idle[i], 0, __ATOMIC_SEQ_CST);
+			__atomic_store_n(&IA.normal[i], 0, __ATOMIC_SEQ_CST);
+		}
+		snprintf(name, sizeof(name), "warm%d", attempt);
+		l = put_acked(name, "v");
+		stable = 1;
+		for (int k = 0; k < 10; k++) {
+			snprintf(name, sizeof(name), "ia%d%02d", attempt, k);
+			if (put_acked(name, "v") != l)
+				stable = 0;
+		}
+		for (int i = 0; i < NN; i++)
+			wait_key(i, name, "v");
+		if (find_leader(3000) != l)
+			stable = 0;
 	}
-	for (int i = 0; i < NN; i++)
-		wait_key(i, "ia09", "v");
+	ck_assert_msg(stable, "the leader changed in each of 3 attempts");
 	ck_assert_int_eq(__atomic_load_n(&IA.idle[l], __ATOMIC_SEQ_CST), 0);
 	ck_assert_int_gt(__atomic_load_n(&IA.normal[l], __ATOMIC_SEQ_CST), 0);
 	for (int i = 0; i < NN; i++) {
@@ -1291,18 +1301,23 @@ START_TEST(t_idle_apply)
 			"the boost not checked\n");
 		return;
 	}
-	f1 = (l + 1) % NN;
-	__atomic_store_n(&IA.hold, f1 + 1, __ATOMIC_SEQ_CST);
-	for (int k = 0; k < 2; k++) {
-		snprintf(name, sizeof(name), "ih%d", k);
-		rc = propose(l, name, "v", 0, 5000, &result, &hint);
-		ck_assert_msg(rc == 0 && result == 0, "rc %d result %d", rc, result);
-	}
+	/* a follower's next idle apply held: a frame for it puts it back */
 	end = qfs_clock_mono_ms() + 15000;
+	for (int k = 0; !__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST) && qfs_clock_mono_ms() < end; k++) {
+		l = find_leader(3000);
+		ck_assert_int_ge(l, 0);
+		f1 = (l + 1) % NN;
+		__atomic_store_n(&IA.hold, f1 + 1, __ATOMIC_SEQ_CST);
+		snprintf(name, sizeof(name), "ih%d", k);
+		(void)put_acked(name, "v");
+		usleep(20000);
+	}
 	while (__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST) < 2 && qfs_clock_mono_ms() < end)
 		usleep(1000);
 	ck_assert_int_eq(__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST), 2);
-	wait_key(f1, "ih1", "v");
+	put_acked("last", "v");
+	for (int i = 0; i < NN; i++)
+		wait_key(i, "last", "v");
 	ck_assert_int_eq(__atomic_load_n(&IA.leak, __ATOMIC_SEQ_CST), 0);
 }
 END_TEST
