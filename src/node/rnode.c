@@ -107,7 +107,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,7 +285,6 @@ struct qfs_rnode {
 	struct qfs_wal_opts wopts;
 	uint64_t seal_age_ms;    /* UINT64_MAX: never */
 	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg); /* opts */
-	void (*test_in_apply)(qfs_group_t group, qfs_lsn_t commit, int idle, void *arg); /* opts */
 	void *test_arg;
 	uint64_t space_reserve;  /* bytes a batch that writes data must leave
 				    free on the WAL's disk; immutable */
@@ -338,11 +336,6 @@ struct qfs_rnode {
 	uint32_t gather_vain;    /* gathers in a row that waited in vain */
 	uint64_t sync_avg_ns;    /* atomic: moving average of a log sync's time
 				    (written by the round's thread) */
-	pid_t idle_tid;          /* atomic: the thread running a follower's apply
-				    at SCHED_IDLE now (apply_idle_enter), 0: none;
-				    the wake callback puts it back (on_wake) */
-	int idle_boosting;       /* atomic: wake callbacks between taking
-				    idle_tid and its sched_setscheduler */
 	int closing;
 	struct group *groups[QFS_RNODE_MAX_GROUPS];
 	size_t ngroups;
@@ -1636,105 +1629,15 @@ static void drive_read_done(void *ctx, struct qfs_drive_log *out)
 	free(w);
 }
 
-/* A follower's apply at idle priority (doc/rnode.md section 2, "A
- * follower applies at idle priority").  A follower syncs an ACCEPT, sends
- * its ACCEPTED, then applies the commit that ACCEPT carried: on 2 CPUs
- * both followers' applies ran exactly when the leader's thread needed a
- * CPU to take that ACCEPTED, apply and answer.  At SCHED_IDLE the apply
- * runs only on a CPU nothing else wants (the disk wait of the next
- * entry, in a serial loop), and any thread that wakes takes the CPU from
- * it.  So that a starved apply never holds back this node's next frame,
- * the wake callback puts the applying thread back to SCHED_OTHER
- * (on_wake).  Used only where the switch back is allowed (CAP_SYS_NICE or
- * an RLIMIT_NICE that permits nice 0: sched(7)), probed once per process
- * on a thread of its own, and only by a thread that runs SCHED_OTHER. */
-static pthread_once_t idle_once = PTHREAD_ONCE_INIT;
-static int idle_ok;              /* after idle_once: 1 if allowed */
-static const struct sched_param idle_sp; /* priority 0 */
-static __thread pid_t thr_tid;   /* this thread's id, 0: not looked up */
-static __thread int thr_other;   /* it runs SCHED_OTHER (at the lookup) */
-
-static void *idle_probe_main(void *arg)
-{
-	int *ok = arg;
-
-	if (sched_setscheduler(0, SCHED_IDLE, &idle_sp) == 0 &&
-	    sched_setscheduler(0, SCHED_OTHER, &idle_sp) == 0)
-		*ok = 1;
-	return NULL;
-}
-
-static void idle_probe(void)
-{
-	pthread_t t;
-	int ok = 0;
-
-	if (pthread_create(&t, NULL, idle_probe_main, &ok) == 0 && pthread_join(t, NULL) == 0)
-		idle_ok = ok;
-	if (!idle_ok)
-		QFS_LOG(QFS_LOG_INFO, "rnode follower applies at normal priority: SCHED_IDLE cannot be undone here");
-}
-
-/* Before a follower's apply on the round's thread: 1 if it now runs at
- * SCHED_IDLE (apply_idle_leave undoes it), 0 if not (a leader, a node
- * with proposals of its own waiting, a thread not SCHED_OTHER, no
- * permission, or the wake callback came first). */
-static int apply_idle_enter(struct qfs_rnode *rn, struct group *g)
-{
-	if (g->leader == rn->id || g->pending)
-		return 0; /* its proposers wait for this apply */
-	(void)pthread_once(&idle_once, idle_probe);
-	if (!idle_ok)
-		return 0;
-	if (!thr_tid) {
-		thr_tid = (pid_t)syscall(SYS_gettid);
-		thr_other = sched_getscheduler(0) == SCHED_OTHER;
-	}
-	if (!thr_other)
-		return 0;
-	__atomic_store_n(&rn->idle_tid, thr_tid, __ATOMIC_SEQ_CST);
-	if (sched_setscheduler(0, SCHED_IDLE, &idle_sp) != 0) {
-		__atomic_store_n(&rn->idle_tid, 0, __ATOMIC_SEQ_CST);
-		return 0;
-	}
-	if (__atomic_load_n(&rn->idle_tid, __ATOMIC_SEQ_CST) != thr_tid) {
-		/* a frame came meanwhile: on_wake may have put it back
-		 * before the switch above */
-		(void)sched_setscheduler(0, SCHED_OTHER, &idle_sp);
-		while (__atomic_load_n(&rn->idle_boosting, __ATOMIC_ACQUIRE))
-			sched_yield();
-		return 0;
-	}
-	return 1;
-}
-
-/* After it: back to SCHED_OTHER, and no wake callback still about to
- * touch this thread (its id may be reused once the thread ends). */
-static void apply_idle_leave(struct qfs_rnode *rn)
-{
-	(void)__atomic_exchange_n(&rn->idle_tid, 0, __ATOMIC_SEQ_CST);
-	if (sched_setscheduler(0, SCHED_OTHER, &idle_sp) != 0)
-		thr_other = 0; /* cannot happen once probed; never again here */
-	while (__atomic_load_n(&rn->idle_boosting, __ATOMIC_ACQUIRE))
-		sched_yield();
-}
-
 /* Apply [applied + 1, commit] from the WAL (apply_cb): the records of its
  * last large sync from the memory they were written from, the others read
- * back from the file (qfs_wal_read_recent).  A follower's at SCHED_IDLE
- * (apply_idle_enter). */
+ * back from the file (qfs_wal_read_recent). */
 static int drive_apply(void *ctx, qfs_lsn_t commit)
 {
 	struct group *g = ctx;
 	struct apply_walk aw = { .rn = g->rn, .g = g };
-	int idle = apply_idle_enter(g->rn, g);
-	int rc;
+	int rc = qfs_wal_read_recent_at(g->wal, g->applied + 1, commit, apply_cb, &aw);
 
-	if (g->rn->test_in_apply)
-		g->rn->test_in_apply(g->id, commit, idle, g->rn->test_arg);
-	rc = qfs_wal_read_recent_at(g->wal, g->applied + 1, commit, apply_cb, &aw);
-	if (idle)
-		apply_idle_leave(g->rn);
 	if (rc)
 		return aw.store_rc ? aw.store_rc : rc;
 	return 0;
@@ -3106,17 +3009,6 @@ static void on_wake(void *arg)
 {
 	struct qfs_rnode *rn = arg;
 
-	if (__atomic_load_n(&rn->idle_tid, __ATOMIC_SEQ_CST)) {
-		/* a follower's apply at SCHED_IDLE: back to normal, so that
-		 * this frame does not wait for a starved apply */
-		pid_t t;
-
-		__atomic_add_fetch(&rn->idle_boosting, 1, __ATOMIC_SEQ_CST);
-		t = __atomic_exchange_n(&rn->idle_tid, 0, __ATOMIC_SEQ_CST);
-		if (t)
-			(void)sched_setscheduler(t, SCHED_OTHER, &idle_sp);
-		__atomic_sub_fetch(&rn->idle_boosting, 1, __ATOMIC_RELEASE);
-	}
 	pthread_mutex_lock(&rn->mu);
 	rn->wake = 1;
 	if (rn->direct_p)
@@ -3240,7 +3132,6 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	rn->wopts.segment_bytes = o->wal_segment_bytes;
 	rn->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_RNODE_SEAL_AGE_DEFAULT_MS;
 	rn->test_before_sync = o->test_before_sync;
-	rn->test_in_apply = o->test_in_apply;
 	rn->test_arg = o->test_arg;
 	rn->space_reserve = o->space_reserve > RNODE_SPACE_FLOOR ? o->space_reserve : RNODE_SPACE_FLOOR;
 	rn->space_hold = o->space_hold;

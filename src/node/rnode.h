@@ -54,11 +54,6 @@ struct qfs_rnode_opts {
 	 * entries are already sent (tests/unit/check_rnode.c). */
 	void (*test_before_sync)(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 	void *test_arg;
-	/* Test seam, NULL otherwise: called on the round's thread inside
-	 * every apply of group's entries up to commit, before the store
-	 * writes them, with idle 1 if that thread runs it at SCHED_IDLE (a
-	 * follower's apply: doc/rnode.md section 2); test_arg as above. */
-	void (*test_in_apply)(qfs_group_t group, qfs_lsn_t commit, int idle, void *arg);
 	const struct qfs_store_opts *store; /* RocksDB budget (store.h); NULL: defaults */
 	uint64_t space_reserve;   /* bytes a proposal that writes data must leave
 				     free on the WAL's disk (deletes may go down to

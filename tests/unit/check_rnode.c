@@ -35,7 +35,6 @@
 #include <inttypes.h>
 #include <ftw.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,19 +77,6 @@ static struct {
 
 static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg);
 
-/* The seam of t_idle_apply (in_apply): per node, the applies of G run at
- * SCHED_IDLE or not; one node's next idle apply held until its thread is
- * put back to SCHED_OTHER (by the wake callback of a frame for it). */
-static struct {
-	int idle[NN];          /* atomic: applies run at SCHED_IDLE (and seen so) */
-	int normal[NN];        /* atomic: applies at the normal priority */
-	int leak;              /* atomic: a sync ran on a thread left at SCHED_IDLE */
-	int hold;              /* atomic: node index + 1 whose next idle apply waits */
-	int held;              /* atomic: 1 waiting, 2 put back, 3 gave up after 10 s */
-} IA;
-
-static void in_apply(qfs_group_t group, qfs_lsn_t commit, int idle, void *arg);
-
 /* Timers fast enough for tests: a leader in well under a second. */
 static void fast_params(struct qfs_paxos_params *prm)
 {
@@ -119,7 +105,6 @@ static void node_start(int i, int create)
 	o.paxos = &prm;
 	o.wal_seal_age_ms = SEAL_MS;
 	o.test_before_sync = before_sync;
-	o.test_in_apply = in_apply;
 	o.test_arg = (void *)(intptr_t)i;
 	ck_assert_ptr_null(RN[i]);
 	ck_assert_int_eq(qfs_rnode_open(&o, &RN[i]), 0);
@@ -140,7 +125,6 @@ static void node_stop(int i)
 static void setup(void)
 {
 	memset(&QD, 0, sizeof(QD));
-	memset(&IA, 0, sizeof(IA));
 	SEAL_MS = 0;
 	strcpy(tmpdir, "/tmp/check_rnode.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -1170,8 +1154,6 @@ static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg)
 	int i = (int)(intptr_t)arg;
 	uint64_t end = qfs_clock_mono_ms() + 5000;
 
-	if (sched_getscheduler(0) == SCHED_IDLE)
-		__atomic_store_n(&IA.leak, 1, __ATOMIC_SEQ_CST);
 	if (group == G) {
 		while (__atomic_load_n(&QD.hold[i], __ATOMIC_SEQ_CST) && qfs_clock_mono_ms() < end) {
 			__atomic_store_n(&QD.blocked[i], 1, __ATOMIC_SEQ_CST);
@@ -1207,120 +1189,6 @@ static void before_sync(qfs_group_t group, qfs_lsn_t lsn, void *arg)
 		usleep(1000);
 	}
 }
-
-static void in_apply(qfs_group_t group, qfs_lsn_t commit, int idle, void *arg)
-{
-	int i = (int)(intptr_t)arg;
-	uint64_t end;
-
-	(void)commit;
-	if (group != G)
-		return;
-	if (!idle) {
-		__atomic_add_fetch(&IA.normal[i], 1, __ATOMIC_SEQ_CST);
-		return;
-	}
-	if (sched_getscheduler(0) == SCHED_IDLE)
-		__atomic_add_fetch(&IA.idle[i], 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&IA.hold, __ATOMIC_SEQ_CST) != i + 1)
-		return;
-	__atomic_store_n(&IA.hold, 0, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&IA.held, 1, __ATOMIC_SEQ_CST);
-	end = qfs_clock_mono_ms() + 10000;
-	while (sched_getscheduler(0) == SCHED_IDLE && qfs_clock_mono_ms() < end)
-		usleep(1000);
-	__atomic_store_n(&IA.held, sched_getscheduler(0) == SCHED_OTHER ? 2 : 3, __ATOMIC_SEQ_CST);
-}
-
-static void *idle_probe_main(void *arg)
-{
-	static const struct sched_param sp;
-
-	*(int *)arg = sched_setscheduler(0, SCHED_IDLE, &sp) == 0 &&
-		      sched_setscheduler(0, SCHED_OTHER, &sp) == 0;
-	return NULL;
-}
-
-/* 1 if a thread of this process may go SCHED_IDLE and back (rnode.c's probe). */
-static int idle_allowed(void)
-{
-	pthread_t t;
-	int ok = 0;
-
-	ck_assert_int_eq(pthread_create(&t, NULL, idle_probe_main, &ok), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	return ok;
-}
-
-/* A follower applies at SCHED_IDLE, a leader never (doc/rnode.md section
- * 2, "A follower applies at idle priority"); a frame for a follower whose
- * apply is held at SCHED_IDLE puts its thread back to SCHED_OTHER (the
- * heartbeats or the next ACCEPT; without it the held apply stays idle
- * and gives up after 10 s); no sync ever runs on a thread left idle.
- * Where the switch back is not allowed (not root, RLIMIT_NICE), nothing
- * runs idle. */
-START_TEST(t_idle_apply)
-{
-	char name[32];
-	int l = -1, f1, ok = idle_allowed(), stable = 0;
-	uint64_t end;
-
-	/* the counts of one leader's term (retried if the leader changes
-	 * under a loaded machine) */
-	for (int attempt = 0; attempt < 3 && !stable; attempt++) {
-		for (int i = 0; i < NN; i++) {
-			__atomic_store_n(&IA.idle[i], 0, __ATOMIC_SEQ_CST);
-			__atomic_store_n(&IA.normal[i], 0, __ATOMIC_SEQ_CST);
-		}
-		snprintf(name, sizeof(name), "warm%d", attempt);
-		l = put_acked(name, "v");
-		stable = 1;
-		for (int k = 0; k < 10; k++) {
-			snprintf(name, sizeof(name), "ia%d%02d", attempt, k);
-			if (put_acked(name, "v") != l)
-				stable = 0;
-		}
-		for (int i = 0; i < NN; i++)
-			wait_key(i, name, "v");
-		if (find_leader(3000) != l)
-			stable = 0;
-	}
-	ck_assert_msg(stable, "the leader changed in each of 3 attempts");
-	ck_assert_int_eq(__atomic_load_n(&IA.idle[l], __ATOMIC_SEQ_CST), 0);
-	ck_assert_int_gt(__atomic_load_n(&IA.normal[l], __ATOMIC_SEQ_CST), 0);
-	for (int i = 0; i < NN; i++) {
-		if (i == l)
-			continue;
-		if (ok)
-			ck_assert_int_gt(__atomic_load_n(&IA.idle[i], __ATOMIC_SEQ_CST), 0);
-		else
-			ck_assert_int_eq(__atomic_load_n(&IA.idle[i], __ATOMIC_SEQ_CST), 0);
-	}
-	if (!ok) {
-		fprintf(stderr, "check_rnode: t_idle_apply: SCHED_IDLE cannot be undone here: "
-			"the boost not checked\n");
-		return;
-	}
-	/* a follower's next idle apply held: a frame for it puts it back */
-	end = qfs_clock_mono_ms() + 15000;
-	for (int k = 0; !__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST) && qfs_clock_mono_ms() < end; k++) {
-		l = find_leader(3000);
-		ck_assert_int_ge(l, 0);
-		f1 = (l + 1) % NN;
-		__atomic_store_n(&IA.hold, f1 + 1, __ATOMIC_SEQ_CST);
-		snprintf(name, sizeof(name), "ih%d", k);
-		(void)put_acked(name, "v");
-		usleep(20000);
-	}
-	while (__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST) < 2 && qfs_clock_mono_ms() < end)
-		usleep(1000);
-	ck_assert_int_eq(__atomic_load_n(&IA.held, __ATOMIC_SEQ_CST), 2);
-	put_acked("last", "v");
-	for (int i = 0; i < NN; i++)
-		wait_key(i, "last", "v");
-	ck_assert_int_eq(__atomic_load_n(&IA.leak, __ATOMIC_SEQ_CST), 0);
-}
-END_TEST
 
 /* The leader sends an entry while it syncs it itself: with its sync held
  * back, both followers make the entry durable; it is acknowledged only
@@ -3275,7 +3143,6 @@ static Suite *rnode_suite(void)
 	tcase_add_test(tc, t_two_down);
 	tcase_add_loop_test(tc, t_concurrent, 0, 2);
 	tcase_add_test(tc, t_send_while_sync);
-	tcase_add_test(tc, t_idle_apply);
 	tcase_add_test(tc, t_gather);
 	tcase_add_test(tc, t_read_own_write);
 	tcase_add_test(tc, t_direct_quorum);
