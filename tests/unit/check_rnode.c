@@ -2232,28 +2232,35 @@ START_TEST(t_seal_age)
 	/* Quiet: no records, no more seals.  A leadership handover to the
 	 * preferred member (doc/paxos.md section 6: 500 ms after a restart
 	 * that another member won, with these timers) appends a NOOP that is
-	 * rightly sealed by age: a node whose log grew after the bursts is
-	 * checked from a new point, once that seal is done. */
-	usleep(150000);
+	 * rightly sealed by age.  Each node's point is taken once its open
+	 * segment holds no record (a segment starting right after its last
+	 * LSN exists: a seal makes it), waited for (10 s at most), not
+	 * assumed after a fixed 150 ms: a NOOP appended up to 100 ms before
+	 * the counts above was sealed after them, with its LSN already in
+	 * last[], and failed the count below (as did a seal late on a loaded
+	 * machine). */
 	for (int i = 0; i < NN; i++) {
-		struct qfs_rnode_ginfo gi;
+		uint64_t end = qfs_clock_mono_ms() + 10000;
 
-		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), 0);
-		if (gi.last != last[i]) {
-			fprintf(stderr, "check_rnode: t_seal_age: node %d logged %llu -> %llu after the "
-				"bursts (a leader change)\n", i + 1, (unsigned long long)last[i],
-				(unsigned long long)gi.last);
-			/* its seal by age: waited for (5 s at most), not
-			 * assumed after 150 ms; a seal 50 ms late on a loaded
-			 * machine came after n1 was taken and failed the
-			 * count below.  (A truncate may seal differently: then
-			 * the count is taken when the wait ends.) */
-			for (uint64_t end = qfs_clock_mono_ms() + 5000;
-			     seg_count(i, G) <= n1[i] && qfs_clock_mono_ms() < end;)
-				usleep(5000);
+		for (;;) {
+			struct qfs_rnode_ginfo gi, gj;
+			int n = seg_count(i, G), sealed;
+
 			ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gi), 0);
-			last[i] = gi.last;
-			n1[i] = seg_count(i, G);
+			sealed = seg_exists(i, G, gi.last + 1);
+			ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, &gj), 0);
+			if (sealed && gj.last == gi.last && seg_count(i, G) == n) {
+				if (gi.last != last[i])
+					fprintf(stderr, "check_rnode: t_seal_age: node %d logged %llu -> %llu "
+						"after the bursts (a leader change)\n", i + 1,
+						(unsigned long long)last[i], (unsigned long long)gi.last);
+				last[i] = gi.last;
+				n1[i] = n;
+				break;
+			}
+			ck_assert_msg(qfs_clock_mono_ms() < end, "node %d: records at %llu never sealed",
+				      i + 1, (unsigned long long)gi.last);
+			usleep(5000);
 		}
 	}
 	usleep(300000);
