@@ -225,7 +225,9 @@ grep -q '^meta lookups_sent [1-9]' "$MNT/.quorumfs/stats" || fail "no constant-w
 grep -qE '^meta .* xacts [1-9]' "$MNT/.quorumfs/stats" || fail "no cross-partition txn ran during the splits"
 # admission knows the partitions: one .quorumfs/capacity line each, with
 # its share and ceiling (doc/admission.md), the same groups as the map
-for _ in 1 2 3 4 5; do
+# (30 s at most: admission learns a split from the router's lookups, which
+# a loaded machine runs late; 2.5 s was short for it)
+for _ in $(seq 60); do
 	pg=$(awk '$1 == "table" && $2 == "t" && $3 == "partition" { print $6 }' "$MNT/.quorumfs/partitions" | sort)
 	cg=$(awk '$1 == "partition" && $2 == "t" && $3 == "group" && $5 == "share_rcu" { print $4 }' \
 		"$MNT/.quorumfs/capacity" | sort)
