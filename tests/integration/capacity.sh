@@ -10,7 +10,8 @@
 . "$QFS_SRCDIR/tests/lib/common.sh"
 qfs_require python3 setfattr getfattr setpriv
 qfs_setup
-watchdog 110
+# (a hang is a failure; 22 s alone, but a CI run at load 15 ran past 110 s)
+watchdog 300
 
 cap_field() { # cap_field TABLE KEY: value of KEY on TABLE's capacity line
 	awk -v t="$1" -v k="$2" '$1 == "table" && $2 == t { for (i = 3; i < NF; i += 2) if ($i == k) print $(i + 1) }' \

@@ -126,19 +126,24 @@ qfs_cleanup() {
 }
 
 # qfs_mount [extra args...]: mount $DATA on $MNT in the foreground process
-# group (run in background with -f so we know the PID), wait until mounted.
+# group (run in background with -f so we know the PID), wait until mounted
+# (60 s at most: the mount opens three stores and replays their logs, after
+# a kill -9 too, which the sanitizer build on a loaded 2-core machine runs
+# several times slower; the bound only turns a hang into a failure).
 qfs_mount() {
+	local end=$((SECONDS + 60))
 	"$QFS_BIN" mount -f "$@" "$DATA" "$MNT" >>"$T/daemon.out" 2>&1 &
 	QFS_PID=$!
-	for _ in $(seq 200); do
+	while :; do
 		if mountpoint -q "$MNT" 2>/dev/null && [ -e "$MNT/.quorumfs/status" ]; then
 			return 0
 		fi
 		kill -0 "$QFS_PID" 2>/dev/null || { cat "$T/daemon.out" >&2; fail "quorumfs exited during mount"; }
+		[ $SECONDS -lt $end ] || break
 		sleep 0.05
 	done
 	cat "$T/daemon.out" >&2
-	fail "mount did not appear within 10 s"
+	fail "mount did not appear within 60 s"
 }
 
 # qfs_umount: clean unmount, wait for the daemon to exit 0.
