@@ -24,8 +24,10 @@
 # times out counts as one failed).  Exit status 0 only if nothing failed.
 # Environment: JOBS (make -j of the compiles, default 2), CHECK_JOBS (tests
 # at once over both make checks, default 4: most tests wait on fsync, timers
-# and sleeps, not on the CPU), QFS_CHECK_TIMEOUT (seconds per make check,
-# default 1800), CONFIGURE_FLAGS (extra flags for both configures).
+# and sleeps, not on the CPU; on a machine busy with other work take 2 or 3:
+# at a load of 15-30 the long tests ran 2-8x their usual time and 240 s
+# watchdogs fired), QFS_CHECK_TIMEOUT (seconds per make check, default
+# 1800), CONFIGURE_FLAGS (extra flags for both configures).
 # Integration tests need root and /dev/fuse; without them they skip.
 # (--run-build and --run-san are this script's own entry points for the
 # make that runs the two make checks; see run_checks.)
