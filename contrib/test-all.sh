@@ -4,13 +4,17 @@
 # Usage: contrib/test-all.sh          (from anywhere; works on the tree it is in)
 #
 # 1. autoreconf -fi in the source tree;
-# 2. build/:     ../configure && make -j$JOBS && make -j$CHECK_JOBS check
+# 2. build/:     ../configure && make -j$JOBS && make check
 # 3. build-san/: ../configure --enable-sanitizers && make -j$JOBS && make
-#    -j$CHECK_JOBS check, with ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+#    check, with ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 #    and UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 (set for both builds).
-#    build-san/'s configure and make run while build/'s make check runs;
-#    their output is kept in build-san/build.out and printed after build/'s
-#    results, where it appeared when they ran after it.
+#    build-san/'s configure and make run (at nice 10) while build/'s make
+#    check runs, and its make check starts as soon as it is built: the two
+#    make checks run side by side and share CHECK_JOBS job slots (one GNU
+#    make jobserver), so at most CHECK_JOBS tests run at once over both
+#    builds and build-san/'s tests take every slot once build/'s are done.
+#    build-san/'s output is kept in build-san/build.out and check.out and
+#    printed after build/'s results, where it appeared when they ran after it.
 # Both builds always run (a failure in the first does not hide the second).
 # For every test whose .trs says FAIL, ERROR or XPASS the test's .log is
 # printed.  The last line is exactly
@@ -18,15 +22,20 @@
 # summed over both builds' .trs files (PASS and XFAIL count as passed; FAIL,
 # ERROR and XPASS as failed; a configure/make failure or a make check that
 # times out counts as one failed).  Exit status 0 only if nothing failed.
-# Environment: JOBS (make -j of the compiles, default 2), CHECK_JOBS (make -j
-# of each make check, default JOBS), QFS_CHECK_TIMEOUT (seconds per make check,
-# default 1800), CONFIGURE_FLAGS (extra flags for both configures).
+# Environment: JOBS (make -j of the compiles, default 2), CHECK_JOBS (tests
+# at once over both make checks, default 4: most tests wait on fsync, timers
+# and sleeps, not on the CPU; on a machine busy with other work take 2 or 3:
+# at a load of 15-30 the long tests ran 2-8x their usual time and 240 s
+# watchdogs fired), QFS_CHECK_TIMEOUT (seconds per make check, default
+# 1800), CONFIGURE_FLAGS (extra flags for both configures).
 # Integration tests need root and /dev/fuse; without them they skip.
+# (--run-build and --run-san are this script's own entry points for the
+# make that runs the two make checks; see run_checks.)
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
 JOBS=${JOBS:-2}
-CHECK_JOBS=${CHECK_JOBS:-$JOBS}
+CHECK_JOBS=${CHECK_JOBS:-4}
 CHECK_TIMEOUT=${QFS_CHECK_TIMEOUT:-1800}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -58,7 +67,8 @@ count_results() {
 
 # build_tree DIR CONFIGURE_ARGS...: configure and make in DIR; non-zero
 # (after printing why) when either fails.  Runs in the background for
-# build-san/, so it counts nothing itself.
+# build-san/, so it counts nothing itself.  The compile has its own
+# -j$JOBS, outside the jobserver of the make checks (MAKEFLAGS emptied).
 build_tree() {
 	local dir=$1
 	shift
@@ -73,32 +83,86 @@ build_tree() {
 		banner "FAIL: configure in $dir"
 		return 1
 	fi
-	if ! make -C "$dir" -j"$JOBS"; then
+	if ! MAKEFLAGS= MFLAGS= make -C "$dir" -j"$JOBS"; then
 		banner "FAIL: make in $dir"
 		return 1
 	fi
 }
 
-# check_tree DIR T0: make check in DIR, count its results; T0 is $SECONDS
-# when DIR's build started.
-check_tree() {
+# run_check DIR: make check in DIR, at most CHECK_TIMEOUT seconds, taking
+# its job slots from the jobserver of run_checks' make (no -j of its own);
+# its exit status goes to DIR/check.rc, the time it ended to DIR/check.end.
+run_check() {
+	local dir=$1
+	timeout -k 60 "$CHECK_TIMEOUT" make -C "$dir" check
+	echo $? >"$dir/check.rc"
+	date +%s >"$dir/check.end"
+}
+
+# report_check DIR T0: count DIR's results after run_check; T0 is the time
+# (date +%s) when DIR's build started.
+report_check() {
 	local dir=$1 t0=$2 rc
-	banner "$dir: make check"
-	timeout -k 60 "$CHECK_TIMEOUT" make -C "$dir" -j"$CHECK_JOBS" check
-	rc=$?
-	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+	rc=$(cat "$dir/check.rc" 2>/dev/null || echo 1)
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		banner "FAIL: make check in $dir timed out after $CHECK_TIMEOUT s; tests still running:"
 		find "$dir" -path '*tests/*' -name '*.log' | while read -r log; do
 			[ -f "${log%.log}.trs" ] || { echo "--- $log"; cat "$log"; }
 		done
 		failed=$((failed + 1))
-	elif [ $rc -ne 0 ] && ! grep -qs '^:test-result: \(FAIL\|ERROR\|XPASS\)' /dev/null $(find "$dir" -name '*.trs'); then
+	elif [ "$rc" -ne 0 ] && ! grep -qs '^:test-result: \(FAIL\|ERROR\|XPASS\)' /dev/null $(find "$dir" -name '*.trs'); then
 		# make check failed without a failed test (e.g. a check program did not build)
 		banner "FAIL: make check in $dir exited $rc"
 		failed=$((failed + 1))
 	fi
 	count_results "$dir"
-	banner "$dir: done in $((SECONDS - t0)) s"
+	banner "$dir: done in $(($(cat "$dir/check.end" 2>/dev/null || date +%s) - t0)) s"
+}
+
+# The two entry points run_checks' make calls (this script again):
+# --run-build: build/'s make check, its output on stdout as it comes;
+# --run-san: build-san/'s configure and make at nice 10 (output in
+# build-san/build.out, exit status in build.rc), then its make check at
+# normal priority (output in build-san/check.out).
+case ${1:-} in
+--run-build)
+	run_check build
+	exit 0
+	;;
+--run-san)
+	(
+		# at a lower priority: the tests running beside it come first
+		renice -n 10 "$BASHPID" >/dev/null 2>&1
+		build_tree build-san --enable-sanitizers
+	) >build-san/build.out 2>&1
+	rc=$?
+	echo $rc >build-san/build.rc
+	if [ $rc -eq 0 ]; then
+		# Under ASan everything is 2-3x slower: the sanitizer build writes a
+		# 1 GiB big file instead of 2.1 GiB and a directory of 30,000 entries
+		# instead of 100,000 (the normal build covers the big sizes; every
+		# create is replicated three times).
+		export QFS_BIG_MB=${QFS_SAN_BIG_MB:-1024}
+		export QFS_READDIR_N=${QFS_SAN_READDIR_N:-30000}
+		run_check build-san >build-san/check.out 2>&1
+	fi
+	exit 0
+	;;
+esac
+
+# run_checks BUILD_OK: one GNU make with CHECK_JOBS job slots runs
+# --run-build (when BUILD_OK is 1) and --run-san side by side; their make
+# checks are its sub-makes ("+" recipes), so all their tests share the
+# slots.  Each recipe exits 0: the results are counted afterwards.
+run_checks() {
+	local mk goals=san
+	[ "$1" -eq 1 ] && goals="build san"
+	mk=$(mktemp) || return 1
+	printf '%s\n' '.PHONY: build san' \
+		'build:' "	+@\"\$(TEST_ALL)\" --run-build" \
+		'san:' "	+@\"\$(TEST_ALL)\" --run-san" >"$mk"
+	MAKEFLAGS= MFLAGS= make -f "$mk" -j"$CHECK_JOBS" TEST_ALL="$PWD/contrib/test-all.sh" $goals
+	rm -f "$mk"
 }
 
 banner "autoreconf -fi"
@@ -108,36 +172,28 @@ if ! autoreconf -fi; then
 fi
 
 # The upgrade tests build previous releases from git history (plain builds,
-# a few minutes each): build them once, in build/, for both builds.
+# a few minutes each): build them once, in build/, for both builds (the
+# first test to need one builds it, under a lock: tests/lib/common.sh).
 export QFS_UPGRADE_CACHE=${QFS_UPGRADE_CACHE:-$PWD/build/tests/upgrade}
-t_build=$SECONDS
+t_build=$(date +%s)
 if build_tree build; then
 	build_ok=1
 else
 	build_ok=0
 	failed=$((failed + 1))
 fi
-# build-san/ compiles while build/'s tests run (its output in build.out)
-t_san=$SECONDS
-mkdir -p build-san && rm -f build-san/build.out build-san/build.rc
-(
-	# at a lower priority: build/'s tests (timers, watchdogs) come first
-	renice -n 10 "$BASHPID" >/dev/null 2>&1
-	build_tree build-san --enable-sanitizers >build-san/build.out 2>&1
-	echo $? >build-san/build.rc
-) &
-san_pid=$!
-[ $build_ok -eq 1 ] && check_tree build $t_build
-wait $san_pid
+# build-san/ compiles while build/'s tests run, then its tests run beside them
+t_san=$(date +%s)
+mkdir -p build-san && rm -f build-san/build.out build-san/build.rc build-san/check.out \
+	build-san/check.rc build-san/check.end build/check.rc build/check.end
+[ $build_ok -eq 1 ] && banner "build: make check"
+run_checks $build_ok
+[ $build_ok -eq 1 ] && report_check build "$t_build"
 cat build-san/build.out
 if [ "$(cat build-san/build.rc 2>/dev/null)" = 0 ]; then
-	# Under ASan everything is 2-3x slower: the sanitizer build writes a 1 GiB
-	# big file instead of 2.1 GiB and a directory of 30,000 entries instead of
-	# 100,000 (the normal build covers the big sizes; every create is replicated
-	# three times).
-	export QFS_BIG_MB=${QFS_SAN_BIG_MB:-1024}
-	export QFS_READDIR_N=${QFS_SAN_READDIR_N:-30000}
-	check_tree build-san $t_san
+	banner "build-san: make check"
+	cat build-san/check.out
+	report_check build-san "$t_san"
 else
 	failed=$((failed + 1))
 fi

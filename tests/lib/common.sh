@@ -175,13 +175,19 @@ qfs_old_release() {
 	cache=${QFS_UPGRADE_CACHE:-$(cd "$(dirname "$QFS_BIN")/.." && pwd)/tests/upgrade}
 	OLD=$cache/quorumfs-$1
 	[ -x "$OLD" ] && return 0
+	# one build of a release at a time: contrib/test-all.sh runs build/'s
+	# and build-san/'s tests side by side; the second waits, then takes it
+	mkdir -p "$cache"
+	exec {_qfs_lk}>"$OLD.lock" && flock "$_qfs_lk" || fail "cannot lock $OLD.lock"
+	[ -x "$OLD" ] && { exec {_qfs_lk}>&-; return 0; }
 	note "[${SECONDS}s] building $1 ($2) in $T/prev"
-	mkdir -p "$T/prev" "$cache"
+	mkdir -p "$T/prev"
 	git -C "$QFS_SRCDIR" archive "$1" | tar -x -C "$T/prev" || skip "git archive $1 failed"
 	(cd "$T/prev" && autoreconf -fi && mkdir build && cd build && ../configure &&
 		make -j2 fs/quorumfs) >"$T/prev.log" 2>&1 ||
 		{ tail -n 20 "$T/prev.log" >&2; skip "release $1 does not build here (log above)"; }
 	cp "$T/prev/build/fs/quorumfs" "$OLD.tmp" && mv "$OLD.tmp" "$OLD" || fail "cannot cache $OLD"
+	exec {_qfs_lk}>&-
 	rm -rf "$T/prev"
 }
 
