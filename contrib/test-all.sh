@@ -23,9 +23,11 @@
 # ERROR and XPASS as failed; a configure/make failure or a make check that
 # times out counts as one failed).  Exit status 0 only if nothing failed.
 # Environment: JOBS (make -j of the compiles, default 2), CHECK_JOBS (tests
-# at once over both make checks, default 4: most tests wait on fsync, timers
-# and sleeps, not on the CPU; on a machine busy with other work take 2 or 3:
-# at a load of 15-30 the long tests ran 2-8x their usual time and 240 s
+# at once over both make checks, default 3: most tests wait on fsync, timers
+# and sleeps, not on the CPU, but their daemons share one disk; with 4 on
+# this 2-vCPU VM a run took about as long as 2 at a time in sequence did,
+# and one test's unmount took 27 s; on a machine busy with other work take
+# 2: at a load of 15-30 the long tests ran 2-8x their usual time and 240 s
 # watchdogs fired), QFS_CHECK_TIMEOUT (seconds per make check, default
 # 1800), CONFIGURE_FLAGS (extra flags for both configures).
 # Integration tests need root and /dev/fuse; without them they skip.
@@ -35,7 +37,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 JOBS=${JOBS:-2}
-CHECK_JOBS=${CHECK_JOBS:-4}
+CHECK_JOBS=${CHECK_JOBS:-3}
 CHECK_TIMEOUT=${QFS_CHECK_TIMEOUT:-1800}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
