@@ -28,6 +28,7 @@ shift $((OPTIND - 1))
 [ "$(id -u)" -eq 0 ] || { echo "serial_trace.sh: needs root" >&2; exit 2; }
 command -v perf >/dev/null && command -v python3 >/dev/null ||
 	{ echo "serial_trace.sh: needs perf and python3" >&2; exit 2; }
+. "$(dirname "$0")/../lib/abba.sh"
 T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-strace.XXXXXX")
 MNT=$T/mnt
 PID= PP= GRP=
@@ -114,12 +115,7 @@ for BIN in "$@"; do
 		-a "$GRP:sync_ret=qfs_wal_sync%return" -a "$GRP:apply=drive_apply" \
 		-a "$GRP:apply_ret=drive_apply%return" -a "$GRP:frame=on_frame" -a "$GRP:answer=answer" ||
 		{ echo "serial_trace.sh: perf probe failed on $BIN" >&2; exit 1; }
-	rm -rf "$T/data"
-	mkdir -p "$T/data" "$MNT"
-	"$BIN" mount -f "$T/data" "$MNT" >"$T/daemon.out" 2>&1 &
-	PID=$!
-	for _ in $(seq 200); do [ -e "$MNT/.quorumfs/status" ] && break; sleep 0.05; done
-	[ -e "$MNT/.quorumfs/status" ] || { cat "$T/daemon.out" >&2; echo "mount failed" >&2; exit 1; }
+	qfs_ab_mount trace "$BIN" # (tests/lib/abba.sh: a fresh data dir, PID set)
 	mkdir "$MNT/b" || exit 1
 	python3 - "$MNT/b" "$N" <<'PY' || exit 1
 import os, sys
