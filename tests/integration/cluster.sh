@@ -138,9 +138,7 @@ verify "$M1/t" "$T/w.acked" || fail "mount 1 lost an acknowledged file"
 verify "$M2/t" "$T/w.acked" || fail "mount 2 does not see every closed file"
 
 # ---- 3. a node cut off (SIGSTOP): writes go on with 2 of 3
-# (a leader: 30 s at most; a re-election after a missed heartbeat on a
-# loaded machine leaves none for a moment, and one reading could see that)
-for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
+L=$(leader_wait "$G")
 [ -n "$L" ] || fail "no leader of group $G"
 F=$(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | head -1)
 kill -STOP "$(pid_of "$F")"
@@ -151,9 +149,7 @@ kill -CONT "$(pid_of "$F")"
 caught_up "$F" "$G"
 verify "$M2/t" "$T/p.acked" || fail "files written during the partition"
 note "node $F stopped: $(cat "$T/writer.out"); caught up after SIGCONT"
-# (a leader: 30 s at most; a re-election after a missed heartbeat on a
-# loaded machine leaves none for a moment, and one reading could see that)
-for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
+L=$(leader_wait "$G")
 [ -n "$L" ] || fail "no leader of group $G"
 kill -STOP "$(pid_of "$L")"
 rm -f "$T/STOP"
@@ -225,9 +221,7 @@ for n in 1 2 3; do
 		fail "node $n: $segs segments, newest $last"
 	note "node $n released its WAL: $segs segments left, newest ${last:-none} ($(ls "$T/n$n/wal/$G" | head -3 | tr '\n' ' '))"
 done
-# (a leader: 30 s at most; a re-election after a missed heartbeat on a
-# loaded machine leaves none for a moment, and one reading could see that)
-for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
+L=$(leader_wait "$G")
 [ -n "$L" ] || fail "no leader of group $G"
 F=$(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | head -1)
 kill -9 "$(pid_of "$F")"

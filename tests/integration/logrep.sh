@@ -138,9 +138,7 @@ done
 
 # ---- 2. a second original member dies: writes go on (2 of 3 with the log replica)
 D2=""
-# (a leader: 30 s at most; a re-election after a missed heartbeat on a
-# loaded machine leaves none for a moment, and one reading could see that)
-for _ in $(seq 300); do L2=$(leader_of "$G"); [ -n "$L2" ] && break; sleep 0.1; done
+L2=$(leader_wait "$G")
 for n in $R; do [ "$n" != "$L2" ] && [ "$n" != "$D1" ] && D2=$n; done
 [ -n "$D2" ] || fail "no original member left to kill besides the leader ${L2:-unknown}"
 before=$(wc -l <"$T/w.acked")

@@ -201,13 +201,7 @@ for round in $(seq "$ROUNDS"); do
 	[ "$(count)" -ge $((before + 15)) ] || fail "round $round: fewer than 15 acks in 30 s"
 	stopped=
 	if [ "$round" = "$STOP_ROUND" ]; then
-		# (30 s at most: a re-election after a missed heartbeat on a
-		# loaded machine leaves no leader for a moment)
-		for _ in $(seq 300); do
-			stopped=$(qfs_leader_of "$G1")
-			case $stopped in 1|2|3) break ;; esac
-			sleep 0.1
-		done
+		stopped=$(qfs_leader_wait "$G1")
 		case $stopped in 1|2|3) ;; *) grep "^group $G1 " "$MNT/.quorumfs/status" >&2; fail "no leader for $G1" ;; esac
 		qfs_node_ctl "stop $stopped" || fail "stop $stopped"
 		mid=$(count)

@@ -366,13 +366,7 @@ last_restarted=
 for victim in "$L0" $(printf '%s\n' 1 2 3 | grep -vx "$L0") leader; do
 	round=$((round + 1))
 	if [ "$victim" = leader ]; then
-		# (30 s at most: the restarted node's return may move the
-		# leadership, and a moment without a leader is no failure)
-		for _ in $(seq 300); do
-			victim=$(qfs_leader_of "$G")
-			case $victim in 1|2|3) break ;; esac
-			sleep 0.1
-		done
+		victim=$(qfs_leader_wait "$G")
 		case $victim in 1|2|3) ;; *) status_of "$G" >&2; fail "round $round: group $G has no leader" ;; esac
 	fi
 	was_leader=$([ "$victim" = "$(qfs_leader_of "$G")" ] && echo 1 || echo 0)

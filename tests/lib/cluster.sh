@@ -93,6 +93,18 @@ applied() {
 leader_of() {
 	status | awk -v g="$1" '$1 == "group" && $2 == g && / role leader / { print $4; exit }'
 }
+# leader_wait GROUP: leader_of GROUP, waited for (30 s at most: a
+# re-election after a missed heartbeat on a loaded machine leaves none for
+# a moment, and one reading could see that); empty if none came.
+leader_wait() {
+	local l= _
+	for _ in $(seq 300); do
+		l=$(leader_of "$1")
+		[ -n "$l" ] && break
+		sleep 0.1
+	done
+	echo "$l"
+}
 # caught_up NODE GROUP [OTHERS...]: wait (20 s at most) until NODE applied
 # what OTHERS (default: nodes 1 2 3 but NODE) did, as of now.
 caught_up() {

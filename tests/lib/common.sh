@@ -262,6 +262,20 @@ qfs_leader_of() {
 	awk -v g="$1" '$1 == "group" && $2 == g && $3 == "leader" { print $4 }' "$MNT/.quorumfs/status"
 }
 
+# qfs_leader_wait GROUP: qfs_leader_of GROUP once it names a node (1-3),
+# waited for 30 s at most (a re-election after a missed heartbeat on a
+# loaded machine, or a restarted node taking the leadership back, leaves
+# none for a moment); else what it said last.
+qfs_leader_wait() {
+	local l= _
+	for _ in $(seq 300); do
+		l=$(qfs_leader_of "$1")
+		case $l in 1 | 2 | 3) break ;; esac
+		sleep 0.1
+	done
+	echo "$l"
+}
+
 # qfs_node_state N: up or down, from MNT/.quorumfs/nodes.
 qfs_node_state() {
 	awk -v n="$1" '$1 == "node" && $2 == n { for (i = 3; i < NF; i++) if ($i == "state") print $(i + 1) }' \

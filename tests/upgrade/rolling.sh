@@ -186,9 +186,7 @@ progress 10 "OLD cluster"
 note "[${SECONDS}s] OLD cluster ($PREV): 3 nodes, router, table t in group $G, $(acked) files acknowledged"
 
 # ---- 2. the nodes, one at a time, the table's leader first
-# (a leader: 30 s at most; a re-election after a missed heartbeat on a
-# loaded machine leaves none for a moment, and one reading could see that)
-for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
+L=$(leader_wait "$G")
 [ -n "$L" ] || fail "no leader of group $G"
 ORDER="$L $(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | tr '\n' ' ')"
 for n in $ORDER; do
@@ -216,9 +214,7 @@ verify "$M/t" "$T/w.acked" >"$T/verify.out" || fail "NEW router: $(cat "$T/verif
 note "[${SECONDS}s] router: OLD -> NEW (remount), $(cat "$T/verify.out"), writes go on"
 
 # ---- 4. the way back: a NEW node replaced by OLD again
-# (a leader: 30 s at most; a re-election after a missed heartbeat on a
-# loaded machine leaves none for a moment, and one reading could see that)
-for _ in $(seq 300); do L=$(leader_of "$G"); [ -n "$L" ] && break; sleep 0.1; done
+L=$(leader_wait "$G")
 [ -n "$L" ] || fail "no leader of group $G"
 B=$(echo 1 2 3 | tr ' ' '\n' | grep -v "^$L\$" | head -1)
 stop_pid "$(pid_of "$B")" "NEW node $B"
