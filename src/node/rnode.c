@@ -133,6 +133,8 @@
 #define RNODE_FORMAT "quorumfs-rnode 1\n"
 #define RNODE_PAYLOAD_MAX ((size_t)QFS_WAL_RECORD_MAX - QFS_REPL_ENTRY_HDR)
 #define RNODE_SPACE_FLOOR (1ull << 20) /* bytes even a delete leaves free on the WAL's disk */
+#define RNODE_WAL_ZERO_AHEAD (256ull << 10) /* zeros written ahead of a group's WAL tail
+					   * (doc/format-wal.md "Zeroed ahead") */
 #define RNODE_SPACE_CACHE_MS 5         /* a statvfs of the admission check serves this long */
 #define RNODE_SPACE_SLACK (64ull << 20) /* ... and only while it shows this much beyond need */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
@@ -3130,6 +3132,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		return -ENOMEM;
 	rn->id = o->id;
 	rn->wopts.segment_bytes = o->wal_segment_bytes;
+	rn->wopts.zero_ahead = RNODE_WAL_ZERO_AHEAD;
 	rn->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_RNODE_SEAL_AGE_DEFAULT_MS;
 	rn->test_before_sync = o->test_before_sync;
 	rn->test_arg = o->test_arg;

@@ -5,10 +5,15 @@
  * and the torn/corrupt rule are in doc/format-wal.md):
  *  - a bad record (short, impossible length, CRC mismatch) in the last
  *    segment with no valid record anywhere after it is a torn write that was
- *    never acknowledged: the file is cut there (one WARN line);
- *  - a bad record anywhere else, a bad record with a valid record after it, a
- *    CRC-valid record with the wrong LSN, or a gap between segments is
- *    corruption: QFS_ECORRUPT and one ERR line naming file, offset and LSN;
+ *    never acknowledged: the file is cut there (one WARN line; zeros alone
+ *    past the last record, the zeros ahead, an INFO line);
+ *  - so is one with valid records after it when a crash in a sync written
+ *    over zeros ahead explains them (the unwritten-sector rule,
+ *    unwritten_sector below);
+ *  - a bad record anywhere else, a bad record with a valid record after it
+ *    otherwise, a CRC-valid record with the wrong LSN, or a gap between
+ *    segments is corruption: QFS_ECORRUPT and one ERR line naming file,
+ *    offset and LSN;
  *  - a last segment with a torn header (never fsync'd) is deleted, and so is
  *    a last segment left without records when it is the only one.
  */
@@ -69,8 +74,94 @@ static int find_valid(struct qfs_wal_rd *rd, uint64_t start, uint64_t size, qfs_
 	return 0;
 }
 
+/* Are bytes [off, size) all zero?  1, 0, or -errno. */
+static int all_zero(struct qfs_wal_rd *rd, uint64_t off, uint64_t size)
+{
+	while (off < size) {
+		size_t n = size - off > (64u << 10) ? 64u << 10 : (size_t)(size - off);
+		const uint8_t *p;
+		int rc = qfs_wal_rd_get(rd, off, n, &p);
+
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return 0;
+		for (size_t i = 0; i < n; i++)
+			if (p[i])
+				return 0;
+		off += n;
+	}
+	return 1;
+}
+
+/*
+ * The unwritten-sector rule (doc/format-wal.md "Recovery"): is the bad
+ * record at off of the last file the first one a crash left half written
+ * in place over zeros ahead?  Such a sync wrote at most QFS_WAL_INPLACE_MAX
+ * bytes over zeros and the disk kept any subset of its sectors, so its
+ * records after a lost sector may be whole.  It is, if (a) a sector that
+ * the bad record covers reads all zero from off on (the sector was not
+ * written: what lay there before the sync were zeros, or the durable bytes
+ * before off), and (b) no valid record after off ends more than
+ * QFS_WAL_INPLACE_MAX past it (the sync began at or before off).
+ * Returns 1, 0 (then it is corruption, and *at names a valid record that
+ * shows it, when (b) failed), or -errno.
+ */
+static int unwritten_sector(struct qfs_wal_rd *rd, uint64_t off, uint64_t size, qfs_lsn_t after, uint64_t *at)
+{
+	uint64_t end = off + QFS_WAL_REC_HDR, limit = off + QFS_WAL_INPLACE_MAX, p;
+	const uint8_t *h;
+	int rc, zero = 0;
+
+	/* the bad record's extent: its own length if the header is plausible
+	 * (a header in a lost sector reads zero where it was not written, and
+	 * that sector lies in its first 16 bytes) */
+	if (size - off >= QFS_WAL_REC_HDR) {
+		rc = qfs_wal_rd_get(rd, off, QFS_WAL_REC_HDR, &h);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && qfs_wal_get32(h + 4) <= QFS_WAL_RECORD_MAX)
+			end = off + QFS_WAL_REC_HDR + qfs_wal_get32(h + 4);
+	}
+	if (end > size)
+		end = size;
+	/* (a): a sector of [off, end) all zero from off on */
+	for (uint64_t sec = off - off % QFS_WAL_SECTOR; sec < end && !zero; sec += QFS_WAL_SECTOR) {
+		uint64_t from = sec > off ? sec : off, to = sec + QFS_WAL_SECTOR < size ? sec + QFS_WAL_SECTOR : size;
+
+		rc = qfs_wal_rd_get(rd, from, (size_t)(to - from), &h);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			break;
+		zero = 1;
+		for (uint64_t i = 0; i < to - from && zero; i++)
+			zero = h[i] == 0;
+	}
+	if (!zero)
+		return 0;
+	/* (b): every valid record after off ends by off + QFS_WAL_INPLACE_MAX */
+	for (p = off + 1;; p = *at + 1) {
+		uint32_t len;
+
+		rc = find_valid(rd, p, size, after, at);
+		if (rc <= 0)
+			return rc < 0 ? rc : 1;
+		rc = qfs_wal_rd_get(rd, *at, QFS_WAL_REC_HDR, &h);
+		if (rc < 0)
+			return rc;
+		len = qfs_wal_get32(h + 4);
+		if (*at + QFS_WAL_REC_HDR + len > limit)
+			return 0;
+	}
+}
+
 /* Torn tail at off of the last segment: decide, and cut the file there.
- * Returns 0 (trimmed), QFS_ECORRUPT or -errno. */
+ * Zeros alone past the last record are the zeros ahead of a log that was
+ * closed or crashed (doc/format-wal.md "Zeroed ahead"): cut with an INFO
+ * line, not a WARN.  Valid records after off make it corruption, unless
+ * the unwritten-sector rule above says that a crash left them (a WARN
+ * line naming the rule).  Returns 0 (trimmed), QFS_ECORRUPT or -errno. */
 static int torn_tail(struct qfs_wal *w, struct qfs_wal_rd *rd, const char *name, uint64_t off, uint64_t size,
 		     qfs_lsn_t expect, const char *why)
 {
@@ -80,12 +171,37 @@ static int torn_tail(struct qfs_wal *w, struct qfs_wal_rd *rd, const char *name,
 	if (rc < 0)
 		return rc;
 	if (rc > 0) {
-		QFS_LOG(QFS_LOG_ERR, "wal corrupt dir=%s file=%s off=%llu lsn=%llu reason=\"%s, valid record at off=%llu\"",
-			w->dir, name, (unsigned long long)off, (unsigned long long)expect, why, (unsigned long long)at);
-		return QFS_ECORRUPT;
+		uint64_t first = at;
+
+		rc = unwritten_sector(rd, off, size, expect - 1, &at);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			QFS_LOG(QFS_LOG_ERR,
+				"wal corrupt dir=%s file=%s off=%llu lsn=%llu reason=\"%s, valid record at off=%llu\"",
+				w->dir, name, (unsigned long long)off, (unsigned long long)expect, why,
+				(unsigned long long)at);
+			return QFS_ECORRUPT;
+		}
+		QFS_LOG(QFS_LOG_WARN,
+			"wal torn tail trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu reason=\"%s, an unwritten "
+			"sector, records of the same sync from off=%llu\"",
+			w->dir, name, (unsigned long long)off, (unsigned long long)expect,
+			(unsigned long long)(size - off), why, (unsigned long long)first);
+		if (qfs_sys_ftruncate(rd->fd, (off_t)off) < 0)
+			return -errno;
+		return qfs_sysio_fdatasync(rd->fd);
 	}
-	QFS_LOG(QFS_LOG_WARN, "wal torn tail trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu reason=\"%s\"", w->dir,
-		name, (unsigned long long)off, (unsigned long long)expect, (unsigned long long)(size - off), why);
+	rc = all_zero(rd, off, size);
+	if (rc < 0)
+		return rc;
+	if (rc)
+		QFS_LOG(QFS_LOG_INFO, "wal zeros ahead trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu", w->dir,
+			name, (unsigned long long)off, (unsigned long long)expect, (unsigned long long)(size - off));
+	else
+		QFS_LOG(QFS_LOG_WARN, "wal torn tail trimmed dir=%s file=%s off=%llu lsn=%llu bytes=%llu reason=\"%s\"",
+			w->dir, name, (unsigned long long)off, (unsigned long long)expect,
+			(unsigned long long)(size - off), why);
 	if (qfs_sys_ftruncate(rd->fd, (off_t)off) < 0)
 		return -errno;
 	return qfs_sysio_fdatasync(rd->fd);
@@ -232,7 +348,7 @@ static int seg_load(struct qfs_wal *w, qfs_lsn_t first, int last, int have_prev,
 	memset(s, 0, sizeof(*s));
 	s->first = first;
 	s->last = s->durable_last = expect - 1;
-	s->size = size;
+	s->size = s->alloc = size;
 	s->fd = rd.fd;
 	s->exists = 1;
 	*keep = 1;

@@ -208,6 +208,34 @@ void qfs_wal_image_begin(struct qfs_buf *out, qfs_lsn_t first)
 	qfs_buf_put(out, h, sizeof(h));
 }
 
+/* Bytes of the file dir/name (size bytes) up to its last non-zero byte:
+ * the tail without its zeros ahead (doc/format-wal.md "Zeroed ahead").
+ * size when unreadable. */
+static uint64_t nonzero_end(int dfd, const char *name, uint64_t size)
+{
+	uint8_t b[16384];
+	uint64_t end = size;
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return size;
+	while (end > 0) {
+		size_t n = end > sizeof(b) ? sizeof(b) : (size_t)end, z = n;
+
+		if (pread(fd, b, n, (off_t)(end - n)) != (ssize_t)n) {
+			end = size;
+			break;
+		}
+		while (z > 0 && b[z - 1] == 0)
+			z--;
+		end -= n - z;
+		if (z > 0)
+			break;
+	}
+	close(fd);
+	return end;
+}
+
 static int seginfo_cmp(const void *x, const void *y)
 {
 	const struct qfs_wal_seginfo *a = x, *b = y;
@@ -257,9 +285,16 @@ int qfs_wal_list(const char *dir, struct qfs_wal_seginfo **out, size_t *count)
 		v[n].rec_bytes = v[n].size > QFS_WAL_SEG_HDR ? v[n].size - QFS_WAL_SEG_HDR : 0;
 		n++;
 	}
-	closedir(d);
-	if (n)
+	if (n) {
+		char name[QFS_WAL_NAME_LEN + 1];
+		uint64_t end;
+
 		qsort(v, n, sizeof(*v), seginfo_cmp);
+		qfs_wal_seg_name(name, v[n - 1].first);
+		end = nonzero_end(dfd, name, v[n - 1].size);
+		v[n - 1].rec_bytes = end > QFS_WAL_SEG_HDR ? end - QFS_WAL_SEG_HDR : 0;
+	}
+	closedir(d);
 	*out = v;
 	*count = n;
 	return 0;

@@ -48,6 +48,10 @@
 				  * too (then reused: w->spare); between it and
 				  * PEND_KEEP it is reused at once, not kept */
 
+/* Zeros for the zeros ahead of the tail (never written: in .bss, no memory
+ * until read, and then the kernel's zero page). */
+static uint8_t zero_block[1u << 20];
+
 /* ---- helpers shared with recover.c (contracts in wal_int.h) ---- */
 
 void qfs_wal_seg_header(uint8_t *p, qfs_lsn_t first)
@@ -421,6 +425,7 @@ int qfs_wal_open(const char *dir, const struct qfs_wal_opts *opts, struct qfs_wa
 		return -ENOMEM;
 	w->dfd = -1;
 	w->segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : QFS_WAL_SEGMENT_DEFAULT;
+	w->zero_ahead = opts ? opts->zero_ahead : 0;
 	w->dir = strdup(dir);
 	if (!w->dir) {
 		rc = -ENOMEM;
@@ -453,8 +458,23 @@ err_free:
  * qfs_wal_close(NULL) does nothing. */
 void qfs_wal_close(struct qfs_wal *w)
 {
-	if (w)
-		wal_free(w);
+	struct qfs_wal_seg *t;
+
+	if (!w)
+		return;
+	/* A clean close leaves no zeros ahead: the tail ends at its last
+	 * durable record, as a log without them does (an older release then
+	 * opens it without a torn tail to trim; doc/format-wal.md).  Best
+	 * effort: recovery trims what a failure here leaves. */
+	t = w->nseg ? tail(w) : NULL;
+	if (t && !w->err && t->fd >= 0 && t->alloc > t->size) {
+		int rc = qfs_sys_ftruncate(t->fd, (off_t)t->size) < 0 ? -errno : qfs_sysio_fdatasync(t->fd);
+
+		if (rc < 0)
+			QFS_LOG(QFS_LOG_DEBUG, "wal zeros ahead not cut at close dir=%s err=\"%s\"", w->dir,
+				qfs_strerror(rc));
+	}
+	wal_free(w);
 }
 
 /* ---- append / sync ---- */
@@ -519,11 +539,45 @@ int qfs_wal_append(struct qfs_wal *w, qfs_lsn_t lsn, const void *p, size_t len)
 	return qfs_wal_append2(w, lsn, p, len, NULL, 0);
 }
 
+/* Zeros ahead (doc/format-wal.md "Zeroed ahead"): the records of a small
+ * sync ended at end, past the zeros s's file held: write zeros after them up
+ * to end + zero_ahead (never past segment_bytes, so a segment that rolls
+ * over by size has none left), for the fdatasync that follows to make
+ * durable with the records.  The syncs after it write into those zeros: an
+ * fdatasync of blocks already in the file, with no size to commit, costs
+ * about half of one that extends the file on ext4.  A failed write of
+ * zeros (ENOSPC on a full disk) only leaves fewer of them: the records are
+ * written, and zeros past the last record read as a torn tail. */
+static void zeros_ahead(struct qfs_wal *w, struct qfs_wal_seg *s, uint64_t end)
+{
+	uint64_t to = end + w->zero_ahead;
+
+	if (to > w->segment_bytes)
+		to = w->segment_bytes;
+	/* (alloc bounds the file's size from above even when a write of zeros
+	 * fails part-way: a seal must know to cut them) */
+	for (uint64_t off = end; off < to;) {
+		size_t n = to - off > sizeof(zero_block) ? sizeof(zero_block) : (size_t)(to - off);
+		int rc;
+
+		s->alloc = off + n;
+		rc = qfs_sysio_pwrite_all(s->fd, zero_block, n, (off_t)off);
+		if (rc < 0) {
+			QFS_LOG(QFS_LOG_DEBUG, "wal zeros ahead not written dir=%s off=%llu err=\"%s\"", w->dir,
+				(unsigned long long)off, qfs_strerror(rc));
+			return;
+		}
+		off += n;
+	}
+}
+
 /* Write and fdatasync one segment's pending bytes (s->size is left for the
- * caller to advance once the whole sync succeeded).  Returns 0, -errno of
- * the open or write (not sticky), or -EIO after setting the sticky error. */
+ * caller to advance once the whole sync succeeded), with zeros ahead after
+ * a small sync when the log has them.  Returns 0, -errno of the open or
+ * write (not sticky), or -EIO after setting the sticky error. */
 static int seg_flush(struct qfs_wal *w, struct qfs_wal_seg *s, int *dirchange)
 {
+	uint64_t end = s->size + s->pend_len;
 	int rc;
 
 	if (s->fd < 0) {
@@ -538,9 +592,23 @@ static int seg_flush(struct qfs_wal *w, struct qfs_wal_seg *s, int *dirchange)
 			*dirchange = 1;
 		}
 	}
+	/* A sync larger than QFS_WAL_INPLACE_MAX is not written over zeros:
+	 * they are cut first and it appends, so that a crash leaves a prefix of
+	 * it (recovery's rule for an unwritten sector looks no further than
+	 * QFS_WAL_INPLACE_MAX past a bad record; doc/format-wal.md). */
+	if (s->alloc > s->size && s->pend_len > QFS_WAL_INPLACE_MAX) {
+		if (qfs_sys_ftruncate(s->fd, (off_t)s->size) < 0)
+			return -errno;
+		s->alloc = s->size;
+	}
 	rc = qfs_sysio_pwrite_all(s->fd, w->pend + s->pend_off, s->pend_len, (off_t)s->size);
 	if (rc < 0)
 		return rc;
+	/* (a segment followed by another one in the log never holds zeros:
+	 * it rolled over past segment_bytes, which no zeros pass) */
+	assert(s == tail(w) || s->alloc <= end);
+	if (w->zero_ahead && s == tail(w) && end > s->alloc && s->pend_len <= QFS_WAL_INPLACE_MAX)
+		zeros_ahead(w, s, end);
 	rc = qfs_sysio_fdatasync(s->fd);
 	if (rc < 0)
 		return set_sticky(w, s->first, "fdatasync", rc);
@@ -582,8 +650,10 @@ static int drop_pending(struct qfs_wal *w, size_t from, int err, int *dirchange)
 		if (s->fd >= 0 && s->pend_len > 0) {
 			int rc = qfs_sys_ftruncate(s->fd, (off_t)s->size) < 0 ? -errno : 0;
 
-			if (rc == 0)
+			if (rc == 0) {
+				s->alloc = s->size;
 				rc = qfs_sysio_fdatasync(s->fd);
+			}
 			if (rc < 0)
 				set_sticky(w, s->first, "cutting back after a failed write", rc);
 		}
@@ -651,6 +721,8 @@ int qfs_wal_sync(struct qfs_wal *w)
 			struct qfs_wal_seg *s = &w->segs[i];
 
 			s->size += s->pend_len;
+			if (s->alloc < s->size)
+				s->alloc = s->size;
 			s->pend_len = 0;
 			s->durable_last = s->last;
 		}
@@ -1033,7 +1105,7 @@ int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn)
 		rc = qfs_sysio_fdatasync(fd);
 		if (rc < 0)
 			return set_sticky(w, t->first, "fdatasync after truncation", rc);
-		t->size = off;
+		t->size = t->alloc = off;
 		t->last = t->durable_last = lsn;
 	}
 	w->last = w->durable = t->last;
@@ -1081,7 +1153,7 @@ int qfs_wal_seal(struct qfs_wal *w)
 {
 	char name[QFS_WAL_NAME_LEN + 1];
 	uint8_t hdr[QFS_WAL_SEG_HDR];
-	struct qfs_wal_seg s = { .fd = -1, .exists = 1, .size = QFS_WAL_SEG_HDR };
+	struct qfs_wal_seg s = { .fd = -1, .exists = 1, .size = QFS_WAL_SEG_HDR, .alloc = QFS_WAL_SEG_HDR };
 	int rc;
 
 	if (w->err)
@@ -1094,6 +1166,21 @@ int qfs_wal_seal(struct qfs_wal *w)
 	rc = qfs_wal_seg_reserve(w);
 	if (rc < 0)
 		return rc;
+	/* The tail's zeros ahead go first: a sealed segment ends at its last
+	 * record (recovery calls a bad record in one corruption). */
+	if (tail(w)->alloc > tail(w)->size) {
+		struct qfs_wal_seg *t = tail(w);
+		int fd = tail_fd(w, t);
+
+		if (fd < 0)
+			return fd;
+		if (qfs_sys_ftruncate(fd, (off_t)t->size) < 0)
+			return -errno;
+		rc = qfs_sysio_fdatasync(fd);
+		if (rc < 0)
+			return set_sticky(w, t->first, "fdatasync after cutting zeros", rc);
+		t->alloc = t->size;
+	}
 	s.first = w->last + 1;
 	s.last = s.durable_last = w->last;
 	qfs_wal_seg_name(name, s.first);

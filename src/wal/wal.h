@@ -39,6 +39,12 @@
 
 struct qfs_wal_opts {
 	uint64_t segment_bytes; /* seal threshold in bytes; 0 = QFS_WAL_SEGMENT_DEFAULT */
+	uint64_t zero_ahead;    /* 0, or bytes of zeros written past the tail's last
+				 * record by a small sync that outgrows the zeros
+				 * already there, so that the syncs after it
+				 * overwrite file blocks in place and fdatasync
+				 * changes no file size (doc/format-wal.md
+				 * "Zeroed ahead"); never past segment_bytes */
 };
 
 struct qfs_wal;
@@ -124,7 +130,8 @@ qfs_lsn_t qfs_wal_durable(const struct qfs_wal *w); /* last LSN known fsync'd */
 
 struct qfs_wal_stat {
 	uint32_t segments;   /* files in the log */
-	uint64_t bytes;      /* total bytes on disk */
+	uint64_t bytes;      /* total bytes of the segments' records and headers
+			      * (the tail's zeros ahead not counted) */
 	int err;             /* sticky error, 0 if none */
 };
 void qfs_wal_stat(const struct qfs_wal *w, struct qfs_wal_stat *out);
@@ -217,7 +224,10 @@ void qfs_wal_image_begin(struct qfs_buf *out, qfs_lsn_t first);
 struct qfs_wal_seginfo {
 	qfs_lsn_t first;      /* LSN of its first record (its name) */
 	uint64_t size;        /* bytes of the file when listed */
-	uint64_t rec_bytes;   /* bytes of records in it (size less the header) */
+	uint64_t rec_bytes;   /* bytes of records in it (size less the header; the
+			       * last file's up to its last non-zero byte: its
+			       * zeros ahead are not records, and a record's own
+			       * trailing zero bytes are not counted either) */
 };
 
 /* The segment files of the log directory dir, by first LSN ascending

@@ -27,12 +27,22 @@
 /* Record header: CRC32C of bytes 4..end, payload length, LSN; then payload. */
 #define QFS_WAL_REC_HDR 16u
 #define QFS_WAL_NAME_LEN 20 /* 16 hex digits + ".wal" */
+/* Zeros ahead (doc/format-wal.md "Zeroed ahead"): a sync writes at most
+ * this many bytes over zeros already in its file (a larger one cuts the
+ * zeros first and appends), so a crash leaves the disk's sectors of at most
+ * this many bytes in any mix of old (zero) and new; recovery's rule for an
+ * unwritten sector relies on the bound. */
+#define QFS_WAL_INPLACE_MAX (64u << 10)
+#define QFS_WAL_SECTOR 512u /* the unit a crash keeps or loses whole */
 
 struct qfs_wal_seg {
 	qfs_lsn_t first;        /* LSN of its first record (= file name) */
 	qfs_lsn_t last;         /* last record, buffered ones included; first-1 if none */
 	qfs_lsn_t durable_last; /* last record on disk and fsync'd; first-1 if none */
 	uint64_t size;          /* durable bytes in the file, header included; 0 = no file */
+	uint64_t alloc;         /* >= size, and >= the file's size: past size the file
+				 * holds zeros and nothing else (opts.zero_ahead;
+				 * the tail only) */
 	size_t pend_off;        /* start of its unsynced bytes in w->pend */
 	size_t pend_len;        /* unsynced bytes (a new segment's header included) */
 	int fd;                 /* open O_RDWR for the tail, -1 for the others */
@@ -43,6 +53,7 @@ struct qfs_wal {
 	char *dir;                /* log directory, heap */
 	int dfd;                  /* the directory, for openat/unlinkat/fsync */
 	uint64_t segment_bytes;   /* seal threshold in bytes */
+	uint64_t zero_ahead;      /* opts.zero_ahead */
 	struct qfs_wal_seg *segs; /* ordered by first LSN; heap */
 	size_t nseg;              /* segments in use */
 	size_t segcap;            /* segments allocated */

@@ -36,6 +36,7 @@ static char base[1024];     /* private temp dir of one test */
 static char dir[1100];      /* the log directory inside it */
 static struct qfs_wal *W;
 static const struct qfs_wal_opts small = { .segment_bytes = 4096 };
+static int za_on; /* the test's log writes zeros ahead (opts.zero_ahead) */
 
 /* ---- fixtures and helpers ---- */
 
@@ -47,6 +48,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(base));
 	snprintf(dir, sizeof(dir), "%s/log", base);
 	W = NULL;
+	za_on = 0;
 	qfs_sysio_reset();
 	/* torn tails and failures are expected here by the thousand */
 	qfs_log_level = getenv("QFS_TEST_LOG") ? QFS_LOG_DEBUG : -1;
@@ -233,15 +235,40 @@ static uint64_t dir_bytes(int *nfiles)
 	return sum;
 }
 
+/* Is [off, end of file) of path all zero bytes? */
+static int zeros_from(const char *path, uint64_t off)
+{
+	size_t len;
+	uint8_t *b = slurp(path, &len);
+	int z = 1;
+
+	for (size_t i = (size_t)off; i < len; i++)
+		z &= b[i] == 0;
+	free(b);
+	return z;
+}
+
+/* The files hold exactly the log's bytes; with zeros ahead (za_on), the
+ * tail may hold zeros past them, and nothing else. */
 static void check_stat_matches_disk(struct qfs_wal *w)
 {
+	char names[256][QFS_WAL_NAME_LEN + 1], p[PATH_MAX];
 	struct qfs_wal_stat st;
 	int n;
-	uint64_t bytes = dir_bytes(&n);
+	uint64_t bytes = dir_bytes(&n), tail_size;
 
 	qfs_wal_stat(w, &st);
 	ck_assert_uint_eq(st.segments, (unsigned)n);
-	ck_assert_uint_eq(st.bytes, bytes);
+	if (!za_on || n == 0) {
+		ck_assert_uint_eq(st.bytes, bytes);
+		return;
+	}
+	ck_assert_int_eq(seg_files(names, 256), n);
+	seg_path(p, names[n - 1]);
+	tail_size = (uint64_t)file_size(p);
+	ck_assert_uint_ge(bytes, st.bytes);
+	ck_assert_uint_le(bytes - st.bytes, tail_size);
+	ck_assert_msg(zeros_from(p, tail_size - (bytes - st.bytes)), "non-zero bytes past the tail's records");
 }
 
 /* ---- CRC-32C ---- */
@@ -2293,6 +2320,479 @@ START_TEST(test_segrd_big_record)
 }
 END_TEST
 
+/* ---- zeros ahead (doc/format-wal.md "Zeroed ahead") ---- */
+
+static const struct qfs_wal_opts za64 = { .segment_bytes = 1u << 20, .zero_ahead = 64u << 10 };
+
+/* Bytes of the records and headers of the only segment: the log's size. */
+static uint64_t log_bytes(void)
+{
+	struct qfs_wal_stat st;
+
+	qfs_wal_stat(W, &st);
+	return st.bytes;
+}
+
+/* A small sync writes zeros after its records; the syncs after it write into
+ * them without changing the file's size until they run out; a reopen trims
+ * them (the records stay) and the next sync writes new ones. */
+START_TEST(test_zeros_ahead)
+{
+	char path[PATH_MAX];
+	uint64_t size;
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 5);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	size = log_bytes();
+	ck_assert_uint_eq(file_size(path), size + (64u << 10));
+	ck_assert(zeros_from(path, size));
+	{
+		/* a listing counts the records, not the zeros (record 5 ends
+		 * in a non-zero byte) */
+		struct qfs_wal_seginfo *ls = NULL;
+		size_t n = 0;
+
+		ck_assert_int_eq(qfs_wal_list(dir, &ls, &n), 0);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_uint_eq(ls[0].size, size + (64u << 10));
+		ck_assert_uint_eq(ls[0].rec_bytes + QFS_WAL_SEG_HDR, size);
+		free(ls);
+	}
+	for (qfs_lsn_t l = 6; log_bytes() + 4096 < size + (64u << 10); l++) {
+		append_range(W, l, l);
+		ck_assert_int_eq(qfs_wal_sync(W), 0);
+		ck_assert_uint_eq(file_size(path), size + (64u << 10)); /* in place */
+		check_stat_matches_disk(W);
+	}
+	append_range(W, qfs_wal_last(W) + 1, qfs_wal_last(W) + 40); /* past the zeros */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(file_size(path), log_bytes() + (64u << 10));
+	check_stat_matches_disk(W);
+	check_range(W, 1, qfs_wal_last(W));
+	size = qfs_wal_last(W);
+	reopen(&za64);
+	ck_assert_uint_eq(qfs_wal_last(W), size);
+	ck_assert_uint_eq(file_size(path), log_bytes()); /* trimmed */
+	check_range(W, 1, size);
+	append_range(W, size + 1, size + 3);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(file_size(path), log_bytes() + (64u << 10));
+	reopen(NULL); /* a log without zeros ahead reads it the same */
+	check_range(W, 1, size + 3);
+	ck_assert_uint_eq(file_size(path), log_bytes());
+}
+END_TEST
+
+/* A sync past ZERO_SMALL (256 KiB) writes no zeros; the zeros never pass
+ * segment_bytes. */
+START_TEST(test_zeros_ahead_bounds)
+{
+	static const struct qfs_wal_opts o = { .segment_bytes = 40000, .zero_ahead = 64u << 10 };
+	char path[PATH_MAX];
+	uint8_t *big = calloc(1, 300u << 10);
+
+	za_on = 1;
+	ck_assert_ptr_nonnull(big);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	ck_assert_int_eq(qfs_wal_append(W, 1, big, 300u << 10), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	ck_assert_uint_eq(file_size(path), log_bytes());
+	/* a small sync writes zeros; a sync past QFS_WAL_INPLACE_MAX after it
+	 * is not written over them: they are cut and it appends */
+	append_range(W, 2, 3);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(file_size(path), log_bytes() + (64u << 10));
+	ck_assert_int_eq(qfs_wal_append(W, 4, big, QFS_WAL_INPLACE_MAX), 0);
+	qfs_sysio_count_start();
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(qfs_sysio_count(QFS_SYSIO_TRUNCATE), 1);
+	ck_assert_uint_eq(file_size(path), log_bytes());
+	qfs_sysio_reset();
+	reopen(&za64);
+	check_stat_matches_disk(W);
+	ck_assert_uint_eq(qfs_wal_last(W), 4);
+	free(big);
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
+	ck_assert_int_eq(qfs_wal_open(dir, &o, &W), 0);
+	append_range(W, 1, 3);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	ck_assert_uint_eq(file_size(path), 40000); /* up to segment_bytes only */
+	check_stat_matches_disk(W);
+}
+END_TEST
+
+/* Every segment but the tail ends at its last record: one rolled over by
+ * size (its zeros were all overwritten) or sealed (qfs_wal_seal cuts them
+ * first); recovery would call zeros in a sealed segment corruption. */
+START_TEST(test_zeros_ahead_sealed_clean)
+{
+	static const struct qfs_wal_opts o = { .segment_bytes = 16384, .zero_ahead = 8192 };
+	char names[256][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
+	int n;
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &o, &W), 0);
+	for (qfs_lsn_t l = 1; l <= 150; l++) {
+		append_range(W, l, l);
+		ck_assert_int_eq(l % 37 == 0 ? qfs_wal_seal(W) : qfs_wal_sync(W), 0);
+		check_stat_matches_disk(W);
+	}
+	n = seg_files(names, 256);
+	ck_assert_int_gt(n, 4);
+	for (int i = 0; i + 1 < n; i++) {
+		size_t len;
+		uint8_t *b;
+		size_t off = QFS_WAL_SEG_HDR;
+
+		seg_path(path, names[i]);
+		b = slurp(path, &len);
+		while (off < len)
+			off += QFS_WAL_REC_HDR + qfs_wal_get32(b + off + 4);
+		ck_assert_uint_eq(off, len); /* the last record ends the file */
+		ck_assert_uint_gt(len, QFS_WAL_SEG_HDR);
+		free(b);
+	}
+	reopen(&o);
+	check_range(W, 1, 150);
+	check_stat_matches_disk(W);
+}
+END_TEST
+
+/* A crash during a sync into the zeros: its records reached the disk up to
+ * some byte, zeros (never overwritten) after it.  Recovery keeps exactly
+ * the records that are whole, every synced one among them. */
+START_TEST(test_zeros_ahead_crash)
+{
+	char path[PATH_MAX];
+	uint64_t synced_end, end;
+	size_t len;
+	uint8_t *b;
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	synced_end = log_bytes();
+	append_range(W, 21, 30); /* the sync that "crashes" */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	end = log_bytes();
+	qfs_wal_close(W);
+	W = NULL;
+	last_seg_path(path);
+	b = slurp(path, &len);
+	for (uint64_t cut = synced_end; cut < end; cut += 1 + (cut * 7) % 97) {
+		uint8_t *c = malloc(len);
+		qfs_lsn_t whole = 20;
+
+		ck_assert_ptr_nonnull(c);
+		memcpy(c, b, len);
+		memset(c + cut, 0, (size_t)(end - cut));
+		for (uint64_t off = synced_end; off + QFS_WAL_REC_HDR <= cut;) {
+			uint64_t next = off + QFS_WAL_REC_HDR + qfs_wal_get32(b + off + 4);
+
+			if (next > cut)
+				break;
+			whole++;
+			off = next;
+		}
+		spit(path, c, len);
+		free(c);
+		ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+		ck_assert_uint_eq(qfs_wal_last(W), whole);
+		check_range(W, 1, whole);
+		check_stat_matches_disk(W);
+		qfs_wal_close(W);
+		W = NULL;
+	}
+	free(b);
+}
+END_TEST
+
+/* truncate_after cuts the zeros with the records; a failed write of
+ * records cuts them back with the segment; a failed write of zeros (a full
+ * disk) fails nothing. */
+START_TEST(test_zeros_ahead_cut)
+{
+	char path[PATH_MAX];
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	ck_assert_int_eq(qfs_wal_truncate_after(W, 12), 0);
+	ck_assert_uint_eq(file_size(path), log_bytes());
+	check_range(W, 1, 12);
+	append_range(W, 13, 14);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(file_size(path), log_bytes() + (64u << 10));
+	/* the records' write fails: the segment is cut back to its records */
+	append_range(W, 15, 16);
+	fail_write(1, ENOSPC);
+	ck_assert_int_eq(qfs_wal_sync(W), -ENOSPC);
+	ck_assert_uint_eq(file_size(path), log_bytes());
+	check_range(W, 1, 14);
+	/* the zeros' write fails (half of it written): the sync succeeds */
+	fail_write(2, ENOSPC);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 15, 16);
+	fail_write(2, ENOSPC);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(qfs_sysio_fault_fired(), 1);
+	ck_assert_uint_eq(qfs_wal_durable(W), 16);
+	check_stat_matches_disk(W);
+	reopen(&za64);
+	check_range(W, 1, 16);
+	ck_assert_uint_eq(file_size(path), log_bytes());
+}
+END_TEST
+
+/* The fault loop of "faults" with zeros ahead: a write fault either fails
+ * its sync (records) or nothing (zeros); every invariant holds. */
+START_TEST(test_zeros_ahead_fault_loop)
+{
+	static const struct qfs_wal_opts o = { .segment_bytes = 4096, .zero_ahead = 1024 };
+	qfs_lsn_t durable;
+	int faults;
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &o, &W), 0);
+	fail_write((unsigned long)_i + 1, ENOSPC);
+	faults = workload(&durable);
+	ck_assert_int_le(faults, (int)qfs_sysio_fault_fired());
+	qfs_sysio_reset();
+	reopen(&o);
+	ck_assert_uint_eq(qfs_wal_last(W), durable);
+	check_range(W, 1, durable);
+	check_stat_matches_disk(W);
+}
+END_TEST
+
+/* ---- a crash inside a sync written over zeros: any subset of its sectors
+ * (doc/format-wal.md "Recovery", the unwritten-sector rule) ---- */
+
+/* Records of image b that are whole from off on, up to end: each record's
+ * bytes as intended (want) or not; the count of leading whole ones. */
+static qfs_lsn_t whole_records(const uint8_t *b, const uint8_t *want, uint64_t off, uint64_t end)
+{
+	qfs_lsn_t n = 0;
+
+	while (off + QFS_WAL_REC_HDR <= end) {
+		uint64_t next = off + QFS_WAL_REC_HDR + qfs_wal_get32(want + off + 4);
+
+		if (next > end || memcmp(b + off, want + off, (size_t)(next - off)) != 0)
+			break;
+		n++;
+		off = next;
+	}
+	return n;
+}
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return rng_state >> 33;
+}
+
+/*
+ * The log holds synced records 1..synced ending at p (the durable end), then
+ * a last sync's records up to e, written over zeros (in place) up to old
+ * (the file's size before it; e may pass it: the rest was appended).  For
+ * the sector masks below, build what a power loss may leave (every sector
+ * of [p, old) new or old; past old all or nothing, as an append whose size
+ * was committed after its data or not) and open it: the open must succeed,
+ * keep every synced record, and keep exactly the whole records of the last
+ * sync that come before its first damaged one.
+ */
+static void crash_masks(const char *path, qfs_lsn_t synced, uint64_t p, uint64_t e, uint64_t old, uint64_t at_crash,
+			int masks)
+{
+	size_t len;
+	uint8_t *want = slurp(path, &len), *c;
+
+	/* the zeros ahead the file held at the crash (a clean close cut them) */
+	ck_assert_uint_ge(at_crash, len);
+	want = realloc(want, (size_t)at_crash);
+	ck_assert_ptr_nonnull(want);
+	memset(want + len, 0, (size_t)(at_crash - len));
+	len = (size_t)at_crash;
+	c = malloc(len);
+	uint64_t s0 = p - p % QFS_WAL_SECTOR, inplace_end = e < old ? e : old;
+	unsigned nsec = (unsigned)((inplace_end - s0 + QFS_WAL_SECTOR - 1) / QFS_WAL_SECTOR);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_gt(nsec, 2);
+	for (int m = 0; m < masks; m++) {
+		/* m = 0: all lost; 1..nsec: one sector lost; then all but one;
+		 * then random subsets (as many as masks leaves) */
+		int append_kept = m % 2 == 0 || e <= old;
+		size_t clen = append_kept ? len : (size_t)old;
+		qfs_lsn_t whole;
+
+		memcpy(c, want, len);
+		for (unsigned i = 0; i < nsec; i++) {
+			int lost;
+			uint64_t a = s0 + (uint64_t)i * QFS_WAL_SECTOR, z = a + QFS_WAL_SECTOR;
+
+			if (m == 0)
+				lost = 1;
+			else if (m <= (int)nsec)
+				lost = i == (unsigned)(m - 1);
+			else if (m <= 2 * (int)nsec)
+				lost = i != (unsigned)(m - 1 - (int)nsec);
+			else
+				lost = rng() % 3 == 0;
+			if (!lost)
+				continue;
+			if (a < p)
+				a = p;
+			if (z > inplace_end)
+				z = inplace_end;
+			memset(c + a, 0, (size_t)(z - a)); /* what lay there: zeros */
+		}
+		whole = synced + whole_records(c, want, p, clen < e ? clen : e);
+		spit(path, c, clen);
+		ck_assert_msg(qfs_wal_open(dir, &za64, &W) == 0, "mask %d: open failed", m);
+		ck_assert_msg(qfs_wal_last(W) == whole, "mask %d: last %llu, expected %llu", m,
+			      (unsigned long long)qfs_wal_last(W), (unsigned long long)whole);
+		check_range(W, 1, whole);
+		if (m % 16 == 0) {
+			/* it writes on from there, and reads it all back */
+			append_range(W, whole + 1, whole + 3);
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+			reopen(&za64);
+			check_range(W, 1, whole + 3);
+		}
+		qfs_wal_close(W);
+		W = NULL;
+	}
+	spit(path, want, len);
+	free(c);
+	free(want);
+}
+
+/* A last sync wholly over zeros, every sector of it kept or lost. */
+START_TEST(test_zeros_ahead_crash_sectors)
+{
+	char path[PATH_MAX];
+	uint64_t p, e, old;
+
+	za_on = 1;
+	rng_state = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 21, 25); /* in place */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	p = log_bytes();
+	last_seg_path(path);
+	old = (uint64_t)file_size(path);
+	append_range(W, 26, 40); /* the sync the power loss cuts: 15 records, one of 3 KiB */
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	e = log_bytes();
+	ck_assert_uint_eq(file_size(path), old); /* it was written in place */
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_uint_eq(file_size(path), e); /* a clean close cuts the zeros */
+	crash_masks(path, 25, p, e, old, old, 80);
+}
+END_TEST
+
+/* A last sync that begins over the zeros and runs past them (the rest, and
+ * new zeros, appended). */
+START_TEST(test_zeros_ahead_crash_straddle)
+{
+	char path[PATH_MAX];
+	uint64_t p, e, old, at_crash;
+	qfs_lsn_t l = 1;
+
+	za_on = 1;
+	rng_state = 2;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, l, l);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	old = (uint64_t)file_size(path);
+	/* fill the zeros in place up to about 2 KiB short of their end */
+	for (l = 2; log_bytes() + 2048 + 3200 < old; l++) {
+		append_range(W, l, l);
+		if (log_bytes() + 8192 + 3200 >= old || l % 16 == 0)
+			ck_assert_int_eq(qfs_wal_sync(W), 0);
+	}
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_uint_eq(file_size(path), old);
+	p = log_bytes();
+	append_range(W, l, l + 24);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	e = log_bytes();
+	ck_assert_uint_gt(e, old); /* it ran past the zeros */
+	at_crash = (uint64_t)file_size(path);
+	qfs_wal_close(W);
+	W = NULL;
+	crash_masks(path, l - 1, p, e, old, at_crash, 60);
+}
+END_TEST
+
+/* Damage is still corruption: a changed (not zeroed) byte in the last
+ * sync's records with valid records after it, and a zeroed sector with
+ * valid records more than QFS_WAL_INPLACE_MAX after it (no crash of one
+ * sync written over zeros leaves that). */
+START_TEST(test_zeros_ahead_damage)
+{
+	char path[PATH_MAX];
+	size_t len;
+	uint8_t *b;
+	uint64_t p, off;
+	qfs_lsn_t l;
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	p = log_bytes();
+	append_range(W, 21, 40);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_close(W);
+	W = NULL;
+	last_seg_path(path);
+	b = slurp(path, &len);
+	off = rec_offset(b, len, 22);
+	ck_assert_uint_gt(off, p);
+	b[off + QFS_WAL_REC_HDR + 1] ^= 0x40;
+	spit(path, b, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), QFS_ECORRUPT);
+	free(b);
+
+	/* a log with more than QFS_WAL_INPLACE_MAX of records in its tail,
+	 * synced one by one; a sector early in it zeroed */
+	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	for (l = 1; log_bytes() < QFS_WAL_INPLACE_MAX + 8192; l += 20) {
+		append_range(W, l, l + 19);
+		ck_assert_int_eq(qfs_wal_sync(W), 0);
+	}
+	qfs_wal_close(W);
+	W = NULL;
+	last_seg_path(path);
+	b = slurp(path, &len);
+	off = rec_offset(b, len, 5);
+	off += QFS_WAL_SECTOR - off % QFS_WAL_SECTOR; /* the next sector: inside records 5.. */
+	memset(b + off, 0, QFS_WAL_SECTOR);
+	spit(path, b, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), QFS_ECORRUPT);
+	free(b);
+}
+END_TEST
+
 static Suite *wal_suite(void)
 {
 	Suite *s = suite_create("wal");
@@ -2365,6 +2865,20 @@ static Suite *wal_suite(void)
 	tcase_add_loop_test(tc, test_write_fault_loop, 0, 60);
 	tcase_add_loop_test(tc, test_sync_fault_loop, 0, 60);
 	tcase_add_loop_test(tc, test_crash_torn_sync, 0, 300);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("zeros");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_zeros_ahead);
+	tcase_add_test(tc, test_zeros_ahead_bounds);
+	tcase_add_test(tc, test_zeros_ahead_sealed_clean);
+	tcase_add_test(tc, test_zeros_ahead_crash);
+	tcase_add_test(tc, test_zeros_ahead_cut);
+	tcase_add_loop_test(tc, test_zeros_ahead_fault_loop, 0, 60);
+	tcase_add_test(tc, test_zeros_ahead_crash_sectors);
+	tcase_add_test(tc, test_zeros_ahead_crash_straddle);
+	tcase_add_test(tc, test_zeros_ahead_damage);
 	suite_add_tcase(s, tc);
 	return s;
 }
