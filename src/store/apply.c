@@ -770,16 +770,19 @@ static int item_absent(struct qfs_store *s, const uint8_t *k, size_t kl)
  * never holds its value), whose record is the short one, a pointer or
  * extents (or that is absent), with fewer than STORE_VLOG_EXT_MAX
  * extents whose bytes (with these) are at most QFS_CHUNK_SIZE, and when
- * the result needs no trimming: it ends before the chunk's end or its
- * last byte is not zero.  1 when done, 0 to patch the chunk as usual
- * (which compacts it), -ENOMEM, -EIO. */
+ * the result's trimmed end is known from the record: it ends before the
+ * chunk's end, or in the PATCH's bytes at or past the chunk's end (the
+ * extent then stops at their last nonzero byte, the length too: the same
+ * value and count as the whole-chunk path, which a release before this
+ * one takes for it).  1 when done, 0 to patch the chunk as usual (which
+ * compacts it), -ENOMEM, -EIO. */
 static int patch_ext(struct applier *a, const struct qfs_op *op)
 {
 	const struct qfs_store_src *src = a->s->apply_src;
 	const uint8_t *val = op->val;
 	uint8_t kb[STORE_DBKEY_MAX], base[STORE_VLOG_REC_LEN] = { 0 }, *dk, *nr, *e;
 	size_t dkl, rl = 0, old_len = 0, end = (size_t)op->offset + op->val_len, len, nrl;
-	uint32_t n = 0;
+	uint32_t n = 0, el = op->val_len; /* the extent's bytes: the PATCH's, trimmed */
 	const uint8_t *r;
 	char *rec = NULL;
 	int rc, found = 1, dput = 0, absent = 0;
@@ -837,8 +840,19 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	} else {
 		goto out;
 	}
-	if (end >= old_len && val[op->val_len - 1] == 0)
-		goto out; /* the result's tail may need trimming */
+	if (end >= old_len && val[el - 1] == 0) {
+		/* the result ends in the PATCH's bytes: trimmed, it ends at
+		 * their last nonzero byte, and the extent keeps the bytes up to
+		 * it.  Taken only if that is at or past the old length (so the
+		 * base and the extents before lie within len, as every reader
+		 * of the record requires); otherwise, or with no nonzero byte,
+		 * the chunk is read and trimmed as usual */
+		while (el && val[el - 1] == 0)
+			el--;
+		if ((size_t)op->offset + el < old_len || el == 0)
+			goto out;
+		end = (size_t)op->offset + el;
+	}
 	if (store_vlog_link(a->s, a->group, src))
 		goto out;
 	len = old_len > end ? old_len : end;
@@ -855,8 +869,8 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 		memcpy(nr + STORE_VLOG_EXT_HEAD, r + STORE_VLOG_EXT_HEAD, (size_t)n * STORE_VLOG_EXT_LEN);
 	e = nr + STORE_VLOG_EXT_HEAD + (size_t)n * STORE_VLOG_EXT_LEN;
 	qfs_be32_put(e, (uint32_t)op->offset);
-	qfs_be32_put(e + 4, op->val_len);
-	qfs_be32_put(e + 8, qfs_crc32c(qfs_crc32c(0, op->key, op->key_len), val, op->val_len));
+	qfs_be32_put(e + 4, el);
+	qfs_be32_put(e + 8, qfs_crc32c(qfs_crc32c(0, op->key, op->key_len), val, el));
 	qfs_be64_put(e + 12, src->seg_first);
 	qfs_be64_put(e + 20, src->off + (uint64_t)(val - (const uint8_t *)src->base));
 	rc = count_change(a, op->key, op->key_len, found, old_len, 1, len);

@@ -4458,6 +4458,75 @@ START_TEST(test_vlog_patch_zero_tail)
 }
 END_TEST
 
+/* A PATCH that extends the chunk and ends in zero bytes after a nonzero
+ * one (a 4 KiB write of random data: 1 in 256) stays an extent: the
+ * extent and the length stop at its last nonzero byte, the value and the
+ * count are those of the whole-chunk path (the model).  Only when that
+ * byte lies below the old length (the base or an extent reaches past it)
+ * or the PATCH is all zeros is the chunk read, trimmed and rewritten. */
+START_TEST(test_vlog_patch_zero_end)
+{
+	static struct pmodel m;
+	static uint8_t p[3][4096], q[1096];
+	struct qfs_store_vlog_stat vs;
+	uint8_t r[STORE_VLOG_EXT_REC_MAX];
+	uint64_t e0;
+	uint32_t n;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	for (int i = 0; i < 3; i++) {
+		fill_rand(p[i], sizeof(p[i]), 60 + i);
+		for (int j = 0; j < 3; j++)
+			p[i][4095 - j] = 0; /* ends in three zeros ... */
+		p[i][4092] |= 1;       /* ... after a nonzero byte */
+	}
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+	e0 = vs.extents;
+	/* over an absent chunk */
+	ck_assert_int_eq(patch_seg(G1, 0, 0, p[0], 4096, 2, &m), 0);
+	ck_assert_uint_eq(m.len, 4093);
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(raw_rec_bytes(G1, 0, r, sizeof(r)), STORE_VLOG_EXT_HEAD + STORE_VLOG_EXT_LEN);
+	ck_assert_uint_eq(qfs_be32_get(r), 4093);                          /* len */
+	ck_assert_uint_eq(qfs_be32_get(r + STORE_VLOG_EXT_HEAD + 4), 4093); /* the extent */
+	assert_model(G1, 0, &m);
+	/* appended as the file system writes them: the next 4 KiB (a gap of
+	 * the three trimmed zeros), then one over the end */
+	ck_assert_int_eq(patch_seg(G1, 0, 4096, p[1], 4096, 2, &m), 0);
+	ck_assert_int_eq(patch_seg(G1, 0, 6000, p[2], 4096, 2, &m), 0);
+	ck_assert_uint_eq(m.len, 6000 + 4093);
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 3);
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 0, &vs), 0);
+	ck_assert_uint_eq(vs.extents, e0 + 3);
+	/* the last nonzero byte below the old length: read and rewritten */
+	memcpy(q, p[0] + 3000, sizeof(q));
+	memset(q + 996, 0, 100);
+	q[995] |= 1;
+	ck_assert_int_eq(patch_seg(G1, 0, 9000, q, sizeof(q), 2, &m), 0);
+	ck_assert_uint_eq(m.len, 9000 + 996);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	ck_assert_uint_eq(dl, m.len);
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+	/* over that base, extending again: an extent */
+	ck_assert_int_eq(patch_seg(G1, 0, 20000, p[1], 4096, 2, &m), 0);
+	ck_assert(is_ext_rec(G1, 0, &n));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(m.len, 20000 + 4093);
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+	ck_assert_int_eq(qfs_store_sync(st), 0);
+	reopen();
+	assert_model(G1, 0, &m);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+}
+END_TEST
+
 /* PUT, DEL, DEL_RANGE (truncate) and a txn naming the chunk twice over a
  * chunk with extents leave no stale extent: the record is replaced or
  * deleted with the item, and the counts stay exact. */
@@ -4999,6 +5068,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_ra_window);
 	tcase_add_test(tc, test_vlog_patch_extents);
 	tcase_add_test(tc, test_vlog_patch_zero_tail);
+	tcase_add_test(tc, test_vlog_patch_zero_end);
 	tcase_add_test(tc, test_vlog_patch_overwrite);
 	tcase_add_test(tc, test_vlog_patch_compact);
 	tcase_add_test(tc, test_vlog_patch_gc);
