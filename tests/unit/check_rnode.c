@@ -2958,9 +2958,10 @@ START_TEST(t_snapshot_big)
 		ck_assert_uint_gt(gi.snap_in_peak, 0);
 		ck_assert_uint_le(gi.snap_in_peak, 2 * 30100);
 		/* none is left for good: on a loaded machine a transfer may be
-		 * retried (attempt 2 after 2 s without progress) and a chunk 0 of
-		 * the abandoned attempt, late in node 3's inbox, starts a partial
-		 * after the install, which node 3 frees once idle for
+		 * retried (attempt 2 after 2 s without progress); a chunk 0 of
+		 * the abandoned attempt, late in node 3's inbox, is dropped now
+		 * (t_snapshot_not_leader), but a partial of a transfer that a
+		 * leader change cut is freed only once idle for
 		 * RNODE_SNAP_IDLE_MS (10 s): waited for, 30 s at most */
 		for (uint64_t end = qfs_clock_mono_ms() + 30000;
 		     staging_files(3) != 0 && qfs_clock_mono_ms() < end;)
@@ -2972,58 +2973,151 @@ START_TEST(t_snapshot_big)
 }
 END_TEST
 
+/* Index of a node other than l that follows l as the leader of G, waiting
+ * up to 10 s (the test fails otherwise). */
+static int follower_of(int l)
+{
+	struct qfs_rnode_ginfo gi;
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+
+	do {
+		for (int i = 0; i < NN; i++)
+			if (i != l && RN[i] && qfs_rnode_group_info(RN[i], G, &gi) == 0 &&
+			    gi.role == QFS_PAXOS_FOLLOWER && gi.leader == (uint32_t)l + 1)
+				return i;
+		usleep(10000);
+	} while (qfs_clock_mono_ms() < end);
+	ck_abort_msg("no node follows node %d", l + 1);
+	return -1;
+}
+
+/* Send chunk c with one item (name, "v") from endpoint ep: a chunk forged
+ * with any c->from (the node checks the chunk's sender, not the frame's). */
+static void snap_forge(struct qfs_net_ep *ep, struct qfs_snap_chunk *c, const char *name)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, name, strlen(name));
+	struct qfs_buf b;
+
+	qfs_buf_init(&b);
+	qfs_snap_start(&b);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c->n = 1;
+	ck_assert_int_eq(qfs_snap_finish(&b, c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, c->to, b.data, b.len), 0);
+	qfs_buf_close(&b);
+}
+
+/* Node i's G info once its snapshot counters reach chunks held / dropped
+ * (either one, 10 s at most: then as they are). */
+static void snap_in_wait(int i, uint32_t chunks, uint64_t dropped, struct qfs_rnode_ginfo *gi)
+{
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+
+	do {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, gi), 0);
+		if (gi->snap_in_chunks == chunks || gi->snap_in_dropped == dropped)
+			return;
+		usleep(10000);
+	} while (qfs_clock_mono_ms() < end);
+}
+
+/* A follower takes snapshot chunks only of the current transfer of the
+ * leader it follows (doc/rnode.md section 6).  Forged by a bare endpoint
+ * (node 9) for follower F of leader L: chunk 0 from the third member D (a
+ * deposed leader whose window was still in flight, which made two
+ * transfers overrun F's inbox in t_snapshot_big at load 25-34) is dropped
+ * and counted, no partial is started; chunk 0 of transfer X from L is
+ * taken; a late chunk 0 of an older transfer of L (abandoned, retried as
+ * X) is dropped too and does not replace X, whose chunk 1 is then taken. */
+START_TEST(t_snapshot_not_leader)
+{
+	struct qfs_rnode_ginfo gi;
+	struct qfs_snap_chunk c;
+	struct qfs_net_ep *ep;
+	int l, fo, d;
+	uint64_t x = 1ull << 62;
+
+	put_acked("a00", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	fo = follower_of(l);
+	d = 3 - l - fo;
+	wait_key(fo, "a00", "v");
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 9, NULL, NULL, NULL, &ep), 0);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)d + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = x + 5, .seq = 0 };
+	snap_forge(ep, &c, "k1");
+	snap_in_wait(fo, 1, 1, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_uint_eq(gi.snap_in_dropped, 1);
+	ck_assert_int_eq(staging_files(fo + 1), 0);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)l + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = x, .seq = 0 };
+	snap_forge(ep, &c, "k2");
+	snap_in_wait(fo, 1, 99, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	/* a late chunk 0 of L's previous transfer */
+	c.xfer = x - 1;
+	snap_forge(ep, &c, "k3");
+	snap_in_wait(fo, 99, 2, &gi);
+	ck_assert_uint_eq(gi.snap_in_dropped, 2);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	/* X goes on: its chunk 1 is in order */
+	c.xfer = x;
+	c.seq = 1;
+	snap_forge(ep, &c, "k4");
+	snap_in_wait(fo, 2, 99, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 2);
+	ck_assert_uint_eq(gi.snap_in_dropped, 2);
+	qfs_net_endpoint_close(ep);
+	put_acked("a01", "v");
+	wait_key(fo, "a01", "v");
+	ck_assert_int_eq(get_is(fo, "k1", "v"), -ENOENT);
+}
+END_TEST
+
 /* A partial snapshot whose sender stops (leader change, abandoned
  * transfer) is freed by the follower once idle for 2 x the abandon time
- * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
- * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
- * nothing more.  Then a crash between two chunks of another transfer. */
+ * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: a bare
+ * endpoint (node 9) sends follower F chunk 0 of a transfer in the name of
+ * its leader L, and nothing more.  Then a crash between two chunks of
+ * another transfer. */
 START_TEST(t_snapshot_idle)
 {
 	struct qfs_rnode_ginfo gi;
-	struct qfs_snap_chunk c, d;
-	struct qfs_net_frame *f;
+	struct qfs_snap_chunk c;
 	struct qfs_net_ep *ep;
 	struct qfs_buf b;
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen;
-	int acked = 0;
+	int l, fo;
 
 	put_acked("a00", "v");
-	wait_key(1, "a00", "v");
-	node_stop(0);
-	ck_assert_int_eq(qfs_net_endpoint_open(NET, 1, NULL, NULL, NULL, &ep), 0);
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	fo = follower_of(l);
+	wait_key(fo, "a00", "v");
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 9, NULL, NULL, NULL, &ep), 0);
 	qfs_buf_init(&b);
-	qfs_snap_start(&b);
-	klen = qfs_key_dentry(key, DIR_INO, "k1", 2);
-	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
-	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 42, .seq = 0, .n = 1 };
-	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
-	/* node 2 takes it: its ACK comes back, the chunk is held */
-	for (int t = 0; t < 100 && !acked; t++) {
-		if (qfs_net_recv_wait(ep, 100, &f) != 0)
-			continue;
-		if (f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack) {
-			ck_assert(d.group == G && d.xfer == 42 && d.seq == 0 && d.to == 1);
-			acked = 1;
-		}
-		qfs_net_frame_free(f);
-	}
-	ck_assert(acked);
-	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)l + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = 1ull << 62, .seq = 0 };
+	snap_forge(ep, &c, "k1");
+	/* F takes it: the chunk is held */
+	snap_in_wait(fo, 1, 99, &gi);
 	ck_assert_uint_eq(gi.snap_in_chunks, 1);
-	ck_assert_int_gt(staging_files(2), 0); /* on disk, not in memory */
+	ck_assert_int_gt(staging_files(fo + 1), 0); /* on disk, not in memory */
 	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
 	for (int t = 0; t < 400; t++) {
-		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[fo], G, &gi), 0);
 		if (!gi.snap_in_chunks)
 			break;
 		usleep(100000);
 	}
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
-	ck_assert_int_eq(staging_files(2), 0); /* its staging files went with it */
-	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
-	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
+	ck_assert_int_eq(staging_files(fo + 1), 0); /* its staging files went with it */
+	ck_assert_int_eq(get_is(fo, "k1", "v"), -ENOENT); /* never installed */
+	ck_assert_int_eq(get_is(fo, "a00", "v"), 0);
 	/* chunk 1 of the freed transfer is refused: nothing held again */
 	qfs_snap_start(&b);
 	klen = qfs_key_dentry(key, DIR_INO, "k2", 2);
@@ -3034,43 +3128,39 @@ START_TEST(t_snapshot_idle)
 	c.ballot = QFS_PAXOS_BALLOT(99, 1);
 	c.total = 2;
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
-	/* A crash between two chunks of another transfer: node 2 stops with
+	ck_assert_int_eq(qfs_net_send(ep, (uint32_t)fo + 1, b.data, b.len), 0);
+	/* A crash between two chunks of another transfer: F stops with
 	 * chunk 0 taken (close removes its staging files; they are put back
 	 * as a crash would leave them) and reopens: open removes them, the
 	 * old state is intact and nothing of the transfer shows. */
-	qfs_snap_start(&b);
-	klen = qfs_key_dentry(key, DIR_INO, "k3", 2);
-	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
-	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 43, .seq = 0, .n = 1 };
-	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
-	acked = 0;
-	for (uint64_t end = qfs_clock_mono_ms() + 10000; !acked && qfs_clock_mono_ms() < end;) {
-		if (qfs_net_recv_wait(ep, 100, &f) != 0)
-			continue;
-		acked = f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack && d.xfer == 43;
-		qfs_net_frame_free(f);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)l + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = (1ull << 62) + 1, .seq = 0 };
+	snap_forge(ep, &c, "k3");
+	snap_in_wait(fo, 1, 99, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	{
+		char from[32], to[32];
+
+		snprintf(from, sizeof(from), "n%d/store/qfs-install", fo + 1);
+		snprintf(to, sizeof(to), "n%d-staging", fo + 1);
+		ck_assert_int_gt(staging_files(fo + 1), 0);
+		wal_copy(from, to);
+		node_stop(fo);
+		ck_assert_int_eq(staging_files(fo + 1), 0);
+		wal_copy(to, from);
+		ck_assert_int_gt(staging_files(fo + 1), 0);
+		node_start(fo, 0);
 	}
-	ck_assert(acked);
-	ck_assert_int_gt(staging_files(2), 0);
-	wal_copy("n2/store/qfs-install", "n2-staging");
-	node_stop(1);
-	ck_assert_int_eq(staging_files(2), 0);
-	wal_copy("n2-staging", "n2/store/qfs-install");
-	ck_assert_int_gt(staging_files(2), 0);
-	node_start(1, 0);
-	ck_assert_int_eq(staging_files(2), 0);
-	ck_assert_int_eq(get_is(1, "k3", "v"), -ENOENT);
-	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
+	ck_assert_int_eq(staging_files(fo + 1), 0);
+	ck_assert_int_eq(get_is(fo, "k3", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(fo, "a00", "v"), 0);
 	qfs_buf_close(&b);
 	qfs_net_endpoint_close(ep);
-	node_start(0, 0);
 	put_acked("a01", "v");
-	wait_key(1, "a01", "v");
-	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	wait_key(fo, "a01", "v");
+	ck_assert_int_eq(qfs_rnode_group_info(RN[fo], G, &gi), 0);
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
-	ck_assert_int_eq(get_is(1, "k2", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(fo, "k2", "v"), -ENOENT);
 }
 END_TEST
 
@@ -3228,6 +3318,11 @@ static Suite *rnode_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, t_snapshot_idle);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("not_leader");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, t_snapshot_not_leader);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("window");
 	tcase_add_checked_fixture(tc, setup, teardown);
