@@ -3164,22 +3164,15 @@ START_TEST(t_snapshot_idle)
 }
 END_TEST
 
-/* A follower that ever sent an ACK frame keeps the window even when a
- * later transfer to it stalls without one (its group stopped, a slow I/O
- * thread): node 3 is replaced by a bare endpoint that ACKs a whole first
- * transfer, ACKs nothing of the second (abandoned after 5 s), and must get
- * only 2 chunks of the third (a burst would send all of them). */
-START_TEST(t_snapshot_window_kept)
+/* Node 3 (index 2) behind the released logs of a group of about 1.8 MiB
+ * (7 or 8 chunks), stopped; the preferred member leads (leadership
+ * balance), so one leader sends the transfers.  Returns its index. */
+static int snap_behind_setup(void)
 {
 	static char val[30001];
 	char name[32];
-	struct qfs_net_ep *ep;
-	struct qfs_net_frame *f;
-	struct qfs_snap_chunk d, a;
-	struct qfs_buf b;
-	uint64_t xa = 0, xb = 0, xc = 0, end, c_end = 0;
-	uint32_t a_chunks = 0, c_chunks = 0;
-	int a_done = 0;
+	uint64_t end;
+	int l;
 
 	for (int i = 0; i < NN; i++)
 		node_stop(i);
@@ -3214,8 +3207,8 @@ START_TEST(t_snapshot_window_kept)
 	end = qfs_clock_mono_ms() + 10000;
 	for (;;) {
 		struct qfs_rnode_ginfo gi;
-		int l = find_leader(3000);
 
+		l = find_leader(3000);
 		ck_assert_int_ge(l, 0);
 		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
 		if (gi.preferred == (uint32_t)l + 1)
@@ -3224,6 +3217,25 @@ START_TEST(t_snapshot_window_kept)
 			      gi.preferred);
 		usleep(50000);
 	}
+	return l;
+}
+
+/* A follower that ever sent an ACK frame keeps the window even when a
+ * later transfer to it stalls without one (its group stopped, a slow I/O
+ * thread): node 3 is replaced by a bare endpoint that ACKs a whole first
+ * transfer, ACKs nothing of the second (abandoned after 5 s), and must get
+ * only 2 chunks of the third (a burst would send all of them). */
+START_TEST(t_snapshot_window_kept)
+{
+	struct qfs_net_ep *ep;
+	struct qfs_net_frame *f;
+	struct qfs_snap_chunk d, a;
+	struct qfs_buf b;
+	uint64_t xa = 0, xb = 0, xc = 0, end, c_end = 0;
+	uint32_t a_chunks = 0, c_chunks = 0;
+	int a_done = 0;
+
+	(void)snap_behind_setup();
 	ck_assert_int_eq(qfs_net_endpoint_open(NET, 3, NULL, NULL, NULL, &ep), 0);
 	qfs_buf_init(&b);
 	end = qfs_clock_mono_ms() + 45000;
@@ -3265,6 +3277,89 @@ START_TEST(t_snapshot_window_kept)
 	ck_assert_uint_ne(xb, 0);
 	ck_assert_uint_ne(xc, 0);
 	ck_assert_uint_eq(c_chunks, 2); /* the window, not a burst */
+	node_start(2, 0);
+}
+END_TEST
+
+/* A deposed leader stops its transfer (doc/rnode.md section 6): node 3,
+ * behind the released logs, is a bare endpoint that takes the first
+ * window (chunks 0 and 1) of leader L's transfer X without acknowledging
+ * it; then L is deposed (a refused ACCEPTED in node 3's name names a
+ * higher promise: L steps down) and only then are chunks 0 and 1
+ * acknowledged.  L must send no further chunk of X (before the rule the
+ * ACK opened the window again: two leaders' windows could overrun the
+ * follower's inbox); a new leader's transfer may come. */
+START_TEST(t_snapshot_deposed)
+{
+	struct qfs_rnode_ginfo gi;
+	struct qfs_net_ep *ep;
+	struct qfs_net_frame *f;
+	struct qfs_snap_chunk d, a;
+	struct qfs_paxos_msg m;
+	struct qfs_buf b;
+	uint8_t frame[QFS_NET_FRAME_HDR + 512];
+	uint64_t x = 0, end;
+	uint32_t got = 0, late = 0;
+	qfs_ballot_t b0;
+	ssize_t n;
+	int l = snap_behind_setup();
+
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 3, NULL, NULL, NULL, &ep), 0);
+	qfs_buf_init(&b);
+	/* the first window of L's transfer */
+	for (end = qfs_clock_mono_ms() + 10000; got < 2 && qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (snap_open(f->data, f->len, &d) == 0 && !d.ack && d.to == 3 && d.group == G &&
+		    d.from == (uint32_t)l + 1 && (!x || d.xfer == x)) {
+			x = d.xfer;
+			ck_assert_uint_eq(d.seq, got);
+			got++;
+		}
+		qfs_net_frame_free(f);
+	}
+	ck_assert_uint_eq(got, 2);
+	/* depose L */
+	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+	ck_assert_int_eq(gi.role, QFS_PAXOS_LEADER);
+	b0 = gi.ballot;
+	memset(&m, 0, sizeof(m));
+	m.type = QFS_PAXOS_ACCEPTED;
+	m.ok = 0;
+	m.from = 3;
+	m.to = (uint32_t)l + 1;
+	m.group = G;
+	m.ballot = b0;
+	m.promised = QFS_PAXOS_BALLOT(qfs_paxos_ballot_round(b0) + 1000, 3);
+	n = qfs_paxos_msg_encode(&m, frame + QFS_NET_FRAME_HDR, sizeof(frame) - QFS_NET_FRAME_HDR);
+	ck_assert_int_gt(n, 0);
+	qfs_net_frame_seal(frame, m.type, (size_t)n);
+	ck_assert_int_eq(qfs_net_send(ep, m.to, frame, QFS_NET_FRAME_HDR + (size_t)n), 0);
+	for (end = qfs_clock_mono_ms() + 10000; qfs_clock_mono_ms() < end; usleep(10000)) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.role != QFS_PAXOS_LEADER || gi.ballot != b0)
+			break;
+	}
+	ck_assert(gi.role != QFS_PAXOS_LEADER || gi.ballot != b0);
+	/* now the window's ACKs */
+	for (uint32_t seq = 0; seq < 2; seq++) {
+		a = (struct qfs_snap_chunk){ .from = 3, .to = (uint32_t)l + 1, .group = G, .xfer = x,
+					     .seq = seq, .ack = 1 };
+		qfs_snap_start(&b);
+		ck_assert_int_eq(qfs_snap_finish(&b, &a), 0);
+		ck_assert_int_eq(qfs_net_send(ep, a.to, b.data, b.len), 0);
+	}
+	/* no more of X: watched for 2 s (the old rule sent chunk 2 at once) */
+	for (end = qfs_clock_mono_ms() + 2000; qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (snap_open(f->data, f->len, &d) == 0 && !d.ack && d.xfer == x)
+			late++;
+		qfs_net_frame_free(f);
+	}
+	qfs_buf_close(&b);
+	qfs_net_endpoint_close(ep);
+	ck_assert_uint_eq(late, 0);
 	node_start(2, 0);
 }
 END_TEST
@@ -3328,6 +3423,11 @@ static Suite *rnode_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, t_snapshot_window_kept);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("deposed");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_snapshot_deposed);
 	suite_add_tcase(s, tc);
 	return s;
 }
