@@ -81,7 +81,9 @@
  * RNODE_SNAP_CHUNK bytes, sent as the scan fills them; the last chunk
  * carries the applied LSN and the ballot of its entry.  It does so when the
  * machine asks (snapshot_to) and when a follower reports a position below
- * the first retained LSN (snap_behind: a wiped replica).  A follower
+ * the first retained LSN (snap_behind: a wiped replica), and stops when it
+ * is deposed.  A follower takes chunks only from the leader it follows and
+ * a chunk 0 only of a transfer newer than its last one, and
  * collects the chunks of one transfer in order into a store install
  * (written to staging SST files as they come, ingested at once), then:
  * store replaced and flushed, WAL kept (it holds
@@ -235,6 +237,11 @@ struct group {
 				    older version): send without window */
 	uint32_t sin_chunks;     /* mu: chunks held in g->sin (0: none); for
 				    qfs_rnode_group_info */
+	uint64_t sin_dropped;    /* mu: chunks refused as not of the current
+				    transfer of the leader followed (snap_recv) */
+	uint32_t sin_last_from;  /* I/O thread: sender, id and the leader's */
+	uint64_t sin_last_xfer;  /* ballot followed then of the newest transfer */
+	qfs_ballot_t sin_last_ballot; /* started here (its chunk 0 taken) */
 	uint32_t leader;         /* from the last update; mu */
 	uint64_t next_tick_ms;   /* I/O thread */
 	qfs_lsn_t applied;       /* I/O thread: store's applied LSN */
@@ -1781,6 +1788,8 @@ struct snap_xfer {
 	uint64_t total;          /* items sent */
 	qfs_lsn_t applied;       /* the snapshot's applied LSN */
 	qfs_ballot_t ballot;     /* ballot of its entry */
+	qfs_ballot_t lead;       /* this node's ballot as the leader that started
+				    it: a transfer ends when it changes */
 	int done;                /* the last chunk went out */
 	int burst;               /* no window: a follower that never acknowledges
 				    (an older version) gets every chunk at once */
@@ -1856,17 +1865,41 @@ static void snap_warn(struct qfs_rnode *rn, struct group *g, uint32_t to, qfs_ls
 	}
 }
 
+/* 1 if transfer x was started by this node as the leader it still is
+ * (I/O thread, which alone steps the machine: px needs no lock here).  A
+ * deposed leader's transfer is abandoned: the follower, which follows
+ * another leader now, refuses its chunks (snap_recv), and two transfers'
+ * windows would overrun the follower's inbox. */
+static int snap_still_leader(const struct group *g, const struct snap_xfer *x)
+{
+	return g->px.role == QFS_PAXOS_LEADER && g->px.ballot == x->lead;
+}
+
+static void snap_deposed(struct qfs_rnode *rn, struct group *g, uint32_t i)
+{
+	struct snap_xfer *x = g->sx[i];
+
+	QFS_LOG(QFS_LOG_INFO, "rnode snapshot abandoned group=%016" PRIx64 " node=%u to=%u lsn=%"
+		PRIu64 " chunks=%u acked=%u err=\"no longer the leader\"", g->id, rn->id, x->to,
+		x->applied, x->seq, x->acked);
+	snap_xfer_free(g, i);
+}
+
 /* Send the chunks of transfer i that its window allows (I/O thread): each
  * one read from the snapshot at the resume key, up to RNODE_SNAP_CHUNK
  * bytes; the one that reaches the end of the group carries the snapshot
  * point.  A read, encode or send error abandons the transfer (logged; the
- * machine asks again after retry_ms). */
+ * machine asks again after retry_ms); so does a leader change. */
 static void snap_pump(struct qfs_rnode *rn, struct group *g, uint32_t i)
 {
 	struct snap_xfer *x = g->sx[i];
 	struct snap_out so;
 	int rc = 0;
 
+	if (x && !snap_still_leader(g, x)) {
+		snap_deposed(rn, g, i);
+		return;
+	}
 	while (x && !x->done && (x->burst || x->seq - x->acked < RNODE_SNAP_WINDOW)) {
 		uint8_t lo[QFS_KEY_MAX];
 		size_t lo_len = x->next_len;
@@ -1962,6 +1995,7 @@ static void snap_send(struct qfs_rnode *rn, struct group *g, uint32_t to, uint64
 		return;
 	}
 	x->to = to;
+	x->lead = g->px.ballot;
 	x->logonly = qfs_paxos_config_is_log(&g->cfg, to);
 	x->xfer = ++rn->snap_xfer;
 	x->burst = g->snap_burst[pi] && !snap_acker(rn, to);
@@ -2098,6 +2132,10 @@ static void snap_stalls(struct qfs_rnode *rn, struct group *g)
 	for (uint32_t i = 0; i < QFS_PAXOS_MAX_NODES; i++) {
 		struct snap_xfer *x = g->sx[i];
 
+		if (x && !snap_still_leader(g, x)) {
+			snap_deposed(rn, g, i);
+			continue;
+		}
 		if (!x || now_ms() - x->last_ms < RNODE_SNAP_STALL_MS)
 			continue;
 		if (x->acked == 0 && x->heard && !snap_acker(rn, x->to))
@@ -2287,10 +2325,29 @@ static void snap_send_ack(struct qfs_rnode *rn, const struct qfs_snap_chunk *c)
 	qfs_buf_close(&b);
 }
 
-/* One snapshot chunk arrived (I/O thread).  Chunks of one transfer must
- * come in order from seq 0; a chunk 0 starts over (a retry), anything else
- * out of order abandons the transfer (the leader retries).  Each chunk
- * taken is acknowledged (snap_send_ack); an ACK goes to snap_ack. */
+/* Count a chunk refused by snap_recv (I/O thread; takes g->mu). */
+static void snap_in_drop(struct qfs_rnode *rn, struct group *g, const struct qfs_snap_chunk *c,
+			 const char *why)
+{
+	pthread_mutex_lock(&g->mu);
+	g->sin_dropped++;
+	pthread_mutex_unlock(&g->mu);
+	QFS_LOG(QFS_LOG_DEBUG, "rnode snapshot chunk dropped group=%016" PRIx64 " node=%u from=%u"
+		" xfer=%" PRIu64 " seq=%u leader=%u why=%s", g->id, rn->id, c->from, c->xfer, c->seq,
+		g->px.leader, why);
+}
+
+/* One snapshot chunk arrived (I/O thread).  Only chunks from the leader
+ * this replica follows are taken (a deposed leader's, or one sent before
+ * an election, are dropped and counted: no ACK, so their sender stalls),
+ * and under one leader's ballot a chunk 0 only of a transfer newer than
+ * the last one started here (xfer ids of a sender grow while it leads; a
+ * restarted node leads again only at a new ballot, its ids may start
+ * lower after a reboot): a late chunk 0 of an abandoned or installed
+ * transfer would start a partial, or replace the one in progress.  Chunks of one transfer must come in order from seq 0;
+ * a chunk 0 starts over (a retry), anything else out of order abandons
+ * the transfer (the leader retries).  Each chunk taken is acknowledged
+ * (snap_send_ack); an ACK goes to snap_ack. */
 static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len)
 {
 	struct qfs_snap_chunk c;
@@ -2314,6 +2371,15 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 		member |= g->cfg.ids[i] == c.from;
 	if (!member || g->stopped || group_dropped(g))
 		goto out_put;
+	if (g->px.role != QFS_PAXOS_FOLLOWER || g->px.leader != c.from) {
+		snap_in_drop(rn, g, &c, "not-leader");
+		goto out_put;
+	}
+	if (c.seq == 0 && c.from == g->sin_last_from && g->px.ballot == g->sin_last_ballot &&
+	    c.xfer <= g->sin_last_xfer) {
+		snap_in_drop(rn, g, &c, "old-transfer");
+		goto out_put;
+	}
 	if (c.seq == 0) {
 		snap_in_free(g);
 		g->sin = calloc(1, sizeof(*g->sin));
@@ -2325,6 +2391,9 @@ static void snap_recv(struct qfs_rnode *rn, const uint8_t *body, size_t body_len
 		}
 		g->sin->from = c.from;
 		g->sin->xfer = c.xfer;
+		g->sin_last_from = c.from;
+		g->sin_last_xfer = c.xfer;
+		g->sin_last_ballot = g->px.ballot;
 	} else if (!g->sin || g->sin->from != c.from || g->sin->xfer != c.xfer ||
 		   g->sin->next != c.seq) {
 		if (g->sin && g->sin->from == c.from)
@@ -3866,6 +3935,7 @@ int qfs_rnode_group_info(struct qfs_rnode *rn, qfs_group_t group, struct qfs_rno
 		gi.first = g->wal_first;
 		gi.wal_bytes = g->wal_bytes;
 		gi.snap_in_chunks = g->sin_chunks;
+		gi.snap_in_dropped = g->sin_dropped;
 		gi.snap_in_peak = qfs_store_install_peak(rn->store);
 	}
 	pthread_mutex_unlock(&g->mu);

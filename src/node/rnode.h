@@ -158,6 +158,10 @@ struct qfs_rnode_ginfo {
 				   to the store's staging files until it
 				   installs (0: none); one idle for 10 s is
 				   freed (its files removed) */
+	uint64_t snap_in_dropped; /* snapshot chunks refused since open: not from
+				   the leader this replica follows, or a chunk 0
+				   of a transfer older than the last one started
+				   (doc/rnode.md section 6) */
 	uint64_t snap_in_peak;  /* the most item bytes a snapshot install of this
 				   node held in memory at once since open
 				   (qfs_store_install_peak), bytes */

@@ -306,6 +306,15 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 	rocksdb_options_set_max_background_jobs(s->opts, 2);
 	rocksdb_options_set_bytes_per_sync(s->opts, 1 << 20);
 	rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opts, 1);
+	/* RocksDB's info LOG (DATA/nodes/N/db/LOG) keeps only the header it
+	 * writes at open (5 = HEADER_LEVEL: the options, the files found).
+	 * Its writer keeps the first I/O error and asserts on every later
+	 * append (Debian's 7.8 keeps assertions): a full disk for the 5 s
+	 * between two of its flushes, and the next line (the flush at the
+	 * unmount logs one) aborted the daemon, status 134.  Every RocksDB
+	 * error reaches our log through the status it returns
+	 * (store_rocks_err); doc/format-store.md "Full disk". */
+	rocksdb_options_set_info_log_level(s->opts, 5);
 	/* No POSIX_FADV_RANDOM on the files: a file's chunks are one run of a
 	 * blob file, read in order by a sequential read, and the kernel's
 	 * readahead turns those 128 KiB preads into large disk reads (cold

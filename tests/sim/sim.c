@@ -662,6 +662,12 @@ static void sim_snapshot_to(void *ctx, uint32_t to)
 	tn = &S.n[t];
 	if (!tn->up || S.cut[nd - S.n][t] || lsn <= tn->px.commit || lsn < 1)
 		return;
+	/* rnode's snap_recv takes chunks only from the leader the follower
+	 * follows (doc/rnode.md section 6): the machine asks again */
+	if (tn->px.role != QFS_PAXOS_FOLLOWER || tn->px.leader != nd->id) {
+		say("node=%u snapshot to=%u dropped (it follows %u)", nd->id, tn->id, tn->px.leader);
+		return;
+	}
 	point = nd->logrep || tn->logrep;
 	say("node=%u snapshot to=%u lsn=%" PRIu64 "%s", nd->id, tn->id, lsn, point ? " point" : "");
 	/* The store takes the snapshot; log entries up to lsn are the

@@ -2958,9 +2958,10 @@ START_TEST(t_snapshot_big)
 		ck_assert_uint_gt(gi.snap_in_peak, 0);
 		ck_assert_uint_le(gi.snap_in_peak, 2 * 30100);
 		/* none is left for good: on a loaded machine a transfer may be
-		 * retried (attempt 2 after 2 s without progress) and a chunk 0 of
-		 * the abandoned attempt, late in node 3's inbox, starts a partial
-		 * after the install, which node 3 frees once idle for
+		 * retried (attempt 2 after 2 s without progress); a chunk 0 of
+		 * the abandoned attempt, late in node 3's inbox, is dropped now
+		 * (t_snapshot_not_leader), but a partial of a transfer that a
+		 * leader change cut is freed only once idle for
 		 * RNODE_SNAP_IDLE_MS (10 s): waited for, 30 s at most */
 		for (uint64_t end = qfs_clock_mono_ms() + 30000;
 		     staging_files(3) != 0 && qfs_clock_mono_ms() < end;)
@@ -2972,58 +2973,151 @@ START_TEST(t_snapshot_big)
 }
 END_TEST
 
+/* Index of a node other than l that follows l as the leader of G, waiting
+ * up to 10 s (the test fails otherwise). */
+static int follower_of(int l)
+{
+	struct qfs_rnode_ginfo gi;
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+
+	do {
+		for (int i = 0; i < NN; i++)
+			if (i != l && RN[i] && qfs_rnode_group_info(RN[i], G, &gi) == 0 &&
+			    gi.role == QFS_PAXOS_FOLLOWER && gi.leader == (uint32_t)l + 1)
+				return i;
+		usleep(10000);
+	} while (qfs_clock_mono_ms() < end);
+	ck_abort_msg("no node follows node %d", l + 1);
+	return -1;
+}
+
+/* Send chunk c with one item (name, "v") from endpoint ep: a chunk forged
+ * with any c->from (the node checks the chunk's sender, not the frame's). */
+static void snap_forge(struct qfs_net_ep *ep, struct qfs_snap_chunk *c, const char *name)
+{
+	uint8_t key[QFS_KEY_MAX];
+	size_t klen = qfs_key_dentry(key, DIR_INO, name, strlen(name));
+	struct qfs_buf b;
+
+	qfs_buf_init(&b);
+	qfs_snap_start(&b);
+	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
+	c->n = 1;
+	ck_assert_int_eq(qfs_snap_finish(&b, c), 0);
+	ck_assert_int_eq(qfs_net_send(ep, c->to, b.data, b.len), 0);
+	qfs_buf_close(&b);
+}
+
+/* Node i's G info once its snapshot counters reach chunks held / dropped
+ * (either one, 10 s at most: then as they are). */
+static void snap_in_wait(int i, uint32_t chunks, uint64_t dropped, struct qfs_rnode_ginfo *gi)
+{
+	uint64_t end = qfs_clock_mono_ms() + 10000;
+
+	do {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[i], G, gi), 0);
+		if (gi->snap_in_chunks == chunks || gi->snap_in_dropped == dropped)
+			return;
+		usleep(10000);
+	} while (qfs_clock_mono_ms() < end);
+}
+
+/* A follower takes snapshot chunks only of the current transfer of the
+ * leader it follows (doc/rnode.md section 6).  Forged by a bare endpoint
+ * (node 9) for follower F of leader L: chunk 0 from the third member D (a
+ * deposed leader whose window was still in flight, which made two
+ * transfers overrun F's inbox in t_snapshot_big at load 25-34) is dropped
+ * and counted, no partial is started; chunk 0 of transfer X from L is
+ * taken; a late chunk 0 of an older transfer of L (abandoned, retried as
+ * X) is dropped too and does not replace X, whose chunk 1 is then taken. */
+START_TEST(t_snapshot_not_leader)
+{
+	struct qfs_rnode_ginfo gi;
+	struct qfs_snap_chunk c;
+	struct qfs_net_ep *ep;
+	int l, fo, d;
+	uint64_t x = 1ull << 62;
+
+	put_acked("a00", "v");
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	fo = follower_of(l);
+	d = 3 - l - fo;
+	wait_key(fo, "a00", "v");
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 9, NULL, NULL, NULL, &ep), 0);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)d + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = x + 5, .seq = 0 };
+	snap_forge(ep, &c, "k1");
+	snap_in_wait(fo, 1, 1, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 0);
+	ck_assert_uint_eq(gi.snap_in_dropped, 1);
+	ck_assert_int_eq(staging_files(fo + 1), 0);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)l + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = x, .seq = 0 };
+	snap_forge(ep, &c, "k2");
+	snap_in_wait(fo, 1, 99, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	/* a late chunk 0 of L's previous transfer */
+	c.xfer = x - 1;
+	snap_forge(ep, &c, "k3");
+	snap_in_wait(fo, 99, 2, &gi);
+	ck_assert_uint_eq(gi.snap_in_dropped, 2);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	/* X goes on: its chunk 1 is in order */
+	c.xfer = x;
+	c.seq = 1;
+	snap_forge(ep, &c, "k4");
+	snap_in_wait(fo, 2, 99, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 2);
+	ck_assert_uint_eq(gi.snap_in_dropped, 2);
+	qfs_net_endpoint_close(ep);
+	put_acked("a01", "v");
+	wait_key(fo, "a01", "v");
+	ck_assert_int_eq(get_is(fo, "k1", "v"), -ENOENT);
+}
+END_TEST
+
 /* A partial snapshot whose sender stops (leader change, abandoned
  * transfer) is freed by the follower once idle for 2 x the abandon time
- * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: node 1 is
- * replaced by a bare endpoint that sends node 2 chunk 0 of a transfer and
- * nothing more.  Then a crash between two chunks of another transfer. */
+ * (RNODE_SNAP_IDLE_MS, 10 s), not held until the next transfer: a bare
+ * endpoint (node 9) sends follower F chunk 0 of a transfer in the name of
+ * its leader L, and nothing more.  Then a crash between two chunks of
+ * another transfer. */
 START_TEST(t_snapshot_idle)
 {
 	struct qfs_rnode_ginfo gi;
-	struct qfs_snap_chunk c, d;
-	struct qfs_net_frame *f;
+	struct qfs_snap_chunk c;
 	struct qfs_net_ep *ep;
 	struct qfs_buf b;
 	uint8_t key[QFS_KEY_MAX];
 	size_t klen;
-	int acked = 0;
+	int l, fo;
 
 	put_acked("a00", "v");
-	wait_key(1, "a00", "v");
-	node_stop(0);
-	ck_assert_int_eq(qfs_net_endpoint_open(NET, 1, NULL, NULL, NULL, &ep), 0);
+	l = find_leader(3000);
+	ck_assert_int_ge(l, 0);
+	fo = follower_of(l);
+	wait_key(fo, "a00", "v");
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 9, NULL, NULL, NULL, &ep), 0);
 	qfs_buf_init(&b);
-	qfs_snap_start(&b);
-	klen = qfs_key_dentry(key, DIR_INO, "k1", 2);
-	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
-	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 42, .seq = 0, .n = 1 };
-	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
-	/* node 2 takes it: its ACK comes back, the chunk is held */
-	for (int t = 0; t < 100 && !acked; t++) {
-		if (qfs_net_recv_wait(ep, 100, &f) != 0)
-			continue;
-		if (f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack) {
-			ck_assert(d.group == G && d.xfer == 42 && d.seq == 0 && d.to == 1);
-			acked = 1;
-		}
-		qfs_net_frame_free(f);
-	}
-	ck_assert(acked);
-	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)l + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = 1ull << 62, .seq = 0 };
+	snap_forge(ep, &c, "k1");
+	/* F takes it: the chunk is held */
+	snap_in_wait(fo, 1, 99, &gi);
 	ck_assert_uint_eq(gi.snap_in_chunks, 1);
-	ck_assert_int_gt(staging_files(2), 0); /* on disk, not in memory */
+	ck_assert_int_gt(staging_files(fo + 1), 0); /* on disk, not in memory */
 	/* nothing more comes: freed after about 10 s (poll up to 40 s) */
 	for (int t = 0; t < 400; t++) {
-		ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+		ck_assert_int_eq(qfs_rnode_group_info(RN[fo], G, &gi), 0);
 		if (!gi.snap_in_chunks)
 			break;
 		usleep(100000);
 	}
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
-	ck_assert_int_eq(staging_files(2), 0); /* its staging files went with it */
-	ck_assert_int_eq(get_is(1, "k1", "v"), -ENOENT); /* never installed */
-	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
+	ck_assert_int_eq(staging_files(fo + 1), 0); /* its staging files went with it */
+	ck_assert_int_eq(get_is(fo, "k1", "v"), -ENOENT); /* never installed */
+	ck_assert_int_eq(get_is(fo, "a00", "v"), 0);
 	/* chunk 1 of the freed transfer is refused: nothing held again */
 	qfs_snap_start(&b);
 	klen = qfs_key_dentry(key, DIR_INO, "k2", 2);
@@ -3034,62 +3128,51 @@ START_TEST(t_snapshot_idle)
 	c.ballot = QFS_PAXOS_BALLOT(99, 1);
 	c.total = 2;
 	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
-	/* A crash between two chunks of another transfer: node 2 stops with
+	ck_assert_int_eq(qfs_net_send(ep, (uint32_t)fo + 1, b.data, b.len), 0);
+	/* A crash between two chunks of another transfer: F stops with
 	 * chunk 0 taken (close removes its staging files; they are put back
 	 * as a crash would leave them) and reopens: open removes them, the
 	 * old state is intact and nothing of the transfer shows. */
-	qfs_snap_start(&b);
-	klen = qfs_key_dentry(key, DIR_INO, "k3", 2);
-	qfs_snap_add(&b, key, klen, (const uint8_t *)"v", 1);
-	c = (struct qfs_snap_chunk){ .from = 1, .to = 2, .group = G, .xfer = 43, .seq = 0, .n = 1 };
-	ck_assert_int_eq(qfs_snap_finish(&b, &c), 0);
-	ck_assert_int_eq(qfs_net_send(ep, 2, b.data, b.len), 0);
-	acked = 0;
-	for (uint64_t end = qfs_clock_mono_ms() + 10000; !acked && qfs_clock_mono_ms() < end;) {
-		if (qfs_net_recv_wait(ep, 100, &f) != 0)
-			continue;
-		acked = f->from == 2 && snap_open(f->data, f->len, &d) == 0 && d.ack && d.xfer == 43;
-		qfs_net_frame_free(f);
+	c = (struct qfs_snap_chunk){ .from = (uint32_t)l + 1, .to = (uint32_t)fo + 1, .group = G,
+				     .xfer = (1ull << 62) + 1, .seq = 0 };
+	snap_forge(ep, &c, "k3");
+	snap_in_wait(fo, 1, 99, &gi);
+	ck_assert_uint_eq(gi.snap_in_chunks, 1);
+	{
+		char from[32], to[32];
+
+		snprintf(from, sizeof(from), "n%d/store/qfs-install", fo + 1);
+		snprintf(to, sizeof(to), "n%d-staging", fo + 1);
+		ck_assert_int_gt(staging_files(fo + 1), 0);
+		wal_copy(from, to);
+		node_stop(fo);
+		ck_assert_int_eq(staging_files(fo + 1), 0);
+		wal_copy(to, from);
+		ck_assert_int_gt(staging_files(fo + 1), 0);
+		node_start(fo, 0);
 	}
-	ck_assert(acked);
-	ck_assert_int_gt(staging_files(2), 0);
-	wal_copy("n2/store/qfs-install", "n2-staging");
-	node_stop(1);
-	ck_assert_int_eq(staging_files(2), 0);
-	wal_copy("n2-staging", "n2/store/qfs-install");
-	ck_assert_int_gt(staging_files(2), 0);
-	node_start(1, 0);
-	ck_assert_int_eq(staging_files(2), 0);
-	ck_assert_int_eq(get_is(1, "k3", "v"), -ENOENT);
-	ck_assert_int_eq(get_is(1, "a00", "v"), 0);
+	ck_assert_int_eq(staging_files(fo + 1), 0);
+	ck_assert_int_eq(get_is(fo, "k3", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(fo, "a00", "v"), 0);
 	qfs_buf_close(&b);
 	qfs_net_endpoint_close(ep);
-	node_start(0, 0);
 	put_acked("a01", "v");
-	wait_key(1, "a01", "v");
-	ck_assert_int_eq(qfs_rnode_group_info(RN[1], G, &gi), 0);
+	wait_key(fo, "a01", "v");
+	ck_assert_int_eq(qfs_rnode_group_info(RN[fo], G, &gi), 0);
 	ck_assert_uint_eq(gi.snap_in_chunks, 0);
-	ck_assert_int_eq(get_is(1, "k2", "v"), -ENOENT);
+	ck_assert_int_eq(get_is(fo, "k2", "v"), -ENOENT);
 }
 END_TEST
 
-/* A follower that ever sent an ACK frame keeps the window even when a
- * later transfer to it stalls without one (its group stopped, a slow I/O
- * thread): node 3 is replaced by a bare endpoint that ACKs a whole first
- * transfer, ACKs nothing of the second (abandoned after 5 s), and must get
- * only 2 chunks of the third (a burst would send all of them). */
-START_TEST(t_snapshot_window_kept)
+/* Node 3 (index 2) behind the released logs of a group of about 1.8 MiB
+ * (7 or 8 chunks), stopped; the preferred member leads (leadership
+ * balance), so one leader sends the transfers.  Returns its index. */
+static int snap_behind_setup(void)
 {
 	static char val[30001];
 	char name[32];
-	struct qfs_net_ep *ep;
-	struct qfs_net_frame *f;
-	struct qfs_snap_chunk d, a;
-	struct qfs_buf b;
-	uint64_t xa = 0, xb = 0, xc = 0, end, c_end = 0;
-	uint32_t a_chunks = 0, c_chunks = 0;
-	int a_done = 0;
+	uint64_t end;
+	int l;
 
 	for (int i = 0; i < NN; i++)
 		node_stop(i);
@@ -3124,8 +3207,8 @@ START_TEST(t_snapshot_window_kept)
 	end = qfs_clock_mono_ms() + 10000;
 	for (;;) {
 		struct qfs_rnode_ginfo gi;
-		int l = find_leader(3000);
 
+		l = find_leader(3000);
 		ck_assert_int_ge(l, 0);
 		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
 		if (gi.preferred == (uint32_t)l + 1)
@@ -3134,6 +3217,25 @@ START_TEST(t_snapshot_window_kept)
 			      gi.preferred);
 		usleep(50000);
 	}
+	return l;
+}
+
+/* A follower that ever sent an ACK frame keeps the window even when a
+ * later transfer to it stalls without one (its group stopped, a slow I/O
+ * thread): node 3 is replaced by a bare endpoint that ACKs a whole first
+ * transfer, ACKs nothing of the second (abandoned after 5 s), and must get
+ * only 2 chunks of the third (a burst would send all of them). */
+START_TEST(t_snapshot_window_kept)
+{
+	struct qfs_net_ep *ep;
+	struct qfs_net_frame *f;
+	struct qfs_snap_chunk d, a;
+	struct qfs_buf b;
+	uint64_t xa = 0, xb = 0, xc = 0, end, c_end = 0;
+	uint32_t a_chunks = 0, c_chunks = 0;
+	int a_done = 0;
+
+	(void)snap_behind_setup();
 	ck_assert_int_eq(qfs_net_endpoint_open(NET, 3, NULL, NULL, NULL, &ep), 0);
 	qfs_buf_init(&b);
 	end = qfs_clock_mono_ms() + 45000;
@@ -3175,6 +3277,89 @@ START_TEST(t_snapshot_window_kept)
 	ck_assert_uint_ne(xb, 0);
 	ck_assert_uint_ne(xc, 0);
 	ck_assert_uint_eq(c_chunks, 2); /* the window, not a burst */
+	node_start(2, 0);
+}
+END_TEST
+
+/* A deposed leader stops its transfer (doc/rnode.md section 6): node 3,
+ * behind the released logs, is a bare endpoint that takes the first
+ * window (chunks 0 and 1) of leader L's transfer X without acknowledging
+ * it; then L is deposed (a refused ACCEPTED in node 3's name names a
+ * higher promise: L steps down) and only then are chunks 0 and 1
+ * acknowledged.  L must send no further chunk of X (before the rule the
+ * ACK opened the window again: two leaders' windows could overrun the
+ * follower's inbox); a new leader's transfer may come. */
+START_TEST(t_snapshot_deposed)
+{
+	struct qfs_rnode_ginfo gi;
+	struct qfs_net_ep *ep;
+	struct qfs_net_frame *f;
+	struct qfs_snap_chunk d, a;
+	struct qfs_paxos_msg m;
+	struct qfs_buf b;
+	uint8_t frame[QFS_NET_FRAME_HDR + 512];
+	uint64_t x = 0, end;
+	uint32_t got = 0, late = 0;
+	qfs_ballot_t b0;
+	ssize_t n;
+	int l = snap_behind_setup();
+
+	ck_assert_int_eq(qfs_net_endpoint_open(NET, 3, NULL, NULL, NULL, &ep), 0);
+	qfs_buf_init(&b);
+	/* the first window of L's transfer */
+	for (end = qfs_clock_mono_ms() + 10000; got < 2 && qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (snap_open(f->data, f->len, &d) == 0 && !d.ack && d.to == 3 && d.group == G &&
+		    d.from == (uint32_t)l + 1 && (!x || d.xfer == x)) {
+			x = d.xfer;
+			ck_assert_uint_eq(d.seq, got);
+			got++;
+		}
+		qfs_net_frame_free(f);
+	}
+	ck_assert_uint_eq(got, 2);
+	/* depose L */
+	ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+	ck_assert_int_eq(gi.role, QFS_PAXOS_LEADER);
+	b0 = gi.ballot;
+	memset(&m, 0, sizeof(m));
+	m.type = QFS_PAXOS_ACCEPTED;
+	m.ok = 0;
+	m.from = 3;
+	m.to = (uint32_t)l + 1;
+	m.group = G;
+	m.ballot = b0;
+	m.promised = QFS_PAXOS_BALLOT(qfs_paxos_ballot_round(b0) + 1000, 3);
+	n = qfs_paxos_msg_encode(&m, frame + QFS_NET_FRAME_HDR, sizeof(frame) - QFS_NET_FRAME_HDR);
+	ck_assert_int_gt(n, 0);
+	qfs_net_frame_seal(frame, m.type, (size_t)n);
+	ck_assert_int_eq(qfs_net_send(ep, m.to, frame, QFS_NET_FRAME_HDR + (size_t)n), 0);
+	for (end = qfs_clock_mono_ms() + 10000; qfs_clock_mono_ms() < end; usleep(10000)) {
+		ck_assert_int_eq(qfs_rnode_group_info(RN[l], G, &gi), 0);
+		if (gi.role != QFS_PAXOS_LEADER || gi.ballot != b0)
+			break;
+	}
+	ck_assert(gi.role != QFS_PAXOS_LEADER || gi.ballot != b0);
+	/* now the window's ACKs */
+	for (uint32_t seq = 0; seq < 2; seq++) {
+		a = (struct qfs_snap_chunk){ .from = 3, .to = (uint32_t)l + 1, .group = G, .xfer = x,
+					     .seq = seq, .ack = 1 };
+		qfs_snap_start(&b);
+		ck_assert_int_eq(qfs_snap_finish(&b, &a), 0);
+		ck_assert_int_eq(qfs_net_send(ep, a.to, b.data, b.len), 0);
+	}
+	/* no more of X: watched for 2 s (the old rule sent chunk 2 at once) */
+	for (end = qfs_clock_mono_ms() + 2000; qfs_clock_mono_ms() < end;) {
+		if (qfs_net_recv_wait(ep, 100, &f) != 0)
+			continue;
+		if (snap_open(f->data, f->len, &d) == 0 && !d.ack && d.xfer == x)
+			late++;
+		qfs_net_frame_free(f);
+	}
+	qfs_buf_close(&b);
+	qfs_net_endpoint_close(ep);
+	ck_assert_uint_eq(late, 0);
 	node_start(2, 0);
 }
 END_TEST
@@ -3229,10 +3414,20 @@ static Suite *rnode_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, t_snapshot_idle);
 	suite_add_tcase(s, tc);
+	tc = tcase_create("not_leader");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, t_snapshot_not_leader);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("window");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, t_snapshot_window_kept);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("deposed");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, t_snapshot_deposed);
 	suite_add_tcase(s, tc);
 	return s;
 }
