@@ -104,8 +104,8 @@ static int all_zero(struct qfs_wal_rd *rd, uint64_t off, uint64_t size)
  * written: what lay there before the sync were zeros, or the durable bytes
  * before off), and (b) no valid record after off ends more than
  * QFS_WAL_INPLACE_MAX past it (the sync began at or before off).
- * Returns 1, 0 (then it is corruption, and *at names a valid record that
- * shows it, when (b) failed), or -errno.
+ * On entry *at is the first valid record after off.  Returns 1, 0 (then it
+ * is corruption, and *at names a valid record that shows it), or -errno.
  */
 static int unwritten_sector(struct qfs_wal_rd *rd, uint64_t off, uint64_t size, qfs_lsn_t after, uint64_t *at)
 {
@@ -125,6 +125,12 @@ static int unwritten_sector(struct qfs_wal_rd *rd, uint64_t off, uint64_t size, 
 	}
 	if (end > size)
 		end = size;
+	/* ... and never past the first valid record after it (*at on entry):
+	 * a crash's lost sector lies in the bad record's true extent, which
+	 * ends before any later record, where a damaged length could reach
+	 * into the zeros ahead or a later record's zero bytes (rev29) */
+	if (end > *at)
+		end = *at;
 	/* (a): a sector of [off, end) all zero from off on */
 	for (uint64_t sec = off - off % QFS_WAL_SECTOR; sec < end && !zero; sec += QFS_WAL_SECTOR) {
 		uint64_t from = sec > off ? sec : off, to = sec + QFS_WAL_SECTOR < size ? sec + QFS_WAL_SECTOR : size;

@@ -2793,6 +2793,56 @@ START_TEST(test_zeros_ahead_damage)
 }
 END_TEST
 
+/* A bit flipped in the length of a durable record of the tail: the length
+ * then reaches into the zeros ahead (the file as a crash leaves it, not
+ * closed) or into a later record's run of zero bytes, where rule (a) would
+ * find an "unwritten" sector; it stays corruption, because the bad record's
+ * extent is taken no further than the first valid record after it (found
+ * by rev29: both failed with last=21 before). */
+START_TEST(test_zeros_ahead_damaged_length)
+{
+	static uint8_t z[2048];
+	char path[PATH_MAX];
+	size_t len;
+	uint8_t *b;
+	uint64_t off;
+
+	za_on = 1;
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 21, 40);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	last_seg_path(path);
+	b = slurp(path, &len); /* zeros ahead kept: no clean close */
+	qfs_wal_close(W);
+	W = NULL;
+	off = rec_offset(b, len, 22);
+	b[off + 4 + 1] ^= 0x01; /* its length + 64 KiB */
+	spit(path, b, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), QFS_ECORRUPT);
+	free(b);
+
+	ck_assert_int_eq(qfs_wal_destroy(dir), 0);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), 0);
+	append_range(W, 1, 20);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	append_range(W, 21, 29);
+	ck_assert_int_eq(qfs_wal_append(W, 30, z, sizeof(z)), 0); /* 2 KiB of zeros */
+	append_range(W, 31, 35);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	qfs_wal_close(W);
+	W = NULL;
+	last_seg_path(path);
+	b = slurp(path, &len);
+	off = rec_offset(b, len, 22);
+	b[off + 4 + 2] ^= 0x40; /* its length + 16 KiB: past record 30's zeros */
+	spit(path, b, len);
+	ck_assert_int_eq(qfs_wal_open(dir, &za64, &W), QFS_ECORRUPT);
+	free(b);
+}
+END_TEST
+
 static Suite *wal_suite(void)
 {
 	Suite *s = suite_create("wal");
@@ -2879,6 +2929,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_zeros_ahead_crash_sectors);
 	tcase_add_test(tc, test_zeros_ahead_crash_straddle);
 	tcase_add_test(tc, test_zeros_ahead_damage);
+	tcase_add_test(tc, test_zeros_ahead_damaged_length);
 	suite_add_tcase(s, tc);
 	return s;
 }
