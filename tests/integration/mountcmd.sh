@@ -38,6 +38,16 @@ grep -q overlay /proc/filesystems || skip "overlayfs is not available (needed to
 if [ -z "${QFS_IN_NS:-}" ]; then
 	exec unshare -m --propagation private env QFS_IN_NS=1 bash "$0" "$@"
 fi
+# The new namespace starts with a copy of every mount of the host, the FUSE
+# mounts of the tests running beside this one (make -j check) too.  While a
+# copy lives, its filesystem lives: such a test's fusermount3 -u returns,
+# but its daemon is not told and its qfs_umount waits for this test to end
+# (20-140 s stalls of bigfile.sh's unmounts).  Detach the copies here; the
+# namespace is private, the host's mounts are untouched.
+awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) ~ /^fuse(\.|$)/) print $5; break } }' \
+	/proc/self/mountinfo | sort -r | while IFS= read -r m; do
+	umount -l "$(printf '%b' "$m")" 2>/dev/null
+done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/qfs-test.XXXXXX")
 chmod 755 "$T"

@@ -156,18 +156,26 @@ sys.exit(1 if errors else 0)
 PY
 }
 # verify DIR ACKED: every file listed in ACKED (name sha256) is in DIR with
-# that content; prints how many, exits 1 at the first that differs.
+# that content; prints how many, exits 1 at the first that differs (or is
+# missing).  8 threads read: each open of a cold file waits for its lookup
+# rounds on the nodes (25 ms under ASan), 2,400 files one after the other
+# took 56 s of cluster4.sh.
 verify() {
 	python3 - "$1" "$2" <<'PY'
 import sys, hashlib, os
+from concurrent.futures import ThreadPoolExecutor
 d, acked = sys.argv[1], sys.argv[2]
-n = 0
-for line in open(acked):
-    name, h = line.split()
+want = [line.split() for line in open(acked)]
+
+def check(e):
+    name, h = e
     with open(os.path.join(d, name), "rb") as f:
-        if hashlib.sha256(f.read()).hexdigest() != h:
-            sys.exit("acknowledged file %s differs" % name)
-    n += 1
-print("verified %d files" % n)
+        return None if hashlib.sha256(f.read()).hexdigest() == h else name
+
+with ThreadPoolExecutor(8) as ex:
+    for bad in ex.map(check, want):
+        if bad is not None:
+            sys.exit("acknowledged file %s differs" % bad)
+print("verified %d files" % len(want))
 PY
 }

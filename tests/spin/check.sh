@@ -30,11 +30,15 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/qfs-spin.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 
 # verify VARIANT_FLAGS: prints pan's report; returns pan's error count (0..)
+# pan.c is compiled with $PAN_OPT (default -O2: the exhaustive searches of
+# a few million states run 1.3x faster than at -O0); the broken variants,
+# whose search stops at the first violation, use -O0, which compiles pan.c
+# in half the time (3 s instead of 6 s here; the same states either way).
 verify() {
 	( cd "$WORK" && rm -f pan pan.* ./*.trail &&
 	  cp "${M:-$MODEL}" paxos.pml &&
 	  spin -a "$@" paxos.pml >spin.out 2>&1 &&
-	  $CC -O2 -w -DSAFETY -DVECTORSZ=2048 -o pan pan.c >cc.out 2>&1 ) || {
+	  $CC ${PAN_OPT:--O2} -w -DSAFETY -DVECTORSZ=2048 -o pan pan.c >cc.out 2>&1 ) || {
 		echo "FAIL: could not build the verifier ($*)"; cat "$WORK/spin.out" "$WORK/cc.out" 2>/dev/null
 		exit 1
 	}
@@ -57,7 +61,7 @@ fi
 
 for v in BROKEN_BALLOT BROKEN_UPTODATE BROKEN_SELFVOTE; do
 	echo "== broken variant $v must be caught"
-	if verify "-D$v"; then
+	if PAN_OPT=-O0 verify "-D$v"; then
 		echo "FAIL: spin did not catch $v: the model lost its teeth"
 		exit 1
 	fi
@@ -70,7 +74,7 @@ if ! verify -DMEMBERS; then
 	exit 1
 fi
 echo "== broken variant MEMBERS+BROKEN_TWOCHANGE must be caught"
-if verify -DMEMBERS -DBROKEN_TWOCHANGE; then
+if PAN_OPT=-O0 verify -DMEMBERS -DBROKEN_TWOCHANGE; then
 	echo "FAIL: spin did not catch a two-member change: the model lost its teeth"
 	exit 1
 fi
@@ -84,7 +88,7 @@ if ! verify; then
 fi
 for v in BROKEN_NOFLOOR BROKEN_NOVOTEFLOOR BROKEN_NOPROMISE; do
 	echo "== broken variant readd $v must be caught"
-	if verify "-D$v"; then
+	if PAN_OPT=-O0 verify "-D$v"; then
 		echo "FAIL: spin did not catch readd $v: the model lost its teeth"
 		exit 1
 	fi
@@ -99,7 +103,7 @@ if ! verify; then
 fi
 for v in BROKEN_LOGLEADS BROKEN_LOGVOTE; do
 	echo "== broken variant logrep $v must be caught"
-	if verify "-D$v"; then
+	if PAN_OPT=-O0 verify "-D$v"; then
 		echo "FAIL: spin did not catch logrep $v: the model lost its teeth"
 		exit 1
 	fi
