@@ -465,6 +465,7 @@ static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **ou
 		.paxos = &c->prm,
 		.wal_segment_bytes = c->o.wal_segment_bytes,
 		.wal_seal_age_ms = c->o.wal_seal_age_ms,
+		.wal_zero_ahead = c->o.wal_zero_ahead,
 		.store = &c->sto,
 		.space_reserve = c->reserve,
 		.space_hold = &c->hold,

@@ -64,6 +64,7 @@ struct qfs_cell_opts {
 	uint32_t nodes;              /* 1..QFS_CELL_MAX_NODES (1 or 3 in practice); 0: 3 */
 	uint64_t wal_segment_bytes;  /* 0: default */
 	uint64_t wal_seal_age_ms;    /* see rnode.h */
+	uint64_t wal_zero_ahead;     /* see rnode.h (0: default) */
 	uint32_t timeout_ms;         /* bound on one call's wait for a leader/quorum;
 				        0: QFS_CELL_TIMEOUT_DEFAULT_MS */
 	enum qfs_cell_reads reads;

@@ -3201,7 +3201,9 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		return -ENOMEM;
 	rn->id = o->id;
 	rn->wopts.segment_bytes = o->wal_segment_bytes;
-	rn->wopts.zero_ahead = RNODE_WAL_ZERO_AHEAD;
+	rn->wopts.zero_ahead = o->wal_zero_ahead == UINT64_MAX ? 0
+			       : o->wal_zero_ahead ? o->wal_zero_ahead
+						   : RNODE_WAL_ZERO_AHEAD;
 	rn->seal_age_ms = o->wal_seal_age_ms ? o->wal_seal_age_ms : QFS_RNODE_SEAL_AGE_DEFAULT_MS;
 	rn->test_before_sync = o->test_before_sync;
 	rn->test_arg = o->test_arg;

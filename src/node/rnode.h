@@ -45,6 +45,11 @@ struct qfs_rnode_opts {
 	const struct qfs_paxos_params *paxos; /* NULL: qfs_paxos_params_default();
 					       * the seed is replaced by id ^ boot time */
 	uint64_t wal_segment_bytes; /* 0: default */
+	uint64_t wal_zero_ahead;  /* zeros written ahead of each group's WAL tail
+				     (doc/format-wal.md "Zeroed ahead"); 0: 256 KiB,
+				     UINT64_MAX: none (check_sysio, whose fault loop
+				     wants every failed call surfaced: a failed
+				     write of zeros fails nothing, by design) */
 	uint64_t wal_seal_age_ms; /* seal a group's open segment once its oldest
 				     record is this old (archive lag bound); 0:
 				     QFS_RNODE_SEAL_AGE_DEFAULT_MS, UINT64_MAX: never */

@@ -242,6 +242,11 @@ static void cell_open(uint32_t nodes)
 		.nodes = nodes,
 		.timeout_ms = 3000,
 		.paxos = &prm,
+		/* no zeros ahead: a failed write of zeros fails nothing by
+		 * design (check_wal's "zeros" case tests that), where this
+		 * loop asserts that every failed call surfaces; and written a
+		 * page per call they would multiply the writes to fail */
+		.wal_zero_ahead = UINT64_MAX,
 	};
 
 	qfs_paxos_params_default(&prm);
