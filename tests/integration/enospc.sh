@@ -24,12 +24,7 @@ watchdog "${QFS_ENOSPC_TIMEOUT:-300}"
 
 # move to a data dir on a small tmpfs
 qfs_umount
-SMALL=$T/small
-mkdir "$SMALL" || fail "mkdir $SMALL"
-mount -t tmpfs -o size=384m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
-	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
-QFS_EXTRA_UMOUNTS=$SMALL
-DATA=$SMALL/data
+qfs_small_tmpfs 384m
 head -c $((112 << 20)) /dev/urandom >"$SMALL/ballast" || fail "ballast"
 # The archive lives off the small disk, as it should in production (three
 # replicas and an archive copy of every segment on one small disk leave no

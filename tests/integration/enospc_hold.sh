@@ -23,12 +23,7 @@ qfs_setup
 echo "$QFS_PID" >"$T/daemon.pid"
 watchdog "${QFS_ENOSPC_TIMEOUT:-300}"
 qfs_umount
-SMALL=$T/small
-mkdir "$SMALL" || fail "mkdir $SMALL"
-mount -t tmpfs -o size=384m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
-	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
-QFS_EXTRA_UMOUNTS=$SMALL
-DATA=$SMALL/data
+qfs_small_tmpfs 384m
 mkdir "$T/archive" || fail "mkdir archive"
 mount_again -o "archive=file://$T/archive"
 mkdir "$MNT/t" || fail "mkdir table"

@@ -39,12 +39,7 @@ qfs_setup
 echo "$QFS_PID" >"$T/daemon.pid"
 watchdog 300
 qfs_umount
-SMALL=$T/small
-mkdir "$SMALL" || fail "mkdir $SMALL"
-mount -t tmpfs -o size=320m,mode=755 tmpfs "$SMALL" 2>"$T/mount.err" ||
-	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
-QFS_EXTRA_UMOUNTS=$SMALL
-DATA=$SMALL/data
+qfs_small_tmpfs 320m
 mount_again -o "seal_age=2s$LINKOPT"
 mkdir "$MNT/idle" || fail "mkdir table"
 head -c 3000000 /dev/urandom >"$T/idle" || fail "random data"

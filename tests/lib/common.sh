@@ -81,6 +81,19 @@ mount_again() {
 }
 note() { echo "# $*"; }
 
+# qfs_small_tmpfs SIZE: after qfs_umount, a tmpfs of SIZE (e.g. 384m) on
+# $T/small becomes the data directory's disk: sets SMALL and DATA
+# ($SMALL/data), unmounted by qfs_cleanup; skips (77) when a tmpfs cannot
+# be mounted.  The full-disk tests (enospc*.sh) fill it.
+qfs_small_tmpfs() {
+	SMALL=$T/small
+	mkdir "$SMALL" || fail "mkdir $SMALL"
+	mount -t tmpfs -o "size=$1,mode=755" tmpfs "$SMALL" 2>"$T/mount.err" ||
+		skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
+	QFS_EXTRA_UMOUNTS=$SMALL
+	DATA=$SMALL/data
+}
+
 qfs_require() {
 	for c in "$@"; do
 		command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
