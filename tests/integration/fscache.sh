@@ -318,16 +318,26 @@ walk() { find "$W" -ls && ls -lR "$W" && du -s "$W" && readlink "$W/l1" "$W/e/l2
 # next stat of each sends a GETATTR, which makes the kernel forget their
 # cached ACLs, asked again (getxattr) by the next ls -l
 walk >/dev/null && walk >/dev/null || fail "first walks"
-ops >"$T/ops0"; ops >"$T/ops1"             # what reading the stats file itself costs
-walk >"$T/walk2" || fail "warm walk"
-ops >"$T/ops2"
-# allowed: ls's one getxattr of security.selinux (EOPNOTSUPP, then no more
-# on this device: doc/fs.md "Kernel caches")
-bad=$(join "$T/ops0" "$T/ops1" | join - "$T/ops2" | awk '
-	$1 ~ /^(lookup|getattr|opendir|readdir|readlink|getxattr|listxattr)$/ &&
-	$4 - $3 - ($3 - $2) > ($1 == "getxattr") {
-		printf "%s +%d ", $1, $4 - $3 - ($3 - $2) }')
-[ -z "$bad" ] || fail "a warm walk reached the daemon: $bad"
+# Up to 3 measured walks, each after the walks before it warmed the caches
+# again: the kernel may reclaim dentries, inodes and directory pages under
+# memory pressure from the tests running beside this one (once in a CI
+# run, under ASan: lookup +4 getattr +6 readdir +16 getxattr +49), which
+# no timeout of ours prevents; a mount whose caches did not serve warm
+# walks (short timeouts, a needless invalidation) fails all three.
+for try in 1 2 3; do
+	ops >"$T/ops0"; ops >"$T/ops1"             # what reading the stats file itself costs
+	walk >"$T/walk2" || fail "warm walk"
+	ops >"$T/ops2"
+	# allowed: ls's one getxattr of security.selinux (EOPNOTSUPP, then no more
+	# on this device: doc/fs.md "Kernel caches")
+	bad=$(join "$T/ops0" "$T/ops1" | join - "$T/ops2" | awk '
+		$1 ~ /^(lookup|getattr|opendir|readdir|readlink|getxattr|listxattr)$/ &&
+		$4 - $3 - ($3 - $2) > ($1 == "getxattr") {
+			printf "%s +%d ", $1, $4 - $3 - ($3 - $2) }')
+	[ -z "$bad" ] && break
+	note "warm walk $try reached the daemon: $bad"
+done
+[ -z "$bad" ] || fail "a warm walk reached the daemon, 3 times: $bad"
 grep -q ' d1/f1$' "$T/walk2" || fail "warm walk output lacks the symlink target"
 # changes after the walk, each seen by the next listing
 python3 - "$W" <<'PY' || fail "changes after a warm walk not seen"
