@@ -242,8 +242,9 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			in->dck = ck_new();
 		h->ck = in->dck;
 		pthread_mutex_unlock(&in->mu);
-		/* a listing reads the store: the directory's pending creates first */
-		rc = h->ck ? qfs_fs_pend_flush_dir(fs, ino) : -ENOMEM;
+		/* a listing reads the store: the directory's pending creates first
+		 * (but for those a full disk refuses); not its own attributes */
+		rc = h->ck ? qfs_fs_pend_flush_spare(fs, ino, NULL) : -ENOMEM;
 		if (rc) {
 			qfs_fs_iput(fs, in);
 			pthread_mutex_destroy(&h->mu);
@@ -487,7 +488,7 @@ static void dir_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 		free(buf);
 		return;
 	}
-	if (off == 0 && (rc = qfs_fs_pend_flush_dir(fs, ino))) {
+	if (off == 0 && (rc = qfs_fs_pend_flush_spare(fs, ino, NULL))) {
 		free(buf);
 		if (in)
 			qfs_fs_iput(fs, in);

@@ -344,6 +344,14 @@ void qfs_fs_dattr_stop(struct qfs_fs *fs);
 /* Write back dir's pending creates only, not its own attributes (for a
  * setattr of dir, which joins them).  As qfs_fs_pend_flush_dir. */
 int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir);
+/* The same, for the operations a full disk must not stop (doc/fs.md "One
+ * round per file", full disk): a listing, an unlink (only: its name) and
+ * an rmdir in dir.  A pending create whose write-back is refused for lack
+ * of space (ENOSPC, EDQUOT) stays pending, is logged and passed over,
+ * unless it is named only (NULL: none); 0 or another error. */
+int qfs_fs_pend_flush_spare(struct qfs_fs *fs, qfs_ino_t dir, const char *only);
+/* Whether dir has a pending create. */
+bool qfs_fs_pend_in_dir(struct qfs_fs *fs, qfs_ino_t dir);
 /* Add to t the ops that store p (parent present, name absent, dentry,
  * inode, parent times); values point into p.  0 or -ENOMEM. */
 int qfs_fs_pend_add_ops(struct qfs_router_itxn *t, struct qfs_fs_pend *p);

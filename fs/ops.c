@@ -1393,7 +1393,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_UNLINK, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_table_t table = p->table;
 	qfs_fs_iput(fs, p);
-	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+	/* a full disk must not stop an unlink, which frees space: the
+	 * directory's other pending creates may stay pending */
+	if ((rc = qfs_fs_pend_flush_spare(fs, parent, name)) || (rc = qfs_fs_dattr_flush(fs, parent)))
 		return qfs_fs_fail(req, FOP_UNLINK, t0, rc, "pending creates of parent=%lu", parent);
 
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
@@ -1488,8 +1490,12 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* (with -s the RELEASE waits behind this request: no point) */
 		struct qfs_table tb;
 		bool known = qfs_router_table_lookup(fs->r, name, &tb) == 0;
-		if (known && (rc = qfs_fs_pend_flush_dir(fs, tb.ino)))
+		if (known && (rc = qfs_fs_pend_flush_dir(fs, tb.ino))) {
+			/* a create in it not stored for lack of space is an entry all the same */
+			if ((rc == -ENOSPC || rc == -EDQUOT) && qfs_fs_pend_in_dir(fs, tb.ino))
+				rc = -ENOTEMPTY;
 			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of table=%.64s", name);
+		}
 		for (int i = 0; i < (fs->o->single_thread ? 1 : 100); i++) {
 			rc = qfs_router_table_delete(fs->r, name);
 			if (rc != -EBUSY)
@@ -1509,7 +1515,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return qfs_fs_fail(req, FOP_RMDIR, t0, -ESTALE, "unknown parent=%lu", parent);
 	qfs_table_t table = p->table;
 	qfs_fs_iput(fs, p);
-	if ((rc = qfs_fs_pend_flush_dir(fs, parent)))
+	/* as unlink: the directory's other pending creates may stay pending */
+	if ((rc = qfs_fs_pend_flush_spare(fs, parent, NULL)) || (rc = qfs_fs_dattr_flush(fs, parent)))
 		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of parent=%lu", parent);
 	for (int attempt = 0; attempt < CONFLICT_RETRIES; attempt++) {
 		struct qfs_router_key dkey, pkey, vkey;
@@ -1530,6 +1537,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			break;
 		}
 		if ((rc = qfs_fs_pend_flush_dir(fs, d.ino))) { /* its emptiness is read from the store */
+			/* a create in it not stored for lack of space is an entry all the same */
+			if ((rc == -ENOSPC || rc == -EDQUOT) && qfs_fs_pend_in_dir(fs, d.ino))
+				rc = -ENOTEMPTY;
 			free(raw);
 			break;
 		}

@@ -30,7 +30,7 @@
  * one write-back.  It happens QFS_FS_DATTR_MS after the first change at
  * the latest (the timer below), or before anything reads or changes the
  * directory's stored inode: qfs_fs_pend_flush_dir (mkdir, mknod, symlink,
- * link, unlink, rmdir, rename, readdir, fsyncdir in or of it),
+ * link, unlink, rmdir, rename, fsyncdir in or of it; not a listing),
  * create_pending and setxattr (which joins it into its own txn when it
  * can, xattr.c).  A crash loses at most the changes of that interval,
  * like the data of a file not yet closed; doc/fs.md.  Lock order: an
@@ -106,33 +106,90 @@ int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir)
 	return rc ? rc : qfs_fs_dattr_flush(fs, dir);
 }
 
-int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir)
+/* is_nospc: a write-back refused for lack of space (the store's, or a quota) */
+static bool is_nospc(int rc)
 {
+	return rc == -ENOSPC || rc == -EDQUOT;
+}
+
+/* The loop of the two below.  spare: pass over (leave pending, logged) a
+ * create refused for lack of space unless it is named only (NULL: none). */
+static int flush_creates(struct qfs_fs *fs, qfs_ino_t dir, bool spare, const char *only)
+{
+	qfs_ino_t *passed = NULL;  /* creates refused for lack of space, passed over */
+	size_t npassed = 0;
+	int rc = 0;
+
 	for (;;) {
 		struct qfs_fs_inode *in;
 		pthread_mutex_lock(&fs->pend_mu);
-		for (in = fs->pend_head; in; in = in->pnext)
-			if (in->pend->parent == dir)
+		for (in = fs->pend_head; in; in = in->pnext) {
+			if (in->pend->parent != dir)
+				continue;
+			size_t i = 0;
+			while (i < npassed && passed[i] != in->ino)
+				i++;
+			if (i == npassed)
 				break;
+		}
 		if (in)
 			qfs_fs_ipin(fs, in);
 		pthread_mutex_unlock(&fs->pend_mu);
 		if (!in)
-			return 0;
+			break;
 		qfs_ino_t ino = in->ino;
 		pthread_mutex_lock(&in->mu);
 		int r = in->pend ? qfs_fs_flush_locked(fs, in) : 0;
 		int still = in->pend != NULL;
+		bool pass = r && spare && is_nospc(r) && !(only && in->pend && strcmp(in->pend->name, only) == 0);
 		pthread_mutex_unlock(&in->mu);
 		qfs_fs_iput(fs, in);
 		if (r) {
-			QFS_LOG(QFS_LOG_WARN, "pending create not written back dir=%llu ino=%llu err=\"%s\"",
-				(unsigned long long)dir, (unsigned long long)ino, qfs_strerror(r));
-			return r;
+			QFS_LOG(QFS_LOG_WARN, "pending create not written back dir=%llu ino=%llu err=\"%s\"%s",
+				(unsigned long long)dir, (unsigned long long)ino, qfs_strerror(r),
+				pass ? " (passed over: the operation goes on without it)" : "");
+			if (!pass) {
+				rc = r;
+				break;
+			}
+			qfs_ino_t *np = realloc(passed, (npassed + 1) * sizeof(*np));
+			if (!np) {
+				rc = r;
+				break;
+			}
+			passed = np;
+			passed[npassed++] = ino;
+			continue;
 		}
-		if (still) /* cannot happen: a successful write-back ends pending */
-			return -EIO;
+		if (still) { /* cannot happen: a successful write-back ends pending */
+			rc = -EIO;
+			break;
+		}
 	}
+	free(passed);
+	return rc;
+}
+
+int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir)
+{
+	return flush_creates(fs, dir, false, NULL);
+}
+
+int qfs_fs_pend_flush_spare(struct qfs_fs *fs, qfs_ino_t dir, const char *only)
+{
+	return flush_creates(fs, dir, true, only);
+}
+
+bool qfs_fs_pend_in_dir(struct qfs_fs *fs, qfs_ino_t dir)
+{
+	struct qfs_fs_inode *in;
+
+	pthread_mutex_lock(&fs->pend_mu);
+	for (in = fs->pend_head; in; in = in->pnext)
+		if (in->pend->parent == dir)
+			break;
+	pthread_mutex_unlock(&fs->pend_mu);
+	return in != NULL;
 }
 
 int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in)

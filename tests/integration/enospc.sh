@@ -209,8 +209,37 @@ def retry_after_enospc(path, ballast, reserve):
             die(f"block {i} differs after a write-back failed at block {failed_at} and was retried")
     print(f"# write-back failed at block {failed_at}; after freeing space all {len(blocks)} blocks are intact")
 
+def hold(ready, release, acks, *paths):
+    """Create paths, write 512 KiB of random data to each and keep them open
+    (pending creates: nothing stored before the close) until release exists;
+    then close them: every close must succeed, and the files go to acks."""
+    fds, lines = [], []
+    for p in paths:
+        data = os.urandom(512 * 1024)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        fds.append(fd)
+        lines.append(f"{p} {sha(data)}\n")
+    open(ready, "w").close()
+    parent = os.getppid()
+    while not os.path.exists(release):
+        if os.getppid() != parent:
+            die("the test ended before releasing the open files")
+        time.sleep(0.1)
+    for fd, line in zip(fds, lines):
+        try:
+            os.close(fd)
+        except OSError as e:
+            die(f"close of {line.split()[0]} after the space came back: {errno.errorcode.get(e.errno, e.errno)}")
+    with open(acks, "a") as f:
+        f.write("".join(lines))
+    print(f"# {len(paths)} files kept open over the full disk closed and stored")
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
+    if cmd == "hold":
+        hold(*sys.argv[2:])
+        sys.exit(0)
     if cmd == "retry_after_enospc":
         retry_after_enospc(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         sys.exit(0)
@@ -231,14 +260,34 @@ RESERVE=$(awk '$1 == "disk" { for (i = 2; i < NF; i++) if ($i == "reserve_bytes"
 [ -n "$RESERVE" ] || fail "no 'disk ... reserve_bytes' line in .quorumfs/status"
 py retry_after_enospc "$MNT/full/retry" "$SMALL/ballast2" "$RESERVE"
 log_at=$(stat -c %s "$T/daemon.out" 2>/dev/null || echo 0)
+# Two files stay open, unstored (pending creates), while the disk fills:
+# one in the table, one in a directory.  A full disk refuses their
+# write-back, and must not make a listing of their directory, the unlink
+# of another file in it, or an rmdir fail with ENOSPC (doc/fs.md "One
+# round per file", full disk).
+mkdir "$MNT/full/sub" || fail "mkdir sub"
+python3 "$T/nospc.py" hold "$T/held" "$T/release" "$ACK.held" "$MNT/full/pend" "$MNT/full/sub/pend" &
+HOLDER=$!
+for _ in $(seq 300); do [ -e "$T/held" ] || sleep 0.1; done
+[ -e "$T/held" ] || fail "the files kept open were not written"
 py fill "$MNT/full" "$ACK"
 py verify "$ACK"
-ls "$MNT/full" >/dev/null || fail "ls of the table fails on a full disk"
+out=$(ls "$MNT/full" 2>&1) || fail "ls of the table fails on a full disk with a create pending in it: $out"
+grep -qx f0 <<<"$out" || fail "ls on a full disk does not list f0: $out"
+out=$(ls "$MNT/full/sub" 2>&1) || fail "ls of a directory fails on a full disk with a create pending in it: $out"
+[ -e "$MNT/full/sub/pend" ] || fail "the open file in sub is not there on a full disk"
+out=$(rmdir "$MNT/full/sub" 2>&1) && fail "rmdir of a directory holding an open, unstored file succeeded"
+grep -q 'not empty' <<<"$out" || fail "rmdir of a directory holding an unstored file on a full disk: '$out', want ENOTEMPTY"
+last=$(tail -n 1 "$ACK" | cut -d' ' -f1)
+rm "$last" || fail "unlink on a full disk fails with a create pending in its directory"
+sed -i '$d' "$ACK"
 stat "$MNT/full/f0" >/dev/null || fail "stat fails on a full disk"
 cat "$MNT/.quorumfs/status" >/dev/null || fail ".quorumfs/status unreadable on a full disk"
 { tail -c +$((log_at + 1)) "$T/daemon.out"; cat "$DATA/quorumfs.log" 2>/dev/null; } >"$T/log.full"
 grep -Eqi 'ENOSPC|no space' "$T/log.full" ||
 	{ tail -n 20 "$T/log.full" >&2; fail "the log does not say the disk is full (no ENOSPC / 'No space')"; }
+grep -q 'pending create not written back.*passed over' "$T/log.full" ||
+	{ tail -n 20 "$T/log.full" >&2; fail "no 'pending create not written back ... passed over' line: the full disk never refused the open files' write-back"; }
 
 # Deleting files through the mount does not give space back in this
 # version: the log keeps the history until it is archived, and the embedded
@@ -254,6 +303,11 @@ rm -f "$SMALL/ballast"
 if ! python3 "$T/nospc.py" write_again "$MNT/full" "$ACK" after-ballast 60; then
 	problem="writes still fail after 112 MiB are freed on the underlying filesystem"
 fi
+py verify "$ACK"
+# the open files close now that there is room: stored, with their bytes
+touch "$T/release"
+wait "$HOLDER" || fail "the files kept open over the full disk (above)"
+cat "$ACK.held" >>"$ACK"
 py verify "$ACK"
 
 qfs_umount
