@@ -1584,7 +1584,9 @@ static int cmd_mount(int argc, char **argv)
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&m.co, &cell);
 	if (rc) {
-		snprintf(msg, sizeof(msg), "cannot open the storage nodes in %s: %s", nodedir, qfs_strerror(rc));
+		snprintf(msg, sizeof(msg), "cannot open the storage nodes in %s: %s%s", nodedir, qfs_strerror(rc),
+			 rc == -ENOSPC ? " (each node's store writes a few KiB at open: free space on that disk, "
+					 "then mount again)" : "");
 		report_failure(&ready, msg);
 		goto err_hup;
 	}

@@ -348,7 +348,12 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 			break;
 	}
 	if (err) {
+		/* RocksDB writes a new MANIFEST (and OPTIONS) at every open: a
+		 * full disk must read as one, not as an I/O error */
+		bool nospc = strstr(err, "No space left on device") != NULL;
 		int rc = store_rocks_err(s, "open", err);
+		if (nospc)
+			rc = -ENOSPC;
 		s->db = NULL;
 		store_free_handles(s);
 		return rc;
