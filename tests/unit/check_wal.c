@@ -11,6 +11,8 @@
  * at a random point inside the bytes of a sync that never returned and
  * checks that recovery yields exactly a prefix of complete records that
  * contains every synced one.  Set QFS_SEED to change the crash seeds.
+ * The logs are made in /dev/shm when it exists (QFS_WAL_TESTDIR=DIR to
+ * choose; see test_parent()).
  */
 #include "config.h"
 
@@ -40,11 +42,28 @@ static int za_on; /* the test's log writes zeros ahead (opts.zero_ahead) */
 
 /* ---- fixtures and helpers ---- */
 
+/* The logs live in tmpfs (/dev/shm) when it is there: every crash here is
+ * simulated by cutting or overwriting the files, and recovery reads back
+ * the page cache, never the disk, so a disk adds nothing but the latency of
+ * each fdatasync (on a loaded 2-vCPU machine check_wal took 98 s on its
+ * disk and 32 s in tmpfs, under ASan 468 s and 291 s).  The syncs are
+ * still made and their failures still injected (the hooks of wal_int.h).
+ * QFS_WAL_TESTDIR=DIR puts them elsewhere (e.g. on a disk). */
+static const char *test_parent(void)
+{
+	const char *d = getenv("QFS_WAL_TESTDIR");
+
+	if (d && *d)
+		return d;
+	if (access("/dev/shm", W_OK | X_OK) == 0)
+		return "/dev/shm";
+	d = getenv("TMPDIR");
+	return d && *d ? d : "/tmp";
+}
+
 static void setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(base, sizeof(base), "%s/check_wal.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(base, sizeof(base), "%s/check_wal.XXXXXX", test_parent());
 	ck_assert_ptr_nonnull(mkdtemp(base));
 	snprintf(dir, sizeof(dir), "%s/log", base);
 	W = NULL;
