@@ -858,6 +858,13 @@ out:
 		in->loaded = false;
 		in->wb_err = 0;
 		qfs_fs_pend_remove(fs, in);
+		/* the kernel keeps attributes up to the timeout (doc/fs.md
+		 * "Kernel caches"): an estimate of st_blocks it was given (zeros
+		 * become holes, a rewrite replaces blocks) must not outlive the
+		 * buffers; attributes only, no pages */
+		if (in->blocks_est && fs->se)
+			fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
+		in->blocks_est = false;
 	} else {
 		/* keep the buffered state: acknowledged writes are not thrown away,
 		 * and the next flush, fsync or close tries again (the caller may
@@ -914,12 +921,13 @@ out:
 	return rc;
 }
 
-uint64_t qfs_fs_blocks(const struct qfs_fs_inode *in)
+uint64_t qfs_fs_blocks(struct qfs_fs_inode *in)
 {
 	uint64_t cap, est;
 
 	if (!in->loaded || (!in->chunks && !(in->attr_dirty & QFS_SET_SIZE)))
 		return in->attr.blocks;
+	in->blocks_est = true;
 	cap = in->attr.size / 512 + (in->attr.size % 512 != 0);
 	est = in->attr.blocks + in->dirty_bytes / 512;
 	return est < cap ? est : cap;

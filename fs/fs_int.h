@@ -114,6 +114,8 @@ struct qfs_fs_inode {
 					ENODATA without reading the inode) */
 	uint32_t xgen;               /* bumped by every xattr change; guards setting nosec
 					and noxattr */
+	bool blocks_est;             /* a reply gave the kernel an estimate of st_blocks
+					(qfs_fs_blocks); mu */
 	bool acl_drop;               /* write-back removes the access ACL (a deferred
 					ACL-equivalent chmod replaced it) */
 	struct qfs_fs_pend *pend;    /* created, not stored yet: its first write-back
@@ -295,9 +297,12 @@ int qfs_fs_data_fallocate(struct qfs_fs *fs, struct qfs_fs_inode *in, int punch,
  * also for a range that changes no byte (as ext4).  Durable when
  * this returns; on failure the file is as before.  Errors as above. */
 int qfs_fs_data_zero_range(struct qfs_fs *fs, struct qfs_fs_inode *in, int keep_size, uint64_t off, uint64_t len);
-/* st_blocks of in's attributes: as stored when clean; with buffered state
- * the stored count plus what is buffered, at most the size rounded up. */
-uint64_t qfs_fs_blocks(const struct qfs_fs_inode *in);
+/* st_blocks of in's attributes for a reply to the kernel (in->mu held): as
+ * stored when clean; with buffered state the stored count plus what is
+ * buffered, at most the size rounded up, an estimate (zeros are stored as
+ * holes): then in->blocks_est is set, and the write-back that stores the
+ * buffers has the kernel forget the attributes it cached. */
+uint64_t qfs_fs_blocks(struct qfs_fs_inode *in);
 /* Write buffered state back as one txn.  On failure the buffered state is
  * kept (and in->wb_err set) so that a later call can retry it. */
 int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in);

@@ -91,6 +91,26 @@ u2=$(iused)
 [ "$u2" = "$u0" ] || fail "df -i: $u2 inodes used after removing them, was $u0"
 echo "ok   df -i: $u0 -> $u1 -> $u2"
 
+# st_blocks asked while a file's bytes are buffered is an estimate (every
+# byte written counts); its write-back stores the zeros as holes, and the
+# kernel must not keep the estimate (it caches attributes up to the
+# timeout): du right after the close says 4 KiB, not 1028
+python3 - "$D/zeros" <<'PY' || fail "st_blocks of a file with 1 MiB of zeros written, after its close (above)"
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b"\0" * (1 << 20))
+os.write(fd, os.urandom(4096))
+during = os.fstat(fd).st_blocks
+os.close(fd)
+after = os.stat(p).st_blocks
+if after != 8:
+    print(f"FAIL: st_blocks {after} after the close (asked while buffered: {during}), want 8")
+    sys.exit(1)
+PY
+[ "$(du -k "$D/zeros" | cut -f1)" = 4 ] || fail "du of a file with 1 MiB of zeros written: $(du -k "$D/zeros" | cut -f1) KiB, want 4"
+echo "ok   st_blocks after the write-back of zeros: the kernel drops the estimate"
+
 blocks_p=$(stat -c %b "$D/p")
 u_end=$(iused)
 qfs_umount
