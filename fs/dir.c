@@ -439,7 +439,22 @@ static size_t add_plus(struct qfs_fs *fs, fuse_req_t req, char *buf, size_t room
 		return need;
 	if (r) {
 		struct qfs_fs_inode *in = qfs_fs_iget(fs, r->ino, r->table, r->type, 0);
-		if (in && qfs_fs_inode_attr_x(fs, in, &a) == 0 && a.ino == r->ino) {
+		bool known = false;
+		if (in && fs->timeout > 0) {
+			/* the kernel holds this inode (a lookup or an earlier
+			 * listing gave it, with attributes it keeps up to date:
+			 * every change passes through it): no store read, an
+			 * entry with ino 0 leaves its dentry and attributes as
+			 * they are (rm -rf lists each directory twice) */
+			pthread_mutex_lock(&fs->itab_mu);
+			known = in->nlookup > 0;
+			if (known && S_ISDIR(r->type))
+				in->parent = dir;
+			pthread_mutex_unlock(&fs->itab_mu);
+			if (known && dir != FUSE_ROOT_ID)
+				qfs_fs_hint_put(fs, dir, name, r->ino, r->type);
+		}
+		if (!known && in && qfs_fs_inode_attr_x(fs, in, &a) == 0 && a.ino == r->ino) {
 			qfs_fs_fill_entry(fs, &e, &a);
 			pthread_mutex_lock(&fs->itab_mu);
 			in->nlookup++; /* the kernel holds it now: add_direntry_plus cannot fail after need fits */

@@ -1528,7 +1528,16 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		void *raw = NULL;
 		size_t raw_len;
 
-		rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
+		/* as op_unlink: the first attempt takes the dentry from the
+		 * name hint when it says "directory" (the txn's EXPECT_VALUE
+		 * checks it; a stale one costs a round and the retry reads) */
+		memset(&d, 0, sizeof(d));
+		if (attempt == 0 && fs->timeout > 0 && qfs_fs_hint_get(fs, parent, name, &d.ino, &d.type) == 0 &&
+		    S_ISDIR(d.type)) {
+			rc = hinted_dentry(&d, &raw, &raw_len);
+		} else {
+			rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
+		}
 		if (rc)
 			break;
 		if (!S_ISDIR(d.type)) {
@@ -1569,6 +1578,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (rc)
 		return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "parent=%lu name=%.64s", parent, QFS_ESC_NAME(name));
+	qfs_fs_hint_del(fs, parent, name);
 	qfs_fs_ok(req, FOP_RMDIR, t0);
 }
 
