@@ -784,6 +784,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	size_t dkl, rl = 0, old_len = 0, end = (size_t)op->offset + op->val_len, len, nrl;
 	uint32_t n = 0, el = op->val_len; /* the extent's bytes: the PATCH's, trimmed */
 	const uint8_t *r;
+	const struct store_cc *cc;
 	char *rec = NULL;
 	int rc, found = 1, dput = 0, absent = 0;
 
@@ -794,9 +795,14 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	dk = store_item_key(kb, sizeof(kb), a->group, op->key, op->key_len, &dkl);
 	if (!dk)
 		return -ENOMEM;
-	if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl)))
+	if ((cc = store_cc_get(a->s, dk, dkl))) { /* the extents record apply wrote last */
+		r = cc->rec;
+		rl = cc->rl;
+	} else if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl))) {
 		goto out;
-	r = (const uint8_t *)rec;
+	} else {
+		r = (const uint8_t *)rec;
+	}
 	if (rec && rl == STORE_CRC_LEN && (absent = item_absent(a->s, dk, dkl)) < 0) {
 		rc = absent;
 		goto out;
@@ -809,7 +815,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 		found = 0;
 		dput = 1;
 		qfs_be32_put(base + 4, qfs_crc32c(0, op->key, op->key_len));
-	} else if (!rec) { /* absent, or a chunk of a release without records */
+	} else if (!r) { /* absent, or a chunk of a release without records */
 		char *err = NULL, *d;
 		size_t dl;
 
@@ -1117,12 +1123,14 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 			__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
 			if (e->ext == 2)
 				rocksdb_writebatch_put(wb, (const char *)k, kl, "", 0);
+			store_cc_stage(a->s, k, kl, e->val, e->val_len);
 			k[0] = STORE_CRC_PREFIX;
 			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
 			if (k != kb)
 				free(k);
 			continue;
 		}
+		store_cc_drop(a->s, k, kl);
 		if (e->del) {
 			rocksdb_writebatch_delete(wb, (const char *)k, kl);
 		} else if (ptr_emit(a, wb, e, k, kl)) {

@@ -462,6 +462,70 @@ void store_fence_forget(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	pthread_mutex_unlock(&s->ap_mu);
 }
 
+/* The 'c' record cache (store_int.h struct qfs_store cc): patch_ext
+ * reads the chunk's record before each PATCH it takes as an extent, a
+ * RocksDB point read that searches a memtable holding every version of
+ * that record (about half of the apply's memtable searches under 8 fsync
+ * writers, doc/perf.md AFTER 41 and 44).  Under s->apply_mu. */
+
+static struct store_cc *cc_slot(struct qfs_store *s, const uint8_t *k, size_t kl)
+{
+	return &s->cc[qfs_crc32c(0, k, kl) % STORE_CC_SLOTS];
+}
+
+/* See store_int.h. */
+const struct store_cc *store_cc_get(struct qfs_store *s, const uint8_t *k, size_t kl)
+{
+	const struct store_cc *e = cc_slot(s, k, kl);
+
+	if (e->state == 2 && e->kl == kl && memcmp(e->k, k, kl) == 0) {
+		__atomic_add_fetch(&s->cc_hits, 1, __ATOMIC_RELAXED);
+		return e;
+	}
+	__atomic_add_fetch(&s->cc_misses, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* See store_int.h. */
+void store_cc_stage(struct qfs_store *s, const uint8_t *k, size_t kl, const uint8_t *rec, size_t rl)
+{
+	struct store_cc *e = cc_slot(s, k, kl);
+
+	if (kl > sizeof(e->k) || rl > sizeof(e->rec)) {
+		e->state = 0;
+		return;
+	}
+	memcpy(e->k, k, kl);
+	memcpy(e->rec, rec, rl);
+	e->kl = (uint32_t)kl;
+	e->rl = (uint32_t)rl;
+	e->state = 1;
+}
+
+/* See store_int.h. */
+void store_cc_drop(struct qfs_store *s, const uint8_t *k, size_t kl)
+{
+	struct store_cc *e = cc_slot(s, k, kl);
+
+	if (e->state && e->kl == kl && memcmp(e->k, k, kl) == 0)
+		e->state = 0;
+}
+
+/* See store_int.h. */
+void store_cc_commit(struct qfs_store *s)
+{
+	for (size_t i = 0; i < STORE_CC_SLOTS; i++)
+		if (s->cc[i].state == 1)
+			s->cc[i].state = 2;
+}
+
+/* See store_int.h. */
+void store_cc_forget(struct qfs_store *s)
+{
+	for (size_t i = 0; i < STORE_CC_SLOTS; i++)
+		s->cc[i].state = 0;
+}
+
 /* Read group's applied LSN into *lsn (0 when absent): from the cache, else
  * from RocksDB (then cached).  0, -EIO, or QFS_ECORRUPT for a value that
  * is not 8 bytes. */
@@ -604,7 +668,7 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 	rocksdb_writebatch_t *wb;
 	uint64_t nprep = 0;
 	int64_t nprep_delta = 0;
-	int rc, res = 0;
+	int rc, res = 0, ordinary = 0;
 
 	rc = check_next_lsn(s, group, lsn);
 	if (rc)
@@ -634,6 +698,7 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 			       : NULL;
 		rc = store_apply_ops(s, group, &t, wb, &res);
 		s->apply_src = NULL;
+		ordinary = 1;
 	} else if (!rc) {
 		rc = store_xact_eval(s, group, &t, wb, NULL, NULL, &res); /* under locks */
 	}
@@ -648,6 +713,10 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 		store_applied_forget(s, group);
 		goto err_destroy_batch;
 	}
+	if (ordinary && !res)
+		store_cc_commit(s); /* the records ov_emit staged are RocksDB's now */
+	else
+		store_cc_forget(s); /* a commit writes around ov_emit */
 	ap_set(s, group, lsn);
 	if (nprep_delta)
 		store_xact_count(s, group, nprep_delta);
@@ -657,6 +726,7 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 	return 0;
 
 err_destroy_batch:
+	store_cc_forget(s); /* staged records not written */
 	apply_batch_done(s);
 err_close_txn:
 	qfs_txn_close(&t);
@@ -1082,6 +1152,7 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
 	store_fence_forget(s, group, NULL, 0);
 	pthread_mutex_lock(&s->apply_mu);
+	store_cc_forget(s);
 	rocksdb_write(s->db, s->wo, wb, &err);
 	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);
@@ -1171,6 +1242,7 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	store_snap_key(ak, group);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	pthread_mutex_lock(&s->apply_mu);
+	store_cc_forget(s);
 	rc = batch_write(s, wb, "drop group");
 	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);

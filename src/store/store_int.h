@@ -63,6 +63,11 @@
 #define STORE_AP_SLOTS 64
 /* Longest RANGE key the fence cache keeps (the fence's is 1 byte). */
 #define STORE_FENCE_KEY_MAX 16
+/* Slots of the 'c' record cache (struct qfs_store cc): the extents
+ * records apply wrote last, by item key (direct-mapped; 8 writers of 8
+ * files touch 8 chunks at a time); longest RocksDB item key it keeps. */
+#define STORE_CC_SLOTS 64
+#define STORE_CC_KEY_MAX 48
 
 struct qfs_store {
 	rocksdb_t *db;
@@ -172,6 +177,23 @@ struct qfs_store {
 		uint64_t epoch;
 		int valid;
 	} fence[STORE_AP_SLOTS];
+	/* The 'c' records in the extents form that the ordinary apply wrote
+	 * (ov_emit), by RocksDB item key: patch_ext's next PATCH of the chunk
+	 * reads the record from here instead of RocksDB's memtable.  What a
+	 * valid slot holds is what RocksDB holds: a slot is staged by
+	 * ov_emit and made valid only after its batch was written
+	 * (store_cc_commit); ov_emit drops the slot of every other key it
+	 * writes; every other writer of 'c' records empties the cache
+	 * (store_cc_forget): a 2PC apply, a failed apply, load_item, drop,
+	 * install's ingestion, the collector's rewrite.  Under apply_mu. */
+	struct store_cc {
+		uint32_t state;           /* 0 empty, 1 staged, 2 valid */
+		uint32_t kl, rl;
+		uint8_t k[STORE_CC_KEY_MAX];
+		uint8_t rec[STORE_VLOG_EXT_REC_MAX];
+	} cc[STORE_CC_SLOTS];
+	uint64_t cc_hits, cc_misses;      /* patch_ext's record reads served by
+					     cc / by RocksDB; atomic, for tests */
 };
 
 /* Bytes of a batch qfs_store_apply keeps for the next apply (its memory
@@ -196,6 +218,20 @@ struct store_nprep {
  * the result != buf).  NULL on -ENOMEM. */
 uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const uint8_t *key,
 			size_t key_len, size_t *out_len);
+/* The 'c' record cache (struct qfs_store cc), under s->apply_mu:
+ * store_cc_get: the valid record of RocksDB item key k, or NULL;
+ * store_cc_stage: record rec (rl bytes) of k written into the apply's
+ *   batch, valid after store_cc_commit (a key or record too long for a
+ *   slot only drops the slot);
+ * store_cc_drop: k's record changes otherwise (its slot is emptied);
+ * store_cc_commit: the apply's batch was written: staged slots valid;
+ * store_cc_forget: every slot emptied (a write the cache does not follow,
+ *   or a batch not written). */
+const struct store_cc *store_cc_get(struct qfs_store *s, const uint8_t *k, size_t kl);
+void store_cc_stage(struct qfs_store *s, const uint8_t *k, size_t kl, const uint8_t *rec, size_t rl);
+void store_cc_drop(struct qfs_store *s, const uint8_t *k, size_t kl);
+void store_cc_commit(struct qfs_store *s);
+void store_cc_forget(struct qfs_store *s);
 /* 'a' be64(group) into out (9 bytes). */
 void store_applied_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
 /* 'd' be64(group) into out (9 bytes); the end of the group's items is
