@@ -462,24 +462,33 @@ void store_fence_forget(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	pthread_mutex_unlock(&s->ap_mu);
 }
 
-/* The 'c' record cache (store_int.h struct qfs_store cc): patch_ext
- * reads the chunk's record before each PATCH it takes as an extent, a
- * RocksDB point read that searches a memtable holding every version of
- * that record (about half of the apply's memtable searches under 8 fsync
- * writers, doc/perf.md AFTER 41 and 44).  Under s->apply_mu. */
+/* The apply's write-through cache (store_int.h struct qfs_store cc):
+ * patch_ext reads the chunk's 'c' record before each PATCH it takes as an
+ * extent, and the apply reads the file's inode (a SETATTR, the counts),
+ * each a RocksDB point read that searches a memtable holding every
+ * version of that key (the apply's memtable searches under 8 fsync
+ * writers, doc/perf.md AFTER 41 and 44).  A slot's key is the RocksDB
+ * key: tag (STORE_CRC_PREFIX or STORE_ITEM_PREFIX) then k past its own
+ * first byte.  Under s->apply_mu. */
 
-static struct store_cc *cc_slot(struct qfs_store *s, const uint8_t *k, size_t kl)
+static int cc_key_eq(const struct store_cc *e, uint8_t tag, const uint8_t *k, size_t kl)
 {
-	return &s->cc[qfs_crc32c(0, k, kl) % STORE_CC_SLOTS];
+	return e->kl == kl && e->k[0] == tag && memcmp(e->k + 1, k + 1, kl - 1) == 0;
+}
+
+static struct store_cc *cc_slot(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
+{
+	return &s->cc[(qfs_crc32c(tag, k + 1, kl - 1)) % STORE_CC_SLOTS];
 }
 
 /* See store_int.h. */
-const struct store_cc *store_cc_get(struct qfs_store *s, const uint8_t *k, size_t kl)
+const struct store_cc *store_cc_get(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
 {
-	const struct store_cc *e = cc_slot(s, k, kl);
+	const struct store_cc *e = cc_slot(s, tag, k, kl);
 
-	if (e->state == 2 && e->kl == kl && memcmp(e->k, k, kl) == 0) {
-		__atomic_add_fetch(&s->cc_hits, 1, __ATOMIC_RELAXED);
+	if (e->state == 2 && cc_key_eq(e, tag, k, kl)) {
+		__atomic_add_fetch(tag == STORE_CRC_PREFIX ? &s->cc_hits_rec : &s->cc_hits_item, 1,
+				   __ATOMIC_RELAXED);
 		return e;
 	}
 	__atomic_add_fetch(&s->cc_misses, 1, __ATOMIC_RELAXED);
@@ -487,27 +496,30 @@ const struct store_cc *store_cc_get(struct qfs_store *s, const uint8_t *k, size_
 }
 
 /* See store_int.h. */
-void store_cc_stage(struct qfs_store *s, const uint8_t *k, size_t kl, const uint8_t *rec, size_t rl)
+void store_cc_stage(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl, const uint8_t *rec,
+		    size_t rl)
 {
-	struct store_cc *e = cc_slot(s, k, kl);
+	struct store_cc *e = cc_slot(s, tag, k, kl);
 
 	if (kl > sizeof(e->k) || rl > sizeof(e->rec)) {
 		e->state = 0;
 		return;
 	}
 	memcpy(e->k, k, kl);
-	memcpy(e->rec, rec, rl);
+	e->k[0] = tag;
+	if (rl)
+		memcpy(e->rec, rec, rl);
 	e->kl = (uint32_t)kl;
 	e->rl = (uint32_t)rl;
 	e->state = 1;
 }
 
 /* See store_int.h. */
-void store_cc_drop(struct qfs_store *s, const uint8_t *k, size_t kl)
+void store_cc_drop(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
 {
-	struct store_cc *e = cc_slot(s, k, kl);
+	struct store_cc *e = cc_slot(s, tag, k, kl);
 
-	if (e->state && e->kl == kl && memcmp(e->k, k, kl) == 0)
+	if (e->state && cc_key_eq(e, tag, k, kl))
 		e->state = 0;
 }
 

@@ -5019,13 +5019,13 @@ END_TEST
 static void patch_cc(uint64_t c, size_t off, const uint8_t *v, size_t n, qfs_lsn_t seg, struct pmodel *m,
 		     int hit)
 {
-	uint64_t h = st->cc_hits;
+	uint64_t h = st->cc_hits_rec;
 
 	ck_assert_int_eq(patch_seg(G1, c, off, v, n, seg, m), 0);
 	ck_assert(is_ext_rec(G1, c, NULL));
 	assert_model(G1, c, m);
 	if (hit >= 0)
-		ck_assert_uint_eq(st->cc_hits, h + (uint64_t)hit);
+		ck_assert_uint_eq(st->cc_hits_rec, h + (uint64_t)hit);
 }
 
 /* The 'c' record cache (store_int.h struct qfs_store cc): a PATCH taken
@@ -5160,6 +5160,130 @@ START_TEST(test_vlog_patch_cc)
 }
 END_TEST
 
+/* FILE_INO's inode as put_inode makes it, with uid uid, encoded into b. */
+static void enc_inode_uid(struct qfs_buf *b, uint32_t uid)
+{
+	struct qfs_inode in;
+
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0644;
+	in.a.uid = uid;
+	in.a.nlink = 1;
+	qfs_buf_init(b);
+	qfs_inode_encode(&in, b);
+	ck_assert_int_eq(b->err, 0);
+	qfs_inode_close(&in);
+}
+
+/* A SETATTR of FILE_INO's size: the apply reads the inode, from the cache
+ * (hit 1) or not (hit 0; -1: either); then the inode has the size and the
+ * uid want, which only the value the apply read can have given it.
+ * Returns the txn's result. */
+static int setsize_cc(uint64_t size, uint32_t want_uid, int hit)
+{
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_inode in;
+	uint32_t kl;
+	uint64_t h = st->cc_hits_item;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	int res;
+
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_SIZE;
+	op->attr.size = size;
+	res = APPLY(G1, &t);
+	if (res)
+		return res;
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.size, size);
+	ck_assert_uint_eq(in.a.uid, want_uid);
+	qfs_inode_close(&in);
+	if (hit == 1)
+		ck_assert_uint_gt(st->cc_hits_item, h);
+	else if (hit == 0)
+		ck_assert_uint_eq(st->cc_hits_item, h);
+	return 0;
+}
+
+/* The apply's cache of the items it wrote (store_int.h struct qfs_store
+ * cc), for an inode: the next apply reads the inode from it; each other
+ * writer (a 2PC commit, restore's load_item, a snapshot install, a group
+ * drop, an apply's delete) and a failed txn leave nothing stale. */
+START_TEST(test_apply_cc_inode)
+{
+	struct qfs_store_install *in;
+	struct qfs_txn t;
+	struct qfs_buf b;
+	uint32_t kl;
+	const uint8_t *k;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644); /* uid 1 */
+	ck_assert_int_eq(setsize_cc(10, 1, 1), 0);
+	ck_assert_int_eq(setsize_cc(11, 1, 1), 0);
+
+	/* a failed txn that puts the inode: nothing written */
+	knext = 0; /* the key pool: no key above is used again */
+	enc_inode_uid(&b, 9);
+	qfs_txn_init(&t);
+	k = kino(FILE_INO, &kl);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, (const uint8_t *)"zz", 2, -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(12, 1, -1), 0);
+
+	/* restore's (and the scrub repair's) load_item */
+	knext = 0;
+	enc_inode_uid(&b, 5);
+	k = kino(FILE_INO, &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, b.data, b.len), 0);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(13, 5, 0), 0);
+	ck_assert_int_eq(setsize_cc(14, 5, 1), 0);
+
+	/* a 2PC commit */
+	knext = 0;
+	enc_inode_uid(&b, 6);
+	qfs_txn_init(&t);
+	k = kino(FILE_INO, &kl);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(15, 6, 0), 0);
+	ck_assert_int_eq(setsize_cc(16, 6, 1), 0);
+
+	/* a snapshot install */
+	knext = 0;
+	enc_inode_uid(&b, 7);
+	k = kino(FILE_INO, &kl);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, b.data, b.len), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(17, 7, 0), 0);
+	ck_assert_int_eq(setsize_cc(18, 7, 1), 0);
+
+	/* a delete by an apply: the inode is absent */
+	knext = 0;
+	qfs_txn_init(&t);
+	k = kino(FILE_INO, &kl);
+	add(&t, QFS_OP_DEL, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_ne(setsize_cc(19, 7, -1), 0);
+
+	/* a group drop */
+	knext = 0;
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_int_eq(setsize_cc(20, 1, 1), 0);
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_ne(setsize_cc(21, 1, -1), 0);
+}
+END_TEST
+
 
 static Suite *store_suite(void)
 {
@@ -5225,6 +5349,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_patch_stale_deleted);
 	tcase_add_test(tc, test_vlog_patch_writers);
 	tcase_add_test(tc, test_vlog_patch_cc);
+	tcase_add_test(tc, test_apply_cc_inode);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
