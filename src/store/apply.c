@@ -172,6 +172,19 @@ static uint8_t *dup_bytes(const void *p, size_t n)
 
 /* Read key through the overlay.  *found = 0 when absent; else *val is a heap
  * copy (caller frees) of *vl bytes.  0, -ENOMEM or -EIO. */
+/* The value of item k (not a chunk) as the cache holds it (store_int.h
+ * struct qfs_store cc), or NULL. */
+static const struct store_cc *cc_item(struct applier *a, const uint8_t *k, size_t kl)
+{
+	uint8_t kb[STORE_CC_KEY_MAX];
+	size_t dkl;
+
+	if (STORE_GROUP_PREFIX_LEN + kl > sizeof(kb) || store_is_chunk_key(k, kl) ||
+	    !store_item_key(kb, sizeof(kb), a->group, k, kl, &dkl))
+		return NULL;
+	return store_cc_get(a->s, STORE_ITEM_PREFIX, kb, dkl);
+}
+
 static int view_get(struct applier *a, const uint8_t *k, size_t kl, uint8_t **val, size_t *vl,
 		    int *found)
 {
@@ -189,7 +202,18 @@ static int view_get(struct applier *a, const uint8_t *k, size_t kl, uint8_t **va
 		return 0;
 	}
 	void *v;
-	int rc = qfs_store_get(a->s, a->group, k, kl, &v, vl);
+	int rc;
+	const struct store_cc *c = cc_item(a, k, kl);
+
+	if (c) { /* the value the last apply wrote */
+		*val = dup_bytes(c->rec, c->rl);
+		if (!*val)
+			return -ENOMEM;
+		*vl = c->rl;
+		*found = 1;
+		return 0;
+	}
+	rc = qfs_store_get(a->s, a->group, k, kl, &v, vl);
 	if (rc == -ENOENT) {
 		*found = 0;
 		return 0;
@@ -249,6 +273,13 @@ static int view_len(struct applier *a, const uint8_t *k, size_t kl, size_t *len,
 	if (rc) { /* a chunk: its record has the length (no read of the value) */
 		*found = rc == 1;
 		return rc == 1 ? 0 : rc;
+	}
+	const struct store_cc *c = cc_item(a, k, kl);
+
+	if (c) {
+		*found = 1;
+		*len = c->rl;
+		return 0;
 	}
 	rc = store_get_item(a->s, a->group, k, kl, &v);
 	if (rc)
@@ -784,6 +815,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	size_t dkl, rl = 0, old_len = 0, end = (size_t)op->offset + op->val_len, len, nrl;
 	uint32_t n = 0, el = op->val_len; /* the extent's bytes: the PATCH's, trimmed */
 	const uint8_t *r;
+	const struct store_cc *cc;
 	char *rec = NULL;
 	int rc, found = 1, dput = 0, absent = 0;
 
@@ -794,9 +826,14 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 	dk = store_item_key(kb, sizeof(kb), a->group, op->key, op->key_len, &dkl);
 	if (!dk)
 		return -ENOMEM;
-	if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl)))
+	if ((cc = store_cc_get(a->s, STORE_CRC_PREFIX, dk, dkl))) { /* the extents record apply wrote last */
+		r = cc->rec;
+		rl = cc->rl;
+	} else if ((rc = store_vlog_rec_get(a->s, a->s->ro, dk, dkl, &rec, &rl))) {
 		goto out;
-	r = (const uint8_t *)rec;
+	} else {
+		r = (const uint8_t *)rec;
+	}
 	if (rec && rl == STORE_CRC_LEN && (absent = item_absent(a->s, dk, dkl)) < 0) {
 		rc = absent;
 		goto out;
@@ -809,7 +846,7 @@ static int patch_ext(struct applier *a, const struct qfs_op *op)
 		found = 0;
 		dput = 1;
 		qfs_be32_put(base + 4, qfs_crc32c(0, op->key, op->key_len));
-	} else if (!rec) { /* absent, or a chunk of a release without records */
+	} else if (!r) { /* absent, or a chunk of a release without records */
 		char *err = NULL, *d;
 		size_t dl;
 
@@ -1117,12 +1154,16 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 			__atomic_add_fetch(&a->s->vlog_extents, 1, __ATOMIC_RELAXED);
 			if (e->ext == 2)
 				rocksdb_writebatch_put(wb, (const char *)k, kl, "", 0);
+			store_cc_stage(a->s, STORE_CRC_PREFIX, k, kl, e->val, e->val_len);
+			store_cc_drop(a->s, STORE_ITEM_PREFIX, k, kl);
 			k[0] = STORE_CRC_PREFIX;
 			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
 			if (k != kb)
 				free(k);
 			continue;
 		}
+		store_cc_drop(a->s, STORE_CRC_PREFIX, k, kl);
+		store_cc_drop(a->s, STORE_ITEM_PREFIX, k, kl);
 		if (e->del) {
 			rocksdb_writebatch_delete(wb, (const char *)k, kl);
 		} else if (ptr_emit(a, wb, e, k, kl)) {
@@ -1131,6 +1172,8 @@ static int ov_emit(struct applier *a, rocksdb_writebatch_t *wb)
 			continue;
 		} else {
 			rocksdb_writebatch_put(wb, (const char *)k, kl, (const char *)e->val, e->val_len);
+			if (!store_is_chunk_key(e->key, e->key_len)) /* chunks: read through their record */
+				store_cc_stage(a->s, STORE_ITEM_PREFIX, k, kl, e->val, e->val_len);
 		}
 		store_crc_emit(wb, a->group, e->key, e->key_len, e->val, e->val_len, e->del);
 		if (k != kb)

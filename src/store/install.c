@@ -364,6 +364,7 @@ int qfs_store_install_commit(struct qfs_store_install *in, qfs_lsn_t lsn, uint64
 	for (size_t f = 0; f < in->nfiles; f++)
 		files[f] = in->files[f];
 	pthread_mutex_lock(&in->s->apply_mu); /* no rewrite of the collector in between */
+	store_cc_forget(in->s); /* the group's items and 'c' records are replaced */
 	for (int tries = 0; tries < 3; tries++) {
 		rocksdb_free(err);
 		err = NULL;

@@ -467,6 +467,82 @@ void store_fence_forget(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	pthread_mutex_unlock(&s->ap_mu);
 }
 
+/* The apply's write-through cache (store_int.h struct qfs_store cc):
+ * patch_ext reads the chunk's 'c' record before each PATCH it takes as an
+ * extent, and the apply reads the file's inode (a SETATTR, the counts),
+ * each a RocksDB point read that searches a memtable holding every
+ * version of that key (the apply's memtable searches under 8 fsync
+ * writers, doc/perf.md AFTER 41 and 44).  A slot's key is the RocksDB
+ * key: tag (STORE_CRC_PREFIX or STORE_ITEM_PREFIX) then k past its own
+ * first byte.  Under s->apply_mu. */
+
+static int cc_key_eq(const struct store_cc *e, uint8_t tag, const uint8_t *k, size_t kl)
+{
+	return e->kl == kl && e->k[0] == tag && memcmp(e->k + 1, k + 1, kl - 1) == 0;
+}
+
+static struct store_cc *cc_slot(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
+{
+	return &s->cc[(qfs_crc32c(tag, k + 1, kl - 1)) % STORE_CC_SLOTS];
+}
+
+/* See store_int.h. */
+const struct store_cc *store_cc_get(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
+{
+	const struct store_cc *e = cc_slot(s, tag, k, kl);
+
+	if (e->state == 2 && cc_key_eq(e, tag, k, kl)) {
+		__atomic_add_fetch(tag == STORE_CRC_PREFIX ? &s->cc_hits_rec : &s->cc_hits_item, 1,
+				   __ATOMIC_RELAXED);
+		return e;
+	}
+	__atomic_add_fetch(&s->cc_misses, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* See store_int.h. */
+void store_cc_stage(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl, const uint8_t *rec,
+		    size_t rl)
+{
+	struct store_cc *e = cc_slot(s, tag, k, kl);
+
+	if (kl > sizeof(e->k) || rl > sizeof(e->rec)) {
+		e->state = 0;
+		return;
+	}
+	memcpy(e->k, k, kl);
+	e->k[0] = tag;
+	if (rl)
+		memcpy(e->rec, rec, rl);
+	e->kl = (uint32_t)kl;
+	e->rl = (uint32_t)rl;
+	e->state = 1;
+}
+
+/* See store_int.h. */
+void store_cc_drop(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
+{
+	struct store_cc *e = cc_slot(s, tag, k, kl);
+
+	if (e->state && cc_key_eq(e, tag, k, kl))
+		e->state = 0;
+}
+
+/* See store_int.h. */
+void store_cc_commit(struct qfs_store *s)
+{
+	for (size_t i = 0; i < STORE_CC_SLOTS; i++)
+		if (s->cc[i].state == 1)
+			s->cc[i].state = 2;
+}
+
+/* See store_int.h. */
+void store_cc_forget(struct qfs_store *s)
+{
+	for (size_t i = 0; i < STORE_CC_SLOTS; i++)
+		s->cc[i].state = 0;
+}
+
 /* Read group's applied LSN into *lsn (0 when absent): from the cache, else
  * from RocksDB (then cached).  0, -EIO, or QFS_ECORRUPT for a value that
  * is not 8 bytes. */
@@ -609,7 +685,7 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 	rocksdb_writebatch_t *wb;
 	uint64_t nprep = 0;
 	int64_t nprep_delta = 0;
-	int rc, res = 0;
+	int rc, res = 0, ordinary = 0;
 
 	rc = check_next_lsn(s, group, lsn);
 	if (rc)
@@ -639,6 +715,7 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 			       : NULL;
 		rc = store_apply_ops(s, group, &t, wb, &res);
 		s->apply_src = NULL;
+		ordinary = 1;
 	} else if (!rc) {
 		rc = store_xact_eval(s, group, &t, wb, NULL, NULL, &res); /* under locks */
 	}
@@ -653,6 +730,10 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 		store_applied_forget(s, group);
 		goto err_destroy_batch;
 	}
+	if (ordinary && !res)
+		store_cc_commit(s); /* the records ov_emit staged are RocksDB's now */
+	else
+		store_cc_forget(s); /* a commit writes around ov_emit */
 	ap_set(s, group, lsn);
 	if (nprep_delta)
 		store_xact_count(s, group, nprep_delta);
@@ -662,6 +743,7 @@ static int apply_locked(struct qfs_store *s, qfs_group_t group, qfs_lsn_t lsn, c
 	return 0;
 
 err_destroy_batch:
+	store_cc_forget(s); /* staged records not written */
 	apply_batch_done(s);
 err_close_txn:
 	qfs_txn_close(&t);
@@ -1087,6 +1169,7 @@ int qfs_store_load_item(struct qfs_store *s, qfs_group_t group, const uint8_t *k
 	store_crc_emit(wb, group, key, key_len, val, val_len, 0);
 	store_fence_forget(s, group, NULL, 0);
 	pthread_mutex_lock(&s->apply_mu);
+	store_cc_forget(s);
 	rocksdb_write(s->db, s->wo, wb, &err);
 	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);
@@ -1176,6 +1259,7 @@ int qfs_store_drop_group(struct qfs_store *s, qfs_group_t group)
 	store_snap_key(ak, group);
 	rocksdb_writebatch_delete(wb, (const char *)ak, sizeof(ak));
 	pthread_mutex_lock(&s->apply_mu);
+	store_cc_forget(s);
 	rc = batch_write(s, wb, "drop group");
 	pthread_mutex_unlock(&s->apply_mu);
 	rocksdb_writebatch_destroy(wb);

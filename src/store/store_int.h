@@ -63,6 +63,11 @@
 #define STORE_AP_SLOTS 64
 /* Longest RANGE key the fence cache keeps (the fence's is 1 byte). */
 #define STORE_FENCE_KEY_MAX 16
+/* Slots of the apply's write-through cache (struct qfs_store cc), by
+ * RocksDB key (direct-mapped; 8 writers of 8 files touch 8 chunk records
+ * and 8 inodes at a time); longest RocksDB key it keeps. */
+#define STORE_CC_SLOTS 128
+#define STORE_CC_KEY_MAX 48
 
 struct qfs_store {
 	rocksdb_t *db;
@@ -172,6 +177,27 @@ struct qfs_store {
 		uint64_t epoch;
 		int valid;
 	} fence[STORE_AP_SLOTS];
+	/* What the ordinary apply wrote (ov_emit), by RocksDB key: the 'c'
+	 * records in the extents form, which patch_ext's next PATCH of the
+	 * chunk reads, and the small values of items other than chunks (the
+	 * inodes), which the next apply's view_get and view_len read, from
+	 * here instead of RocksDB's memtable.  What a valid slot holds is
+	 * what RocksDB holds: a slot is staged by ov_emit and made valid
+	 * only after its batch was written (store_cc_commit); ov_emit drops
+	 * the slots of every other key it writes; every other writer of
+	 * items or 'c' records empties the cache (store_cc_forget) or the
+	 * key's slots: a 2PC apply, a failed apply, load_item, drop,
+	 * install's ingestion, the collector's rewrite.  Under apply_mu. */
+	struct store_cc {
+		uint32_t state;           /* 0 empty, 1 staged, 2 valid */
+		uint32_t kl, rl;
+		uint8_t k[STORE_CC_KEY_MAX];
+		uint8_t rec[STORE_VLOG_EXT_REC_MAX];
+	} cc[STORE_CC_SLOTS];
+	uint64_t cc_hits_rec, cc_hits_item; /* the apply's reads of 'c' records /
+					     of items served by cc; atomic, for
+					     tests */
+	uint64_t cc_misses;               /* and not (read from RocksDB); atomic */
 };
 
 /* Bytes of a batch qfs_store_apply keeps for the next apply (its memory
@@ -196,6 +222,24 @@ struct store_nprep {
  * the result != buf).  NULL on -ENOMEM. */
 uint8_t *store_item_key(uint8_t *buf, size_t buf_len, qfs_group_t group, const uint8_t *key,
 			size_t key_len, size_t *out_len);
+/* The apply's write-through cache (struct qfs_store cc), under
+ * s->apply_mu; k is a RocksDB key of kl >= 1 bytes whose first byte is
+ * replaced by tag (STORE_CRC_PREFIX: the 'c' record, STORE_ITEM_PREFIX:
+ * the item's value):
+ * store_cc_get: the valid value of that key, or NULL;
+ * store_cc_stage: value rec (rl bytes) of that key put into the apply's
+ *   batch, valid after store_cc_commit (a key or value too long for a
+ *   slot only drops the slot);
+ * store_cc_drop: the key's value changes otherwise (its slot is emptied);
+ * store_cc_commit: the apply's batch was written: staged slots valid;
+ * store_cc_forget: every slot emptied (a write the cache does not follow,
+ *   or a batch not written). */
+const struct store_cc *store_cc_get(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl);
+void store_cc_stage(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl, const uint8_t *rec,
+		    size_t rl);
+void store_cc_drop(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl);
+void store_cc_commit(struct qfs_store *s);
+void store_cc_forget(struct qfs_store *s);
 /* 'a' be64(group) into out (9 bytes). */
 void store_applied_key(uint8_t out[STORE_GROUP_PREFIX_LEN], qfs_group_t group);
 /* 'd' be64(group) into out (9 bytes); the end of the group's items is

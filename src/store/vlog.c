@@ -844,6 +844,8 @@ static int rewrite_seg(struct qfs_store *s, qfs_group_t group, qfs_lsn_t first, 
 			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)v8, sizeof(v8));
 			kb[0] = STORE_ITEM_PREFIX;
 			rocksdb_writebatch_put(wb, (const char *)kb, kl, (const char *)val, val_len);
+			store_cc_drop(s, STORE_CRC_PREFIX, kb, kl); /* the short record now */
+			store_cc_drop(s, STORE_ITEM_PREFIX, kb, kl);
 			rocksdb_write(s->db, s->wo, wb, &err);
 			rocksdb_writebatch_destroy(wb);
 			if (!err) {

@@ -5012,6 +5012,278 @@ START_TEST(test_vlog_patch_writers)
 }
 END_TEST
 
+/* One step of test_vlog_patch_cc: a PATCH of chunk c (n bytes of v at
+ * off, entry in seg) that must (hit 1) or must not (hit 0) read the
+ * chunk's record from the 'c' record cache (-1: either); every read then
+ * agrees with the model. */
+static void patch_cc(uint64_t c, size_t off, const uint8_t *v, size_t n, qfs_lsn_t seg, struct pmodel *m,
+		     int hit)
+{
+	uint64_t h = st->cc_hits_rec;
+
+	ck_assert_int_eq(patch_seg(G1, c, off, v, n, seg, m), 0);
+	ck_assert(is_ext_rec(G1, c, NULL));
+	assert_model(G1, c, m);
+	if (hit >= 0)
+		ck_assert_uint_eq(st->cc_hits_rec, h + (uint64_t)hit);
+}
+
+/* The 'c' record cache (store_int.h struct qfs_store cc): a PATCH taken
+ * as an extent reads the record the last one wrote from the cache; each
+ * other writer of the chunk's record (an apply that writes the chunk
+ * whole, a 2PC commit, restore's load_item, a snapshot install, a group
+ * drop, the collector's rewrite) and a failed txn leave nothing stale:
+ * the next PATCH reads RocksDB, and the bytes are the model's (a stale
+ * record would bring back old extents or point into a removed link). */
+START_TEST(test_vlog_patch_cc)
+{
+	static struct pmodel m, m1;
+	static uint8_t p[16][4096], w[6000];
+	struct qfs_store_install *in;
+	struct qfs_store_vlog_stat vs;
+	struct qfs_txn t;
+	uint32_t kl, il;
+	const uint8_t *k, *ik;
+	size_t dl;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	for (int i = 0; i < 16; i++)
+		fill_rand(p[i], sizeof(p[i]), 200 + (unsigned)i);
+	fill_rand(w, sizeof(w), 199);
+	patch_cc(0, 0, p[0], 4096, 2, &m, 0);
+	patch_cc(0, 4096, p[1], 4096, 2, &m, 1);
+	patch_cc(0, 100, p[2], 50, 2, &m, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* a failed txn whose PATCH took the extents form: nothing written */
+	qfs_txn_init(&t);
+	k = kchunk(FILE_INO, 0, &kl);
+	add_patch(&t, k, kl, 9000, p[3], 4096);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, (const uint8_t *)"zz", 2, -ENOENT);
+	ck_assert_int_eq(apply_seg(G1, &t, 2), -ENOENT);
+	assert_model(G1, 0, &m);
+	patch_cc(0, 200, p[4], 60, 2, &m, -1); /* emptied, or the record before */
+	patch_cc(0, 300, p[4], 70, 2, &m, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* the chunk written whole: a PUT, then a PATCH without a place */
+	qfs_txn_init(&t);
+	k = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, k, kl, w, 3000);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	memset(&m, 0, sizeof(m));
+	pmodel_patch(&m, 0, w, 3000);
+	patch_cc(0, 2000, p[5], 4096, 2, &m, 0);
+	qfs_txn_init(&t);
+	k = kchunk(FILE_INO, 0, &kl);
+	add_patch(&t, k, kl, 10, p[6], 20);
+	pmodel_patch(&m, 10, p[6], 20);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_uint_eq(raw_rec(G1, 0, &dl), STORE_CRC_LEN);
+	patch_cc(0, 30, p[7], 40, 2, &m, 0);
+	patch_cc(0, 50, p[7], 40, 2, &m, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* a 2PC commit of the chunk */
+	qfs_txn_init(&t);
+	k = kchunk(FILE_INO, 0, &kl);
+	add_put_bytes(&t, k, kl, w + 1, 2500);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	memset(&m, 0, sizeof(m));
+	pmodel_patch(&m, 0, w + 1, 2500);
+	assert_model(G1, 0, &m);
+	patch_cc(0, 3000, p[8], 100, 2, &m, 0);
+	patch_cc(0, 3100, p[8], 100, 2, &m, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* restore's (and the scrub repair's) load_item */
+	k = kchunk(FILE_INO, 0, &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, w + 2, 2000), 0);
+	memset(&m, 0, sizeof(m));
+	pmodel_patch(&m, 0, w + 2, 2000);
+	patch_cc(0, 1000, p[9], 2000, 2, &m, 0);
+	patch_cc(0, 1500, p[9], 10, 2, &m, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* a snapshot install of the inode and the chunk with other bytes */
+	ik = kino(FILE_INO, &il);
+	k = kchunk(FILE_INO, 0, &kl);
+	{
+		void *iv;
+		size_t ivl;
+		int chunk_first = memcmp(k, ik, kl < il ? kl : il) < 0;
+
+		ck_assert_int_eq(qfs_store_get(st, G1, ik, il, &iv, &ivl), 0);
+		ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+		if (chunk_first)
+			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 3, 1500), 0);
+		ck_assert_int_eq(qfs_store_install_item(in, ik, il, iv, ivl), 0);
+		if (!chunk_first)
+			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 3, 1500), 0);
+		free(iv);
+	}
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+	memset(&m, 0, sizeof(m));
+	pmodel_patch(&m, 0, w + 3, 1500);
+	assert_model(G1, 0, &m);
+	patch_cc(0, 1400, p[10], 300, 60, &m, 0);
+	patch_cc(0, 1700, p[10], 300, 60, &m, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* the collector's rewrite: chunk 1's extents in seg 53 (LSNs 53 and
+	 * 54, padded: less than half live) move into RocksDB and the link
+	 * goes */
+	ck_assert_uint_eq(applied(G1), 52);
+	patch_cc(1, 0, p[11], 4000, 53, &m1, 0);
+	patch_cc(1, 8000, p[12], 4000, 53, &m1, 1);
+	seg_pad(53, 1 << 20);
+	ck_assert_int_eq(put_chunk_seg(G1, 9, 5000, 198, 54, w), 0); /* a later link, applied past */
+	ck_assert_int_eq(qfs_store_vlog_gc(st, 1, &vs), 0);
+	ck_assert(!link_exists(G1, 53));
+	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
+	assert_model(G1, 1, &m1);
+	patch_cc(1, 100, p[13], 200, 54, &m1, 0);
+	patch_cc(1, 400, p[13], 200, 54, &m1, 1);
+
+	knext = 0; /* the key pool: no key above is used again */
+	/* a group drop: the chunk is gone, a PATCH starts it over */
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	memset(&m, 0, sizeof(m));
+	patch_cc(0, 500, p[14], 100, 63, &m, 0);
+	patch_cc(0, 700, p[15], 100, 63, &m, 1);
+	ck_assert_uint_eq(m.len, 800);
+	ck_assert_uint_eq(chunk_bytes_of(G1, FILE_INO), m.len);
+	reopen();
+	assert_model(G1, 0, &m);
+}
+END_TEST
+
+/* FILE_INO's inode as put_inode makes it, with uid uid, encoded into b. */
+static void enc_inode_uid(struct qfs_buf *b, uint32_t uid)
+{
+	struct qfs_inode in;
+
+	qfs_inode_init(&in);
+	in.a.ino = FILE_INO;
+	in.a.mode = S_IFREG | 0644;
+	in.a.uid = uid;
+	in.a.nlink = 1;
+	qfs_buf_init(b);
+	qfs_inode_encode(&in, b);
+	ck_assert_int_eq(b->err, 0);
+	qfs_inode_close(&in);
+}
+
+/* A SETATTR of FILE_INO's size: the apply reads the inode, from the cache
+ * (hit 1) or not (hit 0; -1: either); then the inode has the size and the
+ * uid want, which only the value the apply read can have given it.
+ * Returns the txn's result. */
+static int setsize_cc(uint64_t size, uint32_t want_uid, int hit)
+{
+	struct qfs_txn t;
+	struct qfs_op *op;
+	struct qfs_inode in;
+	uint32_t kl;
+	uint64_t h = st->cc_hits_item;
+	const uint8_t *k = kino(FILE_INO, &kl);
+	int res;
+
+	qfs_txn_init(&t);
+	op = add(&t, QFS_OP_SETATTR, k, kl);
+	op->mask = QFS_SET_SIZE;
+	op->attr.size = size;
+	res = APPLY(G1, &t);
+	if (res)
+		return res;
+	get_inode(G1, FILE_INO, &in);
+	ck_assert_uint_eq(in.a.size, size);
+	ck_assert_uint_eq(in.a.uid, want_uid);
+	qfs_inode_close(&in);
+	if (hit == 1)
+		ck_assert_uint_gt(st->cc_hits_item, h);
+	else if (hit == 0)
+		ck_assert_uint_eq(st->cc_hits_item, h);
+	return 0;
+}
+
+/* The apply's cache of the items it wrote (store_int.h struct qfs_store
+ * cc), for an inode: the next apply reads the inode from it; each other
+ * writer (a 2PC commit, restore's load_item, a snapshot install, a group
+ * drop, an apply's delete) and a failed txn leave nothing stale. */
+START_TEST(test_apply_cc_inode)
+{
+	struct qfs_store_install *in;
+	struct qfs_txn t;
+	struct qfs_buf b;
+	uint32_t kl;
+	const uint8_t *k;
+
+	put_inode(G1, FILE_INO, S_IFREG | 0644); /* uid 1 */
+	ck_assert_int_eq(setsize_cc(10, 1, 1), 0);
+	ck_assert_int_eq(setsize_cc(11, 1, 1), 0);
+
+	/* a failed txn that puts the inode: nothing written */
+	knext = 0; /* the key pool: no key above is used again */
+	enc_inode_uid(&b, 9);
+	qfs_txn_init(&t);
+	k = kino(FILE_INO, &kl);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	add_expect(&t, QFS_OP_EXPECT_PRESENT, (const uint8_t *)"zz", 2, -ENOENT);
+	ck_assert_int_eq(APPLY(G1, &t), -ENOENT);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(12, 1, -1), 0);
+
+	/* restore's (and the scrub repair's) load_item */
+	knext = 0;
+	enc_inode_uid(&b, 5);
+	k = kino(FILE_INO, &kl);
+	ck_assert_int_eq(qfs_store_load_item(st, G1, k, kl, b.data, b.len), 0);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(13, 5, 0), 0);
+	ck_assert_int_eq(setsize_cc(14, 5, 1), 0);
+
+	/* a 2PC commit */
+	knext = 0;
+	enc_inode_uid(&b, 6);
+	qfs_txn_init(&t);
+	k = kino(FILE_INO, &kl);
+	add_put_bytes(&t, k, kl, b.data, b.len);
+	ck_assert_int_eq(prepare(G1, 0, &t), 0);
+	ck_assert_int_eq(xop(G1, QFS_OP_COMMIT, 0, NULL), 0);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(15, 6, 0), 0);
+	ck_assert_int_eq(setsize_cc(16, 6, 1), 0);
+
+	/* a snapshot install */
+	knext = 0;
+	enc_inode_uid(&b, 7);
+	k = kino(FILE_INO, &kl);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	ck_assert_int_eq(qfs_store_install_item(in, k, kl, b.data, b.len), 0);
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+	qfs_buf_close(&b);
+	ck_assert_int_eq(setsize_cc(17, 7, 0), 0);
+	ck_assert_int_eq(setsize_cc(18, 7, 1), 0);
+
+	/* a delete by an apply: the inode is absent */
+	knext = 0;
+	qfs_txn_init(&t);
+	k = kino(FILE_INO, &kl);
+	add(&t, QFS_OP_DEL, k, kl);
+	ck_assert_int_eq(APPLY(G1, &t), 0);
+	ck_assert_int_ne(setsize_cc(19, 7, -1), 0);
+
+	/* a group drop */
+	knext = 0;
+	put_inode(G1, FILE_INO, S_IFREG | 0644);
+	ck_assert_int_eq(setsize_cc(20, 1, 1), 0);
+	ck_assert_int_eq(qfs_store_drop_group(st, G1), 0);
+	ck_assert_int_ne(setsize_cc(21, 1, -1), 0);
+}
+END_TEST
+
 
 static Suite *store_suite(void)
 {
@@ -5076,6 +5348,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_vlog_patch_damage);
 	tcase_add_test(tc, test_vlog_patch_stale_deleted);
 	tcase_add_test(tc, test_vlog_patch_writers);
+	tcase_add_test(tc, test_vlog_patch_cc);
+	tcase_add_test(tc, test_apply_cc_inode);
 	tcase_add_test(tc, test_chunk_crc_rewrite);
 	tcase_add_test(tc, test_get_val);
 	tcase_add_test(tc, test_get_val_sst);
