@@ -7,7 +7,9 @@
 # 2. build/:     ../configure && make -j$JOBS && make check
 # 3. build-san/: ../configure --enable-sanitizers && make -j$JOBS && make
 #    check, with ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-#    and UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 (set for both builds).
+#    and UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 (set for both builds;
+#    so is QFS_STORE_CC_VERIFY=1: every hit of the store's apply cache is
+#    checked against RocksDB).
 #    build-san/'s configure and make run (at nice 10) while build/'s make
 #    check runs, and its make check starts as soon as it is built: the two
 #    make checks run side by side and share CHECK_JOBS job slots (one GNU
@@ -49,6 +51,9 @@ CHECK_JOBS=${CHECK_JOBS:-3}
 CHECK_TIMEOUT=${QFS_CHECK_TIMEOUT:-3600}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# every hit of the store's apply cache is checked against RocksDB (a writer
+# that forgot to drop its keys aborts the daemon or the test: src/store)
+export QFS_STORE_CC_VERIFY=1
 
 passed=0
 failed=0

@@ -170,8 +170,6 @@ static uint8_t *dup_bytes(const void *p, size_t n)
 	return c;
 }
 
-/* Read key through the overlay.  *found = 0 when absent; else *val is a heap
- * copy (caller frees) of *vl bytes.  0, -ENOMEM or -EIO. */
 /* The value of item k (not a chunk) as the cache holds it (store_int.h
  * struct qfs_store cc), or NULL. */
 static const struct store_cc *cc_item(struct applier *a, const uint8_t *k, size_t kl)
@@ -185,6 +183,8 @@ static const struct store_cc *cc_item(struct applier *a, const uint8_t *k, size_
 	return store_cc_get(a->s, STORE_ITEM_PREFIX, kb, dkl);
 }
 
+/* Read key through the overlay.  *found = 0 when absent; else *val is a heap
+ * copy (caller frees) of *vl bytes.  0, -ENOMEM or -EIO. */
 static int view_get(struct applier *a, const uint8_t *k, size_t kl, uint8_t **val, size_t *vl,
 		    int *found)
 {

@@ -328,6 +328,8 @@ int qfs_store_open_opts(const char *dir, const struct qfs_store_opts *o, struct 
 	rocksdb_readoptions_set_fill_cache(s->ro_fast, 0);
 	store_set_budget(s, o);
 	s->install_file_bytes = o ? o->install_file_bytes : 0;
+	const char *ccv = getenv("QFS_STORE_CC_VERIFY");
+	s->cc_verify = ccv && strcmp(ccv, "1") == 0;
 	/* Our WAL is the durability source and the node replays it from the
 	 * applied LSN, so RocksDB's own WAL is off: no double logging, and no
 	 * RocksDB log write that can fail on a full disk (its WAL writer asserts
@@ -487,6 +489,24 @@ static struct store_cc *cc_slot(struct qfs_store *s, uint8_t tag, const uint8_t 
 }
 
 /* See store_int.h. */
+/* QFS_STORE_CC_VERIFY: a valid slot holds what RocksDB holds under its key
+ * (e->k is the RocksDB key itself: the tag is its first byte), or the
+ * cache missed a writer: say which key and abort. */
+static void cc_verify(struct qfs_store *s, const struct store_cc *e)
+{
+	char *err = NULL;
+	size_t vl = 0;
+	char *v = rocksdb_get(s->db, s->ro, (const char *)e->k, e->kl, &vl, &err);
+
+	if (!err && v && vl == e->rl && memcmp(v, e->rec, vl) == 0) {
+		rocksdb_free(v);
+		return;
+	}
+	QFS_LOG(QFS_LOG_ERR, "store cache differs from RocksDB dir=%s key=%c+%u bytes cached=%u stored=%s%zu err=\"%s\"",
+		s->dir ? s->dir : "?", e->k[0], e->kl, e->rl, v ? "" : "absent/", vl, err ? err : "none");
+	abort();
+}
+
 const struct store_cc *store_cc_get(struct qfs_store *s, uint8_t tag, const uint8_t *k, size_t kl)
 {
 	const struct store_cc *e = cc_slot(s, tag, k, kl);
@@ -494,6 +514,8 @@ const struct store_cc *store_cc_get(struct qfs_store *s, uint8_t tag, const uint
 	if (e->state == 2 && cc_key_eq(e, tag, k, kl)) {
 		__atomic_add_fetch(tag == STORE_CRC_PREFIX ? &s->cc_hits_rec : &s->cc_hits_item, 1,
 				   __ATOMIC_RELAXED);
+		if (s->cc_verify)
+			cc_verify(s, e);
 		return e;
 	}
 	__atomic_add_fetch(&s->cc_misses, 1, __ATOMIC_RELAXED);

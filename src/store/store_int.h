@@ -198,6 +198,10 @@ struct qfs_store {
 					     of items served by cc; atomic, for
 					     tests */
 	uint64_t cc_misses;               /* and not (read from RocksDB); atomic */
+	int cc_verify;                    /* QFS_STORE_CC_VERIFY=1 at open: every
+					     hit is read from RocksDB too and must
+					     equal it (tests: a writer that forgot
+					     to drop its keys aborts the process) */
 };
 
 /* Bytes of a batch qfs_store_apply keeps for the next apply (its memory
