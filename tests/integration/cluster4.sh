@@ -154,6 +154,10 @@ rm -f "$T/STOP"
 writer "$M1/$TX" w 60 >"$T/writer.out" 2>&1 &
 WPID=$!
 sleep 1
+# (its list of acknowledged files exists once python has started: under
+# ASan on a loaded machine that took more than the second above)
+for _ in $(seq 300); do [ -e "$T/w.acked" ] && break; sleep 0.1; done
+[ -e "$T/w.acked" ] || fail "the writer did not start: $(cat "$T/writer.out")"
 # a leader (elected, or re-elected after a slow heartbeat): 30 s at most
 for _ in $(seq 300); do L=$(leader_of "$GX"); [ -n "$L" ] && break; sleep 0.1; done
 [ -n "$L" ] || fail "no leader of group $GX"
