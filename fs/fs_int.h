@@ -355,6 +355,11 @@ int qfs_fs_pend_flush_creates(struct qfs_fs *fs, qfs_ino_t dir);
  * of space (ENOSPC, EDQUOT) stays pending, is logged and passed over,
  * unless it is named only (NULL: none); 0 or another error. */
 int qfs_fs_pend_flush_spare(struct qfs_fs *fs, qfs_ino_t dir, const char *only);
+/* A write-back refused for lack of space (the store's, or a quota). */
+static inline bool qfs_fs_is_nospc(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT;
+}
 /* Whether dir has a pending create. */
 bool qfs_fs_pend_in_dir(struct qfs_fs *fs, qfs_ino_t dir);
 /* Add to t the ops that store p (parent present, name absent, dentry,

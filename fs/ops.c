@@ -1492,7 +1492,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		bool known = qfs_router_table_lookup(fs->r, name, &tb) == 0;
 		if (known && (rc = qfs_fs_pend_flush_dir(fs, tb.ino))) {
 			/* a create in it not stored for lack of space is an entry all the same */
-			if ((rc == -ENOSPC || rc == -EDQUOT) && qfs_fs_pend_in_dir(fs, tb.ino))
+			if (qfs_fs_is_nospc(rc) && qfs_fs_pend_in_dir(fs, tb.ino))
 				rc = -ENOTEMPTY;
 			return qfs_fs_fail(req, FOP_RMDIR, t0, rc, "pending creates of table=%.64s", name);
 		}
@@ -1547,7 +1547,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		if ((rc = qfs_fs_pend_flush_dir(fs, d.ino))) { /* its emptiness is read from the store */
 			/* a create in it not stored for lack of space is an entry all the same */
-			if ((rc == -ENOSPC || rc == -EDQUOT) && qfs_fs_pend_in_dir(fs, d.ino))
+			if (qfs_fs_is_nospc(rc) && qfs_fs_pend_in_dir(fs, d.ino))
 				rc = -ENOTEMPTY;
 			free(raw);
 			break;

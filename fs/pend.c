@@ -106,12 +106,6 @@ int qfs_fs_pend_flush_dir(struct qfs_fs *fs, qfs_ino_t dir)
 	return rc ? rc : qfs_fs_dattr_flush(fs, dir);
 }
 
-/* is_nospc: a write-back refused for lack of space (the store's, or a quota) */
-static bool is_nospc(int rc)
-{
-	return rc == -ENOSPC || rc == -EDQUOT;
-}
-
 /* The loop of the two below.  spare: pass over (leave pending, logged) a
  * create refused for lack of space unless it is named only (NULL: none). */
 static int flush_creates(struct qfs_fs *fs, qfs_ino_t dir, bool spare, const char *only)
@@ -141,7 +135,7 @@ static int flush_creates(struct qfs_fs *fs, qfs_ino_t dir, bool spare, const cha
 		pthread_mutex_lock(&in->mu);
 		int r = in->pend ? qfs_fs_flush_locked(fs, in) : 0;
 		int still = in->pend != NULL;
-		bool pass = r && spare && is_nospc(r) && !(only && in->pend && strcmp(in->pend->name, only) == 0);
+		bool pass = r && spare && qfs_fs_is_nospc(r) && !(only && in->pend && strcmp(in->pend->name, only) == 0);
 		pthread_mutex_unlock(&in->mu);
 		qfs_fs_iput(fs, in);
 		if (r) {
