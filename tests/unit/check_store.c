@@ -4912,6 +4912,30 @@ START_TEST(test_vlog_patch_stale_deleted)
 }
 END_TEST
 
+/* A snapshot install into G1, committed at LSN 50, of FILE_INO's inode as
+ * stored and its chunk no holding len bytes of data, in key order (the
+ * key pool: the inode's key, then the chunk's). */
+static void install_inode_chunk(uint64_t no, const uint8_t *data, size_t len)
+{
+	struct qfs_store_install *in;
+	uint32_t il, kl;
+	const uint8_t *ik = kino(FILE_INO, &il);
+	const uint8_t *k = kchunk(FILE_INO, no, &kl);
+	int chunk_first = memcmp(k, ik, kl < il ? kl : il) < 0;
+	void *iv;
+	size_t ivl;
+
+	ck_assert_int_eq(qfs_store_get(st, G1, ik, il, &iv, &ivl), 0);
+	ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
+	if (chunk_first)
+		ck_assert_int_eq(qfs_store_install_item(in, k, kl, data, len), 0);
+	ck_assert_int_eq(qfs_store_install_item(in, ik, il, iv, ivl), 0);
+	if (!chunk_first)
+		ck_assert_int_eq(qfs_store_install_item(in, k, kl, data, len), 0);
+	free(iv);
+	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+}
+
 /* The other writers of a chunk over one with extents: restore's
  * load_item and a snapshot install replace the record whole (8 bytes, no
  * extent left to lie over the new value); a PATCH after the install
@@ -4921,7 +4945,6 @@ START_TEST(test_vlog_patch_writers)
 {
 	static struct pmodel m1, m2, m3;
 	static uint8_t p[8192], w[6000];
-	struct qfs_store_install *in;
 	struct qfs_txn t;
 	struct qfs_op *op;
 	uint32_t kl, kl2, il;
@@ -4941,23 +4964,7 @@ START_TEST(test_vlog_patch_writers)
 	ck_assert_uint_eq(dl, sizeof(w));
 	assert_chunk(G1, 0, w, sizeof(w));
 	/* a snapshot install: the inode and chunk 1 with other bytes; chunk 0 gone */
-	ik = kino(FILE_INO, &il);
-	k = kchunk(FILE_INO, 1, &kl);
-	{
-		void *iv;
-		size_t ivl;
-		int chunk_first = memcmp(k, ik, kl < il ? kl : il) < 0;
-
-		ck_assert_int_eq(qfs_store_get(st, G1, ik, il, &iv, &ivl), 0);
-		ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
-		if (chunk_first)
-			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 1, 5000), 0);
-		ck_assert_int_eq(qfs_store_install_item(in, ik, il, iv, ivl), 0);
-		if (!chunk_first)
-			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 1, 5000), 0);
-		free(iv);
-	}
-	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+	install_inode_chunk(1, w + 1, 5000);
 	ck_assert_uint_eq(raw_rec(G1, 1, &dl), STORE_CRC_LEN);
 	ck_assert_uint_eq(raw_rec(G1, 0, &dl), 0);
 	memcpy(m1.b, w + 1, 5000);
@@ -5039,11 +5046,10 @@ START_TEST(test_vlog_patch_cc)
 {
 	static struct pmodel m, m1;
 	static uint8_t p[16][4096], w[6000];
-	struct qfs_store_install *in;
 	struct qfs_store_vlog_stat vs;
 	struct qfs_txn t;
-	uint32_t kl, il;
-	const uint8_t *k, *ik;
+	uint32_t kl;
+	const uint8_t *k;
 	size_t dl;
 
 	put_inode(G1, FILE_INO, S_IFREG | 0644);
@@ -5107,23 +5113,7 @@ START_TEST(test_vlog_patch_cc)
 
 	knext = 0; /* the key pool: no key above is used again */
 	/* a snapshot install of the inode and the chunk with other bytes */
-	ik = kino(FILE_INO, &il);
-	k = kchunk(FILE_INO, 0, &kl);
-	{
-		void *iv;
-		size_t ivl;
-		int chunk_first = memcmp(k, ik, kl < il ? kl : il) < 0;
-
-		ck_assert_int_eq(qfs_store_get(st, G1, ik, il, &iv, &ivl), 0);
-		ck_assert_int_eq(qfs_store_install_begin(st, G1, &in), 0);
-		if (chunk_first)
-			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 3, 1500), 0);
-		ck_assert_int_eq(qfs_store_install_item(in, ik, il, iv, ivl), 0);
-		if (!chunk_first)
-			ck_assert_int_eq(qfs_store_install_item(in, k, kl, w + 3, 1500), 0);
-		free(iv);
-	}
-	ck_assert_int_eq(qfs_store_install_commit(in, 50, 1), 0);
+	install_inode_chunk(0, w + 3, 1500);
 	memset(&m, 0, sizeof(m));
 	pmodel_patch(&m, 0, w + 3, 1500);
 	assert_model(G1, 0, &m);
