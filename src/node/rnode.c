@@ -139,6 +139,7 @@
 					   * (doc/format-wal.md "Zeroed ahead") */
 #define RNODE_SPACE_CACHE_MS 5         /* a statvfs of the admission check serves this long */
 #define RNODE_SPACE_SLACK (64ull << 20) /* ... and only while it shows this much beyond need */
+#define RNODE_ADM_MARKS 64 /* a leader's (LSN, bytes admitted) marks, per group */
 #define RNODE_POLL_MS 10 /* wait granularity while proposals wait for a deadline */
 #define RNODE_APPLY_WAIT_MS 20u /* longest wait of a strong read for an apply under way */
 #define RNODE_GATHER_MIN_US 500u /* a batch waits for the proposers of the last
@@ -212,6 +213,20 @@ struct group {
 	 * space_ms 0: none. */
 	uint64_t space_free;
 	uint64_t space_ms;
+	/* Also under round_mu, the leader's: after each batch it admitted,
+	 * the batch's last LSN and the bytes per member admitted in this
+	 * term up to it (adm_bytes), oldest first; adm_since is the term
+	 * (px.lead_since) they belong to.  Each member's backlog, what it
+	 * still has to write to the disk, is read from them (space_backlog);
+	 * when full, every other mark goes (the older ones get sparse, and a
+	 * backlog read from them can only be larger). */
+	struct adm_mark {
+		qfs_lsn_t lsn;
+		uint64_t bytes;
+	} adm[RNODE_ADM_MARKS];
+	uint32_t nadm;
+	uint64_t adm_bytes;
+	uint64_t adm_since;
 	struct proposal *applied_q; /* round's thread: proposals whose entry is
 				    applied, answered once the machine's
 				    APPLIED step ran (answers_release), in
@@ -2556,6 +2571,65 @@ static void space_admit(struct group *g, uint64_t bytes)
 	g->space_free = g->space_free > bytes ? g->space_free - bytes : 0;
 }
 
+/* The leader's marks start again with each term: the first is the log's
+ * end when it was elected (nothing before it is counted). */
+static void adm_term(struct group *g)
+{
+	if (g->nadm && g->adm_since == g->px.lead_since)
+		return;
+	g->adm_since = g->px.lead_since;
+	g->adm_bytes = 0;
+	g->adm[0].lsn = g->px.last;
+	g->adm[0].bytes = 0;
+	g->nadm = 1;
+}
+
+/* Bytes admitted in this term after LSN match, as the marks tell: from the
+ * newest mark at or below match (the oldest one when match is older). */
+static uint64_t adm_after(const struct group *g, qfs_lsn_t match)
+{
+	uint32_t i = g->nadm;
+
+	while (i > 1 && g->adm[i - 1].lsn > match)
+		i--;
+	return g->adm_bytes - g->adm[i - 1].bytes;
+}
+
+/* What the members of g, sharing this disk, still have to write of the
+ * batches this leader admitted: each follower from its match, the leader
+ * itself from what it persisted.  A member that lags (or is down) writes
+ * them when it catches up, so the space is not free for new batches: a
+ * full disk's reserve must still be there when it does (a follower that
+ * had not written 10 MiB when the leader refused the first batch took
+ * the reserve with it as it caught up, and the stores, short of room to
+ * flush, could not give back the space of deleted files). */
+static uint64_t space_backlog(struct group *g)
+{
+	uint64_t sum;
+
+	adm_term(g);
+	sum = adm_after(g, g->px.persisted);
+	for (uint32_t i = 0; i < g->px.npeers; i++)
+		sum += adm_after(g, g->px.peers[i].match);
+	return sum;
+}
+
+/* The batch ending at lsn was admitted with bytes per member. */
+static void adm_mark(struct group *g, qfs_lsn_t lsn, uint64_t bytes)
+{
+	if (g->nadm == RNODE_ADM_MARKS) {
+		uint32_t j = 1; /* the first mark stays */
+
+		for (uint32_t i = 2; i < g->nadm; i += 2)
+			g->adm[j++] = g->adm[i];
+		g->nadm = j;
+	}
+	g->adm_bytes += bytes;
+	g->adm[g->nadm].lsn = lsn;
+	g->adm[g->nadm].bytes = g->adm_bytes;
+	g->nadm++;
+}
+
 /* Hand up to QFS_PAXOS_MAX_BATCH queued proposals of one group to paxos. */
 static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal **ps, uint32_t n)
 {
@@ -2578,18 +2652,23 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 	 * truncate...) may go down to the floor: deletes are what give space
 	 * back, so they must pass when writes no longer do (doc/rnode.md).
 	 * Reads go on under the lease meanwhile. */
+	uint64_t member_bytes = 0;
+
 	if (g->px.role == QFS_PAXOS_LEADER) {
-		uint64_t need = 0, write, free;
+		uint64_t need = 0, write, free, backlog;
 		int frees = 1;
 
-		/* every member may write the batch to this same disk */
+		/* every member may write the batch to this same disk, and so
+		 * it may still write what it lags behind */
 		for (uint32_t i = 0; i < n; i++) {
-			need += (ps[i]->len + 64) * g->cfg.n;
+			member_bytes += ps[i]->len + 64;
 			if (frees && !txn_frees(ps[i]->txn, ps[i]->len))
 				frees = 0;
 		}
+		need = member_bytes * g->cfg.n;
 		write = need;
-		need += frees ? RNODE_SPACE_FLOOR : rn->space_reserve;
+		backlog = frees ? 0 : space_backlog(g);
+		need += frees ? RNODE_SPACE_FLOOR : rn->space_reserve + backlog;
 		if (!frees && rn->space_hold)
 			need += __atomic_load_n(rn->space_hold, __ATOMIC_RELAXED);
 		free = space_free(g, need);
@@ -2597,8 +2676,8 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 			if (now_ms() - g->nospc_warned_ms >= 10000) {
 				g->nospc_warned_ms = now_ms();
 				QFS_LOG(QFS_LOG_ERR, "rnode proposals refused group=%016" PRIx64
-					" err=\"No space left on device\" free=%" PRIu64 " need=%" PRIu64 " dir=%s",
-					g->id, free, need, g->waldir);
+					" err=\"No space left on device\" free=%" PRIu64 " need=%" PRIu64
+					" backlog=%" PRIu64 " dir=%s", g->id, free, need, backlog, g->waldir);
 			}
 			for (uint32_t i = 0; i < n; i++)
 				answer(rn, ps[i], -ENOSPC, 0);
@@ -2640,6 +2719,10 @@ static void propose_batch(struct qfs_rnode *rn, struct group *g, struct proposal
 		ps[i]->lsn = up.persist[up.npersist - n + i].lsn;
 		ps[i]->ballot = up.persist[up.npersist - n + i].ballot;
 		pending_add(g, ps[i]);
+	}
+	if (member_bytes) {
+		adm_term(g);
+		adm_mark(g, ps[n - 1]->lsn, member_bytes);
 	}
 	qfs_drive_handle(&g->drv, &up);
 }
