@@ -1531,10 +1531,13 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* as op_unlink: the first attempt takes the dentry from the
 		 * name hint when it says "directory" (the txn's EXPECT_VALUE
 		 * checks it; a stale one costs a round and the retry reads) */
+		int hinted = 0;
+
 		memset(&d, 0, sizeof(d));
 		if (attempt == 0 && fs->timeout > 0 && qfs_fs_hint_get(fs, parent, name, &d.ino, &d.type) == 0 &&
 		    S_ISDIR(d.type)) {
 			rc = hinted_dentry(&d, &raw, &raw_len);
+			hinted = 1;
 		} else {
 			rc = read_dentry(fs, table, parent, name, &d, &raw, &raw_len);
 		}
@@ -1550,6 +1553,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			if (qfs_fs_is_nospc(rc) && qfs_fs_pend_in_dir(fs, d.ino))
 				rc = -ENOTEMPTY;
 			free(raw);
+			if (hinted) /* of the directory the hint named: read the dentry */
+				continue;
 			break;
 		}
 		qfs_clock_now(&now);
