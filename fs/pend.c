@@ -215,12 +215,22 @@ int qfs_fs_pend_add_ops(struct qfs_router_itxn *t, struct qfs_fs_pend *p)
 		return -ENOMEM;
 	op->val = p->ib.data;
 	op->val_len = (uint32_t)p->ib.len;
-	/* the directory changed when the file was created */
+	/* the directory changed: at the time the name is stored, not the
+	 * create's, which can be older than a change to the directory stored
+	 * meanwhile (another file created later and closed first, an unlink,
+	 * or this create passed over on a full disk): the directory's times
+	 * never step back.  Until then stat of the directory shows its times
+	 * before the create (doc/fs.md). */
+	struct qfs_ts now;
+
+	qfs_clock_now(&now);
+	if (now.sec < p->created.sec || (now.sec == p->created.sec && now.nsec < p->created.nsec))
+		now = p->created; /* the clock stepped back */
 	if (!(op = qfs_fs_add_op(t, QFS_OP_SETATTR, IKEY(p->parent))))
 		return -ENOMEM;
 	op->mask = QFS_SET_MTIME | QFS_SET_CTIME;
-	op->attr.mtime = p->created;
-	op->attr.ctime = p->created;
+	op->attr.mtime = now;
+	op->attr.ctime = now;
 	return 0;
 }
 

@@ -412,6 +412,34 @@ def persist_setup():
     os.sync()
 
 
+@check
+def closed_out_of_order_setup():
+    # a file created first and closed last: the directory's mtime as seen
+    # after the other file's close must not step back when the first is
+    # stored (a pending create's store set the parent's times to its
+    # create time, older than what the other file's store had set)
+    d = P("ooo")
+    os.mkdir(d)
+    fa = os.open(os.path.join(d, "a"), os.O_CREAT | os.O_WRONLY, 0o644)
+    time.sleep(0.05)
+    fb = os.open(os.path.join(d, "b"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fb)
+    seen = os.stat(d).st_mtime_ns
+    os.write(fa, b"a")
+    os.close(fa)
+    with open(os.path.join(T, ".ooo"), "w") as fh:
+        fh.write("%d\n" % seen)
+
+
+@verify
+def closed_out_of_order():
+    with open(os.path.join(T, ".ooo")) as fh:
+        seen = int(fh.read())
+    s = os.stat(P("ooo"))
+    true("directory mtime after remount %s is older than %s, seen before the last close" %
+         (fmt_ns(s.st_mtime_ns), fmt_ns(seen)), s.st_mtime_ns >= seen)
+
+
 @verify
 def persisted():
     s = os.stat(P("keep"))
