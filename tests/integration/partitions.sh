@@ -2,7 +2,8 @@
 # tests/integration/partitions.sh - tables split into key-range partitions
 # (doc/partitions.md), on real mounts:
 #  1. a tree (8 directories of random files, and a directory "big" of
-#     QFS_PARTS_N entries, default 20000) is written into one partition;
+#     QFS_PARTS_N entries, default 20000; contrib/test-all.sh passes 5000
+#     to the sanitizer build) is written into one partition;
 #  2. remounted with a tiny -o split_bytes, the table splits (by size) while
 #     writers overwrite, create and remove files in every directory and
 #     readers read: no
