@@ -4169,6 +4169,13 @@ void qfs_rnode_set_seal_hook(struct qfs_rnode *rn, void (*cb)(qfs_group_t group,
 	rn->seal_hook = cb;
 	rn->seal_hook_arg = arg;
 	pthread_mutex_unlock(&rn->mu);
+	/* The I/O thread copies the hook at the start of a round (under
+	 * round_mu) and may still call the old one until that round ends:
+	 * wait for it, so that the caller may free the old hook's argument
+	 * once this returns (the archive at unmount: ASan caught a seal hook
+	 * kicking an archive already freed).  Never called inside a round. */
+	pthread_mutex_lock(&rn->round_mu);
+	pthread_mutex_unlock(&rn->round_mu);
 }
 
 /* See rnode.h.  Relaxed counters; any thread. */

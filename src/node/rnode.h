@@ -335,7 +335,9 @@ void qfs_rnode_status(struct qfs_rnode *rn, struct qfs_buf *out);
  *
  * qfs_rnode_set_seal_hook: cb(group, arg) is called on the I/O thread after
  * every age seal (it may only signal; calling this node from it deadlocks).
- * NULL clears it. */
+ * NULL clears it.  It returns once the I/O thread's round in progress, which
+ * may still call the old hook, has ended: the old arg may then be freed.
+ * Never from inside a round (the hook). */
 int qfs_rnode_wal_info(struct qfs_rnode *rn, qfs_group_t group, char *dir, size_t dir_len,
 		       qfs_lsn_t *applied);
 int qfs_rnode_wal_release(struct qfs_rnode *rn, qfs_group_t group, qfs_lsn_t lsn);
