@@ -35,6 +35,23 @@ watchdog 240
 mkdir "$MNT/mem" || fail "mkdir table"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$QFS_PID/status"; }
+# settled_kib [ABOVE]: the lowest VmRSS over 8 s (every 0.5 s), or the
+# first one at or below ABOVE.  What the daemon gives back it gives back
+# within that time: its keeper frees the write path's idle large buffers
+# (up to 27 MiB, idle for 2 s) and calls malloc_trim every 5 s, so a
+# sample taken right after a round may still hold them (CI once measured
+# 49.8 MiB of growth against the 48 allowed that way).
+settled_kib() {
+	local min cur
+	min=$(rss_kib)
+	for _ in $(seq 16); do
+		[ -n "${1:-}" ] && [ "$min" -le "$1" ] && break
+		sleep 0.5
+		cur=$(rss_kib)
+		[ "$cur" -lt "$min" ] && min=$cur
+	done
+	echo "$min"
+}
 
 cat >"$T/round.py" <<'EOF2'
 import os, sys
@@ -65,11 +82,12 @@ for r in $(seq "$ROUNDS"); do
 	python3 "$T/round.py" "$MNT/mem" "$NFILES" "r$r" || fail "round $r"
 	rss=$(rss_kib)
 	note "round $r: $NFILES files opened, written sparsely, closed, deleted; VmRSS ${rss} KiB"
-	[ "$r" -eq 2 ] && r2=$rss
 	[ "$rss" -lt "$BOUND_KIB" ] || fail "VmRSS ${rss} KiB after round $r is over the $((BOUND_KIB >> 10)) MiB bound"
+	[ "$r" -eq 2 ] && r2=$(settled_kib)
 done
+rss=$(settled_kib $((r2 + TOL_KIB)))
 [ $((rss - r2)) -le "$TOL_KIB" ] ||
-	fail "VmRSS grew from ${r2} KiB (round 2) to ${rss} KiB (round $ROUNDS): memory does not return after deletes"
+	fail "VmRSS grew from ${r2} KiB (round 2) to ${rss} KiB (round $ROUNDS), each the lowest of 8 s: memory does not return after deletes"
 note "VmRSS ${r2} KiB after round 2, ${rss} KiB after round $ROUNDS; peak $(awk '/^VmHWM:/ { print $2 }' "/proc/$QFS_PID/status") KiB"
 qfs_umount
 note "PASS ($SECONDS s)"
