@@ -139,7 +139,7 @@ echo stop 3 >"$MNT/.quorumfs/nodes" || fail "stop 3"
 # and the table's alarm never rose).  Drop it for sure (unused dentries,
 # system-wide; harmless).
 sync
-echo 2 >/proc/sys/vm/drop_caches || note "cannot drop the dentry cache"
+qfs_drop_caches 2 || note "cannot drop the dentry cache"
 up=0
 end=$((SECONDS + 60))
 i=0

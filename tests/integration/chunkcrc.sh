@@ -28,7 +28,7 @@ qfs_umount
 qfs_mount -o vlog=off
 echo "$QFS_PID" >"$T/daemon.pid"
 log_mark
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 cmp "$T/src" "$MNT/t/f" || fail "the file differs after a remount"
 if log_since | qgrep -i "checksum mismatch"; then
 	fail "a chunk read fell back to RocksDB's check: $(log_since | grep -i -m1 'checksum mismatch')"
@@ -46,7 +46,7 @@ done
 qfs_mount -o vlog=off
 echo "$QFS_PID" >"$T/daemon.pid"
 log_mark
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 out=$(python3 "$QFS_SRCDIR/tests/lib/chunkread.py" "$MNT/t/f" "$T/src") || fail "reading the damaged file: $out"
 note "$out"
 [ "${out##* eio }" -ge 1 ] || fail "no read failed with every blob file damaged: $out"

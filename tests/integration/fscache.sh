@@ -280,10 +280,10 @@ for dst in cp rs; do
 	[ -z "$out" ] || fail "second rsync pass into $dst is not empty: $(echo "$out" | head -5)"
 done
 ls -lR "$A" >/dev/null && find "$A" -ls >/dev/null
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 sync; sleep 0.5
 ls -lR "$A" >/dev/null
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 sleep 0.5
 grep -q "forget beyond lookup count" "$T/daemon.out" "$DATA/quorumfs.log" 2>/dev/null &&
 	fail "a forget exceeded the lookup count (readdirplus counting)"

@@ -60,7 +60,7 @@ echo "# 48 fsync'd writes ending in 0x00: ${ext:-none} PATCHes stored as extents
 echo "ok   fsync'd writes ending in 0x00 stay PATCH extents"
 qfs_umount
 qfs_mount -o scrub_interval=off # (no periodic pass: ours is the one)
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 cmp "$T/z" "$MNT/ztab/zend" || fail "zend differs after a remount"
 S=$MNT/.quorumfs/scrub
 printf 'start\n' >"$S" || fail "scrub start refused"

@@ -40,7 +40,7 @@ for p in sys.argv[1:]:
 PY
 qfs_umount
 qfs_mount
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 python3 - "$A/big" "$T/big" <<'PY' || fail "parallel reads of a clean file"
 import os, random, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -130,7 +130,7 @@ cp "$A/small" "$T/small" || fail "copy of the small file"
 cp --sparse=never "$A/sparse" "$T/sparse" || fail "copy of the sparse file"
 qfs_umount
 qfs_mount
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 python3 - "$A/sparse" "$T/sparse" <<'PY' || fail "O_DIRECT reads around chunk boundaries"
 import os, sys
 C = 131072

@@ -15,6 +15,7 @@
 #     store reads per entry (2.2 before), nothing left after a remount,
 #     a hard link's other name keeps its data and gets nlink 1.
 . "$QFS_SRCDIR/tests/lib/common.sh"
+qfs_kcache_hold "$@" # no drop_caches of a test beside this one while it counts
 export LC_ALL=C LANG=C
 qfs_require python3
 qfs_setup

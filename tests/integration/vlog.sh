@@ -45,7 +45,7 @@ done
 [ $(($(nlinks 1) + $(nlinks 2) + $(nlinks 3))) -ge 6 ] || fail "expected several links per replica"
 qfs_kill9
 qfs_mount
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 cmp "$T/src" "$MNT/t/f" || fail "the file differs after kill -9 and a remount"
 for i in $(seq 24); do
 	cmp "$T/s$i" "$MNT/t/s$i" || fail "small file s$i differs after kill -9 and a remount"
@@ -88,11 +88,11 @@ note "PATCHes stored as extents: $ext"
 [ "${ext:-0}" -gt 300 ] || fail "the fsync'd writes were not stored as extents (extents ${ext:-none})"
 qfs_umount
 qfs_mount
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 cmp "$T/p.want" "$MNT/t/p" || fail "file p differs after a remount"
 qfs_kill9
 qfs_mount
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 cmp "$T/p.want" "$MNT/t/p" || fail "file p differs after kill -9 and a remount"
 rm "$MNT/t/p" || fail "rm p"
 
@@ -124,7 +124,7 @@ head -c $((6 << 20)) /dev/urandom >"$T/src2" || fail "random source"
 dd if="$T/src2" of="$MNT/t/g" bs=1M conv=fsync status=none || fail "dd g"
 # (here the applies take records from the WAL's kept buffer: a file
 # offset handed out wrong for them made every chunk fail this cmp)
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 cmp "$T/src2" "$MNT/t/g" || fail "file g differs before any damage"
 flip() { # flip one byte every 64 KiB of every link of the nodes given
 	local n
@@ -140,12 +140,12 @@ flip() { # flip one byte every 64 KiB of every link of the nodes given
 }
 readcheck() { python3 "$QFS_SRCDIR/tests/lib/chunkread.py" "$MNT/t/g" "$T/src2"; } # good/eio counts; fails on wrong bytes
 flip 3
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 out=$(readcheck) || fail "reading with one damaged replica: $out"
 note "one damaged replica: $out"
 log_mark
 flip 1 2
-echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+qfs_drop_caches 3
 out=$(readcheck) || fail "reading with three damaged replicas: $out"
 note "three damaged replicas: $out"
 case "$out" in *"eio 0") fail "no read failed with every replica damaged: $out" ;; esac

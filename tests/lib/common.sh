@@ -81,6 +81,28 @@ mount_again() {
 }
 note() { echo "# $*"; }
 
+# The kernel's dentry and inode caches are one for every mount: a
+# drop_caches in one test makes the kernel forget the entries of the mounts
+# of the tests running beside it (make check runs CHECK_JOBS at once over
+# both builds), which then ask their daemon again.  Tests that count what
+# the kernel's caches spare the daemon (rmtree.sh) run whole under
+# qfs_kcache_hold, a shared lock on QFS_KCACHE_LOCK; tests that drop caches
+# do it with qfs_drop_caches [N], under the same lock taken exclusive, so a
+# drop waits for those tests to end (the lock is never held while waiting
+# for anything else; a test that holds it must not drop caches: it would
+# wait for itself).  Reclaim under real memory pressure is not covered.
+QFS_KCACHE_LOCK=${TMPDIR:-/tmp}/quorumfs-tests.kcache.lock
+qfs_drop_caches() {
+	flock -x "$QFS_KCACHE_LOCK" sh -c "echo ${1:-3} >/proc/sys/vm/drop_caches" 2>/dev/null
+}
+# qfs_kcache_hold "$@": first thing after sourcing this file; runs the test
+# again under flock -s (which holds the lock, closed in the test itself, so
+# no daemon it starts keeps it after the test).
+qfs_kcache_hold() {
+	[ "${QFS_KCACHE_HELD:-}" = 1 ] && return 0
+	QFS_KCACHE_HELD=1 exec flock -s -o "$QFS_KCACHE_LOCK" bash "$0" "$@"
+}
+
 # qfs_small_tmpfs SIZE: after qfs_umount, a tmpfs of SIZE (e.g. 384m) on
 # $T/small becomes the data directory's disk: sets SMALL and DATA
 # ($SMALL/data), unmounted by qfs_cleanup; skips (77) when a tmpfs cannot

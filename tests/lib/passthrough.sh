@@ -41,7 +41,7 @@ pt_stop() {
 	fi
 }
 # drop: write back, then empty the page cache (root)
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+drop() { sync; qfs_drop_caches 3; }
 # put KEY TARGET VALUE: one measurement
 put() { echo "$1 $2 $3" >>"$RES"; }
 # timed KEY TARGET cmd...: run cmd (output discarded), record its seconds
