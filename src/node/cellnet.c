@@ -61,13 +61,13 @@
 #include "common/txn.h"
 #include "net/frame.h"
 #include "node/cluster.h"
+#include "node/node_int.h"
 #include "repl/paxos.h"
 
 #define TRY_MS 3000        /* one attempt at one node */
 #define MEMBERS 1024       /* members cache slots */
 #define ASK_MS 1000        /* wait for the answers about members */
 #define TOKEN_KEEP 4096    /* token keys kept per group: the retry window */
-#define TOKEN_KEY_LEN (16 + 2 + 8 + 8)
 
 struct pend {
 	struct pend *next;
@@ -352,7 +352,7 @@ static void token_key(const struct qfs_rcell *rc, uint64_t seq, uint8_t *k)
 static int tokened(const struct qfs_rcell *rc, uint64_t seq, const uint8_t *txn, size_t len,
 		   struct qfs_buf *out)
 {
-	uint8_t k[TOKEN_KEY_LEN], old[TOKEN_KEY_LEN];
+	uint8_t k[QFS_NODE_TOKEN_KEY_LEN], old[QFS_NODE_TOKEN_KEY_LEN];
 	struct qfs_buf pre;
 	struct qfs_txn t;
 	struct qfs_op *op;

@@ -8,6 +8,22 @@
 #define QFS_NODE_NODE_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A router's retry token key (cellnet.c "Retries without double
+ * application"; doc/format-keys.md): 16 bytes 0xff, 1, 't', the router's
+ * be64 nonce, the be64 proposal number.  Every proposal of a cluster
+ * mount PUTs one (no value), which the full-disk admission (rnode.c
+ * txn_frees) does not count as writing data. */
+#define QFS_NODE_TOKEN_KEY_LEN (16 + 2 + 8 + 8)
+static inline int qfs_node_is_token_key(const uint8_t *k, size_t len)
+{
+	static const uint8_t ff[16] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+					0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	return len == QFS_NODE_TOKEN_KEY_LEN && memcmp(k, ff, 16) == 0 && k[16] == 1 && k[17] == 't';
+}
 
 /* snprintf into out[size]; -ENAMETOOLONG if it does not fit. */
 int qfs_node_path_fmt(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

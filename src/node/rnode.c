@@ -2486,7 +2486,9 @@ static int on_frame(struct qfs_rnode *rn, struct qfs_net_frame *f)
 
 /* 1 if the encoded txn writes no data (no put, inline data or xattr
  * value: an unlink, rmdir, truncate, chmod...; a SETDATA of no bytes is a
- * truncate to 0, `: > f`), so it may use the disk
+ * truncate to 0, `: > f`; the PUT of a cluster router's retry token, no
+ * value, in front of every proposal of a cluster mount, is not counted),
+ * so it may use the disk
  * reserve; 0 otherwise or if it does not decode (apply will say why).
  * A 2PC PREPARE stores its sub-txn's effects in its record, so it is
  * judged by its sub-txn (depth: at most one PREPARE level, a PREPARE
@@ -2502,7 +2504,8 @@ static int txn_frees_at(const void *txn, size_t len, int depth)
 	if (qfs_txn_decode(txn, len, &t) == 0) {
 		frees = 1;
 		for (size_t i = 0; i < t.nops && frees; i++)
-			if (t.ops[i].kind == QFS_OP_PUT ||
+			if ((t.ops[i].kind == QFS_OP_PUT &&
+			     !(t.ops[i].val_len == 0 && qfs_node_is_token_key(t.ops[i].key, t.ops[i].key_len))) ||
 			    (t.ops[i].kind == QFS_OP_SETDATA && t.ops[i].val_len > 0) ||
 			    t.ops[i].kind == QFS_OP_XSET || t.ops[i].kind == QFS_OP_PATCH)
 				frees = 0;
