@@ -61,6 +61,18 @@
  * on a log replica.  A member behind the released point is caught up by a
  * snapshot.
  *
+ * Full disk (doc/cluster.md "Full disk").  The rnode's admission keeps
+ * NODE_RESERVE free on the node directory's disk for data writes (deletes
+ * may go down to its floor).  While the disk has less than twice that
+ * free ("short"), the WAL release keeps only WAL_SHORT_KEEP_LSNS entries
+ * below applied and no bytes (a WAL of large entries would otherwise
+ * keep 256 of them: the disk full of WAL and no write admitted even after
+ * every file was deleted; a member behind then gets a snapshot), and the
+ * reconciler compacts the store (at most every NODE_COMPACT_MS) so that
+ * the space of deleted files comes back: the upkeep a cell's keeper does
+ * for an embedded mount (cell.c keeper_space), whose archive releases
+ * its WALs.
+ *
  * Locks: s->mu protects the queue, stop, the dropped list and the orphan
  * list; s->jmu (taken before s->mu) is held across a JOIN and across an
  * orphan's last check and drop.
@@ -73,6 +85,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +94,7 @@
 #include "net/frame.h"
 #include "node/cluster.h"
 #include "node/rnode.h"
+#include "store/store.h"
 #include "wal/wal.h"
 
 #define NWORK 16               /* request workers */
@@ -94,6 +108,18 @@
 #define WAL_KEEP_LSNS 256      /* WAL release: entries kept below applied */
 #define WAL_LIVE_MS 10000      /* WAL release: a peer silent longer is not waited for */
 #define HEAL_CATCHUP_MS 600000 /* a restored storage replica's catch-up, at most */
+/* Disk bytes a data write must leave free: the memtables of up to three
+ * stores (nodes of one machine often share a disk, and a store that
+ * cannot flush them stops) and room for the compactions that give
+ * deleted files' space back; what an embedded mount keeps (cell.c). */
+#define NODE_RESERVE (3 * QFS_STORE_MEMTABLE_DEFAULT + (16ull << 20))
+#define NODE_COMPACT_MS 10000  /* least time between two disk-short compactions */
+/* Free bytes a disk-short compaction needs: one store's memtables and the
+ * tables it writes (the values are in blob files it only rewrites when the
+ * disk also has room for the live ones: qfs_store_compact).  Less than
+ * NODE_RESERVE, which deletes may have gone below. */
+#define NODE_COMPACT_ROOM (QFS_STORE_MEMTABLE_DEFAULT + (16ull << 20))
+#define WAL_SHORT_KEEP_LSNS 16 /* WAL release on a short disk: entries kept below applied */
 #define ORPHAN_GRACE_MS 30000  /* a replica no configuration names is kept this
 				  long after it was first seen or joined */
 
@@ -138,6 +164,8 @@ struct qfs_node_server {
 	size_t norph, corph;         /* mu: entries, allocated */
 	uint32_t orphan_grace_ms;    /* immutable: ORPHAN_GRACE_MS (tests: the
 					environment's QFS_TEST_ORPHAN_GRACE_MS) */
+	char *dir;                   /* immutable: the node directory */
+	uint64_t compact_ms;         /* reconciler thread: last disk-short compaction */
 };
 
 static uint64_t mono_ms(void);
@@ -864,7 +892,7 @@ static int wal_whole_below(const char *dir, qfs_lsn_t pt)
 
 /* Release group g's WAL below qfs_node_wal_point (see the file comment);
  * one INFO line when segments went, one WARN when the release failed. */
-static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
+static void wal_release_group(struct qfs_node_server *s, qfs_group_t g, int short_disk)
 {
 	struct qfs_rnode_ginfo gi, after;
 	struct qfs_rnode_health h;
@@ -878,8 +906,8 @@ static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
 		return;
 	if (qfs_rnode_group_health(s->rn, g, &h) != 0)
 		h.leader = 0;
-	pt = qfs_node_wal_point(s->id, &gi, &members, &h, s->wal_keep_bytes, WAL_KEEP_LSNS,
-				WAL_LIVE_MS);
+	pt = qfs_node_wal_point(s->id, &gi, &members, &h, short_disk ? 0 : s->wal_keep_bytes,
+				short_disk ? WAL_SHORT_KEEP_LSNS : WAL_KEEP_LSNS, WAL_LIVE_MS);
 	if (!pt || qfs_rnode_wal_info(s->rn, g, dir, sizeof(dir), &applied) != 0 ||
 	    !wal_whole_below(dir, pt))
 		return;
@@ -899,15 +927,42 @@ static void wal_release_group(struct qfs_node_server *s, qfs_group_t g)
 			(unsigned long long)after.wal_bytes);
 }
 
+/* Free bytes of the node directory's disk; UINT64_MAX if unknown. */
+static uint64_t disk_avail(struct qfs_node_server *s)
+{
+	struct statvfs sv;
+
+	return statvfs(s->dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
+}
+
 static void wal_release_round(struct qfs_node_server *s)
 {
 	struct qfs_glist mine;
+	int short_disk = disk_avail(s) < 2 * NODE_RESERVE;
 
 	memset(&mine, 0, sizeof(mine));
 	qfs_rnode_groups(s->rn, qfs_glist_add, &mine);
 	for (size_t k = 0; k < mine.n; k++)
-		wal_release_group(s, mine.v[k]);
+		wal_release_group(s, mine.v[k], short_disk);
 	qfs_glist_free(&mine);
+}
+
+/* The store compacted when the node directory's disk has less than twice
+ * NODE_RESERVE free (but still NODE_COMPACT_ROOM: a compaction that meets
+ * a full disk would stop the store), at most every NODE_COMPACT_MS:
+ * RocksDB gives a deleted file's space back only when a compaction meets
+ * the delete.  Reconciler thread, after the WAL release. */
+static void disk_upkeep(struct qfs_node_server *s)
+{
+	uint64_t now = mono_ms(), avail;
+	int rc;
+
+	if (now - s->compact_ms < NODE_COMPACT_MS || (avail = disk_avail(s)) >= 2 * NODE_RESERVE)
+		return;
+	s->compact_ms = now;
+	rc = qfs_rnode_store_compact(s->rn, NODE_COMPACT_ROOM);
+	QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "node store compacted node=%u free=%llu err=\"%s\"", s->id,
+		(unsigned long long)avail, rc ? qfs_strerror(rc) : "none");
 }
 
 static void *reconcile_main(void *arg)
@@ -925,6 +980,7 @@ static void *reconcile_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		reconcile(s);
 		wal_release_round(s);
+		disk_upkeep(s);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -1420,6 +1476,11 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->rcv, NULL);
 	s->orphan_grace_ms = ORPHAN_GRACE_MS;
+	s->dir = strdup(o->dir);
+	if (!s->dir) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
 	{
 		/* tests only (logrep.sh): a shorter grace */
 		const char *e = getenv("QFS_TEST_ORPHAN_GRACE_MS");
@@ -1456,6 +1517,7 @@ int qfs_node_server_start(const struct qfs_node_server_opts *o, struct qfs_node_
 	ro.on_frame = on_request;
 	ro.frame_arg = s;
 	ro.wal_segment_bytes = o->wal_segment_bytes;
+	ro.space_reserve = NODE_RESERVE;
 	/* no value log on a cluster node: nothing bumps its directory's
 	 * format and no keeper collects (doc/format-store.md "Value log") */
 	static const struct qfs_store_opts node_sto = { .vlog_min_bytes = UINT32_MAX };
@@ -1506,6 +1568,7 @@ err_free:
 	pthread_mutex_destroy(&s->jmu);
 	pthread_mutex_destroy(&s->mu);
 	memset(&s->cl, 0, sizeof(s->cl));
+	free(s->dir);
 	free(s);
 	return rc;
 }
@@ -1545,6 +1608,7 @@ void qfs_node_server_stop(struct qfs_node_server *s)
 	pthread_mutex_destroy(&s->mu);
 	qfs_glist_free(&s->dropped);
 	free(s->orph);
+	free(s->dir);
 	memset(&s->cl, 0, sizeof(s->cl));
 	free(s);
 }
