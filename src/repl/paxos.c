@@ -1038,8 +1038,17 @@ static void timers(struct qfs_paxos *p)
 			struct qfs_paxos_peer *pe = &p->peers[i];
 			struct qfs_paxos_msg *m;
 
-			if (pe->match < p->last && p->now - pe->progress_ms >= p->prm.retry_ms) {
-				/* No progress: go back to what it acknowledged. */
+			if (pe->ack_ms && pe->match < p->last &&
+			    p->now - pe->progress_ms >= p->prm.retry_ms) {
+				/* No progress: go back to what it acknowledged.  (Not
+				 * for a peer that has not answered this leader yet:
+				 * its match is unknown, not 0, and next = 1 would ship
+				 * it a whole snapshot once the log is compacted,
+				 * though it may hold nearly all of it (a stopped or
+				 * slow follower); its first answer says where its log
+				 * ends.  No time bound: a live peer answers the
+				 * heartbeat below, and one that never answers could
+				 * not take a snapshot; doc/paxos.md, catch-up.) */
 				pe->next = pe->match + 1;
 				pe->read_pending = 0;
 				pe->progress_ms = p->now;

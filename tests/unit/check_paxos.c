@@ -596,6 +596,106 @@ START_TEST(test_catch_up_and_snapshot)
 }
 END_TEST
 
+/* A follower that has not answered the new leader yet (stopped, slow) is not
+ * sent a snapshot because the leader's log is compacted: its match is
+ * unknown, not 0, and its log may hold nearly all of the leader's.  Once it
+ * answers, it catches up from the log.  (cluster.sh lost section 6 to
+ * this: the leader node 2, SIGSTOPped, was sent a snapshot by the new
+ * leader, which reset its log, so node 2 had nothing to release later.) */
+START_TEST(test_silent_peer_no_snapshot)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED };
+
+	elect(0, 5000);
+	for (uint64_t v = 1; v <= 20; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].last, 21);
+	/* Node 3 stops; node 2 takes over, writes, compacts its log below 10. */
+	DROP_TO = 3;
+	elect(1, 9000);
+	for (uint64_t v = 21; v <= 30; v++) {
+		ck_assert_int_eq(propose(1, v), 0);
+		flush();
+	}
+	ck_assert_uint_eq(C[1].applied, 32);
+	ev.now_ms = 9000;
+	ev.lsn = 10;
+	C[1].first_retained = 10;
+	drive(1, &ev);
+	for (uint64_t t = 9200; t <= 12000; t += 200) {
+		tick(1, t);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].first_retained, 1); /* no snapshot was shipped */
+	ck_assert_uint_eq(C[2].last, 21);
+	/* Node 3 is back: it catches up from the log. */
+	DROP_TO = 0;
+	for (uint64_t t = 12200; t <= 13400; t += 200) {
+		C[2].now = t;
+		tick(1, t);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].first_retained, 1);
+	ck_assert_uint_eq(C[2].last, C[1].last);
+	ck_assert_uint_eq(qfs_be64_get(C[2].data[32]), 30);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+}
+END_TEST
+
+/* ... but a follower silent since the election that truly needs a snapshot
+ * (the leader compacted past its log's end) gets one as soon as it answers:
+ * its first answer makes it a peer like any other (nothing is sent while it
+ * is silent: a stopped or dead replica cannot take a snapshot anyway). */
+START_TEST(test_silent_peer_snapshot_after_answer)
+{
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED };
+
+	elect(0, 5000);
+	for (uint64_t v = 1; v <= 20; v++) {
+		ck_assert_int_eq(propose(0, v), 0);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].last, 21);
+	/* Node 3 stops; node 2 takes over, writes, compacts past node 3's log. */
+	DROP_TO = 3;
+	elect(1, 9000);
+	for (uint64_t v = 21; v <= 30; v++) {
+		ck_assert_int_eq(propose(1, v), 0);
+		flush();
+	}
+	ck_assert_uint_eq(C[1].applied, 32);
+	ev.now_ms = 9000;
+	ev.lsn = 30;
+	C[1].first_retained = 30;
+	drive(1, &ev);
+	for (uint64_t t = 9200; t <= 12000; t += 200) {
+		tick(1, t);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].first_retained, 1); /* nothing while it is silent */
+	/* Node 3 is back and answers: a snapshot, then the log after it. */
+	DROP_TO = 0;
+	for (uint64_t t = 12200; t <= 13400; t += 200) {
+		C[2].now = t;
+		tick(1, t);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].first_retained, 33); /* the snapshot at 32 */
+	ck_assert_int_eq(propose(1, 31), 0);
+	flush();
+	for (uint64_t t = 13600; t <= 14400; t += 200) {
+		C[2].now = t;
+		tick(1, t);
+		flush();
+	}
+	ck_assert_uint_eq(C[2].last, C[1].last);
+	ck_assert_uint_eq(qfs_be64_get(C[2].data[33]), 31);
+	ck_assert_int_eq(C[1].px.role, QFS_PAXOS_LEADER);
+}
+END_TEST
+
 START_TEST(test_lease_expiry)
 {
 	const struct qfs_paxos_params *prm = &C[0].px.prm;
@@ -1470,6 +1570,8 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_happy_path);
 	tcase_add_test(tg, test_leader_change_uncommitted);
 	tcase_add_test(tg, test_catch_up_and_snapshot);
+	tcase_add_test(tg, test_silent_peer_no_snapshot);
+	tcase_add_test(tg, test_silent_peer_snapshot_after_answer);
 	tcase_add_test(tg, test_leader_sends_while_syncing);
 	tcase_add_test(tg, test_lease_expiry);
 	tcase_add_test(tg, test_handoff_to_preferred);
