@@ -81,7 +81,7 @@ qfs_abba_medians() {
 			line = "median bin=" b
 			nk = split(keys, ks, " ")
 			for (i = 1; i <= nk; i++)
-				line = line sprintf(ks[i] ~ /^(syncs|proposals|disk_B)\// ? " %s=%.2f" : " %s=%.0f", ks[i], med(ks[i]))
+				line = line sprintf(ks[i] ~ /^(syncs|proposals|gets|disk_B)\// ? " %s=%.2f" : " %s=%.0f", ks[i], med(ks[i]))
 			print line " runs=" r
 		}' "$lines"
 	done
