@@ -596,13 +596,11 @@ START_TEST(test_catch_up_and_snapshot)
 }
 END_TEST
 
-/* A follower that has not answered the new leader yet (stopped, slow) is not
- * sent a snapshot because the leader's log is compacted: its match is
- * unknown, not 0, and its log may hold nearly all of the leader's.  Once it
- * answers, it catches up from the log.  (cluster.sh lost section 6 to
- * this: the leader node 2, SIGSTOPped, was sent a snapshot by the new
- * leader, which reset its log, so node 2 had nothing to release later.) */
-START_TEST(test_silent_peer_no_snapshot)
+/* Node 1 leads and writes 20 entries (all three hold 1..21); node 3
+ * stops; node 2 is elected, writes 10 more, compacts its log below
+ * compact_lsn and heartbeats for 2.8 s: the silent node 3 is sent no
+ * snapshot.  Then node 3 is back for 1.2 s of heartbeats. */
+static void silent_peer_then_back(qfs_lsn_t compact_lsn)
 {
 	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED };
 
@@ -612,7 +610,6 @@ START_TEST(test_silent_peer_no_snapshot)
 		flush();
 	}
 	ck_assert_uint_eq(C[2].last, 21);
-	/* Node 3 stops; node 2 takes over, writes, compacts its log below 10. */
 	DROP_TO = 3;
 	elect(1, 9000);
 	for (uint64_t v = 21; v <= 30; v++) {
@@ -621,22 +618,32 @@ START_TEST(test_silent_peer_no_snapshot)
 	}
 	ck_assert_uint_eq(C[1].applied, 32);
 	ev.now_ms = 9000;
-	ev.lsn = 10;
-	C[1].first_retained = 10;
+	ev.lsn = compact_lsn;
+	C[1].first_retained = compact_lsn;
 	drive(1, &ev);
 	for (uint64_t t = 9200; t <= 12000; t += 200) {
 		tick(1, t);
 		flush();
 	}
-	ck_assert_uint_eq(C[2].first_retained, 1); /* no snapshot was shipped */
+	ck_assert_uint_eq(C[2].first_retained, 1); /* nothing while it is silent */
 	ck_assert_uint_eq(C[2].last, 21);
-	/* Node 3 is back: it catches up from the log. */
 	DROP_TO = 0;
 	for (uint64_t t = 12200; t <= 13400; t += 200) {
 		C[2].now = t;
 		tick(1, t);
 		flush();
 	}
+}
+
+/* A follower that has not answered the new leader yet (stopped, slow) is not
+ * sent a snapshot because the leader's log is compacted: its match is
+ * unknown, not 0, and its log may hold nearly all of the leader's.  Once it
+ * answers, it catches up from the log.  (cluster.sh lost section 6 to
+ * this: the leader node 2, SIGSTOPped, was sent a snapshot by the new
+ * leader, which reset its log, so node 2 had nothing to release later.) */
+START_TEST(test_silent_peer_no_snapshot)
+{
+	silent_peer_then_back(10); /* node 3 holds 1..21: the log covers it */
 	ck_assert_uint_eq(C[2].first_retained, 1);
 	ck_assert_uint_eq(C[2].last, C[1].last);
 	ck_assert_uint_eq(qfs_be64_get(C[2].data[32]), 30);
@@ -650,38 +657,7 @@ END_TEST
  * is silent: a stopped or dead replica cannot take a snapshot anyway). */
 START_TEST(test_silent_peer_snapshot_after_answer)
 {
-	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_COMPACTED };
-
-	elect(0, 5000);
-	for (uint64_t v = 1; v <= 20; v++) {
-		ck_assert_int_eq(propose(0, v), 0);
-		flush();
-	}
-	ck_assert_uint_eq(C[2].last, 21);
-	/* Node 3 stops; node 2 takes over, writes, compacts past node 3's log. */
-	DROP_TO = 3;
-	elect(1, 9000);
-	for (uint64_t v = 21; v <= 30; v++) {
-		ck_assert_int_eq(propose(1, v), 0);
-		flush();
-	}
-	ck_assert_uint_eq(C[1].applied, 32);
-	ev.now_ms = 9000;
-	ev.lsn = 30;
-	C[1].first_retained = 30;
-	drive(1, &ev);
-	for (uint64_t t = 9200; t <= 12000; t += 200) {
-		tick(1, t);
-		flush();
-	}
-	ck_assert_uint_eq(C[2].first_retained, 1); /* nothing while it is silent */
-	/* Node 3 is back and answers: a snapshot, then the log after it. */
-	DROP_TO = 0;
-	for (uint64_t t = 12200; t <= 13400; t += 200) {
-		C[2].now = t;
-		tick(1, t);
-		flush();
-	}
+	silent_peer_then_back(30); /* past node 3's log end (21) */
 	ck_assert_uint_eq(C[2].first_retained, 33); /* the snapshot at 32 */
 	ck_assert_int_eq(propose(1, 31), 0);
 	flush();
