@@ -44,6 +44,7 @@
 #include "net/auth.h"
 #include "net/net.h"
 #include "repl/paxos.h"
+#include "runner.h"
 
 /* The cluster key of the tests, and another one. */
 static const uint8_t KEY[] = "quorumfs unit test cluster key 0123456789";
@@ -1476,11 +1477,5 @@ static Suite *net_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(net_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run_one(net_suite());
 }

@@ -32,6 +32,7 @@
 #include "common/txn.h"
 #include "store/store.h"
 #include "store/store_int.h" /* the chunk checksum counters and the raw RocksDB handle */
+#include "runner.h"
 
 #define G1 7
 #define G2 8
@@ -5376,9 +5377,5 @@ int main(void)
 	 * the test's processes, whatever happens to them. */
 	private_mounts = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
 			 mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
-	SRunner *sr = srunner_create(store_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run_one(store_suite());
 }

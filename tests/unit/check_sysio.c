@@ -50,6 +50,7 @@
 #include "router/route.h"
 #include "node/node_int.h"
 #include "node/rnode.h"
+#include "runner.h"
 
 #define G 0x600ull
 #define G2 0x601ull
@@ -636,7 +637,6 @@ static Suite *sysio_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
 	int failed;
 
 	strcpy(basedir, "/tmp/check_sysio.XXXXXX");
@@ -644,10 +644,7 @@ int main(void)
 		perror("check_sysio: mkdtemp");
 		return EXIT_FAILURE;
 	}
-	sr = srunner_create(sysio_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = unit_run_failed(sysio_suite());
 	nftw(basedir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -33,6 +33,7 @@
 #include "common/sysio.h"
 #include "wal/wal.h"
 #include "wal/wal_int.h"
+#include "runner.h"
 
 static char base[1024];     /* private temp dir of one test */
 static char dir[1100];      /* the log directory inside it */
@@ -2955,11 +2956,5 @@ static Suite *wal_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(wal_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run_one(wal_suite());
 }

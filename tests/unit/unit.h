@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "runner.h"
+
 /* Paxos timers for tests (as check_rnode uses): leaders in well under a
  * second. */
 static inline void unit_fast_paxos(struct qfs_paxos_params *prm)
@@ -38,16 +40,11 @@ static inline void unit_rmdir(const char *dir)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Run every test of s; the process's exit status. */
+/* Run every test of s; the process's exit status (runner.h: in one
+ * process in a sanitizer build). */
 static inline int unit_run(Suite *s)
 {
-	SRunner *sr = srunner_create(s);
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run_one(s);
 }
 
 #endif
