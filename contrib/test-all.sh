@@ -124,6 +124,18 @@ run_check() {
 	date +%s >"$dir/check.end"
 }
 
+# slowest DIR: the 12 longest tests of DIR, in seconds: a test's .log is
+# made when it starts and last written when it ends (its birth time and
+# mtime; nothing is printed where the filesystem keeps no birth time).
+# Where CI's time goes: the run is the sum of these over 3 slots.
+slowest() {
+	local dir=$1
+	banner "$dir: the slowest tests (s)"
+	find "$dir" -path '*tests/*' -name '*.log' ! -name test-suite.log -print0 |
+		xargs -0r stat -c '%W %Y %n' | awk '$1 > 0 { print $2 - $1, $3 }' |
+		sort -rn | awk '{ t += $1 } NR <= 12 { print } END { if (NR) print t, "in all,", NR, "tests" }'
+}
+
 # report_check DIR T0: count DIR's results after run_check; T0 is the time
 # (date +%s) when DIR's build started.
 report_check() {
@@ -141,6 +153,7 @@ report_check() {
 		failed=$((failed + 1))
 	fi
 	count_results "$dir"
+	slowest "$dir"
 	banner "$dir: done in $(($(cat "$dir/check.end" 2>/dev/null || date +%s) - t0)) s"
 }
 
