@@ -783,6 +783,34 @@ out:
 	return dropped;
 }
 
+/* open(O_TRUNC) of a setuid or setgid file: the kernel's do_truncate asks
+ * for the bits to go (ATTR_KILL_SUID/SGID, for a caller without
+ * CAP_FSETID), but with FUSE_CAP_ATOMIC_O_TRUNC its FUSE module drops the
+ * whole attribute change (the truncate travels in the OPEN, fuse_do_setattr
+ * returns early), so the filesystem does what ext4 does: for a caller other
+ * than root, S_ISUID goes, S_ISGID with group execute goes, and S_ISGID
+ * without it as drop_sgid_locked decides.  Root keeps them (as with
+ * drop_sgid_locked, uid 0 stands for CAP_FSETID: a non-root caller that has
+ * it loses the bits here, root without it keeps them).  in->mu held, in
+ * loaded; the mode is written back with the truncate.  (security.capability
+ * is the kernel's: its setattr_prepare removes it before the early return.) */
+static void trunc_drop_ids_locked(fuse_req_t req, struct qfs_fs_inode *in)
+{
+	mode_t kill = 0;
+
+	if (!S_ISREG(in->attr.mode) || fuse_req_ctx(req)->uid == 0)
+		return;
+	if (in->attr.mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((in->attr.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (kill) {
+		in->attr.mode &= ~kill;
+		in->attr_dirty |= QFS_SET_MODE;
+	}
+	drop_sgid_locked(req, in);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	struct qfs_fs *fs = qfs_fs_of(req);
@@ -1986,6 +2014,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * with what this handle writes at close (the old bytes stay
 		 * until then, as with any write-back) */
 		rc = qfs_fs_data_truncate(fs, in, 0);
+		if (rc == 0)
+			trunc_drop_ids_locked(req, in);
 		if (rc && !in->chunks && in->attr_dirty == 0)
 			in->loaded = false;
 	}
@@ -2005,8 +2035,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* Open the existing file ino of the name a create found (no O_EXCL): as
  * op_open does, O_TRUNC included.  *out gets the inode with a reference
  * and a kernel lookup counted, *a its attributes. */
-static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t table, uint32_t type, int flags,
-				struct qfs_fs_inode **out, struct qfs_attr *a)
+static int create_open_existing(struct qfs_fs *fs, fuse_req_t req, qfs_ino_t ino, qfs_table_t table, uint32_t type,
+				int flags, struct qfs_fs_inode **out, struct qfs_attr *a)
 {
 	int rc;
 
@@ -2017,8 +2047,8 @@ static int create_open_existing(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t ta
 		return -ENOMEM;
 	pthread_mutex_lock(&in->mu);
 	rc = qfs_fs_load(fs, in);
-	if (rc == 0 && (flags & O_TRUNC))
-		rc = qfs_fs_data_truncate(fs, in, 0);
+	if (rc == 0 && (flags & O_TRUNC) && (rc = qfs_fs_data_truncate(fs, in, 0)) == 0)
+		trunc_drop_ids_locked(req, in);
 	if (rc == 0) {
 		in->nopen++;
 		*a = in->attr;
@@ -2062,12 +2092,12 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 	if (x) {
 		qfs_ino_t xino = x->ino;
 		qfs_fs_iput(fs, x);
-		return excl ? -EEXIST : create_open_existing(fs, xino, table, S_IFREG, flags, out, a);
+		return excl ? -EEXIST : create_open_existing(fs, req, xino, table, S_IFREG, flags, out, a);
 	}
 	/* the lookup just before found it absent (the negative answer) */
 	rc = neg_get(fs, parent, name) ? -ENOENT : read_dentry(fs, table, parent, name, &d, NULL, NULL);
 	if (rc == 0)
-		return excl ? -EEXIST : create_open_existing(fs, d.ino, table, d.type, flags, out, a);
+		return excl ? -EEXIST : create_open_existing(fs, req, d.ino, table, d.type, flags, out, a);
 	if (rc != -ENOENT)
 		return rc;
 	qfs_inode_init(&ni);

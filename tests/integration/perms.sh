@@ -177,6 +177,30 @@ expect_stat '%a' "$P/suidw" 777 "a non-owner's write clears setuid and setgid"
 printf 'x\n' >"$P/suidt" && chmod 6777 "$P/suidt" || fail "create suidt"
 allow "U1 truncates a 6777 root file" $U1 $G1 truncate -s 1 "$P/suidt"
 expect_stat '%a %s' "$P/suidt" "777 1" "a non-owner's truncate clears setuid and setgid"
+# open(O_TRUNC) (the shell's >) too: with atomic O_TRUNC the kernel leaves
+# the bits to quorumfs (fs/ops.c trunc_drop_ids_locked)
+for f in suido sgio sgno sgmo suidr; do
+	printf 'x\n' >"$P/$f" || fail "create $f"
+done
+chmod 6777 "$P/suido" "$P/suidr" && chmod 2777 "$P/sgio" && chmod 2666 "$P/sgno" "$P/sgmo" &&
+	chgrp $GX "$P/sgmo" || fail "chmod the O_TRUNC files"
+allow "U1 opens a 6777 root file with O_TRUNC" $U1 $G1 sh -c ": >'$P/suido'"
+expect_stat '%a %s' "$P/suido" "777 0" "a non-owner's open(O_TRUNC) clears setuid and setgid"
+allow "U1 opens a 2777 root file with O_TRUNC" $U1 $G1 sh -c ": >'$P/sgio'"
+expect_stat '%a %s' "$P/sgio" "777 0" "a non-owner's open(O_TRUNC) clears setgid (group execute)"
+allow "U1 opens a 2666 root file with O_TRUNC" $U1 $G1 sh -c ": >'$P/sgno'"
+expect_stat '%a %s' "$P/sgno" "666 0" "a non-member's open(O_TRUNC) drops setgid without group execute"
+allow "a group member opens a 2666 file with O_TRUNC" $U1 $G1,$GX sh -c ": >'$P/sgmo'"
+expect_stat '%a %s' "$P/sgmo" "2666 0" "a member's open(O_TRUNC) keeps setgid without group execute"
+: >"$P/suidr" || fail "root opens suidr with O_TRUNC"
+expect_stat '%a %s' "$P/suidr" "6777 0" "root's open(O_TRUNC) keeps setuid and setgid"
+if command -v setcap >/dev/null 2>&1 && command -v getcap >/dev/null 2>&1; then
+	printf 'x\n' >"$P/capo" && chmod 777 "$P/capo" && setcap cap_net_raw+ep "$P/capo" || fail "setcap capo"
+	[ -n "$(getcap "$P/capo")" ] || fail "getcap capo: no capability after setcap"
+	allow "U1 opens a file with a capability with O_TRUNC" $U1 $G1 sh -c ": >'$P/capo'"
+	[ -z "$(getcap "$P/capo")" ] || fail "a non-owner's open(O_TRUNC) kept security.capability: $(getcap "$P/capo")"
+	echo "ok   a non-owner's open(O_TRUNC) drops security.capability"
+fi
 # S_ISGID without group execute: dropped when the writer is not in the
 # file's group (owner or not), kept for a member (Linux >= 6.2, ext4); the
 # kernel leaves that case to quorumfs (fs/ops.c drop_sgid_locked)
@@ -220,10 +244,10 @@ printf 'r\n' >"$P/r644" && chmod 644 "$P/r644" || fail "create r644"
 deny "Permission denied" "a non-writer sets times to now" $U1 $G1 touch -c "$P/r644"
 
 # --- owners and modes survive a remount
-before=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw)
+before=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw suido sgno suidr)
 qfs_umount
 qfs_mount
-after=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw)
+after=$(cd "$P" && stat -c '%n %u %g %a' pub grp udir udir/own tmp tmp/r sg sg/sub sg/userfile sgw sgt sgo sgm suidw suido sgno suidr)
 [ "$before" = "$after" ] || fail "owners/modes changed across remount:
 before:
 $before
