@@ -16,9 +16,8 @@
  * get, put or qfs_bigbuf_trim() (the cell's keeper calls it with its
  * malloc_trim), so an idle daemon holds none.  Buffers in use are the
  * caller's and are not counted, except those a caller keeps for a while
- * and lends (qfs_bigbuf_lend: the WAL's last large sync, and the one
- * before it while undelivered, kept for the apply), which lower the
- * byte bound of the held ones.
+ * and lends (qfs_bigbuf_lend: the WAL's last large sync, kept for the
+ * apply), which lower the byte bound of the held ones.
  *
  * Size: an 8 MiB write-back has about eight large buffers in use at
  * once in the embedded cell (the router's encoded entry, the leader's

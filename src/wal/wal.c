@@ -246,43 +246,6 @@ static void kept_release(struct qfs_wal *w)
 	w->kept_first = w->kept_last = 0;
 }
 
-/* Give the records of the large sync before the kept one back to the
- * pool (wal_int.h, prev). */
-static void prev_release(struct qfs_wal *w)
-{
-	if (!w->prev)
-		return;
-	qfs_bigbuf_unlend(w->prev_cap);
-	qfs_bigbuf_put(w->prev, w->prev_cap);
-	w->prev = NULL;
-	w->prev_cap = 0;
-	w->prev_first = w->prev_last = 0;
-}
-
-/* Before a large sync keeps its buffer: when the kept one is large too
- * (and so undelivered), it becomes prev (the one prev held before goes
- * back to the pool); otherwise both go back.  prev may be in the segment
- * before this sync's (a segment rolled between them). */
-static void kept_to_prev(struct qfs_wal *w)
-{
-	prev_release(w);
-	if (!w->kept || w->kept_cap <= PEND_KEEP || w->pend_cap <= PEND_KEEP) {
-		kept_release(w);
-		return;
-	}
-	w->prev = w->kept;
-	w->prev_cap = w->kept_cap;
-	w->prev_off = w->kept_off;
-	w->prev_first = w->kept_first;
-	w->prev_last = w->kept_last;
-	w->prev_seg = w->kept_seg;
-	w->prev_foff = w->kept_foff;
-	w->prev_end = w->kept_end;
-	w->kept = NULL;
-	w->kept_cap = 0;
-	w->kept_first = w->kept_last = 0;
-}
-
 /* After a successful sync of segment s alone (its pending bytes not yet
  * counted in s->size), when a small kept buffer holds the records of the
  * sync before, in s, just before these: keep the records of both syncs,
@@ -338,7 +301,7 @@ static int kept_take(struct qfs_wal *w, const struct qfs_wal_seg *s)
 	if ((w->pend_cap > KEPT_SMALL && w->pend_cap <= PEND_KEEP) || s->last <= s->durable_last ||
 	    s->pend_len <= hdr)
 		return 0;
-	kept_to_prev(w);
+	kept_release(w);
 	if (w->pend_cap > PEND_KEEP)
 		qfs_bigbuf_lend(w->pend_cap);
 	w->kept = w->pend;
@@ -440,7 +403,6 @@ static void wal_free(struct qfs_wal *w)
 	free(w->segs);
 	pend_release(w);
 	kept_release(w);
-	prev_release(w);
 	free(w->spare);
 	rbuf_free(w->rbuf, w->rcap);
 	free(w->dir);
@@ -939,24 +901,6 @@ static int read_durable(struct qfs_wal *w, struct qfs_wal_seg *s, qfs_lsn_t from
 {
 	int rc;
 
-	if (recent && w->prev && w->prev_seg == s->first && from <= w->prev_last && to >= w->prev_first) {
-		qfs_lsn_t lsn = w->prev_first;
-
-		if (from < w->prev_first && (rc = read_disk(w, s, from, w->prev_first - 1, wk)))
-			return rc;
-		rc = read_mem(w->prev + w->prev_off, w->prev + w->prev_cap, &lsn, w->prev_last, from, to,
-			      w->prev_seg, w->prev_foff, wk);
-		if (rc)
-			return rc;
-		if (lsn > w->prev_last) { /* the hint, as read_kept leaves it */
-			w->hint_first = w->prev_seg;
-			w->hint_lsn = w->prev_last + 1;
-			w->hint_off = w->prev_end;
-		}
-		if (to <= w->prev_last)
-			return 0;
-		from = w->prev_last + 1;
-	}
 	if (!recent || !w->kept || w->kept_seg != s->first || from > w->kept_last || to < w->kept_first)
 		return read_disk(w, s, from, to, wk);
 	if (from < w->kept_first && (rc = read_disk(w, s, from, w->kept_first - 1, wk)))
@@ -1016,8 +960,6 @@ static int read_recent_walk(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, con
 {
 	int rc = read_range(w, from, to, 1, wk);
 
-	if (w->prev && ((rc == 0 && to >= w->prev_last) || from > w->prev_last))
-		prev_release(w);
 	if (w->kept && ((rc == 0 && to >= w->kept_last) || from > w->kept_last))
 		kept_release(w);
 	qfs_wal_rbuf_release(w);
@@ -1149,8 +1091,6 @@ int qfs_wal_truncate_after(struct qfs_wal *w, qfs_lsn_t lsn)
 	hint_clear(w);
 	if (w->kept && lsn < w->kept_last)
 		kept_release(w);
-	if (w->prev && lsn < w->prev_last)
-		prev_release(w);
 	while ((t = tail(w)) && t->first > lsn) {
 		rc = unlink_seg(w, t);
 		if (rc < 0)
@@ -1205,8 +1145,6 @@ int qfs_wal_truncate_before(struct qfs_wal *w, qfs_lsn_t lsn)
 		w->nseg--;
 		if (w->kept && w->kept_first < w->segs[0].first)
 			kept_release(w);
-		if (w->prev && w->prev_first < w->segs[0].first)
-			prev_release(w);
 		if (rc < 0)
 			return rc;
 	}

@@ -96,22 +96,6 @@ struct qfs_wal {
 				   * kept ones (kept_merge: a small kept buffer
 				   * holds the records of the last two syncs) */
 	uint64_t kept_lfoff;      /* file offset of kept_lfirst's record header */
-	/* The kept records of a large sync that the next large sync found
-	 * still undelivered (a follower applies entry k after the sync of
-	 * k + 1, drive.h apply_after_sync): moved here instead of given
-	 * back, so that the apply reads them from memory too (in their own
-	 * segment, which may be the one before kept's).  Held (lent, as
-	 * kept) until a read_recent has delivered prev_last (or passed it),
-	 * the next sync that moves kept here, a truncation that reaches
-	 * them, or close: at most one such buffer per log.  NULL: none. */
-	uint8_t *prev;            /* from common/bigbuf.h, lent */
-	size_t prev_cap;
-	size_t prev_off;          /* first record's header at prev + prev_off */
-	qfs_lsn_t prev_first;     /* LSNs of the records held, all durable */
-	qfs_lsn_t prev_last;
-	qfs_lsn_t prev_seg;       /* first LSN of their segment */
-	uint64_t prev_foff;       /* file offset of prev_first's record header */
-	uint64_t prev_end;        /* file offset just after prev_last */
 };
 
 /* A read window over one file: bytes [off, off + len) of fd are in buf. */

@@ -741,99 +741,6 @@ START_TEST(test_read_recent)
 }
 END_TEST
 
-/* A follower applies entry k after the sync of k + 1 (drive.h
- * apply_after_sync): when a large sync comes while the kept records of
- * the large sync before it are undelivered, they stay in memory too
- * (W->prev), so that read_recent delivers k as written, not read back and
- * CRC-checked from the file (a bit flipped there does not show; a plain
- * read still finds it).  At most one such buffer, lent like kept; given
- * back once delivered, at the next such sync, at a truncation reaching
- * it and at close.  Fails without prev: the read of 1 goes to the file. */
-START_TEST(test_read_recent_prev)
-{
-	char names[8][QFS_WAL_NAME_LEN + 1], path[PATH_MAX];
-	struct qfs_bigbuf_stats st;
-	size_t n = 0;
-
-	qfs_bigbuf_trim(0);
-	ck_assert_int_eq(qfs_wal_open(dir, NULL, &W), 0);
-	big_append(1);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	big_append(2);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	ck_assert_ptr_nonnull(W->prev);
-	ck_assert_uint_eq(W->prev_first, 1);
-	ck_assert_uint_eq(W->prev_last, 1);
-	ck_assert_uint_eq(W->kept_first, 2);
-	qfs_bigbuf_stats(&st);
-	ck_assert_uint_eq(st.lent_bytes, W->kept_cap + W->prev_cap);
-	seg_files(names, 8);
-	seg_path(path, names[0]);
-	flip(path, (size_t)W->prev_end - 2);
-	ck_assert_int_eq(qfs_wal_read(W, 1, 1, big_cb, &n), QFS_ECORRUPT);
-	ck_assert_uint_eq(n, 0);
-	ck_assert_int_eq(qfs_wal_read_recent(W, 1, 1, big_cb, &n), 0); /* memory */
-	ck_assert_uint_eq(n, 1);
-	ck_assert_ptr_null(W->prev); /* delivered: back to the pool */
-	ck_assert_ptr_nonnull(W->kept);
-	qfs_bigbuf_stats(&st);
-	ck_assert_uint_eq(st.lent_bytes, W->kept_cap);
-	ck_assert_int_eq(qfs_wal_read_recent(W, 1, 1, big_cb, &n), QFS_ECORRUPT); /* file now */
-	/* a walk over prev, kept and on: one pass, each once, in order */
-	big_append(3);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	ck_assert_uint_eq(W->prev_first, 2);
-	ck_assert_uint_eq(W->kept_first, 3);
-	big_append(4);
-	n = 0;
-	ck_assert_int_eq(qfs_wal_read_recent(W, 2, 4, big_cb, &n), 0);
-	ck_assert_uint_eq(n, 3);
-	ck_assert_ptr_null(W->prev);
-	ck_assert_ptr_null(W->kept);
-	/* never more than one: the next sync gives the older back */
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	big_append(5);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	big_append(6);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	ck_assert_uint_eq(W->prev_first, 5);
-	ck_assert_uint_eq(W->kept_first, 6);
-	qfs_bigbuf_stats(&st);
-	ck_assert_uint_eq(st.lent_bytes, W->kept_cap + W->prev_cap);
-	/* a read past them all gives both back */
-	ck_assert_int_eq(qfs_wal_read_recent(W, 7, 7, big_cb, &n), 0);
-	ck_assert_ptr_null(W->prev);
-	ck_assert_ptr_null(W->kept);
-	/* a truncation reaching prev gives it back; close too */
-	big_append(7);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	big_append(8);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	ck_assert_ptr_nonnull(W->prev);
-	ck_assert_int_eq(qfs_wal_truncate_after(W, 6), 0);
-	ck_assert_ptr_null(W->prev);
-	ck_assert_ptr_null(W->kept);
-	big_append(7);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	big_append(8);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	ck_assert_ptr_nonnull(W->prev);
-	n = 0;
-	ck_assert_int_eq(qfs_wal_read_recent(W, 7, 8, big_cb, &n), 0);
-	ck_assert_uint_eq(n, 2);
-	big_append(9);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	big_append(10);
-	ck_assert_int_eq(qfs_wal_sync(W), 0);
-	ck_assert_ptr_nonnull(W->prev);
-	qfs_wal_close(W); /* (not reopened: record 1 is damaged on disk) */
-	W = NULL;
-	qfs_bigbuf_stats(&st);
-	ck_assert_uint_eq(st.lent_bytes, 0);
-	qfs_bigbuf_trim(0);
-}
-END_TEST
-
 /* A small sync keeps its records too (the apply of a serial create or
  * unlink reads them right after the sync): read_recent delivers the bytes
  * that were written, from memory, even after a bit flipped under them on
@@ -2106,26 +2013,18 @@ static void rr_check(const struct rr_model *m, qfs_lsn_t from, qfs_lsn_t to, int
 	ck_assert_uint_eq(k.n, last && b >= a ? b - a + 1 : 0);
 }
 
-/* The pool counts exactly the kept buffer (when a large one: a small one
- * is malloc'd, not the pool's) and the prev one as lent; the kept and
- * prev records are durable ones the log still holds, prev's just before
- * kept's when both are there. */
+/* The pool counts exactly the kept buffer as lent when it is a large one
+ * (a small one is malloc'd, not the pool's); the kept records are
+ * durable ones the log still holds. */
 static void rr_lent(void)
 {
 	struct qfs_bigbuf_stats st;
 
 	qfs_bigbuf_stats(&st);
-	ck_assert_uint_eq(st.lent_bytes, (W && W->kept && W->kept_cap > (1u << 20) ? W->kept_cap : 0) +
-						 (W && W->prev ? W->prev_cap : 0));
+	ck_assert_uint_eq(st.lent_bytes, W && W->kept && W->kept_cap > (1u << 20) ? W->kept_cap : 0);
 	if (W && W->kept) {
 		ck_assert_uint_ge(W->kept_first, qfs_wal_first(W));
 		ck_assert_uint_le(W->kept_last, qfs_wal_durable(W));
-	}
-	if (W && W->prev) {
-		ck_assert_uint_ge(W->prev_first, qfs_wal_first(W));
-		ck_assert_uint_le(W->prev_last, qfs_wal_durable(W));
-		if (W->kept)
-			ck_assert_uint_lt(W->prev_last, W->kept_first);
 	}
 }
 
@@ -2983,7 +2882,6 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_large_record);
 	tcase_add_test(tc, test_large_pooled);
 	tcase_add_test(tc, test_read_recent);
-	tcase_add_test(tc, test_read_recent_prev);
 	tcase_add_test(tc, test_read_recent_small);
 	tcase_add_test(tc, test_read_recent_two);
 	tcase_add_test(tc, test_read_recent_at_place);
