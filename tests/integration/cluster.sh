@@ -111,9 +111,8 @@ note "3 nodes, 2 mounts, table t in group $G"
 rm -f "$T/STOP"
 writer "$M1/t" w 60 >"$T/writer.out" 2>&1 &
 WPID=$!
-sleep 1
 # (its list of acknowledged files exists once python has started: in a
-# loaded CI that took more than the second above, and the first count
+# loaded CI that took more than a fixed second did, and the first count
 # below read nothing)
 for _ in $(seq 300); do [ -e "$T/w.acked" ] && break; sleep 0.1; done
 [ -e "$T/w.acked" ] || fail "the writer did not start: $(cat "$T/writer.out")"

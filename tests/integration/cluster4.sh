@@ -86,7 +86,6 @@ for t in 1 2 3 4 5 6; do
 	head -c $((1000 + t)) /dev/urandom >"$T/f$t"
 	cp "$T/f$t" "$M1/t$t/f" || fail "write in table t$t"
 done
-sleep 4 # one reconciliation round of every node (3 s)
 P=$M1/.quorumfs/partitions
 [ "$(grep -c '^table t[1-6] partition ' "$P")" -eq 6 ] || fail "not one partition per table: $(cat "$P")"
 declare -A COUNT
@@ -104,8 +103,9 @@ while read -r name group reps azs; do
 	[ "$azs" = "$want_azs" ] || fail "table $name: azs $azs, the cluster file says $want_azs"
 	[ "$(echo "$azs" | tr ',' '\n' | sort -u | wc -l)" -eq 3 ] || fail "table $name: AZs not distinct: $azs"
 	# a create is acknowledged by 2 of its 3 nodes: the third replica (its
-	# answer late on a loaded machine, or its reconciler's next round) may
-	# come after the sleep above: waited for, 30 s at most
+	# answer late on a loaded machine, or its reconciler's next round, 3 s)
+	# may come later: waited for, 30 s at most (a fixed 4 s before the map
+	# was read came first, which this wait made needless)
 	want=$(echo $ids | tr ' ' '\n' | sort -n | paste -sd,)
 	for _ in $(seq 150); do
 		got=$(hosts "$group")
@@ -153,9 +153,8 @@ wait_more() { # WHAT: wait (30 s at most: an election plus fsyncs on a loaded ma
 rm -f "$T/STOP"
 writer "$M1/$TX" w 60 >"$T/writer.out" 2>&1 &
 WPID=$!
-sleep 1
 # (its list of acknowledged files exists once python has started: under
-# ASan on a loaded machine that took more than the second above)
+# ASan on a loaded machine that took more than a fixed second did)
 for _ in $(seq 300); do [ -e "$T/w.acked" ] && break; sleep 0.1; done
 [ -e "$T/w.acked" ] || fail "the writer did not start: $(cat "$T/writer.out")"
 # a leader (elected, or re-elected after a slow heartbeat): 30 s at most

@@ -265,7 +265,7 @@ grep -q 'unmounted .*why=SIGTERM' "$LOG" || fail "no 'unmounted why=SIGTERM' lin
 grep -q 'unmount flushed open files count=1 failed=0' "$LOG" || fail "the open file was not flushed at SIGTERM"
 
 # ---- 7. -o ro
-mount_bg -o ro,canary_interval=1s
+mount_bg -o ro,canary_interval=250ms
 grep " $MNT " /proc/mounts | awk '{ print $4 }' | grep -q '^ro,' || fail "/proc/mounts does not say ro: $(grep " $MNT " /proc/mounts)"
 cmp -s "$T/r3" "$MNT/t1/open_at_term" || fail "the file written at SIGTERM is not all there"
 cmp -s "$T/r1" "$MNT/t1/f" || fail "reads fail on a read-only mount"
@@ -298,7 +298,7 @@ erofs("write .quorumfs/nodes", lambda: os.open(f"{m}/.quorumfs/nodes", os.O_WRON
 EOP
 # no canary on a read-only mount (it writes), even when asked for one
 grep -q 'canary off on a read-only mount' "$LOG" || fail "no 'canary off on a read-only mount' line"
-sleep 3
+sleep 1.5 # six canary intervals of 250 ms (it was 3 s of 1 s intervals)
 av=$(cat "$MNT/.quorumfs/availability")
 echo "$av" | grep -q ' canary_ok 0 canary_failed 0$' || fail "the canary ran on a read-only mount: $(echo "$av" | head -n 1)"
 echo "$av" | grep -q '^table /canary ' && fail "canary operations on a read-only mount: $(echo "$av" | grep '^table /canary ' | head -n 1)"

@@ -276,7 +276,8 @@ $PT verify "$MNT/t" "$MAN" "$T/restored" || fail "the restored split table diffe
 note "restore of the table with $(nparts) partitions: identical"
 
 # --- 3. kill -9 at each step of a split
-remount -o split_bytes=0 # (a mount that splits may go on splitting after its load)
+# (from the restore's mount, split_bytes=0 too: no split goes on; a
+# remount -o split_bytes=0 here only repeated it)
 for k in 1 2 3 4 5; do
 	before=$(nparts)
 	qfs_umount

@@ -177,13 +177,6 @@ def verify(journal):
         die("the journal has no file to verify")
     print(f"# verified {nf} files, {nd} dirs, {ng} unlinks")
 
-def count(journal):
-    try:
-        with open(journal) as f:
-            return sum(1 for _ in f)
-    except FileNotFoundError:
-        return 0
-
 def expect(want, limit, kind, path, *args):
     """Run one call; it must fail with errno `want` (or succeed if want is
     "ok") in less than `limit` seconds."""
@@ -289,8 +282,6 @@ if __name__ == "__main__":
         writer(*sys.argv[2:])
     elif cmd == "verify":
         verify(sys.argv[2])
-    elif cmd == "count":
-        print(count(sys.argv[2]))
     elif cmd == "expect":
         expect(*sys.argv[2:])
 EOF
@@ -393,17 +384,19 @@ for victim in "$L0" $(printf '%s\n' 1 2 3 | grep -vx "$L0") leader; do
 		case $l in 1|2|3) [ "$l" != "$victim" ] ;; *) false ;; esac ||
 			{ status_of "$G" >&2; fail "round $round: no new leader 30 s after stopping leader $victim"; }
 	fi
-	before=$(python3 "$T/repl.py" count "$J")
-	sleep 3
-	# (fsyncs on a loaded machine may take longer: up to 30 s more)
-	for _ in $(seq 300); do
+	# the workload keeps acknowledging with the node stopped: 200 more
+	# journaled operations (a few tenths of a second here; it was a fixed
+	# 3 s and then "more than before"), 33 s at most for fsyncs on a loaded
+	# machine; wc -l, not a python3 start per look (1-1.5 s each at load 13)
+	before=$(wc -l <"$J")
+	for _ in $(seq 330); do
 		check_writers "while node $victim was stopped"
-		after=$(python3 "$T/repl.py" count "$J")
-		[ "$after" -gt "$before" ] && break
+		after=$(wc -l <"$J")
+		[ "$after" -ge $((before + 200)) ] && break
 		sleep 0.1
 	done
-	[ "$after" -gt "$before" ] ||
-		{ status_of "$G" >&2; fail "round $round: nothing acknowledged in 33 s with node $victim stopped"; }
+	[ "$after" -ge $((before + 200)) ] ||
+		{ status_of "$G" >&2; fail "round $round: only $((after - before)) operations acknowledged in 33 s with node $victim stopped"; }
 	grep -Eq "^group $G leader [123] ballot [0-9]* replicas 3 up 2( |$)" "$MNT/.quorumfs/status" ||
 		{ status_of "$G" >&2; fail "round $round: group line does not say 'up 2' with node $victim stopped"; }
 	ctl "start $victim"
