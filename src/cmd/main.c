@@ -1581,6 +1581,7 @@ static int cmd_mount(int argc, char **argv)
 	m.co.wal_seal_age_ms = m.ac.seal_age_ms;
 	m.co.pinned = cell_pinned;
 	m.co.npinned = sizeof(cell_pinned) / sizeof(cell_pinned[0]);
+	m.co.cold_start = 1; /* DATA/lock is ours: no earlier process runs a node */
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&m.co, &cell);
 	if (rc) {
@@ -1890,6 +1891,7 @@ static int cmd_scrub(int argc, char **argv)
 	co.pinned = cell_pinned;
 	co.npinned = sizeof(cell_pinned) / sizeof(cell_pinned[0]);
 	co.vlog_off = 1; /* FORMAT is left as it is: no pointer may appear */
+	co.cold_start = 1; /* DATA/lock is ours */
 	struct qfs_cell *cell = NULL;
 	rc = qfs_cell_open(&co, &cell);
 	if (rc) {

@@ -455,7 +455,7 @@ static void warn_empty(const struct cnode *cn)
 		cn->id, cn->az, qfs_esc(cn->dir, ed, sizeof(ed)), cn->id);
 }
 
-static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **out)
+static int node_open(struct qfs_cell *c, struct cnode *cn, int cold, struct qfs_rnode **out)
 {
 	struct qfs_rnode_opts ro = {
 		.dir = cn->dir,
@@ -469,6 +469,7 @@ static int node_open(struct qfs_cell *c, struct cnode *cn, struct qfs_rnode **ou
 		.store = &c->sto,
 		.space_reserve = c->reserve,
 		.space_hold = &c->hold,
+		.cold_start = cold,
 	};
 	int rc = qfs_node_mkdir_durable(cn->dir, c->dir);
 
@@ -485,7 +486,7 @@ static int start_locked(struct qfs_cell *c, struct cnode *cn)
 
 	if (dir_empty(cn->dir))
 		warn_empty(cn);
-	rc = node_open(c, cn, &rn);
+	rc = node_open(c, cn, 0, &rn);
 	if (rc) {
 		pthread_mutex_lock(&c->mu);
 		cn->err = rc;
@@ -1324,7 +1325,7 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 
 		if (empty[i] && nempty < (int)c->n)
 			warn_empty(cn);
-		rc = node_open(c, cn, &rn);
+		rc = node_open(c, cn, o->cold_start, &rn);
 		if (rc) {
 			cn->err = rc;
 			if (!first_err)
@@ -1350,6 +1351,11 @@ int qfs_cell_open(const struct qfs_cell_opts *o, struct qfs_cell **out)
 		if (cn->rn)
 			reconcile(c, cn, cn->rn);
 	}
+	/* A cold start: every replica runs now and promises at once, so each
+	 * group's preferred member may campaign (with a node down its groups
+	 * elect after the usual timeout). */
+	for (uint32_t i = 0; o->cold_start && up == c->n && i < c->n; i++)
+		qfs_rnode_elect(c->nodes[i].rn);
 	pthread_mutex_unlock(&c->op_mu);
 	rc = -pthread_create(&c->keeper, NULL, keeper_main, c);
 	if (rc)

@@ -86,6 +86,18 @@ struct qfs_cell_opts {
 				        (dir, nodes and the store/WAL fields are
 				        ignored) and forwards every call to the
 				        `quorumfs node` processes it names */
+	int cold_start;              /* 1: the caller holds the data directory's
+				        lock, so no earlier process runs any of
+				        these nodes: every replica starts now, no
+				        lease granted before can be in force, and
+				        once every node is open each group's
+				        preferred member campaigns at once (a
+				        reopen elects in milliseconds, not after
+				        a lease and an election timeout;
+				        doc/paxos.md section 2).  Nodes started
+				        later (qfs_cell_node_start) never skip
+				        the wait.  0: every replica waits as after
+				        a crash of its own */
 };
 
 struct qfs_cell;

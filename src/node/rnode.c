@@ -288,7 +288,8 @@ struct snap_in {
 };
 
 /* A request only the I/O thread may carry out, on the caller's stack. */
-enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY, IOREQ_SEAL, IOREQ_DISTRUST };
+enum ioreq_type { IOREQ_DROP = 1, IOREQ_RELEASE, IOREQ_SNAP, IOREQ_WAL_VERIFY, IOREQ_SEAL, IOREQ_DISTRUST,
+		IOREQ_ELECT };
 
 struct ioreq {
 	struct ioreq *next;      /* rn->mu while queued */
@@ -2995,6 +2996,8 @@ static int io_distrust(struct qfs_rnode *rn, qfs_group_t id)
 	return 0;
 }
 
+static int io_elect(struct qfs_rnode *rn);
+
 static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 {
 	while (list) {
@@ -3013,6 +3016,7 @@ static void io_requests(struct qfs_rnode *rn, struct ioreq *list)
 		rc = r->type == IOREQ_DROP ? io_drop(rn, r->group) :
 		     r->type == IOREQ_SEAL ? io_seal(rn, r->group) :
 		     r->type == IOREQ_DISTRUST ? io_distrust(rn, r->group) :
+		     r->type == IOREQ_ELECT ? io_elect(rn) :
 		     io_release(rn, r->group, r->lsn);
 		pthread_mutex_lock(&rn->mu);
 		r->rc = rc;
@@ -3036,6 +3040,36 @@ static void groups_put(struct qfs_rnode *rn, struct group **gs, size_t ng)
 {
 	for (size_t i = 0; i < ng; i++)
 		group_put(rn, gs[i]);
+}
+
+/* IOREQ_ELECT (I/O thread): the preferred members here campaign on this
+ * round's timers (qfs_rnode_elect).  0. */
+static int io_elect(struct qfs_rnode *rn)
+{
+	struct group *gs[QFS_RNODE_MAX_GROUPS];
+	uint64_t now = now_ms();
+	size_t ng, n = 0;
+
+	pthread_mutex_lock(&rn->mu);
+	ng = groups_ref(rn, gs);
+	pthread_mutex_unlock(&rn->mu);
+	for (size_t i = 0; i < ng; i++) {
+		struct group *g = gs[i];
+		int go;
+
+		if (g->stopped || g->dropped)
+			continue;
+		pthread_mutex_lock(&g->mu);
+		go = qfs_paxos_elect_now(&g->px, now);
+		pthread_mutex_unlock(&g->mu);
+		if (go) {
+			g->next_tick_ms = now;
+			n++;
+		}
+	}
+	groups_put(rn, gs, ng);
+	QFS_LOG(QFS_LOG_INFO, "rnode elect node=%u groups=%zu campaigning=%zu", rn->id, ng, n);
+	return 0;
 }
 
 /* Group commit across rounds (doc/rnode.md section 2, "Gathering"): 1 while
@@ -3352,7 +3386,15 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 		goto err_free;
 	if ((rc = qfs_store_open_opts(path, o->store, &rn->store)))
 		goto err_free;
-	if ((rc = finish_leftovers(rn)) || (rc = load_groups(rn, sub)))
+	/* a cold start voids the leases of the groups found, never those of
+	 * groups created or rebuilt later (their replicas granted leases in
+	 * this life) */
+	rn->prm.leases_void = o->cold_start;
+	rc = finish_leftovers(rn);
+	if (rc == 0)
+		rc = load_groups(rn, sub);
+	rn->prm.leases_void = 0;
+	if (rc)
 		goto err_free;
 
 	pthread_mutex_init(&rn->mu, NULL);
@@ -3929,6 +3971,14 @@ static int io_submit(struct qfs_rnode *rn, struct ioreq *r)
 int qfs_rnode_group_drop(struct qfs_rnode *rn, qfs_group_t group)
 {
 	struct ioreq r = { .type = IOREQ_DROP, .group = group };
+
+	return io_submit(rn, &r);
+}
+
+/* See rnode.h. */
+int qfs_rnode_elect(struct qfs_rnode *rn)
+{
+	struct ioreq r = { .type = IOREQ_ELECT };
 
 	return io_submit(rn, &r);
 }

@@ -77,6 +77,14 @@ struct qfs_rnode_opts {
 	 * dropped. */
 	void (*on_frame)(struct qfs_net_frame *f, uint8_t type, void *arg);
 	void *frame_arg;
+	int cold_start;           /* 1: no lease a replica of this node granted
+				     before this open can be in force (every
+				     replica that could hold one is gone with the
+				     process before: the embedded cell's first
+				     open, qfs_cell_opts.cold_start); the groups
+				     found promise at once (paxos.h leases_void),
+				     and qfs_rnode_elect() may follow.  0: each
+				     honours one lease first */
 };
 
 #define QFS_RNODE_SEAL_AGE_DEFAULT_MS 60000ull
@@ -95,6 +103,13 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out);
 
 /* The endpoint of rn (to send replies from, e.g.); valid until close. */
 struct qfs_net_ep *qfs_rnode_ep(struct qfs_rnode *rn);
+
+/* A cold start (opts.cold_start), once every node of the groups runs:
+ * each replica here that is its group's preferred member and knows no
+ * leader campaigns now instead of after an election timeout (timing only,
+ * paxos.h qfs_paxos_elect_now).  Carried out by the I/O thread; returns
+ * once it is done: 0, or QFS_ESTOPPED (closing). */
+int qfs_rnode_elect(struct qfs_rnode *rn);
 
 /* Stop the I/O thread, fail every waiting proposal with QFS_ESTOPPED, close
  * the endpoint, make the store durable and free everything.  NULL: nothing. */

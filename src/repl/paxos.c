@@ -1282,7 +1282,7 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	p->now = now_ms;
 	/* We may have granted a lease just before a crash: honour it.  A
 	 * replica that never promised a ballot never granted one. */
-	p->lease_grant_until = hs->promised ? now_ms + prm->lease_ms : now_ms;
+	p->lease_grant_until = hs->promised && !prm->leases_void ? now_ms + prm->lease_ms : now_ms;
 	p->boot_grant_until = p->lease_grant_until;
 	election_reset(p);
 	/* A new group: its preferred (else first) member campaigns at once, the
@@ -1291,6 +1291,16 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 	if (!hs->promised && !hs->last && (preferred(p) ? preferred(p) : cfg->ids[0]) == self)
 		p->election_at = now_ms;
 	return state_ok(p) ? 0 : -EINVAL;
+}
+
+/* See paxos.h. */
+int qfs_paxos_elect_now(struct qfs_paxos *p, uint64_t now_ms)
+{
+	if (p->role != QFS_PAXOS_FOLLOWER || p->leader || preferred(p) != p->self || below_floor(p))
+		return 0;
+	p->election_at = max64(now_ms, p->now);
+	trace(p, "event=elect_now at=%llu", (unsigned long long)p->election_at);
+	return 1;
 }
 
 /* See paxos.h. */

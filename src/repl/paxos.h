@@ -106,6 +106,13 @@ struct qfs_paxos_params {
 				     * of the configuration in force; 0 or not a
 				     * member: none.  Timing only. */
 	uint64_t seed;              /* PRNG seed (e.g. node id ^ boot time) */
+	int leases_void;            /* qfs_paxos_init: no lease this replica granted
+				     * before its start can be in force, because
+				     * every replica that could hold one is known to
+				     * be gone (a cold start: one process runs every
+				     * replica and holds the data directory's lock,
+				     * doc/paxos.md section 5): no restart block.
+				     * 0 (default): honour one lease_ms */
 	qfs_paxos_tracer_fn tracer;
 	void *tracer_arg;
 };
@@ -343,7 +350,8 @@ struct qfs_paxos {
 
 /* Start a replica from its durable state hs at time now_ms: a follower with
  * no known leader that refuses to promise for one lease (it may have granted
- * a lease before it crashed) unless it never promised any ballot; the
+ * a lease before it crashed) unless it never promised any ballot or
+ * prm->leases_void says no such lease can be in force; the
  * preferred member (prm->preferred, else the first member of cfg) of a new
  * group (nothing promised, empty log) campaigns on its first tick.  runs[nruns] are the ballot changes of the log
  * entries [max(applied, 1), last], ascending, the first at or below
@@ -360,6 +368,14 @@ int qfs_paxos_init(struct qfs_paxos *p, uint64_t group, const struct qfs_paxos_c
 		   uint32_t self, const struct qfs_paxos_params *prm,
 		   const struct qfs_paxos_hard *hs, const struct qfs_paxos_run *runs,
 		   uint32_t nruns, uint64_t now_ms);
+
+/* A cold start (prm->leases_void), once every replica runs: the preferred
+ * member, a follower that knows no leader, campaigns on its next tick
+ * (at now_ms or later) instead of after an election timeout, so that
+ * its PREPAREs find the others up.  Timing only; a replica that honours a
+ * restart block still waits for it.  1 if it will campaign, else 0 (p
+ * unchanged).  Not a step: the driver ticks p at now_ms next. */
+int qfs_paxos_elect_now(struct qfs_paxos *p, uint64_t now_ms);
 
 /* The floor a new member id starts with (doc/paxos.md section 7): on a
  * leader that holds its lease at now_ms (its clock, as for

@@ -6,7 +6,8 @@
  * One seed fixes everything: network loss, delay, duplication, reordering and
  * corruption of frames (encoded with the real codec), partitions, crashes that
  * lose whatever was not yet synced (log tail, promised ballot, unsent
- * messages), restarts, clock rates within the drift bound, log compaction and
+ * messages), restarts (in one schedule of four also a cold restart of every
+ * node at once: cold_step), clock rates within the drift bound, log compaction and
  * snapshot transfers, client proposals and lease reads.  Each node runs the
  * rnode's own driver (src/node/drive.c, not a copy of its rules: group
  * commit, messages that need durability held for the sync, a leader's
@@ -133,6 +134,8 @@ struct node {
 			       * before (its old membership there does not count) */
 	uint64_t join_at;  /* real ms its replica was made by a JOIN (0: one
 			    * of the first three) */
+	int cold;          /* crashed in a cold restart: its next start voids
+			    * the leases it granted (prm.leases_void) */
 	int logrep;        /* created as a log replica (its driver applies no
 			    * txn: no store, hash stays 0; started at the
 			    * leader's snapshot point, shipped without items) */
@@ -203,6 +206,14 @@ static struct sim {
 	 * a storage replica added to those, a log replica removed; the
 	 * healer saw a restored replica catch up; a log replica led */
 	uint64_t lr_added, lr_removed, lr_stadded, lr_retired, lr_restored, lr_logleads;
+	/* cold restarts (cold_step; the embedded cell's reopen, doc/paxos.md
+	 * section 5): every node crashes at cold_at and all start together,
+	 * voiding their leases; once all run, each elects now.  cold: 1 in
+	 * this schedule */
+	int cold;
+	uint64_t cold_at;
+	int cold_phase;            /* 0 waiting, 1 crashed, 2 elected */
+	uint64_t cold_elect;       /* replicas that then campaigned at once */
 } S;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -773,6 +784,8 @@ static void node_start(struct node *nd)
 	prm.preferred = (S.members_change || S.logrep) && S.preferred ? QFS_PAXOS_PREFERRED_AUTO
 								      : S.preferred;
 	prm.seed = S.seed * 31 + nd->id + S.now;
+	prm.leases_void = nd->cold;
+	nd->cold = 0;
 	prm.tracer = S.verbose ? tracer : NULL;
 	memset(&hs, 0, sizeof(hs));
 	hs.promised = nd->promised_d;
@@ -809,8 +822,8 @@ static void node_start(struct node *nd)
 	nd->up = 1;
 	nd->checked = nd->applied;
 	nd->seen_leader_ballot = 0;
-	say("node=%u start last=%" PRIu64 " applied=%" PRIu64 " promised=%" PRIx64, nd->id,
-	    nd->dlast, nd->applied, nd->promised_d);
+	say("node=%u start last=%" PRIu64 " applied=%" PRIu64 " promised=%" PRIx64 "%s", nd->id,
+	    nd->dlast, nd->applied, nd->promised_d, prm.leases_void ? " leases_void" : "");
 }
 
 /* A crash tears the unsynced appends: a random prefix of them reached the
@@ -976,6 +989,55 @@ static void faults(void)
 			nd->first_retained = to;
 			step(nd, &ev);
 		}
+	}
+}
+
+/* A cold restart (S.cold): at cold_at every running node crashes and all
+ * of them start again at one time, each voiding the leases it granted
+ * (no leader of before runs any more); once every node that was a member
+ * runs, each asks to elect now (qfs_paxos_elect_now), as the cell does
+ * after its first open.  Faults go on meanwhile. */
+static void cold_step(void)
+{
+	if (S.cold != 1)
+		return;
+	if (S.cold_phase == 0 && S.now >= S.cold_at && S.now < S.heal_at) {
+		uint64_t at = S.now + 50 + rn(300);
+
+		for (int i = 0; i < NN; i++) {
+			struct node *nd = &S.n[i];
+
+			if (nd->up)
+				node_crash(nd);
+			if (nd->joined && nd->restart_at != UINT64_MAX) {
+				nd->restart_at = at;
+				nd->cold = 1;
+			}
+		}
+		S.cold_phase = 1;
+		say("cold restart: every node down, all start at %" PRIu64, at);
+		return;
+	}
+	if (S.cold_phase == 1) {
+		int n = 0;
+
+		for (int i = 0; i < NN; i++)
+			if (S.n[i].joined && S.n[i].restart_at != UINT64_MAX && !S.n[i].up)
+				return; /* (one crashed again: wait for it) */
+		for (int i = 0; i < NN; i++) {
+			struct node *nd = &S.n[i];
+
+			if (nd->up && qfs_paxos_elect_now(&nd->px, local_now(nd))) {
+				struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK,
+							      .now_ms = local_now(nd) };
+
+				step(nd, &ev);
+				n++;
+			}
+		}
+		S.cold_phase = 2;
+		S.cold_elect = (uint64_t)n;
+		say("cold restart: all up, %d elect now", n);
 	}
 }
 
@@ -1669,6 +1731,10 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 		S.members_change = 0;
 		S.readd_at = 300 + (seed * 0xA24BAED4963EE407ULL >> 40) % 700;
 	}
+	/* a cold restart in one schedule of four, drawn from the seed apart
+	 * from the fault draws */
+	S.cold = ((seed * 0xC2B2AE3D27D4EB4FULL) >> 62) == 0;
+	S.cold_at = 200 + (seed * 0x165667B19E3779F9ULL >> 40) % (faulty_ms / 2);
 	if (logrep_mode) {
 		/* the healer's scenario instead of the random changes */
 		S.logrep = logrep_mode;
@@ -1751,6 +1817,7 @@ static void run(uint64_t seed, uint64_t faulty_ms, int verbose)
 		}
 		if (S.now >= next_fault) {
 			faults();
+			cold_step();
 			members_step();
 			readd_step();
 			logrep_step();
@@ -1950,6 +2017,7 @@ int main(int argc, char **argv)
 	int verbose = 0, one = 0;
 	uint64_t total_chosen = 0, total_elections = 0, total_reads = 0, total_handoffs = 0;
 	uint64_t with_pref = 0, pref_leads = 0, with_mc = 0, mc_done = 0, cfg_total = 0;
+	uint64_t cold_done = 0, cold_elect = 0;
 
 	signal(SIGABRT, on_abort);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1973,6 +2041,7 @@ int main(int argc, char **argv)
 			logrep_mode = 1;
 		} else if (!strcmp(argv[i], "--logrep-broken")) {
 			logrep_mode = 2;
+
 		} else if (!strcmp(argv[i], "--verbose")) {
 			verbose = 1;
 		} else {
@@ -1998,6 +2067,8 @@ int main(int argc, char **argv)
 		total_reads += S.reads_ok;
 		total_handoffs += S.handoffs;
 		cfg_total += S.cfg_changes;
+		cold_done += S.cold_phase == 2;
+		cold_elect += S.cold_elect;
 		if (S.members_change) {
 			with_mc++;
 			mc_done += S.cfg_changes == 2;
@@ -2015,6 +2086,12 @@ int main(int argc, char **argv)
 	       seeds + nlong, nlong, total_chosen, total_elections, total_reads);
 	printf("sim: membership: %" PRIu64 " configurations chosen; %" PRIu64 " of %" PRIu64
 	       " schedules that change it chose both the add and the remove\n", cfg_total, mc_done, with_mc);
+	printf("sim: cold restarts (every node at once, leases void): %" PRIu64 " done, %" PRIu64
+	       " replicas campaigned at once after them\n", cold_done, cold_elect);
+	if (cold_done * 8 < seeds + nlong) {
+		fprintf(stderr, "sim: FAIL cold restarts done in fewer than one schedule of eight\n");
+		return 1;
+	}
 	if (with_mc && mc_done * 2 < with_mc) {
 		fprintf(stderr, "sim: FAIL membership changes completed in fewer than half the schedules\n");
 		return 1;

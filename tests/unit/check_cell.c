@@ -963,6 +963,47 @@ START_TEST(t_new_group_first_campaign)
 }
 END_TEST
 
+/* A cold start (opts.cold_start: the mount holds the data directory's
+ * lock) reopens with each group's preferred member leading at once, in the
+ * round after the one before: leases and election timeouts of 30 s, longer
+ * than qfs_cell_open's own wait for leaders (15 s), would leave every
+ * group without a leader at open's return otherwise (the restart block). */
+START_TEST(t_cold_start_elects_at_once)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .reads = QFS_CELL_READ_STRONG,
+				   .timeout_ms = 10000, .paxos = &prm };
+
+	qfs_paxos_params_default(&prm);
+	prm.election_min_ms = 30000;
+	prm.election_max_ms = 31000;
+	prm.heartbeat_ms = 30;
+	prm.lease_ms = 30000;
+	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_int_eq(qfs_route_attach(C), 0);
+	for (qfs_group_t g = G; g < G + 3; g++) {
+		ck_assert_int_eq(qfs_cell_group_create(C, g), 0); /* (a new group: round 1) */
+		put_ok(g, "x", "1");
+	}
+	cell_close();
+	o.cold_start = 1;
+	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
+	ck_assert_int_eq(qfs_route_attach(C), 0);
+	for (qfs_group_t g = G; g < G + 3; g++) {
+		uint32_t pref = qfs_paxos_preferred(g, &cfg), l = leader_of(g, 2000);
+		struct grp s;
+
+		grp_now(g, &s);
+		ck_assert_msg(l == pref && s.ballot == ((uint64_t)2 << 16 | pref),
+			      "group %" PRIx64 ": leader %u ballot %" PRIu64 ".%u, want node %u in round 2",
+			      g, l, s.ballot >> 16, (unsigned)(s.ballot & 0xffff), pref);
+		get_ok(g, "x", "1");
+		put_ok(g, "y", "2");
+	}
+}
+END_TEST
+
 /* Two blank nodes (their disks replaced) next to one good replica: nothing
  * is dropped for lack of copies elsewhere, only tombstones drop replicas.
  * The good replica of G stays on node 1 with its items (no quorum can form
@@ -1530,6 +1571,7 @@ static Suite *cell_suite(void)
 	tcase_add_test(tc, t_pinned_group_kept);
 	tcase_add_test(tc, t_blank_nodes_keep_last_copy);
 	tcase_add_test(tc, t_new_group_first_campaign);
+	tcase_add_test(tc, t_cold_start_elects_at_once);
 	tcase_add_test(tc, t_wal_release);
 	tcase_add_test(tc, t_close_stopped_reopen);
 	tcase_add_test(tc, t_open_failed_node);

@@ -1363,6 +1363,62 @@ START_TEST(test_new_group_fast_election)
 }
 END_TEST
 
+/* A cold start (prm.leases_void: every replica restarted with every
+ * possible lease holder): no restart block, and qfs_paxos_elect_now makes
+ * the preferred member campaign on its next tick, whose PREPARE a replica
+ * without the block promises at once and one with it refuses. */
+START_TEST(test_cold_start_elect_now)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	struct qfs_paxos_params prm;
+	struct qfs_paxos_hard hs = { .first_retained = 1, .promised = QFS_PAXOS_BALLOT(4, 2) };
+	struct qfs_paxos a, b, c;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_TICK, .now_ms = 1000 };
+	struct qfs_paxos_update up;
+	struct qfs_paxos_msg prep;
+
+	qfs_paxos_params_default(&prm);
+	prm.preferred = 1;
+	prm.leases_void = 1;
+	ck_assert_int_eq(qfs_paxos_init(&a, 9, &cfg, 1, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_int_eq(qfs_paxos_init(&b, 9, &cfg, 2, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_uint_eq(a.lease_grant_until, 1000);
+	ck_assert_uint_eq(a.boot_grant_until, 1000);
+	ck_assert_uint_ge(a.election_at, 1000 + prm.election_min_ms); /* no campaign by itself */
+	prm.leases_void = 0;
+	ck_assert_int_eq(qfs_paxos_init(&c, 9, &cfg, 3, &prm, &hs, NULL, 0, 1000), 0);
+	ck_assert_uint_eq(c.lease_grant_until, 1000 + prm.lease_ms);
+
+	/* only the preferred member, a follower without a leader, elects now */
+	ck_assert_int_eq(qfs_paxos_elect_now(&b, 1001), 0);
+	ck_assert_int_eq(qfs_paxos_elect_now(&c, 1001), 0);
+	ck_assert_int_eq(qfs_paxos_elect_now(&a, 1001), 1);
+	ck_assert_uint_eq(a.election_at, 1001);
+	ev.now_ms = 1001;
+	ck_assert_int_eq(qfs_paxos_step(&a, &ev, &up), 0);
+	ck_assert_int_eq(a.role, QFS_PAXOS_CANDIDATE);
+	ck_assert_uint_eq(up.nmsgs, 2);
+	ck_assert_uint_eq(up.msgs[0].type, QFS_PAXOS_PREPARE);
+	ck_assert_uint_eq(qfs_paxos_ballot_round(up.msgs[0].ballot), 5);
+	prep = up.msgs[0];
+
+	ev.type = QFS_PAXOS_EV_RECEIVE;
+	ev.msg = &prep;
+	prep.to = 2;
+	ck_assert_int_eq(qfs_paxos_step(&b, &ev, &up), 0);
+	ck_assert_uint_eq(up.nmsgs, 1);
+	ck_assert_uint_eq(up.msgs[0].type, QFS_PAXOS_PROMISE);
+	ck_assert_uint_eq(up.msgs[0].ok, 1);
+	prep.to = 3;
+	ck_assert_int_eq(qfs_paxos_step(&c, &ev, &up), 0);
+	ck_assert_uint_eq(up.nmsgs, 1);
+	ck_assert_uint_eq(up.msgs[0].ok, 0); /* the restart block */
+
+	/* a candidate (or a leader) does not campaign again */
+	ck_assert_int_eq(qfs_paxos_elect_now(&a, 1002), 0);
+}
+END_TEST
+
 START_TEST(test_init_errors)
 {
 	struct qfs_paxos px;
@@ -1550,6 +1606,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_silent_peer_snapshot_after_answer);
 	tcase_add_test(tg, test_leader_sends_while_syncing);
 	tcase_add_test(tg, test_lease_expiry);
+	tcase_add_test(tg, test_cold_start_elect_now);
 	tcase_add_test(tg, test_handoff_to_preferred);
 	tcase_add_test(tg, test_preferred_wins_election);
 	tcase_add_test(tg, test_handoff_refused);
