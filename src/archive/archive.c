@@ -38,7 +38,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -372,11 +371,9 @@ static uint64_t copy_hold(struct qfs_archive *a, const char *src, uint64_t len)
 static int snap_short(struct qfs_archive *a, struct part *pt, uint64_t size)
 {
 	uint64_t reserve = qfs_cell_space_reserve(a->n), avail;
-	struct statvfs sv;
 
-	if (a->disk_shared != 1 || statvfs(a->url + 7, &sv) != 0)
+	if (a->disk_shared != 1 || (avail = qfs_sysio_disk_avail(a->url + 7)) == UINT64_MAX)
 		return 0;
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (avail >= (size ? size + reserve : 2 * reserve)) {
 		a->snap_deferred = 0;
 		return 0;

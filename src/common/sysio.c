@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/sysio.h"
@@ -119,6 +120,13 @@ int qfs_sysio_fsync_dir(const char *path)
 	rc = qfs_sysio_fsync(fd);
 	close(fd);
 	return rc;
+}
+
+uint64_t qfs_sysio_disk_avail(const char *path)
+{
+	struct statvfs sv;
+
+	return statvfs(path, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
 }
 
 int qfs_sysio_fsync_parent(const char *path)

@@ -37,6 +37,7 @@
 #define QFS_COMMON_SYSIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Kinds of calls, as the fault injector counts them. */
@@ -156,6 +157,11 @@ int qfs_sysio_fsync(int fd);
 int qfs_sysio_fdatasync(int fd);
 /* fsync the directory at path (opened O_RDONLY | O_DIRECTORY). */
 int qfs_sysio_fsync_dir(const char *path);
+/* Bytes an unprivileged writer may still put on the filesystem that holds
+ * path (statvfs: f_bavail * f_frsize), or UINT64_MAX when statvfs fails:
+ * every caller then goes on as if the disk had room (an unknown disk is
+ * never called full). */
+uint64_t qfs_sysio_disk_avail(const char *path);
 /* fsync the directory that holds path ("." for a bare name). */
 int qfs_sysio_fsync_parent(const char *path);
 /* mkdir path with mode and, when it was made, fsync its parent: 0 once the

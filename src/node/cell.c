@@ -28,7 +28,6 @@
 #include <string.h>
 #include <malloc.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -730,8 +729,7 @@ static void keeper_round(struct qfs_cell *c)
  *    no chunk uses any more go: doc/format-store.md "Value log"). */
 static void keeper_space(struct qfs_cell *c)
 {
-	uint64_t now = now_ms();
-	struct statvfs sv;
+	uint64_t now = now_ms(), avail;
 
 	if (now - c->mem_ms >= CELL_TRIM_MS) {
 		c->mem_ms = now;
@@ -771,8 +769,7 @@ static void keeper_space(struct qfs_cell *c)
 			if (i != 2 || scanned)
 				__atomic_store_n(&c->vlog_sum[i], sum[i], __ATOMIC_RELAXED);
 	}
-	if (now - c->compact_ms < CELL_COMPACT_MS || statvfs(c->dir, &sv) != 0 ||
-	    (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * c->reserve)
+	if (now - c->compact_ms < CELL_COMPACT_MS || (avail = qfs_sysio_disk_avail(c->dir)) >= 2 * c->reserve)
 		return;
 	c->compact_ms = now;
 	for (uint32_t id = 1; id <= c->n; id++) {
@@ -784,7 +781,7 @@ static void keeper_space(struct qfs_cell *c)
 		rc = qfs_rnode_store_compact(rn, c->reserve);
 		node_put(c, id);
 		QFS_LOG(rc ? QFS_LOG_WARN : QFS_LOG_INFO, "cell store compacted node=%u free=%llu err=\"%s\"", id,
-			(unsigned long long)sv.f_bavail * sv.f_frsize, rc ? qfs_strerror(rc) : "none");
+			(unsigned long long)avail, rc ? qfs_strerror(rc) : "none");
 	}
 }
 
@@ -1943,7 +1940,7 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 	struct qfs_glist all = { 0 };
 	uint64_t mem = 0, cache = 0;
 	uint32_t nlead[QFS_CELL_MAX_NODES + 1], npref[QFS_CELL_MAX_NODES + 1];
-	struct statvfs sv;
+	uint64_t avail;
 
 	if (c->rc) {
 		qfs_rcell_status(c->rc, out);
@@ -1962,9 +1959,9 @@ void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out)
 		}
 		node_put(c, k + 1);
 	}
-	if (statvfs(c->dir, &sv) == 0)
-		qfs_buf_printf(out, "disk free_bytes %llu reserve_bytes %llu\n",
-			       (unsigned long long)sv.f_bavail * sv.f_frsize, (unsigned long long)c->reserve);
+	if ((avail = qfs_sysio_disk_avail(c->dir)) != UINT64_MAX)
+		qfs_buf_printf(out, "disk free_bytes %llu reserve_bytes %llu\n", (unsigned long long)avail,
+			       (unsigned long long)c->reserve);
 	qfs_buf_printf(out, "memory memtables_bytes %llu cache_bytes %llu\n", (unsigned long long)mem,
 		       (unsigned long long)cache);
 	{ /* the value log (doc/format-store.md "Value log"), every node's */

@@ -114,7 +114,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -2554,17 +2553,16 @@ static int config_if(struct group *g, const struct proposal *p)
  * statvfs fails (the batch is admitted, as before). */
 static uint64_t space_free(struct group *g, uint64_t need)
 {
-	uint64_t now = now_ms();
-	struct statvfs sv;
+	uint64_t now = now_ms(), avail;
 
 	if (g->space_ms && now - g->space_ms < RNODE_SPACE_CACHE_MS && g->space_free >= need &&
 	    g->space_free - need >= RNODE_SPACE_SLACK)
 		return g->space_free;
-	if (statvfs(g->waldir, &sv) != 0) {
+	if ((avail = qfs_sysio_disk_avail(g->waldir)) == UINT64_MAX) {
 		g->space_ms = 0;
 		return UINT64_MAX;
 	}
-	g->space_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	g->space_free = avail;
 	g->space_ms = now ? now : 1;
 	return g->space_free;
 }

@@ -85,12 +85,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/glist.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "net/frame.h"
 #include "node/cluster.h"
 #include "node/rnode.h"
@@ -930,9 +930,7 @@ static void wal_release_group(struct qfs_node_server *s, qfs_group_t g, int shor
 /* Free bytes of the node directory's disk; UINT64_MAX if unknown. */
 static uint64_t disk_avail(struct qfs_node_server *s)
 {
-	struct statvfs sv;
-
-	return statvfs(s->dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
+	return qfs_sysio_disk_avail(s->dir);
 }
 
 static void wal_release_round(struct qfs_node_server *s)

@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,12 +175,10 @@ static int make_parents(struct local *l, char *path)
  * of the segment whose release would free it; doc/objstore.md). */
 static int short_of_space(struct local *l, uint64_t size)
 {
-	struct statvfs sv;
 	uint64_t avail;
 
-	if (!l->keep_free || statvfs(l->root, &sv) != 0)
+	if (!l->keep_free || (avail = qfs_sysio_disk_avail(l->root)) == UINT64_MAX)
 		return 0;
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (avail >= size + l->keep_free) {
 		l->short_logged = 0; /* the next shortage is logged again */
 		return 0;

@@ -22,11 +22,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "common/buf.h"
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/sysio.h"
 #include "store/store_int.h"
 
 #define BLOOM_BITS_PER_KEY 10.0
@@ -1317,15 +1317,13 @@ int qfs_store_sync(struct qfs_store *s)
 	 * Nothing is lost by not flushing: the replication WAL is the source
 	 * and is kept until the store is flushed. */
 	{
-		uint64_t mem = 0;
-		struct statvfs sv;
+		uint64_t mem = 0, avail;
 
 		if (rocksdb_property_int(s->db, "rocksdb.cur-size-all-mem-tables", &mem) == 0 &&
-		    statvfs(s->dir, &sv) == 0 &&
-		    (uint64_t)sv.f_bavail * sv.f_frsize < mem + mem / 2 + (4u << 20)) {
+		    (avail = qfs_sysio_disk_avail(s->dir)) < mem + mem / 2 + (4u << 20)) {
 			QFS_LOG(QFS_LOG_WARN, "store flush skipped dir=%s err=\"No space left on device\" "
-				"free=%llu memtables=%llu", s->dir,
-				(unsigned long long)sv.f_bavail * sv.f_frsize, (unsigned long long)mem);
+				"free=%llu memtables=%llu", s->dir, (unsigned long long)avail,
+				(unsigned long long)mem);
 			return -ENOSPC;
 		}
 	}
@@ -1398,16 +1396,13 @@ static void set_gc(struct qfs_store *s, const char *on)
  * are deleted, the oldest partly-garbage ones relocated). */
 int qfs_store_compact(struct qfs_store *s, uint64_t room)
 {
-	struct statvfs sv = { 0 };
-	int rc;
+	uint64_t avail, live = 0;
+	int rc, gc;
 
 	if ((rc = __atomic_load_n(&s->flush_err, __ATOMIC_ACQUIRE)) != 0)
 		return rc;
-	if (statvfs(s->dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < room)
+	if ((avail = qfs_sysio_disk_avail(s->dir)) < room)
 		return -ENOSPC;
-	uint64_t live = 0;
-	int gc;
-
 	if ((rc = qfs_store_sync(s)))
 		return rc;
 	{ /* segments of the value log no pointer uses go first */
@@ -1417,7 +1412,7 @@ int qfs_store_compact(struct qfs_store *s, uint64_t room)
 	}
 	/* relocating live blobs may need as much room as they take */
 	gc = s->blobs && rocksdb_property_int(s->db, "rocksdb.live-blob-file-size", &live) == 0 &&
-	     (uint64_t)sv.f_bavail * sv.f_frsize >= room + live;
+	     avail != UINT64_MAX && avail >= room + live; /* (unknown: no relocation) */
 	if (gc)
 		set_gc(s, "true");
 	rocksdb_compact_range(s->db, NULL, 0, NULL, 0);
