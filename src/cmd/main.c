@@ -846,13 +846,47 @@ static int source_mounted(const char *data)
 	return found;
 }
 
+/* 1 if the process whose pid the lock file lfd names is exiting (a kill
+ * -9 under way: the kernel's PF_EXITING in /proc/PID/stat's flags) or
+ * gone while its lock lingers; 0 if it runs, or the file names nobody (a
+ * holder that is starting). */
+static int holder_exiting(int lfd)
+{
+	char buf[512], path[64];
+	ssize_t n = pread(lfd, buf, 23, 0);
+	unsigned long flags;
+	long pid;
+	FILE *f;
+	char *p;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if ((pid = strtol(buf, &p, 10)) <= 0 || (*p && *p != '\n'))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "re")))
+		return errno == ENOENT;
+	n = (ssize_t)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	/* pid (comm) state ppid pgrp session tty_nr tpgid flags: the comm
+	 * may hold anything, so from its last ')' */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		return 0;
+	return (flags & 0x4) != 0; /* PF_EXITING */
+}
+
 /* Take DATA/lock (flock, held for the life of the process, across the
  * fork: the child's copy of the descriptor keeps it).  *fd gets it.  0, or
  * -1 with a one-line reason in msg (another quorumfs: its pid, from the
  * file).  While the holder mounts nothing of data (a mount unmounted a
- * moment ago and still closing its stores: `umount M && mount M`), wait
- * for it up to wait_ms. */
-static int take_lock(const char *data, int *fd, char *msg, size_t len, int wait_ms)
+ * moment ago and still closing its stores: `umount M && mount M`), or,
+ * for a node directory (node_dir 1), while the holder is exiting (a node
+ * killed a moment ago: `kill -9 PID; quorumfs node ...`), wait for it up
+ * to wait_ms. */
+static int take_lock(const char *data, int *fd, char *msg, size_t len, int wait_ms, int node_dir)
 {
 	char path[PATH_MAX], pid[24] = "";
 	int lfd;
@@ -864,7 +898,7 @@ static int take_lock(const char *data, int *fd, char *msg, size_t len, int wait_
 		return -1;
 	}
 	for (int waited = 0; waited < wait_ms && flock(lfd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
-			     !source_mounted(data);
+			     (node_dir ? holder_exiting(lfd) : !source_mounted(data));
 	     waited += 50)
 		usleep(50000);
 	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
@@ -1519,7 +1553,7 @@ static int cmd_mount(int argc, char **argv)
 	 * goes to the log file (which belongs to the mount that runs). */
 	if (check_mountpoint(argv[optind + 1], m.nonempty, mnt, msg, sizeof(msg)) ||
 	    check_data_dir(argv[optind], mnt, data, msg, sizeof(msg)) ||
-	    take_lock(data, &lockfd, msg, sizeof(msg), 10000)) {
+	    take_lock(data, &lockfd, msg, sizeof(msg), 10000, 0)) {
 		fprintf(stderr, "quorumfs: %s\n", msg);
 		return 1;
 	}
@@ -1869,7 +1903,7 @@ static int cmd_scrub(int argc, char **argv)
 	/* a daemon unmounted a moment ago and still closing is waited for,
 	 * as by a mount (`umount M && quorumfs scrub DATA`) */
 	int lockfd = -1;
-	if (take_lock(data, &lockfd, msg, sizeof(msg), 10000)) {
+	if (take_lock(data, &lockfd, msg, sizeof(msg), 10000, 0)) {
 		fprintf(stderr, "quorumfs: %s: unmount it first\n", msg);
 		return 2;
 	}
@@ -1996,7 +2030,7 @@ static int cmd_node(int argc, char **argv)
 		fprintf(stderr, "quorumfs: node: cannot resolve %s\n", argv[optind]);
 		return 1;
 	}
-	if (take_lock(dir, &lockfd, msg, sizeof(msg), 0)) {
+	if (take_lock(dir, &lockfd, msg, sizeof(msg), 10000, 1)) {
 		fprintf(stderr, "quorumfs: node: %s\n", msg);
 		return 1;
 	}
