@@ -702,7 +702,18 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	if (p->role != QFS_PAXOS_LEADER || in->ballot != p->ballot || !pe)
 		return;
 	if (in->promised > p->ballot) {
+		int leased = p->now < p->lease_until;
+
 		step_down(p, in->promised);
+		/* While our lease runs, a quorum refuses every other candidate:
+		 * the ballot this follower promised belongs to one that cannot
+		 * win (a replica back with a stale log, campaigning alone).
+		 * Campaign above it at once, instead of leaving the group
+		 * without a leader for an election timeout while that replica,
+		 * which refuses our lower ballot, campaigns again and again
+		 * (sim seed 3820: a leaderless livelock).  Timing only. */
+		if (leased && may_lead(p, p->self) && !below_floor(p))
+			campaign(p);
 		return;
 	}
 	if (!pe->ack_ms || p->now - pe->ack_ms > p->prm.retry_ms)

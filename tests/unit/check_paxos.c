@@ -705,6 +705,51 @@ START_TEST(test_lease_expiry)
 }
 END_TEST
 
+/* A follower refuses the leader's ACCEPT because it promised a higher
+ * ballot of its own (a replica back with a stale log campaigned alone).
+ * While the leader's lease runs no such candidate can win: the leader
+ * campaigns above it at once and leads again in one round trip (sim seed
+ * 3820 livelocked when it waited an election timeout).  Without a lease
+ * it steps down and waits, as before. */
+START_TEST(test_refused_leader_campaigns_in_lease)
+{
+	struct qfs_paxos_msg m;
+	struct qfs_paxos_event ev = { .type = QFS_PAXOS_EV_RECEIVE, .msg = &m };
+	qfs_ballot_t b1, seen;
+	uint64_t t = 5000;
+
+	elect(0, t);
+	b1 = C[0].px.ballot;
+	seen = QFS_PAXOS_BALLOT(qfs_paxos_ballot_round(b1) + 3, 3);
+	memset(&m, 0, sizeof(m));
+	m.type = QFS_PAXOS_ACCEPTED;
+	m.ok = 0;
+	m.from = 3;
+	m.to = 1;
+	m.group = 9;
+	m.ballot = b1;
+	m.promised = seen;
+	m.time_ms = t;
+	ck_assert(qfs_paxos_can_read_local(&C[0].px, t + 10));
+	ev.now_ms = C[0].now = t + 10;
+	drive(0, &ev);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_CANDIDATE);
+	ck_assert_uint_eq(qfs_paxos_ballot_round(C[0].px.ballot), qfs_paxos_ballot_round(seen) + 1);
+	flush();
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_LEADER);
+
+	/* the lease ran out (nobody answered since): a step down, no campaign */
+	b1 = C[0].px.ballot;
+	m.ballot = b1;
+	m.promised = seen = QFS_PAXOS_BALLOT(qfs_paxos_ballot_round(b1) + 3, 3);
+	ev.now_ms = C[0].now = t + 10 + C[0].px.prm.lease_ms;
+	ck_assert(!qfs_paxos_can_read_local(&C[0].px, ev.now_ms));
+	drive(0, &ev);
+	ck_assert_int_eq(C[0].px.role, QFS_PAXOS_FOLLOWER);
+	ck_assert_uint_eq(C[0].px.ballot, b1);
+}
+END_TEST
+
 /* ---- leadership balance (doc/paxos.md section 6) ---- */
 
 static void set_preferred(uint32_t pref)
@@ -1607,6 +1652,7 @@ static Suite *paxos_suite(void)
 	tcase_add_test(tg, test_leader_sends_while_syncing);
 	tcase_add_test(tg, test_lease_expiry);
 	tcase_add_test(tg, test_cold_start_elect_now);
+	tcase_add_test(tg, test_refused_leader_campaigns_in_lease);
 	tcase_add_test(tg, test_handoff_to_preferred);
 	tcase_add_test(tg, test_preferred_wins_election);
 	tcase_add_test(tg, test_handoff_refused);
