@@ -932,31 +932,45 @@ END_TEST
  * thread's idle wait).  The election timeouts are long here (5-6 s): no other
  * member campaigns, and a first campaign lost (PREPAREs sent before the
  * others had the group) would show as a leader of round 2, after 5 s. */
-START_TEST(t_new_group_first_campaign)
+/* Open the cell with slow timers: elections after election_ms (to 1.2x),
+ * leases of lease_ms; cold: opts.cold_start. */
+static void cell_open_slow(uint32_t election_ms, uint32_t lease_ms, int cold)
 {
 	struct qfs_paxos_params prm;
 	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .reads = QFS_CELL_READ_STRONG,
-				   .timeout_ms = 10000, .paxos = &prm };
+				   .timeout_ms = 10000, .paxos = &prm, .cold_start = cold };
 
 	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 5000;
-	prm.election_max_ms = 6000;
+	prm.election_min_ms = election_ms;
+	prm.election_max_ms = election_ms + election_ms / 5;
 	prm.heartbeat_ms = 30;
-	prm.lease_ms = 200;
+	prm.lease_ms = lease_ms;
+	ck_assert_ptr_null(C);
 	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
 	ck_assert_int_eq(qfs_route_attach(C), 0);
-	/* groups preferring node 3, 1 and 2 (group % 3 over members 1 2 3) */
-	for (qfs_group_t g = G; g < G + 3; g++) {
-		struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
-		uint32_t pref = qfs_paxos_preferred(g, &cfg), l;
-		struct grp s;
+}
 
+/* g is led by its preferred member (group % 3 over members 1 2 3) in
+ * ballot round `round`, within ms. */
+static void preferred_leads(qfs_group_t g, uint64_t round, uint32_t ms)
+{
+	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
+	uint32_t pref = qfs_paxos_preferred(g, &cfg), l = leader_of(g, ms);
+	struct grp s;
+
+	grp_now(g, &s);
+	ck_assert_msg(l == pref && s.ballot == (round << 16 | pref),
+		      "group %" PRIx64 ": leader %u ballot %" PRIu64 ".%u, want node %u in round %" PRIu64,
+		      g, l, s.ballot >> 16, (unsigned)(s.ballot & 0xffff), pref, round);
+}
+
+START_TEST(t_new_group_first_campaign)
+{
+	cell_open_slow(5000, 200, 0);
+	/* groups preferring node 3, 1 and 2 */
+	for (qfs_group_t g = G; g < G + 3; g++) {
 		ck_assert_int_eq(qfs_cell_group_create(C, g), 0);
-		l = leader_of(g, 4000);
-		grp_now(g, &s);
-		ck_assert_msg(l == pref && s.ballot == ((uint64_t)1 << 16 | pref),
-			      "group %" PRIx64 ": leader %u ballot %" PRIu64 ".%u, want node %u in round 1",
-			      g, l, s.ballot >> 16, (unsigned)(s.ballot & 0xffff), pref);
+		preferred_leads(g, 1, 4000);
 		put_ok(g, "x", "1");
 		get_ok(g, "x", "1");
 	}
@@ -970,34 +984,15 @@ END_TEST
  * group without a leader at open's return otherwise (the restart block). */
 START_TEST(t_cold_start_elects_at_once)
 {
-	struct qfs_paxos_config cfg = { .n = 3, .ids = { 1, 2, 3 } };
-	struct qfs_paxos_params prm;
-	struct qfs_cell_opts o = { .dir = tmpdir, .nodes = 3, .reads = QFS_CELL_READ_STRONG,
-				   .timeout_ms = 10000, .paxos = &prm };
-
-	qfs_paxos_params_default(&prm);
-	prm.election_min_ms = 30000;
-	prm.election_max_ms = 31000;
-	prm.heartbeat_ms = 30;
-	prm.lease_ms = 30000;
-	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
-	ck_assert_int_eq(qfs_route_attach(C), 0);
+	cell_open_slow(30000, 30000, 0);
 	for (qfs_group_t g = G; g < G + 3; g++) {
 		ck_assert_int_eq(qfs_cell_group_create(C, g), 0); /* (a new group: round 1) */
 		put_ok(g, "x", "1");
 	}
 	cell_close();
-	o.cold_start = 1;
-	ck_assert_int_eq(qfs_cell_open(&o, &C), 0);
-	ck_assert_int_eq(qfs_route_attach(C), 0);
+	cell_open_slow(30000, 30000, 1);
 	for (qfs_group_t g = G; g < G + 3; g++) {
-		uint32_t pref = qfs_paxos_preferred(g, &cfg), l = leader_of(g, 2000);
-		struct grp s;
-
-		grp_now(g, &s);
-		ck_assert_msg(l == pref && s.ballot == ((uint64_t)2 << 16 | pref),
-			      "group %" PRIx64 ": leader %u ballot %" PRIu64 ".%u, want node %u in round 2",
-			      g, l, s.ballot >> 16, (unsigned)(s.ballot & 0xffff), pref);
+		preferred_leads(g, 2, 2000);
 		get_ok(g, "x", "1");
 		put_ok(g, "y", "2");
 	}
