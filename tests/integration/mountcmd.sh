@@ -13,7 +13,9 @@
 #     flags (noatime): mounted (type fuse.quorumfs, noatime in /proc/mounts);
 #     a file round-trips; umount(8) ends the daemon.
 #  2. A private fstab line (mount -T FILE MNT) with type quorumfs, ro and
-#     log=FILE: mounted read-only, reads the file, logs to FILE; umount.
+#     log=FILE: mounted read-only, reads the file, logs to FILE (where the
+#     cold start of a data directory mounted before shows: rnode elect);
+#     umount.
 #  2b. mount -a -T FILE twice: the second run sees the line mounted (the
 #     source in /proc/mounts is the data directory) and does nothing.
 #  3. mount -t fuse.quorumfs (mount.fuse.quorumfs); umount.
@@ -118,6 +120,10 @@ esac
 cmp -s "$T/r1" "$MNT/t/f" || fail "the fstab mount does not read the file"
 touch "$MNT/t/new" 2>/dev/null && fail "the fstab ro mount accepted a create"
 grep -q 'mounted mountpoint=.* ro=1' "$T/fstab.log" || fail "the fstab log= option was not used"
+# a mount of an existing data directory starts cold (it holds DATA/lock):
+# the preferred members campaign at once (doc/paxos.md section 2)
+grep -q 'rnode elect node=.* campaigning=[1-9]' "$T/fstab.log" ||
+	fail "the second mount of the data directory did not start cold (no rnode elect line)"
 umount_wait
 
 # ---- 2b. mount -a -T FSTAB, twice: the second run must see the line as
