@@ -1907,6 +1907,19 @@ int qfs_cell_node_up(struct qfs_cell *c, uint32_t id)
 }
 
 /* See cell.h. */
+uint64_t qfs_cell_node_starts(struct qfs_cell *c, uint32_t id)
+{
+	uint64_t n;
+
+	if (c->rc || id < 1 || id > c->n)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	n = c->nodes[id - 1].starts;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/* See cell.h. */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out)
 {
 	if (c->rc) {

@@ -266,6 +266,11 @@ int qfs_cell_node_start(struct qfs_cell *c, uint32_t id);
 void qfs_cell_status(struct qfs_cell *c, struct qfs_buf *out);
 /* 1 if node id runs (not stopped or down), else 0. */
 int qfs_cell_node_up(struct qfs_cell *c, uint32_t id);
+/* How many times node id was opened since qfs_cell_open: 1 for a node
+ * opened then, one more for each start (qfs_cell_node_start, and the
+ * keeper's restart of a node whose replica stopped after an error, about
+ * a second later); 0 for no such node and in cluster mode. */
+uint64_t qfs_cell_node_starts(struct qfs_cell *c, uint32_t id);
 /* Node lines only ("node 1 az a state up dir PATH"). */
 void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out);
 
