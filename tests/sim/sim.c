@@ -60,7 +60,7 @@
  * Usage: sim [--seed N] [--seeds COUNT] [--long COUNT] [--readd-seeds COUNT]
  *            [--logrep-seeds COUNT] [--readd | --readd-nofloor | --logrep |
  *            --logrep-broken] [--verbose]
- * Without arguments (make check): 2000 short schedules (9 s of simulated time
+ * Without arguments (make check): 6000 short schedules (9 s of simulated time
  * each), 4 long ones (65 s), 300 re-add schedules (11 s) and 1000
  * log-replica schedules (12 s), then the same re-add schedules without the
  * floor and the log-replica ones with a log replica that may lead, each in
@@ -2012,7 +2012,7 @@ static int logrep_caught(uint64_t n)
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = 0, seeds = 2000, nlong = 4, nreadd = 300, readd_done, nlogrep = LOGREP_SEEDS;
+	uint64_t seed = 0, seeds = 6000, nlong = 4, nreadd = 300, readd_done, nlogrep = LOGREP_SEEDS;
 	struct lr_stats lr;
 	int verbose = 0, one = 0;
 	uint64_t total_chosen = 0, total_elections = 0, total_reads = 0, total_handoffs = 0;
