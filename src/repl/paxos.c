@@ -702,17 +702,18 @@ static void on_accepted(struct qfs_paxos *p, const struct qfs_paxos_msg *in)
 	if (p->role != QFS_PAXOS_LEADER || in->ballot != p->ballot || !pe)
 		return;
 	if (in->promised > p->ballot) {
-		int leased = p->now < p->lease_until;
-
+		/* A follower promised a higher ballot: most often one of its
+		 * own, a replica back with a stale log campaigning alone, which
+		 * the others refuse (lease, log behind) and which refuses our
+		 * lower ballot.  Campaign above it at once instead of leaving
+		 * the group without a leader for an election timeout while that
+		 * replica campaigns again and again (sim seeds 3820, 5938:
+		 * with a lease; 48062: a leader elected a moment before, its
+		 * lease not earned yet: a leaderless livelock).  A candidate
+		 * that can win takes our PREPARE or is taken by it, by the
+		 * usual rules.  Timing only: a campaign is always safe. */
 		step_down(p, in->promised);
-		/* While our lease runs, a quorum refuses every other candidate:
-		 * the ballot this follower promised belongs to one that cannot
-		 * win (a replica back with a stale log, campaigning alone).
-		 * Campaign above it at once, instead of leaving the group
-		 * without a leader for an election timeout while that replica,
-		 * which refuses our lower ballot, campaigns again and again
-		 * (sim seed 3820: a leaderless livelock).  Timing only. */
-		if (leased && may_lead(p, p->self) && !below_floor(p))
+		if (may_lead(p, p->self) && !below_floor(p))
 			campaign(p);
 		return;
 	}
