@@ -1423,6 +1423,12 @@ static int members_apply(struct qfs_rnode *rn, struct group *g, const struct qfs
 	return 0;
 }
 
+/* An entry of at least this many bytes leaves the page cache once applied
+ * (qfs_wal_uncache): a file's bulk data, which the kernel caches already
+ * as the FUSE file's pages, and which three replicas on one machine would
+ * otherwise cache three times more (doc/rnode.md section 2, step 4). */
+#define UNCACHE_MIN (1u << 20)
+
 static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_wal_loc *loc, void *arg)
 {
 	struct apply_walk *w = arg;
@@ -1452,6 +1458,8 @@ static int apply_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_w
 		w->store_rc = rc;
 		return rc;
 	}
+	if (loc && len >= UNCACHE_MIN)
+		qfs_wal_uncache(g->wal, loc, len);
 	g->applied = lsn;
 	if (g->snap_wait && g->snap_wait->lsn == lsn)
 		snap_wait_end(w->rn, g, 0);

@@ -44,6 +44,7 @@
 #define PEND_KEEP (1u << 20)     /* pending buffer kept across syncs up to this (one per
 				  * group and node); larger ones come from and go back
 				  * to the pool of common/bigbuf.h */
+#define UNCACHE_ALIGN (2u << 20) /* qfs_wal_uncache's unit: the largest folio */
 #define KEPT_SMALL (256u << 10)  /* a pending buffer up to this is kept after its sync
 				  * too (then reused: w->spare); between it and
 				  * PEND_KEEP it is reused at once, not kept */
@@ -765,6 +766,45 @@ static int deliver(const struct walk *wk, qfs_lsn_t lsn, const uint8_t *p, size_
 	struct qfs_wal_loc loc = { .dir = wk->dir, .seg_first = seg, .off = off };
 
 	return wk->at(lsn, p, len, off == UINT64_MAX ? NULL : &loc, wk->arg);
+}
+
+/* See wal.h.  A sealed segment has no fd of the log's own: one is opened
+ * for the advice, with openat(2) itself rather than through common/sysio's
+ * table, since no failure of it goes anywhere (a test counting the log's
+ * opens for its fault injector must not count it). */
+void qfs_wal_uncache(struct qfs_wal *w, const struct qfs_wal_loc *loc, size_t len)
+{
+	char name[QFS_WAL_NAME_LEN + 1];
+	const struct qfs_wal_seg *s;
+	uint64_t from, to;
+	int fd;
+
+	if (!w->nseg || !len)
+		return;
+	s = &w->segs[seg_find(w, loc->seg_first)];
+	if (s->first != loc->seg_first || !s->exists || loc->off + len > s->size)
+		return; /* gone, or not (all) durable: nothing to advise */
+	/* The kernel drops only the folios wholly inside the range, and a
+	 * large write is cached in large folios (up to UNCACHE_ALIGN): both
+	 * ends go down to that unit.  The start takes the bytes before the
+	 * record (durable, and read by nobody soon: the record before it was
+	 * applied first); the end leaves the unit the record ends in to the
+	 * next call, since the record after it may not be applied yet, and a
+	 * follower's apply reads it back from this file. */
+	from = loc->off / UNCACHE_ALIGN * UNCACHE_ALIGN;
+	to = (loc->off + len) / UNCACHE_ALIGN * UNCACHE_ALIGN;
+	if (to <= from)
+		return;
+	fd = s->fd;
+	if (fd < 0) {
+		qfs_wal_seg_name(name, s->first);
+		fd = openat(w->dfd, name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return;
+	}
+	(void)posix_fadvise(fd, (off_t)from, (off_t)(to - from), POSIX_FADV_DONTNEED);
+	if (fd != s->fd)
+		close(fd);
 }
 
 static int read_corrupt(struct qfs_wal *w, const struct qfs_wal_seg *s, uint64_t off, qfs_lsn_t lsn, const char *why)

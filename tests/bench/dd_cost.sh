@@ -43,17 +43,21 @@ one() {
 	sleep 1
 	read -r f0 c0 < <(awk '{ print $10, $14 + $15 }' "/proc/$PID/stat")
 	r0=$(awk '$1 == "rchar:" { print $2 }' "/proc/$PID/io")
+	d0=$(awk '$1 == "read_bytes:" { print $2 }' "/proc/$PID/io")
+	m0=$(awk '$1 == "Cached:" { print $2 }' /proc/meminfo)
 	t0=$(date +%s.%N)
 	dd if="$T/rand" of="$MNT/t/f" bs=1M conv=fsync 2>/dev/null || { echo "dd failed" >&2; exit 1; }
 	t1=$(date +%s.%N)
 	read -r f1 c1 < <(awk '{ print $10, $14 + $15 }' "/proc/$PID/stat")
 	r1=$(awk '$1 == "rchar:" { print $2 }' "/proc/$PID/io")
+	d1=$(awk '$1 == "read_bytes:" { print $2 }' "/proc/$PID/io")
+	m1=$(awk '$1 == "Cached:" { print $2 }' /proc/meminfo)
 	hwm=$(awk '$1 == "VmHWM:" { print int($2 / 1024) }' "/proc/$PID/status")
 	awk -v n="$1" -v mb="$MB" -v f=$((f1 - f0)) -v c=$((c1 - c0)) -v t0="$t0" -v t1="$t1" \
-		-v h="$hwm" -v k="$TCK" -v r=$((r1 - r0)) -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+		-v h="$hwm" -v k="$TCK" -v r=$((r1 - r0)) -v d=$((d1 - d0)) -v m=$((m1 - m0)) -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
 		g = mb / 1024; t = t1 - t0
-		printf "bin=%s MiB=%d secs=%.2f MiB/s=%.1f cpu_s_per_GiB=%.2f minflt_per_GiB=%.0f read_GiB_per_GiB=%.2f VmHWM_MiB=%d load=%s\n",
-			n, mb, t, mb / t, c / k / g, f / g, r / 1073741824 / g, h, l }'
+		printf "bin=%s MiB=%d secs=%.2f MiB/s=%.1f cpu_s_per_GiB=%.2f minflt_per_GiB=%.0f read_GiB_per_GiB=%.2f disk_read_GiB_per_GiB=%.2f cached_GiB_per_GiB=%.2f VmHWM_MiB=%d load=%s\n",
+			n, mb, t, mb / t, c / k / g, f / g, r / 1073741824 / g, d / 1073741824 / g, m / 1048576 / g, h, l }'
 	cmp -s "$T/rand" "$MNT/t/f" || { echo "dd_cost.sh: the file read back differs" >&2; exit 1; }
 	qfs_ab_umount "$1"
 }

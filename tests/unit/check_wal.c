@@ -21,10 +21,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/crc32c.h"
@@ -990,6 +993,149 @@ static void place_check(qfs_lsn_t from, qfs_lsn_t to, struct place *k)
 	ck_assert_uint_eq(k->n, to - from + 1);
 	k->seen += k->n;
 }
+
+/* qfs_wal_uncache (what the rnode asks once a large record is applied):
+ * the page-aligned inside of the record's payload leaves the page cache,
+ * in the tail segment (the log's own fd) and in a sealed one (opened for
+ * the advice); the bytes read back from the file the same; a place the
+ * log does not hold, or not durably, is left alone.  On a disk's file
+ * system (the build directory, else /var/tmp), not in /dev/shm: tmpfs
+ * pages are the data and never leave. */
+struct unc {
+	qfs_lsn_t lsn[2];
+	struct qfs_wal_loc loc[2];
+	size_t len[2];
+	size_t n;
+	int drop; /* call qfs_wal_uncache from the callback, as rnode does */
+};
+
+static int unc_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_wal_loc *loc, void *arg)
+{
+	struct unc *u = arg;
+
+	(void)p;
+	ck_assert_ptr_nonnull(loc);
+	ck_assert_uint_lt(u->n, 2);
+	u->lsn[u->n] = lsn;
+	u->loc[u->n] = *loc;
+	u->loc[u->n].dir = NULL; /* valid during the call only */
+	u->len[u->n] = len;
+	u->n++;
+	if (u->drop && len >= (1u << 20))
+		qfs_wal_uncache(W, loc, len);
+	return 0;
+}
+
+/* Resident pages of the page-aligned inside of [off, off + len) of the
+ * segment seg of the log in d, and whether its bytes equal want. */
+static size_t unc_resident(const char *d, qfs_lsn_t seg, uint64_t off, size_t len, const uint8_t *want)
+{
+	char name[QFS_WAL_NAME_LEN + 1], path[PATH_MAX * 2];
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), res = 0;
+	uint64_t a = (off + pg - 1) / pg * pg, b = (off + len) / pg * pg;
+	unsigned char *vec;
+	struct stat st;
+	void *m;
+	int fd;
+
+	qfs_wal_seg_name(name, seg);
+	snprintf(path, sizeof(path), "%s/%s", d, name);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	vec = malloc((size_t)(b - a) / pg + 1);
+	ck_assert_ptr_nonnull(vec);
+	ck_assert_int_eq(mincore((uint8_t *)m + a, (size_t)(b - a), vec), 0);
+	for (size_t i = 0; i < (b - a) / pg; i++)
+		res += vec[i] & 1;
+	free(vec);
+	munmap(m, (size_t)st.st_size);
+	if (want) {
+		uint8_t *got = malloc(len);
+
+		ck_assert_ptr_nonnull(got);
+		ck_assert_int_eq(pread(fd, got, len, (off_t)off), (ssize_t)len);
+		ck_assert_msg(memcmp(got, want, len) == 0, "segment %llu: the bytes changed",
+			      (unsigned long long)seg);
+		free(got);
+	}
+	close(fd);
+	return res;
+}
+
+START_TEST(test_uncache)
+{
+	static const struct qfs_wal_opts mb = { .segment_bytes = 1u << 20 };
+	const size_t big = (2u << 20) + 1000, pages = (2u << 20) / (size_t)sysconf(_SC_PAGESIZE) - 1;
+	char ubase[PATH_MAX], udir[PATH_MAX + 8];
+	struct statfs fs;
+	struct unc u = { .n = 0 };
+	uint8_t *p = malloc(big);
+
+	ck_assert_ptr_nonnull(p);
+	/* the build directory, else /var/tmp */
+	snprintf(ubase, sizeof(ubase), "%s/check_wal_uncache.XXXXXX",
+		 statfs(".", &fs) == 0 && fs.f_type != TMPFS_MAGIC ? "." : "/var/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(ubase));
+	snprintf(udir, sizeof(udir), "%s/log", ubase);
+	ck_assert_int_eq(statfs(ubase, &fs), 0);
+	ck_assert_msg(fs.f_type != TMPFS_MAGIC, "%s is in tmpfs: nothing can leave its cache", ubase);
+	ck_assert_int_eq(qfs_wal_open(udir, &mb, &W), 0);
+	/* lsn 1 alone in segment 1 (it passes segment_bytes), lsn 2 rolls to a
+	 * new segment, which stays the tail; lsn 3 big in that tail */
+	fill_big(p, big, 1);
+	ck_assert_int_eq(qfs_wal_append(W, 1, p, big), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	ck_assert_int_eq(qfs_wal_append(W, 2, "x", 1), 0);
+	fill_big(p, big, 3);
+	ck_assert_int_eq(qfs_wal_append(W, 3, p, big), 0);
+	ck_assert_int_eq(qfs_wal_sync(W), 0);
+	/* the places, nothing dropped yet: just written, all cached */
+	ck_assert_int_eq(qfs_wal_read_recent_at(W, 1, 2, unc_cb, &u), 0);
+	ck_assert_uint_eq(u.n, 2);
+	ck_assert_uint_eq(u.loc[0].seg_first, 1);
+	ck_assert_uint_eq(u.loc[1].seg_first, 2); /* lsn 2 began the tail */
+	ck_assert_int_lt(W->segs[0].fd, 0);        /* segment 1 sealed */
+	ck_assert_uint_ge(unc_resident(udir, 1, u.loc[0].off, big, NULL), pages * 9 / 10);
+	/* a place the log does not hold, and one past the durable bytes: left
+	 * alone */
+	struct qfs_wal_loc gone = { .dir = udir, .seg_first = 7, .off = u.loc[0].off };
+	struct qfs_wal_loc past = { .dir = udir, .seg_first = 1, .off = u.loc[0].off + 4096 };
+
+	qfs_wal_uncache(W, &gone, big);
+	qfs_wal_uncache(W, &past, big);
+	ck_assert_uint_ge(unc_resident(udir, 1, u.loc[0].off, big, NULL), pages * 9 / 10);
+	/* the sealed segment's record, dropped from within the callback */
+	u.n = 0;
+	u.drop = 1;
+	ck_assert_int_eq(qfs_wal_read_recent_at(W, 1, 1, unc_cb, &u), 0);
+	fill_big(p, big, 1);
+	ck_assert_uint_eq(unc_resident(udir, 1, u.loc[0].off, big, p), 0);
+	/* the tail's record (the log's own fd) */
+	u.n = 0;
+	ck_assert_int_eq(qfs_wal_read_recent_at(W, 3, 3, unc_cb, &u), 0);
+	ck_assert_uint_eq(u.loc[0].seg_first, 2);
+	ck_assert_int_ge(W->segs[W->nseg - 1].fd, 0);
+	fill_big(p, big, 3);
+	ck_assert_uint_eq(unc_resident(udir, 2, u.loc[0].off, big, p), 0);
+	/* and the log reads them as before */
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_open(udir, &mb, &W), 0);
+	ck_assert_uint_eq(qfs_wal_last(W), 3);
+	u.n = 0;
+	u.drop = 0;
+	ck_assert_int_eq(qfs_wal_read_recent_at(W, 1, 2, unc_cb, &u), 0);
+	ck_assert_uint_eq(u.len[0], big);
+	qfs_wal_close(W);
+	W = NULL;
+	ck_assert_int_eq(qfs_wal_destroy(udir), 0);
+	ck_assert_int_eq(rmdir(ubase), 0);
+	free(p);
+}
+END_TEST
 
 START_TEST(test_read_recent_at_place)
 {
@@ -2886,6 +3032,7 @@ static Suite *wal_suite(void)
 	tcase_add_test(tc, test_read_recent_small);
 	tcase_add_test(tc, test_read_recent_two);
 	tcase_add_test(tc, test_read_recent_at_place);
+	tcase_add_test(tc, test_uncache);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("read_recent");
