@@ -51,6 +51,11 @@ struct qfs_fs_opts {
 	                            * change gets EROFS here too (session.c) */
 	const char *kernel_opts;   /* NULL, or comma-separated mount flags for the
 	                            * kernel (nosuid,nodev,noexec,noatime,...) */
+	/* The kernel's read-ahead window of the mount (its bdi's
+	 * read_ahead_kb, set as root; doc/fs.md "Kernel caches"), in bytes;
+	 * 0 leaves the kernel's (128 KiB for every FUSE mount).  `quorumfs
+	 * mount` gives QFS_FS_READ_AHEAD_DEFAULT unless told otherwise. */
+	uint64_t read_ahead_bytes;
 	/* statfs of the mount (doc/fs.md): the data disk's blocks less
 	 * space_reserve bytes, divided by space_copies, the copies of each
 	 * user byte that land on that file system (replicas there + a local
@@ -61,6 +66,8 @@ struct qfs_fs_opts {
 	 * (doc/availability.md); NULL: defaults with the canary off. */
 	const struct qfs_avail_opts *avail;
 };
+
+#define QFS_FS_READ_AHEAD_DEFAULT (2u << 20)
 
 /* Mount and serve until unmounted or signalled (SIGTERM, SIGINT: libfuse's
  * handlers end the loop; SIGHUP is left to the caller, which reopens the

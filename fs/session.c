@@ -14,11 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -289,6 +291,76 @@ static void ro_ops(struct fuse_lowlevel_ops *ops)
 
 /* ---- libfuse's messages, into our log ---- */
 
+/* Raising the mount's kernel read-ahead window (doc/fs.md "Kernel
+ * caches"): the kernel gives every FUSE mount 128 KiB, and a sequential
+ * read then has about one READ in flight; FUSE_INIT can only lower it
+ * (the kernel takes the least of its window and the reply's), so only the
+ * mount's bdi in sysfs (read_ahead_kb, root's) raises it, after INIT.  A
+ * thread of its own stats the mountpoint: the kernel holds that request
+ * until INIT is answered, the loop serves it, and st_dev names the bdi.
+ * A failure costs one log line and leaves the kernel's window. */
+struct ra_job {
+	char *mp;       /* the mountpoint's real path (resolved before the mount) */
+	uint64_t bytes;
+};
+
+static void *read_ahead_main(void *arg)
+{
+	struct ra_job *j = arg;
+	char path[96], val[32], em[256];
+	struct stat st;
+	int fd, n;
+
+	if (stat(j->mp, &st) != 0) {
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's mountpoint=%s err=\"%s\"",
+			qfs_esc(j->mp, em, sizeof(em)), strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
+	n = snprintf(val, sizeof(val), "%llu\n", (unsigned long long)(j->bytes >> 10));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)n) != n)
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's bdi=%u:%u err=\"%s\"", major(st.st_dev),
+			minor(st.st_dev), strerror(errno));
+	else
+		QFS_LOG(QFS_LOG_INFO, "fuse read-ahead bdi=%u:%u kb=%llu", major(st.st_dev), minor(st.st_dev),
+			(unsigned long long)(j->bytes >> 10));
+	if (fd >= 0)
+		close(fd);
+out:
+	free(j->mp);
+	free(j);
+	return NULL;
+}
+
+/* Start read_ahead_main for mp (resolved, malloc'd: taken) unless bytes is
+ * 0 or we are not root; 1 if started (join *th after the unmount). */
+static int read_ahead_start(pthread_t *th, char *mp, uint64_t bytes)
+{
+	struct ra_job *j;
+
+	if (!bytes || !mp || geteuid() != 0) {
+		if (bytes && mp)
+			QFS_LOG(QFS_LOG_INFO, "fuse read-ahead left at the kernel's why=\"not root: the sysfs file "
+				"is root's\"");
+		free(mp);
+		return 0;
+	}
+	if (!(j = malloc(sizeof(*j)))) {
+		free(mp);
+		return 0;
+	}
+	j->mp = mp;
+	j->bytes = bytes;
+	if (pthread_create(th, NULL, read_ahead_main, j) != 0) {
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's why=\"no thread\"");
+		free(j->mp);
+		free(j);
+		return 0;
+	}
+	return 1;
+}
+
 static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	char msg[1024];
@@ -420,13 +492,20 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = -EIO;
 		goto err_session;
 	}
+	/* (before the mount: a path through the mountpoint then asks us) */
+	char *mp_real = o->read_ahead_bytes ? realpath(o->mountpoint, NULL) : NULL;
+
 	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		free(mp_real);
 		QFS_LOG(QFS_LOG_ERR, "fuse mount failed mountpoint=%s hint=\"see the fuse msg line above; is /dev/fuse usable?\"",
 			qfs_esc(o->mountpoint, em, sizeof(em)));
 		rc = -EIO;
 		goto err_signals;
 	}
 	fs->se = se;
+	pthread_t ra_th;
+	int ra_on = read_ahead_start(&ra_th, mp_real, o->read_ahead_bytes);
+
 	QFS_LOG(QFS_LOG_INFO, "mounted mountpoint=%s data_dir=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),
 		qfs_esc(o->data_dir ? o->data_dir : "-", ed, sizeof(ed)), o->readonly ? " ro=1" : "");
 	if (o->ready)
@@ -457,6 +536,8 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = 0;
 	fs->se = NULL;
 	fuse_session_unmount(se);
+	if (ra_on)
+		pthread_join(ra_th, NULL); /* (its stat failed if it was still waiting) */
 	qfs_fs_dattr_stop(fs); /* directories' pending attributes (pend.c) */
 	flush_all(fs);
 	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s why=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),

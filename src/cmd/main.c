@@ -106,6 +106,8 @@ static void usage(FILE *f)
 		"  -o cache_timeout=SECONDS  how long the kernel caches names, attributes and\n"
 		"                        absent names (default 3600; 0: no caching). Safe\n"
 		"                        because this mount is the only writer of DATA_DIR\n"
+		"  -o read_ahead=BYTES   the kernel's read-ahead window of the mount (default\n"
+		"                        2M; 0: the kernel's 128K; set as root only)\n"
 		"  -o throttle=wait|fail  over a table's capacity: wait (default) or EAGAIN\n"
 		"  -o throttle_wait=SECONDS  longest wait of one request (default 5; then it\n"
 		"                        proceeds)\n"
@@ -1048,6 +1050,7 @@ struct mount_cfg {
 	struct qfs_admit_cfg adm; /* -o throttle*=, *_rcu=, *_wcu=, gac_interval= */
 	struct qfs_router_split_cfg split; /* -o split_*= (doc/partitions.md) */
 	int split_bytes_set;    /* -o split_bytes= given (else the default) */
+	uint64_t ra_bytes;      /* -o read_ahead= (default QFS_READ_AHEAD_DEFAULT) */
 	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
 	int cache_off;          /* -o cache_timeout=0: no kernel caching */
 	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */
@@ -1145,6 +1148,10 @@ static int mount_opt(struct mount_cfg *m, char *tok)
 			return bad_value("cache_timeout", v ? v : "", "want SECONDS (0 = no kernel caching; 1h, 30m)");
 		m->cache_ms = v64;
 		m->cache_off = v64 == 0;
+	} else if (!strcmp(tok, "read_ahead")) {
+		if (!v || parse_size(v, &v64) || v64 > (64u << 20) || (v64 && v64 < 4096))
+			return bad_value("read_ahead", v ? v : "", "want BYTES from 4K to 64M, or 0 (the kernel's)");
+		m->ra_bytes = v64;
 	} else if (!strcmp(tok, "cache_size") || !strcmp(tok, "memtable_size")) {
 		/* 1 MiB .. 64 GiB; a memtable budget below the store's floor is
 		 * raised to it (store.h) */
@@ -1462,6 +1469,7 @@ static int cmd_mount(int argc, char **argv)
 	memset(&m, 0, sizeof(m));
 	m.sc.so.repair = 1; /* -o scrub_repair= defaults to on */
 	m.ac.os.link_immutable = 1; /* -o archive_link= defaults to on (doc/compat.md) */
+	m.ra_bytes = QFS_FS_READ_AHEAD_DEFAULT;
 	qfs_avail_opts_default(&m.av);
 	/* Two malloc arenas instead of eight per core: the daemon's threads
 	 * (FUSE, one I/O thread per node, RocksDB's, the archiver) otherwise
@@ -1707,6 +1715,7 @@ static int cmd_mount(int argc, char **argv)
 		.kernel_opts = m.kopts,
 		.cache_timeout_ms = m.cache_ms,
 		.cache_off = m.cache_off,
+		.read_ahead_bytes = m.ra_bytes,
 		.avail = &m.av,
 		.scrub_text = scrub_text,
 		.alarms_text = alarms_text,

@@ -37,6 +37,8 @@
 #     symlinks renamed, hard-linked and replaced keep their own targets.
 # 10. cache_timeout=0: every opendir, readdir and readlink reaches the
 #     daemon, as before.
+# 11. the mount's kernel read-ahead window: 2 MiB by default, -o
+#     read_ahead=512K, 0 (the kernel's), bad values refused.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 qfs_require python3 rsync setfattr getfattr setpriv
@@ -516,4 +518,29 @@ for want in opendir=2 readlink=2; do
 done
 case " $d10" in *" readdir=0 "*|*" readdir=1 "*) fail "cache_timeout=0: a listing was cached: $d10" ;; esac
 [ "$(ls "$D9/m" | wc -l)" = "$n_m" ] || fail "cache_timeout=0: the listing of m changed"
+
+# --- 11. the mount's read-ahead window (its bdi in sysfs, set by the
+# daemon after INIT): 2 MiB by default (the mount of step 10), what
+# -o read_ahead= says, the kernel's with 0; a bad value refuses the mount
+ra_kb() { # ra_kb WANT: the mount's read_ahead_kb once it is WANT (5 s at most)
+	local f v end=$((SECONDS + 5))
+	f=/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb
+	while v=$(cat "$f") && [ "$v" != "$1" ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
+	echo "$v"
+}
+[ "$(ra_kb 2048)" = 2048 ] || fail "default read-ahead: $(ra_kb 2048) KiB, want 2048"
+qfs_umount
+mount_again -o read_ahead=512K
+[ "$(ra_kb 512)" = 512 ] || fail "-o read_ahead=512K: $(ra_kb 512) KiB"
+qfs_umount
+mount_again -o read_ahead=0
+sleep 0.5
+[ "$(ra_kb 2048)" != 2048 ] || fail "-o read_ahead=0: the window was raised anyway"
+for bad in read_ahead=1 read_ahead=65M read_ahead=lots read_ahead; do
+	mkdir -p "$T/m11"
+	rc=0
+	timeout 20 "$QFS_BIN" mount -f -o "$bad" "$T/d11" "$T/m11" >"$T/bad.out" 2>&1 || rc=$?
+	[ $rc -eq 2 ] || { fusermount3 -u "$T/m11" 2>/dev/null; fail "-o $bad: exit $rc, expected 2"; }
+	grep -q "bad value" "$T/bad.out" || fail "-o $bad: no message saying why: $(cat "$T/bad.out")"
+done
 echo "ok"
