@@ -289,7 +289,7 @@ static void ro_ops(struct fuse_lowlevel_ops *ops)
 	ops->fallocate = ro_fallocate;
 }
 
-/* ---- libfuse's messages, into our log ---- */
+/* ---- the kernel's read-ahead window ---- */
 
 /* Raising the mount's kernel read-ahead window (doc/fs.md "Kernel
  * caches"): the kernel gives every FUSE mount 128 KiB, and a sequential
@@ -360,6 +360,8 @@ static int read_ahead_start(pthread_t *th, char *mp, uint64_t bytes)
 	}
 	return 1;
 }
+
+/* ---- libfuse's messages, into our log ---- */
 
 static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
 {

@@ -1050,7 +1050,7 @@ struct mount_cfg {
 	struct qfs_admit_cfg adm; /* -o throttle*=, *_rcu=, *_wcu=, gac_interval= */
 	struct qfs_router_split_cfg split; /* -o split_*= (doc/partitions.md) */
 	int split_bytes_set;    /* -o split_bytes= given (else the default) */
-	uint64_t ra_bytes;      /* -o read_ahead= (default QFS_READ_AHEAD_DEFAULT) */
+	uint64_t ra_bytes;      /* -o read_ahead= (default QFS_FS_READ_AHEAD_DEFAULT) */
 	uint64_t cache_ms;      /* -o cache_timeout= in ms (0: the default) */
 	int cache_off;          /* -o cache_timeout=0: no kernel caching */
 	struct qfs_avail_opts av; /* -o alarm_*=, canary_interval=, metrics_listen= */

@@ -112,12 +112,15 @@ typedef int (*qfs_wal_read_at_cb)(qfs_lsn_t lsn, const void *p, size_t len, cons
 int qfs_wal_read_recent_at(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_wal_read_at_cb cb,
 			   void *arg);
 
-/* Drop the page cache's copy of the len payload bytes at loc (a durable
- * record of w, as a read_recent_at callback was given it; the call may be
- * made from that callback): advice to the kernel (POSIX_FADV_DONTNEED),
- * nothing on disk changes and nothing is reported; a segment no longer in
- * the log is left alone.  For large records once applied, whose bytes
- * are read again only rarely (doc/format-wal.md "Page cache"). */
+/* Drop from the page cache the durable record whose len payload bytes
+ * are at loc (as a read_recent_at callback was given it; the call may be
+ * made from that callback), in 2 MiB units of its file: from the one it
+ * starts in (bytes before it included) up to the one it ends in
+ * (excluded: left to the next call).  Advice to the kernel
+ * (POSIX_FADV_DONTNEED): nothing on disk changes, nothing is reported; a
+ * segment no longer in the log, or a range past its durable bytes, is
+ * left alone.  For large records once applied, whose bytes are read again
+ * only rarely (doc/format-wal.md "Page cache"). */
 void qfs_wal_uncache(struct qfs_wal *w, const struct qfs_wal_loc *loc, size_t len);
 
 /* Remove every record with LSN > lsn (a leader overwriting uncommitted slots).
