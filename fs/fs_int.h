@@ -164,6 +164,13 @@ struct qfs_fs {
 					 cacheable; set by op_init before any other
 					 request (doc/fs.md "Kernel caches") */
 	struct fuse_session *se;      /* set once mounted; for cache invalidation */
+	/* The mount's read-ahead window (session.c "the kernel's read-ahead
+	 * window"): its bdi ("MAJ:MIN", from mountinfo at mount) and the
+	 * window to write there, by the first request after INIT; ra_state
+	 * RA_READY until then (atomic), RA_NONE once done or not wanted. */
+	char ra_bdi[32];
+	uint64_t ra_bytes;
+	int ra_state;
 	pthread_mutex_t itab_mu;
 	struct qfs_fs_inode **itab;   /* hash buckets; protected by itab_mu */
 	size_t itab_size;             /* buckets */

@@ -14,13 +14,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -30,6 +28,108 @@
 
 #define SESSION_WORKERS 64 /* FUSE worker threads at most, idle ones kept */
 
+/* ---- the kernel's read-ahead window ---- */
+
+/* doc/fs.md "Kernel caches": the kernel gives every FUSE mount a 128 KiB
+ * read-ahead window, and a sequential read then has about one READ in
+ * flight.  FUSE_INIT can only lower it (the kernel takes the least of its
+ * window and the reply's when it gets the reply), so only the mount's bdi
+ * in sysfs (read_ahead_kb, root's) raises it, and only after INIT.  At
+ * the mount the bdi's name is read from /proc/self/mountinfo (a path walk
+ * through the mountpoint would pin the mount, and an unmount right after
+ * the mount then failed with EBUSY); the first request handled after
+ * INIT writes it (the kernel sends none before it has INIT's reply).
+ * A failure costs one log line and leaves the kernel's window. */
+enum { RA_NONE, RA_READY };
+
+/* Undo mountinfo's escapes (\ooo: space, tab, newline, backslash) of a
+ * field, in place. */
+static void mountinfo_unescape(char *f)
+{
+	char *o = f;
+
+	for (char *c = f; *c; c++) {
+		if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] >= '0' && c[2] <= '7' && c[3] >= '0' &&
+		    c[3] <= '7') {
+			*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+			c += 3;
+		} else {
+			*o++ = *c;
+		}
+	}
+	*o = '\0';
+}
+
+/* Right after the mount: find the bdi of the newest quorumfs mount at mp
+ * (the mountpoint's real path, resolved before the mount) and arm the
+ * write of bytes, unless bytes is 0.  Root only. */
+static void read_ahead_prepare(struct qfs_fs *fs, const char *mp, uint64_t bytes)
+{
+	char line[3 * PATH_MAX], em[256];
+	FILE *f;
+
+	fs->ra_state = RA_NONE;
+	if (!bytes)
+		return;
+	if (geteuid() != 0) {
+		QFS_LOG(QFS_LOG_INFO, "fuse read-ahead left at the kernel's why=\"not root: the sysfs file is root's\"");
+		return;
+	}
+	if (!mp || !(f = fopen("/proc/self/mountinfo", "re"))) {
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's why=\"%s: %s\"",
+			mp ? "mountinfo" : "mountpoint's real path", strerror(errno));
+		return;
+	}
+	fs->ra_bdi[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *fld[5], *t, *sep = strstr(line, " - ");
+		int i = 0;
+
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - fuse.quorumfs SOURCE ... */
+		if (!sep || strncmp(sep + 3, "fuse.quorumfs ", 14) != 0)
+			continue;
+		for (t = strtok_r(line, " ", &save); t && i < 5; t = strtok_r(NULL, " ", &save))
+			fld[i++] = t;
+		if (i < 5 || strlen(fld[2]) >= sizeof(fs->ra_bdi))
+			continue;
+		mountinfo_unescape(fld[4]);
+		if (!strcmp(fld[4], mp))
+			strcpy(fs->ra_bdi, fld[2]); /* the last one is the newest */
+	}
+	fclose(f);
+	if (!fs->ra_bdi[0]) {
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's mountpoint=%s why=\"not in mountinfo\"",
+			qfs_esc(mp, em, sizeof(em)));
+		return;
+	}
+	fs->ra_bytes = bytes;
+	__atomic_store_n(&fs->ra_state, RA_READY, __ATOMIC_RELEASE);
+}
+
+/* In every timed request: the first one writes the window. */
+static inline void read_ahead_apply(fuse_req_t r)
+{
+	struct qfs_fs *fs = fuse_req_userdata(r);
+	int ready = RA_READY;
+	char path[64], val[32];
+	int fd, n;
+
+	if (__atomic_load_n(&fs->ra_state, __ATOMIC_ACQUIRE) != RA_READY ||
+	    !__atomic_compare_exchange_n(&fs->ra_state, &ready, RA_NONE, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", fs->ra_bdi);
+	n = snprintf(val, sizeof(val), "%llu\n", (unsigned long long)(fs->ra_bytes >> 10));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)n) != n)
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's bdi=%s err=\"%s\"", fs->ra_bdi,
+			strerror(errno));
+	else
+		QFS_LOG(QFS_LOG_INFO, "fuse read-ahead bdi=%s kb=%llu", fs->ra_bdi,
+			(unsigned long long)(fs->ra_bytes >> 10));
+	if (fd >= 0)
+		close(fd);
+}
+
 /* ------------------------------------------------------- call budget */
 
 /* Operations of qfs_fs_ops run between qfs_clock_call_begin/_end (replies
@@ -38,6 +138,7 @@
 #define TIMED(op, params, args)                 \
 	static void timed_##op params           \
 	{                                       \
+		read_ahead_apply(r);            \
 		qfs_clock_call_begin();         \
 		qfs_fs_ops.op args;             \
 		qfs_clock_call_end();           \
@@ -289,78 +390,6 @@ static void ro_ops(struct fuse_lowlevel_ops *ops)
 	ops->fallocate = ro_fallocate;
 }
 
-/* ---- the kernel's read-ahead window ---- */
-
-/* Raising the mount's kernel read-ahead window (doc/fs.md "Kernel
- * caches"): the kernel gives every FUSE mount 128 KiB, and a sequential
- * read then has about one READ in flight; FUSE_INIT can only lower it
- * (the kernel takes the least of its window and the reply's), so only the
- * mount's bdi in sysfs (read_ahead_kb, root's) raises it, after INIT.  A
- * thread of its own stats the mountpoint: the kernel holds that request
- * until INIT is answered, the loop serves it, and st_dev names the bdi.
- * A failure costs one log line and leaves the kernel's window. */
-struct ra_job {
-	char *mp;       /* the mountpoint's real path (resolved before the mount) */
-	uint64_t bytes;
-};
-
-static void *read_ahead_main(void *arg)
-{
-	struct ra_job *j = arg;
-	char path[96], val[32], em[256];
-	struct stat st;
-	int fd, n;
-
-	if (stat(j->mp, &st) != 0) {
-		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's mountpoint=%s err=\"%s\"",
-			qfs_esc(j->mp, em, sizeof(em)), strerror(errno));
-		goto out;
-	}
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
-	n = snprintf(val, sizeof(val), "%llu\n", (unsigned long long)(j->bytes >> 10));
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, val, (size_t)n) != n)
-		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's bdi=%u:%u err=\"%s\"", major(st.st_dev),
-			minor(st.st_dev), strerror(errno));
-	else
-		QFS_LOG(QFS_LOG_INFO, "fuse read-ahead bdi=%u:%u kb=%llu", major(st.st_dev), minor(st.st_dev),
-			(unsigned long long)(j->bytes >> 10));
-	if (fd >= 0)
-		close(fd);
-out:
-	free(j->mp);
-	free(j);
-	return NULL;
-}
-
-/* Start read_ahead_main for mp (resolved, malloc'd: taken) unless bytes is
- * 0 or we are not root; 1 if started (join *th after the unmount). */
-static int read_ahead_start(pthread_t *th, char *mp, uint64_t bytes)
-{
-	struct ra_job *j;
-
-	if (!bytes || !mp || geteuid() != 0) {
-		if (bytes && mp)
-			QFS_LOG(QFS_LOG_INFO, "fuse read-ahead left at the kernel's why=\"not root: the sysfs file "
-				"is root's\"");
-		free(mp);
-		return 0;
-	}
-	if (!(j = malloc(sizeof(*j)))) {
-		free(mp);
-		return 0;
-	}
-	j->mp = mp;
-	j->bytes = bytes;
-	if (pthread_create(th, NULL, read_ahead_main, j) != 0) {
-		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's why=\"no thread\"");
-		free(j->mp);
-		free(j);
-		return 0;
-	}
-	return 1;
-}
-
 /* ---- libfuse's messages, into our log ---- */
 
 static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
@@ -505,9 +534,8 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		goto err_signals;
 	}
 	fs->se = se;
-	pthread_t ra_th;
-	int ra_on = read_ahead_start(&ra_th, mp_real, o->read_ahead_bytes);
-
+	read_ahead_prepare(fs, mp_real, o->read_ahead_bytes);
+	free(mp_real);
 	QFS_LOG(QFS_LOG_INFO, "mounted mountpoint=%s data_dir=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),
 		qfs_esc(o->data_dir ? o->data_dir : "-", ed, sizeof(ed)), o->readonly ? " ro=1" : "");
 	if (o->ready)
@@ -538,8 +566,6 @@ int qfs_fs_run(struct qfs_router *r, const struct qfs_fs_opts *o)
 		rc = 0;
 	fs->se = NULL;
 	fuse_session_unmount(se);
-	if (ra_on)
-		pthread_join(ra_th, NULL); /* (its stat failed if it was still waiting) */
 	qfs_fs_dattr_stop(fs); /* directories' pending attributes (pend.c) */
 	flush_all(fs);
 	QFS_LOG(QFS_LOG_INFO, "unmounted mountpoint=%s why=%s%s", qfs_esc(o->mountpoint, em, sizeof(em)),

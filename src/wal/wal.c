@@ -768,7 +768,9 @@ static int deliver(const struct walk *wk, qfs_lsn_t lsn, const uint8_t *p, size_
 	return wk->at(lsn, p, len, off == UINT64_MAX ? NULL : &loc, wk->arg);
 }
 
-/* See wal.h.  A sealed segment has no fd of the log's own: one is opened
+/* See wal.h.  UNCACHE_ALIGN is x86-64's largest page-cache folio (2 MiB
+ * with 4 KiB pages); a larger folio elsewhere that the range cuts stays
+ * cached (advice, nothing more).  A sealed segment has no fd of the log's own: one is opened
  * for the advice, with openat(2) itself rather than through common/sysio's
  * table, since no failure of it goes anywhere (a test counting the log's
  * opens for its fault injector must not count it). */
@@ -793,6 +795,8 @@ void qfs_wal_uncache(struct qfs_wal *w, const struct qfs_wal_loc *loc, size_t le
 	 * follower's apply reads it back from this file. */
 	from = loc->off / UNCACHE_ALIGN * UNCACHE_ALIGN;
 	to = (loc->off + len) / UNCACHE_ALIGN * UNCACHE_ALIGN;
+	if (s != tail(w) && s->durable_last == s->last && loc->off + len == s->size)
+		to = s->size + UNCACHE_ALIGN; /* a sealed segment's last record: no next call here */
 	if (to <= from)
 		return;
 	fd = s->fd;

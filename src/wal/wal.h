@@ -116,7 +116,8 @@ int qfs_wal_read_recent_at(struct qfs_wal *w, qfs_lsn_t from, qfs_lsn_t to, qfs_
  * are at loc (as a read_recent_at callback was given it; the call may be
  * made from that callback), in 2 MiB units of its file: from the one it
  * starts in (bytes before it included) up to the one it ends in
- * (excluded: left to the next call).  Advice to the kernel
+ * (excluded: left to the next call; included when the record ends a
+ * sealed segment).  Advice to the kernel
  * (POSIX_FADV_DONTNEED): nothing on disk changes, nothing is reported; a
  * segment no longer in the log, or a range past its durable bytes, is
  * left alone.  For large records once applied, whose bytes are read again

@@ -519,23 +519,23 @@ done
 case " $d10" in *" readdir=0 "*|*" readdir=1 "*) fail "cache_timeout=0: a listing was cached: $d10" ;; esac
 [ "$(ls "$D9/m" | wc -l)" = "$n_m" ] || fail "cache_timeout=0: the listing of m changed"
 
-# --- 11. the mount's read-ahead window (its bdi in sysfs, set by the
-# daemon after INIT): 2 MiB by default (the mount of step 10), what
-# -o read_ahead= says, the kernel's with 0; a bad value refuses the mount
-ra_kb() { # ra_kb WANT: the mount's read_ahead_kb once it is WANT (5 s at most)
-	local f v end=$((SECONDS + 5))
-	f=/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb
-	while v=$(cat "$f") && [ "$v" != "$1" ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
-	echo "$v"
-}
-[ "$(ra_kb 2048)" = 2048 ] || fail "default read-ahead: $(ra_kb 2048) KiB, want 2048"
-qfs_umount
-mount_again -o read_ahead=512K
-[ "$(ra_kb 512)" = 512 ] || fail "-o read_ahead=512K: $(ra_kb 512) KiB"
-qfs_umount
-mount_again -o read_ahead=0
-sleep 0.5
-[ "$(ra_kb 2048)" != 2048 ] || fail "-o read_ahead=0: the window was raised anyway"
+# --- 11. the mount's read-ahead window (its bdi in sysfs, written by the
+# first request after INIT: qfs_mount's own lookups have made it by the
+# time it returns): 2 MiB by default (the mount of step 10), what -o
+# read_ahead= says, the kernel's with 0; a bad value refuses the mount.
+# Where sysfs refuses the write (the daemon logs it), skipped.
+ra_kb() { stat "$MNT/t" >/dev/null; cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb"; }
+if grep -q "read-ahead left at the kernel's" "$T/daemon.out"; then
+	echo "# step 11 skipped: $(grep -m1 "read-ahead left" "$T/daemon.out")"
+else
+	[ "$(ra_kb)" = 2048 ] || fail "default read-ahead: $(ra_kb) KiB, want 2048"
+	qfs_umount
+	mount_again -o read_ahead=512K
+	[ "$(ra_kb)" = 512 ] || fail "-o read_ahead=512K: $(ra_kb) KiB"
+	qfs_umount
+	mount_again -o read_ahead=0
+	[ "$(ra_kb)" != 2048 ] || fail "-o read_ahead=0: the window was raised anyway"
+fi
 for bad in read_ahead=1 read_ahead=65M read_ahead=lots read_ahead; do
 	mkdir -p "$T/m11"
 	rc=0

@@ -997,7 +997,8 @@ static void place_check(qfs_lsn_t from, qfs_lsn_t to, struct place *k)
 /* qfs_wal_uncache (what the rnode asks once a large record is applied):
  * the page-aligned inside of the record's payload leaves the page cache,
  * in the tail segment (the log's own fd) and in a sealed one (opened for
- * the advice); the bytes read back from the file the same; a place the
+ * the advice; the record ends it, so its last unit goes too); the bytes
+ * read back from the file the same; a place the
  * log does not hold, or not durably, is left alone.  On a disk's file
  * system (the build directory, else /var/tmp), not in /dev/shm: tmpfs
  * pages are the data and never leave. */
@@ -1068,7 +1069,8 @@ static size_t unc_resident(const char *d, qfs_lsn_t seg, uint64_t off, size_t le
 START_TEST(test_uncache)
 {
 	static const struct qfs_wal_opts mb = { .segment_bytes = 1u << 20 };
-	const size_t big = (2u << 20) + 1000, pages = (2u << 20) / (size_t)sysconf(_SC_PAGESIZE) - 1;
+	/* 3 MiB and a bit: it ends inside its file's second 2 MiB unit */
+	const size_t big = (3u << 20) + 1000, pages = (3u << 20) / (size_t)sysconf(_SC_PAGESIZE) - 1;
 	char ubase[PATH_MAX], udir[PATH_MAX + 8];
 	struct statfs fs;
 	struct unc u = { .n = 0 };
@@ -1111,15 +1113,21 @@ START_TEST(test_uncache)
 	u.n = 0;
 	u.drop = 1;
 	ck_assert_int_eq(qfs_wal_read_recent_at(W, 1, 1, unc_cb, &u), 0);
+	/* it ends that sealed segment: the whole file left, its last unit too
+	 * (checked before the bytes are read back into the cache) */
+	ck_assert_uint_eq(unc_resident(udir, 1, 0, (size_t)W->segs[0].size, NULL), 0);
 	fill_big(p, big, 1);
-	ck_assert_uint_eq(unc_resident(udir, 1, u.loc[0].off, big, p), 0);
+	(void)unc_resident(udir, 1, u.loc[0].off, big, p); /* the bytes */
 	/* the tail's record (the log's own fd) */
 	u.n = 0;
 	ck_assert_int_eq(qfs_wal_read_recent_at(W, 3, 3, unc_cb, &u), 0);
 	ck_assert_uint_eq(u.loc[0].seg_first, 2);
 	ck_assert_int_ge(W->segs[W->nseg - 1].fd, 0);
+	/* there the unit it ends in stays, for the next record's call */
+	ck_assert_uint_eq(unc_resident(udir, 2, u.loc[0].off, (2u << 20) - u.loc[0].off, NULL), 0);
+	ck_assert_uint_ge(unc_resident(udir, 2, 2u << 20, u.loc[0].off + big - (2u << 20), NULL), 200);
 	fill_big(p, big, 3);
-	ck_assert_uint_eq(unc_resident(udir, 2, u.loc[0].off, big, p), 0);
+	(void)unc_resident(udir, 2, u.loc[0].off, big, p);
 	/* and the log reads them as before */
 	qfs_wal_close(W);
 	W = NULL;
