@@ -42,24 +42,6 @@
  * A failure costs one log line and leaves the kernel's window. */
 enum { RA_NONE, RA_READY };
 
-/* Undo mountinfo's escapes (\ooo: space, tab, newline, backslash) of a
- * field, in place. */
-static void mountinfo_unescape(char *f)
-{
-	char *o = f;
-
-	for (char *c = f; *c; c++) {
-		if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] >= '0' && c[2] <= '7' && c[3] >= '0' &&
-		    c[3] <= '7') {
-			*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
-			c += 3;
-		} else {
-			*o++ = *c;
-		}
-	}
-	*o = '\0';
-}
-
 /* Right after the mount: find the bdi of the newest quorumfs mount at mp
  * (the mountpoint's real path, resolved before the mount) and arm the
  * write of bytes, unless bytes is 0.  Root only. */
@@ -92,7 +74,7 @@ static void read_ahead_prepare(struct qfs_fs *fs, const char *mp, uint64_t bytes
 			fld[i++] = t;
 		if (i < 5 || strlen(fld[2]) >= sizeof(fs->ra_bdi))
 			continue;
-		mountinfo_unescape(fld[4]);
+		qfs_unesc(fld[4]);
 		if (!strcmp(fld[4], mp))
 			strcpy(fs->ra_bdi, fld[2]); /* the last one is the newest */
 	}

@@ -550,23 +550,6 @@ static int check_replicas(const char *data, uint32_t *n, char *msg, size_t len)
 
 /* ---- mount safety: the mountpoint and the data directory ---- */
 
-/* Undo the \ooo escapes of /proc/self/mountinfo in place. */
-static void unescape_octal(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
-		    r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
 /* 1 if path (resolved) is a mount point, with its type in fstype; 0 if
  * not; -errno if /proc/self/mountinfo cannot be read. */
 static int is_mount_point(const char *path, char *fstype, size_t len)
@@ -585,7 +568,7 @@ static int is_mount_point(const char *path, char *fstype, size_t len)
 			tok = strtok_r(NULL, " ", &save);
 		if (!tok)
 			continue;
-		unescape_octal(tok);
+		qfs_unesc(tok);
 		if (strcmp(tok, path) != 0)
 			continue;
 		found = 1;
@@ -840,7 +823,7 @@ static int source_mounted(const char *data)
 			tok = strtok_r(NULL, " ", &save);
 		if (!tok || !strtok_r(NULL, " ", &save) || !(tok = strtok_r(NULL, " ", &save)))
 			continue;
-		unescape_octal(tok);
+		qfs_unesc(tok);
 		found = strcmp(tok, data) == 0;
 	}
 	free(line);

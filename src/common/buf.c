@@ -241,6 +241,23 @@ void qfs_buf_put_esc(struct qfs_buf *b, const char *s)
 }
 
 /* See buf.h. */
+void qfs_unesc(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+		    r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* See buf.h. */
 const char *qfs_esc(const char *s, char *out, size_t len)
 {
 	size_t n = 0;

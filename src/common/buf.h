@@ -50,6 +50,9 @@ void qfs_buf_put_esc(struct qfs_buf *b, const char *s);
 /* Write s escaped into out[len] (NUL-terminated; cut at a whole escape if
  * out is too small) and return out, for use as a printf argument. */
 const char *qfs_esc(const char *s, char *out, size_t len);
+/* Undo those escapes in place (\ooo, three octal digits, to the byte;
+ * anything else kept): the fields of /proc/self/mountinfo, for one. */
+void qfs_unesc(char *s);
 /* s (a name of up to QFS_NAME_MAX bytes, longer is cut) escaped into a
  * temporary that lives until the end of the enclosing block: for log
  * arguments, e.g. QFS_LOG(..., "name=%s", QFS_ESC_NAME(name)). */

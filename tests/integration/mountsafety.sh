@@ -3,7 +3,7 @@
 # items 3, 4, 5, 10, 11; quorumfs(8) "MOUNT SAFETY", "SIGNALS", "LOGS").
 #
 #  1. Option values: -o replicas=2, reads=x, quorum_timeout=0, throttle=x,
-#     scrub_repair=maybe, scrub=x say "bad value" naming option and value; an unknown option says so; nothing mounted.
+#     scrub_repair=maybe, scrub=x, read_ahead=1/65M/lots/(none) say "bad value" naming option and value; an unknown option says so; nothing mounted.
 #  2. Refusals, each with its exact message and no mount: a data directory
 #     inside the mountpoint (nothing created in it; also a log file or a
 #     file:// archive there), a non-empty mountpoint
@@ -105,6 +105,10 @@ refused "unknown mount option 'frobnicate'" "$QFS_BIN" mount -o frobnicate "$DAT
 refused "bad value 'x' for option throttle: want wait or fail" "$QFS_BIN" mount -o throttle=x "$DATA" "$MNT"
 refused "bad value 'maybe' for option scrub_repair: want on or off" "$QFS_BIN" mount -o scrub_repair=maybe "$DATA" "$MNT"
 refused "bad value 'x' for option scrub: want on or off" "$QFS_BIN" mount -o scrub=x "$DATA" "$MNT"
+for v in 1 65M lots; do
+	refused "bad value '$v' for option read_ahead: want BYTES from 4K to 64M" "$QFS_BIN" mount -o read_ahead=$v "$DATA" "$MNT"
+done
+refused "bad value '' for option read_ahead" "$QFS_BIN" mount -o read_ahead "$DATA" "$MNT"
 
 # ---- 2. refusals
 refused "data directory $MNT/data is inside the mountpoint $MNT" "$QFS_BIN" mount "$MNT/data" "$MNT"

@@ -479,6 +479,17 @@ START_TEST(test_esc)
 	/* cut at a whole escape */
 	ck_assert_str_eq(qfs_esc("ab cd", small, sizeof(small)), "ab");
 	ck_assert_str_eq(QFS_ESC_NAME("n\n"), "n\\012");
+	/* and undone (mountinfo's fields): every escape, nothing else */
+	qfs_buf_init(&b);
+	qfs_buf_put_esc(&b, "a b\tc\nd\\e\x7f\xc3\xa9");
+	qfs_buf_put_u8(&b, 0);
+	qfs_unesc((char *)b.data);
+	ck_assert_str_eq((char *)b.data, "a b\tc\nd\\e\x7f\xc3\xa9");
+	qfs_buf_close(&b);
+	char kept[] = "\\9 \\04 \\x41 end\\";
+
+	qfs_unesc(kept);
+	ck_assert_str_eq(kept, "\\9 \\04 \\x41 end\\");
 }
 END_TEST
 
