@@ -57,9 +57,13 @@ static void read_ahead_prepare(struct qfs_fs *fs, const char *mp, uint64_t bytes
 		QFS_LOG(QFS_LOG_INFO, "fuse read-ahead left at the kernel's why=\"not root: the sysfs file is root's\"");
 		return;
 	}
-	if (!mp || !(f = fopen("/proc/self/mountinfo", "re"))) {
-		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's why=\"%s: %s\"",
-			mp ? "mountinfo" : "mountpoint's real path", strerror(errno));
+	if (!mp) {
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's why=\"the mountpoint's real path was "
+			"not found\"");
+		return;
+	}
+	if (!(f = fopen("/proc/self/mountinfo", "re"))) {
+		QFS_LOG(QFS_LOG_WARN, "fuse read-ahead left at the kernel's why=\"mountinfo: %s\"", strerror(errno));
 		return;
 	}
 	fs->ra_bdi[0] = '\0';

@@ -770,10 +770,11 @@ static int deliver(const struct walk *wk, qfs_lsn_t lsn, const uint8_t *p, size_
 
 /* See wal.h.  UNCACHE_ALIGN is x86-64's largest page-cache folio (2 MiB
  * with 4 KiB pages); a larger folio elsewhere that the range cuts stays
- * cached (advice, nothing more).  A sealed segment has no fd of the log's own: one is opened
- * for the advice, with openat(2) itself rather than through common/sysio's
- * table, since no failure of it goes anywhere (a test counting the log's
- * opens for its fault injector must not count it). */
+ * cached (advice, nothing more).  A sealed segment has no fd of the log's
+ * own: one is opened for the advice, with openat(2) itself rather than
+ * through common/sysio's table, since no failure of it goes anywhere (a
+ * test counting the log's opens for its fault injector must not count
+ * it). */
 void qfs_wal_uncache(struct qfs_wal *w, const struct qfs_wal_loc *loc, size_t len)
 {
 	char name[QFS_WAL_NAME_LEN + 1];
