@@ -145,6 +145,9 @@ int qfs_fs_ctl_read_file(struct qfs_fs *fs, qfs_ino_t ino, char **text, size_t *
 			qfs_hist_format(&fs->ops[i], &b);
 			qfs_buf_put_u8(&b, '\n');
 		}
+		qfs_buf_printf(&b, "fs write_behind %llu failed %llu\n",
+			       (unsigned long long)__atomic_load_n(&fs->wb_behind, __ATOMIC_RELAXED),
+			       (unsigned long long)__atomic_load_n(&fs->wb_behind_failed, __ATOMIC_RELAXED));
 		qfs_router_stats(fs->r, &b);
 	} else if (ino == QFS_CTL_CAPACITY_INO) {
 		qfs_router_capacity(fs->r, &b);

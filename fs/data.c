@@ -270,7 +270,10 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 	return c;
 }
 
-int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off)
+static int wb_start(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb **out);
+
+int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off,
+		      struct qfs_fs_wb **behind)
 {
 	uint64_t pos = (uint64_t)off, end = pos + size;
 	int rc;
@@ -279,6 +282,10 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 		return -EINVAL;
 	if (end > QFS_FS_FILE_MAX || end < pos)
 		return -EFBIG;
+	/* beside a write-back behind, only a write past it (and with room
+	 * left in the buffer) goes on; any other waits for it to end */
+	while (in->wb_busy && (pos < in->wb_from || over_budget(in)))
+		pthread_cond_wait(&in->wb_cv, &in->mu);
 	rc = qfs_fs_load(fs, in);
 	if (rc)
 		return rc;
@@ -331,7 +338,13 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	if (over_budget(in)) {
 		/* the write itself is buffered and acknowledged; a failure here is
 		 * kept and reported by the next flush, fsync or close */
-		rc = qfs_fs_flush_locked(fs, in);
+		if (behind && S_ISREG(in->attr.mode)) {
+			while (in->wb_busy) /* one write-back behind at a time */
+				pthread_cond_wait(&in->wb_cv, &in->mu);
+			rc = wb_start(fs, in, behind);
+		} else {
+			rc = qfs_fs_flush_locked(fs, in);
+		}
 		if (rc)
 			in->wb_err = rc;
 	}
@@ -407,7 +420,7 @@ int qfs_fs_data_read(struct qfs_fs *fs, struct qfs_fs_inode *in, char *buf, size
 {
 	int rc;
 
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (in->loaded) {
 		rc = data_read(fs, in, 1, buf, size, off, got);
 		pthread_mutex_unlock(&in->mu);
@@ -508,7 +521,7 @@ int qfs_fs_data_read_vec(struct qfs_fs *fs, struct qfs_fs_inode *in, size_t size
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	int loaded = in->loaded;
 	pthread_mutex_unlock(&in->mu);
 	if (!loaded) {
@@ -700,33 +713,55 @@ static int patchable(const struct qfs_fs_inode *in, const struct qfs_dchunk *c)
 	       c->dhi - c->dlo < QFS_CHUNK_SIZE / 2;
 }
 
-int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
-{
+/* What a write-back stores (doc/fs.md "One round per file"): the txn,
+ * whose values point into the inode's chunk buffers and inl, and the size
+ * and flags it stores.  Behind a write (qfs_fs_wb_run) it also holds the
+ * state taken off the inode while the txn is in flight. */
+struct qfs_fs_wb {
 	struct qfs_router_itxn t;
-	struct qfs_router_key ikey = IKEY(in->ino);
-	uint8_t *inl = NULL;
-	struct qfs_op *op;
-	int rc = -ENOMEM, res = 0;
-	int is_file = S_ISREG(in->attr.mode);
+	uint8_t *inl;                /* the inline bytes stored, or NULL */
+	uint64_t size;
 	uint32_t flags;
+	struct qfs_dchunk *chunks;   /* behind: the chunks the txn stores */
+	uint64_t bytes;              /* behind: their bytes (still in dirty_total) */
+	uint32_t attr_dirty;         /* behind: the attribute changes it stores */
+	bool acl_drop;
+};
 
-	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
-		in->loaded = false;
-		in->wb_err = 0;
-		return 0;
-	}
-	qfs_router_itxn_init(&t);
+static void wb_init(struct qfs_fs_wb *w)
+{
+	memset(w, 0, sizeof(*w));
+	qfs_router_itxn_init(&w->t);
+}
+
+static void wb_close(struct qfs_fs_wb *w)
+{
+	qfs_router_itxn_close(&w->t);
+	free(w->inl);
+	w->inl = NULL;
+}
+
+/* Build the write-back of in's buffered state into w (wb_init'd); in->mu
+ * held.  0 or -ENOMEM, or the error of a read it needed (a partial chunk
+ * made whole, inline bytes moved into a chunk). */
+static int wb_build(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb *w)
+{
+	struct qfs_router_key ikey = IKEY(in->ino);
+	struct qfs_op *op;
+	int rc = -ENOMEM;
+	int is_file = S_ISREG(in->attr.mode);
+
 	/* a pending create is stored by the same txn (pend.c) */
-	if (in->pend && (rc = qfs_fs_pend_add_ops(&t, in->pend)))
+	if (in->pend && (rc = qfs_fs_pend_add_ops(&w->t, in->pend)))
 		goto out;
 	rc = -ENOMEM;
-	flags = in->stored_flags;
+	uint32_t flags = in->stored_flags;
 	uint64_t size = in->attr.size;
 	int data_changed = is_file && (in->chunks || (in->attr_dirty & QFS_SET_SIZE));
 
 	if (data_changed && size <= QFS_INLINE_MAX) {
-		inl = malloc(size ? size : 1);
-		if (!inl)
+		w->inl = malloc(size ? size : 1);
+		if (!w->inl)
 			goto out;
 		if (size) {
 			struct qfs_dchunk *c = chunk_find(in, 0);
@@ -734,13 +769,13 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 				goto out;
 			rc = -ENOMEM;
 			if (c) {
-				memcpy(inl, c->data, size);
+				memcpy(w->inl, c->data, size);
 			} else {
 				uint8_t *tmp = malloc(QFS_CHUNK_SIZE);
 				if (!tmp)
 					goto out;
 				rc = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, 0, tmp);
-				memcpy(inl, tmp, size);
+				memcpy(w->inl, tmp, size);
 				free(tmp);
 				if (rc)
 					goto out;
@@ -749,15 +784,15 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		}
 		if (!(in->stored_flags & QFS_ATTR_INLINE) && in->stored_size > 0) {
 			struct qfs_router_range all = qfs_router_range_chunks(in->ino, 0, UINT64_MAX);
-			op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &all);
+			op = qfs_router_itxn_add_range(&w->t, QFS_OP_DEL_RANGE, &all);
 			if (!op)
 				goto out;
 		}
-		op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey);
+		op = qfs_fs_add_op(&w->t, QFS_OP_SETDATA, ikey);
 		if (!op)
 			goto out;
-		op->val = inl;
-		op->val_len = (uint32_t)trim_zeros(inl, size);
+		op->val = w->inl;
+		op->val_len = (uint32_t)trim_zeros(w->inl, size);
 		flags |= QFS_ATTR_INLINE;
 	} else if (data_changed) {
 		if ((in->stored_flags & QFS_ATTR_INLINE) && in->valid_size > 0 && !chunk_find(in, 0)) {
@@ -766,7 +801,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			rc = -ENOMEM;
 		}
 		if (in->stored_flags & QFS_ATTR_INLINE) {
-			op = qfs_fs_add_op(&t, QFS_OP_SETDATA, ikey);
+			op = qfs_fs_add_op(&w->t, QFS_OP_SETDATA, ikey);
 			if (!op)
 				goto out;
 			op->val = (const uint8_t *)"";
@@ -774,7 +809,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		} else if (in->valid_size < in->stored_size) {
 			uint64_t from = (in->valid_size + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE;
 			struct qfs_router_range tail = qfs_router_range_chunks(in->ino, from, UINT64_MAX);
-			op = qfs_router_itxn_add_range(&t, QFS_OP_DEL_RANGE, &tail);
+			op = qfs_router_itxn_add_range(&w->t, QFS_OP_DEL_RANGE, &tail);
 			if (!op)
 				goto out;
 		}
@@ -791,7 +826,7 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 				size_t hi = c->dhi < len ? c->dhi : len;
 				if (c->dlo >= hi)
 					continue; /* nothing written below the size */
-				op = qfs_fs_add_op(&t, QFS_OP_PATCH, k);
+				op = qfs_fs_add_op(&w->t, QFS_OP_PATCH, k);
 				if (!op)
 					goto out;
 				op->offset = c->dlo;
@@ -801,9 +836,9 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 			}
 			len = trim_zeros(c->data, len);
 			if (len == 0) {
-				op = qfs_fs_add_op(&t, QFS_OP_DEL, k);
+				op = qfs_fs_add_op(&w->t, QFS_OP_DEL, k);
 			} else {
-				op = qfs_fs_add_op(&t, QFS_OP_PUT, k);
+				op = qfs_fs_add_op(&w->t, QFS_OP_PUT, k);
 				if (op) {
 					op->val = c->data;
 					op->val_len = (uint32_t)len;
@@ -816,18 +851,18 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	}
 	if (in->acl_drop) {
 		/* set, then drop: removed whether or not one was stored */
-		op = qfs_fs_add_op(&t, QFS_OP_XSET, ikey);
+		op = qfs_fs_add_op(&w->t, QFS_OP_XSET, ikey);
 		if (!op)
 			goto out;
 		op->name = QFS_ACL_ACCESS;
 		op->val = (const uint8_t *)"";
 		op->val_len = 0;
-		op = qfs_fs_add_op(&t, QFS_OP_XDEL, ikey);
+		op = qfs_fs_add_op(&w->t, QFS_OP_XDEL, ikey);
 		if (!op)
 			goto out;
 		op->name = QFS_ACL_ACCESS;
 	}
-	op = qfs_fs_add_op(&t, QFS_OP_SETATTR, ikey);
+	op = qfs_fs_add_op(&w->t, QFS_OP_SETATTR, ikey);
 	if (!op)
 		goto out;
 	op->mask = in->attr_dirty;
@@ -835,16 +870,38 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 		op->mask |= QFS_SET_SIZE | QFS_SET_FLAGS;
 	op->attr = in->attr;
 	op->attr.flags = flags;
-	rc = qfs_fs_item_txn(fs, in->table, &t, &res);
+	w->size = size;
+	w->flags = flags;
+	return 0;
+out:
+	return rc;
+}
+
+int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
+{
+	struct qfs_fs_wb w;
+	int rc, res = 0;
+
+	assert(!in->wb_busy); /* callers lock with qfs_fs_ilock */
+	if (!in->loaded || (in->attr_dirty == 0 && !in->chunks && !in->pend)) {
+		in->loaded = false;
+		in->wb_err = 0;
+		return 0;
+	}
+	wb_init(&w);
+	rc = wb_build(fs, in, &w);
+	if (rc)
+		goto out;
+	rc = qfs_fs_item_txn(fs, in->table, &w.t, &res);
 	if (rc == 0)
 		rc = res;
 	if (rc == 0) {
-		in->stored_size = size;
-		in->valid_size = size;
-		in->stored_flags = flags;
+		in->stored_size = w.size;
+		in->valid_size = w.size;
+		in->stored_flags = w.flags;
 	} else {
 		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu table=%llu size=%llu err=\"%s\"",
-			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)size,
+			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)w.size,
 			qfs_strerror(rc));
 	}
 out:
@@ -871,9 +928,128 @@ out:
 		 * give up on it with qfs_fs_discard) */
 		in->wb_err = rc;
 	}
-	qfs_router_itxn_close(&t);
-	free(inl);
+	wb_close(&w);
 	return rc;
+}
+
+/* ---------------------------------------------------------- write-back behind
+ *
+ * A write that fills its file's buffer (over_budget) used to write the
+ * buffer back before its reply: the writer waited out the round (three
+ * appends and syncs), and the requests behind it waited for in->mu, so no
+ * data came in while the replicas synced (a dd of 8 MiB records spent a
+ * quarter of its time receiving: doc/perf.md AFTER 52).  Now such a write
+ * takes the buffered state off the inode into a qfs_fs_wb (wb_start), marks
+ * the inode wb_busy and replies; the same FUSE thread then runs the txn
+ * without in->mu (qfs_fs_wb_run).  Meanwhile a write at or past wb_from
+ * (past every chunk in flight and the size stored: bytes that read as
+ * zeros whether the txn commits or not) buffers as usual; anything else on
+ * the inode waits (qfs_fs_ilock), as does a write that would start a second
+ * write-back.  At the end the state in flight is dropped if stored, or put
+ * back if not (disjoint from what was buffered meanwhile), the error kept
+ * for the next flush, fsync or close: what a write-back that fails at the
+ * end of a write has always done.  Durability is unchanged: nothing was
+ * promised durable before an fsync or close, and both wait for it. */
+
+void qfs_fs_ilock(struct qfs_fs_inode *in)
+{
+	pthread_mutex_lock(&in->mu);
+	while (in->wb_busy)
+		pthread_cond_wait(&in->wb_cv, &in->mu);
+}
+
+/* Start a write-back behind (in->mu held, !wb_busy): 0 and *out, the
+ * inode pinned and busy; or the error, nothing changed. */
+static int wb_start(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb **out)
+{
+	struct qfs_fs_wb *w = malloc(sizeof(*w));
+	uint64_t from;
+	int rc;
+
+	if (!w)
+		return -ENOMEM;
+	wb_init(w);
+	rc = wb_build(fs, in, w);
+	if (rc) {
+		wb_close(w);
+		free(w);
+		return rc;
+	}
+	from = (w->size + QFS_CHUNK_SIZE - 1) / QFS_CHUNK_SIZE * QFS_CHUNK_SIZE;
+	for (struct qfs_dchunk *c = in->chunks; c; c = c->next)
+		if ((c->no + 1) * QFS_CHUNK_SIZE > from)
+			from = (c->no + 1) * QFS_CHUNK_SIZE;
+	w->chunks = in->chunks;
+	w->bytes = in->dirty_bytes;
+	w->attr_dirty = in->attr_dirty;
+	w->acl_drop = in->acl_drop;
+	in->chunks = NULL;
+	in->dirty_bytes = 0;
+	in->attr_dirty = 0;
+	in->acl_drop = false;
+	in->wb_from = from;
+	in->wb_busy = true;
+	qfs_fs_ipin(fs, in);
+	*out = w;
+	return 0;
+}
+
+void qfs_fs_wb_run(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb *w)
+{
+	int rc, res = 0;
+
+	rc = qfs_fs_item_txn(fs, in->table, &w->t, &res);
+	if (rc == 0)
+		rc = res;
+	__atomic_add_fetch(&fs->wb_behind, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&in->mu); /* not qfs_fs_ilock: this is what it waits for */
+	if (rc == 0) {
+		uint64_t cap = (w->size + 511) / 512, est = in->attr.blocks + w->bytes / 512;
+
+		in->stored_size = w->size;
+		in->valid_size = w->size;
+		in->stored_flags = w->flags;
+		for (struct qfs_dchunk *c = w->chunks, *next; c; c = next) {
+			next = c->next;
+			chunk_buf_put(c->data);
+			free(c);
+		}
+		__atomic_sub_fetch(&dirty_total, w->bytes, __ATOMIC_RELAXED);
+		in->wb_err = 0;
+		qfs_fs_pend_remove(fs, in);
+		if (!in->chunks && !in->attr_dirty && !in->acl_drop) {
+			in->loaded = false; /* the store is the truth, as after any write-back */
+		} else {
+			/* writes buffered meanwhile keep the attributes in memory:
+			 * the stored blocks are at most those written back */
+			in->attr.blocks = est < cap ? est : cap;
+		}
+		if (in->blocks_est && fs->se)
+			fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
+		in->blocks_est = false;
+	} else {
+		struct qfs_dchunk **pp = &in->chunks;
+
+		QFS_LOG(QFS_LOG_ERR, "write-back behind a write failed ino=%llu table=%llu size=%llu err=\"%s\""
+			" effect=\"kept buffered, reported by the next fsync or close\"",
+			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)w->size,
+			qfs_strerror(rc));
+		__atomic_add_fetch(&fs->wb_behind_failed, 1, __ATOMIC_RELAXED);
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = w->chunks; /* disjoint: writes meanwhile went past wb_from */
+		in->dirty_bytes += w->bytes;
+		in->attr_dirty |= w->attr_dirty;
+		in->acl_drop |= w->acl_drop;
+		in->wb_err = rc;
+	}
+	w->chunks = NULL;
+	in->wb_busy = false;
+	pthread_cond_broadcast(&in->wb_cv);
+	pthread_mutex_unlock(&in->mu);
+	wb_close(w);
+	free(w);
+	qfs_fs_iput(fs, in);
 }
 
 void qfs_fs_discard(struct qfs_fs *fs, struct qfs_fs_inode *in)

@@ -190,7 +190,7 @@ static struct dir_handle *dir_shared(struct qfs_fs_inode *in)
 {
 	struct dir_handle *h;
 
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (!in->dck)
 		in->dck = ck_new();
 	if (!in->dsh && in->dck && (in->dsh = calloc(1, sizeof(*in->dsh)))) {
@@ -237,7 +237,7 @@ void qfs_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_lock(&fs->itab_mu);
 		h->parent = in->parent ? in->parent : FUSE_ROOT_ID;
 		pthread_mutex_unlock(&fs->itab_mu);
-		pthread_mutex_lock(&in->mu);
+		qfs_fs_ilock(in);
 		if (!in->dck)
 			in->dck = ck_new();
 		h->ck = in->dck;

@@ -13,7 +13,10 @@
  * inode number when an operation needs two.  fs->pend_mu (pending creates,
  * pend.c) comes after an inode's mu and before itab_mu.  No lock is held across
  * qfs_router_* calls except an inode's own mu around its data flush (which
- * is what serialises writers of one file).
+ * is what serialises writers of one file).  A write-back behind a write
+ * (data.c) runs its txn holding no lock; the inode's other users wait for
+ * it on wb_cv (qfs_fs_ilock), which needs nothing but that inode's mu, so
+ * the wait may be entered holding a lower inode's mu.
  */
 #ifndef QFS_FS_FS_INT_H
 #define QFS_FS_FS_INT_H
@@ -120,6 +123,13 @@ struct qfs_fs_inode {
 					ACL-equivalent chmod replaced it) */
 	struct qfs_fs_pend *pend;    /* created, not stored yet: its first write-back
 					stores it (pend.c); implies loaded */
+	bool wb_busy;                /* a write-back behind is in flight without mu
+					(data.c "Write-back behind"): only a write at
+					or past wb_from may change the state below
+					meanwhile; everyone else waits (qfs_fs_ilock) */
+	uint64_t wb_from;            /* with wb_busy: the first byte no chunk of the
+					write-back covers, chunk-aligned */
+	pthread_cond_t wb_cv;        /* broadcast (with mu) when wb_busy clears */
 	struct qfs_fs_inode *pnext;  /* pending list; protected by fs->pend_mu */
 	bool dattr;                  /* on fs's list of directories with pending attribute
 					changes (pend.c); this and the two below: fs->dattr_mu */
@@ -226,6 +236,8 @@ struct qfs_fs {
 					 outcome is unknown (as dac_off) */
 	pthread_mutex_t hint_mu;      /* a leaf lock */
 	struct qfs_fs_hint *hints;    /* QFS_FS_HINTS name hints (inode.c); hint_mu */
+	uint64_t wb_behind;           /* write-backs run behind a write (data.c), and */
+	uint64_t wb_behind_failed;    /* those that failed; relaxed atomics, .quorumfs/stats */
 };
 
 /* inode.c */
@@ -252,7 +264,19 @@ void qfs_fs_dir_changed(struct qfs_fs *fs, qfs_ino_t dir);
 
 /* data.c: regular-file data; all called with in->mu held but data_read. */
 int qfs_fs_load(struct qfs_fs *fs, struct qfs_fs_inode *in);
-int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off);
+/* Lock in->mu for any use of the inode but a write: waits out a write-back
+ * behind (data.c "Write-back behind").  Unlock with pthread_mutex_unlock. */
+void qfs_fs_ilock(struct qfs_fs_inode *in);
+/* A write-back started behind a write (data.c): the caller replies to the
+ * write first, then runs it with qfs_fs_wb_run (in->mu not held). */
+struct qfs_fs_wb;
+/* Buffer a write (in->mu taken with pthread_mutex_lock, not qfs_fs_ilock:
+ * a write past the write-back in flight goes on beside it).  When the write
+ * fills the file's buffer and behind is not NULL, the write-back it starts
+ * is returned in *behind instead of being waited for. */
+int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *buf, size_t size, off_t off,
+		      struct qfs_fs_wb **behind);
+void qfs_fs_wb_run(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb *w);
 /* Read up to size bytes at off into buf (*got: bytes, short only at the end
  * of the file).  Takes in->mu itself, and holds it only when the file has
  * buffered state; a clean file is read from the store without it, so reads

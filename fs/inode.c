@@ -41,6 +41,7 @@ static void ifree(struct qfs_fs_inode *in)
 	qfs_fs_pend_free(in->pend); /* unmounted while pending: never stored */
 	qfs_fs_dir_shared_free(in->dsh);
 	qfs_fs_dir_cookies_free(in->dck);
+	pthread_cond_destroy(&in->wb_cv);
 	pthread_mutex_destroy(&in->mu);
 	free(in);
 }
@@ -169,6 +170,7 @@ struct qfs_fs_inode *qfs_fs_iget(struct qfs_fs *fs, qfs_ino_t ino, qfs_table_t t
 		in->table = table;
 		in->type = type;
 		pthread_mutex_init(&in->mu, NULL);
+		pthread_cond_init(&in->wb_cv, NULL);
 		if (fs->ninodes >= fs->itab_size)
 			grow(fs);
 		size_t b = bucket(fs, ino);

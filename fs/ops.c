@@ -462,7 +462,7 @@ int qfs_fs_inode_attr(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_att
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (in->loaded) {
 		*out = in->attr;
 		out->blocks = qfs_fs_blocks(in);
@@ -842,7 +842,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return qfs_fs_fail(req, FOP_SETATTR, t0, rc, "pending creates of ino=%lu", ino);
 	}
 	qfs_clock_now(&now);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	/* A file with pending write-back (written or created through a handle
 	 * still open, not yet flushed) takes the change into that write-back:
 	 * it is stored with the data, in one txn, at close or fsync (doc/fs.md
@@ -1287,7 +1287,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	dkey = DKEY(newparent, newname);
 	pkey = IKEY(newparent);
 	ikey = IKEY(in->ino);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	rc = db.err ? db.err : -ENOMEM;
 	if (db.err)
 		goto out;
@@ -1465,7 +1465,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = -ENOMEM;
 			break;
 		}
-		pthread_mutex_lock(&vin->mu);
+		qfs_fs_ilock(vin);
 		qfs_clock_now(&now);
 		dkey = DKEY(parent, name);
 		pkey = IKEY(parent);
@@ -1666,7 +1666,7 @@ static int rename_once(struct qfs_fs *fs, qfs_table_t table, fuse_ino_t p1, cons
 				rc = -ENOMEM;
 				goto out;
 			}
-			pthread_mutex_lock(&yin->mu);
+			qfs_fs_ilock(yin);
 		}
 	}
 	qfs_clock_now(&now);
@@ -1846,7 +1846,7 @@ static void moved_to(struct qfs_fs *fs, qfs_ino_t ino, int is_dir, fuse_ino_t pa
 		m->parent = parent;
 		pthread_mutex_unlock(&fs->itab_mu);
 	}
-	pthread_mutex_lock(&m->mu);
+	qfs_fs_ilock(m);
 	if (m->loaded)
 		m->attr.ctime = *ctime;
 	pthread_mutex_unlock(&m->mu);
@@ -2003,7 +2003,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		qfs_fs_iput(fs, in);
 		return qfs_fs_fail(req, FOP_OPEN, t0, S_ISDIR(in->type) ? -EISDIR : -ENXIO, "open of a non-file ino=%lu", ino);
 	}
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	in->nopen++;
 	/* unlink decides "delete now" or "keep until last close" under in->mu
 	 * from nopen: if it already deleted the inode, this open must fail */
@@ -2045,7 +2045,7 @@ static int create_open_existing(struct qfs_fs *fs, fuse_req_t req, qfs_ino_t ino
 	struct qfs_fs_inode *in = qfs_fs_iget(fs, ino, table, type, 0);
 	if (!in)
 		return -ENOMEM;
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	rc = qfs_fs_load(fs, in);
 	if (rc == 0 && (flags & O_TRUNC) && (rc = qfs_fs_data_truncate(fs, in, 0)) == 0)
 		trunc_drop_ids_locked(req, in);
@@ -2123,7 +2123,7 @@ static int create_pending(struct qfs_fs *fs, fuse_req_t req, fuse_ino_t parent, 
 		rc = -ENOMEM;
 		goto out;
 	}
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	in->nopen++;
 	in->attr = ni.a;
 	in->stored_size = in->valid_size = 0;
@@ -2250,8 +2250,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		return;
 	}
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
-	pthread_mutex_lock(&in->mu);
-	rc = qfs_fs_data_write(fs, in, buf, size, off);
+	struct qfs_fs_wb *behind = NULL;
+	pthread_mutex_lock(&in->mu); /* not qfs_fs_ilock: qfs_fs_data_write waits itself */
+	rc = qfs_fs_data_write(fs, in, buf, size, off, &behind);
 	int dropped = rc == 0 && drop_sgid_locked(req, in);
 	pthread_mutex_unlock(&in->mu);
 	if (dropped && fs->se)
@@ -2260,6 +2261,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		return qfs_fs_fail(req, FOP_WRITE, t0, rc, "ino=%lu off=%lld size=%zu", ino, (long long)off, size);
 	qfs_fs_done(req, FOP_WRITE, t0, 0);
 	fuse_reply_write(req, size);
+	if (behind) /* the write-back this write started, after its reply (data.c) */
+		qfs_fs_wb_run(fs, in, behind);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -2271,7 +2274,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (qfs_fs_is_ctl(ino))
 		return qfs_fs_ok(req, FOP_FLUSH, t0);
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
 	if (rc)
@@ -2288,7 +2291,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	if (qfs_fs_is_ctl(ino))
 		return qfs_fs_ok(req, FOP_FSYNC, t0);
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
 	if (rc)
@@ -2329,7 +2332,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	if (!S_ISREG(in->type))
 		return qfs_fs_fail(req, FOP_FALLOCATE, t0, S_ISDIR(in->type) ? -EISDIR : -ENODEV, "ino=%lu is not a file",
 				   ino);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (zero)
 		rc = qfs_fs_data_zero_range(fs, in, keep, (uint64_t)off, (uint64_t)len);
 	else
@@ -2365,7 +2368,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct qfs_fs_inode *in = qfs_fs_fh_inode(fi);
 	qfs_ino_t gone_parent = 0;
 	char gone_name[QFS_NAME_MAX + 1];
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	rc = qfs_fs_flush_locked(fs, in);
 	in->nopen--;
 	if (rc && in->nopen == 0) {

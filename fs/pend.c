@@ -132,7 +132,7 @@ static int flush_creates(struct qfs_fs *fs, qfs_ino_t dir, bool spare, const cha
 		if (!in)
 			break;
 		qfs_ino_t ino = in->ino;
-		pthread_mutex_lock(&in->mu);
+		qfs_fs_ilock(in);
 		int r = in->pend ? qfs_fs_flush_locked(fs, in) : 0;
 		int still = in->pend != NULL;
 		bool pass = r && spare && qfs_fs_is_nospc(r) && !(only && in->pend && strcmp(in->pend->name, only) == 0);
@@ -190,7 +190,7 @@ int qfs_fs_pend_flush_ino(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (in->pend)
 		rc = qfs_fs_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
@@ -268,7 +268,7 @@ int qfs_fs_dattr_flush(struct qfs_fs *fs, qfs_ino_t ino)
 
 	if (!in)
 		return 0;
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	rc = dattr_flush_locked(fs, in);
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
@@ -381,7 +381,7 @@ static void dattr_flush_due(struct qfs_fs *fs, struct qfs_fs_inode *due)
 	while (due) {
 		struct qfs_fs_inode *in = due;
 		due = in->dtnext;
-		pthread_mutex_lock(&in->mu);
+		qfs_fs_ilock(in);
 		int rc = dattr_flush_locked(fs, in);
 		int again = rc && in->loaded && in->attr_dirty;
 		pthread_mutex_unlock(&in->mu);
@@ -445,7 +445,7 @@ void qfs_fs_dattr_stop(struct qfs_fs *fs)
 	while (all) {
 		struct qfs_fs_inode *in = all;
 		all = in->dtnext;
-		pthread_mutex_lock(&in->mu);
+		qfs_fs_ilock(in);
 		failed += dattr_flush_locked(fs, in) != 0;
 		pthread_mutex_unlock(&in->mu);
 		qfs_fs_iput(fs, in);

@@ -404,7 +404,7 @@ static void flush_all(struct qfs_fs *fs)
 
 	for (size_t i = 0; i < fs->itab_size; i++) {
 		for (struct qfs_fs_inode *in = fs->itab[i]; in; in = in->hnext) {
-			pthread_mutex_lock(&in->mu);
+			qfs_fs_ilock(in);
 			if (in->chunks || in->attr_dirty || in->pend) { /* pend: a create not stored yet */
 				int rc = qfs_fs_flush_locked(fs, in);
 				if (rc) {

@@ -87,7 +87,7 @@ int qfs_fs_inode_attr_x(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_a
 	struct qfs_inode inode;
 	int rc = 0;
 
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (in->loaded) {
 		*out = in->attr;
 		out->blocks = qfs_fs_blocks(in);
@@ -124,7 +124,7 @@ static int acl_set_access(struct qfs_fs *fs, struct qfs_fs_inode *in, const char
 	struct qfs_attr a;
 	int rc;
 
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	if (in->loaded) {
 		a = in->attr;
 		rc = 0;
@@ -269,7 +269,7 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 	struct qfs_router_key key = IKEY(ino);
 	qfs_clock_now(&now);
 	qfs_router_itxn_init(&t);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	in->xgen++;
 	in->noxattr = false;
 	if (is_security(name))
@@ -287,7 +287,7 @@ static int xattr_change(struct qfs_fs *fs, fuse_ino_t ino, enum qfs_op_kind kind
 		}
 	}
 	qfs_router_itxn_close(&t);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	in->xgen++; /* and after it: a read that overlapped the txn caches nothing */
 	in->noxattr = false;
 	if (is_security(name))
@@ -378,6 +378,9 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	 * "unsupported" per st_dev); a label that was set is answered. */
 	int sec = is_security(name);
 	int nosup = is_selinux(name) ? -EOPNOTSUPP : -ENODATA;
+	/* not qfs_fs_ilock: what is known does not change under a write-back
+	 * behind (it stores data and attributes, and a dropped ACL: with it in
+	 * flight, acl_drop reads false and the read below waits for it) */
 	pthread_mutex_lock(&in->mu);
 	int known = in->noxattr || (sec && in->nosec) || (in->acl_drop && strcmp(name, QFS_ACL_ACCESS) == 0);
 	uint32_t xgen = in->xgen;
@@ -391,7 +394,7 @@ void qfs_fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (rc == 0)
 		rc = qfs_router_get_inode(fs->r, in->table, in->ino, &inode);
 	if (rc == 0) {
-		pthread_mutex_lock(&in->mu);
+		qfs_fs_ilock(in);
 		if (in->xgen == xgen) /* no xattr change raced with the read */
 			note_xattrs(in, &inode);
 		pthread_mutex_unlock(&in->mu);
@@ -450,7 +453,7 @@ void qfs_fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	qfs_buf_init(&b);
 	int root = privileged(req);
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	int acl_gone = in->acl_drop; /* a deferred chmod by ACL drops it at write-back */
 	pthread_mutex_unlock(&in->mu);
 	qfs_fs_iput(fs, in);
@@ -489,7 +492,7 @@ static int xattr_surely_absent(struct qfs_fs *fs, fuse_ino_t ino, const char *na
 
 	if (!in)
 		return 0;
-	pthread_mutex_lock(&in->mu);
+	qfs_fs_ilock(in);
 	int pend = in->pend != NULL;
 	pthread_mutex_unlock(&in->mu);
 	qfs_inode_init(&inode);
