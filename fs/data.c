@@ -234,7 +234,9 @@ static int read_stored_range(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_
 /* The buffered chunk no, created if absent: with its stored bytes when
  * need_old (the caller does not overwrite all of them), or partial (nothing
  * read: the caller writes some bytes and the rest is read only if needed)
- * when need_old == 2.  NULL + *err on failure. */
+ * when need_old == 2; zeros when need_old == 0, or left as they are when
+ * need_old == 3 (the caller writes every byte of the chunk: a buffer of
+ * a sequential write is not zeroed first).  NULL + *err on failure. */
 static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, uint64_t no, int need_old,
 				    int *err)
 {
@@ -253,6 +255,8 @@ static struct qfs_dchunk *chunk_get(struct qfs_fs *fs, struct qfs_fs_inode *in, 
 	c->dhi = 0;
 	if (need_old == 2) {
 		c->partial = true;
+	} else if (need_old == 3) {
+		/* every byte written by the caller */
 	} else if (need_old) {
 		*err = read_stored_chunk(fs, in, in->valid_size, in->stored_flags, no, c->data);
 		if (*err) {
@@ -314,6 +318,8 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 		 * written so far): a small write is written back as a PATCH */
 		if (need_old && !(in->stored_flags & QFS_ATTR_INLINE))
 			need_old = 2;
+		else if (!need_old && n == QFS_CHUNK_SIZE)
+			need_old = 3;
 		struct qfs_dchunk *c = chunk_get(fs, in, no, need_old, &rc);
 		if (!c)
 			return rc;
