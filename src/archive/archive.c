@@ -72,6 +72,9 @@ struct part {
 	uint32_t since_snap_segs;      /* segments archived since the last snapshot */
 	uint64_t since_snap_bytes;
 	int seen;                      /* hosted in the current pass */
+	qfs_lsn_t lag_seg;             /* first LSN of the segment lag_time was read from */
+	uint64_t lag_time;             /* its first stamped record's time_ns, kept when that
+					  record was applied (0: read it again) */
 	/* published; protected by a->mu: */
 	qfs_lsn_t st_archived, st_applied, st_snap;
 	uint64_t st_earliest;          /* earliest restorable time (ns; 0: the beginning) */
@@ -251,8 +254,8 @@ static void release_image(uint8_t *data, size_t len, int mapped)
 
 /* time_ns of the first stamped record of a segment file (a new leader's
  * NOOP barrier carries no time: the records after it are looked at, up to
- * 64), 0 if none or unreadable. */
-static uint64_t first_record_time(const char *dir, qfs_lsn_t first)
+ * 64), 0 if none or unreadable; *lsn the record's LSN. */
+static uint64_t first_record_time(const char *dir, qfs_lsn_t first, qfs_lsn_t *lsn)
 {
 	struct qfs_wal_segrd r;
 	struct qfs_wal_rec rec;
@@ -264,8 +267,10 @@ static uint64_t first_record_time(const char *dir, qfs_lsn_t first)
 		return 0;
 	if (qfs_wal_segrd_open(&r, path) == 0)
 		for (int i = 0; i < 64 && !t && qfs_wal_segrd_next(&r, &rec) == 1; i++)
-			if (qfs_node_entry_decode(rec.lsn, rec.data, rec.len, &e) == 0)
+			if (qfs_node_entry_decode(rec.lsn, rec.data, rec.len, &e) == 0) {
 				t = e.time_ns;
+				*lsn = rec.lsn;
+			}
 	qfs_wal_segrd_close(&r);
 	return t;
 }
@@ -747,8 +752,20 @@ static void part_publish(struct qfs_archive *a, struct part *pt, const char *dir
 
 			if (tail ? ls[i].rec_bytes == 0 : last <= pt->stored)
 				continue;
-			if (pending++ == 0)
-				oldest = first_record_time(dir, ls[i].first);
+			if (pending++ == 0) {
+				/* read once per segment: the record is a whole entry
+				 * (8 MiB for a large write) and reading it brought it
+				 * back into the page cache every pass (doc/perf.md
+				 * AFTER 52); an applied record does not change */
+				if (pt->lag_seg != ls[i].first || !pt->lag_time) {
+					qfs_lsn_t at = 0;
+					oldest = first_record_time(dir, ls[i].first, &at);
+					pt->lag_seg = ls[i].first;
+					pt->lag_time = oldest && at <= applied ? oldest : 0;
+				} else {
+					oldest = pt->lag_time;
+				}
+			}
 			lag_bytes += ls[i].rec_bytes;
 		}
 	}
