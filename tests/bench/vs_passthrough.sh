@@ -45,7 +45,7 @@
 #    and 4 KiB pwrite+fsync with 1 and 8 writers (R repetitions);
 #  - dd of B MiB of random data with conv=fsync (and the bytes the daemon
 #    wrote meanwhile, /proc/PID/io, per byte), and its read after a
-#    remount + drop_caches;
+#    remount + drop_caches (R cycles, the file removed after each);
 #  - the disk's own 4 KiB write+fdatasync (dd oflag=dsync, 1000 appending
 #    writes, R times; the least is used): the physical floor of a durable
 #    serial operation;
@@ -249,23 +249,30 @@ for tgt in $QTARGETS; do
 done
 note "creates, fsyncs, floor done"
 
-# --- B MiB of random data: dd conv=fsync, then a cold read
-for tgt in $TARGETS; do
-	cat "$T/rand" >/dev/null
-	settle
-	is_q "$tgt" && wb0=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$(pid_of "$tgt")/io")
-	timed ddw "$tgt" dd if="$T/rand" of="$(dir_of "$tgt")/big" bs=1M conv=fsync
-	if is_q "$tgt"; then # the daemon's bytes to disk (logs, RocksDB, archive) per byte
+# --- B MiB of random data: dd conv=fsync, then a cold read; R cycles in
+# the cycles' orders, each file removed after its read: a single dd moved
+# with the memory the machine had used before it (doc/perf.md AFTER 51,
+# 52), the median of R does less
+for i in $(seq "$R"); do
+	for tgt in $(targets_of "$i"); do
+		cat "$T/rand" >/dev/null
 		settle
-		wb1=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$(pid_of "$tgt")/io")
-		put wamp "$tgt" "$(awk -v a="$wb0" -v b="$wb1" -v n=$((BIG << 20)) 'BEGIN { printf "%.2f", (b - a) / n }')"
-		put hwm_dd "$tgt" "$(awk '$1 == "VmHWM:" { printf "%d", $2 / 1024 }' "/proc/$(pid_of "$tgt")/status")"
-	fi
-done
-for tgt in $TARGETS; do
-	cold "$tgt"
-	timed ddr "$tgt" dd if="$(dir_of "$tgt")/big" of=/dev/null bs=1M
-	rm -f "$(dir_of "$tgt")/big"
+		is_q "$tgt" && wb0=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$(pid_of "$tgt")/io")
+		timed ddw "$tgt" dd if="$T/rand" of="$(dir_of "$tgt")/big" bs=1M conv=fsync
+		if is_q "$tgt"; then # the daemon's bytes to disk (logs, RocksDB, archive) per byte
+			settle
+			wb1=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$(pid_of "$tgt")/io")
+			put wamp "$tgt" "$(awk -v a="$wb0" -v b="$wb1" -v n=$((BIG << 20)) 'BEGIN { printf "%.2f", (b - a) / n }')"
+			# the first cycle's only: the daemon mounted before the walks
+			# (each cold read below remounts)
+			[ "$i" = 1 ] && put hwm_dd "$tgt" "$(awk '$1 == "VmHWM:" { printf "%d", $2 / 1024 }' "/proc/$(pid_of "$tgt")/status")"
+		fi
+	done
+	for tgt in $(targets_of "$i"); do
+		cold "$tgt"
+		timed ddr "$tgt" dd if="$(dir_of "$tgt")/big" of=/dev/null bs=1M
+		rm -f "$(dir_of "$tgt")/big"
+	done
 done
 note "dd done"
 
@@ -334,8 +341,8 @@ END {
 	row(sprintf("%d serial unlinks", nc), "unlink", "/s")
 	row("4 KiB pwrite+fsync, 1 writer", "fsync_1", "/s")
 	row("4 KiB pwrite+fsync, 8 writers", "fsync_n", "/s")
-	row(sprintf("%d MiB random data, dd bs=1M conv=fsync", big), "ddw_r", "MiB/s")
-	row("its read after remount + drop_caches", "ddr_r", "MiB/s")
+	row(sprintf("%d MiB random data, dd bs=1M conv=fsync, median of %d", big, r), "ddw_r", "MiB/s")
+	row("its read after remount + drop_caches, median", "ddr_r", "MiB/s")
 	floor = least("floor", "native") / nfloor
 	printf "| disk: 4 KiB append + fdatasync (dd oflag=dsync, %d; least of %d, median %.3f ms) | %.3f ms | | | | |\n", nfloor, cnt["floor", "native"], med("floor", "native") / nfloor * 1000, floor * 1000
 	if (cnt["syncpar3", "native"])
