@@ -347,7 +347,8 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 		if (behind && S_ISREG(in->attr.mode)) {
 			while (in->wb_busy) /* one write-back behind at a time */
 				pthread_cond_wait(&in->wb_cv, &in->mu);
-			rc = wb_start(fs, in, behind);
+			/* an fsync or close that had waited too may have stored it all */
+			rc = over_budget(in) ? wb_start(fs, in, behind) : 0;
 		} else {
 			rc = qfs_fs_flush_locked(fs, in);
 		}
