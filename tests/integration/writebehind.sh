@@ -9,6 +9,8 @@
 # - 1 MiB writes of random data up to 40 MiB: st_size right after every
 #   write; a read of the first and of the last MiB written right after the
 #   write that started a write-back (the read waits for it, and sees it);
+#   every read here is O_DIRECT: write(2) fills the kernel's page cache
+#   (no writeback cache), which would answer a plain read itself;
 # - a write into the range in flight (it waits, then wins), a write that
 #   straddles the end of the range in flight, an ftruncate down into data
 #   and a write past a hole after it, each right after a write-back began;
@@ -17,6 +19,9 @@
 # - .quorumfs/stats: more than 3 write-backs ran behind, none failed;
 # - two files written at once by two processes, a third process reading
 #   the first meanwhile: both equal to their data (no deadlock: watchdog);
+# - one file, three threads: 48 MiB of 1 MiB writes, an fsync every 4 ms
+#   on the same descriptor, and O_DIRECT reads of random ranges of what
+#   was written so far, each equal to the data;
 # - the quorum lost while a write-back runs behind (nodes 2 and 3 stopped,
 #   quorum_timeout 5 s): the writes are acknowledged, fsync fails with
 #   ETIMEDOUT and stats count a failed write-back behind; nodes started, a
@@ -50,8 +55,20 @@ def pw(data, off):
     st = os.fstat(fd)
     assert st.st_size == len(model), "st_size %d, model %d after a write at %d" % (st.st_size, len(model), off)
 
+import mmap
+dfd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+
+def dread(f, off, n):
+    """n bytes at off read with O_DIRECT: past the kernel's page cache,
+    which write(2) fills (no writeback cache), so the daemon answers"""
+    lo = off & ~4095
+    hi = (off + n + 4095) & ~4095
+    buf = mmap.mmap(-1, hi - lo)
+    got = os.preadv(f, [buf], lo)
+    return bytes(buf[off - lo:max(off - lo, min(got, off + n - lo))])
+
 def check(what, off, n):
-    got = os.pread(fd, n, off)
+    got = dread(dfd, off, n)
     want = bytes(model[off:off + n])
     assert got == want, "%s: %d bytes at %d differ from the model (got %d bytes)" % (what, n, off, len(got))
 
@@ -115,9 +132,75 @@ wait "$pr"
 cmp "$MNT/t/a" "$T/a" || fail "t/a differs"
 cmp "$MNT/t/b" "$T/b" || fail "t/b differs"
 
+# one descriptor, three threads: sequential 1 MiB writes; an fsync every
+# few ms (a write-back of its own between and beside the ones behind);
+# reads of what was written so far, each equal to the data
+cat >"$T/race.py" <<'EOF'
+# python3 race.py PATH SRC: the writes of SRC, with fsyncs and reads beside
+import mmap, os, random, sys, threading, time
+path, src = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+MiB = 1 << 20
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+dfd = os.open(path, os.O_RDONLY | os.O_DIRECT) # reads the daemon answers, not the page cache
+buf = mmap.mmap(-1, 3 * MiB)
+done = [0]
+stop = threading.Event()
+errors = []
+syncs = [0]
+reads = [0]
+
+def syncer():
+    while not stop.is_set():
+        os.fsync(fd)
+        syncs[0] += 1
+        time.sleep(0.004)
+
+def reader():
+    rnd = random.Random(7)
+    while not stop.is_set():
+        upto = done[0]
+        if upto == 0:
+            time.sleep(0.001)
+            continue
+        off = rnd.randrange(0, upto) & ~4095
+        n = min(rnd.randrange(1, 3 * MiB), upto - off) & ~4095
+        if n == 0:
+            continue
+        got = os.preadv(dfd, [memoryview(buf)[:n]], off)
+        if got != n or buf[:n] != data[off:off + n]:
+            errors.append("read of %d bytes at %d (of %d written) differs" % (n, off, upto))
+            stop.set()
+        reads[0] += 1
+
+th = [threading.Thread(target=syncer), threading.Thread(target=reader)]
+for t in th:
+    t.start()
+try:
+    for off in range(0, len(data), MiB):
+        assert os.write(fd, data[off:off + MiB]) == min(MiB, len(data) - off)
+        done[0] = off + min(MiB, len(data) - off)
+        if stop.is_set():
+            break
+finally:
+    stop.set()
+    for t in th:
+        t.join()
+os.fsync(fd)
+os.close(fd)
+os.close(dfd)
+if errors:
+    sys.exit(errors[0])
+print("race: %d MiB written, %d fsyncs, %d reads beside" % (len(data) >> 20, syncs[0], reads[0]))
+EOF
+head -c $((48 << 20)) /dev/urandom >"$T/c"
+python3 "$T/race.py" "$MNT/t/c" "$T/c" || fail "writes with fsyncs and reads beside"
+cmp "$MNT/t/c" "$T/c" || fail "t/c differs"
+
 qfs_umount
 mount_again -o quorum_timeout=$QT
 cmp "$MNT/t/f" "$T/f.expect" || fail "t/f differs from the model after a remount"
+cmp "$MNT/t/c" "$T/c" || fail "t/c differs after a remount"
 cmp "$MNT/t/a" "$T/a" || fail "t/a differs after a remount"
 cmp "$MNT/t/b" "$T/b" || fail "t/b differs after a remount"
 
