@@ -92,15 +92,20 @@ static struct qfs_dchunk *chunk_find(struct qfs_fs_inode *in, uint64_t no)
 	return NULL;
 }
 
-void qfs_fs_drop_buffers(struct qfs_fs_inode *in)
+/* Free a list of buffered chunks (the dirty_total accounting is the
+ * caller's). */
+static void chunks_free(struct qfs_dchunk *c)
 {
-	struct qfs_dchunk *c = in->chunks, *next;
-
-	for (; c; c = next) {
+	for (struct qfs_dchunk *next; c; c = next) {
 		next = c->next;
 		chunk_buf_put(c->data);
 		free(c);
 	}
+}
+
+void qfs_fs_drop_buffers(struct qfs_fs_inode *in)
+{
+	chunks_free(in->chunks);
 	in->chunks = NULL;
 	__atomic_sub_fetch(&dirty_total, in->dirty_bytes, __ATOMIC_RELAXED);
 	in->dirty_bytes = 0;
@@ -884,6 +889,25 @@ out:
 	return rc;
 }
 
+/* A write-back stored (in->mu held): the store has w's size and flags
+ * and the pending create it carried, and no earlier failure is left to
+ * report. */
+static void wb_stored(struct qfs_fs *fs, struct qfs_fs_inode *in, const struct qfs_fs_wb *w)
+{
+	in->stored_size = w->size;
+	in->valid_size = w->size;
+	in->stored_flags = w->flags;
+	in->wb_err = 0;
+	qfs_fs_pend_remove(fs, in);
+	/* the kernel keeps attributes up to the timeout (doc/fs.md "Kernel
+	 * caches"): an estimate of st_blocks it was given (zeros become holes,
+	 * a rewrite replaces blocks) must not outlive the buffers; attributes
+	 * only, no pages */
+	if (in->blocks_est && fs->se)
+		fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
+	in->blocks_est = false;
+}
+
 int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 {
 	struct qfs_fs_wb w;
@@ -902,33 +926,20 @@ int qfs_fs_flush_locked(struct qfs_fs *fs, struct qfs_fs_inode *in)
 	rc = qfs_fs_item_txn(fs, in->table, &w.t, &res);
 	if (rc == 0)
 		rc = res;
-	if (rc == 0) {
-		in->stored_size = w.size;
-		in->valid_size = w.size;
-		in->stored_flags = w.flags;
-	} else {
+	if (rc)
 		QFS_LOG(QFS_LOG_ERR, "write-back failed ino=%llu table=%llu size=%llu err=\"%s\"",
 			(unsigned long long)in->ino, (unsigned long long)in->table, (unsigned long long)w.size,
 			qfs_strerror(rc));
-	}
 out:
 	if (rc == -ENOMEM)
 		QFS_LOG(QFS_LOG_ERR, "write-back out of memory ino=%llu", (unsigned long long)in->ino);
 	if (rc == 0) {
 		/* stored: the buffers are no longer needed, the store is the truth */
+		wb_stored(fs, in, &w);
 		qfs_fs_drop_buffers(in);
 		in->attr_dirty = 0;
 		in->acl_drop = false;
 		in->loaded = false;
-		in->wb_err = 0;
-		qfs_fs_pend_remove(fs, in);
-		/* the kernel keeps attributes up to the timeout (doc/fs.md
-		 * "Kernel caches"): an estimate of st_blocks it was given (zeros
-		 * become holes, a rewrite replaces blocks) must not outlive the
-		 * buffers; attributes only, no pages */
-		if (in->blocks_est && fs->se)
-			fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
-		in->blocks_est = false;
 	} else {
 		/* keep the buffered state: acknowledged writes are not thrown away,
 		 * and the next flush, fsync or close tries again (the caller may
@@ -1013,17 +1024,9 @@ void qfs_fs_wb_run(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb 
 	if (rc == 0) {
 		uint64_t cap = (w->size + 511) / 512, est = in->attr.blocks + w->bytes / 512;
 
-		in->stored_size = w->size;
-		in->valid_size = w->size;
-		in->stored_flags = w->flags;
-		for (struct qfs_dchunk *c = w->chunks, *next; c; c = next) {
-			next = c->next;
-			chunk_buf_put(c->data);
-			free(c);
-		}
+		wb_stored(fs, in, w);
+		chunks_free(w->chunks);
 		__atomic_sub_fetch(&dirty_total, w->bytes, __ATOMIC_RELAXED);
-		in->wb_err = 0;
-		qfs_fs_pend_remove(fs, in);
 		if (!in->chunks && !in->attr_dirty && !in->acl_drop) {
 			in->loaded = false; /* the store is the truth, as after any write-back */
 		} else {
@@ -1031,9 +1034,6 @@ void qfs_fs_wb_run(struct qfs_fs *fs, struct qfs_fs_inode *in, struct qfs_fs_wb 
 			 * the stored blocks are at most those written back */
 			in->attr.blocks = est < cap ? est : cap;
 		}
-		if (in->blocks_est && fs->se)
-			fuse_lowlevel_notify_inval_inode(fs->se, in->ino, -1, 0);
-		in->blocks_est = false;
 	} else {
 		struct qfs_dchunk **pp = &in->chunks;
 
