@@ -68,19 +68,12 @@ static void read_ahead_prepare(struct qfs_fs *fs, const char *mp, uint64_t bytes
 	}
 	fs->ra_bdi[0] = '\0';
 	while (fgets(line, sizeof(line), f)) {
-		char *save = NULL, *fld[5], *t, *sep = strstr(line, " - ");
-		int i = 0;
+		struct qfs_mountinfo m;
 
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - fuse.quorumfs SOURCE ... */
-		if (!sep || strncmp(sep + 3, "fuse.quorumfs ", 14) != 0)
+		if (qfs_mountinfo_split(line, &m) != 0 || !m.fstype || strcmp(m.fstype, "fuse.quorumfs") != 0 ||
+		    strlen(m.devno) >= sizeof(fs->ra_bdi) || strcmp(m.mountpoint, mp) != 0)
 			continue;
-		for (t = strtok_r(line, " ", &save); t && i < 5; t = strtok_r(NULL, " ", &save))
-			fld[i++] = t;
-		if (i < 5 || strlen(fld[2]) >= sizeof(fs->ra_bdi))
-			continue;
-		qfs_unesc(fld[4]);
-		if (!strcmp(fld[4], mp))
-			strcpy(fs->ra_bdi, fld[2]); /* the last one is the newest */
+		strcpy(fs->ra_bdi, m.devno); /* the last one is the newest */
 	}
 	fclose(f);
 	if (!fs->ra_bdi[0]) {

@@ -562,24 +562,12 @@ static int is_mount_point(const char *path, char *fstype, size_t len)
 	if (!f)
 		return -errno;
 	while (!found && getline(&line, &cap, f) > 0) {
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
-		char *save = NULL, *tok = strtok_r(line, " ", &save);
-		for (int i = 1; tok && i < 5; i++)
-			tok = strtok_r(NULL, " ", &save);
-		if (!tok)
-			continue;
-		qfs_unesc(tok);
-		if (strcmp(tok, path) != 0)
+		struct qfs_mountinfo m;
+
+		if (qfs_mountinfo_split(line, &m) != 0 || strcmp(m.mountpoint, path) != 0)
 			continue;
 		found = 1;
-		snprintf(fstype, len, "?");
-		while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
-			if (strcmp(tok, "-") == 0) {
-				if ((tok = strtok_r(NULL, " ", &save)) != NULL)
-					snprintf(fstype, len, "%s", tok);
-				break;
-			}
-		}
+		snprintf(fstype, len, "%s", m.fstype ? m.fstype : "?");
 	}
 	free(line);
 	fclose(f);
@@ -817,14 +805,9 @@ static int source_mounted(const char *data)
 	if (!f)
 		return 0;
 	while (!found && getline(&line, &cap, f) > 0) {
-		/* ... - FSTYPE SOURCE SUPER */
-		char *save = NULL, *tok = strtok_r(line, " ", &save);
-		while (tok && strcmp(tok, "-") != 0)
-			tok = strtok_r(NULL, " ", &save);
-		if (!tok || !strtok_r(NULL, " ", &save) || !(tok = strtok_r(NULL, " ", &save)))
-			continue;
-		qfs_unesc(tok);
-		found = strcmp(tok, data) == 0;
+		struct qfs_mountinfo m;
+
+		found = qfs_mountinfo_split(line, &m) == 0 && m.source && strcmp(m.source, data) == 0;
 	}
 	free(line);
 	fclose(f);

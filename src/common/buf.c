@@ -258,6 +258,34 @@ void qfs_unesc(char *s)
 }
 
 /* See buf.h. */
+int qfs_mountinfo_split(char *line, struct qfs_mountinfo *m)
+{
+	char *save = NULL, *fld[5], *tok = strtok_r(line, " \n", &save);
+	int i;
+
+	for (i = 0; i < 5 && tok; i++) {
+		fld[i] = tok;
+		tok = strtok_r(NULL, " \n", &save);
+	}
+	if (i < 5)
+		return -1;
+	qfs_unesc(fld[4]);
+	m->devno = fld[2];
+	m->mountpoint = fld[4];
+	m->fstype = m->source = NULL;
+	while (tok && strcmp(tok, "-") != 0)
+		tok = strtok_r(NULL, " \n", &save);
+	if (tok && (tok = strtok_r(NULL, " \n", &save)) != NULL) {
+		m->fstype = tok;
+		if ((tok = strtok_r(NULL, " \n", &save)) != NULL) {
+			qfs_unesc(tok);
+			m->source = tok;
+		}
+	}
+	return 0;
+}
+
+/* See buf.h. */
 const char *qfs_esc(const char *s, char *out, size_t len)
 {
 	size_t n = 0;

@@ -53,6 +53,15 @@ const char *qfs_esc(const char *s, char *out, size_t len);
 /* Undo those escapes in place (\ooo, three octal digits, to the byte;
  * anything else kept): the fields of /proc/self/mountinfo, for one. */
 void qfs_unesc(char *s);
+/* One line of /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT
+ * OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER"), split in place: devno
+ * ("MAJ:MIN") and mountpoint (unescaped) always, fstype and source
+ * (unescaped) when the line has them, else NULL.  0, or -1 if the line
+ * has fewer than five fields. */
+struct qfs_mountinfo {
+	const char *devno, *mountpoint, *fstype, *source;
+};
+int qfs_mountinfo_split(char *line, struct qfs_mountinfo *m);
 /* s (a name of up to QFS_NAME_MAX bytes, longer is cut) escaped into a
  * temporary that lives until the end of the enclosing block: for log
  * arguments, e.g. QFS_LOG(..., "name=%s", QFS_ESC_NAME(name)). */

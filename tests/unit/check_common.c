@@ -487,6 +487,21 @@ START_TEST(test_esc)
 	ck_assert_str_eq((char *)b.data, "a b\tc\nd\\e\x7f\xc3\xa9");
 	qfs_buf_close(&b);
 	char kept[] = "\\9 \\04 \\x41 end\\";
+	struct qfs_mountinfo m;
+	char mi[] = "36 35 0:43 / /mnt/a\\040b rw,noatime shared:1 master:2 - fuse.quorumfs /var/lib/q\\040d rw\n";
+	char mi_short[] = "36 35 0:43 / /mnt/c rw\n";
+	char mi_bad[] = "36 35 0:43 /\n";
+
+	ck_assert_int_eq(qfs_mountinfo_split(mi, &m), 0);
+	ck_assert_str_eq(m.devno, "0:43");
+	ck_assert_str_eq(m.mountpoint, "/mnt/a b");
+	ck_assert_str_eq(m.fstype, "fuse.quorumfs");
+	ck_assert_str_eq(m.source, "/var/lib/q d");
+	ck_assert_int_eq(qfs_mountinfo_split(mi_short, &m), 0); /* no " - ": no type, no source */
+	ck_assert_str_eq(m.mountpoint, "/mnt/c");
+	ck_assert_ptr_null(m.fstype);
+	ck_assert_ptr_null(m.source);
+	ck_assert_int_eq(qfs_mountinfo_split(mi_bad, &m), -1);
 
 	qfs_unesc(kept);
 	ck_assert_str_eq(kept, "\\9 \\04 \\x41 end\\");
