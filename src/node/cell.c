@@ -145,7 +145,7 @@ struct qfs_cell {
 	void *route_arg;
 	uint32_t hint;           /* last node a proposal succeeded at (any group);
 				    relaxed atomic */
-	uint64_t st_proposals_closed, st_fsyncs_closed; /* of nodes since stopped; mu */
+	uint64_t st_proposals_closed, st_fsyncs_closed, st_beside_closed; /* of nodes since stopped; mu */
 };
 
 static int cell_replica_rebuild(struct qfs_cell *c, uint32_t id, qfs_group_t group,
@@ -577,6 +577,7 @@ static void stop_locked(struct qfs_cell *c, struct cnode *cn, const char *why)
 	cn->known = 1;
 	c->st_proposals_closed += st.proposals;
 	c->st_fsyncs_closed += st.fsyncs;
+	c->st_beside_closed += st.beside;
 	pthread_mutex_unlock(&c->mu);
 	QFS_LOG(c->closing ? QFS_LOG_INFO : QFS_LOG_WARN, "cell node down node=%u az=%s why=%s", cn->id,
 		cn->az, why);
@@ -2074,6 +2075,7 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 	pthread_mutex_lock(&c->mu);
 	s.proposals = c->st_proposals_closed;
 	s.fsyncs = c->st_fsyncs_closed;
+	s.beside = c->st_beside_closed;
 	pthread_mutex_unlock(&c->mu);
 	for (uint32_t i = 0; i < c->n; i++) {
 		struct qfs_rnode *rn = node_get(c, i + 1);
@@ -2085,6 +2087,7 @@ void qfs_cell_stat(struct qfs_cell *c, struct qfs_cell_stat *out)
 		node_put(c, i + 1);
 		s.proposals += st.proposals;
 		s.fsyncs += st.fsyncs;
+		s.beside += st.beside;
 	}
 	*out = s;
 }

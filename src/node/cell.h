@@ -277,6 +277,7 @@ void qfs_cell_nodes(struct qfs_cell *c, struct qfs_buf *out);
 struct qfs_cell_stat {
 	uint64_t proposals;   /* proposals accepted by a leader, all nodes */
 	uint64_t fsyncs;      /* WAL fsyncs, all nodes */
+	uint64_t beside;      /* applies run beside a WAL sync, all nodes */
 	uint64_t redirects;   /* proposals re-sent after -EREMOTE/-EAGAIN */
 	uint64_t timeouts;    /* calls that gave up with -ETIMEDOUT */
 };

@@ -70,6 +70,7 @@ void qfs_drive_reset(struct qfs_drive *d)
 	d->apply_to = 0;
 	d->apply_queued = 0;
 	d->apply_wait = 0;
+	d->beside = 0;
 }
 
 int qfs_drive_dirty(const struct qfs_drive *d)
@@ -315,12 +316,15 @@ static void local_apply(struct qfs_drive *d)
 	int rc;
 
 	d->apply_queued = 0;
-	if (d->apply_to <= d->ops->applied(d->ctx))
-		return;
-	if ((rc = d->ops->apply(d->ctx, d->apply_to))) {
-		stop(d, rc, "apply");
+	if (d->apply_to > d->ops->applied(d->ctx)) {
+		if ((rc = d->ops->apply(d->ctx, d->apply_to))) {
+			stop(d, rc, "apply");
+			return;
+		}
+	} else if (!d->beside) {
 		return;
 	}
+	d->beside = 0; /* (its entries are stepped with the rest) */
 	if (d->ops->applied(d->ctx) < d->apply_to) {
 		/* The log lacks entries the machine committed here: stepping
 		 * APPLIED would ask for the same apply again, forever (the
@@ -398,7 +402,7 @@ void qfs_drive_sync(struct qfs_drive *d)
 	struct qfs_paxos_event ev;
 	qfs_lsn_t lsn = d->sync_lsn, last;
 	qfs_ballot_t ballot = d->sync_ballot;
-	int rc;
+	int rc, beside = 0;
 
 	if (!d->dirty && !d->held)
 		return;
@@ -408,7 +412,20 @@ void qfs_drive_sync(struct qfs_drive *d)
 		held_free(d);
 		return;
 	}
-	if ((rc = d->ops->sync(d->ctx))) {
+	if (d->apply_wait && !d->leading && d->ops->apply_begin && d->apply_to > d->ops->applied(d->ctx) &&
+	    d->ops->apply_begin(d->ctx, d->apply_to) == 0)
+		beside = 1;
+	rc = d->ops->sync(d->ctx);
+	if (beside) {
+		int arc = d->ops->apply_end(d->ctx);
+
+		if (arc && !rc) {
+			stop(d, arc, "apply");
+			return;
+		}
+		d->beside = 1;
+	}
+	if (rc) {
 		stop(d, rc, "wal sync");
 		return;
 	}
@@ -422,7 +439,7 @@ void qfs_drive_sync(struct qfs_drive *d)
 	d->held_last = NULL;
 	if (d->apply_wait) {
 		d->apply_wait = 0;
-		if (!d->apply_queued && d->apply_to > d->ops->applied(d->ctx) &&
+		if (!d->apply_queued && (d->apply_to > d->ops->applied(d->ctx) || d->beside) &&
 		    enqueue(d, QFS_DRIVE_L_APPLY, 0, 0, 0) == 0)
 			d->apply_queued = 1;
 	}

@@ -87,6 +87,20 @@ struct qfs_drive_ops {
 	 * with QFS_ECORRUPT. */
 	int (*apply)(void *ctx, qfs_lsn_t commit);
 	qfs_lsn_t (*applied)(void *ctx);
+	/* Both NULL, or both set: the apply beside a follower's sync.  With
+	 * an apply waiting for the sync (apply_after_sync), qfs_drive_sync
+	 * calls apply_begin(commit) before ops->sync: 0 means the caller
+	 * started the apply of (applied, commit] elsewhere (it holds what it
+	 * needs of the log: the sync and the apply then run at once), any
+	 * other value that it did not (the apply runs after the sync, as
+	 * without them).  After ops->sync (also a failed one) the driver
+	 * calls apply_end, which waits for that apply and returns its rc (an
+	 * error stops the group, as ops->apply's).  Every entry of it is
+	 * durable before the sync starts (a commit never passes the durable
+	 * point), so the sync does not order it; the APPLIED step comes where
+	 * it would have come, after the sync's PERSISTED. */
+	int (*apply_begin)(void *ctx, qfs_lsn_t commit);
+	int (*apply_end)(void *ctx);
 	void (*snapshot_to)(void *ctx, uint32_t to); /* send a snapshot to node to */
 	/* Put one frame (QFS_NET_FRAME_HDR + body, type its frame type) on
 	 * the wire to node to; buf is only valid during the call. */
@@ -142,6 +156,8 @@ struct qfs_drive {
 				  * an apply waits while appends wait for their
 				  * sync, and runs right after it */
 	int apply_wait;          /* an apply waits for the sync */
+	int beside;              /* applied beside the sync (apply_begin): its
+				  * APPLIED step is still to come */
 	int leading;             /* the last update said this node leads */
 	int running;             /* the local steps are being run */
 	uint64_t st_held;        /* messages held for a sync (count) */

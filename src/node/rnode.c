@@ -377,7 +377,26 @@ struct qfs_rnode {
 				    snapshot ACK frame since open (it speaks
 				    the windowed stream; never treated as old) */
 
-	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out, st_direct; /* atomics, relaxed */
+	/* The apply beside a follower's sync (doc/rnode.md section 2, "A
+	 * follower applies beside its sync"): while the round's thread syncs
+	 * a group's WAL, the applier thread runs apply_cb over the records of
+	 * the entries the group may apply, copied out of the WAL first
+	 * (ap_recs), so the WAL has one user at a time. */
+	pthread_t ap;
+	int ap_started;          /* the applier thread runs (immutable after open) */
+	pthread_mutex_t ap_mu;   /* protects below */
+	pthread_cond_t ap_work_cv; /* applier: work, or closing */
+	pthread_cond_t ap_done_cv; /* round's thread: the work is done */
+	struct group *ap_g;      /* the group whose apply runs, NULL: none */
+	int ap_rc;               /* its result */
+	int ap_closing;
+	struct qfs_buf ap_recs;  /* the records (struct beside_rec, then the
+				    payload); written by the round's thread
+				    before ap_g is set, read by the applier
+				    until ap_g is cleared */
+	const char *ap_dir;      /* their log's directory (the same) */
+
+	uint64_t st_proposals, st_batches, st_fsyncs, st_in, st_out, st_direct, st_beside; /* atomics, relaxed */
 };
 
 /* 1 on the thread that holds its node's round_mu (a round's thread: the I/O
@@ -1664,6 +1683,162 @@ static void drive_read_done(void *ctx, struct qfs_drive_log *out)
 /* Apply [applied + 1, commit] from the WAL (apply_cb): the records of its
  * last large sync from the memory they were written from, the others read
  * back from the file (qfs_wal_read_recent). */
+/* An apply beside a sync copies at most this many bytes of records (a
+ * write-back's large entry is applied after the sync, from the WAL's
+ * buffer, as before). */
+#define RNODE_BESIDE_BYTES (256u << 10)
+_Static_assert(RNODE_BESIDE_BYTES < UNCACHE_MIN, "the applier never calls qfs_wal_uncache");
+
+struct beside_copy {
+	struct qfs_buf *b;
+	qfs_lsn_t next;          /* the LSN expected next */
+	const char *dir;         /* the log's directory (the WAL's, open while
+				    the applier runs) */
+};
+
+/* One record in rn->ap_recs, its payload after it: its place in the log
+ * too, for the store's value log (chunk values stay in the WAL's
+ * segment: qfs_store_apply_src). */
+struct beside_rec {
+	qfs_lsn_t lsn;
+	qfs_lsn_t seg_first;
+	uint64_t off;
+	uint64_t len;
+};
+
+/* qfs_wal_read_recent_at's callback: copy one record, or end the walk (1)
+ * at one the applier must not apply (a membership change writes the
+ * members file: the round's thread's), or past RNODE_BESIDE_BYTES. */
+static int beside_copy_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct qfs_wal_loc *loc, void *arg)
+{
+	struct beside_copy *c = arg;
+	struct qfs_repl_entry e;
+	struct beside_rec r;
+
+	if (lsn != c->next || !loc || c->b->len + sizeof(r) + len > RNODE_BESIDE_BYTES ||
+	    qfs_repl_entry_decode(lsn, p, len, &e) || e.type == QFS_REPL_ENTRY_CONFIG)
+		return 1;
+	if (!c->dir)
+		c->dir = loc->dir;
+	if (strcmp(c->dir, loc->dir))
+		return 1;
+	memset(&r, 0, sizeof(r));
+	r.lsn = lsn;
+	r.seg_first = loc->seg_first;
+	r.off = loc->off;
+	r.len = len;
+	qfs_buf_put(c->b, &r, sizeof(r));
+	qfs_buf_put(c->b, p, len);
+	c->next = lsn + 1;
+	return 0;
+}
+
+/* The driver's apply_begin (drive.h): copy the records of (applied,
+ * commit] and hand them to the applier, unless the group has anything
+ * only the round's thread may touch in apply_cb (proposals to answer, a
+ * parked snapshot request), or a record cannot be copied. */
+static int drive_apply_begin(void *ctx, qfs_lsn_t commit)
+{
+	struct group *g = ctx;
+	struct qfs_rnode *rn = g->rn;
+	struct beside_copy c = { .b = &rn->ap_recs, .next = g->applied + 1 };
+	int rc;
+
+	if (!rn->ap_started || g->pending || g->snap_wait || g->applied_q || commit <= g->applied)
+		return -EAGAIN;
+	qfs_buf_reset(&rn->ap_recs);
+	rc = qfs_wal_read_recent_at(g->wal, g->applied + 1, commit, beside_copy_cb, &c);
+	if (rc < 0 || c.next != commit + 1 || rn->ap_recs.err)
+		return -EAGAIN; /* (the apply after the sync meets any error again) */
+	pthread_mutex_lock(&rn->ap_mu);
+	rn->ap_dir = c.dir;
+	rn->ap_g = g;
+	rn->ap_rc = 0;
+	pthread_cond_signal(&rn->ap_work_cv);
+	pthread_mutex_unlock(&rn->ap_mu);
+	return 0;
+}
+
+/* The driver's apply_end: wait for the applier. */
+static int drive_apply_end(void *ctx)
+{
+	struct group *g = ctx;
+	struct qfs_rnode *rn = g->rn;
+	int rc;
+
+	pthread_mutex_lock(&rn->ap_mu);
+	while (rn->ap_g)
+		pthread_cond_wait(&rn->ap_done_cv, &rn->ap_mu);
+	rc = rn->ap_rc;
+	pthread_mutex_unlock(&rn->ap_mu);
+	stat_add(&rn->st_beside, 1);
+	return rc;
+}
+
+/* The applier thread: apply_cb over each record handed over, in order,
+ * the first error ending the work (g->applied tells how far it got).
+ * While it runs, the round's thread is inside the same group's sync and
+ * waits for it before it looks at g again. */
+static void *applier_main(void *arg)
+{
+	struct qfs_rnode *rn = arg;
+
+	pthread_mutex_lock(&rn->ap_mu);
+	for (;;) {
+		struct group *g;
+		struct apply_walk aw;
+		size_t off = 0;
+		int rc = 0;
+
+		while (!rn->ap_g && !rn->ap_closing)
+			pthread_cond_wait(&rn->ap_work_cv, &rn->ap_mu);
+		if (!rn->ap_g)
+			break;
+		g = rn->ap_g;
+		pthread_mutex_unlock(&rn->ap_mu);
+		memset(&aw, 0, sizeof(aw));
+		aw.rn = rn;
+		aw.g = g;
+		while (off + sizeof(struct beside_rec) <= rn->ap_recs.len && rc == 0) {
+			struct beside_rec r;
+			struct qfs_wal_loc loc;
+
+			memcpy(&r, rn->ap_recs.data + off, sizeof(r));
+			off += sizeof(r);
+			loc.dir = rn->ap_dir;
+			loc.seg_first = r.seg_first;
+			loc.off = r.off;
+			rc = apply_cb(r.lsn, rn->ap_recs.data + off, (size_t)r.len, &loc, &aw);
+			if (rc)
+				rc = aw.store_rc ? aw.store_rc : rc;
+			off += (size_t)r.len;
+		}
+		pthread_mutex_lock(&rn->ap_mu);
+		rn->ap_rc = rc;
+		rn->ap_g = NULL;
+		pthread_cond_signal(&rn->ap_done_cv);
+	}
+	pthread_mutex_unlock(&rn->ap_mu);
+	return NULL;
+}
+
+/* End the applier (idle: no round runs) and free what it used. */
+static void applier_stop(struct qfs_rnode *rn)
+{
+	if (rn->ap_started) {
+		pthread_mutex_lock(&rn->ap_mu);
+		rn->ap_closing = 1;
+		pthread_cond_signal(&rn->ap_work_cv);
+		pthread_mutex_unlock(&rn->ap_mu);
+		pthread_join(rn->ap, NULL);
+		rn->ap_started = 0;
+	}
+	qfs_buf_close(&rn->ap_recs);
+	pthread_cond_destroy(&rn->ap_done_cv);
+	pthread_cond_destroy(&rn->ap_work_cv);
+	pthread_mutex_destroy(&rn->ap_mu);
+}
+
 static int drive_apply(void *ctx, qfs_lsn_t commit)
 {
 	struct group *g = ctx;
@@ -1744,6 +1919,8 @@ static const struct qfs_drive_ops drive_ops = {
 	.read_done = drive_read_done,
 	.apply = drive_apply,
 	.applied = drive_applied,
+	.apply_begin = drive_apply_begin,
+	.apply_end = drive_apply_end,
 	.snapshot_to = drive_snapshot_to,
 	.send = drive_send,
 	.frame_new = drive_frame_new,
@@ -3414,6 +3591,12 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	rn->frame_arg = o->frame_arg;
 	if ((rc = qfs_net_endpoint_open(o->net, o->id, o->addr, on_wake, rn, &rn->ep)))
 		goto err_destroy_locks;
+	pthread_mutex_init(&rn->ap_mu, NULL);
+	pthread_cond_init(&rn->ap_work_cv, NULL);
+	pthread_cond_init(&rn->ap_done_cv, NULL);
+	qfs_buf_init(&rn->ap_recs);
+	/* (without the applier, every apply runs after its sync) */
+	rn->ap_started = pthread_create(&rn->ap, NULL, applier_main, rn) == 0;
 	rc = -pthread_create(&rn->io, NULL, io_main, rn);
 	if (rc)
 		goto err_close_ep;
@@ -3423,6 +3606,7 @@ int qfs_rnode_open(const struct qfs_rnode_opts *o, struct qfs_rnode **out)
 	return 0;
 
 err_close_ep:
+	applier_stop(rn);
 	qfs_net_endpoint_close(rn->ep);
 err_destroy_locks:
 	pthread_cond_destroy(&rn->done_cv);
@@ -3450,6 +3634,7 @@ void qfs_rnode_close(struct qfs_rnode *rn)
 	pthread_cond_signal(&rn->work_cv);
 	pthread_mutex_unlock(&rn->mu);
 	pthread_join(rn->io, NULL);
+	applier_stop(rn);
 	qfs_net_endpoint_close(rn->ep);
 	QFS_LOG(QFS_LOG_INFO, "rnode close node=%u", rn->id);
 	pthread_cond_destroy(&rn->done_cv);
@@ -4246,6 +4431,7 @@ void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out)
 	out->frames_in = __atomic_load_n(&rn->st_in, __ATOMIC_RELAXED);
 	out->frames_out = __atomic_load_n(&rn->st_out, __ATOMIC_RELAXED);
 	out->direct = __atomic_load_n(&rn->st_direct, __ATOMIC_RELAXED);
+	out->beside = __atomic_load_n(&rn->st_beside, __ATOMIC_RELAXED);
 }
 
 /* See rnode.h.  Queued as IOREQ_SNAP; the I/O thread answers it at once or

@@ -375,6 +375,8 @@ struct qfs_rnode_stat {
 	uint64_t direct;      /* proposals carried out by the proposer's own
 				 thread (the I/O thread was idle; doc/rnode.md
 				 section 2) */
+	uint64_t beside;      /* a follower's applies run beside its WAL sync
+				 (doc/rnode.md section 2) */
 };
 void qfs_rnode_stat(struct qfs_rnode *rn, struct qfs_rnode_stat *out);
 

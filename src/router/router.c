@@ -1625,9 +1625,10 @@ void qfs_router_stats(struct qfs_router *r, struct qfs_buf *out)
 
 	qfs_router_table_list(r, "", stats_table, &c);
 	qfs_cell_stat(r->cell, &cs);
-	qfs_buf_printf(out, "cell proposals %llu fsyncs %llu redirects %llu timeouts %llu\n",
+	qfs_buf_printf(out, "cell proposals %llu fsyncs %llu redirects %llu timeouts %llu applies_beside_sync %llu\n",
 		       (unsigned long long)cs.proposals, (unsigned long long)cs.fsyncs,
-		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts);
+		       (unsigned long long)cs.redirects, (unsigned long long)cs.timeouts,
+		       (unsigned long long)cs.beside);
 	router_parts_stats(r, out);
 }
 

@@ -205,8 +205,8 @@ grep -Eq '^table orders op (get|txn|scan) count [0-9]+ errors [0-9]+ p50_us [0-9
 	fail "stats has no 'table orders op get|txn|scan ...' line"
 tx=$(awk '$1 == "table" && $2 == "orders" && $4 == "txn" { print $6 }' "$T/stats")
 [ -n "$tx" ] && [ "$tx" -ge 1 ] || fail "stats: 'table orders op txn count' is '$tx', expected >= 1"
-nl=$(grep -E '^cell proposals [0-9]+ fsyncs [0-9]+ redirects [0-9]+ timeouts [0-9]+$' "$T/stats") ||
-	fail "stats has no 'cell proposals N fsyncs N redirects N timeouts N' line"
+nl=$(grep -E '^cell proposals [0-9]+ fsyncs [0-9]+ redirects [0-9]+ timeouts [0-9]+ applies_beside_sync [0-9]+$' "$T/stats") ||
+	fail "stats has no 'cell proposals N fsyncs N redirects N timeouts N applies_beside_sync N' line"
 set -- $nl
 [ "$3" -gt 0 ] && [ "$5" -gt 0 ] || fail "cell line shows no proposals or fsyncs after writes: '$nl'"
 ok "stats shows op, table and cell lines"
