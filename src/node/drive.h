@@ -90,8 +90,9 @@ struct qfs_drive_ops {
 	/* Both NULL, or both set: the apply beside a follower's sync.  With
 	 * an apply waiting for the sync (apply_after_sync), qfs_drive_sync
 	 * calls apply_begin(commit) before ops->sync: 0 means the caller
-	 * started the apply of (applied, commit] elsewhere (it holds what it
-	 * needs of the log: the sync and the apply then run at once), any
+	 * started the apply of (applied, commit], or of a prefix of it,
+	 * elsewhere (it holds what it needs of the log: the sync and the
+	 * apply then run at once; the rest is applied after the sync), any
 	 * other value that it did not (the apply runs after the sync, as
 	 * without them).  After ops->sync (also a failed one) the driver
 	 * calls apply_end, which waits for that apply and returns its rc (an

@@ -1734,9 +1734,10 @@ static int beside_copy_cb(qfs_lsn_t lsn, const void *p, size_t len, const struct
 }
 
 /* The driver's apply_begin (drive.h): copy the records of (applied,
- * commit] and hand them to the applier, unless the group has anything
- * only the round's thread may touch in apply_cb (proposals to answer, a
- * parked snapshot request), or a record cannot be copied. */
+ * commit], or of a prefix of it (up to RNODE_BESIDE_BYTES, a membership
+ * change, a record not durable), and hand them to the applier, unless the
+ * group has anything only the round's thread may touch in apply_cb
+ * (proposals to answer, a parked snapshot request). */
 static int drive_apply_begin(void *ctx, qfs_lsn_t commit)
 {
 	struct group *g = ctx;
@@ -1748,8 +1749,10 @@ static int drive_apply_begin(void *ctx, qfs_lsn_t commit)
 		return -EAGAIN;
 	qfs_buf_reset(&rn->ap_recs);
 	rc = qfs_wal_read_recent_at(g->wal, g->applied + 1, commit, beside_copy_cb, &c);
-	if (rc < 0 || c.next != commit + 1 || rn->ap_recs.err)
-		return -EAGAIN; /* (the apply after the sync meets any error again) */
+	/* A prefix will do (the rest is applied after the sync); an error is
+	 * met again by the apply after the sync, which reports it. */
+	if (rc < 0 || c.next == g->applied + 1 || rn->ap_recs.err)
+		return -EAGAIN;
 	pthread_mutex_lock(&rn->ap_mu);
 	rn->ap_dir = c.dir;
 	rn->ap_g = g;

@@ -38,6 +38,10 @@ static struct {
 	qfs_lsn_t apply_max;    /* t_apply stops here (0: no limit) */
 	uint32_t napply;        /* t_apply calls */
 	qfs_ballot_t ballot_at_last;
+	int begin_rc;           /* t_apply_begin's answer */
+	qfs_lsn_t beside_to;    /* the prefix it takes (0: up to commit) */
+	qfs_lsn_t beside_at;    /* what t_apply_end leaves applied */
+	int end_rc;             /* t_apply_end's answer */
 } T;
 
 static void tr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -174,6 +178,24 @@ static void t_send(void *ctx, uint32_t to, uint8_t type, const uint8_t *buf, siz
 	   type == QFS_PAXOS_PROMISE ? "PROMISE" : "MSG", to);
 }
 
+static int t_apply_begin(void *ctx, qfs_lsn_t commit)
+{
+	(void)ctx;
+	tr("begin:%llu", (unsigned long long)commit);
+	if (T.begin_rc)
+		return T.begin_rc;
+	T.beside_at = T.beside_to && T.beside_to < commit ? T.beside_to : commit;
+	return 0;
+}
+
+static int t_apply_end(void *ctx)
+{
+	(void)ctx;
+	tr("end:%llu", (unsigned long long)T.beside_at);
+	T.applied = T.beside_at;
+	return T.end_rc;
+}
+
 static const struct qfs_drive_ops OPS = {
 	.step = t_step, .now_ms = t_now, .stopped = t_stopped, .stop = t_stop,
 	.truncate = t_truncate, .append = t_append, .save_promise = t_promise,
@@ -230,6 +252,14 @@ static const struct qfs_drive_ops OPS_FRAMES = {
 	.want_sync = t_want_sync, .sync = t_sync, .last = t_last, .ballot_at = t_ballot_at,
 	.read = t_read, .apply = t_apply, .applied = t_applied, .snapshot_to = t_snap,
 	.send = t_send, .frame_new = t_frame_new, .frame_send = t_frame_send,
+};
+
+static const struct qfs_drive_ops OPS_BESIDE = {
+	.step = t_step, .now_ms = t_now, .stopped = t_stopped, .stop = t_stop,
+	.truncate = t_truncate, .append = t_append, .save_promise = t_promise,
+	.want_sync = t_want_sync, .sync = t_sync, .last = t_last, .ballot_at = t_ballot_at,
+	.read = t_read, .apply = t_apply, .applied = t_applied, .snapshot_to = t_snap,
+	.send = t_send, .apply_begin = t_apply_begin, .apply_end = t_apply_end,
 };
 
 static struct qfs_drive D;
@@ -608,6 +638,99 @@ START_TEST(test_apply_after_sync)
 }
 END_TEST
 
+/* A follower's ACCEPT that appends entry k and commits earlier ones
+ * (apply_after_sync), with apply_begin/apply_end: the apply starts before
+ * the sync and is waited for after it; the ACCEPTED, PERSISTED and
+ * APPLIED come in the order they come without them, and no apply runs
+ * after the sync (the rnode's applier did it).  A prefix taken beside
+ * leaves the rest to the apply after the sync; a refused begin is the
+ * apply after the sync; an apply that fails stops the group before the
+ * ACCEPTED goes out; a failed sync still waits for the apply and stops;
+ * a leader never applies beside. */
+static void beside_accept(qfs_lsn_t append, qfs_lsn_t commit)
+{
+	struct qfs_paxos_update up;
+
+	memset(&up, 0, sizeof(up));
+	up.persist = E + append - 1;
+	up.npersist = 1;
+	up.commit = commit;
+	msg(0, QFS_PAXOS_ACCEPTED, 2);
+	up.msgs = M;
+	up.nmsgs = 1;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_ptr_nonnull(strstr(T.trace, "want_sync"));
+	ck_assert_ptr_null(strstr(T.trace, "apply:"));
+	T.trace[0] = 0;
+}
+
+START_TEST(test_apply_beside)
+{
+	struct qfs_paxos_update up;
+
+	qfs_drive_init(&D, &OPS_BESIDE, NULL, &F, 7, 1);
+	D.apply_after_sync = 1;
+	/* the whole commit beside the sync */
+	beside_accept(3, 1);
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "begin:1 sync end:1 send:ACCEPTED>2 step:PERSISTED(3) step:APPLIED(1)");
+	ck_assert_uint_eq(T.applied, 1);
+	ck_assert_uint_eq(T.napply, 0);
+	ck_assert_int_eq(D.beside, 0);
+	/* a prefix beside, the rest after the sync */
+	T.beside_to = 2;
+	beside_accept(4, 3);
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "begin:3 sync end:2 send:ACCEPTED>2 step:PERSISTED(4) apply:3 step:APPLIED(3)");
+	ck_assert_uint_eq(T.applied, 3);
+	ck_assert_uint_eq(T.napply, 1);
+	/* refused: the apply after the sync */
+	T.beside_to = 0;
+	T.begin_rc = -EAGAIN;
+	T.last = 0;
+	E[0].lsn = 5;
+	beside_accept(1, 5);
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "begin:5 sync send:ACCEPTED>2 step:PERSISTED(5) apply:5 step:APPLIED(5)");
+	/* the apply fails: stopped, the ACCEPTED never sent */
+	T.begin_rc = 0;
+	T.end_rc = -EIO;
+	E[1].lsn = 6;
+	beside_accept(2, 6);
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "begin:6 sync end:6 stop:apply(-5)");
+	ck_assert_int_eq(T.stopped, 1);
+	/* the sync fails: the apply is waited for, then the stop */
+	T.stopped = 0;
+	T.end_rc = 0;
+	T.sync_rc = -EIO;
+	qfs_drive_init(&D, &OPS_BESIDE, NULL, &F, 7, 1);
+	D.apply_after_sync = 1;
+	E[2].lsn = 7;
+	beside_accept(3, 7);
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, "begin:7 sync end:7 stop:wal sync(-5)");
+	/* a leader applies at once, never beside */
+	T.stopped = 0;
+	T.sync_rc = 0;
+	qfs_drive_init(&D, &OPS_BESIDE, NULL, &F, 7, 1);
+	D.apply_after_sync = 1;
+	memset(&up, 0, sizeof(up));
+	E[3].lsn = 8;
+	up.persist = E + 3;
+	up.npersist = 1;
+	up.commit = 8;
+	up.is_leader = 1;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, "append:8 want_sync apply:8 step:APPLIED(8)");
+	T.trace[0] = 0;
+	qfs_drive_sync(&D);
+	ck_assert_ptr_null(strstr(T.trace, "begin:"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("drive");
@@ -625,6 +748,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_short_apply_stops);
 	tcase_add_test(tc, test_empty_read_skipped);
 	tcase_add_test(tc, test_apply_after_sync);
+	tcase_add_test(tc, test_apply_beside);
 	suite_add_tcase(s, tc);
 	return s;
 }

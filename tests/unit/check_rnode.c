@@ -1035,6 +1035,15 @@ START_TEST(t_concurrent)
 		(unsigned long long)(s1[l].fsyncs - s0[l].fsyncs),
 		50.0 * nw / (double)(s1[l].fsyncs - s0[l].fsyncs), (unsigned long long)nf);
 	ck_assert_uint_lt(s1[l].fsyncs - s0[l].fsyncs, 50u * (unsigned)nw);
+	/* the followers applied beside their syncs (their ACCEPTs carry
+	 * new entries and the commit of older ones), the leader never */
+	ck_assert_uint_eq(s1[l].beside - s0[l].beside, 0);
+	nf = 0;
+	for (int i = 0; i < NN; i++)
+		if (i != l)
+			nf += s1[i].beside - s0[i].beside;
+	fprintf(stderr, "check_rnode: follower applies beside a sync %llu\n", (unsigned long long)nf);
+	ck_assert_uint_ge(nf, 1);
 	wait_equal(0, 1);
 	wait_equal(0, 2);
 }
