@@ -1680,9 +1680,6 @@ static void drive_read_done(void *ctx, struct qfs_drive_log *out)
 	free(w);
 }
 
-/* Apply [applied + 1, commit] from the WAL (apply_cb): the records of its
- * last large sync from the memory they were written from, the others read
- * back from the file (qfs_wal_read_recent). */
 /* An apply beside a sync copies at most this many bytes of records (a
  * write-back's large entry is applied after the sync, from the WAL's
  * buffer, as before). */
@@ -1848,6 +1845,9 @@ static void applier_stop(struct qfs_rnode *rn)
 	pthread_mutex_destroy(&rn->ap_mu);
 }
 
+/* Apply [applied + 1, commit] from the WAL (apply_cb): the records of its
+ * last large sync from the memory they were written from, the others read
+ * back from the file (qfs_wal_read_recent). */
 static int drive_apply(void *ctx, qfs_lsn_t commit)
 {
 	struct group *g = ctx;
