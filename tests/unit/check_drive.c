@@ -196,13 +196,15 @@ static int t_apply_end(void *ctx)
 	return T.end_rc;
 }
 
-static const struct qfs_drive_ops OPS = {
-	.step = t_step, .now_ms = t_now, .stopped = t_stopped, .stop = t_stop,
-	.truncate = t_truncate, .append = t_append, .save_promise = t_promise,
-	.want_sync = t_want_sync, .sync = t_sync, .last = t_last, .ballot_at = t_ballot_at,
-	.read = t_read, .apply = t_apply, .applied = t_applied, .snapshot_to = t_snap,
-	.send = t_send,
-};
+/* The callbacks every ops table of these tests has. */
+#define T_OPS \
+	.step = t_step, .now_ms = t_now, .stopped = t_stopped, .stop = t_stop, \
+	.truncate = t_truncate, .append = t_append, .save_promise = t_promise, \
+	.want_sync = t_want_sync, .sync = t_sync, .last = t_last, .ballot_at = t_ballot_at, \
+	.read = t_read, .apply = t_apply, .applied = t_applied, .snapshot_to = t_snap, \
+	.send = t_send
+
+static const struct qfs_drive_ops OPS = { T_OPS };
 
 /* The transport's own frames (frame_new / frame_send): each frame sent
  * is checked (sealed without its CRC, which the transport sets: drive.h;
@@ -246,21 +248,9 @@ static void t_frame_send(void *ctx, uint32_t to, uint8_t type, void *frame)
 	tr("frame:%s>%u", type == QFS_PAXOS_ACCEPT ? "ACCEPT" : type == QFS_PAXOS_PROMISE ? "PROMISE" : "MSG", to);
 }
 
-static const struct qfs_drive_ops OPS_FRAMES = {
-	.step = t_step, .now_ms = t_now, .stopped = t_stopped, .stop = t_stop,
-	.truncate = t_truncate, .append = t_append, .save_promise = t_promise,
-	.want_sync = t_want_sync, .sync = t_sync, .last = t_last, .ballot_at = t_ballot_at,
-	.read = t_read, .apply = t_apply, .applied = t_applied, .snapshot_to = t_snap,
-	.send = t_send, .frame_new = t_frame_new, .frame_send = t_frame_send,
-};
+static const struct qfs_drive_ops OPS_FRAMES = { T_OPS, .frame_new = t_frame_new, .frame_send = t_frame_send };
 
-static const struct qfs_drive_ops OPS_BESIDE = {
-	.step = t_step, .now_ms = t_now, .stopped = t_stopped, .stop = t_stop,
-	.truncate = t_truncate, .append = t_append, .save_promise = t_promise,
-	.want_sync = t_want_sync, .sync = t_sync, .last = t_last, .ballot_at = t_ballot_at,
-	.read = t_read, .apply = t_apply, .applied = t_applied, .snapshot_to = t_snap,
-	.send = t_send, .apply_begin = t_apply_begin, .apply_end = t_apply_end,
-};
+static const struct qfs_drive_ops OPS_BESIDE = { T_OPS, .apply_begin = t_apply_begin, .apply_end = t_apply_end };
 
 static struct qfs_drive D;
 static struct qfs_buf F;
@@ -556,6 +546,26 @@ START_TEST(test_empty_read_skipped)
 }
 END_TEST
 
+/* A leader's update appending E[i] and committing commit: its trace must
+ * be want, its apply never waits; then the sync (its trace left in
+ * T.trace). */
+static void leader_round(int i, qfs_lsn_t commit, const char *want)
+{
+	struct qfs_paxos_update up;
+
+	memset(&up, 0, sizeof(up));
+	up.persist = E + i;
+	up.npersist = 1;
+	up.commit = commit;
+	up.is_leader = 1;
+	T.trace[0] = 0;
+	qfs_drive_handle(&D, &up);
+	ck_assert_str_eq(T.trace, want);
+	ck_assert_int_eq(D.apply_wait, 0);
+	T.trace[0] = 0;
+	qfs_drive_sync(&D);
+}
+
 /* apply_after_sync (the rnode's choice): a follower's ACCEPT that appends
  * entries and commits earlier ones has its sync and its ACCEPTED first,
  * the apply right after the sync; without appends waiting the apply runs
@@ -602,18 +612,8 @@ START_TEST(test_apply_after_sync)
 	ck_assert_str_eq(T.trace, "sync apply:4 step:APPLIED(4)");
 	/* a leader's apply never waits for the sync of a later append: its
 	 * proposers wait for the answers the apply gives */
-	memset(&up, 0, sizeof(up));
-	up.persist = E + 3;
-	up.npersist = 1; /* entry 4 again: the mock's log takes it */
-	up.commit = 5;
-	up.is_leader = 1;
 	T.last = 4;
-	T.trace[0] = 0;
-	qfs_drive_handle(&D, &up);
-	ck_assert_str_eq(T.trace, "append:4 want_sync apply:5 step:APPLIED(5)");
-	ck_assert_int_eq(D.apply_wait, 0);
-	T.trace[0] = 0;
-	qfs_drive_sync(&D);
+	leader_round(3, 5, "append:4 want_sync apply:5 step:APPLIED(5)"); /* entry 4 again */
 	ck_assert_ptr_null(strstr(T.trace, "apply:"));
 	/* a reset forgets a waiting apply */
 	memset(&up, 0, sizeof(up));
@@ -665,24 +665,26 @@ static void beside_accept(qfs_lsn_t append, qfs_lsn_t commit)
 	T.trace[0] = 0;
 }
 
+/* beside_accept, then the sync: its trace must be want. */
+static void beside_round(qfs_lsn_t append, qfs_lsn_t commit, const char *want)
+{
+	beside_accept(append, commit);
+	qfs_drive_sync(&D);
+	ck_assert_str_eq(T.trace, want);
+}
+
 START_TEST(test_apply_beside)
 {
-	struct qfs_paxos_update up;
-
 	qfs_drive_init(&D, &OPS_BESIDE, NULL, &F, 7, 1);
 	D.apply_after_sync = 1;
 	/* the whole commit beside the sync */
-	beside_accept(3, 1);
-	qfs_drive_sync(&D);
-	ck_assert_str_eq(T.trace, "begin:1 sync end:1 send:ACCEPTED>2 step:PERSISTED(3) step:APPLIED(1)");
+	beside_round(3, 1, "begin:1 sync end:1 send:ACCEPTED>2 step:PERSISTED(3) step:APPLIED(1)");
 	ck_assert_uint_eq(T.applied, 1);
 	ck_assert_uint_eq(T.napply, 0);
 	ck_assert_int_eq(D.beside, 0);
 	/* a prefix beside, the rest after the sync */
 	T.beside_to = 2;
-	beside_accept(4, 3);
-	qfs_drive_sync(&D);
-	ck_assert_str_eq(T.trace, "begin:3 sync end:2 send:ACCEPTED>2 step:PERSISTED(4) apply:3 step:APPLIED(3)");
+	beside_round(4, 3, "begin:3 sync end:2 send:ACCEPTED>2 step:PERSISTED(4) apply:3 step:APPLIED(3)");
 	ck_assert_uint_eq(T.applied, 3);
 	ck_assert_uint_eq(T.napply, 1);
 	/* refused: the apply after the sync */
@@ -690,16 +692,12 @@ START_TEST(test_apply_beside)
 	T.begin_rc = -EAGAIN;
 	T.last = 0;
 	E[0].lsn = 5;
-	beside_accept(1, 5);
-	qfs_drive_sync(&D);
-	ck_assert_str_eq(T.trace, "begin:5 sync send:ACCEPTED>2 step:PERSISTED(5) apply:5 step:APPLIED(5)");
+	beside_round(1, 5, "begin:5 sync send:ACCEPTED>2 step:PERSISTED(5) apply:5 step:APPLIED(5)");
 	/* the apply fails: stopped, the ACCEPTED never sent */
 	T.begin_rc = 0;
 	T.end_rc = -EIO;
 	E[1].lsn = 6;
-	beside_accept(2, 6);
-	qfs_drive_sync(&D);
-	ck_assert_str_eq(T.trace, "begin:6 sync end:6 stop:apply(-5)");
+	beside_round(2, 6, "begin:6 sync end:6 stop:apply(-5)");
 	ck_assert_int_eq(T.stopped, 1);
 	/* the sync fails: the apply is waited for, then the stop */
 	T.stopped = 0;
@@ -708,25 +706,14 @@ START_TEST(test_apply_beside)
 	qfs_drive_init(&D, &OPS_BESIDE, NULL, &F, 7, 1);
 	D.apply_after_sync = 1;
 	E[2].lsn = 7;
-	beside_accept(3, 7);
-	qfs_drive_sync(&D);
-	ck_assert_str_eq(T.trace, "begin:7 sync end:7 stop:wal sync(-5)");
+	beside_round(3, 7, "begin:7 sync end:7 stop:wal sync(-5)");
 	/* a leader applies at once, never beside */
 	T.stopped = 0;
 	T.sync_rc = 0;
 	qfs_drive_init(&D, &OPS_BESIDE, NULL, &F, 7, 1);
 	D.apply_after_sync = 1;
-	memset(&up, 0, sizeof(up));
 	E[3].lsn = 8;
-	up.persist = E + 3;
-	up.npersist = 1;
-	up.commit = 8;
-	up.is_leader = 1;
-	T.trace[0] = 0;
-	qfs_drive_handle(&D, &up);
-	ck_assert_str_eq(T.trace, "append:8 want_sync apply:8 step:APPLIED(8)");
-	T.trace[0] = 0;
-	qfs_drive_sync(&D);
+	leader_round(3, 8, "append:8 want_sync apply:8 step:APPLIED(8)");
 	ck_assert_ptr_null(strstr(T.trace, "begin:"));
 }
 END_TEST
