@@ -291,9 +291,16 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 		return -EINVAL;
 	if (end > QFS_FS_FILE_MAX || end < pos)
 		return -EFBIG;
-	/* beside a write-back behind, only a write past it (and with room
-	 * left in the buffer) goes on; any other waits for it to end */
-	while (in->wb_busy && (pos < in->wb_from || over_budget(in)))
+	/* beside a write-back behind, only a write past it that leaves room
+	 * in the buffer goes on; any other waits for it to end.  So the write
+	 * that fills the buffer again learns how the one in flight ended
+	 * before it takes effect: if that failed (a full disk), the flush
+	 * below fails this write, as a synchronous write-back's failure
+	 * failed the write after it, instead of a second write-back behind
+	 * taking everything and the error waiting for the close (and the
+	 * buffer growing past its budget meanwhile) */
+	while (in->wb_busy &&
+	       (pos < in->wb_from || over_budget(in) || in->dirty_bytes + size >= QFS_FS_DIRTY_MAX))
 		pthread_cond_wait(&in->wb_cv, &in->mu);
 	rc = qfs_fs_load(fs, in);
 	if (rc)

@@ -23,10 +23,13 @@
 #   on the same descriptor, and O_DIRECT reads of random ranges of what
 #   was written so far, each equal to the data;
 # - the quorum lost while a write-back runs behind (nodes 2 and 3 stopped,
-#   quorum_timeout 5 s): the writes are acknowledged, fsync fails with
-#   ETIMEDOUT and stats count a failed write-back behind; nodes started, a
-#   second fsync succeeds, and after a remount the file holds every
-#   acknowledged byte.
+#   quorum_timeout 5 s): the writes past it that fit the buffer are
+#   acknowledged; the write that fills the buffer again waits for it and
+#   fails with ETIMEDOUT, taking no effect (not a second write-back behind
+#   taking everything, the error left for the close); fsync fails with
+#   ETIMEDOUT and stats count a failed write-back behind; nodes started,
+#   the failed write retried and the rest written, fsync succeeds, and
+#   after a remount the file holds every byte.
 
 . "${QFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 
@@ -206,17 +209,21 @@ cmp "$MNT/t/b" "$T/b" || fail "t/b differs after a remount"
 
 # the quorum lost under a write-back behind
 failed0=$(behind 5)
-head -c $((9 << 20)) /dev/urandom >"$T/g"
+head -c $((17 << 20)) /dev/urandom >"$T/g"
 cat >"$T/lost.py" <<'EOF'
 # python3 lost.py PATH DATA CTL: create PATH and write its first MiB
 # (buffered: the file's state is in memory, so the writes below need not
 # read the store), say "opened" in CTL and wait for "stopped"; then
-# write the rest of DATA (8 MiB) in 1 MiB writes with no quorum: each is
-# acknowledged; fsync fails with ETIMEDOUT; say "failed", wait for "go",
-# and fsync again: it succeeds.
+# write the rest of DATA (16 MiB) in 1 MiB writes with no quorum: the
+# 8th MiB starts a write-back behind, the next 7 fit the buffer beside it
+# and are acknowledged, the one that fills it again must fail with
+# ETIMEDOUT (the write-back behind failed); fsync fails with ETIMEDOUT;
+# say "failed", wait for "go", write from the failed write on, fsync:
+# it succeeds.
 import errno, os, sys, time
 path, src, ctl = sys.argv[1:4]
 data = open(src, "rb").read()
+MiB = 1 << 20
 
 def say_wait(say, want):
     with open(ctl, "w") as f:
@@ -225,12 +232,25 @@ def say_wait(say, want):
         time.sleep(0.1)
 
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-assert os.write(fd, data[:1 << 20]) == 1 << 20
+assert os.pwrite(fd, data[:MiB], 0) == MiB
 say_wait("opened", "stopped")
-for off in range(1 << 20, len(data), 1 << 20):
+failed_at = None
+for off in range(MiB, len(data), MiB):
     t0 = time.monotonic()
-    assert os.write(fd, data[off:off + (1 << 20)]) == min(1 << 20, len(data) - off)
-    print("write at %d MiB: %.2f s" % (off >> 20, time.monotonic() - t0), flush=True)
+    try:
+        n = os.pwrite(fd, data[off:off + MiB], off)
+    except OSError as e:
+        if e.errno != errno.ETIMEDOUT:
+            sys.exit("write at %d MiB without a quorum: %s, want ETIMEDOUT" % (off // MiB, e))
+        print("write at %d MiB: ETIMEDOUT after %.2f s" % (off // MiB, time.monotonic() - t0), flush=True)
+        failed_at = off
+        break
+    assert n == MiB
+    print("write at %d MiB: %.2f s" % (off // MiB, time.monotonic() - t0), flush=True)
+if failed_at is None:
+    sys.exit("every write succeeded while the write-back behind failed")
+if failed_at < 9 * MiB:
+    sys.exit("a write at %d MiB failed: the writes that fit beside the write-back must not" % (failed_at // MiB))
 try:
     os.fsync(fd)
     sys.exit("fsync without a quorum succeeded")
@@ -239,6 +259,8 @@ except OSError as e:
         sys.exit("fsync without a quorum: %s, want ETIMEDOUT" % e)
 print("fsync: ETIMEDOUT", flush=True)
 say_wait("failed", "go")
+for off in range(failed_at, len(data), MiB):
+    assert os.pwrite(fd, data[off:off + MiB], off) == MiB
 os.fsync(fd)
 os.close(fd)
 print("fsync after the nodes came back: ok", flush=True)
