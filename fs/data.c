@@ -297,8 +297,8 @@ int qfs_fs_data_write(struct qfs_fs *fs, struct qfs_fs_inode *in, const char *bu
 	 * before it takes effect: if that failed (a full disk), the flush
 	 * below fails this write, as a synchronous write-back's failure
 	 * failed the write after it, instead of a second write-back behind
-	 * taking everything and the error waiting for the close (and the
-	 * buffer growing past its budget meanwhile) */
+	 * taking everything (twice the budget) and the error waiting for the
+	 * close */
 	while (in->wb_busy &&
 	       (pos < in->wb_from || over_budget(in) || in->dirty_bytes + size >= QFS_FS_DIRTY_MAX))
 		pthread_cond_wait(&in->wb_cv, &in->mu);
