@@ -1760,8 +1760,8 @@ static int drive_apply_begin(void *ctx, qfs_lsn_t commit)
 	rn->ap_dir = c.dir;
 	rn->ap_g = g;
 	rn->ap_rc = 0;
-	pthread_cond_signal(&rn->ap_work_cv);
 	pthread_mutex_unlock(&rn->ap_mu);
+	pthread_cond_signal(&rn->ap_work_cv); /* after the unlock: see on_wake */
 	return 0;
 }
 
@@ -3415,18 +3415,27 @@ static void *io_main(void *arg)
  * While a proposer runs a direct round it only notes the frames: that
  * proposer drains them after its sync or signals the I/O thread at its
  * end (propose_direct), so the I/O thread is not woken to find round_mu
- * taken. */
+ * taken.  The I/O thread is signalled after rn->mu is released: woken
+ * under it, it preempted the sender on its CPU only to block on rn->mu
+ * and hand the CPU back, two switches more per frame (a leader's ACCEPT,
+ * a follower's ACCEPTED: doc/perf.md AFTER 54).  Safe: wake is set under
+ * rn->mu, which the I/O thread holds when it looks at it before waiting,
+ * and work_cv lives as long as rn.  A direct round's proposer is still
+ * signalled under rn->mu: its p is on its stack, gone once it returns. */
 static void on_wake(void *arg)
 {
 	struct qfs_rnode *rn = arg;
+	int io = 0;
 
 	pthread_mutex_lock(&rn->mu);
 	rn->wake = 1;
 	if (rn->direct_p)
 		pthread_cond_signal(&rn->direct_p->cv);
 	else if (!rn->direct)
-		pthread_cond_signal(&rn->work_cv);
+		io = 1;
 	pthread_mutex_unlock(&rn->mu);
+	if (io)
+		pthread_cond_signal(&rn->work_cv);
 }
 
 /* The end of a direct round: drain the frames that came (the followers'
@@ -3978,8 +3987,8 @@ static int propose_type(struct qfs_rnode *rn, qfs_group_t group, uint8_t type, c
 			rn->qhead = &p;
 		rn->qtail = &p;
 		rn->qlen++;
-		pthread_cond_signal(&rn->work_cv);
 		pthread_mutex_unlock(&rn->mu);
+		pthread_cond_signal(&rn->work_cv); /* after the unlock: see on_wake */
 		while (!__atomic_load_n(&p.done, __ATOMIC_ACQUIRE))
 			(void)syscall(SYS_futex, &p.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 		goto answered;
