@@ -7,8 +7,11 @@
 # 50 skipped): the propose, each replica's WAL sync start and end, the
 # quorum durable (the later of the leader's and the first follower's sync
 # end), the leader taking a frame after it, the leader's and each
-# follower's apply, the answer, op_unlink's return, the client's gap.
-# The follower threads are the two that sync without ever running
+# follower's apply, the answer, op_unlink's return, the client's gap;
+# the leader's two ACCEPT sends and how often the leader lost its CPU
+# between its first send and its own sync (a context switch out of it
+# while runnable: the follower it woke preempted it; doc/perf.md
+# "AFTER 54").  The follower threads are the two that sync without ever running
 # op_unlink; Fa is the one whose sync ends first.  Each probe costs a few
 # microseconds (about ten per unlink).  doc/perf.md "AFTER 36".
 #
@@ -20,7 +23,7 @@ N=1000
 while getopts n:h opt; do
 	case $opt in
 	n) N=$OPTARG ;;
-	*) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 2 ;;
+	*) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -47,9 +50,12 @@ parse() {
 import re, statistics as st, sys
 ev = []
 for line in open(sys.argv[1]):
-    m = re.match(r'\s*(\d+)\s+([\d.]+):\s+\S+:(\w+):', line)
+    m = re.match(r'\s*(\d+)\s+([\d.]+):\s+\S+:(\w+):(.*)', line)
     if m:
-        ev.append((float(m.group(2)) * 1e6, int(m.group(1)), m.group(3).replace('__return', '')))
+        e = m.group(3).replace('__return', '')
+        if e == 'sched_switch':  # the thread switched out while runnable, or not
+            e = 'preempted' if 'prev_state=R ' in m.group(4) else 'slept'
+        ev.append((float(m.group(2)) * 1e6, int(m.group(1)), e))
 ev.sort()
 optids = {t for _, t, e in ev if e == 'op_unlink'}
 cnt = {}
@@ -57,10 +63,11 @@ for _, t, e in ev:
     if e == 'sync' and t not in optids:
         cnt[t] = cnt.get(t, 0) + 1
 fol = sorted(cnt, key=lambda t: -cnt[t])[:2]
-keys = ['propose', 'L_sync', 'Fa_sync', 'Fb_sync', 'L_sync_end', 'Fa_sync_end', 'Fb_sync_end',
+keys = ['propose', 'L_send1', 'L_send2', 'L_sync', 'Fa_sync', 'Fb_sync', 'L_sync_end', 'Fa_sync_end', 'Fb_sync_end',
         'durable', 'L_frame', 'L_apply', 'L_apply_end', 'answer', 'ret',
         'Fa_apply', 'Fa_apply_end', 'Fb_apply', 'Fb_apply_end', 'gap']
 res = {k: [] for k in keys}
+preempted = 0
 starts = [i for i, x in enumerate(ev) if x[2] == 'op_unlink']
 for j in range(50, len(starts) - 1):
     i = starts[j]
@@ -89,6 +96,12 @@ for j in range(50, len(starts) - 1):
         r[name + '_sync'], r[name + '_sync_end'], r[name + '_apply'], r[name + '_apply_end'] = g
     if r['L_sync_end'] is not None and r.get('Fa_sync_end') is not None:
         r['durable'] = max(r['L_sync_end'], r['Fa_sync_end'])
+    sends = [tt for tt, t, e in w if e == 'send' and t == F]
+    if len(sends) >= 2:
+        r['L_send1'], r['L_send2'] = sends[0], sends[1]
+        if r['L_sync'] is not None and any(e == 'preempted' and t == F and sends[0] <= tt <= r['L_sync']
+                                           for tt, t, e in w):
+            preempted += 1
     r['L_frame'] = first(lambda t, e: e == 'frame' and t not in fol, r.get('Fa_sync_end') or t0)
     r['L_apply'] = first(lambda t, e: e == 'apply' and t not in fol)
     r['L_apply_end'] = first(lambda t, e: e == 'apply_ret' and t not in fol)
@@ -98,6 +111,7 @@ for j in range(50, len(starts) - 1):
             res[kk].append(r[kk] - t0)
     res['gap'].append(ev[starts[j + 1]][0] - ev[k][0])
 print('unlinks traced %d (a follower apply ending before its start ended in the unlink before)' % len(res['ret']))
+print('  leader preempted between its first send and its sync: %d of %d' % (preempted, len(res['ret'])))
 for kk in keys:
     v = res[kk]
     if len(v) >= 2:
@@ -113,7 +127,8 @@ for BIN in "$@"; do
 	perf probe -q -x "$BIN" -a "$GRP:op_unlink=op_unlink" -a "$GRP:op_unlink_ret=op_unlink%return" \
 		-a "$GRP:propose=qfs_rnode_propose" -a "$GRP:sync=qfs_wal_sync" \
 		-a "$GRP:sync_ret=qfs_wal_sync%return" -a "$GRP:apply=drive_apply" \
-		-a "$GRP:apply_ret=drive_apply%return" -a "$GRP:frame=on_frame" -a "$GRP:answer=answer" ||
+		-a "$GRP:apply_ret=drive_apply%return" -a "$GRP:frame=on_frame" -a "$GRP:answer=answer" \
+		-a "$GRP:send=qfs_net_send_frame" ||
 		{ echo "serial_trace.sh: perf probe failed on $BIN" >&2; exit 1; }
 	qfs_ab_mount trace "$BIN" # (tests/lib/abba.sh: a fresh data dir, PID set)
 	mkdir "$MNT/b" || exit 1
@@ -126,7 +141,7 @@ for i in range(n):
     os.write(fd, data)
     os.close(fd)
 PY
-	perf record -q -e "$GRP:*" -p "$PID" -o "$T/perf.data" 2>/dev/null &
+	perf record -q -e "$GRP:*" -e sched:sched_switch -p "$PID" -o "$T/perf.data" 2>/dev/null &
 	PP=$!
 	sleep 1
 	echo "bin=$BIN load=$(cut -d' ' -f1 /proc/loadavg)"
@@ -142,7 +157,7 @@ PY
 	kill -INT "$PP"
 	wait "$PP"
 	PP=
-	perf script -i "$T/perf.data" -F tid,time,event --ns >"$T/events.txt" 2>/dev/null
+	perf script -i "$T/perf.data" -F tid,time,event,trace --ns >"$T/events.txt" 2>/dev/null
 	fusermount3 -u "$MNT" || exit 1
 	wait "$PID"
 	PID=
