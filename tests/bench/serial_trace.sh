@@ -11,9 +11,9 @@
 # the leader's two ACCEPT sends and how often the leader lost its CPU
 # between its first send and its own sync (a context switch out of it
 # while runnable: the follower it woke preempted it; doc/perf.md
-# "AFTER 54").  The follower threads are the two that sync without ever running
-# op_unlink; Fa is the one whose sync ends first.  Each probe costs a few
-# microseconds (about ten per unlink).  doc/perf.md "AFTER 36".
+# "AFTER 54").  The follower threads are the two that sync without ever
+# running op_unlink; Fa is the one whose sync ends first.  Each probe
+# costs a few microseconds (about ten per unlink).  doc/perf.md "AFTER 36".
 #
 # Usage (as root, from a build directory):
 #   tests/bench/serial_trace.sh [-n N] [BIN...]   (default BIN ./fs/quorumfs)
